@@ -1,0 +1,91 @@
+// RAdam / Adam / AdamW update kernel over one packed arena, f32x4 SIMD.
+//
+// The host computes every per-step scalar in float64 (see core/scalars.ts) and passes them
+// here rounded to f32; this file only does the per-element work. The arithmetic, and its
+// order, is the same as the TypeScript backend's (cpu/js_backend.ts), so that both produce
+// bit-identical results: every operation below is an IEEE-754 f32 add, mul, div or sqrt,
+// with no fused multiply-add.
+
+/** First byte after the module's static data: where the host may place its arena. */
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+/** `mode` value: adaptive (rectified RAdam, or Adam) update of the parameters. */
+const MODE_ADAPTIVE: i32 = 0;
+/** `mode` value: bias-corrected momentum-SGD update (RAdam before rectification). */
+const MODE_MOMENTUM: i32 = 1;
+// Any other mode: moments only, the parameters are left untouched.
+
+/**
+ * One optimizer step over `n` elements. `params`, `grads`, `m` and `v` are byte addresses of
+ * 16-byte-aligned f32 sections of the arena.
+ *
+ * Per element:
+ *   g = gradScale * grad + coupledDecay * p
+ *   m = beta1 * m + oneMinusBeta1 * g
+ *   v = beta2 * v + oneMinusBeta2 * (g * g)
+ *   adaptive: p = p * paramDecay - stepSize * (m / (sqrt(v) + eps))
+ *   momentum: p = p * paramDecay - stepSize * m
+ */
+export function step(
+  params: usize,
+  grads: usize,
+  m: usize,
+  v: usize,
+  n: i32,
+  gradScale: f32,
+  coupledDecay: f32,
+  beta1: f32,
+  oneMinusBeta1: f32,
+  beta2: f32,
+  oneMinusBeta2: f32,
+  paramDecay: f32,
+  stepSize: f32,
+  eps: f32,
+  mode: i32,
+): void {
+  const gs = f32x4.splat(gradScale);
+  const wd = f32x4.splat(coupledDecay);
+  const b1 = f32x4.splat(beta1);
+  const c1 = f32x4.splat(oneMinusBeta1);
+  const b2 = f32x4.splat(beta2);
+  const c2 = f32x4.splat(oneMinusBeta2);
+  const pd = f32x4.splat(paramDecay);
+  const ss = f32x4.splat(stepSize);
+  const ep = f32x4.splat(eps);
+  const vecEnd = n & ~3;
+  let i = 0;
+  for (; i < vecEnd; i += 4) {
+    const o = <usize>i << 2;
+    const p = v128.load(params + o);
+    const g = f32x4.add(f32x4.mul(gs, v128.load(grads + o)), f32x4.mul(wd, p));
+    const mNew = f32x4.add(f32x4.mul(b1, v128.load(m + o)), f32x4.mul(c1, g));
+    const vNew = f32x4.add(
+      f32x4.mul(b2, v128.load(v + o)),
+      f32x4.mul(c2, f32x4.mul(g, g)),
+    );
+    v128.store(m + o, mNew);
+    v128.store(v + o, vNew);
+    if (mode == MODE_ADAPTIVE) {
+      const q = f32x4.div(mNew, f32x4.add(f32x4.sqrt(vNew), ep));
+      v128.store(params + o, f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, q)));
+    } else if (mode == MODE_MOMENTUM) {
+      v128.store(params + o, f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, mNew)));
+    }
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const p = load<f32>(params + o);
+    const g = gradScale * load<f32>(grads + o) + coupledDecay * p;
+    const mNew = beta1 * load<f32>(m + o) + oneMinusBeta1 * g;
+    const vNew = beta2 * load<f32>(v + o) + oneMinusBeta2 * (g * g);
+    store<f32>(m + o, mNew);
+    store<f32>(v + o, vNew);
+    if (mode == MODE_ADAPTIVE) {
+      store<f32>(params + o, p * paramDecay - stepSize * (mNew / (sqrt<f32>(vNew) + eps)));
+    } else if (mode == MODE_MOMENTUM) {
+      store<f32>(params + o, p * paramDecay - stepSize * mNew);
+    }
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * What a backend provides to the state machinery in core/state.ts: tensor slots held where the
+ * kernel runs, a way to load gradients into them, and the fused update.
+ *
+ * @module
+ */
+import type { ArenaLayout } from "./arena.ts";
+import type { BackendName } from "./options.ts";
+import type { StepScalars } from "./scalars.ts";
+
+/** A backend holding one state's arena. `T` is the type of its tensor slots. */
+export interface Backend<T = Float32Array> {
+  readonly name: BackendName;
+  readonly layout: ArenaLayout;
+  /** Parameter slots, by name. */
+  readonly params: Readonly<Record<string, T>>;
+  /** Gradient slots, by name. */
+  readonly grads: Readonly<Record<string, T>>;
+  /**
+   * Copies already-validated gradients into the gradient slots; a value that is the slot itself
+   * is not copied.
+   */
+  loadGrads(grads: T | Readonly<Record<string, T>>): void;
+  /** Runs one fused step over the whole arena. */
+  update(scalars: StepScalars): void;
+  /** Copies of one arena section (see core/arena.ts), by tensor name. */
+  readSection(section: number): Promise<Record<string, Float32Array>>;
+}

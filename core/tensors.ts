@@ -1,0 +1,127 @@
+/**
+ * Checks and normalizes the tensors a caller hands in: parameters at `init`, gradients at
+ * `step`. Every check runs before anything is copied, so a bad call changes nothing.
+ *
+ * @module
+ */
+
+/**
+ * Parameters: a record of named `Float32Array`s, or a single `Float32Array` (which the
+ * optimizer then names {@linkcode SINGLE_TENSOR_NAME}).
+ */
+export type Params = Float32Array | Readonly<Record<string, Float32Array>>;
+
+/** The name under which a bare `Float32Array` passed as params is held: the empty string. */
+export const SINGLE_TENSOR_NAME = "";
+
+/** Named tensors in a fixed order, as validated at init. */
+export interface NamedTensors {
+  readonly names: readonly string[];
+  readonly arrays: readonly Float32Array[];
+}
+
+function describe(x: unknown): string {
+  if (x === null) return "null";
+  if (typeof x !== "object") return typeof x;
+  return (x as object).constructor?.name ?? "object";
+}
+
+function label(name: string): string {
+  return name === SINGLE_TENSOR_NAME ? "the parameter tensor" : `parameter ${JSON.stringify(name)}`;
+}
+
+/** Validates the params given to `init` (TypeError/RangeError naming the tensor). */
+export function checkParams(params: unknown): NamedTensors {
+  if (params instanceof Float32Array) {
+    checkFinite(SINGLE_TENSOR_NAME, params);
+    return { names: [SINGLE_TENSOR_NAME], arrays: [params] };
+  }
+  if (typeof params !== "object" || params === null || Array.isArray(params)) {
+    throw new TypeError(
+      `Params must be a Float32Array or a record of named Float32Arrays, got ${describe(params)}`,
+    );
+  }
+  const names = Object.keys(params);
+  if (names.length === 0) {
+    throw new RangeError("Params must hold at least one tensor, got an empty record");
+  }
+  const arrays: Float32Array[] = [];
+  for (const name of names) {
+    const value = (params as Record<string, unknown>)[name];
+    if (!(value instanceof Float32Array)) {
+      throw new TypeError(`Expected ${label(name)} to be a Float32Array, got ${describe(value)}`);
+    }
+    arrays.push(value);
+  }
+  for (let i = 0; i < names.length; i++) checkFinite(names[i], arrays[i]);
+  return { names, arrays };
+}
+
+function checkFinite(name: string, data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new RangeError(
+        `Expected ${label(name)} to hold finite numbers, got ${data[i]} at index ${i}`,
+      );
+    }
+  }
+}
+
+/**
+ * Validates the gradients given to `step` against the tensors of the state: same names, each a
+ * Float32Array of the parameter's length. Returns nothing; throws TypeError/RangeError.
+ */
+export function checkGrads(
+  grads: unknown,
+  names: readonly string[],
+  lengths: readonly number[],
+): void {
+  if (grads instanceof Float32Array) {
+    if (names.length !== 1) {
+      throw new TypeError(
+        `A bare Float32Array gradient needs a state with one tensor; this state has ${names.length}: pass a record keyed by ${
+          names.map((n) => JSON.stringify(n)).join(", ")
+        }`,
+      );
+    }
+    checkGradLength(names[0], grads, lengths[0]);
+    return;
+  }
+  if (typeof grads !== "object" || grads === null || Array.isArray(grads)) {
+    throw new TypeError(
+      `Grads must be a Float32Array or a record of named Float32Arrays, got ${describe(grads)}`,
+    );
+  }
+  const record = grads as Record<string, unknown>;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i];
+    const value = record[name];
+    if (value === undefined && !(name in record)) {
+      throw new TypeError(`Missing gradient for ${label(name)}`);
+    }
+    if (!(value instanceof Float32Array)) {
+      throw new TypeError(
+        `Expected the gradient of ${label(name)} to be a Float32Array, got ${describe(value)}`,
+      );
+    }
+    checkGradLength(name, value, lengths[i]);
+  }
+  let count = 0;
+  for (const key in record) {
+    if (Object.hasOwn(record, key)) count++;
+  }
+  if (count !== names.length) {
+    const extra = Object.keys(record).filter((k) => !names.includes(k));
+    throw new TypeError(
+      `Unexpected gradient ${JSON.stringify(extra[0])}: the state holds no parameter of that name`,
+    );
+  }
+}
+
+function checkGradLength(name: string, grad: Float32Array, expected: number): void {
+  if (grad.length !== expected) {
+    throw new RangeError(
+      `Expected the gradient of ${label(name)} to have length ${expected}, got ${grad.length}`,
+    );
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The CPU backends' common shape: an arena in one ArrayBuffer (a WebAssembly memory, or a plain
+ * buffer for the TypeScript backend) with per-tensor views, and a kernel that updates it.
+ *
+ * @module
+ */
+import { type ArenaLayout, GRADS, PARAMS, sectionViews } from "../core/arena.ts";
+import type { Backend } from "../core/backend.ts";
+import type { BackendName } from "../core/options.ts";
+import type { StepScalars } from "../core/scalars.ts";
+
+/** Runs one step over the arena at `base` in `buffer`. */
+export type CpuKernel = (scalars: StepScalars) => void;
+
+/** A CPU backend: views into an arena, and the kernel that steps it. */
+export class CpuBackend implements Backend<Float32Array> {
+  readonly params: Readonly<Record<string, Float32Array>>;
+  readonly grads: Readonly<Record<string, Float32Array>>;
+  readonly #gradList: Float32Array[];
+
+  constructor(
+    readonly name: BackendName,
+    readonly layout: ArenaLayout,
+    readonly buffer: ArrayBufferLike,
+    readonly base: number,
+    readonly update: CpuKernel,
+  ) {
+    this.params = sectionViews(buffer, base, layout, PARAMS);
+    this.grads = sectionViews(buffer, base, layout, GRADS);
+    this.#gradList = layout.names.map((n) => this.grads[n]);
+  }
+
+  loadGrads(grads: Float32Array | Readonly<Record<string, Float32Array>>): void {
+    if (grads === this.grads) return;
+    const names = this.layout.names;
+    if (grads instanceof Float32Array) {
+      if (grads !== this.#gradList[0]) this.#gradList[0].set(grads);
+      return;
+    }
+    for (let i = 0; i < names.length; i++) {
+      const src = grads[names[i]];
+      if (src !== this.#gradList[i]) this.#gradList[i].set(src);
+    }
+  }
+
+  readSection(section: number): Promise<Record<string, Float32Array>> {
+    const views = sectionViews(this.buffer, this.base, this.layout, section);
+    const out: Record<string, Float32Array> = {};
+    for (const name of this.layout.names) out[name] = views[name].slice();
+    return Promise.resolve(out);
+  }
+}

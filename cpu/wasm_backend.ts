@@ -1,0 +1,122 @@
+/**
+ * The WASM SIMD backend: the compiled AssemblyScript kernel (assembly/index.ts), one instance
+ * per state, with the arena in that instance's linear memory. The memory grows once, at init,
+ * and never again, so the per-tensor views stay valid for the life of the state.
+ *
+ * @module
+ */
+import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, GRADS, PARAMS } from "../core/arena.ts";
+import type { StepScalars } from "../core/scalars.ts";
+import { CpuBackend } from "./cpu_backend.ts";
+import { KERNELS_WASM_BASE64 } from "./kernels_wasm.generated.ts";
+
+/** Largest linear memory a 32-bit WebAssembly module can address: 65536 pages of 64 KiB. */
+export const MAX_WASM_MEMORY_BYTES = 65536 * 65536;
+
+const PAGE_BYTES = 65536;
+
+interface KernelExports {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  step(
+    params: number,
+    grads: number,
+    m: number,
+    v: number,
+    n: number,
+    gradScale: number,
+    coupledDecay: number,
+    beta1: number,
+    oneMinusBeta1: number,
+    beta2: number,
+    oneMinusBeta2: number,
+    paramDecay: number,
+    stepSize: number,
+    eps: number,
+    mode: number,
+  ): void;
+}
+
+let bytes: Uint8Array<ArrayBuffer> | undefined;
+let compiled: Promise<WebAssembly.Module> | undefined;
+
+/** The kernel module's bytes, decoded once. */
+export function kernelBytes(): Uint8Array<ArrayBuffer> {
+  if (!bytes) {
+    const binary = atob(KERNELS_WASM_BASE64);
+    bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  }
+  return bytes;
+}
+
+/** Whether this runtime can run the kernel module (it needs WebAssembly SIMD). */
+export function wasmSimdSupported(): boolean {
+  return typeof WebAssembly === "object" && WebAssembly.validate(kernelBytes());
+}
+
+/** Bytes of linear memory a state of this layout needs, static data included. */
+function requiredBytes(heapBase: number, layout: ArenaLayout): number {
+  return Math.ceil(heapBase / 16) * 16 + layout.byteLength;
+}
+
+/**
+ * Throws a RangeError, before anything is allocated, when `layout` cannot fit in 32-bit
+ * WebAssembly memory.
+ */
+export function checkWasmCapacity(layout: ArenaLayout): void {
+  // The static data of the kernel module is a few bytes; one page bounds it.
+  const needed = requiredBytes(PAGE_BYTES, layout);
+  if (needed > MAX_WASM_MEMORY_BYTES) {
+    throw new RangeError(
+      `The model has ${layout.total} parameters; its optimizer arena (params, grads, exp_avg, exp_avg_sq: 16 bytes a parameter) needs ${needed} bytes, more than 32-bit WebAssembly memory can address (4 GiB). Split the parameters between several optimizers, or use the webgpu backend.`,
+    );
+  }
+}
+
+/** Instantiates the kernel with an arena for `layout` in its memory. */
+export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend> {
+  checkWasmCapacity(layout);
+  compiled ??= WebAssembly.compile(kernelBytes());
+  const instance = await WebAssembly.instantiate(await compiled, {});
+  const k = instance.exports as unknown as KernelExports;
+  const heapBase = k.heapBase();
+  const base = Math.ceil(heapBase / 16) * 16;
+  const needed = requiredBytes(heapBase, layout);
+  const have = k.memory.buffer.byteLength;
+  if (needed > have) {
+    try {
+      k.memory.grow(Math.ceil((needed - have) / PAGE_BYTES));
+    } catch (cause) {
+      throw new RangeError(
+        `Cannot grow WebAssembly memory to ${needed} bytes for ${layout.total} parameters`,
+        { cause },
+      );
+    }
+  }
+  const sectionBytes = layout.sectionLength * 4;
+  const p = base + PARAMS * sectionBytes;
+  const g = base + GRADS * sectionBytes;
+  const m = base + EXP_AVG * sectionBytes;
+  const v = base + EXP_AVG_SQ * sectionBytes;
+  const n = layout.total;
+  const kernel = (s: StepScalars) =>
+    k.step(
+      p,
+      g,
+      m,
+      v,
+      n,
+      s.gradScale,
+      s.coupledDecay,
+      s.beta1,
+      s.oneMinusBeta1,
+      s.beta2,
+      s.oneMinusBeta2,
+      s.paramDecay,
+      s.stepSize,
+      s.eps,
+      s.mode,
+    );
+  return new CpuBackend("wasm", layout, k.memory.buffer, base, kernel);
+}
