@@ -83,7 +83,7 @@ export interface Optimizer {
   init(params: Params): Promise<OptimizerState>;
 }
 
-export type { ResolvedConfig };
+export type { ResolvedConfig, RuleKind };
 
 function pickBackend(choice: BackendChoice): BackendName {
   if (choice === "js") return "js";

@@ -22,11 +22,15 @@ const MODE_MOMENTUM: i32 = 1;
  * 16-byte-aligned f32 sections of the arena.
  *
  * Per element:
- *   g = gradScale * grad + coupledDecay * p
+ *   g = gradScale * grad (+ coupledDecay * p, only when coupledDecay != 0)
  *   m = beta1 * m + oneMinusBeta1 * g
  *   v = beta2 * v + oneMinusBeta2 * (g * g)
  *   adaptive: p = p * paramDecay - stepSize * (m / (sqrt(v) + eps))
  *   momentum: p = p * paramDecay - stepSize * m
+ *
+ * The weight-decay term is skipped, not multiplied by zero, when there is none, so that a
+ * non-finite parameter never leaks into the moments (PyTorch skips it too). Each combination of
+ * (coupled decay, mode) gets its own loop, specialised at compile time.
  */
 export function step(
   params: usize,
@@ -45,6 +49,148 @@ export function step(
   eps: f32,
   mode: i32,
 ): void {
+  if (coupledDecay != 0) {
+    if (mode == MODE_ADAPTIVE) {
+      loop(
+        params,
+        grads,
+        m,
+        v,
+        n,
+        gradScale,
+        coupledDecay,
+        beta1,
+        oneMinusBeta1,
+        beta2,
+        oneMinusBeta2,
+        paramDecay,
+        stepSize,
+        eps,
+        true,
+        MODE_ADAPTIVE,
+      );
+    } else if (mode == MODE_MOMENTUM) {
+      loop(
+        params,
+        grads,
+        m,
+        v,
+        n,
+        gradScale,
+        coupledDecay,
+        beta1,
+        oneMinusBeta1,
+        beta2,
+        oneMinusBeta2,
+        paramDecay,
+        stepSize,
+        eps,
+        true,
+        MODE_MOMENTUM,
+      );
+    } else {
+      loop(
+        params,
+        grads,
+        m,
+        v,
+        n,
+        gradScale,
+        coupledDecay,
+        beta1,
+        oneMinusBeta1,
+        beta2,
+        oneMinusBeta2,
+        paramDecay,
+        stepSize,
+        eps,
+        true,
+        -1,
+      );
+    }
+  } else {
+    if (mode == MODE_ADAPTIVE) {
+      loop(
+        params,
+        grads,
+        m,
+        v,
+        n,
+        gradScale,
+        coupledDecay,
+        beta1,
+        oneMinusBeta1,
+        beta2,
+        oneMinusBeta2,
+        paramDecay,
+        stepSize,
+        eps,
+        false,
+        MODE_ADAPTIVE,
+      );
+    } else if (mode == MODE_MOMENTUM) {
+      loop(
+        params,
+        grads,
+        m,
+        v,
+        n,
+        gradScale,
+        coupledDecay,
+        beta1,
+        oneMinusBeta1,
+        beta2,
+        oneMinusBeta2,
+        paramDecay,
+        stepSize,
+        eps,
+        false,
+        MODE_MOMENTUM,
+      );
+    } else {
+      loop(
+        params,
+        grads,
+        m,
+        v,
+        n,
+        gradScale,
+        coupledDecay,
+        beta1,
+        oneMinusBeta1,
+        beta2,
+        oneMinusBeta2,
+        paramDecay,
+        stepSize,
+        eps,
+        false,
+        -1,
+      );
+    }
+  }
+}
+
+// @ts-ignore: decorator
+
+function loop(
+  params: usize,
+  grads: usize,
+  m: usize,
+  v: usize,
+  n: i32,
+  gradScale: f32,
+  coupledDecay: f32,
+  beta1: f32,
+  oneMinusBeta1: f32,
+  beta2: f32,
+  oneMinusBeta2: f32,
+  paramDecay: f32,
+  stepSize: f32,
+  eps: f32,
+  coupled: bool,
+  mode: i32,
+): void {
+  // Constants splatted once.
   const gs = f32x4.splat(gradScale);
   const wd = f32x4.splat(coupledDecay);
   const b1 = f32x4.splat(beta1);
@@ -56,10 +202,12 @@ export function step(
   const ep = f32x4.splat(eps);
   const vecEnd = n & ~3;
   let i = 0;
+  // v128 main loop.
   for (; i < vecEnd; i += 4) {
-    const o = <usize>i << 2;
+    const o = <usize> i << 2;
     const p = v128.load(params + o);
-    const g = f32x4.add(f32x4.mul(gs, v128.load(grads + o)), f32x4.mul(wd, p));
+    let g = f32x4.mul(gs, v128.load(grads + o));
+    if (coupled) g = f32x4.add(g, f32x4.mul(wd, p));
     const mNew = f32x4.add(f32x4.mul(b1, v128.load(m + o)), f32x4.mul(c1, g));
     const vNew = f32x4.add(
       f32x4.mul(b2, v128.load(v + o)),
@@ -74,10 +222,12 @@ export function step(
       v128.store(params + o, f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, mNew)));
     }
   }
+  // Scalar tail: the same operations, one lane at a time.
   for (; i < n; i++) {
-    const o = <usize>i << 2;
+    const o = <usize> i << 2;
     const p = load<f32>(params + o);
-    const g = gradScale * load<f32>(grads + o) + coupledDecay * p;
+    let g = gradScale * load<f32>(grads + o);
+    if (coupled) g = g + coupledDecay * p;
     const mNew = beta1 * load<f32>(m + o) + oneMinusBeta1 * g;
     const vNew = beta2 * load<f32>(v + o) + oneMinusBeta2 * (g * g);
     store<f32>(m + o, mNew);

@@ -61,18 +61,29 @@ export type RuleKind = "radam" | "adam";
 
 /** Options after defaults and validation; numbers are float64. */
 export interface ResolvedConfig {
+  /** The update rule: "radam", or "adam" (Adam and AdamW). */
   readonly kind: RuleKind;
   /** The optimizer's public name: "radam", "adam" or "adamw". */
   readonly name: string;
+  /** Learning rate or schedule. */
   readonly lr: LearningRate;
+  /** β1, the first-moment coefficient. */
   readonly beta1: number;
+  /** β2, the second-moment coefficient. */
   readonly beta2: number;
+  /** Denominator term. */
   readonly eps: number;
+  /** Weight decay coefficient. */
   readonly weightDecay: number;
+  /** Whether weight decay is decoupled (AdamW style). */
   readonly decoupledWeightDecay: boolean;
+  /** Whether the objective is maximized. */
   readonly maximize: boolean;
+  /** RAdam's rectification threshold on ρt (strict >). */
   readonly threshold: number;
+  /** RAdam: momentum-SGD steps before rectification (true) or none (false). */
   readonly degenerateToSgd: boolean;
+  /** The backend requested. */
   readonly backend: BackendChoice;
 }
 
@@ -182,7 +193,13 @@ export function resolveOptions(
     beta1: checkNumber("betas[0]", betas[0], 0, 1, false),
     beta2: checkNumber("betas[1]", betas[1], 0, 1, false),
     eps: checkNumber("eps", o.eps ?? 1e-8, 0, Infinity, true),
-    weightDecay: checkNumber("weightDecay", o.weightDecay ?? defaults.weightDecay, 0, Infinity, true),
+    weightDecay: checkNumber(
+      "weightDecay",
+      o.weightDecay ?? defaults.weightDecay,
+      0,
+      Infinity,
+      true,
+    ),
     decoupledWeightDecay: checkBoolean(
       "decoupledWeightDecay",
       o.decoupledWeightDecay,

@@ -97,7 +97,13 @@ export async function initState(
   for (let i = 0; i < tensors.names.length; i++) {
     backend.params[tensors.names[i]].set(tensors.arrays[i]);
   }
-  return new StateHandle({ config, backend, scalars: emptyScalars(), steps: 0, current: undefined });
+  return new StateHandle({
+    config,
+    backend,
+    scalars: emptyScalars(),
+    steps: 0,
+    current: undefined,
+  });
 }
 
 function coreOf(state: unknown): Core {
@@ -112,7 +118,9 @@ function learningRateAt(config: ResolvedConfig, t: number): number {
   const lr = typeof config.lr === "function" ? config.lr(t) : config.lr;
   if (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0) {
     throw new RangeError(
-      `The learning-rate schedule returned ${String(lr)} at step ${t}; expected a finite number ≥ 0`,
+      `The learning-rate schedule returned ${
+        String(lr)
+      } at step ${t}; expected a finite number ≥ 0`,
     );
   }
   return lr;

@@ -33,9 +33,11 @@ export function jsStep(
   const b2 = f32(s.beta2), c2 = f32(s.oneMinusBeta2);
   const pd = f32(s.paramDecay), ss = f32(s.stepSize), eps = f32(s.eps);
   const mode = s.mode;
+  const coupled = wd !== 0;
   for (let i = 0; i < n; i++) {
     const pi = p[i];
-    const gi = f32(f32(gs * g[i]) + f32(wd * pi));
+    let gi = f32(gs * g[i]);
+    if (coupled) gi = f32(gi + f32(wd * pi));
     const mi = f32(f32(b1 * m[i]) + f32(c1 * gi));
     const vi = f32(f32(b2 * v[i]) + f32(c2 * f32(gi * gi)));
     m[i] = mi;

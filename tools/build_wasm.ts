@@ -15,7 +15,7 @@ import asc from "assemblyscript/asc";
 export const GENERATED_PATH = "cpu/kernels_wasm.generated.ts";
 
 /** Compiles the kernels and returns the wasm bytes. */
-export async function compileKernels(): Promise<Uint8Array> {
+export async function compileKernels(): Promise<Uint8Array<ArrayBuffer>> {
   let wasm: Uint8Array | undefined;
   const { error, stderr } = await asc.main(
     ["--config", "asconfig.json", "--target", "release"],
@@ -27,7 +27,7 @@ export async function compileKernels(): Promise<Uint8Array> {
   );
   if (error) throw new Error(`asc failed: ${error.message}\n${stderr.toString()}`);
   if (!wasm) throw new Error("asc produced no .wasm output");
-  return wasm;
+  return new Uint8Array(wasm);
 }
 
 function toBase64(bytes: Uint8Array): string {

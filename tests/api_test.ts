@@ -1,0 +1,121 @@
+import assert from "node:assert/strict";
+import { adam, adamw, radam, readMoments, readParams, SINGLE_TENSOR_NAME, step } from "../mod.ts";
+import { lastScalars } from "../core/state.ts";
+
+const grad = (n: number, x: number) => new Float32Array(n).fill(x);
+
+Deno.test("the library runs with no permissions granted", () => {
+  for (const name of ["read", "write", "net", "env", "run", "ffi", "sys"] as const) {
+    assert.notEqual(Deno.permissions.querySync({ name }).state, "granted", name);
+  }
+});
+
+Deno.test('backend "auto" picks wasm where WebAssembly SIMD exists (here)', async () => {
+  const state = await radam().init({ w: grad(3, 1) });
+  assert.equal(state.backend, "wasm");
+  assert.equal((await radam({ backend: "js" }).init({ w: grad(3, 1) })).backend, "js");
+});
+
+Deno.test("optimizer values carry their resolved settings", () => {
+  assert.equal(radam().settings.threshold, 5);
+  assert.equal(adam().settings.weightDecay, 0);
+  assert.equal(adamw().settings.weightDecay, 1e-2);
+  assert.equal(adamw().settings.decoupledWeightDecay, true);
+  assert.equal(adam().settings.decoupledWeightDecay, false);
+  assert.equal(adamw({ weightDecay: 0.5 }).name, "adamw");
+});
+
+for (const backend of ["wasm", "js"] as const) {
+  Deno.test(`${backend}: zero-copy slots give the same result as copied gradients`, async () => {
+    const p = { a: new Float32Array([1, 2, 3, 4, 5]), b: new Float32Array([-1, 0.5]) };
+    let copied = await radam({ backend, lr: 0.1 }).init(p);
+    let zero = await radam({ backend, lr: 0.1 }).init(p);
+    const slotA = zero.grads.a, slotB = zero.grads.b, paramA = zero.params.a;
+    for (let t = 1; t <= 10; t++) {
+      const g = { a: grad(5, Math.sin(t)), b: grad(2, Math.cos(t)) };
+      copied = step(copied, g);
+      zero.grads.a.set(g.a);
+      zero.grads.b.set(g.b);
+      zero = t % 2 ? step(zero) : step(zero, zero.grads);
+    }
+    assert.deepEqual(await readParams(zero), await readParams(copied));
+    // the views are the same objects, still valid, and live
+    assert.equal(zero.grads.a, slotA);
+    assert.equal(zero.grads.b, slotB);
+    assert.equal(zero.params.a, paramA);
+    assert.deepEqual(paramA, (await readParams(zero)).a);
+  });
+
+  Deno.test(`${backend}: step returns a new state and consumes the old one`, async () => {
+    const s0 = await radam({ backend }).init({ w: grad(4, 1) });
+    const s1 = step(s0, { w: grad(4, 1) });
+    assert.notEqual(s0, s1);
+    assert.equal(s1.step, 1);
+    const consumed = /consumed by step\(\)/;
+    assert.throws(() => s0.step, consumed);
+    assert.throws(() => s0.params, consumed);
+    assert.throws(() => step(s0, { w: grad(4, 1) }), consumed);
+    await assert.rejects(async () => await readParams(s0), consumed);
+    assert.equal(step(s1, { w: grad(4, 1) }).step, 2);
+  });
+
+  Deno.test(`${backend}: a bare Float32Array is one tensor named ""`, async () => {
+    let state = await adam({ backend }).init(new Float32Array([1, 2, 3]));
+    assert.deepEqual(state.names, [SINGLE_TENSOR_NAME]);
+    state = step(state, new Float32Array([1, 1, 1]));
+    state = step(state, { "": new Float32Array([1, 1, 1]) });
+    const params = await readParams(state);
+    assert.deepEqual(Object.keys(params), [""]);
+    assert.ok(params[""][0] < 1);
+  });
+
+  Deno.test(`${backend}: init copies params; readParams returns copies`, async () => {
+    const w = new Float32Array([1, 2]);
+    let state = await radam({ backend }).init({ w });
+    const snapshot = (await readParams(state)).w;
+    w[0] = 100;
+    assert.equal(state.params.w[0], 1, "caller's array is not the arena");
+    state = step(state, { w: grad(2, 1) });
+    assert.deepEqual(snapshot, new Float32Array([1, 2]), "copy did not change");
+  });
+
+  Deno.test(`${backend}: lr schedules are called with the 1-based step`, async () => {
+    const seen: number[] = [];
+    let state = await radam({ backend, lr: (t) => (seen.push(t), 0.01 * t) }).init(grad(4, 1));
+    for (let i = 0; i < 8; i++) state = step(state, grad(4, 1));
+    assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  Deno.test(`${backend}: Adam's first step moves each weight by lr (sign of the gradient)`, async () => {
+    let state = await adam({ backend, lr: 1e-3 }).init({ w: new Float32Array([1, -1, 0]) });
+    state = step(state, { w: new Float32Array([0.5, -2, 3]) });
+    const { w } = await readParams(state);
+    const expected = [1 - 1e-3, -1 + 1e-3, -1e-3];
+    for (let i = 0; i < 3; i++) assert.ok(Math.abs(w[i] - expected[i]) < 1e-7, `${w[i]}`);
+    const { exp_avg, exp_avg_sq } = await readMoments(state);
+    assert.ok(Math.abs(exp_avg.w[1] - -0.2) < 1e-7);
+    assert.ok(Math.abs(exp_avg_sq.w[1] - 0.004) < 1e-9);
+    assert.equal(lastScalars(state).rectifier, 1);
+  });
+
+  Deno.test(`${backend}: maximize climbs instead of descending`, async () => {
+    let state = await radam({ backend, maximize: true, lr: 0.1 }).init({ w: grad(3, 0) });
+    state = step(state, { w: grad(3, 1) });
+    assert.ok((await readParams(state)).w.every((x) => x > 0));
+  });
+
+  Deno.test(`${backend}: zero-length tensors are allowed beside others`, async () => {
+    let state = await radam({ backend }).init({ empty: new Float32Array(0), w: grad(3, 1) });
+    state = step(state, { empty: new Float32Array(0), w: grad(3, 1) });
+    assert.equal((await readParams(state)).empty.length, 0);
+  });
+}
+
+Deno.test("states are independent: growing one instance never detaches another's views", async () => {
+  const a = await radam().init({ w: grad(8, 1) });
+  const view = a.params.w;
+  const big = await radam().init({ w: new Float32Array(1 << 20) });
+  assert.equal(view.length, 8, "view still attached");
+  assert.equal(view[0], 1);
+  assert.equal(big.params.w.length, 1 << 20);
+});

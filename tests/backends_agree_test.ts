@@ -1,0 +1,37 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { step } from "../mod.ts";
+import { caseArb, caseData, optimizerFor, readAll } from "./cases.ts";
+
+/** The f32 bit patterns of `a` (NaNs of any payload map to one pattern). */
+function bits(a: ArrayLike<number>): Uint32Array {
+  const f = Float32Array.from(a, (x) => (Number.isNaN(x) ? NaN : x));
+  return new Uint32Array(f.buffer);
+}
+
+Deno.test("wasm and js give bit-identical params and moments at every step", async () => {
+  await fc.assert(
+    fc.asyncProperty(caseArb(50), async (c) => {
+      const { params, grads } = caseData(c);
+      let wasm = await optimizerFor(c, "wasm").init(params);
+      let js = await optimizerFor(c, "js").init(params);
+      assert.equal(wasm.backend, "wasm");
+      assert.equal(js.backend, "js");
+      for (let t = 1; t <= c.steps; t++) {
+        wasm = step(wasm, grads(t));
+        js = step(js, grads(t));
+        const [a, b] = [await readAll(wasm), await readAll(js)];
+        for (const name of Object.keys(a)) {
+          for (const field of ["p", "m", "v"] as const) {
+            assert.deepEqual(
+              bits(a[name][field]),
+              bits(b[name][field]),
+              `${field} of ${name} at step ${t}`,
+            );
+          }
+        }
+      }
+    }),
+    { numRuns: 100 },
+  );
+});

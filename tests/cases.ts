@@ -1,0 +1,190 @@
+/**
+ * Random optimizer cases shared by every backend's tests: a fast-check arbitrary of
+ * hyperparameters and tensor sizes, seeded data, and a check that runs a case on one backend
+ * step by step against the float64 reference (tests/reference.ts).
+ */
+import fc from "fast-check";
+import {
+  adam,
+  adamw,
+  type OptimizerState,
+  radam,
+  type RAdamOptions,
+  readMoments,
+  readParams,
+  step,
+} from "../mod.ts";
+import { firstMismatch, type RefConfig, type RefState, refStep, toF64 } from "./reference.ts";
+
+/** A random case: which optimizer, its options, the tensor sizes, steps and a data seed. */
+export interface Case {
+  kind: "radam" | "adam" | "adamw";
+  options: RAdamOptions;
+  /** A learning-rate schedule instead of a constant (the constant scales it). */
+  schedule: boolean;
+  lengths: number[];
+  steps: number;
+  seed: number;
+}
+
+/** Sizes that exercise the SIMD main loop and its scalar tail. */
+const SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 33, 64, 257, 4097];
+
+/**
+ * A double in [min, max], where values below 1e-30 become exactly 0: hyperparameters that
+ * would round to a subnormal or zero f32 are a representation corner, not a kernel property.
+ */
+function real(min: number, max: number): fc.Arbitrary<number> {
+  return fc.double({ min, max, noNaN: true }).map((x) => (x < 1e-30 ? 0 : x));
+}
+
+const beta2Arb = fc.oneof(
+  real(0, 0.6), // ρ∞ ≤ 4: never rectified
+  real(0.6, 0.99),
+  fc.constantFrom(0.999, 0.9999, 1 - 1e-6), // near 1
+);
+
+/** The arbitrary of cases; `steps` at least `minSteps`. */
+export function caseArb(minSteps = 50): fc.Arbitrary<Case> {
+  return fc.record({
+    kind: fc.constantFrom("radam" as const, "adam" as const, "adamw" as const),
+    options: fc.record({
+      lr: fc.oneof(fc.constant(0), real(1e-5, 0.1)),
+      betas: fc.tuple(
+        fc.oneof(fc.constant(0), real(0, 0.99)),
+        beta2Arb,
+      ),
+      eps: fc.constantFrom(0, 1e-12, 1e-8, 1e-5, 1e-3),
+      weightDecay: fc.oneof(fc.constant(0), real(0, 0.1)),
+      decoupledWeightDecay: fc.boolean(),
+      maximize: fc.boolean(),
+      threshold: fc.constantFrom(4, 5, 6, 8, 20),
+      degenerateToSgd: fc.boolean(),
+    }),
+    schedule: fc.boolean(),
+    lengths: fc.array(fc.constantFrom(...SIZES), { minLength: 1, maxLength: 6 }),
+    steps: fc.integer({ min: minSteps, max: minSteps + 10 }),
+    seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+  });
+}
+
+/** A small deterministic PRNG (mulberry32), so a case's data follows from its seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), a | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Random f32 data: magnitudes spread over 10⁻⁶ … 10², some exact zeros. */
+export function randomTensor(rand: () => number, length: number): Float32Array {
+  const out = new Float32Array(length);
+  const scale = 10 ** (rand() * 8 - 6);
+  for (let i = 0; i < length; i++) {
+    const u = rand();
+    out[i] = u < 0.03 ? 0 : (rand() * 2 - 1) * scale * 10 ** (rand() * 2 - 1);
+  }
+  return out;
+}
+
+/** Names of a case's tensors: a transformer-like state dict. */
+export function tensorNames(c: Case): string[] {
+  return c.lengths.map((_, i) => `layers.${i}.weight`);
+}
+
+/** The case's learning rate at step t (a warmup-cosine shape when scheduled). */
+export function lrAt(c: Case, t: number): number {
+  const base = c.options.lr as number;
+  if (!c.schedule) return base;
+  return base * Math.min(1, t / 4) * (0.5 + 0.5 * Math.cos(t / 10));
+}
+
+/** The optimizer a case describes, on `backend`. */
+export function optimizerFor(c: Case, backend: RAdamOptions["backend"]) {
+  const lr = c.schedule ? (t: number) => lrAt(c, t) : c.options.lr;
+  if (c.kind === "radam") return radam({ ...c.options, lr, backend });
+  const { threshold: _t, degenerateToSgd: _d, ...rest } = c.options;
+  return c.kind === "adam" ? adam({ ...rest, lr, backend }) : adamw({ ...rest, lr, backend });
+}
+
+/** The reference configuration of a case. */
+export function refConfig(c: Case): RefConfig {
+  const o = c.options;
+  const adamLike = c.kind !== "radam";
+  return {
+    kind: adamLike ? "adam" : "radam",
+    beta1: o.betas![0],
+    beta2: o.betas![1],
+    eps: o.eps!,
+    weightDecay: o.weightDecay!,
+    decoupled: c.kind === "adamw" ? (o.decoupledWeightDecay ?? true) : !!o.decoupledWeightDecay,
+    maximize: !!o.maximize,
+    threshold: o.threshold ?? 5,
+    degenerateToSgd: o.degenerateToSgd ?? true,
+  };
+}
+
+/** Initial params and the gradient of each step, from the case's seed. */
+export function caseData(c: Case): {
+  params: Record<string, Float32Array>;
+  grads: (t: number) => Record<string, Float32Array>;
+} {
+  const names = tensorNames(c);
+  const rand = prng(c.seed);
+  const params: Record<string, Float32Array> = {};
+  names.forEach((n, i) => params[n] = randomTensor(rand, c.lengths[i]));
+  const all: Record<string, Float32Array>[] = [];
+  for (let t = 1; t <= c.steps; t++) {
+    const g: Record<string, Float32Array> = {};
+    names.forEach((n, i) => g[n] = randomTensor(rand, c.lengths[i]));
+    all.push(g);
+  }
+  return { params, grads: (t) => all[t - 1] };
+}
+
+/** Reads a state's params and moments as float64 reference state, per tensor. */
+export async function readAll(state: OptimizerState): Promise<Record<string, RefState>> {
+  const params = await readParams(state);
+  const { exp_avg, exp_avg_sq } = await readMoments(state);
+  const out: Record<string, RefState> = {};
+  for (const name of Object.keys(params)) {
+    out[name] = { p: toF64(params[name]), m: toF64(exp_avg[name]), v: toF64(exp_avg_sq[name]) };
+  }
+  return out;
+}
+
+/**
+ * Runs case `c` on a state from `init`, and after every step compares params, exp_avg and
+ * exp_avg_sq with one float64 reference step taken from the state before it, within the
+ * reference's error bound. Throws an Error describing the first disagreement.
+ */
+export async function checkAgainstReference(
+  c: Case,
+  init: (params: Record<string, Float32Array>) => Promise<OptimizerState>,
+): Promise<void> {
+  const cfg = refConfig(c);
+  const { params, grads } = caseData(c);
+  let state = await init(params);
+  let before = await readAll(state);
+  for (let t = 1; t <= c.steps; t++) {
+    state = step(state, grads(t));
+    const after = await readAll(state);
+    for (const name of Object.keys(after)) {
+      const ref = refStep(cfg, before[name], grads(t)[name], t, lrAt(c, t));
+      for (const [field, tol] of [["p", ref.tolP], ["m", ref.tolM], ["v", ref.tolV]] as const) {
+        const i = firstMismatch(after[name][field], ref[field], tol);
+        if (i >= 0) {
+          throw new Error(
+            `${state.backend}: ${field} of ${name}[${i}] at step ${t}: got ${
+              after[name][field][i]
+            }, reference ${ref[field][i]} ± ${tol[i]} (case ${JSON.stringify(c)})`,
+          );
+        }
+      }
+    }
+    before = after;
+  }
+}

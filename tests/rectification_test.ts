@@ -1,0 +1,80 @@
+import assert from "node:assert/strict";
+import { radam, readMoments, readParams, step } from "../mod.ts";
+import { lastScalars } from "../core/state.ts";
+import { MODE_ADAPTIVE, MODE_MOMENTS_ONLY, MODE_MOMENTUM, rhoAt } from "../core/scalars.ts";
+import { rectifier, rho } from "./reference.ts";
+
+Deno.test("SPEC reference points: ρ5 = 4.996, ρ6 = 5.994, r6 ≈ 0.0258 at β2 = 0.999", () => {
+  assert.ok(Math.abs(rho(0.999, 5).rhoT - 4.996) < 5e-4);
+  assert.ok(Math.abs(rho(0.999, 6).rhoT - 5.994) < 5e-4);
+  assert.ok(Math.abs(rectifier(0.999, 6, 5) - 0.0258) < 5e-5);
+  // the library's host-side float64 ρt agrees with the reference's
+  for (let t = 1; t < 100; t++) assert.equal(rhoAt(0.999, t), rho(0.999, t).rhoT);
+});
+
+for (const backend of ["wasm", "js"] as const) {
+  Deno.test(`${backend}: steps 1-5 are momentum-SGD steps, step 6 is the first rectified one`, async () => {
+    const lr = 0.01;
+    let state = await radam({ lr, backend }).init({ w: new Float32Array([1, -2, 3]) });
+    const g = new Float32Array([0.5, 0.25, -1]);
+    for (let t = 1; t <= 6; t++) {
+      const before = (await readParams(state)).w;
+      state = step(state, { w: g });
+      const s = lastScalars(state);
+      const after = (await readParams(state)).w;
+      const { exp_avg } = await readMoments(state);
+      if (t <= 5) {
+        assert.equal(s.mode, MODE_MOMENTUM, `step ${t}`);
+        // p moves by exactly lr · m̂ = lr · m / (1 − β1^t), in f32
+        const size = Math.fround(lr / (1 - 0.9 ** t));
+        for (let i = 0; i < 3; i++) {
+          const expected = Math.fround(before[i] - Math.fround(size * exp_avg.w[i]));
+          assert.equal(after[i], expected, `step ${t} element ${i}`);
+        }
+      } else {
+        assert.equal(s.mode, MODE_ADAPTIVE, `step ${t}`);
+        assert.ok(Math.abs(s.rectifier - 0.0258) < 5e-5);
+      }
+    }
+  });
+}
+
+Deno.test("β2 ≤ 0.6 (ρ∞ ≤ 4) is never rectified", async () => {
+  for (const beta2 of [0, 0.3, 0.6]) {
+    let state = await radam({ betas: [0.9, beta2] }).init({ w: new Float32Array(5) });
+    for (let t = 1; t <= 1000; t++) {
+      state = step(state, { w: new Float32Array(5).fill(1) });
+      assert.equal(lastScalars(state).mode, MODE_MOMENTUM, `β2 = ${beta2}, step ${t}`);
+    }
+  }
+});
+
+Deno.test("degenerateToSgd: false leaves params (and decoupled decay) untouched until rectified", async () => {
+  const p0 = new Float32Array([1, 2, 3, 4, 5]);
+  let state = await radam({ degenerateToSgd: false, weightDecay: 0.1, decoupledWeightDecay: true })
+    .init({ w: p0 });
+  for (let t = 1; t <= 5; t++) {
+    state = step(state, { w: new Float32Array(5).fill(t) });
+    assert.equal(lastScalars(state).mode, MODE_MOMENTS_ONLY);
+    assert.deepEqual((await readParams(state)).w, p0);
+  }
+  const { exp_avg } = await readMoments(state);
+  assert.ok(exp_avg.w.every((m) => m > 0), "moments still updated");
+  state = step(state, { w: new Float32Array(5).fill(1) });
+  assert.notDeepEqual((await readParams(state)).w, p0);
+});
+
+Deno.test("threshold moves the first rectified step (strict >)", async () => {
+  // ρ4 ≈ 3.99, ρ5 ≈ 4.996, ρ6 ≈ 5.994, ρ7 ≈ 6.99, ρ8 ≈ 7.99; at threshold = ρ6 exactly, step 6
+  // is not rectified (strict >).
+  const rho6 = rho(0.999, 6).rhoT;
+  for (const [threshold, first] of [[4, 5], [5, 6], [rho6, 7], [7.5, 8]] as const) {
+    let state = await radam({ threshold }).init(new Float32Array(4));
+    let t = 0;
+    do {
+      state = step(state, new Float32Array(4).fill(1));
+      t++;
+    } while (lastScalars(state).mode !== MODE_ADAPTIVE);
+    assert.equal(t, first, `threshold ${threshold}`);
+  }
+});

@@ -1,0 +1,172 @@
+/**
+ * An independent float64 reference of the update rules in SPEC.md (PyTorch's RAdam, Adam and
+ * AdamW semantics), written from the published formulas and sharing no code with the library.
+ *
+ * Besides the next state it returns, per element, a bound on how far an f32 implementation of
+ * the same step may stray from it, started from the same state. The bound is a first-order
+ * running error analysis: every f32 operation and every f32-rounded hyperparameter contributes
+ * at most u = 2⁻²⁴ relative to the magnitude of its operands, so a quantity computed with n
+ * roundings from operands of absolute sum A is within ≈ n·u·A. Each quantity below passes
+ * through at most 4 roundings plus those of its hyperparameters; `K` allows 8, a 2× margin.
+ * The errors of g, m and v are carried into the quotient m / (sqrt(v) + eps) exactly as they
+ * propagate (sqrt is bounded by its secant, the quotient by its worst-case denominator), so
+ * the bound stays honest where cancellation (coupled weight decay) or a tiny v make the update
+ * ill-conditioned.
+ */
+
+/** Unit roundoff of f32. */
+export const U = 2 ** -24;
+/** Roundings allowed per quantity (see the module comment). */
+export const K = 8;
+/**
+ * Absolute error of one f32 rounding in the subnormal range (2⁻¹⁴⁹, f32's smallest step):
+ * below f32's normal range a relative bound no longer holds, so each quantity also gets K·η.
+ */
+export const ETA = 2 ** -149;
+
+/** Hyperparameters, as in SPEC.md. */
+export interface RefConfig {
+  kind: "radam" | "adam";
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  decoupled: boolean;
+  maximize: boolean;
+  threshold: number;
+  degenerateToSgd: boolean;
+}
+
+/** A state in float64. */
+export interface RefState {
+  p: Float64Array;
+  m: Float64Array;
+  v: Float64Array;
+}
+
+/** A step's result with per-element error bounds for an f32 implementation. */
+export interface RefStep extends RefState {
+  tolP: Float64Array;
+  tolM: Float64Array;
+  tolV: Float64Array;
+  /** Whether the step was a rectified (adaptive) one (always true for Adam). */
+  rectified: boolean;
+}
+
+/** ρt for RAdam. */
+export function rho(beta2: number, t: number): { rhoInf: number; rhoT: number } {
+  const rhoInf = 2 / (1 - beta2) - 1;
+  const b2t = beta2 ** t;
+  return { rhoInf, rhoT: rhoInf - (2 * t * b2t) / (1 - b2t) };
+}
+
+/** The rectifier r_t (NaN when not rectified at `threshold`). */
+export function rectifier(beta2: number, t: number, threshold: number): number {
+  const { rhoInf, rhoT } = rho(beta2, t);
+  if (!(rhoT > threshold)) return NaN;
+  return Math.sqrt(((rhoT - 4) * (rhoT - 2) * rhoInf) / ((rhoInf - 4) * (rhoInf - 2) * rhoT));
+}
+
+/** Copies f32 arrays into float64. */
+export function toF64(a: ArrayLike<number>): Float64Array {
+  return Float64Array.from(a);
+}
+
+/** One step `t` (1-based) at learning rate `lr` from `s` with gradient `grad`. */
+export function refStep(
+  c: RefConfig,
+  s: RefState,
+  grad: ArrayLike<number>,
+  t: number,
+  lr: number,
+): RefStep {
+  const n = s.p.length;
+  const out: RefStep = {
+    p: new Float64Array(n),
+    m: new Float64Array(n),
+    v: new Float64Array(n),
+    tolP: new Float64Array(n),
+    tolM: new Float64Array(n),
+    tolV: new Float64Array(n),
+    rectified: false,
+  };
+  const { beta1: b1, beta2: b2, eps, weightDecay: wd } = c;
+  const bc1 = 1 - b1 ** t;
+  const bc2 = 1 - b2 ** t;
+  const r = c.kind === "radam" ? rectifier(b2, t, c.threshold) : 1;
+  const rectified = c.kind === "adam" || !Number.isNaN(r);
+  out.rectified = rectified;
+  const e = K * U;
+  for (let i = 0; i < n; i++) {
+    const p = s.p[i];
+    let g = c.maximize ? -grad[i] : grad[i];
+    let gAbs = Math.abs(g);
+    if (!c.decoupled && wd !== 0) {
+      g = g + wd * p;
+      gAbs += wd * Math.abs(p);
+    }
+    const eg = e * gAbs + K * ETA;
+    const m = b1 * s.m[i] + (1 - b1) * g;
+    const v = b2 * s.v[i] + (1 - b2) * g * g;
+    const em = e * (b1 * Math.abs(s.m[i]) + (1 - b1) * gAbs) + K * ETA;
+    const ev = e * (b2 * s.v[i] + (1 - b2) * gAbs * gAbs) +
+      (1 - b2) * (2 * Math.abs(g) * eg + eg * eg) + K * ETA;
+    out.m[i] = m;
+    out.v[i] = v;
+    out.tolM[i] = em;
+    out.tolV[i] = ev;
+    let pNew = p;
+    let ep = 0;
+    const decayed = c.decoupled ? p * (1 - lr * wd) : p;
+    if (c.kind === "adam") {
+      // PyTorch Adam: p -= (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps)
+      const sq = Math.sqrt(bc2);
+      const d = Math.sqrt(v) / sq + eps;
+      const ed = (Math.sqrt(v + ev) - Math.sqrt(v)) / sq + e * d;
+      const q = m / d;
+      const size = lr / bc1;
+      pNew = decayed - size * q;
+      ep = ed >= d ? Infinity : e * (Math.abs(decayed) + size * Math.abs(q)) +
+        size * ((em + Math.abs(q) * ed) / (d - ed));
+    } else if (rectified) {
+      // PyTorch RAdam: p -= lr · r · m̂ · sqrt(bc2) / (sqrt(v) + eps)
+      const d = Math.sqrt(v) + eps;
+      const ed = Math.sqrt(v + ev) - Math.sqrt(v) + e * d;
+      const mHat = m / bc1;
+      const upd = lr * r * mHat * Math.sqrt(bc2) / d;
+      const size = lr * r * Math.sqrt(bc2) / bc1;
+      pNew = decayed - upd;
+      ep = ed >= d ? Infinity : e * (Math.abs(decayed) + Math.abs(upd)) +
+        size * ((em + Math.abs(m / d) * ed) / (d - ed));
+    } else if (c.degenerateToSgd) {
+      const mHat = m / bc1;
+      pNew = decayed - lr * mHat;
+      ep = e * (Math.abs(decayed) + Math.abs(lr * mHat)) + (lr / bc1) * em;
+    } else {
+      pNew = p; // untouched, weight decay included
+    }
+    out.p[i] = pNew;
+    out.tolP[i] = ep + K * ETA;
+  }
+  return out;
+}
+
+/**
+ * Index of the first element where `actual` is farther than `tol` from `expected` (both NaN
+ * counts as agreement), or -1.
+ */
+export function firstMismatch(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: ArrayLike<number>,
+): number {
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i], x = expected[i];
+    if (Number.isNaN(a) && Number.isNaN(x)) continue;
+    if (!(Math.abs(a - x) <= tol[i])) {
+      if (tol[i] === Infinity) continue;
+      return i;
+    }
+  }
+  return -1;
+}
