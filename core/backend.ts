@@ -25,4 +25,9 @@ export interface Backend<T = Float32Array> {
   update(scalars: StepScalars): void;
   /** Copies of one arena section (see core/arena.ts), by tensor name. */
   readSection(section: number): Promise<Record<string, Float32Array>>;
+  /**
+   * Overwrites one arena section from already-validated data (every tensor of the layout, of
+   * its length). For restoring state (checkpoints); never on the step's hot path.
+   */
+  writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void;
 }

@@ -49,4 +49,9 @@ export class CpuBackend implements Backend<Float32Array> {
     for (const name of this.layout.names) out[name] = views[name].slice();
     return Promise.resolve(out);
   }
+
+  writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void {
+    const views = sectionViews(this.buffer, this.base, this.layout, section);
+    for (const name of this.layout.names) views[name].set(data[name]);
+  }
 }
