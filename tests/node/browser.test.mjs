@@ -1,0 +1,79 @@
+// The bundle in headless Chromium (Debian's, driven by playwright-core), served from localhost:
+// the shared case must give Deno's result bit for bit.
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import http from "node:http";
+import { fileURLToPath } from "node:url";
+import { test } from "node:test";
+import { chromium } from "playwright-core";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const expected = JSON.parse(readFileSync(new URL("./expected.json", import.meta.url), "utf8"));
+
+const PAGE = `<!doctype html><meta charset="utf-8"><title>radam</title>
+<script type="module">
+  import * as lib from "/index.js";
+  import { runCase } from "/shared_case.mjs";
+  try {
+    window.__result = { wasm: await runCase(lib, "wasm"), js: await runCase(lib, "js") };
+  } catch (e) {
+    window.__error = String(e && e.stack || e);
+  }
+</script>`;
+
+const FILES = {
+  "/": ["text/html", () => PAGE],
+  "/index.js": [
+    "text/javascript",
+    () => readFileSync(fileURLToPath(import.meta.resolve("@optim/radam"))),
+  ],
+  "/shared_case.mjs": [
+    "text/javascript",
+    () => readFileSync(new URL("./shared_case.mjs", import.meta.url)),
+  ],
+};
+
+function serve() {
+  const server = http.createServer((req, res) => {
+    const file = FILES[req.url];
+    if (!file) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": file[0] }).end(file[1]());
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
+test("the bundle in headless Chromium gives Deno's result bit for bit", async () => {
+  assert.ok(
+    existsSync(CHROMIUM),
+    `No Chromium at ${CHROMIUM}: run tests/node/setup.sh (installs Debian's chromium) or set CHROMIUM_PATH`,
+  );
+  const server = await serve();
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${server.address().port}/`);
+    await page.waitForFunction(() => window.__result || window.__error, null, { timeout: 60_000 });
+    const error = await page.evaluate(() => window.__error);
+    assert.equal(error, undefined, `the page threw: ${error}`);
+    const result = await page.evaluate(() => window.__result);
+    assert.deepEqual(result.wasm, expected.wasm);
+    assert.deepEqual(result.js, expected.js);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});

@@ -1,0 +1,35 @@
+// The built npm package under Node's own test runner: same results as Deno, bit for bit.
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { test } from "node:test";
+import * as lib from "@optim/radam";
+import { runCase } from "./shared_case.mjs";
+
+const expected = JSON.parse(readFileSync(new URL("./expected.json", import.meta.url), "utf8"));
+
+test("the package resolves through its exports, with types beside it", () => {
+  const entry = fileURLToPath(import.meta.resolve("@optim/radam"));
+  assert.match(entry, /index\.js$/);
+  const pkgUrl = import.meta.resolve("@optim/radam/package.json");
+  const pkg = JSON.parse(readFileSync(new URL(pkgUrl), "utf8"));
+  assert.equal(pkg.type, "module");
+  const types = fileURLToPath(new URL(pkg.exports["."].types, pkgUrl));
+  assert.ok(existsSync(types), `types at ${types}`);
+  for (const name of ["radam", "adam", "adamw", "step", "readParams", "readMoments"]) {
+    assert.equal(typeof lib[name], "function", name);
+  }
+});
+
+for (const backend of ["wasm", "js"]) {
+  test(`${backend}: init, steps and reads give Deno's result bit for bit`, async () => {
+    const result = await runCase(lib, backend);
+    assert.equal(result.backend, backend);
+    assert.deepEqual(result, expected[backend]);
+  });
+}
+
+test("the package needs no Deno globals", () => {
+  const code = readFileSync(fileURLToPath(import.meta.resolve("@optim/radam")), "utf8");
+  assert.doesNotMatch(code, /\bDeno\./);
+});

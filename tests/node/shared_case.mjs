@@ -1,0 +1,67 @@
+// One deterministic training case, run identically by Deno (from the sources), Node (from the
+// npm package) and Chromium (from the bundle), so their results can be compared bit for bit.
+// Plain JavaScript on purpose: every runtime loads this same file.
+
+/** mulberry32: integer arithmetic only, so every engine draws the same numbers. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), a | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SHAPES = { "embed.weight": 257, "fc1.weight": 1024, "fc1.bias": 33, "head.weight": 4099 };
+const STEPS = 30;
+
+function tensors(rand, scale) {
+  const out = {};
+  for (const [name, n] of Object.entries(SHAPES)) {
+    out[name] = Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
+  }
+  return out;
+}
+
+async function digest(records) {
+  const parts = [];
+  for (const record of records) {
+    for (const name of Object.keys(record).sort()) parts.push(new Uint8Array(record[name].buffer));
+  }
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Runs the case on `backend` with the library namespace `lib` and returns the step count, a
+ * SHA-256 of the params and moments' bytes, and a few values to show on a mismatch.
+ */
+export async function runCase(lib, backend) {
+  const rand = prng(12345);
+  const opt = lib.radam({ lr: 1e-2, weightDecay: 1e-2, backend });
+  let state = await opt.init(tensors(rand, 1));
+  for (let t = 1; t <= STEPS; t++) {
+    // alternate between copied gradients and the zero-copy slots
+    const grads = tensors(rand, 0.1 * t);
+    if (t % 2) state = lib.step(state, grads);
+    else {
+      for (const name of state.names) state.grads[name].set(grads[name]);
+      state = lib.step(state);
+    }
+  }
+  const params = await lib.readParams(state);
+  const { exp_avg, exp_avg_sq } = await lib.readMoments(state);
+  return {
+    backend: state.backend,
+    step: state.step,
+    digest: await digest([params, exp_avg, exp_avg_sq]),
+    sample: Array.from(params["head.weight"].subarray(0, 4)),
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * Builds the npm package from the same sources as the JSR one: `deno task build:npm`.
+ *
+ * Output, in the git-ignored folder `npm/`:
+ * - `index.js`: mod.ts and everything it imports, bundled by esbuild into one ES module (the
+ *   kernel's wasm is already inlined as base64, so nothing is read from disk at run time);
+ * - `types/`: `.d.ts` declarations emitted by the TypeScript compiler;
+ * - `package.json` (name and version from deno.json, `exports` for Node ≥ 20 and bundlers),
+ *   README.md and LICENSE.
+ *
+ * @module
+ */
+import * as esbuild from "esbuild";
+import ts from "typescript";
+
+const OUT = "npm";
+
+async function bundle(): Promise<void> {
+  await esbuild.build({
+    entryPoints: ["mod.ts"],
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    outfile: `${OUT}/index.js`,
+    legalComments: "inline",
+    logLevel: "warning",
+  });
+  await esbuild.stop();
+}
+
+function declarations(): void {
+  const options: ts.CompilerOptions = {
+    declaration: true,
+    emitDeclarationOnly: true,
+    allowImportingTsExtensions: true,
+    outDir: `${OUT}/types`,
+    rootDir: ".",
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+    lib: ["lib.es2022.d.ts", "lib.dom.d.ts"],
+    strict: true,
+    skipLibCheck: true,
+    types: [],
+  };
+  const program = ts.createProgram(["mod.ts"], options);
+  const diagnostics = [...ts.getPreEmitDiagnostics(program)];
+  const emitted = program.emit(undefined, (name, text) => {
+    // Declarations refer to each other as ./x.js (which resolves to ./x.d.ts), not ./x.ts.
+    const fixed = text.replace(/(from\s+["']\.{1,2}\/[^"']+)\.ts(["'])/g, "$1.js$2")
+      .replace(/(import\(["']\.{1,2}\/[^"']+)\.ts(["']\))/g, "$1.js$2");
+    Deno.mkdirSync(name.slice(0, name.lastIndexOf("/")), { recursive: true });
+    Deno.writeTextFileSync(name, fixed);
+  });
+  diagnostics.push(...emitted.diagnostics);
+  if (diagnostics.length > 0) {
+    const host: ts.FormatDiagnosticsHost = {
+      getCanonicalFileName: (f) => f,
+      getCurrentDirectory: () => Deno.cwd(),
+      getNewLine: () => "\n",
+    };
+    throw new Error(ts.formatDiagnosticsWithColorAndContext(diagnostics, host));
+  }
+}
+
+async function packageFiles(): Promise<void> {
+  const deno = JSON.parse(await Deno.readTextFile("deno.json"));
+  const pkg = {
+    name: deno.name,
+    version: deno.version,
+    description:
+      "Fast optimizer kernels: RAdam, Adam and AdamW on WebAssembly SIMD, with a TypeScript fallback.",
+    license: deno.license,
+    type: "module",
+    main: "./index.js",
+    types: "./types/mod.d.ts",
+    exports: {
+      ".": { types: "./types/mod.d.ts", import: "./index.js", default: "./index.js" },
+      "./package.json": "./package.json",
+    },
+    files: ["index.js", "types/", "README.md", "LICENSE"],
+    sideEffects: false,
+    engines: { node: ">=20" },
+    keywords: ["radam", "adam", "adamw", "optimizer", "wasm", "simd", "machine-learning"],
+  };
+  await Deno.writeTextFile(`${OUT}/package.json`, JSON.stringify(pkg, null, 2) + "\n");
+  await Deno.copyFile("README.md", `${OUT}/README.md`);
+  await Deno.copyFile("LICENSE", `${OUT}/LICENSE`);
+}
+
+if (import.meta.main) {
+  await Deno.remove(OUT, { recursive: true }).catch(() => {});
+  await Deno.mkdir(OUT, { recursive: true });
+  await bundle();
+  declarations();
+  await packageFiles();
+  console.log(`built ${OUT}/ (index.js, types/, package.json)`);
+}
