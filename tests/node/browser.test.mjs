@@ -66,10 +66,10 @@ test("the bundle in headless Chromium gives Deno's result bit for bit", async ()
   try {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
-    await page.waitForFunction(() => window.__result || window.__error, null, { timeout: 60_000 });
-    const error = await page.evaluate(() => window.__error);
+    await page.waitForFunction(() => globalThis.__result || globalThis.__error, null, { timeout: 60_000 });
+    const error = await page.evaluate(() => globalThis.__error);
     assert.equal(error, undefined, `the page threw: ${error}`);
-    const result = await page.evaluate(() => window.__result);
+    const result = await page.evaluate(() => globalThis.__result);
     assert.deepEqual(result.wasm, expected.wasm);
     assert.deepEqual(result.js, expected.js);
   } finally {
