@@ -66,7 +66,9 @@ test("the bundle in headless Chromium gives Deno's result bit for bit", async ()
   try {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
-    await page.waitForFunction(() => globalThis.__result || globalThis.__error, null, { timeout: 60_000 });
+    await page.waitForFunction(() => globalThis.__result || globalThis.__error, null, {
+      timeout: 60_000,
+    });
     const error = await page.evaluate(() => globalThis.__error);
     assert.equal(error, undefined, `the page threw: ${error}`);
     const result = await page.evaluate(() => globalThis.__result);
