@@ -1,0 +1,130 @@
+/**
+ * The sweep: every optimizer × learning rate × seed, run one after another in this thread or
+ * spread over a few workers (each run is independent and deterministic, so the results are
+ * the same either way).
+ *
+ * @module
+ */
+import type { DigitSplit } from "./mnist_data.ts";
+import type { MlpShape } from "./mlp.ts";
+import { availableOptimizers, type OptimizerEntry } from "./optimizer_table.ts";
+import { type RunResult, type TrainOptions, trainRun } from "./train.ts";
+
+/** Everything a sweep varies and holds fixed. */
+export interface SweepPlan {
+  /** Ids of the optimizers to compare (rows of the optimizer table). */
+  readonly optimizers: readonly string[];
+  readonly lrs: readonly number[];
+  readonly seeds: readonly number[];
+  readonly shape: MlpShape;
+  /** Training options shared by every run. */
+  readonly training: Omit<TrainOptions, "lr" | "seed">;
+}
+
+/** One run of a sweep. */
+export interface SweepJob {
+  readonly optimizer: string;
+  readonly lr: number;
+  readonly seed: number;
+}
+
+/** The runs of a plan, learning rate by learning rate. */
+export function sweepJobs(plan: SweepPlan): SweepJob[] {
+  const jobs: SweepJob[] = [];
+  for (const lr of plan.lrs) {
+    for (const optimizer of plan.optimizers) {
+      for (const seed of plan.seeds) jobs.push({ optimizer, lr, seed });
+    }
+  }
+  return jobs;
+}
+
+/** The available optimizer table row with this id. */
+export function optimizerById(id: string): OptimizerEntry {
+  const entry = availableOptimizers().find((e) => e.id === id);
+  if (!entry) throw new RangeError(`No available optimizer with id ${JSON.stringify(id)}`);
+  return entry;
+}
+
+/** Runs one job of `plan` in this thread. */
+export function runJob(
+  plan: SweepPlan,
+  job: SweepJob,
+  data: DigitSplit,
+  onSteps?: (steps: number) => void,
+): Promise<RunResult> {
+  return trainRun(
+    optimizerById(job.optimizer),
+    data,
+    plan.shape,
+    { ...plan.training, lr: job.lr, seed: job.seed },
+    onSteps,
+  );
+}
+
+/** Messages between the sweep and its workers. */
+export type WorkerRequest =
+  | { readonly kind: "data"; readonly plan: SweepPlan; readonly data: DigitSplit }
+  | { readonly kind: "job"; readonly index: number; readonly job: SweepJob };
+
+/** What a worker sends back. */
+export type WorkerReply =
+  | { readonly kind: "steps"; readonly steps: number }
+  | { readonly kind: "done"; readonly index: number; readonly result: RunResult }
+  | { readonly kind: "failed"; readonly index: number; readonly message: string };
+
+/**
+ * Runs every job of `plan` on `data`, with `workers` threads (1: all in this thread), and
+ * returns the results in job order. `onSteps(n)` is told as optimizer steps are taken.
+ */
+export async function runSweep(
+  plan: SweepPlan,
+  data: DigitSplit,
+  options: { workers: number; onSteps?: (steps: number) => void },
+): Promise<RunResult[]> {
+  const jobs = sweepJobs(plan);
+  const results: RunResult[] = new Array(jobs.length);
+  const threads = Math.max(1, Math.min(options.workers, jobs.length));
+  if (threads === 1) {
+    for (let i = 0; i < jobs.length; i++) {
+      results[i] = await runJob(plan, jobs[i], data, options.onSteps);
+    }
+    return results;
+  }
+  let next = 0;
+  const pool = Array.from({ length: threads }, () =>
+    new Promise<void>((resolve, reject) => {
+      const worker = new Worker(new URL("./sweep_worker.ts", import.meta.url), {
+        type: "module",
+      });
+      const give = () => {
+        if (next >= jobs.length) {
+          worker.terminate();
+          resolve();
+          return;
+        }
+        const index = next++;
+        worker.postMessage({ kind: "job", index, job: jobs[index] } satisfies WorkerRequest);
+      };
+      worker.onmessage = (event: MessageEvent<WorkerReply>) => {
+        const reply = event.data;
+        if (reply.kind === "steps") options.onSteps?.(reply.steps);
+        else if (reply.kind === "done") {
+          results[reply.index] = reply.result;
+          give();
+        } else {
+          worker.terminate();
+          reject(new Error(`Run ${JSON.stringify(jobs[reply.index])} failed: ${reply.message}`));
+        }
+      };
+      worker.onerror = (event) => {
+        event.preventDefault();
+        worker.terminate();
+        reject(new Error(`A sweep worker failed: ${event.message}`));
+      };
+      worker.postMessage({ kind: "data", plan, data } satisfies WorkerRequest);
+      give();
+    }));
+  await Promise.all(pool);
+  return results;
+}
