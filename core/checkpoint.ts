@@ -158,7 +158,7 @@ export type BackendMaker = (
 ) => (layout: ArenaLayout) => Promise<Backend<Float32Array>>;
 
 function meta(metadata: Readonly<Record<string, string>>, key: string): string {
-  const value = metadata[key];
+  const value = Object.hasOwn(metadata, key) ? metadata[key] : undefined;
   if (value === undefined) throw new CheckpointError(`Checkpoint metadata lacks ${key}`);
   return value;
 }

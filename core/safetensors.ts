@@ -208,7 +208,7 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
   }
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, dataStart));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.slice(8, dataStart)); // a copy: the input may be shared memory
   } catch {
     throw new CheckpointError("Checkpoint header is not valid UTF-8");
   }

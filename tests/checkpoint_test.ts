@@ -187,6 +187,24 @@ Deno.test("a state holding NaN or Infinity cannot be saved", async () => {
   await assert.rejects(saveState(big), /"w.exp_avg_sq"\[0\] is Infinity/);
 });
 
+Deno.test('a one-tensor state (name "") round-trips', async () => {
+  let state = await adam({ lr: 0.1 }).init(new Float32Array([1, 2, 3, 4, 5]));
+  state = step(state, new Float32Array([1, -1, 1, -1, 1]));
+  const bytes = await saveState(state);
+  assert.deepEqual(
+    Object.keys(split(bytes).header).sort(),
+    ["", ".exp_avg", ".exp_avg_sq", "__metadata__"],
+  );
+  const resumed = await loadState(bytes);
+  assert.deepEqual(resumed.names, [""]);
+  assert.deepEqual(await bits(resumed), await bits(state));
+});
+
+Deno.test("parameter names that collide with moment names cannot be saved", async () => {
+  const state = await adam().init({ a: new Float32Array(1), "a.exp_avg": new Float32Array(1) });
+  await assert.rejects(saveState(state), /"a.exp_avg" occurs twice/);
+});
+
 Deno.test("saving leaves the state usable and unchanged", async () => {
   let state = await radam().init({ w: new Float32Array([1, 2, 3]) });
   state = step(state, { w: new Float32Array([1, 1, 1]) });
@@ -411,6 +429,11 @@ const mutationArb = fc.oneof(
   fc.record({ kind: fc.constant("append" as const), extra: fc.uint8Array({ maxLength: 64 }) }),
   fc.record({ kind: fc.constant("length" as const), length: fc.bigInt(0n, 2n ** 64n - 1n) }),
   fc.record({
+    kind: fc.constant("number" as const),
+    which: fc.nat(),
+    value: fc.constantFrom("0", "1", "-1", "4", "7", "8", "3.5", "1e300", "9007199254740993", "-0"),
+  }),
+  fc.record({
     kind: fc.constant("text" as const),
     at: fc.nat(),
     insert: fc.constantFrom(
@@ -448,6 +471,17 @@ function mutate(good: Uint8Array, m: Mutation): Uint8Array {
       const out = good.slice();
       new DataView(out.buffer).setBigUint64(0, m.length, true);
       return out;
+    }
+    case "number": {
+      // Replace one number of the header (offsets, shapes, ...) with an awkward one.
+      const { header, data } = split(good);
+      const text = JSON.stringify(header);
+      const numbers = [...text.matchAll(/-?\d+(\.\d+)?(e[+-]?\d+)?/g)];
+      const hit = numbers[m.which % numbers.length];
+      return join(
+        text.slice(0, hit.index) + m.value + text.slice(hit.index! + hit[0].length),
+        data,
+      );
     }
     case "text": {
       const { header, data } = split(good);
