@@ -323,7 +323,8 @@ export async function loadCheckpoint(
     );
   }
   const lengths: number[] = [];
-  const data: Record<string, Float32Array>[] = kinds.map(() => ({}));
+  // Null-prototype records: a tensor may be named "__proto__".
+  const data: Record<string, Float32Array>[] = kinds.map(() => Object.create(null));
   const buffer = bytes.buffer;
   for (const name of names) {
     let length = -1;
