@@ -113,6 +113,30 @@ function coreOf(state: unknown): Core {
   return state.live();
 }
 
+/** What a checkpoint reads from a live state (for core/checkpoint.ts only). */
+export interface StateInternals {
+  readonly config: ResolvedConfig;
+  readonly backend: Backend<Float32Array>;
+  readonly steps: number;
+}
+
+/** The configuration, backend and step count of a live state; throws if it was consumed. */
+export function stateInternals(state: OptimizerState): StateInternals {
+  return coreOf(state);
+}
+
+/**
+ * A state at step `steps` on a backend whose sections were already filled (checkpoint
+ * restore). The gradient slots start as the backend left them.
+ */
+export function restoreState(
+  config: ResolvedConfig,
+  backend: Backend<Float32Array>,
+  steps: number,
+): OptimizerState {
+  return new StateHandle({ config, backend, scalars: emptyScalars(), steps, current: undefined });
+}
+
 /** The learning rate of step `t`, checked. */
 function learningRateAt(config: ResolvedConfig, t: number): number {
   const lr = typeof config.lr === "function" ? config.lr(t) : config.lr;

@@ -1,0 +1,371 @@
+/**
+ * Checkpoints: an optimizer state written as a safetensors file and read back, on any backend.
+ *
+ * Tensors, all F32, named as PyTorch users know them: each parameter under its own name, and
+ * `<name>.exp_avg`, `<name>.exp_avg_sq` for its moments. `__metadata__` (strings only) holds:
+ *
+ * - `format`: `"radam.checkpoint"`, `format_version`: `"1"`
+ * - `optimizer`: `"radam"`, `"adam"` or `"adamw"`
+ * - `hyperparameters`: JSON of the optimizer's options (as passed to its factory), with `lr`
+ *   `null` when it was a schedule, and `lr_schedule`: `"true"` or `"false"`
+ * - `step`, `skipped_steps`: decimal integers
+ * - `tensor_order`: JSON array of the parameter names in arena order
+ *
+ * Loading validates the whole file before allocating the arena: see {@linkcode loadCheckpoint}.
+ *
+ * @module
+ */
+import { EXP_AVG, EXP_AVG_SQ, PARAMS, planArena } from "./arena.ts";
+import type { Backend } from "./backend.ts";
+import {
+  type BackendChoice,
+  checkLearningRate,
+  type LearningRate,
+  type ResolvedConfig,
+  resolveOptions,
+  type RuleKind,
+} from "./options.ts";
+import {
+  checkDuplicateKeys,
+  CheckpointError,
+  parseSafetensors,
+  type TensorOut,
+  writeSafetensors,
+} from "./safetensors.ts";
+import { type OptimizerState, restoreState, stateInternals } from "./state.ts";
+import type { ArenaLayout } from "./arena.ts";
+
+/** Value of the `format` metadata. */
+export const FORMAT = "radam.checkpoint";
+/** Value of the `format_version` metadata this code writes and reads. */
+export const FORMAT_VERSION = "1";
+
+/** The update rule of each optimizer name a checkpoint may hold. */
+const RULES: Readonly<Record<string, RuleKind>> = { radam: "radam", adam: "adam", adamw: "adam" };
+
+/** Hyperparameters a checkpoint must state (defaults differ between optimizers). */
+const REQUIRED_HYPERPARAMETERS: Readonly<Record<RuleKind, readonly string[]>> = {
+  adam: ["lr", "betas", "eps", "weightDecay", "decoupledWeightDecay", "maximize"],
+  radam: [
+    "lr",
+    "betas",
+    "eps",
+    "weightDecay",
+    "decoupledWeightDecay",
+    "maximize",
+    "threshold",
+    "degenerateToSgd",
+  ],
+};
+
+/**
+ * The per-parameter tensors of a checkpoint: name suffix and arena section. A LookAhead
+ * (Ranger) state adds `{ suffix: ".slow", section: SLOW }` here, for configurations that have it.
+ */
+interface StateTensor {
+  readonly suffix: string;
+  readonly section: number;
+  /** Values must be ≥ 0 (second moments). */
+  readonly nonNegative: boolean;
+}
+
+function stateTensors(_config: ResolvedConfig): readonly StateTensor[] {
+  return [
+    { suffix: "", section: PARAMS, nonNegative: false },
+    { suffix: ".exp_avg", section: EXP_AVG, nonNegative: false },
+    { suffix: ".exp_avg_sq", section: EXP_AVG_SQ, nonNegative: true },
+  ];
+}
+
+/** The options that rebuild `config` through its factory (schedules become `null`). */
+function optionsOf(config: ResolvedConfig): Record<string, unknown> {
+  const options: Record<string, unknown> = {
+    lr: typeof config.lr === "function" ? null : config.lr,
+    betas: [config.beta1, config.beta2],
+    eps: config.eps,
+    weightDecay: config.weightDecay,
+    decoupledWeightDecay: config.decoupledWeightDecay,
+    maximize: config.maximize,
+  };
+  if (config.kind === "radam") {
+    options.threshold = config.threshold;
+    options.degenerateToSgd = config.degenerateToSgd;
+  }
+  return options;
+}
+
+/** Writes a state as safetensors bytes; see `saveState` in mod.ts. */
+export async function saveCheckpoint(state: OptimizerState): Promise<Uint8Array> {
+  const { config, backend, steps } = stateInternals(state);
+  const layout = backend.layout;
+  const kinds = stateTensors(config);
+  // Start every read before the first await, so they all see the same step.
+  const sections = await Promise.all(kinds.map((k) => backend.readSection(k.section)));
+  const tensors: TensorOut[] = [];
+  for (let i = 0; i < layout.names.length; i++) {
+    const name = layout.names[i];
+    kinds.forEach((k, j) => {
+      const data = sections[j][name];
+      const bad = firstBadValue(data, k.nonNegative);
+      if (bad >= 0) {
+        // It would be refused on load: say so now, while the run can still be inspected.
+        throw new RangeError(
+          `Cannot checkpoint: ${JSON.stringify(name + k.suffix)}[${bad}] is ${data[bad]}; ` +
+            `checkpoints hold only finite values${k.nonNegative ? " (≥ 0)" : ""}`,
+        );
+      }
+      tensors.push({ name: name + k.suffix, shape: [layout.lengths[i]], data });
+    });
+  }
+  const metadata = {
+    format: FORMAT,
+    format_version: FORMAT_VERSION,
+    optimizer: config.name,
+    hyperparameters: JSON.stringify(optionsOf(config)),
+    lr_schedule: String(typeof config.lr === "function"),
+    step: String(steps),
+    skipped_steps: "0",
+    tensor_order: JSON.stringify(layout.names),
+  };
+  return writeSafetensors(tensors, metadata);
+}
+
+/**
+ * Options of `loadState`.
+ *
+ * @example
+ * ```ts
+ * import { type LoadOptions, loadState, radam, saveState } from "./mod.ts";
+ *
+ * const bytes = await saveState(await radam().init({ w: new Float32Array(2) }));
+ * const options: LoadOptions = { backend: "js", lr: 1e-4 };
+ * console.log((await loadState(bytes, options)).backend); // "js"
+ * ```
+ */
+export interface LoadOptions {
+  /** Backend to resume on. Default `"auto"`. Any backend can load any backend's checkpoint. */
+  backend?: BackendChoice;
+  /**
+   * Learning rate or schedule to resume with. Required when the checkpoint was saved with a
+   * schedule (functions cannot be stored); when given, it replaces a stored constant.
+   */
+  lr?: LearningRate;
+}
+
+/** Makes the backend a state resumes on. */
+export type BackendMaker = (
+  choice: BackendChoice,
+) => (layout: ArenaLayout) => Promise<Backend<Float32Array>>;
+
+function meta(metadata: Readonly<Record<string, string>>, key: string): string {
+  const value = Object.hasOwn(metadata, key) ? metadata[key] : undefined;
+  if (value === undefined) throw new CheckpointError(`Checkpoint metadata lacks ${key}`);
+  return value;
+}
+
+function parseCount(metadata: Readonly<Record<string, string>>, key: string): number {
+  const text = meta(metadata, key);
+  const value = Number(text);
+  if (!/^(0|[1-9][0-9]*)$/.test(text) || !Number.isSafeInteger(value)) {
+    throw new CheckpointError(
+      `Checkpoint metadata ${key} must be a non-negative integer, got ${JSON.stringify(text)}`,
+    );
+  }
+  return value;
+}
+
+function parseJsonMeta(metadata: Readonly<Record<string, string>>, key: string): unknown {
+  const text = meta(metadata, key);
+  try {
+    const value = JSON.parse(text);
+    checkDuplicateKeys(text, `Checkpoint metadata ${key}`);
+    return value;
+  } catch (e) {
+    if (e instanceof CheckpointError) throw e;
+    throw new CheckpointError(`Checkpoint metadata ${key} is not valid JSON`);
+  }
+}
+
+/** The state's configuration, from the metadata and the caller's options. */
+function configOf(
+  metadata: Readonly<Record<string, string>>,
+  options: LoadOptions,
+): ResolvedConfig {
+  const format = meta(metadata, "format");
+  if (format !== FORMAT) {
+    throw new CheckpointError(
+      `Not an optimizer checkpoint of this library: format ${JSON.stringify(format)}`,
+    );
+  }
+  const version = meta(metadata, "format_version");
+  if (version !== FORMAT_VERSION) {
+    throw new CheckpointError(
+      `Checkpoint format version ${
+        JSON.stringify(version)
+      } is not supported; expected ${FORMAT_VERSION}`,
+    );
+  }
+  const name = meta(metadata, "optimizer");
+  const rule = Object.hasOwn(RULES, name) ? RULES[name] : undefined;
+  if (rule === undefined) {
+    throw new CheckpointError(
+      `Checkpoint of an unknown optimizer ${JSON.stringify(name)}; expected one of ${
+        Object.keys(RULES).join(", ")
+      }`,
+    );
+  }
+  const hyper = parseJsonMeta(metadata, "hyperparameters");
+  if (typeof hyper !== "object" || hyper === null || Array.isArray(hyper)) {
+    throw new CheckpointError("Checkpoint metadata hyperparameters must be a JSON object");
+  }
+  const schedule = meta(metadata, "lr_schedule");
+  if (schedule !== "true" && schedule !== "false") {
+    throw new CheckpointError('Checkpoint metadata lr_schedule must be "true" or "false"');
+  }
+  const stored = hyper as Record<string, unknown>;
+  if (schedule === "true" && options.lr === undefined) {
+    throw new TypeError(
+      "This checkpoint was saved with a learning-rate schedule, which cannot be stored; " +
+        "pass it again as loadState(bytes, { lr })",
+    );
+  }
+  if (options.backend !== undefined && !["auto", "wasm", "js"].includes(options.backend)) {
+    throw new RangeError(
+      `Option backend must be one of auto, wasm, js, got ${String(options.backend)}`,
+    );
+  }
+  for (const key of REQUIRED_HYPERPARAMETERS[rule]) {
+    if (!Object.hasOwn(stored, key)) {
+      throw new CheckpointError(`Checkpoint hyperparameters lack ${key}`);
+    }
+  }
+  if (schedule === "false" && typeof stored.lr !== "number") {
+    throw new CheckpointError("Checkpoint hyperparameters lr must be a number");
+  }
+  const lr = options.lr === undefined ? stored.lr : checkLearningRate(options.lr);
+  try {
+    return resolveOptions(rule, name, { ...stored, lr, backend: options.backend ?? "auto" }, {
+      weightDecay: 0,
+      decoupledWeightDecay: false,
+    });
+  } catch (e) {
+    throw new CheckpointError(
+      `Checkpoint hyperparameters are invalid: ${(e as Error).message}`,
+    );
+  }
+}
+
+/** Index of the first non-finite element (or negative one, with `nonNegative`), or -1. */
+function firstBadValue(data: Float32Array, nonNegative: boolean): number {
+  if (nonNegative) {
+    for (let i = 0; i < data.length; i++) {
+      const x = data[i];
+      if (!(x >= 0 && x !== Infinity)) return i;
+    }
+  } else {
+    for (let i = 0; i < data.length; i++) {
+      const x = data[i];
+      if (x - x !== 0) return i;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Reads a checkpoint into a new state on the chosen backend; see `loadState` in mod.ts.
+ *
+ * Everything is validated before the arena is allocated: the container (see
+ * core/safetensors.ts), the metadata (format and version, optimizer, hyperparameters, step
+ * counts, tensor order), that exactly the expected tensors are present with one shape per
+ * parameter, and that every value is finite (second moments also ≥ 0). Damage throws a
+ * {@linkcode CheckpointError}; a missing schedule a TypeError.
+ */
+export async function loadCheckpoint(
+  bytes: Uint8Array,
+  options: LoadOptions | undefined,
+  makeBackend: BackendMaker,
+): Promise<OptimizerState> {
+  if (options === undefined) options = {};
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Options of loadState must be an object, got ${typeof options}`);
+  }
+  const file = parseSafetensors(bytes);
+  const { metadata, tensors } = file;
+  const config = configOf(metadata, options);
+  const steps = parseCount(metadata, "step");
+  const skipped = parseCount(metadata, "skipped_steps");
+  if (skipped > steps) {
+    throw new CheckpointError(`Checkpoint skipped_steps ${skipped} exceeds step ${steps}`);
+  }
+
+  const order = parseJsonMeta(metadata, "tensor_order");
+  if (!Array.isArray(order) || order.length === 0 || !order.every((n) => typeof n === "string")) {
+    throw new CheckpointError(
+      "Checkpoint metadata tensor_order must be a non-empty array of names",
+    );
+  }
+  const names = order as string[];
+  if (new Set(names).size !== names.length) {
+    throw new CheckpointError("Checkpoint metadata tensor_order names a tensor twice");
+  }
+  const kinds = stateTensors(config);
+  const expected = new Set(names.flatMap((n) => kinds.map((k) => n + k.suffix)));
+  for (const tensorName of tensors.keys()) {
+    if (!expected.has(tensorName)) {
+      throw new CheckpointError(
+        `Checkpoint has an unexpected tensor ${JSON.stringify(tensorName)}`,
+      );
+    }
+  }
+  if (expected.size !== names.length * kinds.length) {
+    throw new CheckpointError(
+      "Checkpoint metadata tensor_order has names whose tensors collide (e.g. a and a.exp_avg)",
+    );
+  }
+  const lengths: number[] = [];
+  // Null-prototype records: a tensor may be named "__proto__".
+  const data: Record<string, Float32Array>[] = kinds.map(() => Object.create(null));
+  const buffer = bytes.buffer;
+  for (const name of names) {
+    let length = -1;
+    let shape = "";
+    for (let j = 0; j < kinds.length; j++) {
+      const tensorName = name + kinds[j].suffix;
+      const entry = tensors.get(tensorName);
+      if (entry === undefined) {
+        throw new CheckpointError(`Checkpoint lacks the tensor ${JSON.stringify(tensorName)}`);
+      }
+      const thisShape = entry.shape.join(",");
+      if (length >= 0 && thisShape !== shape) {
+        throw new CheckpointError(
+          `Tensor ${JSON.stringify(tensorName)} has shape [${thisShape}], unlike ${
+            JSON.stringify(name)
+          } [${shape}]`,
+        );
+      }
+      shape = thisShape;
+      length = (entry.end - entry.begin) / 4;
+      const at = bytes.byteOffset + file.dataStart + entry.begin;
+      // A view when aligned (as this library writes them); else one copy of the tensor.
+      const values = at % 4 === 0 ? new Float32Array(buffer, at, length) : new Float32Array(
+        bytes.slice(at - bytes.byteOffset, at - bytes.byteOffset + length * 4).buffer,
+      );
+      const bad = firstBadValue(values, kinds[j].nonNegative);
+      if (bad >= 0) {
+        throw new CheckpointError(
+          `Tensor ${JSON.stringify(tensorName)}[${bad}] is ${values[bad]}; expected a finite${
+            kinds[j].nonNegative ? " non-negative" : ""
+          } number`,
+        );
+      }
+      data[j][name] = values;
+    }
+    lengths.push(length);
+  }
+
+  // Everything is valid: only now allocate and fill.
+  const layout = planArena(names, lengths);
+  const backend = await makeBackend(config.backend)(layout);
+  kinds.forEach((k, j) => backend.writeSection(k.section, data[j]));
+  return restoreState(config, backend, steps);
+}
