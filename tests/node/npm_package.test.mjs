@@ -22,7 +22,7 @@ test("the package resolves through its exports, with types beside it", () => {
 });
 
 for (const backend of ["wasm", "js"]) {
-  test(`${backend}: init, steps and reads give Deno's result bit for bit`, async () => {
+  test(`${backend}: init, steps, reads and a checkpoint round trip give Deno's result bit for bit`, async () => {
     const result = await runCase(lib, backend);
     assert.equal(result.backend, backend);
     assert.deepEqual(result, expected[backend]);

@@ -58,10 +58,18 @@ export async function runCase(lib, backend) {
   }
   const params = await lib.readParams(state);
   const { exp_avg, exp_avg_sq } = await lib.readMoments(state);
-  return {
+  const result = {
     backend: state.backend,
     step: state.step,
     digest: await digest([params, exp_avg, exp_avg_sq]),
     sample: Array.from(params["head.weight"].subarray(0, 4)),
   };
+  // Checkpoint round trip: save, load (as a new invocation would) and take a few more steps.
+  const bytes = await lib.saveState(state);
+  result.checkpoint = await digest([{ file: bytes.slice() }]);
+  let resumed = await lib.loadState(bytes, { backend });
+  for (let t = 1; t <= 5; t++) resumed = lib.step(resumed, tensors(rand, 0.05));
+  result.resumedStep = resumed.step;
+  result.resumed = await digest([await lib.readParams(resumed)]);
+  return result;
 }
