@@ -42,6 +42,8 @@ import { type Params, SINGLE_TENSOR_NAME } from "./core/tensors.ts";
 import type { ArenaLayout } from "./core/arena.ts";
 import { createJsBackend } from "./cpu/js_backend.ts";
 import { createWasmBackend, wasmSimdSupported } from "./cpu/wasm_backend.ts";
+import type { GpuGrads, GpuParams, GpuTensor, GpuTensorInput } from "./gpu/gpu_tensors.ts";
+import { type GpuInitOptions, hasGpuParams, initWebGpuState } from "./gpu/webgpu_state.ts";
 
 export type {
   AdamOptions,
@@ -53,6 +55,7 @@ export type {
   Params,
   RAdamOptions,
 };
+export type { GpuGrads, GpuInitOptions, GpuParams, GpuTensor, GpuTensorInput };
 export { SINGLE_TENSOR_NAME };
 
 /**
@@ -79,14 +82,25 @@ export interface Optimizer {
    * `""`, {@linkcode SINGLE_TENSOR_NAME}). Throws a TypeError for values that are not
    * Float32Arrays and a RangeError for an empty record or non-finite numbers, and a RangeError,
    * before allocating anything, when the model is too large for the backend.
+   *
+   * With a second argument (`{ device }`, or `{}`), the state is a WebGPU one when the backend
+   * is `"webgpu"`, or `"auto"` with GPU params or a device: `params` may then also hold
+   * `GPUBuffer`s (see {@linkcode GpuParams}) and the state's slots are {@linkcode GpuTensor}s.
+   * An explicit `"webgpu"` where no adapter exists throws; it never falls back silently.
    */
   init(params: Params): Promise<OptimizerState>;
+  /** Starts a WebGPU state on `device` (backend `"webgpu"` or `"auto"`). */
+  init(params: GpuParams, options: { device: GPUDevice }): Promise<OptimizerState<GpuTensor>>;
+  /** Starts a state on the GPU or the CPU as the backend choice says (see above). */
+  // deno-lint-ignore no-explicit-any
+  init(params: GpuParams, options: GpuInitOptions): Promise<OptimizerState<any>>;
 }
 
 export type { ResolvedConfig, RuleKind };
 
 function pickBackend(choice: BackendChoice): BackendName {
   if (choice === "js") return "js";
+  if (choice === "webgpu") throw new Error("unreachable: webgpu states are made elsewhere");
   const simd = wasmSimdSupported();
   if (choice === "wasm" && !simd) {
     throw new Error(
@@ -110,8 +124,25 @@ function makeOptimizer(
   return Object.freeze({
     name,
     settings,
-    init(params: Params): Promise<OptimizerState> {
-      return initState(settings, params, makeBackend(pickBackend(settings.backend)));
+    init(
+      params: GpuParams,
+      options?: GpuInitOptions,
+      // deno-lint-ignore no-explicit-any
+    ): Promise<OptimizerState<any>> {
+      const choice = settings.backend;
+      if (options?.device !== undefined && choice !== "webgpu" && choice !== "auto") {
+        return Promise.reject(
+          new TypeError(
+            `A device was passed to init but the backend is ${
+              JSON.stringify(choice)
+            }; use backend "webgpu" or "auto"`,
+          ),
+        );
+      }
+      const gpu = choice === "webgpu" ||
+        (choice === "auto" && (options?.device !== undefined || hasGpuParams(params)));
+      if (gpu) return initWebGpuState(settings, params, options);
+      return initState(settings, params as Params, makeBackend(pickBackend(choice)));
     },
   });
 }
@@ -212,7 +243,16 @@ export function adamw(options?: AdamOptions): Optimizer {
 export function step(
   state: OptimizerState,
   grads?: Float32Array | Readonly<Record<string, Float32Array>>,
-): OptimizerState {
+): OptimizerState;
+/**
+ * A step of a WebGPU state: encodes and submits one fused dispatch, synchronously. Gradients
+ * may be Float32Arrays (one `writeBuffer` each), GPU tensors (copied on the GPU), or the
+ * state's own `state.grads` slots (nothing copied).
+ */
+export function step(state: OptimizerState<GpuTensor>, grads?: GpuGrads): OptimizerState<GpuTensor>;
+/** A step of a state of either kind (GPU or CPU). */
+export function step(state: OptimizerState<unknown>, grads?: unknown): OptimizerState<unknown>;
+export function step<T>(state: OptimizerState<T>, grads?: unknown): OptimizerState<T> {
   return stepState(state, grads);
 }
 
@@ -229,7 +269,7 @@ export function step(
  * console.log(w); // Float32Array [1, 2]
  * ```
  */
-export function readParams(state: OptimizerState): Promise<Record<string, Float32Array>> {
+export function readParams(state: OptimizerState<unknown>): Promise<Record<string, Float32Array>> {
   return readSection(state, PARAMS);
 }
 
@@ -247,7 +287,7 @@ export function readParams(state: OptimizerState): Promise<Record<string, Float3
  * ```
  */
 export async function readMoments(
-  state: OptimizerState,
+  state: OptimizerState<unknown>,
 ): Promise<{ exp_avg: Record<string, Float32Array>; exp_avg_sq: Record<string, Float32Array> }> {
   // Both reads start before the first await, so they see the same step.
   const [exp_avg, exp_avg_sq] = await Promise.all([

@@ -1,0 +1,55 @@
+/**
+ * Starting an optimizer state on the WebGPU backend: validate the params, get a device, build
+ * the GPU arena, upload host params once and copy caller-owned GPU params in on the GPU.
+ *
+ * @module
+ */
+import type { ResolvedConfig } from "../core/options.ts";
+import { type OptimizerState, startState } from "../core/state.ts";
+import { checkGpuParams, type GpuTensor, isGpuTensorInput } from "./gpu_tensors.ts";
+import {
+  createWebGpuBackend,
+  type GpuPlanLimits,
+  planGpuArena,
+  requestLargeDevice,
+} from "./webgpu_backend.ts";
+
+/** Options of `init` for the WebGPU backend. */
+export interface GpuInitOptions {
+  /**
+   * The device to run on (the one your model's buffers live on). Default: a device of the
+   * first adapter, requested with the adapter's largest buffer and binding limits.
+   */
+  device?: GPUDevice;
+}
+
+/** Whether params hold any GPU tensor (so "auto" picks WebGPU). */
+export function hasGpuParams(params: unknown): boolean {
+  if (isGpuTensorInput(params)) return true;
+  if (typeof params !== "object" || params === null || params instanceof Float32Array) {
+    return false;
+  }
+  return Object.values(params).some(isGpuTensorInput);
+}
+
+/** Makes a WebGPU state at step 0; `limits` lowers the planning limits (for tests). */
+export async function initWebGpuState(
+  config: ResolvedConfig,
+  params: unknown,
+  options: GpuInitOptions = {},
+  limits?: Partial<GpuPlanLimits>,
+): Promise<OptimizerState<GpuTensor>> {
+  const checked = checkGpuParams(params);
+  const device = options.device ?? await requestLargeDevice();
+  const layout = planGpuArena(checked.names, checked.lengths);
+  const backend = await createWebGpuBackend(device, layout, {
+    limits,
+    externalParams: checked.device,
+  });
+  if (checked.host.size > 0) {
+    const data: Record<string, Float32Array> = {};
+    for (const [i, array] of checked.host) data[checked.names[i]] = array;
+    backend.writeHostParams(data);
+  }
+  return startState<GpuTensor>(config, backend);
+}
