@@ -10,8 +10,23 @@ import { checkParams, SINGLE_TENSOR_NAME } from "../core/tensors.ts";
  * A tensor of f32 elements in a GPU buffer: a `GPUBufferBinding` (bind it directly in a
  * compute pass) plus its element count. The slots of a WebGPU state (`state.params[name]`,
  * `state.grads[name]`) are of this type: ranges of the state's arena buffers.
+ *
+ * @example Bind a state's gradient slot in your backward pass, then step without copying
+ * ```ts
+ * import { radam, step } from "../mod.ts";
+ *
+ * const adapter = await navigator.gpu.requestAdapter();
+ * if (adapter) {
+ *   const device = await adapter.requestDevice();
+ *   let state = await radam().init({ w: new Float32Array(1024) }, { device });
+ *   const slot = state.grads.w; // { buffer, offset, size, length }
+ *   device.queue.writeBuffer(slot.buffer, slot.offset, new Float32Array(slot.length).fill(1));
+ *   state = step(state); // zero copy: the kernel reads the slot
+ * }
+ * ```
  */
 export interface GpuTensor {
+  /** The buffer holding the elements. */
   readonly buffer: GPUBuffer;
   /** Byte offset in `buffer` (a multiple of 256 for arena slots). */
   readonly offset: number;

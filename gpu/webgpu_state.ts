@@ -14,7 +14,22 @@ import {
   requestLargeDevice,
 } from "./webgpu_backend.ts";
 
-/** Options of `init` for the WebGPU backend. */
+/**
+ * Options of `init` for the WebGPU backend.
+ *
+ * @example Keep the weights on the GPU
+ * ```ts
+ * import { adamw, readParams, step } from "../mod.ts";
+ *
+ * const adapter = await navigator.gpu.requestAdapter();
+ * if (adapter) {
+ *   const device = await adapter.requestDevice();
+ *   let state = await adamw({ lr: 1e-3 }).init({ w: new Float32Array([1, 2]) }, { device });
+ *   state = step(state, { w: new Float32Array([0.1, 0.2]) }); // one writeBuffer, one dispatch
+ *   console.log((await readParams(state)).w); // async readback
+ * }
+ * ```
+ */
 export interface GpuInitOptions {
   /**
    * The device to run on (the one your model's buffers live on). Default: a device of the
