@@ -14,6 +14,7 @@ import { caseArb, caseData, checkAgainstReference, optimizerFor, readAll } from 
 import { initWebGpuState } from "../../gpu/webgpu_state.ts";
 import { createWebGpuBackend, planGpuArena } from "../../gpu/webgpu_backend.ts";
 import { WORKGROUP_SIZE } from "../../gpu/wgsl_kernel.ts";
+import { EXP_AVG, EXP_AVG_SQ, PARAMS } from "../../core/arena.ts";
 
 const K_GPU = 32;
 const noGpu = Deno.env.get("RADAM_NO_GPU") === "1";
@@ -72,6 +73,7 @@ Deno.test({
         const { params, grads } = caseData(c);
         let gpu = await optimizerFor(c, "webgpu").init(params, { device: device! });
         let cpu = await optimizerFor(c, "wasm").init(params);
+        assert.equal(gpu.backend, "webgpu");
         for (let t = 1; t <= c.steps; t++) {
           gpu = step(gpu, grads(t));
           cpu = step(cpu, grads(t));
@@ -217,5 +219,63 @@ Deno.test({
       () => radam({ backend: "wasm" }).init({ w: new Float32Array(2) }, { device: device! }),
       TypeError,
     );
+  },
+});
+
+Deno.test({
+  name: "webgpu: writeSection restores moments and params (checkpoints)",
+  ignore,
+  async fn() {
+    const backend = await createWebGpuBackend(device!, planGpuArena(["a", "b"], [3, 70]));
+    const a = new Float32Array([1, 2, 3]), b = new Float32Array(70).map((_, i) => i / 7);
+    await noGpuErrors(async () => {
+      for (const section of [PARAMS, EXP_AVG, EXP_AVG_SQ]) {
+        backend.writeSection(section, { a, b: b.map((x) => x + section) });
+        const back = await backend.readSection(section);
+        assert.deepEqual(back.a, a);
+        assert.deepEqual(back.b, b.map((x) => x + section));
+      }
+    });
+    backend.destroy();
+  },
+});
+
+Deno.test({
+  name: "webgpu: bad gradients throw naming the tensor and leave the state usable",
+  ignore,
+  async fn() {
+    const opt = adam({ lr: 0.1 });
+    let state = await opt.init({ w: new Float32Array([1, 2]) }, { device: device! });
+    assert.throws(() => step(state, { w: new Float32Array(3) }), /"w".*length 2, got 3/);
+    assert.throws(() => step(state, { v: new Float32Array(2) }), /Missing gradient .*"w"/);
+    assert.throws(() => step(state, { w: "x" } as never), /"w".*Float32Array or a GPU tensor/);
+    const small = device!.createBuffer({ size: 4, usage: GPUBufferUsage.COPY_SRC });
+    assert.throws(() => step(state, { w: small }), /length 2, got 1/);
+    assert.equal(state.step, 0);
+    state = step(state, { w: new Float32Array([1, 1]) });
+    assert.equal(state.step, 1);
+    const { w } = await readParams(state);
+    assert.ok(w[0] < 1 && w[1] < 2);
+  },
+});
+
+Deno.test({
+  name: "webgpu: an explicit request without WebGPU throws a clear error, no fallback",
+  ignore,
+  async fn() {
+    const saved = Object.getOwnPropertyDescriptor(navigator, "gpu");
+    Object.defineProperty(navigator, "gpu", { value: undefined, configurable: true });
+    try {
+      await assert.rejects(
+        () => radam({ backend: "webgpu" }).init({ w: new Float32Array(2) }, {}),
+        /webgpu backend was requested but this runtime has no WebGPU/,
+      );
+      const cpu = await radam().init({ w: new Float32Array(2) }, {});
+      assert.equal(cpu.backend, "wasm");
+    } finally {
+      if (saved) Object.defineProperty(navigator, "gpu", saved);
+      else delete (navigator as { gpu?: unknown }).gpu;
+    }
+    assert.ok(navigator.gpu);
   },
 });
