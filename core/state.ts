@@ -19,6 +19,9 @@ import { checkGrads, checkParams, type Params } from "./tensors.ts";
  * `params` and `grads` are views into the memory the kernel runs on: write gradients into
  * `grads` and call `step(state)` to step without copying anything. The views stay valid, and
  * are the same objects, across every state that `step` derives from this one.
+ *
+ * `T` is the slot type: `Float32Array` on the CPU backends (`wasm`, `js`), `GpuTensor` (a
+ * `GPUBufferBinding` with a `length`) on `webgpu`.
  */
 export interface OptimizerState<T = Float32Array> {
   /** The optimizer that made this state: "radam", "adam" or "adamw". */
