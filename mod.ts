@@ -44,6 +44,13 @@ import { loadCheckpoint, type LoadOptions, saveCheckpoint } from "./core/checkpo
 import { CheckpointError, MAX_HEADER_BYTES } from "./core/safetensors.ts";
 import { createJsBackend } from "./cpu/js_backend.ts";
 import { createWasmBackend, wasmSimdSupported } from "./cpu/wasm_backend.ts";
+import type { GpuGrads, GpuParams, GpuTensor, GpuTensorInput } from "./gpu/gpu_tensors.ts";
+import {
+  type GpuInitOptions,
+  hasGpuParams,
+  initWebGpuState,
+  restoreWebGpuBackend,
+} from "./gpu/webgpu_state.ts";
 
 export type {
   AdamOptions,
@@ -56,7 +63,7 @@ export type {
   RAdamOptions,
 };
 export { CheckpointError, MAX_HEADER_BYTES, SINGLE_TENSOR_NAME };
-export type { LoadOptions };
+export type { GpuGrads, GpuInitOptions, GpuParams, GpuTensor, GpuTensorInput, LoadOptions };
 
 /**
  * An optimizer: its resolved settings and a way to start a state from parameters.
@@ -82,14 +89,25 @@ export interface Optimizer {
    * `""`, {@linkcode SINGLE_TENSOR_NAME}). Throws a TypeError for values that are not
    * Float32Arrays and a RangeError for an empty record or non-finite numbers, and a RangeError,
    * before allocating anything, when the model is too large for the backend.
+   *
+   * With a second argument (`{ device }`, or `{}`), the state is a WebGPU one when the backend
+   * is `"webgpu"`, or `"auto"` with GPU params or a device: `params` may then also hold
+   * `GPUBuffer`s (see {@linkcode GpuParams}) and the state's slots are {@linkcode GpuTensor}s.
+   * An explicit `"webgpu"` where no adapter exists throws; it never falls back silently.
    */
   init(params: Params): Promise<OptimizerState>;
+  /** Starts a WebGPU state on `device` (backend `"webgpu"` or `"auto"`). */
+  init(params: GpuParams, options: { device: GPUDevice }): Promise<OptimizerState<GpuTensor>>;
+  /** Starts a state on the GPU or the CPU as the backend choice says (see above). */
+  // deno-lint-ignore no-explicit-any
+  init(params: GpuParams, options: GpuInitOptions): Promise<OptimizerState<any>>;
 }
 
 export type { ResolvedConfig, RuleKind };
 
 function pickBackend(choice: BackendChoice): BackendName {
   if (choice === "js") return "js";
+  if (choice === "webgpu") throw new Error("unreachable: webgpu states are made elsewhere");
   const simd = wasmSimdSupported();
   if (choice === "wasm" && !simd) {
     throw new Error(
@@ -113,8 +131,25 @@ function makeOptimizer(
   return Object.freeze({
     name,
     settings,
-    init(params: Params): Promise<OptimizerState> {
-      return initState(settings, params, makeBackend(pickBackend(settings.backend)));
+    init(
+      params: GpuParams,
+      options?: GpuInitOptions,
+      // deno-lint-ignore no-explicit-any
+    ): Promise<OptimizerState<any>> {
+      const choice = settings.backend;
+      if (options?.device !== undefined && choice !== "webgpu" && choice !== "auto") {
+        return Promise.reject(
+          new TypeError(
+            `A device was passed to init but the backend is ${
+              JSON.stringify(choice)
+            }; use backend "webgpu" or "auto"`,
+          ),
+        );
+      }
+      const gpu = choice === "webgpu" ||
+        (choice === "auto" && (options?.device !== undefined || hasGpuParams(params)));
+      if (gpu) return initWebGpuState(settings, params, options);
+      return initState(settings, params as Params, makeBackend(pickBackend(choice)));
     },
   });
 }
@@ -215,7 +250,16 @@ export function adamw(options?: AdamOptions): Optimizer {
 export function step(
   state: OptimizerState,
   grads?: Float32Array | Readonly<Record<string, Float32Array>>,
-): OptimizerState {
+): OptimizerState;
+/**
+ * A step of a WebGPU state: encodes and submits one fused dispatch, synchronously. Gradients
+ * may be Float32Arrays (one `writeBuffer` each), GPU tensors (copied on the GPU), or the
+ * state's own `state.grads` slots (nothing copied).
+ */
+export function step(state: OptimizerState<GpuTensor>, grads?: GpuGrads): OptimizerState<GpuTensor>;
+/** A step of a state of either kind (GPU or CPU). */
+export function step(state: OptimizerState<unknown>, grads?: unknown): OptimizerState<unknown>;
+export function step<T>(state: OptimizerState<T>, grads?: unknown): OptimizerState<T> {
   return stepState(state, grads);
 }
 
@@ -232,7 +276,7 @@ export function step(
  * console.log(w); // Float32Array [1, 2]
  * ```
  */
-export function readParams(state: OptimizerState): Promise<Record<string, Float32Array>> {
+export function readParams(state: OptimizerState<unknown>): Promise<Record<string, Float32Array>> {
   return readSection(state, PARAMS);
 }
 
@@ -250,7 +294,7 @@ export function readParams(state: OptimizerState): Promise<Record<string, Float3
  * ```
  */
 export async function readMoments(
-  state: OptimizerState,
+  state: OptimizerState<unknown>,
 ): Promise<{ exp_avg: Record<string, Float32Array>; exp_avg_sq: Record<string, Float32Array> }> {
   // Both reads start before the first await, so they see the same step.
   const [exp_avg, exp_avg_sq] = await Promise.all([
@@ -279,7 +323,7 @@ export async function readMoments(
  * console.log(resumed.step); // 2
  * ```
  */
-export function saveState(state: OptimizerState): Promise<Uint8Array> {
+export function saveState(state: OptimizerState<unknown>): Promise<Uint8Array> {
   return saveCheckpoint(state);
 }
 
@@ -311,6 +355,26 @@ export function saveState(state: OptimizerState): Promise<Uint8Array> {
  * console.log(resumed.step); // 1
  * ```
  */
-export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<OptimizerState> {
-  return loadCheckpoint(bytes, options, (choice) => makeBackend(pickBackend(choice)));
+export function loadState(
+  bytes: Uint8Array,
+  options: LoadOptions & { device: GPUDevice },
+): Promise<OptimizerState<GpuTensor>>;
+/** Reads a checkpoint into a new state on the CPU (or, with `backend: "webgpu"`, the GPU). */
+export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<OptimizerState>;
+// deno-lint-ignore no-explicit-any
+export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<OptimizerState<any>> {
+  const device = options?.device;
+  return loadCheckpoint(bytes, options, (choice) => {
+    if (device !== undefined && choice !== "webgpu" && choice !== "auto") {
+      throw new TypeError(
+        `A device was passed to loadState but the backend is ${
+          JSON.stringify(choice)
+        }; use backend "webgpu" or "auto"`,
+      );
+    }
+    if (choice === "webgpu" || (choice === "auto" && device !== undefined)) {
+      return (layout) => restoreWebGpuBackend(layout, device);
+    }
+    return makeBackend(pickBackend(choice));
+  });
 }

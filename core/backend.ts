@@ -21,6 +21,16 @@ export interface Backend<T = Float32Array> {
    * is not copied.
    */
   loadGrads(grads: T | Readonly<Record<string, T>>): void;
+  /**
+   * Throws if the backend can no longer step or be read (a lost GPU device); called before
+   * anything of a step changes. Optional: CPU backends are always usable.
+   */
+  checkUsable?(): void;
+  /**
+   * Validates gradients of the kinds this backend accepts besides Float32Arrays (GPU buffers);
+   * optional: without it, core/tensors.ts `checkGrads` applies.
+   */
+  checkGrads?(grads: unknown): void;
   /** Runs one fused step over the whole arena. */
   update(scalars: StepScalars): void;
   /** Copies of one arena section (see core/arena.ts), by tensor name. */

@@ -95,7 +95,7 @@ function optionsOf(config: ResolvedConfig): Record<string, unknown> {
 }
 
 /** Writes a state as safetensors bytes; see `saveState` in mod.ts. */
-export async function saveCheckpoint(state: OptimizerState): Promise<Uint8Array> {
+export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Uint8Array> {
   const { config, backend, steps } = stateInternals(state);
   const layout = backend.layout;
   const kinds = stateTensors(config);
@@ -150,12 +150,17 @@ export interface LoadOptions {
    * schedule (functions cannot be stored); when given, it replaces a stored constant.
    */
   lr?: LearningRate;
+  /**
+   * The GPU device to resume on: with backend `"auto"` (or `"webgpu"`), the state is restored
+   * into GPU buffers on this device.
+   */
+  device?: GPUDevice;
 }
 
 /** Makes the backend a state resumes on. */
 export type BackendMaker = (
   choice: BackendChoice,
-) => (layout: ArenaLayout) => Promise<Backend<Float32Array>>;
+) => (layout: ArenaLayout) => Promise<Backend<unknown>>;
 
 function meta(metadata: Readonly<Record<string, string>>, key: string): string {
   const value = Object.hasOwn(metadata, key) ? metadata[key] : undefined;
@@ -229,9 +234,11 @@ function configOf(
         "pass it again as loadState(bytes, { lr })",
     );
   }
-  if (options.backend !== undefined && !["auto", "wasm", "js"].includes(options.backend)) {
+  if (
+    options.backend !== undefined && !["auto", "wasm", "js", "webgpu"].includes(options.backend)
+  ) {
     throw new RangeError(
-      `Option backend must be one of auto, wasm, js, got ${String(options.backend)}`,
+      `Option backend must be one of auto, wasm, js, webgpu, got ${String(options.backend)}`,
     );
   }
   for (const key of REQUIRED_HYPERPARAMETERS[rule]) {
@@ -284,7 +291,7 @@ export async function loadCheckpoint(
   bytes: Uint8Array,
   options: LoadOptions | undefined,
   makeBackend: BackendMaker,
-): Promise<OptimizerState> {
+): Promise<OptimizerState<unknown>> {
   if (options === undefined) options = {};
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`Options of loadState must be an object, got ${typeof options}`);

@@ -6,7 +6,7 @@
  */
 
 /** Which kernel implementation runs the step. */
-export type BackendName = "wasm" | "js";
+export type BackendName = "wasm" | "js" | "webgpu";
 
 /** A backend request: a specific backend, or `"auto"` to pick the fastest available. */
 export type BackendChoice = BackendName | "auto";
@@ -87,7 +87,7 @@ export interface ResolvedConfig {
   readonly backend: BackendChoice;
 }
 
-const BACKENDS: readonly string[] = ["auto", "wasm", "js"];
+const BACKENDS: readonly string[] = ["auto", "wasm", "js", "webgpu"];
 
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null;

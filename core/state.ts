@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type ArenaLayout, planArena } from "./arena.ts";
+import { type ArenaLayout, PARAMS, planArena } from "./arena.ts";
 import type { Backend } from "./backend.ts";
 import type { BackendName, ResolvedConfig } from "./options.ts";
 import { computeScalars, emptyScalars, type StepScalars } from "./scalars.ts";
@@ -19,6 +19,9 @@ import { checkGrads, checkParams, type Params } from "./tensors.ts";
  * `params` and `grads` are views into the memory the kernel runs on: write gradients into
  * `grads` and call `step(state)` to step without copying anything. The views stay valid, and
  * are the same objects, across every state that `step` derives from this one.
+ *
+ * `T` is the slot type: `Float32Array` on the CPU backends (`wasm`, `js`), `GpuTensor` (a
+ * `GPUBufferBinding` with a `length`) on `webgpu`.
  */
 export interface OptimizerState<T = Float32Array> {
   /** The optimizer that made this state: "radam", "adam" or "adamw". */
@@ -38,7 +41,8 @@ export interface OptimizerState<T = Float32Array> {
 /** What a state handle points at. Shared by all handles of one line of states. */
 interface Core {
   readonly config: ResolvedConfig;
-  readonly backend: Backend<Float32Array>;
+  // deno-lint-ignore no-explicit-any
+  readonly backend: Backend<any>;
   readonly scalars: StepScalars;
   steps: number;
   /** The handle that may still be used; every other handle of this core is consumed. */
@@ -48,7 +52,8 @@ interface Core {
 const CONSUMED_MESSAGE =
   "This optimizer state was consumed by step(); use the state that step() returned";
 
-class StateHandle implements OptimizerState<Float32Array> {
+// deno-lint-ignore no-explicit-any
+class StateHandle implements OptimizerState<any> {
   readonly #core: Core;
 
   constructor(core: Core) {
@@ -74,10 +79,12 @@ class StateHandle implements OptimizerState<Float32Array> {
   get names(): readonly string[] {
     return this.live().backend.layout.names;
   }
-  get params(): Readonly<Record<string, Float32Array>> {
+  // deno-lint-ignore no-explicit-any
+  get params(): Readonly<Record<string, any>> {
     return this.live().backend.params;
   }
-  get grads(): Readonly<Record<string, Float32Array>> {
+  // deno-lint-ignore no-explicit-any
+  get grads(): Readonly<Record<string, any>> {
     return this.live().backend.grads;
   }
 }
@@ -94,9 +101,14 @@ export async function initState(
   const tensors = checkParams(params);
   const layout = planArena(tensors.names, tensors.arrays.map((a) => a.length));
   const backend = await makeBackend(layout);
-  for (let i = 0; i < tensors.names.length; i++) {
-    backend.params[tensors.names[i]].set(tensors.arrays[i]);
-  }
+  const data: Record<string, Float32Array> = {};
+  for (let i = 0; i < tensors.names.length; i++) data[tensors.names[i]] = tensors.arrays[i];
+  backend.writeSection(PARAMS, data);
+  return startState(config, backend);
+}
+
+/** The state at step 0 on a backend whose parameters are already loaded. */
+export function startState<T>(config: ResolvedConfig, backend: Backend<T>): OptimizerState<T> {
   return new StateHandle({
     config,
     backend,
@@ -116,12 +128,12 @@ function coreOf(state: unknown): Core {
 /** What a checkpoint reads from a live state (for core/checkpoint.ts only). */
 export interface StateInternals {
   readonly config: ResolvedConfig;
-  readonly backend: Backend<Float32Array>;
+  readonly backend: Backend<unknown>;
   readonly steps: number;
 }
 
 /** The configuration, backend and step count of a live state; throws if it was consumed. */
-export function stateInternals(state: OptimizerState): StateInternals {
+export function stateInternals(state: OptimizerState<unknown>): StateInternals {
   return coreOf(state);
 }
 
@@ -129,11 +141,11 @@ export function stateInternals(state: OptimizerState): StateInternals {
  * A state at step `steps` on a backend whose sections were already filled (checkpoint
  * restore). The gradient slots start as the backend left them.
  */
-export function restoreState(
+export function restoreState<T>(
   config: ResolvedConfig,
-  backend: Backend<Float32Array>,
+  backend: Backend<T>,
   steps: number,
-): OptimizerState {
+): OptimizerState<T> {
   return new StateHandle({ config, backend, scalars: emptyScalars(), steps, current: undefined });
 }
 
@@ -151,14 +163,18 @@ function learningRateAt(config: ResolvedConfig, t: number): number {
 }
 
 /** One optimizer step; see `step` in mod.ts. */
-export function stepState(
-  state: OptimizerState,
-  grads?: Float32Array | Readonly<Record<string, Float32Array>>,
-): OptimizerState {
+export function stepState<T>(
+  state: OptimizerState<T>,
+  grads?: unknown,
+): OptimizerState<T> {
   const core = coreOf(state);
   const backend = core.backend;
+  backend.checkUsable?.();
   const zeroCopy = grads === undefined || grads === backend.grads;
-  if (!zeroCopy) checkGrads(grads, backend.layout.names, backend.layout.lengths);
+  if (!zeroCopy) {
+    if (backend.checkGrads) backend.checkGrads(grads);
+    else checkGrads(grads, backend.layout.names, backend.layout.lengths);
+  }
   const t = core.steps + 1;
   const lr = learningRateAt(core.config, t);
   computeScalars(core.config, t, lr, core.scalars);
@@ -171,13 +187,13 @@ export function stepState(
 
 /** Copies of the parameters; see `readParams` in mod.ts. */
 export function readSection(
-  state: OptimizerState,
+  state: OptimizerState<unknown>,
   section: number,
 ): Promise<Record<string, Float32Array>> {
   return coreOf(state).backend.readSection(section);
 }
 
 /** The per-step scalars of the last step taken (for tests and diagnostics). */
-export function lastScalars(state: OptimizerState): Readonly<StepScalars> {
+export function lastScalars(state: OptimizerState<unknown>): Readonly<StepScalars> {
   return coreOf(state).scalars;
 }

@@ -146,7 +146,7 @@ export function caseData(c: Case): {
 }
 
 /** Reads a state's params and moments as float64 reference state, per tensor. */
-export async function readAll(state: OptimizerState): Promise<Record<string, RefState>> {
+export async function readAll(state: OptimizerState<unknown>): Promise<Record<string, RefState>> {
   const params = await readParams(state);
   const { exp_avg, exp_avg_sq } = await readMoments(state);
   const out: Record<string, RefState> = {};
@@ -163,7 +163,8 @@ export async function readAll(state: OptimizerState): Promise<Record<string, Ref
  */
 export async function checkAgainstReference(
   c: Case,
-  init: (params: Record<string, Float32Array>) => Promise<OptimizerState>,
+  init: (params: Record<string, Float32Array>) => Promise<OptimizerState<unknown>>,
+  k?: number,
 ): Promise<void> {
   const cfg = refConfig(c);
   const { params, grads } = caseData(c);
@@ -173,7 +174,7 @@ export async function checkAgainstReference(
     state = step(state, grads(t));
     const after = await readAll(state);
     for (const name of Object.keys(after)) {
-      const ref = refStep(cfg, before[name], grads(t)[name], t, lrAt(c, t));
+      const ref = refStep(cfg, before[name], grads(t)[name], t, lrAt(c, t), k);
       for (const [field, tol] of [["p", ref.tolP], ["m", ref.tolM], ["v", ref.tolV]] as const) {
         const i = firstMismatch(after[name][field], ref[field], tol);
         if (i >= 0) {

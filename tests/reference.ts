@@ -79,6 +79,7 @@ export function refStep(
   grad: ArrayLike<number>,
   t: number,
   lr: number,
+  k: number = K,
 ): RefStep {
   const n = s.p.length;
   const out: RefStep = {
@@ -96,7 +97,7 @@ export function refStep(
   const r = c.kind === "radam" ? rectifier(b2, t, c.threshold) : 1;
   const rectified = c.kind === "adam" || !Number.isNaN(r);
   out.rectified = rectified;
-  const e = K * U;
+  const e = k * U;
   for (let i = 0; i < n; i++) {
     const p = s.p[i];
     let g = c.maximize ? -grad[i] : grad[i];
@@ -105,12 +106,12 @@ export function refStep(
       g = g + wd * p;
       gAbs += wd * Math.abs(p);
     }
-    const eg = e * gAbs + K * ETA;
+    const eg = e * gAbs + k * ETA;
     const m = b1 * s.m[i] + (1 - b1) * g;
     const v = b2 * s.v[i] + (1 - b2) * g * g;
-    const em = e * (b1 * Math.abs(s.m[i]) + (1 - b1) * gAbs) + K * ETA;
+    const em = e * (b1 * Math.abs(s.m[i]) + (1 - b1) * gAbs) + k * ETA;
     const ev = e * (b2 * s.v[i] + (1 - b2) * gAbs * gAbs) +
-      (1 - b2) * (2 * Math.abs(g) * eg + eg * eg) + K * ETA;
+      (1 - b2) * (2 * Math.abs(g) * eg + eg * eg) + k * ETA;
     out.m[i] = m;
     out.v[i] = v;
     out.tolM[i] = em;
@@ -146,7 +147,7 @@ export function refStep(
       pNew = p; // untouched, weight decay included
     }
     out.p[i] = pNew;
-    out.tolP[i] = ep + K * ETA;
+    out.tolP[i] = ep + k * ETA;
   }
   return out;
 }

@@ -14,6 +14,28 @@ import * as esbuild from "esbuild";
 import ts from "typescript";
 
 const OUT = "npm";
+/** The WebGPU type declarations the public types refer to (GPUDevice, GPUBuffer, …). */
+const WEBGPU_TYPES = "@webgpu/types@0.1.74";
+const TOOLS = "build/npm_tools";
+
+/** Installs the WebGPU types for the declaration build; returns their entry file. */
+async function webgpuTypes(): Promise<string> {
+  const entry = `${TOOLS}/node_modules/@webgpu/types/dist/index.d.ts`;
+  try {
+    await Deno.stat(entry);
+    return entry;
+  } catch {
+    // not installed yet
+  }
+  await Deno.mkdir(TOOLS, { recursive: true });
+  const npm = new Deno.Command("npm", {
+    args: ["install", "--prefix", TOOLS, "--no-audit", "--no-fund", "--no-save", WEBGPU_TYPES],
+    stdout: "null",
+  });
+  const { success } = await npm.output();
+  if (!success) throw new Error(`npm install ${WEBGPU_TYPES} failed`);
+  return entry;
+}
 
 async function bundle(): Promise<void> {
   await esbuild.build({
@@ -29,7 +51,7 @@ async function bundle(): Promise<void> {
   await esbuild.stop();
 }
 
-function declarations(): void {
+function declarations(webgpu: string): void {
   const options: ts.CompilerOptions = {
     declaration: true,
     emitDeclarationOnly: true,
@@ -44,12 +66,15 @@ function declarations(): void {
     skipLibCheck: true,
     types: [],
   };
-  const program = ts.createProgram(["mod.ts"], options);
+  const program = ts.createProgram(["mod.ts", webgpu], options);
   const diagnostics = [...ts.getPreEmitDiagnostics(program)];
   const emitted = program.emit(undefined, (name, text) => {
     // Declarations refer to each other as ./x.js (which resolves to ./x.d.ts), not ./x.ts.
-    const fixed = text.replace(/(from\s+["']\.{1,2}\/[^"']+)\.ts(["'])/g, "$1.js$2")
-      .replace(/(import\(["']\.{1,2}\/[^"']+)\.ts(["']\))/g, "$1.js$2");
+    if (!name.startsWith(`${OUT}/types/`)) return;
+    let fixed = text.replace(/(from\s+["']\.{1,2}\/[^"']+)\.ts(["'])/g, "$1.js$2")
+      .replace(/(import\(["']\.{1,2}\/[^"']+)\.ts(["']\))/g, "$1.js$2")
+      .replace(/from "\.\/mod\.js"/g, 'from "@optim/radam"');
+    if (name.endsWith("/mod.d.ts")) fixed = `/// <reference types="@webgpu/types" />\n${fixed}`;
     Deno.mkdirSync(name.slice(0, name.lastIndexOf("/")), { recursive: true });
     Deno.writeTextFileSync(name, fixed);
   });
@@ -82,6 +107,8 @@ async function packageFiles(): Promise<void> {
     files: ["index.js", "types/", "README.md", "LICENSE"],
     sideEffects: false,
     engines: { node: ">=20" },
+    // The public types mention WebGPU's (GPUDevice, GPUBuffer): types only, no code.
+    dependencies: { "@webgpu/types": WEBGPU_TYPES.split("@").pop() },
     keywords: ["radam", "adam", "adamw", "optimizer", "wasm", "simd", "machine-learning"],
   };
   await Deno.writeTextFile(`${OUT}/package.json`, JSON.stringify(pkg, null, 2) + "\n");
@@ -93,7 +120,7 @@ if (import.meta.main) {
   await Deno.remove(OUT, { recursive: true }).catch(() => {});
   await Deno.mkdir(OUT, { recursive: true });
   await bundle();
-  declarations();
+  declarations(await webgpuTypes());
   await packageFiles();
   console.log(`built ${OUT}/ (index.js, types/, package.json)`);
 }

@@ -43,14 +43,14 @@ async function digest(records) {
  * Runs the case on `backend` with the library namespace `lib` and returns the step count, a
  * SHA-256 of the params and moments' bytes, and a few values to show on a mismatch.
  */
-export async function runCase(lib, backend) {
+export async function runCase(lib, backend, device) {
   const rand = prng(12345);
   const opt = lib.radam({ lr: 1e-2, weightDecay: 1e-2, backend });
-  let state = await opt.init(tensors(rand, 1));
+  let state = await opt.init(tensors(rand, 1), device ? { device } : undefined);
   for (let t = 1; t <= STEPS; t++) {
     // alternate between copied gradients and the zero-copy slots
     const grads = tensors(rand, 0.1 * t);
-    if (t % 2) state = lib.step(state, grads);
+    if (t % 2 || device) state = lib.step(state, grads);
     else {
       for (const name of state.names) state.grads[name].set(grads[name]);
       state = lib.step(state);
@@ -67,7 +67,7 @@ export async function runCase(lib, backend) {
   // Checkpoint round trip: save, load (as a new invocation would) and take a few more steps.
   const bytes = await lib.saveState(state);
   result.checkpoint = await digest([{ file: bytes.slice() }]);
-  let resumed = await lib.loadState(bytes, { backend });
+  let resumed = await lib.loadState(bytes, device ? { backend, device } : { backend });
   for (let t = 1; t <= 5; t++) resumed = lib.step(resumed, tensors(rand, 0.05));
   result.resumedStep = resumed.step;
   result.resumed = await digest([await lib.readParams(resumed)]);

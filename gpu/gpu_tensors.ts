@@ -1,0 +1,205 @@
+/**
+ * Tensors on the GPU: the slot type of WebGPU states, and validation of GPU params and grads
+ * (errors name the tensor; nothing changes on a bad call).
+ *
+ * @module
+ */
+import { checkParams, SINGLE_TENSOR_NAME } from "../core/tensors.ts";
+
+/**
+ * A tensor of f32 elements in a GPU buffer: a `GPUBufferBinding` (bind it directly in a
+ * compute pass) plus its element count. The slots of a WebGPU state (`state.params[name]`,
+ * `state.grads[name]`) are of this type: ranges of the state's arena buffers.
+ *
+ * @example Bind a state's gradient slot in your backward pass, then step without copying
+ * ```ts
+ * import { radam, step } from "../mod.ts";
+ *
+ * const adapter = await navigator.gpu.requestAdapter();
+ * if (adapter) {
+ *   const device = await adapter.requestDevice();
+ *   let state = await radam().init({ w: new Float32Array(1024) }, { device });
+ *   const slot = state.grads.w; // { buffer, offset, size, length }
+ *   device.queue.writeBuffer(slot.buffer, slot.offset, new Float32Array(slot.length).fill(1));
+ *   state = step(state); // zero copy: the kernel reads the slot
+ * }
+ * ```
+ */
+export interface GpuTensor {
+  /** The buffer holding the elements. */
+  readonly buffer: GPUBuffer;
+  /** Byte offset in `buffer` (a multiple of 256 for arena slots). */
+  readonly offset: number;
+  /** Bytes: `length · 4`. */
+  readonly size: number;
+  /** Number of f32 elements. */
+  readonly length: number;
+}
+
+/**
+ * A parameter or gradient the caller passes on the GPU: a whole `GPUBuffer` (its length is
+ * `buffer.size / 4`) or `{ buffer, offset?, length }` (offset in bytes, a multiple of 4).
+ */
+export type GpuTensorInput = GPUBuffer | {
+  readonly buffer: GPUBuffer;
+  readonly offset?: number;
+  readonly length: number;
+};
+
+/** Params for the WebGPU backend: Float32Arrays (uploaded once) or GPU tensors, by name. */
+export type GpuParams =
+  | Float32Array
+  | GpuTensorInput
+  | Readonly<Record<string, Float32Array | GpuTensorInput>>;
+
+/** Gradients for a WebGPU state: Float32Arrays or GPU tensors (or the state's own slots). */
+export type GpuGrads =
+  | Float32Array
+  | GpuTensorInput
+  | Readonly<Record<string, Float32Array | GpuTensorInput | GpuTensor>>;
+
+function hasGpu(): boolean {
+  return typeof GPUBuffer !== "undefined";
+}
+
+/** Whether `x` is a GPUBuffer or a `{ buffer: GPUBuffer, … }` tensor. */
+export function isGpuTensorInput(x: unknown): x is GpuTensorInput {
+  if (!hasGpu() || typeof x !== "object" || x === null) return false;
+  return x instanceof GPUBuffer || (x as { buffer?: unknown }).buffer instanceof GPUBuffer;
+}
+
+function label(name: string, what: string): string {
+  return name === SINGLE_TENSOR_NAME ? `the ${what} tensor` : `${what} ${JSON.stringify(name)}`;
+}
+
+/** The checked `{ buffer, offset, size, length }` of a GPU tensor input. */
+export function gpuTensorOf(
+  x: GpuTensorInput,
+  name: string,
+  what: string,
+  needUsage: number,
+): GpuTensor {
+  const buffer = x instanceof GPUBuffer ? x : x.buffer;
+  const offset = x instanceof GPUBuffer ? 0 : x.offset ?? 0;
+  const length = x instanceof GPUBuffer ? Math.floor(x.size / 4) : x.length;
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset % 4 !== 0) {
+    throw new RangeError(
+      `Expected the offset of ${
+        label(name, what)
+      } to be a byte offset that is a multiple of 4, got ${offset}`,
+    );
+  }
+  if (!Number.isSafeInteger(length) || length < 0 || offset + length * 4 > buffer.size) {
+    throw new RangeError(
+      `Expected ${
+        label(name, what)
+      } to fit its buffer: ${length} elements at byte ${offset} of a ${buffer.size}-byte buffer`,
+    );
+  }
+  if ((buffer.usage & needUsage) !== needUsage) {
+    throw new TypeError(
+      `Expected the buffer of ${
+        label(name, what)
+      } to have usage COPY_SRC | COPY_DST (got usage ${buffer.usage})`,
+    );
+  }
+  return { buffer, offset, size: length * 4, length };
+}
+
+/** Validated GPU params: names, and per tensor either host data or a GPU tensor. */
+export interface CheckedGpuParams {
+  readonly names: readonly string[];
+  readonly lengths: readonly number[];
+  /** Host data by index (Float32Array params). */
+  readonly host: ReadonlyMap<number, Float32Array>;
+  /** GPU tensors by index (caller-owned params). */
+  readonly device: ReadonlyMap<number, GpuTensor>;
+}
+
+const PARAM_USAGE = 0x04 | 0x08; // COPY_SRC | COPY_DST
+
+/** Validates params for the WebGPU backend (TypeError/RangeError naming the tensor). */
+export function checkGpuParams(params: unknown): CheckedGpuParams {
+  const single = params instanceof Float32Array || isGpuTensorInput(params);
+  const record: Record<string, unknown> = single
+    ? { [SINGLE_TENSOR_NAME]: params }
+    : params as Record<string, unknown>;
+  const hostOnly: Record<string, Float32Array> = {};
+  const device = new Map<number, GpuTensor>();
+  const host = new Map<number, Float32Array>();
+  if (typeof record !== "object" || record === null || Array.isArray(record)) {
+    checkParams(params); // throws the CPU path's message
+  }
+  const names = Object.keys(record);
+  const lengths: number[] = [];
+  names.forEach((name, i) => {
+    const value = record[name];
+    if (isGpuTensorInput(value)) {
+      const t = gpuTensorOf(value, name, "parameter", PARAM_USAGE);
+      device.set(i, t);
+      lengths.push(t.length);
+    } else {
+      hostOnly[name] = value as Float32Array;
+      lengths.push((value as Float32Array)?.length ?? 0);
+      host.set(i, value as Float32Array);
+    }
+  });
+  if (names.length === 0 || host.size > 0) checkParams(names.length === 0 ? {} : hostOnly);
+  return { names, lengths, host, device };
+}
+
+/** Validates gradients for a WebGPU state: same names, Float32Arrays or GPU tensors of the length. */
+export function checkGpuGrads(
+  grads: unknown,
+  names: readonly string[],
+  lengths: readonly number[],
+): void {
+  const single = grads instanceof Float32Array || isGpuTensorInput(grads);
+  if (single && names.length !== 1) {
+    throw new TypeError(
+      `A bare gradient needs a state with one tensor; this state has ${names.length}: pass a record keyed by ${
+        names.map((n) => JSON.stringify(n)).join(", ")
+      }`,
+    );
+  }
+  if (!single && (typeof grads !== "object" || grads === null || Array.isArray(grads))) {
+    throw new TypeError(
+      `Grads must be a Float32Array, a GPU tensor or a record of them, got ${
+        grads === null ? "null" : typeof grads
+      }`,
+    );
+  }
+  const record = single ? { [names[0]]: grads } : grads as Record<string, unknown>;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i];
+    const value = record[name];
+    if (value === undefined) {
+      throw new TypeError(`Missing gradient for ${label(name, "parameter")}`);
+    }
+    let length: number;
+    if (value instanceof Float32Array) length = value.length;
+    else if (isGpuTensorInput(value)) {
+      length = gpuTensorOf(value, name, "gradient of parameter", 0x04).length;
+    } else {
+      throw new TypeError(
+        `Expected the gradient of ${
+          label(name, "parameter")
+        } to be a Float32Array or a GPU tensor, got ${typeof value}`,
+      );
+    }
+    if (length !== lengths[i]) {
+      throw new RangeError(
+        `Expected the gradient of ${label(name, "parameter")} to have length ${
+          lengths[i]
+        }, got ${length}`,
+      );
+    }
+  }
+  for (const key of Object.keys(record)) {
+    if (!names.includes(key)) {
+      throw new TypeError(
+        `Unexpected gradient ${JSON.stringify(key)}: the state holds no parameter of that name`,
+      );
+    }
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Starting an optimizer state on the WebGPU backend: validate the params, get a device, build
+ * the GPU arena, upload host params once and copy caller-owned GPU params in on the GPU.
+ *
+ * @module
+ */
+import type { ArenaLayout } from "../core/arena.ts";
+import type { Backend } from "../core/backend.ts";
+import type { ResolvedConfig } from "../core/options.ts";
+import { type OptimizerState, startState } from "../core/state.ts";
+import { checkGpuParams, type GpuTensor, isGpuTensorInput } from "./gpu_tensors.ts";
+import {
+  createWebGpuBackend,
+  type GpuPlanLimits,
+  planGpuArena,
+  requestLargeDevice,
+} from "./webgpu_backend.ts";
+
+/**
+ * Options of `init` for the WebGPU backend.
+ *
+ * @example Keep the weights on the GPU
+ * ```ts
+ * import { adamw, readParams, step } from "../mod.ts";
+ *
+ * const adapter = await navigator.gpu.requestAdapter();
+ * if (adapter) {
+ *   const device = await adapter.requestDevice();
+ *   let state = await adamw({ lr: 1e-3 }).init({ w: new Float32Array([1, 2]) }, { device });
+ *   state = step(state, { w: new Float32Array([0.1, 0.2]) }); // one writeBuffer, one dispatch
+ *   console.log((await readParams(state)).w); // async readback
+ * }
+ * ```
+ */
+export interface GpuInitOptions {
+  /**
+   * The device to run on (the one your model's buffers live on). Default: a device of the
+   * first adapter, requested with the adapter's largest buffer and binding limits.
+   */
+  device?: GPUDevice;
+}
+
+/** Whether params hold any GPU tensor (so "auto" picks WebGPU). */
+export function hasGpuParams(params: unknown): boolean {
+  if (isGpuTensorInput(params)) return true;
+  if (typeof params !== "object" || params === null || params instanceof Float32Array) {
+    return false;
+  }
+  return Object.values(params).some(isGpuTensorInput);
+}
+
+/** Makes a WebGPU state at step 0; `limits` lowers the planning limits (for tests). */
+export async function initWebGpuState(
+  config: ResolvedConfig,
+  params: unknown,
+  options: GpuInitOptions = {},
+  limits?: Partial<GpuPlanLimits>,
+): Promise<OptimizerState<GpuTensor>> {
+  const checked = checkGpuParams(params);
+  const device = options.device ?? await requestLargeDevice();
+  const layout = planGpuArena(checked.names, checked.lengths);
+  const backend = await createWebGpuBackend(device, layout, {
+    limits,
+    externalParams: checked.device,
+  });
+  if (checked.host.size > 0) {
+    const data: Record<string, Float32Array> = {};
+    for (const [i, array] of checked.host) data[checked.names[i]] = array;
+    backend.writeHostParams(data);
+  }
+  return startState<GpuTensor>(config, backend);
+}
+
+/**
+ * A WebGPU backend for a checkpoint being restored: the checkpoint's tensors laid out anew
+ * for the GPU (its own alignment) on `device`, or on a device of the first adapter.
+ */
+export async function restoreWebGpuBackend(
+  layout: ArenaLayout,
+  device?: GPUDevice,
+): Promise<Backend<GpuTensor>> {
+  const gpuLayout = planGpuArena(layout.names, layout.lengths);
+  return await createWebGpuBackend(device ?? await requestLargeDevice(), gpuLayout);
+}

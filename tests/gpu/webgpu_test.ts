@@ -1,0 +1,312 @@
+/**
+ * The WebGPU backend against the float64 reference and the wasm backend (on Mesa's llvmpipe in
+ * CI). Without an adapter these tests fail, unless RADAM_NO_GPU=1 says the machine has none.
+ *
+ * GPU tolerance: WGSL allows division within 2.5 ULP and sqrt as an inverse-sqrt-based
+ * approximation, and compilers may contract a·b + c into an FMA. The reference's running
+ * bound counts K roundings of u = 2⁻²⁴ per quantity; for the GPU we allow K_GPU = 32, room for
+ * each of the ~4 operations of a quantity being off by up to ~2.5 ULP instead of 0.5, twice.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { adam, loadState, radam, readMoments, readParams, saveState, step } from "../../mod.ts";
+import { caseArb, caseData, checkAgainstReference, optimizerFor, readAll } from "../cases.ts";
+import { initWebGpuState } from "../../gpu/webgpu_state.ts";
+import { createWebGpuBackend, planGpuArena } from "../../gpu/webgpu_backend.ts";
+import { WORKGROUP_SIZE } from "../../gpu/wgsl_kernel.ts";
+import { EXP_AVG, EXP_AVG_SQ, PARAMS } from "../../core/arena.ts";
+
+const K_GPU = 32;
+const noGpu = Deno.env.get("RADAM_NO_GPU") === "1";
+const adapter = await navigator.gpu?.requestAdapter();
+if (!adapter && !noGpu) {
+  throw new Error(
+    "No WebGPU adapter found: the GPU tests need one (Mesa's llvmpipe will do); set RADAM_NO_GPU=1 to skip them on a machine without",
+  );
+}
+const device = adapter
+  ? await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+      maxBufferSize: adapter.limits.maxBufferSize,
+    },
+  })
+  : undefined;
+const ignore = !device;
+
+/** Runs `f` inside validation and out-of-memory error scopes and fails on any GPU error. */
+async function noGpuErrors<T>(f: () => Promise<T>): Promise<T> {
+  device!.pushErrorScope("validation");
+  device!.pushErrorScope("out-of-memory");
+  const out = await f();
+  const oom = await device!.popErrorScope();
+  const validation = await device!.popErrorScope();
+  assert.equal(oom, null, `GPU out-of-memory error: ${oom?.message}`);
+  assert.equal(validation, null, `GPU validation error: ${validation?.message}`);
+  return out;
+}
+
+Deno.test({
+  name: "webgpu: every step matches the float64 reference on random cases",
+  ignore,
+  async fn() {
+    await noGpuErrors(() =>
+      fc.assert(
+        fc.asyncProperty(caseArb(50), (c) =>
+          checkAgainstReference(
+            c,
+            (params) => optimizerFor(c, "webgpu").init(params, { device: device! }),
+            K_GPU,
+          )),
+        { numRuns: 6 },
+      )
+    );
+  },
+});
+
+Deno.test({
+  name: "webgpu agrees with wasm within the GPU tolerance after 50 steps",
+  ignore,
+  async fn() {
+    await fc.assert(
+      fc.asyncProperty(caseArb(50), async (c) => {
+        const { params, grads } = caseData(c);
+        let gpu = await optimizerFor(c, "webgpu").init(params, { device: device! });
+        let cpu = await optimizerFor(c, "wasm").init(params);
+        assert.equal(gpu.backend, "webgpu");
+        for (let t = 1; t <= c.steps; t++) {
+          gpu = step(gpu, grads(t));
+          cpu = step(cpu, grads(t));
+        }
+        const a = await readAll(gpu), b = await readAll(cpu);
+        for (const name of Object.keys(b)) {
+          for (const f of ["m", "v"] as const) {
+            for (let i = 0; i < b[name][f].length; i++) {
+              const x = a[name][f][i], y = b[name][f][i];
+              if (Number.isNaN(y)) assert.ok(Number.isNaN(x));
+              else assert.ok(Math.abs(x - y) <= 1e-4 * Math.abs(y) + 1e-30, `${f} ${name}[${i}]`);
+            }
+          }
+        }
+      }),
+      { numRuns: 4 },
+    );
+  },
+});
+
+Deno.test({
+  name: "webgpu: split bindings and a 2-D grid match the single-dispatch result",
+  ignore,
+  async fn() {
+    const c = { ...fc.sample(caseArb(3), { numRuns: 1, seed: 7 })[0], lengths: [4097, 33, 1000] };
+    const opt = optimizerFor(c, "webgpu");
+    // 4 KiB bindings (1024 elements, 4 workgroups a chunk) and at most 2 workgroups per
+    // dimension: 6 dispatches, each on a 2 × 2 grid (the last one 1 × 1).
+    const tiny = { maxStorageBufferBindingSize: 4096, maxComputeWorkgroupsPerDimension: 2 };
+    await checkAgainstReference(
+      c,
+      (params) => initWebGpuState(opt.settings, params, { device: device! }, tiny),
+      K_GPU,
+    );
+    const backend = await createWebGpuBackend(
+      device!,
+      planGpuArena(["a", "b", "c"], c.lengths),
+      { limits: tiny },
+    );
+    assert.equal(backend.dispatchCount, 6);
+    assert.deepEqual(backend.grids, [[2, 2], [2, 2], [2, 2], [2, 2], [2, 2], [1, 1]]);
+    backend.destroy();
+  },
+});
+
+Deno.test({
+  name: "webgpu: a tensor larger than 65535 × workgroup size elements, and 2-D dispatch",
+  ignore,
+  async fn() {
+    const n = 65535 * WORKGROUP_SIZE + 4099;
+    const p = new Float32Array(n).map((_, i) => (i % 97) - 48);
+    const g = new Float32Array(n).map((_, i) => ((i * 7) % 13) - 6);
+    const opt = adam({ lr: 1e-2 });
+    const limits = { maxComputeWorkgroupsPerDimension: 4096 };
+    let state = await noGpuErrors(() =>
+      initWebGpuState(opt.settings, { w: p }, { device: device! }, limits)
+    );
+    let cpu = await adam({ lr: 1e-2, backend: "wasm" }).init({ w: p });
+    state = step(state, { w: g });
+    cpu = step(cpu, { w: g });
+    const got = (await readParams(state)).w, want = (await readParams(cpu)).w;
+    assert.equal(got.length, n);
+    for (let i = 0; i < n; i++) {
+      if (Math.abs(got[i] - want[i]) > 1e-5 * Math.abs(want[i]) + 1e-12) {
+        assert.fail(`w[${i}] = ${got[i]}, wasm ${want[i]}`);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "webgpu: zero-copy grad slots, GPUBuffer params and grads, readMoments",
+  ignore,
+  async fn() {
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const pBuf = device!.createBuffer({ size: 5 * 4, usage });
+    device!.queue.writeBuffer(pBuf, 0, new Float32Array([1, 2, 3, 4, 5]));
+    const gBuf = device!.createBuffer({ size: 5 * 4, usage });
+    device!.queue.writeBuffer(gBuf, 0, new Float32Array([1, 1, 1, 1, 1]));
+    const opt = radam({ lr: 0.1 });
+    let state = await noGpuErrors(() =>
+      opt.init({ w: pBuf, b: new Float32Array([0.5]) }, { device: device! })
+    );
+    assert.equal(state.backend, "webgpu");
+    assert.equal(state.params.w.buffer, pBuf, "caller's buffer is the param slot");
+    state = step(state, { w: gBuf, b: new Float32Array([2]) });
+    // zero copy: write the arena's grad slot on the GPU, then step without grads
+    device!.queue.writeBuffer(state.grads.w.buffer, state.grads.w.offset, new Float32Array(5));
+    device!.queue.writeBuffer(state.grads.b.buffer, state.grads.b.offset, new Float32Array([2]));
+    state = step(state);
+    const { w, b } = await readParams(state);
+    let cpu = await radam({ lr: 0.1, backend: "wasm" }).init({
+      w: new Float32Array([1, 2, 3, 4, 5]),
+      b: new Float32Array([0.5]),
+    });
+    cpu = step(cpu, { w: new Float32Array(5).fill(1), b: new Float32Array([2]) });
+    cpu = step(cpu, { w: new Float32Array(5), b: new Float32Array([2]) });
+    const want = await readParams(cpu);
+    assert.deepEqual([...w].map((x) => x.toFixed(5)), [...want.w].map((x) => x.toFixed(5)));
+    assert.equal(b[0].toFixed(5), want.b[0].toFixed(5));
+    // the caller's buffer holds the updated params too
+    const staging = device!.createBuffer({
+      size: 20,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const enc = device!.createCommandEncoder();
+    enc.copyBufferToBuffer(pBuf, 0, staging, 0, 20);
+    device!.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    assert.deepEqual(new Float32Array(staging.getMappedRange().slice(0)), w);
+    staging.unmap();
+    const moments = await readMoments(state);
+    assert.equal(moments.exp_avg.w.length, 5);
+    assert.throws(
+      () => step(state, { w: new Float32Array(4), b: new Float32Array(1) }),
+      RangeError,
+    );
+  },
+});
+
+Deno.test({
+  name: "webgpu: after device loss, step and readParams throw and say how to resume",
+  ignore,
+  async fn() {
+    const own = await adapter!.requestDevice();
+    const state = await radam().init({ w: new Float32Array(8) }, { device: own });
+    own.destroy();
+    await own.lost;
+    assert.throws(() => step(state, { w: new Float32Array(8) }), /device .*was lost.*resume/is);
+    await assert.rejects(() => readParams(state), /lost/);
+  },
+});
+
+Deno.test({
+  name: "webgpu: backend selection",
+  ignore,
+  async fn() {
+    const s = await radam().init({ w: new Float32Array(2) }, { device: device! });
+    assert.equal(s.backend, "webgpu");
+    const cpu = await radam().init({ w: new Float32Array(2) }, {});
+    assert.equal(cpu.backend, "wasm");
+    await assert.rejects(
+      () => radam({ backend: "wasm" }).init({ w: new Float32Array(2) }, { device: device! }),
+      TypeError,
+    );
+  },
+});
+
+Deno.test({
+  name: "webgpu: writeSection restores moments and params (checkpoints)",
+  ignore,
+  async fn() {
+    const backend = await createWebGpuBackend(device!, planGpuArena(["a", "b"], [3, 70]));
+    const a = new Float32Array([1, 2, 3]), b = new Float32Array(70).map((_, i) => i / 7);
+    await noGpuErrors(async () => {
+      for (const section of [PARAMS, EXP_AVG, EXP_AVG_SQ]) {
+        backend.writeSection(section, { a, b: b.map((x) => x + section) });
+        const back = await backend.readSection(section);
+        assert.deepEqual(back.a, a);
+        assert.deepEqual(back.b, b.map((x) => x + section));
+      }
+    });
+    backend.destroy();
+  },
+});
+
+Deno.test({
+  name: "webgpu: bad gradients throw naming the tensor and leave the state usable",
+  ignore,
+  async fn() {
+    const opt = adam({ lr: 0.1 });
+    let state = await opt.init({ w: new Float32Array([1, 2]) }, { device: device! });
+    assert.throws(() => step(state, { w: new Float32Array(3) }), /"w".*length 2, got 3/);
+    assert.throws(() => step(state, { v: new Float32Array(2) }), /Missing gradient .*"w"/);
+    assert.throws(() => step(state, { w: "x" } as never), /"w".*Float32Array or a GPU tensor/);
+    const small = device!.createBuffer({ size: 4, usage: GPUBufferUsage.COPY_SRC });
+    assert.throws(() => step(state, { w: small }), /length 2, got 1/);
+    assert.equal(state.step, 0);
+    state = step(state, { w: new Float32Array([1, 1]) });
+    assert.equal(state.step, 1);
+    const { w } = await readParams(state);
+    assert.ok(w[0] < 1 && w[1] < 2);
+  },
+});
+
+Deno.test({
+  name: "webgpu: an explicit request without WebGPU throws a clear error, no fallback",
+  ignore,
+  async fn() {
+    const saved = Object.getOwnPropertyDescriptor(navigator, "gpu");
+    Object.defineProperty(navigator, "gpu", { value: undefined, configurable: true });
+    try {
+      await assert.rejects(
+        () => radam({ backend: "webgpu" }).init({ w: new Float32Array(2) }, {}),
+        /webgpu backend was requested but this runtime has no WebGPU/,
+      );
+      const cpu = await radam().init({ w: new Float32Array(2) }, {});
+      assert.equal(cpu.backend, "wasm");
+    } finally {
+      if (saved) Object.defineProperty(navigator, "gpu", saved);
+      else delete (navigator as { gpu?: unknown }).gpu;
+    }
+    assert.ok(navigator.gpu);
+  },
+});
+
+Deno.test({
+  name: "webgpu: checkpoints move between wasm and the GPU and resume where they stopped",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      const params = { w: Float32Array.from({ length: 1027 }, (_, i) => Math.sin(i)) };
+      const grad = (t: number) => ({ w: params.w.map((x, i) => Math.cos(i * t) * 0.1 + x * 0.01) });
+      const opt = radam({ lr: 1e-2 });
+      // 10 steps on wasm, 10 on the GPU, 10 on wasm again, against 30 steps on wasm.
+      let cpu = await opt.init(params);
+      for (let t = 1; t <= 10; t++) cpu = step(cpu, grad(t));
+      let gpu = await loadState(await saveState(cpu), { device: device! });
+      assert.equal(gpu.backend, "webgpu");
+      assert.equal(gpu.step, 10);
+      for (let t = 11; t <= 20; t++) gpu = step(gpu, grad(t));
+      let back = await loadState(await saveState(gpu), { backend: "wasm" });
+      for (let t = 21; t <= 30; t++) back = step(back, grad(t));
+      let whole = await opt.init(params);
+      for (let t = 1; t <= 30; t++) whole = step(whole, grad(t));
+      assert.equal(back.step, 30);
+      const a = (await readParams(back)).w, b = (await readParams(whole)).w;
+      for (let i = 0; i < a.length; i++) {
+        assert.ok(
+          Math.abs(a[i] - b[i]) <= 1e-5 * (1 + Math.abs(b[i])),
+          `w[${i}]: ${a[i]} vs ${b[i]}`,
+        );
+      }
+    });
+  },
+});
