@@ -48,6 +48,9 @@ export function step(
   stepSize: f32,
   eps: f32,
   mode: i32,
+  slow: usize,
+  alpha: f32,
+  sync: i32,
 ): void {
   if (coupledDecay != 0) {
     if (mode == MODE_ADAPTIVE) {
@@ -66,6 +69,9 @@ export function step(
         paramDecay,
         stepSize,
         eps,
+        slow,
+        alpha,
+        sync != 0,
         true,
         MODE_ADAPTIVE,
       );
@@ -85,6 +91,9 @@ export function step(
         paramDecay,
         stepSize,
         eps,
+        slow,
+        alpha,
+        sync != 0,
         true,
         MODE_MOMENTUM,
       );
@@ -104,6 +113,9 @@ export function step(
         paramDecay,
         stepSize,
         eps,
+        slow,
+        alpha,
+        sync != 0,
         true,
         -1,
       );
@@ -125,6 +137,9 @@ export function step(
         paramDecay,
         stepSize,
         eps,
+        slow,
+        alpha,
+        sync != 0,
         false,
         MODE_ADAPTIVE,
       );
@@ -144,6 +159,9 @@ export function step(
         paramDecay,
         stepSize,
         eps,
+        slow,
+        alpha,
+        sync != 0,
         false,
         MODE_MOMENTUM,
       );
@@ -163,6 +181,9 @@ export function step(
         paramDecay,
         stepSize,
         eps,
+        slow,
+        alpha,
+        sync != 0,
         false,
         -1,
       );
@@ -187,9 +208,13 @@ function loop(
   paramDecay: f32,
   stepSize: f32,
   eps: f32,
+  slow: usize,
+  alpha: f32,
+  sync: bool,
   coupled: bool,
   mode: i32,
 ): void {
+  const al = f32x4.splat(alpha);
   // Constants splatted once.
   const gs = f32x4.splat(gradScale);
   const wd = f32x4.splat(coupledDecay);
@@ -215,12 +240,20 @@ function loop(
     );
     v128.store(m + o, mNew);
     v128.store(v + o, vNew);
+    let pNew = p;
     if (mode == MODE_ADAPTIVE) {
       const q = f32x4.div(mNew, f32x4.add(f32x4.sqrt(vNew), ep));
-      v128.store(params + o, f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, q)));
+      pNew = f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, q));
     } else if (mode == MODE_MOMENTUM) {
-      v128.store(params + o, f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, mNew)));
+      pNew = f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, mNew));
     }
+    if (sync) {
+      // LookAhead sync: slow += alpha * (p - slow); p = slow
+      const s = v128.load(slow + o);
+      pNew = f32x4.add(s, f32x4.mul(al, f32x4.sub(pNew, s)));
+      v128.store(slow + o, pNew);
+    }
+    v128.store(params + o, pNew);
   }
   // Scalar tail: the same operations, one lane at a time.
   for (; i < n; i++) {
@@ -232,10 +265,75 @@ function loop(
     const vNew = beta2 * load<f32>(v + o) + oneMinusBeta2 * (g * g);
     store<f32>(m + o, mNew);
     store<f32>(v + o, vNew);
+    let pNew = p;
     if (mode == MODE_ADAPTIVE) {
-      store<f32>(params + o, p * paramDecay - stepSize * (mNew / (sqrt<f32>(vNew) + eps)));
+      pNew = p * paramDecay - stepSize * (mNew / (sqrt<f32>(vNew) + eps));
     } else if (mode == MODE_MOMENTUM) {
-      store<f32>(params + o, p * paramDecay - stepSize * mNew);
+      pNew = p * paramDecay - stepSize * mNew;
+    }
+    if (sync) {
+      const s = load<f32>(slow + o);
+      pNew = s + alpha * (pNew - s);
+      store<f32>(slow + o, pNew);
+    }
+    store<f32>(params + o, pNew);
+  }
+}
+
+/**
+ * Sum of squares of `n` f32 values at `ptr` (16-byte aligned), accumulated in f64 so that it
+ * cannot overflow and is NaN/Infinity exactly when some value is. Fixed order, mirrored by the
+ * TypeScript backend: four lane sums s0..s3 (lane j takes elements 4i + j of the vector part,
+ * each square exact in f64), combined as (s0 + s1) + (s2 + s3), then the tail added in order.
+ */
+export function sumSquares(ptr: usize, n: i32): f64 {
+  let lo = f64x2.splat(0);
+  let hi = f64x2.splat(0);
+  const vecEnd = n & ~3;
+  let i = 0;
+  for (; i < vecEnd; i += 4) {
+    const x = v128.load(ptr + (<usize> i << 2));
+    const a = f64x2.promote_low_f32x4(x);
+    const b = f64x2.promote_low_f32x4(v128.shuffle<u32>(x, x, 2, 3, 0, 1));
+    lo = f64x2.add(lo, f64x2.mul(a, a));
+    hi = f64x2.add(hi, f64x2.mul(b, b));
+  }
+  let sum = (f64x2.extract_lane(lo, 0) + f64x2.extract_lane(lo, 1)) +
+    (f64x2.extract_lane(hi, 0) + f64x2.extract_lane(hi, 1));
+  for (; i < n; i++) {
+    const x = <f64> load<f32>(ptr + (<usize> i << 2));
+    sum += x * x;
+  }
+  return sum;
+}
+
+/**
+ * Gradient centralization of one tensor laid out as `rows` rows of `cols` f32 values at `ptr`
+ * (any 4-byte alignment): subtracts from each row its mean, in place. The row sum is taken in
+ * f32 in a fixed order, mirrored by the TypeScript backend: four lane sums (lane j takes
+ * elements 4i + j of the row's vector part), combined as (s0 + s1) + (s2 + s3), then the tail
+ * added in order; mean = sum / cols.
+ */
+export function centralize(ptr: usize, rows: i32, cols: i32): void {
+  const vecEnd = cols & ~3;
+  for (let r = 0; r < rows; r++) {
+    const row = ptr + ((<usize> r * <usize> cols) << 2);
+    let acc = f32x4.splat(0);
+    let i = 0;
+    for (; i < vecEnd; i += 4) acc = f32x4.add(acc, v128.load(row + (<usize> i << 2)));
+    let sum = (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) +
+      (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3));
+    for (; i < cols; i++) sum += load<f32>(row + (<usize> i << 2));
+    const mean = sum / <f32> cols;
+    const mv = f32x4.splat(mean);
+    i = 0;
+    for (; i < vecEnd; i += 4) {
+      const o = row + (<usize> i << 2);
+      v128.store(o, f32x4.sub(v128.load(o), mv));
+    }
+    for (; i < cols; i++) {
+      const o = row + (<usize> i << 2);
+      store<f32>(o, load<f32>(o) - mean);
     }
   }
 }

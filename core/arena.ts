@@ -23,6 +23,8 @@ export const EXP_AVG = 2;
 export const EXP_AVG_SQ = 3;
 /** Number of sections of an RAdam/Adam arena. */
 export const SECTION_COUNT = 4;
+/** Section index of LookAhead's slow weights (only in arenas planned with `slow: true`). */
+export const SLOW = 4;
 
 /** Where each tensor sits in a section, and how large the sections are. */
 export interface ArenaLayout {
@@ -34,12 +36,19 @@ export interface ArenaLayout {
   readonly total: number;
   /** Elements per section: `total` rounded up to a multiple of 4 (16 bytes). */
   readonly sectionLength: number;
+  /** Number of sections: 4, or 5 with LookAhead's slow weights. */
+  readonly sectionCount: number;
   /** Bytes of the whole arena: all sections. */
   readonly byteLength: number;
 }
 
 /** Lays out tensors of the given lengths. */
-export function planArena(names: readonly string[], lengths: readonly number[]): ArenaLayout {
+export function planArena(
+  names: readonly string[],
+  lengths: readonly number[],
+  options: { slow?: boolean } = {},
+): ArenaLayout {
+  const sectionCount = options.slow ? SECTION_COUNT + 1 : SECTION_COUNT;
   const offsets: number[] = [];
   let total = 0;
   for (const length of lengths) {
@@ -53,7 +62,8 @@ export function planArena(names: readonly string[], lengths: readonly number[]):
     offsets,
     total,
     sectionLength,
-    byteLength: sectionLength * 4 * SECTION_COUNT,
+    sectionCount,
+    byteLength: sectionLength * 4 * sectionCount,
   };
 }
 

@@ -21,6 +21,16 @@ export interface Backend<T = Float32Array> {
    * is not copied.
    */
   loadGrads(grads: T | Readonly<Record<string, T>>): void;
+  /**
+   * Sum of the squares of every gradient in the arena, accumulated in float64 in the fixed
+   * order of `sumSquares` in assembly/index.ts (NaN or Infinity iff some gradient is).
+   */
+  gradSumSquares(): number;
+  /**
+   * Gradient centralization of one tensor's gradient slot, in place: `rows` rows of `cols`
+   * elements starting at element `offset` of the section; each row loses its f32 mean.
+   */
+  centralize(offset: number, rows: number, cols: number): void;
   /** Runs one fused step over the whole arena. */
   update(scalars: StepScalars): void;
   /** Copies of one arena section (see core/arena.ts), by tensor name. */

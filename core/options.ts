@@ -36,6 +36,36 @@ export interface CommonOptions {
   maximize?: boolean;
   /** Backend to run on. Default `"auto"`: WASM SIMD when the runtime supports it, else JS. */
   backend?: BackendChoice;
+  /**
+   * Clip gradients by their global L2 norm over all tensors (PyTorch's `clip_grad_norm_`
+   * without its 1e-6): the step scales every gradient by `min(1, clipGradNorm / norm)`. The
+   * norm is taken (in float64) before gradient centralization. Off by default.
+   */
+  clipGradNorm?: number;
+  /**
+   * What to do when a gradient holds NaN or ±Infinity. `"skip"` (default): the step changes
+   * nothing (params, moments, slow weights, step count) and `state.skippedSteps` grows by
+   * one. `"throw"`: a RangeError naming the first such tensor, state untouched.
+   * `"propagate"`: no check, as PyTorch (fastest: no reduction pass unless clipping).
+   */
+  nonFinite?: NonFinitePolicy;
+  /**
+   * Gradient centralization: for each tensor of rank > 1 (given as `{ data, shape }`), subtract
+   * from each row of its gradient (first axis) its mean over the other axes. Default off;
+   * {@linkcode ranger} turns it on.
+   */
+  gc?: boolean;
+}
+
+/** Policy for gradients holding NaN or ±Infinity; see {@linkcode CommonOptions.nonFinite}. */
+export type NonFinitePolicy = "skip" | "throw" | "propagate";
+
+/** LookAhead's settings (Zhang et al. 2019). */
+export interface LookaheadOptions {
+  /** Sync period: every `k` inner steps the slow weights move. Integer ≥ 1, default 6. */
+  k?: number;
+  /** Slow step size, 0 ≤ α ≤ 1, default 0.5. */
+  alpha?: number;
 }
 
 /** Options of {@linkcode radam}: the common options plus RAdam's rectification controls. */
@@ -85,6 +115,14 @@ export interface ResolvedConfig {
   readonly degenerateToSgd: boolean;
   /** The backend requested. */
   readonly backend: BackendChoice;
+  /** Global-norm clipping threshold, or undefined when off. */
+  readonly clipGradNorm: number | undefined;
+  /** Policy for non-finite gradients. */
+  readonly nonFinite: NonFinitePolicy;
+  /** Whether gradients of rank > 1 tensors are centralized. */
+  readonly gc: boolean;
+  /** LookAhead's settings, when wrapped by `lookahead`. */
+  readonly lookahead?: { readonly k: number; readonly alpha: number };
 }
 
 const BACKENDS: readonly string[] = ["auto", "wasm", "js"];
@@ -135,6 +173,9 @@ const KNOWN_OPTIONS: Record<RuleKind, readonly string[]> = {
     "decoupledWeightDecay",
     "maximize",
     "backend",
+    "clipGradNorm",
+    "nonFinite",
+    "gc",
   ],
   radam: [
     "lr",
@@ -146,13 +187,21 @@ const KNOWN_OPTIONS: Record<RuleKind, readonly string[]> = {
     "backend",
     "threshold",
     "degenerateToSgd",
+    "clipGradNorm",
+    "nonFinite",
+    "gc",
   ],
 };
+
+const NON_FINITE: readonly string[] = ["skip", "throw", "propagate"];
 
 /** Defaults that differ between optimizers. */
 export interface Defaults {
   readonly weightDecay: number;
   readonly decoupledWeightDecay: boolean;
+  readonly betas?: readonly [number, number];
+  readonly eps?: number;
+  readonly gc?: boolean;
 }
 
 /**
@@ -176,7 +225,13 @@ export function resolveOptions(
     }
   }
   const o = options as RAdamOptions;
-  const betas = o.betas ?? [0.9, 0.999];
+  const betas = o.betas ?? defaults.betas ?? [0.9, 0.999];
+  const nonFinite = o.nonFinite ?? "skip";
+  if (!NON_FINITE.includes(nonFinite)) {
+    throw new RangeError(
+      `Option nonFinite must be one of ${NON_FINITE.join(", ")}, got ${String(nonFinite)}`,
+    );
+  }
   if (!Array.isArray(betas) || betas.length !== 2) {
     throw new TypeError("Option betas must be an array of two numbers [β1, β2]");
   }
@@ -192,7 +247,7 @@ export function resolveOptions(
     lr: checkLearningRate(o.lr ?? 1e-3),
     beta1: checkNumber("betas[0]", betas[0], 0, 1, false),
     beta2: checkNumber("betas[1]", betas[1], 0, 1, false),
-    eps: checkNumber("eps", o.eps ?? 1e-8, 0, Infinity, true),
+    eps: checkNumber("eps", o.eps ?? defaults.eps ?? 1e-8, 0, Infinity, true),
     weightDecay: checkNumber(
       "weightDecay",
       o.weightDecay ?? defaults.weightDecay,
@@ -211,5 +266,37 @@ export function resolveOptions(
       : checkNumber("threshold", o.threshold, 4, Infinity, true),
     degenerateToSgd: checkBoolean("degenerateToSgd", o.degenerateToSgd, true),
     backend,
+    clipGradNorm: o.clipGradNorm === undefined
+      ? undefined
+      : checkNumber("clipGradNorm", o.clipGradNorm, 0, Infinity, true),
+    nonFinite,
+    gc: checkBoolean("gc", o.gc, defaults.gc ?? false),
+  });
+}
+
+/** Validates LookAhead's options and returns `inner` wrapped (RangeError naming the option). */
+export function resolveLookahead(inner: ResolvedConfig, options: unknown): ResolvedConfig {
+  if (options === undefined) options = {};
+  if (!isObject(options) || Array.isArray(options)) {
+    throw new TypeError(`Options of lookahead must be an object, got ${typeof options}`);
+  }
+  const o = options as LookaheadOptions;
+  for (const key of Object.keys(o)) {
+    if (key !== "k" && key !== "alpha") {
+      throw new TypeError(`Unknown option ${key} for lookahead; expected one of k, alpha`);
+    }
+  }
+  if (inner.lookahead) {
+    throw new TypeError("lookahead() was given an optimizer that already has LookAhead");
+  }
+  const k = o.k ?? 6;
+  if (!Number.isInteger(k) || k < 1) {
+    throw new RangeError(`Option k must be an integer ≥ 1, got ${String(k)}`);
+  }
+  const alpha = checkNumber("alpha", o.alpha ?? 0.5, 0, 1, true);
+  return Object.freeze({
+    ...inner,
+    name: `lookahead(${inner.name})`,
+    lookahead: Object.freeze({ k, alpha }),
   });
 }

@@ -35,6 +35,10 @@ export interface StepScalars {
   rho: number;
   /** Rectification factor r (NaN when not rectified, 1 for Adam). */
   rectifier: number;
+  /** LookAhead's slow step α (0 without LookAhead). */
+  alpha: number;
+  /** 1 on a LookAhead sync step (`slow += α (p − slow); p = slow`, fused), else 0. */
+  sync: number;
 }
 
 /** A zeroed scalars record, to be filled in place by {@linkcode computeScalars}. */
@@ -52,6 +56,8 @@ export function emptyScalars(): StepScalars {
     mode: MODE_MOMENTS_ONLY,
     rho: NaN,
     rectifier: NaN,
+    alpha: 0,
+    sync: 0,
   };
 }
 
@@ -79,6 +85,9 @@ export function computeScalars(
   const bc1 = 1 - Math.pow(beta1, t);
   const bc2 = 1 - Math.pow(beta2, t);
   out.gradScale = config.maximize ? -1 : 1;
+  const la = config.lookahead;
+  out.alpha = la ? la.alpha : 0;
+  out.sync = la && t % la.k === 0 ? 1 : 0;
   out.coupledDecay = config.decoupledWeightDecay ? 0 : weightDecay;
   out.paramDecay = config.decoupledWeightDecay ? 1 - lr * weightDecay : 1;
   out.beta1 = beta1;

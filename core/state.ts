@@ -7,11 +7,11 @@
  *
  * @module
  */
-import { type ArenaLayout, planArena } from "./arena.ts";
+import { type ArenaLayout, planArena, SLOW } from "./arena.ts";
 import type { Backend } from "./backend.ts";
 import type { BackendName, ResolvedConfig } from "./options.ts";
 import { computeScalars, emptyScalars, type StepScalars } from "./scalars.ts";
-import { checkGrads, checkParams, type Params } from "./tensors.ts";
+import { checkGrads, checkParams, label, type Params } from "./tensors.ts";
 
 /**
  * The state of an optimizer over a set of tensors, as returned by `init` and `step`.
@@ -33,6 +33,14 @@ export interface OptimizerState<T = Float32Array> {
   readonly params: Readonly<Record<string, T>>;
   /** Gradient slots, by name: write gradients here for a zero-copy `step(state)`. */
   readonly grads: Readonly<Record<string, T>>;
+  /** Steps skipped because a gradient was NaN or ±Infinity (option `nonFinite: "skip"`). */
+  readonly skippedSteps: number;
+  /**
+   * Global L2 norm of the gradients of the last step (taken or skipped), computed in float64
+   * before clipping and centralization; NaN before the first step or when no norm is computed
+   * (`nonFinite: "propagate"` without `clipGradNorm`).
+   */
+  readonly lastGradNorm: number;
 }
 
 /** What a state handle points at. Shared by all handles of one line of states. */
@@ -41,6 +49,10 @@ interface Core {
   readonly backend: Backend<Float32Array>;
   readonly scalars: StepScalars;
   steps: number;
+  skipped: number;
+  lastNorm: number;
+  /** Gradient-centralization segments: element offset, rows, cols (flat triples). */
+  readonly gcSegments: readonly number[];
   /** The handle that may still be used; every other handle of this core is consumed. */
   current: StateHandle | undefined;
 }
@@ -80,6 +92,12 @@ class StateHandle implements OptimizerState<Float32Array> {
   get grads(): Readonly<Record<string, Float32Array>> {
     return this.live().backend.grads;
   }
+  get skippedSteps(): number {
+    return this.live().skipped;
+  }
+  get lastGradNorm(): number {
+    return this.live().lastNorm;
+  }
 }
 
 /** Makes a backend of the chosen kind for a layout. */
@@ -92,16 +110,34 @@ export async function initState(
   makeBackend: BackendFactory,
 ): Promise<OptimizerState> {
   const tensors = checkParams(params);
-  const layout = planArena(tensors.names, tensors.arrays.map((a) => a.length));
+  const layout = planArena(tensors.names, tensors.arrays.map((a) => a.length), {
+    slow: config.lookahead !== undefined,
+  });
   const backend = await makeBackend(layout);
+  const initial: Record<string, Float32Array> = {};
   for (let i = 0; i < tensors.names.length; i++) {
     backend.params[tensors.names[i]].set(tensors.arrays[i]);
+    initial[tensors.names[i]] = tensors.arrays[i];
+  }
+  if (config.lookahead) backend.writeSection(SLOW, initial);
+  const gcSegments: number[] = [];
+  if (config.gc) {
+    for (let i = 0; i < tensors.names.length; i++) {
+      const shape = tensors.shapes[i];
+      const length = layout.lengths[i];
+      if (shape.length > 1 && length > 0) {
+        gcSegments.push(layout.offsets[i], shape[0], length / shape[0]);
+      }
+    }
   }
   return new StateHandle({
     config,
     backend,
     scalars: emptyScalars(),
     steps: 0,
+    skipped: 0,
+    lastNorm: NaN,
+    gcSegments,
     current: undefined,
   });
 }
@@ -138,11 +174,42 @@ export function stepState(
   const t = core.steps + 1;
   const lr = learningRateAt(core.config, t);
   computeScalars(core.config, t, lr, core.scalars);
-  // Nothing above has changed the state; from here on nothing can fail.
+  // Nothing above has changed the state (params, moments, slow weights, counts).
   if (!zeroCopy) backend.loadGrads(grads);
+  const config = core.config;
+  if (config.clipGradNorm !== undefined || config.nonFinite !== "propagate") {
+    // One f64 read of every gradient: non-finite iff some gradient is (no f32 overflow).
+    const norm = Math.sqrt(backend.gradSumSquares());
+    if (!Number.isFinite(norm) && config.nonFinite !== "propagate") {
+      if (config.nonFinite === "throw") throw nonFiniteError(backend);
+      core.lastNorm = norm;
+      core.skipped++;
+      return new StateHandle(core);
+    }
+    core.lastNorm = norm;
+    const max = config.clipGradNorm;
+    if (max !== undefined && norm > max) core.scalars.gradScale *= max / norm;
+  }
+  const gc = core.gcSegments;
+  for (let i = 0; i < gc.length; i += 3) backend.centralize(gc[i], gc[i + 1], gc[i + 2]);
   backend.update(core.scalars);
   core.steps = t;
   return new StateHandle(core);
+}
+
+/** The error for `nonFinite: "throw"`, naming the first tensor with a NaN or ±Infinity. */
+function nonFiniteError(backend: Backend<Float32Array>): RangeError {
+  for (const name of backend.layout.names) {
+    const g = backend.grads[name];
+    for (let i = 0; i < g.length; i++) {
+      if (!Number.isFinite(g[i])) {
+        return new RangeError(
+          `The gradient of ${label(name)} holds ${g[i]} at index ${i}; the step was not taken`,
+        );
+      }
+    }
+  }
+  return new RangeError("A gradient holds a non-finite number; the step was not taken");
 }
 
 /** Copies of the parameters; see `readParams` in mod.ts. */

@@ -13,6 +13,7 @@ import {
   GRADS,
   PARAMS,
   sectionView,
+  SLOW,
 } from "../core/arena.ts";
 import { MODE_ADAPTIVE, MODE_MOMENTUM, type StepScalars } from "../core/scalars.ts";
 import { CpuBackend } from "./cpu_backend.ts";
@@ -27,6 +28,7 @@ export function jsStep(
   v: Float32Array,
   n: number,
   s: StepScalars,
+  slow: Float32Array,
 ): void {
   const gs = f32(s.gradScale), wd = f32(s.coupledDecay);
   const b1 = f32(s.beta1), c1 = f32(s.oneMinusBeta1);
@@ -34,6 +36,7 @@ export function jsStep(
   const pd = f32(s.paramDecay), ss = f32(s.stepSize), eps = f32(s.eps);
   const mode = s.mode;
   const coupled = wd !== 0;
+  const alpha = f32(s.alpha), sync = s.sync !== 0;
   for (let i = 0; i < n; i++) {
     const pi = p[i];
     let gi = f32(gs * g[i]);
@@ -42,11 +45,68 @@ export function jsStep(
     const vi = f32(f32(b2 * v[i]) + f32(c2 * f32(gi * gi)));
     m[i] = mi;
     v[i] = vi;
+    let pNew = pi;
     if (mode === MODE_ADAPTIVE) {
-      p[i] = f32(pi * pd) - f32(ss * f32(mi / f32(f32(Math.sqrt(vi)) + eps)));
+      pNew = f32(f32(pi * pd) - f32(ss * f32(mi / f32(f32(Math.sqrt(vi)) + eps))));
     } else if (mode === MODE_MOMENTUM) {
-      p[i] = f32(pi * pd) - f32(ss * mi);
+      pNew = f32(f32(pi * pd) - f32(ss * mi));
     }
+    if (sync) {
+      const si = slow[i];
+      pNew = f32(si + f32(alpha * f32(pNew - si)));
+      slow[i] = pNew;
+    }
+    p[i] = pNew;
+  }
+}
+
+/**
+ * Sum of squares in float64, in the order of `sumSquares` in assembly/index.ts: four lane sums
+ * over the vector part, combined as (s0 + s1) + (s2 + s3), then the tail in order.
+ */
+export function jsSumSquares(x: Float32Array, n: number): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  const vecEnd = n & ~3;
+  let i = 0;
+  for (; i < vecEnd; i += 4) {
+    const a = x[i], b = x[i + 1], c = x[i + 2], d = x[i + 3];
+    s0 += a * a;
+    s1 += b * b;
+    s2 += c * c;
+    s3 += d * d;
+  }
+  let sum = (s0 + s1) + (s2 + s3);
+  for (; i < n; i++) sum += x[i] * x[i];
+  return sum;
+}
+
+/**
+ * Gradient centralization in f32, in the order of `centralize` in assembly/index.ts: per row,
+ * four f32 lane sums combined as (s0 + s1) + (s2 + s3), the tail added in order, mean = sum /
+ * cols, then each element minus the mean.
+ */
+export function jsCentralize(
+  x: Float32Array,
+  offset: number,
+  rows: number,
+  cols: number,
+): void {
+  const vecEnd = cols & ~3;
+  const fc = f32(cols);
+  for (let r = 0; r < rows; r++) {
+    const row = offset + r * cols;
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    let i = 0;
+    for (; i < vecEnd; i += 4) {
+      s0 = f32(s0 + x[row + i]);
+      s1 = f32(s1 + x[row + i + 1]);
+      s2 = f32(s2 + x[row + i + 2]);
+      s3 = f32(s3 + x[row + i + 3]);
+    }
+    let sum = f32(f32(s0 + s1) + f32(s2 + s3));
+    for (; i < cols; i++) sum = f32(sum + x[row + i]);
+    const mean = f32(sum / fc);
+    for (i = 0; i < cols; i++) x[row + i] = x[row + i] - mean;
   }
 }
 
@@ -65,6 +125,10 @@ export function createJsBackend(layout: ArenaLayout): CpuBackend {
   const g = sectionView(buffer, 0, layout, GRADS);
   const m = sectionView(buffer, 0, layout, EXP_AVG);
   const v = sectionView(buffer, 0, layout, EXP_AVG_SQ);
+  const slow = layout.sectionCount > SLOW ? sectionView(buffer, 0, layout, SLOW) : p;
   const n = layout.total;
-  return new CpuBackend("js", layout, buffer, 0, (s) => jsStep(p, g, m, v, n, s));
+  return new CpuBackend("js", layout, buffer, 0, (s) => jsStep(p, g, m, v, n, s, slow), {
+    gradSumSquares: () => jsSumSquares(g, n),
+    centralize: (offset, rows, cols) => jsCentralize(g, offset, rows, cols),
+  });
 }
