@@ -42,6 +42,8 @@ export interface RefState {
   p: Float64Array;
   m: Float64Array;
   v: Float64Array;
+  /** LookAhead's slow weights, when there are any. */
+  s?: Float64Array;
 }
 
 /** A step's result with per-element error bounds for an f32 implementation. */
@@ -79,6 +81,7 @@ export function refStep(
   grad: ArrayLike<number>,
   t: number,
   lr: number,
+  gradErr?: ArrayLike<number>,
 ): RefStep {
   const n = s.p.length;
   const out: RefStep = {
@@ -105,10 +108,13 @@ export function refStep(
       g = g + wd * p;
       gAbs += wd * Math.abs(p);
     }
-    const eg = e * gAbs + K * ETA;
+    // gradErr: error the f32 implementation may already carry in its gradient (clipping,
+    // centralization), on top of the roundings counted here.
+    const ge = gradErr ? gradErr[i] : 0;
+    const eg = e * gAbs + K * ETA + ge;
     const m = b1 * s.m[i] + (1 - b1) * g;
     const v = b2 * s.v[i] + (1 - b2) * g * g;
-    const em = e * (b1 * Math.abs(s.m[i]) + (1 - b1) * gAbs) + K * ETA;
+    const em = e * (b1 * Math.abs(s.m[i]) + (1 - b1) * gAbs) + (1 - b1) * ge + K * ETA;
     const ev = e * (b2 * s.v[i] + (1 - b2) * gAbs * gAbs) +
       (1 - b2) * (2 * Math.abs(g) * eg + eg * eg) + K * ETA;
     out.m[i] = m;
@@ -169,4 +175,87 @@ export function firstMismatch(
     }
   }
   return -1;
+}
+
+/** Global L2 norm of all gradients, summed in float64 in plain index order. */
+export function refGlobalNorm(grads: readonly ArrayLike<number>[]): number {
+  let sum = 0;
+  for (const g of grads) for (let i = 0; i < g.length; i++) sum += g[i] * g[i];
+  return Math.sqrt(sum);
+}
+
+/**
+ * The gradient a step uses after global-norm clipping (`coef = min(1, max / norm)`, norm over
+ * all tensors) and, for tensors given `rows`, centralization of each row, in float64; with a
+ * per-element bound on an f32 implementation's error (the clip coefficient and the product
+ * rounded once each; the f32 row sum within (cols + 2)·u·Σ|g| of the exact one).
+ */
+export function refEffectiveGrads(
+  grads: readonly ArrayLike<number>[],
+  rows: readonly (number | undefined)[],
+  clip: number | undefined,
+): { grads: Float64Array[]; err: Float64Array[] } {
+  const norm = refGlobalNorm(grads);
+  const coef = clip !== undefined && norm > clip ? clip / norm : 1;
+  const outG: Float64Array[] = [];
+  const outE: Float64Array[] = [];
+  for (let k = 0; k < grads.length; k++) {
+    const g = grads[k];
+    const n = g.length;
+    const out = new Float64Array(n);
+    const err = new Float64Array(n);
+    const r = rows[k];
+    if (r === undefined || n === 0) {
+      for (let i = 0; i < n; i++) {
+        out[i] = coef * g[i];
+        err[i] = coef === 1 ? 0 : 3 * U * Math.abs(out[i]) + ETA;
+      }
+    } else {
+      const cols = n / r;
+      for (let row = 0; row < r; row++) {
+        let sum = 0, abs = 0;
+        for (let i = 0; i < cols; i++) {
+          sum += g[row * cols + i];
+          abs += Math.abs(g[row * cols + i]);
+        }
+        const mean = sum / cols;
+        const meanErr = ((cols + 4) * U * abs) / cols + ETA;
+        for (let i = 0; i < cols; i++) {
+          const x = g[row * cols + i] - mean;
+          out[row * cols + i] = coef * x;
+          err[row * cols + i] = coef *
+              (meanErr + U * (Math.abs(g[row * cols + i]) + Math.abs(mean) + meanErr)) +
+            (coef === 1 ? 0 : 3 * U * coef * (Math.abs(x) + meanErr)) + 2 * ETA;
+        }
+      }
+    }
+    outG.push(out);
+    outE.push(err);
+  }
+  return { grads: outG, err: outE };
+}
+
+/**
+ * LookAhead's sync in float64 (`slow += α (p − slow); p = slow`) after a step whose parameters
+ * `p` are within `tolP`; returns the new slow weights (= params) and their bound.
+ */
+export function refSync(
+  slow: ArrayLike<number>,
+  p: ArrayLike<number>,
+  tolP: ArrayLike<number>,
+  alpha: number,
+): { slow: Float64Array; tol: Float64Array } {
+  const n = slow.length;
+  const out = new Float64Array(n);
+  const tol = new Float64Array(n);
+  const e = K * U;
+  for (let i = 0; i < n; i++) {
+    const d = p[i] - slow[i];
+    out[i] = slow[i] + alpha * d;
+    // With α = 0 the slow weights stay exactly as they were, whatever p is.
+    const tp = alpha === 0 ? 0 : tolP[i];
+    tol[i] = alpha === 0 ? 0 : alpha * tp * (1 + e) +
+      e * (Math.abs(slow[i]) + Math.abs(d) + tp + alpha * (Math.abs(d) + tp)) + K * ETA;
+  }
+  return { slow: out, tol };
 }
