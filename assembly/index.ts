@@ -25,8 +25,10 @@ const MODE_MOMENTUM: i32 = 1;
  *   g = gradScale * grad (+ coupledDecay * p, only when coupledDecay != 0)
  *   m = beta1 * m + oneMinusBeta1 * g
  *   v = beta2 * v + oneMinusBeta2 * (g * g)
- *   adaptive: p = p * paramDecay - stepSize * (m / (sqrt(v) + eps))
- *   momentum: p = p * paramDecay - stepSize * m
+ *   num = m, or m + gradMix * g when gradMix != 0 (Nesterov)
+ *   adaptive: p = p * paramDecay - stepSize * (num / (sqrt(v) + eps))
+ *   momentum: p = p * paramDecay - stepSize * num
+ *   sync (LookAhead): slow = slow + alpha * (p - slow); p = slow
  *
  * The weight-decay term is skipped, not multiplied by zero, when there is none, so that a
  * non-finite parameter never leaks into the moments (PyTorch skips it too). Each combination of
@@ -51,6 +53,7 @@ export function step(
   slow: usize,
   alpha: f32,
   sync: i32,
+  gradMix: f32,
 ): void {
   if (coupledDecay != 0) {
     if (mode == MODE_ADAPTIVE) {
@@ -72,6 +75,7 @@ export function step(
         slow,
         alpha,
         sync != 0,
+        gradMix,
         true,
         MODE_ADAPTIVE,
       );
@@ -94,6 +98,7 @@ export function step(
         slow,
         alpha,
         sync != 0,
+        gradMix,
         true,
         MODE_MOMENTUM,
       );
@@ -116,6 +121,7 @@ export function step(
         slow,
         alpha,
         sync != 0,
+        gradMix,
         true,
         -1,
       );
@@ -140,6 +146,7 @@ export function step(
         slow,
         alpha,
         sync != 0,
+        gradMix,
         false,
         MODE_ADAPTIVE,
       );
@@ -162,6 +169,7 @@ export function step(
         slow,
         alpha,
         sync != 0,
+        gradMix,
         false,
         MODE_MOMENTUM,
       );
@@ -184,6 +192,7 @@ export function step(
         slow,
         alpha,
         sync != 0,
+        gradMix,
         false,
         -1,
       );
@@ -211,10 +220,13 @@ function loop(
   slow: usize,
   alpha: f32,
   sync: bool,
+  gradMix: f32,
   coupled: bool,
   mode: i32,
 ): void {
   const al = f32x4.splat(alpha);
+  const gm = f32x4.splat(gradMix);
+  const nesterov = gradMix != 0;
   // Constants splatted once.
   const gs = f32x4.splat(gradScale);
   const wd = f32x4.splat(coupledDecay);
@@ -240,12 +252,14 @@ function loop(
     );
     v128.store(m + o, mNew);
     v128.store(v + o, vNew);
+    // Nesterov (optax): the update uses m + gradMix * g in place of m.
+    const num = nesterov ? f32x4.add(mNew, f32x4.mul(gm, g)) : mNew;
     let pNew = p;
     if (mode == MODE_ADAPTIVE) {
-      const q = f32x4.div(mNew, f32x4.add(f32x4.sqrt(vNew), ep));
+      const q = f32x4.div(num, f32x4.add(f32x4.sqrt(vNew), ep));
       pNew = f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, q));
     } else if (mode == MODE_MOMENTUM) {
-      pNew = f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, mNew));
+      pNew = f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, num));
     }
     if (sync) {
       // LookAhead sync: slow += alpha * (p - slow); p = slow
@@ -265,11 +279,12 @@ function loop(
     const vNew = beta2 * load<f32>(v + o) + oneMinusBeta2 * (g * g);
     store<f32>(m + o, mNew);
     store<f32>(v + o, vNew);
+    const num = nesterov ? mNew + gradMix * g : mNew;
     let pNew = p;
     if (mode == MODE_ADAPTIVE) {
-      pNew = p * paramDecay - stepSize * (mNew / (sqrt<f32>(vNew) + eps));
+      pNew = p * paramDecay - stepSize * (num / (sqrt<f32>(vNew) + eps));
     } else if (mode == MODE_MOMENTUM) {
-      pNew = p * paramDecay - stepSize * mNew;
+      pNew = p * paramDecay - stepSize * num;
     }
     if (sync) {
       const s = load<f32>(slow + o);

@@ -81,6 +81,12 @@ export interface RAdamOptions extends CommonOptions {
    * repository's default); the moments are updated either way.
    */
   degenerateToSgd?: boolean;
+  /**
+   * Nesterov momentum, as optax's `radam(nesterov=True)`: `m̂ = β1 m / (1 − β1^(t+1)) +
+   * (1 − β1) g / (1 − β1^t)` in place of `m / (1 − β1^t)`, in both the rectified and the
+   * momentum-SGD steps (eps stays where SPEC puts it). Default false.
+   */
+  nesterov?: boolean;
 }
 
 /** Options of {@linkcode adam} and {@linkcode adamw}. */
@@ -115,6 +121,8 @@ export interface ResolvedConfig {
   readonly degenerateToSgd: boolean;
   /** The backend requested. */
   readonly backend: BackendChoice;
+  /** RAdam: Nesterov momentum (optax's variant). */
+  readonly nesterov: boolean;
   /** Global-norm clipping threshold, or undefined when off. */
   readonly clipGradNorm: number | undefined;
   /** Policy for non-finite gradients. */
@@ -187,6 +195,7 @@ const KNOWN_OPTIONS: Record<RuleKind, readonly string[]> = {
     "backend",
     "threshold",
     "degenerateToSgd",
+    "nesterov",
     "clipGradNorm",
     "nonFinite",
     "gc",
@@ -271,6 +280,7 @@ export function resolveOptions(
       : checkNumber("clipGradNorm", o.clipGradNorm, 0, Infinity, true),
     nonFinite,
     gc: checkBoolean("gc", o.gc, defaults.gc ?? false),
+    nesterov: checkBoolean("nesterov", o.nesterov, false),
   });
 }
 

@@ -37,6 +37,11 @@ export interface StepScalars {
   rectifier: number;
   /** LookAhead's slow step α (0 without LookAhead). */
   alpha: number;
+  /**
+   * Nesterov (optax's RAdam `nesterov`): the update uses `m + gradMix · g` in place of `m`
+   * (0: off).
+   */
+  gradMix: number;
   /** 1 on a LookAhead sync step (`slow += α (p − slow); p = slow`, fused), else 0. */
   sync: number;
 }
@@ -58,6 +63,7 @@ export function emptyScalars(): StepScalars {
     rectifier: NaN,
     alpha: 0,
     sync: 0,
+    gradMix: 0,
   };
 }
 
@@ -107,16 +113,26 @@ export function computeScalars(
   const rho = rhoAt(beta2, t);
   out.rho = rho;
   out.eps = eps;
+  // m̂: m / bc1, or with Nesterov (optax) β1 m / (1 − β1^(t+1)) + (1 − β1) g / bc1
+  //   = (β1 / (1 − β1^(t+1))) · (m + gradMix · g).
+  let mHatNum = 1, mHatDen = bc1;
+  out.gradMix = 0;
+  if (config.nesterov && beta1 !== 0) {
+    const bc1Next = 1 - Math.pow(beta1, t + 1);
+    mHatNum = beta1;
+    mHatDen = bc1Next;
+    out.gradMix = ((1 - beta1) * bc1Next) / (beta1 * bc1);
+  }
   if (rho > config.threshold) {
     const r = Math.sqrt(((rho - 4) * (rho - 2) * rhoInf) / ((rhoInf - 4) * (rhoInf - 2) * rho));
     out.rectifier = r;
     out.mode = MODE_ADAPTIVE;
-    out.stepSize = (lr * r * Math.sqrt(bc2)) / bc1;
+    out.stepSize = (lr * r * Math.sqrt(bc2) * mHatNum) / mHatDen;
   } else {
     out.rectifier = NaN;
     if (config.degenerateToSgd) {
       out.mode = MODE_MOMENTUM;
-      out.stepSize = lr / bc1;
+      out.stepSize = (lr * mHatNum) / mHatDen;
     } else {
       out.mode = MODE_MOMENTS_ONLY;
       out.stepSize = 0;

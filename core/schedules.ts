@@ -81,7 +81,7 @@ export function cosineDecay(
 /**
  * fastai's `fit_one_cycle` learning-rate shape over `totalSteps` steps: a cosine warmup from
  * `lr / divFactor` to `lr` over the first `pctStart` of the steps, then cosine annealing to
- * `lr / (divFactor · divFinal)`. fastai's defaults: `divFactor = 25`, `divFinal = 1e5`,
+ * `lr / divFinal`. fastai's defaults: `divFactor = 25`, `divFinal = 1e5`,
  * `pctStart = 0.25`. Step `t` sits at fraction `(t − 1) / totalSteps` of the cycle, as fastai's
  * `pct_train` before the batch.
  *
@@ -102,7 +102,7 @@ export function oneCycle(
   if (pctStart > 1) throw new RangeError(`Option pctStart must be ≤ 1, got ${pctStart}`);
   const div = check("divFactor", options.divFactor ?? 25, Number.MIN_VALUE);
   const divFinal = check("divFinal", options.divFinal ?? 1e5, Number.MIN_VALUE);
-  const start = lr / div, end = lr / (div * divFinal);
+  const start = lr / div, end = lr / divFinal;
   return (t) => {
     const pct = Math.min(1, Math.max(0, (t - 1) / n));
     if (pct < pctStart) return cosine(start, lr, pct / pctStart);

@@ -37,6 +37,7 @@ export function jsStep(
   const mode = s.mode;
   const coupled = wd !== 0;
   const alpha = f32(s.alpha), sync = s.sync !== 0;
+  const gm = f32(s.gradMix), nesterov = gm !== 0;
   for (let i = 0; i < n; i++) {
     const pi = p[i];
     let gi = f32(gs * g[i]);
@@ -45,11 +46,12 @@ export function jsStep(
     const vi = f32(f32(b2 * v[i]) + f32(c2 * f32(gi * gi)));
     m[i] = mi;
     v[i] = vi;
+    const num = nesterov ? f32(mi + f32(gm * gi)) : mi;
     let pNew = pi;
     if (mode === MODE_ADAPTIVE) {
-      pNew = f32(f32(pi * pd) - f32(ss * f32(mi / f32(f32(Math.sqrt(vi)) + eps))));
+      pNew = f32(f32(pi * pd) - f32(ss * f32(num / f32(f32(Math.sqrt(vi)) + eps))));
     } else if (mode === MODE_MOMENTUM) {
-      pNew = f32(f32(pi * pd) - f32(ss * mi));
+      pNew = f32(f32(pi * pd) - f32(ss * num));
     }
     if (sync) {
       const si = slow[i];

@@ -37,6 +37,7 @@ interface KernelExports {
     slow: number,
     alpha: number,
     sync: number,
+    gradMix: number,
   ): void;
   sumSquares(ptr: number, n: number): number;
   centralize(ptr: number, rows: number, cols: number): void;
@@ -126,6 +127,7 @@ export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend
       slow,
       s.alpha,
       s.sync,
+      s.gradMix,
     );
   return new CpuBackend("wasm", layout, k.memory.buffer, base, kernel, {
     gradSumSquares: () => k.sumSquares(g, n),

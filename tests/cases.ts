@@ -96,6 +96,7 @@ export function caseArb(minSteps = 50): fc.Arbitrary<Case> {
       maximize: fc.boolean(),
       threshold: fc.constantFrom(4, 5, 6, 8, 20),
       degenerateToSgd: fc.boolean(),
+      nesterov: fc.boolean(),
     }),
     schedule: fc.boolean(),
     lengths: fc.array(fc.constantFrom(...SIZES), { minLength: 1, maxLength: 6 }),
@@ -155,7 +156,7 @@ export function optimizerFor(c: Case, backend: RAdamOptions["backend"]) {
   let opt;
   if (c.kind === "radam") opt = radam({ ...c.options, ...common });
   else {
-    const { threshold: _t, degenerateToSgd: _d, ...rest } = c.options;
+    const { threshold: _t, degenerateToSgd: _d, nesterov: _n, ...rest } = c.options;
     opt = c.kind === "adam" ? adam({ ...rest, ...common }) : adamw({ ...rest, ...common });
   }
   return c.extras.lookahead ? lookahead(opt, c.extras.lookahead) : opt;
@@ -175,6 +176,7 @@ export function refConfig(c: Case): RefConfig {
     maximize: !!o.maximize,
     threshold: o.threshold ?? 5,
     degenerateToSgd: o.degenerateToSgd ?? true,
+    nesterov: !!o.nesterov,
   };
 }
 

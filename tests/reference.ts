@@ -35,6 +35,8 @@ export interface RefConfig {
   maximize: boolean;
   threshold: number;
   degenerateToSgd: boolean;
+  /** RAdam with optax's Nesterov m̂ (absent: false). */
+  nesterov?: boolean;
 }
 
 /** A state in float64. */
@@ -117,6 +119,15 @@ export function refStep(
     const em = e * (b1 * Math.abs(s.m[i]) + (1 - b1) * gAbs) + (1 - b1) * ge + K * ETA;
     const ev = e * (b2 * s.v[i] + (1 - b2) * gAbs * gAbs) +
       (1 - b2) * (2 * Math.abs(g) * eg + eg * eg) + K * ETA;
+    // m̂ = scale · num: plain m / bc1, or optax's Nesterov β1 m / (1 − β1^(t+1)) + (1 − β1) g / bc1.
+    let num = m, enm = em, scale = 1 / bc1;
+    if (c.kind === "radam" && c.nesterov && b1 !== 0) {
+      const bc1Next = 1 - b1 ** (t + 1);
+      const mix = (1 - b1) * bc1Next / (b1 * bc1);
+      num = m + mix * g;
+      enm = em + mix * eg + e * (Math.abs(m) + mix * gAbs);
+      scale = b1 / bc1Next;
+    }
     out.m[i] = m;
     out.v[i] = v;
     out.tolM[i] = em;
@@ -138,16 +149,16 @@ export function refStep(
       // PyTorch RAdam: p -= lr · r · m̂ · sqrt(bc2) / (sqrt(v) + eps)
       const d = Math.sqrt(v) + eps;
       const ed = Math.sqrt(v + ev) - Math.sqrt(v) + e * d;
-      const mHat = m / bc1;
+      const mHat = scale * num;
       const upd = lr * r * mHat * Math.sqrt(bc2) / d;
-      const size = lr * r * Math.sqrt(bc2) / bc1;
+      const size = lr * r * Math.sqrt(bc2) * scale;
       pNew = decayed - upd;
       ep = ed >= d ? Infinity : e * (Math.abs(decayed) + Math.abs(upd)) +
-        size * ((em + Math.abs(m / d) * ed) / (d - ed));
+        size * ((enm + Math.abs(num / d) * ed) / (d - ed));
     } else if (c.degenerateToSgd) {
-      const mHat = m / bc1;
+      const mHat = scale * num;
       pNew = decayed - lr * mHat;
-      ep = e * (Math.abs(decayed) + Math.abs(lr * mHat)) + (lr / bc1) * em;
+      ep = e * (Math.abs(decayed) + Math.abs(lr * mHat)) + lr * scale * enm;
     } else {
       pNew = p; // untouched, weight decay included
     }
