@@ -54,6 +54,85 @@ export function step(
   alpha: f32,
   sync: i32,
   gradMix: f32,
+  segments: usize,
+  segmentCount: i32,
+): void {
+  if (segmentCount == 0) {
+    stepRange(
+      params,
+      grads,
+      m,
+      v,
+      n,
+      gradScale,
+      coupledDecay,
+      beta1,
+      oneMinusBeta1,
+      beta2,
+      oneMinusBeta2,
+      paramDecay,
+      stepSize,
+      eps,
+      mode,
+      slow,
+      alpha,
+      sync,
+      gradMix,
+    );
+    return;
+  }
+  // Parameter groups: a table of 32-byte rows (i32 start, i32 end, f32 stepSize,
+  // f32 paramDecay, f32 coupledDecay, 3 × pad), one per run of tensors sharing hyperparameters;
+  // each run is stepped with its own three scalars, all in this one call.
+  for (let k = 0; k < segmentCount; k++) {
+    const row = segments + (<usize> k << 5);
+    const start = load<i32>(row);
+    const end = load<i32>(row + 4);
+    const o = <usize> start << 2;
+    stepRange(
+      params + o,
+      grads + o,
+      m + o,
+      v + o,
+      end - start,
+      gradScale,
+      load<f32>(row + 16),
+      beta1,
+      oneMinusBeta1,
+      beta2,
+      oneMinusBeta2,
+      load<f32>(row + 12),
+      load<f32>(row + 8),
+      eps,
+      mode,
+      slow + o,
+      alpha,
+      sync,
+      gradMix,
+    );
+  }
+}
+
+function stepRange(
+  params: usize,
+  grads: usize,
+  m: usize,
+  v: usize,
+  n: i32,
+  gradScale: f32,
+  coupledDecay: f32,
+  beta1: f32,
+  oneMinusBeta1: f32,
+  beta2: f32,
+  oneMinusBeta2: f32,
+  paramDecay: f32,
+  stepSize: f32,
+  eps: f32,
+  mode: i32,
+  slow: usize,
+  alpha: f32,
+  sync: i32,
+  gradMix: f32,
 ): void {
   if (coupledDecay != 0) {
     if (mode == MODE_ADAPTIVE) {

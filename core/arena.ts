@@ -38,15 +38,26 @@ export interface ArenaLayout {
   readonly sectionLength: number;
   /** Number of sections: 4, or 5 with LookAhead's slow weights. */
   readonly sectionCount: number;
-  /** Bytes of the whole arena: all sections. */
+  /**
+   * Parameter-group runs: maximal runs of consecutive tensors in the same group, as element
+   * ranges `[start, end)` with the group index (0: the optimizer's own settings, i + 1: group
+   * i). Empty when the optimizer has no groups: the kernel then uses the global scalars.
+   */
+  readonly segments: readonly { start: number; end: number; group: number }[];
+  /** Byte offset of the segment table (32 bytes a segment), after the sections. */
+  readonly segmentTableOffset: number;
+  /** Bytes of the whole arena: all sections, then the segment table. */
   readonly byteLength: number;
 }
+
+/** Bytes of one row of the segment table (see assembly/index.ts `step`). */
+export const SEGMENT_ROW_BYTES = 32;
 
 /** Lays out tensors of the given lengths. */
 export function planArena(
   names: readonly string[],
   lengths: readonly number[],
-  options: { slow?: boolean } = {},
+  options: { slow?: boolean; groups?: readonly number[] } = {},
 ): ArenaLayout {
   const sectionCount = options.slow ? SECTION_COUNT + 1 : SECTION_COUNT;
   const offsets: number[] = [];
@@ -56,6 +67,16 @@ export function planArena(
     total += length;
   }
   const sectionLength = Math.ceil(total / 4) * 4;
+  const segments: { start: number; end: number; group: number }[] = [];
+  const groups = options.groups;
+  if (groups) {
+    for (let i = 0; i < lengths.length; i++) {
+      const last = segments[segments.length - 1];
+      if (last && last.group === groups[i]) last.end += lengths[i];
+      else segments.push({ start: offsets[i], end: offsets[i] + lengths[i], group: groups[i] });
+    }
+  }
+  const segmentTableOffset = sectionLength * 4 * sectionCount;
   return {
     names,
     lengths,
@@ -63,7 +84,9 @@ export function planArena(
     total,
     sectionLength,
     sectionCount,
-    byteLength: sectionLength * 4 * sectionCount,
+    segments,
+    segmentTableOffset,
+    byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
   };
 }
 

@@ -31,6 +31,12 @@ export interface Backend<T = Float32Array> {
    * elements starting at element `offset` of the section; each row loses its f32 mean.
    */
   centralize(offset: number, rows: number, cols: number): void;
+  /**
+   * The segment table (parameter groups), 8 f32 a row as laid out in core/arena.ts; the state
+   * writes each row's stepSize, paramDecay and coupledDecay at indices 2, 3, 4 before `update`.
+   * Empty without groups.
+   */
+  readonly segmentScalars: Float32Array;
   /** Runs one fused step over the whole arena. */
   update(scalars: StepScalars): void;
   /** Copies of one arena section (see core/arena.ts), by tensor name. */

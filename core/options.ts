@@ -55,6 +55,23 @@ export interface CommonOptions {
    * {@linkcode ranger} turns it on.
    */
   gc?: boolean;
+  /**
+   * Parameter groups: per-tensor hyperparameters chosen by name. Each tensor takes the first
+   * group whose `match` (a RegExp tested on the name, or a predicate) accepts it; tensors no
+   * group matches keep the optimizer's own settings. All groups are stepped in the same single
+   * kernel call (a per-run scalar table).
+   */
+  groups?: readonly ParamGroup[];
+}
+
+/** One parameter group: which tensors, and the hyperparameters that differ for them. */
+export interface ParamGroup {
+  /** Which tensors, by name: a RegExp (tested) or a predicate. */
+  readonly match: RegExp | ((name: string) => boolean);
+  /** Multiplier of the learning rate for these tensors (default 1). */
+  readonly lrScale?: number;
+  /** Weight decay for these tensors (default: the optimizer's), coupled or not as it is. */
+  readonly weightDecay?: number;
 }
 
 /** Policy for gradients holding NaN or ±Infinity; see {@linkcode CommonOptions.nonFinite}. */
@@ -129,6 +146,8 @@ export interface ResolvedConfig {
   readonly nonFinite: NonFinitePolicy;
   /** Whether gradients of rank > 1 tensors are centralized. */
   readonly gc: boolean;
+  /** Parameter groups (may be empty). */
+  readonly groups: readonly Required<ParamGroup>[];
   /** LookAhead's settings, when wrapped by `lookahead`. */
   readonly lookahead?: { readonly k: number; readonly alpha: number };
 }
@@ -184,6 +203,7 @@ const KNOWN_OPTIONS: Record<RuleKind, readonly string[]> = {
     "clipGradNorm",
     "nonFinite",
     "gc",
+    "groups",
   ],
   radam: [
     "lr",
@@ -199,6 +219,7 @@ const KNOWN_OPTIONS: Record<RuleKind, readonly string[]> = {
     "clipGradNorm",
     "nonFinite",
     "gc",
+    "groups",
   ],
 };
 
@@ -281,7 +302,33 @@ export function resolveOptions(
     nonFinite,
     gc: checkBoolean("gc", o.gc, defaults.gc ?? false),
     nesterov: checkBoolean("nesterov", o.nesterov, false),
+    groups: checkGroups(o.groups, o.weightDecay ?? defaults.weightDecay),
   });
+}
+
+function checkGroups(value: unknown, weightDecay: number): readonly Required<ParamGroup>[] {
+  if (value === undefined) return Object.freeze([]);
+  if (!Array.isArray(value)) {
+    throw new TypeError(`Option groups must be an array of { match, lrScale?, weightDecay? }`);
+  }
+  return Object.freeze(value.map((g: unknown, i: number) => {
+    if (!isObject(g)) throw new TypeError(`Option groups[${i}] must be an object`);
+    const match = g.match;
+    if (!(match instanceof RegExp) && typeof match !== "function") {
+      throw new TypeError(`Option groups[${i}].match must be a RegExp or a function of the name`);
+    }
+    return Object.freeze({
+      match: match as RegExp | ((name: string) => boolean),
+      lrScale: checkNumber(`groups[${i}].lrScale`, g.lrScale ?? 1, 0, Infinity, true),
+      weightDecay: checkNumber(
+        `groups[${i}].weightDecay`,
+        g.weightDecay ?? weightDecay,
+        0,
+        Infinity,
+        true,
+      ),
+    });
+  }));
 }
 
 /** Validates LookAhead's options and returns `inner` wrapped (RangeError naming the option). */

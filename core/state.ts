@@ -51,6 +51,10 @@ interface Core {
   steps: number;
   skipped: number;
   lastNorm: number;
+  /** Per parameter group (index 0: the optimizer's own settings): its config and lr scale. */
+  readonly groupConfigs: readonly ResolvedConfig[];
+  readonly groupLrScales: readonly number[];
+  readonly groupScalars: readonly StepScalars[];
   /** Gradient-centralization segments: element offset, rows, cols (flat triples). */
   readonly gcSegments: readonly number[];
   /** The handle that may still be used; every other handle of this core is consumed. */
@@ -110,8 +114,16 @@ export async function initState(
   makeBackend: BackendFactory,
 ): Promise<OptimizerState> {
   const tensors = checkParams(params);
+  const groups = config.groups;
+  const groupOf = groups.length === 0 ? undefined : tensors.names.map((name) => {
+    const i = groups.findIndex((g) =>
+      g.match instanceof RegExp ? (g.match.lastIndex = 0, g.match.test(name)) : g.match(name)
+    );
+    return i + 1;
+  });
   const layout = planArena(tensors.names, tensors.arrays.map((a) => a.length), {
     slow: config.lookahead !== undefined,
+    groups: groupOf,
   });
   const backend = await makeBackend(layout);
   const initial: Record<string, Float32Array> = {};
@@ -138,6 +150,9 @@ export async function initState(
     skipped: 0,
     lastNorm: NaN,
     gcSegments,
+    groupConfigs: [config, ...groups.map((g) => ({ ...config, weightDecay: g.weightDecay }))],
+    groupLrScales: [1, ...groups.map((g) => g.lrScale)],
+    groupScalars: [emptyScalars(), ...groups.map(() => emptyScalars())],
     current: undefined,
   });
 }
@@ -189,6 +204,19 @@ export function stepState(
     core.lastNorm = norm;
     const max = config.clipGradNorm;
     if (max !== undefined && norm > max) core.scalars.gradScale *= max / norm;
+  }
+  const segments = backend.layout.segments;
+  if (segments.length > 0) {
+    const table = backend.segmentScalars;
+    for (let g = 0; g < core.groupConfigs.length; g++) {
+      computeScalars(core.groupConfigs[g], t, lr * core.groupLrScales[g], core.groupScalars[g]);
+    }
+    for (let k = 0; k < segments.length; k++) {
+      const s = core.groupScalars[segments[k].group];
+      table[k * 8 + 2] = s.stepSize;
+      table[k * 8 + 3] = s.paramDecay;
+      table[k * 8 + 4] = s.coupledDecay;
+    }
   }
   const gc = core.gcSegments;
   for (let i = 0; i < gc.length; i += 3) backend.centralize(gc[i], gc[i + 1], gc[i + 2]);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type ArenaLayout, GRADS, PARAMS, sectionViews } from "../core/arena.ts";
+import { type ArenaLayout, GRADS, PARAMS, sectionViews, SEGMENT_ROW_BYTES } from "../core/arena.ts";
 import type { Backend } from "../core/backend.ts";
 import type { BackendName } from "../core/options.ts";
 import type { StepScalars } from "../core/scalars.ts";
@@ -23,6 +23,7 @@ export class CpuBackend implements Backend<Float32Array> {
   readonly params: Readonly<Record<string, Float32Array>>;
   readonly grads: Readonly<Record<string, Float32Array>>;
   readonly #gradList: Float32Array[];
+  readonly segmentScalars: Float32Array;
   readonly gradSumSquares: () => number;
   readonly centralize: (offset: number, rows: number, cols: number) => void;
 
@@ -35,6 +36,14 @@ export class CpuBackend implements Backend<Float32Array> {
     extras: CpuExtras,
   ) {
     this.gradSumSquares = extras.gradSumSquares;
+    const rows = layout.segments.length;
+    const at = base + layout.segmentTableOffset;
+    this.segmentScalars = new Float32Array(buffer, at, rows * (SEGMENT_ROW_BYTES / 4));
+    const ints = new Int32Array(buffer, at, rows * (SEGMENT_ROW_BYTES / 4));
+    layout.segments.forEach((seg, k) => {
+      ints[k * 8] = seg.start;
+      ints[k * 8 + 1] = seg.end;
+    });
     this.centralize = extras.centralize;
     this.params = sectionViews(buffer, base, layout, PARAMS);
     this.grads = sectionViews(buffer, base, layout, GRADS);

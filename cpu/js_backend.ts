@@ -20,7 +20,11 @@ import { CpuBackend } from "./cpu_backend.ts";
 
 const f32 = Math.fround;
 
-/** One step over `n` elements of the four sections, in f32 arithmetic. */
+/**
+ * One step over the arena's sections, in f32 arithmetic: over all `n` elements with the
+ * global scalars, or, with parameter groups, over each segment of `table` (rows of 8: start,
+ * end as i32 in `tableInts`, then stepSize, paramDecay, coupledDecay) with its own three.
+ */
 export function jsStep(
   p: Float32Array,
   g: Float32Array,
@@ -29,16 +33,41 @@ export function jsStep(
   n: number,
   s: StepScalars,
   slow: Float32Array,
+  table: Float32Array,
+  tableInts: Int32Array,
 ): void {
-  const gs = f32(s.gradScale), wd = f32(s.coupledDecay);
+  if (table.length === 0) {
+    jsStepRange(p, g, m, v, 0, n, s, slow, s.stepSize, s.paramDecay, s.coupledDecay);
+    return;
+  }
+  for (let k = 0; k < table.length; k += 8) {
+    const start = tableInts[k], end = tableInts[k + 1];
+    jsStepRange(p, g, m, v, start, end, s, slow, table[k + 2], table[k + 3], table[k + 4]);
+  }
+}
+
+function jsStepRange(
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  start: number,
+  end: number,
+  s: StepScalars,
+  slow: Float32Array,
+  stepSize: number,
+  paramDecay: number,
+  coupledDecay: number,
+): void {
+  const gs = f32(s.gradScale), wd = f32(coupledDecay);
   const b1 = f32(s.beta1), c1 = f32(s.oneMinusBeta1);
   const b2 = f32(s.beta2), c2 = f32(s.oneMinusBeta2);
-  const pd = f32(s.paramDecay), ss = f32(s.stepSize), eps = f32(s.eps);
+  const pd = f32(paramDecay), ss = f32(stepSize), eps = f32(s.eps);
   const mode = s.mode;
   const coupled = wd !== 0;
   const alpha = f32(s.alpha), sync = s.sync !== 0;
   const gm = f32(s.gradMix), nesterov = gm !== 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = start; i < end; i++) {
     const pi = p[i];
     let gi = f32(gs * g[i]);
     if (coupled) gi = f32(gi + f32(wd * pi));
@@ -129,7 +158,11 @@ export function createJsBackend(layout: ArenaLayout): CpuBackend {
   const v = sectionView(buffer, 0, layout, EXP_AVG_SQ);
   const slow = layout.sectionCount > SLOW ? sectionView(buffer, 0, layout, SLOW) : p;
   const n = layout.total;
-  return new CpuBackend("js", layout, buffer, 0, (s) => jsStep(p, g, m, v, n, s, slow), {
+  const rows = layout.segments.length * 8;
+  const table = new Float32Array(buffer, layout.segmentTableOffset, rows);
+  const tableInts = new Int32Array(buffer, layout.segmentTableOffset, rows);
+  const kernel = (s: StepScalars) => jsStep(p, g, m, v, n, s, slow, table, tableInts);
+  return new CpuBackend("js", layout, buffer, 0, kernel, {
     gradSumSquares: () => jsSumSquares(g, n),
     centralize: (offset, rows, cols) => jsCentralize(g, offset, rows, cols),
   });

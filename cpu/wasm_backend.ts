@@ -38,6 +38,8 @@ interface KernelExports {
     alpha: number,
     sync: number,
     gradMix: number,
+    segments: number,
+    segmentCount: number,
   ): void;
   sumSquares(ptr: number, n: number): number;
   centralize(ptr: number, rows: number, cols: number): void;
@@ -107,6 +109,8 @@ export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend
   const v = base + EXP_AVG_SQ * sectionBytes;
   const slow = layout.sectionCount > SLOW ? base + SLOW * sectionBytes : p;
   const n = layout.total;
+  const table = base + layout.segmentTableOffset;
+  const segmentCount = layout.segments.length;
   const kernel = (s: StepScalars) =>
     k.step(
       p,
@@ -128,6 +132,8 @@ export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend
       s.alpha,
       s.sync,
       s.gradMix,
+      table,
+      segmentCount,
     );
   return new CpuBackend("wasm", layout, k.memory.buffer, base, kernel, {
     gradSumSquares: () => k.sumSquares(g, n),

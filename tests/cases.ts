@@ -46,6 +46,8 @@ export interface Extras {
   lookahead?: { k: number; alpha: number };
   clipGradNorm?: number;
   gc: boolean;
+  /** One parameter group holding the odd-numbered tensors. */
+  group?: { lrScale: number; weightDecay: number };
   /** Calls of `step` (1-based) whose gradient gets a NaN or ±Infinity; they are skipped. */
   badCalls: number[];
 }
@@ -60,6 +62,13 @@ const extrasArb: fc.Arbitrary<Extras> = fc.record({
   ),
   clipGradNorm: fc.option(fc.oneof(fc.constant(0), real(1e-7, 100)), { nil: undefined }),
   gc: fc.boolean(),
+  group: fc.option(
+    fc.record({
+      lrScale: fc.oneof(fc.constantFrom(0, 1), real(0, 10)),
+      weightDecay: fc.oneof(fc.constant(0), real(0, 0.1)),
+    }),
+    { nil: undefined },
+  ),
   badCalls: fc.array(fc.integer({ min: 1, max: 60 }), { maxLength: 3 }),
 });
 
@@ -152,7 +161,11 @@ export function lrAt(c: Case, t: number): number {
 export function optimizerFor(c: Case, backend: RAdamOptions["backend"]) {
   const lr = c.schedule ? (t: number) => lrAt(c, t) : c.options.lr;
   const { clipGradNorm, gc } = c.extras;
-  const common = { lr, backend, clipGradNorm, gc };
+  const group = c.extras.group;
+  const groups = group
+    ? [{ match: (name: string) => Number(name.split(".")[1]) % 2 === 1, ...group }]
+    : undefined;
+  const common = { lr, backend, clipGradNorm, gc, groups };
   let opt;
   if (c.kind === "radam") opt = radam({ ...c.options, ...common });
   else {
@@ -266,7 +279,10 @@ export async function checkAgainstReference(
     const la = c.extras.lookahead;
     for (let k = 0; k < names.length; k++) {
       const name = names[k];
-      const ref = refStep(cfg, before[name], eff.grads[k], t, lrAt(c, t), eff.err[k]);
+      const grouped = c.extras.group && k % 2 === 1 ? c.extras.group : undefined;
+      const tensorCfg = grouped ? { ...cfg, weightDecay: grouped.weightDecay } : cfg;
+      const lr = lrAt(c, t) * (grouped ? grouped.lrScale : 1);
+      const ref = refStep(tensorCfg, before[name], eff.grads[k], t, lr, eff.err[k]);
       const checks: [string, Float64Array, Float64Array][] = [
         ["m", ref.m, ref.tolM],
         ["v", ref.v, ref.tolV],

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   adam,
+  adamw,
   chain,
   constantLr,
   cosineDecay,
@@ -198,3 +199,28 @@ Deno.test("schedules: fastai's SchedCos test values, warmup, one-cycle shape, ch
   assert.deepEqual([1, 2, 3, 4, 5, 6, 7].map(c), [1, 1, 1, 2, 2, 3, 3]);
   assert.throws(() => linearWarmup(1, { warmupSteps: 0 }), RangeError);
 });
+
+for (const backend of BACKENDS) {
+  Deno.test(`${backend}: parameter groups set weight decay and lr scale per tensor, by name`, async () => {
+    const opt = adamw({
+      lr: 0.1,
+      weightDecay: 0.5,
+      backend,
+      groups: [{ match: /\.bias$/, weightDecay: 0 }, { match: (n) => n === "head", lrScale: 2 }],
+    });
+    let s = await opt.init({
+      "fc.weight": new Float32Array(5).fill(1),
+      "fc.bias": new Float32Array(3).fill(1),
+      head: new Float32Array(2).fill(1),
+    });
+    s = step(s, {
+      "fc.weight": new Float32Array(5),
+      "fc.bias": new Float32Array(3),
+      head: new Float32Array(2),
+    });
+    const p = await readParams(s);
+    assert.deepEqual(Array.from(p["fc.weight"]), Array(5).fill(Math.fround(1 - 0.1 * 0.5)));
+    assert.deepEqual(Array.from(p["fc.bias"]), [1, 1, 1]);
+    assert.deepEqual(Array.from(p.head), Array(2).fill(Math.fround(1 - 0.2 * 0.5)));
+  });
+}
