@@ -32,7 +32,7 @@ function cosine(a: number, b: number, pct: number): number {
  *
  * @example
  * ```ts
- * import { constantLr } from "./mod.ts";
+ * import { constantLr } from "../mod.ts";
  * console.log(constantLr(0.1)(7)); // 0.1
  * ```
  */
@@ -46,7 +46,7 @@ export function constantLr(lr: number): Schedule {
  *
  * @example
  * ```ts
- * import { linearWarmup } from "./mod.ts";
+ * import { linearWarmup } from "../mod.ts";
  * const s = linearWarmup(1e-3, { warmupSteps: 10 });
  * console.log(s(1), s(10), s(100)); // 1e-4 1e-3 1e-3
  * ```
@@ -63,7 +63,7 @@ export function linearWarmup(lr: number, options: { warmupSteps: number }): Sche
  *
  * @example
  * ```ts
- * import { cosineDecay } from "./mod.ts";
+ * import { cosineDecay } from "../mod.ts";
  * const s = cosineDecay(1e-3, { decaySteps: 101 });
  * console.log(s(1), s(51), s(101)); // 1e-3 5e-4 0
  * ```
@@ -87,7 +87,7 @@ export function cosineDecay(
  *
  * @example
  * ```ts
- * import { oneCycle } from "./mod.ts";
+ * import { oneCycle } from "../mod.ts";
  * const s = oneCycle(1e-2, { totalSteps: 100 });
  * console.log(s(1)); // 1e-2 / 25
  * ```
@@ -117,7 +117,7 @@ export function oneCycle(
  *
  * @example
  * ```ts
- * import { chain, constantLr, cosineDecay, linearWarmup } from "./mod.ts";
+ * import { chain, constantLr, cosineDecay, linearWarmup } from "../mod.ts";
  * const s = chain([linearWarmup(1e-3, { warmupSteps: 100 }), 100], [cosineDecay(1e-3, { decaySteps: 900 }), 900]);
  * console.log(s(100), s(101)); // 1e-3 1e-3
  * ```

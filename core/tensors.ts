@@ -13,7 +13,9 @@ export type Params = Float32Array | Readonly<Record<string, Float32Array | Shape
 
 /** A tensor with its shape (row-major): needed for gradient centralization of rank > 1. */
 export interface ShapedTensor {
+  /** The elements, row-major. */
   readonly data: Float32Array;
+  /** The dimensions; their product must equal `data.length`. */
   readonly shape: readonly number[];
 }
 
