@@ -377,23 +377,33 @@ function loop(
 /**
  * Sum of squares of `n` f32 values at `ptr` (16-byte aligned), accumulated in f64 so that it
  * cannot overflow and is NaN/Infinity exactly when some value is. Fixed order, mirrored by the
- * TypeScript backend: four lane sums s0..s3 (lane j takes elements 4i + j of the vector part,
- * each square exact in f64), combined as (s0 + s1) + (s2 + s3), then the tail added in order.
+ * TypeScript backend: eight lane sums s0..s7 (lane j takes elements 8i + j of the part below
+ * n & ~7, each square exact in f64), combined as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) +
+ * (s6 + s7)), then the tail added in order. Eight independent f64 chains hide the add latency.
  */
 export function sumSquares(ptr: usize, n: i32): f64 {
-  let lo = f64x2.splat(0);
-  let hi = f64x2.splat(0);
-  const vecEnd = n & ~3;
+  let a0 = f64x2.splat(0);
+  let a1 = f64x2.splat(0);
+  let a2 = f64x2.splat(0);
+  let a3 = f64x2.splat(0);
+  const vecEnd = n & ~7;
   let i = 0;
-  for (; i < vecEnd; i += 4) {
+  for (; i < vecEnd; i += 8) {
     const x = v128.load(ptr + (<usize> i << 2));
-    const a = f64x2.promote_low_f32x4(x);
-    const b = f64x2.promote_low_f32x4(v128.shuffle<u32>(x, x, 2, 3, 0, 1));
-    lo = f64x2.add(lo, f64x2.mul(a, a));
-    hi = f64x2.add(hi, f64x2.mul(b, b));
+    const y = v128.load(ptr + (<usize> i << 2) + 16);
+    const x0 = f64x2.promote_low_f32x4(x);
+    const x1 = f64x2.promote_low_f32x4(v128.shuffle<u32>(x, x, 2, 3, 0, 1));
+    const y0 = f64x2.promote_low_f32x4(y);
+    const y1 = f64x2.promote_low_f32x4(v128.shuffle<u32>(y, y, 2, 3, 0, 1));
+    a0 = f64x2.add(a0, f64x2.mul(x0, x0));
+    a1 = f64x2.add(a1, f64x2.mul(x1, x1));
+    a2 = f64x2.add(a2, f64x2.mul(y0, y0));
+    a3 = f64x2.add(a3, f64x2.mul(y1, y1));
   }
-  let sum = (f64x2.extract_lane(lo, 0) + f64x2.extract_lane(lo, 1)) +
-    (f64x2.extract_lane(hi, 0) + f64x2.extract_lane(hi, 1));
+  let sum = ((f64x2.extract_lane(a0, 0) + f64x2.extract_lane(a0, 1)) +
+    (f64x2.extract_lane(a1, 0) + f64x2.extract_lane(a1, 1))) +
+    ((f64x2.extract_lane(a2, 0) + f64x2.extract_lane(a2, 1)) +
+      (f64x2.extract_lane(a3, 0) + f64x2.extract_lane(a3, 1)));
   for (; i < n; i++) {
     const x = <f64> load<f32>(ptr + (<usize> i << 2));
     sum += x * x;

@@ -92,21 +92,25 @@ function jsStepRange(
 }
 
 /**
- * Sum of squares in float64, in the order of `sumSquares` in assembly/index.ts: four lane sums
- * over the vector part, combined as (s0 + s1) + (s2 + s3), then the tail in order.
+ * Sum of squares in float64, in the order of `sumSquares` in assembly/index.ts: eight lane sums
+ * over the part below n & ~7, combined as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)),
+ * then the tail in order.
  */
 export function jsSumSquares(x: Float32Array, n: number): number {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  const vecEnd = n & ~3;
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+  const vecEnd = n & ~7;
   let i = 0;
-  for (; i < vecEnd; i += 4) {
-    const a = x[i], b = x[i + 1], c = x[i + 2], d = x[i + 3];
-    s0 += a * a;
-    s1 += b * b;
-    s2 += c * c;
-    s3 += d * d;
+  for (; i < vecEnd; i += 8) {
+    s0 += x[i] * x[i];
+    s1 += x[i + 1] * x[i + 1];
+    s2 += x[i + 2] * x[i + 2];
+    s3 += x[i + 3] * x[i + 3];
+    s4 += x[i + 4] * x[i + 4];
+    s5 += x[i + 5] * x[i + 5];
+    s6 += x[i + 6] * x[i + 6];
+    s7 += x[i + 7] * x[i + 7];
   }
-  let sum = (s0 + s1) + (s2 + s3);
+  let sum = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
   for (; i < n; i++) sum += x[i] * x[i];
   return sum;
 }
