@@ -224,3 +224,35 @@ for (const backend of BACKENDS) {
     assert.deepEqual(Array.from(p.head), Array(2).fill(Math.fround(1 - 0.2 * 0.5)));
   });
 }
+
+// Published test values. Source: two TensorFlow tests found through the code-search index
+// (test_look_ahead and test_radam, Keras/TF1 ports of LookAhead and RAdam; the index did not name
+// their repository, so treat the provenance as unverified). Both use numpy's
+// assert_almost_equal (decimal 7: |actual − desired| < 1.5e-7), kept here.
+const DECIMAL_7 = 1.5e-7;
+
+for (const backend of BACKENDS) {
+  Deno.test(`${backend}: TF test_look_ahead values: SGD(lr 0.1) in LookAhead(alpha 0.2, k 5), grad 2`, async () => {
+    // RAdam with β1 = 0 and β2 = 0.5 (ρ∞ = 3: never rectified) is plain SGD: p -= lr · g.
+    const lr = 0.1, alpha = 0.2;
+    let s = await lookahead(radam({ lr, betas: [0, 0.5], backend }), { k: 5, alpha }).init(
+      new Float32Array([1]),
+    );
+    for (let i = 0; i < 4; i++) s = step(s, new Float32Array([2]));
+    assert.ok(Math.abs(s.params[""][0] - (1 - 4 * lr * 2)) < DECIMAL_7);
+    s = step(s, new Float32Array([2]));
+    assert.ok(Math.abs(s.params[""][0] - (1 * (1 - alpha) + (1 - 5 * lr * 2) * alpha)) < DECIMAL_7);
+  });
+
+  Deno.test(`${backend}: TF test_radam values: threshold 4, lr 0.1, constant grad 2`, async () => {
+    const lr = 0.1;
+    let s = await radam({ lr, threshold: 4, backend }).init(new Float32Array([1]));
+    for (let i = 0; i < 4; i++) s = step(s, new Float32Array([2]));
+    const x4 = s.params[""][0];
+    assert.ok(Math.abs(x4 - (1 - 4 * lr * 2)) < DECIMAL_7); // without adaptive gradient
+    s = step(s, new Float32Array([2])); // ρ5 = 4.996 > 4: rectified
+    const rhoInf = 2 / (1 - 0.999) - 1, b = 0.999 ** 5, rho = rhoInf - 2 * 5 * b / (1 - b);
+    const r = Math.sqrt((rho - 4) * (rho - 2) * rhoInf / ((rhoInf - 4) * (rhoInf - 2) * rho));
+    assert.ok(Math.abs(s.params[""][0] - (x4 - lr * r * 2 / 2)) < DECIMAL_7);
+  });
+}
