@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { EXP_AVG, EXP_AVG_SQ, PARAMS } from "./core/arena.ts";
+import { EXP_AVG, EXP_AVG_SQ, PARAMS, SLOW } from "./core/arena.ts";
 import type { Backend } from "./core/backend.ts";
 import {
   type AdamOptions,
@@ -32,13 +32,17 @@ import {
   type CommonOptions,
   type Defaults,
   type LearningRate,
+  type LookaheadOptions,
+  type NonFinitePolicy,
+  type ParamGroup,
   type RAdamOptions,
   type ResolvedConfig,
+  resolveLookahead,
   resolveOptions,
   type RuleKind,
 } from "./core/options.ts";
 import { initState, type OptimizerState, readSection, stepState } from "./core/state.ts";
-import { type Params, SINGLE_TENSOR_NAME } from "./core/tensors.ts";
+import { type Params, type ShapedTensor, SINGLE_TENSOR_NAME } from "./core/tensors.ts";
 import type { ArenaLayout } from "./core/arena.ts";
 import { loadCheckpoint, type LoadOptions, saveCheckpoint } from "./core/checkpoint.ts";
 import { CheckpointError, MAX_HEADER_BYTES } from "./core/safetensors.ts";
@@ -46,6 +50,7 @@ import { createJsBackend } from "./cpu/js_backend.ts";
 import { createWasmBackend, wasmSimdSupported } from "./cpu/wasm_backend.ts";
 import type { GpuGrads, GpuParams, GpuTensor, GpuTensorInput } from "./gpu/gpu_tensors.ts";
 import {
+  gpuConfig,
   type GpuInitOptions,
   hasGpuParams,
   initWebGpuState,
@@ -58,12 +63,24 @@ export type {
   BackendName,
   CommonOptions,
   LearningRate,
+  LookaheadOptions,
+  NonFinitePolicy,
   OptimizerState,
+  ParamGroup,
   Params,
   RAdamOptions,
+  ShapedTensor,
 };
 export { CheckpointError, MAX_HEADER_BYTES, SINGLE_TENSOR_NAME };
 export type { GpuGrads, GpuInitOptions, GpuParams, GpuTensor, GpuTensorInput, LoadOptions };
+export {
+  chain,
+  constantLr,
+  cosineDecay,
+  linearWarmup,
+  oneCycle,
+  type Schedule,
+} from "./core/schedules.ts";
 
 /**
  * An optimizer: its resolved settings and a way to start a state from parameters.
@@ -127,7 +144,11 @@ function makeOptimizer(
   options: unknown,
   defaults: Defaults,
 ): Optimizer {
-  const settings = resolveOptions(kind, name, options, defaults);
+  return optimizerOf(resolveOptions(kind, name, options, defaults));
+}
+
+function optimizerOf(settings: ResolvedConfig): Optimizer {
+  const name = settings.name;
   return Object.freeze({
     name,
     settings,
@@ -222,6 +243,86 @@ export function adam(options?: AdamOptions): Optimizer {
  */
 export function adamw(options?: AdamOptions): Optimizer {
   return makeOptimizer("adam", "adamw", options, { weightDecay: 1e-2, decoupledWeightDecay: true });
+}
+
+/**
+ * LookAhead (Zhang et al. 2019) around any optimizer of this library: an optimizer value in,
+ * an optimizer value out. The state keeps slow weights (initially the parameters) next to the
+ * others; after every `k`-th inner step, `slow += α (p − slow)` and `p = slow`, fused into that
+ * step's kernel call. Skipped steps (`nonFinite: "skip"`) do not count. Options: `k` (integer
+ * ≥ 1, default 6), `alpha` (0 ≤ α ≤ 1, default 0.5); RangeError otherwise.
+ *
+ * @example
+ * ```ts
+ * import { lookahead, radam, readSlowWeights, step } from "./mod.ts";
+ *
+ * let state = await lookahead(radam({ lr: 1e-2 }), { k: 5 }).init({ w: new Float32Array(3) });
+ * for (let t = 0; t < 5; t++) state = step(state, { w: new Float32Array([1, 1, 1]) });
+ * console.log(state.params.w, (await readSlowWeights(state)).w); // equal after a sync
+ * ```
+ */
+export function lookahead(inner: Optimizer, options?: LookaheadOptions): Optimizer {
+  if (typeof inner !== "object" || inner === null || typeof inner.settings !== "object") {
+    throw new TypeError("lookahead() expects an optimizer made by this library, e.g. radam()");
+  }
+  return optimizerOf(resolveLookahead(inner.settings, options));
+}
+
+/** Options of {@linkcode ranger}: RAdam's, plus LookAhead's `k` and `alpha`. */
+export interface RangerOptions extends RAdamOptions, LookaheadOptions {}
+
+/**
+ * Ranger: LookAhead(RAdam) with gradient centralization, with Ranger's defaults: `lr = 1e-3`,
+ * `betas = [0.95, 0.999]`, `eps = 1e-5`, `k = 6`, `alpha = 0.5`, threshold 5, decoupled weight
+ * decay (default 0), `gc: true` (tensors given as `{ data, shape }` of rank > 1 have each row
+ * of their gradient centralized; bare Float32Arrays are rank 1 and left alone).
+ *
+ * @example
+ * ```ts
+ * import { ranger, step } from "./mod.ts";
+ *
+ * let state = await ranger({ lr: 1e-3 }).init({
+ *   "fc.weight": { data: new Float32Array(6), shape: [2, 3] },
+ *   "fc.bias": new Float32Array(2),
+ * });
+ * state = step(state, { "fc.weight": new Float32Array(6).fill(1), "fc.bias": new Float32Array(2) });
+ * console.log(state.optimizer, state.step); // "lookahead(ranger)" 1
+ * ```
+ */
+export function ranger(options?: RangerOptions): Optimizer {
+  const { k, alpha, ...rest } = options ?? {};
+  const inner = resolveOptions("radam", "ranger", rest, {
+    weightDecay: 0,
+    decoupledWeightDecay: true,
+    betas: [0.95, 0.999],
+    eps: 1e-5,
+    gc: true,
+  });
+  return optimizerOf(resolveLookahead(inner, {
+    ...(k === undefined ? {} : { k }),
+    ...(alpha === undefined ? {} : { alpha }),
+  }));
+}
+
+/**
+ * Copies of LookAhead's slow weights, by tensor name (states of {@linkcode lookahead} and
+ * {@linkcode ranger} only; TypeError otherwise).
+ *
+ * @example
+ * ```ts
+ * import { lookahead, adam, readSlowWeights } from "./mod.ts";
+ *
+ * const state = await lookahead(adam()).init({ w: new Float32Array([1, 2]) });
+ * console.log((await readSlowWeights(state)).w); // Float32Array [1, 2]
+ * ```
+ */
+export function readSlowWeights(
+  state: OptimizerState<unknown>,
+): Promise<Record<string, Float32Array>> {
+  if (!state.optimizer.startsWith("lookahead(")) {
+    throw new TypeError(`The ${state.optimizer} optimizer keeps no slow weights`);
+  }
+  return readSection(state, SLOW);
 }
 
 /**
@@ -364,7 +465,8 @@ export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<Opt
 // deno-lint-ignore no-explicit-any
 export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<OptimizerState<any>> {
   const device = options?.device;
-  return loadCheckpoint(bytes, options, (choice) => {
+  return loadCheckpoint(bytes, options, (config) => {
+    const choice = config.backend;
     if (device !== undefined && choice !== "webgpu" && choice !== "auto") {
       throw new TypeError(
         `A device was passed to loadState but the backend is ${
@@ -373,6 +475,7 @@ export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<Opt
       );
     }
     if (choice === "webgpu" || (choice === "auto" && device !== undefined)) {
+      gpuConfig(config); // refuses what the GPU backend cannot do yet
       return (layout) => restoreWebGpuBackend(layout, device);
     }
     return makeBackend(pickBackend(choice));

@@ -25,8 +25,10 @@ const MODE_MOMENTUM: i32 = 1;
  *   g = gradScale * grad (+ coupledDecay * p, only when coupledDecay != 0)
  *   m = beta1 * m + oneMinusBeta1 * g
  *   v = beta2 * v + oneMinusBeta2 * (g * g)
- *   adaptive: p = p * paramDecay - stepSize * (m / (sqrt(v) + eps))
- *   momentum: p = p * paramDecay - stepSize * m
+ *   num = m, or m + gradMix * g when gradMix != 0 (Nesterov)
+ *   adaptive: p = p * paramDecay - stepSize * (num / (sqrt(v) + eps))
+ *   momentum: p = p * paramDecay - stepSize * num
+ *   sync (LookAhead): slow = slow + alpha * (p - slow); p = slow
  *
  * The weight-decay term is skipped, not multiplied by zero, when there is none, so that a
  * non-finite parameter never leaks into the moments (PyTorch skips it too). Each combination of
@@ -48,6 +50,89 @@ export function step(
   stepSize: f32,
   eps: f32,
   mode: i32,
+  slow: usize,
+  alpha: f32,
+  sync: i32,
+  gradMix: f32,
+  segments: usize,
+  segmentCount: i32,
+): void {
+  if (segmentCount == 0) {
+    stepRange(
+      params,
+      grads,
+      m,
+      v,
+      n,
+      gradScale,
+      coupledDecay,
+      beta1,
+      oneMinusBeta1,
+      beta2,
+      oneMinusBeta2,
+      paramDecay,
+      stepSize,
+      eps,
+      mode,
+      slow,
+      alpha,
+      sync,
+      gradMix,
+    );
+    return;
+  }
+  // Parameter groups: a table of 32-byte rows (i32 start, i32 end, f32 stepSize,
+  // f32 paramDecay, f32 coupledDecay, 3 × pad), one per run of tensors sharing hyperparameters;
+  // each run is stepped with its own three scalars, all in this one call.
+  for (let k = 0; k < segmentCount; k++) {
+    const row = segments + (<usize> k << 5);
+    const start = load<i32>(row);
+    const end = load<i32>(row + 4);
+    const o = <usize> start << 2;
+    stepRange(
+      params + o,
+      grads + o,
+      m + o,
+      v + o,
+      end - start,
+      gradScale,
+      load<f32>(row + 16),
+      beta1,
+      oneMinusBeta1,
+      beta2,
+      oneMinusBeta2,
+      load<f32>(row + 12),
+      load<f32>(row + 8),
+      eps,
+      mode,
+      slow + o,
+      alpha,
+      sync,
+      gradMix,
+    );
+  }
+}
+
+function stepRange(
+  params: usize,
+  grads: usize,
+  m: usize,
+  v: usize,
+  n: i32,
+  gradScale: f32,
+  coupledDecay: f32,
+  beta1: f32,
+  oneMinusBeta1: f32,
+  beta2: f32,
+  oneMinusBeta2: f32,
+  paramDecay: f32,
+  stepSize: f32,
+  eps: f32,
+  mode: i32,
+  slow: usize,
+  alpha: f32,
+  sync: i32,
+  gradMix: f32,
 ): void {
   if (coupledDecay != 0) {
     if (mode == MODE_ADAPTIVE) {
@@ -66,6 +151,10 @@ export function step(
         paramDecay,
         stepSize,
         eps,
+        slow,
+        alpha,
+        sync != 0,
+        gradMix,
         true,
         MODE_ADAPTIVE,
       );
@@ -85,6 +174,10 @@ export function step(
         paramDecay,
         stepSize,
         eps,
+        slow,
+        alpha,
+        sync != 0,
+        gradMix,
         true,
         MODE_MOMENTUM,
       );
@@ -104,6 +197,10 @@ export function step(
         paramDecay,
         stepSize,
         eps,
+        slow,
+        alpha,
+        sync != 0,
+        gradMix,
         true,
         -1,
       );
@@ -125,6 +222,10 @@ export function step(
         paramDecay,
         stepSize,
         eps,
+        slow,
+        alpha,
+        sync != 0,
+        gradMix,
         false,
         MODE_ADAPTIVE,
       );
@@ -144,6 +245,10 @@ export function step(
         paramDecay,
         stepSize,
         eps,
+        slow,
+        alpha,
+        sync != 0,
+        gradMix,
         false,
         MODE_MOMENTUM,
       );
@@ -163,6 +268,10 @@ export function step(
         paramDecay,
         stepSize,
         eps,
+        slow,
+        alpha,
+        sync != 0,
+        gradMix,
         false,
         -1,
       );
@@ -187,9 +296,16 @@ function loop(
   paramDecay: f32,
   stepSize: f32,
   eps: f32,
+  slow: usize,
+  alpha: f32,
+  sync: bool,
+  gradMix: f32,
   coupled: bool,
   mode: i32,
 ): void {
+  const al = f32x4.splat(alpha);
+  const gm = f32x4.splat(gradMix);
+  const nesterov = gradMix != 0;
   // Constants splatted once.
   const gs = f32x4.splat(gradScale);
   const wd = f32x4.splat(coupledDecay);
@@ -215,12 +331,22 @@ function loop(
     );
     v128.store(m + o, mNew);
     v128.store(v + o, vNew);
+    // Nesterov (optax): the update uses m + gradMix * g in place of m.
+    const num = nesterov ? f32x4.add(mNew, f32x4.mul(gm, g)) : mNew;
+    let pNew = p;
     if (mode == MODE_ADAPTIVE) {
-      const q = f32x4.div(mNew, f32x4.add(f32x4.sqrt(vNew), ep));
-      v128.store(params + o, f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, q)));
+      const q = f32x4.div(num, f32x4.add(f32x4.sqrt(vNew), ep));
+      pNew = f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, q));
     } else if (mode == MODE_MOMENTUM) {
-      v128.store(params + o, f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, mNew)));
+      pNew = f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, num));
     }
+    if (sync) {
+      // LookAhead sync: slow += alpha * (p - slow); p = slow
+      const s = v128.load(slow + o);
+      pNew = f32x4.add(s, f32x4.mul(al, f32x4.sub(pNew, s)));
+      v128.store(slow + o, pNew);
+    }
+    v128.store(params + o, pNew);
   }
   // Scalar tail: the same operations, one lane at a time.
   for (; i < n; i++) {
@@ -232,10 +358,86 @@ function loop(
     const vNew = beta2 * load<f32>(v + o) + oneMinusBeta2 * (g * g);
     store<f32>(m + o, mNew);
     store<f32>(v + o, vNew);
+    const num = nesterov ? mNew + gradMix * g : mNew;
+    let pNew = p;
     if (mode == MODE_ADAPTIVE) {
-      store<f32>(params + o, p * paramDecay - stepSize * (mNew / (sqrt<f32>(vNew) + eps)));
+      pNew = p * paramDecay - stepSize * (num / (sqrt<f32>(vNew) + eps));
     } else if (mode == MODE_MOMENTUM) {
-      store<f32>(params + o, p * paramDecay - stepSize * mNew);
+      pNew = p * paramDecay - stepSize * num;
+    }
+    if (sync) {
+      const s = load<f32>(slow + o);
+      pNew = s + alpha * (pNew - s);
+      store<f32>(slow + o, pNew);
+    }
+    store<f32>(params + o, pNew);
+  }
+}
+
+/**
+ * Sum of squares of `n` f32 values at `ptr` (16-byte aligned), accumulated in f64 so that it
+ * cannot overflow and is NaN/Infinity exactly when some value is. Fixed order, mirrored by the
+ * TypeScript backend: eight lane sums s0..s7 (lane j takes elements 8i + j of the part below
+ * n & ~7, each square exact in f64), combined as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) +
+ * (s6 + s7)), then the tail added in order. Eight independent f64 chains hide the add latency.
+ */
+export function sumSquares(ptr: usize, n: i32): f64 {
+  let a0 = f64x2.splat(0);
+  let a1 = f64x2.splat(0);
+  let a2 = f64x2.splat(0);
+  let a3 = f64x2.splat(0);
+  const vecEnd = n & ~7;
+  let i = 0;
+  for (; i < vecEnd; i += 8) {
+    const x = v128.load(ptr + (<usize> i << 2));
+    const y = v128.load(ptr + (<usize> i << 2) + 16);
+    const x0 = f64x2.promote_low_f32x4(x);
+    const x1 = f64x2.promote_low_f32x4(v128.shuffle<u32>(x, x, 2, 3, 0, 1));
+    const y0 = f64x2.promote_low_f32x4(y);
+    const y1 = f64x2.promote_low_f32x4(v128.shuffle<u32>(y, y, 2, 3, 0, 1));
+    a0 = f64x2.add(a0, f64x2.mul(x0, x0));
+    a1 = f64x2.add(a1, f64x2.mul(x1, x1));
+    a2 = f64x2.add(a2, f64x2.mul(y0, y0));
+    a3 = f64x2.add(a3, f64x2.mul(y1, y1));
+  }
+  let sum = ((f64x2.extract_lane(a0, 0) + f64x2.extract_lane(a0, 1)) +
+    (f64x2.extract_lane(a1, 0) + f64x2.extract_lane(a1, 1))) +
+    ((f64x2.extract_lane(a2, 0) + f64x2.extract_lane(a2, 1)) +
+      (f64x2.extract_lane(a3, 0) + f64x2.extract_lane(a3, 1)));
+  for (; i < n; i++) {
+    const x = <f64> load<f32>(ptr + (<usize> i << 2));
+    sum += x * x;
+  }
+  return sum;
+}
+
+/**
+ * Gradient centralization of one tensor laid out as `rows` rows of `cols` f32 values at `ptr`
+ * (any 4-byte alignment): subtracts from each row its mean, in place. The row sum is taken in
+ * f32 in a fixed order, mirrored by the TypeScript backend: four lane sums (lane j takes
+ * elements 4i + j of the row's vector part), combined as (s0 + s1) + (s2 + s3), then the tail
+ * added in order; mean = sum / cols.
+ */
+export function centralize(ptr: usize, rows: i32, cols: i32): void {
+  const vecEnd = cols & ~3;
+  for (let r = 0; r < rows; r++) {
+    const row = ptr + ((<usize> r * <usize> cols) << 2);
+    let acc = f32x4.splat(0);
+    let i = 0;
+    for (; i < vecEnd; i += 4) acc = f32x4.add(acc, v128.load(row + (<usize> i << 2)));
+    let sum = (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) +
+      (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3));
+    for (; i < cols; i++) sum += load<f32>(row + (<usize> i << 2));
+    const mean = sum / <f32> cols;
+    const mv = f32x4.splat(mean);
+    i = 0;
+    for (; i < vecEnd; i += 4) {
+      const o = row + (<usize> i << 2);
+      v128.store(o, f32x4.sub(v128.load(o), mv));
+    }
+    for (; i < cols; i++) {
+      const o = row + (<usize> i << 2);
+      store<f32>(o, load<f32>(o) - mean);
     }
   }
 }

@@ -4,13 +4,17 @@
  * on the TypeScript backend. Compare the rows of a group as ratios (the "summary" lines):
  * absolute times on a shared machine are noisy.
  */
-import { type OptimizerState, radam, step } from "../mod.ts";
+import { type Optimizer, type OptimizerState, radam, ranger, step } from "../mod.ts";
 
 const SIZES: [string, number][] = [["4K", 4096], ["256K", 262_144], ["4M", 4_194_304]];
 
-async function rectifiedState(backend: "wasm" | "js", n: number): Promise<OptimizerState> {
+async function rectifiedState(
+  backend: "wasm" | "js",
+  n: number,
+  opt: Optimizer = radam({ backend }),
+): Promise<OptimizerState> {
   const params = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
-  let state = await radam({ backend }).init({ w: params });
+  let state = await opt.init({ w: { data: params, shape: [n / 1024, 1024] } });
   for (let i = 0; i < n; i++) state.grads.w[i] = Math.cos(i) * 1e-2;
   // past step 6, so that the timed steps take the rectified (adaptive) path
   for (let t = 0; t < 8; t++) state = step(state);
@@ -21,6 +25,12 @@ for (const [label, n] of SIZES) {
   let wasm = await rectifiedState("wasm", n);
   let copied = await rectifiedState("wasm", n);
   let js = await rectifiedState("js", n);
+  let unchecked = await rectifiedState(
+    "wasm",
+    n,
+    radam({ backend: "wasm", nonFinite: "propagate" }),
+  );
+  let rangerState = await rectifiedState("wasm", n, ranger({ backend: "wasm", clipGradNorm: 1 }));
   const external = { w: Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 1e-2) };
   Deno.bench(`wasm zero-copy, ${label} params`, { group: label, baseline: true, n: 50 }, () => {
     wasm = step(wasm);
@@ -28,6 +38,20 @@ for (const [label, n] of SIZES) {
   Deno.bench(`wasm copied grads, ${label} params`, { group: label, n: 50 }, () => {
     copied = step(copied, external);
   });
+  Deno.bench(
+    `wasm zero-copy, no non-finite check, ${label} params`,
+    { group: label, n: 50 },
+    () => {
+      unchecked = step(unchecked);
+    },
+  );
+  Deno.bench(
+    `wasm ranger (gc 1024 cols, clip, lookahead), ${label}`,
+    { group: label, n: 50 },
+    () => {
+      rangerState = step(rangerState);
+    },
+  );
   Deno.bench(`js, ${label} params`, { group: label, n: n > 1e6 ? 10 : 50 }, () => {
     js = step(js);
   });

@@ -23,6 +23,8 @@ export const EXP_AVG = 2;
 export const EXP_AVG_SQ = 3;
 /** Number of sections of an RAdam/Adam arena. */
 export const SECTION_COUNT = 4;
+/** Section index of LookAhead's slow weights (only in arenas planned with `slow: true`). */
+export const SLOW = 4;
 
 /** Where each tensor sits in a section, and how large the sections are. */
 export interface ArenaLayout {
@@ -34,12 +36,30 @@ export interface ArenaLayout {
   readonly total: number;
   /** Elements per section: `total` rounded up to a multiple of 4 (16 bytes). */
   readonly sectionLength: number;
-  /** Bytes of the whole arena: all sections. */
+  /** Number of sections: 4, or 5 with LookAhead's slow weights. */
+  readonly sectionCount: number;
+  /**
+   * Parameter-group runs: maximal runs of consecutive tensors in the same group, as element
+   * ranges `[start, end)` with the group index (0: the optimizer's own settings, i + 1: group
+   * i). Empty when the optimizer has no groups: the kernel then uses the global scalars.
+   */
+  readonly segments: readonly { start: number; end: number; group: number }[];
+  /** Byte offset of the segment table (32 bytes a segment), after the sections. */
+  readonly segmentTableOffset: number;
+  /** Bytes of the whole arena: all sections, then the segment table. */
   readonly byteLength: number;
 }
 
+/** Bytes of one row of the segment table (see assembly/index.ts `step`). */
+export const SEGMENT_ROW_BYTES = 32;
+
 /** Lays out tensors of the given lengths. */
-export function planArena(names: readonly string[], lengths: readonly number[]): ArenaLayout {
+export function planArena(
+  names: readonly string[],
+  lengths: readonly number[],
+  options: { slow?: boolean; groups?: readonly number[] } = {},
+): ArenaLayout {
+  const sectionCount = options.slow ? SECTION_COUNT + 1 : SECTION_COUNT;
   const offsets: number[] = [];
   let total = 0;
   for (const length of lengths) {
@@ -47,13 +67,26 @@ export function planArena(names: readonly string[], lengths: readonly number[]):
     total += length;
   }
   const sectionLength = Math.ceil(total / 4) * 4;
+  const segments: { start: number; end: number; group: number }[] = [];
+  const groups = options.groups;
+  if (groups) {
+    for (let i = 0; i < lengths.length; i++) {
+      const last = segments[segments.length - 1];
+      if (last && last.group === groups[i]) last.end += lengths[i];
+      else segments.push({ start: offsets[i], end: offsets[i] + lengths[i], group: groups[i] });
+    }
+  }
+  const segmentTableOffset = sectionLength * 4 * sectionCount;
   return {
     names,
     lengths,
     offsets,
     total,
     sectionLength,
-    byteLength: sectionLength * 4 * SECTION_COUNT,
+    sectionCount,
+    segments,
+    segmentTableOffset,
+    byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
   };
 }
 

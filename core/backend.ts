@@ -31,6 +31,23 @@ export interface Backend<T = Float32Array> {
    * optional: without it, core/tensors.ts `checkGrads` applies.
    */
   checkGrads?(grads: unknown): void;
+  /**
+   * Sum of the squares of every gradient in the arena, accumulated in float64 in the fixed
+   * order of `sumSquares` in assembly/index.ts (NaN or Infinity iff some gradient is).
+   */
+  gradSumSquares?(): number;
+  /**
+   * Gradient centralization of one tensor's gradient slot, in place: `rows` rows of `cols`
+   * elements starting at element `offset` of the section; each row loses its f32 mean.
+   */
+  centralize?(offset: number, rows: number, cols: number): void;
+  /**
+   * The segment table (parameter groups), 8 f32 a row as laid out in core/arena.ts; the state
+   * writes each row's stepSize, paramDecay and coupledDecay at indices 2, 3, 4 before `update`.
+   * Empty without groups. The three members above are optional: a backend without them
+   * (WebGPU, for now) refuses at init the options that need them.
+   */
+  readonly segmentScalars?: Float32Array;
   /** Runs one fused step over the whole arena. */
   update(scalars: StepScalars): void;
   /** Copies of one arena section (see core/arena.ts), by tensor name. */

@@ -15,13 +15,14 @@
  *
  * @module
  */
-import { EXP_AVG, EXP_AVG_SQ, PARAMS, planArena } from "./arena.ts";
+import { EXP_AVG, EXP_AVG_SQ, PARAMS, SLOW } from "./arena.ts";
 import type { Backend } from "./backend.ts";
 import {
   type BackendChoice,
   checkLearningRate,
   type LearningRate,
   type ResolvedConfig,
+  resolveLookahead,
   resolveOptions,
   type RuleKind,
 } from "./options.ts";
@@ -32,7 +33,7 @@ import {
   type TensorOut,
   writeSafetensors,
 } from "./safetensors.ts";
-import { type OptimizerState, restoreState, stateInternals } from "./state.ts";
+import { type OptimizerState, planFor, restoreState, stateInternals } from "./state.ts";
 import type { ArenaLayout } from "./arena.ts";
 
 /** Value of the `format` metadata. */
@@ -41,7 +42,12 @@ export const FORMAT = "radam.checkpoint";
 export const FORMAT_VERSION = "1";
 
 /** The update rule of each optimizer name a checkpoint may hold. */
-const RULES: Readonly<Record<string, RuleKind>> = { radam: "radam", adam: "adam", adamw: "adam" };
+const RULES: Readonly<Record<string, RuleKind>> = {
+  radam: "radam",
+  adam: "adam",
+  adamw: "adam",
+  ranger: "radam",
+};
 
 /** Hyperparameters a checkpoint must state (defaults differ between optimizers). */
 const REQUIRED_HYPERPARAMETERS: Readonly<Record<RuleKind, readonly string[]>> = {
@@ -69,12 +75,14 @@ interface StateTensor {
   readonly nonNegative: boolean;
 }
 
-function stateTensors(_config: ResolvedConfig): readonly StateTensor[] {
-  return [
+function stateTensors(config: ResolvedConfig): readonly StateTensor[] {
+  const kinds = [
     { suffix: "", section: PARAMS, nonNegative: false },
     { suffix: ".exp_avg", section: EXP_AVG, nonNegative: false },
     { suffix: ".exp_avg_sq", section: EXP_AVG_SQ, nonNegative: true },
   ];
+  if (config.lookahead) kinds.push({ suffix: ".slow", section: SLOW, nonNegative: false });
+  return kinds;
 }
 
 /** The options that rebuild `config` through its factory (schedules become `null`). */
@@ -90,13 +98,32 @@ function optionsOf(config: ResolvedConfig): Record<string, unknown> {
   if (config.kind === "radam") {
     options.threshold = config.threshold;
     options.degenerateToSgd = config.degenerateToSgd;
+    options.nesterov = config.nesterov;
   }
+  if (config.clipGradNorm !== undefined) options.clipGradNorm = config.clipGradNorm;
+  if (config.nonFiniteGiven) options.nonFinite = config.nonFinite;
+  options.gc = config.gc;
+  // Groups are stored by their settings; which tensor is in which goes in `tensor_groups`.
+  if (config.groups.length > 0) {
+    options.groups = config.groups.map((g) => ({ lrScale: g.lrScale, weightDecay: g.weightDecay }));
+  }
+  if (config.lookahead) options.lookahead = { ...config.lookahead };
   return options;
+}
+
+/** Each tensor's group: 0 for none, else 1 + its index in `config.groups`. */
+function groupIndices(config: ResolvedConfig, names: readonly string[]): number[] {
+  return names.map((name) =>
+    1 +
+    config.groups.findIndex((g) =>
+      g.match instanceof RegExp ? (g.match.lastIndex = 0, g.match.test(name)) : g.match(name)
+    )
+  );
 }
 
 /** Writes a state as safetensors bytes; see `saveState` in mod.ts. */
 export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Uint8Array> {
-  const { config, backend, steps } = stateInternals(state);
+  const { config, backend, steps, skipped, shapes } = stateInternals(state);
   const layout = backend.layout;
   const kinds = stateTensors(config);
   // Start every read before the first await, so they all see the same step.
@@ -114,7 +141,7 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
             `checkpoints hold only finite values${k.nonNegative ? " (≥ 0)" : ""}`,
         );
       }
-      tensors.push({ name: name + k.suffix, shape: [layout.lengths[i]], data });
+      tensors.push({ name: name + k.suffix, shape: [...shapes[i]], data });
     });
   }
   const metadata = {
@@ -124,8 +151,11 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
     hyperparameters: JSON.stringify(optionsOf(config)),
     lr_schedule: String(typeof config.lr === "function"),
     step: String(steps),
-    skipped_steps: "0",
+    skipped_steps: String(skipped),
     tensor_order: JSON.stringify(layout.names),
+    ...(config.groups.length > 0
+      ? { tensor_groups: JSON.stringify(groupIndices(config, layout.names)) }
+      : {}),
   };
   return writeSafetensors(tensors, metadata);
 }
@@ -159,7 +189,7 @@ export interface LoadOptions {
 
 /** Makes the backend a state resumes on. */
 export type BackendMaker = (
-  choice: BackendChoice,
+  config: ResolvedConfig,
 ) => (layout: ArenaLayout) => Promise<Backend<unknown>>;
 
 function meta(metadata: Readonly<Record<string, string>>, key: string): string {
@@ -210,11 +240,13 @@ function configOf(
       } is not supported; expected ${FORMAT_VERSION}`,
     );
   }
-  const name = meta(metadata, "optimizer");
+  const fullName = meta(metadata, "optimizer");
+  const wrapped = /^lookahead\((.*)\)$/.exec(fullName);
+  const name = wrapped ? wrapped[1] : fullName;
   const rule = Object.hasOwn(RULES, name) ? RULES[name] : undefined;
   if (rule === undefined) {
     throw new CheckpointError(
-      `Checkpoint of an unknown optimizer ${JSON.stringify(name)}; expected one of ${
+      `Checkpoint of an unknown optimizer ${JSON.stringify(fullName)}; expected one of ${
         Object.keys(RULES).join(", ")
       }`,
     );
@@ -250,16 +282,56 @@ function configOf(
     throw new CheckpointError("Checkpoint hyperparameters lr must be a number");
   }
   const lr = options.lr === undefined ? stored.lr : checkLearningRate(options.lr);
+  const { lookahead, groups, ...rest } = stored;
+  if (wrapped && (typeof lookahead !== "object" || lookahead === null)) {
+    throw new CheckpointError("Checkpoint hyperparameters lack lookahead");
+  }
+  if (!wrapped && lookahead !== undefined) {
+    throw new CheckpointError("Checkpoint hyperparameters have lookahead, but the optimizer not");
+  }
   try {
-    return resolveOptions(rule, name, { ...stored, lr, backend: options.backend ?? "auto" }, {
-      weightDecay: 0,
-      decoupledWeightDecay: false,
-    });
+    const inner = resolveOptions(rule, name, {
+      ...rest,
+      ...(groups === undefined ? {} : { groups: groupsFrom(groups, metadata) }),
+      lr,
+      backend: options.backend ?? "auto",
+    }, { weightDecay: 0, decoupledWeightDecay: false });
+    return wrapped ? resolveLookahead(inner, lookahead) : inner;
   } catch (e) {
+    if (e instanceof CheckpointError) throw e;
     throw new CheckpointError(
       `Checkpoint hyperparameters are invalid: ${(e as Error).message}`,
     );
   }
+}
+
+/**
+ * Parameter groups from their stored settings and the stored tensor → group map: group i
+ * matches exactly the tensors the map puts in it.
+ */
+function groupsFrom(
+  groups: unknown,
+  metadata: Readonly<Record<string, string>>,
+): { match: (name: string) => boolean; lrScale: unknown; weightDecay: unknown }[] {
+  if (!Array.isArray(groups) || !groups.every((g) => typeof g === "object" && g !== null)) {
+    throw new CheckpointError("Checkpoint hyperparameters groups must be an array of objects");
+  }
+  const order = parseJsonMeta(metadata, "tensor_order");
+  const map = parseJsonMeta(metadata, "tensor_groups");
+  if (
+    !Array.isArray(order) || !Array.isArray(map) || map.length !== order.length ||
+    !map.every((g) => Number.isInteger(g) && g >= 0 && g <= groups.length)
+  ) {
+    throw new CheckpointError(
+      `Checkpoint metadata tensor_groups must give each tensor a group from 0 to ${groups.length}`,
+    );
+  }
+  const groupOf = new Map(order.map((name, i) => [name, map[i] as number]));
+  return groups.map((g, i) => ({
+    match: (name: string) => groupOf.get(name) === i + 1,
+    lrScale: (g as Record<string, unknown>).lrScale,
+    weightDecay: (g as Record<string, unknown>).weightDecay,
+  }));
 }
 
 /** Index of the first non-finite element (or negative one, with `nonNegative`), or -1. */
@@ -300,10 +372,8 @@ export async function loadCheckpoint(
   const { metadata, tensors } = file;
   const config = configOf(metadata, options);
   const steps = parseCount(metadata, "step");
+  // Skipped steps are not counted in `step` (a skipped step leaves the count as it was).
   const skipped = parseCount(metadata, "skipped_steps");
-  if (skipped > steps) {
-    throw new CheckpointError(`Checkpoint skipped_steps ${skipped} exceeds step ${steps}`);
-  }
 
   const order = parseJsonMeta(metadata, "tensor_order");
   if (!Array.isArray(order) || order.length === 0 || !order.every((n) => typeof n === "string")) {
@@ -330,6 +400,7 @@ export async function loadCheckpoint(
     );
   }
   const lengths: number[] = [];
+  const shapes: number[][] = [];
   // Null-prototype records: a tensor may be named "__proto__".
   const data: Record<string, Float32Array>[] = kinds.map(() => Object.create(null));
   const buffer = bytes.buffer;
@@ -368,11 +439,12 @@ export async function loadCheckpoint(
       data[j][name] = values;
     }
     lengths.push(length);
+    shapes.push(tensors.get(name)!.shape.slice());
   }
 
   // Everything is valid: only now allocate and fill.
-  const layout = planArena(names, lengths);
-  const backend = await makeBackend(config.backend)(layout);
+  const layout = planFor(config, names, lengths);
+  const backend = await makeBackend(config)(layout);
   kinds.forEach((k, j) => backend.writeSection(k.section, data[j]));
-  return restoreState(config, backend, steps);
+  return restoreState(config, backend, { steps, skipped, shapes });
 }

@@ -36,6 +36,55 @@ export interface CommonOptions {
   maximize?: boolean;
   /** Backend to run on. Default `"auto"`: WASM SIMD when the runtime supports it, else JS. */
   backend?: BackendChoice;
+  /**
+   * Clip gradients by their global L2 norm over all tensors (PyTorch's `clip_grad_norm_`
+   * without its 1e-6): the step scales every gradient by `min(1, clipGradNorm / norm)`. The
+   * norm is taken (in float64) before gradient centralization. Off by default.
+   */
+  clipGradNorm?: number;
+  /**
+   * What to do when a gradient holds NaN or ±Infinity. `"skip"` (default): the step changes
+   * nothing (params, moments, slow weights, step count) and `state.skippedSteps` grows by
+   * one. `"throw"`: a RangeError naming the first such tensor, state untouched.
+   * `"propagate"`: no check, as PyTorch (fastest: no reduction pass unless clipping).
+   * On the webgpu backend only `"propagate"` exists for now (a check there would need a
+   * readback every step): it is that backend's default, and the others are refused at init.
+   */
+  nonFinite?: NonFinitePolicy;
+  /**
+   * Gradient centralization: for each tensor of rank > 1 (given as `{ data, shape }`), subtract
+   * from each row of its gradient (first axis) its mean over the other axes. Default off;
+   * {@linkcode ranger} turns it on.
+   */
+  gc?: boolean;
+  /**
+   * Parameter groups: per-tensor hyperparameters chosen by name. Each tensor takes the first
+   * group whose `match` (a RegExp tested on the name, or a predicate) accepts it; tensors no
+   * group matches keep the optimizer's own settings. All groups are stepped in the same single
+   * kernel call (a per-run scalar table).
+   */
+  groups?: readonly ParamGroup[];
+}
+
+/** One parameter group: which tensors, and the hyperparameters that differ for them. */
+export interface ParamGroup {
+  /** Which tensors, by name: a RegExp (tested) or a predicate. */
+  readonly match: RegExp | ((name: string) => boolean);
+  /** Multiplier of the learning rate for these tensors (default 1). */
+  readonly lrScale?: number;
+  /** Weight decay for these tensors (default: the optimizer's), coupled or not as it is. */
+  readonly weightDecay?: number;
+}
+
+/** Policy for gradients holding NaN or ±Infinity; see {@linkcode CommonOptions.nonFinite}. */
+export type NonFinitePolicy = "skip" | "throw" | "propagate";
+
+/** LookAhead's settings (Zhang et al. 2019). */
+export interface LookaheadOptions {
+  /** Sync period: every `k` inner steps the slow weights move. Integer ≥ 1, default 6. */
+  k?: number;
+  /** Slow step size, 0 ≤ α ≤ 1, default 0.5. */
+  alpha?: number;
 }
 
 /** Options of {@linkcode radam}: the common options plus RAdam's rectification controls. */
@@ -51,6 +100,12 @@ export interface RAdamOptions extends CommonOptions {
    * repository's default); the moments are updated either way.
    */
   degenerateToSgd?: boolean;
+  /**
+   * Nesterov momentum, as optax's `radam(nesterov=True)`: `m̂ = β1 m / (1 − β1^(t+1)) +
+   * (1 − β1) g / (1 − β1^t)` in place of `m / (1 − β1^t)`, in both the rectified and the
+   * momentum-SGD steps (eps stays where SPEC puts it). Default false.
+   */
+  nesterov?: boolean;
 }
 
 /** Options of {@linkcode adam} and {@linkcode adamw}. */
@@ -85,6 +140,20 @@ export interface ResolvedConfig {
   readonly degenerateToSgd: boolean;
   /** The backend requested. */
   readonly backend: BackendChoice;
+  /** RAdam: Nesterov momentum (optax's variant). */
+  readonly nesterov: boolean;
+  /** Global-norm clipping threshold, or undefined when off. */
+  readonly clipGradNorm: number | undefined;
+  /** Policy for non-finite gradients. */
+  readonly nonFinite: NonFinitePolicy;
+  /** Whether `nonFinite` was given (else it is the default, which depends on the backend). */
+  readonly nonFiniteGiven: boolean;
+  /** Whether gradients of rank > 1 tensors are centralized. */
+  readonly gc: boolean;
+  /** Parameter groups (may be empty). */
+  readonly groups: readonly Required<ParamGroup>[];
+  /** LookAhead's settings, when wrapped by `lookahead`. */
+  readonly lookahead?: { readonly k: number; readonly alpha: number };
 }
 
 const BACKENDS: readonly string[] = ["auto", "wasm", "js", "webgpu"];
@@ -135,6 +204,10 @@ const KNOWN_OPTIONS: Record<RuleKind, readonly string[]> = {
     "decoupledWeightDecay",
     "maximize",
     "backend",
+    "clipGradNorm",
+    "nonFinite",
+    "gc",
+    "groups",
   ],
   radam: [
     "lr",
@@ -146,13 +219,23 @@ const KNOWN_OPTIONS: Record<RuleKind, readonly string[]> = {
     "backend",
     "threshold",
     "degenerateToSgd",
+    "nesterov",
+    "clipGradNorm",
+    "nonFinite",
+    "gc",
+    "groups",
   ],
 };
+
+const NON_FINITE: readonly string[] = ["skip", "throw", "propagate"];
 
 /** Defaults that differ between optimizers. */
 export interface Defaults {
   readonly weightDecay: number;
   readonly decoupledWeightDecay: boolean;
+  readonly betas?: readonly [number, number];
+  readonly eps?: number;
+  readonly gc?: boolean;
 }
 
 /**
@@ -176,7 +259,13 @@ export function resolveOptions(
     }
   }
   const o = options as RAdamOptions;
-  const betas = o.betas ?? [0.9, 0.999];
+  const betas = o.betas ?? defaults.betas ?? [0.9, 0.999];
+  const nonFinite = o.nonFinite ?? "skip";
+  if (!NON_FINITE.includes(nonFinite)) {
+    throw new RangeError(
+      `Option nonFinite must be one of ${NON_FINITE.join(", ")}, got ${String(nonFinite)}`,
+    );
+  }
   if (!Array.isArray(betas) || betas.length !== 2) {
     throw new TypeError("Option betas must be an array of two numbers [β1, β2]");
   }
@@ -192,7 +281,7 @@ export function resolveOptions(
     lr: checkLearningRate(o.lr ?? 1e-3),
     beta1: checkNumber("betas[0]", betas[0], 0, 1, false),
     beta2: checkNumber("betas[1]", betas[1], 0, 1, false),
-    eps: checkNumber("eps", o.eps ?? 1e-8, 0, Infinity, true),
+    eps: checkNumber("eps", o.eps ?? defaults.eps ?? 1e-8, 0, Infinity, true),
     weightDecay: checkNumber(
       "weightDecay",
       o.weightDecay ?? defaults.weightDecay,
@@ -211,5 +300,65 @@ export function resolveOptions(
       : checkNumber("threshold", o.threshold, 4, Infinity, true),
     degenerateToSgd: checkBoolean("degenerateToSgd", o.degenerateToSgd, true),
     backend,
+    clipGradNorm: o.clipGradNorm === undefined
+      ? undefined
+      : checkNumber("clipGradNorm", o.clipGradNorm, 0, Infinity, true),
+    nonFinite,
+    nonFiniteGiven: o.nonFinite !== undefined,
+    gc: checkBoolean("gc", o.gc, defaults.gc ?? false),
+    nesterov: checkBoolean("nesterov", o.nesterov, false),
+    groups: checkGroups(o.groups, o.weightDecay ?? defaults.weightDecay),
+  });
+}
+
+function checkGroups(value: unknown, weightDecay: number): readonly Required<ParamGroup>[] {
+  if (value === undefined) return Object.freeze([]);
+  if (!Array.isArray(value)) {
+    throw new TypeError(`Option groups must be an array of { match, lrScale?, weightDecay? }`);
+  }
+  return Object.freeze(value.map((g: unknown, i: number) => {
+    if (!isObject(g)) throw new TypeError(`Option groups[${i}] must be an object`);
+    const match = g.match;
+    if (!(match instanceof RegExp) && typeof match !== "function") {
+      throw new TypeError(`Option groups[${i}].match must be a RegExp or a function of the name`);
+    }
+    return Object.freeze({
+      match: match as RegExp | ((name: string) => boolean),
+      lrScale: checkNumber(`groups[${i}].lrScale`, g.lrScale ?? 1, 0, Infinity, true),
+      weightDecay: checkNumber(
+        `groups[${i}].weightDecay`,
+        g.weightDecay ?? weightDecay,
+        0,
+        Infinity,
+        true,
+      ),
+    });
+  }));
+}
+
+/** Validates LookAhead's options and returns `inner` wrapped (RangeError naming the option). */
+export function resolveLookahead(inner: ResolvedConfig, options: unknown): ResolvedConfig {
+  if (options === undefined) options = {};
+  if (!isObject(options) || Array.isArray(options)) {
+    throw new TypeError(`Options of lookahead must be an object, got ${typeof options}`);
+  }
+  const o = options as LookaheadOptions;
+  for (const key of Object.keys(o)) {
+    if (key !== "k" && key !== "alpha") {
+      throw new TypeError(`Unknown option ${key} for lookahead; expected one of k, alpha`);
+    }
+  }
+  if (inner.lookahead) {
+    throw new TypeError("lookahead() was given an optimizer that already has LookAhead");
+  }
+  const k = o.k ?? 6;
+  if (!Number.isInteger(k) || k < 1) {
+    throw new RangeError(`Option k must be an integer ≥ 1, got ${String(k)}`);
+  }
+  const alpha = checkNumber("alpha", o.alpha ?? 0.5, 0, 1, true);
+  return Object.freeze({
+    ...inner,
+    name: `lookahead(${inner.name})`,
+    lookahead: Object.freeze({ k, alpha }),
   });
 }

@@ -35,6 +35,15 @@ export interface StepScalars {
   rho: number;
   /** Rectification factor r (NaN when not rectified, 1 for Adam). */
   rectifier: number;
+  /** LookAhead's slow step α (0 without LookAhead). */
+  alpha: number;
+  /**
+   * Nesterov (optax's RAdam `nesterov`): the update uses `m + gradMix · g` in place of `m`
+   * (0: off).
+   */
+  gradMix: number;
+  /** 1 on a LookAhead sync step (`slow += α (p − slow); p = slow`, fused), else 0. */
+  sync: number;
 }
 
 /** A zeroed scalars record, to be filled in place by {@linkcode computeScalars}. */
@@ -52,6 +61,9 @@ export function emptyScalars(): StepScalars {
     mode: MODE_MOMENTS_ONLY,
     rho: NaN,
     rectifier: NaN,
+    alpha: 0,
+    sync: 0,
+    gradMix: 0,
   };
 }
 
@@ -79,6 +91,9 @@ export function computeScalars(
   const bc1 = 1 - Math.pow(beta1, t);
   const bc2 = 1 - Math.pow(beta2, t);
   out.gradScale = config.maximize ? -1 : 1;
+  const la = config.lookahead;
+  out.alpha = la ? la.alpha : 0;
+  out.sync = la && t % la.k === 0 ? 1 : 0;
   out.coupledDecay = config.decoupledWeightDecay ? 0 : weightDecay;
   out.paramDecay = config.decoupledWeightDecay ? 1 - lr * weightDecay : 1;
   out.beta1 = beta1;
@@ -98,16 +113,26 @@ export function computeScalars(
   const rho = rhoAt(beta2, t);
   out.rho = rho;
   out.eps = eps;
+  // m̂: m / bc1, or with Nesterov (optax) β1 m / (1 − β1^(t+1)) + (1 − β1) g / bc1
+  //   = (β1 / (1 − β1^(t+1))) · (m + gradMix · g).
+  let mHatNum = 1, mHatDen = bc1;
+  out.gradMix = 0;
+  if (config.nesterov && beta1 !== 0) {
+    const bc1Next = 1 - Math.pow(beta1, t + 1);
+    mHatNum = beta1;
+    mHatDen = bc1Next;
+    out.gradMix = ((1 - beta1) * bc1Next) / (beta1 * bc1);
+  }
   if (rho > config.threshold) {
     const r = Math.sqrt(((rho - 4) * (rho - 2) * rhoInf) / ((rhoInf - 4) * (rhoInf - 2) * rho));
     out.rectifier = r;
     out.mode = MODE_ADAPTIVE;
-    out.stepSize = (lr * r * Math.sqrt(bc2)) / bc1;
+    out.stepSize = (lr * r * Math.sqrt(bc2) * mHatNum) / mHatDen;
   } else {
     out.rectifier = NaN;
     if (config.degenerateToSgd) {
       out.mode = MODE_MOMENTUM;
-      out.stepSize = lr / bc1;
+      out.stepSize = (lr * mHatNum) / mHatDen;
     } else {
       out.mode = MODE_MOMENTS_ONLY;
       out.stepSize = 0;

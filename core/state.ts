@@ -7,11 +7,11 @@
  *
  * @module
  */
-import { type ArenaLayout, PARAMS, planArena } from "./arena.ts";
+import { type ArenaLayout, PARAMS, planArena, SLOW } from "./arena.ts";
 import type { Backend } from "./backend.ts";
 import type { BackendName, ResolvedConfig } from "./options.ts";
 import { computeScalars, emptyScalars, type StepScalars } from "./scalars.ts";
-import { checkGrads, checkParams, type Params } from "./tensors.ts";
+import { checkGrads, checkParams, label, type Params } from "./tensors.ts";
 
 /**
  * The state of an optimizer over a set of tensors, as returned by `init` and `step`.
@@ -19,9 +19,6 @@ import { checkGrads, checkParams, type Params } from "./tensors.ts";
  * `params` and `grads` are views into the memory the kernel runs on: write gradients into
  * `grads` and call `step(state)` to step without copying anything. The views stay valid, and
  * are the same objects, across every state that `step` derives from this one.
- *
- * `T` is the slot type: `Float32Array` on the CPU backends (`wasm`, `js`), `GpuTensor` (a
- * `GPUBufferBinding` with a `length`) on `webgpu`.
  */
 export interface OptimizerState<T = Float32Array> {
   /** The optimizer that made this state: "radam", "adam" or "adamw". */
@@ -36,6 +33,14 @@ export interface OptimizerState<T = Float32Array> {
   readonly params: Readonly<Record<string, T>>;
   /** Gradient slots, by name: write gradients here for a zero-copy `step(state)`. */
   readonly grads: Readonly<Record<string, T>>;
+  /** Steps skipped because a gradient was NaN or ±Infinity (option `nonFinite: "skip"`). */
+  readonly skippedSteps: number;
+  /**
+   * Global L2 norm of the gradients of the last step (taken or skipped), computed in float64
+   * before clipping and centralization; NaN before the first step or when no norm is computed
+   * (`nonFinite: "propagate"` without `clipGradNorm`).
+   */
+  readonly lastGradNorm: number;
 }
 
 /** What a state handle points at. Shared by all handles of one line of states. */
@@ -45,6 +50,16 @@ interface Core {
   readonly backend: Backend<any>;
   readonly scalars: StepScalars;
   steps: number;
+  skipped: number;
+  lastNorm: number;
+  /** Per parameter group (index 0: the optimizer's own settings): its config and lr scale. */
+  readonly groupConfigs: readonly ResolvedConfig[];
+  readonly groupLrScales: readonly number[];
+  readonly groupScalars: readonly StepScalars[];
+  /** Gradient-centralization segments: element offset, rows, cols (flat triples). */
+  readonly gcSegments: readonly number[];
+  /** Each tensor's shape, as given at init (rank 1 for bare arrays). */
+  readonly shapes: readonly (readonly number[])[];
   /** The handle that may still be used; every other handle of this core is consumed. */
   current: StateHandle | undefined;
 }
@@ -87,10 +102,43 @@ class StateHandle implements OptimizerState<any> {
   get grads(): Readonly<Record<string, any>> {
     return this.live().backend.grads;
   }
+  get skippedSteps(): number {
+    return this.live().skipped;
+  }
+  get lastGradNorm(): number {
+    return this.live().lastNorm;
+  }
 }
 
 /** Makes a backend of the chosen kind for a layout. */
 export type BackendFactory = (layout: ArenaLayout) => Promise<Backend<Float32Array>>;
+
+/**
+ * The group (0: none, else 1 + index into `config.groups`) of each tensor: the first group
+ * whose `match` accepts its name. Undefined when the configuration has no groups.
+ */
+export function groupsOf(config: ResolvedConfig, names: readonly string[]): number[] | undefined {
+  const groups = config.groups;
+  if (groups.length === 0) return undefined;
+  return names.map((name) =>
+    1 +
+    groups.findIndex((g) =>
+      g.match instanceof RegExp ? (g.match.lastIndex = 0, g.match.test(name)) : g.match(name)
+    )
+  );
+}
+
+/** Lays out the arena a configuration needs (slow weights, parameter groups). */
+export function planFor(
+  config: ResolvedConfig,
+  names: readonly string[],
+  lengths: readonly number[],
+): ArenaLayout {
+  return planArena(names, lengths, {
+    slow: config.lookahead !== undefined,
+    groups: groupsOf(config, names),
+  });
+}
 
 /** Validates `params`, builds the arena on `makeBackend`'s backend and copies them in. */
 export async function initState(
@@ -99,30 +147,62 @@ export async function initState(
   makeBackend: BackendFactory,
 ): Promise<OptimizerState> {
   const tensors = checkParams(params);
-  const layout = planArena(tensors.names, tensors.arrays.map((a) => a.length));
+  const layout = planFor(config, tensors.names, tensors.arrays.map((a) => a.length));
   const backend = await makeBackend(layout);
-  const data: Record<string, Float32Array> = {};
-  for (let i = 0; i < tensors.names.length; i++) data[tensors.names[i]] = tensors.arrays[i];
-  backend.writeSection(PARAMS, data);
-  return startState(config, backend);
+  const initial: Record<string, Float32Array> = {};
+  for (let i = 0; i < tensors.names.length; i++) initial[tensors.names[i]] = tensors.arrays[i];
+  backend.writeSection(PARAMS, initial);
+  if (config.lookahead) backend.writeSection(SLOW, initial);
+  return restoreState(config, backend, { shapes: tensors.shapes });
 }
 
 /** The state at step 0 on a backend whose parameters are already loaded. */
 export function startState<T>(config: ResolvedConfig, backend: Backend<T>): OptimizerState<T> {
+  return restoreState(config, backend);
+}
+
+/** Counters and shapes of a state being restored (all optional). */
+export interface RestoreInfo {
+  steps?: number;
+  skipped?: number;
+  shapes?: readonly (readonly number[])[];
+}
+
+/**
+ * A state on a backend whose sections were already filled (init, or a checkpoint restore):
+ * at step `info.steps` (default 0). Shapes default to rank 1.
+ */
+export function restoreState<T>(
+  config: ResolvedConfig,
+  backend: Backend<T>,
+  info: RestoreInfo = {},
+): OptimizerState<T> {
+  const layout = backend.layout;
+  const shapes = info.shapes ?? layout.lengths.map((n) => [n]);
+  const gcSegments: number[] = [];
+  if (config.gc) {
+    for (let i = 0; i < layout.names.length; i++) {
+      const length = layout.lengths[i];
+      if (shapes[i].length > 1 && length > 0) {
+        gcSegments.push(layout.offsets[i], shapes[i][0], length / shapes[i][0]);
+      }
+    }
+  }
+  const groups = config.groups;
   return new StateHandle({
     config,
     backend,
     scalars: emptyScalars(),
-    steps: 0,
+    steps: info.steps ?? 0,
+    skipped: info.skipped ?? 0,
+    lastNorm: NaN,
+    gcSegments,
+    shapes,
+    groupConfigs: [config, ...groups.map((g) => ({ ...config, weightDecay: g.weightDecay }))],
+    groupLrScales: [1, ...groups.map((g) => g.lrScale)],
+    groupScalars: [emptyScalars(), ...groups.map(() => emptyScalars())],
     current: undefined,
   });
-}
-
-function coreOf(state: unknown): Core {
-  if (!(state instanceof StateHandle)) {
-    throw new TypeError("Expected an optimizer state made by init() or step()");
-  }
-  return state.live();
 }
 
 /** What a checkpoint reads from a live state (for core/checkpoint.ts only). */
@@ -130,23 +210,20 @@ export interface StateInternals {
   readonly config: ResolvedConfig;
   readonly backend: Backend<unknown>;
   readonly steps: number;
+  readonly skipped: number;
+  readonly shapes: readonly (readonly number[])[];
 }
 
-/** The configuration, backend and step count of a live state; throws if it was consumed. */
+/** The configuration, backend and counters of a live state; throws if it was consumed. */
 export function stateInternals(state: OptimizerState<unknown>): StateInternals {
   return coreOf(state);
 }
 
-/**
- * A state at step `steps` on a backend whose sections were already filled (checkpoint
- * restore). The gradient slots start as the backend left them.
- */
-export function restoreState<T>(
-  config: ResolvedConfig,
-  backend: Backend<T>,
-  steps: number,
-): OptimizerState<T> {
-  return new StateHandle({ config, backend, scalars: emptyScalars(), steps, current: undefined });
+function coreOf(state: unknown): Core {
+  if (!(state instanceof StateHandle)) {
+    throw new TypeError("Expected an optimizer state made by init() or step()");
+  }
+  return state.live();
 }
 
 /** The learning rate of step `t`, checked. */
@@ -178,11 +255,58 @@ export function stepState<T>(
   const t = core.steps + 1;
   const lr = learningRateAt(core.config, t);
   computeScalars(core.config, t, lr, core.scalars);
-  // Nothing above has changed the state; from here on nothing can fail.
+  // Nothing above has changed the state (params, moments, slow weights, counts).
   if (!zeroCopy) backend.loadGrads(grads);
+  const config = core.config;
+  if (
+    backend.gradSumSquares &&
+    (config.clipGradNorm !== undefined || config.nonFinite !== "propagate")
+  ) {
+    // One f64 read of every gradient: non-finite iff some gradient is (no f32 overflow).
+    const norm = Math.sqrt(backend.gradSumSquares());
+    if (!Number.isFinite(norm) && config.nonFinite !== "propagate") {
+      if (config.nonFinite === "throw") throw nonFiniteError(backend);
+      core.lastNorm = norm;
+      core.skipped++;
+      return new StateHandle(core);
+    }
+    core.lastNorm = norm;
+    const max = config.clipGradNorm;
+    if (max !== undefined && norm > max) core.scalars.gradScale *= max / norm;
+  }
+  const segments = backend.layout.segments;
+  if (segments.length > 0 && backend.segmentScalars) {
+    const table = backend.segmentScalars;
+    for (let g = 0; g < core.groupConfigs.length; g++) {
+      computeScalars(core.groupConfigs[g], t, lr * core.groupLrScales[g], core.groupScalars[g]);
+    }
+    for (let k = 0; k < segments.length; k++) {
+      const s = core.groupScalars[segments[k].group];
+      table[k * 8 + 2] = s.stepSize;
+      table[k * 8 + 3] = s.paramDecay;
+      table[k * 8 + 4] = s.coupledDecay;
+    }
+  }
+  const gc = core.gcSegments;
+  for (let i = 0; i < gc.length; i += 3) backend.centralize!(gc[i], gc[i + 1], gc[i + 2]);
   backend.update(core.scalars);
   core.steps = t;
   return new StateHandle(core);
+}
+
+/** The error for `nonFinite: "throw"`, naming the first tensor with a NaN or ±Infinity. */
+function nonFiniteError(backend: Backend<Float32Array>): RangeError {
+  for (const name of backend.layout.names) {
+    const g = backend.grads[name];
+    for (let i = 0; i < g.length; i++) {
+      if (!Number.isFinite(g[i])) {
+        return new RangeError(
+          `The gradient of ${label(name)} holds ${g[i]} at index ${i}; the step was not taken`,
+        );
+      }
+    }
+  }
+  return new RangeError("A gradient holds a non-finite number; the step was not taken");
 }
 
 /** Copies of the parameters; see `readParams` in mod.ts. */

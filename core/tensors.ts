@@ -9,7 +9,15 @@
  * Parameters: a record of named `Float32Array`s, or a single `Float32Array` (which the
  * optimizer then names {@linkcode SINGLE_TENSOR_NAME}).
  */
-export type Params = Float32Array | Readonly<Record<string, Float32Array>>;
+export type Params = Float32Array | Readonly<Record<string, Float32Array | ShapedTensor>>;
+
+/** A tensor with its shape (row-major): needed for gradient centralization of rank > 1. */
+export interface ShapedTensor {
+  /** The elements, row-major. */
+  readonly data: Float32Array;
+  /** The dimensions; their product must equal `data.length`. */
+  readonly shape: readonly number[];
+}
 
 /** The name under which a bare `Float32Array` passed as params is held: the empty string. */
 export const SINGLE_TENSOR_NAME = "";
@@ -18,6 +26,8 @@ export const SINGLE_TENSOR_NAME = "";
 export interface NamedTensors {
   readonly names: readonly string[];
   readonly arrays: readonly Float32Array[];
+  /** Shapes (a bare Float32Array is rank 1: `[length]`). */
+  readonly shapes: readonly (readonly number[])[];
 }
 
 function describe(x: unknown): string {
@@ -26,7 +36,8 @@ function describe(x: unknown): string {
   return (x as object).constructor?.name ?? "object";
 }
 
-function label(name: string): string {
+/** How errors name a tensor. */
+export function label(name: string): string {
   return name === SINGLE_TENSOR_NAME ? "the parameter tensor" : `parameter ${JSON.stringify(name)}`;
 }
 
@@ -34,7 +45,7 @@ function label(name: string): string {
 export function checkParams(params: unknown): NamedTensors {
   if (params instanceof Float32Array) {
     checkFinite(SINGLE_TENSOR_NAME, params);
-    return { names: [SINGLE_TENSOR_NAME], arrays: [params] };
+    return { names: [SINGLE_TENSOR_NAME], arrays: [params], shapes: [[params.length]] };
   }
   if (typeof params !== "object" || params === null || Array.isArray(params)) {
     throw new TypeError(
@@ -46,15 +57,41 @@ export function checkParams(params: unknown): NamedTensors {
     throw new RangeError("Params must hold at least one tensor, got an empty record");
   }
   const arrays: Float32Array[] = [];
+  const shapes: (readonly number[])[] = [];
   for (const name of names) {
     const value = (params as Record<string, unknown>)[name];
-    if (!(value instanceof Float32Array)) {
-      throw new TypeError(`Expected ${label(name)} to be a Float32Array, got ${describe(value)}`);
+    if (value instanceof Float32Array) {
+      arrays.push(value);
+      shapes.push([value.length]);
+      continue;
     }
-    arrays.push(value);
+    const shaped = value as Partial<ShapedTensor> | null;
+    if (
+      typeof shaped !== "object" || shaped === null || !(shaped.data instanceof Float32Array)
+    ) {
+      throw new TypeError(
+        `Expected ${label(name)} to be a Float32Array or { data: Float32Array, shape }, got ${
+          describe(value)
+        }`,
+      );
+    }
+    const shape = shaped.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new TypeError(`Expected the shape of ${label(name)} to be an array of integers ≥ 0`);
+    }
+    const size = shape.reduce((a: number, b: number) => a * b, 1);
+    if (size !== shaped.data.length) {
+      throw new RangeError(
+        `The shape [${shape.join(", ")}] of ${
+          label(name)
+        } holds ${size} elements, but its data has ${shaped.data.length}`,
+      );
+    }
+    arrays.push(shaped.data);
+    shapes.push(shape.slice());
   }
   for (let i = 0; i < names.length; i++) checkFinite(names[i], arrays[i]);
-  return { names, arrays };
+  return { names, arrays, shapes };
 }
 
 function checkFinite(name: string, data: Float32Array): void {

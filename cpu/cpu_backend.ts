@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type ArenaLayout, GRADS, PARAMS, sectionViews } from "../core/arena.ts";
+import { type ArenaLayout, GRADS, PARAMS, sectionViews, SEGMENT_ROW_BYTES } from "../core/arena.ts";
 import type { Backend } from "../core/backend.ts";
 import type { BackendName } from "../core/options.ts";
 import type { StepScalars } from "../core/scalars.ts";
@@ -12,11 +12,20 @@ import type { StepScalars } from "../core/scalars.ts";
 /** Runs one step over the arena at `base` in `buffer`. */
 export type CpuKernel = (scalars: StepScalars) => void;
 
+/** The reduction and per-tensor kernels a CPU backend provides besides the step. */
+export interface CpuExtras {
+  gradSumSquares(): number;
+  centralize(offset: number, rows: number, cols: number): void;
+}
+
 /** A CPU backend: views into an arena, and the kernel that steps it. */
 export class CpuBackend implements Backend<Float32Array> {
   readonly params: Readonly<Record<string, Float32Array>>;
   readonly grads: Readonly<Record<string, Float32Array>>;
   readonly #gradList: Float32Array[];
+  readonly segmentScalars: Float32Array;
+  readonly gradSumSquares: () => number;
+  readonly centralize: (offset: number, rows: number, cols: number) => void;
 
   constructor(
     readonly name: BackendName,
@@ -24,7 +33,18 @@ export class CpuBackend implements Backend<Float32Array> {
     readonly buffer: ArrayBufferLike,
     readonly base: number,
     readonly update: CpuKernel,
+    extras: CpuExtras,
   ) {
+    this.gradSumSquares = extras.gradSumSquares;
+    const rows = layout.segments.length;
+    const at = base + layout.segmentTableOffset;
+    this.segmentScalars = new Float32Array(buffer, at, rows * (SEGMENT_ROW_BYTES / 4));
+    const ints = new Int32Array(buffer, at, rows * (SEGMENT_ROW_BYTES / 4));
+    layout.segments.forEach((seg, k) => {
+      ints[k * 8] = seg.start;
+      ints[k * 8 + 1] = seg.end;
+    });
+    this.centralize = extras.centralize;
     this.params = sectionViews(buffer, base, layout, PARAMS);
     this.grads = sectionViews(buffer, base, layout, GRADS);
     this.#gradList = layout.names.map((n) => this.grads[n]);

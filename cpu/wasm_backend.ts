@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, GRADS, PARAMS } from "../core/arena.ts";
+import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, GRADS, PARAMS, SLOW } from "../core/arena.ts";
 import type { StepScalars } from "../core/scalars.ts";
 import { CpuBackend } from "./cpu_backend.ts";
 import { KERNELS_WASM_BASE64 } from "./kernels_wasm.generated.ts";
@@ -34,7 +34,15 @@ interface KernelExports {
     stepSize: number,
     eps: number,
     mode: number,
+    slow: number,
+    alpha: number,
+    sync: number,
+    gradMix: number,
+    segments: number,
+    segmentCount: number,
   ): void;
+  sumSquares(ptr: number, n: number): number;
+  centralize(ptr: number, rows: number, cols: number): void;
 }
 
 let bytes: Uint8Array<ArrayBuffer> | undefined;
@@ -69,7 +77,7 @@ export function checkWasmCapacity(layout: ArenaLayout): void {
   const needed = requiredBytes(PAGE_BYTES, layout);
   if (needed > MAX_WASM_MEMORY_BYTES) {
     throw new RangeError(
-      `The model has ${layout.total} parameters; its optimizer arena (params, grads, exp_avg, exp_avg_sq: 16 bytes a parameter) needs ${needed} bytes, more than 32-bit WebAssembly memory can address (4 GiB). Split the parameters between several optimizers, or use the webgpu backend.`,
+      `The model has ${layout.total} parameters; its optimizer arena (params, grads, exp_avg, exp_avg_sq: 16 bytes a parameter, 20 with LookAhead) needs ${needed} bytes, more than 32-bit WebAssembly memory can address (4 GiB). Split the parameters between several optimizers, or use the webgpu backend.`,
     );
   }
 }
@@ -99,7 +107,10 @@ export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend
   const g = base + GRADS * sectionBytes;
   const m = base + EXP_AVG * sectionBytes;
   const v = base + EXP_AVG_SQ * sectionBytes;
+  const slow = layout.sectionCount > SLOW ? base + SLOW * sectionBytes : p;
   const n = layout.total;
+  const table = base + layout.segmentTableOffset;
+  const segmentCount = layout.segments.length;
   const kernel = (s: StepScalars) =>
     k.step(
       p,
@@ -117,6 +128,15 @@ export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend
       s.stepSize,
       s.eps,
       s.mode,
+      slow,
+      s.alpha,
+      s.sync,
+      s.gradMix,
+      table,
+      segmentCount,
     );
-  return new CpuBackend("wasm", layout, k.memory.buffer, base, kernel);
+  return new CpuBackend("wasm", layout, k.memory.buffer, base, kernel, {
+    gradSumSquares: () => k.sumSquares(g, n),
+    centralize: (offset, rows, cols) => k.centralize(g + offset * 4, rows, cols),
+  });
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { checkParams, SINGLE_TENSOR_NAME } from "../core/tensors.ts";
+import { checkParams, type ShapedTensor, SINGLE_TENSOR_NAME } from "../core/tensors.ts";
 
 /**
  * A tensor of f32 elements in a GPU buffer: a `GPUBufferBinding` (bind it directly in a
@@ -50,7 +50,7 @@ export type GpuTensorInput = GPUBuffer | {
 export type GpuParams =
   | Float32Array
   | GpuTensorInput
-  | Readonly<Record<string, Float32Array | GpuTensorInput>>;
+  | Readonly<Record<string, Float32Array | ShapedTensor | GpuTensorInput>>;
 
 /** Gradients for a WebGPU state: Float32Arrays or GPU tensors (or the state's own slots). */
 export type GpuGrads =
@@ -139,9 +139,13 @@ export function checkGpuParams(params: unknown): CheckedGpuParams {
       device.set(i, t);
       lengths.push(t.length);
     } else {
+      // A Float32Array, or a { data, shape } host tensor (checked by checkParams below).
+      const data = (value as { data?: unknown })?.data instanceof Float32Array
+        ? (value as { data: Float32Array }).data
+        : value as Float32Array;
       hostOnly[name] = value as Float32Array;
-      lengths.push((value as Float32Array)?.length ?? 0);
-      host.set(i, value as Float32Array);
+      lengths.push(data?.length ?? 0);
+      host.set(i, data);
     }
   });
   if (names.length === 0 || host.size > 0) checkParams(names.length === 0 ? {} : hostOnly);

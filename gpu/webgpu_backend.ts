@@ -43,7 +43,17 @@ export function planGpuArena(names: readonly string[], lengths: readonly number[
     end = offset + length;
   }
   const sectionLength = Math.max(ALIGN_ELEMENTS, Math.ceil(end / ALIGN_ELEMENTS) * ALIGN_ELEMENTS);
-  return { names, lengths, offsets, total: end, sectionLength, byteLength: sectionLength * 16 };
+  return {
+    names,
+    lengths,
+    offsets,
+    total: end,
+    sectionLength,
+    sectionCount: 4,
+    segments: [],
+    segmentTableOffset: sectionLength * 16,
+    byteLength: sectionLength * 16,
+  };
 }
 
 interface Pipeline {

@@ -49,6 +49,30 @@ export function hasGpuParams(params: unknown): boolean {
   return Object.values(params).some(isGpuTensorInput);
 }
 
+/**
+ * The configuration as the webgpu backend runs it, or a TypeError naming the option it does
+ * not support yet (the training-loop features of the CPU backends). A default `nonFinite`
+ * becomes `"propagate"` there: a check would need a readback every step.
+ */
+export function gpuConfig(config: ResolvedConfig): ResolvedConfig {
+  const unsupported = [
+    config.lookahead && "lookahead/ranger",
+    config.gc && "gc (gradient centralization)",
+    config.clipGradNorm !== undefined && "clipGradNorm",
+    config.groups.length > 0 && "groups",
+    config.nesterov && "nesterov",
+    config.nonFiniteGiven && config.nonFinite !== "propagate" && `nonFinite: "${config.nonFinite}"`,
+  ].filter(Boolean);
+  if (unsupported.length > 0) {
+    throw new TypeError(
+      `The webgpu backend does not support ${
+        unsupported.join(", ")
+      } yet; use the wasm or js backend`,
+    );
+  }
+  return config.nonFinite === "propagate" ? config : { ...config, nonFinite: "propagate" };
+}
+
 /** Makes a WebGPU state at step 0; `limits` lowers the planning limits (for tests). */
 export async function initWebGpuState(
   config: ResolvedConfig,
@@ -56,6 +80,7 @@ export async function initWebGpuState(
   options: GpuInitOptions = {},
   limits?: Partial<GpuPlanLimits>,
 ): Promise<OptimizerState<GpuTensor>> {
+  config = gpuConfig(config);
   const checked = checkGpuParams(params);
   const device = options.device ?? await requestLargeDevice();
   const layout = planGpuArena(checked.names, checked.lengths);

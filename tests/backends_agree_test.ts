@@ -9,7 +9,7 @@ function bits(a: ArrayLike<number>): Uint32Array {
   return new Uint32Array(f.buffer);
 }
 
-Deno.test("wasm and js give bit-identical params and moments at every step", async () => {
+Deno.test("wasm and js give bit-identical params, moments, slow weights and norms at every step", async () => {
   await fc.assert(
     fc.asyncProperty(caseArb(50), async (c) => {
       const { params, grads } = caseData(c);
@@ -20,12 +20,16 @@ Deno.test("wasm and js give bit-identical params and moments at every step", asy
       for (let t = 1; t <= c.steps; t++) {
         wasm = step(wasm, grads(t));
         js = step(js, grads(t));
+        assert.ok(Object.is(wasm.lastGradNorm, js.lastGradNorm), `norm at step ${t}`);
+        assert.equal(wasm.skippedSteps, js.skippedSteps);
+        assert.equal(wasm.step, js.step);
         const [a, b] = [await readAll(wasm), await readAll(js)];
         for (const name of Object.keys(a)) {
-          for (const field of ["p", "m", "v"] as const) {
+          for (const field of ["p", "m", "v", "s"] as const) {
+            if (!a[name][field]) continue;
             assert.deepEqual(
-              bits(a[name][field]),
-              bits(b[name][field]),
+              bits(a[name][field]!),
+              bits(b[name][field]!),
               `${field} of ${name} at step ${t}`,
             );
           }

@@ -35,6 +35,8 @@ export interface RefConfig {
   maximize: boolean;
   threshold: number;
   degenerateToSgd: boolean;
+  /** RAdam with optax's Nesterov m̂ (absent: false). */
+  nesterov?: boolean;
 }
 
 /** A state in float64. */
@@ -42,6 +44,8 @@ export interface RefState {
   p: Float64Array;
   m: Float64Array;
   v: Float64Array;
+  /** LookAhead's slow weights, when there are any. */
+  s?: Float64Array;
 }
 
 /** A step's result with per-element error bounds for an f32 implementation. */
@@ -79,6 +83,7 @@ export function refStep(
   grad: ArrayLike<number>,
   t: number,
   lr: number,
+  gradErr?: ArrayLike<number>,
   k: number = K,
 ): RefStep {
   const n = s.p.length;
@@ -106,12 +111,24 @@ export function refStep(
       g = g + wd * p;
       gAbs += wd * Math.abs(p);
     }
-    const eg = e * gAbs + k * ETA;
+    // gradErr: error the f32 implementation may already carry in its gradient (clipping,
+    // centralization), on top of the roundings counted here.
+    const ge = gradErr ? gradErr[i] : 0;
+    const eg = e * gAbs + k * ETA + ge;
     const m = b1 * s.m[i] + (1 - b1) * g;
     const v = b2 * s.v[i] + (1 - b2) * g * g;
-    const em = e * (b1 * Math.abs(s.m[i]) + (1 - b1) * gAbs) + k * ETA;
+    const em = e * (b1 * Math.abs(s.m[i]) + (1 - b1) * gAbs) + (1 - b1) * ge + k * ETA;
     const ev = e * (b2 * s.v[i] + (1 - b2) * gAbs * gAbs) +
       (1 - b2) * (2 * Math.abs(g) * eg + eg * eg) + k * ETA;
+    // m̂ = scale · num: plain m / bc1, or optax's Nesterov β1 m / (1 − β1^(t+1)) + (1 − β1) g / bc1.
+    let num = m, enm = em, scale = 1 / bc1;
+    if (c.kind === "radam" && c.nesterov && b1 !== 0) {
+      const bc1Next = 1 - b1 ** (t + 1);
+      const mix = (1 - b1) * bc1Next / (b1 * bc1);
+      num = m + mix * g;
+      enm = em + mix * eg + e * (Math.abs(m) + mix * gAbs);
+      scale = b1 / bc1Next;
+    }
     out.m[i] = m;
     out.v[i] = v;
     out.tolM[i] = em;
@@ -133,16 +150,16 @@ export function refStep(
       // PyTorch RAdam: p -= lr · r · m̂ · sqrt(bc2) / (sqrt(v) + eps)
       const d = Math.sqrt(v) + eps;
       const ed = Math.sqrt(v + ev) - Math.sqrt(v) + e * d;
-      const mHat = m / bc1;
+      const mHat = scale * num;
       const upd = lr * r * mHat * Math.sqrt(bc2) / d;
-      const size = lr * r * Math.sqrt(bc2) / bc1;
+      const size = lr * r * Math.sqrt(bc2) * scale;
       pNew = decayed - upd;
       ep = ed >= d ? Infinity : e * (Math.abs(decayed) + Math.abs(upd)) +
-        size * ((em + Math.abs(m / d) * ed) / (d - ed));
+        size * ((enm + Math.abs(num / d) * ed) / (d - ed));
     } else if (c.degenerateToSgd) {
-      const mHat = m / bc1;
+      const mHat = scale * num;
       pNew = decayed - lr * mHat;
-      ep = e * (Math.abs(decayed) + Math.abs(lr * mHat)) + (lr / bc1) * em;
+      ep = e * (Math.abs(decayed) + Math.abs(lr * mHat)) + lr * scale * enm;
     } else {
       pNew = p; // untouched, weight decay included
     }
@@ -170,4 +187,87 @@ export function firstMismatch(
     }
   }
   return -1;
+}
+
+/** Global L2 norm of all gradients, summed in float64 in plain index order. */
+export function refGlobalNorm(grads: readonly ArrayLike<number>[]): number {
+  let sum = 0;
+  for (const g of grads) for (let i = 0; i < g.length; i++) sum += g[i] * g[i];
+  return Math.sqrt(sum);
+}
+
+/**
+ * The gradient a step uses after global-norm clipping (`coef = min(1, max / norm)`, norm over
+ * all tensors) and, for tensors given `rows`, centralization of each row, in float64; with a
+ * per-element bound on an f32 implementation's error (the clip coefficient and the product
+ * rounded once each; the f32 row sum within (cols + 2)·u·Σ|g| of the exact one).
+ */
+export function refEffectiveGrads(
+  grads: readonly ArrayLike<number>[],
+  rows: readonly (number | undefined)[],
+  clip: number | undefined,
+): { grads: Float64Array[]; err: Float64Array[] } {
+  const norm = refGlobalNorm(grads);
+  const coef = clip !== undefined && norm > clip ? clip / norm : 1;
+  const outG: Float64Array[] = [];
+  const outE: Float64Array[] = [];
+  for (let k = 0; k < grads.length; k++) {
+    const g = grads[k];
+    const n = g.length;
+    const out = new Float64Array(n);
+    const err = new Float64Array(n);
+    const r = rows[k];
+    if (r === undefined || n === 0) {
+      for (let i = 0; i < n; i++) {
+        out[i] = coef * g[i];
+        err[i] = coef === 1 ? 0 : 3 * U * Math.abs(out[i]) + ETA;
+      }
+    } else {
+      const cols = n / r;
+      for (let row = 0; row < r; row++) {
+        let sum = 0, abs = 0;
+        for (let i = 0; i < cols; i++) {
+          sum += g[row * cols + i];
+          abs += Math.abs(g[row * cols + i]);
+        }
+        const mean = sum / cols;
+        const meanErr = ((cols + 4) * U * abs) / cols + ETA;
+        for (let i = 0; i < cols; i++) {
+          const x = g[row * cols + i] - mean;
+          out[row * cols + i] = coef * x;
+          err[row * cols + i] = coef *
+              (meanErr + U * (Math.abs(g[row * cols + i]) + Math.abs(mean) + meanErr)) +
+            (coef === 1 ? 0 : 3 * U * coef * (Math.abs(x) + meanErr)) + 2 * ETA;
+        }
+      }
+    }
+    outG.push(out);
+    outE.push(err);
+  }
+  return { grads: outG, err: outE };
+}
+
+/**
+ * LookAhead's sync in float64 (`slow += α (p − slow); p = slow`) after a step whose parameters
+ * `p` are within `tolP`; returns the new slow weights (= params) and their bound.
+ */
+export function refSync(
+  slow: ArrayLike<number>,
+  p: ArrayLike<number>,
+  tolP: ArrayLike<number>,
+  alpha: number,
+): { slow: Float64Array; tol: Float64Array } {
+  const n = slow.length;
+  const out = new Float64Array(n);
+  const tol = new Float64Array(n);
+  const e = K * U;
+  for (let i = 0; i < n; i++) {
+    const d = p[i] - slow[i];
+    out[i] = slow[i] + alpha * d;
+    // With α = 0 the slow weights stay exactly as they were, whatever p is.
+    const tp = alpha === 0 ? 0 : tolP[i];
+    tol[i] = alpha === 0 ? 0 : alpha * tp * (1 + e) +
+      e * (Math.abs(slow[i]) + Math.abs(d) + tp + alpha * (Math.abs(d) + tp)) + K * ETA;
+  }
+  return { slow: out, tol };
 }

@@ -14,5 +14,11 @@ Deno.test("the kernel module imports nothing and exports the raw kernel", async 
   const module = await WebAssembly.compile(await compileKernels());
   assert.deepEqual(WebAssembly.Module.imports(module), []);
   const exports = WebAssembly.Module.exports(module).map((e) => `${e.kind}:${e.name}`).sort();
-  assert.deepEqual(exports, ["function:heapBase", "function:step", "memory:memory"]);
+  assert.deepEqual(exports, [
+    "function:centralize",
+    "function:heapBase",
+    "function:step",
+    "function:sumSquares",
+    "memory:memory",
+  ]);
 });

@@ -1,0 +1,140 @@
+/**
+ * Learning-rate schedules: plain functions of the 1-based step `t`, usable as the `lr` option
+ * of every optimizer. Each is evaluated once per step on the host, in float64.
+ *
+ * @module
+ */
+
+/** A learning-rate schedule: the learning rate of 1-based step `t`. */
+export type Schedule = (t: number) => number;
+
+function check(name: string, value: number, min = 0): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min) {
+    throw new RangeError(`Option ${name} must be a finite number ≥ ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function checkSteps(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`Option ${name} must be an integer ≥ 1, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Cosine interpolation from `a` (at pct 0) to `b` (at pct 1), as fastai's `SchedCos`. */
+function cosine(a: number, b: number, pct: number): number {
+  return b + (a - b) * (1 + Math.cos(Math.PI * pct)) / 2;
+}
+
+/**
+ * A constant learning rate.
+ *
+ * @example
+ * ```ts
+ * import { constantLr } from "../mod.ts";
+ * console.log(constantLr(0.1)(7)); // 0.1
+ * ```
+ */
+export function constantLr(lr: number): Schedule {
+  check("lr", lr);
+  return () => lr;
+}
+
+/**
+ * Linear warmup from `lr / warmupSteps` at step 1 to `lr` at step `warmupSteps`, then `lr`.
+ *
+ * @example
+ * ```ts
+ * import { linearWarmup } from "../mod.ts";
+ * const s = linearWarmup(1e-3, { warmupSteps: 10 });
+ * console.log(s(1), s(10), s(100)); // 1e-4 1e-3 1e-3
+ * ```
+ */
+export function linearWarmup(lr: number, options: { warmupSteps: number }): Schedule {
+  check("lr", lr);
+  const n = checkSteps("warmupSteps", options?.warmupSteps);
+  return (t) => lr * Math.min(1, t / n);
+}
+
+/**
+ * Cosine decay from `lr` at step 1 to `finalLr` (default 0) at step `decaySteps`, then
+ * `finalLr`: `finalLr + (lr − finalLr) · (1 + cos(π · (t − 1) / (decaySteps − 1))) / 2`.
+ *
+ * @example
+ * ```ts
+ * import { cosineDecay } from "../mod.ts";
+ * const s = cosineDecay(1e-3, { decaySteps: 101 });
+ * console.log(s(1), s(51), s(101)); // 1e-3 5e-4 0
+ * ```
+ */
+export function cosineDecay(
+  lr: number,
+  options: { decaySteps: number; finalLr?: number },
+): Schedule {
+  check("lr", lr);
+  const n = checkSteps("decaySteps", options?.decaySteps);
+  const final = check("finalLr", options.finalLr ?? 0);
+  return (t) => n === 1 ? (t <= 1 ? lr : final) : cosine(lr, final, Math.min(1, (t - 1) / (n - 1)));
+}
+
+/**
+ * fastai's `fit_one_cycle` learning-rate shape over `totalSteps` steps: a cosine warmup from
+ * `lr / divFactor` to `lr` over the first `pctStart` of the steps, then cosine annealing to
+ * `lr / divFinal`. fastai's defaults: `divFactor = 25`, `divFinal = 1e5`,
+ * `pctStart = 0.25`. Step `t` sits at fraction `(t − 1) / totalSteps` of the cycle, as fastai's
+ * `pct_train` before the batch.
+ *
+ * @example
+ * ```ts
+ * import { oneCycle } from "../mod.ts";
+ * const s = oneCycle(1e-2, { totalSteps: 100 });
+ * console.log(s(1)); // 1e-2 / 25
+ * ```
+ */
+export function oneCycle(
+  lr: number,
+  options: { totalSteps: number; pctStart?: number; divFactor?: number; divFinal?: number },
+): Schedule {
+  check("lr", lr);
+  const n = checkSteps("totalSteps", options?.totalSteps);
+  const pctStart = check("pctStart", options.pctStart ?? 0.25);
+  if (pctStart > 1) throw new RangeError(`Option pctStart must be ≤ 1, got ${pctStart}`);
+  const div = check("divFactor", options.divFactor ?? 25, Number.MIN_VALUE);
+  const divFinal = check("divFinal", options.divFinal ?? 1e5, Number.MIN_VALUE);
+  const start = lr / div, end = lr / divFinal;
+  return (t) => {
+    const pct = Math.min(1, Math.max(0, (t - 1) / n));
+    if (pct < pctStart) return cosine(start, lr, pct / pctStart);
+    return pctStart === 1 ? lr : cosine(lr, end, (pct - pctStart) / (1 - pctStart));
+  };
+}
+
+/**
+ * Runs schedules one after the other: `chain([s1, n1], [s2, n2], …)` runs `s1` for `n1` steps,
+ * then `s2` for `n2` steps counted from its own step 1, and so on; the last one runs on past
+ * its count.
+ *
+ * @example
+ * ```ts
+ * import { chain, constantLr, cosineDecay, linearWarmup } from "../mod.ts";
+ * const s = chain([linearWarmup(1e-3, { warmupSteps: 100 }), 100], [cosineDecay(1e-3, { decaySteps: 900 }), 900]);
+ * console.log(s(100), s(101)); // 1e-3 1e-3
+ * ```
+ */
+export function chain(...parts: [Schedule, number][]): Schedule {
+  if (parts.length === 0) throw new RangeError("chain() needs at least one [schedule, steps]");
+  for (const [s, n] of parts) {
+    if (typeof s !== "function") throw new TypeError("chain() parts must be [schedule, steps]");
+    checkSteps("steps", n);
+  }
+  const list = parts.map(([s, n]) => [s, n] as const);
+  return (t) => {
+    let offset = 0;
+    for (let i = 0; i < list.length - 1; i++) {
+      if (t <= offset + list[i][1]) return list[i][0](t - offset);
+      offset += list[i][1];
+    }
+    return list[list.length - 1][0](t - offset);
+  };
+}
