@@ -36,28 +36,6 @@ export interface OptimizerEntry {
   readonly missing?: string;
 }
 
-/**
- * Linear warmup from 0 to `peak` over `steps` steps, then constant: the `(t) => lr` schedule
- * of the "Adam + warmup" row.
- *
- * TODO(ranger merge): replace with the library's schedule helper (`lib.linearWarmup`) once it
- * lands, so that the demo shows the public API.
- */
-export function linearWarmup(peak: number, steps: number): (t: number) => number {
-  return (t) => steps > 0 && t < steps ? peak * (t / steps) : peak;
-}
-
-type OptimizerFactory = (options: Record<string, unknown>) => Optimizer;
-
-/** The library's `ranger` factory, when this build of the library has one. */
-function rangerFactory(): OptimizerFactory | undefined {
-  const exports: Record<string, unknown> = lib;
-  const ranger = exports["ranger"];
-  return typeof ranger === "function" ? ranger as OptimizerFactory : undefined;
-}
-
-const ranger = rangerFactory();
-
 /** The comparison: RAdam against Adam without and with warmup, and Ranger. */
 export const OPTIMIZERS: readonly OptimizerEntry[] = [
   {
@@ -80,23 +58,18 @@ export const OPTIMIZERS: readonly OptimizerEntry[] = [
     color: "#2ca02c",
     shapedParams: false,
     make: ({ lr, backend, warmupSteps }) =>
-      lib.adam({ lr: linearWarmup(lr, warmupSteps), backend: backend as lib.BackendChoice }),
+      lib.adam({
+        lr: warmupSteps > 0 ? lib.linearWarmup(lr, { warmupSteps }) : lr,
+        backend: backend as lib.BackendChoice,
+      }),
   },
-  ranger
-    ? {
-      id: "ranger",
-      label: "Ranger",
-      color: "#9467bd",
-      shapedParams: true,
-      make: ({ lr, backend }) => ranger({ lr, backend }),
-    }
-    : {
-      id: "ranger",
-      label: "Ranger",
-      color: "#9467bd",
-      shapedParams: true,
-      missing: "this build of the library has no ranger() yet",
-    },
+  {
+    id: "ranger",
+    label: "Ranger",
+    color: "#9467bd",
+    shapedParams: true,
+    make: ({ lr, backend }) => lib.ranger({ lr, backend: backend as lib.BackendChoice }),
+  },
 ];
 
 /** The rows that can run in this build. */
