@@ -268,7 +268,16 @@ export function lookahead(inner: Optimizer, options?: LookaheadOptions): Optimiz
   return optimizerOf(resolveLookahead(inner.settings, options));
 }
 
-/** Options of {@linkcode ranger}: RAdam's, plus LookAhead's `k` and `alpha`. */
+/**
+ * Options of {@linkcode ranger}: RAdam's, plus LookAhead's `k` and `alpha`.
+ *
+ * @example
+ * ```ts
+ * import { ranger, type RangerOptions } from "./mod.ts";
+ * const options: RangerOptions = { lr: 3e-3, k: 5, alpha: 0.5, weightDecay: 1e-4 };
+ * const opt = ranger(options);
+ * ```
+ */
 export interface RangerOptions extends RAdamOptions, LookaheadOptions {}
 
 /**

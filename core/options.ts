@@ -5,19 +5,53 @@
  * @module
  */
 
-/** Which kernel implementation runs the step. */
+/**
+ * Which kernel implementation runs the step.
+ *
+ * @example
+ * ```ts
+ * import { type BackendName, radam } from "./mod.ts";
+ * const state = await radam({ backend: "js" }).init(new Float32Array(4));
+ * const name: BackendName = state.backend; // "js"
+ * ```
+ */
 export type BackendName = "wasm" | "js" | "webgpu";
 
-/** A backend request: a specific backend, or `"auto"` to pick the fastest available. */
+/**
+ * A backend request: a specific backend, or `"auto"` to pick the fastest available.
+ *
+ * @example
+ * ```ts
+ * import { type BackendChoice, radam } from "./mod.ts";
+ * const backend: BackendChoice = "auto";
+ * console.log((await radam({ backend }).init(new Float32Array(4))).backend); // "wasm" where SIMD exists
+ * ```
+ */
 export type BackendChoice = BackendName | "auto";
 
 /**
  * A learning rate: a fixed number, or a function of the 1-based step being taken that returns
  * one (a schedule). The function is called once per step, on the host.
+ *
+ * @example
+ * ```ts
+ * import { type LearningRate, radam } from "./mod.ts";
+ * const warm: LearningRate = (t) => 1e-3 * Math.min(1, t / 100);
+ * const opt = radam({ lr: warm });
+ * ```
  */
 export type LearningRate = number | ((t: number) => number);
 
-/** Options shared by every optimizer of this library. */
+/**
+ * Options shared by every optimizer of this library.
+ *
+ * @example
+ * ```ts
+ * import { adamw, type CommonOptions } from "./mod.ts";
+ * const options: CommonOptions = { lr: 1e-3, weightDecay: 0.01, clipGradNorm: 1 };
+ * const opt = adamw(options);
+ * ```
+ */
 export interface CommonOptions {
   /** Learning rate, or a schedule `(t) => lr`. Default `1e-3`. */
   lr?: LearningRate;
@@ -66,7 +100,16 @@ export interface CommonOptions {
   groups?: readonly ParamGroup[];
 }
 
-/** One parameter group: which tensors, and the hyperparameters that differ for them. */
+/**
+ * One parameter group: which tensors, and the hyperparameters that differ for them.
+ *
+ * @example
+ * ```ts
+ * import { adamw, type ParamGroup } from "./mod.ts";
+ * const noDecay: ParamGroup = { match: /\.(bias|norm\.weight)$/, weightDecay: 0 };
+ * const opt = adamw({ groups: [noDecay] });
+ * ```
+ */
 export interface ParamGroup {
   /** Which tensors, by name: a RegExp (tested) or a predicate. */
   readonly match: RegExp | ((name: string) => boolean);
@@ -76,10 +119,28 @@ export interface ParamGroup {
   readonly weightDecay?: number;
 }
 
-/** Policy for gradients holding NaN or ±Infinity; see {@linkcode CommonOptions.nonFinite}. */
+/**
+ * Policy for gradients holding NaN or ±Infinity; see {@linkcode CommonOptions.nonFinite}.
+ *
+ * @example
+ * ```ts
+ * import { type NonFinitePolicy, radam } from "./mod.ts";
+ * const nonFinite: NonFinitePolicy = "throw";
+ * const opt = radam({ nonFinite });
+ * ```
+ */
 export type NonFinitePolicy = "skip" | "throw" | "propagate";
 
-/** LookAhead's settings (Zhang et al. 2019). */
+/**
+ * LookAhead's settings (Zhang et al. 2019).
+ *
+ * @example
+ * ```ts
+ * import { lookahead, type LookaheadOptions, radam } from "./mod.ts";
+ * const options: LookaheadOptions = { k: 5, alpha: 0.8 };
+ * const opt = lookahead(radam(), options);
+ * ```
+ */
 export interface LookaheadOptions {
   /** Sync period: every `k` inner steps the slow weights move. Integer ≥ 1, default 6. */
   k?: number;
@@ -87,7 +148,16 @@ export interface LookaheadOptions {
   alpha?: number;
 }
 
-/** Options of {@linkcode radam}: the common options plus RAdam's rectification controls. */
+/**
+ * Options of {@linkcode radam}: the common options plus RAdam's rectification controls.
+ *
+ * @example
+ * ```ts
+ * import { radam, type RAdamOptions } from "./mod.ts";
+ * const options: RAdamOptions = { threshold: 4, degenerateToSgd: false };
+ * console.log(radam(options).settings.threshold); // 4
+ * ```
+ */
 export interface RAdamOptions extends CommonOptions {
   /**
    * Rectify the adaptive step when `ρt > threshold` (strict). Default 5, as PyTorch and fastai;
@@ -108,13 +178,39 @@ export interface RAdamOptions extends CommonOptions {
   nesterov?: boolean;
 }
 
-/** Options of {@linkcode adam} and {@linkcode adamw}. */
+/**
+ * Options of {@linkcode adam} and {@linkcode adamw}.
+ *
+ * @example
+ * ```ts
+ * import { adam } from "./mod.ts";
+ * const opt = adam({ lr: 3e-4, betas: [0.9, 0.98], weightDecay: 1e-4 });
+ * console.log(opt.settings.beta2); // 0.98
+ * ```
+ */
 export type AdamOptions = CommonOptions;
 
-/** The update rule a resolved configuration describes. */
+/**
+ * The update rule a resolved configuration describes.
+ *
+ * @example
+ * ```ts
+ * import { adamw, type RuleKind } from "./mod.ts";
+ * const kind: RuleKind = adamw().settings.kind; // "adam"
+ * ```
+ */
 export type RuleKind = "radam" | "adam";
 
-/** Options after defaults and validation; numbers are float64. */
+/**
+ * Options after defaults and validation; numbers are float64.
+ *
+ * @example
+ * ```ts
+ * import { radam, type ResolvedConfig } from "./mod.ts";
+ * const settings: ResolvedConfig = radam({ lr: 0.01 }).settings;
+ * console.log(settings.eps, settings.beta2); // 1e-8 0.999
+ * ```
+ */
 export interface ResolvedConfig {
   /** The update rule: "radam", or "adam" (Adam and AdamW). */
   readonly kind: RuleKind;

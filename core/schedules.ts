@@ -5,7 +5,16 @@
  * @module
  */
 
-/** A learning-rate schedule: the learning rate of 1-based step `t`. */
+/**
+ * A learning-rate schedule: the learning rate of 1-based step `t`.
+ *
+ * @example
+ * ```ts
+ * import { radam, type Schedule } from "./mod.ts";
+ * const halve: Schedule = (t) => 1e-3 * 0.5 ** Math.floor(t / 1000);
+ * const opt = radam({ lr: halve });
+ * ```
+ */
 export type Schedule = (t: number) => number;
 
 function check(name: string, value: number, min = 0): number {

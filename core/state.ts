@@ -19,6 +19,15 @@ import { checkGrads, checkParams, label, type Params } from "./tensors.ts";
  * `params` and `grads` are views into the memory the kernel runs on: write gradients into
  * `grads` and call `step(state)` to step without copying anything. The views stay valid, and
  * are the same objects, across every state that `step` derives from this one.
+ *
+ * @example
+ * ```ts
+ * import { type OptimizerState, radam, step } from "./mod.ts";
+ * let state: OptimizerState = await radam().init({ w: new Float32Array(3) });
+ * state.grads.w.set([0.1, 0.2, 0.3]);
+ * state = step(state);
+ * console.log(state.step, state.skippedSteps, state.backend); // 1 0 "wasm"
+ * ```
  */
 export interface OptimizerState<T = Float32Array> {
   /** The optimizer that made this state: "radam", "adam" or "adamw". */

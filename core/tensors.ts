@@ -8,10 +8,26 @@
 /**
  * Parameters: a record of named `Float32Array`s, or a single `Float32Array` (which the
  * optimizer then names {@linkcode SINGLE_TENSOR_NAME}).
+ *
+ * @example
+ * ```ts
+ * import { type Params, radam } from "./mod.ts";
+ * const params: Params = { "fc.weight": new Float32Array(6), "fc.bias": new Float32Array(2) };
+ * const state = await radam().init(params);
+ * ```
  */
 export type Params = Float32Array | Readonly<Record<string, Float32Array | ShapedTensor>>;
 
-/** A tensor with its shape (row-major): needed for gradient centralization of rank > 1. */
+/**
+ * A tensor with its shape (row-major): needed for gradient centralization of rank > 1.
+ *
+ * @example
+ * ```ts
+ * import { ranger, type ShapedTensor } from "./mod.ts";
+ * const weight: ShapedTensor = { data: new Float32Array(6), shape: [2, 3] };
+ * const state = await ranger().init({ "fc.weight": weight });
+ * ```
+ */
 export interface ShapedTensor {
   /** The elements, row-major. */
   readonly data: Float32Array;
@@ -19,7 +35,16 @@ export interface ShapedTensor {
   readonly shape: readonly number[];
 }
 
-/** The name under which a bare `Float32Array` passed as params is held: the empty string. */
+/**
+ * The name under which a bare `Float32Array` passed as params is held: the empty string.
+ *
+ * @example
+ * ```ts
+ * import { radam, SINGLE_TENSOR_NAME } from "./mod.ts";
+ * const state = await radam().init(new Float32Array([1, 2]));
+ * console.log(state.params[SINGLE_TENSOR_NAME]); // Float32Array [1, 2]
+ * ```
+ */
 export const SINGLE_TENSOR_NAME = "";
 
 /** Named tensors in a fixed order, as validated at init. */
