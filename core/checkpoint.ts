@@ -165,7 +165,7 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
  *
  * @example
  * ```ts
- * import { type LoadOptions, loadState, radam, saveState } from "./mod.ts";
+ * import { type LoadOptions, loadState, radam, saveState } from "../mod.ts";
  *
  * const bytes = await saveState(await radam().init({ w: new Float32Array(2) }));
  * const options: LoadOptions = { backend: "js", lr: 1e-4 };

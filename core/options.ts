@@ -10,7 +10,7 @@
  *
  * @example
  * ```ts
- * import { type BackendName, radam } from "./mod.ts";
+ * import { type BackendName, radam } from "../mod.ts";
  * const state = await radam({ backend: "js" }).init(new Float32Array(4));
  * const name: BackendName = state.backend; // "js"
  * ```
@@ -22,7 +22,7 @@ export type BackendName = "wasm" | "js" | "webgpu";
  *
  * @example
  * ```ts
- * import { type BackendChoice, radam } from "./mod.ts";
+ * import { type BackendChoice, radam } from "../mod.ts";
  * const backend: BackendChoice = "auto";
  * console.log((await radam({ backend }).init(new Float32Array(4))).backend); // "wasm" where SIMD exists
  * ```
@@ -35,7 +35,7 @@ export type BackendChoice = BackendName | "auto";
  *
  * @example
  * ```ts
- * import { type LearningRate, radam } from "./mod.ts";
+ * import { type LearningRate, radam } from "../mod.ts";
  * const warm: LearningRate = (t) => 1e-3 * Math.min(1, t / 100);
  * const opt = radam({ lr: warm });
  * ```
@@ -47,7 +47,7 @@ export type LearningRate = number | ((t: number) => number);
  *
  * @example
  * ```ts
- * import { adamw, type CommonOptions } from "./mod.ts";
+ * import { adamw, type CommonOptions } from "../mod.ts";
  * const options: CommonOptions = { lr: 1e-3, weightDecay: 0.01, clipGradNorm: 1 };
  * const opt = adamw(options);
  * ```
@@ -105,7 +105,7 @@ export interface CommonOptions {
  *
  * @example
  * ```ts
- * import { adamw, type ParamGroup } from "./mod.ts";
+ * import { adamw, type ParamGroup } from "../mod.ts";
  * const noDecay: ParamGroup = { match: /\.(bias|norm\.weight)$/, weightDecay: 0 };
  * const opt = adamw({ groups: [noDecay] });
  * ```
@@ -124,7 +124,7 @@ export interface ParamGroup {
  *
  * @example
  * ```ts
- * import { type NonFinitePolicy, radam } from "./mod.ts";
+ * import { type NonFinitePolicy, radam } from "../mod.ts";
  * const nonFinite: NonFinitePolicy = "throw";
  * const opt = radam({ nonFinite });
  * ```
@@ -136,7 +136,7 @@ export type NonFinitePolicy = "skip" | "throw" | "propagate";
  *
  * @example
  * ```ts
- * import { lookahead, type LookaheadOptions, radam } from "./mod.ts";
+ * import { lookahead, type LookaheadOptions, radam } from "../mod.ts";
  * const options: LookaheadOptions = { k: 5, alpha: 0.8 };
  * const opt = lookahead(radam(), options);
  * ```
@@ -153,7 +153,7 @@ export interface LookaheadOptions {
  *
  * @example
  * ```ts
- * import { radam, type RAdamOptions } from "./mod.ts";
+ * import { radam, type RAdamOptions } from "../mod.ts";
  * const options: RAdamOptions = { threshold: 4, degenerateToSgd: false };
  * console.log(radam(options).settings.threshold); // 4
  * ```
@@ -183,7 +183,7 @@ export interface RAdamOptions extends CommonOptions {
  *
  * @example
  * ```ts
- * import { adam } from "./mod.ts";
+ * import { adam } from "../mod.ts";
  * const opt = adam({ lr: 3e-4, betas: [0.9, 0.98], weightDecay: 1e-4 });
  * console.log(opt.settings.beta2); // 0.98
  * ```
@@ -195,7 +195,7 @@ export type AdamOptions = CommonOptions;
  *
  * @example
  * ```ts
- * import { adamw, type RuleKind } from "./mod.ts";
+ * import { adamw, type RuleKind } from "../mod.ts";
  * const kind: RuleKind = adamw().settings.kind; // "adam"
  * ```
  */
@@ -206,7 +206,7 @@ export type RuleKind = "radam" | "adam";
  *
  * @example
  * ```ts
- * import { radam, type ResolvedConfig } from "./mod.ts";
+ * import { radam, type ResolvedConfig } from "../mod.ts";
  * const settings: ResolvedConfig = radam({ lr: 0.01 }).settings;
  * console.log(settings.eps, settings.beta2); // 1e-8 0.999
  * ```

@@ -15,7 +15,7 @@
  *
  * @example
  * ```ts
- * import { MAX_HEADER_BYTES } from "./mod.ts";
+ * import { MAX_HEADER_BYTES } from "../mod.ts";
  *
  * console.log(MAX_HEADER_BYTES); // 16777216
  * ```
@@ -31,13 +31,13 @@ export const METADATA_KEY = "__metadata__";
  *
  * @example Tell a bad file from a bug
  * ```ts
- * import { CheckpointError, loadState } from "./mod.ts";
+ * import { CheckpointError, loadState } from "../mod.ts";
  *
  * try {
  *   await loadState(new Uint8Array([1, 2, 3]));
  * } catch (e) {
- *   if (!(e instanceof CheckpointError)) throw e;
- *   console.log(e.message); // "Checkpoint truncated: 3 bytes, less than the 8-byte header length"
+ *   if (e instanceof CheckpointError) console.log(e.message); // "Checkpoint truncated: …"
+ *   else throw e;
  * }
  * ```
  */

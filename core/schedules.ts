@@ -10,7 +10,7 @@
  *
  * @example
  * ```ts
- * import { radam, type Schedule } from "./mod.ts";
+ * import { radam, type Schedule } from "../mod.ts";
  * const halve: Schedule = (t) => 1e-3 * 0.5 ** Math.floor(t / 1000);
  * const opt = radam({ lr: halve });
  * ```

@@ -22,7 +22,7 @@ import { checkGrads, checkParams, label, type Params } from "./tensors.ts";
  *
  * @example
  * ```ts
- * import { type OptimizerState, radam, step } from "./mod.ts";
+ * import { type OptimizerState, radam, step } from "../mod.ts";
  * let state: OptimizerState = await radam().init({ w: new Float32Array(3) });
  * state.grads.w.set([0.1, 0.2, 0.3]);
  * state = step(state);

@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import { type Params, radam } from "./mod.ts";
+ * import { type Params, radam } from "../mod.ts";
  * const params: Params = { "fc.weight": new Float32Array(6), "fc.bias": new Float32Array(2) };
  * const state = await radam().init(params);
  * ```
@@ -23,7 +23,7 @@ export type Params = Float32Array | Readonly<Record<string, Float32Array | Shape
  *
  * @example
  * ```ts
- * import { ranger, type ShapedTensor } from "./mod.ts";
+ * import { ranger, type ShapedTensor } from "../mod.ts";
  * const weight: ShapedTensor = { data: new Float32Array(6), shape: [2, 3] };
  * const state = await ranger().init({ "fc.weight": weight });
  * ```
@@ -40,7 +40,7 @@ export interface ShapedTensor {
  *
  * @example
  * ```ts
- * import { radam, SINGLE_TENSOR_NAME } from "./mod.ts";
+ * import { radam, SINGLE_TENSOR_NAME } from "../mod.ts";
  * const state = await radam().init(new Float32Array([1, 2]));
  * console.log(state.params[SINGLE_TENSOR_NAME]); // Float32Array [1, 2]
  * ```
