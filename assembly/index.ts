@@ -170,8 +170,10 @@ export function step(
   }
 }
 
+// Inlined into each call above, with `coupled` and `mode` constant, so that each of the six
+// loops is specialised. (deno fmt would drop this decorator: deno.json excludes assembly/.)
 // @ts-ignore: decorator
-
+@inline
 function loop(
   params: usize,
   grads: usize,
@@ -201,26 +203,18 @@ function loop(
   const ss = f32x4.splat(stepSize);
   const ep = f32x4.splat(eps);
   const vecEnd = n & ~3;
+  const blockEnd = n & ~15;
   let i = 0;
-  // v128 main loop.
-  for (; i < vecEnd; i += 4) {
+  // v128 main loop, unrolled four times: fewer loop branches and interrupt checks a vector.
+  for (; i < blockEnd; i += 16) {
     const o = <usize> i << 2;
-    const p = v128.load(params + o);
-    let g = f32x4.mul(gs, v128.load(grads + o));
-    if (coupled) g = f32x4.add(g, f32x4.mul(wd, p));
-    const mNew = f32x4.add(f32x4.mul(b1, v128.load(m + o)), f32x4.mul(c1, g));
-    const vNew = f32x4.add(
-      f32x4.mul(b2, v128.load(v + o)),
-      f32x4.mul(c2, f32x4.mul(g, g)),
-    );
-    v128.store(m + o, mNew);
-    v128.store(v + o, vNew);
-    if (mode == MODE_ADAPTIVE) {
-      const q = f32x4.div(mNew, f32x4.add(f32x4.sqrt(vNew), ep));
-      v128.store(params + o, f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, q)));
-    } else if (mode == MODE_MOMENTUM) {
-      v128.store(params + o, f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, mNew)));
-    }
+    vector(params, grads, m, v, o, gs, wd, b1, c1, b2, c2, pd, ss, ep, coupled, mode);
+    vector(params, grads, m, v, o + 16, gs, wd, b1, c1, b2, c2, pd, ss, ep, coupled, mode);
+    vector(params, grads, m, v, o + 32, gs, wd, b1, c1, b2, c2, pd, ss, ep, coupled, mode);
+    vector(params, grads, m, v, o + 48, gs, wd, b1, c1, b2, c2, pd, ss, ep, coupled, mode);
+  }
+  for (; i < vecEnd; i += 4) {
+    vector(params, grads, m, v, <usize> i << 2, gs, wd, b1, c1, b2, c2, pd, ss, ep, coupled, mode);
   }
   // Scalar tail: the same operations, one lane at a time.
   for (; i < n; i++) {
@@ -237,5 +231,42 @@ function loop(
     } else if (mode == MODE_MOMENTUM) {
       store<f32>(params + o, p * paramDecay - stepSize * mNew);
     }
+  }
+}
+
+// One f32x4 vector of the update, at byte offset `o` of each section: the per-element
+// operations of the scalar tail in `loop`, four lanes at a time.
+// @ts-ignore: decorator
+@inline
+function vector(
+  params: usize,
+  grads: usize,
+  m: usize,
+  v: usize,
+  o: usize,
+  gs: v128,
+  wd: v128,
+  b1: v128,
+  c1: v128,
+  b2: v128,
+  c2: v128,
+  pd: v128,
+  ss: v128,
+  ep: v128,
+  coupled: bool,
+  mode: i32,
+): void {
+  const p = v128.load(params + o);
+  let g = f32x4.mul(gs, v128.load(grads + o));
+  if (coupled) g = f32x4.add(g, f32x4.mul(wd, p));
+  const mNew = f32x4.add(f32x4.mul(b1, v128.load(m + o)), f32x4.mul(c1, g));
+  const vNew = f32x4.add(f32x4.mul(b2, v128.load(v + o)), f32x4.mul(c2, f32x4.mul(g, g)));
+  v128.store(m + o, mNew);
+  v128.store(v + o, vNew);
+  if (mode == MODE_ADAPTIVE) {
+    const q = f32x4.div(mNew, f32x4.add(f32x4.sqrt(vNew), ep));
+    v128.store(params + o, f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, q)));
+  } else if (mode == MODE_MOMENTUM) {
+    v128.store(params + o, f32x4.sub(f32x4.mul(p, pd), f32x4.mul(ss, mNew)));
   }
 }
