@@ -36,7 +36,7 @@ const SIZES = sizeArg
   : ALL_SIZES;
 const onlyArg = Deno.args.find((a) => a.startsWith("--only="))?.slice("--only=".length);
 const roundsArg = Deno.args.find((a) => a.startsWith("--rounds="))?.slice("--rounds=".length);
-const ROUNDS = roundsArg ? Number(roundsArg) : quick ? 3 : 5;
+const ROUNDS = roundsArg ? Number(roundsArg) : quick ? 3 : 7;
 /** Target length of one timed sample, in seconds. */
 const SAMPLE_SECONDS = quick ? 0.05 : 0.1;
 /** A contender whose single step takes longer than this is timed over one round only. */
@@ -495,6 +495,9 @@ ${manyTable}
 ## Targets
 
 ${verdictTable}
+
+What limits the missed targets, the instruction counts of the kernel, relaxed SIMD and the
+\`threads\` option: see [ANALYSIS.md](ANALYSIS.md) (written by hand, not by this script).
 `;
 
 console.log(throughputTable + "\n\n" + ratioTable + "\n\n" + manyTable + "\n\n" + verdictTable);

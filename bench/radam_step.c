@@ -17,7 +17,9 @@ static double now(void) {
   return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static void radam_step(float *restrict p, const float *restrict g, float *restrict m,
+/* noipa: the scalars stay run-time values, as in the wasm kernel (gcc would otherwise fold
+ * gradScale = 1 and paramDecay = 1 into the loop and skip two multiplies). */
+__attribute__((noipa)) static void radam_step(float *restrict p, const float *restrict g, float *restrict m,
                        float *restrict v, long n, float grad_scale, float beta1,
                        float one_minus_beta1, float beta2, float one_minus_beta2,
                        float param_decay, float step_size, float eps) {
