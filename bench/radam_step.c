@@ -3,7 +3,8 @@
  * measured against by bench/compare.ts. The same f32 operations, in the same order, as
  * assembly/index.ts (compiled with -ffp-contract=off, so no fused multiply-add either).
  *
- * Usage: radam_step N STEPS  ->  prints the median seconds of one step over STEPS steps.
+ * Usage: radam_step N STEPS  ->  prints the mean seconds of one step over STEPS steps (the
+ * statistic bench/compare.ts takes for every contender within a sample), then the median.
  * With -fopenmp the loop is split between OMP_NUM_THREADS threads.
  */
 #include <stdio.h>
@@ -62,14 +63,16 @@ int main(int argc, char **argv) {
   }
   for (int w = 0; w < 3; w++)
     radam_step(p, g, m, v, n, 1.0f, 0.9f, 0.1f, 0.999f, 0.001f, 1.0f, 1e-3f, 1e-8f);
+  double start = now();
   for (int s = 0; s < steps; s++) {
     double t0 = now();
     radam_step(p, g, m, v, n, 1.0f, 0.9f, 0.1f, 0.999f, 0.001f, 1.0f, 1e-3f, 1e-8f);
     times[s] = now() - t0;
   }
+  double mean = (now() - start) / steps;
   qsort(times, steps, sizeof(double), by_value);
   double check = 0;
   for (long i = 0; i < n; i += 4097) check += p[i];
-  printf("%.9e %g\n", times[steps / 2], check);
+  printf("%.9e %.9e %g\n", mean, times[steps / 2], check);
   return 0;
 }
