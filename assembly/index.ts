@@ -280,7 +280,7 @@ function stepRange(
 }
 
 // @ts-ignore: decorator
-
+@inline
 function loop(
   params: usize,
   grads: usize,
