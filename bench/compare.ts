@@ -318,8 +318,14 @@ async function measureSize(n: number, contenders: Contender[]): Promise<Map<stri
 function machine(): string {
   let cpu = "unknown CPU";
   try {
-    const info = Deno.readTextFileSync("/proc/cpuinfo");
-    cpu = info.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? cpu;
+    // procfs files report size 0, so read through `cat` rather than readTextFile.
+    const out = new Deno.Command("cat", { args: ["/proc/cpuinfo"] }).outputSync();
+    const info = new TextDecoder().decode(out.stdout);
+    const name = info.match(/^model name\s*:\s*(.*)$/m)?.[1];
+    const family = info.match(/^cpu family\s*:\s*(.*)$/m)?.[1];
+    const model = info.match(/^model\s*:\s*(.*)$/m)?.[1];
+    const avx512 = /^flags\s*:.*\bavx512f\b/m.test(info) ? ", AVX-512" : "";
+    if (name) cpu = `${name} (family ${family}, model ${model}${avx512})`;
   } catch { /* not Linux */ }
   let cache = "";
   try {
