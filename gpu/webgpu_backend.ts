@@ -27,6 +27,8 @@ import {
   CENTRALIZE_KERNEL_WGSL,
   CENTRALIZE_UNIFORM_BYTES,
   dispatchGrid,
+  GRAD_NORM_PARTIAL_WGSL,
+  GRAD_NORM_TOTAL_WGSL,
   SCALARS_BYTES,
   STEP_KERNEL_WGSL,
   WORKGROUP_SIZE,
@@ -96,6 +98,10 @@ interface Pipeline {
   layout: GPUBindGroupLayout;
   centralize: GPUComputePipeline;
   centralizeLayout: GPUBindGroupLayout;
+  normPartial: GPUComputePipeline;
+  normPartialLayout: GPUBindGroupLayout;
+  normTotal: GPUComputePipeline;
+  normTotalLayout: GPUBindGroupLayout;
 }
 
 const pipelines = new WeakMap<GPUDevice, Promise<Pipeline>>();
@@ -123,6 +129,11 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
             visibility: GPUShaderStage.COMPUTE,
             buffer: { type: "read-only-storage" },
           },
+          {
+            binding: 8,
+            visibility: GPUShaderStage.COMPUTE,
+            buffer: { type: "read-only-storage" },
+          },
         ],
       });
       const module = device.createShaderModule({ code: STEP_KERNEL_WGSL });
@@ -132,7 +143,26 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
           { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
         ],
       });
-      const [pipeline, centralize] = await Promise.all([
+      const readOnly = { type: "read-only-storage" } as const;
+      const normPartialLayout = device.createBindGroupLayout({
+        entries: [
+          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
+          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+          { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+        ],
+      });
+      const normTotalLayout = device.createBindGroupLayout({
+        entries: [
+          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
+          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+        ],
+      });
+      const compute = (code: string, entryPoint: string, layout: GPUBindGroupLayout) =>
+        device.createComputePipelineAsync({
+          layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+          compute: { module: device.createShaderModule({ code }), entryPoint },
+        });
+      const [pipeline, centralize, normPartial, normTotal] = await Promise.all([
         device.createComputePipelineAsync({
           layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
           compute: { module, entryPoint: "step" },
@@ -144,8 +174,19 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
             entryPoint: "centralize",
           },
         }),
+        compute(GRAD_NORM_PARTIAL_WGSL, "partial", normPartialLayout),
+        compute(GRAD_NORM_TOTAL_WGSL, "total", normTotalLayout),
       ]);
-      return { pipeline, layout, centralize, centralizeLayout };
+      return {
+        pipeline,
+        layout,
+        centralize,
+        centralizeLayout,
+        normPartial,
+        normPartialLayout,
+        normTotal,
+        normTotalLayout,
+      };
     })();
     pipelines.set(device, cached);
     cached.catch(() => pipelines.delete(device));
@@ -155,6 +196,8 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
 
 interface Chunk {
   bindGroup: GPUBindGroup;
+  /** The chunk's first pass of the gradient norm (with clipping). */
+  normBindGroup: GPUBindGroup;
   grid: [number, number];
 }
 
@@ -185,6 +228,11 @@ export class WebGpuBackend implements Backend<GpuTensor> {
   readonly #scalarF32 = new Float32Array(this.#scalarData);
   readonly #scalarU32 = new Uint32Array(this.#scalarData);
   readonly #pipeline: GPUComputePipeline;
+  readonly #normPartialPipeline: GPUComputePipeline;
+  readonly #normTotalPipeline: GPUComputePipeline;
+  readonly #normTotalBindGroup: GPUBindGroup;
+  /** `clipGradNorm`, or undefined (then no norm is computed). */
+  readonly #clipGradNorm: number | undefined;
   readonly #centralizePipeline: GPUComputePipeline;
   readonly #centralizeLayout: GPUBindGroupLayout;
   readonly #limits: GpuPlanLimits;
@@ -215,9 +263,13 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     pipeline: Pipeline,
     limits: GpuPlanLimits,
     externalParams: ReadonlyMap<number, GpuTensor>,
+    clipGradNorm?: number,
   ) {
     this.#device = device;
     this.#pipeline = pipeline.pipeline;
+    this.#normPartialPipeline = pipeline.normPartial;
+    this.#normTotalPipeline = pipeline.normTotal;
+    this.#clipGradNorm = clipGradNorm;
     this.#centralizePipeline = pipeline.centralize;
     this.#centralizeLayout = pipeline.centralizeLayout;
     this.#limits = limits;
@@ -259,6 +311,8 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     });
     this.#extraBuffers.push(this.#segmentBuffer);
     this.#scalarU32[10] = segmentCount;
+    const normBuffer = device.createBuffer({ label: "radam grad norm", size: 16, usage: storage });
+    this.#extraBuffers.push(normBuffer);
     const slots = (section: number) => {
       const out: Record<string, GpuTensor> = {};
       layout.names.forEach((name, i) => {
@@ -297,12 +351,35 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     });
     const counts = new Uint32Array(chunkCount * uniformStride / 4);
     this.#extraBuffers.push(chunkInfo);
+    const chunkGroups = (c: number) =>
+      Math.ceil(
+        Math.ceil(Math.max(0, Math.min(chunkElements, layout.total - c * chunkElements)) / 4) /
+          WORKGROUP_SIZE,
+      );
+    let partialCount = 0;
+    for (let c = 0; c < chunkCount; c++) partialCount += chunkGroups(c);
+    const partials = device.createBuffer({
+      label: "radam grad norm partials",
+      size: Math.max(1, partialCount) * 16,
+      usage: GPUBufferUsage.STORAGE,
+    });
+    this.#extraBuffers.push(partials);
+    this.#normTotalBindGroup = device.createBindGroup({
+      layout: pipeline.normTotalLayout,
+      entries: [
+        { binding: 0, resource: { buffer: partials } },
+        { binding: 1, resource: { buffer: normBuffer } },
+      ],
+    });
     this.#chunks = [];
+    let partialBase = 0;
     for (let c = 0; c < chunkCount; c++) {
       const start = c * chunkElements;
       const count = Math.max(0, Math.min(chunkElements, layout.total - start));
       counts[c * uniformStride / 4] = count;
       counts[c * uniformStride / 4 + 1] = start;
+      counts[c * uniformStride / 4 + 2] = partialBase;
+      partialBase += chunkGroups(c);
       const size = Math.max(16, Math.ceil(count / 4) * 16);
       const section = (k: number) => ({ buffer: this.#sections[k], offset: start * 4, size });
       const bindGroup = device.createBindGroup({
@@ -316,11 +393,21 @@ export class WebGpuBackend implements Backend<GpuTensor> {
           { binding: 5, resource: { buffer: chunkInfo, offset: c * uniformStride, size: 16 } },
           { binding: 6, resource: slowBuffer ? { buffer: slowBuffer } : section(SLOW) },
           { binding: 7, resource: { buffer: this.#segmentBuffer } },
+          { binding: 8, resource: { buffer: normBuffer } },
+        ],
+      });
+      const normBindGroup = device.createBindGroup({
+        layout: pipeline.normPartialLayout,
+        entries: [
+          { binding: 0, resource: section(GRADS) },
+          { binding: 1, resource: { buffer: chunkInfo, offset: c * uniformStride, size: 16 } },
+          { binding: 2, resource: { buffer: partials } },
         ],
       });
       const groups = Math.ceil(Math.ceil(count / 4) / WORKGROUP_SIZE);
       this.#chunks.push({
         bindGroup,
+        normBindGroup,
         grid: dispatchGrid(groups, limits.maxComputeWorkgroupsPerDimension),
       });
     }
@@ -459,6 +546,9 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     this.#scalarU32[11] = scalars.sync !== 0 ? 1 : 0;
     f[12] = scalars.alpha;
     f[13] = scalars.gradMix;
+    const clip = this.#clipGradNorm;
+    this.#scalarU32[14] = clip === undefined ? 0 : 1;
+    f[15] = clip ?? 0;
     const device = this.#device;
     device.queue.writeBuffer(this.#scalarBuffer, 0, this.#scalarF32);
     if (this.segmentScalars.length > 0) {
@@ -484,6 +574,17 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     this.#pendingCopies.length = 0;
     this.#pendingTargets.length = 0;
     const pass = encoder.beginComputePass();
+    if (this.#clipGradNorm !== undefined) {
+      // The global norm of the gradients as given (before centralization), on the GPU.
+      pass.setPipeline(this.#normPartialPipeline);
+      for (const chunk of this.#chunks) {
+        pass.setBindGroup(0, chunk.normBindGroup);
+        pass.dispatchWorkgroups(chunk.grid[0], chunk.grid[1]);
+      }
+      pass.setPipeline(this.#normTotalPipeline);
+      pass.setBindGroup(0, this.#normTotalBindGroup);
+      pass.dispatchWorkgroups(1);
+    }
     if (this.#pendingCentralize.length > 0) {
       pass.setPipeline(this.#centralizePipeline);
       for (const c of this.#pendingCentralize) {
@@ -627,8 +728,12 @@ function isSingle(x: unknown): boolean {
 export async function createWebGpuBackend(
   device: GPUDevice,
   layout: ArenaLayout,
-  options: { limits?: Partial<GpuPlanLimits>; externalParams?: ReadonlyMap<number, GpuTensor> } =
-    {},
+  options: {
+    limits?: Partial<GpuPlanLimits>;
+    externalParams?: ReadonlyMap<number, GpuTensor>;
+    /** Clip the gradients to this global L2 norm, computed on the GPU each step. */
+    clipGradNorm?: number;
+  } = {},
 ): Promise<WebGpuBackend> {
   const limits: GpuPlanLimits = {
     maxStorageBufferBindingSize: options.limits?.maxStorageBufferBindingSize ??
@@ -638,7 +743,14 @@ export async function createWebGpuBackend(
       device.limits.maxComputeWorkgroupsPerDimension,
   };
   const pipeline = await stepPipeline(device);
-  return new WebGpuBackend(device, layout, pipeline, limits, options.externalParams ?? new Map());
+  return new WebGpuBackend(
+    device,
+    layout,
+    pipeline,
+    limits,
+    options.externalParams ?? new Map(),
+    options.clipGradNorm,
+  );
 }
 
 /**

@@ -52,13 +52,13 @@ export function hasGpuParams(params: unknown): boolean {
 
 /**
  * The configuration as the webgpu backend runs it, or a TypeError naming the option it does
- * not support yet (LookAhead/Ranger, gradient centralization, parameter groups and Nesterov
- * run on the GPU; gradient clipping and a non-finite check would need the gradient norm on the
- * host every step). A default `nonFinite` becomes `"propagate"` there.
+ * not support yet (LookAhead/Ranger, gradient centralization, parameter groups, Nesterov and
+ * `clipGradNorm` run on the GPU; a non-finite check, `nonFinite: "skip"` or `"throw"`, would
+ * need the gradients' status on the host every step). A default `nonFinite` becomes
+ * `"propagate"` there.
  */
 export function gpuConfig(config: ResolvedConfig): ResolvedConfig {
   const unsupported = [
-    config.clipGradNorm !== undefined && "clipGradNorm",
     config.nonFiniteGiven && config.nonFinite !== "propagate" && `nonFinite: "${config.nonFinite}"`,
   ].filter(Boolean);
   if (unsupported.length > 0) {
@@ -88,6 +88,7 @@ export async function initWebGpuState(
   const backend = await createWebGpuBackend(device, layout, {
     limits,
     externalParams: checked.device,
+    clipGradNorm: config.clipGradNorm,
   });
   if (checked.host.size > 0) {
     const data: Record<string, Float32Array> = {};
@@ -111,5 +112,7 @@ export async function restoreWebGpuBackend(
     slow: layout.sectionCount > SLOW,
     groups: config && groupsOf(config, layout.names),
   });
-  return await createWebGpuBackend(device ?? await requestLargeDevice(), gpuLayout);
+  return await createWebGpuBackend(device ?? await requestLargeDevice(), gpuLayout, {
+    clipGradNorm: config?.clipGradNorm,
+  });
 }
