@@ -1,13 +1,17 @@
 /**
  * The WebGPU backend: the arena lives in GPU buffers, one per section (params, grads, exp_avg,
- * exp_avg_sq), each tensor at the same 256-byte-aligned offset in every section, so that every
- * tensor slot is a `GPUBufferBinding` a forward or backward pass can bind directly.
+ * exp_avg_sq, and LookAhead's slow weights), each tensor at the same 256-byte-aligned offset in
+ * every section, so that every tensor slot is a `GPUBufferBinding` a forward or backward pass
+ * can bind directly.
  *
  * A step writes the host's float64 scalars (rounded to f32) into one uniform buffer with
- * `queue.writeBuffer`, encodes any pending gradient copies, one dispatch per binding-sized
- * chunk of the arena (one dispatch in all when the arena's sections fit one storage binding,
- * as every model below `maxStorageBufferBindingSize / 4` parameters does), and submits. No
- * buffer or bind group is created per step.
+ * `queue.writeBuffer` (and the parameter-group table, if any, into its storage buffer), encodes
+ * any pending gradient copies, then one compute pass: the gradient-norm passes (with
+ * `clipGradNorm`), one centralization dispatch per rank > 1 tensor (with `gc`), and one step
+ * dispatch per binding-sized chunk of the arena (one in all when the arena's sections fit one
+ * storage binding, as every model below `maxStorageBufferBindingSize / 4` parameters does), and
+ * submits. No buffer or bind group is created per step (a tensor's centralization bind group is
+ * made at its first step).
  *
  * @module
  */
