@@ -485,7 +485,7 @@ export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<Opt
     }
     if (choice === "webgpu" || (choice === "auto" && device !== undefined)) {
       gpuConfig(config); // refuses what the GPU backend cannot do yet
-      return (layout) => restoreWebGpuBackend(layout, device);
+      return (layout) => restoreWebGpuBackend(layout, device, config);
     }
     return makeBackend(pickBackend(choice));
   });

@@ -44,8 +44,9 @@ export interface Backend<T = Float32Array> {
   /**
    * The segment table (parameter groups), 8 f32 a row as laid out in core/arena.ts; the state
    * writes each row's stepSize, paramDecay and coupledDecay at indices 2, 3, 4 before `update`.
-   * Empty without groups. The three members above are optional: a backend without them
-   * (WebGPU, for now) refuses at init the options that need them.
+   * Empty without groups. The three members above are optional: WebGPU has no
+   * `gradSumSquares` (it clips on the GPU and refuses a non-finite check at init), and
+   * encodes `centralize` into its next `update`.
    */
   readonly segmentScalars?: Float32Array;
   /** Runs one fused step over the whole arena. */

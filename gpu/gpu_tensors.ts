@@ -114,6 +114,8 @@ export interface CheckedGpuParams {
   readonly host: ReadonlyMap<number, Float32Array>;
   /** GPU tensors by index (caller-owned params). */
   readonly device: ReadonlyMap<number, GpuTensor>;
+  /** Each tensor's shape: a `{ data, shape }` host tensor's own, else rank 1. */
+  readonly shapes: readonly (readonly number[])[];
 }
 
 const PARAM_USAGE = 0x04 | 0x08; // COPY_SRC | COPY_DST
@@ -148,8 +150,12 @@ export function checkGpuParams(params: unknown): CheckedGpuParams {
       host.set(i, data);
     }
   });
-  if (names.length === 0 || host.size > 0) checkParams(names.length === 0 ? {} : hostOnly);
-  return { names, lengths, host, device };
+  const shapes: (readonly number[])[] = lengths.map((n) => [n]);
+  if (names.length === 0 || host.size > 0) {
+    const checked = checkParams(names.length === 0 ? {} : hostOnly);
+    checked.names.forEach((name, k) => shapes[names.indexOf(name)] = checked.shapes[k]);
+  }
+  return { names, lengths, host, device, shapes };
 }
 
 /** Validates gradients for a WebGPU state: same names, Float32Arrays or GPU tensors of the length. */

@@ -1,20 +1,42 @@
 /**
  * The WebGPU backend: the arena lives in GPU buffers, one per section (params, grads, exp_avg,
- * exp_avg_sq), each tensor at the same 256-byte-aligned offset in every section, so that every
- * tensor slot is a `GPUBufferBinding` a forward or backward pass can bind directly.
+ * exp_avg_sq, and LookAhead's slow weights), each tensor at the same 256-byte-aligned offset in
+ * every section, so that every tensor slot is a `GPUBufferBinding` a forward or backward pass
+ * can bind directly.
  *
  * A step writes the host's float64 scalars (rounded to f32) into one uniform buffer with
- * `queue.writeBuffer`, encodes any pending gradient copies, one dispatch per binding-sized
- * chunk of the arena (one dispatch in all when the arena's sections fit one storage binding,
- * as every model below `maxStorageBufferBindingSize / 4` parameters does), and submits. No
- * buffer or bind group is created per step.
+ * `queue.writeBuffer` (and the parameter-group table, if any, into its storage buffer), encodes
+ * any pending gradient copies, then one compute pass: the gradient-norm passes (with
+ * `clipGradNorm`), one centralization dispatch per rank > 1 tensor (with `gc`), and one step
+ * dispatch per binding-sized chunk of the arena (one in all when the arena's sections fit one
+ * storage binding, as every model below `maxStorageBufferBindingSize / 4` parameters does), and
+ * submits. No buffer or bind group is created per step (a tensor's centralization bind group is
+ * made at its first step).
  *
  * @module
  */
-import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, GRADS, PARAMS } from "../core/arena.ts";
+import {
+  type ArenaLayout,
+  EXP_AVG,
+  EXP_AVG_SQ,
+  GRADS,
+  PARAMS,
+  SECTION_COUNT,
+  SEGMENT_ROW_BYTES,
+  SLOW,
+} from "../core/arena.ts";
 import type { Backend } from "../core/backend.ts";
 import type { StepScalars } from "../core/scalars.ts";
-import { dispatchGrid, SCALARS_BYTES, STEP_KERNEL_WGSL, WORKGROUP_SIZE } from "./wgsl_kernel.ts";
+import {
+  CENTRALIZE_KERNEL_WGSL,
+  CENTRALIZE_UNIFORM_BYTES,
+  dispatchGrid,
+  GRAD_NORM_PARTIAL_WGSL,
+  GRAD_NORM_TOTAL_WGSL,
+  SCALARS_BYTES,
+  STEP_KERNEL_WGSL,
+  WORKGROUP_SIZE,
+} from "./wgsl_kernel.ts";
 import { checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
 
 /** Storage-binding offset alignment that every WebGPU device supports (and the default). */
@@ -33,8 +55,16 @@ export interface GpuPlanLimits {
   maxComputeWorkgroupsPerDimension: number;
 }
 
-/** The GPU arena layout: tensors at 64-element (256-byte) aligned offsets. */
-export function planGpuArena(names: readonly string[], lengths: readonly number[]): ArenaLayout {
+/**
+ * The GPU arena layout: tensors at 64-element (256-byte) aligned offsets; a fifth (slow
+ * weights) section with `slow`, and with `groups` (each tensor's group, as `groupsOf` in
+ * core/state.ts gives it) the parameter-group runs, as `planArena` in core/arena.ts makes them.
+ */
+export function planGpuArena(
+  names: readonly string[],
+  lengths: readonly number[],
+  options: { slow?: boolean; groups?: readonly number[] } = {},
+): ArenaLayout {
   const offsets: number[] = [];
   let end = 0;
   for (const length of lengths) {
@@ -43,22 +73,39 @@ export function planGpuArena(names: readonly string[], lengths: readonly number[
     end = offset + length;
   }
   const sectionLength = Math.max(ALIGN_ELEMENTS, Math.ceil(end / ALIGN_ELEMENTS) * ALIGN_ELEMENTS);
+  const segments: { start: number; end: number; group: number }[] = [];
+  const groups = options.groups;
+  if (groups) {
+    for (let i = 0; i < lengths.length; i++) {
+      const last = segments[segments.length - 1];
+      if (last && last.group === groups[i]) last.end = offsets[i] + lengths[i];
+      else segments.push({ start: offsets[i], end: offsets[i] + lengths[i], group: groups[i] });
+    }
+  }
+  const sectionCount = options.slow ? SECTION_COUNT + 1 : SECTION_COUNT;
+  const segmentTableOffset = sectionLength * 4 * sectionCount;
   return {
     names,
     lengths,
     offsets,
     total: end,
     sectionLength,
-    sectionCount: 4,
-    segments: [],
-    segmentTableOffset: sectionLength * 16,
-    byteLength: sectionLength * 16,
+    sectionCount,
+    segments,
+    segmentTableOffset,
+    byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
   };
 }
 
 interface Pipeline {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
+  centralize: GPUComputePipeline;
+  centralizeLayout: GPUBindGroupLayout;
+  normPartial: GPUComputePipeline;
+  normPartialLayout: GPUBindGroupLayout;
+  normTotal: GPUComputePipeline;
+  normTotalLayout: GPUBindGroupLayout;
 }
 
 const pipelines = new WeakMap<GPUDevice, Promise<Pipeline>>();
@@ -80,14 +127,70 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
           { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
           { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
           { binding: 5, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+          { binding: 6, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+          {
+            binding: 7,
+            visibility: GPUShaderStage.COMPUTE,
+            buffer: { type: "read-only-storage" },
+          },
+          {
+            binding: 8,
+            visibility: GPUShaderStage.COMPUTE,
+            buffer: { type: "read-only-storage" },
+          },
         ],
       });
       const module = device.createShaderModule({ code: STEP_KERNEL_WGSL });
-      const pipeline = await device.createComputePipelineAsync({
-        layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-        compute: { module, entryPoint: "step" },
+      const centralizeLayout = device.createBindGroupLayout({
+        entries: [
+          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+        ],
       });
-      return { pipeline, layout };
+      const readOnly = { type: "read-only-storage" } as const;
+      const normPartialLayout = device.createBindGroupLayout({
+        entries: [
+          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
+          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+          { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+        ],
+      });
+      const normTotalLayout = device.createBindGroupLayout({
+        entries: [
+          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
+          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+        ],
+      });
+      const compute = (code: string, entryPoint: string, layout: GPUBindGroupLayout) =>
+        device.createComputePipelineAsync({
+          layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+          compute: { module: device.createShaderModule({ code }), entryPoint },
+        });
+      const [pipeline, centralize, normPartial, normTotal] = await Promise.all([
+        device.createComputePipelineAsync({
+          layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+          compute: { module, entryPoint: "step" },
+        }),
+        device.createComputePipelineAsync({
+          layout: device.createPipelineLayout({ bindGroupLayouts: [centralizeLayout] }),
+          compute: {
+            module: device.createShaderModule({ code: CENTRALIZE_KERNEL_WGSL }),
+            entryPoint: "centralize",
+          },
+        }),
+        compute(GRAD_NORM_PARTIAL_WGSL, "partial", normPartialLayout),
+        compute(GRAD_NORM_TOTAL_WGSL, "total", normTotalLayout),
+      ]);
+      return {
+        pipeline,
+        layout,
+        centralize,
+        centralizeLayout,
+        normPartial,
+        normPartialLayout,
+        normTotal,
+        normTotalLayout,
+      };
     })();
     pipelines.set(device, cached);
     cached.catch(() => pipelines.delete(device));
@@ -97,7 +200,17 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
 
 interface Chunk {
   bindGroup: GPUBindGroup;
+  /** The chunk's first pass of the gradient norm (with clipping). */
+  normBindGroup: GPUBindGroup;
   grid: [number, number];
+}
+
+/** The centralization dispatch of one tensor, made at its first step. */
+interface Centralization {
+  offset: number;
+  bindGroup: GPUBindGroup;
+  grid: [number, number];
+  uniform: GPUBuffer;
 }
 
 /** A parameter tensor the caller owns: copied into the arena at init, back after each step. */
@@ -119,7 +232,27 @@ export class WebGpuBackend implements Backend<GpuTensor> {
   readonly #scalarF32 = new Float32Array(this.#scalarData);
   readonly #scalarU32 = new Uint32Array(this.#scalarData);
   readonly #pipeline: GPUComputePipeline;
+  readonly #normPartialPipeline: GPUComputePipeline;
+  readonly #normTotalPipeline: GPUComputePipeline;
+  readonly #normTotalBindGroup: GPUBindGroup;
+  /** `clipGradNorm`, or undefined (then no norm is computed). */
+  readonly #clipGradNorm: number | undefined;
+  readonly #centralizePipeline: GPUComputePipeline;
+  readonly #centralizeLayout: GPUBindGroupLayout;
+  readonly #limits: GpuPlanLimits;
   readonly #chunks: Chunk[];
+  /** Per-tensor centralization dispatches, by element offset (made once, at the first step). */
+  readonly #centralizations = new Map<number, Centralization>();
+  /** Centralizations requested for the next `update` (reused array). */
+  readonly #pendingCentralize: Centralization[] = [];
+  /** Buffers bound in place of absent sections (slow weights, segment table). */
+  readonly #extraBuffers: GPUBuffer[] = [];
+  readonly #segmentBuffer: GPUBuffer;
+  /**
+   * The segment table (parameter groups): 8 f32 a row, as core/arena.ts lays it out; the state
+   * writes each row's stepSize, paramDecay and coupledDecay, `update` uploads it.
+   */
+  readonly segmentScalars: Float32Array;
   readonly #externals: External[];
   /** GPU-side gradient copies waiting for the next `update` (reused array). */
   readonly #pendingCopies: GpuTensor[] = [];
@@ -134,9 +267,16 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     pipeline: Pipeline,
     limits: GpuPlanLimits,
     externalParams: ReadonlyMap<number, GpuTensor>,
+    clipGradNorm?: number,
   ) {
     this.#device = device;
     this.#pipeline = pipeline.pipeline;
+    this.#normPartialPipeline = pipeline.normPartial;
+    this.#normTotalPipeline = pipeline.normTotal;
+    this.#clipGradNorm = clipGradNorm;
+    this.#centralizePipeline = pipeline.centralize;
+    this.#centralizeLayout = pipeline.centralizeLayout;
+    this.#limits = limits;
     device.lost.then((info) => this.#lost = info);
     const sectionBytes = layout.sectionLength * 4;
     if (sectionBytes > limits.maxBufferSize) {
@@ -145,10 +285,38 @@ export class WebGpuBackend implements Backend<GpuTensor> {
       );
     }
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-    const labels = ["radam params", "radam grads", "radam exp_avg", "radam exp_avg_sq"];
+    const labels = [
+      "radam params",
+      "radam grads",
+      "radam exp_avg",
+      "radam exp_avg_sq",
+      "radam slow",
+    ]
+      .slice(0, layout.sectionCount);
     this.#sections = labels.map((label) =>
       device.createBuffer({ label, size: sectionBytes, usage })
     );
+    const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+    const slowBuffer = layout.sectionCount > SLOW
+      ? undefined
+      : device.createBuffer({ label: "radam no slow weights", size: 16, usage: storage });
+    if (slowBuffer) this.#extraBuffers.push(slowBuffer);
+    const segmentCount = layout.segments.length;
+    this.segmentScalars = new Float32Array(segmentCount * (SEGMENT_ROW_BYTES / 4));
+    const segmentInts = new Uint32Array(this.segmentScalars.buffer);
+    layout.segments.forEach((seg, k) => {
+      segmentInts[k * 8] = seg.start;
+      segmentInts[k * 8 + 1] = seg.end;
+    });
+    this.#segmentBuffer = device.createBuffer({
+      label: "radam segments",
+      size: Math.max(1, segmentCount) * SEGMENT_ROW_BYTES,
+      usage: storage,
+    });
+    this.#extraBuffers.push(this.#segmentBuffer);
+    this.#scalarU32[10] = segmentCount;
+    const normBuffer = device.createBuffer({ label: "radam grad norm", size: 16, usage: storage });
+    this.#extraBuffers.push(normBuffer);
     const slots = (section: number) => {
       const out: Record<string, GpuTensor> = {};
       layout.names.forEach((name, i) => {
@@ -186,11 +354,36 @@ export class WebGpuBackend implements Backend<GpuTensor> {
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
     const counts = new Uint32Array(chunkCount * uniformStride / 4);
+    this.#extraBuffers.push(chunkInfo);
+    const chunkGroups = (c: number) =>
+      Math.ceil(
+        Math.ceil(Math.max(0, Math.min(chunkElements, layout.total - c * chunkElements)) / 4) /
+          WORKGROUP_SIZE,
+      );
+    let partialCount = 0;
+    for (let c = 0; c < chunkCount; c++) partialCount += chunkGroups(c);
+    const partials = device.createBuffer({
+      label: "radam grad norm partials",
+      size: Math.max(1, partialCount) * 16,
+      usage: GPUBufferUsage.STORAGE,
+    });
+    this.#extraBuffers.push(partials);
+    this.#normTotalBindGroup = device.createBindGroup({
+      layout: pipeline.normTotalLayout,
+      entries: [
+        { binding: 0, resource: { buffer: partials } },
+        { binding: 1, resource: { buffer: normBuffer } },
+      ],
+    });
     this.#chunks = [];
+    let partialBase = 0;
     for (let c = 0; c < chunkCount; c++) {
       const start = c * chunkElements;
       const count = Math.max(0, Math.min(chunkElements, layout.total - start));
       counts[c * uniformStride / 4] = count;
+      counts[c * uniformStride / 4 + 1] = start;
+      counts[c * uniformStride / 4 + 2] = partialBase;
+      partialBase += chunkGroups(c);
       const size = Math.max(16, Math.ceil(count / 4) * 16);
       const section = (k: number) => ({ buffer: this.#sections[k], offset: start * 4, size });
       const bindGroup = device.createBindGroup({
@@ -202,11 +395,23 @@ export class WebGpuBackend implements Backend<GpuTensor> {
           { binding: 3, resource: section(EXP_AVG_SQ) },
           { binding: 4, resource: { buffer: this.#scalarBuffer } },
           { binding: 5, resource: { buffer: chunkInfo, offset: c * uniformStride, size: 16 } },
+          { binding: 6, resource: slowBuffer ? { buffer: slowBuffer } : section(SLOW) },
+          { binding: 7, resource: { buffer: this.#segmentBuffer } },
+          { binding: 8, resource: { buffer: normBuffer } },
+        ],
+      });
+      const normBindGroup = device.createBindGroup({
+        layout: pipeline.normPartialLayout,
+        entries: [
+          { binding: 0, resource: section(GRADS) },
+          { binding: 1, resource: { buffer: chunkInfo, offset: c * uniformStride, size: 16 } },
+          { binding: 2, resource: { buffer: partials } },
         ],
       });
       const groups = Math.ceil(Math.ceil(count / 4) / WORKGROUP_SIZE);
       this.#chunks.push({
         bindGroup,
+        normBindGroup,
         grid: dispatchGrid(groups, limits.maxComputeWorkgroupsPerDimension),
       });
     }
@@ -288,6 +493,47 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     this.#pendingTargets.push(i);
   }
 
+  /**
+   * Gradient centralization of one tensor (`rows × cols` elements at element `offset` of the
+   * grads section): encoded by the next `update`, before its step, in the same compute pass.
+   */
+  centralize(offset: number, rows: number, cols: number): void {
+    let c = this.#centralizations.get(offset);
+    if (!c) {
+      const bytes = rows * cols * 4;
+      if (bytes > this.#limits.maxStorageBufferBindingSize) {
+        throw new RangeError(
+          `Gradient centralization of a ${rows} × ${cols} tensor needs a ${bytes}-byte binding; this device allows ${this.#limits.maxStorageBufferBindingSize} (maxStorageBufferBindingSize)`,
+        );
+      }
+      const device = this.#device;
+      const uniform = device.createBuffer({
+        label: "radam centralize shape",
+        size: CENTRALIZE_UNIFORM_BYTES,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      });
+      device.queue.writeBuffer(uniform, 0, new Uint32Array([rows, cols, 0, 0]));
+      const bindGroup = device.createBindGroup({
+        layout: this.#centralizeLayout,
+        entries: [
+          {
+            binding: 0,
+            resource: { buffer: this.#sections[GRADS], offset: offset * 4, size: bytes },
+          },
+          { binding: 1, resource: { buffer: uniform } },
+        ],
+      });
+      c = {
+        offset,
+        bindGroup,
+        grid: dispatchGrid(rows, this.#limits.maxComputeWorkgroupsPerDimension),
+        uniform,
+      };
+      this.#centralizations.set(offset, c);
+    }
+    this.#pendingCentralize.push(c);
+  }
+
   update(scalars: StepScalars): void {
     this.checkUsable();
     const f = this.#scalarF32;
@@ -301,8 +547,21 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     f[7] = scalars.stepSize;
     f[8] = scalars.eps;
     this.#scalarU32[9] = scalars.mode >>> 0;
+    this.#scalarU32[11] = scalars.sync !== 0 ? 1 : 0;
+    f[12] = scalars.alpha;
+    f[13] = scalars.gradMix;
+    const clip = this.#clipGradNorm;
+    this.#scalarU32[14] = clip === undefined ? 0 : 1;
+    f[15] = clip ?? 0;
     const device = this.#device;
     device.queue.writeBuffer(this.#scalarBuffer, 0, this.#scalarF32);
+    if (this.segmentScalars.length > 0) {
+      device.queue.writeBuffer(
+        this.#segmentBuffer,
+        0,
+        this.segmentScalars as Float32Array<ArrayBuffer>,
+      );
+    }
     const encoder = device.createCommandEncoder();
     const layout = this.layout;
     for (let k = 0; k < this.#pendingCopies.length; k++) {
@@ -319,6 +578,25 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     this.#pendingCopies.length = 0;
     this.#pendingTargets.length = 0;
     const pass = encoder.beginComputePass();
+    if (this.#clipGradNorm !== undefined) {
+      // The global norm of the gradients as given (before centralization), on the GPU.
+      pass.setPipeline(this.#normPartialPipeline);
+      for (const chunk of this.#chunks) {
+        pass.setBindGroup(0, chunk.normBindGroup);
+        pass.dispatchWorkgroups(chunk.grid[0], chunk.grid[1]);
+      }
+      pass.setPipeline(this.#normTotalPipeline);
+      pass.setBindGroup(0, this.#normTotalBindGroup);
+      pass.dispatchWorkgroups(1);
+    }
+    if (this.#pendingCentralize.length > 0) {
+      pass.setPipeline(this.#centralizePipeline);
+      for (const c of this.#pendingCentralize) {
+        pass.setBindGroup(0, c.bindGroup);
+        pass.dispatchWorkgroups(c.grid[0], c.grid[1]);
+      }
+      this.#pendingCentralize.length = 0;
+    }
     pass.setPipeline(this.#pipeline);
     for (const chunk of this.#chunks) {
       pass.setBindGroup(0, chunk.bindGroup);
@@ -405,6 +683,20 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     }
   }
 
+  /** Copies the params section into the slow weights' (LookAhead's start: slow = params). */
+  copyParamsToSlow(): void {
+    if (this.layout.sectionCount <= SLOW) return;
+    const encoder = this.#device.createCommandEncoder();
+    encoder.copyBufferToBuffer(
+      this.#sections[PARAMS],
+      0,
+      this.#sections[SLOW],
+      0,
+      this.layout.sectionLength * 4,
+    );
+    this.#device.queue.submit([encoder.finish()]);
+  }
+
   /** Uploads host params of some tensors (at init; the others come from caller buffers). */
   writeHostParams(data: Readonly<Record<string, Float32Array>>): void {
     this.layout.names.forEach((name, i) => {
@@ -422,6 +714,8 @@ export class WebGpuBackend implements Backend<GpuTensor> {
   /** Frees the GPU buffers (the state can no longer be used). */
   destroy(): void {
     for (const b of this.#sections) b.destroy();
+    for (const b of this.#extraBuffers) b.destroy();
+    for (const c of this.#centralizations.values()) c.uniform.destroy();
     this.#scalarBuffer.destroy();
     this.#staging?.destroy();
   }
@@ -438,8 +732,12 @@ function isSingle(x: unknown): boolean {
 export async function createWebGpuBackend(
   device: GPUDevice,
   layout: ArenaLayout,
-  options: { limits?: Partial<GpuPlanLimits>; externalParams?: ReadonlyMap<number, GpuTensor> } =
-    {},
+  options: {
+    limits?: Partial<GpuPlanLimits>;
+    externalParams?: ReadonlyMap<number, GpuTensor>;
+    /** Clip the gradients to this global L2 norm, computed on the GPU each step. */
+    clipGradNorm?: number;
+  } = {},
 ): Promise<WebGpuBackend> {
   const limits: GpuPlanLimits = {
     maxStorageBufferBindingSize: options.limits?.maxStorageBufferBindingSize ??
@@ -449,7 +747,14 @@ export async function createWebGpuBackend(
       device.limits.maxComputeWorkgroupsPerDimension,
   };
   const pipeline = await stepPipeline(device);
-  return new WebGpuBackend(device, layout, pipeline, limits, options.externalParams ?? new Map());
+  return new WebGpuBackend(
+    device,
+    layout,
+    pipeline,
+    limits,
+    options.externalParams ?? new Map(),
+    options.clipGradNorm,
+  );
 }
 
 /**

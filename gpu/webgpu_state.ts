@@ -7,7 +7,8 @@
 import type { ArenaLayout } from "../core/arena.ts";
 import type { Backend } from "../core/backend.ts";
 import type { ResolvedConfig } from "../core/options.ts";
-import { type OptimizerState, startState } from "../core/state.ts";
+import { SLOW } from "../core/arena.ts";
+import { groupsOf, type OptimizerState, restoreState } from "../core/state.ts";
 import { checkGpuParams, type GpuTensor, isGpuTensorInput } from "./gpu_tensors.ts";
 import {
   createWebGpuBackend,
@@ -51,16 +52,13 @@ export function hasGpuParams(params: unknown): boolean {
 
 /**
  * The configuration as the webgpu backend runs it, or a TypeError naming the option it does
- * not support yet (the training-loop features of the CPU backends). A default `nonFinite`
- * becomes `"propagate"` there: a check would need a readback every step.
+ * not support yet (LookAhead/Ranger, gradient centralization, parameter groups, Nesterov and
+ * `clipGradNorm` run on the GPU; a non-finite check, `nonFinite: "skip"` or `"throw"`, would
+ * need the gradients' status on the host every step). A default `nonFinite` becomes
+ * `"propagate"` there.
  */
 export function gpuConfig(config: ResolvedConfig): ResolvedConfig {
   const unsupported = [
-    config.lookahead && "lookahead/ranger",
-    config.gc && "gc (gradient centralization)",
-    config.clipGradNorm !== undefined && "clipGradNorm",
-    config.groups.length > 0 && "groups",
-    config.nesterov && "nesterov",
     config.nonFiniteGiven && config.nonFinite !== "propagate" && `nonFinite: "${config.nonFinite}"`,
   ].filter(Boolean);
   if (unsupported.length > 0) {
@@ -83,17 +81,22 @@ export async function initWebGpuState(
   config = gpuConfig(config);
   const checked = checkGpuParams(params);
   const device = options.device ?? await requestLargeDevice();
-  const layout = planGpuArena(checked.names, checked.lengths);
+  const layout = planGpuArena(checked.names, checked.lengths, {
+    slow: config.lookahead !== undefined,
+    groups: groupsOf(config, checked.names),
+  });
   const backend = await createWebGpuBackend(device, layout, {
     limits,
     externalParams: checked.device,
+    clipGradNorm: config.clipGradNorm,
   });
   if (checked.host.size > 0) {
     const data: Record<string, Float32Array> = {};
     for (const [i, array] of checked.host) data[checked.names[i]] = array;
     backend.writeHostParams(data);
   }
-  return startState<GpuTensor>(config, backend);
+  backend.copyParamsToSlow();
+  return restoreState<GpuTensor>(config, backend, { shapes: checked.shapes });
 }
 
 /**
@@ -103,7 +106,13 @@ export async function initWebGpuState(
 export async function restoreWebGpuBackend(
   layout: ArenaLayout,
   device?: GPUDevice,
+  config?: ResolvedConfig,
 ): Promise<Backend<GpuTensor>> {
-  const gpuLayout = planGpuArena(layout.names, layout.lengths);
-  return await createWebGpuBackend(device ?? await requestLargeDevice(), gpuLayout);
+  const gpuLayout = planGpuArena(layout.names, layout.lengths, {
+    slow: layout.sectionCount > SLOW,
+    groups: config && groupsOf(config, layout.names),
+  });
+  return await createWebGpuBackend(device ?? await requestLargeDevice(), gpuLayout, {
+    clipGradNorm: config?.clipGradNorm,
+  });
 }

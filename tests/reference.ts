@@ -170,8 +170,8 @@ export function refStep(
 }
 
 /**
- * Index of the first element where `actual` is farther than `tol` from `expected` (both NaN
- * counts as agreement), or -1.
+ * Index of the first element where `actual` is farther than `tol` from `expected` (equal
+ * values, infinities included, or both NaN count as agreement), or -1.
  */
 export function firstMismatch(
   actual: ArrayLike<number>,
@@ -181,6 +181,7 @@ export function firstMismatch(
   for (let i = 0; i < expected.length; i++) {
     const a = actual[i], x = expected[i];
     if (Number.isNaN(a) && Number.isNaN(x)) continue;
+    if (a === x) continue; // equal, infinities included (∞ − ∞ is NaN)
     if (!(Math.abs(a - x) <= tol[i])) {
       if (tol[i] === Infinity) continue;
       return i;

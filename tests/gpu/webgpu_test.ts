@@ -9,7 +9,17 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { adam, loadState, radam, readMoments, readParams, saveState, step } from "../../mod.ts";
+import {
+  adam,
+  loadState,
+  radam,
+  ranger,
+  readMoments,
+  readParams,
+  readSlowWeights,
+  saveState,
+  step,
+} from "../../mod.ts";
 import { caseArb, caseData, checkAgainstReference, optimizerFor, readAll } from "../cases.ts";
 import { initWebGpuState } from "../../gpu/webgpu_state.ts";
 import { createWebGpuBackend, planGpuArena } from "../../gpu/webgpu_backend.ts";
@@ -64,6 +74,67 @@ Deno.test({
   },
 });
 
+/**
+ * Cases with the training-loop features the GPU runs: LookAhead, gradient centralization,
+ * parameter groups, Nesterov and clipping (no non-finite gradients: nothing is skipped).
+ */
+const gpuFeatureCases = caseArb(20, true).map((c) => ({
+  ...c,
+  extras: { ...c.extras, badCalls: [] },
+}));
+
+Deno.test({
+  name: "webgpu: LookAhead, gc, groups, Nesterov, clipping match the float64 reference each step",
+  ignore,
+  async fn() {
+    await noGpuErrors(() =>
+      fc.assert(
+        fc.asyncProperty(gpuFeatureCases, (c) =>
+          checkAgainstReference(
+            c,
+            (params) => optimizerFor(c, "webgpu").init(params, { device: device! }),
+            K_GPU,
+          )),
+        { numRuns: 8 },
+      )
+    );
+  },
+});
+
+Deno.test({
+  name: "webgpu: Ranger with Nesterov, gc, clipping and a group matches the reference",
+  ignore,
+  async fn() {
+    const base = fc.sample(gpuFeatureCases, { numRuns: 1, seed: 11 })[0];
+    const c = {
+      ...base,
+      kind: "radam" as const,
+      options: {
+        ...base.options,
+        lr: 1e-2,
+        betas: [0.9, 0.99] as [number, number],
+        nesterov: true,
+      },
+      lengths: [4097, 33, 64, 1, 0, 257],
+      steps: 24,
+      extras: {
+        ...base.extras,
+        lookahead: { k: 3, alpha: 0.5 },
+        clipGradNorm: 0.5,
+        gc: true,
+        group: { lrScale: 3, weightDecay: 0.05 },
+      },
+    };
+    await noGpuErrors(() =>
+      checkAgainstReference(
+        c,
+        (params) => optimizerFor(c, "webgpu").init(params, { device: device! }),
+        K_GPU,
+      )
+    );
+  },
+});
+
 Deno.test({
   name: "webgpu agrees with wasm within the GPU tolerance after 50 steps",
   ignore,
@@ -109,6 +180,14 @@ Deno.test({
     await checkAgainstReference(
       c,
       (params) => initWebGpuState(opt.settings, params, { device: device! }, tiny),
+      K_GPU,
+    );
+    // The gradient norm over split bindings too (clipping on: its partial sums per chunk).
+    const clipped = { ...c, extras: { ...c.extras, clipGradNorm: 0.25 } };
+    const clipOpt = optimizerFor(clipped, "webgpu");
+    await checkAgainstReference(
+      clipped,
+      (params) => initWebGpuState(clipOpt.settings, params, { device: device! }, tiny),
       K_GPU,
     );
     const backend = await createWebGpuBackend(
@@ -311,5 +390,87 @@ Deno.test({
         );
       }
     });
+  },
+});
+
+Deno.test({
+  name: "webgpu: a clipped Ranger checkpoint with groups moves wasm → webgpu → wasm",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      const params = {
+        "fc.weight": {
+          data: Float32Array.from({ length: 32 * 33 }, (_, i) => Math.sin(i)),
+          shape: [32, 33],
+        },
+        "fc.bias": Float32Array.from({ length: 33 }, (_, i) => Math.cos(i)),
+        "out.weight": {
+          data: Float32Array.from({ length: 5 * 7 }, (_, i) => i / 35),
+          shape: [5, 7],
+        },
+      };
+      const data = (name: keyof typeof params) => {
+        const p = params[name];
+        return p instanceof Float32Array ? p : p.data;
+      };
+      const grad = (t: number) => {
+        const g: Record<string, Float32Array> = {};
+        for (const name of Object.keys(params) as (keyof typeof params)[]) {
+          g[name] = data(name).map((x, i) => Math.cos(i * t) * 0.1 + x * 0.01);
+        }
+        return g;
+      };
+      const opt = ranger({
+        lr: 1e-2,
+        k: 4,
+        nesterov: true,
+        clipGradNorm: 1,
+        groups: [{ match: /bias/, lrScale: 2, weightDecay: 0.1 }],
+      });
+      // 10 steps on wasm, 10 on the GPU, 10 on wasm again, against 30 steps on wasm.
+      let cpu = await opt.init(params);
+      for (let t = 1; t <= 10; t++) cpu = step(cpu, grad(t));
+      let gpu = await loadState(await saveState(cpu), { device: device! });
+      assert.equal(gpu.backend, "webgpu");
+      assert.equal(gpu.step, 10);
+      assert.deepEqual(await readSlowWeights(gpu), await readSlowWeights(cpu));
+      for (let t = 11; t <= 20; t++) gpu = step(gpu, grad(t));
+      let back = await loadState(await saveState(gpu), { backend: "wasm" });
+      for (let t = 21; t <= 30; t++) back = step(back, grad(t));
+      let whole = await opt.init(params);
+      for (let t = 1; t <= 30; t++) whole = step(whole, grad(t));
+      assert.equal(back.step, 30);
+      const [a, b] = [await readParams(back), await readParams(whole)];
+      const [sa, sb] = [await readSlowWeights(back), await readSlowWeights(whole)];
+      for (const name of Object.keys(b)) {
+        for (const [x, y, what] of [[a, b, "param"], [sa, sb, "slow"]] as const) {
+          for (let i = 0; i < y[name].length; i++) {
+            assert.ok(
+              Math.abs(x[name][i] - y[name][i]) <= 1e-5 * (1 + Math.abs(y[name][i])),
+              `${what} ${name}[${i}]: ${x[name][i]} vs ${y[name][i]}`,
+            );
+          }
+        }
+      }
+      // The GPU's own steps moved the weights (not a pass-through of the checkpoint).
+      const at10 = await readParams(cpu);
+      assert.notDeepEqual((await readParams(gpu))["fc.bias"], at10["fc.bias"]);
+    });
+  },
+});
+
+Deno.test({
+  name: "webgpu: a non-finite check is refused at init, naming the option",
+  ignore,
+  async fn() {
+    const w = new Float32Array(4);
+    await assert.rejects(
+      () => radam({ nonFinite: "skip" }).init({ w }, { device: device! }),
+      (e) => e instanceof TypeError && /nonFinite: "skip"/.test(e.message),
+    );
+    const s = await ranger({ groups: [{ match: /w/, lrScale: 2 }] }).init({ w }, {
+      device: device!,
+    });
+    assert.equal(s.backend, "webgpu");
   },
 });
