@@ -57,28 +57,18 @@ export function step(
   segments: usize,
   segmentCount: i32,
 ): void {
+  // The scalars every range shares; `loop` splats them once per call.
+  GRAD_SCALE = gradScale;
+  BETA1 = beta1;
+  ONE_MINUS_BETA1 = oneMinusBeta1;
+  BETA2 = beta2;
+  ONE_MINUS_BETA2 = oneMinusBeta2;
+  EPS = eps;
+  ALPHA = alpha;
+  SYNC = sync != 0;
+  GRAD_MIX = gradMix;
   if (segmentCount == 0) {
-    stepRange(
-      params,
-      grads,
-      m,
-      v,
-      n,
-      gradScale,
-      coupledDecay,
-      beta1,
-      oneMinusBeta1,
-      beta2,
-      oneMinusBeta2,
-      paramDecay,
-      stepSize,
-      eps,
-      mode,
-      slow,
-      alpha,
-      sync,
-      gradMix,
-    );
+    stepRange(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, mode);
     return;
   }
   // Parameter groups: a table of 32-byte rows (i32 start, i32 end, f32 stepSize,
@@ -90,219 +80,53 @@ export function step(
     const end = load<i32>(row + 4);
     const o = <usize> start << 2;
     stepRange(
-      params + o,
-      grads + o,
-      m + o,
-      v + o,
-      end - start,
-      gradScale,
-      load<f32>(row + 16),
-      beta1,
-      oneMinusBeta1,
-      beta2,
-      oneMinusBeta2,
-      load<f32>(row + 12),
-      load<f32>(row + 8),
-      eps,
-      mode,
-      slow + o,
-      alpha,
-      sync,
-      gradMix,
+      params + o, grads + o, m + o, v + o, slow + o, end - start,
+      load<f32>(row + 16), load<f32>(row + 12), load<f32>(row + 8), mode,
     );
   }
 }
 
+let GRAD_SCALE: f32 = 1;
+let BETA1: f32 = 0;
+let ONE_MINUS_BETA1: f32 = 1;
+let BETA2: f32 = 0;
+let ONE_MINUS_BETA2: f32 = 1;
+let EPS: f32 = 0;
+let ALPHA: f32 = 0;
+let SYNC: bool = false;
+let GRAD_MIX: f32 = 0;
+
+/** One run of elements with its own decay and step size: picks the specialised loop. */
 function stepRange(
-  params: usize,
-  grads: usize,
-  m: usize,
-  v: usize,
-  n: i32,
-  gradScale: f32,
-  coupledDecay: f32,
-  beta1: f32,
-  oneMinusBeta1: f32,
-  beta2: f32,
-  oneMinusBeta2: f32,
-  paramDecay: f32,
-  stepSize: f32,
-  eps: f32,
-  mode: i32,
-  slow: usize,
-  alpha: f32,
-  sync: i32,
-  gradMix: f32,
+  params: usize, grads: usize, m: usize, v: usize, slow: usize, n: i32,
+  coupledDecay: f32, paramDecay: f32, stepSize: f32, mode: i32,
 ): void {
   if (coupledDecay != 0) {
-    if (mode == MODE_ADAPTIVE) {
-      loop(
-        params,
-        grads,
-        m,
-        v,
-        n,
-        gradScale,
-        coupledDecay,
-        beta1,
-        oneMinusBeta1,
-        beta2,
-        oneMinusBeta2,
-        paramDecay,
-        stepSize,
-        eps,
-        slow,
-        alpha,
-        sync != 0,
-        gradMix,
-        true,
-        MODE_ADAPTIVE,
-      );
-    } else if (mode == MODE_MOMENTUM) {
-      loop(
-        params,
-        grads,
-        m,
-        v,
-        n,
-        gradScale,
-        coupledDecay,
-        beta1,
-        oneMinusBeta1,
-        beta2,
-        oneMinusBeta2,
-        paramDecay,
-        stepSize,
-        eps,
-        slow,
-        alpha,
-        sync != 0,
-        gradMix,
-        true,
-        MODE_MOMENTUM,
-      );
-    } else {
-      loop(
-        params,
-        grads,
-        m,
-        v,
-        n,
-        gradScale,
-        coupledDecay,
-        beta1,
-        oneMinusBeta1,
-        beta2,
-        oneMinusBeta2,
-        paramDecay,
-        stepSize,
-        eps,
-        slow,
-        alpha,
-        sync != 0,
-        gradMix,
-        true,
-        -1,
-      );
-    }
+    if (mode == MODE_ADAPTIVE) loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, true, MODE_ADAPTIVE);
+    else if (mode == MODE_MOMENTUM) loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, true, MODE_MOMENTUM);
+    else loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, true, -1);
   } else {
-    if (mode == MODE_ADAPTIVE) {
-      loop(
-        params,
-        grads,
-        m,
-        v,
-        n,
-        gradScale,
-        coupledDecay,
-        beta1,
-        oneMinusBeta1,
-        beta2,
-        oneMinusBeta2,
-        paramDecay,
-        stepSize,
-        eps,
-        slow,
-        alpha,
-        sync != 0,
-        gradMix,
-        false,
-        MODE_ADAPTIVE,
-      );
-    } else if (mode == MODE_MOMENTUM) {
-      loop(
-        params,
-        grads,
-        m,
-        v,
-        n,
-        gradScale,
-        coupledDecay,
-        beta1,
-        oneMinusBeta1,
-        beta2,
-        oneMinusBeta2,
-        paramDecay,
-        stepSize,
-        eps,
-        slow,
-        alpha,
-        sync != 0,
-        gradMix,
-        false,
-        MODE_MOMENTUM,
-      );
-    } else {
-      loop(
-        params,
-        grads,
-        m,
-        v,
-        n,
-        gradScale,
-        coupledDecay,
-        beta1,
-        oneMinusBeta1,
-        beta2,
-        oneMinusBeta2,
-        paramDecay,
-        stepSize,
-        eps,
-        slow,
-        alpha,
-        sync != 0,
-        gradMix,
-        false,
-        -1,
-      );
-    }
+    if (mode == MODE_ADAPTIVE) loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, false, MODE_ADAPTIVE);
+    else if (mode == MODE_MOMENTUM) loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, false, MODE_MOMENTUM);
+    else loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, false, -1);
   }
 }
 
 // @ts-ignore: decorator
 @inline
 function loop(
-  params: usize,
-  grads: usize,
-  m: usize,
-  v: usize,
-  n: i32,
-  gradScale: f32,
-  coupledDecay: f32,
-  beta1: f32,
-  oneMinusBeta1: f32,
-  beta2: f32,
-  oneMinusBeta2: f32,
-  paramDecay: f32,
-  stepSize: f32,
-  eps: f32,
-  slow: usize,
-  alpha: f32,
-  sync: bool,
-  gradMix: f32,
-  coupled: bool,
-  mode: i32,
+  params: usize, grads: usize, m: usize, v: usize, slow: usize, n: i32,
+  coupledDecay: f32, paramDecay: f32, stepSize: f32, coupled: bool, mode: i32,
 ): void {
+  const gradScale = GRAD_SCALE;
+  const beta1 = BETA1;
+  const oneMinusBeta1 = ONE_MINUS_BETA1;
+  const beta2 = BETA2;
+  const oneMinusBeta2 = ONE_MINUS_BETA2;
+  const eps = EPS;
+  const alpha = ALPHA;
+  const sync = SYNC;
+  const gradMix = GRAD_MIX;
   const al = f32x4.splat(alpha);
   const gm = f32x4.splat(gradMix);
   const nesterov = gradMix != 0;

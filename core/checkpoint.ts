@@ -33,7 +33,7 @@ import {
   type TensorOut,
   writeSafetensors,
 } from "./safetensors.ts";
-import { type OptimizerState, planFor, restoreState, stateInternals } from "./state.ts";
+import { groupsOf, type OptimizerState, planFor, restoreState, stateInternals } from "./state.ts";
 import type { ArenaLayout } from "./arena.ts";
 
 /** Value of the `format` metadata. */
@@ -111,16 +111,6 @@ function optionsOf(config: ResolvedConfig): Record<string, unknown> {
   return options;
 }
 
-/** Each tensor's group: 0 for none, else 1 + its index in `config.groups`. */
-function groupIndices(config: ResolvedConfig, names: readonly string[]): number[] {
-  return names.map((name) =>
-    1 +
-    config.groups.findIndex((g) =>
-      g.match instanceof RegExp ? (g.match.lastIndex = 0, g.match.test(name)) : g.match(name)
-    )
-  );
-}
-
 /** Writes a state as safetensors bytes; see `saveState` in mod.ts. */
 export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Uint8Array> {
   const { config, backend, steps, skipped, shapes } = stateInternals(state);
@@ -154,7 +144,7 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
     skipped_steps: String(skipped),
     tensor_order: JSON.stringify(layout.names),
     ...(config.groups.length > 0
-      ? { tensor_groups: JSON.stringify(groupIndices(config, layout.names)) }
+      ? { tensor_groups: JSON.stringify(groupsOf(config, layout.names)) }
       : {}),
   };
   return writeSafetensors(tensors, metadata);
