@@ -265,7 +265,13 @@ export function refSync(
   for (let i = 0; i < n; i++) {
     const d = p[i] - slow[i];
     out[i] = slow[i] + alpha * d;
-    // With α = 0 the slow weights stay exactly as they were, whatever p is.
+    if (!Number.isFinite(tolP[i])) {
+      // p itself is unbounded (e.g. 0/0 once v underflows in f32 with eps = 0): so is the sync,
+      // even at α = 0, since slow + 0 · (NaN − slow) is NaN.
+      tol[i] = Infinity;
+      continue;
+    }
+    // With α = 0 and a bounded p, the slow weights stay exactly as they were.
     const tp = alpha === 0 ? 0 : tolP[i];
     tol[i] = alpha === 0 ? 0 : alpha * tp * (1 + e) +
       e * (Math.abs(slow[i]) + Math.abs(d) + tp + alpha * (Math.abs(d) + tp)) + K * ETA;
