@@ -51,6 +51,11 @@ export interface Backend<T = Float32Array> {
   readonly segmentScalars?: Float32Array;
   /** Runs one fused step over the whole arena. */
   update(scalars: StepScalars): void;
+  /**
+   * Live views of one arena section, by tensor name, where the backend's memory is host memory
+   * (CPU backends); valid until the next step. Lets a checkpoint write the arena with one copy.
+   */
+  viewSection?(section: number): Readonly<Record<string, Float32Array>>;
   /** Copies of one arena section (see core/arena.ts), by tensor name. */
   readSection(section: number): Promise<Record<string, Float32Array>>;
   /**

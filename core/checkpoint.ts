@@ -116,8 +116,13 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
   const { config, backend, steps, skipped, shapes } = stateInternals(state);
   const layout = backend.layout;
   const kinds = stateTensors(config);
-  // Start every read before the first await, so they all see the same step.
-  const sections = await Promise.all(kinds.map((k) => backend.readSection(k.section)));
+  // CPU arenas are read in place (the file is then the only copy); others are read back, every
+  // read started before the first await so that they all see the same step. No await follows
+  // until the file is written, so the views cannot change underneath.
+  const view = backend.viewSection?.bind(backend);
+  const sections = view
+    ? kinds.map((k) => view(k.section))
+    : await Promise.all(kinds.map((k) => backend.readSection(k.section)));
   const tensors: TensorOut[] = [];
   for (let i = 0; i < layout.names.length; i++) {
     const name = layout.names[i];

@@ -63,15 +63,19 @@ export class CpuBackend implements Backend<Float32Array> {
     }
   }
 
+  viewSection(section: number): Readonly<Record<string, Float32Array>> {
+    return sectionViews(this.buffer, this.base, this.layout, section);
+  }
+
   readSection(section: number): Promise<Record<string, Float32Array>> {
-    const views = sectionViews(this.buffer, this.base, this.layout, section);
+    const views = this.viewSection(section);
     const out: Record<string, Float32Array> = {};
     for (const name of this.layout.names) out[name] = views[name].slice();
     return Promise.resolve(out);
   }
 
   writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void {
-    const views = sectionViews(this.buffer, this.base, this.layout, section);
+    const views = this.viewSection(section);
     for (const name of this.layout.names) views[name].set(data[name]);
   }
 }

@@ -155,7 +155,19 @@ fn centralize(
 
 const GRAD_NORM_WORKGROUP_ARRAYS = `
 var<workgroup> wf: array<f32, ${WORKGROUP_SIZE}>;
-var<workgroup> wu: array<u32, ${WORKGROUP_SIZE}>;`;
+var<workgroup> wu: array<u32, ${WORKGROUP_SIZE}>;
+
+// Tree reduction of the workgroup's (largest |g|, non-finite flag) pairs into wf[0], wu[0].
+fn reduce_max(lid: u32) {
+  workgroupBarrier();
+  for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
+    if (lid < k) {
+      wf[lid] = max(wf[lid], wf[lid + k]);
+      wu[lid] = max(wu[lid], wu[lid + k]);
+    }
+    workgroupBarrier();
+  }
+}`;
 
 /**
  * WGSL of the global gradient norm (first pass, entry point `partial`), overflow-safe in f32, in two passes. `partial` (one
@@ -196,14 +208,7 @@ fn partial(
   let a = abs(x);
   wf[lid] = max(max(a.x, a.y), max(a.z, a.w));
   wu[lid] = select(0u, 1u, nonFinite(x));
-  workgroupBarrier();
-  for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
-    if (lid < k) {
-      wf[lid] = max(wf[lid], wf[lid + k]);
-      wu[lid] = max(wu[lid], wu[lid + k]);
-    }
-    workgroupBarrier();
-  }
+  reduce_max(lid);
   let largest = wf[0];
   let bad = wu[0];
   workgroupBarrier();
@@ -242,14 +247,7 @@ fn total(@builtin(local_invocation_index) lid: u32) {
   }
   wf[lid] = largest;
   wu[lid] = bad;
-  workgroupBarrier();
-  for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
-    if (lid < k) {
-      wf[lid] = max(wf[lid], wf[lid + k]);
-      wu[lid] = max(wu[lid], wu[lid + k]);
-    }
-    workgroupBarrier();
-  }
+  reduce_max(lid);
   let m = wf[0];
   workgroupBarrier();
   var sum = 0.0;

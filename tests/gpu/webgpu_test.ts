@@ -11,7 +11,11 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   adam,
+  type GpuTensor,
   loadState,
+  type Optimizer,
+  type OptimizerState,
+  type Params,
   radam,
   ranger,
   readMoments,
@@ -362,6 +366,31 @@ Deno.test({
   },
 });
 
+/**
+ * `opt` through checkpoints: 10 steps on wasm, 10 on the GPU, 10 on wasm again; and the same 30
+ * steps on wasm alone. `atLoad` runs on the GPU state just loaded (and the wasm one it came from).
+ */
+async function wasmGpuWasm(
+  opt: Optimizer,
+  params: Params,
+  grad: (t: number) => Record<string, Float32Array>,
+  atLoad?: (gpu: OptimizerState<GpuTensor>, cpu: OptimizerState) => Promise<void>,
+) {
+  let cpu = await opt.init(params);
+  for (let t = 1; t <= 10; t++) cpu = step(cpu, grad(t));
+  let gpu = await loadState(await saveState(cpu), { device: device! });
+  assert.equal(gpu.backend, "webgpu");
+  assert.equal(gpu.step, 10);
+  await atLoad?.(gpu, cpu);
+  for (let t = 11; t <= 20; t++) gpu = step(gpu, grad(t));
+  let back = await loadState(await saveState(gpu), { backend: "wasm" });
+  for (let t = 21; t <= 30; t++) back = step(back, grad(t));
+  let whole = await opt.init(params);
+  for (let t = 1; t <= 30; t++) whole = step(whole, grad(t));
+  assert.equal(back.step, 30);
+  return { cpu, gpu, back, whole };
+}
+
 Deno.test({
   name: "webgpu: checkpoints move between wasm and the GPU and resume where they stopped",
   ignore,
@@ -369,19 +398,7 @@ Deno.test({
     await noGpuErrors(async () => {
       const params = { w: Float32Array.from({ length: 1027 }, (_, i) => Math.sin(i)) };
       const grad = (t: number) => ({ w: params.w.map((x, i) => Math.cos(i * t) * 0.1 + x * 0.01) });
-      const opt = radam({ lr: 1e-2 });
-      // 10 steps on wasm, 10 on the GPU, 10 on wasm again, against 30 steps on wasm.
-      let cpu = await opt.init(params);
-      for (let t = 1; t <= 10; t++) cpu = step(cpu, grad(t));
-      let gpu = await loadState(await saveState(cpu), { device: device! });
-      assert.equal(gpu.backend, "webgpu");
-      assert.equal(gpu.step, 10);
-      for (let t = 11; t <= 20; t++) gpu = step(gpu, grad(t));
-      let back = await loadState(await saveState(gpu), { backend: "wasm" });
-      for (let t = 21; t <= 30; t++) back = step(back, grad(t));
-      let whole = await opt.init(params);
-      for (let t = 1; t <= 30; t++) whole = step(whole, grad(t));
-      assert.equal(back.step, 30);
+      const { back, whole } = await wasmGpuWasm(radam({ lr: 1e-2 }), params, grad);
       const a = (await readParams(back)).w, b = (await readParams(whole)).w;
       for (let i = 0; i < a.length; i++) {
         assert.ok(
@@ -427,19 +444,9 @@ Deno.test({
         clipGradNorm: 1,
         groups: [{ match: /bias/, lrScale: 2, weightDecay: 0.1 }],
       });
-      // 10 steps on wasm, 10 on the GPU, 10 on wasm again, against 30 steps on wasm.
-      let cpu = await opt.init(params);
-      for (let t = 1; t <= 10; t++) cpu = step(cpu, grad(t));
-      let gpu = await loadState(await saveState(cpu), { device: device! });
-      assert.equal(gpu.backend, "webgpu");
-      assert.equal(gpu.step, 10);
-      assert.deepEqual(await readSlowWeights(gpu), await readSlowWeights(cpu));
-      for (let t = 11; t <= 20; t++) gpu = step(gpu, grad(t));
-      let back = await loadState(await saveState(gpu), { backend: "wasm" });
-      for (let t = 21; t <= 30; t++) back = step(back, grad(t));
-      let whole = await opt.init(params);
-      for (let t = 1; t <= 30; t++) whole = step(whole, grad(t));
-      assert.equal(back.step, 30);
+      const { cpu, gpu, back, whole } = await wasmGpuWasm(opt, params, grad, async (gpu, cpu) => {
+        assert.deepEqual(await readSlowWeights(gpu), await readSlowWeights(cpu));
+      });
       const [a, b] = [await readParams(back), await readParams(whole)];
       const [sa, sb] = [await readSlowWeights(back), await readSlowWeights(whole)];
       for (const name of Object.keys(b)) {
