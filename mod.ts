@@ -50,7 +50,6 @@ import { createJsBackend } from "./cpu/js_backend.ts";
 import { createWasmBackend, wasmSimdSupported } from "./cpu/wasm_backend.ts";
 import type { GpuGrads, GpuParams, GpuTensor, GpuTensorInput } from "./gpu/gpu_tensors.ts";
 import {
-  gpuConfig,
   type GpuInitOptions,
   hasGpuParams,
   initWebGpuState,
@@ -484,7 +483,6 @@ export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<Opt
       );
     }
     if (choice === "webgpu" || (choice === "auto" && device !== undefined)) {
-      gpuConfig(config); // refuses what the GPU backend cannot do yet
       return (layout) => restoreWebGpuBackend(layout, device, config);
     }
     return makeBackend(pickBackend(choice));

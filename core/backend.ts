@@ -52,6 +52,12 @@ export interface Backend<T = Float32Array> {
   /** Runs one fused step over the whole arena. */
   update(scalars: StepScalars): void;
   /**
+   * Present where the step counts live with the kernel (WebGPU): a skipped step must not
+   * advance t, and only the device knows whether it skipped. `update` then takes its scalars
+   * from the ones written by `writeScalars` for the device's own t.
+   */
+  readonly counter?: DeviceCounter;
+  /**
    * Live views of one arena section, by tensor name, where the backend's memory is host memory
    * (CPU backends); valid until the next step. Lets a checkpoint write the arena with one copy.
    */
@@ -63,4 +69,28 @@ export interface Backend<T = Float32Array> {
    * its length). For restoring state (checkpoints); never on the step's hot path.
    */
   writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void;
+}
+
+/**
+ * Step counts kept on a device that decides by itself whether a step is taken (WebGPU with the
+ * non-finite check). The host learns them asynchronously; until then it assumes the steps it
+ * submitted were taken. Scalars are written ahead, per t, into a ring the kernel reads at its t.
+ */
+export interface DeviceCounter {
+  /** Steps taken as last reported, plus the steps submitted since. */
+  readonly steps: number;
+  /** Steps skipped, as last reported. */
+  readonly skipped: number;
+  /** The gradient norm of the last step reported (NaN when none is computed). */
+  readonly lastNorm: number;
+  /** The error the device reported (a non-finite gradient under "throw"), once; then clears it. */
+  takeFault(): Error | undefined;
+  /** Whether the scalars of step `t` are in the ring. */
+  hasScalars(t: number): boolean;
+  /** Writes the scalars of step `t` (and of each parameter group, index 0 the optimizer's own). */
+  writeScalars(t: number, scalars: StepScalars, groups: readonly StepScalars[]): void;
+  /** Resolves when the device has reported every step submitted so far. */
+  settle(): Promise<void>;
+  /** Sets the counts of a state being restored (before its first step). */
+  start(steps: number, skipped: number): void;
 }

@@ -113,6 +113,8 @@ function optionsOf(config: ResolvedConfig): Record<string, unknown> {
 
 /** Writes a state as safetensors bytes; see `saveState` in mod.ts. */
 export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Uint8Array> {
+  // Where the device counts the steps, wait until it has reported every step submitted.
+  await stateInternals(state).backend.counter?.settle();
   const { config, backend, steps, skipped, shapes } = stateInternals(state);
   const layout = backend.layout;
   const kinds = stateTensors(config);

@@ -81,8 +81,11 @@ export interface CommonOptions {
    * nothing (params, moments, slow weights, step count) and `state.skippedSteps` grows by
    * one. `"throw"`: a RangeError naming the first such tensor, state untouched.
    * `"propagate"`: no check, as PyTorch (fastest: no reduction pass unless clipping).
-   * On the webgpu backend only `"propagate"` exists for now (a check there would need a
-   * readback every step): it is that backend's default, and the others are refused at init.
+   * On the webgpu backend the check runs on the GPU and the device counts the steps, so
+   * `step` stays synchronous: `state.step`, `skippedSteps` and `lastGradNorm` there are as of
+   * the GPU's last report (exact after `await readParams(state)`), and `"throw"`'s RangeError
+   * comes from the first `step`/`readParams`/`saveState` call after the GPU ran the bad step
+   * (that step, and any submitted before the report, are not taken).
    */
   nonFinite?: NonFinitePolicy;
   /**
@@ -242,7 +245,7 @@ export interface ResolvedConfig {
   readonly clipGradNorm: number | undefined;
   /** Policy for non-finite gradients. */
   readonly nonFinite: NonFinitePolicy;
-  /** Whether `nonFinite` was given (else it is the default, which depends on the backend). */
+  /** Whether `nonFinite` was given (else it is the default; checkpoints record only a given one). */
   readonly nonFiniteGiven: boolean;
   /** Whether gradients of rank > 1 tensors are centralized. */
   readonly gc: boolean;

@@ -8,7 +8,7 @@
  * @module
  */
 import { type ArenaLayout, PARAMS, planArena, SLOW } from "./arena.ts";
-import type { Backend } from "./backend.ts";
+import type { Backend, DeviceCounter } from "./backend.ts";
 import type { BackendName, ResolvedConfig } from "./options.ts";
 import { computeScalars, emptyScalars, type StepScalars } from "./scalars.ts";
 import { checkGrads, checkParams, label, type Params } from "./tensors.ts";
@@ -34,7 +34,11 @@ export interface OptimizerState<T = Float32Array> {
   readonly optimizer: string;
   /** The backend the state lives on. */
   readonly backend: BackendName;
-  /** How many steps have been taken (PyTorch's `step`); the next step is `step + 1`. */
+  /**
+   * How many steps have been taken (PyTorch's `step`); the next step is `step + 1`. On WebGPU
+   * the device counts them: this is its last report plus the steps submitted since (assumed
+   * taken), exact after `await readParams(state)`.
+   */
   readonly step: number;
   /** Names of the tensors, in arena order. */
   readonly names: readonly string[];
@@ -42,12 +46,17 @@ export interface OptimizerState<T = Float32Array> {
   readonly params: Readonly<Record<string, T>>;
   /** Gradient slots, by name: write gradients here for a zero-copy `step(state)`. */
   readonly grads: Readonly<Record<string, T>>;
-  /** Steps skipped because a gradient was NaN or ±Infinity (option `nonFinite: "skip"`). */
+  /**
+   * Steps skipped because a gradient was NaN or ±Infinity (option `nonFinite: "skip"`); on
+   * WebGPU as of the device's last report (exact after `await readParams(state)`).
+   */
   readonly skippedSteps: number;
   /**
    * Global L2 norm of the gradients of the last step (taken or skipped), computed in float64
    * before clipping and centralization; NaN before the first step or when no norm is computed
-   * (`nonFinite: "propagate"` without `clipGradNorm`).
+   * (`nonFinite: "propagate"` without `clipGradNorm`). On WebGPU it is computed in f32 on the
+   * device and reported with the step count (a non-finite norm need not match the CPU's
+   * NaN-or-Infinity).
    */
   readonly lastGradNorm: number;
 }
@@ -98,7 +107,8 @@ class StateHandle implements OptimizerState<any> {
     return this.live().backend.name;
   }
   get step(): number {
-    return this.live().steps;
+    const core = this.live();
+    return core.backend.counter?.steps ?? core.steps;
   }
   get names(): readonly string[] {
     return this.live().backend.layout.names;
@@ -112,10 +122,12 @@ class StateHandle implements OptimizerState<any> {
     return this.live().backend.grads;
   }
   get skippedSteps(): number {
-    return this.live().skipped;
+    const core = this.live();
+    return core.backend.counter?.skipped ?? core.skipped;
   }
   get lastGradNorm(): number {
-    return this.live().lastNorm;
+    const core = this.live();
+    return core.backend.counter?.lastNorm ?? core.lastNorm;
   }
 }
 
@@ -198,6 +210,7 @@ export function restoreState<T>(
     }
   }
   const groups = config.groups;
+  backend.counter?.start(info.steps ?? 0, info.skipped ?? 0);
   return new StateHandle({
     config,
     backend,
@@ -225,7 +238,15 @@ export interface StateInternals {
 
 /** The configuration, backend and counters of a live state; throws if it was consumed. */
 export function stateInternals(state: OptimizerState<unknown>): StateInternals {
-  return coreOf(state);
+  const core = coreOf(state);
+  const counter = core.backend.counter;
+  return {
+    config: core.config,
+    backend: core.backend,
+    steps: counter?.steps ?? core.steps,
+    skipped: counter?.skipped ?? core.skipped,
+    shapes: core.shapes,
+  };
 }
 
 function coreOf(state: unknown): Core {
@@ -256,11 +277,15 @@ export function stepState<T>(
   const core = coreOf(state);
   const backend = core.backend;
   backend.checkUsable?.();
+  const counter = backend.counter;
+  const fault = counter?.takeFault();
+  if (fault) throw fault;
   const zeroCopy = grads === undefined || grads === backend.grads;
   if (!zeroCopy) {
     if (backend.checkGrads) backend.checkGrads(grads);
     else checkGrads(grads, backend.layout.names, backend.layout.lengths);
   }
+  if (counter) return stepOnDevice(core, counter, zeroCopy ? undefined : grads);
   const t = core.steps + 1;
   const lr = learningRateAt(core.config, t);
   computeScalars(core.config, t, lr, core.scalars);
@@ -300,6 +325,36 @@ export function stepState<T>(
   for (let i = 0; i < gc.length; i += 3) backend.centralize!(gc[i], gc[i + 1], gc[i + 2]);
   backend.update(core.scalars);
   core.steps = t;
+  return new StateHandle(core);
+}
+
+/**
+ * A step where the device counts the steps (WebGPU): the scalars of the largest t the device
+ * can be at (every step submitted and not yet reported taken) go into its ring if not there
+ * yet, then one submission; the device skips, halts or takes the step by itself.
+ */
+function stepOnDevice(
+  core: Core,
+  counter: DeviceCounter,
+  grads: unknown,
+): StateHandle {
+  const backend = core.backend;
+  const t = counter.steps + 1;
+  if (!counter.hasScalars(t)) {
+    const lr = learningRateAt(core.config, t);
+    computeScalars(core.config, t, lr, core.scalars);
+    if (backend.layout.segments.length > 0) {
+      for (let g = 0; g < core.groupConfigs.length; g++) {
+        computeScalars(core.groupConfigs[g], t, lr * core.groupLrScales[g], core.groupScalars[g]);
+      }
+    }
+    counter.writeScalars(t, core.scalars, core.groupScalars);
+  }
+  // Nothing above has changed the state (params, moments, slow weights, counts).
+  if (grads !== undefined) backend.loadGrads(grads);
+  const gc = core.gcSegments;
+  for (let i = 0; i < gc.length; i += 3) backend.centralize!(gc[i], gc[i + 1], gc[i + 2]);
+  backend.update(core.scalars);
   return new StateHandle(core);
 }
 

@@ -4,14 +4,17 @@
  * every section, so that every tensor slot is a `GPUBufferBinding` a forward or backward pass
  * can bind directly.
  *
- * A step writes the host's float64 scalars (rounded to f32) into one uniform buffer with
- * `queue.writeBuffer` (and the parameter-group table, if any, into its storage buffer), encodes
- * any pending gradient copies, then one compute pass: the gradient-norm passes (with
- * `clipGradNorm`), one centralization dispatch per rank > 1 tensor (with `gc`), and one step
+ * The device keeps the step counts (a step with a non-finite gradient is skipped or halts the
+ * state there, and must not advance t), so the host's float64 scalars (rounded to f32) of each
+ * t are written ahead into a ring buffer, tagged with t, that the kernels index by the device's
+ * count. A step writes at most one ring entry with `queue.writeBuffer`, encodes any pending
+ * gradient copies, then one compute pass: the gradient-norm passes (with `clipGradNorm` or the
+ * non-finite check), one centralization dispatch per rank > 1 tensor (with `gc`), one step
  * dispatch per binding-sized chunk of the arena (one in all when the arena's sections fit one
  * storage binding, as every model below `maxStorageBufferBindingSize / 4` parameters does), and
- * submits. No buffer or bind group is created per step (a tensor's centralization bind group is
- * made at its first step).
+ * a one-invocation dispatch that counts the step; then it submits, with a copy of the counters
+ * for an asynchronous readback when none is in flight. No buffer or bind group is created per
+ * step (a tensor's centralization bind group is made at its first step).
  *
  * @module
  */
@@ -25,15 +28,24 @@ import {
   SEGMENT_ROW_BYTES,
   SLOW,
 } from "../core/arena.ts";
-import type { Backend } from "../core/backend.ts";
+import type { Backend, DeviceCounter } from "../core/backend.ts";
+import type { NonFinitePolicy } from "../core/options.ts";
 import type { StepScalars } from "../core/scalars.ts";
+import { label } from "../core/tensors.ts";
 import {
   CENTRALIZE_KERNEL_WGSL,
   CENTRALIZE_UNIFORM_BYTES,
+  CONSTS_BYTES,
+  CONTROL_BYTES,
+  COUNTER_WORDS,
+  COUNTERS_OFFSET,
   dispatchGrid,
+  FINALIZE_KERNEL_WGSL,
   GRAD_NORM_PARTIAL_WGSL,
   GRAD_NORM_TOTAL_WGSL,
-  SCALARS_BYTES,
+  RING_SIZE,
+  RING_TAG_WORD,
+  ringStride,
   STEP_KERNEL_WGSL,
   WORKGROUP_SIZE,
 } from "./wgsl_kernel.ts";
@@ -106,6 +118,8 @@ interface Pipeline {
   normPartialLayout: GPUBindGroupLayout;
   normTotal: GPUComputePipeline;
   normTotalLayout: GPUBindGroupLayout;
+  finalize: GPUComputePipeline;
+  finalizeLayout: GPUBindGroupLayout;
 }
 
 const pipelines = new WeakMap<GPUDevice, Promise<Pipeline>>();
@@ -138,6 +152,11 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
             visibility: GPUShaderStage.COMPUTE,
             buffer: { type: "read-only-storage" },
           },
+          {
+            binding: 9,
+            visibility: GPUShaderStage.COMPUTE,
+            buffer: { type: "read-only-storage" },
+          },
         ],
       });
       const module = device.createShaderModule({ code: STEP_KERNEL_WGSL });
@@ -161,12 +180,19 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
           { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
         ],
       });
+      const finalizeLayout = device.createBindGroupLayout({
+        entries: [
+          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
+          { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+        ],
+      });
       const compute = (code: string, entryPoint: string, layout: GPUBindGroupLayout) =>
         device.createComputePipelineAsync({
           layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
           compute: { module: device.createShaderModule({ code }), entryPoint },
         });
-      const [pipeline, centralize, normPartial, normTotal] = await Promise.all([
+      const [pipeline, centralize, normPartial, normTotal, finalize] = await Promise.all([
         device.createComputePipelineAsync({
           layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
           compute: { module, entryPoint: "step" },
@@ -180,6 +206,7 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
         }),
         compute(GRAD_NORM_PARTIAL_WGSL, "partial", normPartialLayout),
         compute(GRAD_NORM_TOTAL_WGSL, "total", normTotalLayout),
+        compute(FINALIZE_KERNEL_WGSL, "finalize", finalizeLayout),
       ]);
       return {
         pipeline,
@@ -190,6 +217,8 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
         normPartialLayout,
         normTotal,
         normTotalLayout,
+        finalize,
+        finalizeLayout,
       };
     })();
     pipelines.set(device, cached);
@@ -219,24 +248,62 @@ interface External {
   slot: GpuTensor;
 }
 
+/** What the device last reported of its step counters (see `Counters` in the WGSL). */
+interface Reported {
+  submitted: number;
+  taken: number;
+  skipped: number;
+  halted: number;
+  firstBad: number;
+  norm: number;
+  haltedAt: number;
+}
+
 /** The WebGPU backend of one state. */
-export class WebGpuBackend implements Backend<GpuTensor> {
+export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
   readonly name = "webgpu" as const;
   readonly params: Readonly<Record<string, GpuTensor>>;
   readonly grads: Readonly<Record<string, GpuTensor>>;
   readonly #device: GPUDevice;
   readonly #sections: GPUBuffer[];
   readonly #gradSlots: GpuTensor[];
-  readonly #scalarBuffer: GPUBuffer;
-  readonly #scalarData = new ArrayBuffer(SCALARS_BYTES);
-  readonly #scalarF32 = new Float32Array(this.#scalarData);
-  readonly #scalarU32 = new Uint32Array(this.#scalarData);
+  readonly #constsBuffer: GPUBuffer;
+  /** The ring of per-step scalars (see `ringStride` in wgsl_kernel.ts), and its host mirror. */
+  readonly #ring: GPUBuffer;
+  readonly #ringStride: number;
+  readonly #ringTags = new Float64Array(RING_SIZE).fill(-1);
+  readonly #entryF32: Float32Array<ArrayBuffer>;
+  readonly #entryU32: Uint32Array<ArrayBuffer>;
+  /**
+   * The gradient norm and the device-side counters (`Control` in the WGSL), the staging buffer
+   * the counters are read back through, and the readback in flight.
+   */
+  readonly #control: GPUBuffer;
+  readonly #countersStaging: GPUBuffer;
+  #readback: Promise<void> | undefined;
+  readonly #reported: Reported = {
+    submitted: 0,
+    taken: 0,
+    skipped: 0,
+    halted: 0,
+    firstBad: 0,
+    norm: NaN,
+    haltedAt: 0,
+  };
+  /** Steps submitted since `start`. */
+  #submitted = 0;
+  /** Submissions up to this one are known not to count (a halt was reported and cleared). */
+  #countedFrom = 0;
+  /** The halt last reported, until `takeFault` hands it out. */
+  #fault: Error | undefined;
+  readonly #finalizePipeline: GPUComputePipeline;
+  readonly #finalizeBindGroup: GPUBindGroup;
+  /** Whether the gradient-norm passes run (clipping, or the non-finite check). */
+  readonly #normComputed: boolean;
   readonly #pipeline: GPUComputePipeline;
   readonly #normPartialPipeline: GPUComputePipeline;
   readonly #normTotalPipeline: GPUComputePipeline;
   readonly #normTotalBindGroup: GPUBindGroup;
-  /** `clipGradNorm`, or undefined (then no norm is computed). */
-  readonly #clipGradNorm: number | undefined;
   readonly #centralizePipeline: GPUComputePipeline;
   readonly #centralizeLayout: GPUBindGroupLayout;
   readonly #limits: GpuPlanLimits;
@@ -248,11 +315,6 @@ export class WebGpuBackend implements Backend<GpuTensor> {
   /** Buffers bound in place of absent sections (slow weights, segment table). */
   readonly #extraBuffers: GPUBuffer[] = [];
   readonly #segmentBuffer: GPUBuffer;
-  /**
-   * The segment table (parameter groups): 8 f32 a row, as core/arena.ts lays it out; the state
-   * writes each row's stepSize, paramDecay and coupledDecay, `update` uploads it.
-   */
-  readonly segmentScalars: Float32Array;
   readonly #externals: External[];
   /** GPU-side gradient copies waiting for the next `update` (reused array). */
   readonly #pendingCopies: GpuTensor[] = [];
@@ -268,12 +330,13 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     limits: GpuPlanLimits,
     externalParams: ReadonlyMap<number, GpuTensor>,
     clipGradNorm?: number,
+    nonFinite: NonFinitePolicy = "propagate",
   ) {
     this.#device = device;
+    this.#finalizePipeline = pipeline.finalize;
     this.#pipeline = pipeline.pipeline;
     this.#normPartialPipeline = pipeline.normPartial;
     this.#normTotalPipeline = pipeline.normTotal;
-    this.#clipGradNorm = clipGradNorm;
     this.#centralizePipeline = pipeline.centralize;
     this.#centralizeLayout = pipeline.centralizeLayout;
     this.#limits = limits;
@@ -301,12 +364,15 @@ export class WebGpuBackend implements Backend<GpuTensor> {
       ? undefined
       : device.createBuffer({ label: "radam no slow weights", size: 16, usage: storage });
     if (slowBuffer) this.#extraBuffers.push(slowBuffer);
+    // The segment table (parameter groups): start, end and group of each run, 8 words a row.
     const segmentCount = layout.segments.length;
-    this.segmentScalars = new Float32Array(segmentCount * (SEGMENT_ROW_BYTES / 4));
-    const segmentInts = new Uint32Array(this.segmentScalars.buffer);
+    const segmentInts = new Uint32Array(segmentCount * (SEGMENT_ROW_BYTES / 4));
+    let groupCount = 0;
     layout.segments.forEach((seg, k) => {
       segmentInts[k * 8] = seg.start;
       segmentInts[k * 8 + 1] = seg.end;
+      segmentInts[k * 8 + 2] = seg.group;
+      groupCount = Math.max(groupCount, seg.group + 1);
     });
     this.#segmentBuffer = device.createBuffer({
       label: "radam segments",
@@ -314,9 +380,57 @@ export class WebGpuBackend implements Backend<GpuTensor> {
       usage: storage,
     });
     this.#extraBuffers.push(this.#segmentBuffer);
-    this.#scalarU32[10] = segmentCount;
-    const normBuffer = device.createBuffer({ label: "radam grad norm", size: 16, usage: storage });
-    this.#extraBuffers.push(normBuffer);
+    if (segmentCount > 0) device.queue.writeBuffer(this.#segmentBuffer, 0, segmentInts);
+    // The ring of per-step scalars, and the counters the device keeps.
+    this.#ringStride = ringStride(groupCount);
+    const entry = new ArrayBuffer(this.#ringStride * 4);
+    this.#entryF32 = new Float32Array(entry);
+    this.#entryU32 = new Uint32Array(entry);
+    this.#ring = device.createBuffer({
+      label: "radam step scalars",
+      size: RING_SIZE * this.#ringStride * 4,
+      usage: storage,
+    });
+    this.#extraBuffers.push(this.#ring);
+    this.#control = device.createBuffer({
+      label: "radam grad norm and step counters",
+      size: CONTROL_BYTES,
+      usage: storage | GPUBufferUsage.COPY_SRC,
+    });
+    this.#extraBuffers.push(this.#control);
+    this.#countersStaging = device.createBuffer({
+      label: "radam step counters readback",
+      size: COUNTER_WORDS * 4,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.#extraBuffers.push(this.#countersStaging);
+    const check = nonFinite !== "propagate";
+    this.#normComputed = check || clipGradNorm !== undefined;
+    const constsData = new ArrayBuffer(CONSTS_BYTES);
+    const constsU32 = new Uint32Array(constsData);
+    constsU32[0] = segmentCount;
+    constsU32[1] = clipGradNorm === undefined ? 0 : 1;
+    new Float32Array(constsData)[2] = clipGradNorm ?? 0;
+    constsU32[3] = check ? 1 : 0;
+    constsU32[4] = nonFinite === "throw" ? 1 : 0;
+    constsU32[5] = RING_SIZE;
+    constsU32[6] = this.#ringStride;
+    constsU32[7] = this.#normComputed ? 1 : 0;
+    this.#constsBuffer = device.createBuffer({
+      label: "radam constants",
+      size: CONSTS_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.#extraBuffers.push(this.#constsBuffer);
+    device.queue.writeBuffer(this.#constsBuffer, 0, constsData);
+    this.#finalizeBindGroup = device.createBindGroup({
+      layout: pipeline.finalizeLayout,
+      entries: [
+        { binding: 0, resource: { buffer: this.#control } },
+        { binding: 1, resource: { buffer: this.#ring } },
+        { binding: 2, resource: { buffer: this.#constsBuffer } },
+      ],
+    });
     const slots = (section: number) => {
       const out: Record<string, GpuTensor> = {};
       layout.names.forEach((name, i) => {
@@ -338,11 +452,6 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     this.params = Object.freeze(params);
     this.grads = Object.freeze(slots(GRADS));
     this.#gradSlots = layout.names.map((n) => this.grads[n]);
-    this.#scalarBuffer = device.createBuffer({
-      label: "radam scalars",
-      size: SCALARS_BYTES,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
     // Chunks: the largest 256-byte multiple a binding allows.
     const chunkElements = Math.floor(limits.maxStorageBufferBindingSize / ALIGN_BYTES) *
       ALIGN_ELEMENTS;
@@ -372,7 +481,7 @@ export class WebGpuBackend implements Backend<GpuTensor> {
       layout: pipeline.normTotalLayout,
       entries: [
         { binding: 0, resource: { buffer: partials } },
-        { binding: 1, resource: { buffer: normBuffer } },
+        { binding: 1, resource: { buffer: this.#control, offset: 0, size: 16 } },
       ],
     });
     this.#chunks = [];
@@ -393,11 +502,12 @@ export class WebGpuBackend implements Backend<GpuTensor> {
           { binding: 1, resource: section(GRADS) },
           { binding: 2, resource: section(EXP_AVG) },
           { binding: 3, resource: section(EXP_AVG_SQ) },
-          { binding: 4, resource: { buffer: this.#scalarBuffer } },
+          { binding: 4, resource: { buffer: this.#constsBuffer } },
           { binding: 5, resource: { buffer: chunkInfo, offset: c * uniformStride, size: 16 } },
           { binding: 6, resource: slowBuffer ? { buffer: slowBuffer } : section(SLOW) },
           { binding: 7, resource: { buffer: this.#segmentBuffer } },
-          { binding: 8, resource: { buffer: normBuffer } },
+          { binding: 8, resource: { buffer: this.#control } },
+          { binding: 9, resource: { buffer: this.#ring } },
         ],
       });
       const normBindGroup = device.createBindGroup({
@@ -534,34 +644,16 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     this.#pendingCentralize.push(c);
   }
 
-  update(scalars: StepScalars): void {
+  /**
+   * Encodes and submits one step: pending gradient copies, then one compute pass (the
+   * gradient-norm passes with clipping or the non-finite check, centralizations, the step
+   * dispatches, and the finalize dispatch that counts the step on the device). The kernels read
+   * their scalars from the ring entry of the device's t (see `writeScalars`); the argument is
+   * not used.
+   */
+  update(_scalars?: StepScalars): void {
     this.checkUsable();
-    const f = this.#scalarF32;
-    f[0] = scalars.gradScale;
-    f[1] = scalars.coupledDecay;
-    f[2] = scalars.beta1;
-    f[3] = scalars.oneMinusBeta1;
-    f[4] = scalars.beta2;
-    f[5] = scalars.oneMinusBeta2;
-    f[6] = scalars.paramDecay;
-    f[7] = scalars.stepSize;
-    f[8] = scalars.eps;
-    this.#scalarU32[9] = scalars.mode >>> 0;
-    this.#scalarU32[11] = scalars.sync !== 0 ? 1 : 0;
-    f[12] = scalars.alpha;
-    f[13] = scalars.gradMix;
-    const clip = this.#clipGradNorm;
-    this.#scalarU32[14] = clip === undefined ? 0 : 1;
-    f[15] = clip ?? 0;
     const device = this.#device;
-    device.queue.writeBuffer(this.#scalarBuffer, 0, this.#scalarF32);
-    if (this.segmentScalars.length > 0) {
-      device.queue.writeBuffer(
-        this.#segmentBuffer,
-        0,
-        this.segmentScalars as Float32Array<ArrayBuffer>,
-      );
-    }
     const encoder = device.createCommandEncoder();
     const layout = this.layout;
     for (let k = 0; k < this.#pendingCopies.length; k++) {
@@ -578,8 +670,9 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     this.#pendingCopies.length = 0;
     this.#pendingTargets.length = 0;
     const pass = encoder.beginComputePass();
-    if (this.#clipGradNorm !== undefined) {
-      // The global norm of the gradients as given (before centralization), on the GPU.
+    if (this.#normComputed) {
+      // The global norm of the gradients as given (before centralization), and the first
+      // non-finite one, on the GPU.
       pass.setPipeline(this.#normPartialPipeline);
       for (const chunk of this.#chunks) {
         pass.setBindGroup(0, chunk.normBindGroup);
@@ -602,6 +695,9 @@ export class WebGpuBackend implements Backend<GpuTensor> {
       pass.setBindGroup(0, chunk.bindGroup);
       pass.dispatchWorkgroups(chunk.grid[0], chunk.grid[1]);
     }
+    pass.setPipeline(this.#finalizePipeline);
+    pass.setBindGroup(0, this.#finalizeBindGroup);
+    pass.dispatchWorkgroups(1);
     pass.end();
     for (const { index, slot } of this.#externals) {
       encoder.copyBufferToBuffer(
@@ -612,7 +708,173 @@ export class WebGpuBackend implements Backend<GpuTensor> {
         layout.lengths[index] * 4,
       );
     }
+    const report = this.#readback === undefined;
+    if (report) this.#encodeReadback(encoder);
     device.queue.submit([encoder.finish()]);
+    this.#submitted++;
+    if (report) this.#startReadback();
+  }
+
+  // --- Step counts on the device (DeviceCounter) ---
+
+  /** This backend counts the steps on the device. */
+  get counter(): DeviceCounter {
+    return this;
+  }
+
+  get steps(): number {
+    const r = this.#reported;
+    return r.taken + this.#submitted - Math.max(r.submitted, this.#countedFrom);
+  }
+
+  get skipped(): number {
+    return this.#reported.skipped;
+  }
+
+  get lastNorm(): number {
+    return this.#reported.norm;
+  }
+
+  start(steps: number, skipped: number): void {
+    const r = this.#reported;
+    Object.assign(r, { submitted: 0, taken: steps, skipped, halted: 0, firstBad: 0, norm: NaN });
+    this.#submitted = 0;
+    this.#countedFrom = 0;
+    this.#fault = undefined;
+    this.#ringTags.fill(-1);
+    const words = new Uint32Array(COUNTER_WORDS);
+    words[1] = steps;
+    words[2] = skipped;
+    words[5] = 0x7fc00000; // NaN: no norm yet
+    this.#device.queue.writeBuffer(this.#control, COUNTERS_OFFSET, words);
+  }
+
+  hasScalars(t: number): boolean {
+    return this.#ringTags[t % RING_SIZE] === t;
+  }
+
+  writeScalars(t: number, s: StepScalars, groups: readonly StepScalars[]): void {
+    if (t > 0xffffffff) throw new RangeError("The WebGPU backend counts at most 2³² − 1 steps");
+    const f = this.#entryF32;
+    const u = this.#entryU32;
+    f[0] = s.gradScale;
+    f[1] = s.coupledDecay;
+    f[2] = s.beta1;
+    f[3] = s.oneMinusBeta1;
+    f[4] = s.beta2;
+    f[5] = s.oneMinusBeta2;
+    f[6] = s.paramDecay;
+    f[7] = s.stepSize;
+    f[8] = s.eps;
+    u[9] = s.mode >>> 0;
+    u[RING_TAG_WORD] = t;
+    u[11] = s.sync !== 0 ? 1 : 0;
+    f[12] = s.alpha;
+    f[13] = s.gradMix;
+    for (let g = 0; 16 + 4 * g < this.#ringStride; g++) {
+      f[16 + 4 * g] = groups[g].stepSize;
+      f[17 + 4 * g] = groups[g].paramDecay;
+      f[18 + 4 * g] = groups[g].coupledDecay;
+    }
+    const slot = t % RING_SIZE;
+    this.#device.queue.writeBuffer(this.#ring, slot * this.#ringStride * 4, this.#entryU32);
+    this.#ringTags[slot] = t;
+  }
+
+  takeFault(): Error | undefined {
+    const fault = this.#fault;
+    if (fault) {
+      this.#fault = undefined;
+      // Steps submitted before this point find the state halted and are not taken; the halt is
+      // lifted for the ones after (the write is ordered after them on the queue).
+      this.#countedFrom = this.#submitted;
+      this.#reported.halted = 0;
+      this.#device.queue.writeBuffer(this.#control, COUNTERS_OFFSET + 12, new Uint32Array([0]));
+    }
+    return fault;
+  }
+
+  async settle(): Promise<void> {
+    while (true) {
+      this.checkUsable();
+      if (this.#reported.submitted >= this.#submitted) return;
+      if (this.#readback === undefined) {
+        const encoder = this.#device.createCommandEncoder();
+        this.#encodeReadback(encoder);
+        this.#device.queue.submit([encoder.finish()]);
+        this.#startReadback();
+      }
+      await this.#readback;
+    }
+  }
+
+  #encodeReadback(encoder: GPUCommandEncoder): void {
+    encoder.copyBufferToBuffer(
+      this.#control,
+      COUNTERS_OFFSET,
+      this.#countersStaging,
+      0,
+      COUNTER_WORDS * 4,
+    );
+  }
+
+  #startReadback(): void {
+    const staging = this.#countersStaging;
+    this.#readback = staging.mapAsync(GPUMapMode.READ).then(
+      () => {
+        const words = new Uint32Array(staging.getMappedRange().slice(0));
+        staging.unmap();
+        this.#readback = undefined;
+        this.#report(words);
+      },
+      () => {
+        // A lost device: checkUsable says so at the next call.
+        this.#readback = undefined;
+      },
+    );
+  }
+
+  #report(words: Uint32Array): void {
+    const r = this.#reported;
+    r.submitted = words[0];
+    r.taken = words[1];
+    r.skipped = words[2];
+    r.norm = new Float32Array(words.buffer, 20, 1)[0];
+    const halted = words[3];
+    if (halted !== 0 && r.halted === 0 && words[6] > this.#countedFrom) {
+      r.halted = halted;
+      r.firstBad = words[4];
+      r.haltedAt = words[6];
+      this.#fault = this.#haltError();
+    }
+  }
+
+  /** The error of a halt the device reported. */
+  #haltError(): Error {
+    const r = this.#reported;
+    const later = this.#submitted - r.haltedAt;
+    const after = later > 0
+      ? `, nor ${
+        later === 1 ? "the step" : `the ${later} steps`
+      } submitted after it before the GPU reported it`
+      : "";
+    if (r.halted === 2) {
+      return new Error(
+        `The WebGPU state stopped at step ${
+          r.taken + 1
+        }: more than ${RING_SIZE} steps were submitted without a report from the GPU, and some were skipped, so the step's scalars were no longer kept; that step was not taken${after}. Await readParams(state) now and then in long loops`,
+      );
+    }
+    const layout = this.layout;
+    let k = layout.names.length - 1;
+    while (k > 0 && (layout.offsets[k] > r.firstBad || layout.lengths[k] === 0)) k--;
+    return new RangeError(
+      `The gradient of ${label(layout.names[k])} holds NaN or ±Infinity at index ${
+        r.firstBad - layout.offsets[k]
+      } (step ${
+        r.taken + 1
+      }); the step was not taken${after}. WebGPU reports it at the first call after the GPU ran that step`,
+    );
   }
 
   readSection(section: number): Promise<Record<string, Float32Array>> {
@@ -628,7 +890,9 @@ export class WebGpuBackend implements Backend<GpuTensor> {
   }
 
   async #read(section: number): Promise<Record<string, Float32Array>> {
-    this.checkUsable();
+    await this.settle();
+    const fault = this.takeFault();
+    if (fault) throw fault;
     const device = this.#device;
     const bytes = Math.ceil(this.layout.total / 4) * 16;
     const all = new Float32Array(bytes / 4);
@@ -716,7 +980,6 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     for (const b of this.#sections) b.destroy();
     for (const b of this.#extraBuffers) b.destroy();
     for (const c of this.#centralizations.values()) c.uniform.destroy();
-    this.#scalarBuffer.destroy();
     this.#staging?.destroy();
   }
 }
@@ -737,6 +1000,8 @@ export async function createWebGpuBackend(
     externalParams?: ReadonlyMap<number, GpuTensor>;
     /** Clip the gradients to this global L2 norm, computed on the GPU each step. */
     clipGradNorm?: number;
+    /** What a step with a NaN or ±Infinity gradient does (checked on the GPU each step). */
+    nonFinite?: NonFinitePolicy;
   } = {},
 ): Promise<WebGpuBackend> {
   const limits: GpuPlanLimits = {
@@ -754,6 +1019,7 @@ export async function createWebGpuBackend(
     limits,
     options.externalParams ?? new Map(),
     options.clipGradNorm,
+    options.nonFinite,
   );
 }
 

@@ -50,27 +50,6 @@ export function hasGpuParams(params: unknown): boolean {
   return Object.values(params).some(isGpuTensorInput);
 }
 
-/**
- * The configuration as the webgpu backend runs it, or a TypeError naming the option it does
- * not support yet (LookAhead/Ranger, gradient centralization, parameter groups, Nesterov and
- * `clipGradNorm` run on the GPU; a non-finite check, `nonFinite: "skip"` or `"throw"`, would
- * need the gradients' status on the host every step). A default `nonFinite` becomes
- * `"propagate"` there.
- */
-export function gpuConfig(config: ResolvedConfig): ResolvedConfig {
-  const unsupported = [
-    config.nonFiniteGiven && config.nonFinite !== "propagate" && `nonFinite: "${config.nonFinite}"`,
-  ].filter(Boolean);
-  if (unsupported.length > 0) {
-    throw new TypeError(
-      `The webgpu backend does not support ${
-        unsupported.join(", ")
-      } yet; use the wasm or js backend`,
-    );
-  }
-  return config.nonFinite === "propagate" ? config : { ...config, nonFinite: "propagate" };
-}
-
 /** Makes a WebGPU state at step 0; `limits` lowers the planning limits (for tests). */
 export async function initWebGpuState(
   config: ResolvedConfig,
@@ -78,7 +57,6 @@ export async function initWebGpuState(
   options: GpuInitOptions = {},
   limits?: Partial<GpuPlanLimits>,
 ): Promise<OptimizerState<GpuTensor>> {
-  config = gpuConfig(config);
   const checked = checkGpuParams(params);
   const device = options.device ?? await requestLargeDevice();
   const layout = planGpuArena(checked.names, checked.lengths, {
@@ -89,6 +67,7 @@ export async function initWebGpuState(
     limits,
     externalParams: checked.device,
     clipGradNorm: config.clipGradNorm,
+    nonFinite: config.nonFinite,
   });
   if (checked.host.size > 0) {
     const data: Record<string, Float32Array> = {};
@@ -114,5 +93,6 @@ export async function restoreWebGpuBackend(
   });
   return await createWebGpuBackend(device ?? await requestLargeDevice(), gpuLayout, {
     clipGradNorm: config?.clipGradNorm,
+    nonFinite: config?.nonFinite,
   });
 }

@@ -3,7 +3,9 @@
  * of the arena sections, with the per-element operations of assembly/index.ts (same order, same
  * modes, Nesterov's `m + gradMix · g`, LookAhead's fused sync into the slow weights, and
  * per-segment step size and decays for parameter groups; the scalars are the host's float64
- * ones rounded to f32), and gradient centralization (one workgroup per row).
+ * ones rounded to f32, read from a ring indexed by the step count the device keeps), the end of a
+ * step (counting it taken, skipped or halted), the global gradient norm with the non-finite
+ * check, and gradient centralization (one workgroup per row).
  *
  * Each invocation updates one `vec4<f32>`; the last vec4 of a chunk is masked, so elements past
  * the chunk's count are left as they were. The invocation index is 2-D
@@ -17,39 +19,78 @@
 export const WORKGROUP_SIZE = 64;
 
 /**
- * Bytes of the scalars uniform: 9 f32 scalars, the mode, the segment count, the sync flag,
- * LookAhead's alpha, Nesterov's gradMix, the clipping flag and clipGradNorm.
+ * Bytes of the constants uniform (`Consts` in the WGSL): what stays the same every step.
  */
-export const SCALARS_BYTES = 64;
+export const CONSTS_BYTES = 32;
+
+/** Entries of the ring of per-step scalars (see {@linkcode ringStride}). */
+export const RING_SIZE = 1024;
+
+/** u32 words of one ring entry before the per-group rows. */
+const RING_HEAD_WORDS = 16;
+
+/** Word of a ring entry holding the step `t` it was written for (its tag). */
+export const RING_TAG_WORD = 10;
+
+/**
+ * u32 words of one ring entry for `groupCount` parameter groups (0 without groups): the 16
+ * words of the step's scalars (9 f32, mode, tag, sync, alpha, gradMix, 2 pad), then per group
+ * its stepSize, paramDecay, coupledDecay and a pad word.
+ */
+export function ringStride(groupCount: number): number {
+  return RING_HEAD_WORDS + 4 * groupCount;
+}
+
+/**
+ * Bytes of the control buffer (`Control` in the WGSL): the gradient norm of the step (16
+ * bytes, written by the norm passes), then the device-side step counters.
+ */
+export const CONTROL_BYTES = 48;
+/** Byte offset of the step counters in the control buffer. */
+export const COUNTERS_OFFSET = 16;
+/** u32 words of the step counters. */
+export const COUNTER_WORDS = 8;
+
+// Shared WGSL declarations of the step and finalize kernels.
+const STEP_COMMON = /* wgsl */ `
+struct Consts {
+  segment_count: u32, clip: u32, clip_max: f32,
+  // check: a non-finite gradient skips the step; halt_on_bad: and halts the state ("throw").
+  check: u32, halt_on_bad: u32,
+  ring_size: u32, stride: u32,
+  // Whether the gradient-norm passes run (clip or check).
+  norm_computed: u32,
+}
+struct Control {
+  // The global gradient norm of this step, and key = 0xffffffff − (first non-finite element),
+  // or 0 when every gradient is finite (written by GRAD_NORM_TOTAL_WGSL).
+  norm: f32, key: u32, pad0: u32, pad1: u32,
+  // Step counts kept on the device: a skipped step must not advance t, and only the GPU knows.
+  submitted: u32, taken: u32, skipped: u32,
+  // 0: running; 1: halted by a non-finite gradient ("throw"); 2: halted, no scalars for t.
+  halted: u32, first_bad: u32, norm_bits: u32, halted_at: u32, pad2: u32,
+}
+`;
 
 /** WGSL source of the step kernel (entry point `step`). */
 export const STEP_KERNEL_WGSL = /* wgsl */ `
-struct Scalars {
-  grad_scale: f32, coupled_decay: f32,
-  beta1: f32, one_minus_beta1: f32,
-  beta2: f32, one_minus_beta2: f32,
-  param_decay: f32, step_size: f32, eps: f32,
-  mode: u32, segment_count: u32, sync: u32,
-  alpha: f32, grad_mix: f32, clip: u32, clip_max: f32,
-}
+${STEP_COMMON}
 struct Chunk { count: u32, start: u32, partial_base: u32, pad0: u32 }
-// The global gradient norm of this step (see GRAD_NORM_PARTIAL_WGSL).
-struct Norm { norm: f32, bad: u32, pad0: u32, pad1: u32 }
-// A parameter-group run of the arena (the rows of core/arena.ts's segment table).
-struct Segment {
-  start: u32, end: u32, step_size: f32, param_decay: f32, coupled_decay: f32,
-  pad0: u32, pad1: u32, pad2: u32,
-}
+// A parameter-group run of the arena: elements [start, end) use the group's scalars.
+struct Segment { start: u32, end: u32, group: u32, pad0: u32, pad1: u32, pad2: u32, pad3: u32, pad4: u32 }
 
 @group(0) @binding(0) var<storage, read_write> p: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> g: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> m: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> v: array<vec4<f32>>;
-@group(0) @binding(4) var<uniform> s: Scalars;
+@group(0) @binding(4) var<uniform> s: Consts;
 @group(0) @binding(5) var<uniform> chunk: Chunk;
 @group(0) @binding(6) var<storage, read_write> slow: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> segments: array<Segment>;
-@group(0) @binding(8) var<storage, read> grad_norm: Norm;
+@group(0) @binding(8) var<storage, read> control: Control;
+@group(0) @binding(9) var<storage, read> ring: array<u32>;
+
+fn ring_f32(k: u32) -> f32 { return bitcast<f32>(ring[k]); }
 
 @compute @workgroup_size(${WORKGROUP_SIZE})
 fn step(
@@ -60,12 +101,26 @@ fn step(
   let i = (wid.y * groups.x + wid.x) * ${WORKGROUP_SIZE}u + lid;
   let count = chunk.count;
   if (i >= (count + 3u) / 4u) { return; }
+  // A skipped step (non-finite gradient), a halted state, or no scalars for this t: no change.
+  if ((s.check != 0u && control.key != 0u) || control.halted != 0u) { return; }
+  let t = control.taken + 1u;
+  let e0 = (t % s.ring_size) * s.stride;
+  if (ring[e0 + ${RING_TAG_WORD}u] != t) { return; }
+  let beta1 = ring_f32(e0 + 2u);
+  let one_minus_beta1 = ring_f32(e0 + 3u);
+  let beta2 = ring_f32(e0 + 4u);
+  let one_minus_beta2 = ring_f32(e0 + 5u);
+  let eps = ring_f32(e0 + 8u);
+  let mode = ring[e0 + 9u];
+  let sync = ring[e0 + 11u];
+  let alpha = ring_f32(e0 + 12u);
+  let grad_mix = ring_f32(e0 + 13u);
+  var coupled_decay = ring_f32(e0 + 1u);
+  var param_decay = ring_f32(e0 + 6u);
+  var step_size = ring_f32(e0 + 7u);
   let p0 = p[i];
   let m0 = m[i];
   let v0 = v[i];
-  var step_size = s.step_size;
-  var param_decay = s.param_decay;
-  var coupled_decay = s.coupled_decay;
   if (s.segment_count > 0u) {
     // Parameter groups: the last segment starting at or before this element (tensors, hence
     // segments, start at 64-element offsets, so a vec4 never straddles two).
@@ -76,40 +131,78 @@ fn step(
       let mid = (lo + hi + 1u) / 2u;
       if (segments[mid].start <= e) { lo = mid; } else { hi = mid - 1u; }
     }
-    step_size = segments[lo].step_size;
-    param_decay = segments[lo].param_decay;
-    coupled_decay = segments[lo].coupled_decay;
+    let row = e0 + ${RING_HEAD_WORDS}u + 4u * segments[lo].group;
+    step_size = ring_f32(row);
+    param_decay = ring_f32(row + 1u);
+    coupled_decay = ring_f32(row + 2u);
   }
-  var grad_scale = s.grad_scale;
-  if (s.clip != 0u && grad_norm.bad == 0u && grad_norm.norm > s.clip_max) {
+  var grad_scale = ring_f32(e0);
+  if (s.clip != 0u && control.key == 0u && control.norm > s.clip_max) {
     // Global-norm clipping: the gradient times max / norm.
-    grad_scale = grad_scale * (s.clip_max / grad_norm.norm);
+    grad_scale = grad_scale * (s.clip_max / control.norm);
   }
   var gi = grad_scale * g[i];
   if (coupled_decay != 0.0) { gi = gi + coupled_decay * p0; }
-  let mi = s.beta1 * m0 + s.one_minus_beta1 * gi;
-  let vi = s.beta2 * v0 + s.one_minus_beta2 * (gi * gi);
+  let mi = beta1 * m0 + one_minus_beta1 * gi;
+  let vi = beta2 * v0 + one_minus_beta2 * (gi * gi);
   // Nesterov (optax): the update uses m + gradMix · g in place of m.
   var num = mi;
-  if (s.grad_mix != 0.0) { num = mi + s.grad_mix * gi; }
+  if (grad_mix != 0.0) { num = mi + grad_mix * gi; }
   var pi = p0;
-  if (s.mode == 0u) {
-    pi = p0 * param_decay - step_size * (num / (sqrt(vi) + s.eps));
-  } else if (s.mode == 1u) {
+  if (mode == 0u) {
+    pi = p0 * param_decay - step_size * (num / (sqrt(vi) + eps));
+  } else if (mode == 1u) {
     pi = p0 * param_decay - step_size * num;
   }
   let rest = count - i * 4u;
   // The tail: lanes at or past the count keep their old values.
   let keep = vec4<u32>(0u, 1u, 2u, 3u) >= vec4<u32>(min(rest, 4u));
-  if (s.sync != 0u) {
+  if (sync != 0u) {
     // LookAhead sync: slow += alpha · (p − slow); p = slow.
     let s0 = slow[i];
-    pi = select(s0 + s.alpha * (pi - s0), p0, keep);
+    pi = select(s0 + alpha * (pi - s0), p0, keep);
     slow[i] = select(pi, s0, keep);
   }
   m[i] = select(mi, m0, keep);
   v[i] = select(vi, v0, keep);
   p[i] = select(pi, p0, keep);
+}
+`;
+
+/**
+ * WGSL of the end of a step (entry point `finalize`, one invocation, after the step
+ * dispatches): counts the step as taken or skipped, or halts the state, on the device, and
+ * records the gradient norm. The host reads these counters back asynchronously.
+ */
+export const FINALIZE_KERNEL_WGSL = /* wgsl */ `
+${STEP_COMMON}
+@group(0) @binding(0) var<storage, read_write> control: Control;
+@group(0) @binding(1) var<storage, read> ring: array<u32>;
+@group(0) @binding(2) var<uniform> s: Consts;
+
+@compute @workgroup_size(1)
+fn finalize() {
+  control.submitted = control.submitted + 1u;
+  if (control.halted != 0u) { return; }
+  // NaN (0x7fc00000) when no norm was computed.
+  control.norm_bits = select(0x7fc00000u, bitcast<u32>(control.norm), s.norm_computed != 0u);
+  if (s.check != 0u && control.key != 0u) {
+    if (s.halt_on_bad != 0u) {
+      control.halted = 1u;
+      control.first_bad = 0xffffffffu - control.key;
+      control.halted_at = control.submitted;
+    } else {
+      control.skipped = control.skipped + 1u;
+    }
+    return;
+  }
+  let t = control.taken + 1u;
+  if (ring[(t % s.ring_size) * s.stride + ${RING_TAG_WORD}u] != t) {
+    control.halted = 2u;
+    control.halted_at = control.submitted;
+    return;
+  }
+  control.taken = t;
 }
 `;
 
@@ -157,7 +250,7 @@ const GRAD_NORM_WORKGROUP_ARRAYS = `
 var<workgroup> wf: array<f32, ${WORKGROUP_SIZE}>;
 var<workgroup> wu: array<u32, ${WORKGROUP_SIZE}>;
 
-// Tree reduction of the workgroup's (largest |g|, non-finite flag) pairs into wf[0], wu[0].
+// Tree reduction of the workgroup's (largest |g|, non-finite key) pairs into wf[0], wu[0].
 fn reduce_max(lid: u32) {
   workgroupBarrier();
   for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
@@ -172,13 +265,15 @@ fn reduce_max(lid: u32) {
 /**
  * WGSL of the global gradient norm (first pass, entry point `partial`), overflow-safe in f32, in two passes. `partial` (one
  * workgroup a 256 gradients, over a chunk of the grads section like the step kernel): the
- * workgroup's largest |g|, the sum of (g / largest)², and whether some g is NaN or ±Infinity
- * (tested on the bits: a compiler may assume finite floats). `total` (one workgroup): M = the
- * largest of all, norm = M · sqrt(Σ sum · (largest / M)²), and the non-finite flag.
+ * workgroup's largest |g|, the sum of (g / largest)², and a key locating its first NaN or
+ * ±Infinity (tested on the bits: a compiler may assume finite floats): 0xffffffff − the
+ * element's index in the grads section, or 0 when all are finite, so that the largest key is
+ * the first such element. `total` (one workgroup): M = the largest of all,
+ * norm = M · sqrt(Σ sum · (largest / M)²), and the largest key.
  */
 export const GRAD_NORM_PARTIAL_WGSL = /* wgsl */ `
 struct Chunk { count: u32, start: u32, partial_base: u32, pad0: u32 }
-struct Partial { largest: f32, sum: f32, bad: u32, pad0: u32 }
+struct Partial { largest: f32, sum: f32, key: u32, pad0: u32 }
 
 @group(0) @binding(0) var<storage, read> g: array<vec4<f32>>;
 @group(0) @binding(1) var<uniform> chunk: Chunk;
@@ -186,9 +281,14 @@ struct Partial { largest: f32, sum: f32, bad: u32, pad0: u32 }
 
 ${GRAD_NORM_WORKGROUP_ARRAYS}
 
-fn nonFinite(x: vec4<f32>) -> bool {
-  let e = bitcast<vec4<u32>>(x) & vec4<u32>(0x7f800000u);
-  return any(e == vec4<u32>(0x7f800000u));
+// The key of the first NaN or ±Infinity among the four elements from element e, or 0.
+fn bad_key(x: vec4<f32>, e: u32) -> u32 {
+  let bad = (bitcast<vec4<u32>>(x) & vec4<u32>(0x7f800000u)) == vec4<u32>(0x7f800000u);
+  if (bad.x) { return 0xffffffffu - e; }
+  if (bad.y) { return 0xffffffffu - (e + 1u); }
+  if (bad.z) { return 0xffffffffu - (e + 2u); }
+  if (bad.w) { return 0xffffffffu - (e + 3u); }
+  return 0u;
 }
 
 @compute @workgroup_size(${WORKGROUP_SIZE})
@@ -207,10 +307,10 @@ fn partial(
   }
   let a = abs(x);
   wf[lid] = max(max(a.x, a.y), max(a.z, a.w));
-  wu[lid] = select(0u, 1u, nonFinite(x));
+  wu[lid] = bad_key(x, chunk.start + i * 4u);
   reduce_max(lid);
   let largest = wf[0];
-  let bad = wu[0];
+  let key = wu[0];
   workgroupBarrier();
   var y = vec4<f32>(0.0);
   if (largest > 0.0) { y = x / largest; }
@@ -222,15 +322,15 @@ fn partial(
   }
   let groupsUsed = ((count + 3u) / 4u + ${WORKGROUP_SIZE - 1}u) / ${WORKGROUP_SIZE}u;
   if (lid == 0u && w < groupsUsed) {
-    partials[chunk.partial_base + w] = Partial(largest, wf[0], bad, 0u);
+    partials[chunk.partial_base + w] = Partial(largest, wf[0], key, 0u);
   }
 }
 `;
 
 /** WGSL of the second pass of the gradient norm (entry point `total`). */
 export const GRAD_NORM_TOTAL_WGSL = /* wgsl */ `
-struct Partial { largest: f32, sum: f32, bad: u32, pad0: u32 }
-struct Norm { norm: f32, bad: u32, pad0: u32, pad1: u32 }
+struct Partial { largest: f32, sum: f32, key: u32, pad0: u32 }
+struct Norm { norm: f32, key: u32, pad0: u32, pad1: u32 }
 ${GRAD_NORM_WORKGROUP_ARRAYS}
 
 @group(0) @binding(0) var<storage, read> all_partials: array<Partial>;
@@ -240,13 +340,13 @@ ${GRAD_NORM_WORKGROUP_ARRAYS}
 fn total(@builtin(local_invocation_index) lid: u32) {
   let n = arrayLength(&all_partials);
   var largest = 0.0;
-  var bad = 0u;
+  var key = 0u;
   for (var k = lid; k < n; k += ${WORKGROUP_SIZE}u) {
     largest = max(largest, all_partials[k].largest);
-    bad = max(bad, all_partials[k].bad);
+    key = max(key, all_partials[k].key);
   }
   wf[lid] = largest;
-  wu[lid] = bad;
+  wu[lid] = key;
   reduce_max(lid);
   let m = wf[0];
   workgroupBarrier();

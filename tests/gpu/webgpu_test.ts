@@ -22,9 +22,19 @@ import {
   readParams,
   readSlowWeights,
   saveState,
+  SINGLE_TENSOR_NAME,
   step,
 } from "../../mod.ts";
-import { caseArb, caseData, checkAgainstReference, optimizerFor, readAll } from "../cases.ts";
+import {
+  caseArb,
+  caseData,
+  checkAgainstReference,
+  optimizerFor,
+  prng,
+  randomTensor,
+  readAll,
+} from "../cases.ts";
+import { refGlobalNorm } from "../reference.ts";
 import { initWebGpuState } from "../../gpu/webgpu_state.ts";
 import { createWebGpuBackend, planGpuArena } from "../../gpu/webgpu_backend.ts";
 import { WORKGROUP_SIZE } from "../../gpu/wgsl_kernel.ts";
@@ -79,16 +89,14 @@ Deno.test({
 });
 
 /**
- * Cases with the training-loop features the GPU runs: LookAhead, gradient centralization,
- * parameter groups, Nesterov and clipping (no non-finite gradients: nothing is skipped).
+ * Cases with the training-loop features: LookAhead, gradient centralization, parameter groups,
+ * Nesterov, clipping and non-finite gradients (skipped on the device).
  */
-const gpuFeatureCases = caseArb(20, true).map((c) => ({
-  ...c,
-  extras: { ...c.extras, badCalls: [] },
-}));
+const gpuFeatureCases = caseArb(20, true);
 
 Deno.test({
-  name: "webgpu: LookAhead, gc, groups, Nesterov, clipping match the float64 reference each step",
+  name:
+    "webgpu: LookAhead, gc, groups, Nesterov, clipping, skipped steps match the float64 reference each step",
   ignore,
   async fn() {
     await noGpuErrors(() =>
@@ -466,18 +474,169 @@ Deno.test({
   },
 });
 
+function gpuGrads(seed: number, lengths: Record<string, number>, count: number) {
+  const rand = prng(seed);
+  return Array.from({ length: count }, () => {
+    const g: Record<string, Float32Array> = {};
+    for (const [name, n] of Object.entries(lengths)) g[name] = randomTensor(rand, n);
+    return g;
+  });
+}
+
+function closeTo(a: Float32Array, b: Float32Array, what: string, rel = 1e-5) {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) {
+    assert.ok(
+      Math.abs(a[i] - b[i]) <= rel * (1 + Math.abs(b[i])),
+      `${what}[${i}]: ${a[i]} vs ${b[i]}`,
+    );
+  }
+}
+
 Deno.test({
-  name: "webgpu: a non-finite check is refused at init, naming the option",
+  name:
+    "webgpu: a NaN mid LookAhead period, stepped without awaiting, is skipped on the device: the run matches wasm's and one without that step",
   ignore,
   async fn() {
-    const w = new Float32Array(4);
-    await assert.rejects(
-      () => radam({ nonFinite: "skip" }).init({ w }, { device: device! }),
-      (e) => e instanceof TypeError && /nonFinite: "skip"/.test(e.message),
-    );
-    const s = await ranger({ groups: [{ match: /w/, lrScale: 2 }] }).init({ w }, {
-      device: device!,
+    await noGpuErrors(async () => {
+      const lengths = { "a.weight": 300, "a.bias": 5 };
+      const params = {
+        "a.weight": { data: randomTensor(prng(1), 300), shape: [3, 100] },
+        "a.bias": randomTensor(prng(2), 5),
+      };
+      const gs = gpuGrads(3, lengths, 20);
+      const bad = { "a.weight": gs[8]["a.weight"].slice(), "a.bias": gs[8]["a.bias"] };
+      bad["a.weight"][211] = NaN;
+      const schedule = (t: number) => 1e-2 * Math.min(1, t / 5);
+      const opt = ranger({ lr: schedule, k: 6, clipGradNorm: 5 });
+      const run = async (init: Promise<OptimizerState<unknown>>, withBad: boolean) => {
+        let s = await init;
+        for (let i = 0; i < gs.length; i++) {
+          if (withBad && i === 8) s = step(s, bad); // t = 9: mid period 7..12
+          s = step(s, gs[i]);
+        }
+        return s;
+      };
+      // No await between the steps: the host cannot know of the skip until the GPU reports it.
+      const gpu = await run(opt.init(params, { device: device! }), true);
+      const gpuClean = await run(opt.init(params, { device: device! }), false);
+      const cpu = await run(opt.init(params), true);
+      assert.equal(cpu.step, 20);
+      assert.equal(cpu.skippedSteps, 1);
+      const [a, b, c] = [await readAll(gpu), await readAll(gpuClean), await readAll(cpu)];
+      assert.equal(gpu.step, 20);
+      assert.equal(gpu.skippedSteps, 1);
+      assert.equal(gpuClean.skippedSteps, 0);
+      for (const name of Object.keys(lengths)) {
+        for (const f of ["p", "m", "v", "s"] as const) {
+          // The skipped step changed nothing: bit for bit the run without it.
+          assert.deepEqual(a[name][f], b[name][f], `${f} of ${name}`);
+          closeTo(Float32Array.from(a[name][f]!), Float32Array.from(c[name][f]!), `${f} ${name}`);
+        }
+      }
+      assert.ok(Math.abs(gpu.lastGradNorm - cpu.lastGradNorm) <= 1e-5 * cpu.lastGradNorm);
     });
-    assert.equal(s.backend, "webgpu");
+  },
+});
+
+Deno.test({
+  name:
+    'webgpu: nonFinite "throw" halts on the device; the next call throws a RangeError naming the tensor, and the state is as before the bad step',
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      const lengths = { a: 70, b: 130 };
+      const gs = gpuGrads(5, lengths, 6);
+      const p0 = { a: new Float32Array(70).fill(0.5), b: new Float32Array(130).fill(-0.5) };
+      const opt = radam({ lr: 1e-2, nonFinite: "throw" });
+      let s = await opt.init(p0, { device: device! });
+      s = step(s, gs[0]);
+      s = step(s, gs[1]);
+      const before = await readAll(s);
+      const bad = { a: gs[2].a, b: gs[2].b.slice() };
+      bad.b[77] = -Infinity;
+      s = step(s, bad); // not known yet: step is synchronous
+      s = step(s, gs[3]); // submitted before the GPU reported: not taken either
+      await assert.rejects(() => readParams(s), (e: Error) => {
+        assert.ok(e instanceof RangeError, String(e));
+        assert.match(e.message, /"b" holds NaN or ±Infinity at index 77 \(step 3\)/);
+        return true;
+      });
+      assert.equal(s.step, 2);
+      assert.equal(s.skippedSteps, 0);
+      assert.deepEqual(await readAll(s), before);
+      s = step(s, gs[2]); // usable again: this is step 3
+      const cpu = [gs[0], gs[1], gs[2]].reduce(
+        (st, g) => st.then((x) => step(x, g)),
+        radam({ lr: 1e-2 }).init(p0),
+      );
+      const [x, y] = [await readParams(s), await readParams(await cpu)];
+      assert.equal(s.step, 3);
+      closeTo(x.a, y.a, "a");
+      closeTo(x.b, y.b, "b");
+      // saveState reports a halt too (once: the state then goes on from where it stopped)
+      s = step(s, bad);
+      await assert.rejects(() => saveState(s), RangeError);
+      assert.equal(s.step, 3);
+      assert.ok((await saveState(s)).length > 0);
+    });
+  },
+});
+
+Deno.test({
+  name: "webgpu: lastGradNorm and skippedSteps are reported by the GPU (exact after a readback)",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      const g = gpuGrads(8, { a: 1000, b: 7 }, 1)[0];
+      g.a[3] = 3e30; // squares overflow f32: the norm is computed overflow-safe
+      const norm = refGlobalNorm(Object.values(g));
+      let s = await radam({ lr: 1e-3 }).init(
+        { a: new Float32Array(1000), b: new Float32Array(7) },
+        {
+          device: device!,
+        },
+      );
+      assert.ok(Number.isNaN(s.lastGradNorm));
+      s = step(s, g);
+      await readParams(s);
+      assert.ok(Math.abs(s.lastGradNorm - norm) <= 1e-5 * norm, `${s.lastGradNorm} vs ${norm}`);
+      g.b[6] = NaN;
+      s = step(s, g);
+      await readParams(s);
+      assert.equal(s.step, 1);
+      assert.equal(s.skippedSteps, 1);
+      assert.ok(!Number.isFinite(s.lastGradNorm));
+      // "propagate" computes no norm (nor any check) unless clipping
+      let p = await radam({ nonFinite: "propagate" }).init(new Float32Array(8), {
+        device: device!,
+      });
+      p = step(p, new Float32Array(8).fill(1));
+      await readParams(p);
+      assert.ok(Number.isNaN(p.lastGradNorm));
+      assert.equal(p.step, 1);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: more than 1024 unreported skipped steps then a good one: a loud error, not a step with stale scalars",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      let s = await radam({ lr: 1e-2 }).init(new Float32Array(4).fill(1), { device: device! });
+      const nan = new Float32Array(4).fill(NaN);
+      for (let i = 0; i < 1100; i++) s = step(s, nan);
+      s = step(s, new Float32Array(4).fill(1));
+      await assert.rejects(() => readParams(s), /more than 1024 steps were submitted/);
+      assert.equal(s.skippedSteps, 1100);
+      assert.equal(s.step, 0);
+      assert.deepEqual((await readParams(s))[SINGLE_TENSOR_NAME], new Float32Array(4).fill(1));
+      s = step(s, new Float32Array(4).fill(1)); // then it goes on, at step 1
+      await readParams(s);
+      assert.equal(s.step, 1);
+      assert.notDeepEqual((await readParams(s))[SINGLE_TENSOR_NAME], new Float32Array(4).fill(1));
+    });
   },
 });
