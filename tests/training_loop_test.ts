@@ -17,6 +17,7 @@ import {
 } from "../mod.ts";
 import { prng, randomTensor } from "./cases.ts";
 import { refGlobalNorm } from "./reference.ts";
+import { TFA_ATOL, TFA_CASES, tfaError, tfaSample } from "./published_values.ts";
 
 const BACKENDS = ["wasm", "js"] as const;
 
@@ -225,9 +226,10 @@ for (const backend of BACKENDS) {
   });
 }
 
-// Published test values. Source: two TensorFlow tests found through the code-search index
-// (test_look_ahead and test_radam, Keras/TF1 ports of LookAhead and RAdam; the index did not name
-// their repository, so treat the provenance as unverified). Both use numpy's
+// Two more test values (the verified published ones are TFA_CASES, at the end). Source: two
+// TensorFlow tests found through the code-search index (test_look_ahead and test_radam,
+// Keras/TF1 ports of LookAhead and RAdam; the index did not name their repository, so treat the
+// provenance as unverified; the values are also derived by hand below). Both use numpy's
 // assert_almost_equal (decimal 7: |actual − desired| < 1.5e-7), kept here.
 const DECIMAL_7 = 1.5e-7;
 
@@ -255,4 +257,16 @@ for (const backend of BACKENDS) {
     const r = Math.sqrt((rho - 4) * (rho - 2) * rhoInf / ((rhoInf - 4) * (rhoInf - 2) * rho));
     assert.ok(Math.abs(s.params[""][0] - (x4 - lr * r * 2 / 2)) < DECIMAL_7);
   });
+}
+
+for (const backend of BACKENDS) {
+  for (const c of TFA_CASES) {
+    Deno.test(`${backend}: TensorFlow Addons ${c.name} (atol ${TFA_ATOL})`, async () => {
+      const { params, grads } = tfaSample();
+      let s = await c.make(backend).init(params);
+      for (let i = 0; i < 100; i++) s = step(s, grads);
+      const error = tfaError(await readParams(s), c.expected);
+      assert.ok(error < TFA_ATOL, `off by ${error}`);
+    });
+  }
 }

@@ -35,6 +35,7 @@ import {
   readAll,
 } from "../cases.ts";
 import { refGlobalNorm } from "../reference.ts";
+import { TFA_ATOL, TFA_CASES, tfaError, tfaSample } from "../published_values.ts";
 import { initWebGpuState } from "../../gpu/webgpu_state.ts";
 import { createWebGpuBackend, planGpuArena } from "../../gpu/webgpu_backend.ts";
 import { WORKGROUP_SIZE } from "../../gpu/wgsl_kernel.ts";
@@ -637,6 +638,22 @@ Deno.test({
       await readParams(s);
       assert.equal(s.step, 1);
       assert.notDeepEqual((await readParams(s))[SINGLE_TENSOR_NAME], new Float32Array(4).fill(1));
+    });
+  },
+});
+
+Deno.test({
+  name: `webgpu: TensorFlow Addons' published RAdam values (dense samples, atol ${TFA_ATOL})`,
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      for (const c of TFA_CASES) {
+        const { params, grads } = tfaSample();
+        let s = await c.make("webgpu").init(params, { device: device! });
+        for (let i = 0; i < 100; i++) s = step(s, grads);
+        const error = tfaError(await readParams(s), c.expected);
+        assert.ok(error < TFA_ATOL, `${c.name}: off by ${error}`);
+      }
     });
   },
 });
