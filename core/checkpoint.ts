@@ -35,6 +35,7 @@ import {
 } from "./safetensors.ts";
 import { groupsOf, type OptimizerState, planFor, restoreState, stateInternals } from "./state.ts";
 import type { ArenaLayout } from "./arena.ts";
+import { checkTensorNames } from "./tensors.ts";
 
 /** Value of the `format` metadata. */
 export const FORMAT = "radam.checkpoint";
@@ -379,6 +380,11 @@ export async function loadCheckpoint(
     );
   }
   const names = order as string[];
+  try {
+    checkTensorNames(names);
+  } catch (error) {
+    throw new CheckpointError(`Checkpoint metadata tensor_order: ${(error as Error).message}`);
+  }
   if (new Set(names).size !== names.length) {
     throw new CheckpointError("Checkpoint metadata tensor_order names a tensor twice");
   }

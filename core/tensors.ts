@@ -81,6 +81,7 @@ export function checkParams(params: unknown): NamedTensors {
   if (names.length === 0) {
     throw new RangeError("Params must hold at least one tensor, got an empty record");
   }
+  checkTensorNames(names);
   const arrays: Float32Array[] = [];
   const shapes: (readonly number[])[] = [];
   for (const name of names) {
@@ -126,6 +127,19 @@ function checkFinite(name: string, data: Float32Array): void {
         `Expected ${label(name)} to hold finite numbers, got ${data[i]} at index ${i}`,
       );
     }
+  }
+}
+
+/**
+ * Refuses tensor names that cannot key a plain record: `"__proto__"` (assigning it sets the
+ * record's prototype instead of adding a tensor, so the tensor would silently vanish from
+ * `state.params`, `readParams` and checkpoints).
+ */
+export function checkTensorNames(names: readonly string[]): void {
+  if (names.includes("__proto__")) {
+    throw new TypeError(
+      'A tensor may not be named "__proto__" (it cannot key a plain record); rename it',
+    );
   }
 }
 

@@ -4,7 +4,12 @@
  *
  * @module
  */
-import { checkParams, type ShapedTensor, SINGLE_TENSOR_NAME } from "../core/tensors.ts";
+import {
+  checkParams,
+  checkTensorNames,
+  type ShapedTensor,
+  SINGLE_TENSOR_NAME,
+} from "../core/tensors.ts";
 
 /**
  * A tensor of f32 elements in a GPU buffer: a `GPUBufferBinding` (bind it directly in a
@@ -133,6 +138,7 @@ export function checkGpuParams(params: unknown): CheckedGpuParams {
     checkParams(params); // throws the CPU path's message
   }
   const names = Object.keys(record);
+  checkTensorNames(names);
   const lengths: number[] = [];
   names.forEach((name, i) => {
     const value = record[name];

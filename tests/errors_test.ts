@@ -49,6 +49,12 @@ Deno.test("init rejects bad params with a clear error", async () => {
     RangeError,
     "the parameter tensor to hold finite numbers",
   );
+  // JSON.parse makes an own "__proto__" key, which a plain record could not hold
+  const params = JSON.parse('{"__proto__": 1, "w": 2}');
+  params.__proto__ = new Float32Array(2);
+  params.w = new Float32Array(2);
+  assert.deepEqual(Object.keys(params), ["__proto__", "w"]);
+  await assert.rejects(() => opt.init(params), TypeError, 'may not be named "__proto__"');
 });
 
 Deno.test("a model too large for 32-bit wasm memory is refused before allocating", async () => {
