@@ -108,7 +108,8 @@ export interface Optimizer {
    *
    * With a second argument (`{ device }`, or `{}`), the state is a WebGPU one when the backend
    * is `"webgpu"`, or `"auto"` with GPU params or a device: `params` may then also hold
-   * `GPUBuffer`s (see {@linkcode GpuParams}) and the state's slots are {@linkcode GpuTensor}s.
+   * `GPUBuffer`s (see {@linkcode GpuParams}; they are updated in place where the step kernel can
+   * bind them) and the state's slots are {@linkcode GpuTensor}s.
    * An explicit `"webgpu"` where no adapter exists throws; it never falls back silently.
    */
   init(params: Params): Promise<OptimizerState>;

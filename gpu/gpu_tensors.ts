@@ -44,6 +44,11 @@ export interface GpuTensor {
 /**
  * A parameter or gradient the caller passes on the GPU: a whole `GPUBuffer` (its length is
  * `buffer.size / 4`) or `{ buffer, offset?, length }` (offset in bytes, a multiple of 4).
+ *
+ * A parameter is updated in place, zero copy, when its buffer has STORAGE usage, its offset is
+ * a multiple of the device's `minStorageBufferOffsetAlignment` and the buffer extends to the
+ * 16-byte boundary after its last element; else, with COPY_SRC | COPY_DST usage, it is copied
+ * into the state at init and back after each step (see {@linkcode placeGpuParams}).
  */
 export type GpuTensorInput = GPUBuffer | {
   readonly buffer: GPUBuffer;
@@ -51,7 +56,10 @@ export type GpuTensorInput = GPUBuffer | {
   readonly length: number;
 };
 
-/** Params for the WebGPU backend: Float32Arrays (uploaded once) or GPU tensors, by name. */
+/**
+ * Params for the WebGPU backend: Float32Arrays (uploaded once) or GPU tensors (updated in place
+ * where they can be bound, see {@linkcode GpuTensorInput}), by name.
+ */
 export type GpuParams =
   | Float32Array
   | GpuTensorInput
@@ -123,7 +131,10 @@ export interface CheckedGpuParams {
   readonly shapes: readonly (readonly number[])[];
 }
 
-const PARAM_USAGE = 0x04 | 0x08; // COPY_SRC | COPY_DST
+/** GPUBufferUsage.COPY_SRC | COPY_DST: what a param copied into and out of the arena needs. */
+const COPY_USAGE = 0x04 | 0x08;
+/** GPUBufferUsage.STORAGE: what a param updated in place needs. */
+const STORAGE_USAGE = 0x80;
 
 /** Validates params for the WebGPU backend (TypeError/RangeError naming the tensor). */
 export function checkGpuParams(params: unknown): CheckedGpuParams {
@@ -143,7 +154,15 @@ export function checkGpuParams(params: unknown): CheckedGpuParams {
   names.forEach((name, i) => {
     const value = record[name];
     if (isGpuTensorInput(value)) {
-      const t = gpuTensorOf(value, name, "parameter", PARAM_USAGE);
+      const t = gpuTensorOf(value, name, "parameter", 0);
+      const usage = t.buffer.usage;
+      if ((usage & STORAGE_USAGE) === 0 && (usage & COPY_USAGE) !== COPY_USAGE) {
+        throw new TypeError(
+          `Expected the buffer of ${
+            label(name, "parameter")
+          } to have usage STORAGE (to be updated in place) or COPY_SRC | COPY_DST (to be copied), got usage ${usage}`,
+        );
+      }
       device.set(i, t);
       lengths.push(t.length);
     } else {
@@ -162,6 +181,54 @@ export function checkGpuParams(params: unknown): CheckedGpuParams {
     checked.names.forEach((name, k) => shapes[names.indexOf(name)] = checked.shapes[k]);
   }
   return { names, lengths, host, device, shapes };
+}
+
+/** Caller-owned params split by how the step reaches them (see {@linkcode placeGpuParams}). */
+export interface PlacedGpuParams {
+  /** Bound by the step kernel directly: updated in place, zero copy. */
+  readonly inPlace: ReadonlyMap<number, GpuTensor>;
+  /** Copied into the arena at init and back to the caller's buffer after each step. */
+  readonly copied: ReadonlyMap<number, GpuTensor>;
+}
+
+/**
+ * Decides for each caller-owned param (as {@linkcode checkGpuParams} returns them) whether the
+ * step updates it in place, binding the caller's buffer range directly (zero copy), or copies
+ * it: in place when its buffer has STORAGE usage, its byte offset is a multiple of the device's
+ * `minStorageBufferOffsetAlignment`, and the buffer extends to the 16-byte boundary after its
+ * last element (the kernel moves whole `vec4`s: up to 3 floats past a tensor whose length is not
+ * a multiple of 4 are read and written back unchanged); else, with COPY_SRC | COPY_DST usage,
+ * copied into the arena at init and back after every step (8 bytes a param a step). Throws a
+ * RangeError naming the tensor when neither is possible. Allocates nothing.
+ */
+export function placeGpuParams(
+  checked: CheckedGpuParams,
+  minStorageBufferOffsetAlignment: number,
+): PlacedGpuParams {
+  const inPlace = new Map<number, GpuTensor>();
+  const copied = new Map<number, GpuTensor>();
+  for (const [i, t] of checked.device) {
+    const padded = Math.ceil(t.length / 4) * 16;
+    const why = t.length === 0
+      ? ""
+      : (t.buffer.usage & STORAGE_USAGE) === 0
+      ? "its buffer lacks STORAGE usage"
+      : t.offset % minStorageBufferOffsetAlignment !== 0
+      ? `its byte offset ${t.offset} is not a multiple of the device's minStorageBufferOffsetAlignment (${minStorageBufferOffsetAlignment})`
+      : t.offset + padded > t.buffer.size
+      ? `the kernel binds whole vec4s, ${padded} bytes from byte ${t.offset}, past the end of its ${t.buffer.size}-byte buffer`
+      : "";
+    if (why === "") inPlace.set(i, t);
+    else if ((t.buffer.usage & COPY_USAGE) === COPY_USAGE) copied.set(i, t);
+    else {
+      throw new RangeError(
+        `Expected ${
+          label(checked.names[i], "parameter")
+        } to be updatable in place or copyable: ${why}, and its buffer lacks COPY_SRC | COPY_DST usage for copying`,
+      );
+    }
+  }
+  return { inPlace, copied };
 }
 
 /** Validates gradients for a WebGPU state: same names, Float32Arrays or GPU tensors of the length. */

@@ -9,12 +9,17 @@
  * t are written ahead into a ring buffer, tagged with t, that the kernels index by the device's
  * count. A step writes at most one ring entry with `queue.writeBuffer`, encodes any pending
  * gradient copies, then one compute pass: the gradient-norm passes (with `clipGradNorm` or the
- * non-finite check), one centralization dispatch per rank > 1 tensor (with `gc`), one step
- * dispatch per binding-sized chunk of the arena (one in all when the arena's sections fit one
- * storage binding, as every model below `maxStorageBufferBindingSize / 4` parameters does), and
- * a one-invocation dispatch that counts the step; then it submits, with a copy of the counters
+ * non-finite check), one centralization dispatch per rank > 1 tensor (with `gc`), the step
+ * dispatches, and a one-invocation dispatch that counts the step; then it submits, with a copy of the counters
  * for an asynchronous readback when none is in flight. No buffer or bind group is created per
  * step (a tensor's centralization bind group is made at its first step).
+ *
+ * The step dispatches cover the tensors whose params the arena holds, one per binding-sized
+ * chunk of each run of consecutive such tensors (one in all when every param is in the arena
+ * and the sections fit one storage binding, as every model below
+ * `maxStorageBufferBindingSize / 4` parameters does), plus, for each param updated in place in
+ * a caller's buffer, one per binding-sized chunk of it: binding 0 is the caller's buffer range,
+ * the other sections are bound at the tensor's arena offset (zero copy).
  *
  * @module
  */
@@ -37,6 +42,7 @@ import {
   CENTRALIZE_UNIFORM_BYTES,
   CONSTS_BYTES,
   CONTROL_BYTES,
+  COPY_TENSOR_WGSL,
   COUNTER_WORDS,
   COUNTERS_OFFSET,
   dispatchGrid,
@@ -120,6 +126,8 @@ interface Pipeline {
   normTotalLayout: GPUBindGroupLayout;
   finalize: GPUComputePipeline;
   finalizeLayout: GPUBindGroupLayout;
+  copyTensor: GPUComputePipeline;
+  copyTensorLayout: GPUBindGroupLayout;
 }
 
 const pipelines = new WeakMap<GPUDevice, Promise<Pipeline>>();
@@ -187,27 +195,36 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
           { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
         ],
       });
+      const copyTensorLayout = device.createBindGroupLayout({
+        entries: [
+          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
+          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+          { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+        ],
+      });
       const compute = (code: string, entryPoint: string, layout: GPUBindGroupLayout) =>
         device.createComputePipelineAsync({
           layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
           compute: { module: device.createShaderModule({ code }), entryPoint },
         });
-      const [pipeline, centralize, normPartial, normTotal, finalize] = await Promise.all([
-        device.createComputePipelineAsync({
-          layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-          compute: { module, entryPoint: "step" },
-        }),
-        device.createComputePipelineAsync({
-          layout: device.createPipelineLayout({ bindGroupLayouts: [centralizeLayout] }),
-          compute: {
-            module: device.createShaderModule({ code: CENTRALIZE_KERNEL_WGSL }),
-            entryPoint: "centralize",
-          },
-        }),
-        compute(GRAD_NORM_PARTIAL_WGSL, "partial", normPartialLayout),
-        compute(GRAD_NORM_TOTAL_WGSL, "total", normTotalLayout),
-        compute(FINALIZE_KERNEL_WGSL, "finalize", finalizeLayout),
-      ]);
+      const [pipeline, centralize, normPartial, normTotal, finalize, copyTensor] = await Promise
+        .all([
+          device.createComputePipelineAsync({
+            layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+            compute: { module, entryPoint: "step" },
+          }),
+          device.createComputePipelineAsync({
+            layout: device.createPipelineLayout({ bindGroupLayouts: [centralizeLayout] }),
+            compute: {
+              module: device.createShaderModule({ code: CENTRALIZE_KERNEL_WGSL }),
+              entryPoint: "centralize",
+            },
+          }),
+          compute(GRAD_NORM_PARTIAL_WGSL, "partial", normPartialLayout),
+          compute(GRAD_NORM_TOTAL_WGSL, "total", normTotalLayout),
+          compute(FINALIZE_KERNEL_WGSL, "finalize", finalizeLayout),
+          compute(COPY_TENSOR_WGSL, "copy_tensor", copyTensorLayout),
+        ]);
       return {
         pipeline,
         layout,
@@ -219,6 +236,8 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
         normTotalLayout,
         finalize,
         finalizeLayout,
+        copyTensor,
+        copyTensorLayout,
       };
     })();
     pipelines.set(device, cached);
@@ -227,11 +246,16 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
   return cached;
 }
 
+/** One dispatch: its bind group and workgroup grid. */
 interface Chunk {
   bindGroup: GPUBindGroup;
-  /** The chunk's first pass of the gradient norm (with clipping). */
-  normBindGroup: GPUBindGroup;
   grid: [number, number];
+}
+
+/** An element range `[start, start + count)` of the sections, bound as one chunk. */
+interface ChunkRange {
+  start: number;
+  count: number;
 }
 
 /** The centralization dispatch of one tensor, made at its first step. */
@@ -242,7 +266,10 @@ interface Centralization {
   uniform: GPUBuffer;
 }
 
-/** A parameter tensor the caller owns: copied into the arena at init, back after each step. */
+/**
+ * A parameter tensor the caller owns that cannot be bound in place (see `placeGpuParams` in
+ * gpu_tensors.ts): copied into the arena at init, back after each step.
+ */
 interface External {
   index: number;
   slot: GpuTensor;
@@ -307,7 +334,10 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
   readonly #centralizePipeline: GPUComputePipeline;
   readonly #centralizeLayout: GPUBindGroupLayout;
   readonly #limits: GpuPlanLimits;
+  /** The step dispatches (see the module doc). */
   readonly #chunks: Chunk[];
+  /** The first pass of the gradient norm: binding-sized chunks of the whole grads section. */
+  readonly #normChunks: Chunk[];
   /** Per-tensor centralization dispatches, by element offset (made once, at the first step). */
   readonly #centralizations = new Map<number, Centralization>();
   /** Centralizations requested for the next `update` (reused array). */
@@ -316,6 +346,11 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
   readonly #extraBuffers: GPUBuffer[] = [];
   readonly #segmentBuffer: GPUBuffer;
   readonly #externals: External[];
+  readonly #copyTensorPipeline: GPUComputePipeline;
+  /** Masked copies of the params updated in place, caller's buffer → the arena's params slot. */
+  readonly #inPlaceReads: Chunk[] = [];
+  /** Masked copies of the params updated in place, the arena's params slot → caller's buffer. */
+  readonly #inPlaceWrites: Chunk[] = [];
   /** GPU-side gradient copies waiting for the next `update` (reused array). */
   readonly #pendingCopies: GpuTensor[] = [];
   readonly #pendingTargets: number[] = [];
@@ -331,6 +366,7 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     externalParams: ReadonlyMap<number, GpuTensor>,
     clipGradNorm?: number,
     nonFinite: NonFinitePolicy = "propagate",
+    inPlaceParams: ReadonlyMap<number, GpuTensor> = new Map(),
   ) {
     this.#device = device;
     this.#finalizePipeline = pipeline.finalize;
@@ -339,6 +375,7 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     this.#normTotalPipeline = pipeline.normTotal;
     this.#centralizePipeline = pipeline.centralize;
     this.#centralizeLayout = pipeline.centralizeLayout;
+    this.#copyTensorPipeline = pipeline.copyTensor;
     this.#limits = limits;
     device.lost.then((info) => this.#lost = info);
     const sectionBytes = layout.sectionLength * 4;
@@ -383,9 +420,9 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     if (segmentCount > 0) device.queue.writeBuffer(this.#segmentBuffer, 0, segmentInts);
     // The ring of per-step scalars, and the counters the device keeps.
     this.#ringStride = ringStride(groupCount);
-    const entry = new ArrayBuffer(this.#ringStride * 4);
-    this.#entryF32 = new Float32Array(entry);
-    this.#entryU32 = new Uint32Array(entry);
+    const ringEntry = new ArrayBuffer(this.#ringStride * 4);
+    this.#entryF32 = new Float32Array(ringEntry);
+    this.#entryU32 = new Uint32Array(ringEntry);
     this.#ring = device.createBuffer({
       label: "radam step scalars",
       size: RING_SIZE * this.#ringStride * 4,
@@ -449,28 +486,59 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
       this.#externals.push({ index, slot });
       params[layout.names[index]] = slot;
     }
+    for (const [index, slot] of inPlaceParams) params[layout.names[index]] = slot;
     this.params = Object.freeze(params);
     this.grads = Object.freeze(slots(GRADS));
     this.#gradSlots = layout.names.map((n) => this.grads[n]);
     // Chunks: the largest 256-byte multiple a binding allows.
     const chunkElements = Math.floor(limits.maxStorageBufferBindingSize / ALIGN_BYTES) *
       ALIGN_ELEMENTS;
-    const chunkCount = Math.max(1, Math.ceil(layout.total / chunkElements));
+    const split = (start: number, end: number): ChunkRange[] => {
+      const out: ChunkRange[] = [];
+      for (let at = start; at < end; at += chunkElements) {
+        out.push({ start: at, count: Math.min(chunkElements, end - at) });
+      }
+      return out;
+    };
+    // The norm covers every gradient, the arena's own and those of params updated in place.
+    const normRanges = split(0, layout.total);
+    // The step covers each run of consecutive tensors whose params the arena holds, and each
+    // param updated in place on its own (binding 0: the caller's buffer): every element of
+    // every tensor in exactly one dispatch (the arena's params slots of the in-place tensors
+    // are never stepped; they only stage readback and restore). Runs need the offsets to grow
+    // with the index, as planGpuArena lays tensors out.
+    const stepRanges: (ChunkRange & { param?: GpuTensor; first: number })[] = [];
+    let run: { start: number; end: number } | undefined;
+    const runs: { start: number; end: number; param?: GpuTensor }[] = [];
+    for (let i = 0; i < layout.names.length; i++) {
+      if (layout.lengths[i] === 0) continue;
+      const start = layout.offsets[i], end = start + layout.lengths[i];
+      const param = inPlaceParams.get(i);
+      if (param) {
+        runs.push({ start, end, param });
+        run = undefined;
+      } else if (run) run.end = end;
+      else runs.push(run = { start, end });
+    }
+    for (const r of runs) {
+      for (const c of split(r.start, r.end)) {
+        stepRanges.push({ ...c, param: r.param, first: r.start });
+      }
+    }
     const uniformStride = Math.max(ALIGN_BYTES, device.limits.minUniformBufferOffsetAlignment);
+    const entryCount = Math.max(1, normRanges.length + stepRanges.length);
     const chunkInfo = device.createBuffer({
       label: "radam chunks",
-      size: uniformStride * chunkCount,
+      size: uniformStride * entryCount,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
-    const counts = new Uint32Array(chunkCount * uniformStride / 4);
+    const counts = new Uint32Array(entryCount * uniformStride / 4);
     this.#extraBuffers.push(chunkInfo);
-    const chunkGroups = (c: number) =>
-      Math.ceil(
-        Math.ceil(Math.max(0, Math.min(chunkElements, layout.total - c * chunkElements)) / 4) /
-          WORKGROUP_SIZE,
-      );
+    const groupsOf = (count: number) => Math.ceil(Math.ceil(count / 4) / WORKGROUP_SIZE);
+    const gridOf = (count: number) =>
+      dispatchGrid(groupsOf(count), limits.maxComputeWorkgroupsPerDimension);
     let partialCount = 0;
-    for (let c = 0; c < chunkCount; c++) partialCount += chunkGroups(c);
+    for (const c of normRanges) partialCount += groupsOf(c.count);
     const partials = device.createBuffer({
       label: "radam grad norm partials",
       size: Math.max(1, partialCount) * 16,
@@ -484,46 +552,78 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
         { binding: 1, resource: { buffer: this.#control, offset: 0, size: 16 } },
       ],
     });
-    this.#chunks = [];
+    const sizeOf = (count: number) => Math.max(16, Math.ceil(count / 4) * 16);
+    const section = (k: number, c: ChunkRange) => ({
+      buffer: this.#sections[k],
+      offset: c.start * 4,
+      size: sizeOf(c.count),
+    });
+    let entry = 0;
+    /** Writes a chunk's uniform entry (count, start, first partial); its binding. */
+    const uniformOf = (c: ChunkRange, partialBase: number) => {
+      counts[entry * uniformStride / 4] = c.count;
+      counts[entry * uniformStride / 4 + 1] = c.start;
+      counts[entry * uniformStride / 4 + 2] = partialBase;
+      return { buffer: chunkInfo, offset: uniformStride * entry++, size: 16 };
+    };
+    this.#normChunks = [];
     let partialBase = 0;
-    for (let c = 0; c < chunkCount; c++) {
-      const start = c * chunkElements;
-      const count = Math.max(0, Math.min(chunkElements, layout.total - start));
-      counts[c * uniformStride / 4] = count;
-      counts[c * uniformStride / 4 + 1] = start;
-      counts[c * uniformStride / 4 + 2] = partialBase;
-      partialBase += chunkGroups(c);
-      const size = Math.max(16, Math.ceil(count / 4) * 16);
-      const section = (k: number) => ({ buffer: this.#sections[k], offset: start * 4, size });
+    for (const c of normRanges) {
+      const bindGroup = device.createBindGroup({
+        layout: pipeline.normPartialLayout,
+        entries: [
+          { binding: 0, resource: section(GRADS, c) },
+          { binding: 1, resource: uniformOf(c, partialBase) },
+          { binding: 2, resource: { buffer: partials } },
+        ],
+      });
+      partialBase += groupsOf(c.count);
+      this.#normChunks.push({ bindGroup, grid: gridOf(c.count) });
+    }
+    this.#chunks = [];
+    for (const c of stepRanges) {
+      const chunk = uniformOf(c, 0);
+      // A param updated in place: its caller's buffer range, at the chunk's place in the tensor
+      // (a 256-byte multiple past the tensor's aligned offset, so aligned too).
+      const p = c.param
+        ? {
+          buffer: c.param.buffer,
+          offset: c.param.offset + (c.start - c.first) * 4,
+          size: sizeOf(c.count),
+        }
+        : section(PARAMS, c);
       const bindGroup = device.createBindGroup({
         layout: pipeline.layout,
         entries: [
-          { binding: 0, resource: section(PARAMS) },
-          { binding: 1, resource: section(GRADS) },
-          { binding: 2, resource: section(EXP_AVG) },
-          { binding: 3, resource: section(EXP_AVG_SQ) },
+          { binding: 0, resource: p },
+          { binding: 1, resource: section(GRADS, c) },
+          { binding: 2, resource: section(EXP_AVG, c) },
+          { binding: 3, resource: section(EXP_AVG_SQ, c) },
           { binding: 4, resource: { buffer: this.#constsBuffer } },
-          { binding: 5, resource: { buffer: chunkInfo, offset: c * uniformStride, size: 16 } },
-          { binding: 6, resource: slowBuffer ? { buffer: slowBuffer } : section(SLOW) },
+          { binding: 5, resource: chunk },
+          { binding: 6, resource: slowBuffer ? { buffer: slowBuffer } : section(SLOW, c) },
           { binding: 7, resource: { buffer: this.#segmentBuffer } },
           { binding: 8, resource: { buffer: this.#control } },
           { binding: 9, resource: { buffer: this.#ring } },
         ],
       });
-      const normBindGroup = device.createBindGroup({
-        layout: pipeline.normPartialLayout,
-        entries: [
-          { binding: 0, resource: section(GRADS) },
-          { binding: 1, resource: { buffer: chunkInfo, offset: c * uniformStride, size: 16 } },
-          { binding: 2, resource: { buffer: partials } },
-        ],
-      });
-      const groups = Math.ceil(Math.ceil(count / 4) / WORKGROUP_SIZE);
-      this.#chunks.push({
-        bindGroup,
-        normBindGroup,
-        grid: dispatchGrid(groups, limits.maxComputeWorkgroupsPerDimension),
-      });
+      const grid = gridOf(c.count);
+      this.#chunks.push({ bindGroup, grid });
+      if (c.param) {
+        const copy = (src: GPUBufferBinding, dst: GPUBufferBinding) => ({
+          bindGroup: device.createBindGroup({
+            layout: pipeline.copyTensorLayout,
+            entries: [
+              { binding: 0, resource: src },
+              { binding: 1, resource: dst },
+              { binding: 2, resource: chunk },
+            ],
+          }),
+          grid,
+        });
+        this.#inPlaceReads.push(copy(p, section(PARAMS, c)));
+        this.#inPlaceWrites.push(copy(section(PARAMS, c), p));
+      }
     }
     device.queue.writeBuffer(chunkInfo, 0, counts);
     if (this.#externals.length > 0) {
@@ -541,12 +641,15 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     }
   }
 
-  /** The number of dispatches a step makes (1 unless the arena exceeds one binding). */
+  /**
+   * The number of step dispatches (1 unless the arena exceeds one binding or params are updated
+   * in place).
+   */
   get dispatchCount(): number {
     return this.#chunks.length;
   }
 
-  /** The workgroup grid of each dispatch. */
+  /** The workgroup grid of each step dispatch. */
   get grids(): readonly (readonly [number, number])[] {
     return this.#chunks.map((c) => c.grid);
   }
@@ -674,8 +777,8 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
       // The global norm of the gradients as given (before centralization), and the first
       // non-finite one, on the GPU.
       pass.setPipeline(this.#normPartialPipeline);
-      for (const chunk of this.#chunks) {
-        pass.setBindGroup(0, chunk.normBindGroup);
+      for (const chunk of this.#normChunks) {
+        pass.setBindGroup(0, chunk.bindGroup);
         pass.dispatchWorkgroups(chunk.grid[0], chunk.grid[1]);
       }
       pass.setPipeline(this.#normTotalPipeline);
@@ -906,6 +1009,8 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     for (let offset = 0; offset < bytes; offset += staging.size) {
       const size = Math.min(staging.size, bytes - offset);
       const encoder = device.createCommandEncoder();
+      // Params updated in place: first their current values into the arena's params slots.
+      if (section === PARAMS && offset === 0) this.#encodeCopies(encoder, this.#inPlaceReads);
       encoder.copyBufferToBuffer(this.#sections[section], offset, staging, 0, size);
       device.queue.submit([encoder.finish()]);
       await staging.mapAsync(GPUMapMode.READ, 0, size);
@@ -932,8 +1037,9 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
         data[name] as Float32Array<ArrayBuffer>,
       );
     });
-    if (section === PARAMS && this.#externals.length > 0) {
+    if (section === PARAMS && (this.#externals.length > 0 || this.#inPlaceWrites.length > 0)) {
       const encoder = this.#device.createCommandEncoder();
+      this.#encodeCopies(encoder, this.#inPlaceWrites);
       for (const { index, slot } of this.#externals) {
         encoder.copyBufferToBuffer(
           buffer,
@@ -947,10 +1053,14 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     }
   }
 
-  /** Copies the params section into the slow weights' (LookAhead's start: slow = params). */
+  /**
+   * Copies the params into the slow weights (LookAhead's start: slow = params), those updated in
+   * place from the caller's buffers.
+   */
   copyParamsToSlow(): void {
     if (this.layout.sectionCount <= SLOW) return;
     const encoder = this.#device.createCommandEncoder();
+    this.#encodeCopies(encoder, this.#inPlaceReads);
     encoder.copyBufferToBuffer(
       this.#sections[PARAMS],
       0,
@@ -959,6 +1069,18 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
       this.layout.sectionLength * 4,
     );
     this.#device.queue.submit([encoder.finish()]);
+  }
+
+  /** Encodes masked tensor copies (`#inPlaceReads` or `#inPlaceWrites`) in one compute pass. */
+  #encodeCopies(encoder: GPUCommandEncoder, copies: readonly Chunk[]): void {
+    if (copies.length === 0) return;
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(this.#copyTensorPipeline);
+    for (const c of copies) {
+      pass.setBindGroup(0, c.bindGroup);
+      pass.dispatchWorkgroups(c.grid[0], c.grid[1]);
+    }
+    pass.end();
   }
 
   /** Uploads host params of some tensors (at init; the others come from caller buffers). */
@@ -997,7 +1119,14 @@ export async function createWebGpuBackend(
   layout: ArenaLayout,
   options: {
     limits?: Partial<GpuPlanLimits>;
+    /** Caller-owned params copied into the arena at init and back after each step. */
     externalParams?: ReadonlyMap<number, GpuTensor>;
+    /**
+     * Caller-owned params updated in place (zero copy), as `placeGpuParams` in gpu_tensors.ts
+     * admits them: STORAGE usage, offset a multiple of `minStorageBufferOffsetAlignment`, and
+     * the buffer extends to the 16-byte boundary after the last element.
+     */
+    inPlaceParams?: ReadonlyMap<number, GpuTensor>;
     /** Clip the gradients to this global L2 norm, computed on the GPU each step. */
     clipGradNorm?: number;
     /** What a step with a NaN or ±Infinity gradient does (checked on the GPU each step). */
@@ -1020,6 +1149,7 @@ export async function createWebGpuBackend(
     options.externalParams ?? new Map(),
     options.clipGradNorm,
     options.nonFinite,
+    options.inPlaceParams,
   );
 }
 

@@ -1,6 +1,7 @@
 /**
- * Starting an optimizer state on the WebGPU backend: validate the params, get a device, build
- * the GPU arena, upload host params once and copy caller-owned GPU params in on the GPU.
+ * Starting an optimizer state on the WebGPU backend: validate the params, get a device, decide
+ * which caller-owned GPU params are updated in place (zero copy) and which are copied, build the
+ * GPU arena, upload host params once.
  *
  * @module
  */
@@ -9,7 +10,7 @@ import type { Backend } from "../core/backend.ts";
 import type { ResolvedConfig } from "../core/options.ts";
 import { SLOW } from "../core/arena.ts";
 import { groupsOf, type OptimizerState, restoreState } from "../core/state.ts";
-import { checkGpuParams, type GpuTensor, isGpuTensorInput } from "./gpu_tensors.ts";
+import { checkGpuParams, type GpuTensor, isGpuTensorInput, placeGpuParams } from "./gpu_tensors.ts";
 import {
   createWebGpuBackend,
   type GpuPlanLimits,
@@ -59,13 +60,15 @@ export async function initWebGpuState(
 ): Promise<OptimizerState<GpuTensor>> {
   const checked = checkGpuParams(params);
   const device = options.device ?? await requestLargeDevice();
+  const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
   const layout = planGpuArena(checked.names, checked.lengths, {
     slow: config.lookahead !== undefined,
     groups: groupsOf(config, checked.names),
   });
   const backend = await createWebGpuBackend(device, layout, {
     limits,
-    externalParams: checked.device,
+    externalParams: placed.copied,
+    inPlaceParams: placed.inPlace,
     clipGradNorm: config.clipGradNorm,
     nonFinite: config.nonFinite,
   });

@@ -383,6 +383,36 @@ fn copy(
 }
 `;
 
+/**
+ * WGSL of a masked copy of one tensor's elements (entry point `copy_tensor`), one `vec4` an
+ * invocation: the first `chunk.count` elements of `src` into `dst` (the uniform is a chunk entry
+ * of the step kernel); lanes of the last vec4 past the count keep `dst`'s values, so the up to 3
+ * floats after a tensor whose length is not a multiple of 4 are left as they were. It moves
+ * parameters updated in place in a caller's buffer to and from the arena's params section
+ * (readback, restore, LookAhead's start) without needing COPY_SRC or COPY_DST on that buffer.
+ */
+export const COPY_TENSOR_WGSL = /* wgsl */ `
+struct Chunk { count: u32, start: u32, partial_base: u32, pad0: u32 }
+
+@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
+@group(0) @binding(2) var<uniform> chunk: Chunk;
+
+@compute @workgroup_size(${WORKGROUP_SIZE})
+fn copy_tensor(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = (wid.y * groups.x + wid.x) * ${WORKGROUP_SIZE}u + lid;
+  let count = chunk.count;
+  if (i >= (count + 3u) / 4u) { return; }
+  let rest = count - i * 4u;
+  let keep = vec4<u32>(0u, 1u, 2u, 3u) >= vec4<u32>(min(rest, 4u));
+  dst[i] = select(src[i], dst[i], keep);
+}
+`;
+
 /** A 2-D workgroup grid covering `groups` workgroups with at most `maxPerDimension` per side. */
 export function dispatchGrid(groups: number, maxPerDimension: number): [number, number] {
   if (groups <= maxPerDimension) return [Math.max(groups, 1), 1];

@@ -2,10 +2,7 @@
  * The WebGPU backend against the float64 reference and the wasm backend (on Mesa's llvmpipe in
  * CI). Without an adapter these tests fail, unless RADAM_NO_GPU=1 says the machine has none.
  *
- * GPU tolerance: WGSL allows division within 2.5 ULP and sqrt as an inverse-sqrt-based
- * approximation, and compilers may contract a·b + c into an FMA. The reference's running
- * bound counts K roundings of u = 2⁻²⁴ per quantity; for the GPU we allow K_GPU = 32, room for
- * each of the ~4 operations of a quantity being off by up to ~2.5 ULP instead of 0.5, twice.
+ * GPU tolerance: see gpu_device.ts.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -40,36 +37,7 @@ import { initWebGpuState } from "../../gpu/webgpu_state.ts";
 import { createWebGpuBackend, planGpuArena } from "../../gpu/webgpu_backend.ts";
 import { WORKGROUP_SIZE } from "../../gpu/wgsl_kernel.ts";
 import { EXP_AVG, EXP_AVG_SQ, PARAMS } from "../../core/arena.ts";
-
-const K_GPU = 32;
-const noGpu = Deno.env.get("RADAM_NO_GPU") === "1";
-const adapter = await navigator.gpu?.requestAdapter();
-if (!adapter && !noGpu) {
-  throw new Error(
-    "No WebGPU adapter found: the GPU tests need one (Mesa's llvmpipe will do); set RADAM_NO_GPU=1 to skip them on a machine without",
-  );
-}
-const device = adapter
-  ? await adapter.requestDevice({
-    requiredLimits: {
-      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
-      maxBufferSize: adapter.limits.maxBufferSize,
-    },
-  })
-  : undefined;
-const ignore = !device;
-
-/** Runs `f` inside validation and out-of-memory error scopes and fails on any GPU error. */
-async function noGpuErrors<T>(f: () => Promise<T>): Promise<T> {
-  device!.pushErrorScope("validation");
-  device!.pushErrorScope("out-of-memory");
-  const out = await f();
-  const oom = await device!.popErrorScope();
-  const validation = await device!.popErrorScope();
-  assert.equal(oom, null, `GPU out-of-memory error: ${oom?.message}`);
-  assert.equal(validation, null, `GPU validation error: ${validation?.message}`);
-  return out;
-}
+import { adapter, device, ignore, K_GPU, noGpuErrors } from "./gpu_device.ts";
 
 Deno.test({
   name: "webgpu: every step matches the float64 reference on random cases",
