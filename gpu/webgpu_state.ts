@@ -60,6 +60,7 @@ export function hasGpuParams(params: unknown): boolean {
 export function gpuConfig(config: ResolvedConfig): ResolvedConfig {
   const unsupported = [
     config.nonFiniteGiven && config.nonFinite !== "propagate" && `nonFinite: "${config.nonFinite}"`,
+    config.threads > 1 && `threads: ${config.threads}`,
   ].filter(Boolean);
   if (unsupported.length > 0) {
     throw new TypeError(
