@@ -3,7 +3,8 @@
  * `--threads=N` (default 2) threads, at sizes from 4K to 4M parameters, alternated, median of
  * several rounds. The default option `threadThreshold` (core/options.ts) comes from this.
  *
- * Three regimes, each timed per step:
+ * Each step is timed on its own; the figures are the median (and mean) step time over all
+ * rounds. Regimes:
  * - `hot`: steps back to back (the workers are still polling when the next step starts);
  * - `cold`: 2 ms idle between steps, so the workers have gone to sleep in `Atomics.wait` and
  *   each step pays a futex wake (a training loop computing gradients between steps);
@@ -25,7 +26,7 @@ const arg = (name: string, fallback: number) =>
 const THREADS = arg("threads", 2);
 const ROUNDS = arg("rounds", 9);
 const SIZES = [4096, 16_384, 32_768, 65_536, 131_072, 262_144, 524_288, 1_048_576, 4_194_304];
-const SAMPLE_MS = 40;
+const SAMPLE_MS = 30;
 
 type Mode = "hot" | "cold" | "skip" | "skip-serial";
 const MODES: Mode[] = ["hot", "cold", "skip", "skip-serial"];
@@ -49,31 +50,37 @@ async function makeState(n: number, threads: number, mode: Mode): Promise<Optimi
 
 const idle = new Int32Array(new SharedArrayBuffer(4));
 
-/** Mean milliseconds of one step over a sample. */
-function sample(get: () => OptimizerState, set: (s: OptimizerState) => void, cold: boolean) {
-  const probe = performance.now();
-  set(step(get()));
-  const once = Math.max(performance.now() - probe, 1e-3);
-  const steps = Math.max(3, Math.min(20_000, Math.round(SAMPLE_MS / once)));
-  if (!cold) {
-    const t0 = performance.now();
-    for (let s = 0; s < steps; s++) set(step(get()));
-    return (performance.now() - t0) / steps;
-  }
-  let total = 0;
-  const few = Math.min(steps, 40);
-  for (let s = 0; s < few; s++) {
-    Atomics.wait(idle, 0, 0, 2); // the workers fall asleep
+/**
+ * Times `count` steps one by one and appends each step's milliseconds to `out`. `cold`: 2 ms
+ * idle before each step, so that the workers have gone to sleep.
+ */
+function sample(
+  get: () => OptimizerState,
+  set: (s: OptimizerState) => void,
+  cold: boolean,
+  count: number,
+  out: number[],
+): void {
+  for (let s = 0; s < count; s++) {
+    if (cold) Atomics.wait(idle, 0, 0, 2);
     const t0 = performance.now();
     set(step(get()));
-    total += performance.now() - t0;
+    out.push(performance.now() - t0);
   }
-  return total / few;
+}
+
+/** Steps per round: about SAMPLE_MS of steps (fewer when cold: each waits 2 ms). */
+function stepsPerRound(n: number, cold: boolean): number {
+  const estimate = n * 2e-6; // ~0.5 Gparams/s, in ms
+  return Math.max(3, Math.min(cold ? 20 : 2000, Math.round(SAMPLE_MS / estimate)));
 }
 
 const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)];
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-console.log(`| size | mode | 1 thread (ms) | ${THREADS} threads (ms) | speed-up |`);
+console.log(
+  `| size | mode | 1 thread, median (mean) ms | ${THREADS} threads, median (mean) ms | speed-up (medians) |`,
+);
 console.log("|---:|---|---:|---:|---:|");
 const crossover: Record<string, number | undefined> = {};
 for (const mode of MODES) {
@@ -83,14 +90,12 @@ for (const mode of MODES) {
     let many = await makeState(n, THREADS, mode);
     const a: number[] = [], b: number[] = [];
     const cold = mode === "cold";
+    const count = stepsPerRound(n, cold);
     for (let r = 0; r < ROUNDS; r++) {
-      if (r % 2 === 0) {
-        a.push(sample(() => one, (s) => one = s, cold));
-        b.push(sample(() => many, (s) => many = s, cold));
-      } else {
-        b.push(sample(() => many, (s) => many = s, cold));
-        a.push(sample(() => one, (s) => one = s, cold));
-      }
+      const first = r % 2 === 0;
+      if (first) sample(() => one, (s) => one = s, cold, count, a);
+      sample(() => many, (s) => many = s, cold, count, b);
+      if (!first) sample(() => one, (s) => one = s, cold, count, a);
     }
     dispose(many);
     const [ta, tb] = [median(a), median(b)];
@@ -98,12 +103,14 @@ for (const mode of MODES) {
     if (speedup > 1 && firstWin === undefined) firstWin = n;
     if (speedup <= 1) firstWin = undefined;
     console.log(
-      `| ${n} | ${mode} | ${ta.toFixed(4)} | ${tb.toFixed(4)} | ${speedup.toFixed(2)}× |`,
+      `| ${n} | ${mode} | ${ta.toFixed(4)} (${mean(a).toFixed(4)}) | ${tb.toFixed(4)} (${
+        mean(b).toFixed(4)
+      }) | ${speedup.toFixed(2)}× |`,
     );
   }
   crossover[mode] = firstWin;
 }
 console.log(
-  "\nSmallest size from which the threaded step is faster at every larger size measured:",
+  "\nSmallest size from which the threaded step is faster (median) at every larger size measured:",
 );
 for (const mode of MODES) console.log(`  ${mode}: ${crossover[mode] ?? "none"}`);

@@ -120,8 +120,10 @@ export interface CommonOptions {
 
 /**
  * Parameters below which a state asked for `threads > 1` still runs on one thread (option
- * `threadThreshold`'s default): measured on a 2-core machine as the size where two threads
- * start to step faster than one (bench/thread_threshold.ts; bench/ANALYSIS.md).
+ * `threadThreshold`'s default), measured by bench/thread_threshold.ts on a 2-core VM (figures in
+ * bench/ANALYSIS.md): with the workers asleep between steps, as in a loop that computes
+ * gradients between them, 2 threads beat 1 from 1M parameters (1.17× at 1M, 0.92× at 512K);
+ * with steps back to back, from 128K. Lower it for such loops, or on machines with cheap wakes.
  *
  * @example
  * ```ts
@@ -130,7 +132,7 @@ export interface CommonOptions {
  * console.log(1000 < DEFAULT_THREAD_THRESHOLD, state.threads); // true 1
  * ```
  */
-export const DEFAULT_THREAD_THRESHOLD = 262_144;
+export const DEFAULT_THREAD_THRESHOLD = 1_048_576;
 
 /** Most threads a state may ask for. */
 export const MAX_THREADS = 256;

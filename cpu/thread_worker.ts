@@ -5,7 +5,7 @@
  * The worker is started from the source text of {@linkcode threadWorkerMain} (a Blob URL), so
  * that it needs no file, no permission and no bundler support: the function must therefore
  * refer to nothing outside itself but the globals every worker has (`Atomics`, `WebAssembly`,
- * `postMessage`), and it uses no Deno-only API, so the same text runs in a browser's worker.
+ * `performance`, `postMessage`), and it uses no Deno-only API, so the same text runs in a browser's worker.
  *
  * @module
  */
@@ -72,8 +72,8 @@ export interface ThreadWorkerInit {
   end: number;
   firstBlock: number;
   lastBlock: number;
-  /** How many times to poll the generation before sleeping on it. */
-  spins: number;
+  /** Milliseconds to poll the generation after a job before sleeping on it. */
+  spinMs: number;
   /** The values of CONTROL and the OP_ constants (the worker's source cannot import). */
   layout: typeof CONTROL;
   ops: { step: number; sumSquares: number; exit: number };
@@ -82,7 +82,8 @@ export interface ThreadWorkerInit {
 /**
  * The worker's program. Receives one {@linkcode ThreadWorkerInit} message, instantiates the
  * shared kernel on the state's memory, answers `{ ready: true }` (or `{ error }`), then loops:
- * wait for the generation to change (polling `spins` times, then `Atomics.wait`), run the job
+ * wait for the generation to change (polling for `spinMs`, then sleeping in
+ * `Atomics.wait`), run the job
  * on its own slice, decrement the pending count (the last one notifies the main thread), until
  * the job is OP_EXIT. It never returns to its event loop while the state lives.
  *
@@ -108,13 +109,17 @@ export function threadWorkerMain(): void {
     const ints = new Int32Array(buffer, init.control, c.BYTES / 4);
     const floats = new Float32Array(buffer, init.control, c.BYTES / 4);
     const { params, grads, m, v, slow, table, segmentCount, partials, total } = init;
-    const { start, end, firstBlock, lastBlock, spins } = init;
+    const { start, end, firstBlock, lastBlock, spinMs } = init;
     let seen = Atomics.load(ints, c.GENERATION);
     scope.postMessage({ ready: true });
     for (;;) {
       let polls = 0;
+      let deadline = 0;
       while (Atomics.load(ints, c.GENERATION) === seen) {
-        if (++polls > spins) Atomics.wait(ints, c.GENERATION, seen);
+        if ((++polls & 1023) !== 0) continue;
+        const now = performance.now();
+        if (deadline === 0) deadline = now + spinMs;
+        else if (now > deadline) Atomics.wait(ints, c.GENERATION, seen);
       }
       seen = Atomics.load(ints, c.GENERATION);
       const op = Atomics.load(ints, c.OP);

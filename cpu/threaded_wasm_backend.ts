@@ -43,8 +43,20 @@ import {
 
 /** Element granularity of the step's slices: 16 f32, one 64-byte cache line. */
 const SLICE_ALIGN = 16;
-/** Polls of a shared counter before sleeping on it (a few tens of microseconds). */
-const SPINS = 20_000;
+/**
+ * How long a worker polls for the next job before sleeping in `Atomics.wait` (as OpenMP's
+ * default spin, a fraction of a millisecond): back-to-back steps find it awake, while a training
+ * loop that computes gradients between steps does not have a core burnt for long. Waking a
+ * sleeping worker costs a futex wake (microseconds on bare metal; up to ~0.4 ms measured on the
+ * 2-vCPU VM of bench/ANALYSIS.md, where an idle vCPU halts).
+ */
+const WORKER_SPIN_MS = 0.3;
+/**
+ * How long the main thread polls for the workers to finish before sleeping (where it may).
+ * Short: on a machine with more runnable threads than cores, a polling main thread would keep
+ * a preempted worker off the core it needs (measured: median steps 10× slower under load).
+ */
+const MAIN_SPIN_MS = 0.05;
 
 /** Settings of a threaded backend (for tests and benchmarks; the option is `threads`). */
 export interface ThreadedOptions {
@@ -207,7 +219,7 @@ export async function createThreadedWasmBackend(
         end,
         firstBlock,
         lastBlock,
-        spins: SPINS,
+        spinMs: WORKER_SPIN_MS,
         layout: CONTROL,
         ops: { step: OP_STEP, sumSquares: OP_SUM_SQUARES, exit: OP_EXIT },
       };
@@ -241,10 +253,14 @@ export async function createThreadedWasmBackend(
   /** Waits until every worker has finished the job. */
   const join = () => {
     let polls = 0;
+    let deadline = 0;
     for (;;) {
       const pending = Atomics.load(ints, CONTROL.PENDING);
       if (pending === 0) return;
-      if (++polls > SPINS && canBlock) Atomics.wait(ints, CONTROL.PENDING, pending);
+      if (!canBlock || (++polls & 1023) !== 0) continue;
+      const now = performance.now();
+      if (deadline === 0) deadline = now + MAIN_SPIN_MS;
+      else if (now > deadline) Atomics.wait(ints, CONTROL.PENDING, pending);
     }
   };
   const assertLive = () => {

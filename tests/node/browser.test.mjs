@@ -69,9 +69,7 @@ function serve() {
     const isolated = req.url === "/plain" ? {} : ISOLATION;
     res.writeHead(200, { "content-type": file[0], ...isolated }).end(file[1]());
   });
-  return new Promise((resolve) =>
-    server.listen(0, "127.0.0.1", () => resolve(server))
-  );
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
 
 test("the bundle in headless Chromium gives Deno's result bit for bit", async () => {

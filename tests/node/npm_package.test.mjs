@@ -47,3 +47,12 @@ test("the package needs no Deno globals", () => {
   );
   assert.doesNotMatch(code, /\bDeno\./);
 });
+
+test("threads > 1 is refused under Node (no Web Workers), one thread runs", async () => {
+  await assert.rejects(
+    lib.radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(8)),
+    /Web Workers/,
+  );
+  const state = await lib.radam({ threads: 1 }).init(new Float32Array(8));
+  assert.equal(state.threads, 1);
+});
