@@ -30,9 +30,11 @@ import {
   type BackendChoice,
   type BackendName,
   type CommonOptions,
+  DEFAULT_THREAD_THRESHOLD,
   type Defaults,
   type LearningRate,
   type LookaheadOptions,
+  MAX_THREADS,
   type NonFinitePolicy,
   type ParamGroup,
   type RAdamOptions,
@@ -41,13 +43,20 @@ import {
   resolveOptions,
   type RuleKind,
 } from "./core/options.ts";
-import { initState, type OptimizerState, readSection, stepState } from "./core/state.ts";
+import {
+  disposeState,
+  initState,
+  type OptimizerState,
+  readSection,
+  stepState,
+} from "./core/state.ts";
 import { type Params, type ShapedTensor, SINGLE_TENSOR_NAME } from "./core/tensors.ts";
 import type { ArenaLayout } from "./core/arena.ts";
 import { loadCheckpoint, type LoadOptions, saveCheckpoint } from "./core/checkpoint.ts";
 import { CheckpointError, MAX_HEADER_BYTES } from "./core/safetensors.ts";
 import { createJsBackend } from "./cpu/js_backend.ts";
 import { createWasmBackend, wasmSimdSupported } from "./cpu/wasm_backend.ts";
+import { checkThreadSupport, createThreadedWasmBackend } from "./cpu/threaded_wasm_backend.ts";
 import type { GpuGrads, GpuParams, GpuTensor, GpuTensorInput } from "./gpu/gpu_tensors.ts";
 import {
   type GpuInitOptions,
@@ -70,7 +79,13 @@ export type {
   RAdamOptions,
   ShapedTensor,
 };
-export { CheckpointError, MAX_HEADER_BYTES, SINGLE_TENSOR_NAME };
+export {
+  CheckpointError,
+  DEFAULT_THREAD_THRESHOLD,
+  MAX_HEADER_BYTES,
+  MAX_THREADS,
+  SINGLE_TENSOR_NAME,
+};
 export type { GpuGrads, GpuInitOptions, GpuParams, GpuTensor, GpuTensorInput, LoadOptions };
 export {
   chain,
@@ -122,20 +137,33 @@ export interface Optimizer {
 
 export type { ResolvedConfig, RuleKind };
 
-function pickBackend(choice: BackendChoice): BackendName {
+function pickBackend(choice: BackendChoice, threads = 1): BackendName {
   if (choice === "js") return "js";
   if (choice === "webgpu") throw new Error("unreachable: webgpu states are made elsewhere");
   const simd = wasmSimdSupported();
-  if (choice === "wasm" && !simd) {
+  if ((choice === "wasm" || threads > 1) && !simd) {
     throw new Error(
-      'The wasm backend needs WebAssembly SIMD, which this runtime lacks; use backend "js" or "auto"',
+      `The wasm backend${
+        threads > 1 ? ` (option threads: ${threads})` : ""
+      } needs WebAssembly SIMD, which this runtime lacks; use backend "js" or "auto"`,
     );
   }
   return simd ? "wasm" : "js";
 }
 
-function makeBackend(name: BackendName): (layout: ArenaLayout) => Promise<Backend> {
-  return name === "wasm" ? createWasmBackend : (layout) => Promise.resolve(createJsBackend(layout));
+function makeBackend(
+  name: BackendName,
+  config?: ResolvedConfig,
+): (layout: ArenaLayout) => Promise<Backend> {
+  if (name === "js") return (layout) => Promise.resolve(createJsBackend(layout));
+  const threads = config?.threads ?? 1;
+  if (threads === 1) return createWasmBackend;
+  // Refused before anything is allocated, whatever the size, so that it never depends on it.
+  checkThreadSupport(threads);
+  return (layout) =>
+    layout.total < config!.threadThreshold
+      ? createWasmBackend(layout)
+      : createThreadedWasmBackend(layout, threads);
 }
 
 function makeOptimizer(
@@ -170,7 +198,13 @@ function optimizerOf(settings: ResolvedConfig): Optimizer {
       const gpu = choice === "webgpu" ||
         (choice === "auto" && (options?.device !== undefined || hasGpuParams(params)));
       if (gpu) return initWebGpuState(settings, params, options);
-      return initState(settings, params as Params, makeBackend(pickBackend(choice)));
+      let factory;
+      try {
+        factory = makeBackend(pickBackend(choice, settings.threads), settings);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return initState(settings, params as Params, factory);
     },
   });
 }
@@ -374,6 +408,36 @@ export function step<T>(state: OptimizerState<T>, grads?: unknown): OptimizerSta
 }
 
 /**
+ * Releases a state: stops the workers of a threaded state (option `threads`), and makes the
+ * state, and every other state of its line (those `step` derived from the same `init`),
+ * unusable: any later use throws a TypeError. Idempotent. A single-threaded state holds nothing
+ * but memory, which the garbage collector reclaims anyway; disposing it is optional.
+ *
+ * Call it when done with a threaded state: Deno's test sanitizers report running workers as a
+ * leak, and in browsers they live as long as the page. (A Deno script that forgets it still
+ * exits: the workers do not keep the process alive.)
+ *
+ * @example Train on two threads, then release them
+ * ```ts
+ * import { dispose, radam, step } from "./mod.ts";
+ *
+ * let state = await radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(4096));
+ * try {
+ *   for (let t = 0; t < 10; t++) {
+ *     state.grads[""].fill(0.1);
+ *     state = step(state);
+ *   }
+ *   console.log(state.threads, state.step); // 2 10
+ * } finally {
+ *   dispose(state);
+ * }
+ * ```
+ */
+export function dispose(state: OptimizerState<unknown>): void {
+  disposeState(state);
+}
+
+/**
  * Copies of the current parameters, by name (a one-tensor state made from a bare
  * `Float32Array` names it `""`). The copies do not change as later steps are taken.
  *
@@ -486,6 +550,6 @@ export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<Opt
     if (choice === "webgpu" || (choice === "auto" && device !== undefined)) {
       return (layout) => restoreWebGpuBackend(layout, device, config);
     }
-    return makeBackend(pickBackend(choice));
+    return makeBackend(pickBackend(choice, config.threads), config);
   });
 }

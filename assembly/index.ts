@@ -18,8 +18,11 @@ const MODE_MOMENTUM: i32 = 1;
 // Any other mode: moments only, the parameters are left untouched.
 
 /**
- * One optimizer step over `n` elements. `params`, `grads`, `m` and `v` are byte addresses of
- * 16-byte-aligned f32 sections of the arena.
+ * One optimizer step over the elements `start` to `end` (exclusive) of the arena. `params`,
+ * `grads`, `m`, `v` and `slow` are byte addresses of 16-byte-aligned f32 sections of the arena
+ * (element 0 of each); the single-threaded host passes the whole range `[0, n)`, the threaded
+ * one (cpu/threaded_wasm_backend.ts) one slice per thread. Every element's result depends on
+ * that element only, so any split gives the same bits.
  *
  * Per element:
  *   g = gradScale * grad (+ coupledDecay * p, only when coupledDecay != 0)
@@ -39,7 +42,8 @@ export function step(
   grads: usize,
   m: usize,
   v: usize,
-  n: i32,
+  start: i32,
+  end: i32,
   gradScale: f32,
   coupledDecay: f32,
   beta1: f32,
@@ -68,19 +72,24 @@ export function step(
   SYNC = sync != 0;
   GRAD_MIX = gradMix;
   if (segmentCount == 0) {
-    stepRange(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, mode);
+    const o = <usize> start << 2;
+    stepRange(
+      params + o, grads + o, m + o, v + o, slow + o, end - start,
+      coupledDecay, paramDecay, stepSize, mode,
+    );
     return;
   }
   // Parameter groups: a table of 32-byte rows (i32 start, i32 end, f32 stepSize,
   // f32 paramDecay, f32 coupledDecay, 3 × pad), one per run of tensors sharing hyperparameters;
-  // each run is stepped with its own three scalars, all in this one call.
+  // each run, clipped to [start, end), is stepped with its own three scalars, all in this call.
   for (let k = 0; k < segmentCount; k++) {
     const row = segments + (<usize> k << 5);
-    const start = load<i32>(row);
-    const end = load<i32>(row + 4);
-    const o = <usize> start << 2;
+    const lo = max(load<i32>(row), start);
+    const hi = min(load<i32>(row + 4), end);
+    if (lo >= hi) continue;
+    const o = <usize> lo << 2;
     stepRange(
-      params + o, grads + o, m + o, v + o, slow + o, end - start,
+      params + o, grads + o, m + o, v + o, slow + o, hi - lo,
       load<f32>(row + 16), load<f32>(row + 12), load<f32>(row + 8), mode,
     );
   }
@@ -234,13 +243,51 @@ function vector(
 }
 
 /**
+ * Elements per block of the sum of squares: the reduction is defined blockwise, so that a
+ * threaded state (each thread sums whole blocks) and a single-threaded one give the same bits.
+ * A multiple of 8. Mirrored by SUM_BLOCK in cpu/js_backend.ts.
+ */
+const SUM_BLOCK: i32 = 16384;
+
+/**
  * Sum of squares of `n` f32 values at `ptr` (16-byte aligned), accumulated in f64 so that it
  * cannot overflow and is NaN/Infinity exactly when some value is. Fixed order, mirrored by the
- * TypeScript backend: eight lane sums s0..s7 (lane j takes elements 8i + j of the part below
- * n & ~7, each square exact in f64), combined as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) +
- * (s6 + s7)), then the tail added in order. Eight independent f64 chains hide the add latency.
+ * TypeScript backend: the values are cut into blocks of SUM_BLOCK elements (the last one
+ * shorter); each block is summed by `blockSumSquares`, and the block sums are added in order
+ * to a running f64 total starting at 0.
  */
 export function sumSquares(ptr: usize, n: i32): f64 {
+  let total: f64 = 0;
+  for (let start = 0; start < n; start += SUM_BLOCK) {
+    total += blockSumSquares(ptr + (<usize> start << 2), min(SUM_BLOCK, n - start));
+  }
+  return total;
+}
+
+/**
+ * The block sums of `sumSquares` for blocks `first` to `last` (exclusive) of the `n` values at
+ * `ptr`, written as f64 to `out + 8 * block`: a thread's share of the reduction. The host adds
+ * all the block sums in order, as `sumSquares` does.
+ */
+export function sumSquaresBlocks(ptr: usize, n: i32, first: i32, last: i32, out: usize): void {
+  for (let b = first; b < last; b++) {
+    const start = b * SUM_BLOCK;
+    store<f64>(
+      out + (<usize> b << 3),
+      blockSumSquares(ptr + (<usize> start << 2), min(SUM_BLOCK, n - start)),
+    );
+  }
+}
+
+/**
+ * Sum of squares of one block of `n` values: eight lane sums s0..s7 (lane j takes elements
+ * 8i + j of the part below n & ~7, each square exact in f64), combined as ((s0 + s1) + (s2 +
+ * s3)) + ((s4 + s5) + (s6 + s7)), then the tail added in order. Eight independent f64 chains
+ * hide the add latency.
+ */
+// @ts-ignore: decorator
+@inline
+function blockSumSquares(ptr: usize, n: i32): f64 {
   let a0 = f64x2.splat(0);
   let a1 = f64x2.splat(0);
   let a2 = f64x2.splat(0);

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { type OptimizerState, radam, step } from "../mod.ts";
+import { dispose, type OptimizerState, radam, step } from "../mod.ts";
 import { writeSvgChart } from "./svg_chart.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -94,6 +94,7 @@ export function mixedLayout(total: number, count: number): number[] {
 async function rectifiedState(
   backend: "wasm" | "js",
   sizes: number[],
+  threads = 1,
 ): Promise<OptimizerState> {
   const params: Record<string, Float32Array> = {};
   sizes.forEach((n, t) => {
@@ -103,7 +104,10 @@ async function rectifiedState(
   });
   // nonFinite "propagate": the same update as the C, TensorFlow.js and PyTorch (no check pass).
   // The default, "skip", adds one read of the gradients per step (see bench/RESULTS.md notes).
-  let state = await radam({ backend, nonFinite: "propagate" }).init(params);
+  // threadThreshold 0: the threaded contender runs on its threads at every size (the threshold
+  // itself is measured by bench/thread_threshold.ts).
+  let state = await radam({ backend, nonFinite: "propagate", threads, threadThreshold: 0 })
+    .init(params);
   state.names.forEach((name, t) => {
     const g = state.grads[name];
     for (let i = 0; i < g.length; i++) g[i] = gradient(t, i);
@@ -119,13 +123,17 @@ function libraryContender(
   backend: "wasm" | "js",
   copied: boolean,
   tensors = 1,
+  threads = 1,
 ): Contender {
   return {
     name,
     key,
     async setup(n) {
       const sizes = tensors === 1 ? [n] : mixedLayout(n, tensors);
-      let state = await rectifiedState(backend, sizes);
+      let state = await rectifiedState(backend, sizes, threads);
+      if (threads > 1) {
+        return { time: syncTimer(() => state = step(state)), dispose: () => dispose(state) };
+      }
       if (!copied) return { time: syncTimer(() => state = step(state)) };
       const external: Record<string, Float32Array> = {};
       state.names.forEach((tensor, t) => {
@@ -343,6 +351,14 @@ const contenders: Contender[] = ([
   libraryContender("radam wasm, zero-copy gradients", "wasm", "wasm", false),
   libraryContender("radam wasm, copied-in gradients", "wasm-copy", "wasm", true),
   libraryContender("radam js", "js", "js", false),
+  libraryContender(
+    `radam wasm, ${THREADS} threads (zero-copy)`,
+    "wasm-threads",
+    "wasm",
+    false,
+    1,
+    THREADS,
+  ),
   tfContender("wasm"),
   tfContender("cpu"),
   ...C_VARIANTS.map((variant) => cContender(variant, binaries)),
@@ -401,6 +417,8 @@ const ratioRows: [string, string, string][] = [
     "tfjs-wasm",
   ],
   ["wasm / C OpenMP (all cores)", "wasm", "c-omp"],
+  [`wasm ${THREADS} threads / C OpenMP ${THREADS} threads`, "wasm-threads", "c-omp"],
+  [`wasm ${THREADS} threads / wasm 1 thread`, "wasm-threads", "wasm"],
 ];
 const ratioLines = [
   "| ratio (params/s) | " + SIZES.map(([l]) => l).join(" | ") + " |",
@@ -452,6 +470,21 @@ check(
   SIZES.filter(([l]) => l === "64M").map(([l, n]) => [l, n, "wasm", "c-native"]),
   0.9,
 );
+check(
+  `wasm on ${THREADS} threads ≥ 0.85× C OpenMP on ${THREADS} threads at 16M and 64M (4M reported)`,
+  SIZES.filter(([l]) => l === "16M" || l === "64M").map((
+    [l, n],
+  ) => [l, n, "wasm-threads", "c-omp"]),
+  0.85,
+);
+{
+  const at4m = SIZES.find(([l]) => l === "4M");
+  if (at4m && verdicts.length > 0) {
+    const [x, y] = ratioOf("4M", at4m[1], "wasm-threads", "c-omp");
+    const last = verdicts[verdicts.length - 1];
+    last.detail += `; 4M ${x !== undefined && y !== undefined ? (x / y).toFixed(2) : "—"}×`;
+  }
+}
 check(
   "wasm ≥ 10× TensorFlow.js Adam (wasm backend) at every size",
   SIZES.map(([l, n]) => [l, n, "wasm", "tfjs-wasm"]),

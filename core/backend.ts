@@ -49,6 +49,13 @@ export interface Backend<T = Float32Array> {
    * encodes `centralize` into its next `update`.
    */
   readonly segmentScalars?: Float32Array;
+  /** Threads the step runs on (wasm with option `threads`); 1 when absent. */
+  readonly threads?: number;
+  /**
+   * Releases what the backend holds besides memory the garbage collector reclaims (the workers
+   * of a threaded state); the backend is unusable afterwards. Optional.
+   */
+  dispose?(): void;
   /** Runs one fused step over the whole arena. */
   update(scalars: StepScalars): void;
   /**

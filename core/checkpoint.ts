@@ -20,6 +20,8 @@ import type { Backend } from "./backend.ts";
 import {
   type BackendChoice,
   checkLearningRate,
+  checkNumber,
+  checkThreads,
   type LearningRate,
   type ResolvedConfig,
   resolveLookahead,
@@ -179,6 +181,13 @@ export interface LoadOptions {
    */
   lr?: LearningRate;
   /**
+   * Threads the resumed state steps on (wasm only; see the optimizer option `threads`). Not
+   * stored in checkpoints: a state saved on any number of threads resumes on any number.
+   */
+  threads?: number;
+  /** See the optimizer option `threadThreshold`. */
+  threadThreshold?: number;
+  /**
    * The GPU device to resume on: with backend `"auto"` (or `"webgpu"`), the state is restored
    * into GPU buffers on this device.
    */
@@ -271,6 +280,10 @@ function configOf(
       `Option backend must be one of auto, wasm, js, webgpu, got ${String(options.backend)}`,
     );
   }
+  checkThreads(options.threads, options.backend ?? "auto");
+  if (options.threadThreshold !== undefined) {
+    checkNumber("threadThreshold", options.threadThreshold, 0, Infinity, true);
+  }
   for (const key of REQUIRED_HYPERPARAMETERS[rule]) {
     if (!Object.hasOwn(stored, key)) {
       throw new CheckpointError(`Checkpoint hyperparameters lack ${key}`);
@@ -293,6 +306,10 @@ function configOf(
       ...(groups === undefined ? {} : { groups: groupsFrom(groups, metadata) }),
       lr,
       backend: options.backend ?? "auto",
+      ...(options.threads === undefined ? {} : { threads: options.threads }),
+      ...(options.threadThreshold === undefined
+        ? {}
+        : { threadThreshold: options.threadThreshold }),
     }, { weightDecay: 0, decoupledWeightDecay: false });
     return wrapped ? resolveLookahead(inner, lookahead) : inner;
   } catch (e) {

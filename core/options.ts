@@ -101,7 +101,44 @@ export interface CommonOptions {
    * kernel call (a per-run scalar table).
    */
   groups?: readonly ParamGroup[];
+  /**
+   * Threads the wasm step runs on: an integer from 1 (the default: the main thread only, no
+   * shared memory, no workers) to 256. With `threads > 1` the arena lives in a shared
+   * `WebAssembly.Memory` and `threads - 1` Web Workers step their slices of it while the main
+   * thread steps its own; `step` stays synchronous and the results are bit-identical to one
+   * thread's. States smaller than `threadThreshold` parameters stay on one thread (no workers).
+   * Needs SharedArrayBuffer (browsers: a cross-origin-isolated page) and Web Workers (Deno,
+   * browsers; not Node.js): where they are missing, `init` throws rather than running on one
+   * thread. Wasm backend only (`"js"` and `"webgpu"` refuse it). Release the workers with
+   * `dispose(state)`.
+   */
+  threads?: number;
+  /**
+   * With `threads > 1`: the number of parameters below which a state stays on one thread,
+   * since waking and waiting for the workers would cost more than they save. Default
+   * {@linkcode DEFAULT_THREAD_THRESHOLD} (measured; see bench/ANALYSIS.md). 0 always splits.
+   */
+  threadThreshold?: number;
 }
+
+/**
+ * Parameters below which a state asked for `threads > 1` still runs on one thread (option
+ * `threadThreshold`'s default), measured by bench/thread_threshold.ts on a 2-core VM (figures in
+ * bench/ANALYSIS.md): with the workers asleep between steps, as in a loop that computes
+ * gradients between them, 2 threads beat 1 from 1M parameters (1.17× at 1M, 0.92× at 512K);
+ * with steps back to back, from 128K. Lower it for such loops, or on machines with cheap wakes.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_THREAD_THRESHOLD, radam } from "../mod.ts";
+ * const state = await radam({ threads: 2 }).init(new Float32Array(1000));
+ * console.log(1000 < DEFAULT_THREAD_THRESHOLD, state.threads); // true 1
+ * ```
+ */
+export const DEFAULT_THREAD_THRESHOLD = 1_048_576;
+
+/** Most threads a state may ask for. */
+export const MAX_THREADS = 256;
 
 /**
  * One parameter group: which tensors, and the hyperparameters that differ for them.
@@ -251,6 +288,10 @@ export interface ResolvedConfig {
   readonly gc: boolean;
   /** Parameter groups (may be empty). */
   readonly groups: readonly Required<ParamGroup>[];
+  /** Threads the wasm step may run on (1: single-threaded). */
+  readonly threads: number;
+  /** Parameters below which a threaded state stays on one thread. */
+  readonly threadThreshold: number;
   /** LookAhead's settings, when wrapped by `lookahead`. */
   readonly lookahead?: { readonly k: number; readonly alpha: number };
 }
@@ -307,6 +348,8 @@ const KNOWN_OPTIONS: Record<RuleKind, readonly string[]> = {
     "nonFinite",
     "gc",
     "groups",
+    "threads",
+    "threadThreshold",
   ],
   radam: [
     "lr",
@@ -323,6 +366,8 @@ const KNOWN_OPTIONS: Record<RuleKind, readonly string[]> = {
     "nonFinite",
     "gc",
     "groups",
+    "threads",
+    "threadThreshold",
   ],
 };
 
@@ -374,6 +419,7 @@ export function resolveOptions(
       `Option backend must be one of ${BACKENDS.join(", ")}, got ${String(backend)}`,
     );
   }
+  const threads = checkThreads(o.threads, backend);
   return Object.freeze({
     kind,
     name,
@@ -407,7 +453,35 @@ export function resolveOptions(
     gc: checkBoolean("gc", o.gc, defaults.gc ?? false),
     nesterov: checkBoolean("nesterov", o.nesterov, false),
     groups: checkGroups(o.groups, o.weightDecay ?? defaults.weightDecay),
+    threads,
+    threadThreshold: o.threadThreshold === undefined
+      ? DEFAULT_THREAD_THRESHOLD
+      : checkNumber("threadThreshold", o.threadThreshold, 0, Infinity, true),
   });
+}
+
+/**
+ * Validates option `threads` (default 1): an integer from 1 to MAX_THREADS, and > 1 only on a
+ * backend that can use it (wasm, or auto).
+ */
+export function checkThreads(value: unknown, backend: unknown): number {
+  if (value === undefined) return 1;
+  if (typeof value !== "number") {
+    throw new TypeError(`Option threads must be a number, got ${typeof value}`);
+  }
+  if (!Number.isInteger(value) || value < 1 || value > MAX_THREADS) {
+    throw new RangeError(
+      `Option threads must be an integer from 1 to ${MAX_THREADS}, got ${String(value)}`,
+    );
+  }
+  if (value > 1 && backend !== "wasm" && backend !== "auto") {
+    throw new TypeError(
+      `Option threads: ${value} needs the wasm backend (backend "wasm" or "auto"), got backend ${
+        JSON.stringify(backend)
+      }`,
+    );
+  }
+  return value;
 }
 
 function checkGroups(value: unknown, weightDecay: number): readonly Required<ParamGroup>[] {

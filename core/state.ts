@@ -59,6 +59,11 @@ export interface OptimizerState<T = Float32Array> {
    * NaN-or-Infinity).
    */
   readonly lastGradNorm: number;
+  /**
+   * Threads the step runs on: 1, or the `threads` option where the state is at least
+   * `threadThreshold` parameters (then `threads - 1` workers run until `dispose(state)`).
+   */
+  readonly threads: number;
 }
 
 /** What a state handle points at. Shared by all handles of one line of states. */
@@ -80,10 +85,13 @@ interface Core {
   readonly shapes: readonly (readonly number[])[];
   /** The handle that may still be used; every other handle of this core is consumed. */
   current: StateHandle | undefined;
+  /** Set by `dispose`: every handle of this core is then unusable. */
+  disposed?: boolean;
 }
 
 const CONSUMED_MESSAGE =
   "This optimizer state was consumed by step(); use the state that step() returned";
+const DISPOSED_MESSAGE = "This optimizer state was disposed";
 
 // deno-lint-ignore no-explicit-any
 class StateHandle implements OptimizerState<any> {
@@ -96,7 +104,13 @@ class StateHandle implements OptimizerState<any> {
 
   /** The core, if this handle is the live one; else throws. */
   live(): Core {
+    if (this.#core.disposed) throw new TypeError(DISPOSED_MESSAGE);
     if (this.#core.current !== this) throw new TypeError(CONSUMED_MESSAGE);
+    return this.#core;
+  }
+
+  /** The core, live or consumed (for `dispose`, which any handle of a line may call). */
+  anyCore(): Core {
     return this.#core;
   }
 
@@ -128,6 +142,9 @@ class StateHandle implements OptimizerState<any> {
   get lastGradNorm(): number {
     const core = this.live();
     return core.backend.counter?.lastNorm ?? core.lastNorm;
+  }
+  get threads(): number {
+    return this.live().backend.threads ?? 1;
   }
 }
 
@@ -379,6 +396,21 @@ export function readSection(
   section: number,
 ): Promise<Record<string, Float32Array>> {
   return coreOf(state).backend.readSection(section);
+}
+
+/**
+ * Releases a state's workers (threaded states) and makes every handle of its line unusable;
+ * see `dispose` in mod.ts. Idempotent; any handle of the line, even a consumed one, may be given.
+ */
+export function disposeState(state: OptimizerState<unknown>): void {
+  if (!(state instanceof StateHandle)) {
+    throw new TypeError("Expected an optimizer state made by init() or step()");
+  }
+  const core = state.anyCore();
+  if (core.disposed) return;
+  core.disposed = true;
+  core.current = undefined;
+  core.backend.dispose?.();
 }
 
 /** The per-step scalars of the last step taken (for tests and diagnostics). */

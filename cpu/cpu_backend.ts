@@ -16,6 +16,10 @@ export type CpuKernel = (scalars: StepScalars) => void;
 export interface CpuExtras {
   gradSumSquares(): number;
   centralize(offset: number, rows: number, cols: number): void;
+  /** Threads the step runs on (default 1). */
+  threads?: number;
+  /** Releases what the backend holds besides memory (workers). */
+  dispose?(): void;
 }
 
 /** A CPU backend: views into an arena, and the kernel that steps it. */
@@ -26,6 +30,8 @@ export class CpuBackend implements Backend<Float32Array> {
   readonly segmentScalars: Float32Array;
   readonly gradSumSquares: () => number;
   readonly centralize: (offset: number, rows: number, cols: number) => void;
+  readonly threads: number;
+  readonly dispose?: () => void;
 
   constructor(
     readonly name: BackendName,
@@ -45,6 +51,8 @@ export class CpuBackend implements Backend<Float32Array> {
       ints[k * 8 + 1] = seg.end;
     });
     this.centralize = extras.centralize;
+    this.threads = extras.threads ?? 1;
+    if (extras.dispose) this.dispose = extras.dispose;
     this.params = sectionViews(buffer, base, layout, PARAMS);
     this.grads = sectionViews(buffer, base, layout, GRADS);
     this.#gradList = layout.names.map((n) => this.grads[n]);

@@ -92,14 +92,34 @@ function jsStepRange(
 }
 
 /**
- * Sum of squares in float64, in the order of `sumSquares` in assembly/index.ts: eight lane sums
- * over the part below n & ~7, combined as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)),
- * then the tail in order.
+ * Elements per block of the sum of squares (SUM_BLOCK in assembly/index.ts): the reduction is
+ * defined blockwise so that threaded and single-threaded states give the same bits.
+ */
+export const SUM_BLOCK = 16384;
+
+/**
+ * Sum of squares in float64, in the order of `sumSquares` in assembly/index.ts: blocks of
+ * SUM_BLOCK elements, each summed by `jsBlockSumSquares`, the block sums added in order to a
+ * running total starting at 0.
  */
 export function jsSumSquares(x: Float32Array, n: number): number {
+  let total = 0;
+  for (let start = 0; start < n; start += SUM_BLOCK) {
+    total += jsBlockSumSquares(x, start, Math.min(SUM_BLOCK, n - start));
+  }
+  return total;
+}
+
+/**
+ * One block's sum of squares, in the order of `blockSumSquares` in assembly/index.ts: eight lane
+ * sums over the part below n & ~7, combined as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 +
+ * s7)), then the tail in order.
+ */
+function jsBlockSumSquares(x: Float32Array, start: number, n: number): number {
   let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-  const vecEnd = n & ~7;
-  let i = 0;
+  const vecEnd = start + (n & ~7);
+  const end = start + n;
+  let i = start;
   for (; i < vecEnd; i += 8) {
     s0 += x[i] * x[i];
     s1 += x[i + 1] * x[i + 1];
@@ -111,7 +131,7 @@ export function jsSumSquares(x: Float32Array, n: number): number {
     s7 += x[i + 7] * x[i + 7];
   }
   let sum = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
-  for (; i < n; i++) sum += x[i] * x[i];
+  for (; i < end; i++) sum += x[i] * x[i];
   return sum;
 }
 

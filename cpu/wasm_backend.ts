@@ -8,14 +8,16 @@
 import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, GRADS, PARAMS, SLOW } from "../core/arena.ts";
 import type { StepScalars } from "../core/scalars.ts";
 import { CpuBackend } from "./cpu_backend.ts";
-import { KERNELS_WASM_BASE64 } from "./kernels_wasm.generated.ts";
+import { KERNELS_SHARED_WASM_BASE64, KERNELS_WASM_BASE64 } from "./kernels_wasm.generated.ts";
 
 /** Largest linear memory a 32-bit WebAssembly module can address: 65536 pages of 64 KiB. */
 export const MAX_WASM_MEMORY_BYTES = 65536 * 65536;
 
-const PAGE_BYTES = 65536;
+/** Bytes of a WebAssembly memory page. */
+export const PAGE_BYTES = 65536;
 
-interface KernelExports {
+/** The kernel module's exports (assembly/index.ts). */
+export interface KernelExports {
   memory: WebAssembly.Memory;
   heapBase(): number;
   step(
@@ -23,7 +25,8 @@ interface KernelExports {
     grads: number,
     m: number,
     v: number,
-    n: number,
+    start: number,
+    end: number,
     gradScale: number,
     coupledDecay: number,
     beta1: number,
@@ -42,20 +45,29 @@ interface KernelExports {
     segmentCount: number,
   ): void;
   sumSquares(ptr: number, n: number): number;
+  sumSquaresBlocks(ptr: number, n: number, first: number, last: number, out: number): void;
   centralize(ptr: number, rows: number, cols: number): void;
 }
 
 let bytes: Uint8Array<ArrayBuffer> | undefined;
+let sharedBytes: Uint8Array<ArrayBuffer> | undefined;
 let compiled: Promise<WebAssembly.Module> | undefined;
+
+function decode(base64: string): Uint8Array<ArrayBuffer> {
+  const binary = atob(base64);
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}
 
 /** The kernel module's bytes, decoded once. */
 export function kernelBytes(): Uint8Array<ArrayBuffer> {
-  if (!bytes) {
-    const binary = atob(KERNELS_WASM_BASE64);
-    bytes = new Uint8Array(binary.length);
-    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  }
-  return bytes;
+  return bytes ??= decode(KERNELS_WASM_BASE64);
+}
+
+/** The bytes of the kernel build that imports a shared memory (threaded states), decoded once. */
+export function sharedKernelBytes(): Uint8Array<ArrayBuffer> {
+  return sharedBytes ??= decode(KERNELS_SHARED_WASM_BASE64);
 }
 
 /** Whether this runtime can run the kernel module (it needs WebAssembly SIMD). */
@@ -72,9 +84,9 @@ function requiredBytes(heapBase: number, layout: ArenaLayout): number {
  * Throws a RangeError, before anything is allocated, when `layout` cannot fit in 32-bit
  * WebAssembly memory.
  */
-export function checkWasmCapacity(layout: ArenaLayout): void {
+export function checkWasmCapacity(layout: ArenaLayout, extraBytes = 0): void {
   // The static data of the kernel module is a few bytes; one page bounds it.
-  const needed = requiredBytes(PAGE_BYTES, layout);
+  const needed = requiredBytes(PAGE_BYTES, layout) + extraBytes;
   if (needed > MAX_WASM_MEMORY_BYTES) {
     throw new RangeError(
       `The model has ${layout.total} parameters; its optimizer arena (params, grads, exp_avg, exp_avg_sq: 16 bytes a parameter, 20 with LookAhead) needs ${needed} bytes, more than 32-bit WebAssembly memory can address (4 GiB). Split the parameters between several optimizers, or use the webgpu backend.`,
@@ -117,6 +129,7 @@ export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend
       g,
       m,
       v,
+      0,
       n,
       s.gradScale,
       s.coupledDecay,

@@ -51,6 +51,15 @@ export function hasGpuParams(params: unknown): boolean {
   return Object.values(params).some(isGpuTensorInput);
 }
 
+/** Throws a TypeError for options the webgpu backend does not run (`threads`: a CPU option). */
+function checkGpuConfig(config: ResolvedConfig | undefined): void {
+  if (config && config.threads > 1) {
+    throw new TypeError(
+      `The webgpu backend does not take threads: ${config.threads} (worker threads split the wasm backend's arena); remove the option or use backend "wasm"`,
+    );
+  }
+}
+
 /** Makes a WebGPU state at step 0; `limits` lowers the planning limits (for tests). */
 export async function initWebGpuState(
   config: ResolvedConfig,
@@ -58,6 +67,7 @@ export async function initWebGpuState(
   options: GpuInitOptions = {},
   limits?: Partial<GpuPlanLimits>,
 ): Promise<OptimizerState<GpuTensor>> {
+  checkGpuConfig(config);
   const checked = checkGpuParams(params);
   const device = options.device ?? await requestLargeDevice();
   const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
@@ -90,6 +100,7 @@ export async function restoreWebGpuBackend(
   device?: GPUDevice,
   config?: ResolvedConfig,
 ): Promise<Backend<GpuTensor>> {
+  checkGpuConfig(config);
   const gpuLayout = planGpuArena(layout.names, layout.lengths, {
     slow: layout.sectionCount > SLOW,
     groups: config && groupsOf(config, layout.names),

@@ -161,15 +161,19 @@ export function lrAt(c: Case, t: number): number {
   return base * Math.min(1, t / 4) * (0.5 + 0.5 * Math.cos(t / 10));
 }
 
-/** The optimizer a case describes, on `backend`. */
-export function optimizerFor(c: Case, backend: RAdamOptions["backend"]) {
+/** The optimizer a case describes, on `backend`; `more` adds options (e.g. `threads`). */
+export function optimizerFor(
+  c: Case,
+  backend: RAdamOptions["backend"],
+  more: Pick<RAdamOptions, "threads" | "threadThreshold" | "nonFinite"> = {},
+) {
   const lr = c.schedule ? (t: number) => lrAt(c, t) : c.options.lr;
   const { clipGradNorm, gc } = c.extras;
   const group = c.extras.group;
   const groups = group
     ? [{ match: (name: string) => Number(name.split(".")[1]) % 2 === 1, ...group }]
     : undefined;
-  const common = { lr, backend, clipGradNorm, gc, groups };
+  const common = { lr, backend, clipGradNorm, gc, groups, ...more };
   let opt;
   if (c.kind === "radam") opt = radam({ ...c.options, ...common });
   else {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { adamw, radam, step } from "../mod.ts";
+import { adamw, dispose, radam, step } from "../mod.ts";
 
 // Heap use over 10,000 steps stays flat: a step keeps nothing alive that the previous one did
 // not. Needs `gc` (the test task passes --v8-flags=--expose-gc); without it the test is skipped,
@@ -15,17 +15,27 @@ function heapAfterGc(): number {
   return Deno.memoryUsage().heapUsed;
 }
 
-for (const backend of ["wasm", "js"] as const) {
+// The threaded wasm state (2 threads, split at any size) also runs the parallel reduction each
+// step (the default nonFinite "skip" takes the gradients' norm).
+const VARIANTS = [
+  { label: "wasm", backend: "wasm", threads: 1 },
+  { label: "js", backend: "js", threads: 1 },
+  { label: "wasm on 2 threads", backend: "wasm", threads: 2 },
+] as const;
+
+for (const { label, backend, threads } of VARIANTS) {
   for (const copied of [false, true]) {
     const how = copied ? "copied-in" : "zero-copy";
     Deno.test({
-      name: `${backend}, ${how} gradients: heap stays flat over ${STEPS} steps`,
+      name: `${label}, ${how} gradients: heap stays flat over ${STEPS} steps`,
       ignore: typeof gc !== "function",
       fn: async () => {
         const params = { a: new Float32Array(1000).fill(0.5), b: new Float32Array(37).fill(-1) };
         const grads = { a: new Float32Array(1000).fill(1e-2), b: new Float32Array(37).fill(-2) };
-        for (const optimizer of [radam({ backend }), adamw({ backend })]) {
+        const more = { backend, threads, threadThreshold: 0 };
+        for (const optimizer of [radam(more), adamw(more)]) {
           let state = await optimizer.init(params);
+          assert.equal(state.threads, threads);
           const stepOnce = copied ? () => state = step(state, grads) : () => state = step(state);
           if (!copied) {
             state.grads.a.set(grads.a);
@@ -41,6 +51,7 @@ for (const backend of ["wasm", "js"] as const) {
             `${optimizer.name}: heap grew by ${growth} bytes over ${STEPS} steps`,
           );
           assert.equal(state.step, 1000 + STEPS);
+          dispose(state);
         }
       },
     });

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { compileKernels, GENERATED_PATH, generatedModule } from "./build_wasm.ts";
+import { buildGeneratedModule, compileKernels, GENERATED_PATH } from "./build_wasm.ts";
 
-Deno.test("the committed kernel module is what assembly/ compiles to", async () => {
-  const rebuilt = generatedModule(await compileKernels());
+Deno.test("the committed kernel module is what assembly/ compiles to (both builds)", async () => {
+  const rebuilt = await buildGeneratedModule();
   const committed = await Deno.readTextFile(GENERATED_PATH);
   assert.ok(
     rebuilt === committed,
@@ -10,15 +10,33 @@ Deno.test("the committed kernel module is what assembly/ compiles to", async () 
   );
 });
 
-Deno.test("the kernel module imports nothing and exports the raw kernel", async () => {
-  const module = await WebAssembly.compile(await compileKernels());
+const EXPORTED_FUNCTIONS = [
+  "function:centralize",
+  "function:heapBase",
+  "function:step",
+  "function:sumSquares",
+  "function:sumSquaresBlocks",
+];
+
+Deno.test("the plain kernel module imports nothing and exports the raw kernel", async () => {
+  const module = await WebAssembly.compile(await compileKernels("plain"));
   assert.deepEqual(WebAssembly.Module.imports(module), []);
   const exports = WebAssembly.Module.exports(module).map((e) => `${e.kind}:${e.name}`).sort();
-  assert.deepEqual(exports, [
-    "function:centralize",
-    "function:heapBase",
-    "function:step",
-    "function:sumSquares",
-    "memory:memory",
-  ]);
+  assert.deepEqual(exports, [...EXPORTED_FUNCTIONS, "memory:memory"]);
+});
+
+Deno.test("the shared kernel module imports only a shared memory that can hold 4 GiB", async () => {
+  const module = await WebAssembly.compile(await compileKernels("shared"));
+  assert.deepEqual(
+    WebAssembly.Module.imports(module).map((i) => `${i.kind}:${i.module}.${i.name}`),
+    ["memory:env.memory"],
+  );
+  // Instantiating with a shared memory of the maximum it declares works; a plain one does not.
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true });
+  await WebAssembly.instantiate(module, { env: { memory } });
+  await assert.rejects(
+    WebAssembly.instantiate(module, { env: { memory: new WebAssembly.Memory({ initial: 1 }) } }),
+  );
+  const exports = WebAssembly.Module.exports(module).map((e) => `${e.kind}:${e.name}`).sort();
+  assert.deepEqual(exports, [...EXPORTED_FUNCTIONS, "memory:memory"]);
 });

@@ -8,21 +8,47 @@ import { test } from "node:test";
 import { chromium } from "playwright-core";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const expected = JSON.parse(readFileSync(new URL("./expected.json", import.meta.url), "utf8"));
+const expected = JSON.parse(
+  readFileSync(new URL("./expected.json", import.meta.url), "utf8"),
+);
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>radam</title>
 <script type="module">
   import * as lib from "/index.js";
   import { runCase } from "/shared_case.mjs";
   try {
-    window.__result = { wasm: await runCase(lib, "wasm"), js: await runCase(lib, "js") };
+    window.__result = {
+      wasm: await runCase(lib, "wasm"),
+      js: await runCase(lib, "js"),
+      // This page is cross-origin isolated (COOP + COEP): two threads, spinning main thread.
+      threads: await runCase(lib, "wasm", undefined, 2),
+    };
   } catch (e) {
     window.__error = String(e && e.stack || e);
   }
 </script>`;
 
+// Without cross-origin isolation there is no SharedArrayBuffer: threads must be refused.
+const PLAIN_PAGE = `<!doctype html><meta charset="utf-8"><title>radam</title>
+<script type="module">
+  import * as lib from "/index.js";
+  try {
+    await lib.radam({ threads: 2 }).init(new Float32Array(8));
+    window.__refusal = "no error";
+  } catch (e) {
+    window.__refusal = String(e && e.message || e);
+  }
+</script>`;
+
+/** Headers that make a page cross-origin isolated (SharedArrayBuffer available). */
+const ISOLATION = {
+  "cross-origin-opener-policy": "same-origin",
+  "cross-origin-embedder-policy": "require-corp",
+};
+
 const FILES = {
   "/": ["text/html", () => PAGE],
+  "/plain": ["text/html", () => PLAIN_PAGE],
   "/index.js": [
     "text/javascript",
     () => readFileSync(fileURLToPath(import.meta.resolve("@optim/radam"))),
@@ -40,7 +66,8 @@ function serve() {
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, { "content-type": file[0] }).end(file[1]());
+    const isolated = req.url === "/plain" ? {} : ISOLATION;
+    res.writeHead(200, { "content-type": file[0], ...isolated }).end(file[1]());
   });
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
@@ -66,14 +93,28 @@ test("the bundle in headless Chromium gives Deno's result bit for bit", async ()
   try {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
-    await page.waitForFunction(() => globalThis.__result || globalThis.__error, null, {
-      timeout: 60_000,
-    });
+    await page.waitForFunction(
+      () => globalThis.__result || globalThis.__error,
+      null,
+      {
+        timeout: 60_000,
+      },
+    );
     const error = await page.evaluate(() => globalThis.__error);
     assert.equal(error, undefined, `the page threw: ${error}`);
     const result = await page.evaluate(() => globalThis.__result);
     assert.deepEqual(result.wasm, expected.wasm);
     assert.deepEqual(result.js, expected.js);
+    assert.deepEqual(result.threads, expected.wasm);
+    const plain = await browser.newPage();
+    await plain.goto(`http://127.0.0.1:${server.address().port}/plain`);
+    await plain.waitForFunction(() => globalThis.__refusal, null, {
+      timeout: 60_000,
+    });
+    assert.match(
+      await plain.evaluate(() => globalThis.__refusal),
+      /SharedArrayBuffer/,
+    );
   } finally {
     await browser.close();
     server.close();

@@ -5,5 +5,7 @@ import { runCase } from "./shared_case.mjs";
 
 const wasm = await runCase(lib, "wasm");
 const js = await runCase(lib, "js");
-if (wasm.digest !== js.digest) throw new Error("wasm and js disagree in Deno: see tests/");
+if (wasm.digest !== js.digest) {
+  throw new Error("wasm and js disagree in Deno: see tests/");
+}
 console.log(JSON.stringify({ wasm, js }, null, 2));

@@ -6,7 +6,9 @@ import { test } from "node:test";
 import * as lib from "@optim/radam";
 import { runCase } from "./shared_case.mjs";
 
-const expected = JSON.parse(readFileSync(new URL("./expected.json", import.meta.url), "utf8"));
+const expected = JSON.parse(
+  readFileSync(new URL("./expected.json", import.meta.url), "utf8"),
+);
 
 test("the package resolves through its exports, with types beside it", () => {
   const entry = fileURLToPath(import.meta.resolve("@optim/radam"));
@@ -16,7 +18,16 @@ test("the package resolves through its exports, with types beside it", () => {
   assert.equal(pkg.type, "module");
   const types = fileURLToPath(new URL(pkg.exports["."].types, pkgUrl));
   assert.ok(existsSync(types), `types at ${types}`);
-  for (const name of ["radam", "adam", "adamw", "step", "readParams", "readMoments"]) {
+  for (
+    const name of [
+      "radam",
+      "adam",
+      "adamw",
+      "step",
+      "readParams",
+      "readMoments",
+    ]
+  ) {
     assert.equal(typeof lib[name], "function", name);
   }
 });
@@ -30,6 +41,18 @@ for (const backend of ["wasm", "js"]) {
 }
 
 test("the package needs no Deno globals", () => {
-  const code = readFileSync(fileURLToPath(import.meta.resolve("@optim/radam")), "utf8");
+  const code = readFileSync(
+    fileURLToPath(import.meta.resolve("@optim/radam")),
+    "utf8",
+  );
   assert.doesNotMatch(code, /\bDeno\./);
+});
+
+test("threads > 1 is refused under Node (no Web Workers), one thread runs", async () => {
+  await assert.rejects(
+    lib.radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(8)),
+    /Web Workers/,
+  );
+  const state = await lib.radam({ threads: 1 }).init(new Float32Array(8));
+  assert.equal(state.threads, 1);
 });

@@ -13,13 +13,21 @@ function prng(seed) {
   };
 }
 
-const SHAPES = { "embed.weight": 257, "fc1.weight": 1024, "fc1.bias": 33, "head.weight": 4099 };
+const SHAPES = {
+  "embed.weight": 257,
+  "fc1.weight": 1024,
+  "fc1.bias": 33,
+  "head.weight": 4099,
+};
 const STEPS = 30;
 
 function tensors(rand, scale) {
   const out = {};
   for (const [name, n] of Object.entries(SHAPES)) {
-    out[name] = Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
+    out[name] = Float32Array.from(
+      { length: n },
+      () => (rand() * 2 - 1) * scale,
+    );
   }
   return out;
 }
@@ -27,7 +35,9 @@ function tensors(rand, scale) {
 async function digest(records) {
   const parts = [];
   for (const record of records) {
-    for (const name of Object.keys(record).sort()) parts.push(new Uint8Array(record[name].buffer));
+    for (const name of Object.keys(record).sort()) {
+      parts.push(new Uint8Array(record[name].buffer));
+    }
   }
   const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
@@ -41,11 +51,13 @@ async function digest(records) {
 
 /**
  * Runs the case on `backend` with the library namespace `lib` and returns the step count, a
- * SHA-256 of the params and moments' bytes, and a few values to show on a mismatch.
+ * SHA-256 of the params and moments' bytes, and a few values to show on a mismatch. `threads`
+ * (wasm only) runs it on that many threads, split at any size: the result must not change.
  */
-export async function runCase(lib, backend, device) {
+export async function runCase(lib, backend, device, threads = 1) {
   const rand = prng(12345);
-  const opt = lib.radam({ lr: 1e-2, weightDecay: 1e-2, backend });
+  const more = threads > 1 ? { threads, threadThreshold: 0 } : {};
+  const opt = lib.radam({ lr: 1e-2, weightDecay: 1e-2, backend, ...more });
   let state = await opt.init(tensors(rand, 1), device ? { device } : undefined);
   for (let t = 1; t <= STEPS; t++) {
     // alternate between copied gradients and the zero-copy slots
@@ -67,9 +79,21 @@ export async function runCase(lib, backend, device) {
   // Checkpoint round trip: save, load (as a new invocation would) and take a few more steps.
   const bytes = await lib.saveState(state);
   result.checkpoint = await digest([{ file: bytes.slice() }]);
-  let resumed = await lib.loadState(bytes, device ? { backend, device } : { backend });
+  let resumed = await lib.loadState(
+    bytes,
+    device ? { backend, device } : { backend, ...more },
+  );
   for (let t = 1; t <= 5; t++) resumed = lib.step(resumed, tensors(rand, 0.05));
   result.resumedStep = resumed.step;
   result.resumed = await digest([await lib.readParams(resumed)]);
+  if (threads > 1) {
+    if (state.threads !== threads || resumed.threads !== threads) {
+      throw new Error(
+        `expected ${threads} threads, got ${state.threads} and ${resumed.threads}`,
+      );
+    }
+    lib.dispose(state);
+    lib.dispose(resumed);
+  }
   return result;
 }

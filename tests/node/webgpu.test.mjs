@@ -7,7 +7,9 @@ import { test } from "node:test";
 import * as lib from "@optim/radam";
 import { runCase } from "./shared_case.mjs";
 
-const expected = JSON.parse(readFileSync(new URL("./expected.json", import.meta.url), "utf8"));
+const expected = JSON.parse(
+  readFileSync(new URL("./expected.json", import.meta.url), "utf8"),
+);
 
 async function nodeAdapter() {
   try {
@@ -36,6 +38,9 @@ test("webgpu under Node (Dawn) agrees with Deno's wasm result", async (t) => {
   // Not bit-identical (WGSL division and sqrt are not correctly rounded): a close agreement.
   result.sample.forEach((x, i) => {
     const y = expected.wasm.sample[i];
-    assert.ok(Math.abs(x - y) <= 1e-4 * (1 + Math.abs(y)), `sample ${i}: ${x} vs ${y}`);
+    assert.ok(
+      Math.abs(x - y) <= 1e-4 * (1 + Math.abs(y)),
+      `sample ${i}: ${x} vs ${y}`,
+    );
   });
 });

@@ -1,0 +1,116 @@
+/**
+ * Where a second thread starts to pay: the step time of one RAdam state on 1 thread and on
+ * `--threads=N` (default 2) threads, at sizes from 4K to 4M parameters, alternated, median of
+ * several rounds. The default option `threadThreshold` (core/options.ts) comes from this.
+ *
+ * Each step is timed on its own; the figures are the median (and mean) step time over all
+ * rounds. Regimes:
+ * - `hot`: steps back to back (the workers are still polling when the next step starts);
+ * - `cold`: 2 ms idle between steps, so the workers have gone to sleep in `Atomics.wait` and
+ *   each step pays a futex wake (a training loop computing gradients between steps);
+ * - `skip`: hot, with the default `nonFinite: "skip"`, which adds the gradients' sum of squares
+ *   (a second parallel pass), against the same on one thread; and `skip-serial`, the same with
+ *   that reduction on the main thread alone (is the parallel reduction worth its sync?).
+ *
+ * Usage: deno run bench/thread_threshold.ts [--threads=2] [--rounds=9]
+ *
+ * @module
+ */
+import { type OptimizerState, radam, step } from "../mod.ts";
+import { initState } from "../core/state.ts";
+import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
+import { dispose } from "../mod.ts";
+
+const arg = (name: string, fallback: number) =>
+  Number(Deno.args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
+const THREADS = arg("threads", 2);
+const ROUNDS = arg("rounds", 9);
+const SIZES = [4096, 16_384, 32_768, 65_536, 131_072, 262_144, 524_288, 1_048_576, 4_194_304];
+const SAMPLE_MS = 30;
+
+type Mode = "hot" | "cold" | "skip" | "skip-serial";
+const MODES: Mode[] = ["hot", "cold", "skip", "skip-serial"];
+
+async function makeState(n: number, threads: number, mode: Mode): Promise<OptimizerState> {
+  const params = new Float32Array(n).map((_, i) => Math.sin(i));
+  const nonFinite = mode === "skip" || mode === "skip-serial" ? "skip" : "propagate";
+  const opt = radam({ nonFinite, threads, threadThreshold: 0 });
+  let state = threads > 1 && mode === "skip-serial"
+    ? await initState(
+      opt.settings,
+      params,
+      (layout) => createThreadedWasmBackend(layout, threads, { parallelReduction: false }),
+    )
+    : await opt.init(params);
+  const g = state.grads[""];
+  for (let i = 0; i < n; i++) g[i] = Math.cos(i) * 1e-2;
+  for (let t = 0; t < 7; t++) state = step(state);
+  return state;
+}
+
+const idle = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Times `count` steps one by one and appends each step's milliseconds to `out`. `cold`: 2 ms
+ * idle before each step, so that the workers have gone to sleep.
+ */
+function sample(
+  get: () => OptimizerState,
+  set: (s: OptimizerState) => void,
+  cold: boolean,
+  count: number,
+  out: number[],
+): void {
+  for (let s = 0; s < count; s++) {
+    if (cold) Atomics.wait(idle, 0, 0, 2);
+    const t0 = performance.now();
+    set(step(get()));
+    out.push(performance.now() - t0);
+  }
+}
+
+/** Steps per round: about SAMPLE_MS of steps (fewer when cold: each waits 2 ms). */
+function stepsPerRound(n: number, cold: boolean): number {
+  const estimate = n * 2e-6; // ~0.5 Gparams/s, in ms
+  return Math.max(3, Math.min(cold ? 20 : 2000, Math.round(SAMPLE_MS / estimate)));
+}
+
+const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)];
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+console.log(
+  `| size | mode | 1 thread, median (mean) ms | ${THREADS} threads, median (mean) ms | speed-up (medians) |`,
+);
+console.log("|---:|---|---:|---:|---:|");
+const crossover: Record<string, number | undefined> = {};
+for (const mode of MODES) {
+  let firstWin: number | undefined;
+  for (const n of SIZES) {
+    let one = await makeState(n, 1, mode === "skip-serial" ? "skip" : mode);
+    let many = await makeState(n, THREADS, mode);
+    const a: number[] = [], b: number[] = [];
+    const cold = mode === "cold";
+    const count = stepsPerRound(n, cold);
+    for (let r = 0; r < ROUNDS; r++) {
+      const first = r % 2 === 0;
+      if (first) sample(() => one, (s) => one = s, cold, count, a);
+      sample(() => many, (s) => many = s, cold, count, b);
+      if (!first) sample(() => one, (s) => one = s, cold, count, a);
+    }
+    dispose(many);
+    const [ta, tb] = [median(a), median(b)];
+    const speedup = ta / tb;
+    if (speedup > 1 && firstWin === undefined) firstWin = n;
+    if (speedup <= 1) firstWin = undefined;
+    console.log(
+      `| ${n} | ${mode} | ${ta.toFixed(4)} (${mean(a).toFixed(4)}) | ${tb.toFixed(4)} (${
+        mean(b).toFixed(4)
+      }) | ${speedup.toFixed(2)}× |`,
+    );
+  }
+  crossover[mode] = firstWin;
+}
+console.log(
+  "\nSmallest size from which the threaded step is faster (median) at every larger size measured:",
+);
+for (const mode of MODES) console.log(`  ${mode}: ${crossover[mode] ?? "none"}`);

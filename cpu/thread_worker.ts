@@ -1,0 +1,164 @@
+/**
+ * The code a worker of a threaded wasm state runs (see cpu/threaded_wasm_backend.ts), and the
+ * layout of the control block it shares with the main thread.
+ *
+ * The worker is started from the source text of {@linkcode threadWorkerMain} (a Blob URL), so
+ * that it needs no file, no permission and no bundler support: the function must therefore
+ * refer to nothing outside itself but the globals every worker has (`Atomics`, `WebAssembly`,
+ * `performance`, `postMessage`), and it uses no Deno-only API, so the same text runs in a browser's worker.
+ *
+ * @module
+ */
+
+/**
+ * The control block, as indices into an Int32Array (or a Float32Array, for the scalars) over
+ * its 256 bytes of shared memory. The generation counter and the pending count sit on
+ * separate 64-byte cache lines, since the main thread writes the one and the workers the other.
+ */
+export const CONTROL = {
+  /** Bumped by the main thread to start a job; workers wait on it. */
+  GENERATION: 0,
+  /** The job: one of the OP_ values. */
+  OP: 1,
+  /** f32 step scalars, in this order (see `step` in assembly/index.ts). */
+  GRAD_SCALE: 2,
+  COUPLED_DECAY: 3,
+  BETA1: 4,
+  ONE_MINUS_BETA1: 5,
+  BETA2: 6,
+  ONE_MINUS_BETA2: 7,
+  PARAM_DECAY: 8,
+  STEP_SIZE: 9,
+  EPS: 10,
+  ALPHA: 11,
+  GRAD_MIX: 12,
+  /** i32 step scalars. */
+  MODE: 13,
+  SYNC: 14,
+  /** Workers that have not finished the current job; the last one to finish notifies. */
+  PENDING: 16,
+  /** Size of the block in bytes. */
+  BYTES: 256,
+} as const;
+
+/** Job: one optimizer step over the worker's slice. */
+export const OP_STEP = 1;
+/** Job: the block sums of the gradients' sum of squares, for the worker's blocks. */
+export const OP_SUM_SQUARES = 2;
+/** Job: leave the loop (the state is being disposed). */
+export const OP_EXIT = 3;
+
+/** What a worker is sent once, at start. */
+export interface ThreadWorkerInit {
+  /** The shared kernel module's bytes (compiled in the worker). */
+  bytes: Uint8Array;
+  /** The state's shared memory. */
+  memory: WebAssembly.Memory;
+  /** Byte address of the control block. */
+  control: number;
+  /** Byte addresses of the sections (element 0), the segment table, the block sums. */
+  params: number;
+  grads: number;
+  m: number;
+  v: number;
+  slow: number;
+  table: number;
+  segmentCount: number;
+  partials: number;
+  /** Elements in all. */
+  total: number;
+  /** This worker's slice of the step, `[start, end)`, and of the reduction's blocks. */
+  start: number;
+  end: number;
+  firstBlock: number;
+  lastBlock: number;
+  /** Milliseconds to poll the generation after a job before sleeping on it. */
+  spinMs: number;
+  /** The values of CONTROL and the OP_ constants (the worker's source cannot import). */
+  layout: typeof CONTROL;
+  ops: { step: number; sumSquares: number; exit: number };
+}
+
+/**
+ * The worker's program. Receives one {@linkcode ThreadWorkerInit} message, instantiates the
+ * shared kernel on the state's memory, answers `{ ready: true }` (or `{ error }`), then loops:
+ * wait for the generation to change (polling for `spinMs`, then sleeping in
+ * `Atomics.wait`), run the job
+ * on its own slice, decrement the pending count (the last one notifies the main thread), until
+ * the job is OP_EXIT. It never returns to its event loop while the state lives.
+ *
+ * Stringified: it must not refer to anything outside its own body.
+ */
+export function threadWorkerMain(): void {
+  // deno-lint-ignore no-explicit-any
+  const scope = globalThis as any;
+  scope.onmessage = async (event: MessageEvent) => {
+    scope.onmessage = null;
+    const init = event.data;
+    // deno-lint-ignore no-explicit-any
+    let k: any;
+    try {
+      const result = await WebAssembly.instantiate(init.bytes, { env: { memory: init.memory } });
+      k = result.instance.exports;
+    } catch (error) {
+      scope.postMessage({ error: String(error) });
+      return;
+    }
+    const c = init.layout;
+    const buffer = init.memory.buffer;
+    const ints = new Int32Array(buffer, init.control, c.BYTES / 4);
+    const floats = new Float32Array(buffer, init.control, c.BYTES / 4);
+    const { params, grads, m, v, slow, table, segmentCount, partials, total } = init;
+    const { start, end, firstBlock, lastBlock, spinMs } = init;
+    let seen = Atomics.load(ints, c.GENERATION);
+    scope.postMessage({ ready: true });
+    for (;;) {
+      let polls = 0;
+      let deadline = 0;
+      while (Atomics.load(ints, c.GENERATION) === seen) {
+        if ((++polls & 1023) !== 0) continue;
+        const now = performance.now();
+        if (deadline === 0) deadline = now + spinMs;
+        else if (now > deadline) Atomics.wait(ints, c.GENERATION, seen);
+      }
+      seen = Atomics.load(ints, c.GENERATION);
+      const op = Atomics.load(ints, c.OP);
+      if (op === init.ops.exit) break;
+      if (op === init.ops.step) {
+        k.step(
+          params,
+          grads,
+          m,
+          v,
+          start,
+          end,
+          floats[c.GRAD_SCALE],
+          floats[c.COUPLED_DECAY],
+          floats[c.BETA1],
+          floats[c.ONE_MINUS_BETA1],
+          floats[c.BETA2],
+          floats[c.ONE_MINUS_BETA2],
+          floats[c.PARAM_DECAY],
+          floats[c.STEP_SIZE],
+          floats[c.EPS],
+          ints[c.MODE],
+          slow,
+          floats[c.ALPHA],
+          ints[c.SYNC],
+          floats[c.GRAD_MIX],
+          table,
+          segmentCount,
+        );
+      } else if (op === init.ops.sumSquares) {
+        k.sumSquaresBlocks(grads, total, firstBlock, lastBlock, partials);
+      }
+      if (Atomics.sub(ints, c.PENDING, 1) === 1) Atomics.notify(ints, c.PENDING);
+    }
+    scope.close();
+  };
+}
+
+/** The worker's source text: {@linkcode threadWorkerMain}, called. */
+export function threadWorkerSource(): string {
+  return `(${threadWorkerMain.toString()})();\n`;
+}

@@ -1,0 +1,348 @@
+/**
+ * The wasm backend on several threads (option `threads`): the arena lives in one shared
+ * `WebAssembly.Memory`; the main thread and `threads - 1` workers each run an instance of the
+ * kernel built to import that memory (cpu/kernels_wasm.generated.ts, `shared` build), and each
+ * steps its own slice of the arena.
+ *
+ * Memory map (bytes): `[0, 64 KiB)` the module's static data; at 64 KiB the control block
+ * (cpu/thread_worker.ts `CONTROL`), then the f64 block sums of the reduction, then the arena,
+ * 64-byte aligned. The memory is sized once (initial = maximum) and never grows.
+ *
+ * A step stays synchronous: the main thread writes the step's scalars into the control block,
+ * sets the pending count, bumps the generation and notifies the workers, steps its own slice,
+ * then polls the pending count (and sleeps on it with `Atomics.wait` where the thread may block:
+ * not a browser's main thread, which only polls) until every worker is done. Slices are cut at
+ * multiples of 16 elements (64 bytes: no cache line is written by two threads). Since each
+ * element's update depends on that element only, the result is bit-identical to one thread's.
+ *
+ * The gradient sum of squares (clipping, `nonFinite` checks) is defined blockwise (blocks of
+ * SUM_BLOCK elements, block sums added in order, see assembly/index.ts): each thread writes the
+ * sums of its blocks, and the main thread adds them in block order, the same bits as the
+ * single-threaded kernel's.
+ *
+ * @module
+ */
+import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, GRADS, PARAMS, SLOW } from "../core/arena.ts";
+import type { StepScalars } from "../core/scalars.ts";
+import { CpuBackend } from "./cpu_backend.ts";
+import { SUM_BLOCK } from "./js_backend.ts";
+import {
+  CONTROL,
+  OP_EXIT,
+  OP_STEP,
+  OP_SUM_SQUARES,
+  type ThreadWorkerInit,
+  threadWorkerSource,
+} from "./thread_worker.ts";
+import {
+  checkWasmCapacity,
+  type KernelExports,
+  PAGE_BYTES,
+  sharedKernelBytes,
+} from "./wasm_backend.ts";
+
+/** Element granularity of the step's slices: 16 f32, one 64-byte cache line. */
+const SLICE_ALIGN = 16;
+/**
+ * How long a worker polls for the next job before sleeping in `Atomics.wait` (as OpenMP's
+ * default spin, a fraction of a millisecond): back-to-back steps find it awake, while a training
+ * loop that computes gradients between steps does not have a core burnt for long. Waking a
+ * sleeping worker costs a futex wake (microseconds on bare metal; up to ~0.4 ms measured on the
+ * 2-vCPU VM of bench/ANALYSIS.md, where an idle vCPU halts).
+ */
+const WORKER_SPIN_MS = 0.3;
+/**
+ * How long the main thread polls for the workers to finish before sleeping (where it may).
+ * Short: on a machine with more runnable threads than cores, a polling main thread would keep
+ * a preempted worker off the core it needs (measured: median steps 10× slower under load).
+ */
+const MAIN_SPIN_MS = 0.05;
+
+/** Settings of a threaded backend (for tests and benchmarks; the option is `threads`). */
+export interface ThreadedOptions {
+  /** Reduce the sum of squares on every thread (default), or on the main thread alone. */
+  parallelReduction?: boolean;
+}
+
+/**
+ * Throws an Error saying what is missing when this runtime cannot run threaded states:
+ * SharedArrayBuffer / shared WebAssembly memory (browsers without cross-origin isolation) or
+ * Web Workers (Node.js).
+ */
+export function checkThreadSupport(threads: number): void {
+  const missing = typeof SharedArrayBuffer !== "function" ||
+      (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false
+    ? "SharedArrayBuffer (in a browser, the page must be cross-origin isolated: COOP and COEP headers)"
+    : typeof Worker !== "function"
+    ? "Web Workers (Deno and browsers have them; Node.js has not)"
+    : undefined;
+  if (missing !== undefined) {
+    throw new Error(
+      `Option threads: ${threads} needs ${missing}, which this runtime lacks; use threads: 1`,
+    );
+  }
+}
+
+/** `[start, end)` of slice `k` of `n` elements cut in `count` slices at SLICE_ALIGN. */
+function sliceBounds(n: number, count: number, k: number): [number, number] {
+  const cut = (j: number) =>
+    j >= count ? n : Math.min(n, Math.floor(n * j / count / SLICE_ALIGN) * SLICE_ALIGN);
+  return [cut(k), cut(k + 1)];
+}
+
+/** Blocks `[first, last)` of the reduction that thread `k` of `count` sums. */
+function blockBounds(blocks: number, count: number, k: number): [number, number] {
+  return [Math.floor(blocks * k / count), Math.floor(blocks * (k + 1) / count)];
+}
+
+/**
+ * Deno keeps a process alive while a worker's message channel is referenced; `node:worker_
+ * threads`' `unref()` is built on a hook of Deno's Worker class (a symbol-keyed method taking
+ * `false`). Calling it lets a script that forgets `dispose` still exit. Returns whether it was
+ * found; elsewhere (browsers) workers end with the page anyway.
+ */
+function unrefWorker(worker: Worker): boolean {
+  if (typeof (globalThis as { Deno?: unknown }).Deno !== "object") return false;
+  try {
+    const proto = Object.getPrototypeOf(worker);
+    for (const key of Object.getOwnPropertySymbols(proto)) {
+      const hook = proto[key];
+      if (key.description === undefined && typeof hook === "function" && hook.length === 1) {
+        hook.call(worker, false);
+        return true;
+      }
+    }
+  } catch {
+    // not this Deno's shape: the worker stays referenced until dispose
+  }
+  return false;
+}
+
+/** Ends workers still running when their state is garbage-collected without `dispose`. */
+const orphans = new FinalizationRegistry<() => void>((release) => release());
+
+/**
+ * A function that stops the workers (once), with `done` telling whether it ran. Made apart from
+ * the backend's closures, so that the FinalizationRegistry holding it does not keep the backend
+ * alive through a shared closure context.
+ */
+function releaser(ints: Int32Array, workers: Worker[]): (() => void) & { done: boolean } {
+  const release = Object.assign(() => {
+    if (release.done) return;
+    release.done = true;
+    Atomics.store(ints, CONTROL.OP, OP_EXIT);
+    Atomics.add(ints, CONTROL.GENERATION, 1);
+    Atomics.notify(ints, CONTROL.GENERATION);
+    for (const worker of workers) worker.terminate();
+  }, { done: false });
+  return release;
+}
+
+/** Instantiates the shared kernel on `threads` threads with an arena for `layout`. */
+export async function createThreadedWasmBackend(
+  layout: ArenaLayout,
+  threads: number,
+  options: ThreadedOptions = {},
+): Promise<CpuBackend> {
+  checkThreadSupport(threads);
+  const n = layout.total;
+  const blocks = Math.ceil(n / SUM_BLOCK);
+  const control = PAGE_BYTES;
+  const partials = control + CONTROL.BYTES;
+  const base = Math.ceil((partials + blocks * 8) / 64) * 64;
+  checkWasmCapacity(layout, base - PAGE_BYTES);
+  const pages = Math.ceil((base + layout.byteLength) / PAGE_BYTES);
+  let memory: WebAssembly.Memory;
+  try {
+    memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  } catch (cause) {
+    throw new RangeError(
+      `Cannot allocate ${
+        pages * PAGE_BYTES
+      } bytes of shared WebAssembly memory for ${n} parameters`,
+      { cause },
+    );
+  }
+  const bytes = sharedKernelBytes();
+  const { instance } = await WebAssembly.instantiate(bytes, { env: { memory } });
+  const k = instance.exports as unknown as KernelExports;
+  if (k.heapBase() > control) throw new Error("The kernel's static data overlaps its arena");
+
+  const sectionBytes = layout.sectionLength * 4;
+  const p = base + PARAMS * sectionBytes;
+  const g = base + GRADS * sectionBytes;
+  const m = base + EXP_AVG * sectionBytes;
+  const v = base + EXP_AVG_SQ * sectionBytes;
+  const slow = layout.sectionCount > SLOW ? base + SLOW * sectionBytes : p;
+  const table = base + layout.segmentTableOffset;
+  const segmentCount = layout.segments.length;
+
+  const ints = new Int32Array(memory.buffer, control, CONTROL.BYTES / 4);
+  const floats = new Float32Array(memory.buffer, control, CONTROL.BYTES / 4);
+  const sums = new Float64Array(memory.buffer, partials, blocks);
+  const workers: Worker[] = [];
+  const url = URL.createObjectURL(new Blob([threadWorkerSource()], { type: "text/javascript" }));
+  const release = releaser(ints, workers);
+  try {
+    const ready: Promise<void>[] = [];
+    for (let t = 1; t < threads; t++) {
+      const worker = new Worker(url, { type: "module" });
+      workers.push(worker);
+      ready.push(
+        new Promise<void>((resolve, reject) => {
+          worker.onmessage = (event) => {
+            if (event.data?.ready) resolve();
+            else reject(new Error(`A kernel worker failed to start: ${event.data?.error}`));
+          };
+          worker.onerror = (event) => {
+            event.preventDefault();
+            reject(new Error(`A kernel worker failed to start: ${event.message}`));
+          };
+        }),
+      );
+      const [start, end] = sliceBounds(n, threads, t);
+      const [firstBlock, lastBlock] = blockBounds(blocks, threads, t);
+      const init: ThreadWorkerInit = {
+        bytes,
+        memory,
+        control,
+        params: p,
+        grads: g,
+        m,
+        v,
+        slow,
+        table,
+        segmentCount,
+        partials,
+        total: n,
+        start,
+        end,
+        firstBlock,
+        lastBlock,
+        spinMs: WORKER_SPIN_MS,
+        layout: CONTROL,
+        ops: { step: OP_STEP, sumSquares: OP_SUM_SQUARES, exit: OP_EXIT },
+      };
+      worker.postMessage(init);
+    }
+    await Promise.all(ready);
+  } catch (error) {
+    release();
+    throw error;
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+  for (const worker of workers) {
+    worker.onmessage = null;
+    worker.onerror = null;
+    unrefWorker(worker);
+  }
+
+  // The main thread is thread 0.
+  const [start, end] = sliceBounds(n, threads, 0);
+  const [firstBlock, lastBlock] = blockBounds(blocks, threads, 0);
+  const canBlock = mayBlock(ints);
+  const others = threads - 1;
+  /** Starts job `op` on the workers. */
+  const launch = (op: number) => {
+    Atomics.store(ints, CONTROL.OP, op);
+    Atomics.store(ints, CONTROL.PENDING, others);
+    Atomics.add(ints, CONTROL.GENERATION, 1);
+    Atomics.notify(ints, CONTROL.GENERATION);
+  };
+  /** Waits until every worker has finished the job. */
+  const join = () => {
+    let polls = 0;
+    let deadline = 0;
+    for (;;) {
+      const pending = Atomics.load(ints, CONTROL.PENDING);
+      if (pending === 0) return;
+      if (!canBlock || (++polls & 1023) !== 0) continue;
+      const now = performance.now();
+      if (deadline === 0) deadline = now + MAIN_SPIN_MS;
+      else if (now > deadline) Atomics.wait(ints, CONTROL.PENDING, pending);
+    }
+  };
+  const assertLive = () => {
+    if (release.done) throw new TypeError("This optimizer state was disposed");
+  };
+
+  const kernel = (s: StepScalars) => {
+    assertLive();
+    floats[CONTROL.GRAD_SCALE] = s.gradScale;
+    floats[CONTROL.COUPLED_DECAY] = s.coupledDecay;
+    floats[CONTROL.BETA1] = s.beta1;
+    floats[CONTROL.ONE_MINUS_BETA1] = s.oneMinusBeta1;
+    floats[CONTROL.BETA2] = s.beta2;
+    floats[CONTROL.ONE_MINUS_BETA2] = s.oneMinusBeta2;
+    floats[CONTROL.PARAM_DECAY] = s.paramDecay;
+    floats[CONTROL.STEP_SIZE] = s.stepSize;
+    floats[CONTROL.EPS] = s.eps;
+    floats[CONTROL.ALPHA] = s.alpha;
+    floats[CONTROL.GRAD_MIX] = s.gradMix;
+    ints[CONTROL.MODE] = s.mode;
+    ints[CONTROL.SYNC] = s.sync;
+    launch(OP_STEP);
+    k.step(
+      p,
+      g,
+      m,
+      v,
+      start,
+      end,
+      s.gradScale,
+      s.coupledDecay,
+      s.beta1,
+      s.oneMinusBeta1,
+      s.beta2,
+      s.oneMinusBeta2,
+      s.paramDecay,
+      s.stepSize,
+      s.eps,
+      s.mode,
+      slow,
+      s.alpha,
+      s.sync,
+      s.gradMix,
+      table,
+      segmentCount,
+    );
+    join();
+  };
+  const parallelReduction = options.parallelReduction ?? true;
+  const gradSumSquares = () => {
+    assertLive();
+    if (!parallelReduction) return k.sumSquares(g, n);
+    launch(OP_SUM_SQUARES);
+    k.sumSquaresBlocks(g, n, firstBlock, lastBlock, partials);
+    join();
+    let total = 0;
+    for (let b = 0; b < blocks; b++) total += sums[b];
+    return total;
+  };
+  const backend = new CpuBackend("wasm", layout, memory.buffer, base, kernel, {
+    gradSumSquares,
+    centralize: (offset, rows, cols) => k.centralize(g + offset * 4, rows, cols),
+    threads,
+    dispose: () => {
+      release();
+      orphans.unregister(backend);
+    },
+  });
+  orphans.register(backend, release, backend);
+  return backend;
+}
+
+/**
+ * Whether this thread may block in `Atomics.wait` (a browser's main thread may not: it throws
+ * a TypeError before looking at the value, which the mismatched value below makes harmless
+ * elsewhere).
+ */
+function mayBlock(ints: Int32Array): boolean {
+  try {
+    Atomics.wait(ints, CONTROL.PENDING, Atomics.load(ints, CONTROL.PENDING) + 1, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

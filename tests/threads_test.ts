@@ -1,0 +1,232 @@
+/**
+ * Option `threads`: the wasm step on several threads (workers on a shared memory) gives the
+ * same bits as one thread, for every feature, at sizes straddling the slice and reduction-block
+ * boundaries; lifecycle (dispose), checkpoints, the size threshold and bad options.
+ *
+ * Runs with no permissions (the workers are started from a Blob URL). Every threaded state is
+ * disposed, or Deno's sanitizers would report its workers.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  adamw,
+  DEFAULT_THREAD_THRESHOLD,
+  dispose,
+  loadState,
+  type OptimizerState,
+  radam,
+  ranger,
+  saveState,
+  step,
+} from "../mod.ts";
+import { caseArb, caseData, optimizerFor, prng, randomTensor, readAll } from "./cases.ts";
+
+/** The f32 bit patterns of `a` (NaNs of any payload map to one pattern). */
+function bits(a: ArrayLike<number>): Uint32Array {
+  const f = Float32Array.from(a, (x) => (Number.isNaN(x) ? NaN : x));
+  return new Uint32Array(f.buffer);
+}
+
+/** Asserts that two states hold the same bits everywhere (params, moments, slow weights). */
+async function assertSameBits(
+  a: OptimizerState<unknown>,
+  b: OptimizerState<unknown>,
+  what: string,
+): Promise<void> {
+  assert.ok(Object.is(a.lastGradNorm, b.lastGradNorm), `${what}: norm`);
+  assert.equal(a.skippedSteps, b.skippedSteps, `${what}: skipped steps`);
+  assert.equal(a.step, b.step, `${what}: step`);
+  const [x, y] = [await readAll(a), await readAll(b)];
+  for (const name of Object.keys(x)) {
+    for (const field of ["p", "m", "v", "s"] as const) {
+      if (!x[name][field]) continue;
+      assert.deepEqual(
+        bits(x[name][field]!),
+        bits(y[name][field]!),
+        `${what}: ${field} of ${name}`,
+      );
+    }
+  }
+}
+
+Deno.test("threads 2 and 3 give the bits of one thread, every feature, at every step", async () => {
+  await fc.assert(
+    fc.asyncProperty(caseArb(30), fc.constantFrom(2, 3), async (c, threads) => {
+      const { params, grads } = caseData(c);
+      let one = await optimizerFor(c, "wasm").init(params);
+      let many = await optimizerFor(c, "wasm", { threads, threadThreshold: 0 }).init(params);
+      try {
+        assert.equal(one.threads, 1);
+        assert.equal(many.threads, threads);
+        for (let t = 1; t <= c.steps; t++) {
+          one = step(one, grads(t));
+          many = step(many, grads(t));
+          await assertSameBits(many, one, `step ${t}`);
+        }
+      } finally {
+        dispose(many);
+      }
+    }),
+    { numRuns: 40 },
+  );
+});
+
+Deno.test("threaded steps match one thread at sizes around slice and block boundaries", async () => {
+  // Slices are cut at multiples of 16 elements, reduction blocks hold 16384.
+  const sizes = [1, 15, 16, 17, 47, 48, 49, 16383, 16384, 16385, 3 * 16384 + 7, 100_003];
+  const rand = prng(7);
+  for (const n of sizes) {
+    const params = { a: randomTensor(rand, n), b: randomTensor(rand, 5) };
+    const grads = Array.from({ length: 12 }, () => ({
+      a: randomTensor(rand, n),
+      b: randomTensor(rand, 5),
+    }));
+    for (const threads of [2, 3]) {
+      const make = (more: { threads?: number; threadThreshold?: number }) =>
+        ranger({
+          lr: 1e-2,
+          k: 3,
+          clipGradNorm: 1e-3,
+          weightDecay: 0.01,
+          nesterov: true,
+          groups: [{ match: /^b$/, lrScale: 0.5, weightDecay: 0 }],
+          ...more,
+        }).init(params);
+      let one = await make({});
+      let many = await make({ threads, threadThreshold: 0 });
+      try {
+        for (const g of grads) {
+          one = step(one, g);
+          many = step(many, g);
+        }
+        await assertSameBits(many, one, `n ${n}, ${threads} threads`);
+      } finally {
+        dispose(many);
+      }
+    }
+  }
+});
+
+Deno.test("a threaded state skips and throws on non-finite gradients as one thread does", async () => {
+  const n = 40_000;
+  const g = new Float32Array(n).fill(0.01);
+  const bad = g.slice();
+  bad[n - 3] = NaN;
+  let skip = await radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(n));
+  let strict = await radam({ threads: 2, threadThreshold: 0, nonFinite: "throw" }).init(
+    new Float32Array(n),
+  );
+  try {
+    skip = step(skip, g);
+    skip = step(skip, bad);
+    assert.equal(skip.step, 1);
+    assert.equal(skip.skippedSteps, 1);
+    assert.ok(Number.isNaN(skip.lastGradNorm));
+    strict = step(strict, g);
+    const before = await readAll(strict);
+    assert.throws(() => step(strict, bad), RangeError);
+    assert.deepEqual(await readAll(strict), before);
+    strict = step(strict, g); // still usable
+    assert.equal(strict.step, 2);
+  } finally {
+    dispose(skip);
+    dispose(strict);
+  }
+});
+
+Deno.test("a threaded state's checkpoint resumes on any number of threads with the same bits", async () => {
+  const rand = prng(11);
+  const n = 50_000;
+  const params = { w: randomTensor(rand, n), b: randomTensor(rand, 3) };
+  const grads = Array.from({ length: 10 }, () => ({
+    w: randomTensor(rand, n),
+    b: randomTensor(rand, 3),
+  }));
+  const opt = adamw({ lr: 1e-3, threads: 2, threadThreshold: 0, clipGradNorm: 1 });
+  let straight = await opt.init(params);
+  const resumed: OptimizerState[] = [];
+  try {
+    for (let t = 0; t < 5; t++) straight = step(straight, grads[t]);
+    const bytes = await saveState(straight);
+    for (const threads of [1, 2, 3]) {
+      let state = await loadState(bytes, { threads, threadThreshold: 0 });
+      resumed.push(state);
+      assert.equal(state.threads, threads);
+      for (let t = 5; t < 10; t++) state = step(state, grads[t]);
+      resumed[resumed.length - 1] = state;
+    }
+    for (let t = 5; t < 10; t++) straight = step(straight, grads[t]);
+    for (const state of resumed) await assertSameBits(state, straight, `${state.threads} threads`);
+  } finally {
+    dispose(straight);
+    resumed.forEach(dispose);
+  }
+});
+
+Deno.test("dispose releases the workers and makes every state of the line unusable", async () => {
+  const first = await radam({ threads: 3, threadThreshold: 0 }).init(new Float32Array(1000));
+  const second = step(first, new Float32Array(1000).fill(1));
+  dispose(first); // a consumed handle of the line is enough
+  assert.throws(() => step(second), { name: "TypeError", message: /disposed/ });
+  assert.throws(() => second.params, /disposed/);
+  dispose(second); // idempotent
+  // single-threaded states may be disposed too
+  const plain = await radam({ backend: "js" }).init(new Float32Array(4));
+  dispose(plain);
+  assert.throws(() => step(plain), /disposed/);
+  assert.throws(() => dispose({} as OptimizerState), TypeError);
+});
+
+Deno.test("below threadThreshold a state stays on one thread; at it, it splits", async () => {
+  const small = await radam({ threads: 2 }).init(new Float32Array(1000));
+  assert.equal(small.threads, 1);
+  const at = await radam({ threads: 2, threadThreshold: 4096 }).init(new Float32Array(4096));
+  const below = await radam({ threads: 2, threadThreshold: 4097 }).init(new Float32Array(4096));
+  try {
+    assert.equal(at.threads, 2);
+    assert.equal(below.threads, 1);
+    assert.ok(DEFAULT_THREAD_THRESHOLD > 1000);
+    assert.equal(radam().settings.threads, 1);
+    assert.equal(radam().settings.threadThreshold, DEFAULT_THREAD_THRESHOLD);
+  } finally {
+    dispose(at);
+    dispose(below);
+    dispose(small);
+  }
+});
+
+Deno.test("bad threads options throw clear errors", async () => {
+  for (const threads of [0, -1, 1.5, NaN, Infinity, 257]) {
+    assert.throws(() => radam({ threads }), { name: "RangeError", message: /Option threads/ });
+  }
+  assert.throws(() => radam({ threads: "2" as unknown as number }), TypeError);
+  assert.throws(() => radam({ backend: "js", threads: 2 }), {
+    name: "TypeError",
+    message: /needs the wasm backend/,
+  });
+  assert.throws(() => adamw({ backend: "webgpu", threads: 2 }), TypeError);
+  assert.throws(() => radam({ threads: 2, threadThreshold: -1 }), RangeError);
+  radam({ backend: "js", threads: 1 }); // one thread is fine anywhere
+  const bytes = await saveState(await radam().init(new Float32Array(4)));
+  await assert.rejects(loadState(bytes, { threads: 0 }), RangeError);
+  await assert.rejects(loadState(bytes, { backend: "js", threads: 2 }), TypeError);
+});
+
+Deno.test("threads > 1 without SharedArrayBuffer or Workers is refused, not run on one thread", async () => {
+  const g = globalThis as Record<string, unknown>;
+  for (const missing of ["SharedArrayBuffer", "Worker"]) {
+    const saved = g[missing];
+    delete g[missing];
+    try {
+      await assert.rejects(
+        radam({ threads: 2 }).init(new Float32Array(8)),
+        (e: Error) => e.message.includes(missing === "Worker" ? "Web Workers" : missing),
+      );
+      // one thread needs neither
+      const state = await radam().init(new Float32Array(8));
+      assert.equal(state.threads, 1);
+    } finally {
+      g[missing] = saved;
+    }
+  }
+});
