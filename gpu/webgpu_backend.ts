@@ -49,6 +49,7 @@ import {
   FINALIZE_KERNEL_WGSL,
   GRAD_NORM_PARTIAL_WGSL,
   GRAD_NORM_TOTAL_WGSL,
+  NORM_ELEMENTS_PER_WORKGROUP,
   RING_SIZE,
   RING_TAG_WORD,
   ringStride,
@@ -537,8 +538,12 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     const groupsOf = (count: number) => Math.ceil(Math.ceil(count / 4) / WORKGROUP_SIZE);
     const gridOf = (count: number) =>
       dispatchGrid(groupsOf(count), limits.maxComputeWorkgroupsPerDimension);
+    // The first norm pass: one workgroup a NORM_ELEMENTS_PER_WORKGROUP gradients.
+    const normGroupsOf = (count: number) => Math.ceil(count / NORM_ELEMENTS_PER_WORKGROUP);
+    const normGridOf = (count: number) =>
+      dispatchGrid(normGroupsOf(count), limits.maxComputeWorkgroupsPerDimension);
     let partialCount = 0;
-    for (const c of normRanges) partialCount += groupsOf(c.count);
+    for (const c of normRanges) partialCount += normGroupsOf(c.count);
     const partials = device.createBuffer({
       label: "radam grad norm partials",
       size: Math.max(1, partialCount) * 16,
@@ -577,8 +582,8 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
           { binding: 2, resource: { buffer: partials } },
         ],
       });
-      partialBase += groupsOf(c.count);
-      this.#normChunks.push({ bindGroup, grid: gridOf(c.count) });
+      partialBase += normGroupsOf(c.count);
+      this.#normChunks.push({ bindGroup, grid: normGridOf(c.count) });
     }
     this.#chunks = [];
     for (const c of stepRanges) {

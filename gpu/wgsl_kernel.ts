@@ -262,14 +262,22 @@ fn reduce_max(lid: u32) {
   }
 }`;
 
+/** vec4s of the gradients each invocation of the first norm pass reads (64 elements). */
+export const NORM_VECTORS_PER_INVOCATION = 16;
+
+/** Gradients one workgroup of the first norm pass covers. */
+export const NORM_ELEMENTS_PER_WORKGROUP = 4 * WORKGROUP_SIZE * NORM_VECTORS_PER_INVOCATION;
+
 /**
- * WGSL of the global gradient norm (first pass, entry point `partial`), overflow-safe in f32, in two passes. `partial` (one
- * workgroup a 256 gradients, over a chunk of the grads section like the step kernel): the
- * workgroup's largest |g|, the sum of (g / largest)², and a key locating its first NaN or
- * ±Infinity (tested on the bits: a compiler may assume finite floats): 0xffffffff − the
- * element's index in the grads section, or 0 when all are finite, so that the largest key is
- * the first such element. `total` (one workgroup): M = the largest of all,
- * norm = M · sqrt(Σ sum · (largest / M)²), and the largest key.
+ * WGSL of the global gradient norm, overflow-safe in f32, in two passes. `partial` (one
+ * workgroup a {@linkcode NORM_ELEMENTS_PER_WORKGROUP} gradients of a chunk of the grads section):
+ * each invocation reads its 16 vec4s (coalesced: vec4 `k · 64 + lid` of the workgroup's block)
+ * once into registers, takes their largest |g| and the sum of (g / largest)², and a key locating
+ * its first NaN or ±Infinity (tested on the bits: a compiler may assume finite floats):
+ * 0xffffffff − the element's index in the grads section, or 0 when all are finite, so that the
+ * largest key is the first such element. One tree reduction combines the (largest, sum, key)
+ * triples: largest M = max(m1, m2), sum = s1 · (m1 / M)² + s2 · (m2 / M)². `total` (one
+ * workgroup) combines the workgroups' triples the same way: norm = M · sqrt(sum).
  */
 export const GRAD_NORM_PARTIAL_WGSL = /* wgsl */ `
 struct Chunk { count: u32, start: u32, partial_base: u32, pad0: u32 }
@@ -279,7 +287,9 @@ struct Partial { largest: f32, sum: f32, key: u32, pad0: u32 }
 @group(0) @binding(1) var<uniform> chunk: Chunk;
 @group(0) @binding(2) var<storage, read_write> partials: array<Partial>;
 
-${GRAD_NORM_WORKGROUP_ARRAYS}
+var<workgroup> wf: array<f32, ${WORKGROUP_SIZE}>;
+var<workgroup> ws: array<f32, ${WORKGROUP_SIZE}>;
+var<workgroup> wu: array<u32, ${WORKGROUP_SIZE}>;
 
 // The key of the first NaN or ±Infinity among the four elements from element e, or 0.
 fn bad_key(x: vec4<f32>, e: u32) -> u32 {
@@ -298,31 +308,57 @@ fn partial(
   @builtin(local_invocation_index) lid: u32,
 ) {
   let w = wid.y * groups.x + wid.x;
-  let i = w * ${WORKGROUP_SIZE}u + lid;
   let count = chunk.count;
-  var x = vec4<f32>(0.0);
-  if (i < (count + 3u) / 4u) {
-    let rest = count - i * 4u;
-    x = select(g[i], vec4<f32>(0.0), vec4<u32>(0u, 1u, 2u, 3u) >= vec4<u32>(min(rest, 4u)));
+  let vectors = (count + 3u) / 4u;
+  let first = w * ${WORKGROUP_SIZE * NORM_VECTORS_PER_INVOCATION}u + lid;
+  var xs: array<vec4<f32>, ${NORM_VECTORS_PER_INVOCATION}>;
+  var largest = 0.0;
+  var key = 0u;
+  for (var k = 0u; k < ${NORM_VECTORS_PER_INVOCATION}u; k++) {
+    let i = first + k * ${WORKGROUP_SIZE}u;
+    var x = vec4<f32>(0.0);
+    if (i < vectors) {
+      let rest = count - i * 4u;
+      x = select(g[i], vec4<f32>(0.0), vec4<u32>(0u, 1u, 2u, 3u) >= vec4<u32>(min(rest, 4u)));
+      key = max(key, bad_key(x, chunk.start + i * 4u));
+    }
+    xs[k] = x;
+    let a = abs(x);
+    largest = max(largest, max(max(a.x, a.y), max(a.z, a.w)));
   }
-  let a = abs(x);
-  wf[lid] = max(max(a.x, a.y), max(a.z, a.w));
-  wu[lid] = bad_key(x, chunk.start + i * 4u);
-  reduce_max(lid);
-  let largest = wf[0];
-  let key = wu[0];
-  workgroupBarrier();
-  var y = vec4<f32>(0.0);
-  if (largest > 0.0) { y = x / largest; }
-  wf[lid] = (y.x * y.x + y.y * y.y) + (y.z * y.z + y.w * y.w);
+  var acc = vec4<f32>(0.0);
+  if (largest > 0.0) {
+    for (var k = 0u; k < ${NORM_VECTORS_PER_INVOCATION}u; k++) {
+      let y = xs[k] / largest;
+      acc = acc + y * y;
+    }
+  }
+  wf[lid] = largest;
+  ws[lid] = (acc.x + acc.y) + (acc.z + acc.w);
+  wu[lid] = key;
   workgroupBarrier();
   for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
-    if (lid < k) { wf[lid] = wf[lid] + wf[lid + k]; }
+    if (lid < k) {
+      let m1 = wf[lid];
+      let m2 = wf[lid + k];
+      let m = max(m1, m2);
+      var sum = 0.0;
+      if (m > 0.0) {
+        let r1 = m1 / m;
+        let r2 = m2 / m;
+        sum = ws[lid] * (r1 * r1) + ws[lid + k] * (r2 * r2);
+      }
+      wf[lid] = m;
+      ws[lid] = sum;
+      wu[lid] = max(wu[lid], wu[lid + k]);
+    }
     workgroupBarrier();
   }
-  let groupsUsed = ((count + 3u) / 4u + ${WORKGROUP_SIZE - 1}u) / ${WORKGROUP_SIZE}u;
+  let groupsUsed = (vectors + ${WORKGROUP_SIZE * NORM_VECTORS_PER_INVOCATION - 1}u) / ${
+  WORKGROUP_SIZE * NORM_VECTORS_PER_INVOCATION
+}u;
   if (lid == 0u && w < groupsUsed) {
-    partials[chunk.partial_base + w] = Partial(largest, wf[0], key, 0u);
+    partials[chunk.partial_base + w] = Partial(wf[0], ws[0], wu[0], 0u);
   }
 }
 `;

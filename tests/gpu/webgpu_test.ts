@@ -576,6 +576,28 @@ Deno.test({
       assert.equal(s.step, 1);
       assert.equal(s.skippedSteps, 1);
       assert.ok(!Number.isFinite(s.lastGradNorm));
+      // across many workgroups and chunks of the norm passes (lowered binding limit), with
+      // squares past f32's range in some of them
+      const big = randomTensor(prng(9), 300_001);
+      for (let i = 0; i < big.length; i += 40_000) big[i] = 2e30 * (1 + i / 1e6);
+      const backendLimits = { maxStorageBufferBindingSize: 65536 * 4 };
+      let b = await initWebGpuState(
+        radam({ lr: 1e-3 }).settings,
+        { big: new Float32Array(big.length) },
+        { device: device! },
+        backendLimits,
+      );
+      b = step(b, { big });
+      await readParams(b);
+      const bigNorm = refGlobalNorm([big]);
+      assert.ok(
+        Math.abs(b.lastGradNorm - bigNorm) <= 1e-5 * bigNorm,
+        `${b.lastGradNorm} vs ${bigNorm}`,
+      );
+      big[123_457] = NaN;
+      b = step(b, { big });
+      await readParams(b);
+      assert.equal(b.skippedSteps, 1);
       // "propagate" computes no norm (nor any check) unless clipping
       let p = await radam({ nonFinite: "propagate" }).init(new Float32Array(8), {
         device: device!,
