@@ -44,9 +44,10 @@ export interface Backend<T = Float32Array> {
   /**
    * The segment table (parameter groups), 8 f32 a row as laid out in core/arena.ts; the state
    * writes each row's stepSize, paramDecay and coupledDecay at indices 2, 3, 4 before `update`.
-   * Empty without groups. The three members above are optional: WebGPU has no
-   * `gradSumSquares` (it clips on the GPU and refuses a non-finite check at init), and
-   * encodes `centralize` into its next `update`.
+   * Empty without groups. The three members above are optional: WebGPU has neither
+   * `gradSumSquares` nor `segmentScalars` (it reduces the norm and checks the gradients on the
+   * GPU, and keeps every group's scalars in its per-step ring, see `counter`), and encodes
+   * `centralize` into its next `update`.
    */
   readonly segmentScalars?: Float32Array;
   /** Threads the step runs on (wasm with option `threads`); 1 when absent. */
