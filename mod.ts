@@ -362,8 +362,12 @@ export function ranger(options?: RangerOptions): Optimizer {
 export function readSlowWeights(
   state: OptimizerState<unknown>,
 ): Promise<Record<string, Float32Array>> {
-  if (!state.optimizer.startsWith("lookahead(")) {
-    throw new TypeError(`The ${state.optimizer} optimizer keeps no slow weights`);
+  try {
+    if (!state.optimizer.startsWith("lookahead(")) {
+      throw new TypeError(`The ${state.optimizer} optimizer keeps no slow weights`);
+    }
+  } catch (error) {
+    return Promise.reject(error);
   }
   return readSection(state, SLOW);
 }
@@ -408,10 +412,11 @@ export function step<T>(state: OptimizerState<T>, grads?: unknown): OptimizerSta
 }
 
 /**
- * Releases a state: stops the workers of a threaded state (option `threads`), and makes the
- * state, and every other state of its line (those `step` derived from the same `init`),
- * unusable: any later use throws a TypeError. Idempotent. A single-threaded state holds nothing
- * but memory, which the garbage collector reclaims anyway; disposing it is optional.
+ * Releases a state: stops the workers of a threaded state (option `threads`), frees the GPU
+ * buffers of a WebGPU state (caller-owned buffers are left alone), and makes the state, and
+ * every other state of its line (those `step` derived from the same `init`), unusable: any
+ * later use throws a TypeError. Idempotent. A single-threaded CPU state holds nothing but
+ * memory, which the garbage collector reclaims anyway; disposing it is optional.
  *
  * Call it when done with a threaded state: Deno's test sanitizers report running workers as a
  * leak, and in browsers they live as long as the page. (A Deno script that forgets it still

@@ -395,7 +395,12 @@ export function readSection(
   state: OptimizerState<unknown>,
   section: number,
 ): Promise<Record<string, Float32Array>> {
-  return coreOf(state).backend.readSection(section);
+  try {
+    return coreOf(state).backend.readSection(section);
+  } catch (error) {
+    // A consumed or disposed state: a rejection, as every other failure of a read.
+    return Promise.reject(error);
+  }
 }
 
 /**

@@ -309,6 +309,8 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
   readonly #control: GPUBuffer;
   readonly #countersStaging: GPUBuffer;
   #readback: Promise<void> | undefined;
+  /** Why the last readback failed, if the device was not lost (settle reports it). */
+  #readbackError: unknown;
   readonly #reported: Reported = {
     submitted: 0,
     taken: 0,
@@ -905,6 +907,11 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
   async settle(): Promise<void> {
     while (true) {
       this.checkUsable();
+      const failed = this.#readbackError;
+      if (failed) {
+        this.#readbackError = undefined;
+        throw new Error("Reading the step counters back from the GPU failed", { cause: failed });
+      }
       if (this.#reported.submitted >= this.#submitted) return;
       if (this.#readback === undefined) {
         const encoder = this.#device.createCommandEncoder();
@@ -935,9 +942,10 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
         this.#readback = undefined;
         this.#report(words);
       },
-      () => {
-        // A lost device: checkUsable says so at the next call.
+      (error) => {
+        // A lost device: checkUsable says so at the next call; anything else, settle rethrows.
         this.#readback = undefined;
+        this.#readbackError = error;
       },
     );
   }
@@ -1100,6 +1108,11 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
         );
       }
     });
+  }
+
+  /** `dispose(state)`: frees the GPU buffers (the state can no longer be used). */
+  dispose(): void {
+    this.destroy();
   }
 
   /** Frees the GPU buffers (the state can no longer be used). */

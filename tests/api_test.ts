@@ -55,7 +55,8 @@ for (const backend of ["wasm", "js"] as const) {
     assert.throws(() => s0.step, consumed);
     assert.throws(() => s0.params, consumed);
     assert.throws(() => step(s0, { w: grad(4, 1) }), consumed);
-    await assert.rejects(async () => await readParams(s0), consumed);
+    await assert.rejects(() => readParams(s0), consumed); // a rejection, not a throw
+    await assert.rejects(() => readMoments(s0), consumed);
     assert.equal(step(s1, { w: grad(4, 1) }).step, 2);
   });
 

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   adam,
+  dispose,
   type GpuTensor,
   loadState,
   type Optimizer,
@@ -644,6 +645,41 @@ Deno.test({
         const error = tfaError(await readParams(s), c.expected);
         assert.ok(error < TFA_ATOL, `${c.name}: off by ${error}`);
       }
+    });
+  },
+});
+
+Deno.test({
+  name: "webgpu: dispose frees the state's GPU buffers and leaves the caller's alone",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      const own = device!.createBuffer({
+        size: 64,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+      const destroyed: GPUBuffer[] = [];
+      let s = await radam({ lr: 1e-2 }).init({ own, host: new Float32Array(8) }, {
+        device: device!,
+      });
+      s = step(s, { own: new Float32Array(16).fill(1), host: new Float32Array(8).fill(1) });
+      const arena = s.grads.host.buffer;
+      const original = GPUBuffer.prototype.destroy;
+      GPUBuffer.prototype.destroy = function (this: GPUBuffer) {
+        destroyed.push(this);
+        return original.call(this);
+      };
+      try {
+        dispose(s);
+        dispose(s); // idempotent
+      } finally {
+        GPUBuffer.prototype.destroy = original;
+      }
+      assert.ok(destroyed.includes(arena), "the arena's grads buffer was destroyed");
+      assert.ok(!destroyed.includes(own), "the caller's buffer was left alone");
+      assert.throws(() => step(s), TypeError);
+      await assert.rejects(() => readParams(s), TypeError);
+      own.destroy();
     });
   },
 });
