@@ -26,6 +26,7 @@ import {
   type ResolvedConfig,
   resolveLookahead,
   resolveOptions,
+  RULE_HYPERPARAMETERS,
   type RuleKind,
 } from "./options.ts";
 import {
@@ -50,21 +51,6 @@ const RULES: Readonly<Record<string, RuleKind>> = {
   adam: "adam",
   adamw: "adam",
   ranger: "radam",
-};
-
-/** Hyperparameters a checkpoint must state (defaults differ between optimizers). */
-const REQUIRED_HYPERPARAMETERS: Readonly<Record<RuleKind, readonly string[]>> = {
-  adam: ["lr", "betas", "eps", "weightDecay", "decoupledWeightDecay", "maximize"],
-  radam: [
-    "lr",
-    "betas",
-    "eps",
-    "weightDecay",
-    "decoupledWeightDecay",
-    "maximize",
-    "threshold",
-    "degenerateToSgd",
-  ],
 };
 
 /**
@@ -284,7 +270,7 @@ function configOf(
   if (options.threadThreshold !== undefined) {
     checkNumber("threadThreshold", options.threadThreshold, 0, Infinity, true);
   }
-  for (const key of REQUIRED_HYPERPARAMETERS[rule]) {
+  for (const key of RULE_HYPERPARAMETERS[rule]) {
     if (!Object.hasOwn(stored, key)) {
       throw new CheckpointError(`Checkpoint hyperparameters lack ${key}`);
     }

@@ -335,40 +335,29 @@ export function checkLearningRate(value: unknown): LearningRate {
   return checkNumber("lr", value, 0, Infinity, true);
 }
 
+/**
+ * The hyperparameters of the update rule itself, which a checkpoint must state (their defaults
+ * differ between optimizers): those of Adam's rule, then those RAdam adds.
+ */
+export const RULE_HYPERPARAMETERS: Readonly<Record<RuleKind, readonly string[]>> = (() => {
+  const adam = ["lr", "betas", "eps", "weightDecay", "decoupledWeightDecay", "maximize"];
+  return { adam, radam: [...adam, "threshold", "degenerateToSgd"] };
+})();
+
+/** The options of how the rule runs (backend, threads) and of the training-loop features. */
+const RUN_OPTIONS = [
+  "backend",
+  "clipGradNorm",
+  "nonFinite",
+  "gc",
+  "groups",
+  "threads",
+  "threadThreshold",
+];
+
 const KNOWN_OPTIONS: Record<RuleKind, readonly string[]> = {
-  adam: [
-    "lr",
-    "betas",
-    "eps",
-    "weightDecay",
-    "decoupledWeightDecay",
-    "maximize",
-    "backend",
-    "clipGradNorm",
-    "nonFinite",
-    "gc",
-    "groups",
-    "threads",
-    "threadThreshold",
-  ],
-  radam: [
-    "lr",
-    "betas",
-    "eps",
-    "weightDecay",
-    "decoupledWeightDecay",
-    "maximize",
-    "backend",
-    "threshold",
-    "degenerateToSgd",
-    "nesterov",
-    "clipGradNorm",
-    "nonFinite",
-    "gc",
-    "groups",
-    "threads",
-    "threadThreshold",
-  ],
+  adam: [...RULE_HYPERPARAMETERS.adam, ...RUN_OPTIONS],
+  radam: [...RULE_HYPERPARAMETERS.radam, "nesterov", ...RUN_OPTIONS],
 };
 
 const NON_FINITE: readonly string[] = ["skip", "throw", "propagate"];

@@ -256,12 +256,11 @@ export interface StateInternals {
 /** The configuration, backend and counters of a live state; throws if it was consumed. */
 export function stateInternals(state: OptimizerState<unknown>): StateInternals {
   const core = coreOf(state);
-  const counter = core.backend.counter;
   return {
     config: core.config,
     backend: core.backend,
-    steps: counter?.steps ?? core.steps,
-    skipped: counter?.skipped ?? core.skipped,
+    steps: state.step,
+    skipped: state.skippedSteps,
     shapes: core.shapes,
   };
 }
@@ -328,9 +327,7 @@ export function stepState<T>(
   const segments = backend.layout.segments;
   if (segments.length > 0 && backend.segmentScalars) {
     const table = backend.segmentScalars;
-    for (let g = 0; g < core.groupConfigs.length; g++) {
-      computeScalars(core.groupConfigs[g], t, lr * core.groupLrScales[g], core.groupScalars[g]);
-    }
+    computeGroupScalars(core, t, lr);
     for (let k = 0; k < segments.length; k++) {
       const s = core.groupScalars[segments[k].group];
       table[k * 8 + 2] = s.stepSize;
@@ -338,8 +335,7 @@ export function stepState<T>(
       table[k * 8 + 4] = s.coupledDecay;
     }
   }
-  const gc = core.gcSegments;
-  for (let i = 0; i < gc.length; i += 3) backend.centralize!(gc[i], gc[i + 1], gc[i + 2]);
+  centralizeGradients(core);
   backend.update(core.scalars);
   core.steps = t;
   return new StateHandle(core);
@@ -360,19 +356,27 @@ function stepOnDevice(
   if (!counter.hasScalars(t)) {
     const lr = learningRateAt(core.config, t);
     computeScalars(core.config, t, lr, core.scalars);
-    if (backend.layout.segments.length > 0) {
-      for (let g = 0; g < core.groupConfigs.length; g++) {
-        computeScalars(core.groupConfigs[g], t, lr * core.groupLrScales[g], core.groupScalars[g]);
-      }
-    }
+    if (backend.layout.segments.length > 0) computeGroupScalars(core, t, lr);
     counter.writeScalars(t, core.scalars, core.groupScalars);
   }
   // Nothing above has changed the state (params, moments, slow weights, counts).
   if (grads !== undefined) backend.loadGrads(grads);
-  const gc = core.gcSegments;
-  for (let i = 0; i < gc.length; i += 3) backend.centralize!(gc[i], gc[i + 1], gc[i + 2]);
+  centralizeGradients(core);
   backend.update(core.scalars);
   return new StateHandle(core);
+}
+
+/** Each parameter group's scalars of step `t` (group 0: the optimizer's own settings). */
+function computeGroupScalars(core: Core, t: number, lr: number): void {
+  for (let g = 0; g < core.groupConfigs.length; g++) {
+    computeScalars(core.groupConfigs[g], t, lr * core.groupLrScales[g], core.groupScalars[g]);
+  }
+}
+
+/** Gradient centralization of every rank > 1 tensor (with `gc`), before the update. */
+function centralizeGradients(core: Core): void {
+  const gc = core.gcSegments;
+  for (let i = 0; i < gc.length; i += 3) core.backend.centralize!(gc[i], gc[i + 1], gc[i + 2]);
 }
 
 /** The error for `nonFinite: "throw"`, naming the first tensor with a NaN or ±Infinity. */

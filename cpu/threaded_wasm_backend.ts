@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, GRADS, PARAMS, SLOW } from "../core/arena.ts";
+import type { ArenaLayout } from "../core/arena.ts";
 import type { StepScalars } from "../core/scalars.ts";
 import { CpuBackend } from "./cpu_backend.ts";
 import { SUM_BLOCK } from "./js_backend.ts";
@@ -35,10 +35,12 @@ import {
   threadWorkerSource,
 } from "./thread_worker.ts";
 import {
+  arenaAddresses,
   checkWasmCapacity,
   type KernelExports,
   PAGE_BYTES,
   sharedKernelBytes,
+  stepSlice,
 } from "./wasm_backend.ts";
 
 /** Element granularity of the step's slices: 16 f32, one 64-byte cache line. */
@@ -168,14 +170,8 @@ export async function createThreadedWasmBackend(
   const k = instance.exports as unknown as KernelExports;
   if (k.heapBase() > control) throw new Error("The kernel's static data overlaps its arena");
 
-  const sectionBytes = layout.sectionLength * 4;
-  const p = base + PARAMS * sectionBytes;
-  const g = base + GRADS * sectionBytes;
-  const m = base + EXP_AVG * sectionBytes;
-  const v = base + EXP_AVG_SQ * sectionBytes;
-  const slow = layout.sectionCount > SLOW ? base + SLOW * sectionBytes : p;
-  const table = base + layout.segmentTableOffset;
-  const segmentCount = layout.segments.length;
+  const a = arenaAddresses(layout, base);
+  const { g } = a;
 
   const ints = new Int32Array(memory.buffer, control, CONTROL.BYTES / 4);
   const floats = new Float32Array(memory.buffer, control, CONTROL.BYTES / 4);
@@ -206,13 +202,13 @@ export async function createThreadedWasmBackend(
         bytes,
         memory,
         control,
-        params: p,
-        grads: g,
-        m,
-        v,
-        slow,
-        table,
-        segmentCount,
+        params: a.p,
+        grads: a.g,
+        m: a.m,
+        v: a.v,
+        slow: a.slow,
+        table: a.table,
+        segmentCount: a.segmentCount,
         partials,
         total: n,
         start,
@@ -283,30 +279,7 @@ export async function createThreadedWasmBackend(
     ints[CONTROL.MODE] = s.mode;
     ints[CONTROL.SYNC] = s.sync;
     launch(OP_STEP);
-    k.step(
-      p,
-      g,
-      m,
-      v,
-      start,
-      end,
-      s.gradScale,
-      s.coupledDecay,
-      s.beta1,
-      s.oneMinusBeta1,
-      s.beta2,
-      s.oneMinusBeta2,
-      s.paramDecay,
-      s.stepSize,
-      s.eps,
-      s.mode,
-      slow,
-      s.alpha,
-      s.sync,
-      s.gradMix,
-      table,
-      segmentCount,
-    );
+    stepSlice(k, a, start, end, s);
     join();
   };
   const parallelReduction = options.parallelReduction ?? true;

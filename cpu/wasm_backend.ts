@@ -94,6 +94,67 @@ export function checkWasmCapacity(layout: ArenaLayout, extraBytes = 0): void {
   }
 }
 
+/** Byte addresses of an arena's sections and segment table in a kernel's memory. */
+export interface ArenaAddresses {
+  p: number;
+  g: number;
+  m: number;
+  v: number;
+  /** The slow weights, or `p` where there are none (the kernel then never reads it). */
+  slow: number;
+  table: number;
+  segmentCount: number;
+}
+
+/** Where the sections of `layout` lie in memory when the arena starts at byte `base`. */
+export function arenaAddresses(layout: ArenaLayout, base: number): ArenaAddresses {
+  const sectionBytes = layout.sectionLength * 4;
+  const p = base + PARAMS * sectionBytes;
+  return {
+    p,
+    g: base + GRADS * sectionBytes,
+    m: base + EXP_AVG * sectionBytes,
+    v: base + EXP_AVG_SQ * sectionBytes,
+    slow: layout.sectionCount > SLOW ? base + SLOW * sectionBytes : p,
+    table: base + layout.segmentTableOffset,
+    segmentCount: layout.segments.length,
+  };
+}
+
+/** One step of the elements `[start, end)` of the arena at `a`, with the scalars `s`. */
+export function stepSlice(
+  k: KernelExports,
+  a: ArenaAddresses,
+  start: number,
+  end: number,
+  s: StepScalars,
+): void {
+  k.step(
+    a.p,
+    a.g,
+    a.m,
+    a.v,
+    start,
+    end,
+    s.gradScale,
+    s.coupledDecay,
+    s.beta1,
+    s.oneMinusBeta1,
+    s.beta2,
+    s.oneMinusBeta2,
+    s.paramDecay,
+    s.stepSize,
+    s.eps,
+    s.mode,
+    a.slow,
+    s.alpha,
+    s.sync,
+    s.gradMix,
+    a.table,
+    a.segmentCount,
+  );
+}
+
 /** Instantiates the kernel with an arena for `layout` in its memory. */
 export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend> {
   checkWasmCapacity(layout);
@@ -114,40 +175,10 @@ export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend
       );
     }
   }
-  const sectionBytes = layout.sectionLength * 4;
-  const p = base + PARAMS * sectionBytes;
-  const g = base + GRADS * sectionBytes;
-  const m = base + EXP_AVG * sectionBytes;
-  const v = base + EXP_AVG_SQ * sectionBytes;
-  const slow = layout.sectionCount > SLOW ? base + SLOW * sectionBytes : p;
+  const a = arenaAddresses(layout, base);
+  const { g } = a;
   const n = layout.total;
-  const table = base + layout.segmentTableOffset;
-  const segmentCount = layout.segments.length;
-  const kernel = (s: StepScalars) =>
-    k.step(
-      p,
-      g,
-      m,
-      v,
-      0,
-      n,
-      s.gradScale,
-      s.coupledDecay,
-      s.beta1,
-      s.oneMinusBeta1,
-      s.beta2,
-      s.oneMinusBeta2,
-      s.paramDecay,
-      s.stepSize,
-      s.eps,
-      s.mode,
-      slow,
-      s.alpha,
-      s.sync,
-      s.gradMix,
-      table,
-      segmentCount,
-    );
+  const kernel = (s: StepScalars) => stepSlice(k, a, 0, n, s);
   return new CpuBackend("wasm", layout, k.memory.buffer, base, kernel, {
     gradSumSquares: () => k.sumSquares(g, n),
     centralize: (offset, rows, cols) => k.centralize(g + offset * 4, rows, cols),

@@ -276,15 +276,12 @@ interface External {
   slot: GpuTensor;
 }
 
-/** What the device last reported of its step counters (see `Counters` in the WGSL). */
+/** What the device last reported of its step counters (see `Control` in the WGSL). */
 interface Reported {
   submitted: number;
   taken: number;
   skipped: number;
-  halted: number;
-  firstBad: number;
   norm: number;
-  haltedAt: number;
 }
 
 /** The WebGPU backend of one state. */
@@ -311,15 +308,7 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
   #readback: Promise<void> | undefined;
   /** Why the last readback failed, if the device was not lost (settle reports it). */
   #readbackError: unknown;
-  readonly #reported: Reported = {
-    submitted: 0,
-    taken: 0,
-    skipped: 0,
-    halted: 0,
-    firstBad: 0,
-    norm: NaN,
-    haltedAt: 0,
-  };
+  readonly #reported: Reported = { submitted: 0, taken: 0, skipped: 0, norm: NaN };
   /** Steps submitted since `start`. */
   #submitted = 0;
   /** Submissions up to this one are known not to count (a halt was reported and cleared). */
@@ -783,41 +772,21 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     if (this.#normComputed) {
       // The global norm of the gradients as given (before centralization), and the first
       // non-finite one, on the GPU.
-      pass.setPipeline(this.#normPartialPipeline);
-      for (const chunk of this.#normChunks) {
-        pass.setBindGroup(0, chunk.bindGroup);
-        pass.dispatchWorkgroups(chunk.grid[0], chunk.grid[1]);
-      }
+      dispatchEach(pass, this.#normPartialPipeline, this.#normChunks);
       pass.setPipeline(this.#normTotalPipeline);
       pass.setBindGroup(0, this.#normTotalBindGroup);
       pass.dispatchWorkgroups(1);
     }
     if (this.#pendingCentralize.length > 0) {
-      pass.setPipeline(this.#centralizePipeline);
-      for (const c of this.#pendingCentralize) {
-        pass.setBindGroup(0, c.bindGroup);
-        pass.dispatchWorkgroups(c.grid[0], c.grid[1]);
-      }
+      dispatchEach(pass, this.#centralizePipeline, this.#pendingCentralize);
       this.#pendingCentralize.length = 0;
     }
-    pass.setPipeline(this.#pipeline);
-    for (const chunk of this.#chunks) {
-      pass.setBindGroup(0, chunk.bindGroup);
-      pass.dispatchWorkgroups(chunk.grid[0], chunk.grid[1]);
-    }
+    dispatchEach(pass, this.#pipeline, this.#chunks);
     pass.setPipeline(this.#finalizePipeline);
     pass.setBindGroup(0, this.#finalizeBindGroup);
     pass.dispatchWorkgroups(1);
     pass.end();
-    for (const { index, slot } of this.#externals) {
-      encoder.copyBufferToBuffer(
-        this.#sections[PARAMS],
-        layout.offsets[index] * 4,
-        slot.buffer,
-        slot.offset,
-        layout.lengths[index] * 4,
-      );
-    }
+    this.#encodeCopyOut(encoder);
     const report = this.#readback === undefined;
     if (report) this.#encodeReadback(encoder);
     device.queue.submit([encoder.finish()]);
@@ -847,7 +816,7 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
 
   start(steps: number, skipped: number): void {
     const r = this.#reported;
-    Object.assign(r, { submitted: 0, taken: steps, skipped, halted: 0, firstBad: 0, norm: NaN });
+    Object.assign(r, { submitted: 0, taken: steps, skipped, norm: NaN });
     this.#submitted = 0;
     this.#countedFrom = 0;
     this.#fault = undefined;
@@ -898,7 +867,6 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
       // Steps submitted before this point find the state halted and are not taken; the halt is
       // lifted for the ones after (the write is ordered after them on the queue).
       this.#countedFrom = this.#submitted;
-      this.#reported.halted = 0;
       this.#device.queue.writeBuffer(this.#control, COUNTERS_OFFSET + 12, new Uint32Array([0]));
     }
     return fault;
@@ -956,25 +924,25 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     r.taken = words[1];
     r.skipped = words[2];
     r.norm = new Float32Array(words.buffer, 20, 1)[0];
-    const halted = words[3];
-    if (halted !== 0 && r.halted === 0 && words[6] > this.#countedFrom) {
-      r.halted = halted;
-      r.firstBad = words[4];
-      r.haltedAt = words[6];
-      this.#fault = this.#haltError();
+    // A halt not yet handed out, and not one that takeFault already lifted.
+    if (words[3] !== 0 && !this.#fault && words[6] > this.#countedFrom) {
+      this.#fault = this.#haltError(words[3], words[4], words[6]);
     }
   }
 
-  /** The error of a halt the device reported. */
-  #haltError(): Error {
+  /**
+   * The error of a halt the device reported: `halted` 1 (a non-finite gradient, the first at
+   * element `firstBad` of the grads section) or 2 (no scalars for t), at submission `haltedAt`.
+   */
+  #haltError(halted: number, firstBad: number, haltedAt: number): Error {
     const r = this.#reported;
-    const later = this.#submitted - r.haltedAt;
+    const later = this.#submitted - haltedAt;
     const after = later > 0
       ? `, nor ${
         later === 1 ? "the step" : `the ${later} steps`
       } submitted after it before the GPU reported it`
       : "";
-    if (r.halted === 2) {
+    if (halted === 2) {
       return new Error(
         `The WebGPU state stopped at step ${
           r.taken + 1
@@ -983,10 +951,10 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     }
     const layout = this.layout;
     let k = layout.names.length - 1;
-    while (k > 0 && (layout.offsets[k] > r.firstBad || layout.lengths[k] === 0)) k--;
+    while (k > 0 && (layout.offsets[k] > firstBad || layout.lengths[k] === 0)) k--;
     return new RangeError(
       `The gradient of ${label(layout.names[k])} holds NaN or ±Infinity at index ${
-        r.firstBad - layout.offsets[k]
+        firstBad - layout.offsets[k]
       } (step ${
         r.taken + 1
       }); the step was not taken${after}. WebGPU reports it at the first call after the GPU ran that step`,
@@ -1053,15 +1021,7 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     if (section === PARAMS && (this.#externals.length > 0 || this.#inPlaceWrites.length > 0)) {
       const encoder = this.#device.createCommandEncoder();
       this.#encodeCopies(encoder, this.#inPlaceWrites);
-      for (const { index, slot } of this.#externals) {
-        encoder.copyBufferToBuffer(
-          buffer,
-          this.layout.offsets[index] * 4,
-          slot.buffer,
-          slot.offset,
-          this.layout.lengths[index] * 4,
-        );
-      }
+      this.#encodeCopyOut(encoder);
       this.#device.queue.submit([encoder.finish()]);
     }
   }
@@ -1088,12 +1048,21 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
   #encodeCopies(encoder: GPUCommandEncoder, copies: readonly Chunk[]): void {
     if (copies.length === 0) return;
     const pass = encoder.beginComputePass();
-    pass.setPipeline(this.#copyTensorPipeline);
-    for (const c of copies) {
-      pass.setBindGroup(0, c.bindGroup);
-      pass.dispatchWorkgroups(c.grid[0], c.grid[1]);
-    }
+    dispatchEach(pass, this.#copyTensorPipeline, copies);
     pass.end();
+  }
+
+  /** Encodes the copies of the params the arena keeps for a caller's buffer into that buffer. */
+  #encodeCopyOut(encoder: GPUCommandEncoder): void {
+    for (const { index, slot } of this.#externals) {
+      encoder.copyBufferToBuffer(
+        this.#sections[PARAMS],
+        this.layout.offsets[index] * 4,
+        slot.buffer,
+        slot.offset,
+        this.layout.lengths[index] * 4,
+      );
+    }
   }
 
   /** Uploads host params of some tensors (at init; the others come from caller buffers). */
@@ -1121,6 +1090,19 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     for (const b of this.#extraBuffers) b.destroy();
     for (const c of this.#centralizations.values()) c.uniform.destroy();
     this.#staging?.destroy();
+  }
+}
+
+/** Sets `pipeline`, then one dispatch per bind group and grid. */
+function dispatchEach(
+  pass: GPUComputePassEncoder,
+  pipeline: GPUComputePipeline,
+  dispatches: readonly { bindGroup: GPUBindGroup; grid: readonly [number, number] }[],
+): void {
+  pass.setPipeline(pipeline);
+  for (const d of dispatches) {
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(d.grid[0], d.grid[1]);
   }
 }
 

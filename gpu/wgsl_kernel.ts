@@ -18,6 +18,26 @@
 /** Invocations per workgroup. */
 export const WORKGROUP_SIZE = 64;
 
+/** The builtins of an entry point over a 2-D grid of workgroups (see `vector_index`). */
+const GRID_ARGS = `@builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,`;
+
+/** WGSL of a chunk of an arena section, and the indexing every vec4 kernel shares. */
+const CHUNK_WGSL = /* wgsl */ `
+struct Chunk { count: u32, start: u32, partial_base: u32, pad0: u32 }
+
+// This invocation's vec4 in a 2-D grid of workgroups.
+fn vector_index(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
+  return (wid.y * groups.x + wid.x) * ${WORKGROUP_SIZE}u + lid;
+}
+
+// The lanes of vec4 i (below ceil(count / 4)) at or past the count: they keep their values.
+fn past_count(count: u32, i: u32) -> vec4<bool> {
+  return vec4<u32>(0u, 1u, 2u, 3u) >= vec4<u32>(min(count - i * 4u, 4u));
+}
+`;
+
 /**
  * Bytes of the constants uniform (`Consts` in the WGSL): what stays the same every step.
  */
@@ -75,7 +95,7 @@ struct Control {
 /** WGSL source of the step kernel (entry point `step`). */
 export const STEP_KERNEL_WGSL = /* wgsl */ `
 ${STEP_COMMON}
-struct Chunk { count: u32, start: u32, partial_base: u32, pad0: u32 }
+${CHUNK_WGSL}
 // A parameter-group run of the arena: elements [start, end) use the group's scalars.
 struct Segment { start: u32, end: u32, group: u32, pad0: u32, pad1: u32, pad2: u32, pad3: u32, pad4: u32 }
 
@@ -94,11 +114,9 @@ fn ring_f32(k: u32) -> f32 { return bitcast<f32>(ring[k]); }
 
 @compute @workgroup_size(${WORKGROUP_SIZE})
 fn step(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) groups: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
+  ${GRID_ARGS}
 ) {
-  let i = (wid.y * groups.x + wid.x) * ${WORKGROUP_SIZE}u + lid;
+  let i = vector_index(wid, groups, lid);
   let count = chunk.count;
   if (i >= (count + 3u) / 4u) { return; }
   // A skipped step (non-finite gradient), a halted state, or no scalars for this t: no change.
@@ -154,9 +172,7 @@ fn step(
   } else if (mode == 1u) {
     pi = p0 * param_decay - step_size * num;
   }
-  let rest = count - i * 4u;
-  // The tail: lanes at or past the count keep their old values.
-  let keep = vec4<u32>(0u, 1u, 2u, 3u) >= vec4<u32>(min(rest, 4u));
+  let keep = past_count(count, i);
   if (sync != 0u) {
     // LookAhead sync: slow += alpha · (p − slow); p = slow.
     let s0 = slow[i];
@@ -225,9 +241,7 @@ var<workgroup> partial: array<f32, ${WORKGROUP_SIZE}>;
 
 @compute @workgroup_size(${WORKGROUP_SIZE})
 fn centralize(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) groups: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
+  ${GRID_ARGS}
 ) {
   let row = wid.y * groups.x + wid.x;
   if (row >= shape.rows) { return; }
@@ -280,7 +294,7 @@ export const NORM_ELEMENTS_PER_WORKGROUP = 4 * WORKGROUP_SIZE * NORM_VECTORS_PER
  * workgroup) combines the workgroups' triples the same way: norm = M · sqrt(sum).
  */
 export const GRAD_NORM_PARTIAL_WGSL = /* wgsl */ `
-struct Chunk { count: u32, start: u32, partial_base: u32, pad0: u32 }
+${CHUNK_WGSL}
 struct Partial { largest: f32, sum: f32, key: u32, pad0: u32 }
 
 @group(0) @binding(0) var<storage, read> g: array<vec4<f32>>;
@@ -303,9 +317,7 @@ fn bad_key(x: vec4<f32>, e: u32) -> u32 {
 
 @compute @workgroup_size(${WORKGROUP_SIZE})
 fn partial(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) groups: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
+  ${GRID_ARGS}
 ) {
   let w = wid.y * groups.x + wid.x;
   let count = chunk.count;
@@ -318,8 +330,7 @@ fn partial(
     let i = first + k * ${WORKGROUP_SIZE}u;
     var x = vec4<f32>(0.0);
     if (i < vectors) {
-      let rest = count - i * 4u;
-      x = select(g[i], vec4<f32>(0.0), vec4<u32>(0u, 1u, 2u, 3u) >= vec4<u32>(min(rest, 4u)));
+      x = select(g[i], vec4<f32>(0.0), past_count(count, i));
       key = max(key, bad_key(x, chunk.start + i * 4u));
     }
     xs[k] = x;
@@ -405,16 +416,15 @@ fn total(@builtin(local_invocation_index) lid: u32) {
 
 /** WGSL of a plain copy kernel over vec4s (the bandwidth limit the benchmark compares with). */
 export const COPY_KERNEL_WGSL = /* wgsl */ `
+${CHUNK_WGSL}
 @group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
 
 @compute @workgroup_size(${WORKGROUP_SIZE})
 fn copy(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) groups: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
+  ${GRID_ARGS}
 ) {
-  let i = (wid.y * groups.x + wid.x) * ${WORKGROUP_SIZE}u + lid;
+  let i = vector_index(wid, groups, lid);
   if (i < arrayLength(&dst)) { dst[i] = src[i]; }
 }
 `;
@@ -428,7 +438,7 @@ fn copy(
  * (readback, restore, LookAhead's start) without needing COPY_SRC or COPY_DST on that buffer.
  */
 export const COPY_TENSOR_WGSL = /* wgsl */ `
-struct Chunk { count: u32, start: u32, partial_base: u32, pad0: u32 }
+${CHUNK_WGSL}
 
 @group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
@@ -436,16 +446,12 @@ struct Chunk { count: u32, start: u32, partial_base: u32, pad0: u32 }
 
 @compute @workgroup_size(${WORKGROUP_SIZE})
 fn copy_tensor(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) groups: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
+  ${GRID_ARGS}
 ) {
-  let i = (wid.y * groups.x + wid.x) * ${WORKGROUP_SIZE}u + lid;
+  let i = vector_index(wid, groups, lid);
   let count = chunk.count;
   if (i >= (count + 3u) / 4u) { return; }
-  let rest = count - i * 4u;
-  let keep = vec4<u32>(0u, 1u, 2u, 3u) >= vec4<u32>(min(rest, 4u));
-  dst[i] = select(src[i], dst[i], keep);
+  dst[i] = select(src[i], dst[i], past_count(count, i));
 }
 `;
 
