@@ -39,6 +39,12 @@ export interface ArenaLayout {
   /** Number of sections: 4, or 5 with LookAhead's slow weights. */
   readonly sectionCount: number;
   /**
+   * Byte offset of each section from the start of the arena (WebGPU, which keeps each section in
+   * a buffer of its own: 0 for all). Always use these, never `section * sectionLength * 4`: the
+   * gaps between sections are a layout decision of `planArena`.
+   */
+  readonly sectionOffsets: readonly number[];
+  /**
    * Parameter-group runs: maximal runs of consecutive tensors in the same group, as element
    * ranges `[start, end)` with the group index (0: the optimizer's own settings, i + 1: group
    * i). Empty when the optimizer has no groups: the kernel then uses the global scalars.
@@ -76,6 +82,8 @@ export function planArena(
       else segments.push({ start: offsets[i], end: offsets[i] + lengths[i], group: groups[i] });
     }
   }
+  const sectionOffsets: number[] = [];
+  for (let s = 0; s < sectionCount; s++) sectionOffsets.push(s * sectionLength * 4);
   const segmentTableOffset = sectionLength * 4 * sectionCount;
   return {
     names,
@@ -84,6 +92,7 @@ export function planArena(
     total,
     sectionLength,
     sectionCount,
+    sectionOffsets,
     segments,
     segmentTableOffset,
     byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
@@ -98,7 +107,7 @@ export function sectionViews(
   section: number,
 ): Readonly<Record<string, Float32Array>> {
   const views: Record<string, Float32Array> = {};
-  const start = base + section * layout.sectionLength * 4;
+  const start = base + layout.sectionOffsets[section];
   for (let i = 0; i < layout.names.length; i++) {
     views[layout.names[i]] = new Float32Array(
       buffer,
@@ -116,5 +125,5 @@ export function sectionView(
   layout: ArenaLayout,
   section: number,
 ): Float32Array {
-  return new Float32Array(buffer, base + section * layout.sectionLength * 4, layout.total);
+  return new Float32Array(buffer, base + layout.sectionOffsets[section], layout.total);
 }

@@ -108,14 +108,14 @@ export interface ArenaAddresses {
 
 /** Where the sections of `layout` lie in memory when the arena starts at byte `base`. */
 export function arenaAddresses(layout: ArenaLayout, base: number): ArenaAddresses {
-  const sectionBytes = layout.sectionLength * 4;
-  const p = base + PARAMS * sectionBytes;
+  const at = layout.sectionOffsets;
+  const p = base + at[PARAMS];
   return {
     p,
-    g: base + GRADS * sectionBytes,
-    m: base + EXP_AVG * sectionBytes,
-    v: base + EXP_AVG_SQ * sectionBytes,
-    slow: layout.sectionCount > SLOW ? base + SLOW * sectionBytes : p,
+    g: base + at[GRADS],
+    m: base + at[EXP_AVG],
+    v: base + at[EXP_AVG_SQ],
+    slow: layout.sectionCount > SLOW ? base + at[SLOW] : p,
     table: base + layout.segmentTableOffset,
     segmentCount: layout.segments.length,
   };

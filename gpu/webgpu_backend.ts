@@ -110,6 +110,7 @@ export function planGpuArena(
     total: end,
     sectionLength,
     sectionCount,
+    sectionOffsets: new Array<number>(sectionCount).fill(0),
     segments,
     segmentTableOffset,
     byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
