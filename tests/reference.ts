@@ -1,5 +1,5 @@
 /**
- * An independent float64 reference of the update rules in SPEC.md (PyTorch's RAdam, Adam and
+ * An independent float64 reference of the update rules in docs/SPEC.md (PyTorch's RAdam, Adam and
  * AdamW semantics), written from the published formulas and sharing no code with the library.
  *
  * Besides the next state it returns, per element, a bound on how far an f32 implementation of
@@ -24,7 +24,7 @@ export const K = 8;
  */
 export const ETA = 2 ** -149;
 
-/** Hyperparameters, as in SPEC.md. */
+/** Hyperparameters, as in docs/SPEC.md. */
 export interface RefConfig {
   kind: "radam" | "adam";
   beta1: number;
