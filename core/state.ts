@@ -354,10 +354,18 @@ function stepOnDevice(
   const backend = core.backend;
   const t = counter.steps + 1;
   if (!counter.hasScalars(t)) {
-    const lr = learningRateAt(core.config, t);
-    computeScalars(core.config, t, lr, core.scalars);
-    if (backend.layout.segments.length > 0) computeGroupScalars(core, t, lr);
-    counter.writeScalars(t, core.scalars, core.groupScalars);
+    // The scalars of t and of the next steps, written last to first: those of a later step
+    // that fails (a schedule that throws there) are left out, computed again at their step.
+    for (let k = t + counter.scalarsAhead - 1; k >= t; k--) {
+      try {
+        const lr = learningRateAt(core.config, k);
+        computeScalars(core.config, k, lr, core.scalars);
+        if (backend.layout.segments.length > 0) computeGroupScalars(core, k, lr);
+        counter.writeScalars(k, core.scalars, core.groupScalars);
+      } catch (error) {
+        if (k === t) throw error;
+      }
+    }
   }
   // Nothing above has changed the state (params, moments, slow weights, counts).
   if (grads !== undefined) backend.loadGrads(grads);
