@@ -109,6 +109,11 @@ export interface DeviceCounter {
   takeFault(): Error | undefined;
   /** Whether the scalars of step `t` are in the ring. */
   hasScalars(t: number): boolean;
+  /**
+   * How many steps' scalars to write at once, from the first missing t on (one upload for that
+   * many steps; schedules are pure functions of t on such a backend).
+   */
+  readonly scalarsAhead: number;
   /** Writes the scalars of step `t`, one record per parameter group (index 0 the optimizer's own). */
   writeScalars(t: number, scalars: StepScalars, groups: readonly StepScalars[]): void;
   /** Resolves when the device has reported every step submitted so far. */

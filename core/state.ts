@@ -376,8 +376,16 @@ function stepOnDevice(core: Core, backend: DeviceBackend, grads: unknown): State
   if (grads !== undefined) backend.checkGrads(grads);
   const t = counter.steps + 1;
   if (!counter.hasScalars(t)) {
-    computeScalars(core, t);
-    counter.writeScalars(t, core.groupScalars[0], core.groupScalars);
+    // The scalars of t and of the next steps, written last to first: those of a later step
+    // that fails (a schedule that throws there) are left out, computed again at their step.
+    for (let k = t + counter.scalarsAhead - 1; k >= t; k--) {
+      try {
+        computeScalars(core, k);
+        counter.writeScalars(k, core.groupScalars[0], core.groupScalars);
+      } catch (error) {
+        if (k === t) throw error;
+      }
+    }
   }
   // Nothing above has changed the state (params, moments, slow weights, counts).
   if (grads !== undefined) backend.loadGrads(grads);

@@ -7,12 +7,17 @@
  * The device keeps the step counts (a step with a non-finite gradient is skipped or halts the
  * state there, and must not advance t), so the host's float64 scalars (rounded to f32) of each
  * t are written ahead into a ring buffer, tagged with t, that the kernels index by the device's
- * count. A step writes at most one ring entry with `queue.writeBuffer`, encodes any pending
+ * count. The host writes the entries of 64 steps at once (`scalarsAhead`), uploaded by one
+ * `queue.writeBuffer` at the next step, so most steps write nothing. A step encodes any pending
  * gradient copies, then one compute pass: the gradient-norm passes (with `clipGradNorm` or the
- * non-finite check), one centralization dispatch per rank > 1 tensor (with `gc`), the step
- * dispatches, and a one-invocation dispatch that counts the step; then it submits, with a copy of the counters
- * for an asynchronous readback when none is in flight. No buffer or bind group is created per
- * step (a tensor's centralization bind group is made at its first step).
+ * non-finite check), whose last one-workgroup pass also decides the step on the device (counts
+ * it taken or skipped, or halts; a one-invocation dispatch where no norm is computed), one
+ * centralization dispatch per rank > 1 tensor (with `gc`), then the step dispatches; it submits
+ * that, with a copy of the counters for an asynchronous readback when none is in flight. An
+ * arena of at most `SMALL_STEP_ELEMENTS` elements in one chunk (a model bound by the host, not
+ * the GPU) takes the whole step, norm and decision included, in one dispatch of one workgroup
+ * (`step_small`) when no tensor is centralized. No buffer or bind group is created per step (a
+ * tensor's centralization bind group is made at its first step).
  *
  * The step dispatches cover the tensors whose params the arena holds, one per binding-sized
  * chunk of each run of consecutive such tensors (one in all when every param is in the arena
@@ -45,14 +50,17 @@ import {
   COPY_TENSOR_WGSL,
   COUNTER_WORDS,
   COUNTERS_OFFSET,
+  DECIDE_KERNEL_WGSL,
   dispatchGrid,
-  FINALIZE_KERNEL_WGSL,
   GRAD_NORM_PARTIAL_WGSL,
   GRAD_NORM_TOTAL_WGSL,
   NORM_ELEMENTS_PER_WORKGROUP,
+  RING_AHEAD,
+  RING_KEPT,
   RING_SIZE,
   RING_TAG_WORD,
   ringStride,
+  SMALL_STEP_ELEMENTS,
   STEP_KERNEL_WGSL,
   WORKGROUP_SIZE,
 } from "./wgsl_kernel.ts";
@@ -61,6 +69,11 @@ import { checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
 /** Storage-binding offset alignment that every WebGPU device supports (and the default). */
 const ALIGN_BYTES = 256;
 const ALIGN_ELEMENTS = ALIGN_BYTES / 4;
+/**
+ * Steps from one counter readback started with a step to the next (a loop that awaits between
+ * steps would otherwise map the counters at every step).
+ */
+const READBACK_EVERY = 8;
 /** Largest staging buffer used for readback. */
 const STAGING_BYTES = 16 * 1024 * 1024;
 
@@ -72,6 +85,8 @@ export interface GpuPlanLimits {
   maxBufferSize: number;
   /** Workgroups per dispatch dimension. */
   maxComputeWorkgroupsPerDimension: number;
+  /** Largest arena (elements) stepped in one dispatch (`step_small`); 0 turns that off. */
+  smallStepElements: number;
 }
 
 /**
@@ -126,8 +141,9 @@ interface Pipeline {
   normPartialLayout: GPUBindGroupLayout;
   normTotal: GPUComputePipeline;
   normTotalLayout: GPUBindGroupLayout;
-  finalize: GPUComputePipeline;
-  finalizeLayout: GPUBindGroupLayout;
+  stepSmall: GPUComputePipeline;
+  decide: GPUComputePipeline;
+  decideLayout: GPUBindGroupLayout;
   copyTensor: GPUComputePipeline;
   copyTensorLayout: GPUBindGroupLayout;
 }
@@ -157,11 +173,7 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
             visibility: GPUShaderStage.COMPUTE,
             buffer: { type: "read-only-storage" },
           },
-          {
-            binding: 8,
-            visibility: GPUShaderStage.COMPUTE,
-            buffer: { type: "read-only-storage" },
-          },
+          { binding: 8, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
           {
             binding: 9,
             visibility: GPUShaderStage.COMPUTE,
@@ -188,9 +200,11 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
         entries: [
           { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
           { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+          { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
+          { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
         ],
       });
-      const finalizeLayout = device.createBindGroupLayout({
+      const decideLayout = device.createBindGroupLayout({
         entries: [
           { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
           { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
@@ -209,24 +223,29 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
           layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
           compute: { module: device.createShaderModule({ code }), entryPoint },
         });
-      const [pipeline, centralize, normPartial, normTotal, finalize, copyTensor] = await Promise
-        .all([
-          device.createComputePipelineAsync({
-            layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-            compute: { module, entryPoint: "step" },
-          }),
-          device.createComputePipelineAsync({
-            layout: device.createPipelineLayout({ bindGroupLayouts: [centralizeLayout] }),
-            compute: {
-              module: device.createShaderModule({ code: CENTRALIZE_KERNEL_WGSL }),
-              entryPoint: "centralize",
-            },
-          }),
-          compute(GRAD_NORM_PARTIAL_WGSL, "partial", normPartialLayout),
-          compute(GRAD_NORM_TOTAL_WGSL, "total", normTotalLayout),
-          compute(FINALIZE_KERNEL_WGSL, "finalize", finalizeLayout),
-          compute(COPY_TENSOR_WGSL, "copy_tensor", copyTensorLayout),
-        ]);
+      const [pipeline, stepSmall, centralize, normPartial, normTotal, decide, copyTensor] =
+        await Promise
+          .all([
+            device.createComputePipelineAsync({
+              layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+              compute: { module, entryPoint: "step" },
+            }),
+            device.createComputePipelineAsync({
+              layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+              compute: { module, entryPoint: "step_small" },
+            }),
+            device.createComputePipelineAsync({
+              layout: device.createPipelineLayout({ bindGroupLayouts: [centralizeLayout] }),
+              compute: {
+                module: device.createShaderModule({ code: CENTRALIZE_KERNEL_WGSL }),
+                entryPoint: "centralize",
+              },
+            }),
+            compute(GRAD_NORM_PARTIAL_WGSL, "partial", normPartialLayout),
+            compute(GRAD_NORM_TOTAL_WGSL, "total", normTotalLayout),
+            compute(DECIDE_KERNEL_WGSL, "decide_step", decideLayout),
+            compute(COPY_TENSOR_WGSL, "copy_tensor", copyTensorLayout),
+          ]);
       return {
         pipeline,
         layout,
@@ -236,8 +255,9 @@ function stepPipeline(device: GPUDevice): Promise<Pipeline> {
         normPartialLayout,
         normTotal,
         normTotalLayout,
-        finalize,
-        finalizeLayout,
+        stepSmall,
+        decide,
+        decideLayout,
         copyTensor,
         copyTensorLayout,
       };
@@ -298,8 +318,12 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
   readonly #ring: GPUBuffer;
   readonly #ringStride: number;
   readonly #ringTags = new Float64Array(RING_SIZE).fill(-1);
-  readonly #entryF32: Float32Array<ArrayBuffer>;
-  readonly #entryU32: Uint32Array<ArrayBuffer>;
+  /** The host copy of the whole ring: `writeScalars` writes here, `update` uploads it. */
+  readonly #ringF32: Float32Array<ArrayBuffer>;
+  readonly #ringU32: Uint32Array<ArrayBuffer>;
+  /** The steps `[#dirtyFrom, #dirtyTo)` whose ring entries are not uploaded yet. */
+  #dirtyFrom = Infinity;
+  #dirtyTo = -Infinity;
   /**
    * The gradient norm and the device-side counters (`Control` in the WGSL), the staging buffer
    * the counters are read back through, and the readback in flight.
@@ -307,6 +331,10 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
   readonly #control: GPUBuffer;
   readonly #countersStaging: GPUBuffer;
   #readback: Promise<void> | undefined;
+  /** `#submitted` when the last readback with a step began. */
+  #readbackAt = -Infinity;
+  /** The one command buffer of a step's submission (a reused array). */
+  readonly #submission: GPUCommandBuffer[] = [];
   /** Why the last readback failed, if the device was not lost (settle reports it). */
   #readbackError: unknown;
   readonly #reported: Reported = { submitted: 0, taken: 0, skipped: 0, norm: NaN };
@@ -316,8 +344,12 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
   #countedFrom = 0;
   /** The halt last reported, until `takeFault` hands it out. */
   #fault: Error | undefined;
-  readonly #finalizePipeline: GPUComputePipeline;
-  readonly #finalizeBindGroup: GPUBindGroup;
+  /** The decision of a step where no norm is computed (see `DECIDE_KERNEL_WGSL`). */
+  readonly #decidePipeline: GPUComputePipeline;
+  readonly #decideBindGroup: GPUBindGroup;
+  /** The whole step in one dispatch (`step_small`), for one chunk of a small arena. */
+  readonly #smallPipeline: GPUComputePipeline;
+  readonly #small: boolean;
   /** Whether the gradient-norm passes run (clipping, or the non-finite check). */
   readonly #normComputed: boolean;
   readonly #pipeline: GPUComputePipeline;
@@ -362,7 +394,8 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     inPlaceParams: ReadonlyMap<number, GpuTensor> = new Map(),
   ) {
     this.#device = device;
-    this.#finalizePipeline = pipeline.finalize;
+    this.#decidePipeline = pipeline.decide;
+    this.#smallPipeline = pipeline.stepSmall;
     this.#pipeline = pipeline.pipeline;
     this.#normPartialPipeline = pipeline.normPartial;
     this.#normTotalPipeline = pipeline.normTotal;
@@ -413,9 +446,9 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     if (segmentCount > 0) device.queue.writeBuffer(this.#segmentBuffer, 0, segmentInts);
     // The ring of per-step scalars, and the counters the device keeps.
     this.#ringStride = ringStride(groupCount);
-    const ringEntry = new ArrayBuffer(this.#ringStride * 4);
-    this.#entryF32 = new Float32Array(ringEntry);
-    this.#entryU32 = new Uint32Array(ringEntry);
+    const ringData = new ArrayBuffer(RING_SIZE * this.#ringStride * 4);
+    this.#ringF32 = new Float32Array(ringData);
+    this.#ringU32 = new Uint32Array(ringData);
     this.#ring = device.createBuffer({
       label: "radam step scalars",
       size: RING_SIZE * this.#ringStride * 4,
@@ -453,8 +486,8 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     });
     this.#extraBuffers.push(this.#constsBuffer);
     device.queue.writeBuffer(this.#constsBuffer, 0, constsData);
-    this.#finalizeBindGroup = device.createBindGroup({
-      layout: pipeline.finalizeLayout,
+    this.#decideBindGroup = device.createBindGroup({
+      layout: pipeline.decideLayout,
       entries: [
         { binding: 0, resource: { buffer: this.#control } },
         { binding: 1, resource: { buffer: this.#ring } },
@@ -546,7 +579,9 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
       layout: pipeline.normTotalLayout,
       entries: [
         { binding: 0, resource: { buffer: partials } },
-        { binding: 1, resource: { buffer: this.#control, offset: 0, size: 16 } },
+        { binding: 1, resource: { buffer: this.#control } },
+        { binding: 2, resource: { buffer: this.#ring } },
+        { binding: 3, resource: { buffer: this.#constsBuffer } },
       ],
     });
     const sizeOf = (count: number) => Math.max(16, Math.ceil(count / 4) * 16);
@@ -623,6 +658,9 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
       }
     }
     device.queue.writeBuffer(chunkInfo, 0, counts);
+    // One chunk from element 0 over a small arena: each step is one dispatch of `step_small`.
+    this.#small = stepRanges.length === 1 && stepRanges[0].start === 0 &&
+      stepRanges[0].count === layout.total && layout.total <= limits.smallStepElements;
     if (this.#externals.length > 0) {
       const encoder = device.createCommandEncoder();
       for (const { index, slot } of this.#externals) {
@@ -644,6 +682,11 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
    */
   get dispatchCount(): number {
     return this.#chunks.length;
+  }
+
+  /** Whether each step is one dispatch of `step_small` (a small arena, when nothing is centralized). */
+  get smallStep(): boolean {
+    return this.#small;
   }
 
   /** The workgroup grid of each step dispatch. */
@@ -745,14 +788,16 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
   }
 
   /**
-   * Encodes and submits one step: pending gradient copies, then one compute pass (the
-   * gradient-norm passes with clipping or the non-finite check, centralizations, the step
-   * dispatches, and the finalize dispatch that counts the step on the device). The kernels read
+   * Encodes and submits one step: uploads the ring entries written since the last step, then
+   * pending gradient copies, then one compute pass (the gradient-norm passes with clipping or the
+   * non-finite check, whose last one decides the step on the device, or the decision alone;
+   * centralizations; the step dispatches), or the one dispatch of `step_small`. The kernels read
    * their scalars from the ring entry of the device's t (see `writeScalars`); the argument is
    * not used.
    */
   update(_scalars?: StepScalars): void {
     this.checkUsable();
+    this.#uploadScalars();
     const device = this.#device;
     const encoder = device.createCommandEncoder();
     const layout = this.layout;
@@ -770,27 +815,42 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     this.#pendingCopies.length = 0;
     this.#pendingTargets.length = 0;
     const pass = encoder.beginComputePass();
-    if (this.#normComputed) {
-      // The global norm of the gradients as given (before centralization), and the first
-      // non-finite one, on the GPU.
-      dispatchEach(pass, this.#normPartialPipeline, this.#normChunks);
-      pass.setPipeline(this.#normTotalPipeline);
-      pass.setBindGroup(0, this.#normTotalBindGroup);
+    if (this.#small && this.#pendingCentralize.length === 0) {
+      // The norm, the decision and the update in one dispatch of one workgroup.
+      pass.setPipeline(this.#smallPipeline);
+      pass.setBindGroup(0, this.#chunks[0].bindGroup);
       pass.dispatchWorkgroups(1);
+    } else {
+      if (this.#normComputed) {
+        // The global norm of the gradients as given (before centralization), and the first
+        // non-finite one, on the GPU; its last pass decides the step.
+        dispatchEach(pass, this.#normPartialPipeline, this.#normChunks);
+        pass.setPipeline(this.#normTotalPipeline);
+        pass.setBindGroup(0, this.#normTotalBindGroup);
+      } else {
+        pass.setPipeline(this.#decidePipeline);
+        pass.setBindGroup(0, this.#decideBindGroup);
+      }
+      pass.dispatchWorkgroups(1);
+      if (this.#pendingCentralize.length > 0) {
+        dispatchEach(pass, this.#centralizePipeline, this.#pendingCentralize);
+        this.#pendingCentralize.length = 0;
+      }
+      dispatchEach(pass, this.#pipeline, this.#chunks);
     }
-    if (this.#pendingCentralize.length > 0) {
-      dispatchEach(pass, this.#centralizePipeline, this.#pendingCentralize);
-      this.#pendingCentralize.length = 0;
-    }
-    dispatchEach(pass, this.#pipeline, this.#chunks);
-    pass.setPipeline(this.#finalizePipeline);
-    pass.setBindGroup(0, this.#finalizeBindGroup);
-    pass.dispatchWorkgroups(1);
     pass.end();
     this.#encodeCopyOut(encoder);
-    const report = this.#readback === undefined;
-    if (report) this.#encodeReadback(encoder);
-    device.queue.submit([encoder.finish()]);
+    // A readback with this step when none is in flight and READBACK_EVERY steps went by since
+    // the last one began (settle reads back whenever it must).
+    const report = this.#readback === undefined &&
+      this.#submitted - this.#readbackAt >= READBACK_EVERY;
+    if (report) {
+      this.#encodeReadback(encoder);
+      this.#readbackAt = this.#submitted;
+    }
+    const submission = this.#submission;
+    submission[0] = encoder.finish();
+    device.queue.submit(submission);
     this.#submitted++;
     if (report) this.#startReadback();
   }
@@ -819,9 +879,12 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     const r = this.#reported;
     Object.assign(r, { submitted: 0, taken: steps, skipped, norm: NaN });
     this.#submitted = 0;
+    this.#readbackAt = -Infinity;
     this.#countedFrom = 0;
     this.#fault = undefined;
     this.#ringTags.fill(-1);
+    this.#dirtyFrom = Infinity;
+    this.#dirtyTo = -Infinity;
     const words = new Uint32Array(COUNTER_WORDS);
     words[1] = steps;
     words[2] = skipped;
@@ -833,32 +896,62 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     return this.#ringTags[t % RING_SIZE] === t;
   }
 
+  /** Steps' scalars `stepOnDevice` writes at once (from t on); uploaded by one `writeBuffer`. */
+  get scalarsAhead(): number {
+    return RING_AHEAD;
+  }
+
   writeScalars(t: number, s: StepScalars, groups: readonly StepScalars[]): void {
     if (t > 0xffffffff) throw new RangeError("The WebGPU backend counts at most 2³² − 1 steps");
-    const f = this.#entryF32;
-    const u = this.#entryU32;
-    f[0] = s.gradScale;
-    f[1] = s.coupledDecay;
-    f[2] = s.beta1;
-    f[3] = s.oneMinusBeta1;
-    f[4] = s.beta2;
-    f[5] = s.oneMinusBeta2;
-    f[6] = s.paramDecay;
-    f[7] = s.stepSize;
-    f[8] = s.eps;
-    u[9] = s.mode >>> 0;
-    u[RING_TAG_WORD] = t;
-    u[11] = s.sync !== 0 ? 1 : 0;
-    f[12] = s.alpha;
-    f[13] = s.gradMix;
-    for (let g = 0; 16 + 4 * g < this.#ringStride; g++) {
-      f[16 + 4 * g] = groups[g].stepSize;
-      f[17 + 4 * g] = groups[g].paramDecay;
-      f[18 + 4 * g] = groups[g].coupledDecay;
-    }
     const slot = t % RING_SIZE;
-    this.#device.queue.writeBuffer(this.#ring, slot * this.#ringStride * 4, this.#entryU32);
+    const e = slot * this.#ringStride;
+    const f = this.#ringF32;
+    const u = this.#ringU32;
+    f[e] = s.gradScale;
+    f[e + 1] = s.coupledDecay;
+    f[e + 2] = s.beta1;
+    f[e + 3] = s.oneMinusBeta1;
+    f[e + 4] = s.beta2;
+    f[e + 5] = s.oneMinusBeta2;
+    f[e + 6] = s.paramDecay;
+    f[e + 7] = s.stepSize;
+    f[e + 8] = s.eps;
+    u[e + 9] = s.mode >>> 0;
+    u[e + RING_TAG_WORD] = t;
+    u[e + 11] = s.sync !== 0 ? 1 : 0;
+    f[e + 12] = s.alpha;
+    f[e + 13] = s.gradMix;
+    for (let g = 0; 16 + 4 * g < this.#ringStride; g++) {
+      f[e + 16 + 4 * g] = groups[g].stepSize;
+      f[e + 17 + 4 * g] = groups[g].paramDecay;
+      f[e + 18 + 4 * g] = groups[g].coupledDecay;
+    }
     this.#ringTags[slot] = t;
+    this.#dirtyFrom = Math.min(this.#dirtyFrom, t);
+    this.#dirtyTo = Math.max(this.#dirtyTo, t + 1);
+  }
+
+  /** Uploads the ring entries written since the last upload: one `writeBuffer`, two at a wrap. */
+  #uploadScalars(): void {
+    if (this.#dirtyFrom >= this.#dirtyTo) return;
+    const stride = this.#ringStride;
+    const queue = this.#device.queue;
+    const data = this.#ringU32;
+    if (this.#dirtyTo - this.#dirtyFrom >= RING_SIZE) {
+      queue.writeBuffer(this.#ring, 0, data);
+    } else {
+      const from = this.#dirtyFrom % RING_SIZE;
+      const to = (this.#dirtyTo - 1) % RING_SIZE + 1;
+      const upload = (a: number, b: number) =>
+        queue.writeBuffer(this.#ring, a * stride * 4, data, a * stride, (b - a) * stride);
+      if (from < to) upload(from, to);
+      else {
+        upload(from, RING_SIZE);
+        upload(0, to);
+      }
+    }
+    this.#dirtyFrom = Infinity;
+    this.#dirtyTo = -Infinity;
   }
 
   takeFault(): Error | undefined {
@@ -947,7 +1040,7 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
       return new Error(
         `The WebGPU state stopped at step ${
           r.taken + 1
-        }: more than ${RING_SIZE} steps were submitted without a report from the GPU, and some were skipped, so the step's scalars were no longer kept; that step was not taken${after}. Await readParams(state) now and then in long loops`,
+        }: more than ${RING_KEPT} steps were submitted without a report from the GPU, and some were skipped, so the step's scalars were no longer kept; that step was not taken${after}. Await readParams(state) now and then in long loops`,
       );
     }
     const layout = this.layout;
@@ -1140,6 +1233,10 @@ export async function createWebGpuBackend(
     maxBufferSize: options.limits?.maxBufferSize ?? device.limits.maxBufferSize,
     maxComputeWorkgroupsPerDimension: options.limits?.maxComputeWorkgroupsPerDimension ??
       device.limits.maxComputeWorkgroupsPerDimension,
+    smallStepElements: Math.min(
+      options.limits?.smallStepElements ?? SMALL_STEP_ELEMENTS,
+      SMALL_STEP_ELEMENTS,
+    ),
   };
   const pipeline = await stepPipeline(device);
   return new WebGpuBackend(

@@ -43,8 +43,17 @@ fn past_count(count: u32, i: u32) -> vec4<bool> {
  */
 export const CONSTS_BYTES = 32;
 
+/**
+ * Steps' scalars the ring keeps before t (the device may lag the host by this many unreported
+ * steps; see `halted` 2 in `Control`).
+ */
+export const RING_KEPT = 1024;
+
+/** Steps' scalars the host writes at once, from t on, in one upload (see `scalarsAhead`). */
+export const RING_AHEAD = 64;
+
 /** Entries of the ring of per-step scalars (see {@linkcode ringStride}). */
-export const RING_SIZE = 1024;
+export const RING_SIZE = RING_KEPT + RING_AHEAD;
 
 /** u32 words of one ring entry before the per-group rows. */
 const RING_HEAD_WORDS = 16;
@@ -84,7 +93,8 @@ struct Consts {
 struct Control {
   // The global gradient norm of this step, and key = 0xffffffff − (first non-finite element),
   // or 0 when every gradient is finite (written by GRAD_NORM_TOTAL_WGSL).
-  norm: f32, key: u32, pad0: u32, pad1: u32,
+  // step_t: the t this step runs at when it is taken, 0 when it is not (written by \`decide\`).
+  norm: f32, key: u32, step_t: u32, pad1: u32,
   // Step counts kept on the device: a skipped step must not advance t, and only the GPU knows.
   submitted: u32, taken: u32, skipped: u32,
   // 0: running; 1: halted by a non-finite gradient ("throw"); 2: halted, no scalars for t.
@@ -92,7 +102,85 @@ struct Control {
 }
 `;
 
-/** WGSL source of the step kernel (entry point `step`). */
+/**
+ * WGSL of the decision of a step, made before its update by one invocation (after the norm, if
+ * any): counts the submission, then halts the state, skips the step or takes it, on the device,
+ * and records the gradient norm; \`control.step_t\` is then the t the update runs at, or 0 when
+ * it does not run. The host reads these counters back asynchronously. Needs \`control\`,
+ * \`ring\` and \`s\` bound.
+ */
+const DECIDE_FN_WGSL = /* wgsl */ `
+fn decide() {
+  control.submitted = control.submitted + 1u;
+  control.step_t = 0u;
+  if (control.halted != 0u) { return; }
+  // NaN (0x7fc00000) when no norm was computed.
+  control.norm_bits = select(0x7fc00000u, bitcast<u32>(control.norm), s.norm_computed != 0u);
+  if (s.check != 0u && control.key != 0u) {
+    if (s.halt_on_bad != 0u) {
+      control.halted = 1u;
+      control.first_bad = 0xffffffffu - control.key;
+      control.halted_at = control.submitted;
+    } else {
+      control.skipped = control.skipped + 1u;
+    }
+    return;
+  }
+  let t = control.taken + 1u;
+  if (ring[(t % s.ring_size) * s.stride + ${RING_TAG_WORD}u] != t) {
+    control.halted = 2u;
+    control.halted_at = control.submitted;
+    return;
+  }
+  control.taken = t;
+  control.step_t = t;
+}
+`;
+
+/**
+ * WGSL of the workgroup reductions of the norm kernels (over the workgroup arrays \`wf\`, \`wu\`),
+ * the non-finite key, and the decided t of a one-workgroup step.
+ */
+const NORM_WORKGROUP_WGSL = /* wgsl */ `
+var<workgroup> wf: array<f32, ${WORKGROUP_SIZE}>;
+var<workgroup> wu: array<u32, ${WORKGROUP_SIZE}>;
+var<workgroup> step_t: u32;
+
+// Tree reduction of the workgroup's (largest |g|, non-finite key) pairs into wf[0], wu[0].
+fn reduce_max(lid: u32) {
+  workgroupBarrier();
+  for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
+    if (lid < k) {
+      wf[lid] = max(wf[lid], wf[lid + k]);
+      wu[lid] = max(wu[lid], wu[lid + k]);
+    }
+    workgroupBarrier();
+  }
+}
+
+// Tree reduction of the workgroup's sums into wf[0].
+fn reduce_sum(lid: u32) {
+  workgroupBarrier();
+  for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
+    if (lid < k) { wf[lid] = wf[lid] + wf[lid + k]; }
+    workgroupBarrier();
+  }
+}
+
+// The key of the first NaN or ±Infinity among the four elements from element e, or 0.
+fn bad_key(x: vec4<f32>, e: u32) -> u32 {
+  let bad = (bitcast<vec4<u32>>(x) & vec4<u32>(0x7f800000u)) == vec4<u32>(0x7f800000u);
+  if (bad.x) { return 0xffffffffu - e; }
+  if (bad.y) { return 0xffffffffu - (e + 1u); }
+  if (bad.z) { return 0xffffffffu - (e + 2u); }
+  if (bad.w) { return 0xffffffffu - (e + 3u); }
+  return 0u;
+}`;
+
+/**
+ * WGSL source of the step kernel: entry point `step` (one vec4 an invocation, after `decide`)
+ * and `step_small` (a whole step, decision included, in one workgroup).
+ */
 export const STEP_KERNEL_WGSL = /* wgsl */ `
 ${STEP_COMMON}
 ${CHUNK_WGSL}
@@ -107,35 +195,47 @@ struct Segment { start: u32, end: u32, group: u32, pad0: u32, pad1: u32, pad2: u
 @group(0) @binding(5) var<uniform> chunk: Chunk;
 @group(0) @binding(6) var<storage, read_write> slow: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> segments: array<Segment>;
-@group(0) @binding(8) var<storage, read> control: Control;
+@group(0) @binding(8) var<storage, read_write> control: Control;
 @group(0) @binding(9) var<storage, read> ring: array<u32>;
 
 fn ring_f32(k: u32) -> f32 { return bitcast<f32>(ring[k]); }
 
-@compute @workgroup_size(${WORKGROUP_SIZE})
-fn step(
-  ${GRID_ARGS}
-) {
-  let i = vector_index(wid, groups, lid);
-  let count = chunk.count;
-  if (i >= (count + 3u) / 4u) { return; }
-  // A skipped step (non-finite gradient), a halted state, or no scalars for this t: no change.
-  if ((s.check != 0u && control.key != 0u) || control.halted != 0u) { return; }
-  let t = control.taken + 1u;
+// The scalars of step t's ring entry (the group rows are read by \`update\`).
+struct Scalars {
+  e0: u32, grad_scale: f32, coupled_decay: f32, beta1: f32, one_minus_beta1: f32, beta2: f32,
+  one_minus_beta2: f32, param_decay: f32, step_size: f32, eps: f32, mode: u32, sync: u32,
+  alpha: f32, grad_mix: f32,
+}
+
+fn scalars_of(t: u32) -> Scalars {
   let e0 = (t % s.ring_size) * s.stride;
-  if (ring[e0 + ${RING_TAG_WORD}u] != t) { return; }
-  let beta1 = ring_f32(e0 + 2u);
-  let one_minus_beta1 = ring_f32(e0 + 3u);
-  let beta2 = ring_f32(e0 + 4u);
-  let one_minus_beta2 = ring_f32(e0 + 5u);
-  let eps = ring_f32(e0 + 8u);
-  let mode = ring[e0 + 9u];
-  let sync = ring[e0 + 11u];
-  let alpha = ring_f32(e0 + 12u);
-  let grad_mix = ring_f32(e0 + 13u);
-  var coupled_decay = ring_f32(e0 + 1u);
-  var param_decay = ring_f32(e0 + 6u);
-  var step_size = ring_f32(e0 + 7u);
+  var grad_scale = ring_f32(e0);
+  if (s.clip != 0u && control.key == 0u && control.norm > s.clip_max) {
+    // Global-norm clipping: the gradient times max / norm.
+    grad_scale = grad_scale * (s.clip_max / control.norm);
+  }
+  return Scalars(
+    e0, grad_scale, ring_f32(e0 + 1u), ring_f32(e0 + 2u), ring_f32(e0 + 3u), ring_f32(e0 + 4u),
+    ring_f32(e0 + 5u), ring_f32(e0 + 6u), ring_f32(e0 + 7u), ring_f32(e0 + 8u), ring[e0 + 9u],
+    ring[e0 + 11u], ring_f32(e0 + 12u), ring_f32(e0 + 13u),
+  );
+}
+
+// The update of vec4 i (below ceil(count / 4)) of the chunk with step scalars sc.
+fn update(i: u32, count: u32, sc: Scalars) {
+  let e0 = sc.e0;
+  let beta1 = sc.beta1;
+  let one_minus_beta1 = sc.one_minus_beta1;
+  let beta2 = sc.beta2;
+  let one_minus_beta2 = sc.one_minus_beta2;
+  let eps = sc.eps;
+  let mode = sc.mode;
+  let sync = sc.sync;
+  let alpha = sc.alpha;
+  let grad_mix = sc.grad_mix;
+  var coupled_decay = sc.coupled_decay;
+  var param_decay = sc.param_decay;
+  var step_size = sc.step_size;
   let p0 = p[i];
   let m0 = m[i];
   let v0 = v[i];
@@ -154,12 +254,7 @@ fn step(
     param_decay = ring_f32(row + 1u);
     coupled_decay = ring_f32(row + 2u);
   }
-  var grad_scale = ring_f32(e0);
-  if (s.clip != 0u && control.key == 0u && control.norm > s.clip_max) {
-    // Global-norm clipping: the gradient times max / norm.
-    grad_scale = grad_scale * (s.clip_max / control.norm);
-  }
-  var gi = grad_scale * g[i];
+  var gi = sc.grad_scale * g[i];
   if (coupled_decay != 0.0) { gi = gi + coupled_decay * p0; }
   let mi = beta1 * m0 + one_minus_beta1 * gi;
   let vi = beta2 * v0 + one_minus_beta2 * (gi * gi);
@@ -183,43 +278,95 @@ fn step(
   v[i] = select(vi, v0, keep);
   p[i] = select(pi, p0, keep);
 }
+
+@compute @workgroup_size(${WORKGROUP_SIZE})
+fn step(
+  ${GRID_ARGS}
+) {
+  let i = vector_index(wid, groups, lid);
+  let count = chunk.count;
+  if (i >= (count + 3u) / 4u) { return; }
+  // A skipped step (non-finite gradient), a halted state, or no scalars for this t: no change.
+  let t = control.step_t;
+  if (t == 0u) { return; }
+  update(i, count, scalars_of(t));
+}
+
+${NORM_WORKGROUP_WGSL}
+${DECIDE_FN_WGSL}
+var<workgroup> norm_max: f32;
+var<workgroup> norm_key: u32;
+
+// The whole step of a chunk of at most SMALL_STEP_ELEMENTS elements in one workgroup (a model
+// that small is bound by the host, so one dispatch a step): the gradient norm and check as
+// GRAD_NORM_PARTIAL_WGSL and GRAD_NORM_TOTAL_WGSL compute them, \`decide\`, then the update.
+@compute @workgroup_size(${WORKGROUP_SIZE})
+fn step_small(@builtin(local_invocation_index) lid: u32) {
+  let count = chunk.count;
+  let vectors = (count + 3u) / 4u;
+  if (s.norm_computed != 0u) {
+    var largest = 0.0;
+    var key = 0u;
+    for (var i = lid; i < vectors; i += ${WORKGROUP_SIZE}u) {
+      let x = select(g[i], vec4<f32>(0.0), past_count(count, i));
+      key = max(key, bad_key(x, chunk.start + i * 4u));
+      let a = abs(x);
+      largest = max(largest, max(max(a.x, a.y), max(a.z, a.w)));
+    }
+    // Few barriers (each is costly on software adapters): invocation 0 combines the 64 values.
+    wf[lid] = largest;
+    wu[lid] = key;
+    workgroupBarrier();
+    if (lid == 0u) {
+      var m = 0.0;
+      var k = 0u;
+      for (var j = 0u; j < ${WORKGROUP_SIZE}u; j++) {
+        m = max(m, wf[j]);
+        k = max(k, wu[j]);
+      }
+      norm_max = m;
+      norm_key = k;
+    }
+    let m = workgroupUniformLoad(&norm_max);
+    var acc = vec4<f32>(0.0);
+    if (m > 0.0) {
+      for (var i = lid; i < vectors; i += ${WORKGROUP_SIZE}u) {
+        let y = select(g[i], vec4<f32>(0.0), past_count(count, i)) / m;
+        acc = acc + y * y;
+      }
+    }
+    wf[lid] = (acc.x + acc.y) + (acc.z + acc.w);
+    workgroupBarrier();
+    if (lid == 0u) {
+      var sum = 0.0;
+      for (var j = 0u; j < ${WORKGROUP_SIZE}u; j++) { sum = sum + wf[j]; }
+      control.norm = m * sqrt(sum);
+      control.key = norm_key;
+    }
+  }
+  if (lid == 0u) {
+    decide();
+    step_t = control.step_t;
+  }
+  let t = workgroupUniformLoad(&step_t);
+  if (t == 0u) { return; }
+  let sc = scalars_of(t);
+  for (var i = lid; i < vectors; i += ${WORKGROUP_SIZE}u) { update(i, count, sc); }
+}
 `;
 
 /**
- * WGSL of the end of a step (entry point `finalize`, one invocation, after the step
- * dispatches): counts the step as taken or skipped, or halts the state, on the device, and
- * records the gradient norm. The host reads these counters back asynchronously.
+ * WGSL of a step's decision alone (entry point \`decide\`, one invocation, before the update
+ * dispatches), where no gradient norm is computed (\`nonFinite: "propagate"\`, no clipping).
  */
-export const FINALIZE_KERNEL_WGSL = /* wgsl */ `
+export const DECIDE_KERNEL_WGSL = /* wgsl */ `
 ${STEP_COMMON}
 @group(0) @binding(0) var<storage, read_write> control: Control;
 @group(0) @binding(1) var<storage, read> ring: array<u32>;
 @group(0) @binding(2) var<uniform> s: Consts;
-
+${DECIDE_FN_WGSL}
 @compute @workgroup_size(1)
-fn finalize() {
-  control.submitted = control.submitted + 1u;
-  if (control.halted != 0u) { return; }
-  // NaN (0x7fc00000) when no norm was computed.
-  control.norm_bits = select(0x7fc00000u, bitcast<u32>(control.norm), s.norm_computed != 0u);
-  if (s.check != 0u && control.key != 0u) {
-    if (s.halt_on_bad != 0u) {
-      control.halted = 1u;
-      control.first_bad = 0xffffffffu - control.key;
-      control.halted_at = control.submitted;
-    } else {
-      control.skipped = control.skipped + 1u;
-    }
-    return;
-  }
-  let t = control.taken + 1u;
-  if (ring[(t % s.ring_size) * s.stride + ${RING_TAG_WORD}u] != t) {
-    control.halted = 2u;
-    control.halted_at = control.submitted;
-    return;
-  }
-  control.taken = t;
-}
+fn decide_step() { decide(); }
 `;
 
 /** Bytes of the uniform of the centralization kernel: rows, cols, two pad words. */
@@ -260,27 +407,17 @@ fn centralize(
 }
 `;
 
-const GRAD_NORM_WORKGROUP_ARRAYS = `
-var<workgroup> wf: array<f32, ${WORKGROUP_SIZE}>;
-var<workgroup> wu: array<u32, ${WORKGROUP_SIZE}>;
-
-// Tree reduction of the workgroup's (largest |g|, non-finite key) pairs into wf[0], wu[0].
-fn reduce_max(lid: u32) {
-  workgroupBarrier();
-  for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
-    if (lid < k) {
-      wf[lid] = max(wf[lid], wf[lid + k]);
-      wu[lid] = max(wu[lid], wu[lid + k]);
-    }
-    workgroupBarrier();
-  }
-}`;
-
 /** vec4s of the gradients each invocation of the first norm pass reads (64 elements). */
 export const NORM_VECTORS_PER_INVOCATION = 16;
 
 /** Gradients one workgroup of the first norm pass covers. */
 export const NORM_ELEMENTS_PER_WORKGROUP = 4 * WORKGROUP_SIZE * NORM_VECTORS_PER_INVOCATION;
+
+/**
+ * Largest arena (elements) stepped by `step_small`, the whole step in one dispatch of one
+ * workgroup (with no centralization that step): the norm pass of one workgroup covers as many.
+ */
+export const SMALL_STEP_ELEMENTS = NORM_ELEMENTS_PER_WORKGROUP;
 
 /**
  * WGSL of the global gradient norm, overflow-safe in f32, in two passes. `partial` (one
@@ -301,19 +438,8 @@ struct Partial { largest: f32, sum: f32, key: u32, pad0: u32 }
 @group(0) @binding(1) var<uniform> chunk: Chunk;
 @group(0) @binding(2) var<storage, read_write> partials: array<Partial>;
 
-var<workgroup> wf: array<f32, ${WORKGROUP_SIZE}>;
+${NORM_WORKGROUP_WGSL}
 var<workgroup> ws: array<f32, ${WORKGROUP_SIZE}>;
-var<workgroup> wu: array<u32, ${WORKGROUP_SIZE}>;
-
-// The key of the first NaN or ±Infinity among the four elements from element e, or 0.
-fn bad_key(x: vec4<f32>, e: u32) -> u32 {
-  let bad = (bitcast<vec4<u32>>(x) & vec4<u32>(0x7f800000u)) == vec4<u32>(0x7f800000u);
-  if (bad.x) { return 0xffffffffu - e; }
-  if (bad.y) { return 0xffffffffu - (e + 1u); }
-  if (bad.z) { return 0xffffffffu - (e + 2u); }
-  if (bad.w) { return 0xffffffffu - (e + 3u); }
-  return 0u;
-}
 
 @compute @workgroup_size(${WORKGROUP_SIZE})
 fn partial(
@@ -374,14 +500,20 @@ fn partial(
 }
 `;
 
-/** WGSL of the second pass of the gradient norm (entry point `total`). */
+/**
+ * WGSL of the second pass of the gradient norm (entry point `total`, one workgroup), which then
+ * decides the step (see `DECIDE_KERNEL_WGSL`).
+ */
 export const GRAD_NORM_TOTAL_WGSL = /* wgsl */ `
+${STEP_COMMON}
 struct Partial { largest: f32, sum: f32, key: u32, pad0: u32 }
-struct Norm { norm: f32, key: u32, pad0: u32, pad1: u32 }
-${GRAD_NORM_WORKGROUP_ARRAYS}
+${NORM_WORKGROUP_WGSL}
 
 @group(0) @binding(0) var<storage, read> all_partials: array<Partial>;
-@group(0) @binding(1) var<storage, read_write> result: Norm;
+@group(0) @binding(1) var<storage, read_write> control: Control;
+@group(0) @binding(2) var<storage, read> ring: array<u32>;
+@group(0) @binding(3) var<uniform> s: Consts;
+${DECIDE_FN_WGSL}
 
 @compute @workgroup_size(${WORKGROUP_SIZE})
 fn total(@builtin(local_invocation_index) lid: u32) {
@@ -405,12 +537,12 @@ fn total(@builtin(local_invocation_index) lid: u32) {
     }
   }
   wf[lid] = sum;
-  workgroupBarrier();
-  for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
-    if (lid < k) { wf[lid] = wf[lid] + wf[lid + k]; }
-    workgroupBarrier();
+  reduce_sum(lid);
+  if (lid == 0u) {
+    control.norm = m * sqrt(wf[0]);
+    control.key = wu[0];
+    decide();
   }
-  if (lid == 0u) { result = Norm(m * sqrt(wf[0]), wu[0], 0u, 0u); }
 }
 `;
 

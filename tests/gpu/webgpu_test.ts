@@ -84,6 +84,36 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "webgpu: a small arena's one-dispatch step and the same step in several dispatches both match the reference",
+  ignore,
+  async fn() {
+    const one = await createWebGpuBackend(device!, planGpuArena(["a", "b"], [1000, 3]));
+    const several = await createWebGpuBackend(device!, planGpuArena(["a", "b"], [1000, 3]), {
+      limits: { smallStepElements: 0 },
+    });
+    assert.equal(one.smallStep, true);
+    assert.equal(several.smallStep, false);
+    one.destroy();
+    several.destroy();
+    await noGpuErrors(() =>
+      fc.assert(
+        fc.asyncProperty(gpuFeatureCases, (c) =>
+          checkAgainstReference(
+            c,
+            (params) =>
+              initWebGpuState(optimizerFor(c, "webgpu").settings, params, { device: device! }, {
+                smallStepElements: 0,
+              }),
+            K_GPU,
+          )),
+        { numRuns: 4 },
+      )
+    );
+  },
+});
+
+Deno.test({
   name: "webgpu: Ranger with Nesterov, gc, clipping and a group matches the reference",
   ignore,
   async fn() {
