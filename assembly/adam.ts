@@ -29,6 +29,7 @@ import {
   HEADER_GRAD_SCALE,
   HEADER_SYNC,
 } from "./layout.generated";
+import { finishScalar, finishVector } from "./lookahead";
 
 /** `mode` value: adaptive (rectified RAdam, or Adam) update of the parameters. */
 const MODE_ADAPTIVE: i32 = 0;
@@ -157,12 +158,7 @@ function loop(
     } else if (mode == MODE_MOMENTUM) {
       pNew = p * paramDecay - stepSize * num;
     }
-    if (sync) {
-      const s = load<f32>(slow + o);
-      pNew = s + alpha * (pNew - s);
-      store<f32>(slow + o, pNew);
-    }
-    store<f32>(params + o, pNew);
+    finishScalar(params + o, slow + o, pNew, alpha, sync);
   }
 }
 
@@ -194,11 +190,5 @@ function vector(
   } else if (mode == MODE_MOMENTUM) {
     pNew = f32x4.sub(unitScale ? p : f32x4.mul(p, pd), f32x4.mul(ss, num));
   }
-  if (sync) {
-    // LookAhead sync: slow += alpha * (p - slow); p = slow
-    const s = v128.load(slow);
-    pNew = f32x4.add(s, f32x4.mul(al, f32x4.sub(pNew, s)));
-    v128.store(slow, pNew);
-  }
-  v128.store(params, pNew);
+  finishVector(params, slow, pNew, al, sync);
 }

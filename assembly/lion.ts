@@ -22,6 +22,7 @@ import {
   LION_PARAM_DECAY,
   LION_STEP_SIZE,
 } from "./layout.generated";
+import { finishScalar, finishVector } from "./lookahead";
 
 /** `n` elements from the given section addresses, with the scalar block at `block`. */
 export function lionRange(
@@ -80,13 +81,8 @@ function lionLoop(
     const c = beta1 * m0 + oneMinusBeta1 * g;
     store<f32>(m + o, beta2 * m0 + oneMinusBeta2 * g);
     const sign: f32 = c > 0 ? 1 : c < 0 ? -1 : c == 0 ? 0 : c;
-    let pNew = p * paramDecay - stepSize * sign;
-    if (sync) {
-      const s = load<f32>(slow + o);
-      pNew = s + alpha * (pNew - s);
-      store<f32>(slow + o, pNew);
-    }
-    store<f32>(params + o, pNew);
+    const pNew = p * paramDecay - stepSize * sign;
+    finishScalar(params + o, slow + o, pNew, alpha, sync);
   }
 }
 
@@ -109,11 +105,6 @@ function lionVector(
   const one = v128.or(v128.and(c, i32x4.splat(0x80000000)), f32x4.splat(1));
   const signed = v128.and(one, f32x4.ne(c, f32x4.splat(0)));
   const sign = v128.bitselect(signed, c, f32x4.eq(c, c));
-  let pNew = f32x4.sub(unitScale ? p : f32x4.mul(p, pd), f32x4.mul(ss, sign));
-  if (sync) {
-    const s = v128.load(slow);
-    pNew = f32x4.add(s, f32x4.mul(al, f32x4.sub(pNew, s)));
-    v128.store(slow, pNew);
-  }
-  v128.store(params, pNew);
+  const pNew = f32x4.sub(unitScale ? p : f32x4.mul(p, pd), f32x4.mul(ss, sign));
+  finishVector(params, slow, pNew, al, sync);
 }

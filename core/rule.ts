@@ -54,6 +54,11 @@ export interface Rule {
   readonly kind: RuleKind;
   /** The value of the block's `rule` word: which element loop the kernels run. */
   readonly tag: number;
+  /**
+   * The name of its element loop in the kernels (rules of one family share it): the prefix of
+   * its generated AssemblyScript offsets (`ADAM_BETA1`, `ADAM_TAG`) and of its WGSL struct.
+   */
+  readonly kernel: string;
   /** Its hyperparameters' schema (common options and LookAhead's are not in it). */
   readonly options: Schema;
   /** The moments it keeps. */

@@ -20,6 +20,7 @@
  */
 import type { Hyperparameters, JsSections, Rule, RuleKind } from "../core/rule.ts";
 import { scalarLayout, type StepScalars, wgslBlock } from "../core/scalars.ts";
+import { finishJs } from "./lookahead.ts";
 import { betasOption, booleanOption, lrOption, numberOption, type Schema } from "../core/schema.ts";
 
 /** Kernel mode: adaptive update `p -= stepSize · m / (sqrt(v) + eps)`. */
@@ -188,12 +189,7 @@ function jsStep(
     } else if (mode === MODE_MOMENTUM) {
       pNew = f32(f32(pi * pd) - f32(ss * num));
     }
-    if (sync) {
-      const si = slow[i];
-      pNew = f32(si + f32(alpha * f32(pNew - si)));
-      slow[i] = pNew;
-    }
-    p[i] = pNew;
+    finishJs(p, slow, i, pNew, alpha, sync);
   }
 }
 
@@ -227,6 +223,7 @@ function adamRule(kind: RuleKind, options: Schema): Rule {
   return Object.freeze({
     kind,
     tag: ADAM_TAG,
+    kernel: "adam",
     options,
     moments: [
       { name: "exp_avg", nonNegative: false },

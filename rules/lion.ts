@@ -18,6 +18,7 @@
  */
 import type { Hyperparameters, JsSections, Rule } from "../core/rule.ts";
 import { scalarLayout, type StepScalars, wgslBlock } from "../core/scalars.ts";
+import { finishJs } from "./lookahead.ts";
 import { betasOption, booleanOption, lrOption, numberOption } from "../core/schema.ts";
 
 /** The rule's resolved hyperparameters. */
@@ -79,13 +80,7 @@ function jsStep(
     const c = f32(f32(b1 * mi) + f32(c1 * gi));
     m[i] = f32(f32(b2 * mi) + f32(c2 * gi));
     const sign = c > 0 ? 1 : c < 0 ? -1 : c === 0 ? 0 : c;
-    let pNew = f32(f32(pi * pd) - f32(ss * sign));
-    if (sync) {
-      const si = slow[i];
-      pNew = f32(si + f32(alpha * f32(pNew - si)));
-      slow[i] = pNew;
-    }
-    p[i] = pNew;
+    finishJs(p, slow, i, f32(f32(pi * pd) - f32(ss * sign)), alpha, sync);
   }
 }
 
@@ -109,6 +104,7 @@ fn rule_update(i: u32, b: LionScalars, grad_scale: f32, keep: vec4<bool>) {
 export const LION: Rule = Object.freeze({
   kind: "lion",
   tag: LION_TAG,
+  kernel: "lion",
   options: [
     lrOption(1e-4),
     betasOption([0.9, 0.99]),

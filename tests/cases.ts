@@ -3,6 +3,7 @@
  * hyperparameters and tensor sizes, seeded data, and a check that runs a case on one backend
  * step by step against the float64 reference (tests/reference.ts).
  */
+import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   adam,
@@ -342,5 +343,33 @@ export async function checkAgainstReference(
       }
     }
     before = after;
+  }
+}
+
+/** The f32 bit patterns of `a` (NaNs of any payload map to one pattern). */
+export function bits(a: ArrayLike<number>): Uint32Array {
+  const f = Float32Array.from(a, (x) => (Number.isNaN(x) ? NaN : x));
+  return new Uint32Array(f.buffer);
+}
+
+/** Asserts that two states hold the same bits everywhere (params, moments, slow weights). */
+export async function assertSameBits(
+  a: OptimizerState<unknown>,
+  b: OptimizerState<unknown>,
+  what: string,
+): Promise<void> {
+  assert.ok(Object.is(a.lastGradNorm, b.lastGradNorm), `${what}: norm`);
+  assert.equal(a.skippedSteps, b.skippedSteps, `${what}: skipped steps`);
+  assert.equal(a.step, b.step, `${what}: step`);
+  const [x, y] = [await readAll(a), await readAll(b)];
+  for (const name of Object.keys(x)) {
+    for (const field of ["p", "m", "v", "s"] as const) {
+      if (!x[name][field]) continue;
+      assert.deepEqual(
+        bits(x[name][field]!),
+        bits(y[name][field]!),
+        `${what}: ${field} of ${name}`,
+      );
+    }
   }
 }

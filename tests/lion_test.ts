@@ -11,41 +11,19 @@ import {
   lion,
   loadState,
   lookahead,
-  type OptimizerState,
   readMoments,
   readParams,
   saveState,
   step,
 } from "../mod.ts";
 import { stateInternals } from "../core/state.ts";
-import { caseData, checkAgainstReference, lionCaseArb, optimizerFor, readAll } from "./cases.ts";
-
-/** The f32 bit patterns of `a` (NaNs of any payload map to one pattern). */
-function bits(a: ArrayLike<number>): Uint32Array {
-  const f = Float32Array.from(a, (x) => (Number.isNaN(x) ? NaN : x));
-  return new Uint32Array(f.buffer);
-}
-
-async function assertSameBits(
-  a: OptimizerState<unknown>,
-  b: OptimizerState<unknown>,
-  what: string,
-): Promise<void> {
-  assert.ok(Object.is(a.lastGradNorm, b.lastGradNorm), `${what}: norm`);
-  assert.equal(a.skippedSteps, b.skippedSteps, `${what}: skipped steps`);
-  assert.equal(a.step, b.step, `${what}: step`);
-  const [x, y] = [await readAll(a), await readAll(b)];
-  for (const name of Object.keys(x)) {
-    for (const field of ["p", "m", "s"] as const) {
-      if (!x[name][field]) continue;
-      assert.deepEqual(
-        bits(x[name][field]!),
-        bits(y[name][field]!),
-        `${what}: ${field} of ${name}`,
-      );
-    }
-  }
-}
+import {
+  assertSameBits,
+  caseData,
+  checkAgainstReference,
+  lionCaseArb,
+  optimizerFor,
+} from "./cases.ts";
 
 for (const backend of ["wasm", "js"] as const) {
   Deno.test(`lion, ${backend}: every step matches the float64 reference on random cases`, async () => {

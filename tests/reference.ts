@@ -77,6 +77,19 @@ export function toF64(a: ArrayLike<number>): Float64Array {
   return Float64Array.from(a);
 }
 
+/** A zeroed step result of `n` elements. */
+function emptyStep(n: number): RefStep {
+  return {
+    p: new Float64Array(n),
+    m: new Float64Array(n),
+    v: new Float64Array(n),
+    tolP: new Float64Array(n),
+    tolM: new Float64Array(n),
+    tolV: new Float64Array(n),
+    rectified: false,
+  };
+}
+
 /** One step `t` (1-based) at learning rate `lr` from `s` with gradient `grad`. */
 export function refStep(
   c: RefConfig,
@@ -88,15 +101,7 @@ export function refStep(
   k: number = K,
 ): RefStep {
   const n = s.p.length;
-  const out: RefStep = {
-    p: new Float64Array(n),
-    m: new Float64Array(n),
-    v: new Float64Array(n),
-    tolP: new Float64Array(n),
-    tolM: new Float64Array(n),
-    tolV: new Float64Array(n),
-    rectified: false,
-  };
+  const out = emptyStep(n);
   if (c.kind === "lion") return refLionStep(c, s, grad, lr, gradErr, k);
   const { beta1: b1, beta2: b2, eps, weightDecay: wd } = c;
   const bc1 = 1 - b1 ** t;
@@ -186,15 +191,8 @@ function refLionStep(
   k: number,
 ): RefStep {
   const n = s.p.length;
-  const out: RefStep = {
-    p: new Float64Array(n),
-    m: new Float64Array(n),
-    v: new Float64Array(n),
-    tolP: new Float64Array(n),
-    tolM: new Float64Array(n),
-    tolV: new Float64Array(n),
-    rectified: true,
-  };
+  const out = emptyStep(n);
+  out.rectified = true;
   const { beta1: b1, beta2: b2, weightDecay: wd } = c;
   const e = k * U;
   for (let i = 0; i < n; i++) {

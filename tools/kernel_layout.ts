@@ -7,8 +7,8 @@
  */
 import { ARENA_FIELDS, SEGMENT_FIELDS, SEGMENT_ROW_BYTES } from "../core/arena.ts";
 import { asOffsets, BLOCK_BYTES, scalarLayout, wgslName } from "../core/scalars.ts";
-import { ADAM_SCALARS, ADAM_TAG } from "../rules/adam.ts";
-import { LION_SCALARS, LION_TAG } from "../rules/lion.ts";
+import type { Rule } from "../core/rule.ts";
+import { RULES } from "../rules/registry.ts";
 
 /** Where the generated layout lives, relative to the repository root. */
 export const LAYOUT_PATH = "assembly/layout.generated.ts";
@@ -19,6 +19,13 @@ function table(prefix: string, fields: readonly string[]): string {
   return fields.map((f, i) =>
     `export const ${prefix}_${wgslName(f).toUpperCase()}: usize = ${i * 4};`
   ).join("\n");
+}
+
+/** One rule of each element loop (rules of one family share one), by tag. */
+function kernels(): Rule[] {
+  const byTag = new Map<number, Rule>();
+  for (const rule of Object.values(RULES)) byTag.set(rule.tag, rule);
+  return [...byTag.values()].sort((a, b) => a.tag - b.tag);
 }
 
 /** The generated AssemblyScript module's text. */
@@ -37,10 +44,13 @@ export function kernelLayoutModule(): string {
     "// Scalar blocks (core/scalars.ts): the header every rule shares, then each rule's words.",
     `export const BLOCK_BYTES: usize = ${BLOCK_BYTES};`,
     asOffsets(scalarLayout([]), "HEADER"),
-    `export const ADAM_TAG: u32 = ${ADAM_TAG};`,
-    asOffsets(ADAM_SCALARS, "ADAM", HEADER_LENGTH),
-    `export const LION_TAG: u32 = ${LION_TAG};`,
-    asOffsets(LION_SCALARS, "LION", HEADER_LENGTH),
+    ...kernels().flatMap((rule) => {
+      const prefix = rule.kernel.toUpperCase();
+      return [
+        `export const ${prefix}_TAG: u32 = ${rule.tag};`,
+        asOffsets(rule.scalars, prefix, HEADER_LENGTH),
+      ];
+    }),
     "",
   ].join("\n");
 }
