@@ -408,7 +408,7 @@ lines.push(
 );
 for (const c of contenders) {
   const cells = SIZES.map(([label, n]) => {
-    const m = table.get(label)!.get(c.key);
+    const m = table.get(label)?.get(c.key);
     return m?.seconds ? fmtRate(rate(m, n)) : `— (${m?.note ?? "n/a"})`;
   });
   lines.push(`| ${c.name} | ${cells.join(" | ")} |`);
@@ -436,7 +436,7 @@ const ratioLines = [
   "|---|" + SIZES.map(() => "---:").join("|") + "|",
 ];
 const ratioOf = (label: string, n: number, a: string, b: string) =>
-  [rate(table.get(label)!.get(a), n), rate(table.get(label)!.get(b), n)] as const;
+  [rate(table.get(label)?.get(a), n), rate(table.get(label)?.get(b), n)] as const;
 for (const [title, a, b] of ratioRows) {
   const cells = SIZES.map(([label, n]) => fmtRatio(...ratioOf(label, n, a, b)));
   ratioLines.push(`| ${title} | ${cells.join(" | ")} |`);
@@ -615,7 +615,7 @@ if (!args.has("--no-write") && !cliffOnly) {
   const series = contenders.map((c) => ({
     name: c.name,
     points: SIZES.flatMap(([label, n]) => {
-      const r = rate(table.get(label)!.get(c.key), n);
+      const r = rate(table.get(label)?.get(c.key), n);
       return r === undefined ? [] : [{ x: n, y: r }];
     }),
   })).filter((s) => s.points.length > 0);

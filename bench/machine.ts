@@ -20,8 +20,11 @@ export function machine(): string {
   } catch { /* not Linux */ }
   let cache = "";
   try {
-    const l3 = Deno.readTextFileSync("/sys/devices/system/cpu/cpu0/cache/index3/size").trim();
-    cache = `, L3 ${l3}`;
+    // through `cat` too: sysfs, like procfs, may read as empty without --allow-all
+    const path = "/sys/devices/system/cpu/cpu0/cache/index3/size";
+    const out = new Deno.Command("cat", { args: [path] }).outputSync();
+    const l3 = new TextDecoder().decode(out.stdout).trim();
+    if (l3) cache = `, L3 ${l3}`;
   } catch { /* unknown */ }
   return `${cpu}, ${navigator.hardwareConcurrency} logical cores${cache}; ${Deno.build.os} ${Deno.build.arch}, ` +
     `Deno ${Deno.version.deno} (V8 ${Deno.version.v8})`;
