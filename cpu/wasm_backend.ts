@@ -5,7 +5,15 @@
  *
  * @module
  */
-import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, GRADS, PARAMS, SLOW } from "../core/arena.ts";
+import {
+  type ArenaLayout,
+  EXP_AVG,
+  EXP_AVG_SQ,
+  GRADS,
+  PARAMS,
+  SECTION_ALIGN_BYTES,
+  SLOW,
+} from "../core/arena.ts";
 import type { StepScalars } from "../core/scalars.ts";
 import { CpuBackend } from "./cpu_backend.ts";
 import { KERNELS_SHARED_WASM_BASE64, KERNELS_WASM_BASE64 } from "./kernels_wasm.generated.ts";
@@ -75,9 +83,18 @@ export function wasmSimdSupported(): boolean {
   return typeof WebAssembly === "object" && WebAssembly.validate(kernelBytes());
 }
 
+/**
+ * Where the arena starts after the module's static data: at a cache line (64 bytes), so that no
+ * vector of a section straddles two lines; the sections' own offsets (core/arena.ts) are
+ * multiples of 64 too.
+ */
+function arenaBase(heapBase: number): number {
+  return Math.ceil(heapBase / SECTION_ALIGN_BYTES) * SECTION_ALIGN_BYTES;
+}
+
 /** Bytes of linear memory a state of this layout needs, static data included. */
 function requiredBytes(heapBase: number, layout: ArenaLayout): number {
-  return Math.ceil(heapBase / 16) * 16 + layout.byteLength;
+  return arenaBase(heapBase) + layout.byteLength;
 }
 
 /**
@@ -89,7 +106,7 @@ export function checkWasmCapacity(layout: ArenaLayout, extraBytes = 0): void {
   const needed = requiredBytes(PAGE_BYTES, layout) + extraBytes;
   if (needed > MAX_WASM_MEMORY_BYTES) {
     throw new RangeError(
-      `The model has ${layout.total} parameters; its optimizer arena (params, grads, exp_avg, exp_avg_sq: 16 bytes a parameter, 20 with LookAhead) needs ${needed} bytes, more than 32-bit WebAssembly memory can address (4 GiB). Split the parameters between several optimizers, or use the webgpu backend.`,
+      `The model has ${layout.total} parameters; its optimizer arena (params, grads, exp_avg, exp_avg_sq: 16 bytes a parameter, 20 with LookAhead, and gaps of up to 5% between sections against cache aliasing) needs ${needed} bytes, more than 32-bit WebAssembly memory can address (4 GiB). Split the parameters between several optimizers, or use the webgpu backend.`,
     );
   }
 }
@@ -162,7 +179,7 @@ export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend
   const instance = await WebAssembly.instantiate(await compiled, {});
   const k = instance.exports as unknown as KernelExports;
   const heapBase = k.heapBase();
-  const base = Math.ceil(heapBase / 16) * 16;
+  const base = arenaBase(heapBase);
   const needed = requiredBytes(heapBase, layout);
   const have = k.memory.buffer.byteLength;
   if (needed > have) {
