@@ -10,12 +10,12 @@
 
 import {
   ADAM_TAG,
-  ARENA_EXP_AVG,
-  ARENA_EXP_AVG_SQ,
-  ARENA_GRADS,
-  ARENA_PARAMS,
+  ARENA_M,
+  ARENA_V,
+  ARENA_G,
+  ARENA_P,
   ARENA_SEGMENT_COUNT,
-  ARENA_SEGMENTS,
+  ARENA_TABLE,
   ARENA_SLOW,
   BLOCK_BYTES,
   HEADER_RULE,
@@ -51,7 +51,7 @@ export function step(arena: usize, scalars: usize, start: i32, end: i32): void {
     stepRun(arena, scalars, start, end);
     return;
   }
-  const table = <usize> load<u32>(arena + ARENA_SEGMENTS);
+  const table = <usize> load<u32>(arena + ARENA_TABLE);
   for (let k = 0; k < count; k++) {
     const row = table + <usize> k * SEGMENT_ROW_BYTES;
     const lo = max(load<i32>(row + SEGMENT_START), start);
@@ -65,15 +65,15 @@ export function step(arena: usize, scalars: usize, start: i32, end: i32): void {
 function stepRun(arena: usize, block: usize, lo: i32, hi: i32): void {
   const o = <usize> lo << 2;
   const n = hi - lo;
-  const p = <usize> load<u32>(arena + ARENA_PARAMS) + o;
-  const g = <usize> load<u32>(arena + ARENA_GRADS) + o;
-  const m = <usize> load<u32>(arena + ARENA_EXP_AVG) + o;
+  const p = <usize> load<u32>(arena + ARENA_P) + o;
+  const g = <usize> load<u32>(arena + ARENA_G) + o;
+  const m = <usize> load<u32>(arena + ARENA_M) + o;
   const slow = <usize> load<u32>(arena + ARENA_SLOW) + o;
   const rule = load<u32>(block + HEADER_RULE);
   if (rule == LION_TAG) {
     lionRange(p, g, m, slow, n, block);
   } else if (rule == ADAM_TAG) {
-    adamRange(p, g, m, <usize> load<u32>(arena + ARENA_EXP_AVG_SQ) + o, slow, n, block);
+    adamRange(p, g, m, <usize> load<u32>(arena + ARENA_V) + o, slow, n, block);
   }
 }
 

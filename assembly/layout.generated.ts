@@ -2,12 +2,12 @@
 // core/scalars.ts and rules/. Do not edit.
 
 // The arena descriptor (core/arena.ts ARENA_FIELDS): u32 words.
-export const ARENA_PARAMS: usize = 0;
-export const ARENA_GRADS: usize = 4;
-export const ARENA_EXP_AVG: usize = 8;
-export const ARENA_EXP_AVG_SQ: usize = 12;
+export const ARENA_P: usize = 0;
+export const ARENA_G: usize = 4;
+export const ARENA_M: usize = 8;
+export const ARENA_V: usize = 12;
 export const ARENA_SLOW: usize = 16;
-export const ARENA_SEGMENTS: usize = 20;
+export const ARENA_TABLE: usize = 20;
 export const ARENA_SEGMENT_COUNT: usize = 24;
 
 // A row of the segment table (core/arena.ts SEGMENT_FIELDS): u32 words.

@@ -8,12 +8,14 @@
  * rounds; a figure is the median over rounds of the mean step time within a round. Ratios
  * therefore come from one run, on one machine, under the same load.
  *
- * Flags: `--quick` (fewer rounds, sizes up to 4M), `--sizes=4K,256K`, `--only=wasm,c-sse`
- * (contender keys), `--rounds=N`, `--no-write`.
+ * Flags: `--quick` (fewer rounds, sizes up to 4M, no power-of-two section), `--sizes=4K,256K`,
+ * `--only=wasm,c-sse` (contender keys), `--rounds=N`, `--no-write`, `--cliff` (only the
+ * power-of-two section, printed, nothing written), `--no-cliff` (without it).
  *
  * @module
  */
 import { dispose, lion, type OptimizerState, radam, step } from "../mod.ts";
+import { machine } from "./machine.ts";
 import { writeSvgChart } from "./svg_chart.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -325,27 +327,6 @@ async function measureSize(n: number, contenders: Contender[]): Promise<Map<stri
 // ---------------------------------------------------------------------------------------------
 // Run
 
-function machine(): string {
-  let cpu = "unknown CPU";
-  try {
-    // procfs files report size 0, so read through `cat` rather than readTextFile.
-    const out = new Deno.Command("cat", { args: ["/proc/cpuinfo"] }).outputSync();
-    const info = new TextDecoder().decode(out.stdout);
-    const name = info.match(/^model name\s*:\s*(.*)$/m)?.[1];
-    const family = info.match(/^cpu family\s*:\s*(.*)$/m)?.[1];
-    const model = info.match(/^model\s*:\s*(.*)$/m)?.[1];
-    const avx512 = /^flags\s*:.*\bavx512f\b/m.test(info) ? ", AVX-512" : "";
-    if (name) cpu = `${name} (family ${family}, model ${model}${avx512})`;
-  } catch { /* not Linux */ }
-  let cache = "";
-  try {
-    const l3 = Deno.readTextFileSync("/sys/devices/system/cpu/cpu0/cache/index3/size").trim();
-    cache = `, L3 ${l3}`;
-  } catch { /* unknown */ }
-  return `${cpu}, ${THREADS} logical cores${cache}; ${Deno.build.os} ${Deno.build.arch}, ` +
-    `Deno ${Deno.version.deno} (V8 ${Deno.version.v8})`;
-}
-
 const binaries = await compileC();
 if (typeof binaries === "string") console.error(`C baselines skipped: ${binaries}`);
 
@@ -368,8 +349,38 @@ const contenders: Contender[] = ([
   ...C_VARIANTS.map((variant) => cContender(variant, binaries)),
 ] as Contender[]).filter((c) => !onlyArg || onlyArg.split(",").includes(c.key));
 
+// power-of-two totals against 5% more (issue #15: sections 2^k bytes apart alias in the caches)
+const CLIFF_SIZES: [string, number][] = [["16M", 2 ** 24], ["32M", 2 ** 25], ["64M", 2 ** 26]];
+const CLIFF_SKEW = 1.05;
+const cliffOnly = args.has("--cliff");
+const runCliff = cliffOnly || (!quick && !args.has("--no-cliff"));
+const cliffKinds = ([
+  ["wasm", "radam wasm, zero-copy, 1 thread", 1],
+  ["wasm-threads", `radam wasm, zero-copy, ${THREADS} threads`, THREADS],
+] as const).filter(([key]) => !onlyArg || onlyArg.split(",").includes(key));
+
+/** A contender that runs at size `n` whatever size it is set up at. */
+function atSize(contender: Contender, n: number): Contender {
+  return { ...contender, setup: () => contender.setup(n) };
+}
+
+/** Per size of CLIFF_SIZES: each kind's measure at 2^k and at 2^k × CLIFF_SKEW. */
+const cliff = new Map<string, Map<string, Measure>>();
+if (runCliff) {
+  for (const [label, n] of CLIFF_SIZES) {
+    console.error(`measuring ${label} against ${label} × ${CLIFF_SKEW} …`);
+    const skewed = Math.round(n * CLIFF_SKEW);
+    const pair = cliffKinds.flatMap(([key, name, threads]) => [
+      atSize(libraryContender(name, `${key}@pow2`, "wasm", false, 1, threads), n),
+      atSize(libraryContender(name, `${key}@skew`, "wasm", false, 1, threads), skewed),
+    ]);
+    // alternated within each round, as every other size
+    cliff.set(label, await measureSize(n, pair));
+  }
+}
+
 const table = new Map<string, Map<string, Measure>>();
-for (const [label, n] of SIZES) {
+for (const [label, n] of cliffOnly ? [] : SIZES) {
   console.error(`measuring ${label} (${n} parameters)…`);
   table.set(label, await measureSize(n, contenders));
 }
@@ -382,8 +393,8 @@ const manyContenders = [
   libraryContender("wasm copied-in, 1 tensor of 4M", "one-copy", "wasm", true),
   libraryContender("wasm copied-in, 200 tensors totalling 4M", "many-copy", "wasm", true, 200),
 ];
-console.error("measuring the 200-tensor model…");
-const many = await measureSize(MANY_SIZE, manyContenders);
+if (!cliffOnly) console.error("measuring the 200-tensor model…");
+const many = cliffOnly ? new Map<string, Measure>() : await measureSize(MANY_SIZE, manyContenders);
 
 // ---------------------------------------------------------------------------------------------
 // Report
@@ -401,7 +412,7 @@ lines.push(
 );
 for (const c of contenders) {
   const cells = SIZES.map(([label, n]) => {
-    const m = table.get(label)!.get(c.key);
+    const m = table.get(label)?.get(c.key);
     return m?.seconds ? fmtRate(rate(m, n)) : `— (${m?.note ?? "n/a"})`;
   });
   lines.push(`| ${c.name} | ${cells.join(" | ")} |`);
@@ -430,7 +441,7 @@ const ratioLines = [
   "|---|" + SIZES.map(() => "---:").join("|") + "|",
 ];
 const ratioOf = (label: string, n: number, a: string, b: string) =>
-  [rate(table.get(label)!.get(a), n), rate(table.get(label)!.get(b), n)] as const;
+  [rate(table.get(label)?.get(a), n), rate(table.get(label)?.get(b), n)] as const;
 for (const [title, a, b] of ratioRows) {
   const cells = SIZES.map(([label, n]) => fmtRatio(...ratioOf(label, n, a, b)));
   ratioLines.push(`| ${title} | ${cells.join(" | ")} |`);
@@ -448,6 +459,28 @@ const manyTable = [
     } |`;
   }),
 ].join("\n");
+
+const cliffLines = [
+  `| size | ${
+    cliffKinds.map(([, name]) => `${name}: 2^k | × ${CLIFF_SKEW} | ratio`).join(" | ")
+  } |`,
+  "|---|" + cliffKinds.map(() => "---:|---:|---:").join("|") + "|",
+];
+/** 2^k rate / 2^k × CLIFF_SKEW rate of one kind at one size. */
+const cliffRatio = (label: string, n: number, key: string) => {
+  const m = cliff.get(label);
+  const a = rate(m?.get(`${key}@pow2`), n);
+  const b = rate(m?.get(`${key}@skew`), Math.round(n * CLIFF_SKEW));
+  return [a, b] as const;
+};
+for (const [label, n] of runCliff ? CLIFF_SIZES : []) {
+  const cells = cliffKinds.map(([key]) => {
+    const [a, b] = cliffRatio(label, n, key);
+    return `${fmtRate(a)} | ${fmtRate(b)} | ${fmtRatio(a, b)}`;
+  });
+  cliffLines.push(`| ${label} | ${cells.join(" | ")} |`);
+}
+const cliffTable = cliffLines.join("\n");
 
 // targets
 type Verdict = { target: string; met: boolean | undefined; detail: string };
@@ -505,6 +538,21 @@ check(
     }×)`,
   });
 }
+if (runCliff) {
+  const values = CLIFF_SIZES.flatMap(([label, n]) =>
+    cliffKinds.map(([key, , threads]) => {
+      const [a, b] = cliffRatio(label, n, key);
+      return { what: `${label} ${threads}T`, ratio: a && b ? a / b : undefined };
+    })
+  );
+  const known = values.filter((v) => v.ratio !== undefined);
+  verdicts.push({
+    target:
+      `no cliff: wasm at 2^k ≥ 0.9× wasm at 2^k × ${CLIFF_SKEW} (16M, 32M, 64M; 1 and ${THREADS} threads)`,
+    met: known.length === 0 ? undefined : known.every((v) => v.ratio! >= 0.9),
+    detail: values.map((v) => `${v.what} ${v.ratio?.toFixed(2) ?? "—"}×`).join(", "),
+  });
+}
 const verdictTable = [
   "| target | met | ratios |",
   "|---|---|---|",
@@ -543,6 +591,14 @@ ${ratioTable}
 
 ${manyTable}
 
+## Power-of-two sizes (no cliff)
+
+The same zero-copy step at 2^k parameters and at 2^k × ${CLIFF_SKEW}, alternated in one
+measurement: the arena's sections of a power-of-two total must not alias in the caches
+(core/arena.ts \`sectionStride\`).
+
+${runCliff ? cliffTable : "Not measured in this run (--quick or --no-cliff)."}
+
 ## Targets
 
 ${verdictTable}
@@ -551,14 +607,20 @@ What limits the missed targets, the instruction counts of the kernel, relaxed SI
 \`threads\` option: see [ANALYSIS.md](ANALYSIS.md) (written by hand, not by this script).
 `;
 
-console.log(throughputTable + "\n\n" + ratioTable + "\n\n" + manyTable + "\n\n" + verdictTable);
+if (cliffOnly) {
+  console.log(`Machine: ${machine()}.\n\n${cliffTable}\n\n${verdicts.at(-1)?.detail ?? ""}`);
+} else {
+  console.log(
+    [throughputTable, ratioTable, manyTable, runCliff ? cliffTable : "", verdictTable].join("\n\n"),
+  );
+}
 
-if (!args.has("--no-write")) {
+if (!args.has("--no-write") && !cliffOnly) {
   await Deno.writeTextFile(new URL("RESULTS.md", BENCH_DIR), report);
   const series = contenders.map((c) => ({
     name: c.name,
     points: SIZES.flatMap(([label, n]) => {
-      const r = rate(table.get(label)!.get(c.key), n);
+      const r = rate(table.get(label)?.get(c.key), n);
       return r === undefined ? [] : [{ x: n, y: r }];
     }),
   })).filter((s) => s.points.length > 0);

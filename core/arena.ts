@@ -1,15 +1,20 @@
 /**
  * The arena: every tensor of a state packed into one block of f32 memory, in sections
  * (parameters, gradients, then the rule's moments: `exp_avg` and `exp_avg_sq` for RAdam/Adam,
- * `exp_avg` alone for Lion; then LookAhead's slow weights), each 16-byte aligned, so that one
- * kernel call updates every tensor.
+ * `exp_avg` alone for Lion; then LookAhead's slow weights), each 64-byte aligned and spread
+ * apart, so that one kernel call updates every tensor.
  *
  * ```
- * | params (n, padded to 4) | grads | moment 0 (exp_avg) | moment 1 (exp_avg_sq) | slow |
+ * | params (n, padded to 4) | gap | grads | gap | moment 0 (exp_avg) | (gap | moment 1 (exp_avg_sq)) | (gap | slow) |
  * ```
  *
  * Within a section the tensors lie back to back in the order of their names; a tensor's
  * elements sit at the same offset in every section.
+ *
+ * The gaps keep the streams of the step (one per section) from sharing their address bits: were
+ * the sections exactly `4 × total` bytes apart, at power-of-two totals every stream would map
+ * onto the same cache sets and the same 4 KiB offsets (issue #15: 10× slower on an AMD EPYC at
+ * 64M parameters). See {@linkcode sectionStride} for the rule.
  *
  * @module
  */
@@ -42,7 +47,7 @@ export function presentSections(moments: number, slow: boolean): number[] {
 
 /** Whether `layout` has section `section` (absent: a moment its rule lacks, or no LookAhead). */
 export function hasSection(layout: ArenaLayout, section: number): boolean {
-  return layout.sectionOffsets[section] >= 0;
+  return section < layout.sectionOffsets.length && layout.sectionOffsets[section] >= 0;
 }
 
 /**
@@ -54,18 +59,11 @@ export const SEGMENT_FIELDS = ["start", "end", "group"] as const;
 
 /**
  * The arena descriptor the wasm kernel reads (`step(arena, scalars, start, end)` in
- * assembly/index.ts): u32 byte addresses of the sections (an absent one: the params'), of the
- * segment table, and the number of segments. Written once, when the backend is made.
+ * assembly/index.ts), u32 words: the byte addresses of the sections (params, grads, exp_avg,
+ * exp_avg_sq, slow; an absent one: the params'), of the segment table, and the number of
+ * segments. Written once, when the backend is made.
  */
-export const ARENA_FIELDS = [
-  "params",
-  "grads",
-  "exp_avg",
-  "exp_avg_sq",
-  "slow",
-  "segments",
-  "segmentCount",
-] as const;
+export const ARENA_FIELDS = ["p", "g", "m", "v", "slow", "table", "segmentCount"] as const;
 /** Bytes of the arena descriptor. */
 export const ARENA_DESCRIPTOR_BYTES = 32;
 
@@ -94,14 +92,71 @@ export interface ArenaLayout {
    * i). Empty when the optimizer has no groups: the kernel then uses the global scalars.
    */
   readonly segments: readonly { start: number; end: number; group: number }[];
-  /** Byte offset of the segment table (32 bytes a segment), after the sections. */
+  /** Byte offset of the segment table (32 bytes a segment), right after the last section. */
   readonly segmentTableOffset: number;
-  /** Bytes of the whole arena: all sections, then the segment table. */
+  /** Bytes of the whole arena: all sections and the gaps between them, then the segment table. */
   readonly byteLength: number;
 }
 
 /** Bytes of one row of the segment table ({@linkcode SEGMENT_FIELDS}, then padding). */
 export const SEGMENT_ROW_BYTES = 32;
+
+/** Alignment of every section start, in bytes: one cache line. */
+export const SECTION_ALIGN_BYTES = 64;
+/** Smallest scale (log2 of bytes) at which the section starts are spread: 4 KiB. */
+const MIN_SPREAD_LOG2 = 12;
+/**
+ * Largest scale at which they are spread: 32 MiB. Above the 2 MiB of a huge page, a virtual
+ * address says nothing of the physical one the caches are indexed by, and capping the scale caps
+ * the padding of the largest arenas (at most 0.4 × 32 MiB a gap).
+ */
+const MAX_SPREAD_LOG2 = 25;
+
+/**
+ * The largest scale (log2 of bytes) at which the starts of sections of `sectionBytes` bytes are
+ * spread: three octaves below the section (so a gap costs at most 5% of a section), within
+ * 4 KiB to 32 MiB.
+ */
+export function spreadScaleLog2(sectionBytes: number): number {
+  const below = Math.floor(Math.log2(Math.max(1, sectionBytes))) - 3;
+  return Math.min(MAX_SPREAD_LOG2, Math.max(MIN_SPREAD_LOG2, below));
+}
+
+/**
+ * Bytes from one section's start to the next: the smallest multiple of 64 at or above
+ * `sectionBytes` whose residue modulo 2^K (K = {@linkcode spreadScaleLog2}) is c/5 of 2^K for
+ * some c in 1–4, rounded to a multiple of 64 bytes.
+ *
+ * Why: with starts `s × stride` (s = 0…4), the difference of two starts is `j × stride` with j in
+ * 1–4. Since 2^k × c/5 modulo 2^k' (k' ≤ k) is again (c × 2^(k−k') mod 5)/5 of 2^k' and 5 is
+ * prime, `j × stride` modulo 2^k is about (c' / 5) × 2^k with c' in 1–4, for every k from 12 up
+ * to K (to within four times the 32 bytes of rounding): at every scale from 4 KiB to K, the five starts
+ * sit about a fifth of the circle apart, the most five points can. No two streams share a 4 KiB
+ * offset, an L1 or L2 set, or (with 2 MiB pages) an L3 set. Above K the residues are small but
+ * never zero.
+ *
+ * Memory: a gap is below 0.4 × 2^K + 64 bytes: at most 1.7 KiB for sections up to 32 KiB, 5% of
+ * a section up to 256 MiB (64M parameters), 13.4 MiB above that.
+ *
+ * @example
+ * ```ts
+ * import { sectionStride } from "./arena.ts";
+ * const stride = sectionStride(4 * 2 ** 24); // 16M parameters: 64 MiB sections
+ * console.log(stride % 4096 !== 0, stride - 4 * 2 ** 24); // true 1677696
+ * ```
+ */
+export function sectionStride(sectionBytes: number): number {
+  const scale = 2 ** spreadScaleLog2(sectionBytes);
+  const above = Math.floor(sectionBytes / scale) * scale;
+  let best = Infinity;
+  for (let c = 1; c <= 4; c++) {
+    const residue = Math.round((c * scale) / 5 / SECTION_ALIGN_BYTES) * SECTION_ALIGN_BYTES;
+    let stride = above + residue;
+    if (stride < sectionBytes) stride += scale;
+    best = Math.min(best, stride);
+  }
+  return best;
+}
 
 /** Lays out tensors of the given lengths. */
 export function planArena(
@@ -128,9 +183,11 @@ export function planArena(
       else segments.push({ start: offsets[i], end: offsets[i] + lengths[i], group: groups[i] });
     }
   }
-  const sectionOffsets: number[] = new Array(SLOW + 1).fill(-1);
-  present.forEach((section, s) => sectionOffsets[section] = s * sectionLength * 4);
-  const segmentTableOffset = sectionLength * 4 * sectionCount;
+  const stride = sectionStride(sectionLength * 4);
+  // Indexed by section; -1 where absent (a moment the rule lacks, before the slow weights).
+  const sectionOffsets: number[] = new Array(present[present.length - 1] + 1).fill(-1);
+  present.forEach((section, s) => sectionOffsets[section] = s * stride);
+  const segmentTableOffset = (sectionCount - 1) * stride + sectionLength * 4;
   return {
     names,
     lengths,
@@ -185,20 +242,4 @@ export function writeSegmentTable(layout: ArenaLayout, u32: Uint32Array): void {
   layout.segments.forEach((segment, k) => {
     SEGMENT_FIELDS.forEach((field, j) => u32[k * SEGMENT_ROW_WORDS + j] = segment[field]);
   });
-}
-
-/** The section byte addresses of `layout` at `base`, as the arena descriptor's words. */
-export function writeArenaDescriptor(layout: ArenaLayout, base: number, u32: Uint32Array): void {
-  const at = (section: number) =>
-    base + layout.sectionOffsets[hasSection(layout, section) ? section : PARAMS];
-  const words: Record<(typeof ARENA_FIELDS)[number], number> = {
-    params: at(PARAMS),
-    grads: at(GRADS),
-    exp_avg: at(EXP_AVG),
-    exp_avg_sq: at(EXP_AVG_SQ),
-    slow: at(SLOW),
-    segments: base + layout.segmentTableOffset,
-    segmentCount: layout.segments.length,
-  };
-  ARENA_FIELDS.forEach((field, i) => u32[i] = words[field]);
 }

@@ -7,10 +7,16 @@
  */
 import {
   ARENA_DESCRIPTOR_BYTES,
+  ARENA_FIELDS,
   type ArenaLayout,
+  EXP_AVG,
+  EXP_AVG_SQ,
   GRADS,
+  hasSection,
+  PARAMS,
+  SECTION_ALIGN_BYTES,
   SEGMENT_ROW_WORDS,
-  writeArenaDescriptor,
+  SLOW,
   writeSegmentTable,
 } from "../core/arena.ts";
 import { BLOCK_BYTES, blockCount } from "../core/scalars.ts";
@@ -61,11 +67,13 @@ export function wasmSimdSupported(): boolean {
 
 /**
  * Bytes before the arena that a kernel's memory holds for it: the arena descriptor (padded to
- * 64 bytes), then the scalar blocks (single-threaded states; a threaded one keeps its blocks in
- * its control block).
+ * a cache line), then the scalar blocks (single-threaded states; a threaded one keeps its
+ * blocks in its control block). A multiple of 64, so that an arena placed after them at a cache
+ * line starts at one too (no vector of a section straddles two lines; the sections' own offsets,
+ * core/arena.ts, are multiples of 64 too).
  */
 export function headerBytes(layout: ArenaLayout, withBlocks: boolean): number {
-  return 64 + (withBlocks ? blockCount(layout.segments) * BLOCK_BYTES : 0);
+  return SECTION_ALIGN_BYTES + (withBlocks ? blockCount(layout.segments) * BLOCK_BYTES : 0);
 }
 
 /**
@@ -79,44 +87,61 @@ export function checkWasmCapacity(layout: ArenaLayout, extraBytes = 0): void {
     throw new RangeError(
       `The model has ${layout.total} parameters; its optimizer arena (${layout.sectionCount} sections: ${
         layout.sectionCount * 4
-      } bytes a parameter) needs ${needed} bytes, more than 32-bit WebAssembly memory can address (4 GiB). Split the parameters between several optimizers, or use the webgpu backend.`,
+      } bytes a parameter, and gaps of up to 5% between sections against cache aliasing) needs ${needed} bytes, more than 32-bit WebAssembly memory can address (4 GiB). Split the parameters between several optimizers, or use the webgpu backend.`,
     );
   }
 }
 
+/** Byte addresses of an arena's sections and segment table, as the arena descriptor's words. */
+export type ArenaAddresses = Record<(typeof ARENA_FIELDS)[number], number>;
+
+/** Where the sections of `layout` lie in memory when the arena starts at byte `base`. */
+export function arenaAddresses(layout: ArenaLayout, base: number): ArenaAddresses {
+  const at = (section: number) =>
+    base + layout.sectionOffsets[hasSection(layout, section) ? section : PARAMS];
+  return {
+    p: at(PARAMS),
+    g: at(GRADS),
+    m: at(EXP_AVG),
+    v: at(EXP_AVG_SQ),
+    slow: at(SLOW),
+    table: base + layout.segmentTableOffset,
+    segmentCount: layout.segments.length,
+  };
+}
+
 /**
- * Where a kernel finds an arena: its descriptor (written here, at byte `at` of `memory`, with
- * the arena at `base`), the scalar blocks, and the gradients and element count the reductions
- * read.
+ * Where a kernel finds an arena: its descriptor, its scalar blocks, and the gradients and
+ * element count the reductions read.
  */
-export interface ArenaAddresses {
+export interface PlacedArena {
   descriptor: number;
   scalars: number;
   grads: number;
   total: number;
 }
 
-/** Writes the descriptor of `layout` at `at` (arena at `base`, scalar blocks at `scalars`). */
+/**
+ * Writes the descriptor of `layout` (arena at `base`) at byte `at` of `buffer`, and its segment
+ * table; the scalar blocks are at `scalars`.
+ */
 export function placeArena(
   buffer: ArrayBufferLike,
   layout: ArenaLayout,
   at: number,
   base: number,
   scalars: number,
-): ArenaAddresses {
-  writeArenaDescriptor(layout, base, new Uint32Array(buffer, at, ARENA_DESCRIPTOR_BYTES / 4));
+): PlacedArena {
+  const a = arenaAddresses(layout, base);
+  const descriptor = new Uint32Array(buffer, at, ARENA_DESCRIPTOR_BYTES / 4);
+  ARENA_FIELDS.forEach((field, i) => descriptor[i] = a[field]);
   const rows = layout.segments.length * SEGMENT_ROW_WORDS;
-  writeSegmentTable(layout, new Uint32Array(buffer, base + layout.segmentTableOffset, rows));
-  return {
-    descriptor: at,
-    scalars,
-    grads: base + layout.sectionOffsets[GRADS],
-    total: layout.total,
-  };
+  writeSegmentTable(layout, new Uint32Array(buffer, a.table, rows));
+  return { descriptor: at, scalars, grads: a.g, total: layout.total };
 }
 
 /** One step of the elements `[start, end)` of the arena at `a`, with its scalar blocks. */
-export function stepSlice(k: KernelExports, a: ArenaAddresses, start: number, end: number): void {
+export function stepSlice(k: KernelExports, a: PlacedArena, start: number, end: number): void {
   k.step(a.descriptor, a.scalars, start, end);
 }
 
@@ -126,8 +151,8 @@ export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend
   compiled ??= WebAssembly.compile(kernelBytes());
   const instance = await WebAssembly.instantiate(await compiled, {});
   const k = instance.exports as unknown as KernelExports;
-  const at = Math.ceil(k.heapBase() / 64) * 64;
-  const scalars = at + 64;
+  const at = Math.ceil(k.heapBase() / SECTION_ALIGN_BYTES) * SECTION_ALIGN_BYTES;
+  const scalars = at + SECTION_ALIGN_BYTES;
   const base = at + headerBytes(layout, true);
   const needed = base + layout.byteLength;
   const have = k.memory.buffer.byteLength;
