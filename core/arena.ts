@@ -158,6 +158,26 @@ export function sectionStride(sectionBytes: number): number {
   return best;
 }
 
+/**
+ * The parameter-group runs of tensors at `offsets` (elements) of `lengths`, each in group
+ * `groups[i]`: maximal runs of consecutive tensors in one group, from the first one's start to
+ * the last one's end. Empty without groups.
+ */
+export function segmentRuns(
+  offsets: readonly number[],
+  lengths: readonly number[],
+  groups: readonly number[] | undefined,
+): { start: number; end: number; group: number }[] {
+  const segments: { start: number; end: number; group: number }[] = [];
+  if (!groups) return segments;
+  for (let i = 0; i < lengths.length; i++) {
+    const last = segments[segments.length - 1];
+    if (last && last.group === groups[i]) last.end = offsets[i] + lengths[i];
+    else segments.push({ start: offsets[i], end: offsets[i] + lengths[i], group: groups[i] });
+  }
+  return segments;
+}
+
 /** Lays out tensors of the given lengths. */
 export function planArena(
   names: readonly string[],
@@ -174,15 +194,7 @@ export function planArena(
     total += length;
   }
   const sectionLength = Math.ceil(total / 4) * 4;
-  const segments: { start: number; end: number; group: number }[] = [];
-  const groups = options.groups;
-  if (groups) {
-    for (let i = 0; i < lengths.length; i++) {
-      const last = segments[segments.length - 1];
-      if (last && last.group === groups[i]) last.end += lengths[i];
-      else segments.push({ start: offsets[i], end: offsets[i] + lengths[i], group: groups[i] });
-    }
-  }
+  const segments = segmentRuns(offsets, lengths, options.groups);
   const stride = sectionStride(sectionLength * 4);
   // Indexed by section; -1 where absent (a moment the rule lacks, before the slow weights).
   const sectionOffsets: number[] = new Array(present[present.length - 1] + 1).fill(-1);
@@ -233,6 +245,17 @@ export function sectionView(
 
 /** Words of one row of the segment table. */
 export const SEGMENT_ROW_WORDS = SEGMENT_ROW_BYTES / 4;
+
+/** WGSL of a row of the segment table: `struct Segment`, generated from the table. */
+export const SEGMENT_WGSL: string = `struct Segment { ${
+  [
+    ...SEGMENT_FIELDS,
+    ...Array.from(
+      { length: SEGMENT_ROW_WORDS - SEGMENT_FIELDS.length },
+      (_, i) => `pad${i}`,
+    ),
+  ].map((f) => `${f}: u32`).join(", ")
+} }`;
 
 /**
  * Writes the segment table of `layout` (rows of {@linkcode SEGMENT_FIELDS}) into `u32`, a view
