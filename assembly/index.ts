@@ -36,7 +36,7 @@ export function heapBase(): usize {
 /**
  * One optimizer step over the elements `start` to `end` (exclusive) of the arena that the
  * descriptor at `arena` describes (byte addresses of its 16-byte-aligned sections and of its
- * segment table, core/arena.ts ARENA_FIELDS), with the scalar blocks at `scalars` (block 0 the
+ * segment table, core/arena.ts ARENA_DESCRIPTOR), with the scalar blocks at `scalars` (block 0 the
  * optimizer's own, block g parameter group g's). The single-threaded host passes the whole range
  * `[0, n)`, the threaded one (cpu/threaded_wasm_backend.ts) one slice per thread. Every
  * element's result depends on that element only, so any split gives the same bits.

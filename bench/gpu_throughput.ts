@@ -153,21 +153,46 @@ async function timeCopy(bytes: number): Promise<number> {
 
 const gbps = (bytes: number, ms: number) => (bytes / (ms / 1000) / 1e9).toFixed(1);
 const rows: string[] = [];
-for (const n of sizes) {
-  const copyMs = await timeCopy(14 * n); // a copy reads and writes: 28 bytes a parameter moved
-  const cells = [
-    `${n.toLocaleString("en-US")}`,
-    `${copyMs.toFixed(3)} ms (${gbps(28 * n, copyMs)} GB/s)`,
-  ];
-  const line = [`${n} params: copy of 28 B/param ${copyMs.toFixed(3)} ms`];
-  for (const v of variants) {
-    const ms = await timeSteps(n, v);
-    const bytes = (v.nonFinite === "propagate" && v.clipGradNorm === undefined ? 28 : 32) * n;
-    cells.push(`${ms.toFixed(3)} ms (${gbps(bytes, ms)} GB/s, ${(100 * copyMs / ms).toFixed(0)}%)`);
-    line.push(`${v.label} ${ms.toFixed(3)} ms (${(100 * copyMs / ms).toFixed(0)}% of the copy)`);
+/** `f`, failing on any GPU validation or out-of-memory error it causes. */
+async function guarded<T>(f: () => Promise<T>): Promise<T> {
+  device.pushErrorScope("out-of-memory");
+  device.pushErrorScope("validation");
+  let out: T | undefined, failure: unknown;
+  try {
+    out = await f();
+  } catch (error) {
+    failure = error;
   }
-  console.log(line.join("; "));
-  rows.push(`| ${cells.join(" | ")} |`);
+  const validation = await device.popErrorScope();
+  const oom = await device.popErrorScope();
+  if (failure !== undefined) throw failure;
+  if (validation || oom) throw new Error((validation ?? oom)!.message);
+  return out as T;
+}
+
+for (const n of sizes) {
+  try {
+    const copyMs = await guarded(() => timeCopy(14 * n)); // reads and writes: 28 B a parameter
+    const cells = [
+      `${n.toLocaleString("en-US")}`,
+      `${copyMs.toFixed(3)} ms (${gbps(28 * n, copyMs)} GB/s)`,
+    ];
+    const line = [`${n} params: copy of 28 B/param ${copyMs.toFixed(3)} ms`];
+    for (const v of variants) {
+      const ms = await guarded(() => timeSteps(n, v));
+      const bytes = (v.nonFinite === "propagate" && v.clipGradNorm === undefined ? 28 : 32) * n;
+      cells.push(
+        `${ms.toFixed(3)} ms (${gbps(bytes, ms)} GB/s, ${(100 * copyMs / ms).toFixed(0)}%)`,
+      );
+      line.push(`${v.label} ${ms.toFixed(3)} ms (${(100 * copyMs / ms).toFixed(0)}% of the copy)`);
+    }
+    console.log(line.join("; "));
+    rows.push(`| ${cells.join(" | ")} |`);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    console.log(`${n} params: not run (${why})`);
+    rows.push(`| ${n.toLocaleString("en-US")} | not run: ${why.replaceAll("|", "/")} |`);
+  }
 }
 
 // --- The host's time per step ---
@@ -237,10 +262,13 @@ async function hostTime(v: Variant, zero: boolean): Promise<{ median: number; mi
   return { median: median(runs), min: Math.min(...runs) };
 }
 
-/** Per-step calls and µs of each WebGPU method (zero workgroups), and of the whole step. */
-async function breakdown(v: Variant): Promise<{ per: Map<string, CallStats>; total: number }> {
-  const totals: number[] = [];
-  const per = new Map<string, CallStats>();
+/**
+ * Per-step calls and µs of each WebGPU method (zero workgroups; medians of the runs), and the
+ * µs of `step` outside them (JS: checks, scalars, the state handle).
+ */
+async function breakdown(v: Variant): Promise<{ per: Map<string, CallStats>; js: number }> {
+  const runs = new Map<string, CallStats[]>();
+  const js: number[] = [];
   for (let r = 0; r < REPEATS; r++) {
     const made = await makeState(HOST_N, v);
     let state = made.state;
@@ -251,20 +279,26 @@ async function breakdown(v: Variant): Promise<{ per: Map<string, CallStats>; tot
     recording = true;
     const t0 = performance.now();
     for (let i = 0; i < LOOP; i++) state = step(state);
-    totals.push((performance.now() - t0) * 1000 / LOOP);
+    const total = performance.now() - t0;
     recording = false;
     zeroWorkgroups = false;
+    let inCalls = 0;
     for (const [name, s] of stats) {
-      const p = per.get(name) ?? { calls: 0, ms: 0 };
-      p.calls += s.calls / LOOP / REPEATS;
-      p.ms += s.ms / LOOP / REPEATS;
-      per.set(name, p);
+      inCalls += s.ms;
+      const list = runs.get(name) ?? [];
+      list.push({ calls: s.calls / LOOP, ms: s.ms / LOOP });
+      runs.set(name, list);
     }
+    js.push((total - inCalls) * 1000 / LOOP);
     await device.queue.onSubmittedWorkDone();
     dispose(state);
     made.buffer.destroy();
   }
-  return { per, total: median(totals) };
+  const per = new Map<string, CallStats>();
+  for (const [name, list] of runs) {
+    per.set(name, { calls: median(list.map((x) => x.calls)), ms: median(list.map((x) => x.ms)) });
+  }
+  return { per, js: median(js) };
 }
 
 /** µs of an empty command buffer's encode and submit (the runtime's floor per submission). */
@@ -295,11 +329,10 @@ await device.queue.onSubmittedWorkDone();
 for (const v of variants.slice(0, 2)) {
   const wall = await hostTime(v, false);
   const host = await hostTime(v, true);
-  const { per, total } = await breakdown(v);
+  const { per, js } = await breakdown(v);
   const us = (names: string[]) => names.reduce((a, n) => a + (per.get(n)?.ms ?? 0), 0) * 1000;
   const calls = (names: string[]) => names.reduce((a, n) => a + (per.get(n)?.calls ?? 0), 0);
   const all = [...per.keys()];
-  const inCalls = us(all);
   const f = (x: number) => x.toFixed(1);
   const c = (x: number) => x.toFixed(2);
   hostRows.push(
@@ -307,11 +340,9 @@ for (const v of variants.slice(0, 2)) {
       f(us(ENCODE))
     } | ${f(us(["finish"]))} | ${f(us(["submit"]))} | ${f(us(["writeBuffer"]))} | ${
       f(us(READBACK))
-    } | ${f(Math.max(0, total - inCalls))} | ${c(calls(all))} | ${
-      c(calls(["beginComputePass"]))
-    } | ${c(calls(["dispatchWorkgroups"]))} | ${c(calls(["writeBuffer"]))} | ${
-      c(calls(["mapAsync"]))
-    } |`,
+    } | ${f(js)} | ${c(calls(all))} | ${c(calls(["beginComputePass"]))} | ${
+      c(calls(["dispatchWorkgroups"]))
+    } | ${c(calls(["writeBuffer"]))} | ${c(calls(["mapAsync"]))} |`,
   );
   hostLines.push(
     `1K params, ${v.label}: ${f(wall.median)} µs of CPU per step (encode + submit, fastest run ${
@@ -320,9 +351,9 @@ for (const v of variants.slice(0, 2)) {
       f(us(ENCODE))
     }, finish ${f(us(["finish"]))}, submit ${f(us(["submit"]))}, writeBuffer ${
       f(us(["writeBuffer"]))
-    }, readback ${f(us(READBACK))}, JS outside WebGPU calls ${
-      f(Math.max(0, total - inCalls))
-    } µs; per step ${c(calls(all))} WebGPU calls, ${c(calls(["beginComputePass"]))} passes, ${
+    }, readback ${f(us(READBACK))}, JS outside WebGPU calls ${f(js)} µs; per step ${
+      c(calls(all))
+    } WebGPU calls, ${c(calls(["beginComputePass"]))} passes, ${
       c(calls(["dispatchWorkgroups"]))
     } dispatches, ${c(calls(["writeBuffer"]))} writeBuffer, ${c(calls(["mapAsync"]))} mapAsync`,
   );

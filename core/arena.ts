@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { wgslStruct, wordsOf, type WordTable } from "./words.ts";
 
 /** Section index of the parameters. */
 export const PARAMS = 0;
@@ -53,9 +54,21 @@ export function hasSection(layout: ArenaLayout, section: number): boolean {
 /**
  * The row of the segment table (parameter groups), one per run of tensors in one group: the
  * run's element range `[start, end)` and the group, whose scalar block (see core/scalars.ts)
- * the run is stepped with. Padded to {@linkcode SEGMENT_ROW_BYTES}.
+ * the run is stepped with; padded to 32 bytes.
  */
-export const SEGMENT_FIELDS = ["start", "end", "group"] as const;
+export const SEGMENT_ROW = {
+  start: "u32",
+  end: "u32",
+  group: "u32",
+  pad0: "u32",
+  pad1: "u32",
+  pad2: "u32",
+  pad3: "u32",
+  pad4: "u32",
+} as const satisfies WordTable;
+
+/** The word of each field of a segment row. */
+export const SEGMENT_WORD = wordsOf(SEGMENT_ROW);
 
 /**
  * The arena descriptor the wasm kernel reads (`step(arena, scalars, start, end)` in
@@ -63,7 +76,15 @@ export const SEGMENT_FIELDS = ["start", "end", "group"] as const;
  * exp_avg_sq, slow; an absent one: the params'), of the segment table, and the number of
  * segments. Written once, when the backend is made.
  */
-export const ARENA_FIELDS = ["p", "g", "m", "v", "slow", "table", "segmentCount"] as const;
+export const ARENA_DESCRIPTOR = {
+  p: "u32",
+  g: "u32",
+  m: "u32",
+  v: "u32",
+  slow: "u32",
+  table: "u32",
+  segmentCount: "u32",
+} as const satisfies WordTable;
 /** Bytes of the arena descriptor. */
 export const ARENA_DESCRIPTOR_BYTES = 32;
 
@@ -98,8 +119,8 @@ export interface ArenaLayout {
   readonly byteLength: number;
 }
 
-/** Bytes of one row of the segment table ({@linkcode SEGMENT_FIELDS}, then padding). */
-export const SEGMENT_ROW_BYTES = 32;
+/** Bytes of one row of the segment table ({@linkcode SEGMENT_ROW}). */
+export const SEGMENT_ROW_BYTES = 4 * Object.keys(SEGMENT_ROW).length;
 
 /** Alignment of every section start, in bytes: one cache line. */
 export const SECTION_ALIGN_BYTES = 64;
@@ -246,23 +267,18 @@ export function sectionView(
 /** Words of one row of the segment table. */
 export const SEGMENT_ROW_WORDS = SEGMENT_ROW_BYTES / 4;
 
-/** WGSL of a row of the segment table: `struct Segment`, generated from the table. */
-export const SEGMENT_WGSL: string = `struct Segment { ${
-  [
-    ...SEGMENT_FIELDS,
-    ...Array.from(
-      { length: SEGMENT_ROW_WORDS - SEGMENT_FIELDS.length },
-      (_, i) => `pad${i}`,
-    ),
-  ].map((f) => `${f}: u32`).join(", ")
-} }`;
+/** WGSL of a row of the segment table: `struct Segment`, generated from its table. */
+export const SEGMENT_WGSL: string = wgslStruct("Segment", SEGMENT_ROW);
 
 /**
- * Writes the segment table of `layout` (rows of {@linkcode SEGMENT_FIELDS}) into `u32`, a view
- * of at least `segments.length` rows: the one place the rows are laid out.
+ * Writes the segment table of `layout` (rows of {@linkcode SEGMENT_ROW}) into `u32`, a view of
+ * at least `segments.length` rows: the one place the rows are written.
  */
 export function writeSegmentTable(layout: ArenaLayout, u32: Uint32Array): void {
   layout.segments.forEach((segment, k) => {
-    SEGMENT_FIELDS.forEach((field, j) => u32[k * SEGMENT_ROW_WORDS + j] = segment[field]);
+    const row = k * SEGMENT_ROW_WORDS;
+    u32[row + SEGMENT_WORD.start] = segment.start;
+    u32[row + SEGMENT_WORD.end] = segment.end;
+    u32[row + SEGMENT_WORD.group] = segment.group;
   });
 }

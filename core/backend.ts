@@ -73,8 +73,7 @@ export interface HostBackend extends BackendBase<Float32Array> {
 
 /** A backend that decides on the device whether a step is taken (WebGPU). */
 export interface DeviceBackend<T = unknown> extends BackendBase<T> {
-  // TODO(#13): required once gpu/ implements it.
-  readonly kind?: "device";
+  readonly kind: "device";
   /**
    * Throws if the backend can no longer step or be read (a lost GPU device); called before
    * anything of a step changes.
@@ -89,9 +88,6 @@ export interface DeviceBackend<T = unknown> extends BackendBase<T> {
 /** A backend of either kind. */
 // deno-lint-ignore no-explicit-any
 export type AnyBackend = HostBackend | DeviceBackend<any>;
-
-/** The device kind's interface, under its former name (gpu/ implements it). */
-export type Backend<T = unknown> = DeviceBackend<T>;
 
 /**
  * Step counts kept on a device that decides by itself whether a step is taken (WebGPU with the
@@ -114,8 +110,11 @@ export interface DeviceCounter {
    * many steps; schedules are pure functions of t on such a backend).
    */
   readonly scalarsAhead: number;
-  /** Writes the scalars of step `t`, one record per parameter group (index 0 the optimizer's own). */
-  writeScalars(t: number, scalars: StepScalars, groups: readonly StepScalars[]): void;
+  /**
+   * Writes the scalars of step `t`: one record per scalar block, `groups[0]` the optimizer's own,
+   * `groups[g]` parameter group g's.
+   */
+  writeScalars(t: number, groups: readonly StepScalars[]): void;
   /** Resolves when the device has reported every step submitted so far. */
   settle(): Promise<void>;
   /** Sets the counts of a state being restored (before its first step). */

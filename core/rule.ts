@@ -74,8 +74,12 @@ export interface Rule {
   /** Its TypeScript element loop. */
   readonly jsStep: JsStep;
   /**
-   * WGSL of its element loop: a function `<kind>_update(i: u32, b: <Struct>)` over vec4 `i`
-   * of the bound sections, for the WebGPU step kernel.
+   * WGSL of its element loop, for the WebGPU step kernel (gpu/wgsl_step.ts): its block's struct
+   * and loader (`wgslBlock`, core/scalars.ts), and `fn rule_update(i: u32, base: u32,
+   * grad_scale: f32, keep: vec4<bool>)`, the update of vec4 `i` of the bound sections (`p`, `g`,
+   * `m`, `v`) with the block at word `base` of `ring` and the clipped gradient scale, which ends
+   * with `finish_update` (LookAhead's sync and the params' store, rules/lookahead.ts); lanes in
+   * `keep` keep their values.
    */
   readonly wgsl: string;
 }

@@ -3,22 +3,17 @@
  * float64 (docs/SPEC.md), then rounded to f32 into a block of {@linkcode BLOCK_WORDS} 32-bit
  * words that every kernel reads: the wasm kernel from its memory, the threaded one from the
  * control block the workers share, the TypeScript backend from the same words, and WebGPU from
- * its ring (a tag, then the blocks). A block's layout is a table of (name, type), defined once
- * per rule: the words every rule shares ({@linkcode HEADER_FIELDS}), then the rule's own. The
- * AssemblyScript word offsets (assembly/layout.generated.ts) and the WGSL accessors are
- * generated from the same tables.
+ * its ring (a tag, then the blocks). A block's layout is a word table (name → type, core/words.ts),
+ * defined once per rule: the words every rule shares ({@linkcode HEADER_FIELDS}), then the rule's
+ * own. The AssemblyScript word offsets (assembly/layout.generated.ts) and the WGSL struct and
+ * loader of the rule's GPU loop are generated from the same tables.
  *
  * With parameter groups, the host writes one block per group (block 0: the optimizer's own
  * settings), back to back, and each row of the segment table names the block its run uses.
  *
  * @module
  */
-
-/** The type of a word of a scalar block. */
-export type WordType = "f32" | "u32";
-
-/** One word of a scalar block: its name (a field of the rule's scalars record) and type. */
-export type ScalarField = readonly [name: string, type: WordType];
+import { wgslStruct, type WordTable, type WordType } from "./words.ts";
 
 /** 32-bit words of every scalar block (rules use a prefix; the rest is padding). */
 export const BLOCK_WORDS = 16;
@@ -30,35 +25,54 @@ export const BLOCK_BYTES = BLOCK_WORDS * 4;
  * gradient scale (−1 with `maximize`, times the clipping factor) and LookAhead's `sync` flag
  * and `alpha` (the wrapper's, fused into the inner rule's loop).
  */
-export const HEADER_FIELDS: readonly ScalarField[] = [
-  ["rule", "u32"],
-  ["gradScale", "f32"],
-  ["sync", "u32"],
-  ["alpha", "f32"],
-];
+export const HEADER_FIELDS = {
+  rule: "u32",
+  gradScale: "f32",
+  sync: "u32",
+  alpha: "f32",
+} as const satisfies WordTable;
 
 /** The scalars of one step, by field name (host side, float64). */
 export type StepScalars = Record<string, number>;
 
-/** A block layout: its fields in word order, and each field's word. */
+/** A block layout: its word table (the header, then the rule's words) and each field's word. */
 export interface ScalarLayout {
-  readonly fields: readonly ScalarField[];
+  /** The word table, in word order. */
+  readonly table: WordTable;
+  /** The fields in word order, as [name, type] (what `writeBlock` walks). */
+  readonly fields: readonly (readonly [string, WordType])[];
+  /** The word of each field. */
   readonly word: Readonly<Record<string, number>>;
 }
 
-/** The layout of a rule's block: the header, then `fields`. Throws if it exceeds a block. */
-export function scalarLayout(fields: readonly ScalarField[]): ScalarLayout {
-  const all = [...HEADER_FIELDS, ...fields];
-  if (all.length > BLOCK_WORDS) {
-    throw new RangeError(`A scalar block holds ${BLOCK_WORDS} words; this one needs ${all.length}`);
+/**
+ * The layout of a rule's block: the header, then `fields`. Throws if it exceeds a block.
+ *
+ * @example
+ * ```ts
+ * import { HEADER, scalarLayout } from "./scalars.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = scalarLayout({ stepSize: "f32" });
+ * assert.equal(layout.word.stepSize, Object.keys(HEADER).length);
+ * ```
+ */
+export function scalarLayout(fields: WordTable): ScalarLayout {
+  const table = Object.freeze({ ...HEADER_FIELDS, ...fields });
+  const entries = Object.entries(table);
+  if (entries.length > BLOCK_WORDS) {
+    throw new RangeError(
+      `A scalar block holds ${BLOCK_WORDS} words; this one needs ${entries.length}`,
+    );
   }
   const word: Record<string, number> = {};
-  all.forEach(([name], i) => word[name] = i);
-  return Object.freeze({ fields: Object.freeze(all), word: Object.freeze(word) });
+  entries.forEach(([name], i) => word[name] = i);
+  return Object.freeze({ table, fields: Object.freeze(entries), word: Object.freeze(word) });
 }
 
 /** The words of the header (the same in every layout). */
-export const HEADER: Readonly<Record<string, number>> = scalarLayout([]).word;
+export const HEADER: Readonly<Record<keyof typeof HEADER_FIELDS, number>> = scalarLayout({})
+  .word as Record<keyof typeof HEADER_FIELDS, number>;
 
 /**
  * Writes `scalars` as block `index` of the blocks viewed by `f32` and `u32` (two views of the
@@ -87,35 +101,28 @@ export function zeroScalars(layout: ScalarLayout): StepScalars {
   return out;
 }
 
-/** The snake_case WGSL name of a field (`gradScale` → `grad_scale`). */
-export function wgslName(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-}
-
 /**
- * WGSL of a struct holding the block's fields, and a function reading one from a `u32` array
- * at a word offset: `struct <name> {...}` and `fn load_<snake name>(base: u32) -> <name>`. The
- * array is named `source`; `array<u32>` storage is assumed.
+ * WGSL of a rule's block: `struct <name>` (the fields of the layout's table, named as there)
+ * and `fn load<Name>(base: u32) -> <name>`, which reads one from word `base` of the `u32`
+ * storage array named `source`.
+ *
+ * @example
+ * ```ts
+ * import { scalarLayout, wgslBlock } from "./scalars.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const code = wgslBlock(scalarLayout({ stepSize: "f32" }), "SgdScalars", "ring");
+ * assert.match(code, /fn loadSgdScalars\(base: u32\) -> SgdScalars/);
+ * ```
  */
 export function wgslBlock(layout: ScalarLayout, name: string, source: string): string {
-  const members = layout.fields.map(([field, type]) => `  ${wgslName(field)}: ${type},`);
   const loads = layout.fields.map(([, type], i) =>
     type === "f32" ? `bitcast<f32>(${source}[base + ${i}u])` : `${source}[base + ${i}u]`
   );
-  return `struct ${name} {\n${members.join("\n")}\n}\n` +
-    `fn load${wgslName(name)}(base: u32) -> ${name} {\n  return ${name}(\n    ${
+  return `${wgslStruct(name, layout.table)}\n` +
+    `fn load${name}(base: u32) -> ${name} {\n  return ${name}(\n    ${
       loads.join(",\n    ")
     },\n  );\n}\n`;
-}
-
-/**
- * AssemblyScript constants of the byte offset of each field (`<PREFIX>_<NAME>`), for
- * assembly/layout.generated.ts.
- */
-export function asOffsets(layout: ScalarLayout, prefix: string, skip = 0): string {
-  return layout.fields.slice(skip).map(([field], i) =>
-    `export const ${prefix}_${wgslName(field).toUpperCase()}: usize = ${(i + skip) * 4};`
-  ).join("\n");
 }
 
 /**

@@ -37,10 +37,6 @@ export function placement(
     );
   }
   if (choice === "webgpu" || (choice === "auto" && (device !== undefined || gpuParams))) {
-    // TODO(#13): Lion's WGSL loop goes into the GPU step kernel with the split of gpu/.
-    if (config.kind === "lion") {
-      throw new TypeError('The webgpu backend does not run lion yet; use backend "wasm" or "js"');
-    }
     return "device";
   }
   const threads = config.run.threads;

@@ -381,7 +381,7 @@ function stepOnDevice(core: Core, backend: DeviceBackend, grads: unknown): State
     for (let k = t + counter.scalarsAhead - 1; k >= t; k--) {
       try {
         computeScalars(core, k);
-        counter.writeScalars(k, core.groupScalars[0], core.groupScalars);
+        counter.writeScalars(k, core.groupScalars);
       } catch (error) {
         if (k === t) throw error;
       }

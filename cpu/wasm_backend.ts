@@ -6,8 +6,8 @@
  * @module
  */
 import {
+  ARENA_DESCRIPTOR,
   ARENA_DESCRIPTOR_BYTES,
-  ARENA_FIELDS,
   type ArenaLayout,
   EXP_AVG,
   EXP_AVG_SQ,
@@ -93,7 +93,7 @@ export function checkWasmCapacity(layout: ArenaLayout, extraBytes = 0): void {
 }
 
 /** Byte addresses of an arena's sections and segment table, as the arena descriptor's words. */
-export type ArenaAddresses = Record<(typeof ARENA_FIELDS)[number], number>;
+export type ArenaAddresses = Record<keyof typeof ARENA_DESCRIPTOR, number>;
 
 /** Where the sections of `layout` lie in memory when the arena starts at byte `base`. */
 export function arenaAddresses(layout: ArenaLayout, base: number): ArenaAddresses {
@@ -134,7 +134,8 @@ export function placeArena(
 ): PlacedArena {
   const a = arenaAddresses(layout, base);
   const descriptor = new Uint32Array(buffer, at, ARENA_DESCRIPTOR_BYTES / 4);
-  ARENA_FIELDS.forEach((field, i) => descriptor[i] = a[field]);
+  (Object.keys(ARENA_DESCRIPTOR) as (keyof ArenaAddresses)[])
+    .forEach((field, i) => descriptor[i] = a[field]);
   const rows = layout.segments.length * SEGMENT_ROW_WORDS;
   writeSegmentTable(layout, new Uint32Array(buffer, a.table, rows));
   return { descriptor: at, scalars, grads: a.g, total: layout.total };

@@ -5,388 +5,102 @@
  * can bind directly.
  *
  * The device keeps the step counts (a step with a non-finite gradient is skipped or halts the
- * state there, and must not advance t), so the host's float64 scalars (rounded to f32) of each
- * t are written ahead into a ring buffer, tagged with t, that the kernels index by the device's
- * count. The host writes the entries of 64 steps at once (`scalarsAhead`), uploaded by one
- * `queue.writeBuffer` at the next step, so most steps write nothing. A step encodes any pending
- * gradient copies, then one compute pass: the gradient-norm passes (with `clipGradNorm` or the
- * non-finite check), whose last one-workgroup pass also decides the step on the device (counts
- * it taken or skipped, or halts; a one-invocation dispatch where no norm is computed), one
- * centralization dispatch per rank > 1 tensor (with `gc`), then the step dispatches; it submits
- * that, with a copy of the counters for an asynchronous readback when none is in flight. An
- * arena of at most `SMALL_STEP_ELEMENTS` elements in one chunk (a model bound by the host, not
- * the GPU) takes the whole step, norm and decision included, in one dispatch of one workgroup
- * (`step_small`) when no tensor is centralized. No buffer or bind group is created per step (a
- * tensor's centralization bind group is made at its first step).
+ * state there, and must not advance t; device_counter.ts), so the host's float64 scalars
+ * (rounded to f32) of each t are written ahead into a ring buffer, tagged with t, that the
+ * kernels index by the device's count (scalar_ring.ts). The host writes the entries of 64 steps
+ * at once (`scalarsAhead`), uploaded by one `queue.writeBuffer` at the next step, so most steps
+ * write nothing. A step encodes any pending gradient copies, then one compute pass: the
+ * gradient-norm passes (with `clipGradNorm` or the non-finite check), whose last one-workgroup
+ * pass also decides the step on the device (counts it taken or skipped, or halts; a
+ * one-invocation dispatch where no norm is computed), one centralization dispatch per rank > 1
+ * tensor (with `gc`), then the step dispatches; it submits that, with a copy of the counters for
+ * an asynchronous readback now and then. An arena of at most `SMALL_STEP_ELEMENTS` elements in
+ * one chunk (a model bound by the host, not the GPU) takes the whole step, norm and decision
+ * included, in one dispatch of one workgroup (`step_small`) when no tensor is centralized. No
+ * buffer or bind group is created per step (a tensor's centralization bind group is made at its
+ * first step).
  *
- * The step dispatches cover the tensors whose params the arena holds, one per binding-sized
- * chunk of each run of consecutive such tensors (one in all when every param is in the arena
- * and the sections fit one storage binding, as every model below
- * `maxStorageBufferBindingSize / 4` parameters does), plus, for each param updated in place in
- * a caller's buffer, one per binding-sized chunk of it: binding 0 is the caller's buffer range,
- * the other sections are bound at the tensor's arena offset (zero copy).
+ * The step dispatches (planned by `planChunks`, arena_plan.ts) cover the tensors whose params
+ * the arena holds, one per binding-sized chunk of each run of consecutive such tensors, plus,
+ * for each param updated in place in a caller's buffer, one per binding-sized chunk of it:
+ * binding `p` is the caller's buffer range, the other sections are bound at the tensor's arena
+ * offset (zero copy).
  *
  * @module
  */
-import {
-  type ArenaLayout,
-  EXP_AVG,
-  EXP_AVG_SQ,
-  GRADS,
-  PARAMS,
-  SECTION_COUNT,
-  SEGMENT_ROW_BYTES,
-  SLOW,
-} from "../core/arena.ts";
-import type { Backend, DeviceCounter } from "../core/backend.ts";
+import { type ArenaLayout, EXP_AVG_SQ, GRADS, hasSection, PARAMS, SLOW } from "../core/arena.ts";
+import type { DeviceBackend } from "../core/backend.ts";
 import type { NonFinitePolicy } from "../core/options.ts";
-import type { StepScalars } from "../core/scalars.ts";
-import { label } from "../core/tensors.ts";
-import {
-  CENTRALIZE_KERNEL_WGSL,
-  CENTRALIZE_UNIFORM_BYTES,
-  CONSTS_BYTES,
-  CONTROL_BYTES,
-  COPY_TENSOR_WGSL,
-  COUNTER_WORDS,
-  COUNTERS_OFFSET,
-  DECIDE_KERNEL_WGSL,
-  dispatchGrid,
-  GRAD_NORM_PARTIAL_WGSL,
-  GRAD_NORM_TOTAL_WGSL,
-  NORM_ELEMENTS_PER_WORKGROUP,
-  RING_AHEAD,
-  RING_KEPT,
-  RING_SIZE,
-  RING_TAG_WORD,
-  ringStride,
-  SMALL_STEP_ELEMENTS,
-  STEP_KERNEL_WGSL,
-  WORKGROUP_SIZE,
-} from "./wgsl_kernel.ts";
+import type { Rule } from "../core/rule.ts";
+import { RADAM } from "../rules/adam.ts";
+import { dispatchGrid } from "./_wgsl.ts";
+import { type GpuPlanLimits, planChunks } from "./arena_plan.ts";
+import { GpuStepCounter } from "./device_counter.ts";
 import { checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
+import {
+  bindGroup,
+  type Dispatch,
+  dispatchEach,
+  type Pipelines,
+  pipelinesOf,
+} from "./pipelines.ts";
+import { RING_SIZE } from "./scalar_ring.ts";
+import { createSections, type External, SectionIO } from "./section_io.ts";
+import { STEP_CONSTS_BYTES, stepConstsData } from "./step_consts.ts";
+import { buildStepDispatches, createSegmentTable } from "./step_dispatches.ts";
+import { CENTRALIZE_UNIFORM_BYTES, CENTRALIZE_WORD, SMALL_STEP_ELEMENTS } from "./wgsl_kernel.ts";
 
-/** Storage-binding offset alignment that every WebGPU device supports (and the default). */
-const ALIGN_BYTES = 256;
-const ALIGN_ELEMENTS = ALIGN_BYTES / 4;
-/**
- * Steps from one counter readback started with a step to the next (a loop that awaits between
- * steps would otherwise map the counters at every step).
- */
-const READBACK_EVERY = 8;
-/** Largest staging buffer used for readback. */
-const STAGING_BYTES = 16 * 1024 * 1024;
-
-/** Limits the backend plans with; tests lower them to exercise splitting at small sizes. */
-export interface GpuPlanLimits {
-  /** Bytes of one storage binding (a chunk of a section). */
-  maxStorageBufferBindingSize: number;
-  /** Bytes of one buffer (a section). */
-  maxBufferSize: number;
-  /** Workgroups per dispatch dimension. */
-  maxComputeWorkgroupsPerDimension: number;
-  /** Largest arena (elements) stepped in one dispatch (`step_small`); 0 turns that off. */
-  smallStepElements: number;
-}
-
-/**
- * The GPU arena layout: tensors at 64-element (256-byte) aligned offsets; a fifth (slow
- * weights) section with `slow`, and with `groups` (each tensor's group, as `groupsOf` in
- * core/state.ts gives it) the parameter-group runs, as `planArena` in core/arena.ts makes them.
- */
-export function planGpuArena(
-  names: readonly string[],
-  lengths: readonly number[],
-  options: { slow?: boolean; groups?: readonly number[] } = {},
-): ArenaLayout {
-  const offsets: number[] = [];
-  let end = 0;
-  for (const length of lengths) {
-    const offset = Math.ceil(end / ALIGN_ELEMENTS) * ALIGN_ELEMENTS;
-    offsets.push(offset);
-    end = offset + length;
-  }
-  const sectionLength = Math.max(ALIGN_ELEMENTS, Math.ceil(end / ALIGN_ELEMENTS) * ALIGN_ELEMENTS);
-  const segments: { start: number; end: number; group: number }[] = [];
-  const groups = options.groups;
-  if (groups) {
-    for (let i = 0; i < lengths.length; i++) {
-      const last = segments[segments.length - 1];
-      if (last && last.group === groups[i]) last.end = offsets[i] + lengths[i];
-      else segments.push({ start: offsets[i], end: offsets[i] + lengths[i], group: groups[i] });
-    }
-  }
-  const sectionCount = options.slow ? SECTION_COUNT + 1 : SECTION_COUNT;
-  const segmentTableOffset = sectionLength * 4 * sectionCount;
-  return {
-    names,
-    lengths,
-    offsets,
-    total: end,
-    sectionLength,
-    sectionCount,
-    sectionOffsets: new Array<number>(sectionCount).fill(0),
-    segments,
-    segmentTableOffset,
-    byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
-  };
-}
-
-interface Pipeline {
-  pipeline: GPUComputePipeline;
-  layout: GPUBindGroupLayout;
-  centralize: GPUComputePipeline;
-  centralizeLayout: GPUBindGroupLayout;
-  normPartial: GPUComputePipeline;
-  normPartialLayout: GPUBindGroupLayout;
-  normTotal: GPUComputePipeline;
-  normTotalLayout: GPUBindGroupLayout;
-  stepSmall: GPUComputePipeline;
-  decide: GPUComputePipeline;
-  decideLayout: GPUBindGroupLayout;
-  copyTensor: GPUComputePipeline;
-  copyTensorLayout: GPUBindGroupLayout;
-}
-
-const pipelines = new WeakMap<GPUDevice, Promise<Pipeline>>();
-
-/** The step pipeline of a device, compiled once per device (a pipeline cache). */
-function stepPipeline(device: GPUDevice): Promise<Pipeline> {
-  let cached = pipelines.get(device);
-  if (!cached) {
-    cached = (async () => {
-      const layout = device.createBindGroupLayout({
-        entries: [
-          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          {
-            binding: 1,
-            visibility: GPUShaderStage.COMPUTE,
-            buffer: { type: "read-only-storage" },
-          },
-          { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-          { binding: 5, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-          { binding: 6, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          {
-            binding: 7,
-            visibility: GPUShaderStage.COMPUTE,
-            buffer: { type: "read-only-storage" },
-          },
-          { binding: 8, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          {
-            binding: 9,
-            visibility: GPUShaderStage.COMPUTE,
-            buffer: { type: "read-only-storage" },
-          },
-        ],
-      });
-      const module = device.createShaderModule({ code: STEP_KERNEL_WGSL });
-      const centralizeLayout = device.createBindGroupLayout({
-        entries: [
-          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-        ],
-      });
-      const readOnly = { type: "read-only-storage" } as const;
-      const normPartialLayout = device.createBindGroupLayout({
-        entries: [
-          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
-          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-          { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-        ],
-      });
-      const normTotalLayout = device.createBindGroupLayout({
-        entries: [
-          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
-          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
-          { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-        ],
-      });
-      const decideLayout = device.createBindGroupLayout({
-        entries: [
-          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
-          { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-        ],
-      });
-      const copyTensorLayout = device.createBindGroupLayout({
-        entries: [
-          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
-          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-        ],
-      });
-      const compute = (code: string, entryPoint: string, layout: GPUBindGroupLayout) =>
-        device.createComputePipelineAsync({
-          layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-          compute: { module: device.createShaderModule({ code }), entryPoint },
-        });
-      const [pipeline, stepSmall, centralize, normPartial, normTotal, decide, copyTensor] =
-        await Promise
-          .all([
-            device.createComputePipelineAsync({
-              layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-              compute: { module, entryPoint: "step" },
-            }),
-            device.createComputePipelineAsync({
-              layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-              compute: { module, entryPoint: "step_small" },
-            }),
-            device.createComputePipelineAsync({
-              layout: device.createPipelineLayout({ bindGroupLayouts: [centralizeLayout] }),
-              compute: {
-                module: device.createShaderModule({ code: CENTRALIZE_KERNEL_WGSL }),
-                entryPoint: "centralize",
-              },
-            }),
-            compute(GRAD_NORM_PARTIAL_WGSL, "partial", normPartialLayout),
-            compute(GRAD_NORM_TOTAL_WGSL, "total", normTotalLayout),
-            compute(DECIDE_KERNEL_WGSL, "decide_step", decideLayout),
-            compute(COPY_TENSOR_WGSL, "copy_tensor", copyTensorLayout),
-          ]);
-      return {
-        pipeline,
-        layout,
-        centralize,
-        centralizeLayout,
-        normPartial,
-        normPartialLayout,
-        normTotal,
-        normTotalLayout,
-        stepSmall,
-        decide,
-        decideLayout,
-        copyTensor,
-        copyTensorLayout,
-      };
-    })();
-    pipelines.set(device, cached);
-    cached.catch(() => pipelines.delete(device));
-  }
-  return cached;
-}
-
-/** One dispatch: its bind group and workgroup grid. */
-interface Chunk {
-  bindGroup: GPUBindGroup;
-  grid: [number, number];
-}
-
-/** An element range `[start, start + count)` of the sections, bound as one chunk. */
-interface ChunkRange {
-  start: number;
-  count: number;
-}
+export { type GpuPlanLimits, planGpuArena } from "./arena_plan.ts";
+export { requestLargeDevice } from "./device.ts";
 
 /** The centralization dispatch of one tensor, made at its first step. */
-interface Centralization {
-  offset: number;
-  bindGroup: GPUBindGroup;
-  grid: [number, number];
+interface Centralization extends Dispatch {
   uniform: GPUBuffer;
 }
 
-/**
- * A parameter tensor the caller owns that cannot be bound in place (see `placeGpuParams` in
- * gpu_tensors.ts): copied into the arena at init, back after each step.
- */
-interface External {
-  index: number;
-  slot: GpuTensor;
-}
-
-/** What the device last reported of its step counters (see `Control` in the WGSL). */
-interface Reported {
-  submitted: number;
-  taken: number;
-  skipped: number;
-  norm: number;
-}
-
 /** The WebGPU backend of one state. */
-export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
+export class WebGpuBackend implements DeviceBackend<GpuTensor> {
+  readonly kind = "device" as const;
   readonly name = "webgpu" as const;
   readonly params: Readonly<Record<string, GpuTensor>>;
   readonly grads: Readonly<Record<string, GpuTensor>>;
+  /** The step counts the device keeps, and the ring of scalars. */
+  readonly counter: GpuStepCounter;
   readonly #device: GPUDevice;
+  readonly #pipelines: Pipelines;
+  readonly #limits: GpuPlanLimits;
   readonly #sections: GPUBuffer[];
+  readonly #io: SectionIO;
   readonly #gradSlots: GpuTensor[];
-  readonly #constsBuffer: GPUBuffer;
-  /** The ring of per-step scalars (see `ringStride` in wgsl_kernel.ts), and its host mirror. */
-  readonly #ring: GPUBuffer;
-  readonly #ringStride: number;
-  readonly #ringTags = new Float64Array(RING_SIZE).fill(-1);
-  /** The host copy of the whole ring: `writeScalars` writes here, `update` uploads it. */
-  readonly #ringF32: Float32Array<ArrayBuffer>;
-  readonly #ringU32: Uint32Array<ArrayBuffer>;
-  /** The steps `[#dirtyFrom, #dirtyTo)` whose ring entries are not uploaded yet. */
-  #dirtyFrom = Infinity;
-  #dirtyTo = -Infinity;
-  /**
-   * The gradient norm and the device-side counters (`Control` in the WGSL), the staging buffer
-   * the counters are read back through, and the readback in flight.
-   */
-  readonly #control: GPUBuffer;
-  readonly #countersStaging: GPUBuffer;
-  #readback: Promise<void> | undefined;
-  /** `#submitted` when the last readback with a step began. */
-  #readbackAt = -Infinity;
-  /** The one command buffer of a step's submission (a reused array). */
-  readonly #submission: GPUCommandBuffer[] = [];
-  /** Why the last readback failed, if the device was not lost (settle reports it). */
-  #readbackError: unknown;
-  readonly #reported: Reported = { submitted: 0, taken: 0, skipped: 0, norm: NaN };
-  /** Steps submitted since `start`. */
-  #submitted = 0;
-  /** Submissions up to this one are known not to count (a halt was reported and cleared). */
-  #countedFrom = 0;
-  /** The halt last reported, until `takeFault` hands it out. */
-  #fault: Error | undefined;
-  /** The decision of a step where no norm is computed (see `DECIDE_KERNEL_WGSL`). */
-  readonly #decidePipeline: GPUComputePipeline;
-  readonly #decideBindGroup: GPUBindGroup;
-  /** The whole step in one dispatch (`step_small`), for one chunk of a small arena. */
-  readonly #smallPipeline: GPUComputePipeline;
-  readonly #small: boolean;
   /** Whether the gradient-norm passes run (clipping, or the non-finite check). */
   readonly #normComputed: boolean;
-  readonly #pipeline: GPUComputePipeline;
-  readonly #normPartialPipeline: GPUComputePipeline;
-  readonly #normTotalPipeline: GPUComputePipeline;
-  readonly #normTotalBindGroup: GPUBindGroup;
-  readonly #centralizePipeline: GPUComputePipeline;
-  readonly #centralizeLayout: GPUBindGroupLayout;
-  readonly #limits: GpuPlanLimits;
+  /** The whole step in one dispatch (`step_small`), for one chunk of a small arena. */
+  readonly #small: boolean;
   /** The step dispatches (see the module doc). */
-  readonly #chunks: Chunk[];
+  readonly #chunks: Dispatch[];
   /** The first pass of the gradient norm: binding-sized chunks of the whole grads section. */
-  readonly #normChunks: Chunk[];
+  readonly #normChunks: Dispatch[];
+  /** The norm's last pass, which decides the step; or the decision alone (no norm). */
+  readonly #decision: Dispatch;
   /** Per-tensor centralization dispatches, by element offset (made once, at the first step). */
   readonly #centralizations = new Map<number, Centralization>();
   /** Centralizations requested for the next `update` (reused array). */
   readonly #pendingCentralize: Centralization[] = [];
-  /** Buffers bound in place of absent sections (slow weights, segment table). */
-  readonly #extraBuffers: GPUBuffer[] = [];
-  readonly #segmentBuffer: GPUBuffer;
-  readonly #externals: External[];
-  readonly #copyTensorPipeline: GPUComputePipeline;
-  /** Masked copies of the params updated in place, caller's buffer → the arena's params slot. */
-  readonly #inPlaceReads: Chunk[] = [];
-  /** Masked copies of the params updated in place, the arena's params slot → caller's buffer. */
-  readonly #inPlaceWrites: Chunk[] = [];
-  /** GPU-side gradient copies waiting for the next `update` (reused array). */
+  /** GPU-side gradient copies waiting for the next `update` (reused arrays). */
   readonly #pendingCopies: GpuTensor[] = [];
   readonly #pendingTargets: number[] = [];
-  #staging: GPUBuffer | undefined;
+  /** Buffers other than the sections and the counter's. */
+  readonly #extraBuffers: GPUBuffer[] = [];
+  /** The one command buffer of a step's submission (a reused array). */
+  readonly #submission: GPUCommandBuffer[] = [];
   #reads: Promise<unknown> = Promise.resolve();
   #lost: GPUDeviceLostInfo | undefined;
 
   constructor(
     device: GPUDevice,
     readonly layout: ArenaLayout,
-    pipeline: Pipeline,
+    rule: Rule,
+    pipelines: Pipelines,
     limits: GpuPlanLimits,
     externalParams: ReadonlyMap<number, GpuTensor>,
     clipGradNorm?: number,
@@ -394,106 +108,43 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     inPlaceParams: ReadonlyMap<number, GpuTensor> = new Map(),
   ) {
     this.#device = device;
-    this.#decidePipeline = pipeline.decide;
-    this.#smallPipeline = pipeline.stepSmall;
-    this.#pipeline = pipeline.pipeline;
-    this.#normPartialPipeline = pipeline.normPartial;
-    this.#normTotalPipeline = pipeline.normTotal;
-    this.#centralizePipeline = pipeline.centralize;
-    this.#centralizeLayout = pipeline.centralizeLayout;
-    this.#copyTensorPipeline = pipeline.copyTensor;
+    this.#pipelines = pipelines;
     this.#limits = limits;
     device.lost.then((info) => this.#lost = info);
-    const sectionBytes = layout.sectionLength * 4;
-    if (sectionBytes > limits.maxBufferSize) {
-      throw new RangeError(
-        `The model's ${layout.total} parameters need ${sectionBytes}-byte buffers; this device allows ${limits.maxBufferSize} (maxBufferSize)`,
-      );
-    }
-    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-    const labels = [
-      "radam params",
-      "radam grads",
-      "radam exp_avg",
-      "radam exp_avg_sq",
-      "radam slow",
-    ]
-      .slice(0, layout.sectionCount);
-    this.#sections = labels.map((label) =>
-      device.createBuffer({ label, size: sectionBytes, usage })
-    );
+    this.#sections = createSections(device, layout, limits);
+    const buffer = (label: string, size: number, usage: number) => {
+      const b = device.createBuffer({ label: `radam ${label}`, size, usage });
+      this.#extraBuffers.push(b);
+      return b;
+    };
     const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
-    const slowBuffer = layout.sectionCount > SLOW
-      ? undefined
-      : device.createBuffer({ label: "radam no slow weights", size: 16, usage: storage });
-    if (slowBuffer) this.#extraBuffers.push(slowBuffer);
-    // The segment table (parameter groups): start, end and group of each run, 8 words a row.
-    const segmentCount = layout.segments.length;
-    const segmentInts = new Uint32Array(segmentCount * (SEGMENT_ROW_BYTES / 4));
-    let groupCount = 0;
-    layout.segments.forEach((seg, k) => {
-      segmentInts[k * 8] = seg.start;
-      segmentInts[k * 8 + 1] = seg.end;
-      segmentInts[k * 8 + 2] = seg.group;
-      groupCount = Math.max(groupCount, seg.group + 1);
-    });
-    this.#segmentBuffer = device.createBuffer({
-      label: "radam segments",
-      size: Math.max(1, segmentCount) * SEGMENT_ROW_BYTES,
-      usage: storage,
-    });
-    this.#extraBuffers.push(this.#segmentBuffer);
-    if (segmentCount > 0) device.queue.writeBuffer(this.#segmentBuffer, 0, segmentInts);
-    // The ring of per-step scalars, and the counters the device keeps.
-    this.#ringStride = ringStride(groupCount);
-    const ringData = new ArrayBuffer(RING_SIZE * this.#ringStride * 4);
-    this.#ringF32 = new Float32Array(ringData);
-    this.#ringU32 = new Uint32Array(ringData);
-    this.#ring = device.createBuffer({
-      label: "radam step scalars",
-      size: RING_SIZE * this.#ringStride * 4,
-      usage: storage,
-    });
-    this.#extraBuffers.push(this.#ring);
-    this.#control = device.createBuffer({
-      label: "radam grad norm and step counters",
-      size: CONTROL_BYTES,
-      usage: storage | GPUBufferUsage.COPY_SRC,
-    });
-    this.#extraBuffers.push(this.#control);
-    this.#countersStaging = device.createBuffer({
-      label: "radam step counters readback",
-      size: COUNTER_WORDS * 4,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    this.#extraBuffers.push(this.#countersStaging);
+    const uniform = GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
+    // Bound in place of the sections the state lacks (never read: the rule or LookAhead lacks
+    // them).
+    const absent = (section: number, label: string) =>
+      hasSection(layout, section) ? undefined : buffer(label, 16, storage);
+    const slowBuffer = absent(SLOW, "no slow weights");
+    const secondMoment = absent(EXP_AVG_SQ, "no second moment");
+    const segments = createSegmentTable(device, layout);
+    this.#extraBuffers.push(segments);
+    this.counter = new GpuStepCounter(device, layout, rule.scalars, () => this.checkUsable());
     const check = nonFinite !== "propagate";
     this.#normComputed = check || clipGradNorm !== undefined;
-    const constsData = new ArrayBuffer(CONSTS_BYTES);
-    const constsU32 = new Uint32Array(constsData);
-    constsU32[0] = segmentCount;
-    constsU32[1] = clipGradNorm === undefined ? 0 : 1;
-    new Float32Array(constsData)[2] = clipGradNorm ?? 0;
-    constsU32[3] = check ? 1 : 0;
-    constsU32[4] = nonFinite === "throw" ? 1 : 0;
-    constsU32[5] = RING_SIZE;
-    constsU32[6] = this.#ringStride;
-    constsU32[7] = this.#normComputed ? 1 : 0;
-    this.#constsBuffer = device.createBuffer({
-      label: "radam constants",
-      size: CONSTS_BYTES,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
-    this.#extraBuffers.push(this.#constsBuffer);
-    device.queue.writeBuffer(this.#constsBuffer, 0, constsData);
-    this.#decideBindGroup = device.createBindGroup({
-      layout: pipeline.decideLayout,
-      entries: [
-        { binding: 0, resource: { buffer: this.#control } },
-        { binding: 1, resource: { buffer: this.#ring } },
-        { binding: 2, resource: { buffer: this.#constsBuffer } },
-      ],
-    });
+    const consts = buffer("constants", STEP_CONSTS_BYTES, uniform);
+    device.queue.writeBuffer(
+      consts,
+      0,
+      stepConstsData({
+        segment_count: layout.segments.length,
+        clip: clipGradNorm === undefined ? 0 : 1,
+        clip_max: clipGradNorm ?? 0,
+        check: check ? 1 : 0,
+        halt_on_bad: nonFinite === "throw" ? 1 : 0,
+        ring_size: RING_SIZE,
+        stride: this.counter.ring.stride,
+        norm_computed: this.#normComputed ? 1 : 0,
+      }),
+    );
     const slots = (section: number) => {
       const out: Record<string, GpuTensor> = {};
       layout.names.forEach((name, i) => {
@@ -507,173 +158,38 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
       return out;
     };
     const params = slots(PARAMS);
-    this.#externals = [];
+    const externals: External[] = [];
     for (const [index, slot] of externalParams) {
-      this.#externals.push({ index, slot });
+      externals.push({ index, slot });
       params[layout.names[index]] = slot;
     }
     for (const [index, slot] of inPlaceParams) params[layout.names[index]] = slot;
     this.params = Object.freeze(params);
     this.grads = Object.freeze(slots(GRADS));
     this.#gradSlots = layout.names.map((n) => this.grads[n]);
-    // Chunks: the largest 256-byte multiple a binding allows.
-    const chunkElements = Math.floor(limits.maxStorageBufferBindingSize / ALIGN_BYTES) *
-      ALIGN_ELEMENTS;
-    const split = (start: number, end: number): ChunkRange[] => {
-      const out: ChunkRange[] = [];
-      for (let at = start; at < end; at += chunkElements) {
-        out.push({ start: at, count: Math.min(chunkElements, end - at) });
-      }
-      return out;
-    };
-    // The norm covers every gradient, the arena's own and those of params updated in place.
-    const normRanges = split(0, layout.total);
-    // The step covers each run of consecutive tensors whose params the arena holds, and each
-    // param updated in place on its own (binding 0: the caller's buffer): every element of
-    // every tensor in exactly one dispatch (the arena's params slots of the in-place tensors
-    // are never stepped; they only stage readback and restore). Runs need the offsets to grow
-    // with the index, as planGpuArena lays tensors out.
-    const stepRanges: (ChunkRange & { param?: GpuTensor; first: number })[] = [];
-    let run: { start: number; end: number } | undefined;
-    const runs: { start: number; end: number; param?: GpuTensor }[] = [];
-    for (let i = 0; i < layout.names.length; i++) {
-      if (layout.lengths[i] === 0) continue;
-      const start = layout.offsets[i], end = start + layout.lengths[i];
-      const param = inPlaceParams.get(i);
-      if (param) {
-        runs.push({ start, end, param });
-        run = undefined;
-      } else if (run) run.end = end;
-      else runs.push(run = { start, end });
-    }
-    for (const r of runs) {
-      for (const c of split(r.start, r.end)) {
-        stepRanges.push({ ...c, param: r.param, first: r.start });
-      }
-    }
-    const uniformStride = Math.max(ALIGN_BYTES, device.limits.minUniformBufferOffsetAlignment);
-    const entryCount = Math.max(1, normRanges.length + stepRanges.length);
-    const chunkInfo = device.createBuffer({
-      label: "radam chunks",
-      size: uniformStride * entryCount,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+
+    const plan = planChunks(layout, limits, new Set(inPlaceParams.keys()));
+    this.#small = plan.small;
+    const dispatches = buildStepDispatches(device, pipelines, plan, inPlaceParams, {
+      sections: this.#sections,
+      consts,
+      segments,
+      slow: slowBuffer,
+      v: secondMoment,
+      control: this.counter.control,
+      ring: this.counter.ring.buffer,
+    }, this.#normComputed);
+    this.#chunks = dispatches.step;
+    this.#normChunks = dispatches.norm;
+    this.#decision = dispatches.decision;
+    this.#extraBuffers.push(...dispatches.buffers);
+    const { inPlaceReads, inPlaceWrites } = dispatches;
+    this.#io = new SectionIO(device, layout, this.#sections, {
+      externals,
+      inPlaceReads,
+      inPlaceWrites,
+      copyTensor: pipelines.copyTensor.pipeline,
     });
-    const counts = new Uint32Array(entryCount * uniformStride / 4);
-    this.#extraBuffers.push(chunkInfo);
-    const groupsOf = (count: number) => Math.ceil(Math.ceil(count / 4) / WORKGROUP_SIZE);
-    const gridOf = (count: number) =>
-      dispatchGrid(groupsOf(count), limits.maxComputeWorkgroupsPerDimension);
-    // The first norm pass: one workgroup a NORM_ELEMENTS_PER_WORKGROUP gradients.
-    const normGroupsOf = (count: number) => Math.ceil(count / NORM_ELEMENTS_PER_WORKGROUP);
-    const normGridOf = (count: number) =>
-      dispatchGrid(normGroupsOf(count), limits.maxComputeWorkgroupsPerDimension);
-    let partialCount = 0;
-    for (const c of normRanges) partialCount += normGroupsOf(c.count);
-    const partials = device.createBuffer({
-      label: "radam grad norm partials",
-      size: Math.max(1, partialCount) * 16,
-      usage: GPUBufferUsage.STORAGE,
-    });
-    this.#extraBuffers.push(partials);
-    this.#normTotalBindGroup = device.createBindGroup({
-      layout: pipeline.normTotalLayout,
-      entries: [
-        { binding: 0, resource: { buffer: partials } },
-        { binding: 1, resource: { buffer: this.#control } },
-        { binding: 2, resource: { buffer: this.#ring } },
-        { binding: 3, resource: { buffer: this.#constsBuffer } },
-      ],
-    });
-    const sizeOf = (count: number) => Math.max(16, Math.ceil(count / 4) * 16);
-    const section = (k: number, c: ChunkRange) => ({
-      buffer: this.#sections[k],
-      offset: c.start * 4,
-      size: sizeOf(c.count),
-    });
-    let entry = 0;
-    /** Writes a chunk's uniform entry (count, start, first partial); its binding. */
-    const uniformOf = (c: ChunkRange, partialBase: number) => {
-      counts[entry * uniformStride / 4] = c.count;
-      counts[entry * uniformStride / 4 + 1] = c.start;
-      counts[entry * uniformStride / 4 + 2] = partialBase;
-      return { buffer: chunkInfo, offset: uniformStride * entry++, size: 16 };
-    };
-    this.#normChunks = [];
-    let partialBase = 0;
-    for (const c of normRanges) {
-      const bindGroup = device.createBindGroup({
-        layout: pipeline.normPartialLayout,
-        entries: [
-          { binding: 0, resource: section(GRADS, c) },
-          { binding: 1, resource: uniformOf(c, partialBase) },
-          { binding: 2, resource: { buffer: partials } },
-        ],
-      });
-      partialBase += normGroupsOf(c.count);
-      this.#normChunks.push({ bindGroup, grid: normGridOf(c.count) });
-    }
-    this.#chunks = [];
-    for (const c of stepRanges) {
-      const chunk = uniformOf(c, 0);
-      // A param updated in place: its caller's buffer range, at the chunk's place in the tensor
-      // (a 256-byte multiple past the tensor's aligned offset, so aligned too).
-      const p = c.param
-        ? {
-          buffer: c.param.buffer,
-          offset: c.param.offset + (c.start - c.first) * 4,
-          size: sizeOf(c.count),
-        }
-        : section(PARAMS, c);
-      const bindGroup = device.createBindGroup({
-        layout: pipeline.layout,
-        entries: [
-          { binding: 0, resource: p },
-          { binding: 1, resource: section(GRADS, c) },
-          { binding: 2, resource: section(EXP_AVG, c) },
-          { binding: 3, resource: section(EXP_AVG_SQ, c) },
-          { binding: 4, resource: { buffer: this.#constsBuffer } },
-          { binding: 5, resource: chunk },
-          { binding: 6, resource: slowBuffer ? { buffer: slowBuffer } : section(SLOW, c) },
-          { binding: 7, resource: { buffer: this.#segmentBuffer } },
-          { binding: 8, resource: { buffer: this.#control } },
-          { binding: 9, resource: { buffer: this.#ring } },
-        ],
-      });
-      const grid = gridOf(c.count);
-      this.#chunks.push({ bindGroup, grid });
-      if (c.param) {
-        const copy = (src: GPUBufferBinding, dst: GPUBufferBinding) => ({
-          bindGroup: device.createBindGroup({
-            layout: pipeline.copyTensorLayout,
-            entries: [
-              { binding: 0, resource: src },
-              { binding: 1, resource: dst },
-              { binding: 2, resource: chunk },
-            ],
-          }),
-          grid,
-        });
-        this.#inPlaceReads.push(copy(p, section(PARAMS, c)));
-        this.#inPlaceWrites.push(copy(section(PARAMS, c), p));
-      }
-    }
-    device.queue.writeBuffer(chunkInfo, 0, counts);
-    // One chunk from element 0 over a small arena: each step is one dispatch of `step_small`.
-    this.#small = stepRanges.length === 1 && stepRanges[0].start === 0 &&
-      stepRanges[0].count === layout.total && layout.total <= limits.smallStepElements;
-    if (this.#externals.length > 0) {
-      const encoder = device.createCommandEncoder();
-      for (const { index, slot } of this.#externals) {
-        encoder.copyBufferToBuffer(
-          slot.buffer,
-          slot.offset,
-          this.#sections[PARAMS],
-          layout.offsets[index] * 4,
-          layout.lengths[index] * 4,
-        );
-      }
-      device.queue.submit([encoder.finish()]);
-    }
   }
 
   /**
@@ -684,14 +200,14 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     return this.#chunks.length;
   }
 
-  /** Whether each step is one dispatch of `step_small` (a small arena, when nothing is centralized). */
-  get smallStep(): boolean {
-    return this.#small;
-  }
-
   /** The workgroup grid of each step dispatch. */
   get grids(): readonly (readonly [number, number])[] {
     return this.#chunks.map((c) => c.grid);
+  }
+
+  /** Whether each step is one dispatch of `step_small` (a small arena, nothing centralized). */
+  get smallStep(): boolean {
+    return this.#small;
   }
 
   checkUsable(): void {
@@ -733,15 +249,11 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
       }
       return;
     }
+    const length = this.layout.lengths[i];
     const source = value instanceof GPUBuffer
-      ? {
-        buffer: value,
-        offset: 0,
-        size: this.layout.lengths[i] * 4,
-        length: this.layout.lengths[i],
-      }
+      ? { buffer: value, offset: 0, size: length * 4, length }
       : value as GpuTensor;
-    if (this.layout.lengths[i] === 0) return;
+    if (length === 0) return;
     this.#pendingCopies.push(source);
     this.#pendingTargets.push(i);
   }
@@ -765,20 +277,15 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
         size: CENTRALIZE_UNIFORM_BYTES,
         usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
       });
-      device.queue.writeBuffer(uniform, 0, new Uint32Array([rows, cols, 0, 0]));
-      const bindGroup = device.createBindGroup({
-        layout: this.#centralizeLayout,
-        entries: [
-          {
-            binding: 0,
-            resource: { buffer: this.#sections[GRADS], offset: offset * 4, size: bytes },
-          },
-          { binding: 1, resource: { buffer: uniform } },
-        ],
-      });
+      const shape = new Uint32Array(CENTRALIZE_UNIFORM_BYTES / 4);
+      shape[CENTRALIZE_WORD.rows] = rows;
+      shape[CENTRALIZE_WORD.cols] = cols;
+      device.queue.writeBuffer(uniform, 0, shape);
       c = {
-        offset,
-        bindGroup,
+        bindGroup: bindGroup(device, this.#pipelines.centralize, {
+          x: { buffer: this.#sections[GRADS], offset: offset * 4, size: bytes },
+          shape: { buffer: uniform },
+        }),
         grid: dispatchGrid(rows, this.#limits.maxComputeWorkgroupsPerDimension),
         uniform,
       };
@@ -792,12 +299,12 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
    * pending gradient copies, then one compute pass (the gradient-norm passes with clipping or the
    * non-finite check, whose last one decides the step on the device, or the decision alone;
    * centralizations; the step dispatches), or the one dispatch of `step_small`. The kernels read
-   * their scalars from the ring entry of the device's t (see `writeScalars`); the argument is
-   * not used.
+   * their scalars from the ring entry of the device's t (see `writeScalars`).
    */
-  update(_scalars?: StepScalars): void {
+  update(): void {
     this.checkUsable();
-    this.#uploadScalars();
+    const counter = this.counter;
+    counter.beforeSubmit();
     const device = this.#device;
     const encoder = device.createCommandEncoder();
     const layout = this.layout;
@@ -815,244 +322,36 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     this.#pendingCopies.length = 0;
     this.#pendingTargets.length = 0;
     const pass = encoder.beginComputePass();
+    const pipelines = this.#pipelines;
     if (this.#small && this.#pendingCentralize.length === 0) {
       // The norm, the decision and the update in one dispatch of one workgroup.
-      pass.setPipeline(this.#smallPipeline);
+      pass.setPipeline(pipelines.stepSmall.pipeline);
       pass.setBindGroup(0, this.#chunks[0].bindGroup);
       pass.dispatchWorkgroups(1);
     } else {
       if (this.#normComputed) {
         // The global norm of the gradients as given (before centralization), and the first
         // non-finite one, on the GPU; its last pass decides the step.
-        dispatchEach(pass, this.#normPartialPipeline, this.#normChunks);
-        pass.setPipeline(this.#normTotalPipeline);
-        pass.setBindGroup(0, this.#normTotalBindGroup);
+        dispatchEach(pass, pipelines.normPartial.pipeline, this.#normChunks);
+        pass.setPipeline(pipelines.normTotal.pipeline);
       } else {
-        pass.setPipeline(this.#decidePipeline);
-        pass.setBindGroup(0, this.#decideBindGroup);
+        pass.setPipeline(pipelines.decide.pipeline);
       }
+      pass.setBindGroup(0, this.#decision.bindGroup);
       pass.dispatchWorkgroups(1);
       if (this.#pendingCentralize.length > 0) {
-        dispatchEach(pass, this.#centralizePipeline, this.#pendingCentralize);
+        dispatchEach(pass, pipelines.centralize.pipeline, this.#pendingCentralize);
         this.#pendingCentralize.length = 0;
       }
-      dispatchEach(pass, this.#pipeline, this.#chunks);
+      dispatchEach(pass, pipelines.step.pipeline, this.#chunks);
     }
     pass.end();
-    this.#encodeCopyOut(encoder);
-    // A readback with this step when none is in flight and READBACK_EVERY steps went by since
-    // the last one began (settle reads back whenever it must).
-    const report = this.#readback === undefined &&
-      this.#submitted - this.#readbackAt >= READBACK_EVERY;
-    if (report) {
-      this.#encodeReadback(encoder);
-      this.#readbackAt = this.#submitted;
-    }
+    this.#io.encodeCopyOut(encoder);
+    const report = counter.encodeReport(encoder);
     const submission = this.#submission;
     submission[0] = encoder.finish();
     device.queue.submit(submission);
-    this.#submitted++;
-    if (report) this.#startReadback();
-  }
-
-  // --- Step counts on the device (DeviceCounter) ---
-
-  /** This backend counts the steps on the device. */
-  get counter(): DeviceCounter {
-    return this;
-  }
-
-  get steps(): number {
-    const r = this.#reported;
-    return r.taken + this.#submitted - Math.max(r.submitted, this.#countedFrom);
-  }
-
-  get skipped(): number {
-    return this.#reported.skipped;
-  }
-
-  get lastNorm(): number {
-    return this.#reported.norm;
-  }
-
-  start(steps: number, skipped: number): void {
-    const r = this.#reported;
-    Object.assign(r, { submitted: 0, taken: steps, skipped, norm: NaN });
-    this.#submitted = 0;
-    this.#readbackAt = -Infinity;
-    this.#countedFrom = 0;
-    this.#fault = undefined;
-    this.#ringTags.fill(-1);
-    this.#dirtyFrom = Infinity;
-    this.#dirtyTo = -Infinity;
-    const words = new Uint32Array(COUNTER_WORDS);
-    words[1] = steps;
-    words[2] = skipped;
-    words[5] = 0x7fc00000; // NaN: no norm yet
-    this.#device.queue.writeBuffer(this.#control, COUNTERS_OFFSET, words);
-  }
-
-  hasScalars(t: number): boolean {
-    return this.#ringTags[t % RING_SIZE] === t;
-  }
-
-  /** Steps' scalars `stepOnDevice` writes at once (from t on); uploaded by one `writeBuffer`. */
-  get scalarsAhead(): number {
-    return RING_AHEAD;
-  }
-
-  writeScalars(t: number, s: StepScalars, groups: readonly StepScalars[]): void {
-    if (t > 0xffffffff) throw new RangeError("The WebGPU backend counts at most 2³² − 1 steps");
-    const slot = t % RING_SIZE;
-    const e = slot * this.#ringStride;
-    const f = this.#ringF32;
-    const u = this.#ringU32;
-    f[e] = s.gradScale;
-    f[e + 1] = s.coupledDecay;
-    f[e + 2] = s.beta1;
-    f[e + 3] = s.oneMinusBeta1;
-    f[e + 4] = s.beta2;
-    f[e + 5] = s.oneMinusBeta2;
-    f[e + 6] = s.paramDecay;
-    f[e + 7] = s.stepSize;
-    f[e + 8] = s.eps;
-    u[e + 9] = s.mode >>> 0;
-    u[e + RING_TAG_WORD] = t;
-    u[e + 11] = s.sync !== 0 ? 1 : 0;
-    f[e + 12] = s.alpha;
-    f[e + 13] = s.gradMix;
-    for (let g = 0; 16 + 4 * g < this.#ringStride; g++) {
-      f[e + 16 + 4 * g] = groups[g].stepSize;
-      f[e + 17 + 4 * g] = groups[g].paramDecay;
-      f[e + 18 + 4 * g] = groups[g].coupledDecay;
-    }
-    this.#ringTags[slot] = t;
-    this.#dirtyFrom = Math.min(this.#dirtyFrom, t);
-    this.#dirtyTo = Math.max(this.#dirtyTo, t + 1);
-  }
-
-  /** Uploads the ring entries written since the last upload: one `writeBuffer`, two at a wrap. */
-  #uploadScalars(): void {
-    if (this.#dirtyFrom >= this.#dirtyTo) return;
-    const stride = this.#ringStride;
-    const queue = this.#device.queue;
-    const data = this.#ringU32;
-    if (this.#dirtyTo - this.#dirtyFrom >= RING_SIZE) {
-      queue.writeBuffer(this.#ring, 0, data);
-    } else {
-      const from = this.#dirtyFrom % RING_SIZE;
-      const to = (this.#dirtyTo - 1) % RING_SIZE + 1;
-      const upload = (a: number, b: number) =>
-        queue.writeBuffer(this.#ring, a * stride * 4, data, a * stride, (b - a) * stride);
-      if (from < to) upload(from, to);
-      else {
-        upload(from, RING_SIZE);
-        upload(0, to);
-      }
-    }
-    this.#dirtyFrom = Infinity;
-    this.#dirtyTo = -Infinity;
-  }
-
-  takeFault(): Error | undefined {
-    const fault = this.#fault;
-    if (fault) {
-      this.#fault = undefined;
-      // Steps submitted before this point find the state halted and are not taken; the halt is
-      // lifted for the ones after (the write is ordered after them on the queue).
-      this.#countedFrom = this.#submitted;
-      this.#device.queue.writeBuffer(this.#control, COUNTERS_OFFSET + 12, new Uint32Array([0]));
-    }
-    return fault;
-  }
-
-  async settle(): Promise<void> {
-    while (true) {
-      this.checkUsable();
-      const failed = this.#readbackError;
-      if (failed) {
-        this.#readbackError = undefined;
-        throw new Error("Reading the step counters back from the GPU failed", { cause: failed });
-      }
-      if (this.#reported.submitted >= this.#submitted) return;
-      if (this.#readback === undefined) {
-        const encoder = this.#device.createCommandEncoder();
-        this.#encodeReadback(encoder);
-        this.#device.queue.submit([encoder.finish()]);
-        this.#startReadback();
-      }
-      await this.#readback;
-    }
-  }
-
-  #encodeReadback(encoder: GPUCommandEncoder): void {
-    encoder.copyBufferToBuffer(
-      this.#control,
-      COUNTERS_OFFSET,
-      this.#countersStaging,
-      0,
-      COUNTER_WORDS * 4,
-    );
-  }
-
-  #startReadback(): void {
-    const staging = this.#countersStaging;
-    this.#readback = staging.mapAsync(GPUMapMode.READ).then(
-      () => {
-        const words = new Uint32Array(staging.getMappedRange().slice(0));
-        staging.unmap();
-        this.#readback = undefined;
-        this.#report(words);
-      },
-      (error) => {
-        // A lost device: checkUsable says so at the next call; anything else, settle rethrows.
-        this.#readback = undefined;
-        this.#readbackError = error;
-      },
-    );
-  }
-
-  #report(words: Uint32Array): void {
-    const r = this.#reported;
-    r.submitted = words[0];
-    r.taken = words[1];
-    r.skipped = words[2];
-    r.norm = new Float32Array(words.buffer, 20, 1)[0];
-    // A halt not yet handed out, and not one that takeFault already lifted.
-    if (words[3] !== 0 && !this.#fault && words[6] > this.#countedFrom) {
-      this.#fault = this.#haltError(words[3], words[4], words[6]);
-    }
-  }
-
-  /**
-   * The error of a halt the device reported: `halted` 1 (a non-finite gradient, the first at
-   * element `firstBad` of the grads section) or 2 (no scalars for t), at submission `haltedAt`.
-   */
-  #haltError(halted: number, firstBad: number, haltedAt: number): Error {
-    const r = this.#reported;
-    const later = this.#submitted - haltedAt;
-    const after = later > 0
-      ? `, nor ${
-        later === 1 ? "the step" : `the ${later} steps`
-      } submitted after it before the GPU reported it`
-      : "";
-    if (halted === 2) {
-      return new Error(
-        `The WebGPU state stopped at step ${
-          r.taken + 1
-        }: more than ${RING_KEPT} steps were submitted without a report from the GPU, and some were skipped, so the step's scalars were no longer kept; that step was not taken${after}. Await readParams(state) now and then in long loops`,
-      );
-    }
-    const layout = this.layout;
-    let k = layout.names.length - 1;
-    while (k > 0 && (layout.offsets[k] > firstBad || layout.lengths[k] === 0)) k--;
-    return new RangeError(
-      `The gradient of ${label(layout.names[k])} holds NaN or ±Infinity at index ${
-        firstBad - layout.offsets[k]
-      } (step ${
-        r.taken + 1
-      }); the step was not taken${after}. WebGPU reports it at the first call after the GPU ran that step`,
-    );
+    counter.submitted(report);
   }
 
   readSection(section: number): Promise<Record<string, Float32Array>> {
@@ -1062,62 +361,19 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
       return Promise.reject(error);
     }
     // One staging buffer, reused: reads run one after another.
-    const read = this.#reads.then(() => this.#read(section));
+    const read = this.#reads.then(async () => {
+      await this.counter.settle();
+      const fault = this.counter.takeFault();
+      if (fault) throw fault;
+      return await this.#io.read(section, () => this.checkUsable());
+    });
     this.#reads = read.catch(() => {});
     return read;
   }
 
-  async #read(section: number): Promise<Record<string, Float32Array>> {
-    await this.settle();
-    const fault = this.takeFault();
-    if (fault) throw fault;
-    const device = this.#device;
-    const bytes = Math.ceil(this.layout.total / 4) * 16;
-    const all = new Float32Array(bytes / 4);
-    const chunk = Math.min(STAGING_BYTES, bytes);
-    this.#staging ??= device.createBuffer({
-      label: "radam staging",
-      size: Math.max(16, chunk),
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    const staging = this.#staging;
-    for (let offset = 0; offset < bytes; offset += staging.size) {
-      const size = Math.min(staging.size, bytes - offset);
-      const encoder = device.createCommandEncoder();
-      // Params updated in place: first their current values into the arena's params slots.
-      if (section === PARAMS && offset === 0) this.#encodeCopies(encoder, this.#inPlaceReads);
-      encoder.copyBufferToBuffer(this.#sections[section], offset, staging, 0, size);
-      device.queue.submit([encoder.finish()]);
-      await staging.mapAsync(GPUMapMode.READ, 0, size);
-      all.set(new Float32Array(staging.getMappedRange(0, size)), offset / 4);
-      staging.unmap();
-    }
-    this.checkUsable();
-    const out: Record<string, Float32Array> = {};
-    this.layout.names.forEach((name, i) => {
-      const start = this.layout.offsets[i];
-      out[name] = all.slice(start, start + this.layout.lengths[i]);
-    });
-    return out;
-  }
-
   writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void {
     this.checkUsable();
-    const buffer = this.#sections[section];
-    this.layout.names.forEach((name, i) => {
-      if (data[name].length === 0) return;
-      this.#device.queue.writeBuffer(
-        buffer,
-        this.layout.offsets[i] * 4,
-        data[name] as Float32Array<ArrayBuffer>,
-      );
-    });
-    if (section === PARAMS && (this.#externals.length > 0 || this.#inPlaceWrites.length > 0)) {
-      const encoder = this.#device.createCommandEncoder();
-      this.#encodeCopies(encoder, this.#inPlaceWrites);
-      this.#encodeCopyOut(encoder);
-      this.#device.queue.submit([encoder.finish()]);
-    }
+    this.#io.write(section, data);
   }
 
   /**
@@ -1125,52 +381,12 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
    * place from the caller's buffers.
    */
   copyParamsToSlow(): void {
-    if (this.layout.sectionCount <= SLOW) return;
-    const encoder = this.#device.createCommandEncoder();
-    this.#encodeCopies(encoder, this.#inPlaceReads);
-    encoder.copyBufferToBuffer(
-      this.#sections[PARAMS],
-      0,
-      this.#sections[SLOW],
-      0,
-      this.layout.sectionLength * 4,
-    );
-    this.#device.queue.submit([encoder.finish()]);
-  }
-
-  /** Encodes masked tensor copies (`#inPlaceReads` or `#inPlaceWrites`) in one compute pass. */
-  #encodeCopies(encoder: GPUCommandEncoder, copies: readonly Chunk[]): void {
-    if (copies.length === 0) return;
-    const pass = encoder.beginComputePass();
-    dispatchEach(pass, this.#copyTensorPipeline, copies);
-    pass.end();
-  }
-
-  /** Encodes the copies of the params the arena keeps for a caller's buffer into that buffer. */
-  #encodeCopyOut(encoder: GPUCommandEncoder): void {
-    for (const { index, slot } of this.#externals) {
-      encoder.copyBufferToBuffer(
-        this.#sections[PARAMS],
-        this.layout.offsets[index] * 4,
-        slot.buffer,
-        slot.offset,
-        this.layout.lengths[index] * 4,
-      );
-    }
+    this.#io.copyParamsToSlow();
   }
 
   /** Uploads host params of some tensors (at init; the others come from caller buffers). */
   writeHostParams(data: Readonly<Record<string, Float32Array>>): void {
-    this.layout.names.forEach((name, i) => {
-      const array = data[name];
-      if (array?.length) {
-        this.#device.queue.writeBuffer(
-          this.#sections[PARAMS],
-          this.layout.offsets[i] * 4,
-          array as Float32Array<ArrayBuffer>,
-        );
-      }
-    });
+    this.#io.writeHostParams(data);
   }
 
   /** `dispose(state)`: frees the GPU buffers (the state can no longer be used). */
@@ -1183,20 +399,8 @@ export class WebGpuBackend implements Backend<GpuTensor>, DeviceCounter {
     for (const b of this.#sections) b.destroy();
     for (const b of this.#extraBuffers) b.destroy();
     for (const c of this.#centralizations.values()) c.uniform.destroy();
-    this.#staging?.destroy();
-  }
-}
-
-/** Sets `pipeline`, then one dispatch per bind group and grid. */
-function dispatchEach(
-  pass: GPUComputePassEncoder,
-  pipeline: GPUComputePipeline,
-  dispatches: readonly { bindGroup: GPUBindGroup; grid: readonly [number, number] }[],
-): void {
-  pass.setPipeline(pipeline);
-  for (const d of dispatches) {
-    pass.setBindGroup(0, d.bindGroup);
-    pass.dispatchWorkgroups(d.grid[0], d.grid[1]);
+    this.counter.destroy();
+    this.#io.destroy();
   }
 }
 
@@ -1207,7 +411,16 @@ function isSingle(x: unknown): boolean {
       typeof GPUBuffer !== "undefined" && (x as GpuTensor).buffer instanceof GPUBuffer);
 }
 
-/** Makes the WebGPU backend of a layout on `device`. */
+/**
+ * Makes the WebGPU backend of a layout on `device`.
+ *
+ * @example
+ * ```ts ignore
+ * const backend = await createWebGpuBackend(device, planGpuArena(["w"], [1000]), {
+ *   nonFinite: "skip",
+ * });
+ * ```
+ */
 export async function createWebGpuBackend(
   device: GPUDevice,
   layout: ArenaLayout,
@@ -1225,54 +438,32 @@ export async function createWebGpuBackend(
     clipGradNorm?: number;
     /** What a step with a NaN or ±Infinity gradient does (checked on the GPU each step). */
     nonFinite?: NonFinitePolicy;
+    /** The rule stepped (default RAdam's, the element loop of RAdam, Adam and AdamW). */
+    rule?: Rule;
   } = {},
 ): Promise<WebGpuBackend> {
+  const given = options.limits ?? {};
   const limits: GpuPlanLimits = {
-    maxStorageBufferBindingSize: options.limits?.maxStorageBufferBindingSize ??
+    maxStorageBufferBindingSize: given.maxStorageBufferBindingSize ??
       device.limits.maxStorageBufferBindingSize,
-    maxBufferSize: options.limits?.maxBufferSize ?? device.limits.maxBufferSize,
-    maxComputeWorkgroupsPerDimension: options.limits?.maxComputeWorkgroupsPerDimension ??
+    maxBufferSize: given.maxBufferSize ?? device.limits.maxBufferSize,
+    maxComputeWorkgroupsPerDimension: given.maxComputeWorkgroupsPerDimension ??
       device.limits.maxComputeWorkgroupsPerDimension,
     smallStepElements: Math.min(
-      options.limits?.smallStepElements ?? SMALL_STEP_ELEMENTS,
+      given.smallStepElements ?? SMALL_STEP_ELEMENTS,
       SMALL_STEP_ELEMENTS,
     ),
   };
-  const pipeline = await stepPipeline(device);
+  const rule = options.rule ?? RADAM;
   return new WebGpuBackend(
     device,
     layout,
-    pipeline,
+    rule,
+    await pipelinesOf(device, rule),
     limits,
     options.externalParams ?? new Map(),
     options.clipGradNorm,
     options.nonFinite,
     options.inPlaceParams,
   );
-}
-
-/**
- * A device with the adapter's largest buffer and binding limits, or a clear error when this
- * runtime has no WebGPU adapter (never a silent fallback).
- */
-export async function requestLargeDevice(): Promise<GPUDevice> {
-  const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
-  if (!gpu) {
-    throw new Error(
-      'The webgpu backend was requested but this runtime has no WebGPU (navigator.gpu is missing); use backend "auto" or "wasm", or pass a device',
-    );
-  }
-  const adapter = await gpu.requestAdapter();
-  if (!adapter) {
-    throw new Error(
-      'The webgpu backend was requested but no WebGPU adapter was found; use backend "auto" or "wasm", or pass a device',
-    );
-  }
-  return await adapter.requestDevice({
-    requiredLimits: {
-      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
-      maxBufferSize: adapter.limits.maxBufferSize,
-      maxComputeWorkgroupsPerDimension: adapter.limits.maxComputeWorkgroupsPerDimension,
-    },
-  });
 }

@@ -62,18 +62,18 @@ const RADAM_OPTIONS: Schema = [
 ];
 
 /** The rule's scalar block (after the header: see core/scalars.ts). */
-export const ADAM_SCALARS = scalarLayout([
-  ["coupledDecay", "f32"],
-  ["beta1", "f32"],
-  ["oneMinusBeta1", "f32"],
-  ["beta2", "f32"],
-  ["oneMinusBeta2", "f32"],
-  ["paramDecay", "f32"],
-  ["stepSize", "f32"],
-  ["eps", "f32"],
-  ["mode", "u32"],
-  ["gradMix", "f32"],
-]);
+export const ADAM_SCALARS = scalarLayout({
+  coupledDecay: "f32",
+  beta1: "f32",
+  oneMinusBeta1: "f32",
+  beta2: "f32",
+  oneMinusBeta2: "f32",
+  paramDecay: "f32",
+  stepSize: "f32",
+  eps: "f32",
+  mode: "u32",
+  gradMix: "f32",
+});
 
 /** The value of the block's `rule` word for this rule. */
 export const ADAM_TAG = 0;
@@ -196,22 +196,23 @@ function jsStep(
 /** WGSL of the element loop on vec4 `i` (see {@linkcode Rule.wgsl}). */
 const WGSL = /* wgsl */ `
 ${wgslBlock(ADAM_SCALARS, "AdamScalars", "ring")}
-fn rule_update(i: u32, b: AdamScalars, grad_scale: f32, keep: vec4<bool>) {
+fn rule_update(i: u32, base: u32, grad_scale: f32, keep: vec4<bool>) {
+  let b = loadAdamScalars(base);
   let p0 = p[i];
   let m0 = m[i];
   let v0 = v[i];
   var gi = grad_scale * g[i];
-  if (b.coupled_decay != 0.0) { gi = gi + b.coupled_decay * p0; }
-  let mi = b.beta1 * m0 + b.one_minus_beta1 * gi;
-  let vi = b.beta2 * v0 + b.one_minus_beta2 * (gi * gi);
+  if (b.coupledDecay != 0.0) { gi = gi + b.coupledDecay * p0; }
+  let mi = b.beta1 * m0 + b.oneMinusBeta1 * gi;
+  let vi = b.beta2 * v0 + b.oneMinusBeta2 * (gi * gi);
   // Nesterov (optax): the update uses m + gradMix · g in place of m.
   var num = mi;
-  if (b.grad_mix != 0.0) { num = mi + b.grad_mix * gi; }
+  if (b.gradMix != 0.0) { num = mi + b.gradMix * gi; }
   var pi = p0;
   if (b.mode == ${MODE_ADAPTIVE}u) {
-    pi = p0 * b.param_decay - b.step_size * (num / (sqrt(vi) + b.eps));
+    pi = p0 * b.paramDecay - b.stepSize * (num / (sqrt(vi) + b.eps));
   } else if (b.mode == ${MODE_MOMENTUM}u) {
-    pi = p0 * b.param_decay - b.step_size * num;
+    pi = p0 * b.paramDecay - b.stepSize * num;
   }
   m[i] = select(mi, m0, keep);
   v[i] = select(vi, v0, keep);

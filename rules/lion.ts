@@ -31,14 +31,14 @@ export interface LionHyperparameters {
 }
 
 /** The rule's scalar block (after the header: see core/scalars.ts). */
-export const LION_SCALARS = scalarLayout([
-  ["beta1", "f32"],
-  ["oneMinusBeta1", "f32"],
-  ["beta2", "f32"],
-  ["oneMinusBeta2", "f32"],
-  ["paramDecay", "f32"],
-  ["stepSize", "f32"],
-]);
+export const LION_SCALARS = scalarLayout({
+  beta1: "f32",
+  oneMinusBeta1: "f32",
+  beta2: "f32",
+  oneMinusBeta2: "f32",
+  paramDecay: "f32",
+  stepSize: "f32",
+});
 
 /** The value of the block's `rule` word for this rule. */
 export const LION_TAG = 1;
@@ -87,14 +87,15 @@ function jsStep(
 /** WGSL of the element loop on vec4 `i` (see {@linkcode Rule.wgsl}). */
 const WGSL = /* wgsl */ `
 ${wgslBlock(LION_SCALARS, "LionScalars", "ring")}
-fn rule_update(i: u32, b: LionScalars, grad_scale: f32, keep: vec4<bool>) {
+fn rule_update(i: u32, base: u32, grad_scale: f32, keep: vec4<bool>) {
+  let b = loadLionScalars(base);
   let p0 = p[i];
   let m0 = m[i];
   let gi = grad_scale * g[i];
-  let c = b.beta1 * m0 + b.one_minus_beta1 * gi;
-  let mi = b.beta2 * m0 + b.one_minus_beta2 * gi;
+  let c = b.beta1 * m0 + b.oneMinusBeta1 * gi;
+  let mi = b.beta2 * m0 + b.oneMinusBeta2 * gi;
   let sign_c = select(select(vec4<f32>(-1.0), vec4<f32>(1.0), c > vec4<f32>(0.0)), vec4<f32>(0.0), c == vec4<f32>(0.0));
-  let pi = p0 * b.param_decay - b.step_size * sign_c;
+  let pi = p0 * b.paramDecay - b.stepSize * sign_c;
   m[i] = select(mi, m0, keep);
   finish_update(i, p0, pi, b.sync, b.alpha, keep);
 }

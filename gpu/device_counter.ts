@@ -1,0 +1,348 @@
+/**
+ * The step counts the WebGPU backend keeps on the device: whether a step is taken (a non-finite
+ * gradient skips it or halts the state) is known only there, so the device counts the steps in
+ * a control buffer and the host reads the counts back asynchronously.
+ *
+ * One table, {@linkcode CONTROL}, lays the control buffer out (name → word, type); the WGSL
+ * struct `Control` and the host's reads and writes of it both come from it. `decide` (WGSL, run
+ * by one invocation before a step's update) counts the submission and takes, skips or halts
+ * the step; {@linkcode GpuStepCounter} is the host's side.
+ *
+ * @module
+ */
+import type { ArenaLayout } from "../core/arena.ts";
+import type { DeviceCounter } from "../core/backend.ts";
+import { blockCount, type ScalarLayout, type StepScalars } from "../core/scalars.ts";
+import { label } from "../core/tensors.ts";
+import { wgslStruct, wordsOf, type WordType } from "./_wgsl.ts";
+import { RING_AHEAD, RING_KEPT, ScalarRing } from "./scalar_ring.ts";
+
+/**
+ * The words of the control buffer: the step's gradient norm and non-finite key (written by the
+ * norm passes), the t its update runs at, then the counts the device keeps.
+ *
+ * @example Reading a count from a copy of the buffer
+ * ```ts
+ * import { CONTROL_WORD } from "./device_counter.ts";
+ *
+ * const words = new Uint32Array(12);
+ * words[CONTROL_WORD.taken]; // the steps taken
+ * ```
+ */
+export const CONTROL = {
+  /** The global gradient norm of this step (f32; NaN where a gradient is not finite). */
+  norm: "f32",
+  /** 0xffffffff − (first non-finite element of the grads section), or 0 when all are finite. */
+  key: "u32",
+  /** The t this step's update runs at, or 0 when it does not run (written by `decide`). */
+  step_t: "u32",
+  pad0: "u32",
+  /** Steps submitted (every `decide`). */
+  submitted: "u32",
+  /** Steps taken. */
+  taken: "u32",
+  /** Steps skipped (a non-finite gradient under "skip"). */
+  skipped: "u32",
+  /** One of {@linkcode HALT}. */
+  halted: "u32",
+  /** The first non-finite element of the halting step. */
+  first_bad: "u32",
+  /** The bits of the last decided step's norm (NaN's where none is computed). */
+  norm_bits: "u32",
+  /** `submitted` at the halt. */
+  halted_at: "u32",
+  pad1: "u32",
+} as const satisfies Record<string, WordType>;
+
+/** The word of each field of the control buffer. */
+export const CONTROL_WORD = wordsOf(CONTROL);
+
+/** Bytes of the control buffer. */
+export const CONTROL_BYTES = 4 * Object.keys(CONTROL).length;
+
+/** Values of `halted`: running, halted by a non-finite gradient ("throw"), no scalars for t. */
+export const HALT = { running: 0, nonFinite: 1, noScalars: 2 } as const;
+
+const NAN_BITS = 0x7fc00000;
+
+/**
+ * WGSL of the control buffer's struct and of `decide()`: counts the submission, then halts the
+ * state, skips the step or takes it, and records the norm; `control.step_t` is then the t the
+ * update runs at, or 0. Needs `control` (read-write), the ring (see scalar_ring.ts) and the
+ * constants `s` bound.
+ */
+export const DECIDE_WGSL = /* wgsl */ `
+${wgslStruct("Control", CONTROL)}
+
+fn decide() {
+  control.submitted = control.submitted + 1u;
+  control.step_t = 0u;
+  if (control.halted != ${HALT.running}u) { return; }
+  control.norm_bits = select(${NAN_BITS}u, bitcast<u32>(control.norm), s.norm_computed != 0u);
+  if (s.check != 0u && control.key != 0u) {
+    if (s.halt_on_bad != 0u) {
+      control.halted = ${HALT.nonFinite}u;
+      control.first_bad = 0xffffffffu - control.key;
+      control.halted_at = control.submitted;
+    } else {
+      control.skipped = control.skipped + 1u;
+    }
+    return;
+  }
+  let t = control.taken + 1u;
+  if (ring_tag(ring_entry(t)) != t) {
+    control.halted = ${HALT.noScalars}u;
+    control.halted_at = control.submitted;
+    return;
+  }
+  control.taken = t;
+  control.step_t = t;
+}
+`;
+
+/**
+ * Steps from one counter readback started with a step to the next (a loop that awaits between
+ * steps would otherwise map the counters at every step).
+ */
+const READBACK_EVERY = 8;
+
+/** What the device last reported. */
+interface Reported {
+  submitted: number;
+  taken: number;
+  skipped: number;
+  norm: number;
+}
+
+/**
+ * The host's side of the device's step counts (`DeviceCounter`), with the ring of scalars: what
+ * the device last reported, the steps submitted since, the readbacks, and the halts' errors.
+ *
+ * @example
+ * ```ts ignore
+ * const counter = new GpuStepCounter(device, layout, RADAM.scalars, () => backend.checkUsable());
+ * counter.beforeSubmit();
+ * const report = counter.encodeReport(encoder);
+ * device.queue.submit([encoder.finish()]);
+ * counter.submitted(report);
+ * ```
+ */
+export class GpuStepCounter implements DeviceCounter {
+  /** The control buffer (`Control` in the WGSL). */
+  readonly control: GPUBuffer;
+  /** The ring of scalars the kernels read. */
+  readonly ring: ScalarRing;
+  readonly #device: GPUDevice;
+  readonly #layout: ArenaLayout;
+  readonly #checkUsable: () => void;
+  readonly #staging: GPUBuffer;
+  readonly #reported: Reported = { submitted: 0, taken: 0, skipped: 0, norm: NaN };
+  #readback: Promise<void> | undefined;
+  /** Why the last readback failed, if the device was not lost (settle reports it). */
+  #readbackError: unknown;
+  /** `#submitted` when the last readback with a step began. */
+  #readbackAt = -Infinity;
+  /** Steps submitted since `start`. */
+  #submitted = 0;
+  /** Submissions up to this one are known not to count (a halt was reported and cleared). */
+  #countedFrom = 0;
+  /** The halt last reported, until `takeFault` hands it out. */
+  #fault: Error | undefined;
+
+  /** The counter of a state of `layout` whose rule's blocks are laid out as `scalars`. */
+  constructor(
+    device: GPUDevice,
+    layout: ArenaLayout,
+    scalars: ScalarLayout,
+    checkUsable: () => void,
+  ) {
+    this.#device = device;
+    this.#layout = layout;
+    this.#checkUsable = checkUsable;
+    this.ring = new ScalarRing(device, blockCount(layout.segments), scalars);
+    this.control = device.createBuffer({
+      label: "radam grad norm and step counters",
+      size: CONTROL_BYTES,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+    });
+    this.#staging = device.createBuffer({
+      label: "radam step counters readback",
+      size: CONTROL_BYTES,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  get steps(): number {
+    const r = this.#reported;
+    return r.taken + this.#submitted - Math.max(r.submitted, this.#countedFrom);
+  }
+
+  get skipped(): number {
+    return this.#reported.skipped;
+  }
+
+  get lastNorm(): number {
+    return this.#reported.norm;
+  }
+
+  /** Steps' scalars `stepOnDevice` writes at once (from t on); uploaded by one `writeBuffer`. */
+  get scalarsAhead(): number {
+    return RING_AHEAD;
+  }
+
+  start(steps: number, skipped: number): void {
+    Object.assign(this.#reported, { submitted: 0, taken: steps, skipped, norm: NaN });
+    this.#submitted = 0;
+    this.#readbackAt = -Infinity;
+    this.#countedFrom = 0;
+    this.#fault = undefined;
+    this.ring.clear();
+    const words = new Uint32Array(CONTROL_BYTES / 4);
+    words[CONTROL_WORD.taken] = steps;
+    words[CONTROL_WORD.skipped] = skipped;
+    words[CONTROL_WORD.norm_bits] = NAN_BITS; // no norm yet
+    this.#device.queue.writeBuffer(this.control, 0, words);
+  }
+
+  hasScalars(t: number): boolean {
+    return this.ring.has(t);
+  }
+
+  writeScalars(t: number, groups: readonly StepScalars[]): void {
+    this.ring.write(t, groups);
+  }
+
+  /** Before a step's submission: uploads the scalars written since the last one. */
+  beforeSubmit(): void {
+    this.ring.upload();
+  }
+
+  /**
+   * Encodes a copy of the counters for a readback with this step when none is in flight and
+   * `READBACK_EVERY` steps went by since the last one began (settle reads back whenever it
+   * must); whether it did.
+   */
+  encodeReport(encoder: GPUCommandEncoder): boolean {
+    if (this.#readback !== undefined || this.#submitted - this.#readbackAt < READBACK_EVERY) {
+      return false;
+    }
+    this.#readbackAt = this.#submitted;
+    this.#encodeReadback(encoder);
+    return true;
+  }
+
+  /** After a step's submission: counts it, and starts the readback it encoded, if any. */
+  submitted(report: boolean): void {
+    this.#submitted++;
+    if (report) this.#startReadback();
+  }
+
+  takeFault(): Error | undefined {
+    const fault = this.#fault;
+    if (fault) {
+      this.#fault = undefined;
+      // Steps submitted before this point find the state halted and are not taken; the halt is
+      // lifted for the ones after (the write is ordered after them on the queue).
+      this.#countedFrom = this.#submitted;
+      this.#device.queue.writeBuffer(
+        this.control,
+        CONTROL_WORD.halted * 4,
+        new Uint32Array([HALT.running]),
+      );
+    }
+    return fault;
+  }
+
+  async settle(): Promise<void> {
+    while (true) {
+      this.#checkUsable();
+      const failed = this.#readbackError;
+      if (failed) {
+        this.#readbackError = undefined;
+        throw new Error("Reading the step counters back from the GPU failed", { cause: failed });
+      }
+      if (this.#reported.submitted >= this.#submitted) return;
+      if (this.#readback === undefined) {
+        const encoder = this.#device.createCommandEncoder();
+        this.#encodeReadback(encoder);
+        this.#device.queue.submit([encoder.finish()]);
+        this.#startReadback();
+      }
+      await this.#readback;
+    }
+  }
+
+  /** Frees the buffers. */
+  destroy(): void {
+    this.control.destroy();
+    this.#staging.destroy();
+    this.ring.buffer.destroy();
+  }
+
+  #encodeReadback(encoder: GPUCommandEncoder): void {
+    encoder.copyBufferToBuffer(this.control, 0, this.#staging, 0, CONTROL_BYTES);
+  }
+
+  #startReadback(): void {
+    const staging = this.#staging;
+    this.#readback = staging.mapAsync(GPUMapMode.READ).then(
+      () => {
+        const words = new Uint32Array(staging.getMappedRange().slice(0));
+        staging.unmap();
+        this.#readback = undefined;
+        this.#report(words);
+      },
+      (error) => {
+        // A lost device: checkUsable says so at the next call; anything else, settle rethrows.
+        this.#readback = undefined;
+        this.#readbackError = error;
+      },
+    );
+  }
+
+  #report(words: Uint32Array): void {
+    const r = this.#reported;
+    r.submitted = words[CONTROL_WORD.submitted];
+    r.taken = words[CONTROL_WORD.taken];
+    r.skipped = words[CONTROL_WORD.skipped];
+    r.norm = new Float32Array(words.buffer, CONTROL_WORD.norm_bits * 4, 1)[0];
+    // A halt not yet handed out, and not one that takeFault already lifted.
+    const halted = words[CONTROL_WORD.halted];
+    const haltedAt = words[CONTROL_WORD.halted_at];
+    if (halted !== HALT.running && !this.#fault && haltedAt > this.#countedFrom) {
+      this.#fault = this.#haltError(halted, words[CONTROL_WORD.first_bad], haltedAt);
+    }
+  }
+
+  /**
+   * The error of a halt the device reported: {@linkcode HALT} `nonFinite` (the first bad
+   * gradient at element `firstBad` of the grads section) or `noScalars`, at submission
+   * `haltedAt`.
+   */
+  #haltError(halted: number, firstBad: number, haltedAt: number): Error {
+    const r = this.#reported;
+    const later = this.#submitted - haltedAt;
+    const after = later > 0
+      ? `, nor ${
+        later === 1 ? "the step" : `the ${later} steps`
+      } submitted after it before the GPU reported it`
+      : "";
+    if (halted === HALT.noScalars) {
+      return new Error(
+        `The WebGPU state stopped at step ${
+          r.taken + 1
+        }: more than ${RING_KEPT} steps were submitted without a report from the GPU, and some were skipped, so the step's scalars were no longer kept; that step was not taken${after}. Await readParams(state) now and then in long loops`,
+      );
+    }
+    const layout = this.#layout;
+    let k = layout.names.length - 1;
+    while (k > 0 && (layout.offsets[k] > firstBad || layout.lengths[k] === 0)) k--;
+    return new RangeError(
+      `The gradient of ${label(layout.names[k])} holds NaN or ±Infinity at index ${
+        firstBad - layout.offsets[k]
+      } (step ${
+        r.taken + 1
+      }); the step was not taken${after}. WebGPU reports it at the first call after the GPU ran that step`,
+    );
+  }
+}

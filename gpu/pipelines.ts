@@ -1,0 +1,173 @@
+/**
+ * The compute pipelines of the WebGPU backend, compiled once per device (a pipeline cache),
+ * each with the bind-group layout made from its kernel's binding table (the table its WGSL
+ * declarations come from too, see `declareBindings` in _wgsl.ts), and bind groups made by
+ * binding name.
+ *
+ * @module
+ */
+import type { Rule } from "../core/rule.ts";
+import type { Kernel } from "./_wgsl.ts";
+import {
+  CENTRALIZE,
+  COPY_TENSOR,
+  DECIDE,
+  GRAD_NORM_PARTIAL,
+  GRAD_NORM_TOTAL,
+  stepKernels,
+} from "./wgsl_kernel.ts";
+
+/** The kernels of a state's steps and section copies, for a rule. */
+function kernelsOf(rule: Rule) {
+  const { step, stepSmall } = stepKernels(rule);
+  return {
+    step,
+    stepSmall,
+    decide: DECIDE,
+    normPartial: GRAD_NORM_PARTIAL,
+    normTotal: GRAD_NORM_TOTAL,
+    centralize: CENTRALIZE,
+    copyTensor: COPY_TENSOR,
+  } as const satisfies Record<string, Kernel>;
+}
+
+/** A kernel of the backend. */
+export type KernelName = keyof ReturnType<typeof kernelsOf>;
+
+/** A compiled kernel: its pipeline and bind-group layout. */
+export interface Compiled {
+  readonly kernel: Kernel;
+  readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
+}
+
+/** Every kernel of the backend, compiled for one device. */
+export type Pipelines = Readonly<Record<KernelName, Compiled>>;
+
+/** Per device, the pipelines of each element loop (`Rule.kernel`). */
+const cache = new WeakMap<GPUDevice, Map<string, Promise<Pipelines>>>();
+
+/**
+ * The pipelines of `rule` on `device`, compiled at the first call (concurrently) and cached; a
+ * failed compilation is not cached.
+ *
+ * @example
+ * ```ts ignore
+ * const pipelines = await pipelinesOf(device, RADAM);
+ * pass.setPipeline(pipelines.step.pipeline);
+ * ```
+ */
+export function pipelinesOf(device: GPUDevice, rule: Rule): Promise<Pipelines> {
+  let byRule = cache.get(device);
+  if (!byRule) cache.set(device, byRule = new Map());
+  let cached = byRule.get(rule.kernel);
+  if (!cached) {
+    const compiling = compileAll(device, kernelsOf(rule));
+    byRule.set(rule.kernel, compiling);
+    compiling.catch(() => byRule.delete(rule.kernel));
+    cached = compiling;
+  }
+  return cached;
+}
+
+async function compileAll(
+  device: GPUDevice,
+  kernels: ReturnType<typeof kernelsOf>,
+): Promise<Pipelines> {
+  // Kernels with the same bindings share a layout, and the same WGSL one shader module.
+  const layouts = new Map<string, GPUBindGroupLayout>();
+  const modules = new Map<string, GPUShaderModule>();
+  const names = Object.keys(kernels) as KernelName[];
+  const compiled = await Promise.all(names.map((name) => {
+    const kernel: Kernel = kernels[name];
+    const key = kernel.bindings.map((b) => b.kind).join(",");
+    let layout = layouts.get(key);
+    if (!layout) {
+      layout = device.createBindGroupLayout({
+        label: `radam ${name}`,
+        entries: kernel.bindings.map((b, binding) => ({
+          binding,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: b.kind },
+        })),
+      });
+      layouts.set(key, layout);
+    }
+    let module = modules.get(kernel.code);
+    if (!module) {
+      module = device.createShaderModule({ label: `radam ${name}`, code: kernel.code });
+      modules.set(kernel.code, module);
+    }
+    const bindGroupLayout = layout;
+    return device.createComputePipelineAsync({
+      label: `radam ${name}`,
+      layout: device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout] }),
+      compute: { module, entryPoint: kernel.entryPoint },
+    }).then((pipeline): Compiled => ({ kernel, pipeline, layout: bindGroupLayout }));
+  }));
+  const out = {} as Record<KernelName, Compiled>;
+  names.forEach((name, k) => out[name] = compiled[k]);
+  return out;
+}
+
+/**
+ * A bind group of a compiled kernel, its buffers given by binding name (every binding of the
+ * kernel's table, no other).
+ *
+ * @example
+ * ```ts ignore
+ * const group = bindGroup(device, pipelines.centralize, {
+ *   x: { buffer: grads, offset: 0, size: 4096 },
+ *   shape: { buffer: shapeUniform },
+ * });
+ * ```
+ */
+export function bindGroup(
+  device: GPUDevice,
+  compiled: Compiled,
+  buffers: Readonly<Record<string, GPUBufferBinding>>,
+): GPUBindGroup {
+  const bindings = compiled.kernel.bindings;
+  const extra = Object.keys(buffers).find((name) => !bindings.some((b) => b.name === name));
+  if (extra !== undefined) {
+    throw new TypeError(`Kernel ${compiled.kernel.entryPoint} has no binding named ${extra}`);
+  }
+  return device.createBindGroup({
+    layout: compiled.layout,
+    entries: bindings.map((b, binding) => {
+      const resource = buffers[b.name];
+      if (!resource) {
+        throw new TypeError(
+          `The bind group of kernel ${compiled.kernel.entryPoint} is missing binding ${b.name}`,
+        );
+      }
+      return { binding, resource };
+    }),
+  });
+}
+
+/** One dispatch: its bind group and workgroup grid. */
+export interface Dispatch {
+  readonly bindGroup: GPUBindGroup;
+  readonly grid: readonly [number, number];
+}
+
+/**
+ * Sets `pipeline`, then one dispatch per bind group and grid.
+ *
+ * @example
+ * ```ts ignore
+ * dispatchEach(pass, pipelines.step.pipeline, stepDispatches);
+ * ```
+ */
+export function dispatchEach(
+  pass: GPUComputePassEncoder,
+  pipeline: GPUComputePipeline,
+  dispatches: readonly Dispatch[],
+): void {
+  pass.setPipeline(pipeline);
+  for (const d of dispatches) {
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(d.grid[0], d.grid[1]);
+  }
+}

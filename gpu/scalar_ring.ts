@@ -1,0 +1,176 @@
+/**
+ * The ring of per-step scalars of the WebGPU backend: the host's float64 scalars of each step t
+ * (rounded to f32), written ahead into entry `t mod RING_SIZE` of a GPU buffer and tagged with
+ * t, so that the kernels read the entry of the step count the device keeps.
+ *
+ * An entry is a tag ({@linkcode RING_HEAD}), then the step's scalar blocks: one per parameter
+ * group, each in the rule's block layout, the one table (name → word, type) the host's writer
+ * (`writeBlock`, core/scalars.ts) and the WGSL struct and accessor of the rule's loop
+ * (`wgslBlock`) are both made from.
+ *
+ * @module
+ */
+import {
+  BLOCK_WORDS,
+  HEADER,
+  type ScalarLayout,
+  type StepScalars,
+  writeBlock,
+} from "../core/scalars.ts";
+import { wordsOf, type WordType } from "./_wgsl.ts";
+
+/**
+ * Steps' scalars the ring keeps before t (the device may lag the host by this many unreported
+ * steps; see `HALT.noScalars` in device_counter.ts).
+ */
+export const RING_KEPT = 1024;
+
+/** Steps' scalars the host writes at once, from t on, uploaded together (`scalarsAhead`). */
+export const RING_AHEAD = 64;
+
+/** Entries of the ring. */
+export const RING_SIZE = RING_KEPT + RING_AHEAD;
+
+/**
+ * The head of a ring entry: the step t the entry was written for (`tag`), padded to a block.
+ * The scalar blocks of the step follow it, one per parameter group (block 0 the optimizer's
+ * own; core/scalars.ts), in the rule's layout (rules/).
+ *
+ * @example The word of the tag
+ * ```ts
+ * import { RING_WORD } from "./scalar_ring.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(RING_WORD.tag, 0);
+ * ```
+ */
+export const RING_HEAD = { tag: "u32" } as const satisfies Record<string, WordType>;
+
+/** The word of each field of a ring entry's head. */
+export const RING_WORD = wordsOf(RING_HEAD);
+
+/**
+ * u32 words of one ring entry of `blocks` scalar blocks (one per parameter group, at least 1):
+ * the head padded to a block, then the blocks.
+ *
+ * @example
+ * ```ts
+ * import { ringStride } from "./scalar_ring.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(ringStride(2), 48);
+ * ```
+ */
+export function ringStride(blocks: number): number {
+  return BLOCK_WORDS * (1 + blocks);
+}
+
+/**
+ * WGSL of the ring as the kernels read it (`ring: array<u32>` and the `Consts` uniform `s` with
+ * `ring_size` and `stride` must be bound): `ring_entry(t)` (the first word of t's entry),
+ * `ring_tag(e0)`, and `block_at(e0, group)` (the first word of a group's scalar block, which the
+ * rule's `rule_update` reads).
+ */
+export const RING_WGSL = /* wgsl */ `
+fn ring_entry(t: u32) -> u32 { return (t % s.ring_size) * s.stride; }
+
+fn ring_tag(e0: u32) -> u32 { return ring[e0 + ${RING_WORD.tag}u]; }
+
+fn block_at(e0: u32, group: u32) -> u32 { return e0 + ${BLOCK_WORDS}u * (1u + group); }
+
+// The gradient scale (word ${HEADER.gradScale} of every block: maximize's sign) of the block at base.
+fn block_grad_scale(base: u32) -> f32 { return bitcast<f32>(ring[base + ${HEADER.gradScale}u]); }
+`;
+
+/**
+ * The ring of one state: its GPU buffer and a host copy of it. {@linkcode ScalarRing.write}
+ * fills the host copy; {@linkcode ScalarRing.upload} sends what changed since the last upload
+ * with one `writeBuffer` (two where it wraps).
+ *
+ * @example
+ * ```ts ignore
+ * const ring = new ScalarRing(device, 1, RADAM.scalars);
+ * ring.write(1, [scalars]);
+ * ring.upload(); // before the submission of step 1
+ * ```
+ */
+export class ScalarRing {
+  /** The GPU buffer (`ring: array<u32>` in the kernels). */
+  readonly buffer: GPUBuffer;
+  /** u32 words of an entry. */
+  readonly stride: number;
+  readonly #queue: GPUQueue;
+  readonly #f32: Float32Array<ArrayBuffer>;
+  readonly #u32: Uint32Array<ArrayBuffer>;
+  readonly #tags = new Float64Array(RING_SIZE).fill(-1);
+  readonly #layout: ScalarLayout;
+  readonly #blocks: number;
+  /** The steps `[#from, #to)` whose entries are not uploaded yet. */
+  #from = Infinity;
+  #to = -Infinity;
+
+  /** A ring of entries of `blocks` scalar blocks in `layout`, on `device`. */
+  constructor(device: GPUDevice, blocks: number, layout: ScalarLayout) {
+    this.#layout = layout;
+    this.#blocks = blocks;
+    this.stride = ringStride(blocks);
+    const data = new ArrayBuffer(RING_SIZE * this.stride * 4);
+    this.#f32 = new Float32Array(data);
+    this.#u32 = new Uint32Array(data);
+    this.#queue = device.queue;
+    this.buffer = device.createBuffer({
+      label: "radam step scalars",
+      size: data.byteLength,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  /** Whether the entry of step `t` holds t's scalars. */
+  has(t: number): boolean {
+    return this.#tags[t % RING_SIZE] === t;
+  }
+
+  /** Forgets every entry (a state restarting its count). */
+  clear(): void {
+    this.#tags.fill(-1);
+    this.#from = Infinity;
+    this.#to = -Infinity;
+  }
+
+  /**
+   * Writes the entry of step `t`: its tag, and the scalars of each parameter group, `groups[0]`
+   * the optimizer's own (uploaded by the next {@linkcode ScalarRing.upload}).
+   */
+  write(t: number, groups: readonly StepScalars[]): void {
+    if (t > 0xffffffff) throw new RangeError("The WebGPU backend counts at most 2³² − 1 steps");
+    const slot = t % RING_SIZE;
+    const first = slot * (1 + this.#blocks);
+    this.#u32[first * BLOCK_WORDS + RING_WORD.tag] = t;
+    for (let g = 0; g < this.#blocks; g++) {
+      writeBlock(this.#layout, groups[g], this.#f32, this.#u32, first + 1 + g);
+    }
+    this.#tags[slot] = t;
+    this.#from = Math.min(this.#from, t);
+    this.#to = Math.max(this.#to, t + 1);
+  }
+
+  /** Uploads the entries written since the last upload. */
+  upload(): void {
+    if (this.#from >= this.#to) return;
+    const stride = this.stride;
+    const send = (a: number, b: number) =>
+      this.#queue.writeBuffer(this.buffer, a * stride * 4, this.#u32, a * stride, (b - a) * stride);
+    if (this.#to - this.#from >= RING_SIZE) send(0, RING_SIZE);
+    else {
+      const from = this.#from % RING_SIZE;
+      const to = (this.#to - 1) % RING_SIZE + 1;
+      if (from < to) send(from, to);
+      else {
+        send(from, RING_SIZE);
+        send(0, to);
+      }
+    }
+    this.#from = Infinity;
+    this.#to = -Infinity;
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * The arena's section buffers of the WebGPU backend and the reads and writes of whole sections
+ * (readback through one reused staging buffer, checkpoint restores, LookAhead's start), with
+ * the copies to and from the params the caller owns.
+ *
+ * @module
+ */
+import { type ArenaLayout, hasSection, PARAMS, SLOW } from "../core/arena.ts";
+import type { GpuTensor } from "./gpu_tensors.ts";
+import type { GpuPlanLimits } from "./arena_plan.ts";
+import { type Dispatch, dispatchEach } from "./pipelines.ts";
+
+/** Largest staging buffer used for readback. */
+const STAGING_BYTES = 16 * 1024 * 1024;
+
+const SECTION_LABELS = ["params", "grads", "exp_avg", "exp_avg_sq", "slow"];
+
+/**
+ * The section buffers of `layout`, by section (params, grads, the rule's moments, and the slow
+ * weights with LookAhead; a 16-byte placeholder, never read, for a moment the rule lacks), or a
+ * RangeError, before anything is allocated, where one exceeds `maxBufferSize`.
+ *
+ * @example
+ * ```ts ignore
+ * const sections = createSections(device, planGpuArena(["w"], [1000]), limits);
+ * ```
+ */
+export function createSections(
+  device: GPUDevice,
+  layout: ArenaLayout,
+  limits: GpuPlanLimits,
+): GPUBuffer[] {
+  const size = layout.sectionLength * 4;
+  if (size > limits.maxBufferSize) {
+    throw new RangeError(
+      `The model's ${layout.total} parameters need ${size}-byte buffers; this device allows ${limits.maxBufferSize} (maxBufferSize)`,
+    );
+  }
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  return layout.sectionOffsets.map((_, section) =>
+    hasSection(layout, section)
+      ? device.createBuffer({ label: `radam ${SECTION_LABELS[section]}`, size, usage })
+      : device.createBuffer({ label: `radam no ${SECTION_LABELS[section]}`, size: 16, usage })
+  );
+}
+
+/**
+ * A parameter tensor the caller owns that cannot be bound in place (see `placeGpuParams` in
+ * gpu_tensors.ts): copied into the arena at init, back after each step.
+ */
+export interface External {
+  index: number;
+  slot: GpuTensor;
+}
+
+/** The params the caller owns: copied ones, and the masked copies of those updated in place. */
+export interface CallerParams {
+  externals: readonly External[];
+  /** Masked copies of the params updated in place, caller's buffer → the arena's params slot. */
+  inPlaceReads: readonly Dispatch[];
+  /** Masked copies of the params updated in place, the arena's params slot → caller's buffer. */
+  inPlaceWrites: readonly Dispatch[];
+  /** The pipeline of those copies (`copy_tensor`). */
+  copyTensor: GPUComputePipeline;
+}
+
+/**
+ * Reads and writes of whole sections of one state's arena.
+ *
+ * @example
+ * ```ts ignore
+ * const io = new SectionIO(device, layout, sections, callerParams);
+ * const moments = await io.read(EXP_AVG, () => {});
+ * ```
+ */
+export class SectionIO {
+  readonly #device: GPUDevice;
+  readonly #layout: ArenaLayout;
+  readonly #sections: readonly GPUBuffer[];
+  readonly #caller: CallerParams;
+  #staging: GPUBuffer | undefined;
+
+  constructor(
+    device: GPUDevice,
+    layout: ArenaLayout,
+    sections: readonly GPUBuffer[],
+    caller: CallerParams,
+  ) {
+    this.#device = device;
+    this.#layout = layout;
+    this.#sections = sections;
+    this.#caller = caller;
+    if (caller.externals.length > 0) {
+      const encoder = device.createCommandEncoder();
+      for (const { index, slot } of caller.externals) {
+        encoder.copyBufferToBuffer(
+          slot.buffer,
+          slot.offset,
+          sections[PARAMS],
+          layout.offsets[index] * 4,
+          layout.lengths[index] * 4,
+        );
+      }
+      device.queue.submit([encoder.finish()]);
+    }
+  }
+
+  /**
+   * Every tensor of a section, read back through one reused staging buffer (one read at a
+   * time: the caller chains them); `checkUsable` throws if the device was lost meanwhile.
+   */
+  async read(section: number, checkUsable: () => void): Promise<Record<string, Float32Array>> {
+    const device = this.#device;
+    const layout = this.#layout;
+    const bytes = Math.ceil(layout.total / 4) * 16;
+    const all = new Float32Array(bytes / 4);
+    this.#staging ??= device.createBuffer({
+      label: "radam staging",
+      size: Math.max(16, Math.min(STAGING_BYTES, bytes)),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const staging = this.#staging;
+    for (let offset = 0; offset < bytes; offset += staging.size) {
+      const size = Math.min(staging.size, bytes - offset);
+      const encoder = device.createCommandEncoder();
+      // Params updated in place: first their current values into the arena's params slots.
+      if (section === PARAMS && offset === 0) {
+        this.#encodeCopies(encoder, this.#caller.inPlaceReads);
+      }
+      encoder.copyBufferToBuffer(this.#sections[section], offset, staging, 0, size);
+      device.queue.submit([encoder.finish()]);
+      await staging.mapAsync(GPUMapMode.READ, 0, size);
+      all.set(new Float32Array(staging.getMappedRange(0, size)), offset / 4);
+      staging.unmap();
+    }
+    checkUsable();
+    const out: Record<string, Float32Array> = {};
+    layout.names.forEach((name, i) => {
+      const start = layout.offsets[i];
+      out[name] = all.slice(start, start + layout.lengths[i]);
+    });
+    return out;
+  }
+
+  /** Writes every tensor of a section (a restore); params reach the caller's buffers too. */
+  write(section: number, data: Readonly<Record<string, Float32Array>>): void {
+    const buffer = this.#sections[section];
+    this.#layout.names.forEach((name, i) => {
+      if (data[name].length === 0) return;
+      this.#device.queue.writeBuffer(
+        buffer,
+        this.#layout.offsets[i] * 4,
+        data[name] as Float32Array<ArrayBuffer>,
+      );
+    });
+    const caller = this.#caller;
+    if (section === PARAMS && (caller.externals.length > 0 || caller.inPlaceWrites.length > 0)) {
+      const encoder = this.#device.createCommandEncoder();
+      this.#encodeCopies(encoder, caller.inPlaceWrites);
+      this.encodeCopyOut(encoder);
+      this.#device.queue.submit([encoder.finish()]);
+    }
+  }
+
+  /** Uploads host params of some tensors (at init; the others come from caller buffers). */
+  writeHostParams(data: Readonly<Record<string, Float32Array>>): void {
+    this.#layout.names.forEach((name, i) => {
+      const array = data[name];
+      if (array?.length) {
+        this.#device.queue.writeBuffer(
+          this.#sections[PARAMS],
+          this.#layout.offsets[i] * 4,
+          array as Float32Array<ArrayBuffer>,
+        );
+      }
+    });
+  }
+
+  /**
+   * Copies the params into the slow weights (LookAhead's start: slow = params), those updated in
+   * place from the caller's buffers.
+   */
+  copyParamsToSlow(): void {
+    if (!hasSection(this.#layout, SLOW)) return;
+    const encoder = this.#device.createCommandEncoder();
+    this.#encodeCopies(encoder, this.#caller.inPlaceReads);
+    encoder.copyBufferToBuffer(
+      this.#sections[PARAMS],
+      0,
+      this.#sections[SLOW],
+      0,
+      this.#layout.sectionLength * 4,
+    );
+    this.#device.queue.submit([encoder.finish()]);
+  }
+
+  /** Encodes the copies of the params the arena keeps for a caller's buffer into that buffer. */
+  encodeCopyOut(encoder: GPUCommandEncoder): void {
+    for (const { index, slot } of this.#caller.externals) {
+      encoder.copyBufferToBuffer(
+        this.#sections[PARAMS],
+        this.#layout.offsets[index] * 4,
+        slot.buffer,
+        slot.offset,
+        this.#layout.lengths[index] * 4,
+      );
+    }
+  }
+
+  /** Frees the staging buffer. */
+  destroy(): void {
+    this.#staging?.destroy();
+  }
+
+  /** Encodes masked tensor copies (`inPlaceReads` or `inPlaceWrites`) in one compute pass. */
+  #encodeCopies(encoder: GPUCommandEncoder, copies: readonly Dispatch[]): void {
+    if (copies.length === 0) return;
+    const pass = encoder.beginComputePass();
+    dispatchEach(pass, this.#caller.copyTensor, copies);
+    pass.end();
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * The WGSL kernels of the global gradient norm and the non-finite check (two passes), and the
+ * workgroup reductions they share with the one-workgroup step.
+ *
+ * @module
+ */
+import {
+  type Binding,
+  CHUNK_WGSL,
+  declareBindings,
+  GRID_ARGS,
+  type Kernel,
+  WORKGROUP_SIZE,
+} from "./_wgsl.ts";
+import { DECIDE_WGSL } from "./device_counter.ts";
+import { RING_WGSL } from "./scalar_ring.ts";
+import { STEP_CONSTS_WGSL } from "./step_consts.ts";
+
+/** vec4s of the gradients each invocation of the first norm pass reads (64 elements). */
+export const NORM_VECTORS_PER_INVOCATION = 16;
+
+/** Gradients one workgroup of the first norm pass covers. */
+export const NORM_ELEMENTS_PER_WORKGROUP = 4 * WORKGROUP_SIZE * NORM_VECTORS_PER_INVOCATION;
+
+/** Bytes of one workgroup's partial (`Partial` in the WGSL): largest |g|, sum, key, pad. */
+export const NORM_PARTIAL_BYTES = 16;
+
+/**
+ * WGSL of the workgroup reductions of the norm kernels (over the workgroup arrays `wf`, `wu`),
+ * and the non-finite key.
+ */
+export const NORM_WORKGROUP_WGSL = /* wgsl */ `
+var<workgroup> wf: array<f32, ${WORKGROUP_SIZE}>;
+var<workgroup> wu: array<u32, ${WORKGROUP_SIZE}>;
+
+// Tree reduction of the workgroup's (largest |g|, non-finite key) pairs into wf[0], wu[0].
+fn reduce_max(lid: u32) {
+  workgroupBarrier();
+  for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
+    if (lid < k) {
+      wf[lid] = max(wf[lid], wf[lid + k]);
+      wu[lid] = max(wu[lid], wu[lid + k]);
+    }
+    workgroupBarrier();
+  }
+}
+
+// Tree reduction of the workgroup's sums into wf[0].
+fn reduce_sum(lid: u32) {
+  workgroupBarrier();
+  for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
+    if (lid < k) { wf[lid] = wf[lid] + wf[lid + k]; }
+    workgroupBarrier();
+  }
+}
+
+// The key of the first NaN or ±Infinity among the four elements from element e, or 0.
+fn bad_key(x: vec4<f32>, e: u32) -> u32 {
+  let bad = (bitcast<vec4<u32>>(x) & vec4<u32>(0x7f800000u)) == vec4<u32>(0x7f800000u);
+  if (bad.x) { return 0xffffffffu - e; }
+  if (bad.y) { return 0xffffffffu - (e + 1u); }
+  if (bad.z) { return 0xffffffffu - (e + 2u); }
+  if (bad.w) { return 0xffffffffu - (e + 3u); }
+  return 0u;
+}`;
+
+const PARTIAL_WGSL = "struct Partial { largest: f32, sum: f32, key: u32, pad0: u32 }";
+
+const PARTIAL_BINDINGS: readonly Binding[] = [
+  { name: "g", type: "array<vec4<f32>>", kind: "read-only-storage" },
+  { name: "chunk", type: "Chunk", kind: "uniform" },
+  { name: "partials", type: "array<Partial>", kind: "storage" },
+];
+
+/**
+ * WGSL of the global gradient norm, overflow-safe in f32, in two passes. `partial` (one
+ * workgroup a {@linkcode NORM_ELEMENTS_PER_WORKGROUP} gradients of a chunk of the grads section):
+ * each invocation reads its 16 vec4s (coalesced: vec4 `k · 64 + lid` of the workgroup's block)
+ * once into registers, takes their largest |g| and the sum of (g / largest)², and a key locating
+ * its first NaN or ±Infinity (tested on the bits: a compiler may assume finite floats):
+ * 0xffffffff − the element's index in the grads section, or 0 when all are finite, so that the
+ * largest key is the first such element. One tree reduction combines the (largest, sum, key)
+ * triples: largest M = max(m1, m2), sum = s1 · (m1 / M)² + s2 · (m2 / M)². `total` (one
+ * workgroup) combines the workgroups' triples the same way: norm = M · sqrt(sum).
+ */
+export const GRAD_NORM_PARTIAL: Kernel = {
+  entryPoint: "partial",
+  bindings: PARTIAL_BINDINGS,
+  code: /* wgsl */ `
+${CHUNK_WGSL}
+${PARTIAL_WGSL}
+${declareBindings(PARTIAL_BINDINGS)}
+${NORM_WORKGROUP_WGSL}
+var<workgroup> ws: array<f32, ${WORKGROUP_SIZE}>;
+
+@compute @workgroup_size(${WORKGROUP_SIZE})
+fn partial(
+  ${GRID_ARGS}
+) {
+  let w = wid.y * groups.x + wid.x;
+  let count = chunk.count;
+  let vectors = (count + 3u) / 4u;
+  let first = w * ${WORKGROUP_SIZE * NORM_VECTORS_PER_INVOCATION}u + lid;
+  var xs: array<vec4<f32>, ${NORM_VECTORS_PER_INVOCATION}>;
+  var largest = 0.0;
+  var key = 0u;
+  for (var k = 0u; k < ${NORM_VECTORS_PER_INVOCATION}u; k++) {
+    let i = first + k * ${WORKGROUP_SIZE}u;
+    var x = vec4<f32>(0.0);
+    if (i < vectors) {
+      x = select(g[i], vec4<f32>(0.0), past_count(count, i));
+      key = max(key, bad_key(x, chunk.start + i * 4u));
+    }
+    xs[k] = x;
+    let a = abs(x);
+    largest = max(largest, max(max(a.x, a.y), max(a.z, a.w)));
+  }
+  var acc = vec4<f32>(0.0);
+  if (largest > 0.0) {
+    for (var k = 0u; k < ${NORM_VECTORS_PER_INVOCATION}u; k++) {
+      let y = xs[k] / largest;
+      acc = acc + y * y;
+    }
+  }
+  wf[lid] = largest;
+  ws[lid] = (acc.x + acc.y) + (acc.z + acc.w);
+  wu[lid] = key;
+  workgroupBarrier();
+  for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
+    if (lid < k) {
+      let m1 = wf[lid];
+      let m2 = wf[lid + k];
+      let m = max(m1, m2);
+      var sum = 0.0;
+      if (m > 0.0) {
+        let r1 = m1 / m;
+        let r2 = m2 / m;
+        sum = ws[lid] * (r1 * r1) + ws[lid + k] * (r2 * r2);
+      }
+      wf[lid] = m;
+      ws[lid] = sum;
+      wu[lid] = max(wu[lid], wu[lid + k]);
+    }
+    workgroupBarrier();
+  }
+  let groupsUsed = (vectors + ${WORKGROUP_SIZE * NORM_VECTORS_PER_INVOCATION - 1}u) / ${
+    WORKGROUP_SIZE * NORM_VECTORS_PER_INVOCATION
+  }u;
+  if (lid == 0u && w < groupsUsed) {
+    partials[chunk.partial_base + w] = Partial(wf[0], ws[0], wu[0], 0u);
+  }
+}
+`,
+};
+
+const TOTAL_BINDINGS: readonly Binding[] = [
+  { name: "all_partials", type: "array<Partial>", kind: "read-only-storage" },
+  { name: "control", type: "Control", kind: "storage" },
+  { name: "ring", type: "array<u32>", kind: "read-only-storage" },
+  { name: "s", type: "Consts", kind: "uniform" },
+];
+
+/**
+ * The second pass of the gradient norm (entry point `total`, one workgroup), which then decides
+ * the step (`decide`, device_counter.ts).
+ */
+export const GRAD_NORM_TOTAL: Kernel = {
+  entryPoint: "total",
+  bindings: TOTAL_BINDINGS,
+  code: /* wgsl */ `
+${STEP_CONSTS_WGSL}
+${PARTIAL_WGSL}
+${declareBindings(TOTAL_BINDINGS)}
+${RING_WGSL}
+${DECIDE_WGSL}
+${NORM_WORKGROUP_WGSL}
+
+@compute @workgroup_size(${WORKGROUP_SIZE})
+fn total(@builtin(local_invocation_index) lid: u32) {
+  let n = arrayLength(&all_partials);
+  var largest = 0.0;
+  var key = 0u;
+  for (var k = lid; k < n; k += ${WORKGROUP_SIZE}u) {
+    largest = max(largest, all_partials[k].largest);
+    key = max(key, all_partials[k].key);
+  }
+  wf[lid] = largest;
+  wu[lid] = key;
+  reduce_max(lid);
+  let m = wf[0];
+  workgroupBarrier();
+  var sum = 0.0;
+  if (m > 0.0) {
+    for (var k = lid; k < n; k += ${WORKGROUP_SIZE}u) {
+      let r = all_partials[k].largest / m;
+      sum = sum + all_partials[k].sum * (r * r);
+    }
+  }
+  wf[lid] = sum;
+  reduce_sum(lid);
+  if (lid == 0u) {
+    control.norm = m * sqrt(wf[0]);
+    control.key = wu[0];
+    decide();
+  }
+}
+`,
+};

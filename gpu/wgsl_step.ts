@@ -1,0 +1,225 @@
+/**
+ * The WGSL step kernels of a rule: one fused update over a chunk of the arena sections, the
+ * rule's element loop (`rule_update`, from its module in rules/: the per-element operations of
+ * its AssemblyScript loop, in the same order) with LookAhead's fused sync (rules/lookahead.ts),
+ * each element with the scalar block of its parameter group (read from the ring, scalar_ring.ts,
+ * at the t `decide` chose; the gradient scale clipped by the global norm); and the decision
+ * alone where no norm is computed.
+ *
+ * Each invocation of `step` updates one `vec4<f32>`; the last vec4 of a chunk is masked, so
+ * elements past the chunk's count are left as they were. The invocation index is 2-D
+ * (`workgroup_id.y · num_workgroups.x + workgroup_id.x`), so chunks of more than 65535
+ * workgroups run in one dispatch. `step_small` takes a whole step of a small arena (norm,
+ * check, decision and update) in one workgroup.
+ *
+ * @module
+ */
+import { SEGMENT_WGSL } from "../core/arena.ts";
+import type { Rule } from "../core/rule.ts";
+import { FINISH_WGSL } from "../rules/lookahead.ts";
+import {
+  type Binding,
+  CHUNK_WGSL,
+  declareBindings,
+  GRID_ARGS,
+  type Kernel,
+  WORKGROUP_SIZE,
+} from "./_wgsl.ts";
+import { DECIDE_WGSL } from "./device_counter.ts";
+import { RING_WGSL } from "./scalar_ring.ts";
+import { STEP_CONSTS_WGSL } from "./step_consts.ts";
+import { NORM_ELEMENTS_PER_WORKGROUP, NORM_WORKGROUP_WGSL } from "./wgsl_norm.ts";
+
+/**
+ * Largest arena (elements) stepped by `step_small`, the whole step in one dispatch of one
+ * workgroup (with no centralization that step): as many as one workgroup of the norm covers.
+ */
+export const SMALL_STEP_ELEMENTS = NORM_ELEMENTS_PER_WORKGROUP;
+
+/** The bindings of `step` and `step_small`. */
+const STEP_BINDINGS: readonly Binding[] = [
+  { name: "p", type: "array<vec4<f32>>", kind: "storage" },
+  { name: "g", type: "array<vec4<f32>>", kind: "read-only-storage" },
+  { name: "m", type: "array<vec4<f32>>", kind: "storage" },
+  { name: "v", type: "array<vec4<f32>>", kind: "storage" },
+  { name: "s", type: "Consts", kind: "uniform" },
+  { name: "chunk", type: "Chunk", kind: "uniform" },
+  { name: "slow", type: "array<vec4<f32>>", kind: "storage" },
+  { name: "segments", type: "array<Segment>", kind: "read-only-storage" },
+  { name: "control", type: "Control", kind: "storage" },
+  { name: "ring", type: "array<u32>", kind: "read-only-storage" },
+];
+
+/** The WGSL of `rule`'s step kernels. */
+const stepWgsl = (rule: Rule) => /* wgsl */ `
+${STEP_CONSTS_WGSL}
+${CHUNK_WGSL}
+${SEGMENT_WGSL}
+${declareBindings(STEP_BINDINGS)}
+${RING_WGSL}
+${DECIDE_WGSL}
+${NORM_WORKGROUP_WGSL}
+${FINISH_WGSL}
+${rule.wgsl}
+
+// The factor of the global-norm clipping of this step: max / norm, or 1.
+fn clip_factor() -> f32 {
+  if (s.clip != 0u && control.key == 0u && control.norm > s.clip_max) {
+    return s.clip_max / control.norm;
+  }
+  return 1.0;
+}
+
+// The update of vec4 i (below ceil(count / 4)) of the chunk, at ring entry e0, clipped by clip.
+fn update(i: u32, count: u32, e0: u32, clip: f32) {
+  var group = 0u;
+  if (s.segment_count > 0u) {
+    // Parameter groups: the last segment starting at or before this element (tensors, hence
+    // segments, start at 64-element offsets, so a vec4 never straddles two).
+    let e = chunk.start + i * 4u;
+    var lo = 0u;
+    var hi = s.segment_count - 1u;
+    while (lo < hi) {
+      let mid = (lo + hi + 1u) / 2u;
+      if (segments[mid].start <= e) { lo = mid; } else { hi = mid - 1u; }
+    }
+    group = segments[lo].group;
+  }
+  let base = block_at(e0, group);
+  rule_update(i, base, block_grad_scale(base) * clip, past_count(count, i));
+}
+
+@compute @workgroup_size(${WORKGROUP_SIZE})
+fn step(
+  ${GRID_ARGS}
+) {
+  let i = vector_index(wid, groups, lid);
+  let count = chunk.count;
+  if (i >= (count + 3u) / 4u) { return; }
+  // A skipped step (non-finite gradient), a halted state, or no scalars for this t: no change.
+  let t = control.step_t;
+  if (t == 0u) { return; }
+  update(i, count, ring_entry(t), clip_factor());
+}
+
+var<workgroup> norm_max: f32;
+var<workgroup> norm_key: u32;
+var<workgroup> decided_t: u32;
+
+// The whole step of a chunk of at most SMALL_STEP_ELEMENTS elements in one workgroup (a model
+// that small is bound by the host, so one dispatch a step): the gradient norm and check as the
+// norm kernels compute them, \`decide\`, then the update.
+@compute @workgroup_size(${WORKGROUP_SIZE})
+fn step_small(@builtin(local_invocation_index) lid: u32) {
+  let count = chunk.count;
+  let vectors = (count + 3u) / 4u;
+  if (s.norm_computed != 0u) {
+    var largest = 0.0;
+    var key = 0u;
+    for (var i = lid; i < vectors; i += ${WORKGROUP_SIZE}u) {
+      let x = select(g[i], vec4<f32>(0.0), past_count(count, i));
+      key = max(key, bad_key(x, chunk.start + i * 4u));
+      let a = abs(x);
+      largest = max(largest, max(max(a.x, a.y), max(a.z, a.w)));
+    }
+    // Few barriers (each is costly on software adapters): invocation 0 combines the 64 values.
+    wf[lid] = largest;
+    wu[lid] = key;
+    workgroupBarrier();
+    if (lid == 0u) {
+      var m = 0.0;
+      var k = 0u;
+      for (var j = 0u; j < ${WORKGROUP_SIZE}u; j++) {
+        m = max(m, wf[j]);
+        k = max(k, wu[j]);
+      }
+      norm_max = m;
+      norm_key = k;
+    }
+    let m = workgroupUniformLoad(&norm_max);
+    var acc = vec4<f32>(0.0);
+    if (m > 0.0) {
+      for (var i = lid; i < vectors; i += ${WORKGROUP_SIZE}u) {
+        let y = select(g[i], vec4<f32>(0.0), past_count(count, i)) / m;
+        acc = acc + y * y;
+      }
+    }
+    wf[lid] = (acc.x + acc.y) + (acc.z + acc.w);
+    workgroupBarrier();
+    if (lid == 0u) {
+      var sum = 0.0;
+      for (var j = 0u; j < ${WORKGROUP_SIZE}u; j++) { sum = sum + wf[j]; }
+      control.norm = m * sqrt(sum);
+      control.key = norm_key;
+    }
+  }
+  if (lid == 0u) {
+    decide();
+    decided_t = control.step_t;
+  }
+  let t = workgroupUniformLoad(&decided_t);
+  if (t == 0u) { return; }
+  let e0 = ring_entry(t);
+  let clip = clip_factor();
+  for (var i = lid; i < vectors; i += ${WORKGROUP_SIZE}u) { update(i, count, e0, clip); }
+}
+`;
+
+/** The step kernels of a rule. */
+export interface StepKernels {
+  /** The update over one chunk, one vec4 an invocation, after the step was decided. */
+  readonly step: Kernel;
+  /** The whole step of a small arena in one workgroup (the same bindings). */
+  readonly stepSmall: Kernel;
+}
+
+const stepKernelsCache = new Map<string, StepKernels>();
+
+/**
+ * The step kernels of `rule` (made once per element loop: rules of one family share them).
+ *
+ * @example
+ * ```ts
+ * import { stepKernels } from "./wgsl_step.ts";
+ * import { LION } from "../rules/lion.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(stepKernels(LION).step.code, /fn rule_update/);
+ * ```
+ */
+export function stepKernels(rule: Rule): StepKernels {
+  let kernels = stepKernelsCache.get(rule.kernel);
+  if (!kernels) {
+    const code = stepWgsl(rule);
+    kernels = {
+      step: { code, entryPoint: "step", bindings: STEP_BINDINGS },
+      stepSmall: { code, entryPoint: "step_small", bindings: STEP_BINDINGS },
+    };
+    stepKernelsCache.set(rule.kernel, kernels);
+  }
+  return kernels;
+}
+
+const DECIDE_BINDINGS: readonly Binding[] = [
+  { name: "control", type: "Control", kind: "storage" },
+  { name: "ring", type: "array<u32>", kind: "read-only-storage" },
+  { name: "s", type: "Consts", kind: "uniform" },
+];
+
+/**
+ * A step's decision alone (entry point `decide_step`, one invocation, before the update
+ * dispatches), where no gradient norm is computed (`nonFinite: "propagate"`, no clipping).
+ */
+export const DECIDE: Kernel = {
+  entryPoint: "decide_step",
+  bindings: DECIDE_BINDINGS,
+  code: /* wgsl */ `
+${STEP_CONSTS_WGSL}
+${declareBindings(DECIDE_BINDINGS)}
+${RING_WGSL}
+${DECIDE_WGSL}
+
+@compute @workgroup_size(1)
+fn decide_step() { decide(); }
+`,
+};

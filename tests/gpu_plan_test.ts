@@ -1,0 +1,130 @@
+/**
+ * The WebGPU backend's planning, without a GPU: the arena layout, the chunks and grids of each
+ * dispatch, the one-dispatch step of small arenas, and the word tables shared by the host and
+ * the WGSL (control buffer, ring entries, constants).
+ */
+import assert from "node:assert/strict";
+import { ALIGN_ELEMENTS, type GpuPlanLimits, planChunks, planGpuArena } from "../gpu/arena_plan.ts";
+import { CONTROL, CONTROL_BYTES, CONTROL_WORD, DECIDE_WGSL } from "../gpu/device_counter.ts";
+import { RING_WGSL, RING_WORD, ringStride } from "../gpu/scalar_ring.ts";
+import { BLOCK_WORDS, wgslBlock } from "../core/scalars.ts";
+import { SEGMENT_WGSL } from "../core/arena.ts";
+import { ADAM_SCALARS, RADAM } from "../rules/adam.ts";
+import { STEP_CONSTS, STEP_CONSTS_WGSL, stepConstsData } from "../gpu/step_consts.ts";
+import { NORM_ELEMENTS_PER_WORKGROUP } from "../gpu/wgsl_norm.ts";
+import { SMALL_STEP_ELEMENTS, stepKernels } from "../gpu/wgsl_step.ts";
+
+const big: GpuPlanLimits = {
+  maxStorageBufferBindingSize: 1 << 30,
+  maxBufferSize: 1 << 30,
+  maxComputeWorkgroupsPerDimension: 65535,
+  smallStepElements: SMALL_STEP_ELEMENTS,
+};
+// 4 KiB bindings (1024 elements, 4 workgroups a chunk), at most 2 workgroups per dimension.
+const tiny: GpuPlanLimits = {
+  ...big,
+  maxStorageBufferBindingSize: 4096,
+  maxComputeWorkgroupsPerDimension: 2,
+};
+
+Deno.test("gpu plan: tensors at 64-element offsets, the same in every section", () => {
+  const layout = planGpuArena(["a", "b", "c", "d"], [100, 0, 3, 64]);
+  assert.deepEqual(layout.offsets, [0, 128, 128, 192]);
+  assert.equal(layout.total, 256);
+  assert.equal(layout.sectionLength, 256);
+  for (const offset of layout.offsets) assert.equal(offset % ALIGN_ELEMENTS, 0);
+  assert.equal(layout.sectionCount, 4);
+  assert.equal(planGpuArena(["a"], [1], { slow: true }).sectionCount, 5);
+  assert.equal(planGpuArena([], []).sectionLength, ALIGN_ELEMENTS);
+  const grouped = planGpuArena(["a", "b", "c"], [10, 20, 30], { groups: [0, 0, 1] });
+  assert.deepEqual(grouped.segments, [{ start: 0, end: 84, group: 0 }, {
+    start: 128,
+    end: 158,
+    group: 1,
+  }]);
+});
+
+Deno.test("gpu plan: binding-sized chunks and 2-D grids, as the GPU tests dispatch them", () => {
+  const layout = planGpuArena(["a", "b", "c"], [4097, 33, 1000]);
+  const plan = planChunks(layout, tiny);
+  assert.equal(plan.step.length, 6);
+  assert.deepEqual(plan.step.map((c) => c.grid), [[2, 2], [2, 2], [2, 2], [2, 2], [2, 2], [1, 1]]);
+  // Every element of the arena's run in exactly one chunk, chunks at 256-byte multiples.
+  let at = 0;
+  for (const c of plan.step) {
+    assert.equal(c.start, at);
+    assert.equal(c.start % ALIGN_ELEMENTS, 0);
+    at += c.count;
+  }
+  assert.equal(at, layout.total);
+  assert.equal(plan.small, false);
+  // The norm: the same chunks of the grads section, one partial a workgroup.
+  assert.deepEqual(
+    plan.norm.map((c) => [c.start, c.count]),
+    plan.step.map((c) => [c.start, c.count]),
+  );
+  assert.deepEqual(plan.norm.map((c) => c.partialBase), [0, 1, 2, 3, 4, 5]);
+  assert.equal(plan.partialCount, 6);
+  // The first param updated in place: 5 chunks of its own, then the arena's run of b and c.
+  const inPlace = planChunks(layout, tiny, new Set([0]));
+  assert.equal(inPlace.step.length, 7);
+  assert.deepEqual(inPlace.step.map((c) => c.grid), [[2, 2], [2, 2], [2, 2], [2, 2], [1, 1], [
+    2,
+    2,
+  ], [1, 1]]);
+  assert.deepEqual(inPlace.step.map((c) => c.inPlace), [0, 0, 0, 0, 0, undefined, undefined]);
+  assert.deepEqual(inPlace.step.map((c) => c.first), [0, 0, 0, 0, 0, 4160, 4160]);
+  // Zero-length tensors take no dispatch.
+  assert.equal(planChunks(planGpuArena(["a", "b"], [0, 0]), big).step.length, 0);
+});
+
+Deno.test("gpu plan: a small arena in one chunk is stepped in one dispatch", () => {
+  const layout = planGpuArena(["a", "b"], [1000, 3]);
+  assert.equal(planChunks(layout, big).small, true);
+  assert.equal(planChunks(layout, { ...big, smallStepElements: 0 }).small, false);
+  // A param updated in place that is not the whole arena: two chunks.
+  assert.equal(planChunks(layout, big, new Set([1])).small, false);
+  // One tensor updated in place that is the whole arena: one chunk.
+  assert.equal(planChunks(planGpuArena(["w"], [1024]), big, new Set([0])).small, true);
+  assert.equal(planChunks(planGpuArena(["w"], [SMALL_STEP_ELEMENTS]), big).small, true);
+  assert.equal(planChunks(planGpuArena(["w"], [SMALL_STEP_ELEMENTS + 1]), big).small, false);
+  assert.equal(SMALL_STEP_ELEMENTS, NORM_ELEMENTS_PER_WORKGROUP);
+});
+
+Deno.test("gpu plan: the WGSL structs are the word tables the host writes by", () => {
+  const fields = (table: Record<string, string>) =>
+    Object.entries(table).map(([name, type]) => `${name}: ${type}`).join(", ");
+  assert.ok(DECIDE_WGSL.includes(`struct Control { ${fields(CONTROL)} }`));
+  assert.equal(CONTROL_BYTES, 4 * Object.keys(CONTROL).length);
+  assert.equal(CONTROL_WORD.norm, 0);
+  assert.equal(CONTROL_WORD.taken, Object.keys(CONTROL).indexOf("taken"));
+  // A ring entry: its head (the tag) padded to a block, then a scalar block a parameter group,
+  // in the rule's layout (core/scalars.ts), whose struct the rule's loop reads.
+  assert.ok(RING_WGSL.includes(`ring[e0 + ${RING_WORD.tag}u]`));
+  assert.equal(ringStride(1), 2 * BLOCK_WORDS);
+  assert.equal(ringStride(3) - ringStride(2), BLOCK_WORDS);
+  const STEP = stepKernels(RADAM).step;
+  const block = wgslBlock(ADAM_SCALARS, "AdamScalars", "ring");
+  assert.ok(block.includes(`struct AdamScalars { ${fields(ADAM_SCALARS.table)} }`));
+  assert.ok(block.includes(`bitcast<f32>(ring[base + ${ADAM_SCALARS.word.stepSize}u])`));
+  assert.ok(STEP.code.includes(block));
+  assert.ok(STEP.code.includes(SEGMENT_WGSL));
+  assert.ok(STEP_CONSTS_WGSL.includes(fields(STEP_CONSTS)));
+  assert.ok(STEP.code.includes(STEP_CONSTS_WGSL));
+  const data = stepConstsData({
+    segment_count: 2,
+    clip: 1,
+    clip_max: 0.5,
+    check: 1,
+    halt_on_bad: 0,
+    ring_size: 1088,
+    stride: 24,
+    norm_computed: 1,
+  });
+  const names = Object.keys(STEP_CONSTS);
+  assert.equal(new Float32Array(data)[names.indexOf("clip_max")], 0.5);
+  assert.equal(new Uint32Array(data)[names.indexOf("stride")], 24);
+  // The step kernels read the ring only through the accessors made from its table.
+  const reads = (code: string) => code.split("ring[").length - 1;
+  assert.equal(reads(STEP.code), reads(RING_WGSL) + reads(block));
+});
