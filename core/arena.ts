@@ -162,8 +162,10 @@ export function spreadScaleLog2(sectionBytes: number): number {
  * @example
  * ```ts
  * import { sectionStride } from "./arena.ts";
+ * import assert from "node:assert/strict";
  * const stride = sectionStride(4 * 2 ** 24); // 16M parameters: 64 MiB sections
- * console.log(stride % 4096 !== 0, stride - 4 * 2 ** 24); // true 1677696
+ * assert.notEqual(stride % 4096, 0);
+ * assert.equal(stride - 4 * 2 ** 24, 1677696);
  * ```
  */
 export function sectionStride(sectionBytes: number): number {

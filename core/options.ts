@@ -23,8 +23,10 @@ import {
  * @example
  * ```ts
  * import { type BackendName, radam } from "../mod.ts";
+ * import assert from "node:assert/strict";
  * const state = await radam({ backend: "js" }).init(new Float32Array(4));
- * const name: BackendName = state.backend; // "js"
+ * const name: BackendName = state.backend;
+ * assert.equal(name, "js");
  * ```
  */
 export type BackendName = "wasm" | "js" | "webgpu";

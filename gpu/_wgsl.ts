@@ -39,9 +39,12 @@ const ADDRESS_SPACE: Readonly<Record<BindingKind, string>> = {
  * @example
  * ```ts
  * import { declareBindings } from "./_wgsl.ts";
+ * import assert from "node:assert/strict";
  *
- * declareBindings([{ name: "x", type: "array<f32>", kind: "storage" }]);
- * // "@group(0) @binding(0) var<storage, read_write> x: array<f32>;"
+ * assert.equal(
+ *   declareBindings([{ name: "x", type: "array<f32>", kind: "storage" }]),
+ *   "@group(0) @binding(0) var<storage, read_write> x: array<f32>;",
+ * );
  * ```
  */
 export function declareBindings(bindings: readonly Binding[]): string {
@@ -101,8 +104,9 @@ fn past_count(count: u32, i: u32) -> vec4<bool> {
  * @example
  * ```ts
  * import { dispatchGrid } from "./_wgsl.ts";
+ * import assert from "node:assert/strict";
  *
- * dispatchGrid(70000, 65535); // [35000, 2]
+ * assert.deepEqual(dispatchGrid(70000, 65535), [35000, 2]);
  * ```
  */
 export function dispatchGrid(groups: number, maxPerDimension: number): [number, number] {

@@ -41,10 +41,13 @@ export interface GpuPlanLimits {
  * @example
  * ```ts
  * import { planGpuArena } from "./arena_plan.ts";
+ * import assert from "node:assert/strict";
  *
  * const layout = planGpuArena(["w", "b"], [100, 3]);
- * layout.offsets; // [0, 128]
- * layout.sectionLength; // 192
+ * assert.deepEqual(layout.offsets, [0, 128]);
+ * assert.equal(layout.sectionLength, 192);
+ * // Lion keeps one moment: params, grads, exp_avg
+ * assert.equal(planGpuArena(["w"], [100], { moments: 1 }).sectionCount, 3);
  * ```
  */
 export function planGpuArena(
@@ -127,13 +130,14 @@ export interface ChunkPlan {
  * @example
  * ```ts
  * import { planChunks, planGpuArena } from "./arena_plan.ts";
+ * import assert from "node:assert/strict";
  *
  * const limits = {
  *   maxStorageBufferBindingSize: 4096, maxBufferSize: 1 << 20,
  *   maxComputeWorkgroupsPerDimension: 2, smallStepElements: 4096,
  * };
  * const plan = planChunks(planGpuArena(["a"], [5000]), limits);
- * plan.step.map((c) => c.count); // [1024, 1024, 1024, 1024, 904]
+ * assert.deepEqual(plan.step.map((c) => c.count), [1024, 1024, 1024, 1024, 904]);
  * ```
  */
 export function planChunks(
