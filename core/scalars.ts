@@ -32,6 +32,26 @@ export const HEADER_FIELDS = {
   alpha: "f32",
 } as const satisfies WordTable;
 
+/**
+ * Words of the coefficients of two exponential moving averages (β1, 1 − β1, β2, 1 − β2), which
+ * the blocks of rules with such moments include (RAdam/Adam's m and v, Lion's interpolation and
+ * m); {@linkcode emaScalars} fills them.
+ */
+export const EMA_FIELDS = {
+  beta1: "f32",
+  oneMinusBeta1: "f32",
+  beta2: "f32",
+  oneMinusBeta2: "f32",
+} as const satisfies WordTable;
+
+/** Sets the {@linkcode EMA_FIELDS} of `out` from β1 and β2 (the complements in float64). */
+export function emaScalars(beta1: number, beta2: number, out: StepScalars): void {
+  out.beta1 = beta1;
+  out.oneMinusBeta1 = 1 - beta1;
+  out.beta2 = beta2;
+  out.oneMinusBeta2 = 1 - beta2;
+}
+
 /** The scalars of one step, by field name (host side, float64). */
 export type StepScalars = Record<string, number>;
 

@@ -18,8 +18,14 @@
  *
  * @module
  */
-import type { Hyperparameters, JsSections, Rule, RuleKind } from "../core/rule.ts";
-import { scalarLayout, type StepScalars, wgslBlock } from "../core/scalars.ts";
+import type { Hyperparameters, JsStep, Rule, RuleKind } from "../core/rule.ts";
+import {
+  EMA_FIELDS,
+  emaScalars,
+  scalarLayout,
+  type StepScalars,
+  wgslBlock,
+} from "../core/scalars.ts";
 import { finishJs } from "./lookahead.ts";
 import { betasOption, booleanOption, lrOption, numberOption, type Schema } from "../core/schema.ts";
 
@@ -64,10 +70,7 @@ const RADAM_OPTIONS: Schema = [
 /** The rule's scalar block (after the header: see core/scalars.ts). */
 export const ADAM_SCALARS = scalarLayout({
   coupledDecay: "f32",
-  beta1: "f32",
-  oneMinusBeta1: "f32",
-  beta2: "f32",
-  oneMinusBeta2: "f32",
+  ...EMA_FIELDS,
   paramDecay: "f32",
   stepSize: "f32",
   eps: "f32",
@@ -108,10 +111,7 @@ function computeScalars(
   out.gradScale = h.maximize ? -1 : 1;
   out.coupledDecay = h.decoupledWeightDecay ? 0 : weightDecay;
   out.paramDecay = h.decoupledWeightDecay ? 1 - lr * weightDecay : 1;
-  out.beta1 = beta1;
-  out.oneMinusBeta1 = 1 - beta1;
-  out.beta2 = beta2;
-  out.oneMinusBeta2 = 1 - beta2;
+  emaScalars(beta1, beta2, out);
   out.gradMix = 0;
   if (kind === "adam") {
     // lr/bc1 · m / (sqrt(v)/sqrt(bc2) + eps) == (lr·sqrt(bc2)/bc1) · m / (sqrt(v) + eps·sqrt(bc2))
@@ -157,14 +157,7 @@ const f32 = Math.fround;
 const W = ADAM_SCALARS.word;
 
 /** The TypeScript element loop (the operations of the module doc, each rounded to f32). */
-function jsStep(
-  s: JsSections,
-  start: number,
-  end: number,
-  f: Float32Array,
-  u: Uint32Array,
-  b: number,
-): void {
+const jsStep: JsStep = (s, start, end, f, u, b) => {
   const { p, g, m0: m, m1: v, slow } = s;
   const gs = f[b + W.gradScale], wd = f[b + W.coupledDecay];
   const b1 = f[b + W.beta1], c1 = f[b + W.oneMinusBeta1];
@@ -191,7 +184,7 @@ function jsStep(
     }
     finishJs(p, slow, i, pNew, alpha, sync);
   }
-}
+};
 
 /** WGSL of the element loop on vec4 `i` (see {@linkcode Rule.wgsl}). */
 const WGSL = /* wgsl */ `

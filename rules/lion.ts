@@ -16,8 +16,14 @@
  *
  * @module
  */
-import type { Hyperparameters, JsSections, Rule } from "../core/rule.ts";
-import { scalarLayout, type StepScalars, wgslBlock } from "../core/scalars.ts";
+import type { Hyperparameters, JsStep, Rule } from "../core/rule.ts";
+import {
+  EMA_FIELDS,
+  emaScalars,
+  scalarLayout,
+  type StepScalars,
+  wgslBlock,
+} from "../core/scalars.ts";
 import { finishJs } from "./lookahead.ts";
 import { betasOption, booleanOption, lrOption, numberOption } from "../core/schema.ts";
 
@@ -32,10 +38,7 @@ export interface LionHyperparameters {
 
 /** The rule's scalar block (after the header: see core/scalars.ts). */
 export const LION_SCALARS = scalarLayout({
-  beta1: "f32",
-  oneMinusBeta1: "f32",
-  beta2: "f32",
-  oneMinusBeta2: "f32",
+  ...EMA_FIELDS,
   paramDecay: "f32",
   stepSize: "f32",
 });
@@ -47,10 +50,7 @@ function computeScalars(hyper: Hyperparameters, _t: number, lr: number, out: Ste
   const h = hyper as unknown as LionHyperparameters;
   out.rule = LION_TAG;
   out.gradScale = h.maximize ? -1 : 1;
-  out.beta1 = h.beta1;
-  out.oneMinusBeta1 = 1 - h.beta1;
-  out.beta2 = h.beta2;
-  out.oneMinusBeta2 = 1 - h.beta2;
+  emaScalars(h.beta1, h.beta2, out);
   out.paramDecay = 1 - lr * h.weightDecay;
   out.stepSize = lr;
 }
@@ -59,14 +59,7 @@ const f32 = Math.fround;
 const W = LION_SCALARS.word;
 
 /** The TypeScript element loop (the operations of the module doc, each rounded to f32). */
-function jsStep(
-  s: JsSections,
-  start: number,
-  end: number,
-  f: Float32Array,
-  u: Uint32Array,
-  b: number,
-): void {
+const jsStep: JsStep = (s, start, end, f, u, b) => {
   const { p, g, m0: m, slow } = s;
   const gs = f[b + W.gradScale];
   const b1 = f[b + W.beta1], c1 = f[b + W.oneMinusBeta1];
@@ -82,7 +75,7 @@ function jsStep(
     const sign = c > 0 ? 1 : c < 0 ? -1 : c === 0 ? 0 : c;
     finishJs(p, slow, i, f32(f32(pi * pd) - f32(ss * sign)), alpha, sync);
   }
-}
+};
 
 /** WGSL of the element loop on vec4 `i` (see {@linkcode Rule.wgsl}). */
 const WGSL = /* wgsl */ `
