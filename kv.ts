@@ -41,6 +41,7 @@ export {
   CheckpointConflictError,
   MAX_META_BYTES,
   memoryCheckpointStore,
+  type MemoryStoreOptions,
   optimisticStep,
   type OptimisticStepOptions,
   type OptimisticStepResult,
@@ -48,7 +49,16 @@ export {
   type VersionedCheckpointStore,
 } from "./core/optimistic.ts";
 
-/** The largest chunk a value of Deno KV can hold, in bytes: 64 KiB. */
+/**
+ * The largest chunk a value of Deno KV can hold, in bytes: 64 KiB (the default chunk size).
+ *
+ * @example
+ * ```ts
+ * import { KV_MAX_CHUNK_BYTES } from "./kv.ts";
+ *
+ * console.log(Math.ceil(12_000_000 / KV_MAX_CHUNK_BYTES)); // chunks of a 12 MB checkpoint: 184
+ * ```
+ */
 export const KV_MAX_CHUNK_BYTES = 65536;
 
 /** Value of `format` in a head record. */
@@ -56,8 +66,10 @@ const HEAD_FORMAT = "radam.kv-checkpoint";
 /** At most this many chunk writes (and bytes) in one atomic operation (Deno KV: 800 KiB). */
 const CHUNKS_PER_WRITE = 10;
 const BYTES_PER_WRITE = 700_000;
-/** Deno KV's limit on mutations in one atomic operation. */
-const DELETES_PER_WRITE = 1000;
+/** Deletes in one atomic operation (Deno KV allows 1000 mutations), the record's aside. */
+const DELETES_PER_WRITE = 998;
+/** Checkpoints up to this size (with their metadata) go in the head, when within a chunk. */
+const INLINE_BYTES = 60_000;
 /** How often a load starts again when the checkpoint is replaced while it is being read. */
 const READ_TRIES = 20;
 
@@ -113,7 +125,16 @@ export interface KvCheckpointStore extends VersionedCheckpointStore {
   sweep(): Promise<number>;
 }
 
-/** A key as text, for error messages: `["models","linear","chunks","…",3]`. */
+/**
+ * A key as text, as error messages write it.
+ *
+ * @example
+ * ```ts
+ * import { formatKvKey } from "./kv.ts";
+ *
+ * console.log(formatKvKey(["models", "linear", "chunks", 3, 7n])); // ["models","linear","chunks",3,7n]
+ * ```
+ */
 export function formatKvKey(key: Deno.KvKey): string {
   const parts = key.map((part) => {
     if (typeof part === "string") return JSON.stringify(part);
@@ -132,13 +153,16 @@ interface Head {
   id: string;
   byteLength: number;
   chunkBytes: number;
+  /** 0 when the bytes are in `data`, in the head itself. */
   chunks: number;
+  data?: Uint8Array;
   sha256: string;
   model: string | null;
   meta?: string;
 }
 
 interface Lease {
+  /** Dead: being removed (a version with more chunks than one atomic operation deletes). */
   state: "writing" | "committed" | "dead";
   created: number;
   chunks: number;
@@ -171,12 +195,18 @@ function parseHead(value: unknown, key: string): Head {
   if (!isCount(value.byteLength, 1)) {
     throw bad(`has an invalid byte length ${JSON.stringify(value.byteLength)}`);
   }
-  if (value.chunks !== Math.ceil(value.byteLength / value.chunkBytes)) {
+  if (value.chunks === 0) {
+    if (!(value.data instanceof Uint8Array) || value.data.length !== value.byteLength) {
+      throw bad(`holds no ${value.byteLength} bytes of data, though it says 0 chunks`);
+    }
+  } else if (value.chunks !== Math.ceil(value.byteLength / value.chunkBytes)) {
     throw bad(
       `says ${JSON.stringify(value.chunks)} chunks, but ${value.byteLength} bytes take ${
         Math.ceil(value.byteLength / value.chunkBytes)
       }`,
     );
+  } else if (value.data !== undefined) {
+    throw bad("holds data as well as chunks");
   }
   if (typeof value.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(value.sha256)) {
     throw bad("has an invalid SHA-256 digest");
@@ -274,8 +304,17 @@ export function kvCheckpointStore(
   const leaseKey = (id: string): Deno.KvKey => [...prefix, "versions", id];
   const chunkKey = (id: string, i: number): Deno.KvKey => [...prefix, "chunks", id, i];
 
-  /** Deletes a version's chunks, then its record (which must no longer be "writing"). */
-  async function removeVersion(id: string, chunks: number | null): Promise<void> {
+  /**
+   * Deletes a version's chunks and its record, in as few atomic operations as it takes, the
+   * record last. With `check` (the record's entry), only if the record is unchanged since: a
+   * save in progress changes it when it commits; false if it did. A version too large for one
+   * operation is marked dead by the first.
+   */
+  async function removeVersion(
+    id: string,
+    chunks: number | null,
+    check?: Deno.AtomicCheck,
+  ): Promise<boolean> {
     const keys: Deno.KvKey[] = [];
     if (chunks === null) {
       // A damaged record: find the chunks by listing them.
@@ -283,21 +322,22 @@ export function kvCheckpointStore(
     } else {
       for (let i = 0; i < chunks; i++) keys.push(chunkKey(id, i));
     }
-    for (let i = 0; i < keys.length; i += DELETES_PER_WRITE) {
+    for (let i = 0; i === 0 || i < keys.length; i += DELETES_PER_WRITE) {
       const op = kv.atomic();
+      if (i === 0 && check) op.check(check);
       for (const k of keys.slice(i, i + DELETES_PER_WRITE)) op.delete(k);
-      await op.commit();
+      const last = i + DELETES_PER_WRITE >= keys.length;
+      if (last) op.delete(leaseKey(id));
+      else if (i === 0) op.set(leaseKey(id), { state: "dead", created: 0, chunks: keys.length });
+      if (!(await op.commit()).ok) return false;
     }
-    await kv.delete(leaseKey(id));
+    return true;
   }
 
   /** Removes a version this save wrote but could not make current. */
-  async function discard(id: string, lease: Lease, versionstamp: string): Promise<void> {
+  async function discard(id: string, chunks: number, versionstamp: string): Promise<void> {
     try {
-      const dead = await kv.atomic().check({ key: leaseKey(id), versionstamp })
-        .set(leaseKey(id), { ...lease, state: "dead" }).commit();
-      // Not ok: a sweep already marked it dead, and removes it.
-      if (dead.ok) await removeVersion(id, lease.chunks);
+      await removeVersion(id, chunks, { key: leaseKey(id), versionstamp });
     } catch {
       // Left as garbage for a later sweep.
     }
@@ -326,15 +366,50 @@ export function kvCheckpointStore(
       const lease = parseLease(entry.value);
       if (lease !== null && lease.state === "writing") {
         if (now - lease.created < staleAfterMs) continue; // a save in progress
-        // Mark it dead first: the writer's next check on its record then fails.
-        const dead = await kv.atomic().check(entry)
-          .set(entry.key, { ...lease, state: "dead" }).commit();
-        if (!dead.ok) continue;
+        // Only if still unchanged: a writer that commits first changes its record.
+        if (!(await removeVersion(id, lease.chunks, entry))) continue;
+      } else {
+        await removeVersion(id, lease?.chunks ?? null);
       }
-      await removeVersion(id, lease?.chunks ?? null);
       removed++;
     }
     return removed;
+  }
+
+  /** Reads the chunks of `head` into `bytes`; how many were there, from the first. */
+  async function readChunks(head: Head, bytes: Uint8Array): Promise<number> {
+    let next = 0;
+    for await (const chunk of kv.list({ prefix: [...prefix, "chunks", head.id] })) {
+      const name = formatKvKey(chunk.key);
+      const index = chunk.key[chunk.key.length - 1];
+      if (index !== next) {
+        if (typeof index === "number" && Number.isInteger(index) && index > next) break;
+        throw new CheckpointError(`Checkpoint chunk ${name} is not one of ${headName}`);
+      }
+      if (next >= head.chunks) {
+        throw new CheckpointError(
+          `Checkpoint chunk ${name} is past the ${head.chunks} chunks of ${headName}`,
+        );
+      }
+      const expected = next < head.chunks - 1
+        ? head.chunkBytes
+        : head.byteLength - head.chunkBytes * (head.chunks - 1);
+      if (!(chunk.value instanceof Uint8Array)) {
+        throw new CheckpointError(
+          `Checkpoint chunk ${name} holds a ${typeof chunk.value}, not bytes`,
+        );
+      }
+      if (chunk.value.length !== expected) {
+        throw new CheckpointError(
+          `Checkpoint chunk ${name} holds ${chunk.value.length} bytes, expected ${expected}${
+            chunk.value.length < expected ? " (truncated)" : ""
+          }`,
+        );
+      }
+      bytes.set(chunk.value, next * head.chunkBytes);
+      next++;
+    }
+    return next;
   }
 
   async function load(): Promise<StoredCheckpoint | null> {
@@ -348,46 +423,21 @@ export function kvCheckpointStore(
             `expected ${JSON.stringify(model)}`,
         );
       }
-      const bytes = new Uint8Array(head.byteLength);
-      let next = 0;
-      for await (const chunk of kv.list({ prefix: [...prefix, "chunks", head.id] })) {
-        const name = formatKvKey(chunk.key);
-        const index = chunk.key[chunk.key.length - 1];
-        if (index !== next) {
-          if (typeof index === "number" && Number.isInteger(index) && index > next) break;
-          throw new CheckpointError(`Checkpoint chunk ${name} is not one of ${headName}`);
-        }
-        if (next >= head.chunks) {
+      let bytes: Uint8Array;
+      if (head.chunks === 0) {
+        bytes = head.data!;
+      } else {
+        bytes = new Uint8Array(head.byteLength);
+        const read = await readChunks(head, bytes);
+        if (read < head.chunks) {
+          const again = await kv.get(headKey, { consistency: "strong" });
+          if (again.versionstamp !== entry.versionstamp) continue; // replaced while reading
           throw new CheckpointError(
-            `Checkpoint chunk ${name} is past the ${head.chunks} chunks of ${headName}`,
+            `Checkpoint head ${headName} points at chunk ${
+              formatKvKey(chunkKey(head.id, read))
+            }, which is missing`,
           );
         }
-        const expected = next < head.chunks - 1
-          ? head.chunkBytes
-          : head.byteLength - head.chunkBytes * (head.chunks - 1);
-        if (!(chunk.value instanceof Uint8Array)) {
-          throw new CheckpointError(
-            `Checkpoint chunk ${name} holds a ${typeof chunk.value}, not bytes`,
-          );
-        }
-        if (chunk.value.length !== expected) {
-          throw new CheckpointError(
-            `Checkpoint chunk ${name} holds ${chunk.value.length} bytes, expected ${expected}${
-              chunk.value.length < expected ? " (truncated)" : ""
-            }`,
-          );
-        }
-        bytes.set(chunk.value, next * head.chunkBytes);
-        next++;
-      }
-      if (next < head.chunks) {
-        const again = await kv.get(headKey, { consistency: "strong" });
-        if (again.versionstamp !== entry.versionstamp) continue; // replaced while reading
-        throw new CheckpointError(
-          `Checkpoint head ${headName} points at chunk ${
-            formatKvKey(chunkKey(head.id, next))
-          }, which is missing`,
-        );
       }
       if (await sha256(bytes) !== head.sha256) {
         throw new CheckpointError(
@@ -416,24 +466,27 @@ export function kvCheckpointStore(
     // Cheap early refusal; the checked write below is what decides.
     if ((await kv.get(headKey)).versionstamp !== expected) return null;
     const id = crypto.randomUUID();
-    const chunks = Math.ceil(bytes.length / chunkBytes);
-    const lease: Lease = { state: "writing", created: Date.now(), chunks };
-    const started = await kv.atomic().check({ key: leaseKey(id), versionstamp: null })
-      .set(leaseKey(id), lease).commit();
-    if (!started.ok) throw new Error(`Version id ${id} is already in use`);
     const digest = sha256(bytes);
+    const metaBytes = meta === undefined ? 0 : new TextEncoder().encode(meta).length;
+    const inline = bytes.length <= chunkBytes && bytes.length + metaBytes <= INLINE_BYTES;
+    const chunks = inline ? 0 : Math.ceil(bytes.length / chunkBytes);
+    const lease: Lease = { state: "writing", created: Date.now(), chunks };
+    // The record and the first chunks in one operation, the other chunks checked against it.
+    let written: Deno.KvCommitResult | null = null;
     for (let i = 0; i < chunks;) {
-      const op = kv.atomic().check({ key: leaseKey(id), versionstamp: started.versionstamp });
+      const op: Deno.AtomicOperation = written === null
+        ? kv.atomic().check({ key: leaseKey(id), versionstamp: null }).set(leaseKey(id), lease)
+        : kv.atomic().check({ key: leaseKey(id), versionstamp: written.versionstamp });
       let size = 0;
       for (let n = 0; n < CHUNKS_PER_WRITE && i < chunks && size < BYTES_PER_WRITE; n++, i++) {
         const part = bytes.subarray(i * chunkBytes, Math.min(bytes.length, (i + 1) * chunkBytes));
         op.set(chunkKey(id, i), part);
         size += part.length;
       }
-      if (!(await op.commit()).ok) {
-        // Unfinished for longer than staleAfterMs: a sweep took this version for garbage.
-        return null;
-      }
+      const result: Deno.KvCommitResult | Deno.KvCommitError = await op.commit();
+      // Refused: unfinished for longer than staleAfterMs, a sweep took it for garbage.
+      if (!result.ok) return null;
+      written ??= result;
     }
     const head: Head = {
       format: HEAD_FORMAT,
@@ -442,18 +495,22 @@ export function kvCheckpointStore(
       byteLength: bytes.length,
       chunkBytes,
       chunks,
+      // A view of a larger buffer would be stored with all of it.
+      ...(inline
+        ? { data: bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice() }
+        : {}),
       sha256: await digest,
       model: model ?? null,
       ...(meta === undefined ? {} : { meta }),
     };
-    const committed = await kv.atomic()
-      .check({ key: headKey, versionstamp: expected })
-      .check({ key: leaseKey(id), versionstamp: started.versionstamp })
-      .set(headKey, head)
-      .set(leaseKey(id), { ...lease, state: "committed" })
-      .commit();
+    const op = kv.atomic().check({ key: headKey, versionstamp: expected }).set(headKey, head);
+    if (written !== null) {
+      op.check({ key: leaseKey(id), versionstamp: written.versionstamp })
+        .set(leaseKey(id), { ...lease, state: "committed" });
+    }
+    const committed = await op.commit();
     if (!committed.ok) {
-      await discard(id, lease, started.versionstamp);
+      if (written !== null) await discard(id, chunks, written.versionstamp);
       return null;
     }
     try {

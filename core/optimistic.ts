@@ -79,7 +79,18 @@ export interface VersionedCheckpointStore {
   save(bytes: Uint8Array, expected: string | null, meta?: string): Promise<string | null>;
 }
 
-/** The largest metadata string a store must keep with a checkpoint, in UTF-8 bytes. */
+/**
+ * The largest metadata string a store must keep with a checkpoint, in UTF-8 bytes: 32 KiB.
+ *
+ * @example
+ * ```ts
+ * import { MAX_META_BYTES, memoryCheckpointStore } from "../kv.ts";
+ *
+ * const meta = JSON.stringify({ epoch: 3, cursor: 1024 });
+ * console.log(new TextEncoder().encode(meta).length <= MAX_META_BYTES); // true
+ * await memoryCheckpointStore().save(new Uint8Array([1]), null, meta);
+ * ```
+ */
 export const MAX_META_BYTES = 32768;
 
 /** Throws unless `meta` is undefined or a string of at most {@linkcode MAX_META_BYTES}. */
@@ -109,6 +120,27 @@ export function checkSaveArguments(bytes: unknown, expected: unknown): void {
 }
 
 /**
+ * Options of {@linkcode memoryCheckpointStore}.
+ *
+ * @example
+ * ```ts
+ * import { memoryCheckpointStore, type MemoryStoreOptions } from "../kv.ts";
+ *
+ * const options: MemoryStoreOptions = { name: "test store", latencyMs: 1 };
+ * const store = memoryCheckpointStore(options);
+ * ```
+ */
+export interface MemoryStoreOptions {
+  /** The store's name in error messages; default `"in memory"`. */
+  name?: string;
+  /**
+   * Answers each call this many ms later (a timer), as a database would after a round trip,
+   * so that concurrent callers interleave as they would on one; default 0 (a microtask).
+   */
+  latencyMs?: number;
+}
+
+/**
  * An in-process store of one checkpoint with the same check-and-set contract as the Deno KV
  * store (see {@linkcode VersionedCheckpointStore}): what a test or a single process uses. It
  * keeps copies, so the caller's arrays may change afterwards; versions are `"1"`, `"2"`, ….
@@ -123,20 +155,32 @@ export function checkSaveArguments(bytes: unknown, expected: unknown): void {
  * console.log(await store.save(new Uint8Array([3]), v1)); // null: v1 is no longer current
  * ```
  */
-export function memoryCheckpointStore(name = "memory"): VersionedCheckpointStore {
+export function memoryCheckpointStore(options: MemoryStoreOptions = {}): VersionedCheckpointStore {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Options of memoryCheckpointStore must be an object, got ${typeof options}`,
+    );
+  }
+  const { name = "in memory", latencyMs = 0 } = options;
+  if (typeof name !== "string") throw new TypeError(`Option name must be a string, got ${name}`);
+  if (typeof latencyMs !== "number" || !(latencyMs >= 0) || latencyMs === Infinity) {
+    throw new RangeError(`Option latencyMs must be a finite number ≥ 0, got ${latencyMs}`);
+  }
   let current: { bytes: Uint8Array; version: string; meta?: string } | null = null;
   let counter = 0;
+  // Each call takes effect, at once and whole, when its answer comes.
+  const later = <T>(f: () => T): Promise<T> =>
+    latencyMs > 0
+      ? new Promise((resolve) => setTimeout(resolve, latencyMs)).then(f)
+      : Promise.resolve().then(f);
   return {
     name,
-    load() {
-      if (current === null) return Promise.resolve(null);
-      const { bytes, version, meta } = current;
-      return Promise.resolve({
-        bytes: bytes.slice(),
-        version,
-        ...(meta === undefined ? {} : { meta }),
-      });
-    },
+    load: () =>
+      later(() => {
+        if (current === null) return null;
+        const { bytes, version, meta } = current;
+        return { bytes: bytes.slice(), version, ...(meta === undefined ? {} : { meta }) };
+      }),
     save(bytes, expected, meta) {
       try {
         checkSaveArguments(bytes, expected);
@@ -144,13 +188,16 @@ export function memoryCheckpointStore(name = "memory"): VersionedCheckpointStore
       } catch (error) {
         return Promise.reject(error);
       }
-      if ((current?.version ?? null) !== expected) return Promise.resolve(null);
-      current = {
-        bytes: bytes.slice(),
-        version: String(++counter),
-        ...(meta === undefined ? {} : { meta }),
-      };
-      return Promise.resolve(current.version);
+      const copy = bytes.slice();
+      return later(() => {
+        if ((current?.version ?? null) !== expected) return null;
+        current = {
+          bytes: copy,
+          version: String(++counter),
+          ...(meta === undefined ? {} : { meta }),
+        };
+        return current.version;
+      });
     },
   };
 }

@@ -88,17 +88,25 @@ async function keysOf(kv: Deno.Kv): Promise<string[]> {
   return keys.sort();
 }
 
-/** The keys a store holding exactly one version with `chunks` chunks has. */
+/**
+ * Checks that the store holds exactly one version, with `chunks` chunks (0: the bytes are in
+ * the head), and nothing else.
+ */
 async function assertOnlyCurrent(kv: Deno.Kv, chunks: number): Promise<void> {
   const keys = await keysOf(kv);
-  const head = (await kv.get<{ id: string }>([...PREFIX, "head"])).value!;
+  const head = (await kv.get<{ id: string; chunks: number }>([...PREFIX, "head"])).value!;
+  assert.equal(head.chunks, chunks);
   const expected = [
     formatKvKey([...PREFIX, "head"]),
-    formatKvKey([...PREFIX, "versions", head.id]),
+    ...(chunks === 0 ? [] : [formatKvKey([...PREFIX, "versions", head.id])]),
     ...Array.from({ length: chunks }, (_, i) => formatKvKey([...PREFIX, "chunks", head.id, i])),
   ].sort();
   assert.deepEqual(keys, expected, "only the current version's keys remain");
 }
+
+/** How many chunks a checkpoint of `size` bytes takes (0: it goes in the head). */
+const chunksOf = (size: number, chunkBytes: number) =>
+  size <= chunkBytes ? 0 : Math.ceil(size / chunkBytes);
 
 function randomBytes(length: number, seed: number): Uint8Array {
   const out = new Uint8Array(length);
@@ -149,7 +157,7 @@ Deno.test("kv store: any size and chunk size round-trips, and only the current v
             assert.deepEqual(loaded?.bytes, bytes);
             assert.equal(loaded?.version, version);
             assert.equal(loaded?.meta, meta);
-            await assertOnlyCurrent(kv, Math.ceil(size / chunkBytes));
+            await assertOnlyCurrent(kv, chunksOf(size, chunkBytes));
           }
         }),
     ),
@@ -199,7 +207,7 @@ Deno.test("kv store: a stale version is refused, and of concurrent saves exactly
     const loaded = await store.load();
     assert.equal(loaded?.version, results[winners[0]]);
     assert.deepEqual(loaded?.bytes, randomBytes(260 + winners[0], 10 + winners[0]));
-    await assertOnlyCurrent(kv, Math.ceil((260 + winners[0]) / 50));
+    await assertOnlyCurrent(kv, chunksOf(260 + winners[0], 50));
   });
 });
 
@@ -277,6 +285,11 @@ Deno.test("kv store: hostile head records are errors naming the head key", async
       [{ ...head, sha256: "00" }, "SHA-256"],
       [{ ...head, model: 5 }, "model"],
       [{ ...head, meta: {} }, "metadata"],
+      [{ ...head, data: new Uint8Array(200) }, "data as well as chunks"],
+      [{ ...head, chunks: 0 }, "holds no 200 bytes"],
+      [{ ...head, chunks: 0, data: new Uint8Array(199) }, "holds no 200 bytes"],
+      [{ ...head, chunks: 0, data: "x".repeat(200) }, "holds no 200 bytes"],
+      [{ ...head, chunks: 0, data: new Uint8Array(200) }, "SHA-256"],
     ];
     for (const [value, what] of bad) {
       await kv.set(headKey, value);
@@ -350,8 +363,9 @@ Deno.test("kv store: a crash between the chunk writes and the head write leaves 
   await withKv(async (kv) => {
     const old = randomBytes(1000, 1);
     const v1 = await kvCheckpointStore(kv, PREFIX, { chunkBytes: 40 }).save(old, null);
-    // 25 chunks of 40 bytes for the new one: 1 record write + 3 chunk writes, then the head.
-    for (const allowed of [0, 1, 2, 4]) {
+    // 25 chunks of 40 bytes for the new one: 3 writes (the first with the version's record),
+    // then the head.
+    for (const allowed of [0, 1, 2, 3]) {
       const crashing = kvCheckpointStore(crashingKv(kv, allowed), PREFIX, { chunkBytes: 40 });
       await assert.rejects(crashing.save(randomBytes(1000, 2), v1), Crash);
       // The restarted process sees the old checkpoint, bit for bit, under its version.
@@ -376,11 +390,11 @@ Deno.test("kv store: a crash after the head write leaves the new checkpoint curr
   await withKv(async (kv) => {
     const store = kvCheckpointStore(kv, PREFIX, { chunkBytes: 40 });
     const v1 = await store.save(randomBytes(1000, 1), null);
-    // Record, 3 chunk writes, head: then the crash, in the removal of the old version.
-    for (const extra of [0, 1, 2]) {
+    // 3 chunk writes, the head: then the crash, in the removal of the old version.
+    for (const round of [0, 1, 2]) {
       const version = (await store.load())!.version;
-      const bytes = randomBytes(1000, 10 + extra);
-      const crashing = kvCheckpointStore(crashingKv(kv, 5 + extra), PREFIX, { chunkBytes: 40 });
+      const bytes = randomBytes(1000, 10 + round);
+      const crashing = kvCheckpointStore(crashingKv(kv, 4), PREFIX, { chunkBytes: 40 });
       const saved = await crashing.save(bytes, version);
       assert.equal(typeof saved, "string", "the save is done once the head is written");
       const loaded = await store.load();
@@ -388,9 +402,9 @@ Deno.test("kv store: a crash after the head write leaves the new checkpoint curr
       assert.equal(loaded?.version, saved);
       assert.notEqual(saved, v1);
     }
-    assert.ok((await keysOf(kv)).length > 2 + 25);
+    assert.equal((await keysOf(kv)).length, 1 + 4 * 26, "three old versions left");
     // Committed versions that are no longer current are removed whatever their age.
-    assert.ok(await store.sweep() >= 1);
+    assert.equal(await store.sweep(), 3);
     await assertOnlyCurrent(kv, 25);
   });
 });
@@ -403,7 +417,7 @@ Deno.test("kv store: a save slower than staleAfterMs is refused, never made curr
     const held = new Promise<void>((resolve) => release = resolve);
     let reached!: () => void;
     const atChunks = new Promise<void>((resolve) => reached = resolve);
-    // Pauses before its second chunk write.
+    // Pauses before its third chunk write.
     const slowKv = crashingKv(kv, Infinity, async (write) => {
       if (write === 2) {
         reached();
@@ -420,6 +434,30 @@ Deno.test("kv store: a save slower than staleAfterMs is refused, never made curr
     assert.equal(await slow, null);
     assert.deepEqual((await store.load())?.bytes, randomBytes(1000, 1));
     await assertOnlyCurrent(kv, 25);
+  });
+});
+
+Deno.test("kv store: a version of more chunks than one atomic operation deletes is removed in steps", async () => {
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, PREFIX, { chunkBytes: 16 });
+    const big = randomBytes(16 * 2100 + 3, 1); // 2101 chunks: three deletes
+    const v1 = await store.save(big, null);
+    assert.deepEqual((await store.load())?.bytes, big);
+    const v2 = await store.save(randomBytes(100, 2), v1);
+    await assertOnlyCurrent(kv, 7);
+    // A crash while removing one: what is left is marked dead, and a later sweep removes it.
+    const v3 = await store.save(big, v2);
+    const crashing = kvCheckpointStore(crashingKv(kv, 3), PREFIX, { chunkBytes: 16 });
+    // Its writes: 7 chunks (0), the head (1), the removal of v3's first 998 chunks (2), crash.
+    assert.equal(typeof await crashing.save(randomBytes(100, 3), v3), "string");
+    const records: string[] = [];
+    for await (const e of kv.list<{ state: string }>({ prefix: [...PREFIX, "versions"] })) {
+      records.push(e.value.state);
+    }
+    assert.deepEqual(records.sort(), ["committed", "dead"]);
+    assert.deepEqual((await store.load())?.bytes, randomBytes(100, 3));
+    assert.equal(await store.sweep(), 1);
+    await assertOnlyCurrent(kv, 7);
   });
 });
 
@@ -467,7 +505,7 @@ Deno.test("kv store: under random interleavings and crashes, load gives the last
           if (committed !== null) {
             const store = kvCheckpointStore(kv, PREFIX, opts);
             await store.sweep();
-            await assertOnlyCurrent(kv, Math.ceil(committed.length / 64));
+            await assertOnlyCurrent(kv, chunksOf(committed.length, 64));
           }
         }),
     ),
@@ -524,10 +562,13 @@ Deno.test("optimistic step: 40 concurrent updates on Deno KV, none lost, each on
 
 Deno.test("optimistic step: 40 concurrent updates on the in-process store, none lost", async () => {
   await concurrentSteps(memoryCheckpointStore());
+  await concurrentSteps(memoryCheckpointStore({ latencyMs: 1 }));
+  assert.throws(() => memoryCheckpointStore({ latencyMs: -1 }), /latencyMs/);
+  assert.throws(() => memoryCheckpointStore({ name: 1 as unknown as string }), /name/);
 });
 
 Deno.test("optimistic step: bounded retries end in a CheckpointConflictError, nothing applied", async () => {
-  const inner = memoryCheckpointStore("always-stale");
+  const inner = memoryCheckpointStore({ name: "always-stale" });
   let loads = 0;
   let gradients = 0;
   const store: VersionedCheckpointStore = {
