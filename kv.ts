@@ -72,6 +72,39 @@ const DELETES_PER_WRITE = 998;
 const INLINE_BYTES = 60_000;
 /** How often a load starts again when the checkpoint is replaced while it is being read. */
 const READ_TRIES = 20;
+/** How many ids of the versions last made current a head keeps. */
+const RECENT = 64;
+/** Tries of an operation the database refused as busy (another process holds its lock). */
+const BUSY_TRIES = 30;
+
+/** Whether `error` is the database saying it is busy: nothing was done, try again. */
+function isBusy(error: unknown): boolean {
+  return error instanceof Error && /database is (locked|busy)/i.test(error.message);
+}
+
+/** A random wait before try `n` of a busy operation: up to 1, 2, 4 … 32 ms. */
+const busyPause = (n: number) =>
+  new Promise((resolve) => setTimeout(resolve, Math.random() * 2 ** Math.min(n, 5)));
+
+/**
+ * Runs `f` (a read, or a write whose repetition is harmless) again while the database answers
+ * that it is busy, as a local database file shared by several processes does, up to
+ * {@linkcode BUSY_TRIES} times.
+ */
+async function unbusy<T>(f: () => Promise<T>): Promise<T> {
+  for (let n = 1;; n++) {
+    try {
+      return await f();
+    } catch (error) {
+      if (!isBusy(error) || n >= BUSY_TRIES) throw error;
+      await busyPause(n);
+    }
+  }
+}
+
+/** All entries of a list, read again from the start while the database is busy. */
+const listAll = <T>(kv: Deno.Kv, selector: Deno.KvListSelector) =>
+  unbusy(() => Array.fromAsync(kv.list<T>(selector)));
 
 /**
  * Options of {@linkcode kvCheckpointStore}.
@@ -159,6 +192,8 @@ interface Head {
   sha256: string;
   model: string | null;
   meta?: string;
+  /** The ids of the last versions made current, oldest first, ending with `id`. */
+  recent: string[];
 }
 
 interface Lease {
@@ -217,6 +252,13 @@ function parseHead(value: unknown, key: string): Head {
   if (value.meta !== undefined && typeof value.meta !== "string") {
     throw bad("has metadata that is not a string");
   }
+  const recent = value.recent;
+  if (
+    !Array.isArray(recent) || recent.length > RECENT || recent[recent.length - 1] !== value.id ||
+    !recent.every((r) => typeof r === "string" && UUID.test(r))
+  ) {
+    throw bad("has an invalid list of recent versions");
+  }
   return value as unknown as Head;
 }
 
@@ -240,7 +282,7 @@ async function sha256(bytes: Uint8Array): Promise<string> {
  * (or used directly: `load()` and `save(bytes, expectedVersion, meta)`).
  *
  * Keys: `[...key, "head"]` (the head record: which version is current, its size, SHA-256,
- * model name and metadata), `[...key, "versions", id]` (one small record per version, which
+ * model name, metadata, and the bytes themselves when they fit in one value with it), `[...key, "versions", id]` (one small record per version, which
  * says whether it is being written, committed or dead) and `[...key, "chunks", id, i]` (the
  * bytes). A version is the head's versionstamp.
  *
@@ -255,6 +297,12 @@ async function sha256(bytes: Uint8Array): Promise<string> {
  *   removed), it starts again. Damage (a head that is not one, a truncated or missing chunk, a
  *   digest that does not match, another `model`) throws a CheckpointError naming the key; the
  *   validation of the checkpoint's contents is `loadState`'s.
+ *
+ * - **A busy database** (a local file that several processes share answers "database is
+ *   locked" while another holds its lock) is asked again, a bounded number of times. If the head
+ *   write itself fails so, save finds out whether it was done (the head keeps the ids of the
+ *   last 64 versions made current) before it writes again, so a save is never applied twice;
+ *   when that cannot be told, the error is thrown.
  *
  * Invalid options throw a TypeError or RangeError naming them.
  *
@@ -318,18 +366,24 @@ export function kvCheckpointStore(
     const keys: Deno.KvKey[] = [];
     if (chunks === null) {
       // A damaged record: find the chunks by listing them.
-      for await (const e of kv.list({ prefix: [...prefix, "chunks", id] })) keys.push(e.key);
+      for (const e of await listAll(kv, { prefix: [...prefix, "chunks", id] })) keys.push(e.key);
     } else {
       for (let i = 0; i < chunks; i++) keys.push(chunkKey(id, i));
     }
     for (let i = 0; i === 0 || i < keys.length; i += DELETES_PER_WRITE) {
-      const op = kv.atomic();
-      if (i === 0 && check) op.check(check);
-      for (const k of keys.slice(i, i + DELETES_PER_WRITE)) op.delete(k);
+      const batch = keys.slice(i, i + DELETES_PER_WRITE);
+      const first = i === 0;
       const last = i + DELETES_PER_WRITE >= keys.length;
-      if (last) op.delete(leaseKey(id));
-      else if (i === 0) op.set(leaseKey(id), { state: "dead", created: 0, chunks: keys.length });
-      if (!(await op.commit()).ok) return false;
+      // Repeated after a busy answer: a delete is harmless twice, a check then fails.
+      const result = await unbusy(() => {
+        const op = kv.atomic();
+        if (first && check) op.check(check);
+        for (const k of batch) op.delete(k);
+        if (last) op.delete(leaseKey(id));
+        else if (first) op.set(leaseKey(id), { state: "dead", created: 0, chunks: keys.length });
+        return op.commit();
+      });
+      if (!result.ok) return false;
     }
     return true;
   }
@@ -344,10 +398,9 @@ export function kvCheckpointStore(
   }
 
   async function sweep(): Promise<number> {
-    const leases: Deno.KvEntry<unknown>[] = [];
-    for await (const e of kv.list({ prefix: [...prefix, "versions"] })) leases.push(e);
+    const leases = await listAll(kv, { prefix: [...prefix, "versions"] });
     // Read after the list: a version listed as committed that is not current now never will be.
-    const head = await kv.get(headKey);
+    const head = await unbusy(() => kv.get(headKey));
     let current: string | null = null;
     if (head.versionstamp !== null) {
       try {
@@ -379,7 +432,7 @@ export function kvCheckpointStore(
   /** Reads the chunks of `head` into `bytes`; how many were there, from the first. */
   async function readChunks(head: Head, bytes: Uint8Array): Promise<number> {
     let next = 0;
-    for await (const chunk of kv.list({ prefix: [...prefix, "chunks", head.id] })) {
+    for (const chunk of await listAll(kv, { prefix: [...prefix, "chunks", head.id] })) {
       const name = formatKvKey(chunk.key);
       const index = chunk.key[chunk.key.length - 1];
       if (index !== next) {
@@ -414,7 +467,7 @@ export function kvCheckpointStore(
 
   async function load(): Promise<StoredCheckpoint | null> {
     for (let tries = 0; tries < READ_TRIES; tries++) {
-      const entry = await kv.get(headKey);
+      const entry = await unbusy(() => kv.get(headKey));
       if (entry.versionstamp === null) return null;
       const head = parseHead(entry.value, headName);
       if (model !== undefined && head.model !== model) {
@@ -430,7 +483,7 @@ export function kvCheckpointStore(
         bytes = new Uint8Array(head.byteLength);
         const read = await readChunks(head, bytes);
         if (read < head.chunks) {
-          const again = await kv.get(headKey, { consistency: "strong" });
+          const again = await unbusy(() => kv.get(headKey, { consistency: "strong" }));
           if (again.versionstamp !== entry.versionstamp) continue; // replaced while reading
           throw new CheckpointError(
             `Checkpoint head ${headName} points at chunk ${
@@ -464,7 +517,14 @@ export function kvCheckpointStore(
     checkSaveArguments(bytes, expected);
     checkMeta(meta);
     // Cheap early refusal; the checked write below is what decides.
-    if ((await kv.get(headKey)).versionstamp !== expected) return null;
+    const previousHead = await unbusy(() => kv.get(headKey));
+    if (previousHead.versionstamp !== expected) return null;
+    let recent: string[] = [];
+    try {
+      if (expected !== null) recent = parseHead(previousHead.value, headName).recent;
+    } catch {
+      // A damaged head is replaced whole.
+    }
     const id = crypto.randomUUID();
     const digest = sha256(bytes);
     const metaBytes = meta === undefined ? 0 : new TextEncoder().encode(meta).length;
@@ -474,16 +534,27 @@ export function kvCheckpointStore(
     // The record and the first chunks in one operation, the other chunks checked against it.
     let written: Deno.KvCommitResult | null = null;
     for (let i = 0; i < chunks;) {
-      const op: Deno.AtomicOperation = written === null
-        ? kv.atomic().check({ key: leaseKey(id), versionstamp: null }).set(leaseKey(id), lease)
-        : kv.atomic().check({ key: leaseKey(id), versionstamp: written.versionstamp });
+      const from = i;
       let size = 0;
-      for (let n = 0; n < CHUNKS_PER_WRITE && i < chunks && size < BYTES_PER_WRITE; n++, i++) {
-        const part = bytes.subarray(i * chunkBytes, Math.min(bytes.length, (i + 1) * chunkBytes));
-        op.set(chunkKey(id, i), part);
-        size += part.length;
+      while (i < chunks && i - from < CHUNKS_PER_WRITE && size < BYTES_PER_WRITE) {
+        size += Math.min(bytes.length, (i + 1) * chunkBytes) - i * chunkBytes;
+        i++;
       }
-      const result: Deno.KvCommitResult | Deno.KvCommitError = await op.commit();
+      const to = i;
+      const previous = written;
+      // Repeated after a busy answer: the same chunks again, or a refused check.
+      const result = await unbusy(() => {
+        const op = kv.atomic()
+          .check({ key: leaseKey(id), versionstamp: previous?.versionstamp ?? null });
+        if (previous === null) op.set(leaseKey(id), lease);
+        for (let j = from; j < to; j++) {
+          op.set(
+            chunkKey(id, j),
+            bytes.subarray(j * chunkBytes, Math.min(bytes.length, (j + 1) * chunkBytes)),
+          );
+        }
+        return op.commit();
+      });
       // Refused: unfinished for longer than staleAfterMs, a sweep took it for garbage.
       if (!result.ok) return null;
       written ??= result;
@@ -502,23 +573,65 @@ export function kvCheckpointStore(
       sha256: await digest,
       model: model ?? null,
       ...(meta === undefined ? {} : { meta }),
+      recent: [...recent, id].slice(-RECENT),
     };
-    const op = kv.atomic().check({ key: headKey, versionstamp: expected }).set(headKey, head);
-    if (written !== null) {
-      op.check({ key: leaseKey(id), versionstamp: written.versionstamp })
-        .set(leaseKey(id), { ...lease, state: "committed" });
-    }
-    const committed = await op.commit();
-    if (!committed.ok) {
-      if (written !== null) await discard(id, chunks, written.versionstamp);
-      return null;
+    const commitHead = () => {
+      const op = kv.atomic().check({ key: headKey, versionstamp: expected }).set(headKey, head);
+      if (written !== null) {
+        op.check({ key: leaseKey(id), versionstamp: written.versionstamp })
+          .set(leaseKey(id), { ...lease, state: "committed" });
+      }
+      return op.commit();
+    };
+    /**
+     * After a failed head write: the versionstamp it committed (or, when another save replaced
+     * it already, a placeholder equal to no version), null if it certainly did not commit,
+     * undefined if that cannot be told (then the error is the caller's to see).
+     */
+    const landed = async (): Promise<string | null | undefined> => {
+      const now = await unbusy(() => kv.get(headKey));
+      if (now.versionstamp === expected) return null; // not moved, so not ours
+      let current: Head;
+      try {
+        current = parseHead(now.value, headName);
+      } catch {
+        return undefined;
+      }
+      if (current.id === id) return now.versionstamp;
+      if (current.recent.includes(id)) {
+        const record = written && await unbusy(() => kv.get(leaseKey(id)));
+        return record?.versionstamp ?? `replaced:${id}`;
+      }
+      if (written === null) return current.recent.length < RECENT ? null : undefined;
+      const record = await unbusy(() => kv.get(leaseKey(id)));
+      if (record.versionstamp === written.versionstamp) return null; // unchanged: not ours
+      return undefined;
+    };
+    let version: string | null = null;
+    for (let n = 1; version === null; n++) {
+      let committed: Deno.KvCommitResult | Deno.KvCommitError;
+      try {
+        committed = await commitHead();
+      } catch (error) {
+        if (!isBusy(error) || n >= BUSY_TRIES) throw error;
+        await busyPause(n);
+        const done = await landed();
+        if (done === undefined) throw error;
+        version = done;
+        continue; // committed, or tried again
+      }
+      if (!committed.ok) {
+        if (written !== null) await discard(id, chunks, written.versionstamp);
+        return null;
+      }
+      version = committed.versionstamp;
     }
     try {
       await sweep();
     } catch {
       // The new version is current; what is left is garbage for a later sweep.
     }
-    return committed.versionstamp;
+    return version;
   }
 
   return { name: formatKvKey(prefix), kv, key: prefix, load, save, sweep };

@@ -213,11 +213,19 @@ function checkAnswers(answers: Answer[], firstStep = 1): Required<Batch>[] {
   return [...ok].sort((x, y) => x.body!.step - y.body!.step).map((a) => a.batch);
 }
 
-async function loadTest(args: string[]): Promise<void> {
-  const server = await ExampleServer.start(args);
+/** The load test, on `processes` example processes started with `args` (requests alternate). */
+async function loadTest(args: string[], processes = 1): Promise<void> {
+  const servers: ExampleServer[] = [];
   try {
+    for (let i = 0; i < processes; i++) servers.push(await ExampleServer.start(args));
     const data = batches(200, FEATURES);
-    const answers = await load(server.base, data, 32);
+    const answers = (await Promise.all(servers.map((server, i) =>
+      load(
+        server.base,
+        data.filter((_, j) => j % processes === i),
+        32 / processes,
+      )
+    ))).flat();
     assert.equal(answers.length, 200);
     assert.ok(answers.every((a) => a.status !== undefined), "every request is answered");
     const ordered = checkAnswers(answers);
@@ -228,14 +236,16 @@ async function loadTest(args: string[]): Promise<void> {
       answers.some((a) => a.status === 200 && a.body!.attempts > 1),
       "some requests met a conflict and were retried",
     );
-    const served = await (await fetch(`${server.base}/params`)).json();
-    assert.equal(served.step, ok, "the final step is the number of 200 answers");
-    const local = await readParams(await replay(ordered));
-    assert.deepEqual(served.params.w, Array.from(local.w), "the sequential replay, bit for bit");
-    assert.deepEqual(served.params.b, Array.from(local.b));
-    assert.deepEqual(served.requests, ordered.map((b) => b.id));
+    for (const server of servers) {
+      const served = await (await fetch(`${server.base}/params`)).json();
+      assert.equal(served.step, ok, "the final step is the number of 200 answers");
+      const local = await readParams(await replay(ordered));
+      assert.deepEqual(served.params.w, Array.from(local.w), "the sequential replay, bit for bit");
+      assert.deepEqual(served.params.b, Array.from(local.b));
+      assert.deepEqual(served.requests, ordered.map((b) => b.id));
+    }
   } finally {
-    await server.stop();
+    for (const server of servers) await server.stop();
   }
 }
 
@@ -248,6 +258,15 @@ Deno.test("example process under load, Deno KV store: 200 requests 32 at a time,
   const dir = await Deno.makeTempDir({ prefix: "radam_kv_" });
   try {
     await loadTest(["--kv", `${dir}/train.sqlite3`, "--chunk-bytes", "512"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("two example processes on one Deno KV file under load: no update lost", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "radam_kv_" });
+  try {
+    await loadTest(["--kv", `${dir}/train.sqlite3`, "--chunk-bytes", "512"], 2);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
