@@ -219,7 +219,13 @@ function parseArgs(args: string[]): Record<string, string> {
 
 if (import.meta.main) {
   const args = parseArgs(Deno.args);
-  const number = (name: string) => args[name] === undefined ? undefined : Number(args[name]);
+  const number = (name: string) => {
+    if (args[name] === undefined) return undefined;
+    if (!/^\d+$/.test(args[name])) {
+      throw new TypeError(`--${name} must be a whole number, got ${JSON.stringify(args[name])}`);
+    }
+    return Number(args[name]);
+  };
   const kv = args.kv === undefined ? undefined : await Deno.openKv(args.kv);
   const store = kv
     ? kvCheckpointStore(kv, ["radam", "serverless", "model"], {
