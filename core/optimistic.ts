@@ -251,7 +251,10 @@ export class CheckpointConflictError extends Error {
  * ```
  */
 export interface OptimisticStepOptions<R> {
-  /** The optimizer of a new state, and the one a stored checkpoint must be of. */
+  /**
+   * The optimizer of a new state, and the one a stored checkpoint must be of (by name); a
+   * stored checkpoint resumes with its own hyperparameters (`loadOptions.lr` replaces its lr).
+   */
   optimizer: Optimizer;
   /** The initial parameters, called only when the store holds no checkpoint yet. */
   init: () => Params | Promise<Params>;
@@ -379,7 +382,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * current. When another writer saved first, nothing of this attempt is kept: after a jittered
  * exponential backoff it starts again from the new checkpoint, at most `maxAttempts` times,
  * then throws a {@linkcode CheckpointConflictError}. Each update is thus applied exactly once,
- * to the state it was computed on, or not at all.
+ * to the state it was computed on, or not at all. (A step the optimizer skips for a non-finite
+ * gradient, with `nonFinite: "skip"`, is saved as such: the step count stays, `skippedSteps`
+ * grows.)
  *
  * Bad stored data (see the store), or a checkpoint of another optimizer or (with `tensors`)
  * other tensors, throws a CheckpointError naming the store; nothing is saved.
