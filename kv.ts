@@ -4,7 +4,7 @@
  *
  * {@linkcode kvCheckpointStore} keeps one checkpoint under a key prefix, in chunks of at most
  * 64 KiB (Deno KV's value limit) under a version of their own, made current by one atomic,
- * checked write of a small head record; {@linkcode optimisticStep} runs "load, compute the
+ * checked write of a small head record (a checkpoint that fits in one value goes in the head); {@linkcode optimisticStep} runs "load, compute the
  * gradient on the loaded parameters, step, save if the version is still current", retried on a
  * conflict. No update is lost, no reader sees a torn checkpoint, and a crash at any moment
  * leaves the last committed checkpoint current.
