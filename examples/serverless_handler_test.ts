@@ -1,57 +1,406 @@
+/**
+ * The serverless example, in process and as a separate process started as a user would
+ * (`deno run --unstable-kv --allow-net=127.0.0.1 --allow-read --allow-write
+ * examples/serverless_handler.ts --port 0 [--kv FILE]`), talked to over 127.0.0.1 only: under
+ * load, with the in-process and the Deno KV store, and killed (SIGKILL) under load.
+ */
 import assert from "node:assert/strict";
-import { readParams, step } from "../mod.ts";
+import { readParams, saveState, step } from "../mod.ts";
+import { formatKvKey, kvCheckpointStore } from "../kv.ts";
 import {
   type Batch,
   batchGradient,
   initialParams,
+  journalOf,
   makeHandler,
-  memoryStore,
   optimizer,
 } from "./serverless_handler.ts";
+import { memoryCheckpointStore } from "../kv.ts";
 
-function batches(count: number, features: number): Batch[] {
-  let a = 99;
+const FEATURES = 12;
+const KV_PREFIX = ["radam", "serverless", "model"];
+
+/** `count` batches of linear-regression data, with ids `${tag}0`, `${tag}1`, …. */
+function batches(count: number, features: number, tag = "r", seed = 99): Required<Batch>[] {
+  let a = seed;
   const rand = () => ((a = (Math.imul(a, 1664525) + 1013904223) >>> 0) / 4294967296) * 2 - 1;
-  return Array.from({ length: count }, () => {
+  return Array.from({ length: count }, (_, i) => {
     const x = Array.from({ length: 8 }, () => Array.from({ length: features }, rand));
-    const y = x.map((row) => row.reduce((s, v, j) => s + v * (j + 1), 0.5));
-    return { x, y };
+    const y = x.map((row) => row.reduce((s, v, j) => s + v * (j + 1) / features, 0.5));
+    return { x, y, id: `${tag}${i}` };
   });
 }
+
+/** The same batches applied one after another in one process; the state after them. */
+async function replay(applied: Batch[], features = FEATURES) {
+  let state = await optimizer.init(initialParams(features));
+  for (const batch of applied) {
+    batchGradient(state.params, batch, state.grads);
+    state = step(state);
+  }
+  return state;
+}
+
+const post = (base: string, body: unknown) =>
+  fetch(`${base}/step`, { method: "POST", body: JSON.stringify(body) });
 
 Deno.test("serverless handler over loopback: checkpointed steps equal one process's steps", async () => {
   const data = batches(150, 4);
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    makeHandler(memoryStore()),
+    makeHandler(memoryCheckpointStore()),
   );
   const base = `http://127.0.0.1:${server.addr.port}`;
   try {
+    const missing = await fetch(`${base}/params`);
+    assert.equal(missing.status, 404);
+    await missing.body?.cancel();
     const losses: number[] = [];
-    for (const batch of data) {
-      const res = await fetch(`${base}/step`, { method: "POST", body: JSON.stringify(batch) });
+    for (const [i, batch] of data.entries()) {
+      const res = await post(base, batch);
       assert.equal(res.status, 200);
-      losses.push((await res.json()).loss);
+      const answer = await res.json();
+      assert.equal(answer.step, i + 1);
+      assert.equal(answer.id, batch.id);
+      losses.push(answer.loss);
     }
-    const bad = await fetch(`${base}/step`, { method: "POST", body: '{"x": 1}' });
-    assert.equal(bad.status, 400);
-    await bad.body?.cancel();
+    const refused = [
+      '{"x": 1}',
+      JSON.stringify({ x: [[1, 2, 3, 4]], y: ["1"] }),
+      JSON.stringify({ x: [[1, 2, 3, 4]], y: [1], id: "no spaces" }),
+      JSON.stringify({ x: [[1, 2, 3]], y: [1] }), // 3 features, the model has 4
+      JSON.stringify({ x: [[1e300, 0, 0, 0]], y: [1e300] }), // a non-finite gradient
+    ];
+    for (const body of refused) {
+      const bad = await fetch(`${base}/step`, { method: "POST", body });
+      assert.equal(bad.status, 400, body);
+      await bad.body?.cancel();
+    }
     const served = await (await fetch(`${base}/params`)).json();
 
     // The same steps in one process, state kept in memory throughout.
-    let state = await optimizer.init(initialParams(4));
-    for (const batch of data) {
-      batchGradient(state.params, batch, state.grads);
-      state = step(state);
-    }
+    const state = await replay(data, 4);
     const local = await readParams(state);
-    assert.equal(state.step, data.length);
-    assert.deepEqual(served.w, Array.from(local.w), "bit-identical weights");
-    assert.deepEqual(served.b, Array.from(local.b));
+    assert.equal(served.step, data.length, "the refused batches were not applied");
+    assert.deepEqual(served.params.w, Array.from(local.w), "bit-identical weights");
+    assert.deepEqual(served.params.b, Array.from(local.b));
+    assert.deepEqual(served.requests, data.map((b) => b.id));
     const mean = (xs: number[]) => xs.reduce((s, v) => s + v, 0) / xs.length;
     const [early, late] = [mean(losses.slice(0, 10)), mean(losses.slice(-10))];
     assert.ok(late < 0.2 * early, `loss ${early} -> ${late}`);
   } finally {
     await server.shutdown();
+  }
+});
+
+/** The example, started as its own process; resolves once it listens. */
+class ExampleServer {
+  readonly child: Deno.ChildProcess;
+  base = "";
+  private output = "";
+  private reading: Promise<void>;
+
+  private constructor(args: string[]) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--unstable-kv",
+        "--allow-net=127.0.0.1",
+        "--allow-read",
+        "--allow-write",
+        new URL("./serverless_handler.ts", import.meta.url).pathname,
+        "--port",
+        "0",
+        ...args,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const collect = async (stream: ReadableStream<Uint8Array>) => {
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) this.output += text;
+    };
+    this.reading = Promise.all([collect(this.child.stdout), collect(this.child.stderr)]).then(
+      () => {},
+    );
+  }
+
+  static async start(args: string[]): Promise<ExampleServer> {
+    const server = new ExampleServer(args);
+    const deadline = Date.now() + 60_000;
+    while (!/Listening on (http:\/\/127\.0\.0\.1:\d+)\//.test(server.output)) {
+      if (Date.now() > deadline) {
+        server.child.kill("SIGKILL");
+        await server.stopped();
+        throw new Error(`The example did not start:\n${server.output}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    server.base = /Listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(server.output)![1];
+    return server;
+  }
+
+  /** Waits for the process to end; its exit status. */
+  async stopped(): Promise<Deno.CommandStatus> {
+    const status = await this.child.status;
+    await this.reading;
+    return status;
+  }
+
+  /** Ends it with SIGTERM (a clean shutdown) and checks it exited cleanly. */
+  async stop(): Promise<void> {
+    this.child.kill("SIGTERM");
+    const status = await this.stopped();
+    assert.equal(status.code, 0, this.output);
+  }
+
+  get log(): string {
+    return this.output;
+  }
+}
+
+interface Answer {
+  batch: Required<Batch>;
+  status?: number;
+  body?: { step: number; loss: number; id: string; attempts: number; error?: string };
+}
+
+/**
+ * Sends `data` to `base`, `concurrency` at a time, and stops sending once a request fails (the
+ * server died: that request and those in flight have no status). `onAnswer` sees each answer.
+ */
+async function load(
+  base: string,
+  data: Required<Batch>[],
+  concurrency: number,
+  onAnswer?: (answer: Answer) => void,
+): Promise<Answer[]> {
+  const answers: Answer[] = [];
+  let next = 0;
+  let halt = false;
+  const worker = async () => {
+    while (!halt && next < data.length) {
+      const answer: Answer = { batch: data[next++] };
+      answers.push(answer);
+      try {
+        const res = await post(base, answer.batch);
+        answer.status = res.status;
+        answer.body = await res.json();
+      } catch {
+        answer.status = undefined;
+        halt = true;
+        continue;
+      }
+      onAnswer?.(answer);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return answers;
+}
+
+/** Checks the issue's load properties of `answers`; returns the batches in step order. */
+function checkAnswers(answers: Answer[], firstStep = 1): Required<Batch>[] {
+  const ok = answers.filter((a) => a.status === 200);
+  for (const a of answers) {
+    assert.ok(a.status === 200 || a.status === 409, `answer ${a.status}: ${a.body?.error}`);
+  }
+  const steps = ok.map((a) => a.body!.step).sort((x, y) => x - y);
+  assert.deepEqual(
+    steps,
+    Array.from({ length: ok.length }, (_, i) => firstStep + i),
+    "the 200 answers' steps are distinct and leave no gap",
+  );
+  return [...ok].sort((x, y) => x.body!.step - y.body!.step).map((a) => a.batch);
+}
+
+/** The load test, on `processes` example processes started with `args` (requests alternate). */
+async function loadTest(args: string[], processes = 1): Promise<void> {
+  const servers: ExampleServer[] = [];
+  try {
+    for (let i = 0; i < processes; i++) servers.push(await ExampleServer.start(args));
+    const data = batches(200, FEATURES);
+    const answers = (await Promise.all(servers.map((server, i) =>
+      load(
+        server.base,
+        data.filter((_, j) => j % processes === i),
+        32 / processes,
+      )
+    ))).flat();
+    assert.equal(answers.length, 200);
+    assert.ok(answers.every((a) => a.status !== undefined), "every request is answered");
+    const ordered = checkAnswers(answers);
+    const ok = ordered.length;
+    // Under this load most requests succeed; the rest were refused whole (409), not lost.
+    assert.ok(ok >= 150, `${ok} of 200 answered 200`);
+    assert.ok(
+      answers.some((a) => a.status === 200 && a.body!.attempts > 1),
+      "some requests met a conflict and were retried",
+    );
+    for (const server of servers) {
+      const served = await (await fetch(`${server.base}/params`)).json();
+      assert.equal(served.step, ok, "the final step is the number of 200 answers");
+      const local = await readParams(await replay(ordered));
+      assert.deepEqual(served.params.w, Array.from(local.w), "the sequential replay, bit for bit");
+      assert.deepEqual(served.params.b, Array.from(local.b));
+      assert.deepEqual(served.requests, ordered.map((b) => b.id));
+    }
+  } finally {
+    for (const server of servers) await server.stop();
+  }
+}
+
+Deno.test("example process under load, in-process store: 200 requests 32 at a time, no update lost", async () => {
+  // Answers 1 ms later, as a database would: requests interleave between load and save.
+  await loadTest(["--latency-ms", "1"]);
+});
+
+Deno.test("example process under load, Deno KV store: 200 requests 32 at a time, no update lost", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "radam_kv_" });
+  try {
+    // The default chunk size: this checkpoint (about 1 KB) goes in the head record.
+    await loadTest(["--kv", `${dir}/train.sqlite3`]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("two example processes on one Deno KV file under load: no update lost", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "radam_kv_" });
+  try {
+    // Chunks of 512 bytes: the checkpoint takes 2, written under a version of their own.
+    await loadTest(["--kv", `${dir}/train.sqlite3`, "--chunk-bytes", "512"], 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A seeded random number generator in [0, 1). */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => ((a = (Math.imul(a ^ (a >>> 15), 2246822519) + 3266489917) >>> 0) / 4294967296);
+}
+
+Deno.test("example process killed under load: it restarts on a consistent checkpoint and goes on", async () => {
+  const seed = Date.now() % 1_000_000;
+  const rand = random(seed);
+  const note = `(seed ${seed})`;
+  const dir = await Deno.makeTempDir({ prefix: "radam_kv_" });
+  const file = `${dir}/train.sqlite3`;
+  // Chunks of 256 bytes: a checkpoint is about 10 of them, so kills land between chunk writes.
+  const args = ["--kv", file, "--chunk-bytes", "256", "--stale-after-ms", "1500"];
+  const data = batches(700, FEATURES);
+  const byId = new Map(data.map((b) => [b.id, b]));
+  let offset = 0;
+  const sent = new Set<string>();
+  const acknowledged = new Map<string, number>(); // id → step, from 200 answers
+  let lastKill = 0;
+
+  /** What the KV file holds, read in this process, checked against everything sent. */
+  async function checkStored(): Promise<{ step: number; bytes: Uint8Array }> {
+    const kv = await Deno.openKv(file);
+    try {
+      const stored = await kvCheckpointStore(kv, KV_PREFIX).load();
+      assert.ok(stored, `a checkpoint exists ${note}`);
+      const journal = journalOf(stored.meta);
+      assert.equal(new Set(journal).size, journal.length, `each request applied once ${note}`);
+      for (const id of journal) assert.ok(sent.has(id), `${id} was sent ${note}`);
+      for (const [id, step] of acknowledged) {
+        assert.equal(journal[step - 1], id, `acknowledged ${id} is step ${step} ${note}`);
+      }
+      // Its bytes are those of the checkpoint the request that made its last step committed:
+      // the same batches replayed in the journal's order give them bit for bit.
+      const state = await replay(journal.map((id) => byId.get(id)!));
+      assert.deepEqual(stored.bytes, await saveState(state), `bit-equal checkpoint ${note}`);
+      assert.ok(state.step >= acknowledged.size, `step ≥ 200 answers ${note}`);
+      assert.ok(state.step <= sent.size, `step ≤ requests sent ${note}`);
+      return { step: state.step, bytes: stored.bytes };
+    } finally {
+      kv.close();
+    }
+  }
+
+  try {
+    for (let round = 0; round < 4; round++) {
+      const server = await ExampleServer.start(args);
+      if (round > 0) {
+        // It starts on what the file held, and training goes on from there.
+        const { step } = await checkStored();
+        const served = await (await fetch(`${server.base}/params`)).json();
+        assert.equal(served.step, step, note);
+      }
+      // Kill it after a random number of 200 answers, at a random moment after that one.
+      const killAfter = 3 + Math.floor(rand() * 60);
+      const delayMs = rand() * 8;
+      const chunk = data.slice(offset, offset + 150);
+      offset += chunk.length;
+      let oks = 0;
+      const answers = await load(server.base, chunk, 32, (answer) => {
+        if (answer.status === 200 && ++oks === killAfter) {
+          setTimeout(() => server.child.kill("SIGKILL"), delayMs);
+        }
+      });
+      for (const a of answers) sent.add(a.batch.id);
+      const status = await server.stopped();
+      assert.equal(status.signal, "SIGKILL", `killed in round ${round} ${note}\n${server.log}`);
+      lastKill = Date.now();
+      for (const a of answers) {
+        if (a.status === 200) acknowledged.set(a.batch.id, a.body!.step);
+        else if (a.status !== undefined) assert.equal(a.status, 409, a.body?.error);
+      }
+      assert.ok(answers.some((a) => a.status === undefined), `killed under load ${note}`);
+      await checkStored();
+    }
+
+    // Restarted once more: it takes requests again, from the step it stopped at.
+    const server = await ExampleServer.start(args);
+    try {
+      const { step } = await checkStored();
+      const more = data.slice(offset, offset + 40);
+      for (const b of more) sent.add(b.id);
+      const answers = await load(server.base, more, 8);
+      const ordered = checkAnswers(answers, step + 1);
+      assert.ok(ordered.length > 0, note);
+      for (const a of answers) if (a.status === 200) acknowledged.set(a.batch.id, a.body!.step);
+      // Once the crashed saves are stale, the next save removes their garbage.
+      await new Promise((r) => setTimeout(r, Math.max(0, lastKill + 1600 - Date.now())));
+      const last = data[offset + 40];
+      sent.add(last.id);
+      const res = await post(server.base, last);
+      assert.equal(res.status, 200);
+      acknowledged.set(last.id, (await res.json()).step);
+      const served = await (await fetch(`${server.base}/params`)).json();
+      const state = await replay(served.requests.map((id: string) => byId.get(id)!));
+      assert.deepEqual(served.params.w, Array.from((await readParams(state)).w), note);
+    } finally {
+      await server.stop();
+    }
+    const { bytes } = await checkStored();
+    const kv = await Deno.openKv(file);
+    try {
+      const keys: string[] = [];
+      for await (const e of kv.list({ prefix: KV_PREFIX })) keys.push(formatKvKey(e.key));
+      const chunks = Math.ceil(bytes.length / 256);
+      assert.equal(keys.length, 2 + chunks, `only the current version is left ${note}\n${keys}`);
+    } finally {
+      kv.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("mod.ts imports nothing of the KV entry point and needs no permission", async () => {
+  const info = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", new URL("../mod.ts", import.meta.url).pathname],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  assert.ok(info.success);
+  const graph = JSON.parse(new TextDecoder().decode(info.stdout));
+  const files: string[] = graph.modules.map((m: { specifier: string }) => m.specifier);
+  assert.ok(files.some((f) => f.endsWith("/mod.ts")));
+  assert.ok(files.some((f) => f.endsWith("/core/checkpoint.ts")), "the graph was read");
+  for (const f of files) {
+    assert.ok(!f.endsWith("/kv.ts") && !f.endsWith("/core/optimistic.ts"), f);
   }
 });

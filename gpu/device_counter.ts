@@ -140,6 +140,8 @@ export class GpuStepCounter implements DeviceCounter {
   #readback: Promise<void> | undefined;
   /** Why the last readback failed, if the device was not lost (settle reports it). */
   #readbackError: unknown;
+  /** Set by `destroy`: a readback still in flight then finds its buffer gone and ends quietly. */
+  #destroyed = false;
   /** `#submitted` when the last readback with a step began. */
   #readbackAt = -Infinity;
   /** Steps submitted since `start`. */
@@ -274,6 +276,7 @@ export class GpuStepCounter implements DeviceCounter {
 
   /** Frees the buffers. */
   destroy(): void {
+    this.#destroyed = true;
     this.control.destroy();
     this.#staging.destroy();
     this.ring.buffer.destroy();
@@ -287,15 +290,21 @@ export class GpuStepCounter implements DeviceCounter {
     const staging = this.#staging;
     this.#readback = staging.mapAsync(GPUMapMode.READ).then(
       () => {
-        const words = new Uint32Array(staging.getMappedRange().slice(0));
-        staging.unmap();
         this.#readback = undefined;
-        this.#report(words);
+        // Disposed while the map was in flight: the buffer is gone and nobody waits for it.
+        if (this.#destroyed) return;
+        try {
+          const words = new Uint32Array(staging.getMappedRange().slice(0));
+          staging.unmap();
+          this.#report(words);
+        } catch (error) {
+          this.#readbackError = error;
+        }
       },
       (error) => {
         // A lost device: checkUsable says so at the next call; anything else, settle rethrows.
         this.#readback = undefined;
-        this.#readbackError = error;
+        if (!this.#destroyed) this.#readbackError = error;
       },
     );
   }

@@ -1,0 +1,751 @@
+/**
+ * The Deno KV checkpoint store and the optimistic step, on in-memory databases (no
+ * permissions; `--unstable-kv`). Crashes are simulated by a database wrapper that fails every
+ * operation from a chosen one on, as a killed process would stop.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { adam, CheckpointError, loadState, radam, readParams, saveState, step } from "../mod.ts";
+import {
+  CheckpointConflictError,
+  formatKvKey,
+  KV_MAX_CHUNK_BYTES,
+  kvCheckpointStore,
+  memoryCheckpointStore,
+  optimisticStep,
+  type VersionedCheckpointStore,
+} from "../kv.ts";
+
+const PREFIX = ["models", "m"];
+
+class Crash extends Error {
+  constructor() {
+    super("simulated crash");
+  }
+}
+
+/**
+ * A view of `kv` on which the first `allowed` writes (atomic commits and deletes) go through
+ * and every operation after them throws a Crash; `pause`, when set, is awaited before each
+ * write, with the write's index.
+ */
+function crashingKv(
+  kv: Deno.Kv,
+  allowed: number,
+  pause?: (write: number) => Promise<void>,
+): Deno.Kv & { writes: number } {
+  let writes = 0;
+  let dead = false;
+  const gate = async () => {
+    const index = writes;
+    if (pause) await pause(index);
+    if (dead || index >= allowed) {
+      dead = true;
+      throw new Crash();
+    }
+    writes++;
+  };
+  const alive = () => {
+    if (dead) throw new Crash();
+  };
+  const view = {
+    get writes() {
+      return writes;
+    },
+    get: (key: Deno.KvKey, options?: { consistency?: Deno.KvConsistencyLevel }) => {
+      alive();
+      return kv.get(key, options);
+    },
+    list: (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
+      alive();
+      return kv.list(selector, options);
+    },
+    delete: async (key: Deno.KvKey) => {
+      await gate();
+      return kv.delete(key);
+    },
+    atomic: () => {
+      const op = kv.atomic();
+      const wrapped = {
+        check: (...checks: Deno.AtomicCheck[]) => (op.check(...checks), wrapped),
+        set: (key: Deno.KvKey, value: unknown) => (op.set(key, value), wrapped),
+        delete: (key: Deno.KvKey) => (op.delete(key), wrapped),
+        commit: async () => {
+          await gate();
+          return op.commit();
+        },
+      };
+      return wrapped;
+    },
+  };
+  return view as unknown as Deno.Kv & { writes: number };
+}
+
+/**
+ * A view of `kv` that answers "database is locked", as a database file shared by processes
+ * does: with probability `rate` before an operation (not done), and for writes also with
+ * probability `rate` after it (done, but the caller is told otherwise).
+ */
+function busyKv(kv: Deno.Kv, rate: number, seed = 1): Deno.Kv & { busy: number } {
+  let a = seed;
+  const rand = () => ((a = (Math.imul(a, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const counts = { busy: 0 };
+  const locked = () => {
+    counts.busy++;
+    return new TypeError("database is locked");
+  };
+  const maybe = () => {
+    if (rand() < rate) throw locked();
+  };
+  const write = async <T>(f: () => Promise<T>) => {
+    maybe();
+    const result = await f();
+    maybe();
+    return result;
+  };
+  const view = {
+    get busy() {
+      return counts.busy;
+    },
+    get: (key: Deno.KvKey, options?: { consistency?: Deno.KvConsistencyLevel }) => {
+      maybe();
+      return kv.get(key, options);
+    },
+    list: (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
+      maybe();
+      return kv.list(selector, options);
+    },
+    delete: (key: Deno.KvKey) => write(() => kv.delete(key)),
+    atomic: () => {
+      const op = kv.atomic();
+      const wrapped = {
+        check: (...checks: Deno.AtomicCheck[]) => (op.check(...checks), wrapped),
+        set: (key: Deno.KvKey, value: unknown) => (op.set(key, value), wrapped),
+        delete: (key: Deno.KvKey) => (op.delete(key), wrapped),
+        commit: () => write(() => op.commit()),
+      };
+      return wrapped;
+    },
+  };
+  return view as unknown as Deno.Kv & { busy: number };
+}
+
+/** Every key under the prefix, as text, sorted. */
+async function keysOf(kv: Deno.Kv): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const e of kv.list({ prefix: PREFIX })) keys.push(formatKvKey(e.key));
+  return keys.sort();
+}
+
+/**
+ * Checks that the store holds exactly one version, with `chunks` chunks (0: the bytes are in
+ * the head), and nothing else.
+ */
+async function assertOnlyCurrent(kv: Deno.Kv, chunks: number): Promise<void> {
+  const keys = await keysOf(kv);
+  const head = (await kv.get<{ id: string; chunks: number }>([...PREFIX, "head"])).value!;
+  assert.equal(head.chunks, chunks);
+  const expected = [
+    formatKvKey([...PREFIX, "head"]),
+    ...(chunks === 0 ? [] : [formatKvKey([...PREFIX, "versions", head.id])]),
+    ...Array.from({ length: chunks }, (_, i) => formatKvKey([...PREFIX, "chunks", head.id, i])),
+  ].sort();
+  assert.deepEqual(keys, expected, "only the current version's keys remain");
+}
+
+/** How many chunks a checkpoint of `size` bytes takes (0: it goes in the head). */
+const chunksOf = (size: number, chunkBytes: number) =>
+  size <= chunkBytes ? 0 : Math.ceil(size / chunkBytes);
+
+function randomBytes(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let a = seed >>> 0;
+  for (let i = 0; i < length; i++) {
+    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
+    out[i] = a >>> 24;
+  }
+  return out;
+}
+
+async function withKv(fn: (kv: Deno.Kv) => Promise<void>): Promise<void> {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    await fn(kv);
+  } finally {
+    kv.close();
+  }
+}
+
+async function rejectsWith(
+  p: Promise<unknown>,
+  type: abstract new (...args: never[]) => Error,
+  ...parts: string[]
+) {
+  await assert.rejects(p, (e: Error) => {
+    assert.ok(e instanceof type, `${e.name}: ${e.message}`);
+    for (const part of parts) assert.ok(e.message.includes(part), `"${e.message}" lacks ${part}`);
+    return true;
+  });
+}
+
+Deno.test("kv store: any size and chunk size round-trips, and only the current version is kept", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.integer({ min: 1, max: 2500 }), { minLength: 1, maxLength: 4 }),
+      fc.integer({ min: 16, max: 700 }),
+      fc.option(fc.string({ maxLength: 40 }), { nil: undefined }),
+      (sizes, chunkBytes, meta) =>
+        withKv(async (kv) => {
+          const store = kvCheckpointStore(kv, PREFIX, { chunkBytes });
+          let version: string | null = null;
+          for (const [i, size] of sizes.entries()) {
+            const bytes = randomBytes(size, i + 1);
+            version = await store.save(bytes, version, meta);
+            assert.equal(typeof version, "string");
+            const loaded = await store.load();
+            assert.deepEqual(loaded?.bytes, bytes);
+            assert.equal(loaded?.version, version);
+            assert.equal(loaded?.meta, meta);
+            await assertOnlyCurrent(kv, chunksOf(size, chunkBytes));
+          }
+        }),
+    ),
+    { numRuns: 40 },
+  );
+});
+
+Deno.test("kv store: a full 64 KiB chunk, an empty store, and bad arguments", async () => {
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, PREFIX);
+    assert.equal(await store.load(), null);
+    const bytes = randomBytes(3 * KV_MAX_CHUNK_BYTES + 5, 7);
+    const v = await store.save(bytes, null);
+    assert.deepEqual((await store.load())?.bytes, bytes);
+    await assertOnlyCurrent(kv, 4);
+    await rejectsWith(store.save(new Uint8Array(0), v), TypeError, "non-empty Uint8Array");
+    await rejectsWith(store.save(bytes, 3 as unknown as string), TypeError, "Expected version");
+    await rejectsWith(store.save(bytes, v, "x".repeat(40000)), RangeError, "metadata");
+  });
+  const kv = await Deno.openKv(":memory:");
+  try {
+    assert.throws(() => kvCheckpointStore({} as Deno.Kv, PREFIX), TypeError);
+    assert.throws(() => kvCheckpointStore(kv, "m" as unknown as Deno.KvKey), TypeError);
+    assert.throws(() => kvCheckpointStore(kv, PREFIX, { chunkBytes: 65537 }), /chunkBytes/);
+    assert.throws(() => kvCheckpointStore(kv, PREFIX, { chunkBytes: 0.5 }), RangeError);
+    assert.throws(() => kvCheckpointStore(kv, PREFIX, { staleAfterMs: -1 }), /staleAfterMs/);
+    assert.throws(() => kvCheckpointStore(kv, PREFIX, { model: 3 as unknown as string }), /model/);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("kv store: a stale version is refused, and of concurrent saves exactly one wins", async () => {
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, PREFIX, { chunkBytes: 50 });
+    const v1 = await store.save(randomBytes(300, 1), null);
+    const v2 = await store.save(randomBytes(300, 2), v1);
+    assert.equal(await store.save(randomBytes(300, 3), v1), null);
+    assert.equal(await store.save(randomBytes(300, 3), null), null);
+    assert.deepEqual((await store.load())?.bytes, randomBytes(300, 2));
+    // Eight writers from the same version, interleaved: one wins, the others leave nothing.
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => store.save(randomBytes(260 + i, 10 + i), v2)),
+    );
+    const winners = results.flatMap((v, i) => v === null ? [] : [i]);
+    assert.equal(winners.length, 1, `winners ${winners}`);
+    const loaded = await store.load();
+    assert.equal(loaded?.version, results[winners[0]]);
+    assert.deepEqual(loaded?.bytes, randomBytes(260 + winners[0], 10 + winners[0]));
+    await assertOnlyCurrent(kv, chunksOf(260 + winners[0], 50));
+  });
+});
+
+Deno.test("kv store: a truncated chunk is an error naming it, never a partial checkpoint", async () => {
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, PREFIX, { chunkBytes: 64 });
+    await store.save(randomBytes(200, 1), null);
+    const { id } = (await kv.get<{ id: string }>([...PREFIX, "head"])).value!;
+    const key = [...PREFIX, "chunks", id, 1];
+    const chunk = (await kv.get<Uint8Array>(key)).value!;
+    await kv.set(key, chunk.subarray(0, 10));
+    await rejectsWith(store.load(), CheckpointError, formatKvKey(key), "truncated");
+    // The last chunk too, and a chunk that is not bytes.
+    await kv.set(key, chunk);
+    const last = [...PREFIX, "chunks", id, 3];
+    await kv.set(last, new Uint8Array(7));
+    await rejectsWith(store.load(), CheckpointError, formatKvKey(last), "holds 7 bytes");
+    await kv.set(last, "text");
+    await rejectsWith(store.load(), CheckpointError, formatKvKey(last), "not bytes");
+    // Same length, other bytes: the digest says so.
+    await kv.set(last, new Uint8Array(8));
+    await rejectsWith(store.load(), CheckpointError, "SHA-256", formatKvKey([...PREFIX, "head"]));
+    // An extra chunk past the end.
+    await kv.set(last, randomBytes(200, 1).subarray(192));
+    const extra = [...PREFIX, "chunks", id, 4];
+    await kv.set(extra, new Uint8Array(3));
+    await rejectsWith(store.load(), CheckpointError, formatKvKey(extra), "past the 4 chunks");
+    await kv.delete(extra);
+    assert.deepEqual((await store.load())?.bytes, randomBytes(200, 1), "repaired, it loads");
+  });
+});
+
+Deno.test("kv store: a head pointing at missing chunks is an error naming the chunk", async () => {
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, PREFIX, { chunkBytes: 64 });
+    await store.save(randomBytes(200, 1), null);
+    const headKey = [...PREFIX, "head"];
+    const head = (await kv.get<Record<string, unknown>>(headKey)).value!;
+    const missing = [...PREFIX, "chunks", head.id as string, 2];
+    await kv.delete(missing);
+    await rejectsWith(store.load(), CheckpointError, formatKvKey(missing), "missing");
+    const first = [...PREFIX, "chunks", head.id as string, 0];
+    await kv.delete(first);
+    await rejectsWith(store.load(), CheckpointError, formatKvKey(first), "missing");
+    // A head pointing at a version that was never written.
+    const other = crypto.randomUUID();
+    await kv.set(headKey, { ...head, id: other, recent: [other] });
+    await rejectsWith(store.load(), CheckpointError, formatKvKey([...PREFIX, "chunks", other, 0]));
+    // A save over a broken head still works (it checks the head's versionstamp only).
+    const entry = await kv.get(headKey);
+    await store.save(randomBytes(90, 5), entry.versionstamp);
+    assert.deepEqual((await store.load())?.bytes, randomBytes(90, 5));
+  });
+});
+
+Deno.test("kv store: hostile head records are errors naming the head key", async () => {
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, PREFIX, { chunkBytes: 64 });
+    await store.save(randomBytes(200, 1), null);
+    const headKey = [...PREFIX, "head"];
+    const head = (await kv.get<Record<string, unknown>>(headKey)).value!;
+    const bad: [unknown, string][] = [
+      [42, "is not a head record"],
+      [new Uint8Array(4), "is not a head record"],
+      [null, "is not a head record"],
+      [{ ...head, format: "other" }, "format"],
+      [{ ...head, formatVersion: 2 }, "format version"],
+      [{ ...head, id: "../x" }, "version id"],
+      [{ ...head, chunkBytes: 70000 }, "chunk size"],
+      [{ ...head, chunkBytes: 0 }, "chunk size"],
+      [{ ...head, byteLength: -1 }, "byte length"],
+      [{ ...head, byteLength: 1e300 }, "byte length"],
+      [{ ...head, chunks: 2 }, "chunks"],
+      [{ ...head, byteLength: 2000 }, "chunks"],
+      [{ ...head, sha256: "00" }, "SHA-256"],
+      [{ ...head, model: 5 }, "model"],
+      [{ ...head, meta: {} }, "metadata"],
+      [{ ...head, data: new Uint8Array(200) }, "data as well as chunks"],
+      [{ ...head, chunks: 0 }, "holds no 200 bytes"],
+      [{ ...head, chunks: 0, data: new Uint8Array(199) }, "holds no 200 bytes"],
+      [{ ...head, chunks: 0, data: "x".repeat(200) }, "holds no 200 bytes"],
+      [{ ...head, chunks: 0, data: new Uint8Array(200) }, "SHA-256"],
+      [{ ...head, recent: [] }, "recent versions"],
+      [{ ...head, recent: [crypto.randomUUID()] }, "recent versions"],
+      [{ ...head, recent: "x" }, "recent versions"],
+    ];
+    for (const [value, what] of bad) {
+      await kv.set(headKey, value);
+      await rejectsWith(store.load(), CheckpointError, formatKvKey(headKey), what);
+      assert.equal(await store.sweep(), 0, "a damaged head makes sweep remove nothing");
+    }
+    await kv.set(headKey, head);
+    assert.deepEqual((await store.load())?.bytes, randomBytes(200, 1));
+  });
+});
+
+Deno.test("kv store: a checkpoint of another model is refused naming the key", async () => {
+  await withKv(async (kv) => {
+    const a = kvCheckpointStore(kv, PREFIX, { model: "a" });
+    await a.save(randomBytes(100, 1), null);
+    const b = kvCheckpointStore(kv, PREFIX, { model: "b" });
+    await rejectsWith(b.load(), CheckpointError, formatKvKey([...PREFIX, "head"]), '"a"', '"b"');
+    assert.deepEqual((await a.load())?.bytes, randomBytes(100, 1));
+    // Without a model name nothing is checked.
+    assert.deepEqual((await kvCheckpointStore(kv, PREFIX).load())?.bytes, randomBytes(100, 1));
+
+    // In the optimistic step: another optimizer, other tensors, or bytes that are no checkpoint.
+    const store = kvCheckpointStore(kv, ["models", "n"]);
+    const state = step(await adam().init({ w: new Float32Array(3) }), { w: new Float32Array(3) });
+    const version = await store.save(await saveState(state), null);
+    const options = {
+      optimizer: radam(),
+      init: () => ({ w: new Float32Array(3) }),
+      gradient: () => 0,
+    };
+    await rejectsWith(
+      optimisticStep(store, options),
+      CheckpointError,
+      store.name,
+      "another model",
+      '"adam"',
+    );
+    const v2 = await store.save(
+      await saveState(await radam().init({ v: new Float32Array(3) })),
+      version,
+    );
+    await rejectsWith(
+      optimisticStep(store, { ...options, tensors: { w: 3 } }),
+      CheckpointError,
+      store.name,
+      'tensor "v"',
+    );
+    const v3 = await store.save(
+      await saveState(await radam().init({ w: new Float32Array(4) })),
+      v2,
+    );
+    await rejectsWith(
+      optimisticStep(store, { ...options, tensors: { w: 3 } }),
+      CheckpointError,
+      store.name,
+      "4 values, expected 3",
+    );
+    await rejectsWith(
+      optimisticStep(store, { ...options, tensors: { w: 4, b: 1 } }),
+      CheckpointError,
+      store.name,
+      'lacks the tensor "b"',
+    );
+    await store.save(randomBytes(500, 3), v3);
+    await rejectsWith(optimisticStep(store, options), CheckpointError, store.name);
+    assert.deepEqual((await store.load())?.bytes, randomBytes(500, 3), "nothing was saved");
+  });
+});
+
+Deno.test("kv store: a crash between the chunk writes and the head write leaves the previous checkpoint current", async () => {
+  await withKv(async (kv) => {
+    const old = randomBytes(1000, 1);
+    const v1 = await kvCheckpointStore(kv, PREFIX, { chunkBytes: 40 }).save(old, null);
+    // 25 chunks of 40 bytes for the new one: 3 writes (the first with the version's record),
+    // then the head.
+    for (const allowed of [0, 1, 2, 3]) {
+      const crashing = kvCheckpointStore(crashingKv(kv, allowed), PREFIX, { chunkBytes: 40 });
+      await assert.rejects(crashing.save(randomBytes(1000, 2), v1), Crash);
+      // The restarted process sees the old checkpoint, bit for bit, under its version.
+      const restarted = kvCheckpointStore(kv, PREFIX, { chunkBytes: 40 });
+      const loaded = await restarted.load();
+      assert.deepEqual(loaded?.bytes, old);
+      assert.equal(loaded?.version, v1);
+    }
+    // The garbage of unfinished saves is kept while they might be in progress…
+    const keys = await keysOf(kv);
+    assert.ok(keys.length > 2 + 25, `garbage: ${keys.length} keys`);
+    const patient = kvCheckpointStore(kv, PREFIX, { chunkBytes: 40 });
+    assert.equal(await patient.sweep(), 0);
+    // …and removed by a later save once they are older than staleAfterMs.
+    const later = kvCheckpointStore(kv, PREFIX, { chunkBytes: 40, staleAfterMs: 0 });
+    await later.save(randomBytes(120, 3), v1);
+    await assertOnlyCurrent(kv, 3);
+  });
+});
+
+Deno.test("kv store: a crash after the head write leaves the new checkpoint current and garbage a later save removes", async () => {
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, PREFIX, { chunkBytes: 40 });
+    const v1 = await store.save(randomBytes(1000, 1), null);
+    // 3 chunk writes, the head: then the crash, in the removal of the old version.
+    for (const round of [0, 1, 2]) {
+      const version = (await store.load())!.version;
+      const bytes = randomBytes(1000, 10 + round);
+      const crashing = kvCheckpointStore(crashingKv(kv, 4), PREFIX, { chunkBytes: 40 });
+      const saved = await crashing.save(bytes, version);
+      assert.equal(typeof saved, "string", "the save is done once the head is written");
+      const loaded = await store.load();
+      assert.deepEqual(loaded?.bytes, bytes);
+      assert.equal(loaded?.version, saved);
+      assert.notEqual(saved, v1);
+    }
+    assert.equal((await keysOf(kv)).length, 1 + 4 * 26, "three old versions left");
+    // Committed versions that are no longer current are removed whatever their age.
+    assert.equal(await store.sweep(), 3);
+    await assertOnlyCurrent(kv, 25);
+  });
+});
+
+Deno.test("kv store: a save slower than staleAfterMs is refused, never made current", async () => {
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, PREFIX, { chunkBytes: 40 });
+    const v1 = await store.save(randomBytes(1000, 1), null);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => release = resolve);
+    let reached!: () => void;
+    const atChunks = new Promise<void>((resolve) => reached = resolve);
+    // Pauses before its third chunk write.
+    const slowKv = crashingKv(kv, Infinity, async (write) => {
+      if (write === 2) {
+        reached();
+        await held;
+      }
+    });
+    const slow = kvCheckpointStore(slowKv, PREFIX, { chunkBytes: 40 }).save(
+      randomBytes(1000, 2),
+      v1,
+    );
+    await atChunks;
+    assert.equal(await kvCheckpointStore(kv, PREFIX, { staleAfterMs: 0 }).sweep(), 1);
+    release();
+    assert.equal(await slow, null);
+    assert.deepEqual((await store.load())?.bytes, randomBytes(1000, 1));
+    await assertOnlyCurrent(kv, 25);
+  });
+});
+
+Deno.test("kv store: a version of more chunks than one atomic operation deletes is removed in steps", async () => {
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, PREFIX, { chunkBytes: 16 });
+    const big = randomBytes(16 * 2100 + 3, 1); // 2101 chunks: three deletes
+    const v1 = await store.save(big, null);
+    assert.deepEqual((await store.load())?.bytes, big);
+    const v2 = await store.save(randomBytes(100, 2), v1);
+    await assertOnlyCurrent(kv, 7);
+    // A crash while removing one: what is left is marked dead, and a later sweep removes it.
+    const v3 = await store.save(big, v2);
+    const crashing = kvCheckpointStore(crashingKv(kv, 3), PREFIX, { chunkBytes: 16 });
+    // Its writes: 7 chunks (0), the head (1), the removal of v3's first 998 chunks (2), crash.
+    assert.equal(typeof await crashing.save(randomBytes(100, 3), v3), "string");
+    const records: string[] = [];
+    for await (const e of kv.list<{ state: string }>({ prefix: [...PREFIX, "versions"] })) {
+      records.push(e.value.state);
+    }
+    assert.deepEqual(records.sort(), ["committed", "dead"]);
+    assert.deepEqual((await store.load())?.bytes, randomBytes(100, 3));
+    assert.equal(await store.sweep(), 1);
+    await assertOnlyCurrent(kv, 7);
+  });
+});
+
+Deno.test("kv store: under random interleavings and crashes, load gives the last committed checkpoint", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(
+        fc.record({
+          writers: fc.integer({ min: 1, max: 4 }),
+          crashAt: fc.array(fc.option(fc.integer({ min: 0, max: 12 }), { nil: undefined }), {
+            minLength: 4,
+            maxLength: 4,
+          }),
+          size: fc.integer({ min: 1, max: 900 }),
+        }),
+        { minLength: 1, maxLength: 6 },
+      ),
+      (rounds) =>
+        withKv(async (kv) => {
+          const opts = { chunkBytes: 64, staleAfterMs: 0 };
+          let committed: Uint8Array | null = null;
+          let seed = 1;
+          for (const round of rounds) {
+            const version = (await kvCheckpointStore(kv, PREFIX, opts).load())?.version ?? null;
+            const attempts = Array.from({ length: round.writers }, (_, w) => {
+              const bytes = randomBytes(round.size + w, seed++);
+              const crash = round.crashAt[w];
+              const db = crash === undefined ? kv : crashingKv(kv, crash);
+              return kvCheckpointStore(db, PREFIX, opts).save(bytes, version).then(
+                (v) => ({ v, bytes }),
+                (e) => {
+                  if (!(e instanceof Crash)) throw e;
+                  return { v: null, bytes };
+                },
+              );
+            });
+            const results = await Promise.all(attempts);
+            const winners = results.filter((r) => r.v !== null);
+            assert.ok(winners.length <= 1, "at most one save from one version");
+            if (winners.length === 1) committed = winners[0].bytes;
+            const loaded = await kvCheckpointStore(kv, PREFIX, opts).load();
+            assert.deepEqual(loaded?.bytes ?? null, committed);
+            if (winners.length === 1) assert.equal(loaded?.version, winners[0].v);
+          }
+          if (committed !== null) {
+            const store = kvCheckpointStore(kv, PREFIX, opts);
+            await store.sweep();
+            await assertOnlyCurrent(kv, chunksOf(committed.length, 64));
+          }
+        }),
+    ),
+    { numRuns: 60 },
+  );
+});
+
+/** A deterministic gradient for request `i`. */
+function gradientOf(i: number, length: number): Float32Array {
+  return Float32Array.from({ length }, (_, j) => Math.sin(i * 7.1 + j * 1.3));
+}
+
+async function concurrentSteps(store: VersionedCheckpointStore): Promise<void> {
+  const optimizer = radam({ lr: 0.05 });
+  const n = 40;
+  const results = await Promise.all(Array.from({ length: n }, (_, i) =>
+    optimisticStep(store, {
+      optimizer,
+      init: () => ({ w: new Float32Array(5) }),
+      tensors: { w: 5 },
+      // The gradient depends on the loaded parameters, so a stale state would show.
+      gradient: async (state) => {
+        await new Promise((r) => setTimeout(r, i % 3));
+        const g = gradientOf(i, 5);
+        for (let j = 0; j < 5; j++) state.grads.w[j] = g[j] + state.params.w[j];
+        return i;
+      },
+      meta: (previous) => JSON.stringify([...JSON.parse(previous ?? "[]"), i]),
+      maxAttempts: 200,
+      maxBackoffMs: 20,
+    })));
+  const steps = results.map((r) => r.step).sort((a, b) => a - b);
+  assert.deepEqual(steps, Array.from({ length: n }, (_, i) => i + 1), "distinct steps 1..n");
+  assert.ok(results.some((r) => r.attempts > 1), "some attempts were refused and retried");
+  // Replay in step order, in one process.
+  const order = [...results].sort((a, b) => a.step - b.step).map((r) => r.result);
+  let state = await optimizer.init({ w: new Float32Array(5) });
+  for (const i of order) {
+    const g = gradientOf(i, 5);
+    for (let j = 0; j < 5; j++) state.grads.w[j] = g[j] + state.params.w[j];
+    state = step(state);
+  }
+  const stored = (await store.load())!;
+  const served = await loadState(stored.bytes);
+  assert.equal(served.step, n);
+  assert.deepEqual(await readParams(served), await readParams(state));
+  assert.deepEqual(stored.bytes, await saveState(state), "the same checkpoint, bit for bit");
+  assert.deepEqual(JSON.parse(stored.meta!), order, "the metadata went with each commit");
+}
+
+Deno.test("optimistic step: 40 concurrent updates on Deno KV, none lost, each on the state it read", async () => {
+  await withKv((kv) => concurrentSteps(kvCheckpointStore(kv, PREFIX, { chunkBytes: 256 })));
+});
+
+Deno.test("optimistic step: a busy database (answers lost after writes too) neither loses nor repeats an update", async () => {
+  await withKv(async (kv) => {
+    for (const chunkBytes of [256, 65536]) {
+      const flaky = busyKv(kv, 0.15, chunkBytes);
+      const store = kvCheckpointStore(flaky, [...PREFIX, chunkBytes], { chunkBytes });
+      const optimizer = radam({ lr: 0.05 });
+      const n = 40;
+      const settled = await Promise.allSettled(
+        Array.from({ length: n }, (_, i) =>
+          optimisticStep(store, {
+            optimizer,
+            init: () => ({ w: new Float32Array(5) }),
+            gradient: (state) => {
+              const g = gradientOf(i, 5);
+              for (let j = 0; j < 5; j++) state.grads.w[j] = g[j] + state.params.w[j];
+              return i;
+            },
+            meta: (previous) => JSON.stringify([...JSON.parse(previous ?? "[]"), i]),
+            maxAttempts: 200,
+            maxBackoffMs: 20,
+          })),
+      );
+      assert.ok(flaky.busy > 20, `${flaky.busy} busy answers`);
+      const stored = (await kvCheckpointStore(kv, [...PREFIX, chunkBytes]).load())!;
+      const journal: number[] = JSON.parse(stored.meta!);
+      assert.equal(new Set(journal).size, journal.length, "no update applied twice");
+      let done = 0;
+      for (const [i, r] of settled.entries()) {
+        if (r.status === "fulfilled") {
+          done++;
+          assert.equal(journal[r.value.step - 1], i, "a returned update is the step it says");
+        } else {
+          // When the database fails at the head write and cannot tell whether it was done,
+          // the caller is told so (the example answers 503); it may or may not be applied.
+          assert.match(String(r.reason), /database is locked/);
+        }
+      }
+      assert.ok(done >= n - 5, `${done} of ${n} returned`);
+      let state = await optimizer.init({ w: new Float32Array(5) });
+      for (const i of journal) {
+        const g = gradientOf(i, 5);
+        for (let j = 0; j < 5; j++) state.grads.w[j] = g[j] + state.params.w[j];
+        state = step(state);
+      }
+      assert.deepEqual(stored.bytes, await saveState(state), "the journal's replay, bit for bit");
+    }
+    // Busy for good: a bounded number of tries, then the database's error.
+    const store = kvCheckpointStore(busyKv(kv, 1), PREFIX);
+    await rejectsWith(store.load(), TypeError, "database is locked");
+    await rejectsWith(store.save(new Uint8Array(3), null), TypeError, "database is locked");
+  });
+});
+
+Deno.test("optimistic step: 40 concurrent updates on the in-process store, none lost", async () => {
+  await concurrentSteps(memoryCheckpointStore());
+  await concurrentSteps(memoryCheckpointStore({ latencyMs: 1 }));
+  assert.throws(() => memoryCheckpointStore({ latencyMs: -1 }), /latencyMs/);
+  assert.throws(() => memoryCheckpointStore({ name: 1 as unknown as string }), /name/);
+});
+
+Deno.test("optimistic step: bounded retries end in a CheckpointConflictError, nothing applied", async () => {
+  const inner = memoryCheckpointStore({ name: "always-stale" });
+  let loads = 0;
+  let gradients = 0;
+  const store: VersionedCheckpointStore = {
+    name: inner.name,
+    load: () => (loads++, inner.load()),
+    save: () => Promise.resolve(null),
+  };
+  const options = {
+    optimizer: radam(),
+    init: () => ({ w: new Float32Array(2) }),
+    gradient: () => void gradients++,
+    maxAttempts: 4,
+    backoffMs: 1,
+  };
+  await assert.rejects(optimisticStep(store, options), (e: Error) => {
+    assert.ok(e instanceof CheckpointConflictError);
+    assert.equal(e.attempts, 4);
+    assert.equal(e.store, "always-stale");
+    assert.match(e.message, /always-stale.*4 attempts.*not applied/);
+    return true;
+  });
+  assert.equal(loads, 4);
+  assert.equal(gradients, 4);
+  assert.equal(await inner.load(), null);
+  // What gradient throws ends the call, nothing saved.
+  await assert.rejects(
+    optimisticStep(inner, {
+      ...options,
+      gradient: () => {
+        throw new TypeError("bad batch");
+      },
+    }),
+    /bad batch/,
+  );
+  assert.equal(await inner.load(), null);
+});
+
+Deno.test("optimistic step: invalid options are errors naming them", async () => {
+  const store = memoryCheckpointStore();
+  const ok = { optimizer: radam(), init: () => ({ w: new Float32Array(1) }), gradient: () => 0 };
+  const cases: [unknown, RegExp][] = [
+    [null, /Options of optimisticStep/],
+    [{ ...ok, optimizer: {} }, /optimizer/],
+    [{ ...ok, init: 1 }, /init/],
+    [{ ...ok, gradient: undefined }, /gradient/],
+    [{ ...ok, meta: "x" }, /meta/],
+    [{ ...ok, maxAttempts: 0 }, /maxAttempts.*≥ 1/],
+    [{ ...ok, maxAttempts: 1.5 }, /maxAttempts/],
+    [{ ...ok, backoffMs: -1 }, /backoffMs/],
+    [{ ...ok, maxBackoffMs: NaN }, /maxBackoffMs/],
+  ];
+  for (const [options, message] of cases) {
+    await assert.rejects(
+      optimisticStep(store, options as typeof ok),
+      (e: Error) => (e instanceof TypeError || e instanceof RangeError) && message.test(e.message),
+    );
+  }
+  assert.equal(await store.load(), null);
+});
+
+Deno.test("in-process store: copies, check-and-set, metadata limits", async () => {
+  const store = memoryCheckpointStore();
+  const bytes = new Uint8Array([1, 2, 3]);
+  const v1 = await store.save(bytes, null, "m");
+  bytes[0] = 9;
+  const loaded = (await store.load())!;
+  assert.deepEqual(loaded, { bytes: new Uint8Array([1, 2, 3]), version: v1, meta: "m" });
+  loaded.bytes[1] = 9;
+  assert.deepEqual((await store.load())!.bytes, new Uint8Array([1, 2, 3]));
+  assert.equal(await store.save(new Uint8Array([4]), null), null);
+  assert.equal(await store.save(new Uint8Array([4]), "0"), null);
+  assert.equal(typeof await store.save(new Uint8Array([4]), v1), "string");
+  await assert.rejects(store.save(new Uint8Array([4]), v1, 5 as unknown as string), TypeError);
+  await assert.rejects(store.save([1] as unknown as Uint8Array, v1), TypeError);
+});
