@@ -133,119 +133,152 @@ interface Pipeline {
 }
 
 const pipelines = new WeakMap<GPUDevice, Promise<Pipeline>>();
+/** The pipelines of a device once compiled (by either path). */
+const compiledPipelines = new WeakMap<GPUDevice, Pipeline>();
+
+/** Compiles one compute pipeline: asynchronously, or synchronously (a state made in a sync call). */
+type Compile = (
+  descriptor: GPUComputePipelineDescriptor,
+) => GPUComputePipeline | Promise<GPUComputePipeline>;
+
+/** The bind group layouts and pipeline descriptors of the step (the same for both paths). */
+function pipelineParts(device: GPUDevice) {
+  const layout = device.createBindGroupLayout({
+    entries: [
+      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+      {
+        binding: 1,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "read-only-storage" },
+      },
+      { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+      { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+      { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+      { binding: 5, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+      { binding: 6, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+      {
+        binding: 7,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "read-only-storage" },
+      },
+      {
+        binding: 8,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "read-only-storage" },
+      },
+      {
+        binding: 9,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "read-only-storage" },
+      },
+    ],
+  });
+  const module = device.createShaderModule({ code: STEP_KERNEL_WGSL });
+  const centralizeLayout = device.createBindGroupLayout({
+    entries: [
+      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+      { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+    ],
+  });
+  const readOnly = { type: "read-only-storage" } as const;
+  const normPartialLayout = device.createBindGroupLayout({
+    entries: [
+      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
+      { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+      { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+    ],
+  });
+  const normTotalLayout = device.createBindGroupLayout({
+    entries: [
+      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
+      { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+    ],
+  });
+  const finalizeLayout = device.createBindGroupLayout({
+    entries: [
+      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+      { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
+      { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+    ],
+  });
+  const copyTensorLayout = device.createBindGroupLayout({
+    entries: [
+      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
+      { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+      { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+    ],
+  });
+  const descriptor = (
+    code: string | GPUShaderModule,
+    entryPoint: string,
+    layout: GPUBindGroupLayout,
+  ) => ({
+    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+    compute: {
+      module: typeof code === "string" ? device.createShaderModule({ code }) : code,
+      entryPoint,
+    },
+  });
+  const layouts = {
+    layout,
+    centralizeLayout,
+    normPartialLayout,
+    normTotalLayout,
+    finalizeLayout,
+    copyTensorLayout,
+  };
+  const descriptors = [
+    descriptor(module, "step", layout),
+    descriptor(CENTRALIZE_KERNEL_WGSL, "centralize", centralizeLayout),
+    descriptor(GRAD_NORM_PARTIAL_WGSL, "partial", normPartialLayout),
+    descriptor(GRAD_NORM_TOTAL_WGSL, "total", normTotalLayout),
+    descriptor(FINALIZE_KERNEL_WGSL, "finalize", finalizeLayout),
+    descriptor(COPY_TENSOR_WGSL, "copy_tensor", copyTensorLayout),
+  ];
+  return { layouts, descriptors };
+}
+
+function assemble(
+  layouts: ReturnType<typeof pipelineParts>["layouts"],
+  compiled: GPUComputePipeline[],
+): Pipeline {
+  const [pipeline, centralize, normPartial, normTotal, finalize, copyTensor] = compiled;
+  return { ...layouts, pipeline, centralize, normPartial, normTotal, finalize, copyTensor };
+}
 
 /** The step pipeline of a device, compiled once per device (a pipeline cache). */
 function stepPipeline(device: GPUDevice): Promise<Pipeline> {
+  const ready = compiledPipelines.get(device);
+  if (ready) return Promise.resolve(ready);
   let cached = pipelines.get(device);
   if (!cached) {
     cached = (async () => {
-      const layout = device.createBindGroupLayout({
-        entries: [
-          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          {
-            binding: 1,
-            visibility: GPUShaderStage.COMPUTE,
-            buffer: { type: "read-only-storage" },
-          },
-          { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-          { binding: 5, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-          { binding: 6, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          {
-            binding: 7,
-            visibility: GPUShaderStage.COMPUTE,
-            buffer: { type: "read-only-storage" },
-          },
-          {
-            binding: 8,
-            visibility: GPUShaderStage.COMPUTE,
-            buffer: { type: "read-only-storage" },
-          },
-          {
-            binding: 9,
-            visibility: GPUShaderStage.COMPUTE,
-            buffer: { type: "read-only-storage" },
-          },
-        ],
-      });
-      const module = device.createShaderModule({ code: STEP_KERNEL_WGSL });
-      const centralizeLayout = device.createBindGroupLayout({
-        entries: [
-          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-        ],
-      });
-      const readOnly = { type: "read-only-storage" } as const;
-      const normPartialLayout = device.createBindGroupLayout({
-        entries: [
-          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
-          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-          { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-        ],
-      });
-      const normTotalLayout = device.createBindGroupLayout({
-        entries: [
-          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
-          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-        ],
-      });
-      const finalizeLayout = device.createBindGroupLayout({
-        entries: [
-          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
-          { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-        ],
-      });
-      const copyTensorLayout = device.createBindGroupLayout({
-        entries: [
-          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: readOnly },
-          { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
-          { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-        ],
-      });
-      const compute = (code: string, entryPoint: string, layout: GPUBindGroupLayout) =>
-        device.createComputePipelineAsync({
-          layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-          compute: { module: device.createShaderModule({ code }), entryPoint },
-        });
-      const [pipeline, centralize, normPartial, normTotal, finalize, copyTensor] = await Promise
-        .all([
-          device.createComputePipelineAsync({
-            layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-            compute: { module, entryPoint: "step" },
-          }),
-          device.createComputePipelineAsync({
-            layout: device.createPipelineLayout({ bindGroupLayouts: [centralizeLayout] }),
-            compute: {
-              module: device.createShaderModule({ code: CENTRALIZE_KERNEL_WGSL }),
-              entryPoint: "centralize",
-            },
-          }),
-          compute(GRAD_NORM_PARTIAL_WGSL, "partial", normPartialLayout),
-          compute(GRAD_NORM_TOTAL_WGSL, "total", normTotalLayout),
-          compute(FINALIZE_KERNEL_WGSL, "finalize", finalizeLayout),
-          compute(COPY_TENSOR_WGSL, "copy_tensor", copyTensorLayout),
-        ]);
-      return {
-        pipeline,
-        layout,
-        centralize,
-        centralizeLayout,
-        normPartial,
-        normPartialLayout,
-        normTotal,
-        normTotalLayout,
-        finalize,
-        finalizeLayout,
-        copyTensor,
-        copyTensorLayout,
-      };
+      const { layouts, descriptors } = pipelineParts(device);
+      const compile: Compile = (d) => device.createComputePipelineAsync(d);
+      const done = assemble(layouts, await Promise.all(descriptors.map(compile)));
+      compiledPipelines.set(device, done);
+      return done;
     })();
     pipelines.set(device, cached);
     cached.catch(() => pipelines.delete(device));
   }
   return cached;
+}
+
+/** Compiles the device's pipelines (asynchronously), once per device. */
+export async function prepareWebGpu(device: GPUDevice): Promise<void> {
+  await stepPipeline(device);
+}
+
+/** {@linkcode stepPipeline}, synchronously: the cached pipelines, or compiled now (blocking). */
+function stepPipelineSync(device: GPUDevice): Pipeline {
+  let ready = compiledPipelines.get(device);
+  if (!ready) {
+    const { layouts, descriptors } = pipelineParts(device);
+    ready = assemble(layouts, descriptors.map((d) => device.createComputePipeline(d)));
+    compiledPipelines.set(device, ready);
+  }
+  return ready;
 }
 
 /** One dispatch: its bind group and workgroup grid. */
@@ -1114,26 +1147,44 @@ function isSingle(x: unknown): boolean {
       typeof GPUBuffer !== "undefined" && (x as GpuTensor).buffer instanceof GPUBuffer);
 }
 
+/** Options of {@linkcode createWebGpuBackend}. */
+export interface WebGpuBackendOptions {
+  /** Lower planning limits than the device's (for tests). */
+  limits?: Partial<GpuPlanLimits>;
+  /** Caller-owned params copied into the arena at init and back after each step. */
+  externalParams?: ReadonlyMap<number, GpuTensor>;
+  /**
+   * Caller-owned params updated in place (zero copy), as `placeGpuParams` in gpu_tensors.ts
+   * admits them: STORAGE usage, offset a multiple of `minStorageBufferOffsetAlignment`, and
+   * the buffer extends to the 16-byte boundary after the last element.
+   */
+  inPlaceParams?: ReadonlyMap<number, GpuTensor>;
+  /** Clip the gradients to this global L2 norm, computed on the GPU each step. */
+  clipGradNorm?: number;
+  /** What a step with a NaN or ±Infinity gradient does (checked on the GPU each step). */
+  nonFinite?: NonFinitePolicy;
+}
+
 /** Makes the WebGPU backend of a layout on `device`. */
 export async function createWebGpuBackend(
   device: GPUDevice,
   layout: ArenaLayout,
-  options: {
-    limits?: Partial<GpuPlanLimits>;
-    /** Caller-owned params copied into the arena at init and back after each step. */
-    externalParams?: ReadonlyMap<number, GpuTensor>;
-    /**
-     * Caller-owned params updated in place (zero copy), as `placeGpuParams` in gpu_tensors.ts
-     * admits them: STORAGE usage, offset a multiple of `minStorageBufferOffsetAlignment`, and
-     * the buffer extends to the 16-byte boundary after the last element.
-     */
-    inPlaceParams?: ReadonlyMap<number, GpuTensor>;
-    /** Clip the gradients to this global L2 norm, computed on the GPU each step. */
-    clipGradNorm?: number;
-    /** What a step with a NaN or ±Infinity gradient does (checked on the GPU each step). */
-    nonFinite?: NonFinitePolicy;
-  } = {},
+  options: WebGpuBackendOptions = {},
 ): Promise<WebGpuBackend> {
+  await stepPipeline(device);
+  return createWebGpuBackendSync(device, layout, options);
+}
+
+/**
+ * {@linkcode createWebGpuBackend}, synchronously: the device's pipelines are compiled now
+ * (blocking) unless an earlier state compiled them. For callers that must start a state inside a
+ * synchronous call (the TensorFlow.js adapter's first `applyGradients`).
+ */
+export function createWebGpuBackendSync(
+  device: GPUDevice,
+  layout: ArenaLayout,
+  options: WebGpuBackendOptions = {},
+): WebGpuBackend {
   const limits: GpuPlanLimits = {
     maxStorageBufferBindingSize: options.limits?.maxStorageBufferBindingSize ??
       device.limits.maxStorageBufferBindingSize,
@@ -1141,7 +1192,7 @@ export async function createWebGpuBackend(
     maxComputeWorkgroupsPerDimension: options.limits?.maxComputeWorkgroupsPerDimension ??
       device.limits.maxComputeWorkgroupsPerDimension,
   };
-  const pipeline = await stepPipeline(device);
+  const pipeline = stepPipelineSync(device);
   return new WebGpuBackend(
     device,
     layout,
