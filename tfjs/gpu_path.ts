@@ -15,14 +15,14 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { PARAMS } from "../core/arena.ts";
+import { SLOW } from "../core/arena.ts";
 import type { Backend } from "../core/backend.ts";
 import type { ResolvedConfig } from "../core/options.ts";
 import { type OptimizerState, restoreState, stateInternals } from "../core/state.ts";
 import type { GpuTensor } from "../gpu/gpu_tensors.ts";
-import { initWebGpuState } from "../gpu/webgpu_state.ts";
+import { initWebGpuStateSync } from "../gpu/webgpu_state.ts";
 import { dispose, step } from "../mod.ts";
-import { type Entry, entryOf } from "./layout.ts";
+import type { Entry } from "./layout.ts";
 
 /** A variable and its gradient of one step (checked by the optimizer). */
 export interface GpuGradItem {
@@ -64,28 +64,6 @@ export class GpuRunner {
     return this.#state;
   }
 
-  /**
-   * Takes over from the CPU state: the parameters from the variables (read once, here), the
-   * other sections (tfjs layout, by section) and the step counts.
-   */
-  adopt(
-    variables: readonly tf.Variable[],
-    sections: ReadonlyMap<number, Readonly<Record<string, Float32Array>>>,
-    steps: number,
-    skipped: number,
-  ): void {
-    const backend = stateInternals(this.#state).backend as Backend<GpuTensor>;
-    const params: Record<string, Float32Array> = {};
-    this.entries.forEach((e, i) => params[e.name] = variables[i].dataSync() as Float32Array);
-    backend.writeSection(PARAMS, params);
-    for (const [section, data] of sections) backend.writeSection(section, data);
-    this.#state = restoreState<GpuTensor>(this.#config, backend, {
-      steps,
-      skipped,
-      shapes: this.entries.map((e) => [e.size]),
-    });
-  }
-
   /** One step: gradients to the GPU, the fused dispatch, the parameters back to the variables. */
   step(items: readonly GpuGradItem[]): void {
     const backend = this.#tf;
@@ -107,12 +85,12 @@ export class GpuRunner {
             tf.sub(items[i].tensor, tf.mean(items[i].tensor, axes, true))
           );
         }
-        try {
-          const { buffer, tensorRef } = g.dataToGPU();
-          refs.push(tensorRef);
-          grads[e.name] = { buffer: buffer!, length: e.size };
-        } catch {
-          // tfjs keeps small tensors on the CPU: their values are read without a GPU readback.
+        const gpu = onGpu(g);
+        if (gpu) {
+          refs.push(gpu.tensorRef);
+          grads[e.name] = { buffer: gpu.buffer, length: e.size };
+        } else {
+          // Held on the CPU by tfjs: its values are read without a GPU readback.
           grads[e.name] = g.dataSync() as Float32Array;
         }
         centralized?.dispose();
@@ -140,13 +118,18 @@ export class GpuRunner {
 }
 
 /**
- * Makes the WebGPU state for `entries` on tfjs's device (asynchronously: pipelines), with one
- * parameter buffer per variable, updated in place by the step kernel.
+ * Makes the WebGPU state for `entries` on tfjs's device, synchronously: one parameter buffer per
+ * variable (filled from the variable on the GPU, then updated in place by the step kernel), the
+ * sections in `kept` (tfjs layout, by section; zeros or the parameters where absent) and the
+ * step counts.
  */
-export async function startGpuRunner(
+export function createGpuRunner(
   config: ResolvedConfig,
-  cpuEntries: readonly Entry[],
-): Promise<GpuRunner> {
+  entries: readonly Entry[],
+  variables: readonly tf.Variable[],
+  kept: ReadonlyMap<string, readonly (Float32Array | undefined)[]>,
+  counts: { steps: number; skipped: number },
+): GpuRunner {
   if (config.gc && config.clipGradNorm !== undefined) {
     throw new TypeError(
       "Options gc and clipGradNorm together are not supported on the tfjs webgpu backend (the norm must be taken before centralization, which runs in tfjs there); drop clipGradNorm or train on a CPU backend",
@@ -154,21 +137,70 @@ export async function startGpuRunner(
   }
   const backend = tf.backend() as unknown as TfWebGpuBackend;
   const device = backend.device;
-  const entries = cpuEntries.map((e) => entryOf(e.name, e.shape, false));
   const buffers = entries.map((e) =>
     device.createBuffer({
       label: `radam tfjs param ${e.name}`,
-      size: Math.max(16, Math.ceil(e.size / 4) * 16),
+      // Exactly the tensor's bytes: tfjs reads a tensor's whole buffer back. The step kernel
+      // updates it in place where its length is a multiple of 4 (it moves whole vec4s); else the
+      // library steps its own copy and copies it into this buffer after the step.
+      size: Math.max(4, e.size * 4),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     })
   );
-  const params: Record<string, { buffer: GPUBuffer; length: number }> = {};
-  entries.forEach((e, i) => params[e.name] = { buffer: buffers[i], length: e.size });
   try {
-    const state = await initWebGpuState(config, params, { device });
+    // The parameters: copied on the GPU from the variables (before init: LookAhead's slow
+    // weights start as a copy of them).
+    const encoder = device.createCommandEncoder();
+    const refs: tf.Tensor[] = [];
+    entries.forEach((e, i) => {
+      if (e.size === 0) return;
+      const gpu = onGpu(variables[i]);
+      if (gpu) {
+        refs.push(gpu.tensorRef);
+        encoder.copyBufferToBuffer(gpu.buffer, 0, buffers[i], 0, e.size * 4);
+      } else {
+        device.queue.writeBuffer(
+          buffers[i],
+          0,
+          variables[i].dataSync() as Float32Array<ArrayBuffer>,
+        );
+      }
+    });
+    device.queue.submit([encoder.finish()]);
+    for (const r of refs) r.dispose();
+    const params: Record<string, { buffer: GPUBuffer; length: number }> = {};
+    entries.forEach((e, i) => params[e.name] = { buffer: buffers[i], length: e.size });
+    const first = initWebGpuStateSync(config, params, device);
+    const stateBackend = stateInternals(first).backend as Backend<GpuTensor>;
+    const sections = new Set<number>();
+    for (const k of kept.values()) k.forEach((d, s) => d && sections.add(s));
+    for (const section of sections) {
+      const data: Record<string, Float32Array> = {};
+      entries.forEach((e, i) => {
+        data[e.name] = kept.get(e.name)?.[section] ??
+          (section === SLOW ? variables[i].dataSync() as Float32Array : new Float32Array(e.size));
+      });
+      stateBackend.writeSection(section, data);
+    }
+    const state = counts.steps === 0 && counts.skipped === 0 ? first : restoreState<GpuTensor>(
+      config,
+      stateBackend,
+      { ...counts, shapes: entries.map((e) => [e.size]) },
+    );
     return new GpuRunner(entries, state, buffers, backend, config);
   } catch (error) {
     for (const b of buffers) b.destroy();
     throw error;
+  }
+}
+
+/** A tensor's data as a GPU buffer (tfjs's copy), or undefined where tfjs holds it on the CPU. */
+function onGpu(t: tf.Tensor): { buffer: GPUBuffer; tensorRef: tf.Tensor } | undefined {
+  try {
+    const { buffer, tensorRef } = t.dataToGPU();
+    return { buffer: buffer!, tensorRef };
+  } catch {
+    // tfjs keeps small tensors it made from host values on the CPU until a kernel needs them.
+    return undefined;
   }
 }

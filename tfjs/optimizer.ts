@@ -23,7 +23,7 @@ import { createJsBackend } from "../cpu/js_backend.ts";
 import { createWasmBackendSync, wasmSimdSupported } from "../cpu/wasm_backend.ts";
 import { dispose, readMoments, readSlowWeights, step } from "../mod.ts";
 import { type Entry, entryOf, fromArena, shapeText, toArena } from "./layout.ts";
-import { type GpuRunner, startGpuRunner } from "./gpu_path.ts";
+import { createGpuRunner, type GpuRunner } from "./gpu_path.ts";
 
 /**
  * Options of {@linkcode tfOptimizer}.
@@ -165,8 +165,6 @@ export class TfOptimizer extends tf.Optimizer {
   #stale = false;
   /** The WebGPU path, when tfjs runs on webgpu (see gpu_path.ts). */
   #gpu: GpuRunner | undefined;
-  /** A WebGPU state being made in the background, and the entries it is made for. */
-  #gpuPending: { entries: Entry[]; runner?: GpuRunner; error?: unknown } | undefined;
 
   /**
    * Use {@linkcode tfOptimizer}. `optimizer` is an optimizer value of this library (only its
@@ -252,21 +250,20 @@ export class TfOptimizer extends tf.Optimizer {
   override applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
     const items = this.#checkGradients(variableGradients);
     if (items.length === 0) return;
-    const gpu = this.#gpu;
-    if (gpu !== undefined) {
-      if (!this.#sameVariables(gpu.entries, items)) this.#gpuVariablesChanged(gpu.entries, items);
-      gpu.step(items);
-      this.iterations_ = gpu.state.step;
+    if (this.#onWebGpu()) {
+      this.#gpuStep(items);
       return;
+    }
+    if (this.#gpu !== undefined) {
+      throw new TypeError(
+        `This optimizer's state is on the GPU (tfjs backend webgpu) but TensorFlow.js now runs on ${
+          JSON.stringify(tf.getBackend())
+        }; keep the webgpu backend, or save the model with its optimizer and load it there`,
+      );
     }
     if (this.#state !== undefined && this.#stale) this.#keepAll();
     if (this.#state === undefined || !this.#sameVariables(this.#entries, items)) {
       this.#rebuild(items);
-    }
-    if (this.#tryMoveToGpu(items)) {
-      this.#gpu!.step(items);
-      this.iterations_ = this.#gpu!.state.step;
-      return;
     }
     this.#cpuStep(items);
   }
@@ -448,68 +445,48 @@ export class TfOptimizer extends tf.Optimizer {
     return createWasmBackendSync(layout);
   }
 
-  /**
-   * On the tfjs webgpu backend: starts making the WebGPU state in the background at the first
-   * step (which runs on the CPU: a state cannot be made synchronously there), and moves to it
-   * at the first step after it is ready. Returns whether this step runs on the GPU.
-   */
-  #tryMoveToGpu(items: readonly GradItem[]): boolean {
+  /** Whether the update runs on the GPU: tfjs on webgpu, and backend "auto" or "webgpu". */
+  #onWebGpu(): boolean {
     const choice = this.#config.backend;
-    if (tf.getBackend() !== "webgpu" || (choice !== "auto" && choice !== "webgpu")) return false;
-    const pending = this.#gpuPending;
-    if (pending === undefined) {
-      const entries = this.#entries;
-      const started: { entries: Entry[]; runner?: GpuRunner; error?: unknown } = { entries };
-      this.#gpuPending = started;
-      startGpuRunner(this.#config, entries).then(
-        (runner) => started.runner = runner,
-        (error) => started.error = error,
-      );
-      return false;
-    }
-    if (pending.error !== undefined) {
-      this.#gpuPending = undefined;
-      throw pending.error;
-    }
-    if (pending.runner === undefined) return false;
-    if (!this.#sameVariables(pending.entries, items)) {
-      pending.runner.destroy();
-      this.#gpuPending = undefined;
-      return false;
-    }
-    // Move: the variables hold the params; the other sections come from the CPU state.
-    const state = this.#state!;
-    const internals = stateInternals(state);
-    const backend = internals.backend as Backend<Float32Array>;
-    const sections = new Map<number, Record<string, Float32Array>>();
-    for (let s = 0; s < backend.layout.sectionCount; s++) {
-      if (s === PARAMS || s === GRADS) continue;
-      const views = backend.viewSection!(s);
-      const data: Record<string, Float32Array> = {};
-      for (const e of this.#entries) data[e.name] = fromArena(e, views[e.name]);
-      sections.set(s, data);
-    }
-    pending.runner.adopt(
-      items.map((i) => i.variable),
-      sections,
-      internals.steps,
-      internals.skipped,
-    );
-    dispose(state);
-    this.#state = undefined;
-    this.#gpu = pending.runner;
-    this.#gpuPending = undefined;
-    return true;
+    return tf.getBackend() === "webgpu" && (choice === "auto" || choice === "webgpu");
   }
 
-  #gpuVariablesChanged(entries: readonly Entry[], items: readonly GradItem[]): never {
-    if (this.#strict) throw this.#changeError(entries, items);
-    const error = this.#changeError(entries, items);
-    throw new RangeError(
-      `${
-        error.message.replace(/ \(option strict.*\)$/, "")
-      }: on the webgpu backend the optimizer keeps the variables of its first steps; make a new tfOptimizer (or train on the CPU backends, which keep the state of the variables still there)`,
-    );
+  /** A step on the WebGPU path, making its state at the first (synchronously). */
+  #gpuStep(items: readonly GradItem[]): void {
+    let gpu = this.#gpu;
+    if (gpu !== undefined && this.#stale) {
+      throw new TypeError(
+        "setLearningRate on the webgpu backend takes effect in a new optimizer only: save the model with its optimizer, load it, then set the learning rate before training",
+      );
+    }
+    if (gpu !== undefined && !this.#sameVariables(gpu.entries, items)) {
+      const error = this.#changeError(gpu.entries, items);
+      throw this.#strict ? error : new RangeError(
+        `${
+          error.message.replace(/ \(option strict.*\)$/, "")
+        }; on the webgpu backend the optimizer keeps the variables of its first step: make a new tfOptimizer, or train on a CPU backend (which keeps the state of the variables still there)`,
+      );
+    }
+    if (gpu === undefined) {
+      if (this.#state !== undefined) this.#keepAll();
+      if (this.#renameOnLoad) this.#matchLoadedNames(items);
+      const entries = items.map((i) => entryOf(i.name, i.variable.shape, false));
+      const kept = new Map<string, (Float32Array | undefined)[]>();
+      for (const e of entries) {
+        const k = this.#kept.get(e.name);
+        if (k && sameShape(k.entry.shape, e.shape)) {
+          kept.set(e.name, k.sections.map((d) => d && fromArena(k.entry, d)));
+        }
+      }
+      gpu = createGpuRunner(this.#config, entries, items.map((i) => i.variable), kept, {
+        steps: this.#steps,
+        skipped: this.#skipped,
+      });
+      for (const e of entries) this.#kept.delete(e.name);
+      this.#gpu = gpu;
+    }
+    gpu.step(items);
+    this.iterations_ = gpu.state.step;
   }
 
   /** One step on the CPU state: gradients in, the kernel, parameters out. */
@@ -712,8 +689,6 @@ export class TfOptimizer extends tf.Optimizer {
     this.#entries = [];
     this.#gpu?.destroy();
     this.#gpu = undefined;
-    this.#gpuPending?.runner?.destroy();
-    this.#gpuPending = undefined;
     this.#kept.clear();
   }
 

@@ -82,7 +82,7 @@ export function data(shape: number[], n: number, seed: number): { x: tf.Tensor; 
   };
 }
 
-/** The values of every weight of `model`, by name. */
-export function weightValues(model: tfl.LayersModel): Float32Array[] {
-  return model.getWeights().map((w) => w.dataSync() as Float32Array).map((a) => a.slice());
+/** Copies of the values of every weight of `model` (read asynchronously: webgpu has no sync read). */
+export function weightValues(model: tfl.LayersModel): Promise<Float32Array[]> {
+  return Promise.all(model.getWeights().map(async (w) => (await w.data() as Float32Array).slice()));
 }

@@ -176,7 +176,7 @@ for (const backend of CPU_BACKENDS) {
     const fit = { epochs: 25, batchSize: 8, shuffle: false, verbose: 0 as const };
     await ours.fit(x, y, fit);
     await theirs.fit(x, y, fit);
-    const a = weightValues(ours), b = weightValues(theirs);
+    const a = await weightValues(ours), b = await weightValues(theirs);
     let moved = 0;
     a.forEach((w, i) => {
       for (let j = 0; j < w.length; j++) {
@@ -396,14 +396,14 @@ Deno.test("tfjs: parameter groups by variable name (no decay on biases)", async 
     adamw({ lr: 0.1, weightDecay: 0.5, groups: [{ match: /bias$/, weightDecay: 0 }] }),
   );
   const names = model.trainableWeights.map((w) => (w.read() as tf.Variable).name);
-  const before = weightValues(model);
+  const before = await weightValues(model);
   // Zero gradients: only the decoupled decay moves a weight.
   opt.applyGradients(
     Object.fromEntries(
       model.trainableWeights.map((w) => [(w.read() as tf.Variable).name, tf.zerosLike(w.read())]),
     ),
   );
-  const after = weightValues(model);
+  const after = await weightValues(model);
   names.forEach((n, i) => {
     if (n.endsWith("bias")) assert.deepEqual(after[i], before[i], n);
     else {
@@ -455,7 +455,7 @@ Deno.test("tfjs: model.save with includeOptimizer, loadLayersModel, train on: N 
       assert.ok(loaded.optimizer instanceof TfOptimizer);
       assert.equal(loaded.optimizer.iterations, 12);
       await loaded.fit(x, y, fit(2));
-      const a = weightValues(whole), b = weightValues(loaded);
+      const a = await weightValues(whole), b = await weightValues(loaded);
       a.forEach((w, i) => assert.deepEqual(b[i], w, `${backend}: weight ${i}`));
       // The optimizers' states agree too (by name: the loaded variables may carry a suffix).
       const wa = await whole.optimizer.getWeights(), wb = await loaded.optimizer.getWeights();
