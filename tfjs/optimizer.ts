@@ -21,6 +21,7 @@ import {
 } from "../core/state.ts";
 import { createJsBackend } from "../cpu/js_backend.ts";
 import { createWasmBackendSync, wasmSimdSupported } from "../cpu/wasm_backend.ts";
+import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { dispose, readMoments, readSlowWeights, step } from "../mod.ts";
 import { type Entry, entryOf, fromArena, shapeText, toArena } from "./layout.ts";
 import { createGpuRunner, type GpuRunner } from "./gpu_path.ts";
@@ -68,6 +69,13 @@ interface Kept {
   readonly entry: Entry;
   /** By arena section (arena layout); undefined for PARAMS and GRADS. */
   readonly sections: (Float32Array | undefined)[];
+}
+
+/** Worker threads being started for the current state. */
+interface ThreadsPending {
+  done: Promise<void>;
+  backend?: Backend<Float32Array>;
+  error?: unknown;
 }
 
 interface GradItem {
@@ -163,6 +171,12 @@ export class TfOptimizer extends tf.Optimizer {
   #skipped = 0;
   /** Set when the state must be remade at the next step (new settings). */
   #stale = false;
+  /**
+   * A threaded backend being started for the current state (option `threads`): the state starts
+   * on one thread (workers cannot start inside a synchronous call) and moves to it, bit for bit
+   * the same, at the first step after it is ready.
+   */
+  #threads: ThreadsPending | undefined;
   /** The WebGPU path, when tfjs runs on webgpu (see gpu_path.ts). */
   #gpu: GpuRunner | undefined;
 
@@ -221,6 +235,15 @@ export class TfOptimizer extends tf.Optimizer {
   /** Steps skipped for non-finite gradients (option `nonFinite: "skip"`). */
   get skippedSteps(): number {
     return this.state?.skippedSteps ?? this.#skipped;
+  }
+
+  /**
+   * Resolves when the worker threads of option `threads` have started (the first steps run on
+   * one thread meanwhile, with the same results); the next step then runs on them. A failure to
+   * start them is thrown by the next step.
+   */
+  async ready(): Promise<void> {
+    await this.#threads?.done;
   }
 
   /**
@@ -384,6 +407,7 @@ export class TfOptimizer extends tf.Optimizer {
       this.#kept.set(entry.name, { entry, sections: views.map((v) => v?.[entry.name].slice()) });
     }
     dispose(state);
+    this.#dropThreads();
     this.#state = undefined;
     this.#entries = [];
     this.#stale = false;
@@ -391,6 +415,8 @@ export class TfOptimizer extends tf.Optimizer {
 
   /** Makes the CPU state over `items`, from kept state where there is one (else fresh). */
   #rebuild(items: readonly GradItem[]): void {
+    if (this.#config.threads > 1) checkThreadSupport(this.#config.threads);
+    this.#dropThreads();
     if (this.#state !== undefined) {
       if (this.#strict) throw this.#changeError(this.#entries, items);
       this.#keepAll();
@@ -428,6 +454,43 @@ export class TfOptimizer extends tf.Optimizer {
       shapes: entries.map((e) => e.arenaShape),
     });
     this.#entries = entries;
+    if (backend.name === "wasm" && config.threads > 1 && layout.total >= config.threadThreshold) {
+      const pending: ThreadsPending = { done: Promise.resolve() };
+      pending.done = createThreadedWasmBackend(layout, config.threads).then(
+        (b) => {
+          if (this.#threads === pending) pending.backend = b;
+          else b.dispose?.();
+        },
+        (error) => {
+          if (this.#threads === pending) pending.error = error;
+        },
+      );
+      this.#threads = pending;
+    }
+  }
+
+  /** At a step: moves the state to its started threads (same layout, same bits). */
+  #moveToThreads(): void {
+    const pending = this.#threads;
+    if (pending === undefined) return;
+    if (pending.error !== undefined) {
+      this.#threads = undefined;
+      throw pending.error;
+    }
+    const target = pending.backend;
+    if (target === undefined) return;
+    this.#threads = undefined;
+    const internals = stateInternals(this.#state!);
+    const source = internals.backend as Backend<Float32Array>;
+    for (let s = 0; s < source.layout.sectionCount; s++) {
+      if (s !== GRADS) target.writeSection(s, source.viewSection!(s));
+    }
+    dispose(this.#state!);
+    this.#state = restoreState(this.#config, target, {
+      steps: internals.steps,
+      skipped: internals.skipped,
+      shapes: internals.shapes,
+    });
   }
 
   #cpuBackend(layout: ReturnType<typeof planFor>): Backend<Float32Array> {
@@ -491,6 +554,7 @@ export class TfOptimizer extends tf.Optimizer {
 
   /** One step on the CPU state: gradients in, the kernel, parameters out. */
   #cpuStep(items: readonly GradItem[]): void {
+    this.#moveToThreads();
     let state = this.#state!;
     const entries = this.#entries;
     const grads = state.grads as Readonly<Record<string, Float32Array>>;
@@ -683,7 +747,14 @@ export class TfOptimizer extends tf.Optimizer {
     }
   }
 
+  /** Stops workers being started for a state that is going away. */
+  #dropThreads(): void {
+    this.#threads?.backend?.dispose?.();
+    this.#threads = undefined;
+  }
+
   #dropState(): void {
+    this.#dropThreads();
     if (this.#state) dispose(this.#state);
     this.#state = undefined;
     this.#entries = [];

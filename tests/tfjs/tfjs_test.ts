@@ -508,3 +508,28 @@ Deno.test("tfjs: the library state interoperates with saveState/loadState", asyn
   tf.dispose([w, g]);
   opt.dispose();
 });
+
+Deno.test("tfjs: option threads starts on one thread and moves to the workers, same bits", async () => {
+  await useBackend("wasm");
+  const shape = [64, 32];
+  const init = randoms(64 * 32, 5);
+  const a = tf.variable(tf.tensor(init, shape), true, name("threads/w"));
+  const b = tf.variable(tf.tensor(init, shape), true, name("one/w"));
+  const threaded = tfOptimizer(ranger({ lr: 1e-2, threads: 2, threadThreshold: 0 }));
+  const single = tfOptimizer(ranger({ lr: 1e-2 }));
+  try {
+    for (let t = 0; t < 8; t++) {
+      if (t === 3) await threaded.ready();
+      const g = tf.tensor(randoms(init.length, 40 + t), shape);
+      threaded.applyGradients({ [a.name]: g });
+      single.applyGradients({ [b.name]: g });
+      g.dispose();
+      assert.equal(threaded.state!.threads, t < 3 ? 1 : 2, `step ${t + 1}`);
+      assert.deepEqual(a.dataSync(), b.dataSync(), `step ${t + 1}`);
+    }
+  } finally {
+    threaded.dispose();
+    single.dispose();
+    tf.dispose([a, b]);
+  }
+});
