@@ -31,14 +31,14 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import {
-  type NamedTensor,
   type SettingsHolder,
   TfOptimizer,
+  type TfOptimizerConfig,
   type TfOptimizerOptions,
 } from "./tfjs/optimizer.ts";
 
 export { TfOptimizer };
-export type { NamedTensor, SettingsHolder, TfOptimizerOptions };
+export type { SettingsHolder, TfOptimizerConfig, TfOptimizerOptions };
 
 tf.serialization.registerClass(TfOptimizer);
 

@@ -49,6 +49,29 @@ export interface TfOptimizerOptions {
   strict?: boolean;
 }
 
+/**
+ * What {@linkcode TfOptimizer.getConfig} writes (the `config` of a saved model's
+ * `optimizer_config`): the library optimizer's name, and its settings as base64 JSON (tfjs-layers
+ * rewrites snake_case strings in configs when it loads them; base64 has no `_`).
+ *
+ * @example
+ * ```ts
+ * import { adam } from "../mod.ts";
+ * import { tfOptimizer, type TfOptimizerConfig } from "../tfjs.ts";
+ *
+ * const config: TfOptimizerConfig = tfOptimizer(adam()).getConfig();
+ * console.log(config.format, config.optimizer); // "radam.tfjs" "adam"
+ * ```
+ */
+export type TfOptimizerConfig = {
+  /** `"radam.tfjs"`. */
+  format: string;
+  /** The library optimizer's name, e.g. `"lookahead(ranger)"`. */
+  optimizer: string;
+  /** Base64 of the JSON settings (hyperparameters, schedule flag, backend, threads, groups). */
+  settings: string;
+};
+
 /** The optimizer value the adapter wraps: anything with the library's resolved settings. */
 export interface SettingsHolder {
   /** The resolved settings, as on every optimizer of this library. */
@@ -138,6 +161,11 @@ function decodeConfig(text: unknown): Record<string, unknown> {
  * {@linkcode tfOptimizer}; registered with `tf.serialization.registerClass`, so that
  * `model.save(..., { includeOptimizer: true })` and `tf.loadLayersModel` restore it.
  *
+ * (Left out of the generated docs with `@ignore`: `deno doc --lint` counts tfjs-core's types,
+ * which this class extends and takes, as private to this package, denoland/deno#27364. Its
+ * methods are those of `tf.Optimizer` plus `state`, `backend`, `settings`, `skippedSteps`,
+ * `ready()` and `setLearningRate()`; see the README's "TensorFlow.js" section.)
+ *
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs-core";
@@ -152,6 +180,8 @@ function decodeConfig(text: unknown): Record<string, unknown> {
  * optimizer.minimize(() => tf.sum(tf.square(w)));
  * console.log(optimizer.iterations); // 1
  * ```
+ *
+ * @ignore
  */
 export class TfOptimizer extends tf.Optimizer {
   /** The name tfjs serializes this class under (`class_name` in a saved model's JSON). */
@@ -764,7 +794,7 @@ export class TfOptimizer extends tf.Optimizer {
   }
 
   /** tfjs serialization: the library optimizer's settings (see {@linkcode fromConfig}). */
-  override getConfig(): tf.serialization.ConfigDict {
+  override getConfig(): TfOptimizerConfig {
     const c = this.#config;
     const names = [...this.#entries.map((e) => e.name), ...this.#kept.keys()];
     if (c.groups.length > 0 && names.length === 0) {
