@@ -598,11 +598,13 @@ export class TfOptimizer extends tf.Optimizer {
     if (state.skippedSteps !== skipped) return;
     const params = state.params as Readonly<Record<string, Float32Array>>;
     // The wasm backend copies a tensor's values into its heap at once; others may keep the array.
-    const copies = tf.getBackend() === "wasm";
+    // (Never written in place: tfjs-backend-wasm caches XNNPACK operators with the weights packed,
+    // by tensor, so a variable must get new data, as tfjs's own optimizers give it, by assign.)
+    const wasm = tf.getBackend() === "wasm";
     for (let i = 0; i < items.length; i++) {
       const e = entries[i];
       const view = params[e.name];
-      const values = e.transposed ? fromArena(e, view) : copies ? view : view.slice();
+      const values = e.transposed ? fromArena(e, view) : wasm ? view : view.slice();
       const t = tf.tensor(values, e.shape as number[], "float32");
       items[i].variable.assign(t);
       t.dispose();
@@ -855,17 +857,21 @@ export class TfOptimizer extends tf.Optimizer {
 
 /** A tensor's values on the host, copying as little as the tfjs backend allows. */
 function readHost(tensor: tf.Tensor): Float32Array {
-  if (tf.getBackend() === "wasm") {
-    // tfjs-backend-wasm's dataSync copies out of its heap; read the heap in place instead.
-    // deno-lint-ignore no-explicit-any
-    const backend = tf.backend() as any;
-    const info = backend.dataIdMap?.get(tensor.dataId);
-    const heap = backend.wasm?.HEAPU8;
-    if (info && typeof info.memoryOffset === "number" && heap instanceof Uint8Array) {
-      return new Float32Array(heap.buffer, heap.byteOffset + info.memoryOffset, tensor.size);
-    }
+  // tfjs-backend-wasm's dataSync copies out of its heap; read the heap in place instead.
+  return (tf.getBackend() === "wasm" ? wasmHeapOf(tensor) : undefined) ??
+    tensor.dataSync() as Float32Array;
+}
+
+/** The tfjs-backend-wasm heap view of a tensor's data (read only), or undefined if not there. */
+function wasmHeapOf(tensor: tf.Tensor): Float32Array | undefined {
+  // deno-lint-ignore no-explicit-any
+  const backend = tf.backend() as any;
+  const info = backend.dataIdMap?.get(tensor.dataId);
+  const heap = backend.wasm?.HEAPU8;
+  if (!info || typeof info.memoryOffset !== "number" || !(heap instanceof Uint8Array)) {
+    return undefined;
   }
-  return tensor.dataSync() as Float32Array;
+  return new Float32Array(heap.buffer, heap.byteOffset + info.memoryOffset, tensor.size);
 }
 
 /** Ties a name from a saved model to a variable of the same base name (tfjs's `_<n>` suffix). */
