@@ -6,7 +6,7 @@ Deno.test("tfjs fine-tune example: Ranger learns the new head, then the whole mo
   const { reports, testAccuracy } = await fineTune({ epochs: 10, log: (l) => lines.push(l) });
   assert.equal(reports.length, 20);
   assert.equal(lines.length, 21);
-  assert.match(lines[0], /^head\s+epoch  1\/10  loss \d+\.\d{4}  accuracy \d+\.\d%$/);
+  assert.match(lines[0], /^head\s+epoch {2}1\/10 {2}loss \d+\.\d{4} {2}accuracy \d+\.\d%$/);
   const head = reports.filter((r) => r.phase === "head");
   const all = reports.filter((r) => r.phase === "all layers");
   assert.ok(head.at(-1)!.loss < head[0].loss, `head: ${head[0].loss} -> ${head.at(-1)!.loss}`);
