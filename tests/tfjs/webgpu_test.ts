@@ -162,3 +162,43 @@ Deno.test({
     optimizer.dispose();
   },
 });
+
+Deno.test({
+  name: "tfjs webgpu: model.save with includeOptimizer, loadLayersModel, train on ≈ N + M steps",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const { tfl } = await import("./helpers.ts");
+    const whole = denseNet(41), first = denseNet(41);
+    whole.compile({ optimizer: tfOptimizer(ranger({ lr: 1e-2 })), loss: "meanSquaredError" });
+    first.compile({ optimizer: tfOptimizer(ranger({ lr: 1e-2 })), loss: "meanSquaredError" });
+    const { x, y } = data([6], 16, 3);
+    const fit = (epochs: number) => ({ epochs, batchSize: 4, shuffle: false, verbose: 0 as const });
+    await whole.fit(x, y, fit(5));
+    await first.fit(x, y, fit(3));
+    let saved: tf.io.ModelArtifacts | undefined;
+    await first.save(
+      tf.io.withSaveHandler((a) => {
+        saved = a;
+        return Promise.resolve({
+          modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" },
+        });
+      }),
+      { includeOptimizer: true },
+    );
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
+    assert.equal(loaded.optimizer.iterations, 12);
+    await loaded.fit(x, y, fit(2));
+    const a = await weightValues(whole), b = await weightValues(loaded);
+    a.forEach((w, i) => {
+      for (let j = 0; j < w.length; j++) {
+        assert.ok(Math.abs(w[j] - b[i][j]) <= 1e-5, `weight ${i}[${j}]: ${b[i][j]} vs ${w[j]}`);
+      }
+    });
+    tf.dispose([x, y]);
+    for (const m of [whole, first, loaded]) {
+      m.optimizer.dispose();
+      m.dispose();
+    }
+  },
+});
