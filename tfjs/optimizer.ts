@@ -22,7 +22,7 @@ import {
 import { createJsBackend } from "../cpu/js_backend.ts";
 import { createWasmBackendSync, wasmSimdSupported } from "../cpu/wasm_backend.ts";
 import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
-import { dispose, readMoments, readSlowWeights, step } from "../mod.ts";
+import { dispose, loadState, readMoments, readSlowWeights, step } from "../mod.ts";
 import { type Entry, entryOf, fromArena, shapeText, toArena } from "./layout.ts";
 import { createGpuRunner, type GpuRunner } from "./gpu_path.ts";
 
@@ -89,7 +89,12 @@ const SLOW_SUFFIX = "slow";
 
 /** State kept aside for a variable not in the current state (frozen, or loaded by setWeights). */
 interface Kept {
+  /**
+   * The variable as it was held. For state read from a checkpoint (`loadState`), where only the
+   * arena shape is known, a placeholder: `arenaShape` then says which variables it fits.
+   */
   readonly entry: Entry;
+  readonly arenaShape?: readonly number[];
   /** By arena section (arena layout); undefined for PARAMS and GRADS. */
   readonly sections: (Float32Array | undefined)[];
 }
@@ -469,10 +474,7 @@ export class TfOptimizer extends tf.Optimizer {
       const data: Record<string, Float32Array> = {};
       for (const e of entries) {
         const kept = this.#kept.get(e.name);
-        const saved = kept && kept.entry.size === e.size &&
-            sameShape(kept.entry.shape, e.shape)
-          ? kept.sections[s]
-          : undefined;
+        const saved = kept && this.#fits(kept, e.shape) ? kept.sections[s] : undefined;
         data[e.name] = saved ?? (s === SLOW ? params[e.name] : new Float32Array(e.size));
       }
       backend.writeSection(s, data);
@@ -567,8 +569,10 @@ export class TfOptimizer extends tf.Optimizer {
       const kept = new Map<string, (Float32Array | undefined)[]>();
       for (const e of entries) {
         const k = this.#kept.get(e.name);
-        if (k && sameShape(k.entry.shape, e.shape)) {
-          kept.set(e.name, k.sections.map((d) => d && fromArena(k.entry, d)));
+        if (k && this.#fits(k, e.shape)) {
+          // The layout it was held in: as this optimizer holds it on the CPU.
+          const held = k.arenaShape ? entryOf(e.name, e.shape, this.#config.gc) : k.entry;
+          kept.set(e.name, k.sections.map((d) => d && fromArena(held, d)));
         }
       }
       gpu = createGpuRunner(this.#config, entries, items.map((i) => i.variable), kept, {
@@ -656,9 +660,13 @@ export class TfOptimizer extends tf.Optimizer {
       for (const kept of this.#kept.values()) {
         const data = kept.sections[s.section];
         if (data === undefined) continue;
+        // (State read by loadState and not yet matched to a variable: in its checkpoint layout.)
         out.push({
           name: `${kept.entry.name}/${s.suffix}`,
-          tensor: tf.tensor(fromArena(kept.entry, data), kept.entry.shape as number[]),
+          tensor: tf.tensor(
+            fromArena(kept.entry, data),
+            (kept.arenaShape ?? kept.entry.shape) as number[],
+          ),
         });
       }
     }
@@ -749,6 +757,58 @@ export class TfOptimizer extends tf.Optimizer {
     this.#renameOnLoad = true;
   }
 
+  /** Whether kept state fits a variable of `shape` (same shape, or same arena shape). */
+  #fits(kept: Kept, shape: readonly number[]): boolean {
+    if (kept.arenaShape === undefined) {
+      return kept.entry.size === shape.reduce((a, b) => a * b, 1) &&
+        sameShape(kept.entry.shape, shape);
+    }
+    const entry = entryOf(kept.entry.name, shape, this.#config.gc);
+    return entry.size === kept.entry.size && sameShape(entry.arenaShape, kept.arenaShape);
+  }
+
+  /**
+   * Takes the moments, slow weights and step counts of a library checkpoint (`saveState` bytes,
+   * e.g. of another `TfOptimizer`'s `state`): the way back from `saveState`. Matched by tensor
+   * name to the variables of the next step (as `setWeights`), each in the layout this optimizer
+   * holds it in (a kernel under `gc` transposed, as `state` and its checkpoints have it); a
+   * tensor that fits no variable is kept aside. The parameters are the variables' own: load the
+   * model's weights as usual. The checkpoint's hyperparameters are not taken, this optimizer's
+   * stay. Rejects with the library's `CheckpointError` for a damaged file; nothing changes then.
+   */
+  async loadState(bytes: Uint8Array): Promise<void> {
+    const state = await loadState(bytes, { backend: "js", lr: this.#config.lr });
+    const kept = new Map<string, Kept>();
+    let steps: number, skipped: number;
+    try {
+      const internals = stateInternals(state);
+      const backend = internals.backend as Backend<Float32Array>;
+      const layout = backend.layout;
+      steps = internals.steps;
+      skipped = internals.skipped;
+      const views: (Readonly<Record<string, Float32Array>> | undefined)[] = [];
+      for (let s = 0; s < layout.sectionCount; s++) {
+        views.push(s === PARAMS || s === GRADS ? undefined : backend.viewSection!(s));
+      }
+      layout.names.forEach((name, i) => {
+        const arenaShape = internals.shapes[i];
+        kept.set(name, {
+          entry: entryOf(name, [layout.lengths[i]], false),
+          arenaShape,
+          sections: views.map((v) => v?.[name].slice()),
+        });
+      });
+    } finally {
+      dispose(state);
+    }
+    this.#dropState();
+    for (const [name, k] of kept) this.#kept.set(name, k);
+    this.#steps = steps;
+    this.#skipped = skipped;
+    this.iterations_ = steps;
+    this.#renameOnLoad = true;
+  }
+
   /** After setWeights: saved names may differ from the variables' by tfjs's `_<n>` suffix. */
   #renameOnLoad = false;
 
@@ -767,7 +827,7 @@ export class TfOptimizer extends tf.Optimizer {
       const kept = this.#kept.get(orphan)!;
       const candidates = items.filter((i) =>
         !this.#kept.has(i.name) && baseName(i.name) === baseName(orphan) &&
-        sameShape(i.variable.shape, kept.entry.shape)
+        this.#fits(kept, i.variable.shape)
       );
       const others = orphans.filter((o) => o !== orphan && baseName(o) === baseName(orphan));
       if (candidates.length !== 1 || others.length > 0) continue;

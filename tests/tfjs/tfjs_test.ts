@@ -533,3 +533,41 @@ Deno.test("tfjs: option threads starts on one thread and moves to the workers, s
     tf.dispose([a, b]);
   }
 });
+
+Deno.test("tfjs: saveState(optimizer.state) → optimizer.loadState(bytes) resumes bit for bit (gc layout included)", async () => {
+  await useBackend("cpu");
+  const shapes = [[5, 3], [3]];
+  const init = shapes.map((s, i) => randoms(s[0] * (s[1] ?? 1), 60 + i));
+  const grads = (t: number) =>
+    shapes.map((s, i) => tf.tensor(randoms(init[i].length, 70 + 10 * t + i), s));
+  const make = (tag: string) =>
+    shapes.map((s, i) => tf.variable(tf.tensor(init[i], s), true, name(`${tag}${i}`)));
+  const run = (opt: TfOptimizer, vars: tf.Variable[], from: number, to: number) => {
+    for (let t = from; t < to; t++) {
+      const g = grads(t);
+      opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, g[i]])));
+      tf.dispose(g);
+    }
+  };
+  const whole = make("whole"), first = make("first");
+  const a = tfOptimizer(ranger({ lr: 1e-2, k: 4 })), b = tfOptimizer(ranger({ lr: 1e-2, k: 4 }));
+  run(a, whole, 0, 12);
+  run(b, first, 0, 6);
+  const bytes = await saveState(b.state!);
+  // Resume under the same variable names (a fresh process would have them), from the bytes.
+  const values = first.map((v) => v.dataSync().slice());
+  tf.dispose(first);
+  b.dispose();
+  const resumed = shapes.map((s, i) => tf.variable(tf.tensor(values[i], s), true, first[i].name));
+  const c = tfOptimizer(ranger({ lr: 1e-2, k: 4 }));
+  await c.loadState(bytes);
+  assert.equal(c.iterations, 6);
+  run(c, resumed, 6, 12);
+  resumed.forEach((v, i) => assert.deepEqual(v.dataSync(), whole[i].dataSync(), `variable ${i}`));
+  const wa = await a.getWeights(), wc = await c.getWeights();
+  assert.deepEqual(wc.map((w) => w.tensor.dataSync()), wa.map((w) => w.tensor.dataSync()));
+  await assert.rejects(() => c.loadState(bytes.subarray(0, 50)), RangeError);
+  tf.dispose([...whole, ...resumed, ...wa.map((w) => w.tensor), ...wc.map((w) => w.tensor)]);
+  a.dispose();
+  c.dispose();
+});

@@ -90,7 +90,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "tfjs webgpu: applyGradients reads nothing back; centralization per output unit; no leaks",
+  name:
+    "tfjs webgpu: 1000 steps read nothing back and leak nothing; centralization per output unit; a changed variable set is refused",
   ...sanitize,
   async fn() {
     await useBackend("webgpu");
@@ -106,22 +107,30 @@ Deno.test({
     const grads = names.map((n, i) => gpuTensor(randoms(sizes[i], 9 + i), shapes[n]));
     const apply = () =>
       optimizer.applyGradients(Object.fromEntries(names.map((n, i) => [n, grads[i]])));
-    apply();
-    apply();
+    for (let i = 0; i < 10; i++) apply();
     assert.equal(optimizer.backend, "webgpu");
     const after10 = tf.memory().numTensors;
     assert.equal(
       await countReadbacks(() => {
-        for (let i = 0; i < 200; i++) apply();
+        for (let i = 0; i < 990; i++) apply();
       }),
       0,
     );
     assert.equal(tf.memory().numTensors, after10);
-    // exp_avg after 202 steps of the same gradient: (1 − 0.95^202) · centralized g, per column.
+    // A step without one of the variables is refused, naming it, and changes nothing.
+    const before = await Promise.all(vars.map(async (v) => (await v.data()).slice()));
+    assert.throws(() => optimizer.applyGradients({ [names[0]]: grads[0] }), (e: Error) => {
+      assert.ok(e instanceof RangeError, String(e));
+      assert.ok(e.message.includes(JSON.stringify(names[1])), e.message);
+      return true;
+    });
+    const after = await Promise.all(vars.map(async (v) => (await v.data()).slice()));
+    assert.deepEqual(after, before);
+    // exp_avg after 1000 steps of the same gradient: (1 − 0.95^1000) · centralized g, per column.
     const weights = await optimizer.getWeights();
     const m = weights.find((w) => w.name === "gpu/conv/kernel/m")!.tensor.dataSync();
     const g = randoms(sizes[0], 9), cols = 4, rows = sizes[0] / cols;
-    const scale = 1 - 0.95 ** 202;
+    const scale = 1 - 0.95 ** 1000;
     for (let c = 0; c < cols; c++) {
       let mean = 0;
       for (let r = 0; r < rows; r++) mean += g[r * cols + c];
