@@ -169,7 +169,7 @@ function decodeConfig(text: unknown): Record<string, unknown> {
  * (Left out of the generated docs with `@ignore`: `deno doc --lint` counts tfjs-core's types,
  * which this class extends and takes, as private to this package, denoland/deno#27364. Its
  * methods are those of `tf.Optimizer` plus `state`, `backend`, `settings`, `skippedSteps`,
- * `ready()` and `setLearningRate()`; see the README's "TensorFlow.js" section.)
+ * `ready()`, `setLearningRate()` and `loadState()`; see the README's "TensorFlow.js" section.)
  *
  * @example
  * ```ts
