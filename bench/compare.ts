@@ -611,7 +611,13 @@ if (cliffOnly) {
 }
 
 if (!args.has("--no-write") && !cliffOnly) {
-  await Deno.writeTextFile(new URL("RESULTS.md", BENCH_DIR), report);
+  // Sections other scripts write (<!-- BEGIN name --> … <!-- END name -->) are kept.
+  const previous = await Deno.readTextFile(new URL("RESULTS.md", BENCH_DIR)).catch(() => "");
+  const kept = previous.match(/<!-- BEGIN (\S+) -->[\s\S]*?<!-- END \1 -->/g) ?? [];
+  await Deno.writeTextFile(
+    new URL("RESULTS.md", BENCH_DIR),
+    kept.length > 0 ? `${report.trimEnd()}\n\n${kept.join("\n\n")}\n` : report,
+  );
   const series = contenders.map((c) => ({
     name: c.name,
     points: SIZES.flatMap(([label, n]) => {

@@ -75,7 +75,7 @@ function stateTensors(config: ResolvedConfig): readonly StateTensor[] {
 }
 
 /** The options that rebuild `config` through its factory (schedules become `null`). */
-function optionsOf(config: ResolvedConfig): Record<string, unknown> {
+export function optionsOf(config: ResolvedConfig): Record<string, unknown> {
   const options: Record<string, unknown> = {
     lr: typeof config.lr === "function" ? null : config.lr,
     betas: [config.beta1, config.beta2],
@@ -215,7 +215,7 @@ function parseJsonMeta(metadata: Readonly<Record<string, string>>, key: string):
 }
 
 /** The state's configuration, from the metadata and the caller's options. */
-function configOf(
+export function configOf(
   metadata: Readonly<Record<string, string>>,
   options: LoadOptions,
 ): ResolvedConfig {

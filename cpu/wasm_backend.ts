@@ -176,7 +176,27 @@ export function stepSlice(
 export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend> {
   checkWasmCapacity(layout);
   compiled ??= WebAssembly.compile(kernelBytes());
-  const instance = await WebAssembly.instantiate(await compiled, {});
+  const module = await compiled;
+  compiledSync ??= module;
+  return backendOn(await WebAssembly.instantiate(module, {}), layout);
+}
+
+/** The compiled kernel, once some compile has finished (async or sync). */
+let compiledSync: WebAssembly.Module | undefined;
+
+/**
+ * {@linkcode createWasmBackend}, synchronously (a synchronous compile, once, and a synchronous
+ * instantiation; the compile is skipped where an async one has finished): for callers that must
+ * start a state inside a synchronous call (the TensorFlow.js adapter's first `applyGradients`).
+ */
+export function createWasmBackendSync(layout: ArenaLayout): CpuBackend {
+  checkWasmCapacity(layout);
+  compiledSync ??= new WebAssembly.Module(kernelBytes());
+  return backendOn(new WebAssembly.Instance(compiledSync, {}), layout);
+}
+
+/** The backend on a fresh kernel instance: its memory grown to hold the arena of `layout`. */
+function backendOn(instance: WebAssembly.Instance, layout: ArenaLayout): CpuBackend {
   const k = instance.exports as unknown as KernelExports;
   const heapBase = k.heapBase();
   const base = arenaBase(heapBase);

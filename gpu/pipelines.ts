@@ -42,6 +42,8 @@ export interface Compiled {
 export type Pipelines = Readonly<Record<KernelName, Compiled>>;
 
 const cache = new WeakMap<GPUDevice, Promise<Pipelines>>();
+/** The pipelines of each device once compiled, by either path. */
+const ready = new WeakMap<GPUDevice, Pipelines>();
 
 /**
  * The pipelines of `device`, compiled at the first call (concurrently) and cached; a failed
@@ -56,19 +58,51 @@ const cache = new WeakMap<GPUDevice, Promise<Pipelines>>();
 export function pipelinesOf(device: GPUDevice): Promise<Pipelines> {
   let cached = cache.get(device);
   if (!cached) {
-    cached = compileAll(device);
+    const known = ready.get(device);
+    cached = known
+      ? Promise.resolve(known)
+      : compileAll(device, (d) => device.createComputePipelineAsync(d));
     cache.set(device, cached);
-    cached.catch(() => cache.delete(device));
+    cached.then((p) => ready.set(device, p), () => cache.delete(device));
   }
   return cached;
 }
 
-async function compileAll(device: GPUDevice): Promise<Pipelines> {
+/**
+ * {@linkcode pipelinesOf}, synchronously: the pipelines an earlier call compiled, or compiled
+ * now, blocking (for a state started inside a synchronous call: the TensorFlow.js adapter's
+ * first `applyGradients`).
+ *
+ * @example
+ * ```ts ignore
+ * const pipelines = pipelinesOfSync(device);
+ * ```
+ */
+export function pipelinesOfSync(device: GPUDevice): Pipelines {
+  const known = ready.get(device);
+  if (known) return known;
+  const compiled = compileAll(device, (d) => device.createComputePipeline(d));
+  ready.set(device, compiled);
+  return compiled;
+}
+
+/** Compiles one pipeline: asynchronously, or synchronously. */
+type Compile<R> = (descriptor: GPUComputePipelineDescriptor) => R;
+
+function compileAll(
+  device: GPUDevice,
+  compile: Compile<Promise<GPUComputePipeline>>,
+): Promise<Pipelines>;
+function compileAll(device: GPUDevice, compile: Compile<GPUComputePipeline>): Pipelines;
+function compileAll(
+  device: GPUDevice,
+  compile: Compile<GPUComputePipeline | Promise<GPUComputePipeline>>,
+): Pipelines | Promise<Pipelines> {
   // Kernels with the same bindings share a layout, and the same WGSL one shader module.
   const layouts = new Map<string, GPUBindGroupLayout>();
   const modules = new Map<string, GPUShaderModule>();
   const names = Object.keys(KERNELS) as KernelName[];
-  const compiled = await Promise.all(names.map((name) => {
+  const parts = names.map((name) => {
     const kernel: Kernel = KERNELS[name];
     const key = kernel.bindings.map((b) => b.kind).join(",");
     let layout = layouts.get(key);
@@ -88,16 +122,24 @@ async function compileAll(device: GPUDevice): Promise<Pipelines> {
       module = device.createShaderModule({ label: `radam ${name}`, code: kernel.code });
       modules.set(kernel.code, module);
     }
-    const bindGroupLayout = layout;
-    return device.createComputePipelineAsync({
+    const pipeline = compile({
       label: `radam ${name}`,
-      layout: device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout] }),
+      layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: kernel.entryPoint },
-    }).then((pipeline): Compiled => ({ kernel, pipeline, layout: bindGroupLayout }));
-  }));
-  const out = {} as Record<KernelName, Compiled>;
-  names.forEach((name, k) => out[name] = compiled[k]);
-  return out;
+    });
+    return { kernel, layout, pipeline };
+  });
+  const assemble = (pipelines: readonly GPUComputePipeline[]): Pipelines => {
+    const out = {} as Record<KernelName, Compiled>;
+    names.forEach((name, k) => {
+      out[name] = { kernel: parts[k].kernel, layout: parts[k].layout, pipeline: pipelines[k] };
+    });
+    return out;
+  };
+  if (parts.some((p) => p.pipeline instanceof Promise)) {
+    return Promise.all(parts.map((p) => p.pipeline)).then(assemble);
+  }
+  return assemble(parts.map((p) => p.pipeline as GPUComputePipeline));
 }
 
 /**

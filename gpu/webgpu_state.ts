@@ -13,8 +13,10 @@ import { groupsOf, type OptimizerState, restoreState } from "../core/state.ts";
 import { checkGpuParams, type GpuTensor, isGpuTensorInput, placeGpuParams } from "./gpu_tensors.ts";
 import {
   createWebGpuBackend,
+  createWebGpuBackendSync,
   type GpuPlanLimits,
   planGpuArena,
+  prepareWebGpu,
   requestLargeDevice,
 } from "./webgpu_backend.ts";
 
@@ -70,12 +72,36 @@ export async function initWebGpuState(
   checkGpuConfig(config);
   const checked = checkGpuParams(params);
   const device = options.device ?? await requestLargeDevice();
+  await prepareWebGpu(device);
+  return startWebGpuState(config, checked, device, limits);
+}
+
+/**
+ * {@linkcode initWebGpuState} on a given device, synchronously (the device's pipelines are
+ * compiled now, blocking, unless an earlier state compiled them): for callers that must start a
+ * state inside a synchronous call (the TensorFlow.js adapter's first `applyGradients`).
+ */
+export function initWebGpuStateSync(
+  config: ResolvedConfig,
+  params: unknown,
+  device: GPUDevice,
+): OptimizerState<GpuTensor> {
+  checkGpuConfig(config);
+  return startWebGpuState(config, checkGpuParams(params), device);
+}
+
+function startWebGpuState(
+  config: ResolvedConfig,
+  checked: ReturnType<typeof checkGpuParams>,
+  device: GPUDevice,
+  limits?: Partial<GpuPlanLimits>,
+): OptimizerState<GpuTensor> {
   const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
   const layout = planGpuArena(checked.names, checked.lengths, {
     slow: config.lookahead !== undefined,
     groups: groupsOf(config, checked.names),
   });
-  const backend = await createWebGpuBackend(device, layout, {
+  const backend = createWebGpuBackendSync(device, layout, {
     limits,
     externalParams: placed.copied,
     inPlaceParams: placed.inPlace,
