@@ -59,9 +59,9 @@ export interface OptimizerState<T = Float32Array> {
    * bits, which costs a read of them rather than an f64 reduction, and `"propagate"` checks
    * nothing. (Not computed later on reading either: by then the gradient slots may hold the next
    * step's gradients, or centralized ones.) Take `Math.hypot` of your gradients, or set
-   * `clipGradNorm: Number.MAX_VALUE` (which never clips), where you want the norm of every step. On WebGPU the norm is
-   * computed in f32 on the device whenever the check runs, and reported with the step count (a
-   * non-finite norm need not match the CPU's NaN-or-Infinity).
+   * `clipGradNorm: Number.MAX_VALUE` (which never clips), where you want the norm of every step.
+   * On WebGPU the norm is computed in f32 on the device whenever the check runs, and reported
+   * with the step count (a non-finite norm need not match the CPU's NaN-or-Infinity).
    */
   readonly lastGradNorm: number;
   /**

@@ -90,35 +90,39 @@ export class CpuBackend implements Backend<Float32Array> {
   }
 
   /**
-   * {@linkcode loadGrads} with the non-finite check fused in: each tensor is copied in chunks of
-   * COPY_CHUNK elements, each chunk checked right after it is copied, while it is in cache; a
-   * tensor given as its own slot is checked without a copy. Returns whether some gradient is
-   * NaN or ±Infinity (every chunk is still copied: the slots then hold the gradients given).
+   * {@linkcode loadGrads} with the non-finite check fused in: the tensors are copied in chunks of
+   * up to COPY_CHUNK elements, and the section is checked behind the copy, a run of at least
+   * COPY_CHUNK elements at a time (small tensors together, since they lie back to back), while
+   * what was just copied is still in cache; a tensor given as its own slot is checked with its
+   * neighbours, uncopied. Returns whether some gradient is NaN or ±Infinity (every tensor is
+   * still copied: the slots then hold the gradients given).
    */
   loadGradsChecked(grads: Float32Array | Readonly<Record<string, Float32Array>>): boolean {
     if (grads === this.grads) return this.gradsNonFinite();
     const names = this.layout.names;
     const offsets = this.layout.offsets;
+    const check = this.#nonFiniteRange;
     let found = false;
+    let checked = 0;
     for (let i = 0; i < names.length; i++) {
       const src = grads instanceof Float32Array ? grads : grads[names[i]];
       const dst = this.#gradList[i];
       const n = dst.length;
-      if (src === dst) {
-        found = this.#nonFiniteRange(offsets[i], n) || found;
-        continue;
-      }
-      if (n <= COPY_CHUNK) {
-        dst.set(src);
-        found = this.#nonFiniteRange(offsets[i], n) || found;
-        continue;
-      }
       for (let o = 0; o < n; o += COPY_CHUNK) {
         const end = Math.min(n, o + COPY_CHUNK);
-        dst.set(src.subarray(o, end), o);
-        found = this.#nonFiniteRange(offsets[i] + o, end - o) || found;
+        if (src !== dst) {
+          if (o === 0 && end === n) dst.set(src);
+          else dst.set(src.subarray(o, end), o);
+        }
+        const copied = offsets[i] + end;
+        if (copied - checked >= COPY_CHUNK) {
+          found = check(checked, copied - checked) || found;
+          checked = copied;
+        }
       }
     }
+    const total = this.layout.total;
+    if (checked < total) found = check(checked, total - checked) || found;
     return found;
   }
 

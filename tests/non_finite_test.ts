@@ -90,6 +90,28 @@ for (const which of BACKENDS) {
     }
   });
 
+  Deno.test(`${which.label}: a record mixing copies and the state's own slots is checked whole`, async () => {
+    const lengths = [3, 5, 16390, 2, 7];
+    let s = await stateOn(which, lengths);
+    try {
+      for (let bad = 0; bad < lengths.length; bad++) {
+        for (const own of [bad, (bad + 1) % lengths.length]) {
+          const g: Record<string, Float32Array> = gradsFor(lengths);
+          s.grads[`t${own}`].fill(1e-3);
+          g[`t${own}`] = s.grads[`t${own}`]; // passed as its own slot: not copied
+          g[`t${bad}`][lengths[bad] - 1] = NaN;
+          const skipped = s.skippedSteps;
+          s = step(s, g);
+          assert.equal(s.skippedSteps, skipped + 1, `NaN in t${bad}, t${own} given as its slot`);
+        }
+      }
+      s = step(s, gradsFor(lengths));
+      assert.equal(s.step, 1);
+    } finally {
+      dispose(s);
+    }
+  });
+
   Deno.test(`${which.label}: "throw" names the first tensor and index, zero-copy and copied`, async () => {
     const lengths = [5, 16385, 40_003];
     let s = await stateOn(which, lengths, "throw");
