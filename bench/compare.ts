@@ -97,6 +97,7 @@ async function rectifiedState(
   backend: "wasm" | "js",
   sizes: number[],
   threads = 1,
+  checked = false,
 ): Promise<OptimizerState> {
   const params: Record<string, Float32Array> = {};
   sizes.forEach((n, t) => {
@@ -104,12 +105,13 @@ async function rectifiedState(
     for (let i = 0; i < n; i++) p[i] = Math.sin(i + t);
     params[`t${t}`] = p;
   });
-  // nonFinite "propagate": the same update as the C, TensorFlow.js and PyTorch (no check pass).
-  // The default, "skip", adds one read of the gradients per step (see bench/RESULTS.md notes).
+  // nonFinite "propagate": the same update as the C, TensorFlow.js and PyTorch (no check pass);
+  // `checked`: the default, "skip", whose check reads the gradients once more (zero-copy) or as
+  // they are copied in, and has rows of its own.
   // threadThreshold 0: the threaded contender runs on its threads at every size (the threshold
   // itself is measured by bench/thread_threshold.ts).
-  let state = await radam({ backend, nonFinite: "propagate", threads, threadThreshold: 0 })
-    .init(params);
+  const nonFinite = checked ? "skip" : "propagate";
+  let state = await radam({ backend, nonFinite, threads, threadThreshold: 0 }).init(params);
   state.names.forEach((name, t) => {
     const g = state.grads[name];
     for (let i = 0; i < g.length; i++) g[i] = gradient(t, i);
@@ -126,13 +128,14 @@ function libraryContender(
   copied: boolean,
   tensors = 1,
   threads = 1,
+  checked = false,
 ): Contender {
   return {
     name,
     key,
     async setup(n) {
       const sizes = tensors === 1 ? [n] : mixedLayout(n, tensors);
-      let state = await rectifiedState(backend, sizes, threads);
+      let state = await rectifiedState(backend, sizes, threads, checked);
       if (threads > 1) {
         return { time: syncTimer(() => state = step(state)), dispose: () => dispose(state) };
       }
@@ -330,7 +333,25 @@ if (typeof binaries === "string") console.error(`C baselines skipped: ${binaries
 
 const contenders: Contender[] = ([
   libraryContender("radam wasm, zero-copy gradients", "wasm", "wasm", false),
+  libraryContender(
+    'radam wasm, zero-copy, default nonFinite ("skip")',
+    "wasm-skip",
+    "wasm",
+    false,
+    1,
+    1,
+    true,
+  ),
   libraryContender("radam wasm, copied-in gradients", "wasm-copy", "wasm", true),
+  libraryContender(
+    'radam wasm, copied-in, default nonFinite ("skip")',
+    "wasm-copy-skip",
+    "wasm",
+    true,
+    1,
+    1,
+    true,
+  ),
   libraryContender("radam js", "js", "js", false),
   libraryContender(
     `radam wasm, ${THREADS} threads (zero-copy)`,
@@ -339,6 +360,15 @@ const contenders: Contender[] = ([
     false,
     1,
     THREADS,
+  ),
+  libraryContender(
+    `radam wasm, ${THREADS} threads, default nonFinite ("skip")`,
+    "wasm-threads-skip",
+    "wasm",
+    false,
+    1,
+    THREADS,
+    true,
   ),
   tfContender("wasm"),
   tfContender("cpu"),
@@ -419,6 +449,13 @@ const ratioRows: [string, string, string][] = [
   ["wasm / C -msse4.2", "wasm", "c-sse"],
   ["wasm / C -march=native", "wasm", "c-native"],
   ["wasm copied-in / C -msse4.2", "wasm-copy", "c-sse"],
+  ['wasm default nonFinite ("skip") / "propagate", zero-copy', "wasm-skip", "wasm"],
+  ['wasm default nonFinite ("skip") / "propagate", copied-in', "wasm-copy-skip", "wasm-copy"],
+  [
+    `wasm ${THREADS} threads default nonFinite ("skip") / "propagate"`,
+    "wasm-threads-skip",
+    "wasm-threads",
+  ],
   ["wasm / js", "wasm", "js"],
   ["wasm / TensorFlow.js wasm", "wasm", "tfjs-wasm"],
   ["wasm / TensorFlow.js cpu", "wasm", "tfjs-cpu"],
@@ -518,6 +555,25 @@ check(
     last.detail += `; 4M ${x !== undefined && y !== undefined ? (x / y).toFixed(2) : "—"}×`;
   }
 }
+check(
+  'default nonFinite ("skip") ≥ 0.9× "propagate" at 4M and 64M (wasm zero-copy, 1 thread)',
+  SIZES.filter(([l]) => l === "4M" || l === "64M").map(([l, n]) => [l, n, "wasm-skip", "wasm"]),
+  0.9,
+);
+check(
+  "the same, copied-in gradients",
+  SIZES.filter(([l]) => l === "4M" || l === "64M").map((
+    [l, n],
+  ) => [l, n, "wasm-copy-skip", "wasm-copy"]),
+  0.9,
+);
+check(
+  `the same, ${THREADS} threads (zero-copy)`,
+  SIZES.filter(([l]) => l === "4M" || l === "64M").map((
+    [l, n],
+  ) => [l, n, "wasm-threads-skip", "wasm-threads"]),
+  0.9,
+);
 check(
   "wasm ≥ 10× TensorFlow.js Adam (wasm backend) at every size",
   SIZES.map(([l, n]) => [l, n, "wasm", "tfjs-wasm"]),

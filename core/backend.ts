@@ -37,6 +37,17 @@ export interface Backend<T = Float32Array> {
    */
   gradSumSquares?(): number;
   /**
+   * Whether some gradient slot holds a NaN or ±Infinity: a read of the gradients and no norm
+   * (the check of `nonFinite: "skip"` and `"throw"` where no clipping needs the norm). Optional,
+   * with the next member: a CPU backend has both.
+   */
+  gradsNonFinite?(): boolean;
+  /**
+   * `loadGrads` with that check fused into the copy (each chunk checked while in cache);
+   * returns whether some gradient is non-finite. The slots hold the given gradients either way.
+   */
+  loadGradsChecked?(grads: T | Readonly<Record<string, T>>): boolean;
+  /**
    * Gradient centralization of one tensor's gradient slot, in place: `rows` rows of `cols`
    * elements starting at element `offset` of the section; each row loses its f32 mean.
    */
@@ -44,8 +55,8 @@ export interface Backend<T = Float32Array> {
   /**
    * The segment table (parameter groups), 8 f32 a row as laid out in core/arena.ts; the state
    * writes each row's stepSize, paramDecay and coupledDecay at indices 2, 3, 4 before `update`.
-   * Empty without groups. The three members above are optional: WebGPU has neither
-   * `gradSumSquares` nor `segmentScalars` (it reduces the norm and checks the gradients on the
+   * Empty without groups. These members are optional: WebGPU has neither
+   * `gradSumSquares`, the non-finite checks nor `segmentScalars` (it reduces the norm and checks the gradients on the
    * GPU, and keeps every group's scalars in its per-step ring, see `counter`), and encodes
    * `centralize` into its next `update`.
    */

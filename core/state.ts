@@ -53,10 +53,15 @@ export interface OptimizerState<T = Float32Array> {
   readonly skippedSteps: number;
   /**
    * Global L2 norm of the gradients of the last step (taken or skipped), computed in float64
-   * before clipping and centralization; NaN before the first step or when no norm is computed
-   * (`nonFinite: "propagate"` without `clipGradNorm`). On WebGPU it is computed in f32 on the
-   * device and reported with the step count (a non-finite norm need not match the CPU's
-   * NaN-or-Infinity).
+   * before clipping and centralization, where the step computes it: with `clipGradNorm`. NaN
+   * before the first step and on the CPU backends without `clipGradNorm`: there the non-finite
+   * check (`nonFinite: "skip"`, the default, or `"throw"`) only tests the gradients' exponent
+   * bits, which costs a read of them rather than an f64 reduction, and `"propagate"` checks
+   * nothing. (Not computed later on reading either: by then the gradient slots may hold the next
+   * step's gradients, or centralized ones.) Take `Math.hypot` of your gradients, or set
+   * `clipGradNorm: Number.MAX_VALUE` (which never clips), where you want the norm of every step.
+   * On WebGPU the norm is computed in f32 on the device whenever the check runs, and reported
+   * with the step count (a non-finite norm need not match the CPU's NaN-or-Infinity).
    */
   readonly lastGradNorm: number;
   /**
@@ -306,9 +311,26 @@ export function stepState<T>(
   const lr = learningRateAt(core.config, t);
   computeScalars(core.config, t, lr, core.scalars);
   // Nothing above has changed the state (params, moments, slow weights, counts).
-  if (!zeroCopy) backend.loadGrads(grads);
   const config = core.config;
+  // Without clipping, "skip" and "throw" need no norm: a test of the exponent bits (fused into
+  // the copy when the gradients are copied in), and lastGradNorm is NaN.
+  const checkOnly = config.clipGradNorm === undefined && config.nonFinite !== "propagate" &&
+    backend.gradsNonFinite !== undefined;
+  if (checkOnly) {
+    const found = zeroCopy
+      ? backend.gradsNonFinite!()
+      : backend.loadGradsChecked
+      ? backend.loadGradsChecked(grads)
+      : (backend.loadGrads(grads), backend.gradsNonFinite!());
+    core.lastNorm = NaN;
+    if (found) {
+      if (config.nonFinite === "throw") throw nonFiniteError(backend);
+      core.skipped++;
+      return new StateHandle(core);
+    }
+  } else if (!zeroCopy) backend.loadGrads(grads);
   if (
+    !checkOnly &&
     backend.gradSumSquares &&
     (config.clipGradNorm !== undefined || config.nonFinite !== "propagate")
   ) {

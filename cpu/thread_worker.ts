@@ -37,6 +37,11 @@ export const CONTROL = {
   SYNC: 14,
   /** Workers that have not finished the current job; the last one to finish notifies. */
   PENDING: 16,
+  /**
+   * Set to 1 by any thread whose slice of the gradients holds a NaN or ±Infinity (job
+   * OP_NON_FINITE); the main thread clears it before the job.
+   */
+  NON_FINITE: 32,
   /** Size of the block in bytes. */
   BYTES: 256,
 } as const;
@@ -47,6 +52,8 @@ export const OP_STEP = 1;
 export const OP_SUM_SQUARES = 2;
 /** Job: leave the loop (the state is being disposed). */
 export const OP_EXIT = 3;
+/** Job: the non-finite check of the gradients of the worker's slice. */
+export const OP_NON_FINITE = 4;
 
 /** What a worker is sent once, at start. */
 export interface ThreadWorkerInit {
@@ -76,7 +83,7 @@ export interface ThreadWorkerInit {
   spinMs: number;
   /** The values of CONTROL and the OP_ constants (the worker's source cannot import). */
   layout: typeof CONTROL;
-  ops: { step: number; sumSquares: number; exit: number };
+  ops: { step: number; sumSquares: number; exit: number; nonFinite: number };
 }
 
 /**
@@ -151,6 +158,10 @@ export function threadWorkerMain(): void {
         );
       } else if (op === init.ops.sumSquares) {
         k.sumSquaresBlocks(grads, total, firstBlock, lastBlock, partials);
+      } else if (op === init.ops.nonFinite) {
+        if (k.nonFinite(grads + start * 4, end - start) !== 0) {
+          Atomics.store(ints, c.NON_FINITE, 1);
+        }
       }
       if (Atomics.sub(ints, c.PENDING, 1) === 1) Atomics.notify(ints, c.PENDING);
     }

@@ -54,6 +54,7 @@ export interface KernelExports {
   ): void;
   sumSquares(ptr: number, n: number): number;
   sumSquaresBlocks(ptr: number, n: number, first: number, last: number, out: number): void;
+  nonFinite(ptr: number, n: number): number;
   centralize(ptr: number, rows: number, cols: number): void;
 }
 
@@ -218,6 +219,7 @@ function backendOn(instance: WebAssembly.Instance, layout: ArenaLayout): CpuBack
   const kernel = (s: StepScalars) => stepSlice(k, a, 0, n, s);
   return new CpuBackend("wasm", layout, k.memory.buffer, base, kernel, {
     gradSumSquares: () => k.sumSquares(g, n),
+    nonFiniteRange: (offset, count) => k.nonFinite(g + offset * 4, count) !== 0,
     centralize: (offset, rows, cols) => k.centralize(g + offset * 4, rows, cols),
   });
 }
