@@ -97,6 +97,7 @@ async function rectifiedState(
   backend: "wasm" | "js",
   sizes: number[],
   threads = 1,
+  checked = false,
   rule: "radam" | "lion" = "radam",
 ): Promise<OptimizerState> {
   const params: Record<string, Float32Array> = {};
@@ -105,11 +106,13 @@ async function rectifiedState(
     for (let i = 0; i < n; i++) p[i] = Math.sin(i + t);
     params[`t${t}`] = p;
   });
-  // nonFinite "propagate": the same update as the C, TensorFlow.js and PyTorch (no check pass).
-  // The default, "skip", adds one read of the gradients per step (see bench/RESULTS.md notes).
+  // nonFinite "propagate": the same update as the C, TensorFlow.js and PyTorch (no check pass);
+  // `checked`: the default, "skip", whose check reads the gradients once more (zero-copy) or as
+  // they are copied in, and has rows of its own.
   // threadThreshold 0: the threaded contender runs on its threads at every size (the threshold
   // itself is measured by bench/thread_threshold.ts).
-  const options = { backend, nonFinite: "propagate", threads, threadThreshold: 0 } as const;
+  const nonFinite = checked ? "skip" : "propagate";
+  const options = { backend, nonFinite, threads, threadThreshold: 0 } as const;
   let state = await (rule === "lion" ? lion(options) : radam(options)).init(params);
   state.names.forEach((name, t) => {
     const g = state.grads[name];
@@ -127,6 +130,7 @@ function libraryContender(
   copied: boolean,
   tensors = 1,
   threads = 1,
+  checked = false,
   rule: "radam" | "lion" = "radam",
 ): Contender {
   return {
@@ -134,7 +138,7 @@ function libraryContender(
     key,
     async setup(n) {
       const sizes = tensors === 1 ? [n] : mixedLayout(n, tensors);
-      let state = await rectifiedState(backend, sizes, threads, rule);
+      let state = await rectifiedState(backend, sizes, threads, checked, rule);
       if (threads > 1) {
         return { time: syncTimer(() => state = step(state)), dispose: () => dispose(state) };
       }
@@ -332,10 +336,37 @@ if (typeof binaries === "string") console.error(`C baselines skipped: ${binaries
 
 const contenders: Contender[] = ([
   libraryContender("radam wasm, zero-copy gradients", "wasm", "wasm", false),
+  libraryContender(
+    'radam wasm, zero-copy, default nonFinite ("skip")',
+    "wasm-skip",
+    "wasm",
+    false,
+    1,
+    1,
+    true,
+  ),
   libraryContender("radam wasm, copied-in gradients", "wasm-copy", "wasm", true),
+  libraryContender(
+    'radam wasm, copied-in, default nonFinite ("skip")',
+    "wasm-copy-skip",
+    "wasm",
+    true,
+    1,
+    1,
+    true,
+  ),
   libraryContender("radam js", "js", "js", false),
   // Lion moves 20 bytes a parameter (p, g, m read; p, m written) to RAdam's 28.
-  libraryContender("lion wasm, zero-copy gradients", "lion-wasm", "wasm", false, 1, 1, "lion"),
+  libraryContender(
+    "lion wasm, zero-copy gradients",
+    "lion-wasm",
+    "wasm",
+    false,
+    1,
+    1,
+    false,
+    "lion",
+  ),
   libraryContender(
     `radam wasm, ${THREADS} threads (zero-copy)`,
     "wasm-threads",
@@ -343,6 +374,15 @@ const contenders: Contender[] = ([
     false,
     1,
     THREADS,
+  ),
+  libraryContender(
+    `radam wasm, ${THREADS} threads, default nonFinite ("skip")`,
+    "wasm-threads-skip",
+    "wasm",
+    false,
+    1,
+    THREADS,
+    true,
   ),
   tfContender("wasm"),
   tfContender("cpu"),
@@ -423,6 +463,13 @@ const ratioRows: [string, string, string][] = [
   ["wasm / C -msse4.2", "wasm", "c-sse"],
   ["wasm / C -march=native", "wasm", "c-native"],
   ["wasm copied-in / C -msse4.2", "wasm-copy", "c-sse"],
+  ['wasm default nonFinite ("skip") / "propagate", zero-copy', "wasm-skip", "wasm"],
+  ['wasm default nonFinite ("skip") / "propagate", copied-in', "wasm-copy-skip", "wasm-copy"],
+  [
+    `wasm ${THREADS} threads default nonFinite ("skip") / "propagate"`,
+    "wasm-threads-skip",
+    "wasm-threads",
+  ],
   ["wasm / js", "wasm", "js"],
   ["wasm / TensorFlow.js wasm", "wasm", "tfjs-wasm"],
   ["wasm / TensorFlow.js cpu", "wasm", "tfjs-cpu"],
@@ -524,6 +571,25 @@ check(
   }
 }
 check(
+  'default nonFinite ("skip") ≥ 0.9× "propagate" at 4M and 64M (wasm zero-copy, 1 thread)',
+  SIZES.filter(([l]) => l === "4M" || l === "64M").map(([l, n]) => [l, n, "wasm-skip", "wasm"]),
+  0.9,
+);
+check(
+  "the same, copied-in gradients",
+  SIZES.filter(([l]) => l === "4M" || l === "64M").map((
+    [l, n],
+  ) => [l, n, "wasm-copy-skip", "wasm-copy"]),
+  0.9,
+);
+check(
+  `the same, ${THREADS} threads (zero-copy)`,
+  SIZES.filter(([l]) => l === "4M" || l === "64M").map((
+    [l, n],
+  ) => [l, n, "wasm-threads-skip", "wasm-threads"]),
+  0.9,
+);
+check(
   "wasm ≥ 10× TensorFlow.js Adam (wasm backend) at every size",
   SIZES.map(([l, n]) => [l, n, "wasm", "tfjs-wasm"]),
   10,
@@ -616,7 +682,13 @@ if (cliffOnly) {
 }
 
 if (!args.has("--no-write") && !cliffOnly) {
-  await Deno.writeTextFile(new URL("RESULTS.md", BENCH_DIR), report);
+  // Sections other scripts write (<!-- BEGIN name --> … <!-- END name -->) are kept.
+  const previous = await Deno.readTextFile(new URL("RESULTS.md", BENCH_DIR)).catch(() => "");
+  const kept = previous.match(/<!-- BEGIN (\S+) -->[\s\S]*?<!-- END \1 -->/g) ?? [];
+  await Deno.writeTextFile(
+    new URL("RESULTS.md", BENCH_DIR),
+    kept.length > 0 ? `${report.trimEnd()}\n\n${kept.join("\n\n")}\n` : report,
+  );
   const series = contenders.map((c) => ({
     name: c.name,
     points: SIZES.flatMap(([label, n]) => {

@@ -65,6 +65,16 @@ export interface HostBackend extends BackendBase<Float32Array> {
    */
   gradSumSquares(): number;
   /**
+   * Whether some gradient slot holds a NaN or ±Infinity: a read of the gradients and no norm
+   * (the check of `nonFinite: "skip"` and `"throw"` where no clipping needs the norm).
+   */
+  gradsNonFinite(): boolean;
+  /**
+   * `loadGrads` with that check fused into the copy (each chunk checked while in cache);
+   * returns whether some gradient is non-finite. The slots hold the given gradients either way.
+   */
+  loadGradsChecked(grads: Float32Array | Readonly<Record<string, Float32Array>>): boolean;
+  /**
    * Live views of one arena section, by tensor name; valid until the next step. Lets a
    * checkpoint write the arena with one copy.
    */

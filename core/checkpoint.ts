@@ -70,7 +70,7 @@ function stateTensors(config: ResolvedConfig): readonly StateTensor[] {
 }
 
 /** The options that rebuild `config` through its factory (schedules become `null`). */
-function optionsOf(config: ResolvedConfig): Record<string, unknown> {
+export function optionsOf(config: ResolvedConfig): Record<string, unknown> {
   const options: Record<string, unknown> = {
     ...storeSchema(ruleOf(config).options, config.hyperparameters),
     ...storeSchema(LOOP_OPTIONS, config.loop as unknown as Readonly<Record<string, unknown>>),
@@ -200,7 +200,7 @@ function parseJsonMeta(metadata: Readonly<Record<string, string>>, key: string):
 }
 
 /** The state's configuration, from the metadata and the caller's options. */
-function configOf(
+export function configOf(
   metadata: Readonly<Record<string, string>>,
   options: LoadOptions,
 ): ResolvedConfig {

@@ -96,7 +96,10 @@ export interface CommonOptions {
    * What to do when a gradient holds NaN or ±Infinity. `"skip"` (default): the step changes
    * nothing (params, moments, slow weights, step count) and `state.skippedSteps` grows by
    * one. `"throw"`: a RangeError naming the first such tensor, state untouched.
-   * `"propagate"`: no check, as PyTorch (fastest: no reduction pass unless clipping).
+   * `"propagate"`: no check, as PyTorch. On the CPU backends the check of `"skip"` and
+   * `"throw"` tests the gradients' exponent bits: one read of them, fused into the copy when
+   * they are copied in, and no norm (`state.lastGradNorm` is NaN) unless `clipGradNorm` needs
+   * the f64 norm, which then also serves as the check.
    * On the webgpu backend the check runs on the GPU and the device counts the steps, so
    * `step` stays synchronous: `state.step`, `skippedSteps` and `lastGradNorm` there are as of
    * the GPU's last report (exact after `await readParams(state)`), and `"throw"`'s RangeError
@@ -460,5 +463,14 @@ export function resolveLookahead(inner: ResolvedConfig, options: unknown): Resol
     ...inner,
     name: `lookahead(${inner.name})`,
     lookahead: Object.freeze({ k, alpha }),
+  });
+}
+
+/** `config` with the learning rate `lr` (already validated) in place of its own. */
+export function withLearningRate(config: ResolvedConfig, lr: LearningRate): ResolvedConfig {
+  return Object.freeze({
+    ...config,
+    lr,
+    hyperparameters: Object.freeze({ ...config.hyperparameters, lr }),
   });
 }

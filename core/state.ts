@@ -57,10 +57,15 @@ export interface OptimizerState<T = Float32Array> {
   readonly skippedSteps: number;
   /**
    * Global L2 norm of the gradients of the last step (taken or skipped), computed in float64
-   * before clipping and centralization; NaN before the first step or when no norm is computed
-   * (`nonFinite: "propagate"` without `clipGradNorm`). On WebGPU it is computed in f32 on the
-   * device and reported with the step count (a non-finite norm need not match the CPU's
-   * NaN-or-Infinity).
+   * before clipping and centralization, where the step computes it: with `clipGradNorm`. NaN
+   * before the first step and on the CPU backends without `clipGradNorm`: there the non-finite
+   * check (`nonFinite: "skip"`, the default, or `"throw"`) only tests the gradients' exponent
+   * bits, which costs a read of them rather than an f64 reduction, and `"propagate"` checks
+   * nothing. (Not computed later on reading either: by then the gradient slots may hold the next
+   * step's gradients, or centralized ones.) Take `Math.hypot` of your gradients, or set
+   * `clipGradNorm: Number.MAX_VALUE` (which never clips), where you want the norm of every step.
+   * On WebGPU the norm is computed in f32 on the device whenever the check runs, and reported
+   * with the step count (a non-finite norm need not match the CPU's NaN-or-Infinity).
    */
   readonly lastGradNorm: number;
   /**
@@ -328,9 +333,9 @@ export function stepState<T>(
 }
 
 /**
- * A step where the host decides: the scalars, then the gradients loaded, the non-finite check
- * and clipping from their f64 sum of squares, the scalar blocks written, centralization and
- * one fused update.
+ * A step where the host decides: the scalars, then the gradients loaded with the non-finite
+ * check (an exponent-bit test, or with clipping the f64 sum of squares that also gives the
+ * norm), the scalar blocks written, centralization and one fused update.
  */
 function stepOnHost(core: Core, backend: HostBackend, grads: unknown): StateHandle {
   const layout = backend.layout;
@@ -338,20 +343,33 @@ function stepOnHost(core: Core, backend: HostBackend, grads: unknown): StateHand
   const t = core.steps + 1;
   computeScalars(core, t);
   // Nothing above has changed the state (params, moments, slow weights, counts).
-  if (grads !== undefined) backend.loadGrads(grads as Float32Array);
   const { clipGradNorm, nonFinite } = core.config.loop;
   const blocks = core.groupScalars;
-  if (clipGradNorm !== undefined || nonFinite !== "propagate") {
-    // One f64 read of every gradient: non-finite iff some gradient is (no f32 overflow).
-    const norm = Math.sqrt(backend.gradSumSquares());
-    core.lastNorm = norm;
-    if (!Number.isFinite(norm) && nonFinite !== "propagate") {
+  const given = grads as Float32Array | Readonly<Record<string, Float32Array>> | undefined;
+  if (clipGradNorm === undefined && nonFinite !== "propagate") {
+    // Without clipping, "skip" and "throw" need no norm: a test of the exponent bits (fused into
+    // the copy when the gradients are copied in), and lastGradNorm is NaN.
+    const found = given === undefined ? backend.gradsNonFinite() : backend.loadGradsChecked(given);
+    core.lastNorm = NaN;
+    if (found) {
       if (nonFinite === "throw") throw nonFiniteError(backend);
       core.skipped++;
       return new StateHandle(core);
     }
-    if (clipGradNorm !== undefined && norm > clipGradNorm) {
-      for (let g = 0; g < blocks.length; g++) blocks[g].gradScale *= clipGradNorm / norm;
+  } else {
+    if (given !== undefined) backend.loadGrads(given);
+    if (clipGradNorm !== undefined) {
+      // One f64 read of every gradient: non-finite iff some gradient is (no f32 overflow).
+      const norm = Math.sqrt(backend.gradSumSquares());
+      core.lastNorm = norm;
+      if (!Number.isFinite(norm) && nonFinite !== "propagate") {
+        if (nonFinite === "throw") throw nonFiniteError(backend);
+        core.skipped++;
+        return new StateHandle(core);
+      }
+      if (norm > clipGradNorm) {
+        for (let g = 0; g < blocks.length; g++) blocks[g].gradScale *= clipGradNorm / norm;
+      }
     }
   }
   const { f32, u32 } = backend.blocks;

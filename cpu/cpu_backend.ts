@@ -10,11 +10,24 @@ import type { HostBackend } from "../core/backend.ts";
 import type { BackendName } from "../core/options.ts";
 import { BLOCK_WORDS, blockCount } from "../core/scalars.ts";
 
+/**
+ * Elements of one copy-and-check chunk of {@linkcode CpuBackend.loadGradsChecked}: 64 KiB, so
+ * that the check reads what the copy just wrote from L1/L2 rather than from memory.
+ */
+const COPY_CHUNK = 16384;
+
 /** The reductions and per-tensor kernels a host backend provides besides the step. */
 export interface CpuKernels {
   /** One step over the arena, with the scalar blocks as written. */
   update(): void;
   gradSumSquares(): number;
+  /**
+   * Whether any of the `n` gradients from element `offset` of the gradient section is NaN or
+   * ±Infinity (a read of them, no norm).
+   */
+  nonFiniteRange(offset: number, n: number): boolean;
+  /** The whole gradient section's check: one range, or split across the threads. */
+  gradsNonFinite(): boolean;
   centralize(offset: number, rows: number, cols: number): void;
   /** Threads the step runs on. */
   threads: number;
@@ -40,6 +53,8 @@ export class CpuBackend implements HostBackend {
   readonly #gradList: Float32Array[];
   readonly update: () => void;
   readonly gradSumSquares: () => number;
+  readonly gradsNonFinite: () => boolean;
+  readonly #nonFiniteRange: (offset: number, n: number) => boolean;
   readonly centralize: (offset: number, rows: number, cols: number) => void;
   readonly threads: number;
   readonly dispose: () => void;
@@ -54,6 +69,8 @@ export class CpuBackend implements HostBackend {
   ) {
     this.update = kernels.update;
     this.gradSumSquares = kernels.gradSumSquares;
+    this.gradsNonFinite = kernels.gradsNonFinite;
+    this.#nonFiniteRange = kernels.nonFiniteRange;
     this.centralize = kernels.centralize;
     this.threads = kernels.threads;
     this.dispose = kernels.dispose;
@@ -73,6 +90,43 @@ export class CpuBackend implements HostBackend {
       const src = grads[names[i]];
       if (src !== this.#gradList[i]) this.#gradList[i].set(src);
     }
+  }
+
+  /**
+   * {@linkcode loadGrads} with the non-finite check fused in: the tensors are copied in chunks of
+   * up to COPY_CHUNK elements, and the section is checked behind the copy, a run of at least
+   * COPY_CHUNK elements at a time (small tensors together, since they lie back to back), while
+   * what was just copied is still in cache; a tensor given as its own slot is checked with its
+   * neighbours, uncopied. Returns whether some gradient is NaN or ±Infinity (every tensor is
+   * still copied: the slots then hold the gradients given).
+   */
+  loadGradsChecked(grads: Float32Array | Readonly<Record<string, Float32Array>>): boolean {
+    if (grads === this.grads) return this.gradsNonFinite();
+    const names = this.layout.names;
+    const offsets = this.layout.offsets;
+    const check = this.#nonFiniteRange;
+    let found = false;
+    let checked = 0;
+    for (let i = 0; i < names.length; i++) {
+      const src = grads instanceof Float32Array ? grads : grads[names[i]];
+      const dst = this.#gradList[i];
+      const n = dst.length;
+      for (let o = 0; o < n; o += COPY_CHUNK) {
+        const end = Math.min(n, o + COPY_CHUNK);
+        if (src !== dst) {
+          if (o === 0 && end === n) dst.set(src);
+          else dst.set(src.subarray(o, end), o);
+        }
+        const copied = offsets[i] + end;
+        if (copied - checked >= COPY_CHUNK) {
+          found = check(checked, copied - checked) || found;
+          checked = copied;
+        }
+      }
+    }
+    const total = this.layout.total;
+    if (checked < total) found = check(checked, total - checked) || found;
+    return found;
   }
 
   viewSection(section: number): Readonly<Record<string, Float32Array>> {

@@ -69,6 +69,17 @@ function jsBlockSumSquares(x: Float32Array, start: number, n: number): number {
 }
 
 /**
+ * Whether any of the `n` values of `x` from `start` is NaN or ±Infinity (`nonFinite` in
+ * assembly/index.ts: the same predicate, so the same answer). `x − x` is 0 for a finite x and
+ * NaN otherwise, so the sum is 0 exactly when every value is finite.
+ */
+export function jsNonFinite(x: Float32Array, start: number, n: number): boolean {
+  let s = 0;
+  for (let i = start, end = start + n; i < end; i++) s += x[i] - x[i];
+  return s !== 0;
+}
+
+/**
  * Gradient centralization in f32, in the order of `centralize` in assembly/index.ts: per row,
  * four f32 lane sums combined as (s0 + s1) + (s2 + s3), the tail added in order, mean = sum /
  * cols, then each element minus the mean.
@@ -143,6 +154,8 @@ export function createJsBackend(layout: ArenaLayout, rule: Rule): CpuBackend {
   return new CpuBackend("js", layout, buffer, 0, blocks, {
     update: () => jsStep(rule, sections, layout, blocks.f32, blocks.u32),
     gradSumSquares: () => jsSumSquares(g, n),
+    nonFiniteRange: (offset, count) => jsNonFinite(g, offset, count),
+    gradsNonFinite: () => jsNonFinite(g, 0, n),
     centralize: (offset, rows, cols) => jsCentralize(g, offset, rows, cols),
     threads: 1,
     dispose: () => {},

@@ -24,8 +24,13 @@ export const CONTROL = {
   OP: 1,
   /** Workers that have not finished the current job; the last one to finish notifies. */
   PENDING: 16,
-  /** Byte offset of the scalar blocks. */
-  SCALARS: 128,
+  /**
+   * Set to 1 by any thread whose slice of the gradients holds a NaN or ±Infinity (job
+   * OP_NON_FINITE); the main thread clears it before the job.
+   */
+  NON_FINITE: 32,
+  /** Byte offset of the scalar blocks (after the i32 words above, on cache lines of their own). */
+  SCALARS: 192,
 } as const;
 
 /** Job: one optimizer step over the worker's slice. */
@@ -34,6 +39,8 @@ export const OP_STEP = 1;
 export const OP_SUM_SQUARES = 2;
 /** Job: leave the loop (the state is being disposed). */
 export const OP_EXIT = 3;
+/** Job: the non-finite check of the gradients of the worker's slice. */
+export const OP_NON_FINITE = 4;
 
 /** What a worker is sent once, at start. */
 export interface ThreadWorkerInit {
@@ -59,7 +66,7 @@ export interface ThreadWorkerInit {
   spinMs: number;
   /** The values of CONTROL and the OP_ constants (the worker's source cannot import). */
   layout: typeof CONTROL;
-  ops: { step: number; sumSquares: number; exit: number };
+  ops: { step: number; sumSquares: number; exit: number; nonFinite: number };
 }
 
 /**
@@ -110,6 +117,10 @@ export function threadWorkerMain(): void {
         k.step(arena, scalars, start, end);
       } else if (op === init.ops.sumSquares) {
         k.sumSquaresBlocks(grads, total, firstBlock, lastBlock, partials);
+      } else if (op === init.ops.nonFinite) {
+        if (k.nonFinite(grads + start * 4, end - start) !== 0) {
+          Atomics.store(ints, c.NON_FINITE, 1);
+        }
       }
       if (Atomics.sub(ints, c.PENDING, 1) === 1) Atomics.notify(ints, c.PENDING);
     }

@@ -16,7 +16,11 @@
  * multiples of 16 elements (64 bytes: no cache line is written by two threads). Since each
  * element's update depends on that element only, the result is bit-identical to one thread's.
  *
- * The gradient sum of squares (clipping, `nonFinite` checks) is defined blockwise (blocks of
+ * The non-finite check (`nonFinite` without clipping) runs on every thread, each on its slice,
+ * any finding setting one flag of the control block; copied-in gradients are checked on the
+ * main thread as they are copied (cpu/cpu_backend.ts `loadGradsChecked`).
+ *
+ * The gradient sum of squares (clipping) is defined blockwise (blocks of
  * SUM_BLOCK elements, block sums added in order, see assembly/index.ts): each thread writes the
  * sums of its blocks, and the main thread adds them in block order, the same bits as the
  * single-threaded kernel's.
@@ -30,6 +34,7 @@ import { SUM_BLOCK } from "./js_backend.ts";
 import {
   CONTROL,
   OP_EXIT,
+  OP_NON_FINITE,
   OP_STEP,
   OP_SUM_SQUARES,
   type ThreadWorkerInit,
@@ -216,7 +221,12 @@ export async function createThreadedWasmBackend(
         lastBlock,
         spinMs: WORKER_SPIN_MS,
         layout: CONTROL,
-        ops: { step: OP_STEP, sumSquares: OP_SUM_SQUARES, exit: OP_EXIT },
+        ops: {
+          step: OP_STEP,
+          sumSquares: OP_SUM_SQUARES,
+          exit: OP_EXIT,
+          nonFinite: OP_NON_FINITE,
+        },
       };
       worker.postMessage(init);
     }
@@ -279,10 +289,21 @@ export async function createThreadedWasmBackend(
     for (let b = 0; b < blocks; b++) total += sums[b];
     return total;
   };
+  /** The non-finite check, each thread on its slice of the step. */
+  const gradsNonFinite = () => {
+    assertLive();
+    Atomics.store(ints, CONTROL.NON_FINITE, 0);
+    launch(OP_NON_FINITE);
+    const own = k.nonFinite(g + start * 4, end - start) !== 0;
+    join();
+    return own || Atomics.load(ints, CONTROL.NON_FINITE) !== 0;
+  };
   const blocksView = blockViews(memory.buffer, scalars, layout);
   const backend = new CpuBackend("wasm", layout, memory.buffer, base, blocksView, {
     update,
     gradSumSquares,
+    nonFiniteRange: (offset, count) => k.nonFinite(g + offset * 4, count) !== 0,
+    gradsNonFinite,
     centralize: (offset, rows, cols) => k.centralize(g + offset * 4, rows, cols),
     threads,
     dispose: () => {

@@ -36,6 +36,7 @@ export interface KernelExports {
   step(arena: number, scalars: number, start: number, end: number): void;
   sumSquares(ptr: number, n: number): number;
   sumSquaresBlocks(ptr: number, n: number, first: number, last: number, out: number): void;
+  nonFinite(ptr: number, n: number): number;
   centralize(ptr: number, rows: number, cols: number): void;
 }
 
@@ -150,7 +151,27 @@ export function stepSlice(k: KernelExports, a: PlacedArena, start: number, end: 
 export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend> {
   checkWasmCapacity(layout);
   compiled ??= WebAssembly.compile(kernelBytes());
-  const instance = await WebAssembly.instantiate(await compiled, {});
+  const module = await compiled;
+  compiledSync ??= module;
+  return backendOn(await WebAssembly.instantiate(module, {}), layout);
+}
+
+/** The compiled kernel, once some compile has finished (async or sync). */
+let compiledSync: WebAssembly.Module | undefined;
+
+/**
+ * {@linkcode createWasmBackend}, synchronously (a synchronous compile, once, and a synchronous
+ * instantiation; the compile is skipped where an async one has finished): for callers that must
+ * start a state inside a synchronous call (the TensorFlow.js adapter's first `applyGradients`).
+ */
+export function createWasmBackendSync(layout: ArenaLayout): CpuBackend {
+  checkWasmCapacity(layout);
+  compiledSync ??= new WebAssembly.Module(kernelBytes());
+  return backendOn(new WebAssembly.Instance(compiledSync, {}), layout);
+}
+
+/** The backend on a fresh kernel instance: its memory grown to hold the arena of `layout`. */
+function backendOn(instance: WebAssembly.Instance, layout: ArenaLayout): CpuBackend {
   const k = instance.exports as unknown as KernelExports;
   const at = Math.ceil(k.heapBase() / SECTION_ALIGN_BYTES) * SECTION_ALIGN_BYTES;
   const scalars = at + SECTION_ALIGN_BYTES;
@@ -173,6 +194,8 @@ export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend
   return new CpuBackend("wasm", layout, buffer, base, blockViews(buffer, scalars, layout), {
     update: () => stepSlice(k, a, 0, n),
     gradSumSquares: () => k.sumSquares(g, n),
+    nonFiniteRange: (offset, count) => k.nonFinite(g + offset * 4, count) !== 0,
+    gradsNonFinite: () => k.nonFinite(g, n) !== 0,
     centralize: (offset, rows, cols) => k.centralize(g + offset * 4, rows, cols),
     threads: 1,
     dispose: () => {},

@@ -31,8 +31,11 @@ function kernelsOf(rule: Rule) {
   } as const satisfies Record<string, Kernel>;
 }
 
+/** The kernels of a state, by name. */
+type Kernels = ReturnType<typeof kernelsOf>;
+
 /** A kernel of the backend. */
-export type KernelName = keyof ReturnType<typeof kernelsOf>;
+export type KernelName = keyof Kernels;
 
 /** A compiled kernel: its pipeline and bind-group layout. */
 export interface Compiled {
@@ -44,12 +47,21 @@ export interface Compiled {
 /** Every kernel of the backend, compiled for one device. */
 export type Pipelines = Readonly<Record<KernelName, Compiled>>;
 
-/** Per device, the pipelines of each element loop (`Rule.kernel`). */
+/** Per device, the pipelines being compiled, by element loop (`Rule.kernel`). */
 const cache = new WeakMap<GPUDevice, Map<string, Promise<Pipelines>>>();
+/** Per device, the pipelines once compiled (by either path), by element loop. */
+const ready = new WeakMap<GPUDevice, Map<string, Pipelines>>();
+
+/** The map of `device` in `maps`, made at the first use. */
+function perDevice<V>(maps: WeakMap<GPUDevice, Map<string, V>>, device: GPUDevice): Map<string, V> {
+  let map = maps.get(device);
+  if (!map) maps.set(device, map = new Map());
+  return map;
+}
 
 /**
  * The pipelines of `rule` on `device`, compiled at the first call (concurrently) and cached; a
- * failed compilation is not cached.
+ * failed compilation is not cached. Rules of one family (one element loop) share them.
  *
  * @example
  * ```ts ignore
@@ -58,27 +70,64 @@ const cache = new WeakMap<GPUDevice, Map<string, Promise<Pipelines>>>();
  * ```
  */
 export function pipelinesOf(device: GPUDevice, rule: Rule): Promise<Pipelines> {
-  let byRule = cache.get(device);
-  if (!byRule) cache.set(device, byRule = new Map());
-  let cached = byRule.get(rule.kernel);
+  const compiling = perDevice(cache, device);
+  let cached = compiling.get(rule.kernel);
   if (!cached) {
-    const compiling = compileAll(device, kernelsOf(rule));
-    byRule.set(rule.kernel, compiling);
-    compiling.catch(() => byRule.delete(rule.kernel));
-    cached = compiling;
+    const known = perDevice(ready, device).get(rule.kernel);
+    cached = known
+      ? Promise.resolve(known)
+      : compileAll(device, kernelsOf(rule), (d) => device.createComputePipelineAsync(d));
+    compiling.set(rule.kernel, cached);
+    cached.then(
+      (p) => perDevice(ready, device).set(rule.kernel, p),
+      () => compiling.delete(rule.kernel),
+    );
   }
   return cached;
 }
 
-async function compileAll(
+/**
+ * {@linkcode pipelinesOf}, synchronously: the pipelines an earlier call compiled, or compiled
+ * now, blocking (for a state started inside a synchronous call: the TensorFlow.js adapter's
+ * first `applyGradients`).
+ *
+ * @example
+ * ```ts ignore
+ * const pipelines = pipelinesOfSync(device, RADAM);
+ * ```
+ */
+export function pipelinesOfSync(device: GPUDevice, rule: Rule): Pipelines {
+  const done = perDevice(ready, device);
+  const known = done.get(rule.kernel);
+  if (known) return known;
+  const compiled = compileAll(device, kernelsOf(rule), (d) => device.createComputePipeline(d));
+  done.set(rule.kernel, compiled);
+  return compiled;
+}
+
+/** Compiles one pipeline: asynchronously, or synchronously. */
+type Compile<R> = (descriptor: GPUComputePipelineDescriptor) => R;
+
+function compileAll(
   device: GPUDevice,
-  kernels: ReturnType<typeof kernelsOf>,
-): Promise<Pipelines> {
+  kernels: Kernels,
+  compile: Compile<Promise<GPUComputePipeline>>,
+): Promise<Pipelines>;
+function compileAll(
+  device: GPUDevice,
+  kernels: Kernels,
+  compile: Compile<GPUComputePipeline>,
+): Pipelines;
+function compileAll(
+  device: GPUDevice,
+  kernels: Kernels,
+  compile: Compile<GPUComputePipeline | Promise<GPUComputePipeline>>,
+): Pipelines | Promise<Pipelines> {
   // Kernels with the same bindings share a layout, and the same WGSL one shader module.
   const layouts = new Map<string, GPUBindGroupLayout>();
   const modules = new Map<string, GPUShaderModule>();
   const names = Object.keys(kernels) as KernelName[];
-  const compiled = await Promise.all(names.map((name) => {
+  const parts = names.map((name) => {
     const kernel: Kernel = kernels[name];
     const key = kernel.bindings.map((b) => b.kind).join(",");
     let layout = layouts.get(key);
@@ -98,16 +147,24 @@ async function compileAll(
       module = device.createShaderModule({ label: `radam ${name}`, code: kernel.code });
       modules.set(kernel.code, module);
     }
-    const bindGroupLayout = layout;
-    return device.createComputePipelineAsync({
+    const pipeline = compile({
       label: `radam ${name}`,
-      layout: device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout] }),
+      layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: kernel.entryPoint },
-    }).then((pipeline): Compiled => ({ kernel, pipeline, layout: bindGroupLayout }));
-  }));
-  const out = {} as Record<KernelName, Compiled>;
-  names.forEach((name, k) => out[name] = compiled[k]);
-  return out;
+    });
+    return { kernel, layout, pipeline };
+  });
+  const assemble = (pipelines: readonly GPUComputePipeline[]): Pipelines => {
+    const out = {} as Record<KernelName, Compiled>;
+    names.forEach((name, k) => {
+      out[name] = { kernel: parts[k].kernel, layout: parts[k].layout, pipeline: pipelines[k] };
+    });
+    return out;
+  };
+  if (parts.some((p) => p.pipeline instanceof Promise)) {
+    return Promise.all(parts.map((p) => p.pipeline)).then(assemble);
+  }
+  return assemble(parts.map((p) => p.pipeline as GPUComputePipeline));
 }
 
 /**

@@ -43,6 +43,7 @@ import {
   dispatchEach,
   type Pipelines,
   pipelinesOf,
+  pipelinesOfSync,
 } from "./pipelines.ts";
 import { RING_SIZE } from "./scalar_ring.ts";
 import { createSections, type External, SectionIO } from "./section_io.ts";
@@ -411,6 +412,26 @@ function isSingle(x: unknown): boolean {
       typeof GPUBuffer !== "undefined" && (x as GpuTensor).buffer instanceof GPUBuffer);
 }
 
+/** Options of {@linkcode createWebGpuBackend}. */
+export interface WebGpuBackendOptions {
+  /** Lower planning limits than the device's (for tests). */
+  limits?: Partial<GpuPlanLimits>;
+  /** Caller-owned params copied into the arena at init and back after each step. */
+  externalParams?: ReadonlyMap<number, GpuTensor>;
+  /**
+   * Caller-owned params updated in place (zero copy), as `placeGpuParams` in gpu_tensors.ts
+   * admits them: STORAGE usage, offset a multiple of `minStorageBufferOffsetAlignment`, and
+   * the buffer extends to the 16-byte boundary after the last element.
+   */
+  inPlaceParams?: ReadonlyMap<number, GpuTensor>;
+  /** Clip the gradients to this global L2 norm, computed on the GPU each step. */
+  clipGradNorm?: number;
+  /** What a step with a NaN or ±Infinity gradient does (checked on the GPU each step). */
+  nonFinite?: NonFinitePolicy;
+  /** The rule stepped (default RAdam's, the element loop of RAdam, Adam and AdamW). */
+  rule?: Rule;
+}
+
 /**
  * Makes the WebGPU backend of a layout on `device`.
  *
@@ -424,24 +445,48 @@ function isSingle(x: unknown): boolean {
 export async function createWebGpuBackend(
   device: GPUDevice,
   layout: ArenaLayout,
-  options: {
-    limits?: Partial<GpuPlanLimits>;
-    /** Caller-owned params copied into the arena at init and back after each step. */
-    externalParams?: ReadonlyMap<number, GpuTensor>;
-    /**
-     * Caller-owned params updated in place (zero copy), as `placeGpuParams` in gpu_tensors.ts
-     * admits them: STORAGE usage, offset a multiple of `minStorageBufferOffsetAlignment`, and
-     * the buffer extends to the 16-byte boundary after the last element.
-     */
-    inPlaceParams?: ReadonlyMap<number, GpuTensor>;
-    /** Clip the gradients to this global L2 norm, computed on the GPU each step. */
-    clipGradNorm?: number;
-    /** What a step with a NaN or ±Infinity gradient does (checked on the GPU each step). */
-    nonFinite?: NonFinitePolicy;
-    /** The rule stepped (default RAdam's, the element loop of RAdam, Adam and AdamW). */
-    rule?: Rule;
-  } = {},
+  options: WebGpuBackendOptions = {},
 ): Promise<WebGpuBackend> {
+  return backendOn(device, layout, await pipelinesOf(device, options.rule ?? RADAM), options);
+}
+
+/**
+ * {@linkcode createWebGpuBackend}, synchronously: the device's pipelines are compiled now
+ * (blocking) unless an earlier state compiled them. For callers that must start a state inside a
+ * synchronous call (the TensorFlow.js adapter's first `applyGradients`).
+ *
+ * @example
+ * ```ts ignore
+ * const backend = createWebGpuBackendSync(device, planGpuArena(["w"], [1000]));
+ * ```
+ */
+export function createWebGpuBackendSync(
+  device: GPUDevice,
+  layout: ArenaLayout,
+  options: WebGpuBackendOptions = {},
+): WebGpuBackend {
+  return backendOn(device, layout, pipelinesOfSync(device, options.rule ?? RADAM), options);
+}
+
+/**
+ * Compiles the device's pipelines of `rule` ahead (asynchronously), so that a later
+ * {@linkcode createWebGpuBackendSync} does not block on them.
+ *
+ * @example
+ * ```ts ignore
+ * await prepareWebGpu(device);
+ * ```
+ */
+export async function prepareWebGpu(device: GPUDevice, rule: Rule = RADAM): Promise<void> {
+  await pipelinesOf(device, rule);
+}
+
+function backendOn(
+  device: GPUDevice,
+  layout: ArenaLayout,
+  pipelines: Pipelines,
+  options: WebGpuBackendOptions,
+): WebGpuBackend {
   const given = options.limits ?? {};
   const limits: GpuPlanLimits = {
     maxStorageBufferBindingSize: given.maxStorageBufferBindingSize ??
@@ -459,7 +504,7 @@ export async function createWebGpuBackend(
     device,
     layout,
     rule,
-    await pipelinesOf(device, rule),
+    pipelines,
     limits,
     options.externalParams ?? new Map(),
     options.clipGradNorm,

@@ -13,8 +13,10 @@ import { ruleOf } from "../rules/registry.ts";
 import { checkGpuParams, type GpuTensor, isGpuTensorInput, placeGpuParams } from "./gpu_tensors.ts";
 import {
   createWebGpuBackend,
+  createWebGpuBackendSync,
   type GpuPlanLimits,
   planGpuArena,
+  prepareWebGpu,
   requestLargeDevice,
 } from "./webgpu_backend.ts";
 
@@ -73,6 +75,30 @@ export async function initWebGpuState(
   checkGpuConfig(config);
   const checked = checkGpuParams(params);
   const device = options.device ?? await requestLargeDevice();
+  await prepareWebGpu(device, ruleOf(config));
+  return startWebGpuState(config, checked, device, limits);
+}
+
+/**
+ * {@linkcode initWebGpuState} on a given device, synchronously (the device's pipelines are
+ * compiled now, blocking, unless an earlier state compiled them): for callers that must start a
+ * state inside a synchronous call (the TensorFlow.js adapter's first `applyGradients`).
+ */
+export function initWebGpuStateSync(
+  config: ResolvedConfig,
+  params: unknown,
+  device: GPUDevice,
+): OptimizerState<GpuTensor> {
+  checkGpuConfig(config);
+  return startWebGpuState(config, checkGpuParams(params), device);
+}
+
+function startWebGpuState(
+  config: ResolvedConfig,
+  checked: ReturnType<typeof checkGpuParams>,
+  device: GPUDevice,
+  limits?: Partial<GpuPlanLimits>,
+): OptimizerState<GpuTensor> {
   const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
   const rule = ruleOf(config);
   const layout = planGpuArena(checked.names, checked.lengths, {
@@ -80,7 +106,7 @@ export async function initWebGpuState(
     groups: groupsOf(config, checked.names),
     moments: rule.moments.length,
   });
-  const backend = await createWebGpuBackend(device, layout, {
+  const backend = createWebGpuBackendSync(device, layout, {
     limits,
     externalParams: placed.copied,
     inPlaceParams: placed.inPlace,

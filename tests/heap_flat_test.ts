@@ -15,8 +15,8 @@ function heapAfterGc(): number {
   return Deno.memoryUsage().heapUsed;
 }
 
-// The threaded wasm state (2 threads, split at any size) also runs the parallel reduction each
-// step (the default nonFinite "skip" takes the gradients' norm).
+// The threaded wasm state (2 threads, split at any size) also runs the parallel non-finite check
+// each step (the default nonFinite "skip").
 const VARIANTS = [
   { label: "wasm", backend: "wasm", threads: 1 },
   { label: "js", backend: "js", threads: 1 },

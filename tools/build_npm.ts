@@ -2,8 +2,11 @@
  * Builds the npm package from the same sources as the JSR one: `deno task build:npm`.
  *
  * Output, in the git-ignored folder `npm/`:
- * - `index.js`: mod.ts and everything it imports, bundled by esbuild into one ES module (the
- *   kernel's wasm is already inlined as base64, so nothing is read from disk at run time);
+ * - `index.js` (mod.ts) and `tfjs.js` (tfjs.ts, the TensorFlow.js adapter, `@optim/radam/tfjs`):
+ *   bundled by esbuild as ES modules that share their code through `chunks/` (one copy of the
+ *   library, so a state made through one entry is recognised by the other; the kernel's wasm is
+ *   already inlined as base64, so nothing is read from disk at run time). `@tensorflow/tfjs-core`
+ *   stays an import: a peer dependency (`^4`, optional: only `tfjs.js` needs it);
  * - `types/`: `.d.ts` declarations emitted by the TypeScript compiler;
  * - `package.json` (name and version from deno.json, `exports` for Node ≥ 20 and bundlers),
  *   README.md and LICENSE.
@@ -17,34 +20,53 @@ const OUT = "npm";
 /** The WebGPU type declarations the public types refer to (GPUDevice, GPUBuffer, …). */
 const WEBGPU_TYPES = "@webgpu/types@0.1.74";
 const TOOLS = "build/npm_tools";
+/** tfjs-core, for the adapter's declarations (the package takes it as a peer dependency). */
+const TFJS_CORE = "@tensorflow/tfjs-core@4.22.0";
 
-/** Installs the WebGPU types for the declaration build; returns their entry file. */
+/**
+ * Installs the WebGPU types and tfjs-core's (for the declaration build); returns the WebGPU
+ * types' entry file.
+ */
 async function webgpuTypes(): Promise<string> {
   const entry = `${TOOLS}/node_modules/@webgpu/types/dist/index.d.ts`;
+  const tfjs = `${TOOLS}/node_modules/@tensorflow/tfjs-core/package.json`;
   try {
     await Deno.stat(entry);
+    await Deno.stat(tfjs);
     return entry;
   } catch {
     // not installed yet
   }
   await Deno.mkdir(TOOLS, { recursive: true });
   const npm = new Deno.Command("npm", {
-    args: ["install", "--prefix", TOOLS, "--no-audit", "--no-fund", "--no-save", WEBGPU_TYPES],
+    args: [
+      "install",
+      "--prefix",
+      TOOLS,
+      "--no-audit",
+      "--no-fund",
+      "--no-save",
+      WEBGPU_TYPES,
+      TFJS_CORE,
+    ],
     stdout: "null",
   });
   const { success } = await npm.output();
-  if (!success) throw new Error(`npm install ${WEBGPU_TYPES} failed`);
+  if (!success) throw new Error(`npm install ${WEBGPU_TYPES} ${TFJS_CORE} failed`);
   return entry;
 }
 
 async function bundle(): Promise<void> {
   await esbuild.build({
-    entryPoints: ["mod.ts"],
+    entryPoints: { index: "mod.ts", tfjs: "tfjs.ts" },
     bundle: true,
+    splitting: true,
+    chunkNames: "chunks/[name]-[hash]",
+    external: ["@tensorflow/tfjs-core"],
     format: "esm",
     platform: "neutral",
     target: "es2022",
-    outfile: `${OUT}/index.js`,
+    outdir: OUT,
     legalComments: "inline",
     logLevel: "warning",
   });
@@ -65,8 +87,11 @@ function declarations(webgpu: string): void {
     strict: true,
     skipLibCheck: true,
     types: [],
+    // The adapter's imports of tfjs-core resolve to the copy installed for this build.
+    baseUrl: ".",
+    paths: { "@tensorflow/tfjs-core": [`${TOOLS}/node_modules/@tensorflow/tfjs-core`] },
   };
-  const program = ts.createProgram(["mod.ts", webgpu], options);
+  const program = ts.createProgram(["mod.ts", "tfjs.ts", webgpu], options);
   const diagnostics = [...ts.getPreEmitDiagnostics(program)];
   const emitted = program.emit(undefined, (name, text) => {
     // Declarations refer to each other as ./x.js (which resolves to ./x.d.ts), not ./x.ts.
@@ -74,7 +99,9 @@ function declarations(webgpu: string): void {
     let fixed = text.replace(/(from\s+["']\.{1,2}\/[^"']+)\.ts(["'])/g, "$1.js$2")
       .replace(/(import\(["']\.{1,2}\/[^"']+)\.ts(["']\))/g, "$1.js$2")
       .replace(/from "\.\/mod\.js"/g, 'from "@optim/radam"');
-    if (name.endsWith("/mod.d.ts")) fixed = `/// <reference types="@webgpu/types" />\n${fixed}`;
+    if (name.endsWith("/mod.d.ts") || name.endsWith("/tfjs.d.ts")) {
+      fixed = `/// <reference types="@webgpu/types" />\n${fixed}`;
+    }
     Deno.mkdirSync(name.slice(0, name.lastIndexOf("/")), { recursive: true });
     Deno.writeTextFileSync(name, fixed);
   });
@@ -102,13 +129,17 @@ async function packageFiles(): Promise<void> {
     types: "./types/mod.d.ts",
     exports: {
       ".": { types: "./types/mod.d.ts", import: "./index.js", default: "./index.js" },
+      "./tfjs": { types: "./types/tfjs.d.ts", import: "./tfjs.js", default: "./tfjs.js" },
       "./package.json": "./package.json",
     },
-    files: ["index.js", "types/", "README.md", "LICENSE"],
+    files: ["index.js", "tfjs.js", "chunks/", "types/", "README.md", "LICENSE"],
     sideEffects: false,
     engines: { node: ">=20" },
     // The public types mention WebGPU's (GPUDevice, GPUBuffer): types only, no code.
     dependencies: { "@webgpu/types": WEBGPU_TYPES.split("@").pop() },
+    // The TensorFlow.js adapter (`@optim/radam/tfjs`) runs on the tfjs the user has.
+    peerDependencies: { "@tensorflow/tfjs-core": "^4" },
+    peerDependenciesMeta: { "@tensorflow/tfjs-core": { optional: true } },
     keywords: ["radam", "adam", "adamw", "optimizer", "wasm", "simd", "machine-learning"],
   };
   await Deno.writeTextFile(`${OUT}/package.json`, JSON.stringify(pkg, null, 2) + "\n");
@@ -122,5 +153,5 @@ if (import.meta.main) {
   await bundle();
   declarations(await webgpuTypes());
   await packageFiles();
-  console.log(`built ${OUT}/ (index.js, types/, package.json)`);
+  console.log(`built ${OUT}/ (index.js, tfjs.js, chunks/, types/, package.json)`);
 }

@@ -14,6 +14,7 @@ Deno.test("the committed kernel module is what assembly/ compiles to (both build
 const EXPORTED_FUNCTIONS = [
   "function:centralize",
   "function:heapBase",
+  "function:nonFinite",
   "function:step",
   "function:sumSquares",
   "function:sumSquaresBlocks",

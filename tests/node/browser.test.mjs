@@ -6,6 +6,7 @@ import http from "node:http";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import { chromium } from "playwright-core";
+import { tfjsCase } from "./shared_case.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const expected = JSON.parse(
@@ -40,6 +41,32 @@ const PLAIN_PAGE = `<!doctype html><meta charset="utf-8"><title>radam</title>
   }
 </script>`;
 
+// The TensorFlow.js adapter of the bundle (`tfjs.js`) on tfjs's cpu backend: tfjs-core and the
+// backend as the ES modules their packages ship (an import map for the bare specifiers; the
+// backend's seedrandom import is a stub: no random op runs here).
+const TFJS_PAGE = `<!doctype html><meta charset="utf-8"><title>radam tfjs</title>
+<script type="importmap">
+  { "imports": { "@tensorflow/tfjs-core": "/tfjs-core.js", "seedrandom": "/seedrandom.js" } }
+</script>
+<script type="module">
+  try {
+    const tf = await import("@tensorflow/tfjs-core");
+    await import("/tfjs-backend-cpu.js");
+    const lib = await import("/index.js");
+    const { tfOptimizer } = await import("/tfjs.js");
+    const { tfjsCase } = await import("/shared_case.mjs");
+    tf.env().set("PROD", true);
+    await tf.setBackend("cpu");
+    window.__tfjs = await tfjsCase(tf, lib, tfOptimizer, "browser");
+  } catch (e) {
+    window.__error = String(e && e.stack || e);
+  }
+</script>`;
+
+const packageDir = new URL(".", import.meta.resolve("@optim/radam"));
+const tfjsDist = (name) =>
+  new URL(`dist/`, import.meta.resolve(`@tensorflow/${name}/package.json`));
+
 /** Headers that make a page cross-origin isolated (SharedArrayBuffer available). */
 const ISOLATION = {
   "cross-origin-opener-policy": "same-origin",
@@ -53,6 +80,20 @@ const FILES = {
     "text/javascript",
     () => readFileSync(fileURLToPath(import.meta.resolve("@optim/radam"))),
   ],
+  "/tfjs": ["text/html", () => TFJS_PAGE],
+  "/tfjs.js": ["text/javascript", () => readFileSync(new URL("tfjs.js", packageDir))],
+  "/tfjs-core.js": [
+    "text/javascript",
+    () => readFileSync(new URL("tf-core.fesm.js", tfjsDist("tfjs-core"))),
+  ],
+  "/tfjs-backend-cpu.js": [
+    "text/javascript",
+    () => readFileSync(new URL("tf-backend-cpu.fesm.js", tfjsDist("tfjs-backend-cpu"))),
+  ],
+  "/seedrandom.js": [
+    "text/javascript",
+    () => "export function alea() { throw new Error('seedrandom is stubbed in this test'); }",
+  ],
   "/shared_case.mjs": [
     "text/javascript",
     () => readFileSync(new URL("./shared_case.mjs", import.meta.url)),
@@ -61,7 +102,11 @@ const FILES = {
 
 function serve() {
   const server = http.createServer((req, res) => {
-    const file = FILES[req.url];
+    // The bundle's shared chunks, by name.
+    const chunk = /^\/chunks\/[\w-]+\.js$/.test(req.url)
+      ? ["text/javascript", () => readFileSync(new URL(req.url.slice(1), packageDir))]
+      : undefined;
+    const file = FILES[req.url] ?? chunk;
     if (!file) {
       res.writeHead(404).end();
       return;
@@ -115,6 +160,24 @@ test("the bundle in headless Chromium gives Deno's result bit for bit", async ()
       await plain.evaluate(() => globalThis.__refusal),
       /SharedArrayBuffer/,
     );
+    // The adapter: its steps give the library's bits, and the bits Node gives.
+    const tfjs = await browser.newPage();
+    await tfjs.goto(`http://127.0.0.1:${server.address().port}/tfjs`);
+    await tfjs.waitForFunction(() => globalThis.__tfjs || globalThis.__error, null, {
+      timeout: 60_000,
+    });
+    const tfjsError = await tfjs.evaluate(() => globalThis.__error);
+    assert.equal(tfjsError, undefined, `the tfjs page threw: ${tfjsError}`);
+    const inBrowser = await tfjs.evaluate(() => globalThis.__tfjs);
+    assert.deepEqual(inBrowser.adapter, inBrowser.core);
+    const tf = await import("@tensorflow/tfjs-core");
+    await import("@tensorflow/tfjs-backend-cpu");
+    const lib = await import("@optim/radam");
+    const { tfOptimizer } = await import("@optim/radam/tfjs");
+    tf.env().set("PROD", true);
+    await tf.setBackend("cpu");
+    const inNode = await tfjsCase(tf, lib, tfOptimizer, "node-browser-check");
+    assert.deepEqual(inBrowser.adapter, inNode.adapter);
   } finally {
     await browser.close();
     server.close();

@@ -97,3 +97,41 @@ export async function runCase(lib, backend, device, threads = 1) {
   }
   return result;
 }
+
+/**
+ * The adapter case run under Node and in Chromium: two variables stepped 8 times by
+ * `tfOptimizer(radam())` through applyGradients, and the same steps by the library itself.
+ * Returns both results as plain arrays.
+ */
+export async function tfjsCase(tf, lib, tfOptimizer, tag) {
+  const shapes = [[3, 4], [4]];
+  const values = (n, seed) => {
+    const out = new Float32Array(n);
+    let s = seed;
+    for (let i = 0; i < n; i++) {
+      s = (s * 1103515245 + 12345) % 2147483648;
+      out[i] = s / 2147483648 - 0.5;
+    }
+    return out;
+  };
+  const names = [`${tag}/kernel`, `${tag}/bias`];
+  const init = shapes.map((s, i) => values(s.reduce((a, b) => a * b), 7 + i));
+  const vars = names.map((n, i) => tf.variable(tf.tensor(init[i], shapes[i]), true, n));
+  const optimizer = tfOptimizer(lib.radam({ lr: 0.05 }));
+  let state = await lib.radam({ lr: 0.05 }).init(
+    Object.fromEntries(names.map((n, i) => [n, init[i].slice()])),
+  );
+  for (let t = 0; t < 8; t++) {
+    const g = init.map((a, i) => values(a.length, 100 * t + i + 1));
+    const tensors = g.map((a, i) => tf.tensor(a, shapes[i]));
+    optimizer.applyGradients(Object.fromEntries(names.map((n, i) => [n, tensors[i]])));
+    tf.dispose(tensors);
+    state = lib.step(state, Object.fromEntries(names.map((n, i) => [n, g[i]])));
+  }
+  const want = await lib.readParams(state);
+  const adapter = await Promise.all(vars.map(async (v) => Array.from(await v.data())));
+  const core = names.map((n) => Array.from(want[n]));
+  optimizer.dispose();
+  tf.dispose(vars);
+  return { adapter, core };
+}

@@ -1,0 +1,41 @@
+// The TensorFlow.js adapter of the built npm package (`@optim/radam/tfjs`) under Node, with
+// tfjs-core as the peer dependency it is: bits equal to the library's own step, model.fit, and
+// the state recognised by the main entry (one copy of the library behind both).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import * as tfl from "@tensorflow/tfjs-layers";
+import { radam, ranger, readParams, saveState, step } from "@optim/radam";
+import { tfOptimizer } from "@optim/radam/tfjs";
+import { tfjsCase } from "./shared_case.mjs";
+
+tf.env().set("PROD", true);
+
+test("@optim/radam/tfjs: radam through applyGradients gives the library's bits", async () => {
+  await tf.setBackend("cpu");
+  const { adapter, core } = await tfjsCase(tf, { radam, readParams, step }, tfOptimizer, "node");
+  assert.deepEqual(adapter, core);
+});
+
+test("@optim/radam/tfjs: model.fit with ranger; the state works with the main entry", async () => {
+  await tf.setBackend("cpu");
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.dense({ units: 4, inputShape: [3], activation: "relu" }),
+      tfl.layers.dense({ units: 1 }),
+    ],
+  });
+  const optimizer = tfOptimizer(ranger({ lr: 3e-2 }));
+  model.compile({ optimizer, loss: "meanSquaredError" });
+  const x = tf.tensor2d([[0, 1, 2], [1, 0, 1], [2, 2, 0], [1, 1, 1]]);
+  const y = tf.tensor2d([[1], [0], [2], [1]]);
+  const h = await model.fit(x, y, { epochs: 40, batchSize: 4, verbose: 0 });
+  assert.ok(h.history.loss.at(-1) < h.history.loss[0]);
+  assert.equal(optimizer.iterations, 40);
+  const bytes = await saveState(optimizer.state);
+  assert.ok(bytes.length > 100);
+  tf.dispose([x, y]);
+  model.dispose();
+  optimizer.dispose();
+});

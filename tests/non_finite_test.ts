@@ -1,0 +1,164 @@
+/**
+ * The default non-finite check without clipping (a test of the gradients' exponent bits, fused
+ * into the copy of copied-in gradients, split across threads): it finds a NaN or ±Infinity at
+ * any position of any tensor, on wasm, js and 2 threads, zero-copy and copied in, and nothing
+ * else (huge finite values, subnormals, −0); a skipped step changes nothing; "throw" names the
+ * first tensor and index; `lastGradNorm` is NaN unless clipping computes the norm.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { dispose, type OptimizerState, radam, readParams, step } from "../mod.ts";
+import { readAll } from "./cases.ts";
+
+const BACKENDS = [
+  { label: "wasm", backend: "wasm", threads: 1 },
+  { label: "js", backend: "js", threads: 1 },
+  { label: "wasm on 2 threads", backend: "wasm", threads: 2 },
+] as const;
+
+/** Tensor lengths around the 16-element vector loop and the 16384-element copy chunks. */
+const LENGTHS = [1, 3, 17, 16383, 16384, 16385, 40_003];
+
+function bits(a: Float32Array): Uint32Array {
+  return new Uint32Array(Float32Array.from(a).buffer);
+}
+
+async function stateOn(
+  which: (typeof BACKENDS)[number],
+  lengths: readonly number[],
+  nonFinite: "skip" | "throw" = "skip",
+): Promise<OptimizerState> {
+  const params: Record<string, Float32Array> = {};
+  lengths.forEach((n, t) => params[`t${t}`] = Float32Array.from({ length: n }, (_, i) => i % 7));
+  return await radam({
+    backend: which.backend,
+    threads: which.threads,
+    threadThreshold: 0,
+    nonFinite,
+  }).init(params);
+}
+
+function gradsFor(lengths: readonly number[], value = 1e-3): Record<string, Float32Array> {
+  const g: Record<string, Float32Array> = {};
+  lengths.forEach((n, t) => g[`t${t}`] = new Float32Array(n).fill(value));
+  return g;
+}
+
+for (const which of BACKENDS) {
+  Deno.test(`${which.label}: a NaN or ±Infinity anywhere skips the step, finite values never do`, async () => {
+    let s = await stateOn(which, LENGTHS);
+    try {
+      s = step(s, gradsFor(LENGTHS));
+      assert.ok(Number.isNaN(s.lastGradNorm), "no norm without clipping");
+      const rand = fc.sample(
+        fc.record({
+          tensor: fc.integer({ min: 0, max: LENGTHS.length - 1 }),
+          where: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+          bad: fc.constantFrom(NaN, Infinity, -Infinity),
+          copied: fc.boolean(),
+        }),
+        { numRuns: 24 },
+      );
+      let taken = 1, skipped = 0;
+      for (const { tensor, where, bad, copied } of rand) {
+        const g = gradsFor(LENGTHS);
+        const name = `t${tensor}`;
+        const i = Math.floor(where * g[name].length);
+        // huge finite values, subnormals and −0 elsewhere are finite: never a skip
+        g[name][0] = -3.4e38;
+        g[name][g[name].length - 1] = 1e-45;
+        if (g[name].length > 2) g[name][1] = -0;
+        const before = await readAll(s);
+        g[name][i] = bad;
+        if (copied) s = step(s, g);
+        else {
+          for (const n of s.names) s.grads[n].set(g[n]);
+          s = step(s);
+        }
+        skipped++;
+        assert.equal(s.skippedSteps, skipped, `${bad} at ${name}[${i}] (copied: ${copied})`);
+        assert.equal(s.step, taken);
+        assert.deepEqual(await readAll(s), before);
+        g[name][i] = 0.5;
+        s = copied ? step(s, g) : (s.grads[name][i] = 0.5, step(s));
+        taken++;
+        assert.equal(s.step, taken);
+        assert.equal(s.skippedSteps, skipped);
+      }
+    } finally {
+      dispose(s);
+    }
+  });
+
+  Deno.test(`${which.label}: a record mixing copies and the state's own slots is checked whole`, async () => {
+    const lengths = [3, 5, 16390, 2, 7];
+    let s = await stateOn(which, lengths);
+    try {
+      for (let bad = 0; bad < lengths.length; bad++) {
+        for (const own of [bad, (bad + 1) % lengths.length]) {
+          const g: Record<string, Float32Array> = gradsFor(lengths);
+          s.grads[`t${own}`].fill(1e-3);
+          g[`t${own}`] = s.grads[`t${own}`]; // passed as its own slot: not copied
+          g[`t${bad}`][lengths[bad] - 1] = NaN;
+          const skipped = s.skippedSteps;
+          s = step(s, g);
+          assert.equal(s.skippedSteps, skipped + 1, `NaN in t${bad}, t${own} given as its slot`);
+        }
+      }
+      s = step(s, gradsFor(lengths));
+      assert.equal(s.step, 1);
+    } finally {
+      dispose(s);
+    }
+  });
+
+  Deno.test(`${which.label}: "throw" names the first tensor and index, zero-copy and copied`, async () => {
+    const lengths = [5, 16385, 40_003];
+    let s = await stateOn(which, lengths, "throw");
+    try {
+      s = step(s, gradsFor(lengths));
+      const before = await readParams(s);
+      for (const copied of [true, false]) {
+        const g = gradsFor(lengths);
+        g.t1[16384] = -Infinity;
+        g.t2[7] = NaN;
+        if (!copied) { for (const n of s.names) s.grads[n].set(g[n]); }
+        assert.throws(() => copied ? step(s, g) : step(s), (e: Error) => {
+          assert.ok(e instanceof RangeError);
+          assert.match(e.message, /"t1".*-Infinity at index 16384/);
+          return true;
+        });
+        assert.equal(s.step, 1);
+        const after = await readParams(s);
+        for (const n of s.names) assert.deepEqual(bits(after[n]), bits(before[n]));
+      }
+      s = step(s, gradsFor(lengths));
+      assert.equal(s.step, 2);
+    } finally {
+      dispose(s);
+    }
+  });
+
+  Deno.test(`${which.label}: with clipping the f64 norm is the check and is reported`, async () => {
+    const lengths = [16385, 3];
+    const opt = radam({
+      backend: which.backend,
+      threads: which.threads,
+      threadThreshold: 0,
+      clipGradNorm: 1,
+    });
+    let s = await opt.init(gradsFor(lengths, 0));
+    try {
+      const g = gradsFor(lengths, 0.5);
+      s = step(s, g);
+      const want = Math.sqrt((16385 + 3) * 0.25);
+      assert.ok(Math.abs(s.lastGradNorm - want) <= 1e-12 * want);
+      g.t1[2] = Infinity;
+      s = step(s, g);
+      assert.equal(s.skippedSteps, 1);
+      assert.equal(s.lastGradNorm, Infinity);
+    } finally {
+      dispose(s);
+    }
+  });
+}

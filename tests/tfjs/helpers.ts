@@ -1,0 +1,88 @@
+/**
+ * TensorFlow.js for the adapter's tests: tfjs-core with the cpu and wasm backends and
+ * tfjs-layers, and small deterministic models and data.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import * as wasm from "@tensorflow/tfjs-backend-wasm";
+import * as tfl from "@tensorflow/tfjs-layers";
+
+const entry = new URL(import.meta.resolve("@tensorflow/tfjs-backend-wasm"));
+wasm.setWasmPaths(entry.pathname.replace(/[^/]*$/, ""));
+// tfjs prints a hint about tfjs-node on the cpu backend (PROD silences it; IS_TEST would too, but
+// it also turns on a kernel leak check that tfjs-backend-wasm's own fused matMul fails).
+tf.env().set("PROD", true);
+
+export { tf, tfl };
+
+/** The CPU backends the adapter is tested on. */
+export const CPU_BACKENDS = ["cpu", "wasm"] as const;
+
+/** Switches tfjs to `name` and waits until it is ready. */
+export async function useBackend(name: string): Promise<void> {
+  if (!(await tf.setBackend(name))) throw new Error(`tfjs backend ${name} is unavailable`);
+  await tf.ready();
+}
+
+/** Deterministic pseudo-random floats in [-1, 1). */
+export function randoms(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** A dense net 6 → 8 (relu) → 3, with weights from `seed`. */
+export function denseNet(seed: number): tfl.Sequential {
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.dense({ units: 8, inputShape: [6], activation: "relu" }),
+      tfl.layers.dense({ units: 3 }),
+    ],
+  });
+  setSeededWeights(model, seed);
+  return model;
+}
+
+/** A small conv net on 6×6×2 images: conv 3×3×4 (relu), flatten, dense 3. */
+export function convNet(seed: number): tfl.Sequential {
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({ filters: 4, kernelSize: 3, inputShape: [6, 6, 2], activation: "relu" }),
+      tfl.layers.flatten(),
+      tfl.layers.dense({ units: 3 }),
+    ],
+  });
+  setSeededWeights(model, seed);
+  return model;
+}
+
+/** Gives every weight of `model` deterministic values. */
+export function setSeededWeights(model: tfl.LayersModel, seed: number): void {
+  const weights = model.getWeights().map((w, i) =>
+    tf.tensor(randoms(w.size, seed * 101 + i).map((v) => v * 0.5), w.shape)
+  );
+  model.setWeights(weights);
+  tf.dispose(weights);
+}
+
+/** Inputs and regression targets for a model with input shape `shape` and 3 outputs. */
+export function data(shape: number[], n: number, seed: number): { x: tf.Tensor; y: tf.Tensor } {
+  const size = shape.reduce((a, b) => a * b, 1);
+  return {
+    x: tf.tensor(randoms(n * size, seed), [n, ...shape]),
+    y: tf.tensor(randoms(n * 3, seed + 1), [n, 3]),
+  };
+}
+
+/** Copies of the values of every weight of `model` (read asynchronously: webgpu has no sync read). */
+export function weightValues(model: tfl.LayersModel): Promise<Float32Array[]> {
+  return Promise.all(model.getWeights().map(async (w) => (await w.data() as Float32Array).slice()));
+}

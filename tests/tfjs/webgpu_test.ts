@@ -1,0 +1,213 @@
+/**
+ * The TensorFlow.js adapter on tfjs's webgpu backend (Mesa's llvmpipe in CI): the library's
+ * WebGPU state on tfjs's own device, no CPU readback per step, model.fit on a dense and a conv
+ * net, Adam parity with tf.train.adam, tfjs-layout centralization, no leaks.
+ *
+ * Without a WebGPU adapter these tests fail, unless RADAM_NO_GPU=1 says the machine has none.
+ */
+import "@tensorflow/tfjs-backend-webgpu";
+import assert from "node:assert/strict";
+import { adam, ranger } from "../../mod.ts";
+import { tfOptimizer } from "../../tfjs.ts";
+import { convNet, data, denseNet, randoms, tf, useBackend, weightValues } from "./helpers.ts";
+
+const noGpu = Deno.env.get("RADAM_NO_GPU") === "1";
+const adapter = await navigator.gpu?.requestAdapter();
+if (!adapter && !noGpu) {
+  throw new Error(
+    "No WebGPU adapter found: the tfjs webgpu tests need one (Mesa's llvmpipe will do); set RADAM_NO_GPU=1 to skip them on a machine without",
+  );
+}
+const ignore = !adapter;
+const sanitize = { ignore, sanitizeResources: false, sanitizeOps: false };
+
+/** A tfjs tensor whose data is in a GPU buffer (tfjs's copy of one written here). */
+function gpuTensor(values: Float32Array, shape: number[]): tf.Tensor {
+  const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+  const buffer = device.createBuffer({
+    size: Math.ceil(values.byteLength / 16) * 16,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+  });
+  device.queue.writeBuffer(buffer, 0, values as Float32Array<ArrayBuffer>);
+  const t = tf.tensor({ buffer, zeroCopy: false }, shape, "float32");
+  buffer.destroy();
+  return t;
+}
+
+/** Counts tfjs's reads of tensor data back to the CPU while `f` runs. */
+async function countReadbacks(f: () => Promise<void> | void): Promise<number> {
+  // deno-lint-ignore no-explicit-any
+  const backend = tf.backend() as any;
+  const { readSync, read } = backend;
+  let count = 0;
+  backend.readSync = (...args: unknown[]) => (count++, readSync.apply(backend, args));
+  backend.read = (...args: unknown[]) => (count++, read.apply(backend, args));
+  try {
+    await f();
+  } finally {
+    backend.readSync = readSync;
+    backend.read = read;
+  }
+  return count;
+}
+
+Deno.test({
+  name:
+    "tfjs webgpu: adam through model.fit matches tf.train.adam, on the GPU, no readback per step",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const ours = denseNet(31), theirs = denseNet(31);
+    const optimizer = tfOptimizer(adam({ lr: 1e-2, eps: 1e-7 }));
+    ours.compile({ optimizer, loss: "meanSquaredError" });
+    theirs.compile({ optimizer: tf.train.adam(1e-2), loss: "meanSquaredError" });
+    const { x, y } = data([6], 32, 5);
+    const fit = { epochs: 1, batchSize: 8, shuffle: false, verbose: 0 as const };
+    await ours.fit(x, y, fit);
+    await theirs.fit(x, y, fit);
+    const readbacks = await countReadbacks(async () => {
+      await ours.fit(x, y, { ...fit, epochs: 10 });
+    });
+    assert.equal(optimizer.backend, "webgpu");
+    const tfjsReadbacks = await countReadbacks(async () => {
+      await theirs.fit(x, y, { ...fit, epochs: 10 });
+    });
+    // model.fit itself reads the loss back (for its logs); the optimizer adds nothing to that.
+    assert.equal(readbacks, tfjsReadbacks, `${readbacks} readbacks in 40 steps`);
+    assert.ok(readbacks <= 10, `${readbacks} readbacks in 40 steps`);
+    const a = await weightValues(ours), b = await weightValues(theirs);
+    a.forEach((w, i) => {
+      for (let j = 0; j < w.length; j++) {
+        assert.ok(Math.abs(w[j] - b[i][j]) <= 1e-4, `weight ${i}[${j}]: ${w[j]} vs ${b[i][j]}`);
+      }
+    });
+    assert.equal(optimizer.iterations, 44);
+    tf.dispose([x, y]);
+    ours.dispose();
+    theirs.dispose();
+    optimizer.dispose();
+  },
+});
+
+Deno.test({
+  name:
+    "tfjs webgpu: 1000 steps read nothing back and leak nothing; centralization per output unit; a changed variable set is refused",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const shapes = { "gpu/conv/kernel": [3, 3, 2, 4], "gpu/conv/bias": [4] };
+    const names = Object.keys(shapes) as (keyof typeof shapes)[];
+    const sizes = names.map((n) => shapes[n].reduce((a, b) => a * b));
+    const vars = names.map((n, i) =>
+      tf.variable(tf.tensor(randoms(sizes[i], 1 + i), shapes[n]), true, n)
+    );
+    const optimizer = tfOptimizer(ranger({ lr: 1e-3 }));
+    // Gradients on the GPU, as a backward pass leaves them (tfjs keeps small tensors made from
+    // host values on the CPU until a kernel needs them).
+    const grads = names.map((n, i) => gpuTensor(randoms(sizes[i], 9 + i), shapes[n]));
+    const apply = () =>
+      optimizer.applyGradients(Object.fromEntries(names.map((n, i) => [n, grads[i]])));
+    for (let i = 0; i < 10; i++) apply();
+    assert.equal(optimizer.backend, "webgpu");
+    const after10 = tf.memory().numTensors;
+    assert.equal(
+      await countReadbacks(() => {
+        for (let i = 0; i < 990; i++) apply();
+      }),
+      0,
+    );
+    assert.equal(tf.memory().numTensors, after10);
+    // A step without one of the variables is refused, naming it, and changes nothing.
+    const before = await Promise.all(vars.map(async (v) => (await v.data()).slice()));
+    assert.throws(() => optimizer.applyGradients({ [names[0]]: grads[0] }), (e: Error) => {
+      assert.ok(e instanceof RangeError, String(e));
+      assert.ok(e.message.includes(JSON.stringify(names[1])), e.message);
+      return true;
+    });
+    const after = await Promise.all(vars.map(async (v) => (await v.data()).slice()));
+    assert.deepEqual(after, before);
+    // exp_avg after 1000 steps of the same gradient: (1 − 0.95^1000) · centralized g, per column.
+    const weights = await optimizer.getWeights();
+    const m = weights.find((w) => w.name === "gpu/conv/kernel/m")!.tensor.dataSync();
+    const g = randoms(sizes[0], 9), cols = 4, rows = sizes[0] / cols;
+    const scale = 1 - 0.95 ** 1000;
+    for (let c = 0; c < cols; c++) {
+      let mean = 0;
+      for (let r = 0; r < rows; r++) mean += g[r * cols + c];
+      mean /= rows;
+      for (let r = 0; r < rows; r++) {
+        const want = scale * (g[r * cols + c] - mean);
+        assert.ok(
+          Math.abs(m[r * cols + c] - want) < 1e-5,
+          `m[${r}, ${c}] ${m[r * cols + c]} vs ${want}`,
+        );
+      }
+    }
+    const mb = weights.find((w) => w.name === "gpu/conv/bias/m")!.tensor.dataSync();
+    const gb = randoms(4, 10);
+    for (let j = 0; j < 4; j++) assert.ok(Math.abs(mb[j] - scale * gb[j]) < 1e-5);
+    tf.dispose([...grads, ...weights.map((w) => w.tensor), ...vars]);
+    optimizer.dispose();
+  },
+});
+
+Deno.test({
+  name: "tfjs webgpu: model.fit trains a conv net with ranger",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const model = convNet(5);
+    const optimizer = tfOptimizer(ranger({ lr: 3e-2 }));
+    model.compile({ optimizer, loss: "meanSquaredError" });
+    const { x, y } = data([6, 6, 2], 32, 9);
+    const first = await model.fit(x, y, { epochs: 1, batchSize: 16, verbose: 0 });
+    const h = await model.fit(x, y, { epochs: 40, batchSize: 16, verbose: 0 });
+    assert.equal(optimizer.backend, "webgpu");
+    const loss = h.history.loss as number[];
+    const start = (first.history.loss as number[])[0];
+    assert.ok(loss[loss.length - 1] < 0.9 * start, `${start} -> ${loss.at(-1)}`);
+    tf.dispose([x, y]);
+    model.dispose();
+    optimizer.dispose();
+  },
+});
+
+Deno.test({
+  name: "tfjs webgpu: model.save with includeOptimizer, loadLayersModel, train on ≈ N + M steps",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const { tfl } = await import("./helpers.ts");
+    const whole = denseNet(41), first = denseNet(41);
+    whole.compile({ optimizer: tfOptimizer(ranger({ lr: 1e-2 })), loss: "meanSquaredError" });
+    first.compile({ optimizer: tfOptimizer(ranger({ lr: 1e-2 })), loss: "meanSquaredError" });
+    const { x, y } = data([6], 16, 3);
+    const fit = (epochs: number) => ({ epochs, batchSize: 4, shuffle: false, verbose: 0 as const });
+    await whole.fit(x, y, fit(5));
+    await first.fit(x, y, fit(3));
+    let saved: tf.io.ModelArtifacts | undefined;
+    await first.save(
+      tf.io.withSaveHandler((a) => {
+        saved = a;
+        return Promise.resolve({
+          modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" },
+        });
+      }),
+      { includeOptimizer: true },
+    );
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
+    assert.equal(loaded.optimizer.iterations, 12);
+    await loaded.fit(x, y, fit(2));
+    const a = await weightValues(whole), b = await weightValues(loaded);
+    a.forEach((w, i) => {
+      for (let j = 0; j < w.length; j++) {
+        assert.ok(Math.abs(w[j] - b[i][j]) <= 1e-5, `weight ${i}[${j}]: ${b[i][j]} vs ${w[j]}`);
+      }
+    });
+    tf.dispose([x, y]);
+    for (const m of [whole, first, loaded]) {
+      m.optimizer.dispose();
+      m.dispose();
+    }
+  },
+});

@@ -1,0 +1,70 @@
+/**
+ * TensorFlow.js adapter: any optimizer of this library (RAdam, Adam, AdamW, Ranger, LookAhead,
+ * with schedules, clipping, groups, `nonFinite`, threads) as a `tf.Optimizer`, for
+ * `model.compile`, `optimizer.minimize` and `applyGradients`.
+ *
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import * as tfl from "@tensorflow/tfjs-layers";
+ * import { ranger } from "./mod.ts";
+ * import { tfOptimizer } from "./tfjs.ts";
+ *
+ * await tf.setBackend("cpu");
+ * const model = tfl.sequential({ layers: [tfl.layers.dense({ units: 1, inputShape: [2] })] });
+ * model.compile({ optimizer: tfOptimizer(ranger({ lr: 1e-2 })), loss: "meanSquaredError" });
+ * const x = tf.tensor2d([[0, 1], [1, 0], [1, 1], [0, 0]]);
+ * const y = tf.tensor2d([[1], [-1], [0], [0]]);
+ * await model.fit(x, y, { epochs: 3, verbose: 0 });
+ * ```
+ *
+ * The state is keyed by variable name and made at the first step from the variables' values.
+ * On the tfjs `cpu` and `wasm` backends (and any other but webgpu) the update runs in this
+ * library's wasm kernel: gradients read from tfjs (in place from tfjs-backend-wasm's heap;
+ * `dataSync` elsewhere), one copy into the arena, parameters written back with `assign` (one
+ * copy). On `webgpu` it runs on tfjs's own GPU device with no CPU readback per step (see the
+ * README's "TensorFlow.js" section for the copies per backend).
+ *
+ * `mod.ts` does not import this module: users who do not use TensorFlow.js never load it.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import {
+  type SettingsHolder,
+  TfOptimizer,
+  type TfOptimizerConfig,
+  type TfOptimizerOptions,
+} from "./tfjs/optimizer.ts";
+
+export { TfOptimizer };
+export type { SettingsHolder, TfOptimizerConfig, TfOptimizerOptions };
+
+tf.serialization.registerClass(TfOptimizer);
+
+/**
+ * Turns an optimizer of this library into a TensorFlow.js optimizer (a subclass of tfjs-core's
+ * `Optimizer`): `model.compile({ optimizer: tfOptimizer(radam()) })`.
+ *
+ * `tfOptimizer(adam({ lr, eps: 1e-7 }))` is `tf.train.adam(lr)` (tfjs's Adam adds its epsilon,
+ * `tf.backend().epsilon()`, 1e-7 on the float32 backends, to √v̂, where PyTorch and this library
+ * add eps: the same place), to within f32 rounding.
+ *
+ * @example Train a variable with `minimize`
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { radam } from "./mod.ts";
+ * import { tfOptimizer } from "./tfjs.ts";
+ *
+ * await tf.setBackend("cpu");
+ * const w = tf.variable(tf.tensor1d([3, -2]), true, "example/w");
+ * const optimizer = tfOptimizer(radam({ lr: 0.1 }));
+ * for (let i = 0; i < 100; i++) optimizer.minimize(() => tf.sum(tf.square(w)));
+ * console.log(w.dataSync()); // close to [0, 0]
+ * optimizer.dispose();
+ * ```
+ */
+export function tfOptimizer(optimizer: SettingsHolder, options?: TfOptimizerOptions): TfOptimizer {
+  return new TfOptimizer(optimizer, options);
+}

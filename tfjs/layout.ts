@@ -1,0 +1,79 @@
+/**
+ * Where a TensorFlow.js variable sits in the optimizer's arena, and the copies between the two
+ * layouts.
+ *
+ * tfjs keeps kernels output-last (`[in, out]` for dense, `[kh, kw, in, out]` for conv2d), where
+ * PyTorch keeps them output-first, and the library's gradient centralization subtracts the mean
+ * of each *row* (the PyTorch layout: one row per output unit). So, under `gc`, a variable of rank
+ * > 1 is held in the arena transposed, as `[out, rest]` (its last axis first), and the library
+ * centralizes each output unit over every other axis, as PyTorch's Ranger does for the same
+ * layer. Every other variable is held as it is, element for element.
+ *
+ * @module
+ */
+
+/** One variable as the optimizer holds it. */
+export interface Entry {
+  /** The tfjs variable's name: the key of its state. */
+  readonly name: string;
+  /** The variable's tfjs shape. */
+  readonly shape: readonly number[];
+  /** Elements. */
+  readonly size: number;
+  /** Held transposed, as `[cols, rows]` (gradient centralization in the tfjs layout). */
+  readonly transposed: boolean;
+  /** The product of every dimension but the last (1 for rank 0 and 1). */
+  readonly rows: number;
+  /** The last dimension (the size for rank ≤ 1). */
+  readonly cols: number;
+  /** The shape the library is given (centralized per row when rank > 1 and `gc`). */
+  readonly arenaShape: readonly number[];
+}
+
+/** The entry of a variable of `shape`, for an optimizer that does (`gc`) or does not centralize. */
+export function entryOf(name: string, shape: readonly number[], gc: boolean): Entry {
+  const size = shape.reduce((a, b) => a * b, 1);
+  const cols = shape.length === 0 ? 1 : shape[shape.length - 1];
+  const rows = cols === 0 ? 0 : size / cols;
+  const transposed = gc && shape.length > 1 && size > 0;
+  return {
+    name,
+    shape: [...shape],
+    size,
+    transposed,
+    rows,
+    cols,
+    // Without gc the shape only labels checkpoints; rank > 1 is centralized only when transposed.
+    arenaShape: transposed ? [cols, rows] : gc ? [size] : [...shape],
+  };
+}
+
+/** Copies `src` (tfjs layout) into `dst` (arena layout). */
+export function toArena(entry: Entry, src: Float32Array, dst: Float32Array): void {
+  if (!entry.transposed) {
+    dst.set(src);
+    return;
+  }
+  const { rows, cols } = entry;
+  for (let r = 0; r < rows; r++) {
+    const at = r * cols;
+    for (let c = 0; c < cols; c++) dst[c * rows + r] = src[at + c];
+  }
+}
+
+/** A new array holding `src` (arena layout) in the tfjs layout. */
+export function fromArena(entry: Entry, src: Float32Array): Float32Array {
+  if (!entry.transposed) return src.slice();
+  const { rows, cols } = entry;
+  const out = new Float32Array(entry.size);
+  for (let r = 0; r < rows; r++) {
+    const at = r * cols;
+    for (let c = 0; c < cols; c++) out[at + c] = src[c * rows + r];
+  }
+  return out;
+}
+
+/** `[a, b, c]`, for error messages. */
+export function shapeText(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
+}
