@@ -86,3 +86,18 @@ export function data(shape: number[], n: number, seed: number): { x: tf.Tensor; 
 export function weightValues(model: tfl.LayersModel): Promise<Float32Array[]> {
   return Promise.all(model.getWeights().map(async (w) => (await w.data() as Float32Array).slice()));
 }
+
+/** The artifacts of `model.save` with its optimizer, kept in memory. */
+export async function savedWithOptimizer(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
+  let saved: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler((a) => {
+      saved = a;
+      return Promise.resolve({
+        modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" },
+      });
+    }),
+    { includeOptimizer: true },
+  );
+  return saved!;
+}

@@ -11,6 +11,7 @@ import {
   data,
   denseNet,
   randoms,
+  savedWithOptimizer,
   tf,
   tfl,
   useBackend,
@@ -63,17 +64,7 @@ Deno.test("tfjs: lookahead(lion()) through model.save and loadLayersModel: N + M
   const fit = (epochs: number) => ({ epochs, batchSize: 4, shuffle: false, verbose: 0 as const });
   await whole.fit(x, y, fit(4));
   await first.fit(x, y, fit(2));
-  let saved: tf.io.ModelArtifacts | undefined;
-  await first.save(
-    tf.io.withSaveHandler((a) => {
-      saved = a;
-      return Promise.resolve({
-        modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" },
-      });
-    }),
-    { includeOptimizer: true },
-  );
-  const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
+  const loaded = await tfl.loadLayersModel(tf.io.fromMemory(await savedWithOptimizer(first)));
   assert.ok(loaded.optimizer instanceof TfOptimizer);
   await loaded.fit(x, y, fit(2));
   const a = await weightValues(whole), b = await weightValues(loaded);
