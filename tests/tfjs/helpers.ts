@@ -86,3 +86,18 @@ export function data(shape: number[], n: number, seed: number): { x: tf.Tensor; 
 export function weightValues(model: tfl.LayersModel): Promise<Float32Array[]> {
   return Promise.all(model.getWeights().map(async (w) => (await w.data() as Float32Array).slice()));
 }
+
+/** Saves `model` with its optimizer into memory, as `model.save(handler, { includeOptimizer })`. */
+export async function saveToMemory(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
+  let saved: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler((artifacts) => {
+      saved = artifacts;
+      return Promise.resolve({
+        modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" },
+      });
+    }),
+    { includeOptimizer: true },
+  );
+  return saved!;
+}
