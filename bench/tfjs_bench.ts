@@ -24,6 +24,7 @@ import "@tensorflow/tfjs-backend-webgpu";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { adam, dispose, type OptimizerState, readParams, step } from "../mod.ts";
 import { tfOptimizer } from "../tfjs.ts";
+import { machine } from "./machine.ts";
 
 const args = new Set(Deno.args);
 const quick = args.has("--quick");
@@ -34,20 +35,6 @@ tf.env().set("PROD", true);
 
 const SIDES = quick ? [512, 1024] : [1024, 4096];
 const ROUNDS = quick ? 3 : 5;
-
-function cpuName(): string {
-  try {
-    // procfs files report size 0: read through `cat`, as bench/compare.ts does.
-    const out = new Deno.Command("cat", { args: ["/proc/cpuinfo"] }).outputSync();
-    const info = new TextDecoder().decode(out.stdout);
-    const name = info.match(/^model name\s*:\s*(.*)$/m)?.[1];
-    const family = info.match(/^cpu family\s*:\s*(.*)$/m)?.[1];
-    const model = info.match(/^model\s*:\s*(.*)$/m)?.[1];
-    return name ? `${name} (family ${family}, model ${model})` : "unknown CPU";
-  } catch {
-    return "unknown CPU";
-  }
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -193,7 +180,7 @@ const lines = [
   "",
   `Run ${
     new Date().toISOString()
-  } on ${cpuName()}, ${navigator.hardwareConcurrency} logical cores (shared); WebGPU adapter: ${adapterName}. A dense layer of side × side + side parameters; \`tfOptimizer(adam({ lr, eps: 1e-7 }))\` against \`tf.train.adam(lr)\` on the same tfjs backend; median of ${ROUNDS} alternated rounds. "copies" is the adapter's \`applyGradients\` minus the library's own zero-copy step of the same size on the same backend (wasm kernel, or WebGPU on tfjs's device).`,
+  } on ${machine()} (shared); WebGPU adapter: ${adapterName}. A dense layer of side × side + side parameters; \`tfOptimizer(adam({ lr, eps: 1e-7 }))\` against \`tf.train.adam(lr)\` on the same tfjs backend; median of ${ROUNDS} alternated rounds. "copies" is the adapter's \`applyGradients\` minus the library's own zero-copy step of the same size on the same backend (wasm kernel, or WebGPU on tfjs's device).`,
   "",
   "| tfjs backend | params | adapter applyGradients | tf.train.adam applyGradients | speed-up | library step alone | copies (measured) | fit step, adapter | fit step, tfjs Adam | fit speed-up |",
   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

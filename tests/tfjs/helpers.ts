@@ -87,12 +87,12 @@ export function weightValues(model: tfl.LayersModel): Promise<Float32Array[]> {
   return Promise.all(model.getWeights().map(async (w) => (await w.data() as Float32Array).slice()));
 }
 
-/** The artifacts of `model.save` with its optimizer, kept in memory. */
-export async function savedWithOptimizer(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
+/** Saves `model` with its optimizer into memory, as `model.save(handler, { includeOptimizer })`. */
+export async function saveToMemory(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
   let saved: tf.io.ModelArtifacts | undefined;
   await model.save(
-    tf.io.withSaveHandler((a) => {
-      saved = a;
+    tf.io.withSaveHandler((artifacts) => {
+      saved = artifacts;
       return Promise.resolve({
         modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" },
       });

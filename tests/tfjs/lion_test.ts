@@ -11,7 +11,7 @@ import {
   data,
   denseNet,
   randoms,
-  savedWithOptimizer,
+  saveToMemory,
   tf,
   tfl,
   useBackend,
@@ -64,7 +64,7 @@ Deno.test("tfjs: lookahead(lion()) through model.save and loadLayersModel: N + M
   const fit = (epochs: number) => ({ epochs, batchSize: 4, shuffle: false, verbose: 0 as const });
   await whole.fit(x, y, fit(4));
   await first.fit(x, y, fit(2));
-  const loaded = await tfl.loadLayersModel(tf.io.fromMemory(await savedWithOptimizer(first)));
+  const loaded = await tfl.loadLayersModel(tf.io.fromMemory(await saveToMemory(first)));
   assert.ok(loaded.optimizer instanceof TfOptimizer);
   await loaded.fit(x, y, fit(2));
   const a = await weightValues(whole), b = await weightValues(loaded);

@@ -24,6 +24,7 @@ import {
   data,
   denseNet,
   randoms,
+  saveToMemory,
   tf,
   tfl,
   useBackend,
@@ -437,21 +438,12 @@ Deno.test("tfjs: model.save with includeOptimizer, loadLayersModel, train on: N 
       });
       await whole.fit(x, y, fit(5)); // 20 steps
       await first.fit(x, y, fit(3)); // 12 steps, save, load, 8 more
-      let saved: tf.io.ModelArtifacts | undefined;
-      await first.save(
-        tf.io.withSaveHandler((a) => {
-          saved = a;
-          return Promise.resolve({
-            modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" },
-          });
-        }),
-        { includeOptimizer: true },
-      );
+      const saved = await saveToMemory(first);
       assert.equal(
-        (saved!.trainingConfig!.optimizer_config as { class_name: string }).class_name,
+        (saved.trainingConfig!.optimizer_config as { class_name: string }).class_name,
         TfOptimizer.className,
       );
-      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
+      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
       assert.ok(loaded.optimizer instanceof TfOptimizer);
       assert.equal(loaded.optimizer.iterations, 12);
       await loaded.fit(x, y, fit(2));

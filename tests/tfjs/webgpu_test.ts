@@ -9,7 +9,16 @@ import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import { adam, ranger } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
-import { convNet, data, denseNet, randoms, tf, useBackend, weightValues } from "./helpers.ts";
+import {
+  convNet,
+  data,
+  denseNet,
+  randoms,
+  saveToMemory,
+  tf,
+  useBackend,
+  weightValues,
+} from "./helpers.ts";
 
 const noGpu = Deno.env.get("RADAM_NO_GPU") === "1";
 const adapter = await navigator.gpu?.requestAdapter();
@@ -185,17 +194,8 @@ Deno.test({
     const fit = (epochs: number) => ({ epochs, batchSize: 4, shuffle: false, verbose: 0 as const });
     await whole.fit(x, y, fit(5));
     await first.fit(x, y, fit(3));
-    let saved: tf.io.ModelArtifacts | undefined;
-    await first.save(
-      tf.io.withSaveHandler((a) => {
-        saved = a;
-        return Promise.resolve({
-          modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" },
-        });
-      }),
-      { includeOptimizer: true },
-    );
-    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
+    const saved = await saveToMemory(first);
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
     assert.equal(loaded.optimizer.iterations, 12);
     await loaded.fit(x, y, fit(2));
     const a = await weightValues(whole), b = await weightValues(loaded);
