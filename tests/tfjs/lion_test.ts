@@ -1,8 +1,9 @@
 /**
  * `tfOptimizer(lion())`: the core library's bits through applyGradients, one moment in the tfjs
- * weights (`<variable>/m`), and model.save/loadLayersModel with `lookahead(lion())` resuming bit
- * for bit.
+ * weights (`<variable>/m`), model.save/loadLayersModel with `lookahead(lion())` resuming bit for
+ * bit, and model.fit on tfjs's webgpu backend (skipped where RADAM_NO_GPU=1 and no adapter).
  */
+import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import { lion, lookahead, readMoments, readParams, step } from "../../mod.ts";
 import { TfOptimizer, tfOptimizer } from "../../tfjs.ts";
@@ -77,4 +78,37 @@ Deno.test("tfjs: lookahead(lion()) through model.save and loadLayersModel: N + M
     m.optimizer.dispose();
     m.dispose();
   }
+});
+
+const gpuAdapter = await navigator.gpu?.requestAdapter();
+if (!gpuAdapter && Deno.env.get("RADAM_NO_GPU") !== "1") {
+  throw new Error("No WebGPU adapter found; set RADAM_NO_GPU=1 to skip the webgpu test");
+}
+
+Deno.test({
+  name: "tfjs webgpu: lion through model.fit runs on the GPU, lowers the loss, keeps m only",
+  ignore: !gpuAdapter,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await useBackend("webgpu");
+    const model = denseNet(9);
+    const optimizer = tfOptimizer(lion({ lr: 3e-3 }));
+    model.compile({ optimizer, loss: "meanSquaredError" });
+    const { x, y } = data([6], 32, 7);
+    const history = await model.fit(x, y, {
+      epochs: 8,
+      batchSize: 8,
+      shuffle: false,
+      verbose: 0,
+    });
+    const loss = history.history.loss as number[];
+    assert.equal(optimizer.backend, "webgpu");
+    assert.ok(loss[loss.length - 1] < loss[0], `loss ${loss[0]} → ${loss[loss.length - 1]}`);
+    const weights = await optimizer.getWeights();
+    assert.ok(weights.slice(1).every((w) => w.name.endsWith("/m")));
+    tf.dispose([x, y, ...weights.map((w) => w.tensor)]);
+    optimizer.dispose();
+    model.dispose();
+  },
 });
