@@ -1,6 +1,6 @@
 /**
- * The WebGPU backend: the arena lives in GPU buffers, one per section (params, grads, exp_avg,
- * exp_avg_sq, and LookAhead's slow weights), each tensor at the same 256-byte-aligned offset in
+ * The WebGPU backend: the arena lives in GPU buffers, one per section (params, grads, the rule's
+ * moments, and LookAhead's slow weights), each tensor at the same 256-byte-aligned offset in
  * every section, so that every tensor slot is a `GPUBufferBinding` a forward or backward pass
  * can bind directly.
  *
