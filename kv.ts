@@ -55,8 +55,9 @@ export {
  * @example
  * ```ts
  * import { KV_MAX_CHUNK_BYTES } from "./kv.ts";
+ * import assert from "node:assert/strict";
  *
- * console.log(Math.ceil(12_000_000 / KV_MAX_CHUNK_BYTES)); // chunks of a 12 MB checkpoint: 184
+ * assert.equal(Math.ceil(12_000_000 / KV_MAX_CHUNK_BYTES), 184); // chunks of a 12 MB checkpoint
  * ```
  */
 export const KV_MAX_CHUNK_BYTES = 65536;
@@ -138,10 +139,12 @@ export interface KvCheckpointStoreOptions {
  * @example
  * ```ts
  * import { kvCheckpointStore, type KvCheckpointStore } from "./kv.ts";
+ * import assert from "node:assert/strict";
  *
  * const kv = await Deno.openKv(":memory:");
  * const store: KvCheckpointStore = kvCheckpointStore(kv, ["model"]);
- * console.log(store.name, await store.sweep()); // ["model"] 0
+ * assert.equal(store.name, '["model"]');
+ * assert.equal(await store.sweep(), 0);
  * kv.close();
  * ```
  */
@@ -164,8 +167,9 @@ export interface KvCheckpointStore extends VersionedCheckpointStore {
  * @example
  * ```ts
  * import { formatKvKey } from "./kv.ts";
+ * import assert from "node:assert/strict";
  *
- * console.log(formatKvKey(["models", "linear", "chunks", 3, 7n])); // ["models","linear","chunks",3,7n]
+ * assert.equal(formatKvKey(["models", "linear", "chunks", 3, 7n]), '["models","linear","chunks",3,7n]');
  * ```
  */
 export function formatKvKey(key: Deno.KvKey): string {
@@ -309,14 +313,16 @@ async function sha256(bytes: Uint8Array): Promise<string> {
  * @example Save, load, and a refused stale save
  * ```ts
  * import { kvCheckpointStore } from "./kv.ts";
+ * import assert from "node:assert/strict";
  *
  * const kv = await Deno.openKv(":memory:");
  * const store = kvCheckpointStore(kv, ["models", "linear"], { chunkBytes: 4 });
  * const v1 = await store.save(new Uint8Array([1, 2, 3, 4, 5, 6]), null); // 2 chunks
  * const v2 = await store.save(new Uint8Array([7, 8, 9]), v1);
- * console.log(await store.save(new Uint8Array([0]), v1)); // null: v1 is no longer current
+ * assert.equal(await store.save(new Uint8Array([0]), v1), null); // v1 is no longer current
  * const current = await store.load();
- * console.log(current?.bytes, current?.version === v2); // Uint8Array [7, 8, 9] true
+ * assert.deepEqual(current?.bytes, new Uint8Array([7, 8, 9]));
+ * assert.equal(current?.version, v2);
  * kv.close();
  * ```
  */

@@ -50,18 +50,24 @@ tf.serialization.registerClass(TfOptimizer);
  * `tf.backend().epsilon()`, 1e-7 on the float32 backends, to √v̂, where PyTorch and this library
  * add eps: the same place), to within f32 rounding.
  *
- * @example Train a variable with `minimize`
+ * @example Train a variable (`minimize` works too where tfjs's gradients are registered, as
+ * tfjs-layers does)
  * ```ts
  * import * as tf from "@tensorflow/tfjs-core";
  * import "@tensorflow/tfjs-backend-cpu";
  * import { radam } from "./mod.ts";
  * import { tfOptimizer } from "./tfjs.ts";
+ * import assert from "node:assert/strict";
  *
  * await tf.setBackend("cpu");
  * const w = tf.variable(tf.tensor1d([3, -2]), true, "example/w");
  * const optimizer = tfOptimizer(radam({ lr: 0.1 }));
- * for (let i = 0; i < 100; i++) optimizer.minimize(() => tf.sum(tf.square(w)));
- * console.log(w.dataSync()); // close to [0, 0]
+ * for (let i = 0; i < 100; i++) {
+ *   const grad = tf.mul(w, 2); // the gradient of sum(w²)
+ *   optimizer.applyGradients({ "example/w": grad });
+ *   grad.dispose();
+ * }
+ * assert.ok([...w.dataSync()].every((x) => Math.abs(x) < 0.1)); // close to [0, 0]
  * optimizer.dispose();
  * ```
  */

@@ -1,245 +1,80 @@
-// RAdam / Adam / AdamW update kernel over one packed arena, f32x4 SIMD.
+// The optimizer kernel over one packed arena, f32x4 SIMD: the rule-agnostic step (segments of
+// parameter groups, each with its scalar block; the rule's element loop chosen by the block's
+// tag), and the reductions every rule shares (sum of squares, centralization).
 //
-// The host computes every per-step scalar in float64 (see core/scalars.ts) and passes them
-// here rounded to f32; this file only does the per-element work. The arithmetic, and its
-// order, is the same as the TypeScript backend's (cpu/js_backend.ts), so that both produce
-// bit-identical results: every operation below is an IEEE-754 f32 add, mul, div or sqrt,
-// with no fused multiply-add.
+// The host computes every per-step scalar in float64 (core/scalars.ts, rules/) and writes them
+// rounded to f32 into scalar blocks in this module's memory; the word offsets are generated from
+// the tables that define them (layout.generated.ts). The element loops (adam.ts, lion.ts) do the
+// same IEEE-754 f32 operations, in the same order, as the TypeScript ones (rules/*.ts), with no
+// fused multiply-add, so that both produce bit-identical results.
+
+import {
+  ADAM_TAG,
+  ARENA_M,
+  ARENA_V,
+  ARENA_G,
+  ARENA_P,
+  ARENA_SEGMENT_COUNT,
+  ARENA_TABLE,
+  ARENA_SLOW,
+  BLOCK_BYTES,
+  HEADER_RULE,
+  LION_TAG,
+  SEGMENT_END,
+  SEGMENT_GROUP,
+  SEGMENT_ROW_BYTES,
+  SEGMENT_START,
+} from "./layout.generated";
+import { adamRange } from "./adam";
+import { lionRange } from "./lion";
 
 /** First byte after the module's static data: where the host may place its arena. */
 export function heapBase(): usize {
   return __heap_base;
 }
 
-/** `mode` value: adaptive (rectified RAdam, or Adam) update of the parameters. */
-const MODE_ADAPTIVE: i32 = 0;
-/** `mode` value: bias-corrected momentum-SGD update (RAdam before rectification). */
-const MODE_MOMENTUM: i32 = 1;
-// Any other mode: moments only, the parameters are left untouched.
-
 /**
- * One optimizer step over the elements `start` to `end` (exclusive) of the arena. `params`,
- * `grads`, `m`, `v` and `slow` are byte addresses of 16-byte-aligned f32 sections of the arena
- * (element 0 of each); the single-threaded host passes the whole range `[0, n)`, the threaded
- * one (cpu/threaded_wasm_backend.ts) one slice per thread. Every element's result depends on
- * that element only, so any split gives the same bits.
+ * One optimizer step over the elements `start` to `end` (exclusive) of the arena that the
+ * descriptor at `arena` describes (byte addresses of its 16-byte-aligned sections and of its
+ * segment table, core/arena.ts ARENA_DESCRIPTOR), with the scalar blocks at `scalars` (block 0 the
+ * optimizer's own, block g parameter group g's). The single-threaded host passes the whole range
+ * `[0, n)`, the threaded one (cpu/threaded_wasm_backend.ts) one slice per thread. Every
+ * element's result depends on that element only, so any split gives the same bits.
  *
- * Per element:
- *   g = gradScale * grad (+ coupledDecay * p, only when coupledDecay != 0)
- *   m = beta1 * m + oneMinusBeta1 * g
- *   v = beta2 * v + oneMinusBeta2 * (g * g)
- *   num = m, or m + gradMix * g when gradMix != 0 (Nesterov)
- *   adaptive: p = p * paramDecay - stepSize * (num / (sqrt(v) + eps))
- *   momentum: p = p * paramDecay - stepSize * num
- *   sync (LookAhead): slow = slow + alpha * (p - slow); p = slow
- *
- * The weight-decay term is skipped, not multiplied by zero, when there is none, so that a
- * non-finite parameter never leaks into the moments (PyTorch skips it too). Each combination of
- * (coupled decay, mode) gets its own loop, specialised at compile time.
+ * Without parameter groups the range is stepped with block 0; with them, each run of the
+ * segment table (rows of start, end, group), clipped to `[start, end)`, with its group's block,
+ * all in this call.
  */
-export function step(
-  params: usize,
-  grads: usize,
-  m: usize,
-  v: usize,
-  start: i32,
-  end: i32,
-  gradScale: f32,
-  coupledDecay: f32,
-  beta1: f32,
-  oneMinusBeta1: f32,
-  beta2: f32,
-  oneMinusBeta2: f32,
-  paramDecay: f32,
-  stepSize: f32,
-  eps: f32,
-  mode: i32,
-  slow: usize,
-  alpha: f32,
-  sync: i32,
-  gradMix: f32,
-  segments: usize,
-  segmentCount: i32,
-): void {
-  // The scalars every range shares; `loop` splats them once per call.
-  GRAD_SCALE = gradScale;
-  BETA1 = beta1;
-  ONE_MINUS_BETA1 = oneMinusBeta1;
-  BETA2 = beta2;
-  ONE_MINUS_BETA2 = oneMinusBeta2;
-  EPS = eps;
-  ALPHA = alpha;
-  SYNC = sync != 0;
-  GRAD_MIX = gradMix;
-  if (segmentCount == 0) {
-    const o = <usize> start << 2;
-    stepRange(
-      params + o, grads + o, m + o, v + o, slow + o, end - start,
-      coupledDecay, paramDecay, stepSize, mode,
-    );
+export function step(arena: usize, scalars: usize, start: i32, end: i32): void {
+  const count = load<i32>(arena + ARENA_SEGMENT_COUNT);
+  if (count == 0) {
+    stepRun(arena, scalars, start, end);
     return;
   }
-  // Parameter groups: a table of 32-byte rows (i32 start, i32 end, f32 stepSize,
-  // f32 paramDecay, f32 coupledDecay, 3 × pad), one per run of tensors sharing hyperparameters;
-  // each run, clipped to [start, end), is stepped with its own three scalars, all in this call.
-  for (let k = 0; k < segmentCount; k++) {
-    const row = segments + (<usize> k << 5);
-    const lo = max(load<i32>(row), start);
-    const hi = min(load<i32>(row + 4), end);
+  const table = <usize> load<u32>(arena + ARENA_TABLE);
+  for (let k = 0; k < count; k++) {
+    const row = table + <usize> k * SEGMENT_ROW_BYTES;
+    const lo = max(load<i32>(row + SEGMENT_START), start);
+    const hi = min(load<i32>(row + SEGMENT_END), end);
     if (lo >= hi) continue;
-    const o = <usize> lo << 2;
-    stepRange(
-      params + o, grads + o, m + o, v + o, slow + o, hi - lo,
-      load<f32>(row + 16), load<f32>(row + 12), load<f32>(row + 8), mode,
-    );
+    stepRun(arena, scalars + <usize> load<u32>(row + SEGMENT_GROUP) * BLOCK_BYTES, lo, hi);
   }
 }
 
-let GRAD_SCALE: f32 = 1;
-let BETA1: f32 = 0;
-let ONE_MINUS_BETA1: f32 = 1;
-let BETA2: f32 = 0;
-let ONE_MINUS_BETA2: f32 = 1;
-let EPS: f32 = 0;
-let ALPHA: f32 = 0;
-let SYNC: bool = false;
-let GRAD_MIX: f32 = 0;
-
-/** One run of elements with its own decay and step size: picks the specialised loop. */
-function stepRange(
-  params: usize, grads: usize, m: usize, v: usize, slow: usize, n: i32,
-  coupledDecay: f32, paramDecay: f32, stepSize: f32, mode: i32,
-): void {
-  // The common step (no coupled decay, no Nesterov, no LookAhead sync) has its own loops, and
-  // those of plain RAdam/Adam (gradient scale 1, no decoupled decay) skip the two products by
-  // 1, which are exact: the results are the same bits.
-  if (coupledDecay == 0 && GRAD_MIX == 0 && !SYNC) {
-    if (GRAD_SCALE == 1 && paramDecay == 1) {
-      if (mode == MODE_ADAPTIVE) loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, false, MODE_ADAPTIVE, false, false, true);
-      else if (mode == MODE_MOMENTUM) loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, false, MODE_MOMENTUM, false, false, true);
-      else loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, false, -1, false, false, true);
-    } else {
-      if (mode == MODE_ADAPTIVE) loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, false, MODE_ADAPTIVE, false, false, false);
-      else if (mode == MODE_MOMENTUM) loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, false, MODE_MOMENTUM, false, false, false);
-      else loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, false, -1, false, false, false);
-    }
-  } else if (coupledDecay != 0) {
-    if (mode == MODE_ADAPTIVE) loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, true, MODE_ADAPTIVE, true, true, false);
-    else if (mode == MODE_MOMENTUM) loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, true, MODE_MOMENTUM, true, true, false);
-    else loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, true, -1, true, true, false);
-  } else {
-    if (mode == MODE_ADAPTIVE) loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, false, MODE_ADAPTIVE, true, true, false);
-    else if (mode == MODE_MOMENTUM) loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, false, MODE_MOMENTUM, true, true, false);
-    else loop(params, grads, m, v, slow, n, coupledDecay, paramDecay, stepSize, false, -1, true, true, false);
+/** Elements `[lo, hi)` with the block at `block`: the element loop of the block's rule. */
+function stepRun(arena: usize, block: usize, lo: i32, hi: i32): void {
+  const o = <usize> lo << 2;
+  const n = hi - lo;
+  const p = <usize> load<u32>(arena + ARENA_P) + o;
+  const g = <usize> load<u32>(arena + ARENA_G) + o;
+  const m = <usize> load<u32>(arena + ARENA_M) + o;
+  const slow = <usize> load<u32>(arena + ARENA_SLOW) + o;
+  const rule = load<u32>(block + HEADER_RULE);
+  if (rule == LION_TAG) {
+    lionRange(p, g, m, slow, n, block);
+  } else if (rule == ADAM_TAG) {
+    adamRange(p, g, m, <usize> load<u32>(arena + ARENA_V) + o, slow, n, block);
   }
-}
-
-// @ts-ignore: decorator
-@inline
-function loop(
-  params: usize, grads: usize, m: usize, v: usize, slow: usize, n: i32,
-  coupledDecay: f32, paramDecay: f32, stepSize: f32, coupled: bool, mode: i32,
-  mayNesterov: bool, maySync: bool, unitScale: bool,
-): void {
-  const gradScale = GRAD_SCALE;
-  const beta1 = BETA1;
-  const oneMinusBeta1 = ONE_MINUS_BETA1;
-  const beta2 = BETA2;
-  const oneMinusBeta2 = ONE_MINUS_BETA2;
-  const eps = EPS;
-  const alpha = ALPHA;
-  // Compile-time false in the common loops: the checks below then vanish.
-  const sync = maySync && SYNC;
-  const gradMix = GRAD_MIX;
-  const al = f32x4.splat(alpha);
-  const gm = f32x4.splat(gradMix);
-  const nesterov = mayNesterov && gradMix != 0;
-  // Constants splatted once.
-  const gs = f32x4.splat(gradScale);
-  const wd = f32x4.splat(coupledDecay);
-  const b1 = f32x4.splat(beta1);
-  const c1 = f32x4.splat(oneMinusBeta1);
-  const b2 = f32x4.splat(beta2);
-  const c2 = f32x4.splat(oneMinusBeta2);
-  const pd = f32x4.splat(paramDecay);
-  const ss = f32x4.splat(stepSize);
-  const ep = f32x4.splat(eps);
-  const vecEnd = n & ~3;
-  const unrolledEnd = n & ~15;
-  let i = 0;
-  // v128 main loop, unrolled four times (16 elements an iteration), then one vector at a time.
-  for (; i < unrolledEnd; i += 16) {
-    const o = <usize> i << 2;
-    vector(params + o, grads + o, m + o, v + o, slow + o, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, coupled, mode, nesterov, sync, unitScale);
-    vector(params + o + 16, grads + o + 16, m + o + 16, v + o + 16, slow + o + 16, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, coupled, mode, nesterov, sync, unitScale);
-    vector(params + o + 32, grads + o + 32, m + o + 32, v + o + 32, slow + o + 32, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, coupled, mode, nesterov, sync, unitScale);
-    vector(params + o + 48, grads + o + 48, m + o + 48, v + o + 48, slow + o + 48, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, coupled, mode, nesterov, sync, unitScale);
-  }
-  for (; i < vecEnd; i += 4) {
-    const o = <usize> i << 2;
-    vector(params + o, grads + o, m + o, v + o, slow + o, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, coupled, mode, nesterov, sync, unitScale);
-  }
-  // Scalar tail: the same operations, one lane at a time.
-  for (; i < n; i++) {
-    const o = <usize> i << 2;
-    const p = load<f32>(params + o);
-    let g = gradScale * load<f32>(grads + o);
-    if (coupled) g = g + coupledDecay * p;
-    const mNew = beta1 * load<f32>(m + o) + oneMinusBeta1 * g;
-    const vNew = beta2 * load<f32>(v + o) + oneMinusBeta2 * (g * g);
-    store<f32>(m + o, mNew);
-    store<f32>(v + o, vNew);
-    const num = nesterov ? mNew + gradMix * g : mNew;
-    let pNew = p;
-    if (mode == MODE_ADAPTIVE) {
-      pNew = p * paramDecay - stepSize * (num / (sqrt<f32>(vNew) + eps));
-    } else if (mode == MODE_MOMENTUM) {
-      pNew = p * paramDecay - stepSize * num;
-    }
-    if (sync) {
-      const s = load<f32>(slow + o);
-      pNew = s + alpha * (pNew - s);
-      store<f32>(slow + o, pNew);
-    }
-    store<f32>(params + o, pNew);
-  }
-}
-
-/** One vector (4 elements) of the step; the operations of `loop`'s scalar tail, lane-wise. */
-// @ts-ignore: decorator
-@inline
-function vector(
-  params: usize, grads: usize, m: usize, v: usize, slow: usize,
-  gs: v128, wd: v128, b1: v128, c1: v128, b2: v128, c2: v128, pd: v128, ss: v128, ep: v128,
-  al: v128, gm: v128, coupled: bool, mode: i32, nesterov: bool, sync: bool, unitScale: bool,
-): void {
-  const p = v128.load(params);
-  // unitScale: gs and pd are 1 (the products are exact, so skipping them changes no bit).
-  let g = unitScale ? v128.load(grads) : f32x4.mul(gs, v128.load(grads));
-  if (coupled) g = f32x4.add(g, f32x4.mul(wd, p));
-  const mNew = f32x4.add(f32x4.mul(b1, v128.load(m)), f32x4.mul(c1, g));
-  const vNew = f32x4.add(
-    f32x4.mul(b2, v128.load(v)),
-    f32x4.mul(c2, f32x4.mul(g, g)),
-  );
-  v128.store(m, mNew);
-  v128.store(v, vNew);
-  // Nesterov (optax): the update uses m + gradMix * g in place of m.
-  const num = nesterov ? f32x4.add(mNew, f32x4.mul(gm, g)) : mNew;
-  let pNew = p;
-  if (mode == MODE_ADAPTIVE) {
-    const q = f32x4.div(num, f32x4.add(f32x4.sqrt(vNew), ep));
-    pNew = f32x4.sub(unitScale ? p : f32x4.mul(p, pd), f32x4.mul(ss, q));
-  } else if (mode == MODE_MOMENTUM) {
-    pNew = f32x4.sub(unitScale ? p : f32x4.mul(p, pd), f32x4.mul(ss, num));
-  }
-  if (sync) {
-    // LookAhead sync: slow += alpha * (p - slow); p = slow
-    const s = v128.load(slow);
-    pNew = f32x4.add(s, f32x4.mul(al, f32x4.sub(pNew, s)));
-    v128.store(slow, pNew);
-  }
-  v128.store(params, pNew);
 }
 
 /**

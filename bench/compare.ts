@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { dispose, type OptimizerState, radam, step } from "../mod.ts";
+import { dispose, lion, type OptimizerState, radam, step } from "../mod.ts";
 import { machine } from "./machine.ts";
 import { writeSvgChart } from "./svg_chart.ts";
 
@@ -98,6 +98,7 @@ async function rectifiedState(
   sizes: number[],
   threads = 1,
   checked = false,
+  rule: "radam" | "lion" = "radam",
 ): Promise<OptimizerState> {
   const params: Record<string, Float32Array> = {};
   sizes.forEach((n, t) => {
@@ -111,7 +112,8 @@ async function rectifiedState(
   // threadThreshold 0: the threaded contender runs on its threads at every size (the threshold
   // itself is measured by bench/thread_threshold.ts).
   const nonFinite = checked ? "skip" : "propagate";
-  let state = await radam({ backend, nonFinite, threads, threadThreshold: 0 }).init(params);
+  const options = { backend, nonFinite, threads, threadThreshold: 0 } as const;
+  let state = await (rule === "lion" ? lion(options) : radam(options)).init(params);
   state.names.forEach((name, t) => {
     const g = state.grads[name];
     for (let i = 0; i < g.length; i++) g[i] = gradient(t, i);
@@ -129,13 +131,14 @@ function libraryContender(
   tensors = 1,
   threads = 1,
   checked = false,
+  rule: "radam" | "lion" = "radam",
 ): Contender {
   return {
     name,
     key,
     async setup(n) {
       const sizes = tensors === 1 ? [n] : mixedLayout(n, tensors);
-      let state = await rectifiedState(backend, sizes, threads, checked);
+      let state = await rectifiedState(backend, sizes, threads, checked, rule);
       if (threads > 1) {
         return { time: syncTimer(() => state = step(state)), dispose: () => dispose(state) };
       }
@@ -353,6 +356,17 @@ const contenders: Contender[] = ([
     true,
   ),
   libraryContender("radam js", "js", "js", false),
+  // Lion moves 20 bytes a parameter (p, g, m read; p, m written) to RAdam's 28.
+  libraryContender(
+    "lion wasm, zero-copy gradients",
+    "lion-wasm",
+    "wasm",
+    false,
+    1,
+    1,
+    false,
+    "lion",
+  ),
   libraryContender(
     `radam wasm, ${THREADS} threads (zero-copy)`,
     "wasm-threads",
@@ -467,6 +481,7 @@ const ratioRows: [string, string, string][] = [
   ["wasm / C OpenMP (all cores)", "wasm", "c-omp"],
   [`wasm ${THREADS} threads / C OpenMP ${THREADS} threads`, "wasm-threads", "c-omp"],
   [`wasm ${THREADS} threads / wasm 1 thread`, "wasm-threads", "wasm"],
+  ["lion wasm / radam wasm (bytes moved: 28 / 20 = 1.4)", "lion-wasm", "wasm"],
 ];
 const ratioLines = [
   "| ratio (params/s) | " + SIZES.map(([l]) => l).join(" | ") + " |",

@@ -10,7 +10,8 @@
  * @module
  */
 import { type ArenaLayout, planArena } from "../core/arena.ts";
-import { emptyScalars, MODE_ADAPTIVE } from "../core/scalars.ts";
+import { writeBlock, zeroScalars } from "../core/scalars.ts";
+import { ADAM_SCALARS, ADAM_TAG, MODE_ADAPTIVE } from "../rules/adam.ts";
 import type { CpuBackend } from "../cpu/cpu_backend.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { createWasmBackend } from "../cpu/wasm_backend.ts";
@@ -31,8 +32,11 @@ function packed(layout: ArenaLayout): ArenaLayout {
   return { ...layout, sectionOffsets, segmentTableOffset: end, byteLength: end };
 }
 
-const scalars = emptyScalars();
+const scalars = zeroScalars(ADAM_SCALARS);
 Object.assign(scalars, {
+  rule: ADAM_TAG,
+  gradScale: 1,
+  paramDecay: 1,
   beta1: 0.9,
   oneMinusBeta1: 0.1,
   beta2: 0.999,
@@ -48,7 +52,8 @@ async function backendFor(layout: ArenaLayout, threads: number): Promise<CpuBack
     : await createThreadedWasmBackend(layout, threads);
   b.params.w.fill(0.5);
   b.grads.w.fill(1e-2);
-  b.update(scalars);
+  writeBlock(ADAM_SCALARS, scalars, b.blocks.f32, b.blocks.u32, 0);
+  b.update();
   return b;
 }
 
@@ -77,12 +82,12 @@ for (let k = from; k <= to; k++) {
       for (let j = 0; j < arenas.length; j++) {
         const a = arenas[(j + r) % arenas.length];
         const t0 = performance.now();
-        for (let s = 0; s < steps; s++) a.backend.update(scalars);
+        for (let s = 0; s < steps; s++) a.backend.update();
         a.samples.push(a.n * steps / ((performance.now() - t0) / 1e3) / 1e9);
       }
     }
     const med = arenas.map((a) => a.samples.toSorted((x, y) => x - y)[Math.floor(rounds / 2)]);
-    for (const a of arenas) a.backend.dispose?.();
+    for (const a of arenas) a.backend.dispose();
     console.log(
       `| ${label(sizes[0])} | ${threads} | ${med.map((m) => m.toFixed(3)).join(" | ")} | ${
         (med[2] / med[0]).toFixed(2)

@@ -1,10 +1,11 @@
 /**
  * The arena: every tensor of a state packed into one block of f32 memory, in sections
- * (parameters, gradients, first moments, second moments), each 64-byte aligned and spread apart, so that one
- * kernel call updates every tensor.
+ * (parameters, gradients, then the rule's moments: `exp_avg` and `exp_avg_sq` for RAdam/Adam,
+ * `exp_avg` alone for Lion; then LookAhead's slow weights), each 64-byte aligned and spread
+ * apart, so that one kernel call updates every tensor.
  *
  * ```
- * | params (n, padded to 4) | gap | grads | gap | exp_avg (m) | gap | exp_avg_sq (v) | (gap | slow) |
+ * | params (n, padded to 4) | gap | grads | gap | moment 0 (exp_avg) | (gap | moment 1 (exp_avg_sq)) | (gap | slow) |
  * ```
  *
  * Within a section the tensors lie back to back in the order of their names; a tensor's
@@ -17,19 +18,75 @@
  *
  * @module
  */
+import { wgslStruct, wordsOf, type WordTable } from "./words.ts";
 
 /** Section index of the parameters. */
 export const PARAMS = 0;
 /** Section index of the gradients. */
 export const GRADS = 1;
-/** Section index of the first moments (`exp_avg`). */
+/** Section index of a rule's first moment (`exp_avg` of RAdam/Adam and Lion). */
 export const EXP_AVG = 2;
-/** Section index of the second moments (`exp_avg_sq`). */
+/** Section index of a rule's second moment (`exp_avg_sq` of RAdam/Adam; absent for Lion). */
 export const EXP_AVG_SQ = 3;
+/** Most moments a rule may keep (sections `EXP_AVG` and `EXP_AVG_SQ`). */
+export const MAX_MOMENTS = 2;
 /** Number of sections of an RAdam/Adam arena. */
 export const SECTION_COUNT = 4;
 /** Section index of LookAhead's slow weights (only in arenas planned with `slow: true`). */
 export const SLOW = 4;
+
+/**
+ * The sections present in an arena, in memory order: params, grads, the first `moments`
+ * moments, and the slow weights with `slow`.
+ */
+export function presentSections(moments: number, slow: boolean): number[] {
+  const out = [PARAMS, GRADS];
+  for (let k = 0; k < moments; k++) out.push(EXP_AVG + k);
+  if (slow) out.push(SLOW);
+  return out;
+}
+
+/** Whether `layout` has section `section` (absent: a moment its rule lacks, or no LookAhead). */
+export function hasSection(layout: ArenaLayout, section: number): boolean {
+  return section < layout.sectionOffsets.length && layout.sectionOffsets[section] >= 0;
+}
+
+/**
+ * The row of the segment table (parameter groups), one per run of tensors in one group: the
+ * run's element range `[start, end)` and the group, whose scalar block (see core/scalars.ts)
+ * the run is stepped with; padded to 32 bytes.
+ */
+export const SEGMENT_ROW = {
+  start: "u32",
+  end: "u32",
+  group: "u32",
+  pad0: "u32",
+  pad1: "u32",
+  pad2: "u32",
+  pad3: "u32",
+  pad4: "u32",
+} as const satisfies WordTable;
+
+/** The word of each field of a segment row. */
+export const SEGMENT_WORD = wordsOf(SEGMENT_ROW);
+
+/**
+ * The arena descriptor the wasm kernel reads (`step(arena, scalars, start, end)` in
+ * assembly/index.ts), u32 words: the byte addresses of the sections (params, grads, exp_avg,
+ * exp_avg_sq, slow; an absent one: the params'), of the segment table, and the number of
+ * segments. Written once, when the backend is made.
+ */
+export const ARENA_DESCRIPTOR = {
+  p: "u32",
+  g: "u32",
+  m: "u32",
+  v: "u32",
+  slow: "u32",
+  table: "u32",
+  segmentCount: "u32",
+} as const satisfies WordTable;
+/** Bytes of the arena descriptor. */
+export const ARENA_DESCRIPTOR_BYTES = 32;
 
 /** Where each tensor sits in a section, and how large the sections are. */
 export interface ArenaLayout {
@@ -41,12 +98,13 @@ export interface ArenaLayout {
   readonly total: number;
   /** Elements per section: `total` rounded up to a multiple of 4 (16 bytes). */
   readonly sectionLength: number;
-  /** Number of sections: 4, or 5 with LookAhead's slow weights. */
+  /** Number of sections present: 2 + the rule's moments, + 1 with LookAhead's slow weights. */
   readonly sectionCount: number;
   /**
-   * Byte offset of each section from the start of the arena (WebGPU, which keeps each section in
-   * a buffer of its own: 0 for all). Always use these, never `section * sectionLength * 4`: the
-   * gaps between sections are a layout decision of `planArena`.
+   * Byte offset of each section, by section index, from the start of the arena (WebGPU, which
+   * keeps each section in a buffer of its own: 0 for all); -1 for an absent section. Always use
+   * these, never `section * sectionLength * 4`: the gaps between sections are a layout decision
+   * of `planArena`.
    */
   readonly sectionOffsets: readonly number[];
   /**
@@ -61,8 +119,8 @@ export interface ArenaLayout {
   readonly byteLength: number;
 }
 
-/** Bytes of one row of the segment table (see assembly/index.ts `step`). */
-export const SEGMENT_ROW_BYTES = 32;
+/** Bytes of one row of the segment table ({@linkcode SEGMENT_ROW}). */
+export const SEGMENT_ROW_BYTES = 4 * Object.keys(SEGMENT_ROW).length;
 
 /** Alignment of every section start, in bytes: one cache line. */
 export const SECTION_ALIGN_BYTES = 64;
@@ -104,8 +162,10 @@ export function spreadScaleLog2(sectionBytes: number): number {
  * @example
  * ```ts
  * import { sectionStride } from "./arena.ts";
+ * import assert from "node:assert/strict";
  * const stride = sectionStride(4 * 2 ** 24); // 16M parameters: 64 MiB sections
- * console.log(stride % 4096 !== 0, stride - 4 * 2 ** 24); // true 1677696
+ * assert.notEqual(stride % 4096, 0);
+ * assert.equal(stride - 4 * 2 ** 24, 1677696);
  * ```
  */
 export function sectionStride(sectionBytes: number): number {
@@ -121,13 +181,35 @@ export function sectionStride(sectionBytes: number): number {
   return best;
 }
 
+/**
+ * The parameter-group runs of tensors at `offsets` (elements) of `lengths`, each in group
+ * `groups[i]`: maximal runs of consecutive tensors in one group, from the first one's start to
+ * the last one's end. Empty without groups.
+ */
+export function segmentRuns(
+  offsets: readonly number[],
+  lengths: readonly number[],
+  groups: readonly number[] | undefined,
+): { start: number; end: number; group: number }[] {
+  const segments: { start: number; end: number; group: number }[] = [];
+  if (!groups) return segments;
+  for (let i = 0; i < lengths.length; i++) {
+    const last = segments[segments.length - 1];
+    if (last && last.group === groups[i]) last.end = offsets[i] + lengths[i];
+    else segments.push({ start: offsets[i], end: offsets[i] + lengths[i], group: groups[i] });
+  }
+  return segments;
+}
+
 /** Lays out tensors of the given lengths. */
 export function planArena(
   names: readonly string[],
   lengths: readonly number[],
-  options: { slow?: boolean; groups?: readonly number[] } = {},
+  options: { slow?: boolean; groups?: readonly number[]; moments?: number } = {},
 ): ArenaLayout {
-  const sectionCount = options.slow ? SECTION_COUNT + 1 : SECTION_COUNT;
+  const moments = options.moments ?? 2;
+  const present = presentSections(moments, options.slow ?? false);
+  const sectionCount = present.length;
   const offsets: number[] = [];
   let total = 0;
   for (const length of lengths) {
@@ -135,18 +217,11 @@ export function planArena(
     total += length;
   }
   const sectionLength = Math.ceil(total / 4) * 4;
-  const segments: { start: number; end: number; group: number }[] = [];
-  const groups = options.groups;
-  if (groups) {
-    for (let i = 0; i < lengths.length; i++) {
-      const last = segments[segments.length - 1];
-      if (last && last.group === groups[i]) last.end += lengths[i];
-      else segments.push({ start: offsets[i], end: offsets[i] + lengths[i], group: groups[i] });
-    }
-  }
+  const segments = segmentRuns(offsets, lengths, options.groups);
   const stride = sectionStride(sectionLength * 4);
-  const sectionOffsets: number[] = [];
-  for (let s = 0; s < sectionCount; s++) sectionOffsets.push(s * stride);
+  // Indexed by section; -1 where absent (a moment the rule lacks, before the slow weights).
+  const sectionOffsets: number[] = new Array(present[present.length - 1] + 1).fill(-1);
+  present.forEach((section, s) => sectionOffsets[section] = s * stride);
   const segmentTableOffset = (sectionCount - 1) * stride + sectionLength * 4;
   return {
     names,
@@ -189,4 +264,23 @@ export function sectionView(
   section: number,
 ): Float32Array {
   return new Float32Array(buffer, base + layout.sectionOffsets[section], layout.total);
+}
+
+/** Words of one row of the segment table. */
+export const SEGMENT_ROW_WORDS = SEGMENT_ROW_BYTES / 4;
+
+/** WGSL of a row of the segment table: `struct Segment`, generated from its table. */
+export const SEGMENT_WGSL: string = wgslStruct("Segment", SEGMENT_ROW);
+
+/**
+ * Writes the segment table of `layout` (rows of {@linkcode SEGMENT_ROW}) into `u32`, a view of
+ * at least `segments.length` rows: the one place the rows are written.
+ */
+export function writeSegmentTable(layout: ArenaLayout, u32: Uint32Array): void {
+  layout.segments.forEach((segment, k) => {
+    const row = k * SEGMENT_ROW_WORDS;
+    u32[row + SEGMENT_WORD.start] = segment.start;
+    u32[row + SEGMENT_WORD.end] = segment.end;
+    u32[row + SEGMENT_WORD.group] = segment.group;
+  });
 }

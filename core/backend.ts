@@ -1,6 +1,13 @@
 /**
- * What a backend provides to the state machinery in core/state.ts: tensor slots held where the
- * kernel runs, a way to load gradients into them, and the fused update.
+ * The two kinds of backend the state machinery in core/state.ts drives, each an interface with
+ * no optional members:
+ *
+ * - {@linkcode HostBackend} (wasm, threaded wasm, TypeScript): the arena is host memory. The
+ *   host decides each step: it reads the gradients' sum of squares, skips or clips, writes the
+ *   scalar blocks into the backend's memory, and calls `update`.
+ * - {@linkcode DeviceBackend} (WebGPU): the device decides. It keeps the step counts, checks and
+ *   clips the gradients itself, and reads the scalars of its own `t` from a ring the host writes
+ *   ahead ({@linkcode DeviceCounter}).
  *
  * @module
  */
@@ -8,8 +15,8 @@ import type { ArenaLayout } from "./arena.ts";
 import type { BackendName } from "./options.ts";
 import type { StepScalars } from "./scalars.ts";
 
-/** A backend holding one state's arena. `T` is the type of its tensor slots. */
-export interface Backend<T = Float32Array> {
+/** The members both kinds share. `T` is the type of the tensor slots. */
+interface BackendBase<T> {
   readonly name: BackendName;
   readonly layout: ArenaLayout;
   /** Parameter slots, by name. */
@@ -22,65 +29,12 @@ export interface Backend<T = Float32Array> {
    */
   loadGrads(grads: T | Readonly<Record<string, T>>): void;
   /**
-   * Throws if the backend can no longer step or be read (a lost GPU device); called before
-   * anything of a step changes. Optional: CPU backends are always usable.
+   * Gradient centralization of one tensor's gradient slot, in place (a device encodes it into
+   * its next `update`): `rows` rows of `cols` elements starting at element `offset`.
    */
-  checkUsable?(): void;
-  /**
-   * Validates gradients of the kinds this backend accepts besides Float32Arrays (GPU buffers);
-   * optional: without it, core/tensors.ts `checkGrads` applies.
-   */
-  checkGrads?(grads: unknown): void;
-  /**
-   * Sum of the squares of every gradient in the arena, accumulated in float64 in the fixed
-   * order of `sumSquares` in assembly/index.ts (NaN or Infinity iff some gradient is).
-   */
-  gradSumSquares?(): number;
-  /**
-   * Whether some gradient slot holds a NaN or ±Infinity: a read of the gradients and no norm
-   * (the check of `nonFinite: "skip"` and `"throw"` where no clipping needs the norm). Optional,
-   * with the next member: a CPU backend has both.
-   */
-  gradsNonFinite?(): boolean;
-  /**
-   * `loadGrads` with that check fused into the copy (each chunk checked while in cache);
-   * returns whether some gradient is non-finite. The slots hold the given gradients either way.
-   */
-  loadGradsChecked?(grads: T | Readonly<Record<string, T>>): boolean;
-  /**
-   * Gradient centralization of one tensor's gradient slot, in place: `rows` rows of `cols`
-   * elements starting at element `offset` of the section; each row loses its f32 mean.
-   */
-  centralize?(offset: number, rows: number, cols: number): void;
-  /**
-   * The segment table (parameter groups), 8 f32 a row as laid out in core/arena.ts; the state
-   * writes each row's stepSize, paramDecay and coupledDecay at indices 2, 3, 4 before `update`.
-   * Empty without groups. These members are optional: WebGPU has neither
-   * `gradSumSquares`, the non-finite checks nor `segmentScalars` (it reduces the norm and checks the gradients on the
-   * GPU, and keeps every group's scalars in its per-step ring, see `counter`), and encodes
-   * `centralize` into its next `update`.
-   */
-  readonly segmentScalars?: Float32Array;
-  /** Threads the step runs on (wasm with option `threads`); 1 when absent. */
-  readonly threads?: number;
-  /**
-   * Releases what the backend holds besides memory the garbage collector reclaims (the workers
-   * of a threaded state); the backend is unusable afterwards. Optional.
-   */
-  dispose?(): void;
-  /** Runs one fused step over the whole arena. */
-  update(scalars: StepScalars): void;
-  /**
-   * Present where the step counts live with the kernel (WebGPU): a skipped step must not
-   * advance t, and only the device knows whether it skipped. `update` then takes its scalars
-   * from the ones written by `writeScalars` for the device's own t.
-   */
-  readonly counter?: DeviceCounter;
-  /**
-   * Live views of one arena section, by tensor name, where the backend's memory is host memory
-   * (CPU backends); valid until the next step. Lets a checkpoint write the arena with one copy.
-   */
-  viewSection?(section: number): Readonly<Record<string, Float32Array>>;
+  centralize(offset: number, rows: number, cols: number): void;
+  /** Runs one fused step over the whole arena, with the scalars written for it. */
+  update(): void;
   /** Copies of one arena section (see core/arena.ts), by tensor name. */
   readSection(section: number): Promise<Record<string, Float32Array>>;
   /**
@@ -88,7 +42,62 @@ export interface Backend<T = Float32Array> {
    * its length). For restoring state (checkpoints); never on the step's hot path.
    */
   writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void;
+  /**
+   * Releases what the backend holds besides memory the garbage collector reclaims (workers, GPU
+   * buffers); the backend is unusable afterwards.
+   */
+  dispose(): void;
 }
+
+/** A backend whose arena is host memory (wasm, threads, js). */
+export interface HostBackend extends BackendBase<Float32Array> {
+  readonly kind: "host";
+  /** Threads the step runs on (1 but for wasm with option `threads`). */
+  readonly threads: number;
+  /**
+   * The scalar blocks `update` reads (core/scalars.ts), as two views of the same words: one
+   * block per parameter group, block 0 the optimizer's own.
+   */
+  readonly blocks: { readonly f32: Float32Array; readonly u32: Uint32Array };
+  /**
+   * Sum of the squares of every gradient in the arena, accumulated in float64 in the fixed
+   * order of `sumSquares` in assembly/index.ts (NaN or Infinity iff some gradient is).
+   */
+  gradSumSquares(): number;
+  /**
+   * Whether some gradient slot holds a NaN or ±Infinity: a read of the gradients and no norm
+   * (the check of `nonFinite: "skip"` and `"throw"` where no clipping needs the norm).
+   */
+  gradsNonFinite(): boolean;
+  /**
+   * `loadGrads` with that check fused into the copy (each chunk checked while in cache);
+   * returns whether some gradient is non-finite. The slots hold the given gradients either way.
+   */
+  loadGradsChecked(grads: Float32Array | Readonly<Record<string, Float32Array>>): boolean;
+  /**
+   * Live views of one arena section, by tensor name; valid until the next step. Lets a
+   * checkpoint write the arena with one copy.
+   */
+  viewSection(section: number): Readonly<Record<string, Float32Array>>;
+}
+
+/** A backend that decides on the device whether a step is taken (WebGPU). */
+export interface DeviceBackend<T = unknown> extends BackendBase<T> {
+  readonly kind: "device";
+  /**
+   * Throws if the backend can no longer step or be read (a lost GPU device); called before
+   * anything of a step changes.
+   */
+  checkUsable(): void;
+  /** Validates gradients of the kinds this backend accepts (GPU buffers, Float32Arrays). */
+  checkGrads(grads: unknown): void;
+  /** The step counts the device keeps, and the ring of scalars it reads. */
+  readonly counter: DeviceCounter;
+}
+
+/** A backend of either kind. */
+// deno-lint-ignore no-explicit-any
+export type AnyBackend = HostBackend | DeviceBackend<any>;
 
 /**
  * Step counts kept on a device that decides by itself whether a step is taken (WebGPU with the
@@ -111,8 +120,11 @@ export interface DeviceCounter {
    * many steps; schedules are pure functions of t on such a backend).
    */
   readonly scalarsAhead: number;
-  /** Writes the scalars of step `t` (and of each parameter group, index 0 the optimizer's own). */
-  writeScalars(t: number, scalars: StepScalars, groups: readonly StepScalars[]): void;
+  /**
+   * Writes the scalars of step `t`: one record per scalar block, `groups[0]` the optimizer's own,
+   * `groups[g]` parameter group g's.
+   */
+  writeScalars(t: number, groups: readonly StepScalars[]): void;
   /** Resolves when the device has reported every step submitted so far. */
   settle(): Promise<void>;
   /** Sets the counts of a state being restored (before its first step). */

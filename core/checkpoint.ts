@@ -2,12 +2,16 @@
  * Checkpoints: an optimizer state written as a safetensors file and read back, on any backend.
  *
  * Tensors, all F32, named as PyTorch users know them: each parameter under its own name, and
- * `<name>.exp_avg`, `<name>.exp_avg_sq` for its moments. `__metadata__` (strings only) holds:
+ * `<name>.<moment>` for each moment its rule keeps (`exp_avg`, `exp_avg_sq` for RAdam/Adam,
+ * `exp_avg` for Lion), `<name>.slow` for LookAhead's slow weights. `__metadata__` (strings
+ * only) holds:
  *
  * - `format`: `"radam.checkpoint"`, `format_version`: `"1"`
- * - `optimizer`: `"radam"`, `"adam"` or `"adamw"`
- * - `hyperparameters`: JSON of the optimizer's options (as passed to its factory), with `lr`
- *   `null` when it was a schedule, and `lr_schedule`: `"true"` or `"false"`
+ * - `optimizer`: a name of rules/registry.ts (`"radam"`, `"adam"`, `"adamw"`, `"ranger"`,
+ *   `"lion"`), or `"lookahead(<name>)"`
+ * - `hyperparameters`: JSON of the optimizer's options (as passed to its factory), as the
+ *   schemas store them (the rule's, then the training-loop features'), with `lr` `null` when it
+ *   was a schedule, and `lr_schedule`: `"true"` or `"false"`
  * - `step`, `skipped_steps`: decimal integers
  * - `tensor_order`: JSON array of the parameter names in arena order
  *
@@ -15,20 +19,20 @@
  *
  * @module
  */
-import { EXP_AVG, EXP_AVG_SQ, PARAMS, SLOW } from "./arena.ts";
-import type { Backend } from "./backend.ts";
+import { EXP_AVG, PARAMS, SLOW } from "./arena.ts";
+import type { AnyBackend } from "./backend.ts";
 import {
   type BackendChoice,
-  checkLearningRate,
-  checkNumber,
+  BACKENDS,
   checkThreads,
   type LearningRate,
+  LOOP_OPTIONS,
   type ResolvedConfig,
   resolveLookahead,
   resolveOptions,
-  RULE_HYPERPARAMETERS,
-  type RuleKind,
 } from "./options.ts";
+import { checkLearningRate, checkNumber, requiredKeys, storeSchema } from "./schema.ts";
+import { OPTIMIZERS, ruleOf } from "../rules/registry.ts";
 import {
   checkDuplicateKeys,
   CheckpointError,
@@ -45,17 +49,9 @@ export const FORMAT = "radam.checkpoint";
 /** Value of the `format_version` metadata this code writes and reads. */
 export const FORMAT_VERSION = "1";
 
-/** The update rule of each optimizer name a checkpoint may hold. */
-const RULES: Readonly<Record<string, RuleKind>> = {
-  radam: "radam",
-  adam: "adam",
-  adamw: "adam",
-  ranger: "radam",
-};
-
 /**
- * The per-parameter tensors of a checkpoint: name suffix and arena section. A LookAhead
- * (Ranger) state adds `{ suffix: ".slow", section: SLOW }` here, for configurations that have it.
+ * The per-parameter tensors of a checkpoint: name suffix and arena section (the parameters, the
+ * rule's moments, LookAhead's slow weights where the configuration has them).
  */
 interface StateTensor {
   readonly suffix: string;
@@ -65,11 +61,10 @@ interface StateTensor {
 }
 
 function stateTensors(config: ResolvedConfig): readonly StateTensor[] {
-  const kinds = [
-    { suffix: "", section: PARAMS, nonNegative: false },
-    { suffix: ".exp_avg", section: EXP_AVG, nonNegative: false },
-    { suffix: ".exp_avg_sq", section: EXP_AVG_SQ, nonNegative: true },
-  ];
+  const kinds: StateTensor[] = [{ suffix: "", section: PARAMS, nonNegative: false }];
+  ruleOf(config).moments.forEach((m, k) =>
+    kinds.push({ suffix: `.${m.name}`, section: EXP_AVG + k, nonNegative: m.nonNegative })
+  );
   if (config.lookahead) kinds.push({ suffix: ".slow", section: SLOW, nonNegative: false });
   return kinds;
 }
@@ -77,24 +72,13 @@ function stateTensors(config: ResolvedConfig): readonly StateTensor[] {
 /** The options that rebuild `config` through its factory (schedules become `null`). */
 export function optionsOf(config: ResolvedConfig): Record<string, unknown> {
   const options: Record<string, unknown> = {
-    lr: typeof config.lr === "function" ? null : config.lr,
-    betas: [config.beta1, config.beta2],
-    eps: config.eps,
-    weightDecay: config.weightDecay,
-    decoupledWeightDecay: config.decoupledWeightDecay,
-    maximize: config.maximize,
+    ...storeSchema(ruleOf(config).options, config.hyperparameters),
+    ...storeSchema(LOOP_OPTIONS, config.loop as unknown as Readonly<Record<string, unknown>>),
   };
-  if (config.kind === "radam") {
-    options.threshold = config.threshold;
-    options.degenerateToSgd = config.degenerateToSgd;
-    options.nesterov = config.nesterov;
-  }
-  if (config.clipGradNorm !== undefined) options.clipGradNorm = config.clipGradNorm;
-  if (config.nonFiniteGiven) options.nonFinite = config.nonFinite;
-  options.gc = config.gc;
   // Groups are stored by their settings; which tensor is in which goes in `tensor_groups`.
-  if (config.groups.length > 0) {
-    options.groups = config.groups.map((g) => ({ lrScale: g.lrScale, weightDecay: g.weightDecay }));
+  const groups = config.loop.groups;
+  if (groups.length > 0) {
+    options.groups = groups.map((g) => ({ lrScale: g.lrScale, weightDecay: g.weightDecay }));
   }
   if (config.lookahead) options.lookahead = { ...config.lookahead };
   return options;
@@ -103,16 +87,16 @@ export function optionsOf(config: ResolvedConfig): Record<string, unknown> {
 /** Writes a state as safetensors bytes; see `saveState` in mod.ts. */
 export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Uint8Array> {
   // Where the device counts the steps, wait until it has reported every step submitted.
-  await stateInternals(state).backend.counter?.settle();
+  const first = stateInternals(state).backend;
+  if (first.kind !== "host") await first.counter.settle();
   const { config, backend, steps, skipped, shapes } = stateInternals(state);
   const layout = backend.layout;
   const kinds = stateTensors(config);
-  // CPU arenas are read in place (the file is then the only copy); others are read back, every
+  // Host arenas are read in place (the file is then the only copy); others are read back, every
   // read started before the first await so that they all see the same step. No await follows
   // until the file is written, so the views cannot change underneath.
-  const view = backend.viewSection?.bind(backend);
-  const sections = view
-    ? kinds.map((k) => view(k.section))
+  const sections = backend.kind === "host"
+    ? kinds.map((k) => backend.viewSection(k.section))
     : await Promise.all(kinds.map((k) => backend.readSection(k.section)));
   const tensors: TensorOut[] = [];
   for (let i = 0; i < layout.names.length; i++) {
@@ -135,11 +119,11 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
     format_version: FORMAT_VERSION,
     optimizer: config.name,
     hyperparameters: JSON.stringify(optionsOf(config)),
-    lr_schedule: String(typeof config.lr === "function"),
+    lr_schedule: String(typeof config.hyperparameters.lr === "function"),
     step: String(steps),
     skipped_steps: String(skipped),
     tensor_order: JSON.stringify(layout.names),
-    ...(config.groups.length > 0
+    ...(config.loop.groups.length > 0
       ? { tensor_groups: JSON.stringify(groupsOf(config, layout.names)) }
       : {}),
   };
@@ -152,10 +136,11 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
  * @example
  * ```ts
  * import { type LoadOptions, loadState, radam, saveState } from "../mod.ts";
+ * import assert from "node:assert/strict";
  *
  * const bytes = await saveState(await radam().init({ w: new Float32Array(2) }));
  * const options: LoadOptions = { backend: "js", lr: 1e-4 };
- * console.log((await loadState(bytes, options)).backend); // "js"
+ * assert.equal((await loadState(bytes, options)).backend, "js");
  * ```
  */
 export interface LoadOptions {
@@ -183,7 +168,7 @@ export interface LoadOptions {
 /** Makes the backend a state resumes on. */
 export type BackendMaker = (
   config: ResolvedConfig,
-) => (layout: ArenaLayout) => Promise<Backend<unknown>>;
+) => (layout: ArenaLayout) => Promise<AnyBackend>;
 
 function meta(metadata: Readonly<Record<string, string>>, key: string): string {
   const value = Object.hasOwn(metadata, key) ? metadata[key] : undefined;
@@ -236,11 +221,11 @@ export function configOf(
   const fullName = meta(metadata, "optimizer");
   const wrapped = /^lookahead\((.*)\)$/.exec(fullName);
   const name = wrapped ? wrapped[1] : fullName;
-  const rule = Object.hasOwn(RULES, name) ? RULES[name] : undefined;
-  if (rule === undefined) {
+  const definition = Object.hasOwn(OPTIMIZERS, name) ? OPTIMIZERS[name] : undefined;
+  if (definition === undefined) {
     throw new CheckpointError(
       `Checkpoint of an unknown optimizer ${JSON.stringify(fullName)}; expected one of ${
-        Object.keys(RULES).join(", ")
+        Object.keys(OPTIMIZERS).join(", ")
       }`,
     );
   }
@@ -259,18 +244,16 @@ export function configOf(
         "pass it again as loadState(bytes, { lr })",
     );
   }
-  if (
-    options.backend !== undefined && !["auto", "wasm", "js", "webgpu"].includes(options.backend)
-  ) {
+  if (options.backend !== undefined && !BACKENDS.includes(options.backend)) {
     throw new RangeError(
-      `Option backend must be one of auto, wasm, js, webgpu, got ${String(options.backend)}`,
+      `Option backend must be one of ${BACKENDS.join(", ")}, got ${String(options.backend)}`,
     );
   }
   checkThreads(options.threads, options.backend ?? "auto");
   if (options.threadThreshold !== undefined) {
     checkNumber("threadThreshold", options.threadThreshold, 0, Infinity, true);
   }
-  for (const key of RULE_HYPERPARAMETERS[rule]) {
+  for (const key of requiredKeys(definition.rule.options)) {
     if (!Object.hasOwn(stored, key)) {
       throw new CheckpointError(`Checkpoint hyperparameters lack ${key}`);
     }
@@ -287,7 +270,7 @@ export function configOf(
     throw new CheckpointError("Checkpoint hyperparameters have lookahead, but the optimizer not");
   }
   try {
-    const inner = resolveOptions(rule, name, {
+    const inner = resolveOptions(definition.rule, name, {
       ...rest,
       ...(groups === undefined ? {} : { groups: groupsFrom(groups, metadata) }),
       lr,
@@ -296,7 +279,7 @@ export function configOf(
       ...(options.threadThreshold === undefined
         ? {}
         : { threadThreshold: options.threadThreshold }),
-    }, { weightDecay: 0, decoupledWeightDecay: false });
+    }, definition.defaults);
     return wrapped ? resolveLookahead(inner, lookahead) : inner;
   } catch (e) {
     if (e instanceof CheckpointError) throw e;

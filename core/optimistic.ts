@@ -27,11 +27,14 @@ import {
  * @example
  * ```ts
  * import { memoryCheckpointStore, type StoredCheckpoint } from "../kv.ts";
+ * import assert from "node:assert/strict";
  *
  * const store = memoryCheckpointStore();
  * await store.save(new Uint8Array([1, 2, 3]), null, "first");
  * const stored: StoredCheckpoint | null = await store.load();
- * console.log(stored?.bytes, stored?.version, stored?.meta); // Uint8Array [1, 2, 3] "1" "first"
+ * assert.deepEqual(stored?.bytes, new Uint8Array([1, 2, 3]));
+ * assert.equal(stored?.version, "1");
+ * assert.equal(stored?.meta, "first");
  * ```
  */
 export interface StoredCheckpoint {
@@ -85,9 +88,10 @@ export interface VersionedCheckpointStore {
  * @example
  * ```ts
  * import { MAX_META_BYTES, memoryCheckpointStore } from "../kv.ts";
+ * import assert from "node:assert/strict";
  *
  * const meta = JSON.stringify({ epoch: 3, cursor: 1024 });
- * console.log(new TextEncoder().encode(meta).length <= MAX_META_BYTES); // true
+ * assert.ok(new TextEncoder().encode(meta).length <= MAX_META_BYTES);
  * await memoryCheckpointStore().save(new Uint8Array([1]), null, meta);
  * ```
  */
@@ -148,11 +152,12 @@ export interface MemoryStoreOptions {
  * @example Two writers from the same version: the second one is refused
  * ```ts
  * import { memoryCheckpointStore } from "../kv.ts";
+ * import assert from "node:assert/strict";
  *
  * const store = memoryCheckpointStore();
  * const v1 = await store.save(new Uint8Array([1]), null);
- * console.log(await store.save(new Uint8Array([2]), v1)); // "2"
- * console.log(await store.save(new Uint8Array([3]), v1)); // null: v1 is no longer current
+ * assert.equal(await store.save(new Uint8Array([2]), v1), "2");
+ * assert.equal(await store.save(new Uint8Array([3]), v1), null); // v1 is no longer current
  * ```
  */
 export function memoryCheckpointStore(options: MemoryStoreOptions = {}): VersionedCheckpointStore {
@@ -209,9 +214,11 @@ export function memoryCheckpointStore(options: MemoryStoreOptions = {}): Version
  * @example
  * ```ts
  * import { CheckpointConflictError } from "../kv.ts";
+ * import assert from "node:assert/strict";
  *
  * const error = new CheckpointConflictError('["model"]', 5);
- * console.log(error.name, error.attempts, error.message);
+ * assert.equal(error.name, "CheckpointConflictError");
+ * assert.equal(error.attempts, 5);
  * ```
  */
 export class CheckpointConflictError extends Error {

@@ -1,9 +1,21 @@
 /**
- * Optimizer options: the public option types, their defaults (SPEC.md), and validation into
- * a resolved configuration that the step code reads.
+ * Optimizer options: the public option types, the schemas of the options every rule shares (how
+ * a state runs, the training-loop features), and their validation, with the rule's own schema
+ * (rules/), into the resolved configuration that the step code reads (docs/SPEC.md).
  *
  * @module
  */
+import type { Rule, RuleKind } from "./rule.ts";
+import {
+  booleanOption,
+  checkKeys,
+  checkNumber,
+  choiceOption,
+  keysOf,
+  numberOption,
+  resolveSchema,
+  type Schema,
+} from "./schema.ts";
 
 /**
  * Which kernel implementation runs the step.
@@ -11,8 +23,10 @@
  * @example
  * ```ts
  * import { type BackendName, radam } from "../mod.ts";
+ * import assert from "node:assert/strict";
  * const state = await radam({ backend: "js" }).init(new Float32Array(4));
- * const name: BackendName = state.backend; // "js"
+ * const name: BackendName = state.backend;
+ * assert.equal(name, "js");
  * ```
  */
 export type BackendName = "wasm" | "js" | "webgpu";
@@ -23,8 +37,10 @@ export type BackendName = "wasm" | "js" | "webgpu";
  * @example
  * ```ts
  * import { type BackendChoice, radam } from "../mod.ts";
+ * import assert from "node:assert/strict";
  * const backend: BackendChoice = "auto";
- * console.log((await radam({ backend }).init(new Float32Array(4))).backend); // "wasm" where SIMD exists
+ * const state = await radam({ backend }).init(new Float32Array(4));
+ * assert.ok(state.backend === "wasm" || state.backend === "js"); // wasm where SIMD exists
  * ```
  */
 export type BackendChoice = BackendName | "auto";
@@ -43,29 +59,29 @@ export type BackendChoice = BackendName | "auto";
 export type LearningRate = number | ((t: number) => number);
 
 /**
- * Options shared by every optimizer of this library.
+ * Options shared by every optimizer of this library: those of the update rule that every rule
+ * has (`lr`, `betas`, `weightDecay`, `maximize`), how it runs (`backend`, `threads`,
+ * `threadThreshold`) and the training-loop features (`clipGradNorm`, `nonFinite`, `gc`,
+ * `groups`).
  *
  * @example
  * ```ts
  * import { adamw, type CommonOptions } from "../mod.ts";
+ * import assert from "node:assert/strict";
  * const options: CommonOptions = { lr: 1e-3, weightDecay: 0.01, clipGradNorm: 1 };
- * const opt = adamw(options);
+ * assert.equal(adamw(options).settings.clipGradNorm, 1);
  * ```
  */
 export interface CommonOptions {
-  /** Learning rate, or a schedule `(t) => lr`. Default `1e-3`. */
+  /** Learning rate, or a schedule `(t) => lr`. Default `1e-3` (Lion: `1e-4`). */
   lr?: LearningRate;
-  /** Coefficients `[β1, β2]` of the running averages of the gradient and its square. */
+  /**
+   * Coefficients `[β1, β2]`: of the running averages of the gradient and its square (Adam,
+   * RAdam), or of Lion's update interpolation and its moment.
+   */
   betas?: readonly [number, number];
-  /** Term added to the denominator for numerical stability. Default `1e-8`. */
-  eps?: number;
   /** Weight decay coefficient. */
   weightDecay?: number;
-  /**
-   * Apply weight decay to the parameters directly (`p = p · (1 − lr · wd)`, "AdamW" style)
-   * instead of adding `wd · p` to the gradient (L2, the default).
-   */
-  decoupledWeightDecay?: boolean;
   /** Maximize the objective instead of minimizing it (the gradient is negated). */
   maximize?: boolean;
   /** Backend to run on. Default `"auto"`: WASM SIMD when the runtime supports it, else JS. */
@@ -134,8 +150,10 @@ export interface CommonOptions {
  * @example
  * ```ts
  * import { DEFAULT_THREAD_THRESHOLD, radam } from "../mod.ts";
+ * import assert from "node:assert/strict";
  * const state = await radam({ threads: 2 }).init(new Float32Array(1000));
- * console.log(1000 < DEFAULT_THREAD_THRESHOLD, state.threads); // true 1
+ * assert.ok(1000 < DEFAULT_THREAD_THRESHOLD);
+ * assert.equal(state.threads, 1);
  * ```
  */
 export const DEFAULT_THREAD_THRESHOLD = 1_048_576;
@@ -192,16 +210,39 @@ export interface LookaheadOptions {
 }
 
 /**
- * Options of {@linkcode radam}: the common options plus RAdam's rectification controls.
+ * Options of {@linkcode adam} and {@linkcode adamw}: the common options, `eps` and the weight
+ * decay mode.
+ *
+ * @example
+ * ```ts
+ * import { adam, type AdamOptions } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const options: AdamOptions = { lr: 3e-4, betas: [0.9, 0.98], weightDecay: 1e-4 };
+ * assert.equal(adam(options).settings.beta2, 0.98);
+ * ```
+ */
+export interface AdamOptions extends CommonOptions {
+  /** Term added to the denominator for numerical stability. Default `1e-8`. */
+  eps?: number;
+  /**
+   * Apply weight decay to the parameters directly (`p = p · (1 − lr · wd)`, "AdamW" style)
+   * instead of adding `wd · p` to the gradient (L2, the default of Adam and RAdam).
+   */
+  decoupledWeightDecay?: boolean;
+}
+
+/**
+ * Options of {@linkcode radam}: Adam's plus RAdam's rectification controls.
  *
  * @example
  * ```ts
  * import { radam, type RAdamOptions } from "../mod.ts";
+ * import assert from "node:assert/strict";
  * const options: RAdamOptions = { threshold: 4, degenerateToSgd: false };
- * console.log(radam(options).settings.threshold); // 4
+ * assert.equal(radam(options).settings.threshold, 4);
  * ```
  */
-export interface RAdamOptions extends CommonOptions {
+export interface RAdamOptions extends AdamOptions {
   /**
    * Rectify the adaptive step when `ρt > threshold` (strict). Default 5, as PyTorch and fastai;
    * the paper uses 4. Must be ≥ 4: the rectifier is undefined for ρt ≤ 4.
@@ -216,240 +257,85 @@ export interface RAdamOptions extends CommonOptions {
   /**
    * Nesterov momentum, as optax's `radam(nesterov=True)`: `m̂ = β1 m / (1 − β1^(t+1)) +
    * (1 − β1) g / (1 − β1^t)` in place of `m / (1 − β1^t)`, in both the rectified and the
-   * momentum-SGD steps (eps stays where SPEC puts it). Default false.
+   * momentum-SGD steps (eps stays where docs/SPEC.md puts it). Default false.
    */
   nesterov?: boolean;
 }
 
 /**
- * Options of {@linkcode adam} and {@linkcode adamw}.
+ * Options of {@linkcode lion}: the common options (defaults `lr = 1e-4`, `betas = [0.9, 0.99]`,
+ * `weightDecay = 0`, always decoupled).
  *
  * @example
  * ```ts
- * import { adam } from "../mod.ts";
- * const opt = adam({ lr: 3e-4, betas: [0.9, 0.98], weightDecay: 1e-4 });
- * console.log(opt.settings.beta2); // 0.98
+ * import { lion, type LionOptions } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const options: LionOptions = { lr: 3e-5, weightDecay: 0.1 };
+ * assert.equal(lion(options).settings.beta2, 0.99);
  * ```
  */
-export type AdamOptions = CommonOptions;
+export type LionOptions = CommonOptions;
 
-/**
- * The update rule a resolved configuration describes.
- *
- * @example
- * ```ts
- * import { adamw, type RuleKind } from "../mod.ts";
- * const kind: RuleKind = adamw().settings.kind; // "adam"
- * ```
- */
-export type RuleKind = "radam" | "adam";
+export type { RuleKind };
 
-/**
- * Options after defaults and validation; numbers are float64.
- *
- * @example
- * ```ts
- * import { radam, type ResolvedConfig } from "../mod.ts";
- * const settings: ResolvedConfig = radam({ lr: 0.01 }).settings;
- * console.log(settings.eps, settings.beta2); // 1e-8 0.999
- * ```
- */
-export interface ResolvedConfig {
-  /** The update rule: "radam", or "adam" (Adam and AdamW). */
-  readonly kind: RuleKind;
-  /** The optimizer's public name: "radam", "adam" or "adamw". */
-  readonly name: string;
-  /** Learning rate or schedule. */
-  readonly lr: LearningRate;
-  /** β1, the first-moment coefficient. */
-  readonly beta1: number;
-  /** β2, the second-moment coefficient. */
-  readonly beta2: number;
-  /** Denominator term. */
-  readonly eps: number;
-  /** Weight decay coefficient. */
-  readonly weightDecay: number;
-  /** Whether weight decay is decoupled (AdamW style). */
-  readonly decoupledWeightDecay: boolean;
-  /** Whether the objective is maximized. */
-  readonly maximize: boolean;
-  /** RAdam's rectification threshold on ρt (strict >). */
-  readonly threshold: number;
-  /** RAdam: momentum-SGD steps before rectification (true) or none (false). */
-  readonly degenerateToSgd: boolean;
+/** How a state runs: its backend and threads. */
+export interface RunSettings {
   /** The backend requested. */
   readonly backend: BackendChoice;
-  /** RAdam: Nesterov momentum (optax's variant). */
-  readonly nesterov: boolean;
-  /** Global-norm clipping threshold, or undefined when off. */
-  readonly clipGradNorm: number | undefined;
-  /** Policy for non-finite gradients. */
-  readonly nonFinite: NonFinitePolicy;
-  /** Whether `nonFinite` was given (else it is the default; checkpoints record only a given one). */
-  readonly nonFiniteGiven: boolean;
-  /** Whether gradients of rank > 1 tensors are centralized. */
-  readonly gc: boolean;
-  /** Parameter groups (may be empty). */
-  readonly groups: readonly Required<ParamGroup>[];
   /** Threads the wasm step may run on (1: single-threaded). */
   readonly threads: number;
   /** Parameters below which a threaded state stays on one thread. */
   readonly threadThreshold: number;
-  /** LookAhead's settings, when wrapped by `lookahead`. */
-  readonly lookahead?: { readonly k: number; readonly alpha: number };
 }
 
-const BACKENDS: readonly string[] = ["auto", "wasm", "js", "webgpu"];
+/** The training-loop features around the rule's step (docs/SPEC.md). */
+export interface LoopSettings {
+  /** Global-norm clipping threshold, or undefined when off. */
+  readonly clipGradNorm: number | undefined;
+  /** Policy for non-finite gradients. */
+  readonly nonFinite: NonFinitePolicy;
+  /** Whether gradients of rank > 1 tensors are centralized. */
+  readonly gc: boolean;
+  /** Parameter groups (may be empty). */
+  readonly groups: readonly Required<ParamGroup>[];
+}
+
+/**
+ * Options after defaults and validation; numbers are float64. Split in three: the rule's
+ * `hyperparameters` (what a checkpoint must state), `run` (backend, threads) and `loop` (the
+ * training-loop features), plus LookAhead's settings when wrapped. For backward compatibility
+ * every field of the three is also a field of the configuration itself (`settings.beta2`,
+ * `settings.threads`, `settings.gc`).
+ *
+ * @example
+ * ```ts
+ * import { radam, type ResolvedConfig } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const settings: ResolvedConfig = radam({ lr: 0.01 }).settings;
+ * assert.equal(settings.hyperparameters.eps, 1e-8);
+ * assert.equal(settings.beta2, 0.999);
+ * assert.equal(settings.run.backend, "auto");
+ * ```
+ */
+export interface ResolvedConfig extends RunSettings, LoopSettings {
+  /** The optimizer's public name: "radam", "adam", "adamw", "ranger", "lion", "lookahead(…)". */
+  readonly name: string;
+  /** The update rule: "radam", "adam" (Adam and AdamW) or "lion". */
+  readonly kind: RuleKind;
+  /** The rule's hyperparameters, as its schema resolves them (e.g. `beta1`, `beta2`). */
+  readonly hyperparameters: Readonly<Record<string, unknown>>;
+  /** How the state runs. */
+  readonly run: RunSettings;
+  /** The training-loop features. */
+  readonly loop: LoopSettings;
+  /** LookAhead's settings, when wrapped by `lookahead`. */
+  readonly lookahead?: { readonly k: number; readonly alpha: number };
+  /** Every hyperparameter, flat (`lr`, `beta1`, `beta2`, `eps`, `threshold`, …). */
+  readonly [hyperparameter: string]: unknown;
+}
 
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null;
-}
-
-/** Throws a RangeError unless `value` is a finite number inside the given bounds. */
-export function checkNumber(
-  name: string,
-  value: unknown,
-  min: number,
-  max: number,
-  maxInclusive: boolean,
-): number {
-  if (typeof value !== "number" || !Number.isFinite(value)) {
-    throw new RangeError(`Option ${name} must be a finite number, got ${String(value)}`);
-  }
-  const above = maxInclusive ? value > max : value >= max;
-  if (value < min || above) {
-    const upper = max === Infinity ? "" : ` and ${maxInclusive ? "≤" : "<"} ${max}`;
-    throw new RangeError(`Option ${name} must be ≥ ${min}${upper}, got ${value}`);
-  }
-  return value;
-}
-
-function checkBoolean(name: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== "boolean") {
-    throw new TypeError(`Option ${name} must be a boolean, got ${typeof value}`);
-  }
-  return value;
-}
-
-/** Validates a learning rate value (number or schedule). */
-export function checkLearningRate(value: unknown): LearningRate {
-  if (typeof value === "function") return value as (t: number) => number;
-  return checkNumber("lr", value, 0, Infinity, true);
-}
-
-/**
- * The hyperparameters of the update rule itself, which a checkpoint must state (their defaults
- * differ between optimizers): those of Adam's rule, then those RAdam adds.
- */
-export const RULE_HYPERPARAMETERS: Readonly<Record<RuleKind, readonly string[]>> = (() => {
-  const adam = ["lr", "betas", "eps", "weightDecay", "decoupledWeightDecay", "maximize"];
-  return { adam, radam: [...adam, "threshold", "degenerateToSgd"] };
-})();
-
-/** The options of how the rule runs (backend, threads) and of the training-loop features. */
-const RUN_OPTIONS = [
-  "backend",
-  "clipGradNorm",
-  "nonFinite",
-  "gc",
-  "groups",
-  "threads",
-  "threadThreshold",
-];
-
-const KNOWN_OPTIONS: Record<RuleKind, readonly string[]> = {
-  adam: [...RULE_HYPERPARAMETERS.adam, ...RUN_OPTIONS],
-  radam: [...RULE_HYPERPARAMETERS.radam, "nesterov", ...RUN_OPTIONS],
-};
-
-const NON_FINITE: readonly string[] = ["skip", "throw", "propagate"];
-
-/** Defaults that differ between optimizers. */
-export interface Defaults {
-  readonly weightDecay: number;
-  readonly decoupledWeightDecay: boolean;
-  readonly betas?: readonly [number, number];
-  readonly eps?: number;
-  readonly gc?: boolean;
-}
-
-/**
- * Applies defaults and validates `options` (RangeError/TypeError naming the option).
- */
-export function resolveOptions(
-  kind: RuleKind,
-  name: string,
-  options: unknown,
-  defaults: Defaults,
-): ResolvedConfig {
-  if (options === undefined) options = {};
-  if (!isObject(options) || Array.isArray(options)) {
-    throw new TypeError(`Options of ${name} must be an object, got ${typeof options}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!KNOWN_OPTIONS[kind].includes(key)) {
-      throw new TypeError(
-        `Unknown option ${key} for ${name}; expected one of ${KNOWN_OPTIONS[kind].join(", ")}`,
-      );
-    }
-  }
-  const o = options as RAdamOptions;
-  const betas = o.betas ?? defaults.betas ?? [0.9, 0.999];
-  const nonFinite = o.nonFinite ?? "skip";
-  if (!NON_FINITE.includes(nonFinite)) {
-    throw new RangeError(
-      `Option nonFinite must be one of ${NON_FINITE.join(", ")}, got ${String(nonFinite)}`,
-    );
-  }
-  if (!Array.isArray(betas) || betas.length !== 2) {
-    throw new TypeError("Option betas must be an array of two numbers [β1, β2]");
-  }
-  const backend = o.backend ?? "auto";
-  if (!BACKENDS.includes(backend)) {
-    throw new RangeError(
-      `Option backend must be one of ${BACKENDS.join(", ")}, got ${String(backend)}`,
-    );
-  }
-  const threads = checkThreads(o.threads, backend);
-  return Object.freeze({
-    kind,
-    name,
-    lr: checkLearningRate(o.lr ?? 1e-3),
-    beta1: checkNumber("betas[0]", betas[0], 0, 1, false),
-    beta2: checkNumber("betas[1]", betas[1], 0, 1, false),
-    eps: checkNumber("eps", o.eps ?? defaults.eps ?? 1e-8, 0, Infinity, true),
-    weightDecay: checkNumber(
-      "weightDecay",
-      o.weightDecay ?? defaults.weightDecay,
-      0,
-      Infinity,
-      true,
-    ),
-    decoupledWeightDecay: checkBoolean(
-      "decoupledWeightDecay",
-      o.decoupledWeightDecay,
-      defaults.decoupledWeightDecay,
-    ),
-    maximize: checkBoolean("maximize", o.maximize, false),
-    threshold: o.threshold === undefined
-      ? 5
-      : checkNumber("threshold", o.threshold, 4, Infinity, true),
-    degenerateToSgd: checkBoolean("degenerateToSgd", o.degenerateToSgd, true),
-    backend,
-    clipGradNorm: o.clipGradNorm === undefined
-      ? undefined
-      : checkNumber("clipGradNorm", o.clipGradNorm, 0, Infinity, true),
-    nonFinite,
-    nonFiniteGiven: o.nonFinite !== undefined,
-    gc: checkBoolean("gc", o.gc, defaults.gc ?? false),
-    nesterov: checkBoolean("nesterov", o.nesterov, false),
-    groups: checkGroups(o.groups, o.weightDecay ?? defaults.weightDecay),
-    threads,
-    threadThreshold: o.threadThreshold === undefined
-      ? DEFAULT_THREAD_THRESHOLD
-      : checkNumber("threadThreshold", o.threadThreshold, 0, Infinity, true),
-  });
 }
 
 /**
@@ -476,8 +362,36 @@ export function checkThreads(value: unknown, backend: unknown): number {
   return value;
 }
 
+/** The backends a configuration may ask for. */
+export const BACKENDS: readonly string[] = ["auto", "wasm", "js", "webgpu"];
+
+/** How a state runs (not stored in checkpoints). */
+export const RUN_OPTIONS: Schema = [
+  choiceOption("backend", BACKENDS, "auto", "never"),
+  {
+    key: "threads",
+    default: 1,
+    stored: "never",
+    check: (value, resolved) => checkThreads(value, resolved.backend),
+  },
+  numberOption("threadThreshold", DEFAULT_THREAD_THRESHOLD, "never"),
+];
+
+/** The training-loop features every rule has. */
+export const LOOP_OPTIONS: Schema = [
+  numberOption("clipGradNorm", undefined, "unlessDefault"),
+  choiceOption("nonFinite", ["skip", "throw", "propagate"], "skip", "unlessDefault"),
+  booleanOption("gc", false, "always"),
+  // Stored by core/checkpoint.ts, with the map of tensors to groups.
+  {
+    key: "groups",
+    default: Object.freeze([]),
+    stored: "never",
+    check: (value, resolved) => checkGroups(value, resolved.weightDecay as number),
+  },
+];
+
 function checkGroups(value: unknown, weightDecay: number): readonly Required<ParamGroup>[] {
-  if (value === undefined) return Object.freeze([]);
   if (!Array.isArray(value)) {
     throw new TypeError(`Option groups must be an array of { match, lrScale?, weightDecay? }`);
   }
@@ -501,18 +415,42 @@ function checkGroups(value: unknown, weightDecay: number): readonly Required<Par
   }));
 }
 
+/** The options an optimizer of `rule` takes. */
+export function knownOptions(rule: Rule): string[] {
+  return [...keysOf(rule.options), ...keysOf(RUN_OPTIONS), ...keysOf(LOOP_OPTIONS)];
+}
+
+/**
+ * Applies defaults (the factory's `defaults`, then the schemas') and validates `options`
+ * (RangeError/TypeError naming the option) for an optimizer named `name` running `rule`.
+ */
+export function resolveOptions(
+  rule: Rule,
+  name: string,
+  options: unknown,
+  defaults: Readonly<Record<string, unknown>> = {},
+): ResolvedConfig {
+  const given = checkKeys(options, knownOptions(rule), name);
+  const hyperparameters = Object.freeze(resolveSchema(rule.options, given, defaults));
+  const run = Object.freeze(resolveSchema(RUN_OPTIONS, given, defaults)) as unknown as RunSettings;
+  const loop = Object.freeze(
+    resolveSchema(LOOP_OPTIONS, given, defaults, hyperparameters),
+  ) as unknown as LoopSettings;
+  return Object.freeze({
+    ...hyperparameters,
+    ...run,
+    ...loop,
+    name,
+    kind: rule.kind,
+    hyperparameters,
+    run,
+    loop,
+  });
+}
+
 /** Validates LookAhead's options and returns `inner` wrapped (RangeError naming the option). */
 export function resolveLookahead(inner: ResolvedConfig, options: unknown): ResolvedConfig {
-  if (options === undefined) options = {};
-  if (!isObject(options) || Array.isArray(options)) {
-    throw new TypeError(`Options of lookahead must be an object, got ${typeof options}`);
-  }
-  const o = options as LookaheadOptions;
-  for (const key of Object.keys(o)) {
-    if (key !== "k" && key !== "alpha") {
-      throw new TypeError(`Unknown option ${key} for lookahead; expected one of k, alpha`);
-    }
-  }
+  const o = checkKeys(options, ["k", "alpha"], "lookahead") as LookaheadOptions;
   if (inner.lookahead) {
     throw new TypeError("lookahead() was given an optimizer that already has LookAhead");
   }
@@ -525,5 +463,14 @@ export function resolveLookahead(inner: ResolvedConfig, options: unknown): Resol
     ...inner,
     name: `lookahead(${inner.name})`,
     lookahead: Object.freeze({ k, alpha }),
+  });
+}
+
+/** `config` with the learning rate `lr` (already validated) in place of its own. */
+export function withLearningRate(config: ResolvedConfig, lr: LearningRate): ResolvedConfig {
+  return Object.freeze({
+    ...config,
+    lr,
+    hyperparameters: Object.freeze({ ...config.hyperparameters, lr }),
   });
 }

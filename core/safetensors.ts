@@ -16,8 +16,9 @@
  * @example
  * ```ts
  * import { MAX_HEADER_BYTES } from "../mod.ts";
+ * import assert from "node:assert/strict";
  *
- * console.log(MAX_HEADER_BYTES); // 16777216
+ * assert.equal(MAX_HEADER_BYTES, 16 * 1024 * 1024);
  * ```
  */
 export const MAX_HEADER_BYTES = 16 * 1024 * 1024;
@@ -32,12 +33,15 @@ export const METADATA_KEY = "__metadata__";
  * @example Tell a bad file from a bug
  * ```ts
  * import { CheckpointError, loadState } from "../mod.ts";
+ * import assert from "node:assert/strict";
  *
  * try {
  *   await loadState(new Uint8Array([1, 2, 3]));
+ *   assert.fail("a damaged file loads");
  * } catch (e) {
- *   if (e instanceof CheckpointError) console.log(e.message); // "Checkpoint truncated: …"
- *   else throw e;
+ *   if (!(e instanceof CheckpointError)) throw e;
+ *   assert.ok(e instanceof RangeError);
+ *   assert.match(e.message, /truncated/);
  * }
  * ```
  */

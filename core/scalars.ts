@@ -1,143 +1,156 @@
 /**
- * Per-step scalars, computed once per step on the host in float64 (SPEC.md), then handed to
- * the kernels, which round them to f32. Nothing here runs per element.
+ * The scalar block: the per-step scalars of a rule, computed once per step on the host in
+ * float64 (docs/SPEC.md), then rounded to f32 into a block of {@linkcode BLOCK_WORDS} 32-bit
+ * words that every kernel reads: the wasm kernel from its memory, the threaded one from the
+ * control block the workers share, the TypeScript backend from the same words, and WebGPU from
+ * its ring (a tag, then the blocks). A block's layout is a word table (name → type, core/words.ts),
+ * defined once per rule: the words every rule shares ({@linkcode HEADER_FIELDS}), then the rule's
+ * own. The AssemblyScript word offsets (assembly/layout.generated.ts) and the WGSL struct and
+ * loader of the rule's GPU loop are generated from the same tables.
+ *
+ * With parameter groups, the host writes one block per group (block 0: the optimizer's own
+ * settings), back to back, and each row of the segment table names the block its run uses.
  *
  * @module
  */
-import type { ResolvedConfig } from "./options.ts";
+import { wgslStruct, type WordTable, type WordType } from "./words.ts";
 
-/** Kernel mode: adaptive update `p -= stepSize · m / (sqrt(v) + eps)`. */
-export const MODE_ADAPTIVE = 0;
-/** Kernel mode: bias-corrected momentum-SGD update `p -= stepSize · m`. */
-export const MODE_MOMENTUM = 1;
-/** Kernel mode: moments only; the parameters are left untouched. */
-export const MODE_MOMENTS_ONLY = 2;
-
-/** The scalars of one step, in the order the kernels take them. */
-export interface StepScalars {
-  /** `-1` when maximizing, else `1`. */
-  gradScale: number;
-  /** L2 weight decay added to the gradient (`wd`), or 0 when decoupled. */
-  coupledDecay: number;
-  beta1: number;
-  oneMinusBeta1: number;
-  beta2: number;
-  oneMinusBeta2: number;
-  /** Decoupled decay factor `1 − lr · wd`, or 1. */
-  paramDecay: number;
-  /** Multiplier of the update (`lr · r · sqrt(bc2) / bc1`, `lr / bc1`, …). */
-  stepSize: number;
-  /** Denominator term added to `sqrt(v)` (uncorrected). */
-  eps: number;
-  /** One of the `MODE_*` constants. */
-  mode: number;
-  /** ρt of RAdam at this step (NaN for Adam). */
-  rho: number;
-  /** Rectification factor r (NaN when not rectified, 1 for Adam). */
-  rectifier: number;
-  /** LookAhead's slow step α (0 without LookAhead). */
-  alpha: number;
-  /**
-   * Nesterov (optax's RAdam `nesterov`): the update uses `m + gradMix · g` in place of `m`
-   * (0: off).
-   */
-  gradMix: number;
-  /** 1 on a LookAhead sync step (`slow += α (p − slow); p = slow`, fused), else 0. */
-  sync: number;
-}
-
-/** A zeroed scalars record, to be filled in place by {@linkcode computeScalars}. */
-export function emptyScalars(): StepScalars {
-  return {
-    gradScale: 1,
-    coupledDecay: 0,
-    beta1: 0,
-    oneMinusBeta1: 1,
-    beta2: 0,
-    oneMinusBeta2: 1,
-    paramDecay: 1,
-    stepSize: 0,
-    eps: 0,
-    mode: MODE_MOMENTS_ONLY,
-    rho: NaN,
-    rectifier: NaN,
-    alpha: 0,
-    sync: 0,
-    gradMix: 0,
-  };
-}
-
-/** ρ∞ = 2 / (1 − β2) − 1. */
-export function rhoInfinity(beta2: number): number {
-  return 2 / (1 - beta2) - 1;
-}
-
-/** ρt = ρ∞ − 2 t β2^t / (1 − β2^t), in float64. */
-export function rhoAt(beta2: number, t: number): number {
-  const b2t = Math.pow(beta2, t);
-  return rhoInfinity(beta2) - (2 * t * b2t) / (1 - b2t);
-}
+/** 32-bit words of every scalar block (rules use a prefix; the rest is padding). */
+export const BLOCK_WORDS = 16;
+/** Bytes of a scalar block. */
+export const BLOCK_BYTES = BLOCK_WORDS * 4;
 
 /**
- * Fills `out` with the scalars of step `t` (1-based) at learning rate `lr`, and returns it.
+ * The words every rule's block starts with: the kernel's rule tag (which element loop), the
+ * gradient scale (−1 with `maximize`, times the clipping factor) and LookAhead's `sync` flag
+ * and `alpha` (the wrapper's, fused into the inner rule's loop).
  */
-export function computeScalars(
-  config: ResolvedConfig,
-  t: number,
-  lr: number,
-  out: StepScalars,
-): StepScalars {
-  const { beta1, beta2, eps, weightDecay } = config;
-  const bc1 = 1 - Math.pow(beta1, t);
-  const bc2 = 1 - Math.pow(beta2, t);
-  out.gradScale = config.maximize ? -1 : 1;
-  const la = config.lookahead;
-  out.alpha = la ? la.alpha : 0;
-  out.sync = la && t % la.k === 0 ? 1 : 0;
-  out.coupledDecay = config.decoupledWeightDecay ? 0 : weightDecay;
-  out.paramDecay = config.decoupledWeightDecay ? 1 - lr * weightDecay : 1;
+export const HEADER_FIELDS = {
+  rule: "u32",
+  gradScale: "f32",
+  sync: "u32",
+  alpha: "f32",
+} as const satisfies WordTable;
+
+/**
+ * Words of the coefficients of two exponential moving averages (β1, 1 − β1, β2, 1 − β2), which
+ * the blocks of rules with such moments include (RAdam/Adam's m and v, Lion's interpolation and
+ * m); {@linkcode emaScalars} fills them.
+ */
+export const EMA_FIELDS = {
+  beta1: "f32",
+  oneMinusBeta1: "f32",
+  beta2: "f32",
+  oneMinusBeta2: "f32",
+} as const satisfies WordTable;
+
+/** Sets the {@linkcode EMA_FIELDS} of `out` from β1 and β2 (the complements in float64). */
+export function emaScalars(beta1: number, beta2: number, out: StepScalars): void {
   out.beta1 = beta1;
   out.oneMinusBeta1 = 1 - beta1;
   out.beta2 = beta2;
   out.oneMinusBeta2 = 1 - beta2;
-  if (config.kind === "adam") {
-    // lr/bc1 · m / (sqrt(v)/sqrt(bc2) + eps) == (lr·sqrt(bc2)/bc1) · m / (sqrt(v) + eps·sqrt(bc2))
-    out.mode = MODE_ADAPTIVE;
-    out.stepSize = (lr * Math.sqrt(bc2)) / bc1;
-    out.eps = eps * Math.sqrt(bc2);
-    out.rho = NaN;
-    out.rectifier = 1;
-    return out;
+}
+
+/** The scalars of one step, by field name (host side, float64). */
+export type StepScalars = Record<string, number>;
+
+/** A block layout: its word table (the header, then the rule's words) and each field's word. */
+export interface ScalarLayout {
+  /** The word table, in word order. */
+  readonly table: WordTable;
+  /** The fields in word order, as [name, type] (what `writeBlock` walks). */
+  readonly fields: readonly (readonly [string, WordType])[];
+  /** The word of each field. */
+  readonly word: Readonly<Record<string, number>>;
+}
+
+/**
+ * The layout of a rule's block: the header, then `fields`. Throws if it exceeds a block.
+ *
+ * @example
+ * ```ts
+ * import { HEADER, scalarLayout } from "./scalars.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = scalarLayout({ stepSize: "f32" });
+ * assert.equal(layout.word.stepSize, Object.keys(HEADER).length);
+ * ```
+ */
+export function scalarLayout(fields: WordTable): ScalarLayout {
+  const table = Object.freeze({ ...HEADER_FIELDS, ...fields });
+  const entries = Object.entries(table);
+  if (entries.length > BLOCK_WORDS) {
+    throw new RangeError(
+      `A scalar block holds ${BLOCK_WORDS} words; this one needs ${entries.length}`,
+    );
   }
-  const rhoInf = rhoInfinity(beta2);
-  const rho = rhoAt(beta2, t);
-  out.rho = rho;
-  out.eps = eps;
-  // m̂: m / bc1, or with Nesterov (optax) β1 m / (1 − β1^(t+1)) + (1 − β1) g / bc1
-  //   = (β1 / (1 − β1^(t+1))) · (m + gradMix · g).
-  let mHatNum = 1, mHatDen = bc1;
-  out.gradMix = 0;
-  if (config.nesterov && beta1 !== 0) {
-    const bc1Next = 1 - Math.pow(beta1, t + 1);
-    mHatNum = beta1;
-    mHatDen = bc1Next;
-    out.gradMix = ((1 - beta1) * bc1Next) / (beta1 * bc1);
+  const word: Record<string, number> = {};
+  entries.forEach(([name], i) => word[name] = i);
+  return Object.freeze({ table, fields: Object.freeze(entries), word: Object.freeze(word) });
+}
+
+/** The words of the header (the same in every layout). */
+export const HEADER: Readonly<Record<keyof typeof HEADER_FIELDS, number>> = scalarLayout({})
+  .word as Record<keyof typeof HEADER_FIELDS, number>;
+
+/**
+ * Writes `scalars` as block `index` of the blocks viewed by `f32` and `u32` (two views of the
+ * same words): each field rounded to f32, or as an unsigned integer.
+ */
+export function writeBlock(
+  layout: ScalarLayout,
+  scalars: StepScalars,
+  f32: Float32Array,
+  u32: Uint32Array,
+  index: number,
+): void {
+  const base = index * BLOCK_WORDS;
+  const fields = layout.fields;
+  for (let i = 0; i < fields.length; i++) {
+    const [name, type] = fields[i];
+    if (type === "f32") f32[base + i] = scalars[name];
+    else u32[base + i] = scalars[name] >>> 0;
   }
-  if (rho > config.threshold) {
-    const r = Math.sqrt(((rho - 4) * (rho - 2) * rhoInf) / ((rhoInf - 4) * (rhoInf - 2) * rho));
-    out.rectifier = r;
-    out.mode = MODE_ADAPTIVE;
-    out.stepSize = (lr * r * Math.sqrt(bc2) * mHatNum) / mHatDen;
-  } else {
-    out.rectifier = NaN;
-    if (config.degenerateToSgd) {
-      out.mode = MODE_MOMENTUM;
-      out.stepSize = (lr * mHatNum) / mHatDen;
-    } else {
-      out.mode = MODE_MOMENTS_ONLY;
-      out.stepSize = 0;
-      out.paramDecay = 1;
-    }
-  }
+}
+
+/** A fresh scalars record with every field of `layout` at 0. */
+export function zeroScalars(layout: ScalarLayout): StepScalars {
+  const out: StepScalars = {};
+  for (const [name] of layout.fields) out[name] = 0;
   return out;
+}
+
+/**
+ * WGSL of a rule's block: `struct <name>` (the fields of the layout's table, named as there)
+ * and `fn load<Name>(base: u32) -> <name>`, which reads one from word `base` of the `u32`
+ * storage array named `source`.
+ *
+ * @example
+ * ```ts
+ * import { scalarLayout, wgslBlock } from "./scalars.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const code = wgslBlock(scalarLayout({ stepSize: "f32" }), "SgdScalars", "ring");
+ * assert.match(code, /fn loadSgdScalars\(base: u32\) -> SgdScalars/);
+ * ```
+ */
+export function wgslBlock(layout: ScalarLayout, name: string, source: string): string {
+  const loads = layout.fields.map(([, type], i) =>
+    type === "f32" ? `bitcast<f32>(${source}[base + ${i}u])` : `${source}[base + ${i}u]`
+  );
+  return `${wgslStruct(name, layout.table)}\n` +
+    `fn load${name}(base: u32) -> ${name} {\n  return ${name}(\n    ${
+      loads.join(",\n    ")
+    },\n  );\n}\n`;
+}
+
+/**
+ * Scalar blocks an arena with these parameter-group runs needs: one per group up to the
+ * largest a run uses (1 without groups: the optimizer's own).
+ */
+export function blockCount(segments: readonly { readonly group: number }[]): number {
+  let count = 1;
+  for (const s of segments) count = Math.max(count, s.group + 1);
+  return count;
 }

@@ -42,7 +42,8 @@ function cosine(a: number, b: number, pct: number): number {
  * @example
  * ```ts
  * import { constantLr } from "../mod.ts";
- * console.log(constantLr(0.1)(7)); // 0.1
+ * import assert from "node:assert/strict";
+ * assert.equal(constantLr(0.1)(7), 0.1);
  * ```
  */
 export function constantLr(lr: number): Schedule {
@@ -56,8 +57,9 @@ export function constantLr(lr: number): Schedule {
  * @example
  * ```ts
  * import { linearWarmup } from "../mod.ts";
+ * import assert from "node:assert/strict";
  * const s = linearWarmup(1e-3, { warmupSteps: 10 });
- * console.log(s(1), s(10), s(100)); // 1e-4 1e-3 1e-3
+ * assert.deepEqual([s(1), s(10), s(100)].map((x) => +x.toPrecision(12)), [1e-4, 1e-3, 1e-3]);
  * ```
  */
 export function linearWarmup(lr: number, options: { warmupSteps: number }): Schedule {
@@ -73,8 +75,9 @@ export function linearWarmup(lr: number, options: { warmupSteps: number }): Sche
  * @example
  * ```ts
  * import { cosineDecay } from "../mod.ts";
+ * import assert from "node:assert/strict";
  * const s = cosineDecay(1e-3, { decaySteps: 101 });
- * console.log(s(1), s(51), s(101)); // 1e-3 5e-4 0
+ * assert.deepEqual([s(1), s(51), s(101)].map((x) => +x.toPrecision(12)), [1e-3, 5e-4, 0]);
  * ```
  */
 export function cosineDecay(
@@ -97,8 +100,9 @@ export function cosineDecay(
  * @example
  * ```ts
  * import { oneCycle } from "../mod.ts";
+ * import assert from "node:assert/strict";
  * const s = oneCycle(1e-2, { totalSteps: 100 });
- * console.log(s(1)); // 1e-2 / 25
+ * assert.equal(+s(1).toPrecision(12), 1e-2 / 25);
  * ```
  */
 export function oneCycle(
@@ -127,8 +131,9 @@ export function oneCycle(
  * @example
  * ```ts
  * import { chain, constantLr, cosineDecay, linearWarmup } from "../mod.ts";
+ * import assert from "node:assert/strict";
  * const s = chain([linearWarmup(1e-3, { warmupSteps: 100 }), 100], [cosineDecay(1e-3, { decaySteps: 900 }), 900]);
- * console.log(s(100), s(101)); // 1e-3 1e-3
+ * assert.deepEqual([s(100), s(101)].map((x) => +x.toPrecision(12)), [1e-3, 1e-3]);
  * ```
  */
 export function chain(...parts: [Schedule, number][]): Schedule {

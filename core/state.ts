@@ -8,9 +8,11 @@
  * @module
  */
 import { type ArenaLayout, PARAMS, planArena, SLOW } from "./arena.ts";
-import type { Backend, DeviceCounter } from "./backend.ts";
+import type { AnyBackend, DeviceBackend, HostBackend } from "./backend.ts";
 import type { BackendName, ResolvedConfig } from "./options.ts";
-import { computeScalars, emptyScalars, type StepScalars } from "./scalars.ts";
+import type { Hyperparameters, Rule } from "./rule.ts";
+import { ruleOf } from "../rules/registry.ts";
+import { blockCount, type StepScalars, writeBlock, zeroScalars } from "./scalars.ts";
 import { checkGrads, checkParams, label, type Params } from "./tensors.ts";
 
 /**
@@ -23,14 +25,16 @@ import { checkGrads, checkParams, label, type Params } from "./tensors.ts";
  * @example
  * ```ts
  * import { type OptimizerState, radam, step } from "../mod.ts";
+ * import assert from "node:assert/strict";
  * let state: OptimizerState = await radam().init({ w: new Float32Array(3) });
  * state.grads.w.set([0.1, 0.2, 0.3]);
  * state = step(state);
- * console.log(state.step, state.skippedSteps, state.backend); // 1 0 "wasm"
+ * assert.equal(state.step, 1);
+ * assert.equal(state.skippedSteps, 0);
  * ```
  */
 export interface OptimizerState<T = Float32Array> {
-  /** The optimizer that made this state: "radam", "adam" or "adamw". */
+  /** The optimizer that made this state: "radam", "adam", "adamw", "lion", "lookahead(…)"… */
   readonly optimizer: string;
   /** The backend the state lives on. */
   readonly backend: BackendName;
@@ -74,14 +78,17 @@ export interface OptimizerState<T = Float32Array> {
 /** What a state handle points at. Shared by all handles of one line of states. */
 interface Core {
   readonly config: ResolvedConfig;
-  // deno-lint-ignore no-explicit-any
-  readonly backend: Backend<any>;
-  readonly scalars: StepScalars;
+  /** The rule it runs (rules/). */
+  readonly rule: Rule;
+  readonly backend: AnyBackend;
   steps: number;
   skipped: number;
   lastNorm: number;
-  /** Per parameter group (index 0: the optimizer's own settings): its config and lr scale. */
-  readonly groupConfigs: readonly ResolvedConfig[];
+  /**
+   * Per scalar block (0: the optimizer's own settings, g: parameter group g): the rule's
+   * hyperparameters with the group's weight decay, its lr scale, and its scalars of the step.
+   */
+  readonly groupHypers: readonly Hyperparameters[];
   readonly groupLrScales: readonly number[];
   readonly groupScalars: readonly StepScalars[];
   /** Gradient-centralization segments: element offset, rows, cols (flat triples). */
@@ -92,6 +99,11 @@ interface Core {
   current: StateHandle | undefined;
   /** Set by `dispose`: every handle of this core is then unusable. */
   disposed?: boolean;
+}
+
+/** Whether the backend's memory is host memory (else it decides on the device: WebGPU). */
+function onHost(backend: AnyBackend): backend is HostBackend {
+  return backend.kind === "host";
 }
 
 const CONSUMED_MESSAGE =
@@ -126,8 +138,8 @@ class StateHandle implements OptimizerState<any> {
     return this.live().backend.name;
   }
   get step(): number {
-    const core = this.live();
-    return core.backend.counter?.steps ?? core.steps;
+    const { backend, steps } = this.live();
+    return onHost(backend) ? steps : backend.counter.steps;
   }
   get names(): readonly string[] {
     return this.live().backend.layout.names;
@@ -141,27 +153,28 @@ class StateHandle implements OptimizerState<any> {
     return this.live().backend.grads;
   }
   get skippedSteps(): number {
-    const core = this.live();
-    return core.backend.counter?.skipped ?? core.skipped;
+    const { backend, skipped } = this.live();
+    return onHost(backend) ? skipped : backend.counter.skipped;
   }
   get lastGradNorm(): number {
-    const core = this.live();
-    return core.backend.counter?.lastNorm ?? core.lastNorm;
+    const { backend, lastNorm } = this.live();
+    return onHost(backend) ? lastNorm : backend.counter.lastNorm;
   }
   get threads(): number {
-    return this.live().backend.threads ?? 1;
+    const backend = this.live().backend;
+    return onHost(backend) ? backend.threads : 1;
   }
 }
 
-/** Makes a backend of the chosen kind for a layout. */
-export type BackendFactory = (layout: ArenaLayout) => Promise<Backend<Float32Array>>;
+/** Makes a host backend for a layout. */
+export type BackendFactory = (layout: ArenaLayout) => Promise<HostBackend>;
 
 /**
  * The group (0: none, else 1 + index into `config.groups`) of each tensor: the first group
  * whose `match` accepts its name. Undefined when the configuration has no groups.
  */
 export function groupsOf(config: ResolvedConfig, names: readonly string[]): number[] | undefined {
-  const groups = config.groups;
+  const groups = config.loop.groups;
   if (groups.length === 0) return undefined;
   return names.map((name) =>
     1 +
@@ -180,6 +193,7 @@ export function planFor(
   return planArena(names, lengths, {
     slow: config.lookahead !== undefined,
     groups: groupsOf(config, names),
+    moments: ruleOf(config).moments.length,
   });
 }
 
@@ -199,11 +213,6 @@ export async function initState(
   return restoreState(config, backend, { shapes: tensors.shapes });
 }
 
-/** The state at step 0 on a backend whose parameters are already loaded. */
-export function startState<T>(config: ResolvedConfig, backend: Backend<T>): OptimizerState<T> {
-  return restoreState(config, backend);
-}
-
 /** Counters and shapes of a state being restored (all optional). */
 export interface RestoreInfo {
   steps?: number;
@@ -217,13 +226,13 @@ export interface RestoreInfo {
  */
 export function restoreState<T>(
   config: ResolvedConfig,
-  backend: Backend<T>,
+  backend: HostBackend | DeviceBackend<T>,
   info: RestoreInfo = {},
 ): OptimizerState<T> {
   const layout = backend.layout;
   const shapes = info.shapes ?? layout.lengths.map((n) => [n]);
   const gcSegments: number[] = [];
-  if (config.gc) {
+  if (config.loop.gc) {
     for (let i = 0; i < layout.names.length; i++) {
       const length = layout.lengths[i];
       if (shapes[i].length > 1 && length > 0) {
@@ -231,20 +240,23 @@ export function restoreState<T>(
       }
     }
   }
-  const groups = config.groups;
-  backend.counter?.start(info.steps ?? 0, info.skipped ?? 0);
+  if (!onHost(backend)) backend.counter.start(info.steps ?? 0, info.skipped ?? 0);
+  // The blocks the kernels read: one per group up to the largest a run uses.
+  const groups = config.loop.groups.slice(0, blockCount(layout.segments) - 1);
+  const hyper = config.hyperparameters;
+  const rule = ruleOf(config);
   return new StateHandle({
     config,
+    rule,
     backend,
-    scalars: emptyScalars(),
     steps: info.steps ?? 0,
     skipped: info.skipped ?? 0,
     lastNorm: NaN,
     gcSegments,
     shapes,
-    groupConfigs: [config, ...groups.map((g) => ({ ...config, weightDecay: g.weightDecay }))],
+    groupHypers: [hyper, ...groups.map((g) => ({ ...hyper, weightDecay: g.weightDecay }))],
     groupLrScales: [1, ...groups.map((g) => g.lrScale)],
-    groupScalars: [emptyScalars(), ...groups.map(() => emptyScalars())],
+    groupScalars: [hyper, ...groups].map(() => zeroScalars(rule.scalars)),
     current: undefined,
   });
 }
@@ -252,7 +264,7 @@ export function restoreState<T>(
 /** What a checkpoint reads from a live state (for core/checkpoint.ts only). */
 export interface StateInternals {
   readonly config: ResolvedConfig;
-  readonly backend: Backend<unknown>;
+  readonly backend: AnyBackend;
   readonly steps: number;
   readonly skipped: number;
   readonly shapes: readonly (readonly number[])[];
@@ -279,7 +291,8 @@ function coreOf(state: unknown): Core {
 
 /** The learning rate of step `t`, checked. */
 function learningRateAt(config: ResolvedConfig, t: number): number {
-  const lr = typeof config.lr === "function" ? config.lr(t) : config.lr;
+  const given = config.hyperparameters.lr as number | ((t: number) => number);
+  const lr = typeof given === "function" ? given(t) : given;
   if (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0) {
     throw new RangeError(
       `The learning-rate schedule returned ${
@@ -290,6 +303,22 @@ function learningRateAt(config: ResolvedConfig, t: number): number {
   return lr;
 }
 
+/**
+ * Every block's scalars of step `t` (block 0: the optimizer's own settings; g: group g, with
+ * its lr scale and weight decay): the rule's, then LookAhead's `sync` and `alpha`.
+ */
+function computeScalars(core: Core, t: number): void {
+  const config = core.config;
+  const lr = learningRateAt(config, t);
+  const la = config.lookahead;
+  for (let g = 0; g < core.groupScalars.length; g++) {
+    const out = core.groupScalars[g];
+    core.rule.computeScalars(core.groupHypers[g], t, lr * core.groupLrScales[g], out);
+    out.alpha = la ? la.alpha : 0;
+    out.sync = la && t % la.k === 0 ? 1 : 0;
+  }
+}
+
 /** One optimizer step; see `step` in mod.ts. */
 export function stepState<T>(
   state: OptimizerState<T>,
@@ -297,68 +326,57 @@ export function stepState<T>(
 ): OptimizerState<T> {
   const core = coreOf(state);
   const backend = core.backend;
-  backend.checkUsable?.();
-  const counter = backend.counter;
-  const fault = counter?.takeFault();
-  if (fault) throw fault;
   const zeroCopy = grads === undefined || grads === backend.grads;
-  if (!zeroCopy) {
-    if (backend.checkGrads) backend.checkGrads(grads);
-    else checkGrads(grads, backend.layout.names, backend.layout.lengths);
-  }
-  if (counter) return stepOnDevice(core, counter, zeroCopy ? undefined : grads);
+  return onHost(backend)
+    ? stepOnHost(core, backend, zeroCopy ? undefined : grads)
+    : stepOnDevice(core, backend, zeroCopy ? undefined : grads);
+}
+
+/**
+ * A step where the host decides: the scalars, then the gradients loaded with the non-finite
+ * check (an exponent-bit test, or with clipping the f64 sum of squares that also gives the
+ * norm), the scalar blocks written, centralization and one fused update.
+ */
+function stepOnHost(core: Core, backend: HostBackend, grads: unknown): StateHandle {
+  const layout = backend.layout;
+  if (grads !== undefined) checkGrads(grads, layout.names, layout.lengths);
   const t = core.steps + 1;
-  const lr = learningRateAt(core.config, t);
-  computeScalars(core.config, t, lr, core.scalars);
+  computeScalars(core, t);
   // Nothing above has changed the state (params, moments, slow weights, counts).
-  const config = core.config;
-  // Without clipping, "skip" and "throw" need no norm: a test of the exponent bits (fused into
-  // the copy when the gradients are copied in), and lastGradNorm is NaN.
-  const checkOnly = config.clipGradNorm === undefined && config.nonFinite !== "propagate" &&
-    backend.gradsNonFinite !== undefined;
-  if (checkOnly) {
-    const found = zeroCopy
-      ? backend.gradsNonFinite!()
-      : backend.loadGradsChecked
-      ? backend.loadGradsChecked(grads)
-      : (backend.loadGrads(grads), backend.gradsNonFinite!());
+  const { clipGradNorm, nonFinite } = core.config.loop;
+  const blocks = core.groupScalars;
+  const given = grads as Float32Array | Readonly<Record<string, Float32Array>> | undefined;
+  if (clipGradNorm === undefined && nonFinite !== "propagate") {
+    // Without clipping, "skip" and "throw" need no norm: a test of the exponent bits (fused into
+    // the copy when the gradients are copied in), and lastGradNorm is NaN.
+    const found = given === undefined ? backend.gradsNonFinite() : backend.loadGradsChecked(given);
     core.lastNorm = NaN;
     if (found) {
-      if (config.nonFinite === "throw") throw nonFiniteError(backend);
+      if (nonFinite === "throw") throw nonFiniteError(backend);
       core.skipped++;
       return new StateHandle(core);
     }
-  } else if (!zeroCopy) backend.loadGrads(grads);
-  if (
-    !checkOnly &&
-    backend.gradSumSquares &&
-    (config.clipGradNorm !== undefined || config.nonFinite !== "propagate")
-  ) {
-    // One f64 read of every gradient: non-finite iff some gradient is (no f32 overflow).
-    const norm = Math.sqrt(backend.gradSumSquares());
-    if (!Number.isFinite(norm) && config.nonFinite !== "propagate") {
-      if (config.nonFinite === "throw") throw nonFiniteError(backend);
+  } else {
+    if (given !== undefined) backend.loadGrads(given);
+    if (clipGradNorm !== undefined) {
+      // One f64 read of every gradient: non-finite iff some gradient is (no f32 overflow).
+      const norm = Math.sqrt(backend.gradSumSquares());
       core.lastNorm = norm;
-      core.skipped++;
-      return new StateHandle(core);
-    }
-    core.lastNorm = norm;
-    const max = config.clipGradNorm;
-    if (max !== undefined && norm > max) core.scalars.gradScale *= max / norm;
-  }
-  const segments = backend.layout.segments;
-  if (segments.length > 0 && backend.segmentScalars) {
-    const table = backend.segmentScalars;
-    computeGroupScalars(core, t, lr);
-    for (let k = 0; k < segments.length; k++) {
-      const s = core.groupScalars[segments[k].group];
-      table[k * 8 + 2] = s.stepSize;
-      table[k * 8 + 3] = s.paramDecay;
-      table[k * 8 + 4] = s.coupledDecay;
+      if (!Number.isFinite(norm) && nonFinite !== "propagate") {
+        if (nonFinite === "throw") throw nonFiniteError(backend);
+        core.skipped++;
+        return new StateHandle(core);
+      }
+      if (norm > clipGradNorm) {
+        for (let g = 0; g < blocks.length; g++) blocks[g].gradScale *= clipGradNorm / norm;
+      }
     }
   }
+  const { f32, u32 } = backend.blocks;
+  const scalars = core.rule.scalars;
+  for (let g = 0; g < blocks.length; g++) writeBlock(scalars, blocks[g], f32, u32, g);
   centralizeGradients(core);
-  backend.update(core.scalars);
+  backend.update();
   core.steps = t;
   return new StateHandle(core);
 }
@@ -368,22 +386,20 @@ export function stepState<T>(
  * can be at (every step submitted and not yet reported taken) go into its ring if not there
  * yet, then one submission; the device skips, halts or takes the step by itself.
  */
-function stepOnDevice(
-  core: Core,
-  counter: DeviceCounter,
-  grads: unknown,
-): StateHandle {
-  const backend = core.backend;
+function stepOnDevice(core: Core, backend: DeviceBackend, grads: unknown): StateHandle {
+  backend.checkUsable();
+  const counter = backend.counter;
+  const fault = counter.takeFault();
+  if (fault) throw fault;
+  if (grads !== undefined) backend.checkGrads(grads);
   const t = counter.steps + 1;
   if (!counter.hasScalars(t)) {
     // The scalars of t and of the next steps, written last to first: those of a later step
     // that fails (a schedule that throws there) are left out, computed again at their step.
     for (let k = t + counter.scalarsAhead - 1; k >= t; k--) {
       try {
-        const lr = learningRateAt(core.config, k);
-        computeScalars(core.config, k, lr, core.scalars);
-        if (backend.layout.segments.length > 0) computeGroupScalars(core, k, lr);
-        counter.writeScalars(k, core.scalars, core.groupScalars);
+        computeScalars(core, k);
+        counter.writeScalars(k, core.groupScalars);
       } catch (error) {
         if (k === t) throw error;
       }
@@ -392,25 +408,18 @@ function stepOnDevice(
   // Nothing above has changed the state (params, moments, slow weights, counts).
   if (grads !== undefined) backend.loadGrads(grads);
   centralizeGradients(core);
-  backend.update(core.scalars);
+  backend.update();
   return new StateHandle(core);
-}
-
-/** Each parameter group's scalars of step `t` (group 0: the optimizer's own settings). */
-function computeGroupScalars(core: Core, t: number, lr: number): void {
-  for (let g = 0; g < core.groupConfigs.length; g++) {
-    computeScalars(core.groupConfigs[g], t, lr * core.groupLrScales[g], core.groupScalars[g]);
-  }
 }
 
 /** Gradient centralization of every rank > 1 tensor (with `gc`), before the update. */
 function centralizeGradients(core: Core): void {
   const gc = core.gcSegments;
-  for (let i = 0; i < gc.length; i += 3) core.backend.centralize!(gc[i], gc[i + 1], gc[i + 2]);
+  for (let i = 0; i < gc.length; i += 3) core.backend.centralize(gc[i], gc[i + 1], gc[i + 2]);
 }
 
 /** The error for `nonFinite: "throw"`, naming the first tensor with a NaN or ±Infinity. */
-function nonFiniteError(backend: Backend<Float32Array>): RangeError {
+function nonFiniteError(backend: HostBackend): RangeError {
   for (const name of backend.layout.names) {
     const g = backend.grads[name];
     for (let i = 0; i < g.length; i++) {
@@ -449,10 +458,10 @@ export function disposeState(state: OptimizerState<unknown>): void {
   if (core.disposed) return;
   core.disposed = true;
   core.current = undefined;
-  core.backend.dispose?.();
+  core.backend.dispose();
 }
 
-/** The per-step scalars of the last step taken (for tests and diagnostics). */
+/** The per-step scalars of the last step computed (block 0; for tests and diagnostics). */
 export function lastScalars(state: OptimizerState<unknown>): Readonly<StepScalars> {
-  return coreOf(state).scalars;
+  return coreOf(state).groupScalars[0];
 }

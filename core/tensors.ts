@@ -41,8 +41,9 @@ export interface ShapedTensor {
  * @example
  * ```ts
  * import { radam, SINGLE_TENSOR_NAME } from "../mod.ts";
+ * import assert from "node:assert/strict";
  * const state = await radam().init(new Float32Array([1, 2]));
- * console.log(state.params[SINGLE_TENSOR_NAME]); // Float32Array [1, 2]
+ * assert.deepEqual(state.params[SINGLE_TENSOR_NAME], new Float32Array([1, 2]));
  * ```
  */
 export const SINGLE_TENSOR_NAME = "";

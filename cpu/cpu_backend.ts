@@ -1,13 +1,14 @@
 /**
- * The CPU backends' common shape: an arena in one ArrayBuffer (a WebAssembly memory, or a plain
- * buffer for the TypeScript backend) with per-tensor views, and a kernel that updates it.
+ * The host-memory backends' common shape: an arena in one ArrayBuffer (a WebAssembly memory, or
+ * a plain buffer for the TypeScript backend) with per-tensor views, the scalar blocks the
+ * kernel reads, and the kernel that updates the arena.
  *
  * @module
  */
-import { type ArenaLayout, GRADS, PARAMS, sectionViews, SEGMENT_ROW_BYTES } from "../core/arena.ts";
-import type { Backend } from "../core/backend.ts";
+import { type ArenaLayout, GRADS, PARAMS, sectionViews } from "../core/arena.ts";
+import type { HostBackend } from "../core/backend.ts";
 import type { BackendName } from "../core/options.ts";
-import type { StepScalars } from "../core/scalars.ts";
+import { BLOCK_WORDS, blockCount } from "../core/scalars.ts";
 
 /**
  * Elements of one copy-and-check chunk of {@linkcode CpuBackend.loadGradsChecked}: 64 KiB, so
@@ -15,62 +16,64 @@ import type { StepScalars } from "../core/scalars.ts";
  */
 const COPY_CHUNK = 16384;
 
-/** Runs one step over the arena at `base` in `buffer`. */
-export type CpuKernel = (scalars: StepScalars) => void;
-
-/** The reduction and per-tensor kernels a CPU backend provides besides the step. */
-export interface CpuExtras {
+/** The reductions and per-tensor kernels a host backend provides besides the step. */
+export interface CpuKernels {
+  /** One step over the arena, with the scalar blocks as written. */
+  update(): void;
   gradSumSquares(): number;
   /**
    * Whether any of the `n` gradients from element `offset` of the gradient section is NaN or
    * ±Infinity (a read of them, no norm).
    */
   nonFiniteRange(offset: number, n: number): boolean;
-  /** The whole gradient section's check, where the backend splits it (threads); else one range. */
-  gradsNonFinite?(): boolean;
+  /** The whole gradient section's check: one range, or split across the threads. */
+  gradsNonFinite(): boolean;
   centralize(offset: number, rows: number, cols: number): void;
-  /** Threads the step runs on (default 1). */
-  threads?: number;
-  /** Releases what the backend holds besides memory (workers). */
-  dispose?(): void;
+  /** Threads the step runs on. */
+  threads: number;
+  /** Releases what the backend holds besides memory (workers); nothing for one thread. */
+  dispose(): void;
 }
 
-/** A CPU backend: views into an arena, and the kernel that steps it. */
-export class CpuBackend implements Backend<Float32Array> {
+/** Two views of the scalar blocks of `layout` at byte `at` of `buffer`. */
+export function blockViews(
+  buffer: ArrayBufferLike,
+  at: number,
+  layout: ArenaLayout,
+): { f32: Float32Array; u32: Uint32Array } {
+  const words = blockCount(layout.segments) * BLOCK_WORDS;
+  return { f32: new Float32Array(buffer, at, words), u32: new Uint32Array(buffer, at, words) };
+}
+
+/** A host-memory backend: views into an arena, its scalar blocks, and the kernels. */
+export class CpuBackend implements HostBackend {
+  readonly kind = "host" as const;
   readonly params: Readonly<Record<string, Float32Array>>;
   readonly grads: Readonly<Record<string, Float32Array>>;
   readonly #gradList: Float32Array[];
-  readonly segmentScalars: Float32Array;
+  readonly update: () => void;
   readonly gradSumSquares: () => number;
   readonly gradsNonFinite: () => boolean;
   readonly #nonFiniteRange: (offset: number, n: number) => boolean;
   readonly centralize: (offset: number, rows: number, cols: number) => void;
   readonly threads: number;
-  readonly dispose?: () => void;
+  readonly dispose: () => void;
 
   constructor(
     readonly name: BackendName,
     readonly layout: ArenaLayout,
     readonly buffer: ArrayBufferLike,
     readonly base: number,
-    readonly update: CpuKernel,
-    extras: CpuExtras,
+    readonly blocks: { readonly f32: Float32Array; readonly u32: Uint32Array },
+    kernels: CpuKernels,
   ) {
-    this.gradSumSquares = extras.gradSumSquares;
-    const range = extras.nonFiniteRange;
-    this.#nonFiniteRange = range;
-    this.gradsNonFinite = extras.gradsNonFinite ?? (() => range(0, layout.total));
-    const rows = layout.segments.length;
-    const at = base + layout.segmentTableOffset;
-    this.segmentScalars = new Float32Array(buffer, at, rows * (SEGMENT_ROW_BYTES / 4));
-    const ints = new Int32Array(buffer, at, rows * (SEGMENT_ROW_BYTES / 4));
-    layout.segments.forEach((seg, k) => {
-      ints[k * 8] = seg.start;
-      ints[k * 8 + 1] = seg.end;
-    });
-    this.centralize = extras.centralize;
-    this.threads = extras.threads ?? 1;
-    if (extras.dispose) this.dispose = extras.dispose;
+    this.update = kernels.update;
+    this.gradSumSquares = kernels.gradSumSquares;
+    this.gradsNonFinite = kernels.gradsNonFinite;
+    this.#nonFiniteRange = kernels.nonFiniteRange;
+    this.centralize = kernels.centralize;
+    this.threads = kernels.threads;
+    this.dispose = kernels.dispose;
     this.params = sectionViews(buffer, base, layout, PARAMS);
     this.grads = sectionViews(buffer, base, layout, GRADS);
     this.#gradList = layout.names.map((n) => this.grads[n]);

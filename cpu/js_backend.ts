@@ -1,8 +1,10 @@
 /**
- * The plain TypeScript backend: the same per-element f32 arithmetic as the WASM kernel
- * (assembly/index.ts), operation for operation, each result rounded with `Math.fround`. Since
- * every operation is a correctly rounded IEEE-754 add, mul, div or sqrt (float64 then rounded
- * to f32 gives the f32 result for these), both backends agree bit for bit.
+ * The plain TypeScript backend: the rule's TypeScript element loop (rules/), the same per-element
+ * f32 arithmetic as the WASM kernel (assembly/), operation for operation, each result rounded
+ * with `Math.fround`, reading the same scalar blocks. Since every operation is a correctly
+ * rounded IEEE-754 add, mul, div or sqrt (float64 then rounded to f32 gives the f32 result for
+ * these), both backends agree bit for bit. The reductions (sum of squares, centralization) are
+ * here, in the kernel's order.
  *
  * @module
  */
@@ -11,85 +13,16 @@ import {
   EXP_AVG,
   EXP_AVG_SQ,
   GRADS,
+  hasSection,
   PARAMS,
   sectionView,
   SLOW,
 } from "../core/arena.ts";
-import { MODE_ADAPTIVE, MODE_MOMENTUM, type StepScalars } from "../core/scalars.ts";
-import { CpuBackend } from "./cpu_backend.ts";
+import type { JsSections, Rule } from "../core/rule.ts";
+import { BLOCK_BYTES, BLOCK_WORDS, blockCount } from "../core/scalars.ts";
+import { blockViews, CpuBackend } from "./cpu_backend.ts";
 
 const f32 = Math.fround;
-
-/**
- * One step over the arena's sections, in f32 arithmetic: over all `n` elements with the
- * global scalars, or, with parameter groups, over each segment of `table` (rows of 8: start,
- * end as i32 in `tableInts`, then stepSize, paramDecay, coupledDecay) with its own three.
- */
-export function jsStep(
-  p: Float32Array,
-  g: Float32Array,
-  m: Float32Array,
-  v: Float32Array,
-  n: number,
-  s: StepScalars,
-  slow: Float32Array,
-  table: Float32Array,
-  tableInts: Int32Array,
-): void {
-  if (table.length === 0) {
-    jsStepRange(p, g, m, v, 0, n, s, slow, s.stepSize, s.paramDecay, s.coupledDecay);
-    return;
-  }
-  for (let k = 0; k < table.length; k += 8) {
-    const start = tableInts[k], end = tableInts[k + 1];
-    jsStepRange(p, g, m, v, start, end, s, slow, table[k + 2], table[k + 3], table[k + 4]);
-  }
-}
-
-function jsStepRange(
-  p: Float32Array,
-  g: Float32Array,
-  m: Float32Array,
-  v: Float32Array,
-  start: number,
-  end: number,
-  s: StepScalars,
-  slow: Float32Array,
-  stepSize: number,
-  paramDecay: number,
-  coupledDecay: number,
-): void {
-  const gs = f32(s.gradScale), wd = f32(coupledDecay);
-  const b1 = f32(s.beta1), c1 = f32(s.oneMinusBeta1);
-  const b2 = f32(s.beta2), c2 = f32(s.oneMinusBeta2);
-  const pd = f32(paramDecay), ss = f32(stepSize), eps = f32(s.eps);
-  const mode = s.mode;
-  const coupled = wd !== 0;
-  const alpha = f32(s.alpha), sync = s.sync !== 0;
-  const gm = f32(s.gradMix), nesterov = gm !== 0;
-  for (let i = start; i < end; i++) {
-    const pi = p[i];
-    let gi = f32(gs * g[i]);
-    if (coupled) gi = f32(gi + f32(wd * pi));
-    const mi = f32(f32(b1 * m[i]) + f32(c1 * gi));
-    const vi = f32(f32(b2 * v[i]) + f32(c2 * f32(gi * gi)));
-    m[i] = mi;
-    v[i] = vi;
-    const num = nesterov ? f32(mi + f32(gm * gi)) : mi;
-    let pNew = pi;
-    if (mode === MODE_ADAPTIVE) {
-      pNew = f32(f32(pi * pd) - f32(ss * f32(num / f32(f32(Math.sqrt(vi)) + eps))));
-    } else if (mode === MODE_MOMENTUM) {
-      pNew = f32(f32(pi * pd) - f32(ss * num));
-    }
-    if (sync) {
-      const si = slow[i];
-      pNew = f32(si + f32(alpha * f32(pNew - si)));
-      slow[i] = pNew;
-    }
-    p[i] = pNew;
-  }
-}
 
 /**
  * Elements per block of the sum of squares (SUM_BLOCK in assembly/index.ts): the reduction is
@@ -176,8 +109,27 @@ export function jsCentralize(
   }
 }
 
-/** Allocates a TypeScript-backend arena for `layout`. */
-export function createJsBackend(layout: ArenaLayout): CpuBackend {
+/**
+ * One step over the arena with `rule`'s TypeScript loop: over all `n` elements with block 0, or,
+ * with parameter groups, over each run with its group's block.
+ */
+export function jsStep(
+  rule: Rule,
+  sections: JsSections,
+  layout: ArenaLayout,
+  f: Float32Array,
+  u: Uint32Array,
+): void {
+  const segments = layout.segments;
+  if (segments.length === 0) {
+    rule.jsStep(sections, 0, layout.total, f, u, 0);
+    return;
+  }
+  for (const s of segments) rule.jsStep(sections, s.start, s.end, f, u, s.group * BLOCK_WORDS);
+}
+
+/** Allocates a TypeScript-backend arena for `layout`, stepped by `rule`'s loop. */
+export function createJsBackend(layout: ArenaLayout, rule: Rule): CpuBackend {
   let buffer: ArrayBuffer;
   try {
     buffer = new ArrayBuffer(layout.byteLength);
@@ -187,19 +139,25 @@ export function createJsBackend(layout: ArenaLayout): CpuBackend {
       { cause },
     );
   }
-  const p = sectionView(buffer, 0, layout, PARAMS);
-  const g = sectionView(buffer, 0, layout, GRADS);
-  const m = sectionView(buffer, 0, layout, EXP_AVG);
-  const v = sectionView(buffer, 0, layout, EXP_AVG_SQ);
-  const slow = layout.sectionCount > SLOW ? sectionView(buffer, 0, layout, SLOW) : p;
+  const view = (section: number) =>
+    sectionView(buffer, 0, layout, hasSection(layout, section) ? section : PARAMS);
+  const sections: JsSections = {
+    p: view(PARAMS),
+    g: view(GRADS),
+    m0: view(EXP_AVG),
+    m1: view(EXP_AVG_SQ),
+    slow: view(SLOW),
+  };
+  const blocks = blockViews(new ArrayBuffer(blockCount(layout.segments) * BLOCK_BYTES), 0, layout);
+  const { g } = sections;
   const n = layout.total;
-  const rows = layout.segments.length * 8;
-  const table = new Float32Array(buffer, layout.segmentTableOffset, rows);
-  const tableInts = new Int32Array(buffer, layout.segmentTableOffset, rows);
-  const kernel = (s: StepScalars) => jsStep(p, g, m, v, n, s, slow, table, tableInts);
-  return new CpuBackend("js", layout, buffer, 0, kernel, {
+  return new CpuBackend("js", layout, buffer, 0, blocks, {
+    update: () => jsStep(rule, sections, layout, blocks.f32, blocks.u32),
     gradSumSquares: () => jsSumSquares(g, n),
     nonFiniteRange: (offset, count) => jsNonFinite(g, offset, count),
+    gradsNonFinite: () => jsNonFinite(g, 0, n),
     centralize: (offset, rows, cols) => jsCentralize(g, offset, rows, cols),
+    threads: 1,
+    dispose: () => {},
   });
 }

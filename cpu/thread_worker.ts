@@ -11,30 +11,17 @@
  */
 
 /**
- * The control block, as indices into an Int32Array (or a Float32Array, for the scalars) over
- * its 256 bytes of shared memory. The generation counter and the pending count sit on
- * separate 64-byte cache lines, since the main thread writes the one and the workers the other.
+ * The control block: i32 words (indices into an Int32Array over it), then the scalar blocks of
+ * the step (core/scalars.ts) at byte {@linkcode CONTROL}`.SCALARS`, which the main thread writes
+ * before it starts a step and every thread's kernel reads. The generation counter and the
+ * pending count sit on separate 64-byte cache lines, since the main thread writes the one and
+ * the workers the other.
  */
 export const CONTROL = {
   /** Bumped by the main thread to start a job; workers wait on it. */
   GENERATION: 0,
   /** The job: one of the OP_ values. */
   OP: 1,
-  /** f32 step scalars, in this order (see `step` in assembly/index.ts). */
-  GRAD_SCALE: 2,
-  COUPLED_DECAY: 3,
-  BETA1: 4,
-  ONE_MINUS_BETA1: 5,
-  BETA2: 6,
-  ONE_MINUS_BETA2: 7,
-  PARAM_DECAY: 8,
-  STEP_SIZE: 9,
-  EPS: 10,
-  ALPHA: 11,
-  GRAD_MIX: 12,
-  /** i32 step scalars. */
-  MODE: 13,
-  SYNC: 14,
   /** Workers that have not finished the current job; the last one to finish notifies. */
   PENDING: 16,
   /**
@@ -42,8 +29,8 @@ export const CONTROL = {
    * OP_NON_FINITE); the main thread clears it before the job.
    */
   NON_FINITE: 32,
-  /** Size of the block in bytes. */
-  BYTES: 256,
+  /** Byte offset of the scalar blocks (after the i32 words above, on cache lines of their own). */
+  SCALARS: 192,
 } as const;
 
 /** Job: one optimizer step over the worker's slice. */
@@ -63,14 +50,10 @@ export interface ThreadWorkerInit {
   memory: WebAssembly.Memory;
   /** Byte address of the control block. */
   control: number;
-  /** Byte addresses of the sections (element 0), the segment table, the block sums. */
-  params: number;
+  /** Byte addresses of the arena descriptor, the scalar blocks, the gradients, the block sums. */
+  arena: number;
+  scalars: number;
   grads: number;
-  m: number;
-  v: number;
-  slow: number;
-  table: number;
-  segmentCount: number;
   partials: number;
   /** Elements in all. */
   total: number;
@@ -113,9 +96,8 @@ export function threadWorkerMain(): void {
     }
     const c = init.layout;
     const buffer = init.memory.buffer;
-    const ints = new Int32Array(buffer, init.control, c.BYTES / 4);
-    const floats = new Float32Array(buffer, init.control, c.BYTES / 4);
-    const { params, grads, m, v, slow, table, segmentCount, partials, total } = init;
+    const ints = new Int32Array(buffer, init.control, c.SCALARS / 4);
+    const { arena, scalars, grads, partials, total } = init;
     const { start, end, firstBlock, lastBlock, spinMs } = init;
     let seen = Atomics.load(ints, c.GENERATION);
     scope.postMessage({ ready: true });
@@ -132,30 +114,7 @@ export function threadWorkerMain(): void {
       const op = Atomics.load(ints, c.OP);
       if (op === init.ops.exit) break;
       if (op === init.ops.step) {
-        k.step(
-          params,
-          grads,
-          m,
-          v,
-          start,
-          end,
-          floats[c.GRAD_SCALE],
-          floats[c.COUPLED_DECAY],
-          floats[c.BETA1],
-          floats[c.ONE_MINUS_BETA1],
-          floats[c.BETA2],
-          floats[c.ONE_MINUS_BETA2],
-          floats[c.PARAM_DECAY],
-          floats[c.STEP_SIZE],
-          floats[c.EPS],
-          ints[c.MODE],
-          slow,
-          floats[c.ALPHA],
-          ints[c.SYNC],
-          floats[c.GRAD_MIX],
-          table,
-          segmentCount,
-        );
+        k.step(arena, scalars, start, end);
       } else if (op === init.ops.sumSquares) {
         k.sumSquaresBlocks(grads, total, firstBlock, lastBlock, partials);
       } else if (op === init.ops.nonFinite) {

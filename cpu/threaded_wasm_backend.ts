@@ -5,11 +5,12 @@
  * steps its own slice of the arena.
  *
  * Memory map (bytes): `[0, 64 KiB)` the module's static data; at 64 KiB the control block
- * (cpu/thread_worker.ts `CONTROL`), then the f64 block sums of the reduction, then the arena,
- * 64-byte aligned. The memory is sized once (initial = maximum) and never grows.
+ * (cpu/thread_worker.ts `CONTROL`, the step's scalar blocks embedded), then the f64 block sums
+ * of the reduction, then the arena descriptor and the arena, 64-byte aligned. The memory is sized
+ * once (initial = maximum) and never grows.
  *
- * A step stays synchronous: the main thread writes the step's scalars into the control block,
- * sets the pending count, bumps the generation and notifies the workers, steps its own slice,
+ * A step stays synchronous: the state has written the step's scalars into the control block,
+ * the main thread sets the pending count, bumps the generation and notifies the workers, steps its own slice,
  * then polls the pending count (and sleeps on it with `Atomics.wait` where the thread may block:
  * not a browser's main thread, which only polls) until every worker is done. Slices are cut at
  * multiples of 16 elements (64 bytes: no cache line is written by two threads). Since each
@@ -27,8 +28,8 @@
  * @module
  */
 import type { ArenaLayout } from "../core/arena.ts";
-import type { StepScalars } from "../core/scalars.ts";
-import { CpuBackend } from "./cpu_backend.ts";
+import { BLOCK_BYTES, blockCount } from "../core/scalars.ts";
+import { blockViews, CpuBackend } from "./cpu_backend.ts";
 import { SUM_BLOCK } from "./js_backend.ts";
 import {
   CONTROL,
@@ -40,10 +41,11 @@ import {
   threadWorkerSource,
 } from "./thread_worker.ts";
 import {
-  arenaAddresses,
   checkWasmCapacity,
+  headerBytes,
   type KernelExports,
   PAGE_BYTES,
+  placeArena,
   sharedKernelBytes,
   stepSlice,
 } from "./wasm_backend.ts";
@@ -155,8 +157,10 @@ export async function createThreadedWasmBackend(
   const n = layout.total;
   const blocks = Math.ceil(n / SUM_BLOCK);
   const control = PAGE_BYTES;
-  const partials = control + CONTROL.BYTES;
-  const base = Math.ceil((partials + blocks * 8) / 64) * 64;
+  const scalars = control + CONTROL.SCALARS;
+  const partials = scalars + blockCount(layout.segments) * BLOCK_BYTES;
+  const descriptor = Math.ceil((partials + blocks * 8) / 64) * 64;
+  const base = descriptor + headerBytes(layout, false);
   checkWasmCapacity(layout, base - PAGE_BYTES);
   const pages = Math.ceil((base + layout.byteLength) / PAGE_BYTES);
   let memory: WebAssembly.Memory;
@@ -175,11 +179,10 @@ export async function createThreadedWasmBackend(
   const k = instance.exports as unknown as KernelExports;
   if (k.heapBase() > control) throw new Error("The kernel's static data overlaps its arena");
 
-  const a = arenaAddresses(layout, base);
-  const { g } = a;
+  const a = placeArena(memory.buffer, layout, descriptor, base, scalars);
+  const { grads: g } = a;
 
-  const ints = new Int32Array(memory.buffer, control, CONTROL.BYTES / 4);
-  const floats = new Float32Array(memory.buffer, control, CONTROL.BYTES / 4);
+  const ints = new Int32Array(memory.buffer, control, CONTROL.SCALARS / 4);
   const sums = new Float64Array(memory.buffer, partials, blocks);
   const workers: Worker[] = [];
   const url = URL.createObjectURL(new Blob([threadWorkerSource()], { type: "text/javascript" }));
@@ -207,13 +210,9 @@ export async function createThreadedWasmBackend(
         bytes,
         memory,
         control,
-        params: a.p,
-        grads: a.g,
-        m: a.m,
-        v: a.v,
-        slow: a.slow,
-        table: a.table,
-        segmentCount: a.segmentCount,
+        arena: descriptor,
+        scalars,
+        grads: g,
         partials,
         total: n,
         start,
@@ -273,23 +272,10 @@ export async function createThreadedWasmBackend(
     if (release.done) throw new TypeError("This optimizer state was disposed");
   };
 
-  const kernel = (s: StepScalars) => {
+  const update = () => {
     assertLive();
-    floats[CONTROL.GRAD_SCALE] = s.gradScale;
-    floats[CONTROL.COUPLED_DECAY] = s.coupledDecay;
-    floats[CONTROL.BETA1] = s.beta1;
-    floats[CONTROL.ONE_MINUS_BETA1] = s.oneMinusBeta1;
-    floats[CONTROL.BETA2] = s.beta2;
-    floats[CONTROL.ONE_MINUS_BETA2] = s.oneMinusBeta2;
-    floats[CONTROL.PARAM_DECAY] = s.paramDecay;
-    floats[CONTROL.STEP_SIZE] = s.stepSize;
-    floats[CONTROL.EPS] = s.eps;
-    floats[CONTROL.ALPHA] = s.alpha;
-    floats[CONTROL.GRAD_MIX] = s.gradMix;
-    ints[CONTROL.MODE] = s.mode;
-    ints[CONTROL.SYNC] = s.sync;
     launch(OP_STEP);
-    stepSlice(k, a, start, end, s);
+    stepSlice(k, a, start, end);
     join();
   };
   const parallelReduction = options.parallelReduction ?? true;
@@ -312,7 +298,9 @@ export async function createThreadedWasmBackend(
     join();
     return own || Atomics.load(ints, CONTROL.NON_FINITE) !== 0;
   };
-  const backend = new CpuBackend("wasm", layout, memory.buffer, base, kernel, {
+  const blocksView = blockViews(memory.buffer, scalars, layout);
+  const backend = new CpuBackend("wasm", layout, memory.buffer, base, blocksView, {
+    update,
     gradSumSquares,
     nonFiniteRange: (offset, count) => k.nonFinite(g + offset * 4, count) !== 0,
     gradsNonFinite,

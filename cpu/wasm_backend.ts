@@ -6,16 +6,21 @@
  * @module
  */
 import {
+  ARENA_DESCRIPTOR,
+  ARENA_DESCRIPTOR_BYTES,
   type ArenaLayout,
   EXP_AVG,
   EXP_AVG_SQ,
   GRADS,
+  hasSection,
   PARAMS,
   SECTION_ALIGN_BYTES,
+  SEGMENT_ROW_WORDS,
   SLOW,
+  writeSegmentTable,
 } from "../core/arena.ts";
-import type { StepScalars } from "../core/scalars.ts";
-import { CpuBackend } from "./cpu_backend.ts";
+import { BLOCK_BYTES, blockCount } from "../core/scalars.ts";
+import { blockViews, CpuBackend } from "./cpu_backend.ts";
 import { KERNELS_SHARED_WASM_BASE64, KERNELS_WASM_BASE64 } from "./kernels_wasm.generated.ts";
 
 /** Largest linear memory a 32-bit WebAssembly module can address: 65536 pages of 64 KiB. */
@@ -28,30 +33,7 @@ export const PAGE_BYTES = 65536;
 export interface KernelExports {
   memory: WebAssembly.Memory;
   heapBase(): number;
-  step(
-    params: number,
-    grads: number,
-    m: number,
-    v: number,
-    start: number,
-    end: number,
-    gradScale: number,
-    coupledDecay: number,
-    beta1: number,
-    oneMinusBeta1: number,
-    beta2: number,
-    oneMinusBeta2: number,
-    paramDecay: number,
-    stepSize: number,
-    eps: number,
-    mode: number,
-    slow: number,
-    alpha: number,
-    sync: number,
-    gradMix: number,
-    segments: number,
-    segmentCount: number,
-  ): void;
+  step(arena: number, scalars: number, start: number, end: number): void;
   sumSquares(ptr: number, n: number): number;
   sumSquaresBlocks(ptr: number, n: number, first: number, last: number, out: number): void;
   nonFinite(ptr: number, n: number): number;
@@ -85,92 +67,84 @@ export function wasmSimdSupported(): boolean {
 }
 
 /**
- * Where the arena starts after the module's static data: at a cache line (64 bytes), so that no
- * vector of a section straddles two lines; the sections' own offsets (core/arena.ts) are
- * multiples of 64 too.
+ * Bytes before the arena that a kernel's memory holds for it: the arena descriptor (padded to
+ * a cache line), then the scalar blocks (single-threaded states; a threaded one keeps its
+ * blocks in its control block). A multiple of 64, so that an arena placed after them at a cache
+ * line starts at one too (no vector of a section straddles two lines; the sections' own offsets,
+ * core/arena.ts, are multiples of 64 too).
  */
-function arenaBase(heapBase: number): number {
-  return Math.ceil(heapBase / SECTION_ALIGN_BYTES) * SECTION_ALIGN_BYTES;
-}
-
-/** Bytes of linear memory a state of this layout needs, static data included. */
-function requiredBytes(heapBase: number, layout: ArenaLayout): number {
-  return arenaBase(heapBase) + layout.byteLength;
+export function headerBytes(layout: ArenaLayout, withBlocks: boolean): number {
+  return SECTION_ALIGN_BYTES + (withBlocks ? blockCount(layout.segments) * BLOCK_BYTES : 0);
 }
 
 /**
  * Throws a RangeError, before anything is allocated, when `layout` cannot fit in 32-bit
- * WebAssembly memory.
+ * WebAssembly memory with `extraBytes` more.
  */
 export function checkWasmCapacity(layout: ArenaLayout, extraBytes = 0): void {
   // The static data of the kernel module is a few bytes; one page bounds it.
-  const needed = requiredBytes(PAGE_BYTES, layout) + extraBytes;
+  const needed = PAGE_BYTES + headerBytes(layout, true) + layout.byteLength + extraBytes;
   if (needed > MAX_WASM_MEMORY_BYTES) {
     throw new RangeError(
-      `The model has ${layout.total} parameters; its optimizer arena (params, grads, exp_avg, exp_avg_sq: 16 bytes a parameter, 20 with LookAhead, and gaps of up to 5% between sections against cache aliasing) needs ${needed} bytes, more than 32-bit WebAssembly memory can address (4 GiB). Split the parameters between several optimizers, or use the webgpu backend.`,
+      `The model has ${layout.total} parameters; its optimizer arena (${layout.sectionCount} sections: ${
+        layout.sectionCount * 4
+      } bytes a parameter, and gaps of up to 5% between sections against cache aliasing) needs ${needed} bytes, more than 32-bit WebAssembly memory can address (4 GiB). Split the parameters between several optimizers, or use the webgpu backend.`,
     );
   }
 }
 
-/** Byte addresses of an arena's sections and segment table in a kernel's memory. */
-export interface ArenaAddresses {
-  p: number;
-  g: number;
-  m: number;
-  v: number;
-  /** The slow weights, or `p` where there are none (the kernel then never reads it). */
-  slow: number;
-  table: number;
-  segmentCount: number;
-}
+/** Byte addresses of an arena's sections and segment table, as the arena descriptor's words. */
+export type ArenaAddresses = Record<keyof typeof ARENA_DESCRIPTOR, number>;
 
 /** Where the sections of `layout` lie in memory when the arena starts at byte `base`. */
 export function arenaAddresses(layout: ArenaLayout, base: number): ArenaAddresses {
-  const at = layout.sectionOffsets;
-  const p = base + at[PARAMS];
+  const at = (section: number) =>
+    base + layout.sectionOffsets[hasSection(layout, section) ? section : PARAMS];
   return {
-    p,
-    g: base + at[GRADS],
-    m: base + at[EXP_AVG],
-    v: base + at[EXP_AVG_SQ],
-    slow: layout.sectionCount > SLOW ? base + at[SLOW] : p,
+    p: at(PARAMS),
+    g: at(GRADS),
+    m: at(EXP_AVG),
+    v: at(EXP_AVG_SQ),
+    slow: at(SLOW),
     table: base + layout.segmentTableOffset,
     segmentCount: layout.segments.length,
   };
 }
 
-/** One step of the elements `[start, end)` of the arena at `a`, with the scalars `s`. */
-export function stepSlice(
-  k: KernelExports,
-  a: ArenaAddresses,
-  start: number,
-  end: number,
-  s: StepScalars,
-): void {
-  k.step(
-    a.p,
-    a.g,
-    a.m,
-    a.v,
-    start,
-    end,
-    s.gradScale,
-    s.coupledDecay,
-    s.beta1,
-    s.oneMinusBeta1,
-    s.beta2,
-    s.oneMinusBeta2,
-    s.paramDecay,
-    s.stepSize,
-    s.eps,
-    s.mode,
-    a.slow,
-    s.alpha,
-    s.sync,
-    s.gradMix,
-    a.table,
-    a.segmentCount,
-  );
+/**
+ * Where a kernel finds an arena: its descriptor, its scalar blocks, and the gradients and
+ * element count the reductions read.
+ */
+export interface PlacedArena {
+  descriptor: number;
+  scalars: number;
+  grads: number;
+  total: number;
+}
+
+/**
+ * Writes the descriptor of `layout` (arena at `base`) at byte `at` of `buffer`, and its segment
+ * table; the scalar blocks are at `scalars`.
+ */
+export function placeArena(
+  buffer: ArrayBufferLike,
+  layout: ArenaLayout,
+  at: number,
+  base: number,
+  scalars: number,
+): PlacedArena {
+  const a = arenaAddresses(layout, base);
+  const descriptor = new Uint32Array(buffer, at, ARENA_DESCRIPTOR_BYTES / 4);
+  (Object.keys(ARENA_DESCRIPTOR) as (keyof ArenaAddresses)[])
+    .forEach((field, i) => descriptor[i] = a[field]);
+  const rows = layout.segments.length * SEGMENT_ROW_WORDS;
+  writeSegmentTable(layout, new Uint32Array(buffer, a.table, rows));
+  return { descriptor: at, scalars, grads: a.g, total: layout.total };
+}
+
+/** One step of the elements `[start, end)` of the arena at `a`, with its scalar blocks. */
+export function stepSlice(k: KernelExports, a: PlacedArena, start: number, end: number): void {
+  k.step(a.descriptor, a.scalars, start, end);
 }
 
 /** Instantiates the kernel with an arena for `layout` in its memory. */
@@ -199,9 +173,10 @@ export function createWasmBackendSync(layout: ArenaLayout): CpuBackend {
 /** The backend on a fresh kernel instance: its memory grown to hold the arena of `layout`. */
 function backendOn(instance: WebAssembly.Instance, layout: ArenaLayout): CpuBackend {
   const k = instance.exports as unknown as KernelExports;
-  const heapBase = k.heapBase();
-  const base = arenaBase(heapBase);
-  const needed = requiredBytes(heapBase, layout);
+  const at = Math.ceil(k.heapBase() / SECTION_ALIGN_BYTES) * SECTION_ALIGN_BYTES;
+  const scalars = at + SECTION_ALIGN_BYTES;
+  const base = at + headerBytes(layout, true);
+  const needed = base + layout.byteLength;
   const have = k.memory.buffer.byteLength;
   if (needed > have) {
     try {
@@ -213,13 +188,16 @@ function backendOn(instance: WebAssembly.Instance, layout: ArenaLayout): CpuBack
       );
     }
   }
-  const a = arenaAddresses(layout, base);
-  const { g } = a;
-  const n = layout.total;
-  const kernel = (s: StepScalars) => stepSlice(k, a, 0, n, s);
-  return new CpuBackend("wasm", layout, k.memory.buffer, base, kernel, {
+  const buffer = k.memory.buffer;
+  const a = placeArena(buffer, layout, at, base, scalars);
+  const { grads: g, total: n } = a;
+  return new CpuBackend("wasm", layout, buffer, base, blockViews(buffer, scalars, layout), {
+    update: () => stepSlice(k, a, 0, n),
     gradSumSquares: () => k.sumSquares(g, n),
     nonFiniteRange: (offset, count) => k.nonFinite(g + offset * 4, count) !== 0,
+    gradsNonFinite: () => k.nonFinite(g, n) !== 0,
     centralize: (offset, rows, cols) => k.centralize(g + offset * 4, rows, cols),
+    threads: 1,
+    dispose: () => {},
   });
 }

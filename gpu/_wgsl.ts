@@ -9,42 +9,9 @@
 /** Invocations per workgroup. */
 export const WORKGROUP_SIZE = 64;
 
-/** A WGSL scalar type of a 32-bit word. */
-export type WordType = "f32" | "u32";
+import { wgslStruct, wordsOf } from "../core/words.ts";
 
-/**
- * The WGSL struct of a table of named 32-bit words, in the table's order (word k of the table
- * is field k of the struct).
- *
- * @example
- * ```ts
- * import { wgslStruct } from "./_wgsl.ts";
- *
- * wgslStruct("Shape", { rows: "u32", cols: "u32" }); // "struct Shape { rows: u32, cols: u32 }"
- * ```
- */
-export function wgslStruct(name: string, fields: Readonly<Record<string, WordType>>): string {
-  const body = Object.entries(fields).map(([field, type]) => `${field}: ${type}`).join(", ");
-  return `struct ${name} { ${body} }`;
-}
-
-/**
- * The word of each field of a table of named 32-bit words (its index in the table).
- *
- * @example
- * ```ts
- * import { wordsOf } from "./_wgsl.ts";
- *
- * wordsOf({ rows: "u32", cols: "u32" }).cols; // 1
- * ```
- */
-export function wordsOf<K extends string>(
-  fields: Readonly<Record<K, WordType>>,
-): Readonly<Record<K, number>> {
-  const words = {} as Record<K, number>;
-  (Object.keys(fields) as K[]).forEach((field, k) => words[field] = k);
-  return Object.freeze(words);
-}
+export { wgslStruct, wordsOf, type WordType } from "../core/words.ts";
 
 /** How a kernel binds a buffer: its WebGPU buffer binding type. */
 export type BindingKind = GPUBufferBindingType;
@@ -72,9 +39,12 @@ const ADDRESS_SPACE: Readonly<Record<BindingKind, string>> = {
  * @example
  * ```ts
  * import { declareBindings } from "./_wgsl.ts";
+ * import assert from "node:assert/strict";
  *
- * declareBindings([{ name: "x", type: "array<f32>", kind: "storage" }]);
- * // "@group(0) @binding(0) var<storage, read_write> x: array<f32>;"
+ * assert.equal(
+ *   declareBindings([{ name: "x", type: "array<f32>", kind: "storage" }]),
+ *   "@group(0) @binding(0) var<storage, read_write> x: array<f32>;",
+ * );
  * ```
  */
 export function declareBindings(bindings: readonly Binding[]): string {
@@ -134,8 +104,9 @@ fn past_count(count: u32, i: u32) -> vec4<bool> {
  * @example
  * ```ts
  * import { dispatchGrid } from "./_wgsl.ts";
+ * import assert from "node:assert/strict";
  *
- * dispatchGrid(70000, 65535); // [35000, 2]
+ * assert.deepEqual(dispatchGrid(70000, 65535), [35000, 2]);
  * ```
  */
 export function dispatchGrid(groups: number, maxPerDimension: number): [number, number] {

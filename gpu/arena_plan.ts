@@ -6,7 +6,12 @@
  *
  * @module
  */
-import { type ArenaLayout, SECTION_COUNT, SEGMENT_ROW_BYTES } from "../core/arena.ts";
+import {
+  type ArenaLayout,
+  presentSections,
+  SEGMENT_ROW_BYTES,
+  segmentRuns,
+} from "../core/arena.ts";
 import { dispatchGrid, WORKGROUP_SIZE } from "./_wgsl.ts";
 import { NORM_ELEMENTS_PER_WORKGROUP } from "./wgsl_norm.ts";
 
@@ -28,23 +33,27 @@ export interface GpuPlanLimits {
 }
 
 /**
- * The GPU arena layout: tensors at 64-element (256-byte) aligned offsets; a fifth (slow
- * weights) section with `slow`, and with `groups` (each tensor's group, as `groupsOf` in
- * core/state.ts gives it) the parameter-group runs, as `planArena` in core/arena.ts makes them.
+ * The GPU arena layout: tensors at 64-element (256-byte) aligned offsets, in a buffer per
+ * section (every section offset 0): params, grads, the rule's `moments` (default 2), the slow
+ * weights with `slow`; and with `groups` (each tensor's group, as `groupsOf` in core/state.ts
+ * gives it) the parameter-group runs, as `planArena` in core/arena.ts makes them.
  *
  * @example
  * ```ts
  * import { planGpuArena } from "./arena_plan.ts";
+ * import assert from "node:assert/strict";
  *
  * const layout = planGpuArena(["w", "b"], [100, 3]);
- * layout.offsets; // [0, 128]
- * layout.sectionLength; // 192
+ * assert.deepEqual(layout.offsets, [0, 128]);
+ * assert.equal(layout.sectionLength, 192);
+ * // Lion keeps one moment: params, grads, exp_avg
+ * assert.equal(planGpuArena(["w"], [100], { moments: 1 }).sectionCount, 3);
  * ```
  */
 export function planGpuArena(
   names: readonly string[],
   lengths: readonly number[],
-  options: { slow?: boolean; groups?: readonly number[] } = {},
+  options: { slow?: boolean; groups?: readonly number[]; moments?: number } = {},
 ): ArenaLayout {
   const offsets: number[] = [];
   let end = 0;
@@ -54,16 +63,12 @@ export function planGpuArena(
     end = offset + length;
   }
   const sectionLength = Math.max(ALIGN_ELEMENTS, Math.ceil(end / ALIGN_ELEMENTS) * ALIGN_ELEMENTS);
-  const segments: { start: number; end: number; group: number }[] = [];
-  const groups = options.groups;
-  if (groups) {
-    for (let i = 0; i < lengths.length; i++) {
-      const last = segments[segments.length - 1];
-      if (last && last.group === groups[i]) last.end = offsets[i] + lengths[i];
-      else segments.push({ start: offsets[i], end: offsets[i] + lengths[i], group: groups[i] });
-    }
-  }
-  const sectionCount = options.slow ? SECTION_COUNT + 1 : SECTION_COUNT;
+  const segments = segmentRuns(offsets, lengths, options.groups);
+  const present = presentSections(options.moments ?? 2, options.slow ?? false);
+  const sectionCount = present.length;
+  // Indexed by section: 0 (each is a buffer of its own), -1 where absent.
+  const sectionOffsets: number[] = new Array(present[present.length - 1] + 1).fill(-1);
+  for (const section of present) sectionOffsets[section] = 0;
   const segmentTableOffset = sectionLength * 4 * sectionCount;
   return {
     names,
@@ -72,7 +77,7 @@ export function planGpuArena(
     total: end,
     sectionLength,
     sectionCount,
-    sectionOffsets: new Array<number>(sectionCount).fill(0),
+    sectionOffsets,
     segments,
     segmentTableOffset,
     byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
@@ -125,13 +130,14 @@ export interface ChunkPlan {
  * @example
  * ```ts
  * import { planChunks, planGpuArena } from "./arena_plan.ts";
+ * import assert from "node:assert/strict";
  *
  * const limits = {
  *   maxStorageBufferBindingSize: 4096, maxBufferSize: 1 << 20,
  *   maxComputeWorkgroupsPerDimension: 2, smallStepElements: 4096,
  * };
  * const plan = planChunks(planGpuArena(["a"], [5000]), limits);
- * plan.step.map((c) => c.count); // [1024, 1024, 1024, 1024, 904]
+ * assert.deepEqual(plan.step.map((c) => c.count), [1024, 1024, 1024, 1024, 904]);
  * ```
  */
 export function planChunks(

@@ -12,7 +12,7 @@
  */
 import type { ArenaLayout } from "../core/arena.ts";
 import type { DeviceCounter } from "../core/backend.ts";
-import type { StepScalars } from "../core/scalars.ts";
+import { blockCount, type ScalarLayout, type StepScalars } from "../core/scalars.ts";
 import { label } from "../core/tensors.ts";
 import { wgslStruct, wordsOf, type WordType } from "./_wgsl.ts";
 import { RING_AHEAD, RING_KEPT, ScalarRing } from "./scalar_ring.ts";
@@ -120,7 +120,7 @@ interface Reported {
  *
  * @example
  * ```ts ignore
- * const counter = new GpuStepCounter(device, layout, 0, () => backend.checkUsable());
+ * const counter = new GpuStepCounter(device, layout, RADAM.scalars, () => backend.checkUsable());
  * counter.beforeSubmit();
  * const report = counter.encodeReport(encoder);
  * device.queue.submit([encoder.finish()]);
@@ -151,16 +151,17 @@ export class GpuStepCounter implements DeviceCounter {
   /** The halt last reported, until `takeFault` hands it out. */
   #fault: Error | undefined;
 
+  /** The counter of a state of `layout` whose rule's blocks are laid out as `scalars`. */
   constructor(
     device: GPUDevice,
     layout: ArenaLayout,
-    groupCount: number,
+    scalars: ScalarLayout,
     checkUsable: () => void,
   ) {
     this.#device = device;
     this.#layout = layout;
     this.#checkUsable = checkUsable;
-    this.ring = new ScalarRing(device, groupCount);
+    this.ring = new ScalarRing(device, blockCount(layout.segments), scalars);
     this.control = device.createBuffer({
       label: "radam grad norm and step counters",
       size: CONTROL_BYTES,
@@ -209,8 +210,8 @@ export class GpuStepCounter implements DeviceCounter {
     return this.ring.has(t);
   }
 
-  writeScalars(t: number, s: StepScalars, groups: readonly StepScalars[]): void {
-    this.ring.write(t, s, groups);
+  writeScalars(t: number, groups: readonly StepScalars[]): void {
+    this.ring.write(t, groups);
   }
 
   /** Before a step's submission: uploads the scalars written since the last one. */

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { Rule } from "../core/rule.ts";
 import type { Kernel } from "./_wgsl.ts";
 import {
   CENTRALIZE,
@@ -13,23 +14,28 @@ import {
   DECIDE,
   GRAD_NORM_PARTIAL,
   GRAD_NORM_TOTAL,
-  STEP,
-  STEP_SMALL,
+  stepKernels,
 } from "./wgsl_kernel.ts";
 
-/** The kernels of a state's steps and section copies. */
-const KERNELS = {
-  step: STEP,
-  stepSmall: STEP_SMALL,
-  decide: DECIDE,
-  normPartial: GRAD_NORM_PARTIAL,
-  normTotal: GRAD_NORM_TOTAL,
-  centralize: CENTRALIZE,
-  copyTensor: COPY_TENSOR,
-} as const satisfies Record<string, Kernel>;
+/** The kernels of a state's steps and section copies, for a rule. */
+function kernelsOf(rule: Rule) {
+  const { step, stepSmall } = stepKernels(rule);
+  return {
+    step,
+    stepSmall,
+    decide: DECIDE,
+    normPartial: GRAD_NORM_PARTIAL,
+    normTotal: GRAD_NORM_TOTAL,
+    centralize: CENTRALIZE,
+    copyTensor: COPY_TENSOR,
+  } as const satisfies Record<string, Kernel>;
+}
+
+/** The kernels of a state, by name. */
+type Kernels = ReturnType<typeof kernelsOf>;
 
 /** A kernel of the backend. */
-export type KernelName = keyof typeof KERNELS;
+export type KernelName = keyof Kernels;
 
 /** A compiled kernel: its pipeline and bind-group layout. */
 export interface Compiled {
@@ -41,29 +47,41 @@ export interface Compiled {
 /** Every kernel of the backend, compiled for one device. */
 export type Pipelines = Readonly<Record<KernelName, Compiled>>;
 
-const cache = new WeakMap<GPUDevice, Promise<Pipelines>>();
-/** The pipelines of each device once compiled, by either path. */
-const ready = new WeakMap<GPUDevice, Pipelines>();
+/** Per device, the pipelines being compiled, by element loop (`Rule.kernel`). */
+const cache = new WeakMap<GPUDevice, Map<string, Promise<Pipelines>>>();
+/** Per device, the pipelines once compiled (by either path), by element loop. */
+const ready = new WeakMap<GPUDevice, Map<string, Pipelines>>();
+
+/** The map of `device` in `maps`, made at the first use. */
+function perDevice<V>(maps: WeakMap<GPUDevice, Map<string, V>>, device: GPUDevice): Map<string, V> {
+  let map = maps.get(device);
+  if (!map) maps.set(device, map = new Map());
+  return map;
+}
 
 /**
- * The pipelines of `device`, compiled at the first call (concurrently) and cached; a failed
- * compilation is not cached.
+ * The pipelines of `rule` on `device`, compiled at the first call (concurrently) and cached; a
+ * failed compilation is not cached. Rules of one family (one element loop) share them.
  *
  * @example
  * ```ts ignore
- * const pipelines = await pipelinesOf(device);
+ * const pipelines = await pipelinesOf(device, RADAM);
  * pass.setPipeline(pipelines.step.pipeline);
  * ```
  */
-export function pipelinesOf(device: GPUDevice): Promise<Pipelines> {
-  let cached = cache.get(device);
+export function pipelinesOf(device: GPUDevice, rule: Rule): Promise<Pipelines> {
+  const compiling = perDevice(cache, device);
+  let cached = compiling.get(rule.kernel);
   if (!cached) {
-    const known = ready.get(device);
+    const known = perDevice(ready, device).get(rule.kernel);
     cached = known
       ? Promise.resolve(known)
-      : compileAll(device, (d) => device.createComputePipelineAsync(d));
-    cache.set(device, cached);
-    cached.then((p) => ready.set(device, p), () => cache.delete(device));
+      : compileAll(device, kernelsOf(rule), (d) => device.createComputePipelineAsync(d));
+    compiling.set(rule.kernel, cached);
+    cached.then(
+      (p) => perDevice(ready, device).set(rule.kernel, p),
+      () => compiling.delete(rule.kernel),
+    );
   }
   return cached;
 }
@@ -75,14 +93,15 @@ export function pipelinesOf(device: GPUDevice): Promise<Pipelines> {
  *
  * @example
  * ```ts ignore
- * const pipelines = pipelinesOfSync(device);
+ * const pipelines = pipelinesOfSync(device, RADAM);
  * ```
  */
-export function pipelinesOfSync(device: GPUDevice): Pipelines {
-  const known = ready.get(device);
+export function pipelinesOfSync(device: GPUDevice, rule: Rule): Pipelines {
+  const done = perDevice(ready, device);
+  const known = done.get(rule.kernel);
   if (known) return known;
-  const compiled = compileAll(device, (d) => device.createComputePipeline(d));
-  ready.set(device, compiled);
+  const compiled = compileAll(device, kernelsOf(rule), (d) => device.createComputePipeline(d));
+  done.set(rule.kernel, compiled);
   return compiled;
 }
 
@@ -91,19 +110,25 @@ type Compile<R> = (descriptor: GPUComputePipelineDescriptor) => R;
 
 function compileAll(
   device: GPUDevice,
+  kernels: Kernels,
   compile: Compile<Promise<GPUComputePipeline>>,
 ): Promise<Pipelines>;
-function compileAll(device: GPUDevice, compile: Compile<GPUComputePipeline>): Pipelines;
 function compileAll(
   device: GPUDevice,
+  kernels: Kernels,
+  compile: Compile<GPUComputePipeline>,
+): Pipelines;
+function compileAll(
+  device: GPUDevice,
+  kernels: Kernels,
   compile: Compile<GPUComputePipeline | Promise<GPUComputePipeline>>,
 ): Pipelines | Promise<Pipelines> {
   // Kernels with the same bindings share a layout, and the same WGSL one shader module.
   const layouts = new Map<string, GPUBindGroupLayout>();
   const modules = new Map<string, GPUShaderModule>();
-  const names = Object.keys(KERNELS) as KernelName[];
+  const names = Object.keys(kernels) as KernelName[];
   const parts = names.map((name) => {
-    const kernel: Kernel = KERNELS[name];
+    const kernel: Kernel = kernels[name];
     const key = kernel.bindings.map((b) => b.kind).join(",");
     let layout = layouts.get(key);
     if (!layout) {

@@ -3,14 +3,21 @@
  * (rounded to f32), written ahead into entry `t mod RING_SIZE` of a GPU buffer and tagged with
  * t, so that the kernels read the entry of the step count the device keeps.
  *
- * One table, {@linkcode RING_ENTRY}, lays an entry out (name → word, type); the host's writer
- * and the WGSL struct and accessor the kernels use are both made from it, and so is the row of
- * each parameter group ({@linkcode RING_GROUP_ROW}).
+ * An entry is a tag ({@linkcode RING_HEAD}), then the step's scalar blocks: one per parameter
+ * group, each in the rule's block layout, the one table (name → word, type) the host's writer
+ * (`writeBlock`, core/scalars.ts) and the WGSL struct and accessor of the rule's loop
+ * (`wgslBlock`) are both made from.
  *
  * @module
  */
-import { emptyScalars, type StepScalars } from "../core/scalars.ts";
-import { wgslStruct, wordsOf, type WordType } from "./_wgsl.ts";
+import {
+  BLOCK_WORDS,
+  HEADER,
+  type ScalarLayout,
+  type StepScalars,
+  writeBlock,
+} from "../core/scalars.ts";
+import { wordsOf, type WordType } from "./_wgsl.ts";
 
 /**
  * Steps' scalars the ring keeps before t (the device may lag the host by this many unreported
@@ -25,114 +32,54 @@ export const RING_AHEAD = 64;
 export const RING_SIZE = RING_KEPT + RING_AHEAD;
 
 /**
- * The words of a ring entry: the fields of {@linkcode StepScalars} the kernels use (same names),
- * the step t the entry was written for (`tag`), and padding to 16 words.
+ * The head of a ring entry: the step t the entry was written for (`tag`), padded to a block.
+ * The scalar blocks of the step follow it, one per parameter group (block 0 the optimizer's
+ * own; core/scalars.ts), in the rule's layout (rules/).
  *
- * @example The word of a field
+ * @example The word of the tag
  * ```ts
  * import { RING_WORD } from "./scalar_ring.ts";
+ * import assert from "node:assert/strict";
  *
- * RING_WORD.tag; // 10
+ * assert.equal(RING_WORD.tag, 0);
  * ```
  */
-export const RING_ENTRY = {
-  gradScale: "f32",
-  coupledDecay: "f32",
-  beta1: "f32",
-  oneMinusBeta1: "f32",
-  beta2: "f32",
-  oneMinusBeta2: "f32",
-  paramDecay: "f32",
-  stepSize: "f32",
-  eps: "f32",
-  mode: "u32",
-  tag: "u32",
-  sync: "u32",
-  alpha: "f32",
-  gradMix: "f32",
-  pad0: "u32",
-  pad1: "u32",
-} as const satisfies Record<string, WordType>;
+export const RING_HEAD = { tag: "u32" } as const satisfies Record<string, WordType>;
 
-/** The word of each field of a ring entry. */
-export const RING_WORD = wordsOf(RING_ENTRY);
-
-/** The words of a parameter group's row, after an entry's head (one row a group). */
-export const RING_GROUP_ROW = {
-  stepSize: "f32",
-  paramDecay: "f32",
-  coupledDecay: "f32",
-  pad0: "u32",
-} as const satisfies Record<string, WordType>;
-
-const HEAD_WORDS = Object.keys(RING_ENTRY).length;
-const ROW_WORDS = Object.keys(RING_GROUP_ROW).length;
+/** The word of each field of a ring entry's head. */
+export const RING_WORD = wordsOf(RING_HEAD);
 
 /**
- * u32 words of one ring entry for `groupCount` parameter groups (0 without groups): the head
- * ({@linkcode RING_ENTRY}), then a {@linkcode RING_GROUP_ROW} a group.
+ * u32 words of one ring entry of `blocks` scalar blocks (one per parameter group, at least 1):
+ * the head padded to a block, then the blocks.
  *
  * @example
  * ```ts
  * import { ringStride } from "./scalar_ring.ts";
+ * import assert from "node:assert/strict";
  *
- * ringStride(2); // 24
+ * assert.equal(ringStride(2), 48);
  * ```
  */
-export function ringStride(groupCount: number): number {
-  return HEAD_WORDS + ROW_WORDS * groupCount;
-}
-
-type ScalarName = keyof StepScalars;
-
-/**
- * [word, field, is f32] of each field a ring entry takes from the step's scalars (all but the
- * tag and the padding, each a field of `StepScalars`).
- */
-function copiedFields(table: Readonly<Record<string, WordType>>): [number, ScalarName, boolean][] {
-  const known = emptyScalars();
-  const out: [number, ScalarName, boolean][] = [];
-  Object.entries(table).forEach(([name, type], word) => {
-    if (name === "tag" || name.startsWith("pad")) return;
-    if (!(name in known)) throw new Error(`Ring field ${name} is not a field of StepScalars`);
-    out.push([word, name as ScalarName, type === "f32"]);
-  });
-  return out;
-}
-const HEAD_FIELDS = copiedFields(RING_ENTRY);
-const ROW_FIELDS = copiedFields(RING_GROUP_ROW);
-
-/** WGSL accessor of the words of a table at `base + word` of `ring`. */
-function accessor(name: string, type: string, table: Readonly<Record<string, WordType>>): string {
-  const args = Object.entries(table)
-    .map(([, t], word) =>
-      t === "f32" ? `bitcast<f32>(ring[base + ${word}u])` : `ring[base + ${word}u]`
-    )
-    .join(",\n    ");
-  return `fn ${name}(base: u32) -> ${type} {\n  return ${type}(\n    ${args},\n  );\n}`;
+export function ringStride(blocks: number): number {
+  return BLOCK_WORDS * (1 + blocks);
 }
 
 /**
  * WGSL of the ring as the kernels read it (`ring: array<u32>` and the `Consts` uniform `s` with
  * `ring_size` and `stride` must be bound): `ring_entry(t)` (the first word of t's entry),
- * `ring_tag(e0)`, `scalars_at(e0)` (a `Scalars` struct, the fields of {@linkcode RING_ENTRY})
- * and `group_scalars_at(e0, group)` (a `GroupScalars`, those of {@linkcode RING_GROUP_ROW}).
+ * `ring_tag(e0)`, and `block_at(e0, group)` (the first word of a group's scalar block, which the
+ * rule's `rule_update` reads).
  */
 export const RING_WGSL = /* wgsl */ `
-${wgslStruct("Scalars", RING_ENTRY)}
-${wgslStruct("GroupScalars", RING_GROUP_ROW)}
-
 fn ring_entry(t: u32) -> u32 { return (t % s.ring_size) * s.stride; }
 
 fn ring_tag(e0: u32) -> u32 { return ring[e0 + ${RING_WORD.tag}u]; }
 
-${accessor("scalars_at", "Scalars", RING_ENTRY)}
+fn block_at(e0: u32, group: u32) -> u32 { return e0 + ${BLOCK_WORDS}u * (1u + group); }
 
-${accessor("group_row_at", "GroupScalars", RING_GROUP_ROW)}
-
-fn group_scalars_at(e0: u32, group: u32) -> GroupScalars {
-  return group_row_at(e0 + ${HEAD_WORDS}u + ${ROW_WORDS}u * group);
-}
+// The gradient scale (word ${HEADER.gradScale} of every block: maximize's sign) of the block at base.
+fn block_grad_scale(base: u32) -> f32 { return bitcast<f32>(ring[base + ${HEADER.gradScale}u]); }
 `;
 
 /**
@@ -142,8 +89,8 @@ fn group_scalars_at(e0: u32, group: u32) -> GroupScalars {
  *
  * @example
  * ```ts ignore
- * const ring = new ScalarRing(device, 0);
- * ring.write(1, scalars, [scalars]);
+ * const ring = new ScalarRing(device, 1, RADAM.scalars);
+ * ring.write(1, [scalars]);
  * ring.upload(); // before the submission of step 1
  * ```
  */
@@ -156,12 +103,17 @@ export class ScalarRing {
   readonly #f32: Float32Array<ArrayBuffer>;
   readonly #u32: Uint32Array<ArrayBuffer>;
   readonly #tags = new Float64Array(RING_SIZE).fill(-1);
+  readonly #layout: ScalarLayout;
+  readonly #blocks: number;
   /** The steps `[#from, #to)` whose entries are not uploaded yet. */
   #from = Infinity;
   #to = -Infinity;
 
-  constructor(device: GPUDevice, groupCount: number) {
-    this.stride = ringStride(groupCount);
+  /** A ring of entries of `blocks` scalar blocks in `layout`, on `device`. */
+  constructor(device: GPUDevice, blocks: number, layout: ScalarLayout) {
+    this.#layout = layout;
+    this.#blocks = blocks;
+    this.stride = ringStride(blocks);
     const data = new ArrayBuffer(RING_SIZE * this.stride * 4);
     this.#f32 = new Float32Array(data);
     this.#u32 = new Uint32Array(data);
@@ -185,19 +137,17 @@ export class ScalarRing {
     this.#to = -Infinity;
   }
 
-  /** Writes the entry of step `t` (uploaded by the next {@linkcode ScalarRing.upload}). */
-  write(t: number, s: StepScalars, groups: readonly StepScalars[]): void {
+  /**
+   * Writes the entry of step `t`: its tag, and the scalars of each parameter group, `groups[0]`
+   * the optimizer's own (uploaded by the next {@linkcode ScalarRing.upload}).
+   */
+  write(t: number, groups: readonly StepScalars[]): void {
     if (t > 0xffffffff) throw new RangeError("The WebGPU backend counts at most 2³² − 1 steps");
     const slot = t % RING_SIZE;
-    const e0 = slot * this.stride;
-    const f = this.#f32, u = this.#u32;
-    for (const [word, name, float] of HEAD_FIELDS) {
-      if (float) f[e0 + word] = s[name] as number;
-      else u[e0 + word] = (s[name] as number) >>> 0;
-    }
-    u[e0 + RING_WORD.tag] = t;
-    for (let g = 0, row = e0 + HEAD_WORDS; row < e0 + this.stride; g++, row += ROW_WORDS) {
-      for (const [word, name] of ROW_FIELDS) f[row + word] = groups[g][name] as number;
+    const first = slot * (1 + this.#blocks);
+    this.#u32[first * BLOCK_WORDS + RING_WORD.tag] = t;
+    for (let g = 0; g < this.#blocks; g++) {
+      writeBlock(this.#layout, groups[g], this.#f32, this.#u32, first + 1 + g);
     }
     this.#tags[slot] = t;
     this.#from = Math.min(this.#from, t);

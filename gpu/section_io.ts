@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type ArenaLayout, PARAMS, SLOW } from "../core/arena.ts";
+import { type ArenaLayout, hasSection, PARAMS, SLOW } from "../core/arena.ts";
 import type { GpuTensor } from "./gpu_tensors.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
 import { type Dispatch, dispatchEach } from "./pipelines.ts";
@@ -16,8 +16,9 @@ const STAGING_BYTES = 16 * 1024 * 1024;
 const SECTION_LABELS = ["params", "grads", "exp_avg", "exp_avg_sq", "slow"];
 
 /**
- * The section buffers of `layout` (params, grads, exp_avg, exp_avg_sq, and the slow weights with
- * LookAhead), or a RangeError, before anything is allocated, where one exceeds `maxBufferSize`.
+ * The section buffers of `layout`, by section (params, grads, the rule's moments, and the slow
+ * weights with LookAhead; a 16-byte placeholder, never read, for a moment the rule lacks), or a
+ * RangeError, before anything is allocated, where one exceeds `maxBufferSize`.
  *
  * @example
  * ```ts ignore
@@ -36,8 +37,11 @@ export function createSections(
     );
   }
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-  return SECTION_LABELS.slice(0, layout.sectionCount)
-    .map((name) => device.createBuffer({ label: `radam ${name}`, size, usage }));
+  return layout.sectionOffsets.map((_, section) =>
+    hasSection(layout, section)
+      ? device.createBuffer({ label: `radam ${SECTION_LABELS[section]}`, size, usage })
+      : device.createBuffer({ label: `radam no ${SECTION_LABELS[section]}`, size: 16, usage })
+  );
 }
 
 /**
@@ -177,7 +181,7 @@ export class SectionIO {
    * place from the caller's buffers.
    */
   copyParamsToSlow(): void {
-    if (this.#layout.sectionCount <= SLOW) return;
+    if (!hasSection(this.#layout, SLOW)) return;
     const encoder = this.#device.createCommandEncoder();
     this.#encodeCopies(encoder, this.#caller.inPlaceReads);
     encoder.copyBufferToBuffer(

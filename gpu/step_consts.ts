@@ -42,12 +42,13 @@ export const STEP_CONSTS_WGSL = wgslStruct("Consts", STEP_CONSTS);
  * @example
  * ```ts
  * import { stepConstsData } from "./step_consts.ts";
+ * import assert from "node:assert/strict";
  *
  * const data = stepConstsData({
  *   segment_count: 0, clip: 1, clip_max: 0.5, check: 1, halt_on_bad: 0,
  *   ring_size: 1088, stride: 16, norm_computed: 1,
  * });
- * new Float32Array(data)[2]; // 0.5
+ * assert.equal(new Float32Array(data)[2], 0.5);
  * ```
  */
 export function stepConstsData(values: StepConsts): ArrayBuffer {

@@ -6,13 +6,22 @@
  *
  * @module
  */
-import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, GRADS, PARAMS, SLOW } from "../core/arena.ts";
+import {
+  type ArenaLayout,
+  EXP_AVG,
+  EXP_AVG_SQ,
+  GRADS,
+  PARAMS,
+  SEGMENT_ROW_BYTES,
+  SEGMENT_ROW_WORDS,
+  SLOW,
+  writeSegmentTable,
+} from "../core/arena.ts";
 import { CHUNK_BYTES, CHUNK_WORD } from "./_wgsl.ts";
 import { ALIGN_BYTES, type ChunkPlan } from "./arena_plan.ts";
 import type { GpuTensor } from "./gpu_tensors.ts";
 import { bindGroup, type Dispatch, type Pipelines } from "./pipelines.ts";
 import { NORM_PARTIAL_BYTES } from "./wgsl_norm.ts";
-import { SEGMENT_ROW, SEGMENT_WORD } from "./wgsl_step.ts";
 
 /** The buffers a step binds besides the chunk uniforms and the norm's partials. */
 export interface StepBuffers {
@@ -23,6 +32,8 @@ export interface StepBuffers {
   segments: GPUBuffer;
   /** A placeholder bound as the slow weights where there are none. */
   slow: GPUBuffer | undefined;
+  /** A placeholder bound as the second moments where the rule keeps none. */
+  v: GPUBuffer | undefined;
   /** The control buffer (device_counter.ts). */
   control: GPUBuffer;
   /** The ring of scalars (scalar_ring.ts). */
@@ -46,35 +57,25 @@ export interface StepDispatches {
 }
 
 /**
- * The segment table of `layout` (start, end and group of each parameter-group run; one row, not
- * read, without groups), and the number of groups.
+ * The segment table of `layout` (rows of core/arena.ts `SEGMENT_ROW`: start, end and group
+ * of each parameter-group run; one row, not read, without groups).
  *
  * @example
  * ```ts ignore
- * const { buffer, groupCount } = createSegmentTable(device, layout);
+ * const segments = createSegmentTable(device, layout);
  * ```
  */
-export function createSegmentTable(
-  device: GPUDevice,
-  layout: ArenaLayout,
-): { buffer: GPUBuffer; groupCount: number } {
+export function createSegmentTable(device: GPUDevice, layout: ArenaLayout): GPUBuffer {
   const count = layout.segments.length;
-  const rowWords = Object.keys(SEGMENT_ROW).length;
-  const words = new Uint32Array(count * rowWords);
-  let groupCount = 0;
-  layout.segments.forEach((seg, k) => {
-    words[k * rowWords + SEGMENT_WORD.start] = seg.start;
-    words[k * rowWords + SEGMENT_WORD.end] = seg.end;
-    words[k * rowWords + SEGMENT_WORD.group] = seg.group;
-    groupCount = Math.max(groupCount, seg.group + 1);
-  });
+  const words = new Uint32Array(count * SEGMENT_ROW_WORDS);
+  writeSegmentTable(layout, words);
   const buffer = device.createBuffer({
     label: "radam segments",
-    size: Math.max(1, count) * rowWords * 4,
+    size: Math.max(1, count) * SEGMENT_ROW_BYTES,
     usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
   });
   if (count > 0) device.queue.writeBuffer(buffer, 0, words);
-  return { buffer, groupCount };
+  return buffer;
 }
 
 /**
@@ -167,7 +168,7 @@ export function buildStepDispatches(
         p,
         g: section(GRADS, c.start, c.count),
         m: section(EXP_AVG, c.start, c.count),
-        v: section(EXP_AVG_SQ, c.start, c.count),
+        v: buffers.v ? { buffer: buffers.v } : section(EXP_AVG_SQ, c.start, c.count),
         s,
         chunk,
         slow: buffers.slow ? { buffer: buffers.slow } : section(SLOW, c.start, c.count),

@@ -1,6 +1,6 @@
 /**
- * The WebGPU backend: the arena lives in GPU buffers, one per section (params, grads, exp_avg,
- * exp_avg_sq, and LookAhead's slow weights), each tensor at the same 256-byte-aligned offset in
+ * The WebGPU backend: the arena lives in GPU buffers, one per section (params, grads, the rule's
+ * moments, and LookAhead's slow weights), each tensor at the same 256-byte-aligned offset in
  * every section, so that every tensor slot is a `GPUBufferBinding` a forward or backward pass
  * can bind directly.
  *
@@ -28,10 +28,11 @@
  *
  * @module
  */
-import { type ArenaLayout, GRADS, PARAMS, SLOW } from "../core/arena.ts";
-import type { Backend } from "../core/backend.ts";
+import { type ArenaLayout, EXP_AVG_SQ, GRADS, hasSection, PARAMS, SLOW } from "../core/arena.ts";
+import type { DeviceBackend } from "../core/backend.ts";
 import type { NonFinitePolicy } from "../core/options.ts";
-import type { StepScalars } from "../core/scalars.ts";
+import type { Rule } from "../core/rule.ts";
+import { RADAM } from "../rules/adam.ts";
 import { dispatchGrid } from "./_wgsl.ts";
 import { type GpuPlanLimits, planChunks } from "./arena_plan.ts";
 import { GpuStepCounter } from "./device_counter.ts";
@@ -59,7 +60,8 @@ interface Centralization extends Dispatch {
 }
 
 /** The WebGPU backend of one state. */
-export class WebGpuBackend implements Backend<GpuTensor> {
+export class WebGpuBackend implements DeviceBackend<GpuTensor> {
+  readonly kind = "device" as const;
   readonly name = "webgpu" as const;
   readonly params: Readonly<Record<string, GpuTensor>>;
   readonly grads: Readonly<Record<string, GpuTensor>>;
@@ -98,6 +100,7 @@ export class WebGpuBackend implements Backend<GpuTensor> {
   constructor(
     device: GPUDevice,
     readonly layout: ArenaLayout,
+    rule: Rule,
     pipelines: Pipelines,
     limits: GpuPlanLimits,
     externalParams: ReadonlyMap<number, GpuTensor>,
@@ -117,12 +120,15 @@ export class WebGpuBackend implements Backend<GpuTensor> {
     };
     const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
     const uniform = GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
-    const slowBuffer = layout.sectionCount > SLOW
-      ? undefined
-      : buffer("no slow weights", 16, storage);
-    const { buffer: segments, groupCount } = createSegmentTable(device, layout);
+    // Bound in place of the sections the state lacks (never read: the rule or LookAhead lacks
+    // them).
+    const absent = (section: number, label: string) =>
+      hasSection(layout, section) ? undefined : buffer(label, 16, storage);
+    const slowBuffer = absent(SLOW, "no slow weights");
+    const secondMoment = absent(EXP_AVG_SQ, "no second moment");
+    const segments = createSegmentTable(device, layout);
     this.#extraBuffers.push(segments);
-    this.counter = new GpuStepCounter(device, layout, groupCount, () => this.checkUsable());
+    this.counter = new GpuStepCounter(device, layout, rule.scalars, () => this.checkUsable());
     const check = nonFinite !== "propagate";
     this.#normComputed = check || clipGradNorm !== undefined;
     const consts = buffer("constants", STEP_CONSTS_BYTES, uniform);
@@ -170,6 +176,7 @@ export class WebGpuBackend implements Backend<GpuTensor> {
       consts,
       segments,
       slow: slowBuffer,
+      v: secondMoment,
       control: this.counter.control,
       ring: this.counter.ring.buffer,
     }, this.#normComputed);
@@ -293,10 +300,9 @@ export class WebGpuBackend implements Backend<GpuTensor> {
    * pending gradient copies, then one compute pass (the gradient-norm passes with clipping or the
    * non-finite check, whose last one decides the step on the device, or the decision alone;
    * centralizations; the step dispatches), or the one dispatch of `step_small`. The kernels read
-   * their scalars from the ring entry of the device's t (see `writeScalars`); the argument is
-   * not used.
+   * their scalars from the ring entry of the device's t (see `writeScalars`).
    */
-  update(_scalars?: StepScalars): void {
+  update(): void {
     this.checkUsable();
     const counter = this.counter;
     counter.beforeSubmit();
@@ -422,6 +428,8 @@ export interface WebGpuBackendOptions {
   clipGradNorm?: number;
   /** What a step with a NaN or ±Infinity gradient does (checked on the GPU each step). */
   nonFinite?: NonFinitePolicy;
+  /** The rule stepped (default RAdam's, the element loop of RAdam, Adam and AdamW). */
+  rule?: Rule;
 }
 
 /**
@@ -439,7 +447,7 @@ export async function createWebGpuBackend(
   layout: ArenaLayout,
   options: WebGpuBackendOptions = {},
 ): Promise<WebGpuBackend> {
-  return backendOn(device, layout, await pipelinesOf(device), options);
+  return backendOn(device, layout, await pipelinesOf(device, options.rule ?? RADAM), options);
 }
 
 /**
@@ -457,11 +465,11 @@ export function createWebGpuBackendSync(
   layout: ArenaLayout,
   options: WebGpuBackendOptions = {},
 ): WebGpuBackend {
-  return backendOn(device, layout, pipelinesOfSync(device), options);
+  return backendOn(device, layout, pipelinesOfSync(device, options.rule ?? RADAM), options);
 }
 
 /**
- * Compiles the device's pipelines ahead (asynchronously), so that a later
+ * Compiles the device's pipelines of `rule` ahead (asynchronously), so that a later
  * {@linkcode createWebGpuBackendSync} does not block on them.
  *
  * @example
@@ -469,8 +477,8 @@ export function createWebGpuBackendSync(
  * await prepareWebGpu(device);
  * ```
  */
-export async function prepareWebGpu(device: GPUDevice): Promise<void> {
-  await pipelinesOf(device);
+export async function prepareWebGpu(device: GPUDevice, rule: Rule = RADAM): Promise<void> {
+  await pipelinesOf(device, rule);
 }
 
 function backendOn(
@@ -491,9 +499,11 @@ function backendOn(
       SMALL_STEP_ELEMENTS,
     ),
   };
+  const rule = options.rule ?? RADAM;
   return new WebGpuBackend(
     device,
     layout,
+    rule,
     pipelines,
     limits,
     options.externalParams ?? new Map(),

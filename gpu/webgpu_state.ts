@@ -6,10 +6,10 @@
  * @module
  */
 import type { ArenaLayout } from "../core/arena.ts";
-import type { Backend } from "../core/backend.ts";
+import type { DeviceBackend } from "../core/backend.ts";
 import type { ResolvedConfig } from "../core/options.ts";
-import { SLOW } from "../core/arena.ts";
 import { groupsOf, type OptimizerState, restoreState } from "../core/state.ts";
+import { ruleOf } from "../rules/registry.ts";
 import { checkGpuParams, type GpuTensor, isGpuTensorInput, placeGpuParams } from "./gpu_tensors.ts";
 import {
   createWebGpuBackend,
@@ -26,13 +26,16 @@ import {
  * @example Keep the weights on the GPU
  * ```ts
  * import { adamw, readParams, step } from "../mod.ts";
+ * import assert from "node:assert/strict";
  *
- * const adapter = await navigator.gpu.requestAdapter();
+ * const adapter = await navigator.gpu?.requestAdapter();
  * if (adapter) {
  *   const device = await adapter.requestDevice();
  *   let state = await adamw({ lr: 1e-3 }).init({ w: new Float32Array([1, 2]) }, { device });
  *   state = step(state, { w: new Float32Array([0.1, 0.2]) }); // one writeBuffer, one dispatch
- *   console.log((await readParams(state)).w); // async readback
+ *   assert.equal(state.backend, "webgpu");
+ *   const { w } = await readParams(state); // async readback
+ *   assert.ok(Math.abs(w[0] - (1 - 1e-3 - 1e-5)) < 1e-6); // ≈ lr against the gradient, and decay
  * }
  * ```
  */
@@ -54,10 +57,10 @@ export function hasGpuParams(params: unknown): boolean {
 }
 
 /** Throws a TypeError for options the webgpu backend does not run (`threads`: a CPU option). */
-function checkGpuConfig(config: ResolvedConfig | undefined): void {
-  if (config && config.threads > 1) {
+function checkGpuConfig(config: ResolvedConfig): void {
+  if (config.run.threads > 1) {
     throw new TypeError(
-      `The webgpu backend does not take threads: ${config.threads} (worker threads split the wasm backend's arena); remove the option or use backend "wasm"`,
+      `The webgpu backend does not take threads: ${config.run.threads} (worker threads split the wasm backend's arena); remove the option or use backend "wasm"`,
     );
   }
 }
@@ -72,7 +75,7 @@ export async function initWebGpuState(
   checkGpuConfig(config);
   const checked = checkGpuParams(params);
   const device = options.device ?? await requestLargeDevice();
-  await prepareWebGpu(device);
+  await prepareWebGpu(device, ruleOf(config));
   return startWebGpuState(config, checked, device, limits);
 }
 
@@ -97,16 +100,19 @@ function startWebGpuState(
   limits?: Partial<GpuPlanLimits>,
 ): OptimizerState<GpuTensor> {
   const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
+  const rule = ruleOf(config);
   const layout = planGpuArena(checked.names, checked.lengths, {
     slow: config.lookahead !== undefined,
     groups: groupsOf(config, checked.names),
+    moments: rule.moments.length,
   });
   const backend = createWebGpuBackendSync(device, layout, {
     limits,
     externalParams: placed.copied,
     inPlaceParams: placed.inPlace,
-    clipGradNorm: config.clipGradNorm,
-    nonFinite: config.nonFinite,
+    clipGradNorm: config.loop.clipGradNorm,
+    nonFinite: config.loop.nonFinite,
+    rule,
   });
   if (checked.host.size > 0) {
     const data: Record<string, Float32Array> = {};
@@ -123,16 +129,19 @@ function startWebGpuState(
  */
 export async function restoreWebGpuBackend(
   layout: ArenaLayout,
-  device?: GPUDevice,
-  config?: ResolvedConfig,
-): Promise<Backend<GpuTensor>> {
+  device: GPUDevice | undefined,
+  config: ResolvedConfig,
+): Promise<DeviceBackend<GpuTensor>> {
   checkGpuConfig(config);
+  const rule = ruleOf(config);
   const gpuLayout = planGpuArena(layout.names, layout.lengths, {
-    slow: layout.sectionCount > SLOW,
-    groups: config && groupsOf(config, layout.names),
+    slow: config.lookahead !== undefined,
+    groups: groupsOf(config, layout.names),
+    moments: rule.moments.length,
   });
   return await createWebGpuBackend(device ?? await requestLargeDevice(), gpuLayout, {
-    clipGradNorm: config?.clipGradNorm,
-    nonFinite: config?.nonFinite,
+    clipGradNorm: config.loop.clipGradNorm,
+    nonFinite: config.loop.nonFinite,
+    rule,
   });
 }

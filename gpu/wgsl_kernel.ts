@@ -18,7 +18,7 @@ import {
 } from "./_wgsl.ts";
 
 export { dispatchGrid, WORKGROUP_SIZE } from "./_wgsl.ts";
-export { DECIDE, SMALL_STEP_ELEMENTS, STEP, STEP_SMALL } from "./wgsl_step.ts";
+export { DECIDE, SMALL_STEP_ELEMENTS, stepKernels } from "./wgsl_step.ts";
 export { GRAD_NORM_PARTIAL, GRAD_NORM_TOTAL, NORM_ELEMENTS_PER_WORKGROUP } from "./wgsl_norm.ts";
 
 /** The shape uniform of the centralization kernel. */

@@ -1,10 +1,10 @@
 /**
- * The WGSL step kernels: one fused RAdam/Adam/AdamW update over a chunk of the arena sections,
- * with the per-element operations of assembly/index.ts (same order, same modes, Nesterov's
- * `m + gradMix · g`, LookAhead's fused sync into the slow weights, and per-segment step size and
- * decays for parameter groups; the scalars are the host's float64 ones rounded to f32, read from
- * the ring, scalar_ring.ts, at the t `decide` chose), and the decision alone where no norm is
- * computed.
+ * The WGSL step kernels of a rule: one fused update over a chunk of the arena sections, the
+ * rule's element loop (`rule_update`, from its module in rules/: the per-element operations of
+ * its AssemblyScript loop, in the same order) with LookAhead's fused sync (rules/lookahead.ts),
+ * each element with the scalar block of its parameter group (read from the ring, scalar_ring.ts,
+ * at the t `decide` chose; the gradient scale clipped by the global norm); and the decision
+ * alone where no norm is computed.
  *
  * Each invocation of `step` updates one `vec4<f32>`; the last vec4 of a chunk is masked, so
  * elements past the chunk's count are left as they were. The invocation index is 2-D
@@ -14,15 +14,15 @@
  *
  * @module
  */
-import { SEGMENT_ROW_BYTES } from "../core/arena.ts";
+import { SEGMENT_WGSL } from "../core/arena.ts";
+import type { Rule } from "../core/rule.ts";
+import { FINISH_WGSL } from "../rules/lookahead.ts";
 import {
   type Binding,
   CHUNK_WGSL,
   declareBindings,
   GRID_ARGS,
   type Kernel,
-  wgslStruct,
-  wordsOf,
   WORKGROUP_SIZE,
 } from "./_wgsl.ts";
 import { DECIDE_WGSL } from "./device_counter.ts";
@@ -35,25 +35,6 @@ import { NORM_ELEMENTS_PER_WORKGROUP, NORM_WORKGROUP_WGSL } from "./wgsl_norm.ts
  * workgroup (with no centralization that step): as many as one workgroup of the norm covers.
  */
 export const SMALL_STEP_ELEMENTS = NORM_ELEMENTS_PER_WORKGROUP;
-
-/** A row of the segment table (parameter-group runs): elements [start, end) use `group`. */
-export const SEGMENT_ROW = {
-  start: "u32",
-  end: "u32",
-  group: "u32",
-  pad0: "u32",
-  pad1: "u32",
-  pad2: "u32",
-  pad3: "u32",
-  pad4: "u32",
-} as const;
-
-/** The word of each field of a segment row. */
-export const SEGMENT_WORD = wordsOf(SEGMENT_ROW);
-
-if (4 * Object.keys(SEGMENT_ROW).length !== SEGMENT_ROW_BYTES) {
-  throw new Error("SEGMENT_ROW does not match SEGMENT_ROW_BYTES (core/arena.ts)");
-}
 
 /** The bindings of `step` and `step_small`. */
 const STEP_BINDINGS: readonly Binding[] = [
@@ -69,33 +50,29 @@ const STEP_BINDINGS: readonly Binding[] = [
   { name: "ring", type: "array<u32>", kind: "read-only-storage" },
 ];
 
-const STEP_WGSL = /* wgsl */ `
+/** The WGSL of `rule`'s step kernels. */
+const stepWgsl = (rule: Rule) => /* wgsl */ `
 ${STEP_CONSTS_WGSL}
 ${CHUNK_WGSL}
-${wgslStruct("Segment", SEGMENT_ROW)}
+${SEGMENT_WGSL}
 ${declareBindings(STEP_BINDINGS)}
 ${RING_WGSL}
 ${DECIDE_WGSL}
 ${NORM_WORKGROUP_WGSL}
+${FINISH_WGSL}
+${rule.wgsl}
 
-// The scalars of the step at ring entry e0, the gradient scale clipped by the global norm.
-fn step_scalars(e0: u32) -> Scalars {
-  var sc = scalars_at(e0);
+// The factor of the global-norm clipping of this step: max / norm, or 1.
+fn clip_factor() -> f32 {
   if (s.clip != 0u && control.key == 0u && control.norm > s.clip_max) {
-    // Global-norm clipping: the gradient times max / norm.
-    sc.gradScale = sc.gradScale * (s.clip_max / control.norm);
+    return s.clip_max / control.norm;
   }
-  return sc;
+  return 1.0;
 }
 
-// The update of vec4 i (below ceil(count / 4)) of the chunk, with the scalars sc of entry e0.
-fn update(i: u32, count: u32, e0: u32, sc: Scalars) {
-  var coupled_decay = sc.coupledDecay;
-  var param_decay = sc.paramDecay;
-  var step_size = sc.stepSize;
-  let p0 = p[i];
-  let m0 = m[i];
-  let v0 = v[i];
+// The update of vec4 i (below ceil(count / 4)) of the chunk, at ring entry e0, clipped by clip.
+fn update(i: u32, count: u32, e0: u32, clip: f32) {
+  var group = 0u;
   if (s.segment_count > 0u) {
     // Parameter groups: the last segment starting at or before this element (tensors, hence
     // segments, start at 64-element offsets, so a vec4 never straddles two).
@@ -106,34 +83,10 @@ fn update(i: u32, count: u32, e0: u32, sc: Scalars) {
       let mid = (lo + hi + 1u) / 2u;
       if (segments[mid].start <= e) { lo = mid; } else { hi = mid - 1u; }
     }
-    let row = group_scalars_at(e0, segments[lo].group);
-    step_size = row.stepSize;
-    param_decay = row.paramDecay;
-    coupled_decay = row.coupledDecay;
+    group = segments[lo].group;
   }
-  var gi = sc.gradScale * g[i];
-  if (coupled_decay != 0.0) { gi = gi + coupled_decay * p0; }
-  let mi = sc.beta1 * m0 + sc.oneMinusBeta1 * gi;
-  let vi = sc.beta2 * v0 + sc.oneMinusBeta2 * (gi * gi);
-  // Nesterov (optax): the update uses m + gradMix · g in place of m.
-  var num = mi;
-  if (sc.gradMix != 0.0) { num = mi + sc.gradMix * gi; }
-  var pi = p0;
-  if (sc.mode == 0u) {
-    pi = p0 * param_decay - step_size * (num / (sqrt(vi) + sc.eps));
-  } else if (sc.mode == 1u) {
-    pi = p0 * param_decay - step_size * num;
-  }
-  let keep = past_count(count, i);
-  if (sc.sync != 0u) {
-    // LookAhead sync: slow += alpha · (p − slow); p = slow.
-    let s0 = slow[i];
-    pi = select(s0 + sc.alpha * (pi - s0), p0, keep);
-    slow[i] = select(pi, s0, keep);
-  }
-  m[i] = select(mi, m0, keep);
-  v[i] = select(vi, v0, keep);
-  p[i] = select(pi, p0, keep);
+  let base = block_at(e0, group);
+  rule_update(i, base, block_grad_scale(base) * clip, past_count(count, i));
 }
 
 @compute @workgroup_size(${WORKGROUP_SIZE})
@@ -146,8 +99,7 @@ fn step(
   // A skipped step (non-finite gradient), a halted state, or no scalars for this t: no change.
   let t = control.step_t;
   if (t == 0u) { return; }
-  let e0 = ring_entry(t);
-  update(i, count, e0, step_scalars(e0));
+  update(i, count, ring_entry(t), clip_factor());
 }
 
 var<workgroup> norm_max: f32;
@@ -208,20 +160,45 @@ fn step_small(@builtin(local_invocation_index) lid: u32) {
   let t = workgroupUniformLoad(&decided_t);
   if (t == 0u) { return; }
   let e0 = ring_entry(t);
-  let sc = step_scalars(e0);
-  for (var i = lid; i < vectors; i += ${WORKGROUP_SIZE}u) { update(i, count, e0, sc); }
+  let clip = clip_factor();
+  for (var i = lid; i < vectors; i += ${WORKGROUP_SIZE}u) { update(i, count, e0, clip); }
 }
 `;
 
-/** The step kernel over one chunk, one vec4 an invocation, after the step was decided. */
-export const STEP: Kernel = { code: STEP_WGSL, entryPoint: "step", bindings: STEP_BINDINGS };
+/** The step kernels of a rule. */
+export interface StepKernels {
+  /** The update over one chunk, one vec4 an invocation, after the step was decided. */
+  readonly step: Kernel;
+  /** The whole step of a small arena in one workgroup (the same bindings). */
+  readonly stepSmall: Kernel;
+}
 
-/** The whole step of a small arena in one workgroup (same bindings as {@linkcode STEP}). */
-export const STEP_SMALL: Kernel = {
-  code: STEP_WGSL,
-  entryPoint: "step_small",
-  bindings: STEP_BINDINGS,
-};
+const stepKernelsCache = new Map<string, StepKernels>();
+
+/**
+ * The step kernels of `rule` (made once per element loop: rules of one family share them).
+ *
+ * @example
+ * ```ts
+ * import { stepKernels } from "./wgsl_step.ts";
+ * import { LION } from "../rules/lion.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(stepKernels(LION).step.code, /fn rule_update/);
+ * ```
+ */
+export function stepKernels(rule: Rule): StepKernels {
+  let kernels = stepKernelsCache.get(rule.kernel);
+  if (!kernels) {
+    const code = stepWgsl(rule);
+    kernels = {
+      step: { code, entryPoint: "step", bindings: STEP_BINDINGS },
+      stepSmall: { code, entryPoint: "step_small", bindings: STEP_BINDINGS },
+    };
+    stepKernelsCache.set(rule.kernel, kernels);
+  }
+  return kernels;
+}
 
 const DECIDE_BINDINGS: readonly Binding[] = [
   { name: "control", type: "Control", kind: "storage" },

@@ -1,13 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { step } from "../mod.ts";
-import { caseArb, caseData, optimizerFor, readAll } from "./cases.ts";
-
-/** The f32 bit patterns of `a` (NaNs of any payload map to one pattern). */
-function bits(a: ArrayLike<number>): Uint32Array {
-  const f = Float32Array.from(a, (x) => (Number.isNaN(x) ? NaN : x));
-  return new Uint32Array(f.buffer);
-}
+import { bits, caseArb, caseData, optimizerFor, readAll } from "./cases.ts";
 
 Deno.test("wasm and js give bit-identical params, moments, slow weights and norms at every step", async () => {
   await fc.assert(

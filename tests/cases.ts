@@ -3,10 +3,12 @@
  * hyperparameters and tensor sizes, seeded data, and a check that runs a case on one backend
  * step by step against the float64 reference (tests/reference.ts).
  */
+import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   adam,
   adamw,
+  lion,
   lookahead,
   type OptimizerState,
   type Params,
@@ -30,7 +32,7 @@ import {
 
 /** A random case: which optimizer, its options, the tensor sizes, steps and a data seed. */
 export interface Case {
-  kind: "radam" | "adam" | "adamw";
+  kind: "radam" | "adam" | "adamw" | "lion";
   options: RAdamOptions;
   /** A learning-rate schedule instead of a constant (the constant scales it). */
   schedule: boolean;
@@ -119,6 +121,27 @@ export function caseArb(minSteps = 50, features = true): fc.Arbitrary<Case> {
   });
 }
 
+/**
+ * The arbitrary of Lion cases (options lr, betas, weightDecay, maximize; every training-loop
+ * feature unless `features` is false), `steps` at least `minSteps`.
+ */
+export function lionCaseArb(minSteps = 50, features = true): fc.Arbitrary<Case> {
+  return fc.record({
+    kind: fc.constant("lion" as const),
+    options: fc.record({
+      lr: fc.oneof(fc.constant(0), real(1e-6, 0.01)),
+      betas: fc.tuple(fc.oneof(fc.constant(0), real(0, 0.99)), beta2Arb),
+      weightDecay: fc.oneof(fc.constant(0), real(0, 1)),
+      maximize: fc.boolean(),
+    }),
+    schedule: fc.boolean(),
+    lengths: fc.array(fc.constantFrom(...SIZES), { minLength: 1, maxLength: 6 }),
+    steps: fc.integer({ min: minSteps, max: minSteps + 10 }),
+    seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+    extras: features ? extrasArb : fc.constant({ gc: false, badCalls: [] }),
+  });
+}
+
 /** Rows of a tensor centralized by a case (rank 2 `[rows, length / rows]`), or undefined. */
 export function rowsOf(c: Case, length: number): number | undefined {
   if (!c.extras.gc || length <= 1) return undefined;
@@ -176,7 +199,10 @@ export function optimizerFor(
   const common = { lr, backend, clipGradNorm, gc, groups, ...more };
   let opt;
   if (c.kind === "radam") opt = radam({ ...c.options, ...common });
-  else {
+  else if (c.kind === "lion") {
+    const { lr: _lr, betas, weightDecay, maximize } = c.options;
+    opt = lion({ betas, weightDecay, maximize, ...common });
+  } else {
     const { threshold: _t, degenerateToSgd: _d, nesterov: _n, ...rest } = c.options;
     opt = c.kind === "adam" ? adam({ ...rest, ...common }) : adamw({ ...rest, ...common });
   }
@@ -188,10 +214,10 @@ export function refConfig(c: Case): RefConfig {
   const o = c.options;
   const adamLike = c.kind !== "radam";
   return {
-    kind: adamLike ? "adam" : "radam",
+    kind: c.kind === "lion" ? "lion" : adamLike ? "adam" : "radam",
     beta1: o.betas![0],
     beta2: o.betas![1],
-    eps: o.eps!,
+    eps: o.eps ?? 0,
     weightDecay: o.weightDecay!,
     decoupled: c.kind === "adamw" ? (o.decoupledWeightDecay ?? true) : !!o.decoupledWeightDecay,
     maximize: !!o.maximize,
@@ -236,11 +262,12 @@ export function hasNonFinite(g: Record<string, Float32Array>): boolean {
 /** Reads a state's params and moments as float64 reference state, per tensor. */
 export async function readAll(state: OptimizerState<unknown>): Promise<Record<string, RefState>> {
   const params = await readParams(state);
-  const { exp_avg, exp_avg_sq } = await readMoments(state);
+  const { exp_avg, exp_avg_sq = {} } = await readMoments(state);
   const slow = state.optimizer.startsWith("lookahead(") ? await readSlowWeights(state) : {};
   const out: Record<string, RefState> = {};
   for (const name of Object.keys(params)) {
-    out[name] = { p: toF64(params[name]), m: toF64(exp_avg[name]), v: toF64(exp_avg_sq[name]) };
+    const v = exp_avg_sq[name] ?? new Float32Array(params[name].length);
+    out[name] = { p: toF64(params[name]), m: toF64(exp_avg[name]), v: toF64(v) };
     if (slow[name]) out[name].s = toF64(slow[name]);
   }
   return out;
@@ -316,5 +343,33 @@ export async function checkAgainstReference(
       }
     }
     before = after;
+  }
+}
+
+/** The f32 bit patterns of `a` (NaNs of any payload map to one pattern). */
+export function bits(a: ArrayLike<number>): Uint32Array {
+  const f = Float32Array.from(a, (x) => (Number.isNaN(x) ? NaN : x));
+  return new Uint32Array(f.buffer);
+}
+
+/** Asserts that two states hold the same bits everywhere (params, moments, slow weights). */
+export async function assertSameBits(
+  a: OptimizerState<unknown>,
+  b: OptimizerState<unknown>,
+  what: string,
+): Promise<void> {
+  assert.ok(Object.is(a.lastGradNorm, b.lastGradNorm), `${what}: norm`);
+  assert.equal(a.skippedSteps, b.skippedSteps, `${what}: skipped steps`);
+  assert.equal(a.step, b.step, `${what}: step`);
+  const [x, y] = [await readAll(a), await readAll(b)];
+  for (const name of Object.keys(x)) {
+    for (const field of ["p", "m", "v", "s"] as const) {
+      if (!x[name][field]) continue;
+      assert.deepEqual(
+        bits(x[name][field]!),
+        bits(y[name][field]!),
+        `${what}: ${field} of ${name}`,
+      );
+    }
   }
 }

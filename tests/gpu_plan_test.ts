@@ -6,10 +6,13 @@
 import assert from "node:assert/strict";
 import { ALIGN_ELEMENTS, type GpuPlanLimits, planChunks, planGpuArena } from "../gpu/arena_plan.ts";
 import { CONTROL, CONTROL_BYTES, CONTROL_WORD, DECIDE_WGSL } from "../gpu/device_counter.ts";
-import { RING_ENTRY, RING_WGSL, RING_WORD, ringStride } from "../gpu/scalar_ring.ts";
+import { RING_WGSL, RING_WORD, ringStride } from "../gpu/scalar_ring.ts";
+import { BLOCK_WORDS, wgslBlock } from "../core/scalars.ts";
+import { SEGMENT_WGSL } from "../core/arena.ts";
+import { ADAM_SCALARS, RADAM } from "../rules/adam.ts";
 import { STEP_CONSTS, STEP_CONSTS_WGSL, stepConstsData } from "../gpu/step_consts.ts";
 import { NORM_ELEMENTS_PER_WORKGROUP } from "../gpu/wgsl_norm.ts";
-import { SMALL_STEP_ELEMENTS, STEP } from "../gpu/wgsl_step.ts";
+import { SMALL_STEP_ELEMENTS, stepKernels } from "../gpu/wgsl_step.ts";
 
 const big: GpuPlanLimits = {
   maxStorageBufferBindingSize: 1 << 30,
@@ -95,11 +98,17 @@ Deno.test("gpu plan: the WGSL structs are the word tables the host writes by", (
   assert.equal(CONTROL_BYTES, 4 * Object.keys(CONTROL).length);
   assert.equal(CONTROL_WORD.norm, 0);
   assert.equal(CONTROL_WORD.taken, Object.keys(CONTROL).indexOf("taken"));
-  assert.ok(RING_WGSL.includes(`struct Scalars { ${fields(RING_ENTRY)} }`));
+  // A ring entry: its head (the tag) padded to a block, then a scalar block a parameter group,
+  // in the rule's layout (core/scalars.ts), whose struct the rule's loop reads.
   assert.ok(RING_WGSL.includes(`ring[e0 + ${RING_WORD.tag}u]`));
-  assert.ok(RING_WGSL.includes(`bitcast<f32>(ring[base + ${RING_WORD.stepSize}u])`));
-  assert.equal(ringStride(0), Object.keys(RING_ENTRY).length);
-  assert.equal(ringStride(3) - ringStride(2), 4);
+  assert.equal(ringStride(1), 2 * BLOCK_WORDS);
+  assert.equal(ringStride(3) - ringStride(2), BLOCK_WORDS);
+  const STEP = stepKernels(RADAM).step;
+  const block = wgslBlock(ADAM_SCALARS, "AdamScalars", "ring");
+  assert.ok(block.includes(`struct AdamScalars { ${fields(ADAM_SCALARS.table)} }`));
+  assert.ok(block.includes(`bitcast<f32>(ring[base + ${ADAM_SCALARS.word.stepSize}u])`));
+  assert.ok(STEP.code.includes(block));
+  assert.ok(STEP.code.includes(SEGMENT_WGSL));
   assert.ok(STEP_CONSTS_WGSL.includes(fields(STEP_CONSTS)));
   assert.ok(STEP.code.includes(STEP_CONSTS_WGSL));
   const data = stepConstsData({
@@ -117,5 +126,5 @@ Deno.test("gpu plan: the WGSL structs are the word tables the host writes by", (
   assert.equal(new Uint32Array(data)[names.indexOf("stride")], 24);
   // The step kernels read the ring only through the accessors made from its table.
   const reads = (code: string) => code.split("ring[").length - 1;
-  assert.equal(reads(STEP.code), reads(RING_WGSL));
+  assert.equal(reads(STEP.code), reads(RING_WGSL) + reads(block));
 });

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { radam, readMoments, readParams, step } from "../mod.ts";
 import { lastScalars } from "../core/state.ts";
-import { MODE_ADAPTIVE, MODE_MOMENTS_ONLY, MODE_MOMENTUM, rhoAt } from "../core/scalars.ts";
+import { MODE_ADAPTIVE, MODE_MOMENTS_ONLY, MODE_MOMENTUM, rhoAt } from "../rules/adam.ts";
 import { rectifier, rho } from "./reference.ts";
 
-Deno.test("SPEC reference points: ρ5 = 4.996, ρ6 = 5.994, r6 ≈ 0.0258 at β2 = 0.999", () => {
+Deno.test("docs/SPEC.md reference points: ρ5 = 4.996, ρ6 = 5.994, r6 ≈ 0.0258 at β2 = 0.999", () => {
   assert.ok(Math.abs(rho(0.999, 5).rhoT - 4.996) < 5e-4);
   assert.ok(Math.abs(rho(0.999, 6).rhoT - 5.994) < 5e-4);
   assert.ok(Math.abs(rectifier(0.999, 6, 5) - 0.0258) < 5e-5);

@@ -1,6 +1,7 @@
 /**
- * An independent float64 reference of the update rules in SPEC.md (PyTorch's RAdam, Adam and
- * AdamW semantics), written from the published formulas and sharing no code with the library.
+ * An independent float64 reference of the update rules in docs/SPEC.md (PyTorch's RAdam, Adam and
+ * AdamW semantics; Lion as optax and lion-pytorch), written from the published formulas and
+ * sharing no code with the library.
  *
  * Besides the next state it returns, per element, a bound on how far an f32 implementation of
  * the same step may stray from it, started from the same state. The bound is a first-order
@@ -24,9 +25,9 @@ export const K = 8;
  */
 export const ETA = 2 ** -149;
 
-/** Hyperparameters, as in SPEC.md. */
+/** Hyperparameters, as in docs/SPEC.md. */
 export interface RefConfig {
-  kind: "radam" | "adam";
+  kind: "radam" | "adam" | "lion";
   beta1: number;
   beta2: number;
   eps: number;
@@ -76,6 +77,19 @@ export function toF64(a: ArrayLike<number>): Float64Array {
   return Float64Array.from(a);
 }
 
+/** A zeroed step result of `n` elements. */
+function emptyStep(n: number): RefStep {
+  return {
+    p: new Float64Array(n),
+    m: new Float64Array(n),
+    v: new Float64Array(n),
+    tolP: new Float64Array(n),
+    tolM: new Float64Array(n),
+    tolV: new Float64Array(n),
+    rectified: false,
+  };
+}
+
 /** One step `t` (1-based) at learning rate `lr` from `s` with gradient `grad`. */
 export function refStep(
   c: RefConfig,
@@ -87,15 +101,8 @@ export function refStep(
   k: number = K,
 ): RefStep {
   const n = s.p.length;
-  const out: RefStep = {
-    p: new Float64Array(n),
-    m: new Float64Array(n),
-    v: new Float64Array(n),
-    tolP: new Float64Array(n),
-    tolM: new Float64Array(n),
-    tolV: new Float64Array(n),
-    rectified: false,
-  };
+  const out = emptyStep(n);
+  if (c.kind === "lion") return refLionStep(c, s, grad, lr, gradErr, k);
   const { beta1: b1, beta2: b2, eps, weightDecay: wd } = c;
   const bc1 = 1 - b1 ** t;
   const bc2 = 1 - b2 ** t;
@@ -165,6 +172,44 @@ export function refStep(
     }
     out.p[i] = pNew;
     out.tolP[i] = ep + k * ETA;
+  }
+  return out;
+}
+
+/**
+ * One Lion step (Chen et al. 2023; optax `lion`, lion-pytorch): `c = β1 m + (1 − β1) g`,
+ * `p = p (1 − lr wd) − lr sign(c)` (sign(0) = 0), `m = β2 m + (1 − β2) g`. Where `c` is within
+ * its own error bound of 0 (but not exactly 0 from m = g = 0), an f32 implementation may take
+ * any of sign −1, 0, 1: the bound of `p` then allows `lr` either way.
+ */
+function refLionStep(
+  c: RefConfig,
+  s: RefState,
+  grad: ArrayLike<number>,
+  lr: number,
+  gradErr: ArrayLike<number> | undefined,
+  k: number,
+): RefStep {
+  const n = s.p.length;
+  const out = emptyStep(n);
+  out.rectified = true;
+  const { beta1: b1, beta2: b2, weightDecay: wd } = c;
+  const e = k * U;
+  for (let i = 0; i < n; i++) {
+    const p = s.p[i], m = s.m[i];
+    const g = c.maximize ? -grad[i] : grad[i];
+    const ge = gradErr ? gradErr[i] : 0;
+    const interp = b1 * m + (1 - b1) * g;
+    const ec = e * (b1 * Math.abs(m) + (1 - b1) * Math.abs(g)) + (1 - b1) * ge + k * ETA;
+    out.m[i] = b2 * m + (1 - b2) * g;
+    out.tolM[i] = e * (b2 * Math.abs(m) + (1 - b2) * Math.abs(g)) + (1 - b2) * ge + k * ETA;
+    const decayed = p * (1 - lr * wd);
+    // c is exactly 0 in f32 too where m and g are (no rounding error to blur the sign).
+    const exactZero = m === 0 && g === 0 && ge === 0;
+    const sure = exactZero || Math.abs(interp) > ec;
+    const sign = sure && !exactZero ? Math.sign(interp) : 0;
+    out.p[i] = decayed - lr * sign;
+    out.tolP[i] = e * (Math.abs(decayed) + lr) + (sure ? 0 : lr) + k * ETA;
   }
   return out;
 }

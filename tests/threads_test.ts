@@ -19,35 +19,15 @@ import {
   saveState,
   step,
 } from "../mod.ts";
-import { caseArb, caseData, optimizerFor, prng, randomTensor, readAll } from "./cases.ts";
-
-/** The f32 bit patterns of `a` (NaNs of any payload map to one pattern). */
-function bits(a: ArrayLike<number>): Uint32Array {
-  const f = Float32Array.from(a, (x) => (Number.isNaN(x) ? NaN : x));
-  return new Uint32Array(f.buffer);
-}
-
-/** Asserts that two states hold the same bits everywhere (params, moments, slow weights). */
-async function assertSameBits(
-  a: OptimizerState<unknown>,
-  b: OptimizerState<unknown>,
-  what: string,
-): Promise<void> {
-  assert.ok(Object.is(a.lastGradNorm, b.lastGradNorm), `${what}: norm`);
-  assert.equal(a.skippedSteps, b.skippedSteps, `${what}: skipped steps`);
-  assert.equal(a.step, b.step, `${what}: step`);
-  const [x, y] = [await readAll(a), await readAll(b)];
-  for (const name of Object.keys(x)) {
-    for (const field of ["p", "m", "v", "s"] as const) {
-      if (!x[name][field]) continue;
-      assert.deepEqual(
-        bits(x[name][field]!),
-        bits(y[name][field]!),
-        `${what}: ${field} of ${name}`,
-      );
-    }
-  }
-}
+import {
+  assertSameBits,
+  caseArb,
+  caseData,
+  optimizerFor,
+  prng,
+  randomTensor,
+  readAll,
+} from "./cases.ts";
 
 Deno.test("threads 2 and 3 give the bits of one thread, every feature, at every step", async () => {
   await fc.assert(

@@ -16,7 +16,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { SLOW } from "../core/arena.ts";
-import type { Backend } from "../core/backend.ts";
+import type { DeviceBackend } from "../core/backend.ts";
 import type { ResolvedConfig } from "../core/options.ts";
 import { type OptimizerState, restoreState, stateInternals } from "../core/state.ts";
 import type { GpuTensor } from "../gpu/gpu_tensors.ts";
@@ -171,7 +171,7 @@ export function createGpuRunner(
     const params: Record<string, { buffer: GPUBuffer; length: number }> = {};
     entries.forEach((e, i) => params[e.name] = { buffer: buffers[i], length: e.size });
     const first = initWebGpuStateSync(config, params, device);
-    const stateBackend = stateInternals(first).backend as Backend<GpuTensor>;
+    const stateBackend = stateInternals(first).backend as DeviceBackend<GpuTensor>;
     const sections = new Set<number>();
     for (const k of kept.values()) k.forEach((d, s) => d && sections.add(s));
     for (const section of sections) {

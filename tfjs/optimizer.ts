@@ -5,13 +5,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { EXP_AVG, EXP_AVG_SQ, GRADS, PARAMS, SLOW } from "../core/arena.ts";
-import type { Backend } from "../core/backend.ts";
+import { type ArenaLayout, EXP_AVG, GRADS, hasSection, PARAMS, SLOW } from "../core/arena.ts";
+import type { HostBackend } from "../core/backend.ts";
 import { configOf, FORMAT, FORMAT_VERSION, optionsOf } from "../core/checkpoint.ts";
 
 /** The `format` of the config {@linkcode TfOptimizer.getConfig} writes. */
 const CONFIG_FORMAT = "radam.tfjs";
-import type { ResolvedConfig } from "../core/options.ts";
+import { type LearningRate, type ResolvedConfig, withLearningRate } from "../core/options.ts";
 import {
   groupsOf,
   type OptimizerState,
@@ -20,6 +20,7 @@ import {
   stateInternals,
 } from "../core/state.ts";
 import { createJsBackend } from "../cpu/js_backend.ts";
+import { ruleOf } from "../rules/registry.ts";
 import { createWasmBackendSync, wasmSimdSupported } from "../cpu/wasm_backend.ts";
 import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { dispose, loadState, readMoments, readSlowWeights, step } from "../mod.ts";
@@ -80,11 +81,33 @@ export interface SettingsHolder {
 
 /** The tfjs weight-name suffix of each state section, as tfjs names Adam's (`/m`, `/v`). */
 const MOMENT_SUFFIX: Readonly<Record<string, string>> = { exp_avg: "m", exp_avg_sq: "v" };
-/** The arena section of each moment the library reports (see `readMoments`). */
-const MOMENT_SECTION: Readonly<Record<string, number>> = {
-  exp_avg: EXP_AVG,
-  exp_avg_sq: EXP_AVG_SQ,
-};
+/** The sections `layout` holds (those of its rule and LookAhead), by index. */
+function heldSections(layout: ArenaLayout): number[] {
+  return layout.sectionOffsets.flatMap((_, s) => hasSection(layout, s) ? [s] : []);
+}
+
+/**
+ * Live views of the state sections of a host backend, by section index (undefined for the
+ * params, the gradients and the sections its rule lacks).
+ */
+function stateViews(backend: HostBackend): (Readonly<Record<string, Float32Array>> | undefined)[] {
+  return backend.layout.sectionOffsets.map((_, s) =>
+    s === PARAMS || s === GRADS || !hasSection(backend.layout, s)
+      ? undefined
+      : backend.viewSection(s)
+  );
+}
+
+/** The moments the rule of `config` keeps (see `readMoments`): name, tfjs suffix, section. */
+function momentSections(
+  config: ResolvedConfig,
+): { key: string; suffix: string; section: number }[] {
+  return ruleOf(config).moments.map((m, k) => ({
+    key: m.name,
+    suffix: MOMENT_SUFFIX[m.name] ?? m.name,
+    section: EXP_AVG + k,
+  }));
+}
 const SLOW_SUFFIX = "slow";
 
 /** State kept aside for a variable not in the current state (frozen, or loaded by setWeights). */
@@ -102,7 +125,7 @@ interface Kept {
 /** Worker threads being started for the current state. */
 interface ThreadsPending {
   done: Promise<void>;
-  backend?: Backend<Float32Array>;
+  backend?: HostBackend;
   error?: unknown;
 }
 
@@ -291,7 +314,7 @@ export class TfOptimizer extends tf.Optimizer {
         `Option lr must be a finite number ≥ 0 or a schedule, got ${String(lr)}`,
       );
     }
-    this.#config = Object.freeze({ ...this.#config, lr });
+    this.#config = withLearningRate(this.#config, lr);
     this.#stale = true;
   }
 
@@ -430,14 +453,10 @@ export class TfOptimizer extends tf.Optimizer {
   #keepAll(): void {
     const state = this.#state!;
     const internals = stateInternals(state);
-    const backend = internals.backend as Backend<Float32Array>;
+    const backend = internals.backend as HostBackend;
     this.#steps = internals.steps;
     this.#skipped = internals.skipped;
-    const count = backend.layout.sectionCount;
-    const views: (Readonly<Record<string, Float32Array>> | undefined)[] = [];
-    for (let s = 0; s < count; s++) {
-      views.push(s === PARAMS || s === GRADS ? undefined : backend.viewSection!(s));
-    }
+    const views = stateViews(backend);
     for (const entry of this.#entries) {
       this.#kept.set(entry.name, { entry, sections: views.map((v) => v?.[entry.name].slice()) });
     }
@@ -469,7 +488,7 @@ export class TfOptimizer extends tf.Optimizer {
       params[e.name] = data;
     });
     backend.writeSection(PARAMS, params);
-    for (let s = 0; s < layout.sectionCount; s++) {
+    for (const s of heldSections(layout)) {
       if (s === PARAMS || s === GRADS) continue;
       const data: Record<string, Float32Array> = {};
       for (const e of entries) {
@@ -513,9 +532,9 @@ export class TfOptimizer extends tf.Optimizer {
     if (target === undefined) return;
     this.#threads = undefined;
     const internals = stateInternals(this.#state!);
-    const source = internals.backend as Backend<Float32Array>;
-    for (let s = 0; s < source.layout.sectionCount; s++) {
-      if (s !== GRADS) target.writeSection(s, source.viewSection!(s));
+    const source = internals.backend as HostBackend;
+    for (const s of heldSections(source.layout)) {
+      if (s !== GRADS) target.writeSection(s, source.viewSection(s));
     }
     dispose(this.#state!);
     this.#state = restoreState(this.#config, target, {
@@ -525,10 +544,10 @@ export class TfOptimizer extends tf.Optimizer {
     });
   }
 
-  #cpuBackend(layout: ReturnType<typeof planFor>): Backend<Float32Array> {
+  #cpuBackend(layout: ReturnType<typeof planFor>): HostBackend {
     const choice = this.#config.backend;
     if (choice === "js" || (choice === "auto" && !wasmSimdSupported())) {
-      return createJsBackend(layout);
+      return createJsBackend(layout, ruleOf(this.#config));
     }
     if (choice === "webgpu" && tf.getBackend() !== "webgpu") {
       throw new TypeError(
@@ -630,19 +649,15 @@ export class TfOptimizer extends tf.Optimizer {
     const sections: { suffix: string; section: number; data?: Record<string, Float32Array> }[] = [];
     if (state !== undefined) {
       const moments = await readMoments(state) as Record<string, Record<string, Float32Array>>;
-      for (const key of Object.keys(moments)) {
-        sections.push({
-          suffix: MOMENT_SUFFIX[key] ?? key,
-          section: MOMENT_SECTION[key] ?? -1,
-          data: moments[key],
-        });
+      for (const m of momentSections(this.#config)) {
+        sections.push({ suffix: m.suffix, section: m.section, data: moments[m.key] });
       }
       if (this.#config.lookahead) {
         sections.push({ suffix: SLOW_SUFFIX, section: SLOW, data: await readSlowWeights(state) });
       }
     } else {
-      for (const key of Object.keys(MOMENT_SECTION)) {
-        sections.push({ suffix: MOMENT_SUFFIX[key], section: MOMENT_SECTION[key] });
+      for (const m of momentSections(this.#config)) {
+        sections.push({ suffix: m.suffix, section: m.section });
       }
       if (this.#config.lookahead) sections.push({ suffix: SLOW_SUFFIX, section: SLOW });
     }
@@ -684,7 +699,7 @@ export class TfOptimizer extends tf.Optimizer {
       throw new TypeError(`setWeights expects a NamedTensor[], got ${describe(weightValues)}`);
     }
     const suffixes = new Map<string, number>(
-      Object.keys(MOMENT_SECTION).map((k) => [MOMENT_SUFFIX[k], MOMENT_SECTION[k]]),
+      momentSections(this.#config).map((m) => [m.suffix, m.section]),
     );
     suffixes.set(SLOW_SUFFIX, SLOW);
     let steps: number | undefined;
@@ -777,19 +792,19 @@ export class TfOptimizer extends tf.Optimizer {
    * stay. Rejects with the library's `CheckpointError` for a damaged file; nothing changes then.
    */
   async loadState(bytes: Uint8Array): Promise<void> {
-    const state = await loadState(bytes, { backend: "js", lr: this.#config.lr });
+    const state = await loadState(bytes, {
+      backend: "js",
+      lr: this.#config.hyperparameters.lr as LearningRate,
+    });
     const kept = new Map<string, Kept>();
     let steps: number, skipped: number;
     try {
       const internals = stateInternals(state);
-      const backend = internals.backend as Backend<Float32Array>;
+      const backend = internals.backend as HostBackend;
       const layout = backend.layout;
       steps = internals.steps;
       skipped = internals.skipped;
-      const views: (Readonly<Record<string, Float32Array>> | undefined)[] = [];
-      for (let s = 0; s < layout.sectionCount; s++) {
-        views.push(s === PARAMS || s === GRADS ? undefined : backend.viewSection!(s));
-      }
+      const views = stateViews(backend);
       layout.names.forEach((name, i) => {
         const arenaShape = internals.shapes[i];
         kept.set(name, {
@@ -866,7 +881,7 @@ export class TfOptimizer extends tf.Optimizer {
     }
     const settings = {
       hyperparameters: optionsOf(c),
-      lrSchedule: typeof c.lr === "function",
+      lrSchedule: typeof c.hyperparameters.lr === "function",
       backend: c.backend,
       threads: c.threads,
       threadThreshold: c.threadThreshold,

@@ -1,15 +1,18 @@
 /**
- * Compiles the AssemblyScript kernels (assembly/) to WebAssembly with the settings in
- * asconfig.json and writes them, base64-encoded, into cpu/kernels_wasm.generated.ts, so that
- * the package needs no file access at run time (JSR, npm bundles and browsers alike).
+ * Writes assembly/layout.generated.ts (the kernel's word offsets, from the tables of core/ and
+ * rules/: see tools/kernel_layout.ts), compiles the AssemblyScript kernels (assembly/) to
+ * WebAssembly with the settings in asconfig.json and writes them, base64-encoded, into
+ * cpu/kernels_wasm.generated.ts, so that the package needs no file access at run time (JSR, npm
+ * bundles and browsers alike).
  *
  * Usage:
- *   deno task build            compile and write the generated module
- *   deno task build --check    compile and exit 1 if the committed module differs
+ *   deno task build            write the layout, compile and write the generated module
+ *   deno task build --check    exit 1 if either committed file differs from a fresh build
  *
  * @module
  */
 import asc from "assemblyscript/asc";
+import { kernelLayoutModule, LAYOUT_PATH } from "./kernel_layout.ts";
 
 /** Where the generated module lives, relative to the repository root. */
 export const GENERATED_PATH = "cpu/kernels_wasm.generated.ts";
@@ -83,8 +86,19 @@ export async function buildGeneratedModule(): Promise<string> {
 }
 
 if (import.meta.main) {
+  const check = Deno.args.includes("--check");
+  const layout = kernelLayoutModule();
+  if (check) {
+    if (await Deno.readTextFile(LAYOUT_PATH) !== layout) {
+      console.error(`${LAYOUT_PATH} is stale: run \`deno task build\` and commit it.`);
+      Deno.exit(1);
+    }
+  } else {
+    await Deno.writeTextFile(LAYOUT_PATH, layout);
+    console.log(`wrote ${LAYOUT_PATH}`);
+  }
   const text = await buildGeneratedModule();
-  if (Deno.args.includes("--check")) {
+  if (check) {
     const committed = await Deno.readTextFile(GENERATED_PATH);
     if (committed !== text) {
       console.error(`${GENERATED_PATH} is stale: run \`deno task build\` and commit it.`);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { buildGeneratedModule, compileKernels, GENERATED_PATH } from "./build_wasm.ts";
+import { kernelLayoutModule, LAYOUT_PATH } from "./kernel_layout.ts";
 
 Deno.test("the committed kernel module is what assembly/ compiles to (both builds)", async () => {
   const rebuilt = await buildGeneratedModule();
@@ -40,4 +41,12 @@ Deno.test("the shared kernel module imports only a shared memory that can hold 4
   );
   const exports = WebAssembly.Module.exports(module).map((e) => `${e.kind}:${e.name}`).sort();
   assert.deepEqual(exports, [...EXPORTED_FUNCTIONS, "memory:memory"]);
+});
+
+Deno.test("the committed kernel layout is what the tables of core/ and rules/ generate", async () => {
+  const committed = await Deno.readTextFile(LAYOUT_PATH);
+  assert.ok(
+    committed === kernelLayoutModule(),
+    `${LAYOUT_PATH} differs from the tables: run \`deno task build\``,
+  );
 });

@@ -1,0 +1,238 @@
+/**
+ * The operations on a state: `step`, `dispose`, the reads (`readParams`, `readMoments`,
+ * `readSlowWeights`) and checkpoints (`saveState`, `loadState`). Each delegates to the
+ * rule-agnostic machinery of core/state.ts and core/checkpoint.ts.
+ *
+ * @module
+ */
+import { EXP_AVG, PARAMS, SLOW } from "./arena.ts";
+import { loadCheckpoint, type LoadOptions, saveCheckpoint } from "./checkpoint.ts";
+import { placement } from "./select.ts";
+import {
+  disposeState,
+  type OptimizerState,
+  readSection,
+  stateInternals,
+  stepState,
+} from "./state.ts";
+import type { GpuGrads, GpuTensor } from "../gpu/gpu_tensors.ts";
+import { restoreWebGpuBackend } from "../gpu/webgpu_state.ts";
+import { ruleOf } from "../rules/registry.ts";
+
+/**
+ * Takes one optimizer step and returns the next state.
+ *
+ * `grads` has the same names and lengths as the parameters (or is one `Float32Array` for a
+ * one-tensor state). Each gradient is copied into the arena, except where it already is the
+ * state's own slot: write gradients into `state.grads[name]` and call `step(state)` (or
+ * `step(state, state.grads)`) to copy nothing.
+ *
+ * The buffers are reused: the state passed in is consumed, and any later use of it throws a
+ * TypeError. Bad gradients (missing, extra, wrong type or length) throw a TypeError or
+ * RangeError naming the tensor, and leave the state exactly as it was, still usable.
+ *
+ * @example
+ * ```ts
+ * import { radam, step } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * let state = await radam().init({ w: new Float32Array(8) });
+ * state.grads.w.fill(1); // zero-copy: fill the slot the kernel reads
+ * state = step(state);
+ * state = step(state, { w: new Float32Array(8).fill(0.5) }); // one copy into the arena
+ * assert.equal(state.step, 2);
+ * assert.throws(() => step(state, { v: new Float32Array(8) }), TypeError);
+ * assert.equal(state.step, 2); // a bad call changes nothing
+ * ```
+ */
+export function step(
+  state: OptimizerState,
+  grads?: Float32Array | Readonly<Record<string, Float32Array>>,
+): OptimizerState;
+/**
+ * A step of a WebGPU state: encodes and submits one fused dispatch, synchronously. Gradients
+ * may be Float32Arrays (one `writeBuffer` each), GPU tensors (copied on the GPU), or the
+ * state's own `state.grads` slots (nothing copied).
+ */
+export function step(state: OptimizerState<GpuTensor>, grads?: GpuGrads): OptimizerState<GpuTensor>;
+/** A step of a state of either kind (GPU or CPU). */
+export function step(state: OptimizerState<unknown>, grads?: unknown): OptimizerState<unknown>;
+export function step<T>(state: OptimizerState<T>, grads?: unknown): OptimizerState<T> {
+  return stepState(state, grads);
+}
+
+/**
+ * Releases a state: stops the workers of a threaded state (option `threads`), frees the GPU
+ * buffers of a WebGPU state (caller-owned buffers are left alone), and makes the state, and
+ * every other state of its line (those `step` derived from the same `init`), unusable: any
+ * later use throws a TypeError. Idempotent. A single-threaded CPU state holds nothing but
+ * memory, which the garbage collector reclaims anyway; disposing it is optional.
+ *
+ * Call it when done with a threaded state: Deno's test sanitizers report running workers as a
+ * leak, and in browsers they live as long as the page. (A Deno script that forgets it still
+ * exits: the workers do not keep the process alive.)
+ *
+ * @example Train on two threads, then release them
+ * ```ts
+ * import { dispose, radam, step } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * let state = await radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(4096));
+ * try {
+ *   for (let t = 0; t < 10; t++) {
+ *     state.grads[""].fill(0.1);
+ *     state = step(state);
+ *   }
+ *   assert.equal(state.threads, 2);
+ *   assert.equal(state.step, 10);
+ * } finally {
+ *   dispose(state);
+ * }
+ * assert.throws(() => state.step, TypeError);
+ * ```
+ */
+export function dispose(state: OptimizerState<unknown>): void {
+  disposeState(state);
+}
+
+/**
+ * Copies of the current parameters, by name (a one-tensor state made from a bare
+ * `Float32Array` names it `""`). The copies do not change as later steps are taken.
+ *
+ * @example
+ * ```ts
+ * import { radam, readParams } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const state = await radam().init({ w: new Float32Array([1, 2]) });
+ * const { w } = await readParams(state);
+ * assert.deepEqual(w, new Float32Array([1, 2]));
+ * ```
+ */
+export function readParams(state: OptimizerState<unknown>): Promise<Record<string, Float32Array>> {
+  return readSection(state, PARAMS);
+}
+
+/**
+ * Copies of the optimizer's moments, by moment name then tensor name, as PyTorch names them:
+ * `exp_avg` (m) and `exp_avg_sq` (v) for RAdam, Adam and AdamW; `exp_avg` alone for Lion.
+ *
+ * @example
+ * ```ts
+ * import { adam, readMoments, step } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const state = step(await adam().init({ w: new Float32Array(2) }), { w: new Float32Array([1, 2]) });
+ * const { exp_avg, exp_avg_sq } = await readMoments(state);
+ * assert.deepEqual(exp_avg.w, new Float32Array([0.1, 0.2])); // (1 − β1)·g
+ * assert.deepEqual(exp_avg_sq.w, new Float32Array([Math.fround(1 - 0.999), Math.fround(1 - 0.999) * 4]));
+ * ```
+ */
+export async function readMoments(
+  state: OptimizerState<unknown>,
+): Promise<Record<string, Record<string, Float32Array>>> {
+  let moments;
+  try {
+    moments = ruleOf(stateInternals(state).config).moments;
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  // Every read starts before the first await, so they all see the same step.
+  const reads = await Promise.all(moments.map((_, k) => readSection(state, EXP_AVG + k)));
+  return Object.fromEntries(moments.map((m, k) => [m.name, reads[k]]));
+}
+
+/**
+ * Copies of LookAhead's slow weights, by tensor name (states of `lookahead` and `ranger` only;
+ * TypeError otherwise).
+ *
+ * @example
+ * ```ts
+ * import { adam, lookahead, readSlowWeights } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const state = await lookahead(adam()).init({ w: new Float32Array([1, 2]) });
+ * assert.deepEqual((await readSlowWeights(state)).w, new Float32Array([1, 2]));
+ * await assert.rejects(readSlowWeights(await adam().init({ w: new Float32Array(1) })), TypeError);
+ * ```
+ */
+export function readSlowWeights(
+  state: OptimizerState<unknown>,
+): Promise<Record<string, Float32Array>> {
+  try {
+    if (!state.optimizer.startsWith("lookahead(")) {
+      throw new TypeError(`The ${state.optimizer} optimizer keeps no slow weights`);
+    }
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return readSection(state, SLOW);
+}
+
+/**
+ * Writes a state (parameters, moments, hyperparameters, step count) as a safetensors file:
+ * F32 tensors `<name>`, `<name>.<moment>` (`exp_avg`, `exp_avg_sq`; Lion: `exp_avg`), and
+ * string `__metadata__`. The state stays usable. A learning-rate schedule is not stored
+ * (functions cannot be): pass it again to {@linkcode loadState}. See the README's
+ * "Checkpoints" section for the format.
+ *
+ * @example Save at the end of one invocation, resume in the next
+ * ```ts
+ * import { loadState, radam, saveState, step } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * let state = await radam({ lr: 1e-2 }).init({ w: new Float32Array([1, 2, 3]) });
+ * state = step(state, { w: new Float32Array([0.1, 0.2, 0.3]) });
+ * const bytes = await saveState(state); // e.g. write to object storage
+ *
+ * let resumed = await loadState(bytes, { backend: "js" });
+ * resumed = step(resumed, { w: new Float32Array([0.1, 0.2, 0.3]) });
+ * state = step(state, { w: new Float32Array([0.1, 0.2, 0.3]) });
+ * assert.equal(resumed.step, 2);
+ * assert.deepEqual(resumed.params.w, state.params.w); // bit for bit
+ * ```
+ */
+export function saveState(state: OptimizerState<unknown>): Promise<Uint8Array> {
+  return saveCheckpoint(state);
+}
+
+/**
+ * Reads a checkpoint written by {@linkcode saveState} (from any backend) into a new state on
+ * `options.backend` (default `"auto"`). Resuming is exact: on the CPU backends, N steps, save,
+ * load, M steps gives bit-identical results to N + M steps.
+ *
+ * The whole file is validated before anything is allocated; a damaged, hostile or incompatible
+ * file throws a `CheckpointError` (a RangeError whose `name` is `"CheckpointError"`) naming
+ * what is wrong. A checkpoint saved with a schedule throws a TypeError unless `options.lr`
+ * passes it again; a given `lr` replaces a stored constant.
+ *
+ * @example Resume with a schedule
+ * ```ts
+ * import { adamw, CheckpointError, loadState, saveState, step } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const lr = (t: number) => 1e-3 * Math.min(1, t / 100);
+ * let state = await adamw({ lr }).init({ w: new Float32Array(4) });
+ * state = step(state, { w: new Float32Array(4).fill(1) });
+ * const bytes = await saveState(state);
+ *
+ * const resumed = await loadState(bytes, { lr }); // the schedule must be passed again
+ * await assert.rejects(loadState(bytes), TypeError);
+ * await assert.rejects(loadState(bytes.subarray(0, 100), { lr }), CheckpointError);
+ * assert.equal(resumed.step, 1);
+ * ```
+ */
+export function loadState(
+  bytes: Uint8Array,
+  options: LoadOptions & { device: GPUDevice },
+): Promise<OptimizerState<GpuTensor>>;
+/** Reads a checkpoint into a new state on the CPU (or, with `backend: "webgpu"`, the GPU). */
+export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<OptimizerState>;
+// deno-lint-ignore no-explicit-any
+export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<OptimizerState<any>> {
+  const device = options?.device;
+  return loadCheckpoint(bytes, options, (config) => {
+    const where = placement(config, device, false, "loadState");
+    return where === "device" ? (layout) => restoreWebGpuBackend(layout, device, config) : where;
+  });
+}

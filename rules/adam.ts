@@ -1,0 +1,237 @@
+/**
+ * The RAdam / Adam / AdamW rule (docs/SPEC.md): one rule with modes. Its options, its two
+ * moments (`exp_avg`, `exp_avg_sq`), its scalar block and the float64 code that fills it each
+ * step, and its TypeScript and WGSL element loops (the AssemblyScript one is assembly/adam.ts).
+ *
+ * Per element, in f32 (every backend, in this order, with no fused multiply-add):
+ *
+ * ```text
+ * g = gradScale · grad (+ coupledDecay · p, only when coupledDecay ≠ 0)
+ * m = beta1 · m + oneMinusBeta1 · g
+ * v = beta2 · v + oneMinusBeta2 · (g · g)
+ * num = m, or m + gradMix · g when gradMix ≠ 0 (Nesterov)
+ * adaptive: p = p · paramDecay − stepSize · (num / (sqrt(v) + eps))
+ * momentum: p = p · paramDecay − stepSize · num
+ * moments only: p unchanged
+ * sync (LookAhead): slow = slow + alpha · (p − slow); p = slow
+ * ```
+ *
+ * @module
+ */
+import type { Hyperparameters, JsStep, Rule, RuleKind } from "../core/rule.ts";
+import {
+  EMA_FIELDS,
+  emaScalars,
+  scalarLayout,
+  type StepScalars,
+  wgslBlock,
+} from "../core/scalars.ts";
+import { finishJs } from "./lookahead.ts";
+import { betasOption, booleanOption, lrOption, numberOption, type Schema } from "../core/schema.ts";
+
+/** Kernel mode: adaptive update `p -= stepSize · m / (sqrt(v) + eps)`. */
+export const MODE_ADAPTIVE = 0;
+/** Kernel mode: bias-corrected momentum-SGD update `p -= stepSize · m`. */
+export const MODE_MOMENTUM = 1;
+/** Kernel mode: moments only; the parameters are left untouched. */
+export const MODE_MOMENTS_ONLY = 2;
+
+/** The rule's resolved hyperparameters. */
+export interface AdamHyperparameters {
+  readonly lr: number | ((t: number) => number);
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  readonly decoupledWeightDecay: boolean;
+  readonly maximize: boolean;
+  /** RAdam only. */
+  readonly threshold?: number;
+  readonly degenerateToSgd?: boolean;
+  readonly nesterov?: boolean;
+}
+
+const ADAM_OPTIONS: Schema = [
+  lrOption(1e-3),
+  betasOption([0.9, 0.999]),
+  numberOption("eps", 1e-8, "required"),
+  numberOption("weightDecay", 0, "required"),
+  booleanOption("decoupledWeightDecay", false, "required"),
+  booleanOption("maximize", false, "required"),
+];
+
+const RADAM_OPTIONS: Schema = [
+  ...ADAM_OPTIONS,
+  numberOption("threshold", 5, "required", 4),
+  booleanOption("degenerateToSgd", true, "required"),
+  booleanOption("nesterov", false, "always"),
+];
+
+/** The rule's scalar block (after the header: see core/scalars.ts). */
+export const ADAM_SCALARS = scalarLayout({
+  coupledDecay: "f32",
+  ...EMA_FIELDS,
+  paramDecay: "f32",
+  stepSize: "f32",
+  eps: "f32",
+  mode: "u32",
+  gradMix: "f32",
+});
+
+/** The value of the block's `rule` word for this rule. */
+export const ADAM_TAG = 0;
+
+/** ρ∞ = 2 / (1 − β2) − 1. */
+export function rhoInfinity(beta2: number): number {
+  return 2 / (1 - beta2) - 1;
+}
+
+/** ρt = ρ∞ − 2 t β2^t / (1 − β2^t), in float64. */
+export function rhoAt(beta2: number, t: number): number {
+  const b2t = Math.pow(beta2, t);
+  return rhoInfinity(beta2) - (2 * t * b2t) / (1 - b2t);
+}
+
+/**
+ * The scalars of step `t` at `lr`, into `out`; also the host-only `rho` (ρt, NaN for Adam) and
+ * `rectifier` (r, NaN when not rectified, 1 for Adam).
+ */
+function computeScalars(
+  kind: RuleKind,
+  hyper: Hyperparameters,
+  t: number,
+  lr: number,
+  out: StepScalars,
+) {
+  const h = hyper as unknown as AdamHyperparameters;
+  const { beta1, beta2, eps, weightDecay } = h;
+  const bc1 = 1 - Math.pow(beta1, t);
+  const bc2 = 1 - Math.pow(beta2, t);
+  out.rule = ADAM_TAG;
+  out.gradScale = h.maximize ? -1 : 1;
+  out.coupledDecay = h.decoupledWeightDecay ? 0 : weightDecay;
+  out.paramDecay = h.decoupledWeightDecay ? 1 - lr * weightDecay : 1;
+  emaScalars(beta1, beta2, out);
+  out.gradMix = 0;
+  if (kind === "adam") {
+    // lr/bc1 · m / (sqrt(v)/sqrt(bc2) + eps) == (lr·sqrt(bc2)/bc1) · m / (sqrt(v) + eps·sqrt(bc2))
+    out.mode = MODE_ADAPTIVE;
+    out.stepSize = (lr * Math.sqrt(bc2)) / bc1;
+    out.eps = eps * Math.sqrt(bc2);
+    out.rho = NaN;
+    out.rectifier = 1;
+    return;
+  }
+  const rhoInf = rhoInfinity(beta2);
+  const rho = rhoAt(beta2, t);
+  out.rho = rho;
+  out.eps = eps;
+  // m̂: m / bc1, or with Nesterov (optax) β1 m / (1 − β1^(t+1)) + (1 − β1) g / bc1
+  //   = (β1 / (1 − β1^(t+1))) · (m + gradMix · g).
+  let mHatNum = 1, mHatDen = bc1;
+  if (h.nesterov && beta1 !== 0) {
+    const bc1Next = 1 - Math.pow(beta1, t + 1);
+    mHatNum = beta1;
+    mHatDen = bc1Next;
+    out.gradMix = ((1 - beta1) * bc1Next) / (beta1 * bc1);
+  }
+  if (rho > h.threshold!) {
+    const r = Math.sqrt(((rho - 4) * (rho - 2) * rhoInf) / ((rhoInf - 4) * (rhoInf - 2) * rho));
+    out.rectifier = r;
+    out.mode = MODE_ADAPTIVE;
+    out.stepSize = (lr * r * Math.sqrt(bc2) * mHatNum) / mHatDen;
+  } else {
+    out.rectifier = NaN;
+    if (h.degenerateToSgd) {
+      out.mode = MODE_MOMENTUM;
+      out.stepSize = (lr * mHatNum) / mHatDen;
+    } else {
+      out.mode = MODE_MOMENTS_ONLY;
+      out.stepSize = 0;
+      out.paramDecay = 1;
+    }
+  }
+}
+
+const f32 = Math.fround;
+const W = ADAM_SCALARS.word;
+
+/** The TypeScript element loop (the operations of the module doc, each rounded to f32). */
+const jsStep: JsStep = (s, start, end, f, u, b) => {
+  const { p, g, m0: m, m1: v, slow } = s;
+  const gs = f[b + W.gradScale], wd = f[b + W.coupledDecay];
+  const b1 = f[b + W.beta1], c1 = f[b + W.oneMinusBeta1];
+  const b2 = f[b + W.beta2], c2 = f[b + W.oneMinusBeta2];
+  const pd = f[b + W.paramDecay], ss = f[b + W.stepSize], eps = f[b + W.eps];
+  const mode = u[b + W.mode];
+  const coupled = wd !== 0;
+  const alpha = f[b + W.alpha], sync = u[b + W.sync] !== 0;
+  const gm = f[b + W.gradMix], nesterov = gm !== 0;
+  for (let i = start; i < end; i++) {
+    const pi = p[i];
+    let gi = f32(gs * g[i]);
+    if (coupled) gi = f32(gi + f32(wd * pi));
+    const mi = f32(f32(b1 * m[i]) + f32(c1 * gi));
+    const vi = f32(f32(b2 * v[i]) + f32(c2 * f32(gi * gi)));
+    m[i] = mi;
+    v[i] = vi;
+    const num = nesterov ? f32(mi + f32(gm * gi)) : mi;
+    let pNew = pi;
+    if (mode === MODE_ADAPTIVE) {
+      pNew = f32(f32(pi * pd) - f32(ss * f32(num / f32(f32(Math.sqrt(vi)) + eps))));
+    } else if (mode === MODE_MOMENTUM) {
+      pNew = f32(f32(pi * pd) - f32(ss * num));
+    }
+    finishJs(p, slow, i, pNew, alpha, sync);
+  }
+};
+
+/** WGSL of the element loop on vec4 `i` (see {@linkcode Rule.wgsl}). */
+const WGSL = /* wgsl */ `
+${wgslBlock(ADAM_SCALARS, "AdamScalars", "ring")}
+fn rule_update(i: u32, base: u32, grad_scale: f32, keep: vec4<bool>) {
+  let b = loadAdamScalars(base);
+  let p0 = p[i];
+  let m0 = m[i];
+  let v0 = v[i];
+  var gi = grad_scale * g[i];
+  if (b.coupledDecay != 0.0) { gi = gi + b.coupledDecay * p0; }
+  let mi = b.beta1 * m0 + b.oneMinusBeta1 * gi;
+  let vi = b.beta2 * v0 + b.oneMinusBeta2 * (gi * gi);
+  // Nesterov (optax): the update uses m + gradMix · g in place of m.
+  var num = mi;
+  if (b.gradMix != 0.0) { num = mi + b.gradMix * gi; }
+  var pi = p0;
+  if (b.mode == ${MODE_ADAPTIVE}u) {
+    pi = p0 * b.paramDecay - b.stepSize * (num / (sqrt(vi) + b.eps));
+  } else if (b.mode == ${MODE_MOMENTUM}u) {
+    pi = p0 * b.paramDecay - b.stepSize * num;
+  }
+  m[i] = select(mi, m0, keep);
+  v[i] = select(vi, v0, keep);
+  finish_update(i, p0, pi, b.sync, b.alpha, keep);
+}
+`;
+
+function adamRule(kind: RuleKind, options: Schema): Rule {
+  return Object.freeze({
+    kind,
+    tag: ADAM_TAG,
+    kernel: "adam",
+    options,
+    moments: [
+      { name: "exp_avg", nonNegative: false },
+      { name: "exp_avg_sq", nonNegative: true },
+    ],
+    scalars: ADAM_SCALARS,
+    computeScalars: (h: Hyperparameters, t: number, lr: number, out: StepScalars) =>
+      computeScalars(kind, h, t, lr, out),
+    jsStep,
+    wgsl: WGSL,
+  });
+}
+
+/** RAdam (rectified; `threshold`, `degenerateToSgd`, `nesterov`). */
+export const RADAM: Rule = adamRule("radam", RADAM_OPTIONS);
+/** Adam and AdamW (AdamW: decoupled decay by default, a factory default). */
+export const ADAM: Rule = adamRule("adam", ADAM_OPTIONS);
