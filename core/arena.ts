@@ -201,28 +201,67 @@ export function segmentRuns(
   return segments;
 }
 
-/** Lays out tensors of the given lengths. */
-export function planArena(
+/** Options of an arena plan: LookAhead's slow weights, each tensor's group, the rule's moments. */
+export interface PlanOptions {
+  slow?: boolean;
+  groups?: readonly number[];
+  moments?: number;
+}
+
+/** How a backend places tensors and sections (the one difference between the arena plans). */
+export interface Placement {
+  /** Elements a tensor's offset is a multiple of. */
+  tensorAlign: number;
+  /** Elements a section's length is a multiple of, and at least. */
+  sectionAlign: number;
+  /** Bytes from one section's start to the next's in one buffer (0: a buffer per section). */
+  stride(sectionBytes: number): number;
+}
+
+/**
+ * The layout of tensors of the given lengths under a backend's placement: tensor offsets,
+ * section length, the parameter-group runs, the sections the rule keeps and where they start;
+ * the segment table follows the last section. Shared by `planArena` and the GPU's plan.
+ *
+ * @example
+ * ```ts
+ * import { layoutArena } from "./arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = layoutArena(["w", "b"], [5, 3], {}, {
+ *   tensorAlign: 4,
+ *   sectionAlign: 4,
+ *   stride: (bytes) => bytes,
+ * });
+ * assert.deepEqual(layout.offsets, [0, 8]);
+ * assert.deepEqual(layout.sectionOffsets, [0, 48, 96, 144]);
+ * ```
+ */
+export function layoutArena(
   names: readonly string[],
   lengths: readonly number[],
-  options: { slow?: boolean; groups?: readonly number[]; moments?: number } = {},
+  options: PlanOptions,
+  placement: Placement,
 ): ArenaLayout {
-  const moments = options.moments ?? 2;
-  const present = presentSections(moments, options.slow ?? false);
+  const present = presentSections(options.moments ?? 2, options.slow ?? false);
   const sectionCount = present.length;
+  const align = placement.tensorAlign;
   const offsets: number[] = [];
   let total = 0;
   for (const length of lengths) {
-    offsets.push(total);
-    total += length;
+    const offset = Math.ceil(total / align) * align;
+    offsets.push(offset);
+    total = offset + length;
   }
-  const sectionLength = Math.ceil(total / 4) * 4;
+  const unit = placement.sectionAlign;
+  const sectionLength = Math.max(unit, Math.ceil(total / unit) * unit);
   const segments = segmentRuns(offsets, lengths, options.groups);
-  const stride = sectionStride(sectionLength * 4);
+  const sectionBytes = sectionLength * 4;
+  const stride = placement.stride(sectionBytes);
   // Indexed by section; -1 where absent (a moment the rule lacks, before the slow weights).
   const sectionOffsets: number[] = new Array(present[present.length - 1] + 1).fill(-1);
   present.forEach((section, s) => sectionOffsets[section] = s * stride);
-  const segmentTableOffset = (sectionCount - 1) * stride + sectionLength * 4;
+  const segmentTableOffset = (sectionCount - 1) * (stride || sectionBytes) + sectionBytes;
   return {
     names,
     lengths,
@@ -236,6 +275,18 @@ export function planArena(
     byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
   };
 }
+
+/** Lays out tensors of the given lengths in one buffer (the CPU backends' arena). */
+export function planArena(
+  names: readonly string[],
+  lengths: readonly number[],
+  options: PlanOptions = {},
+): ArenaLayout {
+  return layoutArena(names, lengths, options, CPU_PLACEMENT);
+}
+
+/** Tensors back to back, sections 16-byte aligned and spread apart by `sectionStride`. */
+const CPU_PLACEMENT: Placement = { tensorAlign: 1, sectionAlign: 4, stride: sectionStride };
 
 /** Per-tensor Float32Array views of one section, keyed by name (frozen). */
 export function sectionViews(

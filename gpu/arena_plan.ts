@@ -6,12 +6,7 @@
  *
  * @module
  */
-import {
-  type ArenaLayout,
-  presentSections,
-  SEGMENT_ROW_BYTES,
-  segmentRuns,
-} from "../core/arena.ts";
+import { type ArenaLayout, layoutArena, type Placement, type PlanOptions } from "../core/arena.ts";
 import { dispatchGrid, WORKGROUP_SIZE } from "./_wgsl.ts";
 import { NORM_ELEMENTS_PER_WORKGROUP } from "./wgsl_norm.ts";
 
@@ -53,36 +48,17 @@ export interface GpuPlanLimits {
 export function planGpuArena(
   names: readonly string[],
   lengths: readonly number[],
-  options: { slow?: boolean; groups?: readonly number[]; moments?: number } = {},
+  options: PlanOptions = {},
 ): ArenaLayout {
-  const offsets: number[] = [];
-  let end = 0;
-  for (const length of lengths) {
-    const offset = Math.ceil(end / ALIGN_ELEMENTS) * ALIGN_ELEMENTS;
-    offsets.push(offset);
-    end = offset + length;
-  }
-  const sectionLength = Math.max(ALIGN_ELEMENTS, Math.ceil(end / ALIGN_ELEMENTS) * ALIGN_ELEMENTS);
-  const segments = segmentRuns(offsets, lengths, options.groups);
-  const present = presentSections(options.moments ?? 2, options.slow ?? false);
-  const sectionCount = present.length;
-  // Indexed by section: 0 (each is a buffer of its own), -1 where absent.
-  const sectionOffsets: number[] = new Array(present[present.length - 1] + 1).fill(-1);
-  for (const section of present) sectionOffsets[section] = 0;
-  const segmentTableOffset = sectionLength * 4 * sectionCount;
-  return {
-    names,
-    lengths,
-    offsets,
-    total: end,
-    sectionLength,
-    sectionCount,
-    sectionOffsets,
-    segments,
-    segmentTableOffset,
-    byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
-  };
+  return layoutArena(names, lengths, options, GPU_PLACEMENT);
 }
+
+/** Tensors at bindable offsets, in a buffer per section (every section at offset 0). */
+const GPU_PLACEMENT: Placement = {
+  tensorAlign: ALIGN_ELEMENTS,
+  sectionAlign: ALIGN_ELEMENTS,
+  stride: () => 0,
+};
 
 /** An element range `[start, start + count)` of the sections, bound as one chunk. */
 export interface ChunkRange {
