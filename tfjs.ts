@@ -19,11 +19,14 @@
  * ```
  *
  * The state is keyed by variable name and made at the first step from the variables' values.
- * On the tfjs `cpu` and `wasm` backends (and any other but webgpu) the update runs in this
- * library's wasm kernel: gradients read from tfjs (in place from tfjs-backend-wasm's heap;
- * `dataSync` elsewhere), one copy into the arena, parameters written back with `assign` (one
- * copy). On `webgpu` it runs on tfjs's own GPU device with no CPU readback per step (see the
- * README's "TensorFlow.js" section for the copies per backend).
+ * On tfjs-backend-wasm the state lives on tfjs's own wasm heap and this library's kernel runs
+ * there: each variable is updated in its own data and its gradient read where tfjs keeps it, with
+ * no copy (one copy of the gradients with `clipGradNorm` or `nonFinite: "propagate"`; one copy each
+ * way for kernels held transposed under `gc`, and with `threads`). On the tfjs `cpu` backend (and
+ * any other but webgpu) the update runs in this library's wasm kernel: gradients read with
+ * `dataSync`, one copy into the arena, parameters written back with `assign` (one copy). On
+ * `webgpu` it runs on tfjs's own GPU device with no CPU readback per step (see the README's
+ * "TensorFlow.js" section for the copies per backend).
  *
  * `mod.ts` does not import this module: users who do not use TensorFlow.js never load it.
  *

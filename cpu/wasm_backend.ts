@@ -21,7 +21,11 @@ import {
 } from "../core/arena.ts";
 import { BLOCK_BYTES, blockCount } from "../core/scalars.ts";
 import { blockViews, CpuBackend } from "./cpu_backend.ts";
-import { KERNELS_SHARED_WASM_BASE64, KERNELS_WASM_BASE64 } from "./kernels_wasm.generated.ts";
+import {
+  KERNELS_IMPORTED_WASM_BASE64,
+  KERNELS_SHARED_WASM_BASE64,
+  KERNELS_WASM_BASE64,
+} from "./kernels_wasm.generated.ts";
 
 /** Largest linear memory a 32-bit WebAssembly module can address: 65536 pages of 64 KiB. */
 export const MAX_WASM_MEMORY_BYTES = 65536 * 65536;
@@ -42,6 +46,8 @@ export interface KernelExports {
 
 let bytes: Uint8Array<ArrayBuffer> | undefined;
 let sharedBytes: Uint8Array<ArrayBuffer> | undefined;
+let importedModule: WebAssembly.Module | undefined;
+let sharedModule: WebAssembly.Module | undefined;
 let compiled: Promise<WebAssembly.Module> | undefined;
 
 function decode(base64: string): Uint8Array<ArrayBuffer> {
@@ -59,6 +65,21 @@ export function kernelBytes(): Uint8Array<ArrayBuffer> {
 /** The bytes of the kernel build that imports a shared memory (threaded states), decoded once. */
 export function sharedKernelBytes(): Uint8Array<ArrayBuffer> {
   return sharedBytes ??= decode(KERNELS_SHARED_WASM_BASE64);
+}
+
+/**
+ * An instance of the kernel running on `memory`, another module's (synchronous: a compile once,
+ * then an instantiation). The build that imports a plain memory, or the shared one for a shared
+ * memory; neither writes anything into the memory when instantiated (no data segment), so the
+ * caller places its arena in memory the owner allocated for it.
+ */
+export function kernelOnMemory(memory: WebAssembly.Memory): KernelExports {
+  const shared = typeof SharedArrayBuffer === "function" &&
+    memory.buffer instanceof SharedArrayBuffer;
+  const module = shared
+    ? sharedModule ??= new WebAssembly.Module(sharedKernelBytes())
+    : importedModule ??= new WebAssembly.Module(decode(KERNELS_IMPORTED_WASM_BASE64));
+  return new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
 }
 
 /** Whether this runtime can run the kernel module (it needs WebAssembly SIMD). */

@@ -26,6 +26,7 @@ import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_w
 import { dispose, loadState, readMoments, readSlowWeights, step } from "../mod.ts";
 import { type Entry, entryOf, fromArena, shapeText, toArena } from "./layout.ts";
 import { createGpuRunner, type GpuRunner } from "./gpu_path.ts";
+import { HeapBackend, type TfjsWasmHeap, tfjsWasmHeap } from "./heap_backend.ts";
 
 /**
  * Options of {@linkcode tfOptimizer}.
@@ -235,6 +236,13 @@ export class TfOptimizer extends tf.Optimizer {
    * the same, at the first step after it is ready.
    */
   #threads: ThreadsPending | undefined;
+  /**
+   * Per entry of the CPU state: the data id its variable had when the state last gave it its
+   * parameters (or read them); another id means the variable was assigned since (setWeights).
+   */
+  #assigned: object[] = [];
+  /** The tfjs backend that ran when the CPU state was made. */
+  #builtOn: tf.KernelBackend | undefined;
   /** The WebGPU path, when tfjs runs on webgpu (see gpu_path.ts). */
   #gpu: GpuRunner | undefined;
 
@@ -343,6 +351,27 @@ export class TfOptimizer extends tf.Optimizer {
       );
     }
     if (this.#state !== undefined && this.#stale) this.#keepAll();
+    const heap = this.#heapBackend();
+    if (heap !== undefined && !heap.usable()) {
+      if (heap.lost) {
+        const steps = stateInternals(this.#state!).steps;
+        dispose(this.#state!);
+        this.#state = undefined;
+        this.#entries = [];
+        this.#steps = steps;
+        throw new TypeError(
+          "The TensorFlow.js wasm backend that held this optimizer's state was disposed, and the state with it (moments, slow weights); the next step starts them afresh from the variables",
+        );
+      }
+      // TensorFlow.js now runs on another backend: the state moves off tfjs's heap.
+      this.#keepAll();
+    } else if (
+      heap === undefined && this.#state !== undefined && this.#builtOn !== tf.backend() &&
+      this.#heapCandidate(stateInternals(this.#state).backend.layout.total) !== undefined
+    ) {
+      // Made while tfjs ran another backend, and tfjs now runs on wasm: onto its heap.
+      this.#keepAll();
+    }
     if (this.#state === undefined || !this.#sameVariables(this.#entries, items)) {
       this.#rebuild(items);
     }
@@ -480,7 +509,7 @@ export class TfOptimizer extends tf.Optimizer {
     const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.gc));
     const names = entries.map((e) => e.name);
     const layout = planFor(config, names, entries.map((e) => e.size));
-    const backend = this.#cpuBackend(layout);
+    const backend = this.#cpuBackend(layout, entries, items);
     const params: Record<string, Float32Array> = {};
     entries.forEach((e, i) => {
       const data = new Float32Array(e.size);
@@ -505,6 +534,8 @@ export class TfOptimizer extends tf.Optimizer {
       shapes: entries.map((e) => e.arenaShape),
     });
     this.#entries = entries;
+    this.#assigned = items.map((i) => i.variable.dataId);
+    this.#builtOn = tf.backend();
     if (backend.name === "wasm" && config.threads > 1 && layout.total >= config.threadThreshold) {
       const pending: ThreadsPending = { done: Promise.resolve() };
       pending.done = createThreadedWasmBackend(layout, config.threads).then(
@@ -544,7 +575,11 @@ export class TfOptimizer extends tf.Optimizer {
     });
   }
 
-  #cpuBackend(layout: ReturnType<typeof planFor>): HostBackend {
+  #cpuBackend(
+    layout: ReturnType<typeof planFor>,
+    entries: readonly Entry[],
+    items: readonly GradItem[],
+  ): HostBackend {
     const choice = this.#config.backend;
     if (choice === "js" || (choice === "auto" && !wasmSimdSupported())) {
       return createJsBackend(layout, ruleOf(this.#config));
@@ -556,7 +591,30 @@ export class TfOptimizer extends tf.Optimizer {
         }; use tf.setBackend("webgpu"), or backend "auto"`,
       );
     }
+    // On tfjs-backend-wasm, one thread: the state on tfjs's own heap, the parameters updated in
+    // their variables' data (heap_backend.ts). With threads, the kernel's own (shared) memory.
+    const heap = this.#heapCandidate(layout.total);
+    if (heap !== undefined) {
+      const external = entries.map((e) => !e.transposed);
+      const backend = HeapBackend.create(heap, layout, external, items);
+      if (backend !== undefined) return backend;
+    }
     return createWasmBackendSync(layout);
+  }
+
+  /** tfjs's wasm heap, when a state of `total` parameters is to be made on it. */
+  #heapCandidate(total: number): TfjsWasmHeap | undefined {
+    const config = this.#config;
+    if (config.backend !== "auto" && config.backend !== "wasm") return undefined;
+    if (config.threads > 1 && total >= config.threadThreshold) return undefined;
+    return wasmSimdSupported() ? tfjsWasmHeap() : undefined;
+  }
+
+  /** The current state's backend when it is on tfjs's wasm heap. */
+  #heapBackend(): HeapBackend | undefined {
+    if (this.#state === undefined) return undefined;
+    const backend = stateInternals(this.#state).backend;
+    return backend instanceof HeapBackend ? backend : undefined;
   }
 
   /** Whether the update runs on the GPU: tfjs on webgpu, and backend "auto" or "webgpu". */
@@ -610,26 +668,46 @@ export class TfOptimizer extends tf.Optimizer {
     this.#moveToThreads();
     let state = this.#state!;
     const entries = this.#entries;
-    const grads = state.grads as Readonly<Record<string, Float32Array>>;
+    const heap = this.#heapBackend();
+    heap?.attach(items);
+    // A variable assigned since the last step (model.setWeights, loading weights) is stepped from
+    // its new value, as tfjs's own optimizers do (on tfjs's heap the step reads it anyway).
     for (let i = 0; i < items.length; i++) {
-      toArena(entries[i], readHost(items[i].tensor), grads[entries[i].name]);
+      const variable = items[i].variable;
+      if (variable.dataId === this.#assigned[i] || heap?.external(i)) continue;
+      const params = state.params as Readonly<Record<string, Float32Array>>;
+      toArena(entries[i], readHost(variable), params[entries[i].name]);
+      this.#assigned[i] = variable.dataId;
+    }
+    // Gradients in the tfjs layout go straight to the step, which copies them into the arena
+    // with the non-finite check fused (read in place from tfjs-backend-wasm's heap); a kernel
+    // held transposed goes through its slot.
+    const slots = state.grads as Readonly<Record<string, Float32Array>>;
+    const given: Record<string, Float32Array> = {};
+    for (let i = 0; i < items.length; i++) {
+      const e = entries[i];
+      const values = readHost(items[i].tensor);
+      if (e.transposed) toArena(e, values, slots[e.name]);
+      given[e.name] = e.transposed ? slots[e.name] : values;
     }
     const skipped = state.skippedSteps;
-    state = step(state as OptimizerState);
+    state = step(state as OptimizerState, given);
     this.#state = state;
     this.iterations_ = state.step;
     if (state.skippedSteps !== skipped) return;
     const params = state.params as Readonly<Record<string, Float32Array>>;
-    // The wasm backend copies a tensor's values into its heap at once; others may keep the array.
-    // (Never written in place: tfjs-backend-wasm caches XNNPACK operators with the weights packed,
-    // by tensor, so a variable must get new data, as tfjs's own optimizers give it, by assign.)
+    // Parameters on tfjs's heap were updated in their variables' data. The others get new data
+    // by assign, as tfjs's own optimizers give it (the wasm backend copies a tensor's values
+    // into its heap at once; others may keep the array).
     const wasm = tf.getBackend() === "wasm";
     for (let i = 0; i < items.length; i++) {
+      if (heap?.external(i)) continue;
       const e = entries[i];
       const view = params[e.name];
       const values = e.transposed ? fromArena(e, view) : wasm ? view : view.slice();
       const t = tf.tensor(values, e.shape as number[], "float32");
       items[i].variable.assign(t);
+      this.#assigned[i] = items[i].variable.dataId;
       t.dispose();
     }
   }

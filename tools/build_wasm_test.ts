@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { buildGeneratedModule, compileKernels, GENERATED_PATH } from "./build_wasm.ts";
 import { kernelLayoutModule, LAYOUT_PATH } from "./kernel_layout.ts";
 
-Deno.test("the committed kernel module is what assembly/ compiles to (both builds)", async () => {
+Deno.test("the committed kernel module is what assembly/ compiles to (every build)", async () => {
   const rebuilt = await buildGeneratedModule();
   const committed = await Deno.readTextFile(GENERATED_PATH);
   assert.ok(
@@ -41,6 +41,48 @@ Deno.test("the shared kernel module imports only a shared memory that can hold 4
   );
   const exports = WebAssembly.Module.exports(module).map((e) => `${e.kind}:${e.name}`).sort();
   assert.deepEqual(exports, [...EXPORTED_FUNCTIONS, "memory:memory"]);
+});
+
+/** The ids of a WebAssembly binary's sections, in order. */
+function sectionIds(bytes: Uint8Array): number[] {
+  const ids: number[] = [];
+  let i = 8;
+  const leb = () => {
+    let value = 0, shift = 0, byte;
+    do {
+      byte = bytes[i++];
+      value |= (byte & 127) << shift;
+      shift += 7;
+    } while (byte & 128);
+    return value;
+  };
+  while (i < bytes.length) {
+    ids.push(bytes[i++]);
+    const length = leb(); // (read before i is: leb moves i past the length)
+    i += length;
+  }
+  return ids;
+}
+
+Deno.test("the imported kernel module runs on a plain memory it is given and writes nothing into it", async () => {
+  const bytes = await compileKernels("imported");
+  const module = await WebAssembly.compile(bytes);
+  assert.deepEqual(
+    WebAssembly.Module.imports(module).map((i) => `${i.kind}:${i.module}.${i.name}`),
+    ["memory:env.memory"],
+  );
+  // No data section (id 11): another module's heap is left as it was.
+  assert.ok(!sectionIds(bytes).includes(11), `sections ${sectionIds(bytes)}`);
+  const memory = new WebAssembly.Memory({ initial: 2 });
+  const before = new Uint8Array(memory.buffer);
+  before.fill(0xa5);
+  await WebAssembly.instantiate(module, { env: { memory } });
+  assert.ok(new Uint8Array(memory.buffer).every((b) => b === 0xa5));
+  await assert.rejects(
+    WebAssembly.instantiate(module, {
+      env: { memory: new WebAssembly.Memory({ initial: 1, maximum: 2, shared: true }) },
+    }),
+  );
 });
 
 Deno.test("the committed kernel layout is what the tables of core/ and rules/ generate", async () => {

@@ -1,0 +1,274 @@
+/**
+ * The adapter's state on tfjs-backend-wasm's own heap (tfjs/heap_backend.ts): parameters updated
+ * in their variables' data, with the core library's bits; tfjs's cached XNNPACK operators see the
+ * update; data shared with another tensor is never changed; the state survives tfjs growing its
+ * memory and a switch of tfjs backend; its arena is freed.
+ */
+import assert from "node:assert/strict";
+import { adamw, lookahead, radam, ranger, readParams, step } from "../../mod.ts";
+import { tfOptimizer } from "../../tfjs.ts";
+import { HeapBackend } from "../../tfjs/heap_backend.ts";
+import { stateInternals } from "../../core/state.ts";
+import { kernelOnMemory } from "../../cpu/wasm_backend.ts";
+import { data, randoms, tf, tfl, useBackend } from "./helpers.ts";
+
+let unique = 0;
+function name(base: string): string {
+  return `heap${unique++}/${base}`;
+}
+
+// deno-lint-ignore no-explicit-any
+const wasmBackend = () => tf.backend() as any;
+/** Where tfjs-backend-wasm keeps a tensor's data. */
+const offsetOf = (t: tf.Tensor): number => wasmBackend().dataIdMap.get(t.dataId).memoryOffset;
+const heapBytes = (): number => wasmBackend().wasm.HEAPU8.buffer.byteLength;
+
+Deno.test("tfjs wasm heap: parameters updated in their variables' data, bits of the core library (groups, lookahead)", async () => {
+  await useBackend("wasm");
+  const shapes: Record<string, number[]> = {
+    [name("kernel")]: [7, 5],
+    [name("bias")]: [5],
+    [name("scale")]: [3],
+  };
+  const names = Object.keys(shapes);
+  const init = names.map((n, i) => randoms(shapes[n].reduce((a, b) => a * b), 31 + i));
+  const vars = names.map((n, i) => tf.variable(tf.tensor(init[i], shapes[n]), true, n));
+  const make = () =>
+    lookahead(
+      adamw({ lr: 0.03, weightDecay: 0.1, groups: [{ match: /bias$/, weightDecay: 0 }] }),
+      { k: 3 },
+    );
+  const opt = tfOptimizer(make());
+  let state = await make().init(Object.fromEntries(names.map((n, i) => [n, init[i].slice()])));
+  let offsets: number[] = [];
+  for (let t = 0; t < 8; t++) {
+    const g = names.map((_, i) => randoms(init[i].length, 500 + 10 * t + i));
+    const tensors = names.map((n, i) => tf.tensor(g[i], shapes[n]));
+    const before = vars.map((v) => v.dataId);
+    opt.applyGradients(Object.fromEntries(names.map((n, i) => [n, tensors[i]])));
+    tf.dispose(tensors);
+    state = step(state, Object.fromEntries(names.map((n, i) => [n, g[i]])));
+    if (t === 0) offsets = vars.map(offsetOf);
+    else {
+      // In place: the same data (no new tensor, no copy out) from the second step on.
+      vars.forEach((v, i) => assert.equal(v.dataId, before[i], names[i]));
+      assert.deepEqual(vars.map(offsetOf), offsets);
+    }
+  }
+  assert.ok(stateInternals(opt.state!).backend instanceof HeapBackend);
+  const want = await readParams(state);
+  names.forEach((n, i) => assert.deepEqual(vars[i].dataSync(), want[n], n));
+  // The library state reads the variables' data as its params.
+  const mine = await readParams(opt.state!);
+  names.forEach((n) => assert.deepEqual(mine[n], want[n], n));
+  opt.dispose();
+  tf.dispose(vars);
+});
+
+Deno.test("tfjs wasm heap: a model's predictions after a step use the new weights (cached XNNPACK operators dropped)", async () => {
+  await useBackend("wasm");
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.dense({ units: 16, inputShape: [12], activation: "relu" }),
+      tfl.layers.dense({ units: 3 }),
+    ],
+  });
+  const { x, y } = data([12], 8, 5);
+  model.compile({ optimizer: tfOptimizer(radam({ lr: 0.05 })), loss: "meanSquaredError" });
+  for (let epoch = 0; epoch < 4; epoch++) {
+    // A prediction packs the weights into XNNPACK operators that tfjs caches by tensor id.
+    tf.dispose(model.predict(x) as tf.Tensor);
+    await model.fit(x, y, { epochs: 1, batchSize: 8, verbose: 0 });
+    const got = (model.predict(x) as tf.Tensor).dataSync();
+    // The same layers from fresh copies of the weights: nothing cached for them.
+    const w = model.getWeights().map((t) => tf.tensor(t.dataSync().slice(), t.shape));
+    const hidden = tf.relu(tf.add(tf.matMul(x, w[0]), w[1]));
+    const want = tf.add(tf.matMul(hidden, w[2]), w[3]).dataSync();
+    assert.equal(got.length, want.length);
+    for (let i = 0; i < got.length; i++) {
+      assert.ok(
+        Math.abs(got[i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])),
+        `epoch ${epoch}, ${i}`,
+      );
+    }
+    tf.dispose([...w, hidden]);
+  }
+  const optimizer = model.optimizer;
+  model.dispose();
+  optimizer.dispose();
+  tf.dispose([x, y]);
+});
+
+Deno.test("tfjs wasm heap: data a variable shares with another tensor is never changed", async () => {
+  await useBackend("wasm");
+  const initial = tf.tensor(randoms(64, 3), [8, 8]);
+  const v = tf.variable(initial, true, name("shared"));
+  const view = tf.reshape(v, [64]); // shares the variable's data
+  const values = initial.dataSync().slice();
+  const opt = tfOptimizer(radam({ lr: 0.1 }));
+  const g = tf.onesLike(v);
+  opt.applyGradients({ [v.name]: g });
+  opt.applyGradients({ [v.name]: g });
+  assert.deepEqual(initial.dataSync(), values);
+  assert.deepEqual(view.dataSync(), values);
+  assert.notDeepEqual(v.dataSync(), values);
+  // The variable now owns its data; a tensor taken from it later is a snapshot too.
+  const later = tf.reshape(v, [64]);
+  const snapshot = later.dataSync().slice();
+  opt.applyGradients({ [v.name]: g });
+  assert.deepEqual(later.dataSync(), snapshot);
+  assert.notDeepEqual(v.dataSync(), snapshot);
+  opt.dispose();
+  tf.dispose([initial, v, view, later, g]);
+});
+
+Deno.test("tfjs wasm heap: tfjs growing its memory between steps changes no bit", async () => {
+  await useBackend("wasm");
+  const n = name("w");
+  const init = randoms(1000, 9);
+  const v = tf.variable(tf.tensor(init), true, n);
+  const opt = tfOptimizer(ranger({ lr: 0.02 }));
+  let state = await ranger({ lr: 0.02 }).init({ [n]: init.slice() });
+  const grown: tf.Tensor[] = [];
+  for (let t = 0; t < 6; t++) {
+    const g = randoms(1000, 70 + t);
+    const before = heapBytes();
+    // Allocations larger than the heap's free space: tfjs grows its memory (new buffer).
+    grown.push(tf.zeros([Math.ceil(before / 4)]));
+    assert.ok(heapBytes() > before);
+    const gt = tf.tensor(g);
+    opt.applyGradients({ [n]: gt });
+    gt.dispose();
+    state = step(state, { [n]: g });
+  }
+  assert.deepEqual(v.dataSync(), (await readParams(state))[n]);
+  tf.dispose(grown);
+  opt.dispose();
+  v.dispose();
+});
+
+Deno.test("tfjs wasm heap: switching tfjs between wasm and cpu mid-training keeps the state, same bits", async () => {
+  await useBackend("wasm");
+  const shapes: Record<string, number[]> = { [name("k")]: [4, 6], [name("b")]: [6] };
+  const names = Object.keys(shapes);
+  const init = names.map((n, i) => randoms(shapes[n].reduce((a, b) => a * b), 90 + i));
+  const vars = names.map((n, i) => tf.variable(tf.tensor(init[i], shapes[n]), true, n));
+  const opt = tfOptimizer(radam({ lr: 0.05 }));
+  let state = await radam({ lr: 0.05 }).init(
+    Object.fromEntries(names.map((n, i) => [n, init[i].slice()])),
+  );
+  const plan = ["wasm", "wasm", "cpu", "cpu", "wasm", "wasm", "cpu"];
+  for (let t = 0; t < plan.length; t++) {
+    await useBackend(plan[t]);
+    const g = names.map((_, i) => randoms(init[i].length, 900 + 10 * t + i));
+    const tensors = names.map((n, i) => tf.tensor(g[i], shapes[n]));
+    opt.applyGradients(Object.fromEntries(names.map((n, i) => [n, tensors[i]])));
+    tf.dispose(tensors);
+    state = step(state, Object.fromEntries(names.map((n, i) => [n, g[i]])));
+    assert.equal(stateInternals(opt.state!).backend instanceof HeapBackend, plan[t] === "wasm");
+  }
+  const want = await readParams(state);
+  names.forEach((n, i) => assert.deepEqual(vars[i].dataSync(), want[n], n));
+  opt.dispose();
+  tf.dispose(vars);
+  await useBackend("wasm");
+});
+
+Deno.test("tfjs wasm heap: a disposed optimizer frees its arena (tfjs's heap stays flat)", async () => {
+  await useBackend("wasm");
+  const size = 1 << 20; // an arena of 16 MiB and more per optimizer
+  const v = tf.variable(tf.zeros([size]), true, name("big"));
+  const g = tf.onesLike(v);
+  const run = () => {
+    const opt = tfOptimizer(radam({ lr: 1e-3 }));
+    opt.applyGradients({ [v.name]: g });
+    opt.dispose();
+  };
+  run();
+  const before = heapBytes();
+  for (let i = 0; i < 20; i++) run(); // 320 MiB of arenas if none were freed
+  assert.ok(heapBytes() - before < 64 * 2 ** 20, `grew ${heapBytes() - before} bytes`);
+  tf.dispose([v, g]);
+});
+
+Deno.test("tfjs wasm heap: a variable given as a gradient (its own, or another's) steps as a copy would", async () => {
+  await useBackend("wasm");
+  const a = name("a"), b = name("b");
+  const initA = randoms(40, 11), initB = randoms(40, 12);
+  const va = tf.variable(tf.tensor(initA), true, a);
+  const vb = tf.variable(tf.tensor(initB), true, b);
+  const opt = tfOptimizer(radam({ lr: 0.1 }));
+  const start: Record<string, Float32Array> = { [a]: initA.slice(), [b]: initB.slice() };
+  let state = await radam({ lr: 0.1 }).init(start);
+  for (let t = 0; t < 4; t++) {
+    // a's gradient is b's data, b's is its own: read before either is updated.
+    const ga = vb.dataSync().slice() as Float32Array, gb = ga.slice();
+    opt.applyGradients({ [b]: vb, [a]: vb }); // b steps first
+    state = step(state, { [a]: ga, [b]: gb });
+  }
+  const want = await readParams(state);
+  assert.deepEqual(va.dataSync(), want[a]);
+  assert.deepEqual(vb.dataSync(), want[b]);
+  opt.dispose();
+  tf.dispose([va, vb]);
+});
+
+/** Transposes a [rows, cols] row-major array. */
+function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  return out;
+}
+
+for (const backend of ["cpu", "wasm"]) {
+  Deno.test(`tfjs ${backend}: a variable assigned between steps (setWeights) is stepped from its new value`, async () => {
+    await useBackend(backend);
+    const k = name("kernel"), b = name("bias");
+    const [rows, cols] = [4, 3];
+    const initK = randoms(rows * cols, 61), initB = randoms(cols, 62);
+    const vk = tf.variable(tf.tensor(initK, [rows, cols]), true, k);
+    const vb = tf.variable(tf.tensor(initB, [cols]), true, b);
+    const opt = tfOptimizer(ranger({ lr: 0.05 }));
+    // The core library in the layout the adapter holds a gc kernel in: [cols, rows].
+    const make = () => ranger({ lr: 0.05 });
+    let state = await make().init({
+      [k]: { data: transpose(initK, rows, cols), shape: [cols, rows] },
+      [b]: initB.slice(),
+    });
+    for (let t = 0; t < 6; t++) {
+      if (t === 3) {
+        const newK = randoms(rows * cols, 63), newB = randoms(cols, 64);
+        vk.assign(tf.tensor(newK, [rows, cols]));
+        vb.assign(tf.tensor(newB, [cols]));
+        (state.params[k] as Float32Array).set(transpose(newK, rows, cols));
+        (state.params[b] as Float32Array).set(newB);
+      }
+      const gk = randoms(rows * cols, 700 + t), gb = randoms(cols, 800 + t);
+      const tk = tf.tensor(gk, [rows, cols]), tb = tf.tensor(gb, [cols]);
+      opt.applyGradients({ [k]: tk, [b]: tb });
+      tf.dispose([tk, tb]);
+      state = step(state, { [k]: transpose(gk, rows, cols), [b]: gb });
+    }
+    const want = await readParams(state);
+    assert.deepEqual(vk.dataSync(), transpose(want[k], cols, rows));
+    assert.deepEqual(vb.dataSync(), want[b]);
+    opt.dispose();
+    tf.dispose([vk, vb]);
+  });
+}
+
+Deno.test("the kernel runs on a memory it is given, plain or shared (tfjs's threaded build has a shared one)", () => {
+  for (const shared of [false, true]) {
+    const memory = new WebAssembly.Memory({ initial: 2, maximum: 65536, shared });
+    const k = kernelOnMemory(memory);
+    const at = 65536 + 64;
+    const values = new Float32Array(memory.buffer, at, 100);
+    values.forEach((_, i) => values[i] = i / 10);
+    assert.equal(k.nonFinite(at, 100), 0, `shared ${shared}`);
+    let sum = 0;
+    for (const v of values) sum += v * v;
+    assert.ok(Math.abs(k.sumSquares(at, 100) - sum) < 1e-9, `shared ${shared}`);
+    values[57] = NaN;
+    assert.notEqual(k.nonFinite(at, 100), 0, `shared ${shared}`);
+  }
+});
