@@ -10,6 +10,11 @@
  *   deno run --allow-sys=cpus --allow-write=bench bench/gpu_throughput.ts --write
  *                                               # also writes bench/GPU_RESULTS.md (date, adapter)
  *
+ * On the lent GPU machine (the `device` tool: no Deno and no network there), run once here
+ * `bash tools/device/prepare.sh` (Deno xz-compressed into `.device/`, the Vulkan loaders into
+ * `.gl/`), then there `bash tools/device/run.sh` with carry `[".device", ".gl"]`; it writes
+ * bench/GPU_RESULTS.md and returns it in `$OUT`.
+ *
  * The params are a `GPUBuffer` the state updates in place (as a model's weights on the GPU), the
  * gradients the state's own slots (zero copy).
  *

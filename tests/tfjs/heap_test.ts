@@ -272,3 +272,32 @@ Deno.test("the kernel runs on a memory it is given, plain or shared (tfjs's thre
     assert.notEqual(k.nonFinite(at, 100), 0, `shared ${shared}`);
   }
 });
+
+Deno.test("tfjs wasm heap: where tfjs cannot allocate the arena, the state keeps its own memory, same bits", async () => {
+  await useBackend("wasm");
+  const n = name("w");
+  const init = randoms(300, 21);
+  const v = tf.variable(tf.tensor(init), true, n);
+  const opt = tfOptimizer(radam({ lr: 0.02 }));
+  let state = await radam({ lr: 0.02 }).init({ [n]: init.slice() });
+  const module = wasmBackend().wasm;
+  const malloc = module._malloc;
+  // tfjs-backend-wasm grows its memory on demand; a malloc it cannot serve returns 0.
+  module._malloc = (bytes: number) => bytes > 4000 ? 0 : malloc(bytes);
+  try {
+    for (let t = 0; t < 3; t++) {
+      const g = randoms(300, 40 + t);
+      const gt = tf.tensor(g);
+      opt.applyGradients({ [n]: gt });
+      gt.dispose();
+      state = step(state, { [n]: g });
+    }
+  } finally {
+    module._malloc = malloc;
+  }
+  assert.ok(!(stateInternals(opt.state!).backend instanceof HeapBackend));
+  assert.equal(opt.backend, "wasm");
+  assert.deepEqual(v.dataSync(), (await readParams(state))[n]);
+  opt.dispose();
+  v.dispose();
+});
