@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
+import "@tensorflow/tfjs-backend-wasm";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { radam, ranger, readParams, saveState, step } from "@optim/radam";
 import { tfOptimizer } from "@optim/radam/tfjs";
@@ -14,8 +15,50 @@ tf.env().set("PROD", true);
 
 test("@optim/radam/tfjs: radam through applyGradients gives the library's bits", async () => {
   await tf.setBackend("cpu");
-  const { adapter, core } = await tfjsCase(tf, { radam, readParams, step }, tfOptimizer, "node");
+  const { adapter, core } = await tfjsCase(
+    tf,
+    { radam, readParams, step },
+    tfOptimizer,
+    "node",
+  );
   assert.deepEqual(adapter, core);
+});
+
+test("@optim/radam/tfjs on tfjs-backend-wasm: the state on tfjs's heap, the library's bits", async () => {
+  await tf.setBackend("wasm");
+  await tf.ready();
+  const { adapter, core } = await tfjsCase(
+    tf,
+    { radam, readParams, step },
+    tfOptimizer,
+    "node-wasm",
+  );
+  assert.deepEqual(adapter, core);
+  // A dense model trains under model.fit, its predictions following its weights.
+  const model = tfl.sequential({
+    layers: [tfl.layers.dense({ units: 2, inputShape: [3] })],
+  });
+  const optimizer = tfOptimizer(radam({ lr: 5e-2 }));
+  model.compile({ optimizer, loss: "meanSquaredError" });
+  const x = tf.tensor2d([[0, 1, 2], [1, 0, 1], [2, 2, 0], [1, 1, 1]]);
+  const y = tf.tensor2d([[1, 0], [0, 1], [2, 1], [1, 1]]);
+  await model.fit(x, y, { epochs: 1, batchSize: 4, verbose: 0 });
+  const kernel = model.trainableWeights[0].read();
+  const data = kernel.dataId;
+  const h = await model.fit(x, y, { epochs: 30, batchSize: 4, verbose: 0 });
+  assert.ok(h.history.loss.at(-1) < h.history.loss[0]);
+  // Updated in its own data (no new tensor per step): the adapter's state is on tfjs's heap.
+  assert.equal(model.trainableWeights[0].read().dataId, data);
+  const [w, b] = model.getWeights().map((t) => tf.tensor(t.dataSync().slice(), t.shape));
+  const want = tf.add(tf.matMul(x, w), b).dataSync();
+  const got = model.predict(x).dataSync();
+  for (let i = 0; i < got.length; i++) {
+    assert.ok(Math.abs(got[i] - want[i]) < 1e-5);
+  }
+  tf.dispose([x, y, w, b]);
+  model.dispose();
+  optimizer.dispose();
+  await tf.setBackend("cpu");
 });
 
 test("@optim/radam/tfjs: model.fit with ranger; the state works with the main entry", async () => {
