@@ -301,3 +301,50 @@ Deno.test("tfjs wasm heap: where tfjs cannot allocate the arena, the state keeps
   opt.dispose();
   v.dispose();
 });
+
+Deno.test("tfjs wasm heap: clipping, propagate, skip and throw, with a NaN step, give the core library's bits", async () => {
+  await useBackend("wasm");
+  const cases = [
+    { clipGradNorm: 0.5 },
+    { nonFinite: "propagate" as const },
+    { nonFinite: "skip" as const },
+    { clipGradNorm: 0.5, nonFinite: "skip" as const },
+    { nonFinite: "throw" as const },
+  ];
+  for (const extra of cases) {
+    const label = JSON.stringify(extra);
+    const a = name("a"), b = name("b");
+    const initA = randoms(50, 1), initB = randoms(7, 2);
+    const va = tf.variable(tf.tensor(initA), true, a);
+    const vb = tf.variable(tf.tensor(initB), true, b);
+    const opt = tfOptimizer(radam({ lr: 0.05, ...extra }));
+    const start: Record<string, Float32Array> = { [a]: initA.slice(), [b]: initB.slice() };
+    let state = await radam({ lr: 0.05, ...extra }).init(start);
+    for (let t = 0; t < 6; t++) {
+      const ga = randoms(50, 300 + t), gb = randoms(7, 400 + t);
+      if (t === 3) gb[5] = NaN;
+      const ta = tf.tensor(ga), tb = tf.tensor(gb);
+      const grads = { [a]: ta, [b]: tb };
+      if (t === 3 && extra.nonFinite === "throw") {
+        const before = [va.dataSync().slice(), vb.dataSync().slice()];
+        assert.throws(
+          () => opt.applyGradients(grads),
+          (e: Error) =>
+            e instanceof RangeError && e.message.includes(b) && /index 5/.test(e.message),
+        );
+        assert.deepEqual([va.dataSync(), vb.dataSync()], before, label);
+      } else {
+        opt.applyGradients(grads);
+        state = step(state, { [a]: ga, [b]: gb });
+      }
+      tf.dispose([ta, tb]);
+    }
+    const want = await readParams(state);
+    assert.deepEqual(va.dataSync(), want[a], label);
+    assert.deepEqual(vb.dataSync(), want[b], label);
+    assert.equal(opt.skippedSteps, state.skippedSteps, label);
+    assert.ok(stateInternals(opt.state!).backend instanceof HeapBackend, label);
+    opt.dispose();
+    tf.dispose([va, vb]);
+  }
+});
