@@ -25,10 +25,17 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { ARENA_DESCRIPTOR_BYTES, type ArenaLayout, PARAMS } from "../core/arena.ts";
+import {
+  ARENA_DESCRIPTOR_BYTES,
+  type ArenaLayout,
+  EXP_AVG,
+  GRADS,
+  PARAMS,
+  sectionViews,
+} from "../core/arena.ts";
 import type { HostBackend } from "../core/backend.ts";
 import { BLOCK_BYTES, blockCount } from "../core/scalars.ts";
-import { blockViews, CpuBackend } from "../cpu/cpu_backend.ts";
+import { blockViews } from "../cpu/cpu_backend.ts";
 import { type KernelExports, kernelOnMemory, placeArena } from "../cpu/wasm_backend.ts";
 
 /** The parts of tfjs-backend-wasm's emscripten module this file uses. */
@@ -92,9 +99,17 @@ interface Run {
 
 const ALIGN = 64;
 
+/** Per section, views of a buffer, remade when the buffer changes (tfjs grew its memory). */
+type ViewCache = (Readonly<Record<string, Float32Array>> | undefined)[];
+
 /**
  * A host backend on tfjs-backend-wasm's heap. `external[i]` says whether tensor i of the layout
  * keeps its parameters in its variable's data (else in the arena, as on the other backends).
+ *
+ * Only the sections that are used are allocated. Without a tensor held in the arena, the params
+ * section is not; and when, besides, the gradients are always read in place (the default check:
+ * no clipping, no `"propagate"`), neither is the gradients' (the arena then starts at the first
+ * moment: 8 bytes a parameter fewer than the layout's).
  */
 export class HeapBackend implements HostBackend {
   readonly kind = "host" as const;
@@ -105,13 +120,16 @@ export class HeapBackend implements HostBackend {
   readonly #memory: WebAssembly.Memory;
   readonly #k: KernelExports;
   readonly #pointer: number;
+  /** The arena's (virtual) start: sections that are not allocated lie before the allocation. */
   readonly #base: number;
   readonly #scalars: number;
   readonly #runs: Run[];
   readonly #external: readonly boolean[];
+  /** Sections below this index are not allocated (0: all are; 1: no params; 2: nor grads). */
+  readonly #firstSection: number;
   readonly #grads: number;
   /** Per tensor: its variable (external ones), as last attached. */
-  #variables: (tf.Variable | undefined)[];
+  readonly #variables: (tf.Variable | undefined)[];
   /** Per tensor: the byte address of its variable's data (external ones), as last attached. */
   readonly #addresses: number[];
   /**
@@ -121,10 +139,13 @@ export class HeapBackend implements HostBackend {
   readonly #borrowed: number[];
   /** The addresses of the external tensors' data (as last attached). */
   readonly #owned = new Set<number>();
-  /** Views on the memory's current buffer (remade when tfjs grows its memory). */
-  #views: CpuBackend;
+  #buffer: ArrayBufferLike;
+  #views: ViewCache = [];
+  #blocks: { readonly f32: Float32Array; readonly u32: Uint32Array };
   #descriptorWords: Uint32Array;
   #disposed = false;
+  /** What `grads` shows between steps when there are no slots. */
+  readonly #noGrads: Readonly<Record<string, Float32Array>>;
 
   private constructor(
     readonly layout: ArenaLayout,
@@ -132,6 +153,7 @@ export class HeapBackend implements HostBackend {
     module: WasmModule,
     pointer: number,
     external: readonly boolean[],
+    firstSection: number,
   ) {
     this.#heap = heap;
     this.#module = module;
@@ -139,6 +161,7 @@ export class HeapBackend implements HostBackend {
     this.#k = kernelOnMemory(this.#memory);
     this.#pointer = pointer;
     this.#external = external;
+    this.#firstSection = firstSection;
     const n = layout.names.length;
     this.#variables = new Array(n).fill(undefined);
     this.#addresses = new Array(n).fill(0);
@@ -148,8 +171,10 @@ export class HeapBackend implements HostBackend {
     const externals = external.filter((x) => x).length;
     this.#scalars = at + ALIGN * (1 + externals);
     const blocks = blockCount(layout.segments) * BLOCK_BYTES;
-    this.#base = Math.ceil((this.#scalars + blocks) / ALIGN) * ALIGN;
-    const placed = placeArena(this.#memory.buffer, layout, at, this.#base, this.#scalars);
+    const arena = Math.ceil((this.#scalars + blocks) / ALIGN) * ALIGN;
+    this.#base = arena - skippedBytes(layout, firstSection);
+    const buffer = this.#memory.buffer;
+    const placed = placeArena(buffer, layout, at, this.#base, this.#scalars);
     this.#grads = placed.grads;
     // Consecutive tensors held in the arena step as one run of the main descriptor; each
     // external one with a descriptor of its own, whose params word points at its variable.
@@ -167,31 +192,39 @@ export class HeapBackend implements HostBackend {
       if (last && last.external < 0 && last.end === start) last.end = end;
       else this.#runs.push({ descriptor: at, start, end, external: -1 });
     }
-    const words = new Uint32Array(this.#memory.buffer);
+    const words = new Uint32Array(buffer);
     for (const run of this.#runs) {
       if (run.external >= 0) {
         words.copyWithin(run.descriptor / 4, at / 4, (at + ARENA_DESCRIPTOR_BYTES) / 4);
       }
     }
+    this.#buffer = buffer;
     this.#descriptorWords = words;
-    this.#views = this.#makeViews();
+    this.#blocks = blockViews(buffer, this.#scalars, layout);
+    this.#noGrads = Object.freeze(
+      Object.fromEntries(layout.names.map((name) => [name, new Float32Array(0)])),
+    );
   }
 
   /**
    * A backend for `layout` on `heap`, or undefined when tfjs cannot allocate its arena. The
-   * variables are attached (see {@linkcode HeapBackend.attach}).
+   * variables are attached (see {@linkcode HeapBackend.attach}). `copiesGradients`: whether
+   * steps copy the gradients into slots (clipping, `"propagate"`), not only read them in place.
    */
   static create(
     heap: TfjsWasmHeap,
     layout: ArenaLayout,
     external: readonly boolean[],
     items: readonly { readonly variable: tf.Variable }[],
+    copiesGradients: boolean,
   ): HeapBackend | undefined {
     const module = heap.wasm;
     if (module === null) return undefined;
+    const held = external.some((x, i) => !x && layout.lengths[i] > 0);
+    const firstSection = held ? PARAMS : copiesGradients ? GRADS : EXP_AVG;
     const externals = external.filter((x) => x).length;
     const bytes = ALIGN * (2 + externals) + blockCount(layout.segments) * BLOCK_BYTES +
-      ALIGN + layout.byteLength;
+      ALIGN + layout.byteLength - skippedBytes(layout, firstSection);
     let pointer: number;
     try {
       pointer = module._malloc(bytes) >>> 0;
@@ -201,12 +234,19 @@ export class HeapBackend implements HostBackend {
     if (pointer === 0) return undefined;
     // (malloc gives back freed tensors' bytes: start from zeros, as a fresh memory does.)
     new Uint8Array(memoryOf(module)!.buffer, pointer, bytes).fill(0);
-    const backend = new HeapBackend(layout, heap, module, pointer, external);
+    const backend = new HeapBackend(layout, heap, module, pointer, external, firstSection);
     if (!backend.attach(items)) {
       backend.dispose();
       return undefined;
     }
     return backend;
+  }
+
+  /** Bytes of tfjs's heap this backend allocated. */
+  get allocatedBytes(): number {
+    const externals = this.#external.filter((x) => x).length;
+    return ALIGN * (2 + externals) + blockCount(this.layout.segments) * BLOCK_BYTES + ALIGN +
+      this.layout.byteLength - skippedBytes(this.layout, this.#firstSection);
   }
 
   /**
@@ -252,50 +292,58 @@ export class HeapBackend implements HostBackend {
     return this.#external[i];
   }
 
-  #makeViews(): CpuBackend {
-    const buffer = this.#memory.buffer;
-    const k = this.#k, g = this.#grads, n = this.layout.total;
-    return new CpuBackend(
-      "wasm",
-      this.layout,
-      buffer,
-      this.#base,
-      blockViews(buffer, this.#scalars, this.layout),
-      {
-        update: () => this.update(),
-        gradSumSquares: () => k.sumSquares(g, n),
-        nonFiniteRange: (offset, count) => k.nonFinite(g + offset * 4, count) !== 0,
-        gradsNonFinite: () => k.nonFinite(g, n) !== 0,
-        centralize: (offset, rows, cols) => k.centralize(g + offset * 4, rows, cols),
-        threads: 1,
-        dispose: () => {},
-      },
-    );
+  /**
+   * Whether a step may read `values`, the gradient of tensor `i`, where they are: an external
+   * tensor's, in tfjs's heap, and not the data of another variable this step updates (whose run
+   * may come first).
+   */
+  readsInPlace(i: number, values: Float32Array): boolean {
+    const at = values.byteOffset;
+    return this.#external[i] && values.buffer === this.#memory.buffer && at % 4 === 0 &&
+      (!this.#owned.has(at) || at === this.#addresses[i]);
   }
 
-  /** The views on the memory's current buffer. */
-  #current(): CpuBackend {
+  /** Refreshes the views when tfjs has grown its memory (a new buffer). */
+  #fresh(): ArrayBufferLike {
     const buffer = this.#memory.buffer;
-    if (this.#views.buffer !== buffer) {
-      this.#views = this.#makeViews();
+    if (buffer !== this.#buffer) {
+      this.#buffer = buffer;
+      this.#views = [];
+      this.#blocks = blockViews(buffer, this.#scalars, this.layout);
       this.#descriptorWords = new Uint32Array(buffer);
     }
-    return this.#views;
+    return buffer;
+  }
+
+  /** Views of an allocated arena section. */
+  #section(section: number): Readonly<Record<string, Float32Array>> {
+    const buffer = this.#fresh();
+    if (section < this.#firstSection) {
+      throw new Error(`Internal error: section ${section} of this state is not allocated`);
+    }
+    return this.#views[section] ??= sectionViews(buffer, this.#base, this.layout, section);
   }
 
   get blocks(): { readonly f32: Float32Array; readonly u32: Uint32Array } {
-    return this.#current().blocks;
+    this.#fresh();
+    return this.#blocks;
   }
 
-  /** The gradient slots; a gradient read in place this step shows as its view. */
+  /**
+   * The gradient slots; a gradient read in place this step shows as its view (without slots,
+   * an empty array until the step reads one).
+   */
   get grads(): Readonly<Record<string, Float32Array>> {
-    const slots = this.#current().grads;
-    if (!this.#borrowed.some((a) => a !== 0)) return slots;
-    const out: Record<string, Float32Array> = { ...slots };
-    const buffer = this.#memory.buffer;
+    const buffer = this.#fresh();
+    const slots = this.#firstSection <= GRADS ? this.#section(GRADS) : undefined;
+    if (slots && !this.#borrowed.some((a) => a !== 0)) return slots;
+    if (!this.#borrowed.some((a) => a !== 0)) return this.#noGrads;
+    const out: Record<string, Float32Array> = {};
     this.layout.names.forEach((name, i) => {
       const at = this.#borrowed[i];
-      if (at !== 0) out[name] = new Float32Array(buffer, at, this.layout.lengths[i]);
+      out[name] = at !== 0
+        ? new Float32Array(buffer, at, this.layout.lengths[i])
+        : slots?.[name] ?? new Float32Array(0);
     });
     return out;
   }
@@ -304,9 +352,24 @@ export class HeapBackend implements HostBackend {
     return this.viewSection(PARAMS);
   }
 
+  /** Refuses, changing nothing, a step this state cannot take: one without gradient slots. */
+  #needSlots(): void {
+    if (this.#firstSection > GRADS) {
+      throw new TypeError(
+        "This optimizer state reads its gradients from TensorFlow.js tensors: step it through the TensorFlow.js optimizer's applyGradients, not with step()",
+      );
+    }
+  }
+
   loadGrads(grads: Float32Array | Readonly<Record<string, Float32Array>>): void {
+    this.#needSlots();
     this.#borrowed.fill(0);
-    this.#current().loadGrads(grads);
+    const slots = this.#section(GRADS);
+    const names = this.layout.names;
+    for (let i = 0; i < names.length; i++) {
+      const src = grads instanceof Float32Array ? grads : grads[names[i]];
+      if (src !== slots[names[i]]) slots[names[i]].set(src);
+    }
   }
 
   /**
@@ -315,28 +378,24 @@ export class HeapBackend implements HostBackend {
    * checked there.
    */
   loadGradsChecked(grads: Float32Array | Readonly<Record<string, Float32Array>>): boolean {
-    this.#borrowed.fill(0);
-    const views = this.#current();
-    if (grads instanceof Float32Array || grads === views.grads) {
-      return views.loadGradsChecked(grads);
-    }
     const { names, lengths, offsets } = this.layout;
-    const buffer = this.#memory.buffer;
-    const slots = views.grads;
+    this.#fresh();
+    const single = grads instanceof Float32Array;
+    const sources = names.map((name) => single ? grads : grads[name]);
+    // Where each gradient is read: in place, or (none, without slots) a refusal first.
+    const inPlace = sources.map((src, i) => this.readsInPlace(i, src));
+    if (inPlace.some((x, i) => !x && lengths[i] > 0)) this.#needSlots();
+    this.#borrowed.fill(0);
+    const slots = this.#firstSection <= GRADS ? this.#section(GRADS) : undefined;
     let found = false;
     for (let i = 0; i < names.length; i++) {
-      const src = grads[names[i]];
       if (lengths[i] === 0) continue;
-      // (Not a variable this step updates, given as a gradient: its run may come first.)
-      const at = src.byteOffset;
-      if (
-        this.#external[i] && src.buffer === buffer && at % 4 === 0 &&
-        (!this.#owned.has(at) || at === this.#addresses[i])
-      ) {
-        this.#borrowed[i] = at;
-        found = this.#k.nonFinite(at, lengths[i]) !== 0 || found;
+      const src = sources[i];
+      if (inPlace[i]) {
+        this.#borrowed[i] = src.byteOffset;
+        found = this.#k.nonFinite(src.byteOffset, lengths[i]) !== 0 || found;
       } else {
-        const slot = slots[names[i]];
+        const slot = slots![names[i]];
         if (src !== slot) slot.set(src);
         found = this.#k.nonFinite(this.#grads + offsets[i] * 4, lengths[i]) !== 0 || found;
       }
@@ -345,15 +404,18 @@ export class HeapBackend implements HostBackend {
   }
 
   gradsNonFinite(): boolean {
+    this.#needSlots();
     this.#borrowed.fill(0);
     return this.#k.nonFinite(this.#grads, this.layout.total) !== 0;
   }
 
   gradSumSquares(): number {
+    this.#needSlots();
     return this.#k.sumSquares(this.#grads, this.layout.total);
   }
 
   centralize(offset: number, rows: number, cols: number): void {
+    this.#needSlots();
     this.#k.centralize(this.#grads + offset * 4, rows, cols);
   }
 
@@ -362,7 +424,7 @@ export class HeapBackend implements HostBackend {
    * tfjs-backend-wasm is told that data changed (its cached XNNPACK operators are dropped).
    */
   update(): void {
-    this.#current();
+    this.#fresh();
     const words = this.#descriptorWords;
     const k = this.#k, scalars = this.#scalars;
     for (const run of this.#runs) {
@@ -371,7 +433,7 @@ export class HeapBackend implements HostBackend {
         const word = run.descriptor / 4;
         words[word] = (this.#addresses[run.external] - run.start * 4) >>> 0;
         const borrowed = this.#borrowed[run.external];
-        words[word + 1] = borrowed === 0 ? this.#grads : (borrowed - run.start * 4) >>> 0;
+        words[word + 1] = borrowed === 0 ? this.#grads >>> 0 : (borrowed - run.start * 4) >>> 0;
       }
       k.step(run.descriptor, scalars, run.start, run.end);
     }
@@ -382,17 +444,20 @@ export class HeapBackend implements HostBackend {
       tfjs.disposeData(data.id);
       tfjs.registerTensor(data.id, run.end - run.start, data.memoryOffset);
     }
+    // (The gradients read in place belong to tfjs, which may free them once the step is over.)
+    this.#borrowed.fill(0);
   }
 
   viewSection(section: number): Readonly<Record<string, Float32Array>> {
-    const views = this.#current().viewSection(section);
-    if (section !== PARAMS) return views;
-    const buffer = this.#memory.buffer;
-    const out: Record<string, Float32Array> = { ...views };
+    if (section === GRADS) return this.grads;
+    if (section !== PARAMS) return this.#section(section);
+    const buffer = this.#fresh();
+    const held = this.#firstSection <= PARAMS ? this.#section(PARAMS) : undefined;
+    const out: Record<string, Float32Array> = {};
     this.layout.names.forEach((name, i) => {
-      if (this.#external[i]) {
-        out[name] = new Float32Array(buffer, this.#addresses[i], this.layout.lengths[i]);
-      }
+      out[name] = this.#external[i]
+        ? new Float32Array(buffer, this.#addresses[i], this.layout.lengths[i])
+        : held?.[name] ?? new Float32Array(0);
     });
     return out;
   }
@@ -405,6 +470,10 @@ export class HeapBackend implements HostBackend {
   }
 
   writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void {
+    if (section === GRADS) {
+      this.loadGrads(data);
+      return;
+    }
     const views = this.viewSection(section);
     for (const name of this.layout.names) {
       const to = views[name], from = data[name];
@@ -418,4 +487,9 @@ export class HeapBackend implements HostBackend {
     // A tfjs backend that was disposed took its heap, and this arena, with it.
     if (this.#heap.wasm === this.#module) this.#module._free(this.#pointer);
   }
+}
+
+/** Bytes of the arena's layout before section `first` (those not allocated). */
+function skippedBytes(layout: ArenaLayout, first: number): number {
+  return first === PARAMS ? 0 : layout.sectionOffsets[first];
 }

@@ -596,7 +596,9 @@ export class TfOptimizer extends tf.Optimizer {
     const heap = this.#heapCandidate(layout.total);
     if (heap !== undefined) {
       const external = entries.map((e) => !e.transposed);
-      const backend = HeapBackend.create(heap, layout, external, items);
+      const { clipGradNorm, nonFinite } = this.#config.loop;
+      const copies = clipGradNorm !== undefined || nonFinite === "propagate";
+      const backend = HeapBackend.create(heap, layout, external, items, copies);
       if (backend !== undefined) return backend;
     }
     return createWasmBackendSync(layout);
@@ -682,16 +684,33 @@ export class TfOptimizer extends tf.Optimizer {
     // Gradients in the tfjs layout go straight to the step, which copies them into the arena
     // with the non-finite check fused (read in place from tfjs-backend-wasm's heap); a kernel
     // held transposed goes through its slot.
+    // On tfjs's heap, a gradient the step cannot read where it is (made on another tfjs backend,
+    // or another variable's data) is copied into a tensor of its own first (before any view is
+    // taken: that may grow tfjs's memory).
+    const moved = new Map<number, tf.Tensor>();
+    if (heap !== undefined) {
+      for (let i = 0; i < items.length; i++) {
+        const tensor = items[i].tensor;
+        const values = readHost(tensor);
+        if (!entries[i].transposed && !heap.readsInPlace(i, values)) {
+          moved.set(i, tf.tensor(values.slice(), tensor.shape, "float32"));
+        }
+      }
+    }
     const slots = state.grads as Readonly<Record<string, Float32Array>>;
     const given: Record<string, Float32Array> = {};
     for (let i = 0; i < items.length; i++) {
       const e = entries[i];
-      const values = readHost(items[i].tensor);
+      const values = readHost(moved.get(i) ?? items[i].tensor);
       if (e.transposed) toArena(e, values, slots[e.name]);
       given[e.name] = e.transposed ? slots[e.name] : values;
     }
     const skipped = state.skippedSteps;
-    state = step(state as OptimizerState, given);
+    try {
+      state = step(state as OptimizerState, given);
+    } finally {
+      tf.dispose([...moved.values()]);
+    }
     this.#state = state;
     this.iterations_ = state.step;
     if (state.skippedSteps !== skipped) return;

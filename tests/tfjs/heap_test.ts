@@ -5,7 +5,7 @@
  * memory and a switch of tfjs backend; its arena is freed.
  */
 import assert from "node:assert/strict";
-import { adamw, lookahead, radam, ranger, readParams, step } from "../../mod.ts";
+import { adamw, lion, lookahead, radam, ranger, readParams, step } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import { HeapBackend } from "../../tfjs/heap_backend.ts";
 import { stateInternals } from "../../core/state.ts";
@@ -276,17 +276,18 @@ Deno.test("the kernel runs on a memory it is given, plain or shared (tfjs's thre
 Deno.test("tfjs wasm heap: where tfjs cannot allocate the arena, the state keeps its own memory, same bits", async () => {
   await useBackend("wasm");
   const n = name("w");
-  const init = randoms(300, 21);
+  const init = randoms(3000, 21);
   const v = tf.variable(tf.tensor(init), true, n);
   const opt = tfOptimizer(radam({ lr: 0.02 }));
   let state = await radam({ lr: 0.02 }).init({ [n]: init.slice() });
   const module = wasmBackend().wasm;
   const malloc = module._malloc;
   // tfjs-backend-wasm grows its memory on demand; a malloc it cannot serve returns 0.
-  module._malloc = (bytes: number) => bytes > 4000 ? 0 : malloc(bytes);
+  // (tfjs's own tensors here are of 12 000 bytes, the arena's sections alone of 24 000.)
+  module._malloc = (bytes: number) => bytes > 20000 ? 0 : malloc(bytes);
   try {
     for (let t = 0; t < 3; t++) {
-      const g = randoms(300, 40 + t);
+      const g = randoms(3000, 40 + t);
       const gt = tf.tensor(g);
       opt.applyGradients({ [n]: gt });
       gt.dispose();
@@ -346,5 +347,32 @@ Deno.test("tfjs wasm heap: clipping, propagate, skip and throw, with a NaN step,
     assert.ok(stateInternals(opt.state!).backend instanceof HeapBackend, label);
     opt.dispose();
     tf.dispose([va, vb]);
+  }
+});
+
+Deno.test("tfjs wasm heap: only the sections a state uses are allocated on tfjs's heap", async () => {
+  await useBackend("wasm");
+  const n = 1 << 16;
+  // [optimizer, a 2-D variable?, sections allocated (4 bytes a parameter each)]
+  const cases: [string, ReturnType<typeof radam>, boolean, number][] = [
+    ["radam (default check): the moments", radam(), false, 2],
+    ["radam with clipping: gradient slots too", radam({ clipGradNorm: 1 }), false, 3],
+    ["lion: its one moment", lion(), false, 1],
+    ["ranger on a kernel held transposed: all five", ranger(), true, 5],
+  ];
+  for (const [label, optimizer, matrix, sections] of cases) {
+    const v = tf.variable(tf.zeros(matrix ? [256, n / 256] : [n]), true, name("w"));
+    const g = tf.onesLike(v);
+    const opt = tfOptimizer(optimizer);
+    opt.applyGradients({ [v.name]: g });
+    const backend = stateInternals(opt.state!).backend;
+    assert.ok(backend instanceof HeapBackend, label);
+    const perParam = backend.allocatedBytes / n;
+    assert.ok(
+      perParam >= 4 * sections && perParam <= 4 * sections * 1.06 + 0.1,
+      `${label}: ${perParam}`,
+    );
+    opt.dispose();
+    tf.dispose([v, g]);
   }
 });
