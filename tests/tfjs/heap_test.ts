@@ -10,7 +10,7 @@ import { tfOptimizer } from "../../tfjs.ts";
 import { HeapBackend } from "../../tfjs/heap_backend.ts";
 import { stateInternals } from "../../core/state.ts";
 import { kernelOnMemory } from "../../cpu/wasm_backend.ts";
-import { data, randoms, tf, tfl, useBackend } from "./helpers.ts";
+import { data, randoms, setSeededWeights, tf, tfl, useBackend } from "./helpers.ts";
 
 let unique = 0;
 function name(base: string): string {
@@ -374,5 +374,34 @@ Deno.test("tfjs wasm heap: only the sections a state uses are allocated on tfjs'
     );
     opt.dispose();
     tf.dispose([v, g]);
+  }
+});
+
+Deno.test("tfjs wasm: a conv net trains under model.fit (conv3d, whose filter gradient tfjs-backend-wasm has)", async () => {
+  await useBackend("wasm");
+  for (const make of [() => ranger({ lr: 1e-2 }), () => radam({ lr: 1e-2 })]) {
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.conv3d({
+          filters: 3,
+          kernelSize: 2,
+          inputShape: [4, 4, 4, 1],
+          activation: "relu",
+        }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 3 }),
+      ],
+    });
+    setSeededWeights(model, 8);
+    const optimizer = tfOptimizer(make());
+    model.compile({ optimizer, loss: "meanSquaredError" });
+    const { x, y } = data([4, 4, 4, 1], 16, 77);
+    const h = await model.fit(x, y, { epochs: 40, batchSize: 8, verbose: 0 });
+    const loss = h.history.loss as number[];
+    assert.ok(loss[loss.length - 1] < 0.85 * loss[0], `${optimizer.optimizerName}: ${loss}`);
+    assert.ok(stateInternals(optimizer.state!).backend instanceof HeapBackend);
+    model.dispose();
+    optimizer.dispose();
+    tf.dispose([x, y]);
   }
 });
