@@ -681,12 +681,11 @@ export class TfOptimizer extends tf.Optimizer {
       toArena(entries[i], readHost(variable), params[entries[i].name]);
       this.#assigned[i] = variable.dataId;
     }
-    // Gradients in the tfjs layout go straight to the step, which copies them into the arena
-    // with the non-finite check fused (read in place from tfjs-backend-wasm's heap); a kernel
-    // held transposed goes through its slot.
-    // On tfjs's heap, a gradient the step cannot read where it is (made on another tfjs backend,
-    // or another variable's data) is copied into a tensor of its own first (before any view is
-    // taken: that may grow tfjs's memory).
+    // Gradients in the tfjs layout go straight to the step: on tfjs's heap it reads them where
+    // they are, elsewhere it copies them into its slots with the non-finite check fused; a
+    // kernel held transposed goes through its slot. On the heap, a gradient the step cannot
+    // read where it is (made on another tfjs backend, or another variable's data) is first
+    // copied into a tensor of its own (before any view is taken: that may grow tfjs's memory).
     const moved = new Map<number, tf.Tensor>();
     if (heap !== undefined) {
       for (let i = 0; i < items.length; i++) {
