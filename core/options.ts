@@ -330,6 +330,16 @@ export interface ResolvedConfig extends RunSettings, LoopSettings {
   readonly loop: LoopSettings;
   /** LookAhead's settings, when wrapped by `lookahead`. */
   readonly lookahead?: { readonly k: number; readonly alpha: number };
+  /** The learning rate, or the schedule given (a hyperparameter of every rule). */
+  readonly lr: LearningRate;
+  /** The first beta (of every rule's {@linkcode CommonOptions}). */
+  readonly beta1: number;
+  /** The second beta. */
+  readonly beta2: number;
+  /** The weight-decay factor. */
+  readonly weightDecay: number;
+  /** Whether the objective is maximized. */
+  readonly maximize: boolean;
   /** Every hyperparameter, flat (`lr`, `beta1`, `beta2`, `eps`, `threshold`, …). */
   readonly [hyperparameter: string]: unknown;
 }
@@ -436,8 +446,13 @@ export function resolveOptions(
   const loop = Object.freeze(
     resolveSchema(LOOP_OPTIONS, given, defaults, hyperparameters),
   ) as unknown as LoopSettings;
+  for (const key of COMMON_HYPERPARAMETERS) {
+    if (!(key in hyperparameters)) {
+      throw new Error(`Internal error: the rule of ${name} resolves no ${key}`);
+    }
+  }
   return Object.freeze({
-    ...hyperparameters,
+    ...hyperparameters as unknown as CommonHyperparameters,
     ...run,
     ...loop,
     name,
@@ -447,6 +462,13 @@ export function resolveOptions(
     loop,
   });
 }
+
+/** The hyperparameters every rule resolves (from {@linkcode CommonOptions}). */
+type CommonHyperparameters = Pick<
+  ResolvedConfig,
+  "lr" | "beta1" | "beta2" | "weightDecay" | "maximize"
+>;
+const COMMON_HYPERPARAMETERS = ["lr", "beta1", "beta2", "weightDecay", "maximize"] as const;
 
 /** Validates LookAhead's options and returns `inner` wrapped (RangeError naming the option). */
 export function resolveLookahead(inner: ResolvedConfig, options: unknown): ResolvedConfig {

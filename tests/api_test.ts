@@ -1,5 +1,15 @@
 import assert from "node:assert/strict";
-import { adam, adamw, radam, readMoments, readParams, SINGLE_TENSOR_NAME, step } from "../mod.ts";
+import {
+  adam,
+  adamw,
+  lion,
+  lookahead,
+  radam,
+  readMoments,
+  readParams,
+  SINGLE_TENSOR_NAME,
+  step,
+} from "../mod.ts";
 import { lastScalars } from "../core/state.ts";
 
 const grad = (n: number, x: number) => new Float32Array(n).fill(x);
@@ -119,4 +129,20 @@ Deno.test("states are independent: growing one instance never detaches another's
   assert.equal(view.length, 8, "view still attached");
   assert.equal(view[0], 1);
   assert.equal(big.params.w.length, 1 << 20);
+});
+
+Deno.test("settings: the hyperparameters every rule has are typed (arithmetic needs no cast)", () => {
+  for (
+    const optimizer of [radam({ lr: 0.02 }), lion({ lr: 0.02 }), lookahead(adamw({ lr: 0.02 }))]
+  ) {
+    const s = optimizer.settings;
+    // Compiles only if these are typed (number / boolean), not unknown.
+    const lr: number = typeof s.lr === "number" ? s.lr * 2 : NaN;
+    const sum: number = s.beta1 + s.beta2 + s.weightDecay;
+    const maximize: boolean = !s.maximize;
+    assert.equal(lr, 0.04, s.name);
+    assert.ok(sum > 1.8 && sum < 2.1, `${s.name}: ${sum}`);
+    assert.equal(maximize, true, s.name);
+    assert.equal(s.beta1, s.hyperparameters.beta1);
+  }
 });
