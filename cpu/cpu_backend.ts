@@ -35,6 +35,16 @@ export interface CpuKernels {
   dispose(): void;
 }
 
+/** Copies of the views of `names` (a host backend's `readSection`). */
+export function copiesOf(
+  views: Readonly<Record<string, Float32Array>>,
+  names: readonly string[],
+): Record<string, Float32Array> {
+  const out: Record<string, Float32Array> = {};
+  for (const name of names) out[name] = views[name].slice();
+  return out;
+}
+
 /** Two views of the scalar blocks of `layout` at byte `at` of `buffer`. */
 export function blockViews(
   buffer: ArrayBufferLike,
@@ -134,10 +144,7 @@ export class CpuBackend implements HostBackend {
   }
 
   readSection(section: number): Promise<Record<string, Float32Array>> {
-    const views = this.viewSection(section);
-    const out: Record<string, Float32Array> = {};
-    for (const name of this.layout.names) out[name] = views[name].slice();
-    return Promise.resolve(out);
+    return Promise.resolve(copiesOf(this.viewSection(section), this.layout.names));
   }
 
   writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void {

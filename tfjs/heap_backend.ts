@@ -35,7 +35,7 @@ import {
 } from "../core/arena.ts";
 import type { HostBackend } from "../core/backend.ts";
 import { BLOCK_BYTES, blockCount } from "../core/scalars.ts";
-import { blockViews } from "../cpu/cpu_backend.ts";
+import { blockViews, copiesOf } from "../cpu/cpu_backend.ts";
 import { type KernelExports, kernelOnMemory, placeArena } from "../cpu/wasm_backend.ts";
 
 /** The parts of tfjs-backend-wasm's emscripten module this file uses. */
@@ -128,8 +128,8 @@ export class HeapBackend implements HostBackend {
   /** Sections below this index are not allocated (0: all are; 1: no params; 2: nor grads). */
   readonly #firstSection: number;
   readonly #grads: number;
-  /** Per tensor: its variable (external ones), as last attached. */
-  readonly #variables: (tf.Variable | undefined)[];
+  /** Per tensor: tfjs-backend-wasm's id of its variable's data (external ones), as attached. */
+  readonly #ids: number[];
   /** Per tensor: the byte address of its variable's data (external ones), as last attached. */
   readonly #addresses: number[];
   /**
@@ -137,6 +137,8 @@ export class HeapBackend implements HostBackend {
    * gradient given as a view of tfjs's heap, under the default check), or 0 (its slot).
    */
   readonly #borrowed: number[];
+  /** Per tensor, in `loadGradsChecked`: whether its gradient is read in place. */
+  readonly #inPlace: boolean[];
   /** The addresses of the external tensors' data (as last attached). */
   readonly #owned = new Set<number>();
   #buffer: ArrayBufferLike;
@@ -163,7 +165,8 @@ export class HeapBackend implements HostBackend {
     this.#external = external;
     this.#firstSection = firstSection;
     const n = layout.names.length;
-    this.#variables = new Array(n).fill(undefined);
+    this.#ids = new Array(n).fill(0);
+    this.#inPlace = new Array(n).fill(false);
     this.#addresses = new Array(n).fill(0);
     this.#borrowed = new Array(n).fill(0);
     // [main descriptor | one descriptor per external tensor | scalar blocks | arena]
@@ -222,9 +225,7 @@ export class HeapBackend implements HostBackend {
     if (module === null) return undefined;
     const held = external.some((x, i) => !x && layout.lengths[i] > 0);
     const firstSection = held ? PARAMS : copiesGradients ? GRADS : EXP_AVG;
-    const externals = external.filter((x) => x).length;
-    const bytes = ALIGN * (2 + externals) + blockCount(layout.segments) * BLOCK_BYTES +
-      ALIGN + layout.byteLength - skippedBytes(layout, firstSection);
+    const bytes = allocationBytes(layout, external, firstSection);
     let pointer: number;
     try {
       pointer = module._malloc(bytes) >>> 0;
@@ -244,9 +245,7 @@ export class HeapBackend implements HostBackend {
 
   /** Bytes of tfjs's heap this backend allocated. */
   get allocatedBytes(): number {
-    const externals = this.#external.filter((x) => x).length;
-    return ALIGN * (2 + externals) + blockCount(this.layout.segments) * BLOCK_BYTES + ALIGN +
-      this.layout.byteLength - skippedBytes(this.layout, this.#firstSection);
+    return allocationBytes(this.layout, this.#external, this.#firstSection);
   }
 
   /**
@@ -268,7 +267,7 @@ export class HeapBackend implements HostBackend {
         own.dispose();
         data = heap.dataIdMap.get(variable.dataId)!;
       }
-      this.#variables[i] = variable;
+      this.#ids[i] = data.id;
       this.#addresses[i] = data.memoryOffset >>> 0;
     }
     this.#owned.clear();
@@ -299,7 +298,7 @@ export class HeapBackend implements HostBackend {
    */
   readsInPlace(i: number, values: Float32Array): boolean {
     const at = values.byteOffset;
-    return this.#external[i] && values.buffer === this.#memory.buffer && at % 4 === 0 &&
+    return this.#external[i] && values.buffer === this.#memory.buffer &&
       (!this.#owned.has(at) || at === this.#addresses[i]);
   }
 
@@ -336,8 +335,7 @@ export class HeapBackend implements HostBackend {
   get grads(): Readonly<Record<string, Float32Array>> {
     const buffer = this.#fresh();
     const slots = this.#firstSection <= GRADS ? this.#section(GRADS) : undefined;
-    if (slots && !this.#borrowed.some((a) => a !== 0)) return slots;
-    if (!this.#borrowed.some((a) => a !== 0)) return this.#noGrads;
+    if (!this.#borrowed.some((a) => a !== 0)) return slots ?? this.#noGrads;
     const out: Record<string, Float32Array> = {};
     this.layout.names.forEach((name, i) => {
       const at = this.#borrowed[i];
@@ -380,17 +378,21 @@ export class HeapBackend implements HostBackend {
   loadGradsChecked(grads: Float32Array | Readonly<Record<string, Float32Array>>): boolean {
     const { names, lengths, offsets } = this.layout;
     this.#fresh();
-    const single = grads instanceof Float32Array;
-    const sources = names.map((name) => single ? grads : grads[name]);
-    // Where each gradient is read: in place, or (none, without slots) a refusal first.
-    const inPlace = sources.map((src, i) => this.readsInPlace(i, src));
-    if (inPlace.some((x, i) => !x && lengths[i] > 0)) this.#needSlots();
+    const sourceOf = (i: number) => grads instanceof Float32Array ? grads : grads[names[i]];
+    // Where each gradient is read: in place, or in a slot (without slots, a refusal first).
+    const inPlace = this.#inPlace;
+    let copies = false;
+    for (let i = 0; i < names.length; i++) {
+      inPlace[i] = this.readsInPlace(i, sourceOf(i));
+      copies ||= !inPlace[i] && lengths[i] > 0;
+    }
+    if (copies) this.#needSlots();
     this.#borrowed.fill(0);
     const slots = this.#firstSection <= GRADS ? this.#section(GRADS) : undefined;
     let found = false;
     for (let i = 0; i < names.length; i++) {
       if (lengths[i] === 0) continue;
-      const src = sources[i];
+      const src = sourceOf(i);
       if (inPlace[i]) {
         this.#borrowed[i] = src.byteOffset;
         found = this.#k.nonFinite(src.byteOffset, lengths[i]) !== 0 || found;
@@ -437,12 +439,14 @@ export class HeapBackend implements HostBackend {
       }
       k.step(run.descriptor, scalars, run.start, run.end);
     }
+    // After every run: registering may allocate in tfjs's heap, and so grow it (a new buffer
+    // under `words`).
     const tfjs = this.#module.tfjs;
     for (const run of this.#runs) {
       if (run.external < 0) continue;
-      const data = this.#heap.dataIdMap.get(this.#variables[run.external]!.dataId)!;
-      tfjs.disposeData(data.id);
-      tfjs.registerTensor(data.id, run.end - run.start, data.memoryOffset);
+      const i = run.external;
+      tfjs.disposeData(this.#ids[i]);
+      tfjs.registerTensor(this.#ids[i], run.end - run.start, this.#addresses[i]);
     }
     // (The gradients read in place belong to tfjs, which may free them once the step is over.)
     this.#borrowed.fill(0);
@@ -463,10 +467,7 @@ export class HeapBackend implements HostBackend {
   }
 
   readSection(section: number): Promise<Record<string, Float32Array>> {
-    const views = this.viewSection(section);
-    const out: Record<string, Float32Array> = {};
-    for (const name of this.layout.names) out[name] = views[name].slice();
-    return Promise.resolve(out);
+    return Promise.resolve(copiesOf(this.viewSection(section), this.layout.names));
   }
 
   writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void {
@@ -487,6 +488,20 @@ export class HeapBackend implements HostBackend {
     // A tfjs backend that was disposed took its heap, and this arena, with it.
     if (this.#heap.wasm === this.#module) this.#module._free(this.#pointer);
   }
+}
+
+/**
+ * Bytes to allocate: room to align to 64, the main descriptor, one per external tensor, the
+ * scalar blocks, room to align the arena, and the arena from section `first` on.
+ */
+function allocationBytes(
+  layout: ArenaLayout,
+  external: readonly boolean[],
+  first: number,
+): number {
+  const externals = external.filter((x) => x).length;
+  return ALIGN * (2 + externals) + blockCount(layout.segments) * BLOCK_BYTES + ALIGN +
+    layout.byteLength - skippedBytes(layout, first);
 }
 
 /** Bytes of the arena's layout before section `first` (those not allocated). */

@@ -354,11 +354,13 @@ export class TfOptimizer extends tf.Optimizer {
     const heap = this.#heapBackend();
     if (heap !== undefined && !heap.usable()) {
       if (heap.lost) {
-        const steps = stateInternals(this.#state!).steps;
+        // (Kept-aside state of frozen variables is on the JS heap, and stays.)
+        const internals = stateInternals(this.#state!);
+        this.#steps = internals.steps;
+        this.#skipped = internals.skipped;
         dispose(this.#state!);
         this.#state = undefined;
         this.#entries = [];
-        this.#steps = steps;
         throw new TypeError(
           "The TensorFlow.js wasm backend that held this optimizer's state was disposed, and the state with it (moments, slow weights); the next step starts them afresh from the variables",
         );
@@ -674,10 +676,11 @@ export class TfOptimizer extends tf.Optimizer {
     heap?.attach(items);
     // A variable assigned since the last step (model.setWeights, loading weights) is stepped from
     // its new value, as tfjs's own optimizers do (on tfjs's heap the step reads it anyway).
+    let params: Readonly<Record<string, Float32Array>> | undefined;
     for (let i = 0; i < items.length; i++) {
       const variable = items[i].variable;
       if (variable.dataId === this.#assigned[i] || heap?.external(i)) continue;
-      const params = state.params as Readonly<Record<string, Float32Array>>;
+      params ??= state.params as Readonly<Record<string, Float32Array>>;
       toArena(entries[i], readHost(variable), params[entries[i].name]);
       this.#assigned[i] = variable.dataId;
     }
@@ -686,34 +689,34 @@ export class TfOptimizer extends tf.Optimizer {
     // kernel held transposed goes through its slot. On the heap, a gradient the step cannot
     // read where it is (made on another tfjs backend, or another variable's data) is first
     // copied into a tensor of its own (before any view is taken: that may grow tfjs's memory).
-    const moved = new Map<number, tf.Tensor>();
+    const tensors = items.map((item) => item.tensor);
+    let values = tensors.map(readHost);
+    const moved: tf.Tensor[] = [];
     if (heap !== undefined) {
-      for (let i = 0; i < items.length; i++) {
-        const tensor = items[i].tensor;
-        const values = readHost(tensor);
-        if (!entries[i].transposed && !heap.readsInPlace(i, values)) {
-          moved.set(i, tf.tensor(values.slice(), tensor.shape, "float32"));
-        }
+      for (let i = 0; i < tensors.length; i++) {
+        if (entries[i].transposed || heap.readsInPlace(i, values[i])) continue;
+        tensors[i] = tf.tensor(values[i].slice(), tensors[i].shape, "float32");
+        moved.push(tensors[i]);
       }
+      if (moved.length > 0) values = tensors.map(readHost);
     }
     const slots = state.grads as Readonly<Record<string, Float32Array>>;
     const given: Record<string, Float32Array> = {};
     for (let i = 0; i < items.length; i++) {
       const e = entries[i];
-      const values = readHost(moved.get(i) ?? items[i].tensor);
-      if (e.transposed) toArena(e, values, slots[e.name]);
-      given[e.name] = e.transposed ? slots[e.name] : values;
+      if (e.transposed) toArena(e, values[i], slots[e.name]);
+      given[e.name] = e.transposed ? slots[e.name] : values[i];
     }
     const skipped = state.skippedSteps;
     try {
       state = step(state as OptimizerState, given);
     } finally {
-      tf.dispose([...moved.values()]);
+      tf.dispose(moved);
     }
     this.#state = state;
     this.iterations_ = state.step;
     if (state.skippedSteps !== skipped) return;
-    const params = state.params as Readonly<Record<string, Float32Array>>;
+    let stepped: Readonly<Record<string, Float32Array>> | undefined;
     // Parameters on tfjs's heap were updated in their variables' data. The others get new data
     // by assign, as tfjs's own optimizers give it (the wasm backend copies a tensor's values
     // into its heap at once; others may keep the array).
@@ -721,7 +724,8 @@ export class TfOptimizer extends tf.Optimizer {
     for (let i = 0; i < items.length; i++) {
       if (heap?.external(i)) continue;
       const e = entries[i];
-      const view = params[e.name];
+      stepped ??= state.params as Readonly<Record<string, Float32Array>>;
+      const view = stepped[e.name];
       const values = e.transposed ? fromArena(e, view) : wasm ? view : view.slice();
       const t = tf.tensor(values, e.shape as number[], "float32");
       items[i].variable.assign(t);

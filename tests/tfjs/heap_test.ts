@@ -10,7 +10,7 @@ import { tfOptimizer } from "../../tfjs.ts";
 import { HeapBackend } from "../../tfjs/heap_backend.ts";
 import { stateInternals } from "../../core/state.ts";
 import { kernelOnMemory } from "../../cpu/wasm_backend.ts";
-import { data, randoms, setSeededWeights, tf, tfl, useBackend } from "./helpers.ts";
+import { data, randoms, setSeededWeights, tf, tfl, transpose, useBackend } from "./helpers.ts";
 
 let unique = 0;
 function name(base: string): string {
@@ -212,13 +212,6 @@ Deno.test("tfjs wasm heap: a variable given as a gradient (its own, or another's
   opt.dispose();
   tf.dispose([va, vb]);
 });
-
-/** Transposes a [rows, cols] row-major array. */
-function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
-  return out;
-}
 
 for (const backend of ["cpu", "wasm"]) {
   Deno.test(`tfjs ${backend}: a variable assigned between steps (setWeights) is stepped from its new value`, async () => {

@@ -24,6 +24,13 @@ export async function useBackend(name: string): Promise<void> {
   await tf.ready();
 }
 
+/** Transposes a [rows, cols] row-major array. */
+export function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  return out;
+}
+
 /** Deterministic pseudo-random floats in [-1, 1). */
 export function randoms(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);

@@ -27,6 +27,7 @@ import {
   saveToMemory,
   tf,
   tfl,
+  transpose,
   useBackend,
   weightValues,
 } from "./helpers.ts";
@@ -34,13 +35,6 @@ import {
 let unique = 0;
 function name(base: string): string {
   return `t${unique++}/${base}`;
-}
-
-/** Transposes a [rows, cols] row-major array. */
-function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
-  return out;
 }
 
 for (const backend of CPU_BACKENDS) {
