@@ -8,18 +8,27 @@
  * - `hot`: steps back to back (the workers are still polling when the next step starts);
  * - `cold`: 2 ms idle between steps, so the workers have gone to sleep in `Atomics.wait` and
  *   each step pays a futex wake (a training loop computing gradients between steps);
+ * - `cold-copied`: cold, with the default `nonFinite` and the gradients given to `step` (copied
+ *   in, as the TensorFlow.js adapter gives them), so that the main thread copies them while
+ *   the workers wake;
  * - `skip`: hot, with the default `nonFinite: "skip"`, which adds the gradients' sum of squares
  *   (a second parallel pass), against the same on one thread; and `skip-serial`, the same with
  *   that reduction on the main thread alone (is the parallel reduction worth its sync?).
  *
- * Usage: deno run bench/thread_threshold.ts [--threads=2] [--rounds=9]
+ * `--ab`: instead, the threaded step alone with three polling times of its workers after a job
+ * (0.3 ms, the default; 0.05 ms; none), alternated, hot, cold and cold with copied-in
+ * gradients, 64K to 4M.
+ *
+ * Usage: deno run bench/thread_threshold.ts [--threads=2] [--rounds=9] [--modes=hot,cold]
+ * [--ab]
  *
  * @module
  */
 import { type OptimizerState, radam, step } from "../mod.ts";
 import { initState } from "../core/state.ts";
-import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
+import { createThreadedWasmBackend, type ThreadedOptions } from "../cpu/threaded_wasm_backend.ts";
 import { dispose } from "../mod.ts";
+import { machine } from "./machine.ts";
 
 const arg = (name: string, fallback: number) =>
   Number(Deno.args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
@@ -28,12 +37,13 @@ const ROUNDS = arg("rounds", 9);
 const SIZES = [4096, 16_384, 32_768, 65_536, 131_072, 262_144, 524_288, 1_048_576, 4_194_304];
 const SAMPLE_MS = 30;
 
-type Mode = "hot" | "cold" | "skip" | "skip-serial";
-const MODES: Mode[] = ["hot", "cold", "skip", "skip-serial"];
+type Mode = "hot" | "cold" | "cold-copied" | "skip" | "skip-serial";
+const MODES: Mode[] = (Deno.args.find((a) => a.startsWith("--modes="))?.slice(8).split(",") ??
+  ["hot", "cold", "cold-copied", "skip", "skip-serial"]) as Mode[];
 
 async function makeState(n: number, threads: number, mode: Mode): Promise<OptimizerState> {
   const params = new Float32Array(n).map((_, i) => Math.sin(i));
-  const nonFinite = mode === "skip" || mode === "skip-serial" ? "skip" : "propagate";
+  const nonFinite = mode === "hot" || mode === "cold" ? "propagate" : "skip";
   const opt = radam({ nonFinite, threads, threadThreshold: 0 });
   let state = threads > 1 && mode === "skip-serial"
     ? await initState(
@@ -60,11 +70,12 @@ function sample(
   cold: boolean,
   count: number,
   out: number[],
+  grads?: Float32Array,
 ): void {
   for (let s = 0; s < count; s++) {
     if (cold) Atomics.wait(idle, 0, 0, 2);
     const t0 = performance.now();
-    set(step(get()));
+    set(grads ? step(get(), grads) : step(get()));
     out.push(performance.now() - t0);
   }
 }
@@ -78,6 +89,55 @@ function stepsPerRound(n: number, cold: boolean): number {
 const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
+if (Deno.args.includes("--ab")) {
+  // The threaded step with three polling times of its workers, alternated in each round.
+  const configs: [string, ThreadedOptions][] = [
+    ["polls 0.3 ms after a job (the default)", { workerSpinMs: 0.3 }],
+    ["polls 0.05 ms", { workerSpinMs: 0.05 }],
+    ["sleeps at once", { workerSpinMs: 0 }],
+  ];
+  console.log(`Machine: ${machine()}.\n`);
+  console.log(`${THREADS} threads, median (mean) ms a step:\n`);
+  console.log(`| size | mode | ${configs.map(([c]) => c).join(" | ")} |`);
+  console.log(`|---:|---|${configs.map(() => "---:").join("|")}|`);
+  for (const mode of ["hot", "cold", "cold-copied"] as const) {
+    for (const n of [65_536, 262_144, 1_048_576, 4_194_304]) {
+      const params = new Float32Array(n).map((_, i) => Math.sin(i));
+      const grads = mode === "cold-copied"
+        ? Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 1e-2)
+        : undefined;
+      const opt = radam({ threads: THREADS, threadThreshold: 0 });
+      const states: OptimizerState[] = [];
+      for (const [, options] of configs) {
+        let s = await initState(
+          opt.settings,
+          { "": params },
+          (layout) => createThreadedWasmBackend(layout, THREADS, options),
+        );
+        s.grads[""].set(params.map((x) => x * 1e-2));
+        for (let t = 0; t < 7; t++) s = step(s);
+        states.push(s);
+      }
+      const times: number[][] = configs.map(() => []);
+      const cold = mode !== "hot";
+      const count = stepsPerRound(n, cold);
+      for (let r = 0; r < ROUNDS; r++) {
+        for (let j = 0; j < states.length; j++) {
+          const k = (j + r) % states.length;
+          sample(() => states[k], (s) => states[k] = s, cold, count, times[k], grads);
+        }
+      }
+      for (const s of states) dispose(s);
+      console.log(
+        `| ${n} | ${mode} | ${
+          times.map((t) => `${median(t).toFixed(4)} (${mean(t).toFixed(4)})`).join(" | ")
+        } |`,
+      );
+    }
+  }
+  Deno.exit(0);
+}
+
 console.log(
   `| size | mode | 1 thread, median (mean) ms | ${THREADS} threads, median (mean) ms | speed-up (medians) |`,
 );
@@ -89,13 +149,16 @@ for (const mode of MODES) {
     let one = await makeState(n, 1, mode === "skip-serial" ? "skip" : mode);
     let many = await makeState(n, THREADS, mode);
     const a: number[] = [], b: number[] = [];
-    const cold = mode === "cold";
+    const cold = mode === "cold" || mode === "cold-copied";
+    const grads = mode === "cold-copied"
+      ? Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 1e-2)
+      : undefined;
     const count = stepsPerRound(n, cold);
     for (let r = 0; r < ROUNDS; r++) {
       const first = r % 2 === 0;
-      if (first) sample(() => one, (s) => one = s, cold, count, a);
-      sample(() => many, (s) => many = s, cold, count, b);
-      if (!first) sample(() => one, (s) => one = s, cold, count, a);
+      if (first) sample(() => one, (s) => one = s, cold, count, a, grads);
+      sample(() => many, (s) => many = s, cold, count, b, grads);
+      if (!first) sample(() => one, (s) => one = s, cold, count, a, grads);
     }
     dispose(many);
     const [ta, tb] = [median(a), median(b)];

@@ -71,6 +71,8 @@ const MAIN_SPIN_MS = 0.05;
 export interface ThreadedOptions {
   /** Reduce the sum of squares on every thread (default), or on the main thread alone. */
   parallelReduction?: boolean;
+  /** Milliseconds a worker polls for the next job after one (default WORKER_SPIN_MS). */
+  workerSpinMs?: number;
 }
 
 /**
@@ -219,7 +221,7 @@ export async function createThreadedWasmBackend(
         end,
         firstBlock,
         lastBlock,
-        spinMs: WORKER_SPIN_MS,
+        spinMs: options.workerSpinMs ?? WORKER_SPIN_MS,
         layout: CONTROL,
         ops: {
           step: OP_STEP,
