@@ -56,21 +56,25 @@ export type { OptimizerState } from "./core/state.ts";
 
 // Options and settings.
 export {
+  type AdamHyperparameters,
   type AdamOptions,
   type BackendChoice,
   type BackendName,
   type CommonOptions,
   DEFAULT_THREAD_THRESHOLD,
   type LearningRate,
+  type LionHyperparameters,
   type LionOptions,
   type LookaheadOptions,
   type LoopSettings,
   MAX_THREADS,
   type NonFinitePolicy,
   type ParamGroup,
+  type RAdamHyperparameters,
   type RAdamOptions,
   type ResolvedConfig,
   type RunSettings,
+  type SettingsOf,
 } from "./core/options.ts";
 export type { RuleKind } from "./core/rule.ts";
 

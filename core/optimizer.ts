@@ -7,11 +7,15 @@
  * @module
  */
 import type {
+  AdamHyperparameters,
   AdamOptions,
+  LionHyperparameters,
   LionOptions,
   LookaheadOptions,
+  RAdamHyperparameters,
   RAdamOptions,
   ResolvedConfig,
+  SettingsOf,
 } from "./options.ts";
 import { resolveLookahead, resolveOptions } from "./options.ts";
 import { placement } from "./select.ts";
@@ -35,14 +39,15 @@ import { type GpuInitOptions, hasGpuParams, initWebGpuState } from "../gpu/webgp
  * assert.equal(state.step, 0);
  * ```
  */
-export interface Optimizer {
+export interface Optimizer<H = Readonly<Record<string, unknown>>> {
   /** "radam", "adam", "adamw", "ranger", "lion", or "lookahead(…)" of one of them. */
   readonly name: string;
   /**
    * The settings in force: the options given, with the defaults filled in, split into the rule's
-   * `hyperparameters`, `run` and `loop` (and, flat, every field of the three).
+   * `hyperparameters`, `run` and `loop` (and, flat, every field of the three). The rule's
+   * hyperparameters `H` are typed ({@linkcode RAdamHyperparameters} for `radam`).
    */
-  readonly settings: Readonly<ResolvedConfig>;
+  readonly settings: Readonly<SettingsOf<H>>;
   /**
    * Copies `params` into a new arena on the chosen backend and returns the state at step 0.
    *
@@ -65,11 +70,14 @@ export interface Optimizer {
   init(params: GpuParams, options: GpuInitOptions): Promise<OptimizerState<any>>;
 }
 
-/** The optimizer value of a resolved configuration. */
-function optimizerOf(settings: ResolvedConfig): Optimizer {
+/**
+ * The optimizer value of a resolved configuration; `H` is what the caller's rule resolves (the
+ * schema guarantees the fields, which TypeScript cannot see through it).
+ */
+function optimizerOf<H>(settings: ResolvedConfig): Optimizer<H> {
   return Object.freeze({
     name: settings.name,
-    settings,
+    settings: settings as SettingsOf<H>,
     init(
       params: GpuParams,
       options?: GpuInitOptions,
@@ -88,7 +96,7 @@ function optimizerOf(settings: ResolvedConfig): Optimizer {
 }
 
 /** The optimizer `name` of rules/registry.ts with `options`. */
-function make(name: string, options: unknown): Optimizer {
+function make<H>(name: string, options: unknown): Optimizer<H> {
   const { rule, defaults } = OPTIMIZERS[name];
   return optimizerOf(resolveOptions(rule, name, options, defaults));
 }
@@ -122,7 +130,7 @@ function make(name: string, options: unknown): Optimizer {
  * assert.ok(Math.abs(w[0] - 3) < 0.05 && Math.abs(w[1] + 1) < 0.05);
  * ```
  */
-export function radam(options?: RAdamOptions): Optimizer {
+export function radam(options?: RAdamOptions): Optimizer<RAdamHyperparameters> {
   return make("radam", options);
 }
 
@@ -142,7 +150,7 @@ export function radam(options?: RAdamOptions): Optimizer {
  * assert.ok(Math.abs(state.params[""][1] - (-1 + 1e-3)) < 1e-6);
  * ```
  */
-export function adam(options?: AdamOptions): Optimizer {
+export function adam(options?: AdamOptions): Optimizer<AdamHyperparameters> {
   return make("adam", options);
 }
 
@@ -161,7 +169,7 @@ export function adam(options?: AdamOptions): Optimizer {
  * assert.equal(state.params.w[0], Math.fround(1 - 1e-3 * 0.1));
  * ```
  */
-export function adamw(options?: AdamOptions): Optimizer {
+export function adamw(options?: AdamOptions): Optimizer<AdamHyperparameters> {
   return make("adamw", options);
 }
 
@@ -188,7 +196,7 @@ export function adamw(options?: AdamOptions): Optimizer {
  * assert.equal(exp_avg.w[0], Math.fround(1 - 0.99) * 2); // (1 − β2)·g
  * ```
  */
-export function lion(options?: LionOptions): Optimizer {
+export function lion(options?: LionOptions): Optimizer<LionHyperparameters> {
   return make("lion", options);
 }
 
@@ -210,7 +218,10 @@ export function lion(options?: LionOptions): Optimizer {
  * assert.ok(state.params.w[0] < 0);
  * ```
  */
-export function lookahead(inner: Optimizer, options?: LookaheadOptions): Optimizer {
+export function lookahead<H>(
+  inner: Optimizer<H>,
+  options?: LookaheadOptions,
+): Optimizer<H> {
   if (typeof inner !== "object" || inner === null || typeof inner.settings !== "object") {
     throw new TypeError("lookahead() expects an optimizer made by this library, e.g. radam()");
   }
@@ -252,7 +263,7 @@ export interface RangerOptions extends RAdamOptions, LookaheadOptions {}
  * assert.deepEqual([...state.params["fc.weight"]], [0, 0, 0, 0, 0, 0]);
  * ```
  */
-export function ranger(options?: RangerOptions): Optimizer {
+export function ranger(options?: RangerOptions): Optimizer<RAdamHyperparameters> {
   const { k, alpha, ...rest } = options ?? {};
   const { rule, defaults } = OPTIMIZERS.ranger;
   return optimizerOf(resolveLookahead(resolveOptions(rule, "ranger", rest, defaults), {

@@ -276,6 +276,98 @@ export interface RAdamOptions extends AdamOptions {
  */
 export type LionOptions = CommonOptions;
 
+/**
+ * The hyperparameters {@linkcode adam} and {@linkcode adamw} resolve: `settings.hyperparameters`,
+ * and the same fields flat on `settings`, typed (see {@linkcode SettingsOf}).
+ *
+ * @example
+ * ```ts
+ * import { adamw, type AdamHyperparameters } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const h: AdamHyperparameters = adamw({ lr: 3e-4 }).settings.hyperparameters;
+ * assert.equal(h.eps * 10, 1e-7);
+ * assert.equal(h.decoupledWeightDecay, true);
+ * ```
+ */
+export interface AdamHyperparameters {
+  /** The learning rate, or the schedule given. */
+  readonly lr: LearningRate;
+  /** The first beta. */
+  readonly beta1: number;
+  /** The second beta. */
+  readonly beta2: number;
+  /** The term added to the denominator. */
+  readonly eps: number;
+  /** The weight-decay factor. */
+  readonly weightDecay: number;
+  /** Whether the decay is decoupled (AdamW). */
+  readonly decoupledWeightDecay: boolean;
+  /** Whether the objective is maximized. */
+  readonly maximize: boolean;
+}
+
+/**
+ * The hyperparameters {@linkcode radam} (and {@linkcode ranger}) resolve: Adam's and the
+ * rectification's.
+ *
+ * @example
+ * ```ts
+ * import { radam } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const { settings } = radam({ threshold: 4 });
+ * const firstRectifiedAfter: number = settings.threshold + 1;
+ * assert.equal(firstRectifiedAfter, 5);
+ * assert.equal(settings.hyperparameters.degenerateToSgd, true);
+ * ```
+ */
+export interface RAdamHyperparameters extends AdamHyperparameters {
+  /** Rectify when ρt exceeds it. */
+  readonly threshold: number;
+  /** Momentum-SGD steps before rectification (or none). */
+  readonly degenerateToSgd: boolean;
+  /** Nesterov momentum. */
+  readonly nesterov: boolean;
+}
+
+/**
+ * The hyperparameters {@linkcode lion} resolves.
+ *
+ * @example
+ * ```ts
+ * import { lion } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const beta2: number = lion().settings.hyperparameters.beta2;
+ * assert.equal(beta2, 0.99);
+ * ```
+ */
+export interface LionHyperparameters {
+  /** The learning rate, or the schedule given. */
+  readonly lr: LearningRate;
+  /** The first beta (the update's interpolation). */
+  readonly beta1: number;
+  /** The second beta (the momentum's). */
+  readonly beta2: number;
+  /** The weight-decay factor (always decoupled). */
+  readonly weightDecay: number;
+  /** Whether the objective is maximized. */
+  readonly maximize: boolean;
+}
+
+/**
+ * The settings of an optimizer whose rule resolves the hyperparameters `H`: a
+ * {@linkcode ResolvedConfig} whose `hyperparameters`, and the same fields flat, have `H`'s
+ * types (a field of another rule reads as `unknown`).
+ *
+ * @example
+ * ```ts
+ * import { radam, type RAdamHyperparameters, type SettingsOf } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const settings: SettingsOf<RAdamHyperparameters> = radam().settings;
+ * assert.equal(settings.eps / settings.hyperparameters.eps, 1);
+ * ```
+ */
+export type SettingsOf<H> = ResolvedConfig & H & { readonly hyperparameters: H };
+
 export type { RuleKind };
 
 /** How a state runs: its backend and threads. */

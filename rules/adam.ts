@@ -18,6 +18,7 @@
  *
  * @module
  */
+import type { AdamHyperparameters, RAdamHyperparameters } from "../core/options.ts";
 import type { Hyperparameters, JsStep, Rule, RuleKind } from "../core/rule.ts";
 import {
   EMA_FIELDS,
@@ -36,20 +37,10 @@ export const MODE_MOMENTUM = 1;
 /** Kernel mode: moments only; the parameters are left untouched. */
 export const MODE_MOMENTS_ONLY = 2;
 
-/** The rule's resolved hyperparameters. */
-export interface AdamHyperparameters {
-  readonly lr: number | ((t: number) => number);
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly eps: number;
-  readonly weightDecay: number;
-  readonly decoupledWeightDecay: boolean;
-  readonly maximize: boolean;
-  /** RAdam only. */
-  readonly threshold?: number;
-  readonly degenerateToSgd?: boolean;
-  readonly nesterov?: boolean;
-}
+/** What the kernel's scalars are computed from: Adam's hyperparameters, and RAdam's when RAdam. */
+type AdamRuleHyperparameters =
+  & AdamHyperparameters
+  & Partial<Pick<RAdamHyperparameters, "threshold" | "degenerateToSgd" | "nesterov">>;
 
 const ADAM_OPTIONS: Schema = [
   lrOption(1e-3),
@@ -103,7 +94,7 @@ function computeScalars(
   lr: number,
   out: StepScalars,
 ) {
-  const h = hyper as unknown as AdamHyperparameters;
+  const h = hyper as unknown as AdamRuleHyperparameters;
   const { beta1, beta2, eps, weightDecay } = h;
   const bc1 = 1 - Math.pow(beta1, t);
   const bc2 = 1 - Math.pow(beta2, t);

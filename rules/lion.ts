@@ -16,6 +16,7 @@
  *
  * @module
  */
+import type { LionHyperparameters } from "../core/options.ts";
 import type { Hyperparameters, JsStep, Rule } from "../core/rule.ts";
 import {
   EMA_FIELDS,
@@ -26,15 +27,6 @@ import {
 } from "../core/scalars.ts";
 import { finishJs } from "./lookahead.ts";
 import { betasOption, booleanOption, lrOption, numberOption } from "../core/schema.ts";
-
-/** The rule's resolved hyperparameters. */
-export interface LionHyperparameters {
-  readonly lr: number | ((t: number) => number);
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly weightDecay: number;
-  readonly maximize: boolean;
-}
 
 /** The rule's scalar block (after the header: see core/scalars.ts). */
 export const LION_SCALARS = scalarLayout({

@@ -4,7 +4,9 @@ import {
   adamw,
   lion,
   lookahead,
+  type Optimizer,
   radam,
+  ranger,
   readMoments,
   readParams,
   SINGLE_TENSOR_NAME,
@@ -129,6 +131,35 @@ Deno.test("states are independent: growing one instance never detaches another's
   assert.equal(view.length, 8, "view still attached");
   assert.equal(view[0], 1);
   assert.equal(big.params.w.length, 1 << 20);
+});
+
+Deno.test("settings: each rule's own hyperparameters are typed, flat and in hyperparameters", () => {
+  // Compiles only if each factory's settings carry its rule's types (`deno check` runs on tests).
+  const r = radam({ eps: 1e-6, threshold: 6 });
+  const eps: number = r.settings.eps * 2;
+  const threshold: number = r.settings.hyperparameters.threshold + 1;
+  const nesterov: boolean = !r.settings.nesterov;
+  assert.equal(eps, 2e-6);
+  assert.equal(threshold, 7);
+  assert.equal(nesterov, true);
+  const a = adamw({ eps: 1e-7 });
+  const decoupled: boolean = a.settings.hyperparameters.decoupledWeightDecay;
+  assert.equal(decoupled, true);
+  assert.equal(a.settings.eps * 10, 1e-6);
+  // LookAhead keeps the inner rule's types; Ranger is RAdam's.
+  const wrapped = lookahead(adam({ eps: 1e-5 }), { k: 3 });
+  assert.equal(wrapped.settings.eps + 0, 1e-5);
+  assert.equal(ranger().settings.threshold - 5, 0);
+  const l = lion();
+  // @ts-expect-error Lion has no eps: it reads as unknown, not as a number
+  const none: number = l.settings.eps;
+  assert.equal(none, undefined);
+  // @ts-expect-error nor has its hyperparameters record one
+  const alsoNone: number = l.settings.hyperparameters.eps;
+  assert.equal(alsoNone, undefined);
+  // Every optimizer is still an Optimizer (the default, untyped view).
+  const all: Optimizer[] = [r, a, wrapped, l, ranger()];
+  assert.equal(all.length, 5);
 });
 
 Deno.test("settings: the hyperparameters every rule has are typed (arithmetic needs no cast)", () => {

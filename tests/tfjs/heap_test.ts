@@ -5,7 +5,16 @@
  * memory and a switch of tfjs backend; its arena is freed.
  */
 import assert from "node:assert/strict";
-import { adamw, lion, lookahead, radam, ranger, readParams, step } from "../../mod.ts";
+import {
+  adamw,
+  lion,
+  lookahead,
+  type Optimizer,
+  radam,
+  ranger,
+  readParams,
+  step,
+} from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import { HeapBackend } from "../../tfjs/heap_backend.ts";
 import { stateInternals } from "../../core/state.ts";
@@ -347,7 +356,7 @@ Deno.test("tfjs wasm heap: only the sections a state uses are allocated on tfjs'
   await useBackend("wasm");
   const n = 1 << 16;
   // [optimizer, a 2-D variable?, sections allocated (4 bytes a parameter each)]
-  const cases: [string, ReturnType<typeof radam>, boolean, number][] = [
+  const cases: [string, Optimizer, boolean, number][] = [
     ["radam (default check): the moments", radam(), false, 2],
     ["radam with clipping: gradient slots too", radam({ clipGradNorm: 1 }), false, 3],
     ["lion: its one moment", lion(), false, 1],
