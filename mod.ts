@@ -60,6 +60,7 @@ export {
   type AdamOptions,
   type BackendChoice,
   type BackendName,
+  type CommonHyperparameters,
   type CommonOptions,
   DEFAULT_THREAD_THRESHOLD,
   type LearningRate,

@@ -43,15 +43,23 @@ type Mode = "hot" | "cold" | "cold-copied" | "skip" | "skip-serial";
 const MODES: Mode[] = (Deno.args.find((a) => a.startsWith("--modes="))?.slice(8).split(",") ??
   ["hot", "cold", "cold-copied", "skip", "skip-serial"]) as Mode[];
 
-async function makeState(n: number, threads: number, mode: Mode): Promise<OptimizerState> {
+/**
+ * A rectified RAdam state of `n` parameters on `threads` threads with `nonFinite`; `threaded`:
+ * the threaded backend's settings, where they are not the default.
+ */
+async function makeState(
+  n: number,
+  threads: number,
+  nonFinite: "skip" | "propagate",
+  threaded?: ThreadedOptions,
+): Promise<OptimizerState> {
   const params = new Float32Array(n).map((_, i) => Math.sin(i));
-  const nonFinite = mode === "hot" || mode === "cold" ? "propagate" : "skip";
   const opt = radam({ nonFinite, threads, threadThreshold: 0 });
-  let state = threads > 1 && mode === "skip-serial"
+  let state = threads > 1 && threaded !== undefined
     ? await initState(
       opt.settings,
       params,
-      (layout) => createThreadedWasmBackend(layout, threads, { parallelReduction: false }),
+      (layout) => createThreadedWasmBackend(layout, threads, threaded),
     )
     : await opt.init(params);
   const g = state.grads[""];
@@ -104,22 +112,12 @@ if (Deno.args.includes("--ab")) {
   console.log(`|---:|---|${configs.map(() => "---:").join("|")}|`);
   for (const mode of ["hot", "cold", "cold-copied"] as const) {
     for (const n of [65_536, 262_144, 1_048_576, 4_194_304]) {
-      const params = new Float32Array(n).map((_, i) => Math.sin(i));
       const grads = mode === "cold-copied"
         ? Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 1e-2)
         : undefined;
-      const opt = radam({ threads: THREADS, threadThreshold: 0 });
       const states: OptimizerState[] = [];
-      for (const [, options] of configs) {
-        let s = await initState(
-          opt.settings,
-          { "": params },
-          (layout) => createThreadedWasmBackend(layout, THREADS, options),
-        );
-        s.grads[""].set(params.map((x) => x * 1e-2));
-        for (let t = 0; t < 7; t++) s = step(s);
-        states.push(s);
-      }
+      // the default nonFinite in every mode
+      for (const [, options] of configs) states.push(await makeState(n, THREADS, "skip", options));
       const times: number[][] = configs.map(() => []);
       const cold = mode !== "hot";
       const count = stepsPerRound(n, cold);
@@ -148,8 +146,14 @@ const crossover: Record<string, number | undefined> = {};
 for (const mode of MODES) {
   let firstWin: number | undefined;
   for (const n of SIZES) {
-    let one = await makeState(n, 1, mode === "skip-serial" ? "skip" : mode);
-    let many = await makeState(n, THREADS, mode);
+    const nonFinite = mode === "hot" || mode === "cold" ? "propagate" : "skip";
+    let one = await makeState(n, 1, nonFinite);
+    let many = await makeState(
+      n,
+      THREADS,
+      nonFinite,
+      mode === "skip-serial" ? { parallelReduction: false } : undefined,
+    );
     const a: number[] = [], b: number[] = [];
     const cold = mode === "cold" || mode === "cold-copied";
     const grads = mode === "cold-copied"

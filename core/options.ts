@@ -289,21 +289,11 @@ export type LionOptions = CommonOptions;
  * assert.equal(h.decoupledWeightDecay, true);
  * ```
  */
-export interface AdamHyperparameters {
-  /** The learning rate, or the schedule given. */
-  readonly lr: LearningRate;
-  /** The first beta. */
-  readonly beta1: number;
-  /** The second beta. */
-  readonly beta2: number;
+export interface AdamHyperparameters extends CommonHyperparameters {
   /** The term added to the denominator. */
   readonly eps: number;
-  /** The weight-decay factor. */
-  readonly weightDecay: number;
   /** Whether the decay is decoupled (AdamW). */
   readonly decoupledWeightDecay: boolean;
-  /** Whether the objective is maximized. */
-  readonly maximize: boolean;
 }
 
 /**
@@ -330,7 +320,33 @@ export interface RAdamHyperparameters extends AdamHyperparameters {
 }
 
 /**
- * The hyperparameters {@linkcode lion} resolves.
+ * The hyperparameters every rule resolves (from {@linkcode CommonOptions}), typed on every
+ * optimizer's settings, flat and in `hyperparameters`.
+ *
+ * @example
+ * ```ts
+ * import { lion, radam, type CommonHyperparameters } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const all: CommonHyperparameters[] = [radam().settings, lion().settings.hyperparameters];
+ * assert.deepEqual(all.map((h) => h.beta1 + h.weightDecay), [0.9, 0.9]);
+ * ```
+ */
+export interface CommonHyperparameters {
+  /** The learning rate, or the schedule given. */
+  readonly lr: LearningRate;
+  /** The first beta. */
+  readonly beta1: number;
+  /** The second beta. */
+  readonly beta2: number;
+  /** The weight-decay factor. */
+  readonly weightDecay: number;
+  /** Whether the objective is maximized. */
+  readonly maximize: boolean;
+}
+
+/**
+ * The hyperparameters {@linkcode lion} resolves: the common ones (its decay is always
+ * decoupled).
  *
  * @example
  * ```ts
@@ -340,18 +356,7 @@ export interface RAdamHyperparameters extends AdamHyperparameters {
  * assert.equal(beta2, 0.99);
  * ```
  */
-export interface LionHyperparameters {
-  /** The learning rate, or the schedule given. */
-  readonly lr: LearningRate;
-  /** The first beta (the update's interpolation). */
-  readonly beta1: number;
-  /** The second beta (the momentum's). */
-  readonly beta2: number;
-  /** The weight-decay factor (always decoupled). */
-  readonly weightDecay: number;
-  /** Whether the objective is maximized. */
-  readonly maximize: boolean;
-}
+export type LionHyperparameters = CommonHyperparameters;
 
 /**
  * The settings of an optimizer whose rule resolves the hyperparameters `H`: a
@@ -409,7 +414,7 @@ export interface LoopSettings {
  * assert.equal(settings.run.backend, "auto");
  * ```
  */
-export interface ResolvedConfig extends RunSettings, LoopSettings {
+export interface ResolvedConfig extends RunSettings, LoopSettings, CommonHyperparameters {
   /** The optimizer's public name: "radam", "adam", "adamw", "ranger", "lion", "lookahead(…)". */
   readonly name: string;
   /** The update rule: "radam", "adam" (Adam and AdamW) or "lion". */
@@ -422,16 +427,6 @@ export interface ResolvedConfig extends RunSettings, LoopSettings {
   readonly loop: LoopSettings;
   /** LookAhead's settings, when wrapped by `lookahead`. */
   readonly lookahead?: { readonly k: number; readonly alpha: number };
-  /** The learning rate, or the schedule given (a hyperparameter of every rule). */
-  readonly lr: LearningRate;
-  /** The first beta (of every rule's {@linkcode CommonOptions}). */
-  readonly beta1: number;
-  /** The second beta. */
-  readonly beta2: number;
-  /** The weight-decay factor. */
-  readonly weightDecay: number;
-  /** Whether the objective is maximized. */
-  readonly maximize: boolean;
   /** Every hyperparameter, flat (`lr`, `beta1`, `beta2`, `eps`, `threshold`, …). */
   readonly [hyperparameter: string]: unknown;
 }
@@ -555,11 +550,6 @@ export function resolveOptions(
   });
 }
 
-/** The hyperparameters every rule resolves (from {@linkcode CommonOptions}). */
-type CommonHyperparameters = Pick<
-  ResolvedConfig,
-  "lr" | "beta1" | "beta2" | "weightDecay" | "maximize"
->;
 const COMMON_HYPERPARAMETERS = ["lr", "beta1", "beta2", "weightDecay", "maximize"] as const;
 
 /** Validates LookAhead's options and returns `inner` wrapped (RangeError naming the option). */

@@ -45,6 +45,15 @@ export function copiesOf(
   return out;
 }
 
+/** Tensor `i`'s gradient among `grads` (one array: the only tensor's). */
+export function gradientOf(
+  grads: Float32Array | Readonly<Record<string, Float32Array>>,
+  names: readonly string[],
+  i: number,
+): Float32Array {
+  return grads instanceof Float32Array ? grads : grads[names[i]];
+}
+
 /** Two views of the scalar blocks of `layout` at byte `at` of `buffer`. */
 export function blockViews(
   buffer: ArrayBufferLike,
@@ -118,7 +127,7 @@ export class CpuBackend implements HostBackend {
     let found = false;
     let checked = 0;
     for (let i = 0; i < names.length; i++) {
-      const src = grads instanceof Float32Array ? grads : grads[names[i]];
+      const src = gradientOf(grads, names, i);
       const dst = this.#gradList[i];
       const n = dst.length;
       for (let o = 0; o < n; o += COPY_CHUNK) {

@@ -35,7 +35,7 @@ import {
 } from "../core/arena.ts";
 import type { HostBackend } from "../core/backend.ts";
 import { BLOCK_BYTES, blockCount } from "../core/scalars.ts";
-import { blockViews, copiesOf } from "../cpu/cpu_backend.ts";
+import { blockViews, copiesOf, gradientOf } from "../cpu/cpu_backend.ts";
 import { type KernelExports, kernelOnMemory, placeArena } from "../cpu/wasm_backend.ts";
 
 /** The parts of tfjs-backend-wasm's emscripten module this file uses. */
@@ -365,7 +365,7 @@ export class HeapBackend implements HostBackend {
     const slots = this.#section(GRADS);
     const names = this.layout.names;
     for (let i = 0; i < names.length; i++) {
-      const src = grads instanceof Float32Array ? grads : grads[names[i]];
+      const src = gradientOf(grads, names, i);
       if (src !== slots[names[i]]) slots[names[i]].set(src);
     }
   }
@@ -378,12 +378,11 @@ export class HeapBackend implements HostBackend {
   loadGradsChecked(grads: Float32Array | Readonly<Record<string, Float32Array>>): boolean {
     const { names, lengths, offsets } = this.layout;
     this.#fresh();
-    const sourceOf = (i: number) => grads instanceof Float32Array ? grads : grads[names[i]];
     // Where each gradient is read: in place, or in a slot (without slots, a refusal first).
     const inPlace = this.#inPlace;
     let copies = false;
     for (let i = 0; i < names.length; i++) {
-      inPlace[i] = this.readsInPlace(i, sourceOf(i));
+      inPlace[i] = this.readsInPlace(i, gradientOf(grads, names, i));
       copies ||= !inPlace[i] && lengths[i] > 0;
     }
     if (copies) this.#needSlots();
@@ -392,7 +391,7 @@ export class HeapBackend implements HostBackend {
     let found = false;
     for (let i = 0; i < names.length; i++) {
       if (lengths[i] === 0) continue;
-      const src = sourceOf(i);
+      const src = gradientOf(grads, names, i);
       if (inPlace[i]) {
         this.#borrowed[i] = src.byteOffset;
         found = this.#k.nonFinite(src.byteOffset, lengths[i]) !== 0 || found;

@@ -66,7 +66,7 @@ function toBase64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
-/** The text of the generated TypeScript module holding both builds. */
+/** The text of the generated TypeScript module holding the three builds. */
 export function generatedModule(
   plain: Uint8Array,
   shared: Uint8Array,
