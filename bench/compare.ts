@@ -4,12 +4,13 @@
  * practical limit of the machine). `deno task bench` runs it; it prints a table and writes
  * bench/RESULTS.md and bench/throughput.svg.
  *
- * Every contender runs at every size in the same process run, in alternated order, several
- * rounds; a figure is the median over rounds of the mean step time within a round. Ratios
- * therefore come from one run, on one machine, under the same load.
+ * Every contender runs at every size in the same process run, several rounds, each round in a
+ * new random order (and the states made in one); a figure is the median over rounds of the mean
+ * step time within a round. Ratios therefore come from one run, on one machine, under the same
+ * load.
  *
  * Flags: `--quick` (fewer rounds, sizes up to 4M, no power-of-two section), `--sizes=4K,256K`,
- * `--only=wasm,c-sse` (contender keys), `--rounds=N`, `--no-write`, `--cliff` (only the
+ * `--only=wasm,c-sse` (contender keys), `--rounds=N`, `--seed=N` (the random orders), `--no-write`, `--cliff` (only the
  * power-of-two section, printed, nothing written), `--no-cliff` (without it).
  *
  * @module
@@ -17,7 +18,9 @@
 import { dispose, lion, type OptimizerState, radam, step } from "../mod.ts";
 import { planArena } from "../core/arena.ts";
 import { createWasmBackend } from "../cpu/wasm_backend.ts";
+import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { machine } from "./machine.ts";
+import { collectGarbage, seeded, shuffled } from "./order.ts";
 import { writeSvgChart } from "./svg_chart.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -41,6 +44,9 @@ const SIZES = sizeArg
 const onlyArg = Deno.args.find((a) => a.startsWith("--only="))?.slice("--only=".length);
 const roundsArg = Deno.args.find((a) => a.startsWith("--rounds="))?.slice("--rounds=".length);
 const ROUNDS = roundsArg ? Number(roundsArg) : quick ? 3 : 7;
+const seedArg = Deno.args.find((a) => a.startsWith("--seed="))?.slice("--seed=".length);
+/** The orders of set-up and of turns (`--seed=N`, default 1). */
+const random = seeded(seedArg ? Number(seedArg) : 1);
 /** Target length of one timed sample, in seconds. */
 const SAMPLE_SECONDS = quick ? 0.05 : 0.1;
 /** A contender whose single step takes longer than this is timed over one round only. */
@@ -156,15 +162,21 @@ function libraryContender(
 
 /**
  * The default check's read pass alone (the kernel's `nonFinite` over the gradient section of a
- * one-tensor arena, no step): with the "propagate" step's time it gives the bound of any scheme
- * that must read every gradient before the first store, step / (step + check).
+ * one-tensor arena, no step), on one thread or split over `threads` as a threaded state runs it:
+ * with the "propagate" step's time on as many threads it gives the bound of any scheme that must
+ * read every gradient before the first store, step / (step + check).
  */
-function checkPassContender(): Contender {
+function checkPassContender(threads = 1): Contender {
   return {
-    name: "the default check's read pass alone (wasm, 1 thread; no step)",
-    key: "check-pass",
+    name: `the default check's read pass alone (wasm, ${
+      threads === 1 ? "1 thread" : `${threads} threads`
+    }; no step)`,
+    key: threads === 1 ? "check-pass" : "check-pass-threads",
     async setup(n) {
-      const backend = await createWasmBackend(planArena(["w"], [n]));
+      const layout = planArena(["w"], [n]);
+      const backend = threads === 1
+        ? await createWasmBackend(layout)
+        : await createThreadedWasmBackend(layout, threads);
       const g = backend.grads.w;
       for (let i = 0; i < n; i++) g[i] = gradient(0, i);
       return {
@@ -322,7 +334,11 @@ interface Measure {
 async function measureSize(n: number, contenders: Contender[]): Promise<Map<string, Measure>> {
   const results = new Map<string, Measure>();
   const runners: { contender: Contender; runner: Runner; steps: number; samples: number[] }[] = [];
-  for (const contender of contenders) {
+  // the last size's memories are freed first (where run with --expose-gc); states are made, and
+  // take their turns in each round, in random orders (bench/order.ts)
+  collectGarbage();
+  for (const index of shuffled(contenders.length, random)) {
+    const contender = contenders[index];
     const runner = await contender.setup(n);
     if (typeof runner === "string") {
       results.set(contender.key, { note: runner });
@@ -334,9 +350,8 @@ async function measureSize(n: number, contenders: Contender[]): Promise<Map<stri
     runners.push({ contender, runner, steps, samples: warm > SLOW_STEP_SECONDS ? [warm] : [] });
   }
   for (let round = 0; round < ROUNDS; round++) {
-    // alternate: a different contender goes first each round
-    for (let k = 0; k < runners.length; k++) {
-      const entry = runners[(k + round) % runners.length];
+    for (const k of shuffled(runners.length, random)) {
+      const entry = runners[k];
       if (entry.samples.length > 0 && entry.samples[0] > SLOW_STEP_SECONDS) continue;
       await entry.runner.enter?.();
       entry.samples.push(await entry.runner.time(entry.steps));
@@ -410,6 +425,7 @@ const contenders: Contender[] = ([
     true,
   ),
   checkPassContender(),
+  checkPassContender(THREADS),
   tfContender("wasm"),
   tfContender("cpu"),
   ...C_VARIANTS.map((variant) => cContender(variant, binaries)),
@@ -440,7 +456,7 @@ if (runCliff) {
       atSize(libraryContender(name, `${key}@pow2`, "wasm", false, 1, threads), n),
       atSize(libraryContender(name, `${key}@skew`, "wasm", false, 1, threads), skewed),
     ]);
-    // alternated within each round, as every other size
+    // alternated within each round (in random orders), as every other size
     cliff.set(label, await measureSize(n, pair));
   }
 }
@@ -617,20 +633,24 @@ check(
 );
 {
   // The bound of a separate read pass, from this run's own figures: step / (step + check).
-  const bound = (label: string, n: number, key: string) => {
+  const bound = (label: string, n: number, key: string, checkKey = "check-pass") => {
     const stepRate = rate(table.get(label)?.get(key), n);
-    const checkRate = rate(table.get(label)?.get("check-pass"), n);
+    const checkRate = rate(table.get(label)?.get(checkKey), n);
     if (stepRate === undefined || checkRate === undefined) return "—";
     return `${(checkRate / (stepRate + checkRate)).toFixed(2)}×`;
   };
   const at = SIZES.filter(([l]) => l === "4M" || l === "64M");
   const zeroCopy = verdicts[verdicts.length - 3];
   const copiedIn = verdicts[verdicts.length - 2];
+  const threaded = verdicts[verdicts.length - 1];
   zeroCopy.detail += ` (bound of a read pass before the step, this run: ${
     at.map(([l, n]) => `${l} ${bound(l, n, "wasm")}`).join(", ")
   })`;
   copiedIn.detail += ` (the same bound: ${
     at.map(([l, n]) => `${l} ${bound(l, n, "wasm-copy")}`).join(", ")
+  })`;
+  threaded.detail += ` (the bound on ${THREADS} threads, from their own check pass: ${
+    at.map(([l, n]) => `${l} ${bound(l, n, "wasm-threads", "check-pass-threads")}`).join(", ")
   })`;
 }
 check(
@@ -683,8 +703,10 @@ Machine: ${machine()}.
 One RAdam step on the rectified (adaptive) path; TensorFlow.js has no RAdam, so its Adam
 (\`tf.train.adam\`, same memory traffic: read params, grads, two moments; write params and two
 moments) stands in. C is bench/radam_step.c, the same f32 operations in the same order (no
-fused multiply-add), compiled by \`cc\`. Each figure is the median over ${ROUNDS} alternated
-rounds of the mean step time within a round (≈${SAMPLE_SECONDS * 1e3} ms of steps);
+fused multiply-add), compiled by \`cc\`. Each figure is the median over ${ROUNDS} rounds, each
+in a new random order (seed ${seedArg ?? 1}), of the mean step time within a round (≈${
+  SAMPLE_SECONDS * 1e3
+} ms of steps);
 ratios come from this one run.
 
 ## Throughput (parameters per second)
@@ -734,7 +756,7 @@ if (!args.has("--no-write") && !cliffOnly) {
     kept.length > 0 ? `${report.trimEnd()}\n\n${kept.join("\n\n")}\n` : report,
   );
   // the check pass is not a step: left out of the chart
-  const series = contenders.filter((c) => c.key !== "check-pass").map((c) => ({
+  const series = contenders.filter((c) => !c.key.startsWith("check-pass")).map((c) => ({
     name: c.name,
     points: SIZES.flatMap(([label, n]) => {
       const r = rate(table.get(label)?.get(c.key), n);
