@@ -12,6 +12,10 @@
  */
 import { dispose, type OptimizerState, radam, type RAdamOptions, step } from "../mod.ts";
 import { machine } from "./machine.ts";
+import { seeded, shuffled } from "./order.ts";
+
+/** The order of turns in each round: random, seeded (bench/order.ts). */
+const random = seeded(1);
 
 const arg = (name: string, fallback: string) =>
   Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -55,8 +59,7 @@ for (const label of sizes) {
       const samples: number[][] = VARIANTS.map(() => []);
       const steps = Math.max(3, Math.round(1e8 / n));
       for (let r = 0; r < rounds; r++) {
-        for (let j = 0; j < states.length; j++) {
-          const k = (j + r) % states.length;
+        for (const k of shuffled(states.length, random)) {
           let s = states[k];
           const t0 = performance.now();
           for (let i = 0; i < steps; i++) s = copied ? step(s, { w: external }) : step(s);

@@ -16,6 +16,10 @@ import type { CpuBackend } from "../cpu/cpu_backend.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { createWasmBackend } from "../cpu/wasm_backend.ts";
 import { machine } from "./machine.ts";
+import { seeded, shuffled } from "./order.ts";
+
+/** The order of turns in each round: random, seeded (bench/order.ts). */
+const random = seeded(1);
 
 const arg = (name: string, fallback: string) =>
   Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -79,8 +83,8 @@ for (let k = from; k <= to; k++) {
     }
     const steps = Math.max(3, Math.round(1e8 / 2 ** k));
     for (let r = 0; r < rounds; r++) {
-      for (let j = 0; j < arenas.length; j++) {
-        const a = arenas[(j + r) % arenas.length];
+      for (const j of shuffled(arenas.length, random)) {
+        const a = arenas[j];
         const t0 = performance.now();
         for (let s = 0; s < steps; s++) a.backend.update();
         a.samples.push(a.n * steps / ((performance.now() - t0) / 1e3) / 1e9);

@@ -31,6 +31,10 @@ import { initState } from "../core/state.ts";
 import { createThreadedWasmBackend, type ThreadedOptions } from "../cpu/threaded_wasm_backend.ts";
 import { dispose } from "../mod.ts";
 import { machine } from "./machine.ts";
+import { seeded, shuffled } from "./order.ts";
+
+/** The order of turns in each round: random, seeded (bench/order.ts). */
+const random = seeded(1);
 
 const arg = (name: string, fallback: number) =>
   Number(Deno.args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
@@ -122,8 +126,7 @@ if (Deno.args.includes("--ab")) {
       const cold = mode !== "hot";
       const count = stepsPerRound(n, cold);
       for (let r = 0; r < ROUNDS; r++) {
-        for (let j = 0; j < states.length; j++) {
-          const k = (j + r) % states.length;
+        for (const k of shuffled(states.length, random)) {
           sample(() => states[k], (s) => states[k] = s, cold, count, times[k], grads);
         }
       }
