@@ -10,8 +10,9 @@
  * load.
  *
  * Flags: `--quick` (fewer rounds, sizes up to 4M, no power-of-two section), `--sizes=4K,256K`,
- * `--only=wasm,c-sse` (contender keys), `--rounds=N`, `--seed=N` (the random orders), `--no-write`, `--cliff` (only the
- * power-of-two section, printed, nothing written), `--no-cliff` (without it).
+ * `--only=wasm,c-sse` (contender keys), `--rounds=N`, `--seed=N` (the random orders),
+ * `--no-write`, `--cliff` (only the power-of-two section, printed, nothing written),
+ * `--no-cliff` (without it).
  *
  * @module
  */
@@ -574,17 +575,24 @@ const cliffTable = cliffLines.join("\n");
 // targets
 type Verdict = { target: string; met: boolean | undefined; detail: string };
 const verdicts: Verdict[] = [];
-function check(target: string, pairs: [string, number, string, string][], bound: number) {
+/** Adds the verdict of `target` (every pair's ratio ≥ `bound`) and returns it. */
+function check(
+  target: string,
+  pairs: [string, number, string, string][],
+  bound: number,
+): Verdict {
   const values = pairs.map(([label, n, a, b]) => {
     const [x, y] = table.has(label) ? ratioOf(label, n, a, b) : [undefined, undefined];
     return { label, ratio: x !== undefined && y !== undefined ? x / y : undefined };
   });
   const known = values.filter((v) => v.ratio !== undefined);
-  verdicts.push({
+  const verdict = {
     target,
     met: known.length === 0 ? undefined : known.every((v) => v.ratio! >= bound),
     detail: values.map((v) => `${v.label} ${v.ratio?.toFixed(2) ?? "—"}×`).join(", "),
-  });
+  };
+  verdicts.push(verdict);
+  return verdict;
 }
 const sizesFrom = (min: number) => SIZES.filter(([, n]) => n >= min);
 check(
@@ -597,61 +605,60 @@ check(
   SIZES.filter(([l]) => l === "64M").map(([l, n]) => [l, n, "wasm", "c-native"]),
   0.9,
 );
-check(
-  `wasm on ${THREADS} threads ≥ 0.85× C OpenMP on ${THREADS} threads at 16M and 64M (4M reported)`,
-  SIZES.filter(([l]) => l === "16M" || l === "64M").map((
-    [l, n],
-  ) => [l, n, "wasm-threads", "c-omp"]),
-  0.85,
-);
 {
+  const verdict = check(
+    `wasm on ${THREADS} threads ≥ 0.85× C OpenMP on ${THREADS} threads at 16M and 64M (4M reported)`,
+    SIZES.filter(([l]) => l === "16M" || l === "64M").map((
+      [l, n],
+    ) => [l, n, "wasm-threads", "c-omp"]),
+    0.85,
+  );
   const at4m = SIZES.find(([l]) => l === "4M");
-  if (at4m && verdicts.length > 0) {
+  if (at4m) {
     const [x, y] = ratioOf("4M", at4m[1], "wasm-threads", "c-omp");
-    const last = verdicts[verdicts.length - 1];
-    last.detail += `; 4M ${x !== undefined && y !== undefined ? (x / y).toFixed(2) : "—"}×`;
+    verdict.detail += `; 4M ${x !== undefined && y !== undefined ? (x / y).toFixed(2) : "—"}×`;
   }
 }
-check(
-  'default nonFinite ("skip") ≥ 0.9× "propagate" at 4M and 64M (wasm zero-copy, 1 thread)',
-  SIZES.filter(([l]) => l === "4M" || l === "64M").map(([l, n]) => [l, n, "wasm-skip", "wasm"]),
-  0.9,
-);
-check(
-  "the same, copied-in gradients",
-  SIZES.filter(([l]) => l === "4M" || l === "64M").map((
-    [l, n],
-  ) => [l, n, "wasm-copy-skip", "wasm-copy"]),
-  0.9,
-);
-check(
-  `the same, ${THREADS} threads (zero-copy)`,
-  SIZES.filter(([l]) => l === "4M" || l === "64M").map((
-    [l, n],
-  ) => [l, n, "wasm-threads-skip", "wasm-threads"]),
-  0.9,
-);
 {
-  // The bound of a separate read pass, from this run's own figures: step / (step + check).
-  const bound = (label: string, n: number, key: string, checkKey = "check-pass") => {
+  // The default's rows, each with the bound of a separate read pass from this run's own
+  // figures: step / (step + check).
+  const at = SIZES.filter(([l]) => l === "4M" || l === "64M");
+  const bound = (label: string, n: number, key: string, checkKey: string) => {
     const stepRate = rate(table.get(label)?.get(key), n);
     const checkRate = rate(table.get(label)?.get(checkKey), n);
     if (stepRate === undefined || checkRate === undefined) return "—";
     return `${(checkRate / (stepRate + checkRate)).toFixed(2)}×`;
   };
-  const at = SIZES.filter(([l]) => l === "4M" || l === "64M");
-  const zeroCopy = verdicts[verdicts.length - 3];
-  const copiedIn = verdicts[verdicts.length - 2];
-  const threaded = verdicts[verdicts.length - 1];
-  zeroCopy.detail += ` (bound of a read pass before the step, this run: ${
-    at.map(([l, n]) => `${l} ${bound(l, n, "wasm")}`).join(", ")
-  })`;
-  copiedIn.detail += ` (the same bound: ${
-    at.map(([l, n]) => `${l} ${bound(l, n, "wasm-copy")}`).join(", ")
-  })`;
-  threaded.detail += ` (the bound on ${THREADS} threads, from their own check pass: ${
-    at.map(([l, n]) => `${l} ${bound(l, n, "wasm-threads", "check-pass-threads")}`).join(", ")
-  })`;
+  // [target, default's key, "propagate" key, check pass key, how the bound is introduced]
+  const rows: [string, string, string, string, string][] = [
+    [
+      'default nonFinite ("skip") ≥ 0.9× "propagate" at 4M and 64M (wasm zero-copy, 1 thread)',
+      "wasm-skip",
+      "wasm",
+      "check-pass",
+      "bound of a read pass before the step, this run",
+    ],
+    [
+      "the same, copied-in gradients",
+      "wasm-copy-skip",
+      "wasm-copy",
+      "check-pass",
+      "the same bound",
+    ],
+    [
+      `the same, ${THREADS} threads (zero-copy)`,
+      "wasm-threads-skip",
+      "wasm-threads",
+      "check-pass-threads",
+      `the bound on ${THREADS} threads, from their own check pass`,
+    ],
+  ];
+  for (const [target, skipKey, key, checkKey, intro] of rows) {
+    const verdict = check(target, at.map(([l, n]) => [l, n, skipKey, key]), 0.9);
+    verdict.detail += ` (${intro}: ${
+      at.map(([l, n]) => `${l} ${bound(l, n, key, checkKey)}`).join(", ")
+    })`;
+  }
 }
 check(
   "wasm ≥ 10× TensorFlow.js Adam (wasm backend) at every size",

@@ -46,8 +46,7 @@ async function rectified(n: number, threads: number): Promise<OptimizerState> {
 async function sweep(sizes: number[], threads: number): Promise<number[]> {
   const samples: number[][] = sizes.map(() => []);
   for (let r = 0; r < rounds; r++) {
-    for (let j = 0; j < sizes.length; j++) {
-      const k = (j + r) % sizes.length;
+    for (const k of shuffled(sizes.length, random)) {
       const n = sizes[k];
       let state = await rectified(n, threads);
       const steps = Math.max(3, Math.round(1.5e8 / n));

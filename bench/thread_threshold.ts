@@ -100,6 +100,13 @@ function stepsPerRound(n: number, cold: boolean): number {
   return Math.max(3, Math.min(cold ? 20 : 2000, Math.round(SAMPLE_MS / estimate)));
 }
 
+/** The gradients `step` is given in mode `cold-copied` (copied in), else none (zero-copy). */
+function copiedGrads(mode: Mode, n: number): Float32Array | undefined {
+  return mode === "cold-copied"
+    ? Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 1e-2)
+    : undefined;
+}
+
 const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
@@ -116,9 +123,7 @@ if (Deno.args.includes("--ab")) {
   console.log(`|---:|---|${configs.map(() => "---:").join("|")}|`);
   for (const mode of ["hot", "cold", "cold-copied"] as const) {
     for (const n of [65_536, 262_144, 1_048_576, 4_194_304]) {
-      const grads = mode === "cold-copied"
-        ? Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 1e-2)
-        : undefined;
+      const grads = copiedGrads(mode, n);
       const states: OptimizerState[] = [];
       // the default nonFinite in every mode
       for (const [, options] of configs) states.push(await makeState(n, THREADS, "skip", options));
@@ -159,9 +164,7 @@ for (const mode of MODES) {
     );
     const a: number[] = [], b: number[] = [];
     const cold = mode === "cold" || mode === "cold-copied";
-    const grads = mode === "cold-copied"
-      ? Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 1e-2)
-      : undefined;
+    const grads = copiedGrads(mode, n);
     const count = stepsPerRound(n, cold);
     for (let r = 0; r < ROUNDS; r++) {
       const first = r % 2 === 0;
