@@ -33,15 +33,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import {
-  type SettingsHolder,
-  TfOptimizer,
-  type TfOptimizerConfig,
-  type TfOptimizerOptions,
-} from "./tfjs/optimizer.ts";
+import type { SettingsHolder, TfOptimizerOptions } from "./tfjs/options.ts";
+import { TfOptimizer } from "./tfjs/optimizer.ts";
 
 export { TfOptimizer };
-export type { SettingsHolder, TfOptimizerConfig, TfOptimizerOptions };
+export type { SettingsHolder, TfOptimizerOptions };
+export type { JsonValue, TfOptimizerConfig } from "./tfjs/config.ts";
 
 tf.serialization.registerClass(TfOptimizer);
 
