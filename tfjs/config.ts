@@ -75,8 +75,9 @@ export type TfOptimizerConfig = {
     backend: string;
     threads: number;
     threadThreshold: number;
-    /** The adapter's option `strict`. */
+    /** The adapter's options `strict` and `warnOnSkip`. */
     strict: boolean;
+    warnOnSkip: boolean;
     /**
      * With parameter groups: each variable's group (0 for none, else 1 + its index in
      * `hyperparameters.groups`), the variables in the optimizer's order.
@@ -108,6 +109,7 @@ export function writeConfig(
       threads: settings.threads,
       threadThreshold: settings.threadThreshold,
       strict: options.strict,
+      warnOnSkip: options.warnOnSkip,
       ...(tensors === undefined ? {} : { tensors }),
     },
   };
@@ -157,7 +159,7 @@ export function readConfig(
   }
   return {
     settings: loadedNames(settings, stored.tensorOrder ?? []),
-    options: { strict: s.strict === true },
+    options: { strict: s.strict === true, warnOnSkip: s.warnOnSkip !== false },
   };
 }
 

@@ -10,6 +10,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { BackendName, ResolvedConfig } from "../core/options.ts";
 import { withLearningRate } from "../core/options.ts";
 import type { OptimizerState } from "../core/state.ts";
+import { wasmSimdSupported } from "../cpu/wasm_backend.ts";
 import { readConfig, type TfOptimizerConfig, writeConfig } from "./config.ts";
 import { CpuPath } from "./cpu_path.ts";
 import { checkGradients, type NamedTensor } from "./gradients.ts";
@@ -22,6 +23,10 @@ import {
   type TfOptimizerOptions,
 } from "./options.ts";
 import { keptFromCheckpoint, keptFromWeights, weightsOf } from "./weights.ts";
+
+/** The warning printed (once per optimizer) at its first skipped step. */
+const SKIP_WARNING =
+  'RadamTfOptimizer skipped a step: a gradient held NaN or ±Infinity (option nonFinite: "skip", the default), so no variable or moment changed. optimizer.skippedSteps counts such steps, and skippedStepsCallback(optimizer) writes them into model.fit\'s logs. Use nonFinite: "throw" to stop at the first, or tfOptimizer(optimizer, { warnOnSkip: false }) to silence this warning.';
 
 /**
  * A TensorFlow.js optimizer running one of this library's optimizers. Made by
@@ -44,6 +49,7 @@ import { keptFromCheckpoint, keptFromWeights, weightsOf } from "./weights.ts";
  * await tf.setBackend("cpu");
  * const optimizer = tfOptimizer(adamw({ lr: 1e-2 }));
  * console.log(optimizer instanceof TfOptimizer, optimizer instanceof tf.Optimizer); // true true
+ * console.log(optimizer.backend); // "wasm": where its steps will run, known from the start
  * const w = tf.variable(tf.tensor1d([1, 2, 3]), true, "w");
  * const grad = tf.mul(w, 2); // the gradient of sum(w²)
  * optimizer.applyGradients({ w: grad });
@@ -67,6 +73,10 @@ export class TfOptimizer extends tf.Optimizer {
   readonly #gpu = new GpuPath(this.#kept);
   /** Set when the state must be remade at the next step (new settings). */
   #stale = false;
+  /** Skipped steps as last seen, and whether the one-time warning was given. */
+  #skipMark = 0;
+  #warned = false;
+
   /**
    * Use {@linkcode tfOptimizer}. `optimizer` is an optimizer value of this library (only its
    * `settings` are read).
@@ -98,14 +108,37 @@ export class TfOptimizer extends tf.Optimizer {
     return this.#gpu.state ?? this.#cpu.state;
   }
 
-  /** Where the update runs: `"wasm"`, `"js"` or `"webgpu"` (undefined before the first step). */
+  /**
+   * Where the update runs: `"wasm"`, `"js"` or `"webgpu"`. From the first step on, the backend
+   * of the state (where the last step ran). Before, where the next step will run, from option
+   * `backend` and TensorFlow.js's active backend now (`tf.getBackend()`): so it is known from
+   * construction, or from the loading of a saved model, and final once tfjs's backend is set.
+   * Undefined only while tfjs has not chosen a backend, or where no step can run (option
+   * `backend: "webgpu"` while tfjs runs another). A state moves only if tfjs later switches to
+   * webgpu (onto the GPU).
+   */
   get backend(): BackendName | undefined {
-    return this.state?.backend;
+    const state = this.state;
+    if (state !== undefined) return state.backend;
+    const running = tf.getBackend() as string | null | undefined;
+    if (running === null || running === undefined) return undefined;
+    const choice = this.#config.backend;
+    if (this.#onWebGpu()) return "webgpu";
+    if (choice === "webgpu") return undefined;
+    return choice === "js" || (choice === "auto" && !wasmSimdSupported()) ? "js" : "wasm";
+  }
+
+  /**
+   * The steps taken: a step skipped for a non-finite gradient does not count (on webgpu, the
+   * steps the device reported taken, plus those submitted since).
+   */
+  override get iterations(): number {
+    return this.state?.step ?? this.iterations_;
   }
 
   /**
    * Steps skipped for non-finite gradients (option `nonFinite: "skip"`), over the optimizer's
-   * life (on webgpu, as last reported by the device).
+   * life (on webgpu, as last reported by the device). See also `skippedStepsCallback`.
    */
   get skippedSteps(): number {
     return this.state?.skippedSteps ?? this.#kept.skipped;
@@ -166,12 +199,23 @@ export class TfOptimizer extends tf.Optimizer {
       this.#cpu.step(this.#config, this.#options.strict, items);
     }
     this.iterations_ = this.state!.step;
+    this.#noteSkips();
   }
 
   /** Whether the update runs on the GPU: tfjs on webgpu, and backend "auto" or "webgpu". */
   #onWebGpu(): boolean {
     const choice = this.#config.backend;
     return tf.getBackend() === "webgpu" && (choice === "auto" || choice === "webgpu");
+  }
+
+  /** After a step: the one-time warning at the first skipped step seen (option `warnOnSkip`). */
+  #noteSkips(): void {
+    const skipped = this.skippedSteps;
+    if (skipped > this.#skipMark && this.#options.warnOnSkip && !this.#warned) {
+      this.#warned = true;
+      console.warn(SKIP_WARNING);
+    }
+    this.#skipMark = skipped;
   }
 
   /**
@@ -217,6 +261,7 @@ export class TfOptimizer extends tf.Optimizer {
     this.#dropState();
     this.#kept.replace(kept, steps, skipped);
     this.iterations_ = steps;
+    this.#skipMark = skipped;
   }
 
   #dropState(): void {

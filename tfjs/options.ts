@@ -9,12 +9,12 @@ import { describe } from "./layout.ts";
 /**
  * Options of {@linkcode tfOptimizer}.
  *
- * @example Refuse any change of the trained variables
+ * @example Refuse any change of the trained variables; no warning at a skipped step
  * ```ts
  * import { radam } from "../mod.ts";
  * import { tfOptimizer, type TfOptimizerOptions } from "../tfjs.ts";
  *
- * const options: TfOptimizerOptions = { strict: true };
+ * const options: TfOptimizerOptions = { strict: true, warnOnSkip: false };
  * const optimizer = tfOptimizer(radam(), options);
  * ```
  */
@@ -27,6 +27,11 @@ export interface TfOptimizerOptions {
    * the first variable that differs, and nothing changes.
    */
   strict?: boolean;
+  /**
+   * Whether the first step skipped for a non-finite gradient (option `nonFinite: "skip"`, the
+   * default) prints a warning with `console.warn`, once per optimizer. Default `true`.
+   */
+  warnOnSkip?: boolean;
 }
 
 /** The adapter's options with their defaults (what its config stores). */
@@ -56,10 +61,10 @@ export function checkArguments(
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`Options of tfOptimizer must be an object, got ${describe(options)}`);
   }
-  for (const key of ["strict"] as const) {
+  for (const key of ["strict", "warnOnSkip"] as const) {
     if (options[key] !== undefined && typeof options[key] !== "boolean") {
       throw new TypeError(`Option ${key} must be a boolean, got ${typeof options[key]}`);
     }
   }
-  return { strict: options.strict ?? false };
+  return { strict: options.strict ?? false, warnOnSkip: options.warnOnSkip ?? true };
 }

@@ -56,7 +56,7 @@ for (const [label, make] of Object.entries(OPTIMIZERS)) {
   Deno.test(`tfjs config: ${label} is stored as readable JSON that loadLayersModel reads unchanged`, async () => {
     await useBackend("cpu");
     const model = denseNet(5);
-    const optimizer = tfOptimizer(make(), { strict: true });
+    const optimizer = tfOptimizer(make(), { strict: true, warnOnSkip: false });
     model.compile({ optimizer, loss: "meanSquaredError" });
     const { x, y } = data([6], 8, 3);
     if (label.includes("schedule")) optimizer.setLearningRate((t) => 1e-3 / t);
@@ -70,6 +70,7 @@ for (const [label, make] of Object.entries(OPTIMIZERS)) {
     assert.equal(stored.optimizer, optimizer.settings.name);
     assert.equal(typeof stored.settings, "object");
     assert.equal(stored.settings.strict, true);
+    assert.equal(stored.settings.warnOnSkip, false);
     assert.deepEqual(underscores(stored), []);
     const lr = optimizer.settings.hyperparameters.lr;
     assert.equal(stored.settings.hyperparameters.lr, typeof lr === "function" ? null : lr);
@@ -167,6 +168,10 @@ Deno.test("tfjs config: bad configs are refused, saying what is wrong", async ()
   assert.throws(
     () => load({ ...config, settings: { ...config.settings, tensors: [{ name: "b", group: 5 }] } }),
     CheckpointError,
+  );
+  assert.throws(
+    () => tfOptimizer(adam(), { warnOnSkip: 1 as never }),
+    /warnOnSkip must be a boolean/,
   );
   tf.dispose([w, g]);
   grouped.dispose();
