@@ -136,6 +136,13 @@ export function readConfig(
       `Not a config of this library's tfjs optimizer: format ${JSON.stringify(config.format)}`,
     );
   }
+  if (config.version !== undefined && config.version !== CONFIG_VERSION) {
+    throw new TypeError(
+      `The optimizer config is version ${
+        JSON.stringify(config.version)
+      }; this version of the library reads ${CONFIG_VERSION} (and 0.1.0's, which has none)`,
+    );
+  }
   const s = typeof config.settings === "string"
     ? decodeBase64(config.settings)
     : objectOf(config.settings, "settings");
