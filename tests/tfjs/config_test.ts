@@ -121,7 +121,9 @@ Deno.test("tfjs config: a model saved by 0.1.0 (base64 settings) loads and train
   const optimizer = loaded.optimizer as TfOptimizer;
   assert.ok(optimizer instanceof TfOptimizer);
   assert.equal(optimizer.iterations, 12);
-  assert.equal(optimizer.settings.name, "lookahead(ranger)");
+  // Ranger (its stored name, "lookahead(ranger)" in 0.1.0): gc, LookAhead with k = 4.
+  assert.equal(optimizer.settings.loop.gc, true);
+  assert.equal(optimizer.settings.lookahead?.k, 4);
   assert.equal(optimizer.settings.loop.groups.length, 1);
   const x = tf.tensor(fixture.x, [16, 6]), y = tf.tensor(fixture.y, [16, 3]);
   await loaded.fit(x, y, { epochs: 2, batchSize: 4, shuffle: false, verbose: 0 });
