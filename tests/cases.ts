@@ -29,6 +29,7 @@ import {
   refSync,
   toF64,
 } from "./reference.ts";
+import { hasSlowWeights } from "./util.ts";
 
 /** A random case: which optimizer, its options, the tensor sizes, steps and a data seed. */
 export interface Case {
@@ -263,7 +264,7 @@ export function hasNonFinite(g: Record<string, Float32Array>): boolean {
 export async function readAll(state: OptimizerState<unknown>): Promise<Record<string, RefState>> {
   const params = await readParams(state);
   const { exp_avg, exp_avg_sq = {} } = await readMoments(state);
-  const slow = state.optimizer.startsWith("lookahead(") ? await readSlowWeights(state) : {};
+  const slow = hasSlowWeights(state) ? await readSlowWeights(state) : {};
   const out: Record<string, RefState> = {};
   for (const name of Object.keys(params)) {
     const v = exp_avg_sq[name] ?? new Float32Array(params[name].length);

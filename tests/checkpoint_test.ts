@@ -8,7 +8,6 @@ import {
   adam,
   CheckpointError,
   loadState,
-  MAX_HEADER_BYTES,
   type OptimizerState,
   radam,
   readMoments,
@@ -17,7 +16,9 @@ import {
   saveState,
   step,
 } from "../mod.ts";
+import { MAX_HEADER_BYTES } from "../base/safetensors.ts";
 import { caseArb, caseData, lrAt, optimizerFor } from "./cases.ts";
+import { hasSlowWeights } from "./util.ts";
 
 /** Bit patterns of a state's params and moments, per tensor and field. */
 async function bits(state: OptimizerState): Promise<Record<string, Uint32Array>> {
@@ -29,7 +30,7 @@ async function bits(state: OptimizerState): Promise<Record<string, Uint32Array>>
     out[`${name}.exp_avg`] = new Uint32Array(exp_avg[name].slice().buffer);
     out[`${name}.exp_avg_sq`] = new Uint32Array(exp_avg_sq[name].slice().buffer);
   }
-  if (state.optimizer.startsWith("lookahead(")) {
+  if (hasSlowWeights(state)) {
     const slow = await readSlowWeights(state);
     for (const name of Object.keys(slow)) {
       out[`${name}.slow`] = new Uint32Array(slow[name].slice().buffer);

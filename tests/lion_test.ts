@@ -121,7 +121,7 @@ Deno.test("lion: N steps, save, load (any CPU backend, threads), M steps is N + 
       for (let t = 1; t <= n; t++) straight = step(straight, grads(t));
       const bytes = await saveState(straight);
       for (let t = n + 1; t <= c.steps; t++) straight = step(straight, grads(t));
-      const lr = optimizerFor(c, "js").settings.lr as number | ((t: number) => number);
+      const lr = optimizerFor(c, "js").settings.hyperparameters.lr;
       for (const [backend, threads] of [["js", 1], ["wasm", 1], ["wasm", 2]] as const) {
         let resumed = await loadState(bytes, { backend, threads, threadThreshold: 0, lr });
         try {

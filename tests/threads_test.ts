@@ -166,8 +166,8 @@ Deno.test("below threadThreshold a state stays on one thread; at it, it splits",
     assert.equal(at.threads, 2);
     assert.equal(below.threads, 1);
     assert.ok(DEFAULT_THREAD_THRESHOLD > 1000);
-    assert.equal(radam().settings.threads, 1);
-    assert.equal(radam().settings.threadThreshold, DEFAULT_THREAD_THRESHOLD);
+    assert.equal(radam().settings.run.threads, 1);
+    assert.equal(radam().settings.run.threadThreshold, DEFAULT_THREAD_THRESHOLD);
   } finally {
     dispose(at);
     dispose(below);

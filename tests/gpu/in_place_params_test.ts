@@ -18,10 +18,12 @@ import {
   step,
 } from "../../mod.ts";
 import { caseArb, checkAgainstReference, optimizerFor, readAll } from "../cases.ts";
-import { initWebGpuState } from "../../gpu/webgpu_state.ts";
-import { createWebGpuBackend, planGpuArena } from "../../gpu/webgpu_backend.ts";
+import { initWebGpuState } from "../../core/webgpu_state.ts";
+import { planGpuArena } from "../../gpu/arena_plan.ts";
+import { createWebGpuBackend } from "../../gpu/webgpu_create.ts";
+import { ADAM } from "../../rules/adam.ts";
 import { checkGpuParams, type GpuTensorInput, placeGpuParams } from "../../gpu/gpu_tensors.ts";
-import { PARAMS } from "../../core/arena.ts";
+import { PARAMS } from "../../base/arena.ts";
 import { device, ignore, K_GPU, noGpuErrors } from "./gpu_device.ts";
 
 /** What the caller's buffers hold around their tensors; it must never change. */
@@ -384,6 +386,7 @@ Deno.test({
     const backend = await createWebGpuBackend(
       device!,
       planGpuArena(["a", "b", "c"], c.lengths),
+      ADAM,
       {
         limits: tiny,
         inPlaceParams: new Map([[0, {
@@ -440,7 +443,7 @@ Deno.test({
     // writeSection(PARAMS) (a restore) writes the caller's buffer, leaving its neighbours.
     await noGpuErrors(async () => {
       const p = callerBuffer("b", new Float32Array(70), "readable");
-      const backend = await createWebGpuBackend(device!, planGpuArena(["a", "b"], [3, 70]), {
+      const backend = await createWebGpuBackend(device!, planGpuArena(["a", "b"], [3, 70]), ADAM, {
         inPlaceParams: new Map([[1, { buffer: p.buffer, offset: 256, size: 280, length: 70 }]]),
       });
       const a = new Float32Array([1, 2, 3]), b = new Float32Array(70).map((_, i) => i / 7 - 3);

@@ -68,7 +68,7 @@ Deno.test({
         gpu = step(gpu, grads(t));
         cpu = step(cpu, grads(t));
       }
-      const lr = optimizerFor(c, "js").settings.lr as number | ((t: number) => number);
+      const lr = optimizerFor(c, "js").settings.hyperparameters.lr;
       // GPU → wasm: the checkpoint holds the GPU's values exactly.
       const fromGpu = await loadState(await saveState(gpu), { backend: "wasm", lr });
       const [a, b] = [await readAll(gpu), await readAll(fromGpu)];

@@ -34,10 +34,12 @@ import {
 } from "../cases.ts";
 import { refGlobalNorm } from "../reference.ts";
 import { TFA_ATOL, TFA_CASES, tfaError, tfaSample } from "../published_values.ts";
-import { initWebGpuState } from "../../gpu/webgpu_state.ts";
-import { createWebGpuBackend, planGpuArena } from "../../gpu/webgpu_backend.ts";
+import { initWebGpuState } from "../../core/webgpu_state.ts";
+import { planGpuArena } from "../../gpu/arena_plan.ts";
+import { createWebGpuBackend } from "../../gpu/webgpu_create.ts";
+import { ADAM } from "../../rules/adam.ts";
 import { WORKGROUP_SIZE } from "../../gpu/wgsl_kernel.ts";
-import { EXP_AVG, EXP_AVG_SQ, PARAMS } from "../../core/arena.ts";
+import { EXP_AVG, EXP_AVG_SQ, PARAMS } from "../../base/arena.ts";
 import { adapter, device, ignore, K_GPU, noGpuErrors } from "./gpu_device.ts";
 
 Deno.test({
@@ -88,8 +90,8 @@ Deno.test({
     "webgpu: a small arena's one-dispatch step and the same step in several dispatches both match the reference",
   ignore,
   async fn() {
-    const one = await createWebGpuBackend(device!, planGpuArena(["a", "b"], [1000, 3]));
-    const several = await createWebGpuBackend(device!, planGpuArena(["a", "b"], [1000, 3]), {
+    const one = await createWebGpuBackend(device!, planGpuArena(["a", "b"], [1000, 3]), ADAM);
+    const several = await createWebGpuBackend(device!, planGpuArena(["a", "b"], [1000, 3]), ADAM, {
       limits: { smallStepElements: 0 },
     });
     assert.equal(one.smallStep, true);
@@ -205,6 +207,7 @@ Deno.test({
     const backend = await createWebGpuBackend(
       device!,
       planGpuArena(["a", "b", "c"], c.lengths),
+      ADAM,
       { limits: tiny },
     );
     assert.equal(backend.dispatchCount, 6);
@@ -320,7 +323,7 @@ Deno.test({
   name: "webgpu: writeSection restores moments and params (checkpoints)",
   ignore,
   async fn() {
-    const backend = await createWebGpuBackend(device!, planGpuArena(["a", "b"], [3, 70]));
+    const backend = await createWebGpuBackend(device!, planGpuArena(["a", "b"], [3, 70]), ADAM);
     const a = new Float32Array([1, 2, 3]), b = new Float32Array(70).map((_, i) => i / 7);
     await noGpuErrors(async () => {
       for (const section of [PARAMS, EXP_AVG, EXP_AVG_SQ]) {
