@@ -15,15 +15,11 @@ import {
   readSlowWeights,
   step,
 } from "../mod.ts";
-import { prng, randomTensor } from "./cases.ts";
+import { bits, prng, randomTensor } from "./util.ts";
 import { refGlobalNorm } from "./reference.ts";
 import { TFA_ATOL, TFA_CASES, tfaError, tfaSample } from "./published_values.ts";
 
 const BACKENDS = ["wasm", "js"] as const;
-
-function bits(a: Float32Array): number[] {
-  return Array.from(new Uint32Array(a.slice().buffer));
-}
 
 function grads(seed: number, lengths: Record<string, number>, count: number) {
   const rand = prng(seed);

@@ -18,6 +18,7 @@ import {
   step,
 } from "../../mod.ts";
 import { caseArb, checkAgainstReference, optimizerFor, readAll } from "../cases.ts";
+import { ADAM_ROW } from "../rule_table.ts";
 import { initWebGpuState } from "../../core/webgpu_state.ts";
 import { planGpuArena } from "../../gpu/arena_plan.ts";
 import { createWebGpuBackend } from "../../gpu/webgpu_create.ts";
@@ -142,7 +143,7 @@ async function checkCallerBuffer(b: CallerBuffer, expected: Float32Array | undef
  * learning rate of at least 1e-2 and a non-zero clipping norm (so that the params move by more
  * than the tolerance: a param left where it was would show).
  */
-const inPlaceCases = caseArb(50, true).map((c) => ({
+const inPlaceCases = caseArb(ADAM_ROW, 50, true).map((c) => ({
   ...c,
   options: { ...c.options, lr: Math.max(c.options.lr as number, 1e-2) },
   lengths: [4097, ...c.lengths, 5, 33, 0].slice(0, Math.max(4, c.lengths.length + 1)),
@@ -357,7 +358,7 @@ Deno.test({
   ignore,
   async fn() {
     const c = {
-      ...fc.sample(caseArb(3, false), { numRuns: 1, seed: 5 })[0],
+      ...fc.sample(caseArb(ADAM_ROW, 3, false), { numRuns: 1, seed: 5 })[0],
       lengths: [4097, 33, 1000],
       extras: { gc: false, badCalls: [], clipGradNorm: 0.25 },
     };
