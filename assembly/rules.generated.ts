@@ -3,6 +3,7 @@
 
 import { adamRange } from "./adam";
 import { lionRange } from "./lion";
+import { sgdRange } from "./sgd";
 
 /**
  * `n` elements with the scalar block at `block`, by the element loop of the block's rule:
@@ -16,4 +17,5 @@ export function ruleRange(
 ): void {
   if (tag == 0) adamRange(params, grads, m0, m1, slow, n, block);
   else if (tag == 1) lionRange(params, grads, m0, m1, slow, n, block);
+  else if (tag == 2) sgdRange(params, grads, m0, m1, slow, n, block);
 }

@@ -20,6 +20,7 @@ import {
   type RangerOptions,
 } from "../rules/adam.ts";
 import { LION, type LionHyperparameters, type LionOptions } from "../rules/lion.ts";
+import { SGD, type SgdHyperparameters, type SgdOptions } from "../rules/sgd.ts";
 import { make, type Optimizer } from "./optimizer.ts";
 import { registryOf } from "./origins.ts";
 
@@ -31,6 +32,8 @@ export type {
   RAdamHyperparameters,
   RAdamOptions,
   RangerOptions,
+  SgdHyperparameters,
+  SgdOptions,
 };
 
 const REGISTRY = registryOf({
@@ -44,6 +47,7 @@ const REGISTRY = registryOf({
     defaults: { betas: [0.95, 0.999], eps: 1e-5, decoupledWeightDecay: true, gc: true },
   },
   lion: { rule: LION },
+  sgd: { rule: SGD },
 });
 export default REGISTRY;
 
@@ -170,4 +174,33 @@ export function lion(options?: LionOptions): Optimizer<LionHyperparameters> {
  */
 export function ranger(options?: RangerOptions): Optimizer<RAdamHyperparameters> {
   return make(REGISTRY.optimizers.ranger, options);
+}
+
+/**
+ * SGD with momentum, PyTorch's `torch.optim.SGD`: `g = grad + wd·p` (L2 weight decay), then
+ * with momentum μ a buffer `b = μ·b + (1 − τ)·g` (the first step sets `b = g`), and
+ * `p = p − lr·b` (Nesterov: `p = p − lr·(g + μ·b)`); without momentum, `p = p − lr·g`.
+ * `maximize` negates the gradient first. The buffer is checkpointed as `momentum_buffer`; with
+ * momentum 0 the state keeps no moment (8 bytes a parameter: params and gradients).
+ *
+ * Defaults: `lr = 1e-3` (recent PyTorch's default; older releases required `lr`), `momentum = 0`,
+ * `dampening = 0`, `weightDecay = 0`, `nesterov = false`, `maximize = false`. Nesterov needs
+ * momentum > 0 and dampening 0, as PyTorch (RangeError otherwise). Every common option applies,
+ * and {@linkcode lookahead} wraps it.
+ *
+ * @example Heavy-ball momentum: the first step is plain SGD, the second adds the buffer
+ * ```ts
+ * import { readMoments, sgd, step } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * let state = await sgd({ lr: 0.1, momentum: 0.9 }).init({ w: new Float32Array([1]) });
+ * state = step(state, { w: new Float32Array([1]) }); // b = 1, p = 1 − 0.1
+ * state = step(state, { w: new Float32Array([1]) }); // b = 0.9 + 1, p = 0.9 − 0.19
+ * assert.ok(Math.abs(state.params.w[0] - 0.71) < 1e-6);
+ * const { momentum_buffer } = await readMoments(state);
+ * assert.ok(Math.abs(momentum_buffer.w[0] - 1.9) < 1e-6);
+ * ```
+ */
+export function sgd(options?: SgdOptions): Optimizer<SgdHyperparameters> {
+  return make(REGISTRY.optimizers.sgd, options);
 }

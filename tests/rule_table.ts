@@ -7,7 +7,7 @@
  * (tests/tfjs/rules_test.ts) run every row. A new rule adds its row here.
  */
 import fc from "fast-check";
-import { adam, adamw, type BackendChoice, lion, type Optimizer, radam } from "../mod.ts";
+import { adam, adamw, type BackendChoice, lion, type Optimizer, radam, sgd } from "../mod.ts";
 import {
   type AdamConfig,
   emptyStep,
@@ -295,5 +295,148 @@ export const LION_ROW: RuleRow = {
   }],
 };
 
+// ---------------------------------------------------------------------------------------------
+// SGD with momentum (PyTorch's torch.optim.SGD)
+
+/** SGD's options, as the reference reads them. */
+interface SgdConfig {
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  maximize: boolean;
+}
+
+/**
+ * One SGD step, as PyTorch's documented algorithm: `g = ∇ + λθ`; with momentum μ, `b = g` at
+ * step 1, else `b = μ b + (1 − τ) g`, and `g = g + μ b` (Nesterov) or `g = b`; `θ = θ − γ g`.
+ * `maximize` negates the gradient first (PyTorch's implementation; its pseudo-code flips the
+ * sign of the update at the end, which differs only with weight decay).
+ */
+function refSgdStep(
+  c: SgdConfig,
+  s: RefState,
+  grad: ArrayLike<number>,
+  t: number,
+  lr: number,
+  gradErr?: ArrayLike<number>,
+  k: number = K,
+): RefStep {
+  const n = s.p.length;
+  const out = emptyStep(n);
+  out.rectified = true;
+  const { momentum: mu, dampening: tau, weightDecay: wd } = c;
+  const e = k * U;
+  for (let i = 0; i < n; i++) {
+    const p = s.p[i];
+    let g = c.maximize ? -grad[i] : grad[i];
+    let gAbs = Math.abs(g);
+    if (wd !== 0) {
+      g = g + wd * p;
+      gAbs += wd * Math.abs(p);
+    }
+    const eg = e * gAbs + k * ETA + (gradErr ? gradErr[i] : 0);
+    let d = g, ed = eg;
+    if (mu !== 0) {
+      const b = t === 1 ? g : mu * s.m[i] + (1 - tau) * g;
+      const eb = t === 1 ? eg : e * (mu * Math.abs(s.m[i]) + (1 - tau) * gAbs) + (1 - tau) * eg +
+        k * ETA;
+      out.m[i] = b;
+      out.tolM[i] = eb;
+      d = c.nesterov ? g + mu * b : b;
+      ed = c.nesterov ? eg + mu * eb + e * (Math.abs(g) + mu * Math.abs(b)) : eb;
+    }
+    out.p[i] = p - lr * d;
+    out.tolP[i] = e * (Math.abs(p) + lr * Math.abs(d)) + lr * ed + k * ETA;
+  }
+  return out;
+}
+
+export const SGD_ROW: RuleRow = {
+  rule: "sgd",
+  optimizers: { sgd },
+  cases: (features) =>
+    fc.record({
+      lr: fc.oneof(fc.constant(0), real(1e-5, 0.1)),
+      momentum: fc.oneof(fc.constant(0), fc.constantFrom(0.5, 0.9, 0.99), real(0.01, 0.99)),
+      dampening: fc.oneof(fc.constant(0), fc.constantFrom(0.1, 0.5, 1), real(0, 1)),
+      weightDecay: fc.oneof(fc.constant(0), real(0, 0.1)),
+      nesterov: features ? fc.boolean() : fc.constant(false),
+      maximize: fc.boolean(),
+    }).map((o) => ({
+      optimizer: "sgd",
+      // Nesterov needs momentum and no dampening.
+      options: o.nesterov && o.momentum > 0 ? { ...o, dampening: 0 } : { ...o, nesterov: false },
+    })),
+  reference: (c, weightDecay) => (s, grad, t, lr, gradErr, k) => {
+    const o = c.options as Partial<SgdConfig>;
+    const config: SgdConfig = {
+      momentum: o.momentum ?? 0,
+      dampening: o.dampening ?? 0,
+      weightDecay: weightDecay ?? o.weightDecay ?? 0,
+      nesterov: !!o.nesterov,
+      maximize: !!o.maximize,
+    };
+    return refSgdStep(config, s, grad, t, lr, gradErr, k);
+  },
+  moments: (c) => (c.options.momentum ?? 0) === 0 ? [] : ["momentum_buffer"],
+  stored: {
+    lr: 1e-3,
+    momentum: 0,
+    dampening: 0,
+    weightDecay: 0,
+    nesterov: false,
+    maximize: false,
+    gc: false,
+  },
+  example: { optimizer: "sgd", options: { lr: 0.05, momentum: 0.9 } },
+  invalid: [
+    [() => sgd({ momentum: -0.1 }), RangeError, /Option momentum must be ≥ 0, got -0.1/],
+    [() => sgd({ dampening: 1.5 }), RangeError, /Option dampening must be ≥ 0 and ≤ 1/],
+    [() => sgd({ nesterov: true }), RangeError, /nesterov must be false with momentum 0/],
+    [
+      () => sgd({ momentum: 0.9, dampening: 0.1, nesterov: true }),
+      RangeError,
+      /Nesterov needs momentum > 0 and dampening 0/,
+    ],
+    [() => sgd({ betas: [0.9, 0.99] } as unknown as object), TypeError, /Unknown option betas/],
+  ],
+  vectors: [{
+    // b1 = g1 = ∇ + λθ (not (1 − τ)·g1), then b = μb + (1 − τ)g; θ −= γ b
+    name: "momentum, dampening and L2 decay: three steps of PyTorch's algorithm",
+    case: {
+      optimizer: "sgd",
+      options: { lr: 0.1, momentum: 0.9, dampening: 0.1, weightDecay: 0.01 },
+    },
+    params: [1, -2],
+    grads: [[0.5, 1], [0.25, -1], [-0.5, 0.5]],
+    expected: {
+      params: [0.86162543869, -2.13410753938],
+      moments: { momentum_buffer: [0.1812046131, 0.3979573938] },
+    },
+  }, {
+    name: "Nesterov: the step uses g + μ·b",
+    case: { optimizer: "sgd", options: { lr: 0.1, momentum: 0.9, nesterov: true } },
+    params: [1],
+    grads: [[1], [1]],
+    // b = 1, θ = 1 − 0.1·1.9; b = 0.9 + 1, θ = 0.81 − 0.1·(1 + 0.9·1.9)
+    expected: { params: [0.539], moments: { momentum_buffer: [1.9] } },
+  }, {
+    name: "the first step sets the buffer to the gradient, undamped",
+    case: { optimizer: "sgd", options: { lr: 1, momentum: 0.5, dampening: 0.5 } },
+    params: [0],
+    grads: [[2]],
+    expected: { params: [-2], moments: { momentum_buffer: [2] } },
+    exact: true,
+  }, {
+    name: "no momentum, maximize: the gradient is negated before the L2 decay is added",
+    case: { optimizer: "sgd", options: { lr: 0.5, weightDecay: 0.1, maximize: true } },
+    params: [2],
+    grads: [[1]],
+    // g = −1 + 0.1·2 = −0.8: θ = 2 + 0.4
+    expected: { params: [2.4], moments: {} },
+  }],
+};
+
 /** Every rule, in the registry's order. */
-export const RULE_TABLE: readonly RuleRow[] = [ADAM_ROW, LION_ROW];
+export const RULE_TABLE: readonly RuleRow[] = [ADAM_ROW, LION_ROW, SGD_ROW];
