@@ -17,7 +17,7 @@
  * @module
  */
 import { dispose, lion, type OptimizerState, radam, step } from "../mod.ts";
-import { planArena } from "../core/arena.ts";
+import { planArena } from "../base/arena.ts";
 import { createWasmBackend } from "../cpu/wasm_backend.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { machine } from "./machine.ts";
@@ -734,7 +734,7 @@ ${manyTable}
 
 The same zero-copy step at 2^k parameters and at 2^k × ${CLIFF_SKEW}, alternated in one
 measurement: the arena's sections of a power-of-two total must not alias in the caches
-(core/arena.ts \`sectionStride\`).
+(base/arena.ts \`sectionStride\`).
 
 ${runCliff ? cliffTable : "Not measured in this run (--quick or --no-cliff)."}
 

@@ -16,8 +16,10 @@
  */
 import type * as tf from "@tensorflow/tfjs-core";
 import { restoreSettings, type StoredSettings, storeSettings } from "../core/checkpoint.ts";
-import type { BackendChoice, ResolvedConfig } from "../core/options.ts";
-import { CheckpointError } from "../core/safetensors.ts";
+import type { BackendChoice } from "../base/options.ts";
+import type { Settings } from "../base/settings.ts";
+import { CheckpointError } from "../base/safetensors.ts";
+import { originOf, remember } from "../core/origins.ts";
 import { baseName } from "./kept.ts";
 import { describe } from "./layout.ts";
 import type { AdapterOptions } from "./options.ts";
@@ -60,7 +62,7 @@ export type TfOptimizerConfig = {
   format: string;
   /** `2` (0.1.0 wrote none, and `settings` as base64 JSON: such configs load too). */
   version: number;
-  /** The library optimizer's name, e.g. `"lookahead(ranger)"`. */
+  /** The library optimizer's name, e.g. `"ranger"` or `"lookahead(adam)"`. */
   optimizer: string;
   /** The settings. */
   settings: {
@@ -88,7 +90,7 @@ export type TfOptimizerConfig = {
 
 /** The config of an optimizer of `settings` over variables `names` (needed with groups). */
 export function writeConfig(
-  settings: ResolvedConfig,
+  settings: Settings,
   names: readonly string[],
   options: AdapterOptions,
 ): TfOptimizerConfig {
@@ -105,9 +107,9 @@ export function writeConfig(
       // (As JSON: nothing tfjs-layers cannot read, such as an undefined, gets in.)
       hyperparameters: JSON.parse(JSON.stringify(stored.hyperparameters)),
       lrSchedule: stored.lrSchedule,
-      backend: settings.backend,
-      threads: settings.threads,
-      threadThreshold: settings.threadThreshold,
+      backend: settings.run.backend,
+      threads: settings.run.threads,
+      threadThreshold: settings.run.threadThreshold,
       strict: options.strict,
       warnOnSkip: options.warnOnSkip,
       ...(tensors === undefined ? {} : { tensors }),
@@ -130,7 +132,7 @@ function missingSchedule(): number {
  */
 export function readConfig(
   config: tf.serialization.ConfigDict,
-): { settings: ResolvedConfig; options: AdapterOptions } {
+): { settings: Settings; options: AdapterOptions } {
   if (config.format !== CONFIG_FORMAT || typeof config.optimizer !== "string") {
     throw new TypeError(
       `Not a config of this library's tfjs optimizer: format ${JSON.stringify(config.format)}`,
@@ -152,7 +154,7 @@ export function readConfig(
     lrSchedule: s.lrSchedule === true,
     ...(typeof config.settings === "string" ? legacyTensors(s) : tensorsOf(s.tensors)),
   };
-  let settings: ResolvedConfig;
+  let settings: Settings;
   try {
     settings = restoreSettings(stored, {
       backend: s.backend as BackendChoice,
@@ -175,7 +177,7 @@ export function readConfig(
  * variables `<name>_<n>` where `<name>` is taken (the saved model still alive in the process):
  * a variable whose name was not saved takes the group of its base name.
  */
-function loadedNames(settings: ResolvedConfig, saved: readonly string[]): ResolvedConfig {
+function loadedNames(settings: Settings, saved: readonly string[]): Settings {
   if (settings.loop.groups.length === 0) return settings;
   const names = new Set(saved);
   const groups = Object.freeze(settings.loop.groups.map((g) => {
@@ -185,7 +187,8 @@ function loadedNames(settings: ResolvedConfig, saved: readonly string[]): Resolv
       match: (name: string) => match(name) || (!names.has(name) && match(baseName(name))),
     });
   }));
-  return Object.freeze({ ...settings, groups, loop: Object.freeze({ ...settings.loop, groups }) });
+  const copy = Object.freeze({ ...settings, loop: Object.freeze({ ...settings.loop, groups }) });
+  return remember(copy, originOf(settings));
 }
 
 /** `value` as an object; a TypeError naming the config's `key` otherwise. */

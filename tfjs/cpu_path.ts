@@ -11,15 +11,15 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { type ArenaLayout, GRADS, hasSection, PARAMS, SLOW } from "../core/arena.ts";
-import type { HostBackend } from "../core/backend.ts";
-import type { ResolvedConfig } from "../core/options.ts";
+import { type ArenaLayout, GRADS, hasSection, PARAMS, SLOW } from "../base/arena.ts";
+import type { HostBackend } from "../base/backend.ts";
+import type { Settings } from "../base/settings.ts";
 import { type OptimizerState, planFor, restoreState, stateInternals } from "../core/state.ts";
 import { createJsBackend } from "../cpu/js_backend.ts";
 import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { createWasmBackendSync, wasmSimdSupported } from "../cpu/wasm_backend.ts";
-import { ruleOf } from "../rules/registry.ts";
-import { dispose, step } from "../mod.ts";
+import { ruleOf } from "../core/origins.ts";
+import { dispose, step } from "../core/operations.ts";
 import { changeError, type GradItem, sameVariables } from "./gradients.ts";
 import { HeapBackend } from "./heap_backend.ts";
 import type { KeptStates } from "./kept.ts";
@@ -34,9 +34,9 @@ interface ThreadsPending {
 }
 
 /** tfjs's wasm heap, when a state of `total` parameters is to be made on it. */
-function heapCandidate(config: ResolvedConfig, total: number): TfjsWasmHeap | undefined {
-  if (config.backend !== "auto" && config.backend !== "wasm") return undefined;
-  if (config.threads > 1 && total >= config.threadThreshold) return undefined;
+function heapCandidate(config: Settings, total: number): TfjsWasmHeap | undefined {
+  if (config.run.backend !== "auto" && config.run.backend !== "wasm") return undefined;
+  if (config.run.threads > 1 && total >= config.run.threadThreshold) return undefined;
   return wasmSimdSupported() ? tfjsWasmHeap() : undefined;
 }
 
@@ -90,10 +90,10 @@ export class CpuPath {
    * unless it was kept aside since). Makes the state first where there is none, where the
    * variables changed (or refuses under `strict`), or where tfjs moved onto or off its wasm heap.
    */
-  step(config: ResolvedConfig, strict: boolean, items: readonly GradItem[]): void {
+  step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
     this.#follow(config);
     if (this.#state === undefined || !sameVariables(this.#entries, items)) {
-      if (config.threads > 1) checkThreadSupport(config.threads);
+      if (config.run.threads > 1) checkThreadSupport(config.run.threads);
       this.#dropThreads();
       if (this.#state !== undefined) {
         if (strict) throw changeError(this.#entries, items);
@@ -124,7 +124,7 @@ export class CpuPath {
   }
 
   /** Where tfjs moved onto or off the wasm heap the state is (or is not) on: keeps it aside. */
-  #follow(config: ResolvedConfig): void {
+  #follow(config: Settings): void {
     const state = this.#state;
     if (state === undefined) return;
     const backend = stateInternals(state).backend;
@@ -152,11 +152,11 @@ export class CpuPath {
   }
 
   /** Makes the state over `items`, from kept state where there is one (else fresh). */
-  #build(config: ResolvedConfig, items: readonly GradItem[]): void {
-    const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.gc));
+  #build(config: Settings, items: readonly GradItem[]): void {
+    const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.loop.gc));
     const layout = planFor(config, entries.map((e) => e.name), entries.map((e) => e.size));
     const backend = this.#backend(config, layout, entries, items);
-    const kept = this.#kept.fitting(entries, config.gc);
+    const kept = this.#kept.fitting(entries, config.loop.gc);
     const params: Record<string, Float32Array> = {};
     entries.forEach((e, i) => {
       const data = new Float32Array(e.size);
@@ -182,8 +182,11 @@ export class CpuPath {
     this.#entries = entries;
     this.#assigned = items.map((i) => i.variable.dataId);
     this.#builtOn = tf.backend();
-    if (backend.name === "wasm" && config.threads > 1 && layout.total >= config.threadThreshold) {
-      this.#startThreads(layout, config.threads);
+    if (
+      backend.name === "wasm" && config.run.threads > 1 &&
+      layout.total >= config.run.threadThreshold
+    ) {
+      this.#startThreads(layout, config.run.threads);
     }
   }
 
@@ -228,12 +231,12 @@ export class CpuPath {
 
   /** The backend a new state of `layout` runs on. */
   #backend(
-    config: ResolvedConfig,
+    config: Settings,
     layout: ArenaLayout,
     entries: readonly Entry[],
     items: readonly GradItem[],
   ): HostBackend {
-    const choice = config.backend;
+    const choice = config.run.backend;
     if (choice === "js" || (choice === "auto" && !wasmSimdSupported())) {
       return createJsBackend(layout, ruleOf(config));
     }

@@ -15,13 +15,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { SLOW } from "../core/arena.ts";
-import type { DeviceBackend } from "../core/backend.ts";
-import type { ResolvedConfig } from "../core/options.ts";
+import { SLOW } from "../base/arena.ts";
+import type { DeviceBackend } from "../base/backend.ts";
+import type { Settings } from "../base/settings.ts";
 import { type OptimizerState, restoreState, stateInternals } from "../core/state.ts";
 import type { GpuTensor } from "../gpu/gpu_tensors.ts";
-import { initWebGpuStateSync } from "../gpu/webgpu_state.ts";
-import { dispose, step } from "../mod.ts";
+import { initWebGpuStateSync } from "../core/webgpu_state.ts";
+import { dispose, step } from "../core/operations.ts";
 import { changeError, type GradItem, sameVariables } from "./gradients.ts";
 import type { KeptStates } from "./kept.ts";
 import { type Entry, entryOf, fromArena } from "./layout.ts";
@@ -39,14 +39,14 @@ export class GpuRunner {
   #state: OptimizerState<GpuTensor>;
   readonly #buffers: GPUBuffer[];
   readonly #tf: TfWebGpuBackend;
-  readonly #config: ResolvedConfig;
+  readonly #config: Settings;
 
   constructor(
     readonly entries: readonly Entry[],
     state: OptimizerState<GpuTensor>,
     buffers: GPUBuffer[],
     backend: TfWebGpuBackend,
-    config: ResolvedConfig,
+    config: Settings,
   ) {
     this.#state = state;
     this.#buffers = buffers;
@@ -74,7 +74,7 @@ export class GpuRunner {
         const e = this.entries[i];
         let g = items[i].tensor;
         let centralized: tf.Tensor | undefined;
-        if (this.#config.gc && g.rank > 1) {
+        if (this.#config.loop.gc && g.rank > 1) {
           const axes = [...Array(g.rank - 1).keys()];
           centralized = g = tf.tidy(() =>
             tf.sub(items[i].tensor, tf.mean(items[i].tensor, axes, true))
@@ -119,13 +119,13 @@ export class GpuRunner {
  * step counts.
  */
 export function createGpuRunner(
-  config: ResolvedConfig,
+  config: Settings,
   entries: readonly Entry[],
   variables: readonly tf.Variable[],
   kept: ReadonlyMap<string, readonly (Float32Array | undefined)[]>,
   counts: { steps: number; skipped: number },
 ): GpuRunner {
-  if (config.gc && config.clipGradNorm !== undefined) {
+  if (config.loop.gc && config.loop.clipGradNorm !== undefined) {
     throw new TypeError(
       "Options gc and clipGradNorm together are not supported on the tfjs webgpu backend (the norm must be taken before centralization, which runs in tfjs there); drop clipGradNorm or train on a CPU backend",
     );
@@ -217,7 +217,7 @@ export class GpuPath {
    * other variables than the first step's (under `strict` with its error), and new settings
    * (`stale`: a learning rate set after the state was made).
    */
-  step(config: ResolvedConfig, strict: boolean, stale: boolean, items: readonly GradItem[]): void {
+  step(config: Settings, strict: boolean, stale: boolean, items: readonly GradItem[]): void {
     let runner = this.#runner;
     if (runner !== undefined && stale) {
       throw new TypeError(
@@ -237,9 +237,9 @@ export class GpuPath {
   }
 
   /** The runner over the variables of `items`; what was kept under their names is forgotten. */
-  #create(config: ResolvedConfig, items: readonly GradItem[]): GpuRunner {
+  #create(config: Settings, items: readonly GradItem[]): GpuRunner {
     const entries = items.map((i) => entryOf(i.name, i.variable.shape, false));
-    const fitting = this.#kept.fitting(entries, config.gc);
+    const fitting = this.#kept.fitting(entries, config.loop.gc);
     // In the tfjs layout (gc runs in tfjs here, not on transposed kernels).
     const sections = new Map<string, (Float32Array | undefined)[]>();
     for (const [name, k] of fitting) {

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { GRADS, hasSection, PARAMS } from "../core/arena.ts";
-import type { HostBackend } from "../core/backend.ts";
+import { GRADS, hasSection, PARAMS } from "../base/arena.ts";
+import type { HostBackend } from "../base/backend.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
 import { type Entry, entryOf, sameShape } from "./layout.ts";
 

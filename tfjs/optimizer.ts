@@ -7,7 +7,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { BackendName, ResolvedConfig } from "../core/options.ts";
+import type { BackendName } from "../base/options.ts";
+import type { Settings } from "../base/settings.ts";
 import { withLearningRate } from "../core/options.ts";
 import type { OptimizerState } from "../core/state.ts";
 import { wasmSimdSupported } from "../cpu/wasm_backend.ts";
@@ -64,7 +65,7 @@ export class TfOptimizer extends tf.Optimizer {
     return "RadamTfOptimizer";
   }
 
-  #config: ResolvedConfig;
+  #config: Settings;
   readonly #options: AdapterOptions;
   /** State kept aside (frozen variables, loaded weights), and the counts while no state. */
   readonly #kept = new KeptStates();
@@ -84,17 +85,17 @@ export class TfOptimizer extends tf.Optimizer {
   constructor(optimizer: SettingsHolder, options: TfOptimizerOptions = {}) {
     super();
     this.#options = checkArguments(optimizer, options);
-    this.#config = optimizer.settings as ResolvedConfig;
+    this.#config = optimizer.settings as Settings;
     this.iterations_ = 0;
   }
 
-  /** The library optimizer's name, e.g. `"adam"` or `"lookahead(ranger)"`. */
+  /** The library optimizer's name, e.g. `"adam"`, `"ranger"` or `"lookahead(adam)"`. */
   get optimizerName(): string {
     return this.#config.name;
   }
 
   /** The settings in force (the library's resolved options). */
-  get settings(): Readonly<ResolvedConfig> {
+  get settings(): Readonly<Settings> {
     return this.#config;
   }
 
@@ -122,7 +123,7 @@ export class TfOptimizer extends tf.Optimizer {
     if (state !== undefined) return state.backend;
     const running = tf.getBackend() as string | null | undefined;
     if (running === null || running === undefined) return undefined;
-    const choice = this.#config.backend;
+    const choice = this.#config.run.backend;
     if (this.#onWebGpu()) return "webgpu";
     if (choice === "webgpu") return undefined;
     return choice === "js" || (choice === "auto" && !wasmSimdSupported()) ? "js" : "wasm";
@@ -204,7 +205,7 @@ export class TfOptimizer extends tf.Optimizer {
 
   /** Whether the update runs on the GPU: tfjs on webgpu, and backend "auto" or "webgpu". */
   #onWebGpu(): boolean {
-    const choice = this.#config.backend;
+    const choice = this.#config.run.backend;
     return tf.getBackend() === "webgpu" && (choice === "auto" || choice === "webgpu");
   }
 

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { ResolvedConfig } from "../core/options.ts";
+import type { Settings } from "../base/settings.ts";
 import { describe } from "./layout.ts";
 
 /**
@@ -40,7 +40,7 @@ export type AdapterOptions = Readonly<Required<TfOptimizerOptions>>;
 /** The optimizer value the adapter wraps: anything with the library's resolved settings. */
 export interface SettingsHolder {
   /** The resolved settings, as on every optimizer of this library. */
-  readonly settings: Readonly<ResolvedConfig>;
+  readonly settings: Readonly<Settings>;
 }
 
 /** Checks the arguments of the constructor; returns the options with their defaults. */

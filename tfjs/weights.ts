@@ -6,12 +6,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { EXP_AVG, SLOW } from "../core/arena.ts";
-import type { HostBackend } from "../core/backend.ts";
-import type { LearningRate, ResolvedConfig } from "../core/options.ts";
+import { EXP_AVG, SLOW } from "../base/arena.ts";
+import type { HostBackend } from "../base/backend.ts";
+import type { LearningRate } from "../base/options.ts";
+import type { Settings } from "../base/settings.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
-import { ruleOf } from "../rules/registry.ts";
-import { dispose, loadState, readMoments, readSlowWeights } from "../mod.ts";
+import { momentsOf } from "../core/origins.ts";
+import { dispose, loadState, readMoments, readSlowWeights } from "../core/operations.ts";
 import type { NamedTensor } from "./gradients.ts";
 import type { Kept, KeptStates } from "./kept.ts";
 import { stateViews } from "./kept.ts";
@@ -38,8 +39,8 @@ interface WeightKind {
 }
 
 /** The weights `config` keeps per variable: its rule's moments, then LookAhead's slow weights. */
-function weightKinds(config: ResolvedConfig): WeightKind[] {
-  const kinds: WeightKind[] = ruleOf(config).moments.map((m, k) => ({
+function weightKinds(config: Settings): WeightKind[] {
+  const kinds: WeightKind[] = momentsOf(config).map((m, k) => ({
     suffix: MOMENT_SUFFIX[m.name] ?? m.name,
     section: EXP_AVG + k,
     moment: m.name,
@@ -60,7 +61,7 @@ export interface Live {
  * variable: in its checkpoint layout).
  */
 export async function weightsOf(
-  config: ResolvedConfig,
+  config: Settings,
   live: Live | undefined,
   kept: KeptStates,
 ): Promise<NamedTensor[]> {
@@ -107,7 +108,7 @@ interface Given {
 }
 
 /** The section a weight named `name` fills (undefined for `iter`); throws for an unknown one. */
-function sectionOf(config: ResolvedConfig, name: string, suffixes: Map<string, number>): number {
+function sectionOf(config: Settings, name: string, suffixes: Map<string, number>): number {
   const cut = name.lastIndexOf("/");
   const section = cut > 0 ? suffixes.get(name.slice(cut + 1)) : undefined;
   if (section === undefined) {
@@ -127,7 +128,7 @@ function sectionOf(config: ResolvedConfig, name: string, suffixes: Map<string, n
 
 /** Checks the weights given to setWeights; groups them by variable; reads `iter`. */
 async function givenWeights(
-  config: ResolvedConfig,
+  config: Settings,
   weightValues: readonly NamedTensor[],
 ): Promise<{ steps?: number; byVariable: Map<string, Given> }> {
   const suffixes = new Map<string, number>(weightKinds(config).map((k) => [k.suffix, k.section]));
@@ -176,7 +177,7 @@ async function givenWeights(
  * `iter` or `<variable>/<m | v | slow>`, or whose shapes disagree.
  */
 export async function keptFromWeights(
-  config: ResolvedConfig,
+  config: Settings,
   weightValues: unknown,
 ): Promise<{ steps: number; kept: Map<string, Kept> }> {
   if (!Array.isArray(weightValues)) {
@@ -185,7 +186,7 @@ export async function keptFromWeights(
   const { steps, byVariable } = await givenWeights(config, weightValues);
   const kept = new Map<string, Kept>();
   for (const [name, v] of byVariable) {
-    const entry = entryOf(name, v.shape, config.gc);
+    const entry = entryOf(name, v.shape, config.loop.gc);
     const sections: (Float32Array | undefined)[] = [];
     for (const [section, tensor] of v.sections) {
       const data = new Float32Array(entry.size);
@@ -203,7 +204,7 @@ export async function keptFromWeights(
  * `CheckpointError` for a damaged file.
  */
 export async function keptFromCheckpoint(
-  config: ResolvedConfig,
+  config: Settings,
   bytes: Uint8Array,
 ): Promise<{ steps: number; skipped: number; kept: Map<string, Kept> }> {
   const state = await loadState(bytes, {

@@ -3,7 +3,7 @@
  * float64 (docs/SPEC.md), then rounded to f32 into a block of {@linkcode BLOCK_WORDS} 32-bit
  * words that every kernel reads: the wasm kernel from its memory, the threaded one from the
  * control block the workers share, the TypeScript backend from the same words, and WebGPU from
- * its ring (a tag, then the blocks). A block's layout is a word table (name → type, core/words.ts),
+ * its ring (a tag, then the blocks). A block's layout is a word table (name → type, base/words.ts),
  * defined once per rule: the words every rule shares ({@linkcode HEADER_FIELDS}), then the rule's
  * own. The AssemblyScript word offsets (assembly/layout.generated.ts) and the WGSL struct and
  * loader of the rule's GPU loop are generated from the same tables.

@@ -2,20 +2,25 @@
  * What an update rule is to the rest of the library: a module (rules/) that owns its option
  * schema, the moments it keeps (their sections and checkpoint names), its per-step scalars (a
  * block layout and the float64 code that fills it) and its element loop for each backend
- * (TypeScript here; AssemblyScript in assembly/, WGSL in the rule's module). Everything else
+ * (TypeScript and WGSL in the rule's module, AssemblyScript in assembly/). Everything else
  * (arena, threads, GPU ring and chunking, checkpoints, the training-loop features, LookAhead)
  * is rule-agnostic and reads only this.
+ *
+ * The element loops see the moments only as the sections they are handed (`JsSections.m0`,
+ * `m1`; the AssemblyScript loop's addresses; the WGSL bindings `m`, `v`), f32 and indexed like
+ * the parameters: a backend keeping moments in another format would hand them decoded blocks.
  *
  * @module
  */
 import type { ScalarLayout, StepScalars } from "./scalars.ts";
 import type { Schema } from "./schema.ts";
 
-/** The update rule a configuration describes. */
-export type RuleKind = "radam" | "adam" | "lion";
-
-/** A rule's resolved hyperparameters, by field (e.g. `lr`, `beta1`, `beta2`, `weightDecay`). */
-export type Hyperparameters = Readonly<Record<string, unknown>>;
+/**
+ * A rule's resolved hyperparameters (`settings.hyperparameters`, e.g. `lr`, `beta1`,
+ * `weightDecay`): what its schema resolves, of a type of the rule's own
+ * (`LionHyperparameters`), which a `Rule` of any type accepts.
+ */
+export type Hyperparameters = object;
 
 /** One moment a rule keeps, in section order (`EXP_AVG`, then `EXP_AVG_SQ`). */
 export interface Moment {
@@ -48,38 +53,45 @@ export type JsStep = (
   base: number,
 ) => void;
 
-/** An update rule. */
-export interface Rule {
-  /** Its kind (`settings.kind`). */
-  readonly kind: RuleKind;
-  /** The value of the block's `rule` word: which element loop the kernels run. */
-  readonly tag: number;
+/**
+ * An update rule: one module of rules/, its element loop in every backend. Its name names its
+ * kernels: the AssemblyScript loop `<name>Range` of assembly/<name>.ts (whose dispatch by tag
+ * is generated), the prefix of its generated word offsets (`ADAM_BETA1`) and its WGSL struct.
+ * The tag the kernels dispatch on is not the rule's: it is its place in the registry
+ * (core/registry.ts), written into the header's `rule` word by the state.
+ */
+export interface Rule<H = Hyperparameters> {
+  /** Its name (`settings.rule`): lower-case letters and digits, unique in the registry. */
+  readonly name: string;
   /**
-   * The name of its element loop in the kernels (rules of one family share it): the prefix of
-   * its generated AssemblyScript offsets (`ADAM_BETA1`, `ADAM_TAG`) and of its WGSL struct.
+   * Its options' schema (common options and LookAhead's are not in it). An optimizer of the
+   * registry may take another schema for the same rule (RAdam's adds its rectification's).
    */
-  readonly kernel: string;
-  /** Its hyperparameters' schema (common options and LookAhead's are not in it). */
   readonly options: Schema;
-  /** The moments it keeps. */
-  readonly moments: readonly Moment[];
+  /**
+   * The moments it keeps with hyperparameters `h` (they may depend on them: SGD without
+   * momentum keeps none), in section order, at most two.
+   */
+  moments(h: H): readonly Moment[];
   /** Its scalar block (the header, then its own words). */
   readonly scalars: ScalarLayout;
   /**
    * Fills `out` with the rule's scalars of step `t` (1-based) at learning rate `lr`: its own
-   * words, `rule` and `gradScale` (−1 with `maximize`, else 1); LookAhead's `sync` and
-   * `alpha` are the wrapper's. May also set host-only fields (diagnostics) not in the block.
+   * words and `gradScale` (−1 with `maximize`, else 1); the header's `rule` (the tag) is the
+   * state's, LookAhead's `sync` and `alpha` the wrapper's. May also set host-only fields
+   * (diagnostics) not in the block.
    */
-  computeScalars(h: Hyperparameters, t: number, lr: number, out: StepScalars): void;
+  computeScalars(h: H, t: number, lr: number, out: StepScalars): void;
   /** Its TypeScript element loop. */
   readonly jsStep: JsStep;
   /**
    * WGSL of its element loop, for the WebGPU step kernel (gpu/wgsl_step.ts): its block's struct
-   * and loader (`wgslBlock`, core/scalars.ts), and `fn rule_update(i: u32, base: u32,
+   * and loader (`wgslBlock`, base/scalars.ts), and `fn rule_update(i: u32, base: u32,
    * grad_scale: f32, keep: vec4<bool>)`, the update of vec4 `i` of the bound sections (`p`, `g`,
    * `m`, `v`) with the block at word `base` of `ring` and the clipped gradient scale, which ends
    * with `finish_update` (LookAhead's sync and the params' store, rules/lookahead.ts); lanes in
-   * `keep` keep their values.
+   * `keep` keep their values. A moment the rule does not keep is bound to a placeholder the
+   * loop must not touch.
    */
   readonly wgsl: string;
 }

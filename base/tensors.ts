@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { described } from "./_errors.ts";
 
 /**
  * Parameters: a record of named `Float32Array`s, or a single `Float32Array` (which the
@@ -56,12 +57,6 @@ export interface NamedTensors {
   readonly shapes: readonly (readonly number[])[];
 }
 
-function describe(x: unknown): string {
-  if (x === null) return "null";
-  if (typeof x !== "object") return typeof x;
-  return (x as object).constructor?.name ?? "object";
-}
-
 /** How errors name a tensor. */
 export function label(name: string): string {
   return name === SINGLE_TENSOR_NAME ? "the parameter tensor" : `parameter ${JSON.stringify(name)}`;
@@ -75,7 +70,7 @@ export function checkParams(params: unknown): NamedTensors {
   }
   if (typeof params !== "object" || params === null || Array.isArray(params)) {
     throw new TypeError(
-      `Params must be a Float32Array or a record of named Float32Arrays, got ${describe(params)}`,
+      `Params must be a Float32Array or a record of named Float32Arrays, got ${described(params)}`,
     );
   }
   const names = Object.keys(params);
@@ -98,7 +93,7 @@ export function checkParams(params: unknown): NamedTensors {
     ) {
       throw new TypeError(
         `Expected ${label(name)} to be a Float32Array or { data: Float32Array, shape }, got ${
-          describe(value)
+          described(value)
         }`,
       );
     }
@@ -166,19 +161,17 @@ export function checkGrads(
   }
   if (typeof grads !== "object" || grads === null || Array.isArray(grads)) {
     throw new TypeError(
-      `Grads must be a Float32Array or a record of named Float32Arrays, got ${describe(grads)}`,
+      `Grads must be a Float32Array or a record of named Float32Arrays, got ${described(grads)}`,
     );
   }
   const record = grads as Record<string, unknown>;
   for (let i = 0; i < names.length; i++) {
     const name = names[i];
     const value = record[name];
-    if (value === undefined && !(name in record)) {
-      throw new TypeError(`Missing gradient for ${label(name)}`);
-    }
+    if (value === undefined && !(name in record)) throw missingGradient(name, record, names);
     if (!(value instanceof Float32Array)) {
       throw new TypeError(
-        `Expected the gradient of ${label(name)} to be a Float32Array, got ${describe(value)}`,
+        `Expected the gradient of ${label(name)} to be a Float32Array, got ${described(value)}`,
       );
     }
     checkGradLength(name, value, lengths[i]);
@@ -193,6 +186,23 @@ export function checkGrads(
       `Unexpected gradient ${JSON.stringify(extra[0])}: the state holds no parameter of that name`,
     );
   }
+}
+
+/**
+ * The error for a gradient missing from `record`, naming the unexpected key it holds instead,
+ * if any (a misspelled name is then reported as what it is).
+ */
+export function missingGradient(
+  name: string,
+  record: Readonly<Record<string, unknown>>,
+  names: readonly string[],
+): TypeError {
+  const unexpected = Object.keys(record).find((k) => !names.includes(k));
+  return new TypeError(
+    `Missing gradient for ${label(name)}${
+      unexpected === undefined ? "" : `; got an unexpected ${JSON.stringify(unexpected)}`
+    }`,
+  );
 }
 
 function checkGradLength(name: string, grad: Float32Array, expected: number): void {

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { described } from "./_errors.ts";
 
 /**
  * The largest JSON header `loadState` accepts, in bytes (16 MiB): a longer header length is
@@ -15,7 +16,7 @@
  *
  * @example
  * ```ts
- * import { MAX_HEADER_BYTES } from "../mod.ts";
+ * import { MAX_HEADER_BYTES } from "./safetensors.ts";
  * import assert from "node:assert/strict";
  *
  * assert.equal(MAX_HEADER_BYTES, 16 * 1024 * 1024);
@@ -192,6 +193,19 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
   if (!(bytes instanceof Uint8Array)) {
     throw new TypeError("A checkpoint must be a Uint8Array");
   }
+  const { header, dataStart } = headerOf(bytes);
+  const metadata = metadataOf(header);
+  const dataLength = bytes.length - dataStart;
+  const tensors = new Map<string, TensorEntry>();
+  for (const [name, raw] of Object.entries(header)) {
+    if (name !== METADATA_KEY) tensors.set(name, tensorEntry(name, raw, dataLength));
+  }
+  checkTiling(tensors, dataLength);
+  return { metadata, tensors, dataStart };
+}
+
+/** The JSON header of a file (checked: length, UTF-8, JSON, an object, no key twice). */
+function headerOf(bytes: Uint8Array): { header: Record<string, unknown>; dataStart: number } {
   if (bytes.length < 8) {
     throw new CheckpointError(
       `Checkpoint truncated: ${bytes.length} bytes, less than the 8-byte header length`,
@@ -226,7 +240,11 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
     throw new CheckpointError("Checkpoint header must be a JSON object");
   }
   checkDuplicateKeys(text, "Checkpoint header");
+  return { header, dataStart };
+}
 
+/** The header's metadata: an object of strings (empty when absent). */
+function metadataOf(header: Record<string, unknown>): Record<string, string> {
   const rawMetadata = header[METADATA_KEY] ?? {};
   if (!isPlainObject(rawMetadata)) {
     throw new CheckpointError(`Checkpoint ${METADATA_KEY} must be an object of strings`);
@@ -234,53 +252,53 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
   for (const [key, value] of Object.entries(rawMetadata)) {
     if (typeof value !== "string") {
       throw new CheckpointError(
-        `Checkpoint metadata ${JSON.stringify(key)} must be a string, got ${typeof value}`,
+        `Checkpoint metadata ${JSON.stringify(key)} must be a string, got ${described(value)}`,
       );
     }
   }
-  const metadata = rawMetadata as Record<string, string>;
+  return rawMetadata as Record<string, string>;
+}
 
-  const dataLength = bytes.length - dataStart;
-  const tensors = new Map<string, TensorEntry>();
-  for (const [name, raw] of Object.entries(header)) {
-    if (name === METADATA_KEY) continue;
-    const label = `Tensor ${JSON.stringify(name)}`;
-    if (!isPlainObject(raw)) throw new CheckpointError(`${label}: entry must be an object`);
-    if (raw.dtype !== "F32") {
-      throw new CheckpointError(
-        `${label}: dtype ${JSON.stringify(raw.dtype) ?? "missing"}; only F32 is supported`,
-      );
-    }
-    const shape = raw.shape;
-    if (!Array.isArray(shape) || !shape.every(isIndex)) {
-      throw new CheckpointError(`${label}: shape must be an array of non-negative integers`);
-    }
-    const offsets = raw.data_offsets;
-    if (
-      !Array.isArray(offsets) || offsets.length !== 2 || !isIndex(offsets[0]) ||
-      !isIndex(offsets[1]) || offsets[0] > offsets[1]
-    ) {
-      throw new CheckpointError(`${label}: data_offsets must be [begin, end] with begin ≤ end`);
-    }
-    const [begin, end] = offsets as [number, number];
-    if (end > dataLength) {
-      throw new CheckpointError(
-        `${label}: data_offsets [${begin}, ${end}] run past the ${dataLength} bytes of data`,
-      );
-    }
-    let elements = 1;
-    for (const d of shape as number[]) elements *= d;
-    if (elements * 4 !== end - begin) {
-      throw new CheckpointError(
-        `${label}: shape [${shape.join(", ")}] needs ${elements * 4} bytes, data_offsets give ${
-          end - begin
-        }`,
-      );
-    }
-    tensors.set(name, { shape: shape as number[], begin, end });
+/** One tensor's header entry, checked against itself and the `dataLength` bytes of data. */
+function tensorEntry(name: string, raw: unknown, dataLength: number): TensorEntry {
+  const label = `Tensor ${JSON.stringify(name)}`;
+  if (!isPlainObject(raw)) throw new CheckpointError(`${label}: entry must be an object`);
+  if (raw.dtype !== "F32") {
+    throw new CheckpointError(
+      `${label}: dtype ${JSON.stringify(raw.dtype) ?? "missing"}; only F32 is supported`,
+    );
   }
+  const shape = raw.shape;
+  if (!Array.isArray(shape) || !shape.every(isIndex)) {
+    throw new CheckpointError(`${label}: shape must be an array of non-negative integers`);
+  }
+  const offsets = raw.data_offsets;
+  if (
+    !Array.isArray(offsets) || offsets.length !== 2 || !isIndex(offsets[0]) ||
+    !isIndex(offsets[1]) || offsets[0] > offsets[1]
+  ) {
+    throw new CheckpointError(`${label}: data_offsets must be [begin, end] with begin ≤ end`);
+  }
+  const [begin, end] = offsets as [number, number];
+  if (end > dataLength) {
+    throw new CheckpointError(
+      `${label}: data_offsets [${begin}, ${end}] run past the ${dataLength} bytes of data`,
+    );
+  }
+  let elements = 1;
+  for (const d of shape as number[]) elements *= d;
+  if (elements * 4 !== end - begin) {
+    throw new CheckpointError(
+      `${label}: shape [${shape.join(", ")}] needs ${elements * 4} bytes, data_offsets give ${
+        end - begin
+      }`,
+    );
+  }
+  return { shape: shape as number[], begin, end };
+}
 
-  // The tensors must tile the data: sorted by offset, each starts where the last ended.
+/** Throws unless the tensors tile the data: sorted by offset, each starts where the last ended. */
+function checkTiling(tensors: ReadonlyMap<string, TensorEntry>, dataLength: number): void {
   const sorted = [...tensors.entries()].sort((a, b) =>
     a[1].begin - b[1].begin || a[1].end - b[1].end
   );
@@ -300,5 +318,4 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
       `Checkpoint has ${dataLength} bytes of data but its tensors cover ${at}`,
     );
   }
-  return { metadata, tensors, dataStart };
 }

@@ -1,8 +1,8 @@
 /**
  * Word tables: a layout of 32-bit words defined once, as a table of named words (name → type,
  * in word order), from which the host writes a buffer and the WGSL structs and AssemblyScript
- * offsets that read it are generated. Used for the scalar blocks (core/scalars.ts), the arena
- * descriptor and segment rows (core/arena.ts) and the GPU's control, ring and constants (gpu/).
+ * offsets that read it are generated. Used for the scalar blocks (base/scalars.ts), the arena
+ * descriptor and segment rows (base/arena.ts) and the GPU's control, ring and constants (gpu/).
  *
  * @module
  */

@@ -5,9 +5,8 @@
  *
  * @module
  */
-
-/** A learning rate: a number, or a schedule of the 1-based step (see core/options.ts). */
-export type LearningRateValue = number | ((t: number) => number);
+import { described, optionError } from "./_errors.ts";
+import type { LearningRate } from "./options.ts";
 
 /** How a checkpoint holds an option. */
 export type Stored =
@@ -46,7 +45,10 @@ function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null;
 }
 
-/** Throws a RangeError unless `value` is a finite number inside the given bounds. */
+/**
+ * Returns `value` if it is a finite number inside the given bounds; else throws a TypeError (not
+ * a number) or a RangeError (not finite, or out of bounds) naming the option.
+ */
 export function checkNumber(
   name: string,
   value: unknown,
@@ -55,20 +57,26 @@ export function checkNumber(
   maxInclusive: boolean,
 ): number {
   if (typeof value !== "number" || !Number.isFinite(value)) {
-    throw new RangeError(`Option ${name} must be a finite number, got ${String(value)}`);
+    throw optionError(name, "a finite number", value);
   }
   const above = maxInclusive ? value > max : value >= max;
   if (value < min || above) {
     const upper = max === Infinity ? "" : ` and ${maxInclusive ? "≤" : "<"} ${max}`;
-    throw new RangeError(`Option ${name} must be ≥ ${min}${upper}, got ${value}`);
+    throw optionError(name, `≥ ${min}${upper}`, value);
   }
   return value;
 }
 
 /** Validates a learning rate value (number ≥ 0, or schedule). */
-export function checkLearningRate(value: unknown): LearningRateValue {
+export function checkLearningRate(value: unknown): LearningRate {
   if (typeof value === "function") return value as (t: number) => number;
   return checkNumber("lr", value, 0, Infinity, true);
+}
+
+/** Returns `value` if it is a boolean; else throws a TypeError naming the option. */
+export function checkBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== "boolean") throw optionError(name, "a boolean", value, false);
+  return value;
 }
 
 /** A number option in `[min, max]` (or `[min, max)` when `maxInclusive` is false). */
@@ -90,17 +98,7 @@ export function numberOption(
 
 /** A boolean option. */
 export function booleanOption(key: string, fallback: boolean, stored: Stored): OptionSpec {
-  return {
-    key,
-    default: fallback,
-    stored,
-    check(value) {
-      if (typeof value !== "boolean") {
-        throw new TypeError(`Option ${key} must be a boolean, got ${typeof value}`);
-      }
-      return value;
-    },
-  };
+  return { key, default: fallback, stored, check: (value) => checkBoolean(key, value) };
 }
 
 /** An option taking one of `values`. */
@@ -116,9 +114,7 @@ export function choiceOption(
     stored,
     check(value) {
       if (!values.includes(value as string)) {
-        throw new RangeError(
-          `Option ${key} must be one of ${values.join(", ")}, got ${String(value)}`,
-        );
+        throw optionError(key, `one of ${values.join(", ")}`, value, typeof value === "string");
       }
       return value;
     },
@@ -144,7 +140,7 @@ export function betasOption(fallback: readonly [number, number]): OptionSpec {
     stored: "required",
     check(value) {
       if (!Array.isArray(value) || value.length !== 2) {
-        throw new TypeError("Option betas must be an array of two numbers [β1, β2]");
+        throw optionError("betas", "an array of two numbers [β1, β2]", value, false);
       }
       return [
         checkNumber("betas[0]", value[0], 0, 1, false),
@@ -172,7 +168,7 @@ export function checkKeys(
 ): Record<string, unknown> {
   if (options === undefined) return {};
   if (!isObject(options) || Array.isArray(options)) {
-    throw new TypeError(`Options of ${owner} must be an object, got ${typeof options}`);
+    throw new TypeError(`Options of ${owner} must be an object, got ${described(options)}`);
   }
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {
@@ -186,8 +182,8 @@ export function checkKeys(
 
 /**
  * Resolves `options` (already key-checked) through `schema`: each given value checked, each
- * missing one taken from `defaults` (a factory's) or the spec's default. Returns the fields. Checks see `context` (fields resolved by another schema) and the fields
- * before them.
+ * missing one taken from `defaults` (a factory's) or the spec's default. Returns the fields.
+ * Checks see `context` (fields resolved by another schema) and the fields before them.
  */
 export function resolveSchema(
   schema: Schema,

@@ -5,20 +5,24 @@
  *
  * @module
  */
-import type { ArenaLayout } from "../core/arena.ts";
-import type { DeviceBackend } from "../core/backend.ts";
-import type { ResolvedConfig } from "../core/options.ts";
-import { groupsOf, type OptimizerState, restoreState } from "../core/state.ts";
-import { ruleOf } from "../rules/registry.ts";
-import { checkGpuParams, type GpuTensor, isGpuTensorInput, placeGpuParams } from "./gpu_tensors.ts";
+import type { ArenaLayout } from "../base/arena.ts";
+import type { DeviceBackend } from "../base/backend.ts";
+import type { Settings } from "../base/settings.ts";
+import {
+  checkGpuParams,
+  type GpuTensor,
+  isGpuTensorInput,
+  placeGpuParams,
+} from "../gpu/gpu_tensors.ts";
+import { type GpuPlanLimits, planGpuArena } from "../gpu/arena_plan.ts";
+import { requestLargeDevice } from "../gpu/device.ts";
 import {
   createWebGpuBackend,
   createWebGpuBackendSync,
-  type GpuPlanLimits,
-  planGpuArena,
   prepareWebGpu,
-  requestLargeDevice,
-} from "./webgpu_backend.ts";
+} from "../gpu/webgpu_create.ts";
+import { momentsOf, ruleOf } from "./origins.ts";
+import { groupsOf, type OptimizerState, restoreState } from "./state.ts";
 
 /**
  * Options of `init` for the WebGPU backend.
@@ -57,7 +61,7 @@ export function hasGpuParams(params: unknown): boolean {
 }
 
 /** Throws a TypeError for options the webgpu backend does not run (`threads`: a CPU option). */
-function checkGpuConfig(config: ResolvedConfig): void {
+function checkGpuConfig(config: Settings<unknown>): void {
   if (config.run.threads > 1) {
     throw new TypeError(
       `The webgpu backend does not take threads: ${config.run.threads} (worker threads split the wasm backend's arena); remove the option or use backend "wasm"`,
@@ -67,7 +71,7 @@ function checkGpuConfig(config: ResolvedConfig): void {
 
 /** Makes a WebGPU state at step 0; `limits` lowers the planning limits (for tests). */
 export async function initWebGpuState(
-  config: ResolvedConfig,
+  config: Settings<unknown>,
   params: unknown,
   options: GpuInitOptions = {},
   limits?: Partial<GpuPlanLimits>,
@@ -85,7 +89,7 @@ export async function initWebGpuState(
  * state inside a synchronous call (the TensorFlow.js adapter's first `applyGradients`).
  */
 export function initWebGpuStateSync(
-  config: ResolvedConfig,
+  config: Settings<unknown>,
   params: unknown,
   device: GPUDevice,
 ): OptimizerState<GpuTensor> {
@@ -94,25 +98,19 @@ export function initWebGpuStateSync(
 }
 
 function startWebGpuState(
-  config: ResolvedConfig,
+  config: Settings<unknown>,
   checked: ReturnType<typeof checkGpuParams>,
   device: GPUDevice,
   limits?: Partial<GpuPlanLimits>,
 ): OptimizerState<GpuTensor> {
   const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
-  const rule = ruleOf(config);
-  const layout = planGpuArena(checked.names, checked.lengths, {
-    slow: config.lookahead !== undefined,
-    groups: groupsOf(config, checked.names),
-    moments: rule.moments.length,
-  });
-  const backend = createWebGpuBackendSync(device, layout, {
+  const layout = gpuLayoutOf(config, checked.names, checked.lengths);
+  const backend = createWebGpuBackendSync(device, layout, ruleOf(config), {
     limits,
     externalParams: placed.copied,
     inPlaceParams: placed.inPlace,
     clipGradNorm: config.loop.clipGradNorm,
     nonFinite: config.loop.nonFinite,
-    rule,
   });
   if (checked.host.size > 0) {
     const data: Record<string, Float32Array> = {};
@@ -130,18 +128,27 @@ function startWebGpuState(
 export async function restoreWebGpuBackend(
   layout: ArenaLayout,
   device: GPUDevice | undefined,
-  config: ResolvedConfig,
+  config: Settings<unknown>,
 ): Promise<DeviceBackend<GpuTensor>> {
   checkGpuConfig(config);
-  const rule = ruleOf(config);
-  const gpuLayout = planGpuArena(layout.names, layout.lengths, {
+  const gpuLayout = gpuLayoutOf(config, layout.names, layout.lengths);
+  return await createWebGpuBackend(
+    device ?? await requestLargeDevice(),
+    gpuLayout,
+    ruleOf(config),
+    { clipGradNorm: config.loop.clipGradNorm, nonFinite: config.loop.nonFinite },
+  );
+}
+
+/** The GPU arena of tensors of these names and lengths for `config`. */
+function gpuLayoutOf(
+  config: Settings<unknown>,
+  names: readonly string[],
+  lengths: readonly number[],
+): ArenaLayout {
+  return planGpuArena(names, lengths, {
     slow: config.lookahead !== undefined,
-    groups: groupsOf(config, layout.names),
-    moments: rule.moments.length,
-  });
-  return await createWebGpuBackend(device ?? await requestLargeDevice(), gpuLayout, {
-    clipGradNorm: config.loop.clipGradNorm,
-    nonFinite: config.loop.nonFinite,
-    rule,
+    groups: groupsOf(config, names),
+    moments: momentsOf(config).length,
   });
 }

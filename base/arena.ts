@@ -53,7 +53,7 @@ export function hasSection(layout: ArenaLayout, section: number): boolean {
 
 /**
  * The row of the segment table (parameter groups), one per run of tensors in one group: the
- * run's element range `[start, end)` and the group, whose scalar block (see core/scalars.ts)
+ * run's element range `[start, end)` and the group, whose scalar block (see base/scalars.ts)
  * the run is stepped with; padded to 32 bytes.
  */
 export const SEGMENT_ROW = {
@@ -209,7 +209,7 @@ export interface PlanOptions {
 }
 
 /** How a backend places tensors and sections (the one difference between the arena plans). */
-export interface Placement {
+export interface ArenaAlignment {
   /** Elements a tensor's offset is a multiple of. */
   tensorAlign: number;
   /** Elements a section's length is a multiple of, and at least. */
@@ -219,7 +219,7 @@ export interface Placement {
 }
 
 /**
- * The layout of tensors of the given lengths under a backend's placement: tensor offsets,
+ * The layout of tensors of the given lengths under a backend's alignment: tensor offsets,
  * section length, the parameter-group runs, the sections the rule keeps and where they start;
  * the segment table follows the last section. Shared by `planArena` and the GPU's plan.
  *
@@ -241,11 +241,11 @@ export function layoutArena(
   names: readonly string[],
   lengths: readonly number[],
   options: PlanOptions,
-  placement: Placement,
+  alignment: ArenaAlignment,
 ): ArenaLayout {
   const present = presentSections(options.moments ?? 2, options.slow ?? false);
   const sectionCount = present.length;
-  const align = placement.tensorAlign;
+  const align = alignment.tensorAlign;
   const offsets: number[] = [];
   let total = 0;
   for (const length of lengths) {
@@ -253,11 +253,11 @@ export function layoutArena(
     offsets.push(offset);
     total = offset + length;
   }
-  const unit = placement.sectionAlign;
+  const unit = alignment.sectionAlign;
   const sectionLength = Math.max(unit, Math.ceil(total / unit) * unit);
   const segments = segmentRuns(offsets, lengths, options.groups);
   const sectionBytes = sectionLength * 4;
-  const stride = placement.stride(sectionBytes);
+  const stride = alignment.stride(sectionBytes);
   // Indexed by section; -1 where absent (a moment the rule lacks, before the slow weights).
   const sectionOffsets: number[] = new Array(present[present.length - 1] + 1).fill(-1);
   present.forEach((section, s) => sectionOffsets[section] = s * stride);
@@ -282,11 +282,11 @@ export function planArena(
   lengths: readonly number[],
   options: PlanOptions = {},
 ): ArenaLayout {
-  return layoutArena(names, lengths, options, CPU_PLACEMENT);
+  return layoutArena(names, lengths, options, CPU_ALIGNMENT);
 }
 
 /** Tensors back to back, sections 16-byte aligned and spread apart by `sectionStride`. */
-const CPU_PLACEMENT: Placement = { tensorAlign: 1, sectionAlign: 4, stride: sectionStride };
+const CPU_ALIGNMENT: ArenaAlignment = { tensorAlign: 1, sectionAlign: 4, stride: sectionStride };
 
 /** Per-tensor Float32Array views of one section, keyed by name (frozen). */
 export function sectionViews(

@@ -35,7 +35,7 @@ interface BackendBase<T> {
   centralize(offset: number, rows: number, cols: number): void;
   /** Runs one fused step over the whole arena, with the scalars written for it. */
   update(): void;
-  /** Copies of one arena section (see core/arena.ts), by tensor name. */
+  /** Copies of one arena section (see base/arena.ts), by tensor name. */
   readSection(section: number): Promise<Record<string, Float32Array>>;
   /**
    * Overwrites one arena section from already-validated data (every tensor of the layout, of
@@ -55,7 +55,7 @@ export interface HostBackend extends BackendBase<Float32Array> {
   /** Threads the step runs on (1 but for wasm with option `threads`). */
   readonly threads: number;
   /**
-   * The scalar blocks `update` reads (core/scalars.ts), as two views of the same words: one
+   * The scalar blocks `update` reads (base/scalars.ts), as two views of the same words: one
    * block per parameter group, block 0 the optimizer's own.
    */
   readonly blocks: { readonly f32: Float32Array; readonly u32: Uint32Array };
