@@ -64,6 +64,8 @@ export class CpuPath {
   /** The tfjs backend that ran when the state was made. */
   #builtOn: tf.KernelBackend | undefined;
   readonly #kept: KeptStates;
+  /** The gradients of this step copied into tensors of their own (reused: empty between steps). */
+  readonly #moved: tf.Tensor[] = [];
 
   /** A path with no state, keeping state aside in `kept`. */
   constructor(kept: KeptStates) {
@@ -272,13 +274,16 @@ export class CpuPath {
     const heap = this.#heapBackend();
     heap?.attach(items);
     this.#readAssigned(items, heap);
-    const { given, moved } = this.#gradients(items, heap);
     const state = this.#state!;
     const skipped = state.skippedSteps;
+    const moved = this.#moved;
     try {
-      this.#state = step(state as OptimizerState, given);
+      this.#state = step(state as OptimizerState, this.#gradients(items, heap, moved));
     } finally {
-      tf.dispose(moved);
+      if (moved.length > 0) {
+        tf.dispose(moved);
+        moved.length = 0;
+      }
     }
     if (this.#state.skippedSteps === skipped) this.#writeBack(items, heap);
   }
@@ -304,17 +309,17 @@ export class CpuPath {
    * reads them where they are, elsewhere it copies them into its slots with the non-finite check
    * fused; a kernel held transposed goes through its slot. On the heap, a gradient the step
    * cannot read where it is (made on another tfjs backend, or another variable's data) is first
-   * copied into a tensor of its own (`moved`, before any view is taken: that may grow tfjs's
-   * memory).
+   * copied into a tensor of its own (pushed to `moved`, for the caller to dispose; before any
+   * view is taken: that may grow tfjs's memory).
    */
   #gradients(
     items: readonly GradItem[],
     heap: HeapBackend | undefined,
-  ): { given: Record<string, Float32Array>; moved: tf.Tensor[] } {
+    moved: tf.Tensor[],
+  ): Record<string, Float32Array> {
     const entries = this.#entries;
     const tensors = items.map((item) => item.tensor);
     let values = tensors.map(readHost);
-    const moved: tf.Tensor[] = [];
     if (heap !== undefined) {
       for (let i = 0; i < tensors.length; i++) {
         if (entries[i].transposed || heap.readsInPlace(i, values[i])) continue;
@@ -330,7 +335,7 @@ export class CpuPath {
       if (e.transposed) toArena(e, values[i], slots[e.name]);
       given[e.name] = e.transposed ? slots[e.name] : values[i];
     }
-    return { given, moved };
+    return given;
   }
 
   /**

@@ -40,12 +40,15 @@ function pairsOf(grads: unknown): [string, unknown][] {
   );
 }
 
-/** The registered, trainable float32 variable named `name`. */
-function variableOf(name: string, label: string): tf.Variable {
+/** The registered, trainable float32 variable named `name` (`registered`: tfjs's registry). */
+function variableOf(
+  name: string,
+  label: string,
+  registered: Readonly<Record<string, tf.Variable>>,
+): tf.Variable {
   if (name === "__proto__") {
     throw new TypeError('A variable may not be named "__proto__" (it cannot key a record)');
   }
-  const registered = tf.engine().registeredVariables;
   const variable = Object.hasOwn(registered, name) ? registered[name] : undefined;
   if (variable === undefined) {
     throw new TypeError(
@@ -88,6 +91,7 @@ function checkGradient(tensor: unknown, variable: tf.Variable, label: string): t
  * them with their variables. Throws a TypeError/RangeError naming the variable otherwise.
  */
 export function checkGradients(grads: unknown): GradItem[] {
+  const registered = tf.engine().registeredVariables;
   const seen = new Set<string>();
   const items: GradItem[] = [];
   for (const [name, tensor] of pairsOf(grads)) {
@@ -95,7 +99,7 @@ export function checkGradients(grads: unknown): GradItem[] {
     const label = `variable ${JSON.stringify(name)}`;
     if (seen.has(name)) throw new TypeError(`Two gradients were given for ${label}`);
     seen.add(name);
-    const variable = variableOf(name, label);
+    const variable = variableOf(name, label, registered);
     items.push({ name, tensor: checkGradient(tensor, variable, label), variable });
   }
   return items;

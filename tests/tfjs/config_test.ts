@@ -5,8 +5,9 @@
  * still load and resume bit for bit; bad configs are refused with errors that say what is wrong.
  */
 import assert from "node:assert/strict";
-import { adam, adamw, CheckpointError, lion, lookahead, radam, ranger } from "../../mod.ts";
+import { adam, adamw, CheckpointError, lion, lookahead, radam, ranger, sgd } from "../../mod.ts";
 import { TfOptimizer, tfOptimizer, type TfOptimizerConfig } from "../../tfjs.ts";
+import { optimizerOf, RULE_TABLE } from "../rule_table.ts";
 import { decodeBase64 } from "./fixtures/base64.ts";
 import { data, denseNet, saveToMemory, tf, tfl, useBackend, weightValues } from "./helpers.ts";
 
@@ -50,6 +51,15 @@ const OPTIMIZERS = {
       groups: [{ match: (n: string) => n.endsWith("kernel"), lrScale: 2 }],
     }),
   "lookahead(adam) with a schedule": () => lookahead(adam({ lr: (t: number) => 1e-3 / t })),
+  "sgd with Nesterov momentum": () => sgd({ lr: 1e-2, momentum: 0.9, nesterov: true }),
+  "sgd without momentum (no moment)": () => sgd({ lr: 1e-2, weightDecay: 1e-4 }),
+  // Every rule of the table, as its example.
+  ...Object.fromEntries(
+    RULE_TABLE.map((row) => [
+      `${row.rule} (the rule table's example)`,
+      () => optimizerOf(row, row.example, "auto"),
+    ]),
+  ),
 };
 
 for (const [label, make] of Object.entries(OPTIMIZERS)) {
@@ -121,7 +131,9 @@ Deno.test("tfjs config: a model saved by 0.1.0 (base64 settings) loads and train
   const optimizer = loaded.optimizer as TfOptimizer;
   assert.ok(optimizer instanceof TfOptimizer);
   assert.equal(optimizer.iterations, 12);
-  // Ranger (its stored name, "lookahead(ranger)" in 0.1.0): gc, LookAhead with k = 4.
+  // Ranger (stored as "lookahead(ranger)" by 0.1.0, named "ranger" now): gc, LookAhead, k = 4.
+  assert.equal(config.optimizer, "lookahead(ranger)");
+  assert.equal(optimizer.optimizerName, "ranger");
   assert.equal(optimizer.settings.loop.gc, true);
   assert.equal(optimizer.settings.lookahead?.k, 4);
   assert.equal(optimizer.settings.loop.groups.length, 1);
@@ -132,6 +144,7 @@ Deno.test("tfjs config: a model saved by 0.1.0 (base64 settings) loads and train
   // Written again, it is the readable form, with the same groups.
   const written = optimizer.getConfig();
   assert.equal(written.version, 2);
+  assert.equal(written.optimizer, "ranger");
   assert.deepEqual(written.settings.tensors!.map((t) => t.group), [0, 1, 0, 1]);
   tf.dispose([x, y]);
   for (const m of [first, loaded]) {
@@ -178,4 +191,27 @@ Deno.test("tfjs config: bad configs are refused, saying what is wrong", async ()
   );
   tf.dispose([w, g]);
   grouped.dispose();
+});
+
+Deno.test("tfjs config: getConfig/fromConfig round trip; a stored schedule must be given again", async () => {
+  await useBackend("cpu");
+  const opt = tfOptimizer(
+    radam({ lr: 3e-3, betas: [0.8, 0.99], weightDecay: 0.1, clipGradNorm: 2 }),
+  );
+  const config = opt.getConfig();
+  const back = TfOptimizer.fromConfig(TfOptimizer, config) as TfOptimizer;
+  assert.deepEqual({ ...back.settings }, { ...opt.settings });
+  assert.throws(() => TfOptimizer.fromConfig(TfOptimizer, { format: "x" }), TypeError);
+  const scheduled = tfOptimizer(adam({ lr: (t) => 1e-3 * t }));
+  const restored = TfOptimizer.fromConfig(TfOptimizer, scheduled.getConfig()) as TfOptimizer;
+  const w = tf.variable(tf.tensor([1, 2]), true, "config_test/round_trip/w");
+  const g = tf.ones([2]);
+  assert.throws(() => restored.applyGradients({ [w.name]: g }), /setLearningRate/);
+  assert.deepEqual(w.dataSync(), new Float32Array([1, 2]));
+  restored.setLearningRate((t) => 1e-3 * t);
+  restored.applyGradients({ [w.name]: g });
+  assert.equal(restored.iterations, 1);
+  assert.notDeepEqual(w.dataSync(), new Float32Array([1, 2]));
+  tf.dispose([w, g]);
+  for (const o of [opt, back, scheduled, restored]) o.dispose();
 });
