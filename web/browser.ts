@@ -6,7 +6,6 @@
  *
  * @module
  */
-/// <reference lib="dom" />
 import { chromium } from "playwright-core";
 import { serveStatic } from "../tools/serve_web.ts";
 
@@ -50,6 +49,11 @@ export interface PageRun {
   readonly backendText: string;
 }
 
+/** An element's data attributes (this module is type-checked without the DOM's types). */
+interface Dataset {
+  readonly dataset: Record<string, string | undefined>;
+}
+
 /** Options of {@linkcode runPage}. */
 export interface RunPageOptions {
   /** Extra Chromium flags (e.g. {@linkcode WEBGPU_FLAGS}, or `--disable-gpu`). */
@@ -91,14 +95,16 @@ export async function runPage(options: RunPageOptions): Promise<PageRun> {
     const points = () =>
       page.$$eval(
         "#chart path.loss",
-        (paths) => paths.map((p) => Number((p as SVGElement).dataset.points)),
+        (paths) => paths.map((p) => Number((p as unknown as Dataset).dataset.points)),
       );
     await page.waitForFunction(
       () => {
-        const demo = (globalThis as unknown as { radamDemo?: { status: string } }).radamDemo;
-        return demo?.status !== "training" ||
-          (document.querySelector("#chart path.loss") as SVGElement | null)?.dataset.points !==
-            undefined;
+        const page = globalThis as unknown as {
+          radamDemo?: { status: string };
+          document: { querySelector(selector: string): Dataset | null };
+        };
+        return page.radamDemo?.status !== "training" ||
+          page.document.querySelector("#chart path.loss")?.dataset.points !== undefined;
       },
       null,
       { timeout: options.timeoutMs ?? 120_000 },

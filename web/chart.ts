@@ -4,6 +4,7 @@
  *
  * @module
  */
+/// <reference lib="dom" />
 
 const W = 820, H = 310, LEFT = 50, RIGHT = 12, TOP = 30, BOTTOM = 34;
 const SVG_NS = "http://www.w3.org/2000/svg";
