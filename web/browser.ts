@@ -7,7 +7,7 @@
  * @module
  */
 import { chromium } from "playwright-core";
-import { serveStatic } from "../tools/serve_web.ts";
+import { serveStatic } from "./serve.ts";
 
 /** Chromium's flags for WebGPU on its SwiftShader (CPU) Vulkan adapter. */
 export const WEBGPU_FLAGS = [

@@ -3,7 +3,7 @@
  * `deno task web:serve` (after building) serves `web-dist/` on http://127.0.0.1:8000/.
  *
  * ```sh
- * deno run --allow-net=127.0.0.1 --allow-read=web-dist tools/serve_web.ts [--port 8000]
+ * deno run --allow-net=127.0.0.1 --allow-read=web-dist web/serve.ts [--port 8000]
  * ```
  *
  * @module

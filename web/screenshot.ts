@@ -11,7 +11,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { runPage, WEBGPU_FLAGS } from "../web/browser.ts";
+import { runPage, WEBGPU_FLAGS } from "./browser.ts";
 
 if (import.meta.main) {
   const { values } = parseArgs({
