@@ -9,9 +9,10 @@
  *
  * @module
  */
-import { type ArenaLayout, planArena } from "../core/arena.ts";
-import { writeBlock, zeroScalars } from "../core/scalars.ts";
-import { ADAM_SCALARS, ADAM_TAG, MODE_ADAPTIVE } from "../rules/adam.ts";
+import { type ArenaLayout, planArena } from "../base/arena.ts";
+import { writeBlock, zeroScalars } from "../base/scalars.ts";
+import { ADAM_SCALARS, MODE_ADAPTIVE } from "../rules/adam.ts";
+import REGISTRY from "../core/registry.ts";
 import type { CpuBackend } from "../cpu/cpu_backend.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { createWasmBackend } from "../cpu/wasm_backend.ts";
@@ -47,7 +48,7 @@ function packed(layout: ArenaLayout): ArenaLayout {
 
 const scalars = zeroScalars(ADAM_SCALARS);
 Object.assign(scalars, {
-  rule: ADAM_TAG,
+  rule: REGISTRY.optimizers.radam.tag,
   gradScale: 1,
   paramDecay: 1,
   beta1: 0.9,

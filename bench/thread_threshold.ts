@@ -1,7 +1,7 @@
 /**
  * Where a second thread starts to pay: the step time of one RAdam state on 1 thread and on
  * `--threads=N` (default 2) threads, at sizes from 4K to 4M parameters, alternated, median of
- * several rounds. The default option `threadThreshold` (core/options.ts) comes from this.
+ * several rounds. The default option `threadThreshold` (core/options.ts, base/options.ts) comes from this.
  *
  * Each step is timed on its own; the figures are the median (and mean) step time over all
  * rounds. Regimes:

@@ -1,18 +1,19 @@
 import assert from "node:assert/strict";
-import { OPTIMIZERS } from "../rules/registry.ts";
+import REGISTRY from "../core/registry.ts";
 import { contenderKeys, ruleRatioRows } from "../bench/compare/contenders.ts";
 import { bytesPerParameter, factoryOf, ruleRowNames } from "../bench/compare/rule_rows.ts";
 
 Deno.test("bench rows: every element loop of the registry has a row of its own", () => {
   const keys = contenderKeys(2);
-  const kernels = new Set(Object.values(OPTIMIZERS).map(({ rule }) => rule.kernel));
-  const timed = new Set([OPTIMIZERS.radam.rule.kernel]);
+  const optimizers: Record<string, { rule: { name: string } }> = REGISTRY.optimizers;
+  const rules = new Set(REGISTRY.rules.map((rule) => rule.name));
+  const timed = new Set([optimizers.radam.rule.name]);
   for (const name of ruleRowNames()) {
     assert.ok(keys.includes(`${name}-wasm`), name);
-    assert.ok(!timed.has(OPTIMIZERS[name].rule.kernel), `${name}: a second row of one loop`);
-    timed.add(OPTIMIZERS[name].rule.kernel);
+    assert.ok(!timed.has(optimizers[name].rule.name), `${name}: a second row of one loop`);
+    timed.add(optimizers[name].rule.name);
   }
-  assert.deepEqual(timed, kernels);
+  assert.deepEqual(timed, rules);
   // one ratio to RAdam per rule row, in the same order
   assert.deepEqual(
     ruleRatioRows().map(([, a, b]) => [a, b]),
@@ -23,9 +24,8 @@ Deno.test("bench rows: every element loop of the registry has a row of its own",
 });
 
 Deno.test("bench rows: every optimizer of the registry has a factory in mod.ts", async () => {
-  for (const name of Object.keys(OPTIMIZERS)) {
+  for (const name of Object.keys(REGISTRY.optimizers)) {
     const optimizer = factoryOf(name)({ backend: "js", nonFinite: "propagate" });
-    // (Ranger's is "lookahead(ranger)")
     assert.match(optimizer.name, new RegExp(`\\b${name}\\b`));
     const state = await optimizer.init({ w: new Float32Array(4) });
     assert.equal(state.backend, "js");
@@ -39,4 +39,6 @@ Deno.test("bench rows: bytes a step moves per parameter, from the rule's moments
   assert.equal(bytesPerParameter("adamw"), 28);
   // p, g, exp_avg read; p, exp_avg written
   assert.equal(bytesPerParameter("lion"), 20);
+  // p, g read; p written (SGD without momentum keeps no buffer)
+  assert.equal(bytesPerParameter("sgd"), 12);
 });

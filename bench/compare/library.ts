@@ -7,7 +7,7 @@
  * @module
  */
 import { type CommonOptions, dispose, type OptimizerState, step } from "../../mod.ts";
-import { planArena } from "../../core/arena.ts";
+import { planArena } from "../../base/arena.ts";
 import { createWasmBackend } from "../../cpu/wasm_backend.ts";
 import { createThreadedWasmBackend } from "../../cpu/threaded_wasm_backend.ts";
 import { BASE_OPTIMIZER, factoryOf } from "./rule_rows.ts";

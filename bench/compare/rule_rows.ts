@@ -1,12 +1,16 @@
 /**
- * The one place the bench reads the rules' registry (rules/registry.ts): which optimizers get a
+ * The one place the bench reads the registry of optimizers (core/registry.ts): which optimizers get a
  * row of their own, what each moves per parameter, and the factory that makes each by name. A
  * rule added to the registry (and its factory to mod.ts) gets its row with no bench edit.
  *
  * @module
  */
 import * as library from "../../mod.ts";
-import { OPTIMIZERS } from "../../rules/registry.ts";
+import REGISTRY from "../../core/registry.ts";
+
+const OPTIMIZERS = REGISTRY.optimizers as Readonly<
+  Record<string, (typeof REGISTRY.optimizers)[keyof typeof REGISTRY.optimizers]>
+>;
 
 /** The optimizer every other row of the bench times. */
 export const BASE_OPTIMIZER = "radam";
@@ -20,11 +24,11 @@ export type Factory = (options: library.CommonOptions) => library.Optimizer<unkn
  * AdamW, Ranger) move the same bytes through the same code, so RAdam's rows stand for them all.
  */
 export function ruleRowNames(): string[] {
-  const timed = new Set([OPTIMIZERS[BASE_OPTIMIZER].rule.kernel]);
+  const timed = new Set([OPTIMIZERS[BASE_OPTIMIZER].rule]);
   const names: string[] = [];
   for (const [name, { rule }] of Object.entries(OPTIMIZERS)) {
-    if (timed.has(rule.kernel)) continue;
-    timed.add(rule.kernel);
+    if (timed.has(rule)) continue;
+    timed.add(rule);
     names.push(name);
   }
   return names;
@@ -35,7 +39,8 @@ export function ruleRowNames(): string[] {
  * and each moment, and writes the parameter and each moment back, 4 bytes each.
  */
 export function bytesPerParameter(name: string): number {
-  const moments = OPTIMIZERS[name].rule.moments.length;
+  const { hyperparameters } = factoryOf(name)({}).settings;
+  const moments = OPTIMIZERS[name].rule.moments(hyperparameters).length;
   return 4 * ((2 + moments) + (1 + moments));
 }
 
