@@ -12,7 +12,7 @@
  * 4. `mod.ts`: the table of contents
  * 5. `tfjs/`, `tfjs.ts`, `store/`, `store.ts`: the TensorFlow.js adapter and the store
  * 6. `kv/`, `kv.ts`: Deno KV
- * 7. `tools/`, `bench/`, `tests/`, `examples/`: anything below
+ * 7. `tools/`, `bench/`, `tests/`, `examples/`, `web/`: anything below
  *
  * `assembly/` (AssemblyScript, compiled apart) is an island: it imports only itself.
  *
@@ -21,7 +21,7 @@
  * `node:`, mapped packages) are outside the repository and not checked.
  *
  * ```sh
- * deno run --allow-read tools/layers.ts   # prints every violation; exit 1 if any
+ * deno run --allow-read --allow-env tools/layers.ts   # prints every violation; exit 1 if any
  * ```
  *
  * @module
@@ -37,7 +37,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["mod.ts"],
   ["tfjs/", "tfjs.ts", "store/", "store.ts"],
   ["kv/", "kv.ts"],
-  ["tools/", "bench/", "tests/", "examples/"],
+  ["tools/", "bench/", "tests/", "examples/", "web/"],
 ];
 
 /** A folder that only imports itself. */
