@@ -388,19 +388,3 @@ Deno.test("example process killed under load: it restarts on a consistent checkp
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-Deno.test("mod.ts imports nothing of the KV entry point and needs no permission", async () => {
-  const info = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", new URL("../mod.ts", import.meta.url).pathname],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  assert.ok(info.success);
-  const graph = JSON.parse(new TextDecoder().decode(info.stdout));
-  const files: string[] = graph.modules.map((m: { specifier: string }) => m.specifier);
-  assert.ok(files.some((f) => f.endsWith("/mod.ts")));
-  assert.ok(files.some((f) => f.endsWith("/core/checkpoint.ts")), "the graph was read");
-  for (const f of files) {
-    assert.ok(!f.endsWith("/kv.ts") && !f.endsWith("/core/optimistic.ts"), f);
-  }
-});

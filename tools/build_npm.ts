@@ -6,7 +6,8 @@
  *   bundled by esbuild as ES modules that share their code through `chunks/` (one copy of the
  *   library, so a state made through one entry is recognised by the other; the kernel's wasm is
  *   already inlined as base64, so nothing is read from disk at run time). `@tensorflow/tfjs-core`
- *   stays an import: a peer dependency (`^4`, optional: only `tfjs.js` needs it);
+ *   stays an import: a peer dependency (`^4`, optional: only `tfjs.js` needs it); `store.js`
+ *   (store.ts, the runtime-agnostic serverless store, `@optim/radam/store`) shares them too;
  * - `types/`: `.d.ts` declarations emitted by the TypeScript compiler;
  * - `package.json` (name and version from deno.json, `exports` for Node ≥ 20 and bundlers),
  *   README.md and LICENSE.
@@ -52,13 +53,15 @@ async function webgpuTypes(): Promise<string> {
     stdout: "null",
   });
   const { success } = await npm.output();
-  if (!success) throw new Error(`npm install ${WEBGPU_TYPES} ${TFJS_CORE} failed`);
+  if (!success) {
+    throw new Error(`npm install ${WEBGPU_TYPES} ${TFJS_CORE} failed`);
+  }
   return entry;
 }
 
 async function bundle(): Promise<void> {
   await esbuild.build({
-    entryPoints: { index: "mod.ts", tfjs: "tfjs.ts" },
+    entryPoints: { index: "mod.ts", tfjs: "tfjs.ts", store: "store.ts" },
     bundle: true,
     splitting: true,
     chunkNames: "chunks/[name]-[hash]",
@@ -89,14 +92,22 @@ function declarations(webgpu: string): void {
     types: [],
     // The adapter's imports of tfjs-core resolve to the copy installed for this build.
     baseUrl: ".",
-    paths: { "@tensorflow/tfjs-core": [`${TOOLS}/node_modules/@tensorflow/tfjs-core`] },
+    paths: {
+      "@tensorflow/tfjs-core": [`${TOOLS}/node_modules/@tensorflow/tfjs-core`],
+    },
   };
-  const program = ts.createProgram(["mod.ts", "tfjs.ts", webgpu], options);
+  const program = ts.createProgram(
+    ["mod.ts", "tfjs.ts", "store.ts", webgpu],
+    options,
+  );
   const diagnostics = [...ts.getPreEmitDiagnostics(program)];
   const emitted = program.emit(undefined, (name, text) => {
     // Declarations refer to each other as ./x.js (which resolves to ./x.d.ts), not ./x.ts.
     if (!name.startsWith(`${OUT}/types/`)) return;
-    let fixed = text.replace(/(from\s+["']\.{1,2}\/[^"']+)\.ts(["'])/g, "$1.js$2")
+    let fixed = text.replace(
+      /(from\s+["']\.{1,2}\/[^"']+)\.ts(["'])/g,
+      "$1.js$2",
+    )
       .replace(/(import\(["']\.{1,2}\/[^"']+)\.ts(["']\))/g, "$1.js$2")
       .replace(/from "\.\/mod\.js"/g, 'from "@optim/radam"');
     if (name.endsWith("/mod.d.ts") || name.endsWith("/tfjs.d.ts")) {
@@ -128,11 +139,32 @@ async function packageFiles(): Promise<void> {
     main: "./index.js",
     types: "./types/mod.d.ts",
     exports: {
-      ".": { types: "./types/mod.d.ts", import: "./index.js", default: "./index.js" },
-      "./tfjs": { types: "./types/tfjs.d.ts", import: "./tfjs.js", default: "./tfjs.js" },
+      ".": {
+        types: "./types/mod.d.ts",
+        import: "./index.js",
+        default: "./index.js",
+      },
+      "./tfjs": {
+        types: "./types/tfjs.d.ts",
+        import: "./tfjs.js",
+        default: "./tfjs.js",
+      },
+      "./store": {
+        types: "./types/store.d.ts",
+        import: "./store.js",
+        default: "./store.js",
+      },
       "./package.json": "./package.json",
     },
-    files: ["index.js", "tfjs.js", "chunks/", "types/", "README.md", "LICENSE"],
+    files: [
+      "index.js",
+      "tfjs.js",
+      "store.js",
+      "chunks/",
+      "types/",
+      "README.md",
+      "LICENSE",
+    ],
     sideEffects: false,
     engines: { node: ">=20" },
     // The public types mention WebGPU's (GPUDevice, GPUBuffer): types only, no code.
@@ -140,9 +172,20 @@ async function packageFiles(): Promise<void> {
     // The TensorFlow.js adapter (`@optim/radam/tfjs`) runs on the tfjs the user has.
     peerDependencies: { "@tensorflow/tfjs-core": "^4" },
     peerDependenciesMeta: { "@tensorflow/tfjs-core": { optional: true } },
-    keywords: ["radam", "adam", "adamw", "optimizer", "wasm", "simd", "machine-learning"],
+    keywords: [
+      "radam",
+      "adam",
+      "adamw",
+      "optimizer",
+      "wasm",
+      "simd",
+      "machine-learning",
+    ],
   };
-  await Deno.writeTextFile(`${OUT}/package.json`, JSON.stringify(pkg, null, 2) + "\n");
+  await Deno.writeTextFile(
+    `${OUT}/package.json`,
+    JSON.stringify(pkg, null, 2) + "\n",
+  );
   await Deno.copyFile("README.md", `${OUT}/README.md`);
   await Deno.copyFile("LICENSE", `${OUT}/LICENSE`);
 }
@@ -153,5 +196,7 @@ if (import.meta.main) {
   await bundle();
   declarations(await webgpuTypes());
   await packageFiles();
-  console.log(`built ${OUT}/ (index.js, tfjs.js, chunks/, types/, package.json)`);
+  console.log(
+    `built ${OUT}/ (index.js, tfjs.js, chunks/, types/, package.json)`,
+  );
 }
