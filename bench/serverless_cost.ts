@@ -1,15 +1,27 @@
 /**
- * What one serverless request costs: load the checkpoint from the store, restore the state,
- * step, write the checkpoint, save it (checked) and remove the old version, as `optimisticStep`
- * does with no other writer, for an RAdam state of 1M parameters (by default) on wasm.
+ * What serverless training costs, in three sections (`--sections phases,load,processes`, all
+ * by default):
  *
- * Stores: Deno KV on a database file (in a temporary folder), Deno KV in memory, and the
- * in-process store. Prints the median and the 90th percentile of each phase, and of
- * `optimisticStep` itself, in ms, as a Markdown table.
+ * - **phases**: one request with no other writer: load the checkpoint from the store, restore
+ *   the state, step, write the checkpoint, save it (checked) and remove the old version, as
+ *   `optimisticStep` does, for an RAdam state of `--params` (1M) parameters on wasm, on Deno KV
+ *   on a database file, Deno KV in memory and the in-process store: the median and the 90th
+ *   percentile of each phase, in ms.
+ * - **load**: the example (`examples/serverless_handler.ts`) as a process on a KV file, in both
+ *   modes, at `--sizes` (262144 and 1048576 features: 256K and 1M parameters with the bias) and
+ *   `--clients` (1, 4, 16) concurrent clients sending `--requests` (3 per client, at least 8)
+ *   one-row batches over 127.0.0.1 (features ±1/√F): applied gradients per second, latencies,
+ *   and the answers other than 200.
+ * - **processes**: three data-parallel processes on one KV file, 16 clients each, at the
+ *   largest size; then the same with `--kills` (5) SIGKILLs of a random process at random
+ *   moments (restarted; clients send a request whose connection failed again, with its id);
+ *   each checked against the store's journal (every id applied once, where its answer said)
+ *   and its replay, bit for bit.
  *
- * Run: `deno run --unstable-kv --allow-read --allow-write --allow-run=lscpu
- * bench/serverless_cost.ts [--params N] [--runs N] [--dir FOLDER]` (the database goes in FOLDER, default a temporary
- * folder).
+ * Run: `deno run --unstable-kv --allow-read --allow-write --allow-run --allow-net=127.0.0.1
+ * --allow-sys=loadavg bench/serverless_cost.ts [--sections …] [--params N] [--runs N] [--sizes N,N] [--clients
+ * N,N] [--requests N] [--kills N] [--dir FOLDER]` (the databases go in FOLDER, default a
+ * temporary folder).
  *
  * @module
  */
@@ -20,6 +32,7 @@ import {
   optimisticStep,
   type VersionedCheckpointStore,
 } from "../kv.ts";
+import { formatRows, type LoadRow, loadRow, MODES, processRun, rowsOf } from "./serverless_load.ts";
 
 function flag(name: string, fallback: string): string {
   const i = Deno.args.indexOf(`--${name}`);
@@ -100,10 +113,8 @@ async function cpuName(): Promise<string> {
   }
 }
 
-if (import.meta.main) {
-  const dir = Deno.args.includes("--dir")
-    ? flag("dir", ".")
-    : await Deno.makeTempDir({ prefix: "radam_kv_bench_" });
+/** The phases section: one request's phases on each store. */
+async function phases(dir: string): Promise<void> {
   const file = `${dir}/bench.sqlite3`;
   const disk = await Deno.openKv(file);
   const memory = await Deno.openKv(":memory:");
@@ -115,9 +126,8 @@ if (import.meta.main) {
   const bytes = (await saveState(await optimizer.init({ w: new Float32Array(PARAMS) }))).length;
   const where = bytes <= 60_000 ? "in the head record" : `${Math.ceil(bytes / 65536)} chunks`;
   console.log(
-    `${PARAMS} parameters, checkpoint ${bytes} bytes (${where}); ${RUNS} runs after ${WARMUP} ` +
-      `warm-up; ${await cpuName()}, ${navigator.hardwareConcurrency} logical cores; ` +
-      `Deno ${Deno.version.deno}, ${Deno.build.os} ${Deno.build.arch}; database file in ${dir}\n`,
+    `## One request, no other writer\n\n${PARAMS} parameters, checkpoint ${bytes} bytes ` +
+      `(${where}); ${RUNS} runs after ${WARMUP} warm-up\n`,
   );
   const results: [string, Record<Phase, number[]>][] = [];
   for (const [name, store] of stores) results.push([name, await measure(store)]);
@@ -131,5 +141,74 @@ if (import.meta.main) {
   }
   disk.close();
   memory.close();
+}
+
+/** The load section: one process, both modes, each size and number of clients. */
+async function load(dir: string, sizes: number[], clients: number[]): Promise<void> {
+  console.log("\n## One example process on a KV file\n");
+  const rows: LoadRow[] = [];
+  for (const size of sizes) {
+    const data = rowsOf(size);
+    for (const c of clients) {
+      const count = Number(flag("requests", String(Math.max(8, 3 * c))));
+      // Without turns (as before) only at the most clients: that is where it matters.
+      const modes = MODES.filter((m) => m !== "optimistic, no turns" || c === Math.max(...clients));
+      for (const mode of modes) {
+        rows.push(await loadRow(dir, data, mode, c, count));
+        console.error(formatRows(rows.slice(-1)).split("\n").pop());
+      }
+    }
+  }
+  console.log(formatRows(rows));
+  console.log("\nData-parallel applied/s over each other mode's, same run:\n");
+  for (const d of rows.filter((r) => r.mode === "data-parallel")) {
+    const others = rows.filter((r) =>
+      r.params === d.params && r.clients === d.clients && r.mode !== d.mode
+    );
+    const ratios = others.map((o) => `${(d.perSecond / o.perSecond).toFixed(2)}× ${o.mode}`);
+    console.log(`- ${d.params} parameters, ${d.clients} clients: ${ratios.join(", ")}`);
+  }
+}
+
+/** The processes section: three processes, then three processes killed at random moments. */
+async function processes(dir: string, size: number): Promise<void> {
+  console.log("\n## Three data-parallel processes on one KV file, 16 clients each\n");
+  const data = rowsOf(size);
+  const count = Number(flag("requests", "144"));
+  const kills = Number(flag("kills", "5"));
+  const seed = Number(flag("seed", String(Date.now() % 1_000_000)));
+  const bound = await loadRow(dir, data, "parse only", 16, count, 3);
+  const plain = await processRun(dir, data, 16, count, 0, seed);
+  const killed = await processRun(dir, data, 16, count, kills, seed);
+  console.log(formatRows([bound, plain.row, killed.row]));
+  console.log(
+    `\n- without kills: ${plain.check}\n- with ${kills} kills (seed ${seed}): ${killed.check}`,
+  );
+}
+
+/** The CPU's name and the load average, as the runs saw them. */
+async function machine(): Promise<string> {
+  let load = "";
+  try {
+    load = `, load average ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`;
+  } catch {
+    // without --allow-sys=loadavg
+  }
+  return `${await cpuName()}, ${navigator.hardwareConcurrency} logical cores${load}; ` +
+    `Deno ${Deno.version.deno}, ${Deno.build.os} ${Deno.build.arch}`;
+}
+
+if (import.meta.main) {
+  const sections = flag("sections", "phases,load,processes").split(",");
+  const dir = Deno.args.includes("--dir")
+    ? flag("dir", ".")
+    : await Deno.makeTempDir({ prefix: "radam_kv_bench_" });
+  console.log(`# Serverless training costs\n\n${await machine()}; databases in ${dir}\n`);
+  const sizes = flag("sizes", "262144,1048576").split(",").map(Number);
+  const clients = flag("clients", "1,4,16").split(",").map(Number);
+  if (sections.includes("phases")) await phases(dir);
+  if (sections.includes("load")) await load(dir, sizes, clients);
+  if (sections.includes("processes")) await processes(dir, Math.max(...sizes));
+  console.log(`\nAt the end: ${await machine()}`);
   if (!Deno.args.includes("--dir")) await Deno.remove(dir, { recursive: true });
 }

@@ -9,6 +9,13 @@
  *   ({@linkcode VersionRecord}): being written, committed or dead.
  * - `[...P, "chunks", id, i]`: the bytes, in chunks of at most 64 KiB.
  *
+ * A head of format version 1 holds the checkpoint's bytes as saved (what `save` writes, and
+ * what every store written before version 2 holds); one of version 2 (what a step commit
+ * writes) holds its params-first form (store/layout.ts), with the step, the length of the
+ * prefix that holds the header and the parameters, and that prefix's own SHA-256, so that a
+ * reader fetches the parameters alone. The training records (kv/records.ts) live beside
+ * them.
+ *
  * @module
  */
 import { CheckpointError } from "../mod.ts";
@@ -56,6 +63,14 @@ export interface Head {
   meta?: string;
   /** The ids of the last versions made current, oldest first, ending with `id`. */
   recent: string[];
+  /** Version 2: the optimizer step of the checkpoint. */
+  step?: number;
+  /** Version 2: the bytes are the checkpoint's params-first form. */
+  layout?: "params-first";
+  /** Version 2: how many first bytes hold the header and the parameters. */
+  prefixBytes?: number;
+  /** Version 2: the SHA-256 of those bytes. */
+  prefixSha256?: string;
 }
 
 /** The record of a version written in chunks. */
@@ -125,6 +140,10 @@ export const isCount = (v: unknown, min: number, max = Number.MAX_SAFE_INTEGER):
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** Whether `v` is a SHA-256 digest in hexadecimal. */
+export const isDigest = (v: unknown): v is string =>
+  typeof v === "string" && /^[0-9a-f]{64}$/.test(v);
+
 /** Whether `v` is a version id (a random UUID). */
 export const isVersionId = (v: unknown): v is string => typeof v === "string" && UUID.test(v);
 
@@ -158,12 +177,12 @@ export function parseHead(value: unknown, key: string): Head {
   if (value.format !== HEAD_FORMAT) {
     throw bad(`is not a head record of this library: format ${JSON.stringify(value.format)}`);
   }
-  if (value.formatVersion !== 1) {
-    throw bad(`has format version ${JSON.stringify(value.formatVersion)}; expected 1`);
+  if (value.formatVersion !== 1 && value.formatVersion !== 2) {
+    throw bad(`has format version ${JSON.stringify(value.formatVersion)}; expected 1 or 2`);
   }
   if (!isVersionId(value.id)) throw bad("has an invalid version id");
   checkHeadSize(value, bad);
-  if (typeof value.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(value.sha256)) {
+  if (!isDigest(value.sha256)) {
     throw bad("has an invalid SHA-256 digest");
   }
   if (value.model !== null && typeof value.model !== "string") {
@@ -179,7 +198,20 @@ export function parseHead(value: unknown, key: string): Head {
   ) {
     throw bad("has an invalid list of recent versions");
   }
+  if (value.formatVersion === 2) checkVersion2(value, bad);
   return value as unknown as Head;
+}
+
+/** Checks the fields a head of format version 2 adds. */
+function checkVersion2(value: Record<string, unknown>, bad: (what: string) => Error): void {
+  if (value.layout !== "params-first") {
+    throw bad(`has an unknown layout ${JSON.stringify(value.layout)}`);
+  }
+  if (!isCount(value.step, 0)) throw bad(`has an invalid step ${JSON.stringify(value.step)}`);
+  if (!isCount(value.prefixBytes, 8, value.byteLength as number)) {
+    throw bad(`has an invalid prefix length ${JSON.stringify(value.prefixBytes)}`);
+  }
+  if (!isDigest(value.prefixSha256)) throw bad("has an invalid SHA-256 digest of its prefix");
 }
 
 /** A version record's value, or null when it is not one (damaged). */

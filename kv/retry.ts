@@ -39,7 +39,8 @@ export async function unbusy<T>(f: () => Promise<T>): Promise<T> {
 export const listAll = <T>(
   kv: Deno.Kv,
   selector: Deno.KvListSelector,
-): Promise<Deno.KvEntry<T>[]> => unbusy(() => Array.fromAsync(kv.list<T>(selector)));
+  options?: Deno.KvListOptions,
+): Promise<Deno.KvEntry<T>[]> => unbusy(() => Array.fromAsync(kv.list<T>(selector, options)));
 
 /** What is known of a head write that failed without saying whether it was done. */
 export interface HeadWrite {

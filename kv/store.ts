@@ -3,27 +3,27 @@
  *
  * @module
  */
-import { checkMeta, checkOptionsObject, checkSaveArguments } from "../store/_checks.ts";
+import { checkCount, checkMeta, checkOptionsObject, checkSaveArguments } from "../store/_checks.ts";
 import type { VersionedCheckpointStore } from "../store/contract.ts";
+import { REMEMBER_MS } from "../store/memory.ts";
+import type { TrainingStore } from "../store/training.ts";
+import { commitStep } from "./commit.ts";
 import type { Ctx } from "./context.ts";
+import { checkpointKeys, formatKvKey, isCount, KV_MAX_CHUNK_BYTES } from "./format.ts";
+import { headOf, load, loadParams } from "./read.ts";
+import { recordKeys } from "./records.ts";
+import { sweep } from "./sweep.ts";
 import {
-  BYTES_PER_WRITE,
-  checkpointKeys,
-  CHUNKS_PER_WRITE,
-  formatKvKey,
-  type Head,
-  HEAD_FORMAT,
-  INLINE_BYTES,
-  isCount,
-  KV_MAX_CHUNK_BYTES,
-  parseHead,
-  RECENT,
-  sha256,
-  type VersionRecord,
-} from "./format.ts";
-import { load } from "./read.ts";
-import { BUSY_TRIES, busyPause, isBusy, landed, unbusy } from "./retry.ts";
-import { discard, sweep } from "./sweep.ts";
+  acquire,
+  gradientOf,
+  journal,
+  pending,
+  release,
+  request,
+  submit,
+  waiting,
+} from "./training.ts";
+import { writeVersion } from "./version.ts";
 
 /**
  * Options of {@linkcode kvCheckpointStore}.
@@ -46,13 +46,20 @@ export interface KvCheckpointStoreOptions {
   /**
    * How long an unfinished save may be in progress before a later save may remove it as the
    * garbage of a crash, in ms; default 600 000 (10 min). A save that takes longer is then
-   * refused as a conflict (and retried by `optimisticStep`), never made current.
+   * refused as a conflict (and retried by `optimisticStep`), never made current. The same
+   * holds for the gradient of a contribution being stored.
    */
   staleAfterMs?: number;
+  /**
+   * How long request ids and journal records are kept, in ms (Deno KV's `expireIn`); default
+   * 7 days. A request id sent again later than that is taken as new.
+   */
+  rememberMs?: number;
 }
 
 /**
- * A {@linkcode VersionedCheckpointStore} on Deno KV; see {@linkcode kvCheckpointStore}.
+ * A {@linkcode VersionedCheckpointStore} and `TrainingStore` on Deno KV; see
+ * {@linkcode kvCheckpointStore}.
  *
  * @example
  * ```ts
@@ -66,118 +73,18 @@ export interface KvCheckpointStoreOptions {
  * kv.close();
  * ```
  */
-export interface KvCheckpointStore extends VersionedCheckpointStore {
+export interface KvCheckpointStore extends VersionedCheckpointStore, TrainingStore {
   /** The database. */
   readonly kv: Deno.Kv;
   /** The key prefix under which the checkpoint lives. */
   readonly key: Deno.KvKey;
   /**
    * Removes the chunks of versions that are no longer current, and of saves that crashed
-   * (unfinished for longer than `staleAfterMs`); returns how many versions it removed. Every
-   * successful `save` runs it; call it to clean up without saving.
+   * (unfinished for longer than `staleAfterMs`), and the gradients of contributions settled
+   * or whose storing crashed; returns how many versions and gradients it removed. Every
+   * successful `save` and commit runs it; call it to clean up without saving.
    */
   sweep(): Promise<number>;
-}
-
-/**
- * Writes the chunks of a new version `id`: its record and the first chunks in one operation,
- * the other chunks checked against it. The record's write, or null when a sweep took the
- * version for the garbage of a crash (unfinished for longer than `staleAfterMs`).
- */
-async function writeChunks(
-  ctx: Ctx,
-  id: string,
-  bytes: Uint8Array,
-  record: VersionRecord,
-): Promise<Deno.KvCommitResult | null> {
-  const { kv, keys, chunkBytes } = ctx;
-  let written: Deno.KvCommitResult | null = null;
-  for (let i = 0; i < record.chunks;) {
-    const from = i;
-    let size = 0;
-    while (i < record.chunks && i - from < CHUNKS_PER_WRITE && size < BYTES_PER_WRITE) {
-      size += Math.min(bytes.length, (i + 1) * chunkBytes) - i * chunkBytes;
-      i++;
-    }
-    const to = i;
-    const previous: Deno.KvCommitResult | null = written;
-    // Repeated after a busy answer: the same chunks again, or a refused check.
-    const result = await unbusy(() => {
-      const op = kv.atomic()
-        .check({ key: keys.version(id), versionstamp: previous?.versionstamp ?? null });
-      if (previous === null) op.set(keys.version(id), record);
-      for (let j = from; j < to; j++) {
-        op.set(
-          keys.chunk(id, j),
-          bytes.subarray(j * chunkBytes, Math.min(bytes.length, (j + 1) * chunkBytes)),
-        );
-      }
-      return op.commit();
-    });
-    if (!result.ok) return null;
-    written ??= result;
-  }
-  return written;
-}
-
-/** Where a save's bytes go: in the head, or how many chunks. */
-function placement(ctx: Ctx, bytes: Uint8Array, meta: string | undefined): number {
-  const metaBytes = meta === undefined ? 0 : new TextEncoder().encode(meta).length;
-  const inline = bytes.length <= ctx.chunkBytes && bytes.length + metaBytes <= INLINE_BYTES;
-  return inline ? 0 : Math.ceil(bytes.length / ctx.chunkBytes);
-}
-
-/** The ids of the versions made current before, from the head being replaced. */
-function recentOf(ctx: Ctx, previous: Deno.KvEntryMaybe<unknown>): string[] {
-  if (previous.versionstamp === null) return [];
-  try {
-    return parseHead(previous.value, ctx.keys.headName).recent;
-  } catch {
-    return []; // A damaged head is replaced whole.
-  }
-}
-
-/**
- * Makes `head` current, checked against the head versionstamp `expected` and (when the version
- * has chunks) its record's write: the new versionstamp, or null when another save came first.
- * When the database answers that it is busy, it finds out whether the write was done before it
- * writes again.
- */
-async function commitHead(
-  ctx: Ctx,
-  head: Head,
-  expected: string | null,
-  written: { record: VersionRecord; result: Deno.KvCommitResult } | null,
-): Promise<string | null> {
-  const { kv, keys } = ctx;
-  const commit = () => {
-    const op = kv.atomic().check({ key: keys.head, versionstamp: expected }).set(keys.head, head);
-    if (written !== null) {
-      op.check({ key: keys.version(head.id), versionstamp: written.result.versionstamp })
-        .set(keys.version(head.id), { ...written.record, state: "committed" });
-    }
-    return op.commit();
-  };
-  for (let n = 1;; n++) {
-    try {
-      const committed = await commit();
-      return committed.ok ? committed.versionstamp : null;
-    } catch (error) {
-      if (!isBusy(error) || n >= BUSY_TRIES) throw error;
-      await busyPause(n);
-      const done = await landed({
-        kv,
-        headKey: keys.head,
-        headName: keys.headName,
-        expected,
-        id: head.id,
-        record: written &&
-          { key: keys.version(head.id), versionstamp: written.result.versionstamp },
-      });
-      if (done === undefined) throw error;
-      if (done !== null) return done; // committed; else tried again
-    }
-  }
 }
 
 /** See {@linkcode VersionedCheckpointStore.save}. */
@@ -189,43 +96,7 @@ async function save(
 ): Promise<string | null> {
   checkSaveArguments(bytes, expected);
   checkMeta(meta);
-  // Cheap early refusal; the checked write below is what decides.
-  const previous = await unbusy(() => ctx.kv.get(ctx.keys.head));
-  if (previous.versionstamp !== expected) return null;
-  const id = crypto.randomUUID();
-  const digest = sha256(bytes);
-  const chunks = placement(ctx, bytes, meta);
-  const record: VersionRecord = { state: "writing", created: Date.now(), chunks };
-  const result = chunks === 0 ? null : await writeChunks(ctx, id, bytes, record);
-  if (chunks > 0 && result === null) return null;
-  const head: Head = {
-    format: HEAD_FORMAT,
-    formatVersion: 1,
-    id,
-    byteLength: bytes.length,
-    chunkBytes: ctx.chunkBytes,
-    chunks,
-    // A view of a larger buffer would be stored with all of it.
-    ...(chunks === 0
-      ? { data: bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice() }
-      : {}),
-    sha256: await digest,
-    model: ctx.model ?? null,
-    ...(meta === undefined ? {} : { meta }),
-    recent: [...recentOf(ctx, previous), id].slice(-RECENT),
-  };
-  const written = result && { record, result };
-  const version = await commitHead(ctx, head, expected, written);
-  if (version === null) {
-    if (written !== null) await discard(ctx, id, chunks, written.result.versionstamp);
-    return null;
-  }
-  try {
-    await sweep(ctx);
-  } catch {
-    // The new version is current; what is left is garbage for a later sweep.
-  }
-  return version;
+  return await writeVersion(ctx, { bytes, expected, meta });
 }
 
 /** The options of {@linkcode kvCheckpointStore}, checked, with their defaults. */
@@ -253,7 +124,8 @@ function checkOptions(
   if (typeof staleAfterMs !== "number" || !(staleAfterMs >= 0)) {
     throw new RangeError(`Option staleAfterMs must be a number ≥ 0, got ${String(staleAfterMs)}`);
   }
-  return { model, chunkBytes, staleAfterMs };
+  const rememberMs = checkCount("rememberMs", options.rememberMs ?? REMEMBER_MS, 1, false);
+  return { model, chunkBytes, staleAfterMs, rememberMs };
 }
 
 /**
@@ -308,7 +180,7 @@ export function kvCheckpointStore(
 ): KvCheckpointStore {
   const checked = checkOptions(kv, key, options);
   const prefix: Deno.KvKey = [...key];
-  const ctx: Ctx = { kv, keys: checkpointKeys(prefix), ...checked };
+  const ctx: Ctx = { kv, keys: checkpointKeys(prefix), records: recordKeys(prefix), ...checked };
   return {
     name: formatKvKey(prefix),
     kv,
@@ -316,5 +188,16 @@ export function kvCheckpointStore(
     load: () => load(ctx),
     save: (bytes, expected, meta) => save(ctx, bytes, expected, meta),
     sweep: () => sweep(ctx),
+    head: () => headOf(ctx),
+    loadParams: () => loadParams(ctx),
+    commit: (c) => commitStep(ctx, c),
+    request: (id) => request(ctx, id),
+    submit: (info, gradient) => submit(ctx, info, gradient),
+    pending: (limit) => pending(ctx, limit),
+    gradient: (p) => gradientOf(ctx, p),
+    acquire: (token, ms, queue) => acquire(ctx, token, ms, queue),
+    release: (lease) => release(ctx, lease),
+    waiting: (lease) => waiting(ctx, lease),
+    journal: (from, limit) => journal(ctx, from, limit),
   };
 }

@@ -1,11 +1,12 @@
 /**
- * The removal of versions that are no longer current, or that a crashed save left unfinished.
- * Private to kv/.
+ * The removal of versions that are no longer current, or that a crashed save left unfinished,
+ * and of stored gradients no contribution refers to. Private to kv/.
  *
  * @module
  */
 import type { Ctx } from "./context.ts";
 import { DELETES_PER_WRITE, parseHead, parseVersionRecord } from "./format.ts";
+import { parseBlob } from "./records.ts";
 import { listAll, unbusy } from "./retry.ts";
 
 /**
@@ -61,6 +62,11 @@ async function currentId(ctx: Ctx): Promise<string | null | undefined> {
 
 /** See {@linkcode KvCheckpointStore.sweep}. */
 export async function sweep(ctx: Ctx): Promise<number> {
+  return await sweepVersions(ctx) + await sweepBlobs(ctx);
+}
+
+/** Removes the versions no longer current; how many. */
+async function sweepVersions(ctx: Ctx): Promise<number> {
   const records = await listAll(ctx.kv, { prefix: ctx.keys.versions });
   // Read after the list: a version listed as committed that is not current now never will be.
   const current = await currentId(ctx);
@@ -99,4 +105,58 @@ export async function discard(
   } catch {
     // Left as garbage for a later sweep.
   }
+}
+
+/**
+ * Deletes a stored gradient's chunks, then its record. With `check` (the record's entry), only
+ * if the record is unchanged since; false if it changed.
+ */
+export async function removeBlob(
+  ctx: Ctx,
+  blob: string,
+  chunks: number | null,
+  check?: Deno.AtomicCheck,
+): Promise<boolean> {
+  const { kv, records } = ctx;
+  const targets: Deno.KvKey[] = [];
+  if (chunks === null) {
+    for (const e of await listAll(kv, { prefix: records.grads(blob) })) targets.push(e.key);
+  } else {
+    for (let i = 0; i < chunks; i++) targets.push(records.grad(blob, i));
+  }
+  for (let i = 0; i === 0 || i < targets.length; i += DELETES_PER_WRITE) {
+    const batch = targets.slice(i, i + DELETES_PER_WRITE);
+    const first = i === 0;
+    const last = i + DELETES_PER_WRITE >= targets.length;
+    const result = await unbusy(() => {
+      const op = kv.atomic();
+      if (first && check) op.check(check);
+      for (const k of batch) op.delete(k);
+      if (last) op.delete(records.blob(blob));
+      return op.commit();
+    });
+    if (!result.ok) return false;
+  }
+  return true;
+}
+
+/**
+ * Removes the stored gradients that no contribution refers to: of submissions that crashed
+ * (unfinished for longer than `staleAfterMs`), and of contributions settled; how many.
+ */
+async function sweepBlobs(ctx: Ctx): Promise<number> {
+  const now = Date.now();
+  let removed = 0;
+  for (const entry of await listAll(ctx.kv, { prefix: ctx.records.blobs })) {
+    const blob = entry.key[entry.key.length - 1];
+    if (typeof blob !== "string") continue;
+    const record = parseBlob(entry.value);
+    if (record?.state === "writing" && now - record.created < ctx.staleAfterMs) continue;
+    if (record?.state === "stored" && record.pending !== undefined) {
+      const pending = await unbusy(() => ctx.kv.get(record.pending!));
+      if (pending.versionstamp !== null) continue; // not folded yet
+    }
+    if (await removeBlob(ctx, blob, record?.chunks ?? null, entry)) removed++;
+  }
+  return removed;
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { MAX_META_BYTES } from "./contract.ts";
+import type { TrainingStore } from "./training.ts";
 
 /** Throws unless `meta` is undefined or a string of at most {@linkcode MAX_META_BYTES}. */
 export function checkMeta(meta: unknown): asserts meta is string | undefined {
@@ -58,4 +59,31 @@ export function checkCount(
     throw new RangeError(`Option ${name} must be ${what} ≥ ${min}, got ${String(value)}`);
   }
   return value;
+}
+
+/** The methods a TrainingStore has; a TypeError naming the first one missing. */
+export function checkTrainingStore(store: unknown, what: string): asserts store is TrainingStore {
+  const methods = [
+    "load",
+    "head",
+    "loadParams",
+    "commit",
+    "request",
+    "submit",
+    "pending",
+    "gradient",
+    "acquire",
+    "release",
+    "waiting",
+    "journal",
+  ];
+  const missing = methods.find((m) =>
+    typeof (store as Record<string, unknown> | null)?.[m] !== "function"
+  );
+  if (missing !== undefined) {
+    throw new TypeError(
+      `${what} needs a store that keeps the TrainingStore contract (kvCheckpointStore, ` +
+        `memoryCheckpointStore); this one has no ${missing}()`,
+    );
+  }
 }

@@ -154,7 +154,9 @@ Deno.test("kv store: hostile head records are errors naming the head key", async
       [new Uint8Array(4), "is not a head record"],
       [null, "is not a head record"],
       [{ ...head, format: "other" }, "format"],
-      [{ ...head, formatVersion: 2 }, "format version"],
+      [{ ...head, formatVersion: 3 }, "format version"],
+      [{ ...head, formatVersion: 2 }, "layout"], // version 2 without its fields
+      [{ ...head, formatVersion: 2, layout: "params-first", step: -1 }, "step"],
       [{ ...head, id: "../x" }, "version id"],
       [{ ...head, chunkBytes: 70000 }, "chunk size"],
       [{ ...head, chunkBytes: 0 }, "chunk size"],

@@ -17,7 +17,11 @@ function gradientOf(i: number, length: number): Float32Array {
   return Float32Array.from({ length }, (_, j) => Math.sin(i * 7.1 + j * 1.3));
 }
 
-async function concurrentSteps(store: VersionedCheckpointStore): Promise<void> {
+/**
+ * 40 concurrent updates; with `serialize` false they conflict (as writers in separate processes
+ * do) and are retried, else they take turns and none conflicts.
+ */
+async function concurrentSteps(store: VersionedCheckpointStore, serialize = false): Promise<void> {
   const optimizer = radam({ lr: 0.05 });
   const n = 40;
   const results = await Promise.all(Array.from({ length: n }, (_, i) =>
@@ -35,10 +39,12 @@ async function concurrentSteps(store: VersionedCheckpointStore): Promise<void> {
       meta: (previous) => JSON.stringify([...JSON.parse(previous ?? "[]"), i]),
       maxAttempts: 200,
       maxBackoffMs: 20,
+      serialize,
     })));
   const steps = results.map((r) => r.step).sort((a, b) => a - b);
   assert.deepEqual(steps, Array.from({ length: n }, (_, i) => i + 1), "distinct steps 1..n");
-  assert.ok(results.some((r) => r.attempts > 1), "some attempts were refused and retried");
+  if (serialize) assert.ok(results.every((r) => r.attempts === 1), "they took turns");
+  else assert.ok(results.some((r) => r.attempts > 1), "some attempts were refused and retried");
   // Replay in step order, in one process.
   const order = [...results].sort((a, b) => a.step - b.step).map((r) => r.result);
   let state = await optimizer.init({ w: new Float32Array(5) });
@@ -79,6 +85,7 @@ Deno.test("optimistic step: a busy database (answers lost after writes too) neit
             meta: (previous) => JSON.stringify([...JSON.parse(previous ?? "[]"), i]),
             maxAttempts: 200,
             maxBackoffMs: 20,
+            serialize: false,
           })),
       );
       assert.ok(flaky.busy > 20, `${flaky.busy} busy answers`);
@@ -115,6 +122,8 @@ Deno.test("optimistic step: a busy database (answers lost after writes too) neit
 Deno.test("optimistic step: 40 concurrent updates on the in-process store, none lost", async () => {
   await concurrentSteps(memoryCheckpointStore());
   await concurrentSteps(memoryCheckpointStore({ latencyMs: 1 }));
+  // By default one process's attempts on one store take turns: none is wasted.
+  await concurrentSteps(memoryCheckpointStore({ latencyMs: 1 }), true);
   assert.throws(() => memoryCheckpointStore({ latencyMs: -1 }), /latencyMs/);
   assert.throws(() => memoryCheckpointStore({ name: 1 as unknown as string }), /name/);
 });
@@ -171,6 +180,9 @@ Deno.test("optimistic step: invalid options are errors naming them", async () =>
     [{ ...ok, maxAttempts: 1.5 }, /maxAttempts/],
     [{ ...ok, backoffMs: -1 }, /backoffMs/],
     [{ ...ok, maxBackoffMs: NaN }, /maxBackoffMs/],
+    [{ ...ok, timeoutMs: -1 }, /timeoutMs/],
+    [{ ...ok, serialize: 1 }, /serialize must be a boolean/],
+    [{ ...ok, id: "" }, /id must be a string of 1 to 64/],
   ];
   for (const [options, message] of cases) {
     await assert.rejects(
@@ -195,4 +207,66 @@ Deno.test("in-process store: copies, check-and-set, metadata limits", async () =
   assert.equal(typeof await store.save(new Uint8Array([4]), v1), "string");
   await assert.rejects(store.save(new Uint8Array([4]), v1, 5 as unknown as string), TypeError);
   await assert.rejects(store.save([1] as unknown as Uint8Array, v1), TypeError);
+});
+
+Deno.test("optimistic step: a request id is applied at most once, and the answer names its step", async () => {
+  const stores = [memoryCheckpointStore({ latencyMs: 1 })];
+  const kv = await Deno.openKv(":memory:");
+  stores.push(kvCheckpointStore(kv, PREFIX, { chunkBytes: 64 }) as never);
+  try {
+    for (const store of stores) {
+      const optimizer = radam({ lr: 0.05 });
+      const options = (id: string, serialize: boolean) => ({
+        optimizer,
+        init: () => ({ w: new Float32Array(5) }),
+        gradient: (state: { grads: Record<string, Float32Array> }) => void state.grads.w.fill(1),
+        id,
+        serialize,
+      });
+      // The same ids sent concurrently, twice each, from "two processes" (no turns).
+      const results = await Promise.all(
+        ["a", "b", "c", "a", "b", "c"].map((id, i) => optimisticStep(store, options(id, i < 3))),
+      );
+      const applied = results.filter((r) => !r.duplicate);
+      assert.deepEqual(applied.map((r) => r.step).sort(), [1, 2, 3]);
+      for (const r of results.filter((r) => r.duplicate)) {
+        const first = results.find((x) => !x.duplicate && x.step === r.step);
+        assert.ok(first, `a duplicate names the step that applied it: ${JSON.stringify(r)}`);
+      }
+      assert.equal((await loadState((await store.load())!.bytes)).step, 3);
+      const journal = await store.journal(0, 10);
+      assert.deepEqual(journal.map((r) => r.entries.map((e) => e.id).join()).sort(), [
+        "a",
+        "b",
+        "c",
+      ]);
+      // Without the TrainingStore contract, an id cannot be kept.
+      const plain = { name: "plain", load: store.load, save: store.save };
+      await assert.rejects(optimisticStep(plain, options("d", true)), /Option id needs a store/);
+    }
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("optimistic step: a time budget spent waiting for this process's earlier attempts", async () => {
+  const slow = memoryCheckpointStore({ latencyMs: 30 });
+  const options = {
+    optimizer: radam(),
+    init: () => ({ w: new Float32Array(2) }),
+    gradient: () => {},
+    timeoutMs: 50,
+  };
+  const settled = await Promise.allSettled(
+    Array.from({ length: 6 }, () => optimisticStep(slow, options)),
+  );
+  const refused = settled.filter((r) => r.status === "rejected");
+  assert.ok(refused.length > 0 && refused.length < 6, `${refused.length} refused`);
+  for (const r of refused) {
+    assert.ok(r.reason instanceof CheckpointConflictError);
+    assert.match(
+      r.reason.message,
+      /no attempt could start in \d+ ms, behind this process's earlier ones/,
+    );
+  }
 });

@@ -1,11 +1,17 @@
-// The runtime-agnostic store of the built npm package (`@optim/radam/store`) under Node: an
-// optimistic step on the in-process store, as a serverless function on Node would run it.
+// The runtime-agnostic store of the built npm package (`@optim/radam/store`) under Node:
+// optimistic and data-parallel steps on the in-process store, as a serverless function on Node
+// would run them.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import { loadState, radam, readParams, step } from "@optim/radam";
-import { CheckpointConflictError, memoryCheckpointStore, optimisticStep } from "@optim/radam/store";
+import {
+  CheckpointConflictError,
+  dataParallel,
+  memoryCheckpointStore,
+  optimisticStep,
+} from "@optim/radam/store";
 
 test("the store entry point resolves, with types, and needs no Deno globals", () => {
   const pkgUrl = import.meta.resolve("@optim/radam/package.json");
@@ -58,4 +64,29 @@ test("optimistic steps on the in-process store: concurrent updates, none lost", 
     replay = step(replay);
   }
   assert.deepEqual(await readParams(state), await readParams(replay));
+});
+
+test("data-parallel steps on the in-process store: concurrent contributions folded, each once", async () => {
+  const store = memoryCheckpointStore({ latencyMs: 1 });
+  const trainer = dataParallel(store, {
+    optimizer: radam({ lr: 0.1, backend: "js" }),
+    init: () => ({ w: new Float32Array(4) }),
+  });
+  const answers = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+    const { step, params } = await trainer.params();
+    const gradient = { w: params.w.map((w, j) => w - (i + j)) };
+    return await trainer.submit({ id: `r${i}`, base: step, gradient });
+  }));
+  assert.ok(answers.every((a) => a.status === "applied" && !a.duplicate));
+  const journal = await store.journal(0, 100);
+  const ids = journal.flatMap((r) => r.entries.map((e) => e.id)).sort();
+  assert.deepEqual(ids, Array.from({ length: 12 }, (_, i) => `r${i}`).sort());
+  assert.ok(journal.length < 12, "some steps folded several contributions");
+  const again = await trainer.submit({
+    id: "r3",
+    base: 0,
+    gradient: { w: new Float32Array(4) },
+  });
+  assert.equal(again.duplicate, true);
+  await trainer.close();
 });
