@@ -114,10 +114,15 @@ export async function submit(
 export async function pending(ctx: Ctx, limit: number): Promise<PendingContribution[]> {
   if (limit <= 0) return [];
   const entries = await listAll(ctx.kv, { prefix: ctx.records.pending }, { limit });
-  return entries.map((e) => {
-    const value = parsePending(e.value, e.key);
+  return entries.flatMap((e) => {
+    let value: PendingValue;
+    try {
+      value = parsePending(e.value, e.key);
+    } catch {
+      return []; // Not a contribution of this library: never folded.
+    }
     const ref: PendingRef = { key: e.key, value };
-    return { id: value.id, base: value.base, samples: value.samples, ref };
+    return [{ id: value.id, base: value.base, samples: value.samples, ref }];
   });
 }
 

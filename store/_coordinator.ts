@@ -262,6 +262,7 @@ export class Coordinator implements Fold {
           let ended!: () => void;
           this.#foldEnd = new Promise((resolve) => ended = resolve);
           if (await foldOnce(this).finally(ended)) continue;
+          await this.dropLease(); // nothing to fold: let another process fold its own
         }
         await sleep(this.options.pollMs * (0.5 + Math.random()));
         await this.#pollWatched();

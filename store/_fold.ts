@@ -21,6 +21,7 @@ import { meanOfContributions, type WeightedGradient } from "./mean.ts";
 import type {
   ContributionInfo,
   Lease,
+  PendingContribution,
   RequestRecord,
   StoredParams,
   TrainingStore,
@@ -125,11 +126,21 @@ interface Plan {
   readonly refusedLocal: [Local, string][];
 }
 
+/** A stored contribution's gradient, or why it cannot be read (damaged: refused, not retried). */
+async function storedGradient(f: Fold, c: PendingContribution): Promise<Uint8Array | string> {
+  try {
+    return await f.store.gradient(c);
+  } catch (error) {
+    if (!(error instanceof CheckpointError)) throw error;
+    return `its stored gradient is damaged: ${error.message}`;
+  }
+}
+
 /** Sorts the contributions into applied and refused (too stale, or not of the model). */
 async function plan(
   f: Fold,
   local: Local[],
-  stored: Awaited<ReturnType<TrainingStore["pending"]>>,
+  stored: PendingContribution[],
   state: OptimizerState,
   size: number,
 ): Promise<Plan> {
@@ -137,14 +148,16 @@ async function plan(
   for (const c of stored) {
     let reason = staleReason(c.base, state.step, f.options.staleness);
     if (reason === null) {
-      const bytes = await f.store.gradient(c);
-      if (bytes.length === size * 4) {
+      const bytes = await storedGradient(f, c);
+      if (typeof bytes !== "string" && bytes.length === size * 4) {
         const gradient = new Float32Array(bytes.buffer, bytes.byteOffset, size);
         p.parts.push({ samples: c.samples, gradient });
         p.applied.push(c);
         continue;
       }
-      reason = `its gradient has ${bytes.length / 4} values, the model ${size}`;
+      reason = typeof bytes === "string"
+        ? bytes
+        : `its gradient has ${bytes.length / 4} values, the model ${size}`;
     }
     p.refused.push({ id: c.id, reason, ref: c.ref });
   }

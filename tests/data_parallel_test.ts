@@ -296,3 +296,26 @@ Deno.test("a store written in format version 1 (checkpoint as saved) loads, and 
     await trainer.close();
   });
 });
+
+Deno.test("data parallel on Deno KV: a stored contribution whose gradient is damaged is refused, naming it", async () => {
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, ["dp"]);
+    const trainer = dataParallel(store, { optimizer, init });
+    await request(trainer, 0);
+    await store.submit({ id: "bad", base: 1, samples: 1 }, new Uint8Array(4 * (N + 1)));
+    const [pending] = await store.pending(10);
+    const { key, value } = pending.ref as { key: Deno.KvKey; value: Record<string, unknown> };
+    await kv.set(key, { ...value, data: new Uint8Array(4 * (N + 1)).fill(1) }); // other bytes
+    const answer = await request(trainer, 1);
+    assert.equal(answer.status === "applied" && answer.step, 2);
+    const record = await store.request("bad");
+    assert.equal(record?.state, "refused");
+    assert.match(
+      (record as { reason: string }).reason,
+      /stored gradient is damaged: Stored contribution \["dp","pending",\d+,"bad"\]: its gradient does not match its SHA-256 digest/,
+    );
+    const journal = await store.journal(0, 10);
+    assert.deepEqual(journal.flatMap((r) => r.entries.map((e) => e.id)), ["r0", "r1"]);
+    await trainer.close();
+  });
+});
