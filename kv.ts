@@ -7,9 +7,10 @@
  * 64 KiB (Deno KV's value limit) under a version of their own, made current by one atomic,
  * checked write of a small head record (a checkpoint that fits in one value goes in the head);
  * {@linkcode optimisticStep} runs "load, compute the gradient on the loaded parameters, step,
- * save if the version is still current", retried on a conflict. No update is lost, no reader
- * sees a torn checkpoint, and a crash at any moment leaves the last committed checkpoint
- * current.
+ * save if the version is still current", retried on a conflict; {@linkcode dataParallel} folds
+ * the gradients of many requests into one step, under an expiring lease. No update is lost or
+ * applied twice, no reader sees a torn checkpoint, and a crash at any moment leaves the last
+ * committed checkpoint current.
  *
  * Deno KV is unstable in Deno 2: run with `--unstable-kv` (or `"unstable": ["kv"]` in
  * deno.json), and `--allow-read --allow-write` for the database file given to `Deno.openKv`
