@@ -33,13 +33,36 @@ import {
   type VersionedCheckpointStore,
 } from "../kv.ts";
 import { formatRows, type LoadRow, loadRow, MODES, processRun, rowsOf } from "./serverless_load.ts";
+import { defineFlags, readFlags } from "./_flags.ts";
 
-function flag(name: string, fallback: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 && Deno.args[i + 1] !== undefined ? Deno.args[i + 1] : fallback;
-}
-const PARAMS = Number(flag("params", String(1 << 20)));
-const RUNS = Number(flag("runs", "12"));
+const flags = readFlags(
+  defineFlags({
+    params: { type: "number", default: 1 << 20, help: "parameters of the phases section" },
+    runs: { type: "number", default: 12, help: "timed runs of the phases section" },
+    dir: { type: "string", help: "the databases' folder (default a temporary one, removed)" },
+    sections: {
+      type: "strings",
+      default: ["phases", "load", "processes"],
+      choices: ["phases", "load", "processes"],
+      help: "which sections to run",
+    },
+    sizes: { type: "numbers", default: [262_144, 1_048_576], help: "parameters of the load runs" },
+    clients: { type: "numbers", default: [1, 4, 16], help: "concurrent clients of the load runs" },
+    requests: {
+      type: "number",
+      help: "requests a load run sends (default 3 a client, at least 8)",
+    },
+    kills: { type: "number", default: 5, help: "SIGKILLs in the processes section" },
+    seed: { type: "number", help: "seed of the kill times (default from the clock)" },
+  }),
+  {
+    command: "deno task bench:serverless [flags]",
+    summary: "What one serverless request costs, phase by phase, and the applied gradients per " +
+      "second of both modes under concurrent clients, one process and three.",
+  },
+);
+const PARAMS = flags.params;
+const RUNS = flags.runs;
 const WARMUP = 2;
 
 const optimizer = radam({ lr: 1e-3, backend: "wasm" });
@@ -144,13 +167,17 @@ async function phases(dir: string): Promise<void> {
 }
 
 /** The load section: one process, both modes, each size and number of clients. */
-async function load(dir: string, sizes: number[], clients: number[]): Promise<void> {
+async function load(
+  dir: string,
+  sizes: readonly number[],
+  clients: readonly number[],
+): Promise<void> {
   console.log("\n## One example process on a KV file\n");
   const rows: LoadRow[] = [];
   for (const size of sizes) {
     const data = rowsOf(size);
     for (const c of clients) {
-      const count = Number(flag("requests", String(Math.max(8, 3 * c))));
+      const count = flags.requests ?? Math.max(8, 3 * c);
       // Without turns (as before) only at the most clients: that is where it matters.
       const modes = MODES.filter((m) => m !== "optimistic, no turns" || c === Math.max(...clients));
       for (const mode of modes) {
@@ -174,9 +201,9 @@ async function load(dir: string, sizes: number[], clients: number[]): Promise<vo
 async function processes(dir: string, size: number): Promise<void> {
   console.log("\n## Three data-parallel processes on one KV file, 16 clients each\n");
   const data = rowsOf(size);
-  const count = Number(flag("requests", "144"));
-  const kills = Number(flag("kills", "5"));
-  const seed = Number(flag("seed", String(Date.now() % 1_000_000)));
+  const count = flags.requests ?? 144;
+  const kills = flags.kills;
+  const seed = flags.seed ?? Date.now() % 1_000_000;
   const bound = await loadRow(dir, data, "parse only", 16, count, 3);
   const plain = await processRun(dir, data, 16, count, 0, seed);
   const killed = await processRun(dir, data, 16, count, kills, seed);
@@ -199,16 +226,14 @@ async function machine(): Promise<string> {
 }
 
 if (import.meta.main) {
-  const sections = flag("sections", "phases,load,processes").split(",");
-  const dir = Deno.args.includes("--dir")
-    ? flag("dir", ".")
-    : await Deno.makeTempDir({ prefix: "radam_kv_bench_" });
+  const sections = flags.sections;
+  const dir = flags.dir ?? await Deno.makeTempDir({ prefix: "radam_kv_bench_" });
   console.log(`# Serverless training costs\n\n${await machine()}; databases in ${dir}\n`);
-  const sizes = flag("sizes", "262144,1048576").split(",").map(Number);
-  const clients = flag("clients", "1,4,16").split(",").map(Number);
+  const sizes = flags.sizes;
+  const clients = flags.clients;
   if (sections.includes("phases")) await phases(dir);
   if (sections.includes("load")) await load(dir, sizes, clients);
   if (sections.includes("processes")) await processes(dir, Math.max(...sizes));
   console.log(`\nAt the end: ${await machine()}`);
-  if (!Deno.args.includes("--dir")) await Deno.remove(dir, { recursive: true });
+  if (flags.dir === undefined) await Deno.remove(dir, { recursive: true });
 }
