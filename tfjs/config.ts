@@ -21,7 +21,7 @@ import type { Settings } from "../base/settings.ts";
 import { CheckpointError } from "../base/safetensors.ts";
 import { originOf, remember } from "../core/origins.ts";
 import { baseName } from "./kept.ts";
-import { describe } from "./layout.ts";
+import { described } from "../base/_errors.ts";
 import type { AdapterOptions } from "./options.ts";
 
 /** The `format` of the config. */
@@ -195,7 +195,7 @@ function loadedNames(settings: Settings, saved: readonly string[]): Settings {
 function objectOf(value: unknown, key: string): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new TypeError(
-      `Expected the optimizer config's ${key} to be an object, got ${describe(value)}`,
+      `Expected the optimizer config's ${key} to be an object, got ${described(value)}`,
     );
   }
   return value as Record<string, unknown>;

@@ -5,7 +5,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { describe, type Entry, sameShape, shapeText } from "./layout.ts";
+import { described } from "../base/_errors.ts";
+import { type Entry, sameShape, shapeText } from "./layout.ts";
 
 /** A variable and its gradient of one step (checked). */
 export interface GradItem {
@@ -28,7 +29,7 @@ function pairsOf(grads: unknown): [string, unknown][] {
     return grads.map((g, i) => {
       if (typeof g !== "object" || g === null || typeof g.name !== "string") {
         throw new TypeError(
-          `Expected gradient ${i} to be a { name, tensor } (a NamedTensor), got ${describe(g)}`,
+          `Expected gradient ${i} to be a { name, tensor } (a NamedTensor), got ${described(g)}`,
         );
       }
       return [g.name, g.tensor];
@@ -36,7 +37,7 @@ function pairsOf(grads: unknown): [string, unknown][] {
   }
   if (typeof grads === "object" && grads !== null) return Object.entries(grads);
   throw new TypeError(
-    `applyGradients expects a NamedTensorMap or a NamedTensor[], got ${describe(grads)}`,
+    `applyGradients expects a NamedTensorMap or a NamedTensor[], got ${described(grads)}`,
   );
 }
 
@@ -69,7 +70,7 @@ function variableOf(
 function checkGradient(tensor: unknown, variable: tf.Variable, label: string): tf.Tensor {
   if (!(tensor instanceof tf.Tensor)) {
     throw new TypeError(
-      `Expected the gradient of ${label} to be a tf.Tensor, got ${describe(tensor)}`,
+      `Expected the gradient of ${label} to be a tf.Tensor, got ${described(tensor)}`,
     );
   }
   if (tensor.isDisposed) throw new TypeError(`The gradient of ${label} was disposed`);

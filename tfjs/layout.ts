@@ -1,6 +1,7 @@
 /**
  * Where a TensorFlow.js variable sits in the optimizer's arena, the copies between the two
- * layouts, and the shape and value wording of the adapter's error messages.
+ * layouts, and the comparison and wording of shapes (the adapter's error messages word the
+ * values they got with the library's own helper, base/_errors.ts).
  *
  * tfjs keeps kernels output-last (`[in, out]` for dense, `[kh, kw, in, out]` for conv2d), where
  * PyTorch keeps them output-first, and the library's gradient centralization subtracts the mean
@@ -81,11 +82,4 @@ export function shapeText(shape: readonly number[]): string {
 /** Whether two shapes are equal. */
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-/** What `x` is (its class or type), for error messages. */
-export function describe(x: unknown): string {
-  if (x === null) return "null";
-  if (typeof x !== "object") return typeof x;
-  return (x as object).constructor?.name ?? "object";
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Settings } from "../base/settings.ts";
-import { describe } from "./layout.ts";
+import { described, optionError } from "../base/_errors.ts";
 
 /**
  * Options of {@linkcode tfOptimizer}.
@@ -54,16 +54,16 @@ export function checkArguments(
   ) {
     throw new TypeError(
       `tfOptimizer() expects an optimizer made by this library, e.g. radam(), got ${
-        describe(optimizer)
+        described(optimizer)
       }`,
     );
   }
   if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Options of tfOptimizer must be an object, got ${describe(options)}`);
+    throw new TypeError(`Options of tfOptimizer must be an object, got ${described(options)}`);
   }
   for (const key of ["strict", "warnOnSkip"] as const) {
     if (options[key] !== undefined && typeof options[key] !== "boolean") {
-      throw new TypeError(`Option ${key} must be a boolean, got ${typeof options[key]}`);
+      throw optionError(key, "a boolean", options[key], false);
     }
   }
   return { strict: options.strict ?? false, warnOnSkip: options.warnOnSkip ?? true };

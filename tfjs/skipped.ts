@@ -6,7 +6,7 @@
  * @module
  */
 import { stateInternals } from "../core/state.ts";
-import { describe } from "./layout.ts";
+import { described } from "../base/_errors.ts";
 import type { TfOptimizer } from "./optimizer.ts";
 
 /**
@@ -76,7 +76,7 @@ export function skippedStepsCallback(optimizer: TfOptimizer): SkippedStepsCallba
   if (typeof optimizer !== "object" || optimizer === null || !("skippedSteps" in optimizer)) {
     throw new TypeError(
       `skippedStepsCallback() expects an optimizer made by tfOptimizer(), got ${
-        describe(optimizer)
+        described(optimizer)
       }`,
     );
   }

@@ -6,6 +6,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { described } from "../base/_errors.ts";
 import { EXP_AVG, SLOW } from "../base/arena.ts";
 import type { HostBackend } from "../base/backend.ts";
 import type { LearningRate } from "../base/options.ts";
@@ -16,15 +17,7 @@ import { dispose, loadState, readMoments, readSlowWeights } from "../core/operat
 import type { NamedTensor } from "./gradients.ts";
 import type { Kept, KeptStates } from "./kept.ts";
 import { stateViews } from "./kept.ts";
-import {
-  describe,
-  type Entry,
-  entryOf,
-  fromArena,
-  sameShape,
-  shapeText,
-  toArena,
-} from "./layout.ts";
+import { type Entry, entryOf, fromArena, sameShape, shapeText, toArena } from "./layout.ts";
 
 /** The tfjs weight-name suffix of each state section, as tfjs names Adam's (`/m`, `/v`). */
 const MOMENT_SUFFIX: Readonly<Record<string, string>> = { exp_avg: "m", exp_avg_sq: "v" };
@@ -137,7 +130,7 @@ async function givenWeights(
   const byVariable = new Map<string, Given>();
   for (const w of weightValues) {
     if (typeof w !== "object" || w === null || !(w.tensor instanceof tf.Tensor)) {
-      throw new TypeError(`Expected { name, tensor } weights, got ${describe(w)}`);
+      throw new TypeError(`Expected { name, tensor } weights, got ${described(w)}`);
     }
     if (w.name === "iter") {
       const value = (await w.tensor.data())[0];
@@ -181,7 +174,7 @@ export async function keptFromWeights(
   weightValues: unknown,
 ): Promise<{ steps: number; kept: Map<string, Kept> }> {
   if (!Array.isArray(weightValues)) {
-    throw new TypeError(`setWeights expects a NamedTensor[], got ${describe(weightValues)}`);
+    throw new TypeError(`setWeights expects a NamedTensor[], got ${described(weightValues)}`);
   }
   const { steps, byVariable } = await givenWeights(config, weightValues);
   const kept = new Map<string, Kept>();
