@@ -26,6 +26,9 @@ import type { KeptStates } from "./kept.ts";
 import { type Entry, entryOf, fromArena, toArena } from "./layout.ts";
 import { readHost, type TfjsWasmHeap, tfjsWasmHeap } from "./wasm_heap.ts";
 
+/** What the per-step arrays and record hold between steps. */
+const NONE = new Float32Array(0);
+
 /** Worker threads being started for the current state. */
 interface ThreadsPending {
   done: Promise<void>;
@@ -64,8 +67,16 @@ export class CpuPath {
   /** The tfjs backend that ran when the state was made. */
   #builtOn: tf.KernelBackend | undefined;
   readonly #kept: KeptStates;
-  /** The gradients of this step copied into tensors of their own (reused: empty between steps). */
+  /**
+   * Per step, reused so that a step allocates none of them: the gradients copied into tensors of
+   * their own, the tensors the step reads (per entry), their values, and the record of gradients
+   * given to the step (keyed by the entries' names). Emptied after each step, so that nothing of
+   * tfjs's is held between steps.
+   */
   readonly #moved: tf.Tensor[] = [];
+  readonly #tensors: (tf.Tensor | undefined)[] = [];
+  readonly #values: Float32Array[] = [];
+  #given: Record<string, Float32Array> = {};
 
   /** A path with no state, keeping state aside in `kept`. */
   constructor(kept: KeptStates) {
@@ -182,6 +193,7 @@ export class CpuPath {
     });
     this.#kept.forget(entries);
     this.#entries = entries;
+    this.#given = Object.fromEntries(entries.map((e) => [e.name, NONE]));
     this.#assigned = items.map((i) => i.variable.dataId);
     this.#builtOn = tf.backend();
     if (
@@ -276,16 +288,25 @@ export class CpuPath {
     this.#readAssigned(items, heap);
     const state = this.#state!;
     const skipped = state.skippedSteps;
-    const moved = this.#moved;
     try {
-      this.#state = step(state as OptimizerState, this.#gradients(items, heap, moved));
+      this.#state = step(state as OptimizerState, this.#gradients(items, heap));
     } finally {
-      if (moved.length > 0) {
-        tf.dispose(moved);
-        moved.length = 0;
-      }
+      this.#release();
     }
     if (this.#state.skippedSteps === skipped) this.#writeBack(items, heap);
+  }
+
+  /** After a step: the copies made for it disposed, the per-step arrays emptied. */
+  #release(): void {
+    const moved = this.#moved;
+    if (moved.length > 0) {
+      tf.dispose(moved);
+      moved.length = 0;
+    }
+    this.#tensors.fill(undefined);
+    this.#values.fill(NONE);
+    const given = this.#given;
+    for (const e of this.#entries) given[e.name] = NONE;
   }
 
   /**
@@ -309,31 +330,42 @@ export class CpuPath {
    * reads them where they are, elsewhere it copies them into its slots with the non-finite check
    * fused; a kernel held transposed goes through its slot. On the heap, a gradient the step
    * cannot read where it is (made on another tfjs backend, or another variable's data) is first
-   * copied into a tensor of its own (pushed to `moved`, for the caller to dispose; before any
-   * view is taken: that may grow tfjs's memory).
+   * copied into a tensor of its own (in `#moved`, disposed after the step; before any view is
+   * taken: that may grow tfjs's memory).
    */
   #gradients(
     items: readonly GradItem[],
     heap: HeapBackend | undefined,
-    moved: tf.Tensor[],
   ): Record<string, Float32Array> {
     const entries = this.#entries;
-    const tensors = items.map((item) => item.tensor);
-    let values = tensors.map(readHost);
-    if (heap !== undefined) {
-      for (let i = 0; i < tensors.length; i++) {
-        if (entries[i].transposed || heap.readsInPlace(i, values[i])) continue;
-        tensors[i] = tf.tensor(values[i].slice(), tensors[i].shape, "float32");
-        moved.push(tensors[i]);
-      }
-      if (moved.length > 0) values = tensors.map(readHost);
+    const tensors = this.#tensors, values = this.#values, moved = this.#moved;
+    const n = items.length;
+    for (let i = 0; i < n; i++) {
+      tensors[i] = items[i].tensor;
+      values[i] = readHost(items[i].tensor);
     }
-    const slots = this.#state!.grads as Readonly<Record<string, Float32Array>>;
-    const given: Record<string, Float32Array> = {};
-    for (let i = 0; i < items.length; i++) {
+    if (heap !== undefined) {
+      for (let i = 0; i < n; i++) {
+        if (entries[i].transposed || heap.readsInPlace(i, values[i])) continue;
+        const own = tf.tensor(values[i].slice(), items[i].tensor.shape, "float32");
+        moved.push(own);
+        tensors[i] = own;
+      }
+      if (moved.length > 0) {
+        for (let i = 0; i < n; i++) values[i] = readHost(tensors[i]!);
+      }
+    }
+    const given = this.#given;
+    let slots: Readonly<Record<string, Float32Array>> | undefined;
+    for (let i = 0; i < n; i++) {
       const e = entries[i];
-      if (e.transposed) toArena(e, values[i], slots[e.name]);
-      given[e.name] = e.transposed ? slots[e.name] : values[i];
+      if (e.transposed) {
+        slots ??= this.#state!.grads as Readonly<Record<string, Float32Array>>;
+        toArena(e, values[i], slots[e.name]);
+        given[e.name] = slots[e.name];
+      } else {
+        given[e.name] = values[i];
+      }
     }
     return given;
   }

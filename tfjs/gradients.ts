@@ -23,28 +23,26 @@ export interface NamedTensor {
   tensor: tf.Tensor;
 }
 
-/** The (name, gradient) pairs of a `NamedTensorMap` or a `NamedTensor[]`. */
-function pairsOf(grads: unknown): [string, unknown][] {
-  if (Array.isArray(grads)) {
-    return grads.map((g, i) => {
-      if (typeof g !== "object" || g === null || typeof g.name !== "string") {
-        throw new TypeError(
-          `Expected gradient ${i} to be a { name, tensor } (a NamedTensor), got ${described(g)}`,
-        );
-      }
-      return [g.name, g.tensor];
-    });
+/** How an error message names the variable `name`. */
+function labelOf(name: string): string {
+  return `variable ${JSON.stringify(name)}`;
+}
+
+/** Checks that every element of a `NamedTensor[]` is a `{ name, tensor }`, before anything else. */
+function checkNamedTensors(grads: readonly unknown[]): void {
+  for (let i = 0; i < grads.length; i++) {
+    const g = grads[i] as { name?: unknown } | null;
+    if (typeof g !== "object" || g === null || typeof g.name !== "string") {
+      throw new TypeError(
+        `Expected gradient ${i} to be a { name, tensor } (a NamedTensor), got ${described(g)}`,
+      );
+    }
   }
-  if (typeof grads === "object" && grads !== null) return Object.entries(grads);
-  throw new TypeError(
-    `applyGradients expects a NamedTensorMap or a NamedTensor[], got ${described(grads)}`,
-  );
 }
 
 /** The registered, trainable float32 variable named `name` (`registered`: tfjs's registry). */
 function variableOf(
   name: string,
-  label: string,
   registered: Readonly<Record<string, tf.Variable>>,
 ): tf.Variable {
   if (name === "__proto__") {
@@ -53,33 +51,39 @@ function variableOf(
   const variable = Object.hasOwn(registered, name) ? registered[name] : undefined;
   if (variable === undefined) {
     throw new TypeError(
-      `No ${label} is registered with TensorFlow.js (was it disposed?); gradients must be keyed by variable name`,
+      `No ${
+        labelOf(name)
+      } is registered with TensorFlow.js (was it disposed?); gradients must be keyed by variable name`,
     );
   }
-  if (variable.isDisposed) throw new TypeError(`The ${label} was disposed`);
+  if (variable.isDisposed) throw new TypeError(`The ${labelOf(name)} was disposed`);
   if (!variable.trainable) {
-    throw new TypeError(`The ${label} is not trainable; it cannot take a gradient step`);
+    throw new TypeError(`The ${labelOf(name)} is not trainable; it cannot take a gradient step`);
   }
   if (variable.dtype !== "float32") {
-    throw new TypeError(`The ${label} is ${variable.dtype}; this optimizer updates float32`);
+    throw new TypeError(
+      `The ${labelOf(name)} is ${variable.dtype}; this optimizer updates float32`,
+    );
   }
   return variable;
 }
 
-/** Checks `tensor` as the gradient of `variable`. */
-function checkGradient(tensor: unknown, variable: tf.Variable, label: string): tf.Tensor {
+/** Checks `tensor` as the gradient of `variable`, named `name`. */
+function checkGradient(tensor: unknown, variable: tf.Variable, name: string): tf.Tensor {
   if (!(tensor instanceof tf.Tensor)) {
     throw new TypeError(
-      `Expected the gradient of ${label} to be a tf.Tensor, got ${described(tensor)}`,
+      `Expected the gradient of ${labelOf(name)} to be a tf.Tensor, got ${described(tensor)}`,
     );
   }
-  if (tensor.isDisposed) throw new TypeError(`The gradient of ${label} was disposed`);
+  if (tensor.isDisposed) throw new TypeError(`The gradient of ${labelOf(name)} was disposed`);
   if (tensor.dtype !== "float32") {
-    throw new TypeError(`Expected the gradient of ${label} to be float32, got ${tensor.dtype}`);
+    throw new TypeError(
+      `Expected the gradient of ${labelOf(name)} to be float32, got ${tensor.dtype}`,
+    );
   }
   if (!sameShape(tensor.shape, variable.shape)) {
     throw new RangeError(
-      `Expected the gradient of ${label} to have the variable's shape ${
+      `Expected the gradient of ${labelOf(name)} to have the variable's shape ${
         shapeText(variable.shape)
       }, got ${shapeText(tensor.shape)}`,
     );
@@ -87,21 +91,47 @@ function checkGradient(tensor: unknown, variable: tf.Variable, label: string): t
   return tensor;
 }
 
+/** Appends the checked gradient `tensor` of the variable `name` to `items` (none for `null`). */
+function addItem(
+  items: GradItem[],
+  registered: Readonly<Record<string, tf.Variable>>,
+  name: string,
+  tensor: unknown,
+): void {
+  if (tensor === null || tensor === undefined) return;
+  const variable = variableOf(name, registered);
+  items.push({ name, tensor: checkGradient(tensor, variable, name), variable });
+}
+
 /**
  * Validates the gradients of `applyGradients` (a `null` one leaves its variable out); returns
- * them with their variables. Throws a TypeError/RangeError naming the variable otherwise.
+ * them with their variables. Throws a TypeError/RangeError naming the variable otherwise. For
+ * a `NamedTensorMap` (what `minimize` and `model.fit` pass) it allocates only the items it
+ * returns: a variable's name is worded only for an error.
  */
 export function checkGradients(grads: unknown): GradItem[] {
   const registered = tf.engine().registeredVariables;
-  const seen = new Set<string>();
   const items: GradItem[] = [];
-  for (const [name, tensor] of pairsOf(grads)) {
-    if (tensor === null || tensor === undefined) continue;
-    const label = `variable ${JSON.stringify(name)}`;
-    if (seen.has(name)) throw new TypeError(`Two gradients were given for ${label}`);
-    seen.add(name);
-    const variable = variableOf(name, label, registered);
-    items.push({ name, tensor: checkGradient(tensor, variable, label), variable });
+  if (Array.isArray(grads)) {
+    checkNamedTensors(grads);
+    const seen = new Set<string>();
+    for (let i = 0; i < grads.length; i++) {
+      const { name, tensor } = grads[i] as NamedTensor;
+      if (tensor === null || tensor === undefined) continue;
+      if (seen.has(name)) throw new TypeError(`Two gradients were given for ${labelOf(name)}`);
+      seen.add(name);
+      addItem(items, registered, name, tensor);
+    }
+  } else if (typeof grads === "object" && grads !== null) {
+    // (A record's keys are distinct.)
+    const map = grads as Readonly<Record<string, unknown>>;
+    for (const name in map) {
+      if (Object.hasOwn(map, name)) addItem(items, registered, name, map[name]);
+    }
+  } else {
+    throw new TypeError(
+      `applyGradients expects a NamedTensorMap or a NamedTensor[], got ${described(grads)}`,
+    );
   }
   return items;
 }

@@ -93,6 +93,11 @@ export class HeapBackend implements HostBackend {
   readonly #owned = new Set<number>();
   #buffer: ArrayBufferLike;
   #views: ViewCache = [];
+  /**
+   * The params section's views (an external tensor's: its variable's data), remade when tfjs
+   * grows its memory or a variable's data moves (see {@linkcode HeapBackend.attach}).
+   */
+  #paramViews: Readonly<Record<string, Float32Array>> | undefined;
   #blocks: { readonly f32: Float32Array; readonly u32: Uint32Array };
   #descriptorWords: Uint32Array;
   #disposed = false;
@@ -207,6 +212,7 @@ export class HeapBackend implements HostBackend {
   attach(items: readonly { readonly variable: tf.Variable }[]): boolean {
     if (!this.usable()) return false;
     const heap = this.#heap;
+    this.#owned.clear();
     for (let i = 0; i < items.length; i++) {
       if (!this.#external[i]) continue;
       const variable = items[i].variable;
@@ -217,11 +223,12 @@ export class HeapBackend implements HostBackend {
         own.dispose();
         data = heap.dataIdMap.get(variable.dataId)!;
       }
+      const address = data.memoryOffset >>> 0;
+      if (address !== this.#addresses[i]) this.#paramViews = undefined;
       this.#ids[i] = data.id;
-      this.#addresses[i] = data.memoryOffset >>> 0;
+      this.#addresses[i] = address;
+      this.#owned.add(address);
     }
-    this.#owned.clear();
-    this.#external.forEach((x, i) => x && this.#owned.add(this.#addresses[i]));
     return true;
   }
 
@@ -258,6 +265,7 @@ export class HeapBackend implements HostBackend {
     if (buffer !== this.#buffer) {
       this.#buffer = buffer;
       this.#views = [];
+      this.#paramViews = undefined;
       this.#blocks = blockViews(buffer, this.#scalars, this.layout);
       this.#descriptorWords = new Uint32Array(buffer);
     }
@@ -405,6 +413,7 @@ export class HeapBackend implements HostBackend {
     if (section === GRADS) return this.grads;
     if (section !== PARAMS) return this.#section(section);
     const buffer = this.#fresh();
+    if (this.#paramViews !== undefined) return this.#paramViews;
     const held = this.#firstSection <= PARAMS ? this.#section(PARAMS) : undefined;
     const out: Record<string, Float32Array> = {};
     this.layout.names.forEach((name, i) => {
@@ -412,7 +421,7 @@ export class HeapBackend implements HostBackend {
         ? new Float32Array(buffer, this.#addresses[i], this.layout.lengths[i])
         : held?.[name] ?? new Float32Array(0);
     });
-    return out;
+    return this.#paramViews = out;
   }
 
   readSection(section: number): Promise<Record<string, Float32Array>> {
