@@ -9,25 +9,35 @@ import { DELETES_PER_WRITE, parseHead, parseVersionRecord } from "./format.ts";
 import { parseBlob } from "./records.ts";
 import { listAll, unbusy } from "./retry.ts";
 
+/** Where something stored in chunks lies: its record, and the keys of its chunks. */
+interface Chunked {
+  /** The key of its record (deleted last). */
+  readonly record: Deno.KvKey;
+  /** The key prefix of its chunks, listed where the record is damaged. */
+  readonly chunks: Deno.KvKey;
+  /** The key of chunk `i`. */
+  readonly chunk: (i: number) => Deno.KvKey;
+}
+
 /**
- * Deletes a version's chunks and its record, in as few atomic operations as it takes, the
- * record last. With `check` (the record's entry), only if the record is unchanged since: a save
- * in progress changes it when it commits; false if it did. A version too large for one
- * operation is marked dead by the first.
+ * Deletes the chunks of `item` (`chunks` of them, or, for a damaged record (null), those listed
+ * under its prefix), then its record, in as few atomic operations as it takes, the record last.
+ * With `check` (the record's entry), only if the record is unchanged since; false if it
+ * changed. `dead`, when given, is written to the record by the first of several operations.
  */
-export async function removeVersion(
+async function removeChunked(
   ctx: Ctx,
-  id: string,
+  item: Chunked,
   chunks: number | null,
   check?: Deno.AtomicCheck,
+  dead?: (chunks: number) => unknown,
 ): Promise<boolean> {
-  const { kv, keys } = ctx;
+  const { kv } = ctx;
   const targets: Deno.KvKey[] = [];
   if (chunks === null) {
-    // A damaged record: find the chunks by listing them.
-    for (const e of await listAll(kv, { prefix: keys.chunks(id) })) targets.push(e.key);
+    for (const e of await listAll(kv, { prefix: item.chunks })) targets.push(e.key);
   } else {
-    for (let i = 0; i < chunks; i++) targets.push(keys.chunk(id, i));
+    for (let i = 0; i < chunks; i++) targets.push(item.chunk(i));
   }
   for (let i = 0; i === 0 || i < targets.length; i += DELETES_PER_WRITE) {
     const batch = targets.slice(i, i + DELETES_PER_WRITE);
@@ -38,15 +48,38 @@ export async function removeVersion(
       const op = kv.atomic();
       if (first && check) op.check(check);
       for (const k of batch) op.delete(k);
-      if (last) op.delete(keys.version(id));
-      else if (first) {
-        op.set(keys.version(id), { state: "dead", created: 0, chunks: targets.length });
-      }
+      if (last) op.delete(item.record);
+      else if (first && dead) op.set(item.record, dead(targets.length));
       return op.commit();
     });
     if (!result.ok) return false;
   }
   return true;
+}
+
+/**
+ * Deletes a version's chunks and its record, in as few atomic operations as it takes, the
+ * record last. With `check` (the record's entry), only if the record is unchanged since: a save
+ * in progress changes it when it commits; false if it did. A version too large for one
+ * operation is marked dead by the first.
+ */
+export function removeVersion(
+  ctx: Ctx,
+  id: string,
+  chunks: number | null,
+  check?: Deno.AtomicCheck,
+): Promise<boolean> {
+  const { keys } = ctx;
+  const version = {
+    record: keys.version(id),
+    chunks: keys.chunks(id),
+    chunk: (i: number) => keys.chunk(id, i),
+  };
+  return removeChunked(ctx, version, chunks, check, (count) => ({
+    state: "dead",
+    created: 0,
+    chunks: count,
+  }));
 }
 
 /** The id of the current version, undefined when there is none, null when the head is damaged. */
@@ -111,33 +144,19 @@ export async function discard(
  * Deletes a stored gradient's chunks, then its record. With `check` (the record's entry), only
  * if the record is unchanged since; false if it changed.
  */
-export async function removeBlob(
+export function removeBlob(
   ctx: Ctx,
   blob: string,
   chunks: number | null,
   check?: Deno.AtomicCheck,
 ): Promise<boolean> {
-  const { kv, records } = ctx;
-  const targets: Deno.KvKey[] = [];
-  if (chunks === null) {
-    for (const e of await listAll(kv, { prefix: records.grads(blob) })) targets.push(e.key);
-  } else {
-    for (let i = 0; i < chunks; i++) targets.push(records.grad(blob, i));
-  }
-  for (let i = 0; i === 0 || i < targets.length; i += DELETES_PER_WRITE) {
-    const batch = targets.slice(i, i + DELETES_PER_WRITE);
-    const first = i === 0;
-    const last = i + DELETES_PER_WRITE >= targets.length;
-    const result = await unbusy(() => {
-      const op = kv.atomic();
-      if (first && check) op.check(check);
-      for (const k of batch) op.delete(k);
-      if (last) op.delete(records.blob(blob));
-      return op.commit();
-    });
-    if (!result.ok) return false;
-  }
-  return true;
+  const { records } = ctx;
+  const stored = {
+    record: records.blob(blob),
+    chunks: records.grads(blob),
+    chunk: (i: number) => records.grad(blob, i),
+  };
+  return removeChunked(ctx, stored, chunks, check);
 }
 
 /**
