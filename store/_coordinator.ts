@@ -9,14 +9,13 @@ import type { CheckedOptions, Contribution, SubmitResult } from "./parallel.ts";
 import { type Cached, type Fold, foldOnce, initialize, type Local } from "./_fold.ts";
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
 import { dispose } from "../mod.ts";
+import { sleep, until } from "./_time.ts";
 
 /** A request waiting for the outcome of a contribution the store holds. */
 interface Watcher {
   resolve(result: SubmitResult): void;
   reject(error: unknown): void;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The answer to a request whose id the store knows. */
 export function answerOf(id: string, record: RequestRecord): SubmitResult | Error | null {
@@ -222,11 +221,7 @@ export class Coordinator implements Fold {
   /** Waits for a local contribution's fold; stores it when `deadline` comes first. */
   async #wait(local: Local, deadline: number): Promise<SubmitResult> {
     for (;;) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), Math.max(0, deadline - Date.now()));
-      });
-      const result = await Promise.race([local.done, late]).finally(() => clearTimeout(timer));
+      const result = await until(local.done, deadline, null);
       if (result !== null) return result;
       if (local.settled) return await local.done;
       if (local.taken) {

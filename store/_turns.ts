@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { until } from "./_time.ts";
 
 const queues = new WeakMap<object, Promise<void>>();
 
@@ -21,12 +22,7 @@ export async function takeTurn(store: object, deadline: number): Promise<(() => 
   chain.then(() => {
     if (queues.get(store) === chain) queues.delete(store);
   });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
-  });
-  const ready = await Promise.race([previous.then(() => true), late]);
-  clearTimeout(timer);
+  const ready = await until(previous.then(() => true), deadline, false);
   if (!ready) {
     end();
     return null;

@@ -19,6 +19,7 @@ import { checkCount, checkOptionsObject, checkTrainingStore } from "./_checks.ts
 import { checkModel } from "./_model.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { CheckpointConflictError, ContributionRefusedError } from "./errors.ts";
+import { sleep } from "./_time.ts";
 import { takeTurn } from "./_turns.ts";
 import type { TrainingStore } from "./training.ts";
 
@@ -152,8 +153,6 @@ export interface OptimisticStepResult<R> {
   /** False: this call applied the update (see {@linkcode DuplicateStep}). */
   readonly duplicate: false;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The options, checked, with their defaults. */
 function checkOptions<R>(store: VersionedCheckpointStore, options: OptimisticStepOptions<R>) {
