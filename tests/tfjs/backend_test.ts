@@ -5,13 +5,22 @@
 import assert from "node:assert/strict";
 import { adam, type BackendChoice, ranger } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
-import { CPU_BACKENDS, data, denseNet, saveToMemory, tf, tfl, useBackend } from "./helpers.ts";
+import {
+  CPU_BACKENDS,
+  data,
+  denseNet,
+  saveToMemory,
+  tf,
+  tfl,
+  uniqueNames,
+  useBackend,
+} from "./helpers.ts";
 
-let unique = 0;
+const name = uniqueNames("backend_test");
 
 /** One step of `optimizer` over a new variable. */
 function oneStep(optimizer: TfOptimizer): void {
-  const w = tf.variable(tf.tensor([1, 2, 3]), true, `backend_test${unique++}/w`);
+  const w = tf.variable(tf.tensor([1, 2, 3]), true, name("w"));
   const g = tf.tensor([0.1, -0.2, 0.3]);
   try {
     optimizer.applyGradients({ [w.name]: g });

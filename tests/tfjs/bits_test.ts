@@ -7,12 +7,9 @@
 import assert from "node:assert/strict";
 import { radam, ranger, readMoments, readParams, readSlowWeights, step } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
-import { CPU_BACKENDS, randoms, tf, transpose, useBackend } from "./helpers.ts";
+import { CPU_BACKENDS, randoms, tf, transpose, uniqueNames, useBackend } from "./helpers.ts";
 
-let unique = 0;
-function name(base: string): string {
-  return `bits${unique++}/${base}`;
-}
+const name = uniqueNames("bits");
 
 /**
  * Reference (float64): after one step of Ranger (β1 = 0.95), exp_avg = (1 − β1) · (g − the mean

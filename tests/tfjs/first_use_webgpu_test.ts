@@ -18,17 +18,11 @@ import {
   tf,
   tfl,
   useBackend,
+  webgpuTestOptions,
   weightValues,
 } from "./helpers.ts";
 
-const noGpu = Deno.env.get("RADAM_NO_GPU") === "1";
-const adapter = await navigator.gpu?.requestAdapter();
-if (!adapter && !noGpu) {
-  throw new Error(
-    "No WebGPU adapter found: the tfjs webgpu tests need one (Mesa's llvmpipe will do); set RADAM_NO_GPU=1 to skip them on a machine without",
-  );
-}
-const sanitize = { ignore: !adapter, sanitizeResources: false, sanitizeOps: false };
+const sanitize = await webgpuTestOptions();
 
 Deno.test({
   name: "tfjs webgpu: backend is webgpu before the first step, and after it",

@@ -13,14 +13,12 @@ import {
   denseNet,
   randoms,
   tf,
+  uniqueNames,
   useBackend,
   weightValues,
 } from "./helpers.ts";
 
-let unique = 0;
-function name(base: string): string {
-  return `fit${unique++}/${base}`;
-}
+const name = uniqueNames("fit");
 
 for (const backend of CPU_BACKENDS) {
   Deno.test(`tfjs ${backend}: tfOptimizer(adam({ lr, eps: 1e-7 })) trains like tf.train.adam(lr)`, async () => {

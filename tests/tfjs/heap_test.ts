@@ -20,12 +20,18 @@ import { tfOptimizer } from "../../tfjs.ts";
 import { HeapBackend } from "../../tfjs/heap_backend.ts";
 import { stateInternals } from "../../core/state.ts";
 import { kernelOnMemory } from "../../cpu/wasm_backend.ts";
-import { data, randoms, setSeededWeights, tf, tfl, transpose, useBackend } from "./helpers.ts";
+import {
+  data,
+  randoms,
+  setSeededWeights,
+  tf,
+  tfl,
+  transpose,
+  uniqueNames,
+  useBackend,
+} from "./helpers.ts";
 
-let unique = 0;
-function name(base: string): string {
-  return `heap${unique++}/${base}`;
-}
+const name = uniqueNames("heap");
 
 // deno-lint-ignore no-explicit-any
 const wasmBackend = () => tf.backend() as any;

@@ -19,6 +19,32 @@ export { randoms, tf, tfl };
 /** The CPU backends the adapter is tested on. */
 export const CPU_BACKENDS = ["cpu", "wasm"] as const;
 
+/**
+ * Names for the variables of one test file: `<prefix><n>/<base>`, a new n each time (tfjs's
+ * variable registry is global, and a name stays taken until its variable is disposed).
+ */
+export function uniqueNames(prefix: string): (base: string) => string {
+  let unique = 0;
+  return (base) => `${prefix}${unique++}/${base}`;
+}
+
+/**
+ * The options of a test on tfjs's webgpu backend: ignored where `navigator.gpu` gives no adapter
+ * and RADAM_NO_GPU=1 says the machine has none (without an adapter otherwise, an error: Mesa's
+ * llvmpipe will do); without the sanitizers, as tfjs's webgpu backend keeps resources alive.
+ */
+export async function webgpuTestOptions(): Promise<
+  { ignore: boolean; sanitizeResources: false; sanitizeOps: false }
+> {
+  const adapter = await navigator.gpu?.requestAdapter();
+  if (!adapter && Deno.env.get("RADAM_NO_GPU") !== "1") {
+    throw new Error(
+      "No WebGPU adapter found: the tfjs webgpu tests need one (Mesa's llvmpipe will do); set RADAM_NO_GPU=1 to skip them on a machine without",
+    );
+  }
+  return { ignore: !adapter, sanitizeResources: false, sanitizeOps: false };
+}
+
 /** Switches tfjs to `name` and waits until it is ready. */
 export async function useBackend(name: string): Promise<void> {
   if (!(await tf.setBackend(name))) throw new Error(`tfjs backend ${name} is unavailable`);

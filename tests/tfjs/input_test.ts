@@ -7,12 +7,9 @@
 import assert from "node:assert/strict";
 import { adam } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
-import { CPU_BACKENDS, tf, useBackend } from "./helpers.ts";
+import { CPU_BACKENDS, tf, uniqueNames, useBackend } from "./helpers.ts";
 
-let unique = 0;
-function name(base: string): string {
-  return `input${unique++}/${base}`;
-}
+const name = uniqueNames("input");
 
 /** A bad input case: what it is, the gradients, the error it must throw and its message. */
 type BadCase = [string, () => unknown, ErrorConstructor, RegExp];

@@ -24,14 +24,12 @@ import {
   saveToMemory,
   tf,
   tfl,
+  uniqueNames,
   useBackend,
   weightValues,
 } from "./helpers.ts";
 
-let unique = 0;
-function name(base: string): string {
-  return `resume${unique++}/${base}`;
-}
+const name = uniqueNames("resume");
 
 Deno.test("tfjs: model.save with includeOptimizer, loadLayersModel, train on: N + M steps bit for bit", async () => {
   for (const backend of CPU_BACKENDS) {

@@ -19,6 +19,7 @@ import {
   tf,
   tfl,
   useBackend,
+  webgpuTestOptions,
   weightValues,
 } from "./helpers.ts";
 
@@ -106,18 +107,13 @@ for (const row of RULE_TABLE) {
   });
 }
 
-const gpuAdapter = await navigator.gpu?.requestAdapter();
-if (!gpuAdapter && Deno.env.get("RADAM_NO_GPU") !== "1") {
-  throw new Error("No WebGPU adapter found; set RADAM_NO_GPU=1 to skip the webgpu test");
-}
+const sanitize = await webgpuTestOptions();
 
 for (const row of RULE_TABLE) {
   Deno.test({
     name:
       `tfjs webgpu: ${row.rule} through model.fit runs on the GPU, lowers the loss, keeps its moments`,
-    ignore: !gpuAdapter,
-    sanitizeResources: false,
-    sanitizeOps: false,
+    ...sanitize,
     async fn() {
       await useBackend("webgpu");
       const model = denseNet(9);

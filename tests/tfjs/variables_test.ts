@@ -6,12 +6,9 @@
 import assert from "node:assert/strict";
 import { adam, adamw, readMoments, saveState, step } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
-import { denseNet, randoms, tf, useBackend, weightValues } from "./helpers.ts";
+import { denseNet, randoms, tf, uniqueNames, useBackend, weightValues } from "./helpers.ts";
 
-let unique = 0;
-function name(base: string): string {
-  return `vars${unique++}/${base}`;
-}
+const name = uniqueNames("vars");
 
 Deno.test("tfjs: a changing variable set keeps the state of those still there, starts new ones fresh", async () => {
   await useBackend("cpu");

@@ -17,18 +17,11 @@ import {
   saveToMemory,
   tf,
   useBackend,
+  webgpuTestOptions,
   weightValues,
 } from "./helpers.ts";
 
-const noGpu = Deno.env.get("RADAM_NO_GPU") === "1";
-const adapter = await navigator.gpu?.requestAdapter();
-if (!adapter && !noGpu) {
-  throw new Error(
-    "No WebGPU adapter found: the tfjs webgpu tests need one (Mesa's llvmpipe will do); set RADAM_NO_GPU=1 to skip them on a machine without",
-  );
-}
-const ignore = !adapter;
-const sanitize = { ignore, sanitizeResources: false, sanitizeOps: false };
+const sanitize = await webgpuTestOptions();
 
 /** A tfjs tensor whose data is in a GPU buffer (tfjs's copy of one written here). */
 function gpuTensor(values: Float32Array, shape: number[]): tf.Tensor {
