@@ -14,9 +14,9 @@ import {
   type Answer,
   ExampleServer,
   loadRetrying,
-  random,
   replayJournal,
 } from "../examples/serverless_handler_harness.ts";
+import { seeded } from "./order.ts";
 
 /** Distinct rows of data per size; request i sends row i mod ROWS. */
 const ROWS = 8;
@@ -37,7 +37,7 @@ export function rowsOf(features: number): Rows {
   const tails: Uint8Array<ArrayBuffer>[] = [];
   const scale = 1 / Math.sqrt(features);
   for (let r = 0; r < ROWS; r++) {
-    const rand = random(1000 + r);
+    const rand = seeded(1000 + r);
     const x = Array.from({ length: features }, () => (rand() < 0.5 ? -scale : scale));
     const y = x.reduce((s, v) => s + v, 0.5);
     batches.push({ x: [x], y: [y] });
@@ -211,7 +211,7 @@ export async function processRun(
   const file = `${dir}/processes-${rows.features}-${kills}.sqlite3`;
   const args = [...argsOf("data-parallel", file)[0], "--lease-ms", "2000"];
   const servers = await Promise.all(Array.from({ length: 3 }, () => ExampleServer.start(args)));
-  const rand = random(seed);
+  const rand = seeded(seed);
   try {
     const send = sender(rows);
     const target = (c: number) => servers[c % 3].base;

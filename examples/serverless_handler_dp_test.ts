@@ -15,9 +15,9 @@ import {
   ExampleServer,
   loadRetrying,
   post,
-  random,
   replayJournal,
 } from "./serverless_handler_harness.ts";
+import { seededRandom } from "./demo/random.ts";
 
 const FEATURES = 12;
 const KV_PREFIX = ["radam", "serverless", "model"];
@@ -125,7 +125,7 @@ Deno.test("three data-parallel processes on one Deno KV file, 16 clients each: e
 
 Deno.test("data-parallel processes killed under load: no acknowledged contribution lost or applied twice", async () => {
   const seed = Date.now() % 1_000_000;
-  const rand = random(seed);
+  const rand = seededRandom(seed);
   const note = `(seed ${seed})`;
   const dir = await Deno.makeTempDir({ prefix: "radam_kv_" });
   const file = `${dir}/train.sqlite3`;

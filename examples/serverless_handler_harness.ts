@@ -8,12 +8,13 @@
 import assert from "node:assert/strict";
 import { type OptimizerState, step } from "../mod.ts";
 import type { JournalRecord } from "../store.ts";
+import { seededRandom } from "./demo/random.ts";
 import { type Batch, batchGradient, initialParams, optimizer } from "./serverless_handler.ts";
 
 /** `count` batches of linear-regression data, with ids `${tag}0`, `${tag}1`, …. */
 export function batches(count: number, features: number, tag = "r", seed = 99): Required<Batch>[] {
-  let a = seed;
-  const rand = () => ((a = (Math.imul(a, 1664525) + 1013904223) >>> 0) / 4294967296) * 2 - 1;
+  const random = seededRandom(seed);
+  const rand = () => random() * 2 - 1;
   return Array.from({ length: count }, (_, i) => {
     const x = Array.from({ length: 8 }, () => Array.from({ length: features }, rand));
     const y = x.map((row) => row.reduce((s, v, j) => s + v * (j + 1) / features, 0.5));
@@ -194,12 +195,6 @@ export async function load(
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return answers;
-}
-
-/** A seeded random number generator in [0, 1). */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => ((a = (Math.imul(a ^ (a >>> 15), 2246822519) + 3266489917) >>> 0) / 4294967296);
 }
 
 /**

@@ -14,9 +14,9 @@ import {
   ExampleServer,
   load,
   post,
-  random,
   replay,
 } from "./serverless_handler_harness.ts";
+import { seededRandom } from "./demo/random.ts";
 
 const FEATURES = 12;
 const KV_PREFIX = ["radam", "serverless", "model"];
@@ -185,7 +185,7 @@ Deno.test("optimistic mode: a request id sent again is answered with its step, n
 
 Deno.test("example process killed under load: it restarts on a consistent checkpoint and goes on", async () => {
   const seed = Date.now() % 1_000_000;
-  const rand = random(seed);
+  const rand = seededRandom(seed);
   const note = `(seed ${seed})`;
   const dir = await Deno.makeTempDir({ prefix: "radam_kv_" });
   const file = `${dir}/train.sqlite3`;

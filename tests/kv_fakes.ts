@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { formatKvKey } from "../kv.ts";
+import { prng } from "./util.ts";
 
 export const PREFIX = ["models", "m"];
 
@@ -78,8 +79,7 @@ export function crashingKv(
  * probability `rate` after it (done, but the caller is told otherwise).
  */
 export function busyKv(kv: Deno.Kv, rate: number, seed = 1): Deno.Kv & { busy: number } {
-  let a = seed;
-  const rand = () => ((a = (Math.imul(a, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const rand = prng(seed);
   const counts = { busy: 0 };
   const locked = () => {
     counts.busy++;
@@ -148,14 +148,10 @@ export async function assertOnlyCurrent(kv: Deno.Kv, chunks: number): Promise<vo
 export const chunksOf = (size: number, chunkBytes: number) =>
   size <= chunkBytes ? 0 : Math.ceil(size / chunkBytes);
 
+/** `length` random bytes from `seed` (the same bytes for the same seed). */
 export function randomBytes(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let a = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
-    out[i] = a >>> 24;
-  }
-  return out;
+  const rand = prng(seed);
+  return Uint8Array.from({ length }, () => Math.floor(rand() * 256));
 }
 
 export async function withKv(fn: (kv: Deno.Kv) => Promise<void>): Promise<void> {
