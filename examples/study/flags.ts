@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { UsageError } from "../demo/flags.ts";
 import type { TaskName } from "./models.ts";
 
 /** What the study runs, after defaults. */
@@ -24,10 +25,8 @@ export interface StudyFlags {
   readonly from: string;
 }
 
-/** A mistake in the flags. */
-export class UsageError extends Error {
-  override name = "UsageError";
-}
+// A mistake in the flags: the demo's class, so that both scripts' mistakes are one kind.
+export { UsageError };
 
 /** What `deno task study` runs. */
 export const DEFAULTS: StudyFlags = {
