@@ -7,8 +7,8 @@
  */
 import { formatLr } from "../demo/summary.ts";
 import type { TaskName } from "./models.ts";
-import { STUDY_OPTIMIZERS } from "./optimizers.ts";
-import { type Cell, cellAt, SCORES } from "./summary.ts";
+import type { StudyOptimizer } from "./optimizers.ts";
+import { type Cell, cellAt, optimizersIn, SCORES } from "./summary.ts";
 import { escapeXml, legend, num, pathData, svgOpen, text, wrap } from "./svg.ts";
 
 /** What the figures show. */
@@ -25,15 +25,26 @@ export interface SweepFigureInput {
 
 const PANEL_W = 420, PANEL_H = 260, LEFT = 64, GAP = 90;
 
-function optimizersIn(cells: readonly Cell[]) {
-  return STUDY_OPTIMIZERS.filter((o) => cells.some((c) => c.optimizer === o.id));
+/** The axes of one task's score panel: x of a learning rate, y of a score, and the range. */
+interface ScoreAxes {
+  readonly lo: number;
+  readonly hi: number;
+  readonly xOf: (lr: number) => number;
+  readonly yOf: (score: number) => number;
 }
 
-function scorePanel(input: SweepFigureInput, task: TaskName, x0: number, y0: number): string[] {
-  const { cells, lrs } = input;
-  const mine = cells.filter((c) => c.task === task);
-  const values = mine.flatMap((c) => [c.low, c.high]).filter(Number.isFinite);
-  const higher = SCORES[task].higherIsBetter;
+/**
+ * The axes of the panel at (`x0`, `y0`) of one task's `cells`: the range of the scores over the
+ * seeds, padded by 5% (the image task's at least 5 points); the learning rate on a log scale.
+ */
+function scoreAxes(
+  cells: readonly Cell[],
+  task: TaskName,
+  lrs: readonly number[],
+  x0: number,
+  y0: number,
+): ScoreAxes {
+  const values = cells.flatMap((c) => [c.low, c.high]).filter(Number.isFinite);
   let lo = Math.min(...values), hi = Math.max(...values);
   if (task === "image") lo = Math.max(0, Math.min(lo, hi - 5));
   if (!(hi > lo)) hi = lo + 1;
@@ -44,13 +55,24 @@ function scorePanel(input: SweepFigureInput, task: TaskName, x0: number, y0: num
   const xOf = (lr: number) =>
     x0 + (lrMax > lrMin ? PANEL_W * (Math.log10(lr) - lrMin) / (lrMax - lrMin) : PANEL_W / 2);
   const yOf = (v: number) => y0 + PANEL_H * (1 - (Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo));
-  const { name, unit } = SCORES[task];
+  return { lo, hi, xOf, yOf };
+}
+
+/** A score panel's title, frame, grid lines with their scores, and learning-rate labels. */
+function scoreFrame(
+  task: TaskName,
+  lrs: readonly number[],
+  axes: ScoreAxes,
+  x0: number,
+  y0: number,
+): string[] {
+  const { lo, hi, xOf, yOf } = axes;
+  const { name, unit, higherIsBetter } = SCORES[task];
   const out = [
-    `<g class="score-panel" data-task="${task}">`,
     text(
       x0,
       y0 - 12,
-      `${task}: final ${name} (${unit}; ${higher ? "higher" : "lower"} is better)`,
+      `${task}: final ${name} (${unit}; ${higherIsBetter ? "higher" : "lower"} is better)`,
       'font-weight="bold"',
     ),
     `<rect x="${x0}" y="${y0}" width="${PANEL_W}" height="${PANEL_H}" fill="none" stroke="#999"/>`,
@@ -80,58 +102,102 @@ function scorePanel(input: SweepFigureInput, task: TaskName, x0: number, y0: num
       'text-anchor="middle" fill="#444"',
     ),
   );
-  optimizersIn(mine).forEach((o, k) => {
-    // a small sideways offset per optimizer keeps the seed ranges apart
-    const dx = (k - 3) * 3;
-    const points = lrs.map((lr) =>
-      [xOf(lr) + dx, cellAt(mine, task, o.id, lr)?.score ?? NaN] as const
-    );
-    out.push(
-      `<path class="score" data-optimizer="${escapeXml(o.id)}" d="${
-        pathData(points.map(([x, v]) => [x, Number.isFinite(v) ? yOf(v) : NaN]))
-      }" fill="none" stroke="${o.color}" stroke-width="2"><title>${
-        escapeXml(o.label)
-      }</title></path>`,
-    );
-    for (const lr of lrs) {
-      const c = cellAt(mine, task, o.id, lr);
-      if (!c) continue;
-      const x = xOf(lr) + dx;
-      if (Number.isFinite(c.low) && Number.isFinite(c.high)) {
-        out.push(
-          `<line x1="${num(x)}" y1="${num(yOf(c.low))}" x2="${num(x)}" y2="${
-            num(yOf(c.high))
-          }" stroke="${o.color}" stroke-width="1"/>`,
-        );
-      }
-      if (Number.isFinite(c.score)) {
-        out.push(`<circle cx="${num(x)}" cy="${num(yOf(c.score))}" r="3" fill="${o.color}"/>`);
-      } else {
-        out.push(
-          text(x, y0 + (higher ? PANEL_H - 4 : 12), "×", `text-anchor="middle" fill="${o.color}"`),
-        );
-      }
-    }
-  });
-  out.push("</g>");
   return out;
+}
+
+/**
+ * The scores of optimizer `o`, the `k`th of a panel (drawn a little sideways, so that the seeds'
+ * ranges stay apart): its line, and per learning rate the range over the seeds and the mean, or
+ * a cross on the panel's worse edge where it diverged.
+ */
+function scoreSeries(
+  cells: readonly Cell[],
+  task: TaskName,
+  lrs: readonly number[],
+  axes: ScoreAxes,
+  o: StudyOptimizer,
+  k: number,
+  y0: number,
+): string[] {
+  const { xOf, yOf } = axes;
+  const dx = (k - 3) * 3;
+  const points = lrs.map((lr) =>
+    [xOf(lr) + dx, cellAt(cells, task, o.id, lr)?.score ?? NaN] as const
+  );
+  const out = [
+    `<path class="score" data-optimizer="${escapeXml(o.id)}" d="${
+      pathData(points.map(([x, v]) => [x, Number.isFinite(v) ? yOf(v) : NaN]))
+    }" fill="none" stroke="${o.color}" stroke-width="2"><title>${
+      escapeXml(o.label)
+    }</title></path>`,
+  ];
+  const worseEdge = y0 + (SCORES[task].higherIsBetter ? PANEL_H - 4 : 12);
+  for (const lr of lrs) {
+    const c = cellAt(cells, task, o.id, lr);
+    if (!c) continue;
+    const x = xOf(lr) + dx;
+    if (Number.isFinite(c.low) && Number.isFinite(c.high)) {
+      out.push(
+        `<line x1="${num(x)}" y1="${num(yOf(c.low))}" x2="${num(x)}" y2="${
+          num(yOf(c.high))
+        }" stroke="${o.color}" stroke-width="1"/>`,
+      );
+    }
+    if (Number.isFinite(c.score)) {
+      out.push(`<circle cx="${num(x)}" cy="${num(yOf(c.score))}" r="3" fill="${o.color}"/>`);
+    } else {
+      out.push(text(x, worseEdge, "×", `text-anchor="middle" fill="${o.color}"`));
+    }
+  }
+  return out;
+}
+
+/** One task's panel: the score of every optimizer against the learning rate. */
+function scorePanel(input: SweepFigureInput, task: TaskName, x0: number, y0: number): string[] {
+  const { lrs } = input;
+  const mine = input.cells.filter((c) => c.task === task);
+  const axes = scoreAxes(mine, task, lrs, x0, y0);
+  return [
+    `<g class="score-panel" data-task="${task}">`,
+    ...scoreFrame(task, lrs, axes, x0, y0),
+    ...optimizersIn(mine).flatMap((o, k) => scoreSeries(mine, task, lrs, axes, o, k, y0)),
+    "</g>",
+  ];
+}
+
+/**
+ * The head of a sweep figure `width` wide: the SVG's opening (its height from where the panels
+ * start), the title, the subtitle's lines and the legend of the optimizers; and where the panels
+ * start.
+ */
+function figureHead(
+  input: SweepFigureInput,
+  width: number,
+  height: (panelsTop: number) => number,
+): { svg: string[]; panelsTop: number } {
+  const top = 36 + 16 * input.subtitle.length;
+  const leg = legend(optimizersIn(input.cells), LEFT, top + 8, width - LEFT - 20);
+  const panelsTop = top + leg.height + 30;
+  return {
+    svg: [
+      svgOpen(width, height(panelsTop)),
+      text(LEFT, 24, input.title, 'font-size="16" font-weight="bold"'),
+      ...input.subtitle.map((s, i) => text(LEFT, 42 + 16 * i, s, 'fill="#444"')),
+      ...leg.svg,
+    ],
+    panelsTop,
+  };
 }
 
 /** `study.svg`: the score against the learning rate, a panel per task. */
 export function renderScoreFigure(input: SweepFigureInput): string {
-  const optimizers = optimizersIn(input.cells);
   const width = LEFT + input.tasks.length * (PANEL_W + GAP);
-  const top = 36 + 16 * input.subtitle.length;
-  const leg = legend(optimizers, LEFT, top + 8, width - LEFT - 20);
-  const y0 = top + leg.height + 30;
   const notes = (input.notes ?? []).flatMap((n) => wrap(n, Math.floor((width - LEFT) / 6.6)));
-  const height = y0 + PANEL_H + 60 + notes.length * 16;
-  const out = [
-    svgOpen(width, height),
-    text(LEFT, 24, input.title, 'font-size="16" font-weight="bold"'),
-    ...input.subtitle.map((s, i) => text(LEFT, 42 + 16 * i, s, 'fill="#444"')),
-    ...leg.svg,
-  ];
+  const { svg: out, panelsTop: y0 } = figureHead(
+    input,
+    width,
+    (y0) => y0 + PANEL_H + 60 + notes.length * 16,
+  );
   input.tasks.forEach((task, i) =>
     out.push(...scorePanel(input, task, LEFT + i * (PANEL_W + GAP), y0))
   );
@@ -157,16 +223,12 @@ export function renderCurvesFigure(input: SweepFigureInput): string {
   const { cells, lrs, tasks } = input;
   const optimizers = optimizersIn(cells);
   const width = Math.max(760, LEFT + lrs.length * (CURVE_W + CURVE_GAP) + 10);
-  const top = 36 + 16 * input.subtitle.length;
-  const leg = legend(optimizers, LEFT, top + 8, width - LEFT - 20);
   const rowH = CURVE_H + 70;
-  const y00 = top + leg.height + 30;
-  const out = [
-    svgOpen(width, y00 + tasks.length * rowH + 10),
-    text(LEFT, 24, input.title, 'font-size="16" font-weight="bold"'),
-    ...input.subtitle.map((s, i) => text(LEFT, 42 + 16 * i, s, 'fill="#444"')),
-    ...leg.svg,
-  ];
+  const { svg: out, panelsTop: y00 } = figureHead(
+    input,
+    width,
+    (y00) => y00 + tasks.length * rowH + 10,
+  );
   tasks.forEach((task, row) => {
     const mine = cells.filter((c) => c.task === task);
     const steps = Math.max(1, ...mine.map((c) => c.curve.length));

@@ -6,7 +6,7 @@
  */
 import { formatLr } from "../demo/summary.ts";
 import type { TaskName } from "./models.ts";
-import { STUDY_OPTIMIZERS } from "./optimizers.ts";
+import { STUDY_OPTIMIZERS, type StudyOptimizer } from "./optimizers.ts";
 import type { RunResult } from "./train.ts";
 
 /** The runs of one optimizer at one learning rate of one task, over the seeds. */
@@ -91,7 +91,8 @@ export function formatScore(task: TaskName, score: number): string {
 const better = (task: TaskName, a: number, b: number) =>
   SCORES[task].higherIsBetter ? a > b : a < b;
 
-function optimizersIn(cells: readonly Cell[]) {
+/** The study's optimizers that have runs among `cells`, in the study's order. */
+export function optimizersIn(cells: readonly Cell[]): StudyOptimizer[] {
   return STUDY_OPTIMIZERS.filter((o) => cells.some((c) => c.optimizer === o.id));
 }
 
