@@ -57,26 +57,110 @@ interface QuickResult {
   };
 }
 
+/**
+ * Runs examples/study/main.ts with `args` as `deno task study` would, allowed to write `out`
+ * only (and, with `cpuName`, to read the CPU's name); fails unless it exits with 0.
+ */
+async function runStudy(out: string, args: string[], cpuName: boolean): Promise<void> {
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-env",
+      ...(cpuName ? ["--allow-sys=cpus"] : []),
+      `--allow-write=${out}`,
+      new URL("./main.ts", import.meta.url).pathname,
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+}
+
+/** The sweep's runs: every optimizer in both tasks, none diverged, each learned. */
+function checkSweep(sweep: readonly QuickResult[]): void {
+  for (const task of ["image", "language"]) {
+    const ids = sweep.filter((r) => r.job.task === task).map((r) => r.job.optimizer).sort();
+    assert.deepEqual(ids, STUDY_OPTIMIZERS.map((o) => o.id).sort(), task);
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  for (const r of sweep) {
+    const name = `${r.job.task}/${r.job.optimizer}`;
+    assert.equal(r.diverged, false, name);
+    assert.equal(r.losses.length, QUICK.steps, name);
+    assert.ok(r.losses.every((x) => typeof x === "number" && Number.isFinite(x)), name);
+    const losses = r.losses as number[];
+    assert.ok(
+      mean(losses.slice(-10)) < mean(losses.slice(0, 5)),
+      `${name} did not learn: ${losses}`,
+    );
+    assert.ok(Number.isFinite(r.evalLoss) && r.evalAccuracy > 0 && r.evalAccuracy <= 1, name);
+  }
+}
+
+/**
+ * The step-size histograms: Adam, Adam + warmup and RAdam in both tasks, every traced step, the
+ * sizes those of the steps taken; Adam's first step is lr in every coordinate that moved, RAdam's
+ * first steps are far smaller.
+ */
+function checkTraces(traced: readonly QuickResult[]): void {
+  assert.deepEqual(
+    traced.map((r) => `${r.job.task}/${r.job.optimizer}`).sort(),
+    [
+      "image/adam",
+      "image/adam-warmup-50",
+      "image/radam",
+      "language/adam",
+      "language/adam-warmup-50",
+      "language/radam",
+    ],
+  );
+  for (const r of traced) {
+    const rows = r.trace!.rows;
+    assert.deepEqual(
+      rows.map((row) => row.t),
+      Array.from({ length: QUICK.traceSteps }, (_, i) => i + 1),
+    );
+    const params = r.job.task === "image" ? 5386 : 12562;
+    for (const row of rows) {
+      assert.equal(row.histogram.reduce((a, b) => a + b, 0) + row.zeros, params);
+      assert.ok(row.median > 0 && row.median < 1);
+    }
+    // the sizes are those of the steps taken
+    assert.equal(r.trace!.check.compared, params * QUICK.traceSteps);
+    assert.equal(r.trace!.check.outside, 0);
+  }
+  const first = (task: string, id: string) =>
+    traced.find((r) => r.job.task === task && r.job.optimizer === id)!.trace!.rows[0].median;
+  for (const task of ["image", "language"]) {
+    assert.ok(Math.abs(first(task, "adam") - QUICK.lrs[0]) < 1e-3 * QUICK.lrs[0]);
+    assert.ok(first(task, "radam") < first(task, "adam") / 10);
+  }
+}
+
+/** The figures (SVG documents; the steps figure's ridges) and the tables; the tables' text. */
+async function checkOutputs(out: string): Promise<string> {
+  const parser = new DOMParser();
+  for (const name of ["study.svg", "study_curves.svg", "study_steps.svg"]) {
+    const doc = parser.parseFromString(
+      await Deno.readTextFile(`${out}/${name}`),
+      "image/svg+xml",
+    );
+    assert.equal(doc.documentElement?.nodeName, "svg", name);
+  }
+  const steps = await Deno.readTextFile(`${out}/study_steps.svg`);
+  assert.equal(steps.match(/class="ridge"/g)?.length, 2 * 3 * 12); // t = 1..8, 10, 12, 15, 20 of 20
+  const md = await Deno.readTextFile(`${out}/results.md`);
+  assert.match(md, /Made by `deno task study --quick --out /);
+  assert.match(md, /## image[\s\S]*\| 1e-2 \|[\s\S]*## language/);
+  return md;
+}
+
 Deno.test("study: deno task study --quick trains every optimizer and writes sane outputs", async () => {
   const out = await Deno.makeTempDir({ prefix: "study-quick-" });
   try {
-    const run = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-read",
-        "--allow-env",
-        "--allow-sys=cpus",
-        `--allow-write=${out}`,
-        new URL("./main.ts", import.meta.url).pathname,
-        "--quick",
-        "--out",
-        out,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(run.stderr);
-    assert.equal(run.code, 0, stderr);
+    await runStudy(out, ["--quick", "--out", out], true);
     const { results, info } = JSON.parse(await Deno.readTextFile(`${out}/results.json`)) as {
       results: QuickResult[];
       info: { tfjsBackend: string; updateBackends: string[]; cpuSeconds: number };
@@ -84,90 +168,11 @@ Deno.test("study: deno task study --quick trains every optimizer and writes sane
     assert.equal(info.tfjsBackend, "wasm");
     assert.deepEqual(info.updateBackends, ["wasm"]);
     assert.ok(info.cpuSeconds > 0);
-    const sweep = results.filter((r) => r.job.traceSteps === 0);
-    for (const task of ["image", "language"]) {
-      const ids = sweep.filter((r) => r.job.task === task).map((r) => r.job.optimizer).sort();
-      assert.deepEqual(ids, STUDY_OPTIMIZERS.map((o) => o.id).sort(), task);
-    }
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    for (const r of sweep) {
-      const name = `${r.job.task}/${r.job.optimizer}`;
-      assert.equal(r.diverged, false, name);
-      assert.equal(r.losses.length, QUICK.steps, name);
-      assert.ok(r.losses.every((x) => typeof x === "number" && Number.isFinite(x)), name);
-      const losses = r.losses as number[];
-      assert.ok(
-        mean(losses.slice(-10)) < mean(losses.slice(0, 5)),
-        `${name} did not learn: ${losses}`,
-      );
-      assert.ok(Number.isFinite(r.evalLoss) && r.evalAccuracy > 0 && r.evalAccuracy <= 1, name);
-    }
-    // the step-size histograms: Adam, Adam + warmup and RAdam in both tasks, every traced step
-    const traced = results.filter((r) => r.job.traceSteps > 0);
-    assert.deepEqual(
-      traced.map((r) => `${r.job.task}/${r.job.optimizer}`).sort(),
-      [
-        "image/adam",
-        "image/adam-warmup-50",
-        "image/radam",
-        "language/adam",
-        "language/adam-warmup-50",
-        "language/radam",
-      ],
-    );
-    for (const r of traced) {
-      const rows = r.trace!.rows;
-      assert.deepEqual(
-        rows.map((row) => row.t),
-        Array.from({ length: QUICK.traceSteps }, (_, i) => i + 1),
-      );
-      const params = r.job.task === "image" ? 5386 : 12562;
-      for (const row of rows) {
-        assert.equal(row.histogram.reduce((a, b) => a + b, 0) + row.zeros, params);
-        assert.ok(row.median > 0 && row.median < 1);
-      }
-      // the sizes are those of the steps taken
-      assert.equal(r.trace!.check.compared, params * QUICK.traceSteps);
-      assert.equal(r.trace!.check.outside, 0);
-    }
-    // Adam's first step is lr in every coordinate that moved; RAdam's first steps are far smaller
-    const first = (task: string, id: string) =>
-      traced.find((r) => r.job.task === task && r.job.optimizer === id)!.trace!.rows[0].median;
-    for (const task of ["image", "language"]) {
-      assert.ok(Math.abs(first(task, "adam") - QUICK.lrs[0]) < 1e-3 * QUICK.lrs[0]);
-      assert.ok(first(task, "radam") < first(task, "adam") / 10);
-    }
-    // the figures and tables
-    const parser = new DOMParser();
-    for (const name of ["study.svg", "study_curves.svg", "study_steps.svg"]) {
-      const doc = parser.parseFromString(
-        await Deno.readTextFile(`${out}/${name}`),
-        "image/svg+xml",
-      );
-      assert.equal(doc.documentElement?.nodeName, "svg", name);
-    }
-    const steps = await Deno.readTextFile(`${out}/study_steps.svg`);
-    assert.equal(steps.match(/class="ridge"/g)?.length, 2 * 3 * 12); // t = 1..8, 10, 12, 15, 20 of 20
-    const md = await Deno.readTextFile(`${out}/results.md`);
-    assert.match(md, /Made by `deno task study --quick --out /);
-    assert.match(md, /## image[\s\S]*\| 1e-2 \|[\s\S]*## language/);
+    checkSweep(results.filter((r) => r.job.traceSteps === 0));
+    checkTraces(results.filter((r) => r.job.traceSteps > 0));
+    const md = await checkOutputs(out);
     // --from renders the same tables again from results.json, without training
-    const again = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-read",
-        "--allow-env",
-        `--allow-write=${out}`,
-        new URL("./main.ts", import.meta.url).pathname,
-        "--from",
-        `${out}/results.json`,
-        "--out",
-        `${out}/again`,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(again.code, 0, new TextDecoder().decode(again.stderr));
+    await runStudy(out, ["--from", `${out}/results.json`, "--out", `${out}/again`], false);
     const md2 = await Deno.readTextFile(`${out}/again/results.md`);
     assert.match(md2, /re-rendered from that run's results\.json by `deno task study --from /);
     const tables = (text: string) => text.split("\n").filter((l) => l.startsWith("|")).join("\n");
