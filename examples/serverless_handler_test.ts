@@ -183,116 +183,157 @@ Deno.test("optimistic mode: a request id sent again is answered with its step, n
   }
 });
 
+/** What the kill test has sent, and been told, so far. */
+interface KillRun {
+  /** The KV file. */
+  readonly file: string;
+  /** The example's arguments. */
+  readonly args: string[];
+  readonly data: Required<Batch>[];
+  readonly byId: ReadonlyMap<string, Batch>;
+  /** The ids sent. */
+  readonly sent: Set<string>;
+  /** id → step, from 200 answers. */
+  readonly acknowledged: Map<string, number>;
+  /** Says which seed the kills were drawn with, in every message. */
+  readonly note: string;
+  /** The first batch of `data` not sent yet. */
+  offset: number;
+  /** When the last kill happened (ms since the epoch). */
+  lastKill: number;
+}
+
+/** What the KV file holds, read in this process, checked against everything sent. */
+async function checkStored(run: KillRun): Promise<{ step: number; bytes: Uint8Array }> {
+  const { note, sent, acknowledged } = run;
+  const kv = await Deno.openKv(run.file);
+  try {
+    const stored = await kvCheckpointStore(kv, KV_PREFIX).load();
+    assert.ok(stored, `a checkpoint exists ${note}`);
+    const journal = journalOf(stored.meta);
+    assert.equal(new Set(journal).size, journal.length, `each request applied once ${note}`);
+    for (const id of journal) assert.ok(sent.has(id), `${id} was sent ${note}`);
+    for (const [id, step] of acknowledged) {
+      assert.equal(journal[step - 1], id, `acknowledged ${id} is step ${step} ${note}`);
+    }
+    // Its bytes are those of the checkpoint the request that made its last step committed:
+    // the same batches replayed in the journal's order give them bit for bit.
+    const state = await replay(journal.map((id) => run.byId.get(id)!), FEATURES);
+    assert.deepEqual(stored.bytes, await saveState(state), `bit-equal checkpoint ${note}`);
+    assert.ok(state.step >= acknowledged.size, `step ≥ 200 answers ${note}`);
+    assert.ok(state.step <= sent.size, `step ≤ requests sent ${note}`);
+    return { step: state.step, bytes: stored.bytes };
+  } finally {
+    kv.close();
+  }
+}
+
+/**
+ * One round: the example started (after the first, on what the file held, training going on
+ * from there), the next 150 batches sent 32 at a time, and the process killed after a random
+ * number of 200 answers, at a random moment after that one; then what the file holds is checked.
+ */
+async function killRound(run: KillRun, round: number, rand: () => number): Promise<void> {
+  const { note } = run;
+  const server = await ExampleServer.start(run.args);
+  if (round > 0) {
+    const { step } = await checkStored(run);
+    const served = await (await fetch(`${server.base}/params`)).json();
+    assert.equal(served.step, step, note);
+  }
+  const killAfter = 3 + Math.floor(rand() * 60);
+  const delayMs = rand() * 8;
+  const chunk = run.data.slice(run.offset, run.offset + 150);
+  run.offset += chunk.length;
+  let oks = 0;
+  const answers = await load(server.base, chunk, 32, (answer) => {
+    if (answer.status === 200 && ++oks === killAfter) {
+      setTimeout(() => server.child.kill("SIGKILL"), delayMs);
+    }
+  });
+  for (const a of answers) run.sent.add(a.batch.id);
+  const status = await server.stopped();
+  assert.equal(status.signal, "SIGKILL", `killed in round ${round} ${note}\n${server.log}`);
+  run.lastKill = Date.now();
+  for (const a of answers) {
+    if (a.status === 200) run.acknowledged.set(a.batch.id, a.body!.step);
+    else if (a.status !== undefined) assert.equal(a.status, 409, a.body?.error);
+  }
+  assert.ok(answers.some((a) => a.status === undefined), `killed under load ${note}`);
+  await checkStored(run);
+}
+
+/**
+ * Restarted once more after the kills: it takes requests again, from the step it stopped at,
+ * and once the crashed saves are stale, the next save removes their garbage.
+ */
+async function goOn(run: KillRun): Promise<void> {
+  const { note, sent, acknowledged } = run;
+  const server = await ExampleServer.start(run.args);
+  try {
+    const { step } = await checkStored(run);
+    const more = run.data.slice(run.offset, run.offset + 40);
+    for (const b of more) sent.add(b.id);
+    const answers = await load(server.base, more, 8);
+    const ordered = checkAnswers(answers, step + 1);
+    assert.ok(ordered.length > 0, note);
+    for (const a of answers) if (a.status === 200) acknowledged.set(a.batch.id, a.body!.step);
+    await new Promise((r) => setTimeout(r, Math.max(0, run.lastKill + 1600 - Date.now())));
+    const last = run.data[run.offset + 40];
+    sent.add(last.id);
+    const res = await post(server.base, last);
+    assert.equal(res.status, 200);
+    acknowledged.set(last.id, (await res.json()).step);
+    const served = await (await fetch(`${server.base}/params`)).json();
+    const state = await replay(served.requests.map((id: string) => run.byId.get(id)!), FEATURES);
+    assert.deepEqual(served.params.w, Array.from((await readParams(state)).w), note);
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Only the current version's keys are left of the checkpoint (beside the training records). */
+async function checkOnlyCurrent(run: KillRun): Promise<void> {
+  const { bytes } = await checkStored(run);
+  const kv = await Deno.openKv(run.file);
+  try {
+    // The checkpoint's keys (beside the training records: request ids, journal).
+    const keys: string[] = [];
+    for await (const e of kv.list({ prefix: KV_PREFIX })) {
+      const part = e.key[KV_PREFIX.length];
+      if (part === "head" || part === "versions" || part === "chunks") {
+        keys.push(formatKvKey(e.key));
+      }
+    }
+    const chunks = Math.ceil(bytes.length / 256);
+    assert.equal(keys.length, 2 + chunks, `only the current version is left ${run.note}\n${keys}`);
+  } finally {
+    kv.close();
+  }
+}
+
 Deno.test("example process killed under load: it restarts on a consistent checkpoint and goes on", async () => {
   const seed = Date.now() % 1_000_000;
   const rand = seededRandom(seed);
-  const note = `(seed ${seed})`;
   const dir = await Deno.makeTempDir({ prefix: "radam_kv_" });
   const file = `${dir}/train.sqlite3`;
-  // Chunks of 256 bytes: a checkpoint is about 10 of them, so kills land between chunk writes.
-  const args = ["--kv", file, "--chunk-bytes", "256", "--stale-after-ms", "1500"];
   const data = batches(700, FEATURES);
-  const byId = new Map(data.map((b) => [b.id, b]));
-  let offset = 0;
-  const sent = new Set<string>();
-  const acknowledged = new Map<string, number>(); // id → step, from 200 answers
-  let lastKill = 0;
-
-  /** What the KV file holds, read in this process, checked against everything sent. */
-  async function checkStored(): Promise<{ step: number; bytes: Uint8Array }> {
-    const kv = await Deno.openKv(file);
-    try {
-      const stored = await kvCheckpointStore(kv, KV_PREFIX).load();
-      assert.ok(stored, `a checkpoint exists ${note}`);
-      const journal = journalOf(stored.meta);
-      assert.equal(new Set(journal).size, journal.length, `each request applied once ${note}`);
-      for (const id of journal) assert.ok(sent.has(id), `${id} was sent ${note}`);
-      for (const [id, step] of acknowledged) {
-        assert.equal(journal[step - 1], id, `acknowledged ${id} is step ${step} ${note}`);
-      }
-      // Its bytes are those of the checkpoint the request that made its last step committed:
-      // the same batches replayed in the journal's order give them bit for bit.
-      const state = await replay(journal.map((id) => byId.get(id)!), FEATURES);
-      assert.deepEqual(stored.bytes, await saveState(state), `bit-equal checkpoint ${note}`);
-      assert.ok(state.step >= acknowledged.size, `step ≥ 200 answers ${note}`);
-      assert.ok(state.step <= sent.size, `step ≤ requests sent ${note}`);
-      return { step: state.step, bytes: stored.bytes };
-    } finally {
-      kv.close();
-    }
-  }
-
+  const run: KillRun = {
+    file,
+    // Chunks of 256 bytes: a checkpoint is about 10 of them, so kills land between chunk writes.
+    args: ["--kv", file, "--chunk-bytes", "256", "--stale-after-ms", "1500"],
+    data,
+    byId: new Map(data.map((b) => [b.id, b])),
+    sent: new Set(),
+    acknowledged: new Map(),
+    note: `(seed ${seed})`,
+    offset: 0,
+    lastKill: 0,
+  };
   try {
-    for (let round = 0; round < 4; round++) {
-      const server = await ExampleServer.start(args);
-      if (round > 0) {
-        // It starts on what the file held, and training goes on from there.
-        const { step } = await checkStored();
-        const served = await (await fetch(`${server.base}/params`)).json();
-        assert.equal(served.step, step, note);
-      }
-      // Kill it after a random number of 200 answers, at a random moment after that one.
-      const killAfter = 3 + Math.floor(rand() * 60);
-      const delayMs = rand() * 8;
-      const chunk = data.slice(offset, offset + 150);
-      offset += chunk.length;
-      let oks = 0;
-      const answers = await load(server.base, chunk, 32, (answer) => {
-        if (answer.status === 200 && ++oks === killAfter) {
-          setTimeout(() => server.child.kill("SIGKILL"), delayMs);
-        }
-      });
-      for (const a of answers) sent.add(a.batch.id);
-      const status = await server.stopped();
-      assert.equal(status.signal, "SIGKILL", `killed in round ${round} ${note}\n${server.log}`);
-      lastKill = Date.now();
-      for (const a of answers) {
-        if (a.status === 200) acknowledged.set(a.batch.id, a.body!.step);
-        else if (a.status !== undefined) assert.equal(a.status, 409, a.body?.error);
-      }
-      assert.ok(answers.some((a) => a.status === undefined), `killed under load ${note}`);
-      await checkStored();
-    }
-
-    // Restarted once more: it takes requests again, from the step it stopped at.
-    const server = await ExampleServer.start(args);
-    try {
-      const { step } = await checkStored();
-      const more = data.slice(offset, offset + 40);
-      for (const b of more) sent.add(b.id);
-      const answers = await load(server.base, more, 8);
-      const ordered = checkAnswers(answers, step + 1);
-      assert.ok(ordered.length > 0, note);
-      for (const a of answers) if (a.status === 200) acknowledged.set(a.batch.id, a.body!.step);
-      // Once the crashed saves are stale, the next save removes their garbage.
-      await new Promise((r) => setTimeout(r, Math.max(0, lastKill + 1600 - Date.now())));
-      const last = data[offset + 40];
-      sent.add(last.id);
-      const res = await post(server.base, last);
-      assert.equal(res.status, 200);
-      acknowledged.set(last.id, (await res.json()).step);
-      const served = await (await fetch(`${server.base}/params`)).json();
-      const state = await replay(served.requests.map((id: string) => byId.get(id)!), FEATURES);
-      assert.deepEqual(served.params.w, Array.from((await readParams(state)).w), note);
-    } finally {
-      await server.stop();
-    }
-    const { bytes } = await checkStored();
-    const kv = await Deno.openKv(file);
-    try {
-      // The checkpoint's keys (beside the training records: request ids, journal).
-      const keys: string[] = [];
-      for await (const e of kv.list({ prefix: KV_PREFIX })) {
-        const part = e.key[KV_PREFIX.length];
-        if (part === "head" || part === "versions" || part === "chunks") {
-          keys.push(formatKvKey(e.key));
-        }
-      }
-      const chunks = Math.ceil(bytes.length / 256);
-      assert.equal(keys.length, 2 + chunks, `only the current version is left ${note}\n${keys}`);
-    } finally {
-      kv.close();
-    }
+    for (let round = 0; round < 4; round++) await killRound(run, round, rand);
+    await goOn(run);
+    await checkOnlyCurrent(run);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
