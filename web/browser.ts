@@ -66,6 +66,86 @@ export interface RunPageOptions {
   readonly timeoutMs?: number;
 }
 
+/** The page of playwright-core's Chromium. */
+type Page = Awaited<ReturnType<Awaited<ReturnType<typeof chromium.launch>>["newPage"]>>;
+
+/** Records every URL `page` requests, and refuses (and records) those to another origin. */
+async function recordRequests(
+  page: Page,
+  origin: string,
+): Promise<{ requests: string[]; offsite: string[] }> {
+  const requests: string[] = [], offsite: string[] = [];
+  await page.route("**/*", (route) => {
+    const url = route.request().url();
+    requests.push(url);
+    if (new URL(url).origin === origin) return route.continue();
+    offsite.push(url);
+    return route.abort();
+  });
+  return { requests, offsite };
+}
+
+/** The number of points of each loss curve now. */
+function curvePoints(page: Page): Promise<number[]> {
+  return page.$$eval(
+    "#chart path.loss",
+    (paths) => paths.map((p) => Number((p as unknown as Dataset).dataset.points)),
+  );
+}
+
+/**
+ * Waits until the page trains with a curve drawn (or stopped training), and returns the
+ * curves' points then; then until it is done (or failed).
+ */
+async function waitForTraining(page: Page, timeout: number): Promise<number[]> {
+  await page.waitForFunction(
+    () => {
+      const page = globalThis as unknown as {
+        radamDemo?: { status: string };
+        document: { querySelector(selector: string): Dataset | null };
+      };
+      return page.radamDemo?.status !== "training" ||
+        page.document.querySelector("#chart path.loss")?.dataset.points !== undefined;
+    },
+    null,
+    { timeout },
+  );
+  const pointsWhileTraining = await curvePoints(page);
+  await page.waitForFunction(
+    () => {
+      const s = (globalThis as unknown as { radamDemo?: { status: string } }).radamDemo?.status;
+      return s === "done" || s === "failed";
+    },
+    null,
+    { timeout },
+  );
+  return pointsWhileTraining;
+}
+
+/** What a finished page shows: its report (`window.radamDemo`) and the texts it displays. */
+async function readFinished(
+  page: Page,
+): Promise<Omit<PageRun, "requests" | "offsite" | "origin" | "pointsWhileTraining">> {
+  const report = await page.evaluate(() =>
+    (globalThis as unknown as { radamDemo: unknown }).radamDemo
+  ) as Omit<
+    PageRun,
+    | "requests"
+    | "offsite"
+    | "origin"
+    | "pointsWhileTraining"
+    | "pointsAtEnd"
+    | "accuracyTexts"
+    | "backendText"
+  >;
+  const accuracyTexts = await page.$$eval(
+    "#results td.accuracy",
+    (cells) => cells.map((c) => c.textContent ?? ""),
+  );
+  const backendText = await page.$eval("#backend", (p) => p.textContent ?? "");
+  return { ...report, pointsAtEnd: await curvePoints(page), accuracyTexts, backendText };
+}
+
 /** Serves `web-dist/`, runs the page in headless Chromium, and reports. */
 export async function runPage(options: RunPageOptions): Promise<PageRun> {
   const controller = new AbortController();
@@ -82,70 +162,13 @@ export async function runPage(options: RunPageOptions): Promise<PageRun> {
   try {
     const origin = `http://127.0.0.1:${port}`;
     const page = await browser.newPage({ viewport: { width: 900, height: 860 } });
-    const requests: string[] = [], offsite: string[] = [];
-    await page.route("**/*", (route) => {
-      const url = route.request().url();
-      requests.push(url);
-      if (new URL(url).origin === origin) return route.continue();
-      offsite.push(url);
-      return route.abort();
-    });
+    const { requests, offsite } = await recordRequests(page, origin);
     const query = new URLSearchParams({ ...options.query, autostart: "1" });
     await page.goto(`${origin}/?${query}`);
-    const points = () =>
-      page.$$eval(
-        "#chart path.loss",
-        (paths) => paths.map((p) => Number((p as unknown as Dataset).dataset.points)),
-      );
-    await page.waitForFunction(
-      () => {
-        const page = globalThis as unknown as {
-          radamDemo?: { status: string };
-          document: { querySelector(selector: string): Dataset | null };
-        };
-        return page.radamDemo?.status !== "training" ||
-          page.document.querySelector("#chart path.loss")?.dataset.points !== undefined;
-      },
-      null,
-      { timeout: options.timeoutMs ?? 120_000 },
-    );
-    const pointsWhileTraining = await points();
-    await page.waitForFunction(
-      () => {
-        const s = (globalThis as unknown as { radamDemo?: { status: string } }).radamDemo?.status;
-        return s === "done" || s === "failed";
-      },
-      null,
-      { timeout: options.timeoutMs ?? 120_000 },
-    );
-    const report = await page.evaluate(() =>
-      (globalThis as unknown as { radamDemo: unknown }).radamDemo
-    ) as Omit<
-      PageRun,
-      | "requests"
-      | "offsite"
-      | "origin"
-      | "pointsWhileTraining"
-      | "pointsAtEnd"
-      | "accuracyTexts"
-      | "backendText"
-    >;
-    const accuracyTexts = await page.$$eval(
-      "#results td.accuracy",
-      (cells) => cells.map((c) => c.textContent ?? ""),
-    );
-    const backendText = await page.$eval("#backend", (p) => p.textContent ?? "");
+    const pointsWhileTraining = await waitForTraining(page, options.timeoutMs ?? 120_000);
+    const finished = await readFinished(page);
     if (options.screenshot) await page.screenshot({ path: options.screenshot, fullPage: true });
-    return {
-      ...report,
-      requests,
-      offsite,
-      origin,
-      pointsWhileTraining,
-      pointsAtEnd: await points(),
-      accuracyTexts,
-      backendText,
-    };
+    return { ...finished, requests, offsite, origin, pointsWhileTraining };
   } finally {
     await browser.close();
     controller.abort();
