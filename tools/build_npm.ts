@@ -19,13 +19,14 @@
  */
 import * as esbuild from "esbuild";
 import ts from "typescript";
+import { importMapVersions, npmInstall } from "./_npm.ts";
 
 const OUT = "npm";
 /** The WebGPU type declarations the sources are compiled against (GPUDevice, GPUBuffer, …). */
 const WEBGPU_TYPES = "@webgpu/types@0.1.74";
 const TOOLS = "build/npm_tools";
 /** tfjs-core, for the adapter's declarations (the package takes it as a peer dependency). */
-const TFJS_CORE = "@tensorflow/tfjs-core@4.22.0";
+const TFJS_CORE = "@tensorflow/tfjs-core";
 
 /** One entry point of the package. */
 interface Entry {
@@ -78,38 +79,12 @@ const WEBGPU_ALIASES: Readonly<Record<string, string>> = {
 const WEBGPU_SHIM = "_webgpu.d.ts";
 
 /**
- * Installs the WebGPU types and tfjs-core's (for the declaration build); returns the WebGPU
- * types' entry file.
+ * Installs the WebGPU types and tfjs-core (at the import map's version), for the declaration
+ * build; returns the WebGPU types' entry file.
  */
 async function webgpuTypes(): Promise<string> {
-  const entry = `${TOOLS}/node_modules/@webgpu/types/dist/index.d.ts`;
-  const tfjs = `${TOOLS}/node_modules/@tensorflow/tfjs-core/package.json`;
-  try {
-    await Deno.stat(entry);
-    await Deno.stat(tfjs);
-    return entry;
-  } catch {
-    // not installed yet
-  }
-  await Deno.mkdir(TOOLS, { recursive: true });
-  const npm = new Deno.Command("npm", {
-    args: [
-      "install",
-      "--prefix",
-      TOOLS,
-      "--no-audit",
-      "--no-fund",
-      "--no-save",
-      WEBGPU_TYPES,
-      TFJS_CORE,
-    ],
-    stdout: "null",
-  });
-  const { success } = await npm.output();
-  if (!success) {
-    throw new Error(`npm install ${WEBGPU_TYPES} ${TFJS_CORE} failed`);
-  }
-  return entry;
+  await npmInstall(TOOLS, [WEBGPU_TYPES, ...await importMapVersions([TFJS_CORE])]);
+  return `${TOOLS}/node_modules/@webgpu/types/dist/index.d.ts`;
 }
 
 /**

@@ -22,6 +22,7 @@
 import * as esbuild from "esbuild";
 import { loadMnistSplit } from "../examples/demo/mnist_data.ts";
 import type { DigitSet } from "../examples/demo/mnist_data.ts";
+import { importMapVersions, npmInstall } from "./_npm.ts";
 
 /** The output folder. */
 export const WEB_OUT = "web-dist";
@@ -34,33 +35,9 @@ const PACKAGES = [
   "@tensorflow/tfjs-backend-webgpu",
 ];
 
-async function importMapVersions(): Promise<string[]> {
-  const deno = JSON.parse(await Deno.readTextFile("deno.json"));
-  return PACKAGES.map((name) => {
-    const spec: string | undefined = deno.imports?.[name];
-    const version = spec?.match(/^npm:@?[^@]+@(.+)$/)?.[1];
-    if (!version) throw new Error(`deno.json's import map has no npm version of ${name}`);
-    return `${name}@${version}`;
-  });
-}
-
 /** Installs the bundled packages into build/web_npm (once per set of versions). */
 async function installPackages(): Promise<void> {
-  const wanted = await importMapVersions();
-  const stamp = `${NPM}/installed.json`;
-  try {
-    if ((await Deno.readTextFile(stamp)) === JSON.stringify(wanted)) return;
-  } catch {
-    // not installed yet
-  }
-  await Deno.mkdir(NPM, { recursive: true });
-  const npm = new Deno.Command("npm", {
-    args: ["install", "--prefix", NPM, "--no-audit", "--no-fund", "--no-save", ...wanted],
-    stdout: "null",
-  });
-  const { success } = await npm.output();
-  if (!success) throw new Error(`npm install ${wanted.join(" ")} failed`);
-  await Deno.writeTextFile(stamp, JSON.stringify(wanted));
+  await npmInstall(NPM, await importMapVersions(PACKAGES));
 }
 
 async function bundle(): Promise<void> {
