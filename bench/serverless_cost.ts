@@ -32,7 +32,15 @@ import {
   optimisticStep,
   type VersionedCheckpointStore,
 } from "../kv.ts";
-import { formatRows, type LoadRow, loadRow, MODES, processRun, rowsOf } from "./serverless_load.ts";
+import {
+  formatRows,
+  type LoadRow,
+  loadRow,
+  MODES,
+  processRun,
+  quantile,
+  rowsOf,
+} from "./serverless_load.ts";
 import { defineFlags, readFlags } from "./_flags.ts";
 
 const flags = readFlags(
@@ -119,11 +127,6 @@ async function measure(store: VersionedCheckpointStore): Promise<Record<Phase, n
     times.optimisticStep.push(end - start);
   }
   return times;
-}
-
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
 /** The CPU's name as `lscpu` gives it (with `--allow-run=lscpu`). */

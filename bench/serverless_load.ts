@@ -80,7 +80,8 @@ export interface LoadRow {
   readonly p90: number;
 }
 
-function quantile(xs: number[], q: number): number {
+/** The `q` quantile of `xs` (the value at rank ⌊q·n⌋ of the sorted values; NaN when empty). */
+export function quantile(xs: readonly number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
