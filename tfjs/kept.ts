@@ -125,10 +125,7 @@ export class KeptStates {
 
   /** Whether kept state fits a variable of `shape` (same shape, or same arena shape). */
   #fits(kept: Kept, shape: readonly number[], gc: boolean): boolean {
-    if (kept.arenaShape === undefined) {
-      return kept.entry.size === shape.reduce((a, b) => a * b, 1) &&
-        sameShape(kept.entry.shape, shape);
-    }
+    if (kept.arenaShape === undefined) return sameShape(kept.entry.shape, shape);
     const entry = entryOf(kept.entry.name, shape, gc);
     return entry.size === kept.entry.size && sameShape(entry.arenaShape, kept.arenaShape);
   }

@@ -18,6 +18,7 @@ import { CpuPath } from "./cpu_path.ts";
 import { checkGradients, type NamedTensor } from "./gradients.ts";
 import { GpuPath } from "./gpu_path.ts";
 import { KeptStates } from "./kept.ts";
+import type { Entry } from "./layout.ts";
 import {
   type AdapterOptions,
   checkArguments,
@@ -202,6 +203,11 @@ export class TfOptimizer extends tf.Optimizer {
     this.#noteSkips();
   }
 
+  /** The variables of the state (that of the path holding it), in its order. */
+  #entries(): readonly Entry[] {
+    return this.#gpu.state ? this.#gpu.entries : this.#cpu.entries;
+  }
+
   /** Whether the update runs on the GPU: tfjs on webgpu, and backend "auto" or "webgpu". */
   #onWebGpu(): boolean {
     const choice = this.#config.run.backend;
@@ -226,8 +232,7 @@ export class TfOptimizer extends tf.Optimizer {
    */
   override getWeights(): Promise<NamedTensor[]> {
     const state = this.state;
-    const entries = this.#gpu.state ? this.#gpu.entries : this.#cpu.entries;
-    return weightsOf(this.#config, state && { state, entries }, this.#kept);
+    return weightsOf(this.#config, state && { state, entries: this.#entries() }, this.#kept);
   }
 
   /**
@@ -272,8 +277,7 @@ export class TfOptimizer extends tf.Optimizer {
 
   /** tfjs serialization: the library optimizer's settings (see {@linkcode fromConfig}). */
   override getConfig(): TfOptimizerConfig {
-    const entries = this.#gpu.state ? this.#gpu.entries : this.#cpu.entries;
-    const names = [...entries.map((e) => e.name), ...this.#kept.names()];
+    const names = [...this.#entries().map((e) => e.name), ...this.#kept.names()];
     if (this.#config.loop.groups.length > 0 && names.length === 0) {
       throw new TypeError(
         "getConfig of an optimizer with parameter groups needs its variables: call it after the first step",
