@@ -21,7 +21,7 @@
  * import { radam } from "@optim/radam";
  * import { kvCheckpointStore, optimisticStep } from "@optim/radam/kv";
  *
- * const kv = await Deno.openKv("training.sqlite3");
+ * const kv = await Deno.openKv("serverless-data/training.sqlite3"); // Deno.openKv() on Deno Deploy
  * const store = kvCheckpointStore(kv, ["models", "linear"]);
  * const { step } = await optimisticStep(store, {
  *   optimizer: radam({ lr: 1e-3 }),
