@@ -29,7 +29,7 @@
  *
  * @module
  */
-import { CheckpointError } from "./mod.ts";
+import { CheckpointError } from "./base/safetensors.ts";
 import {
   checkMeta,
   checkSaveArguments,

@@ -1,9 +1,9 @@
 /**
- * Fast optimizer kernels for JavaScript: RAdam (Rectified Adam, Liu et al. 2019), Adam, AdamW,
- * Lion (Chen et al. 2023) and Ranger (LookAhead(RAdam) with gradient centralization), with
- * every tensor of a model packed into one arena and updated by one fused kernel per step:
- * WebAssembly SIMD on the CPU (on one thread or several), a plain TypeScript fallback that gives
- * bit-identical results, or WGSL on WebGPU. The update rules are in docs/SPEC.md.
+ * Fast optimizer kernels for JavaScript, with PyTorch's semantics: RAdam (Rectified Adam, Liu
+ * et al. 2019) and every optimizer of the registry (core/registry.ts: its factories are exported
+ * here), with every tensor of a model packed into one arena and updated by one fused kernel per
+ * step: WebAssembly SIMD on the CPU (on one thread or several), a plain TypeScript fallback that
+ * gives bit-identical results, or WGSL on WebGPU. The update rules are in docs/SPEC.md.
  *
  * The API is functional: an optimizer is a small value built by a factory; `init` makes a
  * state from the parameters, and `step(state, grads)` returns the next state.
@@ -23,24 +23,19 @@
  * assert.ok(w.every((x, i) => Math.abs(x) < i + 1)); // closer to zero
  * ```
  *
- * Where things are: optimizer factories in core/optimizer.ts, the operations on states in
- * core/operations.ts, option types in core/options.ts, the rules in rules/, the backends in
- * cpu/ and gpu/, backend selection in core/select.ts.
+ * Where things are, by layer (each imports only the layers below it): the foundation in base/
+ * (arena, scalar blocks, option schemas, the rule and backend interfaces, tensors, safetensors,
+ * the common option types); the rules in rules/, one module each; the backends in cpu/ and gpu/;
+ * the public operations in core/ (the registry of optimizers and their factories in
+ * core/registry.ts, states and their operations, checkpoints, backend selection).
  *
  * @module
  */
 
-// Optimizers: factories and the wrapper.
-export {
-  adam,
-  adamw,
-  lion,
-  lookahead,
-  type Optimizer,
-  radam,
-  ranger,
-  type RangerOptions,
-} from "./core/optimizer.ts";
+// Optimizers: the factories of the registry (and their rules' option and hyperparameter
+// types), and the LookAhead wrapper.
+export * from "./core/registry.ts";
+export { lookahead, type Optimizer } from "./core/optimizer.ts";
 
 // Operations on states.
 export {
@@ -56,28 +51,17 @@ export type { OptimizerState } from "./core/state.ts";
 
 // Options and settings.
 export {
-  type AdamHyperparameters,
-  type AdamOptions,
   type BackendChoice,
   type BackendName,
-  type CommonHyperparameters,
   type CommonOptions,
   DEFAULT_THREAD_THRESHOLD,
   type LearningRate,
-  type LionHyperparameters,
-  type LionOptions,
   type LookaheadOptions,
-  type LoopSettings,
   MAX_THREADS,
   type NonFinitePolicy,
   type ParamGroup,
-  type RAdamHyperparameters,
-  type RAdamOptions,
-  type ResolvedConfig,
-  type RunSettings,
-  type SettingsOf,
-} from "./core/options.ts";
-export type { RuleKind } from "./core/rule.ts";
+} from "./base/options.ts";
+export type { CommonHyperparameters, Settings } from "./base/settings.ts";
 
 // Learning-rate schedules.
 export {
@@ -90,12 +74,12 @@ export {
 } from "./core/schedules.ts";
 
 // Tensors.
-export { type Params, type ShapedTensor, SINGLE_TENSOR_NAME } from "./core/tensors.ts";
+export { type Params, type ShapedTensor, SINGLE_TENSOR_NAME } from "./base/tensors.ts";
 
 // Checkpoints.
 export type { LoadOptions } from "./core/checkpoint.ts";
-export { CheckpointError, MAX_HEADER_BYTES } from "./core/safetensors.ts";
+export { CheckpointError } from "./base/safetensors.ts";
 
 // WebGPU.
 export type { GpuGrads, GpuParams, GpuTensor, GpuTensorInput } from "./gpu/gpu_tensors.ts";
-export type { GpuInitOptions } from "./gpu/webgpu_state.ts";
+export type { GpuInitOptions } from "./core/webgpu_state.ts";

@@ -1,32 +1,31 @@
 // The optimizer kernel over one packed arena, f32x4 SIMD: the rule-agnostic step (segments of
 // parameter groups, each with its scalar block; the rule's element loop chosen by the block's
-// tag), and the reductions every rule shares (sum of squares, centralization).
+// tag, through the dispatch generated from the registry: rules.generated.ts), and the
+// reductions every rule shares (sum of squares, centralization).
 //
-// The host computes every per-step scalar in float64 (core/scalars.ts, rules/) and writes them
+// The host computes every per-step scalar in float64 (base/scalars.ts, rules/) and writes them
 // rounded to f32 into scalar blocks in this module's memory; the word offsets are generated from
 // the tables that define them (layout.generated.ts). The element loops (adam.ts, lion.ts) do the
 // same IEEE-754 f32 operations, in the same order, as the TypeScript ones (rules/*.ts), with no
 // fused multiply-add, so that both produce bit-identical results.
 
 import {
-  ADAM_TAG,
-  ARENA_M,
-  ARENA_V,
   ARENA_G,
+  ARENA_M,
   ARENA_P,
   ARENA_SEGMENT_COUNT,
-  ARENA_TABLE,
   ARENA_SLOW,
+  ARENA_TABLE,
+  ARENA_V,
   BLOCK_BYTES,
   HEADER_RULE,
-  LION_TAG,
   SEGMENT_END,
   SEGMENT_GROUP,
   SEGMENT_ROW_BYTES,
   SEGMENT_START,
+  SUM_BLOCK,
 } from "./layout.generated";
-import { adamRange } from "./adam";
-import { lionRange } from "./lion";
+import { ruleRange } from "./rules.generated";
 
 /** First byte after the module's static data: where the host may place its arena. */
 export function heapBase(): usize {
@@ -36,7 +35,7 @@ export function heapBase(): usize {
 /**
  * One optimizer step over the elements `start` to `end` (exclusive) of the arena that the
  * descriptor at `arena` describes (byte addresses of its 16-byte-aligned sections and of its
- * segment table, core/arena.ts ARENA_DESCRIPTOR), with the scalar blocks at `scalars` (block 0 the
+ * segment table, base/arena.ts ARENA_DESCRIPTOR), with the scalar blocks at `scalars` (block 0 the
  * optimizer's own, block g parameter group g's). The single-threaded host passes the whole range
  * `[0, n)`, the threaded one (cpu/threaded_wasm_backend.ts) one slice per thread. Every
  * element's result depends on that element only, so any split gives the same bits.
@@ -64,25 +63,21 @@ export function step(arena: usize, scalars: usize, start: i32, end: i32): void {
 /** Elements `[lo, hi)` with the block at `block`: the element loop of the block's rule. */
 function stepRun(arena: usize, block: usize, lo: i32, hi: i32): void {
   const o = <usize> lo << 2;
-  const n = hi - lo;
-  const p = <usize> load<u32>(arena + ARENA_P) + o;
-  const g = <usize> load<u32>(arena + ARENA_G) + o;
-  const m = <usize> load<u32>(arena + ARENA_M) + o;
-  const slow = <usize> load<u32>(arena + ARENA_SLOW) + o;
-  const rule = load<u32>(block + HEADER_RULE);
-  if (rule == LION_TAG) {
-    lionRange(p, g, m, slow, n, block);
-  } else if (rule == ADAM_TAG) {
-    adamRange(p, g, m, <usize> load<u32>(arena + ARENA_V) + o, slow, n, block);
-  }
+  ruleRange(
+    load<u32>(block + HEADER_RULE),
+    <usize> load<u32>(arena + ARENA_P) + o,
+    <usize> load<u32>(arena + ARENA_G) + o,
+    <usize> load<u32>(arena + ARENA_M) + o,
+    <usize> load<u32>(arena + ARENA_V) + o,
+    <usize> load<u32>(arena + ARENA_SLOW) + o,
+    hi - lo,
+    block,
+  );
 }
 
-/**
- * Elements per block of the sum of squares: the reduction is defined blockwise, so that a
- * threaded state (each thread sums whole blocks) and a single-threaded one give the same bits.
- * A multiple of 8. Mirrored by SUM_BLOCK in cpu/js_backend.ts.
- */
-const SUM_BLOCK: i32 = 16384;
+// SUM_BLOCK (layout.generated.ts, from cpu/js_backend.ts): elements per block of the sum of
+// squares. The reduction is defined blockwise, so that a threaded state (each thread sums whole
+// blocks) and a single-threaded one give the same bits.
 
 /**
  * Sum of squares of `n` f32 values at `ptr` (16-byte aligned), accumulated in f64 so that it

@@ -24,9 +24,12 @@ import {
 } from "./layout.generated";
 import { finishScalar, finishVector } from "./lookahead";
 
-/** `n` elements from the given section addresses, with the scalar block at `block`. */
+/**
+ * `n` elements from the given section addresses, with the scalar block at `block` (`_m1`: the
+ * second moment's, which Lion does not keep).
+ */
 export function lionRange(
-  params: usize, grads: usize, m: usize, slow: usize, n: i32, block: usize,
+  params: usize, grads: usize, m: usize, _m1: usize, slow: usize, n: i32, block: usize,
 ): void {
   const gradScale = load<f32>(block + HEADER_GRAD_SCALE);
   const paramDecay = load<f32>(block + LION_PARAM_DECAY);

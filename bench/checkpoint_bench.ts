@@ -5,6 +5,15 @@
  * `deno run bench/checkpoint_bench.ts` instead to print MB/s directly.
  */
 import { loadState, type OptimizerState, radam, saveState, step } from "../mod.ts";
+import { readFlags } from "./_flags.ts";
+
+if (import.meta.main) {
+  // no flags: `--help` prints what it does, anything else is refused
+  readFlags({}, {
+    command: "deno run bench/checkpoint_bench.ts (or deno bench bench/checkpoint_bench.ts)",
+    summary: "saveState and loadState of RAdam states of 4M and 64M parameters on wasm, in MB/s.",
+  });
+}
 
 const SIZES: [string, number][] = [["4M", 4 * 1024 * 1024], ["64M", 64 * 1024 * 1024]];
 

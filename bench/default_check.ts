@@ -11,23 +11,37 @@
  * @module
  */
 import { dispose, type OptimizerState, radam, type RAdamOptions, step } from "../mod.ts";
+import { defineFlags, readFlags } from "./_flags.ts";
 import { machine } from "./machine.ts";
 import { seeded, shuffled } from "./order.ts";
 
 /** The order of turns in each round: random, seeded (bench/order.ts). */
 const random = seeded(1);
 
-const arg = (name: string, fallback: string) =>
-  Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const SIZES: Record<string, number> = {
   "256K": 2 ** 18,
   "4M": 2 ** 22,
   "16M": 2 ** 24,
   "64M": 2 ** 26,
 };
-const sizes = arg("sizes", "4M,64M").split(",");
-const threadCounts = arg("threads", "1,2").split(",").map(Number);
-const rounds = Number(arg("rounds", "7"));
+const flags = readFlags(
+  defineFlags({
+    sizes: {
+      type: "strings",
+      choices: Object.keys(SIZES),
+      default: ["4M", "64M"],
+      help: "the sizes",
+    },
+    threads: { type: "numbers", default: [1, 2], help: "the thread counts" },
+    rounds: { type: "number", default: 7, help: "rounds" },
+  }),
+  {
+    command: "deno run --allow-read --allow-run bench/default_check.ts [flags]",
+    summary: 'The default non-finite check against "propagate" and the f64 norm (Gparams/s).',
+  },
+);
+const { sizes, rounds } = flags;
+const threadCounts = flags.threads;
 
 const VARIANTS: [string, RAdamOptions][] = [
   ["propagate", { nonFinite: "propagate" }],

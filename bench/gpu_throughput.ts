@@ -31,9 +31,18 @@
 import os from "node:os";
 import { adam, dispose, type OptimizerState, step } from "../mod.ts";
 import { COPY_KERNEL_WGSL, dispatchGrid, WORKGROUP_SIZE } from "../gpu/wgsl_kernel.ts";
+import { defineFlags, readFlags } from "./_flags.ts";
 
-const small = Deno.args.includes("--small");
-const write = Deno.args.includes("--write");
+const { small, write } = readFlags(
+  defineFlags({
+    small: { type: "boolean", help: "64K and 1M parameters (software adapters)" },
+    write: { type: "boolean", help: "also write bench/GPU_RESULTS.md" },
+  }),
+  {
+    command: "deno run --allow-sys=cpus bench/gpu_throughput.ts [flags]",
+    summary: "The WebGPU step's time and bandwidth against a copy kernel, and the host's time.",
+  },
+);
 const sizes = small ? [1 << 16, 1 << 20] : [1 << 20, 1 << 24, 1 << 28, 1 << 29, 1_000_000_000];
 const steps = small ? 10 : 50;
 

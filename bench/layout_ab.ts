@@ -9,24 +9,34 @@
  *
  * @module
  */
-import { type ArenaLayout, planArena } from "../core/arena.ts";
-import { writeBlock, zeroScalars } from "../core/scalars.ts";
-import { ADAM_SCALARS, ADAM_TAG, MODE_ADAPTIVE } from "../rules/adam.ts";
+import { type ArenaLayout, planArena } from "../base/arena.ts";
+import { writeBlock, zeroScalars } from "../base/scalars.ts";
+import { ADAM_SCALARS, MODE_ADAPTIVE } from "../rules/adam.ts";
+import REGISTRY from "../core/registry.ts";
 import type { CpuBackend } from "../cpu/cpu_backend.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { createWasmBackend } from "../cpu/wasm_backend.ts";
+import { defineFlags, readFlags } from "./_flags.ts";
 import { machine } from "./machine.ts";
 import { seeded, shuffled } from "./order.ts";
 
 /** The order of turns in each round: random, seeded (bench/order.ts). */
 const random = seeded(1);
 
-const arg = (name: string, fallback: string) =>
-  Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
-const from = Number(arg("from", "20"));
-const to = Number(arg("to", "26"));
-const threadCounts = arg("threads", "1,2").split(",").map(Number);
-const rounds = Number(arg("rounds", "7"));
+const flags = readFlags(
+  defineFlags({
+    from: { type: "number", default: 20, help: "the smallest power of two, k" },
+    to: { type: "number", default: 26, help: "the largest power of two, k" },
+    threads: { type: "numbers", default: [1, 2], help: "the thread counts" },
+    rounds: { type: "number", default: 7, help: "rounds" },
+  }),
+  {
+    command: "deno run --allow-read --allow-run bench/layout_ab.ts [flags]",
+    summary: "The arena layout against the one before issue #15, at 2^k and 2^k × 1.05 parameters.",
+  },
+);
+const { from, to, rounds } = flags;
+const threadCounts = flags.threads;
 
 /** The layout before #15: the same sections, `4 × sectionLength` bytes apart. */
 function packed(layout: ArenaLayout): ArenaLayout {
@@ -38,7 +48,7 @@ function packed(layout: ArenaLayout): ArenaLayout {
 
 const scalars = zeroScalars(ADAM_SCALARS);
 Object.assign(scalars, {
-  rule: ADAM_TAG,
+  rule: REGISTRY.optimizers.radam.tag,
   gradScale: 1,
   paramDecay: 1,
   beta1: 0.9,

@@ -20,13 +20,22 @@ import {
   optimisticStep,
   type VersionedCheckpointStore,
 } from "../kv.ts";
+import { defineFlags, readFlags } from "./_flags.ts";
 
-function flag(name: string, fallback: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 && Deno.args[i + 1] !== undefined ? Deno.args[i + 1] : fallback;
-}
-const PARAMS = Number(flag("params", String(1 << 20)));
-const RUNS = Number(flag("runs", "12"));
+const flags = readFlags(
+  defineFlags({
+    params: { type: "number", default: 1 << 20, help: "parameters" },
+    runs: { type: "number", default: 12, help: "timed runs" },
+    dir: { type: "string", help: "the database's folder (default a temporary one, removed)" },
+  }),
+  {
+    command: "deno run --unstable-kv --allow-read --allow-write --allow-run=lscpu " +
+      "bench/serverless_cost.ts [flags]",
+    summary: "What one serverless request costs, phase by phase, on three stores.",
+  },
+);
+const PARAMS = flags.params;
+const RUNS = flags.runs;
 const WARMUP = 2;
 
 const optimizer = radam({ lr: 1e-3, backend: "wasm" });
@@ -101,9 +110,7 @@ async function cpuName(): Promise<string> {
 }
 
 if (import.meta.main) {
-  const dir = Deno.args.includes("--dir")
-    ? flag("dir", ".")
-    : await Deno.makeTempDir({ prefix: "radam_kv_bench_" });
+  const dir = flags.dir ?? await Deno.makeTempDir({ prefix: "radam_kv_bench_" });
   const file = `${dir}/bench.sqlite3`;
   const disk = await Deno.openKv(file);
   const memory = await Deno.openKv(":memory:");
@@ -131,5 +138,5 @@ if (import.meta.main) {
   }
   disk.close();
   memory.close();
-  if (!Deno.args.includes("--dir")) await Deno.remove(dir, { recursive: true });
+  if (flags.dir === undefined) await Deno.remove(dir, { recursive: true });
 }

@@ -18,18 +18,32 @@
  * @module
  */
 import { dispose, type OptimizerState, radam, step } from "../mod.ts";
+import { defineFlags, readFlags } from "./_flags.ts";
 import { machine } from "./machine.ts";
 import { collectGarbage, seeded, shuffled } from "./order.ts";
 
-const arg = (name: string, fallback: string) =>
-  Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
-const from = Number(arg("from", "20"));
-const to = Number(arg("to", "26"));
-const skews = arg("skews", "0,0.05").split(",").map(Number);
-const threadCounts = arg("threads", "1,2").split(",").map(Number);
-const rounds = Number(arg("rounds", "5"));
-const interleave = Deno.args.includes("--interleave");
-const builds = Number(arg("builds", "1"));
+const flags = readFlags(
+  defineFlags({
+    from: { type: "number", default: 20, help: "the smallest power of two, k" },
+    to: { type: "number", default: 26, help: "the largest power of two, k" },
+    skews: { type: "numbers", default: [0, 0.05], help: "sizes 2^k·(1 + skew)" },
+    threads: { type: "numbers", default: [1, 2], help: "the thread counts" },
+    rounds: { type: "number", default: 5, help: "rounds" },
+    interleave: {
+      type: "boolean",
+      help: "the states of one 2^k alive together, batches alternated in random orders",
+    },
+    builds: { type: "number", default: 1, help: "with --interleave: the states made N times over" },
+    seed: { type: "number", default: 1, help: "the seed of the random orders" },
+  }),
+  {
+    command: "deno run --v8-flags=--expose-gc --allow-read --allow-run bench/size_sweep.ts [flags]",
+    summary:
+      "The RAdam step at powers of two against nearby sizes, on 1 and N threads (Gparams/s).",
+  },
+);
+const { from, to, skews, rounds, interleave, builds } = flags;
+const threadCounts = flags.threads;
 
 /** A rectified RAdam state of `n` parameters on `threads` threads. */
 async function rectified(n: number, threads: number): Promise<OptimizerState> {
@@ -59,7 +73,7 @@ async function sweep(sizes: number[], threads: number): Promise<number[]> {
   return samples.map((s) => s.toSorted((a, b) => a - b)[Math.floor(s.length / 2)]);
 }
 
-const random = seeded(Number(arg("seed", "1")));
+const random = seeded(flags.seed);
 
 /**
  * Median Gparams/s of each size, all states alive at once, batches alternated `rounds` times.

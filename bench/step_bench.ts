@@ -5,6 +5,16 @@
  * absolute times on a shared machine are noisy.
  */
 import { type Optimizer, type OptimizerState, radam, ranger, step } from "../mod.ts";
+import { readFlags } from "./_flags.ts";
+
+if (import.meta.main) {
+  // a `deno bench` file: run directly, it only answers `--help`
+  readFlags({}, {
+    command: "deno bench bench/step_bench.ts (or deno task bench:deno)",
+    summary: "Step throughput of the CPU backends at 4K, 256K and 4M parameters, as deno bench " +
+      "groups.",
+  });
+}
 
 const SIZES: [string, number][] = [["4K", 4096], ["256K", 262_144], ["4M", 4_194_304]];
 

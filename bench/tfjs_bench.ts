@@ -24,11 +24,19 @@ import "@tensorflow/tfjs-backend-webgpu";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { adam, dispose, type OptimizerState, readParams, step } from "../mod.ts";
 import { tfOptimizer } from "../tfjs.ts";
+import { defineFlags, readFlags } from "./_flags.ts";
 import { machine } from "./machine.ts";
 
-const args = new Set(Deno.args);
-const quick = args.has("--quick");
-const write = args.has("--write");
+const { quick, write } = readFlags(
+  defineFlags({
+    quick: { type: "boolean", help: "dense layers of 256K and 1M parameters, fewer rounds" },
+    write: { type: "boolean", help: "also write the tfjs section of bench/RESULTS.md" },
+  }),
+  {
+    command: "deno run --allow-read --allow-env --allow-run=cat bench/tfjs_bench.ts [flags]",
+    summary: "The TensorFlow.js adapter against tf.train.adam on the same tfjs backend.",
+  },
+);
 const entry = new URL(import.meta.resolve("@tensorflow/tfjs-backend-wasm"));
 tfwasm.setWasmPaths(entry.pathname.replace(/[^/]*$/, ""));
 tf.env().set("PROD", true);
@@ -70,6 +78,28 @@ function dense(side: number): tfl.Sequential {
   return tfl.sequential({ layers: [tfl.layers.dense({ units: side, inputShape: [side] })] });
 }
 
+/** Small random gradients of `m`'s weights, by variable name. */
+function randomGradients(m: tfl.Sequential) {
+  return Object.fromEntries(
+    m.trainableWeights.map((w) => {
+      const v = w.read() as tf.Variable;
+      return [v.name, tf.tidy(() => tf.mul(tf.randomNormal(v.shape, 0, 1e-3), 1))];
+    }),
+  );
+}
+
+/**
+ * The library's own step of `n` parameters on the same backend, zero copy: what the update costs
+ * without the adapter's copies (on webgpu, on tfjs's own device).
+ */
+function libraryState(backend: string, n: number): Promise<OptimizerState<unknown>> {
+  if (backend !== "webgpu") {
+    return adam({ lr: 1e-4, nonFinite: "skip" }).init({ w: new Float32Array(n) });
+  }
+  const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+  return adam({ lr: 1e-4, backend: "webgpu" }).init({ w: new Float32Array(n) }, { device });
+}
+
 async function measure(backend: string, side: number): Promise<Row> {
   await tf.setBackend(backend);
   await tf.ready();
@@ -80,25 +110,11 @@ async function measure(backend: string, side: number): Promise<Row> {
   const theirOpt = tf.train.adam(1e-4);
   ours.compile({ optimizer: ourOpt, loss: "meanSquaredError" });
   theirs.compile({ optimizer: theirOpt, loss: "meanSquaredError" });
-  const gradsOf = (m: tfl.Sequential) =>
-    Object.fromEntries(
-      m.trainableWeights.map((w) => {
-        const v = w.read() as tf.Variable;
-        return [v.name, tf.tidy(() => tf.mul(tf.randomNormal(v.shape, 0, 1e-3), 1))];
-      }),
-    );
-  const ourGrads = gradsOf(ours), theirGrads = gradsOf(theirs);
+  const ourGrads = randomGradients(ours), theirGrads = randomGradients(theirs);
   const ourVar = ours.trainableWeights[0].read(), theirVar = theirs.trainableWeights[0].read();
   const syncOurs = backend === "webgpu" ? () => settle(ourVar) : () => Promise.resolve();
   const syncTheirs = backend === "webgpu" ? () => settle(theirVar) : () => Promise.resolve();
-  // The library's own step on the same backend, zero copy: what the update costs without copies.
-  let state: OptimizerState<unknown>;
-  if (backend === "webgpu") {
-    const device = (tf.backend() as unknown as { device: GPUDevice }).device;
-    state = await adam({ lr: 1e-4, backend: "webgpu" }).init({ w: new Float32Array(n) }, {
-      device,
-    });
-  } else state = await adam({ lr: 1e-4, nonFinite: "skip" }).init({ w: new Float32Array(n) });
+  let state = await libraryState(backend, n);
   const kernelSync = backend === "webgpu"
     ? async () => {
       await readParams(state); // waits for the device (one readback of the params per round)

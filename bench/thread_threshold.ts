@@ -1,7 +1,7 @@
 /**
  * Where a second thread starts to pay: the step time of one RAdam state on 1 thread and on
  * `--threads=N` (default 2) threads, at sizes from 4K to 4M parameters, alternated, median of
- * several rounds. The default option `threadThreshold` (core/options.ts) comes from this.
+ * several rounds. The default option `threadThreshold` (core/options.ts, base/options.ts) comes from this.
  *
  * Each step is timed on its own; the figures are the median (and mean) step time over all
  * rounds. Regimes:
@@ -30,22 +30,32 @@ import { type OptimizerState, radam, step } from "../mod.ts";
 import { initState } from "../core/state.ts";
 import { createThreadedWasmBackend, type ThreadedOptions } from "../cpu/threaded_wasm_backend.ts";
 import { dispose } from "../mod.ts";
+import { defineFlags, readFlags } from "./_flags.ts";
 import { machine } from "./machine.ts";
 import { seeded, shuffled } from "./order.ts";
 
 /** The order of turns in each round: random, seeded (bench/order.ts). */
 const random = seeded(1);
 
-const arg = (name: string, fallback: number) =>
-  Number(Deno.args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
-const THREADS = arg("threads", 2);
-const ROUNDS = arg("rounds", 9);
+const ALL_MODES = ["hot", "cold", "cold-copied", "skip", "skip-serial"] as const;
+type Mode = typeof ALL_MODES[number];
+const flags = readFlags(
+  defineFlags({
+    threads: { type: "number", default: 2, help: "the threads of the threaded step" },
+    rounds: { type: "number", default: 9, help: "rounds" },
+    modes: { type: "strings", choices: ALL_MODES, default: ALL_MODES, help: "the regimes" },
+    ab: { type: "boolean", help: "instead, three polling times of the workers, alternated" },
+  }),
+  {
+    command: "deno run bench/thread_threshold.ts [flags]",
+    summary: "Where a second thread starts to pay: one RAdam state on 1 thread and on N threads.",
+  },
+);
+const THREADS = flags.threads;
+const ROUNDS = flags.rounds;
 const SIZES = [4096, 16_384, 32_768, 65_536, 131_072, 262_144, 524_288, 1_048_576, 4_194_304];
 const SAMPLE_MS = 30;
-
-type Mode = "hot" | "cold" | "cold-copied" | "skip" | "skip-serial";
-const MODES: Mode[] = (Deno.args.find((a) => a.startsWith("--modes="))?.slice(8).split(",") ??
-  ["hot", "cold", "cold-copied", "skip", "skip-serial"]) as Mode[];
+const MODES = flags.modes as readonly Mode[];
 
 /**
  * A rectified RAdam state of `n` parameters on `threads` threads with `nonFinite`; `threaded`:
@@ -110,7 +120,7 @@ function copiedGrads(mode: Mode, n: number): Float32Array | undefined {
 const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-if (Deno.args.includes("--ab")) {
+if (flags.ab) {
   // The threaded step with three polling times of its workers, alternated in each round.
   const configs: [string, ThreadedOptions][] = [
     ["polls 0.3 ms after a job (the default)", { workerSpinMs: 0.3 }],

@@ -7,8 +7,9 @@
  * only) holds:
  *
  * - `format`: `"radam.checkpoint"`, `format_version`: `"1"`
- * - `optimizer`: a name of rules/registry.ts (`"radam"`, `"adam"`, `"adamw"`, `"ranger"`,
- *   `"lion"`), or `"lookahead(<name>)"`
+ * - `optimizer`: a name of the registry (core/registry.ts: `"radam"`, `"adam"`, `"adamw"`,
+ *   `"lion"`, `"ranger"`), or `"lookahead(<name>)"` (`"lookahead(ranger)"`, as 0.1.0 named
+ *   Ranger, reads as `"ranger"`)
  * - `hyperparameters`: JSON of the optimizer's options (as passed to its factory), as the
  *   schemas store them (the rule's, then the training-loop features'), with `lr` `null` when it
  *   was a schedule, and `lr_schedule`: `"true"` or `"false"`
@@ -19,30 +20,30 @@
  *
  * @module
  */
-import { EXP_AVG, PARAMS, SLOW } from "./arena.ts";
-import type { AnyBackend } from "./backend.ts";
-import {
-  type BackendChoice,
-  BACKENDS,
-  checkThreads,
-  type LearningRate,
-  LOOP_OPTIONS,
-  type ResolvedConfig,
-  resolveLookahead,
-  resolveOptions,
-} from "./options.ts";
-import { checkLearningRate, checkNumber, requiredKeys, storeSchema } from "./schema.ts";
-import { OPTIMIZERS, ruleOf } from "../rules/registry.ts";
+import { type ArenaLayout, EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
+import { described } from "../base/_errors.ts";
+import type { AnyBackend } from "../base/backend.ts";
+import type { BackendChoice, LearningRate } from "../base/options.ts";
 import {
   checkDuplicateKeys,
   CheckpointError,
   parseSafetensors,
   type TensorOut,
   writeSafetensors,
-} from "./safetensors.ts";
+} from "../base/safetensors.ts";
+import { checkLearningRate, checkNumber, requiredKeys, storeSchema } from "../base/schema.ts";
+import type { Settings } from "../base/settings.ts";
+import { checkTensorNames } from "../base/tensors.ts";
+import {
+  BACKENDS,
+  checkThreads,
+  LOOP_OPTIONS,
+  resolveLookahead,
+  resolveOptions,
+} from "./options.ts";
+import { momentsOf, type Origin, originOf } from "./origins.ts";
+import REGISTRY from "./registry.ts";
 import { groupsOf, type OptimizerState, planFor, restoreState, stateInternals } from "./state.ts";
-import type { ArenaLayout } from "./arena.ts";
-import { checkTensorNames } from "./tensors.ts";
 
 /** Value of the `format` metadata. */
 export const FORMAT = "radam.checkpoint";
@@ -60,9 +61,9 @@ interface StateTensor {
   readonly nonNegative: boolean;
 }
 
-function stateTensors(config: ResolvedConfig): readonly StateTensor[] {
+function stateTensors(config: Settings): readonly StateTensor[] {
   const kinds: StateTensor[] = [{ suffix: "", section: PARAMS, nonNegative: false }];
-  ruleOf(config).moments.forEach((m, k) =>
+  momentsOf(config).forEach((m, k) =>
     kinds.push({ suffix: `.${m.name}`, section: EXP_AVG + k, nonNegative: m.nonNegative })
   );
   if (config.lookahead) kinds.push({ suffix: ".slow", section: SLOW, nonNegative: false });
@@ -70,9 +71,9 @@ function stateTensors(config: ResolvedConfig): readonly StateTensor[] {
 }
 
 /** The options that rebuild `config` through its factory (schedules become `null`). */
-export function optionsOf(config: ResolvedConfig): Record<string, unknown> {
+export function optionsOf(config: Settings<unknown>): Record<string, unknown> {
   const options: Record<string, unknown> = {
-    ...storeSchema(ruleOf(config).options, config.hyperparameters),
+    ...storeSchema(originOf(config).options, config.hyperparameters as Record<string, unknown>),
     ...storeSchema(LOOP_OPTIONS, config.loop as unknown as Readonly<Record<string, unknown>>),
   };
   // Groups are stored by their settings; which tensor is in which goes in `tensor_groups`.
@@ -167,7 +168,7 @@ export interface LoadOptions {
 
 /** Makes the backend a state resumes on. */
 export type BackendMaker = (
-  config: ResolvedConfig,
+  config: Settings,
 ) => (layout: ArenaLayout) => Promise<AnyBackend>;
 
 function meta(metadata: Readonly<Record<string, string>>, key: string): string {
@@ -199,33 +200,21 @@ function parseJsonMeta(metadata: Readonly<Record<string, string>>, key: string):
   }
 }
 
-/** The state's configuration, from the metadata and the caller's options. */
+/** The state's settings, from the metadata and the caller's options. */
 export function configOf(
   metadata: Readonly<Record<string, string>>,
   options: LoadOptions,
-): ResolvedConfig {
-  const format = meta(metadata, "format");
-  if (format !== FORMAT) {
-    throw new CheckpointError(
-      `Not an optimizer checkpoint of this library: format ${JSON.stringify(format)}`,
-    );
-  }
-  const version = meta(metadata, "format_version");
-  if (version !== FORMAT_VERSION) {
-    throw new CheckpointError(
-      `Checkpoint format version ${
-        JSON.stringify(version)
-      } is not supported; expected ${FORMAT_VERSION}`,
-    );
-  }
+): Settings {
+  checkFormat(metadata);
   const fullName = meta(metadata, "optimizer");
   const wrapped = /^lookahead\((.*)\)$/.exec(fullName);
   const name = wrapped ? wrapped[1] : fullName;
-  const definition = Object.hasOwn(OPTIMIZERS, name) ? OPTIMIZERS[name] : undefined;
-  if (definition === undefined) {
+  const optimizers: Readonly<Record<string, Origin>> = REGISTRY.optimizers;
+  const origin = Object.hasOwn(optimizers, name) ? optimizers[name] : undefined;
+  if (origin === undefined) {
     throw new CheckpointError(
       `Checkpoint of an unknown optimizer ${JSON.stringify(fullName)}; expected one of ${
-        Object.keys(OPTIMIZERS).join(", ")
+        Object.keys(optimizers).join(", ")
       }`,
     );
   }
@@ -244,16 +233,8 @@ export function configOf(
         "pass it again as loadState(bytes, { lr })",
     );
   }
-  if (options.backend !== undefined && !BACKENDS.includes(options.backend)) {
-    throw new RangeError(
-      `Option backend must be one of ${BACKENDS.join(", ")}, got ${String(options.backend)}`,
-    );
-  }
-  checkThreads(options.threads, options.backend ?? "auto");
-  if (options.threadThreshold !== undefined) {
-    checkNumber("threadThreshold", options.threadThreshold, 0, Infinity, true);
-  }
-  for (const key of requiredKeys(definition.rule.options)) {
+  checkLoadOptions(options);
+  for (const key of requiredKeys(origin.options)) {
     if (!Object.hasOwn(stored, key)) {
       throw new CheckpointError(`Checkpoint hyperparameters lack ${key}`);
     }
@@ -263,29 +244,63 @@ export function configOf(
   }
   const lr = options.lr === undefined ? stored.lr : checkLearningRate(options.lr);
   const { lookahead, groups, ...rest } = stored;
-  if (wrapped && (typeof lookahead !== "object" || lookahead === null)) {
+  // Ranger always has LookAhead (0.1.0 stored it as "lookahead(ranger)").
+  const slow = wrapped !== null || origin.lookahead;
+  if (slow && (typeof lookahead !== "object" || lookahead === null)) {
     throw new CheckpointError("Checkpoint hyperparameters lack lookahead");
   }
-  if (!wrapped && lookahead !== undefined) {
+  if (!slow && lookahead !== undefined) {
     throw new CheckpointError("Checkpoint hyperparameters have lookahead, but the optimizer not");
   }
   try {
-    const inner = resolveOptions(definition.rule, name, {
+    const settings = resolveOptions(origin, {
       ...rest,
       ...(groups === undefined ? {} : { groups: groupsFrom(groups, metadata) }),
+      ...(origin.lookahead ? lookahead as Record<string, unknown> : {}),
       lr,
       backend: options.backend ?? "auto",
       ...(options.threads === undefined ? {} : { threads: options.threads }),
       ...(options.threadThreshold === undefined
         ? {}
         : { threadThreshold: options.threadThreshold }),
-    }, definition.defaults);
-    return wrapped ? resolveLookahead(inner, lookahead) : inner;
+    });
+    return slow && !origin.lookahead ? resolveLookahead(settings, lookahead) : settings;
   } catch (e) {
     if (e instanceof CheckpointError) throw e;
     throw new CheckpointError(
       `Checkpoint hyperparameters are invalid: ${(e as Error).message}`,
     );
+  }
+}
+
+/** Throws a CheckpointError unless the metadata names this format and version. */
+function checkFormat(metadata: Readonly<Record<string, string>>): void {
+  const format = meta(metadata, "format");
+  if (format !== FORMAT) {
+    throw new CheckpointError(
+      `Not an optimizer checkpoint of this library: format ${JSON.stringify(format)}`,
+    );
+  }
+  const version = meta(metadata, "format_version");
+  if (version !== FORMAT_VERSION) {
+    throw new CheckpointError(
+      `Checkpoint format version ${
+        JSON.stringify(version)
+      } is not supported; expected ${FORMAT_VERSION}`,
+    );
+  }
+}
+
+/** Validates the options of `loadState` that are not the checkpoint's (backend, threads). */
+function checkLoadOptions(options: LoadOptions): void {
+  if (options.backend !== undefined && !BACKENDS.includes(options.backend)) {
+    throw new RangeError(
+      `Option backend must be one of ${BACKENDS.join(", ")}, got ${described(options.backend)}`,
+    );
+  }
+  checkThreads(options.threads, options.backend ?? "auto");
+  if (options.threadThreshold !== undefined) {
+    checkNumber("threadThreshold", options.threadThreshold, 0, Infinity, true);
   }
 }
 
@@ -338,7 +353,7 @@ function firstBadValue(data: Float32Array, nonNegative: boolean): number {
  * Reads a checkpoint into a new state on the chosen backend; see `loadState` in mod.ts.
  *
  * Everything is validated before the arena is allocated: the container (see
- * core/safetensors.ts), the metadata (format and version, optimizer, hyperparameters, step
+ * base/safetensors.ts), the metadata (format and version, optimizer, hyperparameters, step
  * counts, tensor order), that exactly the expected tensors are present with one shape per
  * parameter, and that every value is finite (second moments also ≥ 0). Damage throws a
  * {@linkcode CheckpointError}; a missing schedule a TypeError.
@@ -350,15 +365,26 @@ export async function loadCheckpoint(
 ): Promise<OptimizerState<unknown>> {
   if (options === undefined) options = {};
   if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Options of loadState must be an object, got ${typeof options}`);
+    throw new TypeError(`Options of loadState must be an object, got ${described(options)}`);
   }
   const file = parseSafetensors(bytes);
-  const { metadata, tensors } = file;
+  const { metadata } = file;
   const config = configOf(metadata, options);
   const steps = parseCount(metadata, "step");
   // Skipped steps are not counted in `step` (a skipped step leaves the count as it was).
   const skipped = parseCount(metadata, "skipped_steps");
+  const names = tensorOrder(metadata);
+  const kinds = stateTensors(config);
+  const { lengths, shapes, data } = readTensors(bytes, file, names, kinds);
+  // Everything is valid: only now allocate and fill.
+  const layout = planFor(config, names, lengths);
+  const backend = await makeBackend(config)(layout);
+  kinds.forEach((k, j) => backend.writeSection(k.section, data[j]));
+  return restoreState(config, backend, { steps, skipped, shapes });
+}
 
+/** The metadata's `tensor_order`: distinct names a record can hold. */
+function tensorOrder(metadata: Readonly<Record<string, string>>): string[] {
   const order = parseJsonMeta(metadata, "tensor_order");
   if (!Array.isArray(order) || order.length === 0 || !order.every((n) => typeof n === "string")) {
     throw new CheckpointError(
@@ -374,7 +400,21 @@ export async function loadCheckpoint(
   if (new Set(names).size !== names.length) {
     throw new CheckpointError("Checkpoint metadata tensor_order names a tensor twice");
   }
-  const kinds = stateTensors(config);
+  return names;
+}
+
+/**
+ * The tensors of a parsed file, checked: exactly those of `names` and `kinds` (parameters,
+ * moments, slow weights), one shape per parameter, every value valid. By kind, then name: views
+ * of `bytes` where aligned (as this library writes them), else copies.
+ */
+function readTensors(
+  bytes: Uint8Array,
+  file: ReturnType<typeof parseSafetensors>,
+  names: readonly string[],
+  kinds: readonly StateTensor[],
+): { lengths: number[]; shapes: number[][]; data: Record<string, Float32Array>[] } {
+  const { tensors } = file;
   const expected = new Set(names.flatMap((n) => kinds.map((k) => n + k.suffix)));
   for (const tensorName of tensors.keys()) {
     if (!expected.has(tensorName)) {
@@ -392,48 +432,50 @@ export async function loadCheckpoint(
   const shapes: number[][] = [];
   // Null-prototype records: a tensor may be named "__proto__".
   const data: Record<string, Float32Array>[] = kinds.map(() => Object.create(null));
-  const buffer = bytes.buffer;
   for (const name of names) {
-    let length = -1;
-    let shape = "";
-    for (let j = 0; j < kinds.length; j++) {
-      const tensorName = name + kinds[j].suffix;
+    const shape = tensors.get(name)?.shape.join(",");
+    kinds.forEach((kind, j) => {
+      const tensorName = name + kind.suffix;
       const entry = tensors.get(tensorName);
       if (entry === undefined) {
         throw new CheckpointError(`Checkpoint lacks the tensor ${JSON.stringify(tensorName)}`);
       }
-      const thisShape = entry.shape.join(",");
-      if (length >= 0 && thisShape !== shape) {
+      if (entry.shape.join(",") !== shape) {
         throw new CheckpointError(
-          `Tensor ${JSON.stringify(tensorName)} has shape [${thisShape}], unlike ${
+          `Tensor ${JSON.stringify(tensorName)} has shape [${entry.shape.join(",")}], unlike ${
             JSON.stringify(name)
           } [${shape}]`,
         );
       }
-      shape = thisShape;
-      length = (entry.end - entry.begin) / 4;
-      const at = bytes.byteOffset + file.dataStart + entry.begin;
-      // A view when aligned (as this library writes them); else one copy of the tensor.
-      const values = at % 4 === 0 ? new Float32Array(buffer, at, length) : new Float32Array(
-        bytes.slice(at - bytes.byteOffset, at - bytes.byteOffset + length * 4).buffer,
-      );
-      const bad = firstBadValue(values, kinds[j].nonNegative);
-      if (bad >= 0) {
-        throw new CheckpointError(
-          `Tensor ${JSON.stringify(tensorName)}[${bad}] is ${values[bad]}; expected a finite${
-            kinds[j].nonNegative ? " non-negative" : ""
-          } number`,
-        );
-      }
-      data[j][name] = values;
-    }
-    lengths.push(length);
+      data[j][name] = tensorValues(bytes, file.dataStart, entry, tensorName, kind.nonNegative);
+    });
+    lengths.push(data[0][name].length);
     shapes.push(tensors.get(name)!.shape.slice());
   }
+  return { lengths, shapes, data };
+}
 
-  // Everything is valid: only now allocate and fill.
-  const layout = planFor(config, names, lengths);
-  const backend = await makeBackend(config)(layout);
-  kinds.forEach((k, j) => backend.writeSection(k.section, data[j]));
-  return restoreState(config, backend, { steps, skipped, shapes });
+/** A tensor's values, checked finite (and ≥ 0 with `nonNegative`). */
+function tensorValues(
+  bytes: Uint8Array,
+  dataStart: number,
+  entry: { readonly begin: number; readonly end: number },
+  tensorName: string,
+  nonNegative: boolean,
+): Float32Array {
+  const length = (entry.end - entry.begin) / 4;
+  const at = bytes.byteOffset + dataStart + entry.begin;
+  // A view when aligned (as this library writes them); else one copy of the tensor.
+  const values = at % 4 === 0 ? new Float32Array(bytes.buffer, at, length) : new Float32Array(
+    bytes.slice(at - bytes.byteOffset, at - bytes.byteOffset + length * 4).buffer,
+  );
+  const bad = firstBadValue(values, nonNegative);
+  if (bad >= 0) {
+    throw new CheckpointError(
+      `Tensor ${JSON.stringify(tensorName)}[${bad}] is ${values[bad]}; expected a finite${
+        nonNegative ? " non-negative" : ""
+      } number`,
+    );
+  }
+  return values;
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { EXP_AVG, PARAMS, SLOW } from "./arena.ts";
+import { EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
 import { loadCheckpoint, type LoadOptions, saveCheckpoint } from "./checkpoint.ts";
 import { placement } from "./select.ts";
 import {
@@ -16,8 +16,8 @@ import {
   stepState,
 } from "./state.ts";
 import type { GpuGrads, GpuTensor } from "../gpu/gpu_tensors.ts";
-import { restoreWebGpuBackend } from "../gpu/webgpu_state.ts";
-import { ruleOf } from "../rules/registry.ts";
+import { restoreWebGpuBackend } from "./webgpu_state.ts";
+import { momentsOf } from "./origins.ts";
 
 /**
  * Takes one optimizer step and returns the next state.
@@ -133,7 +133,7 @@ export async function readMoments(
 ): Promise<Record<string, Record<string, Float32Array>>> {
   let moments;
   try {
-    moments = ruleOf(stateInternals(state).config).moments;
+    moments = momentsOf(stateInternals(state).config);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -160,7 +160,7 @@ export function readSlowWeights(
   state: OptimizerState<unknown>,
 ): Promise<Record<string, Float32Array>> {
   try {
-    if (!state.optimizer.startsWith("lookahead(")) {
+    if (!stateInternals(state).config.lookahead) {
       throw new TypeError(`The ${state.optimizer} optimizer keeps no slow weights`);
     }
   } catch (error) {

@@ -8,17 +8,12 @@
  *
  * @module
  */
-import {
-  CheckpointError,
-  dispose,
-  type LoadOptions,
-  loadState,
-  type Optimizer,
-  type OptimizerState,
-  type Params,
-  saveState,
-  step,
-} from "../mod.ts";
+import { CheckpointError } from "../base/safetensors.ts";
+import type { Params } from "../base/tensors.ts";
+import type { LoadOptions } from "./checkpoint.ts";
+import { dispose, loadState, saveState, step } from "./operations.ts";
+import type { Optimizer } from "./optimizer.ts";
+import type { OptimizerState } from "./state.ts";
 
 /**
  * A checkpoint as a versioned store holds it: its bytes, the version they were saved under,

@@ -6,12 +6,12 @@
  *
  * @module
  */
-import type { ResolvedConfig } from "./options.ts";
-import type { BackendFactory } from "./state.ts";
+import type { Settings } from "../base/settings.ts";
 import { createJsBackend } from "../cpu/js_backend.ts";
-import { createWasmBackend, wasmSimdSupported } from "../cpu/wasm_backend.ts";
 import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
-import { ruleOf } from "../rules/registry.ts";
+import { createWasmBackend, wasmSimdSupported } from "../cpu/wasm_backend.ts";
+import { ruleOf } from "./origins.ts";
+import type { BackendFactory } from "./state.ts";
 
 /** Where a state goes: `"device"` (WebGPU), or the factory of its host backend. */
 export type Placement = "device" | BackendFactory;
@@ -23,7 +23,7 @@ export type Placement = "device" | BackendFactory;
  * allocated before. `caller` names the function in errors.
  */
 export function placement(
-  config: ResolvedConfig,
+  config: Settings<unknown>,
   device: unknown,
   gpuParams: boolean,
   caller: "init" | "loadState",

@@ -7,13 +7,14 @@
  *
  * @module
  */
-import { type ArenaLayout, PARAMS, planArena, SLOW } from "./arena.ts";
-import type { AnyBackend, DeviceBackend, HostBackend } from "./backend.ts";
-import type { BackendName, ResolvedConfig } from "./options.ts";
-import type { Hyperparameters, Rule } from "./rule.ts";
-import { ruleOf } from "../rules/registry.ts";
-import { blockCount, type StepScalars, writeBlock, zeroScalars } from "./scalars.ts";
-import { checkGrads, checkParams, label, type Params } from "./tensors.ts";
+import { type ArenaLayout, PARAMS, planArena, SLOW } from "../base/arena.ts";
+import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
+import type { BackendName } from "../base/options.ts";
+import type { Hyperparameters, Rule } from "../base/rule.ts";
+import { blockCount, type StepScalars, writeBlock, zeroScalars } from "../base/scalars.ts";
+import type { Settings } from "../base/settings.ts";
+import { checkGrads, checkParams, label, type Params } from "../base/tensors.ts";
+import { momentsOf, originOf } from "./origins.ts";
 
 /**
  * The state of an optimizer over a set of tensors, as returned by `init` and `step`.
@@ -77,7 +78,7 @@ export interface OptimizerState<T = Float32Array> {
 
 /** What a state handle points at. Shared by all handles of one line of states. */
 interface Core {
-  readonly config: ResolvedConfig;
+  readonly config: Settings;
   /** The rule it runs (rules/). */
   readonly rule: Rule;
   readonly backend: AnyBackend;
@@ -173,7 +174,10 @@ export type BackendFactory = (layout: ArenaLayout) => Promise<HostBackend>;
  * The group (0: none, else 1 + index into `config.groups`) of each tensor: the first group
  * whose `match` accepts its name. Undefined when the configuration has no groups.
  */
-export function groupsOf(config: ResolvedConfig, names: readonly string[]): number[] | undefined {
+export function groupsOf(
+  config: Settings<unknown>,
+  names: readonly string[],
+): number[] | undefined {
   const groups = config.loop.groups;
   if (groups.length === 0) return undefined;
   return names.map((name) =>
@@ -186,20 +190,20 @@ export function groupsOf(config: ResolvedConfig, names: readonly string[]): numb
 
 /** Lays out the arena a configuration needs (slow weights, parameter groups). */
 export function planFor(
-  config: ResolvedConfig,
+  config: Settings<unknown>,
   names: readonly string[],
   lengths: readonly number[],
 ): ArenaLayout {
   return planArena(names, lengths, {
     slow: config.lookahead !== undefined,
     groups: groupsOf(config, names),
-    moments: ruleOf(config).moments.length,
+    moments: momentsOf(config).length,
   });
 }
 
 /** Validates `params`, builds the arena on `makeBackend`'s backend and copies them in. */
 export async function initState(
-  config: ResolvedConfig,
+  config: Settings<unknown>,
   params: Params,
   makeBackend: BackendFactory,
 ): Promise<OptimizerState> {
@@ -225,7 +229,7 @@ export interface RestoreInfo {
  * at step `info.steps` (default 0). Shapes default to rank 1.
  */
 export function restoreState<T>(
-  config: ResolvedConfig,
+  config: Settings<unknown>,
   backend: HostBackend | DeviceBackend<T>,
   info: RestoreInfo = {},
 ): OptimizerState<T> {
@@ -243,10 +247,15 @@ export function restoreState<T>(
   if (!onHost(backend)) backend.counter.start(info.steps ?? 0, info.skipped ?? 0);
   // The blocks the kernels read: one per group up to the largest a run uses.
   const groups = config.loop.groups.slice(0, blockCount(layout.segments) - 1);
-  const hyper = config.hyperparameters;
-  const rule = ruleOf(config);
+  const hyper = config.hyperparameters as Hyperparameters;
+  const { rule, tag } = originOf(config);
+  const blocks = [hyper, ...groups].map(() => {
+    const scalars = zeroScalars(rule.scalars);
+    scalars.rule = tag;
+    return scalars;
+  });
   return new StateHandle({
-    config,
+    config: config as Settings,
     rule,
     backend,
     steps: info.steps ?? 0,
@@ -256,14 +265,14 @@ export function restoreState<T>(
     shapes,
     groupHypers: [hyper, ...groups.map((g) => ({ ...hyper, weightDecay: g.weightDecay }))],
     groupLrScales: [1, ...groups.map((g) => g.lrScale)],
-    groupScalars: [hyper, ...groups].map(() => zeroScalars(rule.scalars)),
+    groupScalars: blocks,
     current: undefined,
   });
 }
 
 /** What a checkpoint reads from a live state (for core/checkpoint.ts only). */
 export interface StateInternals {
-  readonly config: ResolvedConfig;
+  readonly config: Settings;
   readonly backend: AnyBackend;
   readonly steps: number;
   readonly skipped: number;
@@ -290,8 +299,8 @@ function coreOf(state: unknown): Core {
 }
 
 /** The learning rate of step `t`, checked. */
-function learningRateAt(config: ResolvedConfig, t: number): number {
-  const given = config.hyperparameters.lr as number | ((t: number) => number);
+function learningRateAt(config: Settings, t: number): number {
+  const given = config.hyperparameters.lr;
   const lr = typeof given === "function" ? given(t) : given;
   if (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0) {
     throw new RangeError(
@@ -459,9 +468,4 @@ export function disposeState(state: OptimizerState<unknown>): void {
   core.disposed = true;
   core.current = undefined;
   core.backend.dispose();
-}
-
-/** The per-step scalars of the last step computed (block 0; for tests and diagnostics). */
-export function lastScalars(state: OptimizerState<unknown>): Readonly<StepScalars> {
-  return coreOf(state).groupScalars[0];
 }

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { type ArenaLayout, GRADS, PARAMS, sectionViews } from "../core/arena.ts";
-import type { HostBackend } from "../core/backend.ts";
-import type { BackendName } from "../core/options.ts";
-import { BLOCK_WORDS, blockCount } from "../core/scalars.ts";
+import { type ArenaLayout, GRADS, PARAMS, sectionViews } from "../base/arena.ts";
+import type { HostBackend } from "../base/backend.ts";
+import type { BackendName } from "../base/options.ts";
+import { BLOCK_WORDS, blockCount } from "../base/scalars.ts";
 
 /**
  * Elements of one copy-and-check chunk of {@linkcode CpuBackend.loadGradsChecked}: 64 KiB, so

@@ -17,16 +17,17 @@ import {
   PARAMS,
   sectionView,
   SLOW,
-} from "../core/arena.ts";
-import type { JsSections, Rule } from "../core/rule.ts";
-import { BLOCK_BYTES, BLOCK_WORDS, blockCount } from "../core/scalars.ts";
+} from "../base/arena.ts";
+import type { JsSections, Rule } from "../base/rule.ts";
+import { BLOCK_BYTES, BLOCK_WORDS, blockCount } from "../base/scalars.ts";
 import { blockViews, CpuBackend } from "./cpu_backend.ts";
 
 const f32 = Math.fround;
 
 /**
- * Elements per block of the sum of squares (SUM_BLOCK in assembly/index.ts): the reduction is
- * defined blockwise so that threaded and single-threaded states give the same bits.
+ * Elements per block of the sum of squares: the reduction is defined blockwise so that threaded
+ * and single-threaded states give the same bits. A multiple of 8. The AssemblyScript kernel
+ * reads it from assembly/layout.generated.ts, generated from this one.
  */
 export const SUM_BLOCK = 16384;
 

@@ -12,7 +12,7 @@
 
 /**
  * The control block: i32 words (indices into an Int32Array over it), then the scalar blocks of
- * the step (core/scalars.ts) at byte {@linkcode CONTROL}`.SCALARS`, which the main thread writes
+ * the step (base/scalars.ts) at byte {@linkcode CONTROL}`.SCALARS`, which the main thread writes
  * before it starts a step and every thread's kernel reads. The generation counter and the
  * pending count sit on separate 64-byte cache lines, since the main thread writes the one and
  * the workers the other.

@@ -27,8 +27,8 @@
  *
  * @module
  */
-import type { ArenaLayout } from "../core/arena.ts";
-import { BLOCK_BYTES, blockCount } from "../core/scalars.ts";
+import type { ArenaLayout } from "../base/arena.ts";
+import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
 import { blockViews, CpuBackend } from "./cpu_backend.ts";
 import { SUM_BLOCK } from "./js_backend.ts";
 import {
@@ -46,6 +46,7 @@ import {
   type KernelExports,
   PAGE_BYTES,
   placeArena,
+  type PlacedArena,
   sharedKernelBytes,
   stepSlice,
 } from "./wasm_backend.ts";
@@ -149,15 +150,26 @@ function releaser(ints: Int32Array, workers: Worker[]): (() => void) & { done: b
   return release;
 }
 
-/** Instantiates the shared kernel on `threads` threads with an arena for `layout`. */
-export async function createThreadedWasmBackend(
-  layout: ArenaLayout,
-  threads: number,
-  options: ThreadedOptions = {},
-): Promise<CpuBackend> {
-  checkThreadSupport(threads);
-  const n = layout.total;
-  const blocks = Math.ceil(n / SUM_BLOCK);
+/** Where the parts of a threaded state lie in its shared memory (byte addresses). */
+interface SharedMap {
+  /** The control block (cpu/thread_worker.ts `CONTROL`). */
+  readonly control: number;
+  /** The scalar blocks, inside the control block. */
+  readonly scalars: number;
+  /** The f64 block sums of the reduction. */
+  readonly partials: number;
+  /** The arena descriptor, and the arena itself. */
+  readonly descriptor: number;
+  readonly base: number;
+  /** Blocks of the reduction (SUM_BLOCK elements each). */
+  readonly blocks: number;
+  /** 64 KiB pages of the memory. */
+  readonly pages: number;
+}
+
+/** The memory map of a threaded state of `layout` (see the module doc). */
+function sharedMap(layout: ArenaLayout): SharedMap {
+  const blocks = Math.ceil(layout.total / SUM_BLOCK);
   const control = PAGE_BYTES;
   const scalars = control + CONTROL.SCALARS;
   const partials = scalars + blockCount(layout.segments) * BLOCK_BYTES;
@@ -165,77 +177,56 @@ export async function createThreadedWasmBackend(
   const base = descriptor + headerBytes(layout, false);
   checkWasmCapacity(layout, base - PAGE_BYTES);
   const pages = Math.ceil((base + layout.byteLength) / PAGE_BYTES);
-  let memory: WebAssembly.Memory;
+  return { control, scalars, partials, descriptor, base, blocks, pages };
+}
+
+/** A shared memory of `pages` pages (never grown), or a RangeError naming the model's size. */
+function sharedMemory(pages: number, parameters: number): WebAssembly.Memory {
   try {
-    memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   } catch (cause) {
     throw new RangeError(
       `Cannot allocate ${
         pages * PAGE_BYTES
-      } bytes of shared WebAssembly memory for ${n} parameters`,
+      } bytes of shared WebAssembly memory for ${parameters} parameters`,
       { cause },
     );
   }
-  const bytes = sharedKernelBytes();
-  const { instance } = await WebAssembly.instantiate(bytes, { env: { memory } });
-  const k = instance.exports as unknown as KernelExports;
-  if (k.heapBase() > control) throw new Error("The kernel's static data overlaps its arena");
+}
 
-  const a = placeArena(memory.buffer, layout, descriptor, base, scalars);
-  const { grads: g } = a;
+/** Resolves when `worker` says it is ready; rejects with its error. */
+function workerReady(worker: Worker): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    worker.onmessage = (event) => {
+      if (event.data?.ready) resolve();
+      else reject(new Error(`A kernel worker failed to start: ${event.data?.error}`));
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      reject(new Error(`A kernel worker failed to start: ${event.message}`));
+    };
+  });
+}
 
-  const ints = new Int32Array(memory.buffer, control, CONTROL.SCALARS / 4);
-  const sums = new Float64Array(memory.buffer, partials, blocks);
-  const workers: Worker[] = [];
+/**
+ * Starts threads 1 to `threads - 1` (the main thread is thread 0) as workers, pushed onto
+ * `workers` as they are made, thread `t` given `init(t)`; resolves when every one is ready.
+ */
+async function startWorkers(
+  workers: Worker[],
+  threads: number,
+  init: (t: number) => ThreadWorkerInit,
+): Promise<void> {
   const url = URL.createObjectURL(new Blob([threadWorkerSource()], { type: "text/javascript" }));
-  const release = releaser(ints, workers);
   try {
     const ready: Promise<void>[] = [];
     for (let t = 1; t < threads; t++) {
       const worker = new Worker(url, { type: "module" });
       workers.push(worker);
-      ready.push(
-        new Promise<void>((resolve, reject) => {
-          worker.onmessage = (event) => {
-            if (event.data?.ready) resolve();
-            else reject(new Error(`A kernel worker failed to start: ${event.data?.error}`));
-          };
-          worker.onerror = (event) => {
-            event.preventDefault();
-            reject(new Error(`A kernel worker failed to start: ${event.message}`));
-          };
-        }),
-      );
-      const [start, end] = sliceBounds(n, threads, t);
-      const [firstBlock, lastBlock] = blockBounds(blocks, threads, t);
-      const init: ThreadWorkerInit = {
-        bytes,
-        memory,
-        control,
-        arena: descriptor,
-        scalars,
-        grads: g,
-        partials,
-        total: n,
-        start,
-        end,
-        firstBlock,
-        lastBlock,
-        spinMs: options.workerSpinMs ?? WORKER_SPIN_MS,
-        layout: CONTROL,
-        ops: {
-          step: OP_STEP,
-          sumSquares: OP_SUM_SQUARES,
-          exit: OP_EXIT,
-          nonFinite: OP_NON_FINITE,
-        },
-      };
-      worker.postMessage(init);
+      ready.push(workerReady(worker));
+      worker.postMessage(init(t));
     }
     await Promise.all(ready);
-  } catch (error) {
-    release();
-    throw error;
   } finally {
     URL.revokeObjectURL(url);
   }
@@ -244,16 +235,32 @@ export async function createThreadedWasmBackend(
     worker.onerror = null;
     unrefWorker(worker);
   }
+}
 
+/** What the jobs of a threaded state run on. */
+interface Team {
+  readonly k: KernelExports;
+  readonly arena: PlacedArena;
+  readonly map: SharedMap;
+  readonly ints: Int32Array;
+  readonly sums: Float64Array;
+  readonly threads: number;
+  readonly total: number;
+  readonly release: { readonly done: boolean };
+}
+
+/** The step and the reductions of a threaded state: each on every thread, the main one last. */
+function teamKernels(team: Team, parallelReduction: boolean) {
+  const { k, ints, sums, threads, total: n, release } = team;
+  const g = team.arena.grads;
   // The main thread is thread 0.
   const [start, end] = sliceBounds(n, threads, 0);
-  const [firstBlock, lastBlock] = blockBounds(blocks, threads, 0);
+  const [firstBlock, lastBlock] = blockBounds(team.map.blocks, threads, 0);
   const canBlock = mayBlock(ints);
-  const others = threads - 1;
   /** Starts job `op` on the workers. */
   const launch = (op: number) => {
     Atomics.store(ints, CONTROL.OP, op);
-    Atomics.store(ints, CONTROL.PENDING, others);
+    Atomics.store(ints, CONTROL.PENDING, threads - 1);
     Atomics.add(ints, CONTROL.GENERATION, 1);
     Atomics.notify(ints, CONTROL.GENERATION);
   };
@@ -273,40 +280,88 @@ export async function createThreadedWasmBackend(
   const assertLive = () => {
     if (release.done) throw new TypeError("This optimizer state was disposed");
   };
+  return {
+    update: () => {
+      assertLive();
+      launch(OP_STEP);
+      stepSlice(k, team.arena, start, end);
+      join();
+    },
+    gradSumSquares: () => {
+      assertLive();
+      if (!parallelReduction) return k.sumSquares(g, n);
+      launch(OP_SUM_SQUARES);
+      k.sumSquaresBlocks(g, n, firstBlock, lastBlock, team.map.partials);
+      join();
+      let total = 0;
+      for (let b = 0; b < sums.length; b++) total += sums[b];
+      return total;
+    },
+    /** The non-finite check, each thread on its slice of the step. */
+    gradsNonFinite: () => {
+      assertLive();
+      Atomics.store(ints, CONTROL.NON_FINITE, 0);
+      launch(OP_NON_FINITE);
+      const own = k.nonFinite(g + start * 4, end - start) !== 0;
+      join();
+      return own || Atomics.load(ints, CONTROL.NON_FINITE) !== 0;
+    },
+    nonFiniteRange: (offset: number, count: number) => k.nonFinite(g + offset * 4, count) !== 0,
+    centralize: (offset: number, rows: number, cols: number) =>
+      k.centralize(g + offset * 4, rows, cols),
+  };
+}
 
-  const update = () => {
-    assertLive();
-    launch(OP_STEP);
-    stepSlice(k, a, start, end);
-    join();
-  };
-  const parallelReduction = options.parallelReduction ?? true;
-  const gradSumSquares = () => {
-    assertLive();
-    if (!parallelReduction) return k.sumSquares(g, n);
-    launch(OP_SUM_SQUARES);
-    k.sumSquaresBlocks(g, n, firstBlock, lastBlock, partials);
-    join();
-    let total = 0;
-    for (let b = 0; b < blocks; b++) total += sums[b];
-    return total;
-  };
-  /** The non-finite check, each thread on its slice of the step. */
-  const gradsNonFinite = () => {
-    assertLive();
-    Atomics.store(ints, CONTROL.NON_FINITE, 0);
-    launch(OP_NON_FINITE);
-    const own = k.nonFinite(g + start * 4, end - start) !== 0;
-    join();
-    return own || Atomics.load(ints, CONTROL.NON_FINITE) !== 0;
-  };
-  const blocksView = blockViews(memory.buffer, scalars, layout);
-  const backend = new CpuBackend("wasm", layout, memory.buffer, base, blocksView, {
-    update,
-    gradSumSquares,
-    nonFiniteRange: (offset, count) => k.nonFinite(g + offset * 4, count) !== 0,
-    gradsNonFinite,
-    centralize: (offset, rows, cols) => k.centralize(g + offset * 4, rows, cols),
+/** Instantiates the shared kernel on `threads` threads with an arena for `layout`. */
+export async function createThreadedWasmBackend(
+  layout: ArenaLayout,
+  threads: number,
+  options: ThreadedOptions = {},
+): Promise<CpuBackend> {
+  checkThreadSupport(threads);
+  const map = sharedMap(layout);
+  const memory = sharedMemory(map.pages, layout.total);
+  const bytes = sharedKernelBytes();
+  const { instance } = await WebAssembly.instantiate(bytes, { env: { memory } });
+  const k = instance.exports as unknown as KernelExports;
+  if (k.heapBase() > map.control) throw new Error("The kernel's static data overlaps its arena");
+  const arena = placeArena(memory.buffer, layout, map.descriptor, map.base, map.scalars);
+  const ints = new Int32Array(memory.buffer, map.control, CONTROL.SCALARS / 4);
+  const workers: Worker[] = [];
+  const release = releaser(ints, workers);
+  const n = layout.total;
+  try {
+    await startWorkers(workers, threads, (t): ThreadWorkerInit => {
+      const [start, end] = sliceBounds(n, threads, t);
+      const [firstBlock, lastBlock] = blockBounds(map.blocks, threads, t);
+      const { control, scalars, partials } = map;
+      return {
+        bytes,
+        memory,
+        control,
+        arena: map.descriptor,
+        scalars,
+        grads: arena.grads,
+        partials,
+        total: n,
+        start,
+        end,
+        firstBlock,
+        lastBlock,
+        spinMs: options.workerSpinMs ?? WORKER_SPIN_MS,
+        layout: CONTROL,
+        ops: { step: OP_STEP, sumSquares: OP_SUM_SQUARES, exit: OP_EXIT, nonFinite: OP_NON_FINITE },
+      };
+    });
+  } catch (error) {
+    release();
+    throw error;
+  }
+  const sums = new Float64Array(memory.buffer, map.partials, map.blocks);
+  const team: Team = { k, arena, map, ints, sums, threads, total: n, release };
+  const blocks = blockViews(memory.buffer, map.scalars, layout);
+  const backend = new CpuBackend("wasm", layout, memory.buffer, map.base, blocks, {
+    ...teamKernels(team, options.parallelReduction ?? true),
     threads,
     dispose: () => {
       release();

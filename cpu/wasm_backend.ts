@@ -18,8 +18,8 @@ import {
   SEGMENT_ROW_WORDS,
   SLOW,
   writeSegmentTable,
-} from "../core/arena.ts";
-import { BLOCK_BYTES, blockCount } from "../core/scalars.ts";
+} from "../base/arena.ts";
+import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
 import { blockViews, CpuBackend } from "./cpu_backend.ts";
 import {
   KERNELS_IMPORTED_WASM_BASE64,
@@ -92,7 +92,7 @@ export function wasmSimdSupported(): boolean {
  * a cache line), then the scalar blocks (single-threaded states; a threaded one keeps its
  * blocks in its control block). A multiple of 64, so that an arena placed after them at a cache
  * line starts at one too (no vector of a section straddles two lines; the sections' own offsets,
- * core/arena.ts, are multiples of 64 too).
+ * base/arena.ts, are multiples of 64 too).
  */
 export function headerBytes(layout: ArenaLayout, withBlocks: boolean): number {
   return SECTION_ALIGN_BYTES + (withBlocks ? blockCount(layout.segments) * BLOCK_BYTES : 0);

@@ -9,9 +9,9 @@
 /** Invocations per workgroup. */
 export const WORKGROUP_SIZE = 64;
 
-import { wgslStruct, wordsOf } from "../core/words.ts";
+import { wgslStruct, wordsOf } from "../base/words.ts";
 
-export { wgslStruct, wordsOf, type WordType } from "../core/words.ts";
+export { wgslStruct, wordsOf, type WordType } from "../base/words.ts";
 
 /** How a kernel binds a buffer: its WebGPU buffer binding type. */
 export type BindingKind = GPUBufferBindingType;

@@ -6,7 +6,12 @@
  *
  * @module
  */
-import { type ArenaLayout, layoutArena, type Placement, type PlanOptions } from "../core/arena.ts";
+import {
+  type ArenaAlignment,
+  type ArenaLayout,
+  layoutArena,
+  type PlanOptions,
+} from "../base/arena.ts";
 import { dispatchGrid, WORKGROUP_SIZE } from "./_wgsl.ts";
 import { NORM_ELEMENTS_PER_WORKGROUP } from "./wgsl_norm.ts";
 
@@ -31,7 +36,7 @@ export interface GpuPlanLimits {
  * The GPU arena layout: tensors at 64-element (256-byte) aligned offsets, in a buffer per
  * section (every section offset 0): params, grads, the rule's `moments` (default 2), the slow
  * weights with `slow`; and with `groups` (each tensor's group, as `groupsOf` in core/state.ts
- * gives it) the parameter-group runs, as `planArena` in core/arena.ts makes them.
+ * gives it) the parameter-group runs, as `planArena` in base/arena.ts makes them.
  *
  * @example
  * ```ts
@@ -50,11 +55,11 @@ export function planGpuArena(
   lengths: readonly number[],
   options: PlanOptions = {},
 ): ArenaLayout {
-  return layoutArena(names, lengths, options, GPU_PLACEMENT);
+  return layoutArena(names, lengths, options, GPU_ALIGNMENT);
 }
 
 /** Tensors at bindable offsets, in a buffer per section (every section at offset 0). */
-const GPU_PLACEMENT: Placement = {
+const GPU_ALIGNMENT: ArenaAlignment = {
   tensorAlign: ALIGN_ELEMENTS,
   sectionAlign: ALIGN_ELEMENTS,
   stride: () => 0,

@@ -10,10 +10,10 @@
  *
  * @module
  */
-import type { ArenaLayout } from "../core/arena.ts";
-import type { DeviceCounter } from "../core/backend.ts";
-import { blockCount, type ScalarLayout, type StepScalars } from "../core/scalars.ts";
-import { label } from "../core/tensors.ts";
+import type { ArenaLayout } from "../base/arena.ts";
+import type { DeviceCounter } from "../base/backend.ts";
+import { blockCount, type ScalarLayout, type StepScalars } from "../base/scalars.ts";
+import { label } from "../base/tensors.ts";
 import { wgslStruct, wordsOf, type WordType } from "./_wgsl.ts";
 import { RING_AHEAD, RING_KEPT, ScalarRing } from "./scalar_ring.ts";
 

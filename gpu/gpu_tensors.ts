@@ -4,12 +4,14 @@
  *
  * @module
  */
+import { described } from "../base/_errors.ts";
 import {
   checkParams,
   checkTensorNames,
+  missingGradient,
   type ShapedTensor,
   SINGLE_TENSOR_NAME,
-} from "../core/tensors.ts";
+} from "../base/tensors.ts";
 
 /**
  * A tensor of f32 elements in a GPU buffer: a `GPUBufferBinding` (bind it directly in a
@@ -247,18 +249,14 @@ export function checkGpuGrads(
   }
   if (!single && (typeof grads !== "object" || grads === null || Array.isArray(grads))) {
     throw new TypeError(
-      `Grads must be a Float32Array, a GPU tensor or a record of them, got ${
-        grads === null ? "null" : typeof grads
-      }`,
+      `Grads must be a Float32Array, a GPU tensor or a record of them, got ${described(grads)}`,
     );
   }
   const record = single ? { [names[0]]: grads } : grads as Record<string, unknown>;
   for (let i = 0; i < names.length; i++) {
     const name = names[i];
     const value = record[name];
-    if (value === undefined) {
-      throw new TypeError(`Missing gradient for ${label(name, "parameter")}`);
-    }
+    if (value === undefined) throw missingGradient(name, record, names);
     let length: number;
     if (value instanceof Float32Array) length = value.length;
     else if (isGpuTensorInput(value)) {
@@ -267,7 +265,7 @@ export function checkGpuGrads(
       throw new TypeError(
         `Expected the gradient of ${
           label(name, "parameter")
-        } to be a Float32Array or a GPU tensor, got ${typeof value}`,
+        } to be a Float32Array or a GPU tensor, got ${described(value)}`,
       );
     }
     if (length !== lengths[i]) {

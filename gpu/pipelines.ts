@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Rule } from "../core/rule.ts";
+import type { Rule } from "../base/rule.ts";
 import type { Kernel } from "./_wgsl.ts";
 import {
   CENTRALIZE,
@@ -71,16 +71,16 @@ function perDevice<V>(maps: WeakMap<GPUDevice, Map<string, V>>, device: GPUDevic
  */
 export function pipelinesOf(device: GPUDevice, rule: Rule): Promise<Pipelines> {
   const compiling = perDevice(cache, device);
-  let cached = compiling.get(rule.kernel);
+  let cached = compiling.get(rule.name);
   if (!cached) {
-    const known = perDevice(ready, device).get(rule.kernel);
+    const known = perDevice(ready, device).get(rule.name);
     cached = known
       ? Promise.resolve(known)
       : compileAll(device, kernelsOf(rule), (d) => device.createComputePipelineAsync(d));
-    compiling.set(rule.kernel, cached);
+    compiling.set(rule.name, cached);
     cached.then(
-      (p) => perDevice(ready, device).set(rule.kernel, p),
-      () => compiling.delete(rule.kernel),
+      (p) => perDevice(ready, device).set(rule.name, p),
+      () => compiling.delete(rule.name),
     );
   }
   return cached;
@@ -98,10 +98,10 @@ export function pipelinesOf(device: GPUDevice, rule: Rule): Promise<Pipelines> {
  */
 export function pipelinesOfSync(device: GPUDevice, rule: Rule): Pipelines {
   const done = perDevice(ready, device);
-  const known = done.get(rule.kernel);
+  const known = done.get(rule.name);
   if (known) return known;
   const compiled = compileAll(device, kernelsOf(rule), (d) => device.createComputePipeline(d));
-  done.set(rule.kernel, compiled);
+  done.set(rule.name, compiled);
   return compiled;
 }
 

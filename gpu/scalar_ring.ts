@@ -5,7 +5,7 @@
  *
  * An entry is a tag ({@linkcode RING_HEAD}), then the step's scalar blocks: one per parameter
  * group, each in the rule's block layout, the one table (name → word, type) the host's writer
- * (`writeBlock`, core/scalars.ts) and the WGSL struct and accessor of the rule's loop
+ * (`writeBlock`, base/scalars.ts) and the WGSL struct and accessor of the rule's loop
  * (`wgslBlock`) are both made from.
  *
  * @module
@@ -16,7 +16,7 @@ import {
   type ScalarLayout,
   type StepScalars,
   writeBlock,
-} from "../core/scalars.ts";
+} from "../base/scalars.ts";
 import { wordsOf, type WordType } from "./_wgsl.ts";
 
 /**
@@ -34,7 +34,7 @@ export const RING_SIZE = RING_KEPT + RING_AHEAD;
 /**
  * The head of a ring entry: the step t the entry was written for (`tag`), padded to a block.
  * The scalar blocks of the step follow it, one per parameter group (block 0 the optimizer's
- * own; core/scalars.ts), in the rule's layout (rules/).
+ * own; base/scalars.ts), in the rule's layout (rules/).
  *
  * @example The word of the tag
  * ```ts

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type ArenaLayout, hasSection, PARAMS, SLOW } from "../core/arena.ts";
+import { type ArenaLayout, hasSection, PARAMS, SLOW } from "../base/arena.ts";
 import type { GpuTensor } from "./gpu_tensors.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
 import { type Dispatch, dispatchEach } from "./pipelines.ts";

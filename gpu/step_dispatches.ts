@@ -16,9 +16,9 @@ import {
   SEGMENT_ROW_WORDS,
   SLOW,
   writeSegmentTable,
-} from "../core/arena.ts";
+} from "../base/arena.ts";
 import { CHUNK_BYTES, CHUNK_WORD } from "./_wgsl.ts";
-import { ALIGN_BYTES, type ChunkPlan } from "./arena_plan.ts";
+import { ALIGN_BYTES, type ChunkPlan, type ChunkRange, type StepChunk } from "./arena_plan.ts";
 import type { GpuTensor } from "./gpu_tensors.ts";
 import { bindGroup, type Dispatch, type Pipelines } from "./pipelines.ts";
 import { NORM_PARTIAL_BYTES } from "./wgsl_norm.ts";
@@ -30,10 +30,12 @@ export interface StepBuffers {
   consts: GPUBuffer;
   /** The segment table. */
   segments: GPUBuffer;
-  /** A placeholder bound as the slow weights where there are none. */
-  slow: GPUBuffer | undefined;
+  /** A placeholder bound as the first moments where the rule keeps none. */
+  m: GPUBuffer | undefined;
   /** A placeholder bound as the second moments where the rule keeps none. */
   v: GPUBuffer | undefined;
+  /** A placeholder bound as the slow weights where there are none. */
+  slow: GPUBuffer | undefined;
   /** The control buffer (device_counter.ts). */
   control: GPUBuffer;
   /** The ring of scalars (scalar_ring.ts). */
@@ -57,7 +59,7 @@ export interface StepDispatches {
 }
 
 /**
- * The segment table of `layout` (rows of core/arena.ts `SEGMENT_ROW`: start, end and group
+ * The segment table of `layout` (rows of base/arena.ts `SEGMENT_ROW`: start, end and group
  * of each parameter-group run; one row, not read, without groups).
  *
  * @example
@@ -78,6 +80,86 @@ export function createSegmentTable(device: GPUDevice, layout: ArenaLayout): GPUB
   return buffer;
 }
 
+/** The chunk uniforms of a step's dispatches: one entry a chunk, written once. */
+interface ChunkUniforms {
+  readonly buffer: GPUBuffer;
+  /** The next entry, holding a chunk's element count, start and first partial. */
+  entry(start: number, count: number, partialBase: number): GPUBufferBinding;
+  /** Uploads the entries made. */
+  upload(): void;
+}
+
+/** A buffer of `count` chunk uniforms (count, start, first partial) at the offset alignment. */
+function chunkUniforms(device: GPUDevice, count: number): ChunkUniforms {
+  const stride = Math.max(ALIGN_BYTES, device.limits.minUniformBufferOffsetAlignment);
+  const entries = Math.max(1, count);
+  const buffer = device.createBuffer({
+    label: "radam chunks",
+    size: stride * entries,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  const words = new Uint32Array(entries * stride / 4);
+  let next = 0;
+  return {
+    buffer,
+    entry(start, count, partialBase) {
+      const at = next * stride / 4;
+      words[at + CHUNK_WORD.count] = count;
+      words[at + CHUNK_WORD.start] = start;
+      words[at + CHUNK_WORD.partial_base] = partialBase;
+      return { buffer, offset: stride * next++, size: CHUNK_BYTES };
+    },
+    upload: () => device.queue.writeBuffer(buffer, 0, words),
+  };
+}
+
+/** What the norm's and the decision's dispatches bind. */
+interface NormBindings {
+  readonly chunks: ChunkUniforms;
+  grads(chunk: ChunkRange): GPUBufferBinding;
+  readonly partials: GPUBuffer;
+  readonly control: GPUBufferBinding;
+  readonly ring: GPUBufferBinding;
+  readonly s: GPUBufferBinding;
+}
+
+/**
+ * The norm's first pass, a dispatch a chunk of the gradients, and the dispatch that decides
+ * the step: the norm's last pass, or (no norm computed) the decision alone.
+ */
+function normDispatches(
+  device: GPUDevice,
+  pipelines: Pipelines,
+  plan: ChunkPlan,
+  normComputed: boolean,
+  b: NormBindings,
+): { decision: Dispatch; norm: Dispatch[] } {
+  const { control, ring, s } = b;
+  const decision: Dispatch = {
+    bindGroup: normComputed
+      ? bindGroup(device, pipelines.normTotal, {
+        all_partials: { buffer: b.partials },
+        control,
+        ring,
+        s,
+      })
+      : bindGroup(device, pipelines.decide, { control, ring, s }),
+    grid: [1, 1],
+  };
+  const norm = plan.norm.map((c): Dispatch => ({
+    bindGroup: bindGroup(device, pipelines.normPartial, {
+      g: b.grads(c),
+      chunk: b.chunks.entry(c.start, c.count, c.partialBase),
+      partials: { buffer: b.partials },
+    }),
+    grid: c.grid,
+  }));
+  return { decision, norm };
+}
+
+/** Bytes of a binding of `count` elements: whole vec4s, at least one. */
+const sizeOf = (count: number) => Math.max(16, Math.ceil(count / 4) * 16);
+
 /**
  * The dispatches of `plan`, bound to `buffers` (and to the caller's buffers of the params at
  * `inPlace`); `normComputed`: whether the norm passes run (else the decision runs alone).
@@ -95,26 +177,7 @@ export function buildStepDispatches(
   buffers: StepBuffers,
   normComputed: boolean,
 ): StepDispatches {
-  const made: GPUBuffer[] = [];
-  // One uniform entry a chunk (count, start, first partial), at the uniform offset alignment.
-  const stride = Math.max(ALIGN_BYTES, device.limits.minUniformBufferOffsetAlignment);
-  const entryCount = Math.max(1, plan.norm.length + plan.step.length);
-  const chunkInfo = device.createBuffer({
-    label: "radam chunks",
-    size: stride * entryCount,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-  });
-  made.push(chunkInfo);
-  const chunkWords = new Uint32Array(entryCount * stride / 4);
-  let entry = 0;
-  const chunkUniform = (start: number, count: number, partialBase: number) => {
-    const at = entry * stride / 4;
-    chunkWords[at + CHUNK_WORD.count] = count;
-    chunkWords[at + CHUNK_WORD.start] = start;
-    chunkWords[at + CHUNK_WORD.partial_base] = partialBase;
-    return { buffer: chunkInfo, offset: stride * entry++, size: CHUNK_BYTES };
-  };
-  const sizeOf = (count: number) => Math.max(16, Math.ceil(count / 4) * 16);
+  const chunks = chunkUniforms(device, plan.norm.length + plan.step.length);
   const section = (k: number, start: number, count: number) => ({
     buffer: buffers.sections[k],
     offset: start * 4,
@@ -125,34 +188,25 @@ export function buildStepDispatches(
     size: Math.max(1, plan.partialCount) * NORM_PARTIAL_BYTES,
     usage: GPUBufferUsage.STORAGE,
   });
-  made.push(partials);
   const control = { buffer: buffers.control };
   const ring = { buffer: buffers.ring };
   const s = { buffer: buffers.consts };
-  const decision: Dispatch = {
-    bindGroup: normComputed
-      ? bindGroup(device, pipelines.normTotal, {
-        all_partials: { buffer: partials },
-        control,
-        ring,
-        s,
-      })
-      : bindGroup(device, pipelines.decide, { control, ring, s }),
-    grid: [1, 1],
-  };
-  const norm = plan.norm.map((c): Dispatch => ({
-    bindGroup: bindGroup(device, pipelines.normPartial, {
-      g: section(GRADS, c.start, c.count),
-      chunk: chunkUniform(c.start, c.count, c.partialBase),
-      partials: { buffer: partials },
-    }),
-    grid: c.grid,
-  }));
+  const { decision, norm } = normDispatches(device, pipelines, plan, normComputed, {
+    chunks,
+    grads: (c) => section(GRADS, c.start, c.count),
+    partials,
+    control,
+    ring,
+    s,
+  });
+  /** A section's binding for a chunk, or the placeholder of a section the state lacks. */
+  const bound = (k: number, placeholder: GPUBuffer | undefined, c: StepChunk) =>
+    placeholder ? { buffer: placeholder } : section(k, c.start, c.count);
   const step: Dispatch[] = [];
   const inPlaceReads: Dispatch[] = [];
   const inPlaceWrites: Dispatch[] = [];
   for (const c of plan.step) {
-    const chunk = chunkUniform(c.start, c.count, 0);
+    const chunk = chunks.entry(c.start, c.count, 0);
     const param = c.inPlace === undefined ? undefined : inPlace.get(c.inPlace)!;
     // A param updated in place: its caller's buffer range, at the chunk's place in the tensor
     // (a 256-byte multiple past the tensor's aligned offset, so aligned too).
@@ -167,11 +221,11 @@ export function buildStepDispatches(
       bindGroup: bindGroup(device, pipelines.step, {
         p,
         g: section(GRADS, c.start, c.count),
-        m: section(EXP_AVG, c.start, c.count),
-        v: buffers.v ? { buffer: buffers.v } : section(EXP_AVG_SQ, c.start, c.count),
+        m: bound(EXP_AVG, buffers.m, c),
+        v: bound(EXP_AVG_SQ, buffers.v, c),
         s,
         chunk,
-        slow: buffers.slow ? { buffer: buffers.slow } : section(SLOW, c.start, c.count),
+        slow: bound(SLOW, buffers.slow, c),
         segments: { buffer: buffers.segments },
         control,
         ring,
@@ -187,6 +241,6 @@ export function buildStepDispatches(
       inPlaceWrites.push(copy(section(PARAMS, c.start, c.count), p));
     }
   }
-  device.queue.writeBuffer(chunkInfo, 0, chunkWords);
-  return { step, norm, decision, inPlaceReads, inPlaceWrites, buffers: made };
+  chunks.upload();
+  return { step, norm, decision, inPlaceReads, inPlaceWrites, buffers: [chunks.buffer, partials] };
 }

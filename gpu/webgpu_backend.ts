@@ -28,31 +28,43 @@
  *
  * @module
  */
-import { type ArenaLayout, EXP_AVG_SQ, GRADS, hasSection, PARAMS, SLOW } from "../core/arena.ts";
-import type { DeviceBackend } from "../core/backend.ts";
-import type { NonFinitePolicy } from "../core/options.ts";
-import type { Rule } from "../core/rule.ts";
-import { RADAM } from "../rules/adam.ts";
+import {
+  type ArenaLayout,
+  EXP_AVG,
+  EXP_AVG_SQ,
+  GRADS,
+  hasSection,
+  PARAMS,
+  SLOW,
+} from "../base/arena.ts";
+import type { DeviceBackend } from "../base/backend.ts";
+import type { NonFinitePolicy } from "../base/options.ts";
+import type { Rule } from "../base/rule.ts";
 import { dispatchGrid } from "./_wgsl.ts";
 import { type GpuPlanLimits, planChunks } from "./arena_plan.ts";
 import { GpuStepCounter } from "./device_counter.ts";
 import { checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
-import {
-  bindGroup,
-  type Dispatch,
-  dispatchEach,
-  type Pipelines,
-  pipelinesOf,
-  pipelinesOfSync,
-} from "./pipelines.ts";
+import { bindGroup, type Dispatch, dispatchEach, type Pipelines } from "./pipelines.ts";
 import { RING_SIZE } from "./scalar_ring.ts";
 import { createSections, type External, SectionIO } from "./section_io.ts";
 import { STEP_CONSTS_BYTES, stepConstsData } from "./step_consts.ts";
 import { buildStepDispatches, createSegmentTable } from "./step_dispatches.ts";
-import { CENTRALIZE_UNIFORM_BYTES, CENTRALIZE_WORD, SMALL_STEP_ELEMENTS } from "./wgsl_kernel.ts";
+import { CENTRALIZE_UNIFORM_BYTES, CENTRALIZE_WORD } from "./wgsl_kernel.ts";
 
-export { type GpuPlanLimits, planGpuArena } from "./arena_plan.ts";
-export { requestLargeDevice } from "./device.ts";
+/**
+ * How a backend's step treats the gradients, and the params the caller owns (see
+ * `WebGpuBackendOptions`, webgpu_create.ts).
+ */
+export interface BackendSetup {
+  /** Caller-owned params copied into the arena at init and back after each step. */
+  externalParams?: ReadonlyMap<number, GpuTensor>;
+  /** Caller-owned params updated in place (zero copy). */
+  inPlaceParams?: ReadonlyMap<number, GpuTensor>;
+  /** Clip the gradients to this global L2 norm, computed on the GPU each step. */
+  clipGradNorm?: number;
+  /** What a step with a NaN or ±Infinity gradient does (checked on the GPU each step). */
+  nonFinite?: NonFinitePolicy;
+}
 
 /** The centralization dispatch of one tensor, made at its first step. */
 interface Centralization extends Dispatch {
@@ -103,35 +115,20 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     rule: Rule,
     pipelines: Pipelines,
     limits: GpuPlanLimits,
-    externalParams: ReadonlyMap<number, GpuTensor>,
-    clipGradNorm?: number,
-    nonFinite: NonFinitePolicy = "propagate",
-    inPlaceParams: ReadonlyMap<number, GpuTensor> = new Map(),
+    options: BackendSetup = {},
   ) {
     this.#device = device;
     this.#pipelines = pipelines;
     this.#limits = limits;
     device.lost.then((info) => this.#lost = info);
     this.#sections = createSections(device, layout, limits);
-    const buffer = (label: string, size: number, usage: number) => {
-      const b = device.createBuffer({ label: `radam ${label}`, size, usage });
-      this.#extraBuffers.push(b);
-      return b;
-    };
-    const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
-    const uniform = GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
-    // Bound in place of the sections the state lacks (never read: the rule or LookAhead lacks
-    // them).
-    const absent = (section: number, label: string) =>
-      hasSection(layout, section) ? undefined : buffer(label, 16, storage);
-    const slowBuffer = absent(SLOW, "no slow weights");
-    const secondMoment = absent(EXP_AVG_SQ, "no second moment");
+    const { nonFinite = "propagate", clipGradNorm } = options;
+    const inPlaceParams = options.inPlaceParams ?? new Map<number, GpuTensor>();
     const segments = createSegmentTable(device, layout);
     this.#extraBuffers.push(segments);
     this.counter = new GpuStepCounter(device, layout, rule.scalars, () => this.checkUsable());
-    const check = nonFinite !== "propagate";
-    this.#normComputed = check || clipGradNorm !== undefined;
-    const consts = buffer("constants", STEP_CONSTS_BYTES, uniform);
+    this.#normComputed = nonFinite !== "propagate" || clipGradNorm !== undefined;
+    const consts = this.#buffer("constants", STEP_CONSTS_BYTES, GPUBufferUsage.UNIFORM);
     device.queue.writeBuffer(
       consts,
       0,
@@ -139,44 +136,37 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
         segment_count: layout.segments.length,
         clip: clipGradNorm === undefined ? 0 : 1,
         clip_max: clipGradNorm ?? 0,
-        check: check ? 1 : 0,
+        check: nonFinite !== "propagate" ? 1 : 0,
         halt_on_bad: nonFinite === "throw" ? 1 : 0,
         ring_size: RING_SIZE,
         stride: this.counter.ring.stride,
         norm_computed: this.#normComputed ? 1 : 0,
       }),
     );
-    const slots = (section: number) => {
-      const out: Record<string, GpuTensor> = {};
-      layout.names.forEach((name, i) => {
-        out[name] = Object.freeze({
-          buffer: this.#sections[section],
-          offset: layout.offsets[i] * 4,
-          size: layout.lengths[i] * 4,
-          length: layout.lengths[i],
-        });
-      });
-      return out;
-    };
-    const params = slots(PARAMS);
+    const params = slotsOf(layout, this.#sections[PARAMS]);
     const externals: External[] = [];
-    for (const [index, slot] of externalParams) {
+    for (const [index, slot] of options.externalParams ?? []) {
       externals.push({ index, slot });
       params[layout.names[index]] = slot;
     }
     for (const [index, slot] of inPlaceParams) params[layout.names[index]] = slot;
     this.params = Object.freeze(params);
-    this.grads = Object.freeze(slots(GRADS));
+    this.grads = Object.freeze(slotsOf(layout, this.#sections[GRADS]));
     this.#gradSlots = layout.names.map((n) => this.grads[n]);
 
     const plan = planChunks(layout, limits, new Set(inPlaceParams.keys()));
     this.#small = plan.small;
+    // Bound in place of the sections the state lacks (never read: the rule or LookAhead lacks
+    // them).
+    const absent = (section: number, label: string) =>
+      hasSection(layout, section) ? undefined : this.#buffer(label, 16, GPUBufferUsage.STORAGE);
     const dispatches = buildStepDispatches(device, pipelines, plan, inPlaceParams, {
       sections: this.#sections,
       consts,
       segments,
-      slow: slowBuffer,
-      v: secondMoment,
+      m: absent(EXP_AVG, "no first moment"),
+      v: absent(EXP_AVG_SQ, "no second moment"),
+      slow: absent(SLOW, "no slow weights"),
       control: this.counter.control,
       ring: this.counter.ring.buffer,
     }, this.#normComputed);
@@ -191,6 +181,17 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       inPlaceWrites,
       copyTensor: pipelines.copyTensor.pipeline,
     });
+  }
+
+  /** A buffer of the state's besides the sections (freed with it), writable by the queue. */
+  #buffer(label: string, size: number, usage: number): GPUBuffer {
+    const b = this.#device.createBuffer({
+      label: `radam ${label}`,
+      size,
+      usage: usage | GPUBufferUsage.COPY_DST,
+    });
+    this.#extraBuffers.push(b);
+    return b;
   }
 
   /**
@@ -405,110 +406,23 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   }
 }
 
+/** Slots of every tensor of `layout` in one section buffer. */
+function slotsOf(layout: ArenaLayout, section: GPUBuffer): Record<string, GpuTensor> {
+  const out: Record<string, GpuTensor> = {};
+  layout.names.forEach((name, i) => {
+    out[name] = Object.freeze({
+      buffer: section,
+      offset: layout.offsets[i] * 4,
+      size: layout.lengths[i] * 4,
+      length: layout.lengths[i],
+    });
+  });
+  return out;
+}
+
 function isSingle(x: unknown): boolean {
   return x instanceof Float32Array ||
     (typeof GPUBuffer !== "undefined" && x instanceof GPUBuffer) ||
     (typeof x === "object" && x !== null && "buffer" in x &&
       typeof GPUBuffer !== "undefined" && (x as GpuTensor).buffer instanceof GPUBuffer);
-}
-
-/** Options of {@linkcode createWebGpuBackend}. */
-export interface WebGpuBackendOptions {
-  /** Lower planning limits than the device's (for tests). */
-  limits?: Partial<GpuPlanLimits>;
-  /** Caller-owned params copied into the arena at init and back after each step. */
-  externalParams?: ReadonlyMap<number, GpuTensor>;
-  /**
-   * Caller-owned params updated in place (zero copy), as `placeGpuParams` in gpu_tensors.ts
-   * admits them: STORAGE usage, offset a multiple of `minStorageBufferOffsetAlignment`, and
-   * the buffer extends to the 16-byte boundary after the last element.
-   */
-  inPlaceParams?: ReadonlyMap<number, GpuTensor>;
-  /** Clip the gradients to this global L2 norm, computed on the GPU each step. */
-  clipGradNorm?: number;
-  /** What a step with a NaN or ±Infinity gradient does (checked on the GPU each step). */
-  nonFinite?: NonFinitePolicy;
-  /** The rule stepped (default RAdam's, the element loop of RAdam, Adam and AdamW). */
-  rule?: Rule;
-}
-
-/**
- * Makes the WebGPU backend of a layout on `device`.
- *
- * @example
- * ```ts ignore
- * const backend = await createWebGpuBackend(device, planGpuArena(["w"], [1000]), {
- *   nonFinite: "skip",
- * });
- * ```
- */
-export async function createWebGpuBackend(
-  device: GPUDevice,
-  layout: ArenaLayout,
-  options: WebGpuBackendOptions = {},
-): Promise<WebGpuBackend> {
-  return backendOn(device, layout, await pipelinesOf(device, options.rule ?? RADAM), options);
-}
-
-/**
- * {@linkcode createWebGpuBackend}, synchronously: the device's pipelines are compiled now
- * (blocking) unless an earlier state compiled them. For callers that must start a state inside a
- * synchronous call (the TensorFlow.js adapter's first `applyGradients`).
- *
- * @example
- * ```ts ignore
- * const backend = createWebGpuBackendSync(device, planGpuArena(["w"], [1000]));
- * ```
- */
-export function createWebGpuBackendSync(
-  device: GPUDevice,
-  layout: ArenaLayout,
-  options: WebGpuBackendOptions = {},
-): WebGpuBackend {
-  return backendOn(device, layout, pipelinesOfSync(device, options.rule ?? RADAM), options);
-}
-
-/**
- * Compiles the device's pipelines of `rule` ahead (asynchronously), so that a later
- * {@linkcode createWebGpuBackendSync} does not block on them.
- *
- * @example
- * ```ts ignore
- * await prepareWebGpu(device);
- * ```
- */
-export async function prepareWebGpu(device: GPUDevice, rule: Rule = RADAM): Promise<void> {
-  await pipelinesOf(device, rule);
-}
-
-function backendOn(
-  device: GPUDevice,
-  layout: ArenaLayout,
-  pipelines: Pipelines,
-  options: WebGpuBackendOptions,
-): WebGpuBackend {
-  const given = options.limits ?? {};
-  const limits: GpuPlanLimits = {
-    maxStorageBufferBindingSize: given.maxStorageBufferBindingSize ??
-      device.limits.maxStorageBufferBindingSize,
-    maxBufferSize: given.maxBufferSize ?? device.limits.maxBufferSize,
-    maxComputeWorkgroupsPerDimension: given.maxComputeWorkgroupsPerDimension ??
-      device.limits.maxComputeWorkgroupsPerDimension,
-    smallStepElements: Math.min(
-      given.smallStepElements ?? SMALL_STEP_ELEMENTS,
-      SMALL_STEP_ELEMENTS,
-    ),
-  };
-  const rule = options.rule ?? RADAM;
-  return new WebGpuBackend(
-    device,
-    layout,
-    rule,
-    pipelines,
-    limits,
-    options.externalParams ?? new Map(),
-    options.clipGradNorm,
-    options.nonFinite,
-    options.inPlaceParams,
-  );
 }

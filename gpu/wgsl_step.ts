@@ -14,8 +14,8 @@
  *
  * @module
  */
-import { SEGMENT_WGSL } from "../core/arena.ts";
-import type { Rule } from "../core/rule.ts";
+import { SEGMENT_WGSL } from "../base/arena.ts";
+import type { Rule } from "../base/rule.ts";
 import { FINISH_WGSL } from "../rules/lookahead.ts";
 import {
   type Binding,
@@ -50,18 +50,11 @@ const STEP_BINDINGS: readonly Binding[] = [
   { name: "ring", type: "array<u32>", kind: "read-only-storage" },
 ];
 
-/** The WGSL of `rule`'s step kernels. */
-const stepWgsl = (rule: Rule) => /* wgsl */ `
-${STEP_CONSTS_WGSL}
-${CHUNK_WGSL}
-${SEGMENT_WGSL}
-${declareBindings(STEP_BINDINGS)}
-${RING_WGSL}
-${DECIDE_WGSL}
-${NORM_WORKGROUP_WGSL}
-${FINISH_WGSL}
-${rule.wgsl}
-
+/**
+ * WGSL of every rule's step around its `rule_update`: the clipping factor, and the update of
+ * one vec4 with the scalar block of its parameter group.
+ */
+const UPDATE_WGSL = /* wgsl */ `
 // The factor of the global-norm clipping of this step: max / norm, or 1.
 fn clip_factor() -> f32 {
   if (s.clip != 0u && control.key == 0u && control.norm > s.clip_max) {
@@ -89,7 +82,10 @@ fn update(i: u32, count: u32, e0: u32, clip: f32) {
   rule_update(i, base, block_grad_scale(base) * clip, past_count(count, i));
 }
 
-@compute @workgroup_size(${WORKGROUP_SIZE})
+`;
+
+/** WGSL of `step`: the update over one chunk, one vec4 an invocation, after the decision. */
+const STEP_WGSL = /* wgsl */ `@compute @workgroup_size(${WORKGROUP_SIZE})
 fn step(
   ${GRID_ARGS}
 ) {
@@ -101,8 +97,10 @@ fn step(
   if (t == 0u) { return; }
   update(i, count, ring_entry(t), clip_factor());
 }
+`;
 
-var<workgroup> norm_max: f32;
+/** WGSL of `step_small`: the whole step of a small arena in one workgroup. */
+const STEP_SMALL_WGSL = /* wgsl */ `var<workgroup> norm_max: f32;
 var<workgroup> norm_key: u32;
 var<workgroup> decided_t: u32;
 
@@ -165,6 +163,20 @@ fn step_small(@builtin(local_invocation_index) lid: u32) {
 }
 `;
 
+/** The WGSL of `rule`'s step kernels. */
+const stepWgsl = (rule: Rule) => /* wgsl */ `
+${STEP_CONSTS_WGSL}
+${CHUNK_WGSL}
+${SEGMENT_WGSL}
+${declareBindings(STEP_BINDINGS)}
+${RING_WGSL}
+${DECIDE_WGSL}
+${NORM_WORKGROUP_WGSL}
+${FINISH_WGSL}
+${rule.wgsl}
+${UPDATE_WGSL}${STEP_WGSL}
+${STEP_SMALL_WGSL}`;
+
 /** The step kernels of a rule. */
 export interface StepKernels {
   /** The update over one chunk, one vec4 an invocation, after the step was decided. */
@@ -188,14 +200,14 @@ const stepKernelsCache = new Map<string, StepKernels>();
  * ```
  */
 export function stepKernels(rule: Rule): StepKernels {
-  let kernels = stepKernelsCache.get(rule.kernel);
+  let kernels = stepKernelsCache.get(rule.name);
   if (!kernels) {
     const code = stepWgsl(rule);
     kernels = {
       step: { code, entryPoint: "step", bindings: STEP_BINDINGS },
       stepSmall: { code, entryPoint: "step_small", bindings: STEP_BINDINGS },
     };
-    stepKernelsCache.set(rule.kernel, kernels);
+    stepKernelsCache.set(rule.name, kernels);
   }
   return kernels;
 }

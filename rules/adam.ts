@@ -1,7 +1,10 @@
 /**
- * The RAdam / Adam / AdamW rule (docs/SPEC.md): one rule with modes. Its options, its two
- * moments (`exp_avg`, `exp_avg_sq`), its scalar block and the float64 code that fills it each
- * step, and its TypeScript and WGSL element loops (the AssemblyScript one is assembly/adam.ts).
+ * The RAdam / Adam / AdamW rule (docs/SPEC.md): one rule whose flags are its hyperparameters.
+ * RAdam's optimizers (`radam`, `ranger`) resolve the rectification's (`threshold`,
+ * `degenerateToSgd`, `nesterov`: {@linkcode RADAM_OPTIONS}); Adam's (`adam`, `adamw`) do not,
+ * and take Adam's step. Its option and hyperparameter types, its two moments (`exp_avg`,
+ * `exp_avg_sq`), its scalar block and the float64 code that fills it each step, and its
+ * TypeScript and WGSL element loops (the AssemblyScript one is assembly/adam.ts).
  *
  * Per element, in f32 (every backend, in this order, with no fused multiply-add):
  *
@@ -18,17 +21,136 @@
  *
  * @module
  */
-import type { AdamHyperparameters, RAdamHyperparameters } from "../core/options.ts";
-import type { Hyperparameters, JsStep, Rule, RuleKind } from "../core/rule.ts";
+import type { CommonOptions, LookaheadOptions } from "../base/options.ts";
+import type { JsStep, Moment, Rule } from "../base/rule.ts";
 import {
   EMA_FIELDS,
   emaScalars,
   scalarLayout,
   type StepScalars,
   wgslBlock,
-} from "../core/scalars.ts";
+} from "../base/scalars.ts";
+import { betasOption, booleanOption, lrOption, numberOption, type Schema } from "../base/schema.ts";
+import type { CommonHyperparameters } from "../base/settings.ts";
 import { finishJs } from "./lookahead.ts";
-import { betasOption, booleanOption, lrOption, numberOption, type Schema } from "../core/schema.ts";
+
+/**
+ * Options of {@linkcode adam} and {@linkcode adamw}: the common options, `eps` and the weight
+ * decay mode.
+ *
+ * @example
+ * ```ts
+ * import { adam, type AdamOptions } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const options: AdamOptions = { lr: 3e-4, betas: [0.9, 0.98], weightDecay: 1e-4 };
+ * assert.equal(adam(options).settings.hyperparameters.beta2, 0.98);
+ * ```
+ */
+export interface AdamOptions extends CommonOptions {
+  /**
+   * Coefficients `[β1, β2]` of the running averages of the gradient and its square. Default
+   * `[0.9, 0.999]`.
+   */
+  betas?: readonly [number, number];
+  /** Term added to the denominator for numerical stability. Default `1e-8`. */
+  eps?: number;
+  /**
+   * Apply weight decay to the parameters directly (`p = p · (1 − lr · wd)`, "AdamW" style)
+   * instead of adding `wd · p` to the gradient (L2, the default of Adam and RAdam).
+   */
+  decoupledWeightDecay?: boolean;
+}
+
+/**
+ * Options of {@linkcode radam}: Adam's plus RAdam's rectification controls.
+ *
+ * @example
+ * ```ts
+ * import { radam, type RAdamOptions } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const options: RAdamOptions = { threshold: 4, degenerateToSgd: false };
+ * assert.equal(radam(options).settings.hyperparameters.threshold, 4);
+ * ```
+ */
+export interface RAdamOptions extends AdamOptions {
+  /**
+   * Rectify the adaptive step when `ρt > threshold` (strict). Default 5, as PyTorch and fastai;
+   * the paper uses 4. Must be ≥ 4: the rectifier is undefined for ρt ≤ 4.
+   */
+  threshold?: number;
+  /**
+   * Before rectification starts, take a bias-corrected momentum-SGD step (`true`, PyTorch's
+   * behaviour and the default), or leave the parameters untouched (`false`, the official
+   * repository's default); the moments are updated either way.
+   */
+  degenerateToSgd?: boolean;
+  /**
+   * Nesterov momentum, as optax's `radam(nesterov=True)`: `m̂ = β1 m / (1 − β1^(t+1)) +
+   * (1 − β1) g / (1 − β1^t)` in place of `m / (1 − β1^t)`, in both the rectified and the
+   * momentum-SGD steps (eps stays where docs/SPEC.md puts it). Default false.
+   */
+  nesterov?: boolean;
+}
+
+/**
+ * The hyperparameters {@linkcode adam} and {@linkcode adamw} resolve: their
+ * `settings.hyperparameters`, typed (see {@linkcode Settings}).
+ *
+ * @example
+ * ```ts
+ * import { adamw, type AdamHyperparameters } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const h: AdamHyperparameters = adamw({ lr: 3e-4 }).settings.hyperparameters;
+ * assert.equal(h.eps * 10, 1e-7);
+ * assert.equal(h.decoupledWeightDecay, true);
+ * ```
+ */
+export interface AdamHyperparameters extends CommonHyperparameters {
+  /** The first beta. */
+  readonly beta1: number;
+  /** The second beta. */
+  readonly beta2: number;
+  /** The term added to the denominator. */
+  readonly eps: number;
+  /** Whether the decay is decoupled (AdamW). */
+  readonly decoupledWeightDecay: boolean;
+}
+
+/**
+ * The hyperparameters {@linkcode radam} (and {@linkcode ranger}) resolve: Adam's and the
+ * rectification's.
+ *
+ * @example
+ * ```ts
+ * import { radam } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const { hyperparameters } = radam({ threshold: 4 }).settings;
+ * const firstRectifiedAfter: number = hyperparameters.threshold + 1;
+ * assert.equal(firstRectifiedAfter, 5);
+ * assert.equal(hyperparameters.degenerateToSgd, true);
+ * ```
+ */
+export interface RAdamHyperparameters extends AdamHyperparameters {
+  /** Rectify when ρt exceeds it. */
+  readonly threshold: number;
+  /** Momentum-SGD steps before rectification (or none). */
+  readonly degenerateToSgd: boolean;
+  /** Nesterov momentum. */
+  readonly nesterov: boolean;
+}
+
+/**
+ * Options of {@linkcode ranger}: RAdam's, plus LookAhead's `k` and `alpha`.
+ *
+ * @example
+ * ```ts
+ * import { ranger, type RangerOptions } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const options: RangerOptions = { lr: 3e-3, k: 5, alpha: 0.5, weightDecay: 1e-4 };
+ * assert.deepEqual(ranger(options).settings.lookahead, { k: 5, alpha: 0.5 });
+ * ```
+ */
+export interface RangerOptions extends RAdamOptions, LookaheadOptions {}
 
 /** Kernel mode: adaptive update `p -= stepSize · m / (sqrt(v) + eps)`. */
 export const MODE_ADAPTIVE = 0;
@@ -37,11 +159,15 @@ export const MODE_MOMENTUM = 1;
 /** Kernel mode: moments only; the parameters are left untouched. */
 export const MODE_MOMENTS_ONLY = 2;
 
-/** What the kernel's scalars are computed from: Adam's hyperparameters, and RAdam's when RAdam. */
+/**
+ * What the kernel's scalars are computed from: Adam's hyperparameters, and RAdam's when the
+ * optimizer is RAdam (a `threshold` is what rectifies).
+ */
 type AdamRuleHyperparameters =
   & AdamHyperparameters
   & Partial<Pick<RAdamHyperparameters, "threshold" | "degenerateToSgd" | "nesterov">>;
 
+/** Adam's options (`adam`, `adamw`): the rule's own schema. */
 const ADAM_OPTIONS: Schema = [
   lrOption(1e-3),
   betasOption([0.9, 0.999]),
@@ -51,14 +177,15 @@ const ADAM_OPTIONS: Schema = [
   booleanOption("maximize", false, "required"),
 ];
 
-const RADAM_OPTIONS: Schema = [
+/** RAdam's options (`radam`, `ranger`): Adam's, and the rectification's. */
+export const RADAM_OPTIONS: Schema = [
   ...ADAM_OPTIONS,
   numberOption("threshold", 5, "required", 4),
   booleanOption("degenerateToSgd", true, "required"),
   booleanOption("nesterov", false, "always"),
 ];
 
-/** The rule's scalar block (after the header: see core/scalars.ts). */
+/** The rule's scalar block (after the header: see base/scalars.ts). */
 export const ADAM_SCALARS = scalarLayout({
   coupledDecay: "f32",
   ...EMA_FIELDS,
@@ -68,9 +195,6 @@ export const ADAM_SCALARS = scalarLayout({
   mode: "u32",
   gradMix: "f32",
 });
-
-/** The value of the block's `rule` word for this rule. */
-export const ADAM_TAG = 0;
 
 /** ρ∞ = 2 / (1 − β2) − 1. */
 export function rhoInfinity(beta2: number): number {
@@ -87,25 +211,18 @@ export function rhoAt(beta2: number, t: number): number {
  * The scalars of step `t` at `lr`, into `out`; also the host-only `rho` (ρt, NaN for Adam) and
  * `rectifier` (r, NaN when not rectified, 1 for Adam).
  */
-function computeScalars(
-  kind: RuleKind,
-  hyper: Hyperparameters,
-  t: number,
-  lr: number,
-  out: StepScalars,
-) {
-  const h = hyper as unknown as AdamRuleHyperparameters;
+function computeScalars(h: AdamRuleHyperparameters, t: number, lr: number, out: StepScalars) {
   const { beta1, beta2, eps, weightDecay } = h;
   const bc1 = 1 - Math.pow(beta1, t);
   const bc2 = 1 - Math.pow(beta2, t);
-  out.rule = ADAM_TAG;
   out.gradScale = h.maximize ? -1 : 1;
   out.coupledDecay = h.decoupledWeightDecay ? 0 : weightDecay;
   out.paramDecay = h.decoupledWeightDecay ? 1 - lr * weightDecay : 1;
   emaScalars(beta1, beta2, out);
   out.gradMix = 0;
-  if (kind === "adam") {
-    // lr/bc1 · m / (sqrt(v)/sqrt(bc2) + eps) == (lr·sqrt(bc2)/bc1) · m / (sqrt(v) + eps·sqrt(bc2))
+  if (h.threshold === undefined) {
+    // Adam: lr/bc1 · m / (sqrt(v)/sqrt(bc2) + eps)
+    //   == (lr·sqrt(bc2)/bc1) · m / (sqrt(v) + eps·sqrt(bc2))
     out.mode = MODE_ADAPTIVE;
     out.stepSize = (lr * Math.sqrt(bc2)) / bc1;
     out.eps = eps * Math.sqrt(bc2);
@@ -126,7 +243,7 @@ function computeScalars(
     mHatDen = bc1Next;
     out.gradMix = ((1 - beta1) * bc1Next) / (beta1 * bc1);
   }
-  if (rho > h.threshold!) {
+  if (rho > h.threshold) {
     const r = Math.sqrt(((rho - 4) * (rho - 2) * rhoInf) / ((rhoInf - 4) * (rhoInf - 2) * rho));
     out.rectifier = r;
     out.mode = MODE_ADAPTIVE;
@@ -204,25 +321,18 @@ fn rule_update(i: u32, base: u32, grad_scale: f32, keep: vec4<bool>) {
 }
 `;
 
-function adamRule(kind: RuleKind, options: Schema): Rule {
-  return Object.freeze({
-    kind,
-    tag: ADAM_TAG,
-    kernel: "adam",
-    options,
-    moments: [
-      { name: "exp_avg", nonNegative: false },
-      { name: "exp_avg_sq", nonNegative: true },
-    ],
-    scalars: ADAM_SCALARS,
-    computeScalars: (h: Hyperparameters, t: number, lr: number, out: StepScalars) =>
-      computeScalars(kind, h, t, lr, out),
-    jsStep,
-    wgsl: WGSL,
-  });
-}
+const MOMENTS: readonly Moment[] = Object.freeze([
+  { name: "exp_avg", nonNegative: false },
+  { name: "exp_avg_sq", nonNegative: true },
+]);
 
-/** RAdam (rectified; `threshold`, `degenerateToSgd`, `nesterov`). */
-export const RADAM: Rule = adamRule("radam", RADAM_OPTIONS);
-/** Adam and AdamW (AdamW: decoupled decay by default, a factory default). */
-export const ADAM: Rule = adamRule("adam", ADAM_OPTIONS);
+/** RAdam, Adam and AdamW: one element loop, rectified when the optimizer resolves a threshold. */
+export const ADAM: Rule<AdamRuleHyperparameters> = Object.freeze({
+  name: "adam",
+  options: ADAM_OPTIONS,
+  moments: () => MOMENTS,
+  scalars: ADAM_SCALARS,
+  computeScalars,
+  jsStep,
+  wgsl: WGSL,
+});

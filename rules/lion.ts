@@ -1,8 +1,8 @@
 /**
  * The Lion rule (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"; as optax's
- * `lion` and lucidrains' `lion-pytorch`, docs/SPEC.md): its options, its one moment (`exp_avg`),
- * its scalar block and the float64 code that fills it each step, and its TypeScript and WGSL
- * element loops (the AssemblyScript one is assembly/lion.ts).
+ * `lion` and lucidrains' `lion-pytorch`, docs/SPEC.md): its one moment (`exp_avg`),
+ * its option and hyperparameter types, its scalar block and the float64 code that fills it each
+ * step, and its TypeScript and WGSL element loops (the AssemblyScript one is assembly/lion.ts).
  *
  * Per element, in f32 (every backend, in this order, with no fused multiply-add):
  *
@@ -16,31 +16,66 @@
  *
  * @module
  */
-import type { LionHyperparameters } from "../core/options.ts";
-import type { Hyperparameters, JsStep, Rule } from "../core/rule.ts";
+import type { CommonOptions } from "../base/options.ts";
+import type { JsStep, Moment, Rule } from "../base/rule.ts";
 import {
   EMA_FIELDS,
   emaScalars,
   scalarLayout,
   type StepScalars,
   wgslBlock,
-} from "../core/scalars.ts";
+} from "../base/scalars.ts";
+import { betasOption, booleanOption, lrOption, numberOption } from "../base/schema.ts";
+import type { CommonHyperparameters } from "../base/settings.ts";
 import { finishJs } from "./lookahead.ts";
-import { betasOption, booleanOption, lrOption, numberOption } from "../core/schema.ts";
 
-/** The rule's scalar block (after the header: see core/scalars.ts). */
+/**
+ * Options of {@linkcode lion}: the common options and `betas` (defaults `lr = 1e-4`, `betas =
+ * [0.9, 0.99]`, `weightDecay = 0`, always decoupled).
+ *
+ * @example
+ * ```ts
+ * import { lion, type LionOptions } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const options: LionOptions = { lr: 3e-5, weightDecay: 0.1 };
+ * assert.equal(lion(options).settings.hyperparameters.beta2, 0.99);
+ * ```
+ */
+export interface LionOptions extends CommonOptions {
+  /**
+   * Coefficients `[β1, β2]`: of the update's interpolation between the moment and the gradient,
+   * and of the moment's running average. Default `[0.9, 0.99]`.
+   */
+  betas?: readonly [number, number];
+}
+
+/**
+ * The hyperparameters {@linkcode lion} resolves: the common ones and the betas (its decay is
+ * always decoupled).
+ *
+ * @example
+ * ```ts
+ * import { lion } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const beta2: number = lion().settings.hyperparameters.beta2;
+ * assert.equal(beta2, 0.99);
+ * ```
+ */
+export interface LionHyperparameters extends CommonHyperparameters {
+  /** The first beta (the update's interpolation). */
+  readonly beta1: number;
+  /** The second beta (the moment's average). */
+  readonly beta2: number;
+}
+
+/** The rule's scalar block (after the header: see base/scalars.ts). */
 export const LION_SCALARS = scalarLayout({
   ...EMA_FIELDS,
   paramDecay: "f32",
   stepSize: "f32",
 });
 
-/** The value of the block's `rule` word for this rule. */
-export const LION_TAG = 1;
-
-function computeScalars(hyper: Hyperparameters, _t: number, lr: number, out: StepScalars): void {
-  const h = hyper as unknown as LionHyperparameters;
-  out.rule = LION_TAG;
+function computeScalars(h: LionHyperparameters, _t: number, lr: number, out: StepScalars): void {
   out.gradScale = h.maximize ? -1 : 1;
   emaScalars(h.beta1, h.beta2, out);
   out.paramDecay = 1 - lr * h.weightDecay;
@@ -86,18 +121,18 @@ fn rule_update(i: u32, base: u32, grad_scale: f32, keep: vec4<bool>) {
 }
 `;
 
+const MOMENTS: readonly Moment[] = Object.freeze([{ name: "exp_avg", nonNegative: false }]);
+
 /** Lion. */
-export const LION: Rule = Object.freeze({
-  kind: "lion",
-  tag: LION_TAG,
-  kernel: "lion",
+export const LION: Rule<LionHyperparameters> = Object.freeze({
+  name: "lion",
   options: [
     lrOption(1e-4),
     betasOption([0.9, 0.99]),
     numberOption("weightDecay", 0, "required"),
     booleanOption("maximize", false, "required"),
   ],
-  moments: [{ name: "exp_avg", nonNegative: false }],
+  moments: () => MOMENTS,
   scalars: LION_SCALARS,
   computeScalars,
   jsStep,

@@ -12,7 +12,7 @@ import {
   SINGLE_TENSOR_NAME,
   step,
 } from "../mod.ts";
-import { lastScalars } from "../core/state.ts";
+import { scalarsAt } from "./util.ts";
 
 const grad = (n: number, x: number) => new Float32Array(n).fill(x);
 
@@ -29,12 +29,20 @@ Deno.test('backend "auto" picks wasm where WebAssembly SIMD exists (here)', asyn
 });
 
 Deno.test("optimizer values carry their resolved settings", () => {
-  assert.equal(radam().settings.threshold, 5);
-  assert.equal(adam().settings.weightDecay, 0);
-  assert.equal(adamw().settings.weightDecay, 1e-2);
-  assert.equal(adamw().settings.decoupledWeightDecay, true);
-  assert.equal(adam().settings.decoupledWeightDecay, false);
+  assert.equal(radam().settings.hyperparameters.threshold, 5);
+  assert.equal(adam().settings.hyperparameters.weightDecay, 0);
+  assert.equal(adamw().settings.hyperparameters.weightDecay, 1e-2);
+  assert.equal(adamw().settings.hyperparameters.decoupledWeightDecay, true);
+  assert.equal(adam().settings.hyperparameters.decoupledWeightDecay, false);
   assert.equal(adamw({ weightDecay: 0.5 }).name, "adamw");
+  // RAdam, Adam and AdamW run one rule; its flags are their hyperparameters.
+  assert.deepEqual([radam(), adam(), adamw(), ranger(), lion()].map((o) => o.settings.rule), [
+    "adam",
+    "adam",
+    "adam",
+    "adam",
+    "lion",
+  ]);
 });
 
 for (const backend of ["wasm", "js"] as const) {
@@ -108,7 +116,7 @@ for (const backend of ["wasm", "js"] as const) {
     const { exp_avg, exp_avg_sq } = await readMoments(state);
     assert.ok(Math.abs(exp_avg.w[1] - -0.2) < 1e-7);
     assert.ok(Math.abs(exp_avg_sq.w[1] - 0.004) < 1e-9);
-    assert.equal(lastScalars(state).rectifier, 1);
+    assert.equal(scalarsAt(state, 1).rectifier, 1);
   });
 
   Deno.test(`${backend}: maximize climbs instead of descending`, async () => {
@@ -133,31 +141,41 @@ Deno.test("states are independent: growing one instance never detaches another's
   assert.equal(big.params.w.length, 1 << 20);
 });
 
-Deno.test("settings: each rule's own hyperparameters are typed, flat and in hyperparameters", () => {
+Deno.test("settings: each rule's own hyperparameters are typed, and nested only", () => {
   // Compiles only if each factory's settings carry its rule's types (`deno check` runs on tests).
   const r = radam({ eps: 1e-6, threshold: 6 });
-  const eps: number = r.settings.eps * 2;
+  const eps: number = r.settings.hyperparameters.eps * 2;
   const threshold: number = r.settings.hyperparameters.threshold + 1;
-  const nesterov: boolean = !r.settings.nesterov;
+  const nesterov: boolean = !r.settings.hyperparameters.nesterov;
   assert.equal(eps, 2e-6);
   assert.equal(threshold, 7);
   assert.equal(nesterov, true);
   const a = adamw({ eps: 1e-7 });
   const decoupled: boolean = a.settings.hyperparameters.decoupledWeightDecay;
   assert.equal(decoupled, true);
-  assert.equal(a.settings.eps * 10, 1e-6);
+  assert.equal(a.settings.hyperparameters.eps * 10, 1e-6);
   // LookAhead keeps the inner rule's types; Ranger is RAdam's.
   const wrapped = lookahead(adam({ eps: 1e-5 }), { k: 3 });
-  assert.equal(wrapped.settings.eps + 0, 1e-5);
-  assert.equal(ranger().settings.threshold - 5, 0);
+  assert.equal(wrapped.settings.hyperparameters.eps + 0, 1e-5);
+  assert.equal(ranger().settings.hyperparameters.threshold - 5, 0);
   const l = lion();
-  // @ts-expect-error Lion has no eps: it reads as unknown, not as a number
-  const none: number = l.settings.eps;
+  // @ts-expect-error Lion has no eps
+  const none: number = l.settings.hyperparameters.eps;
   assert.equal(none, undefined);
-  // @ts-expect-error nor has its hyperparameters record one
-  const alsoNone: number = l.settings.hyperparameters.eps;
-  assert.equal(alsoNone, undefined);
-  // Every optimizer is still an Optimizer (the default, untyped view).
+  // @ts-expect-error settings have no flat copy of a hyperparameter (no index signature)
+  assert.equal(r.settings.eps, undefined);
+  // @ts-expect-error nor of how a state runs
+  assert.equal(r.settings.threads, undefined);
+  // @ts-expect-error nor of a training-loop feature
+  assert.equal(r.settings.gc, undefined);
+  assert.deepEqual(Object.keys(r.settings).sort(), [
+    "hyperparameters",
+    "loop",
+    "name",
+    "rule",
+    "run",
+  ]);
+  // Every optimizer is still an Optimizer (the default view: the common hyperparameters).
   const all: Optimizer[] = [r, a, wrapped, l, ranger()];
   assert.equal(all.length, 5);
 });
@@ -167,13 +185,17 @@ Deno.test("settings: the hyperparameters every rule has are typed (arithmetic ne
     const optimizer of [radam({ lr: 0.02 }), lion({ lr: 0.02 }), lookahead(adamw({ lr: 0.02 }))]
   ) {
     const s = optimizer.settings;
+    const h = s.hyperparameters;
     // Compiles only if these are typed (number / boolean), not unknown.
-    const lr: number = typeof s.lr === "number" ? s.lr * 2 : NaN;
-    const sum: number = s.beta1 + s.beta2 + s.weightDecay;
-    const maximize: boolean = !s.maximize;
+    const lr: number = typeof h.lr === "number" ? h.lr * 2 : NaN;
+    const decay: number = h.weightDecay * 2;
+    const maximize: boolean = !h.maximize;
+    const threads: number = s.run.threads + 1;
+    const gc: boolean = !s.loop.gc;
     assert.equal(lr, 0.04, s.name);
-    assert.ok(sum > 1.8 && sum < 2.1, `${s.name}: ${sum}`);
+    assert.ok(decay >= 0, s.name);
     assert.equal(maximize, true, s.name);
-    assert.equal(s.beta1, s.hyperparameters.beta1);
+    assert.equal(threads, 2, s.name);
+    assert.equal(gc, true, s.name);
   }
 });

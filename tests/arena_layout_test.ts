@@ -1,5 +1,5 @@
 /**
- * The arena's section layout (core/arena.ts `planArena`), checked deterministically, without
+ * The arena's section layout (base/arena.ts `planArena`), checked deterministically, without
  * timing: section starts are cache-line aligned and never overlap, strides are never multiples of
  * 4 KiB, and the pairwise differences of the starts are spread around the circle modulo 2^k at
  * every scale from 4 KiB up to the planner's top scale (issue #15: power-of-two totals put every
@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { planArena, SECTION_ALIGN_BYTES, sectionStride, spreadScaleLog2 } from "../core/arena.ts";
+import { planArena, SECTION_ALIGN_BYTES, sectionStride, spreadScaleLog2 } from "../base/arena.ts";
 import { arenaAddresses, checkWasmCapacity } from "../cpu/wasm_backend.ts";
 import { dispose, ranger } from "../mod.ts";
 

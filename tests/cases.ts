@@ -1,46 +1,47 @@
 /**
- * Random optimizer cases shared by every backend's tests: a fast-check arbitrary of
- * hyperparameters and tensor sizes, seeded data, and a check that runs a case on one backend
- * step by step against the float64 reference (tests/reference.ts).
+ * Random optimizer cases shared by every backend's tests, for any rule of the table
+ * (tests/rule_table.ts): a fast-check arbitrary of a rule's options, the training-loop features and
+ * tensor sizes, seeded data, and a check that runs a case on one backend step by step against the
+ * rule's float64 reference.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
-  adam,
-  adamw,
-  lion,
+  type BackendChoice,
+  dispose,
   lookahead,
   type OptimizerState,
   type Params,
-  radam,
-  type RAdamOptions,
   readMoments,
   readParams,
   readSlowWeights,
   type ShapedTensor,
   step,
 } from "../mod.ts";
+import { firstMismatch, refEffectiveGrads, type RefState, refSync, toF64 } from "./reference.ts";
 import {
-  firstMismatch,
-  type RefConfig,
-  refEffectiveGrads,
-  type RefState,
-  refStep,
-  refSync,
-  toF64,
-} from "./reference.ts";
+  optimizerOf,
+  real,
+  RULE_TABLE,
+  type RuleCase,
+  type RuleRow,
+  type Vector,
+} from "./rule_table.ts";
+import { bits, hasSlowWeights, prng, randomTensor } from "./util.ts";
 
-/** A random case: which optimizer, its options, the tensor sizes, steps and a data seed. */
-export interface Case {
-  kind: "radam" | "adam" | "adamw" | "lion";
-  options: RAdamOptions;
+/**
+ * A random case: the rule (its row of the table), which optimizer and its options, the
+ * training-loop features, the tensor sizes, steps and a data seed.
+ */
+export interface Case extends RuleCase {
+  readonly rule: string;
   /** A learning-rate schedule instead of a constant (the constant scales it). */
-  schedule: boolean;
-  lengths: number[];
-  steps: number;
-  seed: number;
-  /** The training-loop features (issue 4). */
-  extras: Extras;
+  readonly schedule: boolean;
+  readonly lengths: number[];
+  readonly steps: number;
+  readonly seed: number;
+  /** The training-loop features. */
+  readonly extras: Extras;
 }
 
 /** LookAhead, clipping, centralization, and steps whose gradient holds a NaN (skipped). */
@@ -78,68 +79,26 @@ const extrasArb: fc.Arbitrary<Extras> = fc.record({
 const SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 33, 64, 257, 4097];
 
 /**
- * A double in [min, max], where values below 1e-30 become exactly 0: hyperparameters that
- * would round to a subnormal or zero f32 are a representation corner, not a kernel property.
+ * The arbitrary of `row`'s cases; `steps` at least `minSteps`. With `features: false`, plain
+ * cases: no LookAhead, clipping, centralization, groups, non-finite gradients, nor the rule's
+ * own features (for backends' suites that leave those out).
  */
-function real(min: number, max: number): fc.Arbitrary<number> {
-  return fc.double({ min, max, noNaN: true }).map((x) => (x < 1e-30 ? 0 : x));
-}
-
-const beta2Arb = fc.oneof(
-  real(0, 0.6), // ρ∞ ≤ 4: never rectified
-  real(0.6, 0.99),
-  fc.constantFrom(0.999, 0.9999, 1 - 1e-6), // near 1
-);
-
-/**
- * The arbitrary of cases; `steps` at least `minSteps`. With `features: false`, plain cases:
- * no LookAhead, clipping, centralization, groups, Nesterov or non-finite gradients (for
- * backends that lack those features).
- */
-export function caseArb(minSteps = 50, features = true): fc.Arbitrary<Case> {
+export function caseArb(row: RuleRow, minSteps = 50, features = true): fc.Arbitrary<Case> {
   return fc.record({
-    kind: fc.constantFrom("radam" as const, "adam" as const, "adamw" as const),
-    options: fc.record({
-      lr: fc.oneof(fc.constant(0), real(1e-5, 0.1)),
-      betas: fc.tuple(
-        fc.oneof(fc.constant(0), real(0, 0.99)),
-        beta2Arb,
-      ),
-      eps: fc.constantFrom(0, 1e-12, 1e-8, 1e-5, 1e-3),
-      weightDecay: fc.oneof(fc.constant(0), real(0, 0.1)),
-      decoupledWeightDecay: fc.boolean(),
-      maximize: fc.boolean(),
-      threshold: fc.constantFrom(4, 5, 6, 8, 20),
-      degenerateToSgd: fc.boolean(),
-      nesterov: features ? fc.boolean() : fc.constant(false),
-    }),
+    rule: row.cases(features),
     schedule: fc.boolean(),
     lengths: fc.array(fc.constantFrom(...SIZES), { minLength: 1, maxLength: 6 }),
     steps: fc.integer({ min: minSteps, max: minSteps + 10 }),
     seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
-    extras: features ? extrasArb : fc.constant({ gc: false, badCalls: [] }),
-  });
+    extras: features ? extrasArb : fc.constant<Extras>({ gc: false, badCalls: [] }),
+  }).map(({ rule, ...rest }): Case => ({ rule: row.rule, ...rule, ...rest }));
 }
 
-/**
- * The arbitrary of Lion cases (options lr, betas, weightDecay, maximize; every training-loop
- * feature unless `features` is false), `steps` at least `minSteps`.
- */
-export function lionCaseArb(minSteps = 50, features = true): fc.Arbitrary<Case> {
-  return fc.record({
-    kind: fc.constant("lion" as const),
-    options: fc.record({
-      lr: fc.oneof(fc.constant(0), real(1e-6, 0.01)),
-      betas: fc.tuple(fc.oneof(fc.constant(0), real(0, 0.99)), beta2Arb),
-      weightDecay: fc.oneof(fc.constant(0), real(0, 1)),
-      maximize: fc.boolean(),
-    }),
-    schedule: fc.boolean(),
-    lengths: fc.array(fc.constantFrom(...SIZES), { minLength: 1, maxLength: 6 }),
-    steps: fc.integer({ min: minSteps, max: minSteps + 10 }),
-    seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
-    extras: features ? extrasArb : fc.constant({ gc: false, badCalls: [] }),
-  });
+/** The row of the table a case belongs to. */
+export function rowOf(c: Case): RuleRow {
+  const row = RULE_TABLE.find((r) => r.rule === c.rule);
+  if (!row) throw new Error(`No row of the rule table is ${JSON.stringify(c.rule)}`);
+  return row;
 }
 
 /** Rows of a tensor centralized by a case (rank 2 `[rows, length / rows]`), or undefined. */
@@ -148,28 +107,6 @@ export function rowsOf(c: Case, length: number): number | undefined {
   let rows = 1;
   for (let d = 2; d * d <= length; d++) if (length % d === 0) rows = d;
   return rows;
-}
-
-/** A small deterministic PRNG (mulberry32), so a case's data follows from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), a | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Random f32 data: magnitudes spread over 10⁻⁶ … 10², some exact zeros. */
-export function randomTensor(rand: () => number, length: number): Float32Array {
-  const out = new Float32Array(length);
-  const scale = 10 ** (rand() * 8 - 6);
-  for (let i = 0; i < length; i++) {
-    const u = rand();
-    out[i] = u < 0.03 ? 0 : (rand() * 2 - 1) * scale * 10 ** (rand() * 2 - 1);
-  }
-  return out;
 }
 
 /** Names of a case's tensors: a transformer-like state dict. */
@@ -184,47 +121,25 @@ export function lrAt(c: Case, t: number): number {
   return base * Math.min(1, t / 4) * (0.5 + 0.5 * Math.cos(t / 10));
 }
 
+/** The learning rate a case's optimizer is given: its constant, or its schedule. */
+export function lrOf(c: Case): number | ((t: number) => number) {
+  return c.schedule ? (t: number) => lrAt(c, t) : c.options.lr as number;
+}
+
 /** The optimizer a case describes, on `backend`; `more` adds options (e.g. `threads`). */
 export function optimizerFor(
   c: Case,
-  backend: RAdamOptions["backend"],
-  more: Pick<RAdamOptions, "threads" | "threadThreshold" | "nonFinite"> = {},
+  backend: BackendChoice,
+  more: { threads?: number; threadThreshold?: number; nonFinite?: "skip" | "throw" } = {},
 ) {
-  const lr = c.schedule ? (t: number) => lrAt(c, t) : c.options.lr;
   const { clipGradNorm, gc } = c.extras;
   const group = c.extras.group;
   const groups = group
     ? [{ match: (name: string) => Number(name.split(".")[1]) % 2 === 1, ...group }]
     : undefined;
-  const common = { lr, backend, clipGradNorm, gc, groups, ...more };
-  let opt;
-  if (c.kind === "radam") opt = radam({ ...c.options, ...common });
-  else if (c.kind === "lion") {
-    const { lr: _lr, betas, weightDecay, maximize } = c.options;
-    opt = lion({ betas, weightDecay, maximize, ...common });
-  } else {
-    const { threshold: _t, degenerateToSgd: _d, nesterov: _n, ...rest } = c.options;
-    opt = c.kind === "adam" ? adam({ ...rest, ...common }) : adamw({ ...rest, ...common });
-  }
+  const common = { lr: lrOf(c), clipGradNorm, gc, groups, ...more };
+  const opt = optimizerOf(rowOf(c), c, backend, common);
   return c.extras.lookahead ? lookahead(opt, c.extras.lookahead) : opt;
-}
-
-/** The reference configuration of a case. */
-export function refConfig(c: Case): RefConfig {
-  const o = c.options;
-  const adamLike = c.kind !== "radam";
-  return {
-    kind: c.kind === "lion" ? "lion" : adamLike ? "adam" : "radam",
-    beta1: o.betas![0],
-    beta2: o.betas![1],
-    eps: o.eps ?? 0,
-    weightDecay: o.weightDecay!,
-    decoupled: c.kind === "adamw" ? (o.decoupledWeightDecay ?? true) : !!o.decoupledWeightDecay,
-    maximize: !!o.maximize,
-    threshold: o.threshold ?? 5,
-    degenerateToSgd: o.degenerateToSgd ?? true,
-    nesterov: !!o.nesterov,
-  };
 }
 
 /** Initial params and the gradient of each step, from the case's seed. */
@@ -259,23 +174,26 @@ export function hasNonFinite(g: Record<string, Float32Array>): boolean {
   return Object.values(g).some((x) => x.some((v) => !Number.isFinite(v)));
 }
 
-/** Reads a state's params and moments as float64 reference state, per tensor. */
+/**
+ * Reads a state's params, moments (`m` the rule's first, `v` its second; zeros where it keeps
+ * fewer) and slow weights as float64 reference state, per tensor.
+ */
 export async function readAll(state: OptimizerState<unknown>): Promise<Record<string, RefState>> {
   const params = await readParams(state);
-  const { exp_avg, exp_avg_sq = {} } = await readMoments(state);
-  const slow = state.optimizer.startsWith("lookahead(") ? await readSlowWeights(state) : {};
+  const [m = {}, v = {}] = Object.values(await readMoments(state));
+  const slow = hasSlowWeights(state) ? await readSlowWeights(state) : {};
   const out: Record<string, RefState> = {};
   for (const name of Object.keys(params)) {
-    const v = exp_avg_sq[name] ?? new Float32Array(params[name].length);
-    out[name] = { p: toF64(params[name]), m: toF64(exp_avg[name]), v: toF64(v) };
+    const zeros = new Float32Array(params[name].length);
+    out[name] = { p: toF64(params[name]), m: toF64(m[name] ?? zeros), v: toF64(v[name] ?? zeros) };
     if (slow[name]) out[name].s = toF64(slow[name]);
   }
   return out;
 }
 
 /**
- * Runs case `c` on a state from `init`, and after every step compares params, exp_avg and
- * exp_avg_sq with one float64 reference step taken from the state before it, within the
+ * Runs case `c` on a state from `init`, and after every step compares params, moments and slow
+ * weights with one float64 reference step taken from the state before it, within the
  * reference's error bound. Throws an Error describing the first disagreement.
  */
 export async function checkAgainstReference(
@@ -283,7 +201,7 @@ export async function checkAgainstReference(
   init: (params: Params) => Promise<OptimizerState<unknown>>,
   kTol?: number,
 ): Promise<void> {
-  const cfg = refConfig(c);
+  const row = rowOf(c);
   const { params, grads } = caseData(c);
   const names = tensorNames(c);
   const rows = c.lengths.map((n) => rowsOf(c, n));
@@ -316,9 +234,15 @@ export async function checkAgainstReference(
     for (let k = 0; k < names.length; k++) {
       const name = names[k];
       const grouped = c.extras.group && k % 2 === 1 ? c.extras.group : undefined;
-      const tensorCfg = grouped ? { ...cfg, weightDecay: grouped.weightDecay } : cfg;
       const lr = lrAt(c, t) * (grouped ? grouped.lrScale : 1);
-      const ref = refStep(tensorCfg, before[name], eff.grads[k], t, lr, eff.err[k], kTol);
+      const ref = row.reference(c, grouped?.weightDecay)(
+        before[name],
+        eff.grads[k],
+        t,
+        lr,
+        eff.err[k],
+        kTol,
+      );
       const checks: [string, Float64Array, Float64Array][] = [
         ["m", ref.m, ref.tolM],
         ["v", ref.v, ref.tolV],
@@ -346,19 +270,17 @@ export async function checkAgainstReference(
   }
 }
 
-/** The f32 bit patterns of `a` (NaNs of any payload map to one pattern). */
-export function bits(a: ArrayLike<number>): Uint32Array {
-  const f = Float32Array.from(a, (x) => (Number.isNaN(x) ? NaN : x));
-  return new Uint32Array(f.buffer);
-}
-
-/** Asserts that two states hold the same bits everywhere (params, moments, slow weights). */
+/**
+ * Asserts that two states hold the same bits everywhere (params, moments, slow weights), and
+ * the same counts and (with `norm`) the same norm of their last step.
+ */
 export async function assertSameBits(
   a: OptimizerState<unknown>,
   b: OptimizerState<unknown>,
   what: string,
+  norm = true,
 ): Promise<void> {
-  assert.ok(Object.is(a.lastGradNorm, b.lastGradNorm), `${what}: norm`);
+  if (norm) assert.ok(Object.is(a.lastGradNorm, b.lastGradNorm), `${what}: norm`);
   assert.equal(a.skippedSteps, b.skippedSteps, `${what}: skipped steps`);
   assert.equal(a.step, b.step, `${what}: step`);
   const [x, y] = [await readAll(a), await readAll(b)];
@@ -372,4 +294,73 @@ export async function assertSameBits(
       );
     }
   }
+}
+
+/** Asserts `actual` is `expected` within 1e-6 relative (or exactly, bit for bit). */
+function close(
+  actual: ArrayLike<number>,
+  expected: readonly number[],
+  exact: boolean,
+  what: string,
+) {
+  if (exact) {
+    assert.deepEqual(Array.from(actual), expected, what);
+    return;
+  }
+  expected.forEach((x, i) =>
+    assert.ok(
+      Math.abs(actual[i] - x) <= 1e-6 * Math.abs(x) + 1e-12,
+      `${what}[${i}]: ${actual[i]} ≠ ${x}`,
+    )
+  );
+}
+
+/** A vector's steps on `backend` give its hand-computed values. */
+export async function checkVector(
+  row: RuleRow,
+  vector: Vector,
+  backend: "wasm" | "js" | "webgpu",
+  device?: GPUDevice,
+): Promise<void> {
+  let optimizer = optimizerOf(row, vector.case, backend);
+  if (vector.lookahead) optimizer = lookahead(optimizer, vector.lookahead);
+  const params = { w: Float32Array.from(vector.params) };
+  let state: OptimizerState<unknown> = device
+    ? await optimizer.init(params, { device })
+    : await optimizer.init(params);
+  for (const g of vector.grads) state = step(state, { w: Float32Array.from(g) });
+  const exact = backend !== "webgpu" && !!vector.exact;
+  close((await readParams(state)).w, vector.expected.params, exact, `${backend} params`);
+  const moments = await readMoments(state);
+  for (const [name, values] of Object.entries(vector.expected.moments ?? {})) {
+    close(moments[name].w, values, exact, `${backend} ${name}`);
+  }
+  dispose(state);
+}
+
+/** The row's float64 reference gives a vector's hand-computed values, within its bound. */
+export function checkReferenceVector(row: RuleRow, vector: Vector): void {
+  const n = vector.params.length;
+  let s: RefState = { p: toF64(vector.params), m: new Float64Array(n), v: new Float64Array(n) };
+  let slow = toF64(vector.params);
+  const lr = vector.case.options.lr as number;
+  vector.grads.forEach((g, i) => {
+    const t = i + 1;
+    const next = row.reference(vector.case)(s, g, t, lr);
+    let p = next.p, tol = next.tolP;
+    if (vector.lookahead && t % vector.lookahead.k === 0) {
+      ({ slow, tol } = refSync(slow, next.p, next.tolP, vector.lookahead.alpha));
+      p = slow;
+    }
+    s = { ...next, p };
+    if (t === vector.grads.length) {
+      // Hand-computed values rounded to f32 are within the f32 bound of the float64 step.
+      const expected = Float64Array.from(vector.expected.params);
+      const slack = tol.map((x, j) => x + 2 ** -23 * Math.abs(expected[j]));
+      assert.equal(firstMismatch(p, expected, slack), -1, `reference params ${p} ≠ ${expected}`);
+      const [m0, m1] = Object.values(vector.expected.moments ?? {});
+      if (m0) assert.equal(firstMismatch(next.m, m0, next.tolM.map((x) => x + 1e-12)), -1, "m");
+      if (m1) assert.equal(firstMismatch(next.v, m1, next.tolV.map((x) => x + 1e-12)), -1, "v");
+    }
+  });
 }

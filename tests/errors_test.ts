@@ -6,6 +6,43 @@ Deno.test("invalid options throw RangeError/TypeError naming the option", () => 
     [() => radam({ lr: -1 }), RangeError, /lr must be ≥ 0, got -1/],
     [() => radam({ lr: NaN }), RangeError, /lr must be a finite number, got NaN/],
     [() => radam({ lr: Infinity }), RangeError, /lr must be a finite number/],
+    // A wrong type is a TypeError, and every check says what it got the same way.
+    [
+      () => radam({ lr: "1e-3" as unknown as number }),
+      TypeError,
+      /Option lr must be a finite number, got a string "1e-3"/,
+    ],
+    [
+      () => radam({ eps: null as unknown as number }),
+      TypeError,
+      /Option eps must be a finite number, got null/,
+    ],
+    [
+      () => radam({ maximize: "yes" as unknown as boolean }),
+      TypeError,
+      /Option maximize must be a boolean, got a string "yes"/,
+    ],
+    [
+      () => radam({ threads: "2" as unknown as number }),
+      TypeError,
+      /Option threads must be an integer from 1 to 256, got a string "2"/,
+    ],
+    [
+      () => radam({ backend: 1 as unknown as "js" }),
+      TypeError,
+      /Option backend must be one of auto, wasm, js, webgpu, got 1/,
+    ],
+    [
+      () => radam({ betas: "0.9" as unknown as [number, number] }),
+      TypeError,
+      /Option betas must be an array of two numbers \[β1, β2\], got a string "0.9"/,
+    ],
+    [
+      () => radam({ groups: [{ match: "bias" as unknown as RegExp }] }),
+      TypeError,
+      /Option groups\[0\].match must be a RegExp or a function of the name, got a string "bias"/,
+    ],
+    [() => radam(5 as unknown as object), TypeError, /Options of radam must be an object, got 5/],
     [() => radam({ eps: -1e-8 }), RangeError, /eps must be ≥ 0/],
     [() => radam({ betas: [1, 0.999] }), RangeError, /betas\[0\] must be ≥ 0 and < 1, got 1/],
     [() => radam({ betas: [-0.1, 0.999] }), RangeError, /betas\[0\]/],
@@ -93,7 +130,13 @@ for (const backend of ["wasm", "js"] as const) {
     state.grads.w.fill(9);
     twin.grads.w.fill(9);
     const bad: [unknown, ErrorConstructor, RegExp][] = [
-      [{ w: good.w }, TypeError, /Missing gradient for parameter "b"/],
+      [{ w: good.w }, TypeError, /Missing gradient for parameter "b"$/],
+      // A misspelled name is reported as such, not only as the name it misses.
+      [
+        { w: good.w, bias: good.b },
+        TypeError,
+        /Missing gradient for parameter "b"; got an unexpected "bias"/,
+      ],
       [{ ...good, c: new Float32Array(1) }, TypeError, /Unexpected gradient "c"/],
       [
         { w: good.w, b: [0.7, 0.7] },

@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import { ALIGN_ELEMENTS, type GpuPlanLimits, planChunks, planGpuArena } from "../gpu/arena_plan.ts";
 import { CONTROL, CONTROL_BYTES, CONTROL_WORD, DECIDE_WGSL } from "../gpu/device_counter.ts";
 import { RING_WGSL, RING_WORD, ringStride } from "../gpu/scalar_ring.ts";
-import { BLOCK_WORDS, wgslBlock } from "../core/scalars.ts";
-import { SEGMENT_WGSL } from "../core/arena.ts";
-import { ADAM_SCALARS, RADAM } from "../rules/adam.ts";
+import { BLOCK_WORDS, wgslBlock } from "../base/scalars.ts";
+import { SEGMENT_WGSL } from "../base/arena.ts";
+import { ADAM, ADAM_SCALARS } from "../rules/adam.ts";
 import { STEP_CONSTS, STEP_CONSTS_WGSL, stepConstsData } from "../gpu/step_consts.ts";
 import { NORM_ELEMENTS_PER_WORKGROUP } from "../gpu/wgsl_norm.ts";
 import { SMALL_STEP_ELEMENTS, stepKernels } from "../gpu/wgsl_step.ts";
@@ -99,11 +99,11 @@ Deno.test("gpu plan: the WGSL structs are the word tables the host writes by", (
   assert.equal(CONTROL_WORD.norm, 0);
   assert.equal(CONTROL_WORD.taken, Object.keys(CONTROL).indexOf("taken"));
   // A ring entry: its head (the tag) padded to a block, then a scalar block a parameter group,
-  // in the rule's layout (core/scalars.ts), whose struct the rule's loop reads.
+  // in the rule's layout (base/scalars.ts), whose struct the rule's loop reads.
   assert.ok(RING_WGSL.includes(`ring[e0 + ${RING_WORD.tag}u]`));
   assert.equal(ringStride(1), 2 * BLOCK_WORDS);
   assert.equal(ringStride(3) - ringStride(2), BLOCK_WORDS);
-  const STEP = stepKernels(RADAM).step;
+  const STEP = stepKernels(ADAM).step;
   const block = wgslBlock(ADAM_SCALARS, "AdamScalars", "ring");
   assert.ok(block.includes(`struct AdamScalars { ${fields(ADAM_SCALARS.table)} }`));
   assert.ok(block.includes(`bitcast<f32>(ring[base + ${ADAM_SCALARS.word.stepSize}u])`));

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { dispose, type OptimizerState, radam, readParams, step } from "../mod.ts";
 import { readAll } from "./cases.ts";
+import { bits } from "./util.ts";
 
 const BACKENDS = [
   { label: "wasm", backend: "wasm", threads: 1 },
@@ -18,10 +19,6 @@ const BACKENDS = [
 
 /** Tensor lengths around the 16-element vector loop and the 16384-element copy chunks. */
 const LENGTHS = [1, 3, 17, 16383, 16384, 16385, 40_003];
-
-function bits(a: Float32Array): Uint32Array {
-  return new Uint32Array(Float32Array.from(a).buffer);
-}
 
 async function stateOn(
   which: (typeof BACKENDS)[number],

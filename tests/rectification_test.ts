@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { radam, readMoments, readParams, step } from "../mod.ts";
-import { lastScalars } from "../core/state.ts";
 import { MODE_ADAPTIVE, MODE_MOMENTS_ONLY, MODE_MOMENTUM, rhoAt } from "../rules/adam.ts";
 import { rectifier, rho } from "./reference.ts";
+import { scalarsAt } from "./util.ts";
 
 Deno.test("docs/SPEC.md reference points: ρ5 = 4.996, ρ6 = 5.994, r6 ≈ 0.0258 at β2 = 0.999", () => {
   assert.ok(Math.abs(rho(0.999, 5).rhoT - 4.996) < 5e-4);
@@ -20,7 +20,7 @@ for (const backend of ["wasm", "js"] as const) {
     for (let t = 1; t <= 6; t++) {
       const before = (await readParams(state)).w;
       state = step(state, { w: g });
-      const s = lastScalars(state);
+      const s = scalarsAt(state, t);
       const after = (await readParams(state)).w;
       const { exp_avg } = await readMoments(state);
       if (t <= 5) {
@@ -44,7 +44,7 @@ Deno.test("β2 ≤ 0.6 (ρ∞ ≤ 4) is never rectified", async () => {
     let state = await radam({ betas: [0.9, beta2] }).init({ w: new Float32Array(5) });
     for (let t = 1; t <= 1000; t++) {
       state = step(state, { w: new Float32Array(5).fill(1) });
-      assert.equal(lastScalars(state).mode, MODE_MOMENTUM, `β2 = ${beta2}, step ${t}`);
+      assert.equal(scalarsAt(state, t).mode, MODE_MOMENTUM, `β2 = ${beta2}, step ${t}`);
     }
   }
 });
@@ -55,7 +55,7 @@ Deno.test("degenerateToSgd: false leaves params (and decoupled decay) untouched 
     .init({ w: p0 });
   for (let t = 1; t <= 5; t++) {
     state = step(state, { w: new Float32Array(5).fill(t) });
-    assert.equal(lastScalars(state).mode, MODE_MOMENTS_ONLY);
+    assert.equal(scalarsAt(state, t).mode, MODE_MOMENTS_ONLY);
     assert.deepEqual((await readParams(state)).w, p0);
   }
   const { exp_avg } = await readMoments(state);
@@ -74,7 +74,7 @@ Deno.test("threshold moves the first rectified step (strict >)", async () => {
     do {
       state = step(state, new Float32Array(4).fill(1));
       t++;
-    } while (lastScalars(state).mode !== MODE_ADAPTIVE);
+    } while (scalarsAt(state, t).mode !== MODE_ADAPTIVE);
     assert.equal(t, first, `threshold ${threshold}`);
   }
 });

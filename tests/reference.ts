@@ -1,7 +1,9 @@
 /**
- * An independent float64 reference of the update rules in docs/SPEC.md (PyTorch's RAdam, Adam and
- * AdamW semantics; Lion as optax and lion-pytorch), written from the published formulas and
- * sharing no code with the library.
+ * The rule-agnostic part of the independent float64 reference of docs/SPEC.md (written from the
+ * published formulas, sharing no code with the library): states and step results with their error
+ * bounds, the training-loop features (clipping, centralization, LookAhead's sync), and the
+ * comparison; and the step of RAdam, Adam and AdamW, which tests beyond the rule table read too.
+ * The other rules' steps are their rows of tests/rule_table.ts.
  *
  * Besides the next state it returns, per element, a bound on how far an f32 implementation of
  * the same step may stray from it, started from the same state. The bound is a first-order
@@ -25,21 +27,6 @@ export const K = 8;
  */
 export const ETA = 2 ** -149;
 
-/** Hyperparameters, as in docs/SPEC.md. */
-export interface RefConfig {
-  kind: "radam" | "adam" | "lion";
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  decoupled: boolean;
-  maximize: boolean;
-  threshold: number;
-  degenerateToSgd: boolean;
-  /** RAdam with optax's Nesterov m̂ (absent: false). */
-  nesterov?: boolean;
-}
-
 /** A state in float64. */
 export interface RefState {
   p: Float64Array;
@@ -54,22 +41,8 @@ export interface RefStep extends RefState {
   tolP: Float64Array;
   tolM: Float64Array;
   tolV: Float64Array;
-  /** Whether the step was a rectified (adaptive) one (always true for Adam). */
+  /** Whether the step was a rectified (adaptive) one (RAdam; always true for other rules). */
   rectified: boolean;
-}
-
-/** ρt for RAdam. */
-export function rho(beta2: number, t: number): { rhoInf: number; rhoT: number } {
-  const rhoInf = 2 / (1 - beta2) - 1;
-  const b2t = beta2 ** t;
-  return { rhoInf, rhoT: rhoInf - (2 * t * b2t) / (1 - b2t) };
-}
-
-/** The rectifier r_t (NaN when not rectified at `threshold`). */
-export function rectifier(beta2: number, t: number, threshold: number): number {
-  const { rhoInf, rhoT } = rho(beta2, t);
-  if (!(rhoT > threshold)) return NaN;
-  return Math.sqrt(((rhoT - 4) * (rhoT - 2) * rhoInf) / ((rhoInf - 4) * (rhoInf - 2) * rhoT));
 }
 
 /** Copies f32 arrays into float64. */
@@ -78,7 +51,7 @@ export function toF64(a: ArrayLike<number>): Float64Array {
 }
 
 /** A zeroed step result of `n` elements. */
-function emptyStep(n: number): RefStep {
+export function emptyStep(n: number): RefStep {
   return {
     p: new Float64Array(n),
     m: new Float64Array(n),
@@ -88,130 +61,6 @@ function emptyStep(n: number): RefStep {
     tolV: new Float64Array(n),
     rectified: false,
   };
-}
-
-/** One step `t` (1-based) at learning rate `lr` from `s` with gradient `grad`. */
-export function refStep(
-  c: RefConfig,
-  s: RefState,
-  grad: ArrayLike<number>,
-  t: number,
-  lr: number,
-  gradErr?: ArrayLike<number>,
-  k: number = K,
-): RefStep {
-  const n = s.p.length;
-  const out = emptyStep(n);
-  if (c.kind === "lion") return refLionStep(c, s, grad, lr, gradErr, k);
-  const { beta1: b1, beta2: b2, eps, weightDecay: wd } = c;
-  const bc1 = 1 - b1 ** t;
-  const bc2 = 1 - b2 ** t;
-  const r = c.kind === "radam" ? rectifier(b2, t, c.threshold) : 1;
-  const rectified = c.kind === "adam" || !Number.isNaN(r);
-  out.rectified = rectified;
-  const e = k * U;
-  for (let i = 0; i < n; i++) {
-    const p = s.p[i];
-    let g = c.maximize ? -grad[i] : grad[i];
-    let gAbs = Math.abs(g);
-    if (!c.decoupled && wd !== 0) {
-      g = g + wd * p;
-      gAbs += wd * Math.abs(p);
-    }
-    // gradErr: error the f32 implementation may already carry in its gradient (clipping,
-    // centralization), on top of the roundings counted here.
-    const ge = gradErr ? gradErr[i] : 0;
-    const eg = e * gAbs + k * ETA + ge;
-    const m = b1 * s.m[i] + (1 - b1) * g;
-    const v = b2 * s.v[i] + (1 - b2) * g * g;
-    const em = e * (b1 * Math.abs(s.m[i]) + (1 - b1) * gAbs) + (1 - b1) * ge + k * ETA;
-    const ev = e * (b2 * s.v[i] + (1 - b2) * gAbs * gAbs) +
-      (1 - b2) * (2 * Math.abs(g) * eg + eg * eg) + k * ETA;
-    // m̂ = scale · num: plain m / bc1, or optax's Nesterov β1 m / (1 − β1^(t+1)) + (1 − β1) g / bc1.
-    let num = m, enm = em, scale = 1 / bc1;
-    if (c.kind === "radam" && c.nesterov && b1 !== 0) {
-      const bc1Next = 1 - b1 ** (t + 1);
-      const mix = (1 - b1) * bc1Next / (b1 * bc1);
-      num = m + mix * g;
-      enm = em + mix * eg + e * (Math.abs(m) + mix * gAbs);
-      scale = b1 / bc1Next;
-    }
-    out.m[i] = m;
-    out.v[i] = v;
-    out.tolM[i] = em;
-    out.tolV[i] = ev;
-    let pNew = p;
-    let ep = 0;
-    const decayed = c.decoupled ? p * (1 - lr * wd) : p;
-    if (c.kind === "adam") {
-      // PyTorch Adam: p -= (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps)
-      const sq = Math.sqrt(bc2);
-      const d = Math.sqrt(v) / sq + eps;
-      const ed = (Math.sqrt(v + ev) - Math.sqrt(v)) / sq + e * d;
-      const q = m / d;
-      const size = lr / bc1;
-      pNew = decayed - size * q;
-      ep = ed >= d ? Infinity : e * (Math.abs(decayed) + size * Math.abs(q)) +
-        size * ((em + Math.abs(q) * ed) / (d - ed));
-    } else if (rectified) {
-      // PyTorch RAdam: p -= lr · r · m̂ · sqrt(bc2) / (sqrt(v) + eps)
-      const d = Math.sqrt(v) + eps;
-      const ed = Math.sqrt(v + ev) - Math.sqrt(v) + e * d;
-      const mHat = scale * num;
-      const upd = lr * r * mHat * Math.sqrt(bc2) / d;
-      const size = lr * r * Math.sqrt(bc2) * scale;
-      pNew = decayed - upd;
-      ep = ed >= d ? Infinity : e * (Math.abs(decayed) + Math.abs(upd)) +
-        size * ((enm + Math.abs(num / d) * ed) / (d - ed));
-    } else if (c.degenerateToSgd) {
-      const mHat = scale * num;
-      pNew = decayed - lr * mHat;
-      ep = e * (Math.abs(decayed) + Math.abs(lr * mHat)) + lr * scale * enm;
-    } else {
-      pNew = p; // untouched, weight decay included
-    }
-    out.p[i] = pNew;
-    out.tolP[i] = ep + k * ETA;
-  }
-  return out;
-}
-
-/**
- * One Lion step (Chen et al. 2023; optax `lion`, lion-pytorch): `c = β1 m + (1 − β1) g`,
- * `p = p (1 − lr wd) − lr sign(c)` (sign(0) = 0), `m = β2 m + (1 − β2) g`. Where `c` is within
- * its own error bound of 0 (but not exactly 0 from m = g = 0), an f32 implementation may take
- * any of sign −1, 0, 1: the bound of `p` then allows `lr` either way.
- */
-function refLionStep(
-  c: RefConfig,
-  s: RefState,
-  grad: ArrayLike<number>,
-  lr: number,
-  gradErr: ArrayLike<number> | undefined,
-  k: number,
-): RefStep {
-  const n = s.p.length;
-  const out = emptyStep(n);
-  out.rectified = true;
-  const { beta1: b1, beta2: b2, weightDecay: wd } = c;
-  const e = k * U;
-  for (let i = 0; i < n; i++) {
-    const p = s.p[i], m = s.m[i];
-    const g = c.maximize ? -grad[i] : grad[i];
-    const ge = gradErr ? gradErr[i] : 0;
-    const interp = b1 * m + (1 - b1) * g;
-    const ec = e * (b1 * Math.abs(m) + (1 - b1) * Math.abs(g)) + (1 - b1) * ge + k * ETA;
-    out.m[i] = b2 * m + (1 - b2) * g;
-    out.tolM[i] = e * (b2 * Math.abs(m) + (1 - b2) * Math.abs(g)) + (1 - b2) * ge + k * ETA;
-    const decayed = p * (1 - lr * wd);
-    // c is exactly 0 in f32 too where m and g are (no rounding error to blur the sign).
-    const exactZero = m === 0 && g === 0 && ge === 0;
-    const sure = exactZero || Math.abs(interp) > ec;
-    const sign = sure && !exactZero ? Math.sign(interp) : 0;
-    out.p[i] = decayed - lr * sign;
-    out.tolP[i] = e * (Math.abs(decayed) + lr) + (sure ? 0 : lr) + k * ETA;
-  }
-  return out;
 }
 
 /**
@@ -322,4 +171,122 @@ export function refSync(
       e * (Math.abs(slow[i]) + Math.abs(d) + tp + alpha * (Math.abs(d) + tp)) + K * ETA;
   }
   return { slow: out, tol };
+}
+
+// ---------------------------------------------------------------------------------------------
+// RAdam, Adam, AdamW (PyTorch's torch.optim semantics): the rule table's row, and the
+// rectification and long-run tests, read this one.
+
+/** ρt for RAdam. */
+export function rho(beta2: number, t: number): { rhoInf: number; rhoT: number } {
+  const rhoInf = 2 / (1 - beta2) - 1;
+  const b2t = beta2 ** t;
+  return { rhoInf, rhoT: rhoInf - (2 * t * b2t) / (1 - b2t) };
+}
+
+/** The rectifier r_t (NaN when not rectified at `threshold`). */
+export function rectifier(beta2: number, t: number, threshold: number): number {
+  const { rhoInf, rhoT } = rho(beta2, t);
+  if (!(rhoT > threshold)) return NaN;
+  return Math.sqrt(((rhoT - 4) * (rhoT - 2) * rhoInf) / ((rhoInf - 4) * (rhoInf - 2) * rhoT));
+}
+
+/** The hyperparameters of the RAdam/Adam reference. */
+export interface AdamConfig {
+  kind: "radam" | "adam";
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  decoupled: boolean;
+  maximize: boolean;
+  threshold: number;
+  degenerateToSgd: boolean;
+  /** RAdam with optax's Nesterov m̂ (absent: false). */
+  nesterov?: boolean;
+}
+
+/** One RAdam or Adam step (PyTorch's RAdam, Adam, AdamW; amsgrad off). */
+export function refAdamStep(
+  c: AdamConfig,
+  s: RefState,
+  grad: ArrayLike<number>,
+  t: number,
+  lr: number,
+  gradErr?: ArrayLike<number>,
+  k: number = K,
+): RefStep {
+  const n = s.p.length;
+  const out = emptyStep(n);
+  const { beta1: b1, beta2: b2, eps, weightDecay: wd } = c;
+  const bc1 = 1 - b1 ** t;
+  const bc2 = 1 - b2 ** t;
+  const r = c.kind === "radam" ? rectifier(b2, t, c.threshold) : 1;
+  const rectified = c.kind === "adam" || !Number.isNaN(r);
+  out.rectified = rectified;
+  const e = k * U;
+  for (let i = 0; i < n; i++) {
+    const p = s.p[i];
+    let g = c.maximize ? -grad[i] : grad[i];
+    let gAbs = Math.abs(g);
+    if (!c.decoupled && wd !== 0) {
+      g = g + wd * p;
+      gAbs += wd * Math.abs(p);
+    }
+    // gradErr: error the f32 implementation may already carry in its gradient (clipping,
+    // centralization), on top of the roundings counted here.
+    const ge = gradErr ? gradErr[i] : 0;
+    const eg = e * gAbs + k * ETA + ge;
+    const m = b1 * s.m[i] + (1 - b1) * g;
+    const v = b2 * s.v[i] + (1 - b2) * g * g;
+    const em = e * (b1 * Math.abs(s.m[i]) + (1 - b1) * gAbs) + (1 - b1) * ge + k * ETA;
+    const ev = e * (b2 * s.v[i] + (1 - b2) * gAbs * gAbs) +
+      (1 - b2) * (2 * Math.abs(g) * eg + eg * eg) + k * ETA;
+    // m̂ = scale · num: plain m / bc1, or optax's Nesterov β1 m / (1 − β1^(t+1)) + (1 − β1) g / bc1.
+    let num = m, enm = em, scale = 1 / bc1;
+    if (c.kind === "radam" && c.nesterov && b1 !== 0) {
+      const bc1Next = 1 - b1 ** (t + 1);
+      const mix = (1 - b1) * bc1Next / (b1 * bc1);
+      num = m + mix * g;
+      enm = em + mix * eg + e * (Math.abs(m) + mix * gAbs);
+      scale = b1 / bc1Next;
+    }
+    out.m[i] = m;
+    out.v[i] = v;
+    out.tolM[i] = em;
+    out.tolV[i] = ev;
+    let pNew = p;
+    let ep = 0;
+    const decayed = c.decoupled ? p * (1 - lr * wd) : p;
+    if (c.kind === "adam") {
+      // PyTorch Adam: p -= (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps)
+      const sq = Math.sqrt(bc2);
+      const d = Math.sqrt(v) / sq + eps;
+      const ed = (Math.sqrt(v + ev) - Math.sqrt(v)) / sq + e * d;
+      const q = m / d;
+      const size = lr / bc1;
+      pNew = decayed - size * q;
+      ep = ed >= d ? Infinity : e * (Math.abs(decayed) + size * Math.abs(q)) +
+        size * ((em + Math.abs(q) * ed) / (d - ed));
+    } else if (rectified) {
+      // PyTorch RAdam: p -= lr · r · m̂ · sqrt(bc2) / (sqrt(v) + eps)
+      const d = Math.sqrt(v) + eps;
+      const ed = Math.sqrt(v + ev) - Math.sqrt(v) + e * d;
+      const mHat = scale * num;
+      const upd = lr * r * mHat * Math.sqrt(bc2) / d;
+      const size = lr * r * Math.sqrt(bc2) * scale;
+      pNew = decayed - upd;
+      ep = ed >= d ? Infinity : e * (Math.abs(decayed) + Math.abs(upd)) +
+        size * ((enm + Math.abs(num / d) * ed) / (d - ed));
+    } else if (c.degenerateToSgd) {
+      const mHat = scale * num;
+      pNew = decayed - lr * mHat;
+      ep = e * (Math.abs(decayed) + Math.abs(lr * mHat)) + lr * scale * enm;
+    } else {
+      pNew = p; // untouched, weight decay included
+    }
+    out.p[i] = pNew;
+    out.tolP[i] = ep + k * ETA;
+  }
+  return out;
 }

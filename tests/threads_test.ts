@@ -1,13 +1,13 @@
 /**
  * Option `threads`: the wasm step on several threads (workers on a shared memory) gives the
- * same bits as one thread, for every feature, at sizes straddling the slice and reduction-block
- * boundaries; lifecycle (dispose), checkpoints, the size threshold and bad options.
+ * same bits as one thread at sizes straddling the slice and reduction-block boundaries (every
+ * rule on random cases: tests/rules_test.ts); lifecycle (dispose), checkpoints, the size
+ * threshold and bad options.
  *
  * Runs with no permissions (the workers are started from a Blob URL). Every threaded state is
  * disposed, or Deno's sanitizers would report its workers.
  */
 import assert from "node:assert/strict";
-import fc from "fast-check";
 import {
   adamw,
   DEFAULT_THREAD_THRESHOLD,
@@ -19,37 +19,8 @@ import {
   saveState,
   step,
 } from "../mod.ts";
-import {
-  assertSameBits,
-  caseArb,
-  caseData,
-  optimizerFor,
-  prng,
-  randomTensor,
-  readAll,
-} from "./cases.ts";
-
-Deno.test("threads 2 and 3 give the bits of one thread, every feature, at every step", async () => {
-  await fc.assert(
-    fc.asyncProperty(caseArb(30), fc.constantFrom(2, 3), async (c, threads) => {
-      const { params, grads } = caseData(c);
-      let one = await optimizerFor(c, "wasm").init(params);
-      let many = await optimizerFor(c, "wasm", { threads, threadThreshold: 0 }).init(params);
-      try {
-        assert.equal(one.threads, 1);
-        assert.equal(many.threads, threads);
-        for (let t = 1; t <= c.steps; t++) {
-          one = step(one, grads(t));
-          many = step(many, grads(t));
-          await assertSameBits(many, one, `step ${t}`);
-        }
-      } finally {
-        dispose(many);
-      }
-    }),
-    { numRuns: 40 },
-  );
-});
+import { assertSameBits, readAll } from "./cases.ts";
+import { prng, randomTensor } from "./util.ts";
 
 Deno.test("threaded steps match one thread at sizes around slice and block boundaries", async () => {
   // Slices are cut at multiples of 16 elements, reduction blocks hold 16384.
@@ -166,8 +137,8 @@ Deno.test("below threadThreshold a state stays on one thread; at it, it splits",
     assert.equal(at.threads, 2);
     assert.equal(below.threads, 1);
     assert.ok(DEFAULT_THREAD_THRESHOLD > 1000);
-    assert.equal(radam().settings.threads, 1);
-    assert.equal(radam().settings.threadThreshold, DEFAULT_THREAD_THRESHOLD);
+    assert.equal(radam().settings.run.threads, 1);
+    assert.equal(radam().settings.run.threadThreshold, DEFAULT_THREAD_THRESHOLD);
   } finally {
     dispose(at);
     dispose(below);

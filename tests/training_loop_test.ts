@@ -15,15 +15,11 @@ import {
   readSlowWeights,
   step,
 } from "../mod.ts";
-import { prng, randomTensor } from "./cases.ts";
+import { bits, prng, randomTensor } from "./util.ts";
 import { refGlobalNorm } from "./reference.ts";
 import { TFA_ATOL, TFA_CASES, tfaError, tfaSample } from "./published_values.ts";
 
 const BACKENDS = ["wasm", "js"] as const;
-
-function bits(a: Float32Array): number[] {
-  return Array.from(new Uint32Array(a.slice().buffer));
-}
 
 function grads(seed: number, lengths: Record<string, number>, count: number) {
   const rand = prng(seed);
@@ -161,11 +157,12 @@ for (const backend of BACKENDS) {
 
 Deno.test("ranger has Ranger's defaults and validates LookAhead and shapes", async () => {
   const r = ranger();
-  assert.equal(r.name, "lookahead(ranger)");
-  assert.deepEqual([r.settings.beta1, r.settings.beta2], [0.95, 0.999]);
-  assert.equal(r.settings.eps, 1e-5);
-  assert.equal(r.settings.gc, true);
-  assert.equal(r.settings.decoupledWeightDecay, true);
+  assert.equal(r.name, "ranger");
+  const h = r.settings.hyperparameters;
+  assert.deepEqual([h.beta1, h.beta2], [0.95, 0.999]);
+  assert.equal(h.eps, 1e-5);
+  assert.equal(r.settings.loop.gc, true);
+  assert.equal(h.decoupledWeightDecay, true);
   assert.deepEqual(r.settings.lookahead, { k: 6, alpha: 0.5 });
   assert.throws(() => lookahead(radam(), { k: 0 }), RangeError);
   assert.throws(() => lookahead(radam(), { k: 1.5 }), RangeError);

@@ -15,13 +15,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { SLOW } from "../core/arena.ts";
-import type { DeviceBackend } from "../core/backend.ts";
-import type { ResolvedConfig } from "../core/options.ts";
+import { SLOW } from "../base/arena.ts";
+import type { DeviceBackend } from "../base/backend.ts";
+import type { Settings } from "../base/settings.ts";
 import { type OptimizerState, restoreState, stateInternals } from "../core/state.ts";
 import type { GpuTensor } from "../gpu/gpu_tensors.ts";
-import { initWebGpuStateSync } from "../gpu/webgpu_state.ts";
-import { dispose, step } from "../mod.ts";
+import { initWebGpuStateSync } from "../core/webgpu_state.ts";
+import { dispose, step } from "../core/operations.ts";
 import type { Entry } from "./layout.ts";
 
 /** A variable and its gradient of one step (checked by the optimizer). */
@@ -44,14 +44,14 @@ export class GpuRunner {
   #state: OptimizerState<GpuTensor>;
   readonly #buffers: GPUBuffer[];
   readonly #tf: TfWebGpuBackend;
-  readonly #config: ResolvedConfig;
+  readonly #config: Settings;
 
   constructor(
     readonly entries: readonly Entry[],
     state: OptimizerState<GpuTensor>,
     buffers: GPUBuffer[],
     backend: TfWebGpuBackend,
-    config: ResolvedConfig,
+    config: Settings,
   ) {
     this.#state = state;
     this.#buffers = buffers;
@@ -79,7 +79,7 @@ export class GpuRunner {
         const e = this.entries[i];
         let g = items[i].tensor;
         let centralized: tf.Tensor | undefined;
-        if (this.#config.gc && g.rank > 1) {
+        if (this.#config.loop.gc && g.rank > 1) {
           const axes = [...Array(g.rank - 1).keys()];
           centralized = g = tf.tidy(() =>
             tf.sub(items[i].tensor, tf.mean(items[i].tensor, axes, true))
@@ -124,13 +124,13 @@ export class GpuRunner {
  * step counts.
  */
 export function createGpuRunner(
-  config: ResolvedConfig,
+  config: Settings,
   entries: readonly Entry[],
   variables: readonly tf.Variable[],
   kept: ReadonlyMap<string, readonly (Float32Array | undefined)[]>,
   counts: { steps: number; skipped: number },
 ): GpuRunner {
-  if (config.gc && config.clipGradNorm !== undefined) {
+  if (config.loop.gc && config.loop.clipGradNorm !== undefined) {
     throw new TypeError(
       "Options gc and clipGradNorm together are not supported on the tfjs webgpu backend (the norm must be taken before centralization, which runs in tfjs there); drop clipGradNorm or train on a CPU backend",
     );

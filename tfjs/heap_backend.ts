@@ -32,9 +32,9 @@ import {
   GRADS,
   PARAMS,
   sectionViews,
-} from "../core/arena.ts";
-import type { HostBackend } from "../core/backend.ts";
-import { BLOCK_BYTES, blockCount } from "../core/scalars.ts";
+} from "../base/arena.ts";
+import type { HostBackend } from "../base/backend.ts";
+import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
 import { blockViews, copiesOf, gradientOf } from "../cpu/cpu_backend.ts";
 import { type KernelExports, kernelOnMemory, placeArena } from "../cpu/wasm_backend.ts";
 
@@ -503,7 +503,8 @@ function allocationBytes(
     layout.byteLength - skippedBytes(layout, first);
 }
 
-/** Bytes of the arena's layout before section `first` (those not allocated). */
+/** Bytes before section `first`, or the next one present (or the segment table): not allocated. */
 function skippedBytes(layout: ArenaLayout, first: number): number {
-  return first === PARAMS ? 0 : layout.sectionOffsets[first];
+  const present = layout.sectionOffsets.slice(first).find((offset) => offset >= 0);
+  return first === PARAMS ? 0 : present ?? layout.segmentTableOffset;
 }

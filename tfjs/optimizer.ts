@@ -5,13 +5,15 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { type ArenaLayout, EXP_AVG, GRADS, hasSection, PARAMS, SLOW } from "../core/arena.ts";
-import type { HostBackend } from "../core/backend.ts";
+import { type ArenaLayout, EXP_AVG, GRADS, hasSection, PARAMS, SLOW } from "../base/arena.ts";
+import type { HostBackend } from "../base/backend.ts";
 import { configOf, FORMAT, FORMAT_VERSION, optionsOf } from "../core/checkpoint.ts";
 
 /** The `format` of the config {@linkcode TfOptimizer.getConfig} writes. */
 const CONFIG_FORMAT = "radam.tfjs";
-import { type LearningRate, type ResolvedConfig, withLearningRate } from "../core/options.ts";
+import type { LearningRate } from "../base/options.ts";
+import type { Settings } from "../base/settings.ts";
+import { withLearningRate } from "../core/options.ts";
 import {
   groupsOf,
   type OptimizerState,
@@ -20,10 +22,10 @@ import {
   stateInternals,
 } from "../core/state.ts";
 import { createJsBackend } from "../cpu/js_backend.ts";
-import { ruleOf } from "../rules/registry.ts";
+import { momentsOf, ruleOf } from "../core/origins.ts";
 import { createWasmBackendSync, wasmSimdSupported } from "../cpu/wasm_backend.ts";
 import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
-import { dispose, loadState, readMoments, readSlowWeights, step } from "../mod.ts";
+import { dispose, loadState, readMoments, readSlowWeights, step } from "../core/operations.ts";
 import { type Entry, entryOf, fromArena, shapeText, toArena } from "./layout.ts";
 import { createGpuRunner, type GpuRunner } from "./gpu_path.ts";
 import { HeapBackend, type TfjsWasmHeap, tfjsWasmHeap } from "./heap_backend.ts";
@@ -68,7 +70,7 @@ export interface TfOptimizerOptions {
 export type TfOptimizerConfig = {
   /** `"radam.tfjs"`. */
   format: string;
-  /** The library optimizer's name, e.g. `"lookahead(ranger)"`. */
+  /** The library optimizer's name, e.g. `"ranger"` or `"lookahead(adam)"`. */
   optimizer: string;
   /** Base64 of the JSON settings (hyperparameters, schedule flag, backend, threads, groups). */
   settings: string;
@@ -77,7 +79,7 @@ export type TfOptimizerConfig = {
 /** The optimizer value the adapter wraps: anything with the library's resolved settings. */
 export interface SettingsHolder {
   /** The resolved settings, as on every optimizer of this library. */
-  readonly settings: Readonly<ResolvedConfig>;
+  readonly settings: Readonly<Settings>;
 }
 
 /** The tfjs weight-name suffix of each state section, as tfjs names Adam's (`/m`, `/v`). */
@@ -101,9 +103,9 @@ function stateViews(backend: HostBackend): (Readonly<Record<string, Float32Array
 
 /** The moments the rule of `config` keeps (see `readMoments`): name, tfjs suffix, section. */
 function momentSections(
-  config: ResolvedConfig,
+  config: Settings,
 ): { key: string; suffix: string; section: number }[] {
-  return ruleOf(config).moments.map((m, k) => ({
+  return momentsOf(config).map((m, k) => ({
     key: m.name,
     suffix: MOMENT_SUFFIX[m.name] ?? m.name,
     section: EXP_AVG + k,
@@ -218,7 +220,7 @@ export class TfOptimizer extends tf.Optimizer {
     return "RadamTfOptimizer";
   }
 
-  #config: ResolvedConfig;
+  #config: Settings;
   readonly #strict: boolean;
   /** The library state over `#entries`, when made. */
   #state: OptimizerState<unknown> | undefined;
@@ -268,18 +270,18 @@ export class TfOptimizer extends tf.Optimizer {
     if (options.strict !== undefined && typeof options.strict !== "boolean") {
       throw new TypeError(`Option strict must be a boolean, got ${typeof options.strict}`);
     }
-    this.#config = optimizer.settings as ResolvedConfig;
+    this.#config = optimizer.settings as Settings;
     this.#strict = options.strict ?? false;
     this.iterations_ = 0;
   }
 
-  /** The library optimizer's name, e.g. `"adam"` or `"lookahead(ranger)"`. */
+  /** The library optimizer's name, e.g. `"adam"`, `"ranger"` or `"lookahead(adam)"`. */
   get optimizerName(): string {
     return this.#config.name;
   }
 
   /** The settings in force (the library's resolved options). */
-  get settings(): Readonly<ResolvedConfig> {
+  get settings(): Readonly<Settings> {
     return this.#config;
   }
 
@@ -500,7 +502,7 @@ export class TfOptimizer extends tf.Optimizer {
 
   /** Makes the CPU state over `items`, from kept state where there is one (else fresh). */
   #rebuild(items: readonly GradItem[]): void {
-    if (this.#config.threads > 1) checkThreadSupport(this.#config.threads);
+    if (this.#config.run.threads > 1) checkThreadSupport(this.#config.run.threads);
     this.#dropThreads();
     if (this.#state !== undefined) {
       if (this.#strict) throw this.#changeError(this.#entries, items);
@@ -508,7 +510,7 @@ export class TfOptimizer extends tf.Optimizer {
     }
     if (this.#renameOnLoad) this.#matchLoadedNames(items);
     const config = this.#config;
-    const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.gc));
+    const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.loop.gc));
     const names = entries.map((e) => e.name);
     const layout = planFor(config, names, entries.map((e) => e.size));
     const backend = this.#cpuBackend(layout, entries, items);
@@ -538,9 +540,12 @@ export class TfOptimizer extends tf.Optimizer {
     this.#entries = entries;
     this.#assigned = items.map((i) => i.variable.dataId);
     this.#builtOn = tf.backend();
-    if (backend.name === "wasm" && config.threads > 1 && layout.total >= config.threadThreshold) {
+    if (
+      backend.name === "wasm" && config.run.threads > 1 &&
+      layout.total >= config.run.threadThreshold
+    ) {
       const pending: ThreadsPending = { done: Promise.resolve() };
-      pending.done = createThreadedWasmBackend(layout, config.threads).then(
+      pending.done = createThreadedWasmBackend(layout, config.run.threads).then(
         (b) => {
           if (this.#threads === pending) pending.backend = b;
           else b.dispose?.();
@@ -582,7 +587,7 @@ export class TfOptimizer extends tf.Optimizer {
     entries: readonly Entry[],
     items: readonly GradItem[],
   ): HostBackend {
-    const choice = this.#config.backend;
+    const choice = this.#config.run.backend;
     if (choice === "js" || (choice === "auto" && !wasmSimdSupported())) {
       return createJsBackend(layout, ruleOf(this.#config));
     }
@@ -609,8 +614,8 @@ export class TfOptimizer extends tf.Optimizer {
   /** tfjs's wasm heap, when a state of `total` parameters is to be made on it. */
   #heapCandidate(total: number): TfjsWasmHeap | undefined {
     const config = this.#config;
-    if (config.backend !== "auto" && config.backend !== "wasm") return undefined;
-    if (config.threads > 1 && total >= config.threadThreshold) return undefined;
+    if (config.run.backend !== "auto" && config.run.backend !== "wasm") return undefined;
+    if (config.run.threads > 1 && total >= config.run.threadThreshold) return undefined;
     return wasmSimdSupported() ? tfjsWasmHeap() : undefined;
   }
 
@@ -623,7 +628,7 @@ export class TfOptimizer extends tf.Optimizer {
 
   /** Whether the update runs on the GPU: tfjs on webgpu, and backend "auto" or "webgpu". */
   #onWebGpu(): boolean {
-    const choice = this.#config.backend;
+    const choice = this.#config.run.backend;
     return tf.getBackend() === "webgpu" && (choice === "auto" || choice === "webgpu");
   }
 
@@ -652,7 +657,7 @@ export class TfOptimizer extends tf.Optimizer {
         const k = this.#kept.get(e.name);
         if (k && this.#fits(k, e.shape)) {
           // The layout it was held in: as this optimizer holds it on the CPU.
-          const held = k.arenaShape ? entryOf(e.name, e.shape, this.#config.gc) : k.entry;
+          const held = k.arenaShape ? entryOf(e.name, e.shape, this.#config.loop.gc) : k.entry;
           kept.set(e.name, k.sections.map((d) => d && fromArena(held, d)));
         }
       }
@@ -854,7 +859,7 @@ export class TfOptimizer extends tf.Optimizer {
     }
     const kept = new Map<string, Kept>();
     for (const [name, v] of byVariable) {
-      const entry = entryOf(name, v.shape, this.#config.gc);
+      const entry = entryOf(name, v.shape, this.#config.loop.gc);
       const sections: (Float32Array | undefined)[] = [];
       for (const [section, tensor] of v.sections) {
         const data = new Float32Array(entry.size);
@@ -878,7 +883,7 @@ export class TfOptimizer extends tf.Optimizer {
       return kept.entry.size === shape.reduce((a, b) => a * b, 1) &&
         sameShape(kept.entry.shape, shape);
     }
-    const entry = entryOf(kept.entry.name, shape, this.#config.gc);
+    const entry = entryOf(kept.entry.name, shape, this.#config.loop.gc);
     return entry.size === kept.entry.size && sameShape(entry.arenaShape, kept.arenaShape);
   }
 
@@ -974,7 +979,7 @@ export class TfOptimizer extends tf.Optimizer {
   override getConfig(): TfOptimizerConfig {
     const c = this.#config;
     const names = [...this.#entries.map((e) => e.name), ...this.#kept.keys()];
-    if (c.groups.length > 0 && names.length === 0) {
+    if (c.loop.groups.length > 0 && names.length === 0) {
       throw new TypeError(
         "getConfig of an optimizer with parameter groups needs its variables: call it after the first step",
       );
@@ -982,11 +987,11 @@ export class TfOptimizer extends tf.Optimizer {
     const settings = {
       hyperparameters: optionsOf(c),
       lrSchedule: typeof c.hyperparameters.lr === "function",
-      backend: c.backend,
-      threads: c.threads,
-      threadThreshold: c.threadThreshold,
+      backend: c.run.backend,
+      threads: c.run.threads,
+      threadThreshold: c.run.threadThreshold,
       strict: this.#strict,
-      ...(c.groups.length > 0 ? { tensorOrder: names, tensorGroups: groupsOf(c, names) } : {}),
+      ...(c.loop.groups.length > 0 ? { tensorOrder: names, tensorGroups: groupsOf(c, names) } : {}),
     };
     return { format: CONFIG_FORMAT, optimizer: c.name, settings: encodeConfig(settings) };
   }
@@ -1014,7 +1019,7 @@ export class TfOptimizer extends tf.Optimizer {
       }),
     };
     const settings = configOf(metadata, {
-      backend: s.backend as ResolvedConfig["backend"],
+      backend: s.backend as Settings["run"]["backend"],
       threads: s.threads as number,
       threadThreshold: s.threadThreshold as number,
       ...(s.lrSchedule === true ? { lr: missingSchedule } : {}),

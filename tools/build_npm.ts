@@ -2,14 +2,18 @@
  * Builds the npm package from the same sources as the JSR one: `deno task build:npm`.
  *
  * Output, in the git-ignored folder `npm/`:
- * - `index.js` (mod.ts) and `tfjs.js` (tfjs.ts, the TensorFlow.js adapter, `@optim/radam/tfjs`):
- *   bundled by esbuild as ES modules that share their code through `chunks/` (one copy of the
- *   library, so a state made through one entry is recognised by the other; the kernel's wasm is
- *   already inlined as base64, so nothing is read from disk at run time). `@tensorflow/tfjs-core`
- *   stays an import: a peer dependency (`^4`, optional: only `tfjs.js` needs it);
- * - `types/`: `.d.ts` declarations emitted by the TypeScript compiler;
- * - `package.json` (name and version from deno.json, `exports` for Node ≥ 20 and bundlers),
- *   README.md and LICENSE.
+ * - one ES module per entry point of {@link ENTRIES} (`index.js` for mod.ts, `tfjs.js` for the
+ *   TensorFlow.js adapter, `@optim/radam/tfjs`), bundled by esbuild so that they share their code
+ *   through `chunks/` (one copy of the library, so a state made through one entry is recognised by
+ *   another; the kernel's wasm is already inlined as base64, so nothing is read from disk at run
+ *   time). `@tensorflow/tfjs-core` stays an import: a peer dependency (`^4`, optional: only
+ *   `tfjs.js` needs it);
+ * - `types/`: `.d.ts` declarations emitted by the TypeScript compiler, which name no WebGPU
+ *   package: the few WebGPU types they use are declared in `types/_webgpu.d.ts` (see
+ *   {@link webgpuShim}), so that they type-check beside tfjs-core's copy of `@webgpu/types`, any
+ *   other, or none;
+ * - `package.json` (name and version from deno.json, `exports` for Node ≥ 20 and bundlers,
+ *   `sideEffects` naming the files that register something on import), README.md and LICENSE.
  *
  * @module
  */
@@ -17,11 +21,59 @@ import * as esbuild from "esbuild";
 import ts from "typescript";
 
 const OUT = "npm";
-/** The WebGPU type declarations the public types refer to (GPUDevice, GPUBuffer, …). */
+/** The WebGPU type declarations the sources are compiled against (GPUDevice, GPUBuffer, …). */
 const WEBGPU_TYPES = "@webgpu/types@0.1.74";
 const TOOLS = "build/npm_tools";
 /** tfjs-core, for the adapter's declarations (the package takes it as a peer dependency). */
 const TFJS_CORE = "@tensorflow/tfjs-core@4.22.0";
+
+/** One entry point of the package. */
+interface Entry {
+  /** Its output file, `<out>.js`, and its declarations' `types/<source>.d.ts`. */
+  readonly out: string;
+  /** Its source module, at the project's root. */
+  readonly source: string;
+  /** The subpath it is exported as. */
+  readonly subpath: string;
+  /** Whether importing it does something a bundler must keep (it registers a class, …). */
+  readonly sideEffects: boolean;
+  /** Whether it imports `@tensorflow/tfjs-core` (the optional peer dependency). */
+  readonly tfjs: boolean;
+}
+
+/** Where an entry's declarations are, in the package (its `types/` mirrors the sources). */
+function typesOf(entry: Entry): string {
+  return `types/${entry.source.replace(/\.ts$/, ".d.ts")}`;
+}
+
+/** The package's entry points: one line each. */
+const ENTRIES: readonly Entry[] = [
+  { out: "index", source: "mod.ts", subpath: ".", sideEffects: false, tfjs: false },
+  // Registers the optimizer class with tfjs's serialization, for tf.loadLayersModel.
+  { out: "tfjs", source: "tfjs.ts", subpath: "./tfjs", sideEffects: true, tfjs: true },
+];
+
+/**
+ * The WebGPU types the declarations name. Interfaces are declared empty in `types/_webgpu.d.ts`:
+ * an empty global interface merges with the same interface of whichever WebGPU typings the app
+ * has (tfjs-core brings `@webgpu/types` 0.1.38; a newer copy or TypeScript's DOM library may come
+ * too), so the app's own `GPUDevice` goes in and our `GPUBuffer` comes out, and it stands alone
+ * where there are none. A type alias cannot merge (a second one is a conflict): it is written out.
+ */
+const WEBGPU_INTERFACES = [
+  "GPUBindGroup",
+  "GPUBindGroupLayout",
+  "GPUBuffer",
+  "GPUBufferBinding",
+  "GPUCommandEncoder",
+  "GPUComputePassEncoder",
+  "GPUComputePipeline",
+  "GPUDevice",
+] as const;
+const WEBGPU_ALIASES: Readonly<Record<string, string>> = {
+  GPUBufferBindingType: '"uniform" | "storage" | "read-only-storage"',
+};
+const WEBGPU_SHIM = "_webgpu.d.ts";
 
 /**
  * Installs the WebGPU types and tfjs-core's (for the declaration build); returns the WebGPU
@@ -52,13 +104,21 @@ async function webgpuTypes(): Promise<string> {
     stdout: "null",
   });
   const { success } = await npm.output();
-  if (!success) throw new Error(`npm install ${WEBGPU_TYPES} ${TFJS_CORE} failed`);
+  if (!success) {
+    throw new Error(`npm install ${WEBGPU_TYPES} ${TFJS_CORE} failed`);
+  }
   return entry;
 }
 
-async function bundle(): Promise<void> {
-  await esbuild.build({
-    entryPoints: { index: "mod.ts", tfjs: "tfjs.ts" },
+/**
+ * Bundles the entries; returns the package's `sideEffects` list: the entries that do something
+ * on import, and the shared chunks. Where esbuild puts a module's code depends on which entries
+ * import it (the registration is in tfjs.js today, but would move to a chunk should another entry
+ * import tfjs.ts), and every entry imports the chunks anyway, so marking them costs nothing.
+ */
+async function bundle(): Promise<string[]> {
+  const { metafile } = await esbuild.build({
+    entryPoints: Object.fromEntries(ENTRIES.map((e) => [e.out, e.source])),
     bundle: true,
     splitting: true,
     chunkNames: "chunks/[name]-[hash]",
@@ -69,80 +129,169 @@ async function bundle(): Promise<void> {
     outdir: OUT,
     legalComments: "inline",
     logLevel: "warning",
+    metafile: true,
   });
   await esbuild.stop();
+  const chunks = Object.keys(metafile.outputs).filter((f) => f.startsWith(`${OUT}/chunks/`));
+  return [
+    ...ENTRIES.filter((e) => e.sideEffects).map((e) => `./${e.out}.js`),
+    ...chunks.map((f) => `./${f.slice(OUT.length + 1)}`).sort(),
+  ];
 }
 
-function declarations(webgpu: string): void {
-  const options: ts.CompilerOptions = {
-    declaration: true,
-    emitDeclarationOnly: true,
-    allowImportingTsExtensions: true,
-    outDir: `${OUT}/types`,
-    rootDir: ".",
+/** `types/_webgpu.d.ts`: the WebGPU types the declarations name (see {@link WEBGPU_INTERFACES}). */
+function webgpuShim(): string {
+  return [
+    "// The WebGPU types this package's declarations name, declared empty: each merges with the",
+    "// same interface of whichever WebGPU typings the program has (@webgpu/types of any version,",
+    "// as tfjs-core brings, or TypeScript's DOM library), and conflicts with none.",
+    ...WEBGPU_INTERFACES.map((name) => `interface ${name} {}`),
+    "",
+  ].join("\n");
+}
+
+/** Rewrites one emitted declaration file for the package (paths, WebGPU types). */
+function fixDeclaration(name: string, text: string): string {
+  // Declarations refer to each other as ./x.js (which resolves to ./x.d.ts), not ./x.ts.
+  let fixed = text.replace(/(from\s+["']\.{1,2}\/[^"']+)\.ts(["'])/g, "$1.js$2")
+    .replace(/(import\(["']\.{1,2}\/[^"']+)\.ts(["']\))/g, "$1.js$2")
+    .replace(/from "\.\/mod\.js"/g, 'from "@optim/radam"');
+  for (const [alias, union] of Object.entries(WEBGPU_ALIASES)) {
+    fixed = fixed.replace(new RegExp(`\\b${alias}\\b`, "g"), union);
+  }
+  if (ENTRIES.some((e) => name === `${OUT}/${typesOf(e)}`)) {
+    fixed = `/// <reference path="./${WEBGPU_SHIM}" />\n${fixed}`;
+  }
+  return fixed;
+}
+
+/** Formats TypeScript diagnostics into an error, if there are any. */
+function failOn(diagnostics: readonly ts.Diagnostic[], what: string): void {
+  if (diagnostics.length === 0) return;
+  const host: ts.FormatDiagnosticsHost = {
+    getCanonicalFileName: (f) => f,
+    getCurrentDirectory: () => Deno.cwd(),
+    getNewLine: () => "\n",
+  };
+  throw new Error(`${what}:\n${ts.formatDiagnosticsWithColorAndContext(diagnostics, host)}`);
+}
+
+/** Compiler options shared by the declaration build and its check. */
+function baseOptions(): ts.CompilerOptions {
+  return {
     target: ts.ScriptTarget.ES2022,
     module: ts.ModuleKind.ESNext,
     moduleResolution: ts.ModuleResolutionKind.Bundler,
     lib: ["lib.es2022.d.ts", "lib.dom.d.ts"],
     strict: true,
-    skipLibCheck: true,
     types: [],
     // The adapter's imports of tfjs-core resolve to the copy installed for this build.
     baseUrl: ".",
     paths: { "@tensorflow/tfjs-core": [`${TOOLS}/node_modules/@tensorflow/tfjs-core`] },
   };
-  const program = ts.createProgram(["mod.ts", "tfjs.ts", webgpu], options);
-  const diagnostics = [...ts.getPreEmitDiagnostics(program)];
-  const emitted = program.emit(undefined, (name, text) => {
-    // Declarations refer to each other as ./x.js (which resolves to ./x.d.ts), not ./x.ts.
-    if (!name.startsWith(`${OUT}/types/`)) return;
-    let fixed = text.replace(/(from\s+["']\.{1,2}\/[^"']+)\.ts(["'])/g, "$1.js$2")
-      .replace(/(import\(["']\.{1,2}\/[^"']+)\.ts(["']\))/g, "$1.js$2")
-      .replace(/from "\.\/mod\.js"/g, 'from "@optim/radam"');
-    if (name.endsWith("/mod.d.ts") || name.endsWith("/tfjs.d.ts")) {
-      fixed = `/// <reference types="@webgpu/types" />\n${fixed}`;
-    }
-    Deno.mkdirSync(name.slice(0, name.lastIndexOf("/")), { recursive: true });
-    Deno.writeTextFileSync(name, fixed);
-  });
-  diagnostics.push(...emitted.diagnostics);
-  if (diagnostics.length > 0) {
-    const host: ts.FormatDiagnosticsHost = {
-      getCanonicalFileName: (f) => f,
-      getCurrentDirectory: () => Deno.cwd(),
-      getNewLine: () => "\n",
-    };
-    throw new Error(ts.formatDiagnosticsWithColorAndContext(diagnostics, host));
-  }
 }
 
-async function packageFiles(): Promise<void> {
+function declarations(webgpu: string): void {
+  const options: ts.CompilerOptions = {
+    ...baseOptions(),
+    declaration: true,
+    emitDeclarationOnly: true,
+    allowImportingTsExtensions: true,
+    outDir: `${OUT}/types`,
+    rootDir: ".",
+    skipLibCheck: true,
+  };
+  const program = ts.createProgram([...ENTRIES.map((e) => e.source), webgpu], options);
+  const diagnostics = [...ts.getPreEmitDiagnostics(program)];
+  const emitted = program.emit(undefined, (name, text) => {
+    if (!name.startsWith(`${OUT}/types/`)) return;
+    Deno.mkdirSync(name.slice(0, name.lastIndexOf("/")), { recursive: true });
+    Deno.writeTextFileSync(name, fixDeclaration(name, text));
+  });
+  diagnostics.push(...emitted.diagnostics);
+  failOn(diagnostics, "declarations");
+  Deno.writeTextFileSync(`${OUT}/types/${WEBGPU_SHIM}`, webgpuShim());
+}
+
+/**
+ * Type-checks the emitted declarations as an app would (strict, library files checked too):
+ * the entries without tfjs-core (so without any WebGPU typings: a WebGPU type missing from the
+ * shim fails here), then all of them beside tfjs-core and its `@webgpu/types`.
+ */
+function checkDeclarations(): void {
+  const options = { ...baseOptions(), noEmit: true, skipLibCheck: false };
+  const alone = ts.createProgram(
+    ENTRIES.filter((e) => !e.tfjs).map((e) => `${OUT}/${typesOf(e)}`),
+    { ...options, lib: ["lib.es2022.d.ts"], paths: {} },
+  );
+  failOn(ts.getPreEmitDiagnostics(alone), "declarations without tfjs-core or WebGPU typings");
+  // As in an app, with the global types of tfjs-core's dependencies (@types/long, …).
+  const typeRoots = [`${TOOLS}/node_modules/@types`];
+  const beside = ts.createProgram(ENTRIES.map((e) => `${OUT}/${typesOf(e)}`), {
+    ...options,
+    types: undefined,
+    typeRoots,
+  });
+  failOn(
+    ts.getPreEmitDiagnostics(beside),
+    "declarations beside tfjs-core's @webgpu/types",
+  );
+}
+
+async function packageFiles(sideEffects: string[]): Promise<void> {
   const deno = JSON.parse(await Deno.readTextFile("deno.json"));
+  const entryExports = ENTRIES.map((e) => [e.subpath, {
+    types: `./${typesOf(e)}`,
+    import: `./${e.out}.js`,
+    default: `./${e.out}.js`,
+  }]);
   const pkg = {
     name: deno.name,
     version: deno.version,
-    description:
-      "Fast optimizer kernels: RAdam, Adam and AdamW on WebAssembly SIMD, with a TypeScript fallback.",
+    description: "Fast optimizer kernels with PyTorch's semantics: RAdam, Adam, AdamW, Lion, SGD " +
+      "and Ranger (LookAhead) on WebAssembly SIMD (threaded or not), plain TypeScript or " +
+      "WebGPU; a TensorFlow.js optimizer adapter; safetensors checkpoints.",
     license: deno.license,
     type: "module",
     main: "./index.js",
     types: "./types/mod.d.ts",
     exports: {
-      ".": { types: "./types/mod.d.ts", import: "./index.js", default: "./index.js" },
-      "./tfjs": { types: "./types/tfjs.d.ts", import: "./tfjs.js", default: "./tfjs.js" },
+      ...Object.fromEntries(entryExports),
       "./package.json": "./package.json",
     },
-    files: ["index.js", "tfjs.js", "chunks/", "types/", "README.md", "LICENSE"],
-    sideEffects: false,
+    files: [
+      ...ENTRIES.map((e) => `${e.out}.js`),
+      "chunks/",
+      "types/",
+      "README.md",
+      "LICENSE",
+    ],
+    // Bundlers may drop an import of any other file whose exports go unused.
+    sideEffects,
     engines: { node: ">=20" },
-    // The public types mention WebGPU's (GPUDevice, GPUBuffer): types only, no code.
-    dependencies: { "@webgpu/types": WEBGPU_TYPES.split("@").pop() },
     // The TensorFlow.js adapter (`@optim/radam/tfjs`) runs on the tfjs the user has.
     peerDependencies: { "@tensorflow/tfjs-core": "^4" },
     peerDependenciesMeta: { "@tensorflow/tfjs-core": { optional: true } },
-    keywords: ["radam", "adam", "adamw", "optimizer", "wasm", "simd", "machine-learning"],
+    keywords: [
+      "radam",
+      "adam",
+      "adamw",
+      "lion",
+      "ranger",
+      "lookahead",
+      "optimizer",
+      "tensorflow",
+      "tfjs",
+      "webgpu",
+      "wasm",
+      "simd",
+      "machine-learning",
+    ],
   };
-  await Deno.writeTextFile(`${OUT}/package.json`, JSON.stringify(pkg, null, 2) + "\n");
+  await Deno.writeTextFile(
+    `${OUT}/package.json`,
+    JSON.stringify(pkg, null, 2) + "\n",
+  );
   await Deno.copyFile("README.md", `${OUT}/README.md`);
   await Deno.copyFile("LICENSE", `${OUT}/LICENSE`);
 }
@@ -150,8 +299,10 @@ async function packageFiles(): Promise<void> {
 if (import.meta.main) {
   await Deno.remove(OUT, { recursive: true }).catch(() => {});
   await Deno.mkdir(OUT, { recursive: true });
-  await bundle();
+  const sideEffects = await bundle();
   declarations(await webgpuTypes());
-  await packageFiles();
-  console.log(`built ${OUT}/ (index.js, tfjs.js, chunks/, types/, package.json)`);
+  checkDeclarations();
+  await packageFiles(sideEffects);
+  const outputs = ENTRIES.map((e) => `${e.out}.js`).join(", ");
+  console.log(`built ${OUT}/ (${outputs}, chunks/, types/, package.json)`);
 }

@@ -1,18 +1,24 @@
 /**
- * Writes assembly/layout.generated.ts (the kernel's word offsets, from the tables of core/ and
- * rules/: see tools/kernel_layout.ts), compiles the AssemblyScript kernels (assembly/) to
+ * Writes assembly/layout.generated.ts and assembly/rules.generated.ts (the kernel's word offsets
+ * and its dispatch by rule, from the tables of base/, rules/ and the registry: see
+ * tools/kernel_layout.ts), compiles the AssemblyScript kernels (assembly/) to
  * WebAssembly with the settings in asconfig.json and writes them, base64-encoded, into
  * cpu/kernels_wasm.generated.ts, so that the package needs no file access at run time (JSR, npm
  * bundles and browsers alike).
  *
  * Usage:
  *   deno task build            write the layout, compile and write the generated module
- *   deno task build --check    exit 1 if either committed file differs from a fresh build
+ *   deno task build --check    exit 1 if a committed file differs from a fresh build
  *
  * @module
  */
 import asc from "assemblyscript/asc";
-import { kernelLayoutModule, LAYOUT_PATH } from "./kernel_layout.ts";
+import {
+  DISPATCH_PATH,
+  kernelDispatchModule,
+  kernelLayoutModule,
+  LAYOUT_PATH,
+} from "./kernel_layout.ts";
 
 /** Where the generated module lives, relative to the repository root. */
 export const GENERATED_PATH = "cpu/kernels_wasm.generated.ts";
@@ -102,28 +108,22 @@ export async function buildGeneratedModule(): Promise<string> {
   );
 }
 
+/** Writes a generated file, or with `check` exits 1 if the committed one differs. */
+async function generate(path: string, text: string, check: boolean): Promise<void> {
+  if (!check) {
+    await Deno.writeTextFile(path, text);
+    console.log(`wrote ${path}`);
+  } else if (await Deno.readTextFile(path) !== text) {
+    console.error(`${path} is stale: run \`deno task build\` and commit it.`);
+    Deno.exit(1);
+  } else {
+    console.log(`${path} matches its sources.`);
+  }
+}
+
 if (import.meta.main) {
   const check = Deno.args.includes("--check");
-  const layout = kernelLayoutModule();
-  if (check) {
-    if (await Deno.readTextFile(LAYOUT_PATH) !== layout) {
-      console.error(`${LAYOUT_PATH} is stale: run \`deno task build\` and commit it.`);
-      Deno.exit(1);
-    }
-  } else {
-    await Deno.writeTextFile(LAYOUT_PATH, layout);
-    console.log(`wrote ${LAYOUT_PATH}`);
-  }
-  const text = await buildGeneratedModule();
-  if (check) {
-    const committed = await Deno.readTextFile(GENERATED_PATH);
-    if (committed !== text) {
-      console.error(`${GENERATED_PATH} is stale: run \`deno task build\` and commit it.`);
-      Deno.exit(1);
-    }
-    console.log(`${GENERATED_PATH} matches assembly/.`);
-  } else {
-    await Deno.writeTextFile(GENERATED_PATH, text);
-    console.log(`wrote ${GENERATED_PATH}`);
-  }
+  await generate(LAYOUT_PATH, kernelLayoutModule(), check);
+  await generate(DISPATCH_PATH, kernelDispatchModule(), check);
+  await generate(GENERATED_PATH, await buildGeneratedModule(), check);
 }

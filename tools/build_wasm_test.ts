@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { buildGeneratedModule, compileKernels, GENERATED_PATH } from "./build_wasm.ts";
-import { kernelLayoutModule, LAYOUT_PATH } from "./kernel_layout.ts";
+import {
+  DISPATCH_PATH,
+  kernelDispatchModule,
+  kernelLayoutModule,
+  LAYOUT_PATH,
+} from "./kernel_layout.ts";
 
 Deno.test("the committed kernel module is what assembly/ compiles to (every build)", async () => {
   const rebuilt = await buildGeneratedModule();
@@ -85,10 +90,37 @@ Deno.test("the imported kernel module runs on a plain memory it is given and wri
   );
 });
 
-Deno.test("the committed kernel layout is what the tables of core/ and rules/ generate", async () => {
-  const committed = await Deno.readTextFile(LAYOUT_PATH);
-  assert.ok(
-    committed === kernelLayoutModule(),
-    `${LAYOUT_PATH} differs from the tables: run \`deno task build\``,
-  );
+Deno.test("the committed kernel layout and dispatch are what the tables and the registry generate", async () => {
+  for (
+    const [path, text] of [[LAYOUT_PATH, kernelLayoutModule()], [
+      DISPATCH_PATH,
+      kernelDispatchModule(),
+    ]]
+  ) {
+    assert.ok(
+      await Deno.readTextFile(path) === text,
+      `${path} differs from its sources: run \`deno task build\``,
+    );
+  }
+});
+
+Deno.test("every rule of the registry gets its own tag, offsets and dispatch; two rules of one name are refused", async () => {
+  const { default: REGISTRY } = await import("../core/registry.ts");
+  const { ADAM } = await import("../rules/adam.ts");
+  const rules = REGISTRY.rules;
+  assert.equal(new Set(rules.map((r) => r.name)).size, rules.length);
+  const dispatch = kernelDispatchModule();
+  rules.forEach((rule, tag) => {
+    assert.match(dispatch, new RegExp(`\\(tag == ${tag}\\) ${rule.name}Range\\(`));
+    assert.match(kernelLayoutModule(), new RegExp(`export const ${rule.name.toUpperCase()}_`));
+    // Every optimizer of the rule carries its tag.
+    for (const origin of Object.values(REGISTRY.optimizers)) {
+      if (origin.rule === rule) assert.equal(origin.tag, tag, origin.name);
+    }
+  });
+  // A second rule of one name would shadow the first's kernel: refused, not dropped.
+  const twin = { ...ADAM };
+  assert.throws(() => kernelLayoutModule([ADAM, twin]), /Two rules are named "adam"/);
+  assert.throws(() => kernelDispatchModule([ADAM, twin]), /Two rules are named "adam"/);
+  assert.throws(() => kernelLayoutModule([{ ...ADAM, name: "Adam-2" }]), /lower-case letters/);
 });

@@ -133,6 +133,46 @@ Deno.test("the figure is well-formed SVG with one series per optimizer in every 
   assert.ok(svg.includes("A &lt;title&gt; &amp; &quot;quotes&quot;"));
 });
 
+Deno.test("the figure marks a loss jump with its value; above the axis, on its edge with an arrow", () => {
+  const curve = (optimizer: string, lr: number, points: number[]): RunResult => ({
+    ...run(optimizer, lr, 1, 0.9, points.at(-1)!),
+    curve: points,
+  });
+  const cells = aggregate([
+    curve("radam", 0.01, [2.2, 0.8, 0.3]),
+    curve("adam", 0.01, [2.3, 40, 0.3]), // beyond the axis (10 at most)
+    curve("radam", 0.1, [2.2, 1, 0.5]),
+    curve("adam", 0.1, [5.4, 1.5, 1]), // a jump in the first steps
+  ]);
+  const svg = renderFigure({
+    cells,
+    optimizers: OPTIMIZERS.filter((o) => o.id === "radam" || o.id === "adam"),
+    lrs: [0.01, 0.1],
+    stepsPerPoint: 5,
+    totalSteps: 15,
+    title: "t",
+    subtitle: "s",
+  });
+  const root = new DOMParser().parseFromString(svg, "image/svg+xml").documentElement!;
+  const marks = Array.from(root.getElementsByTagName("g"))
+    .filter((g) => g.getAttribute("class") === "panel")
+    .map((panel) => {
+      const top = Number(panel.getElementsByTagName("rect")[0].getAttribute("y"));
+      return Array.from(panel.getElementsByTagName("g")).map((g) => ({
+        optimizer: g.getAttribute("data-optimizer"),
+        label: g.getElementsByTagName("text")[0].textContent,
+        // the dot's height under the panel's top edge
+        below: Number(g.getElementsByTagName("circle")[0].getAttribute("cy")) - top,
+      }));
+    });
+  assert.deepEqual(marks.map((m) => m.map((g) => ({ optimizer: g.optimizer, label: g.label }))), [
+    [{ optimizer: "adam", label: "↑ 40 (steps 6–10)" }],
+    [{ optimizer: "adam", label: "5.4 (steps 1–5)" }],
+  ]);
+  assert.equal(marks[0][0].below, 0);
+  assert.ok(marks[1][0].below > 10, "the peak inside the axis is drawn under its top edge");
+});
+
 Deno.test("escapeXml escapes the five XML specials", () => {
   assert.equal(escapeXml(`<a & 'b' "c">`), "&lt;a &amp; &apos;b&apos; &quot;c&quot;&gt;");
 });

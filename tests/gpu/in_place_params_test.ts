@@ -18,10 +18,13 @@ import {
   step,
 } from "../../mod.ts";
 import { caseArb, checkAgainstReference, optimizerFor, readAll } from "../cases.ts";
-import { initWebGpuState } from "../../gpu/webgpu_state.ts";
-import { createWebGpuBackend, planGpuArena } from "../../gpu/webgpu_backend.ts";
+import { ADAM_ROW } from "../rule_table.ts";
+import { initWebGpuState } from "../../core/webgpu_state.ts";
+import { planGpuArena } from "../../gpu/arena_plan.ts";
+import { createWebGpuBackend } from "../../gpu/webgpu_create.ts";
+import { ADAM } from "../../rules/adam.ts";
 import { checkGpuParams, type GpuTensorInput, placeGpuParams } from "../../gpu/gpu_tensors.ts";
-import { PARAMS } from "../../core/arena.ts";
+import { PARAMS } from "../../base/arena.ts";
 import { device, ignore, K_GPU, noGpuErrors } from "./gpu_device.ts";
 
 /** What the caller's buffers hold around their tensors; it must never change. */
@@ -140,7 +143,7 @@ async function checkCallerBuffer(b: CallerBuffer, expected: Float32Array | undef
  * learning rate of at least 1e-2 and a non-zero clipping norm (so that the params move by more
  * than the tolerance: a param left where it was would show).
  */
-const inPlaceCases = caseArb(50, true).map((c) => ({
+const inPlaceCases = caseArb(ADAM_ROW, 50, true).map((c) => ({
   ...c,
   options: { ...c.options, lr: Math.max(c.options.lr as number, 1e-2) },
   lengths: [4097, ...c.lengths, 5, 33, 0].slice(0, Math.max(4, c.lengths.length + 1)),
@@ -355,7 +358,7 @@ Deno.test({
   ignore,
   async fn() {
     const c = {
-      ...fc.sample(caseArb(3, false), { numRuns: 1, seed: 5 })[0],
+      ...fc.sample(caseArb(ADAM_ROW, 3, false), { numRuns: 1, seed: 5 })[0],
       lengths: [4097, 33, 1000],
       extras: { gc: false, badCalls: [], clipGradNorm: 0.25 },
     };
@@ -384,6 +387,7 @@ Deno.test({
     const backend = await createWebGpuBackend(
       device!,
       planGpuArena(["a", "b", "c"], c.lengths),
+      ADAM,
       {
         limits: tiny,
         inPlaceParams: new Map([[0, {
@@ -440,7 +444,7 @@ Deno.test({
     // writeSection(PARAMS) (a restore) writes the caller's buffer, leaving its neighbours.
     await noGpuErrors(async () => {
       const p = callerBuffer("b", new Float32Array(70), "readable");
-      const backend = await createWebGpuBackend(device!, planGpuArena(["a", "b"], [3, 70]), {
+      const backend = await createWebGpuBackend(device!, planGpuArena(["a", "b"], [3, 70]), ADAM, {
         inPlaceParams: new Map([[1, { buffer: p.buffer, offset: 256, size: 280, length: 70 }]]),
       });
       const a = new Float32Array([1, 2, 3]), b = new Float32Array(70).map((_, i) => i / 7 - 3);

@@ -2,6 +2,7 @@
  * TensorFlow.js for the adapter's tests: tfjs-core with the cpu and wasm backends and
  * tfjs-layers, and small deterministic models and data.
  */
+import { randoms } from "../util.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import * as wasm from "@tensorflow/tfjs-backend-wasm";
@@ -13,7 +14,7 @@ wasm.setWasmPaths(entry.pathname.replace(/[^/]*$/, ""));
 // it also turns on a kernel leak check that tfjs-backend-wasm's own fused matMul fails).
 tf.env().set("PROD", true);
 
-export { tf, tfl };
+export { randoms, tf, tfl };
 
 /** The CPU backends the adapter is tested on. */
 export const CPU_BACKENDS = ["cpu", "wasm"] as const;
@@ -28,21 +29,6 @@ export async function useBackend(name: string): Promise<void> {
 export function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(a.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
-  return out;
-}
-
-/** Deterministic pseudo-random floats in [-1, 1). */
-export function randoms(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
   return out;
 }
 

@@ -1,0 +1,132 @@
+/**
+ * The two kinds of backend the state machinery in core/state.ts drives, each an interface with
+ * no optional members:
+ *
+ * - {@linkcode HostBackend} (wasm, threaded wasm, TypeScript): the arena is host memory. The
+ *   host decides each step: it reads the gradients' sum of squares, skips or clips, writes the
+ *   scalar blocks into the backend's memory, and calls `update`.
+ * - {@linkcode DeviceBackend} (WebGPU): the device decides. It keeps the step counts, checks and
+ *   clips the gradients itself, and reads the scalars of its own `t` from a ring the host writes
+ *   ahead ({@linkcode DeviceCounter}).
+ *
+ * @module
+ */
+import type { ArenaLayout } from "./arena.ts";
+import type { BackendName } from "./options.ts";
+import type { StepScalars } from "./scalars.ts";
+
+/** The members both kinds share. `T` is the type of the tensor slots. */
+interface BackendBase<T> {
+  readonly name: BackendName;
+  readonly layout: ArenaLayout;
+  /** Parameter slots, by name. */
+  readonly params: Readonly<Record<string, T>>;
+  /** Gradient slots, by name. */
+  readonly grads: Readonly<Record<string, T>>;
+  /**
+   * Copies already-validated gradients into the gradient slots; a value that is the slot itself
+   * is not copied.
+   */
+  loadGrads(grads: T | Readonly<Record<string, T>>): void;
+  /**
+   * Gradient centralization of one tensor's gradient slot, in place (a device encodes it into
+   * its next `update`): `rows` rows of `cols` elements starting at element `offset`.
+   */
+  centralize(offset: number, rows: number, cols: number): void;
+  /** Runs one fused step over the whole arena, with the scalars written for it. */
+  update(): void;
+  /** Copies of one arena section (see base/arena.ts), by tensor name. */
+  readSection(section: number): Promise<Record<string, Float32Array>>;
+  /**
+   * Overwrites one arena section from already-validated data (every tensor of the layout, of
+   * its length). For restoring state (checkpoints); never on the step's hot path.
+   */
+  writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void;
+  /**
+   * Releases what the backend holds besides memory the garbage collector reclaims (workers, GPU
+   * buffers); the backend is unusable afterwards.
+   */
+  dispose(): void;
+}
+
+/** A backend whose arena is host memory (wasm, threads, js). */
+export interface HostBackend extends BackendBase<Float32Array> {
+  readonly kind: "host";
+  /** Threads the step runs on (1 but for wasm with option `threads`). */
+  readonly threads: number;
+  /**
+   * The scalar blocks `update` reads (base/scalars.ts), as two views of the same words: one
+   * block per parameter group, block 0 the optimizer's own.
+   */
+  readonly blocks: { readonly f32: Float32Array; readonly u32: Uint32Array };
+  /**
+   * Sum of the squares of every gradient in the arena, accumulated in float64 in the fixed
+   * order of `sumSquares` in assembly/index.ts (NaN or Infinity iff some gradient is).
+   */
+  gradSumSquares(): number;
+  /**
+   * Whether some gradient slot holds a NaN or ±Infinity: a read of the gradients and no norm
+   * (the check of `nonFinite: "skip"` and `"throw"` where no clipping needs the norm).
+   */
+  gradsNonFinite(): boolean;
+  /**
+   * `loadGrads` with that check fused into the copy (each chunk checked while in cache);
+   * returns whether some gradient is non-finite. The slots hold the given gradients either way.
+   */
+  loadGradsChecked(grads: Float32Array | Readonly<Record<string, Float32Array>>): boolean;
+  /**
+   * Live views of one arena section, by tensor name; valid until the next step. Lets a
+   * checkpoint write the arena with one copy.
+   */
+  viewSection(section: number): Readonly<Record<string, Float32Array>>;
+}
+
+/** A backend that decides on the device whether a step is taken (WebGPU). */
+export interface DeviceBackend<T = unknown> extends BackendBase<T> {
+  readonly kind: "device";
+  /**
+   * Throws if the backend can no longer step or be read (a lost GPU device); called before
+   * anything of a step changes.
+   */
+  checkUsable(): void;
+  /** Validates gradients of the kinds this backend accepts (GPU buffers, Float32Arrays). */
+  checkGrads(grads: unknown): void;
+  /** The step counts the device keeps, and the ring of scalars it reads. */
+  readonly counter: DeviceCounter;
+}
+
+/** A backend of either kind. */
+// deno-lint-ignore no-explicit-any
+export type AnyBackend = HostBackend | DeviceBackend<any>;
+
+/**
+ * Step counts kept on a device that decides by itself whether a step is taken (WebGPU with the
+ * non-finite check). The host learns them asynchronously; until then it assumes the steps it
+ * submitted were taken. Scalars are written ahead, per t, into a ring the kernel reads at its t.
+ */
+export interface DeviceCounter {
+  /** Steps taken as last reported, plus the steps submitted since. */
+  readonly steps: number;
+  /** Steps skipped, as last reported. */
+  readonly skipped: number;
+  /** The gradient norm of the last step reported (NaN when none is computed). */
+  readonly lastNorm: number;
+  /** The error the device reported (a non-finite gradient under "throw"), once; then clears it. */
+  takeFault(): Error | undefined;
+  /** Whether the scalars of step `t` are in the ring. */
+  hasScalars(t: number): boolean;
+  /**
+   * How many steps' scalars to write at once, from the first missing t on (one upload for that
+   * many steps; schedules are pure functions of t on such a backend).
+   */
+  readonly scalarsAhead: number;
+  /**
+   * Writes the scalars of step `t`: one record per scalar block, `groups[0]` the optimizer's own,
+   * `groups[g]` parameter group g's.
+   */
+  writeScalars(t: number, groups: readonly StepScalars[]): void;
+  /** Resolves when the device has reported every step submitted so far. */
+  settle(): Promise<void>;
+  /** Sets the counts of a state being restored (before its first step). */
+  start(steps: number, skipped: number): void;
+}

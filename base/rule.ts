@@ -1,0 +1,97 @@
+/**
+ * What an update rule is to the rest of the library: a module (rules/) that owns its option
+ * schema, the moments it keeps (their sections and checkpoint names), its per-step scalars (a
+ * block layout and the float64 code that fills it) and its element loop for each backend
+ * (TypeScript and WGSL in the rule's module, AssemblyScript in assembly/). Everything else
+ * (arena, threads, GPU ring and chunking, checkpoints, the training-loop features, LookAhead)
+ * is rule-agnostic and reads only this.
+ *
+ * The element loops see the moments only as the sections they are handed (`JsSections.m0`,
+ * `m1`; the AssemblyScript loop's addresses; the WGSL bindings `m`, `v`), f32 and indexed like
+ * the parameters: a backend keeping moments in another format would hand them decoded blocks.
+ *
+ * @module
+ */
+import type { ScalarLayout, StepScalars } from "./scalars.ts";
+import type { Schema } from "./schema.ts";
+
+/**
+ * A rule's resolved hyperparameters (`settings.hyperparameters`, e.g. `lr`, `beta1`,
+ * `weightDecay`): what its schema resolves, of a type of the rule's own
+ * (`LionHyperparameters`), which a `Rule` of any type accepts.
+ */
+export type Hyperparameters = object;
+
+/** One moment a rule keeps, in section order (`EXP_AVG`, then `EXP_AVG_SQ`). */
+export interface Moment {
+  /** Its name in checkpoints (`<tensor>.<name>`) and in `readMoments`, as PyTorch's. */
+  readonly name: string;
+  /** Whether every value must be ≥ 0 (a second moment); checked in checkpoints. */
+  readonly nonNegative: boolean;
+}
+
+/** The arena sections a TypeScript element loop reads (absent ones alias `p`). */
+export interface JsSections {
+  readonly p: Float32Array;
+  readonly g: Float32Array;
+  readonly m0: Float32Array;
+  readonly m1: Float32Array;
+  readonly slow: Float32Array;
+}
+
+/**
+ * A rule's TypeScript element loop over elements `[start, end)`, with the scalar block at word
+ * `base` of `f32` / `u32` (two views of the same words): the same f32 operations, in the same
+ * order, as the rule's AssemblyScript loop, so that the two agree bit for bit.
+ */
+export type JsStep = (
+  s: JsSections,
+  start: number,
+  end: number,
+  f32: Float32Array,
+  u32: Uint32Array,
+  base: number,
+) => void;
+
+/**
+ * An update rule: one module of rules/, its element loop in every backend. Its name names its
+ * kernels: the AssemblyScript loop `<name>Range` of assembly/<name>.ts (whose dispatch by tag
+ * is generated), the prefix of its generated word offsets (`ADAM_BETA1`) and its WGSL struct.
+ * The tag the kernels dispatch on is not the rule's: it is its place in the registry
+ * (core/registry.ts), written into the header's `rule` word by the state.
+ */
+export interface Rule<H = Hyperparameters> {
+  /** Its name (`settings.rule`): lower-case letters and digits, unique in the registry. */
+  readonly name: string;
+  /**
+   * Its options' schema (common options and LookAhead's are not in it). An optimizer of the
+   * registry may take another schema for the same rule (RAdam's adds its rectification's).
+   */
+  readonly options: Schema;
+  /**
+   * The moments it keeps with hyperparameters `h` (they may depend on them: SGD without
+   * momentum keeps none), in section order, at most two.
+   */
+  moments(h: H): readonly Moment[];
+  /** Its scalar block (the header, then its own words). */
+  readonly scalars: ScalarLayout;
+  /**
+   * Fills `out` with the rule's scalars of step `t` (1-based) at learning rate `lr`: its own
+   * words and `gradScale` (−1 with `maximize`, else 1); the header's `rule` (the tag) is the
+   * state's, LookAhead's `sync` and `alpha` the wrapper's. May also set host-only fields
+   * (diagnostics) not in the block.
+   */
+  computeScalars(h: H, t: number, lr: number, out: StepScalars): void;
+  /** Its TypeScript element loop. */
+  readonly jsStep: JsStep;
+  /**
+   * WGSL of its element loop, for the WebGPU step kernel (gpu/wgsl_step.ts): its block's struct
+   * and loader (`wgslBlock`, base/scalars.ts), and `fn rule_update(i: u32, base: u32,
+   * grad_scale: f32, keep: vec4<bool>)`, the update of vec4 `i` of the bound sections (`p`, `g`,
+   * `m`, `v`) with the block at word `base` of `ring` and the clipped gradient scale, which ends
+   * with `finish_update` (LookAhead's sync and the params' store, rules/lookahead.ts); lanes in
+   * `keep` keep their values. A moment the rule does not keep is bound to a placeholder the
+   * loop must not touch.
+   */
+  readonly wgsl: string;
+}

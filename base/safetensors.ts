@@ -1,0 +1,321 @@
+/**
+ * The safetensors container, F32 only: writing one, and parsing and validating one before
+ * anything is allocated for its tensors.
+ *
+ * A file is an 8-byte little-endian header length `N`, `N` bytes of JSON, then the raw
+ * little-endian data. The JSON maps each tensor name to `{dtype, shape, data_offsets}` (offsets
+ * relative to the start of the data) and may hold `__metadata__`, a map of strings.
+ *
+ * @module
+ */
+import { described } from "./_errors.ts";
+
+/**
+ * The largest JSON header `loadState` accepts, in bytes (16 MiB): a longer header length is
+ * refused before anything is read or allocated.
+ *
+ * @example
+ * ```ts
+ * import { MAX_HEADER_BYTES } from "./safetensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(MAX_HEADER_BYTES, 16 * 1024 * 1024);
+ * ```
+ */
+export const MAX_HEADER_BYTES = 16 * 1024 * 1024;
+
+/** Key of the string-to-string metadata map in a safetensors header. */
+export const METADATA_KEY = "__metadata__";
+
+/**
+ * A damaged, hostile or incompatible checkpoint. Its message names what is wrong; nothing was
+ * allocated or changed when it is thrown. `name` is `"CheckpointError"`; it is a RangeError.
+ *
+ * @example Tell a bad file from a bug
+ * ```ts
+ * import { CheckpointError, loadState } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * try {
+ *   await loadState(new Uint8Array([1, 2, 3]));
+ *   assert.fail("a damaged file loads");
+ * } catch (e) {
+ *   if (!(e instanceof CheckpointError)) throw e;
+ *   assert.ok(e instanceof RangeError);
+ *   assert.match(e.message, /truncated/);
+ * }
+ * ```
+ */
+export class CheckpointError extends RangeError {
+  /** An error with the given message, named "CheckpointError". */
+  constructor(message: string) {
+    super(message);
+    this.name = "CheckpointError";
+  }
+}
+
+/** One tensor to write: its name, shape and data. */
+export interface TensorOut {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+/** Where one tensor lies, as read from a header (byte offsets relative to the data). */
+export interface TensorEntry {
+  readonly shape: readonly number[];
+  readonly begin: number;
+  readonly end: number;
+}
+
+/** A parsed and validated header. */
+export interface ParsedSafetensors {
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly tensors: ReadonlyMap<string, TensorEntry>;
+  /** Byte offset of the data within the file. */
+  readonly dataStart: number;
+}
+
+/** Throws a CheckpointError unless this host stores numbers little-endian. */
+export function requireLittleEndian(): void {
+  if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
+    throw new CheckpointError(
+      "This host is big-endian; checkpoints are little-endian and are not byte-swapped",
+    );
+  }
+}
+
+/**
+ * Writes tensors (in the order given) and metadata as one safetensors file. The header is
+ * padded with spaces so that the data starts at a multiple of 8 bytes and each tensor is copied
+ * with one typed-array `set`.
+ */
+export function writeSafetensors(
+  tensors: readonly TensorOut[],
+  metadata: Readonly<Record<string, string>>,
+): Uint8Array {
+  requireLittleEndian();
+  const header: Record<string, unknown> = { [METADATA_KEY]: metadata };
+  let offset = 0;
+  for (const t of tensors) {
+    if (Object.hasOwn(header, t.name)) {
+      throw new RangeError(`Tensor name ${JSON.stringify(t.name)} occurs twice in a checkpoint`);
+    }
+    const end = offset + t.data.byteLength;
+    header[t.name] = { dtype: "F32", shape: t.shape, data_offsets: [offset, end] };
+    offset = end;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const headerLength = Math.ceil(json.length / 8) * 8;
+  if (headerLength > MAX_HEADER_BYTES) {
+    throw new RangeError(
+      `The checkpoint header would be ${headerLength} bytes, above the ${MAX_HEADER_BYTES} cap`,
+    );
+  }
+  const out = new Uint8Array(8 + headerLength + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true);
+  out.set(json, 8);
+  out.fill(0x20, 8 + json.length, 8 + headerLength);
+  const floats = new Float32Array(out.buffer, 8 + headerLength, offset / 4);
+  let at = 0;
+  for (const t of tensors) {
+    floats.set(t.data, at);
+    at += t.data.length;
+  }
+  return out;
+}
+
+/**
+ * Throws a CheckpointError if any JSON object in `text` has a key twice (JSON.parse would keep
+ * the last silently). One linear scan; `text` is known to be valid JSON.
+ */
+export function checkDuplicateKeys(text: string, what: string): void {
+  const stack: (Set<string> | null)[] = []; // null: an array
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b /* { */) {
+      stack.push(new Set());
+      i++;
+    } else if (c === 0x5b /* [ */) {
+      stack.push(null);
+      i++;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack.pop();
+      i++;
+    } else if (c === 0x22 /* " */) {
+      let j = i + 1;
+      while (j < n) {
+        const d = text.charCodeAt(j);
+        if (d === 0x5c /* \ */) j += 2;
+        else if (d === 0x22) break;
+        else j++;
+      }
+      const raw = text.slice(i, j + 1);
+      i = j + 1;
+      const top = stack[stack.length - 1];
+      if (!top) continue;
+      let k = i;
+      while (
+        k < n && (text[k] === " " || text[k] === "\t" || text[k] === "\n" || text[k] === "\r")
+      ) {
+        k++;
+      }
+      if (text[k] !== ":") continue; // a value, not a key
+      const key = JSON.parse(raw) as string;
+      if (top.has(key)) {
+        throw new CheckpointError(`${what} has the key ${JSON.stringify(key)} twice`);
+      }
+      top.add(key);
+    } else {
+      i++;
+    }
+  }
+}
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+function isIndex(x: unknown): x is number {
+  return typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+}
+
+/**
+ * Parses and validates a safetensors file: header length against the file and the cap, JSON
+ * shape, duplicate keys, string metadata, dtype F32 only, shapes that agree with offsets, and
+ * offsets that tile the data exactly (no overlap, gap, or byte outside it). Allocates nothing
+ * in proportion to the data. Throws a CheckpointError naming the first problem.
+ */
+export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
+  requireLittleEndian();
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError("A checkpoint must be a Uint8Array");
+  }
+  const { header, dataStart } = headerOf(bytes);
+  const metadata = metadataOf(header);
+  const dataLength = bytes.length - dataStart;
+  const tensors = new Map<string, TensorEntry>();
+  for (const [name, raw] of Object.entries(header)) {
+    if (name !== METADATA_KEY) tensors.set(name, tensorEntry(name, raw, dataLength));
+  }
+  checkTiling(tensors, dataLength);
+  return { metadata, tensors, dataStart };
+}
+
+/** The JSON header of a file (checked: length, UTF-8, JSON, an object, no key twice). */
+function headerOf(bytes: Uint8Array): { header: Record<string, unknown>; dataStart: number } {
+  if (bytes.length < 8) {
+    throw new CheckpointError(
+      `Checkpoint truncated: ${bytes.length} bytes, less than the 8-byte header length`,
+    );
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = view.getBigUint64(0, true);
+  if (headerLength > BigInt(MAX_HEADER_BYTES)) {
+    throw new CheckpointError(
+      `Checkpoint header length ${headerLength} is above the ${MAX_HEADER_BYTES}-byte cap`,
+    );
+  }
+  const dataStart = 8 + Number(headerLength);
+  if (dataStart > bytes.length) {
+    throw new CheckpointError(
+      `Checkpoint truncated: header length ${headerLength} runs past the end of the ${bytes.length}-byte file`,
+    );
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.slice(8, dataStart)); // a copy: the input may be shared memory
+  } catch {
+    throw new CheckpointError("Checkpoint header is not valid UTF-8");
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (e) {
+    throw new CheckpointError(`Checkpoint header is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!isPlainObject(header)) {
+    throw new CheckpointError("Checkpoint header must be a JSON object");
+  }
+  checkDuplicateKeys(text, "Checkpoint header");
+  return { header, dataStart };
+}
+
+/** The header's metadata: an object of strings (empty when absent). */
+function metadataOf(header: Record<string, unknown>): Record<string, string> {
+  const rawMetadata = header[METADATA_KEY] ?? {};
+  if (!isPlainObject(rawMetadata)) {
+    throw new CheckpointError(`Checkpoint ${METADATA_KEY} must be an object of strings`);
+  }
+  for (const [key, value] of Object.entries(rawMetadata)) {
+    if (typeof value !== "string") {
+      throw new CheckpointError(
+        `Checkpoint metadata ${JSON.stringify(key)} must be a string, got ${described(value)}`,
+      );
+    }
+  }
+  return rawMetadata as Record<string, string>;
+}
+
+/** One tensor's header entry, checked against itself and the `dataLength` bytes of data. */
+function tensorEntry(name: string, raw: unknown, dataLength: number): TensorEntry {
+  const label = `Tensor ${JSON.stringify(name)}`;
+  if (!isPlainObject(raw)) throw new CheckpointError(`${label}: entry must be an object`);
+  if (raw.dtype !== "F32") {
+    throw new CheckpointError(
+      `${label}: dtype ${JSON.stringify(raw.dtype) ?? "missing"}; only F32 is supported`,
+    );
+  }
+  const shape = raw.shape;
+  if (!Array.isArray(shape) || !shape.every(isIndex)) {
+    throw new CheckpointError(`${label}: shape must be an array of non-negative integers`);
+  }
+  const offsets = raw.data_offsets;
+  if (
+    !Array.isArray(offsets) || offsets.length !== 2 || !isIndex(offsets[0]) ||
+    !isIndex(offsets[1]) || offsets[0] > offsets[1]
+  ) {
+    throw new CheckpointError(`${label}: data_offsets must be [begin, end] with begin ≤ end`);
+  }
+  const [begin, end] = offsets as [number, number];
+  if (end > dataLength) {
+    throw new CheckpointError(
+      `${label}: data_offsets [${begin}, ${end}] run past the ${dataLength} bytes of data`,
+    );
+  }
+  let elements = 1;
+  for (const d of shape as number[]) elements *= d;
+  if (elements * 4 !== end - begin) {
+    throw new CheckpointError(
+      `${label}: shape [${shape.join(", ")}] needs ${elements * 4} bytes, data_offsets give ${
+        end - begin
+      }`,
+    );
+  }
+  return { shape: shape as number[], begin, end };
+}
+
+/** Throws unless the tensors tile the data: sorted by offset, each starts where the last ended. */
+function checkTiling(tensors: ReadonlyMap<string, TensorEntry>, dataLength: number): void {
+  const sorted = [...tensors.entries()].sort((a, b) =>
+    a[1].begin - b[1].begin || a[1].end - b[1].end
+  );
+  let at = 0;
+  for (const [name, t] of sorted) {
+    if (t.begin !== at) {
+      throw new CheckpointError(
+        t.begin < at
+          ? `Tensor ${JSON.stringify(name)} overlaps another at byte ${t.begin}`
+          : `Checkpoint data has a gap at bytes [${at}, ${t.begin})`,
+      );
+    }
+    at = t.end;
+  }
+  if (at !== dataLength) {
+    throw new CheckpointError(
+      `Checkpoint has ${dataLength} bytes of data but its tensors cover ${at}`,
+    );
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * Checks and normalizes the tensors a caller hands in: parameters at `init`, gradients at
+ * `step`. Every check runs before anything is copied, so a bad call changes nothing.
+ *
+ * @module
+ */
+import { described } from "./_errors.ts";
+
+/**
+ * Parameters: a record of named `Float32Array`s, or a single `Float32Array` (which the
+ * optimizer then names {@linkcode SINGLE_TENSOR_NAME}).
+ *
+ * @example
+ * ```ts
+ * import { type Params, radam } from "../mod.ts";
+ * const params: Params = { "fc.weight": new Float32Array(6), "fc.bias": new Float32Array(2) };
+ * const state = await radam().init(params);
+ * ```
+ */
+export type Params = Float32Array | Readonly<Record<string, Float32Array | ShapedTensor>>;
+
+/**
+ * A tensor with its shape (row-major): needed for gradient centralization of rank > 1.
+ *
+ * @example
+ * ```ts
+ * import { ranger, type ShapedTensor } from "../mod.ts";
+ * const weight: ShapedTensor = { data: new Float32Array(6), shape: [2, 3] };
+ * const state = await ranger().init({ "fc.weight": weight });
+ * ```
+ */
+export interface ShapedTensor {
+  /** The elements, row-major. */
+  readonly data: Float32Array;
+  /** The dimensions; their product must equal `data.length`. */
+  readonly shape: readonly number[];
+}
+
+/**
+ * The name under which a bare `Float32Array` passed as params is held: the empty string.
+ *
+ * @example
+ * ```ts
+ * import { radam, SINGLE_TENSOR_NAME } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const state = await radam().init(new Float32Array([1, 2]));
+ * assert.deepEqual(state.params[SINGLE_TENSOR_NAME], new Float32Array([1, 2]));
+ * ```
+ */
+export const SINGLE_TENSOR_NAME = "";
+
+/** Named tensors in a fixed order, as validated at init. */
+export interface NamedTensors {
+  readonly names: readonly string[];
+  readonly arrays: readonly Float32Array[];
+  /** Shapes (a bare Float32Array is rank 1: `[length]`). */
+  readonly shapes: readonly (readonly number[])[];
+}
+
+/** How errors name a tensor. */
+export function label(name: string): string {
+  return name === SINGLE_TENSOR_NAME ? "the parameter tensor" : `parameter ${JSON.stringify(name)}`;
+}
+
+/** Validates the params given to `init` (TypeError/RangeError naming the tensor). */
+export function checkParams(params: unknown): NamedTensors {
+  if (params instanceof Float32Array) {
+    checkFinite(SINGLE_TENSOR_NAME, params);
+    return { names: [SINGLE_TENSOR_NAME], arrays: [params], shapes: [[params.length]] };
+  }
+  if (typeof params !== "object" || params === null || Array.isArray(params)) {
+    throw new TypeError(
+      `Params must be a Float32Array or a record of named Float32Arrays, got ${described(params)}`,
+    );
+  }
+  const names = Object.keys(params);
+  if (names.length === 0) {
+    throw new RangeError("Params must hold at least one tensor, got an empty record");
+  }
+  checkTensorNames(names);
+  const arrays: Float32Array[] = [];
+  const shapes: (readonly number[])[] = [];
+  for (const name of names) {
+    const value = (params as Record<string, unknown>)[name];
+    if (value instanceof Float32Array) {
+      arrays.push(value);
+      shapes.push([value.length]);
+      continue;
+    }
+    const shaped = value as Partial<ShapedTensor> | null;
+    if (
+      typeof shaped !== "object" || shaped === null || !(shaped.data instanceof Float32Array)
+    ) {
+      throw new TypeError(
+        `Expected ${label(name)} to be a Float32Array or { data: Float32Array, shape }, got ${
+          described(value)
+        }`,
+      );
+    }
+    const shape = shaped.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new TypeError(`Expected the shape of ${label(name)} to be an array of integers ≥ 0`);
+    }
+    const size = shape.reduce((a: number, b: number) => a * b, 1);
+    if (size !== shaped.data.length) {
+      throw new RangeError(
+        `The shape [${shape.join(", ")}] of ${
+          label(name)
+        } holds ${size} elements, but its data has ${shaped.data.length}`,
+      );
+    }
+    arrays.push(shaped.data);
+    shapes.push(shape.slice());
+  }
+  for (let i = 0; i < names.length; i++) checkFinite(names[i], arrays[i]);
+  return { names, arrays, shapes };
+}
+
+function checkFinite(name: string, data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new RangeError(
+        `Expected ${label(name)} to hold finite numbers, got ${data[i]} at index ${i}`,
+      );
+    }
+  }
+}
+
+/**
+ * Refuses tensor names that cannot key a plain record: `"__proto__"` (assigning it sets the
+ * record's prototype instead of adding a tensor, so the tensor would silently vanish from
+ * `state.params`, `readParams` and checkpoints).
+ */
+export function checkTensorNames(names: readonly string[]): void {
+  if (names.includes("__proto__")) {
+    throw new TypeError(
+      'A tensor may not be named "__proto__" (it cannot key a plain record); rename it',
+    );
+  }
+}
+
+/**
+ * Validates the gradients given to `step` against the tensors of the state: same names, each a
+ * Float32Array of the parameter's length. Returns nothing; throws TypeError/RangeError.
+ */
+export function checkGrads(
+  grads: unknown,
+  names: readonly string[],
+  lengths: readonly number[],
+): void {
+  if (grads instanceof Float32Array) {
+    if (names.length !== 1) {
+      throw new TypeError(
+        `A bare Float32Array gradient needs a state with one tensor; this state has ${names.length}: pass a record keyed by ${
+          names.map((n) => JSON.stringify(n)).join(", ")
+        }`,
+      );
+    }
+    checkGradLength(names[0], grads, lengths[0]);
+    return;
+  }
+  if (typeof grads !== "object" || grads === null || Array.isArray(grads)) {
+    throw new TypeError(
+      `Grads must be a Float32Array or a record of named Float32Arrays, got ${described(grads)}`,
+    );
+  }
+  const record = grads as Record<string, unknown>;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i];
+    const value = record[name];
+    if (value === undefined && !(name in record)) throw missingGradient(name, record, names);
+    if (!(value instanceof Float32Array)) {
+      throw new TypeError(
+        `Expected the gradient of ${label(name)} to be a Float32Array, got ${described(value)}`,
+      );
+    }
+    checkGradLength(name, value, lengths[i]);
+  }
+  let count = 0;
+  for (const key in record) {
+    if (Object.hasOwn(record, key)) count++;
+  }
+  if (count !== names.length) {
+    const extra = Object.keys(record).filter((k) => !names.includes(k));
+    throw new TypeError(
+      `Unexpected gradient ${JSON.stringify(extra[0])}: the state holds no parameter of that name`,
+    );
+  }
+}
+
+/**
+ * The error for a gradient missing from `record`, naming the unexpected key it holds instead,
+ * if any (a misspelled name is then reported as what it is).
+ */
+export function missingGradient(
+  name: string,
+  record: Readonly<Record<string, unknown>>,
+  names: readonly string[],
+): TypeError {
+  const unexpected = Object.keys(record).find((k) => !names.includes(k));
+  return new TypeError(
+    `Missing gradient for ${label(name)}${
+      unexpected === undefined ? "" : `; got an unexpected ${JSON.stringify(unexpected)}`
+    }`,
+  );
+}
+
+function checkGradLength(name: string, grad: Float32Array, expected: number): void {
+  if (grad.length !== expected) {
+    throw new RangeError(
+      `Expected the gradient of ${label(name)} to have length ${expected}, got ${grad.length}`,
+    );
+  }
+}

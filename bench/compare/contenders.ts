@@ -1,0 +1,155 @@
+/**
+ * Who runs in bench/compare.ts, in table order: the library's rows (RAdam's variants, then one
+ * row per other rule of the registry, then threads), the default check's read pass, TensorFlow.js
+ * and the C builds; the many-tensor layouts; the kinds timed at powers of two.
+ *
+ * @module
+ */
+import { cContender, type CVariant, cVariants } from "./c_baseline.ts";
+import { checkPassContender, libraryContender } from "./library.ts";
+import { BASE_OPTIMIZER, bytesPerParameter, ruleRowNames } from "./rule_rows.ts";
+import { tfContender } from "./tfjs.ts";
+import { atSize, type Contender, type Size } from "./timing.ts";
+
+/** Power-of-two totals, timed against 5% more (issue #15: sections 2^k bytes apart alias). */
+export const CLIFF_SIZES: Size[] = [["16M", 2 ** 24], ["32M", 2 ** 25], ["64M", 2 ** 26]];
+/** The power-of-two section times 2^k against 2^k × this. */
+export const CLIFF_SKEW = 1.05;
+/** The total size of the many-tensor model. */
+export const MANY_SIZE = 4_194_304;
+
+/** A row of the ratio table: its title, and the keys of the numerator and the denominator. */
+export type RatioRow = [title: string, a: string, b: string];
+
+/** One kind of step timed at 2^k parameters and at 2^k × the skew. */
+export interface CliffKind {
+  key: string;
+  name: string;
+  threads: number;
+}
+
+/** Every contender of the bench. */
+export interface Lineup {
+  /** The rows of the throughput table, timed at every size. */
+  contenders: Contender[];
+  /** The many-tensor model against one tensor of the same total size. */
+  many: Contender[];
+  /** The kinds timed at powers of two. */
+  cliffKinds: CliffKind[];
+}
+
+/** One row per rule of the registry besides RAdam: its optimizer's step, wasm, zero-copy. */
+function ruleContenders(): Contender[] {
+  return ruleRowNames().map((name) =>
+    libraryContender(`${name} wasm, zero-copy gradients`, `${name}-wasm`, {
+      backend: "wasm",
+      optimizer: name,
+    })
+  );
+}
+
+/** Each other rule's rate against RAdam's, beside the ratio of the bytes their steps move. */
+export function ruleRatioRows(): RatioRow[] {
+  const base = bytesPerParameter(BASE_OPTIMIZER);
+  return ruleRowNames().map((name) => {
+    const bytes = bytesPerParameter(name);
+    return [
+      `${name} wasm / ${BASE_OPTIMIZER} wasm (bytes moved: ${base} / ${bytes} = ${+(base / bytes)
+        .toFixed(2)})`,
+      `${name}-wasm`,
+      "wasm",
+    ];
+  });
+}
+
+/** The rows of the throughput table, in order. */
+function tableContenders(
+  threads: number,
+  variants: CVariant[],
+  binaries: Map<string, string> | string,
+): Contender[] {
+  const skip = 'default nonFinite ("skip")';
+  return [
+    libraryContender("radam wasm, zero-copy gradients", "wasm", { backend: "wasm" }),
+    libraryContender(`radam wasm, zero-copy, ${skip}`, "wasm-skip", {
+      backend: "wasm",
+      checked: true,
+    }),
+    libraryContender("radam wasm, copied-in gradients", "wasm-copy", {
+      backend: "wasm",
+      copied: true,
+    }),
+    libraryContender(`radam wasm, copied-in, ${skip}`, "wasm-copy-skip", {
+      backend: "wasm",
+      copied: true,
+      checked: true,
+    }),
+    libraryContender("radam js", "js", { backend: "js" }),
+    ...ruleContenders(),
+    libraryContender(`radam wasm, ${threads} threads (zero-copy)`, "wasm-threads", {
+      backend: "wasm",
+      threads,
+    }),
+    libraryContender(`radam wasm, ${threads} threads, ${skip}`, "wasm-threads-skip", {
+      backend: "wasm",
+      threads,
+      checked: true,
+    }),
+    checkPassContender(),
+    checkPassContender(threads),
+    tfContender("wasm"),
+    tfContender("cpu"),
+    ...variants.map((variant) => cContender(variant, binaries)),
+  ];
+}
+
+/** The 200-tensor model against one tensor, zero-copy and copied-in. */
+function manyContenders(): Contender[] {
+  const wasm = "wasm" as const;
+  return [
+    libraryContender("wasm, 1 tensor of 4M", "one", { backend: wasm }),
+    libraryContender("wasm, 200 tensors totalling 4M", "many", { backend: wasm, tensors: 200 }),
+    libraryContender("wasm copied-in, 1 tensor of 4M", "one-copy", { backend: wasm, copied: true }),
+    libraryContender("wasm copied-in, 200 tensors totalling 4M", "many-copy", {
+      backend: wasm,
+      copied: true,
+      tensors: 200,
+    }),
+  ];
+}
+
+/**
+ * The contenders on `threads` threads with the C builds `variants` (`binaries`: their paths by
+ * key, or why there are none); `only`: the keys to keep (the table's rows and the power-of-two
+ * kinds), else all.
+ */
+export function lineup(
+  threads: number,
+  variants: CVariant[],
+  binaries: Map<string, string> | string,
+  only?: readonly string[],
+): Lineup {
+  const kept = (key: string) => only === undefined || only.includes(key);
+  const cliffKinds: CliffKind[] = [
+    { key: "wasm", name: "radam wasm, zero-copy, 1 thread", threads: 1 },
+    { key: "wasm-threads", name: `radam wasm, zero-copy, ${threads} threads`, threads },
+  ];
+  return {
+    contenders: tableContenders(threads, variants, binaries).filter((c) => kept(c.key)),
+    many: manyContenders(),
+    cliffKinds: cliffKinds.filter((kind) => kept(kind.key)),
+  };
+}
+
+/** The keys of the table's rows on `threads` threads, in order (nothing is set up or built). */
+export function contenderKeys(threads: number): string[] {
+  return tableContenders(threads, cVariants(threads), "not built").map((c) => c.key);
+}
+
+/** The contender pair of `kind` at the power of two `n` and at `n` × {@linkcode CLIFF_SKEW}. */
+export function cliffPair(kind: CliffKind, n: number): Contender[] {
+  const skewed = Math.round(n * CLIFF_SKEW);
+  const pair = (key: string) =>
+    libraryContender(kind.name, key, { backend: "wasm", threads: kind.threads });
+  return [atSize(pair(`${kind.key}@pow2`), n), atSize(pair(`${kind.key}@skew`), skewed)];
+}

@@ -1,0 +1,154 @@
+/**
+ * Starting an optimizer state on the WebGPU backend: validate the params, get a device, decide
+ * which caller-owned GPU params are updated in place (zero copy) and which are copied, build the
+ * GPU arena, upload host params once.
+ *
+ * @module
+ */
+import type { ArenaLayout } from "../base/arena.ts";
+import type { DeviceBackend } from "../base/backend.ts";
+import type { Settings } from "../base/settings.ts";
+import {
+  checkGpuParams,
+  type GpuTensor,
+  isGpuTensorInput,
+  placeGpuParams,
+} from "../gpu/gpu_tensors.ts";
+import { type GpuPlanLimits, planGpuArena } from "../gpu/arena_plan.ts";
+import { requestLargeDevice } from "../gpu/device.ts";
+import {
+  createWebGpuBackend,
+  createWebGpuBackendSync,
+  prepareWebGpu,
+} from "../gpu/webgpu_create.ts";
+import { momentsOf, ruleOf } from "./origins.ts";
+import { groupsOf, type OptimizerState, restoreState } from "./state.ts";
+
+/**
+ * Options of `init` for the WebGPU backend.
+ *
+ * @example Keep the weights on the GPU
+ * ```ts
+ * import { adamw, readParams, step } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const adapter = await navigator.gpu?.requestAdapter();
+ * if (adapter) {
+ *   const device = await adapter.requestDevice();
+ *   let state = await adamw({ lr: 1e-3 }).init({ w: new Float32Array([1, 2]) }, { device });
+ *   state = step(state, { w: new Float32Array([0.1, 0.2]) }); // one writeBuffer, one dispatch
+ *   assert.equal(state.backend, "webgpu");
+ *   const { w } = await readParams(state); // async readback
+ *   assert.ok(Math.abs(w[0] - (1 - 1e-3 - 1e-5)) < 1e-6); // ≈ lr against the gradient, and decay
+ * }
+ * ```
+ */
+export interface GpuInitOptions {
+  /**
+   * The device to run on (the one your model's buffers live on). Default: a device of the
+   * first adapter, requested with the adapter's largest buffer and binding limits.
+   */
+  device?: GPUDevice;
+}
+
+/** Whether params hold any GPU tensor (so "auto" picks WebGPU). */
+export function hasGpuParams(params: unknown): boolean {
+  if (isGpuTensorInput(params)) return true;
+  if (typeof params !== "object" || params === null || params instanceof Float32Array) {
+    return false;
+  }
+  return Object.values(params).some(isGpuTensorInput);
+}
+
+/** Throws a TypeError for options the webgpu backend does not run (`threads`: a CPU option). */
+function checkGpuConfig(config: Settings<unknown>): void {
+  if (config.run.threads > 1) {
+    throw new TypeError(
+      `The webgpu backend does not take threads: ${config.run.threads} (worker threads split the wasm backend's arena); remove the option or use backend "wasm"`,
+    );
+  }
+}
+
+/** Makes a WebGPU state at step 0; `limits` lowers the planning limits (for tests). */
+export async function initWebGpuState(
+  config: Settings<unknown>,
+  params: unknown,
+  options: GpuInitOptions = {},
+  limits?: Partial<GpuPlanLimits>,
+): Promise<OptimizerState<GpuTensor>> {
+  checkGpuConfig(config);
+  const checked = checkGpuParams(params);
+  const device = options.device ?? await requestLargeDevice();
+  await prepareWebGpu(device, ruleOf(config));
+  return startWebGpuState(config, checked, device, limits);
+}
+
+/**
+ * {@linkcode initWebGpuState} on a given device, synchronously (the device's pipelines are
+ * compiled now, blocking, unless an earlier state compiled them): for callers that must start a
+ * state inside a synchronous call (the TensorFlow.js adapter's first `applyGradients`).
+ */
+export function initWebGpuStateSync(
+  config: Settings<unknown>,
+  params: unknown,
+  device: GPUDevice,
+): OptimizerState<GpuTensor> {
+  checkGpuConfig(config);
+  return startWebGpuState(config, checkGpuParams(params), device);
+}
+
+function startWebGpuState(
+  config: Settings<unknown>,
+  checked: ReturnType<typeof checkGpuParams>,
+  device: GPUDevice,
+  limits?: Partial<GpuPlanLimits>,
+): OptimizerState<GpuTensor> {
+  const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
+  const layout = gpuLayoutOf(config, checked.names, checked.lengths);
+  const backend = createWebGpuBackendSync(device, layout, ruleOf(config), {
+    limits,
+    externalParams: placed.copied,
+    inPlaceParams: placed.inPlace,
+    clipGradNorm: config.loop.clipGradNorm,
+    nonFinite: config.loop.nonFinite,
+  });
+  if (checked.host.size > 0) {
+    const data: Record<string, Float32Array> = {};
+    for (const [i, array] of checked.host) data[checked.names[i]] = array;
+    backend.writeHostParams(data);
+  }
+  backend.copyParamsToSlow();
+  return restoreState<GpuTensor>(config, backend, { shapes: checked.shapes });
+}
+
+/**
+ * A WebGPU backend for a checkpoint being restored: the checkpoint's tensors laid out anew
+ * for the GPU (its own alignment) on `device`, or on a device of the first adapter.
+ */
+export async function restoreWebGpuBackend(
+  layout: ArenaLayout,
+  device: GPUDevice | undefined,
+  config: Settings<unknown>,
+): Promise<DeviceBackend<GpuTensor>> {
+  checkGpuConfig(config);
+  const gpuLayout = gpuLayoutOf(config, layout.names, layout.lengths);
+  return await createWebGpuBackend(
+    device ?? await requestLargeDevice(),
+    gpuLayout,
+    ruleOf(config),
+    { clipGradNorm: config.loop.clipGradNorm, nonFinite: config.loop.nonFinite },
+  );
+}
+
+/** The GPU arena of tensors of these names and lengths for `config`. */
+function gpuLayoutOf(
+  config: Settings<unknown>,
+  names: readonly string[],
+  lengths: readonly number[],
+): ArenaLayout {
+  return planGpuArena(names, lengths, {
+    slow: config.lookahead !== undefined,
+    groups: groupsOf(config, names),
+    moments: momentsOf(config).length,
+  });
+}

@@ -1,0 +1,190 @@
+/**
+ * SGD with momentum, PyTorch's `torch.optim.SGD` (docs/SPEC.md): its option and hyperparameter
+ * types, its one moment (`momentum_buffer`, kept only with momentum), its scalar block and the
+ * float64 code that fills it each step, and its TypeScript and WGSL element loops (the
+ * AssemblyScript one is assembly/sgd.ts).
+ *
+ * Per element, in f32 (every backend, in this order, with no fused multiply-add):
+ *
+ * ```text
+ * g = gradScale · grad (+ coupledDecay · p, only when coupledDecay ≠ 0)
+ * plain (momentum 0): d = g
+ * momentum: b = bufferDecay · b + bufferGrad · g; d = b        (step 1: bufferDecay 0, bufferGrad 1)
+ * Nesterov: b = bufferDecay · b + bufferGrad · g; d = g + momentum · b
+ * p = p − stepSize · d
+ * sync (LookAhead): slow = slow + alpha · (p − slow); p = slow
+ * ```
+ *
+ * @module
+ */
+import { optionError } from "../base/_errors.ts";
+import type { CommonOptions } from "../base/options.ts";
+import type { JsStep, Moment, Rule } from "../base/rule.ts";
+import { scalarLayout, type StepScalars, wgslBlock } from "../base/scalars.ts";
+import {
+  booleanOption,
+  checkBoolean,
+  lrOption,
+  numberOption,
+  type Schema,
+} from "../base/schema.ts";
+import type { CommonHyperparameters } from "../base/settings.ts";
+import { finishJs } from "./lookahead.ts";
+
+/**
+ * Options of {@linkcode sgd}: the common options (`lr` default `1e-3`, `weightDecay` added to the
+ * gradient as L2, `maximize`) and the momentum's.
+ *
+ * @example
+ * ```ts
+ * import { sgd, type SgdOptions } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const options: SgdOptions = { lr: 0.1, momentum: 0.9, nesterov: true };
+ * assert.equal(sgd(options).settings.hyperparameters.dampening, 0);
+ * ```
+ */
+export interface SgdOptions extends CommonOptions {
+  /** Momentum factor μ, ≥ 0. Default 0: plain SGD, which keeps no moment. */
+  momentum?: number;
+  /** Dampening τ of the momentum, 0 ≤ τ ≤ 1: `b = μ·b + (1 − τ)·g` after step 1. Default 0. */
+  dampening?: number;
+  /**
+   * Nesterov momentum: the step uses `g + μ·b` in place of `b`. Default false. As PyTorch, it
+   * needs momentum > 0 and dampening 0 (RangeError otherwise).
+   */
+  nesterov?: boolean;
+}
+
+/**
+ * The hyperparameters {@linkcode sgd} resolves.
+ *
+ * @example
+ * ```ts
+ * import { sgd } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const { hyperparameters } = sgd({ momentum: 0.9 }).settings;
+ * assert.equal(hyperparameters.momentum * 10, 9);
+ * assert.equal(hyperparameters.nesterov, false);
+ * ```
+ */
+export interface SgdHyperparameters extends CommonHyperparameters {
+  /** The momentum factor (0: plain SGD). */
+  readonly momentum: number;
+  /** The momentum's dampening. */
+  readonly dampening: number;
+  /** Nesterov momentum. */
+  readonly nesterov: boolean;
+}
+
+/** Kernel mode: plain SGD, `p −= lr · g` (no moment). */
+export const MODE_PLAIN = 0;
+/** Kernel mode: heavy-ball momentum, `p −= lr · b`. */
+export const MODE_MOMENTUM = 1;
+/** Kernel mode: Nesterov momentum, `p −= lr · (g + μ · b)`. */
+export const MODE_NESTEROV = 2;
+
+/** `nesterov`: a boolean, true only with momentum > 0 and dampening 0 (PyTorch's rule). */
+function checkNesterov(value: unknown, resolved: Readonly<Record<string, unknown>>): boolean {
+  const nesterov = checkBoolean("nesterov", value);
+  const { momentum, dampening } = resolved;
+  if (nesterov && !((momentum as number) > 0 && dampening === 0)) {
+    throw optionError(
+      "nesterov",
+      `false with momentum ${momentum} and dampening ${dampening} (Nesterov needs momentum > 0 and dampening 0, as PyTorch)`,
+      value,
+      true,
+    );
+  }
+  return nesterov;
+}
+
+const SGD_OPTIONS: Schema = [
+  lrOption(1e-3),
+  numberOption("momentum", 0, "required"),
+  numberOption("dampening", 0, "required", 0, 1),
+  numberOption("weightDecay", 0, "required"),
+  { key: "nesterov", default: false, stored: "required", check: checkNesterov },
+  booleanOption("maximize", false, "required"),
+];
+
+/** The rule's scalar block (after the header: see base/scalars.ts). */
+export const SGD_SCALARS = scalarLayout({
+  coupledDecay: "f32",
+  bufferDecay: "f32",
+  bufferGrad: "f32",
+  momentum: "f32",
+  stepSize: "f32",
+  mode: "u32",
+});
+
+/** The scalars of step `t` at `lr`: step 1 sets the buffer to the gradient (PyTorch's clone). */
+function computeScalars(h: SgdHyperparameters, t: number, lr: number, out: StepScalars): void {
+  out.gradScale = h.maximize ? -1 : 1;
+  out.coupledDecay = h.weightDecay;
+  out.bufferDecay = t === 1 ? 0 : h.momentum;
+  out.bufferGrad = t === 1 ? 1 : 1 - h.dampening;
+  out.momentum = h.momentum;
+  out.stepSize = lr;
+  out.mode = h.momentum === 0 ? MODE_PLAIN : h.nesterov ? MODE_NESTEROV : MODE_MOMENTUM;
+}
+
+const f32 = Math.fround;
+const W = SGD_SCALARS.word;
+
+/** The TypeScript element loop (the operations of the module doc, each rounded to f32). */
+const jsStep: JsStep = (s, start, end, f, u, b) => {
+  const { p, g, m0: m, slow } = s;
+  const gs = f[b + W.gradScale], wd = f[b + W.coupledDecay];
+  const bd = f[b + W.bufferDecay], bg = f[b + W.bufferGrad];
+  const mu = f[b + W.momentum], ss = f[b + W.stepSize];
+  const mode = u[b + W.mode];
+  const coupled = wd !== 0;
+  const alpha = f[b + W.alpha], sync = u[b + W.sync] !== 0;
+  for (let i = start; i < end; i++) {
+    const pi = p[i];
+    let gi = f32(gs * g[i]);
+    if (coupled) gi = f32(gi + f32(wd * pi));
+    let d = gi;
+    if (mode !== MODE_PLAIN) {
+      const bi = f32(f32(bd * m[i]) + f32(bg * gi));
+      m[i] = bi;
+      d = mode === MODE_NESTEROV ? f32(gi + f32(mu * bi)) : bi;
+    }
+    finishJs(p, slow, i, f32(pi - f32(ss * d)), alpha, sync);
+  }
+};
+
+/** WGSL of the element loop on vec4 `i` (see {@linkcode Rule.wgsl}). */
+const WGSL = /* wgsl */ `
+${wgslBlock(SGD_SCALARS, "SgdScalars", "ring")}
+fn rule_update(i: u32, base: u32, grad_scale: f32, keep: vec4<bool>) {
+  let b = loadSgdScalars(base);
+  let p0 = p[i];
+  var gi = grad_scale * g[i];
+  if (b.coupledDecay != 0.0) { gi = gi + b.coupledDecay * p0; }
+  var d = gi;
+  if (b.mode != ${MODE_PLAIN}u) {
+    // The buffer (section m): bound to a placeholder, and untouched, without momentum.
+    let m0 = m[i];
+    let mi = b.bufferDecay * m0 + b.bufferGrad * gi;
+    m[i] = select(mi, m0, keep);
+    d = mi;
+    if (b.mode == ${MODE_NESTEROV}u) { d = gi + b.momentum * mi; }
+  }
+  let pi = p0 - b.stepSize * d;
+  finish_update(i, p0, pi, b.sync, b.alpha, keep);
+}
+`;
+
+const BUFFER: readonly Moment[] = Object.freeze([{ name: "momentum_buffer", nonNegative: false }]);
+
+/** SGD, with momentum (a buffer) or without (no moment). */
+export const SGD: Rule<SgdHyperparameters> = Object.freeze({
+  name: "sgd",
+  options: SGD_OPTIONS,
+  moments: (h: SgdHyperparameters) => h.momentum === 0 ? [] : BUFFER,
+  scalars: SGD_SCALARS,
+  computeScalars,
+  jsStep,
+  wgsl: WGSL,
+});

@@ -1,0 +1,51 @@
+/**
+ * Safetensors files as the checkpoint tests take them apart, read independently of the library:
+ * a header and data, edited freely; and a sample checkpoint.
+ */
+import { radam, saveState, step } from "../mod.ts";
+
+/** A parsed header, edited freely by the tests. */
+// deno-lint-ignore no-explicit-any
+export type Header = Record<string, any>;
+
+/** Header JSON and data of a safetensors file, read independently of the library. */
+export function split(bytes: Uint8Array): { header: Header; data: Uint8Array } {
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  return { header, data: bytes.subarray(8 + n) };
+}
+
+/** A file from header text and data. */
+export function join(headerText: string, data: Uint8Array): Uint8Array {
+  const json = new TextEncoder().encode(headerText);
+  const out = new Uint8Array(8 + json.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  out.set(data, 8 + json.length);
+  return out;
+}
+
+/** The file with its header edited. */
+export function edit(
+  bytes: Uint8Array,
+  change: (header: Header) => void,
+): Uint8Array {
+  const { header, data } = split(bytes);
+  change(header);
+  return join(JSON.stringify(header), data);
+}
+
+/** A checkpoint of an RAdam state of two tensors after three steps. */
+export async function sample(): Promise<Uint8Array> {
+  let state = await radam({ lr: 0.01 }).init({
+    "fc.weight": new Float32Array([1, -2, 3, 0.5, 0.25, -1]),
+    "fc.bias": new Float32Array([0.1, 0.2]),
+  });
+  for (let t = 0; t < 3; t++) {
+    state = step(state, {
+      "fc.weight": new Float32Array([0.1, 0.2, -0.3, 0.4, 0.5, 0.6]),
+      "fc.bias": new Float32Array([1, -1]),
+    });
+  }
+  return saveState(state);
+}

@@ -1,0 +1,116 @@
+/**
+ * Every rule of the table (tests/rule_table.ts) on the WebGPU backend: each step against the
+ * rule's float64 reference on random cases (with every training-loop feature: LookAhead,
+ * centralization, groups, clipping, steps skipped on the device; and without), its moments and
+ * the sections its arena holds, hand-computed values, and checkpoints between the GPU and wasm.
+ *
+ * GPU tolerance: see gpu_device.ts.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { loadState, lookahead, readMoments, saveState, step } from "../../mod.ts";
+import { stateInternals } from "../../core/state.ts";
+import {
+  caseArb,
+  caseData,
+  checkAgainstReference,
+  checkVector,
+  lrOf,
+  optimizerFor,
+  readAll,
+} from "../cases.ts";
+import { optimizerOf, RULE_TABLE } from "../rule_table.ts";
+import { device, ignore, K_GPU, noGpuErrors } from "./gpu_device.ts";
+
+for (const row of RULE_TABLE) {
+  for (const features of [true, false]) {
+    Deno.test({
+      name: `webgpu ${row.rule}: every step matches the float64 reference, ${
+        features ? "every feature" : "no training-loop feature"
+      }`,
+      ignore,
+      async fn() {
+        await noGpuErrors(() =>
+          fc.assert(
+            fc.asyncProperty(caseArb(row, features ? 20 : 50, features), (c) =>
+              checkAgainstReference(
+                c,
+                (params) => optimizerFor(c, "webgpu").init(params, { device: device! }),
+                K_GPU,
+              )),
+            { numRuns: features ? 8 : 6 },
+          )
+        );
+      },
+    });
+  }
+
+  Deno.test({
+    name: `webgpu ${row.rule}: its moments, and sections for them (and LookAhead's)`,
+    ignore,
+    async fn() {
+      await noGpuErrors(async () => {
+        const state = await optimizerOf(row, row.example, "webgpu").init(
+          { w: new Float32Array([1, 1, 1]) },
+          { device: device! },
+        );
+        assert.equal(state.backend, "webgpu");
+        const sections = 2 + row.moments(row.example).length;
+        assert.equal(stateInternals(state).backend.layout.sectionCount, sections);
+        assert.deepEqual(
+          Object.keys(await readMoments(step(state, new Float32Array(3)))),
+          row.moments(row.example),
+        );
+        const slow = await lookahead(optimizerOf(row, row.example, "webgpu")).init(
+          { w: new Float32Array(5) },
+          { device: device! },
+        );
+        assert.equal(stateInternals(slow).backend.layout.sectionCount, sections + 1);
+      });
+    },
+  });
+
+  for (const vector of row.vectors) {
+    Deno.test({
+      name: `webgpu ${row.rule}: ${vector.name} (hand-computed)`,
+      ignore,
+      async fn() {
+        await noGpuErrors(() => checkVector(row, vector, "webgpu", device!));
+      },
+    });
+  }
+
+  Deno.test({
+    name: `webgpu ${row.rule}: checkpoints move between the GPU and wasm`,
+    ignore,
+    async fn() {
+      await noGpuErrors(async () => {
+        const c = fc.sample(caseArb(row, 8, false), { numRuns: 1, seed: 7 })[0];
+        const { params, grads } = caseData(c);
+        let gpu = await optimizerFor(c, "webgpu").init(params, { device: device! });
+        let cpu = await optimizerFor(c, "wasm").init(params);
+        for (let t = 1; t <= 4; t++) {
+          gpu = step(gpu, grads(t));
+          cpu = step(cpu, grads(t));
+        }
+        const lr = lrOf(c);
+        // GPU → wasm: the checkpoint holds the GPU's values exactly.
+        const fromGpu = await loadState(await saveState(gpu), { backend: "wasm", lr });
+        const [a, b] = [await readAll(gpu), await readAll(fromGpu)];
+        for (const name of Object.keys(a)) assert.deepEqual(a[name], b[name], name);
+        // wasm → GPU, then a step on each stays within the GPU tolerance of the other.
+        let toGpu = await loadState(await saveState(cpu), { device: device!, lr });
+        assert.equal(toGpu.backend, "webgpu");
+        assert.equal(toGpu.step, 4);
+        toGpu = step(toGpu, grads(5));
+        cpu = step(cpu, grads(5));
+        const [x, y] = [await readAll(toGpu), await readAll(cpu)];
+        for (const name of Object.keys(x)) {
+          x[name].m.forEach((m, i) =>
+            assert.ok(Math.abs(m - y[name].m[i]) <= 1e-6 * (Math.abs(m) + 1e-30), name)
+          );
+        }
+      });
+    },
+  });
+}

@@ -1,0 +1,118 @@
+// The npm package as a user gets it: the tarball that `npm pack npm/` makes, installed with
+// `npm install <tarball>` into a fresh project (a temporary folder, from packed_app/) beside
+// tfjs 4.22.0, esbuild and TypeScript from the npm registry (fetched once into an npm cache in
+// this folder's node_modules/.cache, then installed from it). Shows that an esbuild bundle of an
+// app that only imports the adapter keeps its registration, and resumes a saved model bit for
+// bit; and that the declarations type-check under `tsc --strict` without skipLibCheck.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { cpSync, lstatSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, test } from "node:test";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const built = fileURLToPath(new URL("../../npm", import.meta.url));
+const cache = join(here, "node_modules", ".cache", "packed-app-npm");
+let app = "", out = "";
+
+/** Runs a command; its stdout, or an error with its output. */
+function run(command, args, cwd) {
+  try {
+    return execFileSync(command, args, {
+      cwd,
+      encoding: "utf8",
+      stdio: "pipe",
+    });
+  } catch (e) {
+    throw new Error(
+      `${command} ${args.join(" ")} failed:\n${e.stdout}\n${e.stderr}`,
+    );
+  }
+}
+
+before(() => {
+  app = mkdtempSync(join(tmpdir(), "radam-packed-app-"));
+  out = mkdtempSync(join(tmpdir(), "radam-packed-bundle-"));
+  cpSync(new URL("./packed_app/", import.meta.url), app, { recursive: true });
+  const [{ filename }] = JSON.parse(
+    run("npm", [
+      "pack",
+      built,
+      "--pack-destination",
+      app,
+      "--json",
+      "--loglevel=error",
+    ], app),
+  );
+  run("npm", [
+    "install",
+    `./${filename}`,
+    "--prefer-offline",
+    `--cache=${cache}`,
+    "--no-audit",
+    "--no-fund",
+    "--loglevel=error",
+  ], app);
+});
+
+after(() => {
+  rmSync(app, { recursive: true, force: true });
+  rmSync(out, { recursive: true, force: true });
+});
+
+test("the tarball installs as a folder of files (not a link), its package.json as built", () => {
+  const installed = join(app, "node_modules", "@optim", "radam");
+  assert.ok(lstatSync(installed).isDirectory());
+  const pkg = JSON.parse(readFileSync(join(installed, "package.json"), "utf8"));
+  assert.deepEqual(
+    pkg,
+    JSON.parse(readFileSync(join(built, "package.json"), "utf8")),
+  );
+});
+
+test("an esbuild bundle of an app that only imports @optim/radam/tfjs resumes a saved ranger model bit for bit", () => {
+  // Saved by an unbundled Node script, which also trains the same model without a break.
+  run(process.execPath, ["save.mjs"], app);
+  const json = JSON.parse(
+    readFileSync(join(app, "saved", "model.json"), "utf8"),
+  );
+  assert.equal(
+    json.trainingConfig.optimizer_config.class_name,
+    "RadamTfOptimizer",
+  );
+  const warnings = JSON.parse(
+    run(process.execPath, ["bundle.mjs", join(out, "app.mjs")], app),
+  );
+  const ours = warnings.filter((w) => JSON.stringify(w).includes("@optim/radam"));
+  assert.deepEqual(
+    ours,
+    [],
+    "esbuild dropped or flagged an import of the package",
+  );
+  // The bundle runs from a folder with no node_modules above it: all it needs is inside.
+  const resumed = JSON.parse(
+    run(process.execPath, [join(out, "app.mjs")], app),
+  );
+  const whole = JSON.parse(
+    readFileSync(join(app, "saved", "uninterrupted.json"), "utf8"),
+  );
+  assert.equal(resumed.className, "RadamTfOptimizer");
+  assert.equal(resumed.iterations, 20);
+  assert.equal(whole.iterations, 20);
+  assert.deepEqual(resumed.weights, whole.weights);
+  // iterations, then m, v and LookAhead's slow weights of each of the 4 weights
+  assert.equal(resumed.optimizer.length, 13);
+  assert.deepEqual(resumed.optimizer, whole.optimizer);
+});
+
+test("tsc --strict, without skipLibCheck: both entry points beside tfjs-core 4.22 and its @webgpu/types", () => {
+  const tsc = join(app, "node_modules", "typescript", "bin", "tsc");
+  assert.equal(run(process.execPath, [tsc, "-p", "tsconfig.json"], app), "");
+  // The main entry alone, with no WebGPU typings and no DOM library in the program.
+  assert.equal(
+    run(process.execPath, [tsc, "-p", "tsconfig.core.json"], app),
+    "",
+  );
+});

@@ -1,0 +1,69 @@
+/**
+ * What the tests share: one seeded PRNG and the random tensors made with it, the f32 bit
+ * patterns of arrays (one NaN handling), and the per-step scalars of a state computed through
+ * its rule's module (what its kernels are given), without a test hook in the library.
+ */
+import type { StepScalars } from "../base/scalars.ts";
+import { zeroScalars } from "../base/scalars.ts";
+import type { OptimizerState } from "../mod.ts";
+import { ruleOf } from "../core/origins.ts";
+import { stateInternals } from "../core/state.ts";
+
+/** A small deterministic PRNG (mulberry32) of numbers in [0, 1), so data follows from a seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), a | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Random f32 data: magnitudes spread over 10⁻⁶ … 10², some exact zeros. */
+export function randomTensor(rand: () => number, length: number): Float32Array {
+  const out = new Float32Array(length);
+  const scale = 10 ** (rand() * 8 - 6);
+  for (let i = 0; i < length; i++) {
+    const u = rand();
+    out[i] = u < 0.03 ? 0 : (rand() * 2 - 1) * scale * 10 ** (rand() * 2 - 1);
+  }
+  return out;
+}
+
+/** `n` f32 numbers uniform in [-1, 1) from `seed`. */
+export function randoms(n: number, seed: number): Float32Array {
+  const rand = prng(seed);
+  return Float32Array.from({ length: n }, () => rand() * 2 - 1);
+}
+
+/** The f32 bit patterns of `a`, every NaN (of any payload) as the one quiet NaN 0x7fc00000. */
+export function bits(a: ArrayLike<number>): Uint32Array {
+  const out = new Uint32Array(Float32Array.from(a).buffer);
+  for (let i = 0; i < a.length; i++) if (Number.isNaN(a[i])) out[i] = 0x7fc00000;
+  return out;
+}
+
+/**
+ * The scalars of block 0 (the optimizer's own settings) of step `t` of a state: its rule's
+ * `computeScalars` with the state's hyperparameters and learning rate (host-only diagnostics
+ * such as RAdam's `rectifier` and `rho` included).
+ */
+export function scalarsAt(state: OptimizerState<unknown>, t: number): StepScalars {
+  const { config } = stateInternals(state);
+  const rule = ruleOf(config);
+  const given = config.hyperparameters.lr;
+  const out = zeroScalars(rule.scalars);
+  rule.computeScalars(
+    config.hyperparameters,
+    t,
+    typeof given === "function" ? given(t) : given,
+    out,
+  );
+  return out;
+}
+
+/** Whether a state keeps LookAhead's slow weights (`lookahead(…)`, `ranger`). */
+export function hasSlowWeights(state: OptimizerState<unknown>): boolean {
+  return stateInternals(state).config.lookahead !== undefined;
+}

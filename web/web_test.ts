@@ -1,0 +1,75 @@
+// The demo page in headless Chromium, on WebGPU (SwiftShader) and on wasm: it trains, the
+// curves move, the final accuracies appear, nothing is requested from another origin, and a
+// screenshot of each is saved in web-output/ (git-ignored). Needs the page built first
+// (`deno task web`; `deno task test` does it).
+import assert from "node:assert/strict";
+import { type PageRun, runPage, WEBGPU_FLAGS } from "./browser.ts";
+
+const STEPS = 30;
+
+async function built(): Promise<void> {
+  try {
+    await Deno.stat("web-dist/main.js");
+  } catch {
+    throw new Error("web-dist/ is missing: run deno task web first");
+  }
+  await Deno.mkdir("web-output", { recursive: true });
+}
+
+function checkRun(run: PageRun, backend: "webgpu" | "wasm"): void {
+  assert.equal(run.status, "done", `the page did not finish: ${run.error}`);
+  assert.equal(run.backend, backend, run.backendText);
+  assert.match(run.backendText, backend === "webgpu" ? /^Backend: WebGPU/ : /^Backend: wasm/);
+  // every optimizer's update ran on the library's backend of the same kind
+  assert.deepEqual(run.updateBackends, { radam: backend, adam: backend, ranger: backend });
+  for (const [id, losses] of Object.entries(run.losses ?? {})) {
+    assert.equal(losses.length, STEPS, id);
+    assert.ok(losses.every(Number.isFinite), `${id}: ${losses}`);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    assert.ok(mean(losses.slice(-5)) < mean(losses.slice(0, 5)), `${id} did not learn: ${losses}`);
+  }
+  assert.deepEqual(Object.keys(run.losses ?? {}).sort(), ["adam", "radam", "ranger"]);
+  // the curves moved: they had fewer points while training than at the end
+  assert.equal(run.pointsAtEnd.length, 3);
+  assert.ok(
+    run.pointsWhileTraining.every((p, i) => p >= 1 && p < run.pointsAtEnd[i]),
+    `${run.pointsWhileTraining} → ${run.pointsAtEnd}`,
+  );
+  assert.ok(run.pointsAtEnd.every((p) => p === STEPS));
+  // the final accuracies are shown, and are better than chance
+  assert.equal(run.accuracyTexts.length, 3);
+  for (const text of run.accuracyTexts) assert.match(text, /^\d+\.\d%$/);
+  for (const a of Object.values(run.accuracies ?? {})) {
+    assert.ok(a > 0.3 && a <= 1, `accuracy ${a}`);
+  }
+  // nothing beyond the page's own origin
+  assert.deepEqual(run.offsite, []);
+  assert.ok(
+    run.requests.length >= 5 && run.requests.every((u) => new URL(u).origin === run.origin),
+  );
+  assert.ok(run.requests.some((u) => u.endsWith("/mnist.bin")));
+}
+
+Deno.test("web page: trains RAdam, Adam and Ranger on WebGPU (Chromium, SwiftShader)", async () => {
+  await built();
+  const run = await runPage({
+    flags: WEBGPU_FLAGS,
+    query: { steps: String(STEPS), lr: "1e-2" },
+    screenshot: "web-output/webgpu.png",
+  });
+  checkRun(run, "webgpu");
+  await Deno.stat("web-output/webgpu.png");
+});
+
+Deno.test("web page: falls back to wasm where navigator.gpu gives no adapter", async () => {
+  await built();
+  const run = await runPage({
+    flags: ["--disable-gpu"],
+    query: { steps: String(STEPS), lr: "1e-2" },
+    screenshot: "web-output/wasm.png",
+  });
+  checkRun(run, "wasm");
+  assert.match(run.backendText, /no adapter|missing/);
+  assert.ok(run.requests.some((u) => u.endsWith(".wasm")));
+  await Deno.stat("web-output/wasm.png");
+});
