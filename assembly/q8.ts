@@ -45,6 +45,40 @@ export const UNSIGNED_ROUND: i32 = (1 << 19) - UNSIGNED_OFFSET;
 /** The bits of the scale stored for a block holding a NaN or an infinity. */
 export const NAN_SCALE_BITS: u32 = 0x7fc00000;
 
+// The constants the compact loops splat, as globals set at run time (`q8Ready`, called by every
+// compact loop before it splats them): a splat of a compile-time constant becomes a v128.const,
+// which V8 materializes again in every iteration of the loop that uses it.
+let READY: bool = false;
+/** `SIGNED_OFFSET >> 16`: the upper half of the bits of magnitude 0's value. */
+export let SIGNED_HIGH: i32 = 0;
+/** `UNSIGNED_OFFSET >> 16`. */
+export let UNSIGNED_HIGH: i32 = 0;
+/** The sign bit of an i16 lane. */
+export let SIGN_HIGH: i32 = 0;
+/** All bits but the sign of an i32 lane. */
+export let ABS_BITS: i32 = 0;
+/** {@link SIGNED_ROUND}. */
+export let SIGNED_ROUNDING: i32 = 0;
+/** {@link UNSIGNED_ROUND}. */
+export let UNSIGNED_ROUNDING: i32 = 0;
+/** 1.0. */
+export let ONE: f32 = 0;
+
+/** Sets the constants above (once). */
+// @ts-ignore: decorator
+@inline
+export function q8Ready(): void {
+  if (READY) return;
+  SIGNED_HIGH = SIGNED_OFFSET >> 16;
+  UNSIGNED_HIGH = UNSIGNED_OFFSET >> 16;
+  SIGN_HIGH = 0x8000;
+  ABS_BITS = 0x7fffffff;
+  SIGNED_ROUNDING = SIGNED_ROUND;
+  UNSIGNED_ROUNDING = UNSIGNED_ROUND;
+  ONE = 1;
+  READY = true;
+}
+
 /** Bits of |x| at or above this are not finite. */
 const INFINITY_BITS: u32 = 0x7f800000;
 /** Bits of |x| below this are subnormal (or 0). */
@@ -175,6 +209,39 @@ export function reciprocalOf(top: u32): f32 {
 export function zeroCodes(out: usize): void {
   const z = i32x4.splat(0);
   for (let i: usize = 0; i < <usize> BLOCK; i += 16) v128.store(out + i, z);
+}
+
+/**
+ * The end of a compact loop's block, for a signed moment: its new values are the BLOCK f32 at
+ * `x` (the loop's scratch), `acc` the lane maxima of their |x| bits; writes the block's scale at
+ * `scale` and its codes at `codes`. `abs`: `i32x4.splat(0x7fffffff)`, `round`:
+ * `i32x4.splat(SIGNED_ROUND)`.
+ */
+// @ts-ignore: decorator
+@inline
+export function finishSigned(x: usize, codes: usize, scale: usize, acc: v128, abs: v128, round: v128): void {
+  const top = largestLane(acc);
+  store<u32>(scale, scaleBits(top));
+  if (!hasCodes(top)) {
+    zeroCodes(codes);
+    return;
+  }
+  const r = f32x4.splat(reciprocalOf(top));
+  for (let i: usize = 0; i < <usize> BLOCK; i += 16) encodeSigned16(x + (i << 2), codes + i, r, abs, round);
+}
+
+/** {@link finishSigned} for a non-negative moment (unsigned codes; `round`: UNSIGNED_ROUND). */
+// @ts-ignore: decorator
+@inline
+export function finishUnsigned(x: usize, codes: usize, scale: usize, acc: v128, round: v128): void {
+  const top = largestLane(acc);
+  store<u32>(scale, scaleBits(top));
+  if (!hasCodes(top)) {
+    zeroCodes(codes);
+    return;
+  }
+  const r = f32x4.splat(reciprocalOf(top));
+  for (let i: usize = 0; i < <usize> BLOCK; i += 16) encodeUnsigned16(x + (i << 2), codes + i, r, round);
 }
 
 /** The largest |x| bits over the BLOCK f32 values at `x`. */

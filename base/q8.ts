@@ -30,6 +30,41 @@
 /** Elements of a block (one scale each). */
 export const Q8_BLOCK = 256;
 
+/**
+ * Tensors of fewer elements keep f32 moments with `states: "8bit"` (biases, norms, small heads:
+ * a few percent of a model's elements, those whose statistics vary most; as bitsandbytes'
+ * `min_8bit_size`).
+ */
+export const Q8_MIN_ELEMENTS = 4096;
+
+/**
+ * The version of the code maps, as checkpoints record it (`q8` metadata): blocks of 256, a signed
+ * code of 4 exponent and 3 mantissa bits for first moments, an unsigned one of 5 and 3 for second
+ * moments. A change of the maps must change it, so that old codes never load as new ones.
+ */
+export const Q8_VERSION = "b256-i8e4m3-u8e5m3-v1";
+
+/**
+ * Whether a tensor of `n` elements keeps its moments in 8 bits in a state with
+ * `states: "8bit"`.
+ *
+ * @example
+ * ```ts
+ * import { compactLength } from "./q8.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(compactLength(4095), false);
+ * assert.equal(compactLength(4096), true);
+ * ```
+ */
+export function compactLength(n: number): boolean {
+  return n >= Q8_MIN_ELEMENTS;
+}
+
+/** Blocks of a tensor of `n` elements: `ceil(n / 256)`. */
+export function blocksOf(n: number): number {
+  return Math.ceil(n / Q8_BLOCK);
+}
+
 /** Bit position of the signed code's magnitude in the f32 it decodes to. */
 export const SIGNED_SHIFT = 20;
 /** Added to `k << SIGNED_SHIFT` to give the bits of magnitude `k`'s value (`k = 127`: 1.0). */

@@ -91,3 +91,51 @@ export function refScale(values: ArrayLike<number>): number {
   }
   return top < 2 ** -126 ? 0 : top;
 }
+
+/**
+ * One code step at `x` in a block of scale `s` (> 0): the gap between the two codes around
+ * |x| / s, times s (the first code's value below the smallest, where |x| may flush to 0 or to the
+ * floor). Nearest rounding is within half of it; a value within rounding of a midpoint may take
+ * either neighbour, within one.
+ */
+export function refCodeStep(x: number, s: number, signed: boolean): number {
+  const t = Math.abs(x) / s;
+  const smallest = signed ? SIGNED_MAGNITUDES[1] : UNSIGNED_VALUES[0];
+  if (t < smallest) return smallest * s;
+  return 2 ** (Math.floor(Math.log2(Math.min(t, 1))) - 3) * s;
+}
+
+/**
+ * The tolerance of decoded 8-bit moments against their float64 reference values `ref` (one
+ * tensor, blocks of 256 from its start): per element, one code step at it in its block, whose
+ * scale is the block's largest |ref|, plus `tol` (the f32 step's own error, which moves the
+ * scale too). A block whose reference is all 0 allows only `tol`.
+ */
+export function codeTolerance(
+  ref: ArrayLike<number>,
+  tol: ArrayLike<number>,
+  signed: boolean,
+): Float64Array {
+  const out = new Float64Array(ref.length);
+  for (let b = 0; b < ref.length; b += 256) {
+    const end = Math.min(ref.length, b + 256);
+    let s = 0, e = 0;
+    for (let i = b; i < end; i++) {
+      s = Math.max(s, Math.abs(ref[i]));
+      e = Math.max(e, tol[i]);
+    }
+    if (!Number.isFinite(s)) {
+      out.fill(Infinity, b, end);
+      continue;
+    }
+    for (let i = b; i < end; i++) {
+      // the backend's scale is within e of s: one step of either grid
+      const step = Math.max(
+        refCodeStep(ref[i], s + e, signed),
+        refCodeStep(ref[i], Math.max(s - e, s / 2), signed),
+      );
+      out[i] = tol[i] + (s + e < 2 ** -126 ? s : s > 0 ? step * (1 + 2 ** -20) + e : 0);
+    }
+  }
+  return out;
+}

@@ -557,3 +557,19 @@ Deno.test("tfjs: saveState(optimizer.state) → optimizer.loadState(bytes) resum
   a.dispose();
   c.dispose();
 });
+
+Deno.test('tfjs: states "8bit" is refused with a TypeError naming the option (32-bit states only, for now)', async () => {
+  await useBackend("cpu");
+  const wn = name("w");
+  const w = tf.variable(tf.ones([64, 64]), true, wn);
+  const optimizer = tfOptimizer(radam({ states: "8bit" }));
+  const g = { [wn]: tf.ones([64, 64]) };
+  assert.throws(
+    () => optimizer.applyGradients(g),
+    (e: Error) =>
+      e instanceof TypeError &&
+      /states: "8bit" is not supported by the TensorFlow.js adapter yet/.test(e.message),
+  );
+  tf.dispose([w, ...Object.values(g)]);
+  optimizer.dispose();
+});
