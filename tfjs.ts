@@ -32,18 +32,18 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
-import {
-  type SettingsHolder,
-  TfOptimizer,
-  type TfOptimizerConfig,
-  type TfOptimizerOptions,
-} from "./tfjs/optimizer.ts";
+import type { SettingsHolder, TfOptimizerOptions } from "./tfjs/options.ts";
+import { TfOptimizer } from "./tfjs/optimizer.ts";
+import { registerTfOptimizer } from "./tfjs/register.ts";
 
 export { TfOptimizer };
-export type { SettingsHolder, TfOptimizerConfig, TfOptimizerOptions };
+export type { SettingsHolder, TfOptimizerOptions };
+export type { JsonValue, TfOptimizerConfig } from "./tfjs/config.ts";
+export { registerTfOptimizer };
+export { type SkippedStepsCallback, skippedStepsCallback } from "./tfjs/skipped.ts";
 
-tf.serialization.registerClass(TfOptimizer);
+// Importing the adapter registers it (code that only loads a model calls registerTfOptimizer()).
+registerTfOptimizer();
 
 /**
  * Turns an optimizer of this library into a TensorFlow.js optimizer (a subclass of tfjs-core's

@@ -1,15 +1,27 @@
 /**
- * What one serverless request costs: load the checkpoint from the store, restore the state,
- * step, write the checkpoint, save it (checked) and remove the old version, as `optimisticStep`
- * does with no other writer, for an RAdam state of 1M parameters (by default) on wasm.
+ * What serverless training costs, in three sections (`--sections phases,load,processes`, all
+ * by default):
  *
- * Stores: Deno KV on a database file (in a temporary folder), Deno KV in memory, and the
- * in-process store. Prints the median and the 90th percentile of each phase, and of
- * `optimisticStep` itself, in ms, as a Markdown table.
+ * - **phases**: one request with no other writer: load the checkpoint from the store, restore
+ *   the state, step, write the checkpoint, save it (checked) and remove the old version, as
+ *   `optimisticStep` does, for an RAdam state of `--params` (1M) parameters on wasm, on Deno KV
+ *   on a database file, Deno KV in memory and the in-process store: the median and the 90th
+ *   percentile of each phase, in ms.
+ * - **load**: the example (`examples/serverless_handler.ts`) as a process on a KV file, in both
+ *   modes, at `--sizes` (262144 and 1048576 features: 256K and 1M parameters with the bias) and
+ *   `--clients` (1, 4, 16) concurrent clients sending `--requests` (3 per client, at least 8)
+ *   one-row batches over 127.0.0.1 (features ±1/√F): applied gradients per second, latencies,
+ *   and the answers other than 200.
+ * - **processes**: three data-parallel processes on one KV file, 16 clients each, at the
+ *   largest size; then the same with `--kills` (5) SIGKILLs of a random process at random
+ *   moments (restarted; clients send a request whose connection failed again, with its id);
+ *   each checked against the store's journal (every id applied once, where its answer said)
+ *   and its replay, bit for bit.
  *
- * Run: `deno run --unstable-kv --allow-read --allow-write --allow-run=lscpu
- * bench/serverless_cost.ts [--params N] [--runs N] [--dir FOLDER]` (the database goes in FOLDER, default a temporary
- * folder).
+ * Run: `deno run --unstable-kv --allow-read --allow-write --allow-run --allow-net=127.0.0.1
+ * --allow-sys=loadavg bench/serverless_cost.ts [--sections …] [--params N] [--runs N] [--sizes N,N] [--clients
+ * N,N] [--requests N] [--kills N] [--dir FOLDER]` (the databases go in FOLDER, default a
+ * temporary folder).
  *
  * @module
  */
@@ -20,18 +32,33 @@ import {
   optimisticStep,
   type VersionedCheckpointStore,
 } from "../kv.ts";
+import { formatRows, type LoadRow, loadRow, MODES, processRun, rowsOf } from "./serverless_load.ts";
 import { defineFlags, readFlags } from "./_flags.ts";
 
 const flags = readFlags(
   defineFlags({
-    params: { type: "number", default: 1 << 20, help: "parameters" },
-    runs: { type: "number", default: 12, help: "timed runs" },
-    dir: { type: "string", help: "the database's folder (default a temporary one, removed)" },
+    params: { type: "number", default: 1 << 20, help: "parameters of the phases section" },
+    runs: { type: "number", default: 12, help: "timed runs of the phases section" },
+    dir: { type: "string", help: "the databases' folder (default a temporary one, removed)" },
+    sections: {
+      type: "strings",
+      default: ["phases", "load", "processes"],
+      choices: ["phases", "load", "processes"],
+      help: "which sections to run",
+    },
+    sizes: { type: "numbers", default: [262_144, 1_048_576], help: "parameters of the load runs" },
+    clients: { type: "numbers", default: [1, 4, 16], help: "concurrent clients of the load runs" },
+    requests: {
+      type: "number",
+      help: "requests a load run sends (default 3 a client, at least 8)",
+    },
+    kills: { type: "number", default: 5, help: "SIGKILLs in the processes section" },
+    seed: { type: "number", help: "seed of the kill times (default from the clock)" },
   }),
   {
-    command: "deno run --unstable-kv --allow-read --allow-write --allow-run=lscpu " +
-      "bench/serverless_cost.ts [flags]",
-    summary: "What one serverless request costs, phase by phase, on three stores.",
+    command: "deno task bench:serverless [flags]",
+    summary: "What one serverless request costs, phase by phase, and the applied gradients per " +
+      "second of both modes under concurrent clients, one process and three.",
   },
 );
 const PARAMS = flags.params;
@@ -109,8 +136,8 @@ async function cpuName(): Promise<string> {
   }
 }
 
-if (import.meta.main) {
-  const dir = flags.dir ?? await Deno.makeTempDir({ prefix: "radam_kv_bench_" });
+/** The phases section: one request's phases on each store. */
+async function phases(dir: string): Promise<void> {
   const file = `${dir}/bench.sqlite3`;
   const disk = await Deno.openKv(file);
   const memory = await Deno.openKv(":memory:");
@@ -122,9 +149,8 @@ if (import.meta.main) {
   const bytes = (await saveState(await optimizer.init({ w: new Float32Array(PARAMS) }))).length;
   const where = bytes <= 60_000 ? "in the head record" : `${Math.ceil(bytes / 65536)} chunks`;
   console.log(
-    `${PARAMS} parameters, checkpoint ${bytes} bytes (${where}); ${RUNS} runs after ${WARMUP} ` +
-      `warm-up; ${await cpuName()}, ${navigator.hardwareConcurrency} logical cores; ` +
-      `Deno ${Deno.version.deno}, ${Deno.build.os} ${Deno.build.arch}; database file in ${dir}\n`,
+    `## One request, no other writer\n\n${PARAMS} parameters, checkpoint ${bytes} bytes ` +
+      `(${where}); ${RUNS} runs after ${WARMUP} warm-up\n`,
   );
   const results: [string, Record<Phase, number[]>][] = [];
   for (const [name, store] of stores) results.push([name, await measure(store)]);
@@ -138,5 +164,76 @@ if (import.meta.main) {
   }
   disk.close();
   memory.close();
+}
+
+/** The load section: one process, both modes, each size and number of clients. */
+async function load(
+  dir: string,
+  sizes: readonly number[],
+  clients: readonly number[],
+): Promise<void> {
+  console.log("\n## One example process on a KV file\n");
+  const rows: LoadRow[] = [];
+  for (const size of sizes) {
+    const data = rowsOf(size);
+    for (const c of clients) {
+      const count = flags.requests ?? Math.max(8, 3 * c);
+      // Without turns (as before) only at the most clients: that is where it matters.
+      const modes = MODES.filter((m) => m !== "optimistic, no turns" || c === Math.max(...clients));
+      for (const mode of modes) {
+        rows.push(await loadRow(dir, data, mode, c, count));
+        console.error(formatRows(rows.slice(-1)).split("\n").pop());
+      }
+    }
+  }
+  console.log(formatRows(rows));
+  console.log("\nData-parallel applied/s over each other mode's, same run:\n");
+  for (const d of rows.filter((r) => r.mode === "data-parallel")) {
+    const others = rows.filter((r) =>
+      r.params === d.params && r.clients === d.clients && r.mode !== d.mode
+    );
+    const ratios = others.map((o) => `${(d.perSecond / o.perSecond).toFixed(2)}× ${o.mode}`);
+    console.log(`- ${d.params} parameters, ${d.clients} clients: ${ratios.join(", ")}`);
+  }
+}
+
+/** The processes section: three processes, then three processes killed at random moments. */
+async function processes(dir: string, size: number): Promise<void> {
+  console.log("\n## Three data-parallel processes on one KV file, 16 clients each\n");
+  const data = rowsOf(size);
+  const count = flags.requests ?? 144;
+  const kills = flags.kills;
+  const seed = flags.seed ?? Date.now() % 1_000_000;
+  const bound = await loadRow(dir, data, "parse only", 16, count, 3);
+  const plain = await processRun(dir, data, 16, count, 0, seed);
+  const killed = await processRun(dir, data, 16, count, kills, seed);
+  console.log(formatRows([bound, plain.row, killed.row]));
+  console.log(
+    `\n- without kills: ${plain.check}\n- with ${kills} kills (seed ${seed}): ${killed.check}`,
+  );
+}
+
+/** The CPU's name and the load average, as the runs saw them. */
+async function machine(): Promise<string> {
+  let load = "";
+  try {
+    load = `, load average ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`;
+  } catch {
+    // without --allow-sys=loadavg
+  }
+  return `${await cpuName()}, ${navigator.hardwareConcurrency} logical cores${load}; ` +
+    `Deno ${Deno.version.deno}, ${Deno.build.os} ${Deno.build.arch}`;
+}
+
+if (import.meta.main) {
+  const sections = flags.sections;
+  const dir = flags.dir ?? await Deno.makeTempDir({ prefix: "radam_kv_bench_" });
+  console.log(`# Serverless training costs\n\n${await machine()}; databases in ${dir}\n`);
+  const sizes = flags.sizes;
+  const clients = flags.clients;
+  if (sections.includes("phases")) await phases(dir);
+  if (sections.includes("load")) await load(dir, sizes, clients);
+  if (sections.includes("processes")) await processes(dir, Math.max(...sizes));
+  console.log(`\nAt the end: ${await machine()}`);
   if (flags.dir === undefined) await Deno.remove(dir, { recursive: true });
 }

@@ -45,6 +45,9 @@ import {
   optionsOf,
   parseCount,
   parseJsonMeta,
+  restoreSettings,
+  type StoredSettings,
+  storeSettings,
 } from "./checkpoint_meta.ts";
 import {
   firstBadScale,
@@ -62,7 +65,16 @@ import {
   stateInternals,
 } from "./state.ts";
 
-export { configOf, FORMAT, FORMAT_VERSION, type LoadOptions, optionsOf };
+export {
+  configOf,
+  FORMAT,
+  FORMAT_VERSION,
+  type LoadOptions,
+  optionsOf,
+  restoreSettings,
+  type StoredSettings,
+  storeSettings,
+};
 
 /** Writes a state as safetensors bytes; see `saveState` in mod.ts. */
 export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Uint8Array> {

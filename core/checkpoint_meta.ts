@@ -19,6 +19,7 @@ import {
   STATES,
 } from "./options.ts";
 import { type Origin, originOf } from "./origins.ts";
+import { groupsOf } from "./plan.ts";
 import REGISTRY from "./registry.ts";
 
 /** Value of the `format` metadata. */
@@ -239,6 +240,60 @@ function checkLoadOptions(options: LoadOptions): void {
   if (options.threadThreshold !== undefined) {
     checkNumber("threadThreshold", options.threadThreshold, 0, Infinity, true);
   }
+}
+
+/**
+ * An optimizer's settings as checkpoints store them, as plain values: what the metadata entries
+ * `optimizer`, `hyperparameters`, `lr_schedule`, `tensor_order` and `tensor_groups` hold (before
+ * JSON). For a format of another library that carries the settings beside its own data (the
+ * TensorFlow.js adapter's model config): {@linkcode storeSettings} and
+ * {@linkcode restoreSettings} are the way there and back, with a checkpoint's validation.
+ */
+export interface StoredSettings {
+  /** The optimizer's name (`optimizer`). */
+  readonly optimizer: string;
+  /** The options that rebuild it through its factory (`hyperparameters`; see `optionsOf`). */
+  readonly hyperparameters: Readonly<Record<string, unknown>>;
+  /** Whether `lr` was a schedule, stored as `null` (`lr_schedule`). */
+  readonly lrSchedule: boolean;
+  /** With parameter groups: the tensors' names (`tensor_order`)... */
+  readonly tensorOrder?: readonly string[];
+  /** ...and the group of each, 0 for none, else 1 + the group's index (`tensor_groups`). */
+  readonly tensorGroups?: readonly number[];
+}
+
+/**
+ * The stored form of `config`; `names` are its tensors' names (read only with parameter groups,
+ * whose tensor → group map is stored).
+ */
+export function storeSettings(config: Settings, names: readonly string[]): StoredSettings {
+  return {
+    optimizer: config.name,
+    hyperparameters: optionsOf(config),
+    lrSchedule: typeof config.hyperparameters.lr === "function",
+    ...(config.loop.groups.length > 0
+      ? { tensorOrder: [...names], tensorGroups: groupsOf(config, names) }
+      : {}),
+  };
+}
+
+/**
+ * The settings of a stored form, checked as a checkpoint's metadata is (a
+ * {@linkcode CheckpointError} for a bad one, a TypeError for a schedule not given again).
+ */
+export function restoreSettings(stored: StoredSettings, options: LoadOptions): Settings {
+  const metadata: Record<string, string> = {
+    format: FORMAT,
+    format_version: FORMAT_VERSION,
+    optimizer: String(stored.optimizer),
+    hyperparameters: JSON.stringify(stored.hyperparameters) ?? "null",
+    lr_schedule: String(stored.lrSchedule),
+  };
+  if (stored.tensorOrder !== undefined) metadata.tensor_order = JSON.stringify(stored.tensorOrder);
+  if (stored.tensorGroups !== undefined) {
+    metadata.tensor_groups = JSON.stringify(stored.tensorGroups);
+  }
+  return configOf(metadata, options);
 }
 
 /**

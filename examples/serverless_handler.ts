@@ -1,42 +1,60 @@
 /**
- * A serverless-style training endpoint: every request is a fresh invocation. It loads the
- * optimizer state from the last checkpoint, computes the gradient of its batch at the loaded
- * parameters, takes one RAdam step, and saves the checkpoint only if no other request saved
- * one in the meantime; otherwise it starts again from the newer checkpoint
- * (`optimisticStep` of kv.ts). Nothing survives between requests but the checkpoint, so
- * concurrent requests, several processes, and crashes lose no update.
+ * A serverless-style training endpoint: every request is a fresh invocation, and nothing
+ * survives between requests but what the store holds. Two modes:
  *
- * The model is linear regression, `y ≈ w · x + b`, with the mean squared error.
+ * - **Optimistic** (the default): a request loads the optimizer state from the last
+ *   checkpoint, computes the gradient of its batch at the loaded parameters, takes one RAdam
+ *   step, and saves the checkpoint only if no other request saved one in the meantime;
+ *   otherwise it starts again from the newer checkpoint (`optimisticStep` of store.ts).
+ * - **Data-parallel** (`--data-parallel`): a request reads the current parameters only,
+ *   computes its gradient there and submits it as a contribution; the request that holds the
+ *   store's lease folds every pending contribution into one step, on their mean, and the
+ *   others wait for the step that folded theirs (`dataParallel` of store.ts).
  *
- * Run on a Deno KV database file (created if missing):
+ * In both, concurrent requests, several processes and crashes lose no update, and a request
+ * id sent again is not applied again (the answer says which step applied it). The model is
+ * linear regression, `y ≈ w · x + b`, with the mean squared error.
+ *
+ * Run on a Deno KV database file (created if missing, in the git-ignored `serverless-data/`):
  *
  * ```sh
  * deno run --unstable-kv --allow-net=127.0.0.1 --allow-read --allow-write \
- *   examples/serverless_handler.ts --port 8787 --kv training.sqlite3
- * curl -d '{"x":[[1,2,3,4]],"y":[1]}' http://127.0.0.1:8787/step   # {"step":1,"loss":1,...}
- * curl http://127.0.0.1:8787/params                                  # {"step":1,"params":...}
+ *   examples/serverless_handler.ts --port 8787 --kv serverless-data/training.sqlite3
+ * curl -d '{"x":[[1,2,3,4]],"y":[1],"id":"a1"}' http://127.0.0.1:8787/step  # {"step":1,...}
+ * curl http://127.0.0.1:8787/params                                          # {"step":1,...}
  * ```
  *
  * Without `--kv` the checkpoint lives in this process (`memoryCheckpointStore`, the same
- * check-and-set contract; `--latency-ms N` makes it answer N ms later, as a database would).
- * Other flags: `--chunk-bytes N`, `--stale-after-ms N` (see `kvCheckpointStore`),
- * `--max-attempts N` (default 50). `--port 0` picks a free port; the first line
- * printed says which.
+ * contracts; `--latency-ms N` makes it answer N ms later, as a database would). Other flags:
+ * `--chunk-bytes N`, `--stale-after-ms N` (see `kvCheckpointStore`); optimistic mode:
+ * `--timeout-ms N`, `--max-attempts N`, `--no-serialize` (this process's attempts do not take
+ * turns; see `optimisticStep`); data-parallel mode:
+ * `--staleness N`, `--wait-ms N`, `--lease-ms N`, `--max-fold N` (see `dataParallel`).
+ * `--port 0` picks a free port; the first line printed says which.
  *
- * Answers of `POST /step`: 200 `{ step, loss, id, attempts }`; 400 for a bad batch; 409 when
- * every attempt met a newer checkpoint (not applied: send it again); 500 for a damaged stored
- * checkpoint; 503 when the database failed (applied or not: `GET /params` lists the ids of the
- * requests applied, in step order).
+ * Answers of `POST /step` (a JSON batch `{ x, y, id? }`): 200 `{ step, loss, id, attempts }`
+ * (optimistic) or `{ step, loss, id, base }` (data-parallel: the step that applied the batch,
+ * and the step of the parameters its gradient was computed at), with `duplicate: true` when
+ * the id was applied before (by `step`; nothing applied now); 202 `{ id, pending: true }` when
+ * a data-parallel contribution is stored but no step applied it within `--wait-ms` (send the
+ * id again to learn its step); 400 for a bad batch; 409 when it was not applied (optimistic:
+ * every attempt met a newer checkpoint within the time budget; data-parallel: computed too many
+ * steps behind); 500 for a damaged stored checkpoint; 503 when the database failed (applied or
+ * not: send the id again). `GET /params` answers `{ step, params, sha256, requests }`;
+ * `GET /journal?from=N` the store's journal (what each step applied, in order).
  *
  * @module
  */
 import { CheckpointError, loadState, radam, readParams } from "../mod.ts";
 import {
   CheckpointConflictError,
+  ContributionRefusedError,
+  dataParallel,
+  type DataParallelTrainer,
   kvCheckpointStore,
   memoryCheckpointStore,
   optimisticStep,
-  type VersionedCheckpointStore,
+  type TrainingStore,
 } from "../kv.ts";
 
 /**
@@ -94,16 +112,20 @@ export function journalOf(meta: string | undefined): string[] {
 
 const isNumber = (v: unknown) => typeof v === "number" && Number.isFinite(v);
 
+/** Whether every value of `xs` is a finite number (a plain loop: rows may hold 1M values). */
+function allFinite(xs: ArrayLike<unknown>): boolean {
+  for (let i = 0; i < xs.length; i++) if (!isNumber(xs[i])) return false;
+  return true;
+}
+
 function checkBatch(body: unknown): Batch {
   const b = body as Batch;
   if (
     typeof b !== "object" || b === null || !Array.isArray(b.x) || !Array.isArray(b.y) ||
     b.x.length !== b.y.length || b.y.length === 0 || !Array.isArray(b.x[0]) ||
     b.x[0].length === 0 ||
-    !b.x.every((row) =>
-      Array.isArray(row) && row.length === b.x[0].length && row.every(isNumber)
-    ) ||
-    !b.y.every(isNumber)
+    !b.x.every((row) => Array.isArray(row) && row.length === b.x[0].length && allFinite(row)) ||
+    !allFinite(b.y)
   ) {
     throw new TypeError(
       'Expected a JSON body {"x": number[][], "y": number[]} with equal, non-empty rows of ' +
@@ -126,95 +148,215 @@ async function sha256(bytes: Uint8Array): Promise<string> {
 
 /** Options of {@linkcode makeHandler}. */
 export interface HandlerOptions {
-  /** Attempts per request before answering 409; default 50. */
+  /** Optimistic mode: the most attempts per request (default: the time budget decides). */
   maxAttempts?: number;
+  /** Optimistic mode: the time budget per request, in ms (default `optimisticStep`'s). */
+  timeoutMs?: number;
+  /** Optimistic mode: whether this process's attempts take turns (default true). */
+  serialize?: boolean;
+  /** The data-parallel mode's trainer (see {@linkcode makeTrainer}); default: optimistic. */
+  trainer?: DataParallelTrainer;
+}
+
+/** Options of {@linkcode makeTrainer}: those of `dataParallel` the command line sets. */
+export interface TrainerOptions {
+  staleness?: number;
+  waitMs?: number;
+  leaseMs?: number;
+  maxFold?: number;
 }
 
 /**
- * The request handler: `POST /step` with a {@linkcode Batch} as JSON answers
- * `{ step, loss, id, attempts }`; `GET /params` answers `{ step, params, sha256, requests }`
- * (the parameters, the SHA-256 of the checkpoint they were read from, and the ids of the
- * requests applied, oldest first).
+ * The data-parallel trainer of this model on `store`. The first checkpoint, when the store
+ * holds none, takes its number of features from the request that finds it empty.
+ */
+export function makeTrainer(store: TrainingStore, options: TrainerOptions = {}): {
+  trainer: DataParallelTrainer;
+  setFeatures(n: number): void;
+} {
+  let features = 1;
+  const trainer = dataParallel(store, {
+    optimizer,
+    init: () => initialParams(features),
+    ...options,
+  });
+  return { trainer, setFeatures: (n) => void (features = n) };
+}
+
+/** The JSON answer of a request. */
+const answer = (body: unknown, status = 200) => Response.json(body, { status });
+
+/** One optimistic step on `batch`: its answer. */
+async function optimisticAnswer(
+  store: TrainingStore,
+  batch: Batch,
+  id: string,
+  options: HandlerOptions,
+): Promise<Response> {
+  const features = batch.x[0].length;
+  const done = await optimisticStep(store, {
+    optimizer,
+    init: () => initialParams(features),
+    gradient(state) {
+      if (state.params.w.length !== features) {
+        throw new BatchError(`Expected ${state.params.w.length} features, got ${features}`);
+      }
+      const loss = batchGradient(state.params, batch, state.grads);
+      if (!Number.isFinite(loss) || !allFinite(state.grads.w)) {
+        throw new BatchError("This batch gives a non-finite gradient");
+      }
+      return loss;
+    },
+    meta: (previous) =>
+      JSON.stringify({ requests: [...journalOf(previous), id].slice(-JOURNAL_LENGTH) }),
+    id,
+    ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    ...(options.serialize === undefined ? {} : { serialize: options.serialize }),
+  });
+  if (done.duplicate) return answer({ step: done.step, id, duplicate: true });
+  return answer({ step: done.step, loss: done.result, id, attempts: done.attempts });
+}
+
+/** One data-parallel contribution of `batch`: its answer. */
+async function dataParallelAnswer(
+  trainer: DataParallelTrainer,
+  batch: Batch,
+  id: string,
+): Promise<Response> {
+  const features = batch.x[0].length;
+  const { step: base, params } = await trainer.params(); // the parameters only
+  if (params.w.length !== features) {
+    throw new BatchError(`Expected ${params.w.length} features, got ${features}`);
+  }
+  const gradient = initialParams(features);
+  const loss = batchGradient(params, batch, gradient);
+  if (!Number.isFinite(loss) || !allFinite(gradient.w)) {
+    throw new BatchError("This batch gives a non-finite gradient");
+  }
+  const done = await trainer.submit({ id, base, samples: batch.y.length, gradient });
+  if (done.status === "pending") return answer({ id, pending: true }, 202);
+  return answer({
+    step: done.step,
+    loss,
+    id,
+    base,
+    ...(done.duplicate ? { duplicate: true } : {}),
+  });
+}
+
+/** `GET /params`: the parameters, the SHA-256 of their checkpoint, the ids its metadata lists. */
+async function paramsAnswer(store: TrainingStore): Promise<Response> {
+  const stored = await store.load();
+  if (!stored) return answer({ error: "No checkpoint yet" }, 404);
+  const state = await loadState(stored.bytes);
+  const params = await readParams(state);
+  return answer({
+    step: state.step,
+    params: Object.fromEntries(
+      Object.entries(params).map(([name, data]) => [name, Array.from(data)]),
+    ),
+    sha256: await sha256(stored.bytes),
+    requests: journalOf(stored.meta),
+  });
+}
+
+/** The HTTP status of an error a step threw. */
+function statusOf(e: unknown): number {
+  if (e instanceof BatchError) return 400;
+  if (e instanceof CheckpointConflictError || e instanceof ContributionRefusedError) return 409;
+  if (e instanceof CheckpointError) return 500;
+  return 503;
+}
+
+/**
+ * The request handler: `POST /step` with a {@linkcode Batch} as JSON, `GET /params` and
+ * `GET /journal?from=N` (see the module documentation).
  */
 export function makeHandler(
-  store: VersionedCheckpointStore,
+  store: TrainingStore,
   options: HandlerOptions = {},
+  setFeatures: (n: number) => void = () => {},
 ): (req: Request) => Promise<Response> {
-  const maxAttempts = options.maxAttempts ?? 50;
   return async (req) => {
     const url = new URL(req.url);
     try {
-      if (req.method === "GET" && url.pathname === "/params") {
-        const stored = await store.load();
-        if (!stored) return Response.json({ error: "No checkpoint yet" }, { status: 404 });
-        const state = await loadState(stored.bytes);
-        const params = await readParams(state);
-        return Response.json({
-          step: state.step,
-          params: Object.fromEntries(
-            Object.entries(params).map(([name, data]) => [name, Array.from(data)]),
-          ),
-          sha256: await sha256(stored.bytes),
-          requests: journalOf(stored.meta),
-        });
+      if (req.method === "GET" && url.pathname === "/params") return await paramsAnswer(store);
+      if (req.method === "GET" && url.pathname === "/journal") {
+        const from = Number(url.searchParams.get("from") ?? 0);
+        return answer(await store.journal(Number.isSafeInteger(from) ? from : 0, 1000));
       }
       if (req.method !== "POST" || url.pathname !== "/step") {
-        return Response.json({ error: "POST /step or GET /params" }, { status: 404 });
+        return answer({ error: "POST /step, GET /params or GET /journal" }, 404);
       }
       let batch: Batch;
       try {
         batch = checkBatch(await req.json());
       } catch (e) {
-        return Response.json({ error: (e as Error).message }, { status: 400 });
+        return answer({ error: (e as Error).message }, 400);
       }
-      const features = batch.x[0].length;
       const id = batch.id ?? crypto.randomUUID().slice(0, 8);
-      const done = await optimisticStep(store, {
-        optimizer,
-        init: () => initialParams(features),
-        gradient(state) {
-          if (state.params.w.length !== features) {
-            throw new BatchError(`Expected ${state.params.w.length} features, got ${features}`);
-          }
-          const loss = batchGradient(state.params, batch, state.grads);
-          if (!Number.isFinite(loss) || !state.grads.w.every(Number.isFinite)) {
-            throw new BatchError("This batch gives a non-finite gradient");
-          }
-          return loss;
-        },
-        meta: (previous) =>
-          JSON.stringify({ requests: [...journalOf(previous), id].slice(-JOURNAL_LENGTH) }),
-        maxAttempts,
-      });
-      return Response.json({ step: done.step, loss: done.result, id, attempts: done.attempts });
+      if (options.trainer === undefined) return await optimisticAnswer(store, batch, id, options);
+      setFeatures(batch.x[0].length);
+      return await dataParallelAnswer(options.trainer, batch, id);
     } catch (e) {
-      const error = (e as Error).message;
-      if (e instanceof BatchError) return Response.json({ error }, { status: 400 });
-      if (e instanceof CheckpointConflictError) return Response.json({ error }, { status: 409 });
-      if (e instanceof CheckpointError) return Response.json({ error }, { status: 500 });
-      return Response.json({ error }, { status: 503 });
+      return answer({ error: (e as Error).message }, statusOf(e));
     }
   };
 }
 
+/** The command line's flags. */
+const FLAGS = [
+  "--port",
+  "--kv",
+  "--chunk-bytes",
+  "--stale-after-ms",
+  "--max-attempts",
+  "--timeout-ms",
+  "--latency-ms",
+  "--staleness",
+  "--wait-ms",
+  "--lease-ms",
+  "--max-fold",
+];
+
 /** The command line: see the module documentation. */
 function parseArgs(args: string[]): Record<string, string> {
-  const known = [
-    "--port",
-    "--kv",
-    "--chunk-bytes",
-    "--stale-after-ms",
-    "--max-attempts",
-    "--latency-ms",
-  ];
   const out: Record<string, string> = {};
   for (let i = 0; i < args.length; i += 2) {
-    if (!known.includes(args[i]) || args[i + 1] === undefined) {
-      throw new TypeError(`Unknown argument ${JSON.stringify(args[i])}; expected ${known}`);
+    if (args[i] === "--data-parallel" || args[i] === "--no-serialize") {
+      out[args[i].slice(2)] = "";
+      i--;
+      continue;
+    }
+    if (!FLAGS.includes(args[i]) || args[i + 1] === undefined) {
+      throw new TypeError(
+        `Unknown argument ${
+          JSON.stringify(args[i])
+        }; expected --data-parallel, --no-serialize or ${FLAGS}`,
+      );
     }
     out[args[i].slice(2)] = args[i + 1];
   }
   return out;
+}
+
+/** Opens the store the command line names. */
+async function openStore(
+  args: Record<string, string>,
+  number: (name: string) => number | undefined,
+) {
+  if (args.kv === undefined) {
+    return { kv: undefined, store: memoryCheckpointStore({ latencyMs: number("latency-ms") }) };
+  }
+  const folder = args.kv.includes("/") ? args.kv.slice(0, args.kv.lastIndexOf("/")) : "";
+  if (folder !== "" && !args.kv.startsWith(":")) await Deno.mkdir(folder, { recursive: true });
+  const kv = await Deno.openKv(args.kv);
+  const store = kvCheckpointStore(kv, ["radam", "serverless", "model"], {
+    chunkBytes: number("chunk-bytes"),
+    staleAfterMs: number("stale-after-ms"),
+  });
+  return { kv, store };
 }
 
 if (import.meta.main) {
@@ -226,23 +368,35 @@ if (import.meta.main) {
     }
     return Number(args[name]);
   };
-  const kv = args.kv === undefined ? undefined : await Deno.openKv(args.kv);
-  const store = kv
-    ? kvCheckpointStore(kv, ["radam", "serverless", "model"], {
-      chunkBytes: number("chunk-bytes"),
-      staleAfterMs: number("stale-after-ms"),
-    })
-    : memoryCheckpointStore({ latencyMs: number("latency-ms") });
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: number("port") ?? 8787,
-    onListen: ({ port }) =>
-      console.log(
-        `Listening on http://127.0.0.1:${port}/ (${kv ? `Deno KV ${args.kv}` : "in memory"})`,
-      ),
-  }, makeHandler(store, { maxAttempts: number("max-attempts") }));
+  const { kv, store } = await openStore(args, number);
+  const dp = args["data-parallel"] === undefined ? undefined : makeTrainer(store, {
+    staleness: number("staleness"),
+    waitMs: number("wait-ms"),
+    leaseMs: number("lease-ms"),
+    maxFold: number("max-fold"),
+  });
+  const mode = dp ? "data-parallel" : "optimistic";
+  const server = Deno.serve(
+    {
+      hostname: "127.0.0.1",
+      port: number("port") ?? 8787,
+      onListen: ({ port }) =>
+        console.log(
+          `Listening on http://127.0.0.1:${port}/ (${
+            kv ? `Deno KV ${args.kv}` : "in memory"
+          }, ${mode})`,
+        ),
+    },
+    makeHandler(store, {
+      maxAttempts: number("max-attempts"),
+      timeoutMs: number("timeout-ms"),
+      serialize: args["no-serialize"] === undefined,
+      trainer: dp?.trainer,
+    }, dp?.setFeatures),
+  );
   const stop = async () => {
     await server.shutdown();
+    await dp?.trainer.close();
     kv?.close();
     Deno.exit(0);
   };

@@ -22,14 +22,9 @@ import { type OptimizerState, restoreState, stateInternals } from "../core/state
 import type { GpuTensor } from "../gpu/gpu_tensors.ts";
 import { initWebGpuStateSync } from "../core/webgpu_state.ts";
 import { dispose, step } from "../core/operations.ts";
-import type { Entry } from "./layout.ts";
-
-/** A variable and its gradient of one step (checked by the optimizer). */
-export interface GpuGradItem {
-  readonly name: string;
-  readonly tensor: tf.Tensor;
-  readonly variable: tf.Variable;
-}
+import { changeError, type GradItem, sameVariables } from "./gradients.ts";
+import type { KeptStates } from "./kept.ts";
+import { type Entry, entryOf, fromArena } from "./layout.ts";
 
 /** What tfjs-backend-webgpu exposes that the adapter uses. */
 interface TfWebGpuBackend {
@@ -65,7 +60,7 @@ export class GpuRunner {
   }
 
   /** One step: gradients to the GPU, the fused dispatch, the parameters back to the variables. */
-  step(items: readonly GpuGradItem[]): void {
+  step(items: readonly GradItem[]): void {
     const backend = this.#tf;
     if (backend.commandEncoder && backend.submitQueue) {
       // Whatever tfjs recorded (the gradients) runs before the step.
@@ -191,6 +186,77 @@ export function createGpuRunner(
   } catch (error) {
     for (const b of buffers) b.destroy();
     throw error;
+  }
+}
+
+/**
+ * The WebGPU path of one optimizer: its runner, made at its first step over that step's
+ * variables, from the kept-aside states that fit them (else fresh) and the kept step counts.
+ */
+export class GpuPath {
+  #runner: GpuRunner | undefined;
+  readonly #kept: KeptStates;
+
+  /** A path with no state yet, taking state kept aside in `kept`. */
+  constructor(kept: KeptStates) {
+    this.#kept = kept;
+  }
+
+  /** The library state (WebGPU), when made. */
+  get state(): OptimizerState<GpuTensor> | undefined {
+    return this.#runner?.state;
+  }
+
+  /** The variables of the state, in its order (none before it is made). */
+  get entries(): readonly Entry[] {
+    return this.#runner?.entries ?? [];
+  }
+
+  /**
+   * One step over checked gradients, making the state at the first. Refuses, changing nothing,
+   * other variables than the first step's (under `strict` with its error), and new settings
+   * (`stale`: a learning rate set after the state was made).
+   */
+  step(config: Settings, strict: boolean, stale: boolean, items: readonly GradItem[]): void {
+    let runner = this.#runner;
+    if (runner !== undefined && stale) {
+      throw new TypeError(
+        "setLearningRate on the webgpu backend takes effect in a new optimizer only: save the model with its optimizer, load it, then set the learning rate before training",
+      );
+    }
+    if (runner !== undefined && !sameVariables(runner.entries, items)) {
+      const error = changeError(runner.entries, items);
+      throw strict ? error : new RangeError(
+        `${
+          error.message.replace(/ \(option strict.*\)$/, "")
+        }; on the webgpu backend the optimizer keeps the variables of its first step: make a new tfOptimizer, or train on a CPU backend (which keeps the state of the variables still there)`,
+      );
+    }
+    runner ??= this.#runner = this.#create(config, items);
+    runner.step(items);
+  }
+
+  /** The runner over the variables of `items`; what was kept under their names is forgotten. */
+  #create(config: Settings, items: readonly GradItem[]): GpuRunner {
+    const entries = items.map((i) => entryOf(i.name, i.variable.shape, false));
+    const fitting = this.#kept.fitting(entries, config.loop.gc);
+    // In the tfjs layout (gc runs in tfjs here, not on transposed kernels).
+    const sections = new Map<string, (Float32Array | undefined)[]>();
+    for (const [name, k] of fitting) {
+      sections.set(name, k.sections.map((d) => d && fromArena(k.entry, d)));
+    }
+    const runner = createGpuRunner(config, entries, items.map((i) => i.variable), sections, {
+      steps: this.#kept.steps,
+      skipped: this.#kept.skipped,
+    });
+    this.#kept.forget(entries);
+    return runner;
+  }
+
+  /** Frees the state's GPU buffers (then there is none). */
+  destroy(): void {
+    this.#runner?.destroy();
+    this.#runner = undefined;
   }
 }
 

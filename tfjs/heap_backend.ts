@@ -18,9 +18,8 @@
  * held), or is not on this tfjs backend, first gets data of its own (one copy, as tfjs's own
  * optimizers make at every step), so nothing else ever sees the update.
  *
- * Reads tfjs-backend-wasm 4.x internals (`wasm`, `dataIdMap`); {@linkcode tfjsWasmHeap} says
- * undefined where they are not as expected, and the adapter then keeps its state in the
- * kernel's own memory.
+ * Reads tfjs-backend-wasm 4.x internals (`wasm`, `dataIdMap`: wasm_heap.ts); where they are not
+ * as expected, the adapter keeps its state in the kernel's own memory.
  *
  * @module
  */
@@ -37,56 +36,7 @@ import type { HostBackend } from "../base/backend.ts";
 import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
 import { blockViews, copiesOf, gradientOf } from "../cpu/cpu_backend.ts";
 import { type KernelExports, kernelOnMemory, placeArena } from "../cpu/wasm_backend.ts";
-
-/** The parts of tfjs-backend-wasm's emscripten module this file uses. */
-interface WasmModule {
-  HEAPU8: Uint8Array;
-  _malloc(bytes: number): number;
-  _free(pointer: number): void;
-  tfjs: {
-    registerTensor(id: number, size: number, memoryOffset: number): void;
-    disposeData(id: number): void;
-  };
-  wasmMemory?: WebAssembly.Memory;
-  asm?: { memory?: WebAssembly.Memory };
-}
-
-/** What tfjs-backend-wasm keeps per data id. */
-interface TensorData {
-  id: number;
-  memoryOffset: number;
-  refCount: number;
-}
-
-/** The parts of tfjs-backend-wasm's `BackendWasm` this file uses. */
-export interface TfjsWasmHeap {
-  wasm: WasmModule | null;
-  dataIdMap: { get(dataId: object): TensorData | undefined };
-}
-
-/**
- * The running tfjs wasm backend, when TensorFlow.js runs on it and its internals are those this
- * file knows; undefined otherwise.
- */
-export function tfjsWasmHeap(): TfjsWasmHeap | undefined {
-  if (tf.getBackend() !== "wasm") return undefined;
-  // deno-lint-ignore no-explicit-any
-  const backend = tf.backend() as any;
-  const wasm = backend?.wasm;
-  if (
-    typeof backend?.dataIdMap?.get !== "function" || typeof wasm?._malloc !== "function" ||
-    typeof wasm._free !== "function" || typeof wasm.tfjs?.registerTensor !== "function" ||
-    typeof wasm.tfjs?.disposeData !== "function" || !(wasm.HEAPU8 instanceof Uint8Array) ||
-    !(memoryOf(wasm) instanceof WebAssembly.Memory)
-  ) {
-    return undefined;
-  }
-  return backend as TfjsWasmHeap;
-}
-
-function memoryOf(wasm: WasmModule): WebAssembly.Memory | undefined {
-  return wasm.wasmMemory ?? wasm.asm?.memory;
-}
+import { memoryOf, type TfjsWasmHeap, type WasmModule } from "./wasm_heap.ts";
 
 /** One call of the kernel: a descriptor and an element range. */
 interface Run {

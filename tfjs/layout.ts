@@ -1,6 +1,6 @@
 /**
- * Where a TensorFlow.js variable sits in the optimizer's arena, and the copies between the two
- * layouts.
+ * Where a TensorFlow.js variable sits in the optimizer's arena, the copies between the two
+ * layouts, and the shape and value wording of the adapter's error messages.
  *
  * tfjs keeps kernels output-last (`[in, out]` for dense, `[kh, kw, in, out]` for conv2d), where
  * PyTorch keeps them output-first, and the library's gradient centralization subtracts the mean
@@ -76,4 +76,16 @@ export function fromArena(entry: Entry, src: Float32Array): Float32Array {
 /** `[a, b, c]`, for error messages. */
 export function shapeText(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
+}
+
+/** Whether two shapes are equal. */
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** What `x` is (its class or type), for error messages. */
+export function describe(x: unknown): string {
+  if (x === null) return "null";
+  if (typeof x !== "object") return typeof x;
+  return (x as object).constructor?.name ?? "object";
 }

@@ -51,6 +51,8 @@ const ENTRIES: readonly Entry[] = [
   { out: "index", source: "mod.ts", subpath: ".", sideEffects: false, tfjs: false },
   // Registers the optimizer class with tfjs's serialization, for tf.loadLayersModel.
   { out: "tfjs", source: "tfjs.ts", subpath: "./tfjs", sideEffects: true, tfjs: true },
+  // The runtime-agnostic serverless store (optimistic steps, data-parallel training).
+  { out: "store", source: "store.ts", subpath: "./store", sideEffects: false, tfjs: false },
 ];
 
 /**

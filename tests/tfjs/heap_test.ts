@@ -13,6 +13,7 @@ import {
   radam,
   ranger,
   readParams,
+  sgd,
   step,
 } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
@@ -360,6 +361,8 @@ Deno.test("tfjs wasm heap: only the sections a state uses are allocated on tfjs'
     ["radam (default check): the moments", radam(), false, 2],
     ["radam with clipping: gradient slots too", radam({ clipGradNorm: 1 }), false, 3],
     ["lion: its one moment", lion(), false, 1],
+    ["sgd with momentum: its buffer", sgd({ momentum: 0.9 }), false, 1],
+    ["sgd without momentum: no section at all", sgd(), false, 0],
     ["ranger on a kernel held transposed: all five", ranger(), true, 5],
   ];
   for (const [label, optimizer, matrix, sections] of cases) {

@@ -1,0 +1,120 @@
+/**
+ * A step's commit on Deno KV: the new checkpoint (in its params-first form) made current in
+ * one atomic write with the outcome of every request the step settles, its journal record,
+ * and the lease's release or renewal. Private to kv/.
+ *
+ * @module
+ */
+import { checkMeta } from "../store/_checks.ts";
+import { toParamsFirst } from "../store/layout.ts";
+import type { CommitResult, StepCommit } from "../store/training.ts";
+import type { Ctx } from "./context.ts";
+import { sha256 } from "./format.ts";
+import type { LeaseValue, PendingValue } from "./records.ts";
+import { BUSY_TRIES, busyPause, isBusy, unbusy } from "./retry.ts";
+import { removeBlob } from "./sweep.ts";
+import { writeVersion } from "./version.ts";
+
+/** What `pending` gives as a stored contribution's `ref`. */
+export interface PendingRef {
+  readonly key: Deno.KvKey;
+  readonly value: PendingValue;
+}
+
+/** Adds to `op` the checks and mutations of `c` beyond the checkpoint's. */
+function settle(ctx: Ctx, op: Deno.AtomicOperation, c: StepCommit, renewed: LeaseValue | null) {
+  const { records } = ctx;
+  const expireIn = ctx.rememberMs;
+  if (c.lease) {
+    op.check({ key: records.lease, versionstamp: c.lease.ref as string });
+    if (renewed) op.set(records.lease, renewed);
+    else op.delete(records.lease);
+  }
+  for (const id of c.fresh) op.check({ key: records.request(id), versionstamp: null });
+  for (const e of c.applied) {
+    op.set(records.request(e.id), { state: "applied", step: c.step }, { expireIn });
+    if (e.ref) op.delete((e.ref as PendingRef).key);
+  }
+  for (const r of c.refused) {
+    op.set(records.request(r.id), { state: "refused", step: c.step, reason: r.reason }, {
+      expireIn,
+    });
+    if (r.ref) op.delete((r.ref as PendingRef).key);
+  }
+  if (c.applied.length > 0) {
+    const entries = c.applied.map(({ id, base, samples }) => ({ id, base, samples }));
+    op.set(records.journalAt(c.seq), { step: c.step, seq: c.seq, entries }, { expireIn });
+  }
+}
+
+/** Removes the gradients of the stored contributions a commit settled (a sweep does it else). */
+async function removeSettled(ctx: Ctx, c: StepCommit): Promise<void> {
+  for (const e of [...c.applied, ...c.refused]) {
+    const ref = e.ref as PendingRef | undefined;
+    if (ref === undefined || ref.value.chunks === 0) continue;
+    try {
+      await removeBlob(ctx, ref.value.blob, ref.value.chunks);
+    } catch {
+      // Garbage for a later sweep.
+    }
+  }
+}
+
+/** Commits outcomes without a new checkpoint, checked against the current version. */
+async function commitOutcomes(
+  ctx: Ctx,
+  c: StepCommit,
+  renewed: LeaseValue | null,
+): Promise<string | null> {
+  for (let n = 1;; n++) {
+    try {
+      const op = ctx.kv.atomic().check({ key: ctx.keys.head, versionstamp: c.expected });
+      settle(ctx, op, c, renewed);
+      const result = await op.commit();
+      return result.ok ? result.versionstamp : null;
+    } catch (error) {
+      if (!isBusy(error) || n >= BUSY_TRIES) throw error;
+      await busyPause(n);
+      // Done if the first outcome is recorded as this commit records it.
+      const first = c.refused[0] ?? c.applied[0];
+      if (first === undefined) continue;
+      const now = await unbusy(() =>
+        ctx.kv.get<{ state: string; step: number }>(ctx.records.request(first.id))
+      );
+      if (now.value?.step === c.step && now.value.state !== "pending") return now.versionstamp;
+    }
+  }
+}
+
+/** The lease a commit leaves its caller: the renewed one, not one handed on. */
+const mine = (c: StepCommit, renewed: LeaseValue | null, ref: string) =>
+  renewed !== null && renewed.token === c.lease?.token ? { ...renewed, ref } : null;
+
+/** See `TrainingStore.commit`. */
+export async function commitStep(ctx: Ctx, c: StepCommit): Promise<CommitResult | null> {
+  const renewed = c.lease && c.next !== undefined
+    ? { token: c.next.token, expires: Date.now() + c.next.ms }
+    : null;
+  if (c.checkpoint === null) {
+    const stamp = await commitOutcomes(ctx, c, renewed);
+    if (stamp === null) return null;
+    await removeSettled(ctx, c);
+    return { version: c.expected, lease: mine(c, renewed, stamp) };
+  }
+  checkMeta(c.meta);
+  const { bytes, prefix } = toParamsFirst(c.checkpoint);
+  const version = await writeVersion(ctx, {
+    bytes,
+    expected: c.expected,
+    meta: c.meta,
+    v2: {
+      step: c.step,
+      prefixBytes: prefix,
+      prefixSha256: await sha256(bytes.subarray(0, prefix)),
+    },
+    extend: (op) => settle(ctx, op, c, renewed),
+  });
+  if (version === null) return null;
+  await removeSettled(ctx, c);
+  return { version, lease: mine(c, renewed, version) };
+}

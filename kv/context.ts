@@ -1,0 +1,18 @@
+/**
+ * What the functions of one Deno KV store share. Private to kv/.
+ *
+ * @module
+ */
+import type { CheckpointKeys } from "./format.ts";
+import type { RecordKeys } from "./records.ts";
+
+/** One store's database, keys and settings. */
+export interface Ctx {
+  readonly kv: Deno.Kv;
+  readonly keys: CheckpointKeys;
+  readonly records: RecordKeys;
+  readonly model: string | undefined;
+  readonly chunkBytes: number;
+  readonly staleAfterMs: number;
+  readonly rememberMs: number;
+}

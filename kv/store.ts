@@ -1,0 +1,203 @@
+/**
+ * The Deno KV checkpoint store: {@linkcode kvCheckpointStore}.
+ *
+ * @module
+ */
+import { checkCount, checkMeta, checkOptionsObject, checkSaveArguments } from "../store/_checks.ts";
+import type { VersionedCheckpointStore } from "../store/contract.ts";
+import { REMEMBER_MS } from "../store/memory.ts";
+import type { TrainingStore } from "../store/training.ts";
+import { commitStep } from "./commit.ts";
+import type { Ctx } from "./context.ts";
+import { checkpointKeys, formatKvKey, isCount, KV_MAX_CHUNK_BYTES } from "./format.ts";
+import { headOf, load, loadParams } from "./read.ts";
+import { recordKeys } from "./records.ts";
+import { sweep } from "./sweep.ts";
+import {
+  acquire,
+  gradientOf,
+  journal,
+  pending,
+  release,
+  request,
+  submit,
+  waiting,
+} from "./training.ts";
+import { writeVersion } from "./version.ts";
+
+/**
+ * Options of {@linkcode kvCheckpointStore}.
+ *
+ * @example
+ * ```ts
+ * import type { KvCheckpointStoreOptions } from "../kv.ts";
+ *
+ * const options: KvCheckpointStoreOptions = { model: "linear-v2", chunkBytes: 32768 };
+ * ```
+ */
+export interface KvCheckpointStoreOptions {
+  /**
+   * A name for the model, recorded in the head: a head of another model is then refused on
+   * load with a CheckpointError naming its key. Default: not recorded, not checked.
+   */
+  model?: string;
+  /** Size of the chunks, 1 to {@linkcode KV_MAX_CHUNK_BYTES} (default) bytes. */
+  chunkBytes?: number;
+  /**
+   * How long an unfinished save may be in progress before a later save may remove it as the
+   * garbage of a crash, in ms; default 600 000 (10 min). A save that takes longer is then
+   * refused as a conflict (and retried by `optimisticStep`), never made current. The same
+   * holds for the gradient of a contribution being stored.
+   */
+  staleAfterMs?: number;
+  /**
+   * How long request ids and journal records are kept, in ms (Deno KV's `expireIn`); default
+   * 7 days. A request id sent again later than that is taken as new.
+   */
+  rememberMs?: number;
+}
+
+/**
+ * A {@linkcode VersionedCheckpointStore} and `TrainingStore` on Deno KV; see
+ * {@linkcode kvCheckpointStore}.
+ *
+ * @example
+ * ```ts
+ * import { kvCheckpointStore, type KvCheckpointStore } from "../kv.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const kv = await Deno.openKv(":memory:");
+ * const store: KvCheckpointStore = kvCheckpointStore(kv, ["model"]);
+ * assert.equal(store.name, '["model"]');
+ * assert.equal(await store.sweep(), 0);
+ * kv.close();
+ * ```
+ */
+export interface KvCheckpointStore extends VersionedCheckpointStore, TrainingStore {
+  /** The database. */
+  readonly kv: Deno.Kv;
+  /** The key prefix under which the checkpoint lives. */
+  readonly key: Deno.KvKey;
+  /**
+   * Removes the chunks of versions that are no longer current, and of saves that crashed
+   * (unfinished for longer than `staleAfterMs`), and the gradients of contributions settled
+   * or whose storing crashed; returns how many versions and gradients it removed. Every
+   * successful `save` and commit runs it; call it to clean up without saving.
+   */
+  sweep(): Promise<number>;
+}
+
+/** See {@linkcode VersionedCheckpointStore.save}. */
+async function save(
+  ctx: Ctx,
+  bytes: Uint8Array,
+  expected: string | null,
+  meta?: string,
+): Promise<string | null> {
+  checkSaveArguments(bytes, expected);
+  checkMeta(meta);
+  return await writeVersion(ctx, { bytes, expected, meta });
+}
+
+/** The options of {@linkcode kvCheckpointStore}, checked, with their defaults. */
+function checkOptions(
+  kv: Deno.Kv,
+  key: Deno.KvKey,
+  options: KvCheckpointStoreOptions,
+): Required<Omit<KvCheckpointStoreOptions, "model">> & { model: string | undefined } {
+  if (typeof kv !== "object" || kv === null || typeof kv.atomic !== "function") {
+    throw new TypeError("Expected a Deno.Kv, e.g. await Deno.openKv(path)");
+  }
+  if (!Array.isArray(key)) throw new TypeError("Expected the key prefix as an array of key parts");
+  checkOptionsObject(options, "kvCheckpointStore");
+  const { model, chunkBytes = KV_MAX_CHUNK_BYTES, staleAfterMs = 600_000 } = options;
+  if (model !== undefined && typeof model !== "string") {
+    throw new TypeError(`Option model must be a string, got ${typeof model}`);
+  }
+  if (!isCount(chunkBytes, 1, KV_MAX_CHUNK_BYTES)) {
+    throw new RangeError(
+      `Option chunkBytes must be an integer from 1 to ${KV_MAX_CHUNK_BYTES}, got ${
+        String(chunkBytes)
+      }`,
+    );
+  }
+  if (typeof staleAfterMs !== "number" || !(staleAfterMs >= 0)) {
+    throw new RangeError(`Option staleAfterMs must be a number ≥ 0, got ${String(staleAfterMs)}`);
+  }
+  const rememberMs = checkCount("rememberMs", options.rememberMs ?? REMEMBER_MS, 1, false);
+  return { model, chunkBytes, staleAfterMs, rememberMs };
+}
+
+/**
+ * A store of one checkpoint in Deno KV under the prefix `key`, for `optimisticStep` (or used
+ * directly: `load()` and `save(bytes, expectedVersion, meta)`).
+ *
+ * Keys: `[...key, "head"]` (the head record: which version is current, its size, SHA-256,
+ * model name, metadata, and the bytes themselves when they fit in one value with it),
+ * `[...key, "versions", id]` (one small record per version, which says whether it is being
+ * written, committed or dead) and `[...key, "chunks", id, i]` (the bytes). A version is the
+ * head's versionstamp.
+ *
+ * - **save** writes the chunks under a new version id, then, in one atomic operation checked
+ *   against both the expected head versionstamp and its own version record, points the head at
+ *   them: a crash before that leaves the previous checkpoint current, and a stale writer
+ *   changes nothing. Then it removes the chunks of versions no longer current (see
+ *   {@linkcode KvCheckpointStore.sweep}); a crash there only leaves garbage a later save
+ *   removes. Once the head is written, save returns the new version whatever happens next.
+ * - **load** reads the head, then its chunks, checks every chunk's size and the SHA-256 of the
+ *   whole, and returns a new array. If the head changed while reading (the old chunks were
+ *   removed), it starts again. Damage (a head that is not one, a truncated or missing chunk, a
+ *   digest that does not match, another `model`) throws a CheckpointError naming the key; the
+ *   validation of the checkpoint's contents is `loadState`'s.
+ * - **A busy database** (a local file that several processes share answers "database is
+ *   locked" while another holds its lock) is asked again, a bounded number of times. If the head
+ *   write itself fails so, save finds out whether it was done (the head keeps the ids of the
+ *   last 64 versions made current) before it writes again, so a save is never applied twice;
+ *   when that cannot be told, the error is thrown.
+ *
+ * Invalid options throw a TypeError or RangeError naming them.
+ *
+ * @example Save, load, and a refused stale save
+ * ```ts
+ * import { kvCheckpointStore } from "../kv.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const kv = await Deno.openKv(":memory:");
+ * const store = kvCheckpointStore(kv, ["models", "linear"], { chunkBytes: 4 });
+ * const v1 = await store.save(new Uint8Array([1, 2, 3, 4, 5, 6]), null); // 2 chunks
+ * const v2 = await store.save(new Uint8Array([7, 8, 9]), v1);
+ * assert.equal(await store.save(new Uint8Array([0]), v1), null); // v1 is no longer current
+ * const current = await store.load();
+ * assert.deepEqual(current?.bytes, new Uint8Array([7, 8, 9]));
+ * assert.equal(current?.version, v2);
+ * kv.close();
+ * ```
+ */
+export function kvCheckpointStore(
+  kv: Deno.Kv,
+  key: Deno.KvKey,
+  options: KvCheckpointStoreOptions = {},
+): KvCheckpointStore {
+  const checked = checkOptions(kv, key, options);
+  const prefix: Deno.KvKey = [...key];
+  const ctx: Ctx = { kv, keys: checkpointKeys(prefix), records: recordKeys(prefix), ...checked };
+  return {
+    name: formatKvKey(prefix),
+    kv,
+    key: prefix,
+    load: () => load(ctx),
+    save: (bytes, expected, meta) => save(ctx, bytes, expected, meta),
+    sweep: () => sweep(ctx),
+    head: () => headOf(ctx),
+    loadParams: () => loadParams(ctx),
+    commit: (c) => commitStep(ctx, c),
+    request: (id) => request(ctx, id),
+    submit: (info, gradient) => submit(ctx, info, gradient),
+    pending: (limit) => pending(ctx, limit),
+    gradient: (p) => gradientOf(ctx, p),
+    acquire: (token, ms, queue) => acquire(ctx, token, ms, queue),
+    release: (lease) => release(ctx, lease),
+    waiting: (lease) => waiting(ctx, lease),
+    journal: (from, limit) => journal(ctx, from, limit),
+  };
+}

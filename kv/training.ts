@@ -1,0 +1,232 @@
+/**
+ * The training records of the Deno KV store: request records, stored contributions, the lease
+ * and the journal (see kv/records.ts for their keys). Private to kv/.
+ *
+ * @module
+ */
+import { CheckpointError } from "../mod.ts";
+import type {
+  ContributionInfo,
+  JournalRecord,
+  Lease,
+  PendingContribution,
+  RequestRecord,
+} from "../store/training.ts";
+import { readChunked, writeChunked } from "./chunks.ts";
+import type { PendingRef } from "./commit.ts";
+import type { Ctx } from "./context.ts";
+import { formatKvKey, INLINE_BYTES, sha256 } from "./format.ts";
+import {
+  type BlobValue,
+  parseJournal,
+  parseLease,
+  parsePending,
+  parseRequest,
+  type PendingValue,
+} from "./records.ts";
+import { BUSY_TRIES, busyPause, isBusy, listAll, unbusy } from "./retry.ts";
+import { removeBlob } from "./sweep.ts";
+import { longestWaiting } from "../store/memory.ts";
+
+/** See `TrainingStore.request`. */
+export async function request(ctx: Ctx, id: string): Promise<RequestRecord | null> {
+  const key = ctx.records.request(id);
+  const entry = await unbusy(() => ctx.kv.get(key));
+  return entry.versionstamp === null ? null : parseRequest(entry.value, key);
+}
+
+/** Writes a gradient's chunks under a new blob, when it does not fit its pending record. */
+async function writeGradient(ctx: Ctx, value: PendingValue, gradient: Uint8Array, key: Deno.KvKey) {
+  if (value.chunks === 0) return null;
+  const record: BlobValue = {
+    state: "writing",
+    created: Date.now(),
+    chunks: value.chunks,
+    pending: key,
+  };
+  const written = await writeChunked(
+    ctx.kv,
+    ctx.records.blob(value.blob),
+    record,
+    (i) => ctx.records.grad(value.blob, i),
+    gradient,
+    value,
+  );
+  if (written === null) {
+    throw new Error(
+      `Contribution ${value.id}: its gradient was swept as garbage while it was written`,
+    );
+  }
+  return { record, written };
+}
+
+/** See `TrainingStore.submit`. */
+export async function submit(
+  ctx: Ctx,
+  info: ContributionInfo,
+  gradient: Uint8Array,
+): Promise<RequestRecord | null> {
+  const known = await request(ctx, info.id);
+  if (known !== null) return known;
+  const at = Date.now();
+  const blob = crypto.randomUUID();
+  const inline = gradient.length <= INLINE_BYTES;
+  const value: PendingValue = {
+    id: info.id,
+    base: info.base,
+    samples: info.samples,
+    blob,
+    chunks: inline ? 0 : Math.ceil(gradient.length / ctx.chunkBytes),
+    chunkBytes: ctx.chunkBytes,
+    byteLength: gradient.length,
+    sha256: await sha256(gradient),
+    ...(inline ? { data: gradient.slice() } : {}),
+  };
+  const key = ctx.records.pendingAt(at, info.id);
+  const blobWrite = await writeGradient(ctx, value, gradient, key);
+  const commit = () => {
+    const op = ctx.kv.atomic().check({ key: ctx.records.request(info.id), versionstamp: null })
+      .set(ctx.records.request(info.id), { state: "pending" }, { expireIn: ctx.rememberMs })
+      .set(key, value);
+    if (blobWrite !== null) {
+      op.check({ key: ctx.records.blob(blob), versionstamp: blobWrite.written.versionstamp })
+        .set(ctx.records.blob(blob), { ...blobWrite.record, state: "stored" });
+    }
+    return op.commit();
+  };
+  for (let n = 1;; n++) {
+    try {
+      if ((await commit()).ok) return null;
+      break;
+    } catch (error) {
+      if (!isBusy(error) || n >= BUSY_TRIES) throw error;
+      await busyPause(n);
+      if ((await unbusy(() => ctx.kv.get(key))).versionstamp !== null) return null; // done
+    }
+  }
+  if (blobWrite !== null) await removeBlob(ctx, blob, value.chunks).catch(() => {});
+  const now = await request(ctx, info.id);
+  if (now === null) throw new Error(`Contribution ${info.id} could not be stored`);
+  return now;
+}
+
+/** See `TrainingStore.pending`. */
+export async function pending(ctx: Ctx, limit: number): Promise<PendingContribution[]> {
+  if (limit <= 0) return [];
+  const entries = await listAll(ctx.kv, { prefix: ctx.records.pending }, { limit });
+  return entries.flatMap((e) => {
+    let value: PendingValue;
+    try {
+      value = parsePending(e.value, e.key);
+    } catch {
+      return []; // Not a contribution of this library: never folded.
+    }
+    const ref: PendingRef = { key: e.key, value };
+    return [{ id: value.id, base: value.base, samples: value.samples, ref }];
+  });
+}
+
+/** See `TrainingStore.gradient`. */
+export async function gradientOf(ctx: Ctx, p: PendingContribution): Promise<Uint8Array> {
+  const { key, value } = p.ref as PendingRef;
+  let bytes: Uint8Array;
+  if (value.chunks === 0) {
+    bytes = value.data!.slice();
+  } else {
+    bytes = new Uint8Array(value.byteLength);
+    const words = { label: "Contribution chunk", owner: formatKvKey(key) };
+    const read = await readChunked(ctx.kv, ctx.records.grads(value.blob), value, bytes, words);
+    if (read < value.chunks) {
+      throw new CheckpointError(
+        `Stored contribution ${formatKvKey(key)} lacks its chunk ${
+          formatKvKey(ctx.records.grad(value.blob, read))
+        }`,
+      );
+    }
+  }
+  if (await sha256(bytes) !== value.sha256) {
+    throw new CheckpointError(
+      `Stored contribution ${formatKvKey(key)}: its gradient does not match its SHA-256 digest`,
+    );
+  }
+  return bytes;
+}
+
+/** Notes that `token` waits for the lease (at most about four times a second). */
+async function want(ctx: Ctx, token: string, now: number): Promise<void> {
+  const key = ctx.records.want(token);
+  const entry = await unbusy(() => ctx.kv.get<{ since: number; at: number }>(key));
+  if (entry.value !== null && now - entry.value.at < 250) return;
+  const value = { since: entry.value?.since ?? now, at: now };
+  await unbusy(() => ctx.kv.set(key, value, { expireIn: 60_000 }));
+}
+
+/** See `TrainingStore.acquire`. */
+export async function acquire(
+  ctx: Ctx,
+  token: string,
+  ms: number,
+  queue = true,
+): Promise<Lease | null> {
+  const key = ctx.records.lease;
+  const entry = await unbusy(() => ctx.kv.get(key));
+  const held = parseLease(entry.value);
+  const now = Date.now();
+  if (entry.versionstamp !== null && held && held.expires > now && held.token !== token) {
+    if (queue) await want(ctx, token, now);
+    else await unbusy(() => ctx.kv.delete(ctx.records.want(token)));
+    return null;
+  }
+  const value = { token, expires: now + ms };
+  try {
+    const r = await ctx.kv.atomic().check(entry).set(key, value).delete(ctx.records.want(token))
+      .commit();
+    return r.ok ? { ...value, ref: r.versionstamp } : null;
+  } catch (error) {
+    if (!isBusy(error)) throw error;
+    const again = await unbusy(() => ctx.kv.get(key));
+    const now = parseLease(again.value);
+    const mine = now?.token === token && now.expires === value.expires;
+    return mine ? { ...value, ref: again.versionstamp } : null;
+  }
+}
+
+/** See `TrainingStore.release`. */
+export async function release(ctx: Ctx, lease: Lease | string): Promise<void> {
+  const key = ctx.records.lease;
+  let check: Deno.AtomicCheck;
+  if (typeof lease === "string") {
+    await unbusy(() => ctx.kv.delete(ctx.records.want(lease)));
+    const entry = await unbusy(() => ctx.kv.get(key));
+    if (parseLease(entry.value)?.token !== lease) return;
+    check = entry;
+  } else {
+    check = { key, versionstamp: lease.ref as string };
+  }
+  await unbusy(() => ctx.kv.atomic().check(check).delete(key).commit());
+}
+
+/** See `TrainingStore.waiting`. */
+export async function waiting(ctx: Ctx, lease: Lease): Promise<string | null> {
+  const entries = await listAll<{ since: number; at: number }>(ctx.kv, {
+    prefix: ctx.records.wants,
+  });
+  return longestWaiting(
+    entries.flatMap((e) => {
+      const token = e.key[e.key.length - 1];
+      const v = e.value;
+      const ok = typeof token === "string" && typeof v?.since === "number" &&
+        typeof v.at === "number";
+      return ok ? [[token, v] as [string, { since: number; at: number }]] : [];
+    }),
+    lease.token,
+  );
+}
+
+/** See `TrainingStore.journal`. */
+export async function journal(ctx: Ctx, from: number, limit: number): Promise<JournalRecord[]> {
+  const start = ctx.records.journalAt(from);
+  const end = ctx.records.journalAt(Number.MAX_SAFE_INTEGER);
+  const entries = await listAll(ctx.kv, { start, end }, { limit });
+  return entries.map((e) => parseJournal(e.value, e.key));
+}

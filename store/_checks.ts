@@ -1,0 +1,89 @@
+/**
+ * Checks of the arguments and options of the store's functions, and the wording of their
+ * errors. Private to store/ and kv/.
+ *
+ * @module
+ */
+import { MAX_META_BYTES } from "./contract.ts";
+import type { TrainingStore } from "./training.ts";
+
+/** Throws unless `meta` is undefined or a string of at most {@linkcode MAX_META_BYTES}. */
+export function checkMeta(meta: unknown): asserts meta is string | undefined {
+  if (meta === undefined) return;
+  if (typeof meta !== "string") {
+    throw new TypeError(`Checkpoint metadata must be a string, got ${typeof meta}`);
+  }
+  const size = new TextEncoder().encode(meta).length;
+  if (size > MAX_META_BYTES) {
+    throw new RangeError(
+      `Checkpoint metadata must be at most ${MAX_META_BYTES} bytes of UTF-8, got ${size}`,
+    );
+  }
+}
+
+/** Throws unless `bytes` is a non-empty Uint8Array and `expected` a string or null. */
+export function checkSaveArguments(bytes: unknown, expected: unknown): void {
+  if (!(bytes instanceof Uint8Array) || bytes.length === 0) {
+    throw new TypeError("Checkpoint bytes must be a non-empty Uint8Array");
+  }
+  if (expected !== null && typeof expected !== "string") {
+    throw new TypeError(
+      `Expected version must be a string or null (an empty store), got ${typeof expected}`,
+    );
+  }
+}
+
+/** Throws unless `options` (of the function `of`) is an object. */
+export function checkOptionsObject(options: unknown, of: string): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Options of ${of} must be an object, got ${typeof options}`);
+  }
+}
+
+/**
+ * The option `name`'s value: a number ≥ `min` (an integer with `integer`), finite unless
+ * `infinite`; a RangeError naming it otherwise.
+ */
+export function checkCount(
+  name: string,
+  value: unknown,
+  min: number,
+  integer: boolean,
+  infinite = false,
+): number {
+  if (
+    typeof value !== "number" || !(value >= min) || (value === Infinity && !infinite) ||
+    (integer && !Number.isInteger(value) && value !== Infinity)
+  ) {
+    const what = integer ? "an integer" : infinite ? "a number" : "a finite number";
+    throw new RangeError(`Option ${name} must be ${what} ≥ ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** The methods a TrainingStore has; a TypeError naming the first one missing. */
+export function checkTrainingStore(store: unknown, what: string): asserts store is TrainingStore {
+  const methods = [
+    "load",
+    "head",
+    "loadParams",
+    "commit",
+    "request",
+    "submit",
+    "pending",
+    "gradient",
+    "acquire",
+    "release",
+    "waiting",
+    "journal",
+  ];
+  const missing = methods.find((m) =>
+    typeof (store as Record<string, unknown> | null)?.[m] !== "function"
+  );
+  if (missing !== undefined) {
+    throw new TypeError(
+      `${what} needs a store that keeps the TrainingStore contract (kvCheckpointStore, ` +
+        `memoryCheckpointStore); this one has no ${missing}()`,
+    );
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * The data-parallel mode's work in one process: the contributions waiting here, the lease,
+ * and the last state this process committed. Private to store/.
+ *
+ * @module
+ */
+import { ContributionRefusedError, staleReason } from "./errors.ts";
+import type { CheckedOptions, Contribution, SubmitResult } from "./parallel.ts";
+import { type Cached, type Fold, foldOnce, initialize, type Local } from "./_fold.ts";
+import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
+import { dispose } from "../mod.ts";
+
+/** A request waiting for the outcome of a contribution the store holds. */
+interface Watcher {
+  resolve(result: SubmitResult): void;
+  reject(error: unknown): void;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The answer to a request whose id the store knows. */
+export function answerOf(id: string, record: RequestRecord): SubmitResult | Error | null {
+  if (record.state === "applied") {
+    return { status: "applied", id, step: record.step, duplicate: true };
+  }
+  if (record.state === "refused") {
+    return new ContributionRefusedError(id, record.step, record.reason);
+  }
+  return null;
+}
+
+/** The checked id, base step and sample count of a contribution. */
+function checkInfo(c: Contribution): Local["info"] {
+  if (typeof c !== "object" || c === null) {
+    throw new TypeError(`A contribution must be an object, got ${typeof c}`);
+  }
+  if (typeof c.id !== "string" || c.id.length < 1 || c.id.length > 64) {
+    throw new TypeError("A contribution's id must be a string of 1 to 64 characters");
+  }
+  if (!Number.isSafeInteger(c.base) || c.base < 0) {
+    throw new RangeError(`A contribution's base must be a step (an integer ≥ 0), got ${c.base}`);
+  }
+  const samples = c.samples ?? 1;
+  if (!Number.isSafeInteger(samples) || samples < 1) {
+    throw new RangeError(`A contribution's samples must be an integer ≥ 1, got ${samples}`);
+  }
+  return { id: c.id, base: c.base, samples };
+}
+
+/** The gradient as one array in the model's order, checked against the model's tensors. */
+function flatten(gradient: Contribution["gradient"], params: StoredParams): Float32Array {
+  if (typeof gradient !== "object" || gradient === null) {
+    throw new TypeError("A contribution's gradient must be an object of Float32Arrays");
+  }
+  for (const name of Object.keys(gradient)) {
+    if (!params.names.includes(name)) {
+      throw new TypeError(
+        `A contribution's gradient has a tensor ${JSON.stringify(name)} the model lacks; ` +
+          `expected ${params.names.map((n) => JSON.stringify(n)).join(", ")}`,
+      );
+    }
+  }
+  let total = 0;
+  for (const name of params.names) total += params.params[name].length;
+  const flat = new Float32Array(total);
+  let at = 0;
+  for (const name of params.names) {
+    const g = gradient[name];
+    const length = params.params[name].length;
+    if (!(g instanceof Float32Array) || g.length !== length) {
+      throw new TypeError(
+        `A contribution's gradient ${JSON.stringify(name)} must be a Float32Array of ${length}`,
+      );
+    }
+    for (let i = 0; i < length; i++) {
+      if (g[i] - g[i] !== 0) {
+        throw new RangeError(`A contribution's gradient ${JSON.stringify(name)}[${i}] is ${g[i]}`);
+      }
+    }
+    flat.set(g, at);
+    at += length;
+  }
+  return flat;
+}
+
+/** A new local contribution, its promise not settled. */
+function makeLocal(info: Local["info"], gradient: Float32Array): Local {
+  let resolve!: (r: SubmitResult) => void;
+  let reject!: (e: unknown) => void;
+  const done = new Promise<SubmitResult>((res, rej) => (resolve = res, reject = rej));
+  const local: Local = {
+    info,
+    gradient,
+    taken: false,
+    settled: false,
+    done,
+    resolve: (r) => (local.settled = true, resolve(r)),
+    reject: (e) => (local.settled = true, reject(e)),
+  };
+  return local;
+}
+
+/** See {@linkcode Coordinator}'s module. */
+export class Coordinator implements Fold {
+  readonly token: string = crypto.randomUUID();
+  queue: Local[] = [];
+  cache: Cached | null = null;
+  lease: Lease | null = null;
+  leaseSince = 0;
+  backoffUntil = 0;
+  snapshot: StoredParams | null = null;
+  scratch: { flat: Float32Array; acc: Float64Array } | null = null;
+  readonly watched: Map<string, Watcher[]> = new Map();
+  #inflight = new Map<string, Promise<SubmitResult>>();
+  #loading: Promise<StoredParams | null> | null = null;
+  #pump: Promise<void> | null = null;
+  #foldEnd: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(readonly store: TrainingStore, readonly options: CheckedOptions) {}
+
+  /** Records `params` as the latest known, unless it is older than the one known. */
+  see(params: StoredParams): void {
+    if (this.snapshot === null || params.step >= this.snapshot.step) this.snapshot = params;
+  }
+
+  async params(): Promise<StoredParams> {
+    for (let tries = 0;; tries++) {
+      const head = await this.store.head();
+      if (head === null) {
+        if (tries >= 3) throw new Error(`Store ${this.store.name} holds no checkpoint`);
+        await initialize(this);
+        continue;
+      }
+      if (this.snapshot?.version === head.version) return this.snapshot;
+      this.#loading ??= this.store.loadParams().finally(() => this.#loading = null);
+      const loaded = await this.#loading;
+      if (loaded !== null) {
+        this.see(loaded);
+        return loaded;
+      }
+    }
+  }
+
+  submit(contribution: Contribution): Promise<SubmitResult> {
+    if (this.#closed) return Promise.reject(new TypeError("This trainer is closed"));
+    let info: Local["info"];
+    try {
+      info = checkInfo(contribution);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const running = this.#inflight.get(info.id);
+    if (running) {
+      return running.then((r) => r.status === "applied" ? { ...r, duplicate: true } : r);
+    }
+    const promise = this.#submitNew(info, contribution.gradient)
+      .finally(() => this.#inflight.delete(info.id));
+    this.#inflight.set(info.id, promise);
+    return promise;
+  }
+
+  async #submitNew(info: Local["info"], gradient: Contribution["gradient"]) {
+    const deadline = Date.now() + this.options.waitMs;
+    const known = await this.store.request(info.id);
+    if (known !== null) return this.#answerKnown(info.id, known, deadline);
+    const params = await this.params();
+    const flat = flatten(gradient, params);
+    if (info.base > params.step) {
+      throw new RangeError(
+        `Contribution ${JSON.stringify(info.id)} says it was computed at step ${info.base}, ` +
+          `after the current step ${params.step}`,
+      );
+    }
+    const reason = staleReason(info.base, params.step, this.options.staleness);
+    if (reason !== null) throw new ContributionRefusedError(info.id, params.step, reason);
+    const local = makeLocal(info, flat);
+    this.queue.push(local);
+    this.#kick();
+    return await this.#wait(local, deadline);
+  }
+
+  /** The answer for a known id: at once, or once the store settles it, or `"pending"`. */
+  #answerKnown(id: string, record: RequestRecord, deadline: number): Promise<SubmitResult> {
+    const answer = answerOf(id, record);
+    if (answer instanceof Error) return Promise.reject(answer);
+    if (answer !== null) return Promise.resolve(answer);
+    return this.watch(id, deadline);
+  }
+
+  /** Waits for the outcome of a contribution the store holds, until `deadline`. */
+  watch(id: string, deadline: number): Promise<SubmitResult> {
+    return new Promise((resolve, reject) => {
+      const list = this.watched.get(id) ?? [];
+      this.watched.set(id, list);
+      const timer = setTimeout(() => {
+        list.splice(list.indexOf(watcher), 1);
+        if (list.length === 0) this.watched.delete(id);
+        resolve({ status: "pending", id });
+      }, Math.max(0, deadline - Date.now()));
+      const watcher: Watcher = {
+        resolve: (r) => (clearTimeout(timer), resolve(r)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      };
+      list.push(watcher);
+      this.#kick();
+    });
+  }
+
+  /** Settles the requests watching `id` with its record. */
+  settleWatched(id: string, record: RequestRecord): void {
+    const list = this.watched.get(id);
+    const answer = answerOf(id, record);
+    if (list === undefined || answer === null) return;
+    this.watched.delete(id);
+    for (const w of list) {
+      if (answer instanceof Error) w.reject(answer);
+      else w.resolve(answer);
+    }
+  }
+
+  /** Waits for a local contribution's fold; stores it when `deadline` comes first. */
+  async #wait(local: Local, deadline: number): Promise<SubmitResult> {
+    for (;;) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), Math.max(0, deadline - Date.now()));
+      });
+      const result = await Promise.race([local.done, late]).finally(() => clearTimeout(timer));
+      if (result !== null) return result;
+      if (local.settled) return await local.done;
+      if (local.taken) {
+        await this.#foldEnd; // it settles it, or gives it back
+        continue;
+      }
+      this.queue.splice(this.queue.indexOf(local), 1);
+      const record = await this.store.submit(local.info, new Uint8Array(local.gradient.buffer));
+      if (record === null) return { status: "pending", id: local.info.id };
+      return this.#answerKnown(local.info.id, record, Date.now());
+    }
+  }
+
+  #kick(): void {
+    if (this.#pump !== null) return;
+    this.#pump = this.#run().finally(() => {
+      this.#pump = null;
+      if (this.queue.length > 0 || this.watched.size > 0) this.#kick();
+    });
+  }
+
+  /** Folds while this process holds the lease and has work; waits for it otherwise. */
+  async #run(): Promise<void> {
+    while (this.queue.length > 0 || this.watched.size > 0) {
+      try {
+        if (this.lease === null && Date.now() >= this.backoffUntil) {
+          // Queued for it with work of its own; else taken only if free (another may fold).
+          const queue = this.queue.length > 0;
+          this.lease = await this.store.acquire(this.token, this.options.leaseMs, queue);
+          this.leaseSince = Date.now();
+        }
+        if (this.lease !== null) {
+          let ended!: () => void;
+          this.#foldEnd = new Promise((resolve) => ended = resolve);
+          if (await foldOnce(this).finally(ended)) continue;
+          await this.dropLease(); // nothing to fold: let another process fold its own
+        }
+        await sleep(this.options.pollMs * (0.5 + Math.random()));
+        await this.#pollWatched();
+      } catch {
+        // A failing database: each waiting request ends at its deadline.
+        await sleep(this.options.pollMs);
+      }
+    }
+    await this.dropLease();
+  }
+
+  /** Asks the store for the outcome of every contribution watched here. */
+  async #pollWatched(): Promise<void> {
+    for (const id of [...this.watched.keys()]) {
+      const record = await this.store.request(id);
+      if (record !== null) this.settleWatched(id, record);
+    }
+  }
+
+  /** Gives the lease up, if held (or handed on to this process), and leaves its queue. */
+  async dropLease(): Promise<void> {
+    const lease = this.lease;
+    this.lease = null;
+    try {
+      await this.store.release(lease ?? this.token);
+    } catch {
+      // It expires.
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#pump;
+    await this.dropLease();
+    if (this.cache !== null) dispose(this.cache.state);
+    this.cache = null;
+  }
+}

@@ -1,0 +1,339 @@
+/**
+ * One fold of the data-parallel mode, by the process that holds the lease: the contributions
+ * waiting in this process and those the store holds, their mean, one optimizer step, one
+ * commit. Private to store/.
+ *
+ * @module
+ */
+import {
+  CheckpointError,
+  dispose,
+  loadState,
+  type OptimizerState,
+  saveState,
+  step,
+} from "../mod.ts";
+import { checkModel } from "./_model.ts";
+import type { CheckedOptions, SubmitResult } from "./parallel.ts";
+import { ContributionRefusedError, staleReason } from "./errors.ts";
+import { readParamsPrefix } from "./layout.ts";
+import { meanOfContributions, type WeightedGradient } from "./mean.ts";
+import type {
+  ContributionInfo,
+  Lease,
+  PendingContribution,
+  RequestRecord,
+  StoredParams,
+  TrainingStore,
+} from "./training.ts";
+
+/** A contribution from this process, waiting for a fold. */
+export interface Local {
+  readonly info: { readonly id: string; readonly base: number; readonly samples: number };
+  readonly gradient: Float32Array;
+  /** Taken by the fold in progress. */
+  taken: boolean;
+  settled: boolean;
+  readonly done: Promise<SubmitResult>;
+  resolve(result: SubmitResult): void;
+  reject(error: unknown): void;
+}
+
+/** The state of a version, as this process last committed or read it. */
+export interface Cached {
+  readonly version: string | null;
+  readonly state: OptimizerState;
+  readonly meta: string | undefined;
+}
+
+/** What a fold reads and changes of its process's coordinator. */
+export interface Fold {
+  readonly store: TrainingStore;
+  readonly options: CheckedOptions;
+  readonly token: string;
+  queue: Local[];
+  cache: Cached | null;
+  lease: Lease | null;
+  leaseSince: number;
+  backoffUntil: number;
+  scratch: { flat: Float32Array; acc: Float64Array } | null;
+  readonly watched: ReadonlyMap<string, unknown>;
+  see(params: StoredParams): void;
+  settleWatched(id: string, record: RequestRecord): void;
+  watch(id: string, deadline: number): Promise<SubmitResult>;
+  dropLease(): Promise<void>;
+}
+
+/** The parameters of a committed checkpoint, as callers of `params()` get them. */
+function paramsOf(bytes: Uint8Array, version: string): StoredParams {
+  return { ...readParamsPrefix(bytes, bytes.length, true), version };
+}
+
+/** Makes the first checkpoint, from `init`, unless another process made one first. */
+export async function initialize(f: Fold): Promise<void> {
+  const state = await f.options.optimizer.init(await f.options.init());
+  const bytes = await saveState(state);
+  const meta = f.options.meta?.(undefined, state.step);
+  const result = await f.store.commit({
+    checkpoint: bytes,
+    expected: null,
+    meta,
+    step: state.step,
+    seq: state.step + state.skippedSteps,
+    applied: [],
+    refused: [],
+    fresh: [],
+  });
+  if (result === null || result.version === null) return dispose(state);
+  if (f.cache !== null) dispose(f.cache.state);
+  f.cache = { version: result.version, state, meta };
+  f.see(paramsOf(bytes, result.version));
+}
+
+/** The current state: the cached one when it is still current, else loaded (or made). */
+export async function currentState(f: Fold): Promise<Cached> {
+  const head = await f.store.head();
+  if (f.cache !== null && head !== null && head.version === f.cache.version) return f.cache;
+  if (f.cache !== null) dispose(f.cache.state);
+  f.cache = null;
+  const stored = await f.store.load();
+  if (stored === null) {
+    const state = await f.options.optimizer.init(await f.options.init());
+    return { version: null, state, meta: undefined };
+  }
+  let state: OptimizerState;
+  try {
+    state = await loadState(stored.bytes, f.options.loadOptions);
+  } catch (error) {
+    if (!(error instanceof CheckpointError)) throw error;
+    throw new CheckpointError(`Checkpoint ${f.store.name}: ${error.message}`);
+  }
+  try {
+    checkModel(state, f.options, f.store.name);
+  } catch (error) {
+    dispose(state);
+    throw error;
+  }
+  return (f.cache = { version: stored.version, state, meta: stored.meta });
+}
+
+/** What a fold decided: the gradients to average, whose they are, and what it refuses. */
+interface Plan {
+  readonly parts: WeightedGradient[];
+  readonly applied: (ContributionInfo & { ref?: unknown })[];
+  readonly appliedLocal: Local[];
+  readonly refused: { id: string; reason: string; ref?: unknown }[];
+  readonly refusedLocal: [Local, string][];
+}
+
+/** A stored contribution's gradient, or why it cannot be read (damaged: refused, not retried). */
+async function storedGradient(f: Fold, c: PendingContribution): Promise<Uint8Array | string> {
+  try {
+    return await f.store.gradient(c);
+  } catch (error) {
+    if (!(error instanceof CheckpointError)) throw error;
+    return `its stored gradient is damaged: ${error.message}`;
+  }
+}
+
+/** Sorts the contributions into applied and refused (too stale, or not of the model). */
+async function plan(
+  f: Fold,
+  local: Local[],
+  stored: PendingContribution[],
+  state: OptimizerState,
+  size: number,
+): Promise<Plan> {
+  const p: Plan = { parts: [], applied: [], appliedLocal: [], refused: [], refusedLocal: [] };
+  for (const c of stored) {
+    let reason = staleReason(c.base, state.step, f.options.staleness);
+    if (reason === null) {
+      const bytes = await storedGradient(f, c);
+      if (typeof bytes !== "string" && bytes.length === size * 4) {
+        const gradient = new Float32Array(bytes.buffer, bytes.byteOffset, size);
+        p.parts.push({ samples: c.samples, gradient });
+        p.applied.push(c);
+        continue;
+      }
+      reason = typeof bytes === "string"
+        ? bytes
+        : `its gradient has ${bytes.length / 4} values, the model ${size}`;
+    }
+    p.refused.push({ id: c.id, reason, ref: c.ref });
+  }
+  for (const l of local) {
+    const reason = staleReason(l.info.base, state.step, f.options.staleness);
+    if (reason !== null) {
+      p.refusedLocal.push([l, reason]);
+      continue;
+    }
+    p.parts.push({ samples: l.info.samples, gradient: l.gradient });
+    p.applied.push(l.info);
+    p.appliedLocal.push(l);
+  }
+  return p;
+}
+
+/** Writes the mean of `parts` into the state's gradient slots. */
+function writeMean(f: Fold, state: OptimizerState, parts: WeightedGradient[], size: number): void {
+  if (f.scratch === null || f.scratch.flat.length !== size) {
+    f.scratch = { flat: new Float32Array(size), acc: new Float64Array(size) };
+  }
+  const { flat, acc } = f.scratch;
+  meanOfContributions(parts, flat, acc);
+  let at = 0;
+  for (const name of state.names) {
+    const slot = state.grads[name];
+    slot.set(flat.subarray(at, at + slot.length));
+    at += slot.length;
+  }
+}
+
+/** Settles what a committed fold decided. */
+function settle(f: Fold, p: Plan, step: number): void {
+  for (const l of p.appliedLocal) {
+    l.resolve({ status: "applied", id: l.info.id, step, duplicate: false });
+  }
+  for (const [l, reason] of p.refusedLocal) {
+    l.reject(new ContributionRefusedError(l.info.id, step, reason));
+  }
+  for (const c of p.applied) f.settleWatched(c.id, { state: "applied", step });
+  for (const { id, reason } of p.refused) f.settleWatched(id, { state: "refused", step, reason });
+}
+
+/**
+ * Who holds the lease after this commit: the process that has waited longest for it, else
+ * this one when work waits here; else no one.
+ */
+async function nextHolder(f: Fold): Promise<{ token: string; ms: number } | undefined> {
+  if (f.lease === null) return undefined;
+  const waiting = await f.store.waiting(f.lease);
+  const ms = f.options.leaseMs;
+  if (waiting !== null) return { token: waiting, ms };
+  return f.queue.length > 0 ? { token: f.token, ms } : undefined;
+}
+
+/**
+ * After a commit whose checks failed (the lease lost, the head moved, or an id of this
+ * process became known): each local contribution is settled from the store's record, or
+ * waits again.
+ */
+async function afterConflict(f: Fold, local: Local[]): Promise<void> {
+  await f.dropLease();
+  f.backoffUntil = Date.now() + f.options.pollMs;
+  const back: Local[] = [];
+  for (const l of local) {
+    const record = await f.store.request(l.info.id);
+    if (record === null) {
+      l.taken = false;
+      back.push(l);
+    } else {
+      const deadline = Date.now() + f.options.waitMs;
+      f.watch(l.info.id, deadline).then(l.resolve, l.reject);
+    }
+  }
+  f.queue.unshift(...back);
+}
+
+/**
+ * One fold: takes up to `maxFold` contributions (those waiting in this process, up to 90, and
+ * the oldest the store holds), refuses the too stale, steps on the mean of the others, and
+ * commits, under the lease. False when there was nothing to fold.
+ */
+export async function foldOnce(f: Fold): Promise<boolean> {
+  const local = f.queue.splice(0, Math.min(90, f.options.maxFold));
+  for (const l of local) l.taken = true;
+  try {
+    const stored = await f.store.pending(f.options.maxFold - local.length);
+    if (local.length === 0 && stored.length === 0) return false;
+    const current = await currentState(f);
+    const state = current.state;
+    let size = 0;
+    for (const name of state.names) size += state.grads[name].length;
+    const p = await plan(f, local, stored, state, size);
+    if (p.parts.length === 0) {
+      await commitRefusals(f, p, current);
+      return true;
+    }
+    writeMean(f, state, p.parts, size);
+    f.cache = null; // the step consumes the state
+    const next = step(state);
+    await commitStep(f, p, current, next, local);
+    return true;
+  } catch (error) {
+    for (const l of local) if (!l.settled) l.reject(error);
+    await f.dropLease();
+    throw error;
+  } finally {
+    for (const l of local) if (!l.settled) l.taken = false;
+  }
+}
+
+/** Commits the step `next` and what the fold decided; settles the requests. */
+async function commitStep(
+  f: Fold,
+  p: Plan,
+  current: Cached,
+  next: OptimizerState,
+  local: Local[],
+): Promise<void> {
+  let committed = false;
+  try {
+    const bytes = await saveState(next);
+    const meta = f.options.meta?.(current.meta, next.step);
+    const params = readParamsPrefix(bytes, bytes.length, true);
+    const holder = await nextHolder(f);
+    const result = await f.store.commit({
+      checkpoint: bytes,
+      expected: current.version,
+      meta,
+      step: next.step,
+      seq: next.step + next.skippedSteps,
+      ...(f.lease === null ? {} : { lease: f.lease }),
+      ...(holder === undefined ? {} : { next: holder }),
+      applied: p.applied,
+      refused: p.refused,
+      fresh: p.appliedLocal.map((l) => l.info.id),
+    });
+    if (result === null) return await afterConflict(f, local);
+    committed = true;
+    f.cache = { version: result.version, state: next, meta };
+    f.see({ ...params, version: result.version! });
+    f.lease = result.lease;
+    f.leaseSince = Date.now();
+    if (result.lease === null && f.queue.length > 0) {
+      f.backoffUntil = Date.now() + 2 * f.options.pollMs;
+    }
+    settle(f, p, next.step);
+  } finally {
+    if (!committed) dispose(next);
+  }
+}
+
+/** Records refusals without a step (every contribution of the fold was refused). */
+async function commitRefusals(f: Fold, p: Plan, current: Cached): Promise<void> {
+  const step = current.state.step;
+  for (const [l, reason] of p.refusedLocal) {
+    l.reject(new ContributionRefusedError(l.info.id, step, reason));
+  }
+  if (p.refused.length > 0) {
+    const result = await f.store.commit({
+      checkpoint: null,
+      expected: current.version,
+      step,
+      seq: step + current.state.skippedSteps,
+      ...(f.lease === null
+        ? {}
+        : { lease: f.lease, next: { token: f.token, ms: f.options.leaseMs } }),
+      applied: [],
+      refused: p.refused,
+      fresh: [],
+    });
+    if (result === null) {
+      await f.dropLease();
+      return;
+    }
+    f.lease = result.lease;
+  }
+  for (const { id, reason } of p.refused) f.settleWatched(id, { state: "refused", step, reason });
+}

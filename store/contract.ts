@@ -1,0 +1,83 @@
+/**
+ * The check-and-set contract of a versioned checkpoint store, which {@linkcode optimisticStep}
+ * relies on and any database with a conditional write can keep.
+ *
+ * @module
+ */
+
+/**
+ * A checkpoint as a versioned store holds it: its bytes, the version they were saved under,
+ * and the application's metadata string saved with them.
+ *
+ * @example
+ * ```ts
+ * import { memoryCheckpointStore, type StoredCheckpoint } from "../store.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const store = memoryCheckpointStore();
+ * await store.save(new Uint8Array([1, 2, 3]), null, "first");
+ * const stored: StoredCheckpoint | null = await store.load();
+ * assert.deepEqual(stored?.bytes, new Uint8Array([1, 2, 3]));
+ * assert.equal(stored?.version, "1");
+ * assert.equal(stored?.meta, "first");
+ * ```
+ */
+export interface StoredCheckpoint {
+  /** The checkpoint bytes (the caller's own copy). */
+  readonly bytes: Uint8Array;
+  /** The version they were saved under; pass it to `save` to replace exactly this one. */
+  readonly version: string;
+  /** The metadata string saved with them, if any. */
+  readonly meta?: string;
+}
+
+/**
+ * The contract a store of checkpoints keeps for {@linkcode optimisticStep}: `load` returns the
+ * current checkpoint with its version, and `save` makes new bytes current only if the version
+ * it is given is still the current one (`null`: only if the store is empty), atomically: a
+ * reader sees either the old checkpoint or the new one, whole.
+ *
+ * @example A store that keeps one checkpoint in a variable
+ * ```ts
+ * import type { StoredCheckpoint, VersionedCheckpointStore } from "../store.ts";
+ *
+ * let current: StoredCheckpoint | null = null;
+ * let counter = 0;
+ * const store: VersionedCheckpointStore = {
+ *   name: "variable",
+ *   load: () => Promise.resolve(current && { ...current, bytes: current.bytes.slice() }),
+ *   save(bytes, expected, meta) {
+ *     if ((current?.version ?? null) !== expected) return Promise.resolve(null);
+ *     current = { bytes: bytes.slice(), version: String(++counter), meta };
+ *     return Promise.resolve(current.version);
+ *   },
+ * };
+ * ```
+ */
+export interface VersionedCheckpointStore {
+  /** Says which checkpoint this is, in error messages (e.g. its database key). */
+  readonly name: string;
+  /** The current checkpoint, or `null` when none was saved yet. */
+  load(): Promise<StoredCheckpoint | null>;
+  /**
+   * Makes `bytes` (and `meta`) the current checkpoint if `expected` is the current version
+   * (`null`: if there is none yet) and returns the new version; returns `null`, changing
+   * nothing a reader can see, if another save came first.
+   */
+  save(bytes: Uint8Array, expected: string | null, meta?: string): Promise<string | null>;
+}
+
+/**
+ * The largest metadata string a store must keep with a checkpoint, in UTF-8 bytes: 32 KiB.
+ *
+ * @example
+ * ```ts
+ * import { MAX_META_BYTES, memoryCheckpointStore } from "../store.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const meta = JSON.stringify({ epoch: 3, cursor: 1024 });
+ * assert.ok(new TextEncoder().encode(meta).length <= MAX_META_BYTES);
+ * await memoryCheckpointStore().save(new Uint8Array([1]), null, meta);
+ * ```
+ */
+export const MAX_META_BYTES = 32768;

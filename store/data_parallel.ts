@@ -1,0 +1,92 @@
+/**
+ * The data-parallel mode: requests compute gradients at the current parameters and submit
+ * them as contributions; whichever request holds the lease folds every pending contribution
+ * into one optimizer step. See {@linkcode dataParallel}.
+ *
+ * @module
+ */
+import { checkCount, checkOptionsObject, checkTrainingStore } from "./_checks.ts";
+import { Coordinator } from "./_coordinator.ts";
+import {
+  type CheckedOptions,
+  type DataParallelOptions,
+  type DataParallelTrainer,
+  DEFAULT_STALENESS,
+} from "./parallel.ts";
+import type { TrainingStore } from "./training.ts";
+
+function checkOptions(options: DataParallelOptions): CheckedOptions {
+  checkOptionsObject(options, "dataParallel");
+  const { optimizer, init, meta } = options;
+  if (typeof optimizer !== "object" || optimizer === null || typeof optimizer.init !== "function") {
+    throw new TypeError("Option optimizer must be an optimizer, e.g. radam()");
+  }
+  if (typeof init !== "function") throw new TypeError("Option init must be a function");
+  if (meta !== undefined && typeof meta !== "function") {
+    throw new TypeError("Option meta must be a function");
+  }
+  return {
+    ...options,
+    staleness: checkCount("staleness", options.staleness ?? DEFAULT_STALENESS, 0, true, true),
+    waitMs: checkCount("waitMs", options.waitMs ?? 30_000, 0, false),
+    leaseMs: checkCount("leaseMs", options.leaseMs ?? 10_000, 1, false),
+    maxFold: checkCount("maxFold", options.maxFold ?? 64, 1, true),
+    pollMs: checkCount("pollMs", options.pollMs ?? 20, 1, false),
+  };
+}
+
+/**
+ * Data-parallel training on a shared store, with no daemon: each request reads the current
+ * parameters only ({@linkcode DataParallelTrainer.params}), computes its gradient there, and
+ * submits it ({@linkcode DataParallelTrainer.submit}) as a contribution; the process that
+ * holds the store's lease (an atomic record that expires) folds every pending contribution
+ * into one optimizer step, on the mean of their gradients over their samples (see
+ * {@linkcode meanOfContributions}), and commits it; the others wait for the step that folded
+ * theirs. The effective batch grows with the number of clients, and a step costs one
+ * checkpoint write whatever it folds.
+ *
+ * - **Idempotent**: a request id is applied at most once; sent again it is answered with the
+ *   step that applied it (`duplicate: true`).
+ * - **Durable**: a contribution is answered as applied only once the step that applied it is
+ *   committed, atomically with its id's record and the journal (`store.journal`); one from this
+ *   process goes straight into that commit, one from a process that does not hold the lease
+ *   is first stored (atomically with its id's record), then folded by the holder. A crash
+ *   loses no answered contribution and applies none twice, and the lease it held expires.
+ * - **Bounded staleness**: see the option `staleness`.
+ *
+ * Call it once per process (it keeps the last state it committed, to fold again without
+ * reading it back) and share the trainer between requests.
+ *
+ * @example Two requests, one step
+ * ```ts
+ * import { radam } from "../mod.ts";
+ * import { dataParallel, memoryCheckpointStore } from "../store.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const trainer = dataParallel(memoryCheckpointStore(), {
+ *   optimizer: radam({ lr: 0.1 }),
+ *   init: () => ({ w: new Float32Array(2) }),
+ * });
+ * const { step, params } = await trainer.params();
+ * const answers = await Promise.all(["a", "b"].map((id, i) =>
+ *   trainer.submit({ id, base: step, gradient: { w: params.w.map(() => i + 1) } })
+ * ));
+ * assert.ok(answers.every((a) => a.status === "applied" && a.step >= 1));
+ * const again = await trainer.submit({ id: "a", base: step, gradient: { w: params.w } });
+ * assert.equal(again.status === "applied" && again.duplicate, true); // not applied twice
+ * await trainer.close();
+ * ```
+ */
+export function dataParallel(
+  store: TrainingStore,
+  options: DataParallelOptions,
+): DataParallelTrainer {
+  checkTrainingStore(store, "dataParallel");
+  const coordinator = new Coordinator(store, checkOptions(options));
+  return {
+    store,
+    params: () => coordinator.params(),
+    submit: (contribution) => coordinator.submit(contribution),
+    close: () => coordinator.close(),
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * The errors of the store: what a caller may catch and answer (e.g. HTTP 409).
+ *
+ * @module
+ */
+
+/**
+ * Thrown by {@linkcode optimisticStep} when every attempt found that another writer had saved
+ * first, until its time budget (or its count of attempts) ran out: the update was not applied
+ * (the caller may try again later, e.g. answer HTTP 409).
+ *
+ * @example
+ * ```ts
+ * import { CheckpointConflictError } from "../store.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new CheckpointConflictError('["model"]', 5);
+ * assert.equal(error.name, "CheckpointConflictError");
+ * assert.equal(error.attempts, 5);
+ * ```
+ */
+export class CheckpointConflictError extends Error {
+  /** The store's name (see `VersionedCheckpointStore.name`). */
+  readonly store: string;
+  /** How many times the update was computed and refused. */
+  readonly attempts: number;
+  /**
+   * An error saying that `attempts` saves to `store` were all refused (in `elapsedMs`, when
+   * given).
+   */
+  constructor(store: string, attempts: number, elapsedMs?: number) {
+    const time = elapsedMs === undefined ? "" : ` in ${Math.round(elapsedMs)} ms`;
+    super(
+      attempts === 0
+        ? `Checkpoint ${store}: no attempt could start${time}, behind this process's earlier ` +
+          "ones; this update was not applied"
+        : `Checkpoint ${store} was saved by another writer first on each of ${attempts} ` +
+          `attempts${time}; this update was not applied`,
+    );
+    this.name = "CheckpointConflictError";
+    this.store = store;
+    this.attempts = attempts;
+  }
+}
+
+/**
+ * A contribution of the data-parallel mode that was refused, never applied: computed more
+ * steps behind the current one than the bound `staleness` allows, or a gradient that does not
+ * fit the stored model. Sending it again with the same id gives the same answer; compute it
+ * again at the current parameters, under a new id.
+ *
+ * @example
+ * ```ts
+ * import { ContributionRefusedError } from "../store.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new ContributionRefusedError("r7", 12, "computed at step 3, 9 steps behind");
+ * assert.equal(error.name, "ContributionRefusedError");
+ * assert.match(error.message, /"r7".*never applied.*9 steps behind/);
+ * ```
+ */
+export class ContributionRefusedError extends Error {
+  /** The request id. */
+  readonly id: string;
+  /** The step that refused it. */
+  readonly step: number;
+  /** Why. */
+  readonly reason: string;
+  /** An error saying that the contribution `id` was refused at `step`, and why. */
+  constructor(id: string, step: number, reason: string) {
+    super(`Contribution ${JSON.stringify(id)} was refused, never applied: ${reason}`);
+    this.name = "ContributionRefusedError";
+    this.id = id;
+    this.step = step;
+    this.reason = reason;
+  }
+}
+
+/** The reason a contribution computed at `base` is refused at `step`, or null if it is not. */
+export function staleReason(base: number, step: number, bound: number): string | null {
+  if (step - base <= bound) return null;
+  return `computed at step ${base}, ${step - base} steps behind the current step ${step}; ` +
+    `the bound (option staleness) is ${bound}`;
+}

@@ -1,0 +1,290 @@
+/**
+ * An in-process store with the contracts of {@linkcode VersionedCheckpointStore} and
+ * {@linkcode TrainingStore}: for tests and single processes.
+ *
+ * @module
+ */
+import { checkCount, checkMeta, checkOptionsObject, checkSaveArguments } from "./_checks.ts";
+import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
+import { readParamsPrefix } from "./layout.ts";
+import type {
+  ContributionInfo,
+  JournalRecord,
+  Lease,
+  PendingContribution,
+  RequestRecord,
+  StepCommit,
+  TrainingStore,
+} from "./training.ts";
+
+/**
+ * How long a store remembers request ids and journal records by default, in ms: 7 days.
+ *
+ * @example
+ * ```ts
+ * import { REMEMBER_MS } from "../store.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(REMEMBER_MS, 7 * 24 * 3600 * 1000);
+ * ```
+ */
+export const REMEMBER_MS = 604_800_000;
+
+/**
+ * Options of {@linkcode memoryCheckpointStore}.
+ *
+ * @example
+ * ```ts
+ * import { memoryCheckpointStore, type MemoryStoreOptions } from "../store.ts";
+ *
+ * const options: MemoryStoreOptions = { name: "test store", latencyMs: 1 };
+ * const store = memoryCheckpointStore(options);
+ * ```
+ */
+export interface MemoryStoreOptions {
+  /** The store's name in error messages; default `"in memory"`. */
+  name?: string;
+  /**
+   * Answers each call this many ms later (a timer), as a database would after a round trip,
+   * so that concurrent callers interleave as they would on one; default 0 (a microtask).
+   */
+  latencyMs?: number;
+  /**
+   * How long request ids and journal records are kept, in ms; default {@linkcode REMEMBER_MS}
+   * (7 days). A request id sent again later than that is taken as new.
+   */
+  rememberMs?: number;
+}
+
+/** What the store holds. */
+interface Memory {
+  current: { bytes: Uint8Array; version: string; meta?: string; step: number | null } | null;
+  counter: number;
+  leases: number;
+  requests: Map<string, { record: RequestRecord; until: number }>;
+  pending: Map<string, { info: ContributionInfo; gradient: Uint8Array; at: number }>;
+  lease: { token: string; expires: number; ref: number } | null;
+  /** Who waits for the lease: since when, and when it last asked. */
+  wants: Map<string, { since: number; at: number }>;
+  journal: Map<number, { record: JournalRecord; until: number }>;
+}
+
+/** The step a checkpoint records, or null when the bytes are not one. */
+function stepOf(bytes: Uint8Array): number | null {
+  try {
+    return readParamsPrefix(bytes, bytes.length, true).step;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether every check of `c` holds in `m`. */
+function checksHold(m: Memory, c: StepCommit): boolean {
+  if ((m.current?.version ?? null) !== c.expected) return false;
+  if (c.lease && (m.lease === null || m.lease.ref !== c.lease.ref)) return false;
+  const now = Date.now();
+  return c.fresh.every((id) => !((m.requests.get(id)?.until ?? 0) > now));
+}
+
+/** Applies a commit whose checks hold; its result. */
+function applyCommit(m: Memory, c: StepCommit, rememberMs: number) {
+  const until = Date.now() + rememberMs;
+  if (c.checkpoint !== null) {
+    m.current = {
+      bytes: c.checkpoint.slice(),
+      version: String(++m.counter),
+      step: c.step,
+      ...(c.meta === undefined ? {} : { meta: c.meta }),
+    };
+  }
+  for (const e of c.applied) {
+    m.requests.set(e.id, { record: { state: "applied", step: c.step }, until });
+    m.pending.delete(e.id);
+  }
+  for (const { id, reason } of c.refused) {
+    m.requests.set(id, { record: { state: "refused", step: c.step, reason }, until });
+    m.pending.delete(id);
+  }
+  if (c.applied.length > 0) {
+    const entries = c.applied.map(({ id, base, samples }) => ({ id, base, samples }));
+    m.journal.set(c.seq, { record: { step: c.step, seq: c.seq, entries }, until });
+  }
+  let lease: Lease | null = null;
+  if (c.lease && c.next !== undefined) {
+    m.lease = { token: c.next.token, expires: Date.now() + c.next.ms, ref: ++m.leases };
+    if (c.next.token === c.lease.token) lease = { ...m.lease };
+  } else if (c.lease) {
+    m.lease = null;
+  }
+  return { version: m.current?.version ?? null, lease };
+}
+
+/**
+ * The token that has waited longest, other than `holder`, among those that asked within the
+ * last second; null when none.
+ */
+export function longestWaiting(
+  wants: Iterable<[string, { since: number; at: number }]>,
+  holder: string,
+): string | null {
+  const now = Date.now();
+  let best: [string, number] | null = null;
+  for (const [token, { since, at }] of wants) {
+    if (token === holder || now - at > 1000) continue;
+    if (best === null || since < best[1]) best = [token, since];
+  }
+  return best && best[0];
+}
+
+/** Removes what is older than it is kept. */
+function forget(m: Memory): void {
+  const now = Date.now();
+  for (const [id, r] of m.requests) if (r.until <= now) m.requests.delete(id);
+  for (const [seq, r] of m.journal) if (r.until <= now) m.journal.delete(seq);
+}
+
+/** The {@linkcode TrainingStore} methods beyond load and save, on `m`. */
+function trainingMethods(
+  m: Memory,
+  later: <T>(f: () => T) => Promise<T>,
+  rememberMs: number,
+): Omit<TrainingStore, "name" | "load" | "save"> {
+  const known = (id: string) => {
+    const r = m.requests.get(id);
+    return r !== undefined && r.until > Date.now() ? r.record : null;
+  };
+  return {
+    head: () => later(() => m.current && { version: m.current.version, step: m.current.step }),
+    loadParams: () =>
+      later(() => {
+        if (m.current === null) return null;
+        const { bytes, version } = m.current;
+        return { ...readParamsPrefix(bytes, bytes.length, true), version };
+      }),
+    commit: (c) => {
+      if (c.checkpoint !== null) checkMeta(c.meta);
+      const bytes = c.checkpoint?.slice() ?? null;
+      return later(() => {
+        if (!checksHold(m, c)) return null;
+        forget(m);
+        return applyCommit(m, { ...c, checkpoint: bytes }, rememberMs);
+      });
+    },
+    request: (id) => later(() => known(id)),
+    submit: (info, gradient) => {
+      const copy = gradient.slice();
+      return later(() => {
+        const record = known(info.id);
+        if (record !== null) return record;
+        const { id, base, samples } = info;
+        m.requests.set(id, { record: { state: "pending" }, until: Date.now() + rememberMs });
+        m.pending.set(id, { info: { id, base, samples }, gradient: copy, at: Date.now() });
+        return null;
+      });
+    },
+    pending: (limit) =>
+      later(() =>
+        [...m.pending.values()].sort((a, b) => a.at - b.at).slice(0, limit)
+          .map((p): PendingContribution => ({ ...p.info, ref: p.gradient }))
+      ),
+    gradient: (p) => later(() => (p.ref as Uint8Array).slice()),
+    acquire: (token, ms, queue = true) =>
+      later(() => {
+        const now = Date.now();
+        if (m.lease !== null && m.lease.expires > now && m.lease.token !== token) {
+          if (queue) m.wants.set(token, { since: m.wants.get(token)?.since ?? now, at: now });
+          else m.wants.delete(token);
+          return null;
+        }
+        m.wants.delete(token);
+        m.lease = { token, expires: now + ms, ref: ++m.leases };
+        return { ...m.lease };
+      }),
+    release: (lease) =>
+      later(() => {
+        if (typeof lease === "string") {
+          m.wants.delete(lease);
+          if (m.lease?.token === lease) m.lease = null;
+        } else if (m.lease?.ref === lease.ref) m.lease = null;
+      }),
+    waiting: (lease) => later(() => longestWaiting(m.wants, lease.token)),
+    journal: (from, limit) =>
+      later(() =>
+        [...m.journal.values()].map((j) => j.record).filter((r) => r.seq >= from)
+          .sort((a, b) => a.seq - b.seq).slice(0, limit)
+      ),
+  };
+}
+
+/**
+ * An in-process store of one checkpoint with the same contracts as the Deno KV store (see
+ * {@linkcode VersionedCheckpointStore} and {@linkcode TrainingStore}): what a test or a single
+ * process uses. It keeps copies, so the caller's arrays may change afterwards; versions are
+ * `"1"`, `"2"`, ….
+ *
+ * @example Two writers from the same version: the second one is refused
+ * ```ts
+ * import { memoryCheckpointStore } from "../store.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const store = memoryCheckpointStore();
+ * const v1 = await store.save(new Uint8Array([1]), null);
+ * assert.equal(await store.save(new Uint8Array([2]), v1), "2");
+ * assert.equal(await store.save(new Uint8Array([3]), v1), null); // v1 is no longer current
+ * ```
+ */
+export function memoryCheckpointStore(
+  options: MemoryStoreOptions = {},
+): VersionedCheckpointStore & TrainingStore {
+  checkOptionsObject(options, "memoryCheckpointStore");
+  const { name = "in memory", latencyMs = 0 } = options;
+  if (typeof name !== "string") throw new TypeError(`Option name must be a string, got ${name}`);
+  if (typeof latencyMs !== "number" || !(latencyMs >= 0) || latencyMs === Infinity) {
+    throw new RangeError(`Option latencyMs must be a finite number ≥ 0, got ${latencyMs}`);
+  }
+  const rememberMs = checkCount("rememberMs", options.rememberMs ?? REMEMBER_MS, 0, false);
+  const m: Memory = {
+    current: null,
+    counter: 0,
+    leases: 0,
+    requests: new Map(),
+    pending: new Map(),
+    lease: null,
+    wants: new Map(),
+    journal: new Map(),
+  };
+  // Each call takes effect, at once and whole, when its answer comes.
+  const later = <T>(f: () => T): Promise<T> =>
+    latencyMs > 0
+      ? new Promise((resolve) => setTimeout(resolve, latencyMs)).then(f)
+      : Promise.resolve().then(f);
+  return {
+    name,
+    load: () =>
+      later((): StoredCheckpoint | null => {
+        if (m.current === null) return null;
+        const { bytes, version, meta } = m.current;
+        return { bytes: bytes.slice(), version, ...(meta === undefined ? {} : { meta }) };
+      }),
+    save(bytes, expected, meta) {
+      try {
+        checkSaveArguments(bytes, expected);
+        checkMeta(meta);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      const copy = bytes.slice();
+      return later(() => {
+        if ((m.current?.version ?? null) !== expected) return null;
+        m.current = {
+          bytes: copy,
+          version: String(++m.counter),
+          step: stepOf(copy),
+          ...(meta === undefined ? {} : { meta }),
+        };
+        return m.current.version;
+      });
+    },
+    ...trainingMethods(m, later, rememberMs),
+  };
+}

@@ -1,0 +1,383 @@
+/**
+ * The optimistic step: "load, compute the gradient on the loaded parameters, step, save if the
+ * version is still current", retried on a conflict.
+ *
+ * @module
+ */
+import {
+  CheckpointError,
+  dispose,
+  type LoadOptions,
+  loadState,
+  type Optimizer,
+  type OptimizerState,
+  type Params,
+  saveState,
+  step,
+} from "../mod.ts";
+import { checkCount, checkOptionsObject, checkTrainingStore } from "./_checks.ts";
+import { checkModel } from "./_model.ts";
+import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
+import { CheckpointConflictError, ContributionRefusedError } from "./errors.ts";
+import { takeTurn } from "./_turns.ts";
+import type { TrainingStore } from "./training.ts";
+
+/**
+ * Options of {@linkcode optimisticStep}.
+ *
+ * @example
+ * ```ts
+ * import { radam } from "../mod.ts";
+ * import type { OptimisticStepOptions } from "../store.ts";
+ *
+ * const options: OptimisticStepOptions<number> = {
+ *   optimizer: radam({ lr: 0.01 }),
+ *   init: () => ({ w: new Float32Array(3) }),
+ *   gradient(state) {
+ *     state.grads.w.set(state.params.w.map((w) => w - 1)); // ½‖w − 1‖²
+ *     return 0;
+ *   },
+ *   timeoutMs: 10_000,
+ * };
+ * ```
+ */
+export interface OptimisticStepOptions<R> {
+  /**
+   * The optimizer of a new state, and the one a stored checkpoint must be of (by name); a
+   * stored checkpoint resumes with its own hyperparameters (`loadOptions.lr` replaces its lr).
+   */
+  optimizer: Optimizer;
+  /** The initial parameters, called only when the store holds no checkpoint yet. */
+  init: () => Params | Promise<Params>;
+  /**
+   * Writes the gradient at `state.params` (the loaded parameters) into `state.grads`, and
+   * returns what the caller wants back (e.g. the loss). Called once per attempt, on that
+   * attempt's state; `meta` is the metadata stored with the loaded checkpoint. What it throws
+   * ends the call, with nothing saved.
+   */
+  gradient: (state: OptimizerState, meta: string | undefined) => R | Promise<R>;
+  /**
+   * The metadata to save with the new checkpoint, from that of the loaded one (undefined for
+   * a new state) and the new state's step; default: none.
+   */
+  meta?: (previous: string | undefined, step: number) => string | undefined;
+  /**
+   * The tensors a stored checkpoint must have: name → number of values. A checkpoint with
+   * others (of another model) is refused with a CheckpointError naming the store.
+   */
+  tensors?: Readonly<Record<string, number>>;
+  /** Options of `loadState` (backend, schedule, threads). */
+  loadOptions?: LoadOptions;
+  /**
+   * The request's id: an idempotency key (1 to 64 characters). Sent again, it is not applied
+   * again: the answer is a {@linkcode DuplicateStep} naming the step that applied it. The id
+   * is recorded atomically with the step; it needs a store that keeps the `TrainingStore`
+   * contract (`kvCheckpointStore`, `memoryCheckpointStore`). Default: none.
+   */
+  id?: string;
+  /**
+   * How long to keep trying, in ms, before giving up with a
+   * {@linkcode CheckpointConflictError}: the time budget (default 30 000). Attempts past it
+   * are not started.
+   */
+  timeoutMs?: number;
+  /**
+   * Whether this process's attempts on the same store object take turns (default true): two
+   * attempts of one process from the same version would conflict, one of them for nothing, so
+   * each waits for the one before it (within the time budget); conflicts then come only from
+   * other processes. Share one store object between the requests of a process.
+   */
+  serialize?: boolean;
+  /** The most attempts, whatever the time; default unbounded (the time budget ends them). */
+  maxAttempts?: number;
+  /**
+   * Backoff before attempt n + 1 after n refused ones: a random wait, uniform in [0,
+   * min(maxBackoffMs, max(backoffMs, d) · 2^(n−1))] ms, where d is how long the refused
+   * attempt took (so that a large model backs off in units of its own step); defaults 2 and
+   * 1000.
+   */
+  backoffMs?: number;
+  /** See `backoffMs`. */
+  maxBackoffMs?: number;
+}
+
+/**
+ * What {@linkcode optimisticStep} answers for a request id that a step applied already: that
+ * step, and nothing applied now.
+ *
+ * @example
+ * ```ts
+ * import type { DuplicateStep } from "../store.ts";
+ *
+ * const describe = (d: DuplicateStep) => `${d.id} was applied by step ${d.step}`;
+ * ```
+ */
+export interface DuplicateStep {
+  /** True: nothing was applied now. */
+  readonly duplicate: true;
+  /** The request id. */
+  readonly id: string;
+  /** The step that applied it. */
+  readonly step: number;
+}
+
+/**
+ * What {@linkcode optimisticStep} returns: the value of `gradient`, the new state (still
+ * usable; dispose it if it runs on threads), the checkpoint saved and its version.
+ *
+ * @example
+ * ```ts
+ * import type { OptimisticStepResult } from "../store.ts";
+ *
+ * function report(r: OptimisticStepResult<number>): string {
+ *   return `step ${r.step} (loss ${r.result}) saved as ${r.version} after ${r.attempts} tries`;
+ * }
+ * ```
+ */
+export interface OptimisticStepResult<R> {
+  /** What `gradient` returned on the attempt that was saved. */
+  readonly result: R;
+  /** The state after the step; its bytes are `checkpoint`. */
+  readonly state: OptimizerState;
+  /** `state.step`: the step this update became. */
+  readonly step: number;
+  /** The version the checkpoint was saved under. */
+  readonly version: string;
+  /** The checkpoint saved. */
+  readonly checkpoint: Uint8Array;
+  /** The metadata saved with it. */
+  readonly meta: string | undefined;
+  /** Attempts it took (1 when no other writer came first). */
+  readonly attempts: number;
+  /** False: this call applied the update (see {@linkcode DuplicateStep}). */
+  readonly duplicate: false;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The options, checked, with their defaults. */
+function checkOptions<R>(store: VersionedCheckpointStore, options: OptimisticStepOptions<R>) {
+  checkOptionsObject(options, "optimisticStep");
+  const { optimizer, init, gradient, id } = options;
+  if (typeof optimizer !== "object" || optimizer === null || typeof optimizer.init !== "function") {
+    throw new TypeError("Option optimizer must be an optimizer, e.g. radam()");
+  }
+  if (typeof init !== "function") throw new TypeError("Option init must be a function");
+  if (typeof gradient !== "function") throw new TypeError("Option gradient must be a function");
+  if (options.meta !== undefined && typeof options.meta !== "function") {
+    throw new TypeError("Option meta must be a function");
+  }
+  if (id !== undefined) {
+    if (typeof id !== "string" || id.length < 1 || id.length > 64) {
+      throw new TypeError("Option id must be a string of 1 to 64 characters");
+    }
+    checkTrainingStore(store, "Option id");
+  }
+  if (options.serialize !== undefined && typeof options.serialize !== "boolean") {
+    throw new TypeError(`Option serialize must be a boolean, got ${typeof options.serialize}`);
+  }
+  return {
+    serialize: options.serialize ?? true,
+    maxAttempts: checkCount("maxAttempts", options.maxAttempts ?? Infinity, 1, true, true),
+    timeoutMs: checkCount("timeoutMs", options.timeoutMs ?? 30_000, 0, false, true),
+    backoff: checkCount("backoffMs", options.backoffMs ?? 2, 0, false),
+    maxBackoff: checkCount("maxBackoffMs", options.maxBackoffMs ?? 1000, 0, false),
+  };
+}
+
+/** Whether the store keeps the TrainingStore contract (then steps are committed with it). */
+const isTrainingStore = (store: VersionedCheckpointStore): store is TrainingStore =>
+  typeof (store as Partial<TrainingStore>).commit === "function" &&
+  typeof (store as Partial<TrainingStore>).request === "function";
+
+/** The state of a loaded checkpoint (or a new one), checked against the model. */
+async function stateOf<R>(
+  store: VersionedCheckpointStore,
+  stored: StoredCheckpoint | null,
+  options: OptimisticStepOptions<R>,
+): Promise<OptimizerState> {
+  if (stored === null) return await options.optimizer.init(await options.init());
+  let state: OptimizerState;
+  try {
+    state = await loadState(stored.bytes, options.loadOptions);
+  } catch (error) {
+    if (!(error instanceof CheckpointError)) throw error;
+    throw new CheckpointError(`Checkpoint ${store.name}: ${error.message}`);
+  }
+  try {
+    checkModel(state, options, store.name);
+  } catch (error) {
+    dispose(state);
+    throw error;
+  }
+  return state;
+}
+
+/** Saves (or, on a training store, commits with the request's record) a new checkpoint. */
+async function put(
+  store: VersionedCheckpointStore,
+  checkpoint: Uint8Array,
+  stored: StoredCheckpoint | null,
+  meta: string | undefined,
+  next: OptimizerState,
+  request: { id: string; base: number } | null,
+): Promise<string | null> {
+  const expected = stored?.version ?? null;
+  if (!isTrainingStore(store)) return await store.save(checkpoint, expected, meta);
+  const done = await store.commit({
+    checkpoint,
+    expected,
+    meta,
+    step: next.step,
+    seq: next.step + next.skippedSteps,
+    applied: request === null ? [] : [{ ...request, samples: 1 }],
+    refused: [],
+    fresh: request === null ? [] : [request.id],
+  });
+  return done?.version ?? null;
+}
+
+/**
+ * What the store knows of the request `id`: a duplicate's answer, or null when it is unknown
+ * (or settled as not applied, which throws). A contribution of the data-parallel mode with
+ * this id that is still pending is waited for.
+ */
+async function known(
+  store: TrainingStore,
+  id: string,
+  deadline: number,
+): Promise<DuplicateStep | null> {
+  for (let n = 1;; n++) {
+    const record = await store.request(id);
+    if (record === null) return null;
+    if (record.state === "applied") return { duplicate: true, id, step: record.step };
+    if (record.state === "refused") {
+      throw new ContributionRefusedError(id, record.step, record.reason);
+    }
+    if (Date.now() > deadline) {
+      throw new CheckpointConflictError(store.name, n);
+    }
+    await sleep(Math.min(250, 2 ** n));
+  }
+}
+
+/**
+ * One attempt: load, compute, step, save. The result, or null when another writer came first
+ * (the attempt's state then disposed).
+ */
+async function attempt<R>(
+  store: VersionedCheckpointStore,
+  options: OptimisticStepOptions<R>,
+  n: number,
+  deadline: number,
+): Promise<OptimisticStepResult<R> | DuplicateStep | null> {
+  const stored = await store.load();
+  // Read after the load: an id applied since would have moved the version loaded.
+  if (options.id !== undefined) {
+    const duplicate = await known(store as TrainingStore, options.id, deadline);
+    if (duplicate !== null) return duplicate;
+  }
+  let state = await stateOf(store, stored, options);
+  let saved = false;
+  try {
+    const base = state.step;
+    const result = await options.gradient(state, stored?.meta);
+    state = step(state);
+    const checkpoint = await saveState(state);
+    const meta = options.meta?.(stored?.meta, state.step);
+    const request = options.id === undefined ? null : { id: options.id, base };
+    const version = await put(store, checkpoint, stored, meta, state, request);
+    if (version === null) return null;
+    saved = true;
+    const s = state;
+    return {
+      result,
+      state: s,
+      step: s.step,
+      version,
+      checkpoint,
+      meta,
+      attempts: n,
+      duplicate: false,
+    };
+  } finally {
+    // A refused or failed attempt's state is dropped (its workers, if any, stopped).
+    if (!saved) dispose(state);
+  }
+}
+
+/**
+ * One training step on a checkpoint that concurrent writers share, without ever losing an
+ * update: load the current checkpoint and its version (or start from `init` when there is
+ * none), call `gradient` on the loaded parameters, step, and save only if that version is still
+ * current. When another writer saved first, nothing of this attempt is kept: after a jittered
+ * exponential backoff it starts again from the new checkpoint, until the time budget
+ * `timeoutMs` (or `maxAttempts`) runs out, then throws a {@linkcode CheckpointConflictError}.
+ * The attempts of one process on one store take turns (option `serialize`), so that they do
+ * not waste each other's work.
+ * Each update is thus applied exactly once, to the state it was computed on, or not at all.
+ * With an `id`, a request sent again is not applied again (see {@linkcode DuplicateStep}). (A
+ * step the optimizer skips for a non-finite gradient, with `nonFinite: "skip"`, is saved as
+ * such: the step count stays, `skippedSteps` grows.)
+ *
+ * Bad stored data (see the store), or a checkpoint of another optimizer or (with `tensors`)
+ * other tensors, throws a CheckpointError naming the store; nothing is saved.
+ *
+ * @example
+ * ```ts
+ * import { radam } from "../mod.ts";
+ * import { memoryCheckpointStore, optimisticStep } from "../store.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const store = memoryCheckpointStore();
+ * const options = {
+ *   optimizer: radam(),
+ *   init: () => ({ w: new Float32Array(2) }),
+ *   gradient: (state: { grads: Record<string, Float32Array> }) => void state.grads.w.fill(1),
+ * };
+ * const r = await optimisticStep(store, options);
+ * assert.equal(r.step, 1);
+ * // With a request id, sent twice: applied once.
+ * const first = await optimisticStep(store, { ...options, id: "req-7" });
+ * const again = await optimisticStep(store, { ...options, id: "req-7" });
+ * assert.deepEqual([first.step, again.duplicate, again.step], [2, true, 2]);
+ * ```
+ */
+export function optimisticStep<R>(
+  store: VersionedCheckpointStore,
+  options: OptimisticStepOptions<R> & { id?: undefined },
+): Promise<OptimisticStepResult<R>>;
+/** With a request id: the step it made, or the step that applied it before. */
+export function optimisticStep<R>(
+  store: VersionedCheckpointStore,
+  options: OptimisticStepOptions<R>,
+): Promise<OptimisticStepResult<R> | DuplicateStep>;
+export async function optimisticStep<R>(
+  store: VersionedCheckpointStore,
+  options: OptimisticStepOptions<R>,
+): Promise<OptimisticStepResult<R> | DuplicateStep> {
+  const { serialize, maxAttempts, timeoutMs, backoff, maxBackoff } = checkOptions(store, options);
+  const start = Date.now();
+  const deadline = start + timeoutMs;
+  let took = 0;
+  for (let n = 1;; n++) {
+    if (n > 1) {
+      const cap = Math.max(maxBackoff, 16 * took);
+      const wait = Math.random() * Math.min(cap, Math.max(backoff, took) * 2 ** (n - 2));
+      if (n > maxAttempts || Date.now() + wait > deadline) {
+        throw new CheckpointConflictError(store.name, n - 1, Date.now() - start);
+      }
+      await sleep(wait);
+    }
+    const end = serialize ? await takeTurn(store, deadline) : () => {};
+    if (end === null) throw new CheckpointConflictError(store.name, n - 1, Date.now() - start);
+    const begun = Date.now();
+    try {
+      const done = await attempt(store, options, n, deadline);
+      if (done !== null) return done;
+    } finally {
+      end();
+    }
+    took = Date.now() - begun;
+  }
+}

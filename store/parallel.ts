@@ -1,0 +1,158 @@
+/**
+ * The public types of the data-parallel mode (see `dataParallel`).
+ *
+ * @module
+ */
+import type { LoadOptions, Optimizer, Params } from "../mod.ts";
+import type { StoredParams, TrainingStore } from "./training.ts";
+
+/**
+ * Options of `dataParallel`.
+ *
+ * @example
+ * ```ts
+ * import { radam } from "../mod.ts";
+ * import type { DataParallelOptions } from "../store.ts";
+ *
+ * const options: DataParallelOptions = {
+ *   optimizer: radam({ lr: 1e-3 }),
+ *   init: () => ({ w: new Float32Array(1024) }),
+ *   staleness: 4,
+ * };
+ * ```
+ */
+export interface DataParallelOptions {
+  /** The optimizer of a new state, and the one a stored checkpoint must be of (by name). */
+  optimizer: Optimizer;
+  /** The initial parameters, called only when the store holds no checkpoint yet. */
+  init: () => Params | Promise<Params>;
+  /** The tensors a stored checkpoint must have: name → number of values. */
+  tensors?: Readonly<Record<string, number>>;
+  /** Options of `loadState` for the state the lease holder steps. */
+  loadOptions?: LoadOptions;
+  /**
+   * The bounded staleness S: a contribution computed at step `base` is applied by a step
+   * whose state was at most S steps past `base` (S = 0: only at the parameters it was computed
+   * at); one further behind is refused with a {@linkcode ContributionRefusedError}, never
+   * applied. Default {@linkcode DEFAULT_STALENESS} (8).
+   */
+  staleness?: number;
+  /**
+   * How long `submit` waits for the step that applies its contribution, in ms (default
+   * 30 000); then the contribution is stored (if it was not yet) and `submit` answers
+   * `"pending"`: it will be applied or refused later; ask again with the same id.
+   */
+  waitMs?: number;
+  /**
+   * How long the lease lasts, in ms (default 10 000): longer than a fold takes. A process that
+   * dies holding it stops the others' folds for at most this long.
+   */
+  leaseMs?: number;
+  /** The most contributions one step folds (default 64; at most 90 from this process). */
+  maxFold?: number;
+  /** How often a process that waits for the lease or for a result asks again, in ms (20). */
+  pollMs?: number;
+  /**
+   * The metadata to save with each new checkpoint, from the previous one's and the new step;
+   * default: none.
+   */
+  meta?: (previous: string | undefined, step: number) => string | undefined;
+}
+
+/**
+ * The default bound on the staleness of a contribution, in steps: 8.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_STALENESS } from "../store.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(DEFAULT_STALENESS, 8);
+ * ```
+ */
+export const DEFAULT_STALENESS = 8;
+
+/**
+ * A contribution: a request's gradient, computed at the parameters of step `base`.
+ *
+ * @example
+ * ```ts
+ * import type { Contribution } from "../store.ts";
+ *
+ * const c: Contribution = { id: "r1", base: 0, samples: 32, gradient: { w: new Float32Array(4) } };
+ * ```
+ */
+export interface Contribution {
+  /** The request id: its idempotency key (1 to 64 characters). */
+  readonly id: string;
+  /** The step of the parameters the gradient was computed at (`params().step`). */
+  readonly base: number;
+  /** How many samples the gradient is the mean over; default 1. */
+  readonly samples?: number;
+  /** The gradient, by tensor name: exactly the model's tensors, finite values. */
+  readonly gradient: Readonly<Record<string, Float32Array>>;
+}
+
+/**
+ * What {@linkcode DataParallelTrainer.submit} answers: the step that applied the contribution
+ * (`duplicate`: by an earlier submission of the same id, not this one), or `"pending"` when
+ * `waitMs` passed first (the contribution is stored: send the id again to learn its step).
+ *
+ * @example
+ * ```ts
+ * import type { SubmitResult } from "../store.ts";
+ *
+ * const http = (r: SubmitResult) => r.status === "applied" ? 200 : 202;
+ * ```
+ */
+export type SubmitResult =
+  | {
+    readonly status: "applied";
+    readonly id: string;
+    readonly step: number;
+    readonly duplicate: boolean;
+  }
+  | { readonly status: "pending"; readonly id: string };
+
+/**
+ * A process's handle on a store in the data-parallel mode; see `dataParallel`.
+ *
+ * @example
+ * ```ts
+ * import type { DataParallelTrainer } from "../store.ts";
+ *
+ * async function once(trainer: DataParallelTrainer, id: string) {
+ *   const { step, params } = await trainer.params();
+ *   const gradient = { w: params.w.map((w) => w - 1) }; // of ½‖w − 1‖²
+ *   return await trainer.submit({ id, base: step, gradient });
+ * }
+ * ```
+ */
+export interface DataParallelTrainer {
+  /** The store. */
+  readonly store: TrainingStore;
+  /**
+   * The current parameters (read-only copies shared by the callers: do not modify them), their
+   * step and version: only the parameters are read from the store, not the moments, and not
+   * at all when this process committed or read that version last. Makes the first checkpoint
+   * (from `init`) when the store holds none.
+   */
+  params(): Promise<StoredParams>;
+  /**
+   * Submits a contribution and waits for the step that applies it (see
+   * {@linkcode SubmitResult}). Throws a {@linkcode ContributionRefusedError} when it is refused
+   * (too stale), a TypeError or RangeError for a gradient that does not fit the model.
+   */
+  submit(contribution: Contribution): Promise<SubmitResult>;
+  /** Finishes the fold in progress, gives the lease up and frees the state. */
+  close(): Promise<void>;
+}
+
+/** The options, checked, with their defaults. */
+export interface CheckedOptions extends DataParallelOptions {
+  readonly staleness: number;
+  readonly waitMs: number;
+  readonly leaseMs: number;
+  readonly maxFold: number;
+  readonly pollMs: number;
+}

@@ -1,0 +1,246 @@
+/**
+ * The contract of a store that serves training by many requests at once: the check-and-set of
+ * {@linkcode VersionedCheckpointStore}, plus what idempotent steps and the data-parallel mode
+ * need: a params-only read, request records, stored contributions, an expiring lease, and one
+ * atomic commit of a step with the outcome of every request it settles. Any database with a
+ * conditional write (a check of a record's version in the same atomic write as the mutations)
+ * can keep it: `kvCheckpointStore` (Deno KV) and `memoryCheckpointStore` (one process) do.
+ *
+ * @module
+ */
+import type { ParamsView } from "./layout.ts";
+import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
+
+/**
+ * What a store records of a request id: a contribution stored and not yet folded
+ * (`"pending"`), applied by a step, or refused (never applied).
+ *
+ * @example
+ * ```ts
+ * import type { RequestRecord } from "../store.ts";
+ *
+ * function describe(r: RequestRecord): string {
+ *   if (r.state === "applied") return `applied by step ${r.step}`;
+ *   if (r.state === "refused") return `refused: ${r.reason}`;
+ *   return "stored, waiting for a step";
+ * }
+ * ```
+ */
+export type RequestRecord =
+  | { readonly state: "pending" }
+  | { readonly state: "applied"; readonly step: number }
+  | { readonly state: "refused"; readonly step: number; readonly reason: string };
+
+/**
+ * The current parameters as a store reads them (and nothing else of the checkpoint).
+ *
+ * @example
+ * ```ts
+ * import type { StoredParams } from "../store.ts";
+ *
+ * const count = (p: StoredParams) => p.names.reduce((n, name) => n + p.params[name].length, 0);
+ * ```
+ */
+export interface StoredParams extends ParamsView {
+  /** The version of the checkpoint they are of. */
+  readonly version: string;
+}
+
+/**
+ * A contribution as a store keeps it until a step folds it: which request, the step of the
+ * parameters its gradient was computed at (`base`), and how many samples it averages.
+ *
+ * @example
+ * ```ts
+ * import type { ContributionInfo } from "../store.ts";
+ *
+ * const staleness = (c: ContributionInfo, step: number) => step - c.base;
+ * ```
+ */
+export interface ContributionInfo {
+  /** The request id (its idempotency key). */
+  readonly id: string;
+  /** The optimizer step of the parameters the gradient was computed at. */
+  readonly base: number;
+  /** How many samples the gradient is the mean over (its weight in the fold). */
+  readonly samples: number;
+}
+
+/**
+ * A contribution a store holds, as {@linkcode TrainingStore.pending} lists it.
+ *
+ * @example
+ * ```ts
+ * import type { PendingContribution } from "../store.ts";
+ *
+ * const describe = (p: PendingContribution) => `${p.id} from step ${p.base}, ${p.samples} samples`;
+ * ```
+ */
+export interface PendingContribution extends ContributionInfo {
+  /** The store's own handle of where its gradient is. */
+  readonly ref: unknown;
+}
+
+/**
+ * A lease: the right, while it lasts, to fold contributions and commit a step. Held by one
+ * process at a time; it expires, so a process that dies holding it stops no one for long.
+ *
+ * @example
+ * ```ts
+ * import type { Lease } from "../store.ts";
+ *
+ * const left = (lease: Lease) => lease.expires - Date.now(); // ms
+ * ```
+ */
+export interface Lease {
+  /** Who holds it: a random token of the holder's choosing. */
+  readonly token: string;
+  /** When it ends, in ms since the epoch (the holder's clock). */
+  readonly expires: number;
+  /** The store's own handle of its version. */
+  readonly ref: unknown;
+}
+
+/**
+ * One journal record: the contributions a step applied, in the order their mean was taken.
+ *
+ * @example
+ * ```ts
+ * import type { JournalRecord } from "../store.ts";
+ *
+ * const ids = (journal: JournalRecord[]) => journal.flatMap((r) => r.entries.map((e) => e.id));
+ * ```
+ */
+export interface JournalRecord {
+  /** The optimizer step the commit made (`state.step`). */
+  readonly step: number;
+  /** The commit's place in the journal: steps taken, skipped ones included. */
+  readonly seq: number;
+  /** The contributions it applied, in order. */
+  readonly entries: readonly ContributionInfo[];
+}
+
+/**
+ * One atomic commit: a new checkpoint (or none) made current if `expected` is still the
+ * current version (and, with `lease`, the lease still unchanged), together with the outcome
+ * of every request it settles and its journal record.
+ *
+ * @example
+ * ```ts
+ * import type { StepCommit } from "../store.ts";
+ *
+ * const nothing: Partial<StepCommit> = { applied: [], refused: [], fresh: [] };
+ * ```
+ */
+export interface StepCommit {
+  /** The new checkpoint; null to record outcomes (refusals) without a step. */
+  readonly checkpoint: Uint8Array | null;
+  /** The version it replaces (null: an empty store). */
+  readonly expected: string | null;
+  /** The metadata saved with the checkpoint. */
+  readonly meta?: string;
+  /** The new state's `step`, and its place in the journal (steps taken, skipped ones too). */
+  readonly step: number;
+  /** See {@linkcode JournalRecord.seq}. */
+  readonly seq: number;
+  /** The lease this commit is made under: checked, then released, renewed or handed on. */
+  readonly lease?: Lease;
+  /**
+   * With `lease`: who holds it next, for how many ms: its own token (renewed) or the token
+   * of the process that has waited longest (handed on); default: released.
+   */
+  readonly next?: { readonly token: string; readonly ms: number };
+  /**
+   * The contributions the step applied, in order: recorded as applied by `step`; those the
+   * store held (with the `ref` that `pending` gave them) are removed from it.
+   */
+  readonly applied: readonly (ContributionInfo & { readonly ref?: unknown })[];
+  /** Requests refused: recorded so, with the reason (and removed, as `applied`). */
+  readonly refused: readonly {
+    readonly id: string;
+    readonly reason: string;
+    readonly ref?: unknown;
+  }[];
+  /**
+   * Ids among `applied` and `refused` that the store does not hold yet (they came straight
+   * from this process): the commit fails unless each is still unknown to the store.
+   */
+  readonly fresh: readonly string[];
+}
+
+/**
+ * What a successful {@linkcode TrainingStore.commit} returns: the new version (the old one
+ * when no checkpoint was committed) and, when renewed, the lease.
+ *
+ * @example
+ * ```ts
+ * import type { CommitResult } from "../store.ts";
+ *
+ * const describe = (r: CommitResult) => `${r.version}${r.lease ? " (lease kept)" : ""}`;
+ * ```
+ */
+export interface CommitResult {
+  /** The version current after the commit. */
+  readonly version: string | null;
+  /** The lease, when the commit renewed it for its caller; null when released or handed on. */
+  readonly lease: Lease | null;
+}
+
+/**
+ * A store for idempotent optimistic steps and the data-parallel mode. Every method is one
+ * request to the database (or a few, for data written in chunks), and every write that must
+ * not be torn or repeated is one atomic, checked write.
+ *
+ * @example
+ * ```ts
+ * import { memoryCheckpointStore, type TrainingStore } from "../store.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const store: TrainingStore = memoryCheckpointStore();
+ * assert.equal(await store.head(), null);
+ * assert.equal(await store.request("r1"), null);
+ * ```
+ */
+export interface TrainingStore extends VersionedCheckpointStore {
+  /**
+   * The current version and step, without the checkpoint (null: nothing saved yet; a step of
+   * null: not recorded, as for bytes saved by `save`: `loadParams` reads it).
+   */
+  head(): Promise<{ readonly version: string; readonly step: number | null } | null>;
+  /** The current checkpoint, as `load`, with its version and step. */
+  load(): Promise<StoredCheckpoint | null>;
+  /** The current parameters only (not the moments), with their version. */
+  loadParams(): Promise<StoredParams | null>;
+  /** Commits a step; null (nothing changed) when a check failed. See {@linkcode StepCommit}. */
+  commit(commit: StepCommit): Promise<CommitResult | null>;
+  /** What the store knows of a request id; null when nothing. */
+  request(id: string): Promise<RequestRecord | null>;
+  /**
+   * Stores a contribution and its gradient (the tensors' float32 values one after another, in
+   * the state's order) durably, atomically with its request record, unless the id is known:
+   * null when stored now, else the record found (and nothing stored).
+   */
+  submit(contribution: ContributionInfo, gradient: Uint8Array): Promise<RequestRecord | null>;
+  /** Up to `limit` stored contributions not folded yet, oldest first. */
+  pending(limit: number): Promise<PendingContribution[]>;
+  /** The gradient of a pending contribution, as submitted. */
+  gradient(contribution: PendingContribution): Promise<Uint8Array>;
+  /**
+   * Takes the lease for `ms` if no one holds it, its holder's has expired, or it was handed
+   * on to `token`; null otherwise, and then, with `queue` (default true), notes that `token`
+   * waits for it (see {@linkcode TrainingStore.waiting}); without, removes any such note.
+   */
+  acquire(token: string, ms: number, queue?: boolean): Promise<Lease | null>;
+  /**
+   * Gives the lease up if it is still this one; given a token, if it is held by (was handed
+   * on to) that token, and removes the token's note that it waits.
+   */
+  release(lease: Lease | string): Promise<void>;
+  /**
+   * The token that has waited longest for the lease (and asked for it within the last
+   * second), other than the lease's own; null when none.
+   */
+  waiting(lease: Lease): Promise<string | null>;
+  /** Journal records from step `from` on (by `seq`), at most `limit`, in order. */
+  journal(from: number, limit: number): Promise<JournalRecord[]>;
+}

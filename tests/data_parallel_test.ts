@@ -1,0 +1,321 @@
+/**
+ * The data-parallel mode of the store, in one process, on the in-process store and on Deno KV
+ * in memory: folds equal a replay of the journal bit for bit, ids are applied at most once,
+ * stale contributions are refused, a dead holder's lease expires, and a crash at any write
+ * loses no acknowledged contribution.
+ */
+import assert from "node:assert/strict";
+import { loadState, type OptimizerState, radam, readParams, saveState, step } from "../mod.ts";
+import {
+  ContributionRefusedError,
+  dataParallel,
+  type DataParallelTrainer,
+  type JournalRecord,
+  kvCheckpointStore,
+  memoryCheckpointStore,
+  type SubmitResult,
+  type TrainingStore,
+} from "../kv.ts";
+import { Crash, crashingKv, withKv } from "./kv_fakes.ts";
+
+const N = 6;
+const optimizer = radam({ lr: 0.05 });
+const init = () => ({ w: new Float32Array(N), b: new Float32Array(1) });
+
+/** Request i's gradient at `params`: depends on them, so a wrong base would show. */
+function gradientAt(i: number, params: Readonly<Record<string, Float32Array>>) {
+  const w = params.w.map((v, j) => v - Math.sin(i * 1.7 + j));
+  const b = params.b.map((v) => v + Math.cos(i));
+  return { w, b };
+}
+
+/** Request i through `trainer`: read the parameters, compute, submit. */
+async function request(trainer: DataParallelTrainer, i: number, samples = 1 + (i % 3)) {
+  const { step, params } = await trainer.params();
+  return await trainer.submit({
+    id: `r${i}`,
+    base: step,
+    samples,
+    gradient: gradientAt(i, params),
+  });
+}
+
+/**
+ * The journal replayed in one process: each gradient at its base step's parameters, the mean
+ * over samples in journal order (float64 sum, one division, float32), one step a record.
+ */
+async function replay(journal: readonly JournalRecord[]): Promise<OptimizerState> {
+  let state = await optimizer.init(init());
+  const paramsAt = new Map([[0, await readParams(state)]]);
+  for (const record of journal) {
+    const sum = { w: new Float64Array(N), b: new Float64Array(1) };
+    let total = 0;
+    for (const e of record.entries) {
+      const g = gradientAt(Number(e.id.slice(1)), paramsAt.get(e.base)!);
+      for (const k of ["w", "b"] as const) {
+        for (let j = 0; j < g[k].length; j++) sum[k][j] += e.samples * g[k][j];
+      }
+      total += e.samples;
+    }
+    for (const k of ["w", "b"] as const) {
+      for (let j = 0; j < sum[k].length; j++) state.grads[k][j] = sum[k][j] / total;
+    }
+    state = step(state);
+    assert.equal(state.step, record.step);
+    paramsAt.set(state.step, await readParams(state));
+  }
+  return state;
+}
+
+/** Checks the journal against the answers, and the stored checkpoint against its replay. */
+async function checkStore(store: TrainingStore, answers: Map<string, SubmitResult>) {
+  const journal = await store.journal(0, 10_000);
+  const where = new Map<string, number>();
+  for (const record of journal) {
+    for (const e of record.entries) {
+      assert.ok(!where.has(e.id), `${e.id} applied once`);
+      where.set(e.id, record.step);
+    }
+  }
+  for (const [id, a] of answers) {
+    if (a.status === "applied") assert.equal(where.get(id), a.step, `${id} is in step ${a.step}`);
+  }
+  const stored = (await store.load())!;
+  assert.deepEqual(stored.bytes, await saveState(await replay(journal)), "the replay, bit for bit");
+  return journal;
+}
+
+/** Stores of both kinds, fresh, for `fn`. */
+async function onEachStore(fn: (store: TrainingStore) => Promise<void>) {
+  await fn(memoryCheckpointStore({ latencyMs: 1 }));
+  await withKv((kv) => fn(kvCheckpointStore(kv, ["dp"], { chunkBytes: 64 })));
+}
+
+Deno.test("data parallel: concurrent requests fold k at a time, equal to the journal's replay", async () => {
+  await onEachStore(async (store) => {
+    const trainer = dataParallel(store, { optimizer, init });
+    const answers = new Map<string, SubmitResult>();
+    await Promise.all(Array.from({ length: 48 }, async (_, i) => {
+      await new Promise((r) => setTimeout(r, i % 7));
+      answers.set(`r${i}`, await request(trainer, i));
+    }));
+    assert.ok([...answers.values()].every((a) => a.status === "applied" && !a.duplicate));
+    const journal = await checkStore(store, answers);
+    assert.equal(journal.flatMap((r) => r.entries).length, 48);
+    assert.ok(journal.length < 48 && journal.some((r) => r.entries.length > 1), "folds of k > 1");
+    // Sent again: answered with the step that applied it, not applied again.
+    const again = await request(trainer, 5);
+    assert.deepEqual(again, { ...answers.get("r5"), duplicate: true });
+    assert.equal((await store.journal(0, 1000)).length, journal.length);
+    const params = await trainer.params();
+    assert.equal(params.step, journal.length);
+    await trainer.close();
+  });
+});
+
+Deno.test("data parallel: two processes on one store, each id applied once", async () => {
+  await onEachStore(async (store) => {
+    const a = dataParallel(store, { optimizer, init, pollMs: 2 });
+    const b = dataParallel(store, { optimizer, init, pollMs: 2 });
+    const answers = new Map<string, SubmitResult>();
+    await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+      // Ids 0..9 are sent to both processes at once: one applies it, the other says so.
+      const trainers = i < 10 ? [a, b] : [i % 2 ? a : b];
+      const results = await Promise.all(trainers.map((t) => request(t, i, 1)));
+      const applied = results.filter((r) => r.status === "applied" && !r.duplicate);
+      assert.equal(applied.length, 1, `r${i} applied by one`);
+      answers.set(`r${i}`, applied[0]);
+      const steps = results.map((r) => r.status === "applied" && r.step);
+      assert.ok(steps.every((s) => s === steps[0]), `r${i}: ${steps}`);
+    }));
+    await checkStore(store, answers);
+    await a.close();
+    await b.close();
+  });
+});
+
+Deno.test("data parallel: a contribution more than `staleness` steps behind is refused, never applied", async () => {
+  await onEachStore(async (store) => {
+    const trainer = dataParallel(store, { optimizer, init, staleness: 1 });
+    const old = await trainer.params();
+    for (let i = 0; i < 3; i++) await request(trainer, i);
+    await assert.rejects(
+      trainer.submit({ id: "late", base: old.step, gradient: gradientAt(9, old.params) }),
+      (e: Error) => {
+        assert.ok(e instanceof ContributionRefusedError);
+        assert.match(
+          e.message,
+          /"late" was refused, never applied: computed at step 0, 3 steps behind the current step 3; the bound \(option staleness\) is 1/,
+        );
+        return true;
+      },
+    );
+    // One stored by another process, found too stale when folded: recorded as refused.
+    await store.submit({ id: "stored", base: 0, samples: 1 }, new Uint8Array(4 * (N + 1)));
+    const answer = await request(trainer, 3);
+    assert.equal(answer.status === "applied" && answer.step, 4);
+    assert.deepEqual(await store.request("stored"), {
+      state: "refused",
+      step: 4, // the step whose fold refused it
+      reason:
+        "computed at step 0, 3 steps behind the current step 3; the bound (option staleness) is 1",
+    });
+    const now = await trainer.params();
+    await assert.rejects(
+      trainer.submit({ id: "stored", base: now.step, gradient: gradientAt(1, now.params) }),
+      ContributionRefusedError,
+    );
+    const journal = await store.journal(0, 100);
+    const ids = journal.flatMap((r) => r.entries.map((e) => e.id));
+    assert.deepEqual(ids, ["r0", "r1", "r2", "r3"]);
+    await trainer.close();
+  });
+});
+
+Deno.test("data parallel: bad contributions are errors naming what is wrong, nothing applied", async () => {
+  const store = memoryCheckpointStore();
+  const trainer = dataParallel(store, { optimizer, init });
+  const { step, params } = await trainer.params();
+  const good = gradientAt(1, params);
+  const cases: [unknown, RegExp][] = [
+    [{ id: "", base: step, gradient: good }, /id must be a string of 1 to 64/],
+    [{ id: "a", base: -1, gradient: good }, /base must be a step/],
+    [{ id: "a", base: step + 5, gradient: good }, /computed at step 5, after the current step 0/],
+    [{ id: "a", base: step, samples: 0, gradient: good }, /samples must be an integer ≥ 1/],
+    [{ id: "a", base: step, gradient: { ...good, v: good.b } }, /tensor "v" the model lacks/],
+    [{ id: "a", base: step, gradient: { w: good.w } }, /gradient "b" must be a Float32Array of 1/],
+    [
+      { id: "a", base: step, gradient: { ...good, w: new Float32Array(2) } },
+      /"w" must be a Float32Array of 6/,
+    ],
+    [{ id: "a", base: step, gradient: { ...good, b: new Float32Array([NaN]) } }, /"b"\[0\] is NaN/],
+  ];
+  for (const [c, message] of cases) {
+    await assert.rejects(trainer.submit(c as never), message);
+  }
+  assert.equal((await store.journal(0, 10)).length, 0);
+  assert.equal(await store.request("a"), null);
+  assert.throws(
+    () => dataParallel({} as TrainingStore, { optimizer, init }),
+    /TrainingStore.*no load/,
+  );
+  assert.throws(() => dataParallel(store, { optimizer, init, staleness: -1 }), /staleness/);
+  assert.throws(() => dataParallel(store, { optimizer, init, leaseMs: 0 }), /leaseMs/);
+  await trainer.close();
+});
+
+Deno.test("data parallel: a lease held by a process that died expires, then training goes on", async () => {
+  await onEachStore(async (store) => {
+    const trainer = dataParallel(store, { optimizer, init, pollMs: 5 });
+    await request(trainer, 0);
+    const dead = await store.acquire("a process that died", 300);
+    assert.ok(dead);
+    const start = Date.now();
+    const answer = await request(trainer, 1);
+    assert.equal(answer.status === "applied" && answer.step, 2);
+    assert.ok(Date.now() - start >= 250, "it waited for the lease to expire");
+    await trainer.close();
+  });
+});
+
+Deno.test("data parallel: past waitMs a contribution is stored; a later fold applies it, and its id says where", async () => {
+  await onEachStore(async (store) => {
+    const trainer = dataParallel(store, { optimizer, init, waitMs: 100, pollMs: 5 });
+    await request(trainer, 0);
+    const holder = (await store.acquire("another process", 10_000))!;
+    const answer = await request(trainer, 1);
+    assert.deepEqual(answer, { status: "pending", id: "r1" });
+    assert.deepEqual(await store.request("r1"), { state: "pending" });
+    await store.release(holder);
+    const next = await request(trainer, 2);
+    assert.equal(next.status, "applied");
+    const r1 = await request(trainer, 1);
+    assert.equal(r1.status === "applied" && r1.duplicate, true);
+    const answers = new Map<string, SubmitResult>([["r1", r1], ["r2", next]]);
+    const journal = await checkStore(store, answers);
+    assert.deepEqual(journal.flatMap((r) => r.entries.map((e) => e.id)), ["r0", "r1", "r2"]);
+    await trainer.close();
+  });
+});
+
+Deno.test("data parallel on Deno KV: a crash at any write loses no acknowledged contribution, applies none twice", async () => {
+  for (let allowed = 0; allowed < 40; allowed += 3) {
+    await withKv(async (kv) => {
+      const opts = { chunkBytes: 16, staleAfterMs: 0 };
+      const answers = new Map<string, SubmitResult>();
+      const doomed = dataParallel(kvCheckpointStore(crashingKv(kv, allowed), ["dp"], opts), {
+        optimizer,
+        init,
+        leaseMs: 50,
+        pollMs: 2,
+        waitMs: 2000,
+      });
+      await Promise.all(Array.from({ length: 8 }, async (_, i) => {
+        try {
+          answers.set(`r${i}`, await request(doomed, i));
+        } catch (e) {
+          if (!(e instanceof Crash)) throw e;
+        }
+      }));
+      // The process restarted: its lease expires, the ids that got no answer are sent again.
+      const store = kvCheckpointStore(kv, ["dp"], opts);
+      const trainer = dataParallel(store, { optimizer, init, pollMs: 2 });
+      for (let i = 0; i < 10; i++) {
+        const a = await request(trainer, i);
+        if (answers.has(`r${i}`)) assert.deepEqual(a, { ...answers.get(`r${i}`), duplicate: true });
+        else answers.set(`r${i}`, a);
+      }
+      const journal = await checkStore(store, answers);
+      assert.equal(journal.flatMap((r) => r.entries).length, 10, `allowed ${allowed}`);
+      await trainer.close();
+    });
+  }
+});
+
+Deno.test("a store written in format version 1 (checkpoint as saved) loads, and both modes go on from it", async () => {
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, ["old"], { chunkBytes: 64 });
+    // What the store's `save` writes is format version 1, as every store before version 2.
+    let state = step(await optimizer.init(init()), gradientAt(0, init()));
+    const v1 = await store.save(await saveState(state), null);
+    const head = (await kv.get<{ formatVersion: number; step?: number }>(["old", "head"])).value!;
+    assert.equal(head.formatVersion, 1);
+    assert.deepEqual(await store.head(), { version: v1, step: null });
+    const params = (await store.loadParams())!;
+    assert.deepEqual({ ...params.params }, await readParams(state));
+    assert.equal(params.step, 1);
+    const trainer = dataParallel(store, { optimizer, init });
+    const answer = await request(trainer, 1);
+    assert.equal(answer.status === "applied" && answer.step, 2);
+    state = step(state, gradientAt(1, await readParams(state)));
+    const stored = (await store.load())!;
+    assert.deepEqual(stored.bytes, await saveState(state), "stepped on from the old checkpoint");
+    const now = (await kv.get<{ formatVersion: number; step: number }>(["old", "head"])).value!;
+    assert.deepEqual([now.formatVersion, now.step], [2, 2]);
+    assert.equal((await loadState(stored.bytes)).step, 2);
+    await trainer.close();
+  });
+});
+
+Deno.test("data parallel on Deno KV: a stored contribution whose gradient is damaged is refused, naming it", async () => {
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, ["dp"]);
+    const trainer = dataParallel(store, { optimizer, init });
+    await request(trainer, 0);
+    await store.submit({ id: "bad", base: 1, samples: 1 }, new Uint8Array(4 * (N + 1)));
+    const [pending] = await store.pending(10);
+    const { key, value } = pending.ref as { key: Deno.KvKey; value: Record<string, unknown> };
+    await kv.set(key, { ...value, data: new Uint8Array(4 * (N + 1)).fill(1) }); // other bytes
+    const answer = await request(trainer, 1);
+    assert.equal(answer.status === "applied" && answer.step, 2);
+    const record = await store.request("bad");
+    assert.equal(record?.state, "refused");
+    assert.match(
+      (record as { reason: string }).reason,
+      /stored gradient is damaged: Stored contribution \["dp","pending",\d+,"bad"\]: its gradient does not match its SHA-256 digest/,
+    );
+    const journal = await store.journal(0, 10);
+    assert.deepEqual(journal.flatMap((r) => r.entries.map((e) => e.id)), ["r0", "r1"]);
+    await trainer.close();
+  });
+});

@@ -1,0 +1,180 @@
+/**
+ * Test helpers of the Deno KV store's tests: database views that crash or answer "database is
+ * locked", and checks of what the database holds.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { formatKvKey } from "../kv.ts";
+
+export const PREFIX = ["models", "m"];
+
+export class Crash extends Error {
+  constructor() {
+    super("simulated crash");
+  }
+}
+
+/**
+ * A view of `kv` on which the first `allowed` writes (atomic commits and deletes) go through
+ * and every operation after them throws a Crash; `pause`, when set, is awaited before each
+ * write, with the write's index.
+ */
+export function crashingKv(
+  kv: Deno.Kv,
+  allowed: number,
+  pause?: (write: number) => Promise<void>,
+): Deno.Kv & { writes: number } {
+  let writes = 0;
+  let dead = false;
+  const gate = async () => {
+    const index = writes;
+    if (pause) await pause(index);
+    if (dead || index >= allowed) {
+      dead = true;
+      throw new Crash();
+    }
+    writes++;
+  };
+  const alive = () => {
+    if (dead) throw new Crash();
+  };
+  const view = {
+    get writes() {
+      return writes;
+    },
+    get: (key: Deno.KvKey, options?: { consistency?: Deno.KvConsistencyLevel }) => {
+      alive();
+      return kv.get(key, options);
+    },
+    list: (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
+      alive();
+      return kv.list(selector, options);
+    },
+    delete: async (key: Deno.KvKey) => {
+      await gate();
+      return kv.delete(key);
+    },
+    atomic: () => {
+      const op = kv.atomic();
+      const wrapped = {
+        check: (...checks: Deno.AtomicCheck[]) => (op.check(...checks), wrapped),
+        set: (key: Deno.KvKey, value: unknown) => (op.set(key, value), wrapped),
+        delete: (key: Deno.KvKey) => (op.delete(key), wrapped),
+        commit: async () => {
+          await gate();
+          return op.commit();
+        },
+      };
+      return wrapped;
+    },
+  };
+  return view as unknown as Deno.Kv & { writes: number };
+}
+
+/**
+ * A view of `kv` that answers "database is locked", as a database file shared by processes
+ * does: with probability `rate` before an operation (not done), and for writes also with
+ * probability `rate` after it (done, but the caller is told otherwise).
+ */
+export function busyKv(kv: Deno.Kv, rate: number, seed = 1): Deno.Kv & { busy: number } {
+  let a = seed;
+  const rand = () => ((a = (Math.imul(a, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const counts = { busy: 0 };
+  const locked = () => {
+    counts.busy++;
+    return new TypeError("database is locked");
+  };
+  const maybe = () => {
+    if (rand() < rate) throw locked();
+  };
+  const write = async <T>(f: () => Promise<T>) => {
+    maybe();
+    const result = await f();
+    maybe();
+    return result;
+  };
+  const view = {
+    get busy() {
+      return counts.busy;
+    },
+    get: (key: Deno.KvKey, options?: { consistency?: Deno.KvConsistencyLevel }) => {
+      maybe();
+      return kv.get(key, options);
+    },
+    list: (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
+      maybe();
+      return kv.list(selector, options);
+    },
+    delete: (key: Deno.KvKey) => write(() => kv.delete(key)),
+    atomic: () => {
+      const op = kv.atomic();
+      const wrapped = {
+        check: (...checks: Deno.AtomicCheck[]) => (op.check(...checks), wrapped),
+        set: (key: Deno.KvKey, value: unknown) => (op.set(key, value), wrapped),
+        delete: (key: Deno.KvKey) => (op.delete(key), wrapped),
+        commit: () => write(() => op.commit()),
+      };
+      return wrapped;
+    },
+  };
+  return view as unknown as Deno.Kv & { busy: number };
+}
+
+/** Every key under the prefix, as text, sorted. */
+export async function keysOf(kv: Deno.Kv): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const e of kv.list({ prefix: PREFIX })) keys.push(formatKvKey(e.key));
+  return keys.sort();
+}
+
+/**
+ * Checks that the store holds exactly one version, with `chunks` chunks (0: the bytes are in
+ * the head), and nothing else.
+ */
+export async function assertOnlyCurrent(kv: Deno.Kv, chunks: number): Promise<void> {
+  const keys = await keysOf(kv);
+  const head = (await kv.get<{ id: string; chunks: number }>([...PREFIX, "head"])).value!;
+  assert.equal(head.chunks, chunks);
+  const expected = [
+    formatKvKey([...PREFIX, "head"]),
+    ...(chunks === 0 ? [] : [formatKvKey([...PREFIX, "versions", head.id])]),
+    ...Array.from({ length: chunks }, (_, i) => formatKvKey([...PREFIX, "chunks", head.id, i])),
+  ].sort();
+  assert.deepEqual(keys, expected, "only the current version's keys remain");
+}
+
+/** How many chunks a checkpoint of `size` bytes takes (0: it goes in the head). */
+export const chunksOf = (size: number, chunkBytes: number) =>
+  size <= chunkBytes ? 0 : Math.ceil(size / chunkBytes);
+
+export function randomBytes(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let a = seed >>> 0;
+  for (let i = 0; i < length; i++) {
+    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
+    out[i] = a >>> 24;
+  }
+  return out;
+}
+
+export async function withKv(fn: (kv: Deno.Kv) => Promise<void>): Promise<void> {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    await fn(kv);
+  } finally {
+    kv.close();
+  }
+}
+
+export async function rejectsWith(
+  p: Promise<unknown>,
+  type: abstract new (...args: never[]) => Error,
+  ...parts: string[]
+) {
+  await assert.rejects(p, (e: Error) => {
+    assert.ok(e instanceof type, `${e.name}: ${e.message}`);
+    for (const part of parts) assert.ok(e.message.includes(part), `"${e.message}" lacks ${part}`);
+    return true;
+  });
+}

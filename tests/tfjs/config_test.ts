@@ -1,0 +1,217 @@
+/**
+ * The adapter's stored config is readable JSON that tfjs-layers 4.22 loads unchanged (it turns
+ * keys and strings holding `_` to camelCase, except a string under `name`), for every rule, with
+ * groups over tfjs's `_`-named variables, and a schedule; configs of 0.1.0 (base64 settings)
+ * still load and resume bit for bit; bad configs are refused with errors that say what is wrong.
+ */
+import assert from "node:assert/strict";
+import { adam, adamw, CheckpointError, lion, lookahead, radam, ranger, sgd } from "../../mod.ts";
+import { TfOptimizer, tfOptimizer, type TfOptimizerConfig } from "../../tfjs.ts";
+import { optimizerOf, RULE_TABLE } from "../rule_table.ts";
+import { decodeBase64 } from "./fixtures/base64.ts";
+import { data, denseNet, saveToMemory, tf, tfl, useBackend, weightValues } from "./helpers.ts";
+
+/** Every key and string of `value` with a `_`, with its path (strings under `name` excepted). */
+function underscores(value: unknown, path = "config"): string[] {
+  if (typeof value === "string") return value.includes("_") ? [`${path}: ${value}`] : [];
+  if (Array.isArray(value)) return value.flatMap((v, i) => underscores(v, `${path}[${i}]`));
+  if (typeof value !== "object" || value === null) return [];
+  return Object.entries(value).flatMap(([k, v]) => [
+    ...k.includes("_") ? [`${path} key ${k}`] : [],
+    ...(k === "name" && typeof v === "string") ? [] : underscores(v, `${path}.${k}`),
+  ]);
+}
+
+/** Settings as JSON, with a schedule or a group's `match` as a mark (they are not stored). */
+function plain(settings: object): unknown {
+  return JSON.parse(
+    JSON.stringify(
+      settings,
+      (_, v) => typeof v === "function" || v instanceof RegExp ? "(function)" : v,
+    ),
+  );
+}
+
+/** `saved` as it comes back from a model.json file: through JSON text. */
+function throughJson(saved: tf.io.ModelArtifacts): tf.io.ModelArtifacts {
+  const { weightData, ...rest } = saved;
+  return { ...JSON.parse(JSON.stringify(rest)), weightData };
+}
+
+const OPTIMIZERS = {
+  radam: () => radam({ lr: 3e-3, betas: [0.8, 0.99], weightDecay: 0.1, clipGradNorm: 2 }),
+  adam: () => adam({ lr: 1e-3, nonFinite: "propagate" }),
+  "adamw with groups": () =>
+    adamw({ lr: 1e-3, groups: [{ match: /bias$/, weightDecay: 0, lrScale: 0.5 }] }),
+  lion: () => lion({ lr: 1e-4, nonFinite: "throw" }),
+  "ranger with groups": () =>
+    ranger({
+      lr: 1e-2,
+      k: 4,
+      groups: [{ match: (n: string) => n.endsWith("kernel"), lrScale: 2 }],
+    }),
+  "lookahead(adam) with a schedule": () => lookahead(adam({ lr: (t: number) => 1e-3 / t })),
+  "sgd with Nesterov momentum": () => sgd({ lr: 1e-2, momentum: 0.9, nesterov: true }),
+  "sgd without momentum (no moment)": () => sgd({ lr: 1e-2, weightDecay: 1e-4 }),
+  // Every rule of the table, as its example.
+  ...Object.fromEntries(
+    RULE_TABLE.map((row) => [
+      `${row.rule} (the rule table's example)`,
+      () => optimizerOf(row, row.example, "auto"),
+    ]),
+  ),
+};
+
+for (const [label, make] of Object.entries(OPTIMIZERS)) {
+  Deno.test(`tfjs config: ${label} is stored as readable JSON that loadLayersModel reads unchanged`, async () => {
+    await useBackend("cpu");
+    const model = denseNet(5);
+    const optimizer = tfOptimizer(make(), { strict: true, warnOnSkip: false });
+    model.compile({ optimizer, loss: "meanSquaredError" });
+    const { x, y } = data([6], 8, 3);
+    if (label.includes("schedule")) optimizer.setLearningRate((t) => 1e-3 / t);
+    await model.fit(x, y, { epochs: 1, batchSize: 4, shuffle: false, verbose: 0 });
+    const saved = throughJson(await saveToMemory(model));
+    const stored = (saved.trainingConfig!.optimizer_config as { config: TfOptimizerConfig })
+      .config;
+    assert.deepEqual(stored, optimizer.getConfig());
+    // Readable: the settings are an object, not a blob; nothing tfjs-layers would rewrite.
+    assert.equal(stored.version, 2);
+    assert.equal(stored.optimizer, optimizer.settings.name);
+    assert.equal(typeof stored.settings, "object");
+    assert.equal(stored.settings.strict, true);
+    assert.equal(stored.settings.warnOnSkip, false);
+    assert.deepEqual(underscores(stored), []);
+    const lr = optimizer.settings.hyperparameters.lr;
+    assert.equal(stored.settings.hyperparameters.lr, typeof lr === "function" ? null : lr);
+    if (label.includes("groups")) {
+      // The variables' tfjs names hold `_` (dense_Dense1/kernel): stored under `name`.
+      const names = model.getWeights().map((w) => (w as tf.Variable).name);
+      assert.deepEqual(stored.settings.tensors!.map((t) => t.name), names);
+      assert.ok(names.every((n) => n.includes("_")));
+      assert.ok(stored.settings.tensors!.some((t) => t.group === 1));
+    } else {
+      assert.equal(stored.settings.tensors, undefined);
+    }
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
+    const back = loaded.optimizer as TfOptimizer;
+    assert.ok(back instanceof TfOptimizer);
+    // Everything came back as it was written (the group of each variable included).
+    assert.deepEqual(back.getConfig(), stored);
+    assert.deepEqual(plain(back.settings), plain(optimizer.settings));
+    tf.dispose([x, y]);
+    for (const m of [model, loaded]) {
+      m.optimizer.dispose();
+      m.dispose();
+    }
+  });
+}
+
+Deno.test("tfjs config: a model saved by 0.1.0 (base64 settings) loads and trains on bit for bit", async () => {
+  await useBackend("cpu");
+  const fixture = JSON.parse(
+    await Deno.readTextFile(new URL("./fixtures/config_v1_model.json", import.meta.url)),
+  );
+  const config = fixture.trainingConfig.optimizer_config.config;
+  assert.equal(typeof config.settings, "string"); // the 0.1.0 form
+  assert.equal(config.version, undefined);
+  const load = () =>
+    tfl.loadLayersModel(tf.io.fromMemory({
+      modelTopology: fixture.modelTopology,
+      trainingConfig: fixture.trainingConfig,
+      weightSpecs: fixture.weightSpecs,
+      weightData: decodeBase64(fixture.weightData).buffer as ArrayBuffer,
+    }));
+  // Loaded while a model of the same names is alive: tfjs names its variables `<name>_<n>`, and
+  // the saved moments and groups (by name) still go to them.
+  const first = await load();
+  const loaded = await load();
+  const names = loaded.getWeights().map((w) => (w as tf.Variable).name);
+  assert.ok(names.every((n) => /_\d+$/.test(n)), names.join());
+  const optimizer = loaded.optimizer as TfOptimizer;
+  assert.ok(optimizer instanceof TfOptimizer);
+  assert.equal(optimizer.iterations, 12);
+  // Ranger (stored as "lookahead(ranger)" by 0.1.0, named "ranger" now): gc, LookAhead, k = 4.
+  assert.equal(config.optimizer, "lookahead(ranger)");
+  assert.equal(optimizer.optimizerName, "ranger");
+  assert.equal(optimizer.settings.loop.gc, true);
+  assert.equal(optimizer.settings.lookahead?.k, 4);
+  assert.equal(optimizer.settings.loop.groups.length, 1);
+  const x = tf.tensor(fixture.x, [16, 6]), y = tf.tensor(fixture.y, [16, 3]);
+  await loaded.fit(x, y, { epochs: 2, batchSize: 4, shuffle: false, verbose: 0 });
+  const got = await weightValues(loaded);
+  got.forEach((w, i) => assert.deepEqual(w, new Float32Array(fixture.expected[i]), `weight ${i}`));
+  // Written again, it is the readable form, with the same groups.
+  const written = optimizer.getConfig();
+  assert.equal(written.version, 2);
+  assert.equal(written.optimizer, "ranger");
+  assert.deepEqual(written.settings.tensors!.map((t) => t.group), [0, 1, 0, 1]);
+  tf.dispose([x, y]);
+  for (const m of [first, loaded]) {
+    m.optimizer.dispose();
+    m.dispose();
+  }
+});
+
+Deno.test("tfjs config: bad configs are refused, saying what is wrong", async () => {
+  await useBackend("cpu");
+  const good = tfOptimizer(adam()).getConfig();
+  const load = (config: unknown) =>
+    TfOptimizer.fromConfig(TfOptimizer, config as tf.serialization.ConfigDict);
+  assert.throws(() => load({ format: "x" }), /Not a config of this library's tfjs optimizer/);
+  assert.throws(() => load({ ...good, settings: 3 }), /settings to be an object, got number/);
+  assert.throws(() => load({ ...good, version: 3 }), /version 3; this version of the library/);
+  assert.throws(
+    () => load({ ...good, optimizer: "adagrad" }),
+    (e: Error) => e instanceof CheckpointError && /unknown optimizer "adagrad"/.test(e.message),
+  );
+  const hyper = { ...good.settings.hyperparameters, betas: [2, 0.9] };
+  assert.throws(
+    () => load({ ...good, settings: { ...good.settings, hyperparameters: hyper } }),
+    (e: Error) =>
+      e instanceof CheckpointError && /RadamTfOptimizer config is invalid/.test(e.message),
+  );
+  const grouped = tfOptimizer(adamw({ groups: [{ match: /b/, weightDecay: 0 }] }));
+  const w = tf.variable(tf.zeros([2]), true, "config_test/b");
+  const g = tf.ones([2]);
+  grouped.applyGradients({ [w.name]: g });
+  const config = grouped.getConfig();
+  assert.deepEqual(config.settings.tensors, [{ name: "config_test/b", group: 1 }]);
+  assert.throws(
+    () => load({ ...config, settings: { ...config.settings, tensors: [{ name: 1 }] } }),
+    /settings.tensors to be an array of \{ name, group \}/,
+  );
+  assert.throws(
+    () => load({ ...config, settings: { ...config.settings, tensors: [{ name: "b", group: 5 }] } }),
+    CheckpointError,
+  );
+  assert.throws(
+    () => tfOptimizer(adam(), { warnOnSkip: 1 as never }),
+    /warnOnSkip must be a boolean/,
+  );
+  tf.dispose([w, g]);
+  grouped.dispose();
+});
+
+Deno.test("tfjs config: getConfig/fromConfig round trip; a stored schedule must be given again", async () => {
+  await useBackend("cpu");
+  const opt = tfOptimizer(
+    radam({ lr: 3e-3, betas: [0.8, 0.99], weightDecay: 0.1, clipGradNorm: 2 }),
+  );
+  const config = opt.getConfig();
+  const back = TfOptimizer.fromConfig(TfOptimizer, config) as TfOptimizer;
+  assert.deepEqual({ ...back.settings }, { ...opt.settings });
+  assert.throws(() => TfOptimizer.fromConfig(TfOptimizer, { format: "x" }), TypeError);
+  const scheduled = tfOptimizer(adam({ lr: (t) => 1e-3 * t }));
+  const restored = TfOptimizer.fromConfig(TfOptimizer, scheduled.getConfig()) as TfOptimizer;
+  const w = tf.variable(tf.tensor([1, 2]), true, "config_test/round_trip/w");
+  const g = tf.ones([2]);
+  assert.throws(() => restored.applyGradients({ [w.name]: g }), /setLearningRate/);
+  assert.deepEqual(w.dataSync(), new Float32Array([1, 2]));
+  restored.setLearningRate((t) => 1e-3 * t);
+  restored.applyGradients({ [w.name]: g });
+  assert.equal(restored.iterations, 1);
+  assert.notDeepEqual(w.dataSync(), new Float32Array([1, 2]));
+  tf.dispose([w, g]);
+  for (const o of [opt, back, scheduled, restored]) o.dispose();
+});

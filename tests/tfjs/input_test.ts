@@ -1,0 +1,143 @@
+/**
+ * The TensorFlow.js adapter refuses bad input on tfjs's cpu and wasm backends: a TypeError or
+ * RangeError naming the variable (wrong shape or dtype, not a tensor, an unknown, frozen or
+ * disposed variable, a disposed gradient, a non-finite one under `nonFinite: "throw"`), and
+ * nothing changes. And an optimizer with 8-bit moments (`states: "8bit"`), which the adapter
+ * does not run yet: a TypeError naming the option.
+ */
+import assert from "node:assert/strict";
+import { adam, radam } from "../../mod.ts";
+import { tfOptimizer } from "../../tfjs.ts";
+import { CPU_BACKENDS, tf, useBackend } from "./helpers.ts";
+
+let unique = 0;
+function name(base: string): string {
+  return `input${unique++}/${base}`;
+}
+
+/** A bad input case: what it is, the gradients, the error it must throw and its message. */
+type BadCase = [string, () => unknown, ErrorConstructor, RegExp];
+
+/**
+ * The bad gradients for variables `wn` ([2, 2]) and `vn` ([2]), `frozen` (not trainable), and
+ * `good` (gradients that are fine).
+ */
+function badCases(
+  wn: string,
+  vn: string,
+  frozen: tf.Variable,
+  good: () => Record<string, tf.Tensor>,
+): BadCase[] {
+  return [
+    [
+      "wrong shape",
+      () => ({ [wn]: tf.ones([4]), [vn]: tf.ones([2]) }),
+      RangeError,
+      /shape \[2, 2\].*got \[4\]/,
+    ],
+    [
+      "wrong dtype",
+      () => ({ [wn]: tf.ones([2, 2], "int32"), [vn]: tf.ones([2]) }),
+      TypeError,
+      /float32, got int32/,
+    ],
+    [
+      "not a tensor",
+      () => ({ [wn]: [1, 2, 3, 4], [vn]: tf.ones([2]) }),
+      TypeError,
+      /tf\.Tensor, got Array/,
+    ],
+    ["unknown variable", () => ({ "no/such": tf.ones([2]) }), TypeError, /"no\/such"/],
+    ["not trainable", () => ({ [frozen.name]: tf.ones([1]) }), TypeError, /not trainable/],
+    [
+      "disposed gradient",
+      () => {
+        const g = good();
+        g[wn].dispose();
+        return g;
+      },
+      TypeError,
+      /gradient of variable .* was disposed/,
+    ],
+    [
+      "non-finite under throw",
+      () => ({
+        [wn]: tf.tensor([1, NaN, 1, 1], [2, 2]),
+        [vn]: tf.ones([2]),
+      }),
+      RangeError,
+      /NaN/,
+    ],
+  ];
+}
+
+for (const backend of CPU_BACKENDS) {
+  Deno.test(`tfjs ${backend}: bad input throws a TypeError/RangeError naming the variable; nothing changes`, async () => {
+    await useBackend(backend);
+    const wn = name("w"), vn = name("v");
+    const w = tf.variable(tf.tensor([1, 2, 3, 4], [2, 2]), true, wn);
+    const v = tf.variable(tf.tensor([5, 6]), true, vn);
+    const frozen = tf.variable(tf.tensor([1]), false, name("frozen"));
+    const optimizer = tfOptimizer(adam({ lr: 0.1, nonFinite: "throw" }));
+    const good = () => ({ [wn]: tf.ones([2, 2]), [vn]: tf.ones([2]) });
+    const g0 = good();
+    optimizer.applyGradients(g0);
+    tf.dispose(Object.values(g0));
+    const snapshot = async () => {
+      const ws = await optimizer.getWeights();
+      const out = [
+        w.dataSync().slice(),
+        v.dataSync().slice(),
+        ...ws.map((x) => x.tensor.dataSync().slice()),
+      ];
+      tf.dispose(ws.map((x) => x.tensor));
+      return out;
+    };
+    const before = await snapshot();
+    const cases = badCases(wn, vn, frozen, good);
+    for (const [what, make, type, message] of cases) {
+      const g = make() as Record<string, tf.Tensor>;
+      assert.throws(() => optimizer.applyGradients(g), (e: Error) => {
+        assert.ok(e instanceof type, `${what}: ${e.constructor.name}: ${e.message}`);
+        assert.match(e.message, message, what);
+        if (
+          what !== "unknown variable" && what !== "not trainable" &&
+          what !== "non-finite under throw"
+        ) {
+          assert.ok(e.message.includes(JSON.stringify(wn)), `${what}: ${e.message}`);
+        }
+        if (what === "non-finite under throw") assert.ok(e.message.includes(wn), e.message);
+        return true;
+      }, what);
+      tf.dispose(Object.values(g).filter((t) => t instanceof tf.Tensor && !t.isDisposed));
+      assert.deepEqual(await snapshot(), before, `${what} changed something`);
+    }
+    // A disposed variable.
+    const gone = tf.variable(tf.tensor([1]), true, name("gone"));
+    const gn = gone.name;
+    gone.dispose();
+    const g = tf.ones([1]);
+    assert.throws(() => optimizer.applyGradients({ [gn]: g }), /registered|disposed/);
+    g.dispose();
+    assert.deepEqual(await snapshot(), before);
+    assert.equal(optimizer.iterations, 1);
+    optimizer.dispose();
+    tf.dispose([w, v, frozen]);
+  });
+}
+
+Deno.test('tfjs: states "8bit" is refused with a TypeError naming the option (32-bit states only, for now)', async () => {
+  await useBackend("cpu");
+  const wn = name("w");
+  const w = tf.variable(tf.ones([64, 64]), true, wn);
+  const optimizer = tfOptimizer(radam({ states: "8bit" }));
+  const g = { [wn]: tf.ones([64, 64]) };
+  assert.throws(
+    () => optimizer.applyGradients(g),
+    (e: Error) =>
+      e instanceof TypeError &&
+      /states: "8bit" is not supported by the TensorFlow.js adapter yet/.test(e.message),
+  );
+  tf.dispose([w, ...Object.values(g)]);
+  optimizer.dispose();
+});

@@ -1,0 +1,133 @@
+/**
+ * Training resumes bit for bit across the ways the TensorFlow.js adapter's state is saved:
+ * model.save with includeOptimizer and loadLayersModel, the library's saveState/loadState on
+ * `optimizer.state`, and `optimizer.loadState(bytes)` (the gc layout included).
+ */
+import assert from "node:assert/strict";
+import {
+  adam,
+  loadState,
+  lookahead,
+  radam,
+  ranger,
+  readParams,
+  saveState,
+  step,
+} from "../../mod.ts";
+import { TfOptimizer, tfOptimizer } from "../../tfjs.ts";
+import {
+  convNet,
+  CPU_BACKENDS,
+  data,
+  denseNet,
+  randoms,
+  saveToMemory,
+  tf,
+  tfl,
+  useBackend,
+  weightValues,
+} from "./helpers.ts";
+
+let unique = 0;
+function name(base: string): string {
+  return `resume${unique++}/${base}`;
+}
+
+Deno.test("tfjs: model.save with includeOptimizer, loadLayersModel, train on: N + M steps bit for bit", async () => {
+  for (const backend of CPU_BACKENDS) {
+    await useBackend(backend);
+    for (
+      const make of [() => ranger({ lr: 1e-2 }), () => lookahead(adam({ lr: 1e-2 }), { k: 4 })]
+    ) {
+      // A conv net on cpu; tfjs-backend-wasm cannot train one (no Conv2DBackpropFilter).
+      const net = backend === "cpu" ? convNet : denseNet;
+      const shape = backend === "cpu" ? [6, 6, 2] : [6];
+      const whole = net(21), first = net(21);
+      whole.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
+      first.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
+      const { x, y } = data(shape, 16, 13);
+      const fit = (epochs: number) => ({
+        epochs,
+        batchSize: 4,
+        shuffle: false,
+        verbose: 0 as const,
+      });
+      await whole.fit(x, y, fit(5)); // 20 steps
+      await first.fit(x, y, fit(3)); // 12 steps, save, load, 8 more
+      const saved = await saveToMemory(first);
+      assert.equal(
+        (saved.trainingConfig!.optimizer_config as { class_name: string }).class_name,
+        TfOptimizer.className,
+      );
+      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
+      assert.ok(loaded.optimizer instanceof TfOptimizer);
+      assert.equal(loaded.optimizer.iterations, 12);
+      await loaded.fit(x, y, fit(2));
+      const a = await weightValues(whole), b = await weightValues(loaded);
+      a.forEach((w, i) => assert.deepEqual(b[i], w, `${backend}: weight ${i}`));
+      // The optimizers' states agree too (by name: the loaded variables may carry a suffix).
+      const wa = await whole.optimizer.getWeights(), wb = await loaded.optimizer.getWeights();
+      assert.deepEqual(wb.map((w) => w.tensor.dataSync()), wa.map((w) => w.tensor.dataSync()));
+      tf.dispose([x, y, ...wa.map((w) => w.tensor), ...wb.map((w) => w.tensor)]);
+      for (const m of [whole, first, loaded]) {
+        m.optimizer.dispose();
+        m.dispose();
+      }
+    }
+  }
+});
+
+Deno.test("tfjs: the library state interoperates with saveState/loadState", async () => {
+  await useBackend("cpu");
+  const w = tf.variable(tf.tensor([1, 2, 3]), true, name("w"));
+  const opt = tfOptimizer(radam({ lr: 0.1 }));
+  const g = tf.tensor([0.1, -0.2, 0.3]);
+  for (let i = 0; i < 3; i++) opt.applyGradients({ [w.name]: g });
+  const bytes = await saveState(opt.state!);
+  let resumed = await loadState(bytes);
+  assert.equal(resumed.step, 3);
+  assert.deepEqual((await readParams(resumed))[w.name], w.dataSync());
+  resumed = step(resumed, { [w.name]: new Float32Array([0.1, -0.2, 0.3]) });
+  opt.applyGradients({ [w.name]: g });
+  assert.deepEqual((await readParams(resumed))[w.name], w.dataSync());
+  tf.dispose([w, g]);
+  opt.dispose();
+});
+
+Deno.test("tfjs: saveState(optimizer.state) → optimizer.loadState(bytes) resumes bit for bit (gc layout included)", async () => {
+  await useBackend("cpu");
+  const shapes = [[5, 3], [3]];
+  const init = shapes.map((s, i) => randoms(s[0] * (s[1] ?? 1), 60 + i));
+  const grads = (t: number) =>
+    shapes.map((s, i) => tf.tensor(randoms(init[i].length, 70 + 10 * t + i), s));
+  const make = (tag: string) =>
+    shapes.map((s, i) => tf.variable(tf.tensor(init[i], s), true, name(`${tag}${i}`)));
+  const run = (opt: TfOptimizer, vars: tf.Variable[], from: number, to: number) => {
+    for (let t = from; t < to; t++) {
+      const g = grads(t);
+      opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, g[i]])));
+      tf.dispose(g);
+    }
+  };
+  const whole = make("whole"), first = make("first");
+  const a = tfOptimizer(ranger({ lr: 1e-2, k: 4 })), b = tfOptimizer(ranger({ lr: 1e-2, k: 4 }));
+  run(a, whole, 0, 12);
+  run(b, first, 0, 6);
+  const bytes = await saveState(b.state!);
+  // Resume under the same variable names (a fresh process would have them), from the bytes.
+  const values = first.map((v) => v.dataSync().slice());
+  tf.dispose(first);
+  b.dispose();
+  const resumed = shapes.map((s, i) => tf.variable(tf.tensor(values[i], s), true, first[i].name));
+  const c = tfOptimizer(ranger({ lr: 1e-2, k: 4 }));
+  await c.loadState(bytes);
+  assert.equal(c.iterations, 6);
+  run(c, resumed, 6, 12);
+  resumed.forEach((v, i) => assert.deepEqual(v.dataSync(), whole[i].dataSync(), `variable ${i}`));
+  const wa = await a.getWeights(), wc = await c.getWeights();
+  assert.deepEqual(wc.map((w) => w.tensor.dataSync()), wa.map((w) => w.tensor.dataSync()));
+  await assert.rejects(() => c.loadState(bytes.subarray(0, 50)), RangeError);
+  tf.dispose([...whole, ...resumed, ...wa.map((w) => w.tensor), ...wc.map((w) => w.tensor)]);
+  a.dispose();
+  c.dispose();
+});

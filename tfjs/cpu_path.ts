@@ -1,0 +1,368 @@
+/**
+ * The adapter on tfjs's CPU backends (`cpu`, `wasm`, and any other but `webgpu`): one state of
+ * this library over the variables of the last step, made from their values, stepped by this
+ * library's wasm kernel (on tfjs-backend-wasm's own heap where it can, see heap_backend.ts; else
+ * in the kernel's own memory, or on worker threads with option `threads`), or by the js backend.
+ *
+ * A state follows TensorFlow.js: when tfjs moves to another backend, or its wasm backend is
+ * disposed, the state moves off tfjs's heap (or onto it), through the kept-aside states, with the
+ * same bits. When the set of variables changes, the state of those left out is kept aside.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { type ArenaLayout, GRADS, hasSection, PARAMS, SLOW } from "../base/arena.ts";
+import type { HostBackend } from "../base/backend.ts";
+import type { Settings } from "../base/settings.ts";
+import { type OptimizerState, planFor, restoreState, stateInternals } from "../core/state.ts";
+import { createJsBackend } from "../cpu/js_backend.ts";
+import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
+import { createWasmBackendSync, wasmSimdSupported } from "../cpu/wasm_backend.ts";
+import { ruleOf } from "../core/origins.ts";
+import { dispose, step } from "../core/operations.ts";
+import { changeError, type GradItem, sameVariables } from "./gradients.ts";
+import { HeapBackend } from "./heap_backend.ts";
+import type { KeptStates } from "./kept.ts";
+import { type Entry, entryOf, fromArena, toArena } from "./layout.ts";
+import { readHost, type TfjsWasmHeap, tfjsWasmHeap } from "./wasm_heap.ts";
+
+/** Worker threads being started for the current state. */
+interface ThreadsPending {
+  done: Promise<void>;
+  backend?: HostBackend;
+  error?: unknown;
+}
+
+/** tfjs's wasm heap, when a state of `total` parameters is to be made on it. */
+function heapCandidate(config: Settings, total: number): TfjsWasmHeap | undefined {
+  if (config.run.backend !== "auto" && config.run.backend !== "wasm") return undefined;
+  if (config.run.threads > 1 && total >= config.run.threadThreshold) return undefined;
+  return wasmSimdSupported() ? tfjsWasmHeap() : undefined;
+}
+
+/** The sections `layout` holds (those of its rule and LookAhead), by index. */
+function heldSections(layout: ArenaLayout): number[] {
+  return layout.sectionOffsets.flatMap((_, s) => hasSection(layout, s) ? [s] : []);
+}
+
+/** The CPU path of one optimizer: its state, when made, and the kept-aside states it shares. */
+export class CpuPath {
+  /** The library state over `#entries`, when made. */
+  #state: OptimizerState<unknown> | undefined;
+  #entries: Entry[] = [];
+  /**
+   * A threaded backend being started for the current state (option `threads`): the state starts
+   * on one thread (workers cannot start inside a synchronous call) and moves to it, bit for bit
+   * the same, at the first step after it is ready.
+   */
+  #threads: ThreadsPending | undefined;
+  /**
+   * Per entry: the data id its variable had when the state last gave it its parameters (or read
+   * them); another id means the variable was assigned since (setWeights).
+   */
+  #assigned: object[] = [];
+  /** The tfjs backend that ran when the state was made. */
+  #builtOn: tf.KernelBackend | undefined;
+  readonly #kept: KeptStates;
+  /** The gradients of this step copied into tensors of their own (reused: empty between steps). */
+  readonly #moved: tf.Tensor[] = [];
+
+  /** A path with no state, keeping state aside in `kept`. */
+  constructor(kept: KeptStates) {
+    this.#kept = kept;
+  }
+
+  /** The library state, when made. */
+  get state(): OptimizerState<unknown> | undefined {
+    return this.#state;
+  }
+
+  /** The variables of the state, in its order. */
+  get entries(): readonly Entry[] {
+    return this.#entries;
+  }
+
+  /** Resolves when the worker threads being started have started (or failed to). */
+  async ready(): Promise<void> {
+    await this.#threads?.done;
+  }
+
+  /**
+   * One step over checked gradients, with the settings `config` (those the state was made with,
+   * unless it was kept aside since). Makes the state first where there is none, where the
+   * variables changed (or refuses under `strict`), or where tfjs moved onto or off its wasm heap.
+   */
+  step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
+    this.#follow(config);
+    if (this.#state === undefined || !sameVariables(this.#entries, items)) {
+      if (config.run.threads > 1) checkThreadSupport(config.run.threads);
+      this.#dropThreads();
+      if (this.#state !== undefined) {
+        if (strict) throw changeError(this.#entries, items);
+        this.keepAll();
+      }
+      this.#build(config, items);
+    }
+    this.#moveToThreads();
+    this.#run(items);
+  }
+
+  /** Moves the whole state into the kept-aside states (then there is none). */
+  keepAll(): void {
+    if (this.#state === undefined) return;
+    this.#kept.keepState(this.#state, this.#entries);
+    dispose(this.#state);
+    this.#dropThreads();
+    this.#state = undefined;
+    this.#entries = [];
+  }
+
+  /** Drops the state without keeping it (workers being started stop). */
+  drop(): void {
+    this.#dropThreads();
+    if (this.#state) dispose(this.#state);
+    this.#state = undefined;
+    this.#entries = [];
+  }
+
+  /** Where tfjs moved onto or off the wasm heap the state is (or is not) on: keeps it aside. */
+  #follow(config: Settings): void {
+    const state = this.#state;
+    if (state === undefined) return;
+    const backend = stateInternals(state).backend;
+    const heap = backend instanceof HeapBackend ? backend : undefined;
+    if (heap !== undefined && !heap.usable()) {
+      if (heap.lost) {
+        // (Kept-aside state of frozen variables is on the JS heap, and stays.)
+        const internals = stateInternals(state);
+        this.#kept.steps = internals.steps;
+        this.#kept.skipped = internals.skipped;
+        this.drop();
+        throw new TypeError(
+          "The TensorFlow.js wasm backend that held this optimizer's state was disposed, and the state with it (moments, slow weights); the next step starts them afresh from the variables",
+        );
+      }
+      // TensorFlow.js now runs on another backend: the state moves off tfjs's heap.
+      this.keepAll();
+    } else if (
+      heap === undefined && this.#builtOn !== tf.backend() &&
+      heapCandidate(config, backend.layout.total) !== undefined
+    ) {
+      // Made while tfjs ran another backend, and tfjs now runs on wasm: onto its heap.
+      this.keepAll();
+    }
+  }
+
+  /** Makes the state over `items`, from kept state where there is one (else fresh). */
+  #build(config: Settings, items: readonly GradItem[]): void {
+    const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.loop.gc));
+    const layout = planFor(config, entries.map((e) => e.name), entries.map((e) => e.size));
+    const backend = this.#backend(config, layout, entries, items);
+    const kept = this.#kept.fitting(entries, config.loop.gc);
+    const params: Record<string, Float32Array> = {};
+    entries.forEach((e, i) => {
+      const data = new Float32Array(e.size);
+      toArena(e, readHost(items[i].variable), data);
+      params[e.name] = data;
+    });
+    backend.writeSection(PARAMS, params);
+    for (const s of heldSections(layout)) {
+      if (s === PARAMS || s === GRADS) continue;
+      const data: Record<string, Float32Array> = {};
+      for (const e of entries) {
+        data[e.name] = kept.get(e.name)?.sections[s] ??
+          (s === SLOW ? params[e.name] : new Float32Array(e.size));
+      }
+      backend.writeSection(s, data);
+    }
+    this.#state = restoreState(config, backend, {
+      steps: this.#kept.steps,
+      skipped: this.#kept.skipped,
+      shapes: entries.map((e) => e.arenaShape),
+    });
+    this.#kept.forget(entries);
+    this.#entries = entries;
+    this.#assigned = items.map((i) => i.variable.dataId);
+    this.#builtOn = tf.backend();
+    if (
+      backend.name === "wasm" && config.run.threads > 1 &&
+      layout.total >= config.run.threadThreshold
+    ) {
+      this.#startThreads(layout, config.run.threads);
+    }
+  }
+
+  /** Starts the worker threads the state moves to once they are ready. */
+  #startThreads(layout: ArenaLayout, threads: number): void {
+    const pending: ThreadsPending = { done: Promise.resolve() };
+    pending.done = createThreadedWasmBackend(layout, threads).then(
+      (b) => {
+        if (this.#threads === pending) pending.backend = b;
+        else b.dispose?.();
+      },
+      (error) => {
+        if (this.#threads === pending) pending.error = error;
+      },
+    );
+    this.#threads = pending;
+  }
+
+  /** At a step: moves the state to its started threads (same layout, same bits). */
+  #moveToThreads(): void {
+    const pending = this.#threads;
+    if (pending === undefined) return;
+    if (pending.error !== undefined) {
+      this.#threads = undefined;
+      throw pending.error;
+    }
+    const target = pending.backend;
+    if (target === undefined) return;
+    this.#threads = undefined;
+    const internals = stateInternals(this.#state!);
+    const source = internals.backend as HostBackend;
+    for (const s of heldSections(source.layout)) {
+      if (s !== GRADS) target.writeSection(s, source.viewSection(s));
+    }
+    dispose(this.#state!);
+    this.#state = restoreState(internals.config, target, {
+      steps: internals.steps,
+      skipped: internals.skipped,
+      shapes: internals.shapes,
+    });
+  }
+
+  /** The backend a new state of `layout` runs on. */
+  #backend(
+    config: Settings,
+    layout: ArenaLayout,
+    entries: readonly Entry[],
+    items: readonly GradItem[],
+  ): HostBackend {
+    const choice = config.run.backend;
+    if (choice === "js" || (choice === "auto" && !wasmSimdSupported())) {
+      return createJsBackend(layout, ruleOf(config));
+    }
+    if (choice === "webgpu" && tf.getBackend() !== "webgpu") {
+      throw new TypeError(
+        `The optimizer's backend is "webgpu" but TensorFlow.js runs on ${
+          JSON.stringify(tf.getBackend())
+        }; use tf.setBackend("webgpu"), or backend "auto"`,
+      );
+    }
+    // On tfjs-backend-wasm, one thread: the state on tfjs's own heap, the parameters updated in
+    // their variables' data (heap_backend.ts). With threads, the kernel's own (shared) memory.
+    const heap = heapCandidate(config, layout.total);
+    if (heap !== undefined) {
+      const external = entries.map((e) => !e.transposed);
+      const { clipGradNorm, nonFinite } = config.loop;
+      const copies = clipGradNorm !== undefined || nonFinite === "propagate";
+      const backend = HeapBackend.create(heap, layout, external, items, copies);
+      if (backend !== undefined) return backend;
+    }
+    return createWasmBackendSync(layout);
+  }
+
+  /** The current state's backend when it is on tfjs's wasm heap. */
+  #heapBackend(): HeapBackend | undefined {
+    if (this.#state === undefined) return undefined;
+    const backend = stateInternals(this.#state).backend;
+    return backend instanceof HeapBackend ? backend : undefined;
+  }
+
+  /** One step on the state: gradients in, the kernel, parameters out. */
+  #run(items: readonly GradItem[]): void {
+    const heap = this.#heapBackend();
+    heap?.attach(items);
+    this.#readAssigned(items, heap);
+    const state = this.#state!;
+    const skipped = state.skippedSteps;
+    const moved = this.#moved;
+    try {
+      this.#state = step(state as OptimizerState, this.#gradients(items, heap, moved));
+    } finally {
+      if (moved.length > 0) {
+        tf.dispose(moved);
+        moved.length = 0;
+      }
+    }
+    if (this.#state.skippedSteps === skipped) this.#writeBack(items, heap);
+  }
+
+  /**
+   * A variable assigned since the last step (model.setWeights, loading weights) is stepped from
+   * its new value, as tfjs's own optimizers do (on tfjs's heap the step reads it anyway).
+   */
+  #readAssigned(items: readonly GradItem[], heap: HeapBackend | undefined): void {
+    const entries = this.#entries;
+    let params: Readonly<Record<string, Float32Array>> | undefined;
+    for (let i = 0; i < items.length; i++) {
+      const variable = items[i].variable;
+      if (variable.dataId === this.#assigned[i] || heap?.external(i)) continue;
+      params ??= this.#state!.params as Readonly<Record<string, Float32Array>>;
+      toArena(entries[i], readHost(variable), params[entries[i].name]);
+      this.#assigned[i] = variable.dataId;
+    }
+  }
+
+  /**
+   * The gradients for the step. Those in the tfjs layout go straight to it: on tfjs's heap it
+   * reads them where they are, elsewhere it copies them into its slots with the non-finite check
+   * fused; a kernel held transposed goes through its slot. On the heap, a gradient the step
+   * cannot read where it is (made on another tfjs backend, or another variable's data) is first
+   * copied into a tensor of its own (pushed to `moved`, for the caller to dispose; before any
+   * view is taken: that may grow tfjs's memory).
+   */
+  #gradients(
+    items: readonly GradItem[],
+    heap: HeapBackend | undefined,
+    moved: tf.Tensor[],
+  ): Record<string, Float32Array> {
+    const entries = this.#entries;
+    const tensors = items.map((item) => item.tensor);
+    let values = tensors.map(readHost);
+    if (heap !== undefined) {
+      for (let i = 0; i < tensors.length; i++) {
+        if (entries[i].transposed || heap.readsInPlace(i, values[i])) continue;
+        tensors[i] = tf.tensor(values[i].slice(), tensors[i].shape, "float32");
+        moved.push(tensors[i]);
+      }
+      if (moved.length > 0) values = tensors.map(readHost);
+    }
+    const slots = this.#state!.grads as Readonly<Record<string, Float32Array>>;
+    const given: Record<string, Float32Array> = {};
+    for (let i = 0; i < items.length; i++) {
+      const e = entries[i];
+      if (e.transposed) toArena(e, values[i], slots[e.name]);
+      given[e.name] = e.transposed ? slots[e.name] : values[i];
+    }
+    return given;
+  }
+
+  /**
+   * After a step taken: parameters on tfjs's heap were updated in their variables' data. The
+   * others get new data by assign, as tfjs's own optimizers give it (the wasm backend copies a
+   * tensor's values into its heap at once; others may keep the array).
+   */
+  #writeBack(items: readonly GradItem[], heap: HeapBackend | undefined): void {
+    const entries = this.#entries;
+    const wasm = tf.getBackend() === "wasm";
+    let stepped: Readonly<Record<string, Float32Array>> | undefined;
+    for (let i = 0; i < items.length; i++) {
+      if (heap?.external(i)) continue;
+      const e = entries[i];
+      stepped ??= this.#state!.params as Readonly<Record<string, Float32Array>>;
+      const view = stepped[e.name];
+      const values = e.transposed ? fromArena(e, view) : wasm ? view : view.slice();
+      const t = tf.tensor(values, e.shape as number[], "float32");
+      items[i].variable.assign(t);
+      this.#assigned[i] = items[i].variable.dataId;
+      t.dispose();
+    }
+  }
+
+  /** Stops workers being started for a state that is going away. */
+  #dropThreads(): void {
+    this.#threads?.backend?.dispose?.();
+    this.#threads = undefined;
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The options of the TensorFlow.js adapter, and the checks of what `tfOptimizer` is given.
+ *
+ * @module
+ */
+import type { Settings } from "../base/settings.ts";
+import { describe } from "./layout.ts";
+
+/**
+ * Options of {@linkcode tfOptimizer}.
+ *
+ * @example Refuse any change of the trained variables; no warning at a skipped step
+ * ```ts
+ * import { radam } from "../mod.ts";
+ * import { tfOptimizer, type TfOptimizerOptions } from "../tfjs.ts";
+ *
+ * const options: TfOptimizerOptions = { strict: true, warnOnSkip: false };
+ * const optimizer = tfOptimizer(radam(), options);
+ * ```
+ */
+export interface TfOptimizerOptions {
+  /**
+   * What a call of `applyGradients` with another set of variables than the last does. `false`
+   * (default): the variables still there keep their state, new ones start fresh (zero moments,
+   * slow weights = their value) at the optimizer's step count, and the state of those left out
+   * (frozen layers) is kept aside, unchanged, until they come back. `true`: a RangeError naming
+   * the first variable that differs, and nothing changes.
+   */
+  strict?: boolean;
+  /**
+   * Whether the first step skipped for a non-finite gradient (option `nonFinite: "skip"`, the
+   * default) prints a warning with `console.warn`, once per optimizer. Default `true`.
+   */
+  warnOnSkip?: boolean;
+}
+
+/** The adapter's options with their defaults (what its config stores). */
+export type AdapterOptions = Readonly<Required<TfOptimizerOptions>>;
+
+/** The optimizer value the adapter wraps: anything with the library's resolved settings. */
+export interface SettingsHolder {
+  /** The resolved settings, as on every optimizer of this library. */
+  readonly settings: Readonly<Settings>;
+}
+
+/** Checks the arguments of the constructor; returns the options with their defaults. */
+export function checkArguments(
+  optimizer: SettingsHolder,
+  options: TfOptimizerOptions,
+): AdapterOptions {
+  if (
+    typeof optimizer !== "object" || optimizer === null ||
+    typeof optimizer.settings !== "object" || optimizer.settings === null
+  ) {
+    throw new TypeError(
+      `tfOptimizer() expects an optimizer made by this library, e.g. radam(), got ${
+        describe(optimizer)
+      }`,
+    );
+  }
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Options of tfOptimizer must be an object, got ${describe(options)}`);
+  }
+  for (const key of ["strict", "warnOnSkip"] as const) {
+    if (options[key] !== undefined && typeof options[key] !== "boolean") {
+      throw new TypeError(`Option ${key} must be a boolean, got ${typeof options[key]}`);
+    }
+  }
+  return { strict: options.strict ?? false, warnOnSkip: options.warnOnSkip ?? true };
+}
