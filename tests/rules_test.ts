@@ -26,10 +26,21 @@ import { FORMATS, optimizerOf, RULE_TABLE } from "./rule_table.ts";
 
 const CPU = ["wasm", "js"] as const;
 
-for (const row of RULE_TABLE) for (const states of FORMATS) suite(row, states);
+type Row = (typeof RULE_TABLE)[number];
+type Format = (typeof FORMATS)[number];
 
-function suite(row: (typeof RULE_TABLE)[number], states: (typeof FORMATS)[number]): void {
-  const name = `${row.rule} (${states})`;
+for (const row of RULE_TABLE) {
+  for (const states of FORMATS) {
+    const name = `${row.rule} (${states})`;
+    stepSuite(row, states, name);
+    checkpointSuite(row, states, name);
+    checkpointContents(row, states, name);
+    stateSuite(row, states, name);
+  }
+}
+
+/** Each step against the reference, and the backends and threads against each other. */
+function stepSuite(row: Row, states: Format, name: string): void {
   for (const backend of CPU) {
     Deno.test(`${name}, ${backend}: every step matches the float64 reference on random cases`, async () => {
       await fc.assert(
@@ -84,7 +95,10 @@ function suite(row: (typeof RULE_TABLE)[number], states: (typeof FORMATS)[number
       { numRuns: 40 },
     );
   });
+}
 
+/** Checkpoints: a resume on any CPU backend, and what a checkpoint holds. */
+function checkpointSuite(row: Row, states: Format, name: string): void {
   Deno.test(`${name}: N steps, save, load (any CPU backend, threads), M steps is N + M steps`, async () => {
     let resumedRuns = 0;
     const targets = [["js", 1], ["wasm", 1], ["wasm", 2]] as const;
@@ -130,7 +144,10 @@ function suite(row: (typeof RULE_TABLE)[number], states: (typeof FORMATS)[number
     );
     assert.ok(resumedRuns >= 50, `only ${resumedRuns} of 100 cases could be saved`);
   });
+}
 
+/** What a checkpoint holds: its tensors (codes and scales with 8-bit moments) and metadata. */
+function checkpointContents(row: Row, states: Format, name: string): void {
   /** The first optimizer with its defaults, and the row's example. */
   const named = [{ optimizer: Object.keys(row.optimizers)[0], options: {} }, row.example];
 
@@ -179,6 +196,12 @@ function suite(row: (typeof RULE_TABLE)[number], states: (typeof FORMATS)[number
       assert.equal(lookahead(optimizerOf(row, c, "auto")).name, `lookahead(${c.optimizer})`);
     }
   });
+}
+
+/** The arena a state takes, bad options, hand-computed values. */
+function stateSuite(row: Row, states: Format, name: string): void {
+  /** The first optimizer with its defaults, and the row's example. */
+  const named = [{ optimizer: Object.keys(row.optimizers)[0], options: {} }, row.example];
 
   Deno.test(`${name}: the arena holds params, grads, the rule's moments (and slow weights)`, async () => {
     for (const c of named) {

@@ -12,11 +12,11 @@ import { type DemoFlags, HELP, parseFlags, UsageError } from "./flags.ts";
 import { renderFigure } from "./figure_svg.ts";
 import { type DigitSplit, loadMnistSplit, selectDigits } from "./mnist_data.ts";
 import { DEMO_SHAPE } from "./mlp.ts";
-import { optimizerById, OPTIMIZERS, variantId } from "./optimizer_table.ts";
+import { optimizerById, type OptimizerEntry, OPTIMIZERS, variantId } from "./optimizer_table.ts";
 import { progressBar } from "./progress_bar.ts";
 import { aggregate, formatComparison, resultsTable, verdict } from "./summary.ts";
 import { runSweep, type SweepPlan } from "./sweep.ts";
-import { plannedSteps } from "./train.ts";
+import { plannedSteps, type RunResult } from "./train.ts";
 import { radam } from "../../mod.ts";
 
 /** Curve points per run, at most: keeps the figure light. */
@@ -140,6 +140,26 @@ async function main(): Promise<void> {
   bar.finish();
   const seconds = (performance.now() - started) / 1000;
 
+  await report({ flags, plan, optimizers, setup, steps, seconds, results });
+}
+
+/** What a sweep gives to its report. */
+interface Sweep {
+  readonly flags: DemoFlags;
+  readonly plan: SweepPlan;
+  readonly optimizers: OptimizerEntry[];
+  readonly setup: string;
+  readonly steps: number;
+  readonly seconds: number;
+  readonly results: RunResult[];
+}
+
+/**
+ * Prints the tables (and, with several formats, their comparison) and writes the figure, the
+ * Markdown and the JSON.
+ */
+async function report(sweep: Sweep): Promise<void> {
+  const { flags, plan, optimizers, setup, steps, seconds, results } = sweep;
   const cells = aggregate(results);
   const table = resultsTable(cells, optimizers, plan.lrs);
   const sentences = verdict(cells, optimizers, plan.lrs);
