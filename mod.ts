@@ -60,6 +60,7 @@ export {
   MAX_THREADS,
   type NonFinitePolicy,
   type ParamGroup,
+  type StatesFormat,
 } from "./base/options.ts";
 export type { CommonHyperparameters, Settings } from "./base/settings.ts";
 

@@ -13,6 +13,9 @@
 // The weight-decay term is skipped, not multiplied by zero, when there is none, so that a
 // non-finite parameter never leaks into the moments (PyTorch skips it too). Each combination of
 // (coupled decay, mode) gets its own loop, specialised at compile time.
+//
+// With 8-bit moments (adamCompactRange, at the end), the same element math runs on moments
+// decoded from their codes, block by block.
 
 import {
   ADAM_BETA1,
@@ -30,6 +33,22 @@ import {
   HEADER_SYNC,
 } from "./layout.generated";
 import { finishScalar, finishVector } from "./lookahead";
+import {
+  ABS_BITS,
+  BLOCK,
+  finishSigned,
+  finishUnsigned,
+  highWords,
+  lowWords,
+  q8Ready,
+  SIGN_HIGH,
+  SIGNED_HIGH,
+  SIGNED_ROUNDING,
+  signedHalves,
+  UNSIGNED_HIGH,
+  UNSIGNED_ROUNDING,
+  unsignedHalves,
+} from "./q8";
 
 /** `mode` value: adaptive (rectified RAdam, or Adam) update of the parameters. */
 const MODE_ADAPTIVE: i32 = 0;
@@ -171,24 +190,144 @@ function vector(
   al: v128, gm: v128, coupled: bool, mode: i32, nesterov: bool, sync: bool, unitScale: bool,
 ): void {
   const p = v128.load(params);
-  // unitScale: gs and pd are 1 (the products are exact, so skipping them changes no bit).
-  let g = unitScale ? v128.load(grads) : f32x4.mul(gs, v128.load(grads));
-  if (coupled) g = f32x4.add(g, f32x4.mul(wd, p));
+  const g = gradient(p, v128.load(grads), gs, wd, coupled, unitScale);
   const mNew = f32x4.add(f32x4.mul(b1, v128.load(m)), f32x4.mul(c1, g));
-  const vNew = f32x4.add(
-    f32x4.mul(b2, v128.load(v)),
-    f32x4.mul(c2, f32x4.mul(g, g)),
-  );
+  const vNew = f32x4.add(f32x4.mul(b2, v128.load(v)), f32x4.mul(c2, f32x4.mul(g, g)));
   v128.store(m, mNew);
   v128.store(v, vNew);
+  finishVector(params, slow, update(p, g, mNew, vNew, pd, ss, ep, gm, mode, nesterov, unitScale), al, sync);
+}
+
+/** The gradient of a vector: scaled (unless `unitScale`), plus the coupled decay. */
+// @ts-ignore: decorator
+@inline
+function gradient(p: v128, grad: v128, gs: v128, wd: v128, coupled: bool, unitScale: bool): v128 {
+  // unitScale: gs is 1 (the product is exact, so skipping it changes no bit).
+  let g = unitScale ? grad : f32x4.mul(gs, grad);
+  if (coupled) g = f32x4.add(g, f32x4.mul(wd, p));
+  return g;
+}
+
+/** The new parameters of a vector, from its new moments (before LookAhead's sync). */
+// @ts-ignore: decorator
+@inline
+function update(
+  p: v128, g: v128, mNew: v128, vNew: v128, pd: v128, ss: v128, ep: v128, gm: v128,
+  mode: i32, nesterov: bool, unitScale: bool,
+): v128 {
   // Nesterov (optax): the update uses m + gradMix * g in place of m.
   const num = nesterov ? f32x4.add(mNew, f32x4.mul(gm, g)) : mNew;
-  let pNew = p;
+  // unitScale: pd is 1.
+  const decayed = unitScale ? p : f32x4.mul(p, pd);
   if (mode == MODE_ADAPTIVE) {
-    const q = f32x4.div(num, f32x4.add(f32x4.sqrt(vNew), ep));
-    pNew = f32x4.sub(unitScale ? p : f32x4.mul(p, pd), f32x4.mul(ss, q));
+    return f32x4.sub(decayed, f32x4.mul(ss, f32x4.div(num, f32x4.add(f32x4.sqrt(vNew), ep))));
   } else if (mode == MODE_MOMENTUM) {
-    pNew = f32x4.sub(unitScale ? p : f32x4.mul(p, pd), f32x4.mul(ss, num));
+    return f32x4.sub(decayed, f32x4.mul(ss, num));
   }
-  finishVector(params, slow, pNew, al, sync);
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8-bit moments (docs/SPEC.md "Compact states", assembly/q8.ts): `m` signed codes, `v` unsigned.
+
+/**
+ * `blocks` blocks of 256 elements whose moments are codes (`mCodes`, `vCodes`: one byte an
+ * element; `mScales`, `vScales`: one f32 a block), with the scalar block at `block` and 2 KiB of
+ * scratch at `scratch`: per block, the moments decoded, the element math of `adamRange`, the new
+ * moments kept in the scratch with their largest magnitudes, then encoded. Bit for bit the
+ * TypeScript backend's step of decoded blocks (cpu/js_backend.ts).
+ */
+export function adamCompactRange(
+  params: usize, grads: usize, mCodes: usize, mScales: usize, vCodes: usize, vScales: usize,
+  slow: usize, blocks: i32, block: usize, scratch: usize,
+): void {
+  q8Ready();
+  const coupledDecay = load<f32>(block + ADAM_COUPLED_DECAY);
+  const paramDecay = load<f32>(block + ADAM_PARAM_DECAY);
+  const mode = load<i32>(block + ADAM_MODE);
+  const plain = coupledDecay == 0 && load<f32>(block + ADAM_GRAD_MIX) == 0 &&
+    load<u32>(block + HEADER_SYNC) == 0;
+  const unit = load<f32>(block + HEADER_GRAD_SCALE) == 1 && paramDecay == 1;
+  // The common steps have loops of their own; the rest one loop with every feature.
+  if (plain && unit && mode == MODE_ADAPTIVE) {
+    compactLoop(params, grads, mCodes, mScales, vCodes, vScales, slow, blocks, block, scratch, false, MODE_ADAPTIVE, false, false, true);
+  } else if (plain && unit && mode == MODE_MOMENTUM) {
+    compactLoop(params, grads, mCodes, mScales, vCodes, vScales, slow, blocks, block, scratch, false, MODE_MOMENTUM, false, false, true);
+  } else if (plain && mode == MODE_ADAPTIVE) {
+    compactLoop(params, grads, mCodes, mScales, vCodes, vScales, slow, blocks, block, scratch, false, MODE_ADAPTIVE, false, false, false);
+  } else {
+    compactLoop(params, grads, mCodes, mScales, vCodes, vScales, slow, blocks, block, scratch, coupledDecay != 0, mode, true, true, false);
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function compactLoop(
+  params: usize, grads: usize, mCodes: usize, mScales: usize, vCodes: usize, vScales: usize,
+  slow: usize, blocks: i32, block: usize, scratch: usize,
+  coupled: bool, mode: i32, mayNesterov: bool, maySync: bool, unitScale: bool,
+): void {
+  const gs = f32x4.splat(load<f32>(block + HEADER_GRAD_SCALE));
+  const wd = f32x4.splat(load<f32>(block + ADAM_COUPLED_DECAY));
+  const b1 = f32x4.splat(load<f32>(block + ADAM_BETA1));
+  const c1 = f32x4.splat(load<f32>(block + ADAM_ONE_MINUS_BETA1));
+  const b2 = f32x4.splat(load<f32>(block + ADAM_BETA2));
+  const c2 = f32x4.splat(load<f32>(block + ADAM_ONE_MINUS_BETA2));
+  const pd = f32x4.splat(load<f32>(block + ADAM_PARAM_DECAY));
+  const ss = f32x4.splat(load<f32>(block + ADAM_STEP_SIZE));
+  const ep = f32x4.splat(load<f32>(block + ADAM_EPS));
+  const al = f32x4.splat(load<f32>(block + HEADER_ALPHA));
+  const gradMix = load<f32>(block + ADAM_GRAD_MIX);
+  const gm = f32x4.splat(gradMix);
+  const nesterov = mayNesterov && gradMix != 0;
+  const sync = maySync && load<u32>(block + HEADER_SYNC) != 0;
+  const signedHigh = i16x8.splat(<i16> SIGNED_HIGH);
+  const unsignedHigh = i16x8.splat(<i16> UNSIGNED_HIGH);
+  const signHigh = i16x8.splat(<i16> SIGN_HIGH);
+  const abs = i32x4.splat(ABS_BITS);
+  const signedRound = i32x4.splat(SIGNED_ROUNDING);
+  const unsignedRound = i32x4.splat(UNSIGNED_ROUNDING);
+  const mNext = scratch;
+  const vNext = scratch + (<usize> BLOCK << 2);
+  for (let b = 0; b < blocks; b++) {
+    const e = <usize> b * <usize> BLOCK;
+    const p = params + (e << 2), g = grads + (e << 2), s = slow + (e << 2);
+    const mc = mCodes + e, vc = vCodes + e;
+    const ms = mScales + (<usize> b << 2), vs = vScales + (<usize> b << 2);
+    const sm = f32x4.splat(load<f32>(ms));
+    const sv = f32x4.splat(load<f32>(vs));
+    let mTop = i32x4.splat(0);
+    let vTop = i32x4.splat(0);
+    for (let i: usize = 0; i < <usize> BLOCK; i += 8) {
+      const mh = signedHalves(v128.load8x8_s(mc + i), signedHigh, signHigh);
+      const vh = unsignedHalves(v128.load8x8_u(vc + i), unsignedHigh);
+      const o = i << 2;
+      // lanes 0–3, then 4–7
+      let m = f32x4.mul(lowWords(mh), sm);
+      let v = f32x4.mul(lowWords(vh), sv);
+      let p0 = v128.load(p + o);
+      let gv = gradient(p0, v128.load(g + o), gs, wd, coupled, unitScale);
+      let mNew = f32x4.add(f32x4.mul(b1, m), f32x4.mul(c1, gv));
+      let vNew = f32x4.add(f32x4.mul(b2, v), f32x4.mul(c2, f32x4.mul(gv, gv)));
+      v128.store(mNext + o, mNew);
+      v128.store(vNext + o, vNew);
+      // (the bits shifted left: the magnitude's, without a mask held in a register)
+      mTop = i32x4.max_u(mTop, i32x4.shl(mNew, 1));
+      vTop = i32x4.max_u(vTop, vNew); // v ≥ 0: its bits are its magnitude's (a NaN's: above all)
+      finishVector(p + o, s + o, update(p0, gv, mNew, vNew, pd, ss, ep, gm, mode, nesterov, unitScale), al, sync);
+      m = f32x4.mul(highWords(mh), sm);
+      v = f32x4.mul(highWords(vh), sv);
+      p0 = v128.load(p + o, 16);
+      gv = gradient(p0, v128.load(g + o, 16), gs, wd, coupled, unitScale);
+      mNew = f32x4.add(f32x4.mul(b1, m), f32x4.mul(c1, gv));
+      vNew = f32x4.add(f32x4.mul(b2, v), f32x4.mul(c2, f32x4.mul(gv, gv)));
+      v128.store(mNext + o, mNew, 16);
+      v128.store(vNext + o, vNew, 16);
+      mTop = i32x4.max_u(mTop, i32x4.shl(mNew, 1));
+      vTop = i32x4.max_u(vTop, vNew);
+      finishVector(p + o + 16, s + o + 16, update(p0, gv, mNew, vNew, pd, ss, ep, gm, mode, nesterov, unitScale), al, sync);
+    }
+    finishSigned(mNext, mc, ms, i32x4.shr_u(mTop, 1), abs, signedRound);
+    finishUnsigned(vNext, vc, vs, vTop, unsignedRound);
+  }
 }

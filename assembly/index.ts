@@ -10,22 +10,29 @@
 // fused multiply-add, so that both produce bit-identical results.
 
 import {
+  ARENA_COMPACT_START,
   ARENA_G,
   ARENA_M,
+  ARENA_M_CODES,
+  ARENA_M_SCALES,
   ARENA_P,
   ARENA_SEGMENT_COUNT,
   ARENA_SLOW,
   ARENA_TABLE,
   ARENA_V,
+  ARENA_V_CODES,
+  ARENA_V_SCALES,
   BLOCK_BYTES,
   HEADER_RULE,
   SEGMENT_END,
   SEGMENT_GROUP,
+  SEGMENT_PADDED,
   SEGMENT_ROW_BYTES,
   SEGMENT_START,
   SUM_BLOCK,
 } from "./layout.generated";
-import { ruleRange } from "./rules.generated";
+import { ruleCompactRange, ruleRange } from "./rules.generated";
+import { BLOCK } from "./q8";
 
 /** First byte after the module's static data: where the host may place its arena. */
 export function heapBase(): usize {
@@ -38,13 +45,16 @@ export function heapBase(): usize {
  * segment table, base/arena.ts ARENA_DESCRIPTOR), with the scalar blocks at `scalars` (block 0 the
  * optimizer's own, block g parameter group g's). The single-threaded host passes the whole range
  * `[0, n)`, the threaded one (cpu/threaded_wasm_backend.ts) one slice per thread. Every
- * element's result depends on that element only, so any split gives the same bits.
+ * element's result depends on that element only (with 8-bit moments: on its block only, and the
+ * slices cut at block boundaries), so any split gives the same bits.
  *
  * Without parameter groups the range is stepped with block 0; with them, each run of the
  * segment table (rows of start, end, group), clipped to `[start, end)`, with its group's block,
- * all in this call.
+ * all in this call. A row with `padded` set is a tensor with 8-bit moments (base/arena_compact.ts):
+ * its blocks are stepped by the rule's compact loop, with the 2 KiB of this thread's `scratch`,
+ * and its padding's parameters set back to 0 after its last block.
  */
-export function step(arena: usize, scalars: usize, start: i32, end: i32): void {
+export function step(arena: usize, scalars: usize, start: i32, end: i32, scratch: usize): void {
   const count = load<i32>(arena + ARENA_SEGMENT_COUNT);
   if (count == 0) {
     stepRun(arena, scalars, start, end);
@@ -53,10 +63,44 @@ export function step(arena: usize, scalars: usize, start: i32, end: i32): void {
   const table = <usize> load<u32>(arena + ARENA_TABLE);
   for (let k = 0; k < count; k++) {
     const row = table + <usize> k * SEGMENT_ROW_BYTES;
+    const block = scalars + <usize> load<u32>(row + SEGMENT_GROUP) * BLOCK_BYTES;
+    const padded = load<i32>(row + SEGMENT_PADDED);
     const lo = max(load<i32>(row + SEGMENT_START), start);
-    const hi = min(load<i32>(row + SEGMENT_END), end);
+    const hi = min(padded != 0 ? padded : load<i32>(row + SEGMENT_END), end);
     if (lo >= hi) continue;
-    stepRun(arena, scalars + <usize> load<u32>(row + SEGMENT_GROUP) * BLOCK_BYTES, lo, hi);
+    if (padded == 0) stepRun(arena, block, lo, hi);
+    else stepCompact(arena, block, lo, hi, scratch, hi == padded ? load<i32>(row + SEGMENT_END) : hi);
+  }
+}
+
+/**
+ * Blocks `[lo, hi)` (multiples of BLOCK) of a compact tensor with the block at `block`, then
+ * the parameters (and slow weights) of `[realEnd, hi)`, the padding, set to 0: a step may have
+ * made them non-finite (0 / 0 with eps 0), which LookAhead or a coupled decay would carry into
+ * the block's moments at the next step.
+ */
+function stepCompact(arena: usize, block: usize, lo: i32, hi: i32, scratch: usize, realEnd: i32): void {
+  const o = <usize> lo << 2;
+  const c = <usize> (lo - load<i32>(arena + ARENA_COMPACT_START));
+  const s = (c / <usize> BLOCK) << 2;
+  const p = <usize> load<u32>(arena + ARENA_P);
+  const slow = <usize> load<u32>(arena + ARENA_SLOW);
+  ruleCompactRange(
+    load<u32>(block + HEADER_RULE),
+    p + o,
+    <usize> load<u32>(arena + ARENA_G) + o,
+    <usize> load<u32>(arena + ARENA_M_CODES) + c,
+    <usize> load<u32>(arena + ARENA_M_SCALES) + s,
+    <usize> load<u32>(arena + ARENA_V_CODES) + c,
+    <usize> load<u32>(arena + ARENA_V_SCALES) + s,
+    slow + o,
+    (hi - lo) / BLOCK,
+    block,
+    scratch,
+  );
+  for (let i = realEnd; i < hi; i++) {
+    store<f32>(p + (<usize> i << 2), 0);
+    store<f32>(slow + (<usize> i << 2), 0);
   }
 }
 

@@ -9,12 +9,17 @@ export const ARENA_V: usize = 12;
 export const ARENA_SLOW: usize = 16;
 export const ARENA_TABLE: usize = 20;
 export const ARENA_SEGMENT_COUNT: usize = 24;
+export const ARENA_COMPACT_START: usize = 28;
+export const ARENA_M_CODES: usize = 32;
+export const ARENA_V_CODES: usize = 36;
+export const ARENA_M_SCALES: usize = 40;
+export const ARENA_V_SCALES: usize = 44;
 
 // A row of the segment table (base/arena.ts SEGMENT_ROW): u32 words.
 export const SEGMENT_START: usize = 0;
 export const SEGMENT_END: usize = 4;
 export const SEGMENT_GROUP: usize = 8;
-export const SEGMENT_PAD0: usize = 12;
+export const SEGMENT_PADDED: usize = 12;
 export const SEGMENT_PAD1: usize = 16;
 export const SEGMENT_PAD2: usize = 20;
 export const SEGMENT_PAD3: usize = 24;

@@ -11,6 +11,11 @@
  * Within a section the tensors lie back to back in the order of their names; a tensor's
  * elements sit at the same offset in every section.
  *
+ * With 8-bit states (`states: "8bit"`, base/arena_compact.ts) the moments of the tensors of 4096
+ * elements or more are held as codes and scales, in sections of their own
+ * ({@linkcode EXP_AVG_CODES} …): the tensors with f32 moments come first, then the compact ones,
+ * each at a multiple of 256 elements.
+ *
  * The gaps keep the streams of the step (one per section) from sharing their address bits: were
  * the sections exactly `4 × total` bytes apart, at power-of-two totals every stream would map
  * onto the same cache sets and the same 4 KiB offsets (issue #15: 10× slower on an AMD EPYC at
@@ -18,6 +23,7 @@
  *
  * @module
  */
+import type { StatesFormat } from "./options.ts";
 import { wgslStruct, wordsOf, type WordTable } from "./words.ts";
 
 /** Section index of the parameters. */
@@ -34,6 +40,28 @@ export const MAX_MOMENTS = 2;
 export const SECTION_COUNT = 4;
 /** Section index of LookAhead's slow weights (only in arenas planned with `slow: true`). */
 export const SLOW = 4;
+/**
+ * Section index of the codes of the first moment of the compact tensors (8-bit states): one byte
+ * an element, from element `compactStart` on (an i8 signed code, or a u8 unsigned one for a
+ * non-negative moment; docs/SPEC.md "Compact states").
+ */
+export const EXP_AVG_CODES = 5;
+/** Section index of the codes of the second moment of the compact tensors. */
+export const EXP_AVG_SQ_CODES = 6;
+/** Section index of the f32 scales of the first moment's blocks (one per 256 elements). */
+export const EXP_AVG_SCALES = 7;
+/** Section index of the f32 scales of the second moment's blocks. */
+export const EXP_AVG_SQ_SCALES = 8;
+
+/** The section of the codes of moment `k` (0 or 1). */
+export function codesSection(k: number): number {
+  return EXP_AVG_CODES + k;
+}
+
+/** The section of the scales of moment `k` (0 or 1). */
+export function scalesSection(k: number): number {
+  return EXP_AVG_SCALES + k;
+}
 
 /**
  * The sections present in an arena, in memory order: params, grads, the first `moments`
@@ -52,15 +80,16 @@ export function hasSection(layout: ArenaLayout, section: number): boolean {
 }
 
 /**
- * The row of the segment table (parameter groups), one per run of tensors in one group: the
- * run's element range `[start, end)` and the group, whose scalar block (see base/scalars.ts)
- * the run is stepped with; padded to 32 bytes.
+ * The row of the segment table (parameter groups, and the compact tensors of 8-bit states), one
+ * per run of tensors in one group: the run's element range `[start, end)` and the group, whose
+ * scalar block (see base/scalars.ts) the run is stepped with; for a compact tensor (one row
+ * each), `padded`: the end of its last block (else 0); padded to 32 bytes.
  */
 export const SEGMENT_ROW = {
   start: "u32",
   end: "u32",
   group: "u32",
-  pad0: "u32",
+  padded: "u32",
   pad1: "u32",
   pad2: "u32",
   pad3: "u32",
@@ -71,10 +100,12 @@ export const SEGMENT_ROW = {
 export const SEGMENT_WORD = wordsOf(SEGMENT_ROW);
 
 /**
- * The arena descriptor the wasm kernel reads (`step(arena, scalars, start, end)` in
+ * The arena descriptor the wasm kernel reads (`step(arena, scalars, start, end, scratch)` in
  * assembly/index.ts), u32 words: the byte addresses of the sections (params, grads, exp_avg,
  * exp_avg_sq, slow; an absent one: the params'), of the segment table, and the number of
- * segments. Written once, when the backend is made.
+ * segments; with 8-bit states, the element where the compact tensors start, and the addresses of
+ * their codes and scales (each section's element `compactStart`, block 0). Written once, when
+ * the backend is made.
  */
 export const ARENA_DESCRIPTOR = {
   p: "u32",
@@ -84,9 +115,23 @@ export const ARENA_DESCRIPTOR = {
   slow: "u32",
   table: "u32",
   segmentCount: "u32",
+  compactStart: "u32",
+  mCodes: "u32",
+  vCodes: "u32",
+  mScales: "u32",
+  vScales: "u32",
 } as const satisfies WordTable;
-/** Bytes of the arena descriptor. */
-export const ARENA_DESCRIPTOR_BYTES = 32;
+/** Bytes of the arena descriptor (one cache line). */
+export const ARENA_DESCRIPTOR_BYTES = 64;
+
+/** A row of the segment table: see {@linkcode ArenaLayout.segments}. */
+export interface Segment {
+  readonly start: number;
+  readonly end: number;
+  readonly group: number;
+  /** A compact tensor's row: the end of its last block. */
+  readonly padded?: number;
+}
 
 /** Where each tensor sits in a section, and how large the sections are. */
 export interface ArenaLayout {
@@ -98,7 +143,11 @@ export interface ArenaLayout {
   readonly total: number;
   /** Elements per section: `total` rounded up to a multiple of 4 (16 bytes). */
   readonly sectionLength: number;
-  /** Number of sections present: 2 + the rule's moments, + 1 with LookAhead's slow weights. */
+  /**
+   * Number of sections present: 2 + the rule's moments, + 1 with LookAhead's slow weights (with
+   * 8-bit states, the codes and scales of each moment too, and its f32 section only where some
+   * tensor keeps f32 moments).
+   */
   readonly sectionCount: number;
   /**
    * Byte offset of each section, by section index, from the start of the arena (WebGPU, which
@@ -110,13 +159,26 @@ export interface ArenaLayout {
   /**
    * Parameter-group runs: maximal runs of consecutive tensors in the same group, as element
    * ranges `[start, end)` with the group index (0: the optimizer's own settings, i + 1: group
-   * i). Empty when the optimizer has no groups: the kernel then uses the global scalars.
+   * i). Empty when the optimizer has no groups: the kernel then uses the global scalars. With
+   * compact tensors (8-bit states) never empty: those tensors have a row each, with `padded`
+   * the end of their last block, and the others their runs (one, of group 0, without groups).
    */
-  readonly segments: readonly { start: number; end: number; group: number }[];
+  readonly segments: readonly Segment[];
   /** Byte offset of the segment table (32 bytes a segment), right after the last section. */
   readonly segmentTableOffset: number;
   /** Bytes of the whole arena: all sections and the gaps between them, then the segment table. */
   readonly byteLength: number;
+  /** How the moments are held (`"8bit"`: the compact tensors' as codes). */
+  readonly states: StatesFormat;
+  /** Whether each tensor's moments are codes (8-bit states, 4096 elements or more). */
+  readonly compact: readonly boolean[];
+  /**
+   * The element where the compact tensors start (a multiple of 256), `total` when there is
+   * none: the f32 moment sections hold the elements before it, the codes those from it on.
+   */
+  readonly compactStart: number;
+  /** Whether moment k's codes are unsigned (a non-negative moment), by moment (8-bit states). */
+  readonly unsignedCodes: readonly boolean[];
 }
 
 /** Bytes of one row of the segment table ({@linkcode SEGMENT_ROW}). */
@@ -182,6 +244,33 @@ export function sectionStride(sectionBytes: number): number {
 }
 
 /**
+ * Where a section of `sectionBytes` bytes starts when placed at or after byte `after`: the
+ * smallest multiple of 64 at or above it whose residue modulo 2^K (K = {@linkcode
+ * spreadScaleLog2} of the section) is c/5 of 2^K for some c in 1–4, as {@linkcode sectionStride}
+ * spreads equal sections (for sections of unequal sizes: the 8-bit states' codes).
+ *
+ * @example
+ * ```ts
+ * import { sectionStride, spreadStart } from "./arena.ts";
+ * import assert from "node:assert/strict";
+ * const bytes = 4 * 2 ** 20;
+ * assert.equal(spreadStart(bytes, bytes), sectionStride(bytes));
+ * ```
+ */
+export function spreadStart(after: number, sectionBytes: number): number {
+  const scale = 2 ** spreadScaleLog2(sectionBytes);
+  const above = Math.floor(after / scale) * scale;
+  let best = Infinity;
+  for (let c = 1; c <= 4; c++) {
+    const residue = Math.round((c * scale) / 5 / SECTION_ALIGN_BYTES) * SECTION_ALIGN_BYTES;
+    let start = above + residue;
+    if (start < after) start += scale;
+    best = Math.min(best, start);
+  }
+  return best;
+}
+
+/**
  * The parameter-group runs of tensors at `offsets` (elements) of `lengths`, each in group
  * `groups[i]`: maximal runs of consecutive tensors in one group, from the first one's start to
  * the last one's end. Empty without groups.
@@ -201,11 +290,18 @@ export function segmentRuns(
   return segments;
 }
 
-/** Options of an arena plan: LookAhead's slow weights, each tensor's group, the rule's moments. */
+/**
+ * Options of an arena plan: LookAhead's slow weights, each tensor's group, the rule's moments
+ * (and which of them are non-negative: their codes are unsigned), the format of the moments.
+ */
 export interface PlanOptions {
   slow?: boolean;
   groups?: readonly number[];
   moments?: number;
+  /** Whether moment k is non-negative (a second moment), for k below `moments`. */
+  nonNegative?: readonly boolean[];
+  /** `"8bit"`: see base/arena_compact.ts (planArena plans `"32bit"` only). */
+  states?: StatesFormat;
 }
 
 /** How a backend places tensors and sections (the one difference between the arena plans). */
@@ -273,6 +369,10 @@ export function layoutArena(
     segments,
     segmentTableOffset,
     byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
+    states: "32bit",
+    compact: lengths.map(() => false),
+    compactStart: total,
+    unsignedCodes: [],
   };
 }
 
@@ -288,7 +388,10 @@ export function planArena(
 /** Tensors back to back, sections 16-byte aligned and spread apart by `sectionStride`. */
 const CPU_ALIGNMENT: ArenaAlignment = { tensorAlign: 1, sectionAlign: 4, stride: sectionStride };
 
-/** Per-tensor Float32Array views of one section, keyed by name (frozen). */
+/**
+ * Per-tensor Float32Array views of one f32 section, keyed by name (frozen). With 8-bit states,
+ * a moment's section holds only the tensors that are not compact (see {@linkcode compactViews}).
+ */
 export function sectionViews(
   buffer: ArrayBufferLike,
   base: number,
@@ -297,7 +400,9 @@ export function sectionViews(
 ): Readonly<Record<string, Float32Array>> {
   const views: Record<string, Float32Array> = {};
   const start = base + layout.sectionOffsets[section];
+  const moment = section === EXP_AVG || section === EXP_AVG_SQ;
   for (let i = 0; i < layout.names.length; i++) {
+    if (moment && layout.compact[i]) continue;
     views[layout.names[i]] = new Float32Array(
       buffer,
       start + layout.offsets[i] * 4,
@@ -307,14 +412,54 @@ export function sectionViews(
   return Object.freeze(views);
 }
 
-/** A Float32Array view of a whole section (all tensors, without padding). */
+/**
+ * A Float32Array view of a whole f32 section (all tensors, without padding; a moment's section
+ * of an 8-bit state: the elements before `compactStart`).
+ */
 export function sectionView(
   buffer: ArrayBufferLike,
   base: number,
   layout: ArenaLayout,
   section: number,
 ): Float32Array {
-  return new Float32Array(buffer, base + layout.sectionOffsets[section], layout.total);
+  const moment = section === EXP_AVG || section === EXP_AVG_SQ;
+  const length = moment ? layout.compactStart : layout.total;
+  return new Float32Array(buffer, base + layout.sectionOffsets[section], length);
+}
+
+/** The codes and block scales of one moment of one compact tensor. */
+export interface CompactMoment {
+  /** One code an element (the tensor's length; i8 for a signed moment, u8 for a non-negative). */
+  readonly codes: Int8Array | Uint8Array;
+  /** One scale a block: `ceil(length / 256)`. */
+  readonly scales: Float32Array;
+}
+
+/**
+ * Views of the codes and scales of moment `k` of each compact tensor of an 8-bit state, keyed by
+ * name (frozen; the codes of the padding after each tensor are left out): Int8Arrays of signed
+ * codes, or Uint8Arrays for a non-negative moment.
+ */
+export function compactViews(
+  buffer: ArrayBufferLike,
+  base: number,
+  layout: ArenaLayout,
+  k: number,
+): Readonly<Record<string, CompactMoment>> {
+  const signed = !layout.unsignedCodes[k];
+  const views: Record<string, CompactMoment> = {};
+  const codes = base + layout.sectionOffsets[codesSection(k)];
+  const scales = base + layout.sectionOffsets[scalesSection(k)];
+  for (let i = 0; i < layout.names.length; i++) {
+    if (!layout.compact[i]) continue;
+    const at = layout.offsets[i] - layout.compactStart;
+    const n = layout.lengths[i];
+    views[layout.names[i]] = Object.freeze({
+      codes: signed ? new Int8Array(buffer, codes + at, n) : new Uint8Array(buffer, codes + at, n),
+      scales: new Float32Array(buffer, scales + (at / 256) * 4, Math.ceil(n / 256)),
+    });
+  }
+  return Object.freeze(views);
 }
 
 /** Words of one row of the segment table. */
@@ -333,5 +478,6 @@ export function writeSegmentTable(layout: ArenaLayout, u32: Uint32Array): void {
     u32[row + SEGMENT_WORD.start] = segment.start;
     u32[row + SEGMENT_WORD.end] = segment.end;
     u32[row + SEGMENT_WORD.group] = segment.group;
+    u32[row + SEGMENT_WORD.padded] = segment.padded ?? 0;
   });
 }

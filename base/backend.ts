@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { ArenaLayout } from "./arena.ts";
+import type { ArenaLayout, CompactMoment } from "./arena.ts";
 import type { BackendName } from "./options.ts";
 import type { StepScalars } from "./scalars.ts";
 
@@ -79,6 +79,24 @@ export interface HostBackend extends BackendBase<Float32Array> {
    * checkpoint write the arena with one copy.
    */
   viewSection(section: number): Readonly<Record<string, Float32Array>>;
+}
+
+/**
+ * A host backend that holds 8-bit moments (the CPU backends, cpu/): its `readSection` and
+ * `writeSection` of a moment decode and encode the compact tensors' codes, and it gives the
+ * codes and scales themselves, for checkpoints to copy as they are.
+ */
+export interface CompactHostBackend extends HostBackend {
+  /**
+   * Live views of the codes and scales of moment `k` of each compact tensor (see
+   * base/arena.ts `compactViews`), by name; writing into them restores a state exactly.
+   */
+  viewCompact(k: number): Readonly<Record<string, CompactMoment>>;
+}
+
+/** Whether `backend` holds 8-bit moments' codes (a CPU backend). */
+export function holdsCodes(backend: AnyBackend): backend is CompactHostBackend {
+  return backend.kind === "host" && "viewCompact" in backend;
 }
 
 /** A backend that decides on the device whether a step is taken (WebGPU). */

@@ -48,6 +48,22 @@ export type BackendChoice = BackendName | "auto";
 export type LearningRate = number | ((t: number) => number);
 
 /**
+ * How a state holds its moments (option `states`): `"32bit"` (the default), one f32 an element,
+ * or `"8bit"`, one byte an element and one f32 scale per block of 256, for every tensor of 4096
+ * elements or more (docs/SPEC.md, "Compact states"). Parameters, gradients and LookAhead's slow
+ * weights are f32 either way.
+ *
+ * @example
+ * ```ts
+ * import { radam, type StatesFormat } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ * const states: StatesFormat = "8bit";
+ * assert.equal(radam({ states }).settings.run.states, "8bit");
+ * ```
+ */
+export type StatesFormat = "32bit" | "8bit";
+
+/**
  * Options shared by every optimizer of this library: those of the update rule that every rule
  * has (`lr`, `weightDecay`, `maximize`), how it runs (`backend`, `threads`, `threadThreshold`)
  * and the training-loop features (`clipGradNorm`, `nonFinite`, `gc`, `groups`).
@@ -121,6 +137,19 @@ export interface CommonOptions {
    * {@linkcode DEFAULT_THREAD_THRESHOLD} (measured; see bench/ANALYSIS.md). 0 always splits.
    */
   threadThreshold?: number;
+  /**
+   * How the state holds the rule's moments: `"32bit"` (default) or `"8bit"` (see
+   * {@linkcode StatesFormat}): 1 byte an element plus 4 bytes per 256 (2.03 bytes a parameter
+   * for RAdam/Adam's two moments instead of 8), block-wise, for tensors of 4096 elements or more;
+   * smaller tensors keep f32 moments. Each step decodes the moments, runs the rule's f32
+   * arithmetic unchanged and encodes them again (rounded to 3 significant bits relative to their
+   * block's largest value), so training follows the 32-bit run closely but not bit for bit. The
+   * CPU backends (wasm, threads, js) agree bit for bit with each other; checkpoints hold the
+   * codes as they are (a resume is exact). WebGPU and the TensorFlow.js adapter run `"32bit"`
+   * only, for now (a TypeError otherwise). With a rule that keeps no moment (SGD without
+   * momentum) it changes nothing.
+   */
+  states?: StatesFormat;
 }
 
 /**

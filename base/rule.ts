@@ -8,7 +8,9 @@
  *
  * The element loops see the moments only as the sections they are handed (`JsSections.m0`,
  * `m1`; the AssemblyScript loop's addresses; the WGSL bindings `m`, `v`), f32 and indexed like
- * the parameters: a backend keeping moments in another format would hand them decoded blocks.
+ * the parameters, or from an offset (`JsStep`'s `mo`): the TypeScript backend hands the loop
+ * decoded blocks of 8-bit moments that way. The AssemblyScript loop of 8-bit moments
+ * (`<name>CompactRange`) decodes and encodes them itself (base/q8.ts has the codes).
  *
  * @module
  */
@@ -42,7 +44,9 @@ export interface JsSections {
 /**
  * A rule's TypeScript element loop over elements `[start, end)`, with the scalar block at word
  * `base` of `f32` / `u32` (two views of the same words): the same f32 operations, in the same
- * order, as the rule's AssemblyScript loop, so that the two agree bit for bit.
+ * order, as the rule's AssemblyScript loop, so that the two agree bit for bit. Element `i`'s
+ * moments are `m0[i - mo]` and `m1[i - mo]` (the parameters, gradients and slow weights
+ * `p[i]`, `g[i]`, `slow[i]`).
  */
 export type JsStep = (
   s: JsSections,
@@ -51,12 +55,14 @@ export type JsStep = (
   f32: Float32Array,
   u32: Uint32Array,
   base: number,
+  mo: number,
 ) => void;
 
 /**
  * An update rule: one module of rules/, its element loop in every backend. Its name names its
- * kernels: the AssemblyScript loop `<name>Range` of assembly/<name>.ts (whose dispatch by tag
- * is generated), the prefix of its generated word offsets (`ADAM_BETA1`) and its WGSL struct.
+ * kernels: the AssemblyScript loops `<name>Range` (f32 moments) and `<name>CompactRange` (8-bit
+ * moments) of assembly/<name>.ts (whose dispatch by tag is generated), the prefix of its
+ * generated word offsets (`ADAM_BETA1`) and its WGSL struct.
  * The tag the kernels dispatch on is not the rule's: it is its place in the registry
  * (core/registry.ts), written into the header's `rule` word by the state.
  */
@@ -82,7 +88,12 @@ export interface Rule<H = Hyperparameters> {
    * (diagnostics) not in the block.
    */
   computeScalars(h: H, t: number, lr: number, out: StepScalars): void;
-  /** Its TypeScript element loop. */
+  /**
+   * Its TypeScript element loop. With 8-bit states it runs on decoded blocks of the moments, so
+   * that the step of a block is this loop's arithmetic on the moments its codes hold; the
+   * AssemblyScript kernel's `<name>CompactRange` (assembly/<name>.ts) does the same operations,
+   * decoding and encoding the block itself.
+   */
   readonly jsStep: JsStep;
   /**
    * WGSL of its element loop, for the WebGPU step kernel (gpu/wgsl_step.ts): its block's struct

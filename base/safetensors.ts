@@ -1,6 +1,7 @@
 /**
- * The safetensors container, F32 only: writing one, and parsing and validating one before
- * anything is allocated for its tensors.
+ * The safetensors container, with the dtypes checkpoints use (`F32`, and `I8` and `U8` for the
+ * codes of 8-bit moments): writing one, and parsing and validating one before anything is
+ * allocated for its tensors.
  *
  * A file is an 8-byte little-endian header length `N`, `N` bytes of JSON, then the raw
  * little-endian data. The JSON maps each tensor name to `{dtype, shape, data_offsets}` (offsets
@@ -54,15 +55,27 @@ export class CheckpointError extends RangeError {
   }
 }
 
-/** One tensor to write: its name, shape and data. */
+/** The dtypes this library reads and writes, and the bytes of one element of each. */
+export const DTYPE_BYTES = { F32: 4, I8: 1, U8: 1 } as const;
+
+/** A dtype this library reads and writes. */
+export type Dtype = keyof typeof DTYPE_BYTES;
+
+/** One tensor to write: its name, shape and data (its dtype is the array's). */
 export interface TensorOut {
   readonly name: string;
   readonly shape: readonly number[];
-  readonly data: Float32Array;
+  readonly data: Float32Array | Int8Array | Uint8Array;
+}
+
+/** The dtype of an array to write. */
+function dtypeOf(data: TensorOut["data"]): Dtype {
+  return data instanceof Float32Array ? "F32" : data instanceof Int8Array ? "I8" : "U8";
 }
 
 /** Where one tensor lies, as read from a header (byte offsets relative to the data). */
 export interface TensorEntry {
+  readonly dtype: Dtype;
   readonly shape: readonly number[];
   readonly begin: number;
   readonly end: number;
@@ -88,7 +101,8 @@ export function requireLittleEndian(): void {
 /**
  * Writes tensors (in the order given) and metadata as one safetensors file. The header is
  * padded with spaces so that the data starts at a multiple of 8 bytes and each tensor is copied
- * with one typed-array `set`.
+ * with one typed-array `set`; a tensor starts at a multiple of its element's bytes when those
+ * before it leave it there (put the 1-byte tensors last).
  */
 export function writeSafetensors(
   tensors: readonly TensorOut[],
@@ -102,7 +116,7 @@ export function writeSafetensors(
       throw new RangeError(`Tensor name ${JSON.stringify(t.name)} occurs twice in a checkpoint`);
     }
     const end = offset + t.data.byteLength;
-    header[t.name] = { dtype: "F32", shape: t.shape, data_offsets: [offset, end] };
+    header[t.name] = { dtype: dtypeOf(t.data), shape: t.shape, data_offsets: [offset, end] };
     offset = end;
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
@@ -116,11 +130,10 @@ export function writeSafetensors(
   new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true);
   out.set(json, 8);
   out.fill(0x20, 8 + json.length, 8 + headerLength);
-  const floats = new Float32Array(out.buffer, 8 + headerLength, offset / 4);
-  let at = 0;
+  let at = 8 + headerLength;
   for (const t of tensors) {
-    floats.set(t.data, at);
-    at += t.data.length;
+    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
+    at += t.data.byteLength;
   }
   return out;
 }
@@ -184,7 +197,7 @@ function isIndex(x: unknown): x is number {
 
 /**
  * Parses and validates a safetensors file: header length against the file and the cap, JSON
- * shape, duplicate keys, string metadata, dtype F32 only, shapes that agree with offsets, and
+ * shape, duplicate keys, string metadata, dtypes F32, I8 and U8 only, shapes that agree with offsets, and
  * offsets that tile the data exactly (no overlap, gap, or byte outside it). Allocates nothing
  * in proportion to the data. Throws a CheckpointError naming the first problem.
  */
@@ -263,11 +276,15 @@ function metadataOf(header: Record<string, unknown>): Record<string, string> {
 function tensorEntry(name: string, raw: unknown, dataLength: number): TensorEntry {
   const label = `Tensor ${JSON.stringify(name)}`;
   if (!isPlainObject(raw)) throw new CheckpointError(`${label}: entry must be an object`);
-  if (raw.dtype !== "F32") {
+  if (typeof raw.dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, raw.dtype)) {
     throw new CheckpointError(
-      `${label}: dtype ${JSON.stringify(raw.dtype) ?? "missing"}; only F32 is supported`,
+      `${label}: dtype ${
+        JSON.stringify(raw.dtype) ?? "missing"
+      }; only F32, I8 and U8 are supported`,
     );
   }
+  const dtype = raw.dtype as Dtype;
+  const size = DTYPE_BYTES[dtype];
   const shape = raw.shape;
   if (!Array.isArray(shape) || !shape.every(isIndex)) {
     throw new CheckpointError(`${label}: shape must be an array of non-negative integers`);
@@ -287,14 +304,14 @@ function tensorEntry(name: string, raw: unknown, dataLength: number): TensorEntr
   }
   let elements = 1;
   for (const d of shape as number[]) elements *= d;
-  if (elements * 4 !== end - begin) {
+  if (elements * size !== end - begin) {
     throw new CheckpointError(
-      `${label}: shape [${shape.join(", ")}] needs ${elements * 4} bytes, data_offsets give ${
-        end - begin
-      }`,
+      `${label}: shape [${shape.join(", ")}] of ${dtype} needs ${
+        elements * size
+      } bytes, data_offsets give ${end - begin}`,
     );
   }
-  return { shape: shape as number[], begin, end };
+  return { dtype, shape: shape as number[], begin, end };
 }
 
 /** Throws unless the tensors tile the data: sorted by offset, each starts where the last ended. */

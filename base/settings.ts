@@ -5,7 +5,13 @@
  *
  * @module
  */
-import type { BackendChoice, LearningRate, NonFinitePolicy, ParamGroup } from "./options.ts";
+import type {
+  BackendChoice,
+  LearningRate,
+  NonFinitePolicy,
+  ParamGroup,
+  StatesFormat,
+} from "./options.ts";
 
 /**
  * The hyperparameters every rule resolves: what `settings.hyperparameters` holds for an optimizer
@@ -60,7 +66,11 @@ export interface Settings<H = CommonHyperparameters> {
   readonly rule: string;
   /** The rule's hyperparameters, as its option schema resolves them (e.g. `beta1`, `beta2`). */
   readonly hyperparameters: Readonly<H>;
-  /** How a state runs (not stored in checkpoints). */
+  /**
+   * How a state is held and runs. Not stored as options in checkpoints: a checkpoint records the
+   * format of the moments it holds, `loadState` resumes in that format unless given another
+   * (`LoadOptions.states`), and on the backend and threads it is given.
+   */
   readonly run: {
     /** The backend requested. */
     readonly backend: BackendChoice;
@@ -68,6 +78,12 @@ export interface Settings<H = CommonHyperparameters> {
     readonly threads: number;
     /** Parameters below which a threaded state stays on one thread. */
     readonly threadThreshold: number;
+    /**
+     * How the moments are held: `"32bit"`, or `"8bit"` (block-wise codes, docs/SPEC.md
+     * "Compact states"). It changes the values computed (the moments are rounded to their codes
+     * after each step), as the backend `"webgpu"` does, unlike `threads`.
+     */
+    readonly states: StatesFormat;
   };
   /** The training-loop features around the rule's step (docs/SPEC.md). */
   readonly loop: {

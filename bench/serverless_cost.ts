@@ -6,7 +6,8 @@
  *   the state, step, write the checkpoint, save it (checked) and remove the old version, as
  *   `optimisticStep` does, for an RAdam state of `--params` (1M) parameters on wasm, on Deno KV
  *   on a database file, Deno KV in memory and the in-process store: the median and the 90th
- *   percentile of each phase, in ms.
+ *   percentile of each phase, in ms; with `--states 32bit,8bit`, for both formats of the
+ *   moments, and the 8-bit request's time over the 32-bit one's.
  * - **load**: the example (`examples/serverless_handler.ts`) as a process on a KV file, in both
  *   modes, at `--sizes` (262144 and 1048576 features: 256K and 1M parameters with the bias) and
  *   `--clients` (1, 4, 16) concurrent clients sending `--requests` (3 per client, at least 8)
@@ -62,6 +63,12 @@ const flags = readFlags(
     },
     kills: { type: "number", default: 5, help: "SIGKILLs in the processes section" },
     seed: { type: "number", help: "seed of the kill times (default from the clock)" },
+    states: {
+      type: "strings",
+      default: ["32bit"],
+      choices: ["32bit", "8bit"],
+      help: "the formats of the moments the phases section times (option states)",
+    },
   }),
   {
     command: "deno task bench:serverless [flags]",
@@ -73,7 +80,7 @@ const PARAMS = flags.params;
 const RUNS = flags.runs;
 const WARMUP = 2;
 
-const optimizer = radam({ lr: 1e-3, backend: "wasm" });
+const optimizerOf = (states: "32bit" | "8bit") => radam({ lr: 1e-3, backend: "wasm", states });
 const gradient = Float32Array.from({ length: PARAMS }, (_, i) => Math.sin(i) * 1e-2);
 /** The user's part, kept trivial: the gradient is copied into the state's slot. */
 const computeGradient = (state: OptimizerState) => void state.grads.w.set(gradient);
@@ -90,7 +97,10 @@ const PHASES = [
 ] as const;
 type Phase = typeof PHASES[number];
 
-async function measure(store: VersionedCheckpointStore): Promise<Record<Phase, number[]>> {
+async function measure(
+  store: VersionedCheckpointStore,
+  optimizer: ReturnType<typeof optimizerOf>,
+): Promise<Record<Phase, number[]>> {
   const times = Object.fromEntries(PHASES.map((p) => [p, [] as number[]])) as Record<
     Phase,
     number[]
@@ -139,34 +149,54 @@ async function cpuName(): Promise<string> {
   }
 }
 
-/** The phases section: one request's phases on each store. */
+/** The phases section: one request's phases on each store, in each format of `--states`. */
 async function phases(dir: string): Promise<void> {
-  const file = `${dir}/bench.sqlite3`;
+  const medians = new Map<string, number[]>();
+  for (const states of flags.states as ("32bit" | "8bit")[]) {
+    medians.set(states, await phasesOf(dir, states));
+  }
+  const [wide, compact] = [medians.get("32bit"), medians.get("8bit")];
+  if (wide && compact) {
+    console.log(
+      `\n8-bit request (optimisticStep, median) over 32-bit: ${
+        STORES.map((name, i) => `${name} ${(compact[i] / wide[i]).toFixed(2)}×`).join(", ")
+      }`,
+    );
+  }
+}
+
+const STORES = ["Deno KV, file", "Deno KV, :memory:", "in-process store"];
+
+/** One format's phases on each store; the medians of `optimisticStep`, by store. */
+async function phasesOf(dir: string, states: "32bit" | "8bit"): Promise<number[]> {
+  const optimizer = optimizerOf(states);
+  const file = `${dir}/bench-${states}.sqlite3`;
   const disk = await Deno.openKv(file);
   const memory = await Deno.openKv(":memory:");
-  const stores: [string, VersionedCheckpointStore][] = [
-    ["Deno KV, file", kvCheckpointStore(disk, ["bench"])],
-    ["Deno KV, :memory:", kvCheckpointStore(memory, ["bench"])],
-    ["in-process store", memoryCheckpointStore()],
+  const stores: VersionedCheckpointStore[] = [
+    kvCheckpointStore(disk, ["bench"]),
+    kvCheckpointStore(memory, ["bench"]),
+    memoryCheckpointStore(),
   ];
   const bytes = (await saveState(await optimizer.init({ w: new Float32Array(PARAMS) }))).length;
   const where = bytes <= 60_000 ? "in the head record" : `${Math.ceil(bytes / 65536)} chunks`;
   console.log(
-    `## One request, no other writer\n\n${PARAMS} parameters, checkpoint ${bytes} bytes ` +
-      `(${where}); ${RUNS} runs after ${WARMUP} warm-up\n`,
+    `## One request, no other writer (${states} states)\n\n${PARAMS} parameters, checkpoint ` +
+      `${bytes} bytes (${where}); ${RUNS} runs after ${WARMUP} warm-up\n`,
   );
-  const results: [string, Record<Phase, number[]>][] = [];
-  for (const [name, store] of stores) results.push([name, await measure(store)]);
-  console.log(`| phase (ms, median / p90) | ${results.map(([n]) => n).join(" | ")} |`);
+  const results: Record<Phase, number[]>[] = [];
+  for (const store of stores) results.push(await measure(store, optimizer));
+  console.log(`| phase (ms, median / p90) | ${STORES.join(" | ")} |`);
   console.log(`|---|${results.map(() => "---:").join("|")}|`);
   for (const phase of PHASES) {
-    const cells = results.map(([, t]) =>
+    const cells = results.map((t) =>
       `${quantile(t[phase], 0.5).toFixed(1)} / ${quantile(t[phase], 0.9).toFixed(1)}`
     );
     console.log(`| ${phase} | ${cells.join(" | ")} |`);
   }
   disk.close();
   memory.close();
+  return results.map((t) => quantile(t.optimisticStep, 0.5));
 }
 
 /** The load section: one process, both modes, each size and number of clients. */

@@ -52,7 +52,10 @@ export function checkThreads(value: unknown, backend: unknown): number {
 /** The backends a configuration may ask for. */
 export const BACKENDS: readonly string[] = ["auto", "wasm", "js", "webgpu"];
 
-/** How a state runs (not stored in checkpoints). */
+/** The formats of option `states`. */
+export const STATES: readonly string[] = ["32bit", "8bit"];
+
+/** How a state is held and runs (not stored as options in checkpoints). */
 export const RUN_OPTIONS: Schema = [
   choiceOption("backend", BACKENDS, "auto", "never"),
   {
@@ -62,6 +65,8 @@ export const RUN_OPTIONS: Schema = [
     check: (value, resolved) => checkThreads(value, resolved.backend),
   },
   numberOption("threadThreshold", DEFAULT_THREAD_THRESHOLD, "never"),
+  // A checkpoint records the format of its moments in its own way (core/checkpoint.ts).
+  choiceOption("states", STATES, "32bit", "never"),
 ];
 
 /** The training-loop features every rule has. */

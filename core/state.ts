@@ -7,14 +7,19 @@
  *
  * @module
  */
-import { type ArenaLayout, PARAMS, planArena, SLOW } from "../base/arena.ts";
+import { type ArenaLayout, PARAMS, SLOW } from "../base/arena.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
 import type { BackendName } from "../base/options.ts";
 import type { Hyperparameters, Rule } from "../base/rule.ts";
 import { blockCount, type StepScalars, writeBlock, zeroScalars } from "../base/scalars.ts";
 import type { Settings } from "../base/settings.ts";
 import { checkGrads, checkParams, label, type Params } from "../base/tensors.ts";
-import { momentsOf, originOf } from "./origins.ts";
+import { originOf } from "./origins.ts";
+import { inLayoutOrder, planState } from "./plan.ts";
+
+// The plan of a state's arena (core/plan.ts), as the TensorFlow.js adapter and checkpoints
+// import it from here.
+export { groupsOf, inLayoutOrder, planFor, planState } from "./plan.ts";
 
 /**
  * The state of an optimizer over a set of tensors, as returned by `init` and `step`.
@@ -170,37 +175,6 @@ class StateHandle implements OptimizerState<any> {
 /** Makes a host backend for a layout. */
 export type BackendFactory = (layout: ArenaLayout) => Promise<HostBackend>;
 
-/**
- * The group (0: none, else 1 + index into `config.groups`) of each tensor: the first group
- * whose `match` accepts its name. Undefined when the configuration has no groups.
- */
-export function groupsOf(
-  config: Settings<unknown>,
-  names: readonly string[],
-): number[] | undefined {
-  const groups = config.loop.groups;
-  if (groups.length === 0) return undefined;
-  return names.map((name) =>
-    1 +
-    groups.findIndex((g) =>
-      g.match instanceof RegExp ? (g.match.lastIndex = 0, g.match.test(name)) : g.match(name)
-    )
-  );
-}
-
-/** Lays out the arena a configuration needs (slow weights, parameter groups). */
-export function planFor(
-  config: Settings<unknown>,
-  names: readonly string[],
-  lengths: readonly number[],
-): ArenaLayout {
-  return planArena(names, lengths, {
-    slow: config.lookahead !== undefined,
-    groups: groupsOf(config, names),
-    moments: momentsOf(config).length,
-  });
-}
-
 /** Validates `params`, builds the arena on `makeBackend`'s backend and copies them in. */
 export async function initState(
   config: Settings<unknown>,
@@ -208,13 +182,15 @@ export async function initState(
   makeBackend: BackendFactory,
 ): Promise<OptimizerState> {
   const tensors = checkParams(params);
-  const layout = planFor(config, tensors.names, tensors.arrays.map((a) => a.length));
+  const layout = planState(config, tensors.names, tensors.arrays.map((a) => a.length));
   const backend = await makeBackend(layout);
   const initial: Record<string, Float32Array> = {};
   for (let i = 0; i < tensors.names.length; i++) initial[tensors.names[i]] = tensors.arrays[i];
   backend.writeSection(PARAMS, initial);
   if (config.lookahead) backend.writeSection(SLOW, initial);
-  return restoreState(config, backend, { shapes: tensors.shapes });
+  return restoreState(config, backend, {
+    shapes: inLayoutOrder(layout, tensors.names, tensors.shapes),
+  });
 }
 
 /** Counters and shapes of a state being restored (all optional). */

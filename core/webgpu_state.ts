@@ -60,8 +60,18 @@ export function hasGpuParams(params: unknown): boolean {
   return Object.values(params).some(isGpuTensorInput);
 }
 
-/** Throws a TypeError for options the webgpu backend does not run (`threads`: a CPU option). */
+/**
+ * Throws a TypeError for options the webgpu backend does not run (`threads`: a CPU option;
+ * `states: "8bit"`: not yet).
+ */
 function checkGpuConfig(config: Settings<unknown>): void {
+  if (config.run.states !== "32bit") {
+    throw new TypeError(
+      `The webgpu backend does not run states: ${
+        JSON.stringify(config.run.states)
+      } yet (the CPU backends do); use states: "32bit" on the GPU`,
+    );
+  }
   if (config.run.threads > 1) {
     throw new TypeError(
       `The webgpu backend does not take threads: ${config.run.threads} (worker threads split the wasm backend's arena); remove the option or use backend "wasm"`,

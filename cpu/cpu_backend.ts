@@ -5,8 +5,18 @@
  *
  * @module
  */
-import { type ArenaLayout, GRADS, PARAMS, sectionViews } from "../base/arena.ts";
-import type { HostBackend } from "../base/backend.ts";
+import {
+  type ArenaLayout,
+  type CompactMoment,
+  compactViews,
+  EXP_AVG,
+  EXP_AVG_SQ,
+  GRADS,
+  PARAMS,
+  sectionViews,
+} from "../base/arena.ts";
+import type { CompactHostBackend } from "../base/backend.ts";
+import { decodeTensor, encodeTensor } from "../base/q8_tensor.ts";
 import type { BackendName } from "../base/options.ts";
 import { BLOCK_WORDS, blockCount } from "../base/scalars.ts";
 
@@ -64,8 +74,11 @@ export function blockViews(
   return { f32: new Float32Array(buffer, at, words), u32: new Uint32Array(buffer, at, words) };
 }
 
-/** A host-memory backend: views into an arena, its scalar blocks, and the kernels. */
-export class CpuBackend implements HostBackend {
+/**
+ * A host-memory backend: views into an arena, its scalar blocks, and the kernels. With 8-bit
+ * states, reads and writes of a moment's section decode and encode the compact tensors.
+ */
+export class CpuBackend implements CompactHostBackend {
   readonly kind = "host" as const;
   readonly params: Readonly<Record<string, Float32Array>>;
   readonly grads: Readonly<Record<string, Float32Array>>;
@@ -152,12 +165,38 @@ export class CpuBackend implements HostBackend {
     return sectionViews(this.buffer, this.base, this.layout, section);
   }
 
+  viewCompact(k: number): Readonly<Record<string, CompactMoment>> {
+    return compactViews(this.buffer, this.base, this.layout, k);
+  }
+
   readSection(section: number): Promise<Record<string, Float32Array>> {
-    return Promise.resolve(copiesOf(this.viewSection(section), this.layout.names));
+    const views = this.viewSection(section);
+    const compact = this.#compactOf(section);
+    const out: Record<string, Float32Array> = {};
+    this.layout.names.forEach((name, i) => {
+      if (compact === undefined || !this.layout.compact[i]) out[name] = views[name].slice();
+      else {
+        out[name] = new Float32Array(this.layout.lengths[i]);
+        decodeTensor(compact[name].codes, compact[name].scales, out[name]);
+      }
+    });
+    return Promise.resolve(out);
   }
 
   writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void {
     const views = this.viewSection(section);
-    for (const name of this.layout.names) views[name].set(data[name]);
+    const compact = this.#compactOf(section);
+    this.layout.names.forEach((name, i) => {
+      if (compact === undefined || !this.layout.compact[i]) views[name].set(data[name]);
+      else encodeTensor(data[name], compact[name].codes, compact[name].scales);
+    });
+  }
+
+  /** The codes of a moment's section, where the state holds some; else undefined. */
+  #compactOf(section: number): Readonly<Record<string, CompactMoment>> | undefined {
+    const moment = section === EXP_AVG || section === EXP_AVG_SQ;
+    return moment && this.layout.compactStart < this.layout.total
+      ? this.viewCompact(section - EXP_AVG)
+      : undefined;
   }
 }

@@ -10,14 +10,26 @@
  */
 import {
   type ArenaLayout,
+  codesSection,
   EXP_AVG,
   EXP_AVG_SQ,
   GRADS,
   hasSection,
   PARAMS,
+  scalesSection,
   sectionView,
+  type Segment,
   SLOW,
 } from "../base/arena.ts";
+import {
+  blockTop,
+  encodeSignedBlock,
+  encodeUnsignedBlock,
+  Q8_BLOCK,
+  scaleBits,
+  SIGNED_VALUES,
+  UNSIGNED_VALUES,
+} from "../base/q8.ts";
 import type { JsSections, Rule } from "../base/rule.ts";
 import { BLOCK_BYTES, BLOCK_WORDS, blockCount } from "../base/scalars.ts";
 import { blockViews, CpuBackend } from "./cpu_backend.ts";
@@ -112,7 +124,8 @@ export function jsCentralize(
 
 /**
  * One step over the arena with `rule`'s TypeScript loop: over all `n` elements with block 0, or,
- * with parameter groups, over each run with its group's block.
+ * with parameter groups, over each run with its group's block; a compact tensor's run (8-bit
+ * states) block by block, as `step` in assembly/index.ts does.
  */
 export function jsStep(
   rule: Rule,
@@ -120,13 +133,86 @@ export function jsStep(
   layout: ArenaLayout,
   f: Float32Array,
   u: Uint32Array,
+  compact?: JsCompact,
 ): void {
   const segments = layout.segments;
   if (segments.length === 0) {
-    rule.jsStep(sections, 0, layout.total, f, u, 0);
+    rule.jsStep(sections, 0, layout.total, f, u, 0, 0);
     return;
   }
-  for (const s of segments) rule.jsStep(sections, s.start, s.end, f, u, s.group * BLOCK_WORDS);
+  for (const s of segments) {
+    const base = s.group * BLOCK_WORDS;
+    if (s.padded === undefined) rule.jsStep(sections, s.start, s.end, f, u, base, 0);
+    else jsCompactRun(rule, compact!, layout.compactStart, s, f, u, base);
+  }
+}
+
+/** The codes and scales of a compact arena, and the step's scratch. */
+export interface JsCompact {
+  readonly codes: readonly (Int8Array | Uint8Array)[];
+  readonly scales: readonly Float32Array[];
+  /** The scales' bits. */
+  readonly scaleWords: readonly Int32Array[];
+  /** The rule's loop's sections, its moments the scratch (one block each). */
+  readonly sections: JsSections;
+  /** The bits of the scratch's moments. */
+  readonly bits: readonly Int32Array[];
+}
+
+/**
+ * A compact tensor's row, block by block: its moments decoded into the scratch (value × scale,
+ * one f32 product), the rule's loop on them, the scratch encoded (scale: the largest magnitude),
+ * then the padding's parameters and slow weights set to 0 (`stepCompact` in assembly/index.ts).
+ */
+function jsCompactRun(
+  rule: Rule,
+  c: JsCompact,
+  compactStart: number,
+  row: Segment,
+  f: Float32Array,
+  u: Uint32Array,
+  base: number,
+): void {
+  const moments = c.codes.length;
+  const scratch = [c.sections.m0, c.sections.m1];
+  for (let start = row.start; start < row.padded!; start += Q8_BLOCK) {
+    const at = start - compactStart, b = at / Q8_BLOCK;
+    for (let k = 0; k < moments; k++) {
+      const codes = c.codes[k], s = c.scales[k][b], x = scratch[k];
+      const values = codes instanceof Int8Array ? SIGNED_VALUES : UNSIGNED_VALUES;
+      for (let j = 0; j < Q8_BLOCK; j++) x[j] = values[codes[at + j] & 255] * s;
+    }
+    rule.jsStep(c.sections, start, start + Q8_BLOCK, f, u, base, start);
+    for (let k = 0; k < moments; k++) {
+      const top = blockTop(c.bits[k], 0);
+      const codes = c.codes[k];
+      c.scaleWords[k][b] = scaleBits(top);
+      if (codes instanceof Int8Array) encodeSignedBlock(scratch[k], 0, top, codes, at);
+      else encodeUnsignedBlock(scratch[k], 0, top, codes, at);
+    }
+  }
+  c.sections.p.fill(0, row.end, row.padded);
+  c.sections.slow.fill(0, row.end, row.padded);
+}
+
+/** The codes, scales and scratch of a compact arena in `buffer`, for {@linkcode jsStep}. */
+function compactOf(buffer: ArrayBuffer, layout: ArenaLayout, sections: JsSections): JsCompact {
+  const blocks = layout.unsignedCodes.map(() => new Float32Array(Q8_BLOCK));
+  const count = layout.total - layout.compactStart;
+  return {
+    codes: layout.unsignedCodes.map((unsigned, k) => {
+      const at = layout.sectionOffsets[codesSection(k)];
+      return unsigned ? new Uint8Array(buffer, at, count) : new Int8Array(buffer, at, count);
+    }),
+    scales: layout.unsignedCodes.map((_, k) =>
+      new Float32Array(buffer, layout.sectionOffsets[scalesSection(k)], count / Q8_BLOCK)
+    ),
+    scaleWords: layout.unsignedCodes.map((_, k) =>
+      new Int32Array(buffer, layout.sectionOffsets[scalesSection(k)], count / Q8_BLOCK)
+    ),
+    sections: { ...sections, m0: blocks[0], m1: blocks[1] ?? blocks[0] },
+    bits: blocks.map((x) => new Int32Array(x.buffer)),
+  };
 }
 
 /** Allocates a TypeScript-backend arena for `layout`, stepped by `rule`'s loop. */
@@ -152,8 +238,9 @@ export function createJsBackend(layout: ArenaLayout, rule: Rule): CpuBackend {
   const blocks = blockViews(new ArrayBuffer(blockCount(layout.segments) * BLOCK_BYTES), 0, layout);
   const { g } = sections;
   const n = layout.total;
+  const compact = layout.compactStart < n ? compactOf(buffer, layout, sections) : undefined;
   return new CpuBackend("js", layout, buffer, 0, blocks, {
-    update: () => jsStep(rule, sections, layout, blocks.f32, blocks.u32),
+    update: () => jsStep(rule, sections, layout, blocks.f32, blocks.u32, compact),
     gradSumSquares: () => jsSumSquares(g, n),
     nonFiniteRange: (offset, count) => jsNonFinite(g, offset, count),
     gradsNonFinite: () => jsNonFinite(g, 0, n),

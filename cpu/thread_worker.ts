@@ -50,11 +50,15 @@ export interface ThreadWorkerInit {
   memory: WebAssembly.Memory;
   /** Byte address of the control block. */
   control: number;
-  /** Byte addresses of the arena descriptor, the scalar blocks, the gradients, the block sums. */
+  /**
+   * Byte addresses of the arena descriptor, the scalar blocks, the gradients, the block sums,
+   * and this worker's scratch (8-bit states).
+   */
   arena: number;
   scalars: number;
   grads: number;
   partials: number;
+  scratch: number;
   /** Elements in all. */
   total: number;
   /** This worker's slice of the step, `[start, end)`, and of the reduction's blocks. */
@@ -97,7 +101,7 @@ export function threadWorkerMain(): void {
     const c = init.layout;
     const buffer = init.memory.buffer;
     const ints = new Int32Array(buffer, init.control, c.SCALARS / 4);
-    const { arena, scalars, grads, partials, total } = init;
+    const { arena, scalars, grads, partials, total, scratch } = init;
     const { start, end, firstBlock, lastBlock, spinMs } = init;
     let seen = Atomics.load(ints, c.GENERATION);
     scope.postMessage({ ready: true });
@@ -114,7 +118,7 @@ export function threadWorkerMain(): void {
       const op = Atomics.load(ints, c.OP);
       if (op === init.ops.exit) break;
       if (op === init.ops.step) {
-        k.step(arena, scalars, start, end);
+        k.step(arena, scalars, start, end, scratch);
       } else if (op === init.ops.sumSquares) {
         k.sumSquaresBlocks(grads, total, firstBlock, lastBlock, partials);
       } else if (op === init.ops.nonFinite) {

@@ -6,15 +6,17 @@
  *
  * Memory map (bytes): `[0, 64 KiB)` the module's static data; at 64 KiB the control block
  * (cpu/thread_worker.ts `CONTROL`, the step's scalar blocks embedded), then the f64 block sums
- * of the reduction, then the arena descriptor and the arena, 64-byte aligned. The memory is sized
- * once (initial = maximum) and never grows.
+ * of the reduction, then (8-bit states) a 2 KiB scratch per thread, then the arena descriptor and
+ * the arena, 64-byte aligned. The memory is sized once (initial = maximum) and never grows.
  *
  * A step stays synchronous: the state has written the step's scalars into the control block,
  * the main thread sets the pending count, bumps the generation and notifies the workers, steps its own slice,
  * then polls the pending count (and sleeps on it with `Atomics.wait` where the thread may block:
  * not a browser's main thread, which only polls) until every worker is done. Slices are cut at
- * multiples of 16 elements (64 bytes: no cache line is written by two threads). Since each
- * element's update depends on that element only, the result is bit-identical to one thread's.
+ * multiples of 16 elements (64 bytes: no cache line is written by two threads), or of 256 with
+ * 8-bit moments (a block: its codes and scale are encoded by one thread). Since each element's
+ * update depends on that element only (with 8-bit moments, on its block only), the result is
+ * bit-identical to one thread's.
  *
  * The non-finite check (`nonFinite` without clipping) runs on every thread, each on its slice,
  * any finding setting one flag of the control block; copied-in gradients are checked on the
@@ -28,6 +30,7 @@
  * @module
  */
 import type { ArenaLayout } from "../base/arena.ts";
+import { Q8_BLOCK } from "../base/q8.ts";
 import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
 import { blockViews, CpuBackend } from "./cpu_backend.ts";
 import { SUM_BLOCK } from "./js_backend.ts";
@@ -47,6 +50,7 @@ import {
   PAGE_BYTES,
   placeArena,
   type PlacedArena,
+  scratchBytes,
   sharedKernelBytes,
   stepSlice,
 } from "./wasm_backend.ts";
@@ -95,10 +99,15 @@ export function checkThreadSupport(threads: number): void {
   }
 }
 
-/** `[start, end)` of slice `k` of `n` elements cut in `count` slices at SLICE_ALIGN. */
-function sliceBounds(n: number, count: number, k: number): [number, number] {
+/**
+ * `[start, end)` of slice `k` of the `n` elements of `layout` cut in `count` slices at
+ * SLICE_ALIGN, or at blocks of 256 where it holds 8-bit moments.
+ */
+function sliceBounds(layout: ArenaLayout, count: number, k: number): [number, number] {
+  const n = layout.total;
+  const align = layout.compactStart < n ? Q8_BLOCK : SLICE_ALIGN;
   const cut = (j: number) =>
-    j >= count ? n : Math.min(n, Math.floor(n * j / count / SLICE_ALIGN) * SLICE_ALIGN);
+    j >= count ? n : Math.min(n, Math.floor(n * j / count / align) * align);
   return [cut(k), cut(k + 1)];
 }
 
@@ -158,6 +167,8 @@ interface SharedMap {
   readonly scalars: number;
   /** The f64 block sums of the reduction. */
   readonly partials: number;
+  /** The scratch of thread 0 (8-bit states; thread t's is `scratchBytes` × t after it). */
+  readonly scratch: number;
   /** The arena descriptor, and the arena itself. */
   readonly descriptor: number;
   readonly base: number;
@@ -167,17 +178,18 @@ interface SharedMap {
   readonly pages: number;
 }
 
-/** The memory map of a threaded state of `layout` (see the module doc). */
-function sharedMap(layout: ArenaLayout): SharedMap {
+/** The memory map of a threaded state of `layout` on `threads` threads (see the module doc). */
+function sharedMap(layout: ArenaLayout, threads: number): SharedMap {
   const blocks = Math.ceil(layout.total / SUM_BLOCK);
   const control = PAGE_BYTES;
   const scalars = control + CONTROL.SCALARS;
   const partials = scalars + blockCount(layout.segments) * BLOCK_BYTES;
-  const descriptor = Math.ceil((partials + blocks * 8) / 64) * 64;
+  const scratch = Math.ceil((partials + blocks * 8) / 64) * 64;
+  const descriptor = scratch + threads * scratchBytes(layout);
   const base = descriptor + headerBytes(layout, false);
   checkWasmCapacity(layout, base - PAGE_BYTES);
   const pages = Math.ceil((base + layout.byteLength) / PAGE_BYTES);
-  return { control, scalars, partials, descriptor, base, blocks, pages };
+  return { control, scalars, partials, scratch, descriptor, base, blocks, pages };
 }
 
 /** A shared memory of `pages` pages (never grown), or a RangeError naming the model's size. */
@@ -245,16 +257,17 @@ interface Team {
   readonly ints: Int32Array;
   readonly sums: Float64Array;
   readonly threads: number;
-  readonly total: number;
+  readonly layout: ArenaLayout;
   readonly release: { readonly done: boolean };
 }
 
 /** The step and the reductions of a threaded state: each on every thread, the main one last. */
 function teamKernels(team: Team, parallelReduction: boolean) {
-  const { k, ints, sums, threads, total: n, release } = team;
+  const { k, ints, sums, threads, release } = team;
+  const n = team.layout.total;
   const g = team.arena.grads;
   // The main thread is thread 0.
-  const [start, end] = sliceBounds(n, threads, 0);
+  const [start, end] = sliceBounds(team.layout, threads, 0);
   const [firstBlock, lastBlock] = blockBounds(team.map.blocks, threads, 0);
   const canBlock = mayBlock(ints);
   /** Starts job `op` on the workers. */
@@ -284,7 +297,7 @@ function teamKernels(team: Team, parallelReduction: boolean) {
     update: () => {
       assertLive();
       launch(OP_STEP);
-      stepSlice(k, team.arena, start, end);
+      stepSlice(k, team.arena, start, end, team.map.scratch);
       join();
     },
     gradSumSquares: () => {
@@ -319,7 +332,7 @@ export async function createThreadedWasmBackend(
   options: ThreadedOptions = {},
 ): Promise<CpuBackend> {
   checkThreadSupport(threads);
-  const map = sharedMap(layout);
+  const map = sharedMap(layout, threads);
   const memory = sharedMemory(map.pages, layout.total);
   const bytes = sharedKernelBytes();
   const { instance } = await WebAssembly.instantiate(bytes, { env: { memory } });
@@ -332,7 +345,7 @@ export async function createThreadedWasmBackend(
   const n = layout.total;
   try {
     await startWorkers(workers, threads, (t): ThreadWorkerInit => {
-      const [start, end] = sliceBounds(n, threads, t);
+      const [start, end] = sliceBounds(layout, threads, t);
       const [firstBlock, lastBlock] = blockBounds(map.blocks, threads, t);
       const { control, scalars, partials } = map;
       return {
@@ -343,6 +356,7 @@ export async function createThreadedWasmBackend(
         scalars,
         grads: arena.grads,
         partials,
+        scratch: map.scratch + t * scratchBytes(layout),
         total: n,
         start,
         end,
@@ -358,7 +372,7 @@ export async function createThreadedWasmBackend(
     throw error;
   }
   const sums = new Float64Array(memory.buffer, map.partials, map.blocks);
-  const team: Team = { k, arena, map, ints, sums, threads, total: n, release };
+  const team: Team = { k, arena, map, ints, sums, threads, layout, release };
   const blocks = blockViews(memory.buffer, map.scalars, layout);
   const backend = new CpuBackend("wasm", layout, memory.buffer, map.base, blocks, {
     ...teamKernels(team, options.parallelReduction ?? true),

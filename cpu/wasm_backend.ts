@@ -9,16 +9,19 @@ import {
   ARENA_DESCRIPTOR,
   ARENA_DESCRIPTOR_BYTES,
   type ArenaLayout,
+  codesSection,
   EXP_AVG,
   EXP_AVG_SQ,
   GRADS,
   hasSection,
   PARAMS,
+  scalesSection,
   SECTION_ALIGN_BYTES,
   SEGMENT_ROW_WORDS,
   SLOW,
   writeSegmentTable,
 } from "../base/arena.ts";
+import { Q8_BLOCK } from "../base/q8.ts";
 import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
 import { blockViews, CpuBackend } from "./cpu_backend.ts";
 import {
@@ -37,7 +40,11 @@ export const PAGE_BYTES = 65536;
 export interface KernelExports {
   memory: WebAssembly.Memory;
   heapBase(): number;
-  step(arena: number, scalars: number, start: number, end: number): void;
+  /**
+   * One step of `[start, end)` (assembly/index.ts); `scratch`: the calling thread's 2 KiB, which
+   * only an arena with 8-bit moments uses (absent: 0).
+   */
+  step(arena: number, scalars: number, start: number, end: number, scratch?: number): void;
   sumSquares(ptr: number, n: number): number;
   sumSquaresBlocks(ptr: number, n: number, first: number, last: number, out: number): void;
   nonFinite(ptr: number, n: number): number;
@@ -88,14 +95,23 @@ export function wasmSimdSupported(): boolean {
 }
 
 /**
- * Bytes before the arena that a kernel's memory holds for it: the arena descriptor (padded to
- * a cache line), then the scalar blocks (single-threaded states; a threaded one keeps its
- * blocks in its control block). A multiple of 64, so that an arena placed after them at a cache
- * line starts at one too (no vector of a section straddles two lines; the sections' own offsets,
- * base/arena.ts, are multiples of 64 too).
+ * Bytes of scratch a thread's step of an arena of `layout` needs: 2 × 256 f32 (the new moments
+ * of one block) where it holds 8-bit moments, else none.
  */
-export function headerBytes(layout: ArenaLayout, withBlocks: boolean): number {
-  return SECTION_ALIGN_BYTES + (withBlocks ? blockCount(layout.segments) * BLOCK_BYTES : 0);
+export function scratchBytes(layout: ArenaLayout): number {
+  return layout.compactStart < layout.total ? 2 * Q8_BLOCK * 4 : 0;
+}
+
+/**
+ * Bytes before the arena that a kernel's memory holds for it: the arena descriptor (a cache
+ * line), then the scalar blocks and the step's scratch (single-threaded states; a threaded one
+ * keeps its blocks in its control block and a scratch per thread beside it). A multiple of 64,
+ * so that an arena placed after them at a cache line starts at one too (no vector of a section
+ * straddles two lines; the sections' own offsets, base/arena.ts, are multiples of 64 too).
+ */
+export function headerBytes(layout: ArenaLayout, single: boolean): number {
+  return ARENA_DESCRIPTOR_BYTES +
+    (single ? blockCount(layout.segments) * BLOCK_BYTES + scratchBytes(layout) : 0);
 }
 
 /**
@@ -106,10 +122,9 @@ export function checkWasmCapacity(layout: ArenaLayout, extraBytes = 0): void {
   // The static data of the kernel module is a few bytes; one page bounds it.
   const needed = PAGE_BYTES + headerBytes(layout, true) + layout.byteLength + extraBytes;
   if (needed > MAX_WASM_MEMORY_BYTES) {
+    const perParameter = (layout.byteLength / layout.total).toFixed(1);
     throw new RangeError(
-      `The model has ${layout.total} parameters; its optimizer arena (${layout.sectionCount} sections: ${
-        layout.sectionCount * 4
-      } bytes a parameter, and gaps of up to 5% between sections against cache aliasing) needs ${needed} bytes, more than 32-bit WebAssembly memory can address (4 GiB). Split the parameters between several optimizers, or use the webgpu backend.`,
+      `The model has ${layout.total} parameters; its optimizer arena (${layout.sectionCount} sections: ${perParameter} bytes a parameter, gaps of up to 5% between sections against cache aliasing included) needs ${needed} bytes, more than 32-bit WebAssembly memory can address (4 GiB). Split the parameters between several optimizers, use states: "8bit", or use the webgpu backend.`,
     );
   }
 }
@@ -129,23 +144,29 @@ export function arenaAddresses(layout: ArenaLayout, base: number): ArenaAddresse
     slow: at(SLOW),
     table: base + layout.segmentTableOffset,
     segmentCount: layout.segments.length,
+    compactStart: layout.compactStart,
+    mCodes: at(codesSection(0)),
+    vCodes: at(codesSection(1)),
+    mScales: at(scalesSection(0)),
+    vScales: at(scalesSection(1)),
   };
 }
 
 /**
- * Where a kernel finds an arena: its descriptor, its scalar blocks, and the gradients and
- * element count the reductions read.
+ * Where a kernel finds an arena: its descriptor, its scalar blocks, the gradients and element
+ * count the reductions read, and the scratch of the thread stepping it (8-bit states).
  */
 export interface PlacedArena {
   descriptor: number;
   scalars: number;
   grads: number;
   total: number;
+  scratch: number;
 }
 
 /**
  * Writes the descriptor of `layout` (arena at `base`) at byte `at` of `buffer`, and its segment
- * table; the scalar blocks are at `scalars`.
+ * table; the scalar blocks are at `scalars`, the scratch of a single-threaded step after them.
  */
 export function placeArena(
   buffer: ArrayBufferLike,
@@ -160,12 +181,22 @@ export function placeArena(
     .forEach((field, i) => descriptor[i] = a[field]);
   const rows = layout.segments.length * SEGMENT_ROW_WORDS;
   writeSegmentTable(layout, new Uint32Array(buffer, a.table, rows));
-  return { descriptor: at, scalars, grads: a.g, total: layout.total };
+  const scratch = scalars + blockCount(layout.segments) * BLOCK_BYTES;
+  return { descriptor: at, scalars, grads: a.g, total: layout.total, scratch };
 }
 
-/** One step of the elements `[start, end)` of the arena at `a`, with its scalar blocks. */
-export function stepSlice(k: KernelExports, a: PlacedArena, start: number, end: number): void {
-  k.step(a.descriptor, a.scalars, start, end);
+/**
+ * One step of the elements `[start, end)` of the arena at `a`, with its scalar blocks and the
+ * scratch at `scratch` (default: the single-threaded one).
+ */
+export function stepSlice(
+  k: KernelExports,
+  a: PlacedArena,
+  start: number,
+  end: number,
+  scratch = a.scratch,
+): void {
+  k.step(a.descriptor, a.scalars, start, end, scratch);
 }
 
 /** Instantiates the kernel with an arena for `layout` in its memory. */
@@ -195,7 +226,7 @@ export function createWasmBackendSync(layout: ArenaLayout): CpuBackend {
 function backendOn(instance: WebAssembly.Instance, layout: ArenaLayout): CpuBackend {
   const k = instance.exports as unknown as KernelExports;
   const at = Math.ceil(k.heapBase() / SECTION_ALIGN_BYTES) * SECTION_ALIGN_BYTES;
-  const scalars = at + SECTION_ALIGN_BYTES;
+  const scalars = at + ARENA_DESCRIPTOR_BYTES;
   const base = at + headerBytes(layout, true);
   const needed = base + layout.byteLength;
   const have = k.memory.buffer.byteLength;

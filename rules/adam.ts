@@ -265,7 +265,7 @@ const f32 = Math.fround;
 const W = ADAM_SCALARS.word;
 
 /** The TypeScript element loop (the operations of the module doc, each rounded to f32). */
-const jsStep: JsStep = (s, start, end, f, u, b) => {
+const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
   const { p, g, m0: m, m1: v, slow } = s;
   const gs = f[b + W.gradScale], wd = f[b + W.coupledDecay];
   const b1 = f[b + W.beta1], c1 = f[b + W.oneMinusBeta1];
@@ -279,10 +279,11 @@ const jsStep: JsStep = (s, start, end, f, u, b) => {
     const pi = p[i];
     let gi = f32(gs * g[i]);
     if (coupled) gi = f32(gi + f32(wd * pi));
-    const mi = f32(f32(b1 * m[i]) + f32(c1 * gi));
-    const vi = f32(f32(b2 * v[i]) + f32(c2 * f32(gi * gi)));
-    m[i] = mi;
-    v[i] = vi;
+    const j = i - mo;
+    const mi = f32(f32(b1 * m[j]) + f32(c1 * gi));
+    const vi = f32(f32(b2 * v[j]) + f32(c2 * f32(gi * gi)));
+    m[j] = mi;
+    v[j] = vi;
     const num = nesterov ? f32(mi + f32(gm * gi)) : mi;
     let pNew = pi;
     if (mode === MODE_ADAPTIVE) {

@@ -86,7 +86,7 @@ const f32 = Math.fround;
 const W = LION_SCALARS.word;
 
 /** The TypeScript element loop (the operations of the module doc, each rounded to f32). */
-const jsStep: JsStep = (s, start, end, f, u, b) => {
+const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
   const { p, g, m0: m, slow } = s;
   const gs = f[b + W.gradScale];
   const b1 = f[b + W.beta1], c1 = f[b + W.oneMinusBeta1];
@@ -95,10 +95,10 @@ const jsStep: JsStep = (s, start, end, f, u, b) => {
   const alpha = f[b + W.alpha], sync = u[b + W.sync] !== 0;
   for (let i = start; i < end; i++) {
     const pi = p[i];
-    const mi = m[i];
+    const mi = m[i - mo];
     const gi = f32(gs * g[i]);
     const c = f32(f32(b1 * mi) + f32(c1 * gi));
-    m[i] = f32(f32(b2 * mi) + f32(c2 * gi));
+    m[i - mo] = f32(f32(b2 * mi) + f32(c2 * gi));
     const sign = c > 0 ? 1 : c < 0 ? -1 : c === 0 ? 0 : c;
     finishJs(p, slow, i, f32(f32(pi * pd) - f32(ss * sign)), alpha, sync);
   }

@@ -132,7 +132,7 @@ const f32 = Math.fround;
 const W = SGD_SCALARS.word;
 
 /** The TypeScript element loop (the operations of the module doc, each rounded to f32). */
-const jsStep: JsStep = (s, start, end, f, u, b) => {
+const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
   const { p, g, m0: m, slow } = s;
   const gs = f[b + W.gradScale], wd = f[b + W.coupledDecay];
   const bd = f[b + W.bufferDecay], bg = f[b + W.bufferGrad];
@@ -146,8 +146,8 @@ const jsStep: JsStep = (s, start, end, f, u, b) => {
     if (coupled) gi = f32(gi + f32(wd * pi));
     let d = gi;
     if (mode !== MODE_PLAIN) {
-      const bi = f32(f32(bd * m[i]) + f32(bg * gi));
-      m[i] = bi;
+      const bi = f32(f32(bd * m[i - mo]) + f32(bg * gi));
+      m[i - mo] = bi;
       d = mode === MODE_NESTEROV ? f32(gi + f32(mu * bi)) : bi;
     }
     finishJs(p, slow, i, f32(pi - f32(ss * d)), alpha, sync);

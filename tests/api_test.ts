@@ -9,9 +9,13 @@ import {
   ranger,
   readMoments,
   readParams,
+  readSlowWeights,
+  sgd,
   SINGLE_TENSOR_NAME,
   step,
 } from "../mod.ts";
+import { SLOW } from "../base/arena.ts";
+import { stateInternals } from "../core/state.ts";
 import { scalarsAt } from "./util.ts";
 
 const grad = (n: number, x: number) => new Float32Array(n).fill(x);
@@ -43,6 +47,50 @@ Deno.test("optimizer values carry their resolved settings", () => {
     "adam",
     "lion",
   ]);
+});
+
+Deno.test("option states: in settings.run, every factory and lookahead; 32bit by default", async () => {
+  const factories: ((o?: { states?: "8bit" }) => Optimizer)[] = [
+    radam,
+    adam,
+    adamw,
+    lion,
+    sgd,
+    ranger,
+  ];
+  for (const make of factories) {
+    assert.equal(make().settings.run.states, "32bit");
+    assert.equal(make({ states: "8bit" }).settings.run.states, "8bit");
+    if (make !== ranger) {
+      assert.equal(lookahead(make({ states: "8bit" })).settings.run.states, "8bit");
+    }
+  }
+  // LookAhead's slow weights stay f32: its arena has the f32 section beside the codes
+  const state = await lookahead(lion({ states: "8bit" })).init({ w: new Float32Array(8192) });
+  const layout = stateInternals(state).backend.layout;
+  assert.deepEqual(layout.compact, [true]);
+  assert.ok(layout.sectionOffsets[SLOW] >= 0);
+  assert.deepEqual((await readSlowWeights(state)).w, new Float32Array(8192));
+  // SGD without momentum keeps no moment: 8-bit states change nothing
+  const plain = await sgd({ states: "8bit" }).init({ w: new Float32Array(8192) });
+  assert.deepEqual(stateInternals(plain).backend.layout.compact, [false]);
+});
+
+Deno.test("8-bit states: readMoments returns decoded f32 copies; the compact tensors come last", async () => {
+  let state = await adam({ states: "8bit", lr: 0.1 }).init({
+    z: new Float32Array(5000),
+    a: new Float32Array(3),
+  });
+  state = step(state, { z: new Float32Array(5000).fill(2), a: new Float32Array([1, 2, 3]) });
+  const { exp_avg, exp_avg_sq } = await readMoments(state);
+  // one value in the block: it is its scale, stored exactly; the small tensor is f32
+  assert.ok(exp_avg.z.every((x) => x === Math.fround(0.1 * 2)));
+  assert.ok(exp_avg_sq.z.every((x) => x === Math.fround(Math.fround(1 - 0.999) * 4)));
+  assert.deepEqual(exp_avg.a, Float32Array.from([0.1, 0.2, 0.3].map(Math.fround)));
+  exp_avg.z[0] = 5; // a copy
+  assert.notEqual((await readMoments(state)).exp_avg.z[0], 5);
+  assert.deepEqual(state.names, ["a", "z"]);
+  assert.deepEqual(Object.keys(state.params).sort(), ["a", "z"]);
 });
 
 for (const backend of ["wasm", "js"] as const) {

@@ -16,8 +16,14 @@ import {
   readParams,
   readSlowWeights,
   type ShapedTensor,
+  type StatesFormat,
   step,
 } from "../mod.ts";
+import type { CompactMoment } from "../base/arena.ts";
+import { holdsCodes } from "../base/backend.ts";
+import { Q8_MIN_ELEMENTS } from "../base/q8.ts";
+import { stateInternals } from "../core/state.ts";
+import { codeTolerance } from "./q8_reference.ts";
 import { firstMismatch, refEffectiveGrads, type RefState, refSync, toF64 } from "./reference.ts";
 import {
   optimizerOf,
@@ -35,6 +41,8 @@ import { bits, hasSlowWeights, prng, randomTensor } from "./util.ts";
  */
 export interface Case extends RuleCase {
   readonly rule: string;
+  /** The format of the moments (`states`). */
+  readonly states: StatesFormat;
   /** A learning-rate schedule instead of a constant (the constant scales it). */
   readonly schedule: boolean;
   readonly lengths: number[];
@@ -77,21 +85,33 @@ const extrasArb: fc.Arbitrary<Extras> = fc.record({
 
 /** Sizes that exercise the SIMD main loop and its scalar tail. */
 const SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 33, 64, 257, 4097];
+/**
+ * Sizes of 8-bit states' cases: those above, and tensors whose moments are codes (4096
+ * elements or more), of whole blocks and not.
+ */
+const COMPACT_SIZES = [...SIZES, 4096, 4097, 4351, 4608, 5000, 6143];
 
 /**
  * The arbitrary of `row`'s cases; `steps` at least `minSteps`. With `features: false`, plain
  * cases: no LookAhead, clipping, centralization, groups, non-finite gradients, nor the rule's
- * own features (for backends' suites that leave those out).
+ * own features (for backends' suites that leave those out). `states`: the format of the
+ * moments.
  */
-export function caseArb(row: RuleRow, minSteps = 50, features = true): fc.Arbitrary<Case> {
+export function caseArb(
+  row: RuleRow,
+  minSteps = 50,
+  features = true,
+  states: StatesFormat = "32bit",
+): fc.Arbitrary<Case> {
+  const sizes = states === "8bit" ? COMPACT_SIZES : SIZES;
   return fc.record({
     rule: row.cases(features),
     schedule: fc.boolean(),
-    lengths: fc.array(fc.constantFrom(...SIZES), { minLength: 1, maxLength: 6 }),
+    lengths: fc.array(fc.constantFrom(...sizes), { minLength: 1, maxLength: 6 }),
     steps: fc.integer({ min: minSteps, max: minSteps + 10 }),
     seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
     extras: features ? extrasArb : fc.constant<Extras>({ gc: false, badCalls: [] }),
-  }).map(({ rule, ...rest }): Case => ({ rule: row.rule, ...rule, ...rest }));
+  }).map(({ rule, ...rest }): Case => ({ rule: row.rule, states, ...rule, ...rest }));
 }
 
 /** The row of the table a case belongs to. */
@@ -137,7 +157,7 @@ export function optimizerFor(
   const groups = group
     ? [{ match: (name: string) => Number(name.split(".")[1]) % 2 === 1, ...group }]
     : undefined;
-  const common = { lr: lrOf(c), clipGradNorm, gc, groups, ...more };
+  const common = { lr: lrOf(c), clipGradNorm, gc, groups, states: c.states, ...more };
   const opt = optimizerOf(rowOf(c), c, backend, common);
   return c.extras.lookahead ? lookahead(opt, c.extras.lookahead) : opt;
 }
@@ -243,9 +263,12 @@ export async function checkAgainstReference(
         eff.err[k],
         kTol,
       );
+      // 8-bit moments: within one code step of the reference (each step starts from the state's
+      // decoded moments, so the error does not accumulate).
+      const compact = c.states === "8bit" && c.lengths[k] >= Q8_MIN_ELEMENTS;
       const checks: [string, Float64Array, Float64Array][] = [
-        ["m", ref.m, ref.tolM],
-        ["v", ref.v, ref.tolV],
+        ["m", ref.m, compact ? codeTolerance(ref.m, ref.tolM, true) : ref.tolM],
+        ["v", ref.v, compact ? codeTolerance(ref.v, ref.tolV, false) : ref.tolV],
       ];
       if (la && t % la.k === 0) {
         const sync = refSync(before[name].s!, ref.p, ref.tolP, la.alpha);
@@ -271,8 +294,9 @@ export async function checkAgainstReference(
 }
 
 /**
- * Asserts that two states hold the same bits everywhere (params, moments, slow weights), and
- * the same counts and (with `norm`) the same norm of their last step.
+ * Asserts that two states hold the same bits everywhere (params, moments, slow weights; 8-bit
+ * moments' codes and scales as they are), and the same counts and (with `norm`) the same norm
+ * of their last step.
  */
 export async function assertSameBits(
   a: OptimizerState<unknown>,
@@ -284,6 +308,18 @@ export async function assertSameBits(
   assert.equal(a.skippedSteps, b.skippedSteps, `${what}: skipped steps`);
   assert.equal(a.step, b.step, `${what}: step`);
   const [x, y] = [await readAll(a), await readAll(b)];
+  const ba = stateInternals(a).backend, bb = stateInternals(b).backend;
+  if (holdsCodes(ba) && holdsCodes(bb)) {
+    for (let k = 0; k < ba.layout.unsignedCodes.length; k++) {
+      const ca: Readonly<Record<string, CompactMoment>> = ba.viewCompact(k);
+      const cb: Readonly<Record<string, CompactMoment>> = bb.viewCompact(k);
+      assert.deepEqual(Object.keys(ca).sort(), Object.keys(cb).sort(), `${what}: compact tensors`);
+      for (const name of Object.keys(ca)) {
+        assert.deepEqual(ca[name].codes, cb[name].codes, `${what}: codes ${k} of ${name}`);
+        assert.deepEqual(bits(ca[name].scales), bits(cb[name].scales), `${what}: scales ${k}`);
+      }
+    }
+  }
   for (const name of Object.keys(x)) {
     for (const field of ["p", "m", "v", "s"] as const) {
       if (!x[name][field]) continue;
@@ -321,8 +357,9 @@ export async function checkVector(
   vector: Vector,
   backend: "wasm" | "js" | "webgpu",
   device?: GPUDevice,
+  states: StatesFormat = "32bit",
 ): Promise<void> {
-  let optimizer = optimizerOf(row, vector.case, backend);
+  let optimizer = optimizerOf(row, vector.case, backend, { states });
   if (vector.lookahead) optimizer = lookahead(optimizer, vector.lookahead);
   const params = { w: Float32Array.from(vector.params) };
   let state: OptimizerState<unknown> = device

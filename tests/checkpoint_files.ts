@@ -49,3 +49,25 @@ export async function sample(): Promise<Uint8Array> {
   }
   return saveState(state);
 }
+
+/**
+ * A checkpoint of an RAdam state with 8-bit moments after three steps: `fc.weight` (4100
+ * elements: 17 blocks, the last one partial) holds codes and scales, `fc.bias` f32 moments.
+ */
+export async function sample8bit(): Promise<Uint8Array> {
+  const n = 4100;
+  let state = await radam({ lr: 0.01, states: "8bit" }).init({
+    "fc.weight": Float32Array.from({ length: n }, (_, i) => Math.sin(i)),
+    "fc.bias": new Float32Array([0.1, 0.2]),
+  });
+  for (let t = 0; t < 3; t++) {
+    state = step(state, {
+      "fc.weight": Float32Array.from(
+        { length: n },
+        (_, i) => Math.cos(i * t + 1) * 10 ** (i % 7 - 3),
+      ),
+      "fc.bias": new Float32Array([1, -1]),
+    });
+  }
+  return saveState(state);
+}

@@ -53,6 +53,16 @@ Deno.test("invalid options throw RangeError/TypeError naming the option", () => 
     [() => radam({ threshold: 3 }), RangeError, /threshold must be ≥ 4/],
     [() => radam({ maximize: 1 as unknown as boolean }), TypeError, /maximize must be a boolean/],
     [() => radam({ backend: "cuda" as "js" }), RangeError, /backend must be one of/],
+    [
+      () => radam({ states: "4bit" as "8bit" }),
+      RangeError,
+      /Option states must be one of 32bit, 8bit, got a string "4bit"/,
+    ],
+    [
+      () => radam({ states: 8 as unknown as "8bit" }),
+      TypeError,
+      /Option states must be one of 32bit, 8bit, got 8/,
+    ],
     [() => radam({ lrr: 1 } as unknown as object), TypeError, /Unknown option lrr/],
     [() => adam({ threshold: 5 } as unknown as object), TypeError, /Unknown option threshold/],
     [() => radam("fast" as unknown as object), TypeError, /must be an object/],

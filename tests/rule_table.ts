@@ -7,7 +7,16 @@
  * (tests/tfjs/rules_test.ts) run every row. A new rule adds its row here.
  */
 import fc from "fast-check";
-import { adam, adamw, type BackendChoice, lion, type Optimizer, radam, sgd } from "../mod.ts";
+import {
+  adam,
+  adamw,
+  type BackendChoice,
+  lion,
+  type Optimizer,
+  radam,
+  sgd,
+  type StatesFormat,
+} from "../mod.ts";
 import {
   type AdamConfig,
   emptyStep,
@@ -18,6 +27,12 @@ import {
   type RefStep,
   U,
 } from "./reference.ts";
+
+/**
+ * The formats of the moments every CPU suite runs each rule in (option `states`): 8-bit moments
+ * are compared with the same float64 reference, within one code step (tests/cases.ts).
+ */
+export const FORMATS: readonly StatesFormat[] = ["32bit", "8bit"];
 
 /** A random case's rule part: one of the row's optimizers, and its options (`lr` included). */
 export interface RuleCase {

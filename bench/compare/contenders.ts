@@ -6,6 +6,7 @@
  * @module
  */
 import { cContender, type CVariant, cVariants } from "./c_baseline.ts";
+import { divSqrtContender, rmwContender } from "./bounds.ts";
 import { checkPassContender, libraryContender } from "./library.ts";
 import { BASE_OPTIMIZER, bytesPerParameter, ruleRowNames } from "./rule_rows.ts";
 import { tfContender } from "./tfjs.ts";
@@ -62,6 +63,81 @@ export function ruleRatioRows(): RatioRow[] {
   });
 }
 
+/** The optimizers whose 8-bit step has rows of its own (issue #23): RAdam's loop, and Lion's. */
+export const COMPACT_OPTIMIZERS = ["radam", "lion"];
+
+/** The key of optimizer `name`'s row on one thread (`threads`: on the threads) and format. */
+export function stepKey(name: string, threads: boolean, compact: boolean): string {
+  const base = name === BASE_OPTIMIZER ? "wasm" : `${name}-wasm`;
+  return `${base}${threads ? "-threads" : ""}${compact ? "-8bit" : ""}`;
+}
+
+/**
+ * The 8-bit states' rows: each optimizer of {@linkcode COMPACT_OPTIMIZERS} with 8-bit moments,
+ * on one thread and on `threads` (and Lion's 32-bit step on the threads, to compare with), then
+ * the bounds of any step on this machine (bench/compare/bounds.ts).
+ */
+function compactContenders(threads: number): Contender[] {
+  const rows: Contender[] = [];
+  for (const optimizer of COMPACT_OPTIMIZERS) {
+    rows.push(
+      libraryContender(
+        `${optimizer} wasm, 8-bit states (zero-copy)`,
+        stepKey(optimizer, false, true),
+        {
+          backend: "wasm",
+          optimizer,
+          states: "8bit",
+        },
+      ),
+    );
+    if (optimizer !== BASE_OPTIMIZER) {
+      rows.push(
+        libraryContender(
+          `${optimizer} wasm, ${threads} threads (zero-copy)`,
+          stepKey(optimizer, true, false),
+          {
+            backend: "wasm",
+            optimizer,
+            threads,
+          },
+        ),
+      );
+    }
+    rows.push(
+      libraryContender(
+        `${optimizer} wasm, ${threads} threads, 8-bit states`,
+        stepKey(optimizer, true, true),
+        { backend: "wasm", optimizer, threads, states: "8bit" },
+      ),
+    );
+  }
+  return [...rows, divSqrtContender(), rmwContender(16), rmwContender(28)];
+}
+
+/**
+ * Each 8-bit step's rate against the 32-bit step's of the same run (one thread, and on the
+ * threads), and the 32-bit RAdam step against the bounds of any step here.
+ */
+export function compactRatioRows(threads: number): RatioRow[] {
+  const rows: RatioRow[] = [];
+  for (const optimizer of COMPACT_OPTIMIZERS) {
+    for (const t of [false, true]) {
+      rows.push([
+        `${optimizer} wasm 8-bit / 32-bit${t ? `, ${threads} threads` : ""}`,
+        stepKey(optimizer, t, true),
+        stepKey(optimizer, t, false),
+      ]);
+    }
+  }
+  return [
+    ...rows,
+    ["bound: div + sqrt alone / radam wasm 32-bit", "bound-divsqrt", "wasm"],
+    ["bound: RMW 16 bytes / radam wasm 8-bit", "bound-rmw16", "wasm-8bit"],
+    ["bound: RMW 28 bytes / radam wasm 32-bit", "bound-rmw28", "wasm"],
+  ];
+}
+
 /** The rows of the throughput table, in order. */
 function tableContenders(
   threads: number,
@@ -95,6 +171,7 @@ function tableContenders(
       threads,
       checked: true,
     }),
+    ...compactContenders(threads),
     checkPassContender(),
     checkPassContender(threads),
     tfContender("wasm"),

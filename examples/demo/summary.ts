@@ -92,13 +92,7 @@ export function resultsTable(
       ...row.map((c) => formatCell(c) + (c && c.testAccuracy === best ? " *" : "")),
     ];
   });
-  if (markdown) {
-    const line = (cols: string[]) => `| ${cols.join(" | ")} |`;
-    return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
-  }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd();
-  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+  return table(header, rows, markdown);
 }
 
 /**
@@ -132,4 +126,78 @@ export function verdict(
       ).join("; ") + ".",
   );
   return lines;
+}
+
+/** The comparison of each format with 32-bit (`--states` with more than one). */
+export interface FormatComparison {
+  readonly title: string;
+  /** Aligned plain text, and the same as Markdown. */
+  readonly text: string;
+  readonly markdown: string;
+  /** What it shows, against the criterion. */
+  readonly verdict: string;
+}
+
+/** Test accuracy a format may lose against 32-bit where 32-bit reaches `FLOOR` (issue #23). */
+const MARGIN = 0.005;
+const FLOOR = 0.8;
+
+/**
+ * Each format of `formats` other than `32bit` against `32bit`, per optimizer (rows `bases`) and
+ * learning rate: test accuracy (mean of the seeds) of both and the difference, `✗` where the
+ * format loses more than 0.5 points at a learning rate where 32-bit reaches 80 %.
+ */
+export function formatComparison(
+  cells: readonly Cell[],
+  bases: readonly OptimizerEntry[],
+  formats: readonly string[],
+  lrs: readonly number[],
+): FormatComparison {
+  const others = formats.filter((f) => f !== "32bit");
+  const header = ["lr", ...others.flatMap((f) => bases.map((b) => `${b.label}: ${f}`))];
+  const misses: string[] = [];
+  let checked = 0;
+  const rows = lrs.map((lr) => [
+    formatLr(lr),
+    ...others.flatMap((format) =>
+      bases.map((b) => {
+        const wide = cellAt(cells, b.id, lr), other = cellAt(cells, `${b.id}@${format}`, lr);
+        if (!wide || !other) return "–";
+        const d = other.testAccuracy - wide.testAccuracy;
+        const judged = wide.testAccuracy >= FLOOR;
+        const miss = judged && d < -MARGIN;
+        if (judged) checked++;
+        if (miss) misses.push(`${b.label} ${format} at ${formatLr(lr)} (${points(d)})`);
+        return `${pct(wide.testAccuracy)} → ${pct(other.testAccuracy)} (${points(d)})${
+          miss ? " ✗" : ""
+        }`;
+      })
+    ),
+  ]);
+  const seeds = cells[0]?.runs.length ?? 0;
+  return {
+    title: `Test accuracy, 32-bit → each format (difference in points), mean of ${seeds} seeds ` +
+      `(✗: more than ${100 * MARGIN} points lost where 32-bit reaches ${100 * FLOOR} %):`,
+    text: table(header, rows, false),
+    markdown: table(header, rows, true),
+    verdict:
+      `${checked - misses.length} of ${checked} comparisons where 32-bit reaches ${
+        100 * FLOOR
+      } % are within ${100 * MARGIN} points` +
+      (misses.length ? `; not: ${misses.join(", ")}.` : "."),
+  };
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+const points = (d: number) => `${d >= 0 ? "+" : "−"}${Math.abs(100 * d).toFixed(2)}`;
+
+/** Rows under a header, as Markdown or aligned plain text. */
+function table(header: string[], rows: string[][], markdown: boolean): string {
+  if (markdown) {
+    const line = (cols: string[]) => `| ${cols.join(" | ")} |`;
+    return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd();
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }

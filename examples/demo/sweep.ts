@@ -7,12 +7,15 @@
  */
 import type { DigitSplit } from "./mnist_data.ts";
 import type { MlpShape } from "./mlp.ts";
-import { availableOptimizers, type OptimizerEntry } from "./optimizer_table.ts";
+import { optimizerById } from "./optimizer_table.ts";
 import { type RunResult, type TrainOptions, trainRun } from "./train.ts";
 
 /** Everything a sweep varies and holds fixed. */
 export interface SweepPlan {
-  /** Ids of the optimizers to compare (rows of the optimizer table). */
+  /**
+   * Ids of the optimizers to compare (rows of the optimizer table, `<row>@<format>` in a format
+   * of `--states`).
+   */
   readonly optimizers: readonly string[];
   readonly lrs: readonly number[];
   readonly seeds: readonly number[];
@@ -39,12 +42,7 @@ export function sweepJobs(plan: SweepPlan): SweepJob[] {
   return jobs;
 }
 
-/** The available optimizer table row with this id. */
-export function optimizerById(id: string): OptimizerEntry {
-  const entry = availableOptimizers().find((e) => e.id === id);
-  if (!entry) throw new RangeError(`No available optimizer with id ${JSON.stringify(id)}`);
-  return entry;
-}
+export { optimizerById };
 
 /** Runs one job of `plan` in this thread. */
 export function runJob(

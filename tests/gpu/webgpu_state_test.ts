@@ -381,3 +381,23 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    'webgpu: states "8bit" is refused with a TypeError (the CPU backends run it), at init and load',
+  ignore,
+  async fn() {
+    await assert.rejects(
+      radam({ states: "8bit" }).init({ w: new Float32Array(8192) }, { device: device! }),
+      (e: Error) =>
+        e instanceof TypeError && /webgpu backend does not run states: "8bit"/.test(e.message),
+    );
+    const cpu = await radam({ states: "8bit" }).init({ w: new Float32Array(8192) });
+    const bytes = await saveState(cpu);
+    await assert.rejects(loadState(bytes, { device: device! }), TypeError);
+    // converted to 32-bit on load, it runs there
+    const gpu = await loadState(bytes, { device: device!, states: "32bit" });
+    assert.equal(gpu.backend, "webgpu");
+    dispose(gpu);
+  },
+});

@@ -1,0 +1,161 @@
+/**
+ * The arena of a state with 8-bit moments (`states: "8bit"`; docs/SPEC.md "Compact states"):
+ * the tensors of 4096 elements or more keep each moment as one byte an element and one f32 scale
+ * per block of 256 elements (base/q8.ts), the others f32 moments as in a 32-bit arena.
+ *
+ * ```
+ * | params | grads | (slow) | exp_avg codes | (exp_avg_sq codes) | (exp_avg f32) | (exp_avg_sq f32) | scales … |
+ * ```
+ *
+ * Tensor order: those with f32 moments first (back to back, in the order given), then the
+ * compact ones, each at a multiple of 256 elements and padded to one (`compactStart` is where
+ * they start), so that every block belongs to one tensor and the threads of a threaded state
+ * split the arena at block boundaries. The padding's parameters, gradients and moments are 0 and
+ * stay 0 (the kernels zero the padding's parameters after each step of its block). The f32
+ * moment sections hold the elements before `compactStart`, the codes those after it. Every
+ * section starts at a multiple of 64 bytes, spread apart as {@linkcode spreadStart} says.
+ *
+ * @module
+ */
+import {
+  type ArenaLayout,
+  codesSection,
+  EXP_AVG,
+  GRADS,
+  PARAMS,
+  planArena,
+  type PlanOptions,
+  scalesSection,
+  SECTION_ALIGN_BYTES,
+  type Segment,
+  SEGMENT_ROW_BYTES,
+  segmentRuns,
+  SLOW,
+  spreadStart,
+} from "./arena.ts";
+import { compactLength, Q8_BLOCK } from "./q8.ts";
+
+/**
+ * The layout of an 8-bit state of tensors of the given `lengths` (`names` in the order given;
+ * the layout's own order puts the compact ones last). Without a compact tensor (all below 4096
+ * elements, or a rule that keeps no moment) it is the 32-bit layout.
+ *
+ * @example
+ * ```ts
+ * import { planCompactArena } from "./arena_compact.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planCompactArena(["w", "b"], [5000, 10], { moments: 2 });
+ * assert.deepEqual(layout.names, ["b", "w"]);
+ * assert.deepEqual(layout.offsets, [0, 256]);
+ * assert.equal(layout.compactStart, 256);
+ * assert.equal(layout.total, 256 + 5120);
+ * ```
+ */
+export function planCompactArena(
+  names: readonly string[],
+  lengths: readonly number[],
+  options: PlanOptions,
+): ArenaLayout {
+  const moments = options.moments ?? 2;
+  const compact = lengths.map((n) => moments > 0 && compactLength(n));
+  if (!compact.includes(true)) return { ...planArena(names, lengths, options), states: "8bit" };
+  // wide tensors first, then compact ones, each in the order given
+  const order = [...lengths.keys()].sort((a, b) =>
+    Number(compact[a]) - Number(compact[b]) || a - b
+  );
+  const sorted = {
+    names: order.map((i) => names[i]),
+    lengths: order.map((i) => lengths[i]),
+    compact: order.map((i) => compact[i]),
+    groups: options.groups && order.map((i) => options.groups![i]),
+  };
+  const offsets: number[] = [];
+  let total = 0;
+  let compactStart = -1;
+  sorted.lengths.forEach((n, i) => {
+    if (sorted.compact[i] && compactStart < 0) {
+      compactStart = Math.ceil(total / Q8_BLOCK) * Q8_BLOCK;
+      total = compactStart;
+    }
+    offsets.push(total);
+    total += sorted.compact[i] ? Math.ceil(n / Q8_BLOCK) * Q8_BLOCK : n;
+  });
+  const segments = compactSegments(offsets, sorted.lengths, sorted.compact, sorted.groups);
+  const wide = sorted.compact.includes(false);
+  const { sectionOffsets, end } = placeSections(total, compactStart, moments, !!options.slow, wide);
+  const segmentTableOffset = Math.ceil(end / SECTION_ALIGN_BYTES) * SECTION_ALIGN_BYTES;
+  return {
+    names: sorted.names,
+    lengths: sorted.lengths,
+    offsets,
+    total,
+    sectionLength: total,
+    sectionCount: sectionOffsets.filter((o) => o >= 0).length,
+    sectionOffsets,
+    segments,
+    segmentTableOffset,
+    byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
+    states: "8bit",
+    compact: sorted.compact,
+    compactStart,
+    unsignedCodes: [...Array(moments).keys()].map((k) => !!options.nonNegative?.[k]),
+  };
+}
+
+/**
+ * The segment rows of a compact layout: the runs of the tensors with f32 moments (their groups'
+ * runs, or one run of group 0), then a row per compact tensor with the end of its last block.
+ */
+function compactSegments(
+  offsets: readonly number[],
+  lengths: readonly number[],
+  compact: readonly boolean[],
+  groups: readonly number[] | undefined,
+): Segment[] {
+  const wide = compact.indexOf(true);
+  const rows: Segment[] = segmentRuns(
+    offsets.slice(0, wide),
+    lengths.slice(0, wide),
+    groups ? groups.slice(0, wide) : lengths.slice(0, wide).map(() => 0),
+  ).filter((row) => row.end > row.start);
+  for (let i = wide; i < lengths.length; i++) {
+    rows.push({
+      start: offsets[i],
+      end: offsets[i] + lengths[i],
+      group: groups ? groups[i] : 0,
+      padded: offsets[i] + Math.ceil(lengths[i] / Q8_BLOCK) * Q8_BLOCK,
+    });
+  }
+  return rows;
+}
+
+/**
+ * Where each section of a compact arena of `total` elements starts (by section index; -1 where
+ * absent), in memory order: params, grads, slow weights, each moment's codes, each moment's f32
+ * section (where some tensor keeps f32 moments: `wide`), each moment's scales; and the byte
+ * after the last.
+ */
+function placeSections(
+  total: number,
+  compactStart: number,
+  moments: number,
+  slow: boolean,
+  wide: boolean,
+): { sectionOffsets: number[]; end: number } {
+  const codes = total - compactStart;
+  const sized: [number, number][] = [[PARAMS, 4 * total], [GRADS, 4 * total]];
+  if (slow) sized.push([SLOW, 4 * total]);
+  for (let k = 0; k < moments; k++) sized.push([codesSection(k), codes]);
+  const f32 = Math.ceil(compactStart / 4) * 4 * 4;
+  if (wide) { for (let k = 0; k < moments; k++) sized.push([EXP_AVG + k, f32]); }
+  for (let k = 0; k < moments; k++) sized.push([scalesSection(k), (codes / Q8_BLOCK) * 4]);
+  const sectionOffsets: number[] = new Array(scalesSection(1) + 1).fill(-1);
+  let end = 0;
+  for (const [section, bytes] of sized) {
+    const start = section === PARAMS ? 0 : spreadStart(end, bytes);
+    sectionOffsets[section] = start;
+    end = start + bytes;
+  }
+  return { sectionOffsets, end };
+}

@@ -1,0 +1,109 @@
+/**
+ * The bounds a step is held to on this machine, timed beside it in bench/compare.ts: the divide
+ * and square root of an RAdam step alone (no memory traffic), and a read-modify-write of the
+ * bytes a step moves per parameter (16 for 8-bit RAdam, 28 for 32-bit), in the same f32x4
+ * WebAssembly SIMD as the library's kernels (assembly/bounds.ts, compiled here by asc; not part
+ * of the library).
+ *
+ * @module
+ */
+import type { Contender } from "./timing.ts";
+import { syncTimer } from "./timing.ts";
+
+/** The bench-only kernels' exports. */
+interface BoundKernels {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  divSqrt(x: number, block: number, n: number, eps: number): void;
+  rmw16(p: number, g: number, c0: number, c1: number, n: number, one: number): void;
+  rmw28(p: number, g: number, m: number, v: number, n: number): void;
+}
+
+let compiled: Promise<WebAssembly.Module> | undefined;
+
+/** assembly/bounds.ts compiled with the kernels' settings (once). */
+function boundsModule(): Promise<WebAssembly.Module> {
+  return compiled ??= (async () => {
+    // imported here: the compiler reads the environment as it loads, which the bench allows and
+    // the tests that read the bench's rows do not
+    const { default: asc } = await import("assemblyscript/asc");
+    let wasm: Uint8Array | undefined;
+    const { error, stderr } = await asc.main([
+      "bounds.ts",
+      "--baseDir",
+      "assembly",
+      "--outFile",
+      "bounds.wasm",
+      "--optimizeLevel",
+      "3",
+      "--converge",
+      "--noAssert",
+      "--runtime",
+      "stub",
+      "--enable",
+      "simd",
+      "--use",
+      "abort=",
+    ], {
+      writeFile(name: string, contents: Uint8Array | string) {
+        if (name.endsWith(".wasm") && typeof contents !== "string") wasm = contents;
+      },
+    });
+    if (error || !wasm) throw new Error(`asc failed on assembly/bounds.ts: ${stderr}`);
+    return WebAssembly.compile(new Uint8Array(wasm));
+  })();
+}
+
+/** An instance whose memory holds `bytes` after its static data; the first free address. */
+async function instance(bytes: number): Promise<{ k: BoundKernels; at: number }> {
+  const k = (await WebAssembly.instantiate(await boundsModule(), {}))
+    .exports as unknown as BoundKernels;
+  const at = Math.ceil(k.heapBase() / 4096) * 4096;
+  const grow = at + bytes - k.memory.buffer.byteLength;
+  if (grow > 0) k.memory.grow(Math.ceil(grow / 65536));
+  return { k, at };
+}
+
+/** A runner timed by `time`, run once first (its memory touched, its code compiled). */
+async function warm(time: (steps: number) => Promise<number>): Promise<{ time: typeof time }> {
+  await time(1);
+  return { time };
+}
+
+/** 16 KiB of f32 values: L1-resident. */
+const L1_BLOCK = 4096;
+
+/** The divide and square root of an RAdam step alone, per parameter (L1, no memory traffic). */
+export function divSqrtContender(): Contender {
+  return {
+    name: "bound: the divide and square root of an RAdam step alone (wasm f32x4, in L1)",
+    key: "bound-divsqrt",
+    async setup(n) {
+      const { k, at } = await instance(L1_BLOCK * 4);
+      new Float32Array(k.memory.buffer, at, L1_BLOCK).fill(0.25);
+      const rounded = Math.ceil(n / L1_BLOCK) * L1_BLOCK;
+      return warm(syncTimer(() => k.divSqrt(at, L1_BLOCK, rounded, 1e-8)));
+    },
+  };
+}
+
+/** A read-modify-write of `bytes` (16 or 28) bytes a parameter over `n` parameters. */
+export function rmwContender(bytes: 16 | 28): Contender {
+  return {
+    name: `bound: read-modify-write of ${bytes} bytes a parameter (wasm f32x4${
+      bytes === 16 ? ": an 8-bit RAdam step's traffic" : ": a 32-bit RAdam step's"
+    })`,
+    key: `bound-rmw${bytes}`,
+    async setup(n) {
+      n = Math.ceil(n / 16) * 16;
+      // sections 5% apart beyond their size, so that the streams do not alias (base/arena.ts)
+      const gap = (b: number) => Math.ceil((b * 1.05 + 4096) / 4096) * 4096 + 1664;
+      const f = gap(4 * n), c = gap(n);
+      const { k, at } = await instance(bytes === 16 ? 2 * f + 2 * c : 4 * f);
+      if (bytes === 16) {
+        return warm(syncTimer(() => k.rmw16(at, at + f, at + 2 * f, at + 2 * f + c, n, 1)));
+      }
+      return warm(syncTimer(() => k.rmw28(at, at + f, at + 2 * f, at + 3 * f, n)));
+    },
+  };
+}

@@ -1,0 +1,305 @@
+/**
+ * The tensors of a checkpoint: which a state of given settings holds (its parameters, each
+ * moment, LookAhead's slow weights), reading and checking them from a parsed file, and writing
+ * them into a new state's backend, converting moments between their f32 and 8-bit forms where
+ * the file and the state hold them differently.
+ *
+ * A moment of a tensor is in a file either as `<tensor>.<moment>` (F32, the tensor's shape) or,
+ * for a tensor whose moments are 8-bit, as `<tensor>.<moment>.codes` (I8 codes of a signed
+ * moment, U8 of a non-negative one, the tensor's shape) and `<tensor>.<moment>.scales` (F32, one
+ * per block of 256 elements); docs/SPEC.md "Compact states".
+ *
+ * @module
+ */
+import { type ArenaLayout, type CompactMoment, EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
+import { type AnyBackend, holdsCodes } from "../base/backend.ts";
+import { blocksOf, Q8_BLOCK } from "../base/q8.ts";
+import { decodeTensor, encodeTensor } from "../base/q8_tensor.ts";
+import { CheckpointError, type parseSafetensors, type TensorEntry } from "../base/safetensors.ts";
+import type { Settings } from "../base/settings.ts";
+import { momentsOf } from "./origins.ts";
+
+/**
+ * The per-parameter tensors of a checkpoint: name suffix and arena section (the parameters, the
+ * rule's moments, LookAhead's slow weights where the configuration has them).
+ */
+export interface StateTensor {
+  readonly suffix: string;
+  readonly section: number;
+  /** Values must be ≥ 0 (second moments; their codes are unsigned). */
+  readonly nonNegative: boolean;
+  /** The moment's index, for a moment (it may be held as codes). */
+  readonly moment?: number;
+}
+
+/** The tensors a state of `config` holds per parameter, in arena section order. */
+export function stateTensors(config: Settings): readonly StateTensor[] {
+  const kinds: StateTensor[] = [{ suffix: "", section: PARAMS, nonNegative: false }];
+  momentsOf(config).forEach((m, k) =>
+    kinds.push({
+      suffix: `.${m.name}`,
+      section: EXP_AVG + k,
+      nonNegative: m.nonNegative,
+      moment: k,
+    })
+  );
+  if (config.lookahead) kinds.push({ suffix: ".slow", section: SLOW, nonNegative: false });
+  return kinds;
+}
+
+/** A tensor's state of one kind as a file holds it: f32 values, or a moment's codes. */
+export type HeldTensor = Float32Array | CompactMoment;
+
+/** Index of the first non-finite element (or negative one, with `nonNegative`), or -1. */
+export function firstBadValue(data: Float32Array, nonNegative: boolean): number {
+  if (nonNegative) {
+    for (let i = 0; i < data.length; i++) {
+      const x = data[i];
+      if (!(x >= 0 && x !== Infinity)) return i;
+    }
+  } else {
+    for (let i = 0; i < data.length; i++) {
+      const x = data[i];
+      if (x - x !== 0) return i;
+    }
+  }
+  return -1;
+}
+
+/** The first block whose scale is not finite (a NaN: the block's moment is), or -1. */
+export function firstBadScale(scales: Float32Array): number {
+  for (let b = 0; b < scales.length; b++) if (scales[b] - scales[b] !== 0) return b;
+  return -1;
+}
+
+/** The checked tensors of a file: lengths and shapes by parameter, data by kind then name. */
+export interface ReadTensors {
+  lengths: number[];
+  shapes: number[][];
+  data: Record<string, HeldTensor>[];
+  /** Whether some moment is held as codes. */
+  codes: boolean;
+}
+
+/**
+ * The tensors of a parsed file, checked: exactly those of `names` and `kinds` (parameters,
+ * moments in either form, slow weights), one shape per parameter, every value valid. Views of
+ * `bytes` where aligned (as this library writes them), else copies.
+ */
+export function readTensors(
+  bytes: Uint8Array,
+  file: ReturnType<typeof parseSafetensors>,
+  names: readonly string[],
+  kinds: readonly StateTensor[],
+): ReadTensors {
+  const { tensors } = file;
+  const held = (name: string, kind: StateTensor) =>
+    kind.moment !== undefined &&
+      (tensors.has(`${name}${kind.suffix}.codes`) || tensors.has(`${name}${kind.suffix}.scales`))
+      ? [`${name}${kind.suffix}.codes`, `${name}${kind.suffix}.scales`]
+      : [name + kind.suffix];
+  const expected = names.flatMap((n) => kinds.flatMap((k) => held(n, k)));
+  const known = new Set(expected);
+  for (const tensorName of tensors.keys()) {
+    if (!known.has(tensorName)) {
+      throw new CheckpointError(
+        `Checkpoint has an unexpected tensor ${JSON.stringify(tensorName)}`,
+      );
+    }
+  }
+  if (known.size !== expected.length) {
+    throw new CheckpointError(
+      "Checkpoint metadata tensor_order has names whose tensors collide (e.g. a and a.exp_avg)",
+    );
+  }
+  const out: ReadTensors = { lengths: [], shapes: [], data: [], codes: false };
+  // Null-prototype records: a tensor may be named "__proto__".
+  out.data = kinds.map(() => Object.create(null));
+  for (const name of names) {
+    const param = tensors.get(name);
+    const shape = param?.shape ?? [];
+    kinds.forEach((kind, j) => {
+      const [first, scales] = held(name, kind);
+      const entry = entryOf(tensors, first, name, shape);
+      if (scales === undefined) {
+        out.data[j][name] = tensorValues(bytes, file.dataStart, entry, first, kind.nonNegative);
+      } else {
+        const scaleEntry = tensors.get(scales);
+        if (scaleEntry === undefined) {
+          throw new CheckpointError(`Checkpoint lacks the tensor ${JSON.stringify(scales)}`);
+        }
+        out.data[j][name] = compactValues(bytes, file.dataStart, entry, scaleEntry, first, kind);
+        out.codes = true;
+      }
+    });
+    out.lengths.push(shape.reduce((a, b) => a * b, 1));
+    out.shapes.push(shape.slice());
+  }
+  return out;
+}
+
+/** The entry of `tensorName`, of the shape of its parameter `name`. */
+function entryOf(
+  tensors: ReadonlyMap<string, TensorEntry>,
+  tensorName: string,
+  name: string,
+  shape: readonly number[],
+): TensorEntry {
+  const entry = tensors.get(tensorName);
+  if (entry === undefined) {
+    throw new CheckpointError(`Checkpoint lacks the tensor ${JSON.stringify(tensorName)}`);
+  }
+  if (entry.shape.join(",") !== shape.join(",")) {
+    throw new CheckpointError(
+      `Tensor ${JSON.stringify(tensorName)} has shape [${entry.shape.join(",")}], unlike ${
+        JSON.stringify(name)
+      } [${shape.join(",")}]`,
+    );
+  }
+  return entry;
+}
+
+/** Throws unless `entry` is of `dtype`, saying what the tensor is. */
+function checkDtype(entry: TensorEntry, dtype: string, tensorName: string, what: string): void {
+  if (entry.dtype !== dtype) {
+    throw new CheckpointError(
+      `Tensor ${JSON.stringify(tensorName)} is ${entry.dtype}; expected ${dtype} (${what})`,
+    );
+  }
+}
+
+/** The F32 values of an entry: a view of `bytes` when aligned, else a copy. */
+function floats(bytes: Uint8Array, dataStart: number, entry: TensorEntry): Float32Array {
+  const length = (entry.end - entry.begin) / 4;
+  const at = bytes.byteOffset + dataStart + entry.begin;
+  return at % 4 === 0 ? new Float32Array(bytes.buffer, at, length) : new Float32Array(
+    bytes.slice(at - bytes.byteOffset, at - bytes.byteOffset + length * 4).buffer,
+  );
+}
+
+/** A tensor's F32 values, checked finite (and ≥ 0 with `nonNegative`). */
+function tensorValues(
+  bytes: Uint8Array,
+  dataStart: number,
+  entry: TensorEntry,
+  tensorName: string,
+  nonNegative: boolean,
+): Float32Array {
+  checkDtype(entry, "F32", tensorName, "f32 values");
+  const values = floats(bytes, dataStart, entry);
+  const bad = firstBadValue(values, nonNegative);
+  if (bad >= 0) {
+    throw new CheckpointError(
+      `Tensor ${JSON.stringify(tensorName)}[${bad}] is ${values[bad]}; expected a finite${
+        nonNegative ? " non-negative" : ""
+      } number`,
+    );
+  }
+  return values;
+}
+
+/** The smallest normal f32: a scale is 0 or at least this (a block of subnormals scales 0). */
+const SMALLEST_NORMAL = 2 ** -126;
+
+/**
+ * A moment's codes and scales, checked: codes of its kind (I8 signed, U8 for a non-negative
+ * moment; no signed code −128), one scale a block, each 0 or a positive normal finite number,
+ * and a block of scale 0 (zeros) all codes 0.
+ */
+function compactValues(
+  bytes: Uint8Array,
+  dataStart: number,
+  codeEntry: TensorEntry,
+  scaleEntry: TensorEntry,
+  codesName: string,
+  kind: StateTensor,
+): CompactMoment {
+  const scalesName = codesName.replace(/\.codes$/, ".scales");
+  const signed = !kind.nonNegative;
+  checkDtype(
+    codeEntry,
+    signed ? "I8" : "U8",
+    codesName,
+    `the codes of a ${signed ? "signed" : "non-negative"} moment`,
+  );
+  checkDtype(scaleEntry, "F32", scalesName, "one scale a block");
+  const n = codeEntry.end - codeEntry.begin;
+  const at = bytes.byteOffset + dataStart + codeEntry.begin;
+  const codes = signed ? new Int8Array(bytes.buffer, at, n) : new Uint8Array(bytes.buffer, at, n);
+  const blocks = blocksOf(n);
+  if (scaleEntry.shape.length !== 1 || scaleEntry.shape[0] !== blocks) {
+    throw new CheckpointError(
+      `Tensor ${JSON.stringify(scalesName)} has shape [${
+        scaleEntry.shape.join(",")
+      }]; expected [${blocks}] (one scale per block of ${Q8_BLOCK} of its ${n} codes)`,
+    );
+  }
+  const scales = floats(bytes, dataStart, scaleEntry);
+  for (let b = 0; b < blocks; b++) {
+    const s = scales[b];
+    if (!(s === 0 || (s >= SMALLEST_NORMAL && s < Infinity))) {
+      throw new CheckpointError(
+        `Tensor ${
+          JSON.stringify(scalesName)
+        }[${b}] is ${s}; expected 0 or a positive normal finite number`,
+      );
+    }
+    const end = Math.min(n, (b + 1) * Q8_BLOCK);
+    for (let i = b * Q8_BLOCK; i < end; i++) {
+      const c = codes[i];
+      if (c === -128 || (s === 0 && c !== 0)) {
+        throw new CheckpointError(
+          `Tensor ${JSON.stringify(codesName)}[${i}] is ${c}; ${
+            c === -128
+              ? "the signed code -128 is never written"
+              : `block ${b}'s scale is 0 (a block of zeros), so its codes must be 0`
+          }`,
+        );
+      }
+    }
+  }
+  return { codes, scales };
+}
+
+/**
+ * Writes the checked tensors of a file (`data`, by kind then name) into a new state's backend:
+ * as they are where the file and the state hold a moment alike (a resume is bit-exact),
+ * encoded where the state holds codes of what the file holds as f32 values, decoded where the
+ * reverse.
+ */
+export function restoreTensors(
+  backend: AnyBackend,
+  layout: ArenaLayout,
+  kinds: readonly StateTensor[],
+  data: readonly Readonly<Record<string, HeldTensor>>[],
+): void {
+  kinds.forEach((kind, j) => {
+    const k = kind.moment;
+    if (k !== undefined && holdsCodes(backend) && layout.compact.includes(true)) {
+      const codes = backend.viewCompact(k);
+      const values = backend.viewSection(kind.section);
+      layout.names.forEach((name, i) => {
+        const held = data[j][name];
+        if (!layout.compact[i]) values[name].set(asValues(held, layout.lengths[i]));
+        else if (held instanceof Float32Array) {
+          encodeTensor(held, codes[name].codes, codes[name].scales);
+        } else {
+          codes[name].codes.set(held.codes);
+          codes[name].scales.set(held.scales);
+        }
+      });
+    } else {
+      const values: Record<string, Float32Array> = Object.create(null);
+      layout.names.forEach((name, i) => values[name] = asValues(data[j][name], layout.lengths[i]));
+      backend.writeSection(kind.section, values);
+    }
+  });
+}
+
+/** The f32 values of `held` (decoded, for codes) of a tensor of `n` elements. */
+function asValues(held: HeldTensor, n: number): Float32Array {
+  if (held instanceof Float32Array) return held;
+  const out = new Float32Array(n);
+  decodeTensor(held.codes, held.scales, out);
+  return out;
+}

@@ -1,0 +1,80 @@
+/**
+ * Laying out a state's arena for its settings: the parameter group of each tensor, the format
+ * of the moments (32-bit: base/arena.ts `planArena`; 8-bit: base/arena_compact.ts, which may put
+ * the tensors in another order than given), LookAhead's slow weights.
+ *
+ * @module
+ */
+import { type ArenaLayout, planArena } from "../base/arena.ts";
+import { planCompactArena } from "../base/arena_compact.ts";
+import type { Settings } from "../base/settings.ts";
+import { momentsOf } from "./origins.ts";
+
+/**
+ * The group (0: none, else 1 + index into `config.groups`) of each tensor: the first group
+ * whose `match` accepts its name. Undefined when the configuration has no groups.
+ */
+export function groupsOf(
+  config: Settings<unknown>,
+  names: readonly string[],
+): number[] | undefined {
+  const groups = config.loop.groups;
+  if (groups.length === 0) return undefined;
+  return names.map((name) =>
+    1 +
+    groups.findIndex((g) =>
+      g.match instanceof RegExp ? (g.match.lastIndex = 0, g.match.test(name)) : g.match(name)
+    )
+  );
+}
+
+/**
+ * Lays out the arena a configuration needs (slow weights, parameter groups, the format of its
+ * moments). With 8-bit states the layout's order of the tensors (`layout.names`) may differ
+ * from `names`' (base/arena_compact.ts).
+ */
+export function planState(
+  config: Settings<unknown>,
+  names: readonly string[],
+  lengths: readonly number[],
+): ArenaLayout {
+  const moments = momentsOf(config);
+  const options = {
+    slow: config.lookahead !== undefined,
+    groups: groupsOf(config, names),
+    moments: moments.length,
+    nonNegative: moments.map((m) => m.nonNegative),
+  };
+  return config.run.states === "8bit"
+    ? planCompactArena(names, lengths, options)
+    : planArena(names, lengths, options);
+}
+
+/**
+ * {@linkcode planState} for a state of 32-bit moments only (the TensorFlow.js adapter's, which
+ * does not hold 8-bit moments yet): a TypeError for `states: "8bit"`.
+ */
+export function planFor(
+  config: Settings<unknown>,
+  names: readonly string[],
+  lengths: readonly number[],
+): ArenaLayout {
+  if (config.run.states !== "32bit") {
+    throw new TypeError(
+      `Option states: ${
+        JSON.stringify(config.run.states)
+      } is not supported by the TensorFlow.js adapter yet; use states: "32bit" there`,
+    );
+  }
+  return planState(config, names, lengths);
+}
+
+/** `values` (one per name of `names`) in the order of `layout.names`. */
+export function inLayoutOrder<T>(
+  layout: ArenaLayout,
+  names: readonly string[],
+  values: readonly T[],
+): T[] {
+  const byName = new Map(names.map((name, i) => [name, values[i]]));
+  return layout.names.map((name) => byName.get(name)!);
+}

@@ -1,0 +1,212 @@
+/**
+ * The step of 8-bit moments against the float64 reference, code by code (docs/SPEC.md "Compact
+ * states"), for every rule of the table on every CPU backend: teacher-forced, each step starts
+ * the reference from the state's own codes and scales decoded by the reference's grids
+ * (tests/q8_reference.ts), takes the rule's float64 step (its row of tests/rule_table.ts), and
+ * encodes the new moments with the reference's scale (the block's largest magnitude) and nearest
+ * rounding. The backend's scales must be the reference's to within the f32 step's error, its
+ * codes the reference's or one away, its parameters within the 32-bit bound. And the non-finite
+ * policies that refuse a step (`"skip"`, `"throw"`) leave every code and scale as it was.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import type { CompactMoment } from "../base/arena.ts";
+import { type CompactHostBackend, holdsCodes } from "../base/backend.ts";
+import { Q8_BLOCK } from "../base/q8.ts";
+import { dispose, type OptimizerState, readParams, step } from "../mod.ts";
+import { stateInternals } from "../core/state.ts";
+import { optimizerOf, RULE_TABLE, type RuleCase, type RuleRow } from "./rule_table.ts";
+import {
+  refDecodeSigned,
+  refDecodeUnsigned,
+  refEncodeSigned,
+  refEncodeUnsigned,
+  refScale,
+} from "./q8_reference.ts";
+import { firstMismatch, type RefState } from "./reference.ts";
+import { prng, randomTensor } from "./util.ts";
+
+/** Sizes of tensors with 8-bit moments: whole blocks and a partial last one. */
+const LENGTHS = [4096, 4097, 4351, 5000];
+
+interface CompactCase {
+  rule: RuleCase;
+  length: number;
+  steps: number;
+  seed: number;
+}
+
+function caseArb(row: RuleRow): fc.Arbitrary<CompactCase> {
+  return fc.record({
+    rule: row.cases(true),
+    length: fc.constantFrom(...LENGTHS),
+    steps: fc.integer({ min: 3, max: 12 }),
+    seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+  });
+}
+
+/** The moments a backend holds as codes (tensor "w"), one per moment. */
+function codesOf(backend: CompactHostBackend, moments: number): CompactMoment[] {
+  return Array.from({ length: moments }, (_, k) => backend.viewCompact(k).w);
+}
+
+/** A moment's codes decoded by the reference's grids, in float64. */
+function refDecoded(held: CompactMoment, signed: boolean): Float64Array {
+  return Float64Array.from(
+    held.codes,
+    (c, i) =>
+      signed ? refDecodeSigned(c, held.scales[i >> 8]) : refDecodeUnsigned(c, held.scales[i >> 8]),
+  );
+}
+
+/**
+ * Checks the backend's codes and scales of one moment against the reference's new values
+ * `ref` (bound `tol`); returns a description of the first disagreement, or undefined.
+ */
+function compareCodes(
+  held: CompactMoment,
+  ref: Float64Array,
+  tol: Float64Array,
+  signed: boolean,
+): string | undefined {
+  for (let b = 0; b < held.scales.length; b++) {
+    const lo = b * Q8_BLOCK, hi = Math.min(ref.length, lo + Q8_BLOCK);
+    const block = ref.subarray(lo, hi);
+    const s = refScale(block);
+    const got = held.scales[b];
+    if (Number.isNaN(s)) {
+      if (!Number.isNaN(got)) return `block ${b}: scale ${got}, reference NaN`;
+      continue;
+    }
+    let e = 0;
+    for (let i = lo; i < hi; i++) e = Math.max(e, tol[i]);
+    // (0 where the largest is subnormal in f32, which the f32 step may reach or not)
+    if (!(Math.abs(got - s) <= e || (got === 0 && s <= 2 ** -126 + e))) {
+      return `block ${b}: scale ${got}, reference ${s} ± ${e}`;
+    }
+    if (got === 0) continue;
+    for (let i = lo; i < hi; i++) {
+      const expected = signed ? refEncodeSigned(ref[i], s) : refEncodeUnsigned(ref[i], s);
+      if (Math.abs(held.codes[i] - expected) > 1) {
+        return `[${i}]: code ${held.codes[i]}, reference ${expected} (value ${ref[i]}, scale ${s})`;
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Runs a case on `backend` step by step against the reference; throws at a disagreement. */
+async function checkCase(row: RuleRow, c: CompactCase, backend: "wasm" | "js"): Promise<void> {
+  const rand = prng(c.seed);
+  let state: OptimizerState = await optimizerOf(row, c.rule, backend, { states: "8bit" }).init({
+    w: randomTensor(rand, c.length),
+  });
+  const held = stateInternals(state).backend;
+  assert.ok(holdsCodes(held));
+  const signs = row.moments(c.rule).map((_, k) => !held.layout.unsignedCodes[k]);
+  const lr = c.rule.options.lr as number;
+  for (let t = 1; t <= c.steps; t++) {
+    const before: RefState = {
+      p: Float64Array.from((await readParams(state)).w),
+      m: new Float64Array(c.length),
+      v: new Float64Array(c.length),
+    };
+    const codes = codesOf(held, signs.length);
+    if (signs.length > 0) before.m = refDecoded(codes[0], signs[0]);
+    if (signs.length > 1) before.v = refDecoded(codes[1], signs[1]);
+    const grad = randomTensor(rand, c.length);
+    const ref = row.reference(c.rule)(before, grad, t, lr);
+    state = step(state, { w: grad });
+    const what = `${backend} step ${t} (case ${JSON.stringify(c)})`;
+    const p = (await readParams(state)).w;
+    const i = firstMismatch(p, ref.p, ref.tolP);
+    assert.equal(i, -1, `${what}: p[${i}] ${p[i]}, reference ${ref.p[i]} ± ${ref.tolP[i]}`);
+    const moments = [[ref.m, ref.tolM], [ref.v, ref.tolV]] as const;
+    signs.forEach((signed, k) => {
+      const wrong = compareCodes(codes[k], moments[k][0], moments[k][1], signed);
+      assert.equal(wrong, undefined, `${what}: moment ${k} ${wrong}`);
+    });
+  }
+}
+
+for (const row of RULE_TABLE) {
+  for (const backend of ["wasm", "js"] as const) {
+    Deno.test(`${row.rule} (8bit), ${backend}: each step's codes are the float64 reference's, or one away`, async () => {
+      await fc.assert(
+        fc.asyncProperty(caseArb(row), (c) => checkCase(row, c, backend)),
+        { numRuns: 40 },
+      );
+    });
+  }
+}
+
+Deno.test('a step refused for a non-finite gradient ("skip", "throw") leaves every code and scale', async () => {
+  for (const row of RULE_TABLE) {
+    const c = row.example;
+    for (const nonFinite of ["skip", "throw"] as const) {
+      for (const backend of ["wasm", "js"] as const) {
+        for (const threads of backend === "wasm" ? [1, 2] : [1]) {
+          let state = await optimizerOf(row, c, backend, {
+            states: "8bit",
+            nonFinite,
+            threads,
+            threadThreshold: 0,
+            clipGradNorm: nonFinite === "throw" ? 1 : undefined,
+          }).init({ w: randomTensor(prng(1), 5000) });
+          try {
+            for (let t = 1; t <= 3; t++) state = step(state, { w: randomTensor(prng(t), 5000) });
+            const backendOf = stateInternals(state).backend;
+            assert.ok(holdsCodes(backendOf));
+            const moments = row.moments(c).length;
+            const before = codesOf(backendOf, moments).map((h) => ({
+              codes: h.codes.slice(),
+              scales: h.scales.slice(),
+            }));
+            const bad = randomTensor(prng(9), 5000);
+            bad[4500] = NaN;
+            if (nonFinite === "skip") state = step(state, { w: bad });
+            else assert.throws(() => step(state, { w: bad }), RangeError);
+            const after = codesOf(backendOf, moments);
+            before.forEach((b, k) => {
+              assert.deepEqual(after[k].codes, b.codes, `${row.rule} ${nonFinite}: codes ${k}`);
+              assert.deepEqual(
+                new Uint32Array(after[k].scales.slice().buffer),
+                new Uint32Array(b.scales.buffer),
+                `${row.rule} ${nonFinite}: scales ${k}`,
+              );
+            });
+          } finally {
+            dispose(state);
+          }
+        }
+      }
+    }
+  }
+});
+
+Deno.test("the padding of a tensor's last block stays 0 (eps 0 and coupled decay: no 0 / 0 there)", async () => {
+  // The padding's gradient and moments are 0: with eps 0, Adam's first step divides 0 by 0 there.
+  // Were the padding's parameters left NaN, the coupled decay would carry them into the block's
+  // moments at the next step, and the block's scale would make every value of it NaN.
+  const n = 4097;
+  const grads = (t: number) => Float32Array.from({ length: n }, (_, i) => 1 + ((i * t) % 7));
+  for (const backend of ["wasm", "js"] as const) {
+    for (const threads of backend === "wasm" ? [1, 2] : [1]) {
+      let state = await optimizerOf(
+        RULE_TABLE[0],
+        { optimizer: "adam", options: { eps: 0, weightDecay: 0.1 } },
+        backend,
+        { states: "8bit", threads, threadThreshold: 0 },
+      ).init({ w: new Float32Array(n).fill(1) });
+      try {
+        for (let t = 1; t <= 4; t++) state = step(state, { w: grads(t) });
+        const held = stateInternals(state).backend;
+        assert.ok(holdsCodes(held));
+        for (const h of codesOf(held, 2)) assert.ok(h.scales.every(Number.isFinite), backend);
+        assert.ok((await readParams(state)).w.every(Number.isFinite));
+      } finally {
+        dispose(state);
+      }
+    }
+  }
+});
