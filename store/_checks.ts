@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { optionError } from "../base/_errors.ts";
 import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
 
@@ -42,7 +43,8 @@ export function checkOptionsObject(options: unknown, of: string): void {
 
 /**
  * The option `name`'s value: a number ≥ `min` (an integer with `integer`), finite unless
- * `infinite`; a RangeError naming it otherwise.
+ * `infinite`; otherwise an error naming it, as every option's: a TypeError for a value that is
+ * not a number, a RangeError for a number out of range (NaN included).
  */
 export function checkCount(
   name: string,
@@ -56,7 +58,7 @@ export function checkCount(
     (integer && !Number.isInteger(value) && value !== Infinity)
   ) {
     const what = integer ? "an integer" : infinite ? "a number" : "a finite number";
-    throw new RangeError(`Option ${name} must be ${what} ≥ ${min}, got ${String(value)}`);
+    throw optionError(name, `${what} ≥ ${min}`, value);
   }
   return value;
 }
