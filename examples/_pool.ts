@@ -29,6 +29,16 @@ export interface PoolOptions<J, R> {
 /**
  * Runs `jobs` on `threads` workers of the module at `url`, each given its next job as it sends
  * back a result, and returns the results in job order; rejects when a job or a worker fails.
+ *
+ * @example
+ * ```ts ignore
+ * import { runOnWorkers } from "./_pool.ts";
+ * // worker.ts answers { index, job } with { kind: "done", index, result: job * 2 }
+ * const doubled = await runOnWorkers<number, number>(new URL("./worker.ts", import.meta.url), [1, 2, 3], 2, {
+ *   name: "doubling",
+ *   request: (index, job) => ({ index, job }),
+ * });
+ * ```
  */
 export async function runOnWorkers<J, R>(
   url: URL,

@@ -79,6 +79,12 @@ Flags:
 /**
  * The value of the flag `--<name>` given as `text`: a whole number from `min` to `max`, or
  * `fallback` when not given; a UsageError otherwise.
+ *
+ * @example
+ * ```ts
+ * import { integer } from "./flags.ts";
+ * console.log(integer("seeds", "3", 2, 1, 100), integer("seeds", undefined, 2, 1, 100)); // 3 2
+ * ```
  */
 export function integer(
   name: string,
@@ -125,6 +131,16 @@ function list(name: string, text: string | undefined, choices: readonly string[]
 /**
  * The values of `args` parsed strictly against `options` (node:util's parseArgs, no
  * positionals): a UsageError for an unknown or malformed flag.
+ *
+ * @example
+ * ```ts
+ * import { flagValues } from "./flags.ts";
+ * const values = flagValues(["--out", "dir", "-h"], {
+ *   out: { type: "string" },
+ *   help: { type: "boolean", short: "h" },
+ * });
+ * console.log(values.out, values.help); // dir true
+ * ```
  */
 export function flagValues(
   args: readonly string[],
