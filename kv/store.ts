@@ -3,8 +3,13 @@
  *
  * @module
  */
-import { checkCount, checkMeta, checkOptionsObject, checkSaveArguments } from "../store/_checks.ts";
-import { optionError } from "../base/_errors.ts";
+import {
+  checkCount,
+  checkMeta,
+  checkOptionsObject,
+  checkSaveArguments,
+  optionError,
+} from "../store/_checks.ts";
 import type { VersionedCheckpointStore } from "../store/contract.ts";
 import { REMEMBER_MS } from "../store/memory.ts";
 import type { TrainingStore } from "../store/training.ts";

@@ -4,8 +4,13 @@
  *
  * @module
  */
-import { optionError } from "../base/_errors.ts";
-import { checkCount, checkMeta, checkOptionsObject, checkSaveArguments } from "./_checks.ts";
+import {
+  checkCount,
+  checkMeta,
+  checkOptionsObject,
+  checkSaveArguments,
+  optionError,
+} from "./_checks.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { readParamsPrefix } from "./layout.ts";
 import type {

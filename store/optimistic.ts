@@ -15,8 +15,7 @@ import {
   saveState,
   step,
 } from "../mod.ts";
-import { optionError } from "../base/_errors.ts";
-import { checkCount, checkOptionsObject, checkTrainingStore } from "./_checks.ts";
+import { checkCount, checkOptionsObject, checkTrainingStore, optionError } from "./_checks.ts";
 import { checkModel } from "./_model.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { CheckpointConflictError, ContributionRefusedError } from "./errors.ts";
