@@ -217,12 +217,7 @@ export function encodeSignedBlocks(
   scales: Float32Array,
   blocks: number,
 ): void {
-  const xBits = bitsOf(x), scaleWords = bitsOf(scales);
-  for (let b = 0, o = 0; b < blocks; b++, o += Q8_BLOCK) {
-    const top = blockTop(xBits, o);
-    scaleWords[b] = scaleBits(top);
-    encodeSignedBlock(x, o, top, codes, o);
-  }
+  encodeBlocks(x, codes, scales, blocks, encodeSignedBlock);
 }
 
 /**
@@ -248,11 +243,22 @@ export function encodeUnsignedBlocks(
   scales: Float32Array,
   blocks: number,
 ): void {
+  encodeBlocks(x, codes, scales, blocks, encodeUnsignedBlock);
+}
+
+/** Encodes `blocks` blocks of `x` into `codes` and `scales`, a block at a time by `encode`. */
+function encodeBlocks<C extends Int8Array | Uint8Array>(
+  x: Float32Array,
+  codes: C,
+  scales: Float32Array,
+  blocks: number,
+  encode: (x: Float32Array, offset: number, top: number, codes: C, at: number) => void,
+): void {
   const xBits = bitsOf(x), scaleWords = bitsOf(scales);
   for (let b = 0, o = 0; b < blocks; b++, o += Q8_BLOCK) {
     const top = blockTop(xBits, o);
     scaleWords[b] = scaleBits(top);
-    encodeUnsignedBlock(x, o, top, codes, o);
+    encode(x, o, top, codes, o);
   }
 }
 

@@ -5,9 +5,17 @@
  * @module
  */
 
-/** One line naming the CPU, its cores and cache, the OS and the runtime. */
-export function machine(): string {
-  let cpu = "unknown CPU";
+/**
+ * The CPU's name, family and model and whether it has AVX-512, from /proc/cpuinfo (read through
+ * `cat`: needs `--allow-run`), or "unknown CPU" (not Linux, or not allowed).
+ *
+ * @example
+ * ```ts
+ * import { cpuModel } from "./machine.ts";
+ * console.log(cpuModel()); // e.g. "AMD EPYC 9R14 (family 25, model 17, AVX-512)"
+ * ```
+ */
+export function cpuModel(): string {
   try {
     // procfs files report size 0, so read through `cat` rather than readTextFile.
     const out = new Deno.Command("cat", { args: ["/proc/cpuinfo"] }).outputSync();
@@ -16,8 +24,14 @@ export function machine(): string {
     const family = info.match(/^cpu family\s*:\s*(.*)$/m)?.[1];
     const model = info.match(/^model\s*:\s*(.*)$/m)?.[1];
     const avx512 = /^flags\s*:.*\bavx512f\b/m.test(info) ? ", AVX-512" : "";
-    if (name) cpu = `${name} (family ${family}, model ${model}${avx512})`;
-  } catch { /* not Linux */ }
+    if (name) return `${name} (family ${family}, model ${model}${avx512})`;
+  } catch { /* not Linux, or no --allow-run */ }
+  return "unknown CPU";
+}
+
+/** One line naming the CPU, its cores and cache, the OS and the runtime. */
+export function machine(): string {
+  const cpu = cpuModel();
   let cache = "";
   try {
     // through `cat` too: sysfs, like procfs, may read as empty without --allow-all

@@ -5,9 +5,11 @@
  *
  * @module
  */
+import { seededRandom } from "../examples/demo/random.ts";
 
 /**
- * A seeded generator of numbers in [0, 1) (mulberry32), so that a run's orders can be repeated.
+ * A seeded generator of numbers in [0, 1) (mulberry32, the demo's), so that a run's orders can
+ * be repeated.
  *
  * @example
  * ```ts
@@ -16,15 +18,7 @@
  * console.log(random() === seeded(1)()); // true
  * ```
  */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+export const seeded: (seed: number) => () => number = seededRandom;
 
 /**
  * 0…n−1 in a random order drawn from `random` (Fisher–Yates).

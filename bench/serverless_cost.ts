@@ -43,6 +43,7 @@ import {
   rowsOf,
 } from "./serverless_load.ts";
 import { defineFlags, readFlags } from "./_flags.ts";
+import { machine } from "./machine.ts";
 
 const flags = readFlags(
   defineFlags({
@@ -137,16 +138,6 @@ async function measure(
     times.optimisticStep.push(end - start);
   }
   return times;
-}
-
-/** The CPU's name as `lscpu` gives it (with `--allow-run=lscpu`). */
-async function cpuName(): Promise<string> {
-  try {
-    const out = await new Deno.Command("lscpu", { stdout: "piped", stderr: "null" }).output();
-    return /^Model name:\s*(.*)$/m.exec(new TextDecoder().decode(out.stdout))?.[1] ?? "unknown CPU";
-  } catch {
-    return "unknown CPU (run with --allow-run=lscpu)";
-  }
 }
 
 /** The phases section: one request's phases on each store, in each format of `--states`. */
@@ -246,27 +237,26 @@ async function processes(dir: string, size: number): Promise<void> {
   );
 }
 
-/** The CPU's name and the load average, as the runs saw them. */
-async function machine(): Promise<string> {
+/** The machine (bench/machine.ts) and the load average, as the runs saw them. */
+function machineNow(): string {
   let load = "";
   try {
-    load = `, load average ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`;
+    load = `; load average ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`;
   } catch {
     // without --allow-sys=loadavg
   }
-  return `${await cpuName()}, ${navigator.hardwareConcurrency} logical cores${load}; ` +
-    `Deno ${Deno.version.deno}, ${Deno.build.os} ${Deno.build.arch}`;
+  return machine() + load;
 }
 
 if (import.meta.main) {
   const sections = flags.sections;
   const dir = flags.dir ?? await Deno.makeTempDir({ prefix: "radam_kv_bench_" });
-  console.log(`# Serverless training costs\n\n${await machine()}; databases in ${dir}\n`);
+  console.log(`# Serverless training costs\n\n${machineNow()}; databases in ${dir}\n`);
   const sizes = flags.sizes;
   const clients = flags.clients;
   if (sections.includes("phases")) await phases(dir);
   if (sections.includes("load")) await load(dir, sizes, clients);
   if (sections.includes("processes")) await processes(dir, Math.max(...sizes));
-  console.log(`\nAt the end: ${await machine()}`);
+  console.log(`\nAt the end: ${machineNow()}`);
   if (flags.dir === undefined) await Deno.remove(dir, { recursive: true });
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { described, optionError } from "../base/_errors.ts";
 
 /**
  * A learning-rate schedule: the learning rate of 1-based step `t`.
@@ -17,17 +18,19 @@
  */
 export type Schedule = (t: number) => number;
 
-function check(name: string, value: number, min = 0): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value < min) {
-    throw new RangeError(`Option ${name} must be a finite number ≥ ${min}, got ${String(value)}`);
+/** The option `name`'s value, a finite number ≥ 0 (> 0 with `positive`); else its error. */
+function check(name: string, value: number, positive = false): number {
+  if (
+    typeof value !== "number" || !Number.isFinite(value) || (positive ? !(value > 0) : value < 0)
+  ) {
+    throw optionError(name, `a finite number ${positive ? "> 0" : "≥ 0"}`, value);
   }
   return value;
 }
 
+/** The option `name`'s value, a whole number of steps ≥ 1; else its error. */
 function checkSteps(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(`Option ${name} must be an integer ≥ 1, got ${String(value)}`);
-  }
+  if (!Number.isInteger(value) || value < 1) throw optionError(name, "an integer ≥ 1", value);
   return value;
 }
 
@@ -112,9 +115,9 @@ export function oneCycle(
   check("lr", lr);
   const n = checkSteps("totalSteps", options?.totalSteps);
   const pctStart = check("pctStart", options.pctStart ?? 0.25);
-  if (pctStart > 1) throw new RangeError(`Option pctStart must be ≤ 1, got ${pctStart}`);
-  const div = check("divFactor", options.divFactor ?? 25, Number.MIN_VALUE);
-  const divFinal = check("divFinal", options.divFinal ?? 1e5, Number.MIN_VALUE);
+  if (pctStart > 1) throw optionError("pctStart", "a finite number from 0 to 1", pctStart);
+  const div = check("divFactor", options.divFactor ?? 25, true);
+  const divFinal = check("divFinal", options.divFinal ?? 1e5, true);
   const start = lr / div, end = lr / divFinal;
   return (t) => {
     const pct = Math.min(1, Math.max(0, (t - 1) / n));
@@ -139,7 +142,11 @@ export function oneCycle(
 export function chain(...parts: [Schedule, number][]): Schedule {
   if (parts.length === 0) throw new RangeError("chain() needs at least one [schedule, steps]");
   for (const [s, n] of parts) {
-    if (typeof s !== "function") throw new TypeError("chain() parts must be [schedule, steps]");
+    if (typeof s !== "function") {
+      throw new TypeError(
+        `chain() parts must be [schedule, steps], got ${described(s)} as a schedule`,
+      );
+    }
     checkSteps("steps", n);
   }
   const list = parts.map(([s, n]) => [s, n] as const);

@@ -3,7 +3,13 @@
  *
  * @module
  */
-import { checkCount, checkMeta, checkOptionsObject, checkSaveArguments } from "../store/_checks.ts";
+import {
+  checkCount,
+  checkMeta,
+  checkOptionsObject,
+  checkSaveArguments,
+  optionError,
+} from "../store/_checks.ts";
 import type { VersionedCheckpointStore } from "../store/contract.ts";
 import { REMEMBER_MS } from "../store/memory.ts";
 import type { TrainingStore } from "../store/training.ts";
@@ -112,18 +118,12 @@ function checkOptions(
   checkOptionsObject(options, "kvCheckpointStore");
   const { model, chunkBytes = KV_MAX_CHUNK_BYTES, staleAfterMs = 600_000 } = options;
   if (model !== undefined && typeof model !== "string") {
-    throw new TypeError(`Option model must be a string, got ${typeof model}`);
+    throw optionError("model", "a string", model, false);
   }
   if (!isCount(chunkBytes, 1, KV_MAX_CHUNK_BYTES)) {
-    throw new RangeError(
-      `Option chunkBytes must be an integer from 1 to ${KV_MAX_CHUNK_BYTES}, got ${
-        String(chunkBytes)
-      }`,
-    );
+    throw optionError("chunkBytes", `an integer from 1 to ${KV_MAX_CHUNK_BYTES}`, chunkBytes);
   }
-  if (typeof staleAfterMs !== "number" || !(staleAfterMs >= 0)) {
-    throw new RangeError(`Option staleAfterMs must be a number ≥ 0, got ${String(staleAfterMs)}`);
-  }
+  checkCount("staleAfterMs", staleAfterMs, 0, false, true);
   const rememberMs = checkCount("rememberMs", options.rememberMs ?? REMEMBER_MS, 1, false);
   return { model, chunkBytes, staleAfterMs, rememberMs };
 }

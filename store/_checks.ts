@@ -7,6 +7,29 @@
 import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
 
+/**
+ * The error of an option that fails its check, worded as the library's own option errors
+ * (`Option <name> must be <expected>, got <what it got>`; the store is built on mod.ts alone and
+ * does not import the library's private wording): a RangeError when `range` (by default, when
+ * the value is a number: out of range, NaN or infinite), else a TypeError.
+ */
+export function optionError(
+  name: string,
+  expected: string,
+  value: unknown,
+  range: boolean = typeof value === "number",
+): Error {
+  const got = typeof value === "string"
+    ? `a string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`
+    : typeof value === "function"
+    ? "a function"
+    : typeof value === "object" && value !== null
+    ? value.constructor?.name ?? "an object"
+    : String(value);
+  const message = `Option ${name} must be ${expected}, got ${got}`;
+  return range ? new RangeError(message) : new TypeError(message);
+}
+
 /** Throws unless `meta` is undefined or a string of at most {@linkcode MAX_META_BYTES}. */
 export function checkMeta(meta: unknown): asserts meta is string | undefined {
   if (meta === undefined) return;
@@ -42,7 +65,8 @@ export function checkOptionsObject(options: unknown, of: string): void {
 
 /**
  * The option `name`'s value: a number ≥ `min` (an integer with `integer`), finite unless
- * `infinite`; a RangeError naming it otherwise.
+ * `infinite`; otherwise an error naming it, as every option's: a TypeError for a value that is
+ * not a number, a RangeError for a number out of range (NaN included).
  */
 export function checkCount(
   name: string,
@@ -56,7 +80,7 @@ export function checkCount(
     (integer && !Number.isInteger(value) && value !== Infinity)
   ) {
     const what = integer ? "an integer" : infinite ? "a number" : "a finite number";
-    throw new RangeError(`Option ${name} must be ${what} ≥ ${min}, got ${String(value)}`);
+    throw optionError(name, `${what} ≥ ${min}`, value);
   }
   return value;
 }

@@ -4,7 +4,13 @@
  *
  * @module
  */
-import { checkCount, checkMeta, checkOptionsObject, checkSaveArguments } from "./_checks.ts";
+import {
+  checkCount,
+  checkMeta,
+  checkOptionsObject,
+  checkSaveArguments,
+  optionError,
+} from "./_checks.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { readParamsPrefix } from "./layout.ts";
 import type {
@@ -238,10 +244,8 @@ export function memoryCheckpointStore(
 ): VersionedCheckpointStore & TrainingStore {
   checkOptionsObject(options, "memoryCheckpointStore");
   const { name = "in memory", latencyMs = 0 } = options;
-  if (typeof name !== "string") throw new TypeError(`Option name must be a string, got ${name}`);
-  if (typeof latencyMs !== "number" || !(latencyMs >= 0) || latencyMs === Infinity) {
-    throw new RangeError(`Option latencyMs must be a finite number ≥ 0, got ${latencyMs}`);
-  }
+  if (typeof name !== "string") throw optionError("name", "a string", name, false);
+  checkCount("latencyMs", latencyMs, 0, false);
   const rememberMs = checkCount("rememberMs", options.rememberMs ?? REMEMBER_MS, 0, false);
   const m: Memory = {
     current: null,

@@ -15,7 +15,7 @@ import {
   saveState,
   step,
 } from "../mod.ts";
-import { checkCount, checkOptionsObject, checkTrainingStore } from "./_checks.ts";
+import { checkCount, checkOptionsObject, checkTrainingStore, optionError } from "./_checks.ts";
 import { checkModel } from "./_model.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { CheckpointConflictError, ContributionRefusedError } from "./errors.ts";
@@ -173,7 +173,7 @@ function checkOptions<R>(store: VersionedCheckpointStore, options: OptimisticSte
     checkTrainingStore(store, "Option id");
   }
   if (options.serialize !== undefined && typeof options.serialize !== "boolean") {
-    throw new TypeError(`Option serialize must be a boolean, got ${typeof options.serialize}`);
+    throw optionError("serialize", "a boolean", options.serialize, false);
   }
   return {
     serialize: options.serialize ?? true,

@@ -2,7 +2,7 @@
  * Safetensors files as the checkpoint tests take them apart, read independently of the library:
  * a header and data, edited freely; and a sample checkpoint.
  */
-import { radam, saveState, step } from "../mod.ts";
+import { CheckpointError, loadState, type OptimizerState, radam, saveState, step } from "../mod.ts";
 
 /** A parsed header, edited freely by the tests. */
 // deno-lint-ignore no-explicit-any
@@ -70,4 +70,17 @@ export async function sample8bit(): Promise<Uint8Array> {
     });
   }
   return saveState(state);
+}
+
+/**
+ * The state `bytes` load to on the js backend, or undefined when they are refused with a
+ * CheckpointError (what a damaged file may do); any other error is thrown.
+ */
+export async function loadOrRefused(bytes: Uint8Array): Promise<OptimizerState | undefined> {
+  try {
+    return await loadState(bytes, { backend: "js" });
+  } catch (e) {
+    if (e instanceof CheckpointError) return undefined;
+    throw e;
+  }
 }

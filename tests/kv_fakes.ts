@@ -40,37 +40,12 @@ export function crashingKv(
   const alive = () => {
     if (dead) throw new Crash();
   };
-  const view = {
-    get writes() {
-      return writes;
-    },
-    get: (key: Deno.KvKey, options?: { consistency?: Deno.KvConsistencyLevel }) => {
-      alive();
-      return kv.get(key, options);
-    },
-    list: (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
-      alive();
-      return kv.list(selector, options);
-    },
-    delete: async (key: Deno.KvKey) => {
-      await gate();
-      return kv.delete(key);
-    },
-    atomic: () => {
-      const op = kv.atomic();
-      const wrapped = {
-        check: (...checks: Deno.AtomicCheck[]) => (op.check(...checks), wrapped),
-        set: (key: Deno.KvKey, value: unknown) => (op.set(key, value), wrapped),
-        delete: (key: Deno.KvKey) => (op.delete(key), wrapped),
-        commit: async () => {
-          await gate();
-          return op.commit();
-        },
-      };
-      return wrapped;
-    },
-  };
-  return view as unknown as Deno.Kv & { writes: number };
+  const view = viewOf(kv, alive, async (f) => {
+    await gate();
+    return f();
+  });
+  Object.defineProperty(view, "writes", { get: () => writes });
+  return view as Deno.Kv & { writes: number };
 }
 
 /**
@@ -94,16 +69,27 @@ export function busyKv(kv: Deno.Kv, rate: number, seed = 1): Deno.Kv & { busy: n
     maybe();
     return result;
   };
+  const view = viewOf(kv, maybe, write);
+  Object.defineProperty(view, "busy", { get: () => counts.busy });
+  return view as Deno.Kv & { busy: number };
+}
+
+/**
+ * A view of `kv` that calls `read()` before each read (get, list) and passes each write (a
+ * delete, an atomic commit) through `write`.
+ */
+function viewOf(
+  kv: Deno.Kv,
+  read: () => void,
+  write: <T>(f: () => Promise<T>) => Promise<T>,
+): Deno.Kv {
   const view = {
-    get busy() {
-      return counts.busy;
-    },
     get: (key: Deno.KvKey, options?: { consistency?: Deno.KvConsistencyLevel }) => {
-      maybe();
+      read();
       return kv.get(key, options);
     },
     list: (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
-      maybe();
+      read();
       return kv.list(selector, options);
     },
     delete: (key: Deno.KvKey) => write(() => kv.delete(key)),
@@ -118,7 +104,7 @@ export function busyKv(kv: Deno.Kv, rate: number, seed = 1): Deno.Kv & { busy: n
       return wrapped;
     },
   };
-  return view as unknown as Deno.Kv & { busy: number };
+  return view as unknown as Deno.Kv;
 }
 
 /** Every key under the prefix, as text, sorted. */

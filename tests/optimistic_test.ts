@@ -18,6 +18,18 @@ function gradientOf(i: number, length: number): Float32Array {
 }
 
 /**
+ * Sets the gradient of update `i` of the 5 parameters `w`: it depends on the parameters the
+ * state holds, so an update computed on a stale state would show.
+ */
+function setGradient(
+  state: { params: Record<string, Float32Array>; grads: Record<string, Float32Array> },
+  i: number,
+): void {
+  const g = gradientOf(i, 5);
+  for (let j = 0; j < 5; j++) state.grads.w[j] = g[j] + state.params.w[j];
+}
+
+/**
  * 40 concurrent updates; with `serialize` false they conflict (as writers in separate processes
  * do) and are retried, else they take turns and none conflicts.
  */
@@ -32,8 +44,7 @@ async function concurrentSteps(store: VersionedCheckpointStore, serialize = fals
       // The gradient depends on the loaded parameters, so a stale state would show.
       gradient: async (state) => {
         await new Promise((r) => setTimeout(r, i % 3));
-        const g = gradientOf(i, 5);
-        for (let j = 0; j < 5; j++) state.grads.w[j] = g[j] + state.params.w[j];
+        setGradient(state, i);
         return i;
       },
       meta: (previous) => JSON.stringify([...JSON.parse(previous ?? "[]"), i]),
@@ -49,8 +60,7 @@ async function concurrentSteps(store: VersionedCheckpointStore, serialize = fals
   const order = [...results].sort((a, b) => a.step - b.step).map((r) => r.result);
   let state = await optimizer.init({ w: new Float32Array(5) });
   for (const i of order) {
-    const g = gradientOf(i, 5);
-    for (let j = 0; j < 5; j++) state.grads.w[j] = g[j] + state.params.w[j];
+    setGradient(state, i);
     state = step(state);
   }
   const stored = (await store.load())!;
@@ -78,8 +88,7 @@ Deno.test("optimistic step: a busy database (answers lost after writes too) neit
             optimizer,
             init: () => ({ w: new Float32Array(5) }),
             gradient: (state) => {
-              const g = gradientOf(i, 5);
-              for (let j = 0; j < 5; j++) state.grads.w[j] = g[j] + state.params.w[j];
+              setGradient(state, i);
               return i;
             },
             meta: (previous) => JSON.stringify([...JSON.parse(previous ?? "[]"), i]),
@@ -106,8 +115,7 @@ Deno.test("optimistic step: a busy database (answers lost after writes too) neit
       assert.ok(done >= n - 5, `${done} of ${n} returned`);
       let state = await optimizer.init({ w: new Float32Array(5) });
       for (const i of journal) {
-        const g = gradientOf(i, 5);
-        for (let j = 0; j < 5; j++) state.grads.w[j] = g[j] + state.params.w[j];
+        setGradient(state, i);
         state = step(state);
       }
       assert.deepEqual(stored.bytes, await saveState(state), "the journal's replay, bit for bit");

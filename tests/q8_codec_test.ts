@@ -13,6 +13,7 @@ import {
   UNSIGNED_VALUES,
 } from "../base/q8.ts";
 import { Q8_WASM_BASE64 } from "./q8_wasm.generated.ts";
+import { prng } from "./util.ts";
 import {
   refDecodeSigned,
   refDecodeUnsigned,
@@ -61,24 +62,13 @@ function wasmPlaces(blocks: number) {
   };
 }
 
-/** A seeded generator in [0, 1). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 /**
  * Blocks of every kind the step meets: uniform, spread over many binades (as moments are),
  * sparse, with exact zeros and subnormals, all-zero, all-subnormal, and (when `special`) with a
  * NaN or an infinity; `signed` draws both signs.
  */
 function randomBlocks(blocks: number, seed: number, signed: boolean, special: boolean) {
-  const random = seeded(seed);
+  const random = prng(seed);
   const x = new Float32Array(blocks * B);
   for (let b = 0; b < blocks; b++) {
     const kind = b % (special ? 8 : 6);

@@ -198,6 +198,56 @@ Deno.test("schedules: fastai's SchedCos test values, warmup, one-cycle shape, ch
   assert.throws(() => linearWarmup(1, { warmupSteps: 0 }), RangeError);
 });
 
+Deno.test("schedules: a wrong type is a TypeError, a number out of range a RangeError, worded as every option", () => {
+  const bad = <T>(f: () => T, kind: typeof TypeError | typeof RangeError, message: string) =>
+    assert.throws(f, (e: Error) => e.constructor === kind && e.message === message);
+  // deno-lint-ignore no-explicit-any
+  const loose = (x: unknown) => x as any;
+  bad(
+    () => constantLr(loose("1e-3")),
+    TypeError,
+    'Option lr must be a finite number ≥ 0, got a string "1e-3"',
+  );
+  bad(() => constantLr(-1), RangeError, "Option lr must be a finite number ≥ 0, got -1");
+  bad(
+    () => cosineDecay(1, { decaySteps: NaN }),
+    RangeError,
+    "Option decaySteps must be an integer ≥ 1, got NaN",
+  );
+  bad(
+    () => linearWarmup(1, { warmupSteps: loose("10") }),
+    TypeError,
+    'Option warmupSteps must be an integer ≥ 1, got a string "10"',
+  );
+  bad(
+    () => linearWarmup(1, loose({})),
+    TypeError,
+    "Option warmupSteps must be an integer ≥ 1, got undefined",
+  );
+  bad(
+    () => oneCycle(1, { totalSteps: 10, pctStart: 1.5 }),
+    RangeError,
+    "Option pctStart must be a finite number from 0 to 1, got 1.5",
+  );
+  bad(
+    () => oneCycle(1, { totalSteps: 10, divFactor: 0 }),
+    RangeError,
+    "Option divFactor must be a finite number > 0, got 0",
+  );
+  bad(
+    () => oneCycle(1, { totalSteps: 10, divFinal: loose(true) }),
+    TypeError,
+    "Option divFinal must be a finite number > 0, got true",
+  );
+  bad(
+    () => chain([loose(5), 3]),
+    TypeError,
+    "chain() parts must be [schedule, steps], got 5 as a schedule",
+  );
+  bad(() => chain([constantLr(1), 0]), RangeError, "Option steps must be an integer ≥ 1, got 0");
+  bad(() => chain(), RangeError, "chain() needs at least one [schedule, steps]");
+});
+
 for (const backend of BACKENDS) {
   Deno.test(`${backend}: parameter groups set weight decay and lr scale per tensor, by name`, async () => {
     const opt = adamw({

@@ -8,17 +8,14 @@ import { zeroScalars } from "../base/scalars.ts";
 import type { OptimizerState } from "../mod.ts";
 import { ruleOf } from "../core/origins.ts";
 import { stateInternals } from "../core/state.ts";
+import { seededRandom } from "../examples/demo/random.ts";
 
-/** A small deterministic PRNG (mulberry32) of numbers in [0, 1), so data follows from a seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), a | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/**
+ * A small deterministic PRNG (mulberry32) of numbers in [0, 1), so data follows from a seed:
+ * the demo's generator, the one TypeScript copy (tests/node/shared_case.mjs, plain JavaScript
+ * for Node, has its own, checked against this one by tests/prng_test.ts).
+ */
+export const prng: (seed: number) => () => number = seededRandom;
 
 /** Random f32 data: magnitudes spread over 10⁻⁶ … 10², some exact zeros. */
 export function randomTensor(rand: () => number, length: number): Float32Array {

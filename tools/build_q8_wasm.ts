@@ -10,49 +10,14 @@
  *
  * @module
  */
-import asc from "assemblyscript/asc";
+import { compileAssembly, standaloneArgs, toBase64 } from "./_asc.ts";
 
 /** Where the generated module lives, relative to the repository root. */
 export const Q8_GENERATED_PATH = "tests/q8_wasm.generated.ts";
 
 /** Compiles assembly/q8_exports.ts and returns the wasm bytes. */
-export async function compileQ8(): Promise<Uint8Array<ArrayBuffer>> {
-  let wasm: Uint8Array | undefined;
-  // --baseDir: entries resolve there, and no asconfig.json (the kernels' entries) is found there
-  const { error, stderr } = await asc.main([
-    "q8_exports.ts",
-    "--baseDir",
-    "assembly",
-    "--outFile",
-    "q8.wasm",
-    "--optimizeLevel",
-    "3",
-    "--shrinkLevel",
-    "0",
-    "--converge",
-    "--noAssert",
-    "--runtime",
-    "stub",
-    "--enable",
-    "simd",
-    "--use",
-    "abort=",
-  ], {
-    writeFile(name: string, contents: Uint8Array | string) {
-      if (name.endsWith(".wasm") && typeof contents !== "string") wasm = contents;
-    },
-  });
-  if (error) throw new Error(`asc failed: ${error.message}\n${stderr.toString()}`);
-  if (!wasm) throw new Error("asc produced no .wasm output");
-  return new Uint8Array(wasm);
-}
-
-function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
+export function compileQ8(): Promise<Uint8Array<ArrayBuffer>> {
+  return compileAssembly(standaloneArgs("q8_exports.ts"));
 }
 
 /** The text of the generated module. */

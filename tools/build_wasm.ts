@@ -12,7 +12,7 @@
  *
  * @module
  */
-import asc from "assemblyscript/asc";
+import { compileAssembly, toBase64 } from "./_asc.ts";
 import {
   DISPATCH_PATH,
   kernelDispatchModule,
@@ -47,29 +47,14 @@ const VARIANT_FLAGS: Record<KernelVariant, string[]> = {
 };
 
 /** Compiles the kernels and returns the wasm bytes. */
-export async function compileKernels(
-  variant: KernelVariant = "plain",
-): Promise<Uint8Array<ArrayBuffer>> {
-  let wasm: Uint8Array | undefined;
-  const { error, stderr } = await asc.main(
-    ["--config", "asconfig.json", "--target", "release", ...VARIANT_FLAGS[variant]],
-    {
-      writeFile(name: string, contents: Uint8Array | string) {
-        if (name.endsWith(".wasm") && typeof contents !== "string") wasm = contents;
-      },
-    },
-  );
-  if (error) throw new Error(`asc failed: ${error.message}\n${stderr.toString()}`);
-  if (!wasm) throw new Error("asc produced no .wasm output");
-  return new Uint8Array(wasm);
-}
-
-function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
+export function compileKernels(variant: KernelVariant = "plain"): Promise<Uint8Array<ArrayBuffer>> {
+  return compileAssembly([
+    "--config",
+    "asconfig.json",
+    "--target",
+    "release",
+    ...VARIANT_FLAGS[variant],
+  ]);
 }
 
 /** The text of the generated TypeScript module holding the three builds. */

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { compileAssembly, standaloneArgs } from "../../tools/_asc.ts";
 import type { Contender } from "./timing.ts";
 import { syncTimer } from "./timing.ts";
 
@@ -21,37 +22,11 @@ interface BoundKernels {
 
 let compiled: Promise<WebAssembly.Module> | undefined;
 
-/** assembly/bounds.ts compiled with the kernels' settings (once). */
+/** assembly/bounds.ts compiled with the kernels' settings (once; asc is loaded then, not before). */
 function boundsModule(): Promise<WebAssembly.Module> {
-  return compiled ??= (async () => {
-    // imported here: the compiler reads the environment as it loads, which the bench allows and
-    // the tests that read the bench's rows do not
-    const { default: asc } = await import("assemblyscript/asc");
-    let wasm: Uint8Array | undefined;
-    const { error, stderr } = await asc.main([
-      "bounds.ts",
-      "--baseDir",
-      "assembly",
-      "--outFile",
-      "bounds.wasm",
-      "--optimizeLevel",
-      "3",
-      "--converge",
-      "--noAssert",
-      "--runtime",
-      "stub",
-      "--enable",
-      "simd",
-      "--use",
-      "abort=",
-    ], {
-      writeFile(name: string, contents: Uint8Array | string) {
-        if (name.endsWith(".wasm") && typeof contents !== "string") wasm = contents;
-      },
-    });
-    if (error || !wasm) throw new Error(`asc failed on assembly/bounds.ts: ${stderr}`);
-    return WebAssembly.compile(new Uint8Array(wasm));
-  })();
+  return compiled ??= compileAssembly(standaloneArgs("bounds.ts")).then((wasm) =>
+    WebAssembly.compile(wasm)
+  );
 }
 
 /** An instance whose memory holds `bytes` after its static data; the first free address. */

@@ -6,7 +6,8 @@ import { availableOptimizers, optimizerById, OPTIMIZERS } from "./optimizer_tabl
 import { type RunResult, type TrainOptions, trainRun } from "./train.ts";
 import { runSweep, sweepJobs, type SweepPlan } from "./sweep.ts";
 import { aggregate, formatComparison, resultsTable, verdict } from "./summary.ts";
-import { escapeXml, renderFigure } from "./figure_svg.ts";
+import { escapeXml } from "../_svg.ts";
+import { renderFigure } from "./figure_svg.ts";
 import { parseFlags, UsageError } from "./flags.ts";
 import { progressBar, type ProgressSink } from "./progress_bar.ts";
 import { seededRandom } from "./random.ts";

@@ -6,6 +6,7 @@
  * @module
  */
 import type { OptimizerEntry } from "./optimizer_table.ts";
+import { escapeXml, lrAxisLabels, num, pathData, text, wrap } from "../_svg.ts";
 import { type Cell, cellAt, formatLr } from "./summary.ts";
 
 /** What the figure shows. */
@@ -23,48 +24,6 @@ export interface FigureInput {
   readonly subtitle: string;
   /** Sentences shown beside the accuracy chart (the outcome). */
   readonly notes?: readonly string[];
-}
-
-/** Splits `sentence` into lines of at most `width` characters, at spaces. */
-function wrap(sentence: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = "";
-  for (const word of sentence.split(" ")) {
-    if (line && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else line = line ? `${line} ${word}` : word;
-  }
-  if (line) lines.push(line);
-  return lines;
-}
-
-/** Escapes text for use in SVG element content and attribute values. */
-export function escapeXml(text: string): string {
-  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;").replace(/'/g, "&apos;");
-}
-
-const num = (x: number) => (Math.round(x * 10) / 10).toString();
-
-/** A path through the points, broken where a value is not finite. */
-function pathData(points: readonly (readonly [number, number])[]): string {
-  let d = "", pen = false;
-  for (const [x, y] of points) {
-    if (!Number.isFinite(x) || !Number.isFinite(y)) {
-      pen = false;
-      continue;
-    }
-    d += `${pen ? "L" : "M"}${num(x)},${num(y)}`;
-    pen = true;
-  }
-  return d;
-}
-
-function text(x: number, y: number, content: string, attrs = ""): string {
-  return `<text x="${num(x)}" y="${num(y)}"${attrs ? " " + attrs : ""}>${
-    escapeXml(content)
-  }</text>`;
 }
 
 const PANEL_W = 200, PANEL_H = 170, GAP = 28, LEFT = 56, TOP = 100;
@@ -240,17 +199,7 @@ function accuracyChart(input: FigureInput, accTop: number, accW: number, accH: n
       text(LEFT - 6, ay(a) + 4, `${Math.round(100 * a)}%`, 'text-anchor="end" fill="#444"'),
     );
   }
-  for (const lr of lrs) {
-    out.push(text(ax(lr), accTop + accH + 16, formatLr(lr), 'text-anchor="middle" fill="#444"'));
-  }
-  out.push(
-    text(
-      LEFT + accW / 2,
-      accTop + accH + 34,
-      "learning rate (log)",
-      'text-anchor="middle" fill="#444"',
-    ),
-  );
+  out.push(...lrAxisLabels(lrs, ax, LEFT, accW, accTop + accH));
   for (const o of optimizers) {
     const points = lrs.map((lr) =>
       [ax(lr), ay(cellAt(cells, o.id, lr)?.testAccuracy ?? NaN)] as const

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { availableOptimizers, FORMATS, OPTIMIZERS } from "./optimizer_table.ts";
 
 /** What the demo runs, after defaults. */
@@ -76,7 +76,17 @@ Flags:
   -h, --help         show this help
 `;
 
-function integer(
+/**
+ * The value of the flag `--<name>` given as `text`: a whole number from `min` to `max`, or
+ * `fallback` when not given; a UsageError otherwise.
+ *
+ * @example
+ * ```ts
+ * import { integer } from "./flags.ts";
+ * console.log(integer("seeds", "3", 2, 1, 100), integer("seeds", undefined, 2, 1, 100)); // 3 2
+ * ```
+ */
+export function integer(
   name: string,
   text: string | undefined,
   fallback: number,
@@ -118,33 +128,48 @@ function list(name: string, text: string | undefined, choices: readonly string[]
   return items;
 }
 
-/** Parses `args` (e.g. `Deno.args`); throws a UsageError for unknown or malformed flags. */
-export function parseFlags(args: readonly string[]): DemoFlags {
-  let values: Record<string, string | boolean | undefined>;
+/**
+ * The values of `args` parsed strictly against `options` (node:util's parseArgs, no
+ * positionals): a UsageError for an unknown or malformed flag.
+ *
+ * @example
+ * ```ts
+ * import { flagValues } from "./flags.ts";
+ * const values = flagValues(["--out", "dir", "-h"], {
+ *   out: { type: "string" },
+ *   help: { type: "boolean", short: "h" },
+ * });
+ * console.log(values.out, values.help); // dir true
+ * ```
+ */
+export function flagValues(
+  args: readonly string[],
+  options: NonNullable<ParseArgsConfig["options"]>,
+): Record<string, unknown> {
   try {
-    ({ values } = parseArgs({
-      args: [...args],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        help: { type: "boolean", short: "h" },
-        epochs: { type: "string" },
-        seeds: { type: "string" },
-        lrs: { type: "string" },
-        backend: { type: "string" },
-        out: { type: "string" },
-        "batch-size": { type: "string" },
-        "warmup-steps": { type: "string" },
-        workers: { type: "string" },
-        "train-size": { type: "string" },
-        optimizers: { type: "string" },
-        states: { type: "string" },
-      },
-    }));
+    return parseArgs({ args: [...args], strict: true, allowPositionals: false, options }).values;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     throw new UsageError(message.replace(/\. To specify a positional argument.*$/s, ""));
   }
+}
+
+/** Parses `args` (e.g. `Deno.args`); throws a UsageError for unknown or malformed flags. */
+export function parseFlags(args: readonly string[]): DemoFlags {
+  const values = flagValues(args, {
+    help: { type: "boolean", short: "h" },
+    epochs: { type: "string" },
+    seeds: { type: "string" },
+    lrs: { type: "string" },
+    backend: { type: "string" },
+    out: { type: "string" },
+    "batch-size": { type: "string" },
+    "warmup-steps": { type: "string" },
+    workers: { type: "string" },
+    "train-size": { type: "string" },
+    optimizers: { type: "string" },
+    states: { type: "string" },
+  });
   const str = (name: string) => values[name] as string | undefined;
   const out = str("out") ?? DEFAULTS.out;
   if (out.trim() === "") throw new UsageError("--out must name a folder");

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { type PoolReply, runOnWorkers } from "../_pool.ts";
 import type { DigitSplit } from "./mnist_data.ts";
 import type { MlpShape } from "./mlp.ts";
 import { optimizerById } from "./optimizer_table.ts";
@@ -66,10 +67,7 @@ export type WorkerRequest =
   | { readonly kind: "job"; readonly index: number; readonly job: SweepJob };
 
 /** What a worker sends back. */
-export type WorkerReply =
-  | { readonly kind: "steps"; readonly steps: number }
-  | { readonly kind: "done"; readonly index: number; readonly result: RunResult }
-  | { readonly kind: "failed"; readonly index: number; readonly message: string };
+export type WorkerReply = PoolReply<RunResult>;
 
 /**
  * Runs every job of `plan` on `data`, with `workers` threads (1: all in this thread), and
@@ -89,40 +87,15 @@ export async function runSweep(
     }
     return results;
   }
-  let next = 0;
-  const pool = Array.from({ length: threads }, () =>
-    new Promise<void>((resolve, reject) => {
-      const worker = new Worker(new URL("./sweep_worker.ts", import.meta.url), {
-        type: "module",
-      });
-      const give = () => {
-        if (next >= jobs.length) {
-          worker.terminate();
-          resolve();
-          return;
-        }
-        const index = next++;
-        worker.postMessage({ kind: "job", index, job: jobs[index] } satisfies WorkerRequest);
-      };
-      worker.onmessage = (event: MessageEvent<WorkerReply>) => {
-        const reply = event.data;
-        if (reply.kind === "steps") options.onSteps?.(reply.steps);
-        else if (reply.kind === "done") {
-          results[reply.index] = reply.result;
-          give();
-        } else {
-          worker.terminate();
-          reject(new Error(`Run ${JSON.stringify(jobs[reply.index])} failed: ${reply.message}`));
-        }
-      };
-      worker.onerror = (event) => {
-        event.preventDefault();
-        worker.terminate();
-        reject(new Error(`A sweep worker failed: ${event.message}`));
-      };
-      worker.postMessage({ kind: "data", plan, data } satisfies WorkerRequest);
-      give();
-    }));
-  await Promise.all(pool);
-  return results;
+  return runOnWorkers<SweepJob, RunResult>(
+    new URL("./sweep_worker.ts", import.meta.url),
+    jobs,
+    threads,
+    {
+      name: "sweep",
+      setup: { kind: "data", plan, data } satisfies WorkerRequest,
+      request: (index, job) => ({ kind: "job", index, job }) satisfies WorkerRequest,
+      onSteps: options.onSteps,
+    },
+  );
 }

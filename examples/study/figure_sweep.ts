@@ -9,7 +9,7 @@ import { formatLr } from "../demo/summary.ts";
 import type { TaskName } from "./models.ts";
 import type { StudyOptimizer } from "./optimizers.ts";
 import { type Cell, cellAt, optimizersIn, SCORES } from "./summary.ts";
-import { escapeXml, legend, num, pathData, svgOpen, text, wrap } from "./svg.ts";
+import { escapeXml, legend, lrAxisLabels, num, pathData, svgOpen, text, wrap } from "./svg.ts";
 
 /** What the figures show. */
 export interface SweepFigureInput {
@@ -91,17 +91,7 @@ function scoreFrame(
       ),
     );
   }
-  for (const lr of lrs) {
-    out.push(text(xOf(lr), y0 + PANEL_H + 16, formatLr(lr), 'text-anchor="middle" fill="#444"'));
-  }
-  out.push(
-    text(
-      x0 + PANEL_W / 2,
-      y0 + PANEL_H + 34,
-      "learning rate (log)",
-      'text-anchor="middle" fill="#444"',
-    ),
-  );
+  out.push(...lrAxisLabels(lrs, xOf, x0, PANEL_W, y0 + PANEL_H));
   return out;
 }
 

@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { UsageError } from "../demo/flags.ts";
+import { flagValues, integer, UsageError } from "../demo/flags.ts";
 import type { TaskName } from "./models.ts";
 
 /** What the study runs, after defaults. */
@@ -78,21 +77,6 @@ Flags:
   -h, --help         show this help
 `;
 
-function integer(
-  name: string,
-  text: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-) {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!/^\s*\d+\s*$/.test(text) || value < min || value > max) {
-    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got "${text}"`);
-  }
-  return value;
-}
-
 function positive(name: string, text: string): number {
   const value = Number(text);
   if (text.trim() === "" || !Number.isFinite(value) || value <= 0) {
@@ -114,31 +98,20 @@ function tasks(text: string | undefined): readonly TaskName[] {
 
 /** Parses `args`; throws a UsageError for unknown or malformed flags. */
 export function parseFlags(args: readonly string[]): StudyFlags {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...args],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        help: { type: "boolean", short: "h" },
-        quick: { type: "boolean" },
-        out: { type: "string" },
-        workers: { type: "string" },
-        seeds: { type: "string" },
-        lrs: { type: "string" },
-        steps: { type: "string" },
-        "batch-size": { type: "string" },
-        tasks: { type: "string" },
-        "trace-steps": { type: "string" },
-        "trace-lr": { type: "string" },
-        from: { type: "string" },
-      },
-    }));
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new UsageError(message.replace(/\. To specify a positional argument.*$/s, ""));
-  }
+  const values = flagValues(args, {
+    help: { type: "boolean", short: "h" },
+    quick: { type: "boolean" },
+    out: { type: "string" },
+    workers: { type: "string" },
+    seeds: { type: "string" },
+    lrs: { type: "string" },
+    steps: { type: "string" },
+    "batch-size": { type: "string" },
+    tasks: { type: "string" },
+    "trace-steps": { type: "string" },
+    "trace-lr": { type: "string" },
+    from: { type: "string" },
+  });
   const str = (name: string) => values[name] as string | undefined;
   const quick = values.quick === true;
   const base = quick ? { ...DEFAULTS, ...QUICK } : DEFAULTS;

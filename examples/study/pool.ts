@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { type PoolReply as SharedReply, runOnWorkers } from "../_pool.ts";
 import type { Chunk, TaskData } from "./batches.ts";
 import { evaluationSet } from "./batches.ts";
 import { loadCorpus } from "./corpus.ts";
@@ -16,10 +17,7 @@ import { type Job, runJob, type RunResult } from "./train.ts";
 export type PoolRequest = { readonly index: number; readonly job: Job };
 
 /** Messages from a worker. */
-export type PoolReply =
-  | { readonly kind: "steps"; readonly steps: number }
-  | { readonly kind: "done"; readonly index: number; readonly result: RunResult }
-  | { readonly kind: "failed"; readonly index: number; readonly message: string };
+export type PoolReply = SharedReply<RunResult>;
 
 /** The data and evaluation set of each task, loaded once per thread when first needed. */
 export class TaskCache {
@@ -75,38 +73,10 @@ export async function runJobs(
     cache.dispose();
     return results;
   }
-  let next = 0;
-  const pool = Array.from({ length: threads }, () =>
-    new Promise<void>((resolve, reject) => {
-      const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
-      const give = () => {
-        if (next >= jobs.length) {
-          worker.terminate();
-          resolve();
-          return;
-        }
-        const index = next++;
-        worker.postMessage({ index, job: jobs[index] } satisfies PoolRequest);
-      };
-      worker.onmessage = (event: MessageEvent<PoolReply>) => {
-        const reply = event.data;
-        if (reply.kind === "steps") onSteps?.(reply.steps);
-        else if (reply.kind === "done") {
-          results[reply.index] = reply.result;
-          onDone?.(reply.result);
-          give();
-        } else {
-          worker.terminate();
-          reject(new Error(`Run ${JSON.stringify(jobs[reply.index])} failed: ${reply.message}`));
-        }
-      };
-      worker.onerror = (event) => {
-        event.preventDefault();
-        worker.terminate();
-        reject(new Error(`A study worker failed: ${event.message}`));
-      };
-      give();
-    }));
-  await Promise.all(pool);
-  return results;
+  return runOnWorkers<Job, RunResult>(new URL("./worker.ts", import.meta.url), jobs, threads, {
+    name: "study",
+    request: (index, job) => ({ index, job }) satisfies PoolRequest,
+    onSteps,
+    onDone,
+  });
 }

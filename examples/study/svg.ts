@@ -3,33 +3,9 @@
  *
  * @module
  */
-import { escapeXml } from "../demo/figure_svg.ts";
+import { text } from "../_svg.ts";
 
-export { escapeXml };
-
-/** A coordinate rounded to 0.1. */
-export const num = (x: number): string => (Math.round(x * 10) / 10).toString();
-
-/** A text element. */
-export function text(x: number, y: number, content: string, attrs = ""): string {
-  return `<text x="${num(x)}" y="${num(y)}"${attrs ? " " + attrs : ""}>${
-    escapeXml(content)
-  }</text>`;
-}
-
-/** Path data through the points, broken where a value is not finite. */
-export function pathData(points: readonly (readonly [number, number])[]): string {
-  let d = "", pen = false;
-  for (const [x, y] of points) {
-    if (!Number.isFinite(x) || !Number.isFinite(y)) {
-      pen = false;
-      continue;
-    }
-    d += `${pen ? "L" : "M"}${num(x)},${num(y)}`;
-    pen = true;
-  }
-  return d;
-}
+export { escapeXml, lrAxisLabels, num, pathData, text, wrap } from "../_svg.ts";
 
 /** The opening of a standalone SVG document with a white background. */
 export function svgOpen(width: number, height: number): string {
@@ -62,18 +38,4 @@ export function legend(
     lx += w;
   }
   return { svg, height: ly - y + 18 };
-}
-
-/** Splits `sentence` into lines of at most `width` characters, at spaces. */
-export function wrap(sentence: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = "";
-  for (const word of sentence.split(" ")) {
-    if (line && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else line = line ? `${line} ${word}` : word;
-  }
-  if (line) lines.push(line);
-  return lines;
 }

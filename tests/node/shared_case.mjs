@@ -3,7 +3,7 @@
 // Plain JavaScript on purpose: every runtime loads this same file.
 
 /** mulberry32: integer arithmetic only, so every engine draws the same numbers. */
-function prng(seed) {
+export function prng(seed) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

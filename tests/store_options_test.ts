@@ -1,0 +1,115 @@
+/**
+ * The options of the store's functions, as CHANGELOG.md promises for every option: a value of
+ * the wrong type (a string, a boolean, an object) is a TypeError, a number out of range (NaN
+ * included) a RangeError, each worded `Option <name> must be <expected>, got <what it got>`.
+ */
+import assert from "node:assert/strict";
+import { radam } from "../mod.ts";
+import { dataParallel, kvCheckpointStore, memoryCheckpointStore, optimisticStep } from "../kv.ts";
+import { PREFIX, withKv } from "./kv_fakes.ts";
+
+type Kind = typeof TypeError | typeof RangeError;
+
+/** `f` throws (or rejects with) exactly `kind`, its message naming `name` and what it got. */
+async function refuses(f: () => unknown, kind: Kind, name: string, got: string): Promise<void> {
+  const check = (e: Error) => {
+    assert.equal(e.constructor, kind, `${name}: ${e.constructor.name} "${e.message}"`);
+    assert.match(e.message, new RegExp(`^Option ${name} must be .*, got ${got}$`));
+    return true;
+  };
+  await assert.rejects(async () => await f(), check);
+}
+
+/**
+ * Values of the wrong type for an option that takes a number (`null`, like `undefined`, means
+ * "not given" to the store's options: their default).
+ */
+const WRONG_TYPES: [unknown, string][] = [["5", 'a string "5"'], [true, "true"], [{}, "Object"]];
+
+const optimizer = radam({ lr: 0.1 });
+const init = () => ({ w: new Float32Array(2) });
+
+Deno.test("store options: a wrong type is a TypeError, a number out of range a RangeError", async () => {
+  await withKv(async (kv) => {
+    const store = memoryCheckpointStore();
+    const makers: [string, number[], (value: unknown) => unknown][] = [
+      ["rememberMs", [-1, NaN], (v) => memoryCheckpointStore({ rememberMs: v as number })],
+      ["latencyMs", [-1, Infinity], (v) => memoryCheckpointStore({ latencyMs: v as number })],
+      [
+        "maxAttempts",
+        [0, 1.5],
+        (v) =>
+          optimisticStep(store, { optimizer, init, gradient: () => 0, maxAttempts: v as number }),
+      ],
+      [
+        "timeoutMs",
+        [-1, NaN],
+        (v) =>
+          optimisticStep(store, { optimizer, init, gradient: () => 0, timeoutMs: v as number }),
+      ],
+      [
+        "backoffMs",
+        [-1, Infinity],
+        (v) =>
+          optimisticStep(store, { optimizer, init, gradient: () => 0, backoffMs: v as number }),
+      ],
+      [
+        "maxBackoffMs",
+        [-0.5, NaN],
+        (v) =>
+          optimisticStep(store, { optimizer, init, gradient: () => 0, maxBackoffMs: v as number }),
+      ],
+      [
+        "staleness",
+        [-1, 0.5],
+        (v) => dataParallel(store, { optimizer, init, staleness: v as number }),
+      ],
+      [
+        "waitMs",
+        [-1, Infinity],
+        (v) => dataParallel(store, { optimizer, init, waitMs: v as number }),
+      ],
+      ["leaseMs", [0, NaN], (v) => dataParallel(store, { optimizer, init, leaseMs: v as number })],
+      ["maxFold", [0, 2.5], (v) => dataParallel(store, { optimizer, init, maxFold: v as number })],
+      [
+        "pollMs",
+        [0, -Infinity],
+        (v) => dataParallel(store, { optimizer, init, pollMs: v as number }),
+      ],
+      [
+        "chunkBytes",
+        [0, 0.5, 1e9],
+        (v) => kvCheckpointStore(kv, PREFIX, { chunkBytes: v as number }),
+      ],
+      [
+        "staleAfterMs",
+        [-1, NaN],
+        (v) => kvCheckpointStore(kv, PREFIX, { staleAfterMs: v as number }),
+      ],
+      ["rememberMs", [0, NaN], (v) => kvCheckpointStore(kv, PREFIX, { rememberMs: v as number })],
+    ];
+    for (const [name, outOfRange, make] of makers) {
+      for (const [value, got] of WRONG_TYPES) {
+        await refuses(() => make(value), TypeError, name, got);
+      }
+      for (const value of outOfRange) {
+        await refuses(() => make(value), RangeError, name, String(value));
+      }
+    }
+    // options that take a string or a boolean: a number given is a TypeError too
+    await refuses(() => memoryCheckpointStore({ name: 5 as never }), TypeError, "name", "5");
+    await refuses(
+      () => kvCheckpointStore(kv, PREFIX, { model: 5 as never }),
+      TypeError,
+      "model",
+      "5",
+    );
+    await refuses(
+      () => optimisticStep(store, { optimizer, init, gradient: () => 0, serialize: 1 as never }),
+      TypeError,
+      "serialize",
+      "1",
+    );
+    assert.equal(await store.load(), null, "no refused call wrote anything");
+  });
+});

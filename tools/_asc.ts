@@ -1,0 +1,82 @@
+/**
+ * What the builds of AssemblyScript share (tools/build_wasm.ts, tools/build_q8_wasm.ts and the
+ * bench's bounds, bench/compare/bounds.ts): running the compiler and catching its wasm output,
+ * the settings of a standalone build, and the base64 text of the generated modules. Private to
+ * the tools and the bench.
+ *
+ * @module
+ */
+
+/**
+ * Runs the AssemblyScript compiler with `args` and returns the wasm it writes. The compiler is
+ * loaded on first use, not on import: it reads the environment as it loads, which the tools
+ * and the bench allow and the tests that only read the bench's rows do not.
+ *
+ * @example
+ * ```ts ignore
+ * import { compileAssembly, standaloneArgs } from "./_asc.ts";
+ * const wasm = await compileAssembly(standaloneArgs("bounds.ts"));
+ * ```
+ */
+export async function compileAssembly(args: readonly string[]): Promise<Uint8Array<ArrayBuffer>> {
+  const { default: asc } = await import("assemblyscript/asc");
+  let wasm: Uint8Array | undefined;
+  const { error, stderr } = await asc.main([...args], {
+    writeFile(name: string, contents: Uint8Array | string) {
+      if (name.endsWith(".wasm") && typeof contents !== "string") wasm = contents;
+    },
+  });
+  if (error) throw new Error(`asc failed: ${error.message}\n${stderr.toString()}`);
+  if (!wasm) throw new Error("asc produced no .wasm output");
+  return new Uint8Array(wasm);
+}
+
+/**
+ * The arguments of a standalone build of `entry` (a file of assembly/) with the kernels'
+ * optimization settings (asconfig.json's release target), no runtime and no abort: `--baseDir
+ * assembly` resolves the entry there, where no asconfig.json (the kernels' entries) is found.
+ *
+ * @example
+ * ```ts
+ * import { standaloneArgs } from "./_asc.ts";
+ * console.log(standaloneArgs("q8_exports.ts").slice(0, 3)); // ["q8_exports.ts", "--baseDir", "assembly"]
+ * ```
+ */
+export function standaloneArgs(entry: string): string[] {
+  return [
+    entry,
+    "--baseDir",
+    "assembly",
+    "--outFile",
+    entry.replace(/\.ts$/, ".wasm"),
+    "--optimizeLevel",
+    "3",
+    "--shrinkLevel",
+    "0",
+    "--converge",
+    "--noAssert",
+    "--runtime",
+    "stub",
+    "--enable",
+    "simd",
+    "--use",
+    "abort=",
+  ];
+}
+
+/**
+ * `bytes` in base64, for the generated modules that carry wasm as text.
+ *
+ * @example
+ * ```ts
+ * import { toBase64 } from "./_asc.ts";
+ * console.log(toBase64(new Uint8Array([0, 97, 115, 109]))); // "AGFzbQ=="
+ * ```
+ */
+export function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
