@@ -92,14 +92,18 @@ function rowOf(
   answers: Answer[],
   wall: number,
 ): LoadRow {
-  const ok = answers.filter((a) => a.status === 200 && !a.body!.duplicate);
+  // A 200 marked duplicate was applied once, by a try whose connection died (its process was
+  // killed), and answered when the client sent it again: applied, and counted as such.
+  const ok = answers.filter((a) => a.status === 200);
   const counts = new Map<string, number>();
   for (const a of answers) {
     if (a.status === 200) continue;
     const key = String(a.status ?? "none");
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
-  const others = [...counts].map(([k, n]) => `${n}× ${k}`).join(", ") || "none";
+  const duplicates = ok.filter((a) => a.body!.duplicate).length;
+  const others = ([...counts].map(([k, n]) => `${n}× ${k}`).join(", ") || "none") +
+    (duplicates > 0 ? `; ${duplicates} of the 200s answered as duplicates` : "");
   const ms = ok.map((a) => a.ms!);
   return {
     ...what,
