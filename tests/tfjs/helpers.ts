@@ -3,6 +3,9 @@
  * tfjs-layers, and small deterministic models and data.
  */
 import { randoms } from "../util.ts";
+import type { CompactMoment } from "../../base/arena.ts";
+import { holdsCodes } from "../../base/backend.ts";
+import { type OptimizerState, stateInternals } from "../../core/state.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import * as wasm from "@tensorflow/tfjs-backend-wasm";
@@ -119,4 +122,33 @@ export async function saveToMemory(model: tfl.LayersModel): Promise<tf.io.ModelA
     { includeOptimizer: true },
   );
   return saved!;
+}
+
+/**
+ * The codes and scales a CPU state holds in 8 bits (live views), by moment, then tensor name;
+ * none for a 32-bit state.
+ */
+export function coreCodes(state: OptimizerState<unknown>): Record<string, CompactMoment>[] {
+  const backend = stateInternals(state).backend;
+  if (!holdsCodes(backend) || backend.layout.compactStart >= backend.layout.total) return [];
+  return backend.layout.unsignedCodes.map((_, k) => backend.viewCompact(k));
+}
+
+/**
+ * The codes of a `.codes` weight (int32, 4 codes an int32, little-endian): `n` of them, signed
+ * (Int8Array) or not. Checks that the bytes after the last code are 0.
+ */
+export function unpackCodes(
+  tensor: tf.Tensor,
+  n: number,
+  signed: boolean,
+): Int8Array | Uint8Array {
+  if (tensor.dtype !== "int32" || tensor.rank !== 1 || tensor.size !== Math.ceil(n / 4)) {
+    throw new Error(
+      `codes: expected int32 [${Math.ceil(n / 4)}], got ${tensor.dtype} [${tensor.shape}]`,
+    );
+  }
+  const bytes = new Uint8Array((tensor.dataSync() as Int32Array).slice().buffer);
+  if (bytes.subarray(n).some((b) => b !== 0)) throw new Error("codes: non-zero padding");
+  return signed ? new Int8Array(bytes.buffer, 0, n) : bytes.slice(0, n);
 }
