@@ -59,14 +59,15 @@ export interface Wanted {
 }
 
 /**
- * Live views of the state sections of a host backend, by section index (undefined for the
- * params, the gradients and the sections its rule lacks).
+ * Live views of the f32 state sections of a host backend, by section index (undefined for the
+ * params, the gradients, the sections its rule lacks, and the codes and scales of 8-bit moments:
+ * see {@linkcode compactCopies}).
  */
 export function stateViews(
   backend: HostBackend,
 ): (Readonly<Record<string, Float32Array>> | undefined)[] {
   return backend.layout.sectionOffsets.map((_, s) =>
-    s === PARAMS || s === GRADS || !hasSection(backend.layout, s)
+    s === PARAMS || s === GRADS || s > SLOW || !hasSection(backend.layout, s)
       ? undefined
       : backend.viewSection(s)
   );

@@ -73,6 +73,22 @@ export function denseNet(seed: number): tfl.Sequential {
   return model;
 }
 
+/**
+ * A dense net 70 → 64 (relu) → 64 (relu) → 3, with weights from `seed`: kernels of 4480
+ * elements (with 8-bit states compact, the last block padded) and 4096 (whole blocks).
+ */
+export function bigNet(seed: number): tfl.Sequential {
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.dense({ units: 64, inputShape: [70], activation: "relu" }),
+      tfl.layers.dense({ units: 64, activation: "relu" }),
+      tfl.layers.dense({ units: 3 }),
+    ],
+  });
+  setSeededWeights(model, seed);
+  return model;
+}
+
 /** A small conv net on 6×6×2 images: conv 3×3×4 (relu), flatten, dense 3. */
 export function convNet(seed: number): tfl.Sequential {
   const model = tfl.sequential({
