@@ -30,6 +30,7 @@ import {
   tfl,
   uniqueNames,
   useBackend,
+  webgpuRunsEightBit,
   webgpuTestOptions,
   weightValues,
 } from "./helpers.ts";
@@ -258,28 +259,7 @@ Deno.test("tfjs config: states is stored; a config without it (before 0.2.0) is 
 
 const sanitize = await webgpuTestOptions();
 
-/**
- * Whether the library's WebGPU state holds 8-bit moments here: false while it refuses them with
- * its TypeError ("does not run states"), which the refusal test below then checks.
- */
-async function webgpuRunsEightBit(): Promise<boolean> {
-  const adapter = await navigator.gpu?.requestAdapter();
-  if (!adapter) return false;
-  const device = await adapter.requestDevice();
-  try {
-    const state = await radam({ states: "8bit", backend: "webgpu" })
-      .init({ w: new Float32Array(4096) }, { device });
-    dispose(state);
-    return true;
-  } catch (e) {
-    if (e instanceof TypeError && /does not run states/.test(e.message)) return false;
-    throw e;
-  } finally {
-    device.destroy();
-  }
-}
-
-const eightBitOnGpu = sanitize.ignore ? false : await webgpuRunsEightBit();
+const eightBitOnGpu = !sanitize.ignore && await webgpuRunsEightBit();
 
 Deno.test({
   name:
