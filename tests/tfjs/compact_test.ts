@@ -16,6 +16,7 @@ import {
   data,
   randoms,
   tf,
+  transpose,
   uniqueNames,
   useBackend,
   weightValues,
@@ -145,6 +146,70 @@ for (const backend of CPU_BACKENDS) {
     tf.dispose([w, b]);
   });
 }
+
+/**
+ * The 8-bit options that take other paths through the adapter: gradient slots on tfjs's heap
+ * (clipping, `"propagate"`), parameter groups, worker threads, and Ranger's `gc` (kernels held
+ * transposed: the core library is given them transposed).
+ */
+const PATHS = {
+  clipped: () => radam({ lr: 1e-2, clipGradNorm: 0.5, states: "8bit" }),
+  propagate: () => adam({ lr: 1e-2, nonFinite: "propagate", states: "8bit" }),
+  groups: () =>
+    adamw({ lr: 1e-2, weightDecay: 0.1, groups: [{ match: /b$/, lrScale: 0.5 }], states: "8bit" }),
+  threads: () => lion({ lr: 1e-3, threads: 2, threadThreshold: 0, states: "8bit" }),
+  ranger: () => ranger({ lr: 1e-2, states: "8bit" }),
+};
+
+Deno.test("tfjs: 8-bit states through tfjs switching between wasm and cpu, with clipping, propagate, groups, threads and gc, give the core library's bits", async () => {
+  const shapes = [[70, 64], [16, 256], [8]];
+  for (const [label, make] of Object.entries(PATHS)) {
+    await useBackend("wasm");
+    const names = shapes.map((_, i) => name(i === 2 ? "b" : `k${i}`));
+    const init = shapes.map((s, i) => randoms(s.reduce((a, b) => a * b), 60 + i));
+    const vars = names.map((n, i) => tf.variable(tf.tensor(init[i], shapes[i]), true, n));
+    // Under gc, a kernel [rows, cols] is held as [cols, rows]: so is the core library given it.
+    const gc = make().settings.loop.gc;
+    const arena = (a: Float32Array, s: number[]) =>
+      gc && s.length > 1 ? transpose(a, s[0], s[1]) : a.slice();
+    let state = await make().init(
+      Object.fromEntries(names.map((n, i) => {
+        const s = shapes[i];
+        return [n, { data: arena(init[i], s), shape: gc && s.length > 1 ? [s[1], s[0]] : s }];
+      })),
+    );
+    const opt = tfOptimizer(make());
+    const plan = ["wasm", "wasm", "cpu", "cpu", "wasm", "wasm", "cpu", "wasm"];
+    for (let t = 0; t < plan.length; t++) {
+      await useBackend(plan[t]);
+      if (t === 5) await opt.ready();
+      const g = names.map((_, i) => randoms(init[i].length, 700 + 10 * t + i));
+      const tensors = names.map((n, i) => tf.tensor(g[i], shapes[i]));
+      opt.applyGradients(Object.fromEntries(names.map((n, i) => [n, tensors[i]])));
+      tf.dispose(tensors);
+      state = step(state, Object.fromEntries(names.map((n, i) => [n, arena(g[i], shapes[i])])));
+    }
+    const want = await readParams(state);
+    names.forEach((n, i) => {
+      const s = shapes[i];
+      const got = gc && s.length > 1
+        ? transpose(vars[i].dataSync() as Float32Array, s[0], s[1])
+        : vars[i].dataSync();
+      assert.deepEqual(got, want[n], `${label} ${n}`);
+    });
+    const ours = coreCodes(opt.state!), theirs = coreCodes(state);
+    assert.equal(Object.keys(ours[0]).length, 2);
+    theirs.forEach((byName, k) => {
+      for (const [n, c] of Object.entries(byName)) {
+        assert.deepEqual(ours[k][n].codes, c.codes, `${label} ${n} codes ${k}`);
+        assert.deepEqual(ours[k][n].scales, c.scales, `${label} ${n} scales ${k}`);
+      }
+    });
+    if (label === "threads") assert.equal(opt.state!.threads, 2);
+    opt.dispose();
+    tf.dispose(vars);
+  }
+});
 
 Deno.test("tfjs: 8-bit states hold variables of 4096 elements or more in 8 bits, smaller ones in f32", async () => {
   await useBackend("cpu");
