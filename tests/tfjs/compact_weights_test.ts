@@ -10,6 +10,7 @@
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import {
+  adam,
   dispose,
   loadState,
   lookahead,
@@ -312,5 +313,41 @@ Deno.test({
       m.optimizer.dispose();
       m.dispose();
     }
+  },
+});
+
+Deno.test({
+  name:
+    "tfjs webgpu: an 8-bit state trained on cpu moves onto the GPU with its moments (within the GPU's tolerance of the core library)",
+  ...sanitize,
+  ignore: !eightBitOnGpu,
+  async fn() {
+    await useBackend("cpu");
+    const v = twoVariables();
+    const init = v.values();
+    const make = () => adam({ lr: 1e-2, states: "8bit" });
+    const opt = tfOptimizer(make());
+    const grads = [0, 1, 2, 3, 4].map((t) => v.grads(t));
+    const values = grads.map((g): Record<string, Float32Array> =>
+      Object.fromEntries(Object.entries(g).map(([n, t]) => [n, t.dataSync() as Float32Array]))
+    );
+    for (let t = 0; t < 3; t++) opt.applyGradients(grads[t]);
+    await useBackend("webgpu");
+    for (let t = 3; t < 5; t++) opt.applyGradients(grads[t]);
+    assert.equal(opt.backend, "webgpu");
+    let state = await make().init(Object.fromEntries(v.names.map((n, i) => [n, init[i]])));
+    for (const g of values) state = step(state, g);
+    const want = await readParams(state);
+    // Fresh moments at step 4 would move the parameters by about lr (1e-2) from these.
+    for (let i = 0; i < v.names.length; i++) {
+      const got = await v.vars[i].data() as Float32Array;
+      const w = want[v.names[i]];
+      for (let j = 0; j < got.length; j++) {
+        assert.ok(Math.abs(got[j] - w[j]) <= 2e-3, `${v.names[i]}[${j}]: ${got[j]} vs ${w[j]}`);
+      }
+    }
+    tf.dispose(grads.flatMap((g) => Object.values(g)));
+    opt.dispose();
+    tf.dispose(v.vars);
   },
 });
