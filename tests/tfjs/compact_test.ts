@@ -184,7 +184,7 @@ Deno.test("tfjs: 8-bit states through tfjs switching between wasm and cpu, with 
       await useBackend(plan[t]);
       if (t === 5) await opt.ready();
       const g = names.map((_, i) => randoms(init[i].length, 700 + 10 * t + i));
-      const tensors = names.map((n, i) => tf.tensor(g[i], shapes[i]));
+      const tensors = names.map((_, i) => tf.tensor(g[i], shapes[i]));
       opt.applyGradients(Object.fromEntries(names.map((n, i) => [n, tensors[i]])));
       tf.dispose(tensors);
       state = step(state, Object.fromEntries(names.map((n, i) => [n, arena(g[i], shapes[i])])));
