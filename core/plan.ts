@@ -50,25 +50,6 @@ export function planState(
     : planArena(names, lengths, options);
 }
 
-/**
- * {@linkcode planState} for a state of 32-bit moments only (the TensorFlow.js adapter's, which
- * does not hold 8-bit moments yet): a TypeError for `states: "8bit"`.
- */
-export function planFor(
-  config: Settings<unknown>,
-  names: readonly string[],
-  lengths: readonly number[],
-): ArenaLayout {
-  if (config.run.states !== "32bit") {
-    throw new TypeError(
-      `Option states: ${
-        JSON.stringify(config.run.states)
-      } is not supported by the TensorFlow.js adapter yet; use states: "32bit" there`,
-    );
-  }
-  return planState(config, names, lengths);
-}
-
 /** `values` (one per name of `names`) in the order of `layout.names`. */
 export function inLayoutOrder<T>(
   layout: ArenaLayout,

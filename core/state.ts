@@ -19,7 +19,7 @@ import { inLayoutOrder, planState } from "./plan.ts";
 
 // The plan of a state's arena (core/plan.ts), as the TensorFlow.js adapter and checkpoints
 // import it from here.
-export { groupsOf, inLayoutOrder, planFor, planState } from "./plan.ts";
+export { groupsOf, inLayoutOrder, planState } from "./plan.ts";
 
 /**
  * The state of an optimizer over a set of tensors, as returned by `init` and `step`.

@@ -16,7 +16,7 @@
  */
 import type * as tf from "@tensorflow/tfjs-core";
 import { restoreSettings, type StoredSettings, storeSettings } from "../core/checkpoint.ts";
-import type { BackendChoice } from "../base/options.ts";
+import type { BackendChoice, StatesFormat } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
 import { CheckpointError } from "../base/safetensors.ts";
 import { originOf, remember } from "../core/origins.ts";
@@ -77,6 +77,8 @@ export type TfOptimizerConfig = {
     backend: string;
     threads: number;
     threadThreshold: number;
+    /** Option `states`: `"32bit"` or `"8bit"` (absent in configs written before 0.2.0: 32-bit). */
+    states?: string;
     /** The adapter's options `strict` and `warnOnSkip`. */
     strict: boolean;
     warnOnSkip: boolean;
@@ -110,6 +112,7 @@ export function writeConfig(
       backend: settings.run.backend,
       threads: settings.run.threads,
       threadThreshold: settings.run.threadThreshold,
+      states: settings.run.states,
       strict: options.strict,
       warnOnSkip: options.warnOnSkip,
       ...(tensors === undefined ? {} : { tensors }),
@@ -160,6 +163,7 @@ export function readConfig(
       backend: s.backend as BackendChoice,
       threads: s.threads as number,
       threadThreshold: s.threadThreshold as number,
+      states: (s.states ?? "32bit") as StatesFormat,
       ...(s.lrSchedule === true ? { lr: missingSchedule } : {}),
     });
   } catch (e) {

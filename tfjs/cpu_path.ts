@@ -11,18 +11,24 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { type ArenaLayout, GRADS, hasSection, PARAMS, SLOW } from "../base/arena.ts";
+import { type ArenaLayout, EXP_AVG, hasSection, SLOW } from "../base/arena.ts";
 import type { HostBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
-import { type OptimizerState, planFor, restoreState, stateInternals } from "../core/state.ts";
+import {
+  inLayoutOrder,
+  type OptimizerState,
+  planState,
+  restoreState,
+  stateInternals,
+} from "../core/state.ts";
 import { createJsBackend } from "../cpu/js_backend.ts";
 import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { createWasmBackendSync, wasmSimdSupported } from "../cpu/wasm_backend.ts";
-import { ruleOf } from "../core/origins.ts";
+import { momentsOf, ruleOf } from "../core/origins.ts";
 import { dispose, step } from "../core/operations.ts";
 import { changeError, type GradItem, sameVariables } from "./gradients.ts";
 import { HeapBackend } from "./heap_backend.ts";
-import type { KeptStates } from "./kept.ts";
+import { copyHostState, type KeptStates, writeKept } from "./kept.ts";
 import { type Entry, entryOf, fromArena, toArena } from "./layout.ts";
 import { readHost, type TfjsWasmHeap, tfjsWasmHeap } from "./wasm_heap.ts";
 
@@ -41,11 +47,6 @@ function heapCandidate(config: Settings, total: number): TfjsWasmHeap | undefine
   if (config.run.backend !== "auto" && config.run.backend !== "wasm") return undefined;
   if (config.run.threads > 1 && total >= config.run.threadThreshold) return undefined;
   return wasmSimdSupported() ? tfjsWasmHeap() : undefined;
-}
-
-/** The sections `layout` holds (those of its rule and LookAhead), by index. */
-function heldSections(layout: ArenaLayout): number[] {
-  return layout.sectionOffsets.flatMap((_, s) => hasSection(layout, s) ? [s] : []);
 }
 
 /** The CPU path of one optimizer: its state, when made, and the kept-aside states it shares. */
@@ -167,29 +168,21 @@ export class CpuPath {
   /** Makes the state over `items`, from kept state where there is one (else fresh). */
   #build(config: Settings, items: readonly GradItem[]): void {
     const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.loop.gc));
-    const layout = planFor(config, entries.map((e) => e.name), entries.map((e) => e.size));
+    const layout = planState(config, entries.map((e) => e.name), entries.map((e) => e.size));
     const backend = this.#backend(config, layout, entries, items);
-    const kept = this.#kept.fitting(entries, config.loop.gc);
-    const params: Record<string, Float32Array> = {};
-    entries.forEach((e, i) => {
-      const data = new Float32Array(e.size);
-      toArena(e, readHost(items[i].variable), data);
-      params[e.name] = data;
-    });
-    backend.writeSection(PARAMS, params);
-    for (const s of heldSections(layout)) {
-      if (s === PARAMS || s === GRADS) continue;
-      const data: Record<string, Float32Array> = {};
-      for (const e of entries) {
-        data[e.name] = kept.get(e.name)?.sections[s] ??
-          (s === SLOW ? params[e.name] : new Float32Array(e.size));
-      }
-      backend.writeSection(s, data);
-    }
+    const sections = momentsOf(config).map((_, k) => EXP_AVG + k);
+    if (hasSection(layout, SLOW)) sections.push(SLOW);
+    writeKept(
+      backend,
+      entries,
+      items.map((i) => readHost(i.variable)),
+      sections,
+      this.#kept.fitting(entries, config.loop.gc),
+    );
     this.#state = restoreState(config, backend, {
       steps: this.#kept.steps,
       skipped: this.#kept.skipped,
-      shapes: entries.map((e) => e.arenaShape),
+      shapes: inLayoutOrder(layout, entries.map((e) => e.name), entries.map((e) => e.arenaShape)),
     });
     this.#kept.forget(entries);
     this.#entries = entries;
@@ -232,9 +225,7 @@ export class CpuPath {
     this.#threads = undefined;
     const internals = stateInternals(this.#state!);
     const source = internals.backend as HostBackend;
-    for (const s of heldSections(source.layout)) {
-      if (s !== GRADS) target.writeSection(s, source.viewSection(s));
-    }
+    copyHostState(source, target);
     dispose(this.#state!);
     this.#state = restoreState(internals.config, target, {
       steps: internals.steps,
@@ -268,7 +259,8 @@ export class CpuPath {
       const external = entries.map((e) => !e.transposed);
       const { clipGradNorm, nonFinite } = config.loop;
       const copies = clipGradNorm !== undefined || nonFinite === "propagate";
-      const backend = HeapBackend.create(heap, layout, external, items, copies);
+      const names = entries.map((e) => e.name);
+      const backend = HeapBackend.create(heap, layout, names, external, items, copies);
       if (backend !== undefined) return backend;
     }
     return createWasmBackendSync(layout);
@@ -346,7 +338,7 @@ export class CpuPath {
     }
     if (heap !== undefined) {
       for (let i = 0; i < n; i++) {
-        if (entries[i].transposed || heap.readsInPlace(i, values[i])) continue;
+        if (!heap.external(i) || heap.readsInPlace(i, values[i])) continue;
         const own = tf.tensor(values[i].slice(), items[i].tensor.shape, "float32");
         moved.push(own);
         tensors[i] = own;

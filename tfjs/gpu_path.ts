@@ -8,6 +8,13 @@
  * (tfjs copies the parameters into the variable's new buffer: the variable never aliases a
  * buffer that a later step writes).
  *
+ * With `states: "8bit"` the settings go to the WebGPU state as they are: it holds the moments in
+ * 8 bits where it can, and refuses them with a TypeError where it cannot (then nothing is made).
+ * Codes kept aside (a state moved off the CPU, weights set) are decoded into f32 moments and
+ * written into the WebGPU state, which encodes them again (a decoded block encodes back to the
+ * same codes: its largest value is its scale); its weights are read through its checkpoint
+ * (weights.ts).
+ *
  * Gradient centralization (`gc`) runs as tfjs ops here (the gradient minus its mean over every
  * axis but the last), before the gradient is handed over; so `clipGradNorm` together with `gc`,
  * whose norm the library takes before centralization, is refused on this backend.
@@ -15,10 +22,11 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { SLOW } from "../base/arena.ts";
+import { EXP_AVG, SLOW } from "../base/arena.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
-import { type OptimizerState, restoreState, stateInternals } from "../core/state.ts";
+import { decodeTensor } from "../base/q8_tensor.ts";
+import { inLayoutOrder, type OptimizerState, restoreState, stateInternals } from "../core/state.ts";
 import type { GpuTensor } from "../gpu/gpu_tensors.ts";
 import { initWebGpuStateSync } from "../core/webgpu_state.ts";
 import { dispose, step } from "../core/operations.ts";
@@ -180,7 +188,14 @@ export function createGpuRunner(
     const state = counts.steps === 0 && counts.skipped === 0 ? first : restoreState<GpuTensor>(
       config,
       stateBackend,
-      { ...counts, shapes: entries.map((e) => [e.size]) },
+      {
+        ...counts,
+        shapes: inLayoutOrder(
+          stateBackend.layout,
+          entries.map((e) => e.name),
+          entries.map((e) => [e.size]),
+        ),
+      },
     );
     return new GpuRunner(entries, state, buffers, backend, config);
   } catch (error) {
@@ -243,7 +258,12 @@ export class GpuPath {
     // In the tfjs layout (gc runs in tfjs here, not on transposed kernels).
     const sections = new Map<string, (Float32Array | undefined)[]>();
     for (const [name, k] of fitting) {
-      sections.set(name, k.sections.map((d) => d && fromArena(k.entry, d)));
+      const held = [...k.sections];
+      k.codes?.forEach((c, m) => {
+        if (c === undefined) return;
+        decodeTensor(c.codes, c.scales, held[EXP_AVG + m] = new Float32Array(k.entry.size));
+      });
+      sections.set(name, held.map((d) => d && fromArena(k.entry, d)));
     }
     const runner = createGpuRunner(config, entries, items.map((i) => i.variable), sections, {
       steps: this.#kept.steps,

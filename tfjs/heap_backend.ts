@@ -18,6 +18,12 @@
  * held), or is not on this tfjs backend, first gets data of its own (one copy, as tfjs's own
  * optimizers make at every step), so nothing else ever sees the update.
  *
+ * With 8-bit moments (`states: "8bit"`), the codes and scales are in the arena like the f32
+ * sections (heap_layout.ts), and the kernel's 8-bit step gets 2 KiB of scratch of its own in the
+ * allocation. A compact tensor whose length is not a multiple of 256 keeps its parameters and
+ * gradient in the arena (its padding is stepped too); the others are held as above. The bits are
+ * the wasm backend's either way.
+ *
  * Reads tfjs-backend-wasm 4.x internals (`wasm`, `dataIdMap`: wasm_heap.ts); where they are not
  * as expected, the adapter keeps its state in the kernel's own memory.
  *
@@ -27,27 +33,27 @@ import * as tf from "@tensorflow/tfjs-core";
 import {
   ARENA_DESCRIPTOR_BYTES,
   type ArenaLayout,
+  type CompactMoment,
+  compactViews,
   EXP_AVG,
   GRADS,
   PARAMS,
   sectionViews,
 } from "../base/arena.ts";
-import type { HostBackend } from "../base/backend.ts";
-import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
+import type { CompactHostBackend } from "../base/backend.ts";
+import { Q8_BLOCK } from "../base/q8.ts";
 import { blockViews, copiesOf, gradientOf } from "../cpu/cpu_backend.ts";
 import { type KernelExports, kernelOnMemory, placeArena } from "../cpu/wasm_backend.ts";
+import {
+  allocationBytes,
+  holdsCodesOf,
+  placement,
+  planRuns,
+  readValues,
+  type Run,
+  writeValues,
+} from "./heap_layout.ts";
 import { memoryOf, type TfjsWasmHeap, type WasmModule } from "./wasm_heap.ts";
-
-/** One call of the kernel: a descriptor and an element range. */
-interface Run {
-  descriptor: number;
-  start: number;
-  end: number;
-  /** Index of the tensor whose parameters are its variable's data, or -1. */
-  external: number;
-}
-
-const ALIGN = 64;
 
 /** Per section, views of a buffer, remade when the buffer changes (tfjs grew its memory). */
 type ViewCache = (Readonly<Record<string, Float32Array>> | undefined)[];
@@ -61,7 +67,7 @@ type ViewCache = (Readonly<Record<string, Float32Array>> | undefined)[];
  * no clipping, no `"propagate"`), neither is the gradients' (the arena then starts at the first
  * moment: 8 bytes a parameter fewer than the layout's).
  */
-export class HeapBackend implements HostBackend {
+export class HeapBackend implements CompactHostBackend {
   readonly kind = "host" as const;
   readonly name = "wasm" as const;
   readonly threads = 1;
@@ -73,7 +79,11 @@ export class HeapBackend implements HostBackend {
   /** The arena's (virtual) start: sections that are not allocated lie before the allocation. */
   readonly #base: number;
   readonly #scalars: number;
+  /** The 8-bit step's scratch (2 KiB; no bytes for a 32-bit state). */
+  readonly #scratch: number;
   readonly #runs: Run[];
+  /** Per tensor of the caller's order (the variables'): its index in the layout. */
+  readonly #slot: readonly number[];
   readonly #external: readonly boolean[];
   /** Sections below this index are not allocated (0: all are; 1: no params; 2: nor grads). */
   readonly #firstSection: number;
@@ -111,6 +121,7 @@ export class HeapBackend implements HostBackend {
     pointer: number,
     external: readonly boolean[],
     firstSection: number,
+    slot: readonly number[],
   ) {
     this.#heap = heap;
     this.#module = module;
@@ -119,37 +130,20 @@ export class HeapBackend implements HostBackend {
     this.#pointer = pointer;
     this.#external = external;
     this.#firstSection = firstSection;
+    this.#slot = slot;
     const n = layout.names.length;
     this.#ids = new Array(n).fill(0);
     this.#inPlace = new Array(n).fill(false);
     this.#addresses = new Array(n).fill(0);
     this.#borrowed = new Array(n).fill(0);
-    // [main descriptor | one descriptor per external tensor | scalar blocks | arena]
-    const at = Math.ceil(pointer / ALIGN) * ALIGN;
     const externals = external.filter((x) => x).length;
-    this.#scalars = at + ALIGN * (1 + externals);
-    const blocks = blockCount(layout.segments) * BLOCK_BYTES;
-    const arena = Math.ceil((this.#scalars + blocks) / ALIGN) * ALIGN;
-    this.#base = arena - skippedBytes(layout, firstSection);
+    const { at, scalars, scratch, base } = placement(layout, pointer, externals, firstSection);
+    this.#scalars = scalars;
+    this.#scratch = scratch;
+    this.#base = base;
     const buffer = this.#memory.buffer;
-    const placed = placeArena(buffer, layout, at, this.#base, this.#scalars);
-    this.#grads = placed.grads;
-    // Consecutive tensors held in the arena step as one run of the main descriptor; each
-    // external one with a descriptor of its own, whose params word points at its variable.
-    this.#runs = [];
-    let next = at + ALIGN;
-    for (let i = 0; i < n; i++) {
-      const start = layout.offsets[i], end = start + layout.lengths[i];
-      if (end === start) continue;
-      if (external[i]) {
-        this.#runs.push({ descriptor: next, start, end, external: i });
-        next += ALIGN;
-        continue;
-      }
-      const last = this.#runs[this.#runs.length - 1];
-      if (last && last.external < 0 && last.end === start) last.end = end;
-      else this.#runs.push({ descriptor: at, start, end, external: -1 });
-    }
+    this.#grads = placeArena(buffer, layout, at, base, scalars).grads;
+    this.#runs = planRuns(layout, external, at);
     const words = new Uint32Array(buffer);
     for (const run of this.#runs) {
       if (run.external >= 0) {
@@ -166,21 +160,33 @@ export class HeapBackend implements HostBackend {
 
   /**
    * A backend for `layout` on `heap`, or undefined when tfjs cannot allocate its arena. The
-   * variables are attached (see {@linkcode HeapBackend.attach}). `copiesGradients`: whether
-   * steps copy the gradients into slots (clipping, `"propagate"`), not only read them in place.
+   * variables are given in their own order (`names[i]`, `items[i]`, `external[i]`: whether it
+   * may keep its parameters in its variable's data), which every method taking an index uses;
+   * an 8-bit state's layout may order them otherwise. A compact tensor (8-bit moments) whose
+   * length is not a multiple of 256 is held in the arena, whatever `external` says: the step
+   * reads and writes its padding. The variables are attached (see
+   * {@linkcode HeapBackend.attach}). `copiesGradients`: whether steps copy the gradients into
+   * slots (clipping, `"propagate"`), not only read them in place.
    */
   static create(
     heap: TfjsWasmHeap,
     layout: ArenaLayout,
+    names: readonly string[],
     external: readonly boolean[],
     items: readonly { readonly variable: tf.Variable }[],
     copiesGradients: boolean,
   ): HeapBackend | undefined {
     const module = heap.wasm;
     if (module === null) return undefined;
-    const held = external.some((x, i) => !x && layout.lengths[i] > 0);
+    const slot = names.map((name) => layout.names.indexOf(name));
+    const inLayout = layout.names.map(() => false);
+    slot.forEach((i, j) => {
+      inLayout[i] = external[j] && (!layout.compact[i] || layout.lengths[i] % Q8_BLOCK === 0);
+    });
+    const held = inLayout.some((x, i) => !x && layout.lengths[i] > 0);
     const firstSection = held ? PARAMS : copiesGradients ? GRADS : EXP_AVG;
-    const bytes = allocationBytes(layout, external, firstSection);
+    const externals = inLayout.filter((x) => x).length;
+    const bytes = allocationBytes(layout, externals, firstSection);
     let pointer: number;
     try {
       pointer = module._malloc(bytes) >>> 0;
@@ -190,7 +196,7 @@ export class HeapBackend implements HostBackend {
     if (pointer === 0) return undefined;
     // (malloc gives back freed tensors' bytes: start from zeros, as a fresh memory does.)
     new Uint8Array(memoryOf(module)!.buffer, pointer, bytes).fill(0);
-    const backend = new HeapBackend(layout, heap, module, pointer, external, firstSection);
+    const backend = new HeapBackend(layout, heap, module, pointer, inLayout, firstSection, slot);
     if (!backend.attach(items)) {
       backend.dispose();
       return undefined;
@@ -200,7 +206,8 @@ export class HeapBackend implements HostBackend {
 
   /** Bytes of tfjs's heap this backend allocated. */
   get allocatedBytes(): number {
-    return allocationBytes(this.layout, this.#external, this.#firstSection);
+    const externals = this.#external.filter((x) => x).length;
+    return allocationBytes(this.layout, externals, this.#firstSection);
   }
 
   /**
@@ -213,9 +220,10 @@ export class HeapBackend implements HostBackend {
     if (!this.usable()) return false;
     const heap = this.#heap;
     this.#owned.clear();
-    for (let i = 0; i < items.length; i++) {
+    for (let j = 0; j < items.length; j++) {
+      const i = this.#slot[j];
       if (!this.#external[i]) continue;
-      const variable = items[i].variable;
+      const variable = items[j].variable;
       let data = heap.dataIdMap.get(variable.dataId);
       if (data === undefined || data.refCount !== 1) {
         const own = tf.tensor(variable.dataSync().slice(), variable.shape, "float32");
@@ -243,17 +251,25 @@ export class HeapBackend implements HostBackend {
     return this.#heap.wasm !== this.#module;
   }
 
-  /** Whether tensor `i` keeps its parameters in its variable's data. */
-  external(i: number): boolean {
-    return this.#external[i];
+  /** Whether variable `j` (the caller's order) keeps its parameters in its variable's data. */
+  external(j: number): boolean {
+    return this.#external[this.#slot[j]];
   }
 
   /**
-   * Whether a step may read `values`, the gradient of tensor `i`, where they are: an external
-   * tensor's, in tfjs's heap, and not the data of another variable this step updates (whose run
-   * may come first).
+   * Whether a step may read `values`, the gradient of variable `j` (the caller's order), where
+   * they are (see {@linkcode #readsInPlace}).
    */
-  readsInPlace(i: number, values: Float32Array): boolean {
+  readsInPlace(j: number, values: Float32Array): boolean {
+    return this.#readsInPlace(this.#slot[j], values);
+  }
+
+  /**
+   * Whether a step may read `values`, the gradient of tensor `i` of the layout, where they are:
+   * an external tensor's, in tfjs's heap, and not the data of another variable this step
+   * updates (whose run may come first).
+   */
+  #readsInPlace(i: number, values: Float32Array): boolean {
     const at = values.byteOffset;
     return this.#external[i] && values.buffer === this.#memory.buffer &&
       (!this.#owned.has(at) || at === this.#addresses[i]);
@@ -340,7 +356,7 @@ export class HeapBackend implements HostBackend {
     const inPlace = this.#inPlace;
     let copies = false;
     for (let i = 0; i < names.length; i++) {
-      inPlace[i] = this.readsInPlace(i, gradientOf(grads, names, i));
+      inPlace[i] = this.#readsInPlace(i, gradientOf(grads, names, i));
       copies ||= !inPlace[i] && lengths[i] > 0;
     }
     if (copies) this.#needSlots();
@@ -394,7 +410,7 @@ export class HeapBackend implements HostBackend {
         const borrowed = this.#borrowed[run.external];
         words[word + 1] = borrowed === 0 ? this.#grads >>> 0 : (borrowed - run.start * 4) >>> 0;
       }
-      k.step(run.descriptor, scalars, run.start, run.end);
+      k.step(run.descriptor, scalars, run.start, run.end, this.#scratch);
     }
     // After every run: registering may allocate in tfjs's heap, and so grow it (a new buffer
     // under `words`).
@@ -424,8 +440,23 @@ export class HeapBackend implements HostBackend {
     return this.#paramViews = out;
   }
 
+  viewCompact(k: number): Readonly<Record<string, CompactMoment>> {
+    return compactViews(this.#fresh(), this.#base, this.layout, k);
+  }
+
+  /** The codes of a moment's section, where the state holds some; else undefined. */
+  #compactOf(section: number): Readonly<Record<string, CompactMoment>> | undefined {
+    return holdsCodesOf(this.layout, section) ? this.viewCompact(section - EXP_AVG) : undefined;
+  }
+
   readSection(section: number): Promise<Record<string, Float32Array>> {
-    return Promise.resolve(copiesOf(this.viewSection(section), this.layout.names));
+    const views = this.viewSection(section);
+    const compact = this.#compactOf(section);
+    return Promise.resolve(
+      compact === undefined
+        ? copiesOf(views, this.layout.names)
+        : readValues(this.layout, views, compact),
+    );
   }
 
   writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void {
@@ -433,11 +464,7 @@ export class HeapBackend implements HostBackend {
       this.loadGrads(data);
       return;
     }
-    const views = this.viewSection(section);
-    for (const name of this.layout.names) {
-      const to = views[name], from = data[name];
-      if (to.buffer !== from.buffer || to.byteOffset !== from.byteOffset) to.set(from);
-    }
+    writeValues(this.layout, this.viewSection(section), this.#compactOf(section), data);
   }
 
   dispose(): void {
@@ -446,24 +473,4 @@ export class HeapBackend implements HostBackend {
     // A tfjs backend that was disposed took its heap, and this arena, with it.
     if (this.#heap.wasm === this.#module) this.#module._free(this.#pointer);
   }
-}
-
-/**
- * Bytes to allocate: room to align to 64, the main descriptor, one per external tensor, the
- * scalar blocks, room to align the arena, and the arena from section `first` on.
- */
-function allocationBytes(
-  layout: ArenaLayout,
-  external: readonly boolean[],
-  first: number,
-): number {
-  const externals = external.filter((x) => x).length;
-  return ALIGN * (2 + externals) + blockCount(layout.segments) * BLOCK_BYTES + ALIGN +
-    layout.byteLength - skippedBytes(layout, first);
-}
-
-/** Bytes before section `first`, or the next one present (or the segment table): not allocated. */
-function skippedBytes(layout: ArenaLayout, first: number): number {
-  const present = layout.sectionOffsets.slice(first).find((offset) => offset >= 0);
-  return first === PARAMS ? 0 : present ?? layout.segmentTableOffset;
 }

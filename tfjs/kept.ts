@@ -6,10 +6,19 @@
  *
  * @module
  */
-import { GRADS, hasSection, PARAMS } from "../base/arena.ts";
-import type { HostBackend } from "../base/backend.ts";
+import {
+  type CompactMoment,
+  EXP_AVG,
+  EXP_AVG_SQ,
+  GRADS,
+  hasSection,
+  PARAMS,
+  SLOW,
+} from "../base/arena.ts";
+import { holdsCodes, type HostBackend } from "../base/backend.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
-import { type Entry, entryOf, sameShape } from "./layout.ts";
+import { decodeTensor } from "../base/q8_tensor.ts";
+import { type Entry, entryOf, sameShape, toArena } from "./layout.ts";
 
 /** The state of one variable kept aside. */
 export interface Kept {
@@ -19,8 +28,28 @@ export interface Kept {
    */
   readonly entry: Entry;
   readonly arenaShape?: readonly number[];
-  /** By arena section, in the arena layout; undefined for PARAMS and GRADS. */
+  /**
+   * By arena section, in the arena layout; undefined for PARAMS and GRADS, and for a moment
+   * held as codes (`codes`).
+   */
   readonly sections: (Float32Array | undefined)[];
+  /**
+   * By moment (0: `exp_avg`, 1: `exp_avg_sq`): the codes and scales of a moment held in 8 bits
+   * (copies, in the arena layout), kept as they are so that a resume is exact.
+   */
+  readonly codes?: readonly (CompactMoment | undefined)[];
+  /**
+   * For codes read by `setWeights` without an f32 weight of the variable (which gives its
+   * shape): the sizes the variable may have (its codes come packed 4 to an int32).
+   */
+  readonly sizes?: readonly [number, number];
+}
+
+/** A kept state as it fits one variable: the entry its sections are laid out by. */
+export interface Fitting {
+  readonly entry: Entry;
+  readonly sections: readonly (Float32Array | undefined)[];
+  readonly codes?: readonly (CompactMoment | undefined)[];
 }
 
 /** A variable the kept state is matched to: its name and tfjs shape. */
@@ -30,14 +59,15 @@ export interface Wanted {
 }
 
 /**
- * Live views of the state sections of a host backend, by section index (undefined for the
- * params, the gradients and the sections its rule lacks).
+ * Live views of the f32 state sections of a host backend, by section index (undefined for the
+ * params, the gradients, the sections its rule lacks, and the codes and scales of 8-bit moments:
+ * see {@linkcode compactCopies}).
  */
 export function stateViews(
   backend: HostBackend,
 ): (Readonly<Record<string, Float32Array>> | undefined)[] {
   return backend.layout.sectionOffsets.map((_, s) =>
-    s === PARAMS || s === GRADS || !hasSection(backend.layout, s)
+    s === PARAMS || s === GRADS || s > SLOW || !hasSection(backend.layout, s)
       ? undefined
       : backend.viewSection(s)
   );
@@ -72,9 +102,19 @@ export class KeptStates {
     const internals = stateInternals(state);
     this.steps = internals.steps;
     this.skipped = internals.skipped;
-    const views = stateViews(internals.backend as HostBackend);
+    const backend = internals.backend as HostBackend;
+    const views = stateViews(backend);
+    const compact = compactCopies(backend);
     for (const entry of entries) {
-      this.#byName.set(entry.name, { entry, sections: views.map((v) => v?.[entry.name].slice()) });
+      const codes = compact.map((c) => c[entry.name]);
+      const sections = views.map((v) => v?.[entry.name]?.slice());
+      this.#byName.set(
+        entry.name,
+        codes.some((c) => c) ? { entry, sections, codes } : {
+          entry,
+          sections,
+        },
+      );
     }
   }
 
@@ -104,15 +144,19 @@ export class KeptStates {
   fitting(
     wanted: readonly Wanted[],
     gc: boolean,
-  ): Map<string, { entry: Entry; sections: readonly (Float32Array | undefined)[] }> {
+  ): Map<string, Fitting> {
     if (this.#renameOnLoad) this.#matchLoadedNames(wanted, gc);
-    const out = new Map<string, { entry: Entry; sections: (Float32Array | undefined)[] }>();
+    const out = new Map<string, Fitting>();
     for (const w of wanted) {
       const k = this.#byName.get(w.name);
       if (k && this.#fits(k, w.shape, gc)) {
         // The layout it was held in: as this optimizer holds it on the CPU.
-        const entry = k.arenaShape ? entryOf(w.name, w.shape, gc) : k.entry;
-        out.set(w.name, { entry, sections: k.sections });
+        const entry = k.arenaShape || k.sizes ? entryOf(w.name, w.shape, gc) : k.entry;
+        // (Codes read packed may carry up to 3 codes of padding.)
+        const codes = k.codes?.map((c) =>
+          c && { codes: c.codes.subarray(0, entry.size), scales: c.scales }
+        );
+        out.set(w.name, { entry, sections: k.sections, ...(codes ? { codes } : {}) });
       }
     }
     return out;
@@ -125,6 +169,10 @@ export class KeptStates {
 
   /** Whether kept state fits a variable of `shape` (same shape, or same arena shape). */
   #fits(kept: Kept, shape: readonly number[], gc: boolean): boolean {
+    if (kept.sizes !== undefined) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      return size >= kept.sizes[0] && size <= kept.sizes[1];
+    }
     if (kept.arenaShape === undefined) return sameShape(kept.entry.shape, shape);
     const entry = entryOf(kept.entry.name, shape, gc);
     return entry.size === kept.entry.size && sameShape(entry.arenaShape, kept.arenaShape);
@@ -151,6 +199,93 @@ export class KeptStates {
       if (candidates.length !== 1 || others.length > 0) continue;
       kept.delete(orphan);
       kept.set(candidates[0].name, { ...k, entry: { ...k.entry, name: candidates[0].name } });
+    }
+  }
+}
+
+/**
+ * Copies of the codes and scales of each moment of each compact tensor of a host backend that
+ * holds some (8-bit states), by moment, then name; none otherwise.
+ */
+export function compactCopies(backend: HostBackend): Record<string, CompactMoment>[] {
+  const layout = backend.layout;
+  if (!holdsCodes(backend) || layout.compactStart >= layout.total) return [];
+  const moments = layout.unsignedCodes.length;
+  return [...Array(moments).keys()].map((k) => {
+    const out: Record<string, CompactMoment> = {};
+    for (const [name, c] of Object.entries(backend.viewCompact(k))) {
+      out[name] = { codes: c.codes.slice(), scales: c.scales.slice() };
+    }
+    return out;
+  });
+}
+
+/**
+ * Writes the parameters (`values[i]`: variable i's, in the tfjs layout) and the state `sections`
+ * of a new host state over `entries` (the variables' order), from the kept states that fit them,
+ * else fresh (zero moments; slow weights = the parameters). Kept f32 values are written as they
+ * are (encoded, lossy, where the state holds that moment in 8 bits: from 32-bit weights); kept
+ * codes and scales are copied as they are where it holds them in 8 bits too (exact), decoded
+ * where it does not.
+ */
+export function writeKept(
+  backend: HostBackend,
+  entries: readonly Entry[],
+  values: readonly Float32Array[],
+  sections: readonly number[],
+  fitting: ReadonlyMap<string, Fitting>,
+): void {
+  const layout = backend.layout;
+  const compact = new Map(layout.names.map((name, i) => [name, layout.compact[i]]));
+  const params: Record<string, Float32Array> = {};
+  entries.forEach((e, i) => {
+    params[e.name] = new Float32Array(e.size);
+    toArena(e, values[i], params[e.name]);
+  });
+  backend.writeSection(PARAMS, params);
+  for (const s of sections) {
+    const k = s - EXP_AVG;
+    const moment = s === EXP_AVG || s === EXP_AVG_SQ;
+    const data: Record<string, Float32Array> = {};
+    const exact: [string, CompactMoment][] = [];
+    for (const e of entries) {
+      const kept = fitting.get(e.name);
+      const codes = moment ? kept?.codes?.[k] : undefined;
+      let value = kept?.sections[s];
+      if (codes !== undefined && compact.get(e.name) && holdsCodes(backend)) {
+        exact.push([e.name, codes]);
+      } else if (codes !== undefined) {
+        decodeTensor(codes.codes, codes.scales, value = new Float32Array(e.size));
+      }
+      data[e.name] = value ?? (s === SLOW ? params[e.name] : new Float32Array(e.size));
+    }
+    backend.writeSection(s, data);
+    if (exact.length === 0 || !holdsCodes(backend)) continue;
+    const views = backend.viewCompact(k);
+    for (const [name, c] of exact) {
+      views[name].codes.set(c.codes);
+      views[name].scales.set(c.scales);
+    }
+  }
+}
+
+/**
+ * Copies the state of one host backend into another of the same layout (parameters, moments,
+ * codes and scales, slow weights; not the gradients): the same bits.
+ */
+export function copyHostState(source: HostBackend, target: HostBackend): void {
+  const layout = source.layout;
+  for (const s of [PARAMS, EXP_AVG, EXP_AVG_SQ, SLOW]) {
+    if (!hasSection(layout, s)) continue;
+    const from = source.viewSection(s), to = target.viewSection(s);
+    for (const name of Object.keys(from)) to[name].set(from[name]);
+  }
+  if (!holdsCodes(source) || !holdsCodes(target)) return;
+  for (let k = 0; k < layout.unsignedCodes.length; k++) {
+    const from = source.viewCompact(k), to = target.viewCompact(k);
+    for (const name of Object.keys(from)) {
+      to[name].codes.set(from[name].codes);
+      to[name].scales.set(from[name].scales);
     }
   }
 }

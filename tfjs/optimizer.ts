@@ -228,7 +228,11 @@ export class TfOptimizer extends tf.Optimizer {
    * The optimizer's weights as tfjs orders its own: `iter` (the steps taken), then per moment
    * the library keeps (`exp_avg` → `<variable>/m`, `exp_avg_sq` → `<variable>/v`), one tensor
    * per variable, then LookAhead's slow weights (`<variable>/slow`), all in the tfjs layout.
-   * Variables whose state is kept aside (frozen) come after those of the last step.
+   * With `states: "8bit"`, a moment held in 8 bits (a variable of 4096 elements or more) is two
+   * tensors instead: `<variable>/m.codes` (int32, four codes to an int32) and
+   * `<variable>/m.scales` (float32, one a block of 256), in the order the state holds the
+   * variable (see tfjs/codes.ts). Variables whose state is kept aside (frozen) come after those
+   * of the last step.
    */
   override getWeights(): Promise<NamedTensor[]> {
     const state = this.state;
@@ -238,8 +242,11 @@ export class TfOptimizer extends tf.Optimizer {
   /**
    * Restores weights written by {@linkcode getWeights} (or saved with a model): by name, not by
    * position. The state is remade at the next step from the variables' values then and these
-   * moments; a variable without saved moments starts fresh. Throws a TypeError naming a weight
-   * that is not `iter` or `<variable>/<m | v | slow>`, or whose shapes disagree.
+   * moments; a variable without saved moments starts fresh. Codes and scales are taken as they
+   * are (a resume is exact); given to an optimizer of the other format, moments are converted
+   * as `loadState` converts them (encoded, lossy, or decoded). Throws a TypeError naming a weight
+   * that is not `iter` or `<variable>/<m | v | slow>` (or a moment's `.codes` and `.scales`), or
+   * whose shapes disagree, and a RangeError for codes or scales out of range.
    */
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
     const { steps, kept } = await keptFromWeights(this.#config, weightValues);

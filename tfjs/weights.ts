@@ -1,22 +1,23 @@
 /**
  * The optimizer's state in and out: its weights as tfjs names them (`getWeights`/`setWeights`,
- * saved with a model: `iter`, `<variable>/m`, `<variable>/v`, `<variable>/slow`), and the way
- * back from this library's checkpoints (`loadState`).
+ * saved with a model: `iter`, `<variable>/m`, `<variable>/v`, `<variable>/slow`; a moment held in
+ * 8 bits as `<variable>/m.codes` and `<variable>/m.scales`, see codes.ts), and the way back from
+ * this library's checkpoints (`loadState`).
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { described } from "../base/_errors.ts";
-import { EXP_AVG, SLOW } from "../base/arena.ts";
-import type { HostBackend } from "../base/backend.ts";
+import { type CompactMoment, EXP_AVG, SLOW } from "../base/arena.ts";
+import { holdsCodes, type HostBackend } from "../base/backend.ts";
 import type { LearningRate } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
 import { momentsOf } from "../core/origins.ts";
-import { dispose, loadState, readMoments, readSlowWeights } from "../core/operations.ts";
+import { dispose, loadState, readMoments, readSlowWeights, saveState } from "../core/operations.ts";
+import { CODES, codeWeights, readCodes, SCALES } from "./codes.ts";
 import type { NamedTensor } from "./gradients.ts";
-import type { Kept, KeptStates } from "./kept.ts";
-import { stateViews } from "./kept.ts";
+import { compactCopies, type Kept, type KeptStates, stateViews } from "./kept.ts";
 import { type Entry, entryOf, fromArena, sameShape, shapeText, toArena } from "./layout.ts";
 
 /** The tfjs weight-name suffix of each state section, as tfjs names Adam's (`/m`, `/v`). */
@@ -29,6 +30,8 @@ interface WeightKind {
   readonly section: number;
   /** The moment's name in `readMoments`; undefined for the slow weights. */
   readonly moment?: string;
+  /** Whether the moment is never negative (its codes are unsigned). */
+  readonly nonNegative?: boolean;
 }
 
 /** The weights `config` keeps per variable: its rule's moments, then LookAhead's slow weights. */
@@ -37,6 +40,7 @@ function weightKinds(config: Settings): WeightKind[] {
     suffix: MOMENT_SUFFIX[m.name] ?? m.name,
     section: EXP_AVG + k,
     moment: m.name,
+    nonNegative: m.nonNegative,
   }));
   if (config.lookahead) kinds.push({ suffix: SLOW_SUFFIX, section: SLOW });
   return kinds;
@@ -50,8 +54,8 @@ export interface Live {
 
 /**
  * The weights of `getWeights`: `iter`, then per kind of weight, one tensor per variable of the
- * live state, then those kept aside (frozen; or read by loadState and not yet matched to a
- * variable: in its checkpoint layout).
+ * live state (two for a moment held in 8 bits: its codes and scales), then those kept aside
+ * (frozen; or read by loadState and not yet matched to a variable: in its checkpoint layout).
  */
 export async function weightsOf(
   config: Settings,
@@ -60,6 +64,7 @@ export async function weightsOf(
 ): Promise<NamedTensor[]> {
   const kinds = weightKinds(config);
   const data: (Record<string, Float32Array> | undefined)[] = [];
+  let codes: Record<string, CompactMoment>[] = [];
   if (live !== undefined) {
     const moments = await readMoments(live.state) as Record<string, Record<string, Float32Array>>;
     for (const kind of kinds) {
@@ -67,23 +72,32 @@ export async function weightsOf(
         kind.moment === undefined ? await readSlowWeights(live.state) : moments[kind.moment],
       );
     }
+    codes = await codesOf(config, live.state);
   }
   const out: NamedTensor[] = [
     { name: "iter", tensor: tf.scalar(live?.state.step ?? kept.steps, "int32") },
   ];
   kinds.forEach((kind, k) => {
     for (const e of live?.entries ?? []) {
-      const values = fromArena(e, data[k]![e.name]);
-      out.push({
-        name: `${e.name}/${kind.suffix}`,
-        tensor: tf.tensor(values, e.shape as number[]),
-      });
+      const name = `${e.name}/${kind.suffix}`;
+      const held = kind.moment === undefined ? undefined : codes[k]?.[e.name];
+      if (held !== undefined) out.push(...codeWeights(name, held));
+      else {out.push({
+          name,
+          tensor: tf.tensor(fromArena(e, data[k]![e.name]), e.shape as number[]),
+        });}
     }
     for (const held of kept.values()) {
+      const name = `${held.entry.name}/${kind.suffix}`;
+      const heldCodes = kind.moment === undefined ? undefined : held.codes?.[k];
+      if (heldCodes !== undefined) {
+        out.push(...codeWeights(name, heldCodes));
+        continue;
+      }
       const values = held.sections[kind.section];
       if (values === undefined) continue;
       out.push({
-        name: `${held.entry.name}/${kind.suffix}`,
+        name,
         tensor: tf.tensor(
           fromArena(held.entry, values),
           (held.arenaShape ?? held.entry.shape) as number[],
@@ -94,21 +108,56 @@ export async function weightsOf(
   return out;
 }
 
-/** The weights of one variable given to setWeights: their shape, and tensor by section. */
-interface Given {
-  readonly shape: number[];
-  readonly sections: Map<number, tf.Tensor>;
+/**
+ * The codes and scales of a state's moments held in 8 bits (copies, by moment, then variable):
+ * read from a host state's arena; from a device's (WebGPU) through its checkpoint.
+ */
+async function codesOf(
+  config: Settings,
+  state: OptimizerState<unknown>,
+): Promise<Record<string, CompactMoment>[]> {
+  if (config.run.states !== "8bit") return [];
+  const backend = stateInternals(state).backend;
+  if (holdsCodes(backend)) return compactCopies(backend);
+  if (backend.kind === "host") return [];
+  const copy = await loadState(await saveState(state), {
+    backend: "js",
+    lr: config.hyperparameters.lr as LearningRate,
+  });
+  try {
+    return compactCopies(stateInternals(copy).backend as HostBackend);
+  } finally {
+    dispose(copy);
+  }
 }
 
-/** The section a weight named `name` fills (undefined for `iter`); throws for an unknown one. */
-function sectionOf(config: Settings, name: string, suffixes: Map<string, number>): number {
+/** The weights of one variable given to setWeights: their shape, and tensor by section. */
+interface Given {
+  /** The shape of its f32 weights (none where it has only codes). */
+  shape?: number[];
+  readonly sections: Map<number, tf.Tensor>;
+  /** By moment section: the weights of a moment held in 8 bits, and the codes' name. */
+  readonly codes: Map<number, { name: string; codes?: tf.Tensor; scales?: tf.Tensor }>;
+}
+
+/** What a weight's name says: its section, and `"codes"`/`"scales"` for a moment in 8 bits. */
+interface WeightName {
+  readonly variable: string;
+  readonly section: number;
+  readonly part?: typeof CODES | typeof SCALES;
+}
+
+/** What a weight named `name` fills (`iter` aside); throws for an unknown one. */
+function parseName(config: Settings, name: string, suffixes: Map<string, number>): WeightName {
   const cut = name.lastIndexOf("/");
-  const section = cut > 0 ? suffixes.get(name.slice(cut + 1)) : undefined;
-  if (section === undefined) {
+  const tail = cut > 0 ? name.slice(cut + 1) : "";
+  const part = /\.(codes|scales)$/.exec(tail)?.[1] as WeightName["part"];
+  const section = suffixes.get(part ? tail.slice(0, -part.length - 1) : tail);
+  if (section === undefined || (part && section === SLOW)) {
     throw new TypeError(
       `Unexpected optimizer weight ${JSON.stringify(name)}: expected "iter" or "<variable>/<${
         [...suffixes.keys()].join(" | ")
-      }>"`,
+      }>" (a moment in 8 bits: "<variable>/<moment>.codes" and ".scales")`,
     );
   }
   if (section === SLOW && !config.lookahead) {
@@ -116,7 +165,16 @@ function sectionOf(config: Settings, name: string, suffixes: Map<string, number>
       `Unexpected optimizer weight ${JSON.stringify(name)}: ${config.name} keeps no slow weights`,
     );
   }
-  return section;
+  return { variable: name.slice(0, cut), section, ...(part ? { part } : {}) };
+}
+
+/** Reads weight `iter`: the steps taken. */
+async function stepsOf(tensor: tf.Tensor): Promise<number> {
+  const value = (await tensor.data())[0];
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`Expected weight "iter" to be an integer ≥ 0, got ${value}`);
+  }
+  return value;
 }
 
 /** Checks the weights given to setWeights; groups them by variable; reads `iter`. */
@@ -133,32 +191,37 @@ async function givenWeights(
       throw new TypeError(`Expected { name, tensor } weights, got ${described(w)}`);
     }
     if (w.name === "iter") {
-      const value = (await w.tensor.data())[0];
-      if (!Number.isSafeInteger(value) || value < 0) {
-        throw new RangeError(`Expected weight "iter" to be an integer ≥ 0, got ${value}`);
-      }
-      steps = value;
+      steps = await stepsOf(w.tensor);
       continue;
     }
-    const section = sectionOf(config, w.name, suffixes);
+    const { variable, section, part } = parseName(config, w.name, suffixes);
+    let v = byVariable.get(variable);
+    if (v === undefined) {
+      byVariable.set(variable, v = { sections: new Map(), codes: new Map() });
+    }
+    const twice = () => new TypeError(`Optimizer weight ${JSON.stringify(w.name)} is given twice`);
+    if (part !== undefined) {
+      // (Its dtype and shape are checked with its pair's, in keptFromWeights.)
+      const held = v.codes.get(section) ?? { name: w.name.replace(/scales$/, CODES) };
+      if (held[part] !== undefined || v.sections.has(section)) throw twice();
+      held[part] = w.tensor;
+      v.codes.set(section, held);
+      continue;
+    }
     if (w.tensor.dtype !== "float32") {
       throw new TypeError(
         `Expected weight ${JSON.stringify(w.name)} to be float32, got ${w.tensor.dtype}`,
       );
     }
-    const name = w.name.slice(0, w.name.lastIndexOf("/"));
-    let v = byVariable.get(name);
-    if (v === undefined) byVariable.set(name, v = { shape: w.tensor.shape, sections: new Map() });
+    v.shape ??= w.tensor.shape;
     if (!sameShape(v.shape, w.tensor.shape)) {
       throw new RangeError(
-        `The optimizer weights of variable ${JSON.stringify(name)} disagree in shape: ${
+        `The optimizer weights of variable ${JSON.stringify(variable)} disagree in shape: ${
           shapeText(v.shape)
         } and ${shapeText(w.tensor.shape)}`,
       );
     }
-    if (v.sections.has(section)) {
-      throw new TypeError(`Optimizer weight ${JSON.stringify(w.name)} is given twice`);
-    }
+    if (v.sections.has(section) || v.codes.has(section)) throw twice();
     v.sections.set(section, w.tensor);
   }
   return { steps, byVariable };
@@ -167,7 +230,8 @@ async function givenWeights(
 /**
  * Reads the weights given to `setWeights` into kept states, in the arena layout of `config`
  * (changing nothing): by name, not by position. Throws a TypeError naming a weight that is not
- * `iter` or `<variable>/<m | v | slow>`, or whose shapes disagree.
+ * `iter` or `<variable>/<m | v | slow>` (or a moment's `.codes` and `.scales`), or whose shapes
+ * disagree; a RangeError for codes or scales out of range.
  */
 export async function keptFromWeights(
   config: Settings,
@@ -179,16 +243,57 @@ export async function keptFromWeights(
   const { steps, byVariable } = await givenWeights(config, weightValues);
   const kept = new Map<string, Kept>();
   for (const [name, v] of byVariable) {
-    const entry = entryOf(name, v.shape, config.loop.gc);
+    const compact = await givenCodes(config, name, v);
+    const entry = entryOf(name, v.shape ?? [compact?.sizes[1] ?? 0], config.loop.gc);
     const sections: (Float32Array | undefined)[] = [];
     for (const [section, tensor] of v.sections) {
       const data = new Float32Array(entry.size);
       toArena(entry, await tensor.data() as Float32Array, data);
       sections[section] = data;
     }
-    kept.set(name, { entry, sections });
+    if (compact === undefined) kept.set(name, { entry, sections });
+    else {
+      const sizes = v.shape === undefined ? { sizes: compact.sizes } : {};
+      kept.set(name, { entry, sections, codes: compact.codes, ...sizes });
+    }
   }
   return { steps: steps ?? 0, kept };
+}
+
+/**
+ * The moments of variable `name` given in 8 bits, checked (codes.ts), by moment; with the sizes
+ * the variable may have (its own where its f32 weights give its shape). Undefined where none.
+ */
+async function givenCodes(
+  config: Settings,
+  name: string,
+  v: Given,
+): Promise<{ codes: (CompactMoment | undefined)[]; sizes: [number, number] } | undefined> {
+  if (v.codes.size === 0) return undefined;
+  const kinds = weightKinds(config);
+  const size = v.shape?.reduce((a, b) => a * b, 1);
+  let sizes: [number, number] = [0, Infinity];
+  const codes: (CompactMoment | undefined)[] = [];
+  for (const [section, held] of v.codes) {
+    if (held.codes === undefined || held.scales === undefined) {
+      const missing = held.codes === undefined ? held.name : held.name.replace(/codes$/, SCALES);
+      throw new TypeError(
+        `Optimizer weight ${JSON.stringify(missing)} is missing (its pair is given)`,
+      );
+    }
+    const signed = !kinds.find((k) => k.section === section)!.nonNegative;
+    const read = await readCodes(held.name, held.codes, held.scales, signed);
+    sizes = [Math.max(sizes[0], read.sizes[0]), Math.min(sizes[1], read.sizes[1])];
+    codes[section - EXP_AVG] = read.moment;
+  }
+  if (sizes[0] > sizes[1] || (size !== undefined && (size < sizes[0] || size > sizes[1]))) {
+    throw new RangeError(
+      `The optimizer weights of variable ${JSON.stringify(name)} disagree in size: ${
+        size === undefined ? "" : `${size} elements, `
+      }codes for ${sizes[0]} to ${sizes[1]}`,
+    );
+  }
+  return { codes, sizes: size === undefined ? sizes : [size, size] };
 }
 
 /**
@@ -209,12 +314,15 @@ export async function keptFromCheckpoint(
     const backend = internals.backend as HostBackend;
     const layout = backend.layout;
     const views = stateViews(backend);
+    const compact = compactCopies(backend);
     const kept = new Map<string, Kept>();
     layout.names.forEach((name, i) => {
+      const codes = compact.map((c) => c[name]);
       kept.set(name, {
         entry: entryOf(name, [layout.lengths[i]], false),
         arenaShape: internals.shapes[i],
-        sections: views.map((v) => v?.[name].slice()),
+        sections: views.map((v) => v?.[name]?.slice()),
+        ...(codes.some((c) => c) ? { codes } : {}),
       });
     });
     return { steps: internals.steps, skipped: internals.skipped, kept };

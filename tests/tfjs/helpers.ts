@@ -3,6 +3,10 @@
  * tfjs-layers, and small deterministic models and data.
  */
 import { randoms } from "../util.ts";
+import type { CompactMoment } from "../../base/arena.ts";
+import { holdsCodes } from "../../base/backend.ts";
+import { type OptimizerState, stateInternals } from "../../core/state.ts";
+import { dispose, radam } from "../../mod.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import * as wasm from "@tensorflow/tfjs-backend-wasm";
@@ -45,6 +49,27 @@ export async function webgpuTestOptions(): Promise<
   return { ignore: !adapter, sanitizeResources: false, sanitizeOps: false };
 }
 
+/**
+ * Whether the library's WebGPU state holds 8-bit moments here: false while it refuses them with
+ * its TypeError ("does not run states"), which tests/tfjs/compact_weights_test.ts then checks.
+ */
+export async function webgpuRunsEightBit(): Promise<boolean> {
+  const adapter = await navigator.gpu?.requestAdapter();
+  if (!adapter) return false;
+  const device = await adapter.requestDevice();
+  try {
+    const state = await radam({ states: "8bit", backend: "webgpu" })
+      .init({ w: new Float32Array(4096) }, { device });
+    dispose(state);
+    return true;
+  } catch (e) {
+    if (e instanceof TypeError && /does not run states/.test(e.message)) return false;
+    throw e;
+  } finally {
+    device.destroy();
+  }
+}
+
 /** Switches tfjs to `name` and waits until it is ready. */
 export async function useBackend(name: string): Promise<void> {
   if (!(await tf.setBackend(name))) throw new Error(`tfjs backend ${name} is unavailable`);
@@ -63,6 +88,22 @@ export function denseNet(seed: number): tfl.Sequential {
   const model = tfl.sequential({
     layers: [
       tfl.layers.dense({ units: 8, inputShape: [6], activation: "relu" }),
+      tfl.layers.dense({ units: 3 }),
+    ],
+  });
+  setSeededWeights(model, seed);
+  return model;
+}
+
+/**
+ * A dense net 70 → 64 (relu) → 64 (relu) → 3, with weights from `seed`: kernels of 4480
+ * elements (with 8-bit states compact, the last block padded) and 4096 (whole blocks).
+ */
+export function bigNet(seed: number): tfl.Sequential {
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.dense({ units: 64, inputShape: [70], activation: "relu" }),
+      tfl.layers.dense({ units: 64, activation: "relu" }),
       tfl.layers.dense({ units: 3 }),
     ],
   });
@@ -119,4 +160,33 @@ export async function saveToMemory(model: tfl.LayersModel): Promise<tf.io.ModelA
     { includeOptimizer: true },
   );
   return saved!;
+}
+
+/**
+ * The codes and scales a CPU state holds in 8 bits (live views), by moment, then tensor name;
+ * none for a 32-bit state.
+ */
+export function coreCodes(state: OptimizerState<unknown>): Record<string, CompactMoment>[] {
+  const backend = stateInternals(state).backend;
+  if (!holdsCodes(backend) || backend.layout.compactStart >= backend.layout.total) return [];
+  return backend.layout.unsignedCodes.map((_, k) => backend.viewCompact(k));
+}
+
+/**
+ * The codes of a `.codes` weight (int32, 4 codes an int32, little-endian): `n` of them, signed
+ * (Int8Array) or not. Checks that the bytes after the last code are 0.
+ */
+export function unpackCodes(
+  tensor: tf.Tensor,
+  n: number,
+  signed: boolean,
+): Int8Array | Uint8Array {
+  if (tensor.dtype !== "int32" || tensor.rank !== 1 || tensor.size !== Math.ceil(n / 4)) {
+    throw new Error(
+      `codes: expected int32 [${Math.ceil(n / 4)}], got ${tensor.dtype} [${tensor.shape}]`,
+    );
+  }
+  const bytes = new Uint8Array((tensor.dataSync() as Int32Array).slice().buffer);
+  if (bytes.subarray(n).some((b) => b !== 0)) throw new Error("codes: non-zero padding");
+  return signed ? new Int8Array(bytes.buffer, 0, n) : bytes.slice(0, n);
 }

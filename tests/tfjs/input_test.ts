@@ -2,11 +2,10 @@
  * The TensorFlow.js adapter refuses bad input on tfjs's cpu and wasm backends: a TypeError or
  * RangeError naming the variable (wrong shape or dtype, not a tensor, an unknown, frozen or
  * disposed variable, a disposed gradient, a non-finite one under `nonFinite: "throw"`), and
- * nothing changes. And an optimizer with 8-bit moments (`states: "8bit"`), which the adapter
- * does not run yet: a TypeError naming the option.
+ * nothing changes.
  */
 import assert from "node:assert/strict";
-import { adam, radam } from "../../mod.ts";
+import { adam } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import { CPU_BACKENDS, tf, uniqueNames, useBackend } from "./helpers.ts";
 
@@ -122,19 +121,3 @@ for (const backend of CPU_BACKENDS) {
     tf.dispose([w, v, frozen]);
   });
 }
-
-Deno.test('tfjs: states "8bit" is refused with a TypeError naming the option (32-bit states only, for now)', async () => {
-  await useBackend("cpu");
-  const wn = name("w");
-  const w = tf.variable(tf.ones([64, 64]), true, wn);
-  const optimizer = tfOptimizer(radam({ states: "8bit" }));
-  const g = { [wn]: tf.ones([64, 64]) };
-  assert.throws(
-    () => optimizer.applyGradients(g),
-    (e: Error) =>
-      e instanceof TypeError &&
-      /states: "8bit" is not supported by the TensorFlow.js adapter yet/.test(e.message),
-  );
-  tf.dispose([w, ...Object.values(g)]);
-  optimizer.dispose();
-});

@@ -1,0 +1,120 @@
+/**
+ * 8-bit moments (`states: "8bit"`) as TensorFlow.js weights. A moment of a variable of 4096
+ * elements or more is two weights, named as a checkpoint names its tensors
+ * (`<tensor>.<moment>.codes`, `.scales`) after the tfjs name of the moment
+ * (`<variable>/m.codes`, `<variable>/m.scales`):
+ *
+ * - `.codes`: an int32 tensor of shape `[ceil(n / 4)]`, four codes to an int32 (code `i` is byte
+ *   `i % 4` of int32 `i / 4`, little-endian; i8 for a signed moment, u8 for `exp_avg_sq`; the
+ *   bytes after the last code are 0). tfjs tensors have no 8-bit dtype: one int32 a code would
+ *   take 4 bytes an element in memory and in a saved model, as many as the f32 moment; packed, 1
+ *   byte, as in a checkpoint.
+ * - `.scales`: a float32 tensor of shape `[ceil(n / 256)]`, one scale a block.
+ *
+ * Both in the order the optimizer holds the variable (under `gc`, a kernel transposed: its last
+ * axis first), as in the library's checkpoints.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { CompactMoment } from "../base/arena.ts";
+import { Q8_BLOCK, Q8_MIN_ELEMENTS } from "../base/q8.ts";
+
+/** The suffixes of the two weights of a moment held in 8 bits. */
+export const CODES = "codes";
+export const SCALES = "scales";
+
+/** The smallest positive normal f32. */
+const SMALLEST_NORMAL = 2 ** -126;
+
+/** A moment's codes packed four to an int32 (the bytes after the last code 0). */
+export function packCodes(codes: Int8Array | Uint8Array): tf.Tensor {
+  const bytes = new Uint8Array(Math.ceil(codes.length / 4) * 4);
+  bytes.set(new Uint8Array(codes.buffer, codes.byteOffset, codes.length));
+  return tf.tensor(new Int32Array(bytes.buffer), [bytes.length / 4], "int32");
+}
+
+/** The weights of one moment held in 8 bits: `<name>.codes` and `<name>.scales`. */
+export function codeWeights(
+  name: string,
+  moment: CompactMoment,
+): { name: string; tensor: tf.Tensor }[] {
+  return [
+    { name: `${name}.${CODES}`, tensor: packCodes(moment.codes) },
+    { name: `${name}.${SCALES}`, tensor: tf.tensor(moment.scales.slice(), [moment.scales.length]) },
+  ];
+}
+
+/**
+ * The codes and scales of the weights `codesName` (int32, packed) and its `.scales` (float32),
+ * checked: rank 1, as many scales as blocks of some length the codes may have (4096 elements or
+ * more), each 0 or a positive normal finite number, no signed code −128, a block of scale 0 all
+ * codes 0. Returns them with the range of lengths of the variable they fit (the packing leaves
+ * up to 3 codes of padding): `sizes`. A RangeError/TypeError naming the weight otherwise.
+ */
+export async function readCodes(
+  codesName: string,
+  codesTensor: tf.Tensor,
+  scalesTensor: tf.Tensor,
+  signed: boolean,
+): Promise<{ moment: CompactMoment; sizes: [number, number] }> {
+  const scalesName = codesName.replace(/codes$/, SCALES);
+  for (
+    const [name, t, dtype] of [[codesName, codesTensor, "int32"], [
+      scalesName,
+      scalesTensor,
+      "float32",
+    ]] as const
+  ) {
+    if (t.dtype !== dtype || t.rank !== 1) {
+      throw new TypeError(
+        `Expected weight ${
+          JSON.stringify(name)
+        } to be a rank-1 ${dtype} tensor, got ${t.dtype} of shape [${t.shape.join(", ")}]`,
+      );
+    }
+  }
+  const packed = codesTensor.size, blocks = scalesTensor.size;
+  const low = Math.max(4 * packed - 3, Q8_BLOCK * (blocks - 1) + 1, Q8_MIN_ELEMENTS);
+  const high = Math.min(4 * packed, Q8_BLOCK * blocks);
+  if (low > high) {
+    throw new RangeError(
+      `Weights ${JSON.stringify(codesName)} ([${packed}]: 4 codes an int32) and ${
+        JSON.stringify(scalesName)
+      } ([${blocks}]: one scale per ${Q8_BLOCK} codes) disagree, or hold fewer than ${Q8_MIN_ELEMENTS} codes`,
+    );
+  }
+  const words = new Int32Array((await codesTensor.data() as Int32Array).slice());
+  const codes = signed ? new Int8Array(words.buffer) : new Uint8Array(words.buffer);
+  const scales = (await scalesTensor.data() as Float32Array).slice();
+  checkCodes(codesName, codes, scales);
+  return { moment: { codes, scales }, sizes: [low, high] };
+}
+
+/** The checks of {@linkcode readCodes} on the values. */
+function checkCodes(codesName: string, codes: Int8Array | Uint8Array, scales: Float32Array): void {
+  const scalesName = codesName.replace(/codes$/, SCALES);
+  for (let b = 0; b < scales.length; b++) {
+    const s = scales[b];
+    if (!(s === 0 || (s >= SMALLEST_NORMAL && s < Infinity))) {
+      throw new RangeError(
+        `Expected weight ${
+          JSON.stringify(scalesName)
+        }[${b}] to be 0 or a positive normal finite number, got ${s}`,
+      );
+    }
+    const end = Math.min(codes.length, (b + 1) * Q8_BLOCK);
+    for (let i = b * Q8_BLOCK; i < end; i++) {
+      const c = codes[i];
+      if (c === -128 || (s === 0 && c !== 0)) {
+        throw new RangeError(
+          `Weight ${JSON.stringify(codesName)} holds code ${c} at element ${i}; ${
+            c === -128
+              ? "the signed code -128 is never written"
+              : `block ${b}'s scale is 0 (a block of zeros), so its codes must be 0`
+          }`,
+        );
+      }
+    }
+  }
+}
