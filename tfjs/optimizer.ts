@@ -7,7 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { optionMessage } from "../base/_errors.ts";
+import { optionError } from "../base/_errors.ts";
 import type { BackendName } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
 import { withLearningRate } from "../core/options.ts";
@@ -162,7 +162,7 @@ export class TfOptimizer extends tf.Optimizer {
    */
   setLearningRate(lr: number | ((t: number) => number)): void {
     if (typeof lr !== "function" && (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0)) {
-      throw new RangeError(optionMessage("lr", "a finite number ≥ 0 or a schedule", lr));
+      throw optionError("lr", "a finite number ≥ 0 or a schedule", lr);
     }
     this.#config = withLearningRate(this.#config, lr);
     this.#stale = true;

@@ -208,6 +208,13 @@ Deno.test("tfjs config: getConfig/fromConfig round trip; a stored schedule must 
   const g = tf.ones([2]);
   assert.throws(() => restored.applyGradients({ [w.name]: g }), /setLearningRate/);
   assert.deepEqual(w.dataSync(), new Float32Array([1, 2]));
+  // A wrong type is a TypeError, a number out of range a RangeError; neither changes the lr.
+  assert.throws(() => restored.setLearningRate("1e-3" as unknown as number), {
+    name: "TypeError",
+    message: 'Option lr must be a finite number ≥ 0 or a schedule, got a string "1e-3"',
+  });
+  assert.throws(() => restored.setLearningRate(-1), { name: "RangeError", message: /got -1$/ });
+  assert.throws(() => restored.applyGradients({ [w.name]: g }), /setLearningRate/);
   restored.setLearningRate((t) => 1e-3 * t);
   restored.applyGradients({ [w.name]: g });
   assert.equal(restored.iterations, 1);
