@@ -15,6 +15,7 @@ import {
   placeGpuParams,
 } from "../gpu/gpu_tensors.ts";
 import { type GpuPlanLimits, planGpuArena } from "../gpu/arena_plan.ts";
+import { planGpuCompactArena } from "../gpu/compact_plan.ts";
 import { requestLargeDevice } from "../gpu/device.ts";
 import {
   createWebGpuBackend,
@@ -22,7 +23,7 @@ import {
   prepareWebGpu,
 } from "../gpu/webgpu_create.ts";
 import { momentsOf, ruleOf } from "./origins.ts";
-import { groupsOf, type OptimizerState, restoreState } from "./state.ts";
+import { groupsOf, inLayoutOrder, type OptimizerState, restoreState } from "./state.ts";
 
 /**
  * Options of `init` for the WebGPU backend.
@@ -60,18 +61,8 @@ export function hasGpuParams(params: unknown): boolean {
   return Object.values(params).some(isGpuTensorInput);
 }
 
-/**
- * Throws a TypeError for options the webgpu backend does not run (`threads`: a CPU option;
- * `states: "8bit"`: not yet).
- */
+/** Throws a TypeError for options the webgpu backend does not run (`threads`: a CPU option). */
 function checkGpuConfig(config: Settings<unknown>): void {
-  if (config.run.states !== "32bit") {
-    throw new TypeError(
-      `The webgpu backend does not run states: ${
-        JSON.stringify(config.run.states)
-      } yet (the CPU backends do); use states: "32bit" on the GPU`,
-    );
-  }
   if (config.run.threads > 1) {
     throw new TypeError(
       `The webgpu backend does not take threads: ${config.run.threads} (worker threads split the wasm backend's arena); remove the option or use backend "wasm"`,
@@ -115,10 +106,20 @@ function startWebGpuState(
 ): OptimizerState<GpuTensor> {
   const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
   const layout = gpuLayoutOf(config, checked.names, checked.lengths);
+  // The layout's order (8-bit states: the compact tensors last), and the compact tensors' params
+  // copied, not updated in place: their blocks' padding lies past the caller's tensor.
+  const at = new Map(layout.names.map((name, i) => [name, i]));
+  const copied = new Map<number, GpuTensor>();
+  const inPlace = new Map<number, GpuTensor>();
+  for (const [i, t] of placed.copied) copied.set(at.get(checked.names[i])!, t);
+  for (const [i, t] of placed.inPlace) {
+    const j = at.get(checked.names[i])!;
+    (layout.compact[j] ? copied : inPlace).set(j, t);
+  }
   const backend = createWebGpuBackendSync(device, layout, ruleOf(config), {
     limits,
-    externalParams: placed.copied,
-    inPlaceParams: placed.inPlace,
+    externalParams: copied,
+    inPlaceParams: inPlace,
     clipGradNorm: config.loop.clipGradNorm,
     nonFinite: config.loop.nonFinite,
   });
@@ -128,7 +129,9 @@ function startWebGpuState(
     backend.writeHostParams(data);
   }
   backend.copyParamsToSlow();
-  return restoreState<GpuTensor>(config, backend, { shapes: checked.shapes });
+  return restoreState<GpuTensor>(config, backend, {
+    shapes: inLayoutOrder(layout, checked.names, checked.shapes),
+  });
 }
 
 /**
@@ -156,9 +159,16 @@ function gpuLayoutOf(
   names: readonly string[],
   lengths: readonly number[],
 ): ArenaLayout {
-  return planGpuArena(names, lengths, {
+  const moments = momentsOf(config);
+  const options = {
     slow: config.lookahead !== undefined,
     groups: groupsOf(config, names),
-    moments: momentsOf(config).length,
-  });
+    moments: moments.length,
+  };
+  return config.run.states === "8bit"
+    ? planGpuCompactArena(names, lengths, {
+      ...options,
+      nonNegative: moments.map((m) => m.nonNegative),
+    })
+    : planGpuArena(names, lengths, options);
 }

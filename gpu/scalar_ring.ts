@@ -80,6 +80,10 @@ fn block_at(e0: u32, group: u32) -> u32 { return e0 + ${BLOCK_WORDS}u * (1u + gr
 
 // The gradient scale (word ${HEADER.gradScale} of every block: maximize's sign) of the block at base.
 fn block_grad_scale(base: u32) -> f32 { return bitcast<f32>(ring[base + ${HEADER.gradScale}u]); }
+
+// LookAhead's sync flag and alpha (words ${HEADER.sync} and ${HEADER.alpha} of every block) of the block at base.
+fn block_sync(base: u32) -> u32 { return ring[base + ${HEADER.sync}u]; }
+fn block_alpha(base: u32) -> f32 { return bitcast<f32>(ring[base + ${HEADER.alpha}u]); }
 `;
 
 /**
