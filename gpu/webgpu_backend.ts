@@ -44,7 +44,7 @@ import type { Rule } from "../base/rule.ts";
 import { dispatchGrid } from "./_wgsl.ts";
 import { type GpuPlanLimits, planChunks } from "./arena_plan.ts";
 import { decodeCompact, encodeCompact, readCompact, writeCompact } from "./compact_io.ts";
-import { compactDispatches, planCompactChunks } from "./compact_plan.ts";
+import { type CompactChunk, compactDispatches, planCompactChunks } from "./compact_plan.ts";
 import { GpuStepCounter } from "./device_counter.ts";
 import { checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
 import { bindGroup, type Dispatch, dispatchEach, type Pipelines } from "./pipelines.ts";
@@ -177,21 +177,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       ring: this.counter.ring.buffer,
     }, this.#normComputed);
     this.#chunks = dispatches.step;
-    const compact = compactDispatches(
-      device,
-      pipelines.stepCompact,
-      layout,
-      planCompactChunks(layout, limits),
-      {
-        sections: this.#sections,
-        consts,
-        control: this.counter.control,
-        ring: this.counter.ring.buffer,
-        placeholder: (k) => this.#buffer(`no section ${k}`, 16, GPUBufferUsage.STORAGE),
-      },
-    );
-    this.#compact = compact.dispatches;
-    if (compact.buffer) this.#extraBuffers.push(compact.buffer);
+    this.#compact = this.#compactSteps(consts, planCompactChunks(layout, limits));
     this.#normChunks = dispatches.norm;
     this.#decision = dispatches.decision;
     this.#extraBuffers.push(...dispatches.buffers);
@@ -202,6 +188,25 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       inPlaceWrites,
       copyTensor: pipelines.copyTensor.pipeline,
     });
+  }
+
+  /** The dispatches of the compact tensors' 8-bit step (none in a 32-bit state). */
+  #compactSteps(consts: GPUBuffer, chunks: readonly CompactChunk[]): Dispatch[] {
+    const { dispatches, buffer } = compactDispatches(
+      this.#device,
+      this.#pipelines.stepCompact,
+      this.layout,
+      chunks,
+      {
+        sections: this.#sections,
+        consts,
+        control: this.counter.control,
+        ring: this.counter.ring.buffer,
+        placeholder: (k) => this.#buffer(`no section ${k}`, 16, GPUBufferUsage.STORAGE),
+      },
+    );
+    if (buffer) this.#extraBuffers.push(buffer);
+    return dispatches;
   }
 
   /** A buffer of the state's besides the sections (freed with it), writable by the queue. */
