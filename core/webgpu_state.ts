@@ -104,18 +104,19 @@ function startWebGpuState(
   device: GPUDevice,
   limits?: Partial<GpuPlanLimits>,
 ): OptimizerState<GpuTensor> {
-  const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
   const layout = gpuLayoutOf(config, checked.names, checked.lengths);
-  // The layout's order (8-bit states: the compact tensors last), and the compact tensors' params
-  // copied, not updated in place: their blocks' padding lies past the caller's tensor.
+  const compact = new Set(layout.names.filter((_, i) => layout.compact[i]));
+  const placed = placeGpuParams(
+    checked,
+    device.limits.minStorageBufferOffsetAlignment,
+    (i) => compact.has(checked.names[i]),
+  );
+  // By index in the layout's order (8-bit states: the compact tensors last).
   const at = new Map(layout.names.map((name, i) => [name, i]));
   const copied = new Map<number, GpuTensor>();
   const inPlace = new Map<number, GpuTensor>();
   for (const [i, t] of placed.copied) copied.set(at.get(checked.names[i])!, t);
-  for (const [i, t] of placed.inPlace) {
-    const j = at.get(checked.names[i])!;
-    (layout.compact[j] ? copied : inPlace).set(j, t);
-  }
+  for (const [i, t] of placed.inPlace) inPlace.set(at.get(checked.names[i])!, t);
   const backend = createWebGpuBackendSync(device, layout, ruleOf(config), {
     limits,
     externalParams: copied,

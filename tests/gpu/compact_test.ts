@@ -289,3 +289,39 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "webgpu 8-bit: a compact tensor's GPUBuffer params are copied (or refused without COPY usage)",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      const n = 5000;
+      const w = data(7).x.slice(0, n);
+      const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+      const buffer = device!.createBuffer({ size: n * 4, usage });
+      device!.queue.writeBuffer(buffer, 0, w);
+      const g = data(8).x.slice(0, n);
+      let gpu = await adam({ lr: 1e-2, states: "8bit" }).init({ w: { buffer, length: n } }, {
+        device: device!,
+      });
+      let cpu = await adam({ lr: 1e-2, states: "8bit" }).init({ w: w.slice() });
+      gpu = step(gpu, { w: g });
+      cpu = step(cpu, { w: g });
+      const expected = (await readParams(cpu)).w;
+      assert.deepEqual((await readParams(gpu)).w, expected);
+      // the caller's buffer holds the new params after the step
+      assert.deepEqual(new Float32Array(await readRaw(buffer, 0, n * 4)), expected);
+      dispose(gpu);
+      const storageOnly = device!.createBuffer({ size: n * 4, usage: GPUBufferUsage.STORAGE });
+      await assert.rejects(
+        adam({ states: "8bit" }).init({ w: { buffer: storageOnly, length: n } }, {
+          device: device!,
+        }),
+        (e: Error) => e instanceof RangeError && /moments are 8-bit/.test(e.message),
+      );
+      buffer.destroy();
+      storageOnly.destroy();
+    });
+  },
+});
