@@ -69,7 +69,8 @@ export function ringStride(blocks: number): number {
  * WGSL of the ring as the kernels read it (`ring: array<u32>` and the `Consts` uniform `s` with
  * `ring_size` and `stride` must be bound): `ring_entry(t)` (the first word of t's entry),
  * `ring_tag(e0)`, and `block_at(e0, group)` (the first word of a group's scalar block, which the
- * rule's `rule_update` reads).
+ * rule's `rule_values` reads), `block_grad_scale`, `block_sync` and `block_alpha` (the header
+ * words of a block).
  */
 export const RING_WGSL = /* wgsl */ `
 fn ring_entry(t: u32) -> u32 { return (t % s.ring_size) * s.stride; }
