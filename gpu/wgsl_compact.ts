@@ -138,8 +138,7 @@ fn encode_unsigned(x: vec4<f32>, top: u32) -> u32 {
 
 /** WGSL of `step_compact`. */
 const STEP_COMPACT_WGSL = /* wgsl */ `
-var<workgroup> top_m: array<u32, 64>;
-var<workgroup> top_v: array<u32, 64>;
+var<workgroup> tops: array<vec2<u32>, 64>;
 var<workgroup> block_t: u32;
 
 // The factor of the global-norm clipping of this step: max / norm, or 1.
@@ -150,15 +149,13 @@ fn clip_factor() -> f32 {
   return 1.0;
 }
 
-// The largest of top[0..64) into top[0] (every invocation of the workgroup calls it).
-fn reduce_tops(lid: u32) {
-  for (var k = 32u; k > 0u; k = k >> 1u) {
-    if (lid < k) {
-      top_m[lid] = max(top_m[lid], top_m[lid + k]);
-      top_v[lid] = max(top_v[lid], top_v[lid + k]);
-    }
-    workgroupBarrier();
-  }
+// The largest of the workgroup's tops of each moment, after they are written (one barrier: each
+// invocation reads the 64, the same words for all, rather than a tree of barriers).
+fn block_tops() -> vec2<u32> {
+  workgroupBarrier();
+  var top = vec2<u32>(0u);
+  for (var j = 0u; j < 64u; j++) { top = max(top, tops[j]); }
+  return top;
 }
 
 @compute @workgroup_size(64)
@@ -183,15 +180,13 @@ fn step_compact(
   finish_update(i, p0, r.p, block_sync(base), block_alpha(base), keep);
   let mn = select(r.m, vec4<f32>(0.0), keep);
   let vn = select(r.v, vec4<f32>(0.0), keep);
-  top_m[lid] = top_bits(mn);
-  top_v[lid] = top_bits(vn);
-  workgroupBarrier();
-  reduce_tops(lid);
-  let tm = top_m[0];
+  tops[lid] = vec2<u32>(top_bits(mn), top_bits(vn));
+  let top = block_tops();
+  let tm = top.x;
   m_codes[i] = encode_signed(mn, tm);
   if (lid == 0u) { scales[b] = scale_of(tm); }
   if (s.moments > 1u) {
-    let tv = top_v[0];
+    let tv = top.y;
     v_codes[i] = encode_unsigned(vn, tv);
     if (lid == 0u) { scales[chunk.all_blocks + b] = scale_of(tv); }
   }
