@@ -111,6 +111,16 @@ export interface DeviceBackend<T = unknown> extends BackendBase<T> {
   checkGrads(grads: unknown): void;
   /** The step counts the device keeps, and the ring of scalars it reads. */
   readonly counter: DeviceCounter;
+  /**
+   * Copies of the codes and scales of moment `k` of each compact tensor (8-bit states; none in
+   * a 32-bit state), by name, after every step submitted so far: what a checkpoint holds.
+   */
+  readCompact(k: number): Promise<Record<string, CompactMoment>>;
+  /**
+   * Overwrites the codes and scales of moment `k` of the compact tensors in `data` (already
+   * checked) as they are: a restore that is exact.
+   */
+  writeCompact(k: number, data: Readonly<Record<string, CompactMoment>>): void;
 }
 
 /** A backend of either kind. */

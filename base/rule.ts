@@ -7,10 +7,11 @@
  * is rule-agnostic and reads only this.
  *
  * The element loops see the moments only as the sections they are handed (`JsSections.m0`,
- * `m1`; the AssemblyScript loop's addresses; the WGSL bindings `m`, `v`), f32 and indexed like
- * the parameters, or from an offset (`JsStep`'s `mo`): the TypeScript backend hands the loop
- * decoded blocks of 8-bit moments that way. The AssemblyScript loop of 8-bit moments
- * (`<name>CompactRange`) decodes and encodes them itself (base/q8.ts has the codes).
+ * `m1`; the AssemblyScript loop's addresses), f32 and indexed like the parameters, or from an
+ * offset (`JsStep`'s `mo`): the TypeScript backend hands the loop decoded blocks of 8-bit moments
+ * that way. The AssemblyScript loop of 8-bit moments (`<name>CompactRange`) decodes and encodes
+ * them itself (base/q8.ts has the codes). The WGSL one takes and returns values (`rule_values`):
+ * the GPU kernels load and store the moments, f32 or 8-bit.
  *
  * @module
  */
@@ -96,13 +97,26 @@ export interface Rule<H = Hyperparameters> {
    */
   readonly jsStep: JsStep;
   /**
-   * WGSL of its element loop, for the WebGPU step kernel (gpu/wgsl_step.ts): its block's struct
-   * and loader (`wgslBlock`, base/scalars.ts), and `fn rule_update(i: u32, base: u32,
-   * grad_scale: f32, keep: vec4<bool>)`, the update of vec4 `i` of the bound sections (`p`, `g`,
-   * `m`, `v`) with the block at word `base` of `ring` and the clipped gradient scale, which ends
-   * with `finish_update` (LookAhead's sync and the params' store, rules/lookahead.ts); lanes in
-   * `keep` keep their values. A moment the rule does not keep is bound to a placeholder the
-   * loop must not touch.
+   * WGSL of its element loop, for the WebGPU step kernels (gpu/wgsl_step.ts for f32 moments,
+   * gpu/wgsl_compact.ts for 8-bit ones): its block's struct and loader (`wgslBlock`,
+   * base/scalars.ts), and `fn rule_values(base: u32, grad_scale: f32, p0: vec4<f32>,
+   * g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> RuleValues` ({@linkcode RULE_VALUES_WGSL}):
+   * the update of four elements from their values, with the block at word `base` of `ring` and
+   * the clipped gradient scale: their new parameters (before LookAhead's sync, which the kernel
+   * fuses in after it) and moments. A moment the rule does not keep is passed as 0 and may be
+   * returned as anything; the kernels read and write only the moments the state holds.
    */
   readonly wgsl: string;
 }
+
+/**
+ * WGSL of what a rule's `rule_values` returns (see {@linkcode Rule.wgsl}): the new parameters of
+ * four elements (before LookAhead's sync) and their new moments (`m` the first, `v` the second).
+ */
+export const RULE_VALUES_WGSL = /* wgsl */ `
+struct RuleValues {
+  p: vec4<f32>,
+  m: vec4<f32>,
+  v: vec4<f32>,
+}
+`;

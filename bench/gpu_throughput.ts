@@ -2,8 +2,10 @@
  * WebGPU benchmark: step time and effective bandwidth of the fused optimizer step (28 bytes per
  * parameter per step: read p, g, m, v, write p, m, v) against a plain WGSL vec4 copy kernel
  * moving the same number of bytes in the same run (the practical limit), with
- * `nonFinite: "propagate"`, the default `"skip"` (one more read of the gradients: 32 bytes) and
- * `clipGradNorm` (with the default); then where the host's time goes in a step of a 1K model.
+ * `nonFinite: "propagate"`, the default `"skip"` (one more read of the gradients: 32 bytes),
+ * `clipGradNorm` (with the default) and `states: "8bit"` (with the default: 20.1 bytes, the
+ * moments a byte an element and a scale a block of 256); then where the host's time goes in a
+ * step of a 1K model.
  *
  *   deno run --allow-sys=cpus bench/gpu_throughput.ts          # real GPU: 1M … 1B parameters
  *   deno run --allow-sys=cpus bench/gpu_throughput.ts --small  # software adapters: 64K, 1M
@@ -77,13 +79,25 @@ interface Variant {
   label: string;
   nonFinite: "propagate" | "skip";
   clipGradNorm?: number;
+  /** 8-bit moments: the params in the arena (a compact tensor's GPU buffer would be copied). */
+  states?: "8bit";
 }
 
 const variants: Variant[] = [
   { label: 'nonFinite "propagate"', nonFinite: "propagate" },
   { label: 'nonFinite "skip" (default)', nonFinite: "skip" },
   { label: "clipGradNorm: 1 (default nonFinite)", nonFinite: "skip", clipGradNorm: 1 },
+  { label: 'states "8bit" (default nonFinite)', nonFinite: "skip", states: "8bit" },
 ];
+
+/**
+ * Bytes a step moves per parameter: p, g, m, v read and p, m, v written (4 B each, 1 B a code
+ * and 4 B a block of 256 per moment with 8-bit moments), and one more read of g for the norm.
+ */
+function bytesPerParam(v: Variant): number {
+  const moments = v.states === "8bit" ? 2 * 2 * (1 + 4 / 256) : 16;
+  return 12 + moments + (v.nonFinite === "propagate" && v.clipGradNorm === undefined ? 0 : 4);
+}
 
 /** A state of `n` parameters in a caller's GPU buffer (updated in place), and that buffer. */
 async function makeState(
@@ -94,8 +108,14 @@ async function makeState(
     size: Math.ceil(n / 4) * 16,
     usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
   });
-  const opt = adam({ lr: 1e-3, nonFinite: v.nonFinite, clipGradNorm: v.clipGradNorm });
-  const state = await opt.init({ w: { buffer, length: n } }, { device });
+  const opt = adam({
+    lr: 1e-3,
+    nonFinite: v.nonFinite,
+    clipGradNorm: v.clipGradNorm,
+    states: v.states,
+  });
+  const w = v.states === "8bit" ? new Float32Array(n) : { buffer, length: n };
+  const state = await opt.init({ w }, { device });
   return { state, buffer };
 }
 
@@ -194,7 +214,7 @@ for (const n of sizes) {
     const line = [`${n} params: copy of 28 B/param ${copyMs.toFixed(3)} ms`];
     for (const v of variants) {
       const ms = await guarded(() => timeSteps(n, v));
-      const bytes = (v.nonFinite === "propagate" && v.clipGradNorm === undefined ? 28 : 32) * n;
+      const bytes = bytesPerParam(v) * n;
       cells.push(
         `${ms.toFixed(3)} ms (${gbps(bytes, ms)} GB/s, ${(100 * copyMs / ms).toFixed(0)}%)`,
       );
@@ -393,8 +413,9 @@ if (write) {
       "Adam, params in a caller's `GPUBuffer` updated in place, gradients in the state's slots.",
       "Copy: a plain WGSL vec4 copy kernel moving 28 bytes a parameter (the practical limit); a step",
       'with `"propagate"` moves 28 bytes a parameter, with the non-finite check or clipping 32 (one',
-      "more read of the gradients). Bandwidth counts those bytes; the percentage is the copy's time",
-      "over the step's.",
+      'more read of the gradients); with `states: "8bit"` (params in the arena, not a caller\'s',
+      "buffer) 20.1 (codes of a byte, a scale a block of 256). Bandwidth counts those bytes; the",
+      "percentage is the copy's time over the step's.",
       "",
       `| params | copy | ${variants.map((v) => v.label).join(" | ")} |`,
       `|---:|---:|${variants.map(() => "---:").join("|")}|`,

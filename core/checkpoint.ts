@@ -117,12 +117,23 @@ async function tensorsOf(
   // Host arenas are read in place (the file is then the only copy); others are read back, every
   // read started before the first await so that they all see the same step. No await follows
   // until the file is written, so the views cannot change underneath.
-  const sections = backend.kind === "host"
-    ? kinds.map((k) => backend.viewSection(k.section))
-    : await Promise.all(kinds.map((k) => backend.readSection(k.section)));
-  const compact = kinds.map((k) =>
-    k.moment !== undefined && holdsCodes(backend) ? backend.viewCompact(k.moment) : undefined
-  );
+  const [sections, compact] = backend.kind === "host"
+    ? [
+      kinds.map((k) => backend.viewSection(k.section)),
+      kinds.map((k) =>
+        k.moment !== undefined && holdsCodes(backend) ? backend.viewCompact(k.moment) : undefined
+      ),
+    ]
+    : await Promise.all([
+      Promise.all(kinds.map((k) => backend.readSection(k.section))),
+      Promise.all(
+        kinds.map((k) =>
+          k.moment !== undefined && layout.compact.includes(true)
+            ? backend.readCompact(k.moment)
+            : undefined
+        ),
+      ),
+    ]);
   const tensors: TensorOut[] = [];
   const bytes: TensorOut[] = [];
   layout.names.forEach((name, i) => {

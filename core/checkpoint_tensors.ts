@@ -288,6 +288,17 @@ export function restoreTensors(
           codes[name].scales.set(held.scales);
         }
       });
+    } else if (k !== undefined && backend.kind === "device" && layout.compact.includes(true)) {
+      // A device's compact tensors: their codes as the file holds them, or encoded from values.
+      const values: Record<string, Float32Array> = Object.create(null);
+      const codes: Record<string, CompactMoment> = Object.create(null);
+      layout.names.forEach((name, i) => {
+        const held = data[j][name];
+        if (layout.compact[i] && !(held instanceof Float32Array)) codes[name] = held;
+        else values[name] = asValues(held, layout.lengths[i]);
+      });
+      backend.writeSection(kind.section, values);
+      backend.writeCompact(k, codes);
     } else {
       const values: Record<string, Float32Array> = Object.create(null);
       layout.names.forEach((name, i) => values[name] = asValues(data[j][name], layout.lengths[i]));

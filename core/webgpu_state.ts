@@ -15,6 +15,7 @@ import {
   placeGpuParams,
 } from "../gpu/gpu_tensors.ts";
 import { type GpuPlanLimits, planGpuArena } from "../gpu/arena_plan.ts";
+import { planGpuCompactArena } from "../gpu/compact_plan.ts";
 import { requestLargeDevice } from "../gpu/device.ts";
 import {
   createWebGpuBackend,
@@ -22,7 +23,7 @@ import {
   prepareWebGpu,
 } from "../gpu/webgpu_create.ts";
 import { momentsOf, ruleOf } from "./origins.ts";
-import { groupsOf, type OptimizerState, restoreState } from "./state.ts";
+import { groupsOf, inLayoutOrder, type OptimizerState, restoreState } from "./state.ts";
 
 /**
  * Options of `init` for the WebGPU backend.
@@ -60,18 +61,8 @@ export function hasGpuParams(params: unknown): boolean {
   return Object.values(params).some(isGpuTensorInput);
 }
 
-/**
- * Throws a TypeError for options the webgpu backend does not run (`threads`: a CPU option;
- * `states: "8bit"`: not yet).
- */
+/** Throws a TypeError for options the webgpu backend does not run (`threads`: a CPU option). */
 function checkGpuConfig(config: Settings<unknown>): void {
-  if (config.run.states !== "32bit") {
-    throw new TypeError(
-      `The webgpu backend does not run states: ${
-        JSON.stringify(config.run.states)
-      } yet (the CPU backends do); use states: "32bit" on the GPU`,
-    );
-  }
   if (config.run.threads > 1) {
     throw new TypeError(
       `The webgpu backend does not take threads: ${config.run.threads} (worker threads split the wasm backend's arena); remove the option or use backend "wasm"`,
@@ -113,12 +104,23 @@ function startWebGpuState(
   device: GPUDevice,
   limits?: Partial<GpuPlanLimits>,
 ): OptimizerState<GpuTensor> {
-  const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
   const layout = gpuLayoutOf(config, checked.names, checked.lengths);
+  const compact = new Set(layout.names.filter((_, i) => layout.compact[i]));
+  const placed = placeGpuParams(
+    checked,
+    device.limits.minStorageBufferOffsetAlignment,
+    (i) => compact.has(checked.names[i]),
+  );
+  // By index in the layout's order (8-bit states: the compact tensors last).
+  const at = new Map(layout.names.map((name, i) => [name, i]));
+  const copied = new Map<number, GpuTensor>();
+  const inPlace = new Map<number, GpuTensor>();
+  for (const [i, t] of placed.copied) copied.set(at.get(checked.names[i])!, t);
+  for (const [i, t] of placed.inPlace) inPlace.set(at.get(checked.names[i])!, t);
   const backend = createWebGpuBackendSync(device, layout, ruleOf(config), {
     limits,
-    externalParams: placed.copied,
-    inPlaceParams: placed.inPlace,
+    externalParams: copied,
+    inPlaceParams: inPlace,
     clipGradNorm: config.loop.clipGradNorm,
     nonFinite: config.loop.nonFinite,
   });
@@ -128,7 +130,9 @@ function startWebGpuState(
     backend.writeHostParams(data);
   }
   backend.copyParamsToSlow();
-  return restoreState<GpuTensor>(config, backend, { shapes: checked.shapes });
+  return restoreState<GpuTensor>(config, backend, {
+    shapes: inLayoutOrder(layout, checked.names, checked.shapes),
+  });
 }
 
 /**
@@ -156,9 +160,16 @@ function gpuLayoutOf(
   names: readonly string[],
   lengths: readonly number[],
 ): ArenaLayout {
-  return planGpuArena(names, lengths, {
+  const moments = momentsOf(config);
+  const options = {
     slow: config.lookahead !== undefined,
     groups: groupsOf(config, names),
-    moments: momentsOf(config).length,
-  });
+    moments: moments.length,
+  };
+  return config.run.states === "8bit"
+    ? planGpuCompactArena(names, lengths, {
+      ...options,
+      nonNegative: moments.map((m) => m.nonNegative),
+    })
+    : planGpuArena(names, lengths, options);
 }

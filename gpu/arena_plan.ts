@@ -143,7 +143,8 @@ export function planChunks(
   const runs: { start: number; end: number; inPlace?: number }[] = [];
   let run: { start: number; end: number } | undefined;
   for (let i = 0; i < layout.names.length; i++) {
-    if (layout.lengths[i] === 0) continue;
+    // (8-bit states: the compact tensors, last in the layout, have dispatches of their own.)
+    if (layout.lengths[i] === 0 || layout.compact[i]) continue;
     const start = layout.offsets[i], end = start + layout.lengths[i];
     if (inPlace.has(i)) {
       runs.push({ start, end, inPlace: i });

@@ -16,6 +16,7 @@ import {
   GRAD_NORM_TOTAL,
   stepKernels,
 } from "./wgsl_kernel.ts";
+import { compactKernel } from "./wgsl_compact.ts";
 
 /** The kernels of a state's steps and section copies, for a rule. */
 function kernelsOf(rule: Rule) {
@@ -23,6 +24,7 @@ function kernelsOf(rule: Rule) {
   return {
     step,
     stepSmall,
+    stepCompact: compactKernel(rule),
     decide: DECIDE,
     normPartial: GRAD_NORM_PARTIAL,
     normTotal: GRAD_NORM_TOTAL,

@@ -69,7 +69,8 @@ export function ringStride(blocks: number): number {
  * WGSL of the ring as the kernels read it (`ring: array<u32>` and the `Consts` uniform `s` with
  * `ring_size` and `stride` must be bound): `ring_entry(t)` (the first word of t's entry),
  * `ring_tag(e0)`, and `block_at(e0, group)` (the first word of a group's scalar block, which the
- * rule's `rule_update` reads).
+ * rule's `rule_values` reads), `block_grad_scale`, `block_sync` and `block_alpha` (the header
+ * words of a block).
  */
 export const RING_WGSL = /* wgsl */ `
 fn ring_entry(t: u32) -> u32 { return (t % s.ring_size) * s.stride; }
@@ -80,6 +81,10 @@ fn block_at(e0: u32, group: u32) -> u32 { return e0 + ${BLOCK_WORDS}u * (1u + gr
 
 // The gradient scale (word ${HEADER.gradScale} of every block: maximize's sign) of the block at base.
 fn block_grad_scale(base: u32) -> f32 { return bitcast<f32>(ring[base + ${HEADER.gradScale}u]); }
+
+// LookAhead's sync flag and alpha (words ${HEADER.sync} and ${HEADER.alpha} of every block) of the block at base.
+fn block_sync(base: u32) -> u32 { return ring[base + ${HEADER.sync}u]; }
+fn block_alpha(base: u32) -> f32 { return bitcast<f32>(ring[base + ${HEADER.alpha}u]); }
 `;
 
 /**

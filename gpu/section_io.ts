@@ -5,15 +5,26 @@
  *
  * @module
  */
-import { type ArenaLayout, hasSection, PARAMS, SLOW } from "../base/arena.ts";
+import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, hasSection, PARAMS, SLOW } from "../base/arena.ts";
 import type { GpuTensor } from "./gpu_tensors.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
+import { sectionBytes } from "./compact_plan.ts";
 import { type Dispatch, dispatchEach } from "./pipelines.ts";
 
 /** Largest staging buffer used for readback. */
 const STAGING_BYTES = 16 * 1024 * 1024;
 
-const SECTION_LABELS = ["params", "grads", "exp_avg", "exp_avg_sq", "slow"];
+const SECTION_LABELS = [
+  "params",
+  "grads",
+  "exp_avg",
+  "exp_avg_sq",
+  "slow",
+  "exp_avg codes",
+  "exp_avg_sq codes",
+  "exp_avg scales",
+  "exp_avg_sq scales",
+];
 
 /**
  * The section buffers of `layout`, by section (params, grads, the rule's moments, and the slow
@@ -39,7 +50,11 @@ export function createSections(
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   return layout.sectionOffsets.map((_, section) =>
     hasSection(layout, section)
-      ? device.createBuffer({ label: `radam ${SECTION_LABELS[section]}`, size, usage })
+      ? device.createBuffer({
+        label: `radam ${SECTION_LABELS[section]}`,
+        size: sectionBytes(layout, section),
+        usage,
+      })
       : device.createBuffer({ label: `radam no ${SECTION_LABELS[section]}`, size: 16, usage })
   );
 }
@@ -110,13 +125,31 @@ export class SectionIO {
    * time: the caller chains them); `checkUsable` throws if the device was lost meanwhile.
    */
   async read(section: number, checkUsable: () => void): Promise<Record<string, Float32Array>> {
-    const device = this.#device;
     const layout = this.#layout;
-    const bytes = Math.ceil(layout.total / 4) * 16;
-    const all = new Float32Array(bytes / 4);
+    // A moment's f32 section of an 8-bit state holds the elements before the compact tensors.
+    const moment = section === EXP_AVG || section === EXP_AVG_SQ;
+    const elements = moment ? layout.compactStart : layout.total;
+    const all = new Float32Array(await this.readBytes(section, Math.ceil(elements / 4) * 16));
+    checkUsable();
+    const out: Record<string, Float32Array> = {};
+    layout.names.forEach((name, i) => {
+      if (moment && layout.compact[i]) return;
+      const start = layout.offsets[i];
+      out[name] = all.slice(start, start + layout.lengths[i]);
+    });
+    return out;
+  }
+
+  /**
+   * The first `bytes` bytes (a multiple of 4) of a section's buffer, read back through one
+   * reused staging buffer (one read at a time: the caller chains them).
+   */
+  async readBytes(section: number, bytes: number): Promise<ArrayBuffer> {
+    const device = this.#device;
+    const all = new Uint8Array(bytes);
     this.#staging ??= device.createBuffer({
       label: "radam staging",
-      size: Math.max(16, Math.min(STAGING_BYTES, bytes)),
+      size: Math.max(16, Math.min(STAGING_BYTES, Math.ceil(this.#layout.total / 4) * 16)),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
     const staging = this.#staging;
@@ -130,23 +163,19 @@ export class SectionIO {
       encoder.copyBufferToBuffer(this.#sections[section], offset, staging, 0, size);
       device.queue.submit([encoder.finish()]);
       await staging.mapAsync(GPUMapMode.READ, 0, size);
-      all.set(new Float32Array(staging.getMappedRange(0, size)), offset / 4);
+      all.set(new Uint8Array(staging.getMappedRange(0, size)), offset);
       staging.unmap();
     }
-    checkUsable();
-    const out: Record<string, Float32Array> = {};
-    layout.names.forEach((name, i) => {
-      const start = layout.offsets[i];
-      out[name] = all.slice(start, start + layout.lengths[i]);
-    });
-    return out;
+    return all.buffer;
   }
 
   /** Writes every tensor of a section (a restore); params reach the caller's buffers too. */
   write(section: number, data: Readonly<Record<string, Float32Array>>): void {
     const buffer = this.#sections[section];
+    const moment = section === EXP_AVG || section === EXP_AVG_SQ;
     this.#layout.names.forEach((name, i) => {
-      if (data[name].length === 0) return;
+      // (A compact tensor's moments are codes: see compact_io.ts.)
+      if (!data[name]?.length || (moment && this.#layout.compact[i])) return;
       this.#device.queue.writeBuffer(
         buffer,
         this.#layout.offsets[i] * 4,

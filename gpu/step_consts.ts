@@ -25,6 +25,8 @@ export const STEP_CONSTS = {
   stride: "u32",
   /** 1 where the gradient norm is computed (clip or check). */
   norm_computed: "u32",
+  /** Moments the state keeps (0, 1 or 2): the kernels read and write only those. */
+  moments: "u32",
 } as const satisfies Record<string, WordType>;
 
 /** Values of the constants uniform, by name. */
@@ -46,7 +48,7 @@ export const STEP_CONSTS_WGSL = wgslStruct("Consts", STEP_CONSTS);
  *
  * const data = stepConstsData({
  *   segment_count: 0, clip: 1, clip_max: 0.5, check: 1, halt_on_bad: 0,
- *   ring_size: 1088, stride: 16, norm_computed: 1,
+ *   ring_size: 1088, stride: 16, norm_computed: 1, moments: 2,
  * });
  * assert.equal(new Float32Array(data)[2], 0.5);
  * ```

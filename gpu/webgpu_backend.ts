@@ -37,11 +37,14 @@ import {
   PARAMS,
   SLOW,
 } from "../base/arena.ts";
+import type { CompactMoment } from "../base/arena.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { NonFinitePolicy } from "../base/options.ts";
 import type { Rule } from "../base/rule.ts";
 import { dispatchGrid } from "./_wgsl.ts";
 import { type GpuPlanLimits, planChunks } from "./arena_plan.ts";
+import { decodeCompact, encodeCompact, readCompact, writeCompact } from "./compact_io.ts";
+import { type CompactChunk, compactDispatches, planCompactChunks } from "./compact_plan.ts";
 import { GpuStepCounter } from "./device_counter.ts";
 import { checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
 import { bindGroup, type Dispatch, dispatchEach, type Pipelines } from "./pipelines.ts";
@@ -91,6 +94,8 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   readonly #small: boolean;
   /** The step dispatches (see the module doc). */
   readonly #chunks: Dispatch[];
+  /** The 8-bit step dispatches of the compact tensors (a workgroup a block). */
+  readonly #compact: Dispatch[];
   /** The first pass of the gradient norm: binding-sized chunks of the whole grads section. */
   readonly #normChunks: Dispatch[];
   /** The norm's last pass, which decides the step; or the decision alone (no norm). */
@@ -141,6 +146,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
         ring_size: RING_SIZE,
         stride: this.counter.ring.stride,
         norm_computed: this.#normComputed ? 1 : 0,
+        moments: [EXP_AVG, EXP_AVG_SQ].filter((k) => hasSection(layout, k)).length,
       }),
     );
     const params = slotsOf(layout, this.#sections[PARAMS]);
@@ -171,6 +177,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       ring: this.counter.ring.buffer,
     }, this.#normComputed);
     this.#chunks = dispatches.step;
+    this.#compact = this.#compactSteps(consts, planCompactChunks(layout, limits));
     this.#normChunks = dispatches.norm;
     this.#decision = dispatches.decision;
     this.#extraBuffers.push(...dispatches.buffers);
@@ -181,6 +188,25 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       inPlaceWrites,
       copyTensor: pipelines.copyTensor.pipeline,
     });
+  }
+
+  /** The dispatches of the compact tensors' 8-bit step (none in a 32-bit state). */
+  #compactSteps(consts: GPUBuffer, chunks: readonly CompactChunk[]): Dispatch[] {
+    const { dispatches, buffer } = compactDispatches(
+      this.#device,
+      this.#pipelines.stepCompact,
+      this.layout,
+      chunks,
+      {
+        sections: this.#sections,
+        consts,
+        control: this.counter.control,
+        ring: this.counter.ring.buffer,
+        placeholder: (k) => this.#buffer(`no section ${k}`, 16, GPUBufferUsage.STORAGE),
+      },
+    );
+    if (buffer) this.#extraBuffers.push(buffer);
+    return dispatches;
   }
 
   /** A buffer of the state's besides the sections (freed with it), writable by the queue. */
@@ -345,7 +371,10 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
         dispatchEach(pass, pipelines.centralize.pipeline, this.#pendingCentralize);
         this.#pendingCentralize.length = 0;
       }
-      dispatchEach(pass, pipelines.step.pipeline, this.#chunks);
+      if (this.#chunks.length > 0) dispatchEach(pass, pipelines.step.pipeline, this.#chunks);
+      if (this.#compact.length > 0) {
+        dispatchEach(pass, pipelines.stepCompact.pipeline, this.#compact);
+      }
     }
     pass.end();
     this.#io.encodeCopyOut(encoder);
@@ -357,25 +386,55 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   }
 
   readSection(section: number): Promise<Record<string, Float32Array>> {
+    return this.#read(async () => {
+      const values = await this.#io.read(section, () => this.checkUsable());
+      const k = momentOf(section);
+      if (k >= 0) decodeCompact(await readCompact(this.#io, this.layout, k), this.layout, values);
+      this.checkUsable();
+      return values;
+    });
+  }
+
+  /** Copies of the codes and scales of moment `k` of each compact tensor (8-bit states). */
+  readCompact(k: number): Promise<Record<string, CompactMoment>> {
+    return this.#read(async () => {
+      const codes = await readCompact(this.#io, this.layout, k);
+      this.checkUsable();
+      return codes;
+    });
+  }
+
+  /** A read of the state after every step submitted so far (one read at a time). */
+  #read<R>(read: () => Promise<R>): Promise<R> {
     try {
       this.checkUsable();
     } catch (error) {
       return Promise.reject(error);
     }
     // One staging buffer, reused: reads run one after another.
-    const read = this.#reads.then(async () => {
+    const next = this.#reads.then(async () => {
       await this.counter.settle();
       const fault = this.counter.takeFault();
       if (fault) throw fault;
-      return await this.#io.read(section, () => this.checkUsable());
+      return await read();
     });
-    this.#reads = read.catch(() => {});
-    return read;
+    this.#reads = next.catch(() => {});
+    return next;
   }
 
   writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void {
     this.checkUsable();
     this.#io.write(section, data);
+    const k = momentOf(section);
+    if (k >= 0 && this.layout.compact.includes(true)) {
+      this.writeCompact(k, encodeCompact(data, this.layout, k));
+    }
+  }
+
+  /** Writes the codes and scales of moment `k` of the compact tensors in `data` as they are. */
+  writeCompact(k: number, data: Readonly<Record<string, CompactMoment>>): void {
+    this.checkUsable();
+    writeCompact(this.#device, this.#sections, this.layout, k, data);
   }
 
   /**
@@ -404,6 +463,11 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.counter.destroy();
     this.#io.destroy();
   }
+}
+
+/** The moment a section holds (0 or 1), or -1. */
+function momentOf(section: number): number {
+  return section === EXP_AVG ? 0 : section === EXP_AVG_SQ ? 1 : -1;
 }
 
 /** Slots of every tensor of `layout` in one section buffer. */

@@ -1,6 +1,6 @@
 /**
  * The WGSL step kernels of a rule: one fused update over a chunk of the arena sections, the
- * rule's element loop (`rule_update`, from its module in rules/: the per-element operations of
+ * rule's element operations (`rule_values`, from its module in rules/: the per-element operations of
  * its AssemblyScript loop, in the same order) with LookAhead's fused sync (rules/lookahead.ts),
  * each element with the scalar block of its parameter group (read from the ring, scalar_ring.ts,
  * at the t `decide` chose; the gradient scale clipped by the global norm); and the decision
@@ -15,7 +15,7 @@
  * @module
  */
 import { SEGMENT_WGSL } from "../base/arena.ts";
-import type { Rule } from "../base/rule.ts";
+import { type Rule, RULE_VALUES_WGSL } from "../base/rule.ts";
 import { FINISH_WGSL } from "../rules/lookahead.ts";
 import {
   type Binding,
@@ -55,6 +55,20 @@ const STEP_BINDINGS: readonly Binding[] = [
  * one vec4 with the scalar block of its parameter group.
  */
 const UPDATE_WGSL = /* wgsl */ `
+// The rule's operations on vec4 i of the bound sections (f32 moments: those the state keeps),
+// with the block at base; the lanes in keep keep their values.
+fn rule_update(i: u32, base: u32, grad_scale: f32, keep: vec4<bool>) {
+  let p0 = p[i];
+  var m0 = vec4<f32>(0.0);
+  var v0 = vec4<f32>(0.0);
+  if (s.moments > 0u) { m0 = m[i]; }
+  if (s.moments > 1u) { v0 = v[i]; }
+  let r = rule_values(base, grad_scale, p0, g[i], m0, v0);
+  if (s.moments > 0u) { m[i] = select(r.m, m0, keep); }
+  if (s.moments > 1u) { v[i] = select(r.v, v0, keep); }
+  finish_update(i, p0, r.p, block_sync(base), block_alpha(base), keep);
+}
+
 // The factor of the global-norm clipping of this step: max / norm, or 1.
 fn clip_factor() -> f32 {
   if (s.clip != 0u && control.key == 0u && control.norm > s.clip_max) {
@@ -173,6 +187,7 @@ ${RING_WGSL}
 ${DECIDE_WGSL}
 ${NORM_WORKGROUP_WGSL}
 ${FINISH_WGSL}
+${RULE_VALUES_WGSL}
 ${rule.wgsl}
 ${UPDATE_WGSL}${STEP_WGSL}
 ${STEP_SMALL_WGSL}`;
@@ -196,7 +211,7 @@ const stepKernelsCache = new Map<string, StepKernels>();
  * import { LION } from "../rules/lion.ts";
  * import assert from "node:assert/strict";
  *
- * assert.match(stepKernels(LION).step.code, /fn rule_update/);
+ * assert.match(stepKernels(LION).step.code, /fn rule_values/);
  * ```
  */
 export function stepKernels(rule: Rule): StepKernels {

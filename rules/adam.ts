@@ -295,15 +295,12 @@ const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
   }
 };
 
-/** WGSL of the element loop on vec4 `i` (see {@linkcode Rule.wgsl}). */
+/** WGSL of the element operations on four elements' values (see {@linkcode Rule.wgsl}). */
 const WGSL = /* wgsl */ `
 ${wgslBlock(ADAM_SCALARS, "AdamScalars", "ring")}
-fn rule_update(i: u32, base: u32, grad_scale: f32, keep: vec4<bool>) {
+fn rule_values(base: u32, grad_scale: f32, p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> RuleValues {
   let b = loadAdamScalars(base);
-  let p0 = p[i];
-  let m0 = m[i];
-  let v0 = v[i];
-  var gi = grad_scale * g[i];
+  var gi = grad_scale * g;
   if (b.coupledDecay != 0.0) { gi = gi + b.coupledDecay * p0; }
   let mi = b.beta1 * m0 + b.oneMinusBeta1 * gi;
   let vi = b.beta2 * v0 + b.oneMinusBeta2 * (gi * gi);
@@ -316,9 +313,7 @@ fn rule_update(i: u32, base: u32, grad_scale: f32, keep: vec4<bool>) {
   } else if (b.mode == ${MODE_MOMENTUM}u) {
     pi = p0 * b.paramDecay - b.stepSize * num;
   }
-  m[i] = select(mi, m0, keep);
-  v[i] = select(vi, v0, keep);
-  finish_update(i, p0, pi, b.sync, b.alpha, keep);
+  return RuleValues(pi, mi, vi);
 }
 `;
 

@@ -104,20 +104,17 @@ const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
   }
 };
 
-/** WGSL of the element loop on vec4 `i` (see {@linkcode Rule.wgsl}). */
+/** WGSL of the element operations on four elements' values (see {@linkcode Rule.wgsl}). */
 const WGSL = /* wgsl */ `
 ${wgslBlock(LION_SCALARS, "LionScalars", "ring")}
-fn rule_update(i: u32, base: u32, grad_scale: f32, keep: vec4<bool>) {
+fn rule_values(base: u32, grad_scale: f32, p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> RuleValues {
   let b = loadLionScalars(base);
-  let p0 = p[i];
-  let m0 = m[i];
-  let gi = grad_scale * g[i];
+  let gi = grad_scale * g;
   let c = b.beta1 * m0 + b.oneMinusBeta1 * gi;
   let mi = b.beta2 * m0 + b.oneMinusBeta2 * gi;
   let sign_c = select(select(vec4<f32>(-1.0), vec4<f32>(1.0), c > vec4<f32>(0.0)), vec4<f32>(0.0), c == vec4<f32>(0.0));
   let pi = p0 * b.paramDecay - b.stepSize * sign_c;
-  m[i] = select(mi, m0, keep);
-  finish_update(i, p0, pi, b.sync, b.alpha, keep);
+  return RuleValues(pi, mi, v0);
 }
 `;
 

@@ -30,9 +30,10 @@ export function finishJs(
 }
 
 /**
- * WGSL of the end of every rule's update of vec4 `i`: `finish_update(i, p0, pi, sync, alpha,
- * keep)` stores the new parameters `pi` (synced into `slow` first when `sync` is set), keeping
- * `p0` in the lanes `keep` marks (past the chunk's end).
+ * WGSL of the end of every step kernel's update of vec4 `i` (f32 moments or 8-bit), after the
+ * rule's `rule_values`: `finish_update(i, p0, pi, sync, alpha, keep)` stores the new parameters
+ * `pi` (synced into `slow` first when `sync` is set), keeping `p0` in the lanes `keep` marks
+ * (past the chunk's end, or a block's padding).
  */
 export const FINISH_WGSL = /* wgsl */ `
 fn finish_update(i: u32, p0: vec4<f32>, pi: vec4<f32>, sync: u32, alpha: f32, keep: vec4<bool>) {

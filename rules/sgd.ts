@@ -154,25 +154,23 @@ const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
   }
 };
 
-/** WGSL of the element loop on vec4 `i` (see {@linkcode Rule.wgsl}). */
+/** WGSL of the element operations on four elements' values (see {@linkcode Rule.wgsl}). */
 const WGSL = /* wgsl */ `
 ${wgslBlock(SGD_SCALARS, "SgdScalars", "ring")}
-fn rule_update(i: u32, base: u32, grad_scale: f32, keep: vec4<bool>) {
+fn rule_values(base: u32, grad_scale: f32, p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> RuleValues {
   let b = loadSgdScalars(base);
-  let p0 = p[i];
-  var gi = grad_scale * g[i];
+  var gi = grad_scale * g;
   if (b.coupledDecay != 0.0) { gi = gi + b.coupledDecay * p0; }
   var d = gi;
+  var mi = m0;
   if (b.mode != ${MODE_PLAIN}u) {
-    // The buffer (section m): bound to a placeholder, and untouched, without momentum.
-    let m0 = m[i];
-    let mi = b.bufferDecay * m0 + b.bufferGrad * gi;
-    m[i] = select(mi, m0, keep);
+    // The buffer (moment m; without momentum the kernels neither read nor write it).
+    mi = b.bufferDecay * m0 + b.bufferGrad * gi;
     d = mi;
     if (b.mode == ${MODE_NESTEROV}u) { d = gi + b.momentum * mi; }
   }
   let pi = p0 - b.stepSize * d;
-  finish_update(i, p0, pi, b.sync, b.alpha, keep);
+  return RuleValues(pi, mi, v0);
 }
 `;
 

@@ -8,7 +8,8 @@ import { ALIGN_ELEMENTS, type GpuPlanLimits, planChunks, planGpuArena } from "..
 import { CONTROL, CONTROL_BYTES, CONTROL_WORD, DECIDE_WGSL } from "../gpu/device_counter.ts";
 import { RING_WGSL, RING_WORD, ringStride } from "../gpu/scalar_ring.ts";
 import { BLOCK_WORDS, wgslBlock } from "../base/scalars.ts";
-import { SEGMENT_WGSL } from "../base/arena.ts";
+import { codesSection, EXP_AVG, PARAMS, scalesSection, SEGMENT_WGSL, SLOW } from "../base/arena.ts";
+import { planCompactChunks, planGpuCompactArena, sectionBytes } from "../gpu/compact_plan.ts";
 import { ADAM, ADAM_SCALARS } from "../rules/adam.ts";
 import { STEP_CONSTS, STEP_CONSTS_WGSL, stepConstsData } from "../gpu/step_consts.ts";
 import { NORM_ELEMENTS_PER_WORKGROUP } from "../gpu/wgsl_norm.ts";
@@ -120,11 +121,66 @@ Deno.test("gpu plan: the WGSL structs are the word tables the host writes by", (
     ring_size: 1088,
     stride: 24,
     norm_computed: 1,
+    moments: 2,
   });
   const names = Object.keys(STEP_CONSTS);
   assert.equal(new Float32Array(data)[names.indexOf("clip_max")], 0.5);
   assert.equal(new Uint32Array(data)[names.indexOf("stride")], 24);
+  assert.equal(new Uint32Array(data)[names.indexOf("moments")], 2);
   // The step kernels read the ring only through the accessors made from its table.
   const reads = (code: string) => code.split("ring[").length - 1;
   assert.equal(reads(STEP.code), reads(RING_WGSL) + reads(block));
+});
+
+Deno.test("GPU 8-bit layout: f32-moment tensors first at 64-element offsets, compact ones at blocks of 256, their chunks whole blocks of one tensor", () => {
+  const layout = planGpuCompactArena(["w", "b", "x", "c"], [5000, 10, 4096, 70], {
+    moments: 2,
+    nonNegative: [false, true],
+    groups: [0, 1, 1, 0],
+    slow: true,
+  });
+  assert.deepEqual(layout.names, ["b", "c", "w", "x"]);
+  assert.deepEqual(layout.compact, [false, false, true, true]);
+  assert.deepEqual(layout.offsets, [0, 64, 256, 256 + 5120]);
+  assert.equal(layout.compactStart, 256);
+  assert.equal(layout.total, 256 + 5120 + 4096);
+  assert.deepEqual(layout.unsignedCodes, [false, true]);
+  assert.deepEqual(layout.segments.map((r) => [r.start, r.end, r.group, r.padded]), [
+    [0, 10, 1, undefined],
+    [64, 134, 0, undefined],
+    [256, 5256, 0, 5376],
+    [5376, 9472, 1, 9472],
+  ]);
+  // params, grads and slow weights of every element; f32 moments before the compact tensors;
+  // a code a byte from there on; the scales of both moments in one section
+  assert.equal(sectionBytes(layout, PARAMS), 4 * 9472);
+  assert.equal(sectionBytes(layout, SLOW), 4 * 9472);
+  assert.equal(sectionBytes(layout, EXP_AVG), 4 * 256);
+  assert.equal(sectionBytes(layout, codesSection(1)), 9472 - 256);
+  assert.equal(sectionBytes(layout, scalesSection(0)), 2 * 4 * (9472 - 256) / 256);
+  assert.equal(layout.sectionOffsets[scalesSection(1)], -1);
+  const limits = {
+    maxStorageBufferBindingSize: 8192,
+    maxBufferSize: 1 << 20,
+    maxComputeWorkgroupsPerDimension: 3,
+    smallStepElements: 1 << 20,
+  };
+  // the f32 step leaves the compact tensors to theirs (so never one small dispatch)
+  const plan = planChunks(layout, limits);
+  assert.deepEqual(plan.step.map((c) => [c.start, c.count]), [[0, 134]]);
+  assert.equal(plan.small, false);
+  const chunks = planCompactChunks(layout, limits);
+  assert.deepEqual(chunks.map((c) => [c.start, c.blocks, c.end, c.group]), [
+    [256, 8, 5256, 0],
+    [256 + 2048, 8, 5256, 0],
+    [256 + 4096, 4, 5256, 0],
+    [5376, 8, 9472, 1],
+    [5376 + 2048, 8, 9472, 1],
+  ]);
+  assert.deepEqual(chunks[0].grid, [3, 3]);
+  // without a compact tensor: the 32-bit GPU layout
+  const wide = planGpuCompactArena(["b"], [4095], { moments: 1 });
+  assert.deepEqual(wide.compact, [false]);
+  assert.equal(wide.states, "8bit");
+  assert.equal(planCompactChunks(wide, limits).length, 0);
 });

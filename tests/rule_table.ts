@@ -29,8 +29,9 @@ import {
 } from "./reference.ts";
 
 /**
- * The formats of the moments every CPU suite runs each rule in (option `states`): 8-bit moments
- * are compared with the same float64 reference, within one code step (tests/cases.ts).
+ * The formats of the moments every CPU suite, and the WebGPU reference suite
+ * (tests/gpu/rules_test.ts), runs each rule in (option `states`): 8-bit moments are compared
+ * with the same float64 reference, within one code step (tests/cases.ts).
  */
 export const FORMATS: readonly StatesFormat[] = ["32bit", "8bit"];
 

@@ -19,30 +19,15 @@ import {
   optimizerFor,
   readAll,
 } from "../cases.ts";
-import { optimizerOf, RULE_TABLE } from "../rule_table.ts";
+import { FORMATS, optimizerOf, RULE_TABLE, type RuleRow } from "../rule_table.ts";
+import type { StatesFormat } from "../../base/options.ts";
 import { device, ignore, K_GPU, noGpuErrors } from "./gpu_device.ts";
 
 for (const row of RULE_TABLE) {
-  for (const features of [true, false]) {
-    Deno.test({
-      name: `webgpu ${row.rule}: every step matches the float64 reference, ${
-        features ? "every feature" : "no training-loop feature"
-      }`,
-      ignore,
-      async fn() {
-        await noGpuErrors(() =>
-          fc.assert(
-            fc.asyncProperty(caseArb(row, features ? 20 : 50, features), (c) =>
-              checkAgainstReference(
-                c,
-                (params) => optimizerFor(c, "webgpu").init(params, { device: device! }),
-                K_GPU,
-              )),
-            { numRuns: features ? 8 : 6 },
-          )
-        );
-      },
-    });
+  for (const states of FORMATS) {
+    for (const features of [true, false]) {
+      referenceSuite(row, states, features);
+    }
   }
 
   Deno.test({
@@ -111,6 +96,33 @@ for (const row of RULE_TABLE) {
           );
         }
       });
+    },
+  });
+}
+
+/**
+ * Each step of `row`'s random cases (8-bit: tensors of codes among them) against the float64
+ * reference: params within the GPU bound, 8-bit moments within one code step of it.
+ */
+function referenceSuite(row: RuleRow, states: StatesFormat, features: boolean): void {
+  Deno.test({
+    name: `webgpu ${row.rule} (${states}): every step matches the float64 reference, ${
+      features ? "every feature" : "no training-loop feature"
+    }`,
+    ignore,
+    async fn() {
+      await noGpuErrors(() =>
+        fc.assert(
+          fc.asyncProperty(caseArb(row, features ? 20 : 50, features, states), (c) =>
+            checkAgainstReference(
+              c,
+              (params) =>
+                optimizerFor(c, "webgpu").init(params, { device: device! }),
+              K_GPU,
+            )),
+          { numRuns: states === "8bit" ? 6 : features ? 8 : 6 },
+        )
+      );
     },
   });
 }

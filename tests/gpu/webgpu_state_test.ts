@@ -27,6 +27,7 @@ import { prng, randomTensor } from "../util.ts";
 import { refGlobalNorm } from "../reference.ts";
 import { TFA_ATOL, TFA_CASES, tfaError, tfaSample } from "../published_values.ts";
 import { initWebGpuState } from "../../core/webgpu_state.ts";
+import { stateInternals } from "../../core/state.ts";
 import { adapter, device, ignore, noGpuErrors } from "./gpu_device.ts";
 
 Deno.test({
@@ -384,20 +385,29 @@ Deno.test({
 
 Deno.test({
   name:
-    'webgpu: states "8bit" is refused with a TypeError (the CPU backends run it), at init and load',
+    'webgpu: states "8bit" runs (settings say so); threads stay refused; a CPU 8-bit checkpoint loads in either format',
   ignore,
   async fn() {
+    const state = await radam({ states: "8bit" }).init({ w: new Float32Array(8192) }, {
+      device: device!,
+    });
+    assert.equal(state.backend, "webgpu");
+    assert.equal(stateInternals(state).config.run.states, "8bit");
+    assert.deepEqual(stateInternals(state).backend.layout.compact, [true]);
+    dispose(state);
     await assert.rejects(
-      radam({ states: "8bit" }).init({ w: new Float32Array(8192) }, { device: device! }),
-      (e: Error) =>
-        e instanceof TypeError && /webgpu backend does not run states: "8bit"/.test(e.message),
+      radam({ threads: 2 }).init({ w: new Float32Array(8192) }, { device: device! }),
+      (e: Error) => e instanceof TypeError && /does not take threads: 2/.test(e.message),
     );
     const cpu = await radam({ states: "8bit" }).init({ w: new Float32Array(8192) });
     const bytes = await saveState(cpu);
-    await assert.rejects(loadState(bytes, { device: device! }), TypeError);
+    const same = await loadState(bytes, { device: device! });
+    assert.equal(stateInternals(same).config.run.states, "8bit");
     // converted to 32-bit on load, it runs there
     const gpu = await loadState(bytes, { device: device!, states: "32bit" });
     assert.equal(gpu.backend, "webgpu");
+    assert.deepEqual(stateInternals(gpu).backend.layout.compact, [false]);
     dispose(gpu);
+    dispose(same);
   },
 });

@@ -1,0 +1,115 @@
+/**
+ * Reads and writes of the 8-bit moments of a WebGPU state's compact tensors (docs/SPEC.md
+ * "Compact states"): their codes and scales as they are (checkpoints), or decoded to f32 and
+ * encoded from it (`readMoments`, a restore from f32 values), on the host with base/q8_tensor.ts,
+ * so that the host and the GPU hold the same codes.
+ *
+ * @module
+ */
+import {
+  type ArenaLayout,
+  codesSection,
+  type CompactMoment,
+  scalesSection,
+} from "../base/arena.ts";
+import { blocksOf, Q8_BLOCK } from "../base/q8.ts";
+import { decodeTensor, encodeTensor } from "../base/q8_tensor.ts";
+import type { SectionIO } from "./section_io.ts";
+
+/**
+ * Copies of the codes and scales of moment `k` of each compact tensor, by name (the padding's
+ * codes left out).
+ *
+ * @example
+ * ```ts ignore
+ * const { w } = await readCompact(io, layout, 0);
+ * ```
+ */
+export async function readCompact(
+  io: SectionIO,
+  layout: ArenaLayout,
+  k: number,
+): Promise<Record<string, CompactMoment>> {
+  const out: Record<string, CompactMoment> = {};
+  if (!layout.compact.includes(true)) return out;
+  const count = layout.total - layout.compactStart;
+  const codes = await io.readBytes(codesSection(k), count);
+  // The scales of every moment share a section: moment k's from block k · count / 256.
+  const all = await io.readBytes(scalesSection(0), (count / Q8_BLOCK) * 4 * (k + 1));
+  const scales = new Float32Array(all, (count / Q8_BLOCK) * 4 * k);
+  layout.names.forEach((name, i) => {
+    if (!layout.compact[i]) return;
+    const at = layout.offsets[i] - layout.compactStart;
+    const n = layout.lengths[i];
+    out[name] = {
+      codes: layout.unsignedCodes[k]
+        ? new Uint8Array(codes.slice(at, at + n))
+        : new Int8Array(codes.slice(at, at + n)),
+      scales: scales.slice(at / Q8_BLOCK, at / Q8_BLOCK + blocksOf(n)),
+    };
+  });
+  return out;
+}
+
+/** The f32 values moment `k`'s codes of each compact tensor hold, into `out` by name. */
+export function decodeCompact(
+  compact: Readonly<Record<string, CompactMoment>>,
+  layout: ArenaLayout,
+  out: Record<string, Float32Array>,
+): void {
+  layout.names.forEach((name, i) => {
+    if (!layout.compact[i]) return;
+    out[name] = new Float32Array(layout.lengths[i]);
+    decodeTensor(compact[name].codes, compact[name].scales, out[name]);
+  });
+}
+
+/**
+ * The codes and scales of moment `k` of each compact tensor in `values` (f32, by name), each
+ * value to its nearest code (lossy).
+ */
+export function encodeCompact(
+  values: Readonly<Record<string, Float32Array>>,
+  layout: ArenaLayout,
+  k: number,
+): Record<string, CompactMoment> {
+  const out: Record<string, CompactMoment> = {};
+  layout.names.forEach((name, i) => {
+    if (!layout.compact[i] || !values[name]) return;
+    const n = layout.lengths[i];
+    const codes = layout.unsignedCodes[k] ? new Uint8Array(n) : new Int8Array(n);
+    const scales = new Float32Array(blocksOf(n));
+    encodeTensor(values[name], codes, scales);
+    out[name] = { codes, scales };
+  });
+  return out;
+}
+
+/**
+ * Writes the codes and scales of moment `k` of the compact tensors in `data` (by name, already
+ * checked: a tensor's length of codes, a scale a block) into the sections; the padding's codes
+ * are written 0.
+ */
+export function writeCompact(
+  device: GPUDevice,
+  sections: readonly GPUBuffer[],
+  layout: ArenaLayout,
+  k: number,
+  data: Readonly<Record<string, CompactMoment>>,
+): void {
+  layout.names.forEach((name, i) => {
+    const held = data[name];
+    if (!layout.compact[i] || !held) return;
+    const at = layout.offsets[i] - layout.compactStart;
+    const blocks = blocksOf(layout.lengths[i]);
+    const padded = new Uint8Array(blocks * Q8_BLOCK);
+    padded.set(new Uint8Array(held.codes.buffer, held.codes.byteOffset, held.codes.length));
+    device.queue.writeBuffer(sections[codesSection(k)], at, padded);
+    const allBlocks = (layout.total - layout.compactStart) / Q8_BLOCK;
+    device.queue.writeBuffer(
+      sections[scalesSection(0)],
+      (allBlocks * k + at / Q8_BLOCK) * 4,
+      held.scales as Float32Array<ArrayBuffer>,
+    );
+  });
+}

@@ -1,0 +1,250 @@
+/**
+ * The WebGPU arena of an 8-bit state (docs/SPEC.md "Compact states") and its 8-bit step
+ * dispatches: the tensors with f32 moments first, at 64-element offsets as in a 32-bit GPU arena,
+ * then the compact ones (4096 elements or more), each at a multiple of 256 elements and padded
+ * to one, so that a block of 256 is one workgroup of `step_compact` (wgsl_compact.ts). A buffer
+ * per section: params, grads and slow weights of every element; each moment's f32 section of the
+ * elements before `compactStart`; each moment's codes (a byte an element from `compactStart` on);
+ * and the scales (an f32 a block), the first moment's then the second's, in the section of the
+ * first moment's scales.
+ *
+ * @module
+ */
+import {
+  type ArenaLayout,
+  codesSection,
+  EXP_AVG,
+  GRADS,
+  PARAMS,
+  type PlanOptions,
+  scalesSection,
+  type Segment,
+  SEGMENT_ROW_BYTES,
+  segmentRuns,
+  SLOW,
+} from "../base/arena.ts";
+import { compactLength, Q8_BLOCK } from "../base/q8.ts";
+import { dispatchGrid } from "./_wgsl.ts";
+import { ALIGN_ELEMENTS, type GpuPlanLimits, planGpuArena } from "./arena_plan.ts";
+import { bindGroup, type Compiled, type Dispatch } from "./pipelines.ts";
+import { COMPACT_CHUNK_BYTES, COMPACT_CHUNK_WORD } from "./wgsl_compact.ts";
+
+/**
+ * The GPU arena of an 8-bit state of tensors of the given `lengths` (the layout's order puts the
+ * compact ones last); without a compact tensor, the 32-bit GPU layout.
+ *
+ * @example
+ * ```ts
+ * import { planGpuCompactArena } from "./compact_plan.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planGpuCompactArena(["w", "b"], [5000, 10], { moments: 2 });
+ * assert.deepEqual(layout.names, ["b", "w"]);
+ * assert.deepEqual(layout.offsets, [0, 256]);
+ * assert.equal(layout.total, 256 + 5120);
+ * ```
+ */
+export function planGpuCompactArena(
+  names: readonly string[],
+  lengths: readonly number[],
+  options: PlanOptions,
+): ArenaLayout {
+  const moments = options.moments ?? 2;
+  const compact = lengths.map((n) => moments > 0 && compactLength(n));
+  if (!compact.includes(true)) return { ...planGpuArena(names, lengths, options), states: "8bit" };
+  const order = [...lengths.keys()].sort((a, b) =>
+    Number(compact[a]) - Number(compact[b]) || a - b
+  );
+  const sorted = {
+    names: order.map((i) => names[i]),
+    lengths: order.map((i) => lengths[i]),
+    compact: order.map((i) => compact[i]),
+    groups: order.map((i) => options.groups?.[i] ?? 0),
+  };
+  const offsets: number[] = [];
+  let total = 0;
+  let compactStart = -1;
+  sorted.lengths.forEach((n, i) => {
+    if (sorted.compact[i] && compactStart < 0) {
+      compactStart = Math.ceil(total / Q8_BLOCK) * Q8_BLOCK;
+      total = compactStart;
+    }
+    const offset = Math.ceil(total / ALIGN_ELEMENTS) * ALIGN_ELEMENTS;
+    offsets.push(offset);
+    total = offset + (sorted.compact[i] ? Math.ceil(n / Q8_BLOCK) * Q8_BLOCK : n);
+  });
+  const wide = sorted.compact.indexOf(true);
+  const segments: Segment[] = segmentRuns(
+    offsets.slice(0, wide),
+    sorted.lengths.slice(0, wide),
+    sorted.groups.slice(0, wide),
+  ).filter((row) => row.end > row.start);
+  for (let i = wide; i < sorted.lengths.length; i++) {
+    const padded = offsets[i] + Math.ceil(sorted.lengths[i] / Q8_BLOCK) * Q8_BLOCK;
+    segments.push({
+      start: offsets[i],
+      end: offsets[i] + sorted.lengths[i],
+      group: sorted.groups[i],
+      padded,
+    });
+  }
+  const sectionOffsets = new Array(scalesSection(1) + 1).fill(-1);
+  for (const k of [PARAMS, GRADS, ...(options.slow ? [SLOW] : [])]) sectionOffsets[k] = 0;
+  // The scales of every moment in one section (the first moment's, then the second's).
+  sectionOffsets[scalesSection(0)] = 0;
+  for (let k = 0; k < moments; k++) {
+    sectionOffsets[EXP_AVG + k] = sectionOffsets[codesSection(k)] = 0;
+  }
+  return {
+    names: sorted.names,
+    lengths: sorted.lengths,
+    offsets,
+    total,
+    sectionLength: total,
+    sectionCount: sectionOffsets.filter((o) => o >= 0).length,
+    sectionOffsets,
+    segments,
+    segmentTableOffset: 0,
+    byteLength: segments.length * SEGMENT_ROW_BYTES,
+    states: "8bit",
+    compact: sorted.compact,
+    compactStart,
+    unsignedCodes: [...Array(moments).keys()].map((k) => !!options.nonNegative?.[k]),
+  };
+}
+
+/** Bytes of section `section`'s buffer in a GPU layout (at least 16). */
+export function sectionBytes(layout: ArenaLayout, section: number): number {
+  const codes = layout.total - layout.compactStart;
+  const bytes = section === EXP_AVG || section === EXP_AVG + 1
+    ? Math.ceil(layout.compactStart / 4) * 16
+    : section === codesSection(0) || section === codesSection(1)
+    ? codes
+    : section === scalesSection(0)
+    ? (codes / Q8_BLOCK) * 4 * layout.unsignedCodes.length
+    : layout.sectionLength * 4;
+  return Math.max(16, bytes);
+}
+
+/** A run of blocks of one tensor stepped by one dispatch of `step_compact`. */
+export interface CompactChunk {
+  /** The arena element of its first block. */
+  start: number;
+  /** Its blocks. */
+  blocks: number;
+  /** The element after its tensor's last. */
+  end: number;
+  /** Its tensor's parameter group. */
+  group: number;
+  /** Its workgroup grid (a workgroup a block). */
+  grid: [number, number];
+}
+
+/**
+ * The dispatches of the compact tensors' step: the blocks of each, in chunks of as many blocks
+ * as one binding of the params allows.
+ *
+ * @example
+ * ```ts
+ * import { planCompactChunks, planGpuCompactArena } from "./compact_plan.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const limits = {
+ *   maxStorageBufferBindingSize: 4096, maxBufferSize: 1 << 20,
+ *   maxComputeWorkgroupsPerDimension: 65535, smallStepElements: 0,
+ * };
+ * const layout = planGpuCompactArena(["w", "x"], [5000, 4096], {});
+ * assert.deepEqual(planCompactChunks(layout, limits).map((c) => c.blocks), [4, 4, 4, 4, 4, 4, 4, 4, 4]);
+ * ```
+ */
+export function planCompactChunks(layout: ArenaLayout, limits: GpuPlanLimits): CompactChunk[] {
+  const chunkBlocks = Math.max(1, Math.floor(limits.maxStorageBufferBindingSize / (Q8_BLOCK * 4)));
+  const chunks: CompactChunk[] = [];
+  for (const row of layout.segments) {
+    if (row.padded === undefined) continue;
+    const blocks = (row.padded - row.start) / Q8_BLOCK;
+    for (let b = 0; b < blocks; b += chunkBlocks) {
+      const n = Math.min(chunkBlocks, blocks - b);
+      chunks.push({
+        start: row.start + b * Q8_BLOCK,
+        blocks: n,
+        end: row.end,
+        group: row.group,
+        grid: dispatchGrid(n, limits.maxComputeWorkgroupsPerDimension),
+      });
+    }
+  }
+  return chunks;
+}
+
+/** The buffers the compact dispatches bind besides the sections. */
+export interface CompactBuffers {
+  sections: readonly GPUBuffer[];
+  consts: GPUBuffer;
+  control: GPUBuffer;
+  ring: GPUBuffer;
+  /** A placeholder of its own for each section the state lacks (slow weights, a second moment). */
+  placeholder(section: number): GPUBuffer;
+}
+
+/**
+ * The bind groups of the compact chunks, and the buffer of their uniforms (freed with the
+ * state).
+ */
+export function compactDispatches(
+  device: GPUDevice,
+  compiled: Compiled,
+  layout: ArenaLayout,
+  chunks: readonly CompactChunk[],
+  b: CompactBuffers,
+): { dispatches: Dispatch[]; buffer: GPUBuffer | undefined } {
+  if (chunks.length === 0) return { dispatches: [], buffer: undefined };
+  const stride = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
+  const uniforms = device.createBuffer({
+    label: "radam compact chunks",
+    size: stride * chunks.length,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  const words = new Uint32Array(stride * chunks.length / 4);
+  const has = (k: number) => layout.sectionOffsets[k] >= 0;
+  const allBlocks = (layout.total - layout.compactStart) / Q8_BLOCK;
+  const dispatches = chunks.map((c, j): Dispatch => {
+    const at = j * stride / 4;
+    const block0 = (c.start - layout.compactStart) / Q8_BLOCK;
+    words[at + COMPACT_CHUNK_WORD.blocks] = c.blocks;
+    words[at + COMPACT_CHUNK_WORD.start] = c.start;
+    words[at + COMPACT_CHUNK_WORD.block0] = block0;
+    words[at + COMPACT_CHUNK_WORD.end] = c.end;
+    words[at + COMPACT_CHUNK_WORD.group] = c.group;
+    words[at + COMPACT_CHUNK_WORD.all_blocks] = allBlocks;
+    const elements = (k: number) =>
+      has(k)
+        ? { buffer: b.sections[k], offset: c.start * 4, size: c.blocks * Q8_BLOCK * 4 }
+        : { buffer: b.placeholder(k) };
+    const codes = (k: number) =>
+      has(codesSection(k))
+        ? {
+          buffer: b.sections[codesSection(k)],
+          offset: block0 * Q8_BLOCK,
+          size: c.blocks * Q8_BLOCK,
+        }
+        : { buffer: b.placeholder(codesSection(k)) };
+    return {
+      bindGroup: bindGroup(device, compiled, {
+        p: elements(PARAMS),
+        g: elements(GRADS),
+        slow: elements(SLOW),
+        m_codes: codes(0),
+        v_codes: codes(1),
+        scales: { buffer: b.sections[scalesSection(0)] },
+        s: { buffer: b.consts },
+        chunk: { buffer: uniforms, offset: j * stride, size: COMPACT_CHUNK_BYTES },
+        control: { buffer: b.control },
+        ring: { buffer: b.ring },
+      }),
+      grid: c.grid,
+    };
+  });
+  device.queue.writeBuffer(uniforms, 0, words);
+  return { dispatches, buffer: uniforms };
+}
