@@ -63,9 +63,13 @@ export function emptyStep(n: number): RefStep {
   };
 }
 
+/** The least magnitude that rounds to ±Infinity in f32: 2¹²⁸ · (1 − 2⁻²⁵). */
+const F32_OVERFLOW = 2 ** 128 * (1 - 2 ** -25);
+
 /**
  * Index of the first element where `actual` is farther than `tol` from `expected` (equal
- * values, infinities included, or both NaN count as agreement), or -1.
+ * values, infinities included, or both NaN count as agreement; so does an infinity where the
+ * reference is within its tolerance of the f32 overflow threshold, with the same sign), or -1.
  */
 export function firstMismatch(
   actual: ArrayLike<number>,
@@ -76,6 +80,8 @@ export function firstMismatch(
     const a = actual[i], x = expected[i];
     if (Number.isNaN(a) && Number.isNaN(x)) continue;
     if (a === x) continue; // equal, infinities included (∞ − ∞ is NaN)
+    // f32 overflow: a value within its tolerance of f32's rounding threshold may round to ±∞.
+    if (Math.abs(a) === Infinity && a * x > 0 && Math.abs(x) + tol[i] >= F32_OVERFLOW) continue;
     if (!(Math.abs(a - x) <= tol[i])) {
       if (tol[i] === Infinity) continue;
       return i;
