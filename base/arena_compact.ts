@@ -57,9 +57,69 @@ export function planCompactArena(
   lengths: readonly number[],
   options: PlanOptions,
 ): ArenaLayout {
+  const placed = placeCompactTensors(names, lengths, options, 1);
+  if (!placed) return { ...planArena(names, lengths, options), states: "8bit" };
+  const { total, compactStart, segments } = placed;
+  const moments = placed.unsignedCodes.length;
+  const wide = placed.compact.includes(false);
+  const { sectionOffsets, end } = placeSections(total, compactStart, moments, !!options.slow, wide);
+  const segmentTableOffset = Math.ceil(end / SECTION_ALIGN_BYTES) * SECTION_ALIGN_BYTES;
+  return {
+    ...placed,
+    sectionLength: total,
+    sectionCount: sectionOffsets.filter((o) => o >= 0).length,
+    sectionOffsets,
+    segmentTableOffset,
+    byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
+    states: "8bit",
+  };
+}
+
+/** The tensors of a compact layout as {@linkcode placeCompactTensors} places them. */
+export interface CompactTensors {
+  /** Names, lengths and whether each is compact, in the layout's order (compact ones last). */
+  readonly names: readonly string[];
+  readonly lengths: readonly number[];
+  readonly compact: readonly boolean[];
+  /** Element offsets. */
+  readonly offsets: readonly number[];
+  /** Elements, the last compact tensor's padding included. */
+  readonly total: number;
+  /** The first compact tensor's offset (a multiple of 256). */
+  readonly compactStart: number;
+  /** The segment rows (see `compactSegments`). */
+  readonly segments: readonly Segment[];
+  /** Whether each moment's codes are unsigned. */
+  readonly unsignedCodes: readonly boolean[];
+}
+
+/**
+ * The order, offsets and segment rows of the tensors of an 8-bit state, shared by the CPU's
+ * plan (`align` 1: back to back) and the GPU's (each tensor at a multiple of `align` elements):
+ * those with f32 moments first, then the compact ones, each in the order given, the first
+ * compact one at a multiple of 256 and each padded to one. Undefined where none is compact.
+ *
+ * @example
+ * ```ts
+ * import { placeCompactTensors } from "./arena_compact.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const placed = placeCompactTensors(["w", "b", "c"], [5000, 10, 3], { moments: 2 }, 64)!;
+ * assert.deepEqual(placed.names, ["b", "c", "w"]);
+ * assert.deepEqual(placed.offsets, [0, 64, 256]);
+ * assert.equal(placed.total, 256 + 5120);
+ * assert.equal(placeCompactTensors(["b"], [10], {}, 1), undefined);
+ * ```
+ */
+export function placeCompactTensors(
+  names: readonly string[],
+  lengths: readonly number[],
+  options: PlanOptions,
+  align: number,
+): CompactTensors | undefined {
   const moments = options.moments ?? 2;
   const compact = lengths.map((n) => moments > 0 && compactLength(n));
-  if (!compact.includes(true)) return { ...planArena(names, lengths, options), states: "8bit" };
+  if (!compact.includes(true)) return undefined;
   // wide tensors first, then compact ones, each in the order given
   const order = [...lengths.keys()].sort((a, b) =>
     Number(compact[a]) - Number(compact[b]) || a - b
@@ -68,7 +128,7 @@ export function planCompactArena(
     names: order.map((i) => names[i]),
     lengths: order.map((i) => lengths[i]),
     compact: order.map((i) => compact[i]),
-    groups: options.groups && order.map((i) => options.groups![i]),
+    groups: order.map((i) => options.groups?.[i] ?? 0),
   };
   const offsets: number[] = [];
   let total = 0;
@@ -78,52 +138,43 @@ export function planCompactArena(
       compactStart = Math.ceil(total / Q8_BLOCK) * Q8_BLOCK;
       total = compactStart;
     }
-    offsets.push(total);
-    total += sorted.compact[i] ? Math.ceil(n / Q8_BLOCK) * Q8_BLOCK : n;
+    const offset = Math.ceil(total / align) * align;
+    offsets.push(offset);
+    total = offset + (sorted.compact[i] ? Math.ceil(n / Q8_BLOCK) * Q8_BLOCK : n);
   });
-  const segments = compactSegments(offsets, sorted.lengths, sorted.compact, sorted.groups);
-  const wide = sorted.compact.includes(false);
-  const { sectionOffsets, end } = placeSections(total, compactStart, moments, !!options.slow, wide);
-  const segmentTableOffset = Math.ceil(end / SECTION_ALIGN_BYTES) * SECTION_ALIGN_BYTES;
   return {
     names: sorted.names,
     lengths: sorted.lengths,
+    compact: sorted.compact,
     offsets,
     total,
-    sectionLength: total,
-    sectionCount: sectionOffsets.filter((o) => o >= 0).length,
-    sectionOffsets,
-    segments,
-    segmentTableOffset,
-    byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
-    states: "8bit",
-    compact: sorted.compact,
     compactStart,
+    segments: compactSegments(offsets, sorted.lengths, sorted.compact, sorted.groups),
     unsignedCodes: [...Array(moments).keys()].map((k) => !!options.nonNegative?.[k]),
   };
 }
 
 /**
- * The segment rows of a compact layout: the runs of the tensors with f32 moments (their groups'
- * runs, or one run of group 0), then a row per compact tensor with the end of its last block.
+ * The segment rows of a compact layout: the runs of the tensors with f32 moments (by group),
+ * then a row per compact tensor with the end of its last block.
  */
 function compactSegments(
   offsets: readonly number[],
   lengths: readonly number[],
   compact: readonly boolean[],
-  groups: readonly number[] | undefined,
+  groups: readonly number[],
 ): Segment[] {
   const wide = compact.indexOf(true);
   const rows: Segment[] = segmentRuns(
     offsets.slice(0, wide),
     lengths.slice(0, wide),
-    groups ? groups.slice(0, wide) : lengths.slice(0, wide).map(() => 0),
+    groups.slice(0, wide),
   ).filter((row) => row.end > row.start);
   for (let i = wide; i < lengths.length; i++) {
     rows.push({
       start: offsets[i],
       end: offsets[i] + lengths[i],
-      group: groups ? groups[i] : 0,
+      group: groups[i],
       padded: offsets[i] + Math.ceil(lengths[i] / Q8_BLOCK) * Q8_BLOCK,
     });
   }

@@ -18,12 +18,11 @@ import {
   PARAMS,
   type PlanOptions,
   scalesSection,
-  type Segment,
   SEGMENT_ROW_BYTES,
-  segmentRuns,
   SLOW,
 } from "../base/arena.ts";
-import { compactLength, Q8_BLOCK } from "../base/q8.ts";
+import { placeCompactTensors } from "../base/arena_compact.ts";
+import { Q8_BLOCK } from "../base/q8.ts";
 import { dispatchGrid } from "./_wgsl.ts";
 import { ALIGN_ELEMENTS, type GpuPlanLimits, planGpuArena } from "./arena_plan.ts";
 import { bindGroup, type Compiled, type Dispatch } from "./pipelines.ts";
@@ -49,67 +48,23 @@ export function planGpuCompactArena(
   lengths: readonly number[],
   options: PlanOptions,
 ): ArenaLayout {
-  const moments = options.moments ?? 2;
-  const compact = lengths.map((n) => moments > 0 && compactLength(n));
-  if (!compact.includes(true)) return { ...planGpuArena(names, lengths, options), states: "8bit" };
-  const order = [...lengths.keys()].sort((a, b) =>
-    Number(compact[a]) - Number(compact[b]) || a - b
-  );
-  const sorted = {
-    names: order.map((i) => names[i]),
-    lengths: order.map((i) => lengths[i]),
-    compact: order.map((i) => compact[i]),
-    groups: order.map((i) => options.groups?.[i] ?? 0),
-  };
-  const offsets: number[] = [];
-  let total = 0;
-  let compactStart = -1;
-  sorted.lengths.forEach((n, i) => {
-    if (sorted.compact[i] && compactStart < 0) {
-      compactStart = Math.ceil(total / Q8_BLOCK) * Q8_BLOCK;
-      total = compactStart;
-    }
-    const offset = Math.ceil(total / ALIGN_ELEMENTS) * ALIGN_ELEMENTS;
-    offsets.push(offset);
-    total = offset + (sorted.compact[i] ? Math.ceil(n / Q8_BLOCK) * Q8_BLOCK : n);
-  });
-  const wide = sorted.compact.indexOf(true);
-  const segments: Segment[] = segmentRuns(
-    offsets.slice(0, wide),
-    sorted.lengths.slice(0, wide),
-    sorted.groups.slice(0, wide),
-  ).filter((row) => row.end > row.start);
-  for (let i = wide; i < sorted.lengths.length; i++) {
-    const padded = offsets[i] + Math.ceil(sorted.lengths[i] / Q8_BLOCK) * Q8_BLOCK;
-    segments.push({
-      start: offsets[i],
-      end: offsets[i] + sorted.lengths[i],
-      group: sorted.groups[i],
-      padded,
-    });
-  }
+  const placed = placeCompactTensors(names, lengths, options, ALIGN_ELEMENTS);
+  if (!placed) return { ...planGpuArena(names, lengths, options), states: "8bit" };
   const sectionOffsets = new Array(scalesSection(1) + 1).fill(-1);
   for (const k of [PARAMS, GRADS, ...(options.slow ? [SLOW] : [])]) sectionOffsets[k] = 0;
   // The scales of every moment in one section (the first moment's, then the second's).
   sectionOffsets[scalesSection(0)] = 0;
-  for (let k = 0; k < moments; k++) {
+  for (let k = 0; k < placed.unsignedCodes.length; k++) {
     sectionOffsets[EXP_AVG + k] = sectionOffsets[codesSection(k)] = 0;
   }
   return {
-    names: sorted.names,
-    lengths: sorted.lengths,
-    offsets,
-    total,
-    sectionLength: total,
+    ...placed,
+    sectionLength: placed.total,
     sectionCount: sectionOffsets.filter((o) => o >= 0).length,
     sectionOffsets,
-    segments,
     segmentTableOffset: 0,
-    byteLength: segments.length * SEGMENT_ROW_BYTES,
+    byteLength: placed.segments.length * SEGMENT_ROW_BYTES,
     states: "8bit",
-    compact: sorted.compact,
-    compactStart,
-    unsignedCodes: [...Array(moments).keys()].map((k) => !!options.nonNegative?.[k]),
   };
 }
 
