@@ -138,7 +138,10 @@ export interface CompactBuffers {
   consts: GPUBuffer;
   control: GPUBuffer;
   ring: GPUBuffer;
-  /** A placeholder of its own for each section the state lacks (slow weights, a second moment). */
+  /**
+   * A new placeholder for a section the state lacks (slow weights, a second moment): called once
+   * a section, as no two writable bindings may share a buffer.
+   */
   placeholder(section: number): GPUBuffer;
 }
 
@@ -162,6 +165,13 @@ export function compactDispatches(
   });
   const words = new Uint32Array(stride * chunks.length / 4);
   const has = (k: number) => layout.sectionOffsets[k] >= 0;
+  // One placeholder a section the state lacks, bound by every chunk.
+  const placeholders = new Map<number, GPUBuffer>();
+  const placeholder = (k: number) => {
+    let buffer = placeholders.get(k);
+    if (buffer === undefined) placeholders.set(k, buffer = b.placeholder(k));
+    return { buffer };
+  };
   const allBlocks = (layout.total - layout.compactStart) / Q8_BLOCK;
   const dispatches = chunks.map((c, j): Dispatch => {
     const at = j * stride / 4;
@@ -175,7 +185,7 @@ export function compactDispatches(
     const elements = (k: number) =>
       has(k)
         ? { buffer: b.sections[k], offset: c.start * 4, size: c.blocks * Q8_BLOCK * 4 }
-        : { buffer: b.placeholder(k) };
+        : placeholder(k);
     const codes = (k: number) =>
       has(codesSection(k))
         ? {
@@ -183,7 +193,7 @@ export function compactDispatches(
           offset: block0 * Q8_BLOCK,
           size: c.blocks * Q8_BLOCK,
         }
-        : { buffer: b.placeholder(codesSection(k)) };
+        : placeholder(codesSection(k));
     return {
       bindGroup: bindGroup(device, compiled, {
         p: elements(PARAMS),
