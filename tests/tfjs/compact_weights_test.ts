@@ -25,6 +25,8 @@ import {
   bigNet,
   CPU_BACKENDS,
   data,
+  disposeModels,
+  fitInOrder,
   randoms,
   saveToMemory,
   tf,
@@ -205,14 +207,8 @@ Deno.test("tfjs: model.save with includeOptimizer and loadLayersModel resume 8-b
       whole.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
       first.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
       const { x, y } = data([70], 16, 13);
-      const fit = (epochs: number) => ({
-        epochs,
-        batchSize: 4,
-        shuffle: false,
-        verbose: 0 as const,
-      });
-      await whole.fit(x, y, fit(5));
-      await first.fit(x, y, fit(3));
+      await whole.fit(x, y, fitInOrder(5));
+      await first.fit(x, y, fitInOrder(3));
       const saved = await saveToMemory(first);
       const config = saved.trainingConfig!.optimizer_config as {
         config: { settings: { states: string } };
@@ -223,7 +219,7 @@ Deno.test("tfjs: model.save with includeOptimizer and loadLayersModel resume 8-b
       assert.ok(codes.length > 0 && codes.every((s) => s.dtype === "int32"));
       const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
       assert.equal((loaded.optimizer as TfOptimizer).settings.run.states, "8bit");
-      await loaded.fit(x, y, fit(2));
+      await loaded.fit(x, y, fitInOrder(2));
       const a = await weightValues(whole), b = await weightValues(loaded);
       a.forEach((w, i) => assert.deepEqual(b[i], w, `${backend} weight ${i}`));
       const wa = await whole.optimizer.getWeights(), wb = await loaded.optimizer.getWeights();
@@ -232,10 +228,7 @@ Deno.test("tfjs: model.save with includeOptimizer and loadLayersModel resume 8-b
         contents(wa).map(([, d, x]) => [d, x]),
       );
       tf.dispose([x, y, ...wa.map((w) => w.tensor), ...wb.map((w) => w.tensor)]);
-      for (const m of [whole, first, loaded]) {
-        m.optimizer.dispose();
-        m.dispose();
-      }
+      disposeModels(whole, first, loaded);
     }
   }
 });
@@ -309,10 +302,7 @@ Deno.test({
       contents(weights).map(([, d, v]) => [d, v]),
     );
     tf.dispose([x, y, ...weights.map((w) => w.tensor), ...again.map((w) => w.tensor)]);
-    for (const m of [model, loaded]) {
-      m.optimizer.dispose();
-      m.dispose();
-    }
+    disposeModels(model, loaded);
   },
 });
 

@@ -147,6 +147,24 @@ export function weightValues(model: tfl.LayersModel): Promise<Float32Array[]> {
   return Promise.all(model.getWeights().map(async (w) => (await w.data() as Float32Array).slice()));
 }
 
+/**
+ * The options of `model.fit` for a run that two models repeat bit for bit: `epochs` epochs of
+ * batches of 4, in order, silent.
+ */
+export function fitInOrder(
+  epochs: number,
+): { epochs: number; batchSize: number; shuffle: false; verbose: 0 } {
+  return { epochs, batchSize: 4, shuffle: false, verbose: 0 };
+}
+
+/** Disposes models and their optimizers. */
+export function disposeModels(...models: tfl.LayersModel[]): void {
+  for (const m of models) {
+    m.optimizer.dispose();
+    m.dispose();
+  }
+}
+
 /** Saves `model` with its optimizer into memory, as `model.save(handler, { includeOptimizer })`. */
 export async function saveToMemory(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
   let saved: tf.io.ModelArtifacts | undefined;
