@@ -68,7 +68,24 @@ export function planGpuCompactArena(
   };
 }
 
-/** Bytes of section `section`'s buffer in a GPU layout (at least 16). */
+/**
+ * Bytes of section `section`'s buffer in a GPU layout (at least 16): a moment's f32 section
+ * holds the elements before `compactStart`, its codes a byte an element after it, the scales
+ * section an f32 a block of every moment.
+ *
+ * @example
+ * ```ts
+ * import { planGpuCompactArena, sectionBytes } from "./compact_plan.ts";
+ * import { codesSection, EXP_AVG, PARAMS, scalesSection } from "../base/arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planGpuCompactArena(["w", "b"], [5000, 10], { moments: 2 });
+ * assert.equal(sectionBytes(layout, PARAMS), 4 * (256 + 5120));
+ * assert.equal(sectionBytes(layout, EXP_AVG), 4 * 256);
+ * assert.equal(sectionBytes(layout, codesSection(0)), 5120);
+ * assert.equal(sectionBytes(layout, scalesSection(0)), 2 * 20 * 4);
+ * ```
+ */
 export function sectionBytes(layout: ArenaLayout, section: number): number {
   const codes = layout.total - layout.compactStart;
   const bytes = section === EXP_AVG || section === EXP_AVG + 1
@@ -147,7 +164,15 @@ export interface CompactBuffers {
 
 /**
  * The bind groups of the compact chunks, and the buffer of their uniforms (freed with the
- * state).
+ * state). Made once, with the state: a step binds them as they are.
+ *
+ * @example
+ * ```ts ignore
+ * const chunks = planCompactChunks(layout, limits);
+ * const { dispatches, buffer } = compactDispatches(device, pipelines.stepCompact, layout, chunks, {
+ *   sections, consts, control, ring, placeholder: () => device.createBuffer({ size: 16, usage }),
+ * });
+ * ```
  */
 export function compactDispatches(
   device: GPUDevice,
