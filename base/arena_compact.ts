@@ -20,7 +20,9 @@
 import {
   type ArenaLayout,
   codesSection,
+  type CompactMoment,
   EXP_AVG,
+  EXP_AVG_SQ,
   GRADS,
   PARAMS,
   planArena,
@@ -34,6 +36,7 @@ import {
   spreadStart,
 } from "./arena.ts";
 import { compactLength, Q8_BLOCK } from "./q8.ts";
+import { decodeTensor, encodeTensor } from "./q8_tensor.ts";
 
 /**
  * The layout of an 8-bit state of tensors of the given `lengths` (`names` in the order given;
@@ -209,4 +212,92 @@ function placeSections(
     end = start + bytes;
   }
   return { sectionOffsets, end };
+}
+
+/**
+ * Whether `section` is a moment's and the state holds some moment in 8 bits: a host backend's
+ * reads and writes of it then go through the codes ({@linkcode sectionValues}).
+ *
+ * @example
+ * ```ts
+ * import { holdsCodes, planCompactArena } from "./arena_compact.ts";
+ * import { EXP_AVG, PARAMS } from "./arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planCompactArena(["w"], [5000], { moments: 2 });
+ * assert.equal(holdsCodes(layout, EXP_AVG), true);
+ * assert.equal(holdsCodes(layout, PARAMS), false);
+ * ```
+ */
+export function holdsCodes(layout: ArenaLayout, section: number): boolean {
+  return (section === EXP_AVG || section === EXP_AVG_SQ) && layout.compactStart < layout.total;
+}
+
+/**
+ * Copies of a section's values by name (a host backend's `readSection`), from its f32 `views`,
+ * a compact tensor's moment decoded from its codes in `compact` (given where
+ * {@linkcode holdsCodes}).
+ *
+ * @example
+ * ```ts
+ * import { planCompactArena, sectionValues, writeSectionValues } from "./arena_compact.ts";
+ * import { compactViews, EXP_AVG, sectionViews } from "./arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planCompactArena(["w", "b"], [4096, 3], { moments: 1 });
+ * const buffer = new ArrayBuffer(layout.byteLength);
+ * const views = sectionViews(buffer, 0, layout, EXP_AVG);
+ * const codes = compactViews(buffer, 0, layout, 0);
+ * const data = { w: new Float32Array(4096).fill(-1), b: new Float32Array([1, 2, 3]) };
+ * writeSectionValues(layout, views, codes, data);
+ * assert.deepEqual(sectionValues(layout, views, codes), data);
+ * ```
+ */
+export function sectionValues(
+  layout: ArenaLayout,
+  views: Readonly<Record<string, Float32Array>>,
+  compact: Readonly<Record<string, CompactMoment>> | undefined,
+): Record<string, Float32Array> {
+  const out: Record<string, Float32Array> = {};
+  layout.names.forEach((name, i) => {
+    if (compact === undefined || !layout.compact[i]) out[name] = views[name].slice();
+    else {
+      out[name] = new Float32Array(layout.lengths[i]);
+      decodeTensor(compact[name].codes, compact[name].scales, out[name]);
+    }
+  });
+  return out;
+}
+
+/**
+ * Writes a section's values by name (a host backend's `writeSection`) into its f32 `views`, a
+ * compact tensor's moment encoded into its codes in `compact` (lossy; given where
+ * {@linkcode holdsCodes}). A value that is its view already is left as it is.
+ *
+ * @example
+ * ```ts
+ * import { planCompactArena, writeSectionValues } from "./arena_compact.ts";
+ * import { PARAMS, sectionViews } from "./arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planCompactArena(["w"], [3], {});
+ * const views = sectionViews(new ArrayBuffer(layout.byteLength), 0, layout, PARAMS);
+ * writeSectionValues(layout, views, undefined, { w: new Float32Array([1, 2, 3]) });
+ * assert.deepEqual(views.w, new Float32Array([1, 2, 3]));
+ * ```
+ */
+export function writeSectionValues(
+  layout: ArenaLayout,
+  views: Readonly<Record<string, Float32Array>>,
+  compact: Readonly<Record<string, CompactMoment>> | undefined,
+  data: Readonly<Record<string, Float32Array>>,
+): void {
+  layout.names.forEach((name, i) => {
+    if (compact !== undefined && layout.compact[i]) {
+      encodeTensor(data[name], compact[name].codes, compact[name].scales);
+      return;
+    }
+    const to = views[name], from = data[name];
+    if (to.buffer !== from.buffer || to.byteOffset !== from.byteOffset) to.set(from);
+  });
 }

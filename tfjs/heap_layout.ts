@@ -1,7 +1,7 @@
 /**
  * How a state on TensorFlow.js's wasm heap (heap_backend.ts) is laid out: the bytes it
- * allocates, the runs of the kernel over its tensors, and the reads and writes of a moment held
- * in 8 bits (`states: "8bit"`: decoded and encoded, as the CPU backends do).
+ * allocates and the runs of the kernel over its tensors (a moment held in 8 bits, with
+ * `states: "8bit"`, is read and written as the CPU backends do: base/arena_compact.ts).
  *
  * The allocation: `[main descriptor | one descriptor per external tensor | scalar blocks |
  * scratch | arena]`, each part at a multiple of 64 bytes. The scratch is the 2 KiB the kernel's
@@ -11,17 +11,8 @@
  *
  * @module
  */
-import {
-  type ArenaLayout,
-  type CompactMoment,
-  EXP_AVG,
-  EXP_AVG_SQ,
-  GRADS,
-  hasSection,
-  PARAMS,
-} from "../base/arena.ts";
+import { type ArenaLayout, GRADS, hasSection, PARAMS } from "../base/arena.ts";
 import { Q8_BLOCK } from "../base/q8.ts";
-import { decodeTensor, encodeTensor } from "../base/q8_tensor.ts";
 import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
 import { scratchBytes } from "../cpu/wasm_backend.ts";
 
@@ -116,43 +107,4 @@ export function planRuns(layout: ArenaLayout, external: readonly boolean[], at: 
     else runs.push({ descriptor: at, start, end, external: -1 });
   }
   return runs;
-}
-
-/** Whether `section` is a moment's, and the state holds some moment in 8 bits. */
-export function holdsCodesOf(layout: ArenaLayout, section: number): boolean {
-  return (section === EXP_AVG || section === EXP_AVG_SQ) && layout.compactStart < layout.total;
-}
-
-/** Copies of a section's values: a compact tensor's moment decoded from `compact`. */
-export function readValues(
-  layout: ArenaLayout,
-  views: Readonly<Record<string, Float32Array>>,
-  compact: Readonly<Record<string, CompactMoment>> | undefined,
-): Record<string, Float32Array> {
-  const out: Record<string, Float32Array> = {};
-  layout.names.forEach((name, i) => {
-    if (compact === undefined || !layout.compact[i]) out[name] = views[name].slice();
-    else {
-      out[name] = new Float32Array(layout.lengths[i]);
-      decodeTensor(compact[name].codes, compact[name].scales, out[name]);
-    }
-  });
-  return out;
-}
-
-/** Writes a section's values: a compact tensor's moment encoded into `compact` (lossy). */
-export function writeValues(
-  layout: ArenaLayout,
-  views: Readonly<Record<string, Float32Array>>,
-  compact: Readonly<Record<string, CompactMoment>> | undefined,
-  data: Readonly<Record<string, Float32Array>>,
-): void {
-  layout.names.forEach((name, i) => {
-    if (compact !== undefined && layout.compact[i]) {
-      encodeTensor(data[name], compact[name].codes, compact[name].scales);
-      return;
-    }
-    const to = views[name], from = data[name];
-    if (to.buffer !== from.buffer || to.byteOffset !== from.byteOffset) to.set(from);
-  });
 }
