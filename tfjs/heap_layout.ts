@@ -46,7 +46,23 @@ function headerBytes(layout: ArenaLayout, externals: number): number {
   return ALIGN * (1 + externals) + Math.ceil(blocks / ALIGN) * ALIGN;
 }
 
-/** The placement of an allocation at `pointer` with `externals` external tensors. */
+/**
+ * The placement of an allocation at `pointer` with `externals` external tensors, its arena from
+ * section `first` on (see {@linkcode allocationBytes}).
+ *
+ * @example
+ * ```ts
+ * import { placement } from "./heap_layout.ts";
+ * import { planArena, PARAMS } from "../base/arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planArena(["w"], [10], { moments: 2 });
+ * const at = placement(layout, 100, 1, PARAMS);
+ * assert.equal(at.at, 128); // aligned to 64
+ * assert.equal(at.scalars, 128 + 2 * 64); // after the main descriptor and one external one
+ * assert.equal(at.scratch, at.scalars + 64); // one scalar block; no scratch in 32 bits
+ * ```
+ */
 export function placement(
   layout: ArenaLayout,
   pointer: number,
@@ -63,6 +79,17 @@ export function placement(
 /**
  * Bytes to allocate: room to align to 64, the header, and the arena from section `first` on
  * (`PARAMS`: all of it; `GRADS`: no params section; `EXP_AVG`: neither params nor gradients).
+ *
+ * @example
+ * ```ts
+ * import { allocationBytes } from "./heap_layout.ts";
+ * import { EXP_AVG, planArena, PARAMS } from "../base/arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planArena(["w"], [1 << 16], { moments: 2 });
+ * // Leaving out the params and the gradients saves 8 bytes a parameter, at least.
+ * assert.ok(allocationBytes(layout, 1, PARAMS) - allocationBytes(layout, 1, EXP_AVG) >= 8 << 16);
+ * ```
  */
 export function allocationBytes(layout: ArenaLayout, externals: number, first: number): number {
   return ALIGN + headerBytes(layout, externals) + layout.byteLength -
@@ -80,7 +107,19 @@ function skippedBytes(layout: ArenaLayout, first: number): number {
   return least;
 }
 
-/** The elements a run over tensor `i` steps: a compact tensor's whole blocks, padding included. */
+/**
+ * The elements a run over tensor `i` steps: a compact tensor's whole blocks, padding included.
+ *
+ * @example
+ * ```ts
+ * import { runLength } from "./heap_layout.ts";
+ * import { planCompactArena } from "../base/arena_compact.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planCompactArena(["w", "b"], [5000, 10], { moments: 2 }); // order: b, w
+ * assert.deepEqual([runLength(layout, 0), runLength(layout, 1)], [10, 5120]);
+ * ```
+ */
 export function runLength(layout: ArenaLayout, i: number): number {
   const n = layout.lengths[i];
   return layout.compact[i] ? Math.ceil(n / Q8_BLOCK) * Q8_BLOCK : n;
@@ -90,6 +129,19 @@ export function runLength(layout: ArenaLayout, i: number): number {
  * The kernel's runs: consecutive tensors held in the arena as one run of the main descriptor at
  * `at`; each external one with a descriptor of its own (from `at + ALIGN` on), whose params word
  * points at its variable.
+ *
+ * @example
+ * ```ts
+ * import { planRuns } from "./heap_layout.ts";
+ * import { planArena } from "../base/arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planArena(["a", "b", "c"], [4, 4, 4], {});
+ * assert.deepEqual(planRuns(layout, [false, false, true], 0), [
+ *   { descriptor: 0, start: 0, end: 8, external: -1 },
+ *   { descriptor: 64, start: 8, end: 12, external: 2 },
+ * ]);
+ * ```
  */
 export function planRuns(layout: ArenaLayout, external: readonly boolean[], at: number): Run[] {
   const runs: Run[] = [];
