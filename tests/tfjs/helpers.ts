@@ -6,7 +6,6 @@ import { randoms } from "../util.ts";
 import type { CompactMoment } from "../../base/arena.ts";
 import { holdsCodes } from "../../base/backend.ts";
 import { type OptimizerState, stateInternals } from "../../core/state.ts";
-import { dispose, radam } from "../../mod.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import * as wasm from "@tensorflow/tfjs-backend-wasm";
@@ -47,27 +46,6 @@ export async function webgpuTestOptions(): Promise<
     );
   }
   return { ignore: !adapter, sanitizeResources: false, sanitizeOps: false };
-}
-
-/**
- * Whether the library's WebGPU state holds 8-bit moments here: false while it refuses them with
- * its TypeError ("does not run states"), which tests/tfjs/compact_weights_test.ts then checks.
- */
-export async function webgpuRunsEightBit(): Promise<boolean> {
-  const adapter = await navigator.gpu?.requestAdapter();
-  if (!adapter) return false;
-  const device = await adapter.requestDevice();
-  try {
-    const state = await radam({ states: "8bit", backend: "webgpu" })
-      .init({ w: new Float32Array(4096) }, { device });
-    dispose(state);
-    return true;
-  } catch (e) {
-    if (e instanceof TypeError && /does not run states/.test(e.message)) return false;
-    throw e;
-  } finally {
-    device.destroy();
-  }
 }
 
 /** Switches tfjs to `name` and waits until it is ready. */

@@ -26,7 +26,6 @@ import {
   tfl,
   unpackCodes,
   useBackend,
-  webgpuRunsEightBit,
   webgpuTestOptions,
   weightValues,
 } from "./helpers.ts";
@@ -152,17 +151,13 @@ async function throughApplyGradients(
 
 const sanitize = await webgpuTestOptions();
 
-// In 8 bits once the library's WebGPU state holds 8-bit moments (ignored while it refuses them:
-// tests/tfjs/compact_weights_test.ts checks the refusal).
-const eightBitOnGpu = !sanitize.ignore && await webgpuRunsEightBit();
-
 for (const row of RULE_TABLE) {
   for (const states of FORMATS) {
     Deno.test({
       name:
         `tfjs webgpu: ${row.rule} (${states}) through model.fit runs on the GPU, lowers the loss, keeps its moments`,
       ...sanitize,
-      ignore: sanitize.ignore || (states === "8bit" && !eightBitOnGpu),
+      ignore: sanitize.ignore,
       async fn() {
         await useBackend("webgpu");
         const model = states === "8bit" ? bigNet(9) : denseNet(9);
