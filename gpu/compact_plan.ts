@@ -23,8 +23,9 @@ import {
 } from "../base/arena.ts";
 import { placeCompactTensors } from "../base/arena_compact.ts";
 import { Q8_BLOCK } from "../base/q8.ts";
-import { dispatchGrid } from "./_wgsl.ts";
+import { CHUNK_BYTES, CHUNK_WORD, dispatchGrid } from "./_wgsl.ts";
 import { ALIGN_ELEMENTS, type GpuPlanLimits, planGpuArena } from "./arena_plan.ts";
+import type { GpuTensor } from "./gpu_tensors.ts";
 import { bindGroup, type Compiled, type Dispatch } from "./pipelines.ts";
 import { COMPACT_CHUNK_BYTES, COMPACT_CHUNK_WORD } from "./wgsl_compact.ts";
 
@@ -160,53 +161,69 @@ export interface CompactBuffers {
    * a section, as no two writable bindings may share a buffer.
    */
   placeholder(section: number): GPUBuffer;
+  /**
+   * The params updated in place in a caller's buffer, by tensor index (a compact tensor whose
+   * length is a multiple of 256: no padding lies past it).
+   */
+  inPlace: ReadonlyMap<number, GpuTensor>;
+}
+
+/** The dispatches of the compact tensors' step and the buffer of their uniforms. */
+export interface CompactDispatches {
+  /** One a chunk. */
+  dispatches: Dispatch[];
+  /** Copies of the params updated in place into the arena's params section, and back. */
+  inPlaceReads: Dispatch[];
+  inPlaceWrites: Dispatch[];
+  /** The chunks' uniforms (freed with the state), where there is a chunk. */
+  buffer: GPUBuffer | undefined;
 }
 
 /**
  * The bind groups of the compact chunks, and the buffer of their uniforms (freed with the
- * state). Made once, with the state: a step binds them as they are.
+ * state). Made once, with the state: a step binds them as they are. A chunk of a param updated
+ * in place binds its caller's buffer range (zero copy), with a copy each way for reads and
+ * restores (`copy_tensor`, as the 32-bit step's in-place params).
  *
  * @example
  * ```ts ignore
  * const chunks = planCompactChunks(layout, limits);
- * const { dispatches, buffer } = compactDispatches(device, pipelines.stepCompact, layout, chunks, {
- *   sections, consts, control, ring, placeholder: () => device.createBuffer({ size: 16, usage }),
+ * const { dispatches } = compactDispatches(device, pipelines, layout, chunks, {
+ *   sections, consts, control, ring, inPlace: new Map(),
+ *   placeholder: () => device.createBuffer({ size: 16, usage }),
  * });
  * ```
  */
 export function compactDispatches(
   device: GPUDevice,
-  compiled: Compiled,
+  pipelines: { readonly stepCompact: Compiled; readonly copyTensor: Compiled },
   layout: ArenaLayout,
   chunks: readonly CompactChunk[],
   b: CompactBuffers,
-): { dispatches: Dispatch[]; buffer: GPUBuffer | undefined } {
-  if (chunks.length === 0) return { dispatches: [], buffer: undefined };
+): CompactDispatches {
+  const out: CompactDispatches = {
+    dispatches: [],
+    inPlaceReads: [],
+    inPlaceWrites: [],
+    buffer: undefined,
+  };
+  if (chunks.length === 0) return out;
+  // By the element after its last: the tensor of each chunk updated in place.
+  const inPlaceAt = new Map<number, number>();
+  for (const i of b.inPlace.keys()) inPlaceAt.set(layout.offsets[i] + layout.lengths[i], i);
+  const copies = chunks.filter((c) => inPlaceAt.has(c.end)).length;
   const stride = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
-  const uniforms = device.createBuffer({
+  const uniforms = out.buffer = device.createBuffer({
     label: "radam compact chunks",
-    size: stride * chunks.length,
+    size: stride * (chunks.length + copies),
     usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
   });
-  const words = new Uint32Array(stride * chunks.length / 4);
+  const words = new Uint32Array(stride * (chunks.length + copies) / 4);
   const has = (k: number) => layout.sectionOffsets[k] >= 0;
-  // One placeholder a section the state lacks, bound by every chunk.
-  const placeholders = new Map<number, GPUBuffer>();
-  const placeholder = (k: number) => {
-    let buffer = placeholders.get(k);
-    if (buffer === undefined) placeholders.set(k, buffer = b.placeholder(k));
-    return { buffer };
-  };
-  const allBlocks = (layout.total - layout.compactStart) / Q8_BLOCK;
-  const dispatches = chunks.map((c, j): Dispatch => {
-    const at = j * stride / 4;
-    const block0 = (c.start - layout.compactStart) / Q8_BLOCK;
-    words[at + COMPACT_CHUNK_WORD.blocks] = c.blocks;
-    words[at + COMPACT_CHUNK_WORD.start] = c.start;
-    words[at + COMPACT_CHUNK_WORD.block0] = block0;
-    words[at + COMPACT_CHUNK_WORD.end] = c.end;
-    words[at + COMPACT_CHUNK_WORD.group] = c.group;
-    words[at + COMPACT_CHUNK_WORD.all_blocks] = allBlocks;
+  const placeholder = placeholders(b);
+  let copySlot = chunks.length;
+  chunks.forEach((c, j) => {
+    const block0 = writeChunkWords(words, j * stride / 4, c, layout);
     const elements = (k: number) =>
       has(k)
         ? { buffer: b.sections[k], offset: c.start * 4, size: c.blocks * Q8_BLOCK * 4 }
@@ -219,9 +236,18 @@ export function compactDispatches(
           size: c.blocks * Q8_BLOCK,
         }
         : placeholder(codesSection(k));
-    return {
-      bindGroup: bindGroup(device, compiled, {
-        p: elements(PARAMS),
+    const tensor = inPlaceAt.get(c.end);
+    const param = tensor === undefined ? undefined : b.inPlace.get(tensor)!;
+    // A param updated in place: its caller's buffer range, at the chunk's place in the tensor
+    // (a multiple of 1024 bytes past the tensor's aligned offset, so aligned too).
+    const p = param === undefined ? elements(PARAMS) : {
+      buffer: param.buffer,
+      offset: (param.offset ?? 0) + (c.start - layout.offsets[tensor!]) * 4,
+      size: c.blocks * Q8_BLOCK * 4,
+    };
+    out.dispatches.push({
+      bindGroup: bindGroup(device, pipelines.stepCompact, {
+        p,
         g: elements(GRADS),
         slow: elements(SLOW),
         m_codes: codes(0),
@@ -233,8 +259,45 @@ export function compactDispatches(
         ring: { buffer: b.ring },
       }),
       grid: c.grid,
-    };
+    });
+    if (param === undefined) return;
+    // (copy_tensor reads the count of a chunk's uniform: a workgroup a block, as the step.)
+    words[copySlot * stride / 4 + CHUNK_WORD.count] = c.blocks * Q8_BLOCK;
+    const chunk = { buffer: uniforms, offset: copySlot++ * stride, size: CHUNK_BYTES };
+    const copy = (src: GPUBufferBinding, dst: GPUBufferBinding): Dispatch => ({
+      bindGroup: bindGroup(device, pipelines.copyTensor, { src, dst, chunk }),
+      grid: c.grid,
+    });
+    out.inPlaceReads.push(copy(p, elements(PARAMS)));
+    out.inPlaceWrites.push(copy(elements(PARAMS), p));
   });
   device.queue.writeBuffer(uniforms, 0, words);
-  return { dispatches, buffer: uniforms };
+  return out;
+}
+
+/** Writes chunk `c`'s uniform at word `at`; returns the index of its first block's scales. */
+function writeChunkWords(
+  words: Uint32Array,
+  at: number,
+  c: CompactChunk,
+  layout: ArenaLayout,
+): number {
+  const block0 = (c.start - layout.compactStart) / Q8_BLOCK;
+  words[at + COMPACT_CHUNK_WORD.blocks] = c.blocks;
+  words[at + COMPACT_CHUNK_WORD.start] = c.start;
+  words[at + COMPACT_CHUNK_WORD.block0] = block0;
+  words[at + COMPACT_CHUNK_WORD.end] = c.end;
+  words[at + COMPACT_CHUNK_WORD.group] = c.group;
+  words[at + COMPACT_CHUNK_WORD.all_blocks] = (layout.total - layout.compactStart) / Q8_BLOCK;
+  return block0;
+}
+
+/** The binding of each section the state lacks: one placeholder a section, for every chunk. */
+function placeholders(b: CompactBuffers): (section: number) => GPUBufferBinding {
+  const made = new Map<number, GPUBuffer>();
+  return (k) => {
+    let buffer = made.get(k);
+    if (buffer === undefined) made.set(k, buffer = b.placeholder(k));
+    return { buffer };
+  };
 }
