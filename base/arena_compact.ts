@@ -20,7 +20,9 @@
 import {
   type ArenaLayout,
   codesSection,
+  type CompactMoment,
   EXP_AVG,
+  EXP_AVG_SQ,
   GRADS,
   PARAMS,
   planArena,
@@ -34,6 +36,7 @@ import {
   spreadStart,
 } from "./arena.ts";
 import { compactLength, Q8_BLOCK } from "./q8.ts";
+import { decodeTensor, encodeTensor } from "./q8_tensor.ts";
 
 /**
  * The layout of an 8-bit state of tensors of the given `lengths` (`names` in the order given;
@@ -57,9 +60,69 @@ export function planCompactArena(
   lengths: readonly number[],
   options: PlanOptions,
 ): ArenaLayout {
+  const placed = placeCompactTensors(names, lengths, options, 1);
+  if (!placed) return { ...planArena(names, lengths, options), states: "8bit" };
+  const { total, compactStart, segments } = placed;
+  const moments = placed.unsignedCodes.length;
+  const wide = placed.compact.includes(false);
+  const { sectionOffsets, end } = placeSections(total, compactStart, moments, !!options.slow, wide);
+  const segmentTableOffset = Math.ceil(end / SECTION_ALIGN_BYTES) * SECTION_ALIGN_BYTES;
+  return {
+    ...placed,
+    sectionLength: total,
+    sectionCount: sectionOffsets.filter((o) => o >= 0).length,
+    sectionOffsets,
+    segmentTableOffset,
+    byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
+    states: "8bit",
+  };
+}
+
+/** The tensors of a compact layout as {@linkcode placeCompactTensors} places them. */
+export interface CompactTensors {
+  /** Names, lengths and whether each is compact, in the layout's order (compact ones last). */
+  readonly names: readonly string[];
+  readonly lengths: readonly number[];
+  readonly compact: readonly boolean[];
+  /** Element offsets. */
+  readonly offsets: readonly number[];
+  /** Elements, the last compact tensor's padding included. */
+  readonly total: number;
+  /** The first compact tensor's offset (a multiple of 256). */
+  readonly compactStart: number;
+  /** The segment rows (see `compactSegments`). */
+  readonly segments: readonly Segment[];
+  /** Whether each moment's codes are unsigned. */
+  readonly unsignedCodes: readonly boolean[];
+}
+
+/**
+ * The order, offsets and segment rows of the tensors of an 8-bit state, shared by the CPU's
+ * plan (`align` 1: back to back) and the GPU's (each tensor at a multiple of `align` elements):
+ * those with f32 moments first, then the compact ones, each in the order given, the first
+ * compact one at a multiple of 256 and each padded to one. Undefined where none is compact.
+ *
+ * @example
+ * ```ts
+ * import { placeCompactTensors } from "./arena_compact.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const placed = placeCompactTensors(["w", "b", "c"], [5000, 10, 3], { moments: 2 }, 64)!;
+ * assert.deepEqual(placed.names, ["b", "c", "w"]);
+ * assert.deepEqual(placed.offsets, [0, 64, 256]);
+ * assert.equal(placed.total, 256 + 5120);
+ * assert.equal(placeCompactTensors(["b"], [10], {}, 1), undefined);
+ * ```
+ */
+export function placeCompactTensors(
+  names: readonly string[],
+  lengths: readonly number[],
+  options: PlanOptions,
+  align: number,
+): CompactTensors | undefined {
   const moments = options.moments ?? 2;
   const compact = lengths.map((n) => moments > 0 && compactLength(n));
-  if (!compact.includes(true)) return { ...planArena(names, lengths, options), states: "8bit" };
+  if (!compact.includes(true)) return undefined;
   // wide tensors first, then compact ones, each in the order given
   const order = [...lengths.keys()].sort((a, b) =>
     Number(compact[a]) - Number(compact[b]) || a - b
@@ -68,7 +131,7 @@ export function planCompactArena(
     names: order.map((i) => names[i]),
     lengths: order.map((i) => lengths[i]),
     compact: order.map((i) => compact[i]),
-    groups: options.groups && order.map((i) => options.groups![i]),
+    groups: order.map((i) => options.groups?.[i] ?? 0),
   };
   const offsets: number[] = [];
   let total = 0;
@@ -78,52 +141,43 @@ export function planCompactArena(
       compactStart = Math.ceil(total / Q8_BLOCK) * Q8_BLOCK;
       total = compactStart;
     }
-    offsets.push(total);
-    total += sorted.compact[i] ? Math.ceil(n / Q8_BLOCK) * Q8_BLOCK : n;
+    const offset = Math.ceil(total / align) * align;
+    offsets.push(offset);
+    total = offset + (sorted.compact[i] ? Math.ceil(n / Q8_BLOCK) * Q8_BLOCK : n);
   });
-  const segments = compactSegments(offsets, sorted.lengths, sorted.compact, sorted.groups);
-  const wide = sorted.compact.includes(false);
-  const { sectionOffsets, end } = placeSections(total, compactStart, moments, !!options.slow, wide);
-  const segmentTableOffset = Math.ceil(end / SECTION_ALIGN_BYTES) * SECTION_ALIGN_BYTES;
   return {
     names: sorted.names,
     lengths: sorted.lengths,
+    compact: sorted.compact,
     offsets,
     total,
-    sectionLength: total,
-    sectionCount: sectionOffsets.filter((o) => o >= 0).length,
-    sectionOffsets,
-    segments,
-    segmentTableOffset,
-    byteLength: segmentTableOffset + segments.length * SEGMENT_ROW_BYTES,
-    states: "8bit",
-    compact: sorted.compact,
     compactStart,
+    segments: compactSegments(offsets, sorted.lengths, sorted.compact, sorted.groups),
     unsignedCodes: [...Array(moments).keys()].map((k) => !!options.nonNegative?.[k]),
   };
 }
 
 /**
- * The segment rows of a compact layout: the runs of the tensors with f32 moments (their groups'
- * runs, or one run of group 0), then a row per compact tensor with the end of its last block.
+ * The segment rows of a compact layout: the runs of the tensors with f32 moments (by group),
+ * then a row per compact tensor with the end of its last block.
  */
 function compactSegments(
   offsets: readonly number[],
   lengths: readonly number[],
   compact: readonly boolean[],
-  groups: readonly number[] | undefined,
+  groups: readonly number[],
 ): Segment[] {
   const wide = compact.indexOf(true);
   const rows: Segment[] = segmentRuns(
     offsets.slice(0, wide),
     lengths.slice(0, wide),
-    groups ? groups.slice(0, wide) : lengths.slice(0, wide).map(() => 0),
+    groups.slice(0, wide),
   ).filter((row) => row.end > row.start);
   for (let i = wide; i < lengths.length; i++) {
     rows.push({
       start: offsets[i],
       end: offsets[i] + lengths[i],
-      group: groups ? groups[i] : 0,
+      group: groups[i],
       padded: offsets[i] + Math.ceil(lengths[i] / Q8_BLOCK) * Q8_BLOCK,
     });
   }
@@ -158,4 +212,92 @@ function placeSections(
     end = start + bytes;
   }
   return { sectionOffsets, end };
+}
+
+/**
+ * Whether `section` is a moment's and the state holds some moment in 8 bits: a host backend's
+ * reads and writes of it then go through the codes ({@linkcode sectionValues}).
+ *
+ * @example
+ * ```ts
+ * import { holdsCodes, planCompactArena } from "./arena_compact.ts";
+ * import { EXP_AVG, PARAMS } from "./arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planCompactArena(["w"], [5000], { moments: 2 });
+ * assert.equal(holdsCodes(layout, EXP_AVG), true);
+ * assert.equal(holdsCodes(layout, PARAMS), false);
+ * ```
+ */
+export function holdsCodes(layout: ArenaLayout, section: number): boolean {
+  return (section === EXP_AVG || section === EXP_AVG_SQ) && layout.compactStart < layout.total;
+}
+
+/**
+ * Copies of a section's values by name (a host backend's `readSection`), from its f32 `views`,
+ * a compact tensor's moment decoded from its codes in `compact` (given where
+ * {@linkcode holdsCodes}).
+ *
+ * @example
+ * ```ts
+ * import { planCompactArena, sectionValues, writeSectionValues } from "./arena_compact.ts";
+ * import { compactViews, EXP_AVG, sectionViews } from "./arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planCompactArena(["w", "b"], [4096, 3], { moments: 1 });
+ * const buffer = new ArrayBuffer(layout.byteLength);
+ * const views = sectionViews(buffer, 0, layout, EXP_AVG);
+ * const codes = compactViews(buffer, 0, layout, 0);
+ * const data = { w: new Float32Array(4096).fill(-1), b: new Float32Array([1, 2, 3]) };
+ * writeSectionValues(layout, views, codes, data);
+ * assert.deepEqual(sectionValues(layout, views, codes), data);
+ * ```
+ */
+export function sectionValues(
+  layout: ArenaLayout,
+  views: Readonly<Record<string, Float32Array>>,
+  compact: Readonly<Record<string, CompactMoment>> | undefined,
+): Record<string, Float32Array> {
+  const out: Record<string, Float32Array> = {};
+  layout.names.forEach((name, i) => {
+    if (compact === undefined || !layout.compact[i]) out[name] = views[name].slice();
+    else {
+      out[name] = new Float32Array(layout.lengths[i]);
+      decodeTensor(compact[name].codes, compact[name].scales, out[name]);
+    }
+  });
+  return out;
+}
+
+/**
+ * Writes a section's values by name (a host backend's `writeSection`) into its f32 `views`, a
+ * compact tensor's moment encoded into its codes in `compact` (lossy; given where
+ * {@linkcode holdsCodes}). A value that is its view already is left as it is.
+ *
+ * @example
+ * ```ts
+ * import { planCompactArena, writeSectionValues } from "./arena_compact.ts";
+ * import { PARAMS, sectionViews } from "./arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planCompactArena(["w"], [3], {});
+ * const views = sectionViews(new ArrayBuffer(layout.byteLength), 0, layout, PARAMS);
+ * writeSectionValues(layout, views, undefined, { w: new Float32Array([1, 2, 3]) });
+ * assert.deepEqual(views.w, new Float32Array([1, 2, 3]));
+ * ```
+ */
+export function writeSectionValues(
+  layout: ArenaLayout,
+  views: Readonly<Record<string, Float32Array>>,
+  compact: Readonly<Record<string, CompactMoment>> | undefined,
+  data: Readonly<Record<string, Float32Array>>,
+): void {
+  layout.names.forEach((name, i) => {
+    if (compact !== undefined && layout.compact[i]) {
+      encodeTensor(data[name], compact[name].codes, compact[name].scales);
+      return;
+    }
+    const to = views[name], from = data[name];
+    if (to.buffer !== from.buffer || to.byteOffset !== from.byteOffset) to.set(from);
+  });
 }

@@ -10,13 +10,12 @@ import {
   type CompactMoment,
   compactViews,
   EXP_AVG,
-  EXP_AVG_SQ,
   GRADS,
   PARAMS,
   sectionViews,
 } from "../base/arena.ts";
 import type { CompactHostBackend } from "../base/backend.ts";
-import { decodeTensor, encodeTensor } from "../base/q8_tensor.ts";
+import { holdsCodes, sectionValues, writeSectionValues } from "../base/arena_compact.ts";
 import type { BackendName } from "../base/options.ts";
 import { BLOCK_WORDS, blockCount } from "../base/scalars.ts";
 
@@ -43,16 +42,6 @@ export interface CpuKernels {
   threads: number;
   /** Releases what the backend holds besides memory (workers); nothing for one thread. */
   dispose(): void;
-}
-
-/** Copies of the views of `names` (a host backend's `readSection`). */
-export function copiesOf(
-  views: Readonly<Record<string, Float32Array>>,
-  names: readonly string[],
-): Record<string, Float32Array> {
-  const out: Record<string, Float32Array> = {};
-  for (const name of names) out[name] = views[name].slice();
-  return out;
 }
 
 /** Tensor `i`'s gradient among `grads` (one array: the only tensor's). */
@@ -170,33 +159,17 @@ export class CpuBackend implements CompactHostBackend {
   }
 
   readSection(section: number): Promise<Record<string, Float32Array>> {
-    const views = this.viewSection(section);
-    const compact = this.#compactOf(section);
-    const out: Record<string, Float32Array> = {};
-    this.layout.names.forEach((name, i) => {
-      if (compact === undefined || !this.layout.compact[i]) out[name] = views[name].slice();
-      else {
-        out[name] = new Float32Array(this.layout.lengths[i]);
-        decodeTensor(compact[name].codes, compact[name].scales, out[name]);
-      }
-    });
-    return Promise.resolve(out);
+    return Promise.resolve(
+      sectionValues(this.layout, this.viewSection(section), this.#compactOf(section)),
+    );
   }
 
   writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void {
-    const views = this.viewSection(section);
-    const compact = this.#compactOf(section);
-    this.layout.names.forEach((name, i) => {
-      if (compact === undefined || !this.layout.compact[i]) views[name].set(data[name]);
-      else encodeTensor(data[name], compact[name].codes, compact[name].scales);
-    });
+    writeSectionValues(this.layout, this.viewSection(section), this.#compactOf(section), data);
   }
 
   /** The codes of a moment's section, where the state holds some; else undefined. */
   #compactOf(section: number): Readonly<Record<string, CompactMoment>> | undefined {
-    const moment = section === EXP_AVG || section === EXP_AVG_SQ;
-    return moment && this.layout.compactStart < this.layout.total
-      ? this.viewCompact(section - EXP_AVG)
-      : undefined;
+    return holdsCodes(this.layout, section) ? this.viewCompact(section - EXP_AVG) : undefined;
   }
 }

@@ -51,7 +51,22 @@ export async function readCompact(
   return out;
 }
 
-/** The f32 values moment `k`'s codes of each compact tensor hold, into `out` by name. */
+/**
+ * The f32 values the codes of each compact tensor hold, into `out` by name.
+ *
+ * @example
+ * ```ts
+ * import { decodeCompact, encodeCompact } from "./compact_io.ts";
+ * import { planGpuCompactArena } from "./compact_plan.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planGpuCompactArena(["w"], [4096], { moments: 1 });
+ * const w = new Float32Array(4096).fill(0.5);
+ * const out: Record<string, Float32Array> = {};
+ * decodeCompact(encodeCompact({ w }, layout, 0), layout, out);
+ * assert.deepEqual(out.w, w);
+ * ```
+ */
 export function decodeCompact(
   compact: Readonly<Record<string, CompactMoment>>,
   layout: ArenaLayout,
@@ -67,6 +82,18 @@ export function decodeCompact(
 /**
  * The codes and scales of moment `k` of each compact tensor in `values` (f32, by name), each
  * value to its nearest code (lossy).
+ *
+ * @example
+ * ```ts
+ * import { encodeCompact } from "./compact_io.ts";
+ * import { planGpuCompactArena } from "./compact_plan.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planGpuCompactArena(["w"], [4096], { moments: 2, nonNegative: [false, true] });
+ * const { w } = encodeCompact({ w: new Float32Array(4096).fill(2) }, layout, 1);
+ * assert.ok(w.codes instanceof Uint8Array);
+ * assert.deepEqual(w.scales, new Float32Array(16).fill(2));
+ * ```
  */
 export function encodeCompact(
   values: Readonly<Record<string, Float32Array>>,
@@ -89,6 +116,11 @@ export function encodeCompact(
  * Writes the codes and scales of moment `k` of the compact tensors in `data` (by name, already
  * checked: a tensor's length of codes, a scale a block) into the sections; the padding's codes
  * are written 0.
+ *
+ * @example
+ * ```ts ignore
+ * writeCompact(device, sections, layout, 0, encodeCompact({ w }, layout, 0));
+ * ```
  */
 export function writeCompact(
   device: GPUDevice,

@@ -18,14 +18,14 @@ import {
   PARAMS,
   type PlanOptions,
   scalesSection,
-  type Segment,
   SEGMENT_ROW_BYTES,
-  segmentRuns,
   SLOW,
 } from "../base/arena.ts";
-import { compactLength, Q8_BLOCK } from "../base/q8.ts";
-import { dispatchGrid } from "./_wgsl.ts";
+import { placeCompactTensors } from "../base/arena_compact.ts";
+import { Q8_BLOCK } from "../base/q8.ts";
+import { CHUNK_BYTES, CHUNK_WORD, dispatchGrid } from "./_wgsl.ts";
 import { ALIGN_ELEMENTS, type GpuPlanLimits, planGpuArena } from "./arena_plan.ts";
+import type { GpuTensor } from "./gpu_tensors.ts";
 import { bindGroup, type Compiled, type Dispatch } from "./pipelines.ts";
 import { COMPACT_CHUNK_BYTES, COMPACT_CHUNK_WORD } from "./wgsl_compact.ts";
 
@@ -49,71 +49,44 @@ export function planGpuCompactArena(
   lengths: readonly number[],
   options: PlanOptions,
 ): ArenaLayout {
-  const moments = options.moments ?? 2;
-  const compact = lengths.map((n) => moments > 0 && compactLength(n));
-  if (!compact.includes(true)) return { ...planGpuArena(names, lengths, options), states: "8bit" };
-  const order = [...lengths.keys()].sort((a, b) =>
-    Number(compact[a]) - Number(compact[b]) || a - b
-  );
-  const sorted = {
-    names: order.map((i) => names[i]),
-    lengths: order.map((i) => lengths[i]),
-    compact: order.map((i) => compact[i]),
-    groups: order.map((i) => options.groups?.[i] ?? 0),
-  };
-  const offsets: number[] = [];
-  let total = 0;
-  let compactStart = -1;
-  sorted.lengths.forEach((n, i) => {
-    if (sorted.compact[i] && compactStart < 0) {
-      compactStart = Math.ceil(total / Q8_BLOCK) * Q8_BLOCK;
-      total = compactStart;
-    }
-    const offset = Math.ceil(total / ALIGN_ELEMENTS) * ALIGN_ELEMENTS;
-    offsets.push(offset);
-    total = offset + (sorted.compact[i] ? Math.ceil(n / Q8_BLOCK) * Q8_BLOCK : n);
-  });
-  const wide = sorted.compact.indexOf(true);
-  const segments: Segment[] = segmentRuns(
-    offsets.slice(0, wide),
-    sorted.lengths.slice(0, wide),
-    sorted.groups.slice(0, wide),
-  ).filter((row) => row.end > row.start);
-  for (let i = wide; i < sorted.lengths.length; i++) {
-    const padded = offsets[i] + Math.ceil(sorted.lengths[i] / Q8_BLOCK) * Q8_BLOCK;
-    segments.push({
-      start: offsets[i],
-      end: offsets[i] + sorted.lengths[i],
-      group: sorted.groups[i],
-      padded,
-    });
-  }
+  const placed = placeCompactTensors(names, lengths, options, ALIGN_ELEMENTS);
+  if (!placed) return { ...planGpuArena(names, lengths, options), states: "8bit" };
   const sectionOffsets = new Array(scalesSection(1) + 1).fill(-1);
   for (const k of [PARAMS, GRADS, ...(options.slow ? [SLOW] : [])]) sectionOffsets[k] = 0;
   // The scales of every moment in one section (the first moment's, then the second's).
   sectionOffsets[scalesSection(0)] = 0;
-  for (let k = 0; k < moments; k++) {
+  for (let k = 0; k < placed.unsignedCodes.length; k++) {
     sectionOffsets[EXP_AVG + k] = sectionOffsets[codesSection(k)] = 0;
   }
   return {
-    names: sorted.names,
-    lengths: sorted.lengths,
-    offsets,
-    total,
-    sectionLength: total,
+    ...placed,
+    sectionLength: placed.total,
     sectionCount: sectionOffsets.filter((o) => o >= 0).length,
     sectionOffsets,
-    segments,
     segmentTableOffset: 0,
-    byteLength: segments.length * SEGMENT_ROW_BYTES,
+    byteLength: placed.segments.length * SEGMENT_ROW_BYTES,
     states: "8bit",
-    compact: sorted.compact,
-    compactStart,
-    unsignedCodes: [...Array(moments).keys()].map((k) => !!options.nonNegative?.[k]),
   };
 }
 
-/** Bytes of section `section`'s buffer in a GPU layout (at least 16). */
+/**
+ * Bytes of section `section`'s buffer in a GPU layout (at least 16): a moment's f32 section
+ * holds the elements before `compactStart`, its codes a byte an element after it, the scales
+ * section an f32 a block of every moment.
+ *
+ * @example
+ * ```ts
+ * import { planGpuCompactArena, sectionBytes } from "./compact_plan.ts";
+ * import { codesSection, EXP_AVG, PARAMS, scalesSection } from "../base/arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planGpuCompactArena(["w", "b"], [5000, 10], { moments: 2 });
+ * assert.equal(sectionBytes(layout, PARAMS), 4 * (256 + 5120));
+ * assert.equal(sectionBytes(layout, EXP_AVG), 4 * 256);
+ * assert.equal(sectionBytes(layout, codesSection(0)), 5120);
+ * assert.equal(sectionBytes(layout, scalesSection(0)), 2 * 20 * 4);
+ * ```
+ */
 export function sectionBytes(layout: ArenaLayout, section: number): number {
   const codes = layout.total - layout.compactStart;
   const bytes = section === EXP_AVG || section === EXP_AVG + 1
@@ -183,44 +156,78 @@ export interface CompactBuffers {
   consts: GPUBuffer;
   control: GPUBuffer;
   ring: GPUBuffer;
-  /** A placeholder of its own for each section the state lacks (slow weights, a second moment). */
+  /**
+   * A new placeholder for a section the state lacks (slow weights, a second moment): called once
+   * a section, as no two writable bindings may share a buffer.
+   */
   placeholder(section: number): GPUBuffer;
+  /**
+   * The params updated in place in a caller's buffer, by tensor index (a compact tensor whose
+   * length is a multiple of 256: no padding lies past it).
+   */
+  inPlace: ReadonlyMap<number, GpuTensor>;
+}
+
+/** The dispatches of the compact tensors' step and the buffer of their uniforms. */
+export interface CompactDispatches {
+  /** One a chunk. */
+  dispatches: Dispatch[];
+  /** Copies of the params updated in place into the arena's params section, and back. */
+  inPlaceReads: Dispatch[];
+  inPlaceWrites: Dispatch[];
+  /** The chunks' uniforms (freed with the state), where there is a chunk. */
+  buffer: GPUBuffer | undefined;
 }
 
 /**
  * The bind groups of the compact chunks, and the buffer of their uniforms (freed with the
- * state).
+ * state). Made once, with the state: a step binds them as they are. A chunk of a param updated
+ * in place binds its caller's buffer range (zero copy), with a copy each way for reads and
+ * restores (`copy_tensor`, as the 32-bit step's in-place params).
+ *
+ * @example
+ * ```ts ignore
+ * const chunks = planCompactChunks(layout, limits);
+ * const { dispatches } = compactDispatches(device, pipelines, layout, chunks, {
+ *   sections, consts, control, ring, inPlace: new Map(),
+ *   placeholder: () => device.createBuffer({ size: 16, usage }),
+ * });
+ * ```
  */
 export function compactDispatches(
   device: GPUDevice,
-  compiled: Compiled,
+  pipelines: { readonly stepCompact: Compiled; readonly copyTensor: Compiled },
   layout: ArenaLayout,
   chunks: readonly CompactChunk[],
   b: CompactBuffers,
-): { dispatches: Dispatch[]; buffer: GPUBuffer | undefined } {
-  if (chunks.length === 0) return { dispatches: [], buffer: undefined };
+): CompactDispatches {
+  const out: CompactDispatches = {
+    dispatches: [],
+    inPlaceReads: [],
+    inPlaceWrites: [],
+    buffer: undefined,
+  };
+  if (chunks.length === 0) return out;
+  // By the element after its last: the tensor of each chunk updated in place.
+  const inPlaceAt = new Map<number, number>();
+  for (const i of b.inPlace.keys()) inPlaceAt.set(layout.offsets[i] + layout.lengths[i], i);
+  const copies = chunks.filter((c) => inPlaceAt.has(c.end)).length;
   const stride = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
-  const uniforms = device.createBuffer({
+  const uniforms = out.buffer = device.createBuffer({
     label: "radam compact chunks",
-    size: stride * chunks.length,
+    size: stride * (chunks.length + copies),
     usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
   });
-  const words = new Uint32Array(stride * chunks.length / 4);
+  const words = new Uint32Array(stride * (chunks.length + copies) / 4);
   const has = (k: number) => layout.sectionOffsets[k] >= 0;
-  const allBlocks = (layout.total - layout.compactStart) / Q8_BLOCK;
-  const dispatches = chunks.map((c, j): Dispatch => {
-    const at = j * stride / 4;
-    const block0 = (c.start - layout.compactStart) / Q8_BLOCK;
-    words[at + COMPACT_CHUNK_WORD.blocks] = c.blocks;
-    words[at + COMPACT_CHUNK_WORD.start] = c.start;
-    words[at + COMPACT_CHUNK_WORD.block0] = block0;
-    words[at + COMPACT_CHUNK_WORD.end] = c.end;
-    words[at + COMPACT_CHUNK_WORD.group] = c.group;
-    words[at + COMPACT_CHUNK_WORD.all_blocks] = allBlocks;
+  const placeholder = placeholders(b);
+  let copySlot = chunks.length;
+  chunks.forEach((c, j) => {
+    const block0 = writeChunkWords(words, j * stride / 4, c, layout);
     const elements = (k: number) =>
       has(k)
         ? { buffer: b.sections[k], offset: c.start * 4, size: c.blocks * Q8_BLOCK * 4 }
-        : { buffer: b.placeholder(k) };
+        : placeholder(k);
     const codes = (k: number) =>
       has(codesSection(k))
         ? {
@@ -228,10 +235,19 @@ export function compactDispatches(
           offset: block0 * Q8_BLOCK,
           size: c.blocks * Q8_BLOCK,
         }
-        : { buffer: b.placeholder(codesSection(k)) };
-    return {
-      bindGroup: bindGroup(device, compiled, {
-        p: elements(PARAMS),
+        : placeholder(codesSection(k));
+    const tensor = inPlaceAt.get(c.end);
+    const param = tensor === undefined ? undefined : b.inPlace.get(tensor)!;
+    // A param updated in place: its caller's buffer range, at the chunk's place in the tensor
+    // (a multiple of 1024 bytes past the tensor's aligned offset, so aligned too).
+    const p = param === undefined ? elements(PARAMS) : {
+      buffer: param.buffer,
+      offset: (param.offset ?? 0) + (c.start - layout.offsets[tensor!]) * 4,
+      size: c.blocks * Q8_BLOCK * 4,
+    };
+    out.dispatches.push({
+      bindGroup: bindGroup(device, pipelines.stepCompact, {
+        p,
         g: elements(GRADS),
         slow: elements(SLOW),
         m_codes: codes(0),
@@ -243,8 +259,45 @@ export function compactDispatches(
         ring: { buffer: b.ring },
       }),
       grid: c.grid,
-    };
+    });
+    if (param === undefined) return;
+    // (copy_tensor reads the count of a chunk's uniform: a workgroup a block, as the step.)
+    words[copySlot * stride / 4 + CHUNK_WORD.count] = c.blocks * Q8_BLOCK;
+    const chunk = { buffer: uniforms, offset: copySlot++ * stride, size: CHUNK_BYTES };
+    const copy = (src: GPUBufferBinding, dst: GPUBufferBinding): Dispatch => ({
+      bindGroup: bindGroup(device, pipelines.copyTensor, { src, dst, chunk }),
+      grid: c.grid,
+    });
+    out.inPlaceReads.push(copy(p, elements(PARAMS)));
+    out.inPlaceWrites.push(copy(elements(PARAMS), p));
   });
   device.queue.writeBuffer(uniforms, 0, words);
-  return { dispatches, buffer: uniforms };
+  return out;
+}
+
+/** Writes chunk `c`'s uniform at word `at`; returns the index of its first block's scales. */
+function writeChunkWords(
+  words: Uint32Array,
+  at: number,
+  c: CompactChunk,
+  layout: ArenaLayout,
+): number {
+  const block0 = (c.start - layout.compactStart) / Q8_BLOCK;
+  words[at + COMPACT_CHUNK_WORD.blocks] = c.blocks;
+  words[at + COMPACT_CHUNK_WORD.start] = c.start;
+  words[at + COMPACT_CHUNK_WORD.block0] = block0;
+  words[at + COMPACT_CHUNK_WORD.end] = c.end;
+  words[at + COMPACT_CHUNK_WORD.group] = c.group;
+  words[at + COMPACT_CHUNK_WORD.all_blocks] = (layout.total - layout.compactStart) / Q8_BLOCK;
+  return block0;
+}
+
+/** The binding of each section the state lacks: one placeholder a section, for every chunk. */
+function placeholders(b: CompactBuffers): (section: number) => GPUBufferBinding {
+  const made = new Map<number, GPUBuffer>();
+  return (k) => {
+    let buffer = made.get(k);
+    if (buffer === undefined) made.set(k, buffer = b.placeholder(k));
+    return { buffer };
+  };
 }

@@ -201,7 +201,8 @@ export interface PlacedGpuParams {
  * last element (the kernel moves whole `vec4`s: up to 3 floats past a tensor whose length is not
  * a multiple of 4 are read and written back unchanged); else, with COPY_SRC | COPY_DST usage,
  * copied into the arena at init and back after every step (8 bytes a param a step). A tensor of
- * 8-bit moments (`compact(i)`, by its index) is always copied: its last block's padding lies past it.
+ * 8-bit moments whose length is not a multiple of 256 (`compact(i)`, by its index) is always
+ * copied: its last block's padding lies past it.
  * Throws a RangeError naming the tensor when neither is possible. Allocates nothing.
  */
 export function placeGpuParams(

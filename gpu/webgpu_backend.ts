@@ -24,7 +24,8 @@
  * the arena holds, one per binding-sized chunk of each run of consecutive such tensors, plus,
  * for each param updated in place in a caller's buffer, one per binding-sized chunk of it:
  * binding `p` is the caller's buffer range, the other sections are bound at the tensor's arena
- * offset (zero copy).
+ * offset (zero copy). An 8-bit state's compact tensors step in dispatches of their own, a
+ * workgroup a block (`compactDispatches`, compact_plan.ts), in place too where they may be.
  *
  * @module
  */
@@ -44,7 +45,12 @@ import type { Rule } from "../base/rule.ts";
 import { dispatchGrid } from "./_wgsl.ts";
 import { type GpuPlanLimits, planChunks } from "./arena_plan.ts";
 import { decodeCompact, encodeCompact, readCompact, writeCompact } from "./compact_io.ts";
-import { type CompactChunk, compactDispatches, planCompactChunks } from "./compact_plan.ts";
+import {
+  type CompactChunk,
+  type CompactDispatches,
+  compactDispatches,
+  planCompactChunks,
+} from "./compact_plan.ts";
 import { GpuStepCounter } from "./device_counter.ts";
 import { checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
 import { bindGroup, type Dispatch, dispatchEach, type Pipelines } from "./pipelines.ts";
@@ -177,36 +183,35 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       ring: this.counter.ring.buffer,
     }, this.#normComputed);
     this.#chunks = dispatches.step;
-    this.#compact = this.#compactSteps(consts, planCompactChunks(layout, limits));
+    const compact = this.#compactSteps(consts, planCompactChunks(layout, limits), inPlaceParams);
+    this.#compact = compact.dispatches;
     this.#normChunks = dispatches.norm;
     this.#decision = dispatches.decision;
     this.#extraBuffers.push(...dispatches.buffers);
-    const { inPlaceReads, inPlaceWrites } = dispatches;
     this.#io = new SectionIO(device, layout, this.#sections, {
       externals,
-      inPlaceReads,
-      inPlaceWrites,
+      inPlaceReads: [...dispatches.inPlaceReads, ...compact.inPlaceReads],
+      inPlaceWrites: [...dispatches.inPlaceWrites, ...compact.inPlaceWrites],
       copyTensor: pipelines.copyTensor.pipeline,
     });
   }
 
   /** The dispatches of the compact tensors' 8-bit step (none in a 32-bit state). */
-  #compactSteps(consts: GPUBuffer, chunks: readonly CompactChunk[]): Dispatch[] {
-    const { dispatches, buffer } = compactDispatches(
-      this.#device,
-      this.#pipelines.stepCompact,
-      this.layout,
-      chunks,
-      {
-        sections: this.#sections,
-        consts,
-        control: this.counter.control,
-        ring: this.counter.ring.buffer,
-        placeholder: (k) => this.#buffer(`no section ${k}`, 16, GPUBufferUsage.STORAGE),
-      },
-    );
-    if (buffer) this.#extraBuffers.push(buffer);
-    return dispatches;
+  #compactSteps(
+    consts: GPUBuffer,
+    chunks: readonly CompactChunk[],
+    inPlace: ReadonlyMap<number, GpuTensor>,
+  ): CompactDispatches {
+    const compact = compactDispatches(this.#device, this.#pipelines, this.layout, chunks, {
+      sections: this.#sections,
+      consts,
+      control: this.counter.control,
+      ring: this.counter.ring.buffer,
+      placeholder: (k) => this.#buffer(`no section ${k}`, 16, GPUBufferUsage.STORAGE),
+      inPlace,
+    });
+    if (compact.buffer) this.#extraBuffers.push(compact.buffer);
+    return compact;
   }
 
   /** A buffer of the state's besides the sections (freed with it), writable by the queue. */

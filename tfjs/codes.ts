@@ -20,21 +20,49 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { CompactMoment } from "../base/arena.ts";
 import { Q8_BLOCK, Q8_MIN_ELEMENTS } from "../base/q8.ts";
 
-/** The suffixes of the two weights of a moment held in 8 bits. */
+/** The suffix of the weight of a moment's codes held in 8 bits. */
 export const CODES = "codes";
+/** The suffix of the weight of a moment's scales held in 8 bits. */
 export const SCALES = "scales";
 
 /** The smallest positive normal f32. */
 const SMALLEST_NORMAL = 2 ** -126;
 
-/** A moment's codes packed four to an int32 (the bytes after the last code 0). */
+/**
+ * A moment's codes packed four to an int32 (the bytes after the last code 0).
+ *
+ * @example
+ * ```ts
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { packCodes } from "./codes.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const packed = packCodes(new Int8Array([1, -1, 0, 2, 3]));
+ * assert.deepEqual(packed.shape, [2]);
+ * assert.deepEqual([...packed.dataSync()], [0x0200ff01, 3]);
+ * ```
+ */
 export function packCodes(codes: Int8Array | Uint8Array): tf.Tensor {
   const bytes = new Uint8Array(Math.ceil(codes.length / 4) * 4);
   bytes.set(new Uint8Array(codes.buffer, codes.byteOffset, codes.length));
   return tf.tensor(new Int32Array(bytes.buffer), [bytes.length / 4], "int32");
 }
 
-/** The weights of one moment held in 8 bits: `<name>.codes` and `<name>.scales`. */
+/**
+ * The weights of one moment held in 8 bits: `<name>.codes` and `<name>.scales`.
+ *
+ * @example
+ * ```ts
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { codeWeights } from "./codes.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const moment = { codes: new Uint8Array(4096), scales: new Float32Array(16) };
+ * const weights = codeWeights("dense/kernel/v", moment);
+ * assert.deepEqual(weights.map((w) => w.name), ["dense/kernel/v.codes", "dense/kernel/v.scales"]);
+ * assert.deepEqual(weights.map((w) => w.tensor.shape), [[1024], [16]]);
+ * ```
+ */
 export function codeWeights(
   name: string,
   moment: CompactMoment,
@@ -51,6 +79,22 @@ export function codeWeights(
  * more), each 0 or a positive normal finite number, no signed code −128, a block of scale 0 all
  * codes 0. Returns them with the range of lengths of the variable they fit (the packing leaves
  * up to 3 codes of padding): `sizes`. A RangeError/TypeError naming the weight otherwise.
+ *
+ * @example
+ * ```ts
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { codeWeights, readCodes } from "./codes.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const [codes, scales] = codeWeights("w/m", {
+ *   codes: new Int8Array(5000).fill(1),
+ *   scales: new Float32Array(20).fill(0.5),
+ * });
+ * const read = await readCodes(codes.name, codes.tensor, scales.tensor, true);
+ * assert.deepEqual(read.sizes, [4997, 5000]); // 1250 int32s: 4997 to 5000 codes
+ * assert.equal(read.moment.codes.length, 5000);
+ * await assert.rejects(readCodes(codes.name, codes.tensor, codes.tensor, true), TypeError);
+ * ```
  */
 export async function readCodes(
   codesName: string,
@@ -84,7 +128,7 @@ export async function readCodes(
       } ([${blocks}]: one scale per ${Q8_BLOCK} codes) disagree, or hold fewer than ${Q8_MIN_ELEMENTS} codes`,
     );
   }
-  const words = new Int32Array((await codesTensor.data() as Int32Array).slice());
+  const words = (await codesTensor.data() as Int32Array).slice();
   const codes = signed ? new Int8Array(words.buffer) : new Uint8Array(words.buffer);
   const scales = (await scalesTensor.data() as Float32Array).slice();
   checkCodes(codesName, codes, scales);

@@ -42,17 +42,10 @@ import {
 } from "../base/arena.ts";
 import type { CompactHostBackend } from "../base/backend.ts";
 import { Q8_BLOCK } from "../base/q8.ts";
-import { blockViews, copiesOf, gradientOf } from "../cpu/cpu_backend.ts";
+import { blockViews, gradientOf } from "../cpu/cpu_backend.ts";
 import { type KernelExports, kernelOnMemory, placeArena } from "../cpu/wasm_backend.ts";
-import {
-  allocationBytes,
-  holdsCodesOf,
-  placement,
-  planRuns,
-  readValues,
-  type Run,
-  writeValues,
-} from "./heap_layout.ts";
+import { holdsCodes, sectionValues, writeSectionValues } from "../base/arena_compact.ts";
+import { allocationBytes, placement, planRuns, type Run } from "./heap_layout.ts";
 import { memoryOf, type TfjsWasmHeap, type WasmModule } from "./wasm_heap.ts";
 
 /** Per section, views of a buffer, remade when the buffer changes (tfjs grew its memory). */
@@ -446,16 +439,12 @@ export class HeapBackend implements CompactHostBackend {
 
   /** The codes of a moment's section, where the state holds some; else undefined. */
   #compactOf(section: number): Readonly<Record<string, CompactMoment>> | undefined {
-    return holdsCodesOf(this.layout, section) ? this.viewCompact(section - EXP_AVG) : undefined;
+    return holdsCodes(this.layout, section) ? this.viewCompact(section - EXP_AVG) : undefined;
   }
 
   readSection(section: number): Promise<Record<string, Float32Array>> {
-    const views = this.viewSection(section);
-    const compact = this.#compactOf(section);
     return Promise.resolve(
-      compact === undefined
-        ? copiesOf(views, this.layout.names)
-        : readValues(this.layout, views, compact),
+      sectionValues(this.layout, this.viewSection(section), this.#compactOf(section)),
     );
   }
 
@@ -464,7 +453,7 @@ export class HeapBackend implements CompactHostBackend {
       this.loadGrads(data);
       return;
     }
-    writeValues(this.layout, this.viewSection(section), this.#compactOf(section), data);
+    writeSectionValues(this.layout, this.viewSection(section), this.#compactOf(section), data);
   }
 
   dispose(): void {

@@ -1,7 +1,7 @@
 /**
  * How a state on TensorFlow.js's wasm heap (heap_backend.ts) is laid out: the bytes it
- * allocates, the runs of the kernel over its tensors, and the reads and writes of a moment held
- * in 8 bits (`states: "8bit"`: decoded and encoded, as the CPU backends do).
+ * allocates and the runs of the kernel over its tensors (a moment held in 8 bits, with
+ * `states: "8bit"`, is read and written as the CPU backends do: base/arena_compact.ts).
  *
  * The allocation: `[main descriptor | one descriptor per external tensor | scalar blocks |
  * scratch | arena]`, each part at a multiple of 64 bytes. The scratch is the 2 KiB the kernel's
@@ -11,17 +11,8 @@
  *
  * @module
  */
-import {
-  type ArenaLayout,
-  type CompactMoment,
-  EXP_AVG,
-  EXP_AVG_SQ,
-  GRADS,
-  hasSection,
-  PARAMS,
-} from "../base/arena.ts";
+import { type ArenaLayout, GRADS, hasSection, PARAMS } from "../base/arena.ts";
 import { Q8_BLOCK } from "../base/q8.ts";
-import { decodeTensor, encodeTensor } from "../base/q8_tensor.ts";
 import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
 import { scratchBytes } from "../cpu/wasm_backend.ts";
 
@@ -55,7 +46,23 @@ function headerBytes(layout: ArenaLayout, externals: number): number {
   return ALIGN * (1 + externals) + Math.ceil(blocks / ALIGN) * ALIGN;
 }
 
-/** The placement of an allocation at `pointer` with `externals` external tensors. */
+/**
+ * The placement of an allocation at `pointer` with `externals` external tensors, its arena from
+ * section `first` on (see {@linkcode allocationBytes}).
+ *
+ * @example
+ * ```ts
+ * import { placement } from "./heap_layout.ts";
+ * import { planArena, PARAMS } from "../base/arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planArena(["w"], [10], { moments: 2 });
+ * const at = placement(layout, 100, 1, PARAMS);
+ * assert.equal(at.at, 128); // aligned to 64
+ * assert.equal(at.scalars, 128 + 2 * 64); // after the main descriptor and one external one
+ * assert.equal(at.scratch, at.scalars + 64); // one scalar block; no scratch in 32 bits
+ * ```
+ */
 export function placement(
   layout: ArenaLayout,
   pointer: number,
@@ -72,6 +79,17 @@ export function placement(
 /**
  * Bytes to allocate: room to align to 64, the header, and the arena from section `first` on
  * (`PARAMS`: all of it; `GRADS`: no params section; `EXP_AVG`: neither params nor gradients).
+ *
+ * @example
+ * ```ts
+ * import { allocationBytes } from "./heap_layout.ts";
+ * import { EXP_AVG, planArena, PARAMS } from "../base/arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planArena(["w"], [1 << 16], { moments: 2 });
+ * // Leaving out the params and the gradients saves 8 bytes a parameter, at least.
+ * assert.ok(allocationBytes(layout, 1, PARAMS) - allocationBytes(layout, 1, EXP_AVG) >= 8 << 16);
+ * ```
  */
 export function allocationBytes(layout: ArenaLayout, externals: number, first: number): number {
   return ALIGN + headerBytes(layout, externals) + layout.byteLength -
@@ -89,7 +107,19 @@ function skippedBytes(layout: ArenaLayout, first: number): number {
   return least;
 }
 
-/** The elements a run over tensor `i` steps: a compact tensor's whole blocks, padding included. */
+/**
+ * The elements a run over tensor `i` steps: a compact tensor's whole blocks, padding included.
+ *
+ * @example
+ * ```ts
+ * import { runLength } from "./heap_layout.ts";
+ * import { planCompactArena } from "../base/arena_compact.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planCompactArena(["w", "b"], [5000, 10], { moments: 2 }); // order: b, w
+ * assert.deepEqual([runLength(layout, 0), runLength(layout, 1)], [10, 5120]);
+ * ```
+ */
 export function runLength(layout: ArenaLayout, i: number): number {
   const n = layout.lengths[i];
   return layout.compact[i] ? Math.ceil(n / Q8_BLOCK) * Q8_BLOCK : n;
@@ -99,6 +129,19 @@ export function runLength(layout: ArenaLayout, i: number): number {
  * The kernel's runs: consecutive tensors held in the arena as one run of the main descriptor at
  * `at`; each external one with a descriptor of its own (from `at + ALIGN` on), whose params word
  * points at its variable.
+ *
+ * @example
+ * ```ts
+ * import { planRuns } from "./heap_layout.ts";
+ * import { planArena } from "../base/arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planArena(["a", "b", "c"], [4, 4, 4], {});
+ * assert.deepEqual(planRuns(layout, [false, false, true], 0), [
+ *   { descriptor: 0, start: 0, end: 8, external: -1 },
+ *   { descriptor: 64, start: 8, end: 12, external: 2 },
+ * ]);
+ * ```
  */
 export function planRuns(layout: ArenaLayout, external: readonly boolean[], at: number): Run[] {
   const runs: Run[] = [];
@@ -116,43 +159,4 @@ export function planRuns(layout: ArenaLayout, external: readonly boolean[], at: 
     else runs.push({ descriptor: at, start, end, external: -1 });
   }
   return runs;
-}
-
-/** Whether `section` is a moment's, and the state holds some moment in 8 bits. */
-export function holdsCodesOf(layout: ArenaLayout, section: number): boolean {
-  return (section === EXP_AVG || section === EXP_AVG_SQ) && layout.compactStart < layout.total;
-}
-
-/** Copies of a section's values: a compact tensor's moment decoded from `compact`. */
-export function readValues(
-  layout: ArenaLayout,
-  views: Readonly<Record<string, Float32Array>>,
-  compact: Readonly<Record<string, CompactMoment>> | undefined,
-): Record<string, Float32Array> {
-  const out: Record<string, Float32Array> = {};
-  layout.names.forEach((name, i) => {
-    if (compact === undefined || !layout.compact[i]) out[name] = views[name].slice();
-    else {
-      out[name] = new Float32Array(layout.lengths[i]);
-      decodeTensor(compact[name].codes, compact[name].scales, out[name]);
-    }
-  });
-  return out;
-}
-
-/** Writes a section's values: a compact tensor's moment encoded into `compact` (lossy). */
-export function writeValues(
-  layout: ArenaLayout,
-  views: Readonly<Record<string, Float32Array>>,
-  compact: Readonly<Record<string, CompactMoment>> | undefined,
-  data: Readonly<Record<string, Float32Array>>,
-): void {
-  layout.names.forEach((name, i) => {
-    if (compact !== undefined && layout.compact[i]) {
-      encodeTensor(data[name], compact[name].codes, compact[name].scales);
-      return;
-    }
-    const to = views[name], from = data[name];
-    if (to.buffer !== from.buffer || to.byteOffset !== from.byteOffset) to.set(from);
-  });
 }

@@ -62,6 +62,22 @@ export interface Wanted {
  * Live views of the f32 state sections of a host backend, by section index (undefined for the
  * params, the gradients, the sections its rule lacks, and the codes and scales of 8-bit moments:
  * see {@linkcode compactCopies}).
+ *
+ * @example
+ * ```ts
+ * import { stateViews } from "./kept.ts";
+ * import { EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
+ * import { planArena } from "../base/arena.ts";
+ * import { createJsBackend } from "../cpu/js_backend.ts";
+ * import { ADAM } from "../rules/adam.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const backend = createJsBackend(planArena(["w"], [3], { moments: 2 }), ADAM);
+ * const views = stateViews(backend);
+ * assert.equal(views[PARAMS], undefined);
+ * assert.equal(views[EXP_AVG]!.w.length, 3);
+ * assert.equal(views[SLOW], undefined);
+ * ```
  */
 export function stateViews(
   backend: HostBackend,
@@ -73,12 +89,39 @@ export function stateViews(
   );
 }
 
-/** Ties a name from a saved model to a variable of the same base name (tfjs's `_<n>` suffix). */
+/**
+ * Ties a name from a saved model to a variable of the same base name (tfjs's `_<n>` suffix).
+ *
+ * @example
+ * ```ts
+ * import { baseName } from "./kept.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(baseName("dense_Dense1/kernel_3"), "dense_Dense1/kernel");
+ * ```
+ */
 export function baseName(name: string): string {
   return name.replace(/_\d+$/, "");
 }
 
-/** The kept-aside states of an optimizer, and its step counts while it has no state. */
+/**
+ * The kept-aside states of an optimizer, and its step counts while it has no state.
+ *
+ * @example
+ * ```ts
+ * import { KeptStates } from "./kept.ts";
+ * import { entryOf } from "./layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const kept = new KeptStates();
+ * const m = new Float32Array([1, 2]);
+ * kept.replace(new Map([["w", { entry: entryOf("w", [2], false), sections: [, , m] }]]), 3, 0);
+ * // A variable loaded as "w_1" (tfjs's suffix) gets the state saved as "w".
+ * const fitting = kept.fitting([{ name: "w_1", shape: [2] }], false);
+ * assert.equal(fitting.get("w_1")!.sections[2], m);
+ * assert.equal(kept.steps, 3);
+ * ```
+ */
 export class KeptStates {
   readonly #byName = new Map<string, Kept>();
   /** Steps taken and skipped where no state holds them. */
@@ -206,6 +249,21 @@ export class KeptStates {
 /**
  * Copies of the codes and scales of each moment of each compact tensor of a host backend that
  * holds some (8-bit states), by moment, then name; none otherwise.
+ *
+ * @example
+ * ```ts
+ * import { compactCopies } from "./kept.ts";
+ * import { planCompactArena } from "../base/arena_compact.ts";
+ * import { createJsBackend } from "../cpu/js_backend.ts";
+ * import { ADAM } from "../rules/adam.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const options = { moments: 2, nonNegative: [false, true] };
+ * const backend = createJsBackend(planCompactArena(["w"], [4096], options), ADAM);
+ * const [m, v] = compactCopies(backend);
+ * assert.ok(m.w.codes instanceof Int8Array && v.w.codes instanceof Uint8Array);
+ * assert.equal(v.w.scales.length, 16);
+ * ```
  */
 export function compactCopies(backend: HostBackend): Record<string, CompactMoment>[] {
   const layout = backend.layout;
@@ -227,6 +285,24 @@ export function compactCopies(backend: HostBackend): Record<string, CompactMomen
  * are (encoded, lossy, where the state holds that moment in 8 bits: from 32-bit weights); kept
  * codes and scales are copied as they are where it holds them in 8 bits too (exact), decoded
  * where it does not.
+ *
+ * @example
+ * ```ts
+ * import { writeKept } from "./kept.ts";
+ * import { entryOf } from "./layout.ts";
+ * import { EXP_AVG, EXP_AVG_SQ, planArena, PARAMS } from "../base/arena.ts";
+ * import { createJsBackend } from "../cpu/js_backend.ts";
+ * import { ADAM } from "../rules/adam.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const backend = createJsBackend(planArena(["w"], [2], { moments: 2 }), ADAM);
+ * const entry = entryOf("w", [2], false);
+ * const kept = new Map([["w", { entry, sections: [, , new Float32Array([1, 2])] }]]);
+ * writeKept(backend, [entry], [new Float32Array([5, 6])], [EXP_AVG, EXP_AVG_SQ], kept);
+ * assert.deepEqual(backend.viewSection(PARAMS).w, new Float32Array([5, 6]));
+ * assert.deepEqual(backend.viewSection(EXP_AVG).w, new Float32Array([1, 2]));
+ * assert.deepEqual(backend.viewSection(EXP_AVG_SQ).w, new Float32Array(2)); // fresh
+ * ```
  */
 export function writeKept(
   backend: HostBackend,
@@ -272,6 +348,22 @@ export function writeKept(
 /**
  * Copies the state of one host backend into another of the same layout (parameters, moments,
  * codes and scales, slow weights; not the gradients): the same bits.
+ *
+ * @example
+ * ```ts
+ * import { copyHostState } from "./kept.ts";
+ * import { EXP_AVG, planArena } from "../base/arena.ts";
+ * import { createJsBackend } from "../cpu/js_backend.ts";
+ * import { ADAM } from "../rules/adam.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planArena(["w"], [2], { moments: 2 });
+ * const source = createJsBackend(layout, ADAM);
+ * const target = createJsBackend(layout, ADAM);
+ * source.viewSection(EXP_AVG).w.set([3, 4]);
+ * copyHostState(source, target);
+ * assert.deepEqual(target.viewSection(EXP_AVG).w, new Float32Array([3, 4]));
+ * ```
  */
 export function copyHostState(source: HostBackend, target: HostBackend): void {
   const layout = source.layout;

@@ -232,6 +232,26 @@ async function givenWeights(
  * (changing nothing): by name, not by position. Throws a TypeError naming a weight that is not
  * `iter` or `<variable>/<m | v | slow>` (or a moment's `.codes` and `.scales`), or whose shapes
  * disagree; a RangeError for codes or scales out of range.
+ *
+ * @example
+ * ```ts
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import { keptFromWeights } from "./weights.ts";
+ * import { EXP_AVG } from "../base/arena.ts";
+ * import { adam } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const settings = adam().settings;
+ * const { steps, kept } = await keptFromWeights(settings, [
+ *   { name: "iter", tensor: tf.scalar(3) },
+ *   { name: "w/m", tensor: tf.tensor1d([1, 2]) },
+ * ]);
+ * assert.equal(steps, 3);
+ * assert.deepEqual(kept.get("w")!.sections[EXP_AVG], new Float32Array([1, 2]));
+ * const unknown = [{ name: "w/x", tensor: tf.tensor1d([1]) }];
+ * await assert.rejects(keptFromWeights(settings, unknown), TypeError);
+ * ```
  */
 export async function keptFromWeights(
   config: Settings,
@@ -300,6 +320,21 @@ async function givenCodes(
  * Reads a library checkpoint's moments, slow weights and step counts into kept states, each in
  * the arena layout it was saved in (changing nothing). Rejects with the library's
  * `CheckpointError` for a damaged file.
+ *
+ * @example
+ * ```ts
+ * import { keptFromCheckpoint } from "./weights.ts";
+ * import { adam, CheckpointError, saveState } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const optimizer = adam({ states: "8bit" });
+ * const state = await optimizer.init({ w: new Float32Array(4096) });
+ * const bytes = await saveState(state);
+ * const { steps, kept } = await keptFromCheckpoint(optimizer.settings, bytes);
+ * assert.equal(steps, 0);
+ * assert.equal(kept.get("w")!.codes!.length, 2); // both moments, as codes and scales
+ * await assert.rejects(keptFromCheckpoint(optimizer.settings, bytes.subarray(1)), CheckpointError);
+ * ```
  */
 export async function keptFromCheckpoint(
   config: Settings,

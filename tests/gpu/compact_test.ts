@@ -218,6 +218,53 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "webgpu 8-bit: a compact tensor of whole blocks in a caller's STORAGE buffer is stepped in place, chunked or not, bit for bit as in the arena",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      // x (8192: whole blocks) in place at byte 1024 of a buffer that cannot be copied (no
+      // COPY_DST: the state could not copy it in and out); w (padded) and b in the arena.
+      const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
+      const makers = [
+        () => adam({ lr: 1e-2, states: "8bit" }),
+        () => lookahead(radam({ lr: 1e-2, states: "8bit" }), { k: 2 }),
+      ];
+      for (const make of makers) {
+        for (const limits of [undefined, { maxStorageBufferBindingSize: 4096 }]) {
+          const config = stateInternals(await make().init({ w: new Float32Array(1) })).config;
+          const start = data(5);
+          const buffer = device!.createBuffer({
+            size: 1024 + 8192 * 4,
+            usage,
+            mappedAtCreation: true,
+          });
+          new Float32Array(buffer.getMappedRange(), 1024).set(start.x);
+          buffer.unmap();
+          const x = { buffer, offset: 1024, length: 8192 };
+          let gpu = await initWebGpuState(config, { ...start, x }, { device: device! }, limits);
+          let arena = await initWebGpuState(config, start, { device: device! }, limits);
+          // Its slot is the caller's range.
+          assert.equal(gpu.params.x.buffer, buffer);
+          assert.equal(gpu.params.x.offset, 1024);
+          for (let t = 1; t <= 3; t++) {
+            gpu = step(gpu, data(70 + t));
+            arena = step(arena, data(70 + t));
+          }
+          const expected = await readParams(arena);
+          assert.deepEqual(await readParams(gpu), expected);
+          assert.deepEqual(new Float32Array(await readRaw(buffer, 1024, 8192 * 4)), expected.x);
+          assert.deepEqual(await codesOf(gpu), await codesOf(arena));
+          dispose(gpu);
+          dispose(arena);
+          buffer.destroy();
+        }
+      }
+    });
+  },
+});
+
 /** The bytes of `bytes` bytes of a GPU buffer from `offset`. */
 async function readRaw(buffer: GPUBuffer, offset: number, bytes: number): Promise<ArrayBuffer> {
   const staging = device!.createBuffer({

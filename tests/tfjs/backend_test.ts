@@ -9,6 +9,7 @@ import {
   CPU_BACKENDS,
   data,
   denseNet,
+  disposeModels,
   saveToMemory,
   tf,
   tfl,
@@ -67,9 +68,6 @@ Deno.test("tfjs: a loaded model's optimizer knows its backend before it trains",
     await loaded.fit(x, y, { epochs: 1, batchSize: 4, verbose: 0 });
     assert.equal(optimizer.state!.backend, "wasm");
     tf.dispose([x, y]);
-    for (const m of [model, loaded]) {
-      m.optimizer.dispose();
-      m.dispose();
-    }
+    disposeModels(model, loaded);
   }
 });

@@ -3,9 +3,8 @@
  * setWeights round-trip the codes exactly (and resume bit for bit), 8-bit weights load into a
  * 32-bit optimizer and back as the library's own conversions do, damaged codes are refused,
  * model.save with includeOptimizer and loadLayersModel resume bit for bit, the config stores
- * `states`. And on tfjs's webgpu backend: model.fit in 8 bits once the WebGPU state holds 8-bit
- * moments (ignored, by a feature check, while it refuses them), its refusal a TypeError until
- * then.
+ * `states`. And on tfjs's webgpu backend: model.fit in 8 bits, its weights through save and
+ * load, and an 8-bit state moved onto the GPU with its moments.
  */
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
@@ -25,13 +24,14 @@ import {
   bigNet,
   CPU_BACKENDS,
   data,
+  disposeModels,
+  fitInOrder,
   randoms,
   saveToMemory,
   tf,
   tfl,
   uniqueNames,
   useBackend,
-  webgpuRunsEightBit,
   webgpuTestOptions,
   weightValues,
 } from "./helpers.ts";
@@ -205,14 +205,8 @@ Deno.test("tfjs: model.save with includeOptimizer and loadLayersModel resume 8-b
       whole.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
       first.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
       const { x, y } = data([70], 16, 13);
-      const fit = (epochs: number) => ({
-        epochs,
-        batchSize: 4,
-        shuffle: false,
-        verbose: 0 as const,
-      });
-      await whole.fit(x, y, fit(5));
-      await first.fit(x, y, fit(3));
+      await whole.fit(x, y, fitInOrder(5));
+      await first.fit(x, y, fitInOrder(3));
       const saved = await saveToMemory(first);
       const config = saved.trainingConfig!.optimizer_config as {
         config: { settings: { states: string } };
@@ -223,7 +217,7 @@ Deno.test("tfjs: model.save with includeOptimizer and loadLayersModel resume 8-b
       assert.ok(codes.length > 0 && codes.every((s) => s.dtype === "int32"));
       const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
       assert.equal((loaded.optimizer as TfOptimizer).settings.run.states, "8bit");
-      await loaded.fit(x, y, fit(2));
+      await loaded.fit(x, y, fitInOrder(2));
       const a = await weightValues(whole), b = await weightValues(loaded);
       a.forEach((w, i) => assert.deepEqual(b[i], w, `${backend} weight ${i}`));
       const wa = await whole.optimizer.getWeights(), wb = await loaded.optimizer.getWeights();
@@ -232,10 +226,7 @@ Deno.test("tfjs: model.save with includeOptimizer and loadLayersModel resume 8-b
         contents(wa).map(([, d, x]) => [d, x]),
       );
       tf.dispose([x, y, ...wa.map((w) => w.tensor), ...wb.map((w) => w.tensor)]);
-      for (const m of [whole, first, loaded]) {
-        m.optimizer.dispose();
-        m.dispose();
-      }
+      disposeModels(whole, first, loaded);
     }
   }
 });
@@ -260,35 +251,11 @@ Deno.test("tfjs config: states is stored; a config without it (before 0.2.0) is 
 
 const sanitize = await webgpuTestOptions();
 
-const eightBitOnGpu = !sanitize.ignore && await webgpuRunsEightBit();
-
-Deno.test({
-  name:
-    'tfjs webgpu: states "8bit" is refused with the WebGPU state\'s TypeError while it holds no 8-bit moments',
-  ...sanitize,
-  ignore: sanitize.ignore || eightBitOnGpu,
-  async fn() {
-    await useBackend("webgpu");
-    const wn = name("gw");
-    const w = tf.variable(tf.ones([64, 64]), true, wn);
-    const before = await w.data();
-    const optimizer = tfOptimizer(radam({ states: "8bit" }));
-    const g = { [wn]: tf.ones([64, 64]) };
-    assert.throws(
-      () => optimizer.applyGradients(g),
-      (e: Error) => e instanceof TypeError && /webgpu backend does not run states/.test(e.message),
-    );
-    assert.deepEqual(await w.data(), before);
-    tf.dispose([w, ...Object.values(g)]);
-    optimizer.dispose();
-  },
-});
-
 Deno.test({
   name:
     "tfjs webgpu: model.fit in 8 bits trains, and its weights (codes through the state's checkpoint) resume through save and load",
   ...sanitize,
-  ignore: !eightBitOnGpu,
+  ignore: sanitize.ignore,
   async fn() {
     await useBackend("webgpu");
     const model = bigNet(9);
@@ -309,10 +276,7 @@ Deno.test({
       contents(weights).map(([, d, v]) => [d, v]),
     );
     tf.dispose([x, y, ...weights.map((w) => w.tensor), ...again.map((w) => w.tensor)]);
-    for (const m of [model, loaded]) {
-      m.optimizer.dispose();
-      m.dispose();
-    }
+    disposeModels(model, loaded);
   },
 });
 
@@ -320,7 +284,7 @@ Deno.test({
   name:
     "tfjs webgpu: an 8-bit state trained on cpu moves onto the GPU with its moments (within the GPU's tolerance of the core library)",
   ...sanitize,
-  ignore: !eightBitOnGpu,
+  ignore: sanitize.ignore,
   async fn() {
     await useBackend("cpu");
     const v = twoVariables();

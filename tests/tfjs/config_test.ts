@@ -9,7 +9,17 @@ import { adam, adamw, CheckpointError, lion, lookahead, radam, ranger, sgd } fro
 import { TfOptimizer, tfOptimizer, type TfOptimizerConfig } from "../../tfjs.ts";
 import { optimizerOf, RULE_TABLE } from "../rule_table.ts";
 import { decodeBase64 } from "./fixtures/base64.ts";
-import { data, denseNet, saveToMemory, tf, tfl, useBackend, weightValues } from "./helpers.ts";
+import {
+  data,
+  denseNet,
+  disposeModels,
+  fitInOrder,
+  saveToMemory,
+  tf,
+  tfl,
+  useBackend,
+  weightValues,
+} from "./helpers.ts";
 
 /** Every key and string of `value` with a `_`, with its path (strings under `name` excepted). */
 function underscores(value: unknown, path = "config"): string[] {
@@ -70,7 +80,7 @@ for (const [label, make] of Object.entries(OPTIMIZERS)) {
     model.compile({ optimizer, loss: "meanSquaredError" });
     const { x, y } = data([6], 8, 3);
     if (label.includes("schedule")) optimizer.setLearningRate((t) => 1e-3 / t);
-    await model.fit(x, y, { epochs: 1, batchSize: 4, shuffle: false, verbose: 0 });
+    await model.fit(x, y, fitInOrder(1));
     const saved = throughJson(await saveToMemory(model));
     const stored = (saved.trainingConfig!.optimizer_config as { config: TfOptimizerConfig })
       .config;
@@ -100,10 +110,7 @@ for (const [label, make] of Object.entries(OPTIMIZERS)) {
     assert.deepEqual(back.getConfig(), stored);
     assert.deepEqual(plain(back.settings), plain(optimizer.settings));
     tf.dispose([x, y]);
-    for (const m of [model, loaded]) {
-      m.optimizer.dispose();
-      m.dispose();
-    }
+    disposeModels(model, loaded);
   });
 }
 
@@ -138,7 +145,7 @@ Deno.test("tfjs config: a model saved by 0.1.0 (base64 settings) loads and train
   assert.equal(optimizer.settings.lookahead?.k, 4);
   assert.equal(optimizer.settings.loop.groups.length, 1);
   const x = tf.tensor(fixture.x, [16, 6]), y = tf.tensor(fixture.y, [16, 3]);
-  await loaded.fit(x, y, { epochs: 2, batchSize: 4, shuffle: false, verbose: 0 });
+  await loaded.fit(x, y, fitInOrder(2));
   const got = await weightValues(loaded);
   got.forEach((w, i) => assert.deepEqual(w, new Float32Array(fixture.expected[i]), `weight ${i}`));
   // Written again, it is the readable form, with the same groups.
@@ -147,10 +154,7 @@ Deno.test("tfjs config: a model saved by 0.1.0 (base64 settings) loads and train
   assert.equal(written.optimizer, "ranger");
   assert.deepEqual(written.settings.tensors!.map((t) => t.group), [0, 1, 0, 1]);
   tf.dispose([x, y]);
-  for (const m of [first, loaded]) {
-    m.optimizer.dispose();
-    m.dispose();
-  }
+  disposeModels(first, loaded);
 });
 
 Deno.test("tfjs config: bad configs are refused, saying what is wrong", async () => {

@@ -13,6 +13,8 @@ import { skippedStepsCallback, TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import {
   data,
   denseNet,
+  disposeModels,
+  fitInOrder,
   randoms,
   saveToMemory,
   tf,
@@ -97,20 +99,17 @@ Deno.test({
     );
     model.compile({ optimizer, loss: "meanSquaredError" });
     const { x, y } = data([6], 8, 7);
-    await model.fit(x, y, { epochs: 1, batchSize: 4, shuffle: false, verbose: 0 });
+    await model.fit(x, y, fitInOrder(1));
     const config = optimizer.getConfig();
     assert.deepEqual(config.settings.tensors!.map((t) => t.group), [0, 1, 0, 1]);
     const loaded = await tfl.loadLayersModel(tf.io.fromMemory(await saveToMemory(model)));
     const back = loaded.optimizer as TfOptimizer;
     assert.deepEqual(back.getConfig(), config);
-    await loaded.fit(x, y, { epochs: 1, batchSize: 4, shuffle: false, verbose: 0 });
+    await loaded.fit(x, y, fitInOrder(1));
     assert.equal(back.backend, "webgpu");
     assert.equal(back.iterations, 4);
     tf.dispose([x, y]);
-    for (const m of [model, loaded]) {
-      m.optimizer.dispose();
-      m.dispose();
-    }
+    disposeModels(model, loaded);
   },
 });
 

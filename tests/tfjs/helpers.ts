@@ -6,7 +6,6 @@ import { randoms } from "../util.ts";
 import type { CompactMoment } from "../../base/arena.ts";
 import { holdsCodes } from "../../base/backend.ts";
 import { type OptimizerState, stateInternals } from "../../core/state.ts";
-import { dispose, radam } from "../../mod.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import * as wasm from "@tensorflow/tfjs-backend-wasm";
@@ -47,27 +46,6 @@ export async function webgpuTestOptions(): Promise<
     );
   }
   return { ignore: !adapter, sanitizeResources: false, sanitizeOps: false };
-}
-
-/**
- * Whether the library's WebGPU state holds 8-bit moments here: false while it refuses them with
- * its TypeError ("does not run states"), which tests/tfjs/compact_weights_test.ts then checks.
- */
-export async function webgpuRunsEightBit(): Promise<boolean> {
-  const adapter = await navigator.gpu?.requestAdapter();
-  if (!adapter) return false;
-  const device = await adapter.requestDevice();
-  try {
-    const state = await radam({ states: "8bit", backend: "webgpu" })
-      .init({ w: new Float32Array(4096) }, { device });
-    dispose(state);
-    return true;
-  } catch (e) {
-    if (e instanceof TypeError && /does not run states/.test(e.message)) return false;
-    throw e;
-  } finally {
-    device.destroy();
-  }
 }
 
 /** Switches tfjs to `name` and waits until it is ready. */
@@ -145,6 +123,24 @@ export function data(shape: number[], n: number, seed: number): { x: tf.Tensor; 
 /** Copies of the values of every weight of `model` (read asynchronously: webgpu has no sync read). */
 export function weightValues(model: tfl.LayersModel): Promise<Float32Array[]> {
   return Promise.all(model.getWeights().map(async (w) => (await w.data() as Float32Array).slice()));
+}
+
+/**
+ * The options of `model.fit` for a run that two models repeat bit for bit: `epochs` epochs of
+ * batches of 4, in order, silent.
+ */
+export function fitInOrder(
+  epochs: number,
+): { epochs: number; batchSize: number; shuffle: false; verbose: 0 } {
+  return { epochs, batchSize: 4, shuffle: false, verbose: 0 };
+}
+
+/** Disposes models and their optimizers. */
+export function disposeModels(...models: tfl.LayersModel[]): void {
+  for (const m of models) {
+    m.optimizer.dispose();
+    m.dispose();
+  }
 }
 
 /** Saves `model` with its optimizer into memory, as `model.save(handler, { includeOptimizer })`. */

@@ -20,6 +20,8 @@ import {
   CPU_BACKENDS,
   data,
   denseNet,
+  disposeModels,
+  fitInOrder,
   randoms,
   saveToMemory,
   tf,
@@ -44,14 +46,8 @@ Deno.test("tfjs: model.save with includeOptimizer, loadLayersModel, train on: N 
       whole.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
       first.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
       const { x, y } = data(shape, 16, 13);
-      const fit = (epochs: number) => ({
-        epochs,
-        batchSize: 4,
-        shuffle: false,
-        verbose: 0 as const,
-      });
-      await whole.fit(x, y, fit(5)); // 20 steps
-      await first.fit(x, y, fit(3)); // 12 steps, save, load, 8 more
+      await whole.fit(x, y, fitInOrder(5)); // 20 steps
+      await first.fit(x, y, fitInOrder(3)); // 12 steps, save, load, 8 more
       const saved = await saveToMemory(first);
       assert.equal(
         (saved.trainingConfig!.optimizer_config as { class_name: string }).class_name,
@@ -60,17 +56,14 @@ Deno.test("tfjs: model.save with includeOptimizer, loadLayersModel, train on: N 
       const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
       assert.ok(loaded.optimizer instanceof TfOptimizer);
       assert.equal(loaded.optimizer.iterations, 12);
-      await loaded.fit(x, y, fit(2));
+      await loaded.fit(x, y, fitInOrder(2));
       const a = await weightValues(whole), b = await weightValues(loaded);
       a.forEach((w, i) => assert.deepEqual(b[i], w, `${backend}: weight ${i}`));
       // The optimizers' states agree too (by name: the loaded variables may carry a suffix).
       const wa = await whole.optimizer.getWeights(), wb = await loaded.optimizer.getWeights();
       assert.deepEqual(wb.map((w) => w.tensor.dataSync()), wa.map((w) => w.tensor.dataSync()));
       tf.dispose([x, y, ...wa.map((w) => w.tensor), ...wb.map((w) => w.tensor)]);
-      for (const m of [whole, first, loaded]) {
-        m.optimizer.dispose();
-        m.dispose();
-      }
+      disposeModels(whole, first, loaded);
     }
   }
 });

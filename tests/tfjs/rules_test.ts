@@ -18,13 +18,14 @@ import {
   CPU_BACKENDS,
   data,
   denseNet,
+  disposeModels,
+  fitInOrder,
   randoms,
   saveToMemory,
   tf,
   tfl,
   unpackCodes,
   useBackend,
-  webgpuRunsEightBit,
   webgpuTestOptions,
   weightValues,
 } from "./helpers.ts";
@@ -59,17 +60,11 @@ for (const row of RULE_TABLE) {
       whole.compile({ optimizer: tfOptimizer(wrapped()), loss: "meanSquaredError" });
       first.compile({ optimizer: tfOptimizer(wrapped()), loss: "meanSquaredError" });
       const { x, y } = data(states === "8bit" ? [70] : [6], 16, 3);
-      const fit = (epochs: number) => ({
-        epochs,
-        batchSize: 4,
-        shuffle: false,
-        verbose: 0 as const,
-      });
-      await whole.fit(x, y, fit(4));
-      await first.fit(x, y, fit(2));
+      await whole.fit(x, y, fitInOrder(4));
+      await first.fit(x, y, fitInOrder(2));
       const loaded = await tfl.loadLayersModel(tf.io.fromMemory(await saveToMemory(first)));
       assert.ok(loaded.optimizer instanceof TfOptimizer);
-      await loaded.fit(x, y, fit(2));
+      await loaded.fit(x, y, fitInOrder(2));
       const a = await weightValues(whole), b = await weightValues(loaded);
       a.forEach((w, i) => assert.deepEqual(b[i], w, `weight ${i}`));
       const wa = await whole.optimizer.getWeights(), wb = await loaded.optimizer.getWeights();
@@ -83,10 +78,7 @@ for (const row of RULE_TABLE) {
       assert.equal(coded, states === "8bit" ? 2 * suffixes.length : 0);
       assert.deepEqual([...kinds].sort(), [...suffixes, "slow"].sort());
       tf.dispose([x, y, ...wa.map((w) => w.tensor), ...wb.map((w) => w.tensor)]);
-      for (const m of [whole, first, loaded]) {
-        m.optimizer.dispose();
-        m.dispose();
-      }
+      disposeModels(whole, first, loaded);
     });
   }
 }
@@ -159,17 +151,13 @@ async function throughApplyGradients(
 
 const sanitize = await webgpuTestOptions();
 
-// In 8 bits once the library's WebGPU state holds 8-bit moments (ignored while it refuses them:
-// tests/tfjs/compact_weights_test.ts checks the refusal).
-const eightBitOnGpu = !sanitize.ignore && await webgpuRunsEightBit();
-
 for (const row of RULE_TABLE) {
   for (const states of FORMATS) {
     Deno.test({
       name:
         `tfjs webgpu: ${row.rule} (${states}) through model.fit runs on the GPU, lowers the loss, keeps its moments`,
       ...sanitize,
-      ignore: sanitize.ignore || (states === "8bit" && !eightBitOnGpu),
+      ignore: sanitize.ignore,
       async fn() {
         await useBackend("webgpu");
         const model = states === "8bit" ? bigNet(9) : denseNet(9);

@@ -10,6 +10,8 @@ import { skippedStepsCallback, tfOptimizer } from "../../tfjs.ts";
 import {
   CPU_BACKENDS,
   denseNet,
+  disposeModels,
+  fitInOrder,
   randoms,
   tf,
   type tfl,
@@ -46,7 +48,7 @@ async function warnings(f: () => Promise<void>): Promise<string[]> {
   return printed;
 }
 
-const fit = { epochs: 2, batchSize: 4, shuffle: false, verbose: 0 as const };
+const fit = fitInOrder(2);
 
 for (const backend of CPU_BACKENDS) {
   Deno.test(`tfjs ${backend}: a NaN batch under model.fit is skipped, counted, logged per epoch, warned about once`, async () => {
@@ -80,10 +82,7 @@ for (const backend of CPU_BACKENDS) {
     const a = await weightValues(model), b = await weightValues(clean);
     a.forEach((w, i) => assert.deepEqual(w, b[i], `weight ${i}`));
     tf.dispose([nan.x, nan.y, other.x, other.y]);
-    for (const m of [model, clean]) {
-      m.optimizer.dispose();
-      m.dispose();
-    }
+    disposeModels(model, clean);
   });
 }
 

@@ -13,6 +13,8 @@ import {
   convNet,
   data,
   denseNet,
+  disposeModels,
+  fitInOrder,
   randoms,
   saveToMemory,
   tf,
@@ -184,13 +186,12 @@ Deno.test({
     whole.compile({ optimizer: tfOptimizer(ranger({ lr: 1e-2 })), loss: "meanSquaredError" });
     first.compile({ optimizer: tfOptimizer(ranger({ lr: 1e-2 })), loss: "meanSquaredError" });
     const { x, y } = data([6], 16, 3);
-    const fit = (epochs: number) => ({ epochs, batchSize: 4, shuffle: false, verbose: 0 as const });
-    await whole.fit(x, y, fit(5));
-    await first.fit(x, y, fit(3));
+    await whole.fit(x, y, fitInOrder(5));
+    await first.fit(x, y, fitInOrder(3));
     const saved = await saveToMemory(first);
     const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
     assert.equal(loaded.optimizer.iterations, 12);
-    await loaded.fit(x, y, fit(2));
+    await loaded.fit(x, y, fitInOrder(2));
     const a = await weightValues(whole), b = await weightValues(loaded);
     a.forEach((w, i) => {
       for (let j = 0; j < w.length; j++) {
@@ -198,9 +199,6 @@ Deno.test({
       }
     });
     tf.dispose([x, y]);
-    for (const m of [whole, first, loaded]) {
-      m.optimizer.dispose();
-      m.dispose();
-    }
+    disposeModels(whole, first, loaded);
   },
 });
