@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type ArenaLayout, planArena } from "../base/arena.ts";
+import { type ArenaLayout, planArena, type PlanOptions } from "../base/arena.ts";
 import { planCompactArena } from "../base/arena_compact.ts";
 import type { Settings } from "../base/settings.ts";
 import { momentsOf } from "./origins.ts";
@@ -29,6 +29,20 @@ export function groupsOf(
 }
 
 /**
+ * The options of an arena plan for a configuration (slow weights, parameter groups, the rule's
+ * moments and which are non-negative), on any backend: the CPU's (`planState`) and the GPU's.
+ */
+export function planOptionsOf(config: Settings<unknown>, names: readonly string[]): PlanOptions {
+  const moments = momentsOf(config);
+  return {
+    slow: config.lookahead !== undefined,
+    groups: groupsOf(config, names),
+    moments: moments.length,
+    nonNegative: moments.map((m) => m.nonNegative),
+  };
+}
+
+/**
  * Lays out the arena a configuration needs (slow weights, parameter groups, the format of its
  * moments). With 8-bit states the layout's order of the tensors (`layout.names`) may differ
  * from `names`' (base/arena_compact.ts).
@@ -38,13 +52,7 @@ export function planState(
   names: readonly string[],
   lengths: readonly number[],
 ): ArenaLayout {
-  const moments = momentsOf(config);
-  const options = {
-    slow: config.lookahead !== undefined,
-    groups: groupsOf(config, names),
-    moments: moments.length,
-    nonNegative: moments.map((m) => m.nonNegative),
-  };
+  const options = planOptionsOf(config, names);
   return config.run.states === "8bit"
     ? planCompactArena(names, lengths, options)
     : planArena(names, lengths, options);

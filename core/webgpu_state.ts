@@ -23,8 +23,9 @@ import {
   createWebGpuBackendSync,
   prepareWebGpu,
 } from "../gpu/webgpu_create.ts";
-import { momentsOf, ruleOf } from "./origins.ts";
-import { groupsOf, inLayoutOrder, type OptimizerState, restoreState } from "./state.ts";
+import { ruleOf } from "./origins.ts";
+import { inLayoutOrder, type OptimizerState, restoreState } from "./state.ts";
+import { planOptionsOf } from "./plan.ts";
 
 /**
  * Options of `init` for the WebGPU backend.
@@ -162,16 +163,8 @@ function gpuLayoutOf(
   names: readonly string[],
   lengths: readonly number[],
 ): ArenaLayout {
-  const moments = momentsOf(config);
-  const options = {
-    slow: config.lookahead !== undefined,
-    groups: groupsOf(config, names),
-    moments: moments.length,
-  };
+  const options = planOptionsOf(config, names);
   return config.run.states === "8bit"
-    ? planGpuCompactArena(names, lengths, {
-      ...options,
-      nonNegative: moments.map((m) => m.nonNegative),
-    })
+    ? planGpuCompactArena(names, lengths, options)
     : planGpuArena(names, lengths, options);
 }
