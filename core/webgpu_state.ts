@@ -16,7 +16,6 @@ import {
 } from "../gpu/gpu_tensors.ts";
 import { type GpuPlanLimits, planGpuArena } from "../gpu/arena_plan.ts";
 import { planGpuCompactArena } from "../gpu/compact_plan.ts";
-import { Q8_BLOCK } from "../base/q8.ts";
 import { requestLargeDevice } from "../gpu/device.ts";
 import {
   createWebGpuBackend,
@@ -107,13 +106,7 @@ function startWebGpuState(
   limits?: Partial<GpuPlanLimits>,
 ): OptimizerState<GpuTensor> {
   const layout = gpuLayoutOf(config, checked.names, checked.lengths);
-  const compact = new Set(layout.names.filter((_, i) => layout.compact[i]));
-  // (A compact tensor's last block is padded past it unless its length is a multiple of 256.)
-  const placed = placeGpuParams(
-    checked,
-    device.limits.minStorageBufferOffsetAlignment,
-    (i) => compact.has(checked.names[i]) && checked.lengths[i] % Q8_BLOCK !== 0,
-  );
+  const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
   // By index in the layout's order (8-bit states: the compact tensors last).
   const at = new Map(layout.names.map((name, i) => [name, i]));
   const copied = new Map<number, GpuTensor>();

@@ -161,10 +161,7 @@ export interface CompactBuffers {
    * a section, as no two writable bindings may share a buffer.
    */
   placeholder(section: number): GPUBuffer;
-  /**
-   * The params updated in place in a caller's buffer, by tensor index (a compact tensor whose
-   * length is a multiple of 256: no padding lies past it).
-   */
+  /** The params updated in place in a caller's buffer, by tensor index. */
   inPlace: ReadonlyMap<number, GpuTensor>;
 }
 
@@ -239,11 +236,13 @@ export function compactDispatches(
     const tensor = inPlaceAt.get(c.end);
     const param = tensor === undefined ? undefined : b.inPlace.get(tensor)!;
     // A param updated in place: its caller's buffer range, at the chunk's place in the tensor
-    // (a multiple of 1024 bytes past the tensor's aligned offset, so aligned too).
+    // (a multiple of 1024 bytes past the tensor's aligned offset, so aligned too), up to the vec4
+    // of its last element (the padding of a last block lies past it: the kernel leaves it).
+    const count = Math.min(c.blocks * Q8_BLOCK, c.end - c.start);
     const p = param === undefined ? elements(PARAMS) : {
       buffer: param.buffer,
       offset: (param.offset ?? 0) + (c.start - layout.offsets[tensor!]) * 4,
-      size: c.blocks * Q8_BLOCK * 4,
+      size: Math.ceil(count / 4) * 16,
     };
     out.dispatches.push({
       bindGroup: bindGroup(device, pipelines.stepCompact, {
@@ -262,7 +261,7 @@ export function compactDispatches(
     });
     if (param === undefined) return;
     // (copy_tensor reads the count of a chunk's uniform: a workgroup a block, as the step.)
-    words[copySlot * stride / 4 + CHUNK_WORD.count] = c.blocks * Q8_BLOCK;
+    words[copySlot * stride / 4 + CHUNK_WORD.count] = count;
     const chunk = { buffer: uniforms, offset: copySlot++ * stride, size: CHUNK_BYTES };
     const copy = (src: GPUBufferBinding, dst: GPUBufferBinding): Dispatch => ({
       bindGroup: bindGroup(device, pipelines.copyTensor, { src, dst, chunk }),

@@ -200,15 +200,14 @@ export interface PlacedGpuParams {
  * `minStorageBufferOffsetAlignment`, and the buffer extends to the 16-byte boundary after its
  * last element (the kernel moves whole `vec4`s: up to 3 floats past a tensor whose length is not
  * a multiple of 4 are read and written back unchanged); else, with COPY_SRC | COPY_DST usage,
- * copied into the arena at init and back after every step (8 bytes a param a step). A tensor of
- * 8-bit moments whose length is not a multiple of 256 (`compact(i)`, by its index) is always
- * copied: its last block's padding lies past it.
+ * copied into the arena at init and back after every step (8 bytes a param a step). (A tensor of
+ * 8-bit moments follows the same rule: the 8-bit kernel leaves the vec4s past its last element,
+ * where its last block's padding lies, unbound.)
  * Throws a RangeError naming the tensor when neither is possible. Allocates nothing.
  */
 export function placeGpuParams(
   checked: CheckedGpuParams,
   minStorageBufferOffsetAlignment: number,
-  compact: (index: number) => boolean = () => false,
 ): PlacedGpuParams {
   const inPlace = new Map<number, GpuTensor>();
   const copied = new Map<number, GpuTensor>();
@@ -216,8 +215,6 @@ export function placeGpuParams(
     const padded = Math.ceil(t.length / 4) * 16;
     const why = t.length === 0
       ? ""
-      : compact(i)
-      ? "its moments are 8-bit, in blocks of 256 elements that pad it past its length"
       : (t.buffer.usage & STORAGE_USAGE) === 0
       ? "its buffer lacks STORAGE usage"
       : t.offset % minStorageBufferOffsetAlignment !== 0

@@ -6,10 +6,11 @@
  * fused sync, and stores the parameters; the workgroup then takes the block's largest new
  * moment (an integer max of the bits with the sign cleared) and each invocation encodes its four
  * new moments with the same integer arithmetic as base/q8.ts. The padding after a tensor's last
- * element keeps its parameters and slow weights, and its moments are 0.
+ * element keeps its parameters and slow weights (a vec4 wholly past it is not touched), and its
+ * moments are 0.
  *
  * Bindings: the params, grads and slow weights of the chunk (a run of blocks of one tensor, from
- * its first element), each moment's codes from the chunk's first block (`array<u32>`, four a
+ * its first element; a param updated in place only up to the vec4 of the tensor's last element), each moment's codes from the chunk's first block (`array<u32>`, four a
  * word, element j of a word in its byte j), and the scales, the whole section (the first
  * moment's, then the second's; the chunk's first block is `chunk.block0`).
  *
@@ -172,12 +173,16 @@ fn step_compact(
   let base = block_at(ring_entry(t), chunk.group);
   let keep = vec4<u32>(0u, 1u, 2u, 3u) + vec4<u32>(e) >= vec4<u32>(chunk.end);
   let b = chunk.block0 + block;
-  let p0 = p[i];
+  // A vec4 wholly past the tensor is neither read nor written: a param updated in place in a
+  // caller's buffer is bound only up to the vec4 of its last element.
+  let inside = e < chunk.end;
+  var p0 = vec4<f32>(0.0);
+  if (inside) { p0 = p[i]; }
   let m0 = decode_signed(m_codes[i], scales[b]);
   var v0 = vec4<f32>(0.0);
   if (s.moments > 1u) { v0 = decode_unsigned(v_codes[i], scales[chunk.all_blocks + b]); }
   let r = rule_values(base, block_grad_scale(base) * clip_factor(), p0, g[i], m0, v0);
-  finish_update(i, p0, r.p, block_sync(base), block_alpha(base), keep);
+  if (inside) { finish_update(i, p0, r.p, block_sync(base), block_alpha(base), keep); }
   let mn = select(r.m, vec4<f32>(0.0), keep);
   let vn = select(r.v, vec4<f32>(0.0), keep);
   tops[lid] = vec2<u32>(top_bits(mn), top_bits(vn));

@@ -145,8 +145,8 @@ export function createGpuRunner(
       label: `radam tfjs param ${e.name}`,
       // Exactly the tensor's bytes: tfjs reads a tensor's whole buffer back. The step kernel
       // updates it in place where its length is a multiple of 4 (it moves whole vec4s; with
-      // 8-bit moments, of 256: whole blocks); else the library steps its own copy and copies it
-      // into this buffer after the step.
+      // 8-bit moments too: the vec4s past the last element are not touched); else the library
+      // steps its own copy and copies it into this buffer after the step.
       size: Math.max(4, e.size * 4),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     })

@@ -2,7 +2,8 @@
  * The bounds a step is held to on this machine, timed beside it in bench/compare.ts: the divide
  * and square root of an RAdam step alone (no memory traffic), and a read-modify-write of the
  * bytes a step moves per parameter (16 for 8-bit RAdam, 28 for 32-bit), in the same f32x4
- * WebAssembly SIMD as the library's kernels (assembly/bounds.ts, compiled here by asc; not part
+ * WebAssembly SIMD as the library's kernels, and the RAdam and Lion steps with the cheapest 8-bit
+ * code there is (a byte times one fixed scale), which no block-wise code can outrun (assembly/bounds.ts, compiled here by asc; not part
  * of the library).
  *
  * @module
@@ -12,12 +13,34 @@ import type { Contender } from "./timing.ts";
 import { syncTimer } from "./timing.ts";
 
 /** The bench-only kernels' exports. */
-interface BoundKernels {
+export interface BoundKernels {
   memory: WebAssembly.Memory;
   heapBase(): number;
   divSqrt(x: number, block: number, n: number, eps: number): void;
   rmw16(p: number, g: number, c0: number, c1: number, n: number, one: number): void;
   rmw28(p: number, g: number, m: number, v: number, n: number): void;
+  lionLinear8(
+    p: number,
+    g: number,
+    codes: number,
+    n: number,
+    beta1: number,
+    beta2: number,
+    stepSize: number,
+    scale: number,
+  ): void;
+  radamLinear8(
+    p: number,
+    g: number,
+    mCodes: number,
+    vCodes: number,
+    n: number,
+    beta1: number,
+    beta2: number,
+    stepSize: number,
+    eps: number,
+    scale: number,
+  ): void;
 }
 
 let compiled: Promise<WebAssembly.Module> | undefined;
@@ -30,7 +53,7 @@ function boundsModule(): Promise<WebAssembly.Module> {
 }
 
 /** An instance whose memory holds `bytes` after its static data; the first free address. */
-async function instance(bytes: number): Promise<{ k: BoundKernels; at: number }> {
+export async function instance(bytes: number): Promise<{ k: BoundKernels; at: number }> {
   const k = (await WebAssembly.instantiate(await boundsModule(), {}))
     .exports as unknown as BoundKernels;
   const at = Math.ceil(k.heapBase() / 4096) * 4096;
@@ -72,13 +95,44 @@ export function rmwContender(bytes: 16 | 28): Contender {
     async setup(n) {
       n = Math.ceil(n / 16) * 16;
       // sections 5% apart beyond their size, so that the streams do not alias (base/arena.ts)
-      const gap = (b: number) => Math.ceil((b * 1.05 + 4096) / 4096) * 4096 + 1664;
-      const f = gap(4 * n), c = gap(n);
+      const f = sectionGap(4 * n), c = sectionGap(n);
       const { k, at } = await instance(bytes === 16 ? 2 * f + 2 * c : 4 * f);
       if (bytes === 16) {
         return warm(syncTimer(() => k.rmw16(at, at + f, at + 2 * f, at + 2 * f + c, n, 1)));
       }
       return warm(syncTimer(() => k.rmw28(at, at + f, at + 2 * f, at + 3 * f, n)));
+    },
+  };
+}
+
+/** A section's stride: 5% beyond its size, so that the streams do not alias (base/arena.ts). */
+function sectionGap(bytes: number): number {
+  return Math.ceil((bytes * 1.05 + 4096) / 4096) * 4096 + 1664;
+}
+
+/**
+ * The plain step of `rule` (RAdam rectified, or Lion) over `n` parameters with its moments in
+ * the cheapest 8-bit code (assembly/bounds.ts): a bound on any block-wise 8-bit step here.
+ */
+export function linear8Contender(rule: "radam" | "lion"): Contender {
+  return {
+    name: `bound: ${rule} step, moments in the cheapest 8-bit code (a byte × one fixed scale)`,
+    key: `bound-${rule}-linear8`,
+    async setup(n) {
+      n = Math.ceil(n / 16) * 16;
+      const f = sectionGap(4 * n), c = sectionGap(n);
+      const { k, at } = await instance(2 * f + 2 * c);
+      new Float32Array(k.memory.buffer, at, n).fill(0.5);
+      new Float32Array(k.memory.buffer, at + f, n).fill(0.01);
+      const codes = at + 2 * f;
+      if (rule === "lion") {
+        return warm(syncTimer(() => k.lionLinear8(at, at + f, codes, n, 0.9, 0.99, 1e-4, 1e-3)));
+      }
+      return warm(
+        syncTimer(() =>
+          k.radamLinear8(at, at + f, codes, codes + c, n, 0.9, 0.999, 1e-3, 1e-8, 1e-6)
+        ),
+      );
     },
   };
 }

@@ -144,13 +144,18 @@ function compactStates(r: Results): Verdict[] {
       pairs(r, keep, stepKey(name, threads, true), stepKey(name, threads, false)),
       bound,
     );
-    if (name === "radam" && !threads) {
-      verdict.detail += ` (bound of div + sqrt alone: ${
-        pairs(r, keep, "bound-divsqrt", "wasm").map(([l, n, a, b]) => {
+    const bounds = (label: string, key: string, base: string) =>
+      `${label}: ${
+        pairs(r, keep, key, base).map(([l, n, a, b]) => {
           const [x, y] = ratioOf(r, l, n, a, b);
           return `${l} ${x !== undefined && y !== undefined ? (x / y).toFixed(2) : "—"}×`;
         }).join(", ")
-      })`;
+      }`;
+    if (!threads) {
+      const base = stepKey(name, false, false);
+      const found = [bounds("bound of the cheapest 8-bit code", `bound-${name}-linear8`, base)];
+      if (name === "radam") found.push(bounds("of div + sqrt alone", "bound-divsqrt", base));
+      verdict.detail += ` (${found.join("; ")})`;
     }
     return verdict;
   });

@@ -28,6 +28,7 @@ import type { CompactMoment } from "../../base/arena.ts";
 import { holdsCodes } from "../../base/backend.ts";
 import { stateInternals } from "../../core/state.ts";
 import { initWebGpuState } from "../../core/webgpu_state.ts";
+import { checkGpuParams, placeGpuParams } from "../../gpu/gpu_tensors.ts";
 import { split } from "../checkpoint_files.ts";
 import { prng, randomTensor } from "../util.ts";
 import { device, ignore, noGpuErrors } from "./gpu_device.ts";
@@ -220,45 +221,55 @@ Deno.test({
 
 Deno.test({
   name:
-    "webgpu 8-bit: a compact tensor of whole blocks in a caller's STORAGE buffer is stepped in place, chunked or not, bit for bit as in the arena",
+    "webgpu 8-bit: compact tensors in a caller's STORAGE buffers (whole blocks, and a padded last block) are stepped in place, chunked or not, bit for bit as in the arena",
   ignore,
   async fn() {
     await noGpuErrors(async () => {
-      // x (8192: whole blocks) in place at byte 1024 of a buffer that cannot be copied (no
-      // COPY_DST: the state could not copy it in and out); w (padded) and b in the arena.
+      // x (8192: whole blocks) in place at byte 1024 of a buffer, w (4396: its last block of 300
+      // padded) in one of exactly its bytes: neither can be copied (no COPY_DST: the state could
+      // not copy them in and out), so both must be bound in place; b in the arena.
       const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
       const makers = [
         () => adam({ lr: 1e-2, states: "8bit" }),
         () => lookahead(radam({ lr: 1e-2, states: "8bit" }), { k: 2 }),
       ];
+      const callerBuffer = (offset: number, values: Float32Array) => {
+        const buffer = device!.createBuffer({
+          size: offset + values.byteLength,
+          usage,
+          mappedAtCreation: true,
+        });
+        new Float32Array(buffer.getMappedRange(), offset).set(values);
+        buffer.unmap();
+        return { buffer, offset, length: values.length };
+      };
       for (const make of makers) {
         for (const limits of [undefined, { maxStorageBufferBindingSize: 4096 }]) {
           const config = stateInternals(await make().init({ w: new Float32Array(1) })).config;
           const start = data(5);
-          const buffer = device!.createBuffer({
-            size: 1024 + 8192 * 4,
-            usage,
-            mappedAtCreation: true,
-          });
-          new Float32Array(buffer.getMappedRange(), 1024).set(start.x);
-          buffer.unmap();
-          const x = { buffer, offset: 1024, length: 8192 };
-          let gpu = await initWebGpuState(config, { ...start, x }, { device: device! }, limits);
+          const x = callerBuffer(1024, start.x), w = callerBuffer(0, start.w);
+          let gpu = await initWebGpuState(config, { ...start, x, w }, {
+            device: device!,
+          }, limits);
           let arena = await initWebGpuState(config, start, { device: device! }, limits);
-          // Its slot is the caller's range.
-          assert.equal(gpu.params.x.buffer, buffer);
+          // Their slots are the caller's ranges.
+          assert.equal(gpu.params.x.buffer, x.buffer);
           assert.equal(gpu.params.x.offset, 1024);
+          assert.equal(gpu.params.w.buffer, w.buffer);
           for (let t = 1; t <= 3; t++) {
             gpu = step(gpu, data(70 + t));
             arena = step(arena, data(70 + t));
           }
           const expected = await readParams(arena);
+          assert.notDeepEqual(expected.w, start.w);
           assert.deepEqual(await readParams(gpu), expected);
-          assert.deepEqual(new Float32Array(await readRaw(buffer, 1024, 8192 * 4)), expected.x);
+          assert.deepEqual(new Float32Array(await readRaw(x.buffer, 1024, 8192 * 4)), expected.x);
+          assert.deepEqual(new Float32Array(await readRaw(w.buffer, 0, 4396 * 4)), expected.w);
           assert.deepEqual(await codesOf(gpu), await codesOf(arena));
           dispose(gpu);
           dispose(arena);
-          buffer.destroy();
+          x.buffer.destroy();
+          w.buffer.destroy();
         }
       }
     });
@@ -339,33 +350,38 @@ Deno.test({
 
 Deno.test({
   name:
-    "webgpu 8-bit: a compact tensor's GPUBuffer params are copied (or refused without COPY usage)",
+    "webgpu 8-bit: a compact tensor's GPUBuffer params that cannot be bound in place are copied (or refused without COPY usage), as 32-bit ones",
   ignore,
   async fn() {
     await noGpuErrors(async () => {
+      // At byte 4: not a multiple of minStorageBufferOffsetAlignment, so copied in and out.
       const n = 5000;
       const w = data(7).x.slice(0, n);
       const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-      const buffer = device!.createBuffer({ size: n * 4, usage });
-      device!.queue.writeBuffer(buffer, 0, w);
+      const buffer = device!.createBuffer({ size: 4 + n * 4, usage });
+      device!.queue.writeBuffer(buffer, 4, w);
       const g = data(8).x.slice(0, n);
-      let gpu = await adam({ lr: 1e-2, states: "8bit" }).init({ w: { buffer, length: n } }, {
-        device: device!,
-      });
+      const params = { w: { buffer, offset: 4, length: n } };
+      const placed = placeGpuParams(
+        checkGpuParams(params),
+        device!.limits.minStorageBufferOffsetAlignment,
+      );
+      assert.deepEqual([placed.copied.size, placed.inPlace.size], [1, 0]);
+      let gpu = await adam({ lr: 1e-2, states: "8bit" }).init(params, { device: device! });
       let cpu = await adam({ lr: 1e-2, states: "8bit" }).init({ w: w.slice() });
       gpu = step(gpu, { w: g });
       cpu = step(cpu, { w: g });
       const expected = (await readParams(cpu)).w;
       assert.deepEqual((await readParams(gpu)).w, expected);
       // the caller's buffer holds the new params after the step
-      assert.deepEqual(new Float32Array(await readRaw(buffer, 0, n * 4)), expected);
+      assert.deepEqual(new Float32Array(await readRaw(buffer, 4, n * 4)), expected);
       dispose(gpu);
-      const storageOnly = device!.createBuffer({ size: n * 4, usage: GPUBufferUsage.STORAGE });
+      const storageOnly = device!.createBuffer({ size: 4 + n * 4, usage: GPUBufferUsage.STORAGE });
       await assert.rejects(
-        adam({ states: "8bit" }).init({ w: { buffer: storageOnly, length: n } }, {
+        adam({ states: "8bit" }).init({ w: { buffer: storageOnly, offset: 4, length: n } }, {
           device: device!,
         }),
-        (e: Error) => e instanceof RangeError && /moments are 8-bit/.test(e.message),
+        (e: Error) => e instanceof RangeError && /minStorageBufferOffsetAlignment/.test(e.message),
       );
       buffer.destroy();
       storageOnly.destroy();
