@@ -8,13 +8,14 @@
 //     gradients and two code bytes; write params and the two codes back: 16 bytes), with a
 //     trivial update: the step's memory bound.
 //   rmw28: the same for the 28 bytes of a 32-bit RAdam step (f32 params, grads, m, v).
-//   lionLinear8, radamLinear8: the rule's own vector arithmetic (plain step: gradient scale 1, no
-//     decay, no LookAhead) with its moments in the cheapest 8-bit code there is to write: a byte
-//     times one fixed scale (linear, no block scales, no maxima). Decoding widens, converts and
-//     multiplies; encoding multiplies, rounds by adding 1.5 × 2^23 (two operations: cheaper in
-//     V8 than i32x4.trunc_sat_f32x4_s, which becomes six x86 instructions) and narrows. A
-//     block-wise code does at least this much and adds its maxima and scales, so its step cannot
-//     run faster than these on the same machine. (Wrong results: a bound, not a step.)
+//   lionBytes, radamBytes: the rule's own vector arithmetic (plain step: gradient scale 1, no
+//     decay, no LookAhead) with its moments as one byte an element in the least a code can do:
+//     decoding widens each byte to its f32 lane and shifts it to the top (the float's sign and 7
+//     exponent bits), encoding shifts the lanes' top bytes down and narrows them; no scale, no
+//     maxima, no rounding, no arithmetic. Every 8-bit code must at least move its bytes into lanes
+//     and back; this is the fastest way to do it we found in V8 (one i8x16.shuffle per four
+//     elements and three per sixteen, fewer wasm operations, ran 1.25x slower: V8 lowers a
+//     two-input shuffle to several x86 instructions). (Crude values: a bound, not a step.)
 
 /** First byte after the module's static data. */
 export function heapBase(): usize {
@@ -61,33 +62,25 @@ export function rmw28(p: usize, g: usize, m: usize, v: usize, n: i32): void {
   }
 }
 
-/** 16 signed codes widened to four f32x4 of `code * scale`. */
+/**
+ * Code j of four (0–3) of the 16 in `q` as f32x4: each byte widened to its lane and shifted to
+ * its top (the float's sign and 7 exponent bits), the rest 0.
+ */
 // @ts-ignore: decorator
 @inline
-function decodeLinear(q: v128, sc: v128, j: i32, signed: bool): v128 {
-  const half = j < 2
-    ? (signed ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q))
-    : (signed ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q));
-  const w = (j & 1) == 0
-    ? (signed ? i32x4.extend_low_i16x8_s(half) : i32x4.extend_low_i16x8_u(half))
-    : (signed ? i32x4.extend_high_i16x8_s(half) : i32x4.extend_high_i16x8_u(half));
-  return f32x4.mul(f32x4.convert_i32x4_s(w), sc);
+function decodeBytes(q: v128, j: i32): v128 {
+  const half = j < 2 ? i16x8.extend_low_i8x16_u(q) : i16x8.extend_high_i8x16_u(q);
+  const w = (j & 1) == 0 ? i32x4.extend_low_i16x8_u(half) : i32x4.extend_high_i16x8_u(half);
+  return i32x4.shl(w, 24);
 }
 
-/** `round(x * inv)` as i32 lanes: added to 1.5 × 2²³, whose low mantissa bits then hold it. */
+/** The top bytes of four f32x4, as 16 codes: shifted down and narrowed. */
 // @ts-ignore: decorator
 @inline
-function roundLinear(x: v128, inv: v128, magic: v128): v128 {
-  return i32x4.sub(f32x4.add(f32x4.mul(x, inv), magic), magic);
-}
-
-/** Four f32x4 times `inv`, rounded and narrowed to 16 codes (saturating). */
-// @ts-ignore: decorator
-@inline
-function encodeLinear(a: v128, b: v128, c: v128, d: v128, inv: v128, magic: v128, signed: bool): v128 {
-  const ab = i16x8.narrow_i32x4_s(roundLinear(a, inv, magic), roundLinear(b, inv, magic));
-  const cd = i16x8.narrow_i32x4_s(roundLinear(c, inv, magic), roundLinear(d, inv, magic));
-  return signed ? i8x16.narrow_i16x8_s(ab, cd) : i8x16.narrow_i16x8_u(ab, cd);
+function encodeBytes(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i16x8.narrow_i32x4_s(i32x4.shr_u(a, 24), i32x4.shr_u(b, 24));
+  const cd = i16x8.narrow_i32x4_s(i32x4.shr_u(c, 24), i32x4.shr_u(d, 24));
+  return i8x16.narrow_i16x8_u(ab, cd);
 }
 
 /** Lion's sign(c), as assembly/lion.ts takes it (±1, +0 at ±0, NaN kept). */
@@ -101,7 +94,7 @@ function lionSign(c: v128, signBit: v128, one: v128): v128 {
 /** Four elements of Lion's plain step at byte offset `o`; returns the new moment. */
 // @ts-ignore: decorator
 @inline
-function lionLinearVector(
+function lionBytesVector(
   p: usize, g: usize, o: usize, m0: v128, b1: v128, c1: v128, b2: v128, c2: v128, ss: v128,
   signBit: v128, one: v128,
 ): v128 {
@@ -112,26 +105,24 @@ function lionLinearVector(
 }
 
 /**
- * Lion's plain step over `n` elements (a multiple of 16) with its moment as one signed byte an
- * element, `code * scale`: 14 bytes moved a parameter.
+ * Lion's plain step over `n` elements (a multiple of 16) with its moment as the top byte of
+ * each f32: 14 bytes moved a parameter.
  */
-export function lionLinear8(
-  p: usize, g: usize, codes: usize, n: i32,
-  beta1: f32, beta2: f32, stepSize: f32, scale: f32,
+export function lionBytes(
+  p: usize, g: usize, codes: usize, n: i32, beta1: f32, beta2: f32, stepSize: f32,
 ): void {
   const b1 = f32x4.splat(beta1), c1 = f32x4.splat(1 - beta1);
   const b2 = f32x4.splat(beta2), c2 = f32x4.splat(1 - beta2);
-  const ss = f32x4.splat(stepSize), sc = f32x4.splat(scale), inv = f32x4.splat(1 / scale);
-  const magic = f32x4.splat(12582912);
+  const ss = f32x4.splat(stepSize);
   const signBit = i32x4.splat(0x80000000), one = f32x4.splat(1);
   for (let i: usize = 0; i < <usize> n; i += 16) {
     const q = v128.load(codes + i);
     const o = i << 2;
-    const a = lionLinearVector(p, g, o, decodeLinear(q, sc, 0, true), b1, c1, b2, c2, ss, signBit, one);
-    const b = lionLinearVector(p, g, o + 16, decodeLinear(q, sc, 1, true), b1, c1, b2, c2, ss, signBit, one);
-    const c = lionLinearVector(p, g, o + 32, decodeLinear(q, sc, 2, true), b1, c1, b2, c2, ss, signBit, one);
-    const d = lionLinearVector(p, g, o + 48, decodeLinear(q, sc, 3, true), b1, c1, b2, c2, ss, signBit, one);
-    v128.store(codes + i, encodeLinear(a, b, c, d, inv, magic, true));
+    const a = lionBytesVector(p, g, o, decodeBytes(q, 0), b1, c1, b2, c2, ss, signBit, one);
+    const b = lionBytesVector(p, g, o + 16, decodeBytes(q, 1), b1, c1, b2, c2, ss, signBit, one);
+    const c = lionBytesVector(p, g, o + 32, decodeBytes(q, 2), b1, c1, b2, c2, ss, signBit, one);
+    const d = lionBytesVector(p, g, o + 48, decodeBytes(q, 3), b1, c1, b2, c2, ss, signBit, one);
+    v128.store(codes + i, encodeBytes(a, b, c, d));
   }
 }
 
@@ -145,36 +136,34 @@ function radamUpdate(p: usize, m: v128, v: v128, ss: v128, ep: v128): void {
 
 /**
  * RAdam's rectified step (Adam's arithmetic: `p -= stepSize * m / (sqrt(v) + eps)`) over `n`
- * elements (a multiple of 16) with `m` as signed and `v` as unsigned bytes, `code * scale`: 16
- * bytes moved a parameter.
+ * elements (a multiple of 16) with `m` and `v` as the top bytes of their f32: 16 bytes moved a
+ * parameter.
  */
-export function radamLinear8(
+export function radamBytes(
   p: usize, g: usize, mCodes: usize, vCodes: usize, n: i32,
-  beta1: f32, beta2: f32, stepSize: f32, eps: f32, scale: f32,
+  beta1: f32, beta2: f32, stepSize: f32, eps: f32,
 ): void {
   const b1 = f32x4.splat(beta1), c1 = f32x4.splat(1 - beta1);
   const b2 = f32x4.splat(beta2), c2 = f32x4.splat(1 - beta2);
   const ss = f32x4.splat(stepSize), ep = f32x4.splat(eps);
-  const sc = f32x4.splat(scale), inv = f32x4.splat(1 / scale);
-  const magic = f32x4.splat(12582912);
   for (let i: usize = 0; i < <usize> n; i += 16) {
     const qm = v128.load(mCodes + i), qv = v128.load(vCodes + i);
     const o = i << 2;
     const g0 = v128.load(g + o), g1 = v128.load(g + o, 16);
     const g2 = v128.load(g + o, 32), g3 = v128.load(g + o, 48);
-    const m0 = f32x4.add(f32x4.mul(b1, decodeLinear(qm, sc, 0, true)), f32x4.mul(c1, g0));
-    const m1 = f32x4.add(f32x4.mul(b1, decodeLinear(qm, sc, 1, true)), f32x4.mul(c1, g1));
-    const m2 = f32x4.add(f32x4.mul(b1, decodeLinear(qm, sc, 2, true)), f32x4.mul(c1, g2));
-    const m3 = f32x4.add(f32x4.mul(b1, decodeLinear(qm, sc, 3, true)), f32x4.mul(c1, g3));
-    const v0 = f32x4.add(f32x4.mul(b2, decodeLinear(qv, sc, 0, false)), f32x4.mul(c2, f32x4.mul(g0, g0)));
-    const v1 = f32x4.add(f32x4.mul(b2, decodeLinear(qv, sc, 1, false)), f32x4.mul(c2, f32x4.mul(g1, g1)));
-    const v2 = f32x4.add(f32x4.mul(b2, decodeLinear(qv, sc, 2, false)), f32x4.mul(c2, f32x4.mul(g2, g2)));
-    const v3 = f32x4.add(f32x4.mul(b2, decodeLinear(qv, sc, 3, false)), f32x4.mul(c2, f32x4.mul(g3, g3)));
+    const m0 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 0)), f32x4.mul(c1, g0));
+    const m1 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 1)), f32x4.mul(c1, g1));
+    const m2 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 2)), f32x4.mul(c1, g2));
+    const m3 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 3)), f32x4.mul(c1, g3));
+    const v0 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 0)), f32x4.mul(c2, f32x4.mul(g0, g0)));
+    const v1 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 1)), f32x4.mul(c2, f32x4.mul(g1, g1)));
+    const v2 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 2)), f32x4.mul(c2, f32x4.mul(g2, g2)));
+    const v3 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 3)), f32x4.mul(c2, f32x4.mul(g3, g3)));
     radamUpdate(p + o, m0, v0, ss, ep);
     radamUpdate(p + o + 16, m1, v1, ss, ep);
     radamUpdate(p + o + 32, m2, v2, ss, ep);
     radamUpdate(p + o + 48, m3, v3, ss, ep);
-    v128.store(mCodes + i, encodeLinear(m0, m1, m2, m3, inv, magic, true));
-    v128.store(vCodes + i, encodeLinear(v0, v1, v2, v3, inv, magic, false));
+    v128.store(mCodes + i, encodeBytes(m0, m1, m2, m3));
+    v128.store(vCodes + i, encodeBytes(v0, v1, v2, v3));
   }
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { cContender, type CVariant, cVariants } from "./c_baseline.ts";
-import { divSqrtContender, linear8Contender, rmwContender } from "./bounds.ts";
+import { bytesContender, divSqrtContender, rmwContender } from "./bounds.ts";
 import { checkPassContender, libraryContender } from "./library.ts";
 import { BASE_OPTIMIZER, bytesPerParameter, ruleRowNames } from "./rule_rows.ts";
 import { tfContender } from "./tfjs.ts";
@@ -117,8 +117,8 @@ function compactContenders(threads: number): Contender[] {
     divSqrtContender(),
     rmwContender(16),
     rmwContender(28),
-    linear8Contender("radam"),
-    linear8Contender("lion"),
+    bytesContender("radam"),
+    bytesContender("lion"),
   ];
 }
 
@@ -142,8 +142,8 @@ export function compactRatioRows(threads: number): RatioRow[] {
     ["bound: div + sqrt alone / radam wasm 32-bit", "bound-divsqrt", "wasm"],
     ["bound: RMW 16 bytes / radam wasm 8-bit", "bound-rmw16", "wasm-8bit"],
     ["bound: RMW 28 bytes / radam wasm 32-bit", "bound-rmw28", "wasm"],
-    ["bound: cheapest 8-bit code / radam wasm 32-bit", "bound-radam-linear8", "wasm"],
-    ["bound: cheapest 8-bit code / lion wasm 32-bit", "bound-lion-linear8", "lion-wasm"],
+    ["bound: bytes, no codec / radam wasm 32-bit", "bound-radam-bytes", "wasm"],
+    ["bound: bytes, no codec / lion wasm 32-bit", "bound-lion-bytes", "lion-wasm"],
   ];
 }
 

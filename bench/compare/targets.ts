@@ -153,7 +153,7 @@ function compactStates(r: Results): Verdict[] {
       }`;
     if (!threads) {
       const base = stepKey(name, false, false);
-      const found = [bounds("bound of the cheapest 8-bit code", `bound-${name}-linear8`, base)];
+      const found = [bounds("bound of bytes with no codec", `bound-${name}-bytes`, base)];
       if (name === "radam") found.push(bounds("of div + sqrt alone", "bound-divsqrt", base));
       verdict.detail += ` (${found.join("; ")})`;
     }
