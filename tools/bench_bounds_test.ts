@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { instance } from "../bench/compare/bounds.ts";
+import { compileAssembly, standaloneArgs } from "./_asc.ts";
 
 // The bench's bounds with moments as bytes (assembly/bounds.ts) must do the whole of the work
 // they stand for, or the bound would be too high: every element's bytes moved into its lane,
@@ -23,9 +23,20 @@ function encode(x: number): number {
   return bits[0] >>> 24;
 }
 
+/** The two kernels' exports (assembly/bounds.ts, as bench/compare/bounds.ts compiles it). */
+interface Kernels {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  lionBytes(...args: number[]): void;
+  radamBytes(...args: number[]): void;
+}
+
 /** Buffers of `N` parameters, gradients and two code sections, filled from `seed`. */
 async function setUp(seed: number) {
-  const { k, at } = await instance(4096 * 4);
+  const wasm = await compileAssembly(standaloneArgs("bounds.ts"));
+  const k = (await WebAssembly.instantiate(wasm, {})).instance.exports as unknown as Kernels;
+  const at = Math.ceil(k.heapBase() / 4096) * 4096;
+  if (k.memory.buffer.byteLength < at + 4096) k.memory.grow(1);
   const p = new Float32Array(k.memory.buffer, at, N);
   const g = new Float32Array(k.memory.buffer, at + 1024, N);
   const m = new Uint8Array(k.memory.buffer, at + 2048, N);

@@ -13,7 +13,7 @@ import type { Contender } from "./timing.ts";
 import { syncTimer } from "./timing.ts";
 
 /** The bench-only kernels' exports. */
-export interface BoundKernels {
+interface BoundKernels {
   memory: WebAssembly.Memory;
   heapBase(): number;
   divSqrt(x: number, block: number, n: number, eps: number): void;
@@ -51,7 +51,7 @@ function boundsModule(): Promise<WebAssembly.Module> {
 }
 
 /** An instance whose memory holds `bytes` after its static data; the first free address. */
-export async function instance(bytes: number): Promise<{ k: BoundKernels; at: number }> {
+async function instance(bytes: number): Promise<{ k: BoundKernels; at: number }> {
   const k = (await WebAssembly.instantiate(await boundsModule(), {}))
     .exports as unknown as BoundKernels;
   const at = Math.ceil(k.heapBase() / 4096) * 4096;
