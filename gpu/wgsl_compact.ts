@@ -10,9 +10,10 @@
  * moments are 0.
  *
  * Bindings: the params, grads and slow weights of the chunk (a run of blocks of one tensor, from
- * its first element; a param updated in place only up to the vec4 of the tensor's last element), each moment's codes from the chunk's first block (`array<u32>`, four a
- * word, element j of a word in its byte j), and the scales, the whole section (the first
- * moment's, then the second's; the chunk's first block is `chunk.block0`).
+ * its first element; a param updated in place only up to the vec4 of the tensor's last element),
+ * each moment's codes from the chunk's first block (`array<u32>`, four a word, element j of a
+ * word in its byte j), and the scales, the whole section (the first moment's, then the second's;
+ * the chunk's first block is `chunk.block0`).
  *
  * @module
  */
