@@ -1,7 +1,8 @@
 /**
  * What the builds of AssemblyScript share (tools/build_wasm.ts, tools/build_q8_wasm.ts and the
  * bench's bounds, bench/compare/bounds.ts): running the compiler and catching its wasm output,
- * the settings of a standalone build, and the base64 text of the generated modules. Private to
+ * the settings of a standalone build and an instance of one, and the base64 text of the
+ * generated modules. Private to
  * the tools and the bench.
  *
  * @module
@@ -62,6 +63,41 @@ export function standaloneArgs(entry: string): string[] {
     "--use",
     "abort=",
   ];
+}
+
+/** What a standalone module exports for {@linkcode standaloneInstance}. */
+export interface StandaloneExports {
+  memory: WebAssembly.Memory;
+  /** The first byte after the module's static data. */
+  heapBase(): number;
+}
+
+const modules = new Map<string, Promise<WebAssembly.Module>>();
+
+/**
+ * A new instance of the standalone build of `entry` (compiled once per entry), whose memory
+ * holds `bytes` from `at`, the first 4 KiB boundary after its static data.
+ *
+ * @example
+ * ```ts ignore
+ * import { standaloneInstance } from "./_asc.ts";
+ * const { exports, at } = await standaloneInstance("bounds.ts", 1 << 20);
+ * ```
+ */
+export async function standaloneInstance<T extends StandaloneExports>(
+  entry: string,
+  bytes: number,
+): Promise<{ exports: T; at: number }> {
+  let module = modules.get(entry);
+  if (module === undefined) {
+    module = compileAssembly(standaloneArgs(entry)).then((wasm) => WebAssembly.compile(wasm));
+    modules.set(entry, module);
+  }
+  const exports = (await WebAssembly.instantiate(await module, {})).exports as unknown as T;
+  const at = Math.ceil(exports.heapBase() / 4096) * 4096;
+  const grow = at + bytes - exports.memory.buffer.byteLength;
+  if (grow > 0) exports.memory.grow(Math.ceil(grow / 65536));
+  return { exports, at };
 }
 
 /**

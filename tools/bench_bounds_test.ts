@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { compileAssembly, standaloneArgs } from "./_asc.ts";
+import { type StandaloneExports, standaloneInstance } from "./_asc.ts";
 
 // The bench's bounds with moments as bytes (assembly/bounds.ts) must do the whole of the work
 // they stand for, or the bound would be too high: every element's bytes moved into its lane,
@@ -24,19 +24,14 @@ function encode(x: number): number {
 }
 
 /** The two kernels' exports (assembly/bounds.ts, as bench/compare/bounds.ts compiles it). */
-interface Kernels {
-  memory: WebAssembly.Memory;
-  heapBase(): number;
+interface Kernels extends StandaloneExports {
   lionBytes(...args: number[]): void;
   radamBytes(...args: number[]): void;
 }
 
 /** Buffers of `N` parameters, gradients and two code sections, filled from `seed`. */
 async function setUp(seed: number) {
-  const wasm = await compileAssembly(standaloneArgs("bounds.ts"));
-  const k = (await WebAssembly.instantiate(wasm, {})).instance.exports as unknown as Kernels;
-  const at = Math.ceil(k.heapBase() / 4096) * 4096;
-  if (k.memory.buffer.byteLength < at + 4096) k.memory.grow(1);
+  const { exports: k, at } = await standaloneInstance<Kernels>("bounds.ts", 4096);
   const p = new Float32Array(k.memory.buffer, at, N);
   const g = new Float32Array(k.memory.buffer, at + 1024, N);
   const m = new Uint8Array(k.memory.buffer, at + 2048, N);

@@ -8,14 +8,12 @@
  *
  * @module
  */
-import { compileAssembly, standaloneArgs } from "../../tools/_asc.ts";
+import { type StandaloneExports, standaloneInstance } from "../../tools/_asc.ts";
 import type { Contender } from "./timing.ts";
 import { syncTimer } from "./timing.ts";
 
 /** The bench-only kernels' exports. */
-interface BoundKernels {
-  memory: WebAssembly.Memory;
-  heapBase(): number;
+interface BoundKernels extends StandaloneExports {
   divSqrt(x: number, block: number, n: number, eps: number): void;
   rmw16(p: number, g: number, c0: number, c1: number, n: number, one: number): void;
   rmw28(p: number, g: number, m: number, v: number, n: number): void;
@@ -41,23 +39,10 @@ interface BoundKernels {
   ): void;
 }
 
-let compiled: Promise<WebAssembly.Module> | undefined;
-
-/** assembly/bounds.ts compiled with the kernels' settings (once; asc is loaded then, not before). */
-function boundsModule(): Promise<WebAssembly.Module> {
-  return compiled ??= compileAssembly(standaloneArgs("bounds.ts")).then((wasm) =>
-    WebAssembly.compile(wasm)
-  );
-}
-
 /** An instance whose memory holds `bytes` after its static data; the first free address. */
 async function instance(bytes: number): Promise<{ k: BoundKernels; at: number }> {
-  const k = (await WebAssembly.instantiate(await boundsModule(), {}))
-    .exports as unknown as BoundKernels;
-  const at = Math.ceil(k.heapBase() / 4096) * 4096;
-  const grow = at + bytes - k.memory.buffer.byteLength;
-  if (grow > 0) k.memory.grow(Math.ceil(grow / 65536));
-  return { k, at };
+  const { exports, at } = await standaloneInstance<BoundKernels>("bounds.ts", bytes);
+  return { k: exports, at };
 }
 
 /** A runner timed by `time`, run once first (its memory touched, its code compiled). */
