@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import REGISTRY from "../core/registry.ts";
-import { contenderKeys, ruleRatioRows } from "../bench/compare/contenders.ts";
+import { compactRatioRows, contenderKeys, ruleRatioRows } from "../bench/compare/contenders.ts";
 import { bytesPerParameter, factoryOf, ruleRowNames } from "../bench/compare/rule_rows.ts";
 
 Deno.test("bench rows: every element loop of the registry has a row of its own", () => {
@@ -21,6 +21,23 @@ Deno.test("bench rows: every element loop of the registry has a row of its own",
   );
   // keys name one row each
   assert.equal(new Set(keys).size, keys.length);
+});
+
+Deno.test("bench rows: the 8-bit ratios and their bounds compare rows of the bench", () => {
+  const keys = new Set(contenderKeys(2));
+  const rows = compactRatioRows(2);
+  for (const [title, a, b] of rows) {
+    assert.ok(keys.has(a) && keys.has(b), `${title}: ${a} / ${b}`);
+  }
+  // the bound of bytes with no codec, on one thread and on the threads, for each 8-bit rule
+  for (const base of ["wasm", "lion-wasm"]) {
+    for (const threads of ["", "-threads"]) {
+      const rule = base === "wasm" ? "radam" : "lion";
+      assert.ok(
+        rows.some(([, a, b]) => a === `bound-${rule}-bytes${threads}` && b === base + threads),
+      );
+    }
+  }
 });
 
 Deno.test("bench rows: every optimizer of the registry has a factory in mod.ts", async () => {

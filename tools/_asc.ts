@@ -75,6 +75,46 @@ export interface StandaloneExports {
 const modules = new Map<string, Promise<WebAssembly.Module>>();
 
 /**
+ * The standalone build of `entry` (a file of assembly/), compiled once per entry: a module that
+ * {@linkcode instantiateStandalone} instantiates, here or in a worker it is posted to.
+ *
+ * @example
+ * ```ts ignore
+ * import { standaloneModule } from "./_asc.ts";
+ * const module = await standaloneModule("bounds.ts");
+ * ```
+ */
+export function standaloneModule(entry: string): Promise<WebAssembly.Module> {
+  let module = modules.get(entry);
+  if (module === undefined) {
+    module = compileAssembly(standaloneArgs(entry)).then((wasm) => WebAssembly.compile(wasm));
+    modules.set(entry, module);
+  }
+  return module;
+}
+
+/**
+ * A new instance of a standalone `module` whose memory holds `bytes` from `at`, the first 4 KiB
+ * boundary after its static data.
+ *
+ * @example
+ * ```ts ignore
+ * import { instantiateStandalone, standaloneModule } from "./_asc.ts";
+ * const { exports, at } = await instantiateStandalone(await standaloneModule("bounds.ts"), 4096);
+ * ```
+ */
+export async function instantiateStandalone<T extends StandaloneExports>(
+  module: WebAssembly.Module,
+  bytes: number,
+): Promise<{ exports: T; at: number }> {
+  const exports = (await WebAssembly.instantiate(module, {})).exports as unknown as T;
+  const at = Math.ceil(exports.heapBase() / 4096) * 4096;
+  const grow = at + bytes - exports.memory.buffer.byteLength;
+  if (grow > 0) exports.memory.grow(Math.ceil(grow / 65536));
+  return { exports, at };
+}
+
+/**
  * A new instance of the standalone build of `entry` (compiled once per entry), whose memory
  * holds `bytes` from `at`, the first 4 KiB boundary after its static data.
  *
@@ -88,16 +128,7 @@ export async function standaloneInstance<T extends StandaloneExports>(
   entry: string,
   bytes: number,
 ): Promise<{ exports: T; at: number }> {
-  let module = modules.get(entry);
-  if (module === undefined) {
-    module = compileAssembly(standaloneArgs(entry)).then((wasm) => WebAssembly.compile(wasm));
-    modules.set(entry, module);
-  }
-  const exports = (await WebAssembly.instantiate(await module, {})).exports as unknown as T;
-  const at = Math.ceil(exports.heapBase() / 4096) * 4096;
-  const grow = at + bytes - exports.memory.buffer.byteLength;
-  if (grow > 0) exports.memory.grow(Math.ceil(grow / 65536));
-  return { exports, at };
+  return instantiateStandalone<T>(await standaloneModule(entry), bytes);
 }
 
 /**

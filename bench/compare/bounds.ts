@@ -3,12 +3,16 @@
  * and square root of an RAdam step alone (no memory traffic), and a read-modify-write of the
  * bytes a step moves per parameter (16 for 8-bit RAdam, 28 for 32-bit), in the same f32x4
  * WebAssembly SIMD as the library's kernels, and the RAdam and Lion steps with their moments as
- * bytes moved into f32 lanes and back with no codec, the least any 8-bit code does (assembly/bounds.ts, compiled here by asc; not part
- * of the library).
+ * bytes moved into f32 lanes and back with no codec, the least any 8-bit code does, on one
+ * thread and on several (assembly/bounds.ts, compiled here by asc; not part of the library).
  *
  * @module
  */
-import { type StandaloneExports, standaloneInstance } from "../../tools/_asc.ts";
+import {
+  instantiateStandalone,
+  type StandaloneExports,
+  standaloneModule,
+} from "../../tools/_asc.ts";
 import type { Contender } from "./timing.ts";
 import { syncTimer } from "./timing.ts";
 
@@ -41,7 +45,8 @@ interface BoundKernels extends StandaloneExports {
 
 /** An instance whose memory holds `bytes` after its static data; the first free address. */
 async function instance(bytes: number): Promise<{ k: BoundKernels; at: number }> {
-  const { exports, at } = await standaloneInstance<BoundKernels>("bounds.ts", bytes);
+  const module = await standaloneModule("bounds.ts");
+  const { exports, at } = await instantiateStandalone<BoundKernels>(module, bytes);
   return { k: exports, at };
 }
 
@@ -93,30 +98,100 @@ function sectionGap(bytes: number): number {
   return Math.ceil((bytes * 1.05 + 4096) / 4096) * 4096 + 1664;
 }
 
+/** A rule whose step the bytes' bounds run. */
+export type BytesRule = "radam" | "lion";
+
+/** The bytes {@linkcode bytesStepIn} uses for `n` parameters: parameters, gradients, two codes. */
+function bytesFootprint(n: number): number {
+  return 2 * sectionGap(4 * n) + 2 * sectionGap(n);
+}
+
+/**
+ * One step of `rule` with its moments as bytes (assembly/bounds.ts) over `n` parameters (a
+ * multiple of 16), in a new instance of the bounds' `module`: its memory set up, its step a call.
+ */
+export async function bytesStepIn(
+  module: WebAssembly.Module,
+  rule: BytesRule,
+  n: number,
+): Promise<() => void> {
+  const { exports: k, at } = await instantiateStandalone<BoundKernels>(module, bytesFootprint(n));
+  const f = sectionGap(4 * n), c = sectionGap(n);
+  new Float32Array(k.memory.buffer, at, n).fill(0.5);
+  new Float32Array(k.memory.buffer, at + f, n).fill(0.01);
+  // codes 0x3c: the top byte of 2^-7 (m), of v alike
+  new Uint8Array(k.memory.buffer, at + 2 * f, 2 * c).fill(0x3c);
+  const codes = at + 2 * f;
+  if (rule === "lion") return () => k.lionBytes(at, at + f, codes, n, 0.9, 0.99, 1e-4);
+  return () => k.radamBytes(at, at + f, codes, codes + c, n, 0.9, 0.999, 1e-3, 1e-8);
+}
+
 /**
  * The plain step of `rule` (RAdam rectified, or Lion) over `n` parameters with its moments as
  * bytes moved into f32 lanes and back with no codec (assembly/bounds.ts): a bound on any 8-bit
- * step here.
+ * step here. On `threads` > 1, each thread (this one and `threads − 1` workers) steps its own
+ * `n / threads` parameters in its own memory, `steps` steps with no barrier between them: a
+ * bound on any 8-bit step on that many threads, which also waits for its threads at every step.
  */
-export function bytesContender(rule: "radam" | "lion"): Contender {
+export function bytesContender(rule: BytesRule, threads = 1): Contender {
+  const on = threads > 1 ? ` on ${threads} threads` : "";
   return {
-    name: `bound: ${rule} step, moments as bytes moved into f32 lanes and back (no codec)`,
-    key: `bound-${rule}-bytes`,
+    name: `bound: ${rule} step${on}, moments as bytes moved into f32 lanes and back (no codec)`,
+    key: `bound-${rule}-bytes${threads > 1 ? "-threads" : ""}`,
     async setup(n) {
-      n = Math.ceil(n / 16) * 16;
-      const f = sectionGap(4 * n), c = sectionGap(n);
-      const { k, at } = await instance(2 * f + 2 * c);
-      new Float32Array(k.memory.buffer, at, n).fill(0.5);
-      new Float32Array(k.memory.buffer, at + f, n).fill(0.01);
-      // codes 0x3c: the top byte of 2^-7 (m), of v alike
-      new Uint8Array(k.memory.buffer, at + 2 * f, 2 * c).fill(0x3c);
-      const codes = at + 2 * f;
-      if (rule === "lion") {
-        return warm(syncTimer(() => k.lionBytes(at, at + f, codes, n, 0.9, 0.99, 1e-4)));
-      }
-      return warm(
-        syncTimer(() => k.radamBytes(at, at + f, codes, codes + c, n, 0.9, 0.999, 1e-3, 1e-8)),
-      );
+      const module = await standaloneModule("bounds.ts");
+      const slice = Math.ceil(n / threads / 16) * 16;
+      const step = await bytesStepIn(module, rule, slice);
+      if (threads === 1) return warm(syncTimer(step));
+      const workers = await startBoundWorkers(threads - 1, { module, rule, n: slice });
+      const runner = await warm(async (steps) => {
+        const t0 = performance.now();
+        const done = workers.map((worker) => workerSteps(worker, steps));
+        for (let s = 0; s < steps; s++) step();
+        await Promise.all(done);
+        return (performance.now() - t0) / 1e3 / steps;
+      });
+      return { ...runner, dispose: () => workers.forEach((worker) => worker.terminate()) };
     },
   };
+}
+
+/** What a worker of a threaded bound is sent once (bench/compare/bound_worker.ts). */
+export interface BoundWorkerInit {
+  module: WebAssembly.Module;
+  rule: BytesRule;
+  n: number;
+}
+
+/** `count` workers, each with its own instance set up from `init`, ready to step. */
+async function startBoundWorkers(count: number, init: BoundWorkerInit): Promise<Worker[]> {
+  const url = new URL("./bound_worker.ts", import.meta.url).href;
+  const workers = Array.from({ length: count }, () => new Worker(url, { type: "module" }));
+  await Promise.all(workers.map((worker) => {
+    const ready = reply(worker);
+    worker.postMessage(init);
+    return ready;
+  }));
+  return workers;
+}
+
+/** Resolves when `worker` has run `steps` steps. */
+function workerSteps(worker: Worker, steps: number): Promise<void> {
+  const done = reply(worker);
+  worker.postMessage({ steps });
+  return done;
+}
+
+/** `worker`'s next message; rejects with its error. */
+function reply(worker: Worker): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    worker.onmessage = (event) => {
+      if (event.data?.error) reject(new Error(`A bound's worker failed: ${event.data.error}`));
+      else resolve();
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      reject(new Error(`A bound's worker failed: ${event.message}`));
+    };
+  });
 }

@@ -75,7 +75,7 @@ export function stepKey(name: string, threads: boolean, compact: boolean): strin
 /**
  * The 8-bit states' rows: each optimizer of {@linkcode COMPACT_OPTIMIZERS} with 8-bit moments,
  * on one thread and on `threads` (and Lion's 32-bit step on the threads, to compare with), then
- * the bounds of any step on this machine (bench/compare/bounds.ts).
+ * the bounds of any step on this machine (bench/compare/bounds.ts), the bytes' on the threads too.
  */
 function compactContenders(threads: number): Contender[] {
   const rows: Contender[] = [];
@@ -119,6 +119,8 @@ function compactContenders(threads: number): Contender[] {
     rmwContender(28),
     bytesContender("radam"),
     bytesContender("lion"),
+    bytesContender("radam", threads),
+    bytesContender("lion", threads),
   ];
 }
 
@@ -144,6 +146,16 @@ export function compactRatioRows(threads: number): RatioRow[] {
     ["bound: RMW 28 bytes / radam wasm 32-bit", "bound-rmw28", "wasm"],
     ["bound: bytes, no codec / radam wasm 32-bit", "bound-radam-bytes", "wasm"],
     ["bound: bytes, no codec / lion wasm 32-bit", "bound-lion-bytes", "lion-wasm"],
+    [
+      `bound: bytes, no codec, ${threads} threads / radam wasm 32-bit, ${threads} threads`,
+      "bound-radam-bytes-threads",
+      "wasm-threads",
+    ],
+    [
+      `bound: bytes, no codec, ${threads} threads / lion wasm 32-bit, ${threads} threads`,
+      "bound-lion-bytes-threads",
+      "lion-wasm-threads",
+    ],
   ];
 }
 

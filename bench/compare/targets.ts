@@ -112,9 +112,10 @@ function defaultCheck(r: Results): Verdict[] {
 }
 
 /**
- * The speed targets of 8-bit states (issue #23), each with the bound of any RAdam step here: the
- * rate of its divide and square root alone over the 32-bit step's (no state format can make a
- * step faster than that on one thread).
+ * The speed targets of 8-bit states (issue #23), each with the bounds of any 8-bit step here: the
+ * rule's step with its moments as bytes and no codec, on as many threads as the target, over the
+ * 32-bit step's rate; for RAdam on one thread, also its divide and square root alone (no state
+ * format can make a step faster than that).
  */
 function compactStates(r: Results): Verdict[] {
   const big = (l: string) => l === "4M" || l === "16M" || l === "64M";
@@ -151,12 +152,13 @@ function compactStates(r: Results): Verdict[] {
           return `${l} ${x !== undefined && y !== undefined ? (x / y).toFixed(2) : "—"}×`;
         }).join(", ")
       }`;
-    if (!threads) {
-      const base = stepKey(name, false, false);
-      const found = [bounds("bound of bytes with no codec", `bound-${name}-bytes`, base)];
-      if (name === "radam") found.push(bounds("of div + sqrt alone", "bound-divsqrt", base));
-      verdict.detail += ` (${found.join("; ")})`;
+    const base = stepKey(name, threads, false);
+    const bytesKey = `bound-${name}-bytes${threads ? "-threads" : ""}`;
+    const found = [bounds("bound of bytes with no codec", bytesKey, base)];
+    if (name === "radam" && !threads) {
+      found.push(bounds("of div + sqrt alone", "bound-divsqrt", base));
     }
+    verdict.detail += ` (${found.join("; ")})`;
     return verdict;
   });
 }
