@@ -16,6 +16,13 @@
 //     and back; this is the fastest way to do it we found in V8 (one i8x16.shuffle per four
 //     elements and three per sixteen, fewer wasm operations, ran 1.25x slower: V8 lowers a
 //     two-input shuffle to several x86 instructions). (Crude values: a bound, not a step.)
+//   lionScaled, radamScaled: the same with what every block-wise code adds at the least: each
+//     block of 256 has its scales, and the block's largest new magnitude (the maximum of the
+//     values' bits shifted left by one) sets the next one. The codes are decoded in the scale
+//     they were written in and encoded in the next one, taken from the last step (one pass, no
+//     scratch, no clamp), and both scales are folded into the step's per-block constants, so no
+//     multiply an element is added: the only work an element beyond the bytes' is the maximum.
+//     Still no rounding, no sign handling beyond the float's own, no code map.
 
 /** First byte after the module's static data. */
 export function heapBase(): usize {
@@ -165,5 +172,108 @@ export function radamBytes(
     radamUpdate(p + o + 48, m3, v3, ss, ep);
     v128.store(mCodes + i, encodeBytes(m0, m1, m2, m3));
     v128.store(vCodes + i, encodeBytes(v0, v1, v2, v3));
+  }
+}
+
+/** Elements a block of a scaled bound: one scale each. */
+const BLOCK: usize = 256;
+
+/** The largest magnitude of four f32 lanes, as their bits shifted left by one, into `mx`. */
+// @ts-ignore: decorator
+@inline
+function maxInto(mx: v128, x: v128): v128 {
+  return i32x4.max_u(mx, i32x4.shl(x, 1));
+}
+
+/** The lane-wise largest of `mx` (bits shifted left by one) as the f32 it was. */
+// @ts-ignore: decorator
+@inline
+function largest(mx: v128): f32 {
+  const a = max<u32>(i32x4.extract_lane(mx, 0), i32x4.extract_lane(mx, 1));
+  const b = max<u32>(i32x4.extract_lane(mx, 2), i32x4.extract_lane(mx, 3));
+  return reinterpret<f32>(max<u32>(a, b) >> 1);
+}
+
+/**
+ * Lion's plain step over `n` elements (a multiple of 256) with its moment in blocks of 256, each
+ * with two f32 scales at `scales` (pairs: the scale its codes are in, and the next one). The
+ * moment is decoded in the first and encoded in the second, both folded into the step's
+ * constants; the largest new magnitude gives the next scale. (No clamp: codes past the scale
+ * are wrong, which only makes the bound faster.)
+ */
+export function lionScaled(
+  p: usize, g: usize, codes: usize, scales: usize, n: i32,
+  beta1: f32, beta2: f32, stepSize: f32,
+): void {
+  const ss = f32x4.splat(stepSize), c1 = f32x4.splat(1 - beta1);
+  const signBit = i32x4.splat(0x80000000), one = f32x4.splat(1);
+  for (let start: usize = 0; start < <usize> n; start += BLOCK) {
+    const at = scales + (start >> 5);
+    const sc = load<f32>(at), sn = load<f32>(at, 4);
+    // c = b1 sc q + c1 g (its sign is Lion's); the new moment in codes of sn: (b2 sc q + c2 g) / sn
+    const b1 = f32x4.splat(beta1 * sc);
+    const b2 = f32x4.splat(beta2 * sc / sn), c2 = f32x4.splat((1 - beta2) / sn);
+    let mx = i32x4.splat(0);
+    for (let i = start; i < start + BLOCK; i += 16) {
+      const q = v128.load(codes + i);
+      const o = i << 2;
+      const a = lionBytesVector(p, g, o, decodeBytes(q, 0), b1, c1, b2, c2, ss, signBit, one);
+      const b = lionBytesVector(p, g, o + 16, decodeBytes(q, 1), b1, c1, b2, c2, ss, signBit, one);
+      const c = lionBytesVector(p, g, o + 32, decodeBytes(q, 2), b1, c1, b2, c2, ss, signBit, one);
+      const d = lionBytesVector(p, g, o + 48, decodeBytes(q, 3), b1, c1, b2, c2, ss, signBit, one);
+      mx = maxInto(maxInto(maxInto(maxInto(mx, a), b), c), d);
+      v128.store(codes + i, encodeBytes(a, b, c, d));
+    }
+    store<f32>(at, sn);
+    store<f32>(at, sn * largest(mx), 4);
+  }
+}
+
+/**
+ * RAdam's rectified step over `n` elements (a multiple of 256) with `m` and `v` in blocks of 256,
+ * each with two f32 scales a moment (at `mScales`, `vScales`: the scale its codes are in, and
+ * the next one), folded into the step's constants as in {@link lionScaled}: the new moments are
+ * computed in codes of the next scales, and the update from them.
+ */
+export function radamScaled(
+  p: usize, g: usize, mCodes: usize, vCodes: usize, mScales: usize, vScales: usize, n: i32,
+  beta1: f32, beta2: f32, stepSize: f32, eps: f32,
+): void {
+  for (let start: usize = 0; start < <usize> n; start += BLOCK) {
+    const am = mScales + (start >> 5), av = vScales + (start >> 5);
+    const mc = load<f32>(am), mn = load<f32>(am, 4), vc = load<f32>(av), vn = load<f32>(av, 4);
+    // m' = (b1 mc q + c1 g) / mn, v' = (b2 vc q + c2 g²) / vn; the update
+    // stepSize m / (√v + eps) = (stepSize mn / √vn) m' / (√v' + eps / √vn)
+    const b1 = f32x4.splat(beta1 * mc / mn), c1 = f32x4.splat((1 - beta1) / mn);
+    const b2 = f32x4.splat(beta2 * vc / vn), c2 = f32x4.splat((1 - beta2) / vn);
+    const root = sqrt<f32>(vn);
+    const ss = f32x4.splat(stepSize * mn / root), ep = f32x4.splat(eps / root);
+    let mxm = i32x4.splat(0), mxv = i32x4.splat(0);
+    for (let i = start; i < start + BLOCK; i += 16) {
+      const qm = v128.load(mCodes + i), qv = v128.load(vCodes + i);
+      const o = i << 2;
+      const g0 = v128.load(g + o), g1 = v128.load(g + o, 16);
+      const g2 = v128.load(g + o, 32), g3 = v128.load(g + o, 48);
+      const m0 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 0)), f32x4.mul(c1, g0));
+      const m1 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 1)), f32x4.mul(c1, g1));
+      const m2 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 2)), f32x4.mul(c1, g2));
+      const m3 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 3)), f32x4.mul(c1, g3));
+      const v0 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 0)), f32x4.mul(c2, f32x4.mul(g0, g0)));
+      const v1 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 1)), f32x4.mul(c2, f32x4.mul(g1, g1)));
+      const v2 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 2)), f32x4.mul(c2, f32x4.mul(g2, g2)));
+      const v3 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 3)), f32x4.mul(c2, f32x4.mul(g3, g3)));
+      radamUpdate(p + o, m0, v0, ss, ep);
+      radamUpdate(p + o + 16, m1, v1, ss, ep);
+      radamUpdate(p + o + 32, m2, v2, ss, ep);
+      radamUpdate(p + o + 48, m3, v3, ss, ep);
+      mxm = maxInto(maxInto(maxInto(maxInto(mxm, m0), m1), m2), m3);
+      mxv = maxInto(maxInto(maxInto(maxInto(mxv, v0), v1), v2), v3);
+      v128.store(mCodes + i, encodeBytes(m0, m1, m2, m3));
+      v128.store(vCodes + i, encodeBytes(v0, v1, v2, v3));
+    }
+    store<f32>(am, mn);
+    store<f32>(am, mn * largest(mxm), 4);
+    store<f32>(av, vn);
+    store<f32>(av, vn * largest(mxv), 4);
   }
 }

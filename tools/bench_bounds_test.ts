@@ -27,6 +27,8 @@ function encode(x: number): number {
 interface Kernels extends StandaloneExports {
   lionBytes(...args: number[]): void;
   radamBytes(...args: number[]): void;
+  lionScaled(...args: number[]): void;
+  radamScaled(...args: number[]): void;
 }
 
 /** Buffers of `N` parameters, gradients and two code sections, filled from `seed`. */
@@ -72,4 +74,70 @@ Deno.test("bench bound: RAdam with byte moments steps and moves every element", 
     assert.equal(m[i], encode(mNew), `m[${i}]`);
     assert.equal(v[i], encode(vNew), `v[${i}]`);
   }
+});
+
+// The scaled forms (a block of 256 elements, two f32 scales a block and moment: the one its
+// codes are in, and the next one): decoded in the first, the new moment encoded in the second,
+// both folded into the step's constants (each constant rounded to f32 as the kernel does); the
+// next scale = the second × the largest magnitude of the new codes' values.
+
+const B = 256;
+
+/** A block of `B` parameters, gradients, codes and scales, filled from `seed`. */
+async function setUpBlock(seed: number) {
+  const { exports: k, at } = await standaloneInstance<Kernels>("bounds.ts", 8192);
+  const p = new Float32Array(k.memory.buffer, at, B);
+  const g = new Float32Array(k.memory.buffer, at + 1024, B);
+  const m = new Uint8Array(k.memory.buffer, at + 2048, B);
+  const v = new Uint8Array(k.memory.buffer, at + 2304, B);
+  const s = new Float32Array(k.memory.buffer, at + 2560, 4);
+  for (let i = 0; i < B; i++) {
+    p[i] = f32(0.5 + ((i * seed) % 7) / 8);
+    g[i] = f32((((i * 5 + seed) % 11) - 5) / 8);
+    m[i] = 0x3a + ((i * 13 + seed) % 8) + (i % 3 === 0 ? 0x80 : 0);
+    v[i] = 0x3a + ((i * 29 + seed) % 8);
+  }
+  s.set([0.75, 1.5, 1.25, 0.625]);
+  return { k, at, p, g, m, v, s };
+}
+
+/** The largest magnitude of `values`. */
+const largest = (values: number[]) => Math.max(...values.map(Math.abs));
+
+Deno.test("bench bound: Lion with scaled byte moments decodes, steps, encodes, rescales", async () => {
+  const { k, at, p, g, m, s } = await setUpBlock(3);
+  const [p0, g0, m0, [sc, sn]] = [Array.from(p), Array.from(g), Array.from(m), Array.from(s)];
+  const ss = 1 / 16;
+  k.lionScaled(at, at + 1024, at + 2048, at + 2560, B, 0.5, 0.75, ss);
+  const [b1, b2, c2] = [f32(0.5 * sc), f32(f32(0.75 * sc) / sn), f32(0.25 / sn)];
+  const next: number[] = [];
+  for (let i = 0; i < B; i++) {
+    const q = decode(m0[i]);
+    const c = f32(f32(b1 * q) + f32(0.5 * g0[i]));
+    assert.equal(p[i], f32(p0[i] - ss * Math.sign(c)), `p[${i}]`);
+    next.push(f32(f32(b2 * q) + f32(c2 * g0[i])));
+    assert.equal(m[i], encode(next[i]), `m[${i}]`);
+  }
+  assert.deepEqual(Array.from(s.subarray(0, 2)), [sn, f32(sn * largest(next))]);
+});
+
+Deno.test("bench bound: RAdam with scaled byte moments decodes, steps, encodes, rescales", async () => {
+  const { k, at, p, g, m, v, s } = await setUpBlock(5);
+  const [p0, g0, m0, v0] = [Array.from(p), Array.from(g), Array.from(m), Array.from(v)];
+  const [mc, mn, vc, vn] = Array.from(s);
+  const ss = 1 / 32, eps = 1 / 1024;
+  k.radamScaled(at, at + 1024, at + 2048, at + 2304, at + 2560, at + 2568, B, 0.5, 0.75, ss, eps);
+  const [b1, c1] = [f32(f32(0.5 * mc) / mn), f32(0.5 / mn)];
+  const [b2, c2] = [f32(f32(0.75 * vc) / vn), f32(0.25 / vn)];
+  const ms: number[] = [], vs: number[] = [];
+  for (let i = 0; i < B; i++) {
+    ms.push(f32(f32(b1 * decode(m0[i])) + f32(c1 * g0[i])));
+    vs.push(f32(f32(b2 * decode(v0[i])) + f32(c2 * f32(g0[i] * g0[i]))));
+    // the update in the moments' own values: m = m' × mn, v = v' × vn
+    const step = ss * (ms[i] * mn / (Math.sqrt(vs[i] * vn) + eps));
+    assert.ok(Math.abs(p[i] - (p0[i] - step)) <= 1e-6 * (1 + Math.abs(step)), `p[${i}]`);
+    assert.equal(m[i], encode(ms[i]), `m[${i}]`);
+    assert.equal(v[i], encode(vs[i]), `v[${i}]`);
+  }
+  assert.deepEqual(Array.from(s), [mn, f32(mn * largest(ms)), vn, f32(vn * largest(vs))]);
 });

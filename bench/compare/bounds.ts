@@ -4,7 +4,7 @@
  * bytes a step moves per parameter (16 for 8-bit RAdam, 28 for 32-bit), in the same f32x4
  * WebAssembly SIMD as the library's kernels, and the RAdam and Lion steps with their moments as
  * bytes moved into f32 lanes and back with no codec, the least any 8-bit code does, on one
- * thread and on several (assembly/bounds.ts, compiled here by asc; not part of the library).
+ * thread and on several, and with a scale a block, the least any block-wise code does (assembly/bounds.ts, compiled here by asc; not part of the library).
  *
  * @module
  */
@@ -29,6 +29,29 @@ interface BoundKernels extends StandaloneExports {
     beta1: number,
     beta2: number,
     stepSize: number,
+  ): void;
+  lionScaled(
+    p: number,
+    g: number,
+    codes: number,
+    scales: number,
+    n: number,
+    beta1: number,
+    beta2: number,
+    stepSize: number,
+  ): void;
+  radamScaled(
+    p: number,
+    g: number,
+    mCodes: number,
+    vCodes: number,
+    mScales: number,
+    vScales: number,
+    n: number,
+    beta1: number,
+    beta2: number,
+    stepSize: number,
+    eps: number,
   ): void;
   radamBytes(
     p: number,
@@ -101,29 +124,45 @@ function sectionGap(bytes: number): number {
 /** A rule whose step the bytes' bounds run. */
 export type BytesRule = "radam" | "lion";
 
-/** The bytes {@linkcode bytesStepIn} uses for `n` parameters: parameters, gradients, two codes. */
+/** Elements a block of the scaled bounds (assembly/bounds.ts): one f32 scale each. */
+const SCALE_BLOCK = 256;
+
+/**
+ * The bytes {@linkcode bytesStepIn} uses for `n` parameters: parameters, gradients, two code
+ * sections, two scale sections (two f32 a block).
+ */
 function bytesFootprint(n: number): number {
-  return 2 * sectionGap(4 * n) + 2 * sectionGap(n);
+  return 2 * sectionGap(4 * n) + 2 * sectionGap(n) + 2 * sectionGap(n / SCALE_BLOCK * 8);
 }
 
 /**
- * One step of `rule` with its moments as bytes (assembly/bounds.ts) over `n` parameters (a
- * multiple of 16), in a new instance of the bounds' `module`: its memory set up, its step a call.
+ * One step of `rule` with its moments as bytes (assembly/bounds.ts: `radamBytes`, `lionBytes`,
+ * or with `scaled` their block-scaled forms) over `n` parameters (a multiple of 256), in a new
+ * instance of the bounds' `module`: its memory set up, its step a call.
  */
 export async function bytesStepIn(
   module: WebAssembly.Module,
   rule: BytesRule,
   n: number,
+  scaled = false,
 ): Promise<() => void> {
   const { exports: k, at } = await instantiateStandalone<BoundKernels>(module, bytesFootprint(n));
-  const f = sectionGap(4 * n), c = sectionGap(n);
+  const f = sectionGap(4 * n), c = sectionGap(n), s = sectionGap(n / SCALE_BLOCK * 8);
   new Float32Array(k.memory.buffer, at, n).fill(0.5);
   new Float32Array(k.memory.buffer, at + f, n).fill(0.01);
-  // codes 0x3c: the top byte of 2^-7 (m), of v alike
+  // codes 0x3c: the top byte of 2^-7 (m), of v alike; scales of 1
   new Uint8Array(k.memory.buffer, at + 2 * f, 2 * c).fill(0x3c);
-  const codes = at + 2 * f;
-  if (rule === "lion") return () => k.lionBytes(at, at + f, codes, n, 0.9, 0.99, 1e-4);
-  return () => k.radamBytes(at, at + f, codes, codes + c, n, 0.9, 0.999, 1e-3, 1e-8);
+  const codes = at + 2 * f, scales = codes + 2 * c;
+  new Float32Array(k.memory.buffer, scales, (s + s) / 4).fill(1);
+  if (rule === "lion") {
+    if (scaled) return () => k.lionScaled(at, at + f, codes, scales, n, 0.9, 0.99, 1e-4);
+    return () => k.lionBytes(at, at + f, codes, n, 0.9, 0.99, 1e-4);
+  }
+  const hyper = [0.9, 0.999, 1e-3, 1e-8] as const;
+  if (scaled) {
+    return () => k.radamScaled(at, at + f, codes, codes + c, scales, scales + s, n, ...hyper);
+  }
+  return () => k.radamBytes(at, at + f, codes, codes + c, n, ...hyper);
 }
 
 /**
@@ -140,7 +179,7 @@ export function bytesContender(rule: BytesRule, threads = 1): Contender {
     key: `bound-${rule}-bytes${threads > 1 ? "-threads" : ""}`,
     async setup(n) {
       const module = await standaloneModule("bounds.ts");
-      const slice = Math.ceil(n / threads / 16) * 16;
+      const slice = Math.ceil(n / threads / SCALE_BLOCK) * SCALE_BLOCK;
       const step = await bytesStepIn(module, rule, slice);
       if (threads === 1) return warm(syncTimer(step));
       const workers = await startBoundWorkers(threads - 1, { module, rule, n: slice });
@@ -152,6 +191,24 @@ export function bytesContender(rule: BytesRule, threads = 1): Contender {
         return (performance.now() - t0) / 1e3 / steps;
       });
       return { ...runner, dispose: () => workers.forEach((worker) => worker.terminate()) };
+    },
+  };
+}
+
+/**
+ * The step of {@linkcode bytesContender} with what every block-wise code adds at the least: the
+ * scales of each block of 256, folded into the step's constants (no multiply an element), and
+ * the block's largest new magnitude taken for its next scale (one pass, no clamp; no rounding, no
+ * code map): a bound on any block-wise 8-bit step here, on one thread.
+ */
+export function scaledContender(rule: BytesRule): Contender {
+  return {
+    name: `bound: ${rule} step, moments as bytes with a scale a block of 256 (no code map)`,
+    key: `bound-${rule}-scaled`,
+    async setup(n) {
+      const module = await standaloneModule("bounds.ts");
+      const rounded = Math.ceil(n / SCALE_BLOCK) * SCALE_BLOCK;
+      return warm(syncTimer(await bytesStepIn(module, rule, rounded, true)));
     },
   };
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { cContender, type CVariant, cVariants } from "./c_baseline.ts";
-import { bytesContender, divSqrtContender, rmwContender } from "./bounds.ts";
+import { bytesContender, divSqrtContender, rmwContender, scaledContender } from "./bounds.ts";
 import { checkPassContender, libraryContender } from "./library.ts";
 import { BASE_OPTIMIZER, bytesPerParameter, ruleRowNames } from "./rule_rows.ts";
 import { tfContender } from "./tfjs.ts";
@@ -121,6 +121,8 @@ function compactContenders(threads: number): Contender[] {
     bytesContender("lion"),
     bytesContender("radam", threads),
     bytesContender("lion", threads),
+    scaledContender("radam"),
+    scaledContender("lion"),
   ];
 }
 
@@ -146,6 +148,8 @@ export function compactRatioRows(threads: number): RatioRow[] {
     ["bound: RMW 28 bytes / radam wasm 32-bit", "bound-rmw28", "wasm"],
     ["bound: bytes, no codec / radam wasm 32-bit", "bound-radam-bytes", "wasm"],
     ["bound: bytes, no codec / lion wasm 32-bit", "bound-lion-bytes", "lion-wasm"],
+    ["bound: bytes and block scales / radam wasm 32-bit", "bound-radam-scaled", "wasm"],
+    ["bound: bytes and block scales / lion wasm 32-bit", "bound-lion-scaled", "lion-wasm"],
     [
       `bound: bytes, no codec, ${threads} threads / radam wasm 32-bit, ${threads} threads`,
       "bound-radam-bytes-threads",

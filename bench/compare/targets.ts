@@ -155,6 +155,7 @@ function compactStates(r: Results): Verdict[] {
     const base = stepKey(name, threads, false);
     const bytesKey = `bound-${name}-bytes${threads ? "-threads" : ""}`;
     const found = [bounds("bound of bytes with no codec", bytesKey, base)];
+    if (!threads) found.push(bounds("of bytes and block scales", `bound-${name}-scaled`, base));
     if (name === "radam" && !threads) {
       found.push(bounds("of div + sqrt alone", "bound-divsqrt", base));
     }
