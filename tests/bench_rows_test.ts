@@ -29,13 +29,15 @@ Deno.test("bench rows: the 8-bit ratios and their bounds compare rows of the ben
   for (const [title, a, b] of rows) {
     assert.ok(keys.has(a) && keys.has(b), `${title}: ${a} / ${b}`);
   }
-  // the bound of bytes with no codec, on one thread and on the threads, for each 8-bit rule
-  for (const base of ["wasm", "lion-wasm"]) {
-    for (const threads of ["", "-threads"]) {
-      const rule = base === "wasm" ? "radam" : "lion";
-      assert.ok(
-        rows.some(([, a, b]) => a === `bound-${rule}-bytes${threads}` && b === base + threads),
-      );
+  // the bounds of bytes with no codec and with block scales, on one thread and on the threads,
+  // for each 8-bit rule, over its 32-bit step
+  for (const rule of ["radam", "lion"]) {
+    const base = rule === "radam" ? "wasm" : "lion-wasm";
+    for (const bound of ["bytes", "scaled"]) {
+      for (const threads of ["", "-threads"]) {
+        const key = `bound-${rule}-${bound}${threads}`;
+        assert.ok(rows.some(([, a, b]) => a === key && b === base + threads), key);
+      }
     }
   }
 });

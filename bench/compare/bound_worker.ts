@@ -15,7 +15,7 @@ scope.onmessage = async (event: MessageEvent) => {
   try {
     if (step === undefined) {
       const init: BoundWorkerInit = event.data;
-      step = await bytesStepIn(init.module, init.rule, init.n);
+      step = await bytesStepIn(init.module, init.rule, init.n, init.scaled);
       scope.postMessage({ ready: true });
       return;
     }

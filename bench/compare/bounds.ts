@@ -165,24 +165,41 @@ export async function bytesStepIn(
   return () => k.radamBytes(at, at + f, codes, codes + c, n, ...hyper);
 }
 
+/** How a bound of bytes is run: on how many threads, and whether with block scales. */
+export interface BytesRun {
+  /** Threads: this one and `threads − 1` workers (default 1). */
+  threads?: number;
+  /** With each block's scales and largest magnitude (`radamScaled`, `lionScaled`). */
+  scaled?: boolean;
+}
+
 /**
  * The plain step of `rule` (RAdam rectified, or Lion) over `n` parameters with its moments as
  * bytes moved into f32 lanes and back with no codec (assembly/bounds.ts): a bound on any 8-bit
- * step here. On `threads` > 1, each thread (this one and `threads − 1` workers) steps its own
- * `n / threads` parameters in its own memory, `steps` steps with no barrier between them: a
- * bound on any 8-bit step on that many threads, which also waits for its threads at every step.
+ * step here. With `scaled`, what every block-wise code adds at the least: the scales of each
+ * block of 256, folded into the step's constants (no multiply an element), and the block's
+ * largest new magnitude taken for its next scale (one pass, no clamp; no rounding, no code map):
+ * a bound on any block-wise 8-bit step here. On `threads` > 1, each thread (this one and
+ * `threads − 1` workers) steps its own `n / threads` parameters in its own memory, `steps` steps
+ * with no barrier between them: a bound on any such step on that many threads, which also waits
+ * for its threads at every step.
  */
-export function bytesContender(rule: BytesRule, threads = 1): Contender {
+export function bytesContender(rule: BytesRule, run: BytesRun = {}): Contender {
+  const { threads = 1, scaled = false } = run;
   const on = threads > 1 ? ` on ${threads} threads` : "";
   return {
-    name: `bound: ${rule} step${on}, moments as bytes moved into f32 lanes and back (no codec)`,
-    key: `bound-${rule}-bytes${threads > 1 ? "-threads" : ""}`,
+    name: `bound: ${rule} step${on}, moments as bytes ${
+      scaled
+        ? "with a scale a block of 256 (no code map)"
+        : "moved into f32 lanes and back (no codec)"
+    }`,
+    key: `bound-${rule}-${scaled ? "scaled" : "bytes"}${threads > 1 ? "-threads" : ""}`,
     async setup(n) {
       const module = await standaloneModule("bounds.ts");
       const slice = Math.ceil(n / threads / SCALE_BLOCK) * SCALE_BLOCK;
-      const step = await bytesStepIn(module, rule, slice);
+      const step = await bytesStepIn(module, rule, slice, scaled);
       if (threads === 1) return warm(syncTimer(step));
-      const workers = await startBoundWorkers(threads - 1, { module, rule, n: slice });
+      const workers = await startBoundWorkers(threads - 1, { module, rule, n: slice, scaled });
       const runner = await warm(async (steps) => {
         const t0 = performance.now();
         const done = workers.map((worker) => workerSteps(worker, steps));
@@ -195,29 +212,12 @@ export function bytesContender(rule: BytesRule, threads = 1): Contender {
   };
 }
 
-/**
- * The step of {@linkcode bytesContender} with what every block-wise code adds at the least: the
- * scales of each block of 256, folded into the step's constants (no multiply an element), and
- * the block's largest new magnitude taken for its next scale (one pass, no clamp; no rounding, no
- * code map): a bound on any block-wise 8-bit step here, on one thread.
- */
-export function scaledContender(rule: BytesRule): Contender {
-  return {
-    name: `bound: ${rule} step, moments as bytes with a scale a block of 256 (no code map)`,
-    key: `bound-${rule}-scaled`,
-    async setup(n) {
-      const module = await standaloneModule("bounds.ts");
-      const rounded = Math.ceil(n / SCALE_BLOCK) * SCALE_BLOCK;
-      return warm(syncTimer(await bytesStepIn(module, rule, rounded, true)));
-    },
-  };
-}
-
 /** What a worker of a threaded bound is sent once (bench/compare/bound_worker.ts). */
 export interface BoundWorkerInit {
   module: WebAssembly.Module;
   rule: BytesRule;
   n: number;
+  scaled: boolean;
 }
 
 /** `count` workers, each with its own instance set up from `init`, ready to step. */

@@ -6,7 +6,7 @@
  * @module
  */
 import { cContender, type CVariant, cVariants } from "./c_baseline.ts";
-import { bytesContender, divSqrtContender, rmwContender, scaledContender } from "./bounds.ts";
+import { bytesContender, divSqrtContender, rmwContender } from "./bounds.ts";
 import { checkPassContender, libraryContender } from "./library.ts";
 import { BASE_OPTIMIZER, bytesPerParameter, ruleRowNames } from "./rule_rows.ts";
 import { tfContender } from "./tfjs.ts";
@@ -119,10 +119,11 @@ function compactContenders(threads: number): Contender[] {
     rmwContender(28),
     bytesContender("radam"),
     bytesContender("lion"),
-    bytesContender("radam", threads),
-    bytesContender("lion", threads),
-    scaledContender("radam"),
-    scaledContender("lion"),
+    ...(["radam", "lion"] as const).flatMap((rule) => [
+      bytesContender(rule, { threads }),
+      bytesContender(rule, { scaled: true }),
+      bytesContender(rule, { threads, scaled: true }),
+    ]),
   ];
 }
 
@@ -150,16 +151,21 @@ export function compactRatioRows(threads: number): RatioRow[] {
     ["bound: bytes, no codec / lion wasm 32-bit", "bound-lion-bytes", "lion-wasm"],
     ["bound: bytes and block scales / radam wasm 32-bit", "bound-radam-scaled", "wasm"],
     ["bound: bytes and block scales / lion wasm 32-bit", "bound-lion-scaled", "lion-wasm"],
-    [
-      `bound: bytes, no codec, ${threads} threads / radam wasm 32-bit, ${threads} threads`,
-      "bound-radam-bytes-threads",
-      "wasm-threads",
-    ],
-    [
-      `bound: bytes, no codec, ${threads} threads / lion wasm 32-bit, ${threads} threads`,
-      "bound-lion-bytes-threads",
-      "lion-wasm-threads",
-    ],
+    ...(["radam", "lion"] as const).flatMap((rule): RatioRow[] => {
+      const base = stepKey(rule, true, false);
+      return [
+        [
+          `bound: bytes, no codec / ${rule} wasm 32-bit, ${threads} threads`,
+          `bound-${rule}-bytes-threads`,
+          base,
+        ],
+        [
+          `bound: bytes and block scales / ${rule} wasm 32-bit, ${threads} threads`,
+          `bound-${rule}-scaled-threads`,
+          base,
+        ],
+      ];
+    }),
   ];
 }
 

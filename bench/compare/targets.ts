@@ -154,8 +154,10 @@ function compactStates(r: Results): Verdict[] {
       }`;
     const base = stepKey(name, threads, false);
     const bytesKey = `bound-${name}-bytes${threads ? "-threads" : ""}`;
-    const found = [bounds("bound of bytes with no codec", bytesKey, base)];
-    if (!threads) found.push(bounds("of bytes and block scales", `bound-${name}-scaled`, base));
+    const found = [
+      bounds("bound of bytes with no codec", bytesKey, base),
+      bounds("of bytes and block scales", bytesKey.replace("-bytes", "-scaled"), base),
+    ];
     if (name === "radam" && !threads) {
       found.push(bounds("of div + sqrt alone", "bound-divsqrt", base));
     }
