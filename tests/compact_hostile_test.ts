@@ -4,14 +4,25 @@
  * threshold, partial last blocks): a refused step (bad gradients, a bad learning rate, a
  * non-finite gradient under `"throw"`, a consumed state) throws a TypeError/RangeError naming
  * what is wrong and leaves every parameter, moment, code, scale, slow weight and count as it
- * was, and the next step gives the bits of a twin that never saw the call.
+ * was, and the next step gives the bits of a twin that never saw the call. And the moments
+ * given from outside in f32: a second moment of −0 loads into 8 bits as +0 does.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { dispose, lookahead, type OptimizerState, step } from "../mod.ts";
+import {
+  dispose,
+  loadState,
+  lookahead,
+  type OptimizerState,
+  radam,
+  readMoments,
+  saveState,
+  step,
+} from "../mod.ts";
 import { holdsCodes } from "../base/backend.ts";
 import { stateInternals } from "../core/state.ts";
 import { assertSameBits, readAll } from "./cases.ts";
+import { split } from "./checkpoint_files.ts";
 import { optimizerOf, RULE_TABLE, type RuleCase, type RuleRow } from "./rule_table.ts";
 import { bits, prng, randomTensor } from "./util.ts";
 
@@ -217,3 +228,46 @@ for (const row of RULE_TABLE) {
     );
   });
 }
+
+/** The file with every element `at` of tensor `name` (F32) set to `value`. */
+function poked(bytes: Uint8Array, name: string, at: readonly number[], value: number): Uint8Array {
+  const out = bytes.slice();
+  const { header, data } = split(out);
+  const [begin] = header[name].data_offsets as number[];
+  const view = new DataView(data.buffer, data.byteOffset);
+  for (const i of at) view.setFloat32(begin + i * 4, value, true);
+  return out;
+}
+
+Deno.test("a second moment of −0 in a 32-bit checkpoint loads into 8 bits as +0 does, not as the block's largest", async () => {
+  // The unsigned code's integer arithmetic reads −0's sign bit as a huge value: unchecked, a −0
+  // became code 255, the block's largest second moment.
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom(4096, 4097, 5000),
+      fc.uniqueArray(fc.nat({ max: 4095 }), { minLength: 1, maxLength: 20 }),
+      fc.integer({ min: 0, max: BACKENDS.length - 1 }),
+      async (n, at, which) => {
+        let state = await radam({ lr: 1e-2 }).init({ w: randomTensor(prng(n), n) });
+        state = step(state, { w: randomTensor(prng(at.length), n) });
+        const bytes = await saveState(state);
+        const [plus, minus] = [0, -0].map((z) => poked(bytes, "w.exp_avg_sq", at, z));
+        const { backend, threads } = BACKENDS[which];
+        const options = { states: "8bit", backend, threads, threadThreshold: 0 } as const;
+        const [a, b] = [await loadState(plus, options), await loadState(minus, options)];
+        try {
+          const [va, vb] = [
+            (await readMoments(a)).exp_avg_sq.w,
+            (await readMoments(b)).exp_avg_sq.w,
+          ];
+          for (const i of at) assert.ok(vb[i] < 1e-9 * Math.max(...va), `v[${i}] = ${vb[i]}`);
+          await assertSameBits(b, a, `−0 at ${at}`);
+        } finally {
+          dispose(a);
+          dispose(b);
+        }
+      },
+    ),
+    { numRuns: 20 },
+  );
+});
