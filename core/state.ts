@@ -346,9 +346,10 @@ function stepOnHost(core: Core, backend: HostBackend, grads: unknown): StateHand
     if (clipGradNorm !== undefined) {
       // One f64 read of every gradient: non-finite iff some gradient is (no f32 overflow).
       const norm = Math.sqrt(backend.gradSumSquares());
+      // A refused step ("throw") leaves the norm of the last step taken or skipped.
+      if (!Number.isFinite(norm) && nonFinite === "throw") throw nonFiniteError(backend);
       core.lastNorm = norm;
       if (!Number.isFinite(norm) && nonFinite !== "propagate") {
-        if (nonFinite === "throw") throw nonFiniteError(backend);
         core.skipped++;
         return new StateHandle(core);
       }

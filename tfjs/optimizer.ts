@@ -246,7 +246,8 @@ export class TfOptimizer extends tf.Optimizer {
    * are (a resume is exact); given to an optimizer of the other format, moments are converted
    * as `loadState` converts them (encoded, lossy, or decoded). Throws a TypeError naming a weight
    * that is not `iter` or `<variable>/<m | v | slow>` (or a moment's `.codes` and `.scales`), or
-   * whose shapes disagree, and a RangeError for codes or scales out of range.
+   * whose shapes disagree, and a RangeError for codes or scales out of range, or for f32 values
+   * that are not finite (or, of `v`, negative), as a checkpoint's; nothing changes then.
    */
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
     const { steps, kept } = await keptFromWeights(this.#config, weightValues);

@@ -231,7 +231,8 @@ async function givenWeights(
  * Reads the weights given to `setWeights` into kept states, in the arena layout of `config`
  * (changing nothing): by name, not by position. Throws a TypeError naming a weight that is not
  * `iter` or `<variable>/<m | v | slow>` (or a moment's `.codes` and `.scales`), or whose shapes
- * disagree; a RangeError for codes or scales out of range.
+ * disagree; a RangeError for codes or scales out of range, or for f32 values that are not finite
+ * (or, of `v`, negative).
  *
  * @example
  * ```ts
@@ -261,14 +262,18 @@ export async function keptFromWeights(
     throw new TypeError(`setWeights expects a NamedTensor[], got ${described(weightValues)}`);
   }
   const { steps, byVariable } = await givenWeights(config, weightValues);
+  const kinds = weightKinds(config);
   const kept = new Map<string, Kept>();
   for (const [name, v] of byVariable) {
     const compact = await givenCodes(config, name, v);
     const entry = entryOf(name, v.shape ?? [compact?.sizes[1] ?? 0], config.loop.gc);
     const sections: (Float32Array | undefined)[] = [];
     for (const [section, tensor] of v.sections) {
+      const values = await tensor.data() as Float32Array;
+      const kind = kinds.find((k) => k.section === section);
+      checkValues(`${name}/${kind?.suffix ?? SLOW_SUFFIX}`, values, kind?.nonNegative === true);
       const data = new Float32Array(entry.size);
-      toArena(entry, await tensor.data() as Float32Array, data);
+      toArena(entry, values, data);
       sections[section] = data;
     }
     if (compact === undefined) kept.set(name, { entry, sections });
@@ -278,6 +283,23 @@ export async function keptFromWeights(
     }
   }
   return { steps: steps ?? 0, kept };
+}
+
+/**
+ * Throws a RangeError naming weight `name` unless its values are finite (and ≥ 0 for a
+ * non-negative moment), as a checkpoint's must be: a state from them would step to NaN.
+ */
+function checkValues(name: string, values: Float32Array, nonNegative: boolean): void {
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i];
+    if (nonNegative ? !(x >= 0 && x !== Infinity) : x - x !== 0) {
+      throw new RangeError(
+        `Expected weight ${JSON.stringify(name)}[${i}] to be a finite number${
+          nonNegative ? " ≥ 0" : ""
+        }, got ${described(x)}`,
+      );
+    }
+  }
 }
 
 /**
