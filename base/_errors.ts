@@ -42,6 +42,52 @@ export function described(value: unknown): string {
 }
 
 /**
+ * What to add to an error about a value that should have been a `Float32Array` (or a record of
+ * them) when it is a TensorFlow.js tensor (an object with `dataSync()` and a `shape`): how to
+ * pass its values instead, or to train through the adapter. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { tensorHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(tensorHint(new Float64Array(2)), "");
+ * assert.match(tensorHint({ shape: [2], dataSync: () => [] }), /await tensor.data\(\)/);
+ * ```
+ */
+export function tensorHint(value: unknown): string {
+  const tensor = value as { dataSync?: unknown; shape?: unknown } | null;
+  if (
+    typeof tensor !== "object" || tensor === null || typeof tensor.dataSync !== "function" ||
+    !Array.isArray(tensor.shape)
+  ) {
+    return "";
+  }
+  return " (a TensorFlow.js tensor: pass its values, `await tensor.data()`, or train through " +
+    "tfOptimizer of @optim/radam/tfjs)";
+}
+
+/**
+ * What to add to an error about a value that should have been an optimizer state when it is a
+ * Promise: `init` and `loadState` return one, to be awaited. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { promiseHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(promiseHint({}), "");
+ * assert.match(promiseHint(Promise.resolve()), /await/);
+ * ```
+ */
+export function promiseHint(value: unknown): string {
+  const then = typeof value === "object" && value !== null
+    ? (value as { then?: unknown }).then
+    : undefined;
+  return typeof then === "function" ? " (init() and loadState() return a Promise: await it)" : "";
+}
+
+/**
  * The message of an option that fails its check: `Option <name> must be <expected>, got <what
  * it got>`.
  *

@@ -204,7 +204,11 @@ function isIndex(x: unknown): x is number {
 export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
   requireLittleEndian();
   if (!(bytes instanceof Uint8Array)) {
-    throw new TypeError("A checkpoint must be a Uint8Array");
+    throw new TypeError(
+      `A checkpoint must be a Uint8Array, got ${described(bytes)}${
+        (bytes as unknown) instanceof ArrayBuffer ? " (wrap it: new Uint8Array(buffer))" : ""
+      }`,
+    );
   }
   const { header, dataStart } = headerOf(bytes);
   const metadata = metadataOf(header);

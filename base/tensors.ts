@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { described } from "./_errors.ts";
+import { described, tensorHint } from "./_errors.ts";
 
 /**
  * Parameters: a record of named `Float32Array`s, or a single `Float32Array` (which the
@@ -62,15 +62,28 @@ export function label(name: string): string {
   return name === SINGLE_TENSOR_NAME ? "the parameter tensor" : `parameter ${JSON.stringify(name)}`;
 }
 
+/**
+ * Whether `value` is a record of tensors: a plain object (of any realm) or one without a
+ * prototype, not an array nor an instance of a class (a `Map`, a TensorFlow.js tensor), whose
+ * own keys would not be tensor names.
+ */
+function isRecord(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === null || Object.getPrototypeOf(proto) === null;
+}
+
 /** Validates the params given to `init` (TypeError/RangeError naming the tensor). */
 export function checkParams(params: unknown): NamedTensors {
   if (params instanceof Float32Array) {
     checkFinite(SINGLE_TENSOR_NAME, params);
     return { names: [SINGLE_TENSOR_NAME], arrays: [params], shapes: [[params.length]] };
   }
-  if (typeof params !== "object" || params === null || Array.isArray(params)) {
+  if (!isRecord(params)) {
     throw new TypeError(
-      `Params must be a Float32Array or a record of named Float32Arrays, got ${described(params)}`,
+      `Params must be a Float32Array or a record of named Float32Arrays, got ${described(params)}${
+        tensorHint(params)
+      }`,
     );
   }
   const names = Object.keys(params);
@@ -94,12 +107,21 @@ export function checkParams(params: unknown): NamedTensors {
       throw new TypeError(
         `Expected ${label(name)} to be a Float32Array or { data: Float32Array, shape }, got ${
           described(value)
+        }${
+          tensorHint(value) ||
+          (typeof shaped === "object" && shaped !== null && Object.hasOwn(shaped, "data")
+            ? ` whose data is ${described(shaped.data)}`
+            : "")
         }`,
       );
     }
     const shape = shaped.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw new TypeError(`Expected the shape of ${label(name)} to be an array of integers ≥ 0`);
+      throw new TypeError(
+        `Expected the shape of ${label(name)} to be an array of integers ≥ 0, got ${
+          Array.isArray(shape) ? `[${shape.map(described).join(", ")}]` : described(shape)
+        }`,
+      );
     }
     const size = shape.reduce((a: number, b: number) => a * b, 1);
     if (size !== shaped.data.length) {
@@ -159,9 +181,11 @@ export function checkGrads(
     checkGradLength(names[0], grads, lengths[0]);
     return;
   }
-  if (typeof grads !== "object" || grads === null || Array.isArray(grads)) {
+  if (!isRecord(grads)) {
     throw new TypeError(
-      `Grads must be a Float32Array or a record of named Float32Arrays, got ${described(grads)}`,
+      `Grads must be a Float32Array or a record of named Float32Arrays, got ${described(grads)}${
+        tensorHint(grads)
+      }`,
     );
   }
   const record = grads as Record<string, unknown>;
@@ -171,7 +195,9 @@ export function checkGrads(
     if (value === undefined && !(name in record)) throw missingGradient(name, record, names);
     if (!(value instanceof Float32Array)) {
       throw new TypeError(
-        `Expected the gradient of ${label(name)} to be a Float32Array, got ${described(value)}`,
+        `Expected the gradient of ${label(name)} to be a Float32Array, got ${described(value)}${
+          gradientHint(value)
+        }`,
       );
     }
     checkGradLength(name, value, lengths[i]);
@@ -203,6 +229,15 @@ export function missingGradient(
       unexpected === undefined ? "" : `; got an unexpected ${JSON.stringify(unexpected)}`
     }`,
   );
+}
+
+/** The hint for a gradient of the wrong kind: a shaped tensor's `data`, or a tfjs tensor's values. */
+function gradientHint(value: unknown): string {
+  const shaped = value as Partial<ShapedTensor> | null;
+  if (typeof shaped === "object" && shaped !== null && shaped.data instanceof Float32Array) {
+    return " (a gradient is a bare Float32Array, without its shape: pass its data)";
+  }
+  return tensorHint(value);
 }
 
 function checkGradLength(name: string, grad: Float32Array, expected: number): void {

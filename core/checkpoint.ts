@@ -25,7 +25,6 @@
  * @module
  */
 import type { ArenaLayout } from "../base/arena.ts";
-import { described } from "../base/_errors.ts";
 import { type AnyBackend, holdsCodes } from "../base/backend.ts";
 import { Q8_VERSION } from "../base/q8.ts";
 import {
@@ -34,6 +33,7 @@ import {
   type TensorOut,
   writeSafetensors,
 } from "../base/safetensors.ts";
+import { checkKeys } from "../base/schema.ts";
 import type { Settings } from "../base/settings.ts";
 import { checkTensorNames } from "../base/tensors.ts";
 import {
@@ -75,6 +75,18 @@ export {
   type StoredSettings,
   storeSettings,
 };
+
+/** The options `loadState` takes (see {@linkcode LoadOptions}). */
+const LOAD_OPTIONS = Object.keys(
+  {
+    backend: true,
+    lr: true,
+    threads: true,
+    threadThreshold: true,
+    states: true,
+    device: true,
+  } satisfies Record<keyof LoadOptions, true>,
+);
 
 /** Writes a state as safetensors bytes; see `saveState` in mod.ts. */
 export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Uint8Array> {
@@ -190,10 +202,7 @@ export async function loadCheckpoint(
   options: LoadOptions | undefined,
   makeBackend: BackendMaker,
 ): Promise<OptimizerState<unknown>> {
-  if (options === undefined) options = {};
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Options of loadState must be an object, got ${described(options)}`);
-  }
+  options = checkKeys(options, LOAD_OPTIONS, "loadState") as LoadOptions;
   const file = parseSafetensors(bytes);
   const { metadata } = file;
   const config = configOf(metadata, options);

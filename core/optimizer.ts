@@ -6,6 +6,7 @@
  * @module
  */
 import type { LookaheadOptions } from "../base/options.ts";
+import { checkKeys } from "../base/schema.ts";
 import type { CommonHyperparameters, Settings } from "../base/settings.ts";
 import type { Params } from "../base/tensors.ts";
 import type { GpuParams, GpuTensor } from "../gpu/gpu_tensors.ts";
@@ -60,6 +61,9 @@ export interface Optimizer<H = CommonHyperparameters> {
   init(params: GpuParams, options: GpuInitOptions): Promise<OptimizerState<any>>;
 }
 
+/** The options `init` takes (see {@linkcode GpuInitOptions}). */
+const INIT_OPTIONS = Object.keys({ device: true } satisfies Record<keyof GpuInitOptions, true>);
+
 /**
  * The optimizer value of settings the library made; `H` is what their rule resolves (the schema
  * guarantees the fields, which TypeScript cannot see through it).
@@ -75,7 +79,8 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
     ): Promise<OptimizerState<any>> {
       let where;
       try {
-        where = placement(settings, options?.device, hasGpuParams(params), "init");
+        options = checkKeys(options, INIT_OPTIONS, "init") as GpuInitOptions;
+        where = placement(settings, options.device, hasGpuParams(params), "init");
       } catch (error) {
         return Promise.reject(error);
       }

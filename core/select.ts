@@ -6,12 +6,21 @@
  *
  * @module
  */
+import { optionError } from "../base/_errors.ts";
 import type { Settings } from "../base/settings.ts";
 import { createJsBackend } from "../cpu/js_backend.ts";
 import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { createWasmBackend, wasmSimdSupported } from "../cpu/wasm_backend.ts";
 import { ruleOf } from "./origins.ts";
 import type { BackendFactory } from "./state.ts";
+
+/** Whether `device` looks like a GPUDevice: the methods and queue a state uses. */
+function isDevice(device: unknown): boolean {
+  const d = device as Partial<GPUDevice> | null;
+  return typeof d === "object" && d !== null && typeof d.createBuffer === "function" &&
+    typeof d.createBindGroupLayout === "function" && typeof d.queue === "object" &&
+    d.queue !== null;
+}
 
 /** Where a state goes: `"device"` (WebGPU), or the factory of its host backend. */
 export type Placement = "device" | BackendFactory;
@@ -29,6 +38,9 @@ export function placement(
   caller: "init" | "loadState",
 ): Placement {
   const choice = config.run.backend;
+  if (device !== undefined && !isDevice(device)) {
+    throw optionError("device", "a GPUDevice (await adapter.requestDevice())", device, false);
+  }
   if (device !== undefined && choice !== "webgpu" && choice !== "auto") {
     throw new TypeError(
       `A device was passed to ${caller} but the backend is ${

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { described, promiseHint } from "../base/_errors.ts";
 import { type ArenaLayout, PARAMS, SLOW } from "../base/arena.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
 import type { BackendName } from "../base/options.ts";
@@ -268,10 +269,17 @@ export function stateInternals(state: OptimizerState<unknown>): StateInternals {
 }
 
 function coreOf(state: unknown): Core {
-  if (!(state instanceof StateHandle)) {
-    throw new TypeError("Expected an optimizer state made by init() or step()");
-  }
+  if (!(state instanceof StateHandle)) throw notAState(state);
   return state.live();
+}
+
+/** The error for a value given where an optimizer state was expected. */
+function notAState(value: unknown): TypeError {
+  return new TypeError(
+    `Expected an optimizer state made by init() or step(), got ${described(value)}${
+      promiseHint(value)
+    }`,
+  );
 }
 
 /** The learning rate of step `t`, checked. */
@@ -279,11 +287,10 @@ function learningRateAt(config: Settings, t: number): number {
   const given = config.hyperparameters.lr;
   const lr = typeof given === "function" ? given(t) : given;
   if (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0) {
-    throw new RangeError(
-      `The learning-rate schedule returned ${
-        String(lr)
-      } at step ${t}; expected a finite number ≥ 0`,
-    );
+    const message = `The learning-rate schedule returned ${
+      described(lr)
+    } at step ${t}; expected a finite number ≥ 0`;
+    throw typeof lr === "number" ? new RangeError(message) : new TypeError(message);
   }
   return lr;
 }
@@ -437,9 +444,7 @@ export function readSection(
  * see `dispose` in mod.ts. Idempotent; any handle of the line, even a consumed one, may be given.
  */
 export function disposeState(state: OptimizerState<unknown>): void {
-  if (!(state instanceof StateHandle)) {
-    throw new TypeError("Expected an optimizer state made by init() or step()");
-  }
+  if (!(state instanceof StateHandle)) throw notAState(state);
   const core = state.anyCore();
   if (core.disposed) return;
   core.disposed = true;

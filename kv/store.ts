@@ -115,7 +115,16 @@ function checkOptions(
     throw new TypeError("Expected a Deno.Kv, e.g. await Deno.openKv(path)");
   }
   if (!Array.isArray(key)) throw new TypeError("Expected the key prefix as an array of key parts");
-  checkOptionsObject(options, "kvCheckpointStore");
+  checkOptionsObject(
+    options,
+    "kvCheckpointStore",
+    Object.keys(
+      { model: true, chunkBytes: true, staleAfterMs: true, rememberMs: true } satisfies Record<
+        keyof KvCheckpointStoreOptions,
+        true
+      >,
+    ),
+  );
   const { model, chunkBytes = KV_MAX_CHUNK_BYTES, staleAfterMs = 600_000 } = options;
   if (model !== undefined && typeof model !== "string") {
     throw optionError("model", "a string", model, false);

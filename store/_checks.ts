@@ -19,15 +19,23 @@ export function optionError(
   value: unknown,
   range: boolean = typeof value === "number",
 ): Error {
-  const got = typeof value === "string"
-    ? `a string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`
-    : typeof value === "function"
-    ? "a function"
-    : typeof value === "object" && value !== null
-    ? value.constructor?.name ?? "an object"
-    : String(value);
-  const message = `Option ${name} must be ${expected}, got ${got}`;
+  const message = `Option ${name} must be ${expected}, got ${described(value)}`;
   return range ? new RangeError(message) : new TypeError(message);
+}
+
+/**
+ * A value as an error message shows it after "got", as the library's own errors do: strings
+ * quoted, objects by their constructor's name (a `Float32Array` with its length), others as
+ * themselves.
+ */
+export function described(value: unknown): string {
+  if (typeof value === "string") {
+    return `a string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  }
+  if (typeof value === "function") return "a function";
+  if (value instanceof Float32Array) return `a Float32Array of ${value.length}`;
+  if (typeof value === "object" && value !== null) return value.constructor?.name ?? "an object";
+  return String(value);
 }
 
 /** Throws unless `meta` is undefined or a string of at most {@linkcode MAX_META_BYTES}. */
@@ -56,10 +64,19 @@ export function checkSaveArguments(bytes: unknown, expected: unknown): void {
   }
 }
 
-/** Throws unless `options` (of the function `of`) is an object. */
-export function checkOptionsObject(options: unknown, of: string): void {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Options of ${of} must be an object, got ${typeof options}`);
+/**
+ * Throws unless `options` (of the function `of`) is an object whose keys are all in `known`: a
+ * misspelled option would otherwise be ignored, and with it what it asked for (a `tensors`
+ * check, a staleness bound).
+ */
+export function checkOptionsObject(options: unknown, of: string, known: readonly string[]): void {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TypeError(`Options of ${of} must be an object, got ${described(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new TypeError(`Unknown option ${key} for ${of}; expected one of ${known.join(", ")}`);
+    }
   }
 }
 

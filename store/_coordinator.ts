@@ -10,6 +10,7 @@ import { type Cached, type Fold, foldOnce, initialize, type Local } from "./_fol
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
 import { dispose } from "../mod.ts";
 import { sleep, until } from "./_time.ts";
+import { described } from "./_checks.ts";
 
 /** A request waiting for the outcome of a contribution the store holds. */
 interface Watcher {
@@ -68,7 +69,8 @@ function flatten(gradient: Contribution["gradient"], params: StoredParams): Floa
     const length = params.params[name].length;
     if (!(g instanceof Float32Array) || g.length !== length) {
       throw new TypeError(
-        `A contribution's gradient ${JSON.stringify(name)} must be a Float32Array of ${length}`,
+        `A contribution's gradient ${JSON.stringify(name)} must be a Float32Array of ${length}, ` +
+          `got ${described(g)}`,
       );
     }
     for (let i = 0; i < length; i++) {

@@ -15,8 +15,24 @@ import {
 } from "./parallel.ts";
 import type { TrainingStore } from "./training.ts";
 
+/** The names of the options (each one of the interface's, and every one). */
+const OPTIONS = Object.keys(
+  {
+    optimizer: true,
+    init: true,
+    tensors: true,
+    loadOptions: true,
+    staleness: true,
+    waitMs: true,
+    leaseMs: true,
+    maxFold: true,
+    pollMs: true,
+    meta: true,
+  } satisfies Record<keyof DataParallelOptions, true>,
+);
+
 function checkOptions(options: DataParallelOptions): CheckedOptions {
-  checkOptionsObject(options, "dataParallel");
+  checkOptionsObject(options, "dataParallel", OPTIONS);
   const { optimizer, init, meta } = options;
   if (typeof optimizer !== "object" || optimizer === null || typeof optimizer.init !== "function") {
     throw new TypeError("Option optimizer must be an optimizer, e.g. radam()");

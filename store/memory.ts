@@ -242,7 +242,16 @@ function trainingMethods(
 export function memoryCheckpointStore(
   options: MemoryStoreOptions = {},
 ): VersionedCheckpointStore & TrainingStore {
-  checkOptionsObject(options, "memoryCheckpointStore");
+  checkOptionsObject(
+    options,
+    "memoryCheckpointStore",
+    Object.keys(
+      { name: true, latencyMs: true, rememberMs: true } satisfies Record<
+        keyof MemoryStoreOptions,
+        true
+      >,
+    ),
+  );
   const { name = "in memory", latencyMs = 0 } = options;
   if (typeof name !== "string") throw optionError("name", "a string", name, false);
   checkCount("latencyMs", latencyMs, 0, false);

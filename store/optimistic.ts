@@ -154,9 +154,27 @@ export interface OptimisticStepResult<R> {
   readonly duplicate: false;
 }
 
+/** The names of the options (each one of the interface's, and every one). */
+const OPTIONS = Object.keys(
+  {
+    optimizer: true,
+    init: true,
+    gradient: true,
+    meta: true,
+    tensors: true,
+    loadOptions: true,
+    id: true,
+    timeoutMs: true,
+    serialize: true,
+    maxAttempts: true,
+    backoffMs: true,
+    maxBackoffMs: true,
+  } satisfies Record<keyof OptimisticStepOptions<unknown>, true>,
+);
+
 /** The options, checked, with their defaults. */
 function checkOptions<R>(store: VersionedCheckpointStore, options: OptimisticStepOptions<R>) {
-  checkOptionsObject(options, "optimisticStep");
+  checkOptionsObject(options, "optimisticStep", OPTIONS);
   const { optimizer, init, gradient, id } = options;
   if (typeof optimizer !== "object" || optimizer === null || typeof optimizer.init !== "function") {
     throw new TypeError("Option optimizer must be an optimizer, e.g. radam()");

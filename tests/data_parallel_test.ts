@@ -183,10 +183,17 @@ Deno.test("data parallel: bad contributions are errors naming what is wrong, not
     [{ id: "a", base: step + 5, gradient: good }, /computed at step 5, after the current step 0/],
     [{ id: "a", base: step, samples: 0, gradient: good }, /samples must be an integer ≥ 1/],
     [{ id: "a", base: step, gradient: { ...good, v: good.b } }, /tensor "v" the model lacks/],
-    [{ id: "a", base: step, gradient: { w: good.w } }, /gradient "b" must be a Float32Array of 1/],
+    [
+      { id: "a", base: step, gradient: { w: good.w } },
+      /gradient "b" must be a Float32Array of 1, got undefined$/,
+    ],
     [
       { id: "a", base: step, gradient: { ...good, w: new Float32Array(2) } },
-      /"w" must be a Float32Array of 6/,
+      /"w" must be a Float32Array of 6, got a Float32Array of 2$/,
+    ],
+    [
+      { id: "a", base: step, gradient: { ...good, w: [...good.w] } },
+      /"w" must be a Float32Array of 6, got Array$/,
     ],
     [{ id: "a", base: step, gradient: { ...good, b: new Float32Array([NaN]) } }, /"b"\[0\] is NaN/],
   ];

@@ -1,5 +1,35 @@
 import assert from "node:assert/strict";
-import { adam, type OptimizerState, radam, readMoments, readParams, step } from "../mod.ts";
+import {
+  adam,
+  loadState,
+  type OptimizerState,
+  radam,
+  readMoments,
+  readParams,
+  saveState,
+  step,
+} from "../mod.ts";
+
+/** An error of `kind` whose message holds `text` (a string third argument of assert.throws would be
+ * the assertion's own message, not a check). */
+function saying(kind: ErrorConstructor, text: string): (e: Error) => true {
+  return (e: Error) => {
+    assert.ok(e instanceof kind, `${e.constructor.name}: ${e.message}`);
+    assert.ok(e.message.includes(text), `"${e.message}" does not say "${text}"`);
+    return true;
+  };
+}
+
+/** What a TensorFlow.js tensor looks like to the checks (tfjs is not imported by this suite). */
+class Tensor {
+  readonly shape: number[];
+  constructor(readonly values: Float32Array) {
+    this.shape = [values.length];
+  }
+  dataSync(): Float32Array {
+    return this.values;
+  }
+}
 
 Deno.test("invalid options throw RangeError/TypeError naming the option", () => {
   const cases: [() => unknown, ErrorConstructor, RegExp][] = [
@@ -78,30 +108,58 @@ Deno.test("invalid options throw RangeError/TypeError naming the option", () => 
 
 Deno.test("init rejects bad params with a clear error", async () => {
   const opt = radam();
-  await assert.rejects(() => opt.init({}), RangeError, "at least one tensor");
-  await assert.rejects(() => opt.init(null as never), TypeError, "got null");
-  await assert.rejects(() => opt.init([1, 2] as never), TypeError, "got Array");
+  await assert.rejects(() => opt.init({}), saying(RangeError, "at least one tensor"));
+  await assert.rejects(() => opt.init(null as never), saying(TypeError, "got null"));
+  await assert.rejects(() => opt.init([1, 2] as never), saying(TypeError, "got Array"));
+  // Objects of a class are not records of tensors: their fields are not tensor names.
+  await assert.rejects(
+    () => opt.init(new Map([["w", new Float32Array(2)]]) as never),
+    saying(TypeError, "Params must be a Float32Array or a record of named Float32Arrays, got Map"),
+  );
+  await assert.rejects(
+    () => opt.init(new Tensor(new Float32Array(2)) as never),
+    saying(TypeError, "got Tensor (a TensorFlow.js tensor: pass its values, `await tensor.data()`"),
+  );
+  await assert.rejects(
+    () => opt.init({ w: new Tensor(new Float32Array(2)) } as never),
+    saying(
+      TypeError,
+      'parameter "w" to be a Float32Array or { data: Float32Array, shape }, got Tensor (a TensorFlow.js',
+    ),
+  );
+  await assert.rejects(
+    () => opt.init({ w: { data: [1, 2], shape: [2] } } as never),
+    saying(TypeError, "got Object whose data is Array"),
+  );
+  await assert.rejects(
+    () => opt.init({ w: { data: new Float32Array(6), shape: "2x3" } } as never),
+    saying(TypeError, 'shape of parameter "w" to be an array of integers ≥ 0, got a string "2x3"'),
+  );
+  await assert.rejects(
+    () => opt.init({ w: { data: new Float32Array(6), shape: [2, 1.5] } }),
+    saying(TypeError, "got [2, 1.5]"),
+  );
   await assert.rejects(
     () => opt.init({ w: new Float64Array(2) } as never),
-    TypeError,
-    'parameter "w" to be a Float32Array, got Float64Array',
+    saying(
+      TypeError,
+      'parameter "w" to be a Float32Array or { data: Float32Array, shape }, got Float64Array',
+    ),
   );
   await assert.rejects(
     () => opt.init({ w: new Float32Array([1, NaN]) }),
-    RangeError,
-    'parameter "w" to hold finite numbers, got NaN at index 1',
+    saying(RangeError, 'parameter "w" to hold finite numbers, got NaN at index 1'),
   );
   await assert.rejects(
     () => opt.init(new Float32Array([Infinity])),
-    RangeError,
-    "the parameter tensor to hold finite numbers",
+    saying(RangeError, "the parameter tensor to hold finite numbers"),
   );
   // JSON.parse makes an own "__proto__" key, which a plain record could not hold
   const params = JSON.parse('{"__proto__": 1, "w": 2}');
   params.__proto__ = new Float32Array(2);
   params.w = new Float32Array(2);
   assert.deepEqual(Object.keys(params), ["__proto__", "w"]);
-  await assert.rejects(() => opt.init(params), TypeError, 'may not be named "__proto__"');
+  await assert.rejects(() => opt.init(params), saying(TypeError, 'may not be named "__proto__"'));
 });
 
 Deno.test("a model too large for 32-bit wasm memory is refused before allocating", async () => {
@@ -163,6 +221,17 @@ for (const backend of ["wasm", "js"] as const) {
       [42, TypeError, /Grads must be a Float32Array or a record/],
       [null, TypeError, /got null/],
       [{ w: new Float64Array(5), b: good.b }, TypeError, /got Float64Array/],
+      [new Map(Object.entries(good)), TypeError, /record of named Float32Arrays, got Map$/],
+      [
+        { w: new Tensor(good.w), b: good.b },
+        TypeError,
+        /parameter "w" to be a Float32Array, got Tensor \(a TensorFlow.js tensor/,
+      ],
+      [
+        { w: { data: good.w, shape: [5] }, b: good.b },
+        TypeError,
+        /got Object \(a gradient is a bare Float32Array, without its shape: pass its data\)/,
+      ],
     ];
     for (const [grads, type, message] of bad) {
       assert.throws(() => step(state, grads as never), (e: Error) => {
@@ -189,16 +258,80 @@ for (const backend of ["wasm", "js"] as const) {
     const before = await readParams(state);
     assert.throws(
       () => step(state, { w: new Float32Array([5, 5]) }),
-      RangeError,
-      "returned -1 at step 2",
+      saying(RangeError, "returned -1 at step 2"),
     );
     assert.equal(state.step, 1);
     assert.deepEqual(await readParams(state), before);
     state = step(state, { w: new Float32Array([1, 1]) });
     assert.equal(state.step, 2);
   });
+
+  Deno.test(`${backend}: a schedule returning a string is a TypeError saying so`, async () => {
+    const opt = radam({ backend, lr: (t) => (t === 2 ? "1e-3" as unknown as number : 1e-3) });
+    let state = await opt.init({ w: new Float32Array([1, 2]) });
+    state = step(state, { w: new Float32Array([1, 1]) });
+    const before = await readParams(state);
+    assert.throws(
+      () => step(state, { w: new Float32Array([5, 5]) }),
+      saying(TypeError, 'The learning-rate schedule returned a string "1e-3" at step 2'),
+    );
+    assert.equal(state.step, 1);
+    assert.deepEqual(await readParams(state), before);
+  });
 }
 
-Deno.test("step rejects things that are not states", () => {
-  assert.throws(() => step({} as OptimizerState), TypeError, "Expected an optimizer state");
+Deno.test("step rejects things that are not states, and says what it got", async () => {
+  assert.throws(
+    () => step({} as OptimizerState),
+    saying(TypeError, "Expected an optimizer state made by init() or step(), got Object"),
+  );
+  // The most common way to get here: a state used without awaiting init() or loadState().
+  const pending = radam().init({ w: new Float32Array(2) });
+  const forgot = "got Promise (init() and loadState() return a Promise: await it)";
+  assert.throws(
+    () => step(pending as never, { w: new Float32Array(2) }),
+    saying(TypeError, forgot),
+  );
+  await assert.rejects(() => readParams(pending as never), saying(TypeError, forgot));
+  await assert.rejects(() => saveState(pending as never), saying(TypeError, forgot));
+  assert.equal((await pending).step, 0);
+});
+
+Deno.test("init and loadState refuse options they do not take, and a device that is not one", async () => {
+  const opt = radam();
+  const params = { w: new Float32Array(2) };
+  await assert.rejects(
+    () => opt.init(params, { backend: "js" } as never),
+    saying(TypeError, "Unknown option backend for init; expected one of device"),
+  );
+  await assert.rejects(
+    () => opt.init(params, { device: {} as GPUDevice }),
+    saying(
+      TypeError,
+      "Option device must be a GPUDevice (await adapter.requestDevice()), got Object",
+    ),
+  );
+  const bytes = await saveState(await opt.init(params));
+  await assert.rejects(
+    () => loadState(bytes, { learningRate: 1e-4 } as never),
+    saying(
+      TypeError,
+      "Unknown option learningRate for loadState; expected one of backend, lr, threads",
+    ),
+  );
+  await assert.rejects(
+    () => loadState(bytes, { device: "gpu" as never }),
+    saying(
+      TypeError,
+      'Option device must be a GPUDevice (await adapter.requestDevice()), got a string "gpu"',
+    ),
+  );
+  await assert.rejects(
+    () => loadState(bytes.slice().buffer as never),
+    saying(
+      TypeError,
+      "A checkpoint must be a Uint8Array, got ArrayBuffer (wrap it: new Uint8Array(buffer))",
+    ),
+  );
+  assert.equal((await loadState(bytes, { lr: 1e-4 })).step, 0);
 });

@@ -113,3 +113,77 @@ Deno.test("store options: a wrong type is a TypeError, a number out of range a R
     assert.equal(await store.load(), null, "no refused call wrote anything");
   });
 });
+
+Deno.test("store options: a misspelled option is a TypeError naming it, not ignored", async () => {
+  await withKv(async (kv) => {
+    const store = memoryCheckpointStore();
+    const cases: [() => unknown, string, string][] = [
+      // `tensor` for `tensors`: ignored, the check of the stored model would silently go
+      [
+        () =>
+          optimisticStep(store, {
+            optimizer,
+            init,
+            gradient: () => 0,
+            tensor: { w: 2 },
+          } as never),
+        "tensor",
+        "optimisticStep",
+      ],
+      [
+        () => dataParallel(store, { optimizer, init, stalness: 0 } as never),
+        "stalness",
+        "dataParallel",
+      ],
+      [() => memoryCheckpointStore({ latency: 5 } as never), "latency", "memoryCheckpointStore"],
+      [
+        () => kvCheckpointStore(kv, PREFIX, { chunkSize: 1024 } as never),
+        "chunkSize",
+        "kvCheckpointStore",
+      ],
+    ];
+    for (const [make, key, of] of cases) {
+      await assert.rejects(async () => await make(), (e: Error) => {
+        assert.equal(e.constructor, TypeError, e.message);
+        assert.match(e.message, new RegExp(`^Unknown option ${key} for ${of}; expected one of `));
+        return true;
+      });
+    }
+    // Every option each function documents is still taken.
+    const done = await optimisticStep(store, {
+      optimizer,
+      init,
+      gradient: () => 0,
+      meta: () => undefined,
+      tensors: { w: 2 },
+      loadOptions: {},
+      id: "r1",
+      timeoutMs: 1000,
+      serialize: true,
+      maxAttempts: 3,
+      backoffMs: 1,
+      maxBackoffMs: 10,
+    });
+    assert.equal(done.step, 1);
+    const trainer = dataParallel(store, {
+      optimizer,
+      init,
+      tensors: { w: 2 },
+      loadOptions: {},
+      staleness: 1,
+      waitMs: 1000,
+      leaseMs: 1000,
+      maxFold: 4,
+      pollMs: 5,
+      meta: () => undefined,
+    });
+    await trainer.close();
+    memoryCheckpointStore({ name: "m", latencyMs: 0, rememberMs: 1000 });
+    kvCheckpointStore(kv, PREFIX, {
+      model: "m",
+      chunkBytes: 1024,
+      staleAfterMs: 1000,
+      rememberMs: 1000,
+    });
+  });
+});

@@ -79,6 +79,8 @@ export class TfOptimizer extends tf.Optimizer {
   /** Skipped steps as last seen, and whether the one-time warning was given. */
   #skipMark = 0;
   #warned = false;
+  /** Set by `dispose`: every later step or read of the state throws. */
+  #disposed = false;
 
   /**
    * Use {@linkcode tfOptimizer}. `optimizer` is an optimizer value of this library (only its
@@ -179,6 +181,7 @@ export class TfOptimizer extends tf.Optimizer {
    * under `nonFinite: "throw"`; no variable or moment is then changed.
    */
   override applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
+    this.#checkLive();
     const items = checkGradients(variableGradients);
     if (items.length === 0) return;
     if (this.#onWebGpu()) {
@@ -201,6 +204,15 @@ export class TfOptimizer extends tf.Optimizer {
     }
     this.iterations_ = this.state!.step;
     this.#noteSkips();
+  }
+
+  /** Throws a TypeError once the optimizer was disposed. */
+  #checkLive(): void {
+    if (this.#disposed) {
+      throw new TypeError(
+        "This TensorFlow.js optimizer was disposed; make a new one with tfOptimizer()",
+      );
+    }
   }
 
   /** The variables of the state (that of the path holding it), in its order. */
@@ -235,6 +247,11 @@ export class TfOptimizer extends tf.Optimizer {
    * of the last step.
    */
   override getWeights(): Promise<NamedTensor[]> {
+    try {
+      this.#checkLive();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const state = this.state;
     return weightsOf(this.#config, state && { state, entries: this.#entries() }, this.#kept);
   }
@@ -250,6 +267,7 @@ export class TfOptimizer extends tf.Optimizer {
    * that are not finite (or, of `v`, negative), as a checkpoint's; nothing changes then.
    */
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
+    this.#checkLive();
     const { steps, kept } = await keptFromWeights(this.#config, weightValues);
     // Nothing has changed so far; now replace the state.
     this.#replaceState(kept, steps, 0);
@@ -265,6 +283,7 @@ export class TfOptimizer extends tf.Optimizer {
    * stay. Rejects with the library's `CheckpointError` for a damaged file; nothing changes then.
    */
   async loadState(bytes: Uint8Array): Promise<void> {
+    this.#checkLive();
     const { steps, skipped, kept } = await keptFromCheckpoint(this.#config, bytes);
     this.#replaceState(kept, steps, skipped);
   }
@@ -304,8 +323,13 @@ export class TfOptimizer extends tf.Optimizer {
     return new (cls as any)({ settings }, options);
   }
 
-  /** Releases the library state (workers, GPU buffers) and tfjs's iteration counter. */
+  /**
+   * Releases the library state (workers, GPU buffers) and tfjs's iteration counter. The
+   * optimizer is then spent: a later `applyGradients`, `getWeights`, `setWeights` or
+   * `loadState` throws a TypeError rather than start again from zero moments. Idempotent.
+   */
   override dispose(): void {
+    this.#disposed = true;
     this.#dropState();
     super.dispose();
   }

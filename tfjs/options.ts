@@ -5,6 +5,7 @@
  */
 import type { Settings } from "../base/settings.ts";
 import { described, optionError } from "../base/_errors.ts";
+import { checkKeys } from "../base/schema.ts";
 
 /**
  * Options of {@linkcode tfOptimizer}.
@@ -34,6 +35,9 @@ export interface TfOptimizerOptions {
   warnOnSkip?: boolean;
 }
 
+/** The names of the adapter's options. */
+const ADAPTER_OPTIONS = ["strict", "warnOnSkip"] as const;
+
 /** The adapter's options with their defaults (what its config stores). */
 export type AdapterOptions = Readonly<Required<TfOptimizerOptions>>;
 
@@ -58,10 +62,8 @@ export function checkArguments(
       }`,
     );
   }
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`Options of tfOptimizer must be an object, got ${described(options)}`);
-  }
-  for (const key of ["strict", "warnOnSkip"] as const) {
+  checkKeys(options, ADAPTER_OPTIONS, "tfOptimizer");
+  for (const key of ADAPTER_OPTIONS) {
     if (options[key] !== undefined && typeof options[key] !== "boolean") {
       throw optionError(key, "a boolean", options[key], false);
     }

@@ -236,6 +236,16 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
       ...Object.fromEntries(entryExports),
       "./package.json": "./package.json",
     },
+    // TypeScript's `moduleResolution: "node"` (node10: still the default with `module:
+    // "commonjs"`) reads no `exports`; it finds the subpaths' types here.
+    typesVersions: {
+      "*": Object.fromEntries(
+        ENTRIES.filter((e) => e.subpath !== ".").map((e) => [
+          e.subpath.slice("./".length),
+          [`./${typesOf(e)}`],
+        ]),
+      ),
+    },
     files: [
       ...ENTRIES.map((e) => `${e.out}.js`),
       "chunks/",

@@ -3,7 +3,8 @@
 // tfjs 4.22.0, esbuild and TypeScript from the npm registry (fetched once into an npm cache in
 // this folder's node_modules/.cache, then installed from it). Shows that an esbuild bundle of an
 // app that only imports the adapter keeps its registration, and resumes a saved model bit for
-// bit; and that the declarations type-check under `tsc --strict` without skipLibCheck.
+// bit; and that the declarations type-check under `tsc --strict` without skipLibCheck, with every
+// moduleResolution a project may have (node10 included, through typesVersions).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { cpSync, lstatSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -113,6 +114,14 @@ test("tsc --strict, without skipLibCheck: both entry points beside tfjs-core 4.2
   // The main entry alone, with no WebGPU typings and no DOM library in the program.
   assert.equal(
     run(process.execPath, [tsc, "-p", "tsconfig.core.json"], app),
+    "",
+  );
+});
+
+test('tsc under moduleResolution "node10", which reads no exports: every entry point has its types', () => {
+  const tsc = join(app, "node_modules", "typescript", "bin", "tsc");
+  assert.equal(
+    run(process.execPath, [tsc, "-p", "tsconfig.node10.json"], app),
     "",
   );
 });

@@ -5,7 +5,7 @@
  * nothing changes.
  */
 import assert from "node:assert/strict";
-import { adam } from "../../mod.ts";
+import { adam, saveState } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import { CPU_BACKENDS, tf, uniqueNames, useBackend } from "./helpers.ts";
 
@@ -121,3 +121,37 @@ for (const backend of CPU_BACKENDS) {
     tf.dispose([w, v, frozen]);
   });
 }
+
+Deno.test("tfjs: a misspelled adapter option is refused; a disposed optimizer refuses to go on", async () => {
+  await useBackend("cpu");
+  assert.throws(
+    () => tfOptimizer(adam(), { strcit: true } as never),
+    (e: Error) =>
+      e instanceof TypeError &&
+      /^Unknown option strcit for tfOptimizer; expected one of strict, warnOnSkip$/.test(e.message),
+  );
+  const w = tf.variable(tf.tensor([1, 2]), true, name("w"));
+  const optimizer = tfOptimizer(adam({ lr: 0.1 }));
+  const g = tf.ones([2]);
+  optimizer.applyGradients({ [w.name]: g });
+  const bytes = await saveState(optimizer.state!);
+  const weights = await optimizer.getWeights();
+  optimizer.dispose();
+  const after = w.dataSync().slice();
+  // Not a silent restart from step 0 with zero moments: an error, and the variable unchanged.
+  const disposed =
+    /^This TensorFlow.js optimizer was disposed; make a new one with tfOptimizer\(\)$/;
+  assert.throws(() => optimizer.applyGradients({ [w.name]: g }), {
+    name: "TypeError",
+    message: disposed,
+  });
+  assert.deepEqual(w.dataSync(), after);
+  await assert.rejects(() => optimizer.getWeights(), { name: "TypeError", message: disposed });
+  await assert.rejects(() => optimizer.setWeights(weights), {
+    name: "TypeError",
+    message: disposed,
+  });
+  await assert.rejects(() => optimizer.loadState(bytes), { name: "TypeError", message: disposed });
+  optimizer.dispose(); // idempotent
+  tf.dispose([w, g, ...weights.map((x) => x.tensor)]);
+});

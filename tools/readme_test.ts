@@ -1,0 +1,56 @@
+/**
+ * README.md's Deno set-up works for README.md's own examples: every module its TypeScript
+ * examples import is a name the import map of its "Install" section maps (after dropping `jsr:`,
+ * as it tells the reader to), or an `npm:`/`node:` specifier, so that a reader who copies the map
+ * and then an example gets no "not found in import map" error. And the Deno KV example makes the
+ * folder of the database it opens (`Deno.openKv` creates none).
+ */
+import assert from "node:assert/strict";
+
+const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+
+/** The bodies of README's fenced blocks of language `lang` (indented ones, in lists, too). */
+function blocks(lang: string): string[] {
+  const fence = new RegExp("^ *```" + lang + "\\n([\\s\\S]*?)^ *```$", "gm");
+  return [...readme.matchAll(fence)].map((m) => m[1]);
+}
+
+/** The import map of the "Install" section: the JSON block with `imports`. */
+function importMap(): Record<string, string> {
+  const maps = blocks("json").map((b) => JSON.parse(b)).filter((j) => j.imports !== undefined);
+  assert.equal(maps.length, 1, "one import map in README.md");
+  return maps[0].imports;
+}
+
+Deno.test("README: the Deno import map maps every module its examples import", () => {
+  const map = importMap();
+  const code = blocks("ts");
+  assert.ok(code.length > 5, `only ${code.length} TypeScript examples found`);
+  const unmapped = new Set<string>();
+  for (const block of code) {
+    for (const [, specifier] of block.matchAll(/(?:from|import) "([^"]+)"/g)) {
+      const name = specifier.replace(/^jsr:/, "");
+      if (/^(npm|node):/.test(name) || name.startsWith(".")) continue;
+      if (!Object.hasOwn(map, name)) unmapped.add(specifier);
+    }
+  }
+  assert.deepEqual([...unmapped], []);
+  for (const [name, target] of Object.entries(map)) {
+    if (!target.startsWith("./radam/")) continue;
+    const file = new URL(`../${target.slice("./radam/".length)}`, import.meta.url);
+    assert.ok(Deno.statSync(file).isFile, `${name} → ${target}: no such file in the repository`);
+  }
+});
+
+Deno.test("README: the Deno KV examples make the folder of the database file they open", () => {
+  const opening = blocks("ts").filter((b) => /Deno\.openKv\("[^":]+\//.test(b));
+  assert.ok(opening.length > 0, "no example opens a database file in a folder");
+  for (const block of opening) {
+    const [, folder] = /Deno\.openKv\("([^"]+)\/[^"/]+"\)/.exec(block)!;
+    const mkdir = block.indexOf(`Deno.mkdir(${JSON.stringify(folder)}`);
+    assert.ok(
+      mkdir >= 0 && mkdir < block.indexOf("Deno.openKv("),
+      `an example opens a database in ${folder}/ without making the folder first`,
+    );
+  }
+});
