@@ -6,7 +6,8 @@
  * @module
  */
 import { cContender, type CVariant, cVariants } from "./c_baseline.ts";
-import { bytesContender, divSqrtContender, rmwContender } from "./bounds.ts";
+import { divSqrtContender, rmwContender } from "./bounds.ts";
+import { bytesContender } from "./bytes_bounds.ts";
 import { checkPassContender, libraryContender } from "./library.ts";
 import { BASE_OPTIMIZER, bytesPerParameter, ruleRowNames } from "./rule_rows.ts";
 import { tfContender } from "./tfjs.ts";
