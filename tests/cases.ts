@@ -36,6 +36,19 @@ import {
 import { bits, hasSlowWeights, prng, randomTensor } from "./util.ts";
 
 /**
+ * Tensor lengths that exercise 8-bit states: empty, one element, f32 moments below the threshold,
+ * and codes of whole and partial blocks.
+ */
+export const COMPACT_LENGTHS = [0, 1, 255, 4095, 4096, 4097, 4351, 5000] as const;
+
+/** The CPU backends, which agree bit for bit: wasm, js, and wasm on two threads. */
+export const CPU_BACKENDS = [
+  { backend: "wasm", threads: 1 },
+  { backend: "js", threads: 1 },
+  { backend: "wasm", threads: 2 },
+] as const;
+
+/**
  * A random case: the rule (its row of the table), which optimizer and its options, the
  * training-loop features, the tensor sizes, steps and a data seed.
  */

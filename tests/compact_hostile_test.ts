@@ -21,19 +21,15 @@ import {
 } from "../mod.ts";
 import { holdsCodes } from "../base/backend.ts";
 import { stateInternals } from "../core/state.ts";
-import { assertSameBits, readAll } from "./cases.ts";
+import {
+  assertSameBits,
+  COMPACT_LENGTHS as LENGTHS,
+  CPU_BACKENDS as BACKENDS,
+  readAll,
+} from "./cases.ts";
 import { split } from "./checkpoint_files.ts";
 import { optimizerOf, RULE_TABLE, type RuleCase, type RuleRow } from "./rule_table.ts";
 import { bits, prng, randomTensor } from "./util.ts";
-
-/** Tensor lengths: empty, one element, f32 moments, and codes of whole and partial blocks. */
-const LENGTHS = [0, 1, 255, 4095, 4096, 4097, 4351, 5000];
-
-const BACKENDS = [
-  { backend: "wasm", threads: 1 },
-  { backend: "js", threads: 1 },
-  { backend: "wasm", threads: 2 },
-] as const;
 
 /** A bad call of `step`, and the error it must give. */
 type BadCall =

@@ -20,17 +20,14 @@ import {
 import { blocksOf, compactLength } from "../base/q8.ts";
 import { decodeTensor, encodeTensor } from "../base/q8_tensor.ts";
 import { stateInternals } from "../core/state.ts";
-import { assertSameBits, readAll } from "./cases.ts";
+import {
+  assertSameBits,
+  COMPACT_LENGTHS as LENGTHS,
+  CPU_BACKENDS as BACKENDS,
+  readAll,
+} from "./cases.ts";
 import { optimizerOf, RULE_TABLE, type RuleCase, type RuleRow } from "./rule_table.ts";
 import { bits, prng, randomTensor } from "./util.ts";
-
-const LENGTHS = [0, 1, 255, 4095, 4096, 4097, 4351, 5000];
-
-const BACKENDS = [
-  { backend: "wasm", threads: 1 },
-  { backend: "js", threads: 1 },
-  { backend: "wasm", threads: 2 },
-] as const;
 
 interface TransitionCase {
   rule: RuleCase;

@@ -5,85 +5,21 @@
  * loses no acknowledged contribution.
  */
 import assert from "node:assert/strict";
-import { loadState, type OptimizerState, radam, readParams, saveState, step } from "../mod.ts";
+import { loadState, radam, readParams, saveState, step } from "../mod.ts";
 import {
   ContributionRefusedError,
   dataParallel,
-  type DataParallelTrainer,
-  type JournalRecord,
   kvCheckpointStore,
   memoryCheckpointStore,
   type SubmitResult,
   type TrainingStore,
 } from "../kv.ts";
-import { Crash, crashingKv, withKv } from "./kv_fakes.ts";
+import { withKv } from "./kv_fakes.ts";
+import { dataParallelCase } from "./data_parallel_harness.ts";
 
 const N = 6;
 const optimizer = radam({ lr: 0.05 });
-const init = () => ({ w: new Float32Array(N), b: new Float32Array(1) });
-
-/** Request i's gradient at `params`: depends on them, so a wrong base would show. */
-function gradientAt(i: number, params: Readonly<Record<string, Float32Array>>) {
-  const w = params.w.map((v, j) => v - Math.sin(i * 1.7 + j));
-  const b = params.b.map((v) => v + Math.cos(i));
-  return { w, b };
-}
-
-/** Request i through `trainer`: read the parameters, compute, submit. */
-async function request(trainer: DataParallelTrainer, i: number, samples = 1 + (i % 3)) {
-  const { step, params } = await trainer.params();
-  return await trainer.submit({
-    id: `r${i}`,
-    base: step,
-    samples,
-    gradient: gradientAt(i, params),
-  });
-}
-
-/**
- * The journal replayed in one process: each gradient at its base step's parameters, the mean
- * over samples in journal order (float64 sum, one division, float32), one step a record.
- */
-async function replay(journal: readonly JournalRecord[]): Promise<OptimizerState> {
-  let state = await optimizer.init(init());
-  const paramsAt = new Map([[0, await readParams(state)]]);
-  for (const record of journal) {
-    const sum = { w: new Float64Array(N), b: new Float64Array(1) };
-    let total = 0;
-    for (const e of record.entries) {
-      const g = gradientAt(Number(e.id.slice(1)), paramsAt.get(e.base)!);
-      for (const k of ["w", "b"] as const) {
-        for (let j = 0; j < g[k].length; j++) sum[k][j] += e.samples * g[k][j];
-      }
-      total += e.samples;
-    }
-    for (const k of ["w", "b"] as const) {
-      for (let j = 0; j < sum[k].length; j++) state.grads[k][j] = sum[k][j] / total;
-    }
-    state = step(state);
-    assert.equal(state.step, record.step);
-    paramsAt.set(state.step, await readParams(state));
-  }
-  return state;
-}
-
-/** Checks the journal against the answers, and the stored checkpoint against its replay. */
-async function checkStore(store: TrainingStore, answers: Map<string, SubmitResult>) {
-  const journal = await store.journal(0, 10_000);
-  const where = new Map<string, number>();
-  for (const record of journal) {
-    for (const e of record.entries) {
-      assert.ok(!where.has(e.id), `${e.id} applied once`);
-      where.set(e.id, record.step);
-    }
-  }
-  for (const [id, a] of answers) {
-    if (a.status === "applied") assert.equal(where.get(id), a.step, `${id} is in step ${a.step}`);
-  }
-  const stored = (await store.load())!;
-  assert.deepEqual(stored.bytes, await saveState(await replay(journal)), "the replay, bit for bit");
-  return journal;
-}
+const { init, gradientAt, request, checkStore, crashAtAnyWrite } = dataParallelCase(N, optimizer);
 
 /** Stores of both kinds, fresh, for `fn`. */
 async function onEachStore(fn: (store: TrainingStore) => Promise<void>) {
@@ -246,37 +182,7 @@ Deno.test("data parallel: past waitMs a contribution is stored; a later fold app
 });
 
 Deno.test("data parallel on Deno KV: a crash at any write loses no acknowledged contribution, applies none twice", async () => {
-  for (let allowed = 0; allowed < 40; allowed += 3) {
-    await withKv(async (kv) => {
-      const opts = { chunkBytes: 16, staleAfterMs: 0 };
-      const answers = new Map<string, SubmitResult>();
-      const doomed = dataParallel(kvCheckpointStore(crashingKv(kv, allowed), ["dp"], opts), {
-        optimizer,
-        init,
-        leaseMs: 50,
-        pollMs: 2,
-        waitMs: 2000,
-      });
-      await Promise.all(Array.from({ length: 8 }, async (_, i) => {
-        try {
-          answers.set(`r${i}`, await request(doomed, i));
-        } catch (e) {
-          if (!(e instanceof Crash)) throw e;
-        }
-      }));
-      // The process restarted: its lease expires, the ids that got no answer are sent again.
-      const store = kvCheckpointStore(kv, ["dp"], opts);
-      const trainer = dataParallel(store, { optimizer, init, pollMs: 2 });
-      for (let i = 0; i < 10; i++) {
-        const a = await request(trainer, i);
-        if (answers.has(`r${i}`)) assert.deepEqual(a, { ...answers.get(`r${i}`), duplicate: true });
-        else answers.set(`r${i}`, a);
-      }
-      const journal = await checkStore(store, answers);
-      assert.equal(journal.flatMap((r) => r.entries).length, 10, `allowed ${allowed}`);
-      await trainer.close();
-    });
-  }
+  await crashAtAnyWrite({ writes: 40, stride: 3, requests: 8, chunkBytes: 16 });
 });
 
 Deno.test("a store written in format version 1 (checkpoint as saved) loads, and both modes go on from it", async () => {
