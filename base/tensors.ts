@@ -66,8 +66,17 @@ export function label(name: string): string {
  * Whether `value` is a record of tensors: a plain object (of any realm) or one without a
  * prototype, not an array nor an instance of a class (a `Map`, a TensorFlow.js tensor), whose
  * own keys would not be tensor names.
+ *
+ * @example
+ * ```ts
+ * import { isRecord } from "./tensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isRecord({ w: new Float32Array(2) }));
+ * assert.ok(!isRecord(new Map([["w", new Float32Array(2)]])));
+ * ```
  */
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
   const proto = Object.getPrototypeOf(value);
   return proto === null || Object.getPrototypeOf(proto) === null;
@@ -231,8 +240,19 @@ export function missingGradient(
   );
 }
 
-/** The hint for a gradient of the wrong kind: a shaped tensor's `data`, or a tfjs tensor's values. */
-function gradientHint(value: unknown): string {
+/**
+ * The hint for a gradient of the wrong kind: a shaped tensor's `data`, or a tfjs tensor's values.
+ *
+ * @example
+ * ```ts
+ * import { gradientHint } from "./tensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(gradientHint({ data: new Float32Array(2), shape: [2] }), /pass its data/);
+ * assert.equal(gradientHint(3), "");
+ * ```
+ */
+export function gradientHint(value: unknown): string {
   const shaped = value as Partial<ShapedTensor> | null;
   if (typeof shaped === "object" && shaped !== null && shaped.data instanceof Float32Array) {
     return " (a gradient is a bare Float32Array, without its shape: pass its data)";

@@ -4,10 +4,12 @@
  *
  * @module
  */
-import { described } from "../base/_errors.ts";
+import { described, tensorHint } from "../base/_errors.ts";
 import {
   checkParams,
   checkTensorNames,
+  gradientHint,
+  isRecord,
   missingGradient,
   type ShapedTensor,
   SINGLE_TENSOR_NAME,
@@ -147,9 +149,7 @@ export function checkGpuParams(params: unknown): CheckedGpuParams {
   const hostOnly: Record<string, Float32Array> = {};
   const device = new Map<number, GpuTensor>();
   const host = new Map<number, Float32Array>();
-  if (typeof record !== "object" || record === null || Array.isArray(record)) {
-    checkParams(params); // throws the CPU path's message
-  }
+  if (!isRecord(record)) checkParams(params); // throws the CPU path's message
   const names = Object.keys(record);
   checkTensorNames(names);
   const lengths: number[] = [];
@@ -249,9 +249,11 @@ export function checkGpuGrads(
       }`,
     );
   }
-  if (!single && (typeof grads !== "object" || grads === null || Array.isArray(grads))) {
+  if (!single && !isRecord(grads)) {
     throw new TypeError(
-      `Grads must be a Float32Array, a GPU tensor or a record of them, got ${described(grads)}`,
+      `Grads must be a Float32Array, a GPU tensor or a record of them, got ${described(grads)}${
+        tensorHint(grads)
+      }`,
     );
   }
   const record = single ? { [names[0]]: grads } : grads as Record<string, unknown>;
@@ -267,7 +269,7 @@ export function checkGpuGrads(
       throw new TypeError(
         `Expected the gradient of ${
           label(name, "parameter")
-        } to be a Float32Array or a GPU tensor, got ${described(value)}`,
+        } to be a Float32Array or a GPU tensor, got ${described(value)}${gradientHint(value)}`,
       );
     }
     if (length !== lengths[i]) {

@@ -411,3 +411,45 @@ Deno.test({
     dispose(same);
   },
 });
+
+Deno.test({
+  name:
+    "webgpu: a Map or a TensorFlow.js tensor as params or gradients is refused with a hint, the state unchanged",
+  ignore,
+  async fn() {
+    // what a TensorFlow.js tensor looks like to the checks: an instance of a class
+    const tensorLike = new (class Tensor {
+      readonly shape = [8];
+      dataSync = () => new Float32Array(8);
+    })();
+    const w = new Float32Array(8);
+    const options = { device: device! };
+    await assert.rejects(
+      radam().init(new Map([["w", w]]) as unknown as Float32Array, options),
+      (e: Error) =>
+        e instanceof TypeError && /record of named Float32Arrays, got Map/.test(e.message),
+    );
+    await assert.rejects(
+      radam().init(tensorLike as unknown as Float32Array, options),
+      (e: Error) => e instanceof TypeError && /await tensor\.data\(\)/.test(e.message),
+    );
+    let state = await radam({ lr: 1e-2 }).init({ w, b: new Float32Array(2) }, options);
+    const before = await readParams(state);
+    const bad: [unknown, RegExp][] = [
+      [new Map([["w", w]]), /record of them, got Map/],
+      [tensorLike, /got Tensor \(a TensorFlow\.js tensor: pass its values/],
+      [
+        { w: tensorLike, b: new Float32Array(2) },
+        /"w" to be .* got Tensor \(a TensorFlow\.js tensor/,
+      ],
+      [{ w: { data: w, shape: [8] }, b: new Float32Array(2) }, /without its shape: pass its data/],
+    ];
+    for (const [grads, message] of bad) {
+      assert.throws(() => step(state, grads as Record<string, Float32Array>), message);
+    }
+    assert.deepEqual(await readParams(state), before);
+    state = step(state, { w: new Float32Array(8).fill(1), b: new Float32Array(2) });
+    assert.notDeepEqual((await readParams(state)).w, before.w);
+    dispose(state);
+  },
+});
