@@ -55,7 +55,7 @@ export function placement(
   if (choice === "js") return (layout) => Promise.resolve(createJsBackend(layout, ruleOf(config)));
   const simd = wasmSimdSupported();
   if ((choice === "wasm" || threads > 1) && !simd) {
-    throw new Error(
+    throw new TypeError(
       `The wasm backend${
         threads > 1 ? ` (option threads: ${threads})` : ""
       } needs WebAssembly SIMD, which this runtime lacks; use backend "js" or "auto"`,

@@ -81,7 +81,7 @@ export interface ThreadedOptions {
 }
 
 /**
- * Throws an Error saying what is missing when this runtime cannot run threaded states:
+ * Throws a TypeError saying what is missing when this runtime cannot run threaded states:
  * SharedArrayBuffer / shared WebAssembly memory (browsers without cross-origin isolation) or
  * Web Workers (Node.js).
  */
@@ -93,7 +93,7 @@ export function checkThreadSupport(threads: number): void {
     ? "Web Workers (Deno and browsers have them; Node.js has not)"
     : undefined;
   if (missing !== undefined) {
-    throw new Error(
+    throw new TypeError(
       `Option threads: ${threads} needs ${missing}, which this runtime lacks; use threads: 1`,
     );
   }

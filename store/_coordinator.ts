@@ -68,7 +68,8 @@ function flatten(gradient: Contribution["gradient"], params: StoredParams): Floa
     const g = gradient[name];
     const length = params.params[name].length;
     if (!(g instanceof Float32Array) || g.length !== length) {
-      throw new TypeError(
+      // a Float32Array of the wrong length is a RangeError, as `step` says; anything else a TypeError
+      throw new (g instanceof Float32Array ? RangeError : TypeError)(
         `A contribution's gradient ${JSON.stringify(name)} must be a Float32Array of ${length}, ` +
           `got ${described(g)}`,
       );

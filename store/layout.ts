@@ -94,6 +94,9 @@ function planOf(bytes: Uint8Array, total: number): Plan {
     ) {
       throw bad(`has no F32 entry for the parameter ${JSON.stringify(name)}`);
     }
+    if (!(shape as number[]).every((d) => d >= 0)) {
+      throw bad(`has the shape ${JSON.stringify(shape)} for the parameter ${JSON.stringify(name)}`);
+    }
     const [begin, end] = offsets as number[];
     const size = (shape as number[]).reduce((a, b) => a * b, 4);
     if (!(begin >= 0 && end === begin + size && end <= dataLength)) {

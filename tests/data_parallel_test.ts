@@ -5,7 +5,7 @@
  * loses no acknowledged contribution.
  */
 import assert from "node:assert/strict";
-import { loadState, radam, readParams, saveState, step } from "../mod.ts";
+import { CheckpointError, loadState, radam, readParams, saveState, step } from "../mod.ts";
 import {
   ContributionRefusedError,
   dataParallel,
@@ -15,6 +15,7 @@ import {
   type TrainingStore,
 } from "../kv.ts";
 import { withKv } from "./kv_fakes.ts";
+import { edit } from "./checkpoint_files.ts";
 import { dataParallelCase } from "./data_parallel_harness.ts";
 
 const N = 6;
@@ -136,6 +137,10 @@ Deno.test("data parallel: bad contributions are errors naming what is wrong, not
   for (const [c, message] of cases) {
     await assert.rejects(trainer.submit(c as never), message);
   }
+  // the wrong length is a RangeError, the wrong type a TypeError (as step's)
+  const gradient = (w: unknown) => ({ id: "a", base: step, gradient: { ...good, w } }) as never;
+  await assert.rejects(trainer.submit(gradient(new Float32Array(2))), RangeError);
+  await assert.rejects(trainer.submit(gradient([...good.w])), TypeError);
   assert.equal((await store.journal(0, 10)).length, 0);
   assert.equal(await store.request("a"), null);
   assert.throws(
@@ -230,5 +235,19 @@ Deno.test("data parallel on Deno KV: a stored contribution whose gradient is dam
     const journal = await store.journal(0, 10);
     assert.deepEqual(journal.flatMap((r) => r.entries.map((e) => e.id)), ["r0", "r1"]);
     await trainer.close();
+  });
+});
+
+Deno.test("a stored checkpoint whose parameter shape has negative dimensions is refused, not read", async () => {
+  await onEachStore(async (store) => {
+    const state = step(await optimizer.init(init()), gradientAt(0, init()));
+    // [-1, -6] holds 6 elements, as [6] does: only the signs are wrong
+    const bytes = edit(await saveState(state), (h) => h.w.shape = [-1, -N]);
+    await store.save(bytes, null);
+    await assert.rejects(
+      store.loadParams(),
+      (e: Error) =>
+        e instanceof CheckpointError && /shape \[-1,-6\] for the parameter "w"/.test(e.message),
+    );
   });
 });

@@ -181,3 +181,19 @@ Deno.test("threads > 1 without SharedArrayBuffer or Workers is refused, not run 
     }
   }
 });
+
+Deno.test("threads > 1 where the runtime has no Web Workers: a TypeError naming the option, nothing started", async () => {
+  const global = globalThis as { Worker?: unknown };
+  const worker = global.Worker;
+  delete global.Worker;
+  try {
+    await assert.rejects(
+      radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(8)),
+      (e: Error) => e instanceof TypeError && /Option threads: 2 needs Web Workers/.test(e.message),
+    );
+  } finally {
+    global.Worker = worker;
+  }
+  const state = await radam({ threads: 1 }).init(new Float32Array(8));
+  assert.equal(state.threads, 1);
+});
