@@ -111,70 +111,6 @@ function lionBytesVector(
   return f32x4.add(f32x4.mul(b2, m0), f32x4.mul(c2, gv));
 }
 
-/**
- * Lion's plain step over `n` elements (a multiple of 16) with its moment as the top byte of
- * each f32: 14 bytes moved a parameter.
- */
-export function lionBytes(
-  p: usize, g: usize, codes: usize, n: i32, beta1: f32, beta2: f32, stepSize: f32,
-): void {
-  const b1 = f32x4.splat(beta1), c1 = f32x4.splat(1 - beta1);
-  const b2 = f32x4.splat(beta2), c2 = f32x4.splat(1 - beta2);
-  const ss = f32x4.splat(stepSize);
-  const signBit = i32x4.splat(0x80000000), one = f32x4.splat(1);
-  for (let i: usize = 0; i < <usize> n; i += 16) {
-    const q = v128.load(codes + i);
-    const o = i << 2;
-    const a = lionBytesVector(p, g, o, decodeBytes(q, 0), b1, c1, b2, c2, ss, signBit, one);
-    const b = lionBytesVector(p, g, o + 16, decodeBytes(q, 1), b1, c1, b2, c2, ss, signBit, one);
-    const c = lionBytesVector(p, g, o + 32, decodeBytes(q, 2), b1, c1, b2, c2, ss, signBit, one);
-    const d = lionBytesVector(p, g, o + 48, decodeBytes(q, 3), b1, c1, b2, c2, ss, signBit, one);
-    v128.store(codes + i, encodeBytes(a, b, c, d));
-  }
-}
-
-/** `p -= stepSize * m / (sqrt(v) + eps)` for the four parameters at `p`. */
-// @ts-ignore: decorator
-@inline
-function radamUpdate(p: usize, m: v128, v: v128, ss: v128, ep: v128): void {
-  const u = f32x4.div(m, f32x4.add(f32x4.sqrt(v), ep));
-  v128.store(p, f32x4.sub(v128.load(p), f32x4.mul(ss, u)));
-}
-
-/**
- * RAdam's rectified step (Adam's arithmetic: `p -= stepSize * m / (sqrt(v) + eps)`) over `n`
- * elements (a multiple of 16) with `m` and `v` as the top bytes of their f32: 16 bytes moved a
- * parameter.
- */
-export function radamBytes(
-  p: usize, g: usize, mCodes: usize, vCodes: usize, n: i32,
-  beta1: f32, beta2: f32, stepSize: f32, eps: f32,
-): void {
-  const b1 = f32x4.splat(beta1), c1 = f32x4.splat(1 - beta1);
-  const b2 = f32x4.splat(beta2), c2 = f32x4.splat(1 - beta2);
-  const ss = f32x4.splat(stepSize), ep = f32x4.splat(eps);
-  for (let i: usize = 0; i < <usize> n; i += 16) {
-    const qm = v128.load(mCodes + i), qv = v128.load(vCodes + i);
-    const o = i << 2;
-    const g0 = v128.load(g + o), g1 = v128.load(g + o, 16);
-    const g2 = v128.load(g + o, 32), g3 = v128.load(g + o, 48);
-    const m0 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 0)), f32x4.mul(c1, g0));
-    const m1 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 1)), f32x4.mul(c1, g1));
-    const m2 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 2)), f32x4.mul(c1, g2));
-    const m3 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 3)), f32x4.mul(c1, g3));
-    const v0 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 0)), f32x4.mul(c2, f32x4.mul(g0, g0)));
-    const v1 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 1)), f32x4.mul(c2, f32x4.mul(g1, g1)));
-    const v2 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 2)), f32x4.mul(c2, f32x4.mul(g2, g2)));
-    const v3 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 3)), f32x4.mul(c2, f32x4.mul(g3, g3)));
-    radamUpdate(p + o, m0, v0, ss, ep);
-    radamUpdate(p + o + 16, m1, v1, ss, ep);
-    radamUpdate(p + o + 32, m2, v2, ss, ep);
-    radamUpdate(p + o + 48, m3, v3, ss, ep);
-    v128.store(mCodes + i, encodeBytes(m0, m1, m2, m3));
-    v128.store(vCodes + i, encodeBytes(v0, v1, v2, v3));
-  }
-}
-
 /** Elements a block of a scaled bound: one scale each. */
 const BLOCK: usize = 256;
 
@@ -192,6 +128,114 @@ function largest(mx: v128): f32 {
   const a = max<u32>(i32x4.extract_lane(mx, 0), i32x4.extract_lane(mx, 1));
   const b = max<u32>(i32x4.extract_lane(mx, 2), i32x4.extract_lane(mx, 3));
   return reinterpret<f32>(max<u32>(a, b) >> 1);
+}
+
+/** Where a run of a scaled bound leaves its maxima (a v128 a moment), `maxima` of a run. */
+const MAXIMA = memory.data(32, 16);
+
+/**
+ * Lion's plain step over elements `[from, to)` (multiples of 16) with its moment as the top byte
+ * of each f32, with the step's constants given. With `track` (a constant where inlined), the
+ * largest new magnitude (bits shifted left by one) is left at {@link MAXIMA}.
+ */
+// @ts-ignore: decorator
+@inline
+function lionRun(
+  p: usize, g: usize, codes: usize, from: usize, to: usize,
+  b1: v128, c1: v128, b2: v128, c2: v128, ss: v128, signBit: v128, one: v128, track: bool,
+): void {
+  let mx = i32x4.splat(0);
+  for (let i = from; i < to; i += 16) {
+    const q = v128.load(codes + i);
+    const o = i << 2;
+    const a = lionBytesVector(p, g, o, decodeBytes(q, 0), b1, c1, b2, c2, ss, signBit, one);
+    const b = lionBytesVector(p, g, o + 16, decodeBytes(q, 1), b1, c1, b2, c2, ss, signBit, one);
+    const c = lionBytesVector(p, g, o + 32, decodeBytes(q, 2), b1, c1, b2, c2, ss, signBit, one);
+    const d = lionBytesVector(p, g, o + 48, decodeBytes(q, 3), b1, c1, b2, c2, ss, signBit, one);
+    if (track) mx = maxInto(maxInto(maxInto(maxInto(mx, a), b), c), d);
+    v128.store(codes + i, encodeBytes(a, b, c, d));
+  }
+  if (track) v128.store(MAXIMA, mx);
+}
+
+/**
+ * Lion's plain step over `n` elements (a multiple of 16) with its moment as the top byte of
+ * each f32: 14 bytes moved a parameter.
+ */
+export function lionBytes(
+  p: usize, g: usize, codes: usize, n: i32, beta1: f32, beta2: f32, stepSize: f32,
+): void {
+  const b1 = f32x4.splat(beta1), c1 = f32x4.splat(1 - beta1);
+  const b2 = f32x4.splat(beta2), c2 = f32x4.splat(1 - beta2);
+  const ss = f32x4.splat(stepSize);
+  const signBit = i32x4.splat(0x80000000), one = f32x4.splat(1);
+  lionRun(p, g, codes, 0, <usize> n, b1, c1, b2, c2, ss, signBit, one, false);
+}
+
+/** `p -= stepSize * m / (sqrt(v) + eps)` for the four parameters at `p`. */
+// @ts-ignore: decorator
+@inline
+function radamUpdate(p: usize, m: v128, v: v128, ss: v128, ep: v128): void {
+  const u = f32x4.div(m, f32x4.add(f32x4.sqrt(v), ep));
+  v128.store(p, f32x4.sub(v128.load(p), f32x4.mul(ss, u)));
+}
+
+/**
+ * RAdam's rectified step (Adam's arithmetic) over elements `[from, to)` (multiples of 16) with
+ * `m` and `v` as the top bytes of their f32, with the step's constants given. With `track` (a
+ * constant where inlined), the largest new magnitudes of m and v (bits shifted left by one) are
+ * left at {@link MAXIMA}.
+ */
+// @ts-ignore: decorator
+@inline
+function radamRun(
+  p: usize, g: usize, mCodes: usize, vCodes: usize, from: usize, to: usize,
+  b1: v128, c1: v128, b2: v128, c2: v128, ss: v128, ep: v128, track: bool,
+): void {
+  let mxm = i32x4.splat(0), mxv = i32x4.splat(0);
+  for (let i = from; i < to; i += 16) {
+    const qm = v128.load(mCodes + i), qv = v128.load(vCodes + i);
+    const o = i << 2;
+    const g0 = v128.load(g + o), g1 = v128.load(g + o, 16);
+    const g2 = v128.load(g + o, 32), g3 = v128.load(g + o, 48);
+    const m0 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 0)), f32x4.mul(c1, g0));
+    const m1 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 1)), f32x4.mul(c1, g1));
+    const m2 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 2)), f32x4.mul(c1, g2));
+    const m3 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 3)), f32x4.mul(c1, g3));
+    const v0 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 0)), f32x4.mul(c2, f32x4.mul(g0, g0)));
+    const v1 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 1)), f32x4.mul(c2, f32x4.mul(g1, g1)));
+    const v2 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 2)), f32x4.mul(c2, f32x4.mul(g2, g2)));
+    const v3 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 3)), f32x4.mul(c2, f32x4.mul(g3, g3)));
+    radamUpdate(p + o, m0, v0, ss, ep);
+    radamUpdate(p + o + 16, m1, v1, ss, ep);
+    radamUpdate(p + o + 32, m2, v2, ss, ep);
+    radamUpdate(p + o + 48, m3, v3, ss, ep);
+    if (track) {
+      mxm = maxInto(maxInto(maxInto(maxInto(mxm, m0), m1), m2), m3);
+      mxv = maxInto(maxInto(maxInto(maxInto(mxv, v0), v1), v2), v3);
+    }
+    v128.store(mCodes + i, encodeBytes(m0, m1, m2, m3));
+    v128.store(vCodes + i, encodeBytes(v0, v1, v2, v3));
+  }
+  if (track) {
+    v128.store(MAXIMA, mxm);
+    v128.store(MAXIMA, mxv, 16);
+  }
+}
+
+/**
+ * RAdam's rectified step (Adam's arithmetic: `p -= stepSize * m / (sqrt(v) + eps)`) over `n`
+ * elements (a multiple of 16) with `m` and `v` as the top bytes of their f32: 16 bytes moved a
+ * parameter.
+ */
+export function radamBytes(
+  p: usize, g: usize, mCodes: usize, vCodes: usize, n: i32,
+  beta1: f32, beta2: f32, stepSize: f32, eps: f32,
+): void {
+  const b1 = f32x4.splat(beta1), c1 = f32x4.splat(1 - beta1);
+  const b2 = f32x4.splat(beta2), c2 = f32x4.splat(1 - beta2);
+  const ss = f32x4.splat(stepSize), ep = f32x4.splat(eps);
+  radamRun(p, g, mCodes, vCodes, 0, <usize> n, b1, c1, b2, c2, ss, ep, false);
 }
 
 /**
@@ -213,19 +257,9 @@ export function lionScaled(
     // c = b1 sc q + c1 g (its sign is Lion's); the new moment in codes of sn: (b2 sc q + c2 g) / sn
     const b1 = f32x4.splat(beta1 * sc);
     const b2 = f32x4.splat(beta2 * sc / sn), c2 = f32x4.splat((1 - beta2) / sn);
-    let mx = i32x4.splat(0);
-    for (let i = start; i < start + BLOCK; i += 16) {
-      const q = v128.load(codes + i);
-      const o = i << 2;
-      const a = lionBytesVector(p, g, o, decodeBytes(q, 0), b1, c1, b2, c2, ss, signBit, one);
-      const b = lionBytesVector(p, g, o + 16, decodeBytes(q, 1), b1, c1, b2, c2, ss, signBit, one);
-      const c = lionBytesVector(p, g, o + 32, decodeBytes(q, 2), b1, c1, b2, c2, ss, signBit, one);
-      const d = lionBytesVector(p, g, o + 48, decodeBytes(q, 3), b1, c1, b2, c2, ss, signBit, one);
-      mx = maxInto(maxInto(maxInto(maxInto(mx, a), b), c), d);
-      v128.store(codes + i, encodeBytes(a, b, c, d));
-    }
+    lionRun(p, g, codes, start, start + BLOCK, b1, c1, b2, c2, ss, signBit, one, true);
     store<f32>(at, sn);
-    store<f32>(at, sn * largest(mx), 4);
+    store<f32>(at, sn * largest(v128.load(MAXIMA)), 4);
   }
 }
 
@@ -248,32 +282,10 @@ export function radamScaled(
     const b2 = f32x4.splat(beta2 * vc / vn), c2 = f32x4.splat((1 - beta2) / vn);
     const root = sqrt<f32>(vn);
     const ss = f32x4.splat(stepSize * mn / root), ep = f32x4.splat(eps / root);
-    let mxm = i32x4.splat(0), mxv = i32x4.splat(0);
-    for (let i = start; i < start + BLOCK; i += 16) {
-      const qm = v128.load(mCodes + i), qv = v128.load(vCodes + i);
-      const o = i << 2;
-      const g0 = v128.load(g + o), g1 = v128.load(g + o, 16);
-      const g2 = v128.load(g + o, 32), g3 = v128.load(g + o, 48);
-      const m0 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 0)), f32x4.mul(c1, g0));
-      const m1 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 1)), f32x4.mul(c1, g1));
-      const m2 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 2)), f32x4.mul(c1, g2));
-      const m3 = f32x4.add(f32x4.mul(b1, decodeBytes(qm, 3)), f32x4.mul(c1, g3));
-      const v0 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 0)), f32x4.mul(c2, f32x4.mul(g0, g0)));
-      const v1 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 1)), f32x4.mul(c2, f32x4.mul(g1, g1)));
-      const v2 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 2)), f32x4.mul(c2, f32x4.mul(g2, g2)));
-      const v3 = f32x4.add(f32x4.mul(b2, decodeBytes(qv, 3)), f32x4.mul(c2, f32x4.mul(g3, g3)));
-      radamUpdate(p + o, m0, v0, ss, ep);
-      radamUpdate(p + o + 16, m1, v1, ss, ep);
-      radamUpdate(p + o + 32, m2, v2, ss, ep);
-      radamUpdate(p + o + 48, m3, v3, ss, ep);
-      mxm = maxInto(maxInto(maxInto(maxInto(mxm, m0), m1), m2), m3);
-      mxv = maxInto(maxInto(maxInto(maxInto(mxv, v0), v1), v2), v3);
-      v128.store(mCodes + i, encodeBytes(m0, m1, m2, m3));
-      v128.store(vCodes + i, encodeBytes(v0, v1, v2, v3));
-    }
+    radamRun(p, g, mCodes, vCodes, start, start + BLOCK, b1, c1, b2, c2, ss, ep, true);
     store<f32>(am, mn);
-    store<f32>(am, mn * largest(mxm), 4);
+    store<f32>(am, mn * largest(v128.load(MAXIMA)), 4);
     store<f32>(av, vn);
-    store<f32>(av, vn * largest(mxv), 4);
+    store<f32>(av, vn * largest(v128.load(MAXIMA, 16)), 4);
   }
 }

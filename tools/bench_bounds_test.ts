@@ -31,28 +31,34 @@ interface Kernels extends StandaloneExports {
   radamScaled(...args: number[]): void;
 }
 
-/** Buffers of `N` parameters, gradients and two code sections, filled from `seed`. */
-async function setUp(seed: number) {
-  const { exports: k, at } = await standaloneInstance<Kernels>("bounds.ts", 4096);
-  const p = new Float32Array(k.memory.buffer, at, N);
-  const g = new Float32Array(k.memory.buffer, at + 1024, N);
-  const m = new Uint8Array(k.memory.buffer, at + 2048, N);
-  const v = new Uint8Array(k.memory.buffer, at + 3072, N);
-  for (let i = 0; i < N; i++) {
+/**
+ * Buffers of `n` parameters, gradients, two code sections and two pairs of scales (the codes'
+ * and the next), filled from `seed`; with their addresses.
+ */
+async function setUp(seed: number, n: number) {
+  const { exports: k, at } = await standaloneInstance<Kernels>("bounds.ts", 16 * n);
+  const to = { p: at, g: at + 4 * n, m: at + 8 * n, v: at + 9 * n, s: at + 10 * n };
+  const p = new Float32Array(k.memory.buffer, to.p, n);
+  const g = new Float32Array(k.memory.buffer, to.g, n);
+  const m = new Uint8Array(k.memory.buffer, to.m, n);
+  const v = new Uint8Array(k.memory.buffer, to.v, n);
+  const s = new Float32Array(k.memory.buffer, to.s, 4);
+  for (let i = 0; i < n; i++) {
     p[i] = f32(0.5 + ((i * seed) % 7) / 8);
     g[i] = f32((((i * 5 + seed) % 11) - 5) / 8);
     // signed moments of 2^-10 to 2^4 (codes 0x3a–0x41, 0xba–0xc1); v of 2^-10 to 2^4, ≥ 0
     m[i] = 0x3a + ((i * 13 + seed) % 8) + (i % 3 === 0 ? 0x80 : 0);
     v[i] = 0x3a + ((i * 29 + seed) % 8);
   }
-  return { k, at, p, g, m, v };
+  s.set([0.75, 1.5, 1.25, 0.625]);
+  return { k, to, p, g, m, v, s };
 }
 
 Deno.test("bench bound: Lion with byte moments steps and moves every element", async () => {
-  const { k, at, p, g, m } = await setUp(3);
+  const { k, to, p, g, m } = await setUp(3, N);
   const [p0, g0, m0] = [Array.from(p), Array.from(g), Array.from(m)];
   const ss = 1 / 16;
-  k.lionBytes(at, at + 1024, at + 2048, N, 0.5, 0.75, ss);
+  k.lionBytes(to.p, to.g, to.m, N, 0.5, 0.75, ss);
   for (let i = 0; i < N; i++) {
     const mv = decode(m0[i]);
     const c = 0.5 * mv + 0.5 * g0[i];
@@ -62,10 +68,10 @@ Deno.test("bench bound: Lion with byte moments steps and moves every element", a
 });
 
 Deno.test("bench bound: RAdam with byte moments steps and moves every element", async () => {
-  const { k, at, p, g, m, v } = await setUp(5);
+  const { k, to, p, g, m, v } = await setUp(5, N);
   const [p0, g0, m0, v0] = [Array.from(p), Array.from(g), Array.from(m), Array.from(v)];
   const ss = 1 / 32;
-  k.radamBytes(at, at + 1024, at + 2048, at + 3072, N, 0.5, 0.75, ss, 1 / 1024);
+  k.radamBytes(to.p, to.g, to.m, to.v, N, 0.5, 0.75, ss, 1 / 1024);
   for (let i = 0; i < N; i++) {
     const mNew = 0.5 * decode(m0[i]) + 0.5 * g0[i];
     const vNew = 0.75 * decode(v0[i]) + 0.25 * g0[i] * g0[i];
@@ -83,32 +89,14 @@ Deno.test("bench bound: RAdam with byte moments steps and moves every element", 
 
 const B = 256;
 
-/** A block of `B` parameters, gradients, codes and scales, filled from `seed`. */
-async function setUpBlock(seed: number) {
-  const { exports: k, at } = await standaloneInstance<Kernels>("bounds.ts", 8192);
-  const p = new Float32Array(k.memory.buffer, at, B);
-  const g = new Float32Array(k.memory.buffer, at + 1024, B);
-  const m = new Uint8Array(k.memory.buffer, at + 2048, B);
-  const v = new Uint8Array(k.memory.buffer, at + 2304, B);
-  const s = new Float32Array(k.memory.buffer, at + 2560, 4);
-  for (let i = 0; i < B; i++) {
-    p[i] = f32(0.5 + ((i * seed) % 7) / 8);
-    g[i] = f32((((i * 5 + seed) % 11) - 5) / 8);
-    m[i] = 0x3a + ((i * 13 + seed) % 8) + (i % 3 === 0 ? 0x80 : 0);
-    v[i] = 0x3a + ((i * 29 + seed) % 8);
-  }
-  s.set([0.75, 1.5, 1.25, 0.625]);
-  return { k, at, p, g, m, v, s };
-}
-
 /** The largest magnitude of `values`. */
 const largest = (values: number[]) => Math.max(...values.map(Math.abs));
 
 Deno.test("bench bound: Lion with scaled byte moments decodes, steps, encodes, rescales", async () => {
-  const { k, at, p, g, m, s } = await setUpBlock(3);
+  const { k, to, p, g, m, s } = await setUp(3, B);
   const [p0, g0, m0, [sc, sn]] = [Array.from(p), Array.from(g), Array.from(m), Array.from(s)];
   const ss = 1 / 16;
-  k.lionScaled(at, at + 1024, at + 2048, at + 2560, B, 0.5, 0.75, ss);
+  k.lionScaled(to.p, to.g, to.m, to.s, B, 0.5, 0.75, ss);
   const [b1, b2, c2] = [f32(0.5 * sc), f32(f32(0.75 * sc) / sn), f32(0.25 / sn)];
   const next: number[] = [];
   for (let i = 0; i < B; i++) {
@@ -122,11 +110,11 @@ Deno.test("bench bound: Lion with scaled byte moments decodes, steps, encodes, r
 });
 
 Deno.test("bench bound: RAdam with scaled byte moments decodes, steps, encodes, rescales", async () => {
-  const { k, at, p, g, m, v, s } = await setUpBlock(5);
+  const { k, to, p, g, m, v, s } = await setUp(5, B);
   const [p0, g0, m0, v0] = [Array.from(p), Array.from(g), Array.from(m), Array.from(v)];
   const [mc, mn, vc, vn] = Array.from(s);
   const ss = 1 / 32, eps = 1 / 1024;
-  k.radamScaled(at, at + 1024, at + 2048, at + 2304, at + 2560, at + 2568, B, 0.5, 0.75, ss, eps);
+  k.radamScaled(to.p, to.g, to.m, to.v, to.s, to.s + 8, B, 0.5, 0.75, ss, eps);
   const [b1, c1] = [f32(f32(0.5 * mc) / mn), f32(0.5 / mn)];
   const [b2, c2] = [f32(f32(0.75 * vc) / vn), f32(0.25 / vn)];
   const ms: number[] = [], vs: number[] = [];
