@@ -239,12 +239,6 @@ export function planRuns(layout: ArenaLayout, external: readonly boolean[], at: 
 /** The index of the slow weights' word in an arena descriptor. */
 const SLOW_WORD = Object.keys(ARENA_DESCRIPTOR).indexOf("slow");
 
-/** Of the tail `run`: the index in its tensor of the tail's first element, and their count. */
-function tailSpan(layout: ArenaLayout, run: Run): [number, number] {
-  const from = run.start - layout.offsets[run.external];
-  return [from, layout.lengths[run.external] - from];
-}
-
 /**
  * Before the kernel's run over a tail (`words`: the heap's): the real parameters of the last
  * block copied into it from the variable's data at byte `params` (its padding stays 0: the
@@ -280,7 +274,9 @@ export function enterTail(
   borrowed: number,
   grads: number,
 ): void {
-  const [from, count] = tailSpan(layout, run);
+  // (the tail's first element in its tensor, and the tensor's elements from it on)
+  const from = run.start - layout.offsets[run.external];
+  const count = layout.lengths[run.external] - from;
   const tail = run.tail / 4, p = params / 4 + from;
   words.copyWithin(tail, p, p + count);
   // The kernel adds 4 × the element index to the params and grads words (u32, wrapping).
@@ -303,7 +299,8 @@ export function enterTail(
  * at byte `params` (see {@linkcode enterTail}).
  */
 export function leaveTail(words: Uint32Array, layout: ArenaLayout, run: Run, params: number): void {
-  const [from, count] = tailSpan(layout, run);
+  const from = run.start - layout.offsets[run.external];
+  const count = layout.lengths[run.external] - from;
   const tail = run.tail / 4;
   words.copyWithin(params / 4 + from, tail, tail + count);
 }
