@@ -18,7 +18,7 @@
 // NaN is above +Infinity is above every finite value); R = f32(1 / S); for each value,
 // y = x · R and k = (bits(|y|) + ROUND) >> SHIFT, saturated to 0..K (the nearest code, ties
 // away from 0; values below the smallest code's lower half step go to 0); the signed code takes
-// y's sign (−0 gives 0). Special blocks: S not finite (a NaN or an infinity in the block): the
+// y's sign (−0 gives 0); the unsigned code of a negative y (−0 included) is 0. Special blocks: S not finite (a NaN or an infinity in the block): the
 // scale is stored as NaN (bits 0x7fc00000) and every code as 0, so the whole block decodes to
 // NaN; S subnormal (every |x| < 2^-126) or 0: the scale is stored as 0 and every code as 0.
 //
@@ -153,17 +153,19 @@ export function encodeSigned16(x: usize, out: usize, r: v128, abs: v128, round: 
 }
 
 /**
- * Unsigned codes of the 16 f32 values at `x` (≥ 0; a negative value gets code 0) into the 16
- * bytes at `out`, with `r` the splatted reciprocal of the block's scale and `round`
- * `i32x4.splat(UNSIGNED_ROUND)`.
+ * Unsigned codes of the 16 f32 values at `x` (≥ 0; a negative value, −0 included, gets code 0)
+ * into the 16 bytes at `out`, with `r` the splatted reciprocal of the block's scale and `round`
+ * `i32x4.splat(UNSIGNED_ROUND)`. The bits of y are first taken as at least 0 (an i32 max): a
+ * negative y's bits, the sign bit set, would wrap past the rounding offset to the top code.
  */
 // @ts-ignore: decorator
 @inline
 export function encodeUnsigned16(x: usize, out: usize, r: v128, round: v128): void {
-  const k0 = i32x4.shr_s(i32x4.add(f32x4.mul(v128.load(x), r), round), UNSIGNED_SHIFT);
-  const k1 = i32x4.shr_s(i32x4.add(f32x4.mul(v128.load(x, 16), r), round), UNSIGNED_SHIFT);
-  const k2 = i32x4.shr_s(i32x4.add(f32x4.mul(v128.load(x, 32), r), round), UNSIGNED_SHIFT);
-  const k3 = i32x4.shr_s(i32x4.add(f32x4.mul(v128.load(x, 48), r), round), UNSIGNED_SHIFT);
+  const z = i32x4.splat(0);
+  const k0 = i32x4.shr_s(i32x4.add(i32x4.max_s(f32x4.mul(v128.load(x), r), z), round), UNSIGNED_SHIFT);
+  const k1 = i32x4.shr_s(i32x4.add(i32x4.max_s(f32x4.mul(v128.load(x, 16), r), z), round), UNSIGNED_SHIFT);
+  const k2 = i32x4.shr_s(i32x4.add(i32x4.max_s(f32x4.mul(v128.load(x, 32), r), z), round), UNSIGNED_SHIFT);
+  const k3 = i32x4.shr_s(i32x4.add(i32x4.max_s(f32x4.mul(v128.load(x, 48), r), z), round), UNSIGNED_SHIFT);
   v128.store(
     out,
     i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(k0, k1), i16x8.narrow_i32x4_u(k2, k3)),

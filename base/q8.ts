@@ -17,7 +17,8 @@
  * Encoding a block: `S` = the largest `|x|` (the integer max of the bits with the sign cleared:
  * NaN above +Infinity above every finite value); `R = f32(1 / S)`; per value `y = f32(x · R)`,
  * `k = (bits(|y|) + ROUND) >> SHIFT` saturated to 0…K (the nearest code, ties away from 0);
- * the signed code takes `y`'s sign (−0 gives 0). A block holding a NaN or an infinity stores the
+ * the signed code takes `y`'s sign (−0 gives 0); the unsigned code of a negative `y` (−0
+ * included) is 0. A block holding a NaN or an infinity stores the
  * scale NaN (bits 0x7fc00000) and codes 0, so it decodes to NaN; a block whose largest `|x|` is
  * below 2^-126 (zeros and subnormals) stores the scale 0 and codes 0.
  *
@@ -168,8 +169,10 @@ export function encodeSignedBlock(
 }
 
 /**
- * Unsigned codes of the block of `x` (≥ 0; a negative value gets code 0) from `offset`, whose
- * largest `|x|` has bits `top`, into `codes` from `at`.
+ * Unsigned codes of the block of `x` (≥ 0; a negative value, −0 included, gets code 0) from
+ * `offset`, whose largest `|x|` has bits `top`, into `codes` from `at`. The bits of `y` are first
+ * taken as at least 0: a negative `y`'s bits, the sign bit set, would wrap past the rounding
+ * offset to the top code.
  */
 export function encodeUnsignedBlock(
   x: Float32Array,
@@ -184,7 +187,8 @@ export function encodeUnsignedBlock(
   }
   scaled(x, offset, top);
   for (let j = 0; j < Q8_BLOCK; j++) {
-    codes[at + j] = Math.min(255, Math.max(0, (Y_BITS[j] + UNSIGNED_ROUND) >> UNSIGNED_SHIFT));
+    const y = Math.max(0, Y_BITS[j]);
+    codes[at + j] = Math.min(255, Math.max(0, (y + UNSIGNED_ROUND) >> UNSIGNED_SHIFT));
   }
 }
 

@@ -69,21 +69,7 @@ export function encodeTensor(values: Float32Array, codes: Codes, scales: Float32
     } else {
       encodeBlock(x, at, top, codes, o);
     }
-    if (!(codes instanceof Int8Array)) zeroNegativeZeros(bits, codes, o, Math.min(n, o + Q8_BLOCK));
   }
-}
-
-/** The bits of −0 as an int32. */
-const NEGATIVE_ZERO = 0x80000000 | 0;
-
-/**
- * Gives each −0 among the values `[from, to)` of a non-negative moment the code of +0 (code 0).
- * The unsigned code's integer arithmetic reads the sign bit of a −0 as a huge value, the top
- * code (the block's largest value); a step never makes a −0 second moment, but a value given
- * from outside (a 32-bit checkpoint or weight loaded into 8 bits) may be one.
- */
-function zeroNegativeZeros(bits: Int32Array, codes: Uint8Array, from: number, to: number): void {
-  for (let i = from; i < to; i++) if (bits[i] === NEGATIVE_ZERO) codes[i] = 0;
 }
 
 function encodeBlock(x: Float32Array, at: number, top: number, codes: Codes, o: number): void {

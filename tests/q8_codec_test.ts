@@ -344,3 +344,34 @@ Deno.test("special blocks: zeros, subnormals, NaN and infinities", () => {
     assert.equal(out[4 * B], 1);
   }
 });
+
+Deno.test("a negative value, −0 and the smallest included, gets unsigned code 0 (TS and wasm, as the reference)", () => {
+  const blocks = 3;
+  const x = new Float32Array(blocks * B);
+  for (let i = 0; i < x.length; i++) x[i] = 1 + (i % 7) / 8;
+  x[B + 100] = 2 ** -40; // block 1 of tiny values: the smallest code, beside the negatives
+  x.fill(2 ** -60, 2 * B, 3 * B); // block 2: a scale far below 1, y of a tiny x underflows
+  const negatives = [
+    [0, -0],
+    [1, -(2 ** -149)],
+    [2, -1e-30],
+    [3, -0.5],
+    [B + 5, -0],
+    [B + 6, -(2 ** -140)],
+    [2 * B + 9, -0],
+    [2 * B + 10, -(2 ** -149)],
+  ];
+  for (const [i, v] of negatives) x[i] = v;
+  const codes = new Uint8Array(blocks * B);
+  const scales = new Float32Array(blocks);
+  encodeUnsignedBlocks(x, codes, scales, blocks);
+  const w = wasmPlaces(blocks);
+  w.x.set(x);
+  wasm.encodeUnsignedBlocks(w.at.x, w.at.codes, w.at.scales, blocks);
+  assert.deepEqual(w.unsigned, codes);
+  assert.deepEqual(w.scales, scales);
+  for (const [i] of negatives) assert.equal(codes[i], 0, `element ${i}`);
+  for (let i = 0; i < x.length; i++) {
+    assert.equal(codes[i], refEncodeUnsigned(x[i], scales[i >> 8]), `element ${i}`);
+  }
+});

@@ -20,9 +20,15 @@
  *
  * With 8-bit moments (`states: "8bit"`), the codes and scales are in the arena like the f32
  * sections (heap_layout.ts), and the kernel's 8-bit step gets 2 KiB of scratch of its own in the
- * allocation. A compact tensor whose length is not a multiple of 256 keeps its parameters and
- * gradient in the arena (its padding is stepped too); the others are held as above. The bits are
- * the wasm backend's either way.
+ * allocation. A compact tensor is held as above too. The kernel steps whole blocks of 256, its
+ * padding included, so where the length is not a multiple of 256 the last block (fewer than 256
+ * elements) would read and write past the end of the variable's data: that block is stepped by
+ * a run of its own in a _tail_ (heap_layout.ts), a padded copy of its parameters (and of its
+ * gradient, where that is read in place) in the allocation, whose padding is 0 as in the arena of
+ * the other backends; its parameters are copied in before and back after (fewer than 256 values
+ * each way). A tail keeps the kernel as it is (one loop for every backend, no per-block test of a
+ * length) at the cost of one more call and two copies of under 1 KiB a step. The bits are the wasm
+ * backend's either way.
  *
  * Reads tfjs-backend-wasm 4.x internals (`wasm`, `dataIdMap`: wasm_heap.ts); where they are not
  * as expected, the adapter keeps its state in the kernel's own memory.
@@ -41,11 +47,17 @@ import {
   sectionViews,
 } from "../base/arena.ts";
 import type { CompactHostBackend } from "../base/backend.ts";
-import { Q8_BLOCK } from "../base/q8.ts";
 import { blockViews } from "../cpu/cpu_backend.ts";
 import { type KernelExports, kernelOnMemory, placeArena } from "../cpu/wasm_backend.ts";
 import { holdsCodes, sectionValues, writeSectionValues } from "../base/arena_compact.ts";
-import { allocationBytes, placement, planRuns, type Run } from "./heap_layout.ts";
+import {
+  allocationBytes,
+  enterTail,
+  leaveTail,
+  placement,
+  planRuns,
+  type Run,
+} from "./heap_layout.ts";
 import { memoryOf, type TfjsWasmHeap, type WasmModule } from "./wasm_heap.ts";
 
 /** Per section, views of a buffer, remade when the buffer changes (tfjs grew its memory). */
@@ -102,7 +114,8 @@ export class HeapBackend implements CompactHostBackend {
    */
   #paramViews: Readonly<Record<string, Float32Array>> | undefined;
   #blocks: { readonly f32: Float32Array; readonly u32: Uint32Array };
-  #descriptorWords: Uint32Array;
+  /** The whole heap as words: the descriptors' words, and the tails' copies (copyWithin). */
+  #words: Uint32Array;
   #disposed = false;
   /** What `grads` shows between steps when there are no slots. */
   readonly #noGrads: Readonly<Record<string, Float32Array>>;
@@ -129,8 +142,7 @@ export class HeapBackend implements CompactHostBackend {
     this.#inPlace = new Array(n).fill(false);
     this.#addresses = new Array(n).fill(0);
     this.#borrowed = new Array(n).fill(0);
-    const externals = external.filter((x) => x).length;
-    const { at, scalars, scratch, base } = placement(layout, pointer, externals, firstSection);
+    const { at, scalars, scratch, base } = placement(layout, pointer, external, firstSection);
     this.#scalars = scalars;
     this.#scratch = scratch;
     this.#base = base;
@@ -144,7 +156,7 @@ export class HeapBackend implements CompactHostBackend {
       }
     }
     this.#buffer = buffer;
-    this.#descriptorWords = words;
+    this.#words = words;
     this.#blocks = blockViews(buffer, this.#scalars, layout);
     this.#noGrads = Object.freeze(
       Object.fromEntries(layout.names.map((name) => [name, new Float32Array(0)])),
@@ -155,9 +167,7 @@ export class HeapBackend implements CompactHostBackend {
    * A backend for `layout` on `heap`, or undefined when tfjs cannot allocate its arena. The
    * variables are given in their own order (`names[i]`, `items[i]`, `external[i]`: whether it
    * may keep its parameters in its variable's data), which every method taking an index uses;
-   * an 8-bit state's layout may order them otherwise. A compact tensor (8-bit moments) whose
-   * length is not a multiple of 256 is held in the arena, whatever `external` says: the step
-   * reads and writes its padding. The variables are attached (see
+   * an 8-bit state's layout may order them otherwise. The variables are attached (see
    * {@linkcode HeapBackend.attach}). `copiesGradients`: whether steps copy the gradients into
    * slots (clipping, `"propagate"`), not only read them in place.
    */
@@ -173,13 +183,10 @@ export class HeapBackend implements CompactHostBackend {
     if (module === null) return undefined;
     const slot = names.map((name) => layout.names.indexOf(name));
     const inLayout = layout.names.map(() => false);
-    slot.forEach((i, j) => {
-      inLayout[i] = external[j] && (!layout.compact[i] || layout.lengths[i] % Q8_BLOCK === 0);
-    });
+    slot.forEach((i, j) => inLayout[i] = external[j]);
     const held = inLayout.some((x, i) => !x && layout.lengths[i] > 0);
     const firstSection = held ? PARAMS : copiesGradients ? GRADS : EXP_AVG;
-    const externals = inLayout.filter((x) => x).length;
-    const bytes = allocationBytes(layout, externals, firstSection);
+    const bytes = allocationBytes(layout, inLayout, firstSection);
     let pointer: number;
     try {
       pointer = module._malloc(bytes) >>> 0;
@@ -199,8 +206,7 @@ export class HeapBackend implements CompactHostBackend {
 
   /** Bytes of tfjs's heap this backend allocated. */
   get allocatedBytes(): number {
-    const externals = this.#external.filter((x) => x).length;
-    return allocationBytes(this.layout, externals, this.#firstSection);
+    return allocationBytes(this.layout, this.#external, this.#firstSection);
   }
 
   /**
@@ -276,7 +282,7 @@ export class HeapBackend implements CompactHostBackend {
       this.#views = [];
       this.#paramViews = undefined;
       this.#blocks = blockViews(buffer, this.#scalars, this.layout);
-      this.#descriptorWords = new Uint32Array(buffer);
+      this.#words = new Uint32Array(buffer);
     }
     return buffer;
   }
@@ -388,31 +394,36 @@ export class HeapBackend implements CompactHostBackend {
   }
 
   /**
-   * The fused step: each external tensor's run reads and writes its variable's data, then
-   * tfjs-backend-wasm is told that data changed (its cached XNNPACK operators are dropped).
+   * The fused step: each external tensor's run reads and writes its variable's data (a partial
+   * last block: in its tail, heap_layout.ts `enterTail`), then tfjs-backend-wasm is told that data
+   * changed (its cached XNNPACK operators are dropped).
    */
   update(): void {
     this.#fresh();
-    const words = this.#descriptorWords;
+    const words = this.#words;
     const k = this.#k, scalars = this.#scalars;
     for (const run of this.#runs) {
-      if (run.external >= 0) {
+      const i = run.external;
+      if (i >= 0 && run.tail !== 0) {
+        enterTail(words, this.layout, run, this.#addresses[i], this.#borrowed[i], this.#grads);
+      } else if (i >= 0) {
         // The kernel adds 4 × the element index to the params and grads words (u32, wrapping).
         const word = run.descriptor / 4;
-        words[word] = (this.#addresses[run.external] - run.start * 4) >>> 0;
-        const borrowed = this.#borrowed[run.external];
+        words[word] = (this.#addresses[i] - run.start * 4) >>> 0;
+        const borrowed = this.#borrowed[i];
         words[word + 1] = borrowed === 0 ? this.#grads >>> 0 : (borrowed - run.start * 4) >>> 0;
       }
       k.step(run.descriptor, scalars, run.start, run.end, this.#scratch);
+      if (run.tail !== 0) leaveTail(words, this.layout, run, this.#addresses[i]);
     }
     // After every run: registering may allocate in tfjs's heap, and so grow it (a new buffer
     // under `words`).
     const tfjs = this.#module.tfjs;
     for (const run of this.#runs) {
-      if (run.external < 0) continue;
       const i = run.external;
+      if (i < 0 || run.tail !== 0) continue;
       tfjs.disposeData(this.#ids[i]);
-      tfjs.registerTensor(this.#ids[i], run.end - run.start, this.#addresses[i]);
+      tfjs.registerTensor(this.#ids[i], this.layout.lengths[i], this.#addresses[i]);
     }
     // (The gradients read in place belong to tfjs, which may free them once the step is over.)
     this.#borrowed.fill(0);

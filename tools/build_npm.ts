@@ -13,13 +13,17 @@
  *   {@link webgpuShim}), so that they type-check beside tfjs-core's copy of `@webgpu/types`, any
  *   other, or none;
  * - `package.json` (name and version from deno.json, `exports` for Node ≥ 20 and bundlers,
- *   `sideEffects` naming the files that register something on import), README.md and LICENSE.
+ *   `sideEffects` naming the files that register something on import, `homepage`: the package's
+ *   page on JSR; no `repository`, as the project has no public one yet), LICENSE, the update
+ *   rules (`docs/SPEC.md`), and a README.md for npm users made from `tools/npm_readme.md` and the
+ *   sections of README.md marked for it, every link absolute (see tools/_npm_readme.ts).
  *
  * @module
  */
 import * as esbuild from "esbuild";
 import ts from "typescript";
 import { importMapVersions, npmInstall } from "./_npm.ts";
+import { jsrPublishedFiles, npmReadme } from "./_npm_readme.ts";
 
 const OUT = "npm";
 /** The WebGPU type declarations the sources are compiled against (GPUDevice, GPUBuffer, …). */
@@ -27,6 +31,10 @@ const WEBGPU_TYPES = "@webgpu/types@0.1.74";
 const TOOLS = "build/npm_tools";
 /** tfjs-core, for the adapter's declarations (the package takes it as a peer dependency). */
 const TFJS_CORE = "@tensorflow/tfjs-core";
+/** The npm README's own text (see tools/_npm_readme.ts). */
+const README_TEMPLATE = "tools/npm_readme.md";
+/** Files of the repository the package ships as they are, at the same paths. */
+const SHIPPED = ["LICENSE", "docs/SPEC.md"];
 
 /** One entry point of the package. */
 interface Entry {
@@ -229,6 +237,8 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
       "and Ranger (LookAhead) on WebAssembly SIMD (threaded or not), plain TypeScript or " +
       "WebGPU; a TensorFlow.js optimizer adapter; safetensors checkpoints.",
     license: deno.license,
+    // Its home and documentation; a `repository` belongs here only once there is a public one.
+    homepage: `https://jsr.io/${deno.name}`,
     type: "module",
     main: "./index.js",
     types: "./types/mod.d.ts",
@@ -251,7 +261,7 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
       "chunks/",
       "types/",
       "README.md",
-      "LICENSE",
+      ...SHIPPED,
     ],
     // Bundlers may drop an import of any other file whose exports go unused.
     sideEffects,
@@ -279,8 +289,20 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
     `${OUT}/package.json`,
     JSON.stringify(pkg, null, 2) + "\n",
   );
-  await Deno.copyFile("README.md", `${OUT}/README.md`);
-  await Deno.copyFile("LICENSE", `${OUT}/LICENSE`);
+  await Deno.writeTextFile(`${OUT}/README.md`, await readme(deno.name, deno.version));
+  for (const file of SHIPPED) {
+    await Deno.mkdir(`${OUT}/${file}`.replace(/\/?[^/]*$/, "") || OUT, { recursive: true });
+    await Deno.copyFile(file, `${OUT}/${file}`);
+  }
+}
+
+/** The package's README.md: its template with README.md's marked sections, links on JSR. */
+async function readme(name: string, version: string): Promise<string> {
+  return npmReadme(
+    { path: README_TEMPLATE, text: await Deno.readTextFile(README_TEMPLATE) },
+    { path: "README.md", text: await Deno.readTextFile("README.md") },
+    { jsrBase: `https://jsr.io/${name}/${version}`, published: await jsrPublishedFiles() },
+  );
 }
 
 if (import.meta.main) {
