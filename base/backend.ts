@@ -24,10 +24,11 @@ interface BackendBase<T> {
   /** Gradient slots, by name. */
   readonly grads: Readonly<Record<string, T>>;
   /**
-   * Copies already-validated gradients into the gradient slots; a value that is the slot itself
-   * is not copied.
+   * Copies already-validated gradients, one per tensor in the layout's order (what the check of
+   * the step returned: the caller's record is not read again), into the gradient slots; a value
+   * that is the slot itself is not copied.
    */
-  loadGrads(grads: T | Readonly<Record<string, T>>): void;
+  loadGrads(grads: readonly (T | Float32Array)[]): void;
   /**
    * Gradient centralization of one tensor's gradient slot, in place (a device encodes it into
    * its next `update`): `rows` rows of `cols` elements starting at element `offset`.
@@ -73,7 +74,7 @@ export interface HostBackend extends BackendBase<Float32Array> {
    * `loadGrads` with that check fused into the copy (each chunk checked while in cache);
    * returns whether some gradient is non-finite. The slots hold the given gradients either way.
    */
-  loadGradsChecked(grads: Float32Array | Readonly<Record<string, Float32Array>>): boolean;
+  loadGradsChecked(grads: readonly Float32Array[]): boolean;
   /**
    * Live views of one arena section, by tensor name; valid until the next step. Lets a
    * checkpoint write the arena with one copy.
@@ -107,8 +108,12 @@ export interface DeviceBackend<T = unknown> extends BackendBase<T> {
    * anything of a step changes.
    */
   checkUsable(): void;
-  /** Validates gradients of the kinds this backend accepts (GPU buffers, Float32Arrays). */
-  checkGrads(grads: unknown): void;
+  /**
+   * Validates gradients of the kinds this backend accepts (GPU buffers, Float32Arrays), each
+   * read from the record once, into `out` (reused by the caller), which it returns in the
+   * layout's order for `loadGrads`.
+   */
+  checkGrads(grads: unknown, out: unknown[]): readonly (T | Float32Array)[];
   /** The step counts the device keeps, and the ring of scalars it reads. */
   readonly counter: DeviceCounter;
   /**

@@ -172,13 +172,28 @@ export function checkTensorNames(names: readonly string[]): void {
 
 /**
  * Validates the gradients given to `step` against the tensors of the state: same names, each a
- * Float32Array of the parameter's length. Returns nothing; throws TypeError/RangeError.
+ * Float32Array of the parameter's length; throws TypeError/RangeError. Each gradient is read from
+ * the record once, into `out` (a list the caller reuses, of at least `names.length` entries),
+ * which it returns: the step loads those arrays, never the record again, so a getter or a Proxy
+ * that answers differently on a second read cannot slip an unchecked array past the check.
+ *
+ * @example
+ * ```ts
+ * import { checkGrads } from "./tensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const w = new Float32Array(2);
+ * const out: unknown[] = [undefined];
+ * assert.equal(checkGrads({ w }, ["w"], [2], out)[0], w);
+ * assert.throws(() => checkGrads({ w: new Float32Array(3) }, ["w"], [2], out), RangeError);
+ * ```
  */
 export function checkGrads(
   grads: unknown,
   names: readonly string[],
   lengths: readonly number[],
-): void {
+  out: unknown[],
+): Float32Array[] {
   if (grads instanceof Float32Array) {
     if (names.length !== 1) {
       throw new TypeError(
@@ -188,7 +203,8 @@ export function checkGrads(
       );
     }
     checkGradLength(names[0], grads, lengths[0]);
-    return;
+    out[0] = grads;
+    return out as Float32Array[];
   }
   if (!isRecord(grads)) {
     throw new TypeError(
@@ -210,6 +226,7 @@ export function checkGrads(
       );
     }
     checkGradLength(name, value, lengths[i]);
+    out[i] = value;
   }
   let count = 0;
   for (const key in record) {
@@ -221,6 +238,7 @@ export function checkGrads(
       `Unexpected gradient ${JSON.stringify(extra[0])}: the state holds no parameter of that name`,
     );
   }
+  return out as Float32Array[];
 }
 
 /**

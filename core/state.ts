@@ -102,6 +102,11 @@ interface Core {
   readonly gcSegments: readonly number[];
   /** Each tensor's shape, as given at init (rank 1 for bare arrays). */
   readonly shapes: readonly (readonly number[])[];
+  /**
+   * The gradients of the step being taken, as its check read them from the caller's record
+   * (once each), in layout order; emptied when the step ends. Reused: a step allocates no list.
+   */
+  readonly given: unknown[];
   /** The handle that may still be used; every other handle of this core is consumed. */
   current: StateHandle | undefined;
   /** Set by `dispose`: every handle of this core is then unusable. */
@@ -243,6 +248,7 @@ export function restoreState<T>(
     groupHypers: [hyper, ...groups.map((g) => ({ ...hyper, weightDecay: g.weightDecay }))],
     groupLrScales: [1, ...groups.map((g) => g.lrScale)],
     groupScalars: blocks,
+    given: layout.names.map(() => undefined),
     current: undefined,
   });
 }
@@ -318,10 +324,16 @@ export function stepState<T>(
 ): OptimizerState<T> {
   const core = coreOf(state);
   const backend = core.backend;
-  const zeroCopy = grads === undefined || grads === backend.grads;
-  return onHost(backend)
-    ? stepOnHost(core, backend, zeroCopy ? undefined : grads)
-    : stepOnDevice(core, backend, zeroCopy ? undefined : grads);
+  if (grads === undefined || grads === backend.grads) {
+    // Zero copy: the kernel reads the gradient slots; nothing is checked or loaded.
+    return onHost(backend) ? stepOnHost(core, backend) : stepOnDevice(core, backend);
+  }
+  try {
+    return onHost(backend) ? stepOnHost(core, backend, grads) : stepOnDevice(core, backend, grads);
+  } finally {
+    // The caller's arrays are not held past the step.
+    core.given.fill(undefined);
+  }
 }
 
 /**
@@ -329,15 +341,17 @@ export function stepState<T>(
  * check (an exponent-bit test, or with clipping the f64 sum of squares that also gives the
  * norm), the scalar blocks written, centralization and one fused update.
  */
-function stepOnHost(core: Core, backend: HostBackend, grads: unknown): StateHandle {
+function stepOnHost(core: Core, backend: HostBackend, grads?: unknown): StateHandle {
   const layout = backend.layout;
-  if (grads !== undefined) checkGrads(grads, layout.names, layout.lengths);
+  // Each gradient read from the record once: what is checked is what is loaded.
+  const given = grads === undefined
+    ? undefined
+    : checkGrads(grads, layout.names, layout.lengths, core.given);
   const t = core.steps + 1;
   computeScalars(core, t);
   // Nothing above has changed the state (params, moments, slow weights, counts).
   const { clipGradNorm, nonFinite } = core.config.loop;
   const blocks = core.groupScalars;
-  const given = grads as Float32Array | Readonly<Record<string, Float32Array>> | undefined;
   if (clipGradNorm === undefined && nonFinite !== "propagate") {
     // Without clipping, "skip" and "throw" need no norm: a test of the exponent bits (fused into
     // the copy when the gradients are copied in), and lastGradNorm is NaN.
@@ -379,12 +393,12 @@ function stepOnHost(core: Core, backend: HostBackend, grads: unknown): StateHand
  * can be at (every step submitted and not yet reported taken) go into its ring if not there
  * yet, then one submission; the device skips, halts or takes the step by itself.
  */
-function stepOnDevice(core: Core, backend: DeviceBackend, grads: unknown): StateHandle {
+function stepOnDevice(core: Core, backend: DeviceBackend, grads?: unknown): StateHandle {
   backend.checkUsable();
   const counter = backend.counter;
   const fault = counter.takeFault();
   if (fault) throw fault;
-  if (grads !== undefined) backend.checkGrads(grads);
+  const given = grads === undefined ? undefined : backend.checkGrads(grads, core.given);
   const t = counter.steps + 1;
   if (!counter.hasScalars(t)) {
     // The scalars of t and of the next steps, written last to first: those of a later step
@@ -399,7 +413,7 @@ function stepOnDevice(core: Core, backend: DeviceBackend, grads: unknown): State
     }
   }
   // Nothing above has changed the state (params, moments, slow weights, counts).
-  if (grads !== undefined) backend.loadGrads(grads);
+  if (given !== undefined) backend.loadGrads(given);
   centralizeGradients(core);
   backend.update();
   return new StateHandle(core);

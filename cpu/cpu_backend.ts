@@ -44,15 +44,6 @@ export interface CpuKernels {
   dispose(): void;
 }
 
-/** Tensor `i`'s gradient among `grads` (one array: the only tensor's). */
-export function gradientOf(
-  grads: Float32Array | Readonly<Record<string, Float32Array>>,
-  names: readonly string[],
-  i: number,
-): Float32Array {
-  return grads instanceof Float32Array ? grads : grads[names[i]];
-}
-
 /** Two views of the scalar blocks of `layout` at byte `at` of `buffer`. */
 export function blockViews(
   buffer: ArrayBufferLike,
@@ -100,16 +91,11 @@ export class CpuBackend implements CompactHostBackend {
     this.#gradList = layout.names.map((n) => this.grads[n]);
   }
 
-  loadGrads(grads: Float32Array | Readonly<Record<string, Float32Array>>): void {
-    if (grads === this.grads) return;
-    const names = this.layout.names;
-    if (grads instanceof Float32Array) {
-      if (grads !== this.#gradList[0]) this.#gradList[0].set(grads);
-      return;
-    }
-    for (let i = 0; i < names.length; i++) {
-      const src = grads[names[i]];
-      if (src !== this.#gradList[i]) this.#gradList[i].set(src);
+  loadGrads(grads: readonly Float32Array[]): void {
+    const slots = this.#gradList;
+    for (let i = 0; i < slots.length; i++) {
+      const src = grads[i];
+      if (src !== slots[i]) slots[i].set(src);
     }
   }
 
@@ -121,16 +107,15 @@ export class CpuBackend implements CompactHostBackend {
    * neighbours, uncopied. Returns whether some gradient is NaN or ±Infinity (every tensor is
    * still copied: the slots then hold the gradients given).
    */
-  loadGradsChecked(grads: Float32Array | Readonly<Record<string, Float32Array>>): boolean {
-    if (grads === this.grads) return this.gradsNonFinite();
-    const names = this.layout.names;
+  loadGradsChecked(grads: readonly Float32Array[]): boolean {
     const offsets = this.layout.offsets;
     const check = this.#nonFiniteRange;
     let found = false;
     let checked = 0;
-    for (let i = 0; i < names.length; i++) {
-      const src = gradientOf(grads, names, i);
-      const dst = this.#gradList[i];
+    const slots = this.#gradList;
+    for (let i = 0; i < slots.length; i++) {
+      const src = grads[i];
+      const dst = slots[i];
       const n = dst.length;
       for (let o = 0; o < n; o += COPY_CHUNK) {
         const end = Math.min(n, o + COPY_CHUNK);

@@ -235,12 +235,18 @@ export function placeGpuParams(
   return { inPlace, copied };
 }
 
-/** Validates gradients for a WebGPU state: same names, Float32Arrays or GPU tensors of the length. */
+/**
+ * Validates gradients for a WebGPU state: same names, Float32Arrays or GPU tensors of the length.
+ * Each gradient is read from the record once, into `out` (reused by the caller), which it
+ * returns in the order of `names`: a Float32Array as given, a GPU tensor as its checked
+ * `{ buffer, offset, size, length }`. The step loads those, never the record again.
+ */
 export function checkGpuGrads(
   grads: unknown,
   names: readonly string[],
   lengths: readonly number[],
-): void {
+  out: unknown[],
+): (Float32Array | GpuTensor)[] {
   const single = grads instanceof Float32Array || isGpuTensorInput(grads);
   if (single && names.length !== 1) {
     throw new TypeError(
@@ -261,10 +267,10 @@ export function checkGpuGrads(
     const name = names[i];
     const value = record[name];
     if (value === undefined) throw missingGradient(name, record, names);
-    let length: number;
-    if (value instanceof Float32Array) length = value.length;
+    let checked: Float32Array | GpuTensor;
+    if (value instanceof Float32Array) checked = value;
     else if (isGpuTensorInput(value)) {
-      length = gpuTensorOf(value, name, "gradient of parameter", 0x04).length;
+      checked = gpuTensorOf(value, name, "gradient of parameter", 0x04);
     } else {
       throw new TypeError(
         `Expected the gradient of ${
@@ -272,13 +278,14 @@ export function checkGpuGrads(
         } to be a Float32Array or a GPU tensor, got ${described(value)}${gradientHint(value)}`,
       );
     }
-    if (length !== lengths[i]) {
+    if (checked.length !== lengths[i]) {
       throw new RangeError(
         `Expected the gradient of ${label(name, "parameter")} to have length ${
           lengths[i]
-        }, got ${length}`,
+        }, got ${checked.length}`,
       );
     }
+    out[i] = checked;
   }
   for (const key of Object.keys(record)) {
     if (!names.includes(key)) {
@@ -287,4 +294,5 @@ export function checkGpuGrads(
       );
     }
   }
+  return out as (Float32Array | GpuTensor)[];
 }

@@ -253,24 +253,17 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     }
   }
 
-  checkGrads(grads: unknown): void {
-    checkGpuGrads(grads, this.layout.names, this.layout.lengths);
+  checkGrads(grads: unknown, out: unknown[]): (Float32Array | GpuTensor)[] {
+    return checkGpuGrads(grads, this.layout.names, this.layout.lengths, out);
   }
 
-  loadGrads(grads: Float32Array | GpuTensor | GPUBuffer | Readonly<Record<string, unknown>>): void {
-    if (grads === this.grads) return;
-    if (isSingle(grads)) {
-      this.#loadOne(0, grads);
-      return;
-    }
-    const record = grads as Readonly<Record<string, unknown>>;
-    const names = this.layout.names;
-    for (let i = 0; i < names.length; i++) this.#loadOne(i, record[names[i]]);
+  loadGrads(grads: readonly (Float32Array | GpuTensor)[]): void {
+    for (let i = 0; i < this.#gradSlots.length; i++) this.#loadOne(i, grads[i]);
   }
 
-  #loadOne(i: number, value: unknown): void {
+  /** Loads tensor `i`'s checked gradient: a Float32Array uploaded, a GPU tensor copied at `update`. */
+  #loadOne(i: number, value: Float32Array | GpuTensor): void {
     const slot = this.#gradSlots[i];
-    if (value === slot) return;
     if (value instanceof Float32Array) {
       // (a zero-length writeBuffer panics Deno 2.9's WebGPU)
       if (value.length > 0) {
@@ -282,12 +275,10 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       }
       return;
     }
-    const length = this.layout.lengths[i];
-    const source = value instanceof GPUBuffer
-      ? { buffer: value, offset: 0, size: length * 4, length }
-      : value as GpuTensor;
-    if (length === 0) return;
-    this.#pendingCopies.push(source);
+    // The slot itself (or a tensor naming its bytes): nothing to copy.
+    if (value === slot || (value.buffer === slot.buffer && value.offset === slot.offset)) return;
+    if (value.length === 0) return;
+    this.#pendingCopies.push(value);
     this.#pendingTargets.push(i);
   }
 
@@ -346,7 +337,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       const i = this.#pendingTargets[k];
       encoder.copyBufferToBuffer(
         src.buffer,
-        src.offset ?? 0,
+        src.offset,
         this.#sections[GRADS],
         layout.offsets[i] * 4,
         layout.lengths[i] * 4,
@@ -487,11 +478,4 @@ function slotsOf(layout: ArenaLayout, section: GPUBuffer): Record<string, GpuTen
     });
   });
   return out;
-}
-
-function isSingle(x: unknown): boolean {
-  return x instanceof Float32Array ||
-    (typeof GPUBuffer !== "undefined" && x instanceof GPUBuffer) ||
-    (typeof x === "object" && x !== null && "buffer" in x &&
-      typeof GPUBuffer !== "undefined" && (x as GpuTensor).buffer instanceof GPUBuffer);
 }

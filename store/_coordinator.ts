@@ -29,22 +29,22 @@ export function answerOf(id: string, record: RequestRecord): SubmitResult | Erro
   return null;
 }
 
-/** The checked id, base step and sample count of a contribution. */
+/** The checked id, base step and sample count of a contribution (each field read once). */
 function checkInfo(c: Contribution): Local["info"] {
   if (typeof c !== "object" || c === null) {
     throw new TypeError(`A contribution must be an object, got ${typeof c}`);
   }
-  if (typeof c.id !== "string" || c.id.length < 1 || c.id.length > 64) {
+  const id = c.id, base = c.base, samples = c.samples ?? 1;
+  if (typeof id !== "string" || id.length < 1 || id.length > 64) {
     throw new TypeError("A contribution's id must be a string of 1 to 64 characters");
   }
-  if (!Number.isSafeInteger(c.base) || c.base < 0) {
-    throw new RangeError(`A contribution's base must be a step (an integer ≥ 0), got ${c.base}`);
+  if (!Number.isSafeInteger(base) || base < 0) {
+    throw new RangeError(`A contribution's base must be a step (an integer ≥ 0), got ${base}`);
   }
-  const samples = c.samples ?? 1;
   if (!Number.isSafeInteger(samples) || samples < 1) {
     throw new RangeError(`A contribution's samples must be an integer ≥ 1, got ${samples}`);
   }
-  return { id: c.id, base: c.base, samples };
+  return { id, base, samples };
 }
 
 /** The gradient as one array in the model's order, checked against the model's tensors. */

@@ -28,16 +28,26 @@ function labelOf(name: string): string {
   return `variable ${JSON.stringify(name)}`;
 }
 
-/** Checks that every element of a `NamedTensor[]` is a `{ name, tensor }`, before anything else. */
-function checkNamedTensors(grads: readonly unknown[]): void {
-  for (let i = 0; i < grads.length; i++) {
-    const g = grads[i] as { name?: unknown } | null;
-    if (typeof g !== "object" || g === null || typeof g.name !== "string") {
+/**
+ * The names and tensors of a `NamedTensor[]`, each element, name and tensor read once; checks
+ * that every element is a `{ name, tensor }` before anything else.
+ */
+function readNamedTensors(grads: readonly unknown[]): { names: string[]; tensors: unknown[] } {
+  const names: string[] = [];
+  const tensors: unknown[] = [];
+  const count = grads.length;
+  for (let i = 0; i < count; i++) {
+    const g = grads[i] as { name?: unknown; tensor?: unknown } | null;
+    const name = typeof g === "object" && g !== null ? g.name : undefined;
+    if (typeof name !== "string") {
       throw new TypeError(
         `Expected gradient ${i} to be a { name, tensor } (a NamedTensor), got ${described(g)}`,
       );
     }
+    names.push(name);
+    tensors.push(g!.tensor);
   }
+  return { names, tensors };
 }
 
 /** The registered, trainable float32 variable named `name` (`registered`: tfjs's registry). */
@@ -113,10 +123,11 @@ export function checkGradients(grads: unknown): GradItem[] {
   const registered = tf.engine().registeredVariables;
   const items: GradItem[] = [];
   if (Array.isArray(grads)) {
-    checkNamedTensors(grads);
+    // Each element read once: what is checked is what the step reads.
+    const { names, tensors } = readNamedTensors(grads);
     const seen = new Set<string>();
-    for (let i = 0; i < grads.length; i++) {
-      const { name, tensor } = grads[i] as NamedTensor;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i], tensor = tensors[i];
       if (tensor === null || tensor === undefined) continue;
       if (seen.has(name)) throw new TypeError(`Two gradients were given for ${labelOf(name)}`);
       seen.add(name);

@@ -47,7 +47,7 @@ import {
   sectionViews,
 } from "../base/arena.ts";
 import type { CompactHostBackend } from "../base/backend.ts";
-import { blockViews, gradientOf } from "../cpu/cpu_backend.ts";
+import { blockViews } from "../cpu/cpu_backend.ts";
 import { type KernelExports, kernelOnMemory, placeArena } from "../cpu/wasm_backend.ts";
 import { holdsCodes, sectionValues, writeSectionValues } from "../base/arena_compact.ts";
 import {
@@ -332,13 +332,13 @@ export class HeapBackend implements CompactHostBackend {
     }
   }
 
-  loadGrads(grads: Float32Array | Readonly<Record<string, Float32Array>>): void {
+  loadGrads(grads: readonly Float32Array[]): void {
     this.#needSlots();
     this.#borrowed.fill(0);
     const slots = this.#section(GRADS);
     const names = this.layout.names;
     for (let i = 0; i < names.length; i++) {
-      const src = gradientOf(grads, names, i);
+      const src = grads[i];
       if (src !== slots[names[i]]) slots[names[i]].set(src);
     }
   }
@@ -348,14 +348,14 @@ export class HeapBackend implements CompactHostBackend {
    * and then read by the step where it is (no copy); any other is copied into its slot and
    * checked there.
    */
-  loadGradsChecked(grads: Float32Array | Readonly<Record<string, Float32Array>>): boolean {
+  loadGradsChecked(grads: readonly Float32Array[]): boolean {
     const { names, lengths, offsets } = this.layout;
     this.#fresh();
     // Where each gradient is read: in place, or in a slot (without slots, a refusal first).
     const inPlace = this.#inPlace;
     let copies = false;
     for (let i = 0; i < names.length; i++) {
-      inPlace[i] = this.#readsInPlace(i, gradientOf(grads, names, i));
+      inPlace[i] = this.#readsInPlace(i, grads[i]);
       copies ||= !inPlace[i] && lengths[i] > 0;
     }
     if (copies) this.#needSlots();
@@ -364,7 +364,7 @@ export class HeapBackend implements CompactHostBackend {
     let found = false;
     for (let i = 0; i < names.length; i++) {
       if (lengths[i] === 0) continue;
-      const src = gradientOf(grads, names, i);
+      const src = grads[i];
       if (inPlace[i]) {
         this.#borrowed[i] = src.byteOffset;
         found = this.#k.nonFinite(src.byteOffset, lengths[i]) !== 0 || found;
@@ -461,7 +461,7 @@ export class HeapBackend implements CompactHostBackend {
 
   writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void {
     if (section === GRADS) {
-      this.loadGrads(data);
+      this.loadGrads(this.layout.names.map((n) => data[n]));
       return;
     }
     writeSectionValues(this.layout, this.viewSection(section), this.#compactOf(section), data);

@@ -19,6 +19,7 @@ import { checkGradients, type NamedTensor } from "./gradients.ts";
 import { GpuPath } from "./gpu_path.ts";
 import { KeptStates } from "./kept.ts";
 import type { Entry } from "./layout.ts";
+import { checkSomeTensorFits } from "./matching.ts";
 import {
   type AdapterOptions,
   checkArguments,
@@ -280,11 +281,17 @@ export class TfOptimizer extends tf.Optimizer {
    * holds it in (a kernel under `gc` transposed, as `state` and its checkpoints have it); a
    * tensor that fits no variable is kept aside. The parameters are the variables' own: load the
    * model's weights as usual. The checkpoint's hyperparameters are not taken, this optimizer's
-   * stay. Rejects with the library's `CheckpointError` for a damaged file; nothing changes then.
+   * stay. Rejects with the library's `CheckpointError` for a damaged file (one holding no
+   * tensor among them), and with a RangeError naming a few of its tensors and of the model's
+   * variables when none of its tensors fits a trainable variable registered with TensorFlow.js
+   * (another model's checkpoint, or a model not built yet: every variable would start from zero
+   * moments at the checkpoint's step); nothing changes then.
    */
   async loadState(bytes: Uint8Array): Promise<void> {
     this.#checkLive();
     const { steps, skipped, kept } = await keptFromCheckpoint(this.#config, bytes);
+    this.#checkLive();
+    checkSomeTensorFits(kept, steps, this.#config.loop.gc);
     this.#replaceState(kept, steps, skipped);
   }
 

@@ -155,3 +155,45 @@ Deno.test("tfjs: a misspelled adapter option is refused; a disposed optimizer re
   optimizer.dispose(); // idempotent
   tf.dispose([w, g, ...weights.map((x) => x.tensor)]);
 });
+
+Deno.test("tfjs: each gradient is read once from a NamedTensorMap or a NamedTensor[]; that one is stepped", async () => {
+  await useBackend("cpu");
+  const init = tf.tensor([1, 2, 3, 4], [2, 2]);
+  const good = tf.tensor([0.5, -1, 2, 0.25], [2, 2]);
+  const bad = tf.ones([4]);
+  for (const form of ["map", "array"] as const) {
+    const [tested, twin] = [name("tested"), name("twin")];
+    const vars = [tf.variable(init, true, tested), tf.variable(init, true, twin)];
+    const [a, b] = [tfOptimizer(adam({ lr: 0.1 })), tfOptimizer(adam({ lr: 0.1 }))];
+    const reads: Record<string, number> = {};
+    // Every read counted; a second read of anything gives a gradient of the wrong shape.
+    const twoFaced = (key: string, first: unknown, later: unknown) => () =>
+      (reads[key] = (reads[key] ?? 0) + 1) === 1 ? first : later;
+    if (form === "map") {
+      const map = {} as Record<string, tf.Tensor>;
+      Object.defineProperty(map, tested, { enumerable: true, get: twoFaced(tested, good, bad) });
+      a.applyGradients(map);
+      b.applyGradients({ [twin]: good });
+    } else {
+      const element = {};
+      Object.defineProperty(element, "name", { get: twoFaced("name", tested, twin) });
+      Object.defineProperty(element, "tensor", { get: twoFaced("tensor", good, bad) });
+      const list = new Proxy([element], {
+        get: (target, key, receiver) =>
+          key === "0"
+            ? twoFaced("0", element, { name: twin, tensor: bad })()
+            : Reflect.get(target, key, receiver),
+      });
+      a.applyGradients(list as never);
+      b.applyGradients([{ name: twin, tensor: good }]);
+    }
+    const expected = form === "map" ? { [tested]: 1 } : { 0: 1, name: 1, tensor: 1 };
+    assert.deepEqual(reads, expected, form);
+    assert.deepEqual(vars[0].dataSync(), vars[1].dataSync(), form);
+    assert.notDeepEqual(vars[0].dataSync(), init.dataSync(), form);
+    a.dispose();
+    b.dispose();
+    tf.dispose(vars);
+  }
+  tf.dispose([init, good, bad]);
+});

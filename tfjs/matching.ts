@@ -1,0 +1,77 @@
+/**
+ * Whether a checkpoint that `loadState` read belongs to the model: at least one of its tensors
+ * must fit a variable registered with TensorFlow.js, by the rules the next step matches them by
+ * (kept.ts). A checkpoint none of whose tensors fits is another model's: taking its step count
+ * alone would start every variable from zero moments at a late step, where Adam's first update
+ * is several times the learning rate.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { type Kept, KeptStates, type Wanted } from "./kept.ts";
+
+/** How many names an error lists of each side. */
+const LISTED = 3;
+
+/** `names`, the first few quoted, then how many more. */
+function someNames(names: readonly string[]): string {
+  const shown = names.slice(0, LISTED).map((n) => JSON.stringify(n)).join(", ");
+  return names.length > LISTED ? `${shown} and ${names.length - LISTED} more` : shown;
+}
+
+/** The trainable float32 variables registered with TensorFlow.js: those a step may update. */
+function registeredVariables(): Wanted[] {
+  const out: Wanted[] = [];
+  for (const v of Object.values(tf.engine().registeredVariables)) {
+    if (v.trainable && v.dtype === "float32" && !v.isDisposed) {
+      out.push({ name: v.name, shape: v.shape });
+    }
+  }
+  return out;
+}
+
+/**
+ * Refuses, with a RangeError naming a few tensors of the file and a few variables, a checkpoint
+ * (read into `kept`, at step `steps`) none of whose tensors fits a trainable float32 variable
+ * registered with TensorFlow.js: same name, or the same base name (without tfjs's `_<n>`
+ * suffix) where that is one variable, and the shape it was held in (`gc`: kernels transposed).
+ * Changes nothing.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { checkSomeTensorFits } from "./matching.ts";
+ * import { entryOf } from "./layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await tf.setBackend("cpu");
+ * const w = tf.variable(tf.zeros([2]), true, "matching/w");
+ * const kept = (name: string) =>
+ *   new Map([[name, { entry: entryOf(name, [2], false), arenaShape: [2], sections: [] }]]);
+ * checkSomeTensorFits(kept("matching/w_1"), 5, false); // the same base name and shape: fits
+ * assert.throws(() => checkSomeTensorFits(kept("other/w"), 5, false), RangeError);
+ * w.dispose();
+ * ```
+ */
+export function checkSomeTensorFits(
+  kept: ReadonlyMap<string, Kept>,
+  steps: number,
+  gc: boolean,
+): void {
+  const wanted = registeredVariables();
+  const probe = new KeptStates();
+  probe.replace(kept, steps, 0);
+  if (probe.fitting(wanted, gc).size > 0) return;
+  const variables = wanted.length === 0
+    ? "none is registered: build or load the model first"
+    : `the model has ${someNames(wanted.map((w) => w.name))}`;
+  throw new RangeError(
+    `No tensor of this checkpoint fits a trainable variable of the model: it holds ${
+      someNames([...kept.keys()])
+    }; ${variables}. A tensor goes to the variable of its name, or of its base name (without ` +
+      `tfjs's "_<n>" suffix) where that is one variable, of the same shape. It would start ` +
+      `every variable from zero moments at step ${steps}: refused, nothing changed (is it ` +
+      `another model's checkpoint?)`,
+  );
+}
