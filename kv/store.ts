@@ -8,6 +8,7 @@ import {
   checkMeta,
   checkOptionsObject,
   checkSaveArguments,
+  described,
   optionError,
 } from "../store/_checks.ts";
 import type { VersionedCheckpointStore } from "../store/contract.ts";
@@ -115,6 +116,17 @@ function checkOptions(
     throw new TypeError("Expected a Deno.Kv, e.g. await Deno.openKv(path)");
   }
   if (!Array.isArray(key)) throw new TypeError("Expected the key prefix as an array of key parts");
+  key.forEach((part: unknown, i) => {
+    if (
+      !["string", "number", "bigint", "boolean"].includes(typeof part) &&
+      !(part instanceof Uint8Array)
+    ) {
+      throw new TypeError(
+        `Expected the key prefix's part ${i} to be a string, number, bigint, boolean or ` +
+          `Uint8Array, got ${described(part)}`,
+      );
+    }
+  });
   checkOptionsObject(
     options,
     "kvCheckpointStore",
@@ -190,23 +202,33 @@ export function kvCheckpointStore(
   const checked = checkOptions(kv, key, options);
   const prefix: Deno.KvKey = [...key];
   const ctx: Ctx = { kv, keys: checkpointKeys(prefix), records: recordKeys(prefix), ...checked };
+  const name = formatKvKey(prefix);
+  /** `p`, with a closed Deno.Kv's error naming the store. */
+  const named = <T>(p: Promise<T>): Promise<T> =>
+    p.catch((error) => {
+      if (!(error instanceof Deno.errors.BadResource)) throw error;
+      throw new Deno.errors.BadResource(
+        `Checkpoint store ${name}: its Deno.Kv is closed (kv.close() was called)`,
+        { cause: error },
+      );
+    });
   return {
-    name: formatKvKey(prefix),
+    name,
     kv,
     key: prefix,
-    load: () => load(ctx),
-    save: (bytes, expected, meta) => save(ctx, bytes, expected, meta),
-    sweep: () => sweep(ctx),
-    head: () => headOf(ctx),
-    loadParams: () => loadParams(ctx),
-    commit: (c) => commitStep(ctx, c),
-    request: (id) => request(ctx, id),
-    submit: (info, gradient) => submit(ctx, info, gradient),
-    pending: (limit) => pending(ctx, limit),
-    gradient: (p) => gradientOf(ctx, p),
-    acquire: (token, ms, queue) => acquire(ctx, token, ms, queue),
-    release: (lease) => release(ctx, lease),
-    waiting: (lease) => waiting(ctx, lease),
-    journal: (from, limit) => journal(ctx, from, limit),
+    load: () => named(load(ctx)),
+    save: (bytes, expected, meta) => named(save(ctx, bytes, expected, meta)),
+    sweep: () => named(sweep(ctx)),
+    head: () => named(headOf(ctx)),
+    loadParams: () => named(loadParams(ctx)),
+    commit: (c) => named(commitStep(ctx, c)),
+    request: (id) => named(request(ctx, id)),
+    submit: (info, gradient) => named(submit(ctx, info, gradient)),
+    pending: (limit) => named(pending(ctx, limit)),
+    gradient: (p) => named(gradientOf(ctx, p)),
+    acquire: (token, ms, queue) => named(acquire(ctx, token, ms, queue)),
+    release: (lease) => named(release(ctx, lease)),
+    waiting: (lease) => named(waiting(ctx, lease)),
+    journal: (from, limit) => named(journal(ctx, from, limit)),
   };
 }

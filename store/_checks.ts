@@ -102,6 +102,19 @@ export function checkCount(
   return value;
 }
 
+/**
+ * Throws a TypeError unless `store` has a checkpoint store's `load` and `save` (a Deno.Kv
+ * given as it is, not as `kvCheckpointStore(kv, key)`, has neither).
+ */
+export function checkStore(store: unknown): void {
+  const s = store as Record<string, unknown> | null;
+  if (typeof s?.load !== "function" || typeof s?.save !== "function") {
+    throw new TypeError(
+      `Expected a checkpoint store, e.g. kvCheckpointStore(kv, key), got ${described(store)}`,
+    );
+  }
+}
+
 /** The methods a TrainingStore has; a TypeError naming the first one missing. */
 export function checkTrainingStore(store: unknown, what: string): asserts store is TrainingStore {
   const methods = [

@@ -5,15 +5,8 @@
  *
  * @module
  */
-import {
-  CheckpointError,
-  dispose,
-  loadState,
-  type OptimizerState,
-  saveState,
-  step,
-} from "../mod.ts";
-import { checkModel } from "./_model.ts";
+import { CheckpointError, dispose, type OptimizerState, saveState, step } from "../mod.ts";
+import { newState, storedState } from "./_model.ts";
 import type { CheckedOptions, SubmitResult } from "./parallel.ts";
 import { ContributionRefusedError, staleReason } from "./errors.ts";
 import { readParamsPrefix } from "./layout.ts";
@@ -71,7 +64,7 @@ function paramsOf(bytes: Uint8Array, version: string): StoredParams {
 
 /** Makes the first checkpoint, from `init`, unless another process made one first. */
 export async function initialize(f: Fold): Promise<void> {
-  const state = await f.options.optimizer.init(await f.options.init());
+  const state = await newState(f.options);
   const bytes = await saveState(state);
   const meta = f.options.meta?.(undefined, state.step);
   const result = await f.store.commit({
@@ -97,23 +90,8 @@ export async function currentState(f: Fold): Promise<Cached> {
   if (f.cache !== null) dispose(f.cache.state);
   f.cache = null;
   const stored = await f.store.load();
-  if (stored === null) {
-    const state = await f.options.optimizer.init(await f.options.init());
-    return { version: null, state, meta: undefined };
-  }
-  let state: OptimizerState;
-  try {
-    state = await loadState(stored.bytes, f.options.loadOptions);
-  } catch (error) {
-    if (!(error instanceof CheckpointError)) throw error;
-    throw new CheckpointError(`Checkpoint ${f.store.name}: ${error.message}`);
-  }
-  try {
-    checkModel(state, f.options, f.store.name);
-  } catch (error) {
-    dispose(state);
-    throw error;
-  }
+  if (stored === null) return { version: null, state: await newState(f.options), meta: undefined };
+  const state = await storedState(stored.bytes, f.options, f.store.name);
   return (f.cache = { version: stored.version, state, meta: stored.meta });
 }
 

@@ -5,18 +5,22 @@
  * @module
  */
 import {
-  CheckpointError,
   dispose,
   type LoadOptions,
-  loadState,
   type Optimizer,
   type OptimizerState,
   type Params,
   saveState,
   step,
 } from "../mod.ts";
-import { checkCount, checkOptionsObject, checkTrainingStore, optionError } from "./_checks.ts";
-import { checkModel } from "./_model.ts";
+import {
+  checkCount,
+  checkOptionsObject,
+  checkStore,
+  checkTrainingStore,
+  optionError,
+} from "./_checks.ts";
+import { newState, storedState } from "./_model.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { CheckpointConflictError, ContributionRefusedError } from "./errors.ts";
 import { sleep } from "./_time.ts";
@@ -45,7 +49,9 @@ import type { TrainingStore } from "./training.ts";
 export interface OptimisticStepOptions<R> {
   /**
    * The optimizer of a new state, and the one a stored checkpoint must be of (by name); a
-   * stored checkpoint resumes with its own hyperparameters (`loadOptions.lr` replaces its lr).
+   * stored checkpoint resumes with its own hyperparameters and moments' format
+   * (`loadOptions.lr` replaces its lr, `loadOptions.states` converts its moments), and with the
+   * optimizer's learning-rate schedule, when it has one (a checkpoint cannot hold a function).
    */
   optimizer: Optimizer;
   /** The initial parameters, called only when the store holds no checkpoint yet. */
@@ -63,8 +69,9 @@ export interface OptimisticStepOptions<R> {
    */
   meta?: (previous: string | undefined, step: number) => string | undefined;
   /**
-   * The tensors a stored checkpoint must have: name → number of values. A checkpoint with
-   * others (of another model) is refused with a CheckpointError naming the store.
+   * The tensors a checkpoint must have: name → number of values. A stored checkpoint with
+   * others (of another model) is refused with a CheckpointError naming the store; parameters
+   * from `init` with others, with a RangeError (nothing saved).
    */
   tensors?: Readonly<Record<string, number>>;
   /** Options of `loadState` (backend, schedule, threads). */
@@ -174,6 +181,7 @@ const OPTIONS = Object.keys(
 
 /** The options, checked, with their defaults. */
 function checkOptions<R>(store: VersionedCheckpointStore, options: OptimisticStepOptions<R>) {
+  checkStore(store);
   checkOptionsObject(options, "optimisticStep", OPTIONS);
   const { optimizer, init, gradient, id } = options;
   if (typeof optimizer !== "object" || optimizer === null || typeof optimizer.init !== "function") {
@@ -208,26 +216,13 @@ const isTrainingStore = (store: VersionedCheckpointStore): store is TrainingStor
   typeof (store as Partial<TrainingStore>).request === "function";
 
 /** The state of a loaded checkpoint (or a new one), checked against the model. */
-async function stateOf<R>(
+function stateOf<R>(
   store: VersionedCheckpointStore,
   stored: StoredCheckpoint | null,
   options: OptimisticStepOptions<R>,
 ): Promise<OptimizerState> {
-  if (stored === null) return await options.optimizer.init(await options.init());
-  let state: OptimizerState;
-  try {
-    state = await loadState(stored.bytes, options.loadOptions);
-  } catch (error) {
-    if (!(error instanceof CheckpointError)) throw error;
-    throw new CheckpointError(`Checkpoint ${store.name}: ${error.message}`);
-  }
-  try {
-    checkModel(state, options, store.name);
-  } catch (error) {
-    dispose(state);
-    throw error;
-  }
-  return state;
+  if (stored === null) return newState(options);
+  return storedState(stored.bytes, options, store.name);
 }
 
 /** Saves (or, on a training store, commits with the request's record) a new checkpoint. */

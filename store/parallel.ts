@@ -22,11 +22,20 @@ import type { StoredParams, TrainingStore } from "./training.ts";
  * ```
  */
 export interface DataParallelOptions {
-  /** The optimizer of a new state, and the one a stored checkpoint must be of (by name). */
+  /**
+   * The optimizer of a new state, and the one a stored checkpoint must be of (by name); a
+   * stored checkpoint resumes with its own hyperparameters and moments' format
+   * (`loadOptions.lr` replaces its lr, `loadOptions.states` converts its moments), and with the
+   * optimizer's learning-rate schedule, when it has one (a checkpoint cannot hold a function).
+   */
   optimizer: Optimizer;
   /** The initial parameters, called only when the store holds no checkpoint yet. */
   init: () => Params | Promise<Params>;
-  /** The tensors a stored checkpoint must have: name → number of values. */
+  /**
+   * The tensors a checkpoint must have: name → number of values. A stored checkpoint with
+   * others (of another model) is refused with a CheckpointError naming the store, by
+   * `params()` as by `submit`; parameters from `init` with others, with a RangeError.
+   */
   tensors?: Readonly<Record<string, number>>;
   /** Options of `loadState` for the state the lease holder steps. */
   loadOptions?: LoadOptions;

@@ -47,6 +47,12 @@ export interface PageRun {
   readonly accuracyTexts: string[];
   /** The text of the backend line. */
   readonly backendText: string;
+  /** The error the page shows ("" when it shows none). */
+  readonly errorText: string;
+  /** Whether the Train button is disabled at the end. */
+  readonly startDisabled: boolean;
+  /** What the option `afterwards` returned. */
+  readonly afterwards?: unknown;
 }
 
 /** An element's data attributes (this module is type-checked without the DOM's types). */
@@ -64,20 +70,28 @@ export interface RunPageOptions {
   readonly screenshot?: string;
   /** How long to wait for the page to finish, in ms. */
   readonly timeoutMs?: number;
+  /** Names of the page's files answered 404 (e.g. `main.js`), as a broken server would. */
+  readonly notFound?: readonly string[];
+  /** Run on the finished page; what it returns is the report's `afterwards`. */
+  readonly afterwards?: (page: Page) => Promise<unknown>;
 }
 
 /** The page of playwright-core's Chromium. */
-type Page = Awaited<ReturnType<Awaited<ReturnType<typeof chromium.launch>>["newPage"]>>;
+export type Page = Awaited<ReturnType<Awaited<ReturnType<typeof chromium.launch>>["newPage"]>>;
 
 /** Records every URL `page` requests, and refuses (and records) those to another origin. */
 async function recordRequests(
   page: Page,
   origin: string,
+  notFound: readonly string[] = [],
 ): Promise<{ requests: string[]; offsite: string[] }> {
   const requests: string[] = [], offsite: string[] = [];
   await page.route("**/*", (route) => {
     const url = route.request().url();
     requests.push(url);
+    if (notFound.some((name) => new URL(url).pathname.endsWith(`/${name}`))) {
+      return route.fulfill({ status: 404, body: "not found" });
+    }
     if (new URL(url).origin === origin) return route.continue();
     offsite.push(url);
     return route.abort();
@@ -95,7 +109,7 @@ function curvePoints(page: Page): Promise<number[]> {
 
 /**
  * Waits until the page trains with a curve drawn (or stopped training), and returns the
- * curves' points then; then until it is done (or failed).
+ * curves' points then; then until it is done (or failed, or shows an error).
  */
 async function waitForTraining(page: Page, timeout: number): Promise<number[]> {
   await page.waitForFunction(
@@ -113,8 +127,13 @@ async function waitForTraining(page: Page, timeout: number): Promise<number[]> {
   const pointsWhileTraining = await curvePoints(page);
   await page.waitForFunction(
     () => {
-      const s = (globalThis as unknown as { radamDemo?: { status: string } }).radamDemo?.status;
-      return s === "done" || s === "failed";
+      const page = globalThis as unknown as {
+        radamDemo?: { status: string };
+        document: { getElementById(id: string): { hidden: boolean } | null };
+      };
+      const s = page.radamDemo?.status;
+      return s === "done" || s === "failed" ||
+        page.document.getElementById("error")?.hidden === false;
     },
     null,
     { timeout },
@@ -125,7 +144,9 @@ async function waitForTraining(page: Page, timeout: number): Promise<number[]> {
 /** What a finished page shows: its report (`window.radamDemo`) and the texts it displays. */
 async function readFinished(
   page: Page,
-): Promise<Omit<PageRun, "requests" | "offsite" | "origin" | "pointsWhileTraining">> {
+): Promise<
+  Omit<PageRun, "requests" | "offsite" | "origin" | "pointsWhileTraining" | "afterwards">
+> {
   const report = await page.evaluate(() =>
     (globalThis as unknown as { radamDemo: unknown }).radamDemo
   ) as Omit<
@@ -137,13 +158,30 @@ async function readFinished(
     | "pointsAtEnd"
     | "accuracyTexts"
     | "backendText"
+    | "errorText"
+    | "startDisabled"
   >;
   const accuracyTexts = await page.$$eval(
     "#results td.accuracy",
     (cells) => cells.map((c) => c.textContent ?? ""),
   );
   const backendText = await page.$eval("#backend", (p) => p.textContent ?? "");
-  return { ...report, pointsAtEnd: await curvePoints(page), accuracyTexts, backendText };
+  const errorText = await page.$eval(
+    "#error",
+    (p) => (p as unknown as { hidden: boolean }).hidden ? "" : p.textContent ?? "",
+  );
+  const startDisabled = await page.$eval(
+    "#start",
+    (b) => (b as unknown as { disabled: boolean }).disabled,
+  );
+  return {
+    ...report,
+    pointsAtEnd: await curvePoints(page),
+    accuracyTexts,
+    backendText,
+    errorText,
+    startDisabled,
+  };
 }
 
 /** Serves `web-dist/`, runs the page in headless Chromium, and reports. */
@@ -162,13 +200,14 @@ export async function runPage(options: RunPageOptions): Promise<PageRun> {
   try {
     const origin = `http://127.0.0.1:${port}`;
     const page = await browser.newPage({ viewport: { width: 900, height: 860 } });
-    const { requests, offsite } = await recordRequests(page, origin);
+    const { requests, offsite } = await recordRequests(page, origin, options.notFound);
     const query = new URLSearchParams({ ...options.query, autostart: "1" });
     await page.goto(`${origin}/?${query}`);
     const pointsWhileTraining = await waitForTraining(page, options.timeoutMs ?? 120_000);
     const finished = await readFinished(page);
     if (options.screenshot) await page.screenshot({ path: options.screenshot, fullPage: true });
-    return { ...finished, requests, offsite, origin, pointsWhileTraining };
+    const afterwards = await options.afterwards?.(page);
+    return { ...finished, requests, offsite, origin, pointsWhileTraining, afterwards };
   } finally {
     await browser.close();
     controller.abort();

@@ -3,8 +3,10 @@
  * side by side on MNIST in the tab, through TensorFlow.js and this library's adapter, on
  * WebGPU when the browser gives an adapter and on wasm otherwise.
  *
- * URL parameters (for tests and links): `steps`, `lr`, `backend=wasm` (skip WebGPU),
- * `autostart=1`, `batch` (default 32).
+ * URL parameters (for tests and links): `steps` (1 to 5000), `lr`, `backend=wasm` (skip
+ * WebGPU), `autostart=1`, `batch` (1 to 1024, default 32); the controls show them, and a value
+ * that is not one is shown as the page's error. The Train button trains again with the
+ * controls' values once a run is done or failed.
  *
  * The page reports its state on `window.radamDemo` (for tests): `status` ("idle", "training",
  * "done", "failed"), `backend`, `updateBackends`, `losses`, `accuracies`, `error`.
@@ -75,61 +77,96 @@ async function train(lr: number, steps: number, batchSize: number): Promise<void
     } kernel runs the optimizers' updates.`;
   const data = await loadDigits(base);
   const runs = makeRuns(lr, data.size);
-  const random = batchRandom(1);
-  const draw = () =>
-    drawChart(
-      $("chart"),
-      runs.map((r) => ({ label: r.label, color: r.color, values: r.smoothed })),
-      steps,
-    );
-  progress.max = steps;
-  for (let t = 1; t <= steps; t++) {
-    const batch = batchOf(data.train, batchSize, random, data.size);
-    await stepAll(runs, batch);
-    batch.x.dispose();
-    batch.y.dispose();
-    if (t % 5 === 0 || t === steps) {
-      progress.value = t;
-      progressText.textContent = `step ${t} of ${steps}`;
-      draw();
-      showResults(runs);
-      await new Promise((r) => setTimeout(r, 0));
+  try {
+    const random = batchRandom(1);
+    const draw = () =>
+      drawChart(
+        $("chart"),
+        runs.map((r) => ({ label: r.label, color: r.color, values: r.smoothed })),
+        steps,
+      );
+    progress.max = steps;
+    for (let t = 1; t <= steps; t++) {
+      const batch = batchOf(data.train, batchSize, random, data.size);
+      await stepAll(runs, batch);
+      batch.x.dispose();
+      batch.y.dispose();
+      if (t % 5 === 0 || t === steps) {
+        progress.value = t;
+        progressText.textContent = `step ${t} of ${steps}`;
+        draw();
+        showResults(runs);
+        await new Promise((r) => setTimeout(r, 0));
+      }
     }
-  }
-  progressText.textContent = `step ${steps} of ${steps}; scoring the 2 000 test digits…`;
-  for (const run of runs) run.accuracy = await accuracy(run.model, data.test, data.size);
-  showResults(runs);
-  progressText.textContent = `done: ${steps} steps of ${batchSize} digits, lr ${lr}`;
-  state.updateBackends = Object.fromEntries(runs.map((r) => [r.id, r.optimizer.backend ?? "none"]));
-  state.losses = Object.fromEntries(runs.map((r) => [r.id, r.losses]));
-  state.accuracies = Object.fromEntries(runs.map((r) => [r.id, r.accuracy]));
-  for (const run of runs) {
-    run.model.dispose();
-    run.optimizer.dispose();
+    progressText.textContent = `step ${steps} of ${steps}; scoring the 2 000 test digits…`;
+    for (const run of runs) run.accuracy = await accuracy(run.model, data.test, data.size);
+    showResults(runs);
+    progressText.textContent = `done: ${steps} steps of ${batchSize} digits, lr ${lr}`;
+    state.updateBackends = Object.fromEntries(
+      runs.map((r) => [r.id, r.optimizer.backend ?? "none"]),
+    );
+    state.losses = Object.fromEntries(runs.map((r) => [r.id, r.losses]));
+    state.accuracies = Object.fromEntries(runs.map((r) => [r.id, r.accuracy]));
+  } finally {
+    for (const run of runs) {
+      run.model.dispose();
+      run.optimizer.dispose();
+    }
   }
   state.status = "done";
 }
 
-function start(): void {
-  const lr = Number(params.get("lr") ?? $<HTMLSelectElement>("lr").value);
-  const steps = Math.max(
-    1,
-    Math.min(5000, Math.floor(Number(params.get("steps") ?? $<HTMLInputElement>("steps").value))),
-  );
-  const batch = Math.max(1, Math.floor(Number(params.get("batch") ?? 32)));
-  train(lr, steps, batch).catch((error) => {
-    state.status = "failed";
-    state.error = String(error?.stack ?? error);
-    const box = $("error");
-    box.hidden = false;
-    box.textContent = `Training failed: ${error?.message ?? error}`;
-  });
+/** Shows `error` as the page's failure, and lets the user start again. */
+function fail(error: unknown): void {
+  state.status = "failed";
+  state.error = String((error as Error)?.stack ?? error);
+  const box = $("error");
+  box.hidden = false;
+  box.textContent = `Training failed: ${(error as Error)?.message ?? error}`;
+  $<HTMLButtonElement>("start").disabled = false;
 }
 
-if (params.has("lr")) $<HTMLSelectElement>("lr").value = params.get("lr")!;
+/**
+ * The number `text` (of the URL parameter or control `name`) gives: an integer from `min` to
+ * `max` when `integer`, else a number > 0; an Error naming it otherwise.
+ */
+function numberParam(name: string, text: string, min: number, max: number, integer = true) {
+  const value = Number(text);
+  const ok = text.trim() !== "" && (integer ? Number.isInteger(value) : Number.isFinite(value));
+  if (!ok || value < min || value > max || (!integer && value <= 0)) {
+    const what = integer ? `an integer from ${min} to ${max}` : "a number > 0";
+    throw new Error(`${name} must be ${what}, got ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+/** Trains with the controls' values, or (`fromUrl`) the URL parameters' where given. */
+function start(fromUrl: boolean): void {
+  $("error").hidden = true;
+  const text = (name: string, control: string) =>
+    fromUrl && params.has(name) ? params.get(name)! : control;
+  let lr: number, steps: number, batch: number;
+  try {
+    lr = numberParam("lr", text("lr", $<HTMLSelectElement>("lr").value), 0, Infinity, false);
+    steps = numberParam("steps", text("steps", $<HTMLInputElement>("steps").value), 1, 5000);
+    batch = numberParam("batch", params.get("batch") ?? "32", 1, 1024);
+  } catch (error) {
+    return fail(error);
+  }
+  train(lr, steps, batch).then(() => $<HTMLButtonElement>("start").disabled = false, fail);
+}
+
+// The controls show the URL's values (a learning rate the list lacks is added to it).
+const lrParam = params.get("lr");
+if (lrParam !== null && Number(lrParam) > 0) {
+  const select = $<HTMLSelectElement>("lr");
+  if (![...select.options].some((o) => o.value === lrParam)) select.add(new Option(lrParam));
+  select.value = lrParam;
+}
 if (params.has("steps")) $<HTMLInputElement>("steps").value = params.get("steps")!;
 $("controls").addEventListener("submit", (event) => {
   event.preventDefault();
-  start();
+  start(false);
 });
-if (params.get("autostart") === "1") start();
+if (params.get("autostart") === "1") start(true);

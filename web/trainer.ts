@@ -59,7 +59,10 @@ export async function chooseBackend(wanted: string, base: URL): Promise<BackendC
   } else reason = "wasm was asked for (?backend=wasm)";
   setWasmPaths(new URL("tfjs/", base).href);
   if (!(await tf.setBackend("wasm"))) {
-    throw new Error("tfjs could not start its wasm backend either");
+    const either = wanted === "wasm" ? "" : " either";
+    throw new Error(
+      `tfjs could not start its wasm backend${either} (the browser's console says why)`,
+    );
   }
   await tf.ready();
   return { name: "wasm", reason };

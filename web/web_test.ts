@@ -73,3 +73,63 @@ Deno.test("web page: falls back to wasm where navigator.gpu gives no adapter", a
   assert.ok(run.requests.some((u) => u.endsWith(".wasm")));
   await Deno.stat("web-output/wasm.png");
 });
+
+Deno.test("web page: a URL parameter that is not one is the page's error, and Train trains again", async () => {
+  await built();
+  const run = await runPage({
+    flags: ["--disable-gpu"],
+    query: { steps: "abc", lr: "1e-2" },
+    afterwards: async (page) => {
+      await page.fill("#steps", "5");
+      await page.selectOption("#lr", "1e-3"); // the control's value, not the link's, is used
+      await page.click("#start");
+      await page.waitForFunction(() => {
+        const s = (globalThis as unknown as { radamDemo: { status: string } }).radamDemo.status;
+        return s === "done" || s === "failed";
+      });
+      return await page.evaluate(() => ({
+        status: (globalThis as unknown as { radamDemo: { status: string } }).radamDemo.status,
+        errorHidden: (globalThis as unknown as {
+          document: { getElementById(id: string): { hidden: boolean } };
+        }).document.getElementById("error").hidden,
+        progress: (globalThis as unknown as {
+          document: { getElementById(id: string): { textContent: string } };
+        }).document.getElementById("progress-text").textContent,
+      }));
+    },
+  });
+  assert.equal(run.status, "failed");
+  assert.equal(
+    run.errorText,
+    'Training failed: steps must be an integer from 1 to 5000, got "abc"',
+  );
+  assert.equal(run.startDisabled, false);
+  assert.deepEqual(run.afterwards, {
+    status: "done",
+    errorHidden: true,
+    progress: "done: 5 steps of 32 digits, lr 0.001",
+  });
+});
+
+Deno.test("web page: a failed download is the page's error, and Train can be pressed again", async () => {
+  await built();
+  const run = await runPage({
+    flags: ["--disable-gpu"],
+    query: { steps: "5" },
+    notFound: ["mnist.bin"],
+  });
+  assert.equal(run.status, "failed");
+  assert.match(run.errorText, /^Training failed: .*mnist\.bin/);
+  assert.equal(run.startDisabled, false);
+});
+
+Deno.test("web page: says so when its script cannot load", async () => {
+  await built();
+  const run = await runPage({
+    flags: ["--disable-gpu"],
+    query: {},
+    notFound: ["main.js"],
+    timeoutMs: 20_000,
+  });
+  assert.match(run.errorText, /^The page could not load its script, main\.js: serve web-dist\//);
+});

@@ -1,0 +1,170 @@
+/**
+ * A new user's likely mistakes with the serverless store, and what they get: a learning-rate
+ * schedule resumes (it was refused on the second request, pointing at a `loadState` the user
+ * never calls); `init` that does not give the tensors the option `tensors` names is refused
+ * before anything is saved (it was saved, and every later request then refused the store); the
+ * data-parallel `params()` refuses a stored model of other tensors as the optimistic mode does
+ * (it answered its parameters, and `submit` then blamed the gradient); the Deno.Kv itself
+ * given where a store is expected, a key prefix with a part Deno KV cannot hold, and a closed
+ * Deno.Kv are errors that say so. In each case nothing is saved.
+ */
+import assert from "node:assert/strict";
+import { CheckpointError, cosineDecay, loadState, radam, readParams, step } from "../mod.ts";
+import {
+  dataParallel,
+  kvCheckpointStore,
+  memoryCheckpointStore,
+  optimisticStep,
+  type VersionedCheckpointStore,
+} from "../kv.ts";
+import { PREFIX, withKv } from "./kv_fakes.ts";
+
+const init = () => ({ w: new Float32Array(4), b: new Float32Array(1) });
+const ones = (state: { grads: Record<string, Float32Array> }) => {
+  for (const g of Object.values(state.grads)) g.fill(1);
+};
+
+/** The stored checkpoint as text (bytes, version, metadata), to compare before and after. */
+async function snapshot(store: VersionedCheckpointStore): Promise<string> {
+  const stored = await store.load();
+  return stored === null ? "none" : `${stored.bytes.join()}|${stored.version}|${stored.meta}`;
+}
+
+Deno.test("store mistakes: an optimizer with a learning-rate schedule resumes with it", async () => {
+  await withKv(async (kv) => {
+    const schedule = cosineDecay(0.1, { decaySteps: 100 });
+    const optimizer = radam({ lr: schedule });
+    // The optimistic mode: each request loads the checkpoint the one before saved.
+    const store = kvCheckpointStore(kv, [...PREFIX, "optimistic"]);
+    for (let i = 1; i <= 3; i++) {
+      const done = await optimisticStep(store, { optimizer, init, gradient: ones });
+      assert.equal(done.step, i);
+    }
+    // The same steps in one process: the stored parameters are theirs, bit for bit.
+    let state = await optimizer.init(init());
+    for (let i = 0; i < 3; i++) {
+      ones(state);
+      state = step(state);
+    }
+    const stored = await loadState((await store.load())!.bytes, { lr: schedule });
+    assert.deepEqual(await readParams(stored), await readParams(state));
+    // A loadOptions.lr given still wins.
+    const constant = await optimisticStep(store, {
+      optimizer,
+      init,
+      gradient: ones,
+      loadOptions: { lr: 0 },
+    });
+    assert.deepEqual(await readParams(constant.state), await readParams(stored));
+    // The data-parallel mode: a second process (trainer) loads what the first committed.
+    const shared = kvCheckpointStore(kv, [...PREFIX, "parallel"]);
+    for (const id of ["a", "b"]) {
+      const trainer = dataParallel(shared, { optimizer, init });
+      const { step, params } = await trainer.params();
+      const gradient = { w: params.w.map(() => 1), b: params.b.map(() => 1) };
+      const answer = await trainer.submit({ id, base: step, gradient });
+      assert.equal(answer.status, "applied");
+      await trainer.close();
+    }
+  });
+});
+
+Deno.test("store mistakes: init that does not give the option tensors' tensors is refused, nothing saved", async () => {
+  const cases: [() => Record<string, Float32Array>, RegExp][] = [
+    [() => ({ w: new Float32Array(3), b: new Float32Array(1) }), /"w" has 3 values, expected 4/],
+    [() => ({ w: new Float32Array(4) }), /lacks the tensor "b"/],
+    [() => ({ ...init(), c: new Float32Array(1) }), /has a tensor "c", expected only "w", "b"/],
+  ];
+  for (const [made, why] of cases) {
+    const tensors = { w: 4, b: 1 };
+    const store = memoryCheckpointStore();
+    const check = (e: Error) => {
+      assert.equal(e.constructor, RangeError, `${e.name}: ${e.message}`);
+      assert.match(e.message, /^Option init gave parameters that do not match option tensors: /);
+      assert.match(e.message, why);
+      return true;
+    };
+    const gradient = () => 0;
+    await assert.rejects(
+      () => optimisticStep(store, { optimizer: radam(), init: made, tensors, gradient }),
+      check,
+    );
+    const trainer = dataParallel(store, { optimizer: radam(), init: made, tensors });
+    await assert.rejects(() => trainer.params(), check);
+    await trainer.close();
+    assert.equal(await snapshot(store), "none");
+  }
+});
+
+Deno.test("store mistakes: data-parallel params() refuses a stored model of other tensors", async () => {
+  const store = memoryCheckpointStore();
+  await optimisticStep(store, { optimizer: radam(), init, gradient: ones });
+  const before = await snapshot(store);
+  const wider = () => ({ w: new Float32Array(8), b: new Float32Array(1) });
+  const trainer = dataParallel(store, { optimizer: radam(), init: wider, tensors: { w: 8, b: 1 } });
+  await assert.rejects(() => trainer.params(), (e: Error) => {
+    assert.ok(e instanceof CheckpointError, `${e.name}: ${e.message}`);
+    assert.match(e.message, /is of another model: tensor "w" has 4 values, expected 8/);
+    return true;
+  });
+  await assert.rejects(
+    () => trainer.submit({ id: "r1", base: 1, gradient: wider() }),
+    CheckpointError,
+  );
+  await trainer.close();
+  assert.equal(await snapshot(store), before);
+});
+
+Deno.test("store mistakes: the Deno.Kv given where a store is expected is a TypeError saying so", async () => {
+  await withKv(async (kv) => {
+    const store = kv as unknown as VersionedCheckpointStore;
+    const hint = /^Expected a checkpoint store, e\.g\. kvCheckpointStore\(kv, key\), got Kv$/;
+    await assert.rejects(
+      () => optimisticStep(store, { optimizer: radam(), init, gradient: ones }),
+      (e: Error) => e.constructor === TypeError && hint.test(e.message),
+    );
+    // dataParallel names the contract, and the stores that keep it (as before).
+    assert.throws(
+      () => dataParallel(store as never, { optimizer: radam(), init }),
+      /^TypeError: dataParallel needs a store .*\(kvCheckpointStore, .*this one has no load\(\)$/,
+    );
+  });
+});
+
+Deno.test("store mistakes: a key part Deno KV cannot hold is a TypeError naming it, at once", async () => {
+  await withKv((kv) => {
+    for (const [key, got] of [[["models", {}], "Object"], [["models", null], "null"]] as const) {
+      assert.throws(
+        () => kvCheckpointStore(kv, key as unknown as Deno.KvKey),
+        (e: Error) =>
+          e.constructor === TypeError &&
+          e.message === "Expected the key prefix's part 1 to be a string, number, bigint, " +
+              `boolean or Uint8Array, got ${got}`,
+      );
+    }
+    return Promise.resolve();
+  });
+});
+
+Deno.test("store mistakes: a closed Deno.Kv is an error naming the store", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const store = kvCheckpointStore(kv, PREFIX);
+  await optimisticStep(store, { optimizer: radam(), init, gradient: ones });
+  kv.close();
+  const closed = (e: Error) => {
+    assert.ok(e instanceof Deno.errors.BadResource, `${e.name}: ${e.message}`);
+    assert.equal(
+      e.message,
+      'Checkpoint store ["models","m"]: its Deno.Kv is closed (kv.close() was called)',
+    );
+    return true;
+  };
+  await assert.rejects(() => store.load(), closed);
+  await assert.rejects(
+    () => optimisticStep(store, { optimizer: radam(), init, gradient: ones }),
+    closed,
+  );
+  const trainer = dataParallel(store, { optimizer: radam(), init });
+  await assert.rejects(() => trainer.params(), closed);
+  await trainer.close();
+});
