@@ -5,6 +5,7 @@
  * @module
  */
 import { described, optionError } from "../base/_errors.ts";
+import { checkKeys } from "../base/schema.ts";
 
 /**
  * A learning-rate schedule: the learning rate of 1-based step `t`.
@@ -67,6 +68,7 @@ export function constantLr(lr: number): Schedule {
  */
 export function linearWarmup(lr: number, options: { warmupSteps: number }): Schedule {
   check("lr", lr);
+  checkKeys(options, ["warmupSteps"], "linearWarmup");
   const n = checkSteps("warmupSteps", options?.warmupSteps);
   return (t) => lr * Math.min(1, t / n);
 }
@@ -88,6 +90,7 @@ export function cosineDecay(
   options: { decaySteps: number; finalLr?: number },
 ): Schedule {
   check("lr", lr);
+  checkKeys(options, ["decaySteps", "finalLr"], "cosineDecay");
   const n = checkSteps("decaySteps", options?.decaySteps);
   const final = check("finalLr", options.finalLr ?? 0);
   return (t) => n === 1 ? (t <= 1 ? lr : final) : cosine(lr, final, Math.min(1, (t - 1) / (n - 1)));
@@ -113,6 +116,7 @@ export function oneCycle(
   options: { totalSteps: number; pctStart?: number; divFactor?: number; divFinal?: number },
 ): Schedule {
   check("lr", lr);
+  checkKeys(options, ["totalSteps", "pctStart", "divFactor", "divFinal"], "oneCycle");
   const n = checkSteps("totalSteps", options?.totalSteps);
   const pctStart = check("pctStart", options.pctStart ?? 0.25);
   if (pctStart > 1) throw optionError("pctStart", "a finite number from 0 to 1", pctStart);

@@ -246,6 +246,27 @@ Deno.test("schedules: a wrong type is a TypeError, a number out of range a Range
   );
   bad(() => chain([constantLr(1), 0]), RangeError, "Option steps must be an integer ≥ 1, got 0");
   bad(() => chain(), RangeError, "chain() needs at least one [schedule, steps]");
+  // The options record: a number where it belongs is named, a misspelled option is not ignored.
+  bad(
+    () => cosineDecay(1, loose(100)),
+    TypeError,
+    "Options of cosineDecay must be an object, got 100",
+  );
+  bad(
+    () => oneCycle(1, loose({ totalSteps: 10, pct_start: 0.3 })),
+    TypeError,
+    "Unknown option pct_start for oneCycle; expected one of totalSteps, pctStart, divFactor, divFinal",
+  );
+  bad(
+    () => cosineDecay(1, loose({ decaySteps: 10, final: 0.1 })),
+    TypeError,
+    "Unknown option final for cosineDecay; expected one of decaySteps, finalLr",
+  );
+  bad(
+    () => linearWarmup(1, loose({ steps: 10 })),
+    TypeError,
+    "Unknown option steps for linearWarmup; expected one of warmupSteps",
+  );
 });
 
 for (const backend of BACKENDS) {
