@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { dispose, type OptimizerState, radam, type RAdamOptions, step } from "../mod.ts";
 import { assertSameBits, CPU_BACKENDS } from "./cases.ts";
-import { prng, randomTensor } from "./util.ts";
+import { countingReads, prng, randomTensor } from "./util.ts";
 
 /** Tensors of a few lengths: empty, tiny, and (for 8-bit moments) over the 4096 threshold. */
 const LENGTHS = [0, 7, 4100];
@@ -112,13 +112,7 @@ for (const backend of CPU_BACKENDS) {
       let [tested, twin] = await twins({ ...backend, ...extra });
       try {
         const grads = gradsOf(30);
-        const reads: Record<string, number> = {};
-        const proxy = new Proxy(grads, {
-          get(target, key, receiver) {
-            if (typeof key === "string") reads[key] = (reads[key] ?? 0) + 1;
-            return Reflect.get(target, key, receiver);
-          },
-        });
+        const [proxy, reads] = countingReads(grads);
         tested = step(tested, proxy);
         twin = step(twin, grads);
         assert.deepEqual(reads, { a: 1, b: 1, c: 1 }, `${loop}: reads`);

@@ -64,3 +64,15 @@ export function scalarsAt(state: OptimizerState<unknown>, t: number): StepScalar
 export function hasSlowWeights(state: OptimizerState<unknown>): boolean {
   return stateInternals(state).config.lookahead !== undefined;
 }
+
+/** `record` behind a Proxy that counts the reads of each of its string keys, and the counts. */
+export function countingReads<T extends object>(record: T): [T, Record<string, number>] {
+  const reads: Record<string, number> = {};
+  const proxy = new Proxy(record, {
+    get(target, key, receiver) {
+      if (typeof key === "string") reads[key] = (reads[key] ?? 0) + 1;
+      return Reflect.get(target, key, receiver);
+    },
+  });
+  return [proxy, reads];
+}

@@ -16,7 +16,7 @@ import {
   step,
 } from "../../mod.ts";
 import { readAll } from "../cases.ts";
-import { prng, randomTensor } from "../util.ts";
+import { countingReads, prng, randomTensor } from "../util.ts";
 import { device, ignore, noGpuErrors } from "./gpu_device.ts";
 
 const LENGTHS = [7, 300];
@@ -119,13 +119,7 @@ Deno.test({
       let [tested, twin] = await twins({});
       try {
         const grads = gradsOf(4);
-        const reads: Record<string, number> = {};
-        const proxy = new Proxy(grads, {
-          get(target, key, receiver) {
-            if (typeof key === "string") reads[key] = (reads[key] ?? 0) + 1;
-            return Reflect.get(target, key, receiver);
-          },
-        });
+        const [proxy, reads] = countingReads(grads);
         tested = step(tested, proxy);
         twin = step(twin, grads);
         // (The check also probes the record's `buffer`: is it one GPU tensor?)
