@@ -8,7 +8,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { type Kept, KeptStates, type Wanted } from "./kept.ts";
+import { baseName, type Kept, KeptStates, type Wanted } from "./kept.ts";
 
 /** How many names an error lists of each side. */
 const LISTED = 3;
@@ -31,11 +31,22 @@ function registeredVariables(): Wanted[] {
 }
 
 /**
+ * Whether kept state `kept`, held under `name`, fits variable `w` by the step's rules: the same
+ * name, or the same base name, and the shape it was held in.
+ */
+function fitsAlone(name: string, kept: Kept, w: Wanted, gc: boolean): boolean {
+  const probe = new KeptStates();
+  probe.replace(new Map([[name, kept]]), 0, 0);
+  return probe.fitting([w], gc).size > 0;
+}
+
+/**
  * Refuses, with a RangeError naming a few tensors of the file and a few variables, a checkpoint
  * (read into `kept`, at step `steps`) none of whose tensors fits a trainable float32 variable
  * registered with TensorFlow.js: same name, or the same base name (without tfjs's `_<n>`
- * suffix) where that is one variable, and the shape it was held in (`gc`: kernels transposed).
- * With `weights`, the names of the weights given to `setWeights` that `kept` was read from, the
+ * suffix), and the shape it was held in (`gc`: kernels transposed). A base name several
+ * registered variables share (two loaded copies of a model, `<name>_1` and `<name>_2`) fits
+ * here: the step, which sees only its own variables, decides which one takes it. With `weights`, the names of the weights given to `setWeights` that `kept` was read from, the
  * error is worded for them and names a few of those. Changes nothing.
  *
  * @example
@@ -63,9 +74,10 @@ export function checkSomeTensorFits(
   weights?: readonly string[],
 ): void {
   const wanted = registeredVariables();
-  const probe = new KeptStates();
-  probe.replace(kept, steps, 0);
-  if (probe.fitting(wanted, gc).size > 0) return;
+  for (const [name, k] of kept) {
+    const base = baseName(name);
+    if (wanted.some((w) => baseName(w.name) === base && fitsAlone(name, k, w, gc))) return;
+  }
   const variables = wanted.length === 0
     ? "none is registered: build or load the model first"
     : `the model has ${someNames(wanted.map((w) => w.name))}`;

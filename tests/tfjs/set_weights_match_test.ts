@@ -7,7 +7,7 @@
  * optimizer loads.
  */
 import assert from "node:assert/strict";
-import { adam } from "../../mod.ts";
+import { adam, saveState } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import {
   denseNet,
@@ -124,6 +124,34 @@ Deno.test("tfjs: setWeights of weights of which some fit loads them; the others 
   assert.equal(other.iterations, 7);
   other.dispose();
   tf.dispose([...vars, w1, ...[...partial, ...suffixed].map((w) => w.tensor)]);
+});
+
+Deno.test("tfjs: setWeights and loadState of a model loaded twice (variables `<name>_1`, `<name>_2`) load", async () => {
+  await useBackend("cpu");
+  const base = name("twice/w");
+  const weights = await weightsOf([base], [[2, 2]]);
+  const bytes = await (async () => {
+    const v = tf.variable(tf.ones([2, 2]), true, base);
+    const opt = tfOptimizer(adam({ lr: 0.1 }));
+    stepOver(opt, [v]);
+    const out = await saveState(opt.state!);
+    opt.dispose();
+    v.dispose();
+    return out;
+  })();
+  // Both copies alive: the base name is two variables, and the step takes its own.
+  const copies = [1, 2].map((n) => tf.variable(tf.ones([2, 2]), true, `${base}_${n}`));
+  const opt = tfOptimizer(adam({ lr: 0.1 }));
+  await opt.setWeights(weights);
+  assert.equal(opt.iterations, 7);
+  stepOver(opt, [copies[1]]);
+  const after = await opt.getWeights();
+  const m = after.find((w) => w.name === `${copies[1].name}/m`)!.tensor.dataSync();
+  assert.notDeepEqual(m, new Float32Array(4).fill(Math.fround(0.1 * 0.25))); // not fresh
+  await opt.loadState(bytes);
+  assert.equal(opt.iterations, 1);
+  opt.dispose();
+  tf.dispose([...copies, ...[...weights, ...after].map((w) => w.tensor)]);
 });
 
 Deno.test("tfjs: setWeights before the model is built is refused; iter alone sets the step count", async () => {
