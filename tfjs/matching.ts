@@ -1,14 +1,14 @@
 /**
- * Whether a checkpoint that `loadState` read belongs to the model: at least one of its tensors
- * must fit a variable registered with TensorFlow.js, by the rules the next step matches them by
- * (kept.ts). A checkpoint none of whose tensors fits is another model's: taking its step count
- * alone would start every variable from zero moments at a late step, where Adam's first update
- * is several times the learning rate.
+ * Whether a checkpoint that `loadState` read, or the weights given to `setWeights`, belong to the
+ * model: at least one of their tensors must fit a variable registered with TensorFlow.js, by the
+ * rules the next step matches them by (kept.ts). A checkpoint (or weights) none of whose tensors
+ * fits is another model's: taking its step count alone would start every variable from zero
+ * moments at a late step, where Adam's first update is several times the learning rate.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { type Kept, KeptStates, type Wanted } from "./kept.ts";
+import { baseName, type Kept, KeptStates, type Wanted } from "./kept.ts";
 
 /** How many names an error lists of each side. */
 const LISTED = 3;
@@ -31,11 +31,23 @@ function registeredVariables(): Wanted[] {
 }
 
 /**
+ * Whether kept state `kept`, held under `name`, fits variable `w` by the step's rules: the same
+ * name, or the same base name, and the shape it was held in.
+ */
+function fitsAlone(name: string, kept: Kept, w: Wanted, gc: boolean): boolean {
+  const probe = new KeptStates();
+  probe.replace(new Map([[name, kept]]), 0, 0);
+  return probe.fitting([w], gc).size > 0;
+}
+
+/**
  * Refuses, with a RangeError naming a few tensors of the file and a few variables, a checkpoint
  * (read into `kept`, at step `steps`) none of whose tensors fits a trainable float32 variable
  * registered with TensorFlow.js: same name, or the same base name (without tfjs's `_<n>`
- * suffix) where that is one variable, and the shape it was held in (`gc`: kernels transposed).
- * Changes nothing.
+ * suffix), and the shape it was held in (`gc`: kernels transposed). A base name several
+ * registered variables share (two loaded copies of a model, `<name>_1` and `<name>_2`) fits
+ * here: the step, which sees only its own variables, decides which one takes it. With `weights`, the names of the weights given to `setWeights` that `kept` was read from, the
+ * error is worded for them and names a few of those. Changes nothing.
  *
  * @example
  * ```ts
@@ -51,6 +63,7 @@ function registeredVariables(): Wanted[] {
  *   new Map([[name, { entry: entryOf(name, [2], false), arenaShape: [2], sections: [] }]]);
  * checkSomeTensorFits(kept("matching/w_1"), 5, false); // the same base name and shape: fits
  * assert.throws(() => checkSomeTensorFits(kept("other/w"), 5, false), RangeError);
+ * assert.throws(() => checkSomeTensorFits(kept("other/w"), 5, false, ["other/w/m"]), /"other\/w\/m"/);
  * w.dispose();
  * ```
  */
@@ -58,20 +71,34 @@ export function checkSomeTensorFits(
   kept: ReadonlyMap<string, Kept>,
   steps: number,
   gc: boolean,
+  weights?: readonly string[],
 ): void {
   const wanted = registeredVariables();
-  const probe = new KeptStates();
-  probe.replace(kept, steps, 0);
-  if (probe.fitting(wanted, gc).size > 0) return;
+  for (const [name, k] of kept) {
+    const base = baseName(name);
+    if (wanted.some((w) => baseName(w.name) === base && fitsAlone(name, k, w, gc))) return;
+  }
   const variables = wanted.length === 0
     ? "none is registered: build or load the model first"
     : `the model has ${someNames(wanted.map((w) => w.name))}`;
+  const [given, rule, whose] = weights === undefined
+    ? [
+      `No tensor of this checkpoint fits a trainable variable of the model: it holds ${
+        someNames([...kept.keys()])
+      }`,
+      "A tensor goes to the variable of its name",
+      "is it another model's checkpoint?",
+    ]
+    : [
+      `No optimizer weight given to setWeights fits a trainable variable of the model: they are ${
+        someNames(weights)
+      }`,
+      'A weight "<variable>/<moment>" goes to the variable of its name',
+      "are they another model's weights?",
+    ];
   throw new RangeError(
-    `No tensor of this checkpoint fits a trainable variable of the model: it holds ${
-      someNames([...kept.keys()])
-    }; ${variables}. A tensor goes to the variable of its name, or of its base name (without ` +
-      `tfjs's "_<n>" suffix) where that is one variable, of the same shape. It would start ` +
-      `every variable from zero moments at step ${steps}: refused, nothing changed (is it ` +
-      `another model's checkpoint?)`,
+    `${given}; ${variables}. ${rule}, or of its base name (without tfjs's "_<n>" suffix) where ` +
+      `that is one variable, of the same shape. It would start every variable from zero ` +
+      `moments at step ${steps}: refused, nothing changed (${whose})`,
   );
 }

@@ -265,11 +265,20 @@ export class TfOptimizer extends tf.Optimizer {
    * as `loadState` converts them (encoded, lossy, or decoded). Throws a TypeError naming a weight
    * that is not `iter` or `<variable>/<m | v | slow>` (or a moment's `.codes` and `.scales`), or
    * whose shapes disagree, and a RangeError for codes or scales out of range, or for f32 values
-   * that are not finite (or, of `v`, negative), as a checkpoint's; nothing changes then.
+   * that are not finite (or, of `v`, negative), as a checkpoint's; and, as `loadState`, a
+   * RangeError naming a few of the weights and of the model's variables when none of them fits a
+   * trainable variable registered with TensorFlow.js (another model's weights: every variable
+   * would start from zero moments at their step); nothing changes then. `iter` alone (what tfjs
+   * saves of an optimizer that has not stepped) sets the step count.
    */
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
     this.#checkLive();
     const { steps, kept } = await keptFromWeights(this.#config, weightValues);
+    this.#checkLive();
+    if (kept.size > 0) {
+      const names = weightValues.map((w) => w.name).filter((n) => n !== "iter");
+      checkSomeTensorFits(kept, steps, this.#config.loop.gc, names);
+    }
     // Nothing has changed so far; now replace the state.
     this.#replaceState(kept, steps, 0);
   }

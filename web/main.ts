@@ -3,9 +3,9 @@
  * side by side on MNIST in the tab, through TensorFlow.js and this library's adapter, on
  * WebGPU when the browser gives an adapter and on wasm otherwise.
  *
- * URL parameters (for tests and links): `steps` (1 to 5000), `lr`, `backend=wasm` (skip
- * WebGPU), `autostart=1`, `batch` (1 to 1024, default 32); the controls show them, and a value
- * that is not one is shown as the page's error. The Train button trains again with the
+ * URL parameters (for tests and links): `steps` (1 to 5000), `lr`, `backend` (`auto`, the
+ * default, or `wasm` to skip WebGPU), `autostart=1`, `batch` (1 to 1024, default 32); the controls
+ * show them, and a value that is not one is shown as the page's error. The Train button trains again with the
  * controls' values once a run is done or failed.
  *
  * The page reports its state on `window.radamDemo` (for tests): `status` ("idle", "training",
@@ -61,13 +61,18 @@ function showResults(runs: readonly Run[]): void {
   $("results").querySelector("tbody")!.replaceChildren(...rows);
 }
 
-async function train(lr: number, steps: number, batchSize: number): Promise<void> {
+async function train(
+  lr: number,
+  steps: number,
+  batchSize: number,
+  backend: string,
+): Promise<void> {
   state.status = "training";
   $<HTMLButtonElement>("start").disabled = true;
   const progress = $<HTMLProgressElement>("progress");
   const progressText = $("progress-text");
   progressText.textContent = "loading the digits…";
-  const choice = await chooseBackend(params.get("backend") ?? "auto", base);
+  const choice = await chooseBackend(backend, base);
   state.backend = choice.name;
   $("backend").textContent =
     `Backend: ${choice.name === "webgpu" ? "WebGPU" : "wasm"} (${choice.reason}); ` +
@@ -141,20 +146,33 @@ function numberParam(name: string, text: string, min: number, max: number, integ
   return value;
 }
 
+/** The values URL parameter `backend` takes: WebGPU where the browser gives an adapter, or wasm. */
+const BACKENDS = ["auto", "wasm"];
+
+/** The backend `text` (of URL parameter `backend`) names; an Error naming the parameter otherwise. */
+function backendParam(text: string): string {
+  if (!BACKENDS.includes(text)) {
+    const allowed = BACKENDS.map((b) => JSON.stringify(b)).join(" or ");
+    throw new Error(`backend must be ${allowed}, got ${JSON.stringify(text)}`);
+  }
+  return text;
+}
+
 /** Trains with the controls' values, or (`fromUrl`) the URL parameters' where given. */
 function start(fromUrl: boolean): void {
   $("error").hidden = true;
   const text = (name: string, control: string) =>
     fromUrl && params.has(name) ? params.get(name)! : control;
-  let lr: number, steps: number, batch: number;
+  let lr: number, steps: number, batch: number, backend: string;
   try {
     lr = numberParam("lr", text("lr", $<HTMLSelectElement>("lr").value), 0, Infinity, false);
     steps = numberParam("steps", text("steps", $<HTMLInputElement>("steps").value), 1, 5000);
     batch = numberParam("batch", params.get("batch") ?? "32", 1, 1024);
+    backend = backendParam(params.get("backend") ?? "auto");
   } catch (error) {
     return fail(error);
   }
-  train(lr, steps, batch).then(() => $<HTMLButtonElement>("start").disabled = false, fail);
+  train(lr, steps, batch, backend).then(() => $<HTMLButtonElement>("start").disabled = false, fail);
 }
 
 // The controls show the URL's values (a learning rate the list lacks is added to it).

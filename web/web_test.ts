@@ -111,6 +111,16 @@ Deno.test("web page: a URL parameter that is not one is the page's error, and Tr
   });
 });
 
+Deno.test("web page: a backend the page does not take is its error, naming the values it takes", async () => {
+  await built();
+  const run = await runPage({ flags: ["--disable-gpu"], query: { steps: "5", backend: "gpu" } });
+  assert.equal(run.status, "failed");
+  assert.equal(run.errorText, 'Training failed: backend must be "auto" or "wasm", got "gpu"');
+  assert.equal(run.startDisabled, false);
+  // Nothing was loaded for a run: the page refused before training.
+  assert.ok(!run.requests.some((u) => u.endsWith("/mnist.bin")), String(run.requests));
+});
+
 Deno.test("web page: a failed download is the page's error, and Train can be pressed again", async () => {
   await built();
   const run = await runPage({
