@@ -6,6 +6,8 @@ import { randoms } from "../util.ts";
 import type { CompactMoment } from "../../base/arena.ts";
 import { holdsCodes } from "../../base/backend.ts";
 import { type OptimizerState, stateInternals } from "../../core/state.ts";
+import { adam } from "../../mod.ts";
+import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import * as wasm from "@tensorflow/tfjs-backend-wasm";
@@ -185,4 +187,45 @@ export function unpackCodes(
   const bytes = new Uint8Array((tensor.dataSync() as Int32Array).slice().buffer);
   if (bytes.subarray(n).some((b) => b !== 0)) throw new Error("codes: non-zero padding");
   return signed ? new Int8Array(bytes.buffer, 0, n) : bytes.slice(0, n);
+}
+
+/** One step of `opt` over `vars`, with the gradient `g` everywhere. */
+export function stepAll(opt: TfOptimizer, vars: tf.Variable[], g = 0.25): void {
+  const grads = vars.map((v) => tf.fill(v.shape, g));
+  opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
+  tf.dispose(grads);
+}
+
+/** What an optimizer holds: its counts and every weight's values (moments, `iter`). */
+export async function optimizerSnapshot(opt: TfOptimizer): Promise<{
+  iterations: number;
+  skipped: number;
+  weights: (readonly [string, tf.TypedArray])[];
+}> {
+  const weights = await opt.getWeights();
+  const out = {
+    iterations: opt.iterations,
+    skipped: opt.skippedSteps,
+    weights: weights.map((w) => [w.name, w.tensor.dataSync().slice()] as const),
+  };
+  tf.dispose(weights.map((w) => w.tensor));
+  return out;
+}
+
+/**
+ * What `read` takes of an Adam optimizer (lr 0.1) over new variables `names` (of `shapes`), 7
+ * steps in (gradient 0.1 · t at step t); the optimizer and the variables are then freed.
+ */
+export async function ofTrainedAdam<T>(
+  names: string[],
+  shapes: number[][],
+  read: (opt: TfOptimizer) => Promise<T>,
+): Promise<T> {
+  const vars = names.map((n, i) => tf.variable(tf.ones(shapes[i]), true, n));
+  const opt = tfOptimizer(adam({ lr: 0.1 }));
+  for (let t = 0; t < 7; t++) stepAll(opt, vars, 0.1 * (t + 1));
+  const out = await read(opt);
+  opt.dispose();
+  tf.dispose(vars);
+  return out;
 }

@@ -7,44 +7,22 @@
  */
 import assert from "node:assert/strict";
 import { adam, CheckpointError, saveState } from "../../mod.ts";
-import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
+import { tfOptimizer } from "../../tfjs.ts";
 import { edit } from "../checkpoint_files.ts";
-import { tf, uniqueNames, useBackend } from "./helpers.ts";
+import {
+  ofTrainedAdam,
+  optimizerSnapshot,
+  stepAll,
+  tf,
+  uniqueNames,
+  useBackend,
+} from "./helpers.ts";
 
 const name = uniqueNames("match");
 
 /** A checkpoint of an Adam optimizer over variables `names` (of `shapes`), 7 steps in. */
-async function checkpointOf(names: string[], shapes: number[][]): Promise<Uint8Array> {
-  const vars = names.map((n, i) => tf.variable(tf.ones(shapes[i]), true, n));
-  const opt = tfOptimizer(adam({ lr: 0.1 }));
-  for (let t = 0; t < 7; t++) {
-    const g = vars.map((v) => tf.fill(v.shape, 0.1 * (t + 1)));
-    opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, g[i]])));
-    tf.dispose(g);
-  }
-  const bytes = await saveState(opt.state!);
-  opt.dispose();
-  tf.dispose(vars);
-  return bytes;
-}
-
-/** What an optimizer holds: its counts and every weight's values (moments, `iter`). */
-async function snapshot(opt: TfOptimizer) {
-  const weights = await opt.getWeights();
-  const out = {
-    iterations: opt.iterations,
-    skipped: opt.skippedSteps,
-    weights: weights.map((w) => [w.name, w.tensor.dataSync().slice()] as const),
-  };
-  tf.dispose(weights.map((w) => w.tensor));
-  return out;
-}
-
-/** One step of `opt` over `vars` with a fixed gradient. */
-function stepOver(opt: TfOptimizer, vars: tf.Variable[]): void {
-  const g = vars.map((v) => tf.fill(v.shape, 0.25));
-  opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, g[i]])));
-  tf.dispose(g);
+function checkpointOf(names: string[], shapes: number[][]): Promise<Uint8Array> {
+  return ofTrainedAdam(names, shapes, (opt) => saveState(opt.state!));
 }
 
 Deno.test("tfjs: loadState of a checkpoint that fits no variable is refused, naming both sides; nothing changes", async () => {
@@ -58,10 +36,10 @@ Deno.test("tfjs: loadState of a checkpoint that fits no variable is refused, nam
   const twinVars = modelNames.map((n) => tf.variable(tf.ones([2, 3]), true, `${n}-twin`));
   const [opt, twin] = [tfOptimizer(adam({ lr: 0.1 })), tfOptimizer(adam({ lr: 0.1 }))];
   for (let t = 0; t < 2; t++) {
-    stepOver(opt, vars);
-    stepOver(twin, twinVars);
+    stepAll(opt, vars);
+    stepAll(twin, twinVars);
   }
-  const before = await snapshot(opt);
+  const before = await optimizerSnapshot(opt);
   await assert.rejects(() => opt.loadState(other), (e: Error) => {
     assert.ok(e instanceof RangeError && !(e instanceof CheckpointError), e.message);
     // A few of the file's tensors, and of the model's variables, then how many more.
@@ -73,14 +51,14 @@ Deno.test("tfjs: loadState of a checkpoint that fits no variable is refused, nam
     assert.match(e.message, /zero moments at step 7/);
     return true;
   });
-  assert.deepEqual(await snapshot(opt), before);
+  assert.deepEqual(await optimizerSnapshot(opt), before);
   // The names of the model's variables, of other shapes: no tensor fits either.
   await assert.rejects(() => opt.loadState(sameNamed), /No tensor of this checkpoint fits/);
-  assert.deepEqual(await snapshot(opt), before);
+  assert.deepEqual(await optimizerSnapshot(opt), before);
   // And the next step is the twin's, bit for bit.
-  stepOver(opt, vars);
-  stepOver(twin, twinVars);
-  const after = await snapshot(opt), twinAfter = await snapshot(twin);
+  stepAll(opt, vars);
+  stepAll(twin, twinVars);
+  const after = await optimizerSnapshot(opt), twinAfter = await optimizerSnapshot(twin);
   assert.equal(after.iterations, 3);
   assert.deepEqual(after.weights.map((w) => w[1]), twinAfter.weights.map((w) => w[1]));
   vars.forEach((v, i) => assert.deepEqual(v.dataSync(), twinVars[i].dataSync()));
@@ -102,7 +80,7 @@ Deno.test("tfjs: loadState of a checkpoint of which some tensor fits loads it; t
   const opt = tfOptimizer(adam({ lr: 0.1 }));
   await opt.loadState(partial);
   assert.equal(opt.iterations, 7);
-  stepOver(opt, vars);
+  stepAll(opt, vars);
   assert.equal(opt.iterations, 8);
   const weights = await opt.getWeights();
   const m = (v: tf.Variable) => weights.find((w) => w.name === `${v.name}/m`)!.tensor.dataSync();
@@ -140,7 +118,7 @@ Deno.test("tfjs: loadState before the model is built, or of a checkpoint holding
   const w = tf.variable(tf.ones([2]), true, name("late/w"));
   await assert.rejects(() => opt.loadState(empty), CheckpointError);
   assert.equal(opt.iterations, 0);
-  stepOver(opt, [w]);
+  stepAll(opt, [w]);
   assert.equal(opt.iterations, 1);
   opt.dispose();
   w.dispose();

@@ -12,7 +12,10 @@ import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import {
   denseNet,
   disposeModels,
+  ofTrainedAdam,
+  optimizerSnapshot,
   saveToMemory,
+  stepAll,
   tf,
   tfl,
   uniqueNames,
@@ -24,33 +27,8 @@ const name = uniqueNames("wmatch");
 type Weights = { name: string; tensor: tf.Tensor }[];
 
 /** The weights of an Adam optimizer over variables `names` (of `shapes`), 7 steps in. */
-async function weightsOf(names: string[], shapes: number[][]): Promise<Weights> {
-  const vars = names.map((n, i) => tf.variable(tf.ones(shapes[i]), true, n));
-  const opt = tfOptimizer(adam({ lr: 0.1 }));
-  for (let t = 0; t < 7; t++) stepOver(opt, vars, 0.1 * (t + 1));
-  const weights = await opt.getWeights();
-  opt.dispose();
-  tf.dispose(vars);
-  return weights;
-}
-
-/** What an optimizer holds: its counts and every weight's values (moments, `iter`). */
-async function snapshot(opt: TfOptimizer) {
-  const weights = await opt.getWeights();
-  const out = {
-    iterations: opt.iterations,
-    skipped: opt.skippedSteps,
-    weights: weights.map((w) => [w.name, w.tensor.dataSync().slice()] as const),
-  };
-  tf.dispose(weights.map((w) => w.tensor));
-  return out;
-}
-
-/** One step of `opt` over `vars` with the gradient `g` everywhere. */
-function stepOver(opt: TfOptimizer, vars: tf.Variable[], g = 0.25): void {
-  const grads = vars.map((v) => tf.fill(v.shape, g));
-  opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
-  tf.dispose(grads);
+function weightsOf(names: string[], shapes: number[][]): Promise<Weights> {
+  return ofTrainedAdam(names, shapes, (opt) => opt.getWeights());
 }
 
 Deno.test("tfjs: setWeights of weights that fit no variable is refused, naming both sides; nothing changes", async () => {
@@ -64,10 +42,10 @@ Deno.test("tfjs: setWeights of weights that fit no variable is refused, naming b
   const twinVars = modelNames.map((n) => tf.variable(tf.ones([2, 3]), true, `${n}-twin`));
   const [opt, twin] = [tfOptimizer(adam({ lr: 0.1 })), tfOptimizer(adam({ lr: 0.1 }))];
   for (let t = 0; t < 2; t++) {
-    stepOver(opt, vars);
-    stepOver(twin, twinVars);
+    stepAll(opt, vars);
+    stepAll(twin, twinVars);
   }
-  const before = await snapshot(opt);
+  const before = await optimizerSnapshot(opt);
   await assert.rejects(() => opt.setWeights(other), (e: Error) => {
     assert.ok(e instanceof RangeError, e.message);
     assert.match(e.message, /^No optimizer weight given to setWeights fits/);
@@ -81,13 +59,13 @@ Deno.test("tfjs: setWeights of weights that fit no variable is refused, naming b
     assert.match(e.message, /zero moments at step 7/);
     return true;
   });
-  assert.deepEqual(await snapshot(opt), before);
+  assert.deepEqual(await optimizerSnapshot(opt), before);
   await assert.rejects(() => opt.setWeights(sameNamed), /No optimizer weight given to setWeights/);
-  assert.deepEqual(await snapshot(opt), before);
+  assert.deepEqual(await optimizerSnapshot(opt), before);
   // And the next step is the twin's, bit for bit.
-  stepOver(opt, vars);
-  stepOver(twin, twinVars);
-  const after = await snapshot(opt), twinAfter = await snapshot(twin);
+  stepAll(opt, vars);
+  stepAll(twin, twinVars);
+  const after = await optimizerSnapshot(opt), twinAfter = await optimizerSnapshot(twin);
   assert.equal(after.iterations, 3);
   assert.deepEqual(after.weights.map((w) => w[1]), twinAfter.weights.map((w) => w[1]));
   vars.forEach((v, i) => assert.deepEqual(v.dataSync(), twinVars[i].dataSync()));
@@ -108,7 +86,7 @@ Deno.test("tfjs: setWeights of weights of which some fit loads them; the others 
   const opt = tfOptimizer(adam({ lr: 0.1 }));
   await opt.setWeights(partial);
   assert.equal(opt.iterations, 7);
-  stepOver(opt, vars);
+  stepAll(opt, vars);
   assert.equal(opt.iterations, 8);
   const weights = await opt.getWeights();
   const m = (v: tf.Variable) => weights.find((w) => w.name === `${v.name}/m`)!.tensor.dataSync();
@@ -133,7 +111,7 @@ Deno.test("tfjs: setWeights and loadState of a model loaded twice (variables `<n
   const bytes = await (async () => {
     const v = tf.variable(tf.ones([2, 2]), true, base);
     const opt = tfOptimizer(adam({ lr: 0.1 }));
-    stepOver(opt, [v]);
+    stepAll(opt, [v]);
     const out = await saveState(opt.state!);
     opt.dispose();
     v.dispose();
@@ -144,7 +122,7 @@ Deno.test("tfjs: setWeights and loadState of a model loaded twice (variables `<n
   const opt = tfOptimizer(adam({ lr: 0.1 }));
   await opt.setWeights(weights);
   assert.equal(opt.iterations, 7);
-  stepOver(opt, [copies[1]]);
+  stepAll(opt, [copies[1]]);
   const after = await opt.getWeights();
   const m = after.find((w) => w.name === `${copies[1].name}/m`)!.tensor.dataSync();
   assert.notDeepEqual(m, new Float32Array(4).fill(Math.fround(0.1 * 0.25))); // not fresh
@@ -171,7 +149,7 @@ Deno.test("tfjs: setWeights before the model is built is refused; iter alone set
   assert.equal(opt.iterations, 7);
   const w = tf.variable(tf.ones([2]), true, name("late/w"));
   await opt.setWeights(iter);
-  stepOver(opt, [w]);
+  stepAll(opt, [w]);
   assert.equal(opt.iterations, 8);
   opt.dispose();
   tf.dispose([w, ...weights.map((x) => x.tensor)]);
