@@ -150,9 +150,9 @@ export interface DataParallelTrainer {
   /**
    * Submits a contribution and waits for the step that applies it (see
    * {@linkcode SubmitResult}). Throws a {@linkcode ContributionRefusedError} when it is refused
-   * (too stale), a TypeError or RangeError for a gradient that does not fit the model. The
-   * gradient's arrays are copied once the model is known (after the store is read), not at the
-   * call: leave them unchanged until the returned promise settles.
+   * (too stale), a TypeError or RangeError for a gradient that does not fit the model (the
+   * promise rejects). The gradient's values are copied at the call, before it returns: the
+   * caller may refill its arrays at once, without awaiting.
    */
   submit(contribution: Contribution): Promise<SubmitResult>;
   /** Finishes the fold in progress, gives the lease up and frees the state. */
