@@ -11,7 +11,7 @@ import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./traini
 import { dispose } from "../mod.ts";
 import { sleep, until } from "./_time.ts";
 import { flatten, takeGradient, type TakenGradient } from "./_gradient.ts";
-import { checkParamsModel } from "./_model.ts";
+import { checkModel } from "./_model.ts";
 
 /** A request waiting for the outcome of a contribution the store holds. */
 interface Watcher {
@@ -101,7 +101,7 @@ export class Coordinator implements Fold {
       this.#loading ??= this.store.loadParams().finally(() => this.#loading = null);
       const loaded = await this.#loading;
       if (loaded !== null) {
-        checkParamsModel(loaded, this.options, this.store.name);
+        checkModel(loaded, this.options, this.store.name);
         this.see(loaded);
         return loaded;
       }

@@ -14,8 +14,9 @@ import {
   type Params,
 } from "../mod.ts";
 
-/** Tensors by name, in order: a state's or stored parameters'. */
+/** Tensors by name, in order, and the optimizer's name: a state's or stored parameters'. */
 interface Tensors {
+  readonly optimizer?: string;
   readonly names: readonly string[];
   readonly params: Readonly<Record<string, unknown>>;
 }
@@ -53,20 +54,18 @@ function tensorMismatch(
   return missing === undefined ? null : `it lacks the tensor ${JSON.stringify(missing)}`;
 }
 
-/** Refuses a loaded state that is not of `spec`'s model, naming the store. */
-export function checkModel(state: OptimizerState, spec: ModelSpec, store: string): void {
-  if (state.optimizer !== spec.optimizer.name) {
+/**
+ * Refuses a loaded state or stored parameters that are not of `spec`'s model (another
+ * optimizer, or other tensors than the option `tensors` says), naming the store.
+ */
+export function checkModel(params: Tensors, spec: ModelSpec, store: string): void {
+  if (params.optimizer !== undefined && params.optimizer !== spec.optimizer.name) {
     throw new CheckpointError(
       `Checkpoint ${store} is of another model: optimizer ${
-        JSON.stringify(state.optimizer)
+        JSON.stringify(params.optimizer)
       }, expected ${JSON.stringify(spec.optimizer.name)}`,
     );
   }
-  checkParamsModel(state, spec, store);
-}
-
-/** Refuses stored parameters that are not of `spec`'s tensors, naming the store. */
-export function checkParamsModel(params: Tensors, spec: ModelSpec, store: string): void {
   if (spec.tensors === undefined) return;
   const lengthOf = (name: string) => (params.params[name] as Float32Array).length;
   const why = tensorMismatch(params.names, lengthOf, spec.tensors);

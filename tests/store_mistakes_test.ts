@@ -9,7 +9,7 @@
  * Deno.Kv are errors that say so. In each case nothing is saved.
  */
 import assert from "node:assert/strict";
-import { CheckpointError, cosineDecay, loadState, radam, readParams, step } from "../mod.ts";
+import { adam, CheckpointError, cosineDecay, loadState, radam, readParams, step } from "../mod.ts";
 import {
   dataParallel,
   kvCheckpointStore,
@@ -113,6 +113,26 @@ Deno.test("store mistakes: data-parallel params() refuses a stored model of othe
   );
   await trainer.close();
   assert.equal(await snapshot(store), before);
+});
+
+Deno.test("store mistakes: data-parallel params() refuses a stored model of another optimizer, as submit does", async () => {
+  const store = memoryCheckpointStore({ name: "m" });
+  await optimisticStep(store, { optimizer: radam(), init, gradient: ones });
+  const before = await snapshot(store);
+  const trainer = dataParallel(store, { optimizer: adam(), init });
+  const another = (e: Error) => {
+    assert.ok(e instanceof CheckpointError, `${e.name}: ${e.message}`);
+    assert.equal(e.message, 'Checkpoint m is of another model: optimizer "radam", expected "adam"');
+    return true;
+  };
+  await assert.rejects(() => trainer.params(), another);
+  await assert.rejects(() => trainer.submit({ id: "r1", base: 1, gradient: init() }), another);
+  await trainer.close();
+  assert.equal(await snapshot(store), before);
+  // The same optimizer is served, with its name.
+  const same = dataParallel(store, { optimizer: radam(), init });
+  assert.equal((await same.params()).optimizer, "radam");
+  await same.close();
 });
 
 Deno.test("store mistakes: the Deno.Kv given where a store is expected is a TypeError saying so", async () => {
