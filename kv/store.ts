@@ -116,6 +116,14 @@ function checkOptions(
     throw new TypeError("Expected a Deno.Kv, e.g. await Deno.openKv(path)");
   }
   if (!Array.isArray(key)) throw new TypeError("Expected the key prefix as an array of key parts");
+  if (key.length === 0) {
+    // Its records ([...key, "head"], [...key, "requests", id], …) would lie among the
+    // application's own keys, and those be read (or listed) as the store's.
+    throw new TypeError(
+      'Expected the key prefix to have at least one part, e.g. ["models", "linear"], got []: ' +
+        "the store's records would share the root of the database with everything else in it",
+    );
+  }
   key.forEach((part: unknown, i) => {
     if (
       !["string", "number", "bigint", "boolean"].includes(typeof part) &&
@@ -150,8 +158,9 @@ function checkOptions(
 }
 
 /**
- * A store of one checkpoint in Deno KV under the prefix `key`, for `optimisticStep` (or used
- * directly: `load()` and `save(bytes, expectedVersion, meta)`).
+ * A store of one checkpoint in Deno KV under the prefix `key` (at least one part: each model
+ * its own, apart from the application's other keys), for `optimisticStep` (or used directly:
+ * `load()` and `save(bytes, expectedVersion, meta)`).
  *
  * Keys: `[...key, "head"]` (the head record: which version is current, its size, SHA-256,
  * model name, metadata, and the bytes themselves when they fit in one value with it),

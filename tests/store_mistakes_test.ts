@@ -3,10 +3,11 @@
  * schedule resumes (it was refused on the second request, pointing at a `loadState` the user
  * never calls); `init` that does not give the tensors the option `tensors` names is refused
  * before anything is saved (it was saved, and every later request then refused the store); the
- * data-parallel `params()` refuses a stored model of other tensors as the optimistic mode does
- * (it answered its parameters, and `submit` then blamed the gradient); the Deno.Kv itself
- * given where a store is expected, a key prefix with a part Deno KV cannot hold, and a closed
- * Deno.Kv are errors that say so. In each case nothing is saved.
+ * data-parallel `params()` refuses a stored model of other tensors or of another optimizer as
+ * the optimistic mode does (it answered its parameters, and `submit` or the fold then refused
+ * them); the Deno.Kv itself given where a store is expected, a key prefix with a part Deno KV
+ * cannot hold, an empty key prefix (the root of the database, shared with everything else),
+ * and a closed Deno.Kv are errors that say so. In each case nothing is saved.
  */
 import assert from "node:assert/strict";
 import { adam, CheckpointError, cosineDecay, loadState, radam, readParams, step } from "../mod.ts";
@@ -162,6 +163,20 @@ Deno.test("store mistakes: a key part Deno KV cannot hold is a TypeError naming 
               `boolean or Uint8Array, got ${got}`,
       );
     }
+    return Promise.resolve();
+  });
+});
+
+Deno.test("store mistakes: an empty key prefix is a TypeError, at once", async () => {
+  await withKv((kv) => {
+    assert.throws(
+      () => kvCheckpointStore(kv, []),
+      (e: Error) =>
+        e.constructor === TypeError &&
+        e.message === 'Expected the key prefix to have at least one part, e.g. ["models", ' +
+            '"linear"], got []: the store\'s records would share the root of the database with ' +
+            "everything else in it",
+    );
     return Promise.resolve();
   });
 });
