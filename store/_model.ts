@@ -13,6 +13,7 @@ import {
   type OptimizerState,
   type Params,
 } from "../mod.ts";
+import { checkpointMetadata } from "./layout.ts";
 
 /** Tensors by name, in order, and the optimizer's name: a state's or stored parameters'. */
 interface Tensors {
@@ -86,15 +87,46 @@ export async function newState(spec: ModelSpec): Promise<OptimizerState> {
   throw new RangeError(`Option init gave parameters that do not match option tensors: ${why}`);
 }
 
+/** Whether a checkpoint says it was saved with a learning-rate schedule (false if unsure). */
+function savedWithSchedule(bytes: Uint8Array): boolean {
+  try {
+    return checkpointMetadata(bytes).lr_schedule === "true";
+  } catch {
+    return false; // loadState says what is wrong with it
+  }
+}
+
 /**
- * The options `loadState` resumes a checkpoint with: `spec.loadOptions`, and, unless they
- * name an lr, the optimizer's learning-rate schedule when it has one (a checkpoint cannot hold
- * a function, so one saved with a schedule needs it given again; the optimizer has it).
+ * The options `loadState` resumes a checkpoint (`bytes`) with: `spec.loadOptions`, and for
+ * what they do not say, the optimizer's:
+ * - how the state is held and runs (`states`, `backend`, `threads`, `threadThreshold`: the
+ *   settings a checkpoint does not store as options): a checkpoint of another moments' format
+ *   is converted, so that an optimizer changed to `states: "8bit"` saves 8-bit moments from
+ *   its first step on;
+ * - its learning-rate schedule (a checkpoint cannot hold a function, so one saved with a
+ *   schedule needs it given again), and its constant lr where the checkpoint was saved with a
+ *   schedule (it holds no lr). A constant lr the checkpoint holds is kept, as its other
+ *   hyperparameters are (as PyTorch's `load_state_dict` restores a param group's lr).
  */
-function loadOptionsOf(spec: ModelSpec): LoadOptions | undefined {
-  const lr = (spec.optimizer.settings?.hyperparameters as { lr?: unknown } | undefined)?.lr;
-  if (typeof lr !== "function" || spec.loadOptions?.lr !== undefined) return spec.loadOptions;
-  return { ...spec.loadOptions, lr: lr as LoadOptions["lr"] };
+function loadOptionsOf(spec: ModelSpec, bytes: Uint8Array): LoadOptions {
+  const given = omitUndefined(spec.loadOptions ?? {});
+  const settings = spec.optimizer.settings;
+  if (settings === undefined) return given;
+  const { backend, threads, threadThreshold, states } = settings.run;
+  // threads go with the backend they were given for
+  const options: LoadOptions = given.backend === undefined
+    ? { backend, threads, threadThreshold, states }
+    : { states };
+  const lr = settings.hyperparameters.lr;
+  if (given.lr === undefined && (typeof lr === "function" || savedWithSchedule(bytes))) {
+    options.lr = lr;
+  }
+  return { ...options, ...given };
+}
+
+/** `options` without the keys whose value is undefined (they would hide the optimizer's). */
+function omitUndefined(options: LoadOptions): LoadOptions {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
 }
 
 /**
@@ -108,7 +140,7 @@ export async function storedState(
 ): Promise<OptimizerState> {
   let state: OptimizerState;
   try {
-    state = await loadState(bytes, loadOptionsOf(spec));
+    state = await loadState(bytes, loadOptionsOf(spec, bytes));
   } catch (error) {
     if (!(error instanceof CheckpointError)) throw error;
     throw new CheckpointError(`Checkpoint ${store}: ${error.message}`);

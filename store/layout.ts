@@ -66,6 +66,17 @@ function headerOf(bytes: Uint8Array): { dataStart: number; header: Record<string
   return { dataStart, header: header as Record<string, unknown> };
 }
 
+/**
+ * A checkpoint's metadata (its header's `__metadata__`; empty when it has none), read from its
+ * header alone. A CheckpointError if the bytes do not start with a safetensors header.
+ */
+export function checkpointMetadata(bytes: Uint8Array): Readonly<Record<string, unknown>> {
+  const metadata = headerOf(bytes).header.__metadata__;
+  return typeof metadata === "object" && metadata !== null
+    ? metadata as Record<string, unknown>
+    : {};
+}
+
 /** The parameter names, step and optimizer a checkpoint's metadata gives. */
 function metadataOf(
   header: Record<string, unknown>,

@@ -23,10 +23,14 @@ import type { StoredParams, TrainingStore } from "./training.ts";
  */
 export interface DataParallelOptions {
   /**
-   * The optimizer of a new state, and the one a stored checkpoint must be of (by name); a
-   * stored checkpoint resumes with its own hyperparameters and moments' format
-   * (`loadOptions.lr` replaces its lr, `loadOptions.states` converts its moments), and with the
-   * optimizer's learning-rate schedule, when it has one (a checkpoint cannot hold a function).
+   * The optimizer of a new state, and the one a stored checkpoint must be of (by name). A
+   * stored checkpoint resumes with its own hyperparameters, a constant lr included (as
+   * PyTorch's `load_state_dict` restores them; `loadOptions.lr` replaces it), and with the
+   * optimizer's learning-rate schedule when it has one (a checkpoint cannot hold a function;
+   * the optimizer's constant lr where the checkpoint was saved with a schedule). How the state
+   * is held and runs is the optimizer's: its `states` (a checkpoint of another moments' format
+   * is converted, as `loadState({ states })` converts it), `backend`, `threads` and
+   * `threadThreshold`, unless `loadOptions` gives them.
    */
   optimizer: Optimizer;
   /** The initial parameters, called only when the store holds no checkpoint yet. */
@@ -37,7 +41,10 @@ export interface DataParallelOptions {
    * `params()` as by `submit`; parameters from `init` with others, with a RangeError.
    */
   tensors?: Readonly<Record<string, number>>;
-  /** Options of `loadState` for the state the lease holder steps. */
+  /**
+   * Options of `loadState` for a stored checkpoint (`lr`, `states`, `backend`, `threads`, …):
+   * what they give wins over the optimizer's (see `optimizer`).
+   */
   loadOptions?: LoadOptions;
   /**
    * The bounded staleness S: a contribution computed at step `base` is applied by a step
