@@ -11,7 +11,7 @@ import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./traini
 import { dispose } from "../mod.ts";
 import { sleep, until } from "./_time.ts";
 import { flatten, takeGradient, type TakenGradient } from "./_gradient.ts";
-import { checkModel } from "./_model.ts";
+import { checkInitNames, checkModel } from "./_model.ts";
 
 /** A request waiting for the outcome of a contribution the store holds. */
 interface Watcher {
@@ -102,6 +102,7 @@ export class Coordinator implements Fold {
       const loaded = await this.#loading;
       if (loaded !== null) {
         checkModel(loaded, this.options, this.store.name);
+        await checkInitNames(loaded.names, this.options, this.store);
         this.see(loaded);
         return loaded;
       }

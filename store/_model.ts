@@ -12,6 +12,7 @@ import {
   type Optimizer,
   type OptimizerState,
   type Params,
+  SINGLE_TENSOR_NAME,
 } from "../mod.ts";
 import { checkpointMetadata } from "./layout.ts";
 
@@ -73,12 +74,57 @@ export function checkModel(params: Tensors, spec: ModelSpec, store: string): voi
   if (why !== null) throw new CheckpointError(`Checkpoint ${store} is of another model: ${why}`);
 }
 
+/** A store, as the model's checks know it: its name, and itself as the key of what they learn. */
+export interface StoreOf {
+  readonly name: string;
+}
+
+/** The tensor names `init` gave, per store object (see {@linkcode checkInitNames}). */
+const initNames = new WeakMap<StoreOf, readonly string[]>();
+
+/** The names of the tensors of `params`, as `init` of a state names them. */
+function namesOf(params: Params): readonly string[] {
+  if (params instanceof Float32Array) return [SINGLE_TENSOR_NAME];
+  return typeof params === "object" && params !== null ? Object.keys(params) : [];
+}
+
+/**
+ * Without the option `tensors`: refuses stored tensors whose names are not those `init`
+ * gives, naming the first that differs (a redeploy that renamed, added or removed a tensor
+ * would otherwise train the stored weights under the code's new names, or fail inside the
+ * caller's gradient). `init` is called for it once per store object (its names remembered);
+ * its tensors' lengths are not compared (a model may take its size from the request that
+ * makes it): the option `tensors` checks them.
+ */
+export async function checkInitNames(
+  names: readonly string[],
+  spec: ModelSpec,
+  store: StoreOf,
+): Promise<void> {
+  if (spec.tensors !== undefined) return;
+  let expected = initNames.get(store);
+  if (expected === undefined) {
+    expected = namesOf(await spec.init());
+    initNames.set(store, expected);
+  }
+  const quoted = (list: readonly string[]) => list.map((n) => JSON.stringify(n)).join(", ");
+  const extra = names.find((name) => !expected.includes(name));
+  const missing = expected.find((name) => !names.includes(name));
+  if (extra === undefined && missing === undefined) return;
+  const why = extra !== undefined
+    ? `it has a tensor ${JSON.stringify(extra)}, the parameters init gives have ${quoted(expected)}`
+    : `it lacks the tensor ${JSON.stringify(missing)} that init gives`;
+  throw new CheckpointError(`Checkpoint ${store.name} is of another model: ${why}`);
+}
+
 /**
  * A new state from `spec.init`; a RangeError, the state freed, when its tensors are not
  * those of the option `tensors` (saved, it would be a checkpoint every later request refuses).
  */
-export async function newState(spec: ModelSpec): Promise<OptimizerState> {
-  const state = await spec.optimizer.init(await spec.init());
+export async function newState(spec: ModelSpec, store: StoreOf): Promise<OptimizerState> {
+  const params = await spec.init();
+  if (spec.tensors === undefined && !initNames.has(store)) initNames.set(store, namesOf(params));
+  const state = await spec.optimizer.init(params);
   if (spec.tensors === undefined) return state;
   const lengthOf = (name: string) => (state.params[name] as Float32Array).length;
   const why = tensorMismatch(state.names, lengthOf, spec.tensors);
@@ -136,17 +182,18 @@ function omitUndefined(options: LoadOptions): LoadOptions {
 export async function storedState(
   bytes: Uint8Array,
   spec: ModelSpec,
-  store: string,
+  store: StoreOf,
 ): Promise<OptimizerState> {
   let state: OptimizerState;
   try {
     state = await loadState(bytes, loadOptionsOf(spec, bytes));
   } catch (error) {
     if (!(error instanceof CheckpointError)) throw error;
-    throw new CheckpointError(`Checkpoint ${store}: ${error.message}`);
+    throw new CheckpointError(`Checkpoint ${store.name}: ${error.message}`);
   }
   try {
-    checkModel(state, spec, store);
+    checkModel(state, spec, store.name);
+    await checkInitNames(state.names, spec, store);
   } catch (error) {
     dispose(state);
     throw error;

@@ -58,7 +58,13 @@ export interface OptimisticStepOptions<R> {
    * `threadThreshold`, unless `loadOptions` gives them.
    */
   optimizer: Optimizer;
-  /** The initial parameters, called only when the store holds no checkpoint yet. */
+  /**
+   * The initial parameters, for when the store holds no checkpoint yet. Without `tensors`, the
+   * names of its tensors are also those a stored checkpoint must have: it is called once per
+   * store object to learn them (give `tensors` to avoid the call, e.g. when it fetches
+   * weights), and a checkpoint of other names is refused with a CheckpointError naming the
+   * first that differs.
+   */
   init: () => Params | Promise<Params>;
   /**
    * Writes the gradient at `state.params` (the loaded parameters) into `state.grads`, and
@@ -228,8 +234,8 @@ function stateOf<R>(
   stored: StoredCheckpoint | null,
   options: OptimisticStepOptions<R>,
 ): Promise<OptimizerState> {
-  if (stored === null) return newState(options);
-  return storedState(stored.bytes, options, store.name);
+  if (stored === null) return newState(options, store);
+  return storedState(stored.bytes, options, store);
 }
 
 /** Saves (or, on a training store, commits with the request's record) a new checkpoint. */

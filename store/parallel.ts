@@ -33,7 +33,13 @@ export interface DataParallelOptions {
    * `threadThreshold`, unless `loadOptions` gives them.
    */
   optimizer: Optimizer;
-  /** The initial parameters, called only when the store holds no checkpoint yet. */
+  /**
+   * The initial parameters, for when the store holds no checkpoint yet. Without `tensors`, the
+   * names of its tensors are also those a stored checkpoint must have: it is called once per
+   * store object to learn them (give `tensors` to avoid the call, e.g. when it fetches
+   * weights), and a checkpoint of other names is refused with a CheckpointError naming the
+   * first that differs.
+   */
   init: () => Params | Promise<Params>;
   /**
    * The tensors a checkpoint must have: name → number of values. A stored checkpoint with
