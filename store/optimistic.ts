@@ -106,7 +106,8 @@ export interface OptimisticStepOptions<R> {
    * Whether this process's attempts on the same store object take turns (default true): two
    * attempts of one process from the same version would conflict, one of them for nothing, so
    * each waits for the one before it (within the time budget); conflicts then come only from
-   * other processes. Share one store object between the requests of a process.
+   * other processes. Share one store object between the requests of a process
+   * (`kvCheckpointStore` returns the same object for the same database, prefix and options).
    */
   serialize?: boolean;
   /** The most attempts, whatever the time; default unbounded (the time budget ends them). */

@@ -20,7 +20,7 @@ import {
   optimisticStep,
   type VersionedCheckpointStore,
 } from "../kv.ts";
-import { PREFIX, withKv } from "./kv_fakes.ts";
+import { busyKv, PREFIX, withKv } from "./kv_fakes.ts";
 
 const init = () => ({ w: new Float32Array(4), b: new Float32Array(1) });
 const ones = (state: { grads: Record<string, Float32Array> }) => {
@@ -158,8 +158,9 @@ Deno.test("store mistakes: without tensors, a stored model whose tensor names ar
         init,
         gradient: ones,
       });
-      // A redeploy: the code's model has other tensors (a new process, a new store object).
-      const store = kvCheckpointStore(kv, key);
+      // A redeploy: the code's model has other tensors, in a new process (its own Deno.Kv).
+      const process = busyKv(kv, 0);
+      const store = kvCheckpointStore(process, key);
       const before = await snapshot(store);
       const another = (e: Error) => {
         assert.ok(e instanceof CheckpointError, `${e.name}: ${e.message}`);
@@ -174,7 +175,10 @@ Deno.test("store mistakes: without tensors, a stored model whose tensor names ar
         another,
       );
       assert.equal(called, 0, "the stored weights were not handed to the new code");
-      const trainer = dataParallel(kvCheckpointStore(kv, key), { optimizer, init: changed });
+      const trainer = dataParallel(kvCheckpointStore(busyKv(kv, 0), key), {
+        optimizer,
+        init: changed,
+      });
       await assert.rejects(() => trainer.params(), another);
       await trainer.close();
       assert.equal(await snapshot(store), before);
