@@ -18,6 +18,10 @@ export interface TakenGradient {
   readonly tensors: ReadonlyMap<string, { at: number; length: number } | { value: unknown }>;
 }
 
+/** Whether `v` is a record of tensors by name (not an array, a typed array or null). */
+const isRecord = (v: unknown): v is Readonly<Record<string, unknown>> =>
+  typeof v === "object" && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
+
 /**
  * The values of `gradient` now, in one copy: in the order of `order` (the model's tensors, as
  * far as this process knows them), then of the gradient's own keys. Each value is read once;
@@ -25,10 +29,8 @@ export interface TakenGradient {
  */
 export function takeGradient(gradient: unknown, order: readonly string[] = []): TakenGradient {
   const tensors = new Map<string, { at: number; length: number } | { value: unknown }>();
-  if (typeof gradient !== "object" || gradient === null) {
-    return { given: gradient, flat: new Float32Array(0), tensors };
-  }
-  const record = gradient as Readonly<Record<string, unknown>>;
+  if (!isRecord(gradient)) return { given: gradient, flat: new Float32Array(0), tensors };
+  const record = gradient;
   const keys = Object.keys(record);
   const names = [
     ...order.filter((n) => keys.includes(n)),
@@ -57,8 +59,11 @@ export function takeGradient(gradient: unknown, order: readonly string[] = []): 
  * the model); else the values are put in that order.
  */
 export function flatten(taken: TakenGradient, params: StoredParams): Float32Array {
-  if (typeof taken.given !== "object" || taken.given === null) {
-    throw new TypeError("A contribution's gradient must be an object of Float32Arrays");
+  if (!isRecord(taken.given)) {
+    throw new TypeError(
+      "A contribution's gradient must be an object of Float32Arrays by tensor name, got " +
+        described(taken.given),
+    );
   }
   for (const name of taken.tensors.keys()) {
     if (!params.names.includes(name)) {

@@ -166,6 +166,10 @@ Deno.test("data parallel: bad contributions are errors naming what is wrong, not
       /"w" must be a Float32Array of 6, got Array$/,
     ],
     [{ id: "a", base: step, gradient: { ...good, b: new Float32Array([NaN]) } }, /"b"\[0\] is NaN/],
+    [
+      { id: "a", base: step, gradient: good.w },
+      /gradient must be an object of Float32Arrays by tensor name, got a Float32Array of 6$/,
+    ],
   ];
   for (const [c, message] of cases) {
     await assert.rejects(trainer.submit(c as never), message);
