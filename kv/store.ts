@@ -116,6 +116,14 @@ function checkOptions(
     throw new TypeError("Expected a Deno.Kv, e.g. await Deno.openKv(path)");
   }
   if (!Array.isArray(key)) throw new TypeError("Expected the key prefix as an array of key parts");
+  if (key.length === 0) {
+    // Its records ([...key, "head"], [...key, "requests", id], …) would lie among the
+    // application's own keys, and those be read (or listed) as the store's.
+    throw new TypeError(
+      'Expected the key prefix to have at least one part, e.g. ["models", "linear"], got []: ' +
+        "the store's records would share the root of the database with everything else in it",
+    );
+  }
   key.forEach((part: unknown, i) => {
     if (
       !["string", "number", "bigint", "boolean"].includes(typeof part) &&
@@ -150,8 +158,9 @@ function checkOptions(
 }
 
 /**
- * A store of one checkpoint in Deno KV under the prefix `key`, for `optimisticStep` (or used
- * directly: `load()` and `save(bytes, expectedVersion, meta)`).
+ * A store of one checkpoint in Deno KV under the prefix `key` (at least one part: each model
+ * its own, apart from the application's other keys), for `optimisticStep` (or used directly:
+ * `load()` and `save(bytes, expectedVersion, meta)`).
  *
  * Keys: `[...key, "head"]` (the head record: which version is current, its size, SHA-256,
  * model name, metadata, and the bytes themselves when they fit in one value with it),
@@ -175,6 +184,11 @@ function checkOptions(
  *   write itself fails so, save finds out whether it was done (the head keeps the ids of the
  *   last 64 versions made current) before it writes again, so a save is never applied twice;
  *   when that cannot be told, the error is thrown.
+ *
+ * Called again with the same database, key prefix and options, it returns the same (frozen)
+ * store object, so that a handler that makes its store at each request still shares what a
+ * process keeps per store: the turns of `optimisticStep` (option `serialize`), without which
+ * the process's concurrent requests conflict with each other.
  *
  * Invalid options throw a TypeError or RangeError naming them.
  *
@@ -201,6 +215,41 @@ export function kvCheckpointStore(
 ): KvCheckpointStore {
   const checked = checkOptions(kv, key, options);
   const prefix: Deno.KvKey = [...key];
+  // One store object per database, prefix and options: what a process keeps per store (the
+  // turns of its optimistic steps, the tensor names init gives) is then shared by every
+  // request, also where each request makes its store.
+  const id = memoKey(prefix, checked);
+  const made = stores.get(kv) ?? new Map<string, KvCheckpointStore>();
+  stores.set(kv, made);
+  const known = made.get(id);
+  if (known !== undefined) return known;
+  const store = makeStore(kv, prefix, checked);
+  made.set(id, store);
+  return store;
+}
+
+/** The stores made, by database, then by prefix and options (see {@linkcode memoKey}). */
+const stores = new WeakMap<Deno.Kv, Map<string, KvCheckpointStore>>();
+
+/** A text that tells apart every key prefix (each part's type and value) and set of options. */
+function memoKey(prefix: Deno.KvKey, checked: ReturnType<typeof checkOptions>): string {
+  const parts = prefix.map((p) =>
+    p instanceof Uint8Array
+      ? ["bytes", Array.from(p)]
+      : typeof p === "bigint"
+      ? ["bigint", String(p)]
+      : [typeof p, Object.is(p, -0) ? "-0" : p]
+  );
+  const { model = null, chunkBytes, staleAfterMs, rememberMs } = checked;
+  return JSON.stringify([parts, model, chunkBytes, String(staleAfterMs), rememberMs]);
+}
+
+/** The store itself (see {@linkcode kvCheckpointStore}). */
+function makeStore(
+  kv: Deno.Kv,
+  prefix: Deno.KvKey,
+  checked: ReturnType<typeof checkOptions>,
+): KvCheckpointStore {
   const ctx: Ctx = { kv, keys: checkpointKeys(prefix), records: recordKeys(prefix), ...checked };
   const name = formatKvKey(prefix);
   /** `p`, with a closed Deno.Kv's error naming the store. */
@@ -212,10 +261,10 @@ export function kvCheckpointStore(
         { cause: error },
       );
     });
-  return {
+  const store: KvCheckpointStore = {
     name,
     kv,
-    key: prefix,
+    key: Object.freeze(prefix),
     load: () => named(load(ctx)),
     save: (bytes, expected, meta) => named(save(ctx, bytes, expected, meta)),
     sweep: () => named(sweep(ctx)),
@@ -231,4 +280,5 @@ export function kvCheckpointStore(
     waiting: (lease) => named(waiting(ctx, lease)),
     journal: (from, limit) => named(journal(ctx, from, limit)),
   };
+  return Object.freeze(store);
 }

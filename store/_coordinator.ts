@@ -10,8 +10,8 @@ import { type Cached, type Fold, foldOnce, initialize, type Local } from "./_fol
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
 import { dispose } from "../mod.ts";
 import { sleep, until } from "./_time.ts";
-import { described } from "./_checks.ts";
-import { checkParamsModel } from "./_model.ts";
+import { flatten, takeGradient, type TakenGradient } from "./_gradient.ts";
+import { checkInitNames, checkModel } from "./_model.ts";
 
 /** A request waiting for the outcome of a contribution the store holds. */
 interface Watcher {
@@ -46,44 +46,6 @@ function checkInfo(c: Contribution): Local["info"] {
     throw new RangeError(`A contribution's samples must be an integer ≥ 1, got ${samples}`);
   }
   return { id, base, samples };
-}
-
-/** The gradient as one array in the model's order, checked against the model's tensors. */
-function flatten(gradient: Contribution["gradient"], params: StoredParams): Float32Array {
-  if (typeof gradient !== "object" || gradient === null) {
-    throw new TypeError("A contribution's gradient must be an object of Float32Arrays");
-  }
-  for (const name of Object.keys(gradient)) {
-    if (!params.names.includes(name)) {
-      throw new TypeError(
-        `A contribution's gradient has a tensor ${JSON.stringify(name)} the model lacks; ` +
-          `expected ${params.names.map((n) => JSON.stringify(n)).join(", ")}`,
-      );
-    }
-  }
-  let total = 0;
-  for (const name of params.names) total += params.params[name].length;
-  const flat = new Float32Array(total);
-  let at = 0;
-  for (const name of params.names) {
-    const g = gradient[name];
-    const length = params.params[name].length;
-    if (!(g instanceof Float32Array) || g.length !== length) {
-      // a Float32Array of the wrong length is a RangeError, as `step` says; anything else a TypeError
-      throw new (g instanceof Float32Array ? RangeError : TypeError)(
-        `A contribution's gradient ${JSON.stringify(name)} must be a Float32Array of ${length}, ` +
-          `got ${described(g)}`,
-      );
-    }
-    for (let i = 0; i < length; i++) {
-      if (g[i] - g[i] !== 0) {
-        throw new RangeError(`A contribution's gradient ${JSON.stringify(name)}[${i}] is ${g[i]}`);
-      }
-    }
-    flat.set(g, at);
-    at += length;
-  }
-  return flat;
 }
 
 /** A new local contribution, its promise not settled. */
@@ -139,7 +101,8 @@ export class Coordinator implements Fold {
       this.#loading ??= this.store.loadParams().finally(() => this.#loading = null);
       const loaded = await this.#loading;
       if (loaded !== null) {
-        checkParamsModel(loaded, this.options, this.store.name);
+        checkModel(loaded, this.options, this.store.name);
+        await checkInitNames(loaded.names, this.options, this.store);
         this.see(loaded);
         return loaded;
       }
@@ -158,13 +121,20 @@ export class Coordinator implements Fold {
     if (running) {
       return running.then((r) => r.status === "applied" ? { ...r, duplicate: true } : r);
     }
-    const promise = this.#submitNew(info, contribution.gradient)
+    let gradient: TakenGradient;
+    try {
+      // Taken now, before any await: the caller may refill its arrays as soon as this returns.
+      gradient = takeGradient(contribution.gradient, this.snapshot?.names);
+    } catch (error) {
+      return Promise.reject(error); // a getter or Proxy that throws
+    }
+    const promise = this.#submitNew(info, gradient)
       .finally(() => this.#inflight.delete(info.id));
     this.#inflight.set(info.id, promise);
     return promise;
   }
 
-  async #submitNew(info: Local["info"], gradient: Contribution["gradient"]) {
+  async #submitNew(info: Local["info"], gradient: TakenGradient) {
     const deadline = Date.now() + this.options.waitMs;
     const known = await this.store.request(info.id);
     if (known !== null) return this.#answerKnown(info.id, known, deadline);

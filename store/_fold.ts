@@ -64,7 +64,7 @@ function paramsOf(bytes: Uint8Array, version: string): StoredParams {
 
 /** Makes the first checkpoint, from `init`, unless another process made one first. */
 export async function initialize(f: Fold): Promise<void> {
-  const state = await newState(f.options);
+  const state = await newState(f.options, f.store);
   const bytes = await saveState(state);
   const meta = f.options.meta?.(undefined, state.step);
   const result = await f.store.commit({
@@ -90,8 +90,10 @@ export async function currentState(f: Fold): Promise<Cached> {
   if (f.cache !== null) dispose(f.cache.state);
   f.cache = null;
   const stored = await f.store.load();
-  if (stored === null) return { version: null, state: await newState(f.options), meta: undefined };
-  const state = await storedState(stored.bytes, f.options, f.store.name);
+  if (stored === null) {
+    return { version: null, state: await newState(f.options, f.store), meta: undefined };
+  }
+  const state = await storedState(stored.bytes, f.options, f.store);
   return (f.cache = { version: stored.version, state, meta: stored.meta });
 }
 

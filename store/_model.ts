@@ -12,10 +12,13 @@ import {
   type Optimizer,
   type OptimizerState,
   type Params,
+  SINGLE_TENSOR_NAME,
 } from "../mod.ts";
+import { checkpointMetadata } from "./layout.ts";
 
-/** Tensors by name, in order: a state's or stored parameters'. */
+/** Tensors by name, in order, and the optimizer's name: a state's or stored parameters'. */
 interface Tensors {
+  readonly optimizer?: string;
   readonly names: readonly string[];
   readonly params: Readonly<Record<string, unknown>>;
 }
@@ -53,32 +56,75 @@ function tensorMismatch(
   return missing === undefined ? null : `it lacks the tensor ${JSON.stringify(missing)}`;
 }
 
-/** Refuses a loaded state that is not of `spec`'s model, naming the store. */
-export function checkModel(state: OptimizerState, spec: ModelSpec, store: string): void {
-  if (state.optimizer !== spec.optimizer.name) {
+/**
+ * Refuses a loaded state or stored parameters that are not of `spec`'s model (another
+ * optimizer, or other tensors than the option `tensors` says), naming the store.
+ */
+export function checkModel(params: Tensors, spec: ModelSpec, store: string): void {
+  if (params.optimizer !== undefined && params.optimizer !== spec.optimizer.name) {
     throw new CheckpointError(
       `Checkpoint ${store} is of another model: optimizer ${
-        JSON.stringify(state.optimizer)
+        JSON.stringify(params.optimizer)
       }, expected ${JSON.stringify(spec.optimizer.name)}`,
     );
   }
-  checkParamsModel(state, spec, store);
-}
-
-/** Refuses stored parameters that are not of `spec`'s tensors, naming the store. */
-export function checkParamsModel(params: Tensors, spec: ModelSpec, store: string): void {
   if (spec.tensors === undefined) return;
   const lengthOf = (name: string) => (params.params[name] as Float32Array).length;
   const why = tensorMismatch(params.names, lengthOf, spec.tensors);
   if (why !== null) throw new CheckpointError(`Checkpoint ${store} is of another model: ${why}`);
 }
 
+/** A store, as the model's checks know it: its name, and itself as the key of what they learn. */
+export interface StoreOf {
+  readonly name: string;
+}
+
+/** The tensor names `init` gave, per store object (see {@linkcode checkInitNames}). */
+const initNames = new WeakMap<StoreOf, readonly string[]>();
+
+/** The names of the tensors of `params`, as `init` of a state names them. */
+function namesOf(params: Params): readonly string[] {
+  if (params instanceof Float32Array) return [SINGLE_TENSOR_NAME];
+  return typeof params === "object" && params !== null ? Object.keys(params) : [];
+}
+
+/**
+ * Without the option `tensors`: refuses stored tensors whose names are not those `init`
+ * gives, naming the first that differs (a redeploy that renamed, added or removed a tensor
+ * would otherwise train the stored weights under the code's new names, or fail inside the
+ * caller's gradient). `init` is called for it once per store object (its names remembered);
+ * its tensors' lengths are not compared (a model may take its size from the request that
+ * makes it): the option `tensors` checks them.
+ */
+export async function checkInitNames(
+  names: readonly string[],
+  spec: ModelSpec,
+  store: StoreOf,
+): Promise<void> {
+  if (spec.tensors !== undefined) return;
+  let expected = initNames.get(store);
+  if (expected === undefined) {
+    expected = namesOf(await spec.init());
+    initNames.set(store, expected);
+  }
+  const quoted = (list: readonly string[]) => list.map((n) => JSON.stringify(n)).join(", ");
+  const extra = names.find((name) => !expected.includes(name));
+  const missing = expected.find((name) => !names.includes(name));
+  if (extra === undefined && missing === undefined) return;
+  const why = extra !== undefined
+    ? `it has a tensor ${JSON.stringify(extra)}, the parameters init gives have ${quoted(expected)}`
+    : `it lacks the tensor ${JSON.stringify(missing)} that init gives`;
+  throw new CheckpointError(`Checkpoint ${store.name} is of another model: ${why}`);
+}
+
 /**
  * A new state from `spec.init`; a RangeError, the state freed, when its tensors are not
  * those of the option `tensors` (saved, it would be a checkpoint every later request refuses).
  */
-export async function newState(spec: ModelSpec): Promise<OptimizerState> {
-  const state = await spec.optimizer.init(await spec.init());
+export async function newState(spec: ModelSpec, store: StoreOf): Promise<OptimizerState> {
+  const params = await spec.init();
+  if (spec.tensors === undefined && !initNames.has(store)) initNames.set(store, namesOf(params));
+  const state = await spec.optimizer.init(params);
   if (spec.tensors === undefined) return state;
   const lengthOf = (name: string) => (state.params[name] as Float32Array).length;
   const why = tensorMismatch(state.names, lengthOf, spec.tensors);
@@ -87,15 +133,46 @@ export async function newState(spec: ModelSpec): Promise<OptimizerState> {
   throw new RangeError(`Option init gave parameters that do not match option tensors: ${why}`);
 }
 
+/** Whether a checkpoint says it was saved with a learning-rate schedule (false if unsure). */
+function savedWithSchedule(bytes: Uint8Array): boolean {
+  try {
+    return checkpointMetadata(bytes).lr_schedule === "true";
+  } catch {
+    return false; // loadState says what is wrong with it
+  }
+}
+
 /**
- * The options `loadState` resumes a checkpoint with: `spec.loadOptions`, and, unless they
- * name an lr, the optimizer's learning-rate schedule when it has one (a checkpoint cannot hold
- * a function, so one saved with a schedule needs it given again; the optimizer has it).
+ * The options `loadState` resumes a checkpoint (`bytes`) with: `spec.loadOptions`, and for
+ * what they do not say, the optimizer's:
+ * - how the state is held and runs (`states`, `backend`, `threads`, `threadThreshold`: the
+ *   settings a checkpoint does not store as options): a checkpoint of another moments' format
+ *   is converted, so that an optimizer changed to `states: "8bit"` saves 8-bit moments from
+ *   its first step on;
+ * - its learning-rate schedule (a checkpoint cannot hold a function, so one saved with a
+ *   schedule needs it given again), and its constant lr where the checkpoint was saved with a
+ *   schedule (it holds no lr). A constant lr the checkpoint holds is kept, as its other
+ *   hyperparameters are (as PyTorch's `load_state_dict` restores a param group's lr).
  */
-function loadOptionsOf(spec: ModelSpec): LoadOptions | undefined {
-  const lr = (spec.optimizer.settings?.hyperparameters as { lr?: unknown } | undefined)?.lr;
-  if (typeof lr !== "function" || spec.loadOptions?.lr !== undefined) return spec.loadOptions;
-  return { ...spec.loadOptions, lr: lr as LoadOptions["lr"] };
+function loadOptionsOf(spec: ModelSpec, bytes: Uint8Array): LoadOptions {
+  const given = omitUndefined(spec.loadOptions ?? {});
+  const settings = spec.optimizer.settings;
+  if (settings === undefined) return given;
+  const { backend, threads, threadThreshold, states } = settings.run;
+  // threads go with the backend they were given for
+  const options: LoadOptions = given.backend === undefined
+    ? { backend, threads, threadThreshold, states }
+    : { states };
+  const lr = settings.hyperparameters.lr;
+  if (given.lr === undefined && (typeof lr === "function" || savedWithSchedule(bytes))) {
+    options.lr = lr;
+  }
+  return { ...options, ...given };
+}
+
+/** `options` without the keys whose value is undefined (they would hide the optimizer's). */
+function omitUndefined(options: LoadOptions): LoadOptions {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
 }
 
 /**
@@ -105,17 +182,18 @@ function loadOptionsOf(spec: ModelSpec): LoadOptions | undefined {
 export async function storedState(
   bytes: Uint8Array,
   spec: ModelSpec,
-  store: string,
+  store: StoreOf,
 ): Promise<OptimizerState> {
   let state: OptimizerState;
   try {
-    state = await loadState(bytes, loadOptionsOf(spec));
+    state = await loadState(bytes, loadOptionsOf(spec, bytes));
   } catch (error) {
     if (!(error instanceof CheckpointError)) throw error;
-    throw new CheckpointError(`Checkpoint ${store}: ${error.message}`);
+    throw new CheckpointError(`Checkpoint ${store.name}: ${error.message}`);
   }
   try {
-    checkModel(state, spec, store);
+    checkModel(state, spec, store.name);
+    await checkInitNames(state.names, spec, store);
   } catch (error) {
     dispose(state);
     throw error;

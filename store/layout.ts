@@ -18,6 +18,11 @@ import { CheckpointError } from "../mod.ts";
 export interface ParamsView {
   /** The optimizer step the checkpoint was saved at. */
   readonly step: number;
+  /**
+   * The name of the optimizer it was saved by (its metadata's `optimizer`, e.g. `"radam"`);
+   * absent where a store does not say.
+   */
+  readonly optimizer?: string;
   /** The parameter names, in the state's order. */
   readonly names: readonly string[];
   /** Each parameter's shape. */
@@ -33,6 +38,7 @@ interface Plan {
   /** The parameters, sorted by where their bytes begin in the data. */
   readonly params: readonly { name: string; shape: number[]; begin: number; end: number }[];
   readonly step: number;
+  readonly optimizer: string;
   readonly names: readonly string[];
   /** The bytes of the parameters, in all. */
   readonly paramBytes: number;
@@ -60,8 +66,21 @@ function headerOf(bytes: Uint8Array): { dataStart: number; header: Record<string
   return { dataStart, header: header as Record<string, unknown> };
 }
 
-/** The parameter names and step a checkpoint's metadata gives. */
-function metadataOf(header: Record<string, unknown>): { names: string[]; step: number } {
+/**
+ * A checkpoint's metadata (its header's `__metadata__`; empty when it has none), read from its
+ * header alone. A CheckpointError if the bytes do not start with a safetensors header.
+ */
+export function checkpointMetadata(bytes: Uint8Array): Readonly<Record<string, unknown>> {
+  const metadata = headerOf(bytes).header.__metadata__;
+  return typeof metadata === "object" && metadata !== null
+    ? metadata as Record<string, unknown>
+    : {};
+}
+
+/** The parameter names, step and optimizer a checkpoint's metadata gives. */
+function metadataOf(
+  header: Record<string, unknown>,
+): { names: string[]; step: number; optimizer: string } {
   const metadata = header.__metadata__ as Record<string, unknown> | undefined;
   let names: unknown;
   try {
@@ -76,13 +95,16 @@ function metadataOf(header: Record<string, unknown>): { names: string[]; step: n
   if (!/^(0|[1-9][0-9]*)$/.test(String(metadata?.step)) || !Number.isSafeInteger(step)) {
     throw bad(`has an invalid step ${JSON.stringify(metadata?.step)}`);
   }
-  return { names, step };
+  const optimizer = metadata?.optimizer;
+  if (typeof optimizer !== "string") throw bad("has no optimizer name");
+  // 0.1.0 named Ranger "lookahead(ranger)"; loadState reads it as "ranger".
+  return { names, step, optimizer: optimizer === "lookahead(ranger)" ? "ranger" : optimizer };
 }
 
 /** Where each parameter lies, checked: F32, within the data, not overlapping. */
 function planOf(bytes: Uint8Array, total: number): Plan {
   const { dataStart, header } = headerOf(bytes);
-  const { names, step } = metadataOf(header);
+  const { names, step, optimizer } = metadataOf(header);
   const dataLength = total - dataStart;
   const params = names.map((name) => {
     const entry = Object.hasOwn(header, name) ? header[name] as Record<string, unknown> : null;
@@ -109,7 +131,7 @@ function planOf(bytes: Uint8Array, total: number): Plan {
     if (i > 0 && p.begin < params[i - 1].end) throw bad(`has overlapping parameters`);
     paramBytes += p.end - p.begin;
   });
-  return { dataStart, params, step, names, paramBytes };
+  return { dataStart, params, step, optimizer, names, paramBytes };
 }
 
 /**
@@ -190,5 +212,5 @@ export function readParamsPrefix(bytes: Uint8Array, total: number, checkpoint = 
     shapes[p.name] = p.shape;
     at += p.end - p.begin;
   }
-  return { step: plan.step, names: plan.names, shapes, params };
+  return { step: plan.step, optimizer: plan.optimizer, names: plan.names, shapes, params };
 }

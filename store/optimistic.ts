@@ -48,13 +48,23 @@ import type { TrainingStore } from "./training.ts";
  */
 export interface OptimisticStepOptions<R> {
   /**
-   * The optimizer of a new state, and the one a stored checkpoint must be of (by name); a
-   * stored checkpoint resumes with its own hyperparameters and moments' format
-   * (`loadOptions.lr` replaces its lr, `loadOptions.states` converts its moments), and with the
-   * optimizer's learning-rate schedule, when it has one (a checkpoint cannot hold a function).
+   * The optimizer of a new state, and the one a stored checkpoint must be of (by name). A
+   * stored checkpoint resumes with its own hyperparameters, a constant lr included (as
+   * PyTorch's `load_state_dict` restores them; `loadOptions.lr` replaces it), and with the
+   * optimizer's learning-rate schedule when it has one (a checkpoint cannot hold a function;
+   * the optimizer's constant lr where the checkpoint was saved with a schedule). How the state
+   * is held and runs is the optimizer's: its `states` (a checkpoint of another moments' format
+   * is converted, as `loadState({ states })` converts it), `backend`, `threads` and
+   * `threadThreshold`, unless `loadOptions` gives them.
    */
   optimizer: Optimizer;
-  /** The initial parameters, called only when the store holds no checkpoint yet. */
+  /**
+   * The initial parameters, for when the store holds no checkpoint yet. Without `tensors`, the
+   * names of its tensors are also those a stored checkpoint must have: it is called once per
+   * store object to learn them (give `tensors` to avoid the call, e.g. when it fetches
+   * weights), and a checkpoint of other names is refused with a CheckpointError naming the
+   * first that differs.
+   */
   init: () => Params | Promise<Params>;
   /**
    * Writes the gradient at `state.params` (the loaded parameters) into `state.grads`, and
@@ -74,7 +84,10 @@ export interface OptimisticStepOptions<R> {
    * from `init` with others, with a RangeError (nothing saved).
    */
   tensors?: Readonly<Record<string, number>>;
-  /** Options of `loadState` (backend, schedule, threads). */
+  /**
+   * Options of `loadState` for a stored checkpoint (`lr`, `states`, `backend`, `threads`, …):
+   * what they give wins over the optimizer's (see `optimizer`).
+   */
   loadOptions?: LoadOptions;
   /**
    * The request's id: an idempotency key (1 to 64 characters). Sent again, it is not applied
@@ -93,7 +106,8 @@ export interface OptimisticStepOptions<R> {
    * Whether this process's attempts on the same store object take turns (default true): two
    * attempts of one process from the same version would conflict, one of them for nothing, so
    * each waits for the one before it (within the time budget); conflicts then come only from
-   * other processes. Share one store object between the requests of a process.
+   * other processes. Share one store object between the requests of a process
+   * (`kvCheckpointStore` returns the same object for the same database, prefix and options).
    */
   serialize?: boolean;
   /** The most attempts, whatever the time; default unbounded (the time budget ends them). */
@@ -221,8 +235,8 @@ function stateOf<R>(
   stored: StoredCheckpoint | null,
   options: OptimisticStepOptions<R>,
 ): Promise<OptimizerState> {
-  if (stored === null) return newState(options);
-  return storedState(stored.bytes, options, store.name);
+  if (stored === null) return newState(options, store);
+  return storedState(stored.bytes, options, store);
 }
 
 /** Saves (or, on a training store, commits with the request's record) a new checkpoint. */

@@ -23,13 +23,23 @@ import type { StoredParams, TrainingStore } from "./training.ts";
  */
 export interface DataParallelOptions {
   /**
-   * The optimizer of a new state, and the one a stored checkpoint must be of (by name); a
-   * stored checkpoint resumes with its own hyperparameters and moments' format
-   * (`loadOptions.lr` replaces its lr, `loadOptions.states` converts its moments), and with the
-   * optimizer's learning-rate schedule, when it has one (a checkpoint cannot hold a function).
+   * The optimizer of a new state, and the one a stored checkpoint must be of (by name). A
+   * stored checkpoint resumes with its own hyperparameters, a constant lr included (as
+   * PyTorch's `load_state_dict` restores them; `loadOptions.lr` replaces it), and with the
+   * optimizer's learning-rate schedule when it has one (a checkpoint cannot hold a function;
+   * the optimizer's constant lr where the checkpoint was saved with a schedule). How the state
+   * is held and runs is the optimizer's: its `states` (a checkpoint of another moments' format
+   * is converted, as `loadState({ states })` converts it), `backend`, `threads` and
+   * `threadThreshold`, unless `loadOptions` gives them.
    */
   optimizer: Optimizer;
-  /** The initial parameters, called only when the store holds no checkpoint yet. */
+  /**
+   * The initial parameters, for when the store holds no checkpoint yet. Without `tensors`, the
+   * names of its tensors are also those a stored checkpoint must have: it is called once per
+   * store object to learn them (give `tensors` to avoid the call, e.g. when it fetches
+   * weights), and a checkpoint of other names is refused with a CheckpointError naming the
+   * first that differs.
+   */
   init: () => Params | Promise<Params>;
   /**
    * The tensors a checkpoint must have: name → number of values. A stored checkpoint with
@@ -37,7 +47,10 @@ export interface DataParallelOptions {
    * `params()` as by `submit`; parameters from `init` with others, with a RangeError.
    */
   tensors?: Readonly<Record<string, number>>;
-  /** Options of `loadState` for the state the lease holder steps. */
+  /**
+   * Options of `loadState` for a stored checkpoint (`lr`, `states`, `backend`, `threads`, …):
+   * what they give wins over the optimizer's (see `optimizer`).
+   */
   loadOptions?: LoadOptions;
   /**
    * The bounded staleness S: a contribution computed at step `base` is applied by a step
@@ -150,9 +163,9 @@ export interface DataParallelTrainer {
   /**
    * Submits a contribution and waits for the step that applies it (see
    * {@linkcode SubmitResult}). Throws a {@linkcode ContributionRefusedError} when it is refused
-   * (too stale), a TypeError or RangeError for a gradient that does not fit the model. The
-   * gradient's arrays are copied once the model is known (after the store is read), not at the
-   * call: leave them unchanged until the returned promise settles.
+   * (too stale), a TypeError or RangeError for a gradient that does not fit the model (the
+   * promise rejects). The gradient's values are copied at the call, before it returns: the
+   * caller may refill its arrays at once, without awaiting.
    */
   submit(contribution: Contribution): Promise<SubmitResult>;
   /** Finishes the fold in progress, gives the lease up and frees the state. */

@@ -50,6 +50,39 @@ Deno.test("data parallel: concurrent requests fold k at a time, equal to the jou
   });
 });
 
+Deno.test("data parallel: a gradient buffer refilled right after submit (not awaited) contributes what it held at the call", async () => {
+  await onEachStore(async (store) => {
+    const trainer = dataParallel(store, { optimizer, init });
+    const { step, params } = await trainer.params();
+    // The natural loop: one buffer, refilled for each request, submit not awaited.
+    const buffer = { w: new Float32Array(N), b: new Float32Array(1) };
+    const sent: Promise<SubmitResult>[] = [];
+    for (let i = 0; i < 3; i++) {
+      const g = gradientAt(i, params);
+      buffer.w.set(g.w);
+      buffer.b.set(g.b);
+      sent.push(
+        trainer.submit({ id: `r${i}`, base: step, samples: 1 + (i % 3), gradient: buffer }),
+      );
+    }
+    buffer.w.fill(0.5);
+    buffer.b.fill(-0.5);
+    // A second process that has not read the model yet, given its tensors in another order.
+    const other = dataParallel(store, { optimizer, init });
+    const g3 = gradientAt(3, params);
+    const reordered = { b: g3.b, w: g3.w };
+    sent.push(other.submit({ id: "r3", base: step, samples: 1, gradient: reordered }));
+    g3.w.fill(0.25);
+    g3.b.fill(0.25);
+    const answers = new Map((await Promise.all(sent)).map((a, i) => [`r${i}`, a]));
+    assert.ok([...answers.values()].every((a) => a.status === "applied" && !a.duplicate));
+    const journal = await checkStore(store, answers);
+    assert.equal(journal.flatMap((r) => r.entries).length, 4);
+    await trainer.close();
+    await other.close();
+  });
+});
+
 Deno.test("data parallel: two processes on one store, each id applied once", async () => {
   await onEachStore(async (store) => {
     const a = dataParallel(store, { optimizer, init, pollMs: 2 });
@@ -133,6 +166,10 @@ Deno.test("data parallel: bad contributions are errors naming what is wrong, not
       /"w" must be a Float32Array of 6, got Array$/,
     ],
     [{ id: "a", base: step, gradient: { ...good, b: new Float32Array([NaN]) } }, /"b"\[0\] is NaN/],
+    [
+      { id: "a", base: step, gradient: good.w },
+      /gradient must be an object of Float32Arrays by tensor name, got a Float32Array of 6$/,
+    ],
   ];
   for (const [c, message] of cases) {
     await assert.rejects(trainer.submit(c as never), message);

@@ -278,3 +278,31 @@ Deno.test("optimistic step: a time budget spent waiting for this process's earli
     );
   }
 });
+
+Deno.test("optimistic step: a store made at each request is the same store object, so the process's attempts take turns", async () => {
+  await withKv(async (kv) => {
+    const same = kvCheckpointStore(kv, ["a", 1], { chunkBytes: 64 });
+    assert.equal(kvCheckpointStore(kv, ["a", 1], { chunkBytes: 64 }), same);
+    assert.ok(Object.isFrozen(same));
+    for (
+      const other of [
+        kvCheckpointStore(kv, ["a", 1]),
+        kvCheckpointStore(kv, ["a", "1"], { chunkBytes: 64 }),
+        kvCheckpointStore(kv, ["a", 1n], { chunkBytes: 64 }),
+        kvCheckpointStore(kv, ["a", 1, "b"], { chunkBytes: 64 }),
+        kvCheckpointStore(kv, ["a", 1], { chunkBytes: 64, model: "m" }),
+      ]
+    ) assert.notEqual(other, same);
+    // 12 concurrent requests, each making its store: one attempt each, none wasted.
+    const done = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        optimisticStep(kvCheckpointStore(kv, PREFIX), {
+          optimizer: radam(),
+          init: () => ({ w: new Float32Array(5) }),
+          gradient: (state) => setGradient(state, i),
+        })),
+    );
+    assert.deepEqual(done.map((d) => d.attempts), done.map(() => 1));
+    assert.deepEqual(done.map((d) => d.step).sort((a, b) => a - b), done.map((_, i) => i + 1));
+  });
+});

@@ -2,14 +2,17 @@
  * A new user's likely mistakes with the serverless store, and what they get: a learning-rate
  * schedule resumes (it was refused on the second request, pointing at a `loadState` the user
  * never calls); `init` that does not give the tensors the option `tensors` names is refused
- * before anything is saved (it was saved, and every later request then refused the store); the
- * data-parallel `params()` refuses a stored model of other tensors as the optimistic mode does
- * (it answered its parameters, and `submit` then blamed the gradient); the Deno.Kv itself
- * given where a store is expected, a key prefix with a part Deno KV cannot hold, and a closed
- * Deno.Kv are errors that say so. In each case nothing is saved.
+ * before anything is saved (it was saved, and every later request then refused the store);
+ * without `tensors`, a stored model whose tensor names are not init's (a redeploy that renamed
+ * one) is refused before the caller's code sees it (it was handed over and trained); the
+ * data-parallel `params()` refuses a stored model of other tensors or of another optimizer as
+ * the optimistic mode does (it answered its parameters, and `submit` or the fold then refused
+ * them); the Deno.Kv itself given where a store is expected, a key prefix with a part Deno KV
+ * cannot hold, an empty key prefix (the root of the database, shared with everything else),
+ * and a closed Deno.Kv are errors that say so. In each case nothing is saved.
  */
 import assert from "node:assert/strict";
-import { CheckpointError, cosineDecay, loadState, radam, readParams, step } from "../mod.ts";
+import { adam, CheckpointError, cosineDecay, loadState, radam, readParams, step } from "../mod.ts";
 import {
   dataParallel,
   kvCheckpointStore,
@@ -17,7 +20,7 @@ import {
   optimisticStep,
   type VersionedCheckpointStore,
 } from "../kv.ts";
-import { PREFIX, withKv } from "./kv_fakes.ts";
+import { busyKv, PREFIX, withKv } from "./kv_fakes.ts";
 
 const init = () => ({ w: new Float32Array(4), b: new Float32Array(1) });
 const ones = (state: { grads: Record<string, Float32Array> }) => {
@@ -115,6 +118,80 @@ Deno.test("store mistakes: data-parallel params() refuses a stored model of othe
   assert.equal(await snapshot(store), before);
 });
 
+Deno.test("store mistakes: data-parallel params() refuses a stored model of another optimizer, as submit does", async () => {
+  const store = memoryCheckpointStore({ name: "m" });
+  await optimisticStep(store, { optimizer: radam(), init, gradient: ones });
+  const before = await snapshot(store);
+  const trainer = dataParallel(store, { optimizer: adam(), init });
+  const another = (e: Error) => {
+    assert.ok(e instanceof CheckpointError, `${e.name}: ${e.message}`);
+    assert.equal(e.message, 'Checkpoint m is of another model: optimizer "radam", expected "adam"');
+    return true;
+  };
+  await assert.rejects(() => trainer.params(), another);
+  await assert.rejects(() => trainer.submit({ id: "r1", base: 1, gradient: init() }), another);
+  await trainer.close();
+  assert.equal(await snapshot(store), before);
+  // The same optimizer is served, with its name.
+  const same = dataParallel(store, { optimizer: radam(), init });
+  assert.equal((await same.params()).optimizer, "radam");
+  await same.close();
+});
+
+Deno.test("store mistakes: without tensors, a stored model whose tensor names are not init's is refused in both modes", async () => {
+  await withKv(async (kv) => {
+    const cases: [() => Record<string, Float32Array>, string][] = [
+      [
+        () => ({ weight: new Float32Array(4), b: new Float32Array(1) }),
+        'it has a tensor "w", the parameters init gives have "weight", "b"',
+      ],
+      [
+        () => ({ w: new Float32Array(4) }),
+        'it has a tensor "b", the parameters init gives have "w"',
+      ],
+      [() => ({ ...init(), c: new Float32Array(2) }), 'it lacks the tensor "c" that init gives'],
+    ];
+    for (const [i, [changed, why]] of cases.entries()) {
+      const key = [...PREFIX, i];
+      await optimisticStep(kvCheckpointStore(kv, key), {
+        optimizer: radam(),
+        init,
+        gradient: ones,
+      });
+      // A redeploy: the code's model has other tensors, in a new process (its own Deno.Kv).
+      const process = busyKv(kv, 0);
+      const store = kvCheckpointStore(process, key);
+      const before = await snapshot(store);
+      const another = (e: Error) => {
+        assert.ok(e instanceof CheckpointError, `${e.name}: ${e.message}`);
+        assert.equal(e.message, `Checkpoint ${store.name} is of another model: ${why}`);
+        return true;
+      };
+      let called = 0;
+      const gradient = (state: { grads: Record<string, Float32Array> }) => (called++, ones(state));
+      const optimizer = radam();
+      await assert.rejects(
+        () => optimisticStep(store, { optimizer, init: changed, gradient }),
+        another,
+      );
+      assert.equal(called, 0, "the stored weights were not handed to the new code");
+      const trainer = dataParallel(kvCheckpointStore(busyKv(kv, 0), key), {
+        optimizer,
+        init: changed,
+      });
+      await assert.rejects(() => trainer.params(), another);
+      await trainer.close();
+      assert.equal(await snapshot(store), before);
+    }
+    // The same names with other lengths are not compared without tensors (a model may take its
+    // size from the request that makes it, as examples/serverless_handler.ts does).
+    const wider = () => ({ w: new Float32Array(8), b: new Float32Array(1) });
+    const store = kvCheckpointStore(kv, [...PREFIX, 0]);
+    const done = await optimisticStep(store, { optimizer: radam(), init: wider, gradient: ones });
+    assert.equal(done.state.params.w.length, 4);
+  });
+});
+
 Deno.test("store mistakes: the Deno.Kv given where a store is expected is a TypeError saying so", async () => {
   await withKv(async (kv) => {
     const store = kv as unknown as VersionedCheckpointStore;
@@ -142,6 +219,20 @@ Deno.test("store mistakes: a key part Deno KV cannot hold is a TypeError naming 
               `boolean or Uint8Array, got ${got}`,
       );
     }
+    return Promise.resolve();
+  });
+});
+
+Deno.test("store mistakes: an empty key prefix is a TypeError, at once", async () => {
+  await withKv((kv) => {
+    assert.throws(
+      () => kvCheckpointStore(kv, []),
+      (e: Error) =>
+        e.constructor === TypeError &&
+        e.message === 'Expected the key prefix to have at least one part, e.g. ["models", ' +
+            '"linear"], got []: the store\'s records would share the root of the database with ' +
+            "everything else in it",
+    );
     return Promise.resolve();
   });
 });

@@ -1,0 +1,110 @@
+/**
+ * A contribution's gradient: its values taken when `submit` is called (one copy, before the
+ * first await, so that the caller may refill its arrays at once), and checked against the
+ * stored model once that is known. Private to store/.
+ *
+ * @module
+ */
+import { described } from "./_checks.ts";
+import type { StoredParams } from "./training.ts";
+
+/** A gradient as it was at the call: its Float32Arrays' values in one array, the rest as given. */
+export interface TakenGradient {
+  /** Whatever was given, when it is not an object (refused once the model is known). */
+  readonly given: unknown;
+  /** The values of every Float32Array given, one after another. */
+  readonly flat: Float32Array;
+  /** Where each tensor given lies in `flat`, or its value when it is not a Float32Array. */
+  readonly tensors: ReadonlyMap<string, { at: number; length: number } | { value: unknown }>;
+}
+
+/** Whether `v` is a record of tensors by name (not an array, a typed array or null). */
+const isRecord = (v: unknown): v is Readonly<Record<string, unknown>> =>
+  typeof v === "object" && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
+
+/**
+ * The values of `gradient` now, in one copy: in the order of `order` (the model's tensors, as
+ * far as this process knows them), then of the gradient's own keys. Each value is read once;
+ * nothing is checked yet (see {@linkcode flatten}).
+ */
+export function takeGradient(gradient: unknown, order: readonly string[] = []): TakenGradient {
+  const tensors = new Map<string, { at: number; length: number } | { value: unknown }>();
+  if (!isRecord(gradient)) return { given: gradient, flat: new Float32Array(0), tensors };
+  const record = gradient;
+  const keys = Object.keys(record);
+  const names = [
+    ...order.filter((n) => keys.includes(n)),
+    ...keys.filter((k) => !order.includes(k)),
+  ];
+  const values = names.map((name) => record[name]);
+  let total = 0;
+  for (const v of values) if (v instanceof Float32Array) total += v.length;
+  const flat = new Float32Array(total);
+  let at = 0;
+  names.forEach((name, i) => {
+    const v = values[i];
+    if (!(v instanceof Float32Array)) return void tensors.set(name, { value: v });
+    flat.set(v, at);
+    tensors.set(name, { at, length: v.length });
+    at += v.length;
+  });
+  return { given: gradient, flat, tensors };
+}
+
+/**
+ * The gradient taken as one array in the model's order, checked against the model's tensors:
+ * a TypeError for a tensor the model lacks or a value that is not a Float32Array, a
+ * RangeError for one of another length or a value that is not finite. The array taken is
+ * itself the result when it is already in the model's order (as it is once this process knows
+ * the model); else the values are put in that order.
+ */
+export function flatten(taken: TakenGradient, params: StoredParams): Float32Array {
+  if (!isRecord(taken.given)) {
+    throw new TypeError(
+      "A contribution's gradient must be an object of Float32Arrays by tensor name, got " +
+        described(taken.given),
+    );
+  }
+  for (const name of taken.tensors.keys()) {
+    if (!params.names.includes(name)) {
+      throw new TypeError(
+        `A contribution's gradient has a tensor ${JSON.stringify(name)} the model lacks; ` +
+          `expected ${params.names.map((n) => JSON.stringify(n)).join(", ")}`,
+      );
+    }
+  }
+  let inOrder = true;
+  let at = 0;
+  for (const name of params.names) {
+    const t = taken.tensors.get(name);
+    const length = params.params[name].length;
+    const g = t === undefined
+      ? undefined
+      : "value" in t
+      ? t.value
+      : taken.flat.subarray(t.at, t.at + t.length);
+    if (!(g instanceof Float32Array) || g.length !== length) {
+      // a Float32Array of the wrong length is a RangeError, as `step` says; anything else a TypeError
+      throw new (g instanceof Float32Array ? RangeError : TypeError)(
+        `A contribution's gradient ${JSON.stringify(name)} must be a Float32Array of ${length}, ` +
+          `got ${described(g)}`,
+      );
+    }
+    for (let i = 0; i < length; i++) {
+      if (g[i] - g[i] !== 0) {
+        throw new RangeError(`A contribution's gradient ${JSON.stringify(name)}[${i}] is ${g[i]}`);
+      }
+    }
+    inOrder &&= (t as { at: number }).at === at;
+    at += length;
+  }
+  if (inOrder && at === taken.flat.length) return taken.flat;
+  const flat = new Float32Array(at);
+  at = 0;
+  for (const name of params.names) {
+    const t = taken.tensors.get(name) as { at: number; length: number };
+    flat.set(taken.flat.subarray(t.at, t.at + t.length), at);
+    at += t.length;
+  }
+  return flat;
+}
