@@ -29,7 +29,8 @@ export type BackendName = "wasm" | "js" | "webgpu";
  * import assert from "node:assert/strict";
  * const backend: BackendChoice = "auto";
  * const state = await radam({ backend }).init(new Float32Array(4));
- * assert.ok(state.backend === "wasm" || state.backend === "js"); // wasm where SIMD exists
+ * // wasm where the runtime has SIMD and compiles WebAssembly at run time, else js
+ * assert.ok(state.backend === "wasm" || state.backend === "js");
  * ```
  */
 export type BackendChoice = BackendName | "auto";
@@ -83,7 +84,10 @@ export interface CommonOptions {
   weightDecay?: number;
   /** Maximize the objective instead of minimizing it (the gradient is negated). */
   maximize?: boolean;
-  /** Backend to run on. Default `"auto"`: WASM SIMD when the runtime supports it, else JS. */
+  /**
+   * Backend to run on. Default `"auto"`: WebGPU for a `device` or GPU params; else WASM SIMD where
+   * the runtime runs it (it has SIMD and lets WebAssembly be compiled at run time), else JS.
+   */
   backend?: BackendChoice;
   /**
    * Clip gradients by their global L2 norm over all tensors (PyTorch's `clip_grad_norm_`

@@ -1,8 +1,10 @@
 /**
  * Backend selection, the one place that decides where a state lives, for `init` and `loadState`
  * alike: on the device (WebGPU) when the backend is `"webgpu"`, or `"auto"` with a device or GPU
- * params; else on the host: wasm where the runtime has WebAssembly SIMD (on threads with option
- * `threads`, from `threadThreshold` parameters), else TypeScript.
+ * params; else on the host: wasm where the runtime runs the kernel (it has WebAssembly SIMD, and
+ * lets WebAssembly be compiled at run time: the kernel is compiled once, and the module kept for
+ * the states that run it), on threads with option `threads` (from `threadThreshold` parameters),
+ * else TypeScript.
  *
  * @module
  */
@@ -10,7 +12,12 @@ import { optionError } from "../base/_errors.ts";
 import type { Settings } from "../base/settings.ts";
 import { createJsBackend } from "../cpu/js_backend.ts";
 import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
-import { createWasmBackend, wasmSimdSupported } from "../cpu/wasm_backend.ts";
+import {
+  compileRefusal,
+  compileRefusalSync,
+  createWasmBackend,
+  wasmSimdSupported,
+} from "../cpu/wasm_backend.ts";
 import { ruleOf } from "./origins.ts";
 import type { BackendFactory } from "./state.ts";
 
@@ -26,10 +33,37 @@ function isDevice(device: unknown): boolean {
 export type Placement = "device" | BackendFactory;
 
 /**
+ * Throws a TypeError, before anything is allocated, where the wasm backend is asked for (backend
+ * `"wasm"`, or option `threads` above 1) and this runtime cannot run it: it lacks WebAssembly
+ * SIMD, or it does not let WebAssembly be compiled at run time (the message quotes its error).
+ * Synchronous: it compiles the kernel, once (the module the states then run).
+ */
+export function checkWasmAsked(config: Settings<unknown>): void {
+  const { backend, threads } = config.run;
+  if (backend !== "wasm" && threads === 1) return;
+  let needs: string;
+  if (!wasmSimdSupported()) {
+    needs = "needs WebAssembly SIMD, which this runtime lacks";
+  } else {
+    const refusal = compileRefusalSync();
+    if (refusal === undefined) return;
+    needs =
+      `needs WebAssembly, which cannot be compiled in this runtime (${refusal.name}: ${refusal.message})`;
+  }
+  throw new TypeError(
+    threads > 1
+      ? `The wasm backend (option threads: ${threads}) ${needs}; use threads: 1, with backend "js" or "auto"`
+      : `The wasm backend ${needs}; use backend "js" or "auto"`,
+  );
+}
+
+/**
  * Decides where a state of `config` goes, `device` being the GPU device the caller passed (if
  * any) and `gpuParams` whether its params hold GPU buffers. Throws a TypeError for a device
- * passed with a host backend, and an Error for a backend this runtime cannot run; nothing is
- * allocated before. `caller` names the function in errors.
+ * passed with a host backend, and for a backend this runtime cannot run
+ * ({@linkcode checkWasmAsked}); nothing is allocated before. With backend `"auto"`, the state
+ * goes on wasm where the kernel compiles here, else on TypeScript. `caller` names the function
+ * in errors.
  */
 export function placement(
   config: Settings<unknown>,
@@ -51,22 +85,18 @@ export function placement(
   if (choice === "webgpu" || (choice === "auto" && (device !== undefined || gpuParams))) {
     return "device";
   }
+  const js: BackendFactory = (layout) => Promise.resolve(createJsBackend(layout, ruleOf(config)));
+  if (choice === "js") return js;
+  checkWasmAsked(config);
+  if (!wasmSimdSupported()) return js;
   const threads = config.run.threads;
-  if (choice === "js") return (layout) => Promise.resolve(createJsBackend(layout, ruleOf(config)));
-  const simd = wasmSimdSupported();
-  if ((choice === "wasm" || threads > 1) && !simd) {
-    throw new TypeError(
-      `The wasm backend${
-        threads > 1 ? ` (option threads: ${threads})` : ""
-      } needs WebAssembly SIMD, which this runtime lacks; use backend "js" or "auto"`,
-    );
-  }
-  if (!simd) return (layout) => Promise.resolve(createJsBackend(layout, ruleOf(config)));
-  if (threads === 1) return createWasmBackend;
   // Refused before anything is allocated, whatever the size, so that it never depends on it.
-  checkThreadSupport(threads);
-  return (layout) =>
-    layout.total < config.run.threadThreshold
-      ? createWasmBackend(layout)
-      : createThreadedWasmBackend(layout, threads);
+  if (threads > 1) checkThreadSupport(threads);
+  return async (layout) => {
+    // "auto" where the kernel does not compile (asked-for wasm was checked above).
+    if (await compileRefusal() !== undefined) return js(layout);
+    return threads > 1 && layout.total >= config.run.threadThreshold
+      ? createThreadedWasmBackend(layout, threads)
+      : createWasmBackend(layout);
+  };
 }

@@ -55,7 +55,6 @@ let bytes: Uint8Array<ArrayBuffer> | undefined;
 let sharedBytes: Uint8Array<ArrayBuffer> | undefined;
 let importedModule: WebAssembly.Module | undefined;
 let sharedModule: WebAssembly.Module | undefined;
-let compiled: Promise<WebAssembly.Module> | undefined;
 
 function decode(base64: string): Uint8Array<ArrayBuffer> {
   const binary = atob(base64);
@@ -89,9 +88,77 @@ export function kernelOnMemory(memory: WebAssembly.Memory): KernelExports {
   return new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
 }
 
-/** Whether this runtime can run the kernel module (it needs WebAssembly SIMD). */
+let simd: boolean | undefined;
+
+/**
+ * Whether this runtime can run the kernel module (it needs WebAssembly SIMD): whether
+ * `WebAssembly.validate` accepts it, asked once.
+ */
 export function wasmSimdSupported(): boolean {
-  return typeof WebAssembly === "object" && WebAssembly.validate(kernelBytes());
+  return simd ??= typeof WebAssembly === "object" && WebAssembly.validate(kernelBytes());
+}
+
+/**
+ * The kernel compiled, once: its module, or the error of a runtime that will not compile it
+ * although `WebAssembly.validate` accepts it, which is a runtime that refuses to compile
+ * WebAssembly from bytes at run time (Cloudflare Workers: "Wasm code generation disallowed by
+ * embedder"; a page whose Content-Security-Policy has no 'wasm-unsafe-eval'). Engines throw a
+ * CompileError there (older JavaScriptCore an EvalError); any other error (out of memory) is
+ * thrown as it is and not kept.
+ */
+export type Compiled = { module: WebAssembly.Module; refusal?: undefined } | {
+  module?: undefined;
+  refusal: Error;
+};
+
+let kernel: Compiled | undefined;
+let compiling: Promise<Compiled> | undefined;
+
+function refused(error: unknown): Compiled {
+  if (error instanceof WebAssembly.CompileError || error instanceof EvalError) {
+    return { refusal: error };
+  }
+  throw error;
+}
+
+/** {@linkcode compileKernel}, synchronously (a synchronous compile, unless one has finished). */
+export function compileKernelSync(): Compiled {
+  if (kernel !== undefined) return kernel;
+  try {
+    return kernel = { module: new WebAssembly.Module(kernelBytes()) };
+  } catch (error) {
+    return kernel = refused(error);
+  }
+}
+
+/**
+ * The kernel module, compiled once (asynchronously, unless a compile has finished), or the
+ * runtime's refusal to compile it. Call only where {@linkcode wasmSimdSupported}.
+ */
+export function compileKernel(): Promise<Compiled> {
+  if (kernel !== undefined) return Promise.resolve(kernel);
+  compiling ??= WebAssembly.compile(kernelBytes()).then(
+    (module): Compiled => kernel ??= { module },
+    (error) => {
+      compiling = undefined;
+      return kernel ??= refused(error);
+    },
+  );
+  return compiling;
+}
+
+/**
+ * Why this runtime cannot compile the kernel (the error it threw), or undefined where it can:
+ * found by compiling it once, and the module kept for the states that run it. Call only where
+ * {@linkcode wasmSimdSupported}.
+ */
+export async function compileRefusal(): Promise<Error | undefined> {
+  return (await compileKernel()).refusal;
+}
+
+/** {@linkcode compileRefusal}, synchronously (a synchronous compile, unless one has finished). */
+export function compileRefusalSync(): Error | undefined {
+  return compileKernelSync().refusal;
 }
 
 /**
@@ -202,14 +269,10 @@ export function stepSlice(
 /** Instantiates the kernel with an arena for `layout` in its memory. */
 export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend> {
   checkWasmCapacity(layout);
-  compiled ??= WebAssembly.compile(kernelBytes());
-  const module = await compiled;
-  compiledSync ??= module;
+  const { module, refusal } = await compileKernel();
+  if (module === undefined) throw refusal;
   return backendOn(await WebAssembly.instantiate(module, {}), layout);
 }
-
-/** The compiled kernel, once some compile has finished (async or sync). */
-let compiledSync: WebAssembly.Module | undefined;
 
 /**
  * {@linkcode createWasmBackend}, synchronously (a synchronous compile, once, and a synchronous
@@ -218,8 +281,9 @@ let compiledSync: WebAssembly.Module | undefined;
  */
 export function createWasmBackendSync(layout: ArenaLayout): CpuBackend {
   checkWasmCapacity(layout);
-  compiledSync ??= new WebAssembly.Module(kernelBytes());
-  return backendOn(new WebAssembly.Instance(compiledSync, {}), layout);
+  const { module, refusal } = compileKernelSync();
+  if (module === undefined) throw refusal;
+  return backendOn(new WebAssembly.Instance(module, {}), layout);
 }
 
 /** The backend on a fresh kernel instance: its memory grown to hold the arena of `layout`. */

@@ -23,9 +23,14 @@ import {
 } from "../core/state.ts";
 import { createJsBackend } from "../cpu/js_backend.ts";
 import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
-import { createWasmBackendSync, wasmSimdSupported } from "../cpu/wasm_backend.ts";
+import {
+  compileRefusalSync,
+  createWasmBackendSync,
+  wasmSimdSupported,
+} from "../cpu/wasm_backend.ts";
 import { momentsOf, ruleOf } from "../core/origins.ts";
 import { dispose, step } from "../core/operations.ts";
+import { checkWasmAsked } from "../core/select.ts";
 import { changeError, type GradItem, sameVariables } from "./gradients.ts";
 import { HeapBackend } from "./heap_backend.ts";
 import { copyHostState, type KeptStates, writeKept } from "./kept.ts";
@@ -40,6 +45,16 @@ interface ThreadsPending {
   done: Promise<void>;
   backend?: HostBackend;
   error?: unknown;
+}
+
+/**
+ * Whether this library's wasm kernel runs here: the runtime has WebAssembly SIMD and compiles
+ * WebAssembly at run time (tfjs's own wasm backend runs; else the kernel compiles: once,
+ * synchronously, the module a state then runs). Backend `"auto"` runs on js where not.
+ */
+export function wasmRuns(): boolean {
+  return wasmSimdSupported() &&
+    (tfjsWasmHeap() !== undefined || compileRefusalSync() === undefined);
 }
 
 /** tfjs's wasm heap, when a state of `total` parameters is to be made on it. */
@@ -107,6 +122,7 @@ export class CpuPath {
   step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
     this.#follow(config);
     if (this.#state === undefined || !sameVariables(this.#entries, items)) {
+      checkWasmAsked(config);
       if (config.run.threads > 1) checkThreadSupport(config.run.threads);
       this.#dropThreads();
       if (this.#state !== undefined) {
@@ -242,7 +258,7 @@ export class CpuPath {
     items: readonly GradItem[],
   ): HostBackend {
     const choice = config.run.backend;
-    if (choice === "js" || (choice === "auto" && !wasmSimdSupported())) {
+    if (choice === "js" || (choice === "auto" && !wasmRuns())) {
       return createJsBackend(layout, ruleOf(config));
     }
     if (choice === "webgpu" && tf.getBackend() !== "webgpu") {

@@ -12,9 +12,8 @@ import type { BackendName } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
 import { withLearningRate } from "../core/options.ts";
 import type { OptimizerState } from "../core/state.ts";
-import { wasmSimdSupported } from "../cpu/wasm_backend.ts";
 import { readConfig, type TfOptimizerConfig, writeConfig } from "./config.ts";
-import { CpuPath } from "./cpu_path.ts";
+import { CpuPath, wasmRuns } from "./cpu_path.ts";
 import { checkGradients, type NamedTensor } from "./gradients.ts";
 import { GpuPath } from "./gpu_path.ts";
 import { KeptStates } from "./kept.ts";
@@ -119,9 +118,11 @@ export class TfOptimizer extends tf.Optimizer {
    * of the state (where the last step ran). Before, where the next step will run, from option
    * `backend` and TensorFlow.js's active backend now (`tf.getBackend()`): so it is known from
    * construction, or from the loading of a saved model, and final once tfjs's backend is set.
-   * Undefined only while tfjs has not chosen a backend, or where no step can run (option
-   * `backend: "webgpu"` while tfjs runs another). A state moves only if tfjs later switches to
-   * webgpu (onto the GPU).
+   * Backend `"auto"` is `"js"` where this library's wasm kernel cannot run (no WebAssembly SIMD,
+   * or a runtime that does not let WebAssembly be compiled at run time). Undefined only while
+   * tfjs has not chosen a backend, or where no step can run (option `backend: "webgpu"` while
+   * tfjs runs another; wasm asked for, by option `backend` or `threads`, where it cannot run). A
+   * state moves only if tfjs later switches to webgpu (onto the GPU).
    */
   get backend(): BackendName | undefined {
     const state = this.state;
@@ -131,7 +132,9 @@ export class TfOptimizer extends tf.Optimizer {
     const choice = this.#config.run.backend;
     if (this.#onWebGpu()) return "webgpu";
     if (choice === "webgpu") return undefined;
-    return choice === "js" || (choice === "auto" && !wasmSimdSupported()) ? "js" : "wasm";
+    if (choice === "js") return "js";
+    if (wasmRuns()) return "wasm";
+    return choice === "auto" && this.#config.run.threads === 1 ? "js" : undefined;
   }
 
   /**

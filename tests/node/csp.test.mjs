@@ -1,0 +1,138 @@
+// The bundle in headless Chromium on a page whose Content-Security-Policy does not let WebAssembly
+// be compiled (script-src without 'wasm-unsafe-eval'): the default backend trains there, on js,
+// with Deno's bits, and so does the TensorFlow.js adapter; backend "wasm" says why it cannot.
+// The same page with 'wasm-unsafe-eval' trains on wasm.
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import http from "node:http";
+import { fileURLToPath } from "node:url";
+import { test } from "node:test";
+import { chromium } from "playwright-core";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const expected = JSON.parse(
+  readFileSync(new URL("./expected.json", import.meta.url), "utf8"),
+);
+
+// The import map is inline, so the policy lets it in by its nonce; every script is the page's own.
+const NONCE = "radam-csp-test";
+const POLICIES = {
+  "/strict": `script-src 'self' 'nonce-${NONCE}'`,
+  "/allowed": `script-src 'self' 'nonce-${NONCE}' 'wasm-unsafe-eval'`,
+};
+
+const PAGE = `<!doctype html><meta charset="utf-8"><title>radam csp</title>
+<script type="importmap" nonce="${NONCE}">
+  { "imports": { "@tensorflow/tfjs-core": "/tfjs-core.js", "seedrandom": "/seedrandom.js" } }
+</script>
+<script type="module" src="/page.mjs"></script>`;
+
+// The page's script: the shared case on the default backend, backend "wasm" asked for, and the
+// adapter on tfjs's cpu backend with the default backend.
+const SCRIPT = `import * as lib from "/index.js";
+import { runCase, tfjsCase } from "/shared_case.mjs";
+const said = async (run) => {
+  try {
+    await run();
+    return "no error";
+  } catch (e) {
+    return e.name + ": " + e.message;
+  }
+};
+try {
+  const auto = await runCase(lib, "auto");
+  const wasm = await said(() => lib.radam({ backend: "wasm" }).init(new Float32Array(8)));
+  const tf = await import("@tensorflow/tfjs-core");
+  await import("/tfjs-backend-cpu.js");
+  const { tfOptimizer } = await import("/tfjs.js");
+  tf.env().set("PROD", true);
+  await tf.setBackend("cpu");
+  const optimizer = tfOptimizer(lib.radam());
+  const tfjsBackend = optimizer.backend;
+  optimizer.dispose();
+  const tfjs = await tfjsCase(tf, lib, tfOptimizer, "csp");
+  window.__result = { auto, wasm, tfjsBackend, tfjs };
+} catch (e) {
+  window.__error = String(e && e.stack || e);
+}`;
+
+const packageDir = new URL(".", import.meta.resolve("@optim/radam"));
+const tfjsDist = (name) =>
+  new URL(`dist/`, import.meta.resolve(`@tensorflow/${name}/package.json`));
+
+const FILES = {
+  "/page.mjs": () => SCRIPT,
+  "/index.js": () => readFileSync(fileURLToPath(import.meta.resolve("@optim/radam"))),
+  "/tfjs.js": () => readFileSync(new URL("tfjs.js", packageDir)),
+  "/tfjs-core.js": () => readFileSync(new URL("tf-core.fesm.js", tfjsDist("tfjs-core"))),
+  "/tfjs-backend-cpu.js": () =>
+    readFileSync(new URL("tf-backend-cpu.fesm.js", tfjsDist("tfjs-backend-cpu"))),
+  "/seedrandom.js": () =>
+    "export function alea() { throw new Error('seedrandom is stubbed in this test'); }",
+  "/shared_case.mjs": () => readFileSync(new URL("./shared_case.mjs", import.meta.url)),
+};
+
+function serve() {
+  const server = http.createServer((req, res) => {
+    const policy = POLICIES[req.url];
+    if (policy !== undefined) {
+      res.writeHead(200, { "content-type": "text/html", "content-security-policy": policy })
+        .end(PAGE);
+      return;
+    }
+    const file = FILES[req.url] ??
+      (/^\/chunks\/[\w-]+\.js$/.test(req.url)
+        ? () => readFileSync(new URL(req.url.slice(1), packageDir))
+        : undefined);
+    if (!file) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/javascript" }).end(file());
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
+/** What the page at `path` reports, with what Chromium's console said about the policy. */
+async function run(browser, server, path) {
+  const page = await browser.newPage();
+  const logs = [];
+  page.on("console", (m) => logs.push(m.text()));
+  await page.goto(`http://127.0.0.1:${server.address().port}${path}`);
+  await page.waitForFunction(() => globalThis.__result || globalThis.__error, null, {
+    timeout: 60_000,
+  });
+  const error = await page.evaluate(() => globalThis.__error);
+  assert.equal(error, undefined, `the page ${path} threw: ${error}\n${logs.join("\n")}`);
+  return await page.evaluate(() => globalThis.__result);
+}
+
+test("a page whose Content-Security-Policy refuses WebAssembly trains on the default backend (js), with Deno's bits", async () => {
+  assert.ok(
+    existsSync(CHROMIUM),
+    `No Chromium at ${CHROMIUM}: run tests/node/setup.sh (installs Debian's chromium) or set CHROMIUM_PATH`,
+  );
+  const server = await serve();
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+  });
+  try {
+    const strict = await run(browser, server, "/strict");
+    assert.deepEqual(strict.auto, expected.js); // backend "js", and the bits of every backend
+    assert.match(strict.wasm, /^TypeError: The wasm backend needs WebAssembly, which cannot be/);
+    assert.match(strict.wasm, /Content.Security.Policy/i); // Chromium's own words
+    assert.match(strict.wasm, /use backend "js" or "auto"/);
+    assert.equal(strict.tfjsBackend, "js");
+    assert.deepEqual(strict.tfjs.adapter, strict.tfjs.core);
+
+    const allowed = await run(browser, server, "/allowed");
+    assert.deepEqual(allowed.auto, expected.wasm);
+    assert.equal(allowed.wasm, "no error");
+    assert.equal(allowed.tfjsBackend, "wasm");
+    assert.deepEqual(allowed.tfjs, strict.tfjs);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
