@@ -79,10 +79,36 @@ function hasGpu(): boolean {
   return typeof GPUBuffer !== "undefined";
 }
 
-/** Whether `x` is a GPUBuffer or a `{ buffer: GPUBuffer, … }` tensor. */
+/**
+ * Whether `x` is one GPU tensor: a GPUBuffer, or `{ buffer: GPUBuffer, offset?, length }` with
+ * a numeric `length`. A record of tensors never has a number for a value, so a record naming a
+ * tensor "buffer" (`{ buffer: aGPUBuffer }`, no length) is not one tensor.
+ */
 export function isGpuTensorInput(x: unknown): x is GpuTensorInput {
   if (!hasGpu() || typeof x !== "object" || x === null) return false;
-  return x instanceof GPUBuffer || (x as { buffer?: unknown }).buffer instanceof GPUBuffer;
+  if (x instanceof GPUBuffer) return true;
+  const t = x as { buffer?: unknown; length?: unknown };
+  return t.buffer instanceof GPUBuffer && typeof t.length === "number";
+}
+
+/**
+ * What to add to an error about a value that should have been a GPU tensor when it is
+ * `{ buffer: GPUBuffer, … }` without a numeric length. Empty for anything else.
+ */
+function lengthHint(x: unknown): string {
+  const t = x as { buffer?: unknown; length?: unknown } | null;
+  if (!hasGpu() || typeof t !== "object" || t === null || !(t.buffer instanceof GPUBuffer)) {
+    return "";
+  }
+  return ` (a GPU tensor { buffer, offset?, length } needs its length, a number of elements; got ${
+    described(t.length)
+  })`;
+}
+
+/** Names of the usage flags in `usage` that a tensor's buffer needs. */
+function usageNames(usage: number): string {
+  const names = [[0x04, "COPY_SRC"], [0x08, "COPY_DST"], [0x80, "STORAGE"]] as const;
+  return names.filter(([bit]) => (usage & bit) !== 0).map(([, n]) => n).join(" | ");
 }
 
 function label(name: string, what: string): string {
@@ -115,9 +141,16 @@ export function gpuTensorOf(
   }
   if ((buffer.usage & needUsage) !== needUsage) {
     throw new TypeError(
+      `Expected the buffer of ${label(name, what)} to have usage ${
+        usageNames(needUsage)
+      } (got usage ${buffer.usage})`,
+    );
+  }
+  if (buffer.mapState !== "unmapped") {
+    throw new TypeError(
       `Expected the buffer of ${
         label(name, what)
-      } to have usage COPY_SRC | COPY_DST (got usage ${buffer.usage})`,
+      } to be unmapped (the GPU cannot use a mapped buffer), got one ${buffer.mapState}: unmap it first`,
     );
   }
   return { buffer, offset, size: length * 4, length };
@@ -266,7 +299,11 @@ export function checkGpuGrads(
   for (let i = 0; i < names.length; i++) {
     const name = names[i];
     const value = record[name];
-    if (value === undefined) throw missingGradient(name, record, names);
+    if (value === undefined) {
+      const error = missingGradient(name, record, names);
+      error.message += single ? "" : lengthHint(record);
+      throw error;
+    }
     let checked: Float32Array | GpuTensor;
     if (value instanceof Float32Array) checked = value;
     else if (isGpuTensorInput(value)) {
@@ -275,7 +312,9 @@ export function checkGpuGrads(
       throw new TypeError(
         `Expected the gradient of ${
           label(name, "parameter")
-        } to be a Float32Array or a GPU tensor, got ${described(value)}${gradientHint(value)}`,
+        } to be a Float32Array or a GPU tensor, got ${described(value)}${
+          gradientHint(value) || lengthHint(value)
+        }`,
       );
     }
     if (checked.length !== lengths[i]) {
