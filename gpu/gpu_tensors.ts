@@ -129,10 +129,17 @@ export function gpuTensorOf(
     throw new RangeError(
       `Expected the offset of ${
         label(name, what)
-      } to be a byte offset that is a multiple of 4, got ${offset}`,
+      } to be a byte offset that is a multiple of 4, got ${described(offset)}`,
     );
   }
-  if (!Number.isSafeInteger(length) || length < 0 || offset + length * 4 > buffer.size) {
+  if (!Number.isSafeInteger(length) || length < 0) {
+    throw new RangeError(
+      `Expected the length of ${label(name, what)} to be a whole number of elements, got ${
+        described(length)
+      }`,
+    );
+  }
+  if (offset + length * 4 > buffer.size) {
     throw new RangeError(
       `Expected ${
         label(name, what)
@@ -210,12 +217,39 @@ export function checkGpuParams(params: unknown): CheckedGpuParams {
       host.set(i, data);
     }
   });
+  checkDisjoint(names, device);
   const shapes: (readonly number[])[] = lengths.map((n) => [n]);
   if (names.length === 0 || host.size > 0) {
     const checked = checkParams(names.length === 0 ? {} : hostOnly);
     checked.names.forEach((name, k) => shapes[names.indexOf(name)] = checked.shapes[k]);
   }
   return { names, lengths, host, device, shapes };
+}
+
+/**
+ * Throws a RangeError naming two params given as overlapping ranges of one buffer (each step
+ * would write both there: neither would hold its own update).
+ */
+function checkDisjoint(names: readonly string[], device: ReadonlyMap<number, GpuTensor>): void {
+  const byBuffer = new Map<GPUBuffer, number[]>();
+  for (const [i, t] of device) {
+    if (t.length > 0) byBuffer.set(t.buffer, [...byBuffer.get(t.buffer) ?? [], i]);
+  }
+  for (const indices of byBuffer.values()) {
+    indices.sort((a, b) => device.get(a)!.offset - device.get(b)!.offset);
+    for (let k = 1; k < indices.length; k++) {
+      const a = device.get(indices[k - 1])!, b = device.get(indices[k])!;
+      if (a.offset + a.size > b.offset) {
+        throw new RangeError(
+          `Expected ${label(names[indices[k - 1]], "parameter")} and ${
+            label(names[indices[k]], "parameter")
+          } to be disjoint ranges of their buffer, got bytes ${a.offset} to ${
+            a.offset + a.size
+          } and ${b.offset} to ${b.offset + b.size}: a step would write both there`,
+        );
+      }
+    }
+  }
 }
 
 /** Caller-owned params split by how the step reaches them (see {@linkcode placeGpuParams}). */

@@ -154,6 +154,18 @@ Deno.test({
           /gradient of parameter "w" to fit its buffer: 4 elements at byte 4 of a 16-byte buffer/,
         ],
         [
+          "an offset given as a string",
+          { buffer: bufferOf(G1), offset: "0", length: 4 },
+          RangeError,
+          /offset of gradient of parameter "w" .*multiple of 4, got a string "0"/,
+        ],
+        [
+          "a length of 2.5",
+          { buffer: bufferOf(G1), length: 2.5 },
+          RangeError,
+          /length of gradient of parameter "w" to be a whole number of elements, got 2.5/,
+        ],
+        [
           "the wrong length",
           { buffer: bufferOf([...G1, 0]), length: 5 },
           RangeError,
@@ -244,5 +256,61 @@ Deno.test({
         dispose(state);
       }
     });
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu init: params overlapping in one buffer, mapped, destroyed or of another device are refused naming them",
+  ignore,
+  async fn() {
+    const other = await adapter!.requestDevice();
+    await noGpuErrors(async () => {
+      const opt = adam();
+      const init = (params: GpuParams) => opt.init(params, { device: device! });
+      const shared = bufferOf(new Array(128).fill(1));
+      const mapped = device!.createBuffer({ size: 16, usage: ALL, mappedAtCreation: true });
+      const destroyed = bufferOf(P);
+      destroyed.destroy();
+      const foreign = bufferOf(P, ALL, other);
+      try {
+        await assert.rejects(
+          () =>
+            init({
+              a: { buffer: shared, length: 65 },
+              b: { buffer: shared, offset: 256, length: 4 },
+            }),
+          /Expected parameter "a" and parameter "b" to be disjoint ranges of their buffer, got bytes 0 to 260 and 256 to 272/,
+        );
+        // Disjoint ranges of one buffer are two params, each updated in place.
+        const s = await init({
+          a: { buffer: shared, length: 64 },
+          b: { buffer: shared, offset: 256, length: 4 },
+        });
+        dispose(step(s, { a: new Float32Array(64), b: new Float32Array(4) }));
+        await assert.rejects(
+          () => init({ w: mapped }),
+          /parameter "w" to be unmapped .*got one mapped/,
+        );
+        for (
+          const [what, buffer] of [["destroyed", destroyed], [
+            "of another device",
+            foreign,
+          ]] as const
+        ) {
+          await assert.rejects(
+            () => init({ w: buffer, b: new Float32Array(2) }),
+            (e: Error) =>
+              e instanceof TypeError &&
+              /refused the buffers .*those of parameter "w" must/.test(e.message),
+            what,
+          );
+        }
+      } finally {
+        mapped.unmap();
+        for (const b of [shared, mapped, foreign]) b.destroy();
+      }
+    });
+    other.destroy();
   },
 });
