@@ -86,18 +86,20 @@ export async function initWebGpuState(
   if (checked.device.size === 0) return startWebGpuState(config, checked, device, limits);
   // The caller's buffers: the GPU alone finds one destroyed, or of another device.
   device.pushErrorScope("validation");
-  let state: OptimizerState<GpuTensor> | undefined;
+  let state: OptimizerState<GpuTensor>;
   try {
     state = startWebGpuState(config, checked, device, limits);
-  } finally {
-    const error = await device.popErrorScope();
-    if (error && state) {
-      disposeState(state);
-      const names = [...checked.device.keys()].map((i) => label(checked.names[i])).join(", ");
-      throw new TypeError(
-        `The GPU refused the buffers of the params (${error.message}): those of ${names} must be live GPUBuffers (not destroyed) of the device the state runs on`,
-      );
-    }
+  } catch (error) {
+    await device.popErrorScope();
+    throw error;
+  }
+  const error = await device.popErrorScope();
+  if (error) {
+    disposeState(state);
+    const names = [...checked.device.keys()].map((i) => label(checked.names[i])).join(", ");
+    throw new TypeError(
+      `The GPU refused the buffers of the params (${error.message}): those of ${names} must be live GPUBuffers (not destroyed) of the device the state runs on`,
+    );
   }
   return state;
 }
