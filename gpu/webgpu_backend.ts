@@ -197,6 +197,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       inPlaceReads: [...dispatches.inPlaceReads, ...compact.inPlaceReads],
       inPlaceWrites: [...dispatches.inPlaceWrites, ...compact.inPlaceWrites],
       copyTensor: pipelines.copyTensor.pipeline,
+      labels: [...inPlaceParams.keys()].map((i) => label(layout.names[i])).join(", "),
     });
   }
 

@@ -252,6 +252,11 @@ Deno.test({
           () => readParams(state),
           (e: Error) => e instanceof TypeError && /\(parameter "w"\)/.test(e.message),
         );
+        // Nor can its values be read back: they are gone.
+        await assert.rejects(
+          () => readParams(state),
+          /refused to read the params from your buffers .*those of parameter "w" must be live/,
+        );
       } finally {
         dispose(state);
       }
