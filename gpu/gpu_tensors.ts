@@ -53,6 +53,9 @@ export interface GpuTensor {
  * a multiple of the device's `minStorageBufferOffsetAlignment` and the buffer extends to the
  * 16-byte boundary after its last element; else, with COPY_SRC | COPY_DST usage, it is copied
  * into the state at init and back after each step (see {@linkcode placeGpuParams}).
+ *
+ * Its numeric `length` is what tells `{ buffer, length }`, one tensor, from
+ * `{ buffer: aGPUBuffer }`, a record naming a tensor `"buffer"`.
  */
 export type GpuTensorInput = GPUBuffer | {
   readonly buffer: GPUBuffer;
