@@ -152,8 +152,10 @@ export class GpuStepCounter implements DeviceCounter {
   #fault: Error | undefined;
   /** Why the GPU refused a step's commands, until `takeFault` hands it out. */
   #refused: Error | undefined;
-  /** The checks of the steps `watch`ed, not all settled yet. */
-  #checks: Promise<void> = Promise.resolve();
+  /** The steps `watch`ed whose check has not settled yet. */
+  #checking = 0;
+  /** `settle`'s wait for those checks, and what resolves it when the last one settles. */
+  #checked: { wait: Promise<void>; resolve: () => void } | undefined;
   /** `#submitted` when the readback in flight (or the last one) began. */
   #readbackFrom = 0;
 
@@ -252,10 +254,25 @@ export class GpuStepCounter implements DeviceCounter {
    */
   watch(popped: Promise<GPUError | null>, refusal: (error: GPUError) => Error): void {
     const at = this.#submitted;
-    const check = popped.then((error) => {
+    this.#checking++;
+    popped.then((error) => {
       if (error) this.#refuse(at, refusal(error));
-    }, () => {}); // (a lost device: checkUsable says so)
-    this.#checks = Promise.all([this.#checks, check]).then(() => {});
+    }, () => {}).finally(() => { // (a lost device: checkUsable says so)
+      if (--this.#checking > 0) return;
+      this.#checked?.resolve();
+      this.#checked = undefined;
+    });
+  }
+
+  /** When every step `watch`ed has been checked. */
+  #allChecked(): Promise<void> | undefined {
+    if (this.#checking === 0) return undefined;
+    if (this.#checked === undefined) {
+      let resolve = () => {};
+      const wait = new Promise<void>((r) => resolve = r);
+      this.#checked = { wait, resolve };
+    }
+    return this.#checked.wait;
   }
 
   /** Submission `at` (in the host's count) never ran: the later ones are numbered one less. */
@@ -291,7 +308,7 @@ export class GpuStepCounter implements DeviceCounter {
   async settle(): Promise<void> {
     while (true) {
       this.#checkUsable();
-      await this.#checks;
+      await this.#allChecked();
       this.#checkUsable();
       const failed = this.#readbackError;
       if (failed) {
@@ -308,7 +325,7 @@ export class GpuStepCounter implements DeviceCounter {
         own = true;
       }
       await this.#readback;
-      await this.#checks;
+      await this.#allChecked();
       if (own && this.#readbackFrom === this.#submitted) this.#unwatchedRefusals();
     }
   }
