@@ -319,3 +319,25 @@ Deno.test({
     other.destroy();
   },
 });
+
+Deno.test({
+  name:
+    "webgpu: a step the GPU refused unwatched (the state's own buffer destroyed by the caller) is said by readParams, which does not wait for it forever",
+  ignore,
+  async fn() {
+    let { state, steps } = await stepped();
+    try {
+      device!.pushErrorScope("validation");
+      state.grads.w.buffer.destroy();
+      state = step(state);
+      await assert.rejects(
+        () => readParams(state),
+        /The GPU refused the commands of 1 step of this state .*it was not taken/,
+      );
+      assert.equal(state.step, steps);
+      assert.match((await device!.popErrorScope())?.message ?? "", /destroyed/);
+    } finally {
+      dispose(state);
+    }
+  },
+});
