@@ -8,6 +8,7 @@
 import type { ArenaLayout } from "../base/arena.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
+import { label } from "../base/tensors.ts";
 import {
   checkGpuParams,
   type GpuTensor,
@@ -23,7 +24,7 @@ import {
   prepareWebGpu,
 } from "../gpu/webgpu_create.ts";
 import { ruleOf } from "./origins.ts";
-import { inLayoutOrder, type OptimizerState, restoreState } from "./state.ts";
+import { disposeState, inLayoutOrder, type OptimizerState, restoreState } from "./state.ts";
 import { planOptionsOf } from "./plan.ts";
 
 /**
@@ -82,7 +83,25 @@ export async function initWebGpuState(
   const checked = checkGpuParams(params);
   const device = options.device ?? await requestLargeDevice();
   await prepareWebGpu(device, ruleOf(config));
-  return startWebGpuState(config, checked, device, limits);
+  if (checked.device.size === 0) return startWebGpuState(config, checked, device, limits);
+  // The caller's buffers: the GPU alone finds one destroyed, or of another device.
+  device.pushErrorScope("validation");
+  let state: OptimizerState<GpuTensor>;
+  try {
+    state = startWebGpuState(config, checked, device, limits);
+  } catch (error) {
+    await device.popErrorScope();
+    throw error;
+  }
+  const error = await device.popErrorScope();
+  if (error) {
+    disposeState(state);
+    const names = [...checked.device.keys()].map((i) => label(checked.names[i])).join(", ");
+    throw new TypeError(
+      `The GPU refused the buffers of the params (${error.message}): those of ${names} must be live GPUBuffers (not destroyed) of the device the state runs on`,
+    );
+  }
+  return state;
 }
 
 /**

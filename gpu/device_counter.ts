@@ -150,6 +150,14 @@ export class GpuStepCounter implements DeviceCounter {
   #countedFrom = 0;
   /** The halt last reported, until `takeFault` hands it out. */
   #fault: Error | undefined;
+  /** Why the GPU refused a step's commands, until `takeFault` hands it out. */
+  #refused: Error | undefined;
+  /** The steps `watch`ed whose check has not settled yet. */
+  #checking = 0;
+  /** `settle`'s wait for those checks, and what resolves it when the last one settles. */
+  #checked: { wait: Promise<void>; resolve: () => void } | undefined;
+  /** `#submitted` when the readback in flight (or the last one) began. */
+  #readbackFrom = 0;
 
   /** The counter of a state of `layout` whose rule's blocks are laid out as `scalars`. */
   constructor(
@@ -239,7 +247,49 @@ export class GpuStepCounter implements DeviceCounter {
     if (report) this.#startReadback();
   }
 
+  /**
+   * Watches the validation of the step just submitted (`popped`: its error scope, pushed
+   * before it was encoded). If the GPU refused its command buffer, nothing of it ran, the
+   * device did not count it: neither does the host, and the next call throws `refusal`'s error.
+   */
+  watch(popped: Promise<GPUError | null>, refusal: (error: GPUError) => Error): void {
+    const at = this.#submitted;
+    this.#checking++;
+    popped.then((error) => {
+      if (error) this.#refuse(at, refusal(error));
+    }, () => {}).finally(() => { // (a lost device: checkUsable says so)
+      if (--this.#checking > 0) return;
+      this.#checked?.resolve();
+      this.#checked = undefined;
+    });
+  }
+
+  /** When every step `watch`ed has been checked. */
+  #allChecked(): Promise<void> | undefined {
+    if (this.#checking === 0) return undefined;
+    if (this.#checked === undefined) {
+      let resolve = () => {};
+      const wait = new Promise<void>((r) => resolve = r);
+      this.#checked = { wait, resolve };
+    }
+    return this.#checked.wait;
+  }
+
+  /** Submission `at` (in the host's count) never ran: the later ones are numbered one less. */
+  #refuse(at: number, error: Error): void {
+    this.#submitted--;
+    if (this.#countedFrom >= at) this.#countedFrom--;
+    if (this.#readbackAt >= at) this.#readbackAt--;
+    if (this.#readbackFrom >= at) this.#readbackFrom--;
+    this.#refused ??= error;
+  }
+
   takeFault(): Error | undefined {
+    const refused = this.#refused;
+    if (refused) {
+      this.#refused = undefined;
+      return refused;
+    }
     const fault = this.#fault;
     if (fault) {
       this.#fault = undefined;
@@ -258,20 +308,45 @@ export class GpuStepCounter implements DeviceCounter {
   async settle(): Promise<void> {
     while (true) {
       this.#checkUsable();
+      await this.#allChecked();
+      this.#checkUsable();
       const failed = this.#readbackError;
       if (failed) {
         this.#readbackError = undefined;
         throw new Error("Reading the step counters back from the GPU failed", { cause: failed });
       }
       if (this.#reported.submitted >= this.#submitted) return;
+      let own = false;
       if (this.#readback === undefined) {
         const encoder = this.#device.createCommandEncoder();
         this.#encodeReadback(encoder);
         this.#device.queue.submit([encoder.finish()]);
         this.#startReadback();
+        own = true;
       }
       await this.#readback;
+      await this.#allChecked();
+      if (own && this.#readbackFrom === this.#submitted) this.#unwatchedRefusals();
     }
+  }
+
+  /**
+   * After a readback submitted after every step (so the device had run them all): steps the
+   * device did not count were refused by the GPU without a watch (`watch`); rather than wait
+   * for them forever, the host forgets them and says so.
+   */
+  #unwatchedRefusals(): void {
+    const missing = this.#submitted - this.#reported.submitted;
+    if (missing <= 0 || this.#readbackError) return;
+    this.#submitted -= missing;
+    this.#countedFrom = Math.min(this.#countedFrom, this.#submitted);
+    throw new Error(
+      `The GPU refused the commands of ${missing} step${
+        missing === 1 ? "" : "s"
+      } of this state (a validation error, reported to the device's uncapturederror event); ${
+        missing === 1 ? "it was" : "they were"
+      } not taken`,
+    );
   }
 
   /** Frees the buffers. */
@@ -287,6 +362,7 @@ export class GpuStepCounter implements DeviceCounter {
   }
 
   #startReadback(): void {
+    this.#readbackFrom = this.#submitted;
     const staging = this.#staging;
     this.#readback = staging.mapAsync(GPUMapMode.READ).then(
       () => {

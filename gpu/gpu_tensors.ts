@@ -53,6 +53,9 @@ export interface GpuTensor {
  * a multiple of the device's `minStorageBufferOffsetAlignment` and the buffer extends to the
  * 16-byte boundary after its last element; else, with COPY_SRC | COPY_DST usage, it is copied
  * into the state at init and back after each step (see {@linkcode placeGpuParams}).
+ *
+ * Its numeric `length` is what tells `{ buffer, length }`, one tensor, from
+ * `{ buffer: aGPUBuffer }`, a record naming a tensor `"buffer"`.
  */
 export type GpuTensorInput = GPUBuffer | {
   readonly buffer: GPUBuffer;
@@ -79,10 +82,36 @@ function hasGpu(): boolean {
   return typeof GPUBuffer !== "undefined";
 }
 
-/** Whether `x` is a GPUBuffer or a `{ buffer: GPUBuffer, … }` tensor. */
+/**
+ * Whether `x` is one GPU tensor: a GPUBuffer, or `{ buffer: GPUBuffer, offset?, length }` with
+ * a numeric `length`. A record of tensors never has a number for a value, so a record naming a
+ * tensor "buffer" (`{ buffer: aGPUBuffer }`, no length) is not one tensor.
+ */
 export function isGpuTensorInput(x: unknown): x is GpuTensorInput {
   if (!hasGpu() || typeof x !== "object" || x === null) return false;
-  return x instanceof GPUBuffer || (x as { buffer?: unknown }).buffer instanceof GPUBuffer;
+  if (x instanceof GPUBuffer) return true;
+  const t = x as { buffer?: unknown; length?: unknown };
+  return t.buffer instanceof GPUBuffer && typeof t.length === "number";
+}
+
+/**
+ * What to add to an error about a value that should have been a GPU tensor when it is
+ * `{ buffer: GPUBuffer, … }` without a numeric length. Empty for anything else.
+ */
+function lengthHint(x: unknown): string {
+  const t = x as { buffer?: unknown; length?: unknown } | null;
+  if (!hasGpu() || typeof t !== "object" || t === null || !(t.buffer instanceof GPUBuffer)) {
+    return "";
+  }
+  return ` (a GPU tensor { buffer, offset?, length } needs its length, a number of elements; got ${
+    described(t.length)
+  })`;
+}
+
+/** Names of the usage flags in `usage` that a tensor's buffer needs. */
+function usageNames(usage: number): string {
+  const names = [[0x04, "COPY_SRC"], [0x08, "COPY_DST"], [0x80, "STORAGE"]] as const;
+  return names.filter(([bit]) => (usage & bit) !== 0).map(([, n]) => n).join(" | ");
 }
 
 function label(name: string, what: string): string {
@@ -103,10 +132,17 @@ export function gpuTensorOf(
     throw new RangeError(
       `Expected the offset of ${
         label(name, what)
-      } to be a byte offset that is a multiple of 4, got ${offset}`,
+      } to be a byte offset that is a multiple of 4, got ${described(offset)}`,
     );
   }
-  if (!Number.isSafeInteger(length) || length < 0 || offset + length * 4 > buffer.size) {
+  if (!Number.isSafeInteger(length) || length < 0) {
+    throw new RangeError(
+      `Expected the length of ${label(name, what)} to be a whole number of elements, got ${
+        described(length)
+      }`,
+    );
+  }
+  if (offset + length * 4 > buffer.size) {
     throw new RangeError(
       `Expected ${
         label(name, what)
@@ -115,9 +151,16 @@ export function gpuTensorOf(
   }
   if ((buffer.usage & needUsage) !== needUsage) {
     throw new TypeError(
+      `Expected the buffer of ${label(name, what)} to have usage ${
+        usageNames(needUsage)
+      } (got usage ${buffer.usage})`,
+    );
+  }
+  if (buffer.mapState !== "unmapped") {
+    throw new TypeError(
       `Expected the buffer of ${
         label(name, what)
-      } to have usage COPY_SRC | COPY_DST (got usage ${buffer.usage})`,
+      } to be unmapped (the GPU cannot use a mapped buffer), got one ${buffer.mapState}: unmap it first`,
     );
   }
   return { buffer, offset, size: length * 4, length };
@@ -177,12 +220,39 @@ export function checkGpuParams(params: unknown): CheckedGpuParams {
       host.set(i, data);
     }
   });
+  checkDisjoint(names, device);
   const shapes: (readonly number[])[] = lengths.map((n) => [n]);
   if (names.length === 0 || host.size > 0) {
     const checked = checkParams(names.length === 0 ? {} : hostOnly);
     checked.names.forEach((name, k) => shapes[names.indexOf(name)] = checked.shapes[k]);
   }
   return { names, lengths, host, device, shapes };
+}
+
+/**
+ * Throws a RangeError naming two params given as overlapping ranges of one buffer (each step
+ * would write both there: neither would hold its own update).
+ */
+function checkDisjoint(names: readonly string[], device: ReadonlyMap<number, GpuTensor>): void {
+  const byBuffer = new Map<GPUBuffer, number[]>();
+  for (const [i, t] of device) {
+    if (t.length > 0) byBuffer.set(t.buffer, [...byBuffer.get(t.buffer) ?? [], i]);
+  }
+  for (const indices of byBuffer.values()) {
+    indices.sort((a, b) => device.get(a)!.offset - device.get(b)!.offset);
+    for (let k = 1; k < indices.length; k++) {
+      const a = device.get(indices[k - 1])!, b = device.get(indices[k])!;
+      if (a.offset + a.size > b.offset) {
+        throw new RangeError(
+          `Expected ${label(names[indices[k - 1]], "parameter")} and ${
+            label(names[indices[k]], "parameter")
+          } to be disjoint ranges of their buffer, got bytes ${a.offset} to ${
+            a.offset + a.size
+          } and ${b.offset} to ${b.offset + b.size}: a step would write both there`,
+        );
+      }
+    }
+  }
 }
 
 /** Caller-owned params split by how the step reaches them (see {@linkcode placeGpuParams}). */
@@ -266,7 +336,11 @@ export function checkGpuGrads(
   for (let i = 0; i < names.length; i++) {
     const name = names[i];
     const value = record[name];
-    if (value === undefined) throw missingGradient(name, record, names);
+    if (value === undefined) {
+      const error = missingGradient(name, record, names);
+      error.message += single ? "" : lengthHint(record);
+      throw error;
+    }
     let checked: Float32Array | GpuTensor;
     if (value instanceof Float32Array) checked = value;
     else if (isGpuTensorInput(value)) {
@@ -275,7 +349,9 @@ export function checkGpuGrads(
       throw new TypeError(
         `Expected the gradient of ${
           label(name, "parameter")
-        } to be a Float32Array or a GPU tensor, got ${described(value)}${gradientHint(value)}`,
+        } to be a Float32Array or a GPU tensor, got ${described(value)}${
+          gradientHint(value) || lengthHint(value)
+        }`,
       );
     }
     if (checked.length !== lengths[i]) {

@@ -77,6 +77,8 @@ export interface CallerParams {
   inPlaceWrites: readonly Dispatch[];
   /** The pipeline of those copies (`copy_tensor`). */
   copyTensor: GPUComputePipeline;
+  /** How errors name the params in caller's buffers (`parameter "w", parameter "b"`). */
+  labels: string;
 }
 
 /**
@@ -155,13 +157,21 @@ export class SectionIO {
     const staging = this.#staging;
     for (let offset = 0; offset < bytes; offset += staging.size) {
       const size = Math.min(staging.size, bytes - offset);
+      // Params updated in place: first their current values into the arena's params slots,
+      // from buffers the GPU may refuse (destroyed, another device's): then nothing is read.
+      const fromCaller = section === PARAMS && offset === 0 &&
+        this.#caller.inPlaceReads.length > 0;
+      if (fromCaller) device.pushErrorScope("validation");
       const encoder = device.createCommandEncoder();
-      // Params updated in place: first their current values into the arena's params slots.
-      if (section === PARAMS && offset === 0) {
-        this.#encodeCopies(encoder, this.#caller.inPlaceReads);
-      }
+      if (fromCaller) this.#encodeCopies(encoder, this.#caller.inPlaceReads);
       encoder.copyBufferToBuffer(this.#sections[section], offset, staging, 0, size);
       device.queue.submit([encoder.finish()]);
+      const refused = fromCaller ? await device.popErrorScope() : null;
+      if (refused) {
+        throw new TypeError(
+          `The GPU refused to read the params from your buffers (${refused.message}): those of ${this.#caller.labels} must be live GPUBuffers (not destroyed) of the state's device`,
+        );
+      }
       await staging.mapAsync(GPUMapMode.READ, 0, size);
       all.set(new Uint8Array(staging.getMappedRange(0, size)), offset);
       staging.unmap();

@@ -42,6 +42,7 @@ import type { CompactMoment } from "../base/arena.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { NonFinitePolicy } from "../base/options.ts";
 import type { Rule } from "../base/rule.ts";
+import { label } from "../base/tensors.ts";
 import { dispatchGrid } from "./_wgsl.ts";
 import { type GpuPlanLimits, planChunks } from "./arena_plan.ts";
 import { decodeCompact, encodeCompact, readCompact, writeCompact } from "./compact_io.ts";
@@ -53,6 +54,7 @@ import {
 } from "./compact_plan.ts";
 import { GpuStepCounter } from "./device_counter.ts";
 import { checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
+import { GradLoads } from "./grad_loads.ts";
 import { bindGroup, type Dispatch, dispatchEach, type Pipelines } from "./pipelines.ts";
 import { RING_SIZE } from "./scalar_ring.ts";
 import { createSections, type External, SectionIO } from "./section_io.ts";
@@ -93,7 +95,6 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   readonly #limits: GpuPlanLimits;
   readonly #sections: GPUBuffer[];
   readonly #io: SectionIO;
-  readonly #gradSlots: GpuTensor[];
   /** Whether the gradient-norm passes run (clipping, or the non-finite check). */
   readonly #normComputed: boolean;
   /** The whole step in one dispatch (`step_small`), for one chunk of a small arena. */
@@ -110,9 +111,10 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   readonly #centralizations = new Map<number, Centralization>();
   /** Centralizations requested for the next `update` (reused array). */
   readonly #pendingCentralize: Centralization[] = [];
-  /** GPU-side gradient copies waiting for the next `update` (reused arrays). */
-  readonly #pendingCopies: GpuTensor[] = [];
-  readonly #pendingTargets: number[] = [];
+  /** The gradients' loads into their slots (see grad_loads.ts). */
+  readonly #loads: GradLoads;
+  /** The params in caller's buffers, which the GPU checks at each step (layout indices). */
+  readonly #callerParams: number[] = [];
   /** Buffers other than the sections and the counter's. */
   readonly #extraBuffers: GPUBuffer[] = [];
   /** The one command buffer of a step's submission (a reused array). */
@@ -164,7 +166,9 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     for (const [index, slot] of inPlaceParams) params[layout.names[index]] = slot;
     this.params = Object.freeze(params);
     this.grads = Object.freeze(slotsOf(layout, this.#sections[GRADS]));
-    this.#gradSlots = layout.names.map((n) => this.grads[n]);
+    const gradSlots = layout.names.map((n) => this.grads[n]);
+    this.#loads = new GradLoads(device, this.#sections[GRADS], gradSlots, this.#sections);
+    this.#callerParams.push(...externals.map((e) => e.index), ...inPlaceParams.keys());
 
     const plan = planChunks(layout, limits, new Set(inPlaceParams.keys()));
     this.#small = plan.small;
@@ -193,6 +197,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       inPlaceReads: [...dispatches.inPlaceReads, ...compact.inPlaceReads],
       inPlaceWrites: [...dispatches.inPlaceWrites, ...compact.inPlaceWrites],
       copyTensor: pipelines.copyTensor.pipeline,
+      labels: [...inPlaceParams.keys()].map((i) => label(layout.names[i])).join(", "),
     });
   }
 
@@ -258,28 +263,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   }
 
   loadGrads(grads: readonly (Float32Array | GpuTensor)[]): void {
-    for (let i = 0; i < this.#gradSlots.length; i++) this.#loadOne(i, grads[i]);
-  }
-
-  /** Loads tensor `i`'s checked gradient: a Float32Array uploaded, a GPU tensor copied at `update`. */
-  #loadOne(i: number, value: Float32Array | GpuTensor): void {
-    const slot = this.#gradSlots[i];
-    if (value instanceof Float32Array) {
-      // (a zero-length writeBuffer panics Deno 2.9's WebGPU)
-      if (value.length > 0) {
-        this.#device.queue.writeBuffer(
-          slot.buffer,
-          slot.offset,
-          value as Float32Array<ArrayBuffer>,
-        );
-      }
-      return;
-    }
-    // The slot itself (or a tensor naming its bytes): nothing to copy.
-    if (value === slot || (value.buffer === slot.buffer && value.offset === slot.offset)) return;
-    if (value.length === 0) return;
-    this.#pendingCopies.push(value);
-    this.#pendingTargets.push(i);
+    this.#loads.load(grads);
   }
 
   /**
@@ -320,31 +304,59 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
 
   /**
    * Encodes and submits one step: uploads the ring entries written since the last step, then
-   * pending gradient copies, then one compute pass (the gradient-norm passes with clipping or the
-   * non-finite check, whose last one decides the step on the device, or the decision alone;
-   * centralizations; the step dispatches), or the one dispatch of `step_small`. The kernels read
-   * their scalars from the ring entry of the device's t (see `writeScalars`).
+   * pending gradient copies, then one compute pass (`#encodePass`), then the copies of params
+   * back into caller's buffers. The kernels read their scalars from the ring entry of the
+   * device's t (see `writeScalars`). A step that reads buffers of the caller's runs in an error
+   * scope: if the GPU refuses it, the counter hears of it (`watch`) and the next call throws.
    */
   update(): void {
     this.checkUsable();
     const counter = this.counter;
     counter.beforeSubmit();
     const device = this.#device;
+    // Buffers the caller owns may have been destroyed, or be another device's: the GPU refuses
+    // the step's command buffer then (nothing of it runs), and the error scope says so.
+    const foreign = this.#loads.foreign;
+    const watched = foreign.length > 0 || this.#callerParams.length > 0;
+    const refused = watched ? this.#refusal(foreign) : undefined;
+    if (watched) device.pushErrorScope("validation");
     const encoder = device.createCommandEncoder();
-    const layout = this.layout;
-    for (let k = 0; k < this.#pendingCopies.length; k++) {
-      const src = this.#pendingCopies[k];
-      const i = this.#pendingTargets[k];
-      encoder.copyBufferToBuffer(
-        src.buffer,
-        src.offset,
-        this.#sections[GRADS],
-        layout.offsets[i] * 4,
-        layout.lengths[i] * 4,
+    this.#loads.encode(encoder);
+    this.#encodePass(encoder);
+    this.#io.encodeCopyOut(encoder);
+    const report = counter.encodeReport(encoder);
+    const submission = this.#submission;
+    submission[0] = encoder.finish();
+    device.queue.submit(submission);
+    counter.submitted(report);
+    if (refused) counter.watch(device.popErrorScope(), refused);
+  }
+
+  /**
+   * The error of a step whose command buffer the GPU refused, naming the buffers of the
+   * caller's it used: the gradients of tensors `foreign` (layout indices) and the params in
+   * caller's buffers.
+   */
+  #refusal(foreign: readonly number[]): (error: GPUError) => Error {
+    const grads = foreign.length === 0 ? foreign : foreign.slice(); // (the array is reused)
+    return (error) => {
+      const names = this.layout.names;
+      const which = [
+        ...grads.map((i) => `the gradient of ${label(names[i])}`),
+        ...this.#callerParams.map((i) => label(names[i])),
+      ].join(", ");
+      return new TypeError(
+        `The GPU refused a step (${error.message}): the buffers it reads of yours (${which}) must be live GPUBuffers (not destroyed) of the state's device; that step was not taken, and the state is as it was before it`,
       );
-    }
-    this.#pendingCopies.length = 0;
-    this.#pendingTargets.length = 0;
+    };
+  }
+
+  /**
+   * Encodes the step's compute pass: the gradient-norm passes with clipping or the non-finite
+   * check, whose last one decides the step on the device, or the decision alone;
+   * centralizations; the step dispatches; or the one dispatch of `step_small`.
+   */
+  #encodePass(encoder: GPUCommandEncoder): void {
     const pass = encoder.beginComputePass();
     const pipelines = this.#pipelines;
     if (this.#small && this.#pendingCentralize.length === 0) {
@@ -373,12 +385,6 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       }
     }
     pass.end();
-    this.#io.encodeCopyOut(encoder);
-    const report = counter.encodeReport(encoder);
-    const submission = this.#submission;
-    submission[0] = encoder.finish();
-    device.queue.submit(submission);
-    counter.submitted(report);
   }
 
   readSection(section: number): Promise<Record<string, Float32Array>> {
@@ -458,6 +464,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     for (const c of this.#centralizations.values()) c.uniform.destroy();
     this.counter.destroy();
     this.#io.destroy();
+    this.#loads.destroy();
   }
 }
 
