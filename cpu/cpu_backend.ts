@@ -63,6 +63,8 @@ export class CpuBackend implements CompactHostBackend {
   readonly params: Readonly<Record<string, Float32Array>>;
   readonly grads: Readonly<Record<string, Float32Array>>;
   readonly #gradList: Float32Array[];
+  /** The byte range of the arena's buffer the gradient slots lie in (see `#unaliased`). */
+  readonly #gradBytes: readonly [number, number];
   readonly update: () => void;
   readonly gradSumSquares: () => number;
   readonly gradsNonFinite: () => boolean;
@@ -89,9 +91,35 @@ export class CpuBackend implements CompactHostBackend {
     this.params = sectionViews(buffer, base, layout, PARAMS);
     this.grads = sectionViews(buffer, base, layout, GRADS);
     this.#gradList = layout.names.map((n) => this.grads[n]);
+    const ends = this.#gradList.filter((g) => g.length > 0);
+    this.#gradBytes = [
+      Math.min(...ends.map((g) => g.byteOffset)),
+      Math.max(...ends.map((g) => g.byteOffset + g.byteLength)),
+    ];
   }
 
-  loadGrads(grads: readonly Float32Array[]): void {
+  /**
+   * `grads`, or a copy of the list in which each array that is a view of this arena's gradient
+   * section other than its own tensor's slot (another tensor's slot, a range across slots) is
+   * replaced by a copy of its values, so that every gradient is read as it was when the step was
+   * called, whatever the order of the copies into the slots (`{ a: grads.b, b: grads.a }`
+   * swaps). Nothing is allocated unless such a view is given.
+   */
+  #unaliased(grads: readonly Float32Array[]): readonly Float32Array[] {
+    const slots = this.#gradList;
+    const [start, end] = this.#gradBytes;
+    let out: Float32Array[] | undefined;
+    for (let i = 0; i < slots.length; i++) {
+      const src = grads[i];
+      if (src === slots[i] || src.buffer !== this.buffer) continue;
+      if (src.byteOffset >= end || src.byteOffset + src.byteLength <= start) continue;
+      (out ??= grads.slice())[i] = src.slice();
+    }
+    return out ?? grads;
+  }
+
+  loadGrads(given: readonly Float32Array[]): void {
+    const grads = this.#unaliased(given);
     const slots = this.#gradList;
     for (let i = 0; i < slots.length; i++) {
       const src = grads[i];
@@ -107,7 +135,8 @@ export class CpuBackend implements CompactHostBackend {
    * neighbours, uncopied. Returns whether some gradient is NaN or ±Infinity (every tensor is
    * still copied: the slots then hold the gradients given).
    */
-  loadGradsChecked(grads: readonly Float32Array[]): boolean {
+  loadGradsChecked(given: readonly Float32Array[]): boolean {
+    const grads = this.#unaliased(given);
     const offsets = this.layout.offsets;
     const check = this.#nonFiniteRange;
     let found = false;
