@@ -50,14 +50,42 @@ export interface LibraryRow {
   states?: "32bit" | "8bit";
 }
 
+/** The parameters and gradients of a layout, filled once and shared by every row that uses it. */
+interface Fill {
+  sizes: string;
+  /** `sin(i + t)` for element `i` of tensor `t`. */
+  params: Float32Array[];
+  /** {@linkcode gradient}`(t, i)`. */
+  grads: Float32Array[];
+}
+
+/** The last layout's fill (one size's rows share it; they only read it). */
+let lastFill: Fill | undefined;
+
+/**
+ * The parameters and gradients of tensors of `sizes`: made once for the rows of a size, which
+ * copy them into their states (and copied-in rows give the gradients to every step), rather than
+ * each row computing and holding its own.
+ */
+export function fillOf(sizes: number[]): Fill {
+  const key = sizes.join(",");
+  if (lastFill?.sizes === key) return lastFill;
+  lastFill = undefined;
+  const wave = (f: (t: number, i: number) => number) =>
+    sizes.map((n, t) => {
+      const a = new Float32Array(n);
+      for (let i = 0; i < n; i++) a[i] = f(t, i);
+      return a;
+    });
+  lastFill = { sizes: key, params: wave((t, i) => Math.sin(i + t)), grads: wave(gradient) };
+  return lastFill;
+}
+
 /** A state of `row` over tensors of `sizes`, past its first steps. */
 async function rectifiedState(row: LibraryRow, sizes: number[]): Promise<OptimizerState> {
+  const fill = fillOf(sizes);
   const params: Record<string, Float32Array> = {};
-  sizes.forEach((n, t) => {
-    const p = new Float32Array(n);
-    for (let i = 0; i < n; i++) p[i] = Math.sin(i + t);
-    params[`t${t}`] = p;
-  });
+  sizes.forEach((_, t) => params[`t${t}`] = fill.params[t]);
   // nonFinite "propagate": the same update as the C, TensorFlow.js and PyTorch (no check pass);
   // `checked`: the default, "skip", whose check reads the gradients once more (zero-copy) or as
   // they are copied in, and has rows of its own.
@@ -70,11 +98,10 @@ async function rectifiedState(row: LibraryRow, sizes: number[]): Promise<Optimiz
     threadThreshold: 0,
     states: row.states ?? "32bit",
   };
+  // init copies the parameters into the state's arena
   let state = await factoryOf(row.optimizer ?? BASE_OPTIMIZER)(options).init(params);
-  state.names.forEach((name, t) => {
-    const g = state.grads[name];
-    for (let i = 0; i < g.length; i++) g[i] = gradient(t, i);
-  });
+  // tensor `t${k}` gets the gradients of tensor k, whatever its place in the arena
+  for (const name of state.names) state.grads[name].set(fill.grads[Number(name.slice(1))]);
   // past step 6, so that the timed steps take RAdam's rectified (adaptive) path
   for (let t = 0; t < 7; t++) state = step(state);
   return state;
@@ -89,15 +116,13 @@ export function libraryContender(name: string, key: string, row: LibraryRow): Co
     async setup(n) {
       const sizes = tensors === 1 ? [n] : mixedLayout(n, tensors);
       let state = await rectifiedState(row, sizes);
-      if ((row.threads ?? 1) > 1) {
-        return { time: syncTimer(() => state = step(state)), dispose: () => dispose(state) };
-      }
-      if (!row.copied) return { time: syncTimer(() => state = step(state)) };
+      const release = () => dispose(state);
+      if (!row.copied) return { time: syncTimer(() => state = step(state)), dispose: release };
+      // the caller's gradients: the size's shared ones (a step only reads them)
+      const { grads } = fillOf(sizes);
       const external: Record<string, Float32Array> = {};
-      state.names.forEach((tensor, t) => {
-        external[tensor] = Float32Array.from(state.grads[tensor], (_, i) => gradient(t, i));
-      });
-      return { time: syncTimer(() => state = step(state, external)) };
+      state.names.forEach((tensor) => external[tensor] = grads[Number(tensor.slice(1))]);
+      return { time: syncTimer(() => state = step(state, external)), dispose: release };
     },
   };
 }
@@ -119,8 +144,7 @@ export function checkPassContender(threads = 1): Contender {
       const backend = threads === 1
         ? await createWasmBackend(layout)
         : await createThreadedWasmBackend(layout, threads);
-      const g = backend.grads.w;
-      for (let i = 0; i < n; i++) g[i] = gradient(0, i);
+      backend.grads.w.set(fillOf([n]).grads[0]);
       return {
         time: syncTimer(() => {
           if (backend.gradsNonFinite()) throw new Error("a finite gradient was found non-finite");

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { gradient } from "./library.ts";
+import { fillOf } from "./library.ts";
 import { type Contender, syncTimer } from "./timing.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -41,16 +41,16 @@ export function tfContender(backendName: "wasm" | "cpu"): Contender {
       if (typeof tf === "string") return tf;
       if (!(await tf.setBackend(backendName))) return `tfjs backend ${backendName} unavailable`;
       await tf.ready();
-      const p = new Float32Array(n);
-      const g = new Float32Array(n);
-      for (let i = 0; i < n; i++) {
-        p[i] = Math.sin(i);
-        g[i] = gradient(0, i);
-      }
+      // tfjs's own copies of the size's parameters and gradients
+      const fill = fillOf([n]);
+      const made: { dispose(): void }[] = [];
       try {
-        const weights = tf.variable(tf.tensor1d(p));
-        const grads = tf.tensor1d(g);
+        const weights = tf.variable(tf.tensor1d(fill.params[0].slice()));
+        made.push(weights);
+        const grads = tf.tensor1d(fill.grads[0].slice());
+        made.push(grads);
         const optimizer = tf.train.adam(1e-3, 0.9, 0.999, 1e-8);
+        made.push(optimizer);
         const named = { [weights.name]: grads };
         const stepOnce = () => optimizer.applyGradients(named);
         stepOnce();
@@ -59,13 +59,17 @@ export function tfContender(backendName: "wasm" | "cpu"): Contender {
             await tf.setBackend(backendName);
           },
           time: syncTimer(stepOnce),
-          dispose() {
-            optimizer.dispose();
-            weights.dispose();
-            grads.dispose();
-          },
+          dispose: () => made.forEach((m) => m.dispose()),
         };
       } catch (error) {
+        // what was made before the failure (64M on the wasm backend) is let go, where tfjs can
+        for (const m of made) {
+          try {
+            m.dispose();
+          } catch {
+            // its backend's memory is broken: nothing more to free
+          }
+        }
         return `failed: ${(error as Error).message.split("\n")[0]}`;
       }
     },

@@ -64,7 +64,8 @@ export function atSize(contender: Contender, n: number): Contender {
 
 interface Entry {
   contender: Contender;
-  runner: Runner;
+  /** Absent once let go: a slow contender's, after its one sample. */
+  runner?: Runner;
   steps: number;
   samples: number[];
 }
@@ -82,12 +83,25 @@ async function setUp(
     const runner = await contender.setup(n);
     if (typeof runner === "string") {
       results.set(contender.key, { note: runner });
+      // what a failed set-up left (TensorFlow.js at 64M) goes before the next state is made
+      collectGarbage();
       continue;
     }
     await runner.enter?.();
     const warm = await runner.time(1);
     const steps = Math.max(1, Math.min(100_000, Math.round(timing.sampleSeconds / warm)));
-    entries.push({ contender, runner, steps, samples: warm > SLOW_STEP_SECONDS ? [warm] : [] });
+    // a slow contender's one sample is this one: it takes no turn, so its memory goes now
+    const slow = warm > SLOW_STEP_SECONDS;
+    if (slow) {
+      runner.dispose?.();
+      collectGarbage();
+    }
+    entries.push({
+      contender,
+      runner: slow ? undefined : runner,
+      steps,
+      samples: slow ? [warm] : [],
+    });
   }
   return entries;
 }
@@ -106,13 +120,13 @@ export async function measureSize(
   for (let round = 0; round < timing.rounds; round++) {
     for (const k of shuffled(entries.length, timing.random)) {
       const entry = entries[k];
-      if (entry.samples.length > 0 && entry.samples[0] > SLOW_STEP_SECONDS) continue;
+      if (entry.runner === undefined || entry.samples[0] > SLOW_STEP_SECONDS) continue;
       await entry.runner.enter?.();
       entry.samples.push(await entry.runner.time(entry.steps));
     }
   }
   for (const { contender, runner, samples } of entries) {
-    runner.dispose?.();
+    runner?.dispose?.();
     const sorted = samples.toSorted((a, b) => a - b);
     results.set(contender.key, {
       seconds: sorted[Math.floor(sorted.length / 2)],
