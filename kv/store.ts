@@ -236,9 +236,9 @@ function memoKey(prefix: Deno.KvKey, checked: ReturnType<typeof checkOptions>): 
   const parts = prefix.map((p) =>
     p instanceof Uint8Array
       ? ["bytes", Array.from(p)]
-      : typeof p === "bigint"
-      ? ["bigint", String(p)]
-      : [typeof p, Object.is(p, -0) ? "-0" : p]
+      : typeof p === "bigint" || typeof p === "number"
+      ? [typeof p, Object.is(p, -0) ? "-0" : String(p)] // (JSON writes NaN and ±Infinity as null)
+      : [typeof p, p]
   );
   const { model = null, chunkBytes, staleAfterMs, rememberMs } = checked;
   return JSON.stringify([parts, model, chunkBytes, String(staleAfterMs), rememberMs]);
