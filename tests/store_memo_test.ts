@@ -1,11 +1,19 @@
 /**
  * What a process keeps per store object: `kvCheckpointStore` gives one object per database, key
  * prefix and options, and a different one for every other prefix (numbers JSON cannot write
- * included: NaN, Infinity and -Infinity are three key parts of Deno KV, not one).
+ * included: NaN, Infinity and -Infinity are three key parts of Deno KV, not one); `init`, asked
+ * for the tensor names of a stored model, is called once per store object, also when requests
+ * come at once.
  */
 import assert from "node:assert/strict";
-import { kvCheckpointStore } from "../kv.ts";
-import { withKv } from "./kv_fakes.ts";
+import { radam } from "../mod.ts";
+import { dataParallel, kvCheckpointStore, optimisticStep } from "../kv.ts";
+import { busyKv, PREFIX, withKv } from "./kv_fakes.ts";
+
+const init = () => ({ w: new Float32Array(4), b: new Float32Array(1) });
+const ones = (state: { grads: Record<string, Float32Array> }) => {
+  for (const g of Object.values(state.grads)) g.fill(1);
+};
 
 Deno.test("store memo: prefixes that differ only in a number JSON cannot write are distinct stores", async () => {
   await withKv(async (kv) => {
@@ -23,5 +31,52 @@ Deno.test("store memo: prefixes that differ only in a number JSON cannot write a
     }
     // The same prefix again is the same object.
     assert.equal(kvCheckpointStore(kv, ["models", NaN]), stores[0]);
+  });
+});
+
+Deno.test("store memo: requests at once on a new store object of a stored model call init once", async () => {
+  await withKv(async (kv) => {
+    await optimisticStep(kvCheckpointStore(kv, PREFIX), {
+      optimizer: radam(),
+      init,
+      gradient: ones,
+    });
+    const slowInit = (count: { calls: number }) => async () => {
+      count.calls++;
+      await new Promise((r) => setTimeout(r, 20));
+      return init();
+    };
+    // Data-parallel: 8 requests read the parameters at once in a new process.
+    const dp = { calls: 0 };
+    const trainer = dataParallel(kvCheckpointStore(busyKv(kv, 0), PREFIX), {
+      optimizer: radam(),
+      init: slowInit(dp),
+    });
+    await Promise.all(Array.from({ length: 8 }, () => trainer.params()));
+    await trainer.close();
+    assert.equal(dp.calls, 1, "init calls of the data-parallel trainer");
+    // Optimistic, attempts not taking turns: 4 requests at once in another new process.
+    const opt = { calls: 0 };
+    const store = kvCheckpointStore(busyKv(kv, 0), PREFIX);
+    const optimizer = radam();
+    await Promise.all(Array.from({ length: 4 }, (_, i) =>
+      optimisticStep(store, {
+        optimizer,
+        init: slowInit(opt),
+        gradient: ones,
+        serialize: false,
+        id: `r${i}`,
+      })));
+    assert.equal(opt.calls, 1, "init calls of the optimistic steps");
+    // An init that failed is asked again by the next request, not its failure kept.
+    let fails = 1;
+    const flaky = () => {
+      if (fails-- > 0) throw new Error("weights not reachable");
+      return init();
+    };
+    const fresh = kvCheckpointStore(busyKv(kv, 0), PREFIX);
+    const options = { optimizer, init: flaky, gradient: ones };
+    await assert.rejects(() => optimisticStep(fresh, options), /weights not reachable/);
+    assert.equal((await optimisticStep(fresh, options)).duplicate, false);
   });
 });
