@@ -36,25 +36,52 @@ export type Placement = "device" | BackendFactory;
  * Throws a TypeError, before anything is allocated, where the wasm backend is asked for (backend
  * `"wasm"`, or option `threads` above 1) and this runtime cannot run it: it lacks WebAssembly
  * SIMD, or it does not let WebAssembly be compiled at run time (the message quotes its error).
- * Synchronous: it compiles the kernel, once (the module the states then run).
+ * Synchronous: it compiles the kernel, once (the module the states then run). Where the
+ * runtime compiles it only asynchronously (a browser's main thread that refuses a synchronous
+ * compile over 4 KB with a RangeError), it throws nothing: the asynchronous compile decides
+ * ({@linkcode wasmRefused}).
  */
 export function checkWasmAsked(config: Settings<unknown>): void {
   const { backend, threads } = config.run;
   if (backend !== "wasm" && threads === 1) return;
-  let needs: string;
-  if (!wasmSimdSupported()) {
-    needs = "needs WebAssembly SIMD, which this runtime lacks";
-  } else {
-    const refusal = compileRefusalSync();
-    if (refusal === undefined) return;
-    needs =
-      `needs WebAssembly, which cannot be compiled in this runtime (${refusal.name}: ${refusal.message})`;
+  if (!wasmSimdSupported()) throw wasmAskedError(config, undefined);
+  let refusal: Error | undefined;
+  try {
+    refusal = compileRefusalSync();
+  } catch {
+    return; // not a refusal: the synchronous compile alone failed
   }
-  throw new TypeError(
+  if (refusal !== undefined) throw wasmAskedError(config, refusal);
+}
+
+/**
+ * The TypeError of wasm asked for where it cannot run: without SIMD (`refusal` undefined), or
+ * where the runtime refuses to compile WebAssembly (its error).
+ */
+function wasmAskedError(config: Settings<unknown>, refusal: Error | undefined): TypeError {
+  const threads = config.run.threads;
+  const needs = refusal === undefined
+    ? "needs WebAssembly SIMD, which this runtime lacks"
+    : `needs WebAssembly, which cannot be compiled in this runtime (${refusal.name}: ${refusal.message})`;
+  return new TypeError(
     threads > 1
       ? `The wasm backend (option threads: ${threads}) ${needs}; use threads: 1, with backend "js" or "auto"`
       : `The wasm backend ${needs}; use backend "js" or "auto"`,
   );
+}
+
+/**
+ * Whether the state goes on TypeScript as the kernel does not compile here (asynchronously),
+ * for backend `"auto"`; a TypeError where wasm was asked for ({@linkcode checkWasmAsked}, which
+ * could not tell where only an asynchronous compile runs).
+ */
+async function wasmRefused(config: Settings<unknown>): Promise<boolean> {
+  const refusal = await compileRefusal();
+  if (refusal === undefined) return false;
+  if (config.run.backend === "wasm" || config.run.threads > 1) {
+    throw wasmAskedError(config, refusal);
+  }
+  return true;
 }
 
 /**
@@ -93,8 +120,7 @@ export function placement(
   // Refused before anything is allocated, whatever the size, so that it never depends on it.
   if (threads > 1) checkThreadSupport(threads);
   return async (layout) => {
-    // "auto" where the kernel does not compile (asked-for wasm was checked above).
-    if (await compileRefusal() !== undefined) return js(layout);
+    if (await wasmRefused(config)) return js(layout);
     return threads > 1 && layout.total >= config.run.threadThreshold
       ? createThreadedWasmBackend(layout, threads)
       : createWasmBackend(layout);

@@ -188,7 +188,9 @@ function checkOptions(
  * Called again with the same database, key prefix and options, it returns the same (frozen)
  * store object, so that a handler that makes its store at each request still shares what a
  * process keeps per store: the turns of `optimisticStep` (option `serialize`), without which
- * the process's concurrent requests conflict with each other.
+ * the process's concurrent requests conflict with each other. The process keeps a store
+ * object while it is in use, and the 16 asked for last: the stores of many prefixes (one model
+ * a user) are not all kept.
  *
  * Invalid options throw a TypeError or RangeError naming them.
  *
@@ -219,26 +221,52 @@ export function kvCheckpointStore(
   // turns of its optimistic steps, the tensor names init gives) is then shared by every
   // request, also where each request makes its store.
   const id = memoKey(prefix, checked);
-  const made = stores.get(kv) ?? new Map<string, KvCheckpointStore>();
+  const made = stores.get(kv) ?? new Map<string, WeakRef<KvCheckpointStore>>();
   stores.set(kv, made);
-  const known = made.get(id);
-  if (known !== undefined) return known;
-  const store = makeStore(kv, prefix, checked);
-  made.set(id, store);
+  let store = made.get(id)?.deref();
+  if (store === undefined) {
+    store = makeStore(kv, prefix, checked);
+    made.set(id, new WeakRef(store));
+    forget.register(store, { made, id });
+  }
+  if (recent[0] !== store) {
+    const at = recent.indexOf(store);
+    if (at >= 0) recent.splice(at, 1);
+    if (recent.unshift(store) > RECENT) recent.pop();
+  }
   return store;
 }
 
-/** The stores made, by database, then by prefix and options (see {@linkcode memoKey}). */
-const stores = new WeakMap<Deno.Kv, Map<string, KvCheckpointStore>>();
+/**
+ * The stores made, by database, then by prefix and options (see {@linkcode memoKey}), held
+ * weakly: a process that makes the stores of many prefixes (one model a user) keeps only those
+ * in use, and the {@linkcode RECENT} last asked for.
+ */
+const stores = new WeakMap<Deno.Kv, Map<string, WeakRef<KvCheckpointStore>>>();
+
+/** Drops a collected store's entry (unless another store took its place). */
+const forget = new FinalizationRegistry<{
+  made: Map<string, WeakRef<KvCheckpointStore>>;
+  id: string;
+}>(({ made, id }) => {
+  if (made.get(id)?.deref() === undefined) made.delete(id);
+});
+
+/**
+ * The stores asked for last, held strongly, so that a handler that makes its store at each
+ * request keeps the same one between requests (and what the process learned with it).
+ */
+const recent: KvCheckpointStore[] = [];
+const RECENT = 16;
 
 /** A text that tells apart every key prefix (each part's type and value) and set of options. */
 function memoKey(prefix: Deno.KvKey, checked: ReturnType<typeof checkOptions>): string {
   const parts = prefix.map((p) =>
     p instanceof Uint8Array
       ? ["bytes", Array.from(p)]
-      : typeof p === "bigint"
-      ? ["bigint", String(p)]
-      : [typeof p, Object.is(p, -0) ? "-0" : p]
+      : typeof p === "bigint" || typeof p === "number"
+      ? [typeof p, Object.is(p, -0) ? "-0" : String(p)] // (JSON writes NaN and ±Infinity as null)
+      : [typeof p, p]
   );
   const { model = null, chunkBytes, staleAfterMs, rememberMs } = checked;
   return JSON.stringify([parts, model, chunkBytes, String(staleAfterMs), rememberMs]);

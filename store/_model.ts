@@ -79,8 +79,11 @@ export interface StoreOf {
   readonly name: string;
 }
 
-/** The tensor names `init` gave, per store object (see {@linkcode checkInitNames}). */
-const initNames = new WeakMap<StoreOf, readonly string[]>();
+/**
+ * The tensor names `init` gives, per store object (see {@linkcode checkInitNames}): the one
+ * call's promise, which requests at once share (forgotten if it rejects).
+ */
+const initNames = new WeakMap<StoreOf, Promise<readonly string[]>>();
 
 /** The names of the tensors of `params`, as `init` of a state names them. */
 function namesOf(params: Params): readonly string[] {
@@ -102,11 +105,13 @@ export async function checkInitNames(
   store: StoreOf,
 ): Promise<void> {
   if (spec.tensors !== undefined) return;
-  let expected = initNames.get(store);
-  if (expected === undefined) {
-    expected = namesOf(await spec.init());
-    initNames.set(store, expected);
+  let asked = initNames.get(store);
+  if (asked === undefined) {
+    const call = (async () => namesOf(await spec.init()))();
+    initNames.set(store, asked = call);
+    call.catch(() => initNames.get(store) === call && initNames.delete(store));
   }
+  const expected = await asked;
   const quoted = (list: readonly string[]) => list.map((n) => JSON.stringify(n)).join(", ");
   const extra = names.find((name) => !expected.includes(name));
   const missing = expected.find((name) => !names.includes(name));
@@ -123,7 +128,9 @@ export async function checkInitNames(
  */
 export async function newState(spec: ModelSpec, store: StoreOf): Promise<OptimizerState> {
   const params = await spec.init();
-  if (spec.tensors === undefined && !initNames.has(store)) initNames.set(store, namesOf(params));
+  if (spec.tensors === undefined && !initNames.has(store)) {
+    initNames.set(store, Promise.resolve(namesOf(params)));
+  }
   const state = await spec.optimizer.init(params);
   if (spec.tensors === undefined) return state;
   const lengthOf = (name: string) => (state.params[name] as Float32Array).length;

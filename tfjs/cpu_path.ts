@@ -50,11 +50,17 @@ interface ThreadsPending {
 /**
  * Whether this library's wasm kernel runs here: the runtime has WebAssembly SIMD and compiles
  * WebAssembly at run time (tfjs's own wasm backend runs; else the kernel compiles: once,
- * synchronously, the module a state then runs). Backend `"auto"` runs on js where not.
+ * synchronously, the module a state then runs). Backend `"auto"` runs on js where not, and
+ * where the kernel does not compile synchronously (a browser's main thread that refuses a
+ * synchronous compile over 4 KB with a RangeError): the adapter makes its state synchronously.
  */
 export function wasmRuns(): boolean {
-  return wasmSimdSupported() &&
-    (tfjsWasmHeap() !== undefined || compileRefusalSync() === undefined);
+  if (!wasmSimdSupported() || tfjsWasmHeap() !== undefined) return wasmSimdSupported();
+  try {
+    return compileRefusalSync() === undefined;
+  } catch {
+    return false;
+  }
 }
 
 /** tfjs's wasm heap, when a state of `total` parameters is to be made on it. */
