@@ -3,13 +3,12 @@
 // with Deno's bits, and so does the TensorFlow.js adapter; backend "wasm" says why it cannot.
 // The same page with 'wasm-unsafe-eval' trains on wasm.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const expected = JSON.parse(
   readFileSync(new URL("./expected.json", import.meta.url), "utf8"),
 );
@@ -108,15 +107,8 @@ async function run(browser, server, path) {
 }
 
 test("a page whose Content-Security-Policy refuses WebAssembly trains on the default backend (js), with Deno's bits", async () => {
-  assert.ok(
-    existsSync(CHROMIUM),
-    `No Chromium at ${CHROMIUM}: run tests/node/setup.sh (installs Debian's chromium) or set CHROMIUM_PATH`,
-  );
   const server = await serve();
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-  });
+  const browser = await launchChromium();
   try {
     const strict = await run(browser, server, "/strict");
     assert.deepEqual(strict.auto, expected.js); // backend "js", and the bits of every backend

@@ -9,9 +9,8 @@ import http from "node:http";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const here = fileURLToPath(new URL(".", import.meta.url));
 const built = fileURLToPath(new URL("../../npm", import.meta.url));
 const root = new URL("../../", import.meta.url);
@@ -172,10 +171,6 @@ test("npm README: every JavaScript example runs under Node against the built pac
 });
 
 test("npm README: the HTML example runs in headless Chromium, the package served from node_modules", async () => {
-  assert.ok(
-    existsSync(CHROMIUM),
-    `No Chromium at ${CHROMIUM}: run tests/node/setup.sh`,
-  );
   const [page] = blocks("html");
   assert.ok(page, "no HTML example");
   const prefix = `/node_modules/${pkg.name}/`;
@@ -195,15 +190,7 @@ test("npm README: the HTML example runs in headless Chromium, the package served
     }
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-    ],
-  });
+  const browser = await launchChromium();
   try {
     const tab = await browser.newPage();
     const errors = [];
