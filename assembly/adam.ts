@@ -5,7 +5,7 @@
 //   g = gradScale * grad (+ coupledDecay * p, only when coupledDecay != 0)
 //   m = beta1 * m + oneMinusBeta1 * g
 //   v = beta2 * v + oneMinusBeta2 * (g * g)
-//   num = m, or m + gradMix * g when gradMix != 0 (Nesterov)
+//   num = m, or momentMix * m + gradMix * g when gradMix != 0 (Nesterov)
 //   adaptive: p = p * paramDecay - stepSize * (num / (sqrt(v) + eps))
 //   momentum: p = p * paramDecay - stepSize * num
 //   sync (LookAhead): slow = slow + alpha * (p - slow); p = slow
@@ -24,6 +24,7 @@ import {
   ADAM_EPS,
   ADAM_GRAD_MIX,
   ADAM_MODE,
+  ADAM_MOMENT_MIX,
   ADAM_ONE_MINUS_BETA1,
   ADAM_ONE_MINUS_BETA2,
   ADAM_PARAM_DECAY,
@@ -65,6 +66,7 @@ let EPS: f32 = 0;
 let ALPHA: f32 = 0;
 let SYNC: bool = false;
 let GRAD_MIX: f32 = 0;
+let MOMENT_MIX: f32 = 1;
 
 /** `n` elements from the given section addresses, with the scalar block at `block`. */
 export function adamRange(
@@ -79,6 +81,7 @@ export function adamRange(
   ALPHA = load<f32>(block + HEADER_ALPHA);
   SYNC = load<u32>(block + HEADER_SYNC) != 0;
   GRAD_MIX = load<f32>(block + ADAM_GRAD_MIX);
+  MOMENT_MIX = load<f32>(block + ADAM_MOMENT_MIX);
   stepRange(
     params, grads, m, v, slow, n,
     load<f32>(block + ADAM_COUPLED_DECAY), load<f32>(block + ADAM_PARAM_DECAY),
@@ -133,7 +136,9 @@ function loop(
   const sync = maySync && SYNC;
   const gradMix = GRAD_MIX;
   const al = f32x4.splat(alpha);
+  const momentMix = MOMENT_MIX;
   const gm = f32x4.splat(gradMix);
+  const mm = f32x4.splat(momentMix);
   const nesterov = mayNesterov && gradMix != 0;
   // Constants splatted once.
   const gs = f32x4.splat(gradScale);
@@ -151,14 +156,14 @@ function loop(
   // v128 main loop, unrolled four times (16 elements an iteration), then one vector at a time.
   for (; i < unrolledEnd; i += 16) {
     const o = <usize> i << 2;
-    vector(params + o, grads + o, m + o, v + o, slow + o, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, coupled, mode, nesterov, sync, unitScale);
-    vector(params + o + 16, grads + o + 16, m + o + 16, v + o + 16, slow + o + 16, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, coupled, mode, nesterov, sync, unitScale);
-    vector(params + o + 32, grads + o + 32, m + o + 32, v + o + 32, slow + o + 32, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, coupled, mode, nesterov, sync, unitScale);
-    vector(params + o + 48, grads + o + 48, m + o + 48, v + o + 48, slow + o + 48, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, coupled, mode, nesterov, sync, unitScale);
+    vector(params + o, grads + o, m + o, v + o, slow + o, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, mm, coupled, mode, nesterov, sync, unitScale);
+    vector(params + o + 16, grads + o + 16, m + o + 16, v + o + 16, slow + o + 16, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, mm, coupled, mode, nesterov, sync, unitScale);
+    vector(params + o + 32, grads + o + 32, m + o + 32, v + o + 32, slow + o + 32, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, mm, coupled, mode, nesterov, sync, unitScale);
+    vector(params + o + 48, grads + o + 48, m + o + 48, v + o + 48, slow + o + 48, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, mm, coupled, mode, nesterov, sync, unitScale);
   }
   for (; i < vecEnd; i += 4) {
     const o = <usize> i << 2;
-    vector(params + o, grads + o, m + o, v + o, slow + o, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, coupled, mode, nesterov, sync, unitScale);
+    vector(params + o, grads + o, m + o, v + o, slow + o, gs, wd, b1, c1, b2, c2, pd, ss, ep, al, gm, mm, coupled, mode, nesterov, sync, unitScale);
   }
   // Scalar tail: the same operations, one lane at a time.
   for (; i < n; i++) {
@@ -170,7 +175,7 @@ function loop(
     const vNew = beta2 * load<f32>(v + o) + oneMinusBeta2 * (g * g);
     store<f32>(m + o, mNew);
     store<f32>(v + o, vNew);
-    const num = nesterov ? mNew + gradMix * g : mNew;
+    const num = nesterov ? momentMix * mNew + gradMix * g : mNew;
     let pNew = p;
     if (mode == MODE_ADAPTIVE) {
       pNew = p * paramDecay - stepSize * (num / (sqrt<f32>(vNew) + eps));
@@ -187,7 +192,7 @@ function loop(
 function vector(
   params: usize, grads: usize, m: usize, v: usize, slow: usize,
   gs: v128, wd: v128, b1: v128, c1: v128, b2: v128, c2: v128, pd: v128, ss: v128, ep: v128,
-  al: v128, gm: v128, coupled: bool, mode: i32, nesterov: bool, sync: bool, unitScale: bool,
+  al: v128, gm: v128, mm: v128, coupled: bool, mode: i32, nesterov: bool, sync: bool, unitScale: bool,
 ): void {
   const p = v128.load(params);
   const g = gradient(p, v128.load(grads), gs, wd, coupled, unitScale);
@@ -195,7 +200,7 @@ function vector(
   const vNew = f32x4.add(f32x4.mul(b2, v128.load(v)), f32x4.mul(c2, f32x4.mul(g, g)));
   v128.store(m, mNew);
   v128.store(v, vNew);
-  finishVector(params, slow, update(p, g, mNew, vNew, pd, ss, ep, gm, mode, nesterov, unitScale), al, sync);
+  finishVector(params, slow, update(p, g, mNew, vNew, pd, ss, ep, gm, mm, mode, nesterov, unitScale), al, sync);
 }
 
 /** The gradient of a vector: scaled (unless `unitScale`), plus the coupled decay. */
@@ -212,11 +217,11 @@ function gradient(p: v128, grad: v128, gs: v128, wd: v128, coupled: bool, unitSc
 // @ts-ignore: decorator
 @inline
 function update(
-  p: v128, g: v128, mNew: v128, vNew: v128, pd: v128, ss: v128, ep: v128, gm: v128,
+  p: v128, g: v128, mNew: v128, vNew: v128, pd: v128, ss: v128, ep: v128, gm: v128, mm: v128,
   mode: i32, nesterov: bool, unitScale: bool,
 ): v128 {
-  // Nesterov (optax): the update uses m + gradMix * g in place of m.
-  const num = nesterov ? f32x4.add(mNew, f32x4.mul(gm, g)) : mNew;
+  // Nesterov (optax): the update uses momentMix * m + gradMix * g in place of m.
+  const num = nesterov ? f32x4.add(f32x4.mul(mm, mNew), f32x4.mul(gm, g)) : mNew;
   // unitScale: pd is 1.
   const decayed = unitScale ? p : f32x4.mul(p, pd);
   if (mode == MODE_ADAPTIVE) {
@@ -279,6 +284,7 @@ function compactLoop(
   const al = f32x4.splat(load<f32>(block + HEADER_ALPHA));
   const gradMix = load<f32>(block + ADAM_GRAD_MIX);
   const gm = f32x4.splat(gradMix);
+  const mm = f32x4.splat(load<f32>(block + ADAM_MOMENT_MIX));
   const nesterov = mayNesterov && gradMix != 0;
   const sync = maySync && load<u32>(block + HEADER_SYNC) != 0;
   const signedHigh = i16x8.splat(<i16> SIGNED_HIGH);
@@ -314,7 +320,7 @@ function compactLoop(
       // (the bits shifted left: the magnitude's, without a mask held in a register)
       mTop = i32x4.max_u(mTop, i32x4.shl(mNew, 1));
       vTop = i32x4.max_u(vTop, vNew); // v ≥ 0: its bits are its magnitude's (a NaN's: above all)
-      finishVector(p + o, s + o, update(p0, gv, mNew, vNew, pd, ss, ep, gm, mode, nesterov, unitScale), al, sync);
+      finishVector(p + o, s + o, update(p0, gv, mNew, vNew, pd, ss, ep, gm, mm, mode, nesterov, unitScale), al, sync);
       m = f32x4.mul(highWords(mh), sm);
       v = f32x4.mul(highWords(vh), sv);
       p0 = v128.load(p + o, 16);
@@ -325,7 +331,7 @@ function compactLoop(
       v128.store(vNext + o, vNew, 16);
       mTop = i32x4.max_u(mTop, i32x4.shl(mNew, 1));
       vTop = i32x4.max_u(vTop, vNew);
-      finishVector(p + o + 16, s + o + 16, update(p0, gv, mNew, vNew, pd, ss, ep, gm, mode, nesterov, unitScale), al, sync);
+      finishVector(p + o + 16, s + o + 16, update(p0, gv, mNew, vNew, pd, ss, ep, gm, mm, mode, nesterov, unitScale), al, sync);
     }
     finishSigned(mNext, mc, ms, i32x4.shr_u(mTop, 1), abs, signedRound);
     finishUnsigned(vNext, vc, vs, vTop, unsignedRound);

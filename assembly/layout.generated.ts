@@ -45,6 +45,7 @@ export const ADAM_STEP_SIZE: usize = 40;
 export const ADAM_EPS: usize = 44;
 export const ADAM_MODE: usize = 48;
 export const ADAM_GRAD_MIX: usize = 52;
+export const ADAM_MOMENT_MIX: usize = 56;
 export const LION_BETA1: usize = 16;
 export const LION_ONE_MINUS_BETA1: usize = 20;
 export const LION_BETA2: usize = 24;

@@ -12,7 +12,7 @@
  * g = gradScale · grad (+ coupledDecay · p, only when coupledDecay ≠ 0)
  * m = beta1 · m + oneMinusBeta1 · g
  * v = beta2 · v + oneMinusBeta2 · (g · g)
- * num = m, or m + gradMix · g when gradMix ≠ 0 (Nesterov)
+ * num = m, or momentMix · m + gradMix · g when gradMix ≠ 0 (Nesterov)
  * adaptive: p = p · paramDecay − stepSize · (num / (sqrt(v) + eps))
  * momentum: p = p · paramDecay − stepSize · num
  * moments only: p unchanged
@@ -194,6 +194,7 @@ export const ADAM_SCALARS = scalarLayout({
   eps: "f32",
   mode: "u32",
   gradMix: "f32",
+  momentMix: "f32",
 });
 
 /** ρ∞ = 2 / (1 − β2) − 1. */
@@ -234,14 +235,24 @@ function computeScalars(h: AdamRuleHyperparameters, t: number, lr: number, out: 
   const rho = rhoAt(beta2, t);
   out.rho = rho;
   out.eps = eps;
-  // m̂: m / bc1, or with Nesterov (optax) β1 m / (1 − β1^(t+1)) + (1 − β1) g / bc1
-  //   = (β1 / (1 − β1^(t+1))) · (m + gradMix · g).
+  // m̂: m / bc1, or with Nesterov (optax) β1 m / (1 − β1^(t+1)) + (1 − β1) g / bc1, factored
+  // by the larger of its two coefficients so that neither the step size nor a mix over- or
+  // underflows f32 (a tiny β1 made the gradient's mix 1/β1: Infinity below about 3e-39):
+  //   = (β1 / (1 − β1^(t+1))) · (m + gradMix · g)               (β1's term the larger)
+  //   = ((1 − β1) / bc1) · (momentMix · m + g)                   (the gradient's the larger)
   let mHatNum = 1, mHatDen = bc1;
+  out.momentMix = 1;
   if (h.nesterov && beta1 !== 0) {
     const bc1Next = 1 - Math.pow(beta1, t + 1);
-    mHatNum = beta1;
-    mHatDen = bc1Next;
-    out.gradMix = ((1 - beta1) * bc1Next) / (beta1 * bc1);
+    if (beta1 / bc1Next >= (1 - beta1) / bc1) {
+      mHatNum = beta1;
+      mHatDen = bc1Next;
+      out.gradMix = ((1 - beta1) * bc1Next) / (beta1 * bc1);
+    } else {
+      mHatNum = 1 - beta1;
+      out.gradMix = 1;
+      out.momentMix = (beta1 * bc1) / ((1 - beta1) * bc1Next);
+    }
   }
   if (rho > h.threshold) {
     const r = Math.sqrt(((rho - 4) * (rho - 2) * rhoInf) / ((rhoInf - 4) * (rhoInf - 2) * rho));
@@ -274,7 +285,7 @@ const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
   const mode = u[b + W.mode];
   const coupled = wd !== 0;
   const alpha = f[b + W.alpha], sync = u[b + W.sync] !== 0;
-  const gm = f[b + W.gradMix], nesterov = gm !== 0;
+  const gm = f[b + W.gradMix], mm = f[b + W.momentMix], nesterov = gm !== 0;
   for (let i = start; i < end; i++) {
     const pi = p[i];
     let gi = f32(gs * g[i]);
@@ -284,7 +295,7 @@ const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
     const vi = f32(f32(b2 * v[j]) + f32(c2 * f32(gi * gi)));
     m[j] = mi;
     v[j] = vi;
-    const num = nesterov ? f32(mi + f32(gm * gi)) : mi;
+    const num = nesterov ? f32(f32(mm * mi) + f32(gm * gi)) : mi;
     let pNew = pi;
     if (mode === MODE_ADAPTIVE) {
       pNew = f32(f32(pi * pd) - f32(ss * f32(num / f32(f32(Math.sqrt(vi)) + eps))));
@@ -304,9 +315,9 @@ fn rule_values(base: u32, grad_scale: f32, p0: vec4<f32>, g: vec4<f32>, m0: vec4
   if (b.coupledDecay != 0.0) { gi = gi + b.coupledDecay * p0; }
   let mi = b.beta1 * m0 + b.oneMinusBeta1 * gi;
   let vi = b.beta2 * v0 + b.oneMinusBeta2 * (gi * gi);
-  // Nesterov (optax): the update uses m + gradMix · g in place of m.
+  // Nesterov (optax): the update uses momentMix · m + gradMix · g in place of m.
   var num = mi;
-  if (b.gradMix != 0.0) { num = mi + b.gradMix * gi; }
+  if (b.gradMix != 0.0) { num = b.momentMix * mi + b.gradMix * gi; }
   var pi = p0;
   if (b.mode == ${MODE_ADAPTIVE}u) {
     pi = p0 * b.paramDecay - b.stepSize * (num / (sqrt(vi) + b.eps));

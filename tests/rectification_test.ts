@@ -3,6 +3,7 @@ import { radam, readMoments, readParams, step } from "../mod.ts";
 import { MODE_ADAPTIVE, MODE_MOMENTS_ONLY, MODE_MOMENTUM, rhoAt } from "../rules/adam.ts";
 import { rectifier, rho } from "./reference.ts";
 import { scalarsAt } from "./util.ts";
+import { type Case, checkAgainstReference, optimizerFor } from "./cases.ts";
 
 Deno.test("docs/SPEC.md reference points: ρ5 = 4.996, ρ6 = 5.994, r6 ≈ 0.0258 at β2 = 0.999", () => {
   assert.ok(Math.abs(rho(0.999, 5).rhoT - 4.996) < 5e-4);
@@ -76,5 +77,65 @@ Deno.test("threshold moves the first rectified step (strict >)", async () => {
       t++;
     } while (scalarsAt(state, t).mode !== MODE_ADAPTIVE);
     assert.equal(t, first, `threshold ${threshold}`);
+  }
+});
+
+/** A Nesterov RAdam case (tests/cases.ts) with β1 `beta1`, as the random suites draw them. */
+function nesterovCase(beta1: number, states: "32bit" | "8bit", lengths: number[]): Case {
+  return {
+    rule: "adam",
+    states,
+    optimizer: "radam",
+    options: {
+      lr: 1e-5,
+      betas: [beta1, 0.999999],
+      eps: 0,
+      weightDecay: 0,
+      decoupledWeightDecay: false,
+      maximize: false,
+      threshold: 4,
+      degenerateToSgd: false,
+      nesterov: true,
+    },
+    schedule: false,
+    lengths,
+    steps: 50,
+    seed: 0,
+    extras: { gc: false, badCalls: [] },
+  };
+}
+
+for (const backend of ["wasm", "js"] as const) {
+  Deno.test(`${backend}: Nesterov with a tiny β1 matches the reference (no Infinity, no subnormal step size)`, async () => {
+    // m̂ = β1·m/(1 − β1^(t+1)) + (1 − β1)·g/bc1 was factored by β1 alone: at β1 = 1e-30 the
+    // step size fell to a subnormal f32 (3 digits), below 3e-39 the gradient's mix overflowed
+    // to Infinity and every parameter became NaN.
+    // (β1 below 2^-126 is an f32 subnormal: these are exact in f32, as the reference reads them)
+    for (const beta1 of [2 ** -149, 2 ** -130, 1e-30, 1e-10, 0.3, 0.5, 0.9, 0.99]) {
+      for (const [states, lengths] of [["32bit", [2, 17]], ["8bit", [4097]]] as const) {
+        const c = nesterovCase(beta1, states, [...lengths]);
+        await checkAgainstReference(c, (params) => optimizerFor(c, backend).init(params));
+      }
+    }
+  });
+}
+
+Deno.test("Nesterov's m̂ is factored by its larger coefficient: both mixes stay in [0, 1]", async () => {
+  for (const beta1 of [2 ** -149, 1e-30, 0.3, 0.5, 0.9, 0.999]) {
+    let state = await radam({ betas: [beta1, 0.999], nesterov: true, degenerateToSgd: true })
+      .init({ w: new Float32Array([1, 2]) });
+    for (let t = 1; t <= 8; t++) {
+      state = step(state, { w: new Float32Array([0.5, -0.25]) });
+      const s = scalarsAt(state, t);
+      for (const mix of [s.gradMix, s.momentMix]) {
+        assert.ok(
+          mix > 0 && mix <= 1,
+          `β1 ${beta1}, step ${t}: mixes ${s.gradMix}, ${s.momentMix}`,
+        );
+      }
+      assert.ok(s.gradMix === 1 || s.momentMix === 1, `β1 ${beta1}, step ${t}`);
+      assert.ok(Number.isFinite(s.stepSize) && s.stepSize > 0, `β1 ${beta1}, step ${t}`);
+      assert.ok((await readParams(state)).w.every(Number.isFinite), `β1 ${beta1}, step ${t}`);
+    }
   }
 });
