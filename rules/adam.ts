@@ -221,6 +221,7 @@ function computeScalars(h: AdamRuleHyperparameters, t: number, lr: number, out: 
   out.paramDecay = h.decoupledWeightDecay ? 1 - lr * weightDecay : 1;
   emaScalars(beta1, beta2, out);
   out.gradMix = 0;
+  out.momentMix = 1;
   if (h.threshold === undefined) {
     // Adam: lr/bc1 · m / (sqrt(v)/sqrt(bc2) + eps)
     //   == (lr·sqrt(bc2)/bc1) · m / (sqrt(v) + eps·sqrt(bc2))
@@ -241,7 +242,6 @@ function computeScalars(h: AdamRuleHyperparameters, t: number, lr: number, out: 
   //   = (β1 / (1 − β1^(t+1))) · (m + gradMix · g)               (β1's term the larger)
   //   = ((1 − β1) / bc1) · (momentMix · m + g)                   (the gradient's the larger)
   let mHatNum = 1, mHatDen = bc1;
-  out.momentMix = 1;
   if (h.nesterov && beta1 !== 0) {
     const bc1Next = 1 - Math.pow(beta1, t + 1);
     if (beta1 / bc1Next >= (1 - beta1) / bc1) {
