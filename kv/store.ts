@@ -18,6 +18,7 @@ import { commitStep } from "./commit.ts";
 import type { Ctx } from "./context.ts";
 import { checkpointKeys, formatKvKey, isCount, KV_MAX_CHUNK_BYTES } from "./format.ts";
 import { headOf, load, loadParams } from "./read.ts";
+import { checkPrefixSize, foldLimit } from "./limits.ts";
 import { recordKeys } from "./records.ts";
 import { sweep } from "./sweep.ts";
 import {
@@ -135,6 +136,7 @@ function checkOptions(
       );
     }
   });
+  checkPrefixSize(key);
   checkOptionsObject(
     options,
     "kvCheckpointStore",
@@ -192,7 +194,10 @@ function checkOptions(
  * object while it is in use, and the 16 asked for last: the stores of many prefixes (one model
  * a user) are not all kept.
  *
- * Invalid options throw a TypeError or RangeError naming them.
+ * Invalid options throw a TypeError or RangeError naming them, as does a key prefix too long
+ * for the store's longest keys to fit Deno KV's 2048 bytes (more than 1836 bytes as Deno KV
+ * encodes keys). Its `maxFold` is how many contributions one commit can settle within Deno
+ * KV's limits on an atomic write under that prefix (362 under a short one).
  *
  * @example Save, load, and a refused stale save
  * ```ts
@@ -293,6 +298,7 @@ function makeStore(
     name,
     kv,
     key: Object.freeze(prefix),
+    maxFold: foldLimit(prefix),
     load: () => named(load(ctx)),
     save: (bytes, expected, meta) => named(save(ctx, bytes, expected, meta)),
     sweep: () => named(sweep(ctx)),
