@@ -1,12 +1,14 @@
 /**
  * The limits of Deno KV that a store's key prefix must leave room in (locally and on Deno
  * Deploy: a key written of at most 2048 bytes; in one atomic write at most 81 920 bytes of keys
- * set and 1000 mutations; a value of at most 64 KiB): the size of a key as Deno KV encodes it,
- * the check of a prefix, and how many contributions one commit of the data-parallel mode can
- * settle under it. Private to kv/.
+ * set, 1000 mutations and 800 KiB of keys and values; a value of at most 64 KiB): the size of a key as Deno KV encodes it,
+ * the check of a prefix, how many contributions one commit of the data-parallel mode can
+ * settle under it, and how many chunks one atomic write deletes. Private to kv/.
  *
  * @module
  */
+
+import { DELETES_PER_WRITE } from "./format.ts";
 
 /** The largest key Deno KV writes, in bytes as it encodes keys. */
 export const KV_MAX_KEY_BYTES = 2048;
@@ -16,6 +18,8 @@ const KV_MAX_SET_KEY_BYTES = 81_920;
 const KV_MAX_MUTATIONS = 1000;
 /** The largest value, in bytes. */
 const KV_MAX_VALUE_BYTES = 65_536;
+/** The most bytes of keys (set, deleted or checked) and values in one atomic write. */
+const KV_MAX_MUTATION_BYTES = 819_200;
 
 /**
  * The bytes of one key part as Deno KV encodes it: a string (UTF-8) or bytes between a type
@@ -88,4 +92,18 @@ export function foldLimit(prefix: Deno.KvKey): number {
     Math.floor((KV_MAX_MUTATIONS - 4) / 2),
     Math.floor((KV_MAX_VALUE_BYTES - 256) / JOURNAL_ENTRY_BYTES),
   );
+}
+
+/**
+ * How many chunks one atomic write under `prefix` deletes: at most `DELETES_PER_WRITE`, and
+ * their keys ([...P, "chunks", id, i] or [...P, "grads", blob, i]), with the record's key
+ * checked, deleted or set, within the 800 KiB an atomic write takes (under a prefix of 900
+ * bytes, 998 chunk keys alone pass it).
+ */
+export function deletesPerWrite(prefix: Deno.KvKey): number {
+  const p = keyBytes(prefix);
+  const chunk = p + partBytes("chunks") + UUID_BYTES + 9;
+  const record = p + partBytes("versions") + UUID_BYTES;
+  const room = KV_MAX_MUTATION_BYTES - 3 * record - 256; // the record, its key thrice
+  return Math.min(DELETES_PER_WRITE, Math.floor(room / chunk));
 }

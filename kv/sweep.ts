@@ -5,7 +5,8 @@
  * @module
  */
 import type { Ctx } from "./context.ts";
-import { DELETES_PER_WRITE, parseHead, parseVersionRecord } from "./format.ts";
+import { parseHead, parseVersionRecord } from "./format.ts";
+import { deletesPerWrite } from "./limits.ts";
 import { parseBlob } from "./records.ts";
 import { listAll, unbusy } from "./retry.ts";
 
@@ -39,10 +40,11 @@ async function removeChunked(
   } else {
     for (let i = 0; i < chunks; i++) targets.push(item.chunk(i));
   }
-  for (let i = 0; i === 0 || i < targets.length; i += DELETES_PER_WRITE) {
-    const batch = targets.slice(i, i + DELETES_PER_WRITE);
+  const most = deletesPerWrite(ctx.keys.prefix);
+  for (let i = 0; i === 0 || i < targets.length; i += most) {
+    const batch = targets.slice(i, i + most);
     const first = i === 0;
-    const last = i + DELETES_PER_WRITE >= targets.length;
+    const last = i + most >= targets.length;
     // Repeated after a busy answer: a delete is harmless twice, a check then fails.
     const result = await unbusy(() => {
       const op = kv.atomic();

@@ -381,6 +381,23 @@ Deno.test("kv store: a version of more chunks than one atomic operation deletes 
   });
 });
 
+Deno.test("kv store: under a long key prefix, an old version of many chunks is removed too", async () => {
+  // 998 chunk keys under a prefix of 900 bytes pass the 800 KiB of keys and values one atomic
+  // write takes: every removal threw (the sweep's error swallowed), and each save left its
+  // predecessor's chunks in the database for good.
+  await withKv(async (kv) => {
+    const prefix = ["p".repeat(900)];
+    const store = kvCheckpointStore(kv, prefix, { chunkBytes: 100 });
+    const v1 = await store.save(randomBytes(150_000, 1), null); // 1500 chunks
+    await store.save(randomBytes(150_000, 2), v1);
+    assert.equal(await store.sweep(), 0);
+    let chunks = 0;
+    for await (const _ of kv.list({ prefix: [...prefix, "chunks"] })) chunks++;
+    assert.equal(chunks, 1500, "only the current version's chunks remain");
+    assert.deepEqual((await store.load())?.bytes, randomBytes(150_000, 2));
+  });
+});
+
 Deno.test("kv store: under random interleavings and crashes, load gives the last committed checkpoint", async () => {
   await fc.assert(
     fc.asyncProperty(
