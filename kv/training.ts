@@ -115,6 +115,8 @@ export async function pending(ctx: Ctx, limit: number): Promise<PendingContribut
   if (limit <= 0) return [];
   const entries = await listAll(ctx.kv, { prefix: ctx.records.pending }, { limit });
   return entries.flatMap((e) => {
+    // Not the records of a store whose prefix is [...P, "pending"], listed with this one's.
+    if (e.key.length !== ctx.records.pending.length + 2) return [];
     let value: PendingValue;
     try {
       value = parsePending(e.value, e.key);
@@ -215,8 +217,8 @@ export async function waiting(ctx: Ctx, lease: Lease): Promise<string | null> {
     entries.flatMap((e) => {
       const token = e.key[e.key.length - 1];
       const v = e.value;
-      const ok = typeof token === "string" && typeof v?.since === "number" &&
-        typeof v.at === "number";
+      const ok = typeof token === "string" && e.key.length === ctx.records.wants.length + 1 &&
+        typeof v?.since === "number" && typeof v.at === "number";
       return ok ? [[token, v] as [string, { since: number; at: number }]] : [];
     }),
     lease.token,

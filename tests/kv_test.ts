@@ -398,6 +398,40 @@ Deno.test("kv store: under a long key prefix, an old version of many chunks is r
   });
 });
 
+Deno.test("kv store: a store whose prefix continues with a key name of another's keeps its records", async () => {
+  // The store at ["n"] lists its versions under ["n", "versions"], its stored gradients under
+  // ["n", "blobs"], its contributions under ["n", "pending"] and who waits for its lease under
+  // ["n", "wants"]: a store whose prefix is one of those has its records there too. A sweep
+  // removed their heads as versions or gradients of its own (their checkpoints lost: training
+  // there started again from init), a fold took their contributions, and the lease was handed
+  // to their processes.
+  await withKv(async (kv) => {
+    const outer = kvCheckpointStore(kv, ["n"]);
+    const inner = ["versions", "blobs", "pending", "wants"].map((name) =>
+      kvCheckpointStore(kv, ["n", name])
+    );
+    for (const [i, store] of inner.entries()) await store.save(randomBytes(50, i + 1), null);
+    const pending = inner[2];
+    assert.equal(await pending.submit({ id: "p1", base: 0, samples: 1 }, new Uint8Array(8)), null);
+    const wants = inner[3];
+    assert.ok(await wants.acquire("holder", 60_000));
+    assert.equal(await wants.acquire("waiting", 60_000), null);
+
+    const v1 = await outer.save(randomBytes(50, 9), null);
+    await outer.save(randomBytes(50, 10), v1);
+    assert.equal(await outer.sweep(), 0);
+    for (const [i, store] of inner.entries()) {
+      assert.deepEqual((await store.load())?.bytes, randomBytes(50, i + 1), store.name);
+    }
+    assert.deepEqual(await outer.pending(10), []);
+    assert.equal((await pending.pending(10)).length, 1);
+    const lease = await outer.acquire("outer", 60_000);
+    assert.ok(lease);
+    assert.equal(await outer.waiting(lease), null);
+    assert.equal(await wants.waiting((await wants.acquire("holder", 60_000))!), "waiting");
+  });
+});
+
 Deno.test("kv store: under random interleavings and crashes, load gives the last committed checkpoint", async () => {
   await fc.assert(
     fc.asyncProperty(
