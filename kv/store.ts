@@ -104,7 +104,10 @@ async function save(
 ): Promise<string | null> {
   checkSaveArguments(bytes, expected);
   checkMeta(meta);
-  return await writeVersion(ctx, { bytes, expected, meta });
+  // A copy made at the call, as the in-process store keeps one: the caller's array may change
+  // (or be shared memory another thread writes) while the chunks are written, and the head's
+  // digest must be of what they hold.
+  return await writeVersion(ctx, { bytes: bytes.slice(), expected, meta });
 }
 
 /** The options of {@linkcode kvCheckpointStore}, checked, with their defaults. */
@@ -170,7 +173,9 @@ function checkOptions(
  * written, committed or dead) and `[...key, "chunks", id, i]` (the bytes). A version is the
  * head's versionstamp.
  *
- * - **save** writes the chunks under a new version id, then, in one atomic operation checked
+ * - **save** writes the chunks (of a copy of `bytes` made at the call: the caller may change
+ *   its array once `save` returns its promise) under a new version id, then, in one atomic
+ *   operation checked
  *   against both the expected head versionstamp and its own version record, points the head at
  *   them: a crash before that leaves the previous checkpoint current, and a stale writer
  *   changes nothing. Then it removes the chunks of versions no longer current (see

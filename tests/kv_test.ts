@@ -432,6 +432,30 @@ Deno.test("kv store: a store whose prefix continues with a key name of another's
   });
 });
 
+Deno.test("kv store: save keeps the bytes given at the call, whatever the caller does with its array after", async () => {
+  // The chunks were written from the caller's array over several writes, and the head's digest
+  // taken after them: an array refilled meanwhile (save not awaited yet) made a head whose
+  // chunks do not match its digest, committed, and every load after it threw. The in-process
+  // store keeps a copy; so does this one now (shared memory too, which Deno KV's values and
+  // SubtleCrypto refuse).
+  await withKv(async (kv) => {
+    const bytes = randomBytes(30 * 64 + 5, 1); // 31 chunks: four chunk writes
+    let array: Uint8Array = bytes.slice();
+    const paused = crashingKv(kv, Infinity, (write) => {
+      if (write === 1) array.fill(0); // after the first chunk write
+      return Promise.resolve();
+    });
+    const store = kvCheckpointStore(paused, PREFIX, { chunkBytes: 64 });
+    const version = await store.save(array, null);
+    assert.equal(typeof version, "string");
+    assert.deepEqual((await store.load())?.bytes, bytes);
+    array = new Uint8Array(new SharedArrayBuffer(200));
+    array.set(bytes.subarray(0, 200));
+    await store.save(array, version);
+    assert.deepEqual((await store.load())?.bytes, bytes.subarray(0, 200));
+  });
+});
+
 Deno.test("kv store: under random interleavings and crashes, load gives the last committed checkpoint", async () => {
   await fc.assert(
     fc.asyncProperty(
