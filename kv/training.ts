@@ -64,8 +64,11 @@ async function writeGradient(ctx: Ctx, value: PendingValue, gradient: Uint8Array
 export async function submit(
   ctx: Ctx,
   info: ContributionInfo,
-  gradient: Uint8Array,
+  given: Uint8Array,
 ): Promise<RequestRecord | null> {
+  // A copy made at the call, as the in-process store keeps one: the digest must be of what the
+  // chunks hold, whatever the caller does with its array meanwhile.
+  const gradient = given.slice();
   const known = await request(ctx, info.id);
   if (known !== null) return known;
   const at = Date.now();
@@ -80,7 +83,7 @@ export async function submit(
     chunkBytes: ctx.chunkBytes,
     byteLength: gradient.length,
     sha256: await sha256(gradient),
-    ...(inline ? { data: gradient.slice() } : {}),
+    ...(inline ? { data: gradient } : {}),
   };
   const key = ctx.records.pendingAt(at, info.id);
   const blobWrite = await writeGradient(ctx, value, gradient, key);

@@ -432,7 +432,7 @@ Deno.test("kv store: a store whose prefix continues with a key name of another's
   });
 });
 
-Deno.test("kv store: save keeps the bytes given at the call, whatever the caller does with its array after", async () => {
+Deno.test("kv store: save and submit keep the bytes given at the call, whatever the caller does with its array after", async () => {
   // The chunks were written from the caller's array over several writes, and the head's digest
   // taken after them: an array refilled meanwhile (save not awaited yet) made a head whose
   // chunks do not match its digest, committed, and every load after it threw. The in-process
@@ -453,6 +453,16 @@ Deno.test("kv store: save keeps the bytes given at the call, whatever the caller
     array.set(bytes.subarray(0, 200));
     await store.save(array, version);
     assert.deepEqual((await store.load())?.bytes, bytes.subarray(0, 200));
+    // A stored contribution's gradient likewise (else refused as damaged when folded).
+    const gradient = randomBytes(70_000, 2); // past the pending record: in chunks
+    array = gradient.slice();
+    const submitted = store.submit({ id: "g", base: 0, samples: 1 }, array);
+    array.fill(0);
+    assert.equal(await submitted, null);
+    const [pending] = await store.pending(1);
+    const stored = await store.gradient(pending);
+    assert.equal(stored.length, gradient.length);
+    assert.equal(stored.findIndex((b, i) => b !== gradient[i]), -1, "the bytes given");
   });
 });
 
