@@ -8,7 +8,13 @@
 import { described, optionError } from "../base/_errors.ts";
 import type { BackendChoice, LearningRate, StatesFormat } from "../base/options.ts";
 import { checkDuplicateKeys, CheckpointError } from "../base/safetensors.ts";
-import { checkLearningRate, checkNumber, requiredKeys, storeSchema } from "../base/schema.ts";
+import {
+  checkLearningRate,
+  checkNumber,
+  keysOf,
+  requiredKeys,
+  storeSchema,
+} from "../base/schema.ts";
 import type { Settings } from "../base/settings.ts";
 import {
   BACKENDS,
@@ -16,6 +22,7 @@ import {
   LOOP_OPTIONS,
   resolveLookahead,
   resolveOptions,
+  RUN_OPTIONS,
   STATES,
 } from "./options.ts";
 import { type Origin, originOf } from "./origins.ts";
@@ -142,6 +149,15 @@ export function configOf(
     throw new CheckpointError('Checkpoint metadata lr_schedule must be "true" or "false"');
   }
   const stored = hyper as Record<string, unknown>;
+  // How a state is held and runs is the caller's (loadState's options), never the file's: a
+  // file holding threads would make loadState start workers.
+  const run = keysOf(RUN_OPTIONS).find((key) => Object.hasOwn(stored, key));
+  if (run !== undefined) {
+    throw new CheckpointError(
+      `Checkpoint hyperparameters hold ${run}, which checkpoints do not store ` +
+        `(it is an option of loadState)`,
+    );
+  }
   if (schedule === "true" && options.lr === undefined) {
     throw new TypeError(
       "This checkpoint was saved with a learning-rate schedule, which cannot be stored; " +

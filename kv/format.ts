@@ -19,6 +19,7 @@
  * @module
  */
 import { CheckpointError } from "../mod.ts";
+import { MAX_META_BYTES } from "../store/contract.ts";
 
 /**
  * The largest chunk a value of Deno KV can hold, in bytes: 64 KiB (the default chunk size).
@@ -60,7 +61,11 @@ export interface Head {
   data?: Uint8Array;
   sha256: string;
   model: string | null;
-  meta?: string;
+  /**
+   * The application's metadata: as a string where Deno KV stores it in at most
+   * `MAX_META_BYTES` bytes, else as its UTF-8 bytes (see {@linkcode storedMeta}).
+   */
+  meta?: string | Uint8Array;
   /** The ids of the last versions made current, oldest first, ending with `id`. */
   recent: string[];
   /** Version 2: the optimizer step of the checkpoint. */
@@ -188,7 +193,10 @@ export function parseHead(value: unknown, key: string): Head {
   if (value.model !== null && typeof value.model !== "string") {
     throw bad("has an invalid model name");
   }
-  if (value.meta !== undefined && typeof value.meta !== "string") {
+  if (
+    value.meta !== undefined && typeof value.meta !== "string" &&
+    !(value.meta instanceof Uint8Array && value.meta.length <= MAX_META_BYTES)
+  ) {
     throw bad("has metadata that is not a string");
   }
   const recent = value.recent;
@@ -223,6 +231,35 @@ export function parseVersionRecord(value: unknown): VersionRecord | null {
     return null;
   }
   return value as unknown as VersionRecord;
+}
+
+/**
+ * At most how many bytes Deno KV takes to store `meta` as the head holds it: V8 writes a string
+ * one byte a character or two bytes a UTF-16 unit, as it happens to hold it (a string of ASCII
+ * sliced from one with a "€" is held two bytes a unit), so a string is counted two a unit.
+ */
+export function metaSize(meta: string | Uint8Array): number {
+  return typeof meta === "string" ? 2 * meta.length : meta.length;
+}
+
+/**
+ * The metadata string as a head holds it: the string itself where Deno KV stores it in at most
+ * `MAX_META_BYTES` bytes ({@linkcode metaSize}), else its UTF-8 bytes, which `checkMeta` bounds
+ * by `MAX_META_BYTES`: a longer string could take twice its UTF-8 size, and beside the head's
+ * other fields not fit its 64 KiB.
+ */
+export function storedMeta(meta: string): string | Uint8Array {
+  return metaSize(meta) <= MAX_META_BYTES ? meta : new TextEncoder().encode(meta);
+}
+
+/** The metadata string of a head (undefined: none); a CheckpointError naming `key` if damaged. */
+export function metaOf(head: Head, key: string): string | undefined {
+  if (!(head.meta instanceof Uint8Array)) return head.meta;
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(head.meta);
+  } catch {
+    throw new CheckpointError(`Checkpoint head ${key} has metadata that is not UTF-8`);
+  }
 }
 
 /** The SHA-256 digest of `bytes`, in hexadecimal. */

@@ -10,7 +10,7 @@ import { fromParamsFirst, readParamsPrefix } from "../store/layout.ts";
 import type { StoredParams } from "../store/training.ts";
 import { readChunked } from "./chunks.ts";
 import type { Ctx } from "./context.ts";
-import { formatKvKey, type Head, parseHead, READ_TRIES, sha256 } from "./format.ts";
+import { formatKvKey, type Head, metaOf, parseHead, READ_TRIES, sha256 } from "./format.ts";
 import { unbusy } from "./retry.ts";
 
 /** Refuses a head of another model than the store's. */
@@ -104,7 +104,7 @@ export function load(ctx: Ctx): Promise<StoredCheckpoint | null> {
     const { entry, head } = current;
     const bytes = await readVersion(ctx, entry, head);
     if (bytes === null) return undefined;
-    const meta = head.meta;
+    const meta = metaOf(head, ctx.keys.headName);
     return { bytes, version: entry.versionstamp, ...(meta === undefined ? {} : { meta }) };
   });
 }

@@ -18,6 +18,7 @@ import { commitStep } from "./commit.ts";
 import type { Ctx } from "./context.ts";
 import { checkpointKeys, formatKvKey, isCount, KV_MAX_CHUNK_BYTES } from "./format.ts";
 import { headOf, load, loadParams } from "./read.ts";
+import { checkPrefixSize, foldLimit } from "./limits.ts";
 import { recordKeys } from "./records.ts";
 import { sweep } from "./sweep.ts";
 import {
@@ -103,7 +104,10 @@ async function save(
 ): Promise<string | null> {
   checkSaveArguments(bytes, expected);
   checkMeta(meta);
-  return await writeVersion(ctx, { bytes, expected, meta });
+  // A copy made at the call, as the in-process store keeps one: the caller's array may change
+  // (or be shared memory another thread writes) while the chunks are written, and the head's
+  // digest must be of what they hold.
+  return await writeVersion(ctx, { bytes: bytes.slice(), expected, meta });
 }
 
 /** The options of {@linkcode kvCheckpointStore}, checked, with their defaults. */
@@ -135,6 +139,7 @@ function checkOptions(
       );
     }
   });
+  checkPrefixSize(key);
   checkOptionsObject(
     options,
     "kvCheckpointStore",
@@ -168,7 +173,9 @@ function checkOptions(
  * written, committed or dead) and `[...key, "chunks", id, i]` (the bytes). A version is the
  * head's versionstamp.
  *
- * - **save** writes the chunks under a new version id, then, in one atomic operation checked
+ * - **save** writes the chunks (of a copy of `bytes` made at the call: the caller may change
+ *   its array once `save` returns its promise) under a new version id, then, in one atomic
+ *   operation checked
  *   against both the expected head versionstamp and its own version record, points the head at
  *   them: a crash before that leaves the previous checkpoint current, and a stale writer
  *   changes nothing. Then it removes the chunks of versions no longer current (see
@@ -192,7 +199,10 @@ function checkOptions(
  * object while it is in use, and the 16 asked for last: the stores of many prefixes (one model
  * a user) are not all kept.
  *
- * Invalid options throw a TypeError or RangeError naming them.
+ * Invalid options throw a TypeError or RangeError naming them, as does a key prefix too long
+ * for the store's longest keys to fit Deno KV's 2048 bytes (more than 1836 bytes as Deno KV
+ * encodes keys). Its `maxFold` is how many contributions one commit can settle within Deno
+ * KV's limits on an atomic write under that prefix (362 under a short one).
  *
  * @example Save, load, and a refused stale save
  * ```ts
@@ -293,6 +303,7 @@ function makeStore(
     name,
     kv,
     key: Object.freeze(prefix),
+    maxFold: foldLimit(prefix),
     load: () => named(load(ctx)),
     save: (bytes, expected, meta) => named(save(ctx, bytes, expected, meta)),
     sweep: () => named(sweep(ctx)),

@@ -5,7 +5,8 @@
  * @module
  */
 import type { Ctx } from "./context.ts";
-import { DELETES_PER_WRITE, parseHead, parseVersionRecord } from "./format.ts";
+import { isVersionId, parseHead, parseVersionRecord } from "./format.ts";
+import { deletesPerWrite } from "./limits.ts";
 import { parseBlob } from "./records.ts";
 import { listAll, unbusy } from "./retry.ts";
 
@@ -39,10 +40,11 @@ async function removeChunked(
   } else {
     for (let i = 0; i < chunks; i++) targets.push(item.chunk(i));
   }
-  for (let i = 0; i === 0 || i < targets.length; i += DELETES_PER_WRITE) {
-    const batch = targets.slice(i, i + DELETES_PER_WRITE);
+  const most = deletesPerWrite(ctx.keys.prefix);
+  for (let i = 0; i === 0 || i < targets.length; i += most) {
+    const batch = targets.slice(i, i + most);
     const first = i === 0;
-    const last = i + DELETES_PER_WRITE >= targets.length;
+    const last = i + most >= targets.length;
     // Repeated after a busy answer: a delete is harmless twice, a check then fails.
     const result = await unbusy(() => {
       const op = kv.atomic();
@@ -108,9 +110,9 @@ async function sweepVersions(ctx: Ctx): Promise<number> {
   let removed = 0;
   for (const entry of records) {
     const id = entry.key[entry.key.length - 1];
-    if (
-      typeof id !== "string" || entry.key.length !== ctx.keys.versions.length + 1 || id === current
-    ) {
+    // Only keys of this store's versions: those of a store whose prefix is [...P, "versions"]
+    // ([...P, "versions", "head"]) lie under the same prefix.
+    if (!isVersionId(id) || entry.key.length !== ctx.keys.versions.length + 1 || id === current) {
       continue;
     }
     const record = parseVersionRecord(entry.value);
@@ -168,7 +170,8 @@ async function sweepBlobs(ctx: Ctx): Promise<number> {
   let removed = 0;
   for (const entry of await listAll(ctx.kv, { prefix: ctx.records.blobs })) {
     const blob = entry.key[entry.key.length - 1];
-    if (typeof blob !== "string") continue;
+    // As for versions: not those of a store under [...P, "blobs"].
+    if (!isVersionId(blob) || entry.key.length !== ctx.records.blobs.length + 1) continue;
     const record = parseBlob(entry.value);
     if (record?.state === "writing" && now - record.created < ctx.staleAfterMs) continue;
     if (record?.state === "stored" && record.pending !== undefined) {

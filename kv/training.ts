@@ -64,8 +64,11 @@ async function writeGradient(ctx: Ctx, value: PendingValue, gradient: Uint8Array
 export async function submit(
   ctx: Ctx,
   info: ContributionInfo,
-  gradient: Uint8Array,
+  given: Uint8Array,
 ): Promise<RequestRecord | null> {
+  // A copy made at the call, as the in-process store keeps one: the digest must be of what the
+  // chunks hold, whatever the caller does with its array meanwhile.
+  const gradient = given.slice();
   const known = await request(ctx, info.id);
   if (known !== null) return known;
   const at = Date.now();
@@ -80,7 +83,7 @@ export async function submit(
     chunkBytes: ctx.chunkBytes,
     byteLength: gradient.length,
     sha256: await sha256(gradient),
-    ...(inline ? { data: gradient.slice() } : {}),
+    ...(inline ? { data: gradient } : {}),
   };
   const key = ctx.records.pendingAt(at, info.id);
   const blobWrite = await writeGradient(ctx, value, gradient, key);
@@ -115,6 +118,8 @@ export async function pending(ctx: Ctx, limit: number): Promise<PendingContribut
   if (limit <= 0) return [];
   const entries = await listAll(ctx.kv, { prefix: ctx.records.pending }, { limit });
   return entries.flatMap((e) => {
+    // Not the records of a store whose prefix is [...P, "pending"], listed with this one's.
+    if (e.key.length !== ctx.records.pending.length + 2) return [];
     let value: PendingValue;
     try {
       value = parsePending(e.value, e.key);
@@ -215,8 +220,8 @@ export async function waiting(ctx: Ctx, lease: Lease): Promise<string | null> {
     entries.flatMap((e) => {
       const token = e.key[e.key.length - 1];
       const v = e.value;
-      const ok = typeof token === "string" && typeof v?.since === "number" &&
-        typeof v.at === "number";
+      const ok = typeof token === "string" && e.key.length === ctx.records.wants.length + 1 &&
+        typeof v?.since === "number" && typeof v.at === "number";
       return ok ? [[token, v] as [string, { since: number; at: number }]] : [];
     }),
     lease.token,

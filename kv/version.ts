@@ -11,9 +11,11 @@ import {
   type Head,
   HEAD_FORMAT,
   INLINE_BYTES,
+  metaSize,
   parseHead,
   RECENT,
   sha256,
+  storedMeta,
   type VersionRecord,
 } from "./format.ts";
 import { BUSY_TRIES, busyPause, isBusy, landed, unbusy } from "./retry.ts";
@@ -36,9 +38,9 @@ export interface VersionWrite {
   readonly extend?: (op: Deno.AtomicOperation) => void;
 }
 
-/** Where the bytes go: in the head (0), or how many chunks. */
-function placement(ctx: Ctx, bytes: Uint8Array, meta: string | undefined): number {
-  const metaBytes = meta === undefined ? 0 : new TextEncoder().encode(meta).length;
+/** Where the bytes go: in the head (0), or how many chunks; `meta` as the head holds it. */
+function placement(ctx: Ctx, bytes: Uint8Array, meta: string | Uint8Array | undefined): number {
+  const metaBytes = meta === undefined ? 0 : metaSize(meta);
   const inline = bytes.length <= ctx.chunkBytes && bytes.length + metaBytes <= INLINE_BYTES;
   return inline ? 0 : Math.ceil(bytes.length / ctx.chunkBytes);
 }
@@ -60,8 +62,9 @@ async function headOf(
   id: string,
   chunks: number,
   recent: string[],
+  meta: string | Uint8Array | undefined,
 ): Promise<Head> {
-  const { bytes, meta, v2 } = w;
+  const { bytes, v2 } = w;
   return {
     format: HEAD_FORMAT,
     formatVersion: v2 === undefined ? 1 : 2,
@@ -136,7 +139,8 @@ export async function writeVersion(ctx: Ctx, w: VersionWrite): Promise<string | 
   const previous = await unbusy(() => ctx.kv.get(ctx.keys.head));
   if (previous.versionstamp !== w.expected) return null;
   const id = crypto.randomUUID();
-  const chunks = placement(ctx, w.bytes, w.meta);
+  const meta = w.meta === undefined ? undefined : storedMeta(w.meta);
+  const chunks = placement(ctx, w.bytes, meta);
   const layout = { byteLength: w.bytes.length, chunkBytes: ctx.chunkBytes, chunks };
   const record: VersionRecord = { state: "writing", created: Date.now(), chunks };
   const result = chunks === 0 ? null : await writeChunked(
@@ -148,7 +152,7 @@ export async function writeVersion(ctx: Ctx, w: VersionWrite): Promise<string | 
     layout,
   );
   if (chunks > 0 && result === null) return null;
-  const head = await headOf(ctx, w, id, chunks, recentOf(ctx, previous));
+  const head = await headOf(ctx, w, id, chunks, recentOf(ctx, previous), meta);
   const written = result && { record, result };
   const version = await commitHead(ctx, head, w, written);
   if (version === null) {

@@ -98,7 +98,13 @@ export function dataParallel(
   options: DataParallelOptions,
 ): DataParallelTrainer {
   checkTrainingStore(store, "dataParallel");
-  const coordinator = new Coordinator(store, checkOptions(options));
+  const checked = checkOptions(options);
+  // No more in a step than one commit of the store can settle (Deno KV's limits).
+  const most = store.maxFold;
+  const maxFold = typeof most === "number" && most >= 1
+    ? Math.min(checked.maxFold, Math.floor(most))
+    : checked.maxFold;
+  const coordinator = new Coordinator(store, { ...checked, maxFold });
   return {
     store,
     params: () => coordinator.params(),

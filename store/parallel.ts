@@ -70,7 +70,10 @@ export interface DataParallelOptions {
    * dies holding it stops the others' folds for at most this long.
    */
   leaseMs?: number;
-  /** The most contributions one step folds (default 64; at most 90 from this process). */
+  /**
+   * The most contributions one step folds (default 64; at most 90 from this process, and at
+   * most the store's `maxFold`: what one atomic write of its database settles).
+   */
   maxFold?: number;
   /** How often a process that waits for the lease or for a result asks again, in ms (20). */
   pollMs?: number;

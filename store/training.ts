@@ -203,6 +203,12 @@ export interface CommitResult {
  */
 export interface TrainingStore extends VersionedCheckpointStore {
   /**
+   * The most contributions one {@linkcode TrainingStore.commit} can settle within what the
+   * database takes in one atomic write (absent: no bound): `dataParallel` folds at most this
+   * many in a step, whatever its option `maxFold`.
+   */
+  readonly maxFold?: number;
+  /**
    * The current version and step, without the checkpoint (null: nothing saved yet; a step of
    * null: not recorded, as for bytes saved by `save`: `loadParams` reads it).
    */

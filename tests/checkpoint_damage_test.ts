@@ -10,7 +10,10 @@ import { MAX_HEADER_BYTES } from "../base/safetensors.ts";
 import { edit, join, loadOrRefused, sample, split } from "./checkpoint_files.ts";
 
 /** Damaged files, each with the error it must give. */
-const DAMAGE: [string, (b: Uint8Array) => Uint8Array, RegExp][] = [
+/** What a damage is, how it is made from a good file, and what its error says. */
+type Damage = [string, (b: Uint8Array) => Uint8Array, RegExp];
+
+const DAMAGE: Damage[] = [
   ["empty file", () => new Uint8Array(0), /truncated/],
   ["truncated header", (b) => b.subarray(0, 50), /truncated/],
   ["truncated data", (b) => b.subarray(0, b.length - 4), /run past/],
@@ -129,6 +132,16 @@ const DAMAGE: [string, (b: Uint8Array) => Uint8Array, RegExp][] = [
       delete hp.weightDecay;
       h.__metadata__.hyperparameters = JSON.stringify(hp);
     }), /lack weightDecay/],
+  // How a state runs is loadState's to say: a file holding threads made it start workers.
+  ...["threads", "threadThreshold", "backend", "states"].map((
+    key,
+  ): Damage => [`run option ${key} in the hyperparameters`, (b: Uint8Array) =>
+    edit(b, (h) => {
+      const hp = JSON.parse(h.__metadata__.hyperparameters);
+      hp[key] = { threads: 2, threadThreshold: 0, backend: "wasm", states: "8bit" }[key];
+      h.__metadata__.hyperparameters = JSON.stringify(hp);
+    }), new RegExp(`hyperparameters hold ${key}, which checkpoints do not store`)]
+  ),
   [
     "hyperparameters not JSON",
     (b) => edit(b, (h) => h.__metadata__.hyperparameters = "{"),

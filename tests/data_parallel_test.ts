@@ -288,3 +288,39 @@ Deno.test("a stored checkpoint whose parameter shape has negative dimensions is 
     );
   });
 });
+
+Deno.test("data parallel on Deno KV: a fold settles no more than one atomic write holds, whatever maxFold and the key prefix", async () => {
+  // Each settled contribution sets its request record and deletes its stored form, in the
+  // commit that also writes the head, the version, the lease and the journal record (an entry
+  // each): 600 at once (maxFold 1000) passed Deno KV's 1000 mutations, and 63 under a prefix of
+  // 1500 bytes its 81 920 bytes of keys set, so that every fold threw and training stopped.
+  const cases: [Deno.KvKey, number, string][] = [
+    [["dp"], 600, "a"],
+    [["dp"], 400, "€"], // ids of 64 units held two bytes a unit: a journal record over 64 KiB
+    [["p".repeat(1500)], 70, "€"],
+    [["p".repeat(1834)], 50, "€"],
+  ];
+  for (const [prefix, n, pad] of cases) {
+    await withKv(async (kv) => {
+      const store = kvCheckpointStore(kv, prefix);
+      assert.ok(store.maxFold! >= 1 && store.maxFold! < n, `${store.maxFold} for ${n}`);
+      const trainer = dataParallel(store, { optimizer, init, maxFold: 1000 });
+      const { step } = await trainer.params();
+      const gradient = new Uint8Array(new Float32Array(N + 1).fill(0.5).buffer);
+      const id = (i: number) => String(i).padStart(64, pad);
+      for (let i = 0; i < n; i++) {
+        assert.equal(await store.submit({ id: id(i), base: step, samples: 1 }, gradient), null);
+      }
+      const last = await request(trainer, n);
+      assert.equal(last.status, "applied");
+      const journal = await store.journal(0, 1000);
+      assert.equal(journal[0].entries.length, store.maxFold);
+      await trainer.close();
+    });
+  }
+  await withKv((kv) => {
+    assert.throws(() => kvCheckpointStore(kv, ["p".repeat(1835)]), RangeError, "1836 bytes");
+    assert.throws(() => kvCheckpointStore(kv, [new Uint8Array(1000)]), RangeError, "2002");
+    return Promise.resolve();
+  });
+});

@@ -6,7 +6,13 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { adam, CheckpointError, radam, saveState, step } from "../mod.ts";
-import { formatKvKey, KV_MAX_CHUNK_BYTES, kvCheckpointStore, optimisticStep } from "../kv.ts";
+import {
+  formatKvKey,
+  KV_MAX_CHUNK_BYTES,
+  kvCheckpointStore,
+  MAX_META_BYTES,
+  optimisticStep,
+} from "../kv.ts";
 import {
   assertOnlyCurrent,
   chunksOf,
@@ -167,6 +173,8 @@ Deno.test("kv store: hostile head records are errors naming the head key", async
       [{ ...head, sha256: "00" }, "SHA-256"],
       [{ ...head, model: 5 }, "model"],
       [{ ...head, meta: {} }, "metadata"],
+      [{ ...head, meta: new Uint8Array([0xc3]) }, "not UTF-8"],
+      [{ ...head, meta: new Uint8Array(MAX_META_BYTES + 1) }, "metadata"],
       [{ ...head, data: new Uint8Array(200) }, "data as well as chunks"],
       [{ ...head, chunks: 0 }, "holds no 200 bytes"],
       [{ ...head, chunks: 0, data: new Uint8Array(199) }, "holds no 200 bytes"],
@@ -343,6 +351,74 @@ Deno.test("kv store: a version of more chunks than one atomic operation deletes 
     assert.deepEqual((await store.load())?.bytes, randomBytes(100, 3));
     assert.equal(await store.sweep(), 1);
     await assertOnlyCurrent(kv, 7);
+  });
+});
+
+Deno.test("kv store: a store whose prefix continues with a key name of another's keeps its records", async () => {
+  // The store at ["n"] lists its versions under ["n", "versions"], its stored gradients under
+  // ["n", "blobs"], its contributions under ["n", "pending"] and who waits for its lease under
+  // ["n", "wants"]: a store whose prefix is one of those has its records there too. A sweep
+  // removed their heads as versions or gradients of its own (their checkpoints lost: training
+  // there started again from init), a fold took their contributions, and the lease was handed
+  // to their processes.
+  await withKv(async (kv) => {
+    const outer = kvCheckpointStore(kv, ["n"]);
+    const inner = ["versions", "blobs", "pending", "wants"].map((name) =>
+      kvCheckpointStore(kv, ["n", name])
+    );
+    for (const [i, store] of inner.entries()) await store.save(randomBytes(50, i + 1), null);
+    const pending = inner[2];
+    assert.equal(await pending.submit({ id: "p1", base: 0, samples: 1 }, new Uint8Array(8)), null);
+    const wants = inner[3];
+    assert.ok(await wants.acquire("holder", 60_000));
+    assert.equal(await wants.acquire("waiting", 60_000), null);
+
+    const v1 = await outer.save(randomBytes(50, 9), null);
+    await outer.save(randomBytes(50, 10), v1);
+    assert.equal(await outer.sweep(), 0);
+    for (const [i, store] of inner.entries()) {
+      assert.deepEqual((await store.load())?.bytes, randomBytes(50, i + 1), store.name);
+    }
+    assert.deepEqual(await outer.pending(10), []);
+    assert.equal((await pending.pending(10)).length, 1);
+    const lease = await outer.acquire("outer", 60_000);
+    assert.ok(lease);
+    assert.equal(await outer.waiting(lease), null);
+    assert.equal(await wants.waiting((await wants.acquire("holder", 60_000))!), "waiting");
+  });
+});
+
+Deno.test("kv store: save and submit keep the bytes given at the call, whatever the caller does with its array after", async () => {
+  // The chunks were written from the caller's array over several writes, and the head's digest
+  // taken after them: an array refilled meanwhile (save not awaited yet) made a head whose
+  // chunks do not match its digest, committed, and every load after it threw. The in-process
+  // store keeps a copy; so does this one now (shared memory too, which Deno KV's values and
+  // SubtleCrypto refuse).
+  await withKv(async (kv) => {
+    const bytes = randomBytes(30 * 64 + 5, 1); // 31 chunks: four chunk writes
+    let array: Uint8Array = bytes.slice();
+    const paused = crashingKv(kv, Infinity, (write) => {
+      if (write === 1) array.fill(0); // after the first chunk write
+      return Promise.resolve();
+    });
+    const store = kvCheckpointStore(paused, PREFIX, { chunkBytes: 64 });
+    const version = await store.save(array, null);
+    assert.equal(typeof version, "string");
+    assert.deepEqual((await store.load())?.bytes, bytes);
+    array = new Uint8Array(new SharedArrayBuffer(200));
+    array.set(bytes.subarray(0, 200));
+    await store.save(array, version);
+    assert.deepEqual((await store.load())?.bytes, bytes.subarray(0, 200));
+    // A stored contribution's gradient likewise (else refused as damaged when folded).
+    const gradient = randomBytes(70_000, 2); // past the pending record: in chunks
+    array = gradient.slice();
+    const submitted = store.submit({ id: "g", base: 0, samples: 1 }, array);
+    array.fill(0);
+    assert.equal(await submitted, null);
+    const [pending] = await store.pending(1);
+    const stored = await store.gradient(pending);
+    assert.equal(stored.length, gradient.length);
+    assert.equal(stored.findIndex((b, i) => b !== gradient[i]), -1, "the bytes given");
   });
 });
 

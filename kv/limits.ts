@@ -1,0 +1,109 @@
+/**
+ * The limits of Deno KV that a store's key prefix must leave room in (locally and on Deno
+ * Deploy: a key written of at most 2048 bytes; in one atomic write at most 81 920 bytes of keys
+ * set, 1000 mutations and 800 KiB of keys and values; a value of at most 64 KiB): the size of a key as Deno KV encodes it,
+ * the check of a prefix, how many contributions one commit of the data-parallel mode can
+ * settle under it, and how many chunks one atomic write deletes. Private to kv/.
+ *
+ * @module
+ */
+
+import { DELETES_PER_WRITE } from "./format.ts";
+
+/** The largest key Deno KV writes, in bytes as it encodes keys. */
+export const KV_MAX_KEY_BYTES = 2048;
+/** The most bytes of keys set (not deleted or checked) in one atomic write. */
+const KV_MAX_SET_KEY_BYTES = 81_920;
+/** The most mutations in one atomic write. */
+const KV_MAX_MUTATIONS = 1000;
+/** The largest value, in bytes. */
+const KV_MAX_VALUE_BYTES = 65_536;
+/** The most bytes of keys (set, deleted or checked) and values in one atomic write. */
+const KV_MAX_MUTATION_BYTES = 819_200;
+
+/**
+ * The bytes of one key part as Deno KV encodes it: a string (UTF-8) or bytes between a type
+ * byte and a terminating 0, each 0 byte escaped with a second; a number in 9 bytes; a boolean
+ * in 1; a bigint in 1 + its bytes up to 8 of them, else 2 + its bytes.
+ */
+export function partBytes(part: Deno.KvKeyPart): number {
+  if (typeof part === "string" || part instanceof Uint8Array) {
+    const bytes = typeof part === "string" ? new TextEncoder().encode(part) : part;
+    let zeros = 0;
+    for (const b of bytes) if (b === 0) zeros++;
+    return 2 + bytes.length + zeros;
+  }
+  if (typeof part === "number") return 9;
+  if (typeof part !== "bigint") return 1; // a boolean
+  const n = part < 0n ? -part : part;
+  const bytes = n === 0n ? 0 : Math.ceil(n.toString(16).length / 2);
+  return bytes <= 8 ? 1 + bytes : 2 + bytes;
+}
+
+/** The bytes of a key as Deno KV encodes it. */
+export function keyBytes(key: Deno.KvKey): number {
+  let bytes = 0;
+  for (const part of key) bytes += partBytes(part);
+  return bytes;
+}
+
+/** A request id as a key part, at most: 64 UTF-16 units of at most 3 bytes of UTF-8 each. */
+const ID_BYTES = 2 + 64 * 3;
+/** A version or blob id (a UUID) as a key part. */
+const UUID_BYTES = 2 + 36;
+/** What the longest key of a store adds to its prefix: `[...P, "pending", at, id]`. */
+const LONGEST_SUFFIX = partBytes("pending") + 9 + ID_BYTES;
+/** The largest prefix a store takes, in bytes as Deno KV encodes it. */
+export const MAX_PREFIX_BYTES = KV_MAX_KEY_BYTES - LONGEST_SUFFIX;
+/**
+ * A journal entry (`{ id, base, samples }`) as V8 serializes it, at most: 172 bytes measured
+ * with an id of 64 units held two bytes a unit and numbers as doubles.
+ */
+const JOURNAL_ENTRY_BYTES = 180;
+
+/**
+ * Throws a RangeError unless every key a store writes under `prefix` fits Deno KV's
+ * {@linkcode KV_MAX_KEY_BYTES}: refused when the store is made, not by a write once the
+ * checkpoint outgrows its head or a contribution is stored.
+ */
+export function checkPrefixSize(prefix: Deno.KvKey): void {
+  const bytes = keyBytes(prefix);
+  if (bytes > MAX_PREFIX_BYTES) {
+    throw new RangeError(
+      `Expected the key prefix to take at most ${MAX_PREFIX_BYTES} bytes as a Deno KV key, got ` +
+        `${bytes}: the store's longest keys ([...prefix, "pending", at, id], with an id of 64 ` +
+        `characters) would pass Deno KV's ${KV_MAX_KEY_BYTES}`,
+    );
+  }
+}
+
+/**
+ * The most contributions one commit under `prefix` can settle within one atomic write: each
+ * sets its request record (and deletes its stored form), besides the head, the version record,
+ * the lease and the journal record, whose value holds an entry for each.
+ */
+export function foldLimit(prefix: Deno.KvKey): number {
+  const p = keyBytes(prefix);
+  const request = p + partBytes("requests") + ID_BYTES;
+  const others = 4 * p + partBytes("head") + partBytes("versions") + UUID_BYTES +
+    partBytes("lease") + partBytes("journal") + 9;
+  return Math.min(
+    Math.floor((KV_MAX_SET_KEY_BYTES - others) / request),
+    Math.floor((KV_MAX_MUTATIONS - 4) / 2),
+    Math.floor((KV_MAX_VALUE_BYTES - 256) / JOURNAL_ENTRY_BYTES),
+  );
+}
+
+/**
+ * How many chunks one atomic write under `prefix` deletes: at most `DELETES_PER_WRITE`, and
+ * their keys ([...P, "chunks", id, i] or [...P, "grads", blob, i]), with the record's key
+ * checked, deleted or set, within the 800 KiB an atomic write takes (under a prefix of 900
+ * bytes, 998 chunk keys alone pass it).
+ */
+export function deletesPerWrite(prefix: Deno.KvKey): number {
+  const p = keyBytes(prefix);
+  const chunk = p + partBytes("chunks") + UUID_BYTES + 9;
+  const record = p + partBytes("versions") + UUID_BYTES;
+  const room = KV_MAX_MUTATION_BYTES - 3 * record - 256; // the record, its key thrice
+  return Math.min(DELETES_PER_WRITE, Math.floor(room / chunk));
+}
