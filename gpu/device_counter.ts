@@ -326,6 +326,8 @@ export class GpuStepCounter implements DeviceCounter {
       }
       await this.#readback;
       await this.#allChecked();
+      // (Disposed meanwhile: the readback found its buffer gone, and no step is missing.)
+      this.#checkUsable();
       if (own && this.#readbackFrom === this.#submitted) this.#unwatchedRefusals();
     }
   }

@@ -86,8 +86,8 @@ export interface CallerParams {
  *
  * @example
  * ```ts ignore
- * const io = new SectionIO(device, layout, sections, callerParams);
- * const moments = await io.read(EXP_AVG, () => {});
+ * const io = new SectionIO(device, layout, sections, () => backend.checkUsable(), callerParams);
+ * const moments = await io.read(EXP_AVG);
  * ```
  */
 export class SectionIO {
@@ -95,15 +95,19 @@ export class SectionIO {
   readonly #layout: ArenaLayout;
   readonly #sections: readonly GPUBuffer[];
   readonly #caller: CallerParams;
+  /** Throws if the state can no longer be read (its device lost, or it was disposed). */
+  readonly #checkUsable: () => void;
   #staging: GPUBuffer | undefined;
 
   constructor(
     device: GPUDevice,
     layout: ArenaLayout,
     sections: readonly GPUBuffer[],
+    checkUsable: () => void,
     caller: CallerParams,
   ) {
     this.#device = device;
+    this.#checkUsable = checkUsable;
     this.#layout = layout;
     this.#sections = sections;
     this.#caller = caller;
@@ -124,15 +128,16 @@ export class SectionIO {
 
   /**
    * Every tensor of a section, read back through one reused staging buffer (one read at a
-   * time: the caller chains them); `checkUsable` throws if the device was lost meanwhile.
+   * time: the caller chains them); throws if the device was lost, or the state disposed,
+   * meanwhile.
    */
-  async read(section: number, checkUsable: () => void): Promise<Record<string, Float32Array>> {
+  async read(section: number): Promise<Record<string, Float32Array>> {
     const layout = this.#layout;
     // A moment's f32 section of an 8-bit state holds the elements before the compact tensors.
     const moment = section === EXP_AVG || section === EXP_AVG_SQ;
     const elements = moment ? layout.compactStart : layout.total;
     const all = new Float32Array(await this.readBytes(section, Math.ceil(elements / 4) * 16));
-    checkUsable();
+    this.#checkUsable();
     const out: Record<string, Float32Array> = {};
     layout.names.forEach((name, i) => {
       if (moment && layout.compact[i]) return;
@@ -144,7 +149,8 @@ export class SectionIO {
 
   /**
    * The first `bytes` bytes (a multiple of 4) of a section's buffer, read back through one
-   * reused staging buffer (one read at a time: the caller chains them).
+   * reused staging buffer (one read at a time: the caller chains them). A state disposed
+   * meanwhile (its buffers freed) makes it throw before it submits anything more.
    */
   async readBytes(section: number, bytes: number): Promise<ArrayBuffer> {
     const device = this.#device;
@@ -156,6 +162,7 @@ export class SectionIO {
     });
     const staging = this.#staging;
     for (let offset = 0; offset < bytes; offset += staging.size) {
+      this.#checkUsable();
       const size = Math.min(staging.size, bytes - offset);
       // Params updated in place: first their current values into the arena's params slots,
       // from buffers the GPU may refuse (destroyed, another device's): then nothing is read.
@@ -167,12 +174,18 @@ export class SectionIO {
       encoder.copyBufferToBuffer(this.#sections[section], offset, staging, 0, size);
       device.queue.submit([encoder.finish()]);
       const refused = fromCaller ? await device.popErrorScope() : null;
+      this.#checkUsable();
       if (refused) {
         throw new TypeError(
           `The GPU refused to read the params from your buffers (${refused.message}): those of ${this.#caller.labels} must be live GPUBuffers (not destroyed) of the state's device`,
         );
       }
-      await staging.mapAsync(GPUMapMode.READ, 0, size);
+      try {
+        await staging.mapAsync(GPUMapMode.READ, 0, size);
+      } catch (error) {
+        this.#checkUsable(); // (disposed meanwhile: the map was aborted)
+        throw error;
+      }
       all.set(new Uint8Array(staging.getMappedRange(0, size)), offset);
       staging.unmap();
     }

@@ -121,6 +121,8 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   readonly #submission: GPUCommandBuffer[] = [];
   #reads: Promise<unknown> = Promise.resolve();
   #lost: GPUDeviceLostInfo | undefined;
+  /** Set by `destroy`: reads still pending then reject, and submit nothing to freed buffers. */
+  #disposed = false;
 
   constructor(
     device: GPUDevice,
@@ -192,7 +194,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.#normChunks = dispatches.norm;
     this.#decision = dispatches.decision;
     this.#extraBuffers.push(...dispatches.buffers);
-    this.#io = new SectionIO(device, layout, this.#sections, {
+    this.#io = new SectionIO(device, layout, this.#sections, () => this.checkUsable(), {
       externals,
       inPlaceReads: [...dispatches.inPlaceReads, ...compact.inPlaceReads],
       inPlaceWrites: [...dispatches.inPlaceWrites, ...compact.inPlaceWrites],
@@ -249,6 +251,8 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   }
 
   checkUsable(): void {
+    // (The words of a disposed state's handle: a read begun before `dispose` ends with them.)
+    if (this.#disposed) throw new TypeError("This optimizer state was disposed");
     if (this.#lost) {
       throw new Error(
         `The WebGPU device of this optimizer state was lost (${this.#lost.reason}: ${this.#lost.message}); ` +
@@ -389,7 +393,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
 
   readSection(section: number): Promise<Record<string, Float32Array>> {
     return this.#read(async () => {
-      const values = await this.#io.read(section, () => this.checkUsable());
+      const values = await this.#io.read(section);
       const k = momentOf(section);
       if (k >= 0) decodeCompact(await readCompact(this.#io, this.layout, k), this.layout, values);
       this.checkUsable();
@@ -457,8 +461,12 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.destroy();
   }
 
-  /** Frees the GPU buffers (the state can no longer be used). */
+  /**
+   * Frees the GPU buffers (the state can no longer be used): reads still pending reject with
+   * the TypeError a disposed state's handle throws.
+   */
   destroy(): void {
+    this.#disposed = true;
     for (const b of this.#sections) b.destroy();
     for (const b of this.#extraBuffers) b.destroy();
     for (const c of this.#centralizations.values()) c.uniform.destroy();
