@@ -36,7 +36,12 @@ export const CONTROL = {
   key: "u32",
   /** The t this step's update runs at, or 0 when it does not run (written by `decide`). */
   step_t: "u32",
-  pad0: "u32",
+  /**
+   * The clipping factor of this step, clipGradNorm / norm, taken as (clipGradNorm / largest |g|)
+   * / sqrt(sum) (written with `norm`): finite where the norm of finite gradients is past f32's
+   * range, and reads Infinity.
+   */
+  clip_scale: "f32",
   /** Steps submitted (every `decide`). */
   submitted: "u32",
   /** Steps taken. */

@@ -143,10 +143,11 @@ const STEP_COMPACT_WGSL = /* wgsl */ `
 var<workgroup> tops: array<vec2<u32>, 64>;
 var<workgroup> block_t: u32;
 
-// The factor of the global-norm clipping of this step: max / norm, or 1.
+// The factor of the global-norm clipping of this step: max / norm (computed with the norm, so
+// that a norm past f32's range still scales), or 1.
 fn clip_factor() -> f32 {
   if (s.clip != 0u && control.key == 0u && control.norm > s.clip_max) {
-    return s.clip_max / control.norm;
+    return control.clip_scale;
   }
   return 1.0;
 }

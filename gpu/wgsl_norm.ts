@@ -64,6 +64,19 @@ fn bad_key(x: vec4<f32>, e: u32) -> u32 {
   return 0u;
 }`;
 
+/**
+ * WGSL of `set_norm(m, sum)`, which writes the step's gradient norm and clipping factor into the
+ * control buffer (`control` and the constants `s` must be bound): norm = M · sqrt(sum) of
+ * gradients of largest |g| M and sum of (g / M)², the factor clip_max / norm as (clip_max / M) /
+ * sqrt(sum), so that finite gradients whose norm is past f32's range (Infinity) are still clipped.
+ */
+export const SET_NORM_WGSL = /* wgsl */ `
+fn set_norm(m: f32, sum: f32) {
+  let root = sqrt(sum);
+  control.norm = m * root;
+  control.clip_scale = select(1.0, (s.clip_max / m) / root, m > 0.0);
+}`;
+
 const PARTIAL_WGSL = "struct Partial { largest: f32, sum: f32, key: u32, pad0: u32 }";
 
 const PARTIAL_BINDINGS: readonly Binding[] = [
@@ -174,6 +187,7 @@ ${declareBindings(TOTAL_BINDINGS)}
 ${RING_WGSL}
 ${DECIDE_WGSL}
 ${NORM_WORKGROUP_WGSL}
+${SET_NORM_WGSL}
 
 @compute @workgroup_size(${WORKGROUP_SIZE})
 fn total(@builtin(local_invocation_index) lid: u32) {
@@ -199,7 +213,7 @@ fn total(@builtin(local_invocation_index) lid: u32) {
   wf[lid] = sum;
   reduce_sum(lid);
   if (lid == 0u) {
-    control.norm = m * sqrt(wf[0]);
+    set_norm(m, wf[0]);
     control.key = wu[0];
     decide();
   }

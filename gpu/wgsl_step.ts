@@ -28,7 +28,7 @@ import {
 import { DECIDE_WGSL } from "./device_counter.ts";
 import { RING_WGSL } from "./scalar_ring.ts";
 import { STEP_CONSTS_WGSL } from "./step_consts.ts";
-import { NORM_ELEMENTS_PER_WORKGROUP, NORM_WORKGROUP_WGSL } from "./wgsl_norm.ts";
+import { NORM_ELEMENTS_PER_WORKGROUP, NORM_WORKGROUP_WGSL, SET_NORM_WGSL } from "./wgsl_norm.ts";
 
 /**
  * Largest arena (elements) stepped by `step_small`, the whole step in one dispatch of one
@@ -69,10 +69,11 @@ fn rule_update(i: u32, base: u32, grad_scale: f32, keep: vec4<bool>) {
   finish_update(i, p0, r.p, block_sync(base), block_alpha(base), keep);
 }
 
-// The factor of the global-norm clipping of this step: max / norm, or 1.
+// The factor of the global-norm clipping of this step: max / norm (computed with the norm, so
+// that a norm past f32's range still scales), or 1.
 fn clip_factor() -> f32 {
   if (s.clip != 0u && control.key == 0u && control.norm > s.clip_max) {
-    return s.clip_max / control.norm;
+    return control.clip_scale;
   }
   return 1.0;
 }
@@ -161,7 +162,7 @@ fn step_small(@builtin(local_invocation_index) lid: u32) {
     if (lid == 0u) {
       var sum = 0.0;
       for (var j = 0u; j < ${WORKGROUP_SIZE}u; j++) { sum = sum + wf[j]; }
-      control.norm = m * sqrt(sum);
+      set_norm(m, sum);
       control.key = norm_key;
     }
   }
@@ -186,6 +187,7 @@ ${declareBindings(STEP_BINDINGS)}
 ${RING_WGSL}
 ${DECIDE_WGSL}
 ${NORM_WORKGROUP_WGSL}
+${SET_NORM_WGSL}
 ${FINISH_WGSL}
 ${RULE_VALUES_WGSL}
 ${rule.wgsl}
