@@ -24,8 +24,13 @@
  *
  * @module
  */
-import type { ArenaLayout } from "../base/arena.ts";
-import { type AnyBackend, holdsCodes } from "../base/backend.ts";
+import type { ArenaLayout, CompactMoment } from "../base/arena.ts";
+import {
+  type AnyBackend,
+  type DeviceBackend,
+  holdsCodes,
+  type HostBackend,
+} from "../base/backend.ts";
 import { Q8_VERSION } from "../base/q8.ts";
 import {
   CheckpointError,
@@ -90,12 +95,32 @@ const LOAD_OPTIONS = Object.keys(
 
 /** Writes a state as safetensors bytes; see `saveState` in mod.ts. */
 export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Uint8Array> {
-  // Where the device counts the steps, wait until it has reported every step submitted.
-  const first = stateInternals(state).backend;
-  if (first.kind !== "host") await first.counter.settle();
+  const { config, backend } = stateInternals(state);
+  // A host arena is read in place and the file written now, before the call returns (no
+  // await): a step taken before the promise resolves cannot reach it.
+  if (backend.kind === "host") return fileOf(state, hostSections(config, backend));
+  // Where the device counts the steps, wait until it has reported every step submitted, then
+  // read the sections back.
+  await backend.counter.settle();
+  const sections = await deviceSections(config, backend);
+  // A step submitted meanwhile (which consumed `state`) may have reached some sections and not
+  // others, nor the counts: such a file would resume a state that never was.
+  try {
+    stateInternals(state);
+  } catch (error) {
+    throw new TypeError(
+      "The state was stepped before saveState() resolved (WebGPU reads the checkpoint back asynchronously): await saveState(state) before the next step",
+      { cause: error },
+    );
+  }
+  return fileOf(state, sections);
+}
+
+/** The file of a state whose sections were read (`sections`). */
+function fileOf(state: OptimizerState<unknown>, sections: Sections): Uint8Array {
   const { config, backend, steps, skipped, shapes } = stateInternals(state);
   const layout = backend.layout;
-  const { tensors, codes } = await tensorsOf(config, backend, shapes);
+  const { tensors, codes } = tensorsOf(config, layout, shapes, sections);
   const metadata = {
     format: FORMAT,
     format_version: FORMAT_VERSION,
@@ -115,37 +140,53 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
 }
 
 /**
+ * The sections a checkpoint holds, by kind (`stateTensors`), and the 8-bit codes of the
+ * moments' compact tensors.
+ */
+interface Sections {
+  data: Readonly<Record<string, Float32Array>>[];
+  compact: (Readonly<Record<string, CompactMoment>> | undefined)[];
+}
+
+/** A host arena's sections, in place (views: the file is then the only copy). */
+function hostSections(config: Settings, backend: HostBackend): Sections {
+  const kinds = stateTensors(config);
+  return {
+    data: kinds.map((k) => backend.viewSection(k.section)),
+    compact: kinds.map((k) =>
+      k.moment !== undefined && holdsCodes(backend) ? backend.viewCompact(k.moment) : undefined
+    ),
+  };
+}
+
+/** A device arena's sections, read back (every read started at once: they run in order). */
+async function deviceSections(config: Settings, backend: DeviceBackend): Promise<Sections> {
+  const kinds = stateTensors(config);
+  const [data, compact] = await Promise.all([
+    Promise.all(kinds.map((k) => backend.readSection(k.section))),
+    Promise.all(
+      kinds.map((k) =>
+        k.moment !== undefined && backend.layout.compact.includes(true)
+          ? backend.readCompact(k.moment)
+          : undefined
+      ),
+    ),
+  ]);
+  return { data, compact };
+}
+
+/**
  * The tensors a checkpoint of a state holds (F32 ones first, then the 8-bit codes, so that every
  * F32 tensor is 4-byte aligned in the file), checked finite: a state that is not could not be
  * loaded back.
  */
-async function tensorsOf(
+function tensorsOf(
   config: Settings,
-  backend: AnyBackend,
+  layout: ArenaLayout,
   shapes: readonly (readonly number[])[],
-): Promise<{ tensors: TensorOut[]; codes: boolean }> {
-  const layout = backend.layout;
+  { data: sections, compact }: Sections,
+): { tensors: TensorOut[]; codes: boolean } {
   const kinds = stateTensors(config);
-  // Host arenas are read in place (the file is then the only copy); others are read back, every
-  // read started before the first await so that they all see the same step. No await follows
-  // until the file is written, so the views cannot change underneath.
-  const [sections, compact] = backend.kind === "host"
-    ? [
-      kinds.map((k) => backend.viewSection(k.section)),
-      kinds.map((k) =>
-        k.moment !== undefined && holdsCodes(backend) ? backend.viewCompact(k.moment) : undefined
-      ),
-    ]
-    : await Promise.all([
-      Promise.all(kinds.map((k) => backend.readSection(k.section))),
-      Promise.all(
-        kinds.map((k) =>
-          k.moment !== undefined && layout.compact.includes(true)
-            ? backend.readCompact(k.moment)
-            : undefined
-        ),
-      ),
-    ]);
   const tensors: TensorOut[] = [];
   const bytes: TensorOut[] = [];
   layout.names.forEach((name, i) => {

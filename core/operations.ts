@@ -174,7 +174,10 @@ export function readSlowWeights(
  * F32 tensors `<name>`, `<name>.<moment>` (`exp_avg`, `exp_avg_sq`; Lion: `exp_avg`), and
  * string `__metadata__`. The state stays usable. A learning-rate schedule is not stored
  * (functions cannot be): pass it again to {@linkcode loadState}. See the README's
- * "Checkpoints" section for the format.
+ * "Checkpoints" section for the format. The file holds the state as it was at the call on the
+ * CPU backends (the next step may come before the promise resolves); a WebGPU state is read
+ * back asynchronously, and a step before the promise resolves makes it reject (a TypeError)
+ * rather than write a file of two steps.
  *
  * @example Save at the end of one invocation, resume in the next
  * ```ts

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import {
   adam,
+  dispose,
   loadState,
   radam,
   ranger,
@@ -109,6 +110,29 @@ Deno.test("saving leaves the state usable and unchanged", async () => {
   assert.deepEqual(await readAll(state), before);
   state = step(state, { w: new Float32Array([1, 1, 1]) });
   assert.equal(state.step, 2);
+});
+
+Deno.test("a checkpoint holds the state at the call, though the next step comes before it resolves", async () => {
+  // (WebGPU reads back asynchronously: tests/gpu/webgpu_state_test.ts)
+  for (
+    const more of [{ backend: "wasm" }, { backend: "js" }, {
+      threads: 2,
+      threadThreshold: 0,
+    }] as const
+  ) {
+    let state = await ranger({ lr: 0.1, k: 2, ...more }).init({ w: new Float32Array(100).fill(1) });
+    try {
+      state = step(state, { w: new Float32Array(100).fill(0.5) });
+      const at = await readAll(state);
+      const saving = saveState(state);
+      state = step(state, { w: new Float32Array(100).fill(-3) });
+      const resumed = await loadState(await saving, { backend: "js" });
+      assert.equal(resumed.step, 1, JSON.stringify(more));
+      assert.deepEqual(await readAll(resumed), at, JSON.stringify(more));
+    } finally {
+      dispose(state);
+    }
+  }
 });
 
 Deno.test("a schedule must be passed again, and a given lr replaces a stored constant", async () => {

@@ -423,6 +423,34 @@ Deno.test({
 
 Deno.test({
   name:
+    "webgpu: a checkpoint is never of two steps: a step before saveState resolves makes it reject",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      const g = (x: number) => ({ w: new Float32Array(5000).fill(x) });
+      let s = await ranger({ lr: 0.1, k: 2 }).init(g(1), { device: device! });
+      s = step(s, g(0.5));
+      const saving = saveState(s);
+      // The read resolves first (the save waits for the step counts before its reads): the step
+      // comes between the counts and the tensors the save reads.
+      await readParams(s);
+      s = step(s, g(-3));
+      await assert.rejects(
+        saving,
+        (e: Error) =>
+          e instanceof TypeError && /stepped before saveState\(\) resolved/.test(e.message),
+      );
+      const bytes = await saveState(s); // awaited: then steps may follow
+      s = step(s, g(-3));
+      const resumed = await loadState(bytes, { backend: "js" });
+      assert.equal(resumed.step, 2);
+      dispose(s);
+    });
+  },
+});
+
+Deno.test({
+  name:
     'webgpu: states "8bit" runs (settings say so); threads stay refused; a CPU 8-bit checkpoint loads in either format',
   ignore,
   async fn() {
