@@ -8,7 +8,7 @@
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import { adam, ranger } from "../../mod.ts";
-import { tfOptimizer } from "../../tfjs.ts";
+import { type SettingsHolder, tfOptimizer } from "../../tfjs.ts";
 import {
   convNet,
   data,
@@ -200,5 +200,60 @@ Deno.test({
     });
     tf.dispose([x, y]);
     disposeModels(whole, first, loaded);
+  },
+});
+
+/**
+ * Variables of `sizes` stepped 6 times by an optimizer of `make` on tfjs backend `backend`, each
+ * assigned new values (as `model.setWeights` does) before the 4th step: their values after.
+ */
+async function assignedMidway(
+  backend: string,
+  make: () => SettingsHolder,
+  sizes: number[],
+): Promise<Float32Array[]> {
+  await useBackend(backend);
+  const vars = sizes.map((n, i) =>
+    tf.variable(tf.tensor1d(randoms(n, 1 + i)), true, `gpu/assigned/${backend}/${i}`)
+  );
+  const optimizer = tfOptimizer(make());
+  for (let t = 0; t < 6; t++) {
+    if (t === 3) {
+      const values = sizes.map((n, i) => tf.tensor1d(randoms(n, 50 + i)));
+      vars.forEach((v, i) => v.assign(values[i]));
+      tf.dispose(values);
+    }
+    const grads = sizes.map((n, i) => tf.tensor1d(randoms(n, 100 + 10 * t + i)));
+    optimizer.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
+    tf.dispose(grads);
+  }
+  assert.equal(optimizer.backend, backend === "webgpu" ? "webgpu" : "wasm");
+  const out = await Promise.all(vars.map(async (v) => (await v.data() as Float32Array).slice()));
+  optimizer.dispose();
+  tf.dispose(vars);
+  return out;
+}
+
+Deno.test({
+  name: "tfjs webgpu: a variable assigned between steps (setWeights) is stepped from its new value",
+  ...sanitize,
+  async fn() {
+    // Lengths that are a multiple of 4 and not (the kernel moves whole vec4s); 8 bits too.
+    const cases: [() => SettingsHolder, number[]][] = [
+      [() => adam({ lr: 0.1 }), [5, 8, 3]],
+      [() => ranger({ lr: 1e-2, k: 2, states: "8bit" }), [4099, 7]],
+    ];
+    for (const [make, sizes] of cases) {
+      const want = await assignedMidway("cpu", make, sizes);
+      const got = await assignedMidway("webgpu", make, sizes);
+      want.forEach((w, i) => {
+        for (let j = 0; j < w.length; j++) {
+          assert.ok(
+            Math.abs(got[i][j] - w[j]) <= 1e-5,
+            `variable ${i}[${j}]: ${got[i][j]} vs ${w[j]}`,
+          );
+        }
+      });
+    }
   },
 });
