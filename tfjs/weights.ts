@@ -17,7 +17,7 @@ import { momentsOf } from "../core/origins.ts";
 import { dispose, loadState, readMoments, readSlowWeights, saveState } from "../core/operations.ts";
 import { CODES, codeWeights, readCodes, SCALES } from "./codes.ts";
 import type { NamedTensor } from "./gradients.ts";
-import { compactCopies, type Kept, type KeptStates, stateViews } from "./kept.ts";
+import { baseName, compactCopies, type Kept, type KeptStates, stateViews } from "./kept.ts";
 import { type Entry, entryOf, fromArena, sameShape, shapeText, toArena } from "./layout.ts";
 
 /** The tfjs weight-name suffix of each state section, as tfjs names Adam's (`/m`, `/v`). */
@@ -55,7 +55,8 @@ export interface Live {
 /**
  * The weights of `getWeights`: `iter`, then per kind of weight, one tensor per variable of the
  * live state (two for a moment held in 8 bits: its codes and scales), then those kept aside
- * (frozen; or read by loadState and not yet matched to a variable: in its checkpoint layout).
+ * (frozen; or read by loadState and not yet matched to a variable), all in the tfjs layout (state
+ * read by loadState: that of the registered variable it fits, see {@linkcode tfjsEntryOf}).
  */
 export async function weightsOf(
   config: Settings,
@@ -77,6 +78,8 @@ export async function weightsOf(
   const out: NamedTensor[] = [
     { name: "iter", tensor: tf.scalar(live?.state.step ?? kept.steps, "int32") },
   ];
+  const gc = config.loop.gc;
+  const keptEntries = new Map([...kept.values()].map((held) => [held, tfjsEntryOf(held, gc)]));
   kinds.forEach((kind, k) => {
     for (const e of live?.entries ?? []) {
       const name = `${e.name}/${kind.suffix}`;
@@ -96,16 +99,38 @@ export async function weightsOf(
       }
       const values = held.sections[kind.section];
       if (values === undefined) continue;
-      out.push({
-        name,
-        tensor: tf.tensor(
-          fromArena(held.entry, values),
-          (held.arenaShape ?? held.entry.shape) as number[],
-        ),
-      });
+      const entry = keptEntries.get(held)!;
+      out.push({ name, tensor: tf.tensor(fromArena(entry, values), entry.shape as number[]) });
     }
   });
   return out;
+}
+
+/**
+ * How kept state `held` is laid out in the tfjs layout. State read by loadState is held in its
+ * checkpoint's layout (a kernel under `gc` transposed, `[out, rest]`), which gives no tfjs shape:
+ * that of the trainable variable registered with TensorFlow.js that it fits (by name, else by
+ * base name where the variables that fit have one shape), as the next step matches it; where
+ * none fits, the checkpoint's layout.
+ */
+function tfjsEntryOf(held: Kept, gc: boolean): Entry {
+  const arenaShape = held.arenaShape;
+  if (arenaShape === undefined) return held.entry;
+  const name = held.entry.name;
+  const fits = (v: tf.Variable) => {
+    const entry = entryOf(name, v.shape, gc);
+    return entry.size === held.entry.size && sameShape(entry.arenaShape, arenaShape);
+  };
+  const variables = Object.values(tf.engine().registeredVariables).filter((v) =>
+    v.trainable && v.dtype === "float32" && !v.isDisposed &&
+    baseName(v.name) === baseName(name) && fits(v)
+  );
+  const own = variables.find((v) => v.name === name);
+  const shapes = own ? [own.shape] : variables.map((v) => v.shape);
+  if (shapes.length > 0 && shapes.every((shape) => sameShape(shape, shapes[0]))) {
+    return entryOf(name, shapes[0], gc);
+  }
+  return { ...held.entry, shape: [...arenaShape] };
 }
 
 /**
