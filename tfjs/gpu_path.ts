@@ -310,16 +310,10 @@ export class GpuPath {
 
   /**
    * One step over checked gradients, making the state at the first. Refuses, changing nothing,
-   * other variables than the first step's (under `strict` with its error), and new settings
-   * (`stale`: a learning rate set after the state was made).
+   * other variables than the first step's (under `strict` with its error).
    */
-  step(config: Settings, strict: boolean, stale: boolean, items: readonly GradItem[]): void {
+  step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
     let runner = this.#runner;
-    if (runner !== undefined && stale) {
-      throw new TypeError(
-        "setLearningRate on the webgpu backend takes effect in a new optimizer only: save the model with its optimizer, load it, then set the learning rate before training",
-      );
-    }
     if (runner !== undefined && !sameVariables(runner.entries, items)) {
       const error = changeError(runner.entries, items);
       throw strict ? error : new RangeError(
@@ -352,6 +346,17 @@ export class GpuPath {
     });
     this.#kept.forget(entries);
     return runner;
+  }
+
+  /**
+   * Throws a TypeError, changing nothing, where the state is made: its learning rate cannot
+   * change (the device holds the scalars of the next steps, and its own step count).
+   */
+  checkNewLearningRate(): void {
+    if (this.#runner === undefined) return;
+    throw new TypeError(
+      "setLearningRate on the webgpu backend takes effect in a new optimizer only (this one goes on with its learning rate): save the model with its optimizer, load it, then set the learning rate before training",
+    );
   }
 
   /** Frees the state's GPU buffers (then there is none). */

@@ -166,12 +166,15 @@ export class TfOptimizer extends tf.Optimizer {
 
   /**
    * Replaces the learning rate (a number or a schedule of the 1-based step) from the next step
-   * on; needed after loading a model saved with a schedule, which cannot be stored.
+   * on; needed after loading a model saved with a schedule, which cannot be stored. Once the
+   * state is on the GPU (tfjs backend webgpu), a TypeError, and nothing changes: the learning
+   * rate is set in a new optimizer there (save the model with its optimizer, load it, set it).
    */
   setLearningRate(lr: number | ((t: number) => number)): void {
     if (typeof lr !== "function" && (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0)) {
       throw optionError("lr", "a finite number ≥ 0 or a schedule", lr);
     }
+    this.#gpu.checkNewLearningRate();
     this.#config = withLearningRate(this.#config, lr);
     this.#stale = true;
   }
@@ -193,7 +196,7 @@ export class TfOptimizer extends tf.Optimizer {
     if (this.#onWebGpu()) {
       // (At the first step there: the state on the CPU, if any, moves to the GPU.)
       if (this.#gpu.state === undefined) this.#cpu.keepAll();
-      this.#gpu.step(this.#config, this.#options.strict, this.#stale, items);
+      this.#gpu.step(this.#config, this.#options.strict, items);
       this.#stale = false;
     } else {
       if (this.#gpu.state !== undefined) {

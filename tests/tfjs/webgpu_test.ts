@@ -257,3 +257,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "tfjs webgpu: setLearningRate once the state is on the GPU is refused at the call; training goes on unchanged",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const vars = [0, 1].map((i) => tf.variable(tf.tensor1d(randoms(6, 70)), true, `gpu/lr/${i}`));
+    const [opt, twin] = [tfOptimizer(adam({ lr: 0.1 })), tfOptimizer(adam({ lr: 0.1 }))];
+    const stepBoth = (t: number) => {
+      const g = tf.tensor1d(randoms(6, 80 + t));
+      opt.applyGradients({ [vars[0].name]: g });
+      twin.applyGradients({ [vars[1].name]: g });
+      g.dispose();
+    };
+    stepBoth(0);
+    assert.throws(() => opt.setLearningRate(0.01), (e: Error) => {
+      assert.ok(e instanceof TypeError, String(e));
+      assert.match(e.message, /^setLearningRate on the webgpu backend takes effect in a new/);
+      return true;
+    });
+    assert.equal(opt.settings.hyperparameters.lr, 0.1);
+    assert.equal(opt.getConfig().settings.hyperparameters.lr, 0.1);
+    for (let t = 1; t < 4; t++) stepBoth(t);
+    assert.equal(opt.iterations, 4);
+    assert.deepEqual(await vars[0].data(), await vars[1].data());
+    opt.dispose();
+    twin.dispose();
+    tf.dispose(vars);
+  },
+});
