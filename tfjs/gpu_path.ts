@@ -266,18 +266,14 @@ export function createGpuRunner(
       });
       stateBackend.writeSection(section, data);
     }
-    const state = counts.steps === 0 && counts.skipped === 0 ? first : restoreState<GpuTensor>(
-      config,
-      stateBackend,
-      {
-        ...counts,
-        shapes: inLayoutOrder(
-          stateBackend.layout,
-          entries.map((e) => e.name),
-          entries.map((e) => [e.size]),
-        ),
-      },
-    );
+    // The shapes its checkpoints record: the variables' own, as on the CPU backends (without
+    // them, a rank > 1 variable saved here fitted no variable when loaded); under gc flat, so
+    // that the library does not centralize again what tfjs centralized.
+    const shapes = entries.map((e) => config.loop.gc ? [e.size] : [...e.shape]);
+    const state = restoreState<GpuTensor>(config, stateBackend, {
+      ...counts,
+      shapes: inLayoutOrder(stateBackend.layout, entries.map((e) => e.name), shapes),
+    });
     return new GpuRunner(entries, state, buffers, backend, config, variables);
   } catch (error) {
     buffers.destroy();

@@ -7,8 +7,8 @@
  */
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
-import { adam, ranger } from "../../mod.ts";
-import { type SettingsHolder, tfOptimizer } from "../../tfjs.ts";
+import { adam, ranger, saveState } from "../../mod.ts";
+import { type SettingsHolder, type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import {
   convNet,
   data,
@@ -286,5 +286,53 @@ Deno.test({
     opt.dispose();
     twin.dispose();
     tf.dispose(vars);
+  },
+});
+
+/**
+ * Variables of shapes [3, 5], [5], [4099] stepped 6 times on webgpu by optimizers of `make`: the
+ * first 3 steps by one, the others by a new one given its state by `carry` (none: the same one).
+ * Their values after.
+ */
+async function carriedOver(
+  tag: string,
+  make: () => SettingsHolder,
+  carry?: (from: TfOptimizer, to: TfOptimizer) => Promise<void>,
+): Promise<Float32Array[]> {
+  await useBackend("webgpu");
+  const shapes = [[3, 5], [5], [4099]];
+  const vars = shapes.map((s, i) =>
+    tf.variable(tf.tensor(randoms(s.reduce((a, b) => a * b), 90 + i), s), true, `${tag}/${i}`)
+  );
+  let optimizer = tfOptimizer(make());
+  for (let t = 0; t < 6; t++) {
+    if (t === 3 && carry !== undefined) {
+      const next = tfOptimizer(make());
+      await carry(optimizer, next);
+      optimizer.dispose();
+      optimizer = next;
+    }
+    const grads = vars.map((v, i) => tf.tensor(randoms(v.size, 200 + 10 * t + i), v.shape));
+    optimizer.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
+    tf.dispose(grads);
+  }
+  assert.equal(optimizer.backend, "webgpu");
+  const out = await Promise.all(vars.map(async (v) => (await v.data() as Float32Array).slice()));
+  optimizer.dispose();
+  tf.dispose(vars);
+  return out;
+}
+
+Deno.test({
+  name:
+    "tfjs webgpu: saveState(optimizer.state) → optimizer.loadState(bytes) resumes bit for bit, rank-2 variables included",
+  ...sanitize,
+  async fn() {
+    const make = () => adam({ lr: 0.05 });
+    const whole = await carriedOver("gpu/carry/whole", make);
+    const resumed = await carriedOver("gpu/carry/state", make, async (from, to) => {
+      await to.loadState(await saveState(from.state!));
+    });
+    whole.forEach((w, i) => assert.deepEqual(resumed[i], w, `variable ${i}`));
   },
 });
