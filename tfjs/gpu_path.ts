@@ -260,10 +260,11 @@ export function createGpuRunner(
     for (const k of kept.values()) k.forEach((d, s) => d && sections.add(s));
     for (const section of sections) {
       const data: Record<string, Float32Array> = {};
-      entries.forEach((e, i) => {
-        data[e.name] = kept.get(e.name)?.[section] ??
-          (section === SLOW ? variables[i].dataSync() as Float32Array : new Float32Array(e.size));
-      });
+      for (const e of entries) {
+        // (Slow weights without kept ones stay those init made: the parameters.)
+        const held = kept.get(e.name)?.[section];
+        if (held !== undefined || section !== SLOW) data[e.name] = held ?? new Float32Array(e.size);
+      }
       stateBackend.writeSection(section, data);
     }
     // The shapes its checkpoints record: the variables' own, as on the CPU backends (without

@@ -201,7 +201,9 @@ export class KeptStates {
     const out = new Map<string, Fitting>();
     for (const w of wanted) {
       const k = this.#byName.get(w.name);
-      if (k && this.#fits(k, w.shape, gc)) {
+      if (k && inTfjsOrder(k, w.shape, gc)) {
+        out.set(w.name, transposedCopy(k, entryOf(w.name, w.shape, gc)));
+      } else if (k && this.#fits(k, w.shape, gc)) {
         // The layout it was held in: as this optimizer holds it on the CPU.
         const entry = k.arenaShape || k.sizes ? entryOf(w.name, w.shape, gc) : k.entry;
         // (Codes read packed may carry up to 3 codes of padding.)
@@ -230,7 +232,8 @@ export class KeptStates {
     }
     if (kept.arenaShape === undefined) return sameShape(kept.entry.shape, shape);
     const entry = entryOf(kept.entry.name, shape, gc);
-    return entry.size === kept.entry.size && sameShape(entry.arenaShape, kept.arenaShape);
+    return (entry.size === kept.entry.size && sameShape(entry.arenaShape, kept.arenaShape)) ||
+      inTfjsOrder(kept, shape, gc);
   }
 
   /**
@@ -258,6 +261,52 @@ export class KeptStates {
       kept.set(candidates[0].name, { ...k, entry: { ...k.entry, name: candidates[0].name } });
     }
   }
+}
+
+/**
+ * Whether kept state read by `loadState` holds a kernel of `shape` flat in the tfjs order, where
+ * an optimizer under `gc` holds it transposed (`[out, rest]`): a checkpoint of a state on tfjs's
+ * webgpu backend, where tfjs centralizes and the state keeps every variable in the tfjs layout
+ * (its shapes flat, so that the library does not centralize again).
+ *
+ * @example
+ * ```ts
+ * import { inTfjsOrder } from "./kept.ts";
+ * import { entryOf } from "./layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const kept = { entry: entryOf("k", [6], false), arenaShape: [6], sections: [] };
+ * assert.equal(inTfjsOrder(kept, [2, 3], true), true);
+ * assert.equal(inTfjsOrder(kept, [2, 3], false), false); // held as it is: fits [6] only
+ * assert.equal(inTfjsOrder({ ...kept, arenaShape: [3, 2] }, [2, 3], true), false); // transposed
+ * ```
+ */
+export function inTfjsOrder(kept: Kept, shape: readonly number[], gc: boolean): boolean {
+  const held = kept.arenaShape;
+  if (held === undefined || held.length !== 1) return false;
+  const entry = entryOf(kept.entry.name, shape, gc);
+  return entry.transposed && held[0] === entry.size && kept.entry.size === entry.size;
+}
+
+/**
+ * Kept state held flat in the tfjs order ({@linkcode inTfjsOrder}) laid out as `entry` (the
+ * transposed one) lays it out: copies of its sections; its codes decoded into f32 sections (the
+ * blocks of 256 hold other elements there).
+ */
+function transposedCopy(kept: Kept, entry: Entry): Fitting {
+  const copy = (values: Float32Array) => {
+    const out = new Float32Array(entry.size);
+    toArena(entry, values, out);
+    return out;
+  };
+  const sections = kept.sections.map((d) => d && copy(d));
+  kept.codes?.forEach((c, m) => {
+    if (c === undefined) return;
+    const values = new Float32Array(entry.size);
+    decodeTensor(c.codes.subarray(0, entry.size), c.scales, values);
+    sections[EXP_AVG + m] = copy(values);
+  });
+  return { entry, sections };
 }
 
 /**

@@ -17,7 +17,14 @@ import { momentsOf } from "../core/origins.ts";
 import { dispose, loadState, readMoments, readSlowWeights, saveState } from "../core/operations.ts";
 import { CODES, codeWeights, readCodes, SCALES } from "./codes.ts";
 import type { NamedTensor } from "./gradients.ts";
-import { baseName, compactCopies, type Kept, type KeptStates, stateViews } from "./kept.ts";
+import {
+  baseName,
+  compactCopies,
+  inTfjsOrder,
+  type Kept,
+  type KeptStates,
+  stateViews,
+} from "./kept.ts";
 import { type Entry, entryOf, fromArena, sameShape, shapeText, toArena } from "./layout.ts";
 
 /** The tfjs weight-name suffix of each state section, as tfjs names Adam's (`/m`, `/v`). */
@@ -119,7 +126,8 @@ function tfjsEntryOf(held: Kept, gc: boolean): Entry {
   const name = held.entry.name;
   const fits = (v: tf.Variable) => {
     const entry = entryOf(name, v.shape, gc);
-    return entry.size === held.entry.size && sameShape(entry.arenaShape, arenaShape);
+    return (entry.size === held.entry.size && sameShape(entry.arenaShape, arenaShape)) ||
+      inTfjsOrder(held, v.shape, gc);
   };
   const variables = Object.values(tf.engine().registeredVariables).filter((v) =>
     v.trainable && v.dtype === "float32" && !v.isDisposed &&
@@ -128,7 +136,7 @@ function tfjsEntryOf(held: Kept, gc: boolean): Entry {
   const own = variables.find((v) => v.name === name);
   const shapes = own ? [own.shape] : variables.map((v) => v.shape);
   if (shapes.length > 0 && shapes.every((shape) => sameShape(shape, shapes[0]))) {
-    return entryOf(name, shapes[0], gc);
+    return entryOf(name, shapes[0], gc && !inTfjsOrder(held, shapes[0], gc));
   }
   return { ...held.entry, shape: [...arenaShape] };
 }
