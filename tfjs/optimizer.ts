@@ -253,8 +253,9 @@ export class TfOptimizer extends tf.Optimizer {
    * per variable, then LookAhead's slow weights (`<variable>/slow`), all in the tfjs layout.
    * With `states: "8bit"`, a moment held in 8 bits (a variable of 4096 elements or more) is two
    * tensors instead: `<variable>/m.codes` (int32, four codes to an int32) and
-   * `<variable>/m.scales` (float32, one a block of 256), in the order the state holds the
-   * variable (see tfjs/codes.ts). Variables whose state is kept aside (frozen) come after those
+   * `<variable>/m.scales` (float32, one a block of 256), in the order a CPU state holds the
+   * variable (see tfjs/codes.ts; on webgpu under `gc`, a kernel's moments are f32 weights).
+   * Variables whose state is kept aside (frozen) come after those
    * of the last step.
    */
   override getWeights(): Promise<NamedTensor[]> {

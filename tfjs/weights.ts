@@ -14,6 +14,7 @@ import type { LearningRate } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
 import { momentsOf } from "../core/origins.ts";
+import { decodeTensor } from "../base/q8_tensor.ts";
 import { dispose, loadState, readMoments, readSlowWeights, saveState } from "../core/operations.ts";
 import { CODES, codeWeights, readCodes, SCALES } from "./codes.ts";
 import type { NamedTensor } from "./gradients.ts";
@@ -86,11 +87,15 @@ export async function weightsOf(
     { name: "iter", tensor: tf.scalar(live?.state.step ?? kept.steps, "int32") },
   ];
   const gc = config.loop.gc;
+  // Codes are given in the order a CPU state holds them (a kernel under gc transposed). A state
+  // on webgpu under gc holds its kernels in the tfjs order: their moments are given as f32.
+  const tfjsOrder = gc && live !== undefined && stateInternals(live.state).backend.kind !== "host";
   const keptEntries = new Map([...kept.values()].map((held) => [held, tfjsEntryOf(held, gc)]));
   kinds.forEach((kind, k) => {
     for (const e of live?.entries ?? []) {
       const name = `${e.name}/${kind.suffix}`;
-      const held = kind.moment === undefined ? undefined : codes[k]?.[e.name];
+      const inOrder = !tfjsOrder || e.shape.length < 2;
+      const held = kind.moment === undefined || !inOrder ? undefined : codes[k]?.[e.name];
       if (held !== undefined) out.push(...codeWeights(name, held));
       else {out.push({
           name,
@@ -99,14 +104,20 @@ export async function weightsOf(
     }
     for (const held of kept.values()) {
       const name = `${held.entry.name}/${kind.suffix}`;
+      const entry = keptEntries.get(held)!;
       const heldCodes = kind.moment === undefined ? undefined : held.codes?.[k];
-      if (heldCodes !== undefined) {
+      const inOrder = !inTfjsOrder(held, entry.shape, gc);
+      if (heldCodes !== undefined && inOrder) {
         out.push(...codeWeights(name, heldCodes));
         continue;
       }
-      const values = held.sections[kind.section];
+      let values = held.sections[kind.section];
+      if (heldCodes !== undefined) {
+        // (Read by loadState from a webgpu state's checkpoint: in the tfjs order.)
+        values = new Float32Array(entry.size);
+        decodeTensor(heldCodes.codes.subarray(0, entry.size), heldCodes.scales, values);
+      }
       if (values === undefined) continue;
-      const entry = keptEntries.get(held)!;
       out.push({ name, tensor: tf.tensor(fromArena(entry, values), entry.shape as number[]) });
     }
   });

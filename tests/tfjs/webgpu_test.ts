@@ -7,7 +7,7 @@
  */
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
-import { adam, ranger, saveState } from "../../mod.ts";
+import { adam, ranger, readMoments, saveState } from "../../mod.ts";
 import { type SettingsHolder, type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import {
   convNet,
@@ -375,5 +375,63 @@ Deno.test({
       tf.dispose(weights.map((w) => w.tensor));
     }, "cpu");
     byWeights.forEach((w, i) => assert.deepEqual(byCheckpoint[i], w, `variable ${i}`));
+  },
+});
+
+Deno.test({
+  name:
+    "tfjs webgpu: the weights and checkpoint of an 8-bit Ranger state (kernels in the tfjs order) give a CPU optimizer its moments",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const [rows, cols] = [64, 65]; // 4160 elements: held in 8 bits
+    const v = tf.variable(tf.tensor(randoms(rows * cols, 3), [rows, cols]), true, "gpu/q8/k");
+    const make = () => ranger({ lr: 1e-2, states: "8bit" });
+    const gpu = tfOptimizer(make());
+    for (let t = 0; t < 3; t++) {
+      const g = tf.tensor(randoms(rows * cols, 10 + t), [rows, cols]);
+      gpu.applyGradients({ [v.name]: g });
+      g.dispose();
+    }
+    const want = (await readMoments(gpu.state!)).exp_avg[v.name]; // the tfjs order
+    const weights = await gpu.getWeights();
+    const bytes = await saveState(gpu.state!);
+    const given = await Promise.all(
+      weights.map(async (w) => ({ ...w, values: await w.tensor.data(), shape: w.tensor.shape })),
+    );
+    const values = await v.data();
+    await useBackend("cpu");
+    const moved = tf.tensor(values, [rows, cols]);
+    v.assign(moved);
+    moved.dispose();
+    const largest = want.reduce((a, x) => Math.max(a, Math.abs(x)), 0);
+    const loaders: ((opt: TfOptimizer) => Promise<void>)[] = [
+      (opt) =>
+        opt.setWeights(
+          given.map((w) => ({
+            name: w.name,
+            tensor: tf.tensor(w.values, w.shape, w.tensor.dtype),
+          })),
+        ),
+      (opt) => opt.loadState(bytes),
+    ];
+    for (const [n, load] of loaders.entries()) {
+      const cpu = tfOptimizer(make());
+      await load(cpu);
+      const g = tf.zeros([rows, cols]);
+      cpu.applyGradients({ [v.name]: g }); // m ← β₁·m: the order shows
+      g.dispose();
+      // The CPU holds the kernel transposed; within 8-bit requantization of the GPU's m.
+      const got = (await readMoments(cpu.state!)).exp_avg[v.name];
+      for (let r = 0; r < rows; r++) {
+        for (let c = 0; c < cols; c++) {
+          const error = Math.abs(got[c * rows + r] - 0.95 * want[r * cols + c]);
+          assert.ok(error <= largest / 32, `loader ${n}: m[${r}, ${c}] off by ${error}`);
+        }
+      }
+      cpu.dispose();
+    }
+    tf.dispose([v, ...weights.map((w) => w.tensor)]);
+    gpu.dispose();
   },
 });
