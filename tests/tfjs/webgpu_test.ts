@@ -339,7 +339,7 @@ async function throughCheckpoint(from: TfOptimizer, to: TfOptimizer): Promise<vo
 
 Deno.test({
   name:
-    "tfjs webgpu: saveState(optimizer.state) → optimizer.loadState(bytes) resumes bit for bit, rank-2 variables (kernels under gc, 8 bits) included",
+    "tfjs webgpu: saveState(optimizer.state) → optimizer.loadState(bytes) and getWeights → setWeights resume bit for bit, rank-2 variables (kernels under gc, 8 bits) included",
   ...sanitize,
   async fn() {
     const makers = [
@@ -351,6 +351,13 @@ Deno.test({
       const whole = await carriedOver(`gpu/carry/whole${n}`, make);
       const resumed = await carriedOver(`gpu/carry/state${n}`, make, throughCheckpoint);
       whole.forEach((w, i) => assert.deepEqual(resumed[i], w, `optimizer ${n}, variable ${i}`));
+      // And through getWeights/setWeights (8-bit kernels under gc as f32: the same codes again).
+      const byWeights = await carriedOver(`gpu/carry/weights${n}`, make, async (from, to) => {
+        const weights = await from.getWeights();
+        await to.setWeights(weights);
+        tf.dispose(weights.map((w) => w.tensor));
+      });
+      whole.forEach((w, i) => assert.deepEqual(byWeights[i], w, `optimizer ${n}, variable ${i}`));
     }
   },
 });
