@@ -5,6 +5,7 @@ import {
   chain,
   constantLr,
   cosineDecay,
+  dispose,
   linearWarmup,
   lookahead,
   oneCycle,
@@ -111,6 +112,41 @@ for (const backend of BACKENDS) {
     // the clipped gradient has norm 2 (to f32 precision)
     const clippedNorm = refGlobalNorm(Object.values(exp_avg));
     assert.ok(Math.abs(clippedNorm - 2) < 1e-6);
+  });
+
+  Deno.test(`${backend}: clipping by a scale below f32's normal range keeps the clipped gradients' precision`, async () => {
+    // |g| up to 3.4e38: a norm of about 1.3e40, so the scale max / norm is 8e-41 (max 1) or 8e-44
+    // (max 1e-3), subnormal in f32 (16 and 6 significant bits: the clipped gradients were up to
+    // 1e-5 and 1e-2 off), or 8e-71 (max 1e-30: every clipped value below 3e-32); a gradient of
+    // -1e-30, whose clipped value rounds to 0 either way.
+    for (const max of [1, 1e-3, 1e-30]) {
+      for (const [threads, n] of [[1, 4099], [2, 4099], [1, 3]] as const) {
+        const g = new Float32Array(n).map((_, i) => ((i * 7919) % 2001 - 1000) * 3.4e35);
+        g[0] = 3.4028234e38;
+        g[1] = -1e-30;
+        const norm = refGlobalNorm([g]);
+        // lr 1 momentum-SGD step with β1 = 0: p = p − g_clipped (m is the clipped gradient)
+        const opt = radam({
+          lr: 1,
+          betas: [0, 0.5],
+          clipGradNorm: max,
+          backend,
+          threads: backend === "wasm" ? threads : 1,
+          threadThreshold: 0,
+        });
+        let s = await opt.init({ w: { data: new Float32Array(n), shape: [n] } });
+        s = step(s, { w: g });
+        const m = (await readMoments(s)).exp_avg.w;
+        for (let i = 0; i < n; i++) {
+          const want = g[i] * (max / norm);
+          assert.ok(
+            Math.abs(m[i] - want) <= 3 * 2 ** -24 * Math.abs(want) + 2 ** -149,
+            `max ${max}, ${threads} thread(s), [${i}]: ${m[i]} vs ${want}`,
+          );
+        }
+        dispose(s);
+      }
+    }
   });
 
   Deno.test(`${backend}: nonFinite "throw" names the tensor and leaves the state as it was`, async () => {
