@@ -202,10 +202,26 @@ export function rhoInfinity(beta2: number): number {
   return 2 / (1 - beta2) - 1;
 }
 
-/** ρt = ρ∞ − 2 t β2^t / (1 − β2^t), in float64. */
+/**
+ * 1 − β^t in float64 to a few ulps, also where β^t is near 1 (β near 1, small t): there
+ * `1 − β^t` is the difference of two nearly equal numbers, wrong in its 10th significant digit
+ * and beyond (β = 1 − 1e-9: in the 7th at t = 2), so it is −expm1(t · ln β), with ln β as
+ * log1p(β − 1) (β − 1 exact for β ≥ 0.5). Elsewhere (β^t ≤ 1 − 2⁻¹⁰) `1 − β^t`, exact to 10
+ * bits' loss at most, as before.
+ */
+function oneMinusPow(beta: number, t: number): number {
+  const q = Math.pow(beta, t);
+  return q > 1 - 2 ** -10 ? -Math.expm1(t * Math.log1p(beta - 1)) : 1 - q;
+}
+
+/**
+ * ρt = ρ∞ − 2 t β2^t / (1 − β2^t), in float64, with 1 − β2^t from {@linkcode oneMinusPow}: its
+ * two terms are each about 2 / (1 − β2), so an error of 1 − β2^t relative to itself is one of ρt
+ * that large (with β2 = 0.999999 plain `1 − β2^t` made ρ4 4.0000064, rectified at the paper's
+ * threshold 4, where it is 3.9999975).
+ */
 export function rhoAt(beta2: number, t: number): number {
-  const b2t = Math.pow(beta2, t);
-  return rhoInfinity(beta2) - (2 * t * b2t) / (1 - b2t);
+  return rhoInfinity(beta2) - (2 * t * Math.pow(beta2, t)) / oneMinusPow(beta2, t);
 }
 
 /**
@@ -214,8 +230,8 @@ export function rhoAt(beta2: number, t: number): number {
  */
 function computeScalars(h: AdamRuleHyperparameters, t: number, lr: number, out: StepScalars) {
   const { beta1, beta2, eps, weightDecay } = h;
-  const bc1 = 1 - Math.pow(beta1, t);
-  const bc2 = 1 - Math.pow(beta2, t);
+  const bc1 = oneMinusPow(beta1, t);
+  const bc2 = oneMinusPow(beta2, t);
   out.gradScale = h.maximize ? -1 : 1;
   out.coupledDecay = h.decoupledWeightDecay ? 0 : weightDecay;
   out.paramDecay = h.decoupledWeightDecay ? 1 - lr * weightDecay : 1;
@@ -243,7 +259,7 @@ function computeScalars(h: AdamRuleHyperparameters, t: number, lr: number, out: 
   //   = ((1 − β1) / bc1) · (momentMix · m + g)                   (the gradient's the larger)
   let mHatNum = 1, mHatDen = bc1;
   if (h.nesterov && beta1 !== 0) {
-    const bc1Next = 1 - Math.pow(beta1, t + 1);
+    const bc1Next = oneMinusPow(beta1, t + 1);
     if (beta1 / bc1Next >= (1 - beta1) / bc1) {
       mHatNum = beta1;
       mHatDen = bc1Next;

@@ -13,6 +13,49 @@ Deno.test("docs/SPEC.md reference points: ρ5 = 4.996, ρ6 = 5.994, r6 ≈ 0.025
   for (let t = 1; t < 100; t++) assert.equal(rhoAt(0.999, t), rho(0.999, t).rhoT);
 });
 
+/** ρt of β2 (a double, so a rational n / 2^k) computed exactly in rationals, then rounded. */
+function exactRho(beta2: number, t: number): number {
+  let n = BigInt(beta2 * 2 ** 60), d = 2n ** 60n; // exact: β2 ≥ 0.5 has 53 bits under 2^0
+  assert.equal(Number(n) / 2 ** 60, beta2);
+  const [nt, dt] = [n ** BigInt(t), d ** BigInt(t)];
+  // ρt = 2 d / (d − n) − 1 − 2 t nt / (dt − nt), over the common denominator (d − n)(dt − nt)
+  const den = (d - n) * (dt - nt);
+  const num = 2n * d * (dt - nt) - (d - n) * (dt - nt) - 2n * BigInt(t) * nt * (d - n);
+  [n, d] = [num * 10n ** 18n / den, 10n ** 18n];
+  return Number(n) / Number(d);
+}
+
+Deno.test("β2 near 1: ρt to 1e-5, so rectification starts at the step it should", async () => {
+  // 1 − β2^t as the plain difference lost its leading digits: with β2 = 1 − 1e-7, ρ6 came out
+  // 6.0003 (rectified at threshold 6; it is 5.9999993); with 1 − 1e-8, ρ5 5.003 and ρ20 20.015;
+  // with 1 − 1e-9, ρt was 2t − 1
+  for (const beta2 of [0.999, 0.999999, 1 - 1e-7, 1 - 1e-8, 1 - 1e-9]) {
+    for (let t = 1; t <= 30; t++) {
+      const want = exactRho(beta2, t);
+      assert.ok(
+        Math.abs(rhoAt(beta2, t) - want) <= 1e-5,
+        `β2 ${beta2}, t ${t}: ${rhoAt(beta2, t)}`,
+      );
+      assert.ok(Math.abs(rho(beta2, t).rhoT - want) <= 1e-5, `reference, β2 ${beta2}, t ${t}`);
+    }
+  }
+  // ρt is just below t (by 2.5e-6 at t = 4 with 1 − 1e-6, 6e-7 at t = 6 with 1 − 1e-7, 1e-6 at
+  // t = 20 with 1 − 1e-8: past the float64 error of ρt, at most 2e-8): the first rectified step
+  // is threshold + 1 (at β2 = 0.999999 and the paper's threshold 4, ρ4 was 4.0000064: step 4)
+  for (const [beta2, threshold] of [[0.999999, 4], [1 - 1e-7, 6], [1 - 1e-8, 20]]) {
+    let state = await radam({ betas: [0.9, beta2], threshold }).init({ w: new Float32Array(3) });
+    for (let t = 1; t <= threshold + 1; t++) {
+      state = step(state, { w: new Float32Array([1, -1, 0.5]) });
+      const mode = t <= threshold ? MODE_MOMENTUM : MODE_ADAPTIVE;
+      assert.equal(
+        scalarsAt(state, t).mode,
+        mode,
+        `β2 ${beta2}, threshold ${threshold}, step ${t}`,
+      );
+    }
+  }
+});
+
 for (const backend of ["wasm", "js"] as const) {
   Deno.test(`${backend}: steps 1-5 are momentum-SGD steps, step 6 is the first rectified one`, async () => {
     const lr = 0.01;
