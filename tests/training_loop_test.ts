@@ -189,6 +189,49 @@ for (const backend of BACKENDS) {
     assert.deepEqual(Array.from(exp_avg.w), [-2, -1, 3, -2, -2, 4]);
     assert.deepEqual(Array.from(exp_avg.b), [1, 2, 6]);
   });
+
+  Deno.test(`${backend}: centralization of a row whose f32 sum overflows takes its mean in f64`, async () => {
+    // Finite gradients whose row sum is above f32's largest: the mean was Infinity, the
+    // centralized gradients -Infinity and NaN, and every parameter of the tensor NaN (under
+    // "skip", which passes finite gradients), with or without clipping (its scale is applied
+    // after centralization). The rows: the overflow in one lane, in the lane sums' combination,
+    // in the tail; a NaN (under "propagate") still makes its row NaN.
+    const rows = [
+      [3e38, 0, 0, 0, 3e38, 0, 0, 0, -1e38],
+      [3e38, 3e38, 0, 0, -2e38, 0, 0, 0, 5],
+      [2e38, 1, 2, 3, 4, 5, 6, 7, 2e38],
+    ];
+    const grad = Float32Array.from([...rows.flat(), 3e38, 3e38, 3e38, 3e38, 3e38, NaN, 0, 0, 0]);
+    for (const threads of backend === "wasm" ? [1, 2] : [1]) {
+      // momentum-SGD first step with β1 = 0: exp_avg is the gradient the update used
+      const opt = radam({
+        lr: 0,
+        betas: [0, 0.9],
+        gc: true,
+        nonFinite: "propagate",
+        backend,
+        threads,
+        threadThreshold: 0,
+      });
+      let s = await opt.init({ w: { data: new Float32Array(36), shape: [4, 9] } });
+      s = step(s, { w: grad });
+      const used = (await readMoments(s)).exp_avg.w;
+      for (let r = 0; r < 3; r++) {
+        const mean = rows[r].reduce((a, x) => a + x, 0) / 9;
+        for (let i = 0; i < 9; i++) {
+          const want = Math.fround(rows[r][i]) - mean;
+          assert.ok(
+            Math.abs(used[r * 9 + i] - want) <=
+              2 ** -22 * Math.abs(mean) + 2 ** -23 * Math.abs(want),
+            `row ${r} [${i}]: ${used[r * 9 + i]} vs ${want} (${threads} thread(s))`,
+          );
+        }
+      }
+      // a row of 3e38 and a NaN: NaN, as before
+      assert.ok(used.subarray(27).every(Number.isNaN));
+      dispose(s);
+    }
+  });
 }
 
 Deno.test("ranger has Ranger's defaults and validates LookAhead and shapes", async () => {
