@@ -25,24 +25,23 @@ function exactRho(beta2: number, t: number): number {
   return Number(n) / Number(d);
 }
 
-Deno.test("β2 near 1: ρt to 1e-5, so rectification starts at the step it should", async () => {
-  // 1 − β2^t as the plain difference lost its leading digits: with β2 = 1 − 1e-7, ρ6 came out
-  // 6.0003 (rectified at threshold 6; it is 5.9999993); with 1 − 1e-8, ρ5 5.003 and ρ20 20.015;
-  // with 1 − 1e-9, ρt was 2t − 1
-  for (const beta2 of [0.999, 0.999999, 1 - 1e-7, 1 - 1e-8, 1 - 1e-9]) {
-    for (let t = 1; t <= 30; t++) {
+Deno.test("β2 near 1: ρt to 1e-10 of t, so rectification starts at the step it should", async () => {
+  // As the plain difference of its two terms (each about 2 / (1 − β2)), ρt lost its leading
+  // digits: with β2 = 0.999999, ρ4 came out 4.0000064 (it is 3.9999975); with 1 − 1e-7, ρ6
+  // 6.0003 (5.9999993); with 1 − 1e-8, ρ5 5.003 and ρ20 20.015; with 1 − 1e-9, 2t − 1
+  for (const beta2 of [0.999, 0.9999, 0.999999, 1 - 1e-7, 1 - 1e-8, 1 - 1e-9, 1 - 1e-12]) {
+    for (const t of [1, 2, 3, 4, 5, 6, 7, 10, 20, 30, 100, 1000]) {
       const want = exactRho(beta2, t);
-      assert.ok(
-        Math.abs(rhoAt(beta2, t) - want) <= 1e-5,
-        `β2 ${beta2}, t ${t}: ${rhoAt(beta2, t)}`,
-      );
-      assert.ok(Math.abs(rho(beta2, t).rhoT - want) <= 1e-5, `reference, β2 ${beta2}, t ${t}`);
+      const got = rhoAt(beta2, t);
+      assert.ok(Math.abs(got - want) <= 1e-10 * t, `β2 ${beta2}, t ${t}: ${got} vs ${want}`);
+      assert.ok(Math.abs(rho(beta2, t).rhoT - want) <= 1e-10 * t, `reference, β2 ${beta2}, t ${t}`);
     }
   }
   // ρt is just below t (by 2.5e-6 at t = 4 with 1 − 1e-6, 6e-7 at t = 6 with 1 − 1e-7, 1e-6 at
-  // t = 20 with 1 − 1e-8: past the float64 error of ρt, at most 2e-8): the first rectified step
-  // is threshold + 1 (at β2 = 0.999999 and the paper's threshold 4, ρ4 was 4.0000064: step 4)
-  for (const [beta2, threshold] of [[0.999999, 4], [1 - 1e-7, 6], [1 - 1e-8, 20]]) {
+  // t = 20 with 1 − 1e-8, 2.5e-9 at t = 4 with 1 − 1e-9, 4e-12 at t = 5 with 1 − 1e-12): the
+  // first rectified step is threshold + 1
+  const cases = [[0.999999, 4], [1 - 1e-7, 6], [1 - 1e-8, 20], [1 - 1e-9, 4], [1 - 1e-12, 5]];
+  for (const [beta2, threshold] of cases) {
     let state = await radam({ betas: [0.9, beta2], threshold }).init({ w: new Float32Array(3) });
     for (let t = 1; t <= threshold + 1; t++) {
       state = step(state, { w: new Float32Array([1, -1, 0.5]) });

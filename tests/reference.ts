@@ -201,9 +201,23 @@ export function oneMinusPower(beta: number, t: number): number {
   return sum;
 }
 
+/**
+ * ρt computed exactly in rationals and rounded at the end (β2 ≥ 0.5 is n / 2^53 exactly): where
+ * β2^t is near 1, ρt ≈ t is the difference of two terms of about 2 / (1 − β2), which float64
+ * holds to about 2⁻⁵² · 2 / (1 − β2) only (1e-7 at β2 = 1 − 1e-9: ρ4 on either side of 4).
+ */
+function exactRho(beta2: number, t: number): number {
+  const n = BigInt(beta2 * 2 ** 53), d = 2n ** 53n, nt = n ** BigInt(t), dt = d ** BigInt(t);
+  // 2d / (d − n) − 1 − 2t nt / (dt − nt), over the denominator (d − n)(dt − nt)
+  const den = (d - n) * (dt - nt);
+  const num = 2n * d * (dt - nt) - den - 2n * BigInt(t) * nt * (d - n);
+  return Number((num << 64n) / den) / 2 ** 64;
+}
+
 /** ρt for RAdam. */
 export function rho(beta2: number, t: number): { rhoInf: number; rhoT: number } {
   const rhoInf = 2 / (1 - beta2) - 1;
+  if (beta2 ** t > 1 - 2 ** -10 && t <= 4096) return { rhoInf, rhoT: exactRho(beta2, t) };
   return { rhoInf, rhoT: rhoInf - (2 * t * beta2 ** t) / oneMinusPower(beta2, t) };
 }
 
