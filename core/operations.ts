@@ -115,7 +115,9 @@ export function readParams(state: OptimizerState<unknown>): Promise<Record<strin
 
 /**
  * Copies of the optimizer's moments, by moment name then tensor name, as PyTorch names them:
- * `exp_avg` (m) and `exp_avg_sq` (v) for RAdam, Adam and AdamW; `exp_avg` alone for Lion.
+ * `exp_avg` (m) and `exp_avg_sq` (v) for RAdam, Adam and AdamW; `exp_avg` alone for Lion;
+ * `momentum_buffer` for SGD with momentum (none, `{}`, without). With `states: "8bit"` the
+ * values are those the codes hold, decoded.
  *
  * @example
  * ```ts
@@ -171,8 +173,11 @@ export function readSlowWeights(
 
 /**
  * Writes a state (parameters, moments, hyperparameters, step count) as a safetensors file:
- * F32 tensors `<name>`, `<name>.<moment>` (`exp_avg`, `exp_avg_sq`; Lion: `exp_avg`), and
- * string `__metadata__`. The state stays usable. A learning-rate schedule is not stored
+ * F32 tensors `<name>`, `<name>.<moment>` (`exp_avg`, `exp_avg_sq`; Lion: `exp_avg`; SGD:
+ * `momentum_buffer`), `<name>.slow` (LookAhead's slow weights), with `states: "8bit"` the
+ * codes and scales of the compact tensors' moments (`<name>.<moment>.codes`, `.scales`), and
+ * string `__metadata__`. The state stays usable; a state holding NaN or ±Infinity is refused
+ * (RangeError naming the tensor and index). A learning-rate schedule is not stored
  * (functions cannot be): pass it again to {@linkcode loadState}. See the README's
  * "Checkpoints" section for the format.
  *
