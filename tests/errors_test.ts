@@ -297,6 +297,53 @@ Deno.test("step rejects things that are not states, and says what it got", async
   assert.equal((await pending).step, 0);
 });
 
+Deno.test("a Promise or numbers of another type where a Float32Array belongs say what to do", async () => {
+  // A value not awaited (tensor.data(), saveState()) says to await it; numbers in an Array or in
+  // a typed array of another type say how to convert them.
+  const opt = radam();
+  const awaitIt = "got Promise (a Promise: await it)";
+  const convert = "(convert it: new Float32Array(values))";
+  const pending = Promise.resolve(new Float32Array(2));
+  await assert.rejects(() => opt.init(pending as never), saying(TypeError, awaitIt));
+  await assert.rejects(() => opt.init({ w: pending } as never), saying(TypeError, awaitIt));
+  await assert.rejects(() => opt.init([1, 2] as never), saying(TypeError, `got Array ${convert}`));
+  await assert.rejects(
+    () => opt.init({ w: new Float64Array(2) } as never),
+    saying(TypeError, `got Float64Array ${convert}`),
+  );
+  await assert.rejects(
+    () => opt.init({ w: [1, 2] } as never),
+    saying(TypeError, `got Array ${convert}`),
+  );
+  const state = await opt.init({ w: new Float32Array(2) });
+  const cases: [unknown, string][] = [
+    [{ w: pending }, awaitIt],
+    [pending, awaitIt],
+    [{ w: [0.5, 0.5] }, `got Array ${convert}`],
+    [{ w: new Int32Array(2) }, `got Int32Array ${convert}`],
+  ];
+  for (const [grads, text] of cases) {
+    assert.throws(() => step(state, grads as never), saying(TypeError, text));
+  }
+  // Only numbers convert: an array of tensors, an empty one, or BigInts get no such advice.
+  for (const value of [[new Float32Array(2)], [], new BigInt64Array(2)]) {
+    assert.throws(
+      () => step(state, { w: value } as never),
+      (e: Error) => e instanceof TypeError && !e.message.includes("convert"),
+    );
+  }
+  assert.equal(state.step, 0);
+  const bytes = saveState(state);
+  await assert.rejects(
+    () => loadState(bytes as never),
+    saying(
+      TypeError,
+      "A checkpoint must be a Uint8Array, got Promise (saveState() returns a Promise: await it)",
+    ),
+  );
+  assert.equal((await loadState(await bytes)).step, 0);
+});
+
 Deno.test("init and loadState refuse options they do not take, and a device that is not one", async () => {
   const opt = radam();
   const params = { w: new Float32Array(2) };
