@@ -9,7 +9,8 @@
 /**
  * A value as an error message shows it after "got": numbers and booleans as themselves,
  * strings quoted and said to be strings, `null` and `undefined` by name, functions as such,
- * and other objects by their constructor's name (`Float64Array`, `Array`).
+ * arrays with their length (`Array(3)`: an array of the wrong length says so), and other objects
+ * by their constructor's name (`Float64Array`).
  *
  * @example
  * ```ts
@@ -19,6 +20,7 @@
  * assert.equal(described("1e-3"), 'a string "1e-3"');
  * assert.equal(described(NaN), "NaN");
  * assert.equal(described(new Float64Array(2)), "Float64Array");
+ * assert.equal(described([0.9, 0.99, 0.1]), "Array(3)");
  * ```
  */
 export function described(value: unknown): string {
@@ -38,6 +40,7 @@ export function described(value: unknown): string {
       return "a symbol";
   }
   if (value === null) return "null";
+  if (Array.isArray(value)) return `Array(${value.length})`;
   return (value as object).constructor?.name ?? "an object";
 }
 

@@ -78,7 +78,12 @@ Deno.test("invalid options throw RangeError/TypeError naming the option", () => 
     [() => radam({ betas: [-0.1, 0.999] }), RangeError, /betas\[0\]/],
     [() => radam({ betas: [0.9, 1] }), RangeError, /betas\[1\] must be ≥ 0 and < 1, got 1/],
     [() => radam({ betas: [0.9, NaN] }), RangeError, /betas\[1\] must be a finite number/],
-    [() => radam({ betas: [0.9] as unknown as [number, number] }), TypeError, /betas/],
+    // An array of the wrong length says how long it was (not only "got Array").
+    [
+      () => radam({ betas: [0.9] as unknown as [number, number] }),
+      TypeError,
+      /Option betas must be an array of two numbers \[β1, β2\], got Array\(1\)$/,
+    ],
     [() => radam({ weightDecay: -0.1 }), RangeError, /weightDecay must be ≥ 0/],
     [() => radam({ threshold: 3 }), RangeError, /threshold must be ≥ 4/],
     [() => radam({ maximize: 1 as unknown as boolean }), TypeError, /maximize must be a boolean/],
@@ -306,20 +311,23 @@ Deno.test("a Promise or numbers of another type where a Float32Array belongs say
   const pending = Promise.resolve(new Float32Array(2));
   await assert.rejects(() => opt.init(pending as never), saying(TypeError, awaitIt));
   await assert.rejects(() => opt.init({ w: pending } as never), saying(TypeError, awaitIt));
-  await assert.rejects(() => opt.init([1, 2] as never), saying(TypeError, `got Array ${convert}`));
+  await assert.rejects(
+    () => opt.init([1, 2] as never),
+    saying(TypeError, `got Array(2) ${convert}`),
+  );
   await assert.rejects(
     () => opt.init({ w: new Float64Array(2) } as never),
     saying(TypeError, `got Float64Array ${convert}`),
   );
   await assert.rejects(
     () => opt.init({ w: [1, 2] } as never),
-    saying(TypeError, `got Array ${convert}`),
+    saying(TypeError, `got Array(2) ${convert}`),
   );
   const state = await opt.init({ w: new Float32Array(2) });
   const cases: [unknown, string][] = [
     [{ w: pending }, awaitIt],
     [pending, awaitIt],
-    [{ w: [0.5, 0.5] }, `got Array ${convert}`],
+    [{ w: [0.5, 0.5] }, `got Array(2) ${convert}`],
     [{ w: new Int32Array(2) }, `got Int32Array ${convert}`],
   ];
   for (const [grads, text] of cases) {

@@ -260,7 +260,7 @@ Deno.test("schedules: a wrong type is a TypeError, a number out of range a Range
   bad(
     () => chain(loose([constantLr(1), 3, 4])),
     TypeError,
-    "chain() parts must be [schedule, steps] pairs, got Array: write chain([s1, n1], [s2, n2], …)",
+    "chain() parts must be [schedule, steps] pairs, got Array(3): write chain([s1, n1], [s2, n2], …)",
   );
   bad(() => chain(), RangeError, "chain() needs at least one [schedule, steps]");
   // The options record: a number where it belongs is named, a misspelled option is not ignored.
