@@ -17,6 +17,8 @@
  *   was a schedule, and `lr_schedule`: `"true"` or `"false"`
  * - `step`, `skipped_steps`: decimal integers
  * - `tensor_order`: JSON array of the parameter names in arena order
+ * - `tensor_groups` (with parameter groups): JSON array of each tensor's group, in that order
+ *   (1-based into `hyperparameters.groups`; 0: none)
  * - `states`: `"32bit"` or `"8bit"`, the format of the state's moments (absent: `"32bit"`), and
  *   `q8`, the version of the 8-bit codes, where the file holds some
  *
