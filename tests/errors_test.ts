@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { type ArenaLayout, planArena } from "../base/arena.ts";
+import { planCompactArena } from "../base/arena_compact.ts";
+import { checkWasmCapacity } from "../cpu/wasm_backend.ts";
 import {
   adam,
   loadState,
@@ -180,6 +183,31 @@ Deno.test("a model too large for 32-bit wasm memory is refused before allocating
       return true;
     },
   );
+});
+
+Deno.test("the too-large refusal advises 8-bit states only where they would shrink the arena", () => {
+  const advice = 'use states: "8bit"';
+  const refusal = (layout: ArenaLayout) => {
+    try {
+      checkWasmCapacity(layout);
+    } catch (e) {
+      assert.ok(e instanceof RangeError);
+      return e.message;
+    }
+    assert.fail("not refused");
+  };
+  // 32-bit moments: 8 bits would shrink them.
+  assert.ok(refusal(planArena(["w"], [300_000_000])).includes(advice));
+  // Already 8-bit (450M parameters, padded to whole blocks in the arena: the count is the
+  // model's), or a rule that keeps no moment (SGD without momentum): nothing to shrink.
+  const compact = refusal(
+    planCompactArena(["w"], [450_000_000], { moments: 2, nonNegative: [false, true] }),
+  );
+  assert.ok(!compact.includes(advice), compact);
+  assert.match(compact, /^The model has 450000000 parameters/);
+  const plain = refusal(planArena(["w"], [600_000_000], { moments: 0 }));
+  assert.ok(!plain.includes(advice), plain);
+  assert.match(plain, /Split the parameters between several optimizers, or use the webgpu backend/);
 });
 
 /** Two identical states, one to receive bad calls, one never to see them. */
