@@ -103,23 +103,28 @@ export function bytesHint(value: unknown): string {
 }
 
 /**
- * What to add to an error about a value that should have been an optimizer state when it is a
- * Promise: `init` and `loadState` return one, to be awaited. Empty for anything else.
+ * What to add to an error about a value that should have been an optimizer state: for a
+ * Promise, to await it (`init` and `loadState` return one); for an optimizer (an object with
+ * `init` and `settings`), to make its state. Empty for anything else.
  *
  * @example
  * ```ts
- * import { promiseHint } from "./_errors.ts";
+ * import { stateHint } from "./_errors.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(promiseHint({}), "");
- * assert.match(promiseHint(Promise.resolve()), /await/);
+ * assert.equal(stateHint({}), "");
+ * assert.match(stateHint(Promise.resolve()), /await/);
+ * assert.match(stateHint({ init() {}, settings: {} }), /opt\.init\(params\)/);
  * ```
  */
-export function promiseHint(value: unknown): string {
-  const then = typeof value === "object" && value !== null
-    ? (value as { then?: unknown }).then
-    : undefined;
-  return typeof then === "function" ? " (init() and loadState() return a Promise: await it)" : "";
+export function stateHint(value: unknown): string {
+  if (typeof value !== "object" || value === null) return "";
+  const { then, init, settings } = value as { then?: unknown; init?: unknown; settings?: unknown };
+  if (typeof then === "function") return " (init() and loadState() return a Promise: await it)";
+  if (typeof init === "function" && typeof settings === "object" && settings !== null) {
+    return " (an optimizer: make its state with await opt.init(params))";
+  }
+  return "";
 }
 
 /**

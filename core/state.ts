@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { described, promiseHint } from "../base/_errors.ts";
+import { described, stateHint } from "../base/_errors.ts";
 import { type ArenaLayout, PARAMS, SLOW } from "../base/arena.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
 import type { BackendName } from "../base/options.ts";
@@ -283,7 +283,7 @@ function coreOf(state: unknown): Core {
 function notAState(value: unknown): TypeError {
   return new TypeError(
     `Expected an optimizer state made by init() or step(), got ${described(value)}${
-      promiseHint(value)
+      stateHint(value)
     }`,
   );
 }

@@ -328,6 +328,11 @@ Deno.test("step rejects things that are not states, and says what it got", async
   await assert.rejects(() => readParams(pending as never), saying(TypeError, forgot));
   await assert.rejects(() => saveState(pending as never), saying(TypeError, forgot));
   assert.equal((await pending).step, 0);
+  // The optimizer given where its state belongs says how to make the state.
+  const opt = radam();
+  const optimizer = "got Object (an optimizer: make its state with await opt.init(params))";
+  assert.throws(() => step(opt as never, { w: new Float32Array(2) }), saying(TypeError, optimizer));
+  await assert.rejects(() => readParams(opt as never), saying(TypeError, optimizer));
 });
 
 Deno.test("a Promise or numbers of another type where a Float32Array belongs say what to do", async () => {
