@@ -41,7 +41,10 @@ export { groupsOf, inLayoutOrder, planState } from "./plan.ts";
  * ```
  */
 export interface OptimizerState<T = Float32Array> {
-  /** The optimizer that made this state: "radam", "adam", "adamw", "lion", "lookahead(…)"… */
+  /**
+   * The optimizer that made this state: "radam", "adam", "adamw", "lion", "sgd", "ranger", or
+   * "lookahead(…)" of one of them but ranger.
+   */
   readonly optimizer: string;
   /** The backend the state lives on. */
   readonly backend: BackendName;
