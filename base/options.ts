@@ -37,7 +37,9 @@ export type BackendChoice = BackendName | "auto";
 
 /**
  * A learning rate: a fixed number, or a function of the 1-based step being taken that returns
- * one (a schedule). The function is called once per step, on the host.
+ * one (a schedule). The function is called on the host once per `step` call that passes the
+ * gradient checks, a step skipped for a non-finite gradient too (the next call asks again for
+ * the same `t`): its result should depend on `t` alone.
  *
  * @example
  * ```ts
