@@ -177,7 +177,10 @@ export function readSlowWeights(
  * `momentum_buffer`), `<name>.slow` (LookAhead's slow weights), with `states: "8bit"` the
  * codes and scales of the compact tensors' moments (`<name>.<moment>.codes`, `.scales`), and
  * string `__metadata__`. The state stays usable; a state holding NaN or ±Infinity is refused
- * (RangeError naming the tensor and index). A learning-rate schedule is not stored
+ * (RangeError naming the tensor and index). On the CPU backends the file is of the state as it
+ * was at the call, even where steps are taken before the Promise is awaited
+ * (`saveState(state).then(write)`, training on); on WebGPU, where the parameters are read back,
+ * await it before the next step (a step taken first makes it reject: the state was consumed). A learning-rate schedule is not stored
  * (functions cannot be): pass it again to {@linkcode loadState}. See the README's
  * "Checkpoints" section for the format.
  *
