@@ -212,7 +212,9 @@ export function saveState(state: OptimizerState<unknown>): Promise<Uint8Array> {
  * The whole file is validated before anything is allocated; a damaged, hostile or incompatible
  * file throws a `CheckpointError` (a RangeError whose `name` is `"CheckpointError"`) naming
  * what is wrong. A checkpoint saved with a schedule throws a TypeError unless `options.lr`
- * passes it again; a given `lr` replaces a stored constant.
+ * passes it again; a given `lr` replaces a stored constant. The tensors are copied from `bytes`
+ * once the arena is made, after an await: leave `bytes` unchanged until the Promise settles
+ * (values written into it meanwhile would reach the state unchecked).
  *
  * @example Resume with a schedule
  * ```ts
