@@ -4,8 +4,10 @@ import { planCompactArena } from "../base/arena_compact.ts";
 import { checkWasmCapacity } from "../cpu/wasm_backend.ts";
 import {
   adam,
+  adamw,
   loadState,
   type OptimizerState,
+  type ParamGroup,
   radam,
   readMoments,
   readParams,
@@ -102,6 +104,17 @@ Deno.test("invalid options throw RangeError/TypeError naming the option", () => 
       /Option states must be one of 32bit, 8bit, got 8/,
     ],
     [() => radam({ lrr: 1 } as unknown as object), TypeError, /Unknown option lrr/],
+    // A group's misspelled setting (PyTorch's weight_decay, or lr for lrScale) is not ignored.
+    [
+      () => adamw({ groups: [{ match: /bias/, weight_decay: 0 } as unknown as ParamGroup] }),
+      TypeError,
+      /Unknown option weight_decay for groups\[0\]; expected one of match, lrScale, weightDecay/,
+    ],
+    [
+      () => radam({ groups: [{ match: /a/ }, { match: /b/, lr: 1 } as unknown as ParamGroup] }),
+      TypeError,
+      /Unknown option lr for groups\[1\]/,
+    ],
     [() => adam({ threshold: 5 } as unknown as object), TypeError, /Unknown option threshold/],
     [() => radam("fast" as unknown as object), TypeError, /must be an object/],
   ];
