@@ -97,7 +97,10 @@ export function dispose(state: OptimizerState<unknown>): void {
 
 /**
  * Copies of the current parameters, by name (a one-tensor state made from a bare
- * `Float32Array` names it `""`). The copies do not change as later steps are taken.
+ * `Float32Array` names it `""`). The copies do not change as later steps are taken. On the CPU
+ * backends they are taken at the call; on WebGPU they are read back once every step submitted
+ * before the read runs has run: await them before the next step to read the state given (as
+ * for {@linkcode readMoments}, {@linkcode readSlowWeights} and {@linkcode saveState}).
  *
  * @example
  * ```ts
