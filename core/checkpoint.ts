@@ -17,6 +17,8 @@
  *   was a schedule, and `lr_schedule`: `"true"` or `"false"`
  * - `step`, `skipped_steps`: decimal integers
  * - `tensor_order`: JSON array of the parameter names in arena order
+ * - `tensor_groups` (with parameter groups): JSON array of each tensor's group, in that order
+ *   (1-based into `hyperparameters.groups`; 0: none)
  * - `states`: `"32bit"` or `"8bit"`, the format of the state's moments (absent: `"32bit"`), and
  *   `q8`, the version of the 8-bit codes, where the file holds some
  *
@@ -24,7 +26,7 @@
  *
  * @module
  */
-import type { ArenaLayout } from "../base/arena.ts";
+import type { ArenaLayout, CompactMoment } from "../base/arena.ts";
 import { type AnyBackend, holdsCodes } from "../base/backend.ts";
 import { Q8_VERSION } from "../base/q8.ts";
 import {
@@ -95,7 +97,16 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
   if (first.kind !== "host") await first.counter.settle();
   const { config, backend, steps, skipped, shapes } = stateInternals(state);
   const layout = backend.layout;
-  const { tensors, codes } = await tensorsOf(config, backend, shapes);
+  // A host arena is read in place, and written into the file before this call returns: an
+  // await here would let the caller's next steps change it first (saveState(state).then(…),
+  // then step on), a file of later values under this state's step count.
+  const read = sectionsOf(config, backend);
+  const { tensors, codes } = tensorsOf(
+    config,
+    layout,
+    shapes,
+    read instanceof Promise ? await read : read,
+  );
   const metadata = {
     format: FORMAT,
     format_version: FORMAT_VERSION,
@@ -114,38 +125,52 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
   return writeSafetensors(tensors, metadata);
 }
 
+/** The sections a checkpoint reads, and each moment's codes where the arena holds some. */
+type Sections = readonly [
+  readonly Readonly<Record<string, Float32Array>>[],
+  readonly (Readonly<Record<string, CompactMoment>> | undefined)[],
+];
+
+/**
+ * The sections of a state's arena that its checkpoint holds: views of a host arena, at once
+ * (the file is then the only copy); a device's, read back, every read started before the first
+ * await so that they all see the same step.
+ */
+function sectionsOf(config: Settings, backend: AnyBackend): Sections | Promise<Sections> {
+  const layout = backend.layout;
+  const kinds = stateTensors(config);
+  if (backend.kind === "host") {
+    return [
+      kinds.map((k) => backend.viewSection(k.section)),
+      kinds.map((k) =>
+        k.moment !== undefined && holdsCodes(backend) ? backend.viewCompact(k.moment) : undefined
+      ),
+    ];
+  }
+  return Promise.all([
+    Promise.all(kinds.map((k) => backend.readSection(k.section))),
+    Promise.all(
+      kinds.map((k) =>
+        k.moment !== undefined && layout.compact.includes(true)
+          ? backend.readCompact(k.moment)
+          : undefined
+      ),
+    ),
+  ]);
+}
+
 /**
  * The tensors a checkpoint of a state holds (F32 ones first, then the 8-bit codes, so that every
  * F32 tensor is 4-byte aligned in the file), checked finite: a state that is not could not be
  * loaded back.
  */
-async function tensorsOf(
+function tensorsOf(
   config: Settings,
-  backend: AnyBackend,
+  layout: ArenaLayout,
   shapes: readonly (readonly number[])[],
-): Promise<{ tensors: TensorOut[]; codes: boolean }> {
-  const layout = backend.layout;
+  [sections, compact]: Sections,
+): { tensors: TensorOut[]; codes: boolean } {
   const kinds = stateTensors(config);
-  // Host arenas are read in place (the file is then the only copy); others are read back, every
-  // read started before the first await so that they all see the same step. No await follows
-  // until the file is written, so the views cannot change underneath.
-  const [sections, compact] = backend.kind === "host"
-    ? [
-      kinds.map((k) => backend.viewSection(k.section)),
-      kinds.map((k) =>
-        k.moment !== undefined && holdsCodes(backend) ? backend.viewCompact(k.moment) : undefined
-      ),
-    ]
-    : await Promise.all([
-      Promise.all(kinds.map((k) => backend.readSection(k.section))),
-      Promise.all(
-        kinds.map((k) =>
-          k.moment !== undefined && layout.compact.includes(true)
-            ? backend.readCompact(k.moment)
-            : undefined
-        ),
-      ),
-    ]);
   const tensors: TensorOut[] = [];
   const bytes: TensorOut[] = [];
   layout.names.forEach((name, i) => {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { described, promiseHint } from "../base/_errors.ts";
+import { described, stateHint } from "../base/_errors.ts";
 import { type ArenaLayout, PARAMS, SLOW } from "../base/arena.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
 import type { BackendName } from "../base/options.ts";
@@ -41,7 +41,10 @@ export { groupsOf, inLayoutOrder, planState } from "./plan.ts";
  * ```
  */
 export interface OptimizerState<T = Float32Array> {
-  /** The optimizer that made this state: "radam", "adam", "adamw", "lion", "lookahead(…)"… */
+  /**
+   * The optimizer that made this state: "radam", "adam", "adamw", "lion", "sgd", "ranger", or
+   * "lookahead(…)" of one of them but ranger.
+   */
   readonly optimizer: string;
   /** The backend the state lives on. */
   readonly backend: BackendName;
@@ -283,7 +286,7 @@ function coreOf(state: unknown): Core {
 function notAState(value: unknown): TypeError {
   return new TypeError(
     `Expected an optimizer state made by init() or step(), got ${described(value)}${
-      promiseHint(value)
+      stateHint(value)
     }`,
   );
 }

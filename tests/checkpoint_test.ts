@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import {
   adam,
+  dispose,
   loadState,
   radam,
   ranger,
@@ -109,6 +110,34 @@ Deno.test("saving leaves the state usable and unchanged", async () => {
   assert.deepEqual(await readAll(state), before);
   state = step(state, { w: new Float32Array([1, 1, 1]) });
   assert.equal(state.step, 2);
+});
+
+Deno.test("a checkpoint is of the state saveState was given, whatever steps follow before it is awaited", async () => {
+  // Saving alongside training: saveState(state).then(write), and the loop steps on at once.
+  // The file was written after an await, from the arena the next steps had already changed:
+  // their parameters and moments under the given state's step count, a torn checkpoint.
+  const runs = [["wasm", 1], ["wasm", 2], ["js", 1]] as const;
+  for (const [backend, threads] of runs) {
+    for (const states of ["32bit", "8bit"] as const) {
+      const what = `${backend} on ${threads} thread(s), ${states}`;
+      const params = { w: new Float32Array(4096).fill(1), b: new Float32Array([1, 2]) };
+      const grads = { w: new Float32Array(4096).fill(0.5), b: new Float32Array([1, -1]) };
+      const opt = ranger({ backend, threads, threadThreshold: 0, states, k: 2 });
+      let state = await opt.init(params);
+      try {
+        assert.equal(state.threads, threads, what);
+        state = step(state, grads);
+        const expected = await saveState(state);
+        const pending = saveState(state);
+        for (let t = 0; t < 3; t++) state = step(state, grads);
+        const bytes = await pending;
+        const same = bytes.length === expected.length && bytes.every((x, i) => x === expected[i]);
+        assert.ok(same, `${what}: the file holds the later steps`);
+      } finally {
+        dispose(state);
+      }
+    }
+  }
 });
 
 Deno.test("a schedule must be passed again, and a given lr replaces a stored constant", async () => {

@@ -324,6 +324,23 @@ Deno.test("schedules: a wrong type is a TypeError, a number out of range a Range
     "chain() parts must be [schedule, steps], got 5 as a schedule",
   );
   bad(() => chain([constantLr(1), 0]), RangeError, "Option steps must be an integer ≥ 1, got 0");
+  // The brackets forgotten: a part that is not a [schedule, steps] pair says how to write one
+  // (destructured as it was, it threw the runtime's ".for is not iterable").
+  bad(
+    () => chain(loose(constantLr(1)), loose(3)),
+    TypeError,
+    "chain() parts must be [schedule, steps] pairs, got a function: write chain([s1, n1], [s2, n2], …)",
+  );
+  bad(
+    () => chain([constantLr(1), 3], loose(constantLr(2))),
+    TypeError,
+    "chain() parts must be [schedule, steps] pairs, got a function: write chain([s1, n1], [s2, n2], …)",
+  );
+  bad(
+    () => chain(loose([constantLr(1), 3, 4])),
+    TypeError,
+    "chain() parts must be [schedule, steps] pairs, got Array(3): write chain([s1, n1], [s2, n2], …)",
+  );
   bad(() => chain(), RangeError, "chain() needs at least one [schedule, steps]");
   // The options record: a number where it belongs is named, a misspelled option is not ignored.
   bad(
