@@ -192,11 +192,22 @@ function blockSumSquares(ptr: usize, n: i32): f64 {
 }
 
 /**
+ * The mean of the `cols` f32 values at `row` from their f64 sum in index order, rounded once:
+ * {@link centralize}'s mean of a row whose f32 sum is not finite (finite values whose sum
+ * overflows f32, which the f64 sum cannot; a NaN or an infinity gives one as before).
+ */
+function wideMean(row: usize, cols: i32): f32 {
+  let sum: f64 = 0;
+  for (let i = 0; i < cols; i++) sum += <f64> load<f32>(row + (<usize> i << 2));
+  return <f32> (sum / <f64> cols);
+}
+
+/**
  * Gradient centralization of one tensor laid out as `rows` rows of `cols` f32 values at `ptr`
  * (any 4-byte alignment): subtracts from each row its mean, in place. The row sum is taken in
  * f32 in a fixed order, mirrored by the TypeScript backend: four lane sums (lane j takes
  * elements 4i + j of the row's vector part), combined as (s0 + s1) + (s2 + s3), then the tail
- * added in order; mean = sum / cols.
+ * added in order; mean = sum / cols (where that sum is not finite: {@link wideMean}).
  */
 export function centralize(ptr: usize, rows: i32, cols: i32): void {
   const vecEnd = cols & ~3;
@@ -208,7 +219,7 @@ export function centralize(ptr: usize, rows: i32, cols: i32): void {
     let sum = (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) +
       (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3));
     for (; i < cols; i++) sum += load<f32>(row + (<usize> i << 2));
-    const mean = sum / <f32> cols;
+    const mean = isFinite<f32>(sum) ? sum / <f32> cols : wideMean(row, cols);
     const mv = f32x4.splat(mean);
     i = 0;
     for (; i < vecEnd; i += 4) {

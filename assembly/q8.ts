@@ -194,29 +194,32 @@ export function largestLane(acc: v128): u32 {
   return i32x4.extract_lane(i32x4.max_u(a, v128.shuffle<u32>(a, a, 1, 0, 3, 2)), 0);
 }
 
-/** The bits of the scale stored for a block whose largest |x| has bits `top`. */
+/**
+ * The bits of the scale stored for a block whose largest |x| has bits `top`: `top`, or the
+ * smallest normal f32 where `top` is a subnormal (not 0).
+ */
 // @ts-ignore: decorator
 @inline
 export function scaleBits(top: u32): u32 {
   if (top >= INFINITY_BITS) return NAN_SCALE_BITS;
-  return top < SMALLEST_NORMAL_BITS ? 0 : top;
+  return top == 0 ? 0 : top < SMALLEST_NORMAL_BITS ? SMALLEST_NORMAL_BITS : top;
 }
 
 /**
  * Whether a block whose largest |x| has bits `top` is stored with codes (else its codes are all
- * 0: a block of zeros or subnormals, or one holding a NaN or an infinity).
+ * 0: a block of zeros, or one holding a NaN or an infinity).
  */
 // @ts-ignore: decorator
 @inline
 export function hasCodes(top: u32): bool {
-  return top >= SMALLEST_NORMAL_BITS && top < INFINITY_BITS;
+  return top != 0 && top < INFINITY_BITS;
 }
 
 /** f32(1 / S) for a block with codes whose largest |x| has bits `top`. */
 // @ts-ignore: decorator
 @inline
 export function reciprocalOf(top: u32): f32 {
-  return <f32> 1 / reinterpret<f32>(top);
+  return <f32> 1 / reinterpret<f32>(scaleBits(top));
 }
 
 /** Writes BLOCK zero bytes at `out`. */

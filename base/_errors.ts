@@ -9,7 +9,8 @@
 /**
  * A value as an error message shows it after "got": numbers and booleans as themselves,
  * strings quoted and said to be strings, `null` and `undefined` by name, functions as such,
- * and other objects by their constructor's name (`Float64Array`, `Array`).
+ * arrays with their length (`Array(3)`: an array of the wrong length says so), and other objects
+ * by their constructor's name (`Float64Array`).
  *
  * @example
  * ```ts
@@ -19,6 +20,7 @@
  * assert.equal(described("1e-3"), 'a string "1e-3"');
  * assert.equal(described(NaN), "NaN");
  * assert.equal(described(new Float64Array(2)), "Float64Array");
+ * assert.equal(described([0.9, 0.99, 0.1]), "Array(3)");
  * ```
  */
 export function described(value: unknown): string {
@@ -38,53 +40,91 @@ export function described(value: unknown): string {
       return "a symbol";
   }
   if (value === null) return "null";
+  if (Array.isArray(value)) return `Array(${value.length})`;
   return (value as object).constructor?.name ?? "an object";
 }
 
 /**
  * What to add to an error about a value that should have been a `Float32Array` (or a record of
- * them) when it is a TensorFlow.js tensor (an object with `dataSync()` and a `shape`): how to
- * pass its values instead, or to train through the adapter. Empty for anything else.
+ * them): for a TensorFlow.js tensor (an object with `dataSync()` and a `shape`), how to pass its
+ * values instead, or to train through the adapter; for a Promise, to await it (`tensor.data()`
+ * returns one); for numbers in an `Array` or in a typed array of another type, how to convert
+ * them. Empty for anything else.
  *
  * @example
  * ```ts
  * import { tensorHint } from "./_errors.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(tensorHint(new Float64Array(2)), "");
+ * assert.equal(tensorHint({ w: new Float64Array(2) }), "");
  * assert.match(tensorHint({ shape: [2], dataSync: () => [] }), /await tensor.data\(\)/);
+ * assert.match(tensorHint(Promise.resolve()), /await it/);
+ * assert.match(tensorHint(new Float64Array(2)), /new Float32Array\(values\)/);
+ * assert.match(tensorHint([1, 2]), /new Float32Array\(values\)/);
+ * assert.equal(tensorHint([new Float32Array(2)]), "");
  * ```
  */
 export function tensorHint(value: unknown): string {
-  const tensor = value as { dataSync?: unknown; shape?: unknown } | null;
-  if (
-    typeof tensor !== "object" || tensor === null || typeof tensor.dataSync !== "function" ||
-    !Array.isArray(tensor.shape)
-  ) {
-    return "";
+  if (typeof value !== "object" || value === null) return "";
+  const tensor = value as { dataSync?: unknown; shape?: unknown; then?: unknown };
+  if (typeof tensor.dataSync === "function" && Array.isArray(tensor.shape)) {
+    return " (a TensorFlow.js tensor: pass its values, `await tensor.data()`, or train through " +
+      "tfOptimizer of @optim/radam/tfjs)";
   }
-  return " (a TensorFlow.js tensor: pass its values, `await tensor.data()`, or train through " +
-    "tfOptimizer of @optim/radam/tfjs)";
+  if (typeof tensor.then === "function") return " (a Promise: await it)";
+  const numbers = Array.isArray(value)
+    ? value.length > 0 && value.every((x) => typeof x === "number")
+    : ArrayBuffer.isView(value) && !(value instanceof DataView) &&
+      !(value instanceof BigInt64Array) && !(value instanceof BigUint64Array);
+  return numbers ? " (convert it: new Float32Array(values))" : "";
 }
 
 /**
- * What to add to an error about a value that should have been an optimizer state when it is a
- * Promise: `init` and `loadState` return one, to be awaited. Empty for anything else.
+ * What to add to an error about a value that should have been a checkpoint's bytes (a
+ * `Uint8Array`): for an `ArrayBuffer`, how to wrap it; for a Promise, to await it (`saveState`
+ * returns one). Empty for anything else.
  *
  * @example
  * ```ts
- * import { promiseHint } from "./_errors.ts";
+ * import { bytesHint } from "./_errors.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(promiseHint({}), "");
- * assert.match(promiseHint(Promise.resolve()), /await/);
+ * assert.equal(bytesHint(new ArrayBuffer(8)), " (wrap it: new Uint8Array(buffer))");
+ * assert.match(bytesHint(Promise.resolve()), /saveState\(\) returns a Promise/);
+ * assert.equal(bytesHint("x"), "");
  * ```
  */
-export function promiseHint(value: unknown): string {
+export function bytesHint(value: unknown): string {
+  if (value instanceof ArrayBuffer) return " (wrap it: new Uint8Array(buffer))";
   const then = typeof value === "object" && value !== null
     ? (value as { then?: unknown }).then
     : undefined;
-  return typeof then === "function" ? " (init() and loadState() return a Promise: await it)" : "";
+  return typeof then === "function" ? " (saveState() returns a Promise: await it)" : "";
+}
+
+/**
+ * What to add to an error about a value that should have been an optimizer state: for a
+ * Promise, to await it (`init` and `loadState` return one); for an optimizer (an object with
+ * `init` and `settings`), to make its state. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { stateHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(stateHint({}), "");
+ * assert.match(stateHint(Promise.resolve()), /await/);
+ * assert.match(stateHint({ init() {}, settings: {} }), /opt\.init\(params\)/);
+ * ```
+ */
+export function stateHint(value: unknown): string {
+  if (typeof value !== "object" || value === null) return "";
+  const { then, init, settings } = value as { then?: unknown; init?: unknown; settings?: unknown };
+  if (typeof then === "function") return " (init() and loadState() return a Promise: await it)";
+  if (typeof init === "function" && typeof settings === "object" && settings !== null) {
+    return " (an optimizer: make its state with await opt.init(params))";
+  }
+  return "";
 }
 
 /**

@@ -37,7 +37,9 @@ export type BackendChoice = BackendName | "auto";
 
 /**
  * A learning rate: a fixed number, or a function of the 1-based step being taken that returns
- * one (a schedule). The function is called once per step, on the host.
+ * one (a schedule). The function is called on the host once per `step` call that passes the
+ * gradient checks, a step skipped for a non-finite gradient too (the next call asks again for
+ * the same `t`): its result should depend on `t` alone.
  *
  * @example
  * ```ts
@@ -148,10 +150,11 @@ export interface CommonOptions {
    * smaller tensors keep f32 moments. Each step decodes the moments, runs the rule's f32
    * arithmetic unchanged and encodes them again (rounded to 3 significant bits relative to their
    * block's largest value), so training follows the 32-bit run closely but not bit for bit. The
-   * CPU backends (wasm, threads, js) agree bit for bit with each other; checkpoints hold the
-   * codes as they are (a resume is exact). WebGPU and the TensorFlow.js adapter run `"32bit"`
-   * only, for now (a TypeError otherwise). With a rule that keeps no moment (SGD without
-   * momentum) it changes nothing.
+   * CPU backends (wasm, threads, js) agree bit for bit with each other; WebGPU runs it too,
+   * within one code of them (WGSL's division and square root need not be correctly rounded),
+   * and so does the TensorFlow.js adapter (`tfOptimizer`). Checkpoints hold the codes as they
+   * are (a resume is exact). With a rule that keeps no moment (SGD without momentum) it changes
+   * nothing.
    */
   states?: StatesFormat;
 }

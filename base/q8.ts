@@ -19,8 +19,10 @@
  * `k = (bits(|y|) + ROUND) >> SHIFT` saturated to 0…K (the nearest code, ties away from 0);
  * the signed code takes `y`'s sign (−0 gives 0); the unsigned code of a negative `y` (−0
  * included) is 0. A block holding a NaN or an infinity stores the
- * scale NaN (bits 0x7fc00000) and codes 0, so it decodes to NaN; a block whose largest `|x|` is
- * below 2^-126 (zeros and subnormals) stores the scale 0 and codes 0.
+ * scale NaN (bits 0x7fc00000) and codes 0, so it decodes to NaN; a block of zeros stores the
+ * scale 0 and codes 0; a block whose largest `|x|` is a subnormal takes the smallest normal f32,
+ * 2^-126, as its scale (so that `R` is finite and a non-zero second moment still never decodes
+ * to 0).
  *
  * Every step is an integer operation, one correctly rounded f32 multiply, or the one f32
  * division of `R` a block, so that this file, the wasm kernels and the tests agree bit for bit.
@@ -124,15 +126,18 @@ export function blockTop(xBits: Int32Array, offset: number): number {
   return top;
 }
 
-/** The bits of the scale stored for a block whose largest `|x|` has bits `top`. */
+/**
+ * The bits of the scale stored for a block whose largest `|x|` has bits `top`: `top`, or the
+ * smallest normal f32 where `top` is a subnormal (not 0).
+ */
 export function scaleBits(top: number): number {
   if (top >= INFINITY_BITS) return NAN_SCALE_BITS;
-  return top < SMALLEST_NORMAL_BITS ? 0 : top;
+  return top === 0 ? 0 : top < SMALLEST_NORMAL_BITS ? SMALLEST_NORMAL_BITS : top;
 }
 
 /** Whether a block whose largest `|x|` has bits `top` is stored with codes (else codes 0). */
 export function hasCodes(top: number): boolean {
-  return top >= SMALLEST_NORMAL_BITS && top < INFINITY_BITS;
+  return top !== 0 && top < INFINITY_BITS;
 }
 
 /** `y = f32(x · R)` of a block, and its bits: the encoders' scratch. */
@@ -141,7 +146,7 @@ const Y_BITS = new Int32Array(Y.buffer);
 
 /** `y` of the block of `x` from `offset`, with `R = f32(1 / S)`, into Y / Y_BITS. */
 function scaled(x: Float32Array, offset: number, top: number): void {
-  const r = f32(1 / fromBits(top));
+  const r = f32(1 / fromBits(scaleBits(top)));
   for (let j = 0; j < Q8_BLOCK; j++) Y[j] = x[offset + j] * r;
 }
 

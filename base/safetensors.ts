@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { described } from "./_errors.ts";
+import { bytesHint, described } from "./_errors.ts";
 
 /**
  * The largest JSON header `loadState` accepts, in bytes (16 MiB): a longer header length is
@@ -205,9 +205,7 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
   requireLittleEndian();
   if (!(bytes instanceof Uint8Array)) {
     throw new TypeError(
-      `A checkpoint must be a Uint8Array, got ${described(bytes)}${
-        (bytes as unknown) instanceof ArrayBuffer ? " (wrap it: new Uint8Array(buffer))" : ""
-      }`,
+      `A checkpoint must be a Uint8Array, got ${described(bytes)}${bytesHint(bytes)}`,
     );
   }
   const { header, dataStart } = headerOf(bytes);

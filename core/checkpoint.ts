@@ -17,6 +17,8 @@
  *   was a schedule, and `lr_schedule`: `"true"` or `"false"`
  * - `step`, `skipped_steps`: decimal integers
  * - `tensor_order`: JSON array of the parameter names in arena order
+ * - `tensor_groups` (with parameter groups): JSON array of each tensor's group, in that order
+ *   (1-based into `hyperparameters.groups`; 0: none)
  * - `states`: `"32bit"` or `"8bit"`, the format of the state's moments (absent: `"32bit"`), and
  *   `q8`, the version of the 8-bit codes, where the file holds some
  *
@@ -25,12 +27,7 @@
  * @module
  */
 import type { ArenaLayout, CompactMoment } from "../base/arena.ts";
-import {
-  type AnyBackend,
-  type DeviceBackend,
-  holdsCodes,
-  type HostBackend,
-} from "../base/backend.ts";
+import { type AnyBackend, holdsCodes } from "../base/backend.ts";
 import { Q8_VERSION } from "../base/q8.ts";
 import {
   CheckpointError,
@@ -95,32 +92,22 @@ const LOAD_OPTIONS = Object.keys(
 
 /** Writes a state as safetensors bytes; see `saveState` in mod.ts. */
 export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Uint8Array> {
-  const { config, backend } = stateInternals(state);
-  // A host arena is read in place and the file written now, before the call returns (no
-  // await): a step taken before the promise resolves cannot reach it.
-  if (backend.kind === "host") return fileOf(state, hostSections(config, backend));
-  // Where the device counts the steps, wait until it has reported every step submitted, then
-  // read the sections back.
-  await backend.counter.settle();
-  const sections = await deviceSections(config, backend);
-  // A step submitted meanwhile (which consumed `state`) may have reached some sections and not
-  // others, nor the counts: such a file would resume a state that never was.
-  try {
-    stateInternals(state);
-  } catch (error) {
-    throw new TypeError(
-      "The state was stepped before saveState() resolved (WebGPU reads the checkpoint back asynchronously): await saveState(state) before the next step",
-      { cause: error },
-    );
-  }
-  return fileOf(state, sections);
-}
-
-/** The file of a state whose sections were read (`sections`). */
-function fileOf(state: OptimizerState<unknown>, sections: Sections): Uint8Array {
+  // Where the device counts the steps, wait until it has reported every step submitted; its
+  // reads then copy the sections at once, at these counts (later steps do not reach them).
+  const first = stateInternals(state).backend;
+  if (first.kind !== "host") await settledFor(state, first.counter);
   const { config, backend, steps, skipped, shapes } = stateInternals(state);
   const layout = backend.layout;
-  const { tensors, codes } = tensorsOf(config, layout, shapes, sections);
+  // A host arena is read in place, and written into the file before this call returns: an
+  // await here would let the caller's next steps change it first (saveState(state).then(…),
+  // then step on), a file of later values under this state's step count.
+  const read = sectionsOf(config, backend);
+  const { tensors, codes } = tensorsOf(
+    config,
+    layout,
+    shapes,
+    read instanceof Promise ? await read : read,
+  );
   const metadata = {
     format: FORMAT,
     format_version: FORMAT_VERSION,
@@ -140,39 +127,57 @@ function fileOf(state: OptimizerState<unknown>, sections: Sections): Uint8Array 
 }
 
 /**
- * The sections a checkpoint holds, by kind (`stateTensors`), and the 8-bit codes of the
- * moments' compact tensors.
+ * Waits for the device's step counts; a TypeError if `state` was stepped meanwhile (its counts
+ * and sections are then of a later step than the call's).
  */
-interface Sections {
-  data: Readonly<Record<string, Float32Array>>[];
-  compact: (Readonly<Record<string, CompactMoment>> | undefined)[];
+async function settledFor(
+  state: OptimizerState<unknown>,
+  counter: { settle(): Promise<void> },
+): Promise<void> {
+  await counter.settle();
+  try {
+    stateInternals(state);
+  } catch (error) {
+    if (!(error instanceof TypeError) || !/consumed/.test(error.message)) throw error;
+    throw new TypeError(
+      "The state was stepped before saveState() read it (WebGPU first waits for the GPU to report its steps): await saveState(state) before the next step",
+      { cause: error },
+    );
+  }
 }
 
-/** A host arena's sections, in place (views: the file is then the only copy). */
-function hostSections(config: Settings, backend: HostBackend): Sections {
-  const kinds = stateTensors(config);
-  return {
-    data: kinds.map((k) => backend.viewSection(k.section)),
-    compact: kinds.map((k) =>
-      k.moment !== undefined && holdsCodes(backend) ? backend.viewCompact(k.moment) : undefined
-    ),
-  };
-}
+/** The sections a checkpoint reads, and each moment's codes where the arena holds some. */
+type Sections = readonly [
+  readonly Readonly<Record<string, Float32Array>>[],
+  readonly (Readonly<Record<string, CompactMoment>> | undefined)[],
+];
 
-/** A device arena's sections, read back (every read started at once: they run in order). */
-async function deviceSections(config: Settings, backend: DeviceBackend): Promise<Sections> {
+/**
+ * The sections of a state's arena that its checkpoint holds: views of a host arena, at once
+ * (the file is then the only copy); a device's, read back, every read started before the first
+ * await so that they all see the same step.
+ */
+function sectionsOf(config: Settings, backend: AnyBackend): Sections | Promise<Sections> {
+  const layout = backend.layout;
   const kinds = stateTensors(config);
-  const [data, compact] = await Promise.all([
+  if (backend.kind === "host") {
+    return [
+      kinds.map((k) => backend.viewSection(k.section)),
+      kinds.map((k) =>
+        k.moment !== undefined && holdsCodes(backend) ? backend.viewCompact(k.moment) : undefined
+      ),
+    ];
+  }
+  return Promise.all([
     Promise.all(kinds.map((k) => backend.readSection(k.section))),
     Promise.all(
       kinds.map((k) =>
-        k.moment !== undefined && backend.layout.compact.includes(true)
+        k.moment !== undefined && layout.compact.includes(true)
           ? backend.readCompact(k.moment)
           : undefined
       ),
     ),
   ]);
-  return { data, compact };
 }
 
 /**
@@ -184,7 +189,7 @@ function tensorsOf(
   config: Settings,
   layout: ArenaLayout,
   shapes: readonly (readonly number[])[],
-  { data: sections, compact }: Sections,
+  [sections, compact]: Sections,
 ): { tensors: TensorOut[]; codes: boolean } {
   const kinds = stateTensors(config);
   const tensors: TensorOut[] = [];

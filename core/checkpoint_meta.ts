@@ -225,6 +225,14 @@ export function statesOf(metadata: Readonly<Record<string, string>>): StatesForm
 
 /** Throws a CheckpointError unless the metadata names this format and version. */
 function checkFormat(metadata: Readonly<Record<string, string>>): void {
+  if (!Object.hasOwn(metadata, "format")) {
+    // Most often a safetensors file of a model's weights alone, with no metadata.
+    throw new CheckpointError(
+      `Not an optimizer checkpoint of this library: its metadata lacks format (saveState writes ${
+        JSON.stringify(FORMAT)
+      })`,
+    );
+  }
   const format = meta(metadata, "format");
   if (format !== FORMAT) {
     throw new CheckpointError(

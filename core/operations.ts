@@ -97,7 +97,11 @@ export function dispose(state: OptimizerState<unknown>): void {
 
 /**
  * Copies of the current parameters, by name (a one-tensor state made from a bare
- * `Float32Array` names it `""`). The copies do not change as later steps are taken.
+ * `Float32Array` names it `""`). The copies do not change as later steps are taken, and are of
+ * the state as it was at the call, though steps follow before they resolve: the CPU backends
+ * copy at the call; WebGPU copies on the GPU at the call (one submission) and reads the copy
+ * back once the GPU has reported every step before it (as {@linkcode readMoments} and
+ * {@linkcode readSlowWeights} do).
  *
  * @example
  * ```ts
@@ -115,7 +119,9 @@ export function readParams(state: OptimizerState<unknown>): Promise<Record<strin
 
 /**
  * Copies of the optimizer's moments, by moment name then tensor name, as PyTorch names them:
- * `exp_avg` (m) and `exp_avg_sq` (v) for RAdam, Adam and AdamW; `exp_avg` alone for Lion.
+ * `exp_avg` (m) and `exp_avg_sq` (v) for RAdam, Adam and AdamW; `exp_avg` alone for Lion;
+ * `momentum_buffer` for SGD with momentum (none, `{}`, without). With `states: "8bit"` the
+ * values are those the codes hold, decoded.
  *
  * @example
  * ```ts
@@ -171,13 +177,17 @@ export function readSlowWeights(
 
 /**
  * Writes a state (parameters, moments, hyperparameters, step count) as a safetensors file:
- * F32 tensors `<name>`, `<name>.<moment>` (`exp_avg`, `exp_avg_sq`; Lion: `exp_avg`), and
- * string `__metadata__`. The state stays usable. A learning-rate schedule is not stored
- * (functions cannot be): pass it again to {@linkcode loadState}. See the README's
- * "Checkpoints" section for the format. The file holds the state as it was at the call on the
- * CPU backends (the next step may come before the promise resolves); a WebGPU state is read
- * back asynchronously, and a step before the promise resolves makes it reject (a TypeError)
- * rather than write a file of two steps.
+ * F32 tensors `<name>`, `<name>.<moment>` (`exp_avg`, `exp_avg_sq`; Lion: `exp_avg`; SGD:
+ * `momentum_buffer`), `<name>.slow` (LookAhead's slow weights), with `states: "8bit"` the
+ * codes and scales of the compact tensors' moments (`<name>.<moment>.codes`, `.scales`), and
+ * string `__metadata__`. The state stays usable; a state holding NaN or ±Infinity is refused
+ * (RangeError naming the tensor and index). On the CPU backends the file is of the state as it
+ * was at the call, even where steps are taken before the Promise is awaited
+ * (`saveState(state).then(write)`, training on); on WebGPU, which first waits for the GPU to
+ * report its steps, await it before the next step: a step taken before it has read the state
+ * makes it reject (a TypeError) rather than write a file of two steps. A learning-rate schedule
+ * is not stored (functions cannot be): pass it again to {@linkcode loadState}. See the README's
+ * "Checkpoints" section for the format.
  *
  * @example Save at the end of one invocation, resume in the next
  * ```ts
@@ -207,7 +217,9 @@ export function saveState(state: OptimizerState<unknown>): Promise<Uint8Array> {
  * The whole file is validated before anything is allocated; a damaged, hostile or incompatible
  * file throws a `CheckpointError` (a RangeError whose `name` is `"CheckpointError"`) naming
  * what is wrong. A checkpoint saved with a schedule throws a TypeError unless `options.lr`
- * passes it again; a given `lr` replaces a stored constant.
+ * passes it again; a given `lr` replaces a stored constant. The tensors are copied from `bytes`
+ * once the arena is made, after an await: leave `bytes` unchanged until the Promise settles
+ * (values written into it meanwhile would reach the state unchecked).
  *
  * @example Resume with a schedule
  * ```ts

@@ -41,6 +41,9 @@ export interface Optimizer<H = CommonHyperparameters> {
   readonly settings: Settings<H>;
   /**
    * Copies `params` into a new arena on the chosen backend and returns the state at step 0.
+   * They are checked at the call and copied once the arena is made, after an await: leave them
+   * unchanged until the Promise settles (values written meanwhile would reach the state
+   * unchecked).
    *
    * `params` is a record of named `Float32Array`s, or one `Float32Array` (held under the name
    * `""`, `SINGLE_TENSOR_NAME`). Throws a TypeError for values that are not Float32Arrays and a

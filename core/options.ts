@@ -83,12 +83,18 @@ export const LOOP_OPTIONS: Schema = [
   },
 ];
 
+/** The settings a parameter group takes: any other is a misspelling, not ignored. */
+const GROUP_KEYS = Object.keys(
+  { match: true, lrScale: true, weightDecay: true } satisfies Record<keyof ParamGroup, true>,
+);
+
 function checkGroups(value: unknown, weightDecay: number): readonly Required<ParamGroup>[] {
   if (!Array.isArray(value)) {
     throw optionError("groups", "an array of { match, lrScale?, weightDecay? }", value, false);
   }
   return Object.freeze(value.map((g: unknown, i: number) => {
     if (!isObject(g)) throw optionError(`groups[${i}]`, "an object", g, false);
+    checkKeys(g, GROUP_KEYS, `groups[${i}]`);
     const match = g.match;
     if (!(match instanceof RegExp) && typeof match !== "function") {
       throw optionError(`groups[${i}].match`, "a RegExp or a function of the name", match, false);

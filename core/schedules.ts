@@ -145,7 +145,15 @@ export function oneCycle(
  */
 export function chain(...parts: [Schedule, number][]): Schedule {
   if (parts.length === 0) throw new RangeError("chain() needs at least one [schedule, steps]");
-  for (const [s, n] of parts) {
+  for (const part of parts) {
+    if (!Array.isArray(part) || part.length !== 2) {
+      throw new TypeError(
+        `chain() parts must be [schedule, steps] pairs, got ${
+          described(part)
+        }: write chain([s1, n1], [s2, n2], …)`,
+      );
+    }
+    const [s, n] = part;
     if (typeof s !== "function") {
       throw new TypeError(
         `chain() parts must be [schedule, steps], got ${described(s)} as a schedule`,

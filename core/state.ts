@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { described, promiseHint } from "../base/_errors.ts";
+import { described, stateHint } from "../base/_errors.ts";
 import { type ArenaLayout, PARAMS, SLOW } from "../base/arena.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
 import type { BackendName } from "../base/options.ts";
@@ -41,7 +41,10 @@ export { groupsOf, inLayoutOrder, planState } from "./plan.ts";
  * ```
  */
 export interface OptimizerState<T = Float32Array> {
-  /** The optimizer that made this state: "radam", "adam", "adamw", "lion", "lookahead(…)"… */
+  /**
+   * The optimizer that made this state: "radam", "adam", "adamw", "lion", "sgd", "ranger", or
+   * "lookahead(…)" of one of them but ranger.
+   */
   readonly optimizer: string;
   /** The backend the state lives on. */
   readonly backend: BackendName;
@@ -283,7 +286,7 @@ function coreOf(state: unknown): Core {
 function notAState(value: unknown): TypeError {
   return new TypeError(
     `Expected an optimizer state made by init() or step(), got ${described(value)}${
-      promiseHint(value)
+      stateHint(value)
     }`,
   );
 }
@@ -385,9 +388,7 @@ function stepOnHost(core: Core, backend: HostBackend, grads?: unknown): StateHan
         core.skipped++;
         return new StateHandle(core);
       }
-      if (norm > clipGradNorm) {
-        for (let g = 0; g < blocks.length; g++) blocks[g].gradScale *= clipGradNorm / norm;
-      }
+      if (norm > clipGradNorm) clip(backend, blocks, clipGradNorm / norm);
     }
   }
   const { f32, u32 } = backend.blocks;
@@ -428,6 +429,26 @@ function stepOnDevice(core: Core, backend: DeviceBackend, grads?: unknown): Stat
   centralizeGradients(core);
   backend.update();
   return new StateHandle(core);
+}
+
+/** The least normal f32, 2⁻¹²⁶: a gradient scale below it would be rounded to a subnormal f32. */
+const F32_MIN_NORMAL = 2 ** -126;
+
+/**
+ * Clipping by `coef` (in (0, 1), or 0): folded into every block's gradient scale, or, where the
+ * scale would be a subnormal f32 (a norm above 2¹²⁶ times the limit: 3 to 23 significant bits,
+ * the clipped gradients off by up to several percent), applied to the gradient slots in float64
+ * instead, each product rounded once to f32.
+ */
+function clip(backend: HostBackend, blocks: readonly StepScalars[], coef: number): void {
+  if (coef === 0 || coef >= F32_MIN_NORMAL) {
+    for (let g = 0; g < blocks.length; g++) blocks[g].gradScale *= coef;
+    return;
+  }
+  for (const name of backend.layout.names) {
+    const g = backend.grads[name];
+    for (let i = 0; i < g.length; i++) g[i] *= coef;
+  }
 }
 
 /** Gradient centralization of every rank > 1 tensor (with `gc`), before the update. */

@@ -95,7 +95,9 @@ export function jsNonFinite(x: Float32Array, start: number, n: number): boolean 
 /**
  * Gradient centralization in f32, in the order of `centralize` in assembly/index.ts: per row,
  * four f32 lane sums combined as (s0 + s1) + (s2 + s3), the tail added in order, mean = sum /
- * cols, then each element minus the mean.
+ * cols (where that sum is not finite, as `wideMean` there: the f64 sum in index order over cols,
+ * rounded once; finite values whose f32 sum overflowed got the mean ±Infinity), then each
+ * element minus the mean.
  */
 export function jsCentralize(
   x: Float32Array,
@@ -117,7 +119,12 @@ export function jsCentralize(
     }
     let sum = f32(f32(s0 + s1) + f32(s2 + s3));
     for (; i < cols; i++) sum = f32(sum + x[row + i]);
-    const mean = f32(sum / fc);
+    let mean = f32(sum / fc);
+    if (!Number.isFinite(sum)) {
+      let wide = 0;
+      for (i = 0; i < cols; i++) wide += x[row + i];
+      mean = f32(wide / cols);
+    }
     for (i = 0; i < cols; i++) x[row + i] = x[row + i] - mean;
   }
 }

@@ -189,9 +189,15 @@ export function checkWasmCapacity(layout: ArenaLayout, extraBytes = 0): void {
   // The static data of the kernel module is a few bytes; one page bounds it.
   const needed = PAGE_BYTES + headerBytes(layout, true) + layout.byteLength + extraBytes;
   if (needed > MAX_WASM_MEMORY_BYTES) {
-    const perParameter = (layout.byteLength / layout.total).toFixed(1);
+    // The model's parameters (an 8-bit arena pads its compact tensors to whole blocks).
+    const parameters = layout.lengths.reduce((a, b) => a + b, 0);
+    const perParameter = (layout.byteLength / parameters).toFixed(1);
+    // 8-bit states shrink 32-bit moments only: not an arena already 8-bit, nor one with none.
+    const shrinks = layout.states === "32bit" && hasSection(layout, EXP_AVG);
     throw new RangeError(
-      `The model has ${layout.total} parameters; its optimizer arena (${layout.sectionCount} sections: ${perParameter} bytes a parameter, gaps of up to 5% between sections against cache aliasing included) needs ${needed} bytes, more than 32-bit WebAssembly memory can address (4 GiB). Split the parameters between several optimizers, use states: "8bit", or use the webgpu backend.`,
+      `The model has ${parameters} parameters; its optimizer arena (${layout.sectionCount} sections: ${perParameter} bytes a parameter, gaps of up to 5% between sections against cache aliasing included) needs ${needed} bytes, more than 32-bit WebAssembly memory can address (4 GiB). Split the parameters between several optimizers, ${
+        shrinks ? 'use states: "8bit", ' : ""
+      }or use the webgpu backend.`,
     );
   }
 }

@@ -102,12 +102,13 @@ fn decode_unsigned(w: u32, scale: f32) -> vec4<f32> {
 }
 
 // Whether a block whose largest magnitude has bits top is stored with codes (else codes 0).
-fn has_codes(top: u32) -> bool { return top >= 0x00800000u && top < 0x7f800000u; }
+fn has_codes(top: u32) -> bool { return top != 0u && top < 0x7f800000u; }
 
-// The scale stored for a block whose largest magnitude has bits top.
+// The scale stored for a block whose largest magnitude has bits top (a subnormal top: the
+// smallest normal f32).
 fn scale_of(top: u32) -> f32 {
   if (top >= 0x7f800000u) { return bitcast<f32>(${hex(NAN_SCALE_BITS)}u); }
-  return select(bitcast<f32>(top), 0.0, top < 0x00800000u);
+  return select(bitcast<f32>(max(top, 0x00800000u)), 0.0, top == 0u);
 }
 
 // The largest magnitude of four values, as bits with the sign cleared.
@@ -119,7 +120,7 @@ fn top_bits(x: vec4<f32>) -> u32 {
 // Four values as signed codes, in a block whose largest magnitude has bits top.
 fn encode_signed(x: vec4<f32>, top: u32) -> u32 {
   if (!has_codes(top)) { return 0u; }
-  let y = bitcast<vec4<i32>>(x * (1.0 / bitcast<f32>(top)));
+  let y = bitcast<vec4<i32>>(x * (1.0 / scale_of(top)));
   let k = clamp(((y & vec4<i32>(0x7fffffff)) + vec4<i32>(${
   hex(SIGNED_ROUND)
 })) >> vec4<u32>(${SIGNED_SHIFT}u), vec4<i32>(0), vec4<i32>(127));
@@ -130,7 +131,7 @@ fn encode_signed(x: vec4<f32>, top: u32) -> u32 {
 // Four values (≥ 0) as unsigned codes, in a block whose largest magnitude has bits top.
 fn encode_unsigned(x: vec4<f32>, top: u32) -> u32 {
   if (!has_codes(top)) { return 0u; }
-  let y = bitcast<vec4<i32>>(x * (1.0 / bitcast<f32>(top)));
+  let y = bitcast<vec4<i32>>(x * (1.0 / scale_of(top)));
   let k = bitcast<vec4<u32>>(clamp((y + vec4<i32>(${
   hex(UNSIGNED_ROUND)
 })) >> vec4<u32>(${UNSIGNED_SHIFT}u), vec4<i32>(0), vec4<i32>(255)));

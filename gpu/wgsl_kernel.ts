@@ -39,7 +39,10 @@ const CENTRALIZE_BINDINGS: readonly Binding[] = [
  * Gradient centralization (entry point `centralize`): workgroup `r` subtracts from row `r` of a
  * `rows × cols` tensor its f32 mean. Each of the 64 invocations sums a strided part of the row,
  * then a tree reduction in workgroup memory gives the row sum (any summation tree of `cols`
- * terms stays within the `(cols − 1)` roundings the reference allows).
+ * terms stays within the `(cols − 1)` roundings the reference allows). Where that sum is not
+ * finite (finite values whose f32 sum overflows, as the CPU backends' f64 mean does not; or a
+ * NaN or an infinity, which stays so), the mean is taken again as the sum of each value divided
+ * by `cols`, which does not overflow.
  */
 export const CENTRALIZE: Kernel = {
   entryPoint: "centralize",
@@ -59,14 +62,26 @@ fn centralize(
   let base = row * cols;
   var sum = 0.0;
   for (var j = lid; j < cols; j += ${WORKGROUP_SIZE}u) { sum = sum + x[base + j]; }
-  partial[lid] = sum;
+  let total = row_sum(lid, sum);
+  var mean = total / f32(cols);
+  if ((bitcast<u32>(total) & 0x7f800000u) == 0x7f800000u) {
+    var scaled = 0.0;
+    for (var j = lid; j < cols; j += ${WORKGROUP_SIZE}u) { scaled = scaled + x[base + j] / f32(cols); }
+    mean = row_sum(lid, scaled);
+  }
+  for (var j = lid; j < cols; j += ${WORKGROUP_SIZE}u) { x[base + j] = x[base + j] - mean; }
+}
+
+// The sum of every invocation's part, to all of them (a tree reduction in workgroup memory).
+fn row_sum(lid: u32, part: f32) -> f32 {
+  workgroupBarrier();
+  partial[lid] = part;
   workgroupBarrier();
   for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
     if (lid < k) { partial[lid] = partial[lid] + partial[lid + k]; }
     workgroupBarrier();
   }
-  let mean = partial[0] / f32(cols);
-  for (var j = lid; j < cols; j += ${WORKGROUP_SIZE}u) { x[base + j] = x[base + j] - mean; }
+  return workgroupUniformLoad(&partial[0]);
 }
 `,
 };

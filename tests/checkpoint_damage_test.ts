@@ -98,7 +98,12 @@ const DAMAGE: Damage[] = [
       delete h["fc.bias.exp_avg_sq"];
     }), /unexpected tensor "fc.bias.exp_avg_sq2"/],
   ["metadata not strings", (b) => edit(b, (h) => h.__metadata__.step = 3), /must be a string/],
-  ["metadata missing", (b) => edit(b, (h) => delete h.__metadata__), /lacks format/],
+  // A safetensors file of weights alone (no metadata) is said not to be a checkpoint.
+  [
+    "metadata missing",
+    (b) => edit(b, (h) => delete h.__metadata__),
+    /^Not an optimizer checkpoint of this library: its metadata lacks format/,
+  ],
   ["another format", (b) => edit(b, (h) => h.__metadata__.format = "pt"), /format "pt"/],
   [
     "another format version",

@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
+import { type ArenaLayout, planArena } from "../base/arena.ts";
+import { planCompactArena } from "../base/arena_compact.ts";
+import { checkWasmCapacity } from "../cpu/wasm_backend.ts";
 import {
   adam,
+  adamw,
   loadState,
   type OptimizerState,
+  type ParamGroup,
   radam,
   readMoments,
   readParams,
@@ -78,7 +83,12 @@ Deno.test("invalid options throw RangeError/TypeError naming the option", () => 
     [() => radam({ betas: [-0.1, 0.999] }), RangeError, /betas\[0\]/],
     [() => radam({ betas: [0.9, 1] }), RangeError, /betas\[1\] must be ≥ 0 and < 1, got 1/],
     [() => radam({ betas: [0.9, NaN] }), RangeError, /betas\[1\] must be a finite number/],
-    [() => radam({ betas: [0.9] as unknown as [number, number] }), TypeError, /betas/],
+    // An array of the wrong length says how long it was (not only "got Array").
+    [
+      () => radam({ betas: [0.9] as unknown as [number, number] }),
+      TypeError,
+      /Option betas must be an array of two numbers \[β1, β2\], got Array\(1\)$/,
+    ],
     [() => radam({ weightDecay: -0.1 }), RangeError, /weightDecay must be ≥ 0/],
     [() => radam({ threshold: 3 }), RangeError, /threshold must be ≥ 4/],
     [() => radam({ maximize: 1 as unknown as boolean }), TypeError, /maximize must be a boolean/],
@@ -94,6 +104,17 @@ Deno.test("invalid options throw RangeError/TypeError naming the option", () => 
       /Option states must be one of 32bit, 8bit, got 8/,
     ],
     [() => radam({ lrr: 1 } as unknown as object), TypeError, /Unknown option lrr/],
+    // A group's misspelled setting (PyTorch's weight_decay, or lr for lrScale) is not ignored.
+    [
+      () => adamw({ groups: [{ match: /bias/, weight_decay: 0 } as unknown as ParamGroup] }),
+      TypeError,
+      /Unknown option weight_decay for groups\[0\]; expected one of match, lrScale, weightDecay/,
+    ],
+    [
+      () => radam({ groups: [{ match: /a/ }, { match: /b/, lr: 1 } as unknown as ParamGroup] }),
+      TypeError,
+      /Unknown option lr for groups\[1\]/,
+    ],
     [() => adam({ threshold: 5 } as unknown as object), TypeError, /Unknown option threshold/],
     [() => radam("fast" as unknown as object), TypeError, /must be an object/],
   ];
@@ -175,6 +196,31 @@ Deno.test("a model too large for 32-bit wasm memory is refused before allocating
       return true;
     },
   );
+});
+
+Deno.test("the too-large refusal advises 8-bit states only where they would shrink the arena", () => {
+  const advice = 'use states: "8bit"';
+  const refusal = (layout: ArenaLayout) => {
+    try {
+      checkWasmCapacity(layout);
+    } catch (e) {
+      assert.ok(e instanceof RangeError);
+      return e.message;
+    }
+    assert.fail("not refused");
+  };
+  // 32-bit moments: 8 bits would shrink them.
+  assert.ok(refusal(planArena(["w"], [300_000_000])).includes(advice));
+  // Already 8-bit (450M parameters, padded to whole blocks in the arena: the count is the
+  // model's), or a rule that keeps no moment (SGD without momentum): nothing to shrink.
+  const compact = refusal(
+    planCompactArena(["w"], [450_000_000], { moments: 2, nonNegative: [false, true] }),
+  );
+  assert.ok(!compact.includes(advice), compact);
+  assert.match(compact, /^The model has 450000000 parameters/);
+  const plain = refusal(planArena(["w"], [600_000_000], { moments: 0 }));
+  assert.ok(!plain.includes(advice), plain);
+  assert.match(plain, /Split the parameters between several optimizers, or use the webgpu backend/);
 });
 
 /** Two identical states, one to receive bad calls, one never to see them. */
@@ -295,6 +341,61 @@ Deno.test("step rejects things that are not states, and says what it got", async
   await assert.rejects(() => readParams(pending as never), saying(TypeError, forgot));
   await assert.rejects(() => saveState(pending as never), saying(TypeError, forgot));
   assert.equal((await pending).step, 0);
+  // The optimizer given where its state belongs says how to make the state.
+  const opt = radam();
+  const optimizer = "got Object (an optimizer: make its state with await opt.init(params))";
+  assert.throws(() => step(opt as never, { w: new Float32Array(2) }), saying(TypeError, optimizer));
+  await assert.rejects(() => readParams(opt as never), saying(TypeError, optimizer));
+});
+
+Deno.test("a Promise or numbers of another type where a Float32Array belongs say what to do", async () => {
+  // A value not awaited (tensor.data(), saveState()) says to await it; numbers in an Array or in
+  // a typed array of another type say how to convert them.
+  const opt = radam();
+  const awaitIt = "got Promise (a Promise: await it)";
+  const convert = "(convert it: new Float32Array(values))";
+  const pending = Promise.resolve(new Float32Array(2));
+  await assert.rejects(() => opt.init(pending as never), saying(TypeError, awaitIt));
+  await assert.rejects(() => opt.init({ w: pending } as never), saying(TypeError, awaitIt));
+  await assert.rejects(
+    () => opt.init([1, 2] as never),
+    saying(TypeError, `got Array(2) ${convert}`),
+  );
+  await assert.rejects(
+    () => opt.init({ w: new Float64Array(2) } as never),
+    saying(TypeError, `got Float64Array ${convert}`),
+  );
+  await assert.rejects(
+    () => opt.init({ w: [1, 2] } as never),
+    saying(TypeError, `got Array(2) ${convert}`),
+  );
+  const state = await opt.init({ w: new Float32Array(2) });
+  const cases: [unknown, string][] = [
+    [{ w: pending }, awaitIt],
+    [pending, awaitIt],
+    [{ w: [0.5, 0.5] }, `got Array(2) ${convert}`],
+    [{ w: new Int32Array(2) }, `got Int32Array ${convert}`],
+  ];
+  for (const [grads, text] of cases) {
+    assert.throws(() => step(state, grads as never), saying(TypeError, text));
+  }
+  // Only numbers convert: an array of tensors, an empty one, or BigInts get no such advice.
+  for (const value of [[new Float32Array(2)], [], new BigInt64Array(2)]) {
+    assert.throws(
+      () => step(state, { w: value } as never),
+      (e: Error) => e instanceof TypeError && !e.message.includes("convert"),
+    );
+  }
+  assert.equal(state.step, 0);
+  const bytes = saveState(state);
+  await assert.rejects(
+    () => loadState(bytes as never),
+    saying(
+      TypeError,
+      "A checkpoint must be a Uint8Array, got Promise (saveState() returns a Promise: await it)",
+    ),
+  );
+  assert.equal((await loadState(await bytes)).step, 0);
 });
 
 Deno.test("init and loadState refuse options they do not take, and a device that is not one", async () => {

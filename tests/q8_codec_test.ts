@@ -310,7 +310,7 @@ Deno.test("encoding is monotone: larger values never get smaller codes", () => {
 Deno.test("special blocks: zeros, subnormals, NaN and infinities", () => {
   const blocks = 5;
   const x = new Float32Array(blocks * B);
-  x.fill(2 ** -140, B, 2 * B); // subnormal: scale 0, codes 0
+  x.fill(2 ** -140, B, 2 * B); // subnormal: scale 2^-126, the smallest normal; 2^-14 of it
   x.fill(0.5, 2 * B, 3 * B);
   x[2 * B + 7] = NaN; // NaN: scale NaN, codes 0
   x.fill(-0.25, 3 * B, 4 * B);
@@ -333,11 +333,14 @@ Deno.test("special blocks: zeros, subnormals, NaN and infinities", () => {
       decodeUnsignedBlocks(codes as Uint8Array, scales, out, blocks);
       wasm.encodeUnsignedBlocks(w.at.x, w.at.codes, w.at.scales, blocks);
     }
-    assert.deepEqual([...scaleBits], [0, 0, NAN_SCALE_BITS, NAN_SCALE_BITS, 0x3f800000]);
+    assert.deepEqual([...scaleBits], [0, 0x00800000, NAN_SCALE_BITS, NAN_SCALE_BITS, 0x3f800000]);
     assert.deepEqual([...w.scaleBits], [...scaleBits]);
     assert.deepEqual(signed ? w.signed : w.unsigned, codes);
-    assert.ok(codes.subarray(0, 4 * B).every((c) => c === 0));
-    assert.ok(out.subarray(0, 2 * B).every((v) => v === 0));
+    assert.ok(codes.subarray(0, B).every((c) => c === 0));
+    assert.ok(codes.subarray(2 * B, 4 * B).every((c) => c === 0));
+    assert.ok(out.subarray(0, B).every((v) => v === 0));
+    // a block of subnormals decodes to its values (2^-14 is a code of either map), not to 0
+    assert.ok(out.subarray(B, 2 * B).every((v) => v === 2 ** -140));
     assert.ok(out.subarray(2 * B, 4 * B).every(Number.isNaN));
     // signed: the subnormal beside 1.0 flushes to 0; unsigned: the smallest code, not 0
     assert.equal(out[4 * B + 3], signed ? 0 : 1.125 * 2 ** -32);

@@ -79,8 +79,9 @@ export function refEncodeUnsigned(x: number, s: number): number {
 }
 
 /**
- * The scale a block of `values` is stored with: its largest |x| where that is a normal f32; 0
- * for a block of zeros and subnormals (|x| < 2^-126); NaN where it holds a NaN or an infinity.
+ * The scale a block of `values` is stored with: its largest |x| where that is a normal f32; the
+ * smallest normal f32, 2^-126, where it is a subnormal; 0 for a block of zeros; NaN where it
+ * holds a NaN or an infinity.
  */
 export function refScale(values: ArrayLike<number>): number {
   let top = 0;
@@ -89,7 +90,7 @@ export function refScale(values: ArrayLike<number>): number {
     if (!Number.isFinite(a)) return NaN;
     top = Math.max(top, a);
   }
-  return top < 2 ** -126 ? 0 : top;
+  return top === 0 ? 0 : Math.max(top, 2 ** -126);
 }
 
 /**

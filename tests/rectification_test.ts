@@ -13,6 +13,48 @@ Deno.test("docs/SPEC.md reference points: ρ5 = 4.996, ρ6 = 5.994, r6 ≈ 0.025
   for (let t = 1; t < 100; t++) assert.equal(rhoAt(0.999, t), rho(0.999, t).rhoT);
 });
 
+/** ρt of β2 (a double, so a rational n / 2^k) computed exactly in rationals, then rounded. */
+function exactRho(beta2: number, t: number): number {
+  let n = BigInt(beta2 * 2 ** 60), d = 2n ** 60n; // exact: β2 ≥ 0.5 has 53 bits under 2^0
+  assert.equal(Number(n) / 2 ** 60, beta2);
+  const [nt, dt] = [n ** BigInt(t), d ** BigInt(t)];
+  // ρt = 2 d / (d − n) − 1 − 2 t nt / (dt − nt), over the common denominator (d − n)(dt − nt)
+  const den = (d - n) * (dt - nt);
+  const num = 2n * d * (dt - nt) - (d - n) * (dt - nt) - 2n * BigInt(t) * nt * (d - n);
+  [n, d] = [num * 10n ** 18n / den, 10n ** 18n];
+  return Number(n) / Number(d);
+}
+
+Deno.test("β2 near 1: ρt to 1e-10 of t, so rectification starts at the step it should", async () => {
+  // As the plain difference of its two terms (each about 2 / (1 − β2)), ρt lost its leading
+  // digits: with β2 = 0.999999, ρ4 came out 4.0000064 (it is 3.9999975); with 1 − 1e-7, ρ6
+  // 6.0003 (5.9999993); with 1 − 1e-8, ρ5 5.003 and ρ20 20.015; with 1 − 1e-9, 2t − 1
+  for (const beta2 of [0.999, 0.9999, 0.999999, 1 - 1e-7, 1 - 1e-8, 1 - 1e-9, 1 - 1e-12]) {
+    for (const t of [1, 2, 3, 4, 5, 6, 7, 10, 20, 30, 100, 1000]) {
+      const want = exactRho(beta2, t);
+      const got = rhoAt(beta2, t);
+      assert.ok(Math.abs(got - want) <= 1e-10 * t, `β2 ${beta2}, t ${t}: ${got} vs ${want}`);
+      assert.ok(Math.abs(rho(beta2, t).rhoT - want) <= 1e-10 * t, `reference, β2 ${beta2}, t ${t}`);
+    }
+  }
+  // ρt is just below t (by 2.5e-6 at t = 4 with 1 − 1e-6, 6e-7 at t = 6 with 1 − 1e-7, 1e-6 at
+  // t = 20 with 1 − 1e-8, 2.5e-9 at t = 4 with 1 − 1e-9, 4e-12 at t = 5 with 1 − 1e-12): the
+  // first rectified step is threshold + 1
+  const cases = [[0.999999, 4], [1 - 1e-7, 6], [1 - 1e-8, 20], [1 - 1e-9, 4], [1 - 1e-12, 5]];
+  for (const [beta2, threshold] of cases) {
+    let state = await radam({ betas: [0.9, beta2], threshold }).init({ w: new Float32Array(3) });
+    for (let t = 1; t <= threshold + 1; t++) {
+      state = step(state, { w: new Float32Array([1, -1, 0.5]) });
+      const mode = t <= threshold ? MODE_MOMENTUM : MODE_ADAPTIVE;
+      assert.equal(
+        scalarsAt(state, t).mode,
+        mode,
+        `β2 ${beta2}, threshold ${threshold}, step ${t}`,
+      );
+    }
+  }
+});
+
 for (const backend of ["wasm", "js"] as const) {
   Deno.test(`${backend}: steps 1-5 are momentum-SGD steps, step 6 is the first rectified one`, async () => {
     const lr = 0.01;

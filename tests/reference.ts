@@ -183,11 +183,42 @@ export function refSync(
 // RAdam, Adam, AdamW (PyTorch's torch.optim semantics): the rule table's row, and the
 // rectification and long-run tests, read this one.
 
+/**
+ * 1 − β^t; where β^t is near 1, by the binomial series of 1 − (1 − δ)^t in δ = 1 − β (exact for
+ * β ≥ 0.5): t δ − C(t, 2) δ² + …, whose terms fall by t δ < 1e-3 each, to a few roundings.
+ * `1 − β^t` there loses the leading digits the two share (β = 1 − 1e-9: 7 of them at t = 2, which
+ * ρt multiplies by 2 / (1 − β)).
+ */
+export function oneMinusPower(beta: number, t: number): number {
+  const q = beta ** t;
+  if (q <= 1 - 2 ** -10) return 1 - q;
+  const delta = 1 - beta;
+  let term = t * delta, sum = term;
+  for (let k = 2; k <= t && Math.abs(term) > 1e-20 * sum; k++) {
+    term *= (-(t - k + 1) / k) * delta;
+    sum += term;
+  }
+  return sum;
+}
+
+/**
+ * ρt computed exactly in rationals and rounded at the end (β2 ≥ 0.5 is n / 2^53 exactly): where
+ * β2^t is near 1, ρt ≈ t is the difference of two terms of about 2 / (1 − β2), which float64
+ * holds to about 2⁻⁵² · 2 / (1 − β2) only (1e-7 at β2 = 1 − 1e-9: ρ4 on either side of 4).
+ */
+function exactRho(beta2: number, t: number): number {
+  const n = BigInt(beta2 * 2 ** 53), d = 2n ** 53n, nt = n ** BigInt(t), dt = d ** BigInt(t);
+  // 2d / (d − n) − 1 − 2t nt / (dt − nt), over the denominator (d − n)(dt − nt)
+  const den = (d - n) * (dt - nt);
+  const num = 2n * d * (dt - nt) - den - 2n * BigInt(t) * nt * (d - n);
+  return Number((num << 64n) / den) / 2 ** 64;
+}
+
 /** ρt for RAdam. */
 export function rho(beta2: number, t: number): { rhoInf: number; rhoT: number } {
   const rhoInf = 2 / (1 - beta2) - 1;
-  const b2t = beta2 ** t;
-  return { rhoInf, rhoT: rhoInf - (2 * t * b2t) / (1 - b2t) };
+  if (beta2 ** t > 1 - 2 ** -10 && t <= 4096) return { rhoInf, rhoT: exactRho(beta2, t) };
+  return { rhoInf, rhoT: rhoInf - (2 * t * beta2 ** t) / oneMinusPower(beta2, t) };
 }
 
 /** The rectifier r_t (NaN when not rectified at `threshold`). */
@@ -225,8 +256,8 @@ export function refAdamStep(
   const n = s.p.length;
   const out = emptyStep(n);
   const { beta1: b1, beta2: b2, eps, weightDecay: wd } = c;
-  const bc1 = 1 - b1 ** t;
-  const bc2 = 1 - b2 ** t;
+  const bc1 = oneMinusPower(b1, t);
+  const bc2 = oneMinusPower(b2, t);
   const r = c.kind === "radam" ? rectifier(b2, t, c.threshold) : 1;
   const rectified = c.kind === "adam" || !Number.isNaN(r);
   out.rectified = rectified;
@@ -251,7 +282,7 @@ export function refAdamStep(
     // m̂ = scale · num: plain m / bc1, or optax's Nesterov β1 m / (1 − β1^(t+1)) + (1 − β1) g / bc1.
     let num = m, enm = em, scale = 1 / bc1;
     if (c.kind === "radam" && c.nesterov && b1 !== 0) {
-      const bc1Next = 1 - b1 ** (t + 1);
+      const bc1Next = oneMinusPower(b1, t + 1);
       const mix = (1 - b1) * bc1Next / (b1 * bc1);
       num = m + mix * g;
       enm = em + mix * eg + e * (Math.abs(m) + mix * gAbs);

@@ -5,6 +5,7 @@ import {
   chain,
   constantLr,
   cosineDecay,
+  dispose,
   linearWarmup,
   lookahead,
   oneCycle,
@@ -113,6 +114,41 @@ for (const backend of BACKENDS) {
     assert.ok(Math.abs(clippedNorm - 2) < 1e-6);
   });
 
+  Deno.test(`${backend}: clipping by a scale below f32's normal range keeps the clipped gradients' precision`, async () => {
+    // |g| up to 3.4e38: a norm of about 1.3e40, so the scale max / norm is 8e-41 (max 1) or 8e-44
+    // (max 1e-3), subnormal in f32 (16 and 6 significant bits: the clipped gradients were up to
+    // 1e-5 and 1e-2 off), or 8e-71 (max 1e-30: every clipped value below 3e-32); a gradient of
+    // -1e-30, whose clipped value rounds to 0 either way.
+    for (const max of [1, 1e-3, 1e-30]) {
+      for (const [threads, n] of [[1, 4099], [2, 4099], [1, 3]] as const) {
+        const g = new Float32Array(n).map((_, i) => ((i * 7919) % 2001 - 1000) * 3.4e35);
+        g[0] = 3.4028234e38;
+        g[1] = -1e-30;
+        const norm = refGlobalNorm([g]);
+        // lr 1 momentum-SGD step with β1 = 0: p = p − g_clipped (m is the clipped gradient)
+        const opt = radam({
+          lr: 1,
+          betas: [0, 0.5],
+          clipGradNorm: max,
+          backend,
+          threads: backend === "wasm" ? threads : 1,
+          threadThreshold: 0,
+        });
+        let s = await opt.init({ w: { data: new Float32Array(n), shape: [n] } });
+        s = step(s, { w: g });
+        const m = (await readMoments(s)).exp_avg.w;
+        for (let i = 0; i < n; i++) {
+          const want = g[i] * (max / norm);
+          assert.ok(
+            Math.abs(m[i] - want) <= 3 * 2 ** -24 * Math.abs(want) + 2 ** -149,
+            `max ${max}, ${threads} thread(s), [${i}]: ${m[i]} vs ${want}`,
+          );
+        }
+        dispose(s);
+      }
+    }
+  });
+
   Deno.test(`${backend}: nonFinite "throw" names the tensor and leaves the state as it was`, async () => {
     let s = await radam({ nonFinite: "throw", backend }).init({
       a: new Float32Array(4),
@@ -152,6 +188,49 @@ for (const backend of BACKENDS) {
     const { exp_avg } = await readMoments(s);
     assert.deepEqual(Array.from(exp_avg.w), [-2, -1, 3, -2, -2, 4]);
     assert.deepEqual(Array.from(exp_avg.b), [1, 2, 6]);
+  });
+
+  Deno.test(`${backend}: centralization of a row whose f32 sum overflows takes its mean in f64`, async () => {
+    // Finite gradients whose row sum is above f32's largest: the mean was Infinity, the
+    // centralized gradients -Infinity and NaN, and every parameter of the tensor NaN (under
+    // "skip", which passes finite gradients), with or without clipping (its scale is applied
+    // after centralization). The rows: the overflow in one lane, in the lane sums' combination,
+    // in the tail; a NaN (under "propagate") still makes its row NaN.
+    const rows = [
+      [3e38, 0, 0, 0, 3e38, 0, 0, 0, -1e38],
+      [3e38, 3e38, 0, 0, -2e38, 0, 0, 0, 5],
+      [2e38, 1, 2, 3, 4, 5, 6, 7, 2e38],
+    ];
+    const grad = Float32Array.from([...rows.flat(), 3e38, 3e38, 3e38, 3e38, 3e38, NaN, 0, 0, 0]);
+    for (const threads of backend === "wasm" ? [1, 2] : [1]) {
+      // momentum-SGD first step with β1 = 0: exp_avg is the gradient the update used
+      const opt = radam({
+        lr: 0,
+        betas: [0, 0.9],
+        gc: true,
+        nonFinite: "propagate",
+        backend,
+        threads,
+        threadThreshold: 0,
+      });
+      let s = await opt.init({ w: { data: new Float32Array(36), shape: [4, 9] } });
+      s = step(s, { w: grad });
+      const used = (await readMoments(s)).exp_avg.w;
+      for (let r = 0; r < 3; r++) {
+        const mean = rows[r].reduce((a, x) => a + x, 0) / 9;
+        for (let i = 0; i < 9; i++) {
+          const want = Math.fround(rows[r][i]) - mean;
+          assert.ok(
+            Math.abs(used[r * 9 + i] - want) <=
+              2 ** -22 * Math.abs(mean) + 2 ** -23 * Math.abs(want),
+            `row ${r} [${i}]: ${used[r * 9 + i]} vs ${want} (${threads} thread(s))`,
+          );
+        }
+      }
+      // a row of 3e38 and a NaN: NaN, as before
+      assert.ok(used.subarray(27).every(Number.isNaN));
+      dispose(s);
+    }
   });
 }
 
@@ -245,6 +324,23 @@ Deno.test("schedules: a wrong type is a TypeError, a number out of range a Range
     "chain() parts must be [schedule, steps], got 5 as a schedule",
   );
   bad(() => chain([constantLr(1), 0]), RangeError, "Option steps must be an integer ≥ 1, got 0");
+  // The brackets forgotten: a part that is not a [schedule, steps] pair says how to write one
+  // (destructured as it was, it threw the runtime's ".for is not iterable").
+  bad(
+    () => chain(loose(constantLr(1)), loose(3)),
+    TypeError,
+    "chain() parts must be [schedule, steps] pairs, got a function: write chain([s1, n1], [s2, n2], …)",
+  );
+  bad(
+    () => chain([constantLr(1), 3], loose(constantLr(2))),
+    TypeError,
+    "chain() parts must be [schedule, steps] pairs, got a function: write chain([s1, n1], [s2, n2], …)",
+  );
+  bad(
+    () => chain(loose([constantLr(1), 3, 4])),
+    TypeError,
+    "chain() parts must be [schedule, steps] pairs, got Array(3): write chain([s1, n1], [s2, n2], …)",
+  );
   bad(() => chain(), RangeError, "chain() needs at least one [schedule, steps]");
   // The options record: a number where it belongs is named, a misspelled option is not ignored.
   bad(

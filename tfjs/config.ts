@@ -178,17 +178,25 @@ export function readConfig(
 
 /**
  * Restored groups hold the saved variables' names, and tfjs-layers names a loaded model's
- * variables `<name>_<n>` where `<name>` is taken (the saved model still alive in the process):
- * a variable whose name was not saved takes the group of its base name.
+ * variables `<name>_<n>` where `<name>` was taken before in the process (the saved model still
+ * alive, or built or loaded earlier), and a saved model's names may carry such a suffix too: a
+ * variable whose name was not saved takes the group of the saved names of its base name (where
+ * they are all in one).
  */
 function loadedNames(settings: Settings, saved: readonly string[]): Settings {
   if (settings.loop.groups.length === 0) return settings;
   const names = new Set(saved);
+  const byBase = new Map<string, string[]>();
+  for (const name of saved) {
+    const base = baseName(name);
+    byBase.set(base, [...byBase.get(base) ?? [], name]);
+  }
   const groups = Object.freeze(settings.loop.groups.map((g) => {
     const match = g.match as (name: string) => boolean; // (restored: a function of the map)
+    const ofBase = (name: string) => byBase.get(baseName(name))?.every(match) === true;
     return Object.freeze({
       ...g,
-      match: (name: string) => match(name) || (!names.has(name) && match(baseName(name))),
+      match: (name: string) => names.has(name) ? match(name) : ofBase(name),
     });
   }));
   const copy = Object.freeze({ ...settings, loop: Object.freeze({ ...settings.loop, groups }) });

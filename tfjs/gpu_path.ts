@@ -6,7 +6,10 @@
  * Copies per variable and step, all on the GPU: `dataToGPU` (tfjs copies the gradient into a
  * buffer of its own), the library's copy of it into its arena, and `tf.tensor({ buffer })`
  * (tfjs copies the parameters into the variable's new buffer: the variable never aliases a
- * buffer that a later step writes).
+ * buffer that a later step writes). The adapter's parameter buffers are the master copy of the
+ * parameters, updated in place by the step kernel; a variable assigned between steps
+ * (`model.setWeights`, loaded weights) is copied into its buffer first, on the GPU, so that the
+ * step updates its new value, as on the CPU backends.
  *
  * With `states: "8bit"` the settings go to the WebGPU state as they are: it holds the moments in
  * 8 bits where it can, and refuses them with a TypeError where it cannot (then nothing is made).
@@ -45,21 +48,29 @@ interface TfWebGpuBackend {
 /** The WebGPU path of one optimizer over a fixed set of variables. */
 export class GpuRunner {
   #state: OptimizerState<GpuTensor>;
-  readonly #buffers: GPUBuffer[];
+  /** Per variable: the parameters the step kernel updates in place (see ParamBuffers). */
+  readonly #buffers: ParamBuffers;
   readonly #tf: TfWebGpuBackend;
   readonly #config: Settings;
+  /**
+   * Per variable: the data id it had when the last step gave it its parameters (or the state
+   * read them); another id means it was assigned since.
+   */
+  readonly #assigned: object[];
 
   constructor(
     readonly entries: readonly Entry[],
     state: OptimizerState<GpuTensor>,
-    buffers: GPUBuffer[],
+    buffers: ParamBuffers,
     backend: TfWebGpuBackend,
     config: Settings,
+    variables: readonly tf.Variable[],
   ) {
     this.#state = state;
     this.#buffers = buffers;
     this.#tf = backend;
     this.#config = config;
+    this.#assigned = variables.map((v) => v.dataId);
   }
 
   /** The library state (WebGPU). */
@@ -75,6 +86,7 @@ export class GpuRunner {
       backend.endComputePassEncoder?.();
       backend.submitQueue();
     }
+    this.#readAssigned(items);
     const grads: Record<string, Float32Array | { buffer: GPUBuffer; length: number }> = {};
     const refs: tf.Tensor[] = [];
     try {
@@ -102,21 +114,116 @@ export class GpuRunner {
     } finally {
       for (const r of refs) r.dispose();
     }
+    const outs = this.#buffers.out(this.entries);
     for (let i = 0; i < items.length; i++) {
-      const t = tf.tensor(
-        { buffer: this.#buffers[i], zeroCopy: false },
-        this.entries[i].shape as number[],
-        "float32",
-      );
+      const shape = this.entries[i].shape as number[];
+      const t = tf.tensor({ buffer: outs[i], zeroCopy: false }, shape, "float32");
       items[i].variable.assign(t);
+      this.#assigned[i] = items[i].variable.dataId;
       t.dispose();
     }
+  }
+
+  /**
+   * A variable assigned since the last step (model.setWeights, loaded weights) is stepped from
+   * its new value, as tfjs's own optimizers do: copied into its parameter buffer, on the GPU.
+   */
+  #readAssigned(items: readonly GradItem[]): void {
+    const assigned = this.#assigned;
+    let changed: tf.Variable[] | undefined;
+    for (let i = 0; i < items.length; i++) {
+      if (items[i].variable.dataId === assigned[i]) continue;
+      (changed ??= new Array(items.length))[i] = items[i].variable;
+      assigned[i] = items[i].variable.dataId;
+    }
+    if (changed !== undefined) this.#buffers.fill(this.entries, changed);
   }
 
   /** Frees the state's GPU buffers and the parameter buffers. */
   destroy(): void {
     dispose(this.#state);
-    for (const b of this.#buffers) b.destroy();
+    this.#buffers.destroy();
+  }
+}
+
+/**
+ * The adapter's parameter buffers, one per variable: the step kernel updates each in place
+ * (`params`), so it is the master copy of the parameters. The kernel moves whole vec4s, so a
+ * buffer extends to the next 16 bytes; and tfjs reads a tensor's whole buffer back, so where a
+ * length is not a multiple of 4 the parameters are copied, after each step, into a buffer of
+ * exactly their bytes for `tf.tensor({ buffer })` (`out`).
+ */
+class ParamBuffers {
+  readonly #device: GPUDevice;
+  readonly params: GPUBuffer[];
+  readonly #outs: GPUBuffer[];
+
+  constructor(device: GPUDevice, entries: readonly Entry[]) {
+    this.#device = device;
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    this.params = [];
+    this.#outs = [];
+    try {
+      for (const e of entries) {
+        const label = `radam tfjs param ${e.name}`;
+        const exact = Math.max(4, e.size * 4);
+        const padded = Math.max(4, Math.ceil(e.size / 4) * 16);
+        const params = device.createBuffer({ label, size: padded, usage });
+        this.params.push(params);
+        this.#outs.push(
+          padded === exact
+            ? params
+            : device.createBuffer({ label: `${label} out`, size: exact, usage }),
+        );
+      }
+    } catch (error) {
+      this.destroy();
+      throw error;
+    }
+  }
+
+  /**
+   * Copies the values of `variables[i]` (where given) into the parameter buffer of entry i, on
+   * the GPU (from host values where tfjs keeps them on the CPU).
+   */
+  fill(entries: readonly Entry[], variables: readonly (tf.Variable | undefined)[]): void {
+    const device = this.#device;
+    const encoder = device.createCommandEncoder();
+    const refs: tf.Tensor[] = [];
+    entries.forEach((e, i) => {
+      const variable = variables[i];
+      if (variable === undefined || e.size === 0) return;
+      const gpu = onGpu(variable);
+      if (gpu) {
+        refs.push(gpu.tensorRef);
+        encoder.copyBufferToBuffer(gpu.buffer, 0, this.params[i], 0, e.size * 4);
+      } else {
+        const values = variable.dataSync() as Float32Array<ArrayBuffer>;
+        device.queue.writeBuffer(this.params[i], 0, values);
+      }
+    });
+    device.queue.submit([encoder.finish()]);
+    for (const r of refs) r.dispose();
+  }
+
+  /** After a step: the buffers of exactly each variable's bytes, filled from its parameters. */
+  out(entries: readonly Entry[]): readonly GPUBuffer[] {
+    const outs = this.#outs;
+    let encoder: GPUCommandEncoder | undefined;
+    for (let i = 0; i < outs.length; i++) {
+      if (outs[i] === this.params[i]) continue;
+      encoder ??= this.#device.createCommandEncoder();
+      encoder.copyBufferToBuffer(this.params[i], 0, outs[i], 0, entries[i].size * 4);
+    }
+    if (encoder !== undefined) this.#device.queue.submit([encoder.finish()]);
+    return outs;
+  }
+
+  destroy(): void {
+    this.params.forEach((b, i) => {
+      b.destroy();
+      if (this.#outs[i] !== b) this.#outs[i]?.destroy();
+    });
   }
 }
 
@@ -140,67 +247,37 @@ export function createGpuRunner(
   }
   const backend = tf.backend() as unknown as TfWebGpuBackend;
   const device = backend.device;
-  const buffers = entries.map((e) =>
-    device.createBuffer({
-      label: `radam tfjs param ${e.name}`,
-      // Exactly the tensor's bytes: tfjs reads a tensor's whole buffer back. The step kernel
-      // updates it in place where its length is a multiple of 4 (it moves whole vec4s; with
-      // 8-bit moments too: the vec4s past the last element are not touched); else the library
-      // steps its own copy and copies it into this buffer after the step.
-      size: Math.max(4, e.size * 4),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-    })
-  );
+  const buffers = new ParamBuffers(device, entries);
   try {
     // The parameters: copied on the GPU from the variables (before init: LookAhead's slow
     // weights start as a copy of them).
-    const encoder = device.createCommandEncoder();
-    const refs: tf.Tensor[] = [];
-    entries.forEach((e, i) => {
-      if (e.size === 0) return;
-      const gpu = onGpu(variables[i]);
-      if (gpu) {
-        refs.push(gpu.tensorRef);
-        encoder.copyBufferToBuffer(gpu.buffer, 0, buffers[i], 0, e.size * 4);
-      } else {
-        device.queue.writeBuffer(
-          buffers[i],
-          0,
-          variables[i].dataSync() as Float32Array<ArrayBuffer>,
-        );
-      }
-    });
-    device.queue.submit([encoder.finish()]);
-    for (const r of refs) r.dispose();
+    buffers.fill(entries, variables);
     const params: Record<string, { buffer: GPUBuffer; length: number }> = {};
-    entries.forEach((e, i) => params[e.name] = { buffer: buffers[i], length: e.size });
+    entries.forEach((e, i) => params[e.name] = { buffer: buffers.params[i], length: e.size });
     const first = initWebGpuStateSync(config, params, device);
     const stateBackend = stateInternals(first).backend as DeviceBackend<GpuTensor>;
     const sections = new Set<number>();
     for (const k of kept.values()) k.forEach((d, s) => d && sections.add(s));
     for (const section of sections) {
       const data: Record<string, Float32Array> = {};
-      entries.forEach((e, i) => {
-        data[e.name] = kept.get(e.name)?.[section] ??
-          (section === SLOW ? variables[i].dataSync() as Float32Array : new Float32Array(e.size));
-      });
+      for (const e of entries) {
+        // (Slow weights without kept ones stay those init made: the parameters.)
+        const held = kept.get(e.name)?.[section];
+        if (held !== undefined || section !== SLOW) data[e.name] = held ?? new Float32Array(e.size);
+      }
       stateBackend.writeSection(section, data);
     }
-    const state = counts.steps === 0 && counts.skipped === 0 ? first : restoreState<GpuTensor>(
-      config,
-      stateBackend,
-      {
-        ...counts,
-        shapes: inLayoutOrder(
-          stateBackend.layout,
-          entries.map((e) => e.name),
-          entries.map((e) => [e.size]),
-        ),
-      },
-    );
-    return new GpuRunner(entries, state, buffers, backend, config);
+    // The shapes its checkpoints record: the variables' own, as on the CPU backends (without
+    // them, a rank > 1 variable saved here fitted no variable when loaded); under gc flat, so
+    // that the library does not centralize again what tfjs centralized.
+    const shapes = entries.map((e) => config.loop.gc ? [e.size] : [...e.shape]);
+    const state = restoreState<GpuTensor>(config, stateBackend, {
+      ...counts,
+      shapes: inLayoutOrder(stateBackend.layout, entries.map((e) => e.name), shapes),
+    });
+    return new GpuRunner(entries, state, buffers, backend, config, variables);
   } catch (error) {
-    for (const b of buffers) b.destroy();
+    buffers.destroy();
     throw error;
   }
 }
@@ -230,16 +307,10 @@ export class GpuPath {
 
   /**
    * One step over checked gradients, making the state at the first. Refuses, changing nothing,
-   * other variables than the first step's (under `strict` with its error), and new settings
-   * (`stale`: a learning rate set after the state was made).
+   * other variables than the first step's (under `strict` with its error).
    */
-  step(config: Settings, strict: boolean, stale: boolean, items: readonly GradItem[]): void {
+  step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
     let runner = this.#runner;
-    if (runner !== undefined && stale) {
-      throw new TypeError(
-        "setLearningRate on the webgpu backend takes effect in a new optimizer only: save the model with its optimizer, load it, then set the learning rate before training",
-      );
-    }
     if (runner !== undefined && !sameVariables(runner.entries, items)) {
       const error = changeError(runner.entries, items);
       throw strict ? error : new RangeError(
@@ -272,6 +343,17 @@ export class GpuPath {
     });
     this.#kept.forget(entries);
     return runner;
+  }
+
+  /**
+   * Throws a TypeError, changing nothing, where the state is made: its learning rate cannot
+   * change (the device holds the scalars of the next steps, and its own step count).
+   */
+  checkNewLearningRate(): void {
+    if (this.#runner === undefined) return;
+    throw new TypeError(
+      "setLearningRate on the webgpu backend takes effect in a new optimizer only (this one goes on with its learning rate): save the model with its optimizer, load it, then set the learning rate before training",
+    );
   }
 
   /** Frees the state's GPU buffers (then there is none). */

@@ -127,8 +127,11 @@ export class KeptStates {
   /** Steps taken and skipped where no state holds them. */
   steps = 0;
   skipped = 0;
-  /** Set by {@linkcode replace}: saved names may differ from the variables' by `_<n>`. */
-  #renameOnLoad = false;
+  /**
+   * The names of states read by {@linkcode replace} that no variable has taken yet: saved names
+   * may differ from the variables' by `_<n>`.
+   */
+  readonly #loaded = new Set<string>();
 
   /** The variable names kept, in the order they were kept. */
   names(): string[] {
@@ -149,6 +152,7 @@ export class KeptStates {
     const views = stateViews(backend);
     const compact = compactCopies(backend);
     for (const entry of entries) {
+      this.#loaded.delete(entry.name);
       const codes = compact.map((c) => c[entry.name]);
       const sections = views.map((v) => v?.[entry.name]?.slice());
       this.#byName.set(
@@ -163,19 +167,24 @@ export class KeptStates {
 
   /**
    * Replaces everything kept by `kept` (read by `setWeights` or `loadState`), with these step
-   * counts; the next {@linkcode fitting} first matches names that differ by tfjs's `_<n>` suffix.
+   * counts; each {@linkcode fitting} first matches those of them no variable has taken yet to
+   * variables whose names differ by tfjs's `_<n>` suffix (also at a later step than the next:
+   * a variable frozen when the model was saved comes back when it is unfrozen).
    */
   replace(kept: ReadonlyMap<string, Kept>, steps: number, skipped: number): void {
-    this.#byName.clear();
-    for (const [name, k] of kept) this.#byName.set(name, k);
+    this.clear();
+    for (const [name, k] of kept) {
+      this.#byName.set(name, k);
+      this.#loaded.add(name);
+    }
     this.steps = steps;
     this.skipped = skipped;
-    this.#renameOnLoad = true;
   }
 
   /** Forgets every kept state (not the counts). */
   clear(): void {
     this.#byName.clear();
+    this.#loaded.clear();
   }
 
   /**
@@ -188,11 +197,13 @@ export class KeptStates {
     wanted: readonly Wanted[],
     gc: boolean,
   ): Map<string, Fitting> {
-    if (this.#renameOnLoad) this.#matchLoadedNames(wanted, gc);
+    if (this.#loaded.size > 0) this.#matchLoadedNames(wanted, gc);
     const out = new Map<string, Fitting>();
     for (const w of wanted) {
       const k = this.#byName.get(w.name);
-      if (k && this.#fits(k, w.shape, gc)) {
+      if (k && inTfjsOrder(k, w.shape, gc)) {
+        out.set(w.name, transposedCopy(k, entryOf(w.name, w.shape, gc)));
+      } else if (k && this.#fits(k, w.shape, gc)) {
         // The layout it was held in: as this optimizer holds it on the CPU.
         const entry = k.arenaShape || k.sizes ? entryOf(w.name, w.shape, gc) : k.entry;
         // (Codes read packed may carry up to 3 codes of padding.)
@@ -207,7 +218,10 @@ export class KeptStates {
 
   /** Forgets what is kept under the names of `wanted` (now in a live state, or started fresh). */
   forget(wanted: readonly Wanted[]): void {
-    for (const w of wanted) this.#byName.delete(w.name);
+    for (const w of wanted) {
+      this.#byName.delete(w.name);
+      this.#loaded.delete(w.name);
+    }
   }
 
   /** Whether kept state fits a variable of `shape` (same shape, or same arena shape). */
@@ -218,22 +232,24 @@ export class KeptStates {
     }
     if (kept.arenaShape === undefined) return sameShape(kept.entry.shape, shape);
     const entry = entryOf(kept.entry.name, shape, gc);
-    return entry.size === kept.entry.size && sameShape(entry.arenaShape, kept.arenaShape);
+    return (entry.size === kept.entry.size && sameShape(entry.arenaShape, kept.arenaShape)) ||
+      inTfjsOrder(kept, shape, gc);
   }
 
   /**
-   * tfjs-layers names a loaded model's variables `<name>_<n>` where `<name>` is taken (the saved
-   * model still alive in the process), and a saved model's may carry such a suffix too. A kept
-   * state whose name has no variable goes to the one variable of the same base name and shape
-   * that has no kept state of its own; where that is not one variable, nothing is moved (the
-   * variable starts fresh), so nothing is ever mis-assigned.
+   * tfjs-layers names a loaded model's variables `<name>_<n>` where `<name>` was taken before in
+   * the process (the saved model still alive, or built or loaded earlier), and a saved model's
+   * may carry such a suffix too. A loaded state whose name has no variable goes to the one
+   * variable of the same base name and shape that has no kept state of its own (one new to the
+   * optimizer); where that is not one variable, nothing is moved (the variable starts fresh), so
+   * nothing is ever mis-assigned.
    */
   #matchLoadedNames(wanted: readonly Wanted[], gc: boolean): void {
-    this.#renameOnLoad = false;
     const kept = this.#byName;
     const names = new Set(wanted.map((w) => w.name));
     const orphans = [...kept.keys()].filter((k) => !names.has(k));
     for (const orphan of orphans) {
+      if (!this.#loaded.has(orphan)) continue;
       const k = kept.get(orphan)!;
       const candidates = wanted.filter((w) =>
         !kept.has(w.name) && baseName(w.name) === baseName(orphan) && this.#fits(k, w.shape, gc)
@@ -241,9 +257,56 @@ export class KeptStates {
       const others = orphans.filter((o) => o !== orphan && baseName(o) === baseName(orphan));
       if (candidates.length !== 1 || others.length > 0) continue;
       kept.delete(orphan);
+      this.#loaded.delete(orphan);
       kept.set(candidates[0].name, { ...k, entry: { ...k.entry, name: candidates[0].name } });
     }
   }
+}
+
+/**
+ * Whether kept state read by `loadState` holds a kernel of `shape` flat in the tfjs order, where
+ * an optimizer under `gc` holds it transposed (`[out, rest]`): a checkpoint of a state on tfjs's
+ * webgpu backend, where tfjs centralizes and the state keeps every variable in the tfjs layout
+ * (its shapes flat, so that the library does not centralize again).
+ *
+ * @example
+ * ```ts
+ * import { inTfjsOrder } from "./kept.ts";
+ * import { entryOf } from "./layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const kept = { entry: entryOf("k", [6], false), arenaShape: [6], sections: [] };
+ * assert.equal(inTfjsOrder(kept, [2, 3], true), true);
+ * assert.equal(inTfjsOrder(kept, [2, 3], false), false); // held as it is: fits [6] only
+ * assert.equal(inTfjsOrder({ ...kept, arenaShape: [3, 2] }, [2, 3], true), false); // transposed
+ * ```
+ */
+export function inTfjsOrder(kept: Kept, shape: readonly number[], gc: boolean): boolean {
+  const held = kept.arenaShape;
+  if (held === undefined || held.length !== 1) return false;
+  const entry = entryOf(kept.entry.name, shape, gc);
+  return entry.transposed && held[0] === entry.size && kept.entry.size === entry.size;
+}
+
+/**
+ * Kept state held flat in the tfjs order ({@linkcode inTfjsOrder}) laid out as `entry` (the
+ * transposed one) lays it out: copies of its sections; its codes decoded into f32 sections (the
+ * blocks of 256 hold other elements there).
+ */
+function transposedCopy(kept: Kept, entry: Entry): Fitting {
+  const copy = (values: Float32Array) => {
+    const out = new Float32Array(entry.size);
+    toArena(entry, values, out);
+    return out;
+  };
+  const sections = kept.sections.map((d) => d && copy(d));
+  kept.codes?.forEach((c, m) => {
+    if (c === undefined) return;
+    const values = new Float32Array(entry.size);
+    decodeTensor(c.codes.subarray(0, entry.size), c.scales, values);
+    sections[EXP_AVG + m] = copy(values);
+  });
+  return { entry, sections };
 }
 
 /**

@@ -107,7 +107,9 @@ export class TfOptimizer extends tf.Optimizer {
    * The library state the updates run on (undefined before the first step): pass it to
    * `saveState`, `readParams`, `readMoments`. Its tensors are named by variable, in the order
    * of the last `applyGradients`; under `gc`, variables of rank > 1 are held transposed (last
-   * axis first, see the README). Do not `step` or `dispose` it yourself.
+   * axis first, see the README). It holds the variables of the last step only: the state kept
+   * aside for those left out of it (frozen layers) is not in it (it is in `getWeights()`). Do
+   * not `step` or `dispose` it yourself.
    */
   get state(): OptimizerState<unknown> | undefined {
     return this.#gpu.state ?? this.#cpu.state;
@@ -166,12 +168,15 @@ export class TfOptimizer extends tf.Optimizer {
 
   /**
    * Replaces the learning rate (a number or a schedule of the 1-based step) from the next step
-   * on; needed after loading a model saved with a schedule, which cannot be stored.
+   * on; needed after loading a model saved with a schedule, which cannot be stored. Once the
+   * state is on the GPU (tfjs backend webgpu), a TypeError, and nothing changes: the learning
+   * rate is set in a new optimizer there (save the model with its optimizer, load it, set it).
    */
   setLearningRate(lr: number | ((t: number) => number)): void {
     if (typeof lr !== "function" && (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0)) {
       throw optionError("lr", "a finite number ≥ 0 or a schedule", lr);
     }
+    this.#gpu.checkNewLearningRate();
     this.#config = withLearningRate(this.#config, lr);
     this.#stale = true;
   }
@@ -193,7 +198,7 @@ export class TfOptimizer extends tf.Optimizer {
     if (this.#onWebGpu()) {
       // (At the first step there: the state on the CPU, if any, moves to the GPU.)
       if (this.#gpu.state === undefined) this.#cpu.keepAll();
-      this.#gpu.step(this.#config, this.#options.strict, this.#stale, items);
+      this.#gpu.step(this.#config, this.#options.strict, items);
       this.#stale = false;
     } else {
       if (this.#gpu.state !== undefined) {
@@ -248,8 +253,9 @@ export class TfOptimizer extends tf.Optimizer {
    * per variable, then LookAhead's slow weights (`<variable>/slow`), all in the tfjs layout.
    * With `states: "8bit"`, a moment held in 8 bits (a variable of 4096 elements or more) is two
    * tensors instead: `<variable>/m.codes` (int32, four codes to an int32) and
-   * `<variable>/m.scales` (float32, one a block of 256), in the order the state holds the
-   * variable (see tfjs/codes.ts). Variables whose state is kept aside (frozen) come after those
+   * `<variable>/m.scales` (float32, one a block of 256), in the order a CPU state holds the
+   * variable (see tfjs/codes.ts; on webgpu under `gc`, a kernel's moments are f32 weights).
+   * Variables whose state is kept aside (frozen) come after those
    * of the last step.
    */
   override getWeights(): Promise<NamedTensor[]> {

@@ -14,10 +14,18 @@ import type { LearningRate } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
 import { momentsOf } from "../core/origins.ts";
+import { decodeTensor } from "../base/q8_tensor.ts";
 import { dispose, loadState, readMoments, readSlowWeights, saveState } from "../core/operations.ts";
 import { CODES, codeWeights, readCodes, SCALES } from "./codes.ts";
 import type { NamedTensor } from "./gradients.ts";
-import { compactCopies, type Kept, type KeptStates, stateViews } from "./kept.ts";
+import {
+  baseName,
+  compactCopies,
+  inTfjsOrder,
+  type Kept,
+  type KeptStates,
+  stateViews,
+} from "./kept.ts";
 import { type Entry, entryOf, fromArena, sameShape, shapeText, toArena } from "./layout.ts";
 
 /** The tfjs weight-name suffix of each state section, as tfjs names Adam's (`/m`, `/v`). */
@@ -55,7 +63,8 @@ export interface Live {
 /**
  * The weights of `getWeights`: `iter`, then per kind of weight, one tensor per variable of the
  * live state (two for a moment held in 8 bits: its codes and scales), then those kept aside
- * (frozen; or read by loadState and not yet matched to a variable: in its checkpoint layout).
+ * (frozen; or read by loadState and not yet matched to a variable), all in the tfjs layout (state
+ * read by loadState: that of the registered variable it fits, see {@linkcode tfjsEntryOf}).
  */
 export async function weightsOf(
   config: Settings,
@@ -77,10 +86,16 @@ export async function weightsOf(
   const out: NamedTensor[] = [
     { name: "iter", tensor: tf.scalar(live?.state.step ?? kept.steps, "int32") },
   ];
+  const gc = config.loop.gc;
+  // Codes are given in the order a CPU state holds them (a kernel under gc transposed). A state
+  // on webgpu under gc holds its kernels in the tfjs order: their moments are given as f32.
+  const tfjsOrder = gc && live !== undefined && stateInternals(live.state).backend.kind !== "host";
+  const keptEntries = new Map([...kept.values()].map((held) => [held, tfjsEntryOf(held, gc)]));
   kinds.forEach((kind, k) => {
     for (const e of live?.entries ?? []) {
       const name = `${e.name}/${kind.suffix}`;
-      const held = kind.moment === undefined ? undefined : codes[k]?.[e.name];
+      const inOrder = !tfjsOrder || e.shape.length < 2;
+      const held = kind.moment === undefined || !inOrder ? undefined : codes[k]?.[e.name];
       if (held !== undefined) out.push(...codeWeights(name, held));
       else {out.push({
           name,
@@ -89,23 +104,52 @@ export async function weightsOf(
     }
     for (const held of kept.values()) {
       const name = `${held.entry.name}/${kind.suffix}`;
+      const entry = keptEntries.get(held)!;
       const heldCodes = kind.moment === undefined ? undefined : held.codes?.[k];
-      if (heldCodes !== undefined) {
+      const inOrder = !inTfjsOrder(held, entry.shape, gc);
+      if (heldCodes !== undefined && inOrder) {
         out.push(...codeWeights(name, heldCodes));
         continue;
       }
-      const values = held.sections[kind.section];
+      let values = held.sections[kind.section];
+      if (heldCodes !== undefined) {
+        // (Read by loadState from a webgpu state's checkpoint: in the tfjs order.)
+        values = new Float32Array(entry.size);
+        decodeTensor(heldCodes.codes.subarray(0, entry.size), heldCodes.scales, values);
+      }
       if (values === undefined) continue;
-      out.push({
-        name,
-        tensor: tf.tensor(
-          fromArena(held.entry, values),
-          (held.arenaShape ?? held.entry.shape) as number[],
-        ),
-      });
+      out.push({ name, tensor: tf.tensor(fromArena(entry, values), entry.shape as number[]) });
     }
   });
   return out;
+}
+
+/**
+ * How kept state `held` is laid out in the tfjs layout. State read by loadState is held in its
+ * checkpoint's layout (a kernel under `gc` transposed, `[out, rest]`), which gives no tfjs shape:
+ * that of the trainable variable registered with TensorFlow.js that it fits (by name, else by
+ * base name where the variables that fit have one shape), as the next step matches it; where
+ * none fits, the checkpoint's layout.
+ */
+function tfjsEntryOf(held: Kept, gc: boolean): Entry {
+  const arenaShape = held.arenaShape;
+  if (arenaShape === undefined) return held.entry;
+  const name = held.entry.name;
+  const fits = (v: tf.Variable) => {
+    const entry = entryOf(name, v.shape, gc);
+    return (entry.size === held.entry.size && sameShape(entry.arenaShape, arenaShape)) ||
+      inTfjsOrder(held, v.shape, gc);
+  };
+  const variables = Object.values(tf.engine().registeredVariables).filter((v) =>
+    v.trainable && v.dtype === "float32" && !v.isDisposed &&
+    baseName(v.name) === baseName(name) && fits(v)
+  );
+  const own = variables.find((v) => v.name === name);
+  const shapes = own ? [own.shape] : variables.map((v) => v.shape);
+  if (shapes.length > 0 && shapes.every((shape) => sameShape(shape, shapes[0]))) {
+    return entryOf(name, shapes[0], gc && !inTfjsOrder(held, shapes[0], gc));
+  }
+  return { ...held.entry, shape: [...arenaShape] };
 }
 
 /**

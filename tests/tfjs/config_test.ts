@@ -226,3 +226,53 @@ Deno.test("tfjs config: getConfig/fromConfig round trip; a stored schedule must 
   tf.dispose([w, g]);
   for (const o of [opt, back, scheduled, restored]) o.dispose();
 });
+
+Deno.test("tfjs config: groups of variables saved with tfjs's suffix (`<name>_1`) go to them when loaded under another (`<name>_2`) or none", async () => {
+  await useBackend("cpu");
+  // Explicit layer names, the model built twice: the second's variables are `<name>_1`.
+  const build = () => {
+    const model = tfl.sequential({
+      layers: [tfl.layers.dense({ units: 3, inputShape: [6], name: "config_suffix" })],
+    });
+    const values = model.getWeights().map((w, i) => tf.fill(w.shape, 0.5 + i));
+    model.setWeights(values);
+    tf.dispose(values);
+    return model;
+  };
+  const first = build(), model = build();
+  const decayed = adamw({
+    lr: 1e-2,
+    weightDecay: 0.5,
+    groups: [{ match: /bias/, weightDecay: 0 }],
+  });
+  model.compile({ optimizer: tfOptimizer(decayed), loss: "meanSquaredError" });
+  const { x, y } = data([6], 8, 3);
+  await model.fit(x, y, fitInOrder(1));
+  const saved = throughJson(await saveToMemory(model));
+  const stored = (saved.trainingConfig!.optimizer_config as { config: TfOptimizerConfig }).config;
+  assert.deepEqual(stored.settings.tensors, [
+    { name: "config_suffix/kernel_1", group: 0 },
+    { name: "config_suffix/bias_1", group: 1 },
+  ]);
+  const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
+  assert.deepEqual(loaded.weights.map((w) => w.name), [
+    "config_suffix/kernel_2",
+    "config_suffix/bias_2",
+  ]);
+  // The bias keeps weight decay 0: training on gives the bits of the model that was saved.
+  await model.fit(x, y, fitInOrder(2));
+  await loaded.fit(x, y, fitInOrder(2));
+  const [a, b] = [await weightValues(model), await weightValues(loaded)];
+  a.forEach((w, i) => assert.deepEqual(b[i], w, `weight ${i}`));
+  // In a fresh process the variables would have no suffix: the same group.
+  const match = (loaded.optimizer as TfOptimizer).settings.loop.groups[0].match as (
+    n: string,
+  ) => boolean;
+  assert.deepEqual(
+    ["config_suffix/bias", "config_suffix/kernel", "config_suffix/bias_3"].map(match),
+    [true, false, true],
+  );
+  tf.dispose([x, y]);
+  first.dispose();
+  disposeModels(model, loaded);
+});

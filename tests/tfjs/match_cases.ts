@@ -111,4 +111,33 @@ export function matchingTests<T>(loader: Loader<T>): void {
     loader.free(partial);
     loader.free(suffixed);
   });
+
+  Deno.test(`tfjs: ${method}: a variable named <name>_1 that is not in the first step takes its state when it comes`, async () => {
+    await useBackend("cpu");
+    const [a, b] = [name("late/a"), name("late/b")];
+    const state = await loader.of([a, b], [[3], [2, 2]]);
+    // The reference: the same variables under the saved names.
+    const shapes = [[3], [2, 2]];
+    const same = [a, b].map((n, i) => tf.variable(tf.ones(shapes[i]), true, n));
+    const renamed = [a, b].map((n, i) => tf.variable(tf.ones(shapes[i]), true, `${n}_1`));
+    const [opt, ref] = [tfOptimizer(adam({ lr: 0.1 })), tfOptimizer(adam({ lr: 0.1 }))];
+    await loader.load(opt, state);
+    await loader.load(ref, state);
+    // b is frozen at first (a layer frozen when the model was saved), then trained.
+    stepAll(opt, [renamed[0]]);
+    stepAll(ref, [same[0]]);
+    stepAll(opt, renamed, 0.5);
+    stepAll(ref, same, 0.5);
+    const [got, want] = [await optimizerSnapshot(opt), await optimizerSnapshot(ref)];
+    assert.deepEqual(
+      got.weights.map((w) => w[0]),
+      want.weights.map((w) => `${w[0]}`.replace(/\/(m|v)$/, "_1/$1")),
+    );
+    assert.deepEqual(got.weights.map((w) => w[1]), want.weights.map((w) => w[1]));
+    renamed.forEach((v, i) => assert.deepEqual(v.dataSync(), same[i].dataSync()));
+    opt.dispose();
+    ref.dispose();
+    tf.dispose([...same, ...renamed]);
+    loader.free(state);
+  });
 }

@@ -122,3 +122,59 @@ Deno.test("tfjs: saveState(optimizer.state) → optimizer.loadState(bytes) resum
   a.dispose();
   c.dispose();
 });
+
+Deno.test("tfjs: a layer frozen when the model was saved resumes its moments when unfrozen after loadLayersModel (variables `<name>_1`)", async () => {
+  for (const backend of CPU_BACKENDS) {
+    await useBackend(backend);
+    const whole = denseNet(22);
+    const compile = (model: tfl.LayersModel, trainable: boolean) => {
+      model.layers[0].trainable = trainable;
+      model.compile({ optimizer: model.optimizer, loss: "meanSquaredError" });
+    };
+    whole.compile({ optimizer: tfOptimizer(radam({ lr: 1e-2 })), loss: "meanSquaredError" });
+    const { x, y } = data([6], 8, 23);
+    await whole.fit(x, y, fitInOrder(2));
+    compile(whole, false);
+    await whole.fit(x, y, fitInOrder(1));
+    // Loaded while `whole` is alive: its variables are named `<name>_1`; its first layer frozen.
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(await saveToMemory(whole)));
+    assert.equal(loaded.layers[0].trainable, false);
+    await whole.fit(x, y, fitInOrder(1));
+    await loaded.fit(x, y, fitInOrder(1));
+    compile(whole, true);
+    compile(loaded, true);
+    await whole.fit(x, y, fitInOrder(2));
+    await loaded.fit(x, y, fitInOrder(2));
+    const a = await weightValues(whole), b = await weightValues(loaded);
+    a.forEach((w, i) => assert.deepEqual(b[i], w, `${backend}: weight ${i}`));
+    const wa = await whole.optimizer.getWeights(), wb = await loaded.optimizer.getWeights();
+    assert.deepEqual(wb.map((w) => w.name), wa.map((w) => w.name.replace(/\/(m|v)$/, "_1/$1")));
+    tf.dispose([x, y, ...wa.map((w) => w.tensor), ...wb.map((w) => w.tensor)]);
+    disposeModels(whole, loaded);
+  }
+});
+
+Deno.test("tfjs: after optimizer.loadState(bytes), getWeights is in the tfjs layout: a model saved then (gc kernels included) resumes bit for bit", async () => {
+  await useBackend("cpu");
+  const make = () => ranger({ lr: 1e-2, k: 4 });
+  const whole = denseNet(24), first = denseNet(24);
+  whole.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
+  first.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
+  const { x, y } = data([6], 16, 25);
+  await whole.fit(x, y, fitInOrder(5)); // 20 steps
+  await first.fit(x, y, fitInOrder(3)); // 12 steps, then a library checkpoint
+  const bytes = await saveState((first.optimizer as TfOptimizer).state!);
+  // The model with a new optimizer given the checkpoint, saved before it trains (a conversion).
+  const second = await tfl.loadLayersModel(tf.io.fromMemory(await saveToMemory(first)));
+  second.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
+  await (second.optimizer as TfOptimizer).loadState(bytes);
+  const given = await second.optimizer.getWeights(), held = await first.optimizer.getWeights();
+  assert.deepEqual(given.map((w) => w.tensor.shape), held.map((w) => w.tensor.shape));
+  assert.deepEqual(given.map((w) => w.tensor.dataSync()), held.map((w) => w.tensor.dataSync()));
+  const third = await tfl.loadLayersModel(tf.io.fromMemory(await saveToMemory(second)));
+  await third.fit(x, y, fitInOrder(2));
+  const a = await weightValues(whole), b = await weightValues(third);
+  a.forEach((w, i) => assert.deepEqual(b[i], w, `weight ${i}`));
+  tf.dispose([x, y, ...given.map((w) => w.tensor), ...held.map((w) => w.tensor)]);
+  disposeModels(whole, first, second, third);
+});

@@ -7,8 +7,8 @@
  */
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
-import { adam, ranger } from "../../mod.ts";
-import { tfOptimizer } from "../../tfjs.ts";
+import { adam, ranger, readMoments, saveState } from "../../mod.ts";
+import { type SettingsHolder, type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import {
   convNet,
   data,
@@ -200,5 +200,245 @@ Deno.test({
     });
     tf.dispose([x, y]);
     disposeModels(whole, first, loaded);
+  },
+});
+
+/**
+ * Variables of `sizes` stepped 6 times by an optimizer of `make` on tfjs backend `backend`, each
+ * assigned new values (as `model.setWeights` does) before the 4th step: their values after.
+ */
+async function assignedMidway(
+  backend: string,
+  make: () => SettingsHolder,
+  sizes: number[],
+): Promise<Float32Array[]> {
+  await useBackend(backend);
+  const vars = sizes.map((n, i) =>
+    tf.variable(tf.tensor1d(randoms(n, 1 + i)), true, `gpu/assigned/${backend}/${i}`)
+  );
+  const optimizer = tfOptimizer(make());
+  for (let t = 0; t < 6; t++) {
+    if (t === 3) {
+      const values = sizes.map((n, i) => tf.tensor1d(randoms(n, 50 + i)));
+      vars.forEach((v, i) => v.assign(values[i]));
+      tf.dispose(values);
+    }
+    const grads = sizes.map((n, i) => tf.tensor1d(randoms(n, 100 + 10 * t + i)));
+    optimizer.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
+    tf.dispose(grads);
+  }
+  assert.equal(optimizer.backend, backend === "webgpu" ? "webgpu" : "wasm");
+  const out = await Promise.all(vars.map(async (v) => (await v.data() as Float32Array).slice()));
+  optimizer.dispose();
+  tf.dispose(vars);
+  return out;
+}
+
+Deno.test({
+  name: "tfjs webgpu: a variable assigned between steps (setWeights) is stepped from its new value",
+  ...sanitize,
+  async fn() {
+    // Lengths that are a multiple of 4 and not (the kernel moves whole vec4s); 8 bits too.
+    const cases: [() => SettingsHolder, number[]][] = [
+      [() => adam({ lr: 0.1 }), [5, 8, 3]],
+      [() => ranger({ lr: 1e-2, k: 2, states: "8bit" }), [4099, 7]],
+    ];
+    for (const [make, sizes] of cases) {
+      const want = await assignedMidway("cpu", make, sizes);
+      const got = await assignedMidway("webgpu", make, sizes);
+      want.forEach((w, i) => {
+        for (let j = 0; j < w.length; j++) {
+          assert.ok(
+            Math.abs(got[i][j] - w[j]) <= 1e-5,
+            `variable ${i}[${j}]: ${got[i][j]} vs ${w[j]}`,
+          );
+        }
+      });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tfjs webgpu: setLearningRate once the state is on the GPU is refused at the call; training goes on unchanged",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const vars = [0, 1].map((i) => tf.variable(tf.tensor1d(randoms(6, 70)), true, `gpu/lr/${i}`));
+    const [opt, twin] = [tfOptimizer(adam({ lr: 0.1 })), tfOptimizer(adam({ lr: 0.1 }))];
+    const stepBoth = (t: number) => {
+      const g = tf.tensor1d(randoms(6, 80 + t));
+      opt.applyGradients({ [vars[0].name]: g });
+      twin.applyGradients({ [vars[1].name]: g });
+      g.dispose();
+    };
+    stepBoth(0);
+    assert.throws(() => opt.setLearningRate(0.01), (e: Error) => {
+      assert.ok(e instanceof TypeError, String(e));
+      assert.match(e.message, /^setLearningRate on the webgpu backend takes effect in a new/);
+      return true;
+    });
+    assert.equal(opt.settings.hyperparameters.lr, 0.1);
+    assert.equal(opt.getConfig().settings.hyperparameters.lr, 0.1);
+    for (let t = 1; t < 4; t++) stepBoth(t);
+    assert.equal(opt.iterations, 4);
+    assert.deepEqual(await vars[0].data(), await vars[1].data());
+    opt.dispose();
+    twin.dispose();
+    tf.dispose(vars);
+  },
+});
+
+/**
+ * Variables of shapes [3, 5], [5], [4099], [64, 65] stepped 6 times by optimizers of `make`: the
+ * first 3 steps on webgpu by one, the others (on tfjs backend `then`) by a new one given its
+ * state by `carry` (none: the same one). Their values after.
+ */
+async function carriedOver(
+  tag: string,
+  make: () => SettingsHolder,
+  carry?: (from: TfOptimizer, to: TfOptimizer) => Promise<void>,
+  then = "webgpu",
+): Promise<Float32Array[]> {
+  await useBackend("webgpu");
+  const shapes = [[3, 5], [5], [4099], [64, 65]];
+  const vars = shapes.map((s, i) =>
+    tf.variable(tf.tensor(randoms(s.reduce((a, b) => a * b), 90 + i), s), true, `${tag}/${i}`)
+  );
+  let optimizer = tfOptimizer(make());
+  for (let t = 0; t < 6; t++) {
+    if (t === 3 && then !== "webgpu") {
+      // (tfjs would move the variables with a synchronous read, which Deno's webgpu lacks.)
+      const values = await Promise.all(vars.map((v) => v.data()));
+      await useBackend(then);
+      const moved = vars.map((v, i) => tf.tensor(values[i], v.shape));
+      vars.forEach((v, i) => v.assign(moved[i]));
+      tf.dispose(moved);
+    }
+    if (t === 3 && carry !== undefined) {
+      const next = tfOptimizer(make());
+      await carry(optimizer, next);
+      optimizer.dispose();
+      optimizer = next;
+    }
+    const grads = vars.map((v, i) => tf.tensor(randoms(v.size, 200 + 10 * t + i), v.shape));
+    optimizer.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
+    tf.dispose(grads);
+  }
+  assert.equal(optimizer.backend, then === "webgpu" ? "webgpu" : "wasm");
+  const out = await Promise.all(vars.map(async (v) => (await v.data() as Float32Array).slice()));
+  optimizer.dispose();
+  tf.dispose(vars);
+  return out;
+}
+
+/** `to` takes the state of `from` through a library checkpoint. */
+async function throughCheckpoint(from: TfOptimizer, to: TfOptimizer): Promise<void> {
+  await to.loadState(await saveState(from.state!));
+}
+
+Deno.test({
+  name:
+    "tfjs webgpu: saveState(optimizer.state) → optimizer.loadState(bytes) and getWeights → setWeights resume bit for bit, rank-2 variables (kernels under gc, 8 bits) included",
+  ...sanitize,
+  async fn() {
+    const makers = [
+      () => adam({ lr: 0.05 }),
+      () => ranger({ lr: 1e-2, k: 2 }),
+      () => ranger({ lr: 1e-2, k: 2, states: "8bit" }),
+    ];
+    for (const [n, make] of makers.entries()) {
+      const whole = await carriedOver(`gpu/carry/whole${n}`, make);
+      const resumed = await carriedOver(`gpu/carry/state${n}`, make, throughCheckpoint);
+      whole.forEach((w, i) => assert.deepEqual(resumed[i], w, `optimizer ${n}, variable ${i}`));
+      // And through getWeights/setWeights (8-bit kernels under gc as f32: the same codes again).
+      const byWeights = await carriedOver(`gpu/carry/weights${n}`, make, async (from, to) => {
+        const weights = await from.getWeights();
+        await to.setWeights(weights);
+        tf.dispose(weights.map((w) => w.tensor));
+      });
+      whole.forEach((w, i) => assert.deepEqual(byWeights[i], w, `optimizer ${n}, variable ${i}`));
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tfjs webgpu: a checkpoint of a Ranger state on webgpu (kernels in the tfjs layout) resumes on cpu as its weights do",
+  ...sanitize,
+  async fn() {
+    const make = () => ranger({ lr: 1e-2, k: 2 });
+    const byWeights = await carriedOver("gpu/tocpu/weights", make, async (from, to) => {
+      const weights = await from.getWeights();
+      await to.setWeights(weights);
+      tf.dispose(weights.map((w) => w.tensor));
+    }, "cpu");
+    const byCheckpoint = await carriedOver("gpu/tocpu/state", make, async (from, to) => {
+      await throughCheckpoint(from, to);
+      // Its weights are in the tfjs layout too, before the first step.
+      const weights = await to.getWeights();
+      const kernel = weights.find((w) => w.name === "gpu/tocpu/state/0/m")!;
+      assert.deepEqual(kernel.tensor.shape, [3, 5]);
+      tf.dispose(weights.map((w) => w.tensor));
+    }, "cpu");
+    byWeights.forEach((w, i) => assert.deepEqual(byCheckpoint[i], w, `variable ${i}`));
+  },
+});
+
+Deno.test({
+  name:
+    "tfjs webgpu: the weights and checkpoint of an 8-bit Ranger state (kernels in the tfjs order) give a CPU optimizer its moments",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const [rows, cols] = [64, 65]; // 4160 elements: held in 8 bits
+    const v = tf.variable(tf.tensor(randoms(rows * cols, 3), [rows, cols]), true, "gpu/q8/k");
+    const make = () => ranger({ lr: 1e-2, states: "8bit" });
+    const gpu = tfOptimizer(make());
+    for (let t = 0; t < 3; t++) {
+      const g = tf.tensor(randoms(rows * cols, 10 + t), [rows, cols]);
+      gpu.applyGradients({ [v.name]: g });
+      g.dispose();
+    }
+    const want = (await readMoments(gpu.state!)).exp_avg[v.name]; // the tfjs order
+    const weights = await gpu.getWeights();
+    const bytes = await saveState(gpu.state!);
+    const given = await Promise.all(
+      weights.map(async (w) => ({ ...w, values: await w.tensor.data(), shape: w.tensor.shape })),
+    );
+    const values = await v.data();
+    await useBackend("cpu");
+    const moved = tf.tensor(values, [rows, cols]);
+    v.assign(moved);
+    moved.dispose();
+    const largest = want.reduce((a, x) => Math.max(a, Math.abs(x)), 0);
+    const loaders: ((opt: TfOptimizer) => Promise<void>)[] = [
+      (opt) =>
+        opt.setWeights(
+          given.map((w) => ({
+            name: w.name,
+            tensor: tf.tensor(w.values, w.shape, w.tensor.dtype),
+          })),
+        ),
+      (opt) => opt.loadState(bytes),
+    ];
+    for (const [n, load] of loaders.entries()) {
+      const cpu = tfOptimizer(make());
+      await load(cpu);
+      const g = tf.zeros([rows, cols]);
+      cpu.applyGradients({ [v.name]: g }); // m ← β₁·m: the order shows
+      g.dispose();
+      // The CPU holds the kernel transposed; within 8-bit requantization of the GPU's m.
+      const got = (await readMoments(cpu.state!)).exp_avg[v.name];
+      for (let r = 0; r < rows; r++) {
+        for (let c = 0; c < cols; c++) {
+          const error = Math.abs(got[c * rows + r] - 0.95 * want[r * cols + c]);
+          assert.ok(error <= largest / 32, `loader ${n}: m[${r}, ${c}] off by ${error}`);
+        }
+      }
+      cpu.dispose();
+    }
+    tf.dispose([v, ...weights.map((w) => w.tensor)]);
+    gpu.dispose();
   },
 });
