@@ -27,7 +27,7 @@
  * @module
  */
 import type { ArenaLayout, CompactMoment } from "../base/arena.ts";
-import { type AnyBackend, holdsCodes } from "../base/backend.ts";
+import { type AnyBackend, type DeviceCounter, holdsCodes } from "../base/backend.ts";
 import { Q8_VERSION } from "../base/q8.ts";
 import {
   CheckpointError,
@@ -132,7 +132,7 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
  */
 async function settledFor(
   state: OptimizerState<unknown>,
-  counter: { settle(): Promise<void> },
+  counter: DeviceCounter,
 ): Promise<void> {
   await counter.settle();
   try {
