@@ -37,9 +37,9 @@ export const CONTROL = {
   /** The t this step's update runs at, or 0 when it does not run (written by `decide`). */
   step_t: "u32",
   /**
-   * The clipping factor of this step, clipGradNorm / norm, taken as (clipGradNorm / largest |g|)
-   * / sqrt(sum) (written with `norm`): finite where the norm of finite gradients is past f32's
-   * range, and reads Infinity.
+   * The clipping factor of this step, clipGradNorm / norm, as `clip_pow2 · clip_scale` (written
+   * with `norm`, see `set_norm` in wgsl_norm.ts): finite where the norm of finite gradients is
+   * past f32's range, and reads Infinity; a normal f32 where the factor is below 2⁻¹²⁶.
    */
   clip_scale: "f32",
   /** Steps submitted (every `decide`). */
@@ -56,7 +56,8 @@ export const CONTROL = {
   norm_bits: "u32",
   /** `submitted` at the halt. */
   halted_at: "u32",
-  pad1: "u32",
+  /** The power of two the gradients are first multiplied by where clipping (1, or 2⁻¹²⁶). */
+  clip_pow2: "f32",
 } as const satisfies Record<string, WordType>;
 
 /** The word of each field of the control buffer. */

@@ -67,14 +67,30 @@ fn bad_key(x: vec4<f32>, e: u32) -> u32 {
 /**
  * WGSL of `set_norm(m, sum)`, which writes the step's gradient norm and clipping factor into the
  * control buffer (`control` and the constants `s` must be bound): norm = M · sqrt(sum) of
- * gradients of largest |g| M and sum of (g / M)², the factor clip_max / norm as (clip_max / M) /
- * sqrt(sum), so that finite gradients whose norm is past f32's range (Infinity) are still clipped.
+ * gradients of largest |g| M and sum of (g / M)², and the factor max / norm, computed as
+ * (max / sqrt(sum)) / fract(M) · 2^−exp(M) (M = fract · 2^exp), so that finite gradients whose
+ * norm is past f32's range (Infinity) are still clipped. Where that factor is below 2⁻¹²⁶ (an
+ * f32 subnormal of a few significant bits, or 0), it is held as 2⁻¹²⁶ · (its value · 2¹²⁶): the
+ * kernels multiply the gradients by 2⁻¹²⁶ first (exact where |g| ≥ 1: the products that matter),
+ * as the CPU backends then scale them in float64.
  */
 export const SET_NORM_WGSL = /* wgsl */ `
 fn set_norm(m: f32, sum: f32) {
   let root = sqrt(sum);
   control.norm = m * root;
-  control.clip_scale = select(1.0, (s.clip_max / m) / root, m > 0.0);
+  var pow2 = 1.0;
+  var scale = 1.0;
+  if (m > 0.0) {
+    let parts = frexp(m);
+    let x = (s.clip_max / root) / parts.fract;
+    scale = ldexp(x, -parts.exp);
+    if (scale < ${2 ** -126}) {
+      pow2 = ${2 ** -126};
+      scale = ldexp(x, 126 - parts.exp);
+    }
+  }
+  control.clip_scale = scale;
+  control.clip_pow2 = pow2;
 }`;
 
 const PARTIAL_WGSL = "struct Partial { largest: f32, sum: f32, key: u32, pad0: u32 }";
