@@ -27,7 +27,7 @@
  * @module
  */
 import type { ArenaLayout, CompactMoment } from "../base/arena.ts";
-import { type AnyBackend, holdsCodes } from "../base/backend.ts";
+import { type AnyBackend, type DeviceCounter, holdsCodes } from "../base/backend.ts";
 import { Q8_VERSION } from "../base/q8.ts";
 import {
   CheckpointError,
@@ -92,9 +92,10 @@ const LOAD_OPTIONS = Object.keys(
 
 /** Writes a state as safetensors bytes; see `saveState` in mod.ts. */
 export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Uint8Array> {
-  // Where the device counts the steps, wait until it has reported every step submitted.
+  // Where the device counts the steps, wait until it has reported every step submitted; its
+  // reads then copy the sections at once, at these counts (later steps do not reach them).
   const first = stateInternals(state).backend;
-  if (first.kind !== "host") await first.counter.settle();
+  if (first.kind !== "host") await settledFor(state, first.counter);
   const { config, backend, steps, skipped, shapes } = stateInternals(state);
   const layout = backend.layout;
   // A host arena is read in place, and written into the file before this call returns: an
@@ -123,6 +124,26 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
     ...(codes ? { q8: Q8_VERSION } : {}),
   };
   return writeSafetensors(tensors, metadata);
+}
+
+/**
+ * Waits for the device's step counts; a TypeError if `state` was stepped meanwhile (its counts
+ * and sections are then of a later step than the call's).
+ */
+async function settledFor(
+  state: OptimizerState<unknown>,
+  counter: DeviceCounter,
+): Promise<void> {
+  await counter.settle();
+  try {
+    stateInternals(state);
+  } catch (error) {
+    if (!(error instanceof TypeError) || !/consumed/.test(error.message)) throw error;
+    throw new TypeError(
+      "The state was stepped before saveState() read it (WebGPU first waits for the GPU to report its steps): await saveState(state) before the next step",
+      { cause: error },
+    );
+  }
 }
 
 /** The sections a checkpoint reads, and each moment's codes where the arena holds some. */

@@ -97,10 +97,11 @@ export function dispose(state: OptimizerState<unknown>): void {
 
 /**
  * Copies of the current parameters, by name (a one-tensor state made from a bare
- * `Float32Array` names it `""`). The copies do not change as later steps are taken. On the CPU
- * backends they are taken at the call; on WebGPU they are read back once every step submitted
- * before the read runs has run: await them before the next step to read the state given (as
- * for {@linkcode readMoments}, {@linkcode readSlowWeights} and {@linkcode saveState}).
+ * `Float32Array` names it `""`). The copies do not change as later steps are taken, and are of
+ * the state as it was at the call, though steps follow before they resolve: the CPU backends
+ * copy at the call; WebGPU copies on the GPU at the call (one submission) and reads the copy
+ * back once the GPU has reported every step before it (as {@linkcode readMoments} and
+ * {@linkcode readSlowWeights} do).
  *
  * @example
  * ```ts
@@ -182,9 +183,10 @@ export function readSlowWeights(
  * string `__metadata__`. The state stays usable; a state holding NaN or ±Infinity is refused
  * (RangeError naming the tensor and index). On the CPU backends the file is of the state as it
  * was at the call, even where steps are taken before the Promise is awaited
- * (`saveState(state).then(write)`, training on); on WebGPU, where the parameters are read back,
- * await it before the next step (a step taken first makes it reject: the state was consumed). A learning-rate schedule is not stored
- * (functions cannot be): pass it again to {@linkcode loadState}. See the README's
+ * (`saveState(state).then(write)`, training on); on WebGPU, which first waits for the GPU to
+ * report its steps, await it before the next step: a step taken before it has read the state
+ * makes it reject (a TypeError) rather than write a file of two steps. A learning-rate schedule
+ * is not stored (functions cannot be): pass it again to {@linkcode loadState}. See the README's
  * "Checkpoints" section for the format.
  *
  * @example Save at the end of one invocation, resume in the next

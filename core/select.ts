@@ -121,7 +121,9 @@ export function placement(
   if (threads > 1) checkThreadSupport(threads);
   return async (layout) => {
     if (await wasmRefused(config)) return js(layout);
-    return threads > 1 && layout.total >= config.run.threadThreshold
+    // Parameters, not arena elements (an 8-bit arena's block padding counts for none).
+    const parameters = layout.lengths.reduce((sum, n) => sum + n, 0);
+    return threads > 1 && parameters >= config.run.threadThreshold
       ? createThreadedWasmBackend(layout, threads)
       : createWasmBackend(layout);
   };

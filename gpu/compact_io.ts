@@ -14,29 +14,48 @@ import {
 } from "../base/arena.ts";
 import { blocksOf, Q8_BLOCK } from "../base/q8.ts";
 import { decodeTensor, encodeTensor } from "../base/q8_tensor.ts";
-import type { SectionIO } from "./section_io.ts";
+import type { ReadRange } from "./section_io.ts";
 
 /**
- * Copies of the codes and scales of moment `k` of each compact tensor, by name (the padding's
- * codes left out).
+ * The bytes a read of the codes and scales of moment `k` copies (none without compact tensors):
+ * its codes section, and the scales section up to its scales ({@linkcode compactOf} takes them
+ * apart).
  *
  * @example
  * ```ts ignore
- * const { w } = await readCompact(io, layout, 0);
+ * const snapshot = io.snapshot(compactRanges(layout, 0));
  * ```
  */
-export async function readCompact(
-  io: SectionIO,
+export function compactRanges(layout: ArenaLayout, k: number): ReadRange[] {
+  if (!layout.compact.includes(true)) return [];
+  const count = layout.total - layout.compactStart;
+  // The scales of every moment share a section: moment k's from block k · count / 256.
+  return [
+    { section: codesSection(k), bytes: count },
+    { section: scalesSection(0), bytes: (count / Q8_BLOCK) * 4 * (k + 1) },
+  ];
+}
+
+/**
+ * Copies of the codes and scales of moment `k` of each compact tensor, by name (the padding's
+ * codes left out), from the bytes of its {@linkcode compactRanges} a snapshot read.
+ *
+ * @example
+ * ```ts ignore
+ * const [codes, scales] = await snapshot.read();
+ * const { w } = compactOf(layout, 0, codes, scales);
+ * ```
+ */
+export function compactOf(
   layout: ArenaLayout,
   k: number,
-): Promise<Record<string, CompactMoment>> {
+  codes: ArrayBuffer,
+  scaleBytes: ArrayBuffer,
+): Record<string, CompactMoment> {
   const out: Record<string, CompactMoment> = {};
   if (!layout.compact.includes(true)) return out;
   const count = layout.total - layout.compactStart;
-  const codes = await io.readBytes(codesSection(k), count);
-  // The scales of every moment share a section: moment k's from block k · count / 256.
-  const all = await io.readBytes(scalesSection(0), (count / Q8_BLOCK) * 4 * (k + 1));
-  const scales = new Float32Array(all, (count / Q8_BLOCK) * 4 * k);
+  const scales = new Float32Array(scaleBytes, (count / Q8_BLOCK) * 4 * k);
   layout.names.forEach((name, i) => {
     if (!layout.compact[i]) return;
     const at = layout.offsets[i] - layout.compactStart;

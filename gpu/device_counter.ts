@@ -36,7 +36,12 @@ export const CONTROL = {
   key: "u32",
   /** The t this step's update runs at, or 0 when it does not run (written by `decide`). */
   step_t: "u32",
-  pad0: "u32",
+  /**
+   * The clipping factor of this step, clipGradNorm / norm, as `clip_pow2 · clip_scale` (written
+   * with `norm`, see `set_norm` in wgsl_norm.ts): finite where the norm of finite gradients is
+   * past f32's range, and reads Infinity; a normal f32 where the factor is below 2⁻¹²⁶.
+   */
+  clip_scale: "f32",
   /** Steps submitted (every `decide`). */
   submitted: "u32",
   /** Steps taken. */
@@ -51,7 +56,8 @@ export const CONTROL = {
   norm_bits: "u32",
   /** `submitted` at the halt. */
   halted_at: "u32",
-  pad1: "u32",
+  /** The power of two the gradients are first multiplied by where clipping (1, or 2⁻¹²⁶). */
+  clip_pow2: "f32",
 } as const satisfies Record<string, WordType>;
 
 /** The word of each field of the control buffer. */
@@ -326,6 +332,8 @@ export class GpuStepCounter implements DeviceCounter {
       }
       await this.#readback;
       await this.#allChecked();
+      // (Disposed meanwhile: the readback found its buffer gone, and no step is missing.)
+      this.#checkUsable();
       if (own && this.#readbackFrom === this.#submitted) this.#unwatchedRefusals();
     }
   }

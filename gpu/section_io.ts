@@ -1,7 +1,7 @@
 /**
  * The arena's section buffers of the WebGPU backend and the reads and writes of whole sections
- * (readback through one reused staging buffer, checkpoint restores, LookAhead's start), with
- * the copies to and from the params the caller owns.
+ * (readbacks, each copied at its call in one submission into a buffer of its own; checkpoint
+ * restores; LookAhead's start), with the copies to and from the params the caller owns.
  *
  * @module
  */
@@ -10,9 +10,6 @@ import type { GpuTensor } from "./gpu_tensors.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
 import { sectionBytes } from "./compact_plan.ts";
 import { type Dispatch, dispatchEach } from "./pipelines.ts";
-
-/** Largest staging buffer used for readback. */
-const STAGING_BYTES = 16 * 1024 * 1024;
 
 const SECTION_LABELS = [
   "params",
@@ -81,13 +78,48 @@ export interface CallerParams {
   labels: string;
 }
 
+/** The first `bytes` bytes (a multiple of 4) of a section, to read back. */
+export interface ReadRange {
+  section: number;
+  bytes: number;
+}
+
+/** Sections copied at one point of the queue (`SectionIO.snapshot`), to read back. */
+export interface Snapshot {
+  /** The bytes of each range, once the GPU has copied them (call once). */
+  read(): Promise<ArrayBuffer[]>;
+  /** Frees the readback buffer (after `read`, or instead of it). */
+  discard(): void;
+}
+
+/** The moment a section holds (0 or 1), or -1. */
+export function momentOf(section: number): number {
+  return section === EXP_AVG ? 0 : section === EXP_AVG_SQ ? 1 : -1;
+}
+
+/** Slots of every tensor of `layout` in one section buffer. */
+export function slotsOf(layout: ArenaLayout, section: GPUBuffer): Record<string, GpuTensor> {
+  const out: Record<string, GpuTensor> = {};
+  layout.names.forEach((name, i) => {
+    out[name] = Object.freeze({
+      buffer: section,
+      offset: layout.offsets[i] * 4,
+      size: layout.lengths[i] * 4,
+      length: layout.lengths[i],
+    });
+  });
+  return out;
+}
+
 /**
  * Reads and writes of whole sections of one state's arena.
  *
  * @example
  * ```ts ignore
- * const io = new SectionIO(device, layout, sections, callerParams);
- * const moments = await io.read(EXP_AVG, () => {});
+ * const io = new SectionIO(device, layout, sections, () => backend.checkUsable(), callerParams);
+ * const snapshot = io.snapshot([io.sectionRange(EXP_AVG)]); // the state now
+ * const moments = io.valuesOf(EXP_AVG, (await snapshot.read())[0]);
+ * snapshot.discard();
  * ```
  */
 export class SectionIO {
@@ -95,15 +127,20 @@ export class SectionIO {
   readonly #layout: ArenaLayout;
   readonly #sections: readonly GPUBuffer[];
   readonly #caller: CallerParams;
-  #staging: GPUBuffer | undefined;
+  /** Throws if the state can no longer be read (its device lost, or it was disposed). */
+  readonly #checkUsable: () => void;
+  /** The readback buffers of the snapshots not yet discarded. */
+  readonly #readbacks = new Set<GPUBuffer>();
 
   constructor(
     device: GPUDevice,
     layout: ArenaLayout,
     sections: readonly GPUBuffer[],
+    checkUsable: () => void,
     caller: CallerParams,
   ) {
     this.#device = device;
+    this.#checkUsable = checkUsable;
     this.#layout = layout;
     this.#sections = sections;
     this.#caller = caller;
@@ -122,17 +159,19 @@ export class SectionIO {
     }
   }
 
-  /**
-   * Every tensor of a section, read back through one reused staging buffer (one read at a
-   * time: the caller chains them); `checkUsable` throws if the device was lost meanwhile.
-   */
-  async read(section: number, checkUsable: () => void): Promise<Record<string, Float32Array>> {
+  /** The bytes of a section that a read of it copies (`valuesOf` takes them apart). */
+  sectionRange(section: number): ReadRange {
     const layout = this.#layout;
     // A moment's f32 section of an 8-bit state holds the elements before the compact tensors.
-    const moment = section === EXP_AVG || section === EXP_AVG_SQ;
-    const elements = moment ? layout.compactStart : layout.total;
-    const all = new Float32Array(await this.readBytes(section, Math.ceil(elements / 4) * 16));
-    checkUsable();
+    const elements = momentOf(section) >= 0 ? layout.compactStart : layout.total;
+    return { section, bytes: Math.ceil(elements / 4) * 16 };
+  }
+
+  /** Every tensor of a section, from the bytes of its `sectionRange` a snapshot read. */
+  valuesOf(section: number, bytes: ArrayBuffer): Record<string, Float32Array> {
+    const layout = this.#layout;
+    const moment = momentOf(section) >= 0;
+    const all = new Float32Array(bytes);
     const out: Record<string, Float32Array> = {};
     layout.names.forEach((name, i) => {
       if (moment && layout.compact[i]) return;
@@ -143,46 +182,70 @@ export class SectionIO {
   }
 
   /**
-   * The first `bytes` bytes (a multiple of 4) of a section's buffer, read back through one
-   * reused staging buffer (one read at a time: the caller chains them).
+   * Copies the first `bytes` bytes (a multiple of 4) of each section of `ranges` into a readback
+   * buffer of their own, in one submission, now: they hold the state after every step submitted
+   * so far and none submitted later, one step in all (a step may come before they are mapped).
+   * Reading the params copies those updated in place from the caller's buffers first, in the
+   * same submission (which the GPU may refuse: destroyed buffers, another device's). Throws if
+   * the state can no longer be read.
    */
-  async readBytes(section: number, bytes: number): Promise<ArrayBuffer> {
+  snapshot(ranges: readonly ReadRange[]): Snapshot {
+    this.#checkUsable();
     const device = this.#device;
-    const all = new Uint8Array(bytes);
-    this.#staging ??= device.createBuffer({
-      label: "radam staging",
-      size: Math.max(16, Math.min(STAGING_BYTES, Math.ceil(this.#layout.total / 4) * 16)),
+    const at: number[] = [];
+    let size = 0;
+    for (const r of ranges) {
+      at.push(size);
+      size += r.bytes;
+    }
+    const buffer = device.createBuffer({
+      label: "radam readback",
+      size: Math.max(16, size),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    const staging = this.#staging;
-    for (let offset = 0; offset < bytes; offset += staging.size) {
-      const size = Math.min(staging.size, bytes - offset);
-      // Params updated in place: first their current values into the arena's params slots,
-      // from buffers the GPU may refuse (destroyed, another device's): then nothing is read.
-      const fromCaller = section === PARAMS && offset === 0 &&
-        this.#caller.inPlaceReads.length > 0;
-      if (fromCaller) device.pushErrorScope("validation");
-      const encoder = device.createCommandEncoder();
-      if (fromCaller) this.#encodeCopies(encoder, this.#caller.inPlaceReads);
-      encoder.copyBufferToBuffer(this.#sections[section], offset, staging, 0, size);
-      device.queue.submit([encoder.finish()]);
-      const refused = fromCaller ? await device.popErrorScope() : null;
-      if (refused) {
-        throw new TypeError(
-          `The GPU refused to read the params from your buffers (${refused.message}): those of ${this.#caller.labels} must be live GPUBuffers (not destroyed) of the state's device`,
-        );
+    this.#readbacks.add(buffer);
+    const fromCaller = ranges.some((r) => r.section === PARAMS) &&
+      this.#caller.inPlaceReads.length > 0;
+    if (fromCaller) device.pushErrorScope("validation");
+    const encoder = device.createCommandEncoder();
+    if (fromCaller) this.#encodeCopies(encoder, this.#caller.inPlaceReads);
+    ranges.forEach((r, k) => {
+      if (r.bytes > 0) {
+        encoder.copyBufferToBuffer(this.#sections[r.section], 0, buffer, at[k], r.bytes);
       }
-      await staging.mapAsync(GPUMapMode.READ, 0, size);
-      all.set(new Uint8Array(staging.getMappedRange(0, size)), offset);
-      staging.unmap();
-    }
-    return all.buffer;
+    });
+    device.queue.submit([encoder.finish()]);
+    const refused = fromCaller ? device.popErrorScope() : Promise.resolve(null);
+    refused.catch(() => {}); // (a lost device: checkUsable says so)
+    return {
+      read: async () => {
+        const error = await refused;
+        this.#checkUsable();
+        if (error) {
+          throw new TypeError(
+            `The GPU refused to read the params from your buffers (${error.message}): those of ${this.#caller.labels} must be live GPUBuffers (not destroyed) of the state's device`,
+          );
+        }
+        try {
+          await buffer.mapAsync(GPUMapMode.READ, 0, Math.max(16, size));
+        } catch (error) {
+          this.#checkUsable(); // (disposed meanwhile: the map was aborted)
+          throw error;
+        }
+        const all = buffer.getMappedRange();
+        return ranges.map((r, k) => all.slice(at[k], at[k] + r.bytes));
+      },
+      discard: () => {
+        this.#readbacks.delete(buffer);
+        buffer.destroy();
+      },
+    };
   }
 
   /** Writes every tensor of a section (a restore); params reach the caller's buffers too. */
   write(section: number, data: Readonly<Record<string, Float32Array>>): void {
     const buffer = this.#sections[section];
-    const moment = section === EXP_AVG || section === EXP_AVG_SQ;
+    const moment = momentOf(section) >= 0;
     this.#layout.names.forEach((name, i) => {
       // (A compact tensor's moments are codes: see compact_io.ts.)
       if (!data[name]?.length || (moment && this.#layout.compact[i])) return;
@@ -246,9 +309,10 @@ export class SectionIO {
     }
   }
 
-  /** Frees the staging buffer. */
+  /** Frees the readback buffers of the snapshots not yet read (they then fail). */
   destroy(): void {
-    this.#staging?.destroy();
+    for (const b of this.#readbacks) b.destroy();
+    this.#readbacks.clear();
   }
 
   /** Encodes masked tensor copies (`inPlaceReads` or `inPlaceWrites`) in one compute pass. */

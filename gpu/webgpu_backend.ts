@@ -31,6 +31,7 @@
  */
 import {
   type ArenaLayout,
+  type CompactMoment,
   EXP_AVG,
   EXP_AVG_SQ,
   GRADS,
@@ -38,14 +39,19 @@ import {
   PARAMS,
   SLOW,
 } from "../base/arena.ts";
-import type { CompactMoment } from "../base/arena.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { NonFinitePolicy } from "../base/options.ts";
 import type { Rule } from "../base/rule.ts";
 import { label } from "../base/tensors.ts";
 import { dispatchGrid } from "./_wgsl.ts";
 import { type GpuPlanLimits, planChunks } from "./arena_plan.ts";
-import { decodeCompact, encodeCompact, readCompact, writeCompact } from "./compact_io.ts";
+import {
+  compactOf,
+  compactRanges,
+  decodeCompact,
+  encodeCompact,
+  writeCompact,
+} from "./compact_io.ts";
 import {
   type CompactChunk,
   type CompactDispatches,
@@ -57,7 +63,15 @@ import { checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
 import { GradLoads } from "./grad_loads.ts";
 import { bindGroup, type Dispatch, dispatchEach, type Pipelines } from "./pipelines.ts";
 import { RING_SIZE } from "./scalar_ring.ts";
-import { createSections, type External, SectionIO } from "./section_io.ts";
+import {
+  createSections,
+  type External,
+  momentOf,
+  type ReadRange,
+  SectionIO,
+  slotsOf,
+  type Snapshot,
+} from "./section_io.ts";
 import { STEP_CONSTS_BYTES, stepConstsData } from "./step_consts.ts";
 import { buildStepDispatches, createSegmentTable } from "./step_dispatches.ts";
 import { CENTRALIZE_UNIFORM_BYTES, CENTRALIZE_WORD } from "./wgsl_kernel.ts";
@@ -121,6 +135,8 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   readonly #submission: GPUCommandBuffer[] = [];
   #reads: Promise<unknown> = Promise.resolve();
   #lost: GPUDeviceLostInfo | undefined;
+  /** Set by `destroy`: reads still pending then reject, and submit nothing to freed buffers. */
+  #disposed = false;
 
   constructor(
     device: GPUDevice,
@@ -192,7 +208,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.#normChunks = dispatches.norm;
     this.#decision = dispatches.decision;
     this.#extraBuffers.push(...dispatches.buffers);
-    this.#io = new SectionIO(device, layout, this.#sections, {
+    this.#io = new SectionIO(device, layout, this.#sections, () => this.checkUsable(), {
       externals,
       inPlaceReads: [...dispatches.inPlaceReads, ...compact.inPlaceReads],
       inPlaceWrites: [...dispatches.inPlaceWrites, ...compact.inPlaceWrites],
@@ -249,6 +265,8 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   }
 
   checkUsable(): void {
+    // (The words of a disposed state's handle: a read begun before `dispose` ends with them.)
+    if (this.#disposed) throw new TypeError("This optimizer state was disposed");
     if (this.#lost) {
       throw new Error(
         `The WebGPU device of this optimizer state was lost (${this.#lost.reason}: ${this.#lost.message}); ` +
@@ -388,37 +406,47 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   }
 
   readSection(section: number): Promise<Record<string, Float32Array>> {
-    return this.#read(async () => {
-      const values = await this.#io.read(section, () => this.checkUsable());
-      const k = momentOf(section);
-      if (k >= 0) decodeCompact(await readCompact(this.#io, this.layout, k), this.layout, values);
-      this.checkUsable();
+    const k = momentOf(section);
+    const codes = k >= 0 ? compactRanges(this.layout, k) : [];
+    return this.#read([this.#io.sectionRange(section), ...codes], ([f32, ...held]) => {
+      const values = this.#io.valuesOf(section, f32);
+      if (codes.length > 0) {
+        decodeCompact(compactOf(this.layout, k, held[0], held[1]), this.layout, values);
+      }
       return values;
     });
   }
 
   /** Copies of the codes and scales of moment `k` of each compact tensor (8-bit states). */
   readCompact(k: number): Promise<Record<string, CompactMoment>> {
-    return this.#read(async () => {
-      const codes = await readCompact(this.#io, this.layout, k);
-      this.checkUsable();
-      return codes;
-    });
+    const parse = ([codes, scales]: ArrayBuffer[]) => compactOf(this.layout, k, codes, scales);
+    return this.#read(compactRanges(this.layout, k), parse);
   }
 
-  /** A read of the state after every step submitted so far (one read at a time). */
-  #read<R>(read: () => Promise<R>): Promise<R> {
+  /**
+   * A read of `ranges` of the sections as they are at the call (after every step submitted so
+   * far, and none later: they are copied now, in one submission), taken apart by `parse` once
+   * every step submitted before it is reported (reads resolve in order).
+   */
+  #read<R>(ranges: ReadRange[], parse: (bytes: ArrayBuffer[]) => R): Promise<R> {
+    let snapshot: Snapshot;
     try {
       this.checkUsable();
+      snapshot = this.#io.snapshot(ranges);
     } catch (error) {
       return Promise.reject(error);
     }
-    // One staging buffer, reused: reads run one after another.
     const next = this.#reads.then(async () => {
-      await this.counter.settle();
-      const fault = this.counter.takeFault();
-      if (fault) throw fault;
-      return await read();
+      try {
+        await this.counter.settle();
+        const fault = this.counter.takeFault();
+        if (fault) throw fault;
+        const bytes = await snapshot.read();
+        this.checkUsable();
+        return parse(bytes);
+      } finally {
+        snapshot.discard();
+      }
     });
     this.#reads = next.catch(() => {});
     return next;
@@ -457,8 +485,9 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.destroy();
   }
 
-  /** Frees the GPU buffers (the state can no longer be used). */
+  /** Frees the GPU buffers: the state can no longer be used, and reads pending reject. */
   destroy(): void {
+    this.#disposed = true;
     for (const b of this.#sections) b.destroy();
     for (const b of this.#extraBuffers) b.destroy();
     for (const c of this.#centralizations.values()) c.uniform.destroy();
@@ -466,23 +495,4 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.#io.destroy();
     this.#loads.destroy();
   }
-}
-
-/** The moment a section holds (0 or 1), or -1. */
-function momentOf(section: number): number {
-  return section === EXP_AVG ? 0 : section === EXP_AVG_SQ ? 1 : -1;
-}
-
-/** Slots of every tensor of `layout` in one section buffer. */
-function slotsOf(layout: ArenaLayout, section: GPUBuffer): Record<string, GpuTensor> {
-  const out: Record<string, GpuTensor> = {};
-  layout.names.forEach((name, i) => {
-    out[name] = Object.freeze({
-      buffer: section,
-      offset: layout.offsets[i] * 4,
-      size: layout.lengths[i] * 4,
-      length: layout.lengths[i],
-    });
-  });
-  return out;
 }

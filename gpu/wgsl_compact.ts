@@ -144,12 +144,14 @@ const STEP_COMPACT_WGSL = /* wgsl */ `
 var<workgroup> tops: array<vec2<u32>, 64>;
 var<workgroup> block_t: u32;
 
-// The factor of the global-norm clipping of this step: max / norm, or 1.
-fn clip_factor() -> f32 {
+// The factors of the global-norm clipping of this step, max / norm: the power of two the
+// gradients are first multiplied by (1, or 2⁻¹²⁶ where max / norm is below 2⁻¹²⁶), and the rest
+// (see set_norm); (1, 1) where the step does not clip.
+fn clip_factors() -> vec2<f32> {
   if (s.clip != 0u && control.key == 0u && control.norm > s.clip_max) {
-    return s.clip_max / control.norm;
+    return vec2<f32>(control.clip_pow2, control.clip_scale);
   }
-  return 1.0;
+  return vec2<f32>(1.0);
 }
 
 // The largest of the workgroup's tops of each moment, after they are written (one barrier: each
@@ -183,7 +185,8 @@ fn step_compact(
   let m0 = decode_signed(m_codes[i], scales[b]);
   var v0 = vec4<f32>(0.0);
   if (s.moments > 1u) { v0 = decode_unsigned(v_codes[i], scales[chunk.all_blocks + b]); }
-  let r = rule_values(base, block_grad_scale(base) * clip_factor(), p0, g[i], m0, v0);
+  let clip = clip_factors();
+  let r = rule_values(base, block_grad_scale(base) * clip.y, p0, g[i] * clip.x, m0, v0);
   if (inside) { finish_update(i, p0, r.p, block_sync(base), block_alpha(base), keep); }
   let mn = select(r.m, vec4<f32>(0.0), keep);
   let vn = select(r.v, vec4<f32>(0.0), keep);

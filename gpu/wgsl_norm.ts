@@ -64,6 +64,35 @@ fn bad_key(x: vec4<f32>, e: u32) -> u32 {
   return 0u;
 }`;
 
+/**
+ * WGSL of `set_norm(m, sum)`, which writes the step's gradient norm and clipping factor into the
+ * control buffer (`control` and the constants `s` must be bound): norm = M · sqrt(sum) of
+ * gradients of largest |g| M and sum of (g / M)², and the factor max / norm, computed as
+ * (max / sqrt(sum)) / fract(M) · 2^−exp(M) (M = fract · 2^exp), so that finite gradients whose
+ * norm is past f32's range (Infinity) are still clipped. Where that factor is below 2⁻¹²⁶ (an
+ * f32 subnormal of a few significant bits, or 0), it is held as 2⁻¹²⁶ · (its value · 2¹²⁶): the
+ * kernels multiply the gradients by 2⁻¹²⁶ first (exact where |g| ≥ 1: the products that matter),
+ * as the CPU backends then scale them in float64.
+ */
+export const SET_NORM_WGSL = /* wgsl */ `
+fn set_norm(m: f32, sum: f32) {
+  let root = sqrt(sum);
+  control.norm = m * root;
+  var pow2 = 1.0;
+  var scale = 1.0;
+  if (m > 0.0) {
+    let parts = frexp(m);
+    let x = (s.clip_max / root) / parts.fract;
+    scale = ldexp(x, -parts.exp);
+    if (scale < ${2 ** -126}) {
+      pow2 = ${2 ** -126};
+      scale = ldexp(x, 126 - parts.exp);
+    }
+  }
+  control.clip_scale = scale;
+  control.clip_pow2 = pow2;
+}`;
+
 const PARTIAL_WGSL = "struct Partial { largest: f32, sum: f32, key: u32, pad0: u32 }";
 
 const PARTIAL_BINDINGS: readonly Binding[] = [
@@ -174,6 +203,7 @@ ${declareBindings(TOTAL_BINDINGS)}
 ${RING_WGSL}
 ${DECIDE_WGSL}
 ${NORM_WORKGROUP_WGSL}
+${SET_NORM_WGSL}
 
 @compute @workgroup_size(${WORKGROUP_SIZE})
 fn total(@builtin(local_invocation_index) lid: u32) {
@@ -199,7 +229,7 @@ fn total(@builtin(local_invocation_index) lid: u32) {
   wf[lid] = sum;
   reduce_sum(lid);
   if (lid == 0u) {
-    control.norm = m * sqrt(wf[0]);
+    set_norm(m, wf[0]);
     control.key = wu[0];
     decide();
   }

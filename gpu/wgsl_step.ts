@@ -28,7 +28,7 @@ import {
 import { DECIDE_WGSL } from "./device_counter.ts";
 import { RING_WGSL } from "./scalar_ring.ts";
 import { STEP_CONSTS_WGSL } from "./step_consts.ts";
-import { NORM_ELEMENTS_PER_WORKGROUP, NORM_WORKGROUP_WGSL } from "./wgsl_norm.ts";
+import { NORM_ELEMENTS_PER_WORKGROUP, NORM_WORKGROUP_WGSL, SET_NORM_WGSL } from "./wgsl_norm.ts";
 
 /**
  * Largest arena (elements) stepped by `step_small`, the whole step in one dispatch of one
@@ -57,28 +57,31 @@ const STEP_BINDINGS: readonly Binding[] = [
 const UPDATE_WGSL = /* wgsl */ `
 // The rule's operations on vec4 i of the bound sections (f32 moments: those the state keeps),
 // with the block at base; the lanes in keep keep their values.
-fn rule_update(i: u32, base: u32, grad_scale: f32, keep: vec4<bool>) {
+fn rule_update(i: u32, base: u32, grad_scale: f32, pre: f32, keep: vec4<bool>) {
   let p0 = p[i];
   var m0 = vec4<f32>(0.0);
   var v0 = vec4<f32>(0.0);
   if (s.moments > 0u) { m0 = m[i]; }
   if (s.moments > 1u) { v0 = v[i]; }
-  let r = rule_values(base, grad_scale, p0, g[i], m0, v0);
+  let r = rule_values(base, grad_scale, p0, g[i] * pre, m0, v0);
   if (s.moments > 0u) { m[i] = select(r.m, m0, keep); }
   if (s.moments > 1u) { v[i] = select(r.v, v0, keep); }
   finish_update(i, p0, r.p, block_sync(base), block_alpha(base), keep);
 }
 
-// The factor of the global-norm clipping of this step: max / norm, or 1.
-fn clip_factor() -> f32 {
+// The factors of the global-norm clipping of this step, max / norm: the power of two the
+// gradients are first multiplied by (1, or 2⁻¹²⁶ where max / norm is below 2⁻¹²⁶), and the rest
+// (see set_norm); (1, 1) where the step does not clip.
+fn clip_factors() -> vec2<f32> {
   if (s.clip != 0u && control.key == 0u && control.norm > s.clip_max) {
-    return s.clip_max / control.norm;
+    return vec2<f32>(control.clip_pow2, control.clip_scale);
   }
-  return 1.0;
+  return vec2<f32>(1.0);
 }
 
-// The update of vec4 i (below ceil(count / 4)) of the chunk, at ring entry e0, clipped by clip.
-fn update(i: u32, count: u32, e0: u32, clip: f32) {
+// The update of vec4 i (below ceil(count / 4)) of the chunk, at ring entry e0, clipped by the
+// factors clip (clip_factors).
+fn update(i: u32, count: u32, e0: u32, clip: vec2<f32>) {
   var group = 0u;
   if (s.segment_count > 0u) {
     // Parameter groups: the last segment starting at or before this element (tensors, hence
@@ -93,7 +96,7 @@ fn update(i: u32, count: u32, e0: u32, clip: f32) {
     group = segments[lo].group;
   }
   let base = block_at(e0, group);
-  rule_update(i, base, block_grad_scale(base) * clip, past_count(count, i));
+  rule_update(i, base, block_grad_scale(base) * clip.y, clip.x, past_count(count, i));
 }
 
 `;
@@ -109,7 +112,7 @@ fn step(
   // A skipped step (non-finite gradient), a halted state, or no scalars for this t: no change.
   let t = control.step_t;
   if (t == 0u) { return; }
-  update(i, count, ring_entry(t), clip_factor());
+  update(i, count, ring_entry(t), clip_factors());
 }
 `;
 
@@ -161,7 +164,7 @@ fn step_small(@builtin(local_invocation_index) lid: u32) {
     if (lid == 0u) {
       var sum = 0.0;
       for (var j = 0u; j < ${WORKGROUP_SIZE}u; j++) { sum = sum + wf[j]; }
-      control.norm = m * sqrt(sum);
+      set_norm(m, sum);
       control.key = norm_key;
     }
   }
@@ -172,7 +175,7 @@ fn step_small(@builtin(local_invocation_index) lid: u32) {
   let t = workgroupUniformLoad(&decided_t);
   if (t == 0u) { return; }
   let e0 = ring_entry(t);
-  let clip = clip_factor();
+  let clip = clip_factors();
   for (var i = lid; i < vectors; i += ${WORKGROUP_SIZE}u) { update(i, count, e0, clip); }
 }
 `;
@@ -186,6 +189,7 @@ ${declareBindings(STEP_BINDINGS)}
 ${RING_WGSL}
 ${DECIDE_WGSL}
 ${NORM_WORKGROUP_WGSL}
+${SET_NORM_WGSL}
 ${FINISH_WGSL}
 ${RULE_VALUES_WGSL}
 ${rule.wgsl}

@@ -146,6 +146,27 @@ Deno.test("below threadThreshold a state stays on one thread; at it, it splits",
   }
 });
 
+Deno.test("threadThreshold counts parameters, not the 8-bit arena's block padding", async () => {
+  // 4118 parameters; an 8-bit arena puts the compact tensor at element 256 and pads its last
+  // block: 4608 elements.
+  const params = () => ({
+    a: new Float32Array(4097),
+    b: new Float32Array(4),
+    c: new Float32Array(17),
+  });
+  for (const states of ["32bit", "8bit"] as const) {
+    const below = await radam({ threads: 2, threadThreshold: 4119, states }).init(params());
+    const at = await radam({ threads: 2, threadThreshold: 4118, states }).init(params());
+    try {
+      assert.equal(below.threads, 1, `${states}: 4118 parameters, threshold 4119`);
+      assert.equal(at.threads, 2, `${states}: 4118 parameters, threshold 4118`);
+    } finally {
+      dispose(below);
+      dispose(at);
+    }
+  }
+});
+
 Deno.test("bad threads options throw clear errors", async () => {
   for (const threads of [0, -1, 1.5, NaN, Infinity, 257]) {
     assert.throws(() => radam({ threads }), { name: "RangeError", message: /Option threads/ });

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { adam, radam, readMoments, readParams, step } from "../../mod.ts";
+import { adam, radam, readMoments, readParams, sgd, step } from "../../mod.ts";
 import { caseArb, caseData, checkAgainstReference, optimizerFor, readAll } from "../cases.ts";
 import { ADAM_ROW } from "../rule_table.ts";
 import { initWebGpuState } from "../../core/webgpu_state.ts";
@@ -53,6 +53,43 @@ Deno.test({
         { numRuns: 4 },
       )
     );
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: clipping by a factor below 2⁻¹²⁶, or of a norm past f32's range, scales the gradients as wasm does",
+  ignore,
+  async fn() {
+    // n = 10: the one-dispatch step; 5000: the norm passes; 8-bit: the compact kernel.
+    const cases = [[10, "32bit"], [5000, "32bit"], [5000, "8bit"]] as const;
+    // The norm √n · value: past f32's largest (3.4e38), or not; the factor below 2⁻¹²⁶ in each
+    // (an f32 subnormal of a few significant bits), where it was once 0 or a few percent off.
+    const clips = [[3e38, 1], [1e38, 1], [1e36, 1e-3]] as const;
+    for (const [n, states] of cases) {
+      for (const [value, clipGradNorm] of clips) {
+        const g = new Float32Array(n).fill(value);
+        g[1] = -value;
+        const run = async (backend: "wasm" | "webgpu") => {
+          const opt = sgd({ lr: 1, momentum: 0.5, clipGradNorm, backend, states });
+          let state = await opt.init(
+            { w: new Float32Array(n) },
+            backend === "webgpu" ? { device: device! } : {},
+          );
+          state = step(state, { w: g });
+          return (await readParams(state)).w;
+        };
+        const [cpu, gpu] = await noGpuErrors(() => Promise.all([run("wasm"), run("webgpu")]));
+        for (let i = 0; i < n; i++) {
+          assert.ok(
+            Math.abs(gpu[i] - cpu[i]) <= 1e-6 * Math.abs(cpu[i]) && cpu[i] !== 0,
+            `${states}, n ${n}, gradients ±${value}, clip ${clipGradNorm}: w[${i}] ${
+              gpu[i]
+            }, wasm ${cpu[i]}`,
+          );
+        }
+      }
+    }
   },
 });
 
