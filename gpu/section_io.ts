@@ -86,9 +86,12 @@ export interface ReadRange {
 
 /** Sections copied at one point of the queue (`SectionIO.snapshot`), to read back. */
 export interface Snapshot {
-  /** The bytes of each range, once the GPU has copied them (call once). */
+  /**
+   * The bytes of each range, once the GPU has copied them (call once): the readback buffers'
+   * mapped ranges themselves, valid until `discard` (copy what is kept).
+   */
   read(): Promise<ArrayBuffer[]>;
-  /** Frees the readback buffer (after `read`, or instead of it). */
+  /** Frees the readback buffers (after `read`, or instead of it). */
   discard(): void;
 }
 
@@ -183,27 +186,24 @@ export class SectionIO {
 
   /**
    * Copies the first `bytes` bytes (a multiple of 4) of each section of `ranges` into a readback
-   * buffer of their own, in one submission, now: they hold the state after every step submitted
-   * so far and none submitted later, one step in all (a step may come before they are mapped).
-   * Reading the params copies those updated in place from the caller's buffers first, in the
-   * same submission (which the GPU may refuse: destroyed buffers, another device's). Throws if
-   * the state can no longer be read.
+   * buffer of its own (no larger than the section, so within `maxBufferSize`), in one
+   * submission, now: they hold the state after every step submitted so far and none submitted
+   * later, one step in all (a step may come before they are mapped). Reading the params copies
+   * those updated in place from the caller's buffers first, in the same submission (which the GPU
+   * may refuse: destroyed buffers, another device's). Throws if the state can no longer be read.
    */
   snapshot(ranges: readonly ReadRange[]): Snapshot {
     this.#checkUsable();
     const device = this.#device;
-    const at: number[] = [];
-    let size = 0;
-    for (const r of ranges) {
-      at.push(size);
-      size += r.bytes;
-    }
-    const buffer = device.createBuffer({
-      label: "radam readback",
-      size: Math.max(16, size),
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    const buffers = ranges.map((r) => {
+      const buffer = device.createBuffer({
+        label: "radam readback",
+        size: Math.max(16, r.bytes),
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      this.#readbacks.add(buffer);
+      return buffer;
     });
-    this.#readbacks.add(buffer);
     const fromCaller = ranges.some((r) => r.section === PARAMS) &&
       this.#caller.inPlaceReads.length > 0;
     if (fromCaller) device.pushErrorScope("validation");
@@ -211,7 +211,7 @@ export class SectionIO {
     if (fromCaller) this.#encodeCopies(encoder, this.#caller.inPlaceReads);
     ranges.forEach((r, k) => {
       if (r.bytes > 0) {
-        encoder.copyBufferToBuffer(this.#sections[r.section], 0, buffer, at[k], r.bytes);
+        encoder.copyBufferToBuffer(this.#sections[r.section], 0, buffers[k], 0, r.bytes);
       }
     });
     device.queue.submit([encoder.finish()]);
@@ -227,17 +227,18 @@ export class SectionIO {
           );
         }
         try {
-          await buffer.mapAsync(GPUMapMode.READ, 0, Math.max(16, size));
+          await Promise.all(buffers.map((b) => b.mapAsync(GPUMapMode.READ)));
         } catch (error) {
           this.#checkUsable(); // (disposed meanwhile: the map was aborted)
           throw error;
         }
-        const all = buffer.getMappedRange();
-        return ranges.map((r, k) => all.slice(at[k], at[k] + r.bytes));
+        return ranges.map((r, k) => buffers[k].getMappedRange(0, Math.max(16, r.bytes)));
       },
       discard: () => {
-        this.#readbacks.delete(buffer);
-        buffer.destroy();
+        for (const buffer of buffers) {
+          this.#readbacks.delete(buffer);
+          buffer.destroy();
+        }
       },
     };
   }
