@@ -112,7 +112,10 @@ fn rule_values(base: u32, grad_scale: f32, p0: vec4<f32>, g: vec4<f32>, m0: vec4
   let gi = grad_scale * g;
   let c = b.beta1 * m0 + b.oneMinusBeta1 * gi;
   let mi = b.beta2 * m0 + b.oneMinusBeta2 * gi;
-  let sign_c = select(select(vec4<f32>(-1.0), vec4<f32>(1.0), c > vec4<f32>(0.0)), vec4<f32>(0.0), c == vec4<f32>(0.0));
+  let signs = select(select(vec4<f32>(-1.0), vec4<f32>(1.0), c > vec4<f32>(0.0)), vec4<f32>(0.0), c == vec4<f32>(0.0));
+  // sign(NaN) = NaN, told by its bits (a comparison may assume no NaN).
+  let nan = (bitcast<vec4<u32>>(c) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+  let sign_c = select(signs, c, nan);
   let pi = p0 * b.paramDecay - b.stepSize * sign_c;
   return RuleValues(pi, mi, v0);
 }

@@ -126,3 +126,35 @@ function referenceSuite(row: RuleRow, states: StatesFormat, features: boolean): 
     },
   });
 }
+
+for (const row of RULE_TABLE) {
+  Deno.test({
+    name:
+      `webgpu ${row.rule}: under nonFinite "propagate", a NaN or infinite gradient reaches the same parameters as on wasm`,
+    ignore,
+    async fn() {
+      await noGpuErrors(async () => {
+        const params = { w: new Float32Array([1, -1, 0.5, 2, -2, 1]) };
+        const grads = { w: new Float32Array([NaN, 0.25, -Infinity, 0, Infinity, -0.5]) };
+        const more = { nonFinite: "propagate" };
+        const gpu = step(
+          await optimizerOf(row, row.example, "webgpu", more).init(params, { device: device! }),
+          grads,
+        );
+        const cpu = step(await optimizerOf(row, row.example, "wasm", more).init(params), grads);
+        const [a, b] = [await readAll(gpu), await readAll(cpu)];
+        a.w.p.forEach((p, i) => {
+          const q = b.w.p[i];
+          assert.ok(
+            Number.isNaN(q)
+              ? Number.isNaN(p)
+              : Number.isFinite(q)
+              ? Math.abs(p - q) <= 1e-6 * Math.abs(q)
+              : p === q,
+            `${row.rule}: element ${i}: webgpu ${p}, wasm ${q}`,
+          );
+        });
+      });
+    },
+  });
+}
