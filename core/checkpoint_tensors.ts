@@ -15,7 +15,12 @@ import { type ArenaLayout, type CompactMoment, EXP_AVG, PARAMS, SLOW } from "../
 import { type AnyBackend, holdsCodes } from "../base/backend.ts";
 import { blocksOf, Q8_BLOCK } from "../base/q8.ts";
 import { decodeTensor, encodeTensor } from "../base/q8_tensor.ts";
-import { CheckpointError, type parseSafetensors, type TensorEntry } from "../base/safetensors.ts";
+import {
+  CheckpointError,
+  METADATA_KEY,
+  type parseSafetensors,
+  type TensorEntry,
+} from "../base/safetensors.ts";
 import type { Settings } from "../base/settings.ts";
 import { momentsOf } from "./origins.ts";
 
@@ -33,7 +38,7 @@ export interface StateTensor {
 }
 
 /** The tensors a state of `config` holds per parameter, in arena section order. */
-export function stateTensors(config: Settings): readonly StateTensor[] {
+export function stateTensors(config: Settings<unknown>): readonly StateTensor[] {
   const kinds: StateTensor[] = [{ suffix: "", section: PARAMS, nonNegative: false }];
   momentsOf(config).forEach((m, k) =>
     kinds.push({
@@ -45,6 +50,56 @@ export function stateTensors(config: Settings): readonly StateTensor[] {
   );
   if (config.lookahead) kinds.push({ suffix: ".slow", section: SLOW, nonNegative: false });
   return kinds;
+}
+
+/**
+ * Throws a TypeError unless each tensor a checkpoint of a state of `config` on `layout` would
+ * hold or read has a name of its own: parameters named `"w"` and `"w.exp_avg"` (a moment of
+ * `"w"`, or `"w.exp_avg.codes"`, its 8-bit form, which a file of either format may hold), or one
+ * named `"__metadata__"` (the header's key), could be trained but never saved, or not loaded.
+ *
+ * @example
+ * ```ts
+ * import { checkSavableNames } from "./checkpoint_tensors.ts";
+ * import { planState } from "./plan.ts";
+ * import { radam } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const config = radam().settings;
+ * checkSavableNames(config, planState(config, ["w", "w.slow"], [1, 1])); // no LookAhead: fine
+ * assert.throws(
+ *   () => checkSavableNames(config, planState(config, ["w", "w.exp_avg"], [1, 1])),
+ *   TypeError,
+ * );
+ * ```
+ */
+export function checkSavableNames(config: Settings<unknown>, layout: ArenaLayout): void {
+  const kinds = stateTensors(config);
+  const holder = new Map<string, string>();
+  const claim = (file: string, what: string) => {
+    const other = file === METADATA_KEY ? "the header's metadata" : holder.get(file);
+    if (other !== undefined) {
+      throw new TypeError(
+        `A checkpoint would hold ${JSON.stringify(file)} twice, as ${other} and as ${what}: ` +
+          `rename the tensor`,
+      );
+    }
+    holder.set(file, what);
+  };
+  for (const name of layout.names) {
+    for (const k of kinds) {
+      const file = name + k.suffix;
+      const what = k.suffix === ""
+        ? `the parameter ${JSON.stringify(name)}`
+        : `the ${k.suffix.slice(1)} of ${JSON.stringify(name)}`;
+      claim(file, what);
+      // A moment is read from either form, whatever the state holds: both are taken.
+      if (k.moment !== undefined) {
+        claim(`${file}.codes`, `${what} (codes)`);
+        claim(`${file}.scales`, `${what} (scales)`);
+      }
+    }
+  }
 }
 
 /** A tensor's state of one kind as a file holds it: f32 values, or a moment's codes. */

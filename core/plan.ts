@@ -8,6 +8,7 @@
 import { type ArenaLayout, planArena, type PlanOptions } from "../base/arena.ts";
 import { planCompactArena } from "../base/arena_compact.ts";
 import type { Settings } from "../base/settings.ts";
+import { checkSavableNames } from "./checkpoint_tensors.ts";
 import { momentsOf } from "./origins.ts";
 
 /**
@@ -53,9 +54,11 @@ export function planState(
   lengths: readonly number[],
 ): ArenaLayout {
   const options = planOptionsOf(config, names);
-  return config.run.states === "8bit"
+  const layout = config.run.states === "8bit"
     ? planCompactArena(names, lengths, options)
     : planArena(names, lengths, options);
+  checkSavableNames(config, layout);
+  return layout;
 }
 
 /** `values` (one per name of `names`) in the order of `layout.names`. */

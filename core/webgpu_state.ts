@@ -25,6 +25,7 @@ import {
 } from "../gpu/webgpu_create.ts";
 import { ruleOf } from "./origins.ts";
 import { disposeState, inLayoutOrder, type OptimizerState, restoreState } from "./state.ts";
+import { checkSavableNames } from "./checkpoint_tensors.ts";
 import { planOptionsOf } from "./plan.ts";
 
 /**
@@ -176,7 +177,9 @@ function gpuLayoutOf(
   lengths: readonly number[],
 ): ArenaLayout {
   const options = planOptionsOf(config, names);
-  return config.run.states === "8bit"
+  const layout = config.run.states === "8bit"
     ? planGpuCompactArena(names, lengths, options)
     : planGpuArena(names, lengths, options);
+  checkSavableNames(config, layout);
+  return layout;
 }

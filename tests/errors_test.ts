@@ -6,6 +6,7 @@ import {
   adam,
   adamw,
   loadState,
+  lookahead,
   type OptimizerState,
   type ParamGroup,
   radam,
@@ -181,6 +182,27 @@ Deno.test("init rejects bad params with a clear error", async () => {
   params.w = new Float32Array(2);
   assert.deepEqual(Object.keys(params), ["__proto__", "w"]);
   await assert.rejects(() => opt.init(params), saying(TypeError, 'may not be named "__proto__"'));
+});
+
+Deno.test("init refuses tensor names a checkpoint could not hold apart, naming both", async () => {
+  const t = () => new Float32Array(4096);
+  const cases: [() => Promise<unknown>, string][] = [
+    [() => radam().init({ w: t(), "w.exp_avg": t() }), '"w.exp_avg" twice, as the exp_avg of "w"'],
+    [() => adam({ backend: "js" }).init({ w: t(), "w.exp_avg_sq": t() }), "exp_avg_sq of"],
+    [() => lookahead(adam()).init({ w: t(), "w.slow": t() }), 'the slow of "w"'],
+    [
+      () => radam().init({ w: t(), "w.exp_avg.codes": t() }),
+      'the exp_avg of "w" (codes)',
+    ],
+    [() => radam().init({ __metadata__: t() }), "the header's metadata"],
+  ];
+  for (const [init, words] of cases) await assert.rejects(init, saying(TypeError, words));
+  // Without LookAhead, "w.slow" is a name like any other: saved and loaded, in both formats.
+  for (const states of ["32bit", "8bit"] as const) {
+    const state = await radam({ states }).init({ w: t(), "w.slow": t(), "w.scales": t() });
+    const back = await loadState(await saveState(state));
+    assert.deepEqual(Object.keys(back.params).sort(), ["w", "w.scales", "w.slow"]);
+  }
 });
 
 Deno.test("a model too large for 32-bit wasm memory is refused before allocating", async () => {
