@@ -74,22 +74,25 @@ export async function weightsOf(
   const kinds = weightKinds(config);
   const data: (Record<string, Float32Array> | undefined)[] = [];
   let codes: Record<string, CompactMoment>[] = [];
-  if (live !== undefined) {
-    const moments = await readMoments(live.state) as Record<string, Record<string, Float32Array>>;
-    for (const kind of kinds) {
-      data.push(
-        kind.moment === undefined ? await readSlowWeights(live.state) : moments[kind.moment],
-      );
-    }
-    codes = await codesOf(config, live.state);
+  const state = live?.state;
+  const steps = state?.step ?? kept.steps;
+  const onDevice = state !== undefined && stateInternals(state).backend.kind !== "host";
+  if (state !== undefined) {
+    // Every read of the state starts here, before the first await, so that all see its step
+    // (a step taken meanwhile reaches none of them).
+    const [moments, slow, held] = await Promise.all([
+      readMoments(state) as Promise<Record<string, Record<string, Float32Array>>>,
+      config.lookahead ? readSlowWeights(state) : undefined,
+      codesOf(config, state),
+    ]);
+    for (const kind of kinds) data.push(kind.moment === undefined ? slow : moments[kind.moment]);
+    codes = held;
   }
-  const out: NamedTensor[] = [
-    { name: "iter", tensor: tf.scalar(live?.state.step ?? kept.steps, "int32") },
-  ];
+  const out: NamedTensor[] = [{ name: "iter", tensor: tf.scalar(steps, "int32") }];
   const gc = config.loop.gc;
   // Codes are given in the order a CPU state holds them (a kernel under gc transposed). A state
   // on webgpu under gc holds its kernels in the tfjs order: their moments are given as f32.
-  const tfjsOrder = gc && live !== undefined && stateInternals(live.state).backend.kind !== "host";
+  const tfjsOrder = gc && onDevice;
   const keptEntries = new Map([...kept.values()].map((held) => [held, tfjsEntryOf(held, gc)]));
   kinds.forEach((kind, k) => {
     for (const e of live?.entries ?? []) {

@@ -106,6 +106,21 @@ for (const backend of CPU_BACKENDS) {
     tf.dispose(v.vars);
   });
 
+  Deno.test(`tfjs ${backend}: getWeights holds the state at the call, though a step follows before it resolves`, async () => {
+    await useBackend(backend);
+    for (const states of ["8bit", "32bit"] as const) {
+      const v = twoVariables();
+      const a = tfOptimizer(ranger({ lr: 1e-2, states, k: 2 }));
+      run(a, v, 0, 3);
+      const settled = contents(await a.getWeights());
+      const pending = a.getWeights();
+      run(a, v, 3, 1); // (the slow weights sync at this step: k = 2)
+      assert.deepEqual(contents(await pending), settled, states);
+      a.dispose();
+      tf.dispose(v.vars);
+    }
+  });
+
   Deno.test(`tfjs ${backend}: 8-bit weights into a 32-bit optimizer and back convert as loadState does`, async () => {
     await useBackend(backend);
     for (const [from, to] of [["8bit", "32bit"], ["32bit", "8bit"]] as const) {
