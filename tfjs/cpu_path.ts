@@ -392,12 +392,12 @@ export class CpuPath {
   #writeBack(items: readonly GradItem[], heap: HeapBackend | undefined): void {
     const entries = this.#entries;
     const wasm = tf.getBackend() === "wasm";
-    let stepped: Readonly<Record<string, Float32Array>> | undefined;
     for (let i = 0; i < items.length; i++) {
       if (heap?.external(i)) continue;
       const e = entries[i];
-      stepped ??= this.#state!.params as Readonly<Record<string, Float32Array>>;
-      const view = stepped[e.name];
+      // (Views taken anew each time: on tfjs's heap, the tensor made for the previous variable
+      // may have grown tfjs's memory, which leaves views of the old buffer empty.)
+      const view = (this.#state!.params as Readonly<Record<string, Float32Array>>)[e.name];
       const values = e.transposed ? fromArena(e, view) : wasm ? view : view.slice();
       const t = tf.tensor(values, e.shape as number[], "float32");
       items[i].variable.assign(t);

@@ -231,9 +231,7 @@ export class KeptStates {
       return size >= kept.sizes[0] && size <= kept.sizes[1];
     }
     if (kept.arenaShape === undefined) return sameShape(kept.entry.shape, shape);
-    const entry = entryOf(kept.entry.name, shape, gc);
-    return (entry.size === kept.entry.size && sameShape(entry.arenaShape, kept.arenaShape)) ||
-      inTfjsOrder(kept, shape, gc);
+    return arenaFits(kept, shape, gc);
   }
 
   /**
@@ -277,7 +275,7 @@ export class KeptStates {
  *
  * const kept = { entry: entryOf("k", [6], false), arenaShape: [6], sections: [] };
  * assert.equal(inTfjsOrder(kept, [2, 3], true), true);
- * assert.equal(inTfjsOrder(kept, [2, 3], false), false); // held as it is: fits [6] only
+ * assert.equal(inTfjsOrder(kept, [2, 3], false), false); // not transposed: taken as it is
  * assert.equal(inTfjsOrder({ ...kept, arenaShape: [3, 2] }, [2, 3], true), false); // transposed
  * ```
  */
@@ -286,6 +284,35 @@ export function inTfjsOrder(kept: Kept, shape: readonly number[], gc: boolean): 
   if (held === undefined || held.length !== 1) return false;
   const entry = entryOf(kept.entry.name, shape, gc);
   return entry.transposed && held[0] === entry.size && kept.entry.size === entry.size;
+}
+
+/**
+ * Whether kept state read by `loadState` (its `arenaShape` known) fits a variable of `shape`: held
+ * in the layout this optimizer holds such a variable in, or flat (rank 1) where that layout is
+ * the tfjs order too (no transposition: a checkpoint of a state given flat arrays, or written by
+ * 0.2.0 on webgpu, which held every variable flat), or flat in the tfjs order where it is
+ * transposed ({@linkcode inTfjsOrder}); always of the same size.
+ *
+ * @example
+ * ```ts
+ * import { arenaFits } from "./kept.ts";
+ * import { entryOf } from "./layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const flat = { entry: entryOf("k", [6], false), arenaShape: [6], sections: [] };
+ * assert.equal(arenaFits(flat, [2, 3], false), true); // the same order
+ * assert.equal(arenaFits(flat, [2, 3], true), true); // transposed when taken
+ * assert.equal(arenaFits(flat, [2, 4], false), false);
+ * assert.equal(arenaFits({ ...flat, arenaShape: [3, 2] }, [2, 3], false), false);
+ * ```
+ */
+export function arenaFits(kept: Kept, shape: readonly number[], gc: boolean): boolean {
+  const held = kept.arenaShape!;
+  const entry = entryOf(kept.entry.name, shape, gc);
+  if (entry.size !== kept.entry.size) return false;
+  if (sameShape(entry.arenaShape, held)) return true;
+  if (held.length !== 1 || held[0] !== entry.size) return false;
+  return !entry.transposed || inTfjsOrder(kept, shape, gc);
 }
 
 /**

@@ -31,6 +31,29 @@ function registeredVariables(): Wanted[] {
 }
 
 /**
+ * The names of the trainable float32 variables registered with TensorFlow.js, in the order of
+ * their registration: those a step may update.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { trainableNames } from "./matching.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await tf.setBackend("cpu");
+ * const w = tf.variable(tf.zeros([2]), true, "matching/trainable");
+ * const frozen = tf.variable(tf.zeros([2]), false, "matching/frozen");
+ * assert.ok(trainableNames().includes(w.name));
+ * assert.ok(!trainableNames().includes(frozen.name));
+ * tf.dispose([w, frozen]);
+ * ```
+ */
+export function trainableNames(): string[] {
+  return registeredVariables().map((v) => v.name);
+}
+
+/**
  * Whether kept state `kept`, held under `name`, fits variable `w` by the step's rules: the same
  * name, or the same base name, and the shape it was held in.
  */

@@ -18,7 +18,7 @@ import { checkGradients, type NamedTensor } from "./gradients.ts";
 import { GpuPath } from "./gpu_path.ts";
 import { KeptStates } from "./kept.ts";
 import type { Entry } from "./layout.ts";
-import { checkSomeTensorFits } from "./matching.ts";
+import { checkSomeTensorFits, trainableNames } from "./matching.ts";
 import {
   type AdapterOptions,
   checkArguments,
@@ -329,13 +329,21 @@ export class TfOptimizer extends tf.Optimizer {
     this.#kept.clear();
   }
 
-  /** tfjs serialization: the library optimizer's settings (see {@linkcode fromConfig}). */
+  /**
+   * tfjs serialization: the library optimizer's settings (see {@linkcode fromConfig}). With
+   * parameter groups, the group of each variable of the state and kept aside; before the first
+   * step (a model saved untrained), of each trainable variable registered with TensorFlow.js,
+   * those the first step may update (a TypeError where there is none).
+   */
   override getConfig(): TfOptimizerConfig {
-    const names = [...this.#entries().map((e) => e.name), ...this.#kept.names()];
+    let names = [...this.#entries().map((e) => e.name), ...this.#kept.names()];
     if (this.#config.loop.groups.length > 0 && names.length === 0) {
-      throw new TypeError(
-        "getConfig of an optimizer with parameter groups needs its variables: call it after the first step",
-      );
+      names = trainableNames();
+      if (names.length === 0) {
+        throw new TypeError(
+          "getConfig of an optimizer with parameter groups needs its variables: build the model first (no trainable variable is registered with TensorFlow.js)",
+        );
+      }
     }
     return writeConfig(this.#config, names, this.#options);
   }

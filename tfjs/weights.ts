@@ -19,6 +19,7 @@ import { dispose, loadState, readMoments, readSlowWeights, saveState } from "../
 import { CODES, codeWeights, readCodes, SCALES } from "./codes.ts";
 import type { NamedTensor } from "./gradients.ts";
 import {
+  arenaFits,
   baseName,
   compactCopies,
   inTfjsOrder,
@@ -138,11 +139,7 @@ function tfjsEntryOf(held: Kept, gc: boolean): Entry {
   const arenaShape = held.arenaShape;
   if (arenaShape === undefined) return held.entry;
   const name = held.entry.name;
-  const fits = (v: tf.Variable) => {
-    const entry = entryOf(name, v.shape, gc);
-    return (entry.size === held.entry.size && sameShape(entry.arenaShape, arenaShape)) ||
-      inTfjsOrder(held, v.shape, gc);
-  };
+  const fits = (v: tf.Variable) => arenaFits(held, v.shape, gc);
   const variables = Object.values(tf.engine().registeredVariables).filter((v) =>
     v.trainable && v.dtype === "float32" && !v.isDisposed &&
     baseName(v.name) === baseName(name) && fits(v)

@@ -276,3 +276,31 @@ Deno.test("tfjs config: groups of variables saved with tfjs's suffix (`<name>_1`
   first.dispose();
   disposeModels(model, loaded);
 });
+
+Deno.test("tfjs config: a model with parameter groups saved untrained (before any step) loads with its groups", async () => {
+  await useBackend("cpu");
+  const decayed = () =>
+    tfOptimizer(adamw({ lr: 1e-2, weightDecay: 0.5, groups: [{ match: /bias/, weightDecay: 0 }] }));
+  const model = denseNet(41);
+  model.compile({ optimizer: decayed(), loss: "meanSquaredError" });
+  // The config holds the group of each of the model's variables (those registered then).
+  const saved = throughJson(await saveToMemory(model));
+  const stored = (saved.trainingConfig!.optimizer_config as { config: TfOptimizerConfig }).config;
+  const groupOf = new Map(stored.settings.tensors!.map((t) => [t.name, t.group]));
+  assert.deepEqual(
+    model.trainableWeights.map((w) => groupOf.get(w.originalName)),
+    [0, 1, 0, 1],
+  );
+  const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
+  // Trained on, it gives the bits of the model that was saved (its biases not decayed).
+  const { x, y } = data([6], 8, 41);
+  await model.fit(x, y, fitInOrder(2));
+  await loaded.fit(x, y, fitInOrder(2));
+  const [a, b] = [await weightValues(model), await weightValues(loaded)];
+  a.forEach((w, i) => assert.deepEqual(b[i], w, `weight ${i}`));
+  tf.dispose([x, y]);
+  disposeModels(model, loaded);
+  // With no variable registered at all, nothing can be stored: a TypeError saying so.
+  assert.deepEqual(Object.keys(tf.engine().registeredVariables), []);
+  assert.throws(() => decayed().getConfig(), /build the model first/);
+});

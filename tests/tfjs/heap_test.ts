@@ -416,3 +416,47 @@ Deno.test("tfjs wasm: a conv net trains under model.fit (conv3d, whose filter gr
     tf.dispose([x, y]);
   }
 });
+
+Deno.test("tfjs wasm heap: tfjs growing its memory while a step writes back kernels held transposed (gc) leaves every variable right", async () => {
+  // A kernel held transposed is written back by a new tensor, which may grow tfjs's memory;
+  // the next kernel's values must then be read from the new buffer. The tfjs cpu backend's run
+  // (the kernel's own memory) gives the bits.
+  const shapes = [[40, 30], [4, 3]];
+  const run = async (backend: string) => {
+    await useBackend(backend);
+    const vars = shapes.map((s, i) =>
+      tf.variable(tf.tensor(randoms(s[0] * s[1], 5 + i), s), true, name(`grown${i}`))
+    );
+    const opt = tfOptimizer(ranger({ lr: 0.02 }));
+    const seen: Float32Array[][] = [];
+    for (let t = 0; t < 3; t++) {
+      const g = shapes.map((s, i) => tf.tensor(randoms(s[0] * s[1], 50 + 10 * t + i), s));
+      const before = backend === "wasm" ? heapBytes() : 0;
+      // At step 1, the step's first allocation in tfjs's heap (the first kernel's new data)
+      // grows tfjs's memory first, as an allocation larger than the free space would.
+      const module = backend === "wasm" && t === 1 ? wasmBackend().wasm : undefined;
+      const malloc = module?._malloc;
+      if (module) {
+        module._malloc = (bytes: number) => {
+          module._malloc = malloc;
+          module._free(malloc(heapBytes()));
+          return malloc(bytes);
+        };
+      }
+      opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, g[i]])));
+      if (module) {
+        assert.equal(module._malloc, malloc);
+        assert.ok(heapBytes() > before);
+      }
+      seen.push(vars.map((v) => (v.dataSync() as Float32Array).slice()));
+      tf.dispose(g);
+    }
+    tf.dispose(vars);
+    opt.dispose();
+    return seen;
+  };
+  const expected = await run("cpu");
+  (await run("wasm")).forEach((step, t) =>
+    step.forEach((values, i) => assert.deepEqual(values, expected[t][i], `step ${t}, kernel ${i}`))
+  );
+});
