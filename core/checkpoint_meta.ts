@@ -178,9 +178,7 @@ export function configOf(
   const { lookahead, groups, ...rest } = stored;
   // Ranger always has LookAhead (0.1.0 stored it as "lookahead(ranger)").
   const slow = wrapped !== null || origin.lookahead;
-  if (slow && (typeof lookahead !== "object" || lookahead === null)) {
-    throw new CheckpointError("Checkpoint hyperparameters lack lookahead");
-  }
+  if (slow) checkStoredLookahead(lookahead);
   if (!slow && lookahead !== undefined) {
     throw new CheckpointError("Checkpoint hyperparameters have lookahead, but the optimizer not");
   }
@@ -203,6 +201,30 @@ export function configOf(
     throw new CheckpointError(
       `Checkpoint hyperparameters are invalid: ${(e as Error).message}`,
     );
+  }
+}
+
+/**
+ * Throws unless `lookahead` is LookAhead's settings as checkpoints store them: `k` and `alpha`,
+ * nothing else. (Ranger's are spread into its options, where another key would be taken as an
+ * option of the file's: `threads` would start workers; and a setting left out would be
+ * defaulted, not the one the state trained with.)
+ */
+function checkStoredLookahead(lookahead: unknown): void {
+  if (typeof lookahead !== "object" || lookahead === null || Array.isArray(lookahead)) {
+    throw new CheckpointError("Checkpoint hyperparameters lack lookahead");
+  }
+  for (const key of Object.keys(lookahead)) {
+    if (key !== "k" && key !== "alpha") {
+      throw new CheckpointError(
+        `Checkpoint hyperparameters lookahead holds ${key}; it holds only k and alpha`,
+      );
+    }
+  }
+  for (const key of ["k", "alpha"]) {
+    if (!Object.hasOwn(lookahead, key)) {
+      throw new CheckpointError(`Checkpoint hyperparameters lookahead lacks ${key}`);
+    }
   }
 }
 

@@ -5,7 +5,16 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { CheckpointError, loadState, readParams, step } from "../mod.ts";
+import {
+  adam,
+  CheckpointError,
+  loadState,
+  lookahead,
+  ranger,
+  readParams,
+  saveState,
+  step,
+} from "../mod.ts";
 import { MAX_HEADER_BYTES } from "../base/safetensors.ts";
 import { edit, join, loadOrRefused, sample, split } from "./checkpoint_files.ts";
 
@@ -195,6 +204,37 @@ Deno.test("damaged and hostile files throw a CheckpointError naming the problem"
       assert.match(e.message, message, what);
       return true;
     }, what);
+  }
+});
+
+Deno.test("LookAhead's stored settings are k and alpha only: a Ranger file's lookahead holding threads started workers", async () => {
+  const params = { w: new Float32Array([1, -2, 3]) };
+  const files = {
+    ranger: await saveState(await ranger({ k: 3 }).init(params)),
+    "lookahead(adam)": await saveState(await lookahead(adam(), { k: 3 }).init(params)),
+  };
+  const damages: [string, (la: Record<string, unknown>) => void, RegExp][] = [
+    ["threads", (la) => Object.assign(la, { threads: 2, threadThreshold: 0 }), /holds threads/],
+    ["backend", (la) => la.backend = "js", /holds backend/],
+    ["a rule's option", (la) => la.betas = [0.5, 0.5], /holds betas/],
+    ["k missing", (la) => delete la.k, /lacks k/],
+    ["alpha missing", (la) => delete la.alpha, /lacks alpha/],
+  ];
+  for (const [name, good] of Object.entries(files)) {
+    const resumed = await loadState(good);
+    assert.deepEqual(resumed.optimizer, name, "the undamaged file loads");
+    for (const [what, change, message] of damages) {
+      const bytes = edit(good, (h) => {
+        const hp = JSON.parse(h.__metadata__.hyperparameters);
+        change(hp.lookahead);
+        h.__metadata__.hyperparameters = JSON.stringify(hp);
+      });
+      await assert.rejects(loadState(bytes), (e: Error) => {
+        assert.ok(e instanceof CheckpointError, `${name}, ${what}: ${e}`);
+        assert.match(e.message, message, `${name}, ${what}`);
+        return true;
+      }, `${name}, ${what}`);
+    }
   }
 });
 
