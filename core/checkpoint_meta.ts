@@ -353,6 +353,17 @@ function groupsFrom(
   if (!Array.isArray(groups) || !groups.every((g) => typeof g === "object" && g !== null)) {
     throw new CheckpointError("Checkpoint hyperparameters groups must be an array of objects");
   }
+  // Stored resolved: each group's two settings, neither defaulted on the way back.
+  groups.forEach((g: Record<string, unknown>, i) => {
+    const keys = Object.keys(g);
+    if (keys.length !== 2 || !Object.hasOwn(g, "lrScale") || !Object.hasOwn(g, "weightDecay")) {
+      throw new CheckpointError(
+        `Checkpoint hyperparameters groups[${i}] must hold lrScale and weightDecay only, got ${
+          keys.join(", ") || "none"
+        }`,
+      );
+    }
+  });
   const order = parseJsonMeta(metadata, "tensor_order");
   const map = parseJsonMeta(metadata, "tensor_groups");
   if (

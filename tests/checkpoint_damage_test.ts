@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   adam,
+  adamw,
   CheckpointError,
   loadState,
   lookahead,
@@ -235,6 +236,30 @@ Deno.test("LookAhead's stored settings are k and alpha only: a Ranger file's loo
         return true;
       }, `${name}, ${what}`);
     }
+  }
+});
+
+Deno.test("a stored parameter group holds its lrScale and weightDecay: one left out was defaulted", async () => {
+  const opt = adamw({ weightDecay: 0.1, groups: [{ match: /b/, lrScale: 2, weightDecay: 0 }] });
+  const good = await saveState(await opt.init({ w: new Float32Array(2), b: new Float32Array(2) }));
+  assert.equal((await loadState(good)).step, 0, "the undamaged file loads");
+  const damages: [string, (g: Record<string, unknown>) => void, RegExp][] = [
+    ["weightDecay missing", (g) => delete g.weightDecay, /got lrScale$/],
+    ["lrScale missing", (g) => delete g.lrScale, /got weightDecay$/],
+    ["another setting", (g) => g.match = "b", /got lrScale, weightDecay, match$/],
+  ];
+  for (const [what, change, message] of damages) {
+    const bytes = edit(good, (h) => {
+      const hp = JSON.parse(h.__metadata__.hyperparameters);
+      change(hp.groups[0]);
+      h.__metadata__.hyperparameters = JSON.stringify(hp);
+    });
+    await assert.rejects(loadState(bytes), (e: Error) => {
+      assert.ok(e instanceof CheckpointError, `${what}: ${e}`);
+      assert.match(e.message, /groups\[0\] must hold lrScale and weightDecay only/, what);
+      assert.match(e.message, message, what);
+      return true;
+    }, what);
   }
 });
 
