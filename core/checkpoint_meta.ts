@@ -179,6 +179,14 @@ export function configOf(
   // Ranger always has LookAhead (0.1.0 stored it as "lookahead(ranger)").
   const slow = wrapped !== null || origin.lookahead;
   if (slow) checkStoredLookahead(lookahead);
+  // Ranger's factory takes k and alpha beside its other options; checkpoints store them in
+  // lookahead alone (one given twice would have been read from lookahead, the other ignored).
+  const loose = ["k", "alpha"].find((key) => Object.hasOwn(rest, key));
+  if (loose !== undefined) {
+    throw new CheckpointError(
+      `Checkpoint hyperparameters hold ${loose} outside lookahead, where checkpoints store it`,
+    );
+  }
   if (!slow && lookahead !== undefined) {
     throw new CheckpointError("Checkpoint hyperparameters have lookahead, but the optimizer not");
   }

@@ -208,18 +208,26 @@ Deno.test("damaged and hostile files throw a CheckpointError naming the problem"
   }
 });
 
-Deno.test("LookAhead's stored settings are k and alpha only: a Ranger file's lookahead holding threads started workers", async () => {
+Deno.test("LookAhead's stored settings are k and alpha, in lookahead only: a Ranger file's lookahead holding threads started workers", async () => {
   const params = { w: new Float32Array([1, -2, 3]) };
   const files = {
     ranger: await saveState(await ranger({ k: 3 }).init(params)),
     "lookahead(adam)": await saveState(await lookahead(adam(), { k: 3 }).init(params)),
   };
-  const damages: [string, (la: Record<string, unknown>) => void, RegExp][] = [
-    ["threads", (la) => Object.assign(la, { threads: 2, threadThreshold: 0 }), /holds threads/],
-    ["backend", (la) => la.backend = "js", /holds backend/],
-    ["a rule's option", (la) => la.betas = [0.5, 0.5], /holds betas/],
-    ["k missing", (la) => delete la.k, /lacks k/],
-    ["alpha missing", (la) => delete la.alpha, /lacks alpha/],
+  type Hyper = { lookahead: Record<string, unknown>; [key: string]: unknown };
+  const damages: [string, (hp: Hyper) => void, RegExp][] = [
+    [
+      "threads",
+      (hp) => Object.assign(hp.lookahead, { threads: 2, threadThreshold: 0 }),
+      /holds threads/,
+    ],
+    ["backend", (hp) => hp.lookahead.backend = "js", /holds backend/],
+    ["a rule's option", (hp) => hp.lookahead.betas = [0.5, 0.5], /holds betas/],
+    ["k missing", (hp) => delete hp.lookahead.k, /lacks k/],
+    ["alpha missing", (hp) => delete hp.lookahead.alpha, /lacks alpha/],
+    // Ranger's factory takes k and alpha beside its options: such a k was ignored.
+    ["k beside lookahead", (hp) => hp.k = 9, /hold k outside lookahead/],
+    ["alpha beside lookahead", (hp) => hp.alpha = 0.9, /hold alpha outside lookahead/],
   ];
   for (const [name, good] of Object.entries(files)) {
     const resumed = await loadState(good);
@@ -227,7 +235,7 @@ Deno.test("LookAhead's stored settings are k and alpha only: a Ranger file's loo
     for (const [what, change, message] of damages) {
       const bytes = edit(good, (h) => {
         const hp = JSON.parse(h.__metadata__.hyperparameters);
-        change(hp.lookahead);
+        change(hp);
         h.__metadata__.hyperparameters = JSON.stringify(hp);
       });
       await assert.rejects(loadState(bytes), (e: Error) => {
