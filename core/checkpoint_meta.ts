@@ -179,6 +179,12 @@ export function configOf(
   // Ranger always has LookAhead (0.1.0 stored it as "lookahead(ranger)").
   const slow = wrapped !== null || origin.lookahead;
   if (slow) checkStoredLookahead(lookahead);
+  // A map of tensors to groups says the file had groups: their settings are not to be lost.
+  if (groups === undefined && Object.hasOwn(metadata, "tensor_groups")) {
+    throw new CheckpointError(
+      "Checkpoint metadata has tensor_groups, but its hyperparameters lack groups",
+    );
+  }
   // Ranger's factory takes k and alpha beside its other options; checkpoints store them in
   // lookahead alone (one given twice would have been read from lookahead, the other ignored).
   const loose = ["k", "alpha"].find((key) => Object.hasOwn(rest, key));

@@ -247,7 +247,7 @@ Deno.test("LookAhead's stored settings are k and alpha, in lookahead only: a Ran
   }
 });
 
-Deno.test("a stored parameter group holds its lrScale and weightDecay: one left out was defaulted", async () => {
+Deno.test("stored parameter groups hold their lrScale and weightDecay: one left out was defaulted, and groups left out were dropped", async () => {
   const opt = adamw({ weightDecay: 0.1, groups: [{ match: /b/, lrScale: 2, weightDecay: 0 }] });
   const good = await saveState(await opt.init({ w: new Float32Array(2), b: new Float32Array(2) }));
   assert.equal((await loadState(good)).step, 0, "the undamaged file loads");
@@ -269,6 +269,13 @@ Deno.test("a stored parameter group holds its lrScale and weightDecay: one left 
       return true;
     }, what);
   }
+  // Groups left out where the map of tensors to them is kept: b was decayed as w is.
+  const lost = edit(good, (h) => {
+    const hp = JSON.parse(h.__metadata__.hyperparameters);
+    delete hp.groups;
+    h.__metadata__.hyperparameters = JSON.stringify(hp);
+  });
+  await assert.rejects(loadState(lost), /tensor_groups, but its hyperparameters lack groups/);
 });
 
 /** Mutations of a valid file: byte writes, truncation, appended bytes, header-length edits. */
