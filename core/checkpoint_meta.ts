@@ -178,24 +178,7 @@ export function configOf(
   const { lookahead, groups, ...rest } = stored;
   // Ranger always has LookAhead (0.1.0 stored it as "lookahead(ranger)").
   const slow = wrapped !== null || origin.lookahead;
-  if (slow) checkStoredLookahead(lookahead);
-  // A map of tensors to groups says the file had groups: their settings are not to be lost.
-  if (groups === undefined && Object.hasOwn(metadata, "tensor_groups")) {
-    throw new CheckpointError(
-      "Checkpoint metadata has tensor_groups, but its hyperparameters lack groups",
-    );
-  }
-  // Ranger's factory takes k and alpha beside its other options; checkpoints store them in
-  // lookahead alone (one given twice would have been read from lookahead, the other ignored).
-  const loose = ["k", "alpha"].find((key) => Object.hasOwn(rest, key));
-  if (loose !== undefined) {
-    throw new CheckpointError(
-      `Checkpoint hyperparameters hold ${loose} outside lookahead, where checkpoints store it`,
-    );
-  }
-  if (!slow && lookahead !== undefined) {
-    throw new CheckpointError("Checkpoint hyperparameters have lookahead, but the optimizer not");
-  }
+  checkStoredParts(metadata, rest, lookahead, groups, slow);
   try {
     const settings = resolveOptions(origin, {
       ...rest,
@@ -214,6 +197,38 @@ export function configOf(
     if (e instanceof CheckpointError) throw e;
     throw new CheckpointError(
       `Checkpoint hyperparameters are invalid: ${(e as Error).message}`,
+    );
+  }
+}
+
+/**
+ * Throws unless LookAhead's settings and the parameter groups are where and as checkpoints store
+ * them: `lookahead` exactly where the optimizer has LookAhead, `k` and `alpha` in it alone, and
+ * `groups` wherever `tensor_groups` maps tensors to them.
+ */
+function checkStoredParts(
+  metadata: Readonly<Record<string, string>>,
+  rest: Readonly<Record<string, unknown>>,
+  lookahead: unknown,
+  groups: unknown,
+  slow: boolean,
+): void {
+  if (slow) checkStoredLookahead(lookahead);
+  if (!slow && lookahead !== undefined) {
+    throw new CheckpointError("Checkpoint hyperparameters have lookahead, but the optimizer not");
+  }
+  // Ranger's factory takes k and alpha beside its other options; checkpoints store them in
+  // lookahead alone (one given twice would have been read from lookahead, the other ignored).
+  const loose = ["k", "alpha"].find((key) => Object.hasOwn(rest, key));
+  if (loose !== undefined) {
+    throw new CheckpointError(
+      `Checkpoint hyperparameters hold ${loose} outside lookahead, where checkpoints store it`,
+    );
+  }
+  // A map of tensors to groups says the file had groups: their settings are not to be lost.
+  if (groups === undefined && Object.hasOwn(metadata, "tensor_groups")) {
+    throw new CheckpointError(
+      "Checkpoint metadata has tensor_groups, but its hyperparameters lack groups",
     );
   }
 }
