@@ -178,12 +178,7 @@ export function configOf(
   const { lookahead, groups, ...rest } = stored;
   // Ranger always has LookAhead (0.1.0 stored it as "lookahead(ranger)").
   const slow = wrapped !== null || origin.lookahead;
-  if (slow && (typeof lookahead !== "object" || lookahead === null)) {
-    throw new CheckpointError("Checkpoint hyperparameters lack lookahead");
-  }
-  if (!slow && lookahead !== undefined) {
-    throw new CheckpointError("Checkpoint hyperparameters have lookahead, but the optimizer not");
-  }
+  checkStoredParts(metadata, rest, lookahead, groups, slow);
   try {
     const settings = resolveOptions(origin, {
       ...rest,
@@ -203,6 +198,62 @@ export function configOf(
     throw new CheckpointError(
       `Checkpoint hyperparameters are invalid: ${(e as Error).message}`,
     );
+  }
+}
+
+/**
+ * Throws unless LookAhead's settings and the parameter groups are where and as checkpoints store
+ * them: `lookahead` exactly where the optimizer has LookAhead, `k` and `alpha` in it alone, and
+ * `groups` wherever `tensor_groups` maps tensors to them.
+ */
+function checkStoredParts(
+  metadata: Readonly<Record<string, string>>,
+  rest: Readonly<Record<string, unknown>>,
+  lookahead: unknown,
+  groups: unknown,
+  slow: boolean,
+): void {
+  if (slow) checkStoredLookahead(lookahead);
+  if (!slow && lookahead !== undefined) {
+    throw new CheckpointError("Checkpoint hyperparameters have lookahead, but the optimizer not");
+  }
+  // Ranger's factory takes k and alpha beside its other options; checkpoints store them in
+  // lookahead alone (one given twice would have been read from lookahead, the other ignored).
+  const loose = ["k", "alpha"].find((key) => Object.hasOwn(rest, key));
+  if (loose !== undefined) {
+    throw new CheckpointError(
+      `Checkpoint hyperparameters hold ${loose} outside lookahead, where checkpoints store it`,
+    );
+  }
+  // A map of tensors to groups says the file had groups: their settings are not to be lost.
+  if (groups === undefined && Object.hasOwn(metadata, "tensor_groups")) {
+    throw new CheckpointError(
+      "Checkpoint metadata has tensor_groups, but its hyperparameters lack groups",
+    );
+  }
+}
+
+/**
+ * Throws unless `lookahead` is LookAhead's settings as checkpoints store them: `k` and `alpha`,
+ * nothing else. (Ranger's are spread into its options, where another key would be taken as an
+ * option of the file's: `threads` would start workers; and a setting left out would be
+ * defaulted, not the one the state trained with.)
+ */
+function checkStoredLookahead(lookahead: unknown): void {
+  if (typeof lookahead !== "object" || lookahead === null || Array.isArray(lookahead)) {
+    throw new CheckpointError("Checkpoint hyperparameters lack lookahead");
+  }
+  for (const key of Object.keys(lookahead)) {
+    if (key !== "k" && key !== "alpha") {
+      throw new CheckpointError(
+        `Checkpoint hyperparameters lookahead holds ${key}; it holds only k and alpha`,
+      );
+    }
+  }
+  for (const key of ["k", "alpha"]) {
+    if (!Object.hasOwn(lookahead, key)) {
+      throw new CheckpointError(`Checkpoint hyperparameters lookahead lacks ${key}`);
+    }
   }
 }
 
@@ -331,6 +382,17 @@ function groupsFrom(
   if (!Array.isArray(groups) || !groups.every((g) => typeof g === "object" && g !== null)) {
     throw new CheckpointError("Checkpoint hyperparameters groups must be an array of objects");
   }
+  // Stored resolved: each group's two settings, neither defaulted on the way back.
+  groups.forEach((g: Record<string, unknown>, i) => {
+    const keys = Object.keys(g);
+    if (keys.length !== 2 || !Object.hasOwn(g, "lrScale") || !Object.hasOwn(g, "weightDecay")) {
+      throw new CheckpointError(
+        `Checkpoint hyperparameters groups[${i}] must hold lrScale and weightDecay only, got ${
+          keys.join(", ") || "none"
+        }`,
+      );
+    }
+  });
   const order = parseJsonMeta(metadata, "tensor_order");
   const map = parseJsonMeta(metadata, "tensor_groups");
   if (

@@ -5,7 +5,17 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { CheckpointError, loadState, readParams, step } from "../mod.ts";
+import {
+  adam,
+  adamw,
+  CheckpointError,
+  loadState,
+  lookahead,
+  ranger,
+  readParams,
+  saveState,
+  step,
+} from "../mod.ts";
 import { MAX_HEADER_BYTES } from "../base/safetensors.ts";
 import { edit, join, loadOrRefused, sample, split } from "./checkpoint_files.ts";
 
@@ -196,6 +206,76 @@ Deno.test("damaged and hostile files throw a CheckpointError naming the problem"
       return true;
     }, what);
   }
+});
+
+Deno.test("LookAhead's stored settings are k and alpha, in lookahead only: a Ranger file's lookahead holding threads started workers", async () => {
+  const params = { w: new Float32Array([1, -2, 3]) };
+  const files = {
+    ranger: await saveState(await ranger({ k: 3 }).init(params)),
+    "lookahead(adam)": await saveState(await lookahead(adam(), { k: 3 }).init(params)),
+  };
+  type Hyper = { lookahead: Record<string, unknown>; [key: string]: unknown };
+  const damages: [string, (hp: Hyper) => void, RegExp][] = [
+    [
+      "threads",
+      (hp) => Object.assign(hp.lookahead, { threads: 2, threadThreshold: 0 }),
+      /holds threads/,
+    ],
+    ["backend", (hp) => hp.lookahead.backend = "js", /holds backend/],
+    ["a rule's option", (hp) => hp.lookahead.betas = [0.5, 0.5], /holds betas/],
+    ["k missing", (hp) => delete hp.lookahead.k, /lacks k/],
+    ["alpha missing", (hp) => delete hp.lookahead.alpha, /lacks alpha/],
+    // Ranger's factory takes k and alpha beside its options: such a k was ignored.
+    ["k beside lookahead", (hp) => hp.k = 9, /hold k outside lookahead/],
+    ["alpha beside lookahead", (hp) => hp.alpha = 0.9, /hold alpha outside lookahead/],
+  ];
+  for (const [name, good] of Object.entries(files)) {
+    const resumed = await loadState(good);
+    assert.deepEqual(resumed.optimizer, name, "the undamaged file loads");
+    for (const [what, change, message] of damages) {
+      const bytes = edit(good, (h) => {
+        const hp = JSON.parse(h.__metadata__.hyperparameters);
+        change(hp);
+        h.__metadata__.hyperparameters = JSON.stringify(hp);
+      });
+      await assert.rejects(loadState(bytes), (e: Error) => {
+        assert.ok(e instanceof CheckpointError, `${name}, ${what}: ${e}`);
+        assert.match(e.message, message, `${name}, ${what}`);
+        return true;
+      }, `${name}, ${what}`);
+    }
+  }
+});
+
+Deno.test("stored parameter groups hold their lrScale and weightDecay: one left out was defaulted, and groups left out were dropped", async () => {
+  const opt = adamw({ weightDecay: 0.1, groups: [{ match: /b/, lrScale: 2, weightDecay: 0 }] });
+  const good = await saveState(await opt.init({ w: new Float32Array(2), b: new Float32Array(2) }));
+  assert.equal((await loadState(good)).step, 0, "the undamaged file loads");
+  const damages: [string, (g: Record<string, unknown>) => void, RegExp][] = [
+    ["weightDecay missing", (g) => delete g.weightDecay, /got lrScale$/],
+    ["lrScale missing", (g) => delete g.lrScale, /got weightDecay$/],
+    ["another setting", (g) => g.match = "b", /got lrScale, weightDecay, match$/],
+  ];
+  for (const [what, change, message] of damages) {
+    const bytes = edit(good, (h) => {
+      const hp = JSON.parse(h.__metadata__.hyperparameters);
+      change(hp.groups[0]);
+      h.__metadata__.hyperparameters = JSON.stringify(hp);
+    });
+    await assert.rejects(loadState(bytes), (e: Error) => {
+      assert.ok(e instanceof CheckpointError, `${what}: ${e}`);
+      assert.match(e.message, /groups\[0\] must hold lrScale and weightDecay only/, what);
+      assert.match(e.message, message, what);
+      return true;
+    }, what);
+  }
+  // Groups left out where the map of tensors to them is kept: b was decayed as w is.
+  const lost = edit(good, (h) => {
+    const hp = JSON.parse(h.__metadata__.hyperparameters);
+    delete hp.groups;
+    h.__metadata__.hyperparameters = JSON.stringify(hp);
+  });
+  await assert.rejects(loadState(lost), /tensor_groups, but its hyperparameters lack groups/);
 });
 
 /** Mutations of a valid file: byte writes, truncation, appended bytes, header-length edits. */
