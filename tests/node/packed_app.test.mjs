@@ -8,7 +8,7 @@
 // bundle built for an older target steps on two threads in headless Chromium with Deno's bits.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { cpSync, lstatSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -78,6 +78,25 @@ test("the tarball installs as a folder of files (not a link), its package.json a
     pkg,
     JSON.parse(readFileSync(join(built, "package.json"), "utf8")),
   );
+});
+
+test("the tarball ships only the declarations that its entry points' types reach", () => {
+  const installed = join(app, "node_modules", "@optim", "radam");
+  const types = join(installed, "types");
+  const shipped = readdirSync(types, { recursive: true })
+    .filter((f) => f.endsWith(".d.ts")).map((f) => join(types, f)).sort();
+  const tsc = join(app, "node_modules", "typescript", "bin", "tsc");
+  const entries = ["mod", "tfjs", "store"].map((e) => join(types, `${e}.d.ts`));
+  const read = run(process.execPath, [
+    tsc,
+    "--listFilesOnly",
+    "--module",
+    "nodenext",
+    ...entries,
+  ], app).split("\n").filter((f) => f.startsWith(types)).sort();
+  // It shipped every module's declarations: 47 files no import reaches (private helpers, and
+  // the kernels' base64 text, 148 kB, as string literal types).
+  assert.deepEqual(shipped, read);
 });
 
 test("an esbuild bundle of an app that only imports @optim/radam/tfjs resumes a saved ranger model bit for bit", () => {
