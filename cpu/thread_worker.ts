@@ -84,51 +84,49 @@ export interface ThreadWorkerInit {
  * Stringified: it must not refer to anything outside its own body.
  */
 export function threadWorkerMain(): void {
+  // No async/await and no named inner function: an app's bundler may rewrite those into calls of
+  // helpers of its own (`__async(…)` for an older target, `__name(…)` to keep names), which the
+  // worker, given only this function's text, does not have.
   // deno-lint-ignore no-explicit-any
   const scope = globalThis as any;
-  scope.onmessage = async (event: MessageEvent) => {
+  scope.onmessage = (event: MessageEvent) => {
     scope.onmessage = null;
     const init = event.data;
-    // deno-lint-ignore no-explicit-any
-    let k: any;
-    try {
-      const result = await WebAssembly.instantiate(init.bytes, { env: { memory: init.memory } });
-      k = result.instance.exports;
-    } catch (error) {
-      scope.postMessage({ error: String(error) });
-      return;
-    }
-    const c = init.layout;
-    const buffer = init.memory.buffer;
-    const ints = new Int32Array(buffer, init.control, c.SCALARS / 4);
-    const { arena, scalars, grads, partials, total, scratch } = init;
-    const { start, end, firstBlock, lastBlock, spinMs } = init;
-    let seen = Atomics.load(ints, c.GENERATION);
-    scope.postMessage({ ready: true });
-    for (;;) {
-      let polls = 0;
-      let deadline = 0;
-      while (Atomics.load(ints, c.GENERATION) === seen) {
-        if ((++polls & 1023) !== 0) continue;
-        const now = performance.now();
-        if (deadline === 0) deadline = now + spinMs;
-        else if (now > deadline) Atomics.wait(ints, c.GENERATION, seen);
-      }
-      seen = Atomics.load(ints, c.GENERATION);
-      const op = Atomics.load(ints, c.OP);
-      if (op === init.ops.exit) break;
-      if (op === init.ops.step) {
-        k.step(arena, scalars, start, end, scratch);
-      } else if (op === init.ops.sumSquares) {
-        k.sumSquaresBlocks(grads, total, firstBlock, lastBlock, partials);
-      } else if (op === init.ops.nonFinite) {
-        if (k.nonFinite(grads + start * 4, end - start) !== 0) {
-          Atomics.store(ints, c.NON_FINITE, 1);
+    WebAssembly.instantiate(init.bytes, { env: { memory: init.memory } }).then((result) => {
+      // deno-lint-ignore no-explicit-any
+      const k: any = result.instance.exports;
+      const c = init.layout;
+      const buffer = init.memory.buffer;
+      const ints = new Int32Array(buffer, init.control, c.SCALARS / 4);
+      const { arena, scalars, grads, partials, total, scratch } = init;
+      const { start, end, firstBlock, lastBlock, spinMs } = init;
+      let seen = Atomics.load(ints, c.GENERATION);
+      scope.postMessage({ ready: true });
+      for (;;) {
+        let polls = 0;
+        let deadline = 0;
+        while (Atomics.load(ints, c.GENERATION) === seen) {
+          if ((++polls & 1023) !== 0) continue;
+          const now = performance.now();
+          if (deadline === 0) deadline = now + spinMs;
+          else if (now > deadline) Atomics.wait(ints, c.GENERATION, seen);
         }
+        seen = Atomics.load(ints, c.GENERATION);
+        const op = Atomics.load(ints, c.OP);
+        if (op === init.ops.exit) break;
+        if (op === init.ops.step) {
+          k.step(arena, scalars, start, end, scratch);
+        } else if (op === init.ops.sumSquares) {
+          k.sumSquaresBlocks(grads, total, firstBlock, lastBlock, partials);
+        } else if (op === init.ops.nonFinite) {
+          if (k.nonFinite(grads + start * 4, end - start) !== 0) {
+            Atomics.store(ints, c.NON_FINITE, 1);
+          }
+        }
+        if (Atomics.sub(ints, c.PENDING, 1) === 1) Atomics.notify(ints, c.PENDING);
       }
-      if (Atomics.sub(ints, c.PENDING, 1) === 1) Atomics.notify(ints, c.PENDING);
-    }
-    scope.close();
+      scope.close();
+    }, (error) => scope.postMessage({ error: String(error) }));
   };
 }
 

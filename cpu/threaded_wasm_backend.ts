@@ -206,6 +206,14 @@ function sharedMemory(pages: number, parameters: number): WebAssembly.Memory {
   }
 }
 
+/**
+ * Why a worker failed whose error event has no message: its script never ran. A browser says
+ * nothing more to the page (its console names the policy).
+ */
+const WORKER_NOT_LOADED = "its script (a blob: URL) could not be loaded; in a browser, the " +
+  "page's Content-Security-Policy must allow blob: in worker-src (or, without worker-src, in " +
+  "script-src or default-src)";
+
 /** Resolves when `worker` says it is ready; rejects with its error. */
 function workerReady(worker: Worker): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -215,7 +223,12 @@ function workerReady(worker: Worker): Promise<void> {
     };
     worker.onerror = (event) => {
       event.preventDefault();
-      reject(new Error(`A kernel worker failed to start: ${event.message}`));
+      // A script that could not be loaded (a Content-Security-Policy without blob:) fires a
+      // plain Event, with no message.
+      const why = typeof event.message === "string" && event.message !== ""
+        ? event.message
+        : WORKER_NOT_LOADED;
+      reject(new Error(`A kernel worker failed to start: ${why}`));
     };
   });
 }

@@ -8,8 +8,8 @@
  *   another; the kernel's wasm is already inlined as base64, so nothing is read from disk at run
  *   time). `@tensorflow/tfjs-core` stays an import: a peer dependency (`^4`, optional: only
  *   `tfjs.js` needs it);
- * - `types/`: `.d.ts` declarations emitted by the TypeScript compiler, which name no WebGPU
- *   package: the few WebGPU types they use are declared in `types/_webgpu.d.ts` (see
+ * - `types/`: `.d.ts` declarations emitted by the TypeScript compiler, those that the entries'
+ *   types reach (see {@link pruneDeclarations}), which name no WebGPU package: the few WebGPU types they use are declared in `types/_webgpu.d.ts` (see
  *   {@link webgpuShim}), so that they type-check beside tfjs-core's copy of `@webgpu/types`, any
  *   other, or none;
  * - `package.json` (name and version from deno.json, `exports` for Node ≥ 20 and bundlers,
@@ -199,6 +199,33 @@ function declarations(webgpu: string): void {
 }
 
 /**
+ * Removes the emitted declarations that no entry's types reach (TypeScript emits one for every
+ * module of the sources: the kernels' base64 text, the private helpers, …): the package ships only
+ * the files a program that imports it reads.
+ */
+function pruneDeclarations(): void {
+  const program = ts.createProgram(
+    [...ENTRIES.map((e) => `${OUT}/${typesOf(e)}`), `${OUT}/types/${WEBGPU_SHIM}`],
+    { ...baseOptions(), noEmit: true },
+  );
+  const root = `${OUT}/types/`;
+  const reached = new Set(
+    program.getSourceFiles().map((f) => f.fileName).filter((f) => f.includes(root))
+      .map((f) => f.slice(f.lastIndexOf(root))),
+  );
+  const prune = (dir: string): boolean => {
+    let kept = false;
+    for (const entry of Deno.readDirSync(dir)) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory ? prune(path) : reached.has(path)) kept = true;
+      else Deno.removeSync(path, { recursive: true });
+    }
+    return kept;
+  };
+  prune(`${OUT}/types`);
+}
+
+/**
  * Type-checks the emitted declarations as an app would (strict, library files checked too):
  * the entries without tfjs-core (so without any WebGPU typings: a WebGPU type missing from the
  * shim fails here), then all of them beside tfjs-core and its `@webgpu/types`.
@@ -310,6 +337,7 @@ if (import.meta.main) {
   await Deno.mkdir(OUT, { recursive: true });
   const sideEffects = await bundle();
   declarations(await webgpuTypes());
+  pruneDeclarations();
   checkDeclarations();
   await packageFiles(sideEffects);
   const outputs = ENTRIES.map((e) => `${e.out}.js`).join(", ");

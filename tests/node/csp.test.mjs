@@ -1,7 +1,9 @@
 // The bundle in headless Chromium on a page whose Content-Security-Policy does not let WebAssembly
 // be compiled (script-src without 'wasm-unsafe-eval'): the default backend trains there, on js,
 // with Deno's bits, and so does the TensorFlow.js adapter; backend "wasm" says why it cannot.
-// The same page with 'wasm-unsafe-eval' trains on wasm.
+// The same page with 'wasm-unsafe-eval' trains on wasm. On a cross-origin-isolated page, threads
+// start their workers from a blob: URL: a policy without blob: for workers is refused with an error
+// that says so, and one with it trains on two threads with Deno's bits.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import http from "node:http";
@@ -19,6 +21,21 @@ const POLICIES = {
   "/strict": `script-src 'self' 'nonce-${NONCE}'`,
   "/allowed": `script-src 'self' 'nonce-${NONCE}' 'wasm-unsafe-eval'`,
 };
+
+/** Cross-origin-isolated pages (SharedArrayBuffer) for threads, without and with blob: workers. */
+const THREAD_POLICIES = {
+  "/threads-no-blob": `script-src 'self' 'wasm-unsafe-eval'`,
+  "/threads-blob": `script-src 'self' 'wasm-unsafe-eval'; worker-src blob:`,
+};
+const THREAD_PAGE = `<!doctype html><meta charset="utf-8"><title>radam csp threads</title>
+<script type="module" src="/threads.mjs"></script>`;
+const THREAD_SCRIPT = `import * as lib from "/index.js";
+import { runCase } from "/shared_case.mjs";
+try {
+  window.__result = await runCase(lib, "wasm", undefined, 2);
+} catch (e) {
+  window.__error = e.name + ": " + e.message;
+}`;
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>radam csp</title>
 <script type="importmap" nonce="${NONCE}">
@@ -61,6 +78,7 @@ const tfjsDist = (name) =>
 
 const FILES = {
   "/page.mjs": () => SCRIPT,
+  "/threads.mjs": () => THREAD_SCRIPT,
   "/index.js": () => readFileSync(fileURLToPath(import.meta.resolve("@optim/radam"))),
   "/tfjs.js": () => readFileSync(new URL("tfjs.js", packageDir)),
   "/tfjs-core.js": () => readFileSync(new URL("tf-core.fesm.js", tfjsDist("tfjs-core"))),
@@ -77,6 +95,16 @@ function serve() {
     if (policy !== undefined) {
       res.writeHead(200, { "content-type": "text/html", "content-security-policy": policy })
         .end(PAGE);
+      return;
+    }
+    const threadPolicy = THREAD_POLICIES[req.url];
+    if (threadPolicy !== undefined) {
+      res.writeHead(200, {
+        "content-type": "text/html",
+        "content-security-policy": threadPolicy,
+        "cross-origin-opener-policy": "same-origin",
+        "cross-origin-embedder-policy": "require-corp",
+      }).end(THREAD_PAGE);
       return;
     }
     const file = FILES[req.url] ??
@@ -123,6 +151,34 @@ test("a page whose Content-Security-Policy refuses WebAssembly trains on the def
     assert.equal(allowed.wasm, "no error");
     assert.equal(allowed.tfjsBackend, "wasm");
     assert.deepEqual(allowed.tfjs, strict.tfjs);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
+
+test("threads on a page whose Content-Security-Policy refuses blob: workers: an error that says so", async () => {
+  const server = await serve();
+  const browser = await launchChromium();
+  const port = server.address().port;
+  try {
+    const refused = await browser.newPage();
+    await refused.goto(`http://127.0.0.1:${port}/threads-no-blob`);
+    await refused.waitForFunction(() => globalThis.__result || globalThis.__error, null, {
+      timeout: 60_000,
+    });
+    // It said "A kernel worker failed to start: undefined".
+    assert.match(
+      await refused.evaluate(() => globalThis.__error),
+      /^Error: A kernel worker failed to start: .*Content-Security-Policy must allow blob: in worker-src/,
+    );
+    const allowed = await browser.newPage();
+    await allowed.goto(`http://127.0.0.1:${port}/threads-blob`);
+    await allowed.waitForFunction(() => globalThis.__result || globalThis.__error, null, {
+      timeout: 60_000,
+    });
+    assert.equal(await allowed.evaluate(() => globalThis.__error), undefined);
+    assert.deepEqual(await allowed.evaluate(() => globalThis.__result), expected.wasm);
   } finally {
     await browser.close();
     server.close();

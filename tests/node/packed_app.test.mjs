@@ -4,14 +4,17 @@
 // this folder's node_modules/.cache, then installed from it). Shows that an esbuild bundle of an
 // app that only imports the adapter keeps its registration, and resumes a saved model bit for
 // bit; and that the declarations type-check under `tsc --strict` without skipLibCheck, with every
-// moduleResolution a project may have (node10 included, through typesVersions).
+// moduleResolution a project may have (node10 included, through typesVersions); and that a browser
+// bundle built for an older target steps on two threads in headless Chromium with Deno's bits.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { cpSync, lstatSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
+import { launchChromium } from "./chromium.mjs";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const built = fileURLToPath(new URL("../../npm", import.meta.url));
@@ -37,6 +40,10 @@ before(() => {
   app = mkdtempSync(join(tmpdir(), "radam-packed-app-"));
   out = mkdtempSync(join(tmpdir(), "radam-packed-bundle-"));
   cpSync(new URL("./packed_app/", import.meta.url), app, { recursive: true });
+  cpSync(
+    new URL("./shared_case.mjs", import.meta.url),
+    join(app, "shared_case.mjs"),
+  );
   const [{ filename }] = JSON.parse(
     run("npm", [
       "pack",
@@ -71,6 +78,25 @@ test("the tarball installs as a folder of files (not a link), its package.json a
     pkg,
     JSON.parse(readFileSync(join(built, "package.json"), "utf8")),
   );
+});
+
+test("the tarball ships only the declarations that its entry points' types reach", () => {
+  const installed = join(app, "node_modules", "@optim", "radam");
+  const types = join(installed, "types");
+  const shipped = readdirSync(types, { recursive: true })
+    .filter((f) => f.endsWith(".d.ts")).map((f) => join(types, f)).sort();
+  const tsc = join(app, "node_modules", "typescript", "bin", "tsc");
+  const entries = ["mod", "tfjs", "store"].map((e) => join(types, `${e}.d.ts`));
+  const read = run(process.execPath, [
+    tsc,
+    "--listFilesOnly",
+    "--module",
+    "nodenext",
+    ...entries,
+  ], app).split("\n").filter((f) => f.startsWith(types)).sort();
+  // It shipped every module's declarations: 47 files no import reaches (private helpers, and
+  // the kernels' base64 text, 148 kB, as string literal types).
+  assert.deepEqual(shipped, read);
 });
 
 test("an esbuild bundle of an app that only imports @optim/radam/tfjs resumes a saved ranger model bit for bit", () => {
@@ -124,4 +150,52 @@ test('tsc under moduleResolution "node10", which reads no exports: every entry p
     run(process.execPath, [tsc, "-p", "tsconfig.node10.json"], app),
     "",
   );
+});
+
+test("a browser bundle for ES2016 with names kept steps on two threads with Deno's bits", async () => {
+  // The workers run the text of one function of the package: a helper the app's bundler put
+  // outside it (`__async`, `__name`) was undefined there ("A kernel worker failed to start").
+  const bundle = join(out, "threads.js");
+  run(process.execPath, ["bundle_browser.mjs", bundle], app);
+  const expected = JSON.parse(
+    readFileSync(new URL("./expected.json", import.meta.url), "utf8"),
+  );
+  const page = '<!doctype html><meta charset="utf-8"><script src="/threads.js"></script>';
+  const server = http.createServer((req, res) => {
+    const file = {
+      "/": ["text/html", () => page],
+      "/threads.js": ["text/javascript", () => readFileSync(bundle)],
+    }[req.url];
+    if (!file) {
+      return void res.writeHead(404).end();
+    }
+    // Cross-origin isolated: SharedArrayBuffer is there.
+    res.writeHead(200, {
+      "content-type": file[0],
+      "cross-origin-opener-policy": "same-origin",
+      "cross-origin-embedder-policy": "require-corp",
+    }).end(file[1]());
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const browser = await launchChromium();
+  try {
+    const tab = await browser.newPage();
+    await tab.goto(`http://127.0.0.1:${server.address().port}/`);
+    await tab.waitForFunction(
+      () => globalThis.__result || globalThis.__error,
+      null,
+      {
+        timeout: 60_000,
+      },
+    );
+    const error = await tab.evaluate(() => globalThis.__error);
+    assert.equal(error, undefined, `the page threw: ${error}`);
+    assert.deepEqual(
+      await tab.evaluate(() => globalThis.__result),
+      expected.wasm,
+    );
+  } finally {
+    await browser.close();
+    server.close();
+  }
 });
