@@ -203,7 +203,8 @@ export class Coordinator implements Fold {
         await this.#foldEnd; // it settles it, or gives it back
         continue;
       }
-      this.queue.splice(this.queue.indexOf(local), 1);
+      const at = this.queue.indexOf(local);
+      if (at >= 0) this.queue.splice(at, 1);
       const record = await this.store.submit(local.info, new Uint8Array(local.gradient.buffer));
       if (record === null) return { status: "pending", id: local.info.id };
       return this.#answerKnown(local.info.id, record, Date.now());

@@ -223,6 +223,37 @@ Deno.test("data parallel: past waitMs a contribution is stored; a later fold app
   });
 });
 
+Deno.test("data parallel: a contribution whose id another process stored while it was being folded takes no other request's place", async () => {
+  const store = memoryCheckpointStore();
+  let reached!: () => void;
+  const atCommit = new Promise<void>((resolve) => reached = resolve);
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => open = resolve);
+  const held: TrainingStore = Object.create(store);
+  held.commit = async (c) => {
+    if (c.applied.length > 0) reached(), await gate;
+    return await store.commit(c);
+  };
+  const trainer = dataParallel(held, { optimizer, init, waitMs: 1000, pollMs: 5 });
+  const { step: base, params } = await trainer.params();
+  const x = trainer.submit({ id: "x", base, gradient: gradientAt(0, params) });
+  await atCommit; // x is being folded; another process stores a contribution of the same id
+  const bytes = new Uint8Array(
+    Float32Array.from(Object.values(gradientAt(0, params)).flatMap((a) => [...a])).buffer,
+  );
+  assert.equal(await store.submit({ id: "x", base, samples: 1 }, bytes), null);
+  await new Promise((resolve) => setTimeout(resolve, 1100)); // x's waitMs passes
+  const y = trainer.submit({ id: "y", base, gradient: gradientAt(1, params) });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  open(); // the commit is refused (x is known now): x waits for the stored one, y is folded
+  const first = await x; // answered by the stored one's step, or pending until it
+  assert.ok(first.status === "pending" || first.step === 1, JSON.stringify(first));
+  assert.deepEqual(await y, { status: "applied", id: "y", step: 1, duplicate: false });
+  const journal = await store.journal(0, 100);
+  assert.deepEqual(journal.flatMap((r) => r.entries.map((e) => e.id)).sort(), ["x", "y"]);
+  await trainer.close();
+});
+
 Deno.test("data parallel on Deno KV: a crash at any write loses no acknowledged contribution, applies none twice", async () => {
   await crashAtAnyWrite({ writes: 40, stride: 3, requests: 8, chunkBytes: 16 });
 });
