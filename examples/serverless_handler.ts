@@ -202,7 +202,7 @@ async function optimisticAnswer(
         throw new BatchError(`Expected ${state.params.w.length} features, got ${features}`);
       }
       const loss = batchGradient(state.params, batch, state.grads);
-      if (!Number.isFinite(loss) || !allFinite(state.grads.w)) {
+      if (!Number.isFinite(loss) || !allFinite(state.grads.w) || !allFinite(state.grads.b)) {
         throw new BatchError("This batch gives a non-finite gradient");
       }
       return loss;
@@ -231,7 +231,7 @@ async function dataParallelAnswer(
   }
   const gradient = initialParams(features);
   const loss = batchGradient(params, batch, gradient);
-  if (!Number.isFinite(loss) || !allFinite(gradient.w)) {
+  if (!Number.isFinite(loss) || !allFinite(gradient.w) || !allFinite(gradient.b)) {
     throw new BatchError("This batch gives a non-finite gradient");
   }
   const done = await trainer.submit({ id, base, samples: batch.y.length, gradient });
