@@ -73,6 +73,7 @@ export class Coordinator implements Fold {
   lease: Lease | null = null;
   leaseSince = 0;
   backoffUntil = 0;
+  isolate = 0;
   snapshot: StoredParams | null = null;
   scratch: { flat: Float32Array; acc: Float64Array } | null = null;
   readonly watched: Map<string, Watcher[]> = new Map();
