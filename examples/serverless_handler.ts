@@ -263,7 +263,8 @@ async function paramsAnswer(store: TrainingStore): Promise<Response> {
 
 /** The HTTP status of an error a step threw. */
 function statusOf(e: unknown): number {
-  if (e instanceof BatchError) return 400;
+  // A RangeError: also a step on a gradient so large that no checkpoint holds its moments.
+  if (e instanceof BatchError || e instanceof RangeError) return 400;
   if (e instanceof CheckpointConflictError || e instanceof ContributionRefusedError) return 409;
   if (e instanceof CheckpointError) return 500;
   return 503;

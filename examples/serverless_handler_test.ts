@@ -48,6 +48,7 @@ Deno.test("serverless handler over loopback: checkpointed steps equal one proces
       JSON.stringify({ x: [[1, 2, 3]], y: [1] }), // 3 features, the model has 4
       JSON.stringify({ x: [[1e300, 0, 0, 0]], y: [1e300] }), // a non-finite gradient
       JSON.stringify({ x: [[1e-30, 0, 0, 0]], y: [1e39] }), // the bias's past float32, the weights' not
+      JSON.stringify({ x: [[1, 0, 0, 0]], y: [1e21] }), // exp_avg_sq past float32: no checkpoint holds it
     ];
     for (const body of refused) {
       const bad = await fetch(`${base}/step`, { method: "POST", body });
