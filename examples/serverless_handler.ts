@@ -39,7 +39,8 @@
  * a data-parallel contribution is stored but no step applied it within `--wait-ms` (send the
  * id again to learn its step); 400 for a bad batch; 409 when it was not applied (optimistic:
  * every attempt met a newer checkpoint within the time budget; data-parallel: computed too many
- * steps behind); 500 for a damaged stored checkpoint; 503 when the database failed (applied or
+ * steps behind, or a gradient so large that no checkpoint holds the moments of its step, which
+ * the optimistic mode answers 400); 500 for a damaged stored checkpoint; 503 when the database failed (applied or
  * not: send the id again). `GET /params` answers `{ step, params, sha256, requests }`;
  * `GET /journal?from=N` the store's journal (what each step applied, in order).
  *
