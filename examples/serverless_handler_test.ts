@@ -185,6 +185,28 @@ Deno.test("optimistic mode: a request id sent again is answered with its step, n
   }
 });
 
+Deno.test("a batch sent without an id is applied, whatever ids the batches before it were given", async () => {
+  // Two made-up ids that share their first 8 hex digits (as 2 of 77 000 do, one time in two):
+  // the second batch was answered as the first one's duplicate, and not applied.
+  const uuids = ["0123abcd-1111-4111-8111-111111111111", "0123abcd-2222-4222-8222-222222222222"];
+  const original = crypto.randomUUID;
+  crypto.randomUUID = () => uuids.shift() as ReturnType<typeof crypto.randomUUID>;
+  try {
+    const handler = makeHandler(memoryCheckpointStore());
+    const [a, b] = batches(2, FEATURES, "n").map(({ x, y }) => ({ x, y }));
+    const answers = [];
+    for (const batch of [a, b]) {
+      const body = JSON.stringify(batch);
+      const res = await handler(new Request("http://127.0.0.1/step", { method: "POST", body }));
+      answers.push(await res.json());
+    }
+    assert.deepEqual(answers.map((r) => [r.step, r.duplicate]), [[1, undefined], [2, undefined]]);
+    assert.notEqual(answers[0].id, answers[1].id);
+  } finally {
+    crypto.randomUUID = original;
+  }
+});
+
 /** What the kill test has sent, and been told, so far. */
 interface KillRun {
   /** The KV file. */
