@@ -39,7 +39,8 @@
  * a data-parallel contribution is stored but no step applied it within `--wait-ms` (send the
  * id again to learn its step); 400 for a bad batch; 409 when it was not applied (optimistic:
  * every attempt met a newer checkpoint within the time budget; data-parallel: computed too many
- * steps behind); 500 for a damaged stored checkpoint; 503 when the database failed (applied or
+ * steps behind, or a gradient so large that no checkpoint holds the moments of its step, which
+ * the optimistic mode answers 400); 500 for a damaged stored checkpoint; 503 when the database failed (applied or
  * not: send the id again). `GET /params` answers `{ step, params, sha256, requests }`;
  * `GET /journal?from=N` the store's journal (what each step applied, in order).
  *
@@ -202,7 +203,7 @@ async function optimisticAnswer(
         throw new BatchError(`Expected ${state.params.w.length} features, got ${features}`);
       }
       const loss = batchGradient(state.params, batch, state.grads);
-      if (!Number.isFinite(loss) || !allFinite(state.grads.w)) {
+      if (!Number.isFinite(loss) || !allFinite(state.grads.w) || !allFinite(state.grads.b)) {
         throw new BatchError("This batch gives a non-finite gradient");
       }
       return loss;
@@ -231,7 +232,7 @@ async function dataParallelAnswer(
   }
   const gradient = initialParams(features);
   const loss = batchGradient(params, batch, gradient);
-  if (!Number.isFinite(loss) || !allFinite(gradient.w)) {
+  if (!Number.isFinite(loss) || !allFinite(gradient.w) || !allFinite(gradient.b)) {
     throw new BatchError("This batch gives a non-finite gradient");
   }
   const done = await trainer.submit({ id, base, samples: batch.y.length, gradient });
@@ -263,7 +264,8 @@ async function paramsAnswer(store: TrainingStore): Promise<Response> {
 
 /** The HTTP status of an error a step threw. */
 function statusOf(e: unknown): number {
-  if (e instanceof BatchError) return 400;
+  // A RangeError: also a step on a gradient so large that no checkpoint holds its moments.
+  if (e instanceof BatchError || e instanceof RangeError) return 400;
   if (e instanceof CheckpointConflictError || e instanceof ContributionRefusedError) return 409;
   if (e instanceof CheckpointError) return 500;
   return 503;
@@ -295,7 +297,9 @@ export function makeHandler(
       } catch (e) {
         return answer({ error: (e as Error).message }, 400);
       }
-      const id = batch.id ?? crypto.randomUUID().slice(0, 8);
+      // 60 random bits: 8 hex digits (32 bits) repeat, one time in two, among 77 000 requests
+      // within the 7 days a store remembers ids, and a batch taken for a duplicate is not applied.
+      const id = batch.id ?? crypto.randomUUID().replaceAll("-", "").slice(0, 16);
       if (options.trainer === undefined) return await optimisticAnswer(store, batch, id, options);
       setFeatures(batch.x[0].length);
       return await dataParallelAnswer(options.trainer, batch, id);

@@ -97,6 +97,7 @@ Deno.test("data-parallel handler over loopback: folded steps equal the journal's
     const refused = [
       JSON.stringify({ x: [[1, 2, 3]], y: [1] }), // 3 features, the model has 12
       JSON.stringify({ x: [Array(FEATURES).fill(1e300)], y: [1e300] }), // non-finite
+      JSON.stringify({ x: [[1e-30, ...Array(FEATURES - 1).fill(0)]], y: [1e39] }), // b's past float32
     ];
     for (const body of refused) {
       const bad = await fetch(`${base}/step`, { method: "POST", body });

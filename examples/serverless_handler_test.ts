@@ -47,6 +47,8 @@ Deno.test("serverless handler over loopback: checkpointed steps equal one proces
       JSON.stringify({ x: [[1, 2, 3, 4]], y: [1], id: "no spaces" }),
       JSON.stringify({ x: [[1, 2, 3]], y: [1] }), // 3 features, the model has 4
       JSON.stringify({ x: [[1e300, 0, 0, 0]], y: [1e300] }), // a non-finite gradient
+      JSON.stringify({ x: [[1e-30, 0, 0, 0]], y: [1e39] }), // the bias's past float32, the weights' not
+      JSON.stringify({ x: [[1, 0, 0, 0]], y: [1e21] }), // exp_avg_sq past float32: no checkpoint holds it
     ];
     for (const body of refused) {
       const bad = await fetch(`${base}/step`, { method: "POST", body });
@@ -180,6 +182,28 @@ Deno.test("optimistic mode: a request id sent again is answered with its step, n
     assert.deepEqual(ids, [a.id, b.id]);
   } finally {
     await server.stop();
+  }
+});
+
+Deno.test("a batch sent without an id is applied, whatever ids the batches before it were given", async () => {
+  // Two made-up ids that share their first 8 hex digits (as 2 of 77 000 do, one time in two):
+  // the second batch was answered as the first one's duplicate, and not applied.
+  const uuids = ["0123abcd-1111-4111-8111-111111111111", "0123abcd-2222-4222-8222-222222222222"];
+  const original = crypto.randomUUID;
+  crypto.randomUUID = () => uuids.shift() as ReturnType<typeof crypto.randomUUID>;
+  try {
+    const handler = makeHandler(memoryCheckpointStore());
+    const [a, b] = batches(2, FEATURES, "n").map(({ x, y }) => ({ x, y }));
+    const answers = [];
+    for (const batch of [a, b]) {
+      const body = JSON.stringify(batch);
+      const res = await handler(new Request("http://127.0.0.1/step", { method: "POST", body }));
+      answers.push(await res.json());
+    }
+    assert.deepEqual(answers.map((r) => [r.step, r.duplicate]), [[1, undefined], [2, undefined]]);
+    assert.notEqual(answers[0].id, answers[1].id);
+  } finally {
+    crypto.randomUUID = original;
   }
 });
 

@@ -116,10 +116,14 @@ export async function submit(
 /** See `TrainingStore.pending`. */
 export async function pending(ctx: Ctx, limit: number): Promise<PendingContribution[]> {
   if (limit <= 0) return [];
-  const entries = await listAll(ctx.kv, { prefix: ctx.records.pending }, { limit });
+  // The keys whose next part is a time (a number): those of a store whose prefix is
+  // [...P, "pending"] (strings, listed first by Deno KV) would take the places of the oldest.
+  const { pending } = ctx.records;
+  const range = { start: [...pending, -Infinity], end: [...pending, Infinity] };
+  const entries = await listAll(ctx.kv, range, { limit });
   return entries.flatMap((e) => {
     // Not the records of a store whose prefix is [...P, "pending"], listed with this one's.
-    if (e.key.length !== ctx.records.pending.length + 2) return [];
+    if (e.key.length !== pending.length + 2) return [];
     let value: PendingValue;
     try {
       value = parsePending(e.value, e.key);

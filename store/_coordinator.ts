@@ -73,6 +73,7 @@ export class Coordinator implements Fold {
   lease: Lease | null = null;
   leaseSince = 0;
   backoffUntil = 0;
+  isolate = 0;
   snapshot: StoredParams | null = null;
   scratch: { flat: Float32Array; acc: Float64Array } | null = null;
   readonly watched: Map<string, Watcher[]> = new Map();
@@ -203,7 +204,8 @@ export class Coordinator implements Fold {
         await this.#foldEnd; // it settles it, or gives it back
         continue;
       }
-      this.queue.splice(this.queue.indexOf(local), 1);
+      const at = this.queue.indexOf(local);
+      if (at >= 0) this.queue.splice(at, 1);
       const record = await this.store.submit(local.info, new Uint8Array(local.gradient.buffer));
       if (record === null) return { status: "pending", id: local.info.id };
       return this.#answerKnown(local.info.id, record, Date.now());

@@ -49,6 +49,8 @@ export interface Fold {
   lease: Lease | null;
   leaseSince: number;
   backoffUntil: number;
+  /** Folds left to take one contribution at a time (after a step no checkpoint could hold). */
+  isolate: number;
   scratch: { flat: Float32Array; acc: Float64Array } | null;
   readonly watched: ReadonlyMap<string, unknown>;
   see(params: StoredParams): void;
@@ -215,30 +217,42 @@ async function afterConflict(f: Fold, local: Local[]): Promise<void> {
   f.queue.unshift(...back);
 }
 
+/** The contributions of one fold: up to `maxFold` (or one, while isolating), stored first. */
+async function take(f: Fold, local: Local[]): Promise<PendingContribution[]> {
+  if (f.isolate === 0) return await f.store.pending(f.options.maxFold - local.length);
+  f.isolate--;
+  const stored = await f.store.pending(1);
+  const l = stored.length === 0 ? f.queue.shift() : undefined;
+  if (l !== undefined) local.push(l), l.taken = true;
+  return stored;
+}
+
 /**
  * One fold: takes up to `maxFold` contributions (those waiting in this process, up to 90, and
  * the oldest the store holds), refuses the too stale, steps on the mean of the others, and
  * commits, under the lease. False when there was nothing to fold.
  */
 export async function foldOnce(f: Fold): Promise<boolean> {
-  const local = f.queue.splice(0, Math.min(90, f.options.maxFold));
+  const local = f.isolate > 0 ? [] : f.queue.splice(0, Math.min(90, f.options.maxFold));
   for (const l of local) l.taken = true;
   try {
-    const stored = await f.store.pending(f.options.maxFold - local.length);
+    const stored = await take(f, local);
     if (local.length === 0 && stored.length === 0) return false;
     const current = await currentState(f);
     const state = current.state;
+    const at = { step: state.step, seq: state.step + state.skippedSteps };
     let size = 0;
     for (const name of state.names) size += state.grads[name].length;
     const p = await plan(f, local, stored, state, size);
     if (p.parts.length === 0) {
-      await commitRefusals(f, p, current);
+      await commitRefusals(f, p, current.version, at);
       return true;
     }
     writeMean(f, state, p.parts, size);
     f.cache = null; // the step consumes the state
     const next = step(state);
-    await commitStep(f, p, current, next, local);
+    const message = await commitStep(f, p, current, next, local);
+    if (message !== null) await unsavable(f, p, current.version, at, message);
     return true;
   } catch (error) {
     for (const l of local) if (!l.settled) l.reject(error);
@@ -249,17 +263,54 @@ export async function foldOnce(f: Fold): Promise<boolean> {
   }
 }
 
-/** Commits the step `next` and what the fold decided; settles the requests. */
+/**
+ * After a step whose state no checkpoint can hold (a gradient so large that a moment passed
+ * float32's range): of one contribution, it is refused; of several, each is folded alone next,
+ * to find whose it is (the others are applied).
+ */
+async function unsavable(
+  f: Fold,
+  p: Plan,
+  version: string | null,
+  at: { step: number; seq: number },
+  message: string,
+): Promise<void> {
+  if (p.parts.length > 1) {
+    f.isolate = p.parts.length;
+    for (const [l, reason] of p.refusedLocal) {
+      l.reject(new ContributionRefusedError(l.info.id, at.step, reason));
+    }
+    for (const l of p.appliedLocal) l.taken = false;
+    f.queue.unshift(...p.appliedLocal);
+    return;
+  }
+  const reason = `the step on its gradient gives a state that no checkpoint holds: ${message}`;
+  const [l] = p.appliedLocal;
+  if (l !== undefined) p.refusedLocal.push([l, reason]);
+  else p.refused.push({ ...p.applied[0], reason });
+  await commitRefusals(f, p, version, at);
+}
+
+/**
+ * Commits the step `next` and what the fold decided; settles the requests. The error message
+ * when the new state cannot be saved (nothing committed then), else null.
+ */
 async function commitStep(
   f: Fold,
   p: Plan,
   current: Cached,
   next: OptimizerState,
   local: Local[],
-): Promise<void> {
+): Promise<string | null> {
   let committed = false;
   try {
-    const bytes = await saveState(next);
+    let bytes: Uint8Array;
+    try {
+      bytes = await saveState(next);
+    } catch (error) {
+      if (error instanceof RangeError) return error.message; // a moment past float32's range
+      throw error;
+    }
     const meta = f.options.meta?.(current.meta, next.step);
     const params = readParamsPrefix(bytes, bytes.length, true);
     const holder = await nextHolder(f);
@@ -275,7 +326,7 @@ async function commitStep(
       refused: p.refused,
       fresh: p.appliedLocal.map((l) => l.info.id),
     });
-    if (result === null) return await afterConflict(f, local);
+    if (result === null) return await afterConflict(f, local), null;
     committed = true;
     f.cache = { version: result.version, state: next, meta };
     f.see({ ...params, version: result.version! });
@@ -285,23 +336,29 @@ async function commitStep(
       f.backoffUntil = Date.now() + 2 * f.options.pollMs;
     }
     settle(f, p, next.step);
+    return null;
   } finally {
     if (!committed) dispose(next);
   }
 }
 
 /** Records refusals without a step (every contribution of the fold was refused). */
-async function commitRefusals(f: Fold, p: Plan, current: Cached): Promise<void> {
-  const step = current.state.step;
+async function commitRefusals(
+  f: Fold,
+  p: Plan,
+  version: string | null,
+  at: { step: number; seq: number },
+): Promise<void> {
+  const { step, seq } = at;
   for (const [l, reason] of p.refusedLocal) {
     l.reject(new ContributionRefusedError(l.info.id, step, reason));
   }
   if (p.refused.length > 0) {
     const result = await f.store.commit({
       checkpoint: null,
-      expected: current.version,
+      expected: version,
       step,
-      seq: step + current.state.skippedSteps,
+      seq,
       ...(f.lease === null
         ? {}
         : { lease: f.lease, next: { token: f.token, ms: f.options.leaseMs } }),

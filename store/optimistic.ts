@@ -114,9 +114,9 @@ export interface OptimisticStepOptions<R> {
   maxAttempts?: number;
   /**
    * Backoff before attempt n + 1 after n refused ones: a random wait, uniform in [0,
-   * min(maxBackoffMs, max(backoffMs, d) · 2^(n−1))] ms, where d is how long the refused
-   * attempt took (so that a large model backs off in units of its own step); defaults 2 and
-   * 1000.
+   * min(max(maxBackoffMs, 16d), max(backoffMs, d) · 2^(n−1))] ms, where d is how long the
+   * refused attempt took (so that a large model backs off in units of its own step); defaults
+   * 2 and 1000.
    */
   backoffMs?: number;
   /** See `backoffMs`. */

@@ -166,9 +166,10 @@ export interface DataParallelTrainer {
   /**
    * Submits a contribution and waits for the step that applies it (see
    * {@linkcode SubmitResult}). Throws a {@linkcode ContributionRefusedError} when it is refused
-   * (too stale), a TypeError or RangeError for a gradient that does not fit the model (the
-   * promise rejects). The gradient's values are copied at the call, before it returns: the
-   * caller may refill its arrays at once, without awaiting.
+   * (too stale, or a gradient so large that the step on it alone gives moments past float32's
+   * range, which no checkpoint holds), a TypeError or RangeError for a gradient that does not
+   * fit the model (the promise rejects). The gradient's values are copied at the call, before
+   * it returns: the caller may refill its arrays at once, without awaiting.
    */
   submit(contribution: Contribution): Promise<SubmitResult>;
   /** Finishes the fold in progress, gives the lease up and frees the state. */

@@ -223,6 +223,67 @@ Deno.test("data parallel: past waitMs a contribution is stored; a later fold app
   });
 });
 
+Deno.test("data parallel: a contribution whose id another process stored while it was being folded takes no other request's place", async () => {
+  const store = memoryCheckpointStore();
+  let reached!: () => void;
+  const atCommit = new Promise<void>((resolve) => reached = resolve);
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => open = resolve);
+  const held: TrainingStore = Object.create(store);
+  held.commit = async (c) => {
+    if (c.applied.length > 0) reached(), await gate;
+    return await store.commit(c);
+  };
+  const trainer = dataParallel(held, { optimizer, init, waitMs: 1000, pollMs: 5 });
+  const { step: base, params } = await trainer.params();
+  const x = trainer.submit({ id: "x", base, gradient: gradientAt(0, params) });
+  await atCommit; // x is being folded; another process stores a contribution of the same id
+  const bytes = new Uint8Array(
+    Float32Array.from(Object.values(gradientAt(0, params)).flatMap((a) => [...a])).buffer,
+  );
+  assert.equal(await store.submit({ id: "x", base, samples: 1 }, bytes), null);
+  await new Promise((resolve) => setTimeout(resolve, 1100)); // x's waitMs passes
+  const y = trainer.submit({ id: "y", base, gradient: gradientAt(1, params) });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  open(); // the commit is refused (x is known now): x waits for the stored one, y is folded
+  const first = await x; // answered by the stored one's step, or pending until it
+  assert.ok(first.status === "pending" || first.step === 1, JSON.stringify(first));
+  assert.deepEqual(await y, { status: "applied", id: "y", step: 1, duplicate: false });
+  const journal = await store.journal(0, 100);
+  assert.deepEqual(journal.flatMap((r) => r.entries.map((e) => e.id)).sort(), ["x", "y"]);
+  await trainer.close();
+});
+
+Deno.test("data parallel: a finite gradient too large for the moments is refused alone, the contributions folded with it applied", async () => {
+  // With g = 1e30, Adam's exp_avg_sq passes float32's range, and a checkpoint holds only finite
+  // values: every fold with it threw, the stored one stayed pending and was taken again by
+  // each later fold, so that no contribution was ever applied again.
+  await onEachStore(async (store) => {
+    const trainer = dataParallel(store, { optimizer, init, pollMs: 5 });
+    const { step: base, params } = await trainer.params();
+    const huge = gradientAt(0, params);
+    huge.w[0] = 1e30;
+    const bytes = new Uint8Array(Float32Array.from([...huge.w, ...huge.b]).buffer);
+    assert.equal(await store.submit({ id: "stored", base, samples: 1 }, bytes), null);
+    const answers = await Promise.allSettled(
+      [1, 2, 3].map((i) =>
+        trainer.submit({ id: `r${i}`, base, gradient: i === 2 ? huge : gradientAt(i, params) })
+      ),
+    );
+    assert.deepEqual(answers.map((a) => a.status), ["fulfilled", "rejected", "fulfilled"]);
+    const refused = (answers[1] as PromiseRejectedResult).reason;
+    assert.ok(refused instanceof ContributionRefusedError, String(refused));
+    assert.match(refused.message, /"r2".*exp_avg_sq/);
+    const record = await store.request("stored");
+    assert.equal(record?.state, "refused");
+    const journal = await store.journal(0, 100);
+    assert.deepEqual(journal.flatMap((r) => r.entries.map((e) => e.id)).sort(), ["r1", "r3"]);
+    assert.deepEqual(journal.map((r) => r.step), journal.map((_, i) => i + 1));
+    assert.equal((await request(trainer, 4)).status, "applied", "training goes on");
+    await trainer.close();
+  });
+});
+
 Deno.test("data parallel on Deno KV: a crash at any write loses no acknowledged contribution, applies none twice", async () => {
   await crashAtAnyWrite({ writes: 40, stride: 3, requests: 8, chunkBytes: 16 });
 });

@@ -5,8 +5,9 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { adam, CheckpointError, radam, saveState, step } from "../mod.ts";
+import { adam, CheckpointError, radam, saveState, sgd, step } from "../mod.ts";
 import {
+  dataParallel,
   formatKvKey,
   KV_MAX_CHUNK_BYTES,
   kvCheckpointStore,
@@ -385,6 +386,37 @@ Deno.test("kv store: a store whose prefix continues with a key name of another's
     assert.ok(lease);
     assert.equal(await outer.waiting(lease), null);
     assert.equal(await wants.waiting((await wants.acquire("holder", 60_000))!), "waiting");
+  });
+});
+
+Deno.test('kv store: the records of a store whose prefix is [...P, "pending"] do not hide the contributions of the store at P', async () => {
+  // Deno KV lists strings before numbers: the other store's records came first under
+  // ["n", "pending"], filled the `limit` of a fold's listing and were left out after it, so a
+  // fold of 64 saw none of the contributions stored at ["n"]: they were never applied.
+  await withKv(async (kv) => {
+    const other = kvCheckpointStore(kv, ["n", "pending"]);
+    for (let i = 0; i < 70; i++) {
+      assert.equal(
+        await other.submit({ id: `o${i}`, base: 0, samples: 1 }, new Uint8Array(8)),
+        null,
+      );
+    }
+    const store = kvCheckpointStore(kv, ["n"]);
+    const trainer = dataParallel(store, {
+      optimizer: sgd({ lr: 1 }),
+      init: () => ({ w: new Float32Array(2) }),
+      pollMs: 5,
+    });
+    const { step } = await trainer.params();
+    const x = new Uint8Array(Float32Array.of(1, 0).buffer);
+    assert.equal(await store.submit({ id: "x", base: step, samples: 1 }, x), null);
+    assert.deepEqual((await store.pending(64)).map((p) => p.id), ["x"]);
+    const y = await trainer.submit({ id: "y", base: step, gradient: { w: Float32Array.of(0, 1) } });
+    assert.deepEqual(y, { status: "applied", id: "y", step: 1, duplicate: false });
+    assert.deepEqual(await store.request("x"), { state: "applied", step: 1 });
+    assert.deepEqual([...(await trainer.params()).params.w], [-0.5, -0.5]);
+    assert.equal((await other.pending(100)).length, 70, "the other store's are its own");
+    await trainer.close();
   });
 });
 
