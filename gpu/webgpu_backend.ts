@@ -412,6 +412,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
    */
   #read<R>(ranges: ReadRange[], parse: (bytes: ArrayBuffer[]) => R): Promise<R> {
     let snapshot: Snapshot;
+    const mark = this.counter.mark();
     try {
       this.checkUsable();
       snapshot = this.#io.snapshot(ranges);
@@ -421,7 +422,8 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     const next = this.#reads.then(async () => {
       try {
         await this.counter.settle();
-        const fault = this.counter.takeFault();
+        // (A fault of a step submitted after the call is the next call's.)
+        const fault = this.counter.takeFault(mark);
         if (fault) throw fault;
         const bytes = await snapshot.read();
         this.checkUsable();
