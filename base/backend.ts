@@ -117,6 +117,12 @@ export interface DeviceBackend<T = unknown> extends BackendBase<T> {
   /** The step counts the device keeps, and the ring of scalars it reads. */
   readonly counter: DeviceCounter;
   /**
+   * Prepares the gradient centralization of the tensors of `segments` (flat triples of
+   * `centralize`'s arguments), at the state's start. Where the device cannot centralize one, it
+   * throws a RangeError naming its shape, and the backend is disposed.
+   */
+  planCentralize(segments: readonly number[]): void;
+  /**
    * Copies of the codes and scales of moment `k` of each compact tensor (8-bit states; none in
    * a 32-bit state), by name, after every step submitted so far: what a checkpoint holds.
    */

@@ -230,16 +230,15 @@ export function restoreState<T>(
       }
     }
   }
-  if (!onHost(backend)) backend.counter.start(info.steps ?? 0, info.skipped ?? 0);
+  if (!onHost(backend)) {
+    backend.planCentralize(gcSegments); // a tensor it cannot centralize is refused now
+    backend.counter.start(info.steps ?? 0, info.skipped ?? 0);
+  }
   // The blocks the kernels read: one per group up to the largest a run uses.
   const groups = config.loop.groups.slice(0, blockCount(layout.segments) - 1);
   const hyper = config.hyperparameters as Hyperparameters;
   const { rule, tag } = originOf(config);
-  const blocks = [hyper, ...groups].map(() => {
-    const scalars = zeroScalars(rule.scalars);
-    scalars.rule = tag;
-    return scalars;
-  });
+  const blocks = [hyper, ...groups].map(() => ({ ...zeroScalars(rule.scalars), rule: tag }));
   return new StateHandle({
     config: config as Settings,
     rule,

@@ -112,6 +112,14 @@ fn decide() {
  */
 const READBACK_EVERY = 8;
 
+/** The steps submitted before a read began (`GpuStepCounter.mark`). */
+export interface ReadMark {
+  /** Steps submitted, refused ones too. */
+  readonly sequence: number;
+  /** Steps submitted and not refused (as the device numbers them). */
+  readonly submitted: number;
+}
+
 /** What the device last reported. */
 interface Reported {
   submitted: number;
@@ -154,10 +162,14 @@ export class GpuStepCounter implements DeviceCounter {
   #submitted = 0;
   /** Submissions up to this one are known not to count (a halt was reported and cleared). */
   #countedFrom = 0;
-  /** The halt last reported, until `takeFault` hands it out. */
+  /** The halt last reported, until `takeFault` hands it out, and the submission it halted at. */
   #fault: Error | undefined;
-  /** Why the GPU refused a step's commands, until `takeFault` hands it out. */
+  #faultAt = 0;
+  /** Why the GPU refused a step's commands, until `takeFault` hands it out, and that step's. */
   #refused: Error | undefined;
+  #refusedAt = 0;
+  /** Steps submitted since `start`, refused ones too (never renumbered: a read's mark). */
+  #sequence = 0;
   /** The steps `watch`ed whose check has not settled yet. */
   #checking = 0;
   /** `settle`'s wait for those checks, and what resolves it when the last one settles. */
@@ -250,6 +262,7 @@ export class GpuStepCounter implements DeviceCounter {
   /** After a step's submission: counts it, and starts the readback it encoded, if any. */
   submitted(report: boolean): void {
     this.#submitted++;
+    this.#sequence++;
     if (report) this.#startReadback();
   }
 
@@ -260,9 +273,10 @@ export class GpuStepCounter implements DeviceCounter {
    */
   watch(popped: Promise<GPUError | null>, refusal: (error: GPUError) => Error): void {
     const at = this.#submitted;
+    const sequence = this.#sequence;
     this.#checking++;
     popped.then((error) => {
-      if (error) this.#refuse(at, refusal(error));
+      if (error) this.#refuse(at, sequence, refusal(error));
     }, () => {}).finally(() => { // (a lost device: checkUsable says so)
       if (--this.#checking > 0) return;
       this.#checked?.resolve();
@@ -282,32 +296,45 @@ export class GpuStepCounter implements DeviceCounter {
   }
 
   /** Submission `at` (in the host's count) never ran: the later ones are numbered one less. */
-  #refuse(at: number, error: Error): void {
+  #refuse(at: number, sequence: number, error: Error): void {
     this.#submitted--;
     if (this.#countedFrom >= at) this.#countedFrom--;
     if (this.#readbackAt >= at) this.#readbackAt--;
     if (this.#readbackFrom >= at) this.#readbackFrom--;
-    this.#refused ??= error;
+    if (this.#refused) return;
+    this.#refused = error;
+    this.#refusedAt = sequence;
   }
 
-  takeFault(): Error | undefined {
+  /** Where the steps submitted so far end: a read begun now takes the faults of those only. */
+  mark(): ReadMark {
+    return { sequence: this.#sequence, submitted: this.#submitted };
+  }
+
+  /**
+   * The refusal or halt to hand out, once; with `mark`, only one of a step submitted before
+   * that mark was taken (a read begun before a step does not take that step's fault, which the
+   * next call gets).
+   */
+  takeFault(mark?: ReadMark): Error | undefined {
     const refused = this.#refused;
-    if (refused) {
+    if (refused && (mark === undefined || this.#refusedAt <= mark.sequence)) {
       this.#refused = undefined;
       return refused;
     }
     const fault = this.#fault;
-    if (fault) {
-      this.#fault = undefined;
-      // Steps submitted before this point find the state halted and are not taken; the halt is
-      // lifted for the ones after (the write is ordered after them on the queue).
-      this.#countedFrom = this.#submitted;
-      this.#device.queue.writeBuffer(
-        this.control,
-        CONTROL_WORD.halted * 4,
-        new Uint32Array([HALT.running]),
-      );
+    if (refused || !fault || (mark !== undefined && this.#faultAt > mark.submitted)) {
+      return undefined;
     }
+    this.#fault = undefined;
+    // Steps submitted before this point find the state halted and are not taken; the halt is
+    // lifted for the ones after (the write is ordered after them on the queue).
+    this.#countedFrom = this.#submitted;
+    this.#device.queue.writeBuffer(
+      this.control,
+      CONTROL_WORD.halted * 4,
+      new Uint32Array([HALT.running]),
+    );
     return fault;
   }
 
@@ -404,6 +431,7 @@ export class GpuStepCounter implements DeviceCounter {
     const haltedAt = words[CONTROL_WORD.halted_at];
     if (halted !== HALT.running && !this.#fault && haltedAt > this.#countedFrom) {
       this.#fault = this.#haltError(halted, words[CONTROL_WORD.first_bad], haltedAt);
+      this.#faultAt = haltedAt;
     }
   }
 

@@ -13,12 +13,11 @@
  * gradient-norm passes (with `clipGradNorm` or the non-finite check), whose last one-workgroup
  * pass also decides the step on the device (counts it taken or skipped, or halts; a
  * one-invocation dispatch where no norm is computed), one centralization dispatch per rank > 1
- * tensor (with `gc`), then the step dispatches; it submits that, with a copy of the counters for
+ * tensor (with `gc`; several for a tensor larger than a binding, centralize.ts), then the step dispatches; it submits that, with a copy of the counters for
  * an asynchronous readback now and then. An arena of at most `SMALL_STEP_ELEMENTS` elements in
  * one chunk (a model bound by the host, not the GPU) takes the whole step, norm and decision
  * included, in one dispatch of one workgroup (`step_small`) when no tensor is centralized. No
- * buffer or bind group is created per step (a tensor's centralization bind group is made at its
- * first step).
+ * buffer or bind group is created per step.
  *
  * The step dispatches (planned by `planChunks`, arena_plan.ts) cover the tensors whose params
  * the arena holds, one per binding-sized chunk of each run of consecutive such tensors, plus,
@@ -43,8 +42,8 @@ import type { DeviceBackend } from "../base/backend.ts";
 import type { NonFinitePolicy } from "../base/options.ts";
 import type { Rule } from "../base/rule.ts";
 import { label } from "../base/tensors.ts";
-import { dispatchGrid } from "./_wgsl.ts";
 import { type GpuPlanLimits, planChunks } from "./arena_plan.ts";
+import { Centralizations } from "./centralize.ts";
 import {
   compactOf,
   compactRanges,
@@ -61,7 +60,7 @@ import {
 import { GpuStepCounter } from "./device_counter.ts";
 import { checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
 import { GradLoads } from "./grad_loads.ts";
-import { bindGroup, type Dispatch, dispatchEach, type Pipelines } from "./pipelines.ts";
+import { type Dispatch, dispatchEach, type Pipelines } from "./pipelines.ts";
 import { RING_SIZE } from "./scalar_ring.ts";
 import {
   createSections,
@@ -74,7 +73,6 @@ import {
 } from "./section_io.ts";
 import { STEP_CONSTS_BYTES, stepConstsData } from "./step_consts.ts";
 import { buildStepDispatches, createSegmentTable } from "./step_dispatches.ts";
-import { CENTRALIZE_UNIFORM_BYTES, CENTRALIZE_WORD } from "./wgsl_kernel.ts";
 
 /**
  * How a backend's step treats the gradients, and the params the caller owns (see
@@ -89,11 +87,6 @@ export interface BackendSetup {
   clipGradNorm?: number;
   /** What a step with a NaN or ±Infinity gradient does (checked on the GPU each step). */
   nonFinite?: NonFinitePolicy;
-}
-
-/** The centralization dispatch of one tensor, made at its first step. */
-interface Centralization extends Dispatch {
-  uniform: GPUBuffer;
 }
 
 /** The WebGPU backend of one state. */
@@ -121,10 +114,8 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   readonly #normChunks: Dispatch[];
   /** The norm's last pass, which decides the step; or the decision alone (no norm). */
   readonly #decision: Dispatch;
-  /** Per-tensor centralization dispatches, by element offset (made once, at the first step). */
-  readonly #centralizations = new Map<number, Centralization>();
-  /** Centralizations requested for the next `update` (reused array). */
-  readonly #pendingCentralize: Centralization[] = [];
+  /** Per-tensor centralization dispatches (made once, at init), and the next step's. */
+  readonly #centralizations: Centralizations;
   /** The gradients' loads into their slots (see grad_loads.ts). */
   readonly #loads: GradLoads;
   /** The params in caller's buffers, which the GPU checks at each step (layout indices). */
@@ -151,6 +142,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.#limits = limits;
     device.lost.then((info) => this.#lost = info);
     this.#sections = createSections(device, layout, limits);
+    this.#centralizations = new Centralizations(device, pipelines, limits, this.#sections[GRADS]);
     const { nonFinite = "propagate", clipGradNorm } = options;
     const inPlaceParams = options.inPlaceParams ?? new Map<number, GpuTensor>();
     const segments = createSegmentTable(device, layout);
@@ -289,35 +281,24 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
    * grads section): encoded by the next `update`, before its step, in the same compute pass.
    */
   centralize(offset: number, rows: number, cols: number): void {
-    let c = this.#centralizations.get(offset);
-    if (!c) {
-      const bytes = rows * cols * 4;
-      if (bytes > this.#limits.maxStorageBufferBindingSize) {
-        throw new RangeError(
-          `Gradient centralization of a ${rows} × ${cols} tensor needs a ${bytes}-byte binding; this device allows ${this.#limits.maxStorageBufferBindingSize} (maxStorageBufferBindingSize)`,
-        );
+    this.#centralizations.request(offset, rows, cols);
+  }
+
+  /**
+   * Makes the centralization dispatches of the tensors of `segments` (flat triples: offset,
+   * rows, cols) at init, so that a tensor the device cannot centralize is refused there, not at
+   * every step: a RangeError where one of its rows does not fit a storage binding (the backend
+   * is disposed then).
+   */
+  planCentralize(segments: readonly number[]): void {
+    try {
+      for (let i = 0; i < segments.length; i += 3) {
+        this.#centralizations.plan(segments[i], segments[i + 1], segments[i + 2]);
       }
-      const device = this.#device;
-      const uniform = device.createBuffer({
-        label: "radam centralize shape",
-        size: CENTRALIZE_UNIFORM_BYTES,
-        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-      });
-      const shape = new Uint32Array(CENTRALIZE_UNIFORM_BYTES / 4);
-      shape[CENTRALIZE_WORD.rows] = rows;
-      shape[CENTRALIZE_WORD.cols] = cols;
-      device.queue.writeBuffer(uniform, 0, shape);
-      c = {
-        bindGroup: bindGroup(device, this.#pipelines.centralize, {
-          x: { buffer: this.#sections[GRADS], offset: offset * 4, size: bytes },
-          shape: { buffer: uniform },
-        }),
-        grid: dispatchGrid(rows, this.#limits.maxComputeWorkgroupsPerDimension),
-        uniform,
-      };
-      this.#centralizations.set(offset, c);
+    } catch (error) {
+      this.destroy();
+      throw error;
     }
-    this.#pendingCentralize.push(c);
   }
 
   /**
@@ -377,7 +358,8 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   #encodePass(encoder: GPUCommandEncoder): void {
     const pass = encoder.beginComputePass();
     const pipelines = this.#pipelines;
-    if (this.#small && this.#pendingCentralize.length === 0) {
+    const centralize = this.#centralizations.pending;
+    if (this.#small && centralize.length === 0) {
       // The norm, the decision and the update in one dispatch of one workgroup.
       pass.setPipeline(pipelines.stepSmall.pipeline);
       pass.setBindGroup(0, this.#chunks[0].bindGroup);
@@ -393,9 +375,9 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       }
       pass.setBindGroup(0, this.#decision.bindGroup);
       pass.dispatchWorkgroups(1);
-      if (this.#pendingCentralize.length > 0) {
-        dispatchEach(pass, pipelines.centralize.pipeline, this.#pendingCentralize);
-        this.#pendingCentralize.length = 0;
+      if (centralize.length > 0) {
+        dispatchEach(pass, pipelines.centralize.pipeline, centralize);
+        centralize.length = 0;
       }
       if (this.#chunks.length > 0) dispatchEach(pass, pipelines.step.pipeline, this.#chunks);
       if (this.#compact.length > 0) {
@@ -430,6 +412,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
    */
   #read<R>(ranges: ReadRange[], parse: (bytes: ArrayBuffer[]) => R): Promise<R> {
     let snapshot: Snapshot;
+    const mark = this.counter.mark();
     try {
       this.checkUsable();
       snapshot = this.#io.snapshot(ranges);
@@ -439,7 +422,8 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     const next = this.#reads.then(async () => {
       try {
         await this.counter.settle();
-        const fault = this.counter.takeFault();
+        // (A fault of a step submitted after the call is the next call's.)
+        const fault = this.counter.takeFault(mark);
         if (fault) throw fault;
         const bytes = await snapshot.read();
         this.checkUsable();
@@ -490,7 +474,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.#disposed = true;
     for (const b of this.#sections) b.destroy();
     for (const b of this.#extraBuffers) b.destroy();
-    for (const c of this.#centralizations.values()) c.uniform.destroy();
+    this.#centralizations.destroy();
     this.counter.destroy();
     this.#io.destroy();
     this.#loads.destroy();

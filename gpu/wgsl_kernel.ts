@@ -21,8 +21,11 @@ export { dispatchGrid, WORKGROUP_SIZE } from "./_wgsl.ts";
 export { DECIDE, SMALL_STEP_ELEMENTS, stepKernels } from "./wgsl_step.ts";
 export { GRAD_NORM_PARTIAL, GRAD_NORM_TOTAL, NORM_ELEMENTS_PER_WORKGROUP } from "./wgsl_norm.ts";
 
-/** The shape uniform of the centralization kernel. */
-export const CENTRALIZE_SHAPE = { rows: "u32", cols: "u32", pad0: "u32", pad1: "u32" } as const;
+/**
+ * The shape uniform of the centralization kernel: `rows` rows of `cols` elements, the first at
+ * element `first` of the binding (a binding starts at an aligned offset, a row anywhere).
+ */
+export const CENTRALIZE_SHAPE = { rows: "u32", cols: "u32", first: "u32", pad: "u32" } as const;
 
 /** The word of each field of the centralization kernel's uniform. */
 export const CENTRALIZE_WORD = wordsOf(CENTRALIZE_SHAPE);
@@ -36,8 +39,9 @@ const CENTRALIZE_BINDINGS: readonly Binding[] = [
 ];
 
 /**
- * Gradient centralization (entry point `centralize`): workgroup `r` subtracts from row `r` of a
- * `rows × cols` tensor its f32 mean. Each of the 64 invocations sums a strided part of the row,
+ * Gradient centralization (entry point `centralize`): workgroup `r` subtracts from row `r` of
+ * `rows × cols` elements (from element `first` of the binding) its f32 mean; a tensor larger
+ * than a binding is centralized by several dispatches, each of whole rows. Each of the 64 invocations sums a strided part of the row,
  * then a tree reduction in workgroup memory gives the row sum (any summation tree of `cols`
  * terms stays within the `(cols − 1)` roundings the reference allows). Where that sum is not
  * finite (finite values whose f32 sum overflows, as the CPU backends' f64 mean does not; or a
@@ -59,7 +63,7 @@ fn centralize(
   let row = wid.y * groups.x + wid.x;
   if (row >= shape.rows) { return; }
   let cols = shape.cols;
-  let base = row * cols;
+  let base = shape.first + row * cols;
   var sum = 0.0;
   for (var j = lid; j < cols; j += ${WORKGROUP_SIZE}u) { sum = sum + x[base + j]; }
   let total = row_sum(lid, sum);

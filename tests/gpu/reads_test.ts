@@ -133,3 +133,41 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "webgpu: a read begun before a step the device halts or the GPU refuses resolves; the next call gets that step's error",
+  ignore,
+  async fn() {
+    // Such a read rejected with the later step's error, and took it: under nonFinite "throw" the
+    // loop's next step went on as if nothing had happened (a logger's read swallowed the halt).
+    const start = new Float32Array(8).fill(1);
+    let s = await adam({ lr: 1e-2, nonFinite: "throw", backend: "webgpu" }).init(
+      { w: start },
+      { device: device! },
+    );
+    s = step(s, { w: new Float32Array(8).fill(0.5) });
+    const once = (await readParams(s)).w;
+    const before = readParams(s);
+    s = step(s, { w: new Float32Array(8).fill(NaN) });
+    assert.deepEqual((await before).w, once);
+    assert.throws(() => step(s, { w: new Float32Array(8).fill(0.5) }), RangeError);
+    assert.deepEqual((await readParams(s)).w, once);
+    assert.equal(s.step, 1);
+
+    // A step the GPU refuses: a params buffer of the caller's destroyed after the read began.
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const buffer = device!.createBuffer({ size: 32, usage });
+    device!.queue.writeBuffer(buffer, 0, start);
+    let p = await adam({ lr: 1e-2, backend: "webgpu" }).init({ w: { buffer, length: 8 } }, {
+      device: device!,
+    });
+    p = step(p, { w: new Float32Array(8).fill(0.5) });
+    const read = readParams(p);
+    buffer.destroy();
+    p = step(p, { w: new Float32Array(8).fill(0.5) });
+    assert.deepEqual((await read).w, once);
+    assert.throws(() => step(p, { w: new Float32Array(8).fill(0.5) }), /The GPU refused a step/);
+    dispose(p);
+  },
+});

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { adam, radam, readMoments, readParams, sgd, step } from "../../mod.ts";
+import { adam, dispose, radam, ranger, readMoments, readParams, sgd, step } from "../../mod.ts";
 import { caseArb, caseData, checkAgainstReference, optimizerFor, readAll } from "../cases.ts";
 import { ADAM_ROW } from "../rule_table.ts";
 import { initWebGpuState } from "../../core/webgpu_state.ts";
@@ -372,5 +372,47 @@ Deno.test({
         );
       }
     });
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a centralized tensor larger than a binding is centralized in windows of whole rows; one whose row fits none is refused at init",
+  ignore,
+  async fn() {
+    // Each such tensor threw a RangeError at every step (centralizations of the tensors before
+    // it left queued), where the state had started.
+    const settings = ranger({ lr: 1e-2 }).settings;
+    const tiny = { maxStorageBufferBindingSize: 4096 };
+    for (const [rows, cols] of [[64, 40], [7, 333], [1, 1000]]) {
+      const data = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i));
+      const params = () => ({
+        a: new Float32Array(5).fill(0.5),
+        w: { data: data.slice(), shape: [rows, cols] },
+        b: new Float32Array(7),
+      });
+      const grads = {
+        a: new Float32Array(5).fill(1),
+        w: data.map((x, i) => x / 2 + (i % 7) + Math.floor(i / cols)),
+        b: new Float32Array(7).fill(1),
+      };
+      await noGpuErrors(async () => {
+        let split = await initWebGpuState(settings, params(), { device: device! }, tiny);
+        let whole = await initWebGpuState(settings, params(), { device: device! });
+        for (let k = 0; k < 3; k++) {
+          split = step(split, grads);
+          whole = step(whole, grads);
+        }
+        assert.deepEqual(await readParams(split), await readParams(whole), `${rows} × ${cols}`);
+        dispose(split);
+        dispose(whole);
+      });
+    }
+    // 1500 floats a row: 6000 bytes, past the 4096-byte binding
+    const params = { w: { data: new Float32Array(3000), shape: [2, 1500] } };
+    await assert.rejects(
+      initWebGpuState(settings, params, { device: device! }, tiny),
+      (e) => e instanceof RangeError && /centralization of a 2 × 1500 tensor/.test(e.message),
+    );
   },
 });
