@@ -31,7 +31,7 @@ import {
 import { momentsOf, ruleOf } from "../core/origins.ts";
 import { dispose, step } from "../core/operations.ts";
 import { checkWasmAsked } from "../core/select.ts";
-import { changeError, type GradItem, sameVariables } from "./gradients.ts";
+import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradients.ts";
 import { HeapBackend } from "./heap_backend.ts";
 import { copyHostState, type KeptStates, writeKept } from "./kept.ts";
 import { type Entry, entryOf, fromArena, toArena } from "./layout.ts";
@@ -127,6 +127,8 @@ export class CpuPath {
    */
   step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
     this.#follow(config);
+    // (The same variables in another order are those of the state.)
+    items = inOrderOf(this.#entries, items);
     if (this.#state === undefined || !sameVariables(this.#entries, items)) {
       checkWasmAsked(config);
       if (config.run.threads > 1) checkThreadSupport(config.run.threads);

@@ -33,7 +33,7 @@ import { inLayoutOrder, type OptimizerState, restoreState, stateInternals } from
 import type { GpuTensor } from "../gpu/gpu_tensors.ts";
 import { initWebGpuStateSync } from "../core/webgpu_state.ts";
 import { dispose, step } from "../core/operations.ts";
-import { changeError, type GradItem, sameVariables } from "./gradients.ts";
+import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradients.ts";
 import type { KeptStates } from "./kept.ts";
 import { type Entry, entryOf, fromArena } from "./layout.ts";
 
@@ -311,6 +311,8 @@ export class GpuPath {
    */
   step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
     let runner = this.#runner;
+    // (The same variables in another order are those of the state.)
+    if (runner !== undefined) items = inOrderOf(runner.entries, items);
     if (runner !== undefined && !sameVariables(runner.entries, items)) {
       const error = changeError(runner.entries, items);
       throw strict ? error : new RangeError(

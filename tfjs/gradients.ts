@@ -147,6 +147,25 @@ export function checkGradients(grads: unknown): GradItem[] {
   return items;
 }
 
+/**
+ * `items` in the order of `entries` where they name the same variables in another order (a
+ * gradient map built in another order, `minimize` with a reordered `varList`); else `items`.
+ */
+export function inOrderOf(
+  entries: readonly Entry[],
+  items: readonly GradItem[],
+): readonly GradItem[] {
+  if (entries.length !== items.length) return items;
+  const byName = new Map(items.map((i) => [i.name, i]));
+  const ordered: GradItem[] = [];
+  for (const e of entries) {
+    const item = byName.get(e.name);
+    if (item === undefined) return items;
+    ordered.push(item);
+  }
+  return ordered;
+}
+
 /** Whether `items` are exactly the variables of `entries` (same names, shapes and order). */
 export function sameVariables(entries: readonly Entry[], items: readonly GradItem[]): boolean {
   if (entries.length !== items.length) return false;

@@ -95,3 +95,23 @@ Deno.test("tfjs: parameter groups by variable name (no decay on biases)", async 
   opt.dispose();
   model.dispose();
 });
+
+Deno.test("tfjs: the same variables in another order are those of the state (strict too)", async () => {
+  await useBackend("cpu");
+  const out: number[][][] = [];
+  for (const reorder of [false, true]) {
+    const vars = [3, 5].map((n, i) => tf.variable(tf.tensor(randoms(n, i)), true, name(`o${i}`)));
+    const opt = tfOptimizer(adam({ lr: 0.1 }), { strict: true });
+    for (let t = 0; t < 3; t++) {
+      const g = vars.map((v, i) => tf.tensor(randoms(v.size, 9 + i + t)));
+      const named = vars.map((v, i) => ({ name: v.name, tensor: g[i] }));
+      // Refused before as "not among the variables of the first step" under strict.
+      opt.applyGradients(reorder && t > 0 ? named.reverse() : named);
+      tf.dispose(g);
+    }
+    out.push(await Promise.all(vars.map(async (v) => Array.from(await v.data()))));
+    opt.dispose();
+    tf.dispose(vars);
+  }
+  assert.deepEqual(out[1], out[0]);
+});

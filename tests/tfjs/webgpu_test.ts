@@ -259,6 +259,33 @@ Deno.test({
 });
 
 Deno.test({
+  name: "tfjs webgpu: the same variables in another order are those of the state, as on cpu",
+  ...sanitize,
+  async fn() {
+    const run = async (backend: string, strict: boolean, reorder: boolean) => {
+      await useBackend(backend);
+      const vars = [3, 5].map((n, i) =>
+        tf.variable(tf.tensor(randoms(n, i)), true, `gpu/order/${backend}${strict}${reorder}/${i}`)
+      );
+      const opt = tfOptimizer(adam({ lr: 0.1 }), { strict });
+      for (let t = 0; t < 3; t++) {
+        const g = vars.map((v, i) => tf.tensor(randoms(v.size, 9 + i + t)));
+        const named = vars.map((v, i) => ({ name: v.name, tensor: g[i] }));
+        // Refused before with a RangeError saying the variable was not among those of the first.
+        opt.applyGradients(reorder && t > 0 ? named.reverse() : named);
+        tf.dispose(g);
+      }
+      const out = await Promise.all(vars.map(async (v) => Array.from(await v.data())));
+      opt.dispose();
+      tf.dispose(vars);
+      return out;
+    };
+    const want = await run("cpu", false, false);
+    for (const strict of [false, true]) assert.deepEqual(await run("webgpu", strict, true), want);
+  },
+});
+
+Deno.test({
   name:
     "tfjs webgpu: setLearningRate once the state is on the GPU is refused at the call; training goes on unchanged",
   ...sanitize,
