@@ -268,7 +268,7 @@ const sanitize = await webgpuTestOptions();
 
 Deno.test({
   name:
-    "tfjs webgpu: model.fit in 8 bits trains, and its weights (codes through the state's checkpoint) resume through save and load",
+    "tfjs webgpu: model.fit in 8 bits trains, and its weights (codes read back from the GPU) resume through save and load",
   ...sanitize,
   ignore: sanitize.ignore,
   async fn() {
