@@ -15,8 +15,8 @@
  * 8 bits where it can, and refuses them with a TypeError where it cannot (then nothing is made).
  * Codes kept aside (a state moved off the CPU, weights set) are decoded into f32 moments and
  * written into the WebGPU state, which encodes them again (a decoded block encodes back to the
- * same codes: its largest value is its scale); its weights are read through its checkpoint
- * (weights.ts).
+ * same codes: its largest value is its scale); getWeights reads its codes and scales back
+ * from the GPU (weights.ts).
  *
  * Gradient centralization (`gc`) runs as tfjs ops here (the gradient minus its mean over every
  * axis but the last), before the gradient is handed over; so `clipGradNorm` together with `gc`,

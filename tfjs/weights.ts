@@ -15,7 +15,7 @@ import type { Settings } from "../base/settings.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
 import { momentsOf } from "../core/origins.ts";
 import { decodeTensor } from "../base/q8_tensor.ts";
-import { dispose, loadState, readMoments, readSlowWeights, saveState } from "../core/operations.ts";
+import { dispose, loadState, readMoments, readSlowWeights } from "../core/operations.ts";
 import { CODES, codeWeights, readCodes, SCALES } from "./codes.ts";
 import type { NamedTensor } from "./gradients.ts";
 import {
@@ -154,25 +154,19 @@ function tfjsEntryOf(held: Kept, gc: boolean): Entry {
 
 /**
  * The codes and scales of a state's moments held in 8 bits (copies, by moment, then variable):
- * read from a host state's arena; from a device's (WebGPU) through its checkpoint.
+ * from a host state's arena; from a device's (WebGPU), reads started at the call, as every other
+ * read of `weightsOf` (a step taken before they resolve reaches none of them).
  */
-async function codesOf(
+function codesOf(
   config: Settings,
   state: OptimizerState<unknown>,
 ): Promise<Record<string, CompactMoment>[]> {
-  if (config.run.states !== "8bit") return [];
+  if (config.run.states !== "8bit") return Promise.resolve([]);
   const backend = stateInternals(state).backend;
-  if (holdsCodes(backend)) return compactCopies(backend);
-  if (backend.kind === "host") return [];
-  const copy = await loadState(await saveState(state), {
-    backend: "js",
-    lr: config.hyperparameters.lr as LearningRate,
-  });
-  try {
-    return compactCopies(stateInternals(copy).backend as HostBackend);
-  } finally {
-    dispose(copy);
-  }
+  if (holdsCodes(backend)) return Promise.resolve(compactCopies(backend));
+  const layout = backend.layout;
+  if (backend.kind === "host" || !layout.compact.includes(true)) return Promise.resolve([]);
+  return Promise.all(layout.unsignedCodes.map((_, k) => backend.readCompact(k)));
 }
 
 /** The weights of one variable given to setWeights: their shape, and tensor by section. */
