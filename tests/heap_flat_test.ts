@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { adamw, dispose, radam, step } from "../mod.ts";
+import { adamw, dispose, radam, ranger, step } from "../mod.ts";
 
 // Heap use over 10,000 steps stays flat: a step keeps nothing alive that the previous one did
 // not. Needs `gc` (the test task passes --v8-flags=--expose-gc); without it the test is skipped,
@@ -34,8 +34,21 @@ for (const { label, backend, threads } of VARIANTS) {
       fn: async () => {
         const params = { a: new Float32Array(1000).fill(0.5), b: new Float32Array(37).fill(-1) };
         const grads = { a: new Float32Array(1000).fill(1e-2), b: new Float32Array(37).fill(-2) };
+        // Ranger in 8 bits, its kernel centralized, clipped by a factor below 2⁻¹²⁶ (the float64
+        // scaling of the gradient slots): the paths that step only in rare cases.
+        const kernel = { a: { data: new Float32Array(5000).fill(0.5), shape: [50, 100] } };
+        const rare = { ...grads, a: new Float32Array(5000).map((_, i) => (i % 7) * 1e-2) };
         const more = { backend, threads, threadThreshold: 0 };
-        for (const optimizer of [radam(more), adamw(more)]) {
+        const runs = [
+          [radam(more), params, grads],
+          [adamw(more), params, grads],
+          [
+            ranger({ ...more, states: "8bit", clipGradNorm: 1e-40 }),
+            { ...params, ...kernel },
+            rare,
+          ],
+        ] as const;
+        for (const [optimizer, params, grads] of runs) {
           let state = await optimizer.init(params);
           assert.equal(state.threads, threads);
           const stepOnce = copied ? () => state = step(state, grads) : () => state = step(state);
