@@ -149,13 +149,17 @@ export function checkGradients(grads: unknown): GradItem[] {
 
 /**
  * `items` in the order of `entries` where they name the same variables in another order (a
- * gradient map built in another order, `minimize` with a reordered `varList`); else `items`.
+ * gradient map built in another order, `minimize` with a reordered `varList`); else `items`,
+ * the same list (no allocation where they are in order, as every step but a reordered one).
  */
 export function inOrderOf(
   entries: readonly Entry[],
   items: readonly GradItem[],
 ): readonly GradItem[] {
   if (entries.length !== items.length) return items;
+  let k = 0;
+  while (k < items.length && items[k].name === entries[k].name) k++;
+  if (k === items.length) return items;
   const byName = new Map(items.map((i) => [i.name, i]));
   const ordered: GradItem[] = [];
   for (const e of entries) {
