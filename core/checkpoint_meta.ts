@@ -243,18 +243,28 @@ function checkStoredLookahead(lookahead: unknown): void {
   if (typeof lookahead !== "object" || lookahead === null || Array.isArray(lookahead)) {
     throw new CheckpointError("Checkpoint hyperparameters lack lookahead");
   }
-  for (const key of Object.keys(lookahead)) {
-    if (key !== "k" && key !== "alpha") {
-      throw new CheckpointError(
-        `Checkpoint hyperparameters lookahead holds ${key}; it holds only k and alpha`,
-      );
-    }
-  }
-  for (const key of ["k", "alpha"]) {
-    if (!Object.hasOwn(lookahead, key)) {
-      throw new CheckpointError(`Checkpoint hyperparameters lookahead lacks ${key}`);
-    }
-  }
+  checkExactKeys(lookahead as Record<string, unknown>, ["k", "alpha"], "lookahead");
+}
+
+/**
+ * Throws unless the stored settings `value` (at `where` in the hyperparameters) hold exactly
+ * `keys`: checkpoints store them resolved, so one left out would be defaulted on the way back,
+ * and another would be taken as an option of the file's.
+ */
+function checkExactKeys(
+  value: Readonly<Record<string, unknown>>,
+  keys: readonly string[],
+  where: string,
+): void {
+  const held = Object.keys(value);
+  const other = held.find((key) => !keys.includes(key));
+  const missing = keys.find((key) => !Object.hasOwn(value, key));
+  if (other === undefined && missing === undefined) return;
+  throw new CheckpointError(
+    `Checkpoint hyperparameters ${where} must hold ${keys.join(" and ")} only: it ${
+      other !== undefined ? `holds ${other}` : `lacks ${missing}`
+    }, got ${held.join(", ") || "none"}`,
+  );
 }
 
 /**
@@ -383,16 +393,9 @@ function groupsFrom(
     throw new CheckpointError("Checkpoint hyperparameters groups must be an array of objects");
   }
   // Stored resolved: each group's two settings, neither defaulted on the way back.
-  groups.forEach((g: Record<string, unknown>, i) => {
-    const keys = Object.keys(g);
-    if (keys.length !== 2 || !Object.hasOwn(g, "lrScale") || !Object.hasOwn(g, "weightDecay")) {
-      throw new CheckpointError(
-        `Checkpoint hyperparameters groups[${i}] must hold lrScale and weightDecay only, got ${
-          keys.join(", ") || "none"
-        }`,
-      );
-    }
-  });
+  groups.forEach((g: Record<string, unknown>, i) =>
+    checkExactKeys(g, ["lrScale", "weightDecay"], `groups[${i}]`)
+  );
   const order = parseJsonMeta(metadata, "tensor_order");
   const map = parseJsonMeta(metadata, "tensor_groups");
   if (
