@@ -310,9 +310,8 @@ export function arenaFits(kept: Kept, shape: readonly number[], gc: boolean): bo
   const held = kept.arenaShape!;
   const entry = entryOf(kept.entry.name, shape, gc);
   if (entry.size !== kept.entry.size) return false;
-  if (sameShape(entry.arenaShape, held)) return true;
-  if (held.length !== 1 || held[0] !== entry.size) return false;
-  return !entry.transposed || inTfjsOrder(kept, shape, gc);
+  // Held in this optimizer's layout, or flat: in the same order, or transposed when taken.
+  return sameShape(entry.arenaShape, held) || (held.length === 1 && held[0] === entry.size);
 }
 
 /**
