@@ -142,6 +142,17 @@ export function longestWaiting(
   return best && best[0];
 }
 
+/**
+ * The order of two ids as Deno KV orders strings in keys, by their UTF-8 bytes (that is, by
+ * code points: UTF-16 units put "\u{1f600}" before "\uff00").
+ */
+function byUtf8(a: string, b: string): number {
+  const x = encoder.encode(a), y = encoder.encode(b);
+  for (let i = 0; i < x.length && i < y.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+const encoder = new TextEncoder();
+
 /** Removes what is older than it is kept. */
 function forget(m: Memory): void {
   const now = Date.now();
@@ -190,7 +201,8 @@ function trainingMethods(
     },
     pending: (limit) =>
       later(() =>
-        [...m.pending.values()].sort((a, b) => a.at - b.at).slice(0, limit)
+        [...m.pending.values()].sort((a, b) => a.at - b.at || byUtf8(a.info.id, b.info.id))
+          .slice(0, limit)
           .map((p): PendingContribution => ({ ...p.info, ref: p.gradient }))
       ),
     gradient: (p) => later(() => (p.ref as Uint8Array).slice()),
