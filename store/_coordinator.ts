@@ -82,6 +82,8 @@ export class Coordinator implements Fold {
   #pump: Promise<void> | null = null;
   #foldEnd: Promise<void> = Promise.resolve();
   #closed = false;
+  /** Set once close() has seen the last fold loop end: nothing may start one after. */
+  #stopped = false;
 
   constructor(readonly store: TrainingStore, readonly options: CheckedOptions) {}
 
@@ -149,6 +151,8 @@ export class Coordinator implements Fold {
     }
     const reason = staleReason(info.base, params.step, this.options.staleness);
     if (reason !== null) throw new ContributionRefusedError(info.id, params.step, reason);
+    // Refused as a new one would be (nothing of it stored): close() may be past its last fold.
+    if (this.#closed) throw new TypeError("This trainer is closed");
     const local = makeLocal(info, flat);
     this.queue.push(local);
     this.#kick();
@@ -165,6 +169,8 @@ export class Coordinator implements Fold {
 
   /** Waits for the outcome of a contribution the store holds, until `deadline`. */
   watch(id: string, deadline: number): Promise<SubmitResult> {
+    // Stored: it will be settled by another process's fold; none will run here to see it.
+    if (this.#stopped) return Promise.resolve({ status: "pending", id });
     return new Promise((resolve, reject) => {
       const list = this.watched.get(id) ?? [];
       this.watched.set(id, list);
@@ -213,7 +219,7 @@ export class Coordinator implements Fold {
   }
 
   #kick(): void {
-    if (this.#pump !== null) return;
+    if (this.#pump !== null || this.#stopped) return;
     this.#pump = this.#run().finally(() => {
       this.#pump = null;
       if (this.queue.length > 0 || this.watched.size > 0) this.#kick();
@@ -267,7 +273,10 @@ export class Coordinator implements Fold {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#pump;
+    // A loop that ends starts another when work came meanwhile (while it gave the lease up):
+    // wait for each, until none runs.
+    while (this.#pump !== null) await this.#pump;
+    this.#stopped = true;
     await this.dropLease();
     if (this.cache !== null) dispose(this.cache.state);
     this.cache = null;

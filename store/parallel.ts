@@ -172,7 +172,12 @@ export interface DataParallelTrainer {
    * it returns: the caller may refill its arrays at once, without awaiting.
    */
   submit(contribution: Contribution): Promise<SubmitResult>;
-  /** Finishes the fold in progress, gives the lease up and frees the state. */
+  /**
+   * Folds the contributions already waiting here (or lets their `waitMs` pass), gives the
+   * lease up and frees the state; nothing of the trainer runs once it resolves. A submit made
+   * after the call, or still reading the store when it came, is refused with a TypeError,
+   * nothing of it stored (send it again to another trainer, with the same id).
+   */
   close(): Promise<void>;
 }
 
