@@ -30,6 +30,20 @@ export function answerOf(id: string, record: RequestRecord): SubmitResult | Erro
   return null;
 }
 
+/**
+ * The error of a submit whose `waitMs` passed with a call to the store unanswered: `stored`,
+ * whether its contribution may yet be applied (it was being folded or stored).
+ */
+function unanswered(id: string, waitMs: number, stored: boolean): Error {
+  return new Error(
+    `Contribution ${JSON.stringify(id)}: the store did not answer within waitMs (${waitMs} ms); ${
+      stored
+        ? "it may yet be applied: send it again, with the same id, to learn its outcome"
+        : "nothing of it was stored: send it again"
+    }`,
+  );
+}
+
 /** The checked id, base step and sample count of a contribution (each field read once). */
 function checkInfo(c: Contribution): Local["info"] {
   if (typeof c !== "object" || c === null) {
@@ -137,11 +151,18 @@ export class Coordinator implements Fold {
     return promise;
   }
 
+  /** What `call` answers, or (nothing stored) the error of a store that did not by `deadline`. */
+  async #by<T>(call: Promise<T>, deadline: number, id: string): Promise<T> {
+    const answer = await until(call.then((value) => ({ value })), deadline, null);
+    if (answer === null) throw unanswered(id, this.options.waitMs, false);
+    return answer.value;
+  }
+
   async #submitNew(info: Local["info"], gradient: TakenGradient) {
     const deadline = Date.now() + this.options.waitMs;
-    const known = await this.store.request(info.id);
+    const known = await this.#by(this.store.request(info.id), deadline, info.id);
     if (known !== null) return this.#answerKnown(info.id, known, deadline);
-    const params = await this.params();
+    const params = await this.#by(this.params(), deadline, info.id);
     const flat = flatten(gradient, params);
     if (info.base > params.step) {
       throw new RangeError(
@@ -206,15 +227,22 @@ export class Coordinator implements Fold {
       const result = await until(local.done, deadline, null);
       if (result !== null) return result;
       if (local.settled) return await local.done;
+      const { id } = local.info;
       if (local.taken) {
-        await this.#foldEnd; // it settles it, or gives it back
+        // The fold settles it, or gives it back: unless a call of it is not answered in time.
+        const ended = await until(this.#foldEnd.then(() => true), deadline, false);
+        if (!ended && !local.settled) throw unanswered(id, this.options.waitMs, true);
         continue;
       }
       const at = this.queue.indexOf(local);
       if (at >= 0) this.queue.splice(at, 1);
-      const record = await this.store.submit(local.info, new Uint8Array(local.gradient.buffer));
-      if (record === null) return { status: "pending", id: local.info.id };
-      return this.#answerKnown(local.info.id, record, Date.now());
+      // Stored, with a lease's time for it (a call that takes longer than a fold may is hung).
+      const storing = this.store.submit(local.info, new Uint8Array(local.gradient.buffer))
+        .then((record) => ({ record }));
+      const answer = await until(storing, Date.now() + this.options.leaseMs, null);
+      if (answer === null) throw unanswered(id, this.options.waitMs, true);
+      if (answer.record === null) return { status: "pending", id };
+      return this.#answerKnown(id, answer.record, Date.now());
     }
   }
 

@@ -62,7 +62,10 @@ export interface DataParallelOptions {
   /**
    * How long `submit` waits for the step that applies its contribution, in ms (default
    * 30 000); then the contribution is stored (if it was not yet) and `submit` answers
-   * `"pending"`: it will be applied or refused later; ask again with the same id.
+   * `"pending"`: it will be applied or refused later; ask again with the same id. A database
+   * that does not answer does not hold a submit longer: by `waitMs` (by `waitMs` + `leaseMs`
+   * when it is storing the contribution then) it rejects with an Error that says whether its
+   * contribution may yet be applied (send it again, with the same id, to learn its outcome).
    */
   waitMs?: number;
   /**

@@ -86,3 +86,48 @@ Deno.test("data parallel: a submit still reading the store when close() is calle
   assert.deepEqual(await store.pending(10), []);
   assert.equal((await store.head())?.step, 0);
 });
+
+/** Whether `p` settles within `ms` (a bound far above what it should take: it hung before). */
+const settlesWithin = (p: Promise<unknown>, ms: number) =>
+  Promise.race([p.then(() => true, () => true), pause(ms).then(() => false)]);
+
+Deno.test("data parallel: a commit the database never answers leaves no submit waiting past waitMs: each says its outcome is unknown", async () => {
+  // The submits a fold had taken waited for the fold to end, and the fold for the commit: a
+  // database call that never returned kept their requests open for ever.
+  const store = memoryCheckpointStore();
+  const gate = signal();
+  const hung: TrainingStore = Object.create(store);
+  hung.commit = async (c) => {
+    if (c.applied.length > 0) await gate.promise; // never answers (until the test ends)
+    return await store.commit(c);
+  };
+  const trainer = dataParallel(hung, { optimizer, init, waitMs: 200, pollMs: 5 });
+  const { step: base, params } = await trainer.params();
+  const submits = [0, 1].map((i) =>
+    trainer.submit({ id: `h${i}`, base, gradient: gradientAt(i, params) })
+  );
+  for (const s of submits) {
+    assert.ok(await settlesWithin(s, 5000), "a submit still waits for the hung commit");
+    await assert.rejects(s, (e: Error) => /did not answer within waitMs.*same id/.test(e.message));
+  }
+  gate.resolve(); // the commit lands late: the ids say so, each applied once
+  await trainer.close();
+  assert.deepEqual(await store.request("h0"), { state: "applied", step: 1 });
+  assert.deepEqual(await store.request("h1"), { state: "applied", step: 1 });
+});
+
+Deno.test("data parallel: a read the database never answers fails a submit by waitMs, nothing stored", async () => {
+  const store = memoryCheckpointStore();
+  const gate = signal();
+  const hung: TrainingStore = Object.create(store);
+  hung.request = async (id) => (await gate.promise, await store.request(id));
+  const trainer = dataParallel(hung, { optimizer, init, waitMs: 100, pollMs: 5 });
+  const { step: base, params } = await trainer.params();
+  const s = trainer.submit({ id: "r", base, gradient: gradientAt(0, params) });
+  assert.ok(await settlesWithin(s, 5000), "the submit still waits for the hung read");
+  await assert.rejects(s, (e: Error) => /within waitMs.*nothing of it was stored/.test(e.message));
+  gate.resolve();
+  await trainer.close();
+  assert.equal(await store.request("r"), null);
+  assert.equal((await store.head())?.step, 0);
+});
