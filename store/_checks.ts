@@ -141,3 +141,23 @@ export function checkTrainingStore(store: unknown, what: string): asserts store 
     );
   }
 }
+
+/**
+ * Throws a TypeError unless `id` is a request id: a string of 1 to 64 UTF-16 units that is
+ * text (no lone surrogate: Deno KV keeps a key's string as UTF-8, where each becomes U+FFFD,
+ * so that two such ids would be one, and the second answered as the first's duplicate).
+ * `what` names it ("Option id", "A contribution's id").
+ */
+export function checkRequestId(id: unknown, what: string): asserts id is string {
+  if (typeof id !== "string" || id.length < 1 || id.length > 64) {
+    throw new TypeError(`${what} must be a string of 1 to 64 characters`);
+  }
+  const lone = /\p{Cs}/u.exec(id);
+  if (lone !== null) {
+    throw new TypeError(
+      `${what} must be text: it has a lone surrogate (\\u${
+        lone[0].charCodeAt(0).toString(16)
+      }) at ${lone.index}, which a database that keeps text as UTF-8 cannot tell from another`,
+    );
+  }
+}

@@ -5,6 +5,7 @@
  * @module
  */
 import { ContributionRefusedError, staleReason } from "./errors.ts";
+import { checkRequestId } from "./_checks.ts";
 import type { CheckedOptions, Contribution, SubmitResult } from "./parallel.ts";
 import { type Cached, type Fold, foldOnce, initialize, type Local } from "./_fold.ts";
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
@@ -50,9 +51,7 @@ function checkInfo(c: Contribution): Local["info"] {
     throw new TypeError(`A contribution must be an object, got ${typeof c}`);
   }
   const id = c.id, base = c.base, samples = c.samples ?? 1;
-  if (typeof id !== "string" || id.length < 1 || id.length > 64) {
-    throw new TypeError("A contribution's id must be a string of 1 to 64 characters");
-  }
+  checkRequestId(id, "A contribution's id");
   if (!Number.isSafeInteger(base) || base < 0) {
     throw new RangeError(`A contribution's base must be a step (an integer ≥ 0), got ${base}`);
   }

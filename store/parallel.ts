@@ -111,7 +111,7 @@ export const DEFAULT_STALENESS = 8;
  * ```
  */
 export interface Contribution {
-  /** The request id: its idempotency key (1 to 64 characters). */
+  /** The request id: its idempotency key (1 to 64 characters of text: no lone surrogate). */
   readonly id: string;
   /** The step of the parameters the gradient was computed at (`params().step`). */
   readonly base: number;

@@ -149,6 +149,12 @@ Deno.test("data parallel: bad contributions are errors naming what is wrong, not
   const good = gradientAt(1, params);
   const cases: [unknown, RegExp][] = [
     [{ id: "", base: step, gradient: good }, /id must be a string of 1 to 64/],
+    // Deno KV keeps each lone surrogate as U+FFFD: "a\ud800" and "a\ud801" were one id there,
+    // the second contribution answered as the first's duplicate (lost), not on the other store.
+    [
+      { id: "a\ud800", base: step, gradient: good },
+      /id must be text: .*surrogate \(\\ud800\) at 1/,
+    ],
     [{ id: "a", base: -1, gradient: good }, /base must be a step/],
     [{ id: "a", base: step + 5, gradient: good }, /computed at step 5, after the current step 0/],
     [{ id: "a", base: step, samples: 0, gradient: good }, /samples must be an integer ≥ 1/],
