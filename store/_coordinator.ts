@@ -71,6 +71,7 @@ function makeLocal(info: Local["info"], gradient: Float32Array): Local {
     gradient,
     taken: false,
     settled: false,
+    abandoned: false,
     done,
     resolve: (r) => (local.settled = true, resolve(r)),
     reject: (e) => (local.settled = true, reject(e)),
@@ -230,7 +231,10 @@ export class Coordinator implements Fold {
       if (local.taken) {
         // The fold settles it, or gives it back: unless a call of it is not answered in time.
         const ended = await until(this.#foldEnd.then(() => true), deadline, false);
-        if (!ended && !local.settled) throw unanswered(id, this.options.waitMs, true);
+        if (!ended && !local.settled) {
+          local.abandoned = true;
+          throw unanswered(id, this.options.waitMs, true);
+        }
         continue;
       }
       const at = this.queue.indexOf(local);

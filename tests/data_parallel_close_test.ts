@@ -131,3 +131,37 @@ Deno.test("data parallel: a read the database never answers fails a submit by wa
   assert.equal(await store.request("r"), null);
   assert.equal((await store.head())?.step, 0);
 });
+
+Deno.test("data parallel: a contribution whose submit gave up while its fold was held is not folded again beside the same id sent again", async () => {
+  // A submit that gave up (waitMs passed in a fold) left its contribution to the fold; when the
+  // fold's commit was refused it went back to the queue, with no submit waiting for it. The id
+  // sent again was then queued a second time, and the next fold applied it twice: one
+  // journal record with the id twice, its gradient counted twice.
+  const store = memoryCheckpointStore();
+  const atCommit = signal(), gate = signal();
+  let held = true;
+  const refusing: TrainingStore = Object.create(store);
+  refusing.commit = async (c) => {
+    if (held && c.applied.length > 0) {
+      held = false;
+      atCommit.resolve();
+      await gate.promise;
+      return null; // refused, as when the lease was lost meanwhile
+    }
+    return await store.commit(c);
+  };
+  const trainer = dataParallel(refusing, { optimizer, init, waitMs: 150, pollMs: 5 });
+  const { step: base, params } = await trainer.params();
+  const gradient = gradientAt(0, params);
+  const first = trainer.submit({ id: "x", base, gradient }).catch((e: Error) => e);
+  await atCommit.promise;
+  assert.ok((await first) instanceof Error, "the first submit gave up");
+  const again = trainer.submit({ id: "x", base, gradient });
+  await pause(20);
+  gate.resolve();
+  const answer = await again;
+  assert.equal(answer.status, "applied");
+  await trainer.close();
+  const journal = await store.journal(0, 100);
+  assert.deepEqual(journal.flatMap((r) => r.entries.map((e) => e.id)), ["x"]);
+});
