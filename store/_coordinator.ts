@@ -32,12 +32,12 @@ export function answerOf(id: string, record: RequestRecord): SubmitResult | Erro
 }
 
 /**
- * The error of a submit whose `waitMs` passed with a call to the store unanswered: `stored`,
- * whether its contribution may yet be applied (it was being folded or stored).
+ * The error of a submit whose call to the store was not answered in time (`limit`: within
+ * what): `stored`, whether its contribution may yet be applied (it was being folded or stored).
  */
-function unanswered(id: string, waitMs: number, stored: boolean): Error {
+function unanswered(id: string, limit: string, stored: boolean): Error {
   return new Error(
-    `Contribution ${JSON.stringify(id)}: the store did not answer within waitMs (${waitMs} ms); ${
+    `Contribution ${JSON.stringify(id)}: the store did not answer within ${limit}; ${
       stored
         ? "it may yet be applied: send it again, with the same id, to learn its outcome"
         : "nothing of it was stored: send it again"
@@ -151,18 +151,22 @@ export class Coordinator implements Fold {
     return promise;
   }
 
-  /** What `call` answers, or (nothing stored) the error of a store that did not by `deadline`. */
-  async #by<T>(call: Promise<T>, deadline: number, id: string): Promise<T> {
-    const answer = await until(call.then((value) => ({ value })), deadline, null);
-    if (answer === null) throw unanswered(id, this.options.waitMs, false);
+  /**
+   * What `call` (made by a submit itself) answers, given a lease's time: one that takes longer
+   * than a fold may is hung. Else the error that says so (`stored`: see `unanswered`).
+   */
+  async #hung<T>(call: Promise<T>, id: string, stored: boolean): Promise<T> {
+    const { leaseMs } = this.options;
+    const answer = await until(call.then((value) => ({ value })), Date.now() + leaseMs, null);
+    if (answer === null) throw unanswered(id, `leaseMs (${leaseMs} ms)`, stored);
     return answer.value;
   }
 
   async #submitNew(info: Local["info"], gradient: TakenGradient) {
     const deadline = Date.now() + this.options.waitMs;
-    const known = await this.#by(this.store.request(info.id), deadline, info.id);
+    const known = await this.#hung(this.store.request(info.id), info.id, false);
     if (known !== null) return this.#answerKnown(info.id, known, deadline);
-    const params = await this.#by(this.params(), deadline, info.id);
+    const params = await this.#hung(this.params(), info.id, false);
     const flat = flatten(gradient, params);
     if (info.base > params.step) {
       throw new RangeError(
@@ -233,19 +237,16 @@ export class Coordinator implements Fold {
         const ended = await until(this.#foldEnd.then(() => true), deadline, false);
         if (!ended && !local.settled) {
           local.abandoned = true;
-          throw unanswered(id, this.options.waitMs, true);
+          throw unanswered(id, `waitMs (${this.options.waitMs} ms)`, true);
         }
         continue;
       }
       const at = this.queue.indexOf(local);
       if (at >= 0) this.queue.splice(at, 1);
-      // Stored, with a lease's time for it (a call that takes longer than a fold may is hung).
-      const storing = this.store.submit(local.info, new Uint8Array(local.gradient.buffer))
-        .then((record) => ({ record }));
-      const answer = await until(storing, Date.now() + this.options.leaseMs, null);
-      if (answer === null) throw unanswered(id, this.options.waitMs, true);
-      if (answer.record === null) return { status: "pending", id };
-      return this.#answerKnown(id, answer.record, Date.now());
+      const bytes = new Uint8Array(local.gradient.buffer);
+      const record = await this.#hung(this.store.submit(local.info, bytes), id, true);
+      if (record === null) return { status: "pending", id };
+      return this.#answerKnown(id, record, Date.now());
     }
   }
 

@@ -63,9 +63,11 @@ export interface DataParallelOptions {
    * How long `submit` waits for the step that applies its contribution, in ms (default
    * 30 000); then the contribution is stored (if it was not yet) and `submit` answers
    * `"pending"`: it will be applied or refused later; ask again with the same id. A database
-   * that does not answer does not hold a submit longer: by `waitMs` (by `waitMs` + `leaseMs`
-   * when it is storing the contribution then) it rejects with an Error that says whether its
-   * contribution may yet be applied (send it again, with the same id, to learn its outcome).
+   * that does not answer holds no submit longer: at `waitMs` one whose contribution a fold
+   * still holds rejects with an Error that says it may yet be applied (send it again, with the
+   * same id, to learn its outcome); a call the submit makes itself (to learn whether the id is
+   * known, to read the parameters, to store the contribution) that takes longer than `leaseMs`
+   * rejects it so too (or, before it is stored, saying that nothing of it was).
    */
   waitMs?: number;
   /**
