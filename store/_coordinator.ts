@@ -107,6 +107,7 @@ export class Coordinator implements Fold {
   }
 
   async params(): Promise<StoredParams> {
+    if (this.#closed) throw new TypeError("This trainer is closed");
     for (let tries = 0;; tries++) {
       const head = await this.store.head();
       if (head === null) {

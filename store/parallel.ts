@@ -181,7 +181,8 @@ export interface DataParallelTrainer {
    * Folds the contributions already waiting here (or lets their `waitMs` pass), gives the
    * lease up and frees the state; nothing of the trainer runs once it resolves. A submit made
    * after the call, or still reading the store when it came, is refused with a TypeError,
-   * nothing of it stored (send it again to another trainer, with the same id).
+   * nothing of it stored (send it again to another trainer, with the same id), as is a call of
+   * `params()` made after it.
    */
   close(): Promise<void>;
 }

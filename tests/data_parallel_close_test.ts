@@ -78,9 +78,15 @@ Deno.test("data parallel: a submit still reading the store when close() is calle
   const store = memoryCheckpointStore({ latencyMs: 20 });
   const trainer = dataParallel(store, { optimizer, init, pollMs: 5 });
   const { step: base, params } = await trainer.params();
-  const c = trainer.submit({ id: "c", base, gradient: gradientAt(0, params) });
+  const c = trainer.submit({ id: "c", base, gradient: gradientAt(0, params) })
+    .catch((e: Error) => e);
   await trainer.close(); // c is still asking the store whether its id is known
-  await assert.rejects(c, (e: Error) => e instanceof TypeError && /closed/.test(e.message));
+  const refused = await c;
+  assert.ok(refused instanceof TypeError && /closed/.test(refused.message), String(refused));
+  await assert.rejects(
+    trainer.params(),
+    (e: Error) => e instanceof TypeError && /closed/.test(e.message),
+  );
   await pause(100);
   assert.equal(await store.request("c"), null);
   assert.deepEqual(await store.pending(10), []);
