@@ -12,7 +12,7 @@ import {
   optionError,
 } from "./_checks.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
-import { readParamsPrefix } from "./layout.ts";
+import { readParamsPrefix, readStoredParams } from "./layout.ts";
 import type {
   ContributionInfo,
   JournalRecord,
@@ -160,11 +160,12 @@ function forget(m: Memory): void {
   for (const [seq, r] of m.journal) if (r.until <= now) m.journal.delete(seq);
 }
 
-/** The {@linkcode TrainingStore} methods beyond load and save, on `m`. */
+/** The {@linkcode TrainingStore} methods beyond load and save, on `m` (the store `name`). */
 function trainingMethods(
   m: Memory,
   later: <T>(f: () => T) => Promise<T>,
   rememberMs: number,
+  name: string,
 ): Omit<TrainingStore, "name" | "load" | "save"> {
   const known = (id: string) => {
     const r = m.requests.get(id);
@@ -176,7 +177,7 @@ function trainingMethods(
       later(() => {
         if (m.current === null) return null;
         const { bytes, version } = m.current;
-        return { ...readParamsPrefix(bytes, bytes.length, true), version };
+        return { ...readStoredParams(name, bytes, bytes.length, true), version };
       }),
     commit: (c) => {
       if (c.checkpoint !== null) checkMeta(c.meta);
@@ -310,6 +311,6 @@ export function memoryCheckpointStore(
         return m.current.version;
       });
     },
-    ...trainingMethods(m, later, rememberMs),
+    ...trainingMethods(m, later, rememberMs, name),
   };
 }
