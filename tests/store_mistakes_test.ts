@@ -219,6 +219,12 @@ Deno.test("store mistakes: a key part Deno KV cannot hold is a TypeError naming 
               `boolean or Uint8Array, got ${got}`,
       );
     }
+    // Two such strings are one key in Deno KV (each lone surrogate kept as U+FFFD).
+    assert.throws(
+      () => kvCheckpointStore(kv, ["users", "a\ud800"]),
+      (e: Error) =>
+        e.constructor === TypeError && /part 1 to be text.*lone surrogate/.test(e.message),
+    );
     return Promise.resolve();
   });
 });
