@@ -38,11 +38,23 @@ export function described(value: unknown): string {
   return String(value);
 }
 
-/** Throws unless `meta` is undefined or a string of at most {@linkcode MAX_META_BYTES}. */
+/**
+ * Throws unless `meta` is undefined or a string (of text: no lone surrogate) of at most
+ * {@linkcode MAX_META_BYTES} bytes of UTF-8.
+ */
 export function checkMeta(meta: unknown): asserts meta is string | undefined {
   if (meta === undefined) return;
   if (typeof meta !== "string") {
     throw new TypeError(`Checkpoint metadata must be a string, got ${typeof meta}`);
+  }
+  // Stored as UTF-8 where it is long (kv/format.ts), where a lone surrogate becomes U+FFFD:
+  // it would load as another string than the one saved.
+  const lone = /\p{Cs}/u.exec(meta);
+  if (lone !== null) {
+    throw new TypeError(
+      `Checkpoint metadata must be text: it has a lone surrogate at ${lone.index}, which ` +
+        "UTF-8 cannot hold",
+    );
   }
   const size = new TextEncoder().encode(meta).length;
   if (size > MAX_META_BYTES) {

@@ -207,3 +207,22 @@ Deno.test("store contract: random calls get the same answers from both stores", 
       { numRuns: 150 },
     ));
 });
+
+Deno.test("store contract: metadata loads as it was saved, and text that UTF-8 cannot hold is refused, nothing saved", async () => {
+  // Deno KV's store keeps long metadata as UTF-8, where a lone surrogate (a string sliced
+  // between the two halves of a pair) became U+FFFD: such metadata loaded as another string.
+  await onEachStore(async (store) => {
+    for (const n of [10, 20_000]) {
+      const meta = "x\ud83d" + "a".repeat(n);
+      await assert.rejects(
+        store.save(new Uint8Array([1]), null, meta),
+        (e: Error) =>
+          e instanceof TypeError && /must be text: .*lone surrogate at 1/.test(e.message),
+      );
+      assert.equal(await store.head(), null, store.name);
+    }
+    const meta = "x\u{1f600}€" + "a".repeat(20_000); // long, and text: kept exactly
+    await store.save(new Uint8Array([1]), null, meta);
+    assert.equal((await store.load())?.meta, meta, store.name);
+  });
+});
