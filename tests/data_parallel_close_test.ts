@@ -61,7 +61,7 @@ Deno.test("data parallel: a contribution queued while the fold loop gives the le
   await released.promise; // the loop has no more work: it is giving the lease up
   holdRelease = false;
   const b = trainer.submit({ id: "b", base, gradient: gradientAt(1, params) });
-  await pause(20); // b is queued
+  await pause(200); // b is queued (its two reads answered at once)
   const closing = trainer.close();
   gate.resolve();
   await closing;
@@ -107,14 +107,14 @@ Deno.test("data parallel: a commit the database never answers leaves no submit w
     if (c.applied.length > 0) await gate.promise; // never answers (until the test ends)
     return await store.commit(c);
   };
-  const trainer = dataParallel(hung, { optimizer, init, waitMs: 200, pollMs: 5 });
+  const trainer = dataParallel(hung, { optimizer, init, waitMs: 1000, pollMs: 5 });
   const { step: base, params } = await trainer.params();
   const submits = [0, 1].map((i) =>
     trainer.submit({ id: `h${i}`, base, gradient: gradientAt(i, params) })
   );
   for (const s of submits) {
     assert.ok(await settlesWithin(s, 5000), "a submit still waits for the hung commit");
-    await assert.rejects(s, (e: Error) => /within waitMs \(200 ms\).*same id/.test(e.message));
+    await assert.rejects(s, (e: Error) => /within waitMs \(1000 ms\).*same id/.test(e.message));
   }
   gate.resolve(); // the commit lands late: the ids say so, each applied once
   await trainer.close();
@@ -156,14 +156,14 @@ Deno.test("data parallel: a contribution whose submit gave up while its fold was
     }
     return await store.commit(c);
   };
-  const trainer = dataParallel(refusing, { optimizer, init, waitMs: 150, pollMs: 5 });
+  const trainer = dataParallel(refusing, { optimizer, init, waitMs: 1000, pollMs: 5 });
   const { step: base, params } = await trainer.params();
   const gradient = gradientAt(0, params);
   const first = trainer.submit({ id: "x", base, gradient }).catch((e: Error) => e);
   await atCommit.promise;
   assert.ok((await first) instanceof Error, "the first submit gave up");
   const again = trainer.submit({ id: "x", base, gradient });
-  await pause(20);
+  await pause(100); // sent again, and queued, while the first is held
   gate.resolve();
   const answer = await again;
   assert.equal(answer.status, "applied");
