@@ -180,7 +180,11 @@ function trainingMethods(
         return { ...readStoredParams(name, bytes, bytes.length, true), version };
       }),
     commit: (c) => {
-      if (c.checkpoint !== null) checkMeta(c.meta);
+      try {
+        if (c.checkpoint !== null) checkMeta(c.meta);
+      } catch (error) {
+        return Promise.reject(error); // as save's: the promise rejects, nothing is thrown
+      }
       const bytes = c.checkpoint?.slice() ?? null;
       return later(() => {
         if (!checksHold(m, c)) return null;

@@ -226,3 +226,25 @@ Deno.test("store contract: metadata loads as it was saved, and text that UTF-8 c
     assert.equal((await store.load())?.meta, meta, store.name);
   });
 });
+
+Deno.test("store contract: a commit with metadata too long rejects its promise, nothing changed", async () => {
+  // The in-process store threw at the call instead (a caller's .catch never saw it).
+  const checkpoint = await saveState(await sgd().init({ w: new Float32Array(2) }));
+  await onEachStore(async (store) => {
+    let answer: Promise<unknown> | undefined;
+    assert.doesNotThrow(() => {
+      answer = store.commit({
+        checkpoint,
+        expected: null,
+        meta: "m".repeat(40_000),
+        step: 0,
+        seq: 0,
+        applied: [],
+        refused: [],
+        fresh: [],
+      });
+    }, store.name);
+    await assert.rejects(answer!, RangeError);
+    assert.equal(await store.head(), null, store.name);
+  });
+});
