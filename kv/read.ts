@@ -6,7 +6,7 @@
  */
 import { CheckpointError } from "../mod.ts";
 import type { StoredCheckpoint } from "../store/contract.ts";
-import { fromParamsFirst, readParamsPrefix } from "../store/layout.ts";
+import { fromParamsFirst, readStoredParams } from "../store/layout.ts";
 import type { StoredParams } from "../store/training.ts";
 import { readChunked } from "./chunks.ts";
 import type { Ctx } from "./context.ts";
@@ -122,6 +122,7 @@ export async function headOf(ctx: Ctx): Promise<{ version: string; step: number 
  * checkpoint as saved), all of it.
  */
 export function loadParams(ctx: Ctx): Promise<StoredParams | null> {
+  const name = formatKvKey(ctx.keys.prefix);
   return reading(ctx, async () => {
     const current = await readHead(ctx);
     if (current === null) return null;
@@ -130,7 +131,7 @@ export function loadParams(ctx: Ctx): Promise<StoredParams | null> {
     if (head.layout !== "params-first") {
       const bytes = await readVersion(ctx, entry, head);
       if (bytes === null) return undefined;
-      return { ...readParamsPrefix(bytes, bytes.length, true), version };
+      return { ...readStoredParams(name, bytes, bytes.length, true), version };
     }
     const prefix = head.prefixBytes!;
     const chunks = Math.ceil(prefix / head.chunkBytes);
@@ -138,6 +139,6 @@ export function loadParams(ctx: Ctx): Promise<StoredParams | null> {
     const bytes = await readPart(ctx, entry, head, chunks, length);
     if (bytes === null) return undefined;
     await checkDigest(ctx, head, bytes.subarray(0, prefix), head.prefixSha256!, " (prefix)");
-    return { ...readParamsPrefix(bytes.subarray(0, prefix), head.byteLength), version };
+    return { ...readStoredParams(name, bytes.subarray(0, prefix), head.byteLength), version };
   });
 }

@@ -42,6 +42,28 @@ export const listAll = <T>(
   options?: Deno.KvListOptions,
 ): Promise<Deno.KvEntry<T>[]> => unbusy(() => Array.fromAsync(kv.list<T>(selector, options)));
 
+/**
+ * The first `limit` entries of a list that `pick` takes (its value for each; null: not one of
+ * this store's), read on past those it leaves: the records of a store whose prefix lies under
+ * this one's list among its own, and must not take their places. Read again from the start
+ * while the database is busy.
+ */
+export const listPicked = <T, R>(
+  kv: Deno.Kv,
+  selector: Deno.KvListSelector,
+  pick: (entry: Deno.KvEntry<T>) => R | null,
+  limit: number,
+): Promise<R[]> =>
+  unbusy(async () => {
+    const picked: R[] = [];
+    if (limit <= 0) return picked;
+    for await (const entry of kv.list<T>(selector, { batchSize: Math.min(limit, 500) })) {
+      const value = pick(entry);
+      if (value !== null && picked.push(value) >= limit) break;
+    }
+    return picked;
+  });
+
 /** What is known of a head write that failed without saying whether it was done. */
 export interface HeadWrite {
   readonly kv: Deno.Kv;

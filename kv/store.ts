@@ -138,6 +138,14 @@ function checkOptions(
           `Uint8Array, got ${described(part)}`,
       );
     }
+    // Deno KV keeps a key's string as UTF-8, each lone surrogate as U+FFFD: ["u", "\ud800"] and
+    // ["u", "\ud801"] would be one prefix, each store reading the other's checkpoint.
+    if (typeof part === "string" && /\p{Cs}/u.test(part)) {
+      throw new TypeError(
+        `Expected the key prefix's part ${i} to be text, got a string with a lone surrogate ` +
+          "(Deno KV keeps it as U+FFFD, the same key as other such strings)",
+      );
+    }
   });
   checkPrefixSize(key);
   checkOptionsObject(

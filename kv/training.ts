@@ -24,7 +24,7 @@ import {
   parseRequest,
   type PendingValue,
 } from "./records.ts";
-import { BUSY_TRIES, busyPause, isBusy, listAll, unbusy } from "./retry.ts";
+import { BUSY_TRIES, busyPause, isBusy, listAll, listPicked, unbusy } from "./retry.ts";
 import { removeBlob } from "./sweep.ts";
 import { longestWaiting } from "../store/memory.ts";
 
@@ -114,25 +114,25 @@ export async function submit(
 }
 
 /** See `TrainingStore.pending`. */
-export async function pending(ctx: Ctx, limit: number): Promise<PendingContribution[]> {
-  if (limit <= 0) return [];
+export function pending(ctx: Ctx, limit: number): Promise<PendingContribution[]> {
   // The keys whose next part is a time (a number): those of a store whose prefix is
   // [...P, "pending"] (strings, listed first by Deno KV) would take the places of the oldest.
   const { pending } = ctx.records;
   const range = { start: [...pending, -Infinity], end: [...pending, Infinity] };
-  const entries = await listAll(ctx.kv, range, { limit });
-  return entries.flatMap((e) => {
-    // Not the records of a store whose prefix is [...P, "pending"], listed with this one's.
-    if (e.key.length !== pending.length + 2) return [];
+  return listPicked(ctx.kv, range, (e): PendingContribution | null => {
+    // Not the records of a store whose prefix is [...P, "pending", n], listed among these.
+    if (e.key.length !== pending.length + 2 || typeof e.key[pending.length + 1] !== "string") {
+      return null;
+    }
     let value: PendingValue;
     try {
       value = parsePending(e.value, e.key);
     } catch {
-      return []; // Not a contribution of this library: never folded.
+      return null; // Not a contribution of this library: never folded.
     }
     const ref: PendingRef = { key: e.key, value };
-    return [{ id: value.id, base: value.base, samples: value.samples, ref }];
-  });
+    return { id: value.id, base: value.base, samples: value.samples, ref };
+  }, limit);
 }
 
 /** See `TrainingStore.gradient`. */
@@ -233,9 +233,12 @@ export async function waiting(ctx: Ctx, lease: Lease): Promise<string | null> {
 }
 
 /** See `TrainingStore.journal`. */
-export async function journal(ctx: Ctx, from: number, limit: number): Promise<JournalRecord[]> {
+export function journal(ctx: Ctx, from: number, limit: number): Promise<JournalRecord[]> {
   const start = ctx.records.journalAt(from);
   const end = ctx.records.journalAt(Number.MAX_SAFE_INTEGER);
-  const entries = await listAll(ctx.kv, { start, end }, { limit });
-  return entries.map((e) => parseJournal(e.value, e.key));
+  const depth = ctx.records.journal.length + 1;
+  // Not the records of a store whose prefix is [...P, "journal", n], listed among these.
+  const pick = (e: Deno.KvEntry<unknown>) =>
+    e.key.length === depth ? parseJournal(e.value, e.key) : null;
+  return listPicked(ctx.kv, { start, end }, pick, limit);
 }

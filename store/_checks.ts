@@ -38,11 +38,23 @@ export function described(value: unknown): string {
   return String(value);
 }
 
-/** Throws unless `meta` is undefined or a string of at most {@linkcode MAX_META_BYTES}. */
+/**
+ * Throws unless `meta` is undefined or a string (of text: no lone surrogate) of at most
+ * {@linkcode MAX_META_BYTES} bytes of UTF-8.
+ */
 export function checkMeta(meta: unknown): asserts meta is string | undefined {
   if (meta === undefined) return;
   if (typeof meta !== "string") {
     throw new TypeError(`Checkpoint metadata must be a string, got ${typeof meta}`);
+  }
+  // Stored as UTF-8 where it is long (kv/format.ts), where a lone surrogate becomes U+FFFD:
+  // it would load as another string than the one saved.
+  const lone = /\p{Cs}/u.exec(meta);
+  if (lone !== null) {
+    throw new TypeError(
+      `Checkpoint metadata must be text: it has a lone surrogate at ${lone.index}, which ` +
+        "UTF-8 cannot hold",
+    );
   }
   const size = new TextEncoder().encode(meta).length;
   if (size > MAX_META_BYTES) {
@@ -138,6 +150,26 @@ export function checkTrainingStore(store: unknown, what: string): asserts store 
     throw new TypeError(
       `${what} needs a store that keeps the TrainingStore contract (kvCheckpointStore, ` +
         `memoryCheckpointStore); this one has no ${missing}()`,
+    );
+  }
+}
+
+/**
+ * Throws a TypeError unless `id` is a request id: a string of 1 to 64 UTF-16 units that is
+ * text (no lone surrogate: Deno KV keeps a key's string as UTF-8, where each becomes U+FFFD,
+ * so that two such ids would be one, and the second answered as the first's duplicate).
+ * `what` names it ("Option id", "A contribution's id").
+ */
+export function checkRequestId(id: unknown, what: string): asserts id is string {
+  if (typeof id !== "string" || id.length < 1 || id.length > 64) {
+    throw new TypeError(`${what} must be a string of 1 to 64 characters`);
+  }
+  const lone = /\p{Cs}/u.exec(id);
+  if (lone !== null) {
+    throw new TypeError(
+      `${what} must be text: it has a lone surrogate (\\u${
+        lone[0].charCodeAt(0).toString(16)
+      }) at ${lone.index}, which a database that keeps text as UTF-8 cannot tell from another`,
     );
   }
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { ContributionRefusedError, staleReason } from "./errors.ts";
+import { checkRequestId } from "./_checks.ts";
 import type { CheckedOptions, Contribution, SubmitResult } from "./parallel.ts";
 import { type Cached, type Fold, foldOnce, initialize, type Local } from "./_fold.ts";
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
@@ -30,15 +31,27 @@ export function answerOf(id: string, record: RequestRecord): SubmitResult | Erro
   return null;
 }
 
+/**
+ * The error of a submit whose call to the store was not answered in time (`limit`: within
+ * what): `stored`, whether its contribution may yet be applied (it was being folded or stored).
+ */
+function unanswered(id: string, limit: string, stored: boolean): Error {
+  return new Error(
+    `Contribution ${JSON.stringify(id)}: the store did not answer within ${limit}; ${
+      stored
+        ? "it may yet be applied: send it again, with the same id, to learn its outcome"
+        : "nothing of it was stored: send it again"
+    }`,
+  );
+}
+
 /** The checked id, base step and sample count of a contribution (each field read once). */
 function checkInfo(c: Contribution): Local["info"] {
   if (typeof c !== "object" || c === null) {
     throw new TypeError(`A contribution must be an object, got ${typeof c}`);
   }
   const id = c.id, base = c.base, samples = c.samples ?? 1;
-  if (typeof id !== "string" || id.length < 1 || id.length > 64) {
-    throw new TypeError("A contribution's id must be a string of 1 to 64 characters");
-  }
+  checkRequestId(id, "A contribution's id");
   if (!Number.isSafeInteger(base) || base < 0) {
     throw new RangeError(`A contribution's base must be a step (an integer ≥ 0), got ${base}`);
   }
@@ -58,6 +71,7 @@ function makeLocal(info: Local["info"], gradient: Float32Array): Local {
     gradient,
     taken: false,
     settled: false,
+    abandoned: false,
     done,
     resolve: (r) => (local.settled = true, resolve(r)),
     reject: (e) => (local.settled = true, reject(e)),
@@ -82,6 +96,8 @@ export class Coordinator implements Fold {
   #pump: Promise<void> | null = null;
   #foldEnd: Promise<void> = Promise.resolve();
   #closed = false;
+  /** Set once close() has seen the last fold loop end: nothing may start one after. */
+  #stopped = false;
 
   constructor(readonly store: TrainingStore, readonly options: CheckedOptions) {}
 
@@ -91,6 +107,7 @@ export class Coordinator implements Fold {
   }
 
   async params(): Promise<StoredParams> {
+    if (this.#closed) throw new TypeError("This trainer is closed");
     for (let tries = 0;; tries++) {
       const head = await this.store.head();
       if (head === null) {
@@ -135,11 +152,22 @@ export class Coordinator implements Fold {
     return promise;
   }
 
+  /**
+   * What `call` (made by a submit itself) answers, given a lease's time: one that takes longer
+   * than a fold may is hung. Else the error that says so (`stored`: see `unanswered`).
+   */
+  async #hung<T>(call: Promise<T>, id: string, stored: boolean): Promise<T> {
+    const { leaseMs } = this.options;
+    const answer = await until(call.then((value) => ({ value })), Date.now() + leaseMs, null);
+    if (answer === null) throw unanswered(id, `leaseMs (${leaseMs} ms)`, stored);
+    return answer.value;
+  }
+
   async #submitNew(info: Local["info"], gradient: TakenGradient) {
     const deadline = Date.now() + this.options.waitMs;
-    const known = await this.store.request(info.id);
+    const known = await this.#hung(this.store.request(info.id), info.id, false);
     if (known !== null) return this.#answerKnown(info.id, known, deadline);
-    const params = await this.params();
+    const params = await this.#hung(this.params(), info.id, false);
     const flat = flatten(gradient, params);
     if (info.base > params.step) {
       throw new RangeError(
@@ -149,6 +177,8 @@ export class Coordinator implements Fold {
     }
     const reason = staleReason(info.base, params.step, this.options.staleness);
     if (reason !== null) throw new ContributionRefusedError(info.id, params.step, reason);
+    // Refused as a new one would be (nothing of it stored): close() may be past its last fold.
+    if (this.#closed) throw new TypeError("This trainer is closed");
     const local = makeLocal(info, flat);
     this.queue.push(local);
     this.#kick();
@@ -165,6 +195,8 @@ export class Coordinator implements Fold {
 
   /** Waits for the outcome of a contribution the store holds, until `deadline`. */
   watch(id: string, deadline: number): Promise<SubmitResult> {
+    // Stored: it will be settled by another process's fold; none will run here to see it.
+    if (this.#stopped) return Promise.resolve({ status: "pending", id });
     return new Promise((resolve, reject) => {
       const list = this.watched.get(id) ?? [];
       this.watched.set(id, list);
@@ -200,20 +232,27 @@ export class Coordinator implements Fold {
       const result = await until(local.done, deadline, null);
       if (result !== null) return result;
       if (local.settled) return await local.done;
+      const { id } = local.info;
       if (local.taken) {
-        await this.#foldEnd; // it settles it, or gives it back
+        // The fold settles it, or gives it back: unless a call of it is not answered in time.
+        const ended = await until(this.#foldEnd.then(() => true), deadline, false);
+        if (!ended && !local.settled) {
+          local.abandoned = true;
+          throw unanswered(id, `waitMs (${this.options.waitMs} ms)`, true);
+        }
         continue;
       }
       const at = this.queue.indexOf(local);
       if (at >= 0) this.queue.splice(at, 1);
-      const record = await this.store.submit(local.info, new Uint8Array(local.gradient.buffer));
-      if (record === null) return { status: "pending", id: local.info.id };
-      return this.#answerKnown(local.info.id, record, Date.now());
+      const bytes = new Uint8Array(local.gradient.buffer);
+      const record = await this.#hung(this.store.submit(local.info, bytes), id, true);
+      if (record === null) return { status: "pending", id };
+      return this.#answerKnown(id, record, Date.now());
     }
   }
 
   #kick(): void {
-    if (this.#pump !== null) return;
+    if (this.#pump !== null || this.#stopped) return;
     this.#pump = this.#run().finally(() => {
       this.#pump = null;
       if (this.queue.length > 0 || this.watched.size > 0) this.#kick();
@@ -267,7 +306,10 @@ export class Coordinator implements Fold {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#pump;
+    // A loop that ends starts another when work came meanwhile (while it gave the lease up):
+    // wait for each, until none runs.
+    while (this.#pump !== null) await this.#pump;
+    this.#stopped = true;
     await this.dropLease();
     if (this.cache !== null) dispose(this.cache.state);
     this.cache = null;

@@ -27,6 +27,12 @@ export interface Local {
   /** Taken by the fold in progress. */
   taken: boolean;
   settled: boolean;
+  /**
+   * Its submit gave up waiting for the fold that took it (a call of the store not answered by
+   * `waitMs`): not queued again if that fold gives it back, for no submit waits for it then
+   * (the id sent again is a new contribution, and must not be folded beside this one).
+   */
+  abandoned: boolean;
   readonly done: Promise<SubmitResult>;
   resolve(result: SubmitResult): void;
   reject(error: unknown): void;
@@ -208,7 +214,7 @@ async function afterConflict(f: Fold, local: Local[]): Promise<void> {
     const record = await f.store.request(l.info.id);
     if (record === null) {
       l.taken = false;
-      back.push(l);
+      if (!l.abandoned) back.push(l);
     } else {
       const deadline = Date.now() + f.options.waitMs;
       f.watch(l.info.id, deadline).then(l.resolve, l.reject);
@@ -281,7 +287,7 @@ async function unsavable(
       l.reject(new ContributionRefusedError(l.info.id, at.step, reason));
     }
     for (const l of p.appliedLocal) l.taken = false;
-    f.queue.unshift(...p.appliedLocal);
+    f.queue.unshift(...p.appliedLocal.filter((l) => !l.abandoned));
     return;
   }
   const reason = `the step on its gradient gives a state that no checkpoint holds: ${message}`;

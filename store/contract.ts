@@ -69,6 +69,7 @@ export interface VersionedCheckpointStore {
 
 /**
  * The largest metadata string a store must keep with a checkpoint, in UTF-8 bytes: 32 KiB.
+ * (It must be text: a lone surrogate, which UTF-8 cannot hold, is refused with a TypeError.)
  *
  * @example
  * ```ts

@@ -214,3 +214,21 @@ export function readParamsPrefix(bytes: Uint8Array, total: number, checkpoint = 
   }
   return { step: plan.step, optimizer: plan.optimizer, names: plan.names, shapes, params };
 }
+
+/**
+ * {@linkcode readParamsPrefix} for a store's `loadParams`: its CheckpointError names the store
+ * (`store`, its name), as those of a whole checkpoint's load do.
+ */
+export function readStoredParams(
+  store: string,
+  bytes: Uint8Array,
+  total: number,
+  checkpoint = false,
+): ParamsView {
+  try {
+    return readParamsPrefix(bytes, total, checkpoint);
+  } catch (error) {
+    if (!(error instanceof CheckpointError)) throw error;
+    throw new CheckpointError(`Checkpoint ${store}: ${error.message}`);
+  }
+}

@@ -12,7 +12,7 @@ import {
   optionError,
 } from "./_checks.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
-import { readParamsPrefix } from "./layout.ts";
+import { readParamsPrefix, readStoredParams } from "./layout.ts";
 import type {
   ContributionInfo,
   JournalRecord,
@@ -142,6 +142,17 @@ export function longestWaiting(
   return best && best[0];
 }
 
+/**
+ * The order of two ids as Deno KV orders strings in keys, by their UTF-8 bytes (that is, by
+ * code points: UTF-16 units put "\u{1f600}" before "\uff00").
+ */
+function byUtf8(a: string, b: string): number {
+  const x = encoder.encode(a), y = encoder.encode(b);
+  for (let i = 0; i < x.length && i < y.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+const encoder = new TextEncoder();
+
 /** Removes what is older than it is kept. */
 function forget(m: Memory): void {
   const now = Date.now();
@@ -149,11 +160,12 @@ function forget(m: Memory): void {
   for (const [seq, r] of m.journal) if (r.until <= now) m.journal.delete(seq);
 }
 
-/** The {@linkcode TrainingStore} methods beyond load and save, on `m`. */
+/** The {@linkcode TrainingStore} methods beyond load and save, on `m` (the store `name`). */
 function trainingMethods(
   m: Memory,
   later: <T>(f: () => T) => Promise<T>,
   rememberMs: number,
+  name: string,
 ): Omit<TrainingStore, "name" | "load" | "save"> {
   const known = (id: string) => {
     const r = m.requests.get(id);
@@ -165,10 +177,14 @@ function trainingMethods(
       later(() => {
         if (m.current === null) return null;
         const { bytes, version } = m.current;
-        return { ...readParamsPrefix(bytes, bytes.length, true), version };
+        return { ...readStoredParams(name, bytes, bytes.length, true), version };
       }),
     commit: (c) => {
-      if (c.checkpoint !== null) checkMeta(c.meta);
+      try {
+        if (c.checkpoint !== null) checkMeta(c.meta);
+      } catch (error) {
+        return Promise.reject(error); // as save's: the promise rejects, nothing is thrown
+      }
       const bytes = c.checkpoint?.slice() ?? null;
       return later(() => {
         if (!checksHold(m, c)) return null;
@@ -190,7 +206,8 @@ function trainingMethods(
     },
     pending: (limit) =>
       later(() =>
-        [...m.pending.values()].sort((a, b) => a.at - b.at).slice(0, limit)
+        [...m.pending.values()].sort((a, b) => a.at - b.at || byUtf8(a.info.id, b.info.id))
+          .slice(0, limit)
           .map((p): PendingContribution => ({ ...p.info, ref: p.gradient }))
       ),
     gradient: (p) => later(() => (p.ref as Uint8Array).slice()),
@@ -298,6 +315,6 @@ export function memoryCheckpointStore(
         return m.current.version;
       });
     },
-    ...trainingMethods(m, later, rememberMs),
+    ...trainingMethods(m, later, rememberMs, name),
   };
 }

@@ -16,6 +16,7 @@ import {
 import {
   checkCount,
   checkOptionsObject,
+  checkRequestId,
   checkStore,
   checkTrainingStore,
   optionError,
@@ -90,8 +91,9 @@ export interface OptimisticStepOptions<R> {
    */
   loadOptions?: LoadOptions;
   /**
-   * The request's id: an idempotency key (1 to 64 characters). Sent again, it is not applied
-   * again: the answer is a {@linkcode DuplicateStep} naming the step that applied it. The id
+   * The request's id: an idempotency key (1 to 64 characters of text: a lone surrogate is a
+   * TypeError). Sent again, it is not applied again: the answer is a
+   * {@linkcode DuplicateStep} naming the step that applied it. The id
    * is recorded atomically with the step; it needs a store that keeps the `TrainingStore`
    * contract (`kvCheckpointStore`, `memoryCheckpointStore`). Default: none.
    */
@@ -207,9 +209,7 @@ function checkOptions<R>(store: VersionedCheckpointStore, options: OptimisticSte
     throw new TypeError("Option meta must be a function");
   }
   if (id !== undefined) {
-    if (typeof id !== "string" || id.length < 1 || id.length > 64) {
-      throw new TypeError("Option id must be a string of 1 to 64 characters");
-    }
+    checkRequestId(id, "Option id");
     checkTrainingStore(store, "Option id");
   }
   if (options.serialize !== undefined && typeof options.serialize !== "boolean") {

@@ -62,7 +62,12 @@ export interface DataParallelOptions {
   /**
    * How long `submit` waits for the step that applies its contribution, in ms (default
    * 30 000); then the contribution is stored (if it was not yet) and `submit` answers
-   * `"pending"`: it will be applied or refused later; ask again with the same id.
+   * `"pending"`: it will be applied or refused later; ask again with the same id. A database
+   * that does not answer holds no submit longer: at `waitMs` one whose contribution a fold
+   * still holds rejects with an Error that says it may yet be applied (send it again, with the
+   * same id, to learn its outcome); a call the submit makes itself (to learn whether the id is
+   * known, to read the parameters, to store the contribution) that takes longer than `leaseMs`
+   * rejects it so too (or, before it is stored, saying that nothing of it was).
    */
   waitMs?: number;
   /**
@@ -108,7 +113,7 @@ export const DEFAULT_STALENESS = 8;
  * ```
  */
 export interface Contribution {
-  /** The request id: its idempotency key (1 to 64 characters). */
+  /** The request id: its idempotency key (1 to 64 characters of text: no lone surrogate). */
   readonly id: string;
   /** The step of the parameters the gradient was computed at (`params().step`). */
   readonly base: number;
@@ -172,7 +177,13 @@ export interface DataParallelTrainer {
    * it returns: the caller may refill its arrays at once, without awaiting.
    */
   submit(contribution: Contribution): Promise<SubmitResult>;
-  /** Finishes the fold in progress, gives the lease up and frees the state. */
+  /**
+   * Folds the contributions already waiting here (or lets their `waitMs` pass), gives the
+   * lease up and frees the state; nothing of the trainer runs once it resolves. A submit made
+   * after the call, or still reading the store when it came, is refused with a TypeError,
+   * nothing of it stored (send it again to another trainer, with the same id), as is a call of
+   * `params()` made after it.
+   */
   close(): Promise<void>;
 }
 

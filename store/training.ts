@@ -227,7 +227,12 @@ export interface TrainingStore extends VersionedCheckpointStore {
    * null when stored now, else the record found (and nothing stored).
    */
   submit(contribution: ContributionInfo, gradient: Uint8Array): Promise<RequestRecord | null>;
-  /** Up to `limit` stored contributions not folded yet, oldest first. */
+  /**
+   * Up to `limit` stored contributions not folded yet, oldest first: by the millisecond each
+   * was stored (`Date.now()` of the process that stored it), and those of one millisecond by
+   * id, in the order of their UTF-8 bytes (as Deno KV orders keys). A fold takes them, and
+   * averages their gradients, in this order.
+   */
   pending(limit: number): Promise<PendingContribution[]>;
   /** The gradient of a pending contribution, as submitted. */
   gradient(contribution: PendingContribution): Promise<Uint8Array>;

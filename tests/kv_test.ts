@@ -5,9 +5,8 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { adam, CheckpointError, radam, saveState, sgd, step } from "../mod.ts";
+import { adam, CheckpointError, radam, saveState, step } from "../mod.ts";
 import {
-  dataParallel,
   formatKvKey,
   KV_MAX_CHUNK_BYTES,
   kvCheckpointStore,
@@ -352,71 +351,6 @@ Deno.test("kv store: a version of more chunks than one atomic operation deletes 
     assert.deepEqual((await store.load())?.bytes, randomBytes(100, 3));
     assert.equal(await store.sweep(), 1);
     await assertOnlyCurrent(kv, 7);
-  });
-});
-
-Deno.test("kv store: a store whose prefix continues with a key name of another's keeps its records", async () => {
-  // The store at ["n"] lists its versions under ["n", "versions"], its stored gradients under
-  // ["n", "blobs"], its contributions under ["n", "pending"] and who waits for its lease under
-  // ["n", "wants"]: a store whose prefix is one of those has its records there too. A sweep
-  // removed their heads as versions or gradients of its own (their checkpoints lost: training
-  // there started again from init), a fold took their contributions, and the lease was handed
-  // to their processes.
-  await withKv(async (kv) => {
-    const outer = kvCheckpointStore(kv, ["n"]);
-    const inner = ["versions", "blobs", "pending", "wants"].map((name) =>
-      kvCheckpointStore(kv, ["n", name])
-    );
-    for (const [i, store] of inner.entries()) await store.save(randomBytes(50, i + 1), null);
-    const pending = inner[2];
-    assert.equal(await pending.submit({ id: "p1", base: 0, samples: 1 }, new Uint8Array(8)), null);
-    const wants = inner[3];
-    assert.ok(await wants.acquire("holder", 60_000));
-    assert.equal(await wants.acquire("waiting", 60_000), null);
-
-    const v1 = await outer.save(randomBytes(50, 9), null);
-    await outer.save(randomBytes(50, 10), v1);
-    assert.equal(await outer.sweep(), 0);
-    for (const [i, store] of inner.entries()) {
-      assert.deepEqual((await store.load())?.bytes, randomBytes(50, i + 1), store.name);
-    }
-    assert.deepEqual(await outer.pending(10), []);
-    assert.equal((await pending.pending(10)).length, 1);
-    const lease = await outer.acquire("outer", 60_000);
-    assert.ok(lease);
-    assert.equal(await outer.waiting(lease), null);
-    assert.equal(await wants.waiting((await wants.acquire("holder", 60_000))!), "waiting");
-  });
-});
-
-Deno.test('kv store: the records of a store whose prefix is [...P, "pending"] do not hide the contributions of the store at P', async () => {
-  // Deno KV lists strings before numbers: the other store's records came first under
-  // ["n", "pending"], filled the `limit` of a fold's listing and were left out after it, so a
-  // fold of 64 saw none of the contributions stored at ["n"]: they were never applied.
-  await withKv(async (kv) => {
-    const other = kvCheckpointStore(kv, ["n", "pending"]);
-    for (let i = 0; i < 70; i++) {
-      assert.equal(
-        await other.submit({ id: `o${i}`, base: 0, samples: 1 }, new Uint8Array(8)),
-        null,
-      );
-    }
-    const store = kvCheckpointStore(kv, ["n"]);
-    const trainer = dataParallel(store, {
-      optimizer: sgd({ lr: 1 }),
-      init: () => ({ w: new Float32Array(2) }),
-      pollMs: 5,
-    });
-    const { step } = await trainer.params();
-    const x = new Uint8Array(Float32Array.of(1, 0).buffer);
-    assert.equal(await store.submit({ id: "x", base: step, samples: 1 }, x), null);
-    assert.deepEqual((await store.pending(64)).map((p) => p.id), ["x"]);
-    const y = await trainer.submit({ id: "y", base: step, gradient: { w: Float32Array.of(0, 1) } });
-    assert.deepEqual(y, { status: "applied", id: "y", step: 1, duplicate: false });
-    assert.deepEqual(await store.request("x"), { state: "applied", step: 1 });
-    assert.deepEqual([...(await trainer.params()).params.w], [-0.5, -0.5]);
-    assert.equal((await other.pending(100)).length, 70, "the other store's are its own");
-    await trainer.close();
   });
 });
 

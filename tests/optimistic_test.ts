@@ -191,6 +191,7 @@ Deno.test("optimistic step: invalid options are errors naming them", async () =>
     [{ ...ok, timeoutMs: -1 }, /timeoutMs/],
     [{ ...ok, serialize: 1 }, /serialize must be a boolean/],
     [{ ...ok, id: "" }, /id must be a string of 1 to 64/],
+    [{ ...ok, id: "\udc00x" }, /id must be text: it has a lone surrogate/],
   ];
   for (const [options, message] of cases) {
     await assert.rejects(

@@ -219,6 +219,12 @@ Deno.test("store mistakes: a key part Deno KV cannot hold is a TypeError naming 
               `boolean or Uint8Array, got ${got}`,
       );
     }
+    // Two such strings are one key in Deno KV (each lone surrogate kept as U+FFFD).
+    assert.throws(
+      () => kvCheckpointStore(kv, ["users", "a\ud800"]),
+      (e: Error) =>
+        e.constructor === TypeError && /part 1 to be text.*lone surrogate/.test(e.message),
+    );
     return Promise.resolve();
   });
 });
@@ -258,4 +264,27 @@ Deno.test("store mistakes: a closed Deno.Kv is an error naming the store", async
   const trainer = dataParallel(store, { optimizer: radam(), init });
   await assert.rejects(() => trainer.params(), closed);
   await trainer.close();
+});
+
+Deno.test("store mistakes: bytes that are not a checkpoint are a CheckpointError naming the store, in data-parallel params() too", async () => {
+  // The parameters-only read said "Stored checkpoint is truncated: 3 bytes", naming no store:
+  // in a process of many stores (one model a user), not which one.
+  await withKv(async (kv) => {
+    for (
+      const store of [memoryCheckpointStore({ name: "user-7" }), kvCheckpointStore(kv, PREFIX)]
+    ) {
+      await store.save(new Uint8Array([1, 2, 3]), null);
+      const trainer = dataParallel(store, { optimizer: radam(), init });
+      const named = (e: Error) => {
+        assert.ok(e instanceof CheckpointError, `${e.name}: ${e.message}`);
+        assert.ok(e.message.startsWith(`Checkpoint ${store.name}: `), e.message);
+        assert.match(e.message, /truncated: 3 bytes/);
+        return true;
+      };
+      await assert.rejects(trainer.params(), named);
+      await assert.rejects(trainer.submit({ id: "r1", base: 0, gradient: init() }), named);
+      await assert.rejects(store.loadParams(), named);
+      await trainer.close();
+    }
+  });
 });

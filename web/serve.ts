@@ -34,7 +34,13 @@ export function serveStatic(
     if (request.method !== "GET" && request.method !== "HEAD") {
       return new Response("method not allowed", { status: 405 });
     }
-    let path = decodeURIComponent(new URL(request.url).pathname);
+    let path: string;
+    try {
+      path = decodeURIComponent(new URL(request.url).pathname);
+    } catch {
+      // A malformed percent-escape (a URIError): the request's fault, not the server's.
+      return new Response("bad request: malformed percent-escape in the path", { status: 400 });
+    }
     if (path.endsWith("/")) path += "index.html";
     // only plain names under root: no "..", no hidden files
     if (

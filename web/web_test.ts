@@ -4,6 +4,7 @@
 // (`deno task web`; `deno task test` does it).
 import assert from "node:assert/strict";
 import { type PageRun, runPage, WEBGPU_FLAGS } from "./browser.ts";
+import { serveStatic } from "./serve.ts";
 
 const STEPS = 30;
 
@@ -142,4 +143,35 @@ Deno.test("web page: says so when its script cannot load", async () => {
     timeoutMs: 20_000,
   });
   assert.match(run.errorText, /^The page could not load its script, main\.js: serve web-dist\//);
+});
+
+Deno.test("web server: a malformed percent-escape in the path is a 400, not a server error", async () => {
+  // decodeURIComponent threw a URIError out of the handler, which Deno.serve answers 500 (and
+  // logs as an error of the server): the request's fault, not the server's.
+  const root = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${root}/index.html`, "<p>hi</p>");
+    const controller = new AbortController();
+    let port = 0;
+    const server = serveStatic(root, {
+      port: 0,
+      signal: controller.signal,
+      onListen: (p) => port = p,
+    });
+    try {
+      for (const path of ["/%E0%A4%A", "/%", "/a%zz.html", "/%C0%AF"]) {
+        const response = await fetch(`http://127.0.0.1:${port}${path}`);
+        assert.equal(response.status, 400, path);
+        await response.body?.cancel();
+      }
+      const ok = await fetch(`http://127.0.0.1:${port}/%69ndex.html`); // "i" escaped
+      assert.equal(ok.status, 200);
+      assert.equal(await ok.text(), "<p>hi</p>");
+    } finally {
+      controller.abort();
+      await server.finished;
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

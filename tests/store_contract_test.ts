@@ -1,0 +1,250 @@
+/**
+ * The contract of a training store (store/training.ts), held by both stores alike: the
+ * in-process one and the Deno KV one answer the same calls the same way.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { saveState, sgd } from "../mod.ts";
+import { kvCheckpointStore, type Lease, memoryCheckpointStore, type TrainingStore } from "../kv.ts";
+import { PREFIX } from "./kv_fakes.ts";
+
+/** Runs `fn` on each store: the in-process one, and one on a new Deno KV database. */
+async function onEachStore(fn: (store: TrainingStore) => Promise<void>): Promise<void> {
+  await fn(memoryCheckpointStore({ name: "in memory" }));
+  const kv = await Deno.openKv(":memory:");
+  try {
+    await fn(kvCheckpointStore(kv, PREFIX));
+  } finally {
+    kv.close();
+  }
+}
+
+/** Runs `fn` with `Date.now` answering `clock.now` (a clock the test moves). */
+async function withClock<T>(clock: { now: number }, fn: () => Promise<T>): Promise<T> {
+  const real = Date.now;
+  Date.now = () => clock.now;
+  try {
+    return await fn();
+  } finally {
+    Date.now = real;
+  }
+}
+
+Deno.test("store contract: pending lists the oldest first, those of one millisecond by id, in both stores", async () => {
+  // Within one millisecond the in-process store listed contributions in the order they were
+  // stored, the Deno KV store by id: a fold of the same submissions took them in another order
+  // (another mean, bit for bit, and another journal) on each. Both now order by id there, as
+  // Deno KV orders strings: by their UTF-8 bytes ("\uff00" before "\u{1f600}", which UTF-16
+  // orders the other way).
+  const gradient = new Uint8Array(8);
+  const orders: string[][] = [];
+  await onEachStore(async (store) => {
+    const clock = { now: 1_700_000_000_000 };
+    await withClock(clock, async () => {
+      for (const id of ["b", "\u{1f600}", "a", "\uff00", "B"]) {
+        assert.equal(await store.submit({ id, base: 0, samples: 1 }, gradient), null, id);
+      }
+      clock.now += 1;
+      assert.equal(await store.submit({ id: "0-later", base: 0, samples: 1 }, gradient), null);
+      clock.now -= 2; // a clock that went back: its millisecond still says where it goes
+      assert.equal(await store.submit({ id: "z-earlier", base: 0, samples: 1 }, gradient), null);
+    });
+    const listed = (await store.pending(100)).map((p) => p.id);
+    assert.deepEqual(
+      listed,
+      ["z-earlier", "B", "a", "b", "\uff00", "\u{1f600}", "0-later"],
+      store.name,
+    );
+    assert.deepEqual((await store.pending(3)).map((p) => p.id), listed.slice(0, 3), store.name);
+    orders.push(listed);
+  });
+  assert.deepEqual(orders[0], orders[1]);
+});
+
+/** A store's calls, and what the differential test compares of their answers. */
+type Call =
+  | { k: "submit"; id: string; base: number; samples: number; bytes: number }
+  | { k: "pending"; limit: number }
+  | { k: "request"; id: string }
+  | { k: "acquire"; token: string; ms: number; queue: boolean }
+  | { k: "release"; token: string; byToken: boolean }
+  | { k: "waiting"; token: string }
+  | { k: "commit"; take: number; refuse: number; lease: string | null; next: string | null }
+    & { fresh: string[]; step: boolean }
+  | { k: "journal"; from: number; limit: number }
+  | { k: "tick"; ms: number };
+
+const IDS = ["a", "b", "B", "é", "\uff00", "\u{1f600}"];
+const TOKENS = ["t1", "t2", "t3"];
+const calls: fc.Arbitrary<Call> = fc.oneof(
+  fc.record({
+    k: fc.constant("submit" as const),
+    id: fc.constantFrom(...IDS),
+    base: fc.nat(3),
+    samples: fc.integer({ min: 1, max: 3 }),
+    bytes: fc.constantFrom(0, 4, 8),
+  }),
+  fc.record({ k: fc.constant("pending" as const), limit: fc.nat(5) }),
+  fc.record({ k: fc.constant("request" as const), id: fc.constantFrom(...IDS) }),
+  fc.record({
+    k: fc.constant("acquire" as const),
+    token: fc.constantFrom(...TOKENS),
+    ms: fc.constantFrom(5, 1000),
+    queue: fc.boolean(),
+  }),
+  fc.record({
+    k: fc.constant("release" as const),
+    token: fc.constantFrom(...TOKENS),
+    byToken: fc.boolean(),
+  }),
+  fc.record({ k: fc.constant("waiting" as const), token: fc.constantFrom(...TOKENS) }),
+  fc.record({
+    k: fc.constant("commit" as const),
+    take: fc.nat(4),
+    refuse: fc.nat(2),
+    lease: fc.option(fc.constantFrom(...TOKENS)),
+    next: fc.option(fc.constantFrom(...TOKENS)),
+    fresh: fc.subarray(IDS, { maxLength: 2 }),
+    step: fc.boolean(),
+  }),
+  fc.record({
+    k: fc.constant("journal" as const),
+    from: fc.nat(6),
+    limit: fc.integer({ min: 1, max: 4 }),
+  }),
+  fc.record({ k: fc.constant("tick" as const), ms: fc.constantFrom(1, 10, 2000) }),
+);
+
+/** One store under the differential test: the leases it gave, by token. */
+class Client {
+  readonly leases = new Map<string, Lease>();
+  constructor(readonly store: TrainingStore, readonly checkpoint: Uint8Array) {}
+
+  /** The answer to `c`, as compared (versions and refs differ by store, and are left out). */
+  async call(c: Call): Promise<unknown> {
+    const s = this.store;
+    switch (c.k) {
+      case "submit":
+        return await s.submit(c, new Uint8Array(c.bytes));
+      case "pending":
+        return (await s.pending(c.limit)).map(({ id, base, samples }) => ({ id, base, samples }));
+      case "request":
+        return await s.request(c.id);
+      case "acquire": {
+        const lease = await s.acquire(c.token, c.ms, c.queue);
+        if (lease) this.leases.set(c.token, lease);
+        return lease?.token ?? null;
+      }
+      case "release": {
+        const lease = this.leases.get(c.token);
+        return await s.release(c.byToken || !lease ? c.token : lease);
+      }
+      case "waiting": {
+        const lease = this.leases.get(c.token);
+        return lease ? await s.waiting(lease) : "no lease";
+      }
+      case "commit":
+        return await this.commit(c);
+      case "journal":
+        return await s.journal(c.from, c.limit);
+      case "tick":
+        return null;
+    }
+  }
+
+  /** A commit of the oldest pending contributions (and `fresh` ones), some refused. */
+  async commit(c: Extract<Call, { k: "commit" }>): Promise<unknown> {
+    const head = await this.store.head();
+    const pending = await this.store.pending(c.take + c.refuse);
+    const fresh = c.fresh.filter((id) => !pending.some((p) => p.id === id));
+    const lease = c.lease === null ? undefined : this.leases.get(c.lease);
+    const stepped = c.step || head === null;
+    const step = stepped ? (head?.step ?? 0) + 1 : head.step ?? 0;
+    const result = await this.store.commit({
+      checkpoint: stepped ? this.checkpoint : null,
+      expected: head?.version ?? null,
+      step,
+      seq: step,
+      ...(lease ? { lease } : {}),
+      ...(lease && c.next ? { next: { token: c.next, ms: 1000 } } : {}),
+      applied: [...pending.slice(0, c.take), ...fresh.map((id) => ({ id, base: 0, samples: 1 }))],
+      refused: pending.slice(c.take).map(({ id, ref }) => ({ id, reason: "stale", ref })),
+      fresh,
+    });
+    if (result?.lease) this.leases.set(result.lease.token, result.lease);
+    return result && { lease: result.lease?.token ?? null };
+  }
+}
+
+Deno.test("store contract: random calls get the same answers from both stores", async () => {
+  const checkpoint = await saveState(await sgd().init({ w: new Float32Array(2) }));
+  const clock = { now: 1_800_000_000_000 };
+  let run = 0;
+  await withClock(clock, () =>
+    fc.assert(
+      fc.asyncProperty(
+        fc.array(calls, { minLength: 20, maxLength: 80, size: "max" }),
+        async (list) => {
+          const kv = await Deno.openKv(":memory:");
+          try {
+            const memory = new Client(memoryCheckpointStore(), checkpoint);
+            const onKv = new Client(kvCheckpointStore(kv, ["contract", run++]), checkpoint);
+            for (const [i, c] of list.entries()) {
+              if (c.k === "tick") clock.now += c.ms;
+              // Who has waited longest, of two that asked in the same millisecond, is not said.
+              if (c.k === "acquire") clock.now += 1;
+              const answers = [];
+              for (const client of [memory, onKv]) {
+                answers.push(await client.call(c).catch((e: Error) => `${e.name}: ${e.message}`));
+              }
+              assert.deepEqual(answers[1], answers[0], `call ${i}: ${JSON.stringify(c)}`);
+            }
+          } finally {
+            kv.close();
+          }
+        },
+      ),
+      { numRuns: 150 },
+    ));
+});
+
+Deno.test("store contract: metadata loads as it was saved, and text that UTF-8 cannot hold is refused, nothing saved", async () => {
+  // Deno KV's store keeps long metadata as UTF-8, where a lone surrogate (a string sliced
+  // between the two halves of a pair) became U+FFFD: such metadata loaded as another string.
+  await onEachStore(async (store) => {
+    for (const n of [10, 20_000]) {
+      const meta = "x\ud83d" + "a".repeat(n);
+      await assert.rejects(
+        store.save(new Uint8Array([1]), null, meta),
+        (e: Error) =>
+          e instanceof TypeError && /must be text: .*lone surrogate at 1/.test(e.message),
+      );
+      assert.equal(await store.head(), null, store.name);
+    }
+    const meta = "x\u{1f600}€" + "a".repeat(20_000); // long, and text: kept exactly
+    await store.save(new Uint8Array([1]), null, meta);
+    assert.equal((await store.load())?.meta, meta, store.name);
+  });
+});
+
+Deno.test("store contract: a commit with metadata too long rejects its promise, nothing changed", async () => {
+  // The in-process store threw at the call instead (a caller's .catch never saw it).
+  const checkpoint = await saveState(await sgd().init({ w: new Float32Array(2) }));
+  await onEachStore(async (store) => {
+    let answer: Promise<unknown> | undefined;
+    assert.doesNotThrow(() => {
+      answer = store.commit({
+        checkpoint,
+        expected: null,
+        meta: "m".repeat(40_000),
+        step: 0,
+        seq: 0,
+        applied: [],
+        refused: [],
+        fresh: [],
+      });
+    }, store.name);
+    await assert.rejects(answer!, RangeError);
+    assert.equal(await store.head(), null, store.name);
+  });
+});
