@@ -280,7 +280,9 @@ export class TfOptimizer extends tf.Optimizer {
    * RangeError naming a few of the weights and of the model's variables when none of them fits a
    * trainable variable registered with TensorFlow.js (another model's weights: every variable
    * would start from zero moments at their step); nothing changes then. `iter` alone (what tfjs
-   * saves of an optimizer that has not stepped) sets the step count.
+   * saves of an optimizer that has not stepped) sets the step count. `skippedSteps` goes on
+   * counting from where it was: the weights carry no count of skipped steps (a checkpoint does,
+   * which `loadState` takes).
    */
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
     this.#checkLive();
@@ -290,8 +292,9 @@ export class TfOptimizer extends tf.Optimizer {
       const names = weightValues.map((w) => w.name).filter((n) => n !== "iter");
       checkSomeTensorFits(kept, steps, this.#config.loop.gc, names);
     }
-    // Nothing has changed so far; now replace the state.
-    this.#replaceState(kept, steps, 0);
+    // Nothing has changed so far; now replace the state (the skipped steps are the optimizer's
+    // own count: the weights do not carry one).
+    this.#replaceState(kept, steps, this.skippedSteps);
   }
 
   /**
