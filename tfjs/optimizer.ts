@@ -16,9 +16,9 @@ import { readConfig, type TfOptimizerConfig, writeConfig } from "./config.ts";
 import { CpuPath, wasmRuns } from "./cpu_path.ts";
 import { checkGradients, type NamedTensor } from "./gradients.ts";
 import { GpuPath } from "./gpu_path.ts";
-import { KeptStates } from "./kept.ts";
+import { baseName, KeptStates } from "./kept.ts";
 import type { Entry } from "./layout.ts";
-import { checkSomeTensorFits, trainableNames } from "./matching.ts";
+import { checkSomeTensorFits, floatVariableNames, trainableNames } from "./matching.ts";
 import {
   type AdapterOptions,
   checkArguments,
@@ -336,17 +336,22 @@ export class TfOptimizer extends tf.Optimizer {
    * tfjs serialization: the library optimizer's settings (see {@linkcode fromConfig}). With
    * parameter groups, the group of each variable of the state and kept aside; before the first
    * step (a model saved untrained), of each trainable variable registered with TensorFlow.js,
-   * those the first step may update (a TypeError where there is none).
+   * those the first step may update (a TypeError where there is none); then of each other
+   * float32 variable registered with TensorFlow.js whose base name (without tfjs's `_<n>`
+   * suffix) none of those has: a frozen layer's, which no step updated, so that unfrozen after
+   * the model is loaded it takes its group (not those of another copy of the model).
    */
   override getConfig(): TfOptimizerConfig {
     let names = [...this.#entries().map((e) => e.name), ...this.#kept.names()];
-    if (this.#config.loop.groups.length > 0 && names.length === 0) {
-      names = trainableNames();
+    if (this.#config.loop.groups.length > 0) {
+      if (names.length === 0) names = trainableNames();
       if (names.length === 0) {
         throw new TypeError(
           "getConfig of an optimizer with parameter groups needs its variables: build the model first (no trainable variable is registered with TensorFlow.js)",
         );
       }
+      const listed = new Set(names.map(baseName));
+      names.push(...floatVariableNames().filter((name) => !listed.has(baseName(name))));
     }
     return writeConfig(this.#config, names, this.#options);
   }
