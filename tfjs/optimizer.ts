@@ -256,7 +256,11 @@ export class TfOptimizer extends tf.Optimizer {
    * `<variable>/m.scales` (float32, one a block of 256), in the order a CPU state holds the
    * variable (see tfjs/codes.ts; on webgpu under `gc`, a kernel's moments are f32 weights).
    * Variables whose state is kept aside (frozen) come after those
-   * of the last step.
+   * of the last step. Rejects with a RangeError naming the weight and index where a value is not
+   * what `setWeights` takes (not finite, or a negative `v`: a non-finite gradient reached the
+   * state under `nonFinite: "propagate"`, or a moment overflowed), as `saveState` refuses a state
+   * `loadState` would: so `model.save` with `includeOptimizer` does, rather than write a model
+   * that `tf.loadLayersModel` refuses.
    */
   override getWeights(): Promise<NamedTensor[]> {
     try {
