@@ -106,10 +106,11 @@ export class TfOptimizer extends tf.Optimizer {
   /**
    * The library state the updates run on (undefined before the first step): pass it to
    * `saveState`, `readParams`, `readMoments`. Its tensors are named by variable, in the order
-   * of the last `applyGradients`; under `gc`, variables of rank > 1 are held transposed (last
-   * axis first, see the README). It holds the variables of the last step only: the state kept
-   * aside for those left out of it (frozen layers) is not in it (it is in `getWeights()`). Do
-   * not `step` or `dispose` it yourself.
+   * of the step that made it (a later step giving the same variables in another order keeps
+   * it); under `gc`, variables of rank > 1 are held transposed (last axis first, see the
+   * README). It holds the variables of the last step only: the state kept aside for those left
+   * out of it (frozen layers) is not in it (it is in `getWeights()`). Do not `step` or
+   * `dispose` it yourself.
    */
   get state(): OptimizerState<unknown> | undefined {
     return this.#gpu.state ?? this.#cpu.state;
