@@ -247,6 +247,11 @@ function parseName(config: Settings, name: string, suffixes: Map<string, number>
 
 /** Reads weight `iter`: the steps taken. */
 async function stepsOf(tensor: tf.Tensor): Promise<number> {
+  if (tensor.size !== 1) {
+    throw new RangeError(
+      `Expected weight "iter" to be one value, got shape ${shapeText(tensor.shape)}`,
+    );
+  }
   const value = (await tensor.data())[0];
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new RangeError(`Expected weight "iter" to be an integer ≥ 0, got ${value}`);
@@ -268,6 +273,7 @@ async function givenWeights(
       throw new TypeError(`Expected { name, tensor } weights, got ${described(w)}`);
     }
     if (w.name === "iter") {
+      if (steps !== undefined) throw new TypeError('Optimizer weight "iter" is given twice');
       steps = await stepsOf(w.tensor);
       continue;
     }

@@ -45,6 +45,16 @@ const DAMAGE: [string, (w: Weights, v: string) => Weights, RegExp][] = [
   ["iter negative", (w) => replaced(w, "iter", tf.scalar(-1, "int32")), /"iter" to be an integer/],
   ["iter fractional", (w) => replaced(w, "iter", tf.scalar(2.5)), /"iter" to be an integer/],
   [
+    "iter of several values",
+    (w) => replaced(w, "iter", tf.tensor1d([2, 9], "int32")),
+    /"iter" to be one value, got shape \[2\]/,
+  ],
+  [
+    "iter given twice",
+    (w) => [...w, { name: "iter", tensor: tf.scalar(9, "int32") }],
+    /"iter" is given twice/,
+  ],
+  [
     "slow of another size than the moments",
     (w, v) => replaced(w, `${v}/slow`, tf.zeros([70, 63])),
     /disagree in (shape|size)/,
