@@ -256,12 +256,13 @@ export class TfOptimizer extends tf.Optimizer {
    * tensors instead: `<variable>/m.codes` (int32, four codes to an int32) and
    * `<variable>/m.scales` (float32, one a block of 256), in the order a CPU state holds the
    * variable (see tfjs/codes.ts; on webgpu under `gc`, a kernel's moments are f32 weights).
-   * Variables whose state is kept aside (frozen) come after those
-   * of the last step. Rejects with a RangeError naming the weight and index where a value is not
-   * what `setWeights` takes (not finite, or a negative `v`: a non-finite gradient reached the
-   * state under `nonFinite: "propagate"`, or a moment overflowed), as `saveState` refuses a state
-   * `loadState` would: so `model.save` with `includeOptimizer` does, rather than write a model
-   * that `tf.loadLayersModel` refuses.
+   * Variables whose state is kept aside (frozen) come after those of the last step. The
+   * tensors are new ones at each call, the caller's to dispose (tfjs's own optimizers give their
+   * variables instead). Rejects with a RangeError naming the weight and index where a value is
+   * not what `setWeights` takes (not finite, or a negative `v`: a non-finite gradient reached
+   * the state under `nonFinite: "propagate"`, or a moment overflowed), as `saveState` refuses a
+   * state `loadState` would: so `model.save` with `includeOptimizer` does, rather than write a
+   * model that `tf.loadLayersModel` refuses.
    */
   override getWeights(): Promise<NamedTensor[]> {
     try {
