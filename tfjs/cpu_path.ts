@@ -130,13 +130,12 @@ export class CpuPath {
     // (The same variables in another order are those of the state.)
     items = inOrderOf(this.#entries, items);
     if (this.#state === undefined || !sameVariables(this.#entries, items)) {
+      // (Refused before anything changes: the workers being started for the state too.)
+      if (this.#state !== undefined && strict) throw changeError(this.#entries, items);
       checkWasmAsked(config);
       if (config.run.threads > 1) checkThreadSupport(config.run.threads);
       this.#dropThreads();
-      if (this.#state !== undefined) {
-        if (strict) throw changeError(this.#entries, items);
-        this.keepAll();
-      }
+      if (this.#state !== undefined) this.keepAll();
       this.#build(config, items);
     }
     this.#moveToThreads();

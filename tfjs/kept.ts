@@ -17,7 +17,7 @@ import {
 } from "../base/arena.ts";
 import { holdsCodes, type HostBackend } from "../base/backend.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
-import { decodeTensor } from "../base/q8_tensor.ts";
+import { decodeTensor, encodeTensor } from "../base/q8_tensor.ts";
 import { type Entry, entryOf, sameShape, toArena } from "./layout.ts";
 
 /** The state of one variable kept aside. */
@@ -411,25 +411,26 @@ export function writeKept(
   for (const s of sections) {
     const k = s - EXP_AVG;
     const moment = s === EXP_AVG || s === EXP_AVG_SQ;
-    const data: Record<string, Float32Array> = {};
-    const exact: [string, CompactMoment][] = [];
+    // Each tensor written once: codes kept as they are copied, the others' values encoded
+    // where the state holds them in 8 bits (as writeSection would), else copied.
+    const views = backend.viewSection(s);
+    const held = moment && holdsCodes(backend) ? backend.viewCompact(k) : undefined;
     for (const e of entries) {
       const kept = fitting.get(e.name);
       const codes = moment ? kept?.codes?.[k] : undefined;
+      const target = held !== undefined && compact.get(e.name) ? held[e.name] : undefined;
+      if (codes !== undefined && target !== undefined) {
+        target.codes.set(codes.codes);
+        target.scales.set(codes.scales);
+        continue;
+      }
       let value = kept?.sections[s];
-      if (codes !== undefined && compact.get(e.name) && holdsCodes(backend)) {
-        exact.push([e.name, codes]);
-      } else if (codes !== undefined) {
+      if (codes !== undefined) {
         decodeTensor(codes.codes, codes.scales, value = new Float32Array(e.size));
       }
-      data[e.name] = value ?? (s === SLOW ? params[e.name] : new Float32Array(e.size));
-    }
-    backend.writeSection(s, data);
-    if (exact.length === 0 || !holdsCodes(backend)) continue;
-    const views = backend.viewCompact(k);
-    for (const [name, c] of exact) {
-      views[name].codes.set(c.codes);
-      views[name].scales.set(c.scales);
+      value ??= s === SLOW ? params[e.name] : new Float32Array(e.size);
+      if (target !== undefined) encodeTensor(value, target.codes, target.scales);
+      else views[e.name].set(value);
     }
   }
 }

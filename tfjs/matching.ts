@@ -54,6 +54,35 @@ export function trainableNames(): string[] {
 }
 
 /**
+ * The names of the float32 variables registered with TensorFlow.js, trainable or not, in the
+ * order of their registration. (A Sequential model's `compile` sets every variable of its
+ * layers trainable again, a frozen layer's too, though no step updates those: tfjs-layers
+ * keeps a layer's freezing on the layer, not on its variables.)
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { floatVariableNames } from "./matching.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await tf.setBackend("cpu");
+ * const w = tf.variable(tf.zeros([2]), true, "matching/trained");
+ * const frozen = tf.variable(tf.zeros([2]), false, "matching/frozen");
+ * const count = tf.variable(tf.zeros([1], "int32"), false, "matching/count");
+ * assert.ok(floatVariableNames().includes(w.name));
+ * assert.ok(floatVariableNames().includes(frozen.name));
+ * assert.ok(!floatVariableNames().includes(count.name));
+ * tf.dispose([w, frozen, count]);
+ * ```
+ */
+export function floatVariableNames(): string[] {
+  return Object.values(tf.engine().registeredVariables)
+    .filter((v) => v.dtype === "float32" && !v.isDisposed)
+    .map((v) => v.name);
+}
+
+/**
  * Whether kept state `kept`, held under `name`, fits variable `w` by the step's rules: the same
  * name, or the same base name, and the shape it was held in.
  */

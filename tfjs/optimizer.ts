@@ -16,9 +16,9 @@ import { readConfig, type TfOptimizerConfig, writeConfig } from "./config.ts";
 import { CpuPath, wasmRuns } from "./cpu_path.ts";
 import { checkGradients, type NamedTensor } from "./gradients.ts";
 import { GpuPath } from "./gpu_path.ts";
-import { KeptStates } from "./kept.ts";
+import { baseName, KeptStates } from "./kept.ts";
 import type { Entry } from "./layout.ts";
-import { checkSomeTensorFits, trainableNames } from "./matching.ts";
+import { checkSomeTensorFits, floatVariableNames, trainableNames } from "./matching.ts";
 import {
   type AdapterOptions,
   checkArguments,
@@ -106,10 +106,11 @@ export class TfOptimizer extends tf.Optimizer {
   /**
    * The library state the updates run on (undefined before the first step): pass it to
    * `saveState`, `readParams`, `readMoments`. Its tensors are named by variable, in the order
-   * of the last `applyGradients`; under `gc`, variables of rank > 1 are held transposed (last
-   * axis first, see the README). It holds the variables of the last step only: the state kept
-   * aside for those left out of it (frozen layers) is not in it (it is in `getWeights()`). Do
-   * not `step` or `dispose` it yourself.
+   * of the step that made it (a later step giving the same variables in another order keeps
+   * it); under `gc`, variables of rank > 1 are held transposed (last axis first, see the
+   * README). It holds the variables of the last step only: the state kept aside for those left
+   * out of it (frozen layers) is not in it (it is in `getWeights()`). Do not `step` or
+   * `dispose` it yourself.
    */
   get state(): OptimizerState<unknown> | undefined {
     return this.#gpu.state ?? this.#cpu.state;
@@ -255,8 +256,13 @@ export class TfOptimizer extends tf.Optimizer {
    * tensors instead: `<variable>/m.codes` (int32, four codes to an int32) and
    * `<variable>/m.scales` (float32, one a block of 256), in the order a CPU state holds the
    * variable (see tfjs/codes.ts; on webgpu under `gc`, a kernel's moments are f32 weights).
-   * Variables whose state is kept aside (frozen) come after those
-   * of the last step.
+   * Variables whose state is kept aside (frozen) come after those of the last step. The
+   * tensors are new ones at each call, the caller's to dispose (tfjs's own optimizers give their
+   * variables instead). Rejects with a RangeError naming the weight and index where a value is
+   * not what `setWeights` takes (not finite, or a negative `v`: a non-finite gradient reached
+   * the state under `nonFinite: "propagate"`, or a moment overflowed), as `saveState` refuses a
+   * state `loadState` would: so `model.save` with `includeOptimizer` does, rather than write a
+   * model that `tf.loadLayersModel` refuses.
    */
   override getWeights(): Promise<NamedTensor[]> {
     try {
@@ -280,7 +286,9 @@ export class TfOptimizer extends tf.Optimizer {
    * RangeError naming a few of the weights and of the model's variables when none of them fits a
    * trainable variable registered with TensorFlow.js (another model's weights: every variable
    * would start from zero moments at their step); nothing changes then. `iter` alone (what tfjs
-   * saves of an optimizer that has not stepped) sets the step count.
+   * saves of an optimizer that has not stepped) sets the step count. `skippedSteps` goes on
+   * counting from where it was: the weights carry no count of skipped steps (a checkpoint does,
+   * which `loadState` takes).
    */
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
     this.#checkLive();
@@ -290,8 +298,9 @@ export class TfOptimizer extends tf.Optimizer {
       const names = weightValues.map((w) => w.name).filter((n) => n !== "iter");
       checkSomeTensorFits(kept, steps, this.#config.loop.gc, names);
     }
-    // Nothing has changed so far; now replace the state.
-    this.#replaceState(kept, steps, 0);
+    // Nothing has changed so far; now replace the state (the skipped steps are the optimizer's
+    // own count: the weights do not carry one).
+    this.#replaceState(kept, steps, this.skippedSteps);
   }
 
   /**
@@ -333,17 +342,22 @@ export class TfOptimizer extends tf.Optimizer {
    * tfjs serialization: the library optimizer's settings (see {@linkcode fromConfig}). With
    * parameter groups, the group of each variable of the state and kept aside; before the first
    * step (a model saved untrained), of each trainable variable registered with TensorFlow.js,
-   * those the first step may update (a TypeError where there is none).
+   * those the first step may update (a TypeError where there is none); then of each other
+   * float32 variable registered with TensorFlow.js whose base name (without tfjs's `_<n>`
+   * suffix) none of those has: a frozen layer's, which no step updated, so that unfrozen after
+   * the model is loaded it takes its group (not those of another copy of the model).
    */
   override getConfig(): TfOptimizerConfig {
     let names = [...this.#entries().map((e) => e.name), ...this.#kept.names()];
-    if (this.#config.loop.groups.length > 0 && names.length === 0) {
-      names = trainableNames();
+    if (this.#config.loop.groups.length > 0) {
+      if (names.length === 0) names = trainableNames();
       if (names.length === 0) {
         throw new TypeError(
           "getConfig of an optimizer with parameter groups needs its variables: build the model first (no trainable variable is registered with TensorFlow.js)",
         );
       }
+      const listed = new Set(names.map(baseName));
+      names.push(...floatVariableNames().filter((name) => !listed.has(baseName(name))));
     }
     return writeConfig(this.#config, names, this.#options);
   }

@@ -16,6 +16,7 @@ import { type OptimizerState, stateInternals } from "../core/state.ts";
 import { momentsOf } from "../core/origins.ts";
 import { decodeTensor } from "../base/q8_tensor.ts";
 import { dispose, loadState, readMoments, readSlowWeights } from "../core/operations.ts";
+import { firstBadScale, firstBadValue } from "../core/checkpoint_tensors.ts";
 import { CODES, codeWeights, readCodes, SCALES } from "./codes.ts";
 import type { NamedTensor } from "./gradients.ts";
 import {
@@ -66,6 +67,8 @@ export interface Live {
  * live state (two for a moment held in 8 bits: its codes and scales), then those kept aside
  * (frozen; or read by loadState and not yet matched to a variable), all in the tfjs layout (state
  * read by loadState: that of the registered variable it fits, see {@linkcode tfjsEntryOf}).
+ * Throws a RangeError naming the weight and index where a value is one that setWeights would
+ * refuse (not finite; a negative `v`), making no tensor.
  */
 export async function weightsOf(
   config: Settings,
@@ -95,37 +98,73 @@ export async function weightsOf(
   // on webgpu under gc holds its kernels in the tfjs order: their moments are given as f32.
   const tfjsOrder = gc && onDevice;
   const keptEntries = new Map([...kept.values()].map((held) => [held, tfjsEntryOf(held, gc)]));
-  kinds.forEach((kind, k) => {
-    for (const e of live?.entries ?? []) {
-      const name = `${e.name}/${kind.suffix}`;
-      const inOrder = !tfjsOrder || e.shape.length < 2;
-      const held = kind.moment === undefined || !inOrder ? undefined : codes[k]?.[e.name];
-      if (held !== undefined) out.push(...codeWeights(name, held));
-      else {out.push({
-          name,
-          tensor: tf.tensor(fromArena(e, data[k]![e.name]), e.shape as number[]),
-        });}
-    }
-    for (const held of kept.values()) {
-      const name = `${held.entry.name}/${kind.suffix}`;
-      const entry = keptEntries.get(held)!;
-      const heldCodes = kind.moment === undefined ? undefined : held.codes?.[k];
-      const inOrder = !inTfjsOrder(held, entry.shape, gc);
-      if (heldCodes !== undefined && inOrder) {
-        out.push(...codeWeights(name, heldCodes));
-        continue;
+  const give = (name: string, kind: WeightKind, entry: Entry, values: Float32Array) => {
+    const tfjs = fromArena(entry, values);
+    checkSavable(name, tfjs, kind.nonNegative === true);
+    out.push({ name, tensor: tf.tensor(tfjs, entry.shape as number[]) });
+  };
+  const giveCodes = (name: string, held: CompactMoment) => {
+    const bad = firstBadScale(held.scales);
+    if (bad >= 0) throw notSavable(`${name}.${SCALES}`, bad, held.scales[bad], false);
+    out.push(...codeWeights(name, held));
+  };
+  try {
+    kinds.forEach((kind, k) => {
+      for (const e of live?.entries ?? []) {
+        const name = `${e.name}/${kind.suffix}`;
+        const inOrder = !tfjsOrder || e.shape.length < 2;
+        const held = kind.moment === undefined || !inOrder ? undefined : codes[k]?.[e.name];
+        if (held !== undefined) giveCodes(name, held);
+        else give(name, kind, e, data[k]![e.name]);
       }
-      let values = held.sections[kind.section];
-      if (heldCodes !== undefined) {
-        // (Read by loadState from a webgpu state's checkpoint: in the tfjs order.)
-        values = new Float32Array(entry.size);
-        decodeTensor(heldCodes.codes.subarray(0, entry.size), heldCodes.scales, values);
+      for (const held of kept.values()) {
+        const name = `${held.entry.name}/${kind.suffix}`;
+        const entry = keptEntries.get(held)!;
+        const heldCodes = kind.moment === undefined ? undefined : held.codes?.[k];
+        const inOrder = !inTfjsOrder(held, entry.shape, gc);
+        if (heldCodes !== undefined && inOrder) {
+          giveCodes(name, heldCodes);
+          continue;
+        }
+        let values = held.sections[kind.section];
+        if (heldCodes !== undefined) {
+          // (Read by loadState from a webgpu state's checkpoint: in the tfjs order.)
+          values = new Float32Array(entry.size);
+          decodeTensor(heldCodes.codes.subarray(0, entry.size), heldCodes.scales, values);
+        }
+        if (values !== undefined) give(name, kind, entry, values);
       }
-      if (values === undefined) continue;
-      out.push({ name, tensor: tf.tensor(fromArena(entry, values), entry.shape as number[]) });
-    }
-  });
+    });
+  } catch (error) {
+    tf.dispose(out.map((w) => w.tensor));
+    throw error;
+  }
   return out;
+}
+
+/**
+ * Throws the RangeError of {@linkcode notSavable} unless `values`, the weight `name`'s, are
+ * finite (and ≥ 0 for a non-negative moment).
+ */
+function checkSavable(name: string, values: Float32Array, nonNegative: boolean): void {
+  const bad = firstBadValue(values, nonNegative);
+  if (bad >= 0) throw notSavable(name, bad, values[bad], nonNegative);
+}
+
+/**
+ * The error of weights that `setWeights` (and so `tf.loadLayersModel`) would refuse, as
+ * `saveState` refuses a state that `loadState` would: said when they are asked for, while the
+ * run can still be inspected, rather than when a saved model is loaded.
+ */
+function notSavable(name: string, i: number, value: number, nonNegative: boolean): RangeError {
+  return new RangeError(
+    `Cannot give the optimizer's weights: ${JSON.stringify(name)}[${i}] is ${value}, and ` +
+      `setWeights (so tf.loadLayersModel) takes only finite values${
+        nonNegative ? " (≥ 0)" : ""
+      }, as checkpoints hold (a non-finite gradient reached the state under nonFinite: ` +
+      `"propagate", or a moment overflowed); read the state with readMoments(optimizer.state), ` +
+      `or save the model without includeOptimizer`,
+  );
 }
 
 /**
@@ -208,6 +247,11 @@ function parseName(config: Settings, name: string, suffixes: Map<string, number>
 
 /** Reads weight `iter`: the steps taken. */
 async function stepsOf(tensor: tf.Tensor): Promise<number> {
+  if (tensor.size !== 1) {
+    throw new RangeError(
+      `Expected weight "iter" to be one value, got shape ${shapeText(tensor.shape)}`,
+    );
+  }
   const value = (await tensor.data())[0];
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new RangeError(`Expected weight "iter" to be an integer ≥ 0, got ${value}`);
@@ -229,6 +273,7 @@ async function givenWeights(
       throw new TypeError(`Expected { name, tensor } weights, got ${described(w)}`);
     }
     if (w.name === "iter") {
+      if (steps !== undefined) throw new TypeError('Optimizer weight "iter" is given twice');
       steps = await stepsOf(w.tensor);
       continue;
     }

@@ -174,3 +174,36 @@ Deno.test("tfjs: option threads starts on one thread and moves to the workers, s
     tf.dispose([a, b]);
   }
 });
+
+Deno.test("tfjs: a step refused under strict while the workers of option threads start leaves them starting: the state moves to them", async () => {
+  await useBackend("wasm");
+  const shape = [64, 32];
+  const init = randoms(64 * 32, 6);
+  const [a, b, c, d] = ["a", "b", "c", "d"].map((n, i) =>
+    tf.variable(tf.tensor(init, shape), true, name(`strict_threads/${n}${i}`))
+  );
+  const threaded = tfOptimizer(ranger({ lr: 1e-2, threads: 2, threadThreshold: 0 }), {
+    strict: true,
+  });
+  const single = tfOptimizer(ranger({ lr: 1e-2 }));
+  try {
+    for (let t = 0; t < 4; t++) {
+      const g = tf.tensor(randoms(init.length, 60 + t), shape);
+      if (t === 1) {
+        // A variable left out: refused, nothing changed (the workers still starting).
+        assert.throws(() => threaded.applyGradients({ [a.name]: g }), RangeError);
+        await threaded.ready();
+      }
+      threaded.applyGradients({ [a.name]: g, [b.name]: g });
+      single.applyGradients({ [c.name]: g, [d.name]: g });
+      g.dispose();
+      assert.equal(threaded.state!.threads, t < 1 ? 1 : 2, `step ${t + 1}`);
+      assert.deepEqual(a.dataSync(), c.dataSync(), `step ${t + 1}`);
+      assert.deepEqual(b.dataSync(), d.dataSync(), `step ${t + 1}`);
+    }
+  } finally {
+    threaded.dispose();
+    single.dispose();
+    tf.dispose([a, b, c, d]);
+  }
+});

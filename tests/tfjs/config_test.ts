@@ -304,3 +304,34 @@ Deno.test("tfjs config: a model with parameter groups saved untrained (before an
   assert.deepEqual(Object.keys(tf.engine().registeredVariables), []);
   assert.throws(() => decayed().getConfig(), /build the model first/);
 });
+
+Deno.test("tfjs config: a layer frozen when its model was saved keeps its parameter group, unfrozen after loading", async () => {
+  await useBackend("cpu");
+  const decayed = adamw({
+    lr: 1e-2,
+    weightDecay: 0.5,
+    groups: [{ match: /bias(_\d+)?$/, weightDecay: 0 }],
+  });
+  const model = denseNet(43);
+  model.layers[0].trainable = false;
+  model.compile({ optimizer: tfOptimizer(decayed), loss: "meanSquaredError" });
+  const { x, y } = data([6], 8, 43);
+  await model.fit(x, y, fitInOrder(1));
+  const saved = throughJson(await saveToMemory(model));
+  const stored = (saved.trainingConfig!.optimizer_config as { config: TfOptimizerConfig }).config;
+  const groupOf = new Map(stored.settings.tensors!.map((t) => [t.name, t.group]));
+  // The frozen layer's variables too (no step updated them), each with its group.
+  assert.deepEqual(model.weights.map((w) => groupOf.get(w.originalName)), [0, 1, 0, 1]);
+  const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
+  assert.equal(loaded.layers[0].trainable, false);
+  // Unfrozen in both, trained on: the loaded model's bias is not decayed, as the saved one's.
+  for (const m of [model, loaded]) {
+    m.layers[0].trainable = true;
+    m.compile({ optimizer: m.optimizer, loss: "meanSquaredError" });
+    await m.fit(x, y, fitInOrder(2));
+  }
+  const [a, b] = [await weightValues(model), await weightValues(loaded)];
+  a.forEach((w, i) => assert.deepEqual(b[i], w, `weight ${i}`));
+  tf.dispose([x, y]);
+  disposeModels(model, loaded);
+});

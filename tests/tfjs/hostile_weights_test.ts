@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { lookahead, radam } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
-import { randoms, tf, uniqueNames, useBackend } from "./helpers.ts";
+import { denseNet, randoms, saveToMemory, tf, uniqueNames, useBackend } from "./helpers.ts";
 
 const name = uniqueNames("hw");
 const SHAPE = [70, 64]; // 4480 elements: 8-bit moments, the last block partial
@@ -44,6 +44,16 @@ function replaced(weights: Weights, which: string, tensor: tf.Tensor): Weights {
 const DAMAGE: [string, (w: Weights, v: string) => Weights, RegExp][] = [
   ["iter negative", (w) => replaced(w, "iter", tf.scalar(-1, "int32")), /"iter" to be an integer/],
   ["iter fractional", (w) => replaced(w, "iter", tf.scalar(2.5)), /"iter" to be an integer/],
+  [
+    "iter of several values",
+    (w) => replaced(w, "iter", tf.tensor1d([2, 9], "int32")),
+    /"iter" to be one value, got shape \[2\]/,
+  ],
+  [
+    "iter given twice",
+    (w) => [...w, { name: "iter", tensor: tf.scalar(9, "int32") }],
+    /"iter" is given twice/,
+  ],
   [
     "slow of another size than the moments",
     (w, v) => replaced(w, `${v}/slow`, tf.zeros([70, 63])),
@@ -149,4 +159,49 @@ Deno.test("tfjs: a v weight of −0 given to an 8-bit optimizer gives the state 
     v.dispose();
   }
   assert.deepEqual(runs[1], runs[0]);
+});
+
+Deno.test("tfjs: weights that setWeights would refuse are refused by getWeights (so by model.save), naming the weight: a non-finite state under propagate, a moment overflowed", async () => {
+  await useBackend("cpu");
+  const cases = [
+    { states: "32bit", nonFinite: "propagate", g: NaN, weight: "m", at: 7 },
+    { states: "8bit", nonFinite: "propagate", g: NaN, weight: "m.scales", at: 17 },
+    { states: "32bit", nonFinite: "skip", g: 3e38, weight: "v", at: 7 },
+  ] as const;
+  for (const { states, nonFinite, g, weight, at } of cases) {
+    const label = `${states} ${nonFinite} ${g}`;
+    const v = tf.variable(tf.tensor(randoms(4480, 1), SHAPE), true, name("w"));
+    const opt = tfOptimizer(radam({ lr: 1e-2, states, nonFinite }));
+    const grads = randoms(4480, 2);
+    grads[at * (weight === "m.scales" ? 256 : 1)] = g;
+    const gradient = tf.tensor(grads, SHAPE);
+    opt.applyGradients({ [v.name]: gradient });
+    const tensors = tf.memory().numTensors;
+    await assert.rejects(() => opt.getWeights(), (e: Error) => {
+      assert.ok(e instanceof RangeError, `${label}: ${e}`);
+      assert.match(e.message, new RegExp(`"${v.name}/${weight.replace(".", "\\.")}"\\[${at}\\]`));
+      assert.match(e.message, /setWeights \(so tf.loadLayersModel\) takes only finite values/);
+      return true;
+    }, label);
+    assert.equal(tf.memory().numTensors, tensors, `${label}: no tensor left behind`);
+    // Kept aside (the variable left out of a step), the same.
+    const other = tf.variable(tf.zeros([3]), true, name("b"));
+    const one = tf.ones([3]);
+    opt.applyGradients({ [other.name]: one });
+    await assert.rejects(() => opt.getWeights(), RangeError, label);
+    opt.dispose();
+    tf.dispose([v, other, gradient, one]);
+  }
+  // model.save with includeOptimizer: refused when saving, not when loading.
+  const model = denseNet(5);
+  model.compile({
+    optimizer: tfOptimizer(radam({ nonFinite: "propagate" })),
+    loss: "meanSquaredError",
+  });
+  const x = tf.tensor2d([[NaN, 0, 0, 0, 0, 0]]), y = tf.zeros([1, 3]);
+  await model.fit(x, y, { epochs: 1, verbose: 0 });
+  await assert.rejects(() => saveToMemory(model), /Cannot give the optimizer's weights/);
+  model.optimizer.dispose();
+  model.dispose();
+  tf.dispose([x, y]);
 });

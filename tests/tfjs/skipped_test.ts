@@ -121,3 +121,32 @@ Deno.test("tfjs: the warning is once per optimizer, also across model.fit calls"
   optimizer.dispose();
   model.dispose();
 });
+
+Deno.test("tfjs: setWeights keeps the count of skipped steps (the weights carry none); the callback counts on from it", async () => {
+  await useBackend("cpu");
+  const model = denseNet(13);
+  const optimizer = tfOptimizer(radam(), { warnOnSkip: false });
+  model.compile({ optimizer, loss: "meanSquaredError" });
+  const { x, y } = batches(true);
+  await model.fit(x, y, fit);
+  assert.equal(optimizer.skippedSteps, 2);
+  const iterations = optimizer.iterations;
+  const weights = await optimizer.getWeights();
+  assert.ok(!weights.some((w) => /skip/i.test(w.name)));
+  await optimizer.setWeights(weights);
+  assert.equal(optimizer.iterations, iterations);
+  assert.equal(optimizer.skippedSteps, 2);
+  // An epoch around a setWeights counts its own skipped step, not minus those before it.
+  const callback = skippedStepsCallback(optimizer);
+  const logs: Record<string, unknown> = {};
+  await callback.onEpochBegin(0);
+  await optimizer.setWeights(weights);
+  await model.fit(x, y, { ...fitInOrder(1), callbacks: [] });
+  await callback.onEpochEnd(0, logs);
+  assert.equal(logs.skipped_steps, 1);
+  assert.equal(optimizer.skippedSteps, 3);
+  tf.dispose(weights.map((w) => w.tensor));
+  tf.dispose([x, y]);
+  optimizer.dispose();
+  model.dispose();
+});
