@@ -15,6 +15,7 @@ import type { Hyperparameters, Rule } from "../base/rule.ts";
 import { blockCount, type StepScalars, writeBlock, zeroScalars } from "../base/scalars.ts";
 import type { Settings } from "../base/settings.ts";
 import { checkGrads, checkParams, label, type Params } from "../base/tensors.ts";
+import { F32_MAX } from "./options.ts";
 import { originOf } from "./origins.ts";
 import { inLayoutOrder, planState } from "./plan.ts";
 
@@ -304,6 +305,15 @@ function learningRateAt(config: Settings, t: number): number {
   return lr;
 }
 
+/** The error for a schedule's `lr` at step `t` that times block `g`'s scale is past f32's range. */
+function scaledLearningRateError(lr: number, t: number, g: number, scale: number): RangeError {
+  return new RangeError(
+    `The learning-rate schedule returned ${lr} at step ${t}${
+      g === 0 ? "" : `, which times groups[${g - 1}].lrScale (${scale}) is ${lr * scale}`
+    }, past the largest f32 (${F32_MAX}); the step was not taken`,
+  );
+}
+
 /**
  * Every block's scalars of step `t` (block 0: the optimizer's own settings; g: group g, with
  * its lr scale and weight decay): the rule's, then LookAhead's `sync` and `alpha`.
@@ -314,7 +324,9 @@ function computeScalars(core: Core, t: number): void {
   const la = config.lookahead;
   for (let g = 0; g < core.groupScalars.length; g++) {
     const out = core.groupScalars[g];
-    core.rule.computeScalars(core.groupHypers[g], t, lr * core.groupLrScales[g], out);
+    const scaled = lr * core.groupLrScales[g];
+    if (scaled > F32_MAX) throw scaledLearningRateError(lr, t, g, core.groupLrScales[g]);
+    core.rule.computeScalars(core.groupHypers[g], t, scaled, out);
     out.alpha = la ? la.alpha : 0;
     out.sync = la && t % la.k === 0 ? 1 : 0;
   }
