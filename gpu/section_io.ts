@@ -249,7 +249,9 @@ export class SectionIO {
     const moment = momentOf(section) >= 0;
     this.#layout.names.forEach((name, i) => {
       // (A compact tensor's moments are codes: see compact_io.ts.)
-      if (!data[name]?.length || (moment && this.#layout.compact[i])) return;
+      // (Own keys only: a tensor the record lacks may be named "constructor".)
+      if (!Object.hasOwn(data, name) || !data[name]?.length) return;
+      if (moment && this.#layout.compact[i]) return;
       this.#device.queue.writeBuffer(
         buffer,
         this.#layout.offsets[i] * 4,
@@ -268,7 +270,7 @@ export class SectionIO {
   /** Uploads host params of some tensors (at init; the others come from caller buffers). */
   writeHostParams(data: Readonly<Record<string, Float32Array>>): void {
     this.#layout.names.forEach((name, i) => {
-      const array = data[name];
+      const array = Object.hasOwn(data, name) ? data[name] : undefined;
       if (array?.length) {
         this.#device.queue.writeBuffer(
           this.#sections[PARAMS],

@@ -334,6 +334,26 @@ for (const backend of ["wasm", "js"] as const) {
     assert.equal(state.step, 2);
   });
 
+  Deno.test(`${backend}: a missing gradient named as a property of every object (constructor, toString, …) is reported missing`, async () => {
+    // It was looked up through the record's prototype: "Expected the gradient of parameter
+    // "constructor" to be a Float32Array, got a function".
+    for (const name of ["constructor", "toString", "hasOwnProperty", "__defineGetter__"]) {
+      const state = await adam({ backend }).init({
+        [name]: new Float32Array(2),
+        w: new Float32Array(1),
+      });
+      assert.throws(
+        () => step(state, { w: new Float32Array(1) }),
+        saying(TypeError, `Missing gradient for parameter "${name}"`),
+      );
+      assert.throws(
+        () => step(state, { w: new Float32Array(1), [name]: undefined } as never),
+        saying(TypeError, `gradient of parameter "${name}" to be a Float32Array, got undefined`),
+      );
+      assert.equal(step(state, { w: new Float32Array(1), [name]: new Float32Array(2) }).step, 1);
+    }
+  });
+
   Deno.test(`${backend}: a schedule whose lr times a group's lrScale is past f32's range is refused at that step, changing nothing`, async () => {
     // It was taken: an f32 step size of Infinity, every parameter of the group ±Infinity (and
     // saveState refused the state from then on).

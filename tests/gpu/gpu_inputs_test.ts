@@ -341,3 +341,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    'webgpu: tensors named as properties of every object ("constructor", …): a missing gradient is missing, a GPU param beside a host one starts',
+  ignore,
+  async fn() {
+    for (const name of ["constructor", "hasOwnProperty", "__defineGetter__"]) {
+      // The gradient was looked up through the record's prototype ("… got a function"), and
+      // the host params were written with that function as the GPU param's (a TypeError at init).
+      const buffer = bufferOf(P);
+      const params = { [name]: { buffer, length: 4 }, w: new Float32Array(P) };
+      let state = await noGpuErrors(() => adam({ lr: 0.1 }).init(params, { device: device! }));
+      try {
+        assert.throws(
+          () => step(state, { w: new Float32Array(G1) }),
+          (e: Error) =>
+            e instanceof TypeError && e.message === `Missing gradient for parameter "${name}"`,
+        );
+        state = step(state, { [name]: new Float32Array(G1), w: new Float32Array(G1) });
+        const got = await readParams(state);
+        assert.deepEqual(got[name], got.w, name);
+        assert.notDeepEqual(got.w, new Float32Array(P));
+      } finally {
+        dispose(state);
+        buffer.destroy();
+      }
+    }
+  },
+});
