@@ -40,8 +40,10 @@ export function createSections(
 ): GPUBuffer[] {
   const size = layout.sectionLength * 4;
   if (size > limits.maxBufferSize) {
+    // The parameters the caller gave (the layout's total counts the alignment padding too).
+    const given = layout.lengths.reduce((a, b) => a + b, 0);
     throw new RangeError(
-      `The model's ${layout.total} parameters need ${size}-byte buffers; this device allows ${limits.maxBufferSize} (maxBufferSize)`,
+      `The model's ${given} parameters need ${size}-byte buffers (each tensor at a 256-byte boundary); this device allows ${limits.maxBufferSize} (maxBufferSize)`,
     );
   }
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;

@@ -287,13 +287,14 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   /**
    * Makes the centralization dispatches of the tensors of `segments` (flat triples: offset,
    * rows, cols) at init, so that a tensor the device cannot centralize is refused there, not at
-   * every step: a RangeError where one of its rows does not fit a storage binding (the backend
-   * is disposed then).
+   * every step: a RangeError naming the tensor where one of its rows does not fit a storage
+   * binding, or its rows are too many workgroups for a dispatch (the backend is disposed then).
    */
   planCentralize(segments: readonly number[]): void {
     try {
       for (let i = 0; i < segments.length; i += 3) {
-        this.#centralizations.plan(segments[i], segments[i + 1], segments[i + 2]);
+        const name = this.layout.names[this.layout.offsets.indexOf(segments[i])];
+        this.#centralizations.plan(segments[i], segments[i + 1], segments[i + 2], name);
       }
     } catch (error) {
       this.destroy();
