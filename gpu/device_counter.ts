@@ -314,7 +314,7 @@ export class GpuStepCounter implements DeviceCounter {
   /**
    * The refusal or halt to hand out, once; with `mark`, only one of a step submitted before
    * that mark was taken (a read begun before a step does not take that step's fault, which the
-   * next call gets).
+   * next call gets, but does take a halt before it where a step after it was refused).
    */
   takeFault(mark?: ReadMark): Error | undefined {
     const refused = this.#refused;
@@ -323,9 +323,8 @@ export class GpuStepCounter implements DeviceCounter {
       return refused;
     }
     const fault = this.#fault;
-    if (refused || !fault || (mark !== undefined && this.#faultAt > mark.submitted)) {
-      return undefined;
-    }
+    // (A refusal left here is of a step after the mark, later than the halt of one before it.)
+    if (!fault || (mark !== undefined && this.#faultAt > mark.submitted)) return undefined;
     this.#fault = undefined;
     // Steps submitted before this point find the state halted and are not taken; the halt is
     // lifted for the ones after (the write is ordered after them on the queue).

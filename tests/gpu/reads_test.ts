@@ -171,3 +171,36 @@ Deno.test({
     dispose(p);
   },
 });
+
+Deno.test({
+  name:
+    "webgpu: a read begun after a step the device halts rejects with the halt, though a step after the read was refused; the next call gets the refusal",
+  ignore,
+  async fn() {
+    // The refusal, not the read's, hid the halt from it: the read resolved, and only a later
+    // call said the state had halted.
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const buffer = device!.createBuffer({ size: 32, usage });
+    device!.queue.writeBuffer(buffer, 0, new Float32Array(8).fill(1));
+    let p = await adam({ lr: 1e-2, nonFinite: "throw", backend: "webgpu" }).init(
+      { w: { buffer, length: 8 } },
+      { device: device! },
+    );
+    try {
+      p = step(p, { w: new Float32Array(8).fill(0.5) });
+      await readParams(p);
+      p = step(p, { w: new Float32Array(8).fill(NaN) }); // halts the state
+      const read = readParams(p);
+      buffer.destroy();
+      p = step(p, { w: new Float32Array(8).fill(0.5) }); // refused by the GPU
+      await assert.rejects(
+        read,
+        (e: Error) => e instanceof RangeError && /holds NaN/.test(e.message),
+      );
+      assert.throws(() => step(p, { w: new Float32Array(8).fill(0.5) }), /The GPU refused a step/);
+      assert.equal(p.step, 1);
+    } finally {
+      dispose(p);
+    }
+  },
+});
