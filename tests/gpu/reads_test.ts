@@ -204,3 +204,18 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "webgpu: console.log(state) shows its summary without reading the GPU",
+  ignore,
+  async fn() {
+    let s = await adam().init({ w: new Float32Array(300) }, { device: device! });
+    s = step(s, { w: new Float32Array(300).fill(1) });
+    assert.equal(
+      Deno.inspect(s, { breakLength: Infinity }),
+      'OptimizerState { optimizer: "adam", backend: "webgpu", step: 1, tensors: 1, parameters: 300, states: "32bit" }',
+    );
+    dispose(s);
+    assert.equal(Deno.inspect(s), "OptimizerState <disposed>");
+  },
+});
