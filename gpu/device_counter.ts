@@ -112,11 +112,17 @@ fn decide() {
  */
 const READBACK_EVERY = 8;
 
-/** The steps submitted before a read began (`GpuStepCounter.mark`). */
+/**
+ * The steps submitted before a read began (`GpuStepCounter.mark`), until the read ends
+ * (`GpuStepCounter.unmark`).
+ */
 export interface ReadMark {
   /** Steps submitted, refused ones too. */
   readonly sequence: number;
-  /** Steps submitted and not refused (as the device numbers them). */
+  /**
+   * Steps submitted and not refused (as the device numbers them): one less for each refusal of
+   * a step before the mark found after it was made.
+   */
   readonly submitted: number;
 }
 
@@ -176,6 +182,8 @@ export class GpuStepCounter implements DeviceCounter {
   #checked: { wait: Promise<void>; resolve: () => void } | undefined;
   /** `#submitted` when the readback in flight (or the last one) began. */
   #readbackFrom = 0;
+  /** The marks of the reads under way (`#refuse` renumbers them as it does the host's counts). */
+  readonly #marks = new Set<{ sequence: number; submitted: number }>();
 
   /** The counter of a state of `layout` whose rule's blocks are laid out as `scalars`. */
   constructor(
@@ -301,14 +309,27 @@ export class GpuStepCounter implements DeviceCounter {
     if (this.#countedFrom >= at) this.#countedFrom--;
     if (this.#readbackAt >= at) this.#readbackAt--;
     if (this.#readbackFrom >= at) this.#readbackFrom--;
+    // A read begun after the refused step counted it: a halt of the step after it, submitted
+    // after the read began, would otherwise seem to come before the read.
+    for (const mark of this.#marks) if (mark.sequence >= sequence) mark.submitted--;
     if (this.#refused) return;
     this.#refused = error;
     this.#refusedAt = sequence;
   }
 
-  /** Where the steps submitted so far end: a read begun now takes the faults of those only. */
+  /**
+   * Where the steps submitted so far end: a read begun now takes the faults of those only. Kept
+   * up to date as refusals are found until `unmark`.
+   */
   mark(): ReadMark {
-    return { sequence: this.#sequence, submitted: this.#submitted };
+    const mark = { sequence: this.#sequence, submitted: this.#submitted };
+    this.#marks.add(mark);
+    return mark;
+  }
+
+  /** The read of `mark` has ended. */
+  unmark(mark: ReadMark): void {
+    this.#marks.delete(mark as { sequence: number; submitted: number });
   }
 
   /**

@@ -413,13 +413,13 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
    */
   #read<R>(ranges: ReadRange[], parse: (bytes: ArrayBuffer[]) => R): Promise<R> {
     let snapshot: Snapshot;
-    const mark = this.counter.mark();
     try {
       this.checkUsable();
       snapshot = this.#io.snapshot(ranges);
     } catch (error) {
       return Promise.reject(error);
     }
+    const mark = this.counter.mark();
     const next = this.#reads.then(async () => {
       try {
         await this.counter.settle();
@@ -430,6 +430,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
         this.checkUsable();
         return parse(bytes);
       } finally {
+        this.counter.unmark(mark);
         snapshot.discard();
       }
     });
