@@ -199,14 +199,7 @@ class StateHandle implements OptimizerState<any> {
     };
   }
 
-  [Symbol.for("Deno.customInspect")](
-    inspect: (value: unknown, options?: unknown) => string,
-    options?: unknown,
-  ): string {
-    const summary = this.#summary();
-    return `OptimizerState ${typeof summary === "string" ? summary : inspect(summary, options)}`;
-  }
-
+  /** The inspection Node's `util.inspect` calls, and Deno's `console.log` and `inspect` too. */
   [Symbol.for("nodejs.util.inspect.custom")](
     _depth: number,
     options?: unknown,
