@@ -174,6 +174,8 @@ export class GpuStepCounter implements DeviceCounter {
   /** Why the GPU refused a step's commands, until `takeFault` hands it out, and that step's. */
   #refused: Error | undefined;
   #refusedAt = 0;
+  /** Steps refused after that one before it was handed out (its error says how many). */
+  #refusedLater = 0;
   /** Steps submitted since `start`, refused ones too (never renumbered: a read's mark). */
   #sequence = 0;
   /** The steps `watch`ed whose check has not settled yet. */
@@ -312,7 +314,7 @@ export class GpuStepCounter implements DeviceCounter {
     // A read begun after the refused step counted it: a halt of the step after it, submitted
     // after the read began, would otherwise seem to come before the read.
     for (const mark of this.#marks) if (mark.sequence >= sequence) mark.submitted--;
-    if (this.#refused) return;
+    if (this.#refused) return void this.#refusedLater++;
     this.#refused = error;
     this.#refusedAt = sequence;
   }
@@ -341,6 +343,11 @@ export class GpuStepCounter implements DeviceCounter {
     const refused = this.#refused;
     if (refused && (mark === undefined || this.#refusedAt <= mark.sequence)) {
       this.#refused = undefined;
+      const later = this.#refusedLater;
+      this.#refusedLater = 0;
+      if (later > 0) {
+        refused.message += `, nor ${later} later step${later > 1 ? "s" : ""} it refused`;
+      }
       return refused;
     }
     const fault = this.#fault;

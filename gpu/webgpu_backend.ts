@@ -346,7 +346,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
         ...this.#callerParams.map((i) => label(names[i])),
       ].join(", ");
       return new TypeError(
-        `The GPU refused a step (${error.message}): the buffers it reads of yours (${which}) must be live GPUBuffers (not destroyed) of the state's device; that step was not taken, and the state is as it was before it`,
+        `The GPU refused a step (${error.message}): the buffers it reads of yours (${which}) must be live GPUBuffers (not destroyed) of the state's device; that step was not taken (nothing of it ran)`,
       );
     };
   }

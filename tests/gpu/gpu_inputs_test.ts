@@ -344,6 +344,41 @@ Deno.test({
 
 Deno.test({
   name:
+    "webgpu: steps the GPU refuses before the next call are all told of: the error counts those after the first",
+  ignore,
+  async fn() {
+    // Only the first was said, as if the state were as it was before it: the later refusal was
+    // silent, and the good steps between were taken.
+    const destroyed = bufferOf(G1);
+    destroyed.destroy();
+    let { state } = await stepped();
+    let twin = (await stepped()).state;
+    try {
+      for (const grads of [{ w: destroyed }, { w: new Float32Array(G2) }, { w: destroyed }]) {
+        state = step(state, grads);
+      }
+      twin = step(twin, { w: new Float32Array(G2) });
+      await assert.rejects(
+        () => readParams(state),
+        (e: Error) =>
+          e instanceof TypeError && /^The GPU refused a step /.test(e.message) &&
+          e.message.endsWith(
+            "that step was not taken (nothing of it ran), nor 1 later step it refused",
+          ),
+      );
+      await assertSame(state, twin, "the good step taken, neither refused one");
+      state = step(state, { w: new Float32Array(G1) });
+      twin = step(twin, { w: new Float32Array(G1) });
+      await assertSame(state, twin, "then no more errors");
+    } finally {
+      dispose(state);
+      dispose(twin);
+    }
+  },
+});
+
+Deno.test({
+  name:
     'webgpu: tensors named as properties of every object ("constructor", …): a missing gradient is missing, a GPU param beside a host one starts',
   ignore,
   async fn() {
