@@ -119,7 +119,7 @@ export interface DeviceBackend<T = unknown> extends BackendBase<T> {
   /**
    * Prepares the gradient centralization of the tensors of `segments` (flat triples of
    * `centralize`'s arguments), at the state's start. Where the device cannot centralize one, it
-   * throws a RangeError naming its shape, and the backend is disposed.
+   * throws a RangeError naming it and its shape, and the backend is disposed.
    */
   planCentralize(segments: readonly number[]): void;
   /**

@@ -195,6 +195,8 @@ export function configOf(
     return slow && !origin.lookahead ? resolveLookahead(settings, lookahead) : settings;
   } catch (e) {
     if (e instanceof CheckpointError) throw e;
+    // The lr given to loadState, too large for a stored group's lrScale: the caller's mistake.
+    if (options.lr !== undefined && /^Option lr /.test((e as Error).message)) throw e;
     throw new CheckpointError(
       `Checkpoint hyperparameters are invalid: ${(e as Error).message}`,
     );

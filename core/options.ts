@@ -134,6 +134,7 @@ export function resolveOptions(origin: Origin, options: unknown): Settings {
   }
   const run = Object.freeze(resolveSchema(RUN_OPTIONS, given, defaults));
   const loop = Object.freeze(resolveSchema(LOOP_OPTIONS, given, defaults, hyperparameters));
+  checkScaledLearningRate(hyperparameters.lr as LearningRate, loop.groups as readonly ParamGroup[]);
   const settings = Object.freeze({
     name: origin.name,
     rule: origin.rule.name,
@@ -170,8 +171,39 @@ export function resolveLookahead(inner: Settings<unknown>, options: unknown): Se
   return remember(settings, origin);
 }
 
-/** `settings` with the learning rate `lr` (already validated) in place of its own. */
+/** The largest finite f32: a learning rate the kernels read must not round past it. */
+export const F32_MAX = 3.4028234663852886e38;
+
+/**
+ * Throws a RangeError naming the option where a constant learning rate times a group's
+ * `lrScale` (or alone) is past f32's range: the kernels' f32 step size would be ±Infinity, and
+ * every parameter it touched too. (A schedule is checked at each step, core/state.ts.)
+ */
+export function checkScaledLearningRate(
+  lr: LearningRate,
+  groups: readonly Pick<ParamGroup, "lrScale">[],
+): void {
+  if (typeof lr !== "number") return;
+  if (lr > F32_MAX) throw optionError("lr", `≤ ${F32_MAX} (the largest f32)`, lr);
+  groups.forEach((g, i) => {
+    const scale = g.lrScale ?? 1;
+    if (lr * scale > F32_MAX) {
+      throw new RangeError(
+        `Option lr times groups[${i}].lrScale must be ≤ ${F32_MAX} (the largest f32), got ${lr} × ${scale} = ${
+          lr * scale
+        }`,
+      );
+    }
+  });
+}
+
+/**
+ * `settings` with the learning rate `lr` (already validated as a number ≥ 0 or a schedule) in
+ * place of its own; a RangeError, as at option resolution, where a constant `lr` times a group's
+ * `lrScale` is past f32's range.
+ */
 export function withLearningRate<H>(settings: Settings<H>, lr: LearningRate): Settings<H> {
+  checkScaledLearningRate(lr, (settings as Settings<unknown>).loop.groups);
   const copy = Object.freeze({
     ...settings,
     hyperparameters: Object.freeze({ ...settings.hyperparameters, lr }),

@@ -11,11 +11,12 @@ import { described, stateHint } from "../base/_errors.ts";
 import { type ArenaLayout, PARAMS, SLOW } from "../base/arena.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
 import type { BackendName } from "../base/options.ts";
-import type { Hyperparameters, Rule } from "../base/rule.ts";
-import { blockCount, type StepScalars, writeBlock, zeroScalars } from "../base/scalars.ts";
+import type { Hyperparameters } from "../base/rule.ts";
+import { blockCount, writeBlock, zeroScalars } from "../base/scalars.ts";
 import type { Settings } from "../base/settings.ts";
 import { checkGrads, checkParams, label, type Params } from "../base/tensors.ts";
 import { originOf } from "./origins.ts";
+import { clip, computeScalars, type ScalarBlocks } from "./step_scalars.ts";
 import { inLayoutOrder, planState } from "./plan.ts";
 
 // The plan of a state's arena (core/plan.ts), as the TensorFlow.js adapter and checkpoints
@@ -28,6 +29,10 @@ export { groupsOf, inLayoutOrder, planState } from "./plan.ts";
  * `params` and `grads` are views into the memory the kernel runs on: write gradients into
  * `grads` and call `step(state)` to step without copying anything. The views stay valid, and
  * are the same objects, across every state that `step` derives from this one.
+ *
+ * `console.log(state)` (Deno, Node) shows its optimizer, backend, step count, tensors,
+ * parameters and states format, or that it was consumed or disposed; on WebGPU without reading
+ * the GPU (the step count is then {@linkcode OptimizerState.step}'s).
  *
  * @example
  * ```ts
@@ -86,22 +91,15 @@ export interface OptimizerState<T = Float32Array> {
   readonly threads: number;
 }
 
-/** What a state handle points at. Shared by all handles of one line of states. */
-interface Core {
-  readonly config: Settings;
-  /** The rule it runs (rules/). */
-  readonly rule: Rule;
+/**
+ * What a state handle points at. Shared by all handles of one line of states. (Its scalar
+ * blocks: see core/step_scalars.ts.)
+ */
+interface Core extends ScalarBlocks {
   readonly backend: AnyBackend;
   steps: number;
   skipped: number;
   lastNorm: number;
-  /**
-   * Per scalar block (0: the optimizer's own settings, g: parameter group g): the rule's
-   * hyperparameters with the group's weight decay, its lr scale, and its scalars of the step.
-   */
-  readonly groupHypers: readonly Hyperparameters[];
-  readonly groupLrScales: readonly number[];
-  readonly groupScalars: readonly StepScalars[];
   /** Gradient-centralization segments: element offset, rows, cols (flat triples). */
   readonly gcSegments: readonly number[];
   /** Each tensor's shape, as given at init (rank 1 for bare arrays). */
@@ -179,6 +177,41 @@ class StateHandle implements OptimizerState<any> {
   get threads(): number {
     const backend = this.live().backend;
     return onHost(backend) ? backend.threads : 1;
+  }
+
+  /**
+   * What `console.log(state)` shows, in Deno and Node: its optimizer, backend, step count,
+   * tensors, parameters and states format (or that it was consumed or disposed), from what the
+   * host holds (no GPU memory read, no permission needed).
+   */
+  #summary(): object | string {
+    const core = this.#core;
+    if (core.disposed) return "<disposed>";
+    if (core.current !== this) return "<consumed by step(): use the state it returned>";
+    const { layout } = core.backend;
+    return {
+      optimizer: this.optimizer,
+      backend: this.backend,
+      step: this.step,
+      tensors: layout.names.length,
+      parameters: layout.lengths.reduce((a, b) => a + b, 0),
+      states: core.config.run.states,
+    };
+  }
+
+  /** The inspection Node's `util.inspect` calls, and Deno's `console.log` and `inspect` too. */
+  [Symbol.for("nodejs.util.inspect.custom")](
+    _depth: number,
+    options?: unknown,
+    inspect?: (value: unknown, options?: unknown) => string,
+  ): string {
+    const summary = this.#summary();
+    const shown = typeof summary === "string"
+      ? summary
+      : inspect
+      ? inspect(summary, options)
+      : JSON.stringify(summary);
+    return `OptimizerState ${shown}`;
   }
 }
 
@@ -291,35 +324,6 @@ function notAState(value: unknown): TypeError {
   );
 }
 
-/** The learning rate of step `t`, checked. */
-function learningRateAt(config: Settings, t: number): number {
-  const given = config.hyperparameters.lr;
-  const lr = typeof given === "function" ? given(t) : given;
-  if (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0) {
-    const message = `The learning-rate schedule returned ${
-      described(lr)
-    } at step ${t}; expected a finite number ≥ 0`;
-    throw typeof lr === "number" ? new RangeError(message) : new TypeError(message);
-  }
-  return lr;
-}
-
-/**
- * Every block's scalars of step `t` (block 0: the optimizer's own settings; g: group g, with
- * its lr scale and weight decay): the rule's, then LookAhead's `sync` and `alpha`.
- */
-function computeScalars(core: Core, t: number): void {
-  const config = core.config;
-  const lr = learningRateAt(config, t);
-  const la = config.lookahead;
-  for (let g = 0; g < core.groupScalars.length; g++) {
-    const out = core.groupScalars[g];
-    core.rule.computeScalars(core.groupHypers[g], t, lr * core.groupLrScales[g], out);
-    out.alpha = la ? la.alpha : 0;
-    out.sync = la && t % la.k === 0 ? 1 : 0;
-  }
-}
-
 /**
  * Empties `given`: the caller's gradient arrays are not held past the step. (A loop, outside a
  * `finally`: `fill` in a `finally` cost a 4K-parameter step about 5%.)
@@ -429,26 +433,6 @@ function stepOnDevice(core: Core, backend: DeviceBackend, grads?: unknown): Stat
   centralizeGradients(core);
   backend.update();
   return new StateHandle(core);
-}
-
-/** The least normal f32, 2⁻¹²⁶: a gradient scale below it would be rounded to a subnormal f32. */
-const F32_MIN_NORMAL = 2 ** -126;
-
-/**
- * Clipping by `coef` (in (0, 1), or 0): folded into every block's gradient scale, or, where the
- * scale would be a subnormal f32 (a norm above 2¹²⁶ times the limit: 3 to 23 significant bits,
- * the clipped gradients off by up to several percent), applied to the gradient slots in float64
- * instead, each product rounded once to f32.
- */
-function clip(backend: HostBackend, blocks: readonly StepScalars[], coef: number): void {
-  if (coef === 0 || coef >= F32_MIN_NORMAL) {
-    for (let g = 0; g < blocks.length; g++) blocks[g].gradScale *= coef;
-    return;
-  }
-  for (const name of backend.layout.names) {
-    const g = backend.grads[name];
-    for (let i = 0; i < g.length; i++) g[i] *= coef;
-  }
 }
 
 /** Gradient centralization of every rank > 1 tensor (with `gc`), before the update. */

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { label } from "../base/tensors.ts";
 import { dispatchGrid } from "./_wgsl.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
 import { bindGroup, type Dispatch, type Pipelines } from "./pipelines.ts";
@@ -15,7 +16,7 @@ import { CENTRALIZE_UNIFORM_BYTES, CENTRALIZE_WORD } from "./wgsl_kernel.ts";
 /**
  * The row ranges `[from, to)` of a `rows × cols` tensor at element `offset` that one binding of
  * at most `maxBytes` bytes each covers, from an offset aligned to `align` bytes; throws a
- * RangeError naming the tensor's shape where a row does not fit one.
+ * RangeError naming the tensor (`what`, by default its shape) where a row does not fit one.
  *
  * @example
  * ```ts
@@ -38,6 +39,7 @@ export function centralizeWindows(
   cols: number,
   maxBytes: number,
   align: number,
+  what = `a ${rows} × ${cols} tensor`,
 ): { from: number; to: number; start: number; first: number }[] {
   const maxElements = Math.floor(maxBytes / 4);
   const alignElements = Math.max(1, align / 4);
@@ -49,7 +51,7 @@ export function centralizeWindows(
     const fit = Math.floor((maxElements - first) / cols);
     if (fit < 1) {
       throw new RangeError(
-        `Gradient centralization of a ${rows} × ${cols} tensor needs a binding of ${
+        `Gradient centralization of ${what} needs a binding of ${
           (first + cols) * 4
         } bytes (its row ${from}, from a ${align}-byte aligned offset); this device allows ${maxBytes} (maxStorageBufferBindingSize)`,
       );
@@ -82,19 +84,38 @@ export class Centralizations {
 
   /**
    * Makes the dispatches of the tensor of `rows × cols` elements at element `offset` of the
-   * grads section (once); throws a RangeError, making nothing, where a row cannot be bound.
+   * grads section (once); throws a RangeError naming it (`name`, a parameter's, else its
+   * shape), making nothing, where a row cannot be bound or its rows are too many workgroups for
+   * a dispatch.
    */
-  plan(offset: number, rows: number, cols: number): readonly Dispatch[] {
+  plan(offset: number, rows: number, cols: number, name?: string): readonly Dispatch[] {
     const made = this.#planned.get(offset);
     if (made) return made;
+    const what = name === undefined
+      ? `a ${rows} × ${cols} tensor`
+      : `${label(name)} (${rows} × ${cols})`;
+    const maxGrid = this.#limits.maxComputeWorkgroupsPerDimension;
     const windows = centralizeWindows(
       offset,
       rows,
       cols,
       this.#limits.maxStorageBufferBindingSize,
       this.#device.limits.minStorageBufferOffsetAlignment,
+      what,
     );
-    const dispatches = windows.map(({ from, to, start, first }) => {
+    // A workgroup a row.
+    const grids = windows.map(({ from, to }) => {
+      try {
+        return dispatchGrid(to - from, maxGrid);
+      } catch {
+        throw new RangeError(
+          `Gradient centralization of ${what} needs a dispatch of ${
+            to - from
+          } workgroups (one a row); this device allows ${maxGrid}² (maxComputeWorkgroupsPerDimension)`,
+        );
+      }
+    });
+    const dispatches = windows.map(({ from, to, start, first }, w) => {
       const uniform = this.#device.createBuffer({
         label: "radam centralize shape",
         size: CENTRALIZE_UNIFORM_BYTES,
@@ -112,7 +133,7 @@ export class Centralizations {
           x: { buffer: this.#grads, offset: start * 4, size },
           shape: { buffer: uniform },
         }),
-        grid: dispatchGrid(to - from, this.#limits.maxComputeWorkgroupsPerDimension),
+        grid: grids[w],
       };
     });
     this.#planned.set(offset, dispatches);

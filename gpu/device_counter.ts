@@ -112,11 +112,17 @@ fn decide() {
  */
 const READBACK_EVERY = 8;
 
-/** The steps submitted before a read began (`GpuStepCounter.mark`). */
+/**
+ * The steps submitted before a read began (`GpuStepCounter.mark`), until the read ends
+ * (`GpuStepCounter.unmark`).
+ */
 export interface ReadMark {
   /** Steps submitted, refused ones too. */
   readonly sequence: number;
-  /** Steps submitted and not refused (as the device numbers them). */
+  /**
+   * Steps submitted and not refused (as the device numbers them): one less for each refusal of
+   * a step before the mark found after it was made.
+   */
   readonly submitted: number;
 }
 
@@ -168,6 +174,8 @@ export class GpuStepCounter implements DeviceCounter {
   /** Why the GPU refused a step's commands, until `takeFault` hands it out, and that step's. */
   #refused: Error | undefined;
   #refusedAt = 0;
+  /** Steps refused after that one before it was handed out (its error says how many). */
+  #refusedLater = 0;
   /** Steps submitted since `start`, refused ones too (never renumbered: a read's mark). */
   #sequence = 0;
   /** The steps `watch`ed whose check has not settled yet. */
@@ -176,6 +184,8 @@ export class GpuStepCounter implements DeviceCounter {
   #checked: { wait: Promise<void>; resolve: () => void } | undefined;
   /** `#submitted` when the readback in flight (or the last one) began. */
   #readbackFrom = 0;
+  /** The marks of the reads under way (`#refuse` renumbers them as it does the host's counts). */
+  readonly #marks = new Set<{ sequence: number; submitted: number }>();
 
   /** The counter of a state of `layout` whose rule's blocks are laid out as `scalars`. */
   constructor(
@@ -301,31 +311,48 @@ export class GpuStepCounter implements DeviceCounter {
     if (this.#countedFrom >= at) this.#countedFrom--;
     if (this.#readbackAt >= at) this.#readbackAt--;
     if (this.#readbackFrom >= at) this.#readbackFrom--;
-    if (this.#refused) return;
+    // A read begun after the refused step counted it: a halt of the step after it, submitted
+    // after the read began, would otherwise seem to come before the read.
+    for (const mark of this.#marks) if (mark.sequence >= sequence) mark.submitted--;
+    if (this.#refused) return void this.#refusedLater++;
     this.#refused = error;
     this.#refusedAt = sequence;
   }
 
-  /** Where the steps submitted so far end: a read begun now takes the faults of those only. */
+  /**
+   * Where the steps submitted so far end: a read begun now takes the faults of those only. Kept
+   * up to date as refusals are found until `unmark`.
+   */
   mark(): ReadMark {
-    return { sequence: this.#sequence, submitted: this.#submitted };
+    const mark = { sequence: this.#sequence, submitted: this.#submitted };
+    this.#marks.add(mark);
+    return mark;
+  }
+
+  /** The read of `mark` has ended. */
+  unmark(mark: ReadMark): void {
+    this.#marks.delete(mark as { sequence: number; submitted: number });
   }
 
   /**
    * The refusal or halt to hand out, once; with `mark`, only one of a step submitted before
    * that mark was taken (a read begun before a step does not take that step's fault, which the
-   * next call gets).
+   * next call gets, but does take a halt before it where a step after it was refused).
    */
   takeFault(mark?: ReadMark): Error | undefined {
     const refused = this.#refused;
     if (refused && (mark === undefined || this.#refusedAt <= mark.sequence)) {
       this.#refused = undefined;
+      const later = this.#refusedLater;
+      this.#refusedLater = 0;
+      if (later > 0) {
+        refused.message += `, nor ${later} later step${later > 1 ? "s" : ""} it refused`;
+      }
       return refused;
     }
     const fault = this.#fault;
-    if (refused || !fault || (mark !== undefined && this.#faultAt > mark.submitted)) {
-      return undefined;
-    }
+    // (A refusal left here is of a step after the mark, later than the halt of one before it.)
+    if (!fault || (mark !== undefined && this.#faultAt > mark.submitted)) return undefined;
     this.#fault = undefined;
     // Steps submitted before this point find the state halted and are not taken; the halt is
     // lifted for the ones after (the write is ordered after them on the queue).

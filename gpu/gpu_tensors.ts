@@ -335,7 +335,8 @@ export function checkGpuGrads(
   const record = single ? { [names[0]]: grads } : grads as Record<string, unknown>;
   for (let i = 0; i < names.length; i++) {
     const name = names[i];
-    const value = record[name];
+    // Own keys only (a missing "constructor" is missing, not Object.prototype's function).
+    const value = Object.hasOwn(record, name) ? record[name] : undefined;
     if (value === undefined) {
       const error = missingGradient(name, record, names);
       error.message += single ? "" : lengthHint(record);

@@ -40,8 +40,10 @@ export function createSections(
 ): GPUBuffer[] {
   const size = layout.sectionLength * 4;
   if (size > limits.maxBufferSize) {
+    // The parameters the caller gave (the layout's total counts the alignment padding too).
+    const given = layout.lengths.reduce((a, b) => a + b, 0);
     throw new RangeError(
-      `The model's ${layout.total} parameters need ${size}-byte buffers; this device allows ${limits.maxBufferSize} (maxBufferSize)`,
+      `The model's ${given} parameters need ${size}-byte buffers (each tensor at a 256-byte boundary); this device allows ${limits.maxBufferSize} (maxBufferSize)`,
     );
   }
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -249,7 +251,9 @@ export class SectionIO {
     const moment = momentOf(section) >= 0;
     this.#layout.names.forEach((name, i) => {
       // (A compact tensor's moments are codes: see compact_io.ts.)
-      if (!data[name]?.length || (moment && this.#layout.compact[i])) return;
+      // (Own keys only: a tensor the record lacks may be named "constructor".)
+      if (!Object.hasOwn(data, name) || !data[name]?.length) return;
+      if (moment && this.#layout.compact[i]) return;
       this.#device.queue.writeBuffer(
         buffer,
         this.#layout.offsets[i] * 4,
@@ -268,7 +272,7 @@ export class SectionIO {
   /** Uploads host params of some tensors (at init; the others come from caller buffers). */
   writeHostParams(data: Readonly<Record<string, Float32Array>>): void {
     this.#layout.names.forEach((name, i) => {
-      const array = data[name];
+      const array = Object.hasOwn(data, name) ? data[name] : undefined;
       if (array?.length) {
         this.#device.queue.writeBuffer(
           this.#sections[PARAMS],

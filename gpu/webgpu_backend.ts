@@ -287,13 +287,14 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   /**
    * Makes the centralization dispatches of the tensors of `segments` (flat triples: offset,
    * rows, cols) at init, so that a tensor the device cannot centralize is refused there, not at
-   * every step: a RangeError where one of its rows does not fit a storage binding (the backend
-   * is disposed then).
+   * every step: a RangeError naming the tensor where one of its rows does not fit a storage
+   * binding, or its rows are too many workgroups for a dispatch (the backend is disposed then).
    */
   planCentralize(segments: readonly number[]): void {
     try {
       for (let i = 0; i < segments.length; i += 3) {
-        this.#centralizations.plan(segments[i], segments[i + 1], segments[i + 2]);
+        const name = this.layout.names[this.layout.offsets.indexOf(segments[i])];
+        this.#centralizations.plan(segments[i], segments[i + 1], segments[i + 2], name);
       }
     } catch (error) {
       this.destroy();
@@ -345,7 +346,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
         ...this.#callerParams.map((i) => label(names[i])),
       ].join(", ");
       return new TypeError(
-        `The GPU refused a step (${error.message}): the buffers it reads of yours (${which}) must be live GPUBuffers (not destroyed) of the state's device; that step was not taken, and the state is as it was before it`,
+        `The GPU refused a step (${error.message}): the buffers it reads of yours (${which}) must be live GPUBuffers (not destroyed) of the state's device; that step was not taken (nothing of it ran)`,
       );
     };
   }
@@ -412,13 +413,13 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
    */
   #read<R>(ranges: ReadRange[], parse: (bytes: ArrayBuffer[]) => R): Promise<R> {
     let snapshot: Snapshot;
-    const mark = this.counter.mark();
     try {
       this.checkUsable();
       snapshot = this.#io.snapshot(ranges);
     } catch (error) {
       return Promise.reject(error);
     }
+    const mark = this.counter.mark();
     const next = this.#reads.then(async () => {
       try {
         await this.counter.settle();
@@ -429,6 +430,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
         this.checkUsable();
         return parse(bytes);
       } finally {
+        this.counter.unmark(mark);
         snapshot.discard();
       }
     });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   adam,
   adamw,
+  dispose,
   lion,
   lookahead,
   type Optimizer,
@@ -14,6 +15,7 @@ import {
   SINGLE_TENSOR_NAME,
   step,
 } from "../mod.ts";
+import { inspect } from "node:util";
 import { SLOW } from "../base/arena.ts";
 import { stateInternals } from "../core/state.ts";
 import { scalarsAt } from "./util.ts";
@@ -246,4 +248,31 @@ Deno.test("settings: the hyperparameters every rule has are typed (arithmetic ne
     assert.equal(threads, 2, s.name);
     assert.equal(gc, true, s.name);
   }
+});
+
+Deno.test("console.log(state) shows its optimizer, backend, step, tensors, parameters and states (Deno and Node), or that it was consumed or disposed", async () => {
+  // It showed "StateHandle {}" (the getters are on the prototype).
+  let state = await ranger({ states: "8bit", backend: "js" }).init({
+    w: new Float32Array(5000),
+    b: new Float32Array(3),
+  });
+  const first = state;
+  state = step(state, { w: grad(5000, 0.1), b: grad(3, 0.1) });
+  const shown = 'OptimizerState { optimizer: "ranger", backend: "js", step: 1, tensors: 2, ' +
+    'parameters: 5003, states: "8bit" }';
+  const oneLine = { breakLength: Infinity };
+  assert.equal(Deno.inspect(state, oneLine), shown);
+  // Node's util.inspect (the npm package's) quotes strings its own way.
+  assert.equal(inspect(state, oneLine), shown.replaceAll('"', "'"));
+  assert.equal(
+    Deno.inspect(first),
+    "OptimizerState <consumed by step(): use the state it returned>",
+  );
+  assert.equal(
+    inspect([first]),
+    "[ OptimizerState <consumed by step(): use the state it returned> ]",
+  );
+  dispose(state);
+  assert.equal(Deno.inspect(state), "OptimizerState <disposed>");
+  assert.equal(inspect(state), "OptimizerState <disposed>");
 });

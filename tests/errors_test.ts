@@ -334,6 +334,26 @@ for (const backend of ["wasm", "js"] as const) {
     assert.equal(state.step, 2);
   });
 
+  Deno.test(`${backend}: a missing gradient named as a property of every object (constructor, toString, …) is reported missing`, async () => {
+    // It was looked up through the record's prototype: "Expected the gradient of parameter
+    // "constructor" to be a Float32Array, got a function".
+    for (const name of ["constructor", "toString", "hasOwnProperty", "__defineGetter__"]) {
+      const state = await adam({ backend }).init({
+        [name]: new Float32Array(2),
+        w: new Float32Array(1),
+      });
+      assert.throws(
+        () => step(state, { w: new Float32Array(1) }),
+        saying(TypeError, `Missing gradient for parameter "${name}"`),
+      );
+      assert.throws(
+        () => step(state, { w: new Float32Array(1), [name]: undefined } as never),
+        saying(TypeError, `gradient of parameter "${name}" to be a Float32Array, got undefined`),
+      );
+      assert.equal(step(state, { w: new Float32Array(1), [name]: new Float32Array(2) }).step, 1);
+    }
+  });
+
   Deno.test(`${backend}: a schedule returning a string is a TypeError saying so`, async () => {
     const opt = radam({ backend, lr: (t) => (t === 2 ? "1e-3" as unknown as number : 1e-3) });
     let state = await opt.init({ w: new Float32Array([1, 2]) });

@@ -341,3 +341,67 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "webgpu: steps the GPU refuses before the next call are all told of: the error counts those after the first",
+  ignore,
+  async fn() {
+    // Only the first was said, as if the state were as it was before it: the later refusal was
+    // silent, and the good steps between were taken.
+    const destroyed = bufferOf(G1);
+    destroyed.destroy();
+    let { state } = await stepped();
+    let twin = (await stepped()).state;
+    try {
+      for (const grads of [{ w: destroyed }, { w: new Float32Array(G2) }, { w: destroyed }]) {
+        state = step(state, grads);
+      }
+      twin = step(twin, { w: new Float32Array(G2) });
+      await assert.rejects(
+        () => readParams(state),
+        (e: Error) =>
+          e instanceof TypeError && /^The GPU refused a step /.test(e.message) &&
+          e.message.endsWith(
+            "that step was not taken (nothing of it ran), nor 1 later step it refused",
+          ),
+      );
+      await assertSame(state, twin, "the good step taken, neither refused one");
+      state = step(state, { w: new Float32Array(G1) });
+      twin = step(twin, { w: new Float32Array(G1) });
+      await assertSame(state, twin, "then no more errors");
+    } finally {
+      dispose(state);
+      dispose(twin);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    'webgpu: tensors named as properties of every object ("constructor", …): a missing gradient is missing, a GPU param beside a host one starts',
+  ignore,
+  async fn() {
+    for (const name of ["constructor", "hasOwnProperty", "__defineGetter__"]) {
+      // The gradient was looked up through the record's prototype ("… got a function"), and
+      // the host params were written with that function as the GPU param's (a TypeError at init).
+      const buffer = bufferOf(P);
+      const params = { [name]: { buffer, length: 4 }, w: new Float32Array(P) };
+      let state = await noGpuErrors(() => adam({ lr: 0.1 }).init(params, { device: device! }));
+      try {
+        assert.throws(
+          () => step(state, { w: new Float32Array(G1) }),
+          (e: Error) =>
+            e instanceof TypeError && e.message === `Missing gradient for parameter "${name}"`,
+        );
+        state = step(state, { [name]: new Float32Array(G1), w: new Float32Array(G1) });
+        const got = await readParams(state);
+        assert.deepEqual(got[name], got.w, name);
+        assert.notDeepEqual(got.w, new Float32Array(P));
+      } finally {
+        dispose(state);
+        buffer.destroy();
+      }
+    }
+  },
+});

@@ -408,11 +408,54 @@ Deno.test({
         dispose(whole);
       });
     }
-    // 1500 floats a row: 6000 bytes, past the 4096-byte binding
-    const params = { w: { data: new Float32Array(3000), shape: [2, 1500] } };
+    // 1500 floats a row: 6000 bytes, past the 4096-byte binding; the tensor is named.
+    const params = {
+      b: new Float32Array(3),
+      w: { data: new Float32Array(3000), shape: [2, 1500] },
+    };
     await assert.rejects(
       initWebGpuState(settings, params, { device: device! }, tiny),
-      (e) => e instanceof RangeError && /centralization of a 2 × 1500 tensor/.test(e.message),
+      (e) =>
+        e instanceof RangeError &&
+        e.message.startsWith('Gradient centralization of parameter "w" (2 × 1500) needs a binding'),
     );
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: refusals of a model the device's limits cannot hold speak of the tensors given: the parameters counted without the layout's padding, the tensor whose rows are too many workgroups named",
+  ignore,
+  async fn() {
+    // 2 parameters, laid out 64 elements apart: 128-element (512-byte) sections. The message
+    // counted the 65 elements of the layout.
+    const two = { a: new Float32Array(1), b: new Float32Array(1) };
+    await assert.rejects(
+      initWebGpuState(adam().settings, two, { device: device! }, { maxBufferSize: 256 }),
+      (e) =>
+        e instanceof RangeError &&
+        e.message.startsWith("The model's 2 parameters need 512-byte buffers") &&
+        e.message.endsWith("this device allows 256 (maxBufferSize)"),
+    );
+    // 5 rows, a workgroup each, past 2² workgroups: it said only "A dispatch of 5 workgroups
+    // exceeds 2² workgroups".
+    const rows = { b: new Float32Array(3), w: { data: new Float32Array(20), shape: [5, 4] } };
+    await assert.rejects(
+      initWebGpuState(ranger().settings, rows, { device: device! }, {
+        maxComputeWorkgroupsPerDimension: 2,
+      }),
+      (e) =>
+        e instanceof RangeError &&
+        e.message ===
+          'Gradient centralization of parameter "w" (5 × 4) needs a dispatch of 5 workgroups (one a row); this device allows 2² (maxComputeWorkgroupsPerDimension)',
+    );
+    // Within the limit, the same model starts and steps.
+    const fits = await noGpuErrors(() =>
+      initWebGpuState(ranger().settings, { w: { data: new Float32Array(16), shape: [4, 4] } }, {
+        device: device!,
+      }, { maxComputeWorkgroupsPerDimension: 2 })
+    );
+    assert.equal(step(fits, { w: new Float32Array(16).fill(1) }).step, 1);
+    dispose(fits);
   },
 });

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
+import { inspect } from "node:util";
 import * as lib from "@optim/radam";
 import { runCase } from "./shared_case.mjs";
 
@@ -51,8 +52,21 @@ test("the package needs no Deno globals", () => {
 test("threads > 1 is refused under Node (no Web Workers), one thread runs", async () => {
   await assert.rejects(
     lib.radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(8)),
-    (e) => e instanceof TypeError && /Option threads: 2 needs Web Workers/.test(e.message),
+    (e) =>
+      e instanceof TypeError &&
+      /Option threads: 2 needs Web Workers/.test(e.message),
   );
   const state = await lib.radam({ threads: 1 }).init(new Float32Array(8));
   assert.equal(state.threads, 1);
+});
+
+test("console.log(state) shows its summary under Node too", async () => {
+  let state = await lib.adam({ backend: "js" }).init({
+    w: new Float32Array(3),
+  });
+  state = lib.step(state, { w: new Float32Array(3).fill(1) });
+  assert.equal(
+    inspect(state, { breakLength: Infinity }),
+    "OptimizerState { optimizer: 'adam', backend: 'js', step: 1, tensors: 1, parameters: 3, states: '32bit' }",
+  );
 });

@@ -218,6 +218,11 @@ Deno.test("tfjs config: getConfig/fromConfig round trip; a stored schedule must 
     message: 'Option lr must be a finite number ≥ 0 or a schedule, got a string "1e-3"',
   });
   assert.throws(() => restored.setLearningRate(-1), { name: "RangeError", message: /got -1$/ });
+  // Past f32's range: it drove the variables to ±Infinity at the next step.
+  assert.throws(() => restored.setLearningRate(1e39), {
+    name: "RangeError",
+    message: /^Option lr must be ≤ 3.4028234663852886e\+38 \(the largest f32\), got 1e\+39$/,
+  });
   assert.throws(() => restored.applyGradients({ [w.name]: g }), /setLearningRate/);
   restored.setLearningRate((t) => 1e-3 * t);
   restored.applyGradients({ [w.name]: g });

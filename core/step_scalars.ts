@@ -1,0 +1,87 @@
+/**
+ * The scalars of a step, computed on the host in float64 before the kernel runs: the learning
+ * rate of step `t` (a schedule's value checked), each scalar block's scalars (the optimizer's
+ * own and each parameter group's), and gradient clipping folded into them.
+ *
+ * @module
+ */
+import { described } from "../base/_errors.ts";
+import type { HostBackend } from "../base/backend.ts";
+import type { Hyperparameters, Rule } from "../base/rule.ts";
+import type { StepScalars } from "../base/scalars.ts";
+import type { Settings } from "../base/settings.ts";
+import { F32_MAX } from "./options.ts";
+
+/** What a state's scalar blocks are computed from, and into (a state's core holds them). */
+export interface ScalarBlocks {
+  readonly config: Settings;
+  /** The rule it runs (rules/). */
+  readonly rule: Rule;
+  /**
+   * Per scalar block (0: the optimizer's own settings, g: parameter group g): the rule's
+   * hyperparameters with the group's weight decay, its lr scale, and its scalars of the step.
+   */
+  readonly groupHypers: readonly Hyperparameters[];
+  readonly groupLrScales: readonly number[];
+  readonly groupScalars: readonly StepScalars[];
+}
+
+/** The learning rate of step `t`, checked. */
+function learningRateAt(config: Settings, t: number): number {
+  const given = config.hyperparameters.lr;
+  const lr = typeof given === "function" ? given(t) : given;
+  if (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0) {
+    const message = `The learning-rate schedule returned ${
+      described(lr)
+    } at step ${t}; expected a finite number ≥ 0`;
+    throw typeof lr === "number" ? new RangeError(message) : new TypeError(message);
+  }
+  return lr;
+}
+
+/** The error for a schedule's `lr` at step `t` that times block `g`'s scale is past f32's range. */
+function scaledLearningRateError(lr: number, t: number, g: number, scale: number): RangeError {
+  return new RangeError(
+    `The learning-rate schedule returned ${lr} at step ${t}${
+      g === 0 ? "" : `, which times groups[${g - 1}].lrScale (${scale}) is ${lr * scale}`
+    }, past the largest f32 (${F32_MAX}); the step was not taken`,
+  );
+}
+
+/**
+ * Every block's scalars of step `t` (block 0: the optimizer's own settings; g: group g, with
+ * its lr scale and weight decay): the rule's, then LookAhead's `sync` and `alpha`.
+ */
+export function computeScalars(core: ScalarBlocks, t: number): void {
+  const config = core.config;
+  const lr = learningRateAt(config, t);
+  const la = config.lookahead;
+  for (let g = 0; g < core.groupScalars.length; g++) {
+    const out = core.groupScalars[g];
+    const scaled = lr * core.groupLrScales[g];
+    if (scaled > F32_MAX) throw scaledLearningRateError(lr, t, g, core.groupLrScales[g]);
+    core.rule.computeScalars(core.groupHypers[g], t, scaled, out);
+    out.alpha = la ? la.alpha : 0;
+    out.sync = la && t % la.k === 0 ? 1 : 0;
+  }
+}
+
+/** The least normal f32, 2⁻¹²⁶: a gradient scale below it would be rounded to a subnormal f32. */
+const F32_MIN_NORMAL = 2 ** -126;
+
+/**
+ * Clipping by `coef` (in (0, 1), or 0): folded into every block's gradient scale, or, where the
+ * scale would be a subnormal f32 (a norm above 2¹²⁶ times the limit: 3 to 23 significant bits,
+ * the clipped gradients off by up to several percent), applied to the gradient slots in float64
+ * instead, each product rounded once to f32.
+ */
+export function clip(backend: HostBackend, blocks: readonly StepScalars[], coef: number): void {
+  if (coef === 0 || coef >= F32_MIN_NORMAL) {
+    for (let g = 0; g < blocks.length; g++) blocks[g].gradScale *= coef;
+    return;
+  }
+  for (const name of backend.layout.names) {
+    const g = backend.grads[name];
+    for (let i = 0; i < g.length; i++) g[i] *= coef;
+  }
+}
