@@ -15,6 +15,7 @@ import type { OptimizerState } from "../core/state.ts";
 import { readConfig, type TfOptimizerConfig, writeConfig } from "./config.ts";
 import { CpuPath, wasmRuns } from "./cpu_path.ts";
 import { checkGradients, type NamedTensor } from "./gradients.ts";
+import { GivenWeights } from "./given.ts";
 import { GpuPath } from "./gpu_path.ts";
 import { baseName, KeptStates } from "./kept.ts";
 import type { Entry } from "./layout.ts";
@@ -81,6 +82,8 @@ export class TfOptimizer extends tf.Optimizer {
   #warned = false;
   /** Set by `dispose`: every later step or read of the state throws. */
   #disposed = false;
+  /** The tensors getWeights gave, which the optimizer owns (see given.ts). */
+  readonly #given = new GivenWeights();
 
   /**
    * Use {@linkcode tfOptimizer}. `optimizer` is an optimizer value of this library (only its
@@ -256,22 +259,72 @@ export class TfOptimizer extends tf.Optimizer {
    * tensors instead: `<variable>/m.codes` (int32, four codes to an int32) and
    * `<variable>/m.scales` (float32, one a block of 256), in the order a CPU state holds the
    * variable (see tfjs/codes.ts; on webgpu under `gc`, a kernel's moments are f32 weights).
-   * Variables whose state is kept aside (frozen) come after those of the last step. The
-   * tensors are new ones at each call, the caller's to dispose (tfjs's own optimizers give their
-   * variables instead). Rejects with a RangeError naming the weight and index where a value is
-   * not what `setWeights` takes (not finite, or a negative `v`: a non-finite gradient reached
-   * the state under `nonFinite: "propagate"`, or a moment overflowed), as `saveState` refuses a
-   * state `loadState` would: so `model.save` with `includeOptimizer` does, rather than write a
-   * model that `tf.loadLayersModel` refuses.
+   * Variables whose state is kept aside (frozen) come after those of the last step.
+   *
+   * The tensors are the optimizer's, as tfjs's own optimizers' weights are (their variables):
+   * copies of the state at the call, valid until a later `getWeights` call has given its own or
+   * the optimizer is disposed, which dispose them (`iter` included). So `model.save` with
+   * `includeOptimizer`, which never disposes them, leaks nothing, however often it saves: one
+   * set is held between calls. Read them (or pass them to `setWeights`, which copies them)
+   * before the next call; to keep them longer, `tf.clone` them, or copy their data. Disposing
+   * them yourself is harmless. Of two calls at once, the later one's set disposes the earlier
+   * one's when it is given.
+   *
+   * Rejects with a RangeError naming the weight and index where a value is not what
+   * `setWeights` takes (not finite, or a negative `v`: a non-finite gradient reached the state
+   * under `nonFinite: "propagate"`, or a moment overflowed), as `saveState` refuses a state
+   * `loadState` would: so `model.save` with `includeOptimizer` does, rather than write a model
+   * that `tf.loadLayersModel` refuses. A refused call leaves no tensor behind and disposes
+   * nothing: the set given last stays valid (and held) until a later call gives one, or the
+   * optimizer is disposed. A call still reading the state when the optimizer is disposed
+   * rejects with the TypeError of a disposed optimizer, its tensors disposed.
+   *
+   * @example
+   * ```ts
+   * import * as tf from "@tensorflow/tfjs-core";
+   * import "@tensorflow/tfjs-backend-cpu";
+   * import { adam } from "../mod.ts";
+   * import { tfOptimizer } from "../tfjs.ts";
+   * import assert from "node:assert/strict";
+   *
+   * await tf.setBackend("cpu");
+   * const w = tf.variable(tf.tensor1d([1, 2, 3]), true, "owned/w");
+   * const optimizer = tfOptimizer(adam({ lr: 1e-2 }));
+   * const grad = tf.mul(w, 2);
+   * optimizer.applyGradients({ [w.name]: grad });
+   * const weights = await optimizer.getWeights(); // iter, owned/w/m, owned/w/v
+   * const kept = weights.map(({ name, tensor }) => ({ name, tensor: tf.clone(tensor) }));
+   * const tensors = tf.memory().numTensors;
+   * for (let i = 0; i < 10; i++) await optimizer.getWeights(); // as model.save does
+   * assert.equal(tf.memory().numTensors, tensors); // each call disposed the set before it
+   * assert.ok(weights[1].tensor.isDisposed && !kept[1].tensor.isDisposed);
+   *
+   * const other = tfOptimizer(adam({ lr: 1e-2 }));
+   * await other.setWeights(kept); // copies them
+   * tf.dispose(kept.map((k) => k.tensor));
+   * assert.equal(other.iterations, 1);
+   * optimizer.dispose(); // disposes the set it gave last
+   * other.dispose();
+   * tf.dispose([w, grad]);
+   * ```
    */
-  override getWeights(): Promise<NamedTensor[]> {
-    try {
-      this.#checkLive();
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  override async getWeights(): Promise<NamedTensor[]> {
+    this.#checkLive();
+    const call = this.#given.begin();
     const state = this.state;
-    return weightsOf(this.#config, state && { state, entries: this.#entries() }, this.#kept);
+    // (Every read of the state starts in this call, before its first await: see weightsOf.)
+    const weights = await weightsOf(
+      this.#config,
+      state && { state, entries: this.#entries() },
+      this.#kept,
+    );
+    if (this.#disposed) {
+      // Disposed while the state was read: the tensors would have no owner.
+      tf.dispose(weights.map((w) => w.tensor));
+      this.#checkLive();
+    }
+    this.#given.own(call, weights);
+    return weights;
   }
 
   /**
@@ -379,6 +432,7 @@ export class TfOptimizer extends tf.Optimizer {
    */
   override dispose(): void {
     this.#disposed = true;
+    this.#given.disposeAll();
     this.#dropState();
     super.dispose();
   }

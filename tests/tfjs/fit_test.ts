@@ -7,12 +7,16 @@ import assert from "node:assert/strict";
 import { adam, adamw, radam, ranger } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import {
+  bigNet,
   convNet,
   CPU_BACKENDS,
   data,
   denseNet,
+  disposeModels,
   randoms,
+  saveToMemory,
   tf,
+  tfl,
   uniqueNames,
   useBackend,
   weightValues,
@@ -92,5 +96,37 @@ for (const backend of CPU_BACKENDS) {
     assert.equal(tf.memory().numTensors, after10);
     optimizer.dispose();
     tf.dispose([w, b, x]);
+  });
+
+  Deno.test(`tfjs ${backend}: model.save with includeOptimizer, saved again and again, leaks no optimizer state`, async () => {
+    await useBackend(backend);
+    const cases = [
+      [() => ranger({ lr: 1e-2 }), denseNet, 6],
+      [() => adam({ lr: 1e-2, states: "8bit" }), bigNet, 70], // codes and scales
+    ] as const;
+    for (const [make, net, inputs] of cases) {
+      const model = net(13);
+      const { x, y } = data([inputs], 16, 7);
+      model.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
+      await model.fit(x, y, { epochs: 1, batchSize: 8, verbose: 0 });
+      // tfjs-layers never disposes what getWeights gives it: the optimizer does, at the next
+      // getWeights and at its dispose (tf.train.adam leaks its `iter` scalar at each save).
+      await saveToMemory(model);
+      const after1 = tf.memory().numTensors;
+      for (let i = 0; i < 5; i++) {
+        await saveToMemory(model);
+        assert.equal(tf.memory().numTensors, after1, `save ${i + 2}`);
+      }
+      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(await saveToMemory(model)));
+      assert.equal(loaded.optimizer.iterations, 2);
+      const before = tf.memory().numTensors;
+      const weights = await model.optimizer.getWeights();
+      model.optimizer.dispose();
+      assert.ok(weights.every((w) => w.tensor.isDisposed), "disposed with the optimizer");
+      assert.equal(tf.memory().numTensors, before - weights.length);
+      model.dispose();
+      disposeModels(loaded);
+      tf.dispose([x, y]);
+    }
   });
 }

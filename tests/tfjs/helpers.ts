@@ -196,6 +196,16 @@ export function stepAll(opt: TfOptimizer, vars: tf.Variable[], g = 0.25): void {
   tf.dispose(grads);
 }
 
+/**
+ * Copies of `opt.getWeights()` that are the caller's to dispose: the optimizer disposes the
+ * tensors it gives at its next getWeights and at its dispose.
+ */
+export async function clonedWeights(
+  opt: TfOptimizer,
+): Promise<{ name: string; tensor: tf.Tensor }[]> {
+  return (await opt.getWeights()).map((w) => ({ name: w.name, tensor: tf.clone(w.tensor) }));
+}
+
 /** What an optimizer holds: its counts and every weight's values (moments, `iter`). */
 export async function optimizerSnapshot(opt: TfOptimizer): Promise<{
   iterations: number;

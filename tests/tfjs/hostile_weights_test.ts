@@ -8,7 +8,15 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { lookahead, radam } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
-import { denseNet, randoms, saveToMemory, tf, uniqueNames, useBackend } from "./helpers.ts";
+import {
+  clonedWeights,
+  denseNet,
+  randoms,
+  saveToMemory,
+  tf,
+  uniqueNames,
+  useBackend,
+} from "./helpers.ts";
 
 const name = uniqueNames("hw");
 const SHAPE = [70, 64]; // 4480 elements: 8-bit moments, the last block partial
@@ -24,7 +32,7 @@ async function trained(states: "32bit" | "8bit") {
     opt.applyGradients({ [v.name]: g });
     g.dispose();
   }
-  return { v, opt, weights: await opt.getWeights() };
+  return { v, opt, weights: await clonedWeights(opt) };
 }
 
 /** Names, dtypes and values of weights. */

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { adam, saveState } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import {
+  clonedWeights,
   denseNet,
   disposeModels,
   ofTrainedAdam,
@@ -28,7 +29,7 @@ type Weights = { name: string; tensor: tf.Tensor }[];
 
 /** The weights of an Adam optimizer over variables `names` (of `shapes`), 7 steps in. */
 function weightsOf(names: string[], shapes: number[][]): Promise<Weights> {
-  return ofTrainedAdam(names, shapes, (opt) => opt.getWeights());
+  return ofTrainedAdam(names, shapes, clonedWeights);
 }
 
 matchingTests<Weights>({

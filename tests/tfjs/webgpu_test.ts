@@ -203,6 +203,33 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "tfjs webgpu: model.save with includeOptimizer, saved again and again, leaks no state",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const model = denseNet(43);
+    const optimizer = tfOptimizer(ranger({ lr: 1e-2 }));
+    model.compile({ optimizer, loss: "meanSquaredError" });
+    const { x, y } = data([6], 16, 5);
+    await model.fit(x, y, fitInOrder(1));
+    assert.equal(optimizer.backend, "webgpu");
+    // The optimizer owns what getWeights gives (tfjs-layers never disposes it): one set held.
+    await saveToMemory(model);
+    const after1 = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) {
+      await saveToMemory(model);
+      assert.equal(tf.memory().numTensors, after1, `save ${i + 2}`);
+    }
+    const weights = await optimizer.getWeights();
+    optimizer.dispose();
+    assert.ok(weights.every((w) => w.tensor.isDisposed), "disposed with the optimizer");
+    assert.equal(tf.memory().numTensors, after1 - weights.length);
+    tf.dispose([x, y]);
+    model.dispose();
+  },
+});
+
 /**
  * Variables of `sizes` stepped 6 times by an optimizer of `make` on tfjs backend `backend`, each
  * assigned new values (as `model.setWeights` does) before the 4th step: their values after.

@@ -1,0 +1,110 @@
+/**
+ * The tensors getWeights gives are the optimizer's, as tfjs's own optimizers' weights are (its
+ * variables): valid until a later getWeights has given its own, or the optimizer's dispose,
+ * which dispose them; one set held, whatever the number of calls. A caller's own dispose of them
+ * is harmless; a refused getWeights leaks nothing and leaves the last set valid; a clone is the
+ * caller's; another optimizer takes them with setWeights. On tfjs's cpu and wasm backends.
+ */
+import assert from "node:assert/strict";
+import { radam } from "../../mod.ts";
+import { tfOptimizer } from "../../tfjs.ts";
+import { CPU_BACKENDS, randoms, tf, uniqueNames, useBackend } from "./helpers.ts";
+
+const name = uniqueNames("owned");
+
+/** An optimizer (nonFinite: "propagate") 2 steps in over two new variables. */
+function trained() {
+  const vars = [
+    tf.variable(tf.tensor(randoms(12, 1), [3, 4]), true, name("w")),
+    tf.variable(
+      tf.tensor(randoms(4, 2)),
+      true,
+      name("b"),
+    ),
+  ];
+  const opt = tfOptimizer(radam({ lr: 1e-2, nonFinite: "propagate" }));
+  const step = (bad = false) => {
+    const grads = vars.map((v, i) => {
+      const g = randoms(v.size, 10 + i);
+      if (bad) g[1] = NaN;
+      return tf.tensor(g, v.shape);
+    });
+    opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
+    tf.dispose(grads);
+  };
+  step();
+  step();
+  return { vars, opt, step };
+}
+
+/** The values of weights, by name. */
+function valuesOf(weights: { name: string; tensor: tf.Tensor }[]): [string, number[]][] {
+  return weights.map((w) => [w.name, [...w.tensor.dataSync()]]);
+}
+
+for (const backend of CPU_BACKENDS) {
+  Deno.test(`tfjs ${backend}: getWeights' tensors are the optimizer's: disposed at the next getWeights and at dispose, one set held`, async () => {
+    await useBackend(backend);
+    const { vars, opt } = trained();
+    const base = tf.memory().numTensors;
+    const first = await opt.getWeights();
+    assert.deepEqual(first.map((w) => w.name), [
+      "iter",
+      ...["m", "v"].flatMap((s) => vars.map((v) => `${v.name}/${s}`)),
+    ]);
+    assert.equal(tf.memory().numTensors, base + first.length);
+    const kept = first.map((w) => ({ name: w.name, tensor: tf.clone(w.tensor) }));
+    const values = valuesOf(first);
+    const second = await opt.getWeights();
+    assert.ok(first.every((w) => w.tensor.isDisposed), "the first set, at the second call");
+    assert.deepEqual(valuesOf(kept), values, "a clone is the caller's");
+    assert.deepEqual(valuesOf(second), values);
+    for (let i = 0; i < 20; i++) await opt.getWeights();
+    assert.equal(tf.memory().numTensors, base + first.length + kept.length, "one set held");
+    // Disposing them oneself is harmless: tfjs's dispose of a disposed tensor does nothing.
+    const mine = await opt.getWeights();
+    tf.dispose(mine.map((w) => w.tensor));
+    mine[0].tensor.dispose();
+    const last = await opt.getWeights();
+    assert.equal(tf.memory().numTensors, base + last.length + kept.length);
+    // Two calls at once: the later one's set is valid, the earlier one's disposed by it.
+    const [early, late] = await Promise.all([opt.getWeights(), opt.getWeights()]);
+    assert.ok(early.every((w) => w.tensor.isDisposed) && !late.some((w) => w.tensor.isDisposed));
+    assert.deepEqual(valuesOf(late), values);
+    // Another optimizer takes them (setWeights copies them), and gives the same.
+    const other = tfOptimizer(radam({ lr: 1e-2 }));
+    await other.setWeights(await opt.getWeights());
+    assert.deepEqual(valuesOf(await other.getWeights()), values);
+    other.dispose();
+    opt.dispose();
+    assert.equal(tf.memory().numTensors, base + kept.length, "disposed with the optimizer");
+    tf.dispose([...vars, ...kept.map((w) => w.tensor)]);
+  });
+
+  Deno.test(`tfjs ${backend}: a refused getWeights leaks nothing and leaves the last set valid; one disposed meanwhile leaks nothing`, async () => {
+    await useBackend(backend);
+    const { vars, opt, step } = trained();
+    const base = tf.memory().numTensors;
+    const held = await opt.getWeights();
+    const values = valuesOf(held);
+    step(true); // NaN reaches the moments (nonFinite: "propagate"): getWeights refuses them
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(() => opt.getWeights(), RangeError);
+      assert.equal(tf.memory().numTensors, base + held.length, "nothing left by the refusal");
+    }
+    // (Held past a later getWeights, against the contract: still what it was, as none was given.)
+    assert.deepEqual(valuesOf(held), values);
+    opt.dispose();
+    assert.ok(held.every((w) => w.tensor.isDisposed));
+    assert.equal(tf.memory().numTensors, base);
+    // An optimizer disposed while its getWeights reads the state: the call is refused, and the
+    // tensors it made are disposed with the rest.
+    const again = trained();
+    const before = tf.memory().numTensors;
+    const pending = again.opt.getWeights();
+    again.opt.dispose();
+    await assert.rejects(pending, { name: "TypeError", message: /was disposed/ });
+    assert.equal(tf.memory().numTensors, before);
+    tf.dispose([...vars, ...again.vars]);
+  });
+}
