@@ -19,9 +19,14 @@
 // y = x · R and k = (bits(|y|) + ROUND) >> SHIFT, saturated to 0..K (the nearest code, ties
 // away from 0; values below the smallest code's lower half step go to 0); the signed code takes
 // y's sign (−0 gives 0); the unsigned code of a negative y (−0 included) is 0 (the step's encoder
-// is only given values of +0 or more). Special blocks: S not finite (a NaN or an infinity in the
-// block): the scale is stored as NaN (bits 0x7fc00000) and every code as 0, so the whole block
-// decodes to NaN; S subnormal (every |x| < 2^-126) or 0: the scale is stored as 0 and every code as 0.
+// is only given values of +0 or more). Special blocks: a NaN in the block: the scale is stored as
+// NaN (bits 0x7fc00000) and every code as 0, so the whole block decodes to NaN; an infinity (and
+// no NaN): the scale is the largest finite f32, FLT_MAX, and the infinity gets the top code, so
+// that it decodes to ±FLT_MAX and the rest of the block stays finite (a finite gradient above
+// sqrt(FLT_MAX) makes g · g, and so v, +Infinity); S above 2^126, where f32(1 / S) would be a
+// subnormal (which a GPU may flush to 0): the block is encoded wide, y = (x · 2^-2) · R with
+// R = f32(1 / (S · 2^-2)), its magnitudes saturated to the top code; S subnormal (every
+// |x| < 2^-126): the scale is the smallest normal f32; S = 0: the scale 0 and every code 0.
 //
 // Every operation is an integer operation or one correctly rounded f32 multiply (or the one
 // f32 division of R per block), so the TypeScript twin gives the same bits.
@@ -43,8 +48,10 @@ export const UNSIGNED_OFFSET: i32 = 0x3f800000 - (255 << 20);
 /** Added to the bits of y before the shift: half a code step, less the offset. */
 export const UNSIGNED_ROUND: i32 = (1 << 19) - UNSIGNED_OFFSET;
 
-/** The bits of the scale stored for a block holding a NaN or an infinity. */
+/** The bits of the scale stored for a block holding a NaN. */
 export const NAN_SCALE_BITS: u32 = 0x7fc00000;
+/** The bits of the scale stored for a block holding an infinity (and no NaN): FLT_MAX. */
+export const LARGEST_SCALE_BITS: u32 = 0x7f7fffff;
 
 // The constants the compact loops splat, as globals set at run time (`q8Ready`, called by every
 // compact loop before it splats them): a splat of a compile-time constant becomes a v128.const,
@@ -80,8 +87,12 @@ export function q8Ready(): void {
   READY = true;
 }
 
-/** Bits of |x| at or above this are not finite. */
+/** Bits of |x| at or above this are not finite; above it, a NaN. */
 const INFINITY_BITS: u32 = 0x7f800000;
+/** Bits of a scale above this (2^126) make f32(1 / S) a subnormal: its block is encoded wide. */
+const WIDE_BITS: u32 = 0x7e800000;
+/** What a wide block's values and scale are multiplied by before the reciprocal: 2^-2. */
+const WIDE_FACTOR: f32 = 0.25;
 /** Bits of |x| below this are subnormal (or 0). */
 const SMALLEST_NORMAL_BITS: u32 = 0x00800000;
 
@@ -126,24 +137,39 @@ export function highWords(halves: v128): v128 {
 /**
  * Signed codes of the 16 f32 values at `x` into the 16 bytes at `out`, with `r` the splatted
  * reciprocal of the block's scale, `abs` `i32x4.splat(0x7fffffff)` and `round`
- * `i32x4.splat(SIGNED_ROUND)`.
+ * `i32x4.splat(SIGNED_ROUND)`. `wide` (a block whose scale is above 2^126): each value is first
+ * multiplied by 2^-2 (`r` is then the reciprocal of the scale times 2^-2), and the magnitudes are
+ * saturated to 127 (an infinity's y is one).
  */
 // @ts-ignore: decorator
 @inline
-export function encodeSigned16(x: usize, out: usize, r: v128, abs: v128, round: v128): void {
-  const y0 = f32x4.mul(v128.load(x), r);
-  const y1 = f32x4.mul(v128.load(x, 16), r);
-  const y2 = f32x4.mul(v128.load(x, 32), r);
-  const y3 = f32x4.mul(v128.load(x, 48), r);
-  // k of each lane, saturated to 0.. by the unsigned narrow (it never exceeds 127: |y| ≤ 1 + 2^-23)
-  const ka = i16x8.narrow_i32x4_u(
+export function encodeSigned16(x: usize, out: usize, r: v128, abs: v128, round: v128, wide: bool): void {
+  let x0 = v128.load(x), x1 = v128.load(x, 16), x2 = v128.load(x, 32), x3 = v128.load(x, 48);
+  if (wide) {
+    const q = f32x4.splat(WIDE_FACTOR);
+    x0 = f32x4.mul(x0, q);
+    x1 = f32x4.mul(x1, q);
+    x2 = f32x4.mul(x2, q);
+    x3 = f32x4.mul(x3, q);
+  }
+  const y0 = f32x4.mul(x0, r);
+  const y1 = f32x4.mul(x1, r);
+  const y2 = f32x4.mul(x2, r);
+  const y3 = f32x4.mul(x3, r);
+  // k of each lane, saturated to 0.. by the unsigned narrow (a finite y never gives more than
+  // 127: |y| ≤ 1 + 2^-23)
+  let ka = i16x8.narrow_i32x4_u(
     i32x4.shr_s(i32x4.add(v128.and(y0, abs), round), SIGNED_SHIFT),
     i32x4.shr_s(i32x4.add(v128.and(y1, abs), round), SIGNED_SHIFT),
   );
-  const kb = i16x8.narrow_i32x4_u(
+  let kb = i16x8.narrow_i32x4_u(
     i32x4.shr_s(i32x4.add(v128.and(y2, abs), round), SIGNED_SHIFT),
     i32x4.shr_s(i32x4.add(v128.and(y3, abs), round), SIGNED_SHIFT),
   );
+  if (wide) {
+    ka = i16x8.min_u(ka, i16x8.splat(127));
+    kb = i16x8.min_u(kb, i16x8.splat(127));
+  }
   // y's sign as 0 / −1 in i16 lanes: c = (k ^ s) − s
   const sa = i16x8.narrow_i32x4_s(i32x4.shr_s(y0, 31), i32x4.shr_s(y1, 31));
   const sb = i16x8.narrow_i32x4_s(i32x4.shr_s(y2, 31), i32x4.shr_s(y3, 31));
@@ -158,12 +184,13 @@ export function encodeSigned16(x: usize, out: usize, r: v128, abs: v128, round: 
  * negative value, −0 included, gets code 0: its bits are first taken as at least 0 (an i32 max),
  * since a negative value's bits, the sign bit set, would wrap past the rounding offset to the top
  * code. The step passes `false`: every second moment it encodes is +0 or more, and the max would
- * cost it about 2% (radam 8-bit, 256K-16M).
+ * cost it about 2% (radam 8-bit, 256K-16M). `wide`: `x` is first multiplied by 2^-2 (an
+ * infinity's code saturates to 255 as it is).
  */
 // @ts-ignore: decorator
 @inline
-function unsignedLanes(x: v128, r: v128, round: v128, any: bool): v128 {
-  let y = f32x4.mul(x, r);
+function unsignedLanes(x: v128, r: v128, round: v128, any: bool, wide: bool): v128 {
+  let y = f32x4.mul(wide ? f32x4.mul(x, f32x4.splat(WIDE_FACTOR)) : x, r);
   if (any) y = i32x4.max_s(y, i32x4.splat(0));
   return i32x4.shr_s(i32x4.add(y, round), UNSIGNED_SHIFT);
 }
@@ -172,14 +199,15 @@ function unsignedLanes(x: v128, r: v128, round: v128, any: bool): v128 {
  * Unsigned codes of the 16 f32 values at `x` into the 16 bytes at `out`, with `r` the splatted
  * reciprocal of the block's scale and `round` `i32x4.splat(UNSIGNED_ROUND)`. The values must be
  * +0 or more, or, with `any`, may be anything (a negative value, −0 included, gets code 0).
+ * `wide`: as {@link encodeSigned16}.
  */
 // @ts-ignore: decorator
 @inline
-export function encodeUnsigned16(x: usize, out: usize, r: v128, round: v128, any: bool): void {
-  const k0 = unsignedLanes(v128.load(x), r, round, any);
-  const k1 = unsignedLanes(v128.load(x, 16), r, round, any);
-  const k2 = unsignedLanes(v128.load(x, 32), r, round, any);
-  const k3 = unsignedLanes(v128.load(x, 48), r, round, any);
+export function encodeUnsigned16(x: usize, out: usize, r: v128, round: v128, any: bool, wide: bool): void {
+  const k0 = unsignedLanes(v128.load(x), r, round, any, wide);
+  const k1 = unsignedLanes(v128.load(x, 16), r, round, any, wide);
+  const k2 = unsignedLanes(v128.load(x, 32), r, round, any, wide);
+  const k3 = unsignedLanes(v128.load(x, 48), r, round, any, wide);
   v128.store(
     out,
     i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(k0, k1), i16x8.narrow_i32x4_u(k2, k3)),
@@ -196,26 +224,27 @@ export function largestLane(acc: v128): u32 {
 
 /**
  * The bits of the scale stored for a block whose largest |x| has bits `top`: `top`, or the
- * smallest normal f32 where `top` is a subnormal (not 0).
+ * smallest normal f32 where `top` is a subnormal (not 0), FLT_MAX where it is an infinity, a NaN
+ * where it is one.
  */
 // @ts-ignore: decorator
 @inline
 export function scaleBits(top: u32): u32 {
-  if (top >= INFINITY_BITS) return NAN_SCALE_BITS;
+  if (top >= INFINITY_BITS) return top == INFINITY_BITS ? LARGEST_SCALE_BITS : NAN_SCALE_BITS;
   return top == 0 ? 0 : top < SMALLEST_NORMAL_BITS ? SMALLEST_NORMAL_BITS : top;
 }
 
 /**
  * Whether a block whose largest |x| has bits `top` is stored with codes (else its codes are all
- * 0: a block of zeros, or one holding a NaN or an infinity).
+ * 0: a block of zeros, or one holding a NaN).
  */
 // @ts-ignore: decorator
 @inline
 export function hasCodes(top: u32): bool {
-  return top != 0 && top < INFINITY_BITS;
+  return top != 0 && top <= INFINITY_BITS;
 }
 
-/** f32(1 / S) for a block with codes whose largest |x| has bits `top`. */
+/** f32(1 / S) for a block with codes, not wide, whose largest |x| has bits `top`. */
 // @ts-ignore: decorator
 @inline
 export function reciprocalOf(top: u32): f32 {
@@ -231,6 +260,70 @@ export function zeroCodes(out: usize): void {
 }
 
 /**
+ * The signed codes of a wide block (scale above 2^126; an infinity in it included): R =
+ * f32(1 / (S · 2^-2)) and y = (x · 2^-2) · R. Not inlined: the compact loops meet it once in a
+ * blue moon, and keep their code as it was.
+ */
+function encodeSignedWide(x: usize, codes: usize, top: u32): void {
+  const r = f32x4.splat(<f32> 1 / (reinterpret<f32>(scaleBits(top)) * WIDE_FACTOR));
+  const abs = i32x4.splat(0x7fffffff);
+  const round = i32x4.splat(SIGNED_ROUND);
+  for (let i: usize = 0; i < <usize> BLOCK; i += 16) encodeSigned16(x + (i << 2), codes + i, r, abs, round, true);
+}
+
+/** {@link encodeSignedWide} for unsigned codes (values ≥ 0, or anything with `any`). */
+function encodeUnsignedWide(x: usize, codes: usize, top: u32, any: bool): void {
+  const r = f32x4.splat(<f32> 1 / (reinterpret<f32>(scaleBits(top)) * WIDE_FACTOR));
+  const round = i32x4.splat(UNSIGNED_ROUND);
+  if (any) {
+    for (let i: usize = 0; i < <usize> BLOCK; i += 16) encodeUnsigned16(x + (i << 2), codes + i, r, round, true, true);
+  } else {
+    for (let i: usize = 0; i < <usize> BLOCK; i += 16) encodeUnsigned16(x + (i << 2), codes + i, r, round, false, true);
+  }
+}
+
+/**
+ * Writes the scale (at `scale`) and the signed codes (at `codes`) of the BLOCK f32 values at `x`,
+ * whose largest |x| has bits `top`. `abs`: `i32x4.splat(0x7fffffff)`, `round`:
+ * `i32x4.splat(SIGNED_ROUND)`.
+ */
+// @ts-ignore: decorator
+@inline
+function signedBlock(x: usize, codes: usize, scale: usize, top: u32, abs: v128, round: v128): void {
+  store<u32>(scale, scaleBits(top));
+  if (!hasCodes(top)) {
+    zeroCodes(codes);
+    return;
+  }
+  if (top > WIDE_BITS) {
+    encodeSignedWide(x, codes, top);
+    return;
+  }
+  const r = f32x4.splat(reciprocalOf(top));
+  for (let i: usize = 0; i < <usize> BLOCK; i += 16) encodeSigned16(x + (i << 2), codes + i, r, abs, round, false);
+}
+
+/**
+ * Writes the scale and the unsigned codes of the BLOCK f32 values at `x` (≥ 0, or anything with
+ * `any`), whose largest |x| has bits `top`. `round`: `i32x4.splat(UNSIGNED_ROUND)`.
+ */
+// @ts-ignore: decorator
+@inline
+function unsignedBlock(x: usize, codes: usize, scale: usize, top: u32, round: v128, any: bool): void {
+  store<u32>(scale, scaleBits(top));
+  if (!hasCodes(top)) {
+    zeroCodes(codes);
+    return;
+  }
+  if (top > WIDE_BITS) {
+    encodeUnsignedWide(x, codes, top, any);
+    return;
+  }
+  const r = f32x4.splat(reciprocalOf(top));
+  for (let i: usize = 0; i < <usize> BLOCK; i += 16) encodeUnsigned16(x + (i << 2), codes + i, r, round, any, false);
+}
+
+/**
  * The end of a compact loop's block, for a signed moment: its new values are the BLOCK f32 at
  * `x` (the loop's scratch), `acc` the lane maxima of their |x| bits; writes the block's scale at
  * `scale` and its codes at `codes`. `abs`: `i32x4.splat(0x7fffffff)`, `round`:
@@ -239,28 +332,14 @@ export function zeroCodes(out: usize): void {
 // @ts-ignore: decorator
 @inline
 export function finishSigned(x: usize, codes: usize, scale: usize, acc: v128, abs: v128, round: v128): void {
-  const top = largestLane(acc);
-  store<u32>(scale, scaleBits(top));
-  if (!hasCodes(top)) {
-    zeroCodes(codes);
-    return;
-  }
-  const r = f32x4.splat(reciprocalOf(top));
-  for (let i: usize = 0; i < <usize> BLOCK; i += 16) encodeSigned16(x + (i << 2), codes + i, r, abs, round);
+  signedBlock(x, codes, scale, largestLane(acc), abs, round);
 }
 
 /** {@link finishSigned} for a non-negative moment (unsigned codes; `round`: UNSIGNED_ROUND). */
 // @ts-ignore: decorator
 @inline
 export function finishUnsigned(x: usize, codes: usize, scale: usize, acc: v128, round: v128): void {
-  const top = largestLane(acc);
-  store<u32>(scale, scaleBits(top));
-  if (!hasCodes(top)) {
-    zeroCodes(codes);
-    return;
-  }
-  const r = f32x4.splat(reciprocalOf(top));
-  for (let i: usize = 0; i < <usize> BLOCK; i += 16) encodeUnsigned16(x + (i << 2), codes + i, r, round, false);
+  unsignedBlock(x, codes, scale, largestLane(acc), round, false);
 }
 
 /** The largest |x| bits over the BLOCK f32 values at `x`. */
@@ -282,35 +361,19 @@ export function encodeSignedBlocks(x: usize, codes: usize, scales: usize, blocks
   const round = i32x4.splat(SIGNED_ROUND);
   for (let b = 0; b < blocks; b++) {
     const xb = x + ((<usize> b * <usize> BLOCK) << 2);
-    const cb = codes + <usize> b * <usize> BLOCK;
-    const top = blockTop(xb);
-    store<u32>(scales + (<usize> b << 2), scaleBits(top));
-    if (!hasCodes(top)) {
-      zeroCodes(cb);
-      continue;
-    }
-    const r = f32x4.splat(reciprocalOf(top));
-    for (let i: usize = 0; i < <usize> BLOCK; i += 16) encodeSigned16(xb + (i << 2), cb + i, r, abs, round);
+    signedBlock(xb, codes + <usize> b * <usize> BLOCK, scales + (<usize> b << 2), blockTop(xb), abs, round);
   }
 }
 
 /**
- * Encodes `blocks` blocks of BLOCK f32 values (≥ 0) at `x` with the unsigned code: the codes
- * (u8) at `codes`, one f32 scale a block at `scales`.
+ * Encodes `blocks` blocks of BLOCK f32 values (≥ 0; a negative value, −0 included, gets code 0)
+ * at `x` with the unsigned code: the codes (u8) at `codes`, one f32 scale a block at `scales`.
  */
 export function encodeUnsignedBlocks(x: usize, codes: usize, scales: usize, blocks: i32): void {
   const round = i32x4.splat(UNSIGNED_ROUND);
   for (let b = 0; b < blocks; b++) {
     const xb = x + ((<usize> b * <usize> BLOCK) << 2);
-    const cb = codes + <usize> b * <usize> BLOCK;
-    const top = blockTop(xb);
-    store<u32>(scales + (<usize> b << 2), scaleBits(top));
-    if (!hasCodes(top)) {
-      zeroCodes(cb);
-      continue;
-    }
-    const r = f32x4.splat(reciprocalOf(top));
-    for (let i: usize = 0; i < <usize> BLOCK; i += 16) encodeUnsigned16(xb + (i << 2), cb + i, r, round, true);
+    unsignedBlock(xb, codes + <usize> b * <usize> BLOCK, scales + (<usize> b << 2), blockTop(xb), round, true);
   }
 }
 

@@ -18,11 +18,15 @@
  * NaN above +Infinity above every finite value); `R = f32(1 / S)`; per value `y = f32(x · R)`,
  * `k = (bits(|y|) + ROUND) >> SHIFT` saturated to 0…K (the nearest code, ties away from 0);
  * the signed code takes `y`'s sign (−0 gives 0); the unsigned code of a negative `y` (−0
- * included) is 0. A block holding a NaN or an infinity stores the
- * scale NaN (bits 0x7fc00000) and codes 0, so it decodes to NaN; a block of zeros stores the
- * scale 0 and codes 0; a block whose largest `|x|` is a subnormal takes the smallest normal f32,
- * 2^-126, as its scale (so that `R` is finite and a non-zero second moment still never decodes
- * to 0).
+ * included) is 0. A block holding a NaN stores the scale NaN (bits 0x7fc00000) and codes 0, so it
+ * decodes to NaN; a block holding an infinity (and no NaN) stores the scale FLT_MAX, the largest
+ * finite f32, and the infinity takes the top code, so that it decodes to ±FLT_MAX and the rest of
+ * the block stays finite (a finite gradient above √FLT_MAX makes `g · g`, and so `v`, +Infinity);
+ * a block whose scale is above 2^126, where `f32(1 / S)` would be a subnormal (which a GPU may
+ * flush to 0), is encoded _wide_: `y = f32(f32(x · 2^-2) · R)` with `R = f32(1 / (S · 2^-2))`; a
+ * block of zeros stores the scale 0 and codes 0; a block whose largest `|x|` is a subnormal takes
+ * the smallest normal f32, 2^-126, as its scale (so that `R` is finite and a non-zero second
+ * moment still never decodes to 0).
  *
  * Every step is an integer operation, one correctly rounded f32 multiply, or the one f32
  * division of `R` a block, so that this file, the wasm kernels and the tests agree bit for bit.
@@ -80,11 +84,17 @@ export const UNSIGNED_SHIFT = 20;
 export const UNSIGNED_OFFSET = 0x3f800000 - (255 << 20);
 /** Added to the bits of `y` before the shift: half a code step, less the offset. */
 export const UNSIGNED_ROUND = (1 << 19) - UNSIGNED_OFFSET;
-/** The bits of the scale stored for a block holding a NaN or an infinity. */
+/** The bits of the scale stored for a block holding a NaN. */
 export const NAN_SCALE_BITS = 0x7fc00000;
+/** The bits of the scale stored for a block holding an infinity (and no NaN): FLT_MAX. */
+export const LARGEST_SCALE_BITS = 0x7f7fffff;
 
 const INFINITY_BITS = 0x7f800000;
 const SMALLEST_NORMAL_BITS = 0x00800000;
+/** Bits of a scale above this (2^126) make `f32(1 / S)` a subnormal: its block is encoded wide. */
+const WIDE_BITS = 0x7e800000;
+/** What a wide block's values and scale are multiplied by before the reciprocal: 2^-2. */
+const WIDE_FACTOR = 0.25;
 
 const f32 = Math.fround;
 
@@ -128,25 +138,35 @@ export function blockTop(xBits: Int32Array, offset: number): number {
 
 /**
  * The bits of the scale stored for a block whose largest `|x|` has bits `top`: `top`, or the
- * smallest normal f32 where `top` is a subnormal (not 0).
+ * smallest normal f32 where `top` is a subnormal (not 0), FLT_MAX where it is an infinity, a NaN
+ * where it is one.
  */
 export function scaleBits(top: number): number {
-  if (top >= INFINITY_BITS) return NAN_SCALE_BITS;
+  if (top >= INFINITY_BITS) return top === INFINITY_BITS ? LARGEST_SCALE_BITS : NAN_SCALE_BITS;
   return top === 0 ? 0 : top < SMALLEST_NORMAL_BITS ? SMALLEST_NORMAL_BITS : top;
 }
 
 /** Whether a block whose largest `|x|` has bits `top` is stored with codes (else codes 0). */
 export function hasCodes(top: number): boolean {
-  return top !== 0 && top < INFINITY_BITS;
+  return top !== 0 && top <= INFINITY_BITS;
 }
 
 /** `y = f32(x · R)` of a block, and its bits: the encoders' scratch. */
 const Y = new Float32Array(Q8_BLOCK);
 const Y_BITS = new Int32Array(Y.buffer);
 
-/** `y` of the block of `x` from `offset`, with `R = f32(1 / S)`, into Y / Y_BITS. */
+/**
+ * `y` of the block of `x` from `offset` into Y / Y_BITS: `f32(x · R)` with `R = f32(1 / S)`, or
+ * in a wide block (`S` above 2^126) `f32(f32(x · 2^-2) · R)` with `R = f32(1 / (S · 2^-2))`.
+ */
 function scaled(x: Float32Array, offset: number, top: number): void {
-  const r = f32(1 / fromBits(scaleBits(top)));
+  const s = fromBits(scaleBits(top));
+  if (top > WIDE_BITS) {
+    const r = f32(1 / (s * WIDE_FACTOR));
+    for (let j = 0; j < Q8_BLOCK; j++) Y[j] = f32(x[offset + j] * WIDE_FACTOR) * r;
+    return;
+  }
+  const r = f32(1 / s);
   for (let j = 0; j < Q8_BLOCK; j++) Y[j] = x[offset + j] * r;
 }
 
@@ -204,7 +224,7 @@ function bitsOf(x: Float32Array): Int32Array {
 
 /**
  * Encodes `blocks` blocks of {@linkcode Q8_BLOCK} values of `x` with the signed code: codes into
- * `codes`, one scale a block into `scales` (the block's largest `|x|`, 0 or NaN as above).
+ * `codes`, one scale a block into `scales` (the block's largest `|x|`, 0, FLT_MAX or NaN as above).
  *
  * @example
  * ```ts

@@ -19,6 +19,7 @@
  */
 import { type Rule, RULE_VALUES_WGSL } from "../base/rule.ts";
 import {
+  LARGEST_SCALE_BITS,
   NAN_SCALE_BITS,
   SIGNED_OFFSET,
   SIGNED_ROUND,
@@ -102,13 +103,13 @@ fn decode_unsigned(w: u32, scale: f32) -> vec4<f32> {
 }
 
 // Whether a block whose largest magnitude has bits top is stored with codes (else codes 0).
-fn has_codes(top: u32) -> bool { return top != 0u && top < 0x7f800000u; }
+fn has_codes(top: u32) -> bool { return top != 0u && top <= 0x7f800000u; }
 
 // The scale stored for a block whose largest magnitude has bits top (a subnormal top: the
-// smallest normal f32).
+// smallest normal f32; an infinity: FLT_MAX; a NaN: NaN).
 fn scale_of(top: u32) -> f32 {
-  if (top >= 0x7f800000u) { return bitcast<f32>(${hex(NAN_SCALE_BITS)}u); }
-  return select(bitcast<f32>(max(top, 0x00800000u)), 0.0, top == 0u);
+  if (top > 0x7f800000u) { return bitcast<f32>(${hex(NAN_SCALE_BITS)}u); }
+  return select(bitcast<f32>(clamp(top, 0x00800000u, ${hex(LARGEST_SCALE_BITS)}u)), 0.0, top == 0u);
 }
 
 // The largest magnitude of four values, as bits with the sign cleared.
@@ -117,10 +118,18 @@ fn top_bits(x: vec4<f32>) -> u32 {
   return max(max(a.x, a.y), max(a.z, a.w));
 }
 
+// y = x · R of four values in a block whose largest magnitude has bits top: R = 1 / S, or in a
+// wide block (S above 2^126, where 1 / S would be a subnormal, which a GPU may flush to 0)
+// (x · 2^-2) · R with R = 1 / (S · 2^-2).
+fn scaled(x: vec4<f32>, top: u32) -> vec4<i32> {
+  let q = select(1.0, 0.25, top > 0x7e800000u);
+  return bitcast<vec4<i32>>((x * q) * (1.0 / (scale_of(top) * q)));
+}
+
 // Four values as signed codes, in a block whose largest magnitude has bits top.
 fn encode_signed(x: vec4<f32>, top: u32) -> u32 {
   if (!has_codes(top)) { return 0u; }
-  let y = bitcast<vec4<i32>>(x * (1.0 / scale_of(top)));
+  let y = scaled(x, top);
   let k = clamp(((y & vec4<i32>(0x7fffffff)) + vec4<i32>(${
   hex(SIGNED_ROUND)
 })) >> vec4<u32>(${SIGNED_SHIFT}u), vec4<i32>(0), vec4<i32>(127));
@@ -131,7 +140,7 @@ fn encode_signed(x: vec4<f32>, top: u32) -> u32 {
 // Four values (≥ 0) as unsigned codes, in a block whose largest magnitude has bits top.
 fn encode_unsigned(x: vec4<f32>, top: u32) -> u32 {
   if (!has_codes(top)) { return 0u; }
-  let y = bitcast<vec4<i32>>(x * (1.0 / scale_of(top)));
+  let y = scaled(x, top);
   let k = bitcast<vec4<u32>>(clamp((y + vec4<i32>(${
   hex(UNSIGNED_ROUND)
 })) >> vec4<u32>(${UNSIGNED_SHIFT}u), vec4<i32>(0), vec4<i32>(255)));

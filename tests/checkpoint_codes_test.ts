@@ -311,3 +311,55 @@ Deno.test("a 32-bit checkpoint loads into 8-bit moments encoded (lossy), and bac
     /Option states must be one of 32bit, 8bit, got a string "16bit"/,
   );
 });
+
+Deno.test("an 8-bit state whose second moment overflowed (held at FLT_MAX) saves and loads, bit-exact", async () => {
+  // A finite gradient of 3e19 makes v = g · g Infinity in f32: its block's scale was NaN, which no
+  // checkpoint holds (the save threw). The block's scale is now FLT_MAX, the element's code the
+  // top one: the state saves, resumes bit-exact on every CPU backend, and goes to 32 bits (v of
+  // FLT_MAX there, finite) and back to the same codes and scales.
+  const grads = (t: number) => ({ w: randoms(5000, 20 + t), b: randoms(7, 30 + t) });
+  let state = await radam({ lr: 1e-2, states: "8bit" }).init({
+    w: randoms(5000, 1),
+    b: randoms(7, 2),
+  });
+  const first = grads(1);
+  first.w[777] = 3e19;
+  state = step(state, first);
+  for (let t = 2; t <= 3; t++) state = step(state, grads(t));
+  const bytes = await saveState(state);
+  const { header, data } = split(bytes);
+  const [sb, se] = header["w.exp_avg_sq.scales"].data_offsets;
+  const scales = new Float32Array(data.slice(sb, se).buffer);
+  assert.ok(scales.every(Number.isFinite));
+  assert.ok(scales[3] > 3.3e38, `block 3: about FLT_MAX, decayed by β2 twice: ${scales[3]}`);
+  const resumed = [];
+  for (const [backend, threads] of [["js", 1], ["wasm", 1], ["wasm", 2]] as const) {
+    resumed.push(await loadState(bytes, { backend, threads, threadThreshold: 0 }));
+  }
+  for (let t = 4; t <= 6; t++) {
+    state = step(state, grads(t));
+    for (let r = 0; r < resumed.length; r++) resumed[r] = step(resumed[r], grads(t));
+  }
+  assert.ok((await readParams(state)).w.every(Number.isFinite));
+  for (const r of resumed) {
+    await assertSameBits(r, state, `→ ${r.backend} × ${r.threads}`);
+    dispose(r);
+  }
+  const again = await saveState(state);
+  const wide = await loadState(again, { states: "32bit", backend: "js" });
+  const back = await saveState(await loadState(await saveState(wide), { states: "8bit" }));
+  const [a, b] = [split(again), split(back)];
+  for (
+    const name of [
+      "w.exp_avg.codes",
+      "w.exp_avg.scales",
+      "w.exp_avg_sq.codes",
+      "w.exp_avg_sq.scales",
+    ]
+  ) {
+    const [ab, ae] = a.header[name].data_offsets, [bb, be] = b.header[name].data_offsets;
+    assert.deepEqual(b.data.slice(bb, be), a.data.slice(ab, ae), name);
+  }
+  dispose(wide);
+  dispose(state);
+});

@@ -7,6 +7,7 @@ import {
   decodeUnsignedBlocks,
   encodeSignedBlocks,
   encodeUnsignedBlocks,
+  LARGEST_SCALE_BITS,
   NAN_SCALE_BITS,
   Q8_BLOCK,
   SIGNED_VALUES,
@@ -15,6 +16,7 @@ import {
 import { Q8_WASM_BASE64 } from "./q8_wasm.generated.ts";
 import { prng } from "./util.ts";
 import {
+  F32_MAX,
   refDecodeSigned,
   refDecodeUnsigned,
   refEncodeSigned,
@@ -65,13 +67,15 @@ function wasmPlaces(blocks: number) {
 /**
  * Blocks of every kind the step meets: uniform, spread over many binades (as moments are),
  * sparse, with exact zeros and subnormals, all-zero, all-subnormal, and (when `special`) with a
- * NaN or an infinity; `signed` draws both signs.
+ * NaN or an infinity, or spread below a largest magnitude above 2^126 (up to FLT_MAX: a wide
+ * block), or below an infinity; `signed` draws both signs.
  */
 function randomBlocks(blocks: number, seed: number, signed: boolean, special: boolean) {
   const random = prng(seed);
   const x = new Float32Array(blocks * B);
   for (let b = 0; b < blocks; b++) {
-    const kind = b % (special ? 8 : 6);
+    const kind = b % (special ? 10 : 6);
+    const huge = random() < 0.25 ? F32_MAX : 2 ** 126 * (1 + random());
     const top = 2 ** (Math.floor(random() * 200) - 100);
     for (let j = 0; j < B; j++) {
       let v: number;
@@ -83,7 +87,9 @@ function randomBlocks(blocks: number, seed: number, signed: boolean, special: bo
       } else if (kind === 4) v = 0;
       else if (kind === 5) v = 2 ** -149 * Math.floor(random() * 2 ** 23);
       else if (kind === 6) v = j === 17 ? NaN : top * random();
-      else v = j === 200 ? Infinity : top * random();
+      else if (kind === 7) v = j === 200 ? Infinity : top * random();
+      else if (kind === 8) v = j === 99 ? huge : huge * 2 ** (-40 * random());
+      else v = j === 45 ? Infinity : huge * 2 ** (-60 * random());
       x[b * B + j] = signed && random() < 0.5 ? -v : v;
     }
   }
@@ -223,7 +229,7 @@ Deno.test("codes survive a round trip, and decoding is within half a code step",
     fc.property(
       fc.array(fc.integer({ min: -127, max: 127 }), { minLength: B, maxLength: B }),
       fc.array(fc.integer({ min: 0, max: 255 }), { minLength: B, maxLength: B }),
-      fc.integer({ min: -94, max: 126 }),
+      fc.integer({ min: -94, max: 127 }),
       fc.integer({ min: 0, max: B - 1 }),
       (signedCodes, unsignedCodes, exponent, topAt) => {
         const s = new Float32Array([2 ** exponent * 1.37]);
@@ -314,7 +320,7 @@ Deno.test("special blocks: zeros, subnormals, NaN and infinities", () => {
   x.fill(0.5, 2 * B, 3 * B);
   x[2 * B + 7] = NaN; // NaN: scale NaN, codes 0
   x.fill(-0.25, 3 * B, 4 * B);
-  x[3 * B + 9] = -Infinity;
+  x[3 * B + 9] = -Infinity; // an infinity: scale FLT_MAX, the infinity the top code (signed)
   x.fill(1, 4 * B, 5 * B);
   x[4 * B + 3] = 2 ** -140; // a subnormal beside normal values: the smallest code
   const w = wasmPlaces(blocks);
@@ -333,15 +339,24 @@ Deno.test("special blocks: zeros, subnormals, NaN and infinities", () => {
       decodeUnsignedBlocks(codes as Uint8Array, scales, out, blocks);
       wasm.encodeUnsignedBlocks(w.at.x, w.at.codes, w.at.scales, blocks);
     }
-    assert.deepEqual([...scaleBits], [0, 0x00800000, NAN_SCALE_BITS, NAN_SCALE_BITS, 0x3f800000]);
+    assert.deepEqual([...scaleBits], [
+      0,
+      0x00800000,
+      NAN_SCALE_BITS,
+      LARGEST_SCALE_BITS,
+      0x3f800000,
+    ]);
     assert.deepEqual([...w.scaleBits], [...scaleBits]);
     assert.deepEqual(signed ? w.signed : w.unsigned, codes);
     assert.ok(codes.subarray(0, B).every((c) => c === 0));
-    assert.ok(codes.subarray(2 * B, 4 * B).every((c) => c === 0));
+    assert.ok(codes.subarray(2 * B, 3 * B).every((c) => c === 0));
     assert.ok(out.subarray(0, B).every((v) => v === 0));
     // a block of subnormals decodes to its values (2^-14 is a code of either map), not to 0
     assert.ok(out.subarray(B, 2 * B).every((v) => v === 2 ** -140));
-    assert.ok(out.subarray(2 * B, 4 * B).every(Number.isNaN));
+    assert.ok(out.subarray(2 * B, 3 * B).every(Number.isNaN));
+    // −Infinity: −FLT_MAX (signed); −0.25 flushes to 0 beside it; negative: unsigned code 0
+    assert.equal(out[3 * B + 9], signed ? -F32_MAX : f32(1.125 * 2 ** -32 * F32_MAX));
+    assert.ok(out.subarray(3 * B, 4 * B).every(Number.isFinite));
     // signed: the subnormal beside 1.0 flushes to 0; unsigned: the smallest code, not 0
     assert.equal(out[4 * B + 3], signed ? 0 : 1.125 * 2 ** -32);
     assert.equal(out[4 * B], 1);

@@ -64,7 +64,7 @@ function nearest(values: readonly number[], t: number): number {
 /**
  * The signed code of `x` in a block of scale `s` (> 0, finite): the magnitude nearest to
  * |x| / s (ties to the larger), 0 below the midpoint between 2^-16 · 1.125 and the smallest
- * magnitude, with x's sign.
+ * magnitude, 127 above 1 (an infinity in a block of scale FLT_MAX), with x's sign.
  */
 export function refEncodeSigned(x: number, s: number): number {
   const t = Math.abs(x) / s;
@@ -73,24 +73,32 @@ export function refEncodeSigned(x: number, s: number): number {
   return x < 0 ? -k : k;
 }
 
-/** The unsigned code of `x` (≥ 0) in a block of scale `s` (> 0, finite): the nearest value. */
+/**
+ * The unsigned code of `x` (≥ 0) in a block of scale `s` (> 0, finite): the nearest value (255
+ * above 1: an infinity in a block of scale FLT_MAX).
+ */
 export function refEncodeUnsigned(x: number, s: number): number {
   return nearest(UNSIGNED_VALUES, Math.max(0, x) / s);
 }
 
+/** The largest finite f32, FLT_MAX: (2 − 2^-23) · 2^127. */
+export const F32_MAX = (2 - 2 ** -23) * 2 ** 127;
+
 /**
  * The scale a block of `values` is stored with: its largest |x| where that is a normal f32; the
  * smallest normal f32, 2^-126, where it is a subnormal; 0 for a block of zeros; NaN where it
- * holds a NaN or an infinity.
+ * holds a NaN; FLT_MAX where its largest |x| is above it (an infinity, as an f32 step makes
+ * `g · g` of a finite gradient above √FLT_MAX; the infinity then takes the top code, and decodes
+ * to ±FLT_MAX).
  */
 export function refScale(values: ArrayLike<number>): number {
   let top = 0;
   for (let i = 0; i < values.length; i++) {
     const a = Math.abs(values[i]);
-    if (!Number.isFinite(a)) return NaN;
+    if (Number.isNaN(a)) return NaN;
     top = Math.max(top, a);
   }
-  return top === 0 ? 0 : Math.max(top, 2 ** -126);
+  return top === 0 ? 0 : Math.min(Math.max(top, 2 ** -126), F32_MAX);
 }
 
 /**

@@ -134,6 +134,49 @@ for (const [name, make] of MAKERS) {
   });
 }
 
+for (const [name, make] of MAKERS) {
+  Deno.test({
+    name:
+      `webgpu 8-bit ${name}: a gradient whose square overflows (3e19, FLT_MAX) leaves its block finite, as on the CPU`,
+    ignore,
+    async fn() {
+      // v = g · g is +Infinity in f32: held as FLT_MAX (the block's scale, the top code), as the
+      // wasm backend does, on the GPU's wide encoding (the reciprocal of FLT_MAX is a subnormal).
+      await noGpuErrors(async () => {
+        for (const big of [3e19, 3.4028234663852886e38]) {
+          let cpu = await make().init(data(5));
+          let gpu = await loadState(await saveState(cpu), { device: device! });
+          for (let t = 1; t <= 3; t++) {
+            const g = data(50 + t);
+            if (t === 1) g.w[300] = big;
+            gpu = step(gpu, g);
+            cpu = step(cpu, g);
+            const [onGpu, onCpu] = [await codesOf(gpu), await codesOf(cpu)];
+            const agreement = compareCodes(onGpu, onCpu);
+            const what = `${big}, step ${t}: ${JSON.stringify(agreement)}`;
+            assert.ok(agreement.maxCodeDiff <= 1 && agreement.differing <= 0.01, what);
+            assert.ok(agreement.maxScaleRel <= 1e-5, what);
+            for (const c of Object.values(onGpu)) assert.ok(c.scales.every(Number.isFinite), what);
+            const [p, q] = [(await readParams(gpu)).w, (await readParams(cpu)).w];
+            p.forEach((x, i) => {
+              const y = q[i];
+              assert.ok(Object.is(x, y) || Math.abs(x - y) <= 1e-5 * Math.abs(y) + 1e-30, `${i}`);
+              if (i !== 300) assert.ok(Number.isFinite(x), `${what}: w[${i}] ${x}`);
+            });
+            // (Nesterov SGD's step of FLT_MAX overflows the parameter too, as in 32 bits)
+            if (!q.every(Number.isFinite)) break;
+            const next = await loadState(await saveState(cpu), { device: device! });
+            dispose(gpu);
+            gpu = next;
+          }
+          dispose(gpu);
+          dispose(cpu);
+        }
+      });
+    },
+  });
+}
+
 Deno.test({
   name: "webgpu 8-bit: checkpoints move between the CPU and the GPU with codes and scales exact",
   ignore,
