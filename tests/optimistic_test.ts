@@ -307,3 +307,17 @@ Deno.test("optimistic step: a store made at each request is the same store objec
     assert.deepEqual(done.map((d) => d.step).sort((a, b) => a - b), done.map((_, i) => i + 1));
   });
 });
+
+Deno.test("optimistic step: a time budget past what a timer takes (Infinity, 2³¹ ms) waits for this process's earlier attempts", async () => {
+  const slow = memoryCheckpointStore({ latencyMs: 5 });
+  for (const timeoutMs of [Infinity, 2 ** 31]) {
+    const done = await Promise.all(Array.from({ length: 3 }, () =>
+      optimisticStep(slow, {
+        optimizer: radam(),
+        init: () => ({ w: new Float32Array(2) }),
+        gradient: () => {},
+        timeoutMs,
+      })));
+    assert.deepEqual(done.map((d) => d.attempts), [1, 1, 1]);
+  }
+});
