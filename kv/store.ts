@@ -16,7 +16,13 @@ import { REMEMBER_MS } from "../store/memory.ts";
 import type { TrainingStore } from "../store/training.ts";
 import { commitStep } from "./commit.ts";
 import type { Ctx } from "./context.ts";
-import { checkpointKeys, formatKvKey, isCount, KV_MAX_CHUNK_BYTES } from "./format.ts";
+import {
+  checkpointKeys,
+  formatKvKey,
+  isCount,
+  KV_MAX_CHUNK_BYTES,
+  MAX_MODEL_LENGTH,
+} from "./format.ts";
 import { headOf, load, loadParams } from "./read.ts";
 import { checkPrefixSize, foldLimit } from "./limits.ts";
 import { recordKeys } from "./records.ts";
@@ -46,7 +52,8 @@ import { writeVersion } from "./version.ts";
 export interface KvCheckpointStoreOptions {
   /**
    * A name for the model, recorded in the head: a head of another model is then refused on
-   * load with a CheckpointError naming its key. Default: not recorded, not checked.
+   * load with a CheckpointError naming its key. At most 1024 UTF-16 units (a longer one is a
+   * RangeError): every head holds it. Default: not recorded, not checked.
    */
   model?: string;
   /** Size of the chunks, 1 to {@linkcode KV_MAX_CHUNK_BYTES} (default) bytes. */
@@ -161,6 +168,13 @@ function checkOptions(
   const { model, chunkBytes = KV_MAX_CHUNK_BYTES, staleAfterMs = 600_000 } = options;
   if (model !== undefined && typeof model !== "string") {
     throw optionError("model", "a string", model, false);
+  }
+  // Recorded in every head: a longer name made every save fail with Deno KV's "Value too large".
+  if (model !== undefined && model.length > MAX_MODEL_LENGTH) {
+    throw new RangeError(
+      `Option model must be at most ${MAX_MODEL_LENGTH} characters (UTF-16 units), got ` +
+        `${model.length}: it is stored in the checkpoint's head, a Deno KV value of 64 KiB`,
+    );
   }
   if (!isCount(chunkBytes, 1, KV_MAX_CHUNK_BYTES)) {
     throw optionError("chunkBytes", `an integer from 1 to ${KV_MAX_CHUNK_BYTES}`, chunkBytes);
