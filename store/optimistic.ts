@@ -95,7 +95,9 @@ export interface OptimisticStepOptions<R> {
    * TypeError). Sent again, it is not applied again: the answer is a
    * {@linkcode DuplicateStep} naming the step that applied it. The id
    * is recorded atomically with the step; it needs a store that keeps the `TrainingStore`
-   * contract (`kvCheckpointStore`, `memoryCheckpointStore`). Default: none.
+   * contract (`kvCheckpointStore`, `memoryCheckpointStore`). A contribution of the
+   * data-parallel mode stored under this id and not yet folded is waited for, within the time
+   * budget; then the step rejects with an Error that says it may yet be applied. Default: none.
    */
   id?: string;
   /**
@@ -302,7 +304,8 @@ async function put(
 /**
  * What the store knows of the request `id`: a duplicate's answer, or null when it is unknown
  * (or settled as not applied, which throws). A contribution of the data-parallel mode with
- * this id that is still pending is waited for.
+ * this id that is still pending is waited for, until `deadline`: then an Error says that it may
+ * yet be applied.
  */
 async function known(
   store: TrainingStore,
@@ -318,7 +321,12 @@ async function known(
       throw new ContributionRefusedError(id, record.step, record.reason);
     }
     if (Date.now() > deadline) {
-      throw new CheckpointConflictError(store.name, n);
+      // Not a conflict: it was stored, and a fold may yet apply it.
+      throw new Error(
+        `Request ${JSON.stringify(id)} is a contribution of the data-parallel mode that ` +
+          `${store.name} holds, not applied or refused within timeoutMs; it may yet be applied: ` +
+          "send it again, with the same id, to learn its outcome",
+      );
     }
     await sleep(Math.min(250, 2 ** n));
   }

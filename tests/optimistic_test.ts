@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { loadState, radam, readParams, saveState, step } from "../mod.ts";
 import {
   CheckpointConflictError,
+  dataParallel,
   kvCheckpointStore,
   memoryCheckpointStore,
   optimisticStep,
@@ -379,4 +380,29 @@ Deno.test("optimistic step: a time budget past what a timer takes (Infinity, 2³
       })));
     assert.deepEqual(done.map((d) => d.attempts), [1, 1, 1]);
   }
+});
+
+Deno.test("optimistic step: an id stored as a data-parallel contribution not yet folded is not said to be not applied: it may yet be", async () => {
+  // Its step rejected with a CheckpointConflictError ("saved by another writer first on each of
+  // 8 attempts; this update was not applied", 409 in the example): a fold then applied it.
+  const store = memoryCheckpointStore();
+  const optimizer = radam();
+  const init = () => ({ w: new Float32Array(2) });
+  assert.equal(await store.submit({ id: "x", base: 0, samples: 1 }, new Uint8Array(8)), null);
+  await assert.rejects(
+    optimisticStep(store, { optimizer, init, gradient: () => {}, id: "x", timeoutMs: 100 }),
+    (e: Error) =>
+      !(e instanceof CheckpointConflictError) &&
+      /Request "x" is a contribution of the data-parallel mode .* not applied or refused within timeoutMs; it may yet be applied: send it again, with the same id/
+        .test(e.message),
+  );
+  const trainer = dataParallel(store, { optimizer, init });
+  try {
+    const y = await trainer.submit({ id: "y", base: 0, gradient: { w: new Float32Array(2) } });
+    assert.equal(y.status === "applied" && y.step, 1); // the fold that took x too
+  } finally {
+    await trainer.close();
+  }
+  const again = await optimisticStep(store, { optimizer, init, gradient: () => {}, id: "x" });
+  assert.deepEqual(again, { duplicate: true, id: "x", step: 1 });
 });
