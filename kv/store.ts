@@ -66,8 +66,8 @@ export interface KvCheckpointStoreOptions {
    */
   staleAfterMs?: number;
   /**
-   * How long request ids and journal records are kept, in ms (Deno KV's `expireIn`); default
-   * 7 days. A request id sent again later than that is taken as new.
+   * How long request ids and journal records are kept, in ms (Deno KV's `expireIn`: an integer
+   * from 1 to 10¹⁵); default 7 days. A request id sent again later than that is taken as new.
    */
   rememberMs?: number;
 }
@@ -116,6 +116,9 @@ async function save(
   // digest must be of what they hold.
   return await writeVersion(ctx, { bytes: bytes.slice(), expected, meta });
 }
+
+/** The longest `rememberMs`, within what Deno KV takes as `expireIn` (about 8·10¹⁵ ms). */
+const MAX_REMEMBER_MS = 1e15;
 
 /** The options of {@linkcode kvCheckpointStore}, checked, with their defaults. */
 function checkOptions(
@@ -180,7 +183,12 @@ function checkOptions(
     throw optionError("chunkBytes", `an integer from 1 to ${KV_MAX_CHUNK_BYTES}`, chunkBytes);
   }
   checkCount("staleAfterMs", staleAfterMs, 0, false, true);
-  const rememberMs = checkCount("rememberMs", options.rememberMs ?? REMEMBER_MS, 1, false);
+  // Deno KV's expireIn: it refuses a fraction, or one past about 8e15, at every write of a
+  // request's record (every step with an id, every contribution stored).
+  const rememberMs = options.rememberMs ?? REMEMBER_MS;
+  if (!isCount(rememberMs, 1, MAX_REMEMBER_MS)) {
+    throw optionError("rememberMs", `an integer from 1 to ${MAX_REMEMBER_MS}`, rememberMs);
+  }
   return { model, chunkBytes, staleAfterMs, rememberMs };
 }
 
