@@ -10,6 +10,7 @@ import {
   checkSaveArguments,
   described,
   optionError,
+  refusedListing,
 } from "../store/_checks.ts";
 import type { VersionedCheckpointStore } from "../store/contract.ts";
 import { REMEMBER_MS } from "../store/memory.ts";
@@ -342,12 +343,13 @@ function makeStore(
     commit: (c) => named(commitStep(ctx, c)),
     request: (id) => named(request(ctx, id)),
     submit: (info, gradient) => named(submit(ctx, info, gradient)),
-    pending: (limit) => named(pending(ctx, limit)),
+    pending: (limit) => refusedListing("pending", limit) ?? named(pending(ctx, limit)),
     gradient: (p) => named(gradientOf(ctx, p)),
     acquire: (token, ms, queue) => named(acquire(ctx, token, ms, queue)),
     release: (lease) => named(release(ctx, lease)),
     waiting: (lease) => named(waiting(ctx, lease)),
-    journal: (from, limit) => named(journal(ctx, from, limit)),
+    journal: (from, limit) =>
+      refusedListing("journal", limit, from) ?? named(journal(ctx, from, limit)),
   };
   return Object.freeze(store);
 }

@@ -238,6 +238,8 @@ export async function waiting(ctx: Ctx, lease: Lease): Promise<string | null> {
 
 /** See `TrainingStore.journal`. */
 export function journal(ctx: Ctx, from: number, limit: number): Promise<JournalRecord[]> {
+  // No step's seq is past it (a range that starts there would end before it starts).
+  if (from > Number.MAX_SAFE_INTEGER) return Promise.resolve([]);
   const start = ctx.records.journalAt(from);
   const end = ctx.records.journalAt(Number.MAX_SAFE_INTEGER);
   const depth = ctx.records.journal.length + 1;

@@ -10,6 +10,7 @@ import {
   checkOptionsObject,
   checkSaveArguments,
   optionError,
+  refusedListing,
 } from "./_checks.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { readParamsPrefix, readStoredParams } from "./layout.ts";
@@ -220,7 +221,7 @@ function trainingMethods(
       });
     },
     pending: (limit) =>
-      later(() =>
+      refusedListing("pending", limit) ?? later(() =>
         [...m.pending.values()]
           .sort((a, b) => a.at - b.at || byUtf8(a.info.id, b.info.id) || a.n - b.n)
           .slice(0, limit)
@@ -248,10 +249,11 @@ function trainingMethods(
       }),
     waiting: (lease) => later(() => longestWaiting(m.wants, lease.token)),
     journal: (from, limit) =>
-      later(() =>
-        [...m.journal.values()].map((j) => j.record).filter((r) => r.seq >= from)
-          .sort((a, b) => a.seq - b.seq).slice(0, limit)
-      ),
+      refusedListing("journal", limit, from) ??
+        later(() =>
+          [...m.journal.values()].map((j) => j.record).filter((r) => r.seq >= from)
+            .sort((a, b) => a.seq - b.seq).slice(0, limit)
+        ),
   };
 }
 

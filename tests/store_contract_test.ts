@@ -311,3 +311,48 @@ Deno.test("store contract: an id sent again once its record expired is a new con
     kv.close();
   }
 });
+
+Deno.test("store contract: journal and pending refuse a limit or start that is not one with the same error, nothing listed, in both stores", async () => {
+  // The in-process store took a negative limit as "all but that many" (journal(0, -1) gave
+  // every record but the last) and a fraction as its floor; Deno KV's threw errors of its own
+  // ("batchSize must be a positive integer", "Start key is greater than end key").
+  const checkpoint = await saveState(await sgd().init({ w: new Float32Array(2) }));
+  const answers: unknown[] = [];
+  await onEachStore(async (store) => {
+    let version: string | null = null;
+    for (let step = 1; step <= 3; step++) {
+      const applied = [{ id: `r${step}`, base: step - 1, samples: 1 }];
+      const fresh = [`r${step}`];
+      const c = { checkpoint, expected: version, step, seq: step, applied, refused: [], fresh };
+      const done: { version: string | null } | null = await store.commit(c);
+      version = done!.version;
+    }
+    await store.submit({ id: "p", base: 0, samples: 1 }, new Uint8Array(8));
+    const answer = (p: Promise<{ seq?: number; id?: string }[]>) =>
+      p.then((r) => r.map((x) => x.seq ?? x.id), (e: Error) => `${e.name}: ${e.message}`);
+    const got = [];
+    for (const [from, limit] of [[0, -1], [2, 1.5], [0, NaN], [NaN, 2], [0, "2"], [Infinity, 2]]) {
+      got.push(await answer(store.journal(from as number, limit as number)));
+    }
+    for (const limit of [-1, 0.5, NaN, null]) {
+      got.push(await answer(store.pending(limit as number)));
+    }
+    got.push(await answer(store.journal(-Infinity, Infinity)), await answer(store.pending(5)));
+    answers.push(got);
+  });
+  assert.deepEqual(answers[0], [
+    "RangeError: journal's limit must be an integer ≥ 0 or Infinity, got -1",
+    "RangeError: journal's limit must be an integer ≥ 0 or Infinity, got 1.5",
+    "RangeError: journal's limit must be an integer ≥ 0 or Infinity, got NaN",
+    "RangeError: journal's from must be a number, got NaN",
+    'TypeError: journal\'s limit must be an integer ≥ 0 or Infinity, got a string "2"',
+    [],
+    "RangeError: pending's limit must be an integer ≥ 0 or Infinity, got -1",
+    "RangeError: pending's limit must be an integer ≥ 0 or Infinity, got 0.5",
+    "RangeError: pending's limit must be an integer ≥ 0 or Infinity, got NaN",
+    "TypeError: pending's limit must be an integer ≥ 0 or Infinity, got null",
+    [1, 2, 3],
+    ["p"],
+  ]);
+  assert.deepEqual(answers[1], answers[0]);
+});
