@@ -40,9 +40,11 @@
  * id again to learn its step); 400 for a bad batch; 409 when it was not applied (optimistic:
  * every attempt met a newer checkpoint within the time budget; data-parallel: computed too many
  * steps behind, or a gradient so large that no checkpoint holds the moments of its step, which
- * the optimistic mode answers 400); 500 for a damaged stored checkpoint; 503 when the database failed (applied or
- * not: send the id again). `GET /params` answers `{ step, params, sha256, requests }`;
- * `GET /journal?from=N` the store's journal (what each step applied, in order).
+ * the optimistic mode answers 400); 500 for a damaged stored checkpoint; 503 when the database
+ * failed or did not answer (applied or not: send the id again). An error answer to `POST /step`
+ * is `{ error, id }`, with the id made up for a batch sent without one too. `GET /params` answers
+ * `{ step, params, sha256, requests }`; `GET /journal?from=N` the store's journal (what each step
+ * applied, in order).
  *
  * @module
  */
@@ -282,6 +284,9 @@ export function makeHandler(
 ): (req: Request) => Promise<Response> {
   return async (req) => {
     const url = new URL(req.url);
+    // The batch's id, once known: an error answer gives it, so that a batch sent without one
+    // can be sent again with the id it was given (a 503: applied or not).
+    let id: string | undefined;
     try {
       if (req.method === "GET" && url.pathname === "/params") return await paramsAnswer(store);
       if (req.method === "GET" && url.pathname === "/journal") {
@@ -299,12 +304,15 @@ export function makeHandler(
       }
       // 60 random bits: 8 hex digits (32 bits) repeat, one time in two, among 77 000 requests
       // within the 7 days a store remembers ids, and a batch taken for a duplicate is not applied.
-      const id = batch.id ?? crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+      id = batch.id ?? crypto.randomUUID().replaceAll("-", "").slice(0, 16);
       if (options.trainer === undefined) return await optimisticAnswer(store, batch, id, options);
       setFeatures(batch.x[0].length);
       return await dataParallelAnswer(options.trainer, batch, id);
     } catch (e) {
-      return answer({ error: (e as Error).message }, statusOf(e));
+      return answer(
+        { error: (e as Error).message, ...(id === undefined ? {} : { id }) },
+        statusOf(e),
+      );
     }
   };
 }

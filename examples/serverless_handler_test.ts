@@ -362,3 +362,28 @@ Deno.test("example process killed under load: it restarts on a consistent checkp
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a database that does not answer: 503 with the id made up for the batch, which sent again learns its outcome", async () => {
+  // The step was held for ever (and with it every later request of the process, each then
+  // answered 409); an error answer gave no id, so a batch sent without one could not be sent
+  // again as itself.
+  const store = memoryCheckpointStore();
+  let hang = true;
+  const hanging = {
+    ...store,
+    commit: (c: Parameters<typeof store.commit>[0]) =>
+      hang ? (hang = false, new Promise<never>(() => {})) : store.commit(c),
+  };
+  const handler = makeHandler(hanging, { timeoutMs: 10 });
+  const [{ x, y }] = batches(1, FEATURES, "h");
+  const step = (batch: unknown) =>
+    handler(new Request("http://127.0.0.1/step", { method: "POST", body: JSON.stringify(batch) }));
+  const res = await step({ x, y });
+  const body = await res.json();
+  assert.equal(res.status, 503, body.error);
+  assert.match(body.error, /did not answer .* may yet be applied: send it again with the same id/);
+  assert.equal(typeof body.id, "string");
+  const again = await step({ x, y, id: body.id });
+  assert.equal(again.status, 200);
+  assert.equal((await again.json()).step, 1);
+});

@@ -34,6 +34,13 @@ import { MAX_META_BYTES } from "../store/contract.ts";
  */
 export const KV_MAX_CHUNK_BYTES = 65536;
 
+/**
+ * The longest `model` name a store takes, in UTF-16 units. The head holds it beside up to
+ * {@linkcode INLINE_BYTES} of checkpoint and metadata and the ids of {@linkcode RECENT}
+ * versions, within Deno KV's 64 KiB a value; V8 may hold it two bytes a unit. 1355 units of
+ * "€" fit beside the largest of the rest, measured; 1024 leaves room.
+ */
+export const MAX_MODEL_LENGTH = 1024;
 /** Value of `format` in a head record. */
 export const HEAD_FORMAT = "radam.kv-checkpoint";
 /** At most this many chunk writes (and bytes) in one atomic operation (Deno KV: 800 KiB). */

@@ -10,13 +10,20 @@ import {
   checkSaveArguments,
   described,
   optionError,
+  refusedListing,
 } from "../store/_checks.ts";
 import type { VersionedCheckpointStore } from "../store/contract.ts";
 import { REMEMBER_MS } from "../store/memory.ts";
 import type { TrainingStore } from "../store/training.ts";
 import { commitStep } from "./commit.ts";
 import type { Ctx } from "./context.ts";
-import { checkpointKeys, formatKvKey, isCount, KV_MAX_CHUNK_BYTES } from "./format.ts";
+import {
+  checkpointKeys,
+  formatKvKey,
+  isCount,
+  KV_MAX_CHUNK_BYTES,
+  MAX_MODEL_LENGTH,
+} from "./format.ts";
 import { headOf, load, loadParams } from "./read.ts";
 import { checkPrefixSize, foldLimit } from "./limits.ts";
 import { recordKeys } from "./records.ts";
@@ -46,7 +53,8 @@ import { writeVersion } from "./version.ts";
 export interface KvCheckpointStoreOptions {
   /**
    * A name for the model, recorded in the head: a head of another model is then refused on
-   * load with a CheckpointError naming its key. Default: not recorded, not checked.
+   * load with a CheckpointError naming its key. At most 1024 UTF-16 units (a longer one is a
+   * RangeError): every head holds it. Default: not recorded, not checked.
    */
   model?: string;
   /** Size of the chunks, 1 to {@linkcode KV_MAX_CHUNK_BYTES} (default) bytes. */
@@ -59,8 +67,8 @@ export interface KvCheckpointStoreOptions {
    */
   staleAfterMs?: number;
   /**
-   * How long request ids and journal records are kept, in ms (Deno KV's `expireIn`); default
-   * 7 days. A request id sent again later than that is taken as new.
+   * How long request ids and journal records are kept, in ms (Deno KV's `expireIn`: an integer
+   * from 1 to 10¹⁵); default 7 days. A request id sent again later than that is taken as new.
    */
   rememberMs?: number;
 }
@@ -109,6 +117,9 @@ async function save(
   // digest must be of what they hold.
   return await writeVersion(ctx, { bytes: bytes.slice(), expected, meta });
 }
+
+/** The longest `rememberMs`, within what Deno KV takes as `expireIn` (about 8·10¹⁵ ms). */
+const MAX_REMEMBER_MS = 1e15;
 
 /** The options of {@linkcode kvCheckpointStore}, checked, with their defaults. */
 function checkOptions(
@@ -162,11 +173,23 @@ function checkOptions(
   if (model !== undefined && typeof model !== "string") {
     throw optionError("model", "a string", model, false);
   }
+  // Recorded in every head: a longer name made every save fail with Deno KV's "Value too large".
+  if (model !== undefined && model.length > MAX_MODEL_LENGTH) {
+    throw new RangeError(
+      `Option model must be at most ${MAX_MODEL_LENGTH} characters (UTF-16 units), got ` +
+        `${model.length}: it is stored in the checkpoint's head, a Deno KV value of 64 KiB`,
+    );
+  }
   if (!isCount(chunkBytes, 1, KV_MAX_CHUNK_BYTES)) {
     throw optionError("chunkBytes", `an integer from 1 to ${KV_MAX_CHUNK_BYTES}`, chunkBytes);
   }
   checkCount("staleAfterMs", staleAfterMs, 0, false, true);
-  const rememberMs = checkCount("rememberMs", options.rememberMs ?? REMEMBER_MS, 1, false);
+  // Deno KV's expireIn: it refuses a fraction, or one past about 8e15, at every write of a
+  // request's record (every step with an id, every contribution stored).
+  const rememberMs = options.rememberMs ?? REMEMBER_MS;
+  if (!isCount(rememberMs, 1, MAX_REMEMBER_MS)) {
+    throw optionError("rememberMs", `an integer from 1 to ${MAX_REMEMBER_MS}`, rememberMs);
+  }
   return { model, chunkBytes, staleAfterMs, rememberMs };
 }
 
@@ -320,12 +343,13 @@ function makeStore(
     commit: (c) => named(commitStep(ctx, c)),
     request: (id) => named(request(ctx, id)),
     submit: (info, gradient) => named(submit(ctx, info, gradient)),
-    pending: (limit) => named(pending(ctx, limit)),
+    pending: (limit) => refusedListing("pending", limit) ?? named(pending(ctx, limit)),
     gradient: (p) => named(gradientOf(ctx, p)),
     acquire: (token, ms, queue) => named(acquire(ctx, token, ms, queue)),
     release: (lease) => named(release(ctx, lease)),
     waiting: (lease) => named(waiting(ctx, lease)),
-    journal: (from, limit) => named(journal(ctx, from, limit)),
+    journal: (from, limit) =>
+      refusedListing("journal", limit, from) ?? named(journal(ctx, from, limit)),
   };
   return Object.freeze(store);
 }

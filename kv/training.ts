@@ -178,12 +178,15 @@ export async function acquire(
   queue = true,
 ): Promise<Lease | null> {
   const key = ctx.records.lease;
-  const entry = await unbusy(() => ctx.kv.get(key));
+  const wantKey = ctx.records.want(token);
+  // The note read with the lease: a process that only watches for outcomes asks at each poll,
+  // and has no note to remove (a delete is a write, each poll).
+  const [entry, note] = await unbusy(() => ctx.kv.getMany([key, wantKey]));
   const held = parseLease(entry.value);
   const now = Date.now();
   if (entry.versionstamp !== null && held && held.expires > now && held.token !== token) {
     if (queue) await want(ctx, token, now);
-    else await unbusy(() => ctx.kv.delete(ctx.records.want(token)));
+    else if (note.versionstamp !== null) await unbusy(() => ctx.kv.delete(wantKey));
     return null;
   }
   const value = { token, expires: now + ms };
@@ -205,8 +208,9 @@ export async function release(ctx: Ctx, lease: Lease | string): Promise<void> {
   const key = ctx.records.lease;
   let check: Deno.AtomicCheck;
   if (typeof lease === "string") {
-    await unbusy(() => ctx.kv.delete(ctx.records.want(lease)));
-    const entry = await unbusy(() => ctx.kv.get(key));
+    const wantKey = ctx.records.want(lease);
+    const [entry, note] = await unbusy(() => ctx.kv.getMany([key, wantKey]));
+    if (note.versionstamp !== null) await unbusy(() => ctx.kv.delete(wantKey));
     if (parseLease(entry.value)?.token !== lease) return;
     check = entry;
   } else {
@@ -234,6 +238,8 @@ export async function waiting(ctx: Ctx, lease: Lease): Promise<string | null> {
 
 /** See `TrainingStore.journal`. */
 export function journal(ctx: Ctx, from: number, limit: number): Promise<JournalRecord[]> {
+  // No step's seq is past it (a range that starts there would end before it starts).
+  if (from > Number.MAX_SAFE_INTEGER) return Promise.resolve([]);
   const start = ctx.records.journalAt(from);
   const end = ctx.records.journalAt(Number.MAX_SAFE_INTEGER);
   const depth = ctx.records.journal.length + 1;

@@ -173,3 +173,29 @@ export function checkRequestId(id: unknown, what: string): asserts id is string 
     );
   }
 }
+
+/**
+ * A rejected promise unless `limit` is an integer ≥ 0 or Infinity and `from` (for `journal`) a
+ * number, not NaN: the arguments of a store's listing `method`; a TypeError for what is not a
+ * number, else a RangeError. Null when they hold. (The stores answered others each its own
+ * way: the in-process one took a negative limit as "all but that many", Deno KV threw its own
+ * errors.)
+ */
+export function refusedListing(
+  method: "journal" | "pending",
+  limit: unknown,
+  from: unknown = 0,
+): Promise<never> | null {
+  const bad = typeof limit !== "number" ||
+      !(limit === Infinity || (Number.isInteger(limit) && limit >= 0))
+    ? ["limit", "an integer ≥ 0 or Infinity", limit] as const
+    : typeof from !== "number" || Number.isNaN(from)
+    ? ["from", "a number", from] as const
+    : null;
+  if (bad === null) return null;
+  const [name, expected, value] = bad;
+  const message = `${method}'s ${name} must be ${expected}, got ${described(value)}`;
+  return Promise.reject(
+    typeof value === "number" ? new RangeError(message) : new TypeError(message),
+  );
+}

@@ -10,6 +10,7 @@ import {
   checkOptionsObject,
   checkSaveArguments,
   optionError,
+  refusedListing,
 } from "./_checks.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { readParamsPrefix, readStoredParams } from "./layout.ts";
@@ -62,13 +63,26 @@ export interface MemoryStoreOptions {
   rememberMs?: number;
 }
 
+/**
+ * A stored contribution, under its own number: an id sent again once its record expired
+ * (`rememberMs`) is stored beside the one of that id still waiting, as the Deno KV store keeps
+ * it (under another time), not in its place.
+ */
+interface Stored {
+  readonly n: number;
+  readonly info: ContributionInfo;
+  readonly gradient: Uint8Array;
+  readonly at: number;
+}
+
 /** What the store holds. */
 interface Memory {
   current: { bytes: Uint8Array; version: string; meta?: string; step: number | null } | null;
   counter: number;
   leases: number;
   requests: Map<string, { record: RequestRecord; until: number }>;
-  pending: Map<string, { info: ContributionInfo; gradient: Uint8Array; at: number }>;
+  stored: number;
+  pending: Map<number, Stored>;
   lease: { token: string; expires: number; ref: number } | null;
   /** Who waits for the lease: since when, and when it last asked. */
   wants: Map<string, { since: number; at: number }>;
@@ -103,13 +117,14 @@ function applyCommit(m: Memory, c: StepCommit, rememberMs: number) {
       ...(c.meta === undefined ? {} : { meta: c.meta }),
     };
   }
+  // A settled contribution the store held (with the ref `pending` gave) is removed from it.
   for (const e of c.applied) {
     m.requests.set(e.id, { record: { state: "applied", step: c.step }, until });
-    m.pending.delete(e.id);
+    if (e.ref !== undefined) m.pending.delete((e.ref as Stored).n);
   }
-  for (const { id, reason } of c.refused) {
+  for (const { id, reason, ref } of c.refused) {
     m.requests.set(id, { record: { state: "refused", step: c.step, reason }, until });
-    m.pending.delete(id);
+    if (ref !== undefined) m.pending.delete((ref as Stored).n);
   }
   if (c.applied.length > 0) {
     const entries = c.applied.map(({ id, base, samples }) => ({ id, base, samples }));
@@ -200,17 +215,19 @@ function trainingMethods(
         if (record !== null) return record;
         const { id, base, samples } = info;
         m.requests.set(id, { record: { state: "pending" }, until: Date.now() + rememberMs });
-        m.pending.set(id, { info: { id, base, samples }, gradient: copy, at: Date.now() });
+        const n = ++m.stored;
+        m.pending.set(n, { n, info: { id, base, samples }, gradient: copy, at: Date.now() });
         return null;
       });
     },
     pending: (limit) =>
-      later(() =>
-        [...m.pending.values()].sort((a, b) => a.at - b.at || byUtf8(a.info.id, b.info.id))
+      refusedListing("pending", limit) ?? later(() =>
+        [...m.pending.values()]
+          .sort((a, b) => a.at - b.at || byUtf8(a.info.id, b.info.id) || a.n - b.n)
           .slice(0, limit)
-          .map((p): PendingContribution => ({ ...p.info, ref: p.gradient }))
+          .map((p): PendingContribution => ({ ...p.info, ref: p }))
       ),
-    gradient: (p) => later(() => (p.ref as Uint8Array).slice()),
+    gradient: (p) => later(() => (p.ref as Stored).gradient.slice()),
     acquire: (token, ms, queue = true) =>
       later(() => {
         const now = Date.now();
@@ -232,10 +249,11 @@ function trainingMethods(
       }),
     waiting: (lease) => later(() => longestWaiting(m.wants, lease.token)),
     journal: (from, limit) =>
-      later(() =>
-        [...m.journal.values()].map((j) => j.record).filter((r) => r.seq >= from)
-          .sort((a, b) => a.seq - b.seq).slice(0, limit)
-      ),
+      refusedListing("journal", limit, from) ??
+        later(() =>
+          [...m.journal.values()].map((j) => j.record).filter((r) => r.seq >= from)
+            .sort((a, b) => a.seq - b.seq).slice(0, limit)
+        ),
   };
 }
 
@@ -278,6 +296,7 @@ export function memoryCheckpointStore(
     counter: 0,
     leases: 0,
     requests: new Map(),
+    stored: 0,
     pending: new Map(),
     lease: null,
     wants: new Map(),

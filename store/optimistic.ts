@@ -24,7 +24,7 @@ import {
 import { newState, storedState } from "./_model.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { CheckpointConflictError, ContributionRefusedError } from "./errors.ts";
-import { sleep } from "./_time.ts";
+import { sleep, until } from "./_time.ts";
 import { takeTurn } from "./_turns.ts";
 import type { TrainingStore } from "./training.ts";
 
@@ -95,13 +95,19 @@ export interface OptimisticStepOptions<R> {
    * TypeError). Sent again, it is not applied again: the answer is a
    * {@linkcode DuplicateStep} naming the step that applied it. The id
    * is recorded atomically with the step; it needs a store that keeps the `TrainingStore`
-   * contract (`kvCheckpointStore`, `memoryCheckpointStore`). Default: none.
+   * contract (`kvCheckpointStore`, `memoryCheckpointStore`). A contribution of the
+   * data-parallel mode stored under this id and not yet folded is waited for, within the time
+   * budget; then the step rejects with an Error that says it may yet be applied. Default: none.
    */
   id?: string;
   /**
    * How long to keep trying, in ms, before giving up with a
    * {@linkcode CheckpointConflictError}: the time budget (default 30 000). Attempts past it
-   * are not started.
+   * are not started. A database that does not answer holds no step longer: a call of the store
+   * (the load, the id's record, the save) that takes longer than `timeoutMs` (or 1 s, when
+   * longer) is taken as hung, and the step rejects with an Error that says whether the update
+   * may yet be applied (then, with an `id`, send it again with the same id to learn its
+   * outcome: a {@linkcode DuplicateStep} if it was applied).
    */
   timeoutMs?: number;
   /**
@@ -224,6 +230,38 @@ function checkOptions<R>(store: VersionedCheckpointStore, options: OptimisticSte
   };
 }
 
+/** The least time a call of the store is given before it is taken as hung, in ms. */
+const MIN_CALL_MS = 1000;
+
+/** What the calls of one step's attempts to the store are given, and how to say they failed. */
+interface Calls {
+  readonly store: string;
+  readonly id: string | undefined;
+  /** How long a call may take: `timeoutMs`, at least {@linkcode MIN_CALL_MS}. */
+  readonly limitMs: number;
+  readonly timeoutMs: number;
+}
+
+/**
+ * What `call` answers, or (after `calls.limitMs`: a store that does not answer) an Error that
+ * says so and, as `saving` says, whether the update may yet be applied.
+ */
+async function answered<T>(calls: Calls, call: Promise<T>, saving: boolean): Promise<T> {
+  const answer = await until(call.then((value) => ({ value })), Date.now() + calls.limitMs, null);
+  if (answer !== null) return answer.value;
+  const { store, id, timeoutMs } = calls;
+  const outcome = !saving
+    ? "nothing was saved: send it again"
+    : id === undefined
+    ? "the update may yet be applied: sent again without a request id, it may be applied twice"
+    : `the update may yet be applied: send it again with the same id (${JSON.stringify(id)}) ` +
+      "to learn its outcome";
+  throw new Error(
+    `Checkpoint ${store}: the store did not answer within timeoutMs (${timeoutMs} ms` +
+      `${timeoutMs < calls.limitMs ? `, at least ${calls.limitMs} ms a call` : ""}); ${outcome}`,
+  );
+}
+
 /** Whether the store keeps the TrainingStore contract (then steps are committed with it). */
 const isTrainingStore = (store: VersionedCheckpointStore): store is TrainingStore =>
   typeof (store as Partial<TrainingStore>).commit === "function" &&
@@ -266,22 +304,29 @@ async function put(
 /**
  * What the store knows of the request `id`: a duplicate's answer, or null when it is unknown
  * (or settled as not applied, which throws). A contribution of the data-parallel mode with
- * this id that is still pending is waited for.
+ * this id that is still pending is waited for, until `deadline`: then an Error says that it may
+ * yet be applied.
  */
 async function known(
   store: TrainingStore,
   id: string,
   deadline: number,
+  calls: Calls,
 ): Promise<DuplicateStep | null> {
   for (let n = 1;; n++) {
-    const record = await store.request(id);
+    const record = await answered(calls, store.request(id), false);
     if (record === null) return null;
     if (record.state === "applied") return { duplicate: true, id, step: record.step };
     if (record.state === "refused") {
       throw new ContributionRefusedError(id, record.step, record.reason);
     }
     if (Date.now() > deadline) {
-      throw new CheckpointConflictError(store.name, n);
+      // Not a conflict: it was stored, and a fold may yet apply it.
+      throw new Error(
+        `Request ${JSON.stringify(id)} is a contribution of the data-parallel mode that ` +
+          `${store.name} holds, not applied or refused within timeoutMs; it may yet be applied: ` +
+          "send it again, with the same id, to learn its outcome",
+      );
     }
     await sleep(Math.min(250, 2 ** n));
   }
@@ -296,11 +341,12 @@ async function attempt<R>(
   options: OptimisticStepOptions<R>,
   n: number,
   deadline: number,
+  calls: Calls,
 ): Promise<OptimisticStepResult<R> | DuplicateStep | null> {
-  const stored = await store.load();
+  const stored = await answered(calls, store.load(), false);
   // Read after the load: an id applied since would have moved the version loaded.
   if (options.id !== undefined) {
-    const duplicate = await known(store as TrainingStore, options.id, deadline);
+    const duplicate = await known(store as TrainingStore, options.id, deadline, calls);
     if (duplicate !== null) return duplicate;
   }
   let state = await stateOf(store, stored, options);
@@ -312,7 +358,8 @@ async function attempt<R>(
     const checkpoint = await saveState(state);
     const meta = options.meta?.(stored?.meta, state.step);
     const request = options.id === undefined ? null : { id: options.id, base };
-    const version = await put(store, checkpoint, stored, meta, state, request);
+    const saving = put(store, checkpoint, stored, meta, state, request);
+    const version = await answered(calls, saving, true);
     if (version === null) return null;
     saved = true;
     const s = state;
@@ -385,6 +432,12 @@ export async function optimisticStep<R>(
   const { serialize, maxAttempts, timeoutMs, backoff, maxBackoff } = checkOptions(store, options);
   const start = Date.now();
   const deadline = start + timeoutMs;
+  const calls: Calls = {
+    store: store.name,
+    id: options.id,
+    limitMs: Math.max(timeoutMs, MIN_CALL_MS),
+    timeoutMs,
+  };
   let took = 0;
   for (let n = 1;; n++) {
     if (n > 1) {
@@ -399,7 +452,7 @@ export async function optimisticStep<R>(
     if (end === null) throw new CheckpointConflictError(store.name, n - 1, Date.now() - start);
     const begun = Date.now();
     try {
-      const done = await attempt(store, options, n, deadline);
+      const done = await attempt(store, options, n, deadline, calls);
       if (done !== null) return done;
     } finally {
       end();

@@ -231,7 +231,7 @@ export interface TrainingStore extends VersionedCheckpointStore {
    * Up to `limit` stored contributions not folded yet, oldest first: by the millisecond each
    * was stored (`Date.now()` of the process that stored it), and those of one millisecond by
    * id, in the order of their UTF-8 bytes (as Deno KV orders keys). A fold takes them, and
-   * averages their gradients, in this order.
+   * averages their gradients, in this order. `limit`: as {@linkcode TrainingStore.journal}'s.
    */
   pending(limit: number): Promise<PendingContribution[]>;
   /** The gradient of a pending contribution, as submitted. */
@@ -252,6 +252,10 @@ export interface TrainingStore extends VersionedCheckpointStore {
    * second), other than the lease's own; null when none.
    */
   waiting(lease: Lease): Promise<string | null>;
-  /** Journal records from step `from` on (by `seq`), at most `limit`, in order. */
+  /**
+   * Journal records from step `from` on (by `seq`), at most `limit` (an integer ≥ 0 or
+   * Infinity; `from` a number: else the promise rejects with a RangeError, or a TypeError for
+   * what is not a number), in order.
+   */
   journal(from: number, limit: number): Promise<JournalRecord[]>;
 }

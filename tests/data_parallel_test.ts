@@ -14,7 +14,7 @@ import {
   type SubmitResult,
   type TrainingStore,
 } from "../kv.ts";
-import { withKv } from "./kv_fakes.ts";
+import { crashingKv, withKv } from "./kv_fakes.ts";
 import { edit } from "./checkpoint_files.ts";
 import { dataParallelCase } from "./data_parallel_harness.ts";
 
@@ -390,5 +390,34 @@ Deno.test("data parallel on Deno KV: a fold settles no more than one atomic writ
     assert.throws(() => kvCheckpointStore(kv, ["p".repeat(1835)]), RangeError, "1836 bytes");
     assert.throws(() => kvCheckpointStore(kv, [new Uint8Array(1000)]), RangeError, "2002");
     return Promise.resolve();
+  });
+});
+
+Deno.test("data parallel on Deno KV: a process that only watches for an outcome writes nothing while it polls", async () => {
+  // Each poll asked for the lease without queueing for it, which deleted the process's note
+  // that it waits: a write every pollMs, though it had none to delete.
+  await withKv(async (kv) => {
+    const other = kvCheckpointStore(kv, ["dp"]);
+    assert.notEqual(await other.acquire("holder", 60_000), null); // another process folds
+    assert.equal(await other.submit({ id: "x", base: 0, samples: 1 }, new Uint8Array(16)), null);
+    const counted = crashingKv(kv, Infinity);
+    const trainer = dataParallel(kvCheckpointStore(counted, ["dp"]), {
+      optimizer,
+      init,
+      waitMs: 300,
+      pollMs: 5,
+    });
+    try {
+      const answer = await trainer.submit({ id: "x", base: 0, gradient: gradientAt(0, init()) });
+      assert.deepEqual(answer, { status: "pending", id: "x" });
+      assert.equal(counted.writes, 0);
+      // One that waited for the lease (queued) still leaves no note behind once it watches.
+      assert.equal(await other.acquire("queued", 1000), null);
+      assert.equal(await other.acquire("queued", 1000, false), null);
+      assert.equal(await other.waiting((await other.acquire("holder", 60_000))!), null);
+    } finally {
+      await trainer.close();
+    }
+    assert.equal(counted.writes, 0); // nor when its loop ends, or it closes
   });
 });

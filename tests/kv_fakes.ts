@@ -88,6 +88,10 @@ function viewOf(
       read();
       return kv.get(key, options);
     },
+    getMany: (keys: Deno.KvKey[], options?: { consistency?: Deno.KvConsistencyLevel }) => {
+      read();
+      return kv.getMany(keys, options);
+    },
     list: (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
       read();
       return kv.list(selector, options);

@@ -50,3 +50,29 @@ Deno.test("kv store: under a long key prefix, an old version of many chunks is r
     assert.deepEqual((await store.load())?.bytes, randomBytes(150_000, 2));
   });
 });
+
+Deno.test("kv store: a model name longer than every head can hold beside the rest is a RangeError naming the option", async () => {
+  await withKv(async (kv) => {
+    // A name of 70 000 characters made every save throw Deno KV's "Value too large"; one of
+    // 2000 "€" only the saves whose checkpoint fits in the head.
+    for (const model of ["m".repeat(70_000), "€".repeat(1025)]) {
+      assert.throws(
+        () => kvCheckpointStore(kv, PREFIX, { model }),
+        (e: Error) =>
+          e instanceof RangeError &&
+          /Option model must be at most 1024 characters \(UTF-16 units\), got \d+/.test(e.message),
+      );
+    }
+    // The longest name, held two bytes a unit, fits beside the largest checkpoint a head holds
+    // and the ids of the 64 versions it keeps.
+    const store = kvCheckpointStore(kv, PREFIX, { model: "€".repeat(1024) });
+    let version: string | null = null;
+    for (let i = 0; i < 66; i++) {
+      version = await store.save(randomBytes(60_000, i), version);
+      assert.notEqual(version, null);
+    }
+    const meta = "ū".repeat(16_384); // metadata the head holds as a string, two bytes a unit
+    version = await store.save(randomBytes(60_000 - 2 * meta.length, 1), version, meta);
+    assert.equal((await store.load())?.meta, meta);
+  });
+});

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { loadState, radam, readParams, saveState, step } from "../mod.ts";
 import {
   CheckpointConflictError,
+  dataParallel,
   kvCheckpointStore,
   memoryCheckpointStore,
   optimisticStep,
@@ -306,4 +307,102 @@ Deno.test("optimistic step: a store made at each request is the same store objec
     assert.deepEqual(done.map((d) => d.attempts), done.map(() => 1));
     assert.deepEqual(done.map((d) => d.step).sort((a, b) => a - b), done.map((_, i) => i + 1));
   });
+});
+
+/**
+ * The in-process store, with the calls named in `hang` (the first of each) never answering, as
+ * a database that stopped answering: the others answer as the store does.
+ */
+function hangingStore(hang: ("load" | "commit")[]) {
+  const store = memoryCheckpointStore();
+  const hung = new Set<string>(hang);
+  const never = new Promise<never>(() => {});
+  const once = <T>(name: string, call: () => Promise<T>) => () =>
+    hung.delete(name) ? never : call();
+  return {
+    ...store,
+    load: once("load", store.load),
+    commit: (c: Parameters<typeof store.commit>[0]) => once("commit", () => store.commit(c))(),
+  };
+}
+
+Deno.test("optimistic step: a store that does not answer settles the step by timeoutMs, saying whether the update may yet be applied; the process's next steps go on", async () => {
+  const options = (id: string) => ({
+    optimizer: radam(),
+    init: () => ({ w: new Float32Array(2) }),
+    gradient: (state: { grads: Record<string, Float32Array> }) => void state.grads.w.fill(1),
+    id,
+    timeoutMs: 1200,
+  });
+  // The save does not answer: the update may yet be applied. The step was held for ever, and
+  // with it the turns of the process's later steps: each was refused with a
+  // CheckpointConflictError. The step queued behind it is refused so (its budget ran out
+  // before the store's call was taken as hung) or applied; those after are applied.
+  const store = hangingStore(["commit"]);
+  const first = optimisticStep(store, options("a"));
+  const queued = optimisticStep(store, options("b")).catch((e) => e);
+  await assert.rejects(
+    first,
+    (e: Error) =>
+      !(e instanceof CheckpointConflictError) &&
+      /did not answer within timeoutMs \(1200 ms\); the update may yet be applied: send it again with the same id \("a"\)/
+        .test(e.message),
+  );
+  const b = await queued;
+  assert.ok(b instanceof CheckpointConflictError || b.step === 1, String(b));
+  const again = await optimisticStep(store, options("a"));
+  const c = await optimisticStep(store, options("c"));
+  assert.deepEqual([again.duplicate, c.step - again.step], [false, 1]);
+  // The load does not answer: nothing was saved.
+  const loading = hangingStore(["load"]);
+  await assert.rejects(
+    optimisticStep(loading, options("d")),
+    /did not answer within timeoutMs \(1200 ms\); nothing was saved: send it again/,
+  );
+  // Without an id, the caller is told that sending it again may apply it twice; a budget under
+  // a second gives each call a second.
+  const { id: _, ...anonymous } = options("");
+  await assert.rejects(
+    optimisticStep(hangingStore(["commit"]), { ...anonymous, timeoutMs: 10 }),
+    /within timeoutMs \(10 ms, at least 1000 ms a call\); the update may yet be applied: sent again without a request id, it may be applied twice/,
+  );
+});
+
+Deno.test("optimistic step: a time budget past what a timer takes (Infinity, 2³¹ ms) waits for this process's earlier attempts", async () => {
+  const slow = memoryCheckpointStore({ latencyMs: 5 });
+  for (const timeoutMs of [Infinity, 2 ** 31]) {
+    const done = await Promise.all(Array.from({ length: 3 }, () =>
+      optimisticStep(slow, {
+        optimizer: radam(),
+        init: () => ({ w: new Float32Array(2) }),
+        gradient: () => {},
+        timeoutMs,
+      })));
+    assert.deepEqual(done.map((d) => d.attempts), [1, 1, 1]);
+  }
+});
+
+Deno.test("optimistic step: an id stored as a data-parallel contribution not yet folded is not said to be not applied: it may yet be", async () => {
+  // Its step rejected with a CheckpointConflictError ("saved by another writer first on each of
+  // 8 attempts; this update was not applied", 409 in the example): a fold then applied it.
+  const store = memoryCheckpointStore();
+  const optimizer = radam();
+  const init = () => ({ w: new Float32Array(2) });
+  assert.equal(await store.submit({ id: "x", base: 0, samples: 1 }, new Uint8Array(8)), null);
+  await assert.rejects(
+    optimisticStep(store, { optimizer, init, gradient: () => {}, id: "x", timeoutMs: 100 }),
+    (e: Error) =>
+      !(e instanceof CheckpointConflictError) &&
+      /Request "x" is a contribution of the data-parallel mode .* not applied or refused within timeoutMs; it may yet be applied: send it again, with the same id/
+        .test(e.message),
+  );
+  const trainer = dataParallel(store, { optimizer, init });
+  try {
+    const y = await trainer.submit({ id: "y", base: 0, gradient: { w: new Float32Array(2) } });
+    assert.equal(y.status === "applied" && y.step, 1); // the fold that took x too
+  } finally {
+    await trainer.close();
+  }
+  const again = await optimisticStep(store, { optimizer, init, gradient: () => {}, id: "x" });
+  assert.deepEqual(again, { duplicate: true, id: "x", step: 1 });
 });

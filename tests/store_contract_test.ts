@@ -248,3 +248,111 @@ Deno.test("store contract: a commit with metadata too long rejects its promise, 
     assert.equal(await store.head(), null, store.name);
   });
 });
+
+Deno.test("store contract: an id sent again once its record expired is a new contribution, stored beside the one still waiting, in both stores", async () => {
+  // The in-process store kept one contribution an id: the second took the place of the
+  // first, still waiting, which was never folded; the Deno KV store keeps both (its pending
+  // records are keyed by time and id, and do not expire with the request's record).
+  const first = new Uint8Array([1, 0, 0, 0]);
+  const second = new Uint8Array([2, 0, 0, 0]);
+  const checkpoint = await saveState(await sgd().init({ w: new Float32Array(1) }));
+  const clock = { now: 1_900_000_000_000 };
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const stores = [
+      // Its record expires by the clock the test moves.
+      { store: memoryCheckpointStore({ rememberMs: 1000 }), expire: () => clock.now += 1001 },
+      // Deno KV removes an expired record in its own time: removed here as it would be.
+      {
+        store: kvCheckpointStore(kv, PREFIX, { rememberMs: 1000 }),
+        expire: () => kv.delete([...PREFIX, "requests", "x"]),
+      },
+    ];
+    const answers = [];
+    for (const { store, expire } of stores) {
+      answers.push(
+        await withClock(clock, async () => {
+          assert.equal(await store.submit({ id: "x", base: 0, samples: 1 }, first), null);
+          clock.now += 1;
+          await expire();
+          assert.equal(await store.request("x"), null, store.name);
+          assert.equal(await store.submit({ id: "x", base: 0, samples: 2 }, second), null);
+          const pending = await store.pending(10);
+          const gradients = await Promise.all(pending.map((p) => store.gradient(p)));
+          // A commit that settles the first leaves the second waiting.
+          const done = await store.commit({
+            checkpoint,
+            expected: null,
+            step: 1,
+            seq: 1,
+            applied: pending.slice(0, 1),
+            refused: [],
+            fresh: [],
+          });
+          assert.notEqual(done, null, store.name);
+          const left = await store.pending(10);
+          return {
+            pending: pending.map(({ id, samples }) => ({ id, samples })),
+            gradients: gradients.map((g) => [...g]),
+            left: left.map(({ id, samples }) => ({ id, samples })),
+            gradient: [...await store.gradient(left[0])],
+          };
+        }),
+      );
+    }
+    assert.deepEqual(answers[0], {
+      pending: [{ id: "x", samples: 1 }, { id: "x", samples: 2 }],
+      gradients: [[1, 0, 0, 0], [2, 0, 0, 0]],
+      left: [{ id: "x", samples: 2 }],
+      gradient: [2, 0, 0, 0],
+    });
+    assert.deepEqual(answers[1], answers[0]);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("store contract: journal and pending refuse a limit or start that is not one with the same error, nothing listed, in both stores", async () => {
+  // The in-process store took a negative limit as "all but that many" (journal(0, -1) gave
+  // every record but the last) and a fraction as its floor; Deno KV's threw errors of its own
+  // ("batchSize must be a positive integer", "Start key is greater than end key").
+  const checkpoint = await saveState(await sgd().init({ w: new Float32Array(2) }));
+  const answers: unknown[] = [];
+  await onEachStore(async (store) => {
+    let version: string | null = null;
+    for (let step = 1; step <= 3; step++) {
+      const applied = [{ id: `r${step}`, base: step - 1, samples: 1 }];
+      const fresh = [`r${step}`];
+      const c = { checkpoint, expected: version, step, seq: step, applied, refused: [], fresh };
+      const done: { version: string | null } | null = await store.commit(c);
+      version = done!.version;
+    }
+    await store.submit({ id: "p", base: 0, samples: 1 }, new Uint8Array(8));
+    const answer = (p: Promise<{ seq?: number; id?: string }[]>) =>
+      p.then((r) => r.map((x) => x.seq ?? x.id), (e: Error) => `${e.name}: ${e.message}`);
+    const got = [];
+    for (const [from, limit] of [[0, -1], [2, 1.5], [0, NaN], [NaN, 2], [0, "2"], [Infinity, 2]]) {
+      got.push(await answer(store.journal(from as number, limit as number)));
+    }
+    for (const limit of [-1, 0.5, NaN, null]) {
+      got.push(await answer(store.pending(limit as number)));
+    }
+    got.push(await answer(store.journal(-Infinity, Infinity)), await answer(store.pending(5)));
+    answers.push(got);
+  });
+  assert.deepEqual(answers[0], [
+    "RangeError: journal's limit must be an integer ≥ 0 or Infinity, got -1",
+    "RangeError: journal's limit must be an integer ≥ 0 or Infinity, got 1.5",
+    "RangeError: journal's limit must be an integer ≥ 0 or Infinity, got NaN",
+    "RangeError: journal's from must be a number, got NaN",
+    'TypeError: journal\'s limit must be an integer ≥ 0 or Infinity, got a string "2"',
+    [],
+    "RangeError: pending's limit must be an integer ≥ 0 or Infinity, got -1",
+    "RangeError: pending's limit must be an integer ≥ 0 or Infinity, got 0.5",
+    "RangeError: pending's limit must be an integer ≥ 0 or Infinity, got NaN",
+    "TypeError: pending's limit must be an integer ≥ 0 or Infinity, got null",
+    [1, 2, 3],
+    ["p"],
+  ]);
+  assert.deepEqual(answers[1], answers[0]);
+});
