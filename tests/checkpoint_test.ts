@@ -4,6 +4,7 @@
  * are in tests/checkpoint_damage_test.ts.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import {
   adam,
   dispose,
@@ -17,7 +18,7 @@ import {
 } from "../mod.ts";
 import { writeSafetensors } from "../base/safetensors.ts";
 import { assertSameBits, readAll } from "./cases.ts";
-import { sample, split } from "./checkpoint_files.ts";
+import { sample, sample8bit, split } from "./checkpoint_files.ts";
 
 Deno.test("a checkpoint is safetensors: F32 tensors named as in PyTorch, string metadata", async () => {
   let state = await adam({ lr: 0.5, betas: [0.8, 0.9] }).init({
@@ -174,6 +175,19 @@ Deno.test("a file at an unaligned offset loads the same", async () => {
   const a = await loadState(shifted.subarray(1));
   const b = await loadState(good);
   await assertSameBits(a, b, "unaligned");
+});
+
+Deno.test("a file in a Node.js Buffer at an unaligned offset loads the same (its slice is a view)", async () => {
+  for (const good of [await sample(), await sample8bit()]) {
+    const b = await loadState(good);
+    for (const offset of [1, 2, 3]) {
+      // A checkpoint inside a larger message (an upload's body part, a record of a log).
+      const message = Buffer.alloc(good.length + 8);
+      message.set(good, offset);
+      const a = await loadState(message.subarray(offset, offset + good.length));
+      await assertSameBits(a, b, `Buffer at offset ${offset}`);
+    }
+  }
 });
 
 Deno.test('Ranger is named "ranger", and a checkpoint of 0.1.0 naming it "lookahead(ranger)" loads', async () => {
