@@ -8,12 +8,15 @@ import { Buffer } from "node:buffer";
 import {
   adam,
   dispose,
+  lion,
   loadState,
+  lookahead,
   radam,
   ranger,
   readMoments,
   readParams,
   saveState,
+  sgd,
   step,
 } from "../mod.ts";
 import { writeSafetensors } from "../base/safetensors.ts";
@@ -113,6 +116,30 @@ Deno.test("saving leaves the state usable and unchanged", async () => {
   assert.deepEqual(await readAll(state), before);
   state = step(state, { w: new Float32Array([1, 1, 1]) });
   assert.equal(state.step, 2);
+});
+
+Deno.test("an option of −0 resumes exactly: it is taken as 0, which is what a checkpoint's JSON holds", async () => {
+  // JSON.stringify(-0) is "0": a state trained on lr, β or LookAhead's α of −0 resumed on +0,
+  // with the other sign of some zero parameter or moment.
+  const made = [
+    sgd({ lr: -0 }),
+    adam({ lr: 0.1, betas: [-0, 0.9] }),
+    lion({ lr: 0.1, betas: [-0, -0] }),
+    ranger({ lr: 0.1, k: 1, alpha: -0 }),
+    lookahead(adam({ lr: 0.1 }), { k: 1, alpha: -0 }),
+    sgd({ lr: 0.1, groups: [{ match: /w/, lrScale: -0 }] }),
+  ];
+  for (const opt of made) {
+    const zeros = () => ({ w: new Float32Array([-0, 0, 1, -1, -0, 0]) });
+    const grad = () => ({ w: new Float32Array([-0, -0, 0, -0, 0, 0]) });
+    let state = step(await opt.init(zeros()), grad());
+    let resumed = await loadState(await saveState(state));
+    for (let t = 0; t < 3; t++) {
+      state = step(state, grad());
+      resumed = step(resumed, grad());
+    }
+    await assertSameBits(resumed, state, `${opt.settings.name} ${JSON.stringify(opt.settings)}`);
+  }
 });
 
 Deno.test("a checkpoint is of the state saveState was given, whatever steps follow before it is awaited", async () => {
