@@ -218,8 +218,9 @@ export function checkGrads(
   const record = grads as Record<string, unknown>;
   for (let i = 0; i < names.length; i++) {
     const name = names[i];
+    // Own keys only: a record's inherited members (`toString`) are not gradients.
+    if (!Object.hasOwn(record, name)) throw missingGradient(name, record, names);
     const value = record[name];
-    if (value === undefined && !(name in record)) throw missingGradient(name, record, names);
     if (!(value instanceof Float32Array)) {
       throw new TypeError(
         `Expected the gradient of ${label(name)} to be a Float32Array, got ${described(value)}${

@@ -335,7 +335,7 @@ export function checkGpuGrads(
   const record = single ? { [names[0]]: grads } : grads as Record<string, unknown>;
   for (let i = 0; i < names.length; i++) {
     const name = names[i];
-    const value = record[name];
+    const value = Object.hasOwn(record, name) ? record[name] : undefined; // not toString's
     if (value === undefined) {
       const error = missingGradient(name, record, names);
       error.message += single ? "" : lengthHint(record);

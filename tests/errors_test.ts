@@ -359,6 +359,22 @@ for (const backend of ["wasm", "js"] as const) {
   });
 }
 
+Deno.test("a gradient missing for a tensor named as a member of Object.prototype is reported missing", async () => {
+  // The record's inherited toString was read as the gradient: "got a function".
+  for (const name of ["toString", "constructor", "valueOf", "hasOwnProperty"]) {
+    const state = await radam().init({ [name]: new Float32Array(2), w: new Float32Array(2) });
+    assert.throws(
+      () => step(state, { w: new Float32Array(2) }),
+      saying(TypeError, `Missing gradient for parameter ${JSON.stringify(name)}`),
+    );
+    assert.throws(
+      () => step(state, { w: new Float32Array(2), [`${name}_`]: new Float32Array(2) }),
+      saying(TypeError, `; got an unexpected ${JSON.stringify(`${name}_`)}`),
+    );
+    assert.equal(step(state, { [name]: new Float32Array(2), w: new Float32Array(2) }).step, 1);
+  }
+});
+
 Deno.test("step rejects things that are not states, and says what it got", async () => {
   assert.throws(
     () => step({} as OptimizerState),
