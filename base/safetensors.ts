@@ -241,7 +241,10 @@ function headerOf(bytes: Uint8Array): { header: Record<string, unknown>; dataSta
   }
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.slice(8, dataStart)); // a copy: the input may be shared memory
+    // A copy (the input may be shared memory), through a plain Uint8Array: the `slice` of a
+    // subclass may be a view, as Node.js's Buffer's is.
+    const header = new Uint8Array(bytes.buffer, bytes.byteOffset + 8, dataStart - 8).slice();
+    text = new TextDecoder("utf-8", { fatal: true }).decode(header);
   } catch {
     throw new CheckpointError("Checkpoint header is not valid UTF-8");
   }

@@ -46,8 +46,9 @@ function isObject(x: unknown): x is Record<string, unknown> {
 }
 
 /**
- * Returns `value` if it is a finite number inside the given bounds; else throws a TypeError (not
- * a number) or a RangeError (not finite, or out of bounds) naming the option.
+ * Returns `value` if it is a finite number inside the given bounds (−0 as 0: a checkpoint's JSON
+ * holds it as 0, so that a state run on −0 would resume on another value); else throws a
+ * TypeError (not a number) or a RangeError (not finite, or out of bounds) naming the option.
  */
 export function checkNumber(
   name: string,
@@ -64,7 +65,7 @@ export function checkNumber(
     const upper = max === Infinity ? "" : ` and ${maxInclusive ? "≤" : "<"} ${max}`;
     throw optionError(name, `≥ ${min}${upper}`, value);
   }
-  return value;
+  return value + 0;
 }
 
 /** Validates a learning rate value (number ≥ 0, or schedule). */

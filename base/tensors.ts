@@ -125,9 +125,11 @@ export function checkParams(params: unknown): NamedTensors {
       );
     }
     const shape = shaped.shape;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    // Safe integers only: a checkpoint holds none other (an empty tensor's other dimensions
+    // may be anything, so that a larger one would be trained and saved, and never loaded).
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw new TypeError(
-        `Expected the shape of ${label(name)} to be an array of integers ≥ 0, got ${
+        `Expected the shape of ${label(name)} to be an array of integers from 0 to 2⁵³ − 1, got ${
           Array.isArray(shape) ? `[${shape.map(described).join(", ")}]` : described(shape)
         }`,
       );

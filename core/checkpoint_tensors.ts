@@ -223,13 +223,16 @@ function checkDtype(entry: TensorEntry, dtype: string, tensorName: string, what:
   }
 }
 
-/** The F32 values of an entry: a view of `bytes` when aligned, else a copy. */
+/**
+ * The F32 values of an entry: a view of `bytes` when aligned, else a copy (made through a plain
+ * Uint8Array: the `slice` of a subclass may be a view, as Node.js's Buffer's is).
+ */
 function floats(bytes: Uint8Array, dataStart: number, entry: TensorEntry): Float32Array {
   const length = (entry.end - entry.begin) / 4;
   const at = bytes.byteOffset + dataStart + entry.begin;
-  return at % 4 === 0 ? new Float32Array(bytes.buffer, at, length) : new Float32Array(
-    bytes.slice(at - bytes.byteOffset, at - bytes.byteOffset + length * 4).buffer,
-  );
+  return at % 4 === 0
+    ? new Float32Array(bytes.buffer, at, length)
+    : new Float32Array(new Uint8Array(bytes.buffer, at, length * 4).slice().buffer);
 }
 
 /** A tensor's F32 values, checked finite (and ≥ 0 with `nonNegative`). */

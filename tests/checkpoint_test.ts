@@ -4,20 +4,24 @@
  * are in tests/checkpoint_damage_test.ts.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import {
   adam,
   dispose,
+  lion,
   loadState,
+  lookahead,
   radam,
   ranger,
   readMoments,
   readParams,
   saveState,
+  sgd,
   step,
 } from "../mod.ts";
 import { writeSafetensors } from "../base/safetensors.ts";
 import { assertSameBits, readAll } from "./cases.ts";
-import { sample, split } from "./checkpoint_files.ts";
+import { sample, sample8bit, split } from "./checkpoint_files.ts";
 
 Deno.test("a checkpoint is safetensors: F32 tensors named as in PyTorch, string metadata", async () => {
   let state = await adam({ lr: 0.5, betas: [0.8, 0.9] }).init({
@@ -114,6 +118,30 @@ Deno.test("saving leaves the state usable and unchanged", async () => {
   assert.equal(state.step, 2);
 });
 
+Deno.test("an option of −0 resumes exactly: it is taken as 0, which is what a checkpoint's JSON holds", async () => {
+  // JSON.stringify(-0) is "0": a state trained on lr, β or LookAhead's α of −0 resumed on +0,
+  // with the other sign of some zero parameter or moment.
+  const made = [
+    sgd({ lr: -0 }),
+    adam({ lr: 0.1, betas: [-0, 0.9] }),
+    lion({ lr: 0.1, betas: [-0, -0] }),
+    ranger({ lr: 0.1, k: 1, alpha: -0 }),
+    lookahead(adam({ lr: 0.1 }), { k: 1, alpha: -0 }),
+    sgd({ lr: 0.1, groups: [{ match: /w/, lrScale: -0 }] }),
+  ];
+  for (const opt of made) {
+    const zeros = () => ({ w: new Float32Array([-0, 0, 1, -1, -0, 0]) });
+    const grad = () => ({ w: new Float32Array([-0, -0, 0, -0, 0, 0]) });
+    let state = step(await opt.init(zeros()), grad());
+    let resumed = await loadState(await saveState(state));
+    for (let t = 0; t < 3; t++) {
+      state = step(state, grad());
+      resumed = step(resumed, grad());
+    }
+    await assertSameBits(resumed, state, `${opt.settings.name} ${JSON.stringify(opt.settings)}`);
+  }
+});
+
 Deno.test("a checkpoint is of the state saveState was given, whatever steps follow before it is awaited", async () => {
   // Saving alongside training: saveState(state).then(write), and the loop steps on at once.
   // The file was written after an await, from the arena the next steps had already changed:
@@ -174,6 +202,19 @@ Deno.test("a file at an unaligned offset loads the same", async () => {
   const a = await loadState(shifted.subarray(1));
   const b = await loadState(good);
   await assertSameBits(a, b, "unaligned");
+});
+
+Deno.test("a file in a Node.js Buffer at an unaligned offset loads the same (its slice is a view)", async () => {
+  for (const good of [await sample(), await sample8bit()]) {
+    const b = await loadState(good);
+    for (const offset of [1, 2, 3]) {
+      // A checkpoint inside a larger message (an upload's body part, a record of a log).
+      const message = Buffer.alloc(good.length + 8);
+      message.set(good, offset);
+      const a = await loadState(message.subarray(offset, offset + good.length));
+      await assertSameBits(a, b, `Buffer at offset ${offset}`);
+    }
+  }
 });
 
 Deno.test('Ranger is named "ranger", and a checkpoint of 0.1.0 naming it "lookahead(ranger)" loads', async () => {

@@ -311,6 +311,13 @@ Deno.test({
     assert.throws(() => step(state, { w: new Float32Array(3) }), /"w".*length 2, got 3/);
     assert.throws(() => step(state, { v: new Float32Array(2) }), /Missing gradient .*"w"/);
     assert.throws(() => step(state, { w: "x" } as never), /"w".*Float32Array or a GPU tensor/);
+    // A record's inherited members are not gradients: toString's was read as one ("a function").
+    const named = await opt.init({ toString: new Float32Array(2) }, { device: device! });
+    assert.throws(
+      () => step(named, { tostring: new Float32Array(2) }),
+      /Missing gradient for parameter "toString"; got an unexpected "tostring"/,
+    );
+    dispose(named);
     const small = device!.createBuffer({ size: 4, usage: GPUBufferUsage.COPY_SRC });
     assert.throws(() => step(state, { w: small }), /length 2, got 1/);
     assert.equal(state.step, 0);
