@@ -30,7 +30,10 @@ import { RING_AHEAD, RING_KEPT, ScalarRing } from "./scalar_ring.ts";
  * ```
  */
 export const CONTROL = {
-  /** The global gradient norm of this step (f32; NaN where a gradient is not finite). */
+  /**
+   * The global gradient norm of this step (f32): NaN where a gradient is NaN, else Infinity
+   * where one is ±Infinity, as the CPU backends' float64 norm.
+   */
   norm: "f32",
   /** 0xffffffff − (first non-finite element of the grads section), or 0 when all are finite. */
   key: "u32",
@@ -39,7 +42,8 @@ export const CONTROL = {
   /**
    * The clipping factor of this step, clipGradNorm / norm, as `clip_pow2 · clip_scale` (written
    * with `norm`, see `set_norm` in wgsl_norm.ts): finite where the norm of finite gradients is
-   * past f32's range, and reads Infinity; a normal f32 where the factor is below 2⁻¹²⁶.
+   * past f32's range, and reads Infinity; a normal f32 where the factor is below 2⁻¹²⁶; 0 where
+   * a gradient is ±Infinity and none NaN; 1 where the step does not clip.
    */
   clip_scale: "f32",
   /** Steps submitted (every `decide`). */
