@@ -56,7 +56,7 @@ export const CONTROL = {
   halted: "u32",
   /** The first non-finite element of the halting step. */
   first_bad: "u32",
-  /** The bits of the last decided step's norm (NaN's where none is computed). */
+  /** The bits of the norm of the last step taken or skipped (NaN's where none is computed). */
   norm_bits: "u32",
   /** `submitted` at the halt. */
   halted_at: "u32",
@@ -88,15 +88,16 @@ fn decide() {
   control.submitted = control.submitted + 1u;
   control.step_t = 0u;
   if (control.halted != ${HALT.running}u) { return; }
+  if (s.check != 0u && control.key != 0u && s.halt_on_bad != 0u) {
+    // Refused ("throw"): the norm stays the last step's taken or skipped, as on the CPU.
+    control.halted = ${HALT.nonFinite}u;
+    control.first_bad = 0xffffffffu - control.key;
+    control.halted_at = control.submitted;
+    return;
+  }
   control.norm_bits = select(${NAN_BITS}u, bitcast<u32>(control.norm), s.norm_computed != 0u);
   if (s.check != 0u && control.key != 0u) {
-    if (s.halt_on_bad != 0u) {
-      control.halted = ${HALT.nonFinite}u;
-      control.first_bad = 0xffffffffu - control.key;
-      control.halted_at = control.submitted;
-    } else {
-      control.skipped = control.skipped + 1u;
-    }
+    control.skipped = control.skipped + 1u;
     return;
   }
   let t = control.taken + 1u;
