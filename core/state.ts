@@ -80,8 +80,9 @@ export interface OptimizerState<T = Float32Array> {
    * step's gradients, or centralized ones.) Take `Math.hypot` of your gradients, or set
    * `clipGradNorm: Number.MAX_VALUE` (which never clips), where you want the norm of every step.
    * On WebGPU the norm is computed in f32 on the device whenever the check runs, and reported
-   * with the step count (a non-finite norm need not match the CPU's NaN-or-Infinity; a norm
-   * past f32's range reads Infinity there, though clipped as on the CPU).
+   * with the step count (NaN where a gradient is NaN, else Infinity where one is ±Infinity, as
+   * on the CPU; a norm of finite gradients past f32's range reads Infinity there, though
+   * clipped as on the CPU).
    */
   readonly lastGradNorm: number;
   /**

@@ -30,7 +30,10 @@ import { RING_AHEAD, RING_KEPT, ScalarRing } from "./scalar_ring.ts";
  * ```
  */
 export const CONTROL = {
-  /** The global gradient norm of this step (f32; NaN where a gradient is not finite). */
+  /**
+   * The global gradient norm of this step (f32): NaN where a gradient is NaN, else Infinity
+   * where one is ±Infinity, as the CPU backends' float64 norm.
+   */
   norm: "f32",
   /** 0xffffffff − (first non-finite element of the grads section), or 0 when all are finite. */
   key: "u32",
@@ -39,7 +42,8 @@ export const CONTROL = {
   /**
    * The clipping factor of this step, clipGradNorm / norm, as `clip_pow2 · clip_scale` (written
    * with `norm`, see `set_norm` in wgsl_norm.ts): finite where the norm of finite gradients is
-   * past f32's range, and reads Infinity; a normal f32 where the factor is below 2⁻¹²⁶.
+   * past f32's range, and reads Infinity; a normal f32 where the factor is below 2⁻¹²⁶; 0 where
+   * a gradient is ±Infinity and none NaN; 1 where the step does not clip.
    */
   clip_scale: "f32",
   /** Steps submitted (every `decide`). */
@@ -52,7 +56,7 @@ export const CONTROL = {
   halted: "u32",
   /** The first non-finite element of the halting step. */
   first_bad: "u32",
-  /** The bits of the last decided step's norm (NaN's where none is computed). */
+  /** The bits of the norm of the last step taken or skipped (NaN's where none is computed). */
   norm_bits: "u32",
   /** `submitted` at the halt. */
   halted_at: "u32",
@@ -84,15 +88,16 @@ fn decide() {
   control.submitted = control.submitted + 1u;
   control.step_t = 0u;
   if (control.halted != ${HALT.running}u) { return; }
+  if (s.check != 0u && control.key != 0u && s.halt_on_bad != 0u) {
+    // Refused ("throw"): the norm stays the last step's taken or skipped, as on the CPU.
+    control.halted = ${HALT.nonFinite}u;
+    control.first_bad = 0xffffffffu - control.key;
+    control.halted_at = control.submitted;
+    return;
+  }
   control.norm_bits = select(${NAN_BITS}u, bitcast<u32>(control.norm), s.norm_computed != 0u);
   if (s.check != 0u && control.key != 0u) {
-    if (s.halt_on_bad != 0u) {
-      control.halted = ${HALT.nonFinite}u;
-      control.first_bad = 0xffffffffu - control.key;
-      control.halted_at = control.submitted;
-    } else {
-      control.skipped = control.skipped + 1u;
-    }
+    control.skipped = control.skipped + 1u;
     return;
   }
   let t = control.taken + 1u;

@@ -157,7 +157,7 @@ var<workgroup> block_t: u32;
 // gradients are first multiplied by (1, or 2⁻¹²⁶ where max / norm is below 2⁻¹²⁶), and the rest
 // (see set_norm); (1, 1) where the step does not clip.
 fn clip_factors() -> vec2<f32> {
-  if (s.clip != 0u && control.key == 0u && control.norm > s.clip_max) {
+  if (s.clip != 0u) {
     return vec2<f32>(control.clip_pow2, control.clip_scale);
   }
   return vec2<f32>(1.0);

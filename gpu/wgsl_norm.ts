@@ -22,16 +22,19 @@ export const NORM_VECTORS_PER_INVOCATION = 16;
 /** Gradients one workgroup of the first norm pass covers. */
 export const NORM_ELEMENTS_PER_WORKGROUP = 4 * WORKGROUP_SIZE * NORM_VECTORS_PER_INVOCATION;
 
-/** Bytes of one workgroup's partial (`Partial` in the WGSL): largest |g|, sum, key, pad. */
+/** Bytes of one workgroup's partial (`Partial` in the WGSL): largest |g|, sum, key, NaN flag. */
 export const NORM_PARTIAL_BYTES = 16;
 
 /**
  * WGSL of the workgroup reductions of the norm kernels (over the workgroup arrays `wf`, `wu`),
- * and the non-finite key.
+ * the non-finite key, and the NaN test (with the workgroup's NaN flag `wnan`, set to 1 by any
+ * invocation that saw a NaN: the norm is NaN where a gradient is NaN, else +Infinity where one
+ * is ±Infinity).
  */
 export const NORM_WORKGROUP_WGSL = /* wgsl */ `
 var<workgroup> wf: array<f32, ${WORKGROUP_SIZE}>;
 var<workgroup> wu: array<u32, ${WORKGROUP_SIZE}>;
+var<workgroup> wnan: atomic<u32>;
 
 // Tree reduction of the workgroup's (largest |g|, non-finite key) pairs into wf[0], wu[0].
 fn reduce_max(lid: u32) {
@@ -62,38 +65,55 @@ fn bad_key(x: vec4<f32>, e: u32) -> u32 {
   if (bad.z) { return 0xffffffffu - (e + 2u); }
   if (bad.w) { return 0xffffffffu - (e + 3u); }
   return 0u;
+}
+
+// Whether one of the four elements is NaN (tested on the bits, as bad_key).
+fn has_nan(x: vec4<f32>) -> bool {
+  return any((bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u));
 }`;
 
 /**
- * WGSL of `set_norm(m, sum)`, which writes the step's gradient norm and clipping factor into the
- * control buffer (`control` and the constants `s` must be bound): norm = M · sqrt(sum) of
- * gradients of largest |g| M and sum of (g / M)², and the factor max / norm, computed as
- * (max / sqrt(sum)) / fract(M) · 2^−exp(M) (M = fract · 2^exp), so that finite gradients whose
- * norm is past f32's range (Infinity) are still clipped. Where that factor is below 2⁻¹²⁶ (an
- * f32 subnormal of a few significant bits, or 0), it is held as 2⁻¹²⁶ · (its value · 2¹²⁶): the
- * kernels multiply the gradients by 2⁻¹²⁶ first (exact where |g| ≥ 1: the products that matter),
- * as the CPU backends then scale them in float64.
+ * WGSL of `set_norm(m, sum, key, nan)`, which writes the step's non-finite key, gradient norm
+ * and clipping factors into the control buffer (`control` and the constants `s` must be bound),
+ * as the CPU backends take them from the float64 sum of squares. Where every gradient is finite
+ * (key 0): norm = M · sqrt(sum) of gradients of largest |g| M and sum of (g / M)², and where it
+ * is above max, the factor max / norm, computed as (max / sqrt(sum)) / fract(M) · 2^−exp(M)
+ * (M = fract · 2^exp), so that finite gradients whose norm is past f32's range (Infinity) are
+ * still clipped. Where that factor is below 2⁻¹²⁶ (an f32 subnormal of a few significant bits,
+ * or 0), it is held as 2⁻¹²⁶ · (its value · 2¹²⁶): the kernels multiply the gradients by 2⁻¹²⁶
+ * first (exact where |g| ≥ 1: the products that matter), as the CPU backends then scale them in
+ * float64. Otherwise the norm is NaN where a gradient is NaN (`nan`; no clipping: NaN > max is
+ * false), else +Infinity (a ±Infinity, and no NaN), which clips by max / ∞ = 0. The factors are
+ * (1, 1) where the step does not clip.
  */
 export const SET_NORM_WGSL = /* wgsl */ `
-fn set_norm(m: f32, sum: f32) {
-  let root = sqrt(sum);
-  control.norm = m * root;
+fn set_norm(m: f32, sum: f32, key: u32, nan: bool) {
+  control.key = key;
   var pow2 = 1.0;
   var scale = 1.0;
-  if (m > 0.0) {
-    let parts = frexp(m);
-    let x = (s.clip_max / root) / parts.fract;
-    scale = ldexp(x, -parts.exp);
-    if (scale < ${2 ** -126}) {
-      pow2 = ${2 ** -126};
-      scale = ldexp(x, 126 - parts.exp);
+  if (key != 0u) {
+    // Written as bits: the shader's float arithmetic may assume finite values.
+    control.norm = bitcast<f32>(select(0x7f800000u, 0x7fc00000u, nan));
+    if (!nan) { scale = 0.0; }
+  } else {
+    let root = sqrt(sum);
+    let norm = m * root;
+    control.norm = norm;
+    if (m > 0.0 && norm > s.clip_max) {
+      let parts = frexp(m);
+      let x = (s.clip_max / root) / parts.fract;
+      scale = ldexp(x, -parts.exp);
+      if (scale < ${2 ** -126}) {
+        pow2 = ${2 ** -126};
+        scale = ldexp(x, 126 - parts.exp);
+      }
     }
   }
   control.clip_scale = scale;
   control.clip_pow2 = pow2;
 }`;
 
-const PARTIAL_WGSL = "struct Partial { largest: f32, sum: f32, key: u32, pad0: u32 }";
+const PARTIAL_WGSL = "struct Partial { largest: f32, sum: f32, key: u32, nan: u32 }";
 
 const PARTIAL_BINDINGS: readonly Binding[] = [
   { name: "g", type: "array<vec4<f32>>", kind: "read-only-storage" },
@@ -108,9 +128,10 @@ const PARTIAL_BINDINGS: readonly Binding[] = [
  * once into registers, takes their largest |g| and the sum of (g / largest)², and a key locating
  * its first NaN or ±Infinity (tested on the bits: a compiler may assume finite floats):
  * 0xffffffff − the element's index in the grads section, or 0 when all are finite, so that the
- * largest key is the first such element. One tree reduction combines the (largest, sum, key)
- * triples: largest M = max(m1, m2), sum = s1 · (m1 / M)² + s2 · (m2 / M)². `total` (one
- * workgroup) combines the workgroups' triples the same way: norm = M · sqrt(sum).
+ * largest key is the first such element, and whether one is NaN. One tree reduction combines
+ * the (largest, sum, key) triples: largest M = max(m1, m2), sum = s1 · (m1 / M)² + s2 · (m2 /
+ * M)². `total` (one workgroup) combines the workgroups' triples the same way: norm = M ·
+ * sqrt(sum), or NaN or +Infinity where a gradient is not finite (see `set_norm`).
  */
 export const GRAD_NORM_PARTIAL: Kernel = {
   entryPoint: "partial",
@@ -133,12 +154,14 @@ fn partial(
   var xs: array<vec4<f32>, ${NORM_VECTORS_PER_INVOCATION}>;
   var largest = 0.0;
   var key = 0u;
+  var nan = false;
   for (var k = 0u; k < ${NORM_VECTORS_PER_INVOCATION}u; k++) {
     let i = first + k * ${WORKGROUP_SIZE}u;
     var x = vec4<f32>(0.0);
     if (i < vectors) {
       x = select(g[i], vec4<f32>(0.0), past_count(count, i));
       key = max(key, bad_key(x, chunk.start + i * 4u));
+      nan = nan || has_nan(x);
     }
     xs[k] = x;
     let a = abs(x);
@@ -154,6 +177,7 @@ fn partial(
   wf[lid] = largest;
   ws[lid] = (acc.x + acc.y) + (acc.z + acc.w);
   wu[lid] = key;
+  if (nan) { atomicStore(&wnan, 1u); }
   workgroupBarrier();
   for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
     if (lid < k) {
@@ -176,7 +200,7 @@ fn partial(
     WORKGROUP_SIZE * NORM_VECTORS_PER_INVOCATION
   }u;
   if (lid == 0u && w < groupsUsed) {
-    partials[chunk.partial_base + w] = Partial(wf[0], ws[0], wu[0], 0u);
+    partials[chunk.partial_base + w] = Partial(wf[0], ws[0], wu[0], atomicLoad(&wnan));
   }
 }
 `,
@@ -213,6 +237,7 @@ fn total(@builtin(local_invocation_index) lid: u32) {
   for (var k = lid; k < n; k += ${WORKGROUP_SIZE}u) {
     largest = max(largest, all_partials[k].largest);
     key = max(key, all_partials[k].key);
+    if (all_partials[k].nan != 0u) { atomicStore(&wnan, 1u); }
   }
   wf[lid] = largest;
   wu[lid] = key;
@@ -229,8 +254,7 @@ fn total(@builtin(local_invocation_index) lid: u32) {
   wf[lid] = sum;
   reduce_sum(lid);
   if (lid == 0u) {
-    set_norm(m, wf[0]);
-    control.key = wu[0];
+    set_norm(m, wf[0], wu[0], atomicLoad(&wnan) != 0u);
     decide();
   }
 }

@@ -71,9 +71,9 @@ fn rule_update(i: u32, base: u32, grad_scale: f32, pre: f32, keep: vec4<bool>) {
 
 // The factors of the global-norm clipping of this step, max / norm: the power of two the
 // gradients are first multiplied by (1, or 2⁻¹²⁶ where max / norm is below 2⁻¹²⁶), and the rest
-// (see set_norm); (1, 1) where the step does not clip.
+// (written by set_norm: (1, 1) where the step does not clip).
 fn clip_factors() -> vec2<f32> {
-  if (s.clip != 0u && control.key == 0u && control.norm > s.clip_max) {
+  if (s.clip != 0u) {
     return vec2<f32>(control.clip_pow2, control.clip_scale);
   }
   return vec2<f32>(1.0);
@@ -131,15 +131,18 @@ fn step_small(@builtin(local_invocation_index) lid: u32) {
   if (s.norm_computed != 0u) {
     var largest = 0.0;
     var key = 0u;
+    var nan = false;
     for (var i = lid; i < vectors; i += ${WORKGROUP_SIZE}u) {
       let x = select(g[i], vec4<f32>(0.0), past_count(count, i));
       key = max(key, bad_key(x, chunk.start + i * 4u));
+      nan = nan || has_nan(x);
       let a = abs(x);
       largest = max(largest, max(max(a.x, a.y), max(a.z, a.w)));
     }
     // Few barriers (each is costly on software adapters): invocation 0 combines the 64 values.
     wf[lid] = largest;
     wu[lid] = key;
+    if (nan) { atomicStore(&wnan, 1u); }
     workgroupBarrier();
     if (lid == 0u) {
       var m = 0.0;
@@ -164,8 +167,7 @@ fn step_small(@builtin(local_invocation_index) lid: u32) {
     if (lid == 0u) {
       var sum = 0.0;
       for (var j = 0u; j < ${WORKGROUP_SIZE}u; j++) { sum = sum + wf[j]; }
-      set_norm(m, sum);
-      control.key = norm_key;
+      set_norm(m, sum, norm_key, atomicLoad(&wnan) != 0u);
     }
   }
   if (lid == 0u) {

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { loadState, lookahead, readMoments, saveState, step } from "../../mod.ts";
+import { loadState, lookahead, type Optimizer, readMoments, saveState, step } from "../../mod.ts";
 import { stateInternals } from "../../core/state.ts";
 import {
   caseArb,
@@ -154,6 +154,131 @@ for (const row of RULE_TABLE) {
             `${row.rule}: element ${i}: webgpu ${p}, wasm ${q}`,
           );
         });
+      });
+    },
+  });
+}
+
+/**
+ * Gradients (after a finite step) holding a NaN or an infinity, by case, in two tensors `a`, `b`:
+ * where both are large, the bad values lie in different workgroups of the norm's first pass.
+ */
+const NON_FINITE: Readonly<Record<string, (a: Float32Array, b: Float32Array) => void>> = {
+  "a NaN": (_, b) => b[b.length - 1] = NaN,
+  "+Infinity": (_, b) => b[b.length - 1] = Infinity,
+  "-Infinity": (a) => a[0] = -Infinity,
+  "+Infinity and NaN": (a, b) => {
+    a[a.length - 1] = Infinity;
+    b[b.length - 1] = NaN;
+  },
+  "-Infinity, other gradients finite past f32's norm": (a, b) => {
+    a[1] = -Infinity;
+    b.fill(3e38);
+  },
+};
+
+/** The runs of each case: the policy, the clipping norm, the tensors' lengths, LookAhead. */
+const NON_FINITE_RUNS = [
+  ["propagate", 1, [6, 5], false],
+  ["propagate", 0, [6, 5], true],
+  ["propagate", 1, [70, 5000], true],
+  ["propagate", 0, [70, 5000], false],
+  ["skip", 1, [6, 5], false],
+  ["skip", 1, [70, 5000], true],
+  ["throw", 1, [70, 5000], false],
+] as const;
+
+/** A state after a finite step then two of `bad` (one under "throw"), and the error if any. */
+async function nonFiniteRun(
+  // deno-lint-ignore no-explicit-any
+  opt: Optimizer<any>,
+  lengths: readonly [number, number],
+  bad: (a: Float32Array, b: Float32Array) => void,
+  gpu: boolean,
+) {
+  const [na, nb] = lengths;
+  const grads = () => ({
+    a: Float32Array.from({ length: na }, (_, i) => Math.sin(i + 1)),
+    b: Float32Array.from({ length: nb }, (_, i) => 3 * Math.cos(i)),
+  });
+  let state = await opt.init(
+    { a: new Float32Array(na).fill(0.6), b: new Float32Array(nb).fill(-0.2) },
+    gpu ? { device: device! } : {},
+  );
+  state = step(state, grads());
+  const g = grads();
+  bad(g.a, g.b);
+  let error: unknown;
+  try {
+    state = step(state, g);
+    if (opt.settings.loop.nonFinite !== "throw") state = step(state, g);
+    if (gpu) await readAll(state); // the device's halt, if any, is reported here
+  } catch (e) {
+    error = e;
+  }
+  return { state, error, values: await readAll(state) };
+}
+
+for (const row of RULE_TABLE) {
+  Deno.test({
+    name:
+      `webgpu ${row.rule}: clipping gradients with a NaN or an infinity matches wasm (norm NaN, or Infinity: factor 0), under every nonFinite policy`,
+    ignore,
+    async fn() {
+      await noGpuErrors(async () => {
+        for (const states of FORMATS) {
+          for (const [nonFinite, clipGradNorm, lengths, la] of NON_FINITE_RUNS) {
+            // 8-bit: codes for tensors of 4096 elements or more
+            if (states === "8bit" && lengths[1] < 4096) continue;
+            for (const [name, bad] of Object.entries(NON_FINITE)) {
+              const run = (backend: "wasm" | "webgpu") => {
+                const more = { clipGradNorm, nonFinite, states, lr: 0.1 };
+                const opt = optimizerOf(row, row.example, backend, more);
+                return nonFiniteRun(
+                  la ? lookahead(opt, { k: 1 }) : opt,
+                  lengths,
+                  bad,
+                  backend === "webgpu",
+                );
+              };
+              const [gpu, cpu] = [await run("webgpu"), await run("wasm")];
+              const what = `${states}, ${nonFinite}, clip ${clipGradNorm}, ${lengths}${
+                la ? ", LookAhead" : ""
+              }, ${name}`;
+              // "throw": the same refusal, in the words of each backend: the same element.
+              const where = (e: unknown) => {
+                assert.ok(e instanceof RangeError, `${what}: ${e}`);
+                const at = /parameter "(\w+)" holds .* at index (\d+)/.exec(e.message);
+                assert.ok(at, `${what}: ${e}`);
+                return `${at[1]}[${at[2]}]`;
+              };
+              if (nonFinite === "throw") assert.equal(where(gpu.error), where(cpu.error), what);
+              else assert.deepEqual([gpu.error, cpu.error], [undefined, undefined], what);
+              assert.equal(gpu.state.step, cpu.state.step, what);
+              assert.equal(gpu.state.skippedSteps, cpu.state.skippedSteps, what);
+              const close = (p: number, q: number) =>
+                Number.isNaN(q)
+                  ? Number.isNaN(p)
+                  : Number.isFinite(q)
+                  ? Math.abs(p - q) <= 1e-5 * Math.abs(q) + 1e-6
+                  : p === q;
+              const [norm, cpuNorm] = [gpu.state.lastGradNorm, cpu.state.lastGradNorm];
+              assert.ok(close(norm, cpuNorm), `${what}: norm ${norm}, wasm ${cpuNorm}`);
+              for (const [tensor, values] of Object.entries(cpu.values)) {
+                for (const [section, want] of Object.entries(values) as [string, Float64Array][]) {
+                  const got = gpu.values[tensor][section as keyof typeof values]!;
+                  want.forEach((q, i) => {
+                    const p = got[i];
+                    assert.ok(
+                      close(p, q),
+                      `${what}: ${tensor}.${section}[${i}]: webgpu ${p}, wasm ${q}`,
+                    );
+                  });
+                }
+              }
+            }
+          }
+        }
       });
     },
   });
