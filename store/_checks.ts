@@ -25,8 +25,8 @@ export function optionError(
 
 /**
  * A value as an error message shows it after "got", as the library's own errors do: strings
- * quoted, objects by their constructor's name (a `Float32Array` with its length), others as
- * themselves.
+ * quoted, arrays with their length, objects by their constructor's name (a `Float32Array` with
+ * its length), others as themselves.
  */
 export function described(value: unknown): string {
   if (typeof value === "string") {
@@ -34,8 +34,31 @@ export function described(value: unknown): string {
   }
   if (typeof value === "function") return "a function";
   if (value instanceof Float32Array) return `a Float32Array of ${value.length}`;
+  if (Array.isArray(value)) return `Array(${value.length})`;
   if (typeof value === "object" && value !== null) return value.constructor?.name ?? "an object";
   return String(value);
+}
+
+/** Whether `value` is a Promise (or another thenable): what a forgotten `await` gives. */
+export function isThenable(value: unknown): boolean {
+  return typeof value === "object" && value !== null &&
+    typeof (value as { then?: unknown }).then === "function";
+}
+
+/**
+ * What to add to an error about a value that should have been a `Float32Array`, as the
+ * library's own errors add: for a Promise, to await it; for numbers in an `Array` (a gradient
+ * decoded from JSON) or in a typed array of another type, how to convert them. Empty for
+ * anything else (a `Float32Array` too).
+ */
+export function float32Hint(value: unknown): string {
+  if (isThenable(value)) return " (a Promise: await it)";
+  const numbers = Array.isArray(value)
+    ? value.length > 0 && value.every((x) => typeof x === "number")
+    : ArrayBuffer.isView(value) && !(value instanceof Float32Array) &&
+      !(value instanceof DataView) &&
+      !(value instanceof BigInt64Array) && !(value instanceof BigUint64Array);
+  return numbers ? " (convert it: new Float32Array(values))" : "";
 }
 
 /**
