@@ -10,6 +10,7 @@ import {
   ContributionRefusedError,
   dataParallel,
   kvCheckpointStore,
+  meanOfContributions,
   memoryCheckpointStore,
   type SubmitResult,
   type TrainingStore,
@@ -224,6 +225,19 @@ Deno.test("data parallel: bad contributions are errors naming what is wrong, not
   assert.throws(() => dataParallel(store, { optimizer, init, staleness: -1 }), /staleness/);
   assert.throws(() => dataParallel(store, { optimizer, init, leaseMs: 0 }), /leaseMs/);
   await trainer.close();
+});
+
+Deno.test("meanOfContributions: a scratch shorter than the output is a RangeError, not a NaN mean", () => {
+  const parts = [{ samples: 1, gradient: new Float32Array([1, 2, 3]) }];
+  const out = new Float32Array(3);
+  // before, the sums past the scratch's end were dropped and the mean there was NaN, silently
+  assert.throws(
+    () => meanOfContributions(parts, out, new Float64Array(1)),
+    /The scratch holds 1 values, expected 3 or more/,
+  );
+  assert.deepEqual([...out], [0, 0, 0]); // nothing written
+  meanOfContributions(parts, out, new Float64Array(4)); // a longer one is fine
+  assert.deepEqual([...out], [1, 2, 3]);
 });
 
 Deno.test("data parallel: a lease held by a process that died expires, then training goes on", async () => {
