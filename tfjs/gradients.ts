@@ -23,6 +23,14 @@ export interface NamedTensor {
   tensor: tf.Tensor;
 }
 
+/** What an error adds about `value` where it is a Promise: an `await` was forgotten. */
+function promiseHint(value: unknown): string {
+  const then = typeof value === "object" && value !== null
+    ? (value as { then?: unknown }).then
+    : undefined;
+  return typeof then === "function" ? " (a Promise: await it)" : "";
+}
+
 /** How an error message names the variable `name`. */
 function labelOf(name: string): string {
   return `variable ${JSON.stringify(name)}`;
@@ -82,7 +90,8 @@ function variableOf(
 function checkGradient(tensor: unknown, variable: tf.Variable, name: string): tf.Tensor {
   if (!(tensor instanceof tf.Tensor)) {
     throw new TypeError(
-      `Expected the gradient of ${labelOf(name)} to be a tf.Tensor, got ${described(tensor)}`,
+      `Expected the gradient of ${labelOf(name)} to be a tf.Tensor, got ${described(tensor)}` +
+        promiseHint(tensor),
     );
   }
   if (tensor.isDisposed) throw new TypeError(`The gradient of ${labelOf(name)} was disposed`);
@@ -133,7 +142,7 @@ export function checkGradients(grads: unknown): GradItem[] {
       seen.add(name);
       addItem(items, registered, name, tensor);
     }
-  } else if (typeof grads === "object" && grads !== null) {
+  } else if (typeof grads === "object" && grads !== null && promiseHint(grads) === "") {
     // (A record's keys are distinct.)
     const map = grads as Readonly<Record<string, unknown>>;
     for (const name in map) {
@@ -141,7 +150,8 @@ export function checkGradients(grads: unknown): GradItem[] {
     }
   } else {
     throw new TypeError(
-      `applyGradients expects a NamedTensorMap or a NamedTensor[], got ${described(grads)}`,
+      `applyGradients expects a NamedTensorMap or a NamedTensor[], got ${described(grads)}` +
+        promiseHint(grads),
     );
   }
   return items;
