@@ -5,7 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { described } from "../base/_errors.ts";
+import { described, promiseHint } from "../base/_errors.ts";
 import { type Entry, sameShape, shapeText } from "./layout.ts";
 
 /** A variable and its gradient of one step (checked). */
@@ -21,14 +21,6 @@ export interface NamedTensor {
   name: string;
   /** The value. */
   tensor: tf.Tensor;
-}
-
-/** What an error adds about `value` where it is a Promise: an `await` was forgotten. */
-function promiseHint(value: unknown): string {
-  const then = typeof value === "object" && value !== null
-    ? (value as { then?: unknown }).then
-    : undefined;
-  return typeof then === "function" ? " (a Promise: await it)" : "";
 }
 
 /** How an error message names the variable `name`. */

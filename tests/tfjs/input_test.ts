@@ -123,6 +123,18 @@ for (const backend of CPU_BACKENDS) {
         /NamedTensorMap or a NamedTensor\[\], got Promise \(a Promise: await it\)$/.test(e.message),
     );
     assert.deepEqual(await snapshot(), before);
+    // Weights not awaited (getWeights returns a Promise): refused, saying to await them.
+    const pending = optimizer.getWeights();
+    await assert.rejects(
+      () => optimizer.setWeights(pending as never),
+      (e: Error) =>
+        e instanceof TypeError &&
+        /^setWeights expects a NamedTensor\[\], got Promise \(a Promise: await it\)$/.test(
+          e.message,
+        ),
+    );
+    await pending;
+    assert.deepEqual(await snapshot(), before);
     // A disposed variable.
     const gone = tf.variable(tf.tensor([1]), true, name("gone"));
     const gn = gone.name;
