@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { LoadOptions } from "../mod.ts";
 import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
 
@@ -112,6 +113,43 @@ export function checkOptionsObject(options: unknown, of: string, known: readonly
     if (!known.includes(key)) {
       throw new TypeError(`Unknown option ${key} for ${of}; expected one of ${known.join(", ")}`);
     }
+  }
+}
+
+/** The options `loadState` takes (each one of its `LoadOptions`, and every one). */
+const LOAD_OPTIONS = Object.keys(
+  {
+    backend: true,
+    lr: true,
+    threads: true,
+    threadThreshold: true,
+    states: true,
+    device: true,
+  } satisfies Record<keyof LoadOptions, true>,
+);
+
+/**
+ * Checks the options `tensors` (name → number of values, each an integer ≥ 0) and `loadOptions`
+ * (an object of `loadState`'s options) of the function `of` when it is called, not only when a
+ * request first compares a checkpoint with them or loads one: on an empty store a misspelled
+ * load option would pass unseen until the next request, and `tensors: { w: "2" }` was refused
+ * as "has 2 values, expected 2".
+ */
+export function checkModelOptions(
+  options: { readonly tensors?: unknown; readonly loadOptions?: unknown },
+  of: string,
+): void {
+  const { tensors, loadOptions } = options;
+  if (tensors !== undefined) {
+    if (typeof tensors !== "object" || tensors === null || Array.isArray(tensors)) {
+      throw optionError("tensors", "an object of tensor lengths by name", tensors, false);
+    }
+    for (const [name, length] of Object.entries(tensors)) {
+      checkCount(`tensors[${JSON.stringify(name)}]`, length, 0, true);
+    }
+  }
+  if (loadOptions !== undefined) {
+    checkOptionsObject(loadOptions, `${of}'s loadOptions`, LOAD_OPTIONS);
   }
 }
 
