@@ -21,6 +21,7 @@
  * import { radam } from "@optim/radam";
  * import { kvCheckpointStore, optimisticStep } from "@optim/radam/kv";
  *
+ * await Deno.mkdir("serverless-data", { recursive: true }); // Deno.openKv creates no folder
  * const kv = await Deno.openKv("serverless-data/training.sqlite3"); // Deno.openKv() on Deno Deploy
  * const store = kvCheckpointStore(kv, ["models", "linear"]);
  * const { step } = await optimisticStep(store, {

@@ -45,6 +45,26 @@ export function described(value: unknown): string {
 }
 
 /**
+ * What to add to an error about `value` where it is a Promise (or another thenable): an `await`
+ * was forgotten. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { promiseHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(promiseHint(Promise.resolve()), " (a Promise: await it)");
+ * assert.equal(promiseHint({}), "");
+ * ```
+ */
+export function promiseHint(value: unknown): string {
+  const then = typeof value === "object" && value !== null
+    ? (value as { then?: unknown }).then
+    : undefined;
+  return typeof then === "function" ? " (a Promise: await it)" : "";
+}
+
+/**
  * What to add to an error about a value that should have been a `Float32Array` (or a record of
  * them): for a TensorFlow.js tensor (an object with `dataSync()` and a `shape`), how to pass its
  * values instead, or to train through the adapter; for a Promise, to await it (`tensor.data()`
@@ -66,12 +86,12 @@ export function described(value: unknown): string {
  */
 export function tensorHint(value: unknown): string {
   if (typeof value !== "object" || value === null) return "";
-  const tensor = value as { dataSync?: unknown; shape?: unknown; then?: unknown };
+  const tensor = value as { dataSync?: unknown; shape?: unknown };
   if (typeof tensor.dataSync === "function" && Array.isArray(tensor.shape)) {
     return " (a TensorFlow.js tensor: pass its values, `await tensor.data()`, or train through " +
       "tfOptimizer of @optim/radam/tfjs)";
   }
-  if (typeof tensor.then === "function") return " (a Promise: await it)";
+  if (promiseHint(value) !== "") return promiseHint(value);
   const numbers = Array.isArray(value)
     ? value.length > 0 && value.every((x) => typeof x === "number")
     : ArrayBuffer.isView(value) && !(value instanceof DataView) &&

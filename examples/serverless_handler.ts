@@ -34,8 +34,8 @@
  *
  * Answers of `POST /step` (a JSON batch `{ x, y, id? }`): 200 `{ step, loss, id, attempts }`
  * (optimistic) or `{ step, loss, id, base }` (data-parallel: the step that applied the batch,
- * and the step of the parameters its gradient was computed at), with `duplicate: true` when
- * the id was applied before (by `step`; nothing applied now); 202 `{ id, pending: true }` when
+ * and the step of the parameters its gradient was computed at), or `{ step, id, duplicate:
+ * true }` in both modes when the id was applied before (by `step`; nothing applied now); 202 `{ id, pending: true }` when
  * a data-parallel contribution is stored but no step applied it within `--wait-ms` (send the
  * id again to learn its step); 400 for a bad batch; 409 when it was not applied (optimistic:
  * every attempt met a newer checkpoint within the time budget; data-parallel: computed too many
@@ -239,13 +239,10 @@ async function dataParallelAnswer(
   }
   const done = await trainer.submit({ id, base, samples: batch.y.length, gradient });
   if (done.status === "pending") return answer({ id, pending: true }, 202);
-  return answer({
-    step: done.step,
-    loss,
-    id,
-    base,
-    ...(done.duplicate ? { duplicate: true } : {}),
-  });
+  // A duplicate's step applied the gradient of an earlier request: this one's loss and base,
+  // computed now, are not that step's, so they are left out (as the optimistic mode does).
+  if (done.duplicate) return answer({ step: done.step, id, duplicate: true });
+  return answer({ step: done.step, loss, id, base });
 }
 
 /** `GET /params`: the parameters, the SHA-256 of their checkpoint, the ids its metadata lists. */

@@ -94,6 +94,8 @@ Deno.test("data-parallel handler over loopback: folded steps equal the journal's
     const again = await (await post(base, data[7])).json();
     const first = answers.find((a) => a.batch.id === data[7].id)!.body!;
     assert.deepEqual([again.step, again.duplicate], [first.step, true]);
+    // and only that: not a loss and base of this request's gradient, which that step never took
+    assert.deepEqual(again, { step: first.step, id: data[7].id, duplicate: true });
     const refused = [
       JSON.stringify({ x: [[1, 2, 3]], y: [1] }), // 3 features, the model has 12
       JSON.stringify({ x: [Array(FEATURES).fill(1e300)], y: [1e300] }), // non-finite

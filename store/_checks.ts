@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { LoadOptions } from "../mod.ts";
 import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
 
@@ -25,8 +26,8 @@ export function optionError(
 
 /**
  * A value as an error message shows it after "got", as the library's own errors do: strings
- * quoted, objects by their constructor's name (a `Float32Array` with its length), others as
- * themselves.
+ * quoted, arrays with their length, objects by their constructor's name (a `Float32Array` with
+ * its length), others as themselves.
  */
 export function described(value: unknown): string {
   if (typeof value === "string") {
@@ -34,8 +35,31 @@ export function described(value: unknown): string {
   }
   if (typeof value === "function") return "a function";
   if (value instanceof Float32Array) return `a Float32Array of ${value.length}`;
+  if (Array.isArray(value)) return `Array(${value.length})`;
   if (typeof value === "object" && value !== null) return value.constructor?.name ?? "an object";
   return String(value);
+}
+
+/** Whether `value` is a Promise (or another thenable): what a forgotten `await` gives. */
+export function isThenable(value: unknown): boolean {
+  return typeof value === "object" && value !== null &&
+    typeof (value as { then?: unknown }).then === "function";
+}
+
+/**
+ * What to add to an error about a value that should have been a `Float32Array`, as the
+ * library's own errors add: for a Promise, to await it; for numbers in an `Array` (a gradient
+ * decoded from JSON) or in a typed array of another type, how to convert them. Empty for
+ * anything else (a `Float32Array` too).
+ */
+export function float32Hint(value: unknown): string {
+  if (isThenable(value)) return " (a Promise: await it)";
+  const numbers = Array.isArray(value)
+    ? value.length > 0 && value.every((x) => typeof x === "number")
+    : ArrayBuffer.isView(value) && !(value instanceof Float32Array) &&
+      !(value instanceof DataView) &&
+      !(value instanceof BigInt64Array) && !(value instanceof BigUint64Array);
+  return numbers ? " (convert it: new Float32Array(values))" : "";
 }
 
 /**
@@ -89,6 +113,43 @@ export function checkOptionsObject(options: unknown, of: string, known: readonly
     if (!known.includes(key)) {
       throw new TypeError(`Unknown option ${key} for ${of}; expected one of ${known.join(", ")}`);
     }
+  }
+}
+
+/** The options `loadState` takes (each one of its `LoadOptions`, and every one). */
+const LOAD_OPTIONS = Object.keys(
+  {
+    backend: true,
+    lr: true,
+    threads: true,
+    threadThreshold: true,
+    states: true,
+    device: true,
+  } satisfies Record<keyof LoadOptions, true>,
+);
+
+/**
+ * Checks the options `tensors` (name → number of values, each an integer ≥ 0) and `loadOptions`
+ * (an object of `loadState`'s options) of the function `of` when it is called, not only when a
+ * request first compares a checkpoint with them or loads one: on an empty store a misspelled
+ * load option would pass unseen until the next request, and `tensors: { w: "2" }` was refused
+ * as "has 2 values, expected 2".
+ */
+export function checkModelOptions(
+  options: { readonly tensors?: unknown; readonly loadOptions?: unknown },
+  of: string,
+): void {
+  const { tensors, loadOptions } = options;
+  if (tensors !== undefined) {
+    if (typeof tensors !== "object" || tensors === null || Array.isArray(tensors)) {
+      throw optionError("tensors", "an object of tensor lengths by name", tensors, false);
+    }
+    for (const [name, length] of Object.entries(tensors)) {
+      checkCount(`tensors[${JSON.stringify(name)}]`, length, 0, true);
+    }
+  }
+  if (loadOptions !== undefined) {
+    checkOptionsObject(loadOptions, `${of}'s loadOptions`, LOAD_OPTIONS);
   }
 }
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { ContributionRefusedError, staleReason } from "./errors.ts";
-import { checkRequestId } from "./_checks.ts";
+import { checkRequestId, described } from "./_checks.ts";
 import type { CheckedOptions, Contribution, SubmitResult } from "./parallel.ts";
 import { type Cached, type Fold, foldOnce, initialize, type Local } from "./_fold.ts";
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
@@ -45,6 +45,15 @@ function unanswered(id: string, limit: string, stored: boolean): Error {
   );
 }
 
+/**
+ * The error of a contribution's `base` or `samples`: a RangeError for a number out of range, a
+ * TypeError for anything else (a string read from a request says it is one).
+ */
+function infoError(field: string, expected: string, value: unknown): Error {
+  const message = `A contribution's ${field} must be ${expected}, got ${described(value)}`;
+  return typeof value === "number" ? new RangeError(message) : new TypeError(message);
+}
+
 /** The checked id, base step and sample count of a contribution (each field read once). */
 function checkInfo(c: Contribution): Local["info"] {
   if (typeof c !== "object" || c === null) {
@@ -53,10 +62,10 @@ function checkInfo(c: Contribution): Local["info"] {
   const id = c.id, base = c.base, samples = c.samples ?? 1;
   checkRequestId(id, "A contribution's id");
   if (!Number.isSafeInteger(base) || base < 0) {
-    throw new RangeError(`A contribution's base must be a step (an integer ≥ 0), got ${base}`);
+    throw infoError("base", "a step (an integer ≥ 0)", base);
   }
   if (!Number.isSafeInteger(samples) || samples < 1) {
-    throw new RangeError(`A contribution's samples must be an integer ≥ 1, got ${samples}`);
+    throw infoError("samples", "an integer ≥ 1", samples);
   }
   return { id, base, samples };
 }

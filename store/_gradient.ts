@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { described } from "./_checks.ts";
+import { described, float32Hint, isThenable } from "./_checks.ts";
 import type { StoredParams } from "./training.ts";
 
 /** A gradient as it was at the call: its Float32Arrays' values in one array, the rest as given. */
@@ -18,9 +18,10 @@ export interface TakenGradient {
   readonly tensors: ReadonlyMap<string, { at: number; length: number } | { value: unknown }>;
 }
 
-/** Whether `v` is a record of tensors by name (not an array, a typed array or null). */
+/** Whether `v` is a record of tensors by name (not an array, a typed array, a Promise or null). */
 const isRecord = (v: unknown): v is Readonly<Record<string, unknown>> =>
-  typeof v === "object" && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
+  typeof v === "object" && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v) &&
+  !isThenable(v);
 
 /**
  * The values of `gradient` now, in one copy: in the order of `order` (the model's tensors, as
@@ -62,7 +63,7 @@ export function flatten(taken: TakenGradient, params: StoredParams): Float32Arra
   if (!isRecord(taken.given)) {
     throw new TypeError(
       "A contribution's gradient must be an object of Float32Arrays by tensor name, got " +
-        described(taken.given),
+        described(taken.given) + float32Hint(taken.given),
     );
   }
   for (const name of taken.tensors.keys()) {
@@ -87,7 +88,7 @@ export function flatten(taken: TakenGradient, params: StoredParams): Float32Arra
       // a Float32Array of the wrong length is a RangeError, as `step` says; anything else a TypeError
       throw new (g instanceof Float32Array ? RangeError : TypeError)(
         `A contribution's gradient ${JSON.stringify(name)} must be a Float32Array of ${length}, ` +
-          `got ${described(g)}`,
+          `got ${described(g)}${float32Hint(g)}`,
       );
     }
     for (let i = 0; i < length; i++) {

@@ -5,7 +5,12 @@
  *
  * @module
  */
-import { checkCount, checkOptionsObject, checkTrainingStore } from "./_checks.ts";
+import {
+  checkCount,
+  checkModelOptions,
+  checkOptionsObject,
+  checkTrainingStore,
+} from "./_checks.ts";
 import { Coordinator } from "./_coordinator.ts";
 import {
   type CheckedOptions,
@@ -41,6 +46,7 @@ function checkOptions(options: DataParallelOptions): CheckedOptions {
   if (meta !== undefined && typeof meta !== "function") {
     throw new TypeError("Option meta must be a function");
   }
+  checkModelOptions(options, "dataParallel");
   return {
     ...options,
     staleness: checkCount("staleness", options.staleness ?? DEFAULT_STALENESS, 0, true, true),

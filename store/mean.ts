@@ -27,7 +27,8 @@ export interface WeightedGradient {
  * weighted by its sample count `nᵢ`, so the step is the one a single worker would take on the
  * union of their batches. The sum is taken in float64, in the order given (the journal's), and
  * divided once; each value is then rounded to float32. A replay that does the same in the same
- * order gets the same bits. `acc` is the float64 scratch (at least `out.length` long).
+ * order gets the same bits. `acc` is the float64 scratch (at least `out.length` long; a new
+ * one by default); a shorter one is a RangeError, as is a gradient of another length than `out`.
  *
  * @example
  * ```ts
@@ -47,6 +48,10 @@ export function meanOfContributions(
   out: Float32Array,
   acc: Float64Array = new Float64Array(out.length),
 ): void {
+  // a shorter scratch would drop the sums past its end, and the mean there be NaN
+  if (acc.length < out.length) {
+    throw new RangeError(`The scratch holds ${acc.length} values, expected ${out.length} or more`);
+  }
   acc.fill(0, 0, out.length);
   let total = 0;
   for (const { samples, gradient } of parts) {

@@ -15,6 +15,7 @@ import {
 } from "../mod.ts";
 import {
   checkCount,
+  checkModelOptions,
   checkOptionsObject,
   checkRequestId,
   checkStore,
@@ -218,6 +219,7 @@ function checkOptions<R>(store: VersionedCheckpointStore, options: OptimisticSte
     checkRequestId(id, "Option id");
     checkTrainingStore(store, "Option id");
   }
+  checkModelOptions(options, "optimisticStep");
   if (options.serialize !== undefined && typeof options.serialize !== "boolean") {
     throw optionError("serialize", "a boolean", options.serialize, false);
   }

@@ -10,6 +10,7 @@ import {
   ContributionRefusedError,
   dataParallel,
   kvCheckpointStore,
+  meanOfContributions,
   memoryCheckpointStore,
   type SubmitResult,
   type TrainingStore,
@@ -169,7 +170,30 @@ Deno.test("data parallel: bad contributions are errors naming what is wrong, not
     ],
     [
       { id: "a", base: step, gradient: { ...good, w: [...good.w] } },
-      /"w" must be a Float32Array of 6, got Array$/,
+      /"w" must be a Float32Array of 6, got Array\(6\) \(convert it: new Float32Array\(values\)\)$/,
+    ],
+    // first mistakes of a handler that reads a contribution from a request: each says what it got
+    // and what to do (before, a string base was shown as a number, "got 0", and a gradient
+    // whose computation was not awaited as a tensor "got undefined")
+    [
+      { id: "a", base: String(step), gradient: good },
+      /base must be a step \(an integer ≥ 0\), got a string "0"$/,
+    ],
+    [
+      { id: "a", base: step, samples: "32", gradient: good },
+      /samples must be an integer ≥ 1, got a string "32"$/,
+    ],
+    [
+      { id: "a", base: step, gradient: Promise.resolve(good) },
+      /gradient must be an object of Float32Arrays by tensor name, got Promise \(a Promise: await it\)$/,
+    ],
+    [
+      { id: "a", base: step, gradient: { ...good, w: Promise.resolve(good.w) } },
+      /"w" must be a Float32Array of 6, got Promise \(a Promise: await it\)$/,
+    ],
+    [
+      { id: "a", base: step, gradient: { ...good, w: new Float64Array(good.w) } },
+      /"w" must be a Float32Array of 6, got Float64Array \(convert it: new Float32Array\(values\)\)$/,
     ],
     [{ id: "a", base: step, gradient: { ...good, b: new Float32Array([NaN]) } }, /"b"\[0\] is NaN/],
     [
@@ -184,6 +208,14 @@ Deno.test("data parallel: bad contributions are errors naming what is wrong, not
   const gradient = (w: unknown) => ({ id: "a", base: step, gradient: { ...good, w } }) as never;
   await assert.rejects(trainer.submit(gradient(new Float32Array(2))), RangeError);
   await assert.rejects(trainer.submit(gradient([...good.w])), TypeError);
+  // a base or sample count of the wrong type is a TypeError, out of range a RangeError
+  const info = (base: unknown, samples?: unknown) =>
+    ({ id: "a", base, samples, gradient: good }) as never;
+  await assert.rejects(trainer.submit(info(String(step))), TypeError);
+  await assert.rejects(trainer.submit(info(undefined)), TypeError);
+  await assert.rejects(trainer.submit(info(-1)), RangeError);
+  await assert.rejects(trainer.submit(info(step, "1")), TypeError);
+  await assert.rejects(trainer.submit(info(step, 0)), RangeError);
   assert.equal((await store.journal(0, 10)).length, 0);
   assert.equal(await store.request("a"), null);
   assert.throws(
@@ -193,6 +225,19 @@ Deno.test("data parallel: bad contributions are errors naming what is wrong, not
   assert.throws(() => dataParallel(store, { optimizer, init, staleness: -1 }), /staleness/);
   assert.throws(() => dataParallel(store, { optimizer, init, leaseMs: 0 }), /leaseMs/);
   await trainer.close();
+});
+
+Deno.test("meanOfContributions: a scratch shorter than the output is a RangeError, not a NaN mean", () => {
+  const parts = [{ samples: 1, gradient: new Float32Array([1, 2, 3]) }];
+  const out = new Float32Array(3);
+  // before, the sums past the scratch's end were dropped and the mean there was NaN, silently
+  assert.throws(
+    () => meanOfContributions(parts, out, new Float64Array(1)),
+    /The scratch holds 1 values, expected 3 or more/,
+  );
+  assert.deepEqual([...out], [0, 0, 0]); // nothing written
+  meanOfContributions(parts, out, new Float64Array(4)); // a longer one is fine
+  assert.deepEqual([...out], [1, 2, 3]);
 });
 
 Deno.test("data parallel: a lease held by a process that died expires, then training goes on", async () => {

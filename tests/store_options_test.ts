@@ -122,6 +122,37 @@ Deno.test("store options: a wrong type is a TypeError, a number out of range a R
   });
 });
 
+Deno.test("store options: tensors and loadOptions are checked at the call, on an empty store too", async () => {
+  const gradient = () => 0;
+  const store = memoryCheckpointStore();
+  const modes: [string, (extra: object) => unknown][] = [
+    ["optimisticStep", (extra) => optimisticStep(store, { optimizer, init, gradient, ...extra })],
+    ["dataParallel", (extra) => dataParallel(store, { optimizer, init, ...extra })],
+  ];
+  for (const [of, make] of modes) {
+    // before: a length given as a string was refused as "has 2 values, expected 2", an array
+    // of names as "expected only \"0\"", and a misspelled load option went unseen on an
+    // empty store (it loads nothing), the step taken, until the next request loaded one
+    await refuses(
+      () => make({ tensors: { w: "2" } }),
+      TypeError,
+      'tensors\\["w"\\]',
+      'a string "2"',
+    );
+    await refuses(() => make({ tensors: { w: 1.5 } }), RangeError, 'tensors\\["w"\\]', "1.5");
+    await refuses(() => make({ tensors: ["w"] }), TypeError, "tensors", "Array\\(1\\)");
+    await assert.rejects(
+      async () => await make({ loadOptions: { learningRate: 1 } }),
+      (e: Error) =>
+        e instanceof TypeError &&
+        e.message.startsWith(
+          `Unknown option learningRate for ${of}'s loadOptions; expected one of`,
+        ),
+    );
+    assert.equal(await store.load(), null, `${of}: nothing saved`);
+  }
+});
+
 Deno.test("store options: a misspelled option is a TypeError naming it, not ignored", async () => {
   await withKv(async (kv) => {
     const store = memoryCheckpointStore();

@@ -5,7 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { described } from "../base/_errors.ts";
+import { described, promiseHint } from "../base/_errors.ts";
 import { type Entry, sameShape, shapeText } from "./layout.ts";
 
 /** A variable and its gradient of one step (checked). */
@@ -82,7 +82,8 @@ function variableOf(
 function checkGradient(tensor: unknown, variable: tf.Variable, name: string): tf.Tensor {
   if (!(tensor instanceof tf.Tensor)) {
     throw new TypeError(
-      `Expected the gradient of ${labelOf(name)} to be a tf.Tensor, got ${described(tensor)}`,
+      `Expected the gradient of ${labelOf(name)} to be a tf.Tensor, got ${described(tensor)}` +
+        promiseHint(tensor),
     );
   }
   if (tensor.isDisposed) throw new TypeError(`The gradient of ${labelOf(name)} was disposed`);
@@ -133,7 +134,7 @@ export function checkGradients(grads: unknown): GradItem[] {
       seen.add(name);
       addItem(items, registered, name, tensor);
     }
-  } else if (typeof grads === "object" && grads !== null) {
+  } else if (typeof grads === "object" && grads !== null && promiseHint(grads) === "") {
     // (A record's keys are distinct.)
     const map = grads as Readonly<Record<string, unknown>>;
     for (const name in map) {
@@ -141,7 +142,8 @@ export function checkGradients(grads: unknown): GradItem[] {
     }
   } else {
     throw new TypeError(
-      `applyGradients expects a NamedTensorMap or a NamedTensor[], got ${described(grads)}`,
+      `applyGradients expects a NamedTensorMap or a NamedTensor[], got ${described(grads)}` +
+        promiseHint(grads),
     );
   }
   return items;

@@ -7,7 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { described } from "../base/_errors.ts";
+import { described, promiseHint } from "../base/_errors.ts";
 import { type CompactMoment, EXP_AVG, SLOW } from "../base/arena.ts";
 import { holdsCodes, type HostBackend } from "../base/backend.ts";
 import type { LearningRate } from "../base/options.ts";
@@ -342,7 +342,10 @@ export async function keptFromWeights(
   weightValues: unknown,
 ): Promise<{ steps: number; kept: Map<string, Kept> }> {
   if (!Array.isArray(weightValues)) {
-    throw new TypeError(`setWeights expects a NamedTensor[], got ${described(weightValues)}`);
+    throw new TypeError(
+      `setWeights expects a NamedTensor[], got ${described(weightValues)}` +
+        promiseHint(weightValues),
+    );
   }
   const { steps, byVariable } = await givenWeights(config, weightValues);
   const kinds = weightKinds(config);

@@ -43,6 +43,12 @@ function badCases(
       TypeError,
       /tf\.Tensor, got Array/,
     ],
+    [
+      "gradient not awaited",
+      () => ({ [wn]: Promise.resolve(), [vn]: tf.ones([2]) }),
+      TypeError,
+      /tf\.Tensor, got Promise \(a Promise: await it\)$/,
+    ],
     ["unknown variable", () => ({ "no/such": tf.ones([2]) }), TypeError, /"no\/such"/],
     ["not trainable", () => ({ [frozen.name]: tf.ones([1]) }), TypeError, /not trainable/],
     [
@@ -108,6 +114,27 @@ for (const backend of CPU_BACKENDS) {
       tf.dispose(Object.values(g).filter((t) => t instanceof tf.Tensor && !t.isDisposed));
       assert.deepEqual(await snapshot(), before, `${what} changed something`);
     }
+    // Gradients not awaited: a Promise has no keys, so it was taken for an empty map, and the
+    // call did nothing, silently.
+    assert.throws(
+      () => optimizer.applyGradients(Promise.resolve() as never),
+      (e: Error) =>
+        e instanceof TypeError &&
+        /NamedTensorMap or a NamedTensor\[\], got Promise \(a Promise: await it\)$/.test(e.message),
+    );
+    assert.deepEqual(await snapshot(), before);
+    // Weights not awaited (getWeights returns a Promise): refused, saying to await them.
+    const pending = optimizer.getWeights();
+    await assert.rejects(
+      () => optimizer.setWeights(pending as never),
+      (e: Error) =>
+        e instanceof TypeError &&
+        /^setWeights expects a NamedTensor\[\], got Promise \(a Promise: await it\)$/.test(
+          e.message,
+        ),
+    );
+    await pending;
+    assert.deepEqual(await snapshot(), before);
     // A disposed variable.
     const gone = tf.variable(tf.tensor([1]), true, name("gone"));
     const gn = gone.name;
