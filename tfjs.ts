@@ -1,6 +1,6 @@
 /**
- * TensorFlow.js adapter: any optimizer of this library (RAdam, Adam, AdamW, Ranger, LookAhead,
- * with schedules, clipping, groups, `nonFinite`, threads) as a `tf.Optimizer`, for
+ * TensorFlow.js adapter: any optimizer of this library (RAdam, Adam, AdamW, Lion, SGD, Ranger,
+ * LookAhead, with schedules, clipping, groups, `nonFinite`, threads) as a `tf.Optimizer`, for
  * `model.compile`, `optimizer.minimize` and `applyGradients`.
  *
  * ```ts
