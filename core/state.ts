@@ -73,10 +73,10 @@ export interface OptimizerState<T = Float32Array> {
   /**
    * Global L2 norm of the gradients of the last step (taken or skipped), computed in float64
    * before clipping and centralization, where the step computes it: with `clipGradNorm`. NaN
-   * before the first step and on the CPU backends without `clipGradNorm`: there the non-finite
-   * check (`nonFinite: "skip"`, the default, or `"throw"`) only tests the gradients' exponent
-   * bits, which costs a read of them rather than an f64 reduction, and `"propagate"` checks
-   * nothing. (Not computed later on reading either: by then the gradient slots may hold the next
+   * before the first step, after `loadState` until the next step (checkpoints do not store it),
+   * and on the CPU backends without `clipGradNorm`: there the non-finite check (`nonFinite:
+   * "skip"`, the default, or `"throw"`) only tests the gradients' exponent bits, which costs a
+   * read of them rather than an f64 reduction, and `"propagate"` checks nothing. (Not computed later on reading either: by then the gradient slots may hold the next
    * step's gradients, or centralized ones.) Take `Math.hypot` of your gradients, or set
    * `clipGradNorm: Number.MAX_VALUE` (which never clips), where you want the norm of every step.
    * On WebGPU the norm is computed in f32 on the device whenever the check runs, and reported
