@@ -173,7 +173,8 @@ type Release = (() => void) & { done: boolean; fault: string | undefined };
 function faultError(why: string): Error {
   return new Error(
     `A kernel worker of this threaded optimizer state failed (${why}); the state may be half ` +
-      "stepped and takes no more steps: load a checkpoint (loadState) to go on",
+      "stepped and takes no more steps: load a checkpoint saved before (loadState) to go on " +
+      "(one saved from it now could hold the half step)",
   );
 }
 
