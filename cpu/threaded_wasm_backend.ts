@@ -200,7 +200,8 @@ function watchWorkers(workers: Worker[], release: Release): void {
     };
     worker.onerror = (event) => {
       event.preventDefault();
-      release.fault = typeof event.message === "string" ? event.message : "it died";
+      const why = event.message;
+      release.fault = typeof why === "string" && why !== "" ? why : "it died";
     };
   }
 }
