@@ -14,9 +14,9 @@ import type { BackendName } from "../base/options.ts";
 import type { Hyperparameters } from "../base/rule.ts";
 import { blockCount, writeBlock, zeroScalars } from "../base/scalars.ts";
 import type { Settings } from "../base/settings.ts";
-import { checkGrads, checkParams, label, type Params } from "../base/tensors.ts";
+import { checkGrads, checkParams, type Params } from "../base/tensors.ts";
 import { originOf } from "./origins.ts";
-import { clip, computeScalars, type ScalarBlocks } from "./step_scalars.ts";
+import { clip, computeScalars, nonFiniteError, type ScalarBlocks } from "./step_scalars.ts";
 import { inLayoutOrder, planState } from "./plan.ts";
 
 // The plan of a state's arena (core/plan.ts), as the TensorFlow.js adapter and checkpoints
@@ -73,10 +73,10 @@ export interface OptimizerState<T = Float32Array> {
   /**
    * Global L2 norm of the gradients of the last step (taken or skipped), computed in float64
    * before clipping and centralization, where the step computes it: with `clipGradNorm`. NaN
-   * before the first step and on the CPU backends without `clipGradNorm`: there the non-finite
-   * check (`nonFinite: "skip"`, the default, or `"throw"`) only tests the gradients' exponent
-   * bits, which costs a read of them rather than an f64 reduction, and `"propagate"` checks
-   * nothing. (Not computed later on reading either: by then the gradient slots may hold the next
+   * before the first step, after `loadState` until the next step (checkpoints do not store it),
+   * and on the CPU backends without `clipGradNorm`: there the non-finite check (`nonFinite:
+   * "skip"`, the default, or `"throw"`) only tests the gradients' exponent bits, which costs a
+   * read of them rather than an f64 reduction, and `"propagate"` checks nothing. (Not computed later on reading either: by then the gradient slots may hold the next
    * step's gradients, or centralized ones.) Take `Math.hypot` of your gradients, or set
    * `clipGradNorm: Number.MAX_VALUE` (which never clips), where you want the norm of every step.
    * On WebGPU the norm is computed in f32 on the device whenever the check runs, and reported
@@ -114,6 +114,8 @@ interface Core extends ScalarBlocks {
   current: StateHandle | undefined;
   /** Set by `dispose`: every handle of this core is then unusable. */
   disposed?: boolean;
+  /** True while `step` runs: the user code it calls (a schedule, getters) may not use the state. */
+  stepping: boolean;
 }
 
 /** Whether the backend's memory is host memory (else it decides on the device: WebGPU). */
@@ -124,6 +126,8 @@ function onHost(backend: AnyBackend): backend is HostBackend {
 const CONSUMED_MESSAGE =
   "This optimizer state was consumed by step(); use the state that step() returned";
 const DISPOSED_MESSAGE = "This optimizer state was disposed";
+const STEPPING_MESSAGE = "A step of this optimizer state is in progress: its learning-rate " +
+  "schedule or a gradient getter cannot step, read, save or dispose the state";
 
 // deno-lint-ignore no-explicit-any
 class StateHandle implements OptimizerState<any> {
@@ -287,6 +291,7 @@ export function restoreState<T>(
     groupScalars: blocks,
     given: layout.names.map(() => undefined),
     current: undefined,
+    stepping: false,
   });
 }
 
@@ -311,9 +316,12 @@ export function stateInternals(state: OptimizerState<unknown>): StateInternals {
   };
 }
 
+/** The core of a live state that no step is running on; else throws. */
 function coreOf(state: unknown): Core {
   if (!(state instanceof StateHandle)) throw notAState(state);
-  return state.live();
+  const core = state.live();
+  if (core.stepping) throw new TypeError(STEPPING_MESSAGE);
+  return core;
 }
 
 /** The error for a value given where an optimizer state was expected. */
@@ -339,6 +347,16 @@ export function stepState<T>(
   grads?: unknown,
 ): OptimizerState<T> {
   const core = coreOf(state);
+  // A step from a schedule or getter it calls would end this one's gradients (given) halfway.
+  core.stepping = true;
+  try {
+    return stepCore(core, grads) as OptimizerState<T>;
+  } finally {
+    core.stepping = false;
+  }
+}
+
+function stepCore(core: Core, grads: unknown): StateHandle {
   const backend = core.backend;
   if (grads === undefined || grads === backend.grads) {
     // Zero copy: the kernel reads the gradient slots; nothing is checked or loaded.
@@ -352,7 +370,7 @@ export function stepState<T>(
     throw error;
   }
   forget(core.given);
-  return next as OptimizerState<T>;
+  return next;
 }
 
 /**
@@ -442,21 +460,6 @@ function centralizeGradients(core: Core): void {
   for (let i = 0; i < gc.length; i += 3) core.backend.centralize(gc[i], gc[i + 1], gc[i + 2]);
 }
 
-/** The error for `nonFinite: "throw"`, naming the first tensor with a NaN or ±Infinity. */
-function nonFiniteError(backend: HostBackend): RangeError {
-  for (const name of backend.layout.names) {
-    const g = backend.grads[name];
-    for (let i = 0; i < g.length; i++) {
-      if (!Number.isFinite(g[i])) {
-        return new RangeError(
-          `The gradient of ${label(name)} holds ${g[i]} at index ${i}; the step was not taken`,
-        );
-      }
-    }
-  }
-  return new RangeError("A gradient holds a non-finite number; the step was not taken");
-}
-
 /** Copies of the parameters; see `readParams` in mod.ts. */
 export function readSection(
   state: OptimizerState<unknown>,
@@ -478,6 +481,7 @@ export function disposeState(state: OptimizerState<unknown>): void {
   if (!(state instanceof StateHandle)) throw notAState(state);
   const core = state.anyCore();
   if (core.disposed) return;
+  if (core.stepping) throw new TypeError(STEPPING_MESSAGE);
   core.disposed = true;
   core.current = undefined;
   core.backend.dispose();

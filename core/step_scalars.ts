@@ -1,7 +1,8 @@
 /**
  * The scalars of a step, computed on the host in float64 before the kernel runs: the learning
  * rate of step `t` (a schedule's value checked), each scalar block's scalars (the optimizer's
- * own and each parameter group's), and gradient clipping folded into them.
+ * own and each parameter group's), and gradient clipping folded into them; and the error of a
+ * step refused for a non-finite gradient.
  *
  * @module
  */
@@ -10,6 +11,7 @@ import type { HostBackend } from "../base/backend.ts";
 import type { Hyperparameters, Rule } from "../base/rule.ts";
 import type { StepScalars } from "../base/scalars.ts";
 import type { Settings } from "../base/settings.ts";
+import { label } from "../base/tensors.ts";
 import { F32_MAX } from "./options.ts";
 
 /** What a state's scalar blocks are computed from, and into (a state's core holds them). */
@@ -84,4 +86,19 @@ export function clip(backend: HostBackend, blocks: readonly StepScalars[], coef:
     const g = backend.grads[name];
     for (let i = 0; i < g.length; i++) g[i] *= coef;
   }
+}
+
+/** The error for `nonFinite: "throw"`, naming the first tensor with a NaN or ±Infinity. */
+export function nonFiniteError(backend: HostBackend): RangeError {
+  for (const name of backend.layout.names) {
+    const g = backend.grads[name];
+    for (let i = 0; i < g.length; i++) {
+      if (!Number.isFinite(g[i])) {
+        return new RangeError(
+          `The gradient of ${label(name)} holds ${g[i]} at index ${i}; the step was not taken`,
+        );
+      }
+    }
+  }
+  return new RangeError("A gradient holds a non-finite number; the step was not taken");
 }

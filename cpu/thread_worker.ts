@@ -29,6 +29,11 @@ export const CONTROL = {
    * OP_NON_FINITE); the main thread clears it before the job.
    */
   NON_FINITE: 32,
+  /**
+   * Set to 1 by a worker whose job threw (a trap of the kernel): it leaves its loop, and the
+   * main thread, seeing it once the job is done, refuses every later job.
+   */
+  FAULT: 40,
   /** Byte offset of the scalar blocks (after the i32 words above, on cache lines of their own). */
   SCALARS: 192,
 } as const;
@@ -114,16 +119,25 @@ export function threadWorkerMain(): void {
         seen = Atomics.load(ints, c.GENERATION);
         const op = Atomics.load(ints, c.OP);
         if (op === init.ops.exit) break;
-        if (op === init.ops.step) {
-          k.step(arena, scalars, start, end, scratch);
-        } else if (op === init.ops.sumSquares) {
-          k.sumSquaresBlocks(grads, total, firstBlock, lastBlock, partials);
-        } else if (op === init.ops.nonFinite) {
-          if (k.nonFinite(grads + start * 4, end - start) !== 0) {
-            Atomics.store(ints, c.NON_FINITE, 1);
+        let failed = false;
+        try {
+          if (op === init.ops.step) {
+            k.step(arena, scalars, start, end, scratch);
+          } else if (op === init.ops.sumSquares) {
+            k.sumSquaresBlocks(grads, total, firstBlock, lastBlock, partials);
+          } else if (op === init.ops.nonFinite) {
+            if (k.nonFinite(grads + start * 4, end - start) !== 0) {
+              Atomics.store(ints, c.NON_FINITE, 1);
+            }
           }
+        } catch (error) {
+          // Said before the job is counted done: the main thread, waiting on it, sees it then.
+          failed = true;
+          Atomics.store(ints, c.FAULT, 1);
+          scope.postMessage({ fault: String(error) });
         }
         if (Atomics.sub(ints, c.PENDING, 1) === 1) Atomics.notify(ints, c.PENDING);
+        if (failed) break;
       }
       scope.close();
     }, (error) => scope.postMessage({ error: String(error) }));

@@ -27,6 +27,10 @@
  * sums of its blocks, and the main thread adds them in block order, the same bits as the
  * single-threaded kernel's.
  *
+ * A worker whose job throws (a trap) still counts it done, having set the control block's fault
+ * word, which the main thread reads once the job is done: that step throws, and the state, maybe
+ * half stepped, refuses every later one (as after a worker's error event, between steps).
+ *
  * @module
  */
 import type { ArenaLayout } from "../base/arena.ts";
@@ -147,16 +151,59 @@ const orphans = new FinalizationRegistry<() => void>((release) => release());
  * the backend's closures, so that the FinalizationRegistry holding it does not keep the backend
  * alive through a shared closure context.
  */
-function releaser(ints: Int32Array, workers: Worker[]): (() => void) & { done: boolean } {
-  const release = Object.assign(() => {
+function releaser(ints: Int32Array, workers: Worker[]): Release {
+  const release: Release = Object.assign(() => {
     if (release.done) return;
     release.done = true;
     Atomics.store(ints, CONTROL.OP, OP_EXIT);
     Atomics.add(ints, CONTROL.GENERATION, 1);
     Atomics.notify(ints, CONTROL.GENERATION);
     for (const worker of workers) worker.terminate();
-  }, { done: false });
+  }, { done: false, fault: undefined });
   return release;
+}
+
+/** Stops the workers (once); `fault` says why the state is refused, if a worker failed. */
+type Release = (() => void) & { done: boolean; fault: string | undefined };
+
+/**
+ * The error of a state whose worker failed (its job threw, or it died): the arena may be half
+ * stepped, so the state takes no more steps.
+ */
+function faultError(why: string): Error {
+  return new Error(
+    `A kernel worker of this threaded optimizer state failed (${why}); the state may be half ` +
+      "stepped and takes no more steps: load a checkpoint saved before (loadState) to go on " +
+      "(one saved from it now could hold the half step)",
+  );
+}
+
+/**
+ * Marks a state one of whose workers failed, `why`: every later job is refused, saying so (its
+ * workers run until `dispose`, which a failed worker's message, saying why, must not precede).
+ * Returns the error.
+ */
+function failed(release: Release, why: string): Error {
+  if (release.fault === undefined) release.fault = why;
+  return faultError(release.fault);
+}
+
+/**
+ * Watches the started workers: a worker that failed says why (a message), or dies (an error
+ * event, delivered between steps): the state is then refused as {@linkcode failed} says.
+ */
+function watchWorkers(workers: Worker[], release: Release): void {
+  for (const worker of workers) {
+    worker.onmessage = (event) => {
+      // (After the step in flight threw: later refusals say why.)
+      if (typeof event.data?.fault === "string") release.fault = event.data.fault;
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      const why = event.message;
+      release.fault = typeof why === "string" && why !== "" ? why : "it died";
+    };
+  }
 }
 
 /** Where the parts of a threaded state lie in its shared memory (byte addresses). */
@@ -255,11 +302,7 @@ async function startWorkers(
   } finally {
     URL.revokeObjectURL(url);
   }
-  for (const worker of workers) {
-    worker.onmessage = null;
-    worker.onerror = null;
-    unrefWorker(worker);
-  }
+  for (const worker of workers) unrefWorker(worker);
 }
 
 /** What the jobs of a threaded state run on. */
@@ -271,7 +314,7 @@ interface Team {
   readonly sums: Float64Array;
   readonly threads: number;
   readonly layout: ArenaLayout;
-  readonly release: { readonly done: boolean };
+  readonly release: Release;
 }
 
 /** The step and the reductions of a threaded state: each on every thread, the main one last. */
@@ -290,13 +333,16 @@ function teamKernels(team: Team, parallelReduction: boolean) {
     Atomics.add(ints, CONTROL.GENERATION, 1);
     Atomics.notify(ints, CONTROL.GENERATION);
   };
-  /** Waits until every worker has finished the job. */
+  /** Waits until every worker has finished the job; throws if one failed at it. */
   const join = () => {
     let polls = 0;
     let deadline = 0;
     for (;;) {
       const pending = Atomics.load(ints, CONTROL.PENDING);
-      if (pending === 0) return;
+      if (pending === 0) {
+        if (Atomics.load(ints, CONTROL.FAULT) === 0) return;
+        throw failed(release, "its job threw");
+      }
       if (!canBlock || (++polls & 1023) !== 0) continue;
       const now = performance.now();
       if (deadline === 0) deadline = now + MAIN_SPIN_MS;
@@ -304,6 +350,7 @@ function teamKernels(team: Team, parallelReduction: boolean) {
     }
   };
   const assertLive = () => {
+    if (release.fault !== undefined) throw faultError(release.fault);
     if (release.done) throw new TypeError("This optimizer state was disposed");
   };
   return {
@@ -384,6 +431,7 @@ export async function createThreadedWasmBackend(
     release();
     throw error;
   }
+  watchWorkers(workers, release);
   const sums = new Float64Array(memory.buffer, map.partials, map.blocks);
   const team: Team = { k, arena, map, ints, sums, threads, layout, release };
   const blocks = blockViews(memory.buffer, map.scalars, layout);

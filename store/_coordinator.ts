@@ -270,7 +270,8 @@ export class Coordinator implements Fold {
 
   /** Folds while this process holds the lease and has work; waits for it otherwise. */
   async #run(): Promise<void> {
-    while (this.queue.length > 0 || this.watched.size > 0) {
+    // (Stopped here only by a close() that gave up waiting for it: no fold after the one held.)
+    while (!this.#stopped && (this.queue.length > 0 || this.watched.size > 0)) {
       try {
         if (this.lease === null && Date.now() >= this.backoffUntil) {
           // Queued for it with work of its own; else taken only if free (another may fold).
@@ -315,12 +316,42 @@ export class Coordinator implements Fold {
 
   async close(): Promise<void> {
     this.#closed = true;
+    // Every submit waiting here settles by waitMs, a fold's call by leaseMs unless it hangs.
+    const { waitMs, leaseMs } = this.options;
+    const deadline = Date.now() + waitMs + leaseMs;
     // A loop that ends starts another when work came meanwhile (while it gave the lease up):
     // wait for each, until none runs.
-    while (this.#pump !== null) await this.#pump;
+    for (let pump = this.#pump; pump !== null; pump = this.#pump) {
+      if (!await until(pump.then(() => true), deadline, false)) {
+        // A call of the fold the database does not answer: the state it steps is freed only
+        // once it returns (that fold ends, and the loop with it, giving the lease up).
+        this.#stopped = true;
+        pump.then(() => this.#free());
+        throw this.#hungClose(
+          "a call of its fold",
+          "nothing more is folded, and the trainer's state is freed once it answers",
+        );
+      }
+    }
     this.#stopped = true;
-    await this.dropLease();
+    this.#free(); // no fold runs now
+    if (!await until(this.dropLease().then(() => true), deadline, false)) {
+      throw this.#hungClose("the release of its lease", "the lease expires by itself");
+    }
+  }
+
+  /** Frees the state this process folds on. */
+  #free(): void {
     if (this.cache !== null) dispose(this.cache.state);
     this.cache = null;
+  }
+
+  /** The error of a close() that gave up waiting for `what` to be answered; `then`: what now. */
+  #hungClose(what: string, then: string): Error {
+    const { waitMs, leaseMs } = this.options;
+    return new Error(
+      `close(): store ${this.store.name} did not answer ${what} within waitMs + leaseMs ` +
+        `(${waitMs + leaseMs} ms); ${then}`,
+    );
   }
 }

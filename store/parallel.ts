@@ -182,7 +182,9 @@ export interface DataParallelTrainer {
    * lease up and frees the state; nothing of the trainer runs once it resolves. A submit made
    * after the call, or still reading the store when it came, is refused with a TypeError,
    * nothing of it stored (send it again to another trainer, with the same id), as is a call of
-   * `params()` made after it.
+   * `params()` made after it. Where the database does not answer a call of a fold (or the
+   * lease's release) within `waitMs + leaseMs`, it rejects with an Error saying so: nothing more
+   * is folded, and the state is freed once that call returns.
    */
   close(): Promise<void>;
 }

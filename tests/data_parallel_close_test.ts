@@ -190,3 +190,48 @@ Deno.test("data parallel: with waitMs 0 a contribution is stored at once and ans
   await store.release(holder);
   await trainer.close();
 });
+
+Deno.test("data parallel: close() during a fold call the database never answers rejects after waitMs + leaseMs, and frees the state once the call returns", async () => {
+  // close() waited for the fold loop, and the loop for the call: it never settled.
+  const store = memoryCheckpointStore();
+  const gate = signal(), entered = signal();
+  let closed = false, releasedAfter = false;
+  const late: string[] = [];
+  const hung: TrainingStore = Object.create(store);
+  for (const method of ["head", "load", "loadParams", "request", "pending", "acquire"] as const) {
+    // deno-lint-ignore no-explicit-any
+    (hung as any)[method] = (...args: unknown[]) => {
+      if (closed) late.push(method);
+      // deno-lint-ignore no-explicit-any
+      return (store as any)[method](...args);
+    };
+  }
+  hung.commit = async (c) => {
+    if (c.applied.length > 0) entered.resolve(), await gate.promise; // answers when told
+    return await store.commit(c);
+  };
+  hung.release = async (lease) => {
+    if (closed) releasedAfter = true;
+    return await store.release(lease);
+  };
+  const trainer = dataParallel(hung, { optimizer, init, waitMs: 100, leaseMs: 100, pollMs: 5 });
+  const { step: base, params } = await trainer.params();
+  const s = trainer.submit({ id: "c", base, gradient: gradientAt(0, params) }).catch((e) => e);
+  await entered.promise;
+  const close = trainer.close().then(() => "resolved", (e: Error) => e);
+  assert.ok(await settlesWithin(close, 5000), "close() still waits for the hung commit");
+  const e = await close;
+  assert.ok(
+    e instanceof Error && /did not answer a call of its fold within waitMs \+ leaseMs \(200 ms\)/
+      .test(e.message),
+    String(e),
+  );
+  assert.ok((await s) instanceof Error); // its outcome unknown: send it again
+  closed = true;
+  gate.resolve(); // the commit lands: the fold ends, folding nothing more, and gives the lease up
+  await pause(100);
+  assert.deepEqual(late, []);
+  assert.ok(releasedAfter, "the lease was not given up once the fold ended");
+  assert.deepEqual(await store.request("c"), { state: "applied", step: 1 });
+  await trainer.close(); // nothing runs now: a second close resolves
+});

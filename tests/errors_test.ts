@@ -5,6 +5,7 @@ import { checkWasmCapacity } from "../cpu/wasm_backend.ts";
 import {
   adam,
   adamw,
+  dispose,
   loadState,
   lookahead,
   type OptimizerState,
@@ -488,3 +489,75 @@ Deno.test("init and loadState refuse options they do not take, and a device that
   );
   assert.equal((await loadState(bytes, { lr: 1e-4 })).step, 0);
 });
+
+for (const backend of ["js", "wasm", "threads"] as const) {
+  Deno.test(`${backend}: a schedule or gradient getter that uses its state mid-step is refused; the step completes`, async () => {
+    // A schedule that stepped its own state ran the inner step, which emptied the outer step's
+    // gradients: the outer one then threw "Cannot read properties of undefined (reading
+    // 'byteOffset')".
+    const options = backend === "threads"
+      ? { backend: "wasm" as const, threads: 2, threadThreshold: 0 }
+      : { backend };
+    const params = { w: new Float32Array([1, -2, 3]), b: new Float32Array([0.5]) };
+    const g = { w: new Float32Array([0.1, 0.2, -0.3]), b: new Float32Array([1]) };
+    let live: OptimizerState | undefined;
+    const refused: unknown[] = [];
+    const settled: Promise<unknown>[] = [];
+    let inside = false; // (the inner steps, were they taken, call the schedule too)
+    const useIt = () => {
+      if (live === undefined || inside) return;
+      inside = true;
+      const s = live;
+      for (const use of [() => step(s, g), () => step(s), () => dispose(s)]) {
+        try {
+          use();
+          refused.push("not refused");
+        } catch (error) {
+          refused.push(error);
+        }
+      }
+      for (const read of [readParams, readMoments, saveState]) {
+        settled.push(read(s).then(() => "not refused", (error) => error));
+      }
+      inside = false;
+    };
+    const opt = radam({ ...options, lr: (t) => (useIt(), 1e-2 * t) });
+    const twinOpt = radam({ ...options, lr: (t) => 1e-2 * t });
+    let state = await opt.init(params), twin = await twinOpt.init(params);
+    try {
+      live = state;
+      state = step(state, g); // copied-in gradients: where they were lost
+      live = state;
+      state.grads.w.set(g.w);
+      state.grads.b.set(g.b);
+      state = step(state); // zero copy
+      live = undefined;
+      // A gradient getter that steps the state.
+      const getter = {
+        w: g.w,
+        get b() {
+          useIt();
+          return g.b;
+        },
+      };
+      live = state;
+      state = step(state, getter);
+      live = undefined;
+      for (let t = 0; t < 3; t++) twin = step(twin, g);
+      const errors = [...refused, ...await Promise.all(settled)];
+      assert.equal(errors.length, 24); // 6 uses in 3 schedule calls and 1 getter
+      for (const error of errors) {
+        assert.ok(error instanceof TypeError, String(error));
+        assert.match(error.message, /A step of this optimizer state is in progress/);
+      }
+      assert.equal(state.step, 3);
+      assert.deepEqual(await readParams(state), await readParams(twin));
+      assert.deepEqual(await readMoments(state), await readMoments(twin));
+      // Still usable in every way after.
+      assert.equal(step(state, g).step, 4);
+    } finally {
+      dispose(state);
+      dispose(twin);
+    }
+  });
+}

@@ -218,3 +218,30 @@ Deno.test("threads > 1 where the runtime has no Web Workers: a TypeError naming 
   const state = await radam({ threads: 1 }).init(new Float32Array(8));
   assert.equal(state.threads, 1);
 });
+
+Deno.test("a worker that fails mid-step fails that step clearly; the state then refuses steps", async () => {
+  // The main thread waited for ever on the worker's share of the step. A trap in the worker is
+  // made by moving the gradients' address in the arena descriptor (shared by every thread) to
+  // the memory's last bytes: the main thread's half of the elements is still inside the memory,
+  // the worker's half past its end.
+  const n = 4096;
+  const state = await radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(n));
+  try {
+    const grads = state.grads[""];
+    const memory = new Uint32Array(grads.buffer);
+    const below = new Uint32Array(grads.buffer, 0, state.params[""].byteOffset / 4);
+    const at = below.lastIndexOf(grads.byteOffset); // the descriptor's word for the gradients
+    assert.ok(at > 0);
+    memory[at] = grads.buffer.byteLength - (n / 2) * 4;
+    assert.throws(() => step(state), (e: Error) => {
+      assert.match(e.message, /A kernel worker of this threaded optimizer state failed/);
+      assert.match(e.message, /load a checkpoint/);
+      return true;
+    });
+    assert.equal(state.step, 0);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the worker's message says why
+    assert.throws(() => step(state), /failed \(RuntimeError: .*\); the state may be half stepped/);
+  } finally {
+    dispose(state);
+  }
+});

@@ -485,3 +485,48 @@ Deno.test({
     dispose(twin);
   },
 });
+
+Deno.test({
+  name: "webgpu: a schedule that uses its state mid-step is refused; the step completes",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      const g = { w: new Float32Array([0.1, 0.2, -0.3]) };
+      let live: OptimizerState<GpuTensor> | undefined;
+      const errors: unknown[] = [];
+      const lr = (t: number) => {
+        const s = live;
+        live = undefined; // once: the inner steps, were they taken, call it too
+        if (s !== undefined) {
+          for (const use of [() => step(s, g), () => dispose(s)]) {
+            try {
+              use();
+              errors.push("not refused");
+            } catch (error) {
+              errors.push(error);
+            }
+          }
+        }
+        return 1e-2 * t;
+      };
+      const init = { w: new Float32Array([1, -2, 3]) };
+      let state = await radam({ lr }).init(init, { device: device! });
+      let twin = await radam({ lr: (t) => 1e-2 * t }).init(init, { device: device! });
+      try {
+        live = state;
+        state = step(state, g);
+        twin = step(twin, g);
+        assert.equal(errors.length, 2);
+        for (const error of errors) {
+          assert.ok(error instanceof TypeError, String(error));
+          assert.match(error.message, /A step of this optimizer state is in progress/);
+        }
+        assert.deepEqual(await readParams(state), await readParams(twin));
+        assert.equal(state.step, 1);
+      } finally {
+        dispose(state);
+        dispose(twin);
+      }
+    });
+  },
+});
