@@ -16,16 +16,7 @@ import {
   saveState,
   step,
 } from "../mod.ts";
-
-/** An error of `kind` whose message holds `text` (a string third argument of assert.throws would be
- * the assertion's own message, not a check). */
-function saying(kind: ErrorConstructor, text: string): (e: Error) => true {
-  return (e: Error) => {
-    assert.ok(e instanceof kind, `${e.constructor.name}: ${e.message}`);
-    assert.ok(e.message.includes(text), `"${e.message}" does not say "${text}"`);
-    return true;
-  };
-}
+import { saying } from "./util.ts";
 
 /** What a TensorFlow.js tensor looks like to the checks (tfjs is not imported by this suite). */
 class Tensor {

@@ -14,15 +14,7 @@ import {
   saveState,
   step,
 } from "../mod.ts";
-
-/** An error of `kind` whose message holds `text`. */
-function saying(kind: ErrorConstructor, text: string): (e: Error) => true {
-  return (e: Error) => {
-    assert.ok(e instanceof kind, `${e.constructor.name}: ${e.message}`);
-    assert.ok(e.message.includes(text), `"${e.message}" does not say "${text}"`);
-    return true;
-  };
-}
+import { saying } from "./util.ts";
 
 for (const backend of ["wasm", "js"] as const) {
   Deno.test(`${backend}: a schedule whose lr times a group's lrScale is past f32's range is refused at that step, changing nothing`, async () => {

@@ -1,8 +1,10 @@
 /**
  * What the tests share: one seeded PRNG and the random tensors made with it, the f32 bit
  * patterns of arrays (one NaN handling), and the per-step scalars of a state computed through
- * its rule's module (what its kernels are given), without a test hook in the library.
+ * its rule's module (what its kernels are given), without a test hook in the library; and the
+ * check of an error's kind and words.
  */
+import assert from "node:assert/strict";
 import type { StepScalars } from "../base/scalars.ts";
 import { zeroScalars } from "../base/scalars.ts";
 import type { OptimizerState } from "../mod.ts";
@@ -75,4 +77,16 @@ export function countingReads<T extends object>(record: T): [T, Record<string, n
     },
   });
   return [proxy, reads];
+}
+
+/**
+ * An error of `kind` whose message holds `text`, for `assert.throws`/`assert.rejects` (a string
+ * third argument of those would be the assertion's own message, not a check).
+ */
+export function saying(kind: ErrorConstructor, text: string): (e: Error) => true {
+  return (e: Error) => {
+    assert.ok(e instanceof kind, `${e.constructor.name}: ${e.message}`);
+    assert.ok(e.message.includes(text), `"${e.message}" does not say "${text}"`);
+    return true;
+  };
 }
