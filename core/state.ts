@@ -76,8 +76,9 @@ export interface OptimizerState<T = Float32Array> {
    * before the first step, after `loadState` until the next step (checkpoints do not store it),
    * and on the CPU backends without `clipGradNorm`: there the non-finite check (`nonFinite:
    * "skip"`, the default, or `"throw"`) only tests the gradients' exponent bits, which costs a
-   * read of them rather than an f64 reduction, and `"propagate"` checks nothing. (Not computed later on reading either: by then the gradient slots may hold the next
-   * step's gradients, or centralized ones.) Take `Math.hypot` of your gradients, or set
+   * read of them rather than an f64 reduction, and `"propagate"` checks nothing. (Not computed
+   * later on reading either: by then the gradient slots may hold the next step's gradients, or
+   * centralized ones.) Take `Math.hypot` of your gradients, or set
    * `clipGradNorm: Number.MAX_VALUE` (which never clips), where you want the norm of every step.
    * On WebGPU the norm is computed in f32 on the device whenever the check runs, and reported
    * with the step count (NaN where a gradient is NaN, else Infinity where one is ±Infinity, as
