@@ -106,9 +106,12 @@ fn decode_unsigned(w: u32, scale: f32) -> vec4<f32> {
 fn has_codes(top: u32) -> bool { return top != 0u && top <= 0x7f800000u; }
 
 // The scale stored for a block whose largest magnitude has bits top (a subnormal top: the
-// smallest normal f32; an infinity: FLT_MAX; a NaN: NaN).
+// smallest normal f32; an infinity: FLT_MAX; a NaN: NaN). The NaN's bits are made from top: WGSL
+// refuses a constant expression whose value is a NaN (Tint, in browsers, fails the whole module).
 fn scale_of(top: u32) -> f32 {
-  if (top > 0x7f800000u) { return bitcast<f32>(${hex(NAN_SCALE_BITS)}u); }
+  if (top > 0x7f800000u) {
+    return bitcast<f32>(max(top, ${hex(NAN_SCALE_BITS)}u) & ${hex(NAN_SCALE_BITS)}u);
+  }
   return select(bitcast<f32>(clamp(top, 0x00800000u, ${hex(LARGEST_SCALE_BITS)}u)), 0.0, top == 0u);
 }
 

@@ -1,10 +1,15 @@
 // The WebGPU path under Node, through the npm `webgpu` package (Dawn). Dawn needs a Vulkan
 // driver; where there is none (these CI machines) this test says so loudly and skips, and the
-// CPU tests beside it still run.
+// CPU tests beside it still run. And the WebGPU path in headless Chromium on its SwiftShader
+// adapter: the bundle's WGSL compiled by Tint (Deno's tests see wgpu's naga), its steps against
+// wasm's in the same page.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import http from "node:http";
+import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import * as lib from "@optim/radam";
+import { launchChromium } from "./chromium.mjs";
 import { runCase } from "./shared_case.mjs";
 
 const expected = JSON.parse(
@@ -43,4 +48,90 @@ test("webgpu under Node (Dawn) agrees with Deno's wasm result", async (t) => {
       `sample ${i}: ${x} vs ${y}`,
     );
   });
+});
+
+const PAGE = `<!doctype html><meta charset="utf-8"><title>radam webgpu</title>
+<script type="module">
+  import * as lib from "/index.js";
+  import { runCase } from "/shared_case.mjs";
+  import { webgpuCases } from "/webgpu_case.mjs";
+  try {
+    const adapter = await navigator.gpu?.requestAdapter();
+    if (!adapter) window.__result = { adapter: null };
+    else {
+      const device = await adapter.requestDevice();
+      const shared = await runCase(lib, "webgpu", device);
+      window.__result = { adapter: true, shared, ...await webgpuCases(lib, device) };
+    }
+  } catch (e) {
+    window.__error = String(e && e.stack || e);
+  }
+</script>`;
+
+const packageDir = new URL(".", import.meta.resolve("@optim/radam"));
+const FILES = {
+  "/": () => PAGE,
+  "/index.js": () => readFileSync(fileURLToPath(import.meta.resolve("@optim/radam"))),
+  "/shared_case.mjs": () => readFileSync(new URL("./shared_case.mjs", import.meta.url)),
+  "/webgpu_case.mjs": () => readFileSync(new URL("./webgpu_case.mjs", import.meta.url)),
+};
+
+function serve() {
+  const server = http.createServer((req, res) => {
+    const chunk = /^\/chunks\/[\w-]+\.js$/.test(req.url)
+      ? () => readFileSync(new URL(req.url.slice(1), packageDir))
+      : undefined;
+    const file = FILES[req.url] ?? chunk;
+    if (!file) {
+      res.writeHead(404).end();
+      return;
+    }
+    const type = req.url === "/" ? "text/html" : "text/javascript";
+    res.writeHead(200, { "content-type": type }).end(file());
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
+test("webgpu in headless Chromium (Tint, SwiftShader) compiles every kernel and agrees with wasm, non-finite and overflowing gradients in 32 and 8 bits included", async (t) => {
+  const server = await serve();
+  const browser = await launchChromium([
+    "--enable-unsafe-webgpu",
+    "--use-webgpu-adapter=swiftshader",
+    "--enable-features=Vulkan",
+  ]);
+  try {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${server.address().port}/`);
+    await page.waitForFunction(
+      () => globalThis.__result || globalThis.__error,
+      null,
+      {
+        timeout: 120_000,
+      },
+    );
+    const error = await page.evaluate(() => globalThis.__error);
+    assert.equal(error, undefined, `the page threw: ${error}`);
+    const result = await page.evaluate(() => globalThis.__result);
+    if (!result.adapter) {
+      const reason =
+        "NO WEBGPU ADAPTER IN CHROMIUM: SwiftShader's Vulkan was not found; the WebGPU path was NOT run in the browser";
+      console.warn(`\n*** ${reason} ***\n`);
+      t.skip(reason);
+      return;
+    }
+    assert.equal(result.shared.backend, "webgpu");
+    assert.equal(result.shared.step, expected.wasm.step);
+    result.shared.sample.forEach((x, i) => {
+      const y = expected.wasm.sample[i];
+      assert.ok(
+        Math.abs(x - y) <= 1e-4 * (1 + Math.abs(y)),
+        `sample ${i}: ${x} vs ${y}`,
+      );
+    });
+    assert.deepEqual(result.gpuErrors, []);
+    assert.deepEqual(result.failures, []);
+  } finally {
+    await browser.close();
+    server.close();
+  }
 });
