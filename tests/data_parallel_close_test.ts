@@ -191,6 +191,25 @@ Deno.test("data parallel: with waitMs 0 a contribution is stored at once and ans
   await trainer.close();
 });
 
+Deno.test("data parallel: a stored id watched with waitMs past 2³¹ ms waits for its fold, not answered pending at once", async () => {
+  // The watch's timer was a bare setTimeout, which takes a delay past 2³¹ - 1 ms as none.
+  const store = memoryCheckpointStore();
+  const other = dataParallel(store, { optimizer, init, waitMs: 0, pollMs: 5 });
+  const trainer = dataParallel(store, { optimizer, init, waitMs: 2 ** 31, pollMs: 5 });
+  const holder = (await store.acquire("another process", 10_000))!;
+  const { step: base, params } = await other.params();
+  const stored = await other.submit({ id: "z", base, gradient: gradientAt(0, params) });
+  assert.deepEqual(stored, { status: "pending", id: "z" });
+  let answered = false;
+  const answer = trainer.submit({ id: "z", base, gradient: gradientAt(0, params) })
+    .finally(() => answered = true);
+  await pause(100);
+  assert.equal(answered, false, "it waits while another process holds the lease");
+  await store.release(holder);
+  assert.deepEqual(await answer, { status: "applied", id: "z", step: base + 1, duplicate: true });
+  await Promise.all([other.close(), trainer.close()]);
+});
+
 Deno.test("data parallel: close() during a fold call the database never answers rejects after waitMs + leaseMs, and frees the state once the call returns", async () => {
   // close() waited for the fold loop, and the loop for the call: it never settled.
   const store = memoryCheckpointStore();
