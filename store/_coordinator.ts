@@ -110,6 +110,11 @@ export class Coordinator implements Fold {
 
   constructor(readonly store: TrainingStore, readonly options: CheckedOptions) {}
 
+  /** Whether close() was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Records `params` as the latest known, unless it is older than the one known. */
   see(params: StoredParams): void {
     if (this.snapshot === null || params.step >= this.snapshot.step) this.snapshot = params;

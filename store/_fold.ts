@@ -50,6 +50,8 @@ export interface Fold {
   readonly store: TrainingStore;
   readonly options: CheckedOptions;
   readonly token: string;
+  /** Set by close(): a state made now is not kept (close frees only the one cached then). */
+  readonly closed: boolean;
   queue: Local[];
   cache: Cached | null;
   lease: Lease | null;
@@ -88,11 +90,11 @@ export async function initialize(f: Fold): Promise<void> {
       fresh: [],
     });
     if (result === null || result.version === null) return;
-    keep(f, { version: result.version, state, meta });
-    kept = true;
+    if (!f.closed) keep(f, { version: result.version, state, meta }), kept = true;
     f.see(paramsOf(bytes, result.version));
   } finally {
-    // Not kept (meta or the commit threw, or another process made the first checkpoint).
+    // Not kept (meta or the commit threw, another process made the first checkpoint, or the
+    // trainer was closed meanwhile).
     if (!kept) dispose(state);
   }
 }

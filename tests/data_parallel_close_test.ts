@@ -243,6 +243,22 @@ Deno.test("data parallel: a threaded state the trainer made and does not keep is
   );
 });
 
+Deno.test("data parallel: the first checkpoint made by a params() call close() did not wait for leaves no threaded state behind", async () => {
+  // close() freed the state cached when it ran; the params() call in flight cached one after.
+  const threaded = radam({ lr: 0.05, threads: 2, threadThreshold: 0 });
+  const live = await liveWorkers(async () => {
+    const trainer = dataParallel(memoryCheckpointStore({ latencyMs: 50 }), {
+      optimizer: threaded,
+      init,
+    });
+    const params = trainer.params();
+    await pause(10);
+    await trainer.close();
+    assert.equal((await params).step, 0);
+  });
+  assert.equal(live, 0);
+});
+
 Deno.test("data parallel: a stored id watched with waitMs past 2³¹ ms waits for its fold, not answered pending at once", async () => {
   // The watch's timer was a bare setTimeout, which takes a delay past 2³¹ - 1 ms as none.
   const store = memoryCheckpointStore();
