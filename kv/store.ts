@@ -7,6 +7,7 @@ import {
   checkCount,
   checkMeta,
   checkOptionsObject,
+  checkRememberMs,
   checkSaveArguments,
   described,
   optionError,
@@ -118,9 +119,6 @@ async function save(
   return await writeVersion(ctx, { bytes: bytes.slice(), expected, meta });
 }
 
-/** The longest `rememberMs`, within what Deno KV takes as `expireIn` (about 8·10¹⁵ ms). */
-const MAX_REMEMBER_MS = 1e15;
-
 /** The options of {@linkcode kvCheckpointStore}, checked, with their defaults. */
 function checkOptions(
   kv: Deno.Kv,
@@ -184,12 +182,7 @@ function checkOptions(
     throw optionError("chunkBytes", `an integer from 1 to ${KV_MAX_CHUNK_BYTES}`, chunkBytes);
   }
   checkCount("staleAfterMs", staleAfterMs, 0, false, true);
-  // Deno KV's expireIn: it refuses a fraction, or one past about 8e15, at every write of a
-  // request's record (every step with an id, every contribution stored).
-  const rememberMs = options.rememberMs ?? REMEMBER_MS;
-  if (!isCount(rememberMs, 1, MAX_REMEMBER_MS)) {
-    throw optionError("rememberMs", `an integer from 1 to ${MAX_REMEMBER_MS}`, rememberMs);
-  }
+  const rememberMs = checkRememberMs(options.rememberMs ?? REMEMBER_MS);
   return { model, chunkBytes, staleAfterMs, rememberMs };
 }
 

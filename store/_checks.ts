@@ -175,6 +175,23 @@ export function checkCount(
   return value;
 }
 
+/** The longest `rememberMs`, within what Deno KV takes as `expireIn` (about 8·10¹⁵ ms). */
+const MAX_REMEMBER_MS = 1e15;
+
+/**
+ * The stores' option `rememberMs`: an integer from 1 to 10¹⁵, as Deno KV's `expireIn` takes it
+ * (it refuses a fraction, or one past about 8·10¹⁵, at every write of a request's record); both
+ * stores take the same values.
+ */
+export function checkRememberMs(value: unknown): number {
+  if (
+    typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_REMEMBER_MS
+  ) {
+    throw optionError("rememberMs", `an integer from 1 to ${MAX_REMEMBER_MS}`, value);
+  }
+  return value;
+}
+
 /**
  * Throws a TypeError unless `store` has a checkpoint store's `load` and `save` (a Deno.Kv
  * given as it is, not as `kvCheckpointStore(kv, key)`, has neither).

@@ -10,7 +10,7 @@ import type { CheckedOptions, Contribution, SubmitResult } from "./parallel.ts";
 import { type Cached, type Fold, foldOnce, initialize, type Local } from "./_fold.ts";
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
 import { dispose } from "../mod.ts";
-import { sleep, until } from "./_time.ts";
+import { at, sleep, until } from "./_time.ts";
 import { flatten, takeGradient, type TakenGradient } from "./_gradient.ts";
 import { checkInitNames, checkModel } from "./_model.ts";
 
@@ -109,6 +109,11 @@ export class Coordinator implements Fold {
   #stopped = false;
 
   constructor(readonly store: TrainingStore, readonly options: CheckedOptions) {}
+
+  /** Whether close() was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
 
   /** Records `params` as the latest known, unless it is older than the one known. */
   see(params: StoredParams): void {
@@ -209,14 +214,15 @@ export class Coordinator implements Fold {
     return new Promise((resolve, reject) => {
       const list = this.watched.get(id) ?? [];
       this.watched.set(id, list);
-      const timer = setTimeout(() => {
+      // Re-armed for a deadline past 2³¹ ms, which setTimeout takes as none (fired at once).
+      const cancel = at(deadline, () => {
         list.splice(list.indexOf(watcher), 1);
         if (list.length === 0) this.watched.delete(id);
         resolve({ status: "pending", id });
-      }, Math.max(0, deadline - Date.now()));
+      });
       const watcher: Watcher = {
-        resolve: (r) => (clearTimeout(timer), resolve(r)),
-        reject: (e) => (clearTimeout(timer), reject(e)),
+        resolve: (r) => (cancel(), resolve(r)),
+        reject: (e) => (cancel(), reject(e)),
       };
       list.push(watcher);
       this.#kick();

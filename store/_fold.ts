@@ -50,6 +50,8 @@ export interface Fold {
   readonly store: TrainingStore;
   readonly options: CheckedOptions;
   readonly token: string;
+  /** Set by close(): a state made now is not kept (close frees only the one cached then). */
+  readonly closed: boolean;
   queue: Local[];
   cache: Cached | null;
   lease: Lease | null;
@@ -73,22 +75,38 @@ function paramsOf(bytes: Uint8Array, version: string): StoredParams {
 /** Makes the first checkpoint, from `init`, unless another process made one first. */
 export async function initialize(f: Fold): Promise<void> {
   const state = await newState(f.options, f.store);
-  const bytes = await saveState(state);
-  const meta = f.options.meta?.(undefined, state.step);
-  const result = await f.store.commit({
-    checkpoint: bytes,
-    expected: null,
-    meta,
-    step: state.step,
-    seq: state.step + state.skippedSteps,
-    applied: [],
-    refused: [],
-    fresh: [],
-  });
-  if (result === null || result.version === null) return dispose(state);
-  if (f.cache !== null) dispose(f.cache.state);
-  f.cache = { version: result.version, state, meta };
-  f.see(paramsOf(bytes, result.version));
+  let kept = false;
+  try {
+    const bytes = await saveState(state);
+    const meta = f.options.meta?.(undefined, state.step);
+    const result = await f.store.commit({
+      checkpoint: bytes,
+      expected: null,
+      meta,
+      step: state.step,
+      seq: state.step + state.skippedSteps,
+      applied: [],
+      refused: [],
+      fresh: [],
+    });
+    if (result === null || result.version === null) return;
+    if (!f.closed) keep(f, { version: result.version, state, meta }), kept = true;
+    f.see(paramsOf(bytes, result.version));
+  } finally {
+    // Not kept (meta or the commit threw, another process made the first checkpoint, or the
+    // trainer was closed meanwhile).
+    if (!kept) dispose(state);
+  }
+}
+
+/**
+ * Caches `cached`, freeing the state cached before (set meanwhile by a request that made the
+ * first checkpoint, or by a fold): no fold runs on it, for one fold runs at a time and it
+ * takes its state out of the cache before it steps.
+ */
+function keep(f: Fold, cached: Cached): void {
+  if (f.cache !== null && f.cache.state !== cached.state) dispose(f.cache.state);
+  f.cache = cached;
 }
 
 /** The current state: the cached one when it is still current, else loaded (or made). */
@@ -102,7 +120,8 @@ export async function currentState(f: Fold): Promise<Cached> {
     return { version: null, state: await newState(f.options, f.store), meta: undefined };
   }
   const state = await storedState(stored.bytes, f.options, f.store);
-  return (f.cache = { version: stored.version, state, meta: stored.meta });
+  keep(f, { version: stored.version, state, meta: stored.meta });
+  return f.cache!;
 }
 
 /** What a fold decided: the gradients to average, whose they are, and what it refuses. */
@@ -241,11 +260,13 @@ async function take(f: Fold, local: Local[]): Promise<PendingContribution[]> {
 export async function foldOnce(f: Fold): Promise<boolean> {
   const local = f.isolate > 0 ? [] : f.queue.splice(0, Math.min(90, f.options.maxFold));
   for (const l of local) l.taken = true;
+  // The state folded on, and the one stepped from it: freed at the end unless cached.
+  let state: OptimizerState | null = null, next: OptimizerState | null = null;
   try {
     const stored = await take(f, local);
     if (local.length === 0 && stored.length === 0) return false;
     const current = await currentState(f);
-    const state = current.state;
+    state = current.state;
     const at = { step: state.step, seq: state.step + state.skippedSteps };
     let size = 0;
     for (const name of state.names) size += state.grads[name].length;
@@ -256,7 +277,7 @@ export async function foldOnce(f: Fold): Promise<boolean> {
     }
     writeMean(f, state, p.parts, size);
     f.cache = null; // the step consumes the state
-    const next = step(state);
+    next = step(state);
     const message = await commitStep(f, p, current, next, local);
     if (message !== null) await unsavable(f, p, current.version, at, message);
     return true;
@@ -266,6 +287,9 @@ export async function foldOnce(f: Fold): Promise<boolean> {
     throw error;
   } finally {
     for (const l of local) if (!l.settled) l.taken = false;
+    // A state made for a store with no checkpoint yet, or stepped and not committed: not kept.
+    const cached = f.cache?.state;
+    if (state !== null && cached !== state && (next === null || cached !== next)) dispose(state);
   }
 }
 
@@ -334,7 +358,7 @@ async function commitStep(
     });
     if (result === null) return await afterConflict(f, local), null;
     committed = true;
-    f.cache = { version: result.version, state: next, meta };
+    keep(f, { version: result.version, state: next, meta });
     f.see({ ...params, version: result.version! });
     f.lease = result.lease;
     f.leaseSince = Date.now();

@@ -8,6 +8,7 @@ import {
   checkCount,
   checkMeta,
   checkOptionsObject,
+  checkRememberMs,
   checkSaveArguments,
   optionError,
   refusedListing,
@@ -57,8 +58,9 @@ export interface MemoryStoreOptions {
    */
   latencyMs?: number;
   /**
-   * How long request ids and journal records are kept, in ms; default {@linkcode REMEMBER_MS}
-   * (7 days). A request id sent again later than that is taken as new.
+   * How long request ids and journal records are kept, in ms: an integer from 1 to 10¹⁵, as
+   * the Deno KV store takes; default {@linkcode REMEMBER_MS} (7 days). A request id sent again
+   * later than that is taken as new.
    */
   rememberMs?: number;
 }
@@ -290,7 +292,7 @@ export function memoryCheckpointStore(
   const { name = "in memory", latencyMs = 0 } = options;
   if (typeof name !== "string") throw optionError("name", "a string", name, false);
   checkCount("latencyMs", latencyMs, 0, false);
-  const rememberMs = checkCount("rememberMs", options.rememberMs ?? REMEMBER_MS, 0, false);
+  const rememberMs = checkRememberMs(options.rememberMs ?? REMEMBER_MS);
   const m: Memory = {
     current: null,
     counter: 0,

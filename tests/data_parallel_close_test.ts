@@ -191,6 +191,93 @@ Deno.test("data parallel: with waitMs 0 a contribution is stored at once and ans
   await trainer.close();
 });
 
+/** Runs `fn` counting the Web Workers started and not terminated meanwhile. */
+async function liveWorkers(fn: () => Promise<void>): Promise<number> {
+  const global = globalThis as { Worker: typeof Worker };
+  const Base = global.Worker;
+  let live = 0;
+  global.Worker = class extends Base {
+    #alive = (live++, true);
+    override terminate() {
+      if (this.#alive) live--, this.#alive = false;
+      super.terminate();
+    }
+  };
+  try {
+    await fn();
+  } finally {
+    global.Worker = Base;
+  }
+  return live;
+}
+
+Deno.test("data parallel: a threaded state the trainer made and does not keep is freed: meta or the first commit throwing, a fold of refusals only", async () => {
+  // Their workers lived on until garbage collection: the first checkpoint's state when meta or
+  // the commit threw, and the state made for a store with no checkpoint when a fold refused all.
+  const threaded = radam({ lr: 0.05, threads: 2, threadThreshold: 0 });
+  const failing = (store: TrainingStore, meta?: () => string) => async () => {
+    const trainer = dataParallel(store, { optimizer: threaded, init, meta, pollMs: 5 });
+    await assert.rejects(trainer.params(), /no meta|no commit/);
+    await trainer.close();
+  };
+  const noCommit: TrainingStore = Object.create(memoryCheckpointStore());
+  noCommit.commit = () => Promise.reject(new Error("no commit"));
+  assert.equal(await liveWorkers(failing(noCommit)), 0);
+  const noMeta = () => {
+    throw new Error("no meta");
+  };
+  assert.equal(await liveWorkers(failing(memoryCheckpointStore(), noMeta)), 0);
+  assert.equal(
+    await liveWorkers(async () => {
+      const store = memoryCheckpointStore();
+      await store.submit({ id: "short", base: 0, samples: 1 }, new Uint8Array(8)); // 2 values
+      const trainer = dataParallel(store, { optimizer: threaded, init, pollMs: 5 });
+      const gradient = { w: new Float32Array(4), b: new Float32Array(1) };
+      await assert.rejects(
+        trainer.submit({ id: "short", base: 0, gradient }),
+        /its gradient has 2 values, the model 5/,
+      );
+      await trainer.close();
+    }),
+    0,
+  );
+});
+
+Deno.test("data parallel: the first checkpoint made by a params() call close() did not wait for leaves no threaded state behind", async () => {
+  // close() freed the state cached when it ran; the params() call in flight cached one after.
+  const threaded = radam({ lr: 0.05, threads: 2, threadThreshold: 0 });
+  const live = await liveWorkers(async () => {
+    const trainer = dataParallel(memoryCheckpointStore({ latencyMs: 50 }), {
+      optimizer: threaded,
+      init,
+    });
+    const params = trainer.params();
+    await pause(10);
+    await trainer.close();
+    assert.equal((await params).step, 0);
+  });
+  assert.equal(live, 0);
+});
+
+Deno.test("data parallel: a stored id watched with waitMs past 2³¹ ms waits for its fold, not answered pending at once", async () => {
+  // The watch's timer was a bare setTimeout, which takes a delay past 2³¹ - 1 ms as none.
+  const store = memoryCheckpointStore();
+  const other = dataParallel(store, { optimizer, init, waitMs: 0, pollMs: 5 });
+  const trainer = dataParallel(store, { optimizer, init, waitMs: 2 ** 31, pollMs: 5 });
+  const holder = (await store.acquire("another process", 10_000))!;
+  const { step: base, params } = await other.params();
+  const stored = await other.submit({ id: "z", base, gradient: gradientAt(0, params) });
+  assert.deepEqual(stored, { status: "pending", id: "z" });
+  let answered = false;
+  const answer = trainer.submit({ id: "z", base, gradient: gradientAt(0, params) })
+    .finally(() => answered = true);
+  await pause(100);
+  assert.equal(answered, false, "it waits while another process holds the lease");
+  await store.release(holder);
+  assert.deepEqual(await answer, { status: "applied", id: "z", step: base + 1, duplicate: true });
+  await Promise.all([other.close(), trainer.close()]);
+});
+
 Deno.test("data parallel: close() during a fold call the database never answers rejects after waitMs + leaseMs, and frees the state once the call returns", async () => {
   // close() waited for the fold loop, and the loop for the call: it never settled.
   const store = memoryCheckpointStore();

@@ -33,7 +33,12 @@ Deno.test("store options: a wrong type is a TypeError, a number out of range a R
   await withKv(async (kv) => {
     const store = memoryCheckpointStore();
     const makers: [string, number[], (value: unknown) => unknown][] = [
-      ["rememberMs", [-1, NaN], (v) => memoryCheckpointStore({ rememberMs: v as number })],
+      // Both stores take the same rememberMs: the in-process one took 0 and fractions.
+      [
+        "rememberMs",
+        [0, -1, NaN, 1000.5, 0.7 * 3_600_001, 9e15, Infinity],
+        (v) => memoryCheckpointStore({ rememberMs: v as number }),
+      ],
       ["latencyMs", [-1, Infinity], (v) => memoryCheckpointStore({ latencyMs: v as number })],
       [
         "maxAttempts",
@@ -102,8 +107,15 @@ Deno.test("store options: a wrong type is a TypeError, a number out of range a R
         await refuses(() => make(value), RangeError, name, String(value));
       }
     }
-    const longest = kvCheckpointStore(kv, ["longest"], { rememberMs: 1e15 });
-    assert.equal(await longest.submit({ id: "a", base: 0, samples: 1 }, new Uint8Array(4)), null);
+    for (
+      const longest of [
+        kvCheckpointStore(kv, ["longest"], { rememberMs: 1e15 }),
+        memoryCheckpointStore({ rememberMs: 1e15 }),
+        memoryCheckpointStore({ rememberMs: 1 }),
+      ]
+    ) {
+      assert.equal(await longest.submit({ id: "a", base: 0, samples: 1 }, new Uint8Array(4)), null);
+    }
     // options that take a string or a boolean: a number given is a TypeError too
     await refuses(() => memoryCheckpointStore({ name: 5 as never }), TypeError, "name", "5");
     await refuses(
