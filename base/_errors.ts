@@ -96,13 +96,18 @@ export function tensorHint(value: unknown): string {
     ? value.length > 0 && value.every((x) => typeof x === "number")
     : ArrayBuffer.isView(value) && !(value instanceof DataView) &&
       !(value instanceof BigInt64Array) && !(value instanceof BigUint64Array);
-  return numbers ? " (convert it: new Float32Array(values))" : "";
+  return numbers ? convertHint("Float32Array") : "";
+}
+
+/** The hint for numbers given where a typed array of `type` belongs. */
+function convertHint(type: string): string {
+  return ` (convert it: new ${type}(values))`;
 }
 
 /**
  * What to add to an error about a value that should have been a checkpoint's bytes (a
  * `Uint8Array`): for an `ArrayBuffer`, how to wrap it; for a Promise, to await it (`saveState`
- * returns one). Empty for anything else.
+ * returns one); for numbers in an `Array`, how to convert them. Empty for anything else.
  *
  * @example
  * ```ts
@@ -111,11 +116,15 @@ export function tensorHint(value: unknown): string {
  *
  * assert.equal(bytesHint(new ArrayBuffer(8)), " (wrap it: new Uint8Array(buffer))");
  * assert.match(bytesHint(Promise.resolve()), /saveState\(\) returns a Promise/);
+ * assert.equal(bytesHint([1, 2]), " (convert it: new Uint8Array(values))");
  * assert.equal(bytesHint("x"), "");
  * ```
  */
 export function bytesHint(value: unknown): string {
   if (value instanceof ArrayBuffer) return " (wrap it: new Uint8Array(buffer))";
+  if (Array.isArray(value) && value.length > 0 && value.every((x) => typeof x === "number")) {
+    return convertHint("Uint8Array");
+  }
   const then = typeof value === "object" && value !== null
     ? (value as { then?: unknown }).then
     : undefined;

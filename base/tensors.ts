@@ -119,7 +119,7 @@ export function checkParams(params: unknown): NamedTensors {
         }${
           tensorHint(value) ||
           (typeof shaped === "object" && shaped !== null && Object.hasOwn(shaped, "data")
-            ? ` whose data is ${described(shaped.data)}`
+            ? ` whose data is ${described(shaped.data)}${tensorHint(shaped.data)}`
             : "")
         }`,
       );

@@ -143,7 +143,14 @@ Deno.test("init rejects bad params with a clear error", async () => {
   );
   await assert.rejects(
     () => opt.init({ w: { data: [1, 2], shape: [2] } } as never),
-    saying(TypeError, "got Object whose data is Array"),
+    saying(TypeError, "got Object whose data is Array(2) (convert it: new Float32Array(values))"),
+  );
+  await assert.rejects(
+    () => opt.init({ w: { data: new Float64Array(2), shape: [2] } } as never),
+    saying(
+      TypeError,
+      "got Object whose data is Float64Array (convert it: new Float32Array(values))",
+    ),
   );
   await assert.rejects(
     () => opt.init({ w: { data: new Float32Array(6), shape: "2x3" } } as never),
@@ -437,6 +444,14 @@ Deno.test("a Promise or numbers of another type where a Float32Array belongs say
     saying(
       TypeError,
       "A checkpoint must be a Uint8Array, got Promise (saveState() returns a Promise: await it)",
+    ),
+  );
+  const numbers = [...await bytes];
+  await assert.rejects(
+    () => loadState(numbers as never),
+    saying(
+      TypeError,
+      `A checkpoint must be a Uint8Array, got Array(${numbers.length}) (convert it: new Uint8Array(values))`,
     ),
   );
   assert.equal((await loadState(await bytes)).step, 0);

@@ -18,6 +18,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import type { ReadTensor } from "./given.ts";
 import type { CompactMoment } from "../base/arena.ts";
 import { Q8_BLOCK, Q8_MIN_ELEMENTS } from "../base/q8.ts";
 
@@ -102,6 +103,7 @@ export async function readCodes(
   codesTensor: tf.Tensor,
   scalesTensor: tf.Tensor,
   signed: boolean,
+  read: ReadTensor = (t) => t.data(),
 ): Promise<{ moment: CompactMoment; sizes: [number, number] }> {
   const scalesName = codesName.replace(/codes$/, SCALES);
   for (
@@ -129,9 +131,9 @@ export async function readCodes(
       } ([${blocks}]: one scale per ${Q8_BLOCK} codes) disagree, or hold fewer than ${Q8_MIN_ELEMENTS} codes`,
     );
   }
-  const words = (await codesTensor.data() as Int32Array).slice();
+  const words = (await read(codesTensor) as Int32Array).slice();
   const codes = signed ? new Int8Array(words.buffer) : new Uint8Array(words.buffer);
-  const scales = (await scalesTensor.data() as Float32Array).slice();
+  const scales = (await read(scalesTensor) as Float32Array).slice();
   checkCodes(codesName, codes, scales);
   return { moment: { codes, scales }, sizes: [low, high] };
 }

@@ -1,7 +1,7 @@
 /**
  * The tensors `getWeights` gives, which the optimizer owns, as tfjs's own optimizers own the
  * variables theirs give: tfjs-layers' `model.save` never disposes them, so the optimizer does,
- * and holds at most one set between calls.
+ * and holds at most one set between calls; `setWeights` starts reading all of a set at once.
  *
  * @module
  */
@@ -63,4 +63,43 @@ export class GivenWeights {
     for (const set of this.#sets) tf.dispose(set.tensors as tf.Tensor[]);
     this.#sets = [];
   }
+}
+
+/** Reads the values of a tensor given to `setWeights` (see {@linkcode startReads}). */
+export type ReadTensor = (tensor: tf.Tensor) => Promise<tf.TypedArray>;
+
+/**
+ * Starts reading the values of every tensor of `weightValues` (`data()`), all at the call, and
+ * gives the reads by tensor: the tensors a `getWeights` gave are disposed when its next call
+ * gives its own, which may happen while `setWeights` reads them one after another. A read begun
+ * has taken the values already on tfjs's cpu and wasm backends, and on webgpu of a tensor whose
+ * values are on the CPU (those `getWeights` makes). Costs, until the reads are dropped, the
+ * values of every tensor at once where reading copies them (wasm, or a tensor on the GPU): one
+ * copy of the weights, where one tensor's was held before; none on cpu (its own arrays). A
+ * tensor not read here (disposed already, or not a tensor) is read when asked, as it is.
+ *
+ * @example
+ * ```ts
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import { startReads } from "./given.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const tensor = tf.tensor1d([1, 2]);
+ * const read = startReads([{ name: "w/m", tensor }]);
+ * tensor.dispose(); // (as a later getWeights disposes the set before it)
+ * assert.deepEqual(await read(tensor), new Float32Array([1, 2]));
+ * ```
+ */
+export function startReads(weightValues: readonly unknown[]): ReadTensor {
+  const reads = new Map<tf.Tensor, Promise<tf.TypedArray>>();
+  for (const w of weightValues) {
+    const tensor = typeof w === "object" && w !== null ? (w as { tensor?: unknown }).tensor : null;
+    if (tensor instanceof tf.Tensor && !tensor.isDisposed && !reads.has(tensor)) {
+      const read = tensor.data();
+      read.catch(() => {}); // (its refusal is met where it is read, if it is)
+      reads.set(tensor, read);
+    }
+  }
+  return (tensor) => reads.get(tensor) ?? tensor.data();
 }

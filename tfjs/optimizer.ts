@@ -330,7 +330,9 @@ export class TfOptimizer extends tf.Optimizer {
   /**
    * Restores weights written by {@linkcode getWeights} (or saved with a model): by name, not by
    * position. The state is remade at the next step from the variables' values then and these
-   * moments; a variable without saved moments starts fresh. Codes and scales are taken as they
+   * moments; a variable without saved moments starts fresh. Every tensor's read starts at the
+   * call, so that a `getWeights` that disposes them meanwhile (the tensors of its last call)
+   * takes none from it. Codes and scales are taken as they
    * are (a resume is exact); given to an optimizer of the other format, moments are converted
    * as `loadState` converts them (encoded, lossy, or decoded). Throws a TypeError naming a weight
    * that is not `iter` or `<variable>/<m | v | slow>` (or a moment's `.codes` and `.scales`), or

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Settings } from "../base/settings.ts";
-import { described, optionError } from "../base/_errors.ts";
+import { described, optionError, promiseHint } from "../base/_errors.ts";
 import { checkKeys } from "../base/schema.ts";
 
 /**
@@ -59,7 +59,7 @@ export function checkArguments(
     throw new TypeError(
       `tfOptimizer() expects an optimizer made by this library, e.g. radam(), got ${
         described(optimizer)
-      }`,
+      }${promiseHint(optimizer)}`,
     );
   }
   checkKeys(options, ADAPTER_OPTIONS, "tfOptimizer");

@@ -19,6 +19,7 @@ import { dispose, loadState, readMoments, readSlowWeights } from "../core/operat
 import { firstBadScale, firstBadValue } from "../core/checkpoint_tensors.ts";
 import { CODES, codeWeights, readCodes, SCALES } from "./codes.ts";
 import type { NamedTensor } from "./gradients.ts";
+import { type ReadTensor, startReads } from "./given.ts";
 import {
   arenaFits,
   baseName,
@@ -246,13 +247,13 @@ function parseName(config: Settings, name: string, suffixes: Map<string, number>
 }
 
 /** Reads weight `iter`: the steps taken. */
-async function stepsOf(tensor: tf.Tensor): Promise<number> {
+async function stepsOf(tensor: tf.Tensor, read: ReadTensor): Promise<number> {
   if (tensor.size !== 1) {
     throw new RangeError(
       `Expected weight "iter" to be one value, got shape ${shapeText(tensor.shape)}`,
     );
   }
-  const value = (await tensor.data())[0];
+  const value = (await read(tensor))[0];
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new RangeError(`Expected weight "iter" to be an integer ≥ 0, got ${value}`);
   }
@@ -263,6 +264,7 @@ async function stepsOf(tensor: tf.Tensor): Promise<number> {
 async function givenWeights(
   config: Settings,
   weightValues: readonly NamedTensor[],
+  read: ReadTensor,
 ): Promise<{ steps?: number; byVariable: Map<string, Given> }> {
   const suffixes = new Map<string, number>(weightKinds(config).map((k) => [k.suffix, k.section]));
   suffixes.set(SLOW_SUFFIX, SLOW);
@@ -274,7 +276,7 @@ async function givenWeights(
     }
     if (w.name === "iter") {
       if (steps !== undefined) throw new TypeError('Optimizer weight "iter" is given twice');
-      steps = await stepsOf(w.tensor);
+      steps = await stepsOf(w.tensor, read);
       continue;
     }
     const { variable, section, part } = parseName(config, w.name, suffixes);
@@ -347,15 +349,16 @@ export async function keptFromWeights(
         promiseHint(weightValues),
     );
   }
-  const { steps, byVariable } = await givenWeights(config, weightValues);
+  const read = startReads(weightValues);
+  const { steps, byVariable } = await givenWeights(config, weightValues, read);
   const kinds = weightKinds(config);
   const kept = new Map<string, Kept>();
   for (const [name, v] of byVariable) {
-    const compact = await givenCodes(config, name, v);
+    const compact = await givenCodes(config, name, v, read);
     const entry = entryOf(name, v.shape ?? [compact?.sizes[1] ?? 0], config.loop.gc);
     const sections: (Float32Array | undefined)[] = [];
     for (const [section, tensor] of v.sections) {
-      const values = await tensor.data() as Float32Array;
+      const values = await read(tensor) as Float32Array;
       const kind = kinds.find((k) => k.section === section);
       checkValues(`${name}/${kind?.suffix ?? SLOW_SUFFIX}`, values, kind?.nonNegative === true);
       const data = new Float32Array(entry.size);
@@ -396,6 +399,7 @@ async function givenCodes(
   config: Settings,
   name: string,
   v: Given,
+  read: ReadTensor,
 ): Promise<{ codes: (CompactMoment | undefined)[]; sizes: [number, number] } | undefined> {
   if (v.codes.size === 0) return undefined;
   const kinds = weightKinds(config);
@@ -410,9 +414,9 @@ async function givenCodes(
       );
     }
     const signed = !kinds.find((k) => k.section === section)!.nonNegative;
-    const read = await readCodes(held.name, held.codes, held.scales, signed);
-    sizes = [Math.max(sizes[0], read.sizes[0]), Math.min(sizes[1], read.sizes[1])];
-    codes[section - EXP_AVG] = read.moment;
+    const got = await readCodes(held.name, held.codes, held.scales, signed, read);
+    sizes = [Math.max(sizes[0], got.sizes[0]), Math.min(sizes[1], got.sizes[1])];
+    codes[section - EXP_AVG] = got.moment;
   }
   if (sizes[0] > sizes[1] || (size !== undefined && (size < sizes[0] || size > sizes[1]))) {
     throw new RangeError(

@@ -157,6 +157,13 @@ Deno.test("tfjs: a misspelled adapter option is refused; a disposed optimizer re
       e instanceof TypeError &&
       /^Unknown option strcit for tfOptimizer; expected one of strict, warnOnSkip$/.test(e.message),
   );
+  assert.throws(
+    () => tfOptimizer(Promise.resolve(adam()) as never),
+    (e: Error) =>
+      e instanceof TypeError &&
+      e.message ===
+        "tfOptimizer() expects an optimizer made by this library, e.g. radam(), got Promise (a Promise: await it)",
+  );
   const w = tf.variable(tf.tensor([1, 2]), true, name("w"));
   const optimizer = tfOptimizer(adam({ lr: 0.1 }));
   const g = tf.ones([2]);

@@ -107,4 +107,34 @@ for (const backend of CPU_BACKENDS) {
     assert.equal(tf.memory().numTensors, before);
     tf.dispose([...vars, ...again.vars]);
   });
+
+  Deno.test(`tfjs ${backend}: setWeights of getWeights' tensors takes them all while a later getWeights disposes them`, async () => {
+    // setWeights read the tensors one after another, an await apart: a getWeights that gave its
+    // set meanwhile disposed the rest, and setWeights threw "Tensor is disposed."
+    await useBackend(backend);
+    const { vars, opt } = trained();
+    const weights = await opt.getWeights();
+    const values = valuesOf(weights);
+    const other = tfOptimizer(radam({ lr: 1e-2 }));
+    const [, later] = await Promise.all([other.setWeights(weights), opt.getWeights()]);
+    assert.ok(weights.every((w) => w.tensor.isDisposed), "disposed by the later call");
+    assert.deepEqual(valuesOf(later), values);
+    assert.deepEqual(valuesOf(await other.getWeights()), values);
+    other.dispose();
+    opt.dispose();
+    // The same of moments in 8 bits (codes and scales).
+    const big = tf.variable(tf.tensor(randoms(4096, 3)), true, name("big"));
+    const compact = tfOptimizer(radam({ lr: 1e-2, states: "8bit" }));
+    const grad = tf.tensor(randoms(4096, 4));
+    compact.applyGradients({ [big.name]: grad });
+    const codes = await compact.getWeights();
+    assert.ok(codes.some((w) => w.name.endsWith(".codes")));
+    const codeValues = valuesOf(codes);
+    const taker = tfOptimizer(radam({ lr: 1e-2, states: "8bit" }));
+    await Promise.all([taker.setWeights(codes), compact.getWeights()]);
+    assert.deepEqual(valuesOf(await taker.getWeights()), codeValues);
+    taker.dispose();
+    compact.dispose();
+    tf.dispose([...vars, big, grad]);
+  });
 }
