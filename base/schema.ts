@@ -46,6 +46,12 @@ function isObject(x: unknown): x is Record<string, unknown> {
 }
 
 /**
+ * The largest finite f32, 3.4028234663852886e38: the kernels read every number option (and the
+ * per-step scalars computed from them) as an f32, which would round a larger one to Infinity.
+ */
+export const F32_MAX = 3.4028234663852886e38;
+
+/**
  * Returns `value` if it is a finite number inside the given bounds (−0 as 0: a checkpoint's JSON
  * holds it as 0, so that a state run on −0 would resume on another value); else throws a
  * TypeError (not a number) or a RangeError (not finite, or out of bounds) naming the option.
@@ -61,8 +67,12 @@ export function checkNumber(
     throw optionError(name, "a finite number", value);
   }
   const above = maxInclusive ? value > max : value >= max;
+  // f32's range, the kernels' and not the option's own, is named only where it is passed.
+  if (max === F32_MAX && above) throw optionError(name, `≤ ${max} (the largest f32)`, value);
   if (value < min || above) {
-    const upper = max === Infinity ? "" : ` and ${maxInclusive ? "≤" : "<"} ${max}`;
+    const upper = max === Infinity || max === F32_MAX
+      ? ""
+      : ` and ${maxInclusive ? "≤" : "<"} ${max}`;
     throw optionError(name, `≥ ${min}${upper}`, value);
   }
   return value + 0;
@@ -80,7 +90,10 @@ export function checkBoolean(name: string, value: unknown): boolean {
   return value;
 }
 
-/** A number option in `[min, max]` (or `[min, max)` when `maxInclusive` is false). */
+/**
+ * A number option in `[min, max]` (or `[min, max)` when `maxInclusive` is false); a
+ * hyperparameter the kernels read takes `max` {@linkcode F32_MAX}.
+ */
 export function numberOption(
   key: string,
   fallback: number | undefined,

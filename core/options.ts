@@ -18,6 +18,7 @@ import {
   checkKeys,
   checkNumber,
   choiceOption,
+  F32_MAX,
   keysOf,
   numberOption,
   resolveSchema,
@@ -106,7 +107,7 @@ function checkGroups(value: unknown, weightDecay: number): readonly Required<Par
         `groups[${i}].weightDecay`,
         g.weightDecay ?? weightDecay,
         0,
-        Infinity,
+        F32_MAX,
         true,
       ),
     });
@@ -172,7 +173,7 @@ export function resolveLookahead(inner: Settings<unknown>, options: unknown): Se
 }
 
 /** The largest finite f32: a learning rate the kernels read must not round past it. */
-export const F32_MAX = 3.4028234663852886e38;
+export { F32_MAX };
 
 /**
  * Throws a RangeError naming the option where a constant learning rate times a group's

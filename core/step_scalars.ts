@@ -63,8 +63,27 @@ export function computeScalars(core: ScalarBlocks, t: number): void {
     const scaled = lr * core.groupLrScales[g];
     if (scaled > F32_MAX) throw scaledLearningRateError(lr, t, g, core.groupLrScales[g]);
     core.rule.computeScalars(core.groupHypers[g], t, scaled, out);
+    checkF32Range(core.rule, out, t, g);
     out.alpha = la ? la.alpha : 0;
     out.sync = la && t % la.k === 0 ? 1 : 0;
+  }
+}
+
+/**
+ * Throws a RangeError where one of a block's f32 scalars, finite in float64, is past f32's range
+ * (its options are each within it, but a product of them is not: a decoupled `1 − lr ·
+ * weightDecay`, RAdam/Adam's `lr / (1 − β1^t)` with β1 near 1): rounded to ±Infinity, it would
+ * make every zero it multiplies NaN.
+ */
+function checkF32Range(rule: Rule, out: StepScalars, t: number, g: number): void {
+  for (const [name, type] of rule.scalars.fields) {
+    const x = out[name];
+    if (type !== "f32" || !Number.isFinite(x) || Number.isFinite(Math.fround(x))) continue;
+    throw new RangeError(
+      `The scalar ${name} of step ${t}${
+        g === 0 ? "" : ` of groups[${g - 1}]`
+      } is ${x}, past the largest f32 (${F32_MAX}): the learning rate and the hyperparameters are too large together; the step was not taken`,
+    );
   }
 }
 

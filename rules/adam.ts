@@ -30,7 +30,14 @@ import {
   type StepScalars,
   wgslBlock,
 } from "../base/scalars.ts";
-import { betasOption, booleanOption, lrOption, numberOption, type Schema } from "../base/schema.ts";
+import {
+  betasOption,
+  booleanOption,
+  F32_MAX,
+  lrOption,
+  numberOption,
+  type Schema,
+} from "../base/schema.ts";
 import type { CommonHyperparameters } from "../base/settings.ts";
 import { finishJs } from "./lookahead.ts";
 
@@ -171,8 +178,8 @@ type AdamRuleHyperparameters =
 const ADAM_OPTIONS: Schema = [
   lrOption(1e-3),
   betasOption([0.9, 0.999]),
-  numberOption("eps", 1e-8, "required"),
-  numberOption("weightDecay", 0, "required"),
+  numberOption("eps", 1e-8, "required", 0, F32_MAX),
+  numberOption("weightDecay", 0, "required", 0, F32_MAX),
   booleanOption("decoupledWeightDecay", false, "required"),
   booleanOption("maximize", false, "required"),
 ];

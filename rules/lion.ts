@@ -25,7 +25,7 @@ import {
   type StepScalars,
   wgslBlock,
 } from "../base/scalars.ts";
-import { betasOption, booleanOption, lrOption, numberOption } from "../base/schema.ts";
+import { betasOption, booleanOption, F32_MAX, lrOption, numberOption } from "../base/schema.ts";
 import type { CommonHyperparameters } from "../base/settings.ts";
 import { finishJs } from "./lookahead.ts";
 
@@ -129,7 +129,7 @@ export const LION: Rule<LionHyperparameters> = Object.freeze({
   options: [
     lrOption(1e-4),
     betasOption([0.9, 0.99]),
-    numberOption("weightDecay", 0, "required"),
+    numberOption("weightDecay", 0, "required", 0, F32_MAX),
     booleanOption("maximize", false, "required"),
   ],
   moments: () => MOMENTS,

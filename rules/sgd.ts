@@ -24,6 +24,7 @@ import { scalarLayout, type StepScalars, wgslBlock } from "../base/scalars.ts";
 import {
   booleanOption,
   checkBoolean,
+  F32_MAX,
   lrOption,
   numberOption,
   type Schema,
@@ -100,9 +101,9 @@ function checkNesterov(value: unknown, resolved: Readonly<Record<string, unknown
 
 const SGD_OPTIONS: Schema = [
   lrOption(1e-3),
-  numberOption("momentum", 0, "required"),
+  numberOption("momentum", 0, "required", 0, F32_MAX),
   numberOption("dampening", 0, "required", 0, 1),
-  numberOption("weightDecay", 0, "required"),
+  numberOption("weightDecay", 0, "required", 0, F32_MAX),
   { key: "nesterov", default: false, stored: "required", check: checkNesterov },
   booleanOption("maximize", false, "required"),
 ];

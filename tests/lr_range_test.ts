@@ -7,11 +7,14 @@ import assert from "node:assert/strict";
 import {
   adam,
   adamw,
+  lion,
   loadState,
   lookahead,
+  radam,
   readMoments,
   readParams,
   saveState,
+  sgd,
   step,
 } from "../mod.ts";
 import { saying } from "./util.ts";
@@ -84,3 +87,48 @@ Deno.test("a constant lr past f32's range, alone or times a group's lrScale, is 
   );
   assert.equal((await loadState(bytes, { lr: 1e28, backend: "js" })).step, 0);
 });
+
+Deno.test("a weightDecay, eps or momentum past f32's range is refused with the option named", () => {
+  // Accepted, the kernels read it as an f32 Infinity: a coupled decay or a momentum made
+  // Infinity · 0 = NaN of every zero parameter or buffer (the float64 rule: a finite step), and
+  // an eps took no step at all where the float64 rule takes lr · m̂ / eps.
+  const big = "≤ 3.4028234663852886e+38 (the largest f32)";
+  const cases: [() => unknown, string][] = [
+    [() => adam({ weightDecay: 1e39 }), `Option weightDecay must be ${big}, got 1e+39`],
+    [() => lion({ weightDecay: 1e300 }), "Option weightDecay must be"],
+    [() => sgd({ weightDecay: 1e39 }), "Option weightDecay must be"],
+    [() => radam({ eps: 1e39 }), `Option eps must be ${big}, got 1e+39`],
+    [() => sgd({ momentum: 1e39 }), `Option momentum must be ${big}, got 1e+39`],
+    [
+      () => adamw({ groups: [{ match: /w/, weightDecay: 1e39 }] }),
+      `Option groups[0].weightDecay must be ${big}, got 1e+39`,
+    ],
+  ];
+  for (const [call, text] of cases) assert.throws(call, saying(RangeError, text));
+  // The largest f32 itself is accepted.
+  adam({ weightDecay: 3.4028234663852886e38, eps: 3.4028234663852886e38 });
+  sgd({ momentum: 3.4028234663852886e38 });
+});
+
+for (const backend of ["wasm", "js"] as const) {
+  Deno.test(`${backend}: a step whose f32 scalars would overflow is refused, changing nothing`, async () => {
+    // 1 − lr · weightDecay (decoupled) and lr / (1 − β1^t) past f32's range were taken as
+    // ±Infinity: a zero parameter became Infinity · 0 = NaN, where the float64 rule keeps it
+    // finite (−lr at a zero gradient's neighbour; 0 · (1 − lr · wd) = 0).
+    const cases = [
+      adamw({ backend, lr: 10, weightDecay: 1e38 }),
+      lion({ backend, lr: 10, weightDecay: 1e38 }),
+      adam({ backend, lr: 3e38, betas: [1 - 2 ** -30, 0.999] }),
+    ];
+    for (const opt of cases) {
+      const state = await opt.init({ w: new Float32Array([0, 1]) });
+      const g = { w: new Float32Array([0, 1]) };
+      assert.throws(() => step(state, g), saying(RangeError, "past the largest f32"));
+      assert.equal(state.step, 0);
+      assert.deepEqual(await readParams(state), { w: new Float32Array([0, 1]) });
+      for (const m of Object.values(await readMoments(state))) {
+        assert.deepEqual(m, { w: new Float32Array(2) });
+      }
+    }
+  });
+}
