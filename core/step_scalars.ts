@@ -76,13 +76,16 @@ export function computeScalars(core: ScalarBlocks, t: number): void {
  * make every zero it multiplies NaN.
  */
 function checkF32Range(rule: Rule, out: StepScalars, t: number, g: number): void {
-  for (const [name, type] of rule.scalars.fields) {
+  const fields = rule.scalars.fields;
+  for (let i = 0; i < fields.length; i++) {
+    const [name, type] = fields[i];
     const x = out[name];
     if (type !== "f32" || !Number.isFinite(x) || Number.isFinite(Math.fround(x))) continue;
     throw new RangeError(
       `The scalar ${name} of step ${t}${
         g === 0 ? "" : ` of groups[${g - 1}]`
-      } is ${x}, past the largest f32 (${F32_MAX}): the learning rate and the hyperparameters are too large together; the step was not taken`,
+      } is ${x}, past the largest f32 (${F32_MAX}): the learning rate and the ` +
+        "hyperparameters are too large together; the step was not taken",
     );
   }
 }
