@@ -80,8 +80,13 @@ export async function weightsOf(
   const data: (Record<string, Float32Array> | undefined)[] = [];
   let codes: Record<string, CompactMoment>[] = [];
   const state = live?.state;
-  const steps = state?.step ?? kept.steps;
-  const onDevice = state !== undefined && stateInternals(state).backend.kind !== "host";
+  let steps = state?.step ?? kept.steps;
+  const backend = state && stateInternals(state).backend;
+  const onDevice = backend !== undefined && backend.kind !== "host";
+  // On a device, the count at the call takes the steps not yet reported as taken; the reads
+  // wait for those reports, and a step the device skipped among them was not taken.
+  const counter = onDevice ? backend.counter : undefined;
+  const skipped = counter?.skipped ?? 0;
   if (state !== undefined) {
     // Every read of the state starts here, before the first await, so that all see its step
     // (a step taken meanwhile reaches none of them).
@@ -92,6 +97,7 @@ export async function weightsOf(
     ]);
     for (const kind of kinds) data.push(kind.moment === undefined ? slow : moments[kind.moment]);
     codes = held;
+    if (counter !== undefined) steps -= counter.skipped - skipped;
   }
   const out: NamedTensor[] = [{ name: "iter", tensor: tf.scalar(steps, "int32") }];
   const gc = config.loop.gc;

@@ -496,3 +496,55 @@ Deno.test({
     gpu.dispose();
   },
 });
+
+Deno.test({
+  name:
+    "tfjs webgpu: getWeights' iter does not count a step the device skipped (reported after the call); setWeights resumes from it",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    for (const states of ["32bit", "8bit"] as const) {
+      const vars = [[3, 5], [4099]].map((s, i) =>
+        tf.variable(
+          tf.tensor(randoms(s[0] * (s[1] ?? 1), 60 + i), s),
+          true,
+          `gpu/iter${states}/${i}`,
+        )
+      );
+      const stepOf = (opt: TfOptimizer, seed: number, nan = false) => {
+        const grads = vars.map((v, i) => {
+          const values = randoms(v.size, seed + i);
+          if (nan) values[3] = NaN;
+          return tf.tensor(values, v.shape);
+        });
+        opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
+        tf.dispose(grads);
+      };
+      const opt = tfOptimizer(adam({ lr: 0.05, states }), { warnOnSkip: false });
+      // No await between the steps and getWeights: the device reports the skip after the call.
+      stepOf(opt, 1);
+      stepOf(opt, 2, true);
+      stepOf(opt, 3);
+      const weights = await opt.getWeights();
+      assert.equal(weights[0].name, "iter");
+      // It said 3 (the steps submitted), where 2 were taken.
+      assert.deepEqual([...weights[0].tensor.dataSync()], [2], states);
+      assert.equal(opt.iterations, 2, states);
+      assert.equal(opt.skippedSteps, 1, states);
+      const other = tfOptimizer(adam({ lr: 0.05, states }), { warnOnSkip: false });
+      await other.setWeights(weights);
+      assert.equal(other.iterations, 2, states);
+      const values = await Promise.all(vars.map((v) => v.data()));
+      stepOf(opt, 4);
+      const once = await Promise.all(vars.map(async (v) => (await v.data()).slice()));
+      vars.forEach((v, i) => v.assign(tf.tensor(values[i] as Float32Array, v.shape)));
+      stepOf(other, 4);
+      const twice = await Promise.all(vars.map(async (v) => (await v.data()).slice()));
+      twice.forEach((w, i) => assert.deepEqual(w, once[i], `${states}: variable ${i}`));
+      assert.equal(other.iterations, 3, states);
+      opt.dispose();
+      other.dispose();
+      tf.dispose(vars);
+    }
+  },
+});
