@@ -81,6 +81,8 @@ export async function weightsOf(
   let codes: Record<string, CompactMoment>[] = [];
   const state = live?.state;
   let steps = state?.step ?? kept.steps;
+  // (Taken now: setWeights or loadState may replace them while the state is read.)
+  const keptNow = [...kept.values()];
   const backend = state && stateInternals(state).backend;
   const onDevice = backend !== undefined && backend.kind !== "host";
   // On a device, the count at the call takes the steps not yet reported as taken; the reads
@@ -104,7 +106,7 @@ export async function weightsOf(
   // Codes are given in the order a CPU state holds them (a kernel under gc transposed). A state
   // on webgpu under gc holds its kernels in the tfjs order: their moments are given as f32.
   const tfjsOrder = gc && onDevice;
-  const keptEntries = new Map([...kept.values()].map((held) => [held, tfjsEntryOf(held, gc)]));
+  const keptEntries = new Map(keptNow.map((held) => [held, tfjsEntryOf(held, gc)]));
   const give = (name: string, kind: WeightKind, entry: Entry, values: Float32Array) => {
     const tfjs = fromArena(entry, values);
     checkSavable(name, tfjs, kind.nonNegative === true);
@@ -124,7 +126,7 @@ export async function weightsOf(
         if (held !== undefined) giveCodes(name, held);
         else give(name, kind, e, data[k]![e.name]);
       }
-      for (const held of kept.values()) {
+      for (const held of keptNow) {
         const name = `${held.entry.name}/${kind.suffix}`;
         const entry = keptEntries.get(held)!;
         const heldCodes = kind.moment === undefined ? undefined : held.codes?.[k];
