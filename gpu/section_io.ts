@@ -243,6 +243,7 @@ export class SectionIO {
           this.#checkUsable(); // (disposed meanwhile: the map was aborted)
           throw error;
         }
+        this.#checkUsable(); // (disposed once mapped: the buffers are destroyed)
         return ranges.map((r, k) => buffers[k].getMappedRange(0, Math.max(16, r.bytes)));
       },
       discard: () => {
