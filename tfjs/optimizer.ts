@@ -315,7 +315,10 @@ export class TfOptimizer extends tf.Optimizer {
     // (Every read of the state starts in this call, before its first await: see weightsOf.)
     const read = weightsOf(this.#config, state && { state, entries: this.#entries() }, this.#kept);
     // (setWeights or loadState may replace a GPU state meanwhile: it is kept until this read ends.)
-    const weights = await (state === undefined ? read : this.#gpu.reading(read));
+    const weights = await (state === undefined ? read : this.#gpu.reading(read)).catch((error) => {
+      this.#checkLive(); // (disposed meanwhile: the read of its state was refused)
+      throw error;
+    });
     if (this.#disposed) {
       // Disposed while the state was read: the tensors would have no owner.
       tf.dispose(weights.map((w) => w.tensor));

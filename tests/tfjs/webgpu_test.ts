@@ -571,12 +571,41 @@ Deno.test({
       const replacing = how === "setWeights" ? opt.setWeights(given) : opt.loadState(bytes);
       const [weights] = await Promise.all([reading, replacing]);
       assert.deepEqual(weights.map((w) => w.name), at.map(([n]) => n), how);
-      weights.forEach((w, i) => assert.deepEqual(w.tensor.dataSync(), at[i][1], `${how}: ${w.name}`));
+      weights.forEach((w, i) =>
+        assert.deepEqual(w.tensor.dataSync(), at[i][1], `${how}: ${w.name}`)
+      );
       // Then the state given: the next step is the one after it.
       opt.applyGradients({ [v.name]: grad });
       assert.equal(opt.iterations, 2, how);
       opt.dispose();
       tf.dispose(given.map((w) => w.tensor));
+    }
+    tf.dispose([v, grad]);
+  },
+});
+
+Deno.test({
+  name:
+    "tfjs webgpu: a getWeights under way when the optimizer is disposed rejects with the TypeError of a disposed optimizer",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const v = tf.variable(tf.tensor(randoms(4099, 5)), true, "gpu/disposed/w");
+    const grad = tf.tensor(randoms(4099, 6));
+    for (const wait of [0, 2, 4, 8]) {
+      const opt = tfOptimizer(adam({ lr: 0.1, states: "8bit" }));
+      opt.applyGradients({ [v.name]: grad });
+      await opt.getWeights(); // (the step counts settled)
+      const tensors = tf.memory().numTensors;
+      const pending = opt.getWeights();
+      for (let i = 0; i < wait; i++) await null;
+      opt.dispose();
+      // It said "This optimizer state was disposed", or threw an OperationError.
+      await assert.rejects(pending, {
+        name: "TypeError",
+        message: /^This TensorFlow.js optimizer was disposed/,
+      }, `after ${wait} microtasks`);
+      assert.ok(tf.memory().numTensors < tensors, "the set given last disposed, none made");
     }
     tf.dispose([v, grad]);
   },
