@@ -16,6 +16,7 @@ import {
   placeGpuParams,
 } from "../gpu/gpu_tensors.ts";
 import { type GpuPlanLimits, planGpuArena } from "../gpu/arena_plan.ts";
+import { buffersRefused } from "../gpu/buffer_probe.ts";
 import { planGpuCompactArena } from "../gpu/compact_plan.ts";
 import { requestLargeDevice } from "../gpu/device.ts";
 import {
@@ -98,6 +99,12 @@ export async function initWebGpuState(
   if (error) {
     disposeState(state);
     const names = [...checked.device.keys()].map((i) => label(checked.names[i])).join(", ");
+    const buffers = [...checked.device.values()].map((t) => t.buffer);
+    if (await buffersRefused(device, buffers) === false) {
+      throw new Error(
+        `The GPU refused the library's own commands of a state's start (${error.message}): your buffers of ${names} are live GPUBuffers of the state's device, so the fault is not theirs but of this library or of the GPU's driver`,
+      );
+    }
     throw new TypeError(
       `The GPU refused the buffers of the params (${error.message}): those of ${names} must be live GPUBuffers (not destroyed) of the device the state runs on`,
     );

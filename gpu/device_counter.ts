@@ -286,12 +286,12 @@ export class GpuStepCounter implements DeviceCounter {
    * before it was encoded). If the GPU refused its command buffer, nothing of it ran, the
    * device did not count it: neither does the host, and the next call throws `refusal`'s error.
    */
-  watch(popped: Promise<GPUError | null>, refusal: (error: GPUError) => Error): void {
+  watch(popped: Promise<GPUError | null>, refusal: (error: GPUError) => Promise<Error>): void {
     const at = this.#submitted;
     const sequence = this.#sequence;
     this.#checking++;
-    popped.then((error) => {
-      if (error) this.#refuse(at, sequence, refusal(error));
+    popped.then(async (error) => {
+      if (error) this.#refuse(at, sequence, await refusal(error));
     }, () => {}).finally(() => { // (a lost device: checkUsable says so)
       if (--this.#checking > 0) return;
       this.#checked?.resolve();

@@ -39,6 +39,8 @@ export class GradLoads {
   readonly #targets: number[] = [];
   /** Tensors whose pending copy reads a buffer the state does not own. */
   readonly #foreign: number[] = [];
+  /** The buffers those copies read, in the same order. */
+  readonly #foreignBuffers: GPUBuffer[] = [];
   #scratch: GPUBuffer | undefined;
 
   /**
@@ -88,6 +90,11 @@ export class GradLoads {
     return this.#foreign;
   }
 
+  /** The buffers the pending copies of {@linkcode foreign} read, in the same order. */
+  get foreignBuffers(): readonly GPUBuffer[] {
+    return this.#foreignBuffers;
+  }
+
   /** Encodes the pending copies into `encoder` (before the step's compute pass), and clears them. */
   encode(encoder: GPUCommandEncoder): void {
     for (let k = 0; k < this.#sources.length; k++) {
@@ -113,13 +120,17 @@ export class GradLoads {
     this.#offsets.length = 0;
     this.#targets.length = 0;
     this.#foreign.length = 0;
+    this.#foreignBuffers.length = 0;
   }
 
   #push(buffer: GPUBuffer, offset: number, target: number): void {
     this.#sources.push(buffer);
     this.#offsets.push(offset);
     this.#targets.push(target);
-    if (buffer !== this.#scratch && !this.#own.has(buffer)) this.#foreign.push(target);
+    if (buffer !== this.#scratch && !this.#own.has(buffer)) {
+      this.#foreign.push(target);
+      this.#foreignBuffers.push(buffer);
+    }
   }
 
   /**

@@ -6,6 +6,7 @@
  * @module
  */
 import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, hasSection, PARAMS, SLOW } from "../base/arena.ts";
+import { buffersRefused } from "./buffer_probe.ts";
 import type { GpuTensor } from "./gpu_tensors.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
 import { sectionBytes } from "./compact_plan.ts";
@@ -78,6 +79,8 @@ export interface CallerParams {
   copyTensor: GPUComputePipeline;
   /** How errors name the params in caller's buffers (`parameter "w", parameter "b"`). */
   labels: string;
+  /** The buffers of the params updated in place (the caller's). */
+  inPlaceBuffers: readonly GPUBuffer[];
 }
 
 /** The first `bytes` bytes (a multiple of 4) of a section, to read back. */
@@ -224,8 +227,14 @@ export class SectionIO {
         const error = await refused;
         this.#checkUsable();
         if (error) {
+          const { labels, inPlaceBuffers } = this.#caller;
+          if (await buffersRefused(device, inPlaceBuffers) === false) {
+            throw new Error(
+              `The GPU refused the library's own commands of a read of the params (${error.message}): your buffers of ${labels} are live GPUBuffers of the state's device, so the fault is not theirs but of this library or of the GPU's driver`,
+            );
+          }
           throw new TypeError(
-            `The GPU refused to read the params from your buffers (${error.message}): those of ${this.#caller.labels} must be live GPUBuffers (not destroyed) of the state's device`,
+            `The GPU refused to read the params from your buffers (${error.message}): those of ${labels} must be live GPUBuffers (not destroyed) of the state's device`,
           );
         }
         try {
@@ -234,6 +243,7 @@ export class SectionIO {
           this.#checkUsable(); // (disposed meanwhile: the map was aborted)
           throw error;
         }
+        this.#checkUsable(); // (disposed once mapped: the buffers are destroyed)
         return ranges.map((r, k) => buffers[k].getMappedRange(0, Math.max(16, r.bytes)));
       },
       discard: () => {

@@ -43,6 +43,7 @@ import type { NonFinitePolicy } from "../base/options.ts";
 import type { Rule } from "../base/rule.ts";
 import { label } from "../base/tensors.ts";
 import { type GpuPlanLimits, planChunks } from "./arena_plan.ts";
+import { buffersRefused } from "./buffer_probe.ts";
 import { Centralizations } from "./centralize.ts";
 import {
   compactOf,
@@ -206,6 +207,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       inPlaceWrites: [...dispatches.inPlaceWrites, ...compact.inPlaceWrites],
       copyTensor: pipelines.copyTensor.pipeline,
       labels: [...inPlaceParams.keys()].map((i) => label(layout.names[i])).join(", "),
+      inPlaceBuffers: [...inPlaceParams.values()].map((t) => t.buffer),
     });
   }
 
@@ -335,16 +337,28 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   /**
    * The error of a step whose command buffer the GPU refused, naming the buffers of the
    * caller's it used: the gradients of tensors `foreign` (layout indices) and the params in
-   * caller's buffers.
+   * caller's buffers. Which one's fault it was is asked of the GPU (`buffersRefused`): where it
+   * takes the caller's buffers alone, it refused the library's own commands, and says so.
    */
-  #refusal(foreign: readonly number[]): (error: GPUError) => Error {
-    const grads = foreign.length === 0 ? foreign : foreign.slice(); // (the array is reused)
-    return (error) => {
+  #refusal(foreign: readonly number[]): (error: GPUError) => Promise<Error> {
+    // (The arrays are reused.)
+    const grads = foreign.length === 0 ? foreign : foreign.slice();
+    const gradBuffers = foreign.length === 0 ? [] : this.#loads.foreignBuffers.slice();
+    return async (error) => {
       const names = this.layout.names;
       const which = [
         ...grads.map((i) => `the gradient of ${label(names[i])}`),
         ...this.#callerParams.map((i) => label(names[i])),
       ].join(", ");
+      const buffers = [
+        ...gradBuffers,
+        ...this.#callerParams.map((i) => this.params[names[i]].buffer),
+      ];
+      if (await buffersRefused(this.#device, buffers) === false) {
+        return new Error(
+          `The GPU refused the library's own commands of a step (${error.message}): the buffers it reads of yours (${which}) are live GPUBuffers of the state's device, so the fault is not theirs but of this library or of the GPU's driver; that step was not taken (nothing of it ran)`,
+        );
+      }
       return new TypeError(
         `The GPU refused a step (${error.message}): the buffers it reads of yours (${which}) must be live GPUBuffers (not destroyed) of the state's device; that step was not taken (nothing of it ran)`,
       );

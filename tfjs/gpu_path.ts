@@ -289,6 +289,8 @@ export function createGpuRunner(
 export class GpuPath {
   #runner: GpuRunner | undefined;
   readonly #kept: KeptStates;
+  /** The reads of the state under way (`reading`). */
+  readonly #reads = new Set<Promise<unknown>>();
 
   /** A path with no state yet, taking state kept aside in `kept`. */
   constructor(kept: KeptStates) {
@@ -358,10 +360,24 @@ export class GpuPath {
     );
   }
 
-  /** Frees the state's GPU buffers (then there is none). */
-  destroy(): void {
-    this.#runner?.destroy();
+  /** `read`, begun on the state now: a state replaced meanwhile is kept until it ends. */
+  reading<T>(read: Promise<T>): Promise<T> {
+    this.#reads.add(read);
+    const done = () => this.#reads.delete(read);
+    read.then(done, done);
+    return read;
+  }
+
+  /**
+   * Frees the state's GPU buffers (then there is none): at once, or with `afterReads` (the
+   * state is replaced) once the reads begun on it have ended, which then give its values.
+   */
+  destroy(afterReads = false): void {
+    const runner = this.#runner;
     this.#runner = undefined;
+    if (afterReads && this.#reads.size > 0) {
+      Promise.allSettled([...this.#reads]).then(() => runner?.destroy());
+    } else runner?.destroy();
   }
 }
 

@@ -313,11 +313,12 @@ export class TfOptimizer extends tf.Optimizer {
     const call = this.#given.begin();
     const state = this.state;
     // (Every read of the state starts in this call, before its first await: see weightsOf.)
-    const weights = await weightsOf(
-      this.#config,
-      state && { state, entries: this.#entries() },
-      this.#kept,
-    );
+    const read = weightsOf(this.#config, state && { state, entries: this.#entries() }, this.#kept);
+    // (setWeights or loadState may replace a GPU state meanwhile: it is kept until this read ends.)
+    const weights = await (state === undefined ? read : this.#gpu.reading(read)).catch((error) => {
+      this.#checkLive(); // (disposed meanwhile: the read of its state was refused)
+      throw error;
+    });
     if (this.#disposed) {
       // Disposed while the state was read: the tensors would have no owner.
       tf.dispose(weights.map((w) => w.tensor));
@@ -381,15 +382,15 @@ export class TfOptimizer extends tf.Optimizer {
 
   /** Drops the state; keeps `kept` aside instead, with these counts. */
   #replaceState(kept: Parameters<KeptStates["replace"]>[0], steps: number, skipped: number): void {
-    this.#dropState();
+    this.#dropState(true);
     this.#kept.replace(kept, steps, skipped);
     this.iterations_ = steps;
     this.#skipMark = skipped;
   }
 
-  #dropState(): void {
+  #dropState(afterReads = false): void {
     this.#cpu.drop();
-    this.#gpu.destroy();
+    this.#gpu.destroy(afterReads);
     this.#kept.clear();
   }
 

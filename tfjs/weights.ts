@@ -80,8 +80,15 @@ export async function weightsOf(
   const data: (Record<string, Float32Array> | undefined)[] = [];
   let codes: Record<string, CompactMoment>[] = [];
   const state = live?.state;
-  const steps = state?.step ?? kept.steps;
-  const onDevice = state !== undefined && stateInternals(state).backend.kind !== "host";
+  let steps = state?.step ?? kept.steps;
+  // (Taken now: setWeights or loadState may replace them while the state is read.)
+  const keptNow = [...kept.values()];
+  const backend = state && stateInternals(state).backend;
+  const onDevice = backend !== undefined && backend.kind !== "host";
+  // On a device, the count at the call takes the steps not yet reported as taken; the reads
+  // wait for those reports, and a step the device skipped among them was not taken.
+  const counter = onDevice ? backend.counter : undefined;
+  const skipped = counter?.skipped ?? 0;
   if (state !== undefined) {
     // Every read of the state starts here, before the first await, so that all see its step
     // (a step taken meanwhile reaches none of them).
@@ -92,13 +99,14 @@ export async function weightsOf(
     ]);
     for (const kind of kinds) data.push(kind.moment === undefined ? slow : moments[kind.moment]);
     codes = held;
+    if (counter !== undefined) steps -= counter.skipped - skipped;
   }
   const out: NamedTensor[] = [{ name: "iter", tensor: tf.scalar(steps, "int32") }];
   const gc = config.loop.gc;
   // Codes are given in the order a CPU state holds them (a kernel under gc transposed). A state
   // on webgpu under gc holds its kernels in the tfjs order: their moments are given as f32.
   const tfjsOrder = gc && onDevice;
-  const keptEntries = new Map([...kept.values()].map((held) => [held, tfjsEntryOf(held, gc)]));
+  const keptEntries = new Map(keptNow.map((held) => [held, tfjsEntryOf(held, gc)]));
   const give = (name: string, kind: WeightKind, entry: Entry, values: Float32Array) => {
     const tfjs = fromArena(entry, values);
     checkSavable(name, tfjs, kind.nonNegative === true);
@@ -118,7 +126,7 @@ export async function weightsOf(
         if (held !== undefined) giveCodes(name, held);
         else give(name, kind, e, data[k]![e.name]);
       }
-      for (const held of kept.values()) {
+      for (const held of keptNow) {
         const name = `${held.entry.name}/${kind.suffix}`;
         const entry = keptEntries.get(held)!;
         const heldCodes = kind.moment === undefined ? undefined : held.codes?.[k];

@@ -405,3 +405,109 @@ Deno.test({
     }
   },
 });
+
+/**
+ * `on`, but for the kernels whose pipeline label starts with `prefix` an invalid pipeline (as a
+ * browser whose compiler refuses a kernel's WGSL gives from a synchronous compile): the GPU
+ * refuses the commands that use them, for no fault of the caller's buffers.
+ */
+function brokenKernels(on: GPUDevice, prefix: string): GPUDevice {
+  const broken = (descriptor: GPUComputePipelineDescriptor) => {
+    on.pushErrorScope("validation");
+    const module = on.createShaderModule({
+      code: "@compute @workgroup_size(1) fn main() { let x: f32 = 0.0 / 0.0; }",
+    });
+    const pipeline = on.createComputePipeline({
+      ...descriptor,
+      compute: { module, entryPoint: "main" },
+    });
+    on.popErrorScope();
+    return pipeline;
+  };
+  return new Proxy(on, {
+    get(target, key) {
+      if (key === "createComputePipelineAsync") {
+        return (d: GPUComputePipelineDescriptor) =>
+          d.label?.startsWith(prefix)
+            ? Promise.resolve(broken(d))
+            : target.createComputePipelineAsync(d);
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "webgpu: a step the GPU refuses for the library's own commands, the caller's buffers live, does not blame them; a destroyed one still is",
+  ignore,
+  async fn() {
+    const real = await adapter!.requestDevice();
+    const broken = brokenKernels(real, "radam step");
+    const live = bufferOf(G1, ALL, real);
+    const destroyed = bufferOf(G1, ALL, real);
+    destroyed.destroy();
+    try {
+      for (const [what, grad] of [["live", live], ["destroyed", destroyed]] as const) {
+        let state = await adam({ lr: 0.1 }).init({ w: new Float32Array(P) }, { device: broken });
+        try {
+          state = step(state, { w: grad });
+          const error: Error = await readParams(state).then(
+            () => assert.fail(`${what}: the step was taken`),
+            (e) => e,
+          );
+          assert.match(error.message, /^The GPU refused /, what);
+          assert.match(error.message, /the gradient of parameter "w"/, what);
+          assert.match(error.message, /that step was not taken/, what);
+          if (what === "live") {
+            assert.ok(!(error instanceof TypeError), `${what}: ${error.message}`);
+            assert.match(error.message, /the library's own commands/);
+            assert.match(error.message, /are live GPUBuffers of the state's device/);
+            assert.doesNotMatch(error.message, /must be live/);
+            assert.match(error.message, /is invalid/, "the device's own message");
+          } else {
+            assert.ok(error instanceof TypeError, `${what}: ${error.message}`);
+            assert.match(error.message, /must be live GPUBuffers \(not destroyed\)/);
+          }
+          assert.equal(state.step, 0, what);
+          assert.deepEqual([...(await readParams(state)).w], P, what);
+        } finally {
+          dispose(state);
+        }
+      }
+    } finally {
+      live.destroy();
+      real.destroy();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a read of params in place the GPU refuses for the library's own copy kernel does not blame the caller's live buffers",
+  ignore,
+  async fn() {
+    const real = await adapter!.requestDevice();
+    const buffer = bufferOf(P, ALL, real);
+    let state = await adam({ lr: 0.1 }).init({ w: { buffer, length: 4 } }, {
+      device: brokenKernels(real, "radam copyTensor"),
+    });
+    try {
+      state = step(state, { w: new Float32Array(G1) });
+      const error: Error = await readParams(state).then(
+        () => assert.fail("the read's copy ran"),
+        (e) => e,
+      );
+      assert.ok(!(error instanceof TypeError), error.message);
+      assert.match(error.message, /^The GPU refused the library's own commands of a read/);
+      assert.match(error.message, /parameter "w" are live GPUBuffers of the state's device/);
+      assert.match(error.message, /is invalid/, "the device's own message");
+      buffer.destroy();
+      await assert.rejects(() => readParams(state), /must be live GPUBuffers \(not destroyed\)/);
+    } finally {
+      dispose(state);
+      real.destroy();
+    }
+  },
+});

@@ -35,21 +35,25 @@ Deno.test({
     ];
     for (const states of ["32bit", "8bit"] as const) {
       for (const [what, read] of reads) {
-        // Disposed at once (the read has not reached the GPU), or after the read has begun.
-        for (const wait of [false, true]) {
+        // Disposed at once (the read has not reached the GPU), after the read has begun, or, the
+        // step counts settled, after a few microtasks (its buffers mapped: it threw an
+        // OperationError, the buffers destroyed under it).
+        for (const wait of [false, true, 4, 8]) {
           await noGpuErrors(async () => {
             let s = await ranger({ lr: 1e-2, states, k: 2 }).init({ w: host, b: host.slice(7) }, {
               device: device!,
             });
             for (let i = 0; i < 3; i++) s = step(s, { w: host, b: host.slice(7) });
+            if (typeof wait === "number") await readParams(s); // (the counts settled)
             const pending = read(s);
-            if (wait) await new Promise((r) => setTimeout(r, 0));
+            if (wait === true) await new Promise((r) => setTimeout(r, 0));
+            for (let i = 0; i < Number(wait); i++) await null;
             dispose(s);
             await assert.rejects(
               pending,
               (e: Error) =>
                 e instanceof TypeError && /^This optimizer state was disposed$/.test(e.message),
-              `${states} ${what}${wait ? " (begun)" : ""}`,
+              `${states} ${what}${wait ? ` (begun, ${wait})` : ""}`,
             );
           });
         }

@@ -496,3 +496,117 @@ Deno.test({
     gpu.dispose();
   },
 });
+
+Deno.test({
+  name:
+    "tfjs webgpu: getWeights' iter does not count a step the device skipped (reported after the call); setWeights resumes from it",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    for (const states of ["32bit", "8bit"] as const) {
+      const vars = [[3, 5], [4099]].map((s, i) =>
+        tf.variable(
+          tf.tensor(randoms(s[0] * (s[1] ?? 1), 60 + i), s),
+          true,
+          `gpu/iter${states}/${i}`,
+        )
+      );
+      const stepOf = (opt: TfOptimizer, seed: number, nan = false) => {
+        const grads = vars.map((v, i) => {
+          const values = randoms(v.size, seed + i);
+          if (nan) values[3] = NaN;
+          return tf.tensor(values, v.shape);
+        });
+        opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
+        tf.dispose(grads);
+      };
+      const opt = tfOptimizer(adam({ lr: 0.05, states }), { warnOnSkip: false });
+      // No await between the steps and getWeights: the device reports the skip after the call.
+      stepOf(opt, 1);
+      stepOf(opt, 2, true);
+      stepOf(opt, 3);
+      const weights = await opt.getWeights();
+      assert.equal(weights[0].name, "iter");
+      // It said 3 (the steps submitted), where 2 were taken.
+      assert.deepEqual([...weights[0].tensor.dataSync()], [2], states);
+      assert.equal(opt.iterations, 2, states);
+      assert.equal(opt.skippedSteps, 1, states);
+      const other = tfOptimizer(adam({ lr: 0.05, states }), { warnOnSkip: false });
+      await other.setWeights(weights);
+      assert.equal(other.iterations, 2, states);
+      const values = await Promise.all(vars.map((v) => v.data()));
+      stepOf(opt, 4);
+      const once = await Promise.all(vars.map(async (v) => (await v.data()).slice()));
+      vars.forEach((v, i) => v.assign(tf.tensor(values[i] as Float32Array, v.shape)));
+      stepOf(other, 4);
+      const twice = await Promise.all(vars.map(async (v) => (await v.data()).slice()));
+      twice.forEach((w, i) => assert.deepEqual(w, once[i], `${states}: variable ${i}`));
+      assert.equal(other.iterations, 3, states);
+      opt.dispose();
+      other.dispose();
+      tf.dispose(vars);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tfjs webgpu: a getWeights under way when setWeights or loadState replaces the state gives the state at its call",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const v = tf.variable(tf.tensor(randoms(4099, 5)), true, "gpu/replaced/w");
+    const grad = tf.tensor(randoms(4099, 6));
+    for (const how of ["setWeights", "loadState"] as const) {
+      const opt = tfOptimizer(adam({ lr: 0.1, states: "8bit" }));
+      opt.applyGradients({ [v.name]: grad });
+      const at = (await opt.getWeights()).map((w) => [w.name, w.tensor.dataSync().slice()]);
+      const given = (await opt.getWeights()).map((w) => ({
+        name: w.name,
+        tensor: tf.clone(w.tensor),
+      }));
+      const bytes = await saveState(opt.state!);
+      const reading = opt.getWeights();
+      // It rejected with "OperationError: Buffer with 'radam readback' label has been destroyed".
+      const replacing = how === "setWeights" ? opt.setWeights(given) : opt.loadState(bytes);
+      const [weights] = await Promise.all([reading, replacing]);
+      assert.deepEqual(weights.map((w) => w.name), at.map(([n]) => n), how);
+      weights.forEach((w, i) =>
+        assert.deepEqual(w.tensor.dataSync(), at[i][1], `${how}: ${w.name}`)
+      );
+      // Then the state given: the next step is the one after it.
+      opt.applyGradients({ [v.name]: grad });
+      assert.equal(opt.iterations, 2, how);
+      opt.dispose();
+      tf.dispose(given.map((w) => w.tensor));
+    }
+    tf.dispose([v, grad]);
+  },
+});
+
+Deno.test({
+  name:
+    "tfjs webgpu: a getWeights under way when the optimizer is disposed rejects with the TypeError of a disposed optimizer",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const v = tf.variable(tf.tensor(randoms(4099, 5)), true, "gpu/disposed/w");
+    const grad = tf.tensor(randoms(4099, 6));
+    for (const wait of [0, 2, 4, 8]) {
+      const opt = tfOptimizer(adam({ lr: 0.1, states: "8bit" }));
+      opt.applyGradients({ [v.name]: grad });
+      await opt.getWeights(); // (the step counts settled)
+      const tensors = tf.memory().numTensors;
+      const pending = opt.getWeights();
+      for (let i = 0; i < wait; i++) await null;
+      opt.dispose();
+      // It said "This optimizer state was disposed", or threw an OperationError.
+      await assert.rejects(pending, {
+        name: "TypeError",
+        message: /^This TensorFlow.js optimizer was disposed/,
+      }, `after ${wait} microtasks`);
+      assert.ok(tf.memory().numTensors < tensors, "the set given last disposed, none made");
+    }
+    tf.dispose([v, grad]);
+  },
+});

@@ -1,0 +1,73 @@
+/**
+ * Whose fault a refused command buffer was: when the GPU refuses commands that read buffers of
+ * the caller's, a probe that uses those buffers alone (no kernel of the library's) tells a
+ * buffer destroyed or of another device from a refusal of the library's own commands (a
+ * pipeline the driver did not compile, say), so that the error blames the right one.
+ *
+ * @module
+ */
+
+/**
+ * Whether `device` refuses a command buffer that uses `buffers` alone (each as the library
+ * uses it: a 4-byte copy from a buffer with COPY_SRC usage, else a storage binding in a compute
+ * pass): `true` when some buffer is destroyed or of another device, `false` when they are all
+ * live and of `device`, `undefined` when that cannot be told (a lost device). Submits one
+ * command buffer that writes nothing of the caller's or the state's; never rejects.
+ *
+ * @example
+ * ```ts ignore
+ * if (await buffersRefused(device, [gradBuffer]) === false) {
+ *   // the refusal was of the library's own commands
+ * }
+ * ```
+ */
+export async function buffersRefused(
+  device: GPUDevice,
+  buffers: readonly GPUBuffer[],
+): Promise<boolean | undefined> {
+  let scratch: GPUBuffer | undefined;
+  let scoped = false;
+  try {
+    device.pushErrorScope("validation");
+    scoped = true;
+    scratch = device.createBuffer({
+      label: "radam buffer probe",
+      size: 4,
+      usage: GPUBufferUsage.COPY_DST,
+    });
+    const encoder = device.createCommandEncoder();
+    const bound: GPUBuffer[] = [];
+    for (const buffer of new Set(buffers)) {
+      if (buffer.size < 4) continue;
+      if ((buffer.usage & GPUBufferUsage.COPY_SRC) !== 0) {
+        encoder.copyBufferToBuffer(buffer, 0, scratch, 0, 4);
+      } else if ((buffer.usage & GPUBufferUsage.STORAGE) !== 0) bound.push(buffer);
+    }
+    if (bound.length > 0) {
+      const layout = device.createBindGroupLayout({
+        label: "radam buffer probe",
+        entries: [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } }],
+      });
+      const pass = encoder.beginComputePass();
+      for (const buffer of bound) {
+        pass.setBindGroup(
+          0,
+          device.createBindGroup({
+            label: "radam buffer probe",
+            layout,
+            entries: [{ binding: 0, resource: { buffer, offset: 0, size: 4 } }],
+          }),
+        );
+      }
+      pass.end();
+    }
+    device.queue.submit([encoder.finish()]);
+    scoped = false;
+    return (await device.popErrorScope()) !== null;
+  } catch {
+    if (scoped) device.popErrorScope().catch(() => {});
+    return undefined;
+  } finally {
+    scratch?.destroy();
+  }
+}
