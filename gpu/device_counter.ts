@@ -117,10 +117,7 @@ fn decide() {
  */
 const READBACK_EVERY = 8;
 
-/**
- * The steps submitted before a read began (`GpuStepCounter.mark`), until the read ends
- * (`GpuStepCounter.unmark`).
- */
+/** The steps submitted before a read began (`GpuStepCounter.mark`), until it ends (`unmark`). */
 export interface ReadMark {
   /** Steps submitted, refused ones too. */
   readonly sequence: number;
