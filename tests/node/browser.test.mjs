@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
-import { launchChromium } from "./chromium.mjs";
+import { launchChromium, pageResult } from "./chromium.mjs";
 import { tfjsCase } from "./shared_case.mjs";
 
 const expected = JSON.parse(
@@ -121,17 +121,7 @@ test("the bundle in headless Chromium gives Deno's result bit for bit", async ()
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${server.address().port}/`);
-    await page.waitForFunction(
-      () => globalThis.__result || globalThis.__error,
-      null,
-      {
-        timeout: 60_000,
-      },
-    );
-    const error = await page.evaluate(() => globalThis.__error);
-    assert.equal(error, undefined, `the page threw: ${error}`);
-    const result = await page.evaluate(() => globalThis.__result);
+    const result = await pageResult(page, `http://127.0.0.1:${server.address().port}/`);
     assert.deepEqual(result.wasm, expected.wasm);
     assert.deepEqual(result.js, expected.js);
     assert.deepEqual(result.threads, expected.wasm);

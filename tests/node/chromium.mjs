@@ -29,3 +29,24 @@ export async function launchChromium(args = []) {
     ],
   });
 }
+
+/**
+ * Opens `url` in `page` and waits (up to `timeout` ms) for the page to set `__result` or
+ * `__error`: the page's result, asserting that it threw nothing (`logs`, its console, if given,
+ * go into the message).
+ */
+export async function pageResult(page, url, timeout = 60_000, logs = []) {
+  await page.goto(url);
+  await page.waitForFunction(
+    () => globalThis.__result || globalThis.__error,
+    null,
+    { timeout },
+  );
+  const error = await page.evaluate(() => globalThis.__error);
+  assert.equal(
+    error,
+    undefined,
+    `the page ${url} threw: ${error}\n${logs.join("\n")}`,
+  );
+  return await page.evaluate(() => globalThis.__result);
+}

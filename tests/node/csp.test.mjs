@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
-import { launchChromium } from "./chromium.mjs";
+import { launchChromium, pageResult } from "./chromium.mjs";
 
 const expected = JSON.parse(
   readFileSync(new URL("./expected.json", import.meta.url), "utf8"),
@@ -125,13 +125,8 @@ async function run(browser, server, path) {
   const page = await browser.newPage();
   const logs = [];
   page.on("console", (m) => logs.push(m.text()));
-  await page.goto(`http://127.0.0.1:${server.address().port}${path}`);
-  await page.waitForFunction(() => globalThis.__result || globalThis.__error, null, {
-    timeout: 60_000,
-  });
-  const error = await page.evaluate(() => globalThis.__error);
-  assert.equal(error, undefined, `the page ${path} threw: ${error}\n${logs.join("\n")}`);
-  return await page.evaluate(() => globalThis.__result);
+  const url = `http://127.0.0.1:${server.address().port}${path}`;
+  return await pageResult(page, url, 60_000, logs);
 }
 
 test("a page whose Content-Security-Policy refuses WebAssembly trains on the default backend (js), with Deno's bits", async () => {
@@ -173,12 +168,8 @@ test("threads on a page whose Content-Security-Policy refuses blob: workers: an 
       /^Error: A kernel worker failed to start: .*Content-Security-Policy must allow blob: in worker-src/,
     );
     const allowed = await browser.newPage();
-    await allowed.goto(`http://127.0.0.1:${port}/threads-blob`);
-    await allowed.waitForFunction(() => globalThis.__result || globalThis.__error, null, {
-      timeout: 60_000,
-    });
-    assert.equal(await allowed.evaluate(() => globalThis.__error), undefined);
-    assert.deepEqual(await allowed.evaluate(() => globalThis.__result), expected.wasm);
+    const url = `http://127.0.0.1:${port}/threads-blob`;
+    assert.deepEqual(await pageResult(allowed, url), expected.wasm);
   } finally {
     await browser.close();
     server.close();

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
-import { launchChromium } from "./chromium.mjs";
+import { launchChromium, pageResult } from "./chromium.mjs";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const built = fileURLToPath(new URL("../../npm", import.meta.url));
@@ -180,20 +180,8 @@ test("a browser bundle for ES2016 with names kept steps on two threads with Deno
   const browser = await launchChromium();
   try {
     const tab = await browser.newPage();
-    await tab.goto(`http://127.0.0.1:${server.address().port}/`);
-    await tab.waitForFunction(
-      () => globalThis.__result || globalThis.__error,
-      null,
-      {
-        timeout: 60_000,
-      },
-    );
-    const error = await tab.evaluate(() => globalThis.__error);
-    assert.equal(error, undefined, `the page threw: ${error}`);
-    assert.deepEqual(
-      await tab.evaluate(() => globalThis.__result),
-      expected.wasm,
-    );
+    const url = `http://127.0.0.1:${server.address().port}/`;
+    assert.deepEqual(await pageResult(tab, url), expected.wasm);
   } finally {
     await browser.close();
     server.close();

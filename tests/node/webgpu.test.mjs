@@ -9,7 +9,7 @@ import http from "node:http";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import * as lib from "@optim/radam";
-import { launchChromium } from "./chromium.mjs";
+import { launchChromium, pageResult } from "./chromium.mjs";
 import { runCase } from "./shared_case.mjs";
 
 const expected = JSON.parse(
@@ -101,17 +101,8 @@ test("webgpu in headless Chromium (Tint, SwiftShader) compiles every kernel and 
   ]);
   try {
     const page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${server.address().port}/`);
-    await page.waitForFunction(
-      () => globalThis.__result || globalThis.__error,
-      null,
-      {
-        timeout: 120_000,
-      },
-    );
-    const error = await page.evaluate(() => globalThis.__error);
-    assert.equal(error, undefined, `the page threw: ${error}`);
-    const result = await page.evaluate(() => globalThis.__result);
+    const url = `http://127.0.0.1:${server.address().port}/`;
+    const result = await pageResult(page, url, 120_000);
     if (!result.adapter) {
       const reason =
         "NO WEBGPU ADAPTER IN CHROMIUM: SwiftShader's Vulkan was not found; the WebGPU path was NOT run in the browser";
