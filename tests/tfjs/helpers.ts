@@ -2,11 +2,12 @@
  * TensorFlow.js for the adapter's tests: tfjs-core with the cpu and wasm backends and
  * tfjs-layers, and small deterministic models and data.
  */
+import assert from "node:assert/strict";
 import { randoms } from "../util.ts";
 import type { CompactMoment } from "../../base/arena.ts";
 import { holdsCodes } from "../../base/backend.ts";
 import { type OptimizerState, stateInternals } from "../../core/state.ts";
-import { adam } from "../../mod.ts";
+import { adam, type Optimizer, saveState } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
@@ -238,4 +239,35 @@ export async function ofTrainedAdam<T>(
   opt.dispose();
   tf.dispose(vars);
   return out;
+}
+
+/**
+ * A `getWeights` under way while `setWeights` or `loadState` replaces the state (of an optimizer
+ * of `make`, stepped once on `v` with `grad`) gives the weights of the state at its call, each
+ * once, and the next step follows the state given.
+ */
+export async function checkReadDuringReplace(
+  make: () => Optimizer,
+  v: tf.Variable,
+  grad: tf.Tensor,
+): Promise<void> {
+  for (const how of ["setWeights", "loadState"] as const) {
+    const opt = tfOptimizer(make());
+    opt.applyGradients({ [v.name]: grad });
+    const at = (await opt.getWeights()).map((w) => [w.name, w.tensor.dataSync().slice()] as const);
+    const given = (await opt.getWeights()).map((w) => ({
+      name: w.name,
+      tensor: tf.clone(w.tensor),
+    }));
+    const bytes = await saveState(opt.state!);
+    const reading = opt.getWeights();
+    const replacing = how === "setWeights" ? opt.setWeights(given) : opt.loadState(bytes);
+    const [weights] = await Promise.all([reading, replacing]);
+    assert.deepEqual(weights.map((w) => w.name), at.map(([n]) => n), how);
+    weights.forEach((w, i) => assert.deepEqual(w.tensor.dataSync(), at[i][1], `${how}: ${w.name}`));
+    opt.applyGradients({ [v.name]: grad });
+    assert.equal(opt.iterations, 2, how);
+    opt.dispose();
+    tf.dispose(given.map((w) => w.tensor));
+  }
 }
