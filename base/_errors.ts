@@ -58,10 +58,24 @@ export function described(value: unknown): string {
  * ```
  */
 export function promiseHint(value: unknown): string {
-  const then = typeof value === "object" && value !== null
-    ? (value as { then?: unknown }).then
-    : undefined;
-  return typeof then === "function" ? " (a Promise: await it)" : "";
+  return isThenable(value) ? " (a Promise: await it)" : "";
+}
+
+/**
+ * Whether `value` is a Promise or another thenable (an object with a `then` method).
+ *
+ * @example
+ * ```ts
+ * import { isThenable } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isThenable(Promise.resolve()));
+ * assert.ok(!isThenable({ then: 1 }));
+ * ```
+ */
+export function isThenable(value: unknown): boolean {
+  return typeof value === "object" && value !== null &&
+    typeof (value as { then?: unknown }).then === "function";
 }
 
 /**
@@ -91,7 +105,7 @@ export function tensorHint(value: unknown): string {
     return " (a TensorFlow.js tensor: pass its values, `await tensor.data()`, or train through " +
       "tfOptimizer of @optim/radam/tfjs)";
   }
-  if (promiseHint(value) !== "") return promiseHint(value);
+  if (isThenable(value)) return promiseHint(value);
   const numbers = Array.isArray(value)
     ? value.length > 0 && value.every((x) => typeof x === "number")
     : ArrayBuffer.isView(value) && !(value instanceof DataView) &&

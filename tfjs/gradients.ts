@@ -5,7 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { described, promiseHint } from "../base/_errors.ts";
+import { described, isThenable, promiseHint } from "../base/_errors.ts";
 import { type Entry, sameShape, shapeText } from "./layout.ts";
 
 /** A variable and its gradient of one step (checked). */
@@ -134,7 +134,7 @@ export function checkGradients(grads: unknown): GradItem[] {
       seen.add(name);
       addItem(items, registered, name, tensor);
     }
-  } else if (typeof grads === "object" && grads !== null && promiseHint(grads) === "") {
+  } else if (typeof grads === "object" && grads !== null && !isThenable(grads)) {
     // (A record's keys are distinct.)
     const map = grads as Readonly<Record<string, unknown>>;
     for (const name in map) {
