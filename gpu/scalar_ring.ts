@@ -68,6 +68,35 @@ export function ringStride(blocks: number): number {
 }
 
 /**
+ * Throws a RangeError, before anything is allocated, where a ring of entries of `blocks` scalar
+ * blocks (one per parameter group up to the largest a run uses) is past what one storage
+ * binding of `limits` holds: the kernels bind it whole.
+ *
+ * @example
+ * ```ts
+ * import { checkRingFits } from "./scalar_ring.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const limits = { maxStorageBufferBindingSize: 2 ** 27, maxBufferSize: 2 ** 28 };
+ * checkRingFits(1000, limits);
+ * assert.throws(() => checkRingFits(3000, limits), RangeError);
+ * ```
+ */
+export function checkRingFits(
+  blocks: number,
+  limits: { readonly maxStorageBufferBindingSize: number; readonly maxBufferSize: number },
+): void {
+  const bytes = RING_SIZE * ringStride(blocks) * 4;
+  const most = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  if (bytes <= most) return;
+  throw new RangeError(
+    `The WebGPU backend keeps the step scalars of ${RING_SIZE} steps, a block each for ${
+      blocks - 1
+    } parameter groups: ${bytes} bytes, more than this device binds at once (${most}, maxStorageBufferBindingSize and maxBufferSize). Use fewer groups (tensors of the same lrScale and weightDecay can share one), or a device requested with larger limits`,
+  );
+}
+
+/**
  * WGSL of the ring as the kernels read it (`ring: array<u32>` and the `Consts` uniform `s` with
  * `ring_size` and `stride` must be bound): `ring_entry(t)` (the first word of t's entry),
  * `ring_tag(e0)`, and `block_at(e0, group)` (the first word of a group's scalar block, which the
