@@ -52,9 +52,15 @@ function scaledLearningRateError(lr: number, t: number, g: number, scale: number
 
 /**
  * Every block's scalars of step `t` (block 0: the optimizer's own settings; g: group g, with
- * its lr scale and weight decay): the rule's, then LookAhead's `sync` and `alpha`.
+ * its lr scale and weight decay): the rule's, then LookAhead's `sync` and `alpha`. Throws a
+ * RangeError for a `t` past 2⁵³ − 1, which a count cannot hold exactly.
  */
 export function computeScalars(core: ScalarBlocks, t: number): void {
+  if (!Number.isSafeInteger(t)) {
+    throw new RangeError(
+      `The state cannot take step ${t}: a step count is exact up to 2⁵³ − 1 (past it, it would count no further, and a checkpoint could not hold it); the step was not taken`,
+    );
+  }
   const config = core.config;
   const lr = learningRateAt(config, t);
   const la = config.lookahead;

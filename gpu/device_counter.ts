@@ -26,7 +26,7 @@ import { RING_AHEAD, RING_KEPT, ScalarRing } from "./scalar_ring.ts";
  * import { CONTROL_WORD } from "./device_counter.ts";
  *
  * const words = new Uint32Array(12);
- * words[CONTROL_WORD.taken]; // the steps taken
+ * words[CONTROL_WORD.taken]; // the steps taken since the state's start
  * ```
  */
 export const CONTROL = {
@@ -37,7 +37,7 @@ export const CONTROL = {
   norm: "f32",
   /** 0xffffffff − (first non-finite element of the grads section), or 0 when all are finite. */
   key: "u32",
-  /** The t this step's update runs at, or 0 when it does not run (written by `decide`). */
+  /** The t' (scalar_ring.ts) this step's update runs at, or 0 when it does not run (`decide`). */
   step_t: "u32",
   /**
    * The clipping factor of this step, clipGradNorm / norm, as `clip_pow2 · clip_scale` (written
@@ -48,9 +48,9 @@ export const CONTROL = {
   clip_scale: "f32",
   /** Steps submitted (every `decide`). */
   submitted: "u32",
-  /** Steps taken. */
+  /** Steps taken since the start (init, loadState). */
   taken: "u32",
-  /** Steps skipped (a non-finite gradient under "skip"). */
+  /** Steps skipped since the start (a non-finite gradient under "skip"). */
   skipped: "u32",
   /** One of {@linkcode HALT}. */
   halted: "u32",
@@ -159,6 +159,8 @@ export class GpuStepCounter implements DeviceCounter {
   readonly #checkUsable: () => void;
   readonly #staging: GPUBuffer;
   readonly #reported: Reported = { submitted: 0, taken: 0, skipped: 0, norm: NaN };
+  /** The counts at `start`: the device counts from 0 (in u32s, scalar_ring.ts), the host adds them. */
+  #base = { taken: 0, skipped: 0 };
   #readback: Promise<void> | undefined;
   /** Why the last readback failed, if the device was not lost (settle reports it). */
   #readbackError: unknown;
@@ -232,14 +234,13 @@ export class GpuStepCounter implements DeviceCounter {
 
   start(steps: number, skipped: number): void {
     Object.assign(this.#reported, { submitted: 0, taken: steps, skipped, norm: NaN });
+    this.#base = { taken: steps, skipped };
     this.#submitted = 0;
     this.#readbackAt = -Infinity;
     this.#countedFrom = 0;
     this.#fault = undefined;
-    this.ring.clear();
+    this.ring.clear(steps);
     const words = new Uint32Array(CONTROL_BYTES / 4);
-    words[CONTROL_WORD.taken] = steps;
-    words[CONTROL_WORD.skipped] = skipped;
     words[CONTROL_WORD.norm_bits] = NAN_BITS; // no norm yet
     this.#device.queue.writeBuffer(this.control, 0, words);
   }
@@ -452,8 +453,8 @@ export class GpuStepCounter implements DeviceCounter {
   #report(words: Uint32Array): void {
     const r = this.#reported;
     r.submitted = words[CONTROL_WORD.submitted];
-    r.taken = words[CONTROL_WORD.taken];
-    r.skipped = words[CONTROL_WORD.skipped];
+    r.taken = this.#base.taken + words[CONTROL_WORD.taken];
+    r.skipped = this.#base.skipped + words[CONTROL_WORD.skipped];
     r.norm = new Float32Array(words.buffer, CONTROL_WORD.norm_bits * 4, 1)[0];
     // A halt not yet handed out, and not one that takeFault already lifted.
     const halted = words[CONTROL_WORD.halted];

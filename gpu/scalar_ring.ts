@@ -1,7 +1,9 @@
 /**
  * The ring of per-step scalars of the WebGPU backend: the host's float64 scalars of each step t
- * (rounded to f32), written ahead into entry `t mod RING_SIZE` of a GPU buffer and tagged with
- * t, so that the kernels read the entry of the step count the device keeps.
+ * (rounded to f32), written ahead into entry `t' mod RING_SIZE` of a GPU buffer and tagged with
+ * t', so that the kernels read the entry of the step count the device keeps: t' = t − the steps
+ * at the state's start (its init or loadState), which the device counts from (in a u32: a
+ * checkpoint of any step count resumes, and 2³² − 1 steps are taken from there).
  *
  * An entry is a tag ({@linkcode RING_HEAD}), then the step's scalar blocks: one per parameter
  * group, each in the rule's block layout, the one table (name → word, type) the host's writer
@@ -66,6 +68,35 @@ export function ringStride(blocks: number): number {
 }
 
 /**
+ * Throws a RangeError, before anything is allocated, where a ring of entries of `blocks` scalar
+ * blocks (one per parameter group up to the largest a run uses) is past what one storage
+ * binding of `limits` holds: the kernels bind it whole.
+ *
+ * @example
+ * ```ts
+ * import { checkRingFits } from "./scalar_ring.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const limits = { maxStorageBufferBindingSize: 2 ** 27, maxBufferSize: 2 ** 28 };
+ * checkRingFits(1000, limits);
+ * assert.throws(() => checkRingFits(3000, limits), RangeError);
+ * ```
+ */
+export function checkRingFits(
+  blocks: number,
+  limits: { readonly maxStorageBufferBindingSize: number; readonly maxBufferSize: number },
+): void {
+  const bytes = RING_SIZE * ringStride(blocks) * 4;
+  const most = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  if (bytes <= most) return;
+  throw new RangeError(
+    `The WebGPU backend keeps the step scalars of ${RING_SIZE} steps, a block each for ${
+      blocks - 1
+    } parameter groups: ${bytes} bytes, more than this device binds at once (${most}, maxStorageBufferBindingSize and maxBufferSize). Use fewer groups (tensors of the same lrScale and weightDecay can share one), or a device requested with larger limits`,
+  );
+}
+
+/**
  * WGSL of the ring as the kernels read it (`ring: array<u32>` and the `Consts` uniform `s` with
  * `ring_size` and `stride` must be bound): `ring_entry(t)` (the first word of t's entry),
  * `ring_tag(e0)`, and `block_at(e0, group)` (the first word of a group's scalar block, which the
@@ -110,7 +141,9 @@ export class ScalarRing {
   readonly #tags = new Float64Array(RING_SIZE).fill(-1);
   readonly #layout: ScalarLayout;
   readonly #blocks: number;
-  /** The steps `[#from, #to)` whose entries are not uploaded yet. */
+  /** The steps at the state's start, which the device counts from (see the module doc). */
+  #base = 0;
+  /** The steps (t') `[#from, #to)` whose entries are not uploaded yet. */
   #from = Infinity;
   #to = -Infinity;
 
@@ -132,11 +165,12 @@ export class ScalarRing {
 
   /** Whether the entry of step `t` holds t's scalars. */
   has(t: number): boolean {
-    return this.#tags[t % RING_SIZE] === t;
+    return this.#tags[(t - this.#base) % RING_SIZE] === t;
   }
 
-  /** Forgets every entry (a state restarting its count). */
-  clear(): void {
+  /** Forgets every entry (a state restarting its count, at `base` steps). */
+  clear(base: number): void {
+    this.#base = base;
     this.#tags.fill(-1);
     this.#from = Infinity;
     this.#to = -Infinity;
@@ -147,16 +181,21 @@ export class ScalarRing {
    * the optimizer's own (uploaded by the next {@linkcode ScalarRing.upload}).
    */
   write(t: number, groups: readonly StepScalars[]): void {
-    if (t > 0xffffffff) throw new RangeError("The WebGPU backend counts at most 2³² − 1 steps");
-    const slot = t % RING_SIZE;
+    const own = t - this.#base;
+    if (own > 0xffffffff) {
+      throw new RangeError(
+        `The WebGPU backend takes at most 2³² − 1 steps from a state's init or loadState (this one from step ${this.#base}); save the state and load it again to go on`,
+      );
+    }
+    const slot = own % RING_SIZE;
     const first = slot * (1 + this.#blocks);
-    this.#u32[first * BLOCK_WORDS + RING_WORD.tag] = t;
+    this.#u32[first * BLOCK_WORDS + RING_WORD.tag] = own;
     for (let g = 0; g < this.#blocks; g++) {
       writeBlock(this.#layout, groups[g], this.#f32, this.#u32, first + 1 + g);
     }
     this.#tags[slot] = t;
-    this.#from = Math.min(this.#from, t);
-    this.#to = Math.max(this.#to, t + 1);
+    this.#from = Math.min(this.#from, own);
+    this.#to = Math.max(this.#to, own + 1);
   }
 
   /** Uploads the entries written since the last upload. */

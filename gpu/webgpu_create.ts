@@ -7,9 +7,11 @@
  */
 import type { ArenaLayout } from "../base/arena.ts";
 import type { Rule } from "../base/rule.ts";
+import { blockCount } from "../base/scalars.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
 import type { GpuTensor } from "./gpu_tensors.ts";
 import { type Pipelines, pipelinesOf, pipelinesOfSync } from "./pipelines.ts";
+import { checkRingFits } from "./scalar_ring.ts";
 import { type BackendSetup, WebGpuBackend } from "./webgpu_backend.ts";
 import { SMALL_STEP_ELEMENTS } from "./wgsl_kernel.ts";
 
@@ -99,5 +101,6 @@ function backendOn(
   options: WebGpuBackendOptions,
 ): WebGpuBackend {
   const limits = limitsOf(device, options.limits ?? {});
+  checkRingFits(blockCount(layout.segments), device.limits); // (bound whole: not planned in chunks)
   return new WebGpuBackend(device, layout, rule, pipelines, limits, options);
 }

@@ -21,7 +21,8 @@ import {
 } from "../mod.ts";
 import { writeSafetensors } from "../base/safetensors.ts";
 import { assertSameBits, readAll } from "./cases.ts";
-import { sample, sample8bit, split } from "./checkpoint_files.ts";
+import { edit, sample, sample8bit, split } from "./checkpoint_files.ts";
+import { saying } from "./util.ts";
 
 Deno.test("a checkpoint is safetensors: F32 tensors named as in PyTorch, string metadata", async () => {
   let state = await adam({ lr: 0.5, betas: [0.8, 0.9] }).init({
@@ -116,6 +117,19 @@ Deno.test("saving leaves the state usable and unchanged", async () => {
   assert.deepEqual(await readAll(state), before);
   state = step(state, { w: new Float32Array([1, 1, 1]) });
   assert.equal(state.step, 2);
+});
+
+Deno.test("a state at 2^53 − 1 steps refuses the next step, unchanged, where it counted no further and saved a checkpoint loadState refused", async () => {
+  const last = edit(await sample(), (h) => h.__metadata__.step = String(Number.MAX_SAFE_INTEGER));
+  for (const backend of ["wasm", "js"] as const) {
+    const state = await loadState(last, { backend });
+    const before = await readAll(state);
+    const grads = { "fc.weight": new Float32Array(6).fill(0.5), "fc.bias": new Float32Array(2) };
+    assert.throws(() => step(state, grads), saying(RangeError, `step ${2 ** 53}`));
+    assert.equal(state.step, Number.MAX_SAFE_INTEGER);
+    assert.deepEqual(await readAll(state), before);
+    assert.equal((await loadState(await saveState(state))).step, Number.MAX_SAFE_INTEGER);
+  }
 });
 
 Deno.test("an option of −0 resumes exactly: it is taken as 0, which is what a checkpoint's JSON holds", async () => {

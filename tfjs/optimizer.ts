@@ -252,7 +252,9 @@ export class TfOptimizer extends tf.Optimizer {
   }
 
   /**
-   * The optimizer's weights as tfjs orders its own: `iter` (the steps taken), then per moment
+   * The optimizer's weights as tfjs orders its own: `iter` (the steps taken: an int32 scalar;
+   * past 2³¹ − 1 steps, where one int32 would wrap, the int32 pair `[steps mod 2³¹,
+   * ⌊steps / 2³¹⌋]`, which `setWeights` takes back), then per moment
    * the library keeps (`exp_avg` → `<variable>/m`, `exp_avg_sq` → `<variable>/v`), one tensor
    * per variable, then LookAhead's slow weights (`<variable>/slow`), all in the tfjs layout.
    * With `states: "8bit"`, a moment held in 8 bits (a variable of 4096 elements or more) is two

@@ -20,6 +20,7 @@ import { firstBadScale, firstBadValue } from "../core/checkpoint_tensors.ts";
 import { CODES, codeWeights, readCodes, SCALES } from "./codes.ts";
 import type { NamedTensor } from "./gradients.ts";
 import { type ReadTensor, startReads } from "./given.ts";
+import { iterTensor, stepsOf } from "./iter.ts";
 import {
   arenaFits,
   baseName,
@@ -101,7 +102,7 @@ export async function weightsOf(
     codes = held;
     if (counter !== undefined) steps -= counter.skipped - skipped;
   }
-  const out: NamedTensor[] = [{ name: "iter", tensor: tf.scalar(steps, "int32") }];
+  const out: NamedTensor[] = [{ name: "iter", tensor: iterTensor(steps) }];
   const gc = config.loop.gc;
   // Codes are given in the order a CPU state holds them (a kernel under gc transposed). A state
   // on webgpu under gc holds its kernels in the tfjs order: their moments are given as f32.
@@ -252,20 +253,6 @@ function parseName(config: Settings, name: string, suffixes: Map<string, number>
     );
   }
   return { variable: name.slice(0, cut), section, ...(part ? { part } : {}) };
-}
-
-/** Reads weight `iter`: the steps taken. */
-async function stepsOf(tensor: tf.Tensor, read: ReadTensor): Promise<number> {
-  if (tensor.size !== 1) {
-    throw new RangeError(
-      `Expected weight "iter" to be one value, got shape ${shapeText(tensor.shape)}`,
-    );
-  }
-  const value = (await read(tensor))[0];
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`Expected weight "iter" to be an integer ≥ 0, got ${value}`);
-  }
-  return value;
 }
 
 /** Checks the weights given to setWeights; groups them by variable; reads `iter`. */

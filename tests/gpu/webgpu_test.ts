@@ -18,7 +18,7 @@ import { createWebGpuBackend } from "../../gpu/webgpu_create.ts";
 import { ADAM } from "../../rules/adam.ts";
 import { WORKGROUP_SIZE } from "../../gpu/wgsl_kernel.ts";
 import { EXP_AVG, EXP_AVG_SQ, PARAMS } from "../../base/arena.ts";
-import { device, ignore, K_GPU, noGpuErrors } from "./gpu_device.ts";
+import { adapter, device, ignore, K_GPU, noGpuErrors } from "./gpu_device.ts";
 
 /**
  * Cases with the training-loop features: LookAhead, gradient centralization, parameter groups,
@@ -325,6 +325,37 @@ Deno.test({
     assert.equal(state.step, 1);
     const { w } = await readParams(state);
     assert.ok(w[0] < 1 && w[1] < 2);
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: parameter groups whose scalar ring is past the device's binding limit are refused at init with a RangeError, where the first step failed with a GPU validation error",
+  ignore,
+  async fn() {
+    // A device of the default limits (128 MiB a binding): 2000 groups take a ring of 139 MB.
+    const limited = await adapter!.requestDevice();
+    const n = 2000;
+    const names = Array.from({ length: n }, (_, i) => `layer${i}`);
+    const params = Object.fromEntries(names.map((name) => [name, new Float32Array(3).fill(1)]));
+    const groups = names.map((name, i) => ({
+      match: (x: string) => x === name,
+      lrScale: 1 + i / n,
+    }));
+    await assert.rejects(
+      () => radam({ groups }).init(params, { device: limited }),
+      (e: Error) => {
+        assert.ok(e instanceof RangeError, String(e));
+        assert.match(e.message, /2000 parameter groups.*maxStorageBufferBindingSize/);
+        return true;
+      },
+    );
+    // Fewer groups fit, and step.
+    let state = await radam({ groups: groups.slice(0, 100) }).init(params, { device: limited });
+    state = step(state, Object.fromEntries(names.map((name) => [name, new Float32Array(3)])));
+    assert.equal((await readParams(state)).layer0.length, 3);
+    dispose(state);
+    limited.destroy();
   },
 });
 

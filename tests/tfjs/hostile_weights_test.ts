@@ -54,8 +54,23 @@ const DAMAGE: [string, (w: Weights, v: string) => Weights, RegExp][] = [
   ["iter fractional", (w) => replaced(w, "iter", tf.scalar(2.5)), /"iter" to be an integer/],
   [
     "iter of several values",
-    (w) => replaced(w, "iter", tf.tensor1d([2, 9], "int32")),
-    /"iter" to be one value, got shape \[2\]/,
+    (w) => replaced(w, "iter", tf.tensor1d([2, 9, 1], "int32")),
+    /"iter" to be one value \(or the int32 pair .*\), got shape \[3\]/,
+  ],
+  [
+    "iter a pair with a negative high word",
+    (w) => replaced(w, "iter", tf.tensor1d([2, -1], "int32")),
+    /"iter" to be an integer ≥ 0, got \[2, -1\]/,
+  ],
+  [
+    "iter a pair with a low word of 2^31",
+    (w) => replaced(w, "iter", tf.tensor1d([2 ** 31, 0])),
+    /"iter" to be an integer ≥ 0, got \[2147483648, 0\]/,
+  ],
+  [
+    "iter a pair past 2^53",
+    (w) => replaced(w, "iter", tf.tensor1d([0, 2 ** 22], "int32")),
+    /"iter" to be an integer ≥ 0, got \[0, 4194304\]/,
   ],
   [
     "iter given twice",

@@ -16,6 +16,7 @@ import {
   step,
 } from "../../mod.ts";
 import { TfOptimizer, tfOptimizer } from "../../tfjs.ts";
+import { edit } from "../checkpoint_files.ts";
 import {
   convNet,
   CPU_BACKENDS,
@@ -178,6 +179,36 @@ Deno.test("tfjs: after optimizer.loadState(bytes), getWeights is in the tfjs lay
   a.forEach((w, i) => assert.deepEqual(b[i], w, `weight ${i}`));
   tf.dispose([x, y, ...given.map((w) => w.tensor), ...held.map((w) => w.tensor)]);
   disposeModels(whole, first, second, third);
+});
+
+Deno.test("tfjs: a step count past int32's (2^31, 2^32 + 5, near 2^53) survives getWeights/setWeights and model.save: training resumes bit for bit", async () => {
+  await useBackend("cpu");
+  const make = () => ranger({ lr: 1e-2, k: 3 });
+  const { x, y } = data([6], 8, 27);
+  for (const steps of [2 ** 31 - 1, 2 ** 31, 2 ** 32 + 5, Number.MAX_SAFE_INTEGER - 100]) {
+    const first = denseNet(26);
+    first.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
+    await first.fit(x, y, fitInOrder(1));
+    const optimizer = first.optimizer as TfOptimizer;
+    await optimizer.loadState(
+      edit(await saveState(optimizer.state!), (h) => h.__metadata__.step = String(steps)),
+    );
+    await first.fit(x, y, fitInOrder(1)); // steps + 2
+    const weights = await optimizer.getWeights();
+    const other = tfOptimizer(make());
+    await other.setWeights(weights);
+    assert.equal(other.iterations, steps + 2, `${steps}: setWeights`);
+    other.dispose();
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(await saveToMemory(first)));
+    assert.equal(loaded.optimizer.iterations, steps + 2, `${steps}: loadLayersModel`);
+    await first.fit(x, y, fitInOrder(2));
+    await loaded.fit(x, y, fitInOrder(2));
+    assert.equal(loaded.optimizer.iterations, steps + 6);
+    const a = await weightValues(first), b = await weightValues(loaded);
+    a.forEach((w, i) => assert.deepEqual(b[i], w, `${steps}: weight ${i}`));
+    disposeModels(first, loaded);
+  }
+  tf.dispose([x, y]);
 });
 
 for (const states of ["32bit", "8bit"] as const) {
