@@ -12,7 +12,8 @@
  * and a closed Deno.Kv are errors that say so; a gradient that `optimisticStep`'s callback
  * returns instead of writing it into `state.grads` is a TypeError (the step was taken on zeros),
  * and so is a callback that steps or disposes the state itself (the error said to use the state
- * that step() returned, which `optimisticStep` never sees).
+ * that step() returned, which `optimisticStep` never sees); a data-parallel contribution with a
+ * field of another name (`sample: 32`) is refused (it was folded as one sample).
  * In each case nothing is saved.
  */
 import assert from "node:assert/strict";
@@ -401,4 +402,41 @@ Deno.test("store mistakes: optimisticStep's gradient callback that steps or disp
     assert.equal(await snapshot(store), before);
   }
   assert.equal((await optimisticStep(store, { optimizer: radam(), init, gradient: ones })).step, 2);
+});
+
+Deno.test("store mistakes: a data-parallel contribution with a misspelled field is a TypeError, nothing stored", async () => {
+  // `sample: 32` for `samples: 32` was folded as the mean over one sample: the fold's weights
+  // silently wrong.
+  const store = memoryCheckpointStore();
+  const trainer = dataParallel(store, { optimizer: radam(), init });
+  const { step: base, params } = await trainer.params();
+  const gradient = { w: params.w.map(() => 1), b: params.b.map(() => 1) };
+  for (
+    const [field, c] of [
+      ["sample", { id: "r1", base, sample: 32, gradient }],
+      ["gradients", { id: "r1", base, samples: 32, gradients: gradient }],
+      ["step", { id: "r1", step: base, base, gradient }],
+    ] as const
+  ) {
+    await assert.rejects(
+      () => trainer.submit(c as never),
+      (e: Error) => {
+        assert.ok(e instanceof TypeError, `${e.name}: ${e.message}`);
+        assert.equal(
+          e.message,
+          `A contribution has no field ${field}; expected id, base, samples, gradient ` +
+            "(samples optional)",
+        );
+        return true;
+      },
+    );
+  }
+  assert.equal(await store.request("r1"), null);
+  assert.deepEqual(await store.journal(0, 10), []);
+  const done = await trainer.submit({ id: "r1", base, samples: 32, gradient });
+  assert.equal(done.status === "applied" && done.step, 1);
+  assert.deepEqual(await store.journal(0, 10), [
+    { step: 1, seq: 1, entries: [{ id: "r1", base: 0, samples: 32 }] },
+  ]);
+  await trainer.close();
 });
