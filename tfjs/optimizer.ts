@@ -8,7 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { optionError } from "../base/_errors.ts";
-import type { BackendName } from "../base/options.ts";
+import type { BackendName, LearningRate } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
 import { withLearningRate } from "../core/options.ts";
 import type { OptimizerState } from "../core/state.ts";
@@ -170,6 +170,20 @@ export class TfOptimizer extends tf.Optimizer {
    */
   async ready(): Promise<void> {
     await this.#cpu.ready();
+  }
+
+  /**
+   * The learning rate in force: a number, or a schedule of the 1-based step. tfjs's own
+   * optimizers hold it as `learningRate`, which code written for them sets between epochs
+   * (`model.optimizer.learningRate = 1e-4`): setting it here is {@linkcode setLearningRate},
+   * checked the same way.
+   */
+  get learningRate(): LearningRate {
+    return this.#config.hyperparameters.lr;
+  }
+
+  set learningRate(lr: LearningRate) {
+    this.setLearningRate(lr);
   }
 
   /**
