@@ -56,7 +56,7 @@ export function step(
  */
 export function step(state: OptimizerState<GpuTensor>, grads?: GpuGrads): OptimizerState<GpuTensor>;
 /** A step of a state of either kind (GPU or CPU). */
-export function step(state: OptimizerState<unknown>, grads?: unknown): OptimizerState<unknown>;
+export function step(state: OptimizerState<unknown>, grads?: GpuGrads): OptimizerState<unknown>;
 export function step<T>(state: OptimizerState<T>, grads?: unknown): OptimizerState<T> {
   return stepState(state, grads);
 }

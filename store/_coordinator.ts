@@ -54,10 +54,29 @@ function infoError(field: string, expected: string, value: unknown): Error {
   return typeof value === "number" ? new RangeError(message) : new TypeError(message);
 }
 
-/** The checked id, base step and sample count of a contribution (each field read once). */
+/** The fields of a contribution (each one of the interface's, and every one). */
+const FIELDS = Object.keys(
+  {
+    id: true,
+    base: true,
+    samples: true,
+    gradient: true,
+  } satisfies Record<keyof Contribution, true>,
+);
+
+/**
+ * The checked id, base step and sample count of a contribution (each field read once). A field
+ * of another name is refused: a misspelled `samples` would weigh the gradient as one sample.
+ */
 function checkInfo(c: Contribution): Local["info"] {
   if (typeof c !== "object" || c === null) {
     throw new TypeError(`A contribution must be an object, got ${typeof c}`);
+  }
+  const unknown = Object.keys(c).find((key) => !FIELDS.includes(key));
+  if (unknown !== undefined) {
+    throw new TypeError(
+      `A contribution has no field ${unknown}; expected ${FIELDS.join(", ")} (samples optional)`,
+    );
   }
   const id = c.id, base = c.base, samples = c.samples ?? 1;
   checkRequestId(id, "A contribution's id");

@@ -1,10 +1,12 @@
 /**
  * A contribution's gradient: its values taken when `submit` is called (one copy, before the
  * first await, so that the caller may refill its arrays at once), and checked against the
- * stored model once that is known. Private to store/.
+ * stored model once that is known; and the check of what `optimisticStep`'s `gradient` callback
+ * did with its state. Private to store/.
  *
  * @module
  */
+import { type OptimizerState, SINGLE_TENSOR_NAME } from "../mod.ts";
 import { described, float32Hint, isThenable } from "./_checks.ts";
 import type { StoredParams } from "./training.ts";
 
@@ -108,4 +110,53 @@ export function flatten(taken: TakenGradient, params: StoredParams): Float32Arra
     at += t.length;
   }
   return flat;
+}
+
+/**
+ * Refuses, with a TypeError naming the option, a call of `optimisticStep`'s `gradient` that
+ * stepped or disposed its state itself (a training loop's `step(state)` kept in it), or whose
+ * value is evidently the gradient, returned instead of written into `state.grads`: a record of
+ * exactly the state's tensors, each a Float32Array or an Array of numbers of the tensor's
+ * length (none of them the state's own views), with a value other than 0, while every slot of
+ * `state.grads` is still 0 (as a new state's are); for a one-tensor state, its bare array so.
+ * Anything else (a loss, an object of other keys) costs a look at its keys only.
+ */
+export function checkGradientCall(result: unknown, state: OptimizerState): void {
+  try {
+    void state.step; // throws for a state that `gradient` stepped or disposed itself
+  } catch {
+    throw new TypeError(
+      "Option gradient used up the state it was given (step(state) or dispose(state) in it): " +
+        "it must only write the gradient into state.grads; optimisticStep takes the step and saves it",
+    );
+  }
+  const { names, params, grads } = state;
+  // A one-tensor state's gradient may be its bare array, as step(state, grads) takes it.
+  const bare = names.length === 1 && names[0] === SINGLE_TENSOR_NAME &&
+    (result instanceof Float32Array || Array.isArray(result));
+  const record = bare ? { [SINGLE_TENSOR_NAME]: result } : result;
+  if (!isRecord(record)) return;
+  const keys = Object.keys(record);
+  if (keys.length !== names.length || !names.every((name) => Object.hasOwn(record, name))) return;
+  let nonZero = false;
+  for (const name of names) {
+    const v = record[name];
+    const numbers = v instanceof Float32Array ||
+      Array.isArray(v) && v.every((x) => typeof x === "number");
+    if (!numbers || v.length !== grads[name].length || v === grads[name] || v === params[name]) {
+      return;
+    }
+    for (let i = 0; i < v.length && !nonZero; i++) nonZero = v[i] !== 0;
+  }
+  if (!nonZero) return;
+  for (const name of names) {
+    const g = grads[name];
+    for (let i = 0; i < g.length; i++) if (g[i] !== 0) return;
+  }
+  const what = bare ? described(result) : names.map((n) => JSON.stringify(n)).join(", ");
+  const slot = bare ? 'state.grads[""]' : "state.grads[name]";
+  throw new TypeError(
+    `Option gradient returned a gradient (${what}) and wrote nothing into state.grads: write ` +
+      `it there (${slot}.set(values)); what gradient returns is only handed back as \`result\``,
+  );
 }

@@ -22,6 +22,7 @@ import {
   checkTrainingStore,
   optionError,
 } from "./_checks.ts";
+import { checkGradientCall } from "./_gradient.ts";
 import { newState, storedState } from "./_model.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { CheckpointConflictError, ContributionRefusedError } from "./errors.ts";
@@ -72,7 +73,9 @@ export interface OptimisticStepOptions<R> {
    * Writes the gradient at `state.params` (the loaded parameters) into `state.grads`, and
    * returns what the caller wants back (e.g. the loss). Called once per attempt, on that
    * attempt's state; `meta` is the metadata stored with the loaded checkpoint. What it throws
-   * ends the call, with nothing saved.
+   * ends the call, with nothing saved. A gradient returned instead of written (a record of the
+   * state's tensors, while `state.grads` is still all zeros), or a state that `gradient` steps
+   * or disposes itself, is refused with a TypeError, nothing saved.
    */
   gradient: (state: OptimizerState, meta: string | undefined) => R | Promise<R>;
   /**
@@ -356,6 +359,7 @@ async function attempt<R>(
   try {
     const base = state.step;
     const result = await options.gradient(state, stored?.meta);
+    checkGradientCall(result, state);
     state = step(state);
     const checkpoint = await saveState(state);
     const meta = options.meta?.(stored?.meta, state.step);

@@ -103,7 +103,8 @@ export interface DataParallelOptions {
 export const DEFAULT_STALENESS = 8;
 
 /**
- * A contribution: a request's gradient, computed at the parameters of step `base`.
+ * A contribution: a request's gradient, computed at the parameters of step `base`. A field of
+ * another name (a misspelled `samples`) is refused with a TypeError.
  *
  * @example
  * ```ts

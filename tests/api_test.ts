@@ -276,3 +276,15 @@ Deno.test("console.log(state) shows its optimizer, backend, step, tensors, param
   assert.equal(Deno.inspect(state), "OptimizerState <disposed>");
   assert.equal(inspect(state), "OptimizerState <disposed>");
 });
+
+Deno.test("step: gradients that are not Float32Arrays fail type-checking too, not only at run time", async () => {
+  // The overload for a state of either kind (GPU or CPU) took grads of any type, so these
+  // type-checked (a state typed `OptimizerState` matches it) and failed only when run.
+  const state = await radam().init({ w: new Float32Array(2) });
+  const numbers: Record<string, number[]> = { w: [1, 2] };
+  // @ts-expect-error numbers in an Array are not a gradient
+  assert.throws(() => step(state, numbers), TypeError);
+  // @ts-expect-error nor is a Float64Array
+  assert.throws(() => step(state, { w: new Float64Array(2) }), TypeError);
+  assert.equal(state.step, 0);
+});

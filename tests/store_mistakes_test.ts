@@ -9,10 +9,25 @@
  * the optimistic mode does (it answered its parameters, and `submit` or the fold then refused
  * them); the Deno.Kv itself given where a store is expected, a key prefix with a part Deno KV
  * cannot hold, an empty key prefix (the root of the database, shared with everything else),
- * and a closed Deno.Kv are errors that say so. In each case nothing is saved.
+ * and a closed Deno.Kv are errors that say so; a gradient that `optimisticStep`'s callback
+ * returns instead of writing it into `state.grads` is a TypeError (the step was taken on zeros),
+ * and so is a callback that steps or disposes the state itself (the error said to use the state
+ * that step() returned, which `optimisticStep` never sees); a data-parallel contribution with a
+ * field of another name (`sample: 32`) is refused (it was folded as one sample).
+ * In each case nothing is saved.
  */
 import assert from "node:assert/strict";
-import { adam, CheckpointError, cosineDecay, loadState, radam, readParams, step } from "../mod.ts";
+import {
+  adam,
+  CheckpointError,
+  cosineDecay,
+  dispose,
+  loadState,
+  type OptimizerState,
+  radam,
+  readParams,
+  step,
+} from "../mod.ts";
 import {
   dataParallel,
   kvCheckpointStore,
@@ -287,4 +302,141 @@ Deno.test("store mistakes: bytes that are not a checkpoint are a CheckpointError
       await trainer.close();
     }
   });
+});
+
+Deno.test("store mistakes: a gradient returned by optimisticStep's callback instead of written into state.grads is a TypeError, nothing saved", async () => {
+  // `gradient: (s) => computeGrads(s.params)` trained on zeros: the record returned was handed
+  // back as `result`, and every step was taken on the all-zero gradient slots.
+  const computeGrads = (p: Readonly<Record<string, Float32Array>>) => ({
+    w: p.w.map((w) => w - 1),
+    b: Array.from(p.b, (b) => b + 1),
+  });
+  const store = memoryCheckpointStore();
+  await optimisticStep(store, { optimizer: radam(), init, gradient: ones });
+  const before = await snapshot(store);
+  for (
+    const returned of [
+      computeGrads,
+      (p: Record<string, Float32Array>) => Promise.resolve(computeGrads(p)),
+    ]
+  ) {
+    await assert.rejects(
+      () =>
+        optimisticStep(store, { optimizer: radam(), init, gradient: (s) => returned(s.params) }),
+      (e: Error) => {
+        assert.ok(e instanceof TypeError, `${e.name}: ${e.message}`);
+        assert.match(
+          e.message,
+          /^Option gradient returned a gradient \("w", "b"\) and wrote nothing into state\.grads/,
+        );
+        return true;
+      },
+    );
+    assert.equal(await snapshot(store), before);
+  }
+  // What is not evidently a gradient, or comes with one written, is the caller's value.
+  const written = (
+    s: { grads: Record<string, Float32Array>; params: Record<string, Float32Array> },
+  ) => {
+    const g = computeGrads(s.params);
+    s.grads.w.set(g.w);
+    return g;
+  };
+  const results: unknown[] = [
+    0,
+    { loss: 1 },
+    { w: new Float32Array(4).fill(1) }, // not every tensor
+    { w: new Float32Array(4), b: new Float32Array(1) }, // all zeros: the same step either way
+    { w: new Float32Array(3).fill(1), b: [1] }, // another length
+    { w: ["a", "b", "c", "d"], b: [1] }, // not numbers
+  ];
+  for (const result of results) {
+    const done = await optimisticStep(store, { optimizer: radam(), init, gradient: () => result });
+    assert.equal(done.result, result);
+  }
+  // A one-tensor model's gradient returned as its bare array, as step(state, grads) takes it.
+  const single = memoryCheckpointStore();
+  const bare = () => new Float32Array(3);
+  await assert.rejects(
+    () =>
+      optimisticStep(single, {
+        optimizer: radam(),
+        init: bare,
+        gradient: (s) => s.params[""].map((w) => w - 1),
+      }),
+    /^TypeError: Option gradient returned a gradient \(a Float32Array of 3\) and wrote nothing/,
+  );
+  assert.equal(await single.load(), null);
+  const loss = await optimisticStep(single, { optimizer: radam(), init: bare, gradient: () => 3 });
+  assert.equal(loss.result, 3);
+  const kept = await optimisticStep(store, { optimizer: radam(), init, gradient: written });
+  assert.deepEqual(Object.keys(kept.result), ["w", "b"]);
+  const views = await optimisticStep(store, {
+    optimizer: radam(),
+    init,
+    gradient: (s) => ({ ...s.params }),
+  });
+  assert.equal(views.step, 9);
+});
+
+Deno.test("store mistakes: optimisticStep's gradient callback that steps or disposes the state itself is a TypeError naming the option, nothing saved", async () => {
+  // A training loop's `step(state)` kept in the callback: the error was step()'s own ("use the
+  // state that step() returned"), naming neither the option nor what to do instead.
+  const store = memoryCheckpointStore();
+  await optimisticStep(store, { optimizer: radam(), init, gradient: ones });
+  const before = await snapshot(store);
+  const callbacks = [
+    (s: OptimizerState) => (ones(s), step(s)),
+    (s: OptimizerState) => void (ones(s), step(s, s.grads)),
+    (s: OptimizerState) => (ones(s), dispose(s)),
+  ];
+  for (const gradient of callbacks) {
+    await assert.rejects(
+      () => optimisticStep(store, { optimizer: radam(), init, gradient }),
+      (e: Error) => {
+        assert.ok(e instanceof TypeError, `${e.name}: ${e.message}`);
+        assert.match(e.message, /^Option gradient used up the state it was given/);
+        return true;
+      },
+    );
+    assert.equal(await snapshot(store), before);
+  }
+  assert.equal((await optimisticStep(store, { optimizer: radam(), init, gradient: ones })).step, 2);
+});
+
+Deno.test("store mistakes: a data-parallel contribution with a misspelled field is a TypeError, nothing stored", async () => {
+  // `sample: 32` for `samples: 32` was folded as the mean over one sample: the fold's weights
+  // silently wrong.
+  const store = memoryCheckpointStore();
+  const trainer = dataParallel(store, { optimizer: radam(), init });
+  const { step: base, params } = await trainer.params();
+  const gradient = { w: params.w.map(() => 1), b: params.b.map(() => 1) };
+  for (
+    const [field, c] of [
+      ["sample", { id: "r1", base, sample: 32, gradient }],
+      ["gradients", { id: "r1", base, samples: 32, gradients: gradient }],
+      ["step", { id: "r1", step: base, base, gradient }],
+    ] as const
+  ) {
+    await assert.rejects(
+      () => trainer.submit(c as never),
+      (e: Error) => {
+        assert.ok(e instanceof TypeError, `${e.name}: ${e.message}`);
+        assert.equal(
+          e.message,
+          `A contribution has no field ${field}; expected id, base, samples, gradient ` +
+            "(samples optional)",
+        );
+        return true;
+      },
+    );
+  }
+  assert.equal(await store.request("r1"), null);
+  assert.deepEqual(await store.journal(0, 10), []);
+  const done = await trainer.submit({ id: "r1", base, samples: 32, gradient });
+  assert.equal(done.status === "applied" && done.step, 1);
+  assert.deepEqual(await store.journal(0, 10), [
+    { step: 1, seq: 1, entries: [{ id: "r1", base: 0, samples: 32 }] },
+  ]);
+  await trainer.close();
 });

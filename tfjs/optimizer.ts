@@ -8,7 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { optionError } from "../base/_errors.ts";
-import type { BackendName } from "../base/options.ts";
+import type { BackendName, LearningRate } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
 import { withLearningRate } from "../core/options.ts";
 import type { OptimizerState } from "../core/state.ts";
@@ -82,6 +82,8 @@ export class TfOptimizer extends tf.Optimizer {
   #warned = false;
   /** Set by `dispose`: every later step or read of the state throws. */
   #disposed = false;
+  /** Calls of `applyGradients` that stepped: a `loadState` or `setWeights` under way sees one. */
+  #calls = 0;
   /** The tensors getWeights gave, which the optimizer owns (see given.ts). */
   readonly #given = new GivenWeights();
 
@@ -171,6 +173,20 @@ export class TfOptimizer extends tf.Optimizer {
   }
 
   /**
+   * The learning rate in force: a number, or a schedule of the 1-based step. tfjs's own
+   * optimizers hold it as `learningRate`, which code written for them sets between epochs
+   * (`model.optimizer.learningRate = 1e-4`): setting it here is {@linkcode setLearningRate},
+   * checked the same way.
+   */
+  get learningRate(): LearningRate {
+    return this.#config.hyperparameters.lr;
+  }
+
+  set learningRate(lr: LearningRate) {
+    this.setLearningRate(lr);
+  }
+
+  /**
    * Replaces the learning rate (a number or a schedule of the 1-based step) from the next step
    * on; needed after loading a model saved with a schedule, which cannot be stored. Once the
    * state is on the GPU (tfjs backend webgpu), a TypeError, and nothing changes: the learning
@@ -217,8 +233,22 @@ export class TfOptimizer extends tf.Optimizer {
       this.#stale = false;
       this.#cpu.step(this.#config, this.#options.strict, items);
     }
+    this.#calls++;
     this.iterations_ = this.state!.step;
     this.#noteSkips();
+  }
+
+  /**
+   * Throws a TypeError when a step was taken since `calls` (an `await` forgotten on
+   * `loadState` or `setWeights`, which would then have replaced that step's moments and step
+   * count under the update it made to the variables).
+   */
+  #checkNoStepSince(calls: number, what: string): void {
+    if (this.#calls === calls) return;
+    throw new TypeError(
+      `A step was taken while ${what} was under way (was it awaited?); nothing was loaded: ` +
+        `await optimizer.${what} before training`,
+    );
   }
 
   /** Throws a TypeError once the optimizer was disposed. */
@@ -346,12 +376,15 @@ export class TfOptimizer extends tf.Optimizer {
    * would start from zero moments at their step); nothing changes then. `iter` alone (what tfjs
    * saves of an optimizer that has not stepped) sets the step count. `skippedSteps` goes on
    * counting from where it was: the weights carry no count of skipped steps (a checkpoint does,
-   * which `loadState` takes).
+   * which `loadState` takes). A step taken before it resolves (an `await` forgotten) makes it
+   * reject with a TypeError, nothing loaded.
    */
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
     this.#checkLive();
+    const calls = this.#calls;
     const { steps, kept } = await keptFromWeights(this.#config, weightValues);
     this.#checkLive();
+    this.#checkNoStepSince(calls, "setWeights(weights)");
     if (kept.size > 0) {
       const names = weightValues.map((w) => w.name).filter((n) => n !== "iter");
       checkSomeTensorFits(kept, steps, this.#config.loop.gc, names);
@@ -372,12 +405,16 @@ export class TfOptimizer extends tf.Optimizer {
    * tensor among them), and with a RangeError naming a few of its tensors and of the model's
    * variables when none of its tensors fits a trainable variable registered with TensorFlow.js
    * (another model's checkpoint, or a model not built yet: every variable would start from zero
-   * moments at the checkpoint's step); nothing changes then.
+   * moments at the checkpoint's step); nothing changes then. A step taken before it resolves
+   * (an `await` forgotten) makes it reject with a TypeError, nothing loaded: it would have
+   * replaced that step's moments and step count under the update it made.
    */
   async loadState(bytes: Uint8Array): Promise<void> {
     this.#checkLive();
+    const calls = this.#calls;
     const { steps, skipped, kept } = await keptFromCheckpoint(this.#config, bytes);
     this.#checkLive();
+    this.#checkNoStepSince(calls, "loadState(bytes)");
     checkSomeTensorFits(kept, steps, this.#config.loop.gc);
     this.#replaceState(kept, steps, skipped);
   }

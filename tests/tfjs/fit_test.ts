@@ -1,7 +1,8 @@
 /**
  * The TensorFlow.js adapter under tfjs-layers' model.fit on tfjs's cpu and wasm backends: Adam
  * trains like tf.train.adam, dense and conv nets train with Ranger, RAdam and AdamW, and no
- * tensor leaks over many steps.
+ * tensor leaks over many steps; `model.optimizer.learningRate = x` between epochs, as code
+ * written for tfjs's own optimizers sets it, changes the learning rate.
  */
 import assert from "node:assert/strict";
 import { adam, adamw, radam, ranger } from "../../mod.ts";
@@ -128,5 +129,44 @@ for (const backend of CPU_BACKENDS) {
       disposeModels(loaded);
       tf.dispose([x, y]);
     }
+  });
+}
+
+for (const backend of CPU_BACKENDS) {
+  Deno.test(`tfjs ${backend}: setting optimizer.learningRate between epochs, as for tf.train.adam, changes the learning rate`, async () => {
+    // It was an unused property of the adapter: training went on at the old rate, silently.
+    await useBackend(backend);
+    const model = denseNet(5);
+    model.compile({ optimizer: tfOptimizer(adam({ lr: 1e-2 })), loss: "meanSquaredError" });
+    const { x, y } = data([6], 16, 3);
+    const seen: unknown[] = [];
+    let after: Float32Array[] = [];
+    const history = await model.fit(x, y, {
+      epochs: 3,
+      batchSize: 8,
+      verbose: 0,
+      callbacks: {
+        onEpochEnd: async (epoch) => {
+          // what a learning-rate schedule for tfjs's optimizers does
+          const optimizer = model.optimizer as unknown as { learningRate: unknown };
+          seen.push(optimizer.learningRate);
+          if (epoch > 0) return;
+          after = await weightValues(model);
+          optimizer.learningRate = 0;
+        },
+      },
+    });
+    assert.equal(history.history.loss.length, 3);
+    assert.deepEqual(seen, [1e-2, 0, 0]);
+    // At lr 0, the second and third epochs left every weight as the first made it.
+    assert.deepEqual(await weightValues(model), after);
+    const optimizer = model.optimizer as unknown as { learningRate: unknown };
+    assert.throws(() => (optimizer.learningRate = "1e-3"), {
+      name: "TypeError",
+      message: /^Option lr must be a finite number ≥ 0 or a schedule, got a string "1e-3"$/,
+    });
+    assert.equal(optimizer.learningRate, 0);
+    tf.dispose([x, y]);
+    disposeModels(model);
   });
 }

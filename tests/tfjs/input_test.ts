@@ -2,7 +2,8 @@
  * The TensorFlow.js adapter refuses bad input on tfjs's cpu and wasm backends: a TypeError or
  * RangeError naming the variable (wrong shape or dtype, not a tensor, an unknown, frozen or
  * disposed variable, a disposed gradient, a non-finite one under `nonFinite: "throw"`), and
- * nothing changes.
+ * nothing changes; a `loadState` or `setWeights` not awaited before the next step rejects,
+ * nothing loaded.
  */
 import assert from "node:assert/strict";
 import { adam, saveState } from "../../mod.ts";
@@ -231,3 +232,41 @@ Deno.test("tfjs: each gradient is read once from a NamedTensorMap or a NamedTens
   }
   tf.dispose([init, good, bad]);
 });
+
+for (const backend of CPU_BACKENDS) {
+  Deno.test(`tfjs ${backend}: a loadState or setWeights not awaited before the next step rejects with a TypeError, and loads nothing`, async () => {
+    // It replaced the moments and the step count that step had made, after its update to the
+    // variable: a run that was neither the loaded one nor a fresh one, with no error.
+    await useBackend(backend);
+    const w = tf.variable(tf.tensor([1, 2, 3]), true, name("w"));
+    const g = tf.ones([3]);
+    const a = tfOptimizer(adam({ lr: 0.1 }));
+    for (let i = 0; i < 3; i++) a.applyGradients({ [w.name]: g });
+    const checkpoint = await saveState(a.state!);
+    const weights = await a.getWeights();
+    const loads = [
+      ["loadState(bytes)", (b: ReturnType<typeof tfOptimizer>) => b.loadState(checkpoint)],
+      ["setWeights(weights)", (b: ReturnType<typeof tfOptimizer>) => b.setWeights(weights)],
+    ] as const;
+    for (const [what, load] of loads) {
+      const b = tfOptimizer(adam({ lr: 0.1 }));
+      const pending = load(b); // no await
+      b.applyGradients({ [w.name]: g });
+      await assert.rejects(pending, {
+        name: "TypeError",
+        message: `A step was taken while ${what} was under way (was it awaited?); nothing was ` +
+          `loaded: await optimizer.${what} before training`,
+      });
+      assert.equal(b.iterations, 1, what);
+      assert.equal(b.state!.step, 1, what);
+      // Awaited, it loads.
+      await load(b);
+      assert.equal(b.iterations, 3, what);
+      b.applyGradients({ [w.name]: g });
+      assert.equal(b.iterations, 4, what);
+      b.dispose();
+    }
+    a.dispose();
+    tf.dispose([w, g]);
+  });
+}
