@@ -3,11 +3,14 @@
  * model: at least one of their tensors must fit a variable registered with TensorFlow.js, by the
  * rules the next step matches them by (kept.ts). A checkpoint (or weights) none of whose tensors
  * fits is another model's: taking its step count alone would start every variable from zero
- * moments at a late step, where Adam's first update is several times the learning rate.
+ * moments at a late step, where Adam's first update is several times the learning rate. And
+ * whether a checkpoint's moments are this optimizer's, by name.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import type { Settings } from "../base/settings.ts";
+import { momentsOf } from "../core/origins.ts";
 import { baseName, type Kept, KeptStates, type Wanted } from "./kept.ts";
 
 /** How many names an error lists of each side. */
@@ -152,5 +155,42 @@ export function checkSomeTensorFits(
     `${given}; ${variables}. ${rule}, or of its base name (without tfjs's "_<n>" suffix) where ` +
       `that is one variable, of the same shape. It would start every variable from zero ` +
       `moments at step ${steps}: refused, nothing changed (${whose})`,
+  );
+}
+
+/**
+ * Throws a TypeError where a checkpoint of the optimizer `file` holds a state that `config` does
+ * not keep under its name: a moment of another name in its place (SGD's `momentum_buffer` where
+ * Adam keeps `exp_avg`), one more (Adam's `exp_avg_sq` for Lion), or slow weights without
+ * LookAhead. Its values would be taken by position, as another moment's, or dropped; `setWeights`
+ * refuses such weights by name.
+ *
+ * @example
+ * ```ts
+ * import { checkSameKinds } from "./matching.ts";
+ * import { adam, lion, radam, ranger, sgd } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * checkSameKinds(adam().settings, radam().settings); // the same moments
+ * checkSameKinds(ranger().settings, radam().settings); // its slow weights start at the params
+ * assert.throws(() => checkSameKinds(adam().settings, sgd({ momentum: 0.9 }).settings), TypeError);
+ * assert.throws(() => checkSameKinds(lion().settings, adam().settings), /exp_avg_sq/);
+ * assert.throws(() => checkSameKinds(radam().settings, ranger().settings), /slow weights/);
+ * ```
+ */
+export function checkSameKinds(config: Settings, file: Settings): void {
+  const ours = momentsOf(config).map((m) => m.name);
+  const theirs = momentsOf(file).map((m) => m.name);
+  const other = theirs.findIndex((name, k) => ours[k] !== name);
+  const what = other >= 0
+    ? `moment ${theirs[other]}`
+    : file.lookahead && !config.lookahead
+    ? "slow weights"
+    : undefined;
+  if (what === undefined) return;
+  throw new TypeError(
+    `This checkpoint is of ${file.name}, whose ${what} this ${config.name} does not keep (it keeps ${
+      [...ours, ...(config.lookahead ? ["slow weights"] : [])].join(", ") || "no state"
+    }): load it into an optimizer that keeps them; nothing was changed`,
   );
 }

@@ -30,6 +30,7 @@ import {
   stateViews,
 } from "./kept.ts";
 import { type Entry, entryOf, fromArena, sameShape, shapeText, toArena } from "./layout.ts";
+import { checkSameKinds } from "./matching.ts";
 
 /** The tfjs weight-name suffix of each state section, as tfjs names Adam's (`/m`, `/v`). */
 const MOMENT_SUFFIX: Readonly<Record<string, string>> = { exp_avg: "m", exp_avg_sq: "v" };
@@ -466,6 +467,7 @@ export async function keptFromCheckpoint(
   });
   try {
     const internals = stateInternals(state);
+    checkSameKinds(config, internals.config);
     const backend = internals.backend as HostBackend;
     const layout = backend.layout;
     const views = stateViews(backend);
