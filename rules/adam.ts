@@ -372,7 +372,11 @@ fn rule_values(base: u32, grad_scale: f32, p0: vec4<f32>, g: vec4<f32>, m0: vec4
   if (b.gradMix != 0.0) { num = b.momentMix * mi + b.gradMix * gi; }
   var pi = p0;
   if (b.mode == ${MODE_ADAPTIVE}u) {
-    pi = p0 * b.paramDecay - b.stepSize * (num / (sqrt(vi) + b.eps));
+    // An eps > 0 held as an f32 subnormal, which a GPU may flush to 0 (Metal does): where m and v
+    // are 0 the update is 0, as on the CPU, not 0 / 0 (the same value wherever eps is kept).
+    let tiny = (num == vec4<f32>(0.0)) & (vi == vec4<f32>(0.0)) &
+      vec4<bool>(bitcast<u32>(b.eps) != 0u);
+    pi = p0 * b.paramDecay - b.stepSize * select(num / (sqrt(vi) + b.eps), num, tiny);
   } else if (b.mode == ${MODE_MOMENTUM}u) {
     pi = p0 * b.paramDecay - b.stepSize * num;
   }
