@@ -246,6 +246,20 @@ export function rhoAt(beta2: number, t: number): number {
   return rho;
 }
 
+/** The least positive f32, 2⁻¹⁴⁹ (a subnormal). */
+const F32_MIN_POSITIVE = 2 ** -149;
+
+/**
+ * The f32 `eps` scalar of a step: `folded` (Adam's `eps · sqrt(bc2)`, RAdam's `eps`), or, where
+ * that rounds to an f32 0 while the option `eps` is not 0, the least positive f32, so that an
+ * element whose m and v are 0 steps by 0 / (0 + eps) = 0, as PyTorch's `m̂ / (sqrt(v̂) + eps)`
+ * does, and not by 0 / 0 = NaN (Adam's `1e-45 · sqrt(bc2)` is 0 in f32). It changes nothing
+ * else: a non-zero f32 v has a square root above 2⁻⁷⁵, which no eps this small moves.
+ */
+function positiveEps(folded: number, eps: number): number {
+  return eps > 0 && Math.fround(folded) === 0 ? F32_MIN_POSITIVE : folded;
+}
+
 /**
  * The scalars of step `t` at `lr`, into `out`; also the host-only `rho` (ρt, NaN for Adam) and
  * `rectifier` (r, NaN when not rectified, 1 for Adam).
@@ -265,7 +279,7 @@ function computeScalars(h: AdamRuleHyperparameters, t: number, lr: number, out: 
     //   == (lr·sqrt(bc2)/bc1) · m / (sqrt(v) + eps·sqrt(bc2))
     out.mode = MODE_ADAPTIVE;
     out.stepSize = (lr * Math.sqrt(bc2)) / bc1;
-    out.eps = eps * Math.sqrt(bc2);
+    out.eps = positiveEps(eps * Math.sqrt(bc2), eps);
     out.rho = NaN;
     out.rectifier = 1;
     return;
@@ -273,7 +287,7 @@ function computeScalars(h: AdamRuleHyperparameters, t: number, lr: number, out: 
   const rhoInf = rhoInfinity(beta2);
   const rho = rhoAt(beta2, t);
   out.rho = rho;
-  out.eps = eps;
+  out.eps = positiveEps(eps, eps);
   // m̂: m / bc1, or with Nesterov (optax) β1 m / (1 − β1^(t+1)) + (1 − β1) g / bc1, factored
   // by the larger of its two coefficients so that neither the step size nor a mix over- or
   // underflows f32 (a tiny β1 made the gradient's mix 1/β1: Infinity below about 3e-39):
@@ -358,7 +372,11 @@ fn rule_values(base: u32, grad_scale: f32, p0: vec4<f32>, g: vec4<f32>, m0: vec4
   if (b.gradMix != 0.0) { num = b.momentMix * mi + b.gradMix * gi; }
   var pi = p0;
   if (b.mode == ${MODE_ADAPTIVE}u) {
-    pi = p0 * b.paramDecay - b.stepSize * (num / (sqrt(vi) + b.eps));
+    // An eps > 0 held as an f32 subnormal, which a GPU may flush to 0 (Metal does): where m and v
+    // are 0 the update is 0, as on the CPU, not 0 / 0 (the same value wherever eps is kept).
+    let tiny = (num == vec4<f32>(0.0)) & (vi == vec4<f32>(0.0)) &
+      vec4<bool>(bitcast<u32>(b.eps) != 0u);
+    pi = p0 * b.paramDecay - b.stepSize * select(num / (sqrt(vi) + b.eps), num, tiny);
   } else if (b.mode == ${MODE_MOMENTUM}u) {
     pi = p0 * b.paramDecay - b.stepSize * num;
   }

@@ -4,6 +4,7 @@ import { MODE_ADAPTIVE, MODE_MOMENTS_ONLY, MODE_MOMENTUM, rhoAt } from "../rules
 import { rectifier, rho } from "./reference.ts";
 import { scalarsAt } from "./util.ts";
 import { type Case, checkAgainstReference, optimizerFor } from "./cases.ts";
+import { checkTinyEps } from "./tiny_eps.ts";
 
 Deno.test("docs/SPEC.md reference points: ρ5 = 4.996, ρ6 = 5.994, r6 ≈ 0.0258 at β2 = 0.999", () => {
   assert.ok(Math.abs(rho(0.999, 5).rhoT - 4.996) < 5e-4);
@@ -179,5 +180,24 @@ Deno.test("Nesterov's m̂ is factored by its larger coefficient: both mixes stay
       assert.ok(Number.isFinite(s.stepSize) && s.stepSize > 0, `β1 ${beta1}, step ${t}`);
       assert.ok((await readParams(state)).w.every(Number.isFinite), `β1 ${beta1}, step ${t}`);
     }
+  }
+});
+
+for (const backend of ["wasm", "js"] as const) {
+  Deno.test(`${backend}: a tiny eps (down to 2^-149) steps zero moments by 0, not 0 / 0`, async () => {
+    // Adam's eps · sqrt(1 − β2^t), one f32 a step, rounded to 0 for eps = 1e-45 (at β2 next to
+    // 1, 1e-40): an element with m = v = 0 became NaN, where PyTorch's update is 0.
+    for (const states of ["32bit", "8bit"] as const) {
+      await checkTinyEps(backend, states, (opt, p) => opt.init(p));
+    }
+  });
+}
+
+Deno.test("threads: a tiny eps steps zero moments by 0, not 0 / 0", async () => {
+  for (const states of ["32bit", "8bit"] as const) {
+    await checkTinyEps("wasm", states, async (opt, p) => await opt.init(p), {
+      threads: 2,
+      threadThreshold: 1,
+    });
   }
 });

@@ -3,12 +3,19 @@
  * model: at least one of their tensors must fit a variable registered with TensorFlow.js, by the
  * rules the next step matches them by (kept.ts). A checkpoint (or weights) none of whose tensors
  * fits is another model's: taking its step count alone would start every variable from zero
- * moments at a late step, where Adam's first update is several times the learning rate.
+ * moments at a late step, where Adam's first update is several times the learning rate. And
+ * whether a checkpoint's moments are this optimizer's, by name, and its tensors in the tfjs
+ * layout where it was saved under another `gc`.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { EXP_AVG } from "../base/arena.ts";
+import { decodeTensor } from "../base/q8_tensor.ts";
+import type { Settings } from "../base/settings.ts";
+import { momentsOf } from "../core/origins.ts";
 import { baseName, type Kept, KeptStates, type Wanted } from "./kept.ts";
+import { entryOf, fromArena } from "./layout.ts";
 
 /** How many names an error lists of each side. */
 const LISTED = 3;
@@ -153,4 +160,82 @@ export function checkSomeTensorFits(
       `that is one variable, of the same shape. It would start every variable from zero ` +
       `moments at step ${steps}: refused, nothing changed (${whose})`,
   );
+}
+
+/**
+ * Throws a TypeError where a checkpoint of the optimizer `file` holds a state that `config` does
+ * not keep under its name: a moment of another name in its place (SGD's `momentum_buffer` where
+ * Adam keeps `exp_avg`), one more (Adam's `exp_avg_sq` for Lion), or slow weights without
+ * LookAhead. Its values would be taken by position, as another moment's, or dropped; `setWeights`
+ * refuses such weights by name.
+ *
+ * @example
+ * ```ts
+ * import { checkSameKinds } from "./matching.ts";
+ * import { adam, lion, radam, ranger, sgd } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * checkSameKinds(adam().settings, radam().settings); // the same moments
+ * checkSameKinds(ranger().settings, radam().settings); // its slow weights start at the params
+ * assert.throws(() => checkSameKinds(adam().settings, sgd({ momentum: 0.9 }).settings), TypeError);
+ * assert.throws(() => checkSameKinds(lion().settings, adam().settings), /exp_avg_sq/);
+ * assert.throws(() => checkSameKinds(radam().settings, ranger().settings), /slow weights/);
+ * ```
+ */
+export function checkSameKinds(config: Settings, file: Settings): void {
+  const ours = momentsOf(config).map((m) => m.name);
+  const theirs = momentsOf(file).map((m) => m.name);
+  const other = theirs.findIndex((name, k) => ours[k] !== name);
+  const what = other >= 0
+    ? `moment ${theirs[other]}`
+    : file.lookahead && !config.lookahead
+    ? "slow weights"
+    : undefined;
+  if (what === undefined) return;
+  throw new TypeError(
+    `This checkpoint is of ${file.name}, whose ${what} this ${config.name} does not keep (it keeps ${
+      [...ours, ...(config.lookahead ? ["slow weights"] : [])].join(", ") || "no state"
+    }): load it into an optimizer that keeps them; nothing was changed`,
+  );
+}
+
+/**
+ * The state of a tensor read from a checkpoint saved under another `gc` than this optimizer's,
+ * flat in the tfjs order, so that it fits a variable of its size as a checkpoint of a webgpu
+ * state does (and is transposed when taken where this optimizer centralizes). Saved without
+ * `gc`, a tensor of rank > 1 is in the tfjs order already; saved under `gc` (`fileGc`), one of
+ * rank 2 is a kernel held transposed, `[out, rest]`: its values are put back in the tfjs order
+ * (its 8-bit moments decoded: their blocks held other elements). Taken by the shape it was
+ * saved in, a square kernel's moments went to the transposed elements, and any other's were
+ * refused as another model's.
+ *
+ * @example
+ * ```ts
+ * import { inTfjsLayout } from "./matching.ts";
+ * import { entryOf } from "./layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const m = new Float32Array([1, 2, 3, 4, 5, 6]); // [out 2, rest 3], held transposed under gc
+ * const read = { entry: entryOf("k", [6], false), arenaShape: [2, 3], sections: [, , m] };
+ * const flat = inTfjsLayout(read, true);
+ * assert.deepEqual(flat.arenaShape, [6]);
+ * assert.deepEqual(flat.sections[2], new Float32Array([1, 4, 2, 5, 3, 6])); // [rest 3, out 2]
+ * assert.deepEqual(inTfjsLayout({ ...read, arenaShape: [3, 2] }, false).sections[2], m);
+ * ```
+ */
+export function inTfjsLayout(read: Kept, fileGc: boolean): Kept {
+  const held = read.arenaShape!;
+  const size = read.entry.size;
+  if (held.length < 2) return read;
+  if (!fileGc) return { ...read, arenaShape: [size] };
+  // Held as [cols, rows] of a tfjs [rows, cols]: the arena layout of a transposed entry.
+  const entry = entryOf(read.entry.name, [held[1], held[0]], true);
+  const sections = read.sections.map((s) => s && fromArena(entry, s));
+  read.codes?.forEach((c, k) => {
+    if (c === undefined) return;
+    const values = new Float32Array(size);
+    decodeTensor(c.codes.subarray(0, size), c.scales, values);
+    sections[EXP_AVG + k] = fromArena(entry, values);
+  });
+  return { entry: read.entry, arenaShape: [size], sections };
 }

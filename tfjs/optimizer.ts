@@ -401,7 +401,11 @@ export class TfOptimizer extends tf.Optimizer {
    * holds it in (a kernel under `gc` transposed, as `state` and its checkpoints have it); a
    * tensor that fits no variable is kept aside. The parameters are the variables' own: load the
    * model's weights as usual. The checkpoint's hyperparameters are not taken, this optimizer's
-   * stay. Rejects with the library's `CheckpointError` for a damaged file (one holding no
+   * stay; its moments are taken by name, as `setWeights` takes them: a checkpoint holding one
+   * this optimizer does not keep (another rule's: SGD's `momentum_buffer` for Adam, Adam's
+   * `exp_avg_sq` for Lion), or slow weights where it has no LookAhead, is refused with a
+   * TypeError naming it, and nothing changes. One saved under another `gc` is taken in the tfjs
+   * order (each kernel's moments transposed where either optimizer holds it `[out, rest]`). Rejects with the library's `CheckpointError` for a damaged file (one holding no
    * tensor among them), and with a RangeError naming a few of its tensors and of the model's
    * variables when none of its tensors fits a trainable variable registered with TensorFlow.js
    * (another model's checkpoint, or a model not built yet: every variable would start from zero

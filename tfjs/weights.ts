@@ -31,6 +31,7 @@ import {
   stateViews,
 } from "./kept.ts";
 import { type Entry, entryOf, fromArena, sameShape, shapeText, toArena } from "./layout.ts";
+import { checkSameKinds, inTfjsLayout } from "./matching.ts";
 
 /** The tfjs weight-name suffix of each state section, as tfjs names Adam's (`/m`, `/v`). */
 const MOMENT_SUFFIX: Readonly<Record<string, string>> = { exp_avg: "m", exp_avg_sq: "v" };
@@ -453,6 +454,7 @@ export async function keptFromCheckpoint(
   });
   try {
     const internals = stateInternals(state);
+    checkSameKinds(config, internals.config);
     const backend = internals.backend as HostBackend;
     const layout = backend.layout;
     const views = stateViews(backend);
@@ -460,12 +462,14 @@ export async function keptFromCheckpoint(
     const kept = new Map<string, Kept>();
     layout.names.forEach((name, i) => {
       const codes = compact.map((c) => c[name]);
-      kept.set(name, {
+      const read: Kept = {
         entry: entryOf(name, [layout.lengths[i]], false),
         arenaShape: internals.shapes[i],
         sections: views.map((v) => v?.[name]?.slice()),
         ...(codes.some((c) => c) ? { codes } : {}),
-      });
+      };
+      const gc = internals.config.loop.gc;
+      kept.set(name, gc === config.loop.gc ? read : inTfjsLayout(read, gc));
     });
     return { steps: internals.steps, skipped: internals.skipped, kept };
   } finally {

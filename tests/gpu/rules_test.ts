@@ -22,6 +22,7 @@ import {
 import { FORMATS, optimizerOf, RULE_TABLE, type RuleRow } from "../rule_table.ts";
 import type { StatesFormat } from "../../base/options.ts";
 import { device, ignore, K_GPU, noGpuErrors } from "./gpu_device.ts";
+import { checkTinyEps } from "../tiny_eps.ts";
 
 for (const row of RULE_TABLE) {
   for (const states of FORMATS) {
@@ -283,3 +284,17 @@ for (const row of RULE_TABLE) {
     },
   });
 }
+
+Deno.test({
+  name: "webgpu: a tiny eps (down to 2^-149) steps zero moments by 0, not 0 / 0",
+  ignore,
+  async fn() {
+    // Adam's eps · sqrt(1 − β2^t), one f32 a step, rounded to 0 for eps = 1e-45: an element with
+    // m = v = 0 became NaN, where PyTorch's update is 0.
+    for (const states of FORMATS) {
+      await noGpuErrors(() =>
+        checkTinyEps("webgpu", states, (opt, p) => opt.init(p, { device: device! }), {}, K_GPU)
+      );
+    }
+  },
+});

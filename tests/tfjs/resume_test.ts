@@ -11,6 +11,7 @@ import {
   lookahead,
   radam,
   ranger,
+  readMoments,
   readParams,
   saveState,
   step,
@@ -28,6 +29,7 @@ import {
   saveToMemory,
   tf,
   tfl,
+  transpose,
   uniqueNames,
   useBackend,
   weightValues,
@@ -259,5 +261,58 @@ for (const states of ["32bit", "8bit"] as const) {
     tf.dispose([...vars, ...wa.map((w) => w.tensor), ...wb.map((w) => w.tensor)]);
     for (const o of [whole, resumed]) o.dispose();
     dispose(state);
+  });
+}
+
+for (const states of ["32bit", "8bit"] as const) {
+  Deno.test(`tfjs: optimizer.loadState of a checkpoint saved under another gc takes each kernel's moments in the tfjs order (square ones too), ${states}`, async () => {
+    // A kernel under gc is held transposed ([out, rest]), without it in the tfjs order: taken by
+    // the shape it was saved in, a square kernel's moments went to the transposed elements, and
+    // any other kernel's checkpoint was refused as another model's.
+    await useBackend("cpu");
+    const shapes = [[64, 64], [5, 7], [3]];
+    for (const [fromGc, toGc] of [[true, false], [false, true]]) {
+      const vars = shapes.map((s, i) =>
+        tf.variable(tf.tensor(randoms(s.reduce((a, b) => a * b), 60 + i), s), true, name("gc"))
+      );
+      const make = (gc: boolean) => radam({ lr: 1e-2, states, gc });
+      const saved = tfOptimizer(make(fromGc));
+      for (let t = 0; t < 3; t++) {
+        const g = shapes.map((s, i) => tf.tensor(randoms(s.reduce((a, b) => a * b), 70 + i), s));
+        saved.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, g[i]])));
+        tf.dispose(g);
+      }
+      const moments = await readMoments(saved.state!);
+      const resumed = tfOptimizer(make(toGc));
+      await resumed.loadState(await saveState(saved.state!));
+      assert.equal(resumed.iterations, 3);
+      const given = new Map((await resumed.getWeights()).map((w) => [w.name, w.tensor]));
+      for (const v of vars) {
+        for (const [moment, suffix] of [["exp_avg", "m"], ["exp_avg_sq", "v"]]) {
+          // (Held transposed under gc: [out, rest].)
+          const [rows, cols] = v.shape.length === 2 ? v.shape : [1, v.size];
+          const held = moments[moment][v.name];
+          const want = fromGc && v.rank === 2 ? transpose(held, cols, rows) : held;
+          const what = `${v.name} (${v.shape}) ${suffix}, gc ${fromGc} → ${toGc}`;
+          assert.deepEqual(given.get(`${v.name}/${suffix}`)?.dataSync(), want, what);
+        }
+      }
+      // And it steps on as an optimizer given the same moments as tfjs weights (f32: exact).
+      const twin = tfOptimizer(make(toGc));
+      if (states === "32bit") await twin.setWeights(await saved.getWeights());
+      const before = vars.map((v) => v.dataSync().slice());
+      const stepOnce = (opt: TfOptimizer) => {
+        vars.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(before[i], shapes[i]))));
+        const g = shapes.map((s, i) => tf.tensor(randoms(s.reduce((a, b) => a * b), 80 + i), s));
+        opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, g[i]])));
+        tf.dispose(g);
+        return vars.map((v) => v.dataSync().slice());
+      };
+      const reached = stepOnce(resumed);
+      if (states === "32bit") assert.deepEqual(reached, stepOnce(twin));
+      assert.ok(reached.every((r) => r.every(Number.isFinite)));
+      for (const o of [saved, resumed, twin]) o.dispose();
+      tf.dispose(vars);
+    }
   });
 }
