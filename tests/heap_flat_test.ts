@@ -8,6 +8,8 @@ const gc = (globalThis as { gc?: () => void }).gc;
 const STEPS = 10_000;
 /** 10,000 steps that each kept 8 bytes alive would grow the heap by 80 KB. */
 const BOUND_BYTES = 32 * 1024;
+/** The most windows of `STEPS` steps measured before a growth past the bound is a failure. */
+const WINDOWS = 3;
 
 /** Heap in use once work left pending by earlier test files (timers, finalizers) has run. */
 async function heapAfterGc(): Promise<number> {
@@ -58,14 +60,22 @@ for (const { label, backend, threads } of VARIANTS) {
           }
           // warm up: past rectification, compiled code, lazily created fields
           for (let t = 0; t < 1000; t++) stepOnce();
-          const before = await heapAfterGc();
-          for (let t = 0; t < STEPS; t++) stepOnce();
-          const growth = await heapAfterGc() - before;
+          // A leak grows the heap in every window; V8's own one-off work (code tiering up,
+          // feedback) can add some 20-40 KB to one window on a loaded machine: the least growth
+          // of up to three windows is compared with the bound.
+          const growths: number[] = [];
+          do {
+            const before = await heapAfterGc();
+            for (let t = 0; t < STEPS; t++) stepOnce();
+            growths.push(await heapAfterGc() - before);
+          } while (growths.length < WINDOWS && Math.min(...growths) >= BOUND_BYTES);
           assert.ok(
-            growth < BOUND_BYTES,
-            `${optimizer.name}: heap grew by ${growth} bytes over ${STEPS} steps`,
+            Math.min(...growths) < BOUND_BYTES,
+            `${optimizer.name}: heap grew by ${
+              growths.join(", ")
+            } bytes over windows of ${STEPS} steps`,
           );
-          assert.equal(state.step, 1000 + STEPS);
+          assert.equal(state.step, 1000 + STEPS * growths.length);
           dispose(state);
         }
       },
