@@ -32,16 +32,12 @@ import { keptFromCheckpoint, keptFromWeights, weightsOf } from "./weights.ts";
 const SKIP_WARNING =
   'RadamTfOptimizer skipped a step: a gradient held NaN or ±Infinity (option nonFinite: "skip", the default), so no variable or moment changed. optimizer.skippedSteps counts such steps, and skippedStepsCallback(optimizer) writes them into model.fit\'s logs. Use nonFinite: "throw" to stop at the first, or tfOptimizer(optimizer, { warnOnSkip: false }) to silence this warning.';
 
-/** How `skippedStepsSeen` reads an optimizer's `#replacedSkips` (set in the class's static block). */
-let replacedSkipsOf: (optimizer: TfOptimizer) => number;
-
 /**
  * The steps `optimizer` skipped, as `skippedSteps` but never going back at a `loadState` (which
  * takes the checkpoint's count): so an epoch's `skippedStepsCallback` count is never negative.
+ * (Set by the class's static block, which reads its private count.)
  */
-export function skippedStepsSeen(optimizer: TfOptimizer): number {
-  return optimizer.skippedSteps + replacedSkipsOf(optimizer);
-}
+export let skippedStepsSeen: (optimizer: TfOptimizer) => number;
 
 /**
  * A TensorFlow.js optimizer running one of this library's optimizers. Made by
@@ -80,7 +76,8 @@ export class TfOptimizer extends tf.Optimizer {
   }
 
   static {
-    replacedSkipsOf = (optimizer) => #replacedSkips in optimizer ? optimizer.#replacedSkips : 0;
+    skippedStepsSeen = (optimizer) =>
+      optimizer.skippedSteps + (#replacedSkips in optimizer ? optimizer.#replacedSkips : 0);
   }
 
   #config: Settings;
@@ -433,12 +430,14 @@ export class TfOptimizer extends tf.Optimizer {
     this.#checkLive();
     this.#checkNoStepSince(calls, "loadState(bytes)");
     checkSomeTensorFits(kept, steps, this.#config.loop.gc);
+    await this.#gpu.settled(); // (on webgpu, every skip before the load is counted)
+    this.#checkLive();
+    this.#checkNoStepSince(calls, "loadState(bytes)");
     this.#replaceState(kept, steps, skipped);
   }
 
   /** Drops the state; keeps `kept` aside instead, with these counts. */
   #replaceState(kept: Parameters<KeptStates["replace"]>[0], steps: number, skipped: number): void {
-    // (On webgpu, the skips the device reported: those of steps not reported yet are not seen.)
     this.#replacedSkips += this.skippedSteps - skipped;
     this.#dropState(true);
     this.#kept.replace(kept, steps, skipped);
