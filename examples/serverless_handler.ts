@@ -42,9 +42,10 @@
  * steps behind, or a gradient so large that no checkpoint holds the moments of its step, which
  * the optimistic mode answers 400); 500 for a damaged stored checkpoint; 503 when the database
  * failed or did not answer (applied or not: send the id again). An error answer to `POST /step`
- * is `{ error, id }`, with the id made up for a batch sent without one too. `GET /params` answers
- * `{ step, params, sha256, requests }`; `GET /journal?from=N` the store's journal (what each step
- * applied, in order).
+ * is `{ error, id }`, with the id made up for a batch sent without one too; but a 400 for a body
+ * that is not a batch (not JSON, or failing its check) is `{ error }`: no id was read, and
+ * nothing was applied. `GET /params` answers `{ step, params, sha256, requests }`;
+ * `GET /journal?from=N` the store's journal (what each step applied, in order).
  *
  * @module
  */

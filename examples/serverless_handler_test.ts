@@ -41,19 +41,24 @@ Deno.test("serverless handler over loopback: checkpointed steps equal one proces
       assert.equal(answer.id, batch.id);
       losses.push(answer.loss);
     }
+    // Not a batch (not JSON, or failing its check): `{ error }`, no id to send again. A batch
+    // refused once read: `{ error, id }`, the id made up where it had none.
+    const notBatches = 4;
     const refused = [
+      "not JSON",
       '{"x": 1}',
       JSON.stringify({ x: [[1, 2, 3, 4]], y: ["1"] }),
       JSON.stringify({ x: [[1, 2, 3, 4]], y: [1], id: "no spaces" }),
-      JSON.stringify({ x: [[1, 2, 3]], y: [1] }), // 3 features, the model has 4
+      JSON.stringify({ x: [[1, 2, 3]], y: [1], id: "refused" }), // 3 features, the model has 4
       JSON.stringify({ x: [[1e300, 0, 0, 0]], y: [1e300] }), // a non-finite gradient
       JSON.stringify({ x: [[1e-30, 0, 0, 0]], y: [1e39] }), // the bias's past float32, the weights' not
       JSON.stringify({ x: [[1, 0, 0, 0]], y: [1e21] }), // exp_avg_sq past float32: no checkpoint holds it
     ];
-    for (const body of refused) {
+    for (const [i, body] of refused.entries()) {
       const bad = await fetch(`${base}/step`, { method: "POST", body });
       assert.equal(bad.status, 400, body);
-      await bad.body?.cancel();
+      const keys = Object.keys(await bad.json()).sort();
+      assert.deepEqual(keys, i < notBatches ? ["error"] : ["error", "id"], body);
     }
     const served = await (await fetch(`${base}/params`)).json();
 

@@ -99,6 +99,10 @@ Deno.test("a threaded state's checkpoint resumes on any number of threads with t
   try {
     for (let t = 0; t < 5; t++) straight = step(straight, grads[t]);
     const bytes = await saveState(straight);
+    // The file holds no threads: loadState without the option resumes on one (README, Threads).
+    const plain = await loadState(bytes, { threadThreshold: 0 });
+    assert.equal(plain.threads, 1);
+    dispose(plain);
     for (const threads of [1, 2, 3]) {
       let state = await loadState(bytes, { threads, threadThreshold: 0 });
       resumed.push(state);

@@ -360,6 +360,18 @@ export class GpuPath {
     );
   }
 
+  /**
+   * Resolves once the device has reported every step submitted to the state, if any, so that
+   * its `skippedSteps` counts them all (before a `loadState` replaces it). Never rejects: where
+   * the device does not report, the count stays as last reported.
+   */
+  async settled(): Promise<void> {
+    const state = this.state;
+    if (state === undefined) return;
+    const backend = stateInternals(state).backend as DeviceBackend<GpuTensor>;
+    await backend.counter.settle().catch(() => {});
+  }
+
   /** `read`, begun on the state now: a state replaced meanwhile is kept until it ends. */
   reading<T>(read: Promise<T>): Promise<T> {
     this.#reads.add(read);

@@ -115,6 +115,24 @@ function addItem(
 }
 
 /**
+ * Throws a TypeError where `map` is what `tf.variableGrads` returns, `{ value, grads }` (its
+ * `grads` a record, not a tensor), given whole: its `value` would be taken for the gradient of
+ * a variable named "value", refused as not registered, a message that does not say what to do.
+ */
+function checkNotValueAndGrads(map: Readonly<Record<string, unknown>>): void {
+  const inner = Object.hasOwn(map, "grads") ? map.grads : undefined;
+  if (
+    Object.hasOwn(map, "value") && typeof inner === "object" && inner !== null &&
+    !(inner instanceof tf.Tensor)
+  ) {
+    throw new TypeError(
+      "applyGradients was given { value, grads }, what tf.variableGrads returns: pass its " +
+        "grads, e.g. optimizer.applyGradients(tf.variableGrads(f).grads)",
+    );
+  }
+}
+
+/**
  * Validates the gradients of `applyGradients` (a `null` one leaves its variable out); returns
  * them with their variables. Throws a TypeError/RangeError naming the variable otherwise. For
  * a `NamedTensorMap` (what `minimize` and `model.fit` pass) it allocates only the items it
@@ -137,6 +155,7 @@ export function checkGradients(grads: unknown): GradItem[] {
   } else if (typeof grads === "object" && grads !== null && !isThenable(grads)) {
     // (A record's keys are distinct.)
     const map = grads as Readonly<Record<string, unknown>>;
+    checkNotValueAndGrads(map);
     for (const name in map) {
       if (Object.hasOwn(map, name)) addItem(items, registered, name, map[name]);
     }

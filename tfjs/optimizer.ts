@@ -33,6 +33,13 @@ const SKIP_WARNING =
   'RadamTfOptimizer skipped a step: a gradient held NaN or ±Infinity (option nonFinite: "skip", the default), so no variable or moment changed. optimizer.skippedSteps counts such steps, and skippedStepsCallback(optimizer) writes them into model.fit\'s logs. Use nonFinite: "throw" to stop at the first, or tfOptimizer(optimizer, { warnOnSkip: false }) to silence this warning.';
 
 /**
+ * The steps `optimizer` skipped, as `skippedSteps` but never going back at a `loadState` (which
+ * takes the checkpoint's count): so an epoch's `skippedStepsCallback` count is never negative.
+ * (Set by the class's static block, which reads its private count.)
+ */
+export let skippedStepsSeen: (optimizer: TfOptimizer) => number;
+
+/**
  * A TensorFlow.js optimizer running one of this library's optimizers. Made by
  * {@linkcode tfOptimizer}; registered with `tf.serialization.registerClass` as
  * `"RadamTfOptimizer"`, so that `model.save(..., { includeOptimizer: true })` and
@@ -68,6 +75,11 @@ export class TfOptimizer extends tf.Optimizer {
     return "RadamTfOptimizer";
   }
 
+  static {
+    skippedStepsSeen = (optimizer) =>
+      optimizer.skippedSteps + (#replacedSkips in optimizer ? optimizer.#replacedSkips : 0);
+  }
+
   #config: Settings;
   readonly #options: AdapterOptions;
   /** State kept aside (frozen variables, loaded weights), and the counts while no state. */
@@ -80,6 +92,8 @@ export class TfOptimizer extends tf.Optimizer {
   /** Skipped steps as last seen, and whether the one-time warning was given. */
   #skipMark = 0;
   #warned = false;
+  /** The skipped steps counted before each `loadState`, less its checkpoint's (see below). */
+  #replacedSkips = 0;
   /** Set by `dispose`: every later step or read of the state throws. */
   #disposed = false;
   /** Calls of `applyGradients` that stepped: a `loadState` or `setWeights` under way sees one. */
@@ -420,11 +434,15 @@ export class TfOptimizer extends tf.Optimizer {
     this.#checkLive();
     this.#checkNoStepSince(calls, "loadState(bytes)");
     checkSomeTensorFits(kept, steps, this.#config.loop.gc);
+    await this.#gpu.settled(); // (on webgpu, every skip before the load is counted)
+    this.#checkLive();
+    this.#checkNoStepSince(calls, "loadState(bytes)");
     this.#replaceState(kept, steps, skipped);
   }
 
   /** Drops the state; keeps `kept` aside instead, with these counts. */
   #replaceState(kept: Parameters<KeptStates["replace"]>[0], steps: number, skipped: number): void {
+    this.#replacedSkips += this.skippedSteps - skipped;
     this.#dropState(true);
     this.#kept.replace(kept, steps, skipped);
     this.iterations_ = steps;

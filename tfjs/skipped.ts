@@ -7,7 +7,7 @@
  */
 import { stateInternals } from "../core/state.ts";
 import { described } from "../base/_errors.ts";
-import type { TfOptimizer } from "./optimizer.ts";
+import { skippedStepsSeen, type TfOptimizer } from "./optimizer.ts";
 
 /**
  * A `model.fit` callback (tfjs-layers' `CustomCallbackArgs`): see
@@ -28,14 +28,17 @@ export interface SkippedStepsCallback {
   onEpochEnd(epoch: number, logs?: Record<string, unknown>): Promise<void>;
 }
 
-/** The skipped steps, once a WebGPU state's device has reported every step submitted. */
+/**
+ * The skipped steps seen (see `skippedStepsSeen`), once a WebGPU state's device has reported
+ * every step submitted.
+ */
 async function settledSkips(optimizer: TfOptimizer): Promise<number> {
   const state = optimizer.state;
   if (state !== undefined) {
     const backend = stateInternals(state).backend;
     if (backend.kind !== "host") await backend.counter.settle();
   }
-  return optimizer.skippedSteps;
+  return skippedStepsSeen(optimizer);
 }
 
 /**
@@ -44,7 +47,9 @@ async function settledSkips(optimizer: TfOptimizer): Promise<number> {
  * `nonFinite: "skip"`, the default). The `History` that `model.fit` returns then has them
  * (`history.history.skipped_steps`), and so do the callbacks given after this one. (On webgpu,
  * where the device decides whether a step is taken, the callback waits at each epoch's end
- * until it has reported every step.)
+ * until it has reported every step.) An epoch with a `loadState`, which replaces
+ * `optimizer.skippedSteps` by its checkpoint's count, counts the steps skipped before and after
+ * it, not the difference of the two counts.
  *
  * @example Count the steps a NaN batch skips
  * ```ts

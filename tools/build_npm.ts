@@ -65,11 +65,12 @@ const ENTRIES: readonly Entry[] = [
 ];
 
 /**
- * The WebGPU types the declarations name. Interfaces are declared empty in `types/_webgpu.d.ts`:
- * an empty global interface merges with the same interface of whichever WebGPU typings the app
- * has (tfjs-core brings `@webgpu/types` 0.1.38; a newer copy or TypeScript's DOM library may come
- * too), so the app's own `GPUDevice` goes in and our `GPUBuffer` comes out, and it stands alone
- * where there are none. A type alias cannot merge (a second one is a conflict): it is written out.
+ * The WebGPU types the declarations name. Interfaces are declared in `types/_webgpu.d.ts` empty
+ * but for {@link WEBGPU_MEMBERS}: a global interface merges with the same interface of whichever
+ * WebGPU typings the app has (tfjs-core brings `@webgpu/types` 0.1.38; a newer copy or
+ * TypeScript's DOM library may come too), so the app's own `GPUDevice` goes in and our
+ * `GPUBuffer` comes out, and it stands alone where there are none. A type alias cannot merge (a
+ * second one is a conflict): it is written out.
  */
 const WEBGPU_INTERFACES = [
   "GPUBindGroup",
@@ -81,6 +82,16 @@ const WEBGPU_INTERFACES = [
   "GPUComputePipeline",
   "GPUDevice",
 ] as const;
+/**
+ * Members of those interfaces as the WebGPU spec has them, declared as every typings declares
+ * them (a merge must find the same types and modifiers: `readonly size: number` and `readonly
+ * usage: number` in `@webgpu/types` 0.1.38 to 0.1.74 and in Deno's own): where the app has no
+ * WebGPU typings, an empty `GPUBuffer` took any value, an Array where a gradient goes
+ * (`step(state, { w: [1, 2] })` type-checked, and failed when run).
+ */
+const WEBGPU_MEMBERS: Readonly<Record<string, string>> = {
+  GPUBuffer: "readonly size: number; readonly usage: number; destroy(): undefined;",
+};
 const WEBGPU_ALIASES: Readonly<Record<string, string>> = {
   GPUBufferBindingType: '"uniform" | "storage" | "read-only-storage"',
 };
@@ -127,10 +138,13 @@ async function bundle(): Promise<string[]> {
 /** `types/_webgpu.d.ts`: the WebGPU types the declarations name (see {@link WEBGPU_INTERFACES}). */
 function webgpuShim(): string {
   return [
-    "// The WebGPU types this package's declarations name, declared empty: each merges with the",
-    "// same interface of whichever WebGPU typings the program has (@webgpu/types of any version,",
-    "// as tfjs-core brings, or TypeScript's DOM library), and conflicts with none.",
-    ...WEBGPU_INTERFACES.map((name) => `interface ${name} {}`),
+    "// The WebGPU types this package's declarations name, declared empty or with members of the",
+    "// WebGPU spec: each merges with the same interface of whichever WebGPU typings the program",
+    "// has (@webgpu/types of any version, as tfjs-core brings, or TypeScript's DOM library), and",
+    "// conflicts with none.",
+    ...WEBGPU_INTERFACES.map((name) =>
+      `interface ${name} {${WEBGPU_MEMBERS[name] ? ` ${WEBGPU_MEMBERS[name]} ` : ""}}`
+    ),
     "",
   ].join("\n");
 }

@@ -8,7 +8,7 @@
  */
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
-import { adam, adamw, radam } from "../../mod.ts";
+import { adam, adamw, radam, saveState } from "../../mod.ts";
 import { skippedStepsCallback, TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import {
   data,
@@ -83,6 +83,46 @@ Deno.test({
     assert.equal(printed.length, 1);
     for (const w of await weightValues(model)) assert.ok(w.every(Number.isFinite));
     tf.dispose([x, y]);
+    optimizer.dispose();
+    model.dispose();
+  },
+});
+
+Deno.test({
+  name:
+    "tfjs webgpu: an epoch around a loadState logs the steps it skipped, never a negative count",
+  ...sanitize,
+  async fn() {
+    // The count came from the checkpoint: loading one saved before a skipped step, in the
+    // middle of an epoch, logged the difference of two runs' counts (here -1).
+    await useBackend("webgpu");
+    const model = denseNet(19);
+    const optimizer = tfOptimizer(radam({ lr: 1e-2 }), { warnOnSkip: false });
+    model.compile({ optimizer, loss: "meanSquaredError" });
+    const xs = randoms(12 * 6, 5);
+    xs[5 * 6 + 1] = NaN; // in the second batch of 4
+    const x = tf.tensor(xs, [12, 6]), y = tf.tensor(randoms(12 * 3, 6), [12, 3]);
+    const first = tf.slice(x, 0, 4), firstY = tf.slice(y, 0, 4);
+    await model.fit(first, firstY, fitInOrder(1));
+    const checkpoint = await saveState(optimizer.state!); // no step skipped yet
+    let epoch = -1;
+    const history = await model.fit(x, y, {
+      ...fitInOrder(2),
+      callbacks: [
+        skippedStepsCallback(optimizer),
+        {
+          onEpochBegin: (e: number) => void (epoch = e),
+          // After the second epoch's NaN batch: back to the checkpoint, which skipped none.
+          onBatchEnd: async (batch: number) => {
+            if (epoch === 1 && batch === 1) await optimizer.loadState(checkpoint);
+          },
+        },
+      ],
+    });
+    assert.equal(optimizer.backend, "webgpu");
+    assert.equal(optimizer.skippedSteps, 0); // the checkpoint's count
+    assert.deepEqual(history.history.skipped_steps, [1, 1]);
+    tf.dispose([x, y, first, firstY]);
     optimizer.dispose();
     model.dispose();
   },

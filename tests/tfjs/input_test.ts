@@ -191,6 +191,33 @@ Deno.test("tfjs: a misspelled adapter option is refused; a disposed optimizer re
   tf.dispose([w, g, ...weights.map((x) => x.tensor)]);
 });
 
+Deno.test("tfjs: applyGradients given tf.variableGrads's whole { value, grads } says to pass .grads; nothing changes", async () => {
+  // It was refused as `No variable "value" is registered`: true, but no help.
+  await useBackend("cpu");
+  const w = tf.variable(tf.tensor([1, 2, 3]), true, name("w"));
+  const optimizer = tfOptimizer(adam({ lr: 0.1 }));
+  const result = tf.variableGrads(() => tf.sum(tf.square(w)) as tf.Scalar);
+  assert.throws(() => optimizer.applyGradients(result as never), {
+    name: "TypeError",
+    message: "applyGradients was given { value, grads }, what tf.variableGrads returns: pass " +
+      "its grads, e.g. optimizer.applyGradients(tf.variableGrads(f).grads)",
+  });
+  assert.equal(optimizer.state, undefined);
+  assert.equal(optimizer.iterations, 0);
+  assert.deepEqual(w.dataSync(), new Float32Array([1, 2, 3]));
+  // Given its grads, it steps.
+  optimizer.applyGradients(result.grads);
+  assert.equal(optimizer.iterations, 1);
+  assert.notDeepEqual(w.dataSync(), new Float32Array([1, 2, 3]));
+  // A variable named "value" with a gradient is still a gradient map.
+  const value = tf.variable(tf.tensor([1]), true, "value");
+  const g = tf.ones([1]);
+  optimizer.applyGradients({ value: g });
+  assert.notDeepEqual(value.dataSync(), new Float32Array([1]));
+  optimizer.dispose();
+  tf.dispose([w, value, g, result.value, ...Object.values(result.grads)]);
+});
+
 Deno.test("tfjs: each gradient is read once from a NamedTensorMap or a NamedTensor[]; that one is stepped", async () => {
   await useBackend("cpu");
   const init = tf.tensor([1, 2, 3, 4], [2, 2]);

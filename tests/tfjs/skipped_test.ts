@@ -5,7 +5,7 @@
  * batch changes nothing: training with it gives the bits of training without it.
  */
 import assert from "node:assert/strict";
-import { radam, ranger } from "../../mod.ts";
+import { radam, ranger, saveState } from "../../mod.ts";
 import { skippedStepsCallback, tfOptimizer } from "../../tfjs.ts";
 import {
   CPU_BACKENDS,
@@ -147,6 +147,52 @@ Deno.test("tfjs: setWeights keeps the count of skipped steps (the weights carry 
   assert.equal(optimizer.skippedSteps, 3);
   tf.dispose(weights.map((w) => w.tensor));
   tf.dispose([x, y]);
+  optimizer.dispose();
+  model.dispose();
+});
+
+Deno.test("tfjs: an epoch around a loadState logs the steps it skipped, never a negative count", async () => {
+  // The count came from the checkpoint: loading one saved before a skipped step, in the middle
+  // of an epoch, made the epoch's skipped_steps the difference of two runs' counts (here -1).
+  await useBackend("cpu");
+  const model = denseNet(15);
+  const optimizer = tfOptimizer(radam(), { warnOnSkip: false });
+  model.compile({ optimizer, loss: "meanSquaredError" });
+  const { x, y } = batches(true);
+  const first = tf.slice(x, 0, 4), firstY = tf.slice(y, 0, 4);
+  await model.fit(first, firstY, fitInOrder(1));
+  const checkpoint = await saveState(optimizer.state!); // no step skipped yet
+  let loaded = false;
+  const history = await model.fit(x, y, {
+    ...fit,
+    callbacks: [
+      skippedStepsCallback(optimizer),
+      {
+        // After the second epoch's NaN batch: back to the checkpoint, which skipped none.
+        onBatchEnd: async (batch: number) => {
+          if (batch !== 1 || optimizer.skippedSteps !== 2) return;
+          await optimizer.loadState(checkpoint);
+          loaded = true;
+        },
+      },
+    ],
+  });
+  assert.ok(loaded);
+  assert.equal(optimizer.skippedSteps, 0); // the checkpoint's count
+  assert.deepEqual(history.history.skipped_steps, [1, 1]);
+  // An epoch that loads a checkpoint with more skipped steps counts only its own.
+  const callback = skippedStepsCallback(optimizer);
+  const logs: Record<string, unknown> = {};
+  await model.fit(x, y, fitInOrder(1));
+  const more = await saveState(optimizer.state!);
+  await callback.onEpochBegin(0);
+  await optimizer.loadState(checkpoint);
+  await optimizer.loadState(more);
+  await model.fit(x, y, fitInOrder(1));
+  await callback.onEpochEnd(0, logs);
+  assert.equal(logs.skipped_steps, 1);
+  assert.equal(optimizer.skippedSteps, 2);
+  tf.dispose([x, y, first, firstY]);
   optimizer.dispose();
   model.dispose();
 });

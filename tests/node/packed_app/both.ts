@@ -47,5 +47,8 @@ export async function gpu(
     slot.offset,
     new Float32Array(slot.length),
   );
+  step(state, { w: buffer }); // the app's GPUBuffer is a gradient, merged with the package's
+  // @ts-expect-error: an Array is not
+  step(state, { w: [1, 2] });
   return slot.buffer;
 }

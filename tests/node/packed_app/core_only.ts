@@ -5,5 +5,11 @@ import { radam, readParams, step } from "@optim/radam";
 export async function train(): Promise<Float32Array> {
   let state = await radam().init(new Float32Array(3));
   state = step(state, new Float32Array([1, 2, 3]));
+  // With no WebGPU typings, an empty GPUBuffer placeholder took any value: these type-checked.
+  // @ts-expect-error: a gradient is a Float32Array, not an Array
+  step(state, [1, 2, 3]);
+  const named = await radam().init({ w: new Float32Array(2) });
+  // @ts-expect-error: nor a record of Arrays
+  step(named, { w: [1, 2] });
   return (await readParams(state))[""];
 }
