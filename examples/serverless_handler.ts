@@ -8,8 +8,9 @@
  *   otherwise it starts again from the newer checkpoint (`optimisticStep` of store.ts).
  * - **Data-parallel** (`--data-parallel`): a request reads the current parameters only,
  *   computes its gradient there and submits it as a contribution; the request that holds the
- *   store's lease folds every pending contribution into one step, on their mean, and the
- *   others wait for the step that folded theirs (`dataParallel` of store.ts).
+ *   store's lease folds the contributions waiting in its process (and those stored) into one
+ *   step, on their mean, and the others wait for the step that folded theirs (`dataParallel`
+ *   of store.ts).
  *
  * In both, concurrent requests, several processes and crashes lose no update, and a request
  * id sent again is not applied again (the answer says which step applied it). The model is

@@ -68,8 +68,10 @@ export interface KvCheckpointStoreOptions {
    */
   staleAfterMs?: number;
   /**
-   * How long request ids and journal records are kept, in ms (Deno KV's `expireIn`: an integer
-   * from 1 to 10¹⁵); default 7 days. A request id sent again later than that is taken as new.
+   * How long request ids and journal records are kept at least, in ms (Deno KV's `expireIn`:
+   * an integer from 1 to 10¹⁵); default 7 days. Deno KV removes an expired record some time
+   * after it expires, not at once (on a local file, tens of seconds later): a request id
+   * sent again later than `rememberMs` may be taken as new.
    */
   rememberMs?: number;
 }

@@ -1,7 +1,7 @@
 /**
  * The data-parallel mode: requests compute gradients at the current parameters and submit
- * them as contributions; whichever request holds the lease folds every pending contribution
- * into one optimizer step. See {@linkcode dataParallel}.
+ * them as contributions; the process whose request holds the lease folds those waiting in it,
+ * and those the store holds, into one optimizer step. See {@linkcode dataParallel}.
  *
  * @module
  */
@@ -61,11 +61,13 @@ function checkOptions(options: DataParallelOptions): CheckedOptions {
  * Data-parallel training on a shared store, with no daemon: each request reads the current
  * parameters only ({@linkcode DataParallelTrainer.params}), computes its gradient there, and
  * submits it ({@linkcode DataParallelTrainer.submit}) as a contribution; the process that
- * holds the store's lease (an atomic record that expires) folds every pending contribution
- * into one optimizer step, on the mean of their gradients over their samples (see
- * {@linkcode meanOfContributions}), and commits it; the others wait for the step that folded
- * theirs. The effective batch grows with the number of clients, and a step costs one
- * checkpoint write whatever it folds.
+ * holds the store's lease (an atomic record that expires) folds the contributions waiting in
+ * that process, and those the store holds (stored after `waitMs`), into one optimizer step, on
+ * the mean of their gradients over their samples (see {@linkcode meanOfContributions}), and
+ * commits it; the others wait for the step that folded theirs. A contribution waiting in
+ * another process is folded by that process, when the lease comes to it: the effective batch
+ * grows with the number of requests a process serves at once, not with the number of
+ * processes. A step costs one checkpoint write whatever it folds.
  *
  * - **Idempotent**: a request id is applied at most once; sent again it is answered with the
  *   step that applied it (`duplicate: true`).
