@@ -361,6 +361,19 @@ export class GpuPath {
   }
 
   /**
+   * Throws a TypeError where the state is on the GPU while TensorFlow.js now runs on another
+   * backend (a step there cannot reach it).
+   */
+  checkOffGpu(): void {
+    if (this.state === undefined) return;
+    throw new TypeError(
+      `This optimizer's state is on the GPU (tfjs backend webgpu) but TensorFlow.js now runs on ${
+        JSON.stringify(tf.getBackend())
+      }; keep the webgpu backend, or save the model with its optimizer and load it there`,
+    );
+  }
+
+  /**
    * Resolves once the device has reported every step submitted to the state, if any, so that
    * its `skippedSteps` counts them all (before a `loadState` replaces it). Never rejects: where
    * the device does not report, the count stays as last reported.

@@ -235,13 +235,7 @@ export class TfOptimizer extends tf.Optimizer {
       this.#gpu.step(this.#config, this.#options.strict, items);
       this.#stale = false;
     } else {
-      if (this.#gpu.state !== undefined) {
-        throw new TypeError(
-          `This optimizer's state is on the GPU (tfjs backend webgpu) but TensorFlow.js now runs on ${
-            JSON.stringify(tf.getBackend())
-          }; keep the webgpu backend, or save the model with its optimizer and load it there`,
-        );
-      }
+      this.#gpu.checkOffGpu();
       // New settings: the state is made again at this step (its moments kept, same bits).
       if (this.#stale) this.#cpu.keepAll();
       this.#stale = false;
