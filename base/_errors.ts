@@ -10,7 +10,9 @@
  * A value as an error message shows it after "got": numbers and booleans as themselves,
  * strings quoted and said to be strings, `null` and `undefined` by name, functions as such,
  * arrays with their length (`Array(3)`: an array of the wrong length says so), and other objects
- * by their constructor's name (`Float64Array`).
+ * by their constructor's name (`Float64Array`); a typed array of another realm (another
+ * window's, an iframe's, a `node:vm` context's: not an instance of this realm's class of its
+ * name) says so, or the error would read "must be a Float32Array, got Float32Array".
  *
  * @example
  * ```ts
@@ -41,7 +43,12 @@ export function described(value: unknown): string {
   }
   if (value === null) return "null";
   if (Array.isArray(value)) return `Array(${value.length})`;
-  return (value as object).constructor?.name ?? "an object";
+  const name = (value as object).constructor?.name;
+  if (typeof name !== "string") return "an object";
+  const own = (globalThis as Record<string, unknown>)[name];
+  return ArrayBuffer.isView(value) && typeof own === "function" && !(value instanceof own)
+    ? `a ${name} of another realm (another window's, an iframe's or a vm context's)`
+    : name;
 }
 
 /**
@@ -121,7 +128,8 @@ function convertHint(type: string): string {
 /**
  * What to add to an error about a value that should have been a checkpoint's bytes (a
  * `Uint8Array`): for an `ArrayBuffer`, how to wrap it; for a Promise, to await it (`saveState`
- * returns one); for numbers in an `Array`, how to convert them. Empty for anything else.
+ * returns one); for numbers in an `Array`, how to convert them; for a `Uint8Array` of another
+ * realm, how to copy it into this one. Empty for anything else.
  *
  * @example
  * ```ts
@@ -136,6 +144,9 @@ function convertHint(type: string): string {
  */
 export function bytesHint(value: unknown): string {
   if (value instanceof ArrayBuffer) return " (wrap it: new Uint8Array(buffer))";
+  if (ArrayBuffer.isView(value) && value.constructor?.name === "Uint8Array") {
+    return " (copy it into this realm: new Uint8Array(bytes))"; // (another realm's)
+  }
   if (Array.isArray(value) && value.length > 0 && value.every((x) => typeof x === "number")) {
     return convertHint("Uint8Array");
   }

@@ -15,6 +15,7 @@ import type { DeviceCounter } from "../base/backend.ts";
 import { blockCount, type ScalarLayout, type StepScalars } from "../base/scalars.ts";
 import { label } from "../base/tensors.ts";
 import { wgslStruct, wordsOf, type WordType } from "./_wgsl.ts";
+import { explainMapFailure } from "./map_failure.ts";
 import { RING_AHEAD, RING_KEPT, ScalarRing } from "./scalar_ring.ts";
 
 /**
@@ -376,6 +377,7 @@ export class GpuStepCounter implements DeviceCounter {
       const failed = this.#readbackError;
       if (failed) {
         this.#readbackError = undefined;
+        await explainMapFailure(this.#device, failed, this.#checkUsable); // (a lost device)
         throw new Error("Reading the step counters back from the GPU failed", { cause: failed });
       }
       if (this.#reported.submitted >= this.#submitted) return;
@@ -442,8 +444,7 @@ export class GpuStepCounter implements DeviceCounter {
           this.#readbackError = error;
         }
       },
-      (error) => {
-        // A lost device: checkUsable says so at the next call; anything else, settle rethrows.
+      (error) => { // (settle says why: a lost device, or the error)
         this.#readback = undefined;
         if (!this.#destroyed) this.#readbackError = error;
       },

@@ -7,6 +7,7 @@
  */
 import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, hasSection, PARAMS, SLOW } from "../base/arena.ts";
 import { buffersRefused } from "./buffer_probe.ts";
+import { explainMapFailure } from "./map_failure.ts";
 import type { GpuTensor } from "./gpu_tensors.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
 import { sectionBytes } from "./compact_plan.ts";
@@ -240,7 +241,8 @@ export class SectionIO {
         try {
           await Promise.all(buffers.map((b) => b.mapAsync(GPUMapMode.READ)));
         } catch (error) {
-          this.#checkUsable(); // (disposed meanwhile: the map was aborted)
+          // (disposed meanwhile, or the device lost: the map was aborted)
+          await explainMapFailure(device, error, this.#checkUsable);
           throw error;
         }
         this.#checkUsable(); // (disposed once mapped: the buffers are destroyed)

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { runInNewContext } from "node:vm";
 import { type ArenaLayout, planArena } from "../base/arena.ts";
 import { planCompactArena } from "../base/arena_compact.ts";
 import { checkWasmCapacity } from "../cpu/wasm_backend.ts";
@@ -455,6 +456,42 @@ Deno.test("a Promise or numbers of another type where a Float32Array belongs say
     ),
   );
   assert.equal((await loadState(await bytes)).step, 0);
+});
+
+Deno.test("typed arrays of another realm (an iframe's, a vm context's) are refused saying so and how to copy them", async () => {
+  // Such a Float32Array is not an instance of this realm's class of its name: the refusals read
+  // "must be a Float32Array, got Float32Array".
+  const other = runInNewContext("({ F: Float32Array, U: Uint8Array, D: Float64Array })");
+  const realm = "of another realm (another window's, an iframe's or a vm context's)";
+  const opt = radam();
+  await assert.rejects(
+    () => opt.init({ w: new other.F(2) }),
+    saying(
+      TypeError,
+      `parameter "w" to be a Float32Array or { data: Float32Array, shape }, got a Float32Array ${realm} (convert it: new Float32Array(values))`,
+    ),
+  );
+  const state = await opt.init({ w: new Float32Array(2) });
+  assert.throws(
+    () => step(state, { w: new other.F(2) }),
+    saying(TypeError, `got a Float32Array ${realm} (convert it: new Float32Array(values))`),
+  );
+  assert.throws(
+    () => step(state, { w: new other.D(2) }),
+    saying(TypeError, `got a Float64Array ${realm} (convert it: new Float32Array(values))`),
+  );
+  const bytes = await saveState(state);
+  const foreign = new other.U(bytes.length);
+  foreign.set(bytes);
+  await assert.rejects(
+    () => loadState(foreign),
+    saying(
+      TypeError,
+      `A checkpoint must be a Uint8Array, got a Uint8Array ${realm} (copy it into this realm: new Uint8Array(bytes))`,
+    ),
+  );
+  assert.equal((await loadState(new Uint8Array(foreign))).step, 0);
+  assert.equal(state.step, 0);
 });
 
 Deno.test("init and loadState refuse options they do not take, and a device that is not one", async () => {

@@ -17,6 +17,7 @@ import {
   type Params,
   radam,
   ranger,
+  readMoments,
   readParams,
   readSlowWeights,
   saveState,
@@ -41,6 +42,26 @@ Deno.test({
     await own.lost;
     assert.throws(() => step(state, { w: new Float32Array(8) }), /device .*was lost.*resume/is);
     await assert.rejects(() => readParams(state), /lost/);
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a read begun as the device is lost (its lost not yet resolved) says the device was lost",
+  ignore,
+  async fn() {
+    for (
+      const read of [readParams, readMoments, saveState] as ((s: unknown) => Promise<unknown>)[]
+    ) {
+      const own = await adapter!.requestDevice();
+      let state = await radam().init({ w: new Float32Array(8) }, { device: own });
+      state = step(state, { w: new Float32Array(8).fill(1) });
+      await readParams(state); // (the step counts read back: the read maps its copies at once)
+      own.destroy();
+      // wgpu refuses the map of a buffer made on the destroyed device with a validation error
+      // (an OperationError) before device.lost resolves: that was the read's error.
+      await assert.rejects(() => read(state), /device of this optimizer state was lost.*resume/is);
+    }
   },
 });
 

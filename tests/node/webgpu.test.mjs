@@ -68,9 +68,58 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>radam webgpu</title>
   }
 </script>`;
 
+// The device lost (destroyed) while a read or a checkpoint waits for the GPU: each must reject
+// saying so, as a call after the loss does (Chromium aborts the pending maps before it resolves
+// `device.lost`), and the checkpoint saved before the loss resumes on a new device.
+const LOST_PAGE = `<!doctype html><meta charset="utf-8"><title>radam device lost</title>
+<script type="module">
+  import * as lib from "/index.js";
+  const within = (p) => Promise.race([
+    p,
+    new Promise((_, reject) => setTimeout(() => reject(new Error("no answer in 20 s")), 20_000)),
+  ]);
+  const grads = () => ({ w: new Float32Array(300).fill(0.1) });
+  try {
+    const adapter = await navigator.gpu?.requestAdapter();
+    if (!adapter) window.__result = { adapter: null };
+    else {
+      const out = { adapter: true, pending: {} };
+      const ops = {
+        readParams: lib.readParams,
+        readMoments: lib.readMoments,
+        saveState: lib.saveState,
+      };
+      for (const [name, op] of Object.entries(ops)) {
+        const device = await (await navigator.gpu.requestAdapter()).requestDevice();
+        const state = lib.step(
+          await lib.radam().init({ w: new Float32Array(300).fill(1) }, { device }),
+          grads(),
+        );
+        if (name === "saveState") out.saved = await lib.saveState(state);
+        const pending = op(state);
+        device.destroy();
+        out.pending[name] = await within(pending).then(
+          () => "resolved",
+          (e) => String(e && e.message || e),
+        );
+      }
+      const device = await (await navigator.gpu.requestAdapter()).requestDevice();
+      const resumed = lib.step(await lib.loadState(out.saved, { device }), grads());
+      out.resumed = [resumed.step, (await lib.readParams(resumed)).w[0]];
+      const cpu = lib.step(await lib.loadState(out.saved, { backend: "js" }), grads());
+      out.cpu = [cpu.step, (await lib.readParams(cpu)).w[0]];
+      delete out.saved;
+      window.__result = out;
+    }
+  } catch (e) {
+    window.__error = String(e && e.stack || e);
+  }
+</script>`;
+
 const packageDir = new URL(".", import.meta.resolve("@optim/radam"));
 const FILES = {
   "/": () => PAGE,
+  "/lost": () => LOST_PAGE,
   "/index.js": () => readFileSync(fileURLToPath(import.meta.resolve("@optim/radam"))),
   "/shared_case.mjs": () => readFileSync(new URL("./shared_case.mjs", import.meta.url)),
   "/webgpu_case.mjs": () => readFileSync(new URL("./webgpu_case.mjs", import.meta.url)),
@@ -86,7 +135,7 @@ function serve() {
       res.writeHead(404).end();
       return;
     }
-    const type = req.url === "/" ? "text/html" : "text/javascript";
+    const type = req.url === "/" || req.url === "/lost" ? "text/html" : "text/javascript";
     res.writeHead(200, { "content-type": type }).end(file());
   });
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
@@ -121,6 +170,49 @@ test("webgpu in headless Chromium (Tint, SwiftShader) compiles every kernel and 
     });
     assert.deepEqual(result.gpuErrors, []);
     assert.deepEqual(result.failures, []);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
+
+test("webgpu in headless Chromium: a read or a checkpoint under way when the device is lost rejects saying so; the last checkpoint resumes", async (t) => {
+  const server = await serve();
+  const browser = await launchChromium([
+    "--enable-unsafe-webgpu",
+    "--use-webgpu-adapter=swiftshader",
+    "--enable-features=Vulkan",
+  ]);
+  try {
+    const page = await browser.newPage();
+    const url = `http://127.0.0.1:${server.address().port}/lost`;
+    const result = await pageResult(page, url, 120_000);
+    if (!result.adapter) {
+      const reason =
+        "NO WEBGPU ADAPTER IN CHROMIUM: SwiftShader's Vulkan was not found; the lost-device case was NOT run in the browser";
+      console.warn(`\n*** ${reason} ***\n`);
+      t.skip(reason);
+      return;
+    }
+    for (const [name, message] of Object.entries(result.pending)) {
+      assert.match(
+        message,
+        /^The WebGPU device of this optimizer state was lost \(destroyed: .*To resume/,
+        name,
+      );
+    }
+    assert.deepEqual(Object.keys(result.pending), [
+      "readParams",
+      "readMoments",
+      "saveState",
+    ]);
+    // One step after the checkpoint of one step, on the GPU and on the CPU: close agreement.
+    assert.equal(result.resumed[0], 2);
+    assert.equal(result.cpu[0], 2);
+    assert.ok(
+      Math.abs(result.resumed[1] - result.cpu[1]) <= 1e-6,
+      `${result.resumed} ${result.cpu}`,
+    );
   } finally {
     await browser.close();
     server.close();
