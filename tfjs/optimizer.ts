@@ -292,9 +292,10 @@ export class TfOptimizer extends tf.Optimizer {
   /**
    * The optimizer's weights as tfjs orders its own: `iter` (the steps taken: an int32 scalar;
    * past 2³¹ − 1 steps, where one int32 would wrap, the int32 pair `[steps mod 2³¹,
-   * ⌊steps / 2³¹⌋]`, which `setWeights` takes back), then per moment
-   * the library keeps (`exp_avg` → `<variable>/m`, `exp_avg_sq` → `<variable>/v`), one tensor
-   * per variable, then LookAhead's slow weights (`<variable>/slow`), all in the tfjs layout.
+   * ⌊steps / 2³¹⌋]`, which `setWeights` takes back), then per moment the library keeps
+   * (`exp_avg` → `<variable>/m`, `exp_avg_sq` → `<variable>/v`, SGD's `momentum_buffer` →
+   * `<variable>/momentum_buffer`), one tensor per variable, then LookAhead's slow weights
+   * (`<variable>/slow`), all in the tfjs layout.
    * With `states: "8bit"`, a moment held in 8 bits (a variable of 4096 elements or more) is two
    * tensors instead: `<variable>/m.codes` (int32, four codes to an int32) and
    * `<variable>/m.scales` (float32, one a block of 256), in the order a CPU state holds the
