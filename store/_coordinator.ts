@@ -120,6 +120,8 @@ export class Coordinator implements Fold {
   scratch: { flat: Float32Array; acc: Float64Array } | null = null;
   readonly watched: Map<string, Watcher[]> = new Map();
   #inflight = new Map<string, Promise<SubmitResult>>();
+  /** The local contributions that may yet be handed off: since when they wait, and how. */
+  #handoffs = new Map<Local, { since: number; fire(): void }>();
   #loading: Promise<StoredParams | null> | null = null;
   #pump: Promise<void> | null = null;
   #foldEnd: Promise<void> = Promise.resolve();
@@ -260,28 +262,64 @@ export class Coordinator implements Fold {
     }
   }
 
-  /** Waits for a local contribution's fold; stores it when `deadline` comes first. */
+  /**
+   * Waits for a local contribution's fold; stores it when `deadline` comes first, or earlier
+   * when handed off (see `#handOff`), and then waits for its outcome until `deadline`.
+   */
   async #wait(local: Local, deadline: number): Promise<SubmitResult> {
-    for (;;) {
-      const result = await until(local.done, deadline, null);
-      if (result !== null) return result;
-      if (local.settled) return await local.done;
-      const { id } = local.info;
-      if (local.taken) {
-        // The fold settles it, or gives it back: unless a call of it is not answered in time.
-        const ended = await until(this.#foldEnd.then(() => true), deadline, false);
-        if (!ended && !local.settled) {
-          local.abandoned = true;
-          throw unanswered(id, `waitMs (${this.options.waitMs} ms)`, true);
+    let handed: Promise<"handoff"> | null = new Promise((resolve) => {
+      this.#handoffs.set(local, { since: Date.now(), fire: () => resolve("handoff") });
+    });
+    try {
+      for (;;) {
+        const woken = await until(
+          handed ? Promise.race([local.done, handed]) : local.done,
+          deadline,
+          null,
+        );
+        if (woken !== null && woken !== "handoff") return woken;
+        if (local.settled) return await local.done;
+        const early = woken === "handoff";
+        handed = null;
+        this.#handoffs.delete(local);
+        const { id } = local.info;
+        if (local.taken) {
+          if (early) continue; // taken by a fold here after all: its outcome, until deadline
+          // The fold settles it, or gives it back: unless a call of it is not answered in time.
+          const ended = await until(this.#foldEnd.then(() => true), deadline, false);
+          if (!ended && !local.settled) {
+            local.abandoned = true;
+            throw unanswered(id, `waitMs (${this.options.waitMs} ms)`, true);
+          }
+          continue;
         }
-        continue;
+        const at = this.queue.indexOf(local);
+        if (at >= 0) this.queue.splice(at, 1);
+        const bytes = new Uint8Array(local.gradient.buffer);
+        const record = await this.#hung(this.store.submit(local.info, bytes), id, true);
+        if (record === null && !early) return { status: "pending", id };
+        if (record === null) {
+          // Stored by this submit (atomically with its id's record): the step that applies it
+          // applies this submission, not an earlier one.
+          const answer = await this.watch(id, deadline);
+          return answer.status === "applied" ? { ...answer, duplicate: false } : answer;
+        }
+        return await this.#answerKnown(id, record, early ? deadline : Date.now());
       }
-      const at = this.queue.indexOf(local);
-      if (at >= 0) this.queue.splice(at, 1);
-      const bytes = new Uint8Array(local.gradient.buffer);
-      const record = await this.#hung(this.store.submit(local.info, bytes), id, true);
-      if (record === null) return { status: "pending", id };
-      return this.#answerKnown(id, record, Date.now());
+    } finally {
+      this.#handoffs.delete(local);
+    }
+  }
+
+  /**
+   * Hands off the contributions queued here for `handoffMs` or longer, when another process
+   * holds the lease: each is stored (by its own submit) for that holder's next fold.
+   */
+  #handOff(): void {
+    const now = Date.now();
+    for (const local of this.queue) {
+      const handoff = this.#handoffs.get(local);
+      if (!local.taken && handoff && now - handoff.since >= this.options.handoffMs) handoff.fire();
     }
   }
 
@@ -303,6 +341,7 @@ export class Coordinator implements Fold {
           const queue = this.queue.length > 0;
           this.lease = await this.store.acquire(this.token, this.options.leaseMs, queue);
           this.leaseSince = Date.now();
+          if (this.lease === null) this.#handOff(); // another process holds it
         }
         if (this.lease !== null) {
           let ended!: () => void;

@@ -32,6 +32,7 @@ const OPTIONS = Object.keys(
     leaseMs: true,
     maxFold: true,
     pollMs: true,
+    handoffMs: true,
     meta: true,
   } satisfies Record<keyof DataParallelOptions, true>,
 );
@@ -54,6 +55,7 @@ function checkOptions(options: DataParallelOptions): CheckedOptions {
     leaseMs: checkCount("leaseMs", options.leaseMs ?? 10_000, 1, false),
     maxFold: checkCount("maxFold", options.maxFold ?? 64, 1, true),
     pollMs: checkCount("pollMs", options.pollMs ?? 20, 1, false),
+    handoffMs: checkCount("handoffMs", options.handoffMs ?? 0, 0, false, true),
   };
 }
 
@@ -62,12 +64,12 @@ function checkOptions(options: DataParallelOptions): CheckedOptions {
  * parameters only ({@linkcode DataParallelTrainer.params}), computes its gradient there, and
  * submits it ({@linkcode DataParallelTrainer.submit}) as a contribution; the process that
  * holds the store's lease (an atomic record that expires) folds the contributions waiting in
- * that process, and those the store holds (stored after `waitMs`), into one optimizer step, on
- * the mean of their gradients over their samples (see {@linkcode meanOfContributions}), and
- * commits it; the others wait for the step that folded theirs. A contribution waiting in
- * another process is folded by that process, when the lease comes to it: the effective batch
- * grows with the number of requests a process serves at once, not with the number of
- * processes. A step costs one checkpoint write whatever it folds.
+ * that process, and those the store holds, into one optimizer step, on the mean of their
+ * gradients over their samples (see {@linkcode meanOfContributions}), and commits it; the others
+ * wait for the step that folded theirs. A process that finds the lease held by another stores
+ * its contribution (after `handoffMs`, default 0) for the holder's next fold: a fold takes
+ * contributions from every process, so the effective batch grows with the requests in flight
+ * across processes. A step costs one checkpoint write whatever it folds.
  *
  * - **Idempotent**: a request id is applied at most once; sent again it is answered with the
  *   step that applied it (`duplicate: true`).

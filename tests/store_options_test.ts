@@ -82,6 +82,11 @@ Deno.test("store options: a wrong type is a TypeError, a number out of range a R
         (v) => dataParallel(store, { optimizer, init, pollMs: v as number }),
       ],
       [
+        "handoffMs",
+        [-1, NaN, -Infinity],
+        (v) => dataParallel(store, { optimizer, init, handoffMs: v as number }),
+      ],
+      [
         "chunkBytes",
         [0, 0.5, 1e9],
         (v) => kvCheckpointStore(kv, PREFIX, { chunkBytes: v as number }),

@@ -1,0 +1,112 @@
+/**
+ * The data-parallel mode across processes (two trainers on one store stand for two
+ * processes): a contribution waiting in a process that does not hold the lease is stored for
+ * the holder's next fold, so that one fold takes the contributions of several processes.
+ */
+import assert from "node:assert/strict";
+import { radam } from "../mod.ts";
+import {
+  dataParallel,
+  type DataParallelTrainer,
+  kvCheckpointStore,
+  memoryCheckpointStore,
+  type SubmitResult,
+  type TrainingStore,
+} from "../kv.ts";
+import { withKv } from "./kv_fakes.ts";
+import { dataParallelCase } from "./data_parallel_harness.ts";
+
+const optimizer = radam({ lr: 0.05 });
+const { init, request, checkStore } = dataParallelCase(6, optimizer);
+
+/** Stores of both kinds, fresh, for `fn`. */
+async function onEachStore(fn: (store: TrainingStore) => Promise<void>) {
+  await fn(memoryCheckpointStore({ latencyMs: 1 }));
+  await withKv((kv) => fn(kvCheckpointStore(kv, ["dp"], { chunkBytes: 64 })));
+}
+
+/** `count` requests through `trainer`, one at a time (one submit in flight), from id `first`. */
+async function oneAtATime(
+  trainer: DataParallelTrainer,
+  first: number,
+  count: number,
+  answers: Map<string, SubmitResult>,
+) {
+  for (let i = first; i < first + count; i++) answers.set(`r${i}`, await request(trainer, i, 1));
+}
+
+/**
+ * `store`, its list of stored contributions read `ms` later (as over a network: a fold's reads
+ * take time, and contributions come meanwhile).
+ */
+function slowPending(store: TrainingStore, ms: number): TrainingStore {
+  return {
+    ...store,
+    pending: async (limit) => {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return await store.pending(limit);
+    },
+  };
+}
+
+Deno.test("data parallel: one fold takes contributions from two processes with one submit in flight each", async () => {
+  await onEachStore(async (shared) => {
+    const store = slowPending(shared, 20);
+    const a = dataParallel(store, { optimizer, init, pollMs: 2 });
+    const b = dataParallel(store, { optimizer, init, pollMs: 2 });
+    const answers = new Map<string, SubmitResult>();
+    await Promise.all([oneAtATime(a, 0, 16, answers), oneAtATime(b, 100, 16, answers)]);
+    // Each answered applied by its own submit (none pending, none a duplicate).
+    for (const [id, answer] of answers) {
+      assert.deepEqual(answer.status === "applied" && answer.duplicate, false, id);
+    }
+    // Every id exactly once in the journal, each at the step its submit was told; the stored
+    // checkpoint is the journal's replay.
+    const journal = await checkStore(store, answers);
+    const ids = journal.flatMap((r) => r.entries.map((e) => e.id));
+    assert.equal(ids.length, 32);
+    assert.equal(new Set(ids).size, 32);
+    const folds = journal.map((r) => r.entries.length);
+    assert.ok(Math.max(...folds) > 1, `every fold took one contribution: ${folds}`);
+    await a.close();
+    await b.close();
+  });
+});
+
+Deno.test("data parallel: with handoffMs Infinity a process folds its own contributions when the lease comes to it", async () => {
+  await onEachStore(async (store) => {
+    const trainer = dataParallel(store, { optimizer, init, handoffMs: Infinity, pollMs: 5 });
+    await request(trainer, 0);
+    const holder = (await store.acquire("another process", 10_000))!;
+    const answer = request(trainer, 1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(await store.request("r1"), null); // not stored: it waits here
+    await store.release(holder);
+    const r1 = await answer;
+    assert.equal(r1.status === "applied" && !r1.duplicate, true);
+    await checkStore(store, new Map([["r1", r1]]));
+    await trainer.close();
+  });
+});
+
+Deno.test("data parallel: a contribution is stored at once when another process holds the lease, and applied by that holder's fold", async () => {
+  await onEachStore(async (store) => {
+    const trainer = dataParallel(store, { optimizer, init, pollMs: 5 });
+    await request(trainer, 0);
+    const holder = (await store.acquire("another process", 10_000))!;
+    const answer = request(trainer, 1);
+    for (let i = 0; i < 100 && await store.request("r1") === null; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.deepEqual(await store.request("r1"), { state: "pending" });
+    // The holder's fold, by another trainer (process): it takes the stored contribution.
+    const other = dataParallel(store, { optimizer, init, pollMs: 5 });
+    await store.release(holder);
+    const r2 = await request(other, 2);
+    const r1 = await answer;
+    assert.equal(r1.status === "applied" && !r1.duplicate, true);
+    await checkStore(store, new Map([["r1", r1], ["r2", r2]]));
+    await trainer.close();
+    await other.close();
+  });
+});
