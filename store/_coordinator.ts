@@ -124,6 +124,12 @@ export class Coordinator implements Fold {
   #handoffs = new Map<Local, { since: number; fire(): void }>();
   /** Local contributions taken out of the queue whose storing is not answered yet. */
   #storing = 0;
+  /**
+   * Contributions handed off from here whose submits wait for their step: work of this
+   * process's own, for which it queues for the lease (so that the holder hands it on in turn,
+   * and a holder whose own contributions fill its folds does not leave them waiting).
+   */
+  #handedOff = 0;
   #loading: Promise<StoredParams | null> | null = null;
   #pump: Promise<void> | null = null;
   #foldEnd: Promise<void> = Promise.resolve();
@@ -311,23 +317,29 @@ export class Coordinator implements Fold {
    */
   async #store(local: Local, early: boolean, deadline: number): Promise<SubmitResult> {
     const { id } = local.info;
-    let answer: Promise<SubmitResult>;
-    this.#storing++;
+    // Handed off, it stays work of this process's own until answered (see `#handedOff`).
+    if (early) this.#handedOff++;
     try {
-      const bytes = new Uint8Array(local.gradient.buffer);
-      const record = await this.#hung(this.store.submit(local.info, bytes), id, true);
-      if (record === null && !early) return { status: "pending", id };
-      // Stored by this submit (atomically with its id's record): the step that applies it
-      // applies this submission, not an earlier one.
-      answer = record === null
-        ? this.watch(id, deadline).then((r) =>
-          r.status === "applied" ? { ...r, duplicate: false } : r
-        )
-        : this.#answerKnown(id, record, early ? deadline : Date.now());
+      let answer: Promise<SubmitResult>;
+      this.#storing++;
+      try {
+        const bytes = new Uint8Array(local.gradient.buffer);
+        const record = await this.#hung(this.store.submit(local.info, bytes), id, true);
+        if (record === null && !early) return { status: "pending", id };
+        // Stored by this submit (atomically with its id's record): the step that applies it
+        // applies this submission, not an earlier one.
+        answer = record === null
+          ? this.watch(id, deadline).then((r) =>
+            r.status === "applied" ? { ...r, duplicate: false } : r
+          )
+          : this.#answerKnown(id, record, early ? deadline : Date.now());
+      } finally {
+        this.#storing--; // watched now (a watch is registered at its call), or answered
+      }
+      return await answer;
     } finally {
-      this.#storing--; // watched now (a watch is registered at its call), or answered
+      if (early) this.#handedOff--;
     }
-    return await answer;
   }
 
   /**
@@ -362,7 +374,7 @@ export class Coordinator implements Fold {
       try {
         if (this.lease === null && Date.now() >= this.backoffUntil) {
           // Queued for it with work of its own; else taken only if free (another may fold).
-          const queue = this.queue.length > 0;
+          const queue = this.queue.length > 0 || this.#handedOff > 0;
           this.lease = await this.store.acquire(this.token, this.options.leaseMs, queue);
           this.leaseSince = Date.now();
           if (this.lease === null) this.#handOff(); // another process holds it
