@@ -122,6 +122,14 @@ export class Coordinator implements Fold {
   #inflight = new Map<string, Promise<SubmitResult>>();
   /** The local contributions that may yet be handed off: since when they wait, and how. */
   #handoffs = new Map<Local, { since: number; fire(): void }>();
+  /** Local contributions taken out of the queue whose storing is not answered yet. */
+  #storing = 0;
+  /**
+   * Contributions handed off from here whose submits wait for their step: work of this
+   * process's own, for which it queues for the lease (so that the holder hands it on in turn,
+   * and a holder whose own contributions fill its folds does not leave them waiting).
+   */
+  #handedOff = 0;
   #loading: Promise<StoredParams | null> | null = null;
   #pump: Promise<void> | null = null;
   #foldEnd: Promise<void> = Promise.resolve();
@@ -295,19 +303,42 @@ export class Coordinator implements Fold {
         }
         const at = this.queue.indexOf(local);
         if (at >= 0) this.queue.splice(at, 1);
-        const bytes = new Uint8Array(local.gradient.buffer);
-        const record = await this.#hung(this.store.submit(local.info, bytes), id, true);
-        if (record === null && !early) return { status: "pending", id };
-        if (record === null) {
-          // Stored by this submit (atomically with its id's record): the step that applies it
-          // applies this submission, not an earlier one.
-          const answer = await this.watch(id, deadline);
-          return answer.status === "applied" ? { ...answer, duplicate: false } : answer;
-        }
-        return await this.#answerKnown(id, record, early ? deadline : Date.now());
+        return await this.#store(local, early, deadline);
       }
     } finally {
       this.#handoffs.delete(local);
+    }
+  }
+
+  /**
+   * Stores a local contribution taken out of the queue (`early`: handed off, then watched until
+   * `deadline`; else at `deadline`, answered `"pending"`). Counted in `#storing` until it is
+   * watched or answered: the fold loop, and so close(), wait for it meanwhile.
+   */
+  async #store(local: Local, early: boolean, deadline: number): Promise<SubmitResult> {
+    const { id } = local.info;
+    // Handed off, it stays work of this process's own until answered (see `#handedOff`).
+    if (early) this.#handedOff++;
+    try {
+      let answer: Promise<SubmitResult>;
+      this.#storing++;
+      try {
+        const bytes = new Uint8Array(local.gradient.buffer);
+        const record = await this.#hung(this.store.submit(local.info, bytes), id, true);
+        if (record === null && !early) return { status: "pending", id };
+        // Stored by this submit (atomically with its id's record): the step that applies it
+        // applies this submission, not an earlier one.
+        answer = record === null
+          ? this.watch(id, deadline).then((r) =>
+            r.status === "applied" ? { ...r, duplicate: false } : r
+          )
+          : this.#answerKnown(id, record, early ? deadline : Date.now());
+      } finally {
+        this.#storing--; // watched now (a watch is registered at its call), or answered
+      }
+      return await answer;
+    } finally {
+      if (early) this.#handedOff--;
     }
   }
 
@@ -323,22 +354,27 @@ export class Coordinator implements Fold {
     }
   }
 
+  /** Whether work waits here: queued, being stored, or watched. */
+  #busy(): boolean {
+    return this.queue.length > 0 || this.#storing > 0 || this.watched.size > 0;
+  }
+
   #kick(): void {
     if (this.#pump !== null || this.#stopped) return;
     this.#pump = this.#run().finally(() => {
       this.#pump = null;
-      if (this.queue.length > 0 || this.watched.size > 0) this.#kick();
+      if (this.#busy()) this.#kick();
     });
   }
 
   /** Folds while this process holds the lease and has work; waits for it otherwise. */
   async #run(): Promise<void> {
     // (Stopped here only by a close() that gave up waiting for it: no fold after the one held.)
-    while (!this.#stopped && (this.queue.length > 0 || this.watched.size > 0)) {
+    while (!this.#stopped && this.#busy()) {
       try {
         if (this.lease === null && Date.now() >= this.backoffUntil) {
           // Queued for it with work of its own; else taken only if free (another may fold).
-          const queue = this.queue.length > 0;
+          const queue = this.queue.length > 0 || this.#handedOff > 0;
           this.lease = await this.store.acquire(this.token, this.options.leaseMs, queue);
           this.leaseSince = Date.now();
           if (this.lease === null) this.#handOff(); // another process holds it

@@ -322,3 +322,32 @@ Deno.test("data parallel: close() during a fold call the database never answers 
   assert.deepEqual(await store.request("c"), { state: "applied", step: 1 });
   await trainer.close(); // nothing runs now: a second close resolves
 });
+
+Deno.test("data parallel: close() during a hand-off waits for its store call and settles its submit", async () => {
+  // A contribution handed off (another process holds the lease) left the queue before it was
+  // stored and was watched only once stored: meanwhile the fold loop found no work and ended,
+  // and close() returned at once, its submit unsettled and its store call still running.
+  const store = memoryCheckpointStore();
+  const storing = signal();
+  let closed = false;
+  const late: string[] = [];
+  const slow: TrainingStore = Object.create(store);
+  slow.submit = async (info, gradient) => {
+    storing.resolve();
+    await pause(100);
+    if (closed) late.push("submit");
+    return await store.submit(info, gradient);
+  };
+  const trainer = dataParallel(slow, { optimizer, init, pollMs: 5, waitMs: 300 });
+  const { step: base, params } = await trainer.params();
+  const holder = (await store.acquire("another process", 10_000))!;
+  const s = trainer.submit({ id: "h", base, gradient: gradientAt(0, params) });
+  await storing.promise;
+  await trainer.close();
+  closed = true;
+  assert.ok(await settlesWithin(s, 0), "the handed-off submit was not settled by close()");
+  assert.deepEqual(await s, { status: "pending", id: "h" }); // stored, the holder did not fold
+  assert.deepEqual(late, []);
+  assert.deepEqual(await store.request("h"), { state: "pending" });
+  await store.release(holder);
+});

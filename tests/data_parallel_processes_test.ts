@@ -110,3 +110,41 @@ Deno.test("data parallel: a contribution is stored at once when another process 
     await other.close();
   });
 });
+
+Deno.test("data parallel: a contribution handed off to a holder whose own contributions fill its folds is applied in turn, not left pending", async () => {
+  // A process that had handed its contributions off asked for the lease as one with no work of
+  // its own (it left the holder's queue), and a fold takes the holder's own contributions
+  // first: while the holder had maxFold of its own waiting at each fold, the stored ones were
+  // never folded, and their submits were answered "pending" at waitMs (then refused as too
+  // stale once folded). It now waits for the lease in turn, as with handoffMs Infinity.
+  await onEachStore(async (store) => {
+    const slowCommit: TrainingStore = {
+      ...store,
+      commit: async (c) => {
+        await new Promise((resolve) => setTimeout(resolve, 40));
+        return await store.commit(c);
+      },
+    };
+    const options = { optimizer, init, pollMs: 2, maxFold: 2, waitMs: 5000, staleness: 1000 };
+    const busy = dataParallel(slowCommit, options);
+    const other = dataParallel(store, options);
+    await request(busy, 0);
+    let stop = false, next = 1000;
+    const answers = new Map<string, SubmitResult>();
+    const workers = Array.from({ length: 6 }, async () => {
+      while (!stop) {
+        const i = next++;
+        answers.set(`r${i}`, await request(busy, i));
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the holder's folds are full
+    const r1 = await request(other, 1);
+    stop = true;
+    await Promise.all(workers);
+    assert.equal(r1.status === "applied" && !r1.duplicate, true, JSON.stringify(r1));
+    answers.set("r1", r1);
+    await checkStore(store, answers);
+    await busy.close();
+    await other.close();
+  });
+});
