@@ -141,7 +141,12 @@ function serve() {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
 
-test("webgpu in headless Chromium (Tint, SwiftShader) compiles every kernel and agrees with wasm, non-finite and overflowing gradients in 32 and 8 bits included", async (t) => {
+/**
+ * Opens `path` of the test server in headless Chromium with WebGPU (SwiftShader) and gives its
+ * result to `check`; where Chromium finds no adapter, the test is skipped, loudly, saying `what`
+ * was not run.
+ */
+async function onWebGpuPage(t, path, what, check) {
   const server = await serve();
   const browser = await launchChromium([
     "--enable-unsafe-webgpu",
@@ -150,15 +155,24 @@ test("webgpu in headless Chromium (Tint, SwiftShader) compiles every kernel and 
   ]);
   try {
     const page = await browser.newPage();
-    const url = `http://127.0.0.1:${server.address().port}/`;
+    const url = `http://127.0.0.1:${server.address().port}${path}`;
     const result = await pageResult(page, url, 120_000);
     if (!result.adapter) {
       const reason =
-        "NO WEBGPU ADAPTER IN CHROMIUM: SwiftShader's Vulkan was not found; the WebGPU path was NOT run in the browser";
+        `NO WEBGPU ADAPTER IN CHROMIUM: SwiftShader's Vulkan was not found; ${what} was NOT run in the browser`;
       console.warn(`\n*** ${reason} ***\n`);
       t.skip(reason);
       return;
     }
+    check(result);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
+test("webgpu in headless Chromium (Tint, SwiftShader) compiles every kernel and agrees with wasm, non-finite and overflowing gradients in 32 and 8 bits included", async (t) => {
+  await onWebGpuPage(t, "/", "the WebGPU path", (result) => {
     assert.equal(result.shared.backend, "webgpu");
     assert.equal(result.shared.step, expected.wasm.step);
     result.shared.sample.forEach((x, i) => {
@@ -170,30 +184,11 @@ test("webgpu in headless Chromium (Tint, SwiftShader) compiles every kernel and 
     });
     assert.deepEqual(result.gpuErrors, []);
     assert.deepEqual(result.failures, []);
-  } finally {
-    await browser.close();
-    server.close();
-  }
+  });
 });
 
 test("webgpu in headless Chromium: a read or a checkpoint under way when the device is lost rejects saying so; the last checkpoint resumes", async (t) => {
-  const server = await serve();
-  const browser = await launchChromium([
-    "--enable-unsafe-webgpu",
-    "--use-webgpu-adapter=swiftshader",
-    "--enable-features=Vulkan",
-  ]);
-  try {
-    const page = await browser.newPage();
-    const url = `http://127.0.0.1:${server.address().port}/lost`;
-    const result = await pageResult(page, url, 120_000);
-    if (!result.adapter) {
-      const reason =
-        "NO WEBGPU ADAPTER IN CHROMIUM: SwiftShader's Vulkan was not found; the lost-device case was NOT run in the browser";
-      console.warn(`\n*** ${reason} ***\n`);
-      t.skip(reason);
-      return;
-    }
+  await onWebGpuPage(t, "/lost", "the lost-device case", (result) => {
     for (const [name, message] of Object.entries(result.pending)) {
       assert.match(
         message,
@@ -213,8 +208,5 @@ test("webgpu in headless Chromium: a read or a checkpoint under way when the dev
       Math.abs(result.resumed[1] - result.cpu[1]) <= 1e-6,
       `${result.resumed} ${result.cpu}`,
     );
-  } finally {
-    await browser.close();
-    server.close();
-  }
+  });
 });
