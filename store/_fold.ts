@@ -209,15 +209,25 @@ function settle(f: Fold, p: Plan, step: number): void {
 }
 
 /**
+ * The first term of a lease handed on: ten of the new holder's polls, and at least 200 ms
+ * (reads over a network), before it takes it for leaseMs.
+ */
+const handOnMs = (pollMs: number): number => Math.max(10 * pollMs, 200);
+
+/**
  * Who holds the lease after this commit: the process that has waited longest for it, else
  * this one when work waits here; else no one.
  */
 async function nextHolder(f: Fold): Promise<{ token: string; ms: number } | undefined> {
   if (f.lease === null) return undefined;
   const waiting = await f.store.waiting(f.lease);
-  const ms = f.options.leaseMs;
-  if (waiting !== null) return { token: waiting, ms };
-  return f.queue.length > 0 ? { token: f.token, ms } : undefined;
+  const { leaseMs, pollMs } = f.options;
+  // Handed on, for a short first term: the process named may have stopped asking since it was
+  // read (its contribution applied, it released its note before this commit hands it on). It
+  // takes the lease for leaseMs at its next poll; unclaimed, the lease expires soon, and no one
+  // waits leaseMs for it.
+  if (waiting !== null) return { token: waiting, ms: Math.min(leaseMs, handOnMs(pollMs)) };
+  return f.queue.length > 0 ? { token: f.token, ms: leaseMs } : undefined;
 }
 
 /**

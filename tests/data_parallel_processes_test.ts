@@ -148,3 +148,54 @@ Deno.test("data parallel: a contribution handed off to a holder whose own contri
     await other.close();
   });
 });
+
+Deno.test("data parallel: a lease handed on to a process that has stopped asking for it expires soon, not after leaseMs", async () => {
+  // The holder read the waiting note of a process before its commit; that process then
+  // stopped asking (its contribution applied, it went idle and released its note, finding the
+  // lease still the holder's), and the commit handed the lease on to it. The next submit
+  // anywhere waited for that lease to expire: leaseMs.
+  await onEachStore(async (store) => {
+    const leaseMs = 3000;
+    const gate = () => {
+      let open!: () => void;
+      const opened = new Promise<void>((resolve) => open = resolve);
+      return { open, opened, called: false };
+    };
+    const read = gate(), commit = gate();
+    let gated = false;
+    const holderStore: TrainingStore = {
+      ...store,
+      waiting: async (lease) => {
+        if (gated) read.called = true, await read.opened;
+        return await store.waiting(lease);
+      },
+      commit: async (c) => {
+        if (gated) commit.called = true, await commit.opened;
+        return await store.commit(c);
+      },
+    };
+    const options = { optimizer, init, leaseMs, pollMs: 5 };
+    const holder = dataParallel(holderStore, options);
+    const answers = new Map([["r0", await request(holder, 0)]]);
+    gated = true;
+    const until = async (done: () => boolean) => {
+      while (!done()) await new Promise((resolve) => setTimeout(resolve, 2));
+    };
+    const r1 = request(holder, 1);
+    await until(() => read.called); // the holder folds, and reads who waits
+    assert.equal(await store.acquire("process P", leaseMs), null); // P waits for the lease
+    read.open();
+    await until(() => commit.called); // the commit will hand the lease on to P
+    await store.release("process P"); // P stops asking: the lease is still the holder's
+    commit.open();
+    answers.set("r1", await r1);
+    const other = dataParallel(store, options);
+    const started = Date.now();
+    answers.set("r2", await request(other, 2));
+    const took = Date.now() - started;
+    assert.ok(took < 1000, `the submit waited ${took} ms for the lease handed on`);
+    await checkStore(store, answers);
+    await holder.close();
+    await other.close();
+  });
+});
