@@ -344,13 +344,17 @@ export class Coordinator implements Fold {
 
   /**
    * Hands off the contributions queued here for `handoffMs` or longer, when another process
-   * holds the lease: each is stored (by its own submit) for that holder's next fold.
+   * holds the lease, if this process has at most `handoffLimit` contributions of its own in
+   * flight (queued, or handed off and not answered yet): each is stored (by its own submit) for
+   * that holder's next fold. With more, they fill a fold here, which costs no gradient writes.
    */
   #handOff(): void {
+    const { handoffMs, handoffLimit } = this.options;
+    if (this.queue.length + this.#handedOff > handoffLimit) return;
     const now = Date.now();
     for (const local of this.queue) {
       const handoff = this.#handoffs.get(local);
-      if (!local.taken && handoff && now - handoff.since >= this.options.handoffMs) handoff.fire();
+      if (!local.taken && handoff && now - handoff.since >= handoffMs) handoff.fire();
     }
   }
 

@@ -33,6 +33,7 @@ const OPTIONS = Object.keys(
     maxFold: true,
     pollMs: true,
     handoffMs: true,
+    handoffLimit: true,
     meta: true,
   } satisfies Record<keyof DataParallelOptions, true>,
 );
@@ -56,6 +57,7 @@ function checkOptions(options: DataParallelOptions): CheckedOptions {
     maxFold: checkCount("maxFold", options.maxFold ?? 64, 1, true),
     pollMs: checkCount("pollMs", options.pollMs ?? 20, 1, false),
     handoffMs: checkCount("handoffMs", options.handoffMs ?? 0, 0, false, true),
+    handoffLimit: checkCount("handoffLimit", options.handoffLimit ?? 1, 1, true, true),
   };
 }
 

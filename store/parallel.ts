@@ -91,6 +91,15 @@ export interface DataParallelOptions {
    * of the process that holds the lease go straight into its fold.
    */
   handoffMs?: number;
+  /**
+   * The most contributions of its own a process may have in flight (waiting in it, or handed
+   * off and not yet answered) for it to hand them off (see `handoffMs`); with more, they wait
+   * in it for the lease and fill its fold, which writes no gradient. Default 1: a process
+   * hands off a lone request (a serverless isolate serving one at a time), where folding with
+   * the other processes' pays, and keeps many for its own fold, where the gradients' writes
+   * cost more than the larger folds bring. `Infinity`: whatever it has in flight.
+   */
+  handoffLimit?: number;
   /** How often a process that waits for the lease or for a result asks again, in ms (20). */
   pollMs?: number;
   /**
@@ -209,4 +218,5 @@ export interface CheckedOptions extends DataParallelOptions {
   readonly maxFold: number;
   readonly pollMs: number;
   readonly handoffMs: number;
+  readonly handoffLimit: number;
 }

@@ -111,6 +111,53 @@ Deno.test("data parallel: a contribution is stored at once when another process 
   });
 });
 
+Deno.test("data parallel: a process with more contributions in flight than handoffLimit keeps them for its own fold; a lone one is handed off", async () => {
+  await onEachStore(async (store) => {
+    for (const handoffLimit of [undefined, 2, Infinity]) {
+      const trainer = dataParallel(store, { optimizer, init, pollMs: 5, handoffLimit });
+      const base = handoffLimit === undefined ? 0 : handoffLimit === 2 ? 10 : 20;
+      await request(trainer, base);
+      const holder = (await store.acquire("another process", 10_000))!;
+      const answers = [request(trainer, base + 1), request(trainer, base + 2)];
+      const ids = [`r${base + 1}`, `r${base + 2}`];
+      // Two in flight: stored for the holder when the limit takes two, else kept here.
+      const storing = handoffLimit !== undefined;
+      for (let i = 0; i < 100; i++) {
+        const records = await Promise.all(ids.map((id) => store.request(id)));
+        if (records.every((r) => r !== null)) break;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const records = await Promise.all(ids.map((id) => store.request(id)));
+      assert.deepEqual(
+        records,
+        storing ? [{ state: "pending" }, { state: "pending" }] : [null, null],
+        `handoffLimit ${handoffLimit}`,
+      );
+      await store.release(holder);
+      const done = new Map<string, SubmitResult>();
+      for (const [i, a] of answers.entries()) done.set(ids[i], await a);
+      for (const a of done.values()) assert.equal(a.status === "applied" && !a.duplicate, true);
+      const journal = await checkStore(store, done);
+      // Kept here, both went into one fold of this process's own.
+      if (!storing) {
+        const last = journal[journal.length - 1];
+        assert.deepEqual(last.entries.map((e) => e.id).sort(), ids);
+      }
+      // Then one alone in flight: handed off, whatever the limit.
+      const other = (await store.acquire("another process", 10_000))!;
+      const lone = request(trainer, base + 3);
+      for (let i = 0; i < 100 && await store.request(`r${base + 3}`) === null; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      assert.deepEqual(await store.request(`r${base + 3}`), { state: "pending" });
+      await store.release(other);
+      const r3 = await lone;
+      assert.equal(r3.status === "applied" && !r3.duplicate, true);
+      await trainer.close();
+    }
+  });
+});
+
 Deno.test("data parallel: a contribution handed off to a holder whose own contributions fill its folds is applied in turn, not left pending", async () => {
   // A process that had handed its contributions off asked for the lease as one with no work of
   // its own (it left the holder's queue), and a fold takes the holder's own contributions
