@@ -26,7 +26,6 @@ import {
 } from "./records.ts";
 import { BUSY_TRIES, busyPause, isBusy, listAll, listPicked, unbusy } from "./retry.ts";
 import { removeBlob } from "./sweep.ts";
-import { longestWaiting } from "../store/memory.ts";
 
 /** See `TrainingStore.request`. */
 export async function request(ctx: Ctx, id: string): Promise<RequestRecord | null> {
@@ -224,7 +223,7 @@ export async function waiting(ctx: Ctx, lease: Lease): Promise<string | null> {
   const entries = await listAll<{ since: number; at: number }>(ctx.kv, {
     prefix: ctx.records.wants,
   });
-  return longestWaiting(
+  return ctx.notes.longest(
     entries.flatMap((e) => {
       const token = e.key[e.key.length - 1];
       const v = e.value;

@@ -15,6 +15,7 @@ import {
 } from "./_checks.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { readParamsPrefix, readStoredParams } from "./layout.ts";
+import { WaitingNotes } from "./_notes.ts";
 import type {
   ContributionInfo,
   JournalRecord,
@@ -143,23 +144,6 @@ function applyCommit(m: Memory, c: StepCommit, rememberMs: number) {
 }
 
 /**
- * The token that has waited longest, other than `holder`, among those that asked within the
- * last second; null when none.
- */
-export function longestWaiting(
-  wants: Iterable<[string, { since: number; at: number }]>,
-  holder: string,
-): string | null {
-  const now = Date.now();
-  let best: [string, number] | null = null;
-  for (const [token, { since, at }] of wants) {
-    if (token === holder || now - at > 1000) continue;
-    if (best === null || since < best[1]) best = [token, since];
-  }
-  return best && best[0];
-}
-
-/**
  * The order of two ids as Deno KV orders strings in keys, by their UTF-8 bytes (that is, by
  * code points: UTF-16 units put "\u{1f600}" before "\uff00").
  */
@@ -184,6 +168,7 @@ function trainingMethods(
   rememberMs: number,
   name: string,
 ): Omit<TrainingStore, "name" | "load" | "save"> {
+  const notes = new WaitingNotes();
   const known = (id: string) => {
     const r = m.requests.get(id);
     return r !== undefined && r.until > Date.now() ? r.record : null;
@@ -249,7 +234,7 @@ function trainingMethods(
           if (m.lease?.token === lease) m.lease = null;
         } else if (m.lease?.ref === lease.ref) m.lease = null;
       }),
-    waiting: (lease) => later(() => longestWaiting(m.wants, lease.token)),
+    waiting: (lease) => later(() => notes.longest(m.wants, lease.token)),
     journal: (from, limit) =>
       refusedListing("journal", limit, from) ??
         later(() =>

@@ -246,3 +246,70 @@ Deno.test("data parallel: a lease handed on to a process that has stopped asking
     await other.close();
   });
 });
+
+/**
+ * `kv` as a process whose clock is `skewMs` ahead of this one's (behind, when negative) uses
+ * it: the waiting notes it writes hold its clock's times, and it reads its own back as it
+ * wrote them.
+ */
+function skewedKv(kv: Deno.Kv, skewMs: number): Deno.Kv {
+  const isNote = (key: Deno.KvKey) => key.includes("wants");
+  const shift = (value: unknown, by: number) => {
+    const v = value as { since: number; at: number } | null;
+    return v === null ? v : { ...v, since: v.since + by, at: v.at + by };
+  };
+  const unshift = <T>(e: Deno.KvEntryMaybe<T>) =>
+    isNote(e.key) ? { ...e, value: shift(e.value, -skewMs) } : e;
+  return new Proxy(kv, {
+    get(target, name) {
+      if (name === "set") {
+        return (key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) =>
+          target.set(key, isNote(key) ? shift(value, skewMs) : value, options);
+      }
+      if (name === "get") {
+        return async (key: Deno.KvKey) => unshift(await target.get(key));
+      }
+      if (name === "getMany") {
+        return async (keys: Deno.KvKey[]) => (await target.getMany(keys)).map(unshift);
+      }
+      const value = Reflect.get(target, name);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+Deno.test("data parallel: on Deno KV, who waits for the lease is judged on the holder's clock, whatever the waiter's", async () => {
+  // A holder compared a waiting note's time, written with the waiter's clock, with its own: a
+  // process whose clock was more than a second behind was never handed the lease (its note
+  // looked a second old), one whose clock was ahead was taken as asking for seconds after it
+  // stopped, and one behind came first in the queue, whoever began waiting first.
+  await withKv(async (kv) => {
+    for (const skew of [-5000, 5000]) {
+      const prefix = ["skew", String(skew)];
+      const holder = kvCheckpointStore(kv, prefix);
+      const skewed = kvCheckpointStore(skewedKv(kv, skew), prefix);
+      const plain = kvCheckpointStore(skewedKv(kv, 0), prefix);
+      const lease = (await holder.acquire("holder", 10_000))!;
+      assert.equal(await skewed.acquire("skewed", 10_000), null); // waits, noted
+      assert.equal(await holder.waiting(lease), "skewed", `skew ${skew}`);
+      // Still asking a second and more later: still waiting.
+      for (let i = 0; i < 12; i++) await skewed.acquire("skewed", 10_000), await pause(100);
+      assert.equal(await holder.waiting(lease), "skewed", `skew ${skew}, a second on`);
+      // It stops asking (its note stays, as a crashed process's does): not handed the lease
+      // once its note stood unchanged a second on the holder's clock.
+      await pause(1100);
+      assert.equal(await holder.waiting(lease), null, `skew ${skew}, stopped`);
+      await skewed.release("skewed");
+      // Who began waiting first comes first: a process with no skew, then the skewed one.
+      assert.equal(await plain.acquire("plain", 10_000), null);
+      assert.equal(await holder.waiting(lease), "plain");
+      await pause(300);
+      assert.equal(await skewed.acquire("skewed", 10_000), null);
+      await plain.acquire("plain", 10_000);
+      assert.equal(await holder.waiting(lease), "plain", `skew ${skew}: plain waited longest`);
+      await holder.release(lease);
+    }
+  });
+});
