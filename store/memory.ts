@@ -16,6 +16,7 @@ import {
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { readParamsPrefix, readStoredParams } from "./layout.ts";
 import { WaitingNotes } from "./_notes.ts";
+import { ExpiryQueue } from "./_expiry.ts";
 import type {
   ContributionInfo,
   JournalRecord,
@@ -90,6 +91,15 @@ interface Memory {
   /** Who waits for the lease: since when, and when it last asked. */
   wants: Map<string, { since: number; at: number }>;
   journal: Map<number, { record: JournalRecord; until: number }>;
+  /** The records of `requests` and `journal`, soonest to expire first (see `forget`). */
+  requestsDue: ExpiryQueue<string>;
+  journalDue: ExpiryQueue<number>;
+}
+
+/** Records request `id` as `record` until `until`. */
+function remember(m: Memory, id: string, record: RequestRecord, until: number): void {
+  m.requests.set(id, { record, until });
+  m.requestsDue.push(id, until);
 }
 
 /** The step a checkpoint records, or null when the bytes are not one. */
@@ -122,16 +132,17 @@ function applyCommit(m: Memory, c: StepCommit, rememberMs: number) {
   }
   // A settled contribution the store held (with the ref `pending` gave) is removed from it.
   for (const e of c.applied) {
-    m.requests.set(e.id, { record: { state: "applied", step: c.step }, until });
+    remember(m, e.id, { state: "applied", step: c.step }, until);
     if (e.ref !== undefined) m.pending.delete((e.ref as Stored).n);
   }
   for (const { id, reason, ref } of c.refused) {
-    m.requests.set(id, { record: { state: "refused", step: c.step, reason }, until });
+    remember(m, id, { state: "refused", step: c.step, reason }, until);
     if (ref !== undefined) m.pending.delete((ref as Stored).n);
   }
   if (c.applied.length > 0) {
     const entries = c.applied.map(({ id, base, samples }) => ({ id, base, samples }));
     m.journal.set(c.seq, { record: { step: c.step, seq: c.seq, entries }, until });
+    m.journalDue.push(c.seq, until);
   }
   let lease: Lease | null = null;
   if (c.lease && c.next !== undefined) {
@@ -154,11 +165,18 @@ function byUtf8(a: string, b: string): number {
 }
 const encoder = new TextEncoder();
 
-/** Removes what is older than it is kept. */
+/**
+ * Removes what is older than it is kept, visiting only what expired: each record set is in its
+ * queue with its expiry, and is removed when that comes unless it was set again since.
+ */
 function forget(m: Memory): void {
   const now = Date.now();
-  for (const [id, r] of m.requests) if (r.until <= now) m.requests.delete(id);
-  for (const [seq, r] of m.journal) if (r.until <= now) m.journal.delete(seq);
+  m.requestsDue.popDue(now, (id, until) => {
+    if (m.requests.get(id)?.until === until) m.requests.delete(id);
+  });
+  m.journalDue.popDue(now, (seq, until) => {
+    if (m.journal.get(seq)?.until === until) m.journal.delete(seq);
+  });
 }
 
 /** The {@linkcode TrainingStore} methods beyond load and save, on `m` (the store `name`). */
@@ -201,7 +219,7 @@ function trainingMethods(
         const record = known(info.id);
         if (record !== null) return record;
         const { id, base, samples } = info;
-        m.requests.set(id, { record: { state: "pending" }, until: Date.now() + rememberMs });
+        remember(m, id, { state: "pending" }, Date.now() + rememberMs);
         const n = ++m.stored;
         m.pending.set(n, { n, info: { id, base, samples }, gradient: copy, at: Date.now() });
         return null;
@@ -288,6 +306,8 @@ export function memoryCheckpointStore(
     lease: null,
     wants: new Map(),
     journal: new Map(),
+    requestsDue: new ExpiryQueue(),
+    journalDue: new ExpiryQueue(),
   };
   // Each call takes effect, at once and whole, when its answer comes.
   const later = <T>(f: () => T): Promise<T> =>
