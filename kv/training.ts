@@ -103,13 +103,24 @@ export async function submit(
     } catch (error) {
       if (!isBusy(error) || n >= BUSY_TRIES) throw error;
       await busyPause(n);
-      if ((await unbusy(() => ctx.kv.get(key))).versionstamp !== null) return null; // done
+      if (await landed(ctx, key, info.id, blob)) return null; // done
     }
   }
   if (blobWrite !== null) await removeBlob(ctx, blob, value.chunks).catch(() => {});
   const now = await request(ctx, info.id);
   if (now === null) throw new Error(`Contribution ${info.id} could not be stored`);
   return now;
+}
+
+/**
+ * Whether a submission's write (of the pending record `key`, and gradient `blob`) went through:
+ * its pending record is there, or a fold has settled it since (the request record names it).
+ */
+async function landed(ctx: Ctx, key: Deno.KvKey, id: string, blob: string): Promise<boolean> {
+  const [pending, record] = await unbusy(() =>
+    ctx.kv.getMany<[unknown, { by?: unknown }]>([key, ctx.records.request(id)])
+  );
+  return pending.versionstamp !== null || record.value?.by === blob;
 }
 
 /** See `TrainingStore.pending`. */

@@ -313,3 +313,78 @@ Deno.test("data parallel: on Deno KV, who waits for the lease is judged on the h
     }
   });
 });
+
+/**
+ * `kv` on which the first atomic write that stores a contribution (sets a pending record) is
+ * done, then `after()` runs, then the write reports "database is locked": as a database file
+ * shared by processes may answer a write that went through.
+ */
+function lockedAfterStoring(kv: Deno.Kv, after: () => Promise<void>): Deno.Kv {
+  let armed = true;
+  return new Proxy(kv, {
+    get(target, name) {
+      if (name === "atomic") {
+        return () => {
+          const op = target.atomic();
+          let storing = false;
+          const view: Deno.AtomicOperation = new Proxy(op, {
+            get(o, n) {
+              if (n === "set") {
+                return (key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) => {
+                  if (key.includes("pending")) storing = true;
+                  o.set(key, value, options);
+                  return view;
+                };
+              }
+              if (n === "commit") {
+                return async () => {
+                  const result = await o.commit();
+                  if (!storing || !armed || !result.ok) return result;
+                  armed = false;
+                  await after();
+                  throw new TypeError("database is locked");
+                };
+              }
+              const v = Reflect.get(o, n);
+              return typeof v === "function" ? (...a: unknown[]) => (v.apply(o, a), view) : v;
+            },
+          });
+          return view;
+        };
+      }
+      const value = Reflect.get(target, name);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+Deno.test("data parallel: on Deno KV, a hand-off whose write went through but answered 'database is locked', folded before it looked again, is answered as applied by this submit, not as a duplicate", async () => {
+  await withKv(async (kv) => {
+    const prefix = ["locked"];
+    const options = { optimizer, init, pollMs: 5 };
+    const holderStore = kvCheckpointStore(kv, prefix);
+    const holder = dataParallel(holderStore, options);
+    const answers = new Map([["r0", await request(holder, 0)]]);
+    const lease = (await holderStore.acquire("another process", 10_000))!;
+    // Between the write and its answer: the lease is free again, and the holder folds.
+    const folded = async () => {
+      await holderStore.release(lease);
+      answers.set("r2", await request(holder, 2));
+    };
+    const waiter = dataParallel(kvCheckpointStore(lockedAfterStoring(kv, folded), prefix), options);
+    const r1 = await request(waiter, 1);
+    answers.set("r1", r1);
+    const journal = await checkStore(holderStore, answers);
+    assert.ok(journal.some((r) => r.entries.some((e) => e.id === "r1")));
+    const r2 = answers.get("r2")!;
+    assert.equal(r2.status, "applied");
+    assert.deepEqual(r1, {
+      status: "applied",
+      id: "r1",
+      step: r2.status === "applied" ? r2.step : -1,
+      duplicate: false,
+    });
+    await holder.close();
+    await waiter.close();
+  });
+});
