@@ -68,10 +68,12 @@ function checkOptions(options: DataParallelOptions): CheckedOptions {
  * holds the store's lease (an atomic record that expires) folds the contributions waiting in
  * that process, and those the store holds, into one optimizer step, on the mean of their
  * gradients over their samples (see {@linkcode meanOfContributions}), and commits it; the others
- * wait for the step that folded theirs. A process that finds the lease held by another stores
- * its contribution (after `handoffMs`, default 0) for the holder's next fold: a fold takes
+ * wait for the step that folded theirs. A process that finds the lease held by another, and
+ * has no other contribution of its own in flight (`handoffLimit`, default 1), stores its
+ * contribution (after `handoffMs`, default 0) for the holder's next fold: a fold takes
  * contributions from every process, so the effective batch grows with the requests in flight
- * across processes. A step costs one checkpoint write whatever it folds.
+ * across processes; a process with more folds its own when the lease comes to it, writing no
+ * gradient. A step costs one checkpoint write whatever it folds.
  *
  * - **Idempotent**: a request id is applied at most once; sent again it is answered with the
  *   step that applied it (`duplicate: true`).

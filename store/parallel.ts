@@ -84,11 +84,12 @@ export interface DataParallelOptions {
   /**
    * How long a contribution waits in a process that finds the lease held by another process
    * before it is stored for that holder's next fold, in ms (default 0: at once, so that a fold
-   * takes the contributions of every process, not only the holder's); the submit then waits
-   * for the step that applies it, until `waitMs`, as for one stored at `waitMs`. Storing costs a
-   * write of the gradient to the store and a read by the holder; `Infinity`: only at
-   * `waitMs` (a process folds its own contributions when the lease comes to it). Contributions
-   * of the process that holds the lease go straight into its fold.
+   * takes the contributions of every process, not only the holder's), when that process has
+   * at most `handoffLimit` contributions of its own in flight; the submit then waits for the
+   * step that applies it, until `waitMs`, as for one stored at `waitMs`. Storing costs a write
+   * of the gradient to the store and a read by the holder; `Infinity`: only at `waitMs` (a
+   * process folds its own contributions when the lease comes to it). Contributions of the
+   * process that holds the lease go straight into its fold.
    */
   handoffMs?: number;
   /**
