@@ -20,7 +20,8 @@
  *   and its replay, bit for bit.
  * - **handoff** (not run by default): the data-parallel hand-off rules (`handoffLimit` 1, the
  *   default; `handoffLimit: Infinity`; `handoffMs: Infinity`) alternated over `--rounds` (3)
- *   rounds, with three processes of 16 clients at 1M parameters as in **processes**; each run
+ *   rounds, with three processes of 16 clients at 1M parameters as in **processes** (but the
+ *   default `leaseMs`, 10 s); each run
  *   checked as above, with its folds' sizes.
  *
  * Run: `deno run --unstable-kv --allow-read --allow-write --allow-run --allow-net=127.0.0.1
@@ -248,6 +249,12 @@ const HANDOFFS: [string, string[]][] = [
   ["handoffLimit Infinity", ["--handoff-limit", "Infinity"]],
   ["handoffMs Infinity", ["--handoff-ms", "Infinity"]],
 ];
+/**
+ * The handoff section's lease: the default (10 s), not the 2 s of the processes section (which
+ * kills processes), so that a gradient's write slowed by a loaded machine past 2 s does not
+ * fail its request (a submit's own call may take up to `leaseMs`).
+ */
+const HANDOFF_LEASE = ["--lease-ms", "10000"];
 
 /**
  * The handoff section: three example processes on one KV file, 16 clients each, 1M parameters,
@@ -267,7 +274,7 @@ async function handoff(dir: string): Promise<void> {
         const tag = `-${processes}x${clients}-${round}-${HANDOFFS.findIndex(([m]) => m === mode)}`;
         const run = await processRun(dir, data, clients, count, 0, 1, {
           processes,
-          flags: extra,
+          flags: [...HANDOFF_LEASE, ...extra],
           mode: `${mode}, round ${round}`,
           tag,
         });

@@ -2,7 +2,7 @@
  * The data-parallel hand-off between processes, measured: `--processes` (4) processes on one
  * Deno KV file, each a `dataParallel` trainer with `--inflight` requests in flight at once (1
  * and 4: a serverless isolate serving one request at a time, and a process serving a few),
- * submitting `--count` (240) contributions in all of a linear model of `--params` (100K)
+ * submitting `--count` (480) contributions in all of a linear model of `--params` (100K)
  * parameters (RAdam). Each hand-off rule (`handoffLimit` 1, the default; `handoffLimit:
  * Infinity`, which hands off whatever a process has in flight; `handoffMs: Infinity`, which
  * hands off nothing) runs in turn, `--rounds` (3) rounds, so that the rules are compared
@@ -34,6 +34,8 @@ const init = (n: number) => () => ({ w: new Float32Array(n) });
 interface WorkerReport {
   readonly applied: number;
   readonly other: number;
+  /** When it began (at `startAt`, or later when its start-up took longer) and ended. */
+  readonly begin: number;
   readonly end: number;
 }
 
@@ -52,6 +54,7 @@ async function worker(args: string[]): Promise<void> {
   });
   await trainer.params();
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, Number(startAt) - Date.now())));
+  const begin = Date.now();
   const mine = Array.from(
     { length: Number(count) },
     (_, i) => i,
@@ -71,7 +74,7 @@ async function worker(args: string[]): Promise<void> {
   const end = Date.now();
   await trainer.close();
   kv.close();
-  console.log(JSON.stringify({ applied, other, end } satisfies WorkerReport));
+  console.log(JSON.stringify({ applied, other, begin, end } satisfies WorkerReport));
 }
 
 /** One run: its applied/s and folds, checked against the journal. */
@@ -83,7 +86,7 @@ async function run(
   params: number,
   count: number,
   tag: string,
-): Promise<{ perSecond: number; folds: number[]; other: number }> {
+): Promise<{ perSecond: number; folds: number[]; other: number; late: number }> {
   const file = `${dir}/handoff-${tag}.sqlite3`;
   // The first checkpoint, before the clock starts.
   const kv = await Deno.openKv(file);
@@ -91,7 +94,7 @@ async function run(
   const first = dataParallel(store, { optimizer: radam({ lr: 1e-3 }), init: init(params) });
   await first.params();
   await first.close();
-  const startAt = Date.now() + 4000; // the workers' start-up
+  const startAt = Date.now() + 6000; // the workers' start-up
   const children = Array.from(
     { length: processes },
     (_, index) =>
@@ -116,6 +119,8 @@ async function run(
   const applied = reports.reduce((s, r) => s + r.applied, 0);
   const other = reports.reduce((s, r) => s + r.other, 0);
   const wall = (Math.max(...reports.map((r) => r.end)) - startAt) / 1000;
+  // A worker whose start-up took longer than the margin began late (its share too).
+  const late = Math.max(0, ...reports.map((r) => r.begin - startAt - 20));
   try {
     const journal = await store.journal(0, Infinity);
     const ids = journal.flatMap((r) => r.entries.map((e) => e.id));
@@ -126,7 +131,8 @@ async function run(
     if (head?.step !== journal[journal.length - 1].step) {
       throw new Error("the checkpoint is not at the journal's last step");
     }
-    return { perSecond: applied / wall, folds: journal.map((r) => r.entries.length), other };
+    const folds = journal.map((r) => r.entries.length);
+    return { perSecond: applied / wall, folds, other, late };
   } finally {
     kv.close();
   }
@@ -141,7 +147,7 @@ if (import.meta.main && Deno.args[0] === "--worker") {
       processes: { type: "number", default: 4, help: "processes on the KV file" },
       inflight: { type: "numbers", default: [1, 4], help: "requests in flight per process" },
       params: { type: "number", default: 100_000, help: "parameters of the model" },
-      count: { type: "number", default: 240, help: "contributions per run, in all" },
+      count: { type: "number", default: 480, help: "contributions per run, in all" },
     }),
     {
       command: "deno task bench:handoff [flags]",
@@ -177,7 +183,7 @@ if (import.meta.main && Deno.args[0] === "--worker") {
               (r.perSecond / none).toFixed(2)
             } | ${mean.toFixed(1)}, ${Math.max(...r.folds)}${
               r.other > 0 ? ` (${r.other} not applied at once)` : ""
-            } |`,
+            }${r.late > 0 ? ` (a worker began ${r.late} ms late)` : ""} |`,
           );
         }
       }
