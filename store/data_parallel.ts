@@ -69,7 +69,7 @@ function checkOptions(options: DataParallelOptions): CheckedOptions {
  * that process, and those the store holds, into one optimizer step, on the mean of their
  * gradients over their samples (see {@linkcode meanOfContributions}), and commits it; the others
  * wait for the step that folded theirs. A process that finds the lease held by another, and
- * has no other contribution of its own in flight (`handoffLimit`, default 1), stores its
+ * serves its requests one at a time (`handoffLimit`, default 1), stores its
  * contribution (after `handoffMs`, default 0) for the holder's next fold: a fold takes
  * contributions from every process, so the effective batch grows with the requests in flight
  * across processes; a process with more folds its own when the lease comes to it, writing no

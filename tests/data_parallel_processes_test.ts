@@ -111,10 +111,22 @@ Deno.test("data parallel: a contribution is stored at once when another process 
   });
 });
 
-Deno.test("data parallel: a process with more contributions in flight than handoffLimit keeps them for its own fold; a lone one is handed off", async () => {
+/**
+ * Whether `id`'s contribution is stored (for another process's fold) within about 100 ms: its
+ * record in the store, or null.
+ */
+async function storedSoon(store: TrainingStore, id: string) {
+  for (let i = 0; i < 20 && await store.request(id) === null; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return await store.request(id);
+}
+
+Deno.test("data parallel: a process with more submits in flight than handoffLimit, lately, keeps them for its own fold; a lone one is handed off", async () => {
   await onEachStore(async (store) => {
+    const leaseMs = 400;
     for (const handoffLimit of [undefined, 2, Infinity]) {
-      const trainer = dataParallel(store, { optimizer, init, pollMs: 5, handoffLimit });
+      const trainer = dataParallel(store, { optimizer, init, pollMs: 5, leaseMs, handoffLimit });
       const base = handoffLimit === undefined ? 0 : handoffLimit === 2 ? 10 : 20;
       await request(trainer, base);
       const holder = (await store.acquire("another process", 10_000))!;
@@ -122,17 +134,9 @@ Deno.test("data parallel: a process with more contributions in flight than hando
       const ids = [`r${base + 1}`, `r${base + 2}`];
       // Two in flight: stored for the holder when the limit takes two, else kept here.
       const storing = handoffLimit !== undefined;
-      for (let i = 0; i < 100; i++) {
-        const records = await Promise.all(ids.map((id) => store.request(id)));
-        if (records.every((r) => r !== null)) break;
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-      const records = await Promise.all(ids.map((id) => store.request(id)));
-      assert.deepEqual(
-        records,
-        storing ? [{ state: "pending" }, { state: "pending" }] : [null, null],
-        `handoffLimit ${handoffLimit}`,
-      );
+      const records = await Promise.all(ids.map((id) => storedSoon(store, id)));
+      const pending = { state: "pending" };
+      assert.deepEqual(records, storing ? [pending, pending] : [null, null], `${handoffLimit}`);
       await store.release(holder);
       const done = new Map<string, SubmitResult>();
       for (const [i, a] of answers.entries()) done.set(ids[i], await a);
@@ -143,16 +147,18 @@ Deno.test("data parallel: a process with more contributions in flight than hando
         const last = journal[journal.length - 1];
         assert.deepEqual(last.entries.map((e) => e.id).sort(), ids);
       }
-      // Then one alone in flight: handed off, whatever the limit.
-      const other = (await store.acquire("another process", 10_000))!;
-      const lone = request(trainer, base + 3);
-      for (let i = 0; i < 100 && await store.request(`r${base + 3}`) === null; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
+      // One alone in flight: handed off, unless the process had more than the limit within the
+      // last leaseMs (a busy process between its folds, whose next requests come).
+      for (const [i, wait] of [[3, 0], [4, leaseMs + 100]]) {
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        const other = (await store.acquire("another process", 10_000))!;
+        const lone = request(trainer, base + i);
+        const record = await storedSoon(store, `r${base + i}`);
+        assert.deepEqual(record, storing || wait > 0 ? pending : null, `${handoffLimit}, ${i}`);
+        await store.release(other);
+        const answer = await lone;
+        assert.equal(answer.status === "applied" && !answer.duplicate, true);
       }
-      assert.deepEqual(await store.request(`r${base + 3}`), { state: "pending" });
-      await store.release(other);
-      const r3 = await lone;
-      assert.equal(r3.status === "applied" && !r3.duplicate, true);
       await trainer.close();
     }
   });
