@@ -237,8 +237,12 @@ function trainingMethods(
       later(() => {
         const now = Date.now();
         if (m.lease !== null && m.lease.expires > now && m.lease.token !== token) {
-          if (queue) m.wants.set(token, { since: m.wants.get(token)?.since ?? now, at: now });
-          else m.wants.delete(token);
+          const note = m.wants.get(token);
+          // Noted again at most four times a second, as the Deno KV store writes its notes.
+          if (!queue) m.wants.delete(token);
+          else if (note === undefined || now - note.at >= 250) {
+            m.wants.set(token, { since: note?.since ?? now, at: now });
+          }
           return null;
         }
         m.wants.delete(token);
