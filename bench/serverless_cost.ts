@@ -18,6 +18,11 @@
  *   moments (restarted; clients send a request whose connection failed again, with its id);
  *   each checked against the store's journal (every id applied once, where its answer said)
  *   and its replay, bit for bit.
+ * - **handoff** (not run by default): the data-parallel hand-off rules (`handoffLimit` 1, the
+ *   default; `handoffLimit: Infinity`; `handoffMs: Infinity`) alternated over `--rounds` (3)
+ *   rounds, with three processes of 16 clients at 1M parameters as in **processes** (but the
+ *   default `leaseMs`, 10 s); each run
+ *   checked as above, with its folds' sizes.
  *
  * Run: `deno run --unstable-kv --allow-read --allow-write --allow-run --allow-net=127.0.0.1
  * --allow-sys=loadavg bench/serverless_cost.ts [--sections …] [--params N] [--runs N] [--sizes N,N] [--clients
@@ -53,7 +58,7 @@ const flags = readFlags(
     sections: {
       type: "strings",
       default: ["phases", "load", "processes"],
-      choices: ["phases", "load", "processes"],
+      choices: ["phases", "load", "processes", "handoff"],
       help: "which sections to run",
     },
     sizes: { type: "numbers", default: [262_144, 1_048_576], help: "parameters of the load runs" },
@@ -63,6 +68,7 @@ const flags = readFlags(
       help: "requests a load run sends (default 3 a client, at least 8)",
     },
     kills: { type: "number", default: 5, help: "SIGKILLs in the processes section" },
+    rounds: { type: "number", default: 3, help: "rounds of the handoff section" },
     seed: { type: "number", help: "seed of the kill times (default from the clock)" },
     states: {
       type: "strings",
@@ -237,6 +243,56 @@ async function processes(dir: string, size: number): Promise<void> {
   );
 }
 
+/** The hand-off rules the handoff section alternates: a name, and the example's flags. */
+const HANDOFFS: [string, string[]][] = [
+  ["handoffLimit 1 (default)", []],
+  ["handoffLimit Infinity", ["--handoff-limit", "Infinity"]],
+  ["handoffMs Infinity", ["--handoff-ms", "Infinity"]],
+];
+/**
+ * The handoff section's lease: the default (10 s), not the 2 s of the processes section (which
+ * kills processes), so that a gradient's write slowed by a loaded machine past 2 s does not
+ * fail its request (a submit's own call may take up to `leaseMs`).
+ */
+const HANDOFF_LEASE = ["--lease-ms", "10000"];
+
+/**
+ * The handoff section: three example processes on one KV file, 16 clients each, 1M parameters,
+ * 144 requests, with each rule of HANDOFFS in turn, `--rounds` rounds (so that the rules are
+ * compared within each round). `deno task bench:handoff` measures processes of 1 and 4 requests
+ * in flight.
+ */
+async function handoff(dir: string): Promise<void> {
+  console.log("\n## Data-parallel hand-off rules, alternated\n");
+  const runs: [number, number, number, number][] = [[3, 16, 1_048_576, 144]];
+  const rows: LoadRow[] = [];
+  const notes: string[] = [];
+  for (let round = 1; round <= flags.rounds; round++) {
+    for (const [processes, clients, size, count] of runs) {
+      const data = rowsOf(size);
+      for (const [mode, extra] of HANDOFFS) {
+        const tag = `-${processes}x${clients}-${round}-${HANDOFFS.findIndex(([m]) => m === mode)}`;
+        const run = await processRun(dir, data, clients, count, 0, 1, {
+          processes,
+          flags: [...HANDOFF_LEASE, ...extra],
+          mode: `${mode}, round ${round}`,
+          tag,
+        });
+        rows.push(run.row);
+        const mean = run.folds.reduce((a, b) => a + b, 0) / run.folds.length;
+        notes.push(
+          `- ${run.row.mode}, ${processes} × ${clients}: ${run.check}, ${
+            mean.toFixed(1)
+          } on average`,
+        );
+        console.error(formatRows(rows.slice(-1)).split("\n").pop());
+      }
+    }
+  }
+  console.log(formatRows(rows));
+  console.log(`\n${notes.join("\n")}`);
+}
+
 /** The machine (bench/machine.ts) and the load average, as the runs saw them. */
 function machineNow(): string {
   let load = "";
@@ -257,6 +313,7 @@ if (import.meta.main) {
   if (sections.includes("phases")) await phases(dir);
   if (sections.includes("load")) await load(dir, sizes, clients);
   if (sections.includes("processes")) await processes(dir, Math.max(...sizes));
+  if (sections.includes("handoff")) await handoff(dir);
   console.log(`\nAt the end: ${machineNow()}`);
   if (flags.dir === undefined) await Deno.remove(dir, { recursive: true });
 }

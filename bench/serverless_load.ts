@@ -167,7 +167,11 @@ export async function loadRow(
 }
 
 /** The exactly-once check of a run: ids applied once each, acknowledged ones where said. */
-async function checkJournal(file: string, answers: Answer[], rows: Rows): Promise<string> {
+async function checkJournal(
+  file: string,
+  answers: Answer[],
+  rows: Rows,
+): Promise<{ check: string; folds: number[] }> {
   const kv = await Deno.openKv(file);
   try {
     const store = kvCheckpointStore(kv, ["radam", "serverless", "model"]);
@@ -180,7 +184,9 @@ async function checkJournal(file: string, answers: Answer[], rows: Rows): Promis
       }
     }
     for (const a of answers) {
-      if (a.status !== 200) throw new Error(`${a.batch.id} answered ${a.status}`);
+      if (a.status !== 200) {
+        throw new Error(`${a.batch.id} answered ${a.status}: ${a.body?.error ?? "(no body)"}`);
+      }
       if (where.get(a.batch.id) !== a.body!.step) throw new Error(`${a.batch.id}: not its step`);
     }
     const byId = new Map<string, Batch>();
@@ -193,17 +199,33 @@ async function checkJournal(file: string, answers: Answer[], rows: Rows): Promis
     const same = (await saveState(state)).every((b, i) => b === bytes[i]);
     if (!same) throw new Error("the checkpoint is not the journal's replay");
     const sizes = journal.map((r) => r.entries.length);
-    return `${journal.length} steps of ${Math.min(...sizes)}–${Math.max(...sizes)} contributions`;
+    const check = `${journal.length} steps of ${Math.min(...sizes)}–${
+      Math.max(...sizes)
+    } contributions`;
+    return { check, folds: sizes };
   } finally {
     kv.close();
   }
 }
 
+/** How {@linkcode processRun} runs: its processes, and the example's extra flags. */
+export interface ProcessRunOptions {
+  /** How many processes (default 3). */
+  readonly processes?: number;
+  /** More flags of the example (e.g. `--handoff-limit Infinity`). */
+  readonly flags?: readonly string[];
+  /** The mode's name in the row (default "data-parallel"). */
+  readonly mode?: string;
+  /** Names the run's database file (default ""): each run of a bench needs a fresh one. */
+  readonly tag?: string;
+}
+
 /**
- * Three data-parallel processes on one KV file, `clients` each, `count` requests; with `kills`,
- * a random process is killed (SIGKILL) that many times at random moments and restarted, and
- * the clients send a request whose connection failed again, with its id. Checked against the
- * journal and its replay, bit for bit.
+ * Data-parallel processes on one KV file (`options.processes`, default 3), `clients` each,
+ * `count` requests; with `kills`, a random process is killed (SIGKILL) that many times at
+ * random moments and restarted, and the clients send a request whose connection failed again,
+ * with its id. Checked against the journal and its replay, bit for bit; `folds`: how many
+ * contributions each step applied.
  */
 export async function processRun(
   dir: string,
@@ -212,14 +234,18 @@ export async function processRun(
   count: number,
   kills: number,
   seed: number,
-): Promise<{ row: LoadRow; check: string }> {
-  const file = `${dir}/processes-${rows.features}-${kills}.sqlite3`;
-  const args = [...argsOf("data-parallel", file)[0], "--lease-ms", "2000"];
-  const servers = await Promise.all(Array.from({ length: 3 }, () => ExampleServer.start(args)));
+  options: ProcessRunOptions = {},
+): Promise<{ row: LoadRow; check: string; folds: number[] }> {
+  const { processes = 3, flags = [], tag = "" } = options;
+  const file = `${dir}/processes-${rows.features}-${kills}${tag}.sqlite3`;
+  const args = [...argsOf("data-parallel", file)[0], "--lease-ms", "2000", ...flags];
+  const servers = await Promise.all(
+    Array.from({ length: processes }, () => ExampleServer.start(args)),
+  );
   const rand = seeded(seed);
   try {
     const send = sender(rows);
-    const target = (c: number) => servers[c % 3].base;
+    const target = (c: number) => servers[c % processes].base;
     await loadRetrying(target, requests(rows, 2, "w"), 1, { tries: 1, send });
     let oks = 0;
     let killing: Promise<void> = Promise.resolve();
@@ -227,11 +253,11 @@ export async function processRun(
       Array.from({ length: kills }, (_, i) => Math.floor((i + rand()) * count / (kills + 1))),
     );
     const start = performance.now();
-    const answers = await loadRetrying(target, requests(rows, count, "q"), clients * 3, {
+    const answers = await loadRetrying(target, requests(rows, count, "q"), clients * processes, {
       send,
       onAnswer: (a) => {
         if (a.status !== 200 || !killAt.has(++oks)) return;
-        const victim = Math.floor(rand() * 3);
+        const victim = Math.floor(rand() * processes);
         const delay = rand() * 200;
         killing = killing.then(async () => {
           await new Promise((r) => setTimeout(r, delay));
@@ -243,13 +269,17 @@ export async function processRun(
     });
     const wall = (performance.now() - start) / 1000;
     await killing;
-    const mode = kills > 0 ? `data-parallel, ${kills} kills` : "data-parallel";
-    const row = rowOf({ params: rows.features + 1, mode, processes: 3, clients }, answers, wall);
+    const mode = (options.mode ?? "data-parallel") + (kills > 0 ? `, ${kills} kills` : "");
+    const row = rowOf({ params: rows.features + 1, mode, processes, clients }, answers, wall);
     for (const server of servers) await server.stop();
     servers.length = 0;
     const resent = answers.filter((a) => a.sent! > 1).length;
-    const check = await checkJournal(file, answers.filter((a) => a.batch.id[0] === "q"), rows);
-    return { row, check: `${check}; ${resent} requests sent again after a kill` };
+    const checked = await checkJournal(file, answers.filter((a) => a.batch.id[0] === "q"), rows);
+    return {
+      ...checked,
+      row,
+      check: `${checked.check}; ${resent} requests sent again after a kill`,
+    };
   } finally {
     for (const server of servers) await server.stop();
   }

@@ -30,7 +30,8 @@
  * `--chunk-bytes N`, `--stale-after-ms N` (see `kvCheckpointStore`); optimistic mode:
  * `--timeout-ms N`, `--max-attempts N`, `--no-serialize` (this process's attempts do not take
  * turns; see `optimisticStep`); data-parallel mode:
- * `--staleness N`, `--wait-ms N`, `--lease-ms N`, `--max-fold N` (see `dataParallel`).
+ * `--staleness N`, `--wait-ms N`, `--lease-ms N`, `--max-fold N`, `--handoff-ms N`,
+ * `--handoff-limit N` (N or `Infinity`; see `dataParallel`).
  * `--port 0` picks a free port; the first line printed says which.
  *
  * Answers of `POST /step` (a JSON batch `{ x, y, id? }`): 200 `{ step, loss, id, attempts }`
@@ -169,6 +170,8 @@ export interface TrainerOptions {
   waitMs?: number;
   leaseMs?: number;
   maxFold?: number;
+  handoffMs?: number;
+  handoffLimit?: number;
 }
 
 /**
@@ -329,6 +332,8 @@ const FLAGS = [
   "--wait-ms",
   "--lease-ms",
   "--max-fold",
+  "--handoff-ms",
+  "--handoff-limit",
 ];
 
 /** The command line: see the module documentation. */
@@ -374,7 +379,7 @@ if (import.meta.main) {
   const args = parseArgs(Deno.args);
   const number = (name: string) => {
     if (args[name] === undefined) return undefined;
-    if (!/^\d+$/.test(args[name])) {
+    if (!/^\d+$/.test(args[name]) && !(name.startsWith("handoff") && args[name] === "Infinity")) {
       throw new TypeError(`--${name} must be a whole number, got ${JSON.stringify(args[name])}`);
     }
     return Number(args[name]);
@@ -385,6 +390,8 @@ if (import.meta.main) {
     waitMs: number("wait-ms"),
     leaseMs: number("lease-ms"),
     maxFold: number("max-fold"),
+    handoffMs: number("handoff-ms"),
+    handoffLimit: number("handoff-limit"),
   });
   const mode = dp ? "data-parallel" : "optimistic";
   const server = Deno.serve(

@@ -21,6 +21,13 @@ export interface PendingRef {
   readonly value: PendingValue;
 }
 
+/**
+ * What a request record settling a stored contribution says of it: the blob id of the
+ * submission that stored it, so that a submit whose write went through but reported an error
+ * knows, once that write is settled, that it was its own.
+ */
+const byOf = (ref: PendingRef | undefined) => ref === undefined ? {} : { by: ref.value.blob };
+
 /** Adds to `op` the checks and mutations of `c` beyond the checkpoint's. */
 function settle(ctx: Ctx, op: Deno.AtomicOperation, c: StepCommit, renewed: LeaseValue | null) {
   const { records } = ctx;
@@ -32,14 +39,15 @@ function settle(ctx: Ctx, op: Deno.AtomicOperation, c: StepCommit, renewed: Leas
   }
   for (const id of c.fresh) op.check({ key: records.request(id), versionstamp: null });
   for (const e of c.applied) {
-    op.set(records.request(e.id), { state: "applied", step: c.step }, { expireIn });
-    if (e.ref) op.delete((e.ref as PendingRef).key);
+    const ref = e.ref as PendingRef | undefined;
+    op.set(records.request(e.id), { state: "applied", step: c.step, ...byOf(ref) }, { expireIn });
+    if (ref) op.delete(ref.key);
   }
   for (const r of c.refused) {
-    op.set(records.request(r.id), { state: "refused", step: c.step, reason: r.reason }, {
-      expireIn,
-    });
-    if (r.ref) op.delete((r.ref as PendingRef).key);
+    const ref = r.ref as PendingRef | undefined;
+    const record = { state: "refused", step: c.step, reason: r.reason, ...byOf(ref) };
+    op.set(records.request(r.id), record, { expireIn });
+    if (ref) op.delete(ref.key);
   }
   if (c.applied.length > 0) {
     const entries = c.applied.map(({ id, base, samples }) => ({ id, base, samples }));

@@ -5,6 +5,7 @@
  */
 import type { CheckpointKeys } from "./format.ts";
 import type { RecordKeys } from "./records.ts";
+import type { WaitingNotes } from "../store/_notes.ts";
 
 /** One store's database, keys and settings. */
 export interface Ctx {
@@ -15,4 +16,6 @@ export interface Ctx {
   readonly chunkBytes: number;
   readonly staleAfterMs: number;
   readonly rememberMs: number;
+  /** The waiting notes this store object has read (see `waiting`). */
+  readonly notes: WaitingNotes;
 }

@@ -3,7 +3,8 @@
  *
  * Keys under the prefix `P` (see kv/format.ts for the checkpoint's own):
  * - `[...P, "requests", id]`: what is known of a request id: `{ state: "pending" }`,
- *   `{ state: "applied", step }` or `{ state: "refused", step, reason }` (kept `rememberMs`).
+ *   `{ state: "applied", step }` or `{ state: "refused", step, reason }` (kept `rememberMs`);
+ *   settling a stored contribution, also `by`: the blob id of the submission that stored it.
  * - `[...P, "pending", at, id]`: a stored contribution not folded yet ({@linkcode PendingValue}),
  *   `at` the ms it was stored, so that a list gives the oldest first.
  * - `[...P, "blobs", blob]` and `[...P, "grads", blob, i]`: the record and the chunks of a

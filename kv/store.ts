@@ -40,6 +40,7 @@ import {
   waiting,
 } from "./training.ts";
 import { writeVersion } from "./version.ts";
+import { WaitingNotes } from "../store/_notes.ts";
 
 /**
  * Options of {@linkcode kvCheckpointStore}.
@@ -314,7 +315,13 @@ function makeStore(
   prefix: Deno.KvKey,
   checked: ReturnType<typeof checkOptions>,
 ): KvCheckpointStore {
-  const ctx: Ctx = { kv, keys: checkpointKeys(prefix), records: recordKeys(prefix), ...checked };
+  const ctx: Ctx = {
+    kv,
+    keys: checkpointKeys(prefix),
+    records: recordKeys(prefix),
+    ...checked,
+    notes: new WaitingNotes(),
+  };
   const name = formatKvKey(prefix);
   /** `p`, with a closed Deno.Kv's error naming the store. */
   const named = <T>(p: Promise<T>): Promise<T> =>

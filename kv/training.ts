@@ -26,7 +26,6 @@ import {
 } from "./records.ts";
 import { BUSY_TRIES, busyPause, isBusy, listAll, listPicked, unbusy } from "./retry.ts";
 import { removeBlob } from "./sweep.ts";
-import { longestWaiting } from "../store/memory.ts";
 
 /** See `TrainingStore.request`. */
 export async function request(ctx: Ctx, id: string): Promise<RequestRecord | null> {
@@ -104,13 +103,24 @@ export async function submit(
     } catch (error) {
       if (!isBusy(error) || n >= BUSY_TRIES) throw error;
       await busyPause(n);
-      if ((await unbusy(() => ctx.kv.get(key))).versionstamp !== null) return null; // done
+      if (await landed(ctx, key, info.id, blob)) return null; // done
     }
   }
   if (blobWrite !== null) await removeBlob(ctx, blob, value.chunks).catch(() => {});
   const now = await request(ctx, info.id);
   if (now === null) throw new Error(`Contribution ${info.id} could not be stored`);
   return now;
+}
+
+/**
+ * Whether a submission's write (of the pending record `key`, and gradient `blob`) went through:
+ * its pending record is there, or a fold has settled it since (the request record names it).
+ */
+async function landed(ctx: Ctx, key: Deno.KvKey, id: string, blob: string): Promise<boolean> {
+  const [pending, record] = await unbusy(() =>
+    ctx.kv.getMany<[unknown, { by?: unknown }]>([key, ctx.records.request(id)])
+  );
+  return pending.versionstamp !== null || record.value?.by === blob;
 }
 
 /** See `TrainingStore.pending`. */
@@ -224,7 +234,7 @@ export async function waiting(ctx: Ctx, lease: Lease): Promise<string | null> {
   const entries = await listAll<{ since: number; at: number }>(ctx.kv, {
     prefix: ctx.records.wants,
   });
-  return longestWaiting(
+  return ctx.notes.longest(
     entries.flatMap((e) => {
       const token = e.key[e.key.length - 1];
       const v = e.value;

@@ -130,6 +130,8 @@ export class Coordinator implements Fold {
    * and a holder whose own contributions fill its folds does not leave them waiting).
    */
   #handedOff = 0;
+  /** Until when this process counts as serving more than `handoffLimit` submits at once. */
+  #crowdedUntil = 0;
   #loading: Promise<StoredParams | null> | null = null;
   #pump: Promise<void> | null = null;
   #foldEnd: Promise<void> = Promise.resolve();
@@ -192,6 +194,9 @@ export class Coordinator implements Fold {
     const promise = this.#submitNew(info, gradient)
       .finally(() => this.#inflight.delete(info.id));
     this.#inflight.set(info.id, promise);
+    if (this.#inflight.size > this.options.handoffLimit) {
+      this.#crowdedUntil = Date.now() + this.options.leaseMs;
+    }
     return promise;
   }
 
@@ -344,13 +349,18 @@ export class Coordinator implements Fold {
 
   /**
    * Hands off the contributions queued here for `handoffMs` or longer, when another process
-   * holds the lease: each is stored (by its own submit) for that holder's next fold.
+   * holds the lease, if this process has had at most `handoffLimit` submits in flight within
+   * the last `leaseMs`: each is stored (by its own submit) for that holder's next fold. A
+   * process that serves more at once fills its folds with its own, writing no gradient (and
+   * one of them alone for a moment, between its folds, is no lone request).
    */
   #handOff(): void {
+    const { handoffMs, handoffLimit } = this.options;
+    if (this.#inflight.size > handoffLimit || Date.now() < this.#crowdedUntil) return;
     const now = Date.now();
     for (const local of this.queue) {
       const handoff = this.#handoffs.get(local);
-      if (!local.taken && handoff && now - handoff.since >= this.options.handoffMs) handoff.fire();
+      if (!local.taken && handoff && now - handoff.since >= handoffMs) handoff.fire();
     }
   }
 

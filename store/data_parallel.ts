@@ -33,6 +33,7 @@ const OPTIONS = Object.keys(
     maxFold: true,
     pollMs: true,
     handoffMs: true,
+    handoffLimit: true,
     meta: true,
   } satisfies Record<keyof DataParallelOptions, true>,
 );
@@ -56,6 +57,7 @@ function checkOptions(options: DataParallelOptions): CheckedOptions {
     maxFold: checkCount("maxFold", options.maxFold ?? 64, 1, true),
     pollMs: checkCount("pollMs", options.pollMs ?? 20, 1, false),
     handoffMs: checkCount("handoffMs", options.handoffMs ?? 0, 0, false, true),
+    handoffLimit: checkCount("handoffLimit", options.handoffLimit ?? 1, 1, true, true),
   };
 }
 
@@ -66,10 +68,12 @@ function checkOptions(options: DataParallelOptions): CheckedOptions {
  * holds the store's lease (an atomic record that expires) folds the contributions waiting in
  * that process, and those the store holds, into one optimizer step, on the mean of their
  * gradients over their samples (see {@linkcode meanOfContributions}), and commits it; the others
- * wait for the step that folded theirs. A process that finds the lease held by another stores
- * its contribution (after `handoffMs`, default 0) for the holder's next fold: a fold takes
+ * wait for the step that folded theirs. A process that finds the lease held by another, and
+ * serves its requests one at a time (`handoffLimit`, default 1), stores its
+ * contribution (after `handoffMs`, default 0) for the holder's next fold: a fold takes
  * contributions from every process, so the effective batch grows with the requests in flight
- * across processes. A step costs one checkpoint write whatever it folds.
+ * across processes; a process with more folds its own when the lease comes to it, writing no
+ * gradient. A step costs one checkpoint write whatever it folds.
  *
  * - **Idempotent**: a request id is applied at most once; sent again it is answered with the
  *   step that applied it (`duplicate: true`).

@@ -15,6 +15,8 @@ import {
 } from "./_checks.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { readParamsPrefix, readStoredParams } from "./layout.ts";
+import { WaitingNotes } from "./_notes.ts";
+import { ExpiryQueue } from "./_expiry.ts";
 import type {
   ContributionInfo,
   JournalRecord,
@@ -89,6 +91,15 @@ interface Memory {
   /** Who waits for the lease: since when, and when it last asked. */
   wants: Map<string, { since: number; at: number }>;
   journal: Map<number, { record: JournalRecord; until: number }>;
+  /** The records of `requests` and `journal`, soonest to expire first (see `forget`). */
+  requestsDue: ExpiryQueue<string>;
+  journalDue: ExpiryQueue<number>;
+}
+
+/** Records request `id` as `record` until `until`. */
+function remember(m: Memory, id: string, record: RequestRecord, until: number): void {
+  m.requests.set(id, { record, until });
+  m.requestsDue.push(id, until);
 }
 
 /** The step a checkpoint records, or null when the bytes are not one. */
@@ -121,16 +132,17 @@ function applyCommit(m: Memory, c: StepCommit, rememberMs: number) {
   }
   // A settled contribution the store held (with the ref `pending` gave) is removed from it.
   for (const e of c.applied) {
-    m.requests.set(e.id, { record: { state: "applied", step: c.step }, until });
+    remember(m, e.id, { state: "applied", step: c.step }, until);
     if (e.ref !== undefined) m.pending.delete((e.ref as Stored).n);
   }
   for (const { id, reason, ref } of c.refused) {
-    m.requests.set(id, { record: { state: "refused", step: c.step, reason }, until });
+    remember(m, id, { state: "refused", step: c.step, reason }, until);
     if (ref !== undefined) m.pending.delete((ref as Stored).n);
   }
   if (c.applied.length > 0) {
     const entries = c.applied.map(({ id, base, samples }) => ({ id, base, samples }));
     m.journal.set(c.seq, { record: { step: c.step, seq: c.seq, entries }, until });
+    m.journalDue.push(c.seq, until);
   }
   let lease: Lease | null = null;
   if (c.lease && c.next !== undefined) {
@@ -140,23 +152,6 @@ function applyCommit(m: Memory, c: StepCommit, rememberMs: number) {
     m.lease = null;
   }
   return { version: m.current?.version ?? null, lease };
-}
-
-/**
- * The token that has waited longest, other than `holder`, among those that asked within the
- * last second; null when none.
- */
-export function longestWaiting(
-  wants: Iterable<[string, { since: number; at: number }]>,
-  holder: string,
-): string | null {
-  const now = Date.now();
-  let best: [string, number] | null = null;
-  for (const [token, { since, at }] of wants) {
-    if (token === holder || now - at > 1000) continue;
-    if (best === null || since < best[1]) best = [token, since];
-  }
-  return best && best[0];
 }
 
 /**
@@ -170,11 +165,18 @@ function byUtf8(a: string, b: string): number {
 }
 const encoder = new TextEncoder();
 
-/** Removes what is older than it is kept. */
+/**
+ * Removes what is older than it is kept, visiting only what expired: each record set is in its
+ * queue with its expiry, and is removed when that comes unless it was set again since.
+ */
 function forget(m: Memory): void {
   const now = Date.now();
-  for (const [id, r] of m.requests) if (r.until <= now) m.requests.delete(id);
-  for (const [seq, r] of m.journal) if (r.until <= now) m.journal.delete(seq);
+  m.requestsDue.popDue(now, (id, until) => {
+    if (m.requests.get(id)?.until === until) m.requests.delete(id);
+  });
+  m.journalDue.popDue(now, (seq, until) => {
+    if (m.journal.get(seq)?.until === until) m.journal.delete(seq);
+  });
 }
 
 /** The {@linkcode TrainingStore} methods beyond load and save, on `m` (the store `name`). */
@@ -184,6 +186,7 @@ function trainingMethods(
   rememberMs: number,
   name: string,
 ): Omit<TrainingStore, "name" | "load" | "save"> {
+  const notes = new WaitingNotes();
   const known = (id: string) => {
     const r = m.requests.get(id);
     return r !== undefined && r.until > Date.now() ? r.record : null;
@@ -216,7 +219,7 @@ function trainingMethods(
         const record = known(info.id);
         if (record !== null) return record;
         const { id, base, samples } = info;
-        m.requests.set(id, { record: { state: "pending" }, until: Date.now() + rememberMs });
+        remember(m, id, { state: "pending" }, Date.now() + rememberMs);
         const n = ++m.stored;
         m.pending.set(n, { n, info: { id, base, samples }, gradient: copy, at: Date.now() });
         return null;
@@ -234,8 +237,12 @@ function trainingMethods(
       later(() => {
         const now = Date.now();
         if (m.lease !== null && m.lease.expires > now && m.lease.token !== token) {
-          if (queue) m.wants.set(token, { since: m.wants.get(token)?.since ?? now, at: now });
-          else m.wants.delete(token);
+          const note = m.wants.get(token);
+          // Noted again at most four times a second, as the Deno KV store writes its notes.
+          if (!queue) m.wants.delete(token);
+          else if (note === undefined || now - note.at >= 250) {
+            m.wants.set(token, { since: note?.since ?? now, at: now });
+          }
           return null;
         }
         m.wants.delete(token);
@@ -249,7 +256,7 @@ function trainingMethods(
           if (m.lease?.token === lease) m.lease = null;
         } else if (m.lease?.ref === lease.ref) m.lease = null;
       }),
-    waiting: (lease) => later(() => longestWaiting(m.wants, lease.token)),
+    waiting: (lease) => later(() => notes.longest(m.wants, lease.token)),
     journal: (from, limit) =>
       refusedListing("journal", limit, from) ??
         later(() =>
@@ -303,6 +310,8 @@ export function memoryCheckpointStore(
     lease: null,
     wants: new Map(),
     journal: new Map(),
+    requestsDue: new ExpiryQueue(),
+    journalDue: new ExpiryQueue(),
   };
   // Each call takes effect, at once and whole, when its answer comes.
   const later = <T>(f: () => T): Promise<T> =>

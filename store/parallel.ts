@@ -84,13 +84,24 @@ export interface DataParallelOptions {
   /**
    * How long a contribution waits in a process that finds the lease held by another process
    * before it is stored for that holder's next fold, in ms (default 0: at once, so that a fold
-   * takes the contributions of every process, not only the holder's); the submit then waits
-   * for the step that applies it, until `waitMs`, as for one stored at `waitMs`. Storing costs a
-   * write of the gradient to the store and a read by the holder; `Infinity`: only at
-   * `waitMs` (a process folds its own contributions when the lease comes to it). Contributions
-   * of the process that holds the lease go straight into its fold.
+   * takes the contributions of every process, not only the holder's), when that process has
+   * served at most `handoffLimit` submits at once lately; the submit then waits for the
+   * step that applies it, until `waitMs`, as for one stored at `waitMs`. Storing costs a write
+   * of the gradient to the store and a read by the holder; `Infinity`: only at `waitMs` (a
+   * process folds its own contributions when the lease comes to it). Contributions of the
+   * process that holds the lease go straight into its fold.
    */
   handoffMs?: number;
+  /**
+   * The most submits a process may have had in flight at once within the last `leaseMs` for it
+   * to hand its contributions off (see `handoffMs`); a process that served more waits for the
+   * lease and fills its fold with its own, which writes no gradient. Default 1: a process hands
+   * off the requests it serves one at a time (a serverless isolate), where folding with the
+   * other processes' pays, and keeps those it serves several at once for its own folds, where
+   * the gradients' writes cost more than the larger folds bring. `Infinity`: whatever it has in
+   * flight.
+   */
+  handoffLimit?: number;
   /** How often a process that waits for the lease or for a result asks again, in ms (20). */
   pollMs?: number;
   /**
@@ -209,4 +220,5 @@ export interface CheckedOptions extends DataParallelOptions {
   readonly maxFold: number;
   readonly pollMs: number;
   readonly handoffMs: number;
+  readonly handoffLimit: number;
 }

@@ -249,7 +249,10 @@ export interface TrainingStore extends VersionedCheckpointStore {
   release(lease: Lease | string): Promise<void>;
   /**
    * The token that has waited longest for the lease (and asked for it within the last
-   * second), other than the lease's own; null when none.
+   * second), other than the lease's own; null when none. Judged on the caller's clock alone,
+   * from what this store object read of the waiting notes before (each process's notes hold
+   * its own clock's times): a note asks while it changed within the last second, and notes are
+   * ordered by when this store object first read each.
    */
   waiting(lease: Lease): Promise<string | null>;
   /**

@@ -111,6 +111,65 @@ Deno.test("data parallel: a contribution is stored at once when another process 
   });
 });
 
+/**
+ * `id`'s record in the store once its contribution is stored (for another process's fold), or
+ * null when it is not within `ms` (long where it is expected, so that a loaded machine does not
+ * fail the test; short where it is not: a hand-off comes at the trainer's next poll).
+ */
+async function storedWithin(store: TrainingStore, id: string, ms: number) {
+  const deadline = Date.now() + ms;
+  while (await store.request(id) === null && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return await store.request(id);
+}
+
+Deno.test("data parallel: a process with more submits in flight than handoffLimit, lately, keeps them for its own fold; a lone one is handed off", async () => {
+  await onEachStore(async (store) => {
+    // The window in which a process that had two submits in flight counts as busy: longer than
+    // the test takes from those submits to the lone one's check, on a loaded machine too.
+    const leaseMs = 2000;
+    for (const handoffLimit of [undefined, 2, Infinity]) {
+      const trainer = dataParallel(store, { optimizer, init, pollMs: 5, leaseMs, handoffLimit });
+      const base = handoffLimit === undefined ? 0 : handoffLimit === 2 ? 10 : 20;
+      await request(trainer, base);
+      const holder = (await store.acquire("another process", 10_000))!;
+      const answers = [request(trainer, base + 1), request(trainer, base + 2)];
+      const ids = [`r${base + 1}`, `r${base + 2}`];
+      // Two in flight: stored for the holder when the limit takes two, else kept here.
+      const storing = handoffLimit !== undefined;
+      const ms = storing ? 3000 : 200;
+      const records = await Promise.all(ids.map((id) => storedWithin(store, id, ms)));
+      const pending = { state: "pending" };
+      assert.deepEqual(records, storing ? [pending, pending] : [null, null], `${handoffLimit}`);
+      await store.release(holder);
+      const done = new Map<string, SubmitResult>();
+      for (const [i, a] of answers.entries()) done.set(ids[i], await a);
+      for (const a of done.values()) assert.equal(a.status === "applied" && !a.duplicate, true);
+      const journal = await checkStore(store, done);
+      // Kept here, both went into one fold of this process's own.
+      if (!storing) {
+        const last = journal[journal.length - 1];
+        assert.deepEqual(last.entries.map((e) => e.id).sort(), ids);
+      }
+      // One alone in flight: handed off, unless the process had more than the limit within the
+      // last leaseMs (a busy process between its folds, whose next requests come).
+      for (const [i, wait] of storing ? [[3, 0]] : [[3, 0], [4, leaseMs + 100]]) {
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        const other = (await store.acquire("another process", 10_000))!;
+        const lone = request(trainer, base + i);
+        const stored = storing || wait > 0;
+        const record = await storedWithin(store, `r${base + i}`, stored ? 3000 : 200);
+        assert.deepEqual(record, stored ? pending : null, `${handoffLimit}, ${i}`);
+        await store.release(other);
+        const answer = await lone;
+        assert.equal(answer.status === "applied" && !answer.duplicate, true);
+      }
+      await trainer.close();
+    }
+  });
+});
+
 Deno.test("data parallel: a contribution handed off to a holder whose own contributions fill its folds is applied in turn, not left pending", async () => {
   // A process that had handed its contributions off asked for the lease as one with no work of
   // its own (it left the holder's queue), and a fold takes the holder's own contributions
@@ -197,5 +256,147 @@ Deno.test("data parallel: a lease handed on to a process that has stopped asking
     await checkStore(store, answers);
     await holder.close();
     await other.close();
+  });
+});
+
+/**
+ * `kv` as a process whose clock is `skewMs` ahead of this one's (behind, when negative) uses
+ * it: the waiting notes it writes hold its clock's times, and it reads its own back as it
+ * wrote them.
+ */
+function skewedKv(kv: Deno.Kv, skewMs: number): Deno.Kv {
+  const isNote = (key: Deno.KvKey) => key.includes("wants");
+  const shift = (value: unknown, by: number) => {
+    const v = value as { since: number; at: number } | null;
+    return v === null ? v : { ...v, since: v.since + by, at: v.at + by };
+  };
+  const unshift = <T>(e: Deno.KvEntryMaybe<T>) =>
+    isNote(e.key) ? { ...e, value: shift(e.value, -skewMs) } : e;
+  return new Proxy(kv, {
+    get(target, name) {
+      if (name === "set") {
+        return (key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) =>
+          target.set(key, isNote(key) ? shift(value, skewMs) : value, options);
+      }
+      if (name === "get") {
+        return async (key: Deno.KvKey) => unshift(await target.get(key));
+      }
+      if (name === "getMany") {
+        return async (keys: Deno.KvKey[]) => (await target.getMany(keys)).map(unshift);
+      }
+      const value = Reflect.get(target, name);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+Deno.test("data parallel: on Deno KV, who waits for the lease is judged on the holder's clock, whatever the waiter's", async () => {
+  // A holder compared a waiting note's time, written with the waiter's clock, with its own: a
+  // process whose clock was more than a second behind was never handed the lease (its note
+  // looked a second old), one whose clock was ahead was taken as asking for seconds after it
+  // stopped, and one behind came first in the queue, whoever began waiting first.
+  await withKv(async (kv) => {
+    for (const skew of [-5000, 5000]) {
+      const prefix = ["skew", String(skew)];
+      const holder = kvCheckpointStore(kv, prefix);
+      const skewed = kvCheckpointStore(skewedKv(kv, skew), prefix);
+      const plain = kvCheckpointStore(skewedKv(kv, 0), prefix);
+      const lease = (await holder.acquire("holder", 10_000))!;
+      assert.equal(await skewed.acquire("skewed", 10_000), null); // waits, noted
+      assert.equal(await holder.waiting(lease), "skewed", `skew ${skew}`);
+      // Still asking a second and more later: still waiting.
+      for (let i = 0; i < 12; i++) await skewed.acquire("skewed", 10_000), await pause(100);
+      assert.equal(await holder.waiting(lease), "skewed", `skew ${skew}, a second on`);
+      // It stops asking (its note stays, as a crashed process's does): not handed the lease
+      // once its note stood unchanged a second on the holder's clock.
+      await pause(1100);
+      assert.equal(await holder.waiting(lease), null, `skew ${skew}, stopped`);
+      await skewed.release("skewed");
+      // Who began waiting first comes first: a process with no skew, then the skewed one.
+      assert.equal(await plain.acquire("plain", 10_000), null);
+      assert.equal(await holder.waiting(lease), "plain");
+      await pause(300);
+      assert.equal(await skewed.acquire("skewed", 10_000), null);
+      await plain.acquire("plain", 10_000);
+      assert.equal(await holder.waiting(lease), "plain", `skew ${skew}: plain waited longest`);
+      await holder.release(lease);
+    }
+  });
+});
+
+/**
+ * `kv` on which the first atomic write that stores a contribution (sets a pending record) is
+ * done, then `after()` runs, then the write reports "database is locked": as a database file
+ * shared by processes may answer a write that went through.
+ */
+function lockedAfterStoring(kv: Deno.Kv, after: () => Promise<void>): Deno.Kv {
+  let armed = true;
+  return new Proxy(kv, {
+    get(target, name) {
+      if (name === "atomic") {
+        return () => {
+          const op = target.atomic();
+          let storing = false;
+          const view: Deno.AtomicOperation = new Proxy(op, {
+            get(o, n) {
+              if (n === "set") {
+                return (key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) => {
+                  if (key.includes("pending")) storing = true;
+                  o.set(key, value, options);
+                  return view;
+                };
+              }
+              if (n === "commit") {
+                return async () => {
+                  const result = await o.commit();
+                  if (!storing || !armed || !result.ok) return result;
+                  armed = false;
+                  await after();
+                  throw new TypeError("database is locked");
+                };
+              }
+              const v = Reflect.get(o, n);
+              return typeof v === "function" ? (...a: unknown[]) => (v.apply(o, a), view) : v;
+            },
+          });
+          return view;
+        };
+      }
+      const value = Reflect.get(target, name);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+Deno.test("data parallel: on Deno KV, a hand-off whose write went through but answered 'database is locked', folded before it looked again, is answered as applied by this submit, not as a duplicate", async () => {
+  await withKv(async (kv) => {
+    const prefix = ["locked"];
+    const options = { optimizer, init, pollMs: 5 };
+    const holderStore = kvCheckpointStore(kv, prefix);
+    const holder = dataParallel(holderStore, options);
+    const answers = new Map([["r0", await request(holder, 0)]]);
+    const lease = (await holderStore.acquire("another process", 10_000))!;
+    // Between the write and its answer: the lease is free again, and the holder folds.
+    const folded = async () => {
+      await holderStore.release(lease);
+      answers.set("r2", await request(holder, 2));
+    };
+    const waiter = dataParallel(kvCheckpointStore(lockedAfterStoring(kv, folded), prefix), options);
+    const r1 = await request(waiter, 1);
+    answers.set("r1", r1);
+    const journal = await checkStore(holderStore, answers);
+    assert.ok(journal.some((r) => r.entries.some((e) => e.id === "r1")));
+    const r2 = answers.get("r2")!;
+    assert.equal(r2.status, "applied");
+    assert.deepEqual(r1, {
+      status: "applied",
+      id: "r1",
+      step: r2.status === "applied" ? r2.step : -1,
+      duplicate: false,
+    });
+    await holder.close();
+    await waiter.close();
   });
 });

@@ -87,6 +87,11 @@ Deno.test("store options: a wrong type is a TypeError, a number out of range a R
         (v) => dataParallel(store, { optimizer, init, handoffMs: v as number }),
       ],
       [
+        "handoffLimit",
+        [0, 1.5, NaN],
+        (v) => dataParallel(store, { optimizer, init, handoffLimit: v as number }),
+      ],
+      [
         "chunkBytes",
         [0, 0.5, 1e9],
         (v) => kvCheckpointStore(kv, PREFIX, { chunkBytes: v as number }),
