@@ -267,6 +267,7 @@ export async function loadCheckpoint(
     steps,
     skipped,
     shapes: inLayoutOrder(layout, names, shapes),
+    order: names,
   });
 }
 

@@ -106,6 +106,8 @@ interface Core extends ScalarBlocks {
   readonly gcSegments: readonly number[];
   /** Each tensor's shape, as given at init (rank 1 for bare arrays). */
   readonly shapes: readonly (readonly number[])[];
+  /** The names in the order given to `init` (an 8-bit arena may not keep it; a checkpoint's). */
+  readonly order: readonly string[];
   /**
    * The gradients of the step being taken, as its check read them from the caller's record
    * (once each), in layout order; emptied when the step ends. Reused: a step allocates no list.
@@ -239,6 +241,7 @@ export async function initState(
   if (config.lookahead) backend.writeSection(SLOW, initial);
   return restoreState(config, backend, {
     shapes: inLayoutOrder(layout, tensors.names, tensors.shapes),
+    order: tensors.names,
   });
 }
 
@@ -247,6 +250,8 @@ export interface RestoreInfo {
   steps?: number;
   skipped?: number;
   shapes?: readonly (readonly number[])[];
+  /** The tensors' names in the order the user gave them (default: the layout's). */
+  order?: readonly string[];
 }
 
 /**
@@ -287,6 +292,7 @@ export function restoreState<T>(
     lastNorm: NaN,
     gcSegments,
     shapes,
+    order: info.order ?? layout.names,
     groupHypers: [hyper, ...groups.map((g) => ({ ...hyper, weightDecay: g.weightDecay }))],
     groupLrScales: [1, ...groups.map((g) => g.lrScale)],
     groupScalars: blocks,
@@ -396,7 +402,7 @@ function stepOnHost(core: Core, backend: HostBackend, grads?: unknown): StateHan
     const found = given === undefined ? backend.gradsNonFinite() : backend.loadGradsChecked(given);
     core.lastNorm = NaN;
     if (found) {
-      if (nonFinite === "throw") throw nonFiniteError(backend);
+      if (nonFinite === "throw") throw nonFiniteError(backend, core.order);
       core.skipped++;
       return new StateHandle(core);
     }
@@ -406,7 +412,9 @@ function stepOnHost(core: Core, backend: HostBackend, grads?: unknown): StateHan
       // One f64 read of every gradient: non-finite iff some gradient is (no f32 overflow).
       const norm = Math.sqrt(backend.gradSumSquares());
       // A refused step ("throw") leaves the norm of the last step taken or skipped.
-      if (!Number.isFinite(norm) && nonFinite === "throw") throw nonFiniteError(backend);
+      if (!Number.isFinite(norm) && nonFinite === "throw") {
+        throw nonFiniteError(backend, core.order);
+      }
       core.lastNorm = norm;
       if (!Number.isFinite(norm) && nonFinite !== "propagate") {
         core.skipped++;

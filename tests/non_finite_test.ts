@@ -7,9 +7,17 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { dispose, type OptimizerState, radam, readParams, step } from "../mod.ts";
+import {
+  dispose,
+  loadState,
+  type OptimizerState,
+  radam,
+  readParams,
+  saveState,
+  step,
+} from "../mod.ts";
 import { readAll } from "./cases.ts";
-import { bits } from "./util.ts";
+import { bits, saying } from "./util.ts";
 
 const BACKENDS = [
   { label: "wasm", backend: "wasm", threads: 1 },
@@ -133,6 +141,56 @@ for (const which of BACKENDS) {
       assert.equal(s.step, 2);
     } finally {
       dispose(s);
+    }
+  });
+
+  Deno.test(`${which.label}: "throw" names the first tensor in the order given, not the 8-bit arena's`, async () => {
+    // The 8-bit arena puts the small tensors (f32 moments) first: the error named "b" here.
+    for (const clipGradNorm of [undefined, 1]) {
+      const options = {
+        backend: which.backend,
+        threads: which.threads,
+        threadThreshold: 0,
+        nonFinite: "throw",
+        clipGradNorm,
+      } as const;
+      let s = await radam({ ...options, states: "8bit" }).init({
+        w: new Float32Array(5000),
+        b: new Float32Array(3),
+      });
+      try {
+        assert.deepEqual(s.names, ["b", "w"]);
+        const g = { w: new Float32Array(5000), b: new Float32Array(3) };
+        g.w[4999] = NaN;
+        g.b[1] = Infinity;
+        for (const copied of [true, false]) {
+          if (!copied) { for (const n of s.names) s.grads[n].set(g[n as "w" | "b"]); }
+          assert.throws(
+            () => copied ? step(s, g) : step(s),
+            saying(RangeError, 'The gradient of parameter "w" holds NaN at index 4999'),
+          );
+        }
+        assert.equal(s.step, 0);
+        s = step(s, { w: new Float32Array(5000), b: new Float32Array(3) });
+        assert.equal(s.step, 1);
+        // A checkpoint of 32-bit moments (in the order given) loaded into 8 bits keeps it.
+        const wide = await radam({ ...options, states: "32bit" }).init({
+          w: new Float32Array(5000),
+          b: new Float32Array(3),
+        });
+        const bytes = await saveState(wide);
+        dispose(wide);
+        dispose(s);
+        const { backend, threads } = which;
+        s = await loadState(bytes, { backend, threads, threadThreshold: 0, states: "8bit" });
+        assert.deepEqual(s.names, ["b", "w"]);
+        assert.throws(
+          () => step(s, g),
+          saying(RangeError, 'The gradient of parameter "w" holds NaN at index 4999'),
+        );
+      } finally {
+        dispose(s);
+      }
     }
   });
 
