@@ -194,6 +194,51 @@ for (const which of BACKENDS) {
     }
   });
 
+  Deno.test(`${which.label}: a schedule is called once for each step taken, not for one skipped or refused`, async () => {
+    // It was called before the check: for every skipped or refused step too, so a schedule
+    // that logged or counted saw t = 2 three times here.
+    for (const nonFinite of ["skip", "throw"] as const) {
+      for (const clipGradNorm of [undefined, 1]) {
+        const seen: number[] = [];
+        let s = await radam({
+          backend: which.backend,
+          threads: which.threads,
+          threadThreshold: 0,
+          nonFinite,
+          clipGradNorm,
+          lr: (t) => (seen.push(t), t === 4 && seen.length === 4 ? -1 : 1e-3),
+        }).init({ w: new Float32Array(3), b: new Float32Array(2) });
+        try {
+          const good = () => ({ w: new Float32Array([1, 2, 3]), b: new Float32Array([4, 5]) });
+          const bad = good();
+          bad.b[1] = NaN;
+          s = step(s, good());
+          for (const copied of [true, false]) {
+            if (!copied) { for (const n of s.names) s.grads[n].set(bad[n as "w" | "b"]); }
+            if (nonFinite === "throw") {
+              assert.throws(() => copied ? step(s, bad) : step(s), RangeError);
+            } else s = copied ? step(s, bad) : step(s);
+          }
+          assert.deepEqual(seen, [1], `${nonFinite}, clipGradNorm ${clipGradNorm}`);
+          s = step(s, good());
+          s = step(s, good());
+          assert.deepEqual(seen, [1, 2, 3]);
+          assert.equal(s.step, 3);
+          assert.equal(s.skippedSteps, nonFinite === "skip" ? 2 : 0);
+          // A step the schedule refuses changes nothing, the last norm included; asked again.
+          const norm = s.lastGradNorm;
+          assert.throws(() => step(s, { w: new Float32Array(3), b: new Float32Array(2) }));
+          assert.ok(Object.is(s.lastGradNorm, norm));
+          s = step(s, good());
+          assert.deepEqual(seen, [1, 2, 3, 4, 4]);
+          assert.equal(s.lastGradNorm, clipGradNorm ? Math.hypot(1, 2, 3, 4, 5) : NaN);
+        } finally {
+          dispose(s);
+        }
+      }
+    }
+  });
+
   Deno.test(`${which.label}: with clipping the f64 norm is the check and is reported`, async () => {
     const lengths = [16385, 3];
     const opt = radam({
