@@ -110,40 +110,42 @@ export function checkParams(params: unknown): NamedTensors {
       continue;
     }
     const shaped = value as Partial<ShapedTensor> | null;
-    if (
-      typeof shaped !== "object" || shaped === null || !(shaped.data instanceof Float32Array)
-    ) {
+    // `data` and `shape` (and each dimension) read once: a getter answering differently on a
+    // second read made a tensor whose length was not its shape's.
+    const data = typeof shaped === "object" && shaped !== null ? shaped.data : undefined;
+    if (!(data instanceof Float32Array)) {
       throw new TypeError(
         `Expected ${label(name)} to be a Float32Array or { data: Float32Array, shape }, got ${
           described(value)
         }${
           tensorHint(value) ||
           (typeof shaped === "object" && shaped !== null && Object.hasOwn(shaped, "data")
-            ? ` whose data is ${described(shaped.data)}${tensorHint(shaped.data)}`
+            ? ` whose data is ${described(data)}${tensorHint(data)}`
             : "")
         }`,
       );
     }
-    const shape = shaped.shape;
+    const given = shaped!.shape;
+    const shape: unknown[] | undefined = Array.isArray(given) ? [...given] : undefined;
     // Safe integers only: a checkpoint holds none other (an empty tensor's other dimensions
     // may be anything, so that a larger one would be trained and saved, and never loaded).
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    if (!shape?.every((d): d is number => Number.isSafeInteger(d) && (d as number) >= 0)) {
       throw new TypeError(
         `Expected the shape of ${label(name)} to be an array of integers from 0 to 2⁵³ − 1, got ${
-          Array.isArray(shape) ? `[${shape.map(described).join(", ")}]` : described(shape)
+          shape ? `[${shape.map(described).join(", ")}]` : described(given)
         }`,
       );
     }
     const size = shape.reduce((a: number, b: number) => a * b, 1);
-    if (size !== shaped.data.length) {
+    if (size !== data.length) {
       throw new RangeError(
         `The shape [${shape.join(", ")}] of ${
           label(name)
-        } holds ${size} elements, but its data has ${shaped.data.length}`,
+        } holds ${size} elements, but its data has ${data.length}`,
       );
     }
-    arrays.push(shaped.data);
-    shapes.push(shape.slice());
+    arrays.push(data);
+    shapes.push(shape);
   }
   for (let i = 0; i < names.length; i++) checkFinite(names[i], arrays[i]);
   return { names, arrays, shapes };
