@@ -197,7 +197,10 @@ export const MAX_THREADS = 256;
  * ```
  */
 export interface ParamGroup {
-  /** Which tensors, by name: a RegExp (tested) or a predicate. */
+  /**
+   * Which tensors, by name: a RegExp (tested) or a predicate, called at `init` and again by
+   * `saveState` (the file says which tensor is in which group): a function of the name alone.
+   */
   readonly match: RegExp | ((name: string) => boolean);
   /** Multiplier of the learning rate for these tensors (default 1). */
   readonly lrScale?: number;
