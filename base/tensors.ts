@@ -220,9 +220,10 @@ export function checkGrads(
   const record = grads as Record<string, unknown>;
   for (let i = 0; i < names.length; i++) {
     const name = names[i];
-    // Own keys only: a gradient named "constructor" (or another name Object.prototype has)
-    // missing from a plain record is missing, not that record's inherited function.
-    if (!Object.hasOwn(record, name)) throw missingGradient(name, record, names);
+    // Own enumerable keys only, as init takes the tensors (and as the count below sees them): a
+    // gradient named "constructor" (or another name Object.prototype has) missing from a plain
+    // record is missing, not that record's inherited function.
+    if (!isEnumerable.call(record, name)) throw missingGradient(name, record, names);
     const value = record[name];
     if (!(value instanceof Float32Array)) {
       throw new TypeError(
@@ -247,9 +248,13 @@ export function checkGrads(
   return out as Float32Array[];
 }
 
+/** `Object.prototype.propertyIsEnumerable`, for records without a prototype too. */
+const isEnumerable = Object.prototype.propertyIsEnumerable;
+
 /**
  * The error for a gradient missing from `record`, naming the unexpected key it holds instead,
- * if any (a misspelled name is then reported as what it is).
+ * if any (a misspelled name is then reported as what it is), or saying that it holds the name
+ * as a property that is not enumerable.
  */
 export function missingGradient(
   name: string,
@@ -257,8 +262,11 @@ export function missingGradient(
   names: readonly string[],
 ): TypeError {
   const unexpected = Object.keys(record).find((k) => !names.includes(k));
+  const hidden = Object.hasOwn(record, name) && !isEnumerable.call(record, name)
+    ? " (the record has it as a property that is not enumerable: make it an enumerable one)"
+    : "";
   return new TypeError(
-    `Missing gradient for ${label(name)}${
+    `Missing gradient for ${label(name)}${hidden}${
       unexpected === undefined ? "" : `; got an unexpected ${JSON.stringify(unexpected)}`
     }`,
   );

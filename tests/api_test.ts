@@ -18,7 +18,7 @@ import {
 import { inspect } from "node:util";
 import { SLOW } from "../base/arena.ts";
 import { stateInternals } from "../core/state.ts";
-import { scalarsAt } from "./util.ts";
+import { saying, scalarsAt } from "./util.ts";
 
 const grad = (n: number, x: number) => new Float32Array(n).fill(x);
 
@@ -287,4 +287,24 @@ Deno.test("step: gradients that are not Float32Arrays fail type-checking too, no
   // @ts-expect-error nor is a Float64Array
   assert.throws(() => step(state, { w: new Float64Array(2) }), TypeError);
   assert.equal(state.step, 0);
+});
+
+Deno.test("step: a gradient that is not an enumerable property of its record is missing, as init would not take it, and no other one slips past the check", async () => {
+  // It was found (an own property) but not counted (for...in): "Unexpected gradient undefined",
+  // and beside it an extra gradient was taken for it by the count and ignored.
+  for (const backend of ["js", "wasm"] as const) {
+    let state = await radam({ backend }).init({ w: grad(2, 1), b: grad(1, 1) });
+    const hidden = (more: Record<string, Float32Array> = {}) =>
+      Object.defineProperty({ b: grad(1, 1), ...more }, "w", { value: grad(2, 1) });
+    const missing = 'Missing gradient for parameter "w" (the record has it as a property that is ' +
+      "not enumerable: make it an enumerable one)";
+    assert.throws(() => step(state, hidden()), saying(TypeError, missing));
+    assert.throws(
+      () => step(state, hidden({ x: grad(2, 1) })),
+      saying(TypeError, `${missing}; got an unexpected "x"`),
+    );
+    assert.equal(state.step, 0);
+    state = step(state, { w: grad(2, 1), b: grad(1, 1) });
+    assert.equal(state.step, 1);
+  }
 });
