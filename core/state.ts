@@ -59,7 +59,7 @@ export interface OptimizerState<T = Float32Array> {
    * taken), exact after `await readParams(state)`.
    */
   readonly step: number;
-  /** Names of the tensors, in arena order. */
+  /** Names of the tensors, in arena order (a frozen array: the order of the slots). */
   readonly names: readonly string[];
   /** Parameter views, by name (live: they change as steps are taken). */
   readonly params: Readonly<Record<string, T>>;

@@ -4,6 +4,7 @@ import {
   adamw,
   dispose,
   lion,
+  loadState,
   lookahead,
   type Optimizer,
   radam,
@@ -11,6 +12,7 @@ import {
   readMoments,
   readParams,
   readSlowWeights,
+  saveState,
   sgd,
   SINGLE_TENSOR_NAME,
   step,
@@ -306,5 +308,33 @@ Deno.test("step: a gradient that is not an enumerable property of its record is 
     assert.equal(state.step, 0);
     state = step(state, { w: grad(2, 1), b: grad(1, 1) });
     assert.equal(state.step, 1);
+  }
+});
+
+Deno.test("state.names is frozen: sorting it in place cannot put gradients in other tensors' slots", async () => {
+  // It was the layout's own array: state.names.sort() reordered the names the step pairs with
+  // the slots, so that a's gradient stepped b and b's stepped a, and readParams and checkpoints
+  // gave each tensor the other's values.
+  for (const backend of ["js", "wasm"] as const) {
+    for (const states of ["32bit", "8bit"] as const) {
+      const params = { b: new Float32Array(4096), a: new Float32Array(4096), c: grad(2, 0) };
+      let state = await sgd({ backend, states, lr: 1 }).init(params);
+      let loaded = await loadState(await saveState(state), { backend });
+      for (const s of [state, loaded]) {
+        assert.throws(() => (s.names as string[]).sort(), TypeError);
+        assert.throws(() => (s.names as string[]).reverse(), TypeError);
+        assert.ok(Object.isFrozen(s.names), `${backend}, ${states}`);
+      }
+      const grads = { a: grad(4096, 1), b: grad(4096, 5), c: grad(2, 3) };
+      state = step(state, grads);
+      loaded = step(loaded, grads);
+      for (const s of [state, loaded]) {
+        const read = await readParams(s);
+        for (const [name, g] of Object.entries(grads)) {
+          assert.equal(s.params[name][0], -g[0], `${backend}, ${states}: ${name}`);
+          assert.equal(read[name][0], -g[0], `${backend}, ${states}: ${name} read`);
+        }
+      }
+    }
   }
 });
