@@ -338,3 +338,29 @@ Deno.test("state.names is frozen: sorting it in place cannot put gradients in ot
     }
   }
 });
+
+Deno.test("js: a state whose arena was transferred away says so, where it skipped every step", async () => {
+  // The TypeScript backend's arena is a plain ArrayBuffer: transferred (postMessage of
+  // state.params.w with its buffer in the transfer list), every view read as empty, and each
+  // step was counted skipped, doing nothing, for ever (reads threw "Cannot perform Construct on
+  // a detached ArrayBuffer").
+  const detached = "This optimizer state's memory was detached";
+  for (const options of [{}, { clipGradNorm: 1 }, { nonFinite: "propagate" as const }]) {
+    let state = await radam({ backend: "js", ...options }).init({ w: grad(3, 1) });
+    state = step(state, { w: grad(3, 1) });
+    structuredClone(state.params.w, { transfer: [state.params.w.buffer as ArrayBuffer] });
+    assert.throws(() => step(state, { w: grad(3, 1) }), saying(TypeError, detached));
+    assert.throws(() => step(state), saying(TypeError, detached));
+    assert.equal(state.step, 1);
+    assert.equal(state.skippedSteps, 0);
+    await assert.rejects(readParams(state), saying(TypeError, detached));
+    await assert.rejects(readMoments(state), saying(TypeError, detached));
+    await assert.rejects(saveState(state), saying(TypeError, detached));
+  }
+  // A WebAssembly memory cannot be transferred: the wasm backend refuses at the transfer.
+  const wasm = await radam({ backend: "wasm" }).init({ w: grad(3, 1) });
+  assert.throws(() =>
+    structuredClone(wasm.params.w, { transfer: [wasm.params.w.buffer as ArrayBuffer] })
+  );
+  assert.equal(step(wasm, { w: grad(3, 1) }).step, 1);
+});
