@@ -359,7 +359,9 @@ export function layoutArena(
   present.forEach((section, s) => sectionOffsets[section] = s * stride);
   const segmentTableOffset = (sectionCount - 1) * (stride || sectionBytes) + sectionBytes;
   return {
-    names,
+    // A frozen copy: a state gives it out as `state.names`, and the order of the slots is this
+    // order for the life of the arena (`state.names.sort()` put gradients in other slots).
+    names: Object.freeze([...names]),
     lengths,
     offsets,
     total,

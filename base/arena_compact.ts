@@ -146,7 +146,8 @@ export function placeCompactTensors(
     total = offset + (sorted.compact[i] ? Math.ceil(n / Q8_BLOCK) * Q8_BLOCK : n);
   });
   return {
-    names: sorted.names,
+    // Frozen, as base/arena.ts `layoutArena`'s: the order of the slots for the life of the arena.
+    names: Object.freeze(sorted.names),
     lengths: sorted.lengths,
     compact: sorted.compact,
     offsets,

@@ -37,9 +37,14 @@ export type BackendChoice = BackendName | "auto";
 
 /**
  * A learning rate: a fixed number, or a function of the 1-based step being taken that returns
- * one (a schedule). The function is called on the host once per `step` call that passes the
- * gradient checks, a step skipped for a non-finite gradient too (the next call asks again for
- * the same `t`): its result should depend on `t` alone.
+ * one (a schedule). On the CPU backends the function is called on the host once for each step
+ * taken, t = 1, 2, 3, … in order, after the step's gradients have passed their checks: not for
+ * a call refused for bad gradients, nor for a step skipped or refused for a NaN or ±Infinity
+ * (`nonFinite`: the next step is at the same `t`), so a schedule that logs or counts sees each
+ * step taken once. A step its own value refuses (not a finite number ≥ 0, or past f32's range)
+ * is not taken, and the next call asks again for the same `t`. On WebGPU, where the device
+ * decides whether a step is taken, it is called ahead, for the next 64 values of `t` at once,
+ * before the GPU has run them: there its result should depend on `t` alone.
  *
  * @example
  * ```ts
@@ -100,7 +105,8 @@ export interface CommonOptions {
   /**
    * What to do when a gradient holds NaN or ±Infinity. `"skip"` (default): the step changes
    * nothing (params, moments, slow weights, step count) and `state.skippedSteps` grows by
-   * one. `"throw"`: a RangeError naming the first such tensor, state untouched.
+   * one. `"throw"`: a RangeError naming the first such tensor (in the order given to
+   * `init`) and index, state untouched.
    * `"propagate"`: no check, as PyTorch. On the CPU backends the check of `"skip"` and
    * `"throw"` tests the gradients' exponent bits: one read of them, fused into the copy when
    * they are copied in, and no norm (`state.lastGradNorm` is NaN) unless `clipGradNorm` needs
@@ -191,7 +197,10 @@ export const MAX_THREADS = 256;
  * ```
  */
 export interface ParamGroup {
-  /** Which tensors, by name: a RegExp (tested) or a predicate. */
+  /**
+   * Which tensors, by name: a RegExp (tested) or a predicate, called at `init` and again by
+   * `saveState` (the file says which tensor is in which group): a function of the name alone.
+   */
   readonly match: RegExp | ((name: string) => boolean);
   /** Multiplier of the learning rate for these tensors (default 1). */
   readonly lrScale?: number;

@@ -110,40 +110,42 @@ export function checkParams(params: unknown): NamedTensors {
       continue;
     }
     const shaped = value as Partial<ShapedTensor> | null;
-    if (
-      typeof shaped !== "object" || shaped === null || !(shaped.data instanceof Float32Array)
-    ) {
+    // `data` and `shape` (and each dimension) read once: a getter answering differently on a
+    // second read made a tensor whose length was not its shape's.
+    const data = typeof shaped === "object" && shaped !== null ? shaped.data : undefined;
+    if (!(data instanceof Float32Array)) {
       throw new TypeError(
         `Expected ${label(name)} to be a Float32Array or { data: Float32Array, shape }, got ${
           described(value)
         }${
           tensorHint(value) ||
           (typeof shaped === "object" && shaped !== null && Object.hasOwn(shaped, "data")
-            ? ` whose data is ${described(shaped.data)}${tensorHint(shaped.data)}`
+            ? ` whose data is ${described(data)}${tensorHint(data)}`
             : "")
         }`,
       );
     }
-    const shape = shaped.shape;
+    const given = shaped!.shape;
+    const shape: unknown[] | undefined = Array.isArray(given) ? [...given] : undefined;
     // Safe integers only: a checkpoint holds none other (an empty tensor's other dimensions
     // may be anything, so that a larger one would be trained and saved, and never loaded).
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    if (!shape?.every((d): d is number => Number.isSafeInteger(d) && (d as number) >= 0)) {
       throw new TypeError(
         `Expected the shape of ${label(name)} to be an array of integers from 0 to 2⁵³ − 1, got ${
-          Array.isArray(shape) ? `[${shape.map(described).join(", ")}]` : described(shape)
+          shape ? `[${shape.map(described).join(", ")}]` : described(given)
         }`,
       );
     }
     const size = shape.reduce((a: number, b: number) => a * b, 1);
-    if (size !== shaped.data.length) {
+    if (size !== data.length) {
       throw new RangeError(
         `The shape [${shape.join(", ")}] of ${
           label(name)
-        } holds ${size} elements, but its data has ${shaped.data.length}`,
+        } holds ${size} elements, but its data has ${data.length}`,
       );
     }
-    arrays.push(shaped.data);
-    shapes.push(shape.slice());
+    arrays.push(data);
+    shapes.push(shape);
   }
   for (let i = 0; i < names.length; i++) checkFinite(names[i], arrays[i]);
   return { names, arrays, shapes };
@@ -218,9 +220,10 @@ export function checkGrads(
   const record = grads as Record<string, unknown>;
   for (let i = 0; i < names.length; i++) {
     const name = names[i];
-    // Own keys only: a gradient named "constructor" (or another name Object.prototype has)
-    // missing from a plain record is missing, not that record's inherited function.
-    if (!Object.hasOwn(record, name)) throw missingGradient(name, record, names);
+    // Own enumerable keys only, as init takes the tensors (and as the count below sees them): a
+    // gradient named "constructor" (or another name Object.prototype has) missing from a plain
+    // record is missing, not that record's inherited function.
+    if (!isEnumerable.call(record, name)) throw missingGradient(name, record, names);
     const value = record[name];
     if (!(value instanceof Float32Array)) {
       throw new TypeError(
@@ -245,9 +248,13 @@ export function checkGrads(
   return out as Float32Array[];
 }
 
+/** `Object.prototype.propertyIsEnumerable`, for records without a prototype too. */
+const isEnumerable = Object.prototype.propertyIsEnumerable;
+
 /**
  * The error for a gradient missing from `record`, naming the unexpected key it holds instead,
- * if any (a misspelled name is then reported as what it is).
+ * if any (a misspelled name is then reported as what it is), or saying that it holds the name
+ * as a property that is not enumerable.
  */
 export function missingGradient(
   name: string,
@@ -255,8 +262,11 @@ export function missingGradient(
   names: readonly string[],
 ): TypeError {
   const unexpected = Object.keys(record).find((k) => !names.includes(k));
+  const hidden = Object.hasOwn(record, name) && !isEnumerable.call(record, name)
+    ? " (the record has it as a property that is not enumerable: make it an enumerable one)"
+    : "";
   return new TypeError(
-    `Missing gradient for ${label(name)}${
+    `Missing gradient for ${label(name)}${hidden}${
       unexpected === undefined ? "" : `; got an unexpected ${JSON.stringify(unexpected)}`
     }`,
   );

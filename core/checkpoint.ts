@@ -94,8 +94,13 @@ const LOAD_OPTIONS = Object.keys(
 export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Uint8Array> {
   // Where the device counts the steps, wait until it has reported every step submitted; its
   // reads then copy the sections at once, at these counts (later steps do not reach them).
-  const first = stateInternals(state).backend;
-  if (first.kind !== "host") await settledFor(state, first.counter);
+  const first = stateInternals(state);
+  if (first.backend.kind !== "host") await settledFor(state, first.backend.counter);
+  // The groups' `match` functions are the caller's code, which may step or dispose the state:
+  // they run before the arena is read (a state they consumed is then refused), not between.
+  const groups = first.config.loop.groups.length > 0
+    ? groupsOf(first.config, first.backend.layout.names)
+    : undefined;
   const { config, backend, steps, skipped, shapes } = stateInternals(state);
   const layout = backend.layout;
   // A host arena is read in place, and written into the file before this call returns: an
@@ -117,9 +122,7 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
     step: String(steps),
     skipped_steps: String(skipped),
     tensor_order: JSON.stringify(layout.names),
-    ...(config.loop.groups.length > 0
-      ? { tensor_groups: JSON.stringify(groupsOf(config, layout.names)) }
-      : {}),
+    ...(groups ? { tensor_groups: JSON.stringify(groups) } : {}),
     states: config.run.states,
     ...(codes ? { q8: Q8_VERSION } : {}),
   };
@@ -267,6 +270,7 @@ export async function loadCheckpoint(
     steps,
     skipped,
     shapes: inLayoutOrder(layout, names, shapes),
+    order: names,
   });
 }
 

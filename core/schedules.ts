@@ -8,9 +8,9 @@ import { described, optionError } from "../base/_errors.ts";
 import { checkKeys } from "../base/schema.ts";
 
 /**
- * A learning-rate schedule: the learning rate of 1-based step `t`. `step` calls it, so it may
- * not step, read, save or dispose the state being stepped (a TypeError says a step is in
- * progress).
+ * A learning-rate schedule: the learning rate of 1-based step `t`. `step` calls it (on the CPU
+ * backends once for each step taken; see `LearningRate`), so it may not step, read,
+ * save or dispose the state being stepped (a TypeError says a step is in progress).
  *
  * @example
  * ```ts

@@ -59,7 +59,7 @@ export interface OptimizerState<T = Float32Array> {
    * taken), exact after `await readParams(state)`.
    */
   readonly step: number;
-  /** Names of the tensors, in arena order. */
+  /** Names of the tensors, in arena order (a frozen array: the order of the slots). */
   readonly names: readonly string[];
   /** Parameter views, by name (live: they change as steps are taken). */
   readonly params: Readonly<Record<string, T>>;
@@ -106,6 +106,8 @@ interface Core extends ScalarBlocks {
   readonly gcSegments: readonly number[];
   /** Each tensor's shape, as given at init (rank 1 for bare arrays). */
   readonly shapes: readonly (readonly number[])[];
+  /** The names in the order given to `init` (an 8-bit arena may not keep it; a checkpoint's). */
+  readonly order: readonly string[];
   /**
    * The gradients of the step being taken, as its check read them from the caller's record
    * (once each), in layout order; emptied when the step ends. Reused: a step allocates no list.
@@ -239,6 +241,7 @@ export async function initState(
   if (config.lookahead) backend.writeSection(SLOW, initial);
   return restoreState(config, backend, {
     shapes: inLayoutOrder(layout, tensors.names, tensors.shapes),
+    order: tensors.names,
   });
 }
 
@@ -247,6 +250,8 @@ export interface RestoreInfo {
   steps?: number;
   skipped?: number;
   shapes?: readonly (readonly number[])[];
+  /** The tensors' names in the order the user gave them (default: the layout's). */
+  order?: readonly string[];
 }
 
 /**
@@ -287,6 +292,7 @@ export function restoreState<T>(
     lastNorm: NaN,
     gcSegments,
     shapes,
+    order: info.order ?? layout.names,
     groupHypers: [hyper, ...groups.map((g) => ({ ...hyper, weightDecay: g.weightDecay }))],
     groupLrScales: [1, ...groups.map((g) => g.lrScale)],
     groupScalars: blocks,
@@ -375,9 +381,10 @@ function stepCore(core: Core, grads: unknown): StateHandle {
 }
 
 /**
- * A step where the host decides: the scalars, then the gradients loaded with the non-finite
- * check (an exponent-bit test, or with clipping the f64 sum of squares that also gives the
- * norm), the scalar blocks written, centralization and one fused update.
+ * A step where the host decides: the gradients loaded with the non-finite check (an
+ * exponent-bit test, or with clipping the f64 sum of squares that also gives the norm), then,
+ * for a step that passed it, the scalars (a schedule is asked only for a step that is taken),
+ * the scalar blocks written, centralization and one fused update.
  */
 function stepOnHost(core: Core, backend: HostBackend, grads?: unknown): StateHandle {
   const layout = backend.layout;
@@ -385,42 +392,43 @@ function stepOnHost(core: Core, backend: HostBackend, grads?: unknown): StateHan
   const given = grads === undefined
     ? undefined
     : checkGrads(grads, layout.names, layout.lengths, core.given);
-  const t = core.steps + 1;
-  computeScalars(core, t);
-  // Nothing above has changed the state (params, moments, slow weights, counts).
   const { clipGradNorm, nonFinite } = core.config.loop;
-  const blocks = core.groupScalars;
+  let norm = NaN;
   if (clipGradNorm === undefined && nonFinite !== "propagate") {
     // Without clipping, "skip" and "throw" need no norm: a test of the exponent bits (fused into
     // the copy when the gradients are copied in), and lastGradNorm is NaN.
     const found = given === undefined ? backend.gradsNonFinite() : backend.loadGradsChecked(given);
-    core.lastNorm = NaN;
-    if (found) {
-      if (nonFinite === "throw") throw nonFiniteError(backend);
-      core.skipped++;
-      return new StateHandle(core);
-    }
+    if (found) return skipOrThrow(core, backend, norm);
   } else {
     if (given !== undefined) backend.loadGrads(given);
     if (clipGradNorm !== undefined) {
       // One f64 read of every gradient: non-finite iff some gradient is (no f32 overflow).
-      const norm = Math.sqrt(backend.gradSumSquares());
-      // A refused step ("throw") leaves the norm of the last step taken or skipped.
-      if (!Number.isFinite(norm) && nonFinite === "throw") throw nonFiniteError(backend);
-      core.lastNorm = norm;
+      norm = Math.sqrt(backend.gradSumSquares());
       if (!Number.isFinite(norm) && nonFinite !== "propagate") {
-        core.skipped++;
-        return new StateHandle(core);
+        return skipOrThrow(core, backend, norm);
       }
-      if (norm > clipGradNorm) clip(backend, blocks, clipGradNorm / norm);
     }
   }
+  const t = core.steps + 1;
+  computeScalars(core, t);
+  // Nothing above has changed the state (params, moments, slow weights, counts, norm).
+  core.lastNorm = norm;
+  const blocks = core.groupScalars;
+  if (clipGradNorm !== undefined && norm > clipGradNorm) clip(backend, blocks, clipGradNorm / norm);
   const { f32, u32 } = backend.blocks;
   const scalars = core.rule.scalars;
   for (let g = 0; g < blocks.length; g++) writeBlock(scalars, blocks[g], f32, u32, g);
   centralizeGradients(core);
   backend.update();
   core.steps = t;
+  return new StateHandle(core);
+}
+
+/** A step with a non-finite gradient: "throw" changes nothing; "skip" counts it (norm `norm`). */
+function skipOrThrow(core: Core, backend: HostBackend, norm: number): StateHandle {
+  if (core.config.loop.nonFinite === "throw") throw nonFiniteError(backend, core.order);
+  core.lastNorm = norm;
+  core.skipped++;
   return new StateHandle(core);
 }
 

@@ -116,9 +116,12 @@ export function clip(backend: HostBackend, blocks: readonly StepScalars[], coef:
   }
 }
 
-/** The error for `nonFinite: "throw"`, naming the first tensor with a NaN or ±Infinity. */
-export function nonFiniteError(backend: HostBackend): RangeError {
-  for (const name of backend.layout.names) {
+/**
+ * The error for `nonFinite: "throw"`, naming the first tensor with a NaN or ±Infinity in
+ * `order`: the order the tensors were given, which an 8-bit state's arena may not keep.
+ */
+export function nonFiniteError(backend: HostBackend, order: readonly string[]): RangeError {
+  for (const name of order) {
     const g = backend.grads[name];
     for (let i = 0; i < g.length; i++) {
       if (!Number.isFinite(g[i])) {

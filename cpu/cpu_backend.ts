@@ -44,6 +44,22 @@ export interface CpuKernels {
   dispose(): void;
 }
 
+/**
+ * Throws a TypeError where `buffer`, a state's arena, was detached: transferred by
+ * `postMessage` or `structuredClone` with a transfer list, or by `ArrayBuffer.prototype.transfer`
+ * (only the TypeScript backend's plain ArrayBuffer can be; a WebAssembly memory refuses). Every
+ * view of it then reads as empty: a step did nothing and counted itself skipped.
+ */
+export function checkAttached(buffer: ArrayBufferLike): void {
+  if (buffer.byteLength > 0) return;
+  throw new TypeError(
+    "This optimizer state's memory was detached: the ArrayBuffer of state.params and state.grads " +
+      "was transferred (postMessage or structuredClone with a transfer list, or transfer()), " +
+      "which leaves the state empty. Send copies instead (state.params.w.slice(), or " +
+      "readParams), and resume from a checkpoint (loadState)",
+  );
+}
+
 /** Two views of the scalar blocks of `layout` at byte `at` of `buffer`. */
 export function blockViews(
   buffer: ArrayBufferLike,
@@ -121,6 +137,7 @@ export class CpuBackend implements CompactHostBackend {
   }
 
   loadGrads(given: readonly Float32Array[]): void {
+    checkAttached(this.buffer);
     const grads = this.#unaliased(given);
     const slots = this.#gradList;
     for (let i = 0; i < slots.length; i++) {
@@ -138,6 +155,7 @@ export class CpuBackend implements CompactHostBackend {
    * still copied: the slots then hold the gradients given).
    */
   loadGradsChecked(given: readonly Float32Array[]): boolean {
+    checkAttached(this.buffer);
     const grads = this.#unaliased(given);
     const offsets = this.layout.offsets;
     const check = this.#nonFiniteRange;
@@ -167,10 +185,12 @@ export class CpuBackend implements CompactHostBackend {
   }
 
   viewSection(section: number): Readonly<Record<string, Float32Array>> {
+    checkAttached(this.buffer);
     return sectionViews(this.buffer, this.base, this.layout, section);
   }
 
   viewCompact(k: number): Readonly<Record<string, CompactMoment>> {
+    checkAttached(this.buffer);
     return compactViews(this.buffer, this.base, this.layout, k);
   }
 

@@ -32,7 +32,7 @@ import {
 } from "../base/q8.ts";
 import type { JsSections, Rule } from "../base/rule.ts";
 import { BLOCK_BYTES, BLOCK_WORDS, blockCount } from "../base/scalars.ts";
-import { blockViews, CpuBackend } from "./cpu_backend.ts";
+import { blockViews, checkAttached, CpuBackend } from "./cpu_backend.ts";
 
 const f32 = Math.fround;
 
@@ -246,11 +246,16 @@ export function createJsBackend(layout: ArenaLayout, rule: Rule): CpuBackend {
   const { g } = sections;
   const n = layout.total;
   const compact = layout.compactStart < n ? compactOf(buffer, layout, sections) : undefined;
+  // The arena is a plain ArrayBuffer, which a transfer can detach: the steps that read the
+  // gradient slots where they lie (zero copy) check it (a copy in is checked as it loads).
   return new CpuBackend("js", layout, buffer, 0, blocks, {
-    update: () => jsStep(rule, sections, layout, blocks.f32, blocks.u32, compact),
-    gradSumSquares: () => jsSumSquares(g, n),
+    update: () => {
+      checkAttached(buffer);
+      jsStep(rule, sections, layout, blocks.f32, blocks.u32, compact);
+    },
+    gradSumSquares: () => (checkAttached(buffer), jsSumSquares(g, n)),
     nonFiniteRange: (offset, count) => jsNonFinite(g, offset, count),
-    gradsNonFinite: () => jsNonFinite(g, 0, n),
+    gradsNonFinite: () => (checkAttached(buffer), jsNonFinite(g, 0, n)),
     centralize: (offset, rows, cols) => jsCentralize(g, offset, rows, cols),
     threads: 1,
     dispose: () => {},

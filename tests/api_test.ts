@@ -4,6 +4,7 @@ import {
   adamw,
   dispose,
   lion,
+  loadState,
   lookahead,
   type Optimizer,
   radam,
@@ -11,6 +12,7 @@ import {
   readMoments,
   readParams,
   readSlowWeights,
+  saveState,
   sgd,
   SINGLE_TENSOR_NAME,
   step,
@@ -18,7 +20,7 @@ import {
 import { inspect } from "node:util";
 import { SLOW } from "../base/arena.ts";
 import { stateInternals } from "../core/state.ts";
-import { scalarsAt } from "./util.ts";
+import { saying, scalarsAt } from "./util.ts";
 
 const grad = (n: number, x: number) => new Float32Array(n).fill(x);
 
@@ -287,4 +289,78 @@ Deno.test("step: gradients that are not Float32Arrays fail type-checking too, no
   // @ts-expect-error nor is a Float64Array
   assert.throws(() => step(state, { w: new Float64Array(2) }), TypeError);
   assert.equal(state.step, 0);
+});
+
+Deno.test("step: a gradient that is not an enumerable property of its record is missing, as init would not take it, and no other one slips past the check", async () => {
+  // It was found (an own property) but not counted (for...in): "Unexpected gradient undefined",
+  // and beside it an extra gradient was taken for it by the count and ignored.
+  for (const backend of ["js", "wasm"] as const) {
+    let state = await radam({ backend }).init({ w: grad(2, 1), b: grad(1, 1) });
+    const hidden = (more: Record<string, Float32Array> = {}) =>
+      Object.defineProperty({ b: grad(1, 1), ...more }, "w", { value: grad(2, 1) });
+    const missing = 'Missing gradient for parameter "w" (the record has it as a property that is ' +
+      "not enumerable: make it an enumerable one)";
+    assert.throws(() => step(state, hidden()), saying(TypeError, missing));
+    assert.throws(
+      () => step(state, hidden({ x: grad(2, 1) })),
+      saying(TypeError, `${missing}; got an unexpected "x"`),
+    );
+    assert.equal(state.step, 0);
+    state = step(state, { w: grad(2, 1), b: grad(1, 1) });
+    assert.equal(state.step, 1);
+  }
+});
+
+Deno.test("state.names is frozen: sorting it in place cannot put gradients in other tensors' slots", async () => {
+  // It was the layout's own array: state.names.sort() reordered the names the step pairs with
+  // the slots, so that a's gradient stepped b and b's stepped a, and readParams and checkpoints
+  // gave each tensor the other's values.
+  for (const backend of ["js", "wasm"] as const) {
+    for (const states of ["32bit", "8bit"] as const) {
+      const params = { b: new Float32Array(4096), a: new Float32Array(4096), c: grad(2, 0) };
+      let state = await sgd({ backend, states, lr: 1 }).init(params);
+      let loaded = await loadState(await saveState(state), { backend });
+      for (const s of [state, loaded]) {
+        assert.throws(() => (s.names as string[]).sort(), TypeError);
+        assert.throws(() => (s.names as string[]).reverse(), TypeError);
+        assert.ok(Object.isFrozen(s.names), `${backend}, ${states}`);
+      }
+      const grads = { a: grad(4096, 1), b: grad(4096, 5), c: grad(2, 3) };
+      state = step(state, grads);
+      loaded = step(loaded, grads);
+      for (const s of [state, loaded]) {
+        const read = await readParams(s);
+        for (const [name, g] of Object.entries(grads)) {
+          assert.equal(s.params[name][0], -g[0], `${backend}, ${states}: ${name}`);
+          assert.equal(read[name][0], -g[0], `${backend}, ${states}: ${name} read`);
+        }
+      }
+    }
+  }
+});
+
+Deno.test("js: a state whose arena was transferred away says so, where it skipped every step", async () => {
+  // The TypeScript backend's arena is a plain ArrayBuffer: transferred (postMessage of
+  // state.params.w with its buffer in the transfer list), every view read as empty, and each
+  // step was counted skipped, doing nothing, for ever (reads threw "Cannot perform Construct on
+  // a detached ArrayBuffer").
+  const detached = "This optimizer state's memory was detached";
+  for (const options of [{}, { clipGradNorm: 1 }, { nonFinite: "propagate" as const }]) {
+    let state = await radam({ backend: "js", ...options }).init({ w: grad(3, 1) });
+    state = step(state, { w: grad(3, 1) });
+    structuredClone(state.params.w, { transfer: [state.params.w.buffer as ArrayBuffer] });
+    assert.throws(() => step(state, { w: grad(3, 1) }), saying(TypeError, detached));
+    assert.throws(() => step(state), saying(TypeError, detached));
+    assert.equal(state.step, 1);
+    assert.equal(state.skippedSteps, 0);
+    await assert.rejects(readParams(state), saying(TypeError, detached));
+    await assert.rejects(readMoments(state), saying(TypeError, detached));
+    await assert.rejects(saveState(state), saying(TypeError, detached));
+  }
+  // A WebAssembly memory cannot be transferred: the wasm backend refuses at the transfer.
+  const wasm = await radam({ backend: "wasm" }).init({ w: grad(3, 1) });
+  assert.throws(() =>
+    structuredClone(wasm.params.w, { transfer: [wasm.params.w.buffer as ArrayBuffer] })
+  );
+  assert.equal(step(wasm, { w: grad(3, 1) }).step, 1);
 });

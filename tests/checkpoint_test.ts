@@ -11,6 +11,7 @@ import {
   lion,
   loadState,
   lookahead,
+  type OptimizerState,
   radam,
   ranger,
   readMoments,
@@ -177,6 +178,40 @@ Deno.test("a checkpoint is of the state saveState was given, whatever steps foll
         const bytes = await pending;
         const same = bytes.length === expected.length && bytes.every((x, i) => x === expected[i]);
         assert.ok(same, `${what}: the file holds the later steps`);
+      } finally {
+        dispose(state);
+      }
+    }
+  }
+});
+
+Deno.test("a group's match function that steps or disposes the state while saveState runs makes it reject, not write a torn file", async () => {
+  // saveState read the arena, then called each group's match (for tensor_groups): a match that
+  // stepped the state put the next step's parameters and moments under this one's step count.
+  const runs = [["wasm", 1], ["wasm", 2], ["js", 1]] as const;
+  for (const [backend, threads] of runs) {
+    for (const use of ["step", "dispose"] as const) {
+      let live: OptimizerState | undefined;
+      const match = (name: string) => {
+        const s = live;
+        live = undefined;
+        if (s && use === "step") state = step(s, { w: new Float32Array([1, 1]), b: grad });
+        if (s && use === "dispose") dispose(s);
+        return name === "b";
+      };
+      const grad = new Float32Array(1);
+      const opt = radam({ backend, threads, threadThreshold: 0, groups: [{ match, lrScale: 2 }] });
+      let state = await opt.init({ w: new Float32Array([1, 2]), b: grad });
+      try {
+        state = step(state, { w: new Float32Array([1, 1]), b: grad });
+        const before = await saveState(state);
+        live = state;
+        const consumed = state;
+        await assert.rejects(saveState(consumed), TypeError, `${backend} × ${threads}, ${use}`);
+        if (use === "step") {
+          assert.equal(state.step, 2);
+          assert.equal((await loadState(before, { backend: "js" })).step, 1);
+        }
       } finally {
         dispose(state);
       }

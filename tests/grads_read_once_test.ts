@@ -4,10 +4,12 @@
  * after (an array of the wrong length, not a Float32Array, NaNs) steps as if given the first
  * array, bit for bit, on every CPU backend, for every path of the loop (the copy with the fused
  * non-finite check, the copy then the norm of clipping, the copy alone of "propagate"), with
- * 32-bit and 8-bit moments; and a Proxy sees one read of each name.
+ * 32-bit and 8-bit moments; and a Proxy sees one read of each name. `init` reads a shaped
+ * tensor's `data` and `shape` once too.
  */
 import assert from "node:assert/strict";
-import { dispose, type OptimizerState, radam, type RAdamOptions, step } from "../mod.ts";
+import { dispose, type OptimizerState, radam, type RAdamOptions, saveState, step } from "../mod.ts";
+import { parseSafetensors } from "../base/safetensors.ts";
 import { assertSameBits, CPU_BACKENDS } from "./cases.ts";
 import { countingReads, prng, randomTensor } from "./util.ts";
 
@@ -124,3 +126,35 @@ for (const backend of CPU_BACKENDS) {
     }
   });
 }
+
+Deno.test("init reads a shaped tensor's data and shape once: its length is its shape's", async () => {
+  // `data` was read three times: a getter answering a 4-element array to the check of the shape
+  // [2, 2] and a 5-element one after made a state of 5 elements under that shape (centralized
+  // as rows of 2.5, and saved as a file of 5 values under the shape [2, 2]).
+  const first = new Float32Array([1, 2, 3, 4]);
+  let reads = 0;
+  const w = {
+    get data() {
+      return ++reads === 1 ? first : new Float32Array([1, 2, 3, 4, 5]);
+    },
+    shape: new Proxy([2, 2], {
+      // Each dimension answers 2 once, then 3: the shape checked is the shape kept.
+      get: (target, key, receiver) => {
+        const value = Reflect.get(target, key, receiver);
+        if (key !== "0" && key !== "1") return value;
+        const seen = (target as unknown as { seen?: Set<string> }).seen ??= new Set();
+        return seen.has(key) ? 3 : (seen.add(key), value);
+      },
+    }),
+  };
+  let state = await radam({ backend: "js", gc: true }).init({ w });
+  assert.equal(reads, 1);
+  assert.deepEqual(state.params.w, first);
+  const twin = await radam({ backend: "js", gc: true }).init({
+    w: { data: first, shape: [2, 2] },
+  });
+  state = step(state, { w: new Float32Array([1, -2, 3, 5]) });
+  const stepped = step(twin, { w: new Float32Array([1, -2, 3, 5]) });
+  await assertSameBits(state, stepped, "a shaped tensor read once");
+  assert.deepEqual(parseSafetensors(await saveState(state)).tensors.get("w")?.shape, [2, 2]);
+});

@@ -7,9 +7,17 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { dispose, type OptimizerState, radam, readParams, step } from "../mod.ts";
+import {
+  dispose,
+  loadState,
+  type OptimizerState,
+  radam,
+  readParams,
+  saveState,
+  step,
+} from "../mod.ts";
 import { readAll } from "./cases.ts";
-import { bits } from "./util.ts";
+import { bits, saying } from "./util.ts";
 
 const BACKENDS = [
   { label: "wasm", backend: "wasm", threads: 1 },
@@ -133,6 +141,101 @@ for (const which of BACKENDS) {
       assert.equal(s.step, 2);
     } finally {
       dispose(s);
+    }
+  });
+
+  Deno.test(`${which.label}: "throw" names the first tensor in the order given, not the 8-bit arena's`, async () => {
+    // The 8-bit arena puts the small tensors (f32 moments) first: the error named "b" here.
+    for (const clipGradNorm of [undefined, 1]) {
+      const options = {
+        backend: which.backend,
+        threads: which.threads,
+        threadThreshold: 0,
+        nonFinite: "throw",
+        clipGradNorm,
+      } as const;
+      let s = await radam({ ...options, states: "8bit" }).init({
+        w: new Float32Array(5000),
+        b: new Float32Array(3),
+      });
+      try {
+        assert.deepEqual(s.names, ["b", "w"]);
+        const g = { w: new Float32Array(5000), b: new Float32Array(3) };
+        g.w[4999] = NaN;
+        g.b[1] = Infinity;
+        for (const copied of [true, false]) {
+          if (!copied) { for (const n of s.names) s.grads[n].set(g[n as "w" | "b"]); }
+          assert.throws(
+            () => copied ? step(s, g) : step(s),
+            saying(RangeError, 'The gradient of parameter "w" holds NaN at index 4999'),
+          );
+        }
+        assert.equal(s.step, 0);
+        s = step(s, { w: new Float32Array(5000), b: new Float32Array(3) });
+        assert.equal(s.step, 1);
+        // A checkpoint of 32-bit moments (in the order given) loaded into 8 bits keeps it.
+        const wide = await radam({ ...options, states: "32bit" }).init({
+          w: new Float32Array(5000),
+          b: new Float32Array(3),
+        });
+        const bytes = await saveState(wide);
+        dispose(wide);
+        dispose(s);
+        const { backend, threads } = which;
+        s = await loadState(bytes, { backend, threads, threadThreshold: 0, states: "8bit" });
+        assert.deepEqual(s.names, ["b", "w"]);
+        assert.throws(
+          () => step(s, g),
+          saying(RangeError, 'The gradient of parameter "w" holds NaN at index 4999'),
+        );
+      } finally {
+        dispose(s);
+      }
+    }
+  });
+
+  Deno.test(`${which.label}: a schedule is called once for each step taken, not for one skipped or refused`, async () => {
+    // It was called before the check: for every skipped or refused step too, so a schedule
+    // that logged or counted saw t = 2 three times here.
+    for (const nonFinite of ["skip", "throw"] as const) {
+      for (const clipGradNorm of [undefined, 1]) {
+        const seen: number[] = [];
+        let s = await radam({
+          backend: which.backend,
+          threads: which.threads,
+          threadThreshold: 0,
+          nonFinite,
+          clipGradNorm,
+          lr: (t) => (seen.push(t), t === 4 && seen.length === 4 ? -1 : 1e-3),
+        }).init({ w: new Float32Array(3), b: new Float32Array(2) });
+        try {
+          const good = () => ({ w: new Float32Array([1, 2, 3]), b: new Float32Array([4, 5]) });
+          const bad = good();
+          bad.b[1] = NaN;
+          s = step(s, good());
+          for (const copied of [true, false]) {
+            if (!copied) { for (const n of s.names) s.grads[n].set(bad[n as "w" | "b"]); }
+            if (nonFinite === "throw") {
+              assert.throws(() => copied ? step(s, bad) : step(s), RangeError);
+            } else s = copied ? step(s, bad) : step(s);
+          }
+          assert.deepEqual(seen, [1], `${nonFinite}, clipGradNorm ${clipGradNorm}`);
+          s = step(s, good());
+          s = step(s, good());
+          assert.deepEqual(seen, [1, 2, 3]);
+          assert.equal(s.step, 3);
+          assert.equal(s.skippedSteps, nonFinite === "skip" ? 2 : 0);
+          // A step the schedule refuses changes nothing, the last norm included; asked again.
+          const norm = s.lastGradNorm;
+          assert.throws(() => step(s, { w: new Float32Array(3), b: new Float32Array(2) }));
+          assert.ok(Object.is(s.lastGradNorm, norm));
+          s = step(s, good());
+          assert.deepEqual(seen, [1, 2, 3, 4, 4]);
+          assert.equal(s.lastGradNorm, clipGradNorm ? Math.hypot(1, 2, 3, 4, 5) : NaN);
+        } finally {
+          dispose(s);
+        }
+      }
     }
   });
 
