@@ -1,7 +1,7 @@
 /**
  * The WGSL kernels of the WebGPU backend, and their helpers' exports: the step (wgsl_step.ts),
- * the gradient norm (wgsl_norm.ts), and here gradient centralization (one workgroup per row)
- * and the copies (a plain vec4 copy, the benchmark's bandwidth limit, and the masked copy of a
+ * the gradient norm (wgsl_norm.ts), and here gradient centralization (one workgroup a row, the
+ * rows of many tensors in one dispatch) and the copies (a plain vec4 copy, the benchmark's bandwidth limit, and the masked copy of a
  * tensor).
  *
  * @module
@@ -12,8 +12,6 @@ import {
   declareBindings,
   GRID_ARGS,
   type Kernel,
-  wgslStruct,
-  wordsOf,
   WORKGROUP_SIZE,
 } from "./_wgsl.ts";
 
@@ -22,37 +20,33 @@ export { DECIDE, SMALL_STEP_ELEMENTS, stepKernels } from "./wgsl_step.ts";
 export { GRAD_NORM_PARTIAL, GRAD_NORM_TOTAL, NORM_ELEMENTS_PER_WORKGROUP } from "./wgsl_norm.ts";
 
 /**
- * The shape uniform of the centralization kernel: `rows` rows of `cols` elements, the first at
- * element `first` of the binding (a binding starts at an aligned offset, a row anywhere).
+ * Words of an entry of the centralization kernel's table (a `vec4<u32>`): the first entry holds
+ * the dispatch's rows and runs, each other one a run's first row, first element and cols.
  */
-export const CENTRALIZE_SHAPE = { rows: "u32", cols: "u32", first: "u32", pad: "u32" } as const;
-
-/** The word of each field of the centralization kernel's uniform. */
-export const CENTRALIZE_WORD = wordsOf(CENTRALIZE_SHAPE);
-
-/** Bytes of the uniform of the centralization kernel. */
-export const CENTRALIZE_UNIFORM_BYTES = 4 * Object.keys(CENTRALIZE_SHAPE).length;
+export const CENTRALIZE_ENTRY_WORDS = 4;
 
 const CENTRALIZE_BINDINGS: readonly Binding[] = [
   { name: "x", type: "array<f32>", kind: "storage" },
-  { name: "shape", type: "Shape", kind: "uniform" },
+  { name: "table", type: "array<vec4<u32>>", kind: "read-only-storage" },
 ];
 
 /**
- * Gradient centralization (entry point `centralize`): workgroup `r` subtracts from row `r` of
- * `rows × cols` elements (from element `first` of the binding) its f32 mean; a tensor larger
- * than a binding is centralized by several dispatches, each of whole rows. Each of the 64 invocations sums a strided part of the row,
- * then a tree reduction in workgroup memory gives the row sum (any summation tree of `cols`
- * terms stays within the `(cols − 1)` roundings the reference allows). Where that sum is not
- * finite (finite values whose f32 sum overflows, as the CPU backends' f64 mean does not; or a
- * NaN or an infinity, which stays so), the mean is taken again as the sum of each value divided
- * by `cols`, which does not overflow.
+ * Gradient centralization (entry point `centralize`) of the rows of many tensors in one
+ * dispatch (gpu/centralize.ts): `table[0]` holds the dispatch's row count and its number of
+ * runs, `table[1 + k]` run `k`'s first row in the dispatch, the element of the binding its
+ * first row starts at, and its row length `cols` (runs in increasing first rows, the first at
+ * row 0). Workgroup `r` finds the run of row `r` (a binary search), then subtracts from the row
+ * its f32 mean. Each of the 64 invocations sums a strided part of the row, then a tree
+ * reduction in workgroup memory gives the row sum (any summation tree of `cols` terms stays
+ * within the `(cols − 1)` roundings the reference allows). Where that sum is not finite (finite
+ * values whose f32 sum overflows, as the CPU backends' f64 mean does not; or a NaN or an
+ * infinity, which stays so), the mean is taken again as the sum of each value divided by
+ * `cols`, which does not overflow.
  */
 export const CENTRALIZE: Kernel = {
   entryPoint: "centralize",
   bindings: CENTRALIZE_BINDINGS,
   code: /* wgsl */ `
-${wgslStruct("Shape", CENTRALIZE_SHAPE)}
 ${declareBindings(CENTRALIZE_BINDINGS)}
 var<workgroup> partial: array<f32, ${WORKGROUP_SIZE}>;
 
@@ -61,9 +55,18 @@ fn centralize(
   ${GRID_ARGS}
 ) {
   let row = wid.y * groups.x + wid.x;
-  if (row >= shape.rows) { return; }
-  let cols = shape.cols;
-  let base = shape.first + row * cols;
+  let head = table[0];
+  if (row >= head.x) { return; }
+  // The last run whose first row is at or before this one.
+  var lo = 1u;
+  var hi = head.y;
+  while (lo < hi) {
+    let mid = (lo + hi + 1u) / 2u;
+    if (table[mid].x <= row) { lo = mid; } else { hi = mid - 1u; }
+  }
+  let run = table[lo];
+  let cols = run.z;
+  let base = run.y + (row - run.x) * cols;
   var sum = 0.0;
   for (var j = lid; j < cols; j += ${WORKGROUP_SIZE}u) { sum = sum + x[base + j]; }
   let total = row_sum(lid, sum);
