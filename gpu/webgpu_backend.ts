@@ -13,12 +13,12 @@
  * gradient-norm passes (with `clipGradNorm` or the non-finite check), whose last one-workgroup
  * pass also decides the step on the device (counts it taken or skipped, or halts; a
  * one-invocation dispatch where no norm is computed), the centralization of every rank > 1
- * tensor (with `gc`: one dispatch for all of them, more only past the device's limits,
- * centralize.ts), then the step dispatches; it submits that, with a copy of the counters for
- * an asynchronous readback now and then. An arena of at most `SMALL_STEP_ELEMENTS` elements in
- * one chunk (a model bound by the host, not the GPU) takes the whole step, norm and decision
- * included, in one dispatch of one workgroup (`step_small`) when no tensor is centralized. No
- * buffer or bind group is created per step.
+ * tensor (with `gc`: two dispatches for all, more only past the device's limits; centralize.ts),
+ * then the step dispatches; it submits that, with a copy of the counters for an asynchronous
+ * readback now and then. An arena of at most `SMALL_STEP_ELEMENTS` elements in one chunk (a
+ * model bound by the host, not the GPU) takes the whole step, norm and decision included, in
+ * one dispatch of one workgroup (`step_small`) when no tensor is centralized. No buffer or bind
+ * group is created per step.
  *
  * The step dispatches (planned by `planChunks`, arena_plan.ts) cover the tensors whose params
  * the arena holds, one per binding-sized chunk of each run of consecutive such tensors, plus,
@@ -296,11 +296,9 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
    */
   planCentralize(segments: readonly number[]): void {
     try {
-      const names = [];
-      for (let i = 0; i < segments.length; i += 3) {
-        names.push(this.layout.names[this.layout.offsets.indexOf(segments[i])]);
-      }
-      this.#centralizations.plan(segments, names);
+      const { names, offsets } = this.layout;
+      const name = (_: unknown, k: number) => names[offsets.indexOf(segments[3 * k])];
+      this.#centralizations.plan(segments, Array.from({ length: segments.length / 3 }, name));
     } catch (error) {
       this.destroy();
       throw error;
@@ -394,7 +392,8 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       pass.setBindGroup(0, this.#decision.bindGroup);
       pass.dispatchWorkgroups(1);
       if (centralize) {
-        dispatchEach(pass, pipelines.centralize.pipeline, this.#centralizations.dispatches);
+        dispatchEach(pass, pipelines.centralize.pipeline, this.#centralizations.wide);
+        dispatchEach(pass, pipelines.centralizeNarrow.pipeline, this.#centralizations.narrow);
       }
       if (this.#chunks.length > 0) dispatchEach(pass, pipelines.step.pipeline, this.#chunks);
       if (this.#compact.length > 0) {

@@ -193,10 +193,14 @@ Deno.test("gpu plan: centralization batches cover every row once, within the dev
   for (let k = 0; k < 5000; k++) many.push(k * 448, 16, 24);
   const one = planCentralizeBatches(many, big, 256);
   assert.equal(one.length, 1);
-  assert.equal(one[0].rows, 5000 * 16);
+  assert.equal(one[0].narrowRows, 5000 * 16);
+  // Rows of more than 64 elements take a workgroup each, the others an invocation.
+  assert.deepEqual(planCentralizeBatches([0, 3, 64, 192, 2, 65], big, 256), [
+    { start: 0, length: 322, wideRows: 2, wide: [0, 192, 65], narrowRows: 3, narrow: [0, 0, 64] },
+  ]);
   fc.assert(
     fc.property(
-      fc.array(fc.tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 70 })), {
+      fc.array(fc.tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 140 })), {
         minLength: 1,
         maxLength: 40,
       }),
@@ -211,8 +215,8 @@ Deno.test("gpu plan: centralization batches cover every row once, within the dev
           segments.push(offset, rows, cols);
           offset += Math.ceil((rows * cols + gap) / ALIGN_ELEMENTS) * ALIGN_ELEMENTS;
         }
-        // Bindings of 280 elements, or of `tableEntries` table entries where fewer.
-        const bytes = Math.min(1120, 16 * tableEntries);
+        // Bindings of 560 elements, or of `tableEntries` table entries where fewer.
+        const bytes = Math.min(2240, 16 * tableEntries);
         const limits = {
           maxStorageBufferBindingSize: bytes,
           maxBufferSize: 1 << 20,
@@ -236,18 +240,30 @@ Deno.test("gpu plan: centralization batches cover every row once, within the dev
         for (const b of batches) {
           assert.equal(b.start % ALIGN_ELEMENTS, 0);
           assert.ok(b.length * 4 <= bytes, "a window fits a binding");
-          assert.ok(b.rows <= grid * grid, "a dispatch's rows fit its grid");
-          assert.ok(16 * (1 + b.runs.length / 3) <= bytes, "a table fits a binding");
-          for (let r = 0; r < b.runs.length; r += 3) {
-            const [first, at, cols] = b.runs.slice(r, r + 3);
-            const end = r + 3 < b.runs.length ? b.runs[r + 3] : b.rows;
-            assert.ok(end > first);
-            for (let row = first; row < end; row++) {
-              covered.push(b.start + at + (row - first) * cols);
+          assert.ok(b.wideRows <= grid * grid, "the wide rows' workgroups fit a grid");
+          assert.ok(Math.ceil(b.narrowRows / 64) <= grid * grid, "the narrow rows' too");
+          const runs = (b.wide.length + b.narrow.length) / 3;
+          assert.ok(16 * (1 + runs) <= bytes, "a table fits a binding");
+          for (
+            const [list, rows, wide] of [[b.wide, b.wideRows, true], [
+              b.narrow,
+              b.narrowRows,
+              false,
+            ]] as const
+          ) {
+            for (let r = 0; r < list.length; r += 3) {
+              const [first, at, cols] = list.slice(r, r + 3);
+              assert.equal(cols > 64, wide);
+              const end = r + 3 < list.length ? list[r + 3] : rows;
+              assert.ok(end > first);
+              for (let row = first; row < end; row++) {
+                covered.push(b.start + at + (row - first) * cols);
+              }
+              assert.ok(at + (end - first) * cols <= b.length);
             }
-            assert.ok(at + (end - first) * cols <= b.length);
           }
         }
+        covered.sort((x, y) => x - y);
         const want: number[] = [];
         for (let k = 0; k < segments.length; k += 3) {
           for (let row = 0; row < segments[k + 1]; row++) {

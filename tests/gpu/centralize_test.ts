@@ -100,7 +100,7 @@ Deno.test({
     const wide = { maxStorageBufferBindingSize: 1 << 16, maxComputeWorkgroupsPerDimension: 40 };
     const cases = [
       { shapes: shapesOf("tiny", next).slice(0, 600), limits: small },
-      { shapes: [[7, 3], [1, 1000], [1000, 1], [50, 20], [3], [17, 60]], limits: small },
+      { shapes: [[7, 3], [1, 1000], [1000, 1], [50, 20], [3], [17, 64], [9, 65]], limits: small },
       { shapes: [[5], [3000, 5], [200, 300], [1, 16000]], limits: wide },
     ];
     for (const { shapes, limits } of cases) {

@@ -386,30 +386,32 @@ Deno.test({
   async fn() {
     // Finite gradients whose f32 row sum overflows: the mean was ±Infinity and every centralized
     // gradient of the row ±Infinity (the CPU backends take that row's mean in f64; here the sum
-    // of each value divided by the row length). Rows over more than one invocation's share too.
-    const cols = 3 * WORKGROUP_SIZE + 5;
-    const rows = [
-      Array.from({ length: cols }, (_, i) => (i % 3 === 0 ? 3e38 : -1e37)),
-      Array.from({ length: cols }, (_, i) => (i === 1 || i === cols - 1 ? 3e38 : i)),
-      Array.from({ length: cols }, (_, i) => i - 100),
-    ];
-    const opt = radam({ lr: 0, betas: [0, 0.9], gc: true, backend: "webgpu" });
-    const params = { w: { data: new Float32Array(3 * cols), shape: [3, cols] } };
-    let state = await noGpuErrors(() => opt.init(params, { device: device! }));
-    state = step(state, { w: Float32Array.from(rows.flat()) });
-    // momentum-SGD first step with β1 = 0: exp_avg is the gradient the update used
-    const used = (await readMoments(state)).exp_avg.w;
-    rows.forEach((row, r) => {
-      const mean = row.reduce((a, x) => a + Math.fround(x), 0) / cols;
-      for (let i = 0; i < cols; i++) {
-        const want = Math.fround(row[i]) - mean;
-        const got = used[r * cols + i];
-        assert.ok(
-          Math.abs(got - want) <= 1e-5 * Math.abs(mean) + 1e-6 * Math.abs(want),
-          `row ${r} [${i}]: ${got} vs ${want}`,
-        );
-      }
-    });
+    // of each value divided by the row length).
+    // Rows of a workgroup each (more than 64 elements), and of an invocation each.
+    for (const cols of [3 * WORKGROUP_SIZE + 5, 40]) {
+      const rows = [
+        Array.from({ length: cols }, (_, i) => (i % 3 === 0 ? 3e38 : -1e37)),
+        Array.from({ length: cols }, (_, i) => (i === 1 || i === cols - 1 ? 3e38 : i)),
+        Array.from({ length: cols }, (_, i) => i - 100),
+      ];
+      const opt = radam({ lr: 0, betas: [0, 0.9], gc: true, backend: "webgpu" });
+      const params = { w: { data: new Float32Array(3 * cols), shape: [3, cols] } };
+      let state = await noGpuErrors(() => opt.init(params, { device: device! }));
+      state = step(state, { w: Float32Array.from(rows.flat()) });
+      // momentum-SGD first step with β1 = 0: exp_avg is the gradient the update used
+      const used = (await readMoments(state)).exp_avg.w;
+      rows.forEach((row, r) => {
+        const mean = row.reduce((a, x) => a + Math.fround(x), 0) / cols;
+        for (let i = 0; i < cols; i++) {
+          const want = Math.fround(row[i]) - mean;
+          const got = used[r * cols + i];
+          assert.ok(
+            Math.abs(got - want) <= 1e-5 * Math.abs(mean) + 1e-6 * Math.abs(want),
+            `row ${r} [${i}]: ${got} vs ${want}`,
+          );
+        }
+      });
+    }
   },
 });
 
