@@ -112,20 +112,14 @@ fn decide() {
 }
 `;
 
-/**
- * Steps from one counter readback started with a step to the next (a loop that awaits between
- * steps would otherwise map the counters at every step).
- */
+/** Steps from one counter readback started with a step to the next (else one a step, awaited). */
 const READBACK_EVERY = 8;
 
 /** The steps submitted before a read began (`GpuStepCounter.mark`), until it ends (`unmark`). */
 export interface ReadMark {
   /** Steps submitted, refused ones too. */
   readonly sequence: number;
-  /**
-   * Steps submitted and not refused (as the device numbers them): one less for each refusal of
-   * a step before the mark found after it was made.
-   */
+  /** Steps submitted and not refused: one less for each refusal found after the mark of one before. */
   readonly submitted: number;
 }
 
@@ -233,16 +227,17 @@ export class GpuStepCounter implements DeviceCounter {
     return RING_AHEAD;
   }
 
-  start(steps: number, skipped: number): void {
-    Object.assign(this.#reported, { submitted: 0, taken: steps, skipped, norm: NaN });
+  /** `submitted`: the submissions to count from, 0 (tests start near the device's u32 wrap). */
+  start(steps: number, skipped: number, submitted = 0): void {
+    Object.assign(this.#reported, { submitted, taken: steps, skipped, norm: NaN });
     this.#base = { taken: steps, skipped };
-    this.#submitted = 0;
+    this.#submitted = this.#countedFrom = this.#readbackFrom = submitted;
     this.#readbackAt = -Infinity;
-    this.#countedFrom = 0;
     this.#fault = undefined;
     this.ring.clear(steps);
     const words = new Uint32Array(CONTROL_BYTES / 4);
     words[CONTROL_WORD.norm_bits] = NAN_BITS; // no norm yet
+    words[CONTROL_WORD.submitted] = submitted; // (mod 2³²)
     this.#device.queue.writeBuffer(this.control, 0, words);
   }
 
@@ -453,13 +448,16 @@ export class GpuStepCounter implements DeviceCounter {
 
   #report(words: Uint32Array): void {
     const r = this.#reported;
-    r.submitted = words[CONTROL_WORD.submitted];
+    // The device counts submissions in u32s: the counts of the host's, which are not, wrapped.
+    const from = this.#readbackFrom;
+    const unwrap = (word: number) => from - (from - words[word]) % 2 ** 32;
+    r.submitted = unwrap(CONTROL_WORD.submitted);
     r.taken = this.#base.taken + words[CONTROL_WORD.taken];
     r.skipped = this.#base.skipped + words[CONTROL_WORD.skipped];
     r.norm = new Float32Array(words.buffer, CONTROL_WORD.norm_bits * 4, 1)[0];
     // A halt not yet handed out, and not one that takeFault already lifted.
     const halted = words[CONTROL_WORD.halted];
-    const haltedAt = words[CONTROL_WORD.halted_at];
+    const haltedAt = unwrap(CONTROL_WORD.halted_at);
     if (halted !== HALT.running && !this.#fault && haltedAt > this.#countedFrom) {
       this.#fault = this.#haltError(halted, words[CONTROL_WORD.first_bad], haltedAt);
       this.#faultAt = haltedAt;

@@ -10,6 +10,7 @@ import type { Rule } from "../base/rule.ts";
 import type { Kernel } from "./_wgsl.ts";
 import {
   CENTRALIZE,
+  CENTRALIZE_NARROW,
   COPY_TENSOR,
   DECIDE,
   GRAD_NORM_PARTIAL,
@@ -29,6 +30,7 @@ function kernelsOf(rule: Rule) {
     normPartial: GRAD_NORM_PARTIAL,
     normTotal: GRAD_NORM_TOTAL,
     centralize: CENTRALIZE,
+    centralizeNarrow: CENTRALIZE_NARROW,
     copyTensor: COPY_TENSOR,
   } as const satisfies Record<string, Kernel>;
 }

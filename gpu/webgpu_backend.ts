@@ -12,12 +12,13 @@
  * write nothing. A step encodes any pending gradient copies, then one compute pass: the
  * gradient-norm passes (with `clipGradNorm` or the non-finite check), whose last one-workgroup
  * pass also decides the step on the device (counts it taken or skipped, or halts; a
- * one-invocation dispatch where no norm is computed), one centralization dispatch per rank > 1
- * tensor (with `gc`; several for a tensor larger than a binding, centralize.ts), then the step dispatches; it submits that, with a copy of the counters for
- * an asynchronous readback now and then. An arena of at most `SMALL_STEP_ELEMENTS` elements in
- * one chunk (a model bound by the host, not the GPU) takes the whole step, norm and decision
- * included, in one dispatch of one workgroup (`step_small`) when no tensor is centralized. No
- * buffer or bind group is created per step.
+ * one-invocation dispatch where no norm is computed), the centralization of every rank > 1
+ * tensor (with `gc`: two dispatches for all, more only past the device's limits; centralize.ts),
+ * then the step dispatches; it submits that, with a copy of the counters for an asynchronous
+ * readback now and then. An arena of at most `SMALL_STEP_ELEMENTS` elements in one chunk (a
+ * model bound by the host, not the GPU) takes the whole step, norm and decision included, in
+ * one dispatch of one workgroup (`step_small`) when no tensor is centralized. No buffer or bind
+ * group is created per step.
  *
  * The step dispatches (planned by `planChunks`, arena_plan.ts) cover the tensors whose params
  * the arena holds, one per binding-sized chunk of each run of consecutive such tensors, plus,
@@ -115,7 +116,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   readonly #normChunks: Dispatch[];
   /** The norm's last pass, which decides the step; or the decision alone (no norm). */
   readonly #decision: Dispatch;
-  /** Per-tensor centralization dispatches (made once, at init), and the next step's. */
+  /** The centralization dispatches (made once, at init), and the tensors a step requests. */
   readonly #centralizations: Centralizations;
   /** The gradients' loads into their slots (see grad_loads.ts). */
   readonly #loads: GradLoads;
@@ -279,11 +280,12 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   }
 
   /**
-   * Gradient centralization of one tensor (`rows × cols` elements at element `offset` of the
-   * grads section): encoded by the next `update`, before its step, in the same compute pass.
+   * Gradient centralization of the tensor at element `offset` of the grads section, planned at
+   * init (`planCentralize`), by the next `update`, in the dispatches that centralize every
+   * planned tensor: a step requests all of them or none (else `update` throws).
    */
-  centralize(offset: number, rows: number, cols: number): void {
-    this.#centralizations.request(offset, rows, cols);
+  centralize(offset: number, _rows: number, _cols: number): void {
+    this.#centralizations.request(offset);
   }
 
   /**
@@ -294,10 +296,9 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
    */
   planCentralize(segments: readonly number[]): void {
     try {
-      for (let i = 0; i < segments.length; i += 3) {
-        const name = this.layout.names[this.layout.offsets.indexOf(segments[i])];
-        this.#centralizations.plan(segments[i], segments[i + 1], segments[i + 2], name);
-      }
+      const { names, offsets } = this.layout;
+      const name = (_: unknown, k: number) => names[offsets.indexOf(segments[3 * k])];
+      this.#centralizations.plan(segments, Array.from({ length: segments.length / 3 }, name));
     } catch (error) {
       this.destroy();
       throw error;
@@ -313,6 +314,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
    */
   update(): void {
     this.checkUsable();
+    const centralize = this.#centralizations.take();
     const counter = this.counter;
     counter.beforeSubmit();
     const device = this.#device;
@@ -324,7 +326,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     if (watched) device.pushErrorScope("validation");
     const encoder = device.createCommandEncoder();
     this.#loads.encode(encoder);
-    this.#encodePass(encoder);
+    this.#encodePass(encoder, centralize);
     this.#io.encodeCopyOut(encoder);
     const report = counter.encodeReport(encoder);
     const submission = this.#submission;
@@ -370,11 +372,10 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
    * check, whose last one decides the step on the device, or the decision alone;
    * centralizations; the step dispatches; or the one dispatch of `step_small`.
    */
-  #encodePass(encoder: GPUCommandEncoder): void {
+  #encodePass(encoder: GPUCommandEncoder, centralize: boolean): void {
     const pass = encoder.beginComputePass();
     const pipelines = this.#pipelines;
-    const centralize = this.#centralizations.pending;
-    if (this.#small && centralize.length === 0) {
+    if (this.#small && !centralize) {
       // The norm, the decision and the update in one dispatch of one workgroup.
       pass.setPipeline(pipelines.stepSmall.pipeline);
       pass.setBindGroup(0, this.#chunks[0].bindGroup);
@@ -390,9 +391,9 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       }
       pass.setBindGroup(0, this.#decision.bindGroup);
       pass.dispatchWorkgroups(1);
-      if (centralize.length > 0) {
-        dispatchEach(pass, pipelines.centralize.pipeline, centralize);
-        centralize.length = 0;
+      if (centralize) {
+        dispatchEach(pass, pipelines.centralize.pipeline, this.#centralizations.wide);
+        dispatchEach(pass, pipelines.centralizeNarrow.pipeline, this.#centralizations.narrow);
       }
       if (this.#chunks.length > 0) dispatchEach(pass, pipelines.step.pipeline, this.#chunks);
       if (this.#compact.length > 0) {

@@ -1,7 +1,7 @@
 /**
  * The WGSL kernels of the WebGPU backend, and their helpers' exports: the step (wgsl_step.ts),
- * the gradient norm (wgsl_norm.ts), and here gradient centralization (one workgroup per row)
- * and the copies (a plain vec4 copy, the benchmark's bandwidth limit, and the masked copy of a
+ * the gradient norm (wgsl_norm.ts), and here gradient centralization (one workgroup a row, the
+ * rows of many tensors in one dispatch) and the copies (a plain vec4 copy, the benchmark's bandwidth limit, and the masked copy of a
  * tensor).
  *
  * @module
@@ -12,8 +12,6 @@ import {
   declareBindings,
   GRID_ARGS,
   type Kernel,
-  wgslStruct,
-  wordsOf,
   WORKGROUP_SIZE,
 } from "./_wgsl.ts";
 
@@ -22,58 +20,80 @@ export { DECIDE, SMALL_STEP_ELEMENTS, stepKernels } from "./wgsl_step.ts";
 export { GRAD_NORM_PARTIAL, GRAD_NORM_TOTAL, NORM_ELEMENTS_PER_WORKGROUP } from "./wgsl_norm.ts";
 
 /**
- * The shape uniform of the centralization kernel: `rows` rows of `cols` elements, the first at
- * element `first` of the binding (a binding starts at an aligned offset, a row anywhere).
+ * Words of an entry of the centralization kernel's table (a `vec4<u32>`): the first entry holds
+ * the dispatch's wide rows and runs, narrow rows and runs; each other one a run's first row,
+ * first element and cols (gpu/centralize.ts).
  */
-export const CENTRALIZE_SHAPE = { rows: "u32", cols: "u32", first: "u32", pad: "u32" } as const;
-
-/** The word of each field of the centralization kernel's uniform. */
-export const CENTRALIZE_WORD = wordsOf(CENTRALIZE_SHAPE);
-
-/** Bytes of the uniform of the centralization kernel. */
-export const CENTRALIZE_UNIFORM_BYTES = 4 * Object.keys(CENTRALIZE_SHAPE).length;
+export const CENTRALIZE_ENTRY_WORDS = 4;
 
 const CENTRALIZE_BINDINGS: readonly Binding[] = [
   { name: "x", type: "array<f32>", kind: "storage" },
-  { name: "shape", type: "Shape", kind: "uniform" },
+  { name: "table", type: "array<vec4<u32>>", kind: "read-only-storage" },
 ];
 
+/** The WGSL the two centralization kernels share: bindings, table lookup, row mean. */
+const CENTRALIZE_COMMON = /* wgsl */ `
+${declareBindings(CENTRALIZE_BINDINGS)}
+const LANES = ${WORKGROUP_SIZE}u;
+
+// The run of row \`row\` among table entries first..last (the last whose first row is at or
+// before it): its first row, the element its first row starts at, its cols.
+fn run_of(row: u32, first: u32, last: u32) -> vec4<u32> {
+  var lo = first;
+  var hi = last;
+  while (lo < hi) {
+    let mid = (lo + hi + 1u) / 2u;
+    if (table[mid].x <= row) { lo = mid; } else { hi = mid - 1u; }
+  }
+  return table[lo];
+}
+
+// Whether a row sum is not finite (its mean is then taken as the sum of each value / cols).
+fn overflows(total: f32) -> bool {
+  return (bitcast<u32>(total) & 0x7f800000u) == 0x7f800000u;
+}
+`;
+
 /**
- * Gradient centralization (entry point `centralize`): workgroup `r` subtracts from row `r` of
- * `rows × cols` elements (from element `first` of the binding) its f32 mean; a tensor larger
- * than a binding is centralized by several dispatches, each of whole rows. Each of the 64 invocations sums a strided part of the row,
- * then a tree reduction in workgroup memory gives the row sum (any summation tree of `cols`
- * terms stays within the `(cols − 1)` roundings the reference allows). Where that sum is not
- * finite (finite values whose f32 sum overflows, as the CPU backends' f64 mean does not; or a
- * NaN or an infinity, which stays so), the mean is taken again as the sum of each value divided
- * by `cols`, which does not overflow.
+ * Gradient centralization of the wide rows (of more than 64 elements) of many tensors in one
+ * dispatch (entry point `centralize`; gpu/centralize.ts): `table[0]` holds the dispatch's wide
+ * rows and runs, then its narrow rows and runs; then per run (wide runs first) its first row
+ * among the wide or narrow rows, the element of the binding its first row starts at, and its
+ * row length `cols`. Workgroup `r` finds the run of wide row `r` (a binary search), then
+ * subtracts from the row its f32 mean: each of the 64 invocations sums a strided part of the
+ * row, then a tree reduction in workgroup memory gives the row sum (any summation tree of
+ * `cols` terms stays within the `(cols − 1)` roundings the reference allows). Where that sum is
+ * not finite (finite values whose f32 sum overflows, as the CPU backends' f64 mean does not; or
+ * a NaN or an infinity, which stays so), the mean is taken again as the sum of each value
+ * divided by `cols`, which does not overflow.
  */
 export const CENTRALIZE: Kernel = {
   entryPoint: "centralize",
   bindings: CENTRALIZE_BINDINGS,
   code: /* wgsl */ `
-${wgslStruct("Shape", CENTRALIZE_SHAPE)}
-${declareBindings(CENTRALIZE_BINDINGS)}
-var<workgroup> partial: array<f32, ${WORKGROUP_SIZE}>;
+${CENTRALIZE_COMMON}
+var<workgroup> partial: array<f32, LANES>;
 
-@compute @workgroup_size(${WORKGROUP_SIZE})
+@compute @workgroup_size(LANES)
 fn centralize(
   ${GRID_ARGS}
 ) {
   let row = wid.y * groups.x + wid.x;
-  if (row >= shape.rows) { return; }
-  let cols = shape.cols;
-  let base = shape.first + row * cols;
+  let head = table[0];
+  if (row >= head.x) { return; }
+  let run = run_of(row, 1u, head.y);
+  let cols = run.z;
+  let base = run.y + (row - run.x) * cols;
   var sum = 0.0;
-  for (var j = lid; j < cols; j += ${WORKGROUP_SIZE}u) { sum = sum + x[base + j]; }
+  for (var j = lid; j < cols; j += LANES) { sum = sum + x[base + j]; }
   let total = row_sum(lid, sum);
   var mean = total / f32(cols);
-  if ((bitcast<u32>(total) & 0x7f800000u) == 0x7f800000u) {
+  if (overflows(total)) {
     var scaled = 0.0;
-    for (var j = lid; j < cols; j += ${WORKGROUP_SIZE}u) { scaled = scaled + x[base + j] / f32(cols); }
+    for (var j = lid; j < cols; j += LANES) { scaled = scaled + x[base + j] / f32(cols); }
     mean = row_sum(lid, scaled);
   }
-  for (var j = lid; j < cols; j += ${WORKGROUP_SIZE}u) { x[base + j] = x[base + j] - mean; }
+  for (var j = lid; j < cols; j += LANES) { x[base + j] = x[base + j] - mean; }
 }
 
 // The sum of every invocation's part, to all of them (a tree reduction in workgroup memory).
@@ -81,11 +101,56 @@ fn row_sum(lid: u32, part: f32) -> f32 {
   workgroupBarrier();
   partial[lid] = part;
   workgroupBarrier();
-  for (var k = ${WORKGROUP_SIZE / 2}u; k > 0u; k = k / 2u) {
+  for (var k = LANES / 2u; k > 0u; k = k / 2u) {
     if (lid < k) { partial[lid] = partial[lid] + partial[lid + k]; }
     workgroupBarrier();
   }
   return workgroupUniformLoad(&partial[0]);
+}
+`,
+};
+
+/**
+ * Gradient centralization of the narrow rows (of at most 64 elements) of many tensors in one
+ * dispatch (entry point `centralize_narrow`, the table of `CENTRALIZE`): an invocation a row,
+ * 64 rows a workgroup. Each row is summed as `CENTRALIZE`'s workgroup sums it, lane `j`'s part
+ * `0 + x[j]` (0 past the row), then the same tree, in a private array: the same bits, without
+ * the barriers that a workgroup a row costs (on CPU adapters most of its time).
+ */
+export const CENTRALIZE_NARROW: Kernel = {
+  entryPoint: "centralize_narrow",
+  bindings: CENTRALIZE_BINDINGS,
+  code: /* wgsl */ `
+${CENTRALIZE_COMMON}
+
+@compute @workgroup_size(LANES)
+fn centralize_narrow(
+  ${GRID_ARGS}
+) {
+  let row = (wid.y * groups.x + wid.x) * LANES + lid;
+  let head = table[0];
+  if (row >= head.z) { return; }
+  let run = run_of(row, 1u + head.y, head.y + head.w);
+  let cols = run.z;
+  let base = run.y + (row - run.x) * cols;
+  var parts: array<f32, LANES>;
+  for (var j = 0u; j < cols; j++) { parts[j] = 0.0 + x[base + j]; }
+  let total = tree_sum(&parts);
+  var mean = total / f32(cols);
+  if (overflows(total)) {
+    parts = array<f32, LANES>();
+    for (var j = 0u; j < cols; j++) { parts[j] = 0.0 + x[base + j] / f32(cols); }
+    mean = tree_sum(&parts);
+  }
+  for (var j = 0u; j < cols; j++) { x[base + j] = x[base + j] - mean; }
+}
+
+// The tree of \`row_sum\` (CENTRALIZE) over one invocation's parts.
+fn tree_sum(parts: ptr<function, array<f32, LANES>>) -> f32 {
+  for (var k = LANES / 2u; k > 0u; k = k / 2u) {
+    for (var i = 0u; i < k; i++) { (*parts)[i] = (*parts)[i] + (*parts)[i + k]; }
+  }
+  return (*parts)[0];
 }
 `,
 };

@@ -4,6 +4,8 @@
  * the WGSL (control buffer, ring entries, constants).
  */
 import assert from "node:assert/strict";
+import fc from "fast-check";
+import { planCentralizeBatches } from "../gpu/centralize.ts";
 import { ALIGN_ELEMENTS, type GpuPlanLimits, planChunks, planGpuArena } from "../gpu/arena_plan.ts";
 import { CONTROL, CONTROL_BYTES, CONTROL_WORD, DECIDE_WGSL } from "../gpu/device_counter.ts";
 import { RING_WGSL, RING_WORD, ringStride } from "../gpu/scalar_ring.ts";
@@ -183,4 +185,109 @@ Deno.test("GPU 8-bit layout: f32-moment tensors first at 64-element offsets, com
   assert.deepEqual(wide.compact, [false]);
   assert.equal(wide.states, "8bit");
   assert.equal(planCompactChunks(wide, limits).length, 0);
+});
+
+Deno.test("gpu plan: centralization batches cover every row once, within the device's limits", () => {
+  // 5,000 rank-2 tensors take one dispatch with the default limits (each took one of its own).
+  const many: number[] = [];
+  for (let k = 0; k < 5000; k++) many.push(k * 448, 16, 24);
+  const one = planCentralizeBatches(many, big, 256);
+  assert.equal(one.length, 1);
+  assert.equal(one[0].narrowRows, 5000 * 16);
+  // Rows of more than 64 elements take a workgroup each, the others an invocation.
+  assert.deepEqual(planCentralizeBatches([0, 3, 64, 192, 2, 65], big, 256), [
+    { start: 0, length: 322, wideRows: 2, wide: [0, 192, 65], narrowRows: 3, narrow: [0, 0, 64] },
+  ]);
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 140 })), {
+        minLength: 1,
+        maxLength: 40,
+      }),
+      fc.integer({ min: 0, max: 3 }),
+      fc.integer({ min: 1, max: 9 }),
+      fc.constantFrom(16, 48, 1024),
+      (shapes, gap, grid, tableEntries) => {
+        // Tensors at 64-element offsets, some not centralized between them (`gap`).
+        const segments: number[] = [];
+        let offset = 0;
+        for (const [rows, cols] of shapes) {
+          segments.push(offset, rows, cols);
+          offset += Math.ceil((rows * cols + gap) / ALIGN_ELEMENTS) * ALIGN_ELEMENTS;
+        }
+        // Bindings of 560 elements, or of `tableEntries` table entries where fewer.
+        const bytes = Math.min(2240, 16 * tableEntries);
+        const limits = {
+          maxStorageBufferBindingSize: bytes,
+          maxBufferSize: 1 << 20,
+          maxComputeWorkgroupsPerDimension: grid,
+        };
+        // Each row from the aligned offset at or before it must fit one binding.
+        let fits = true;
+        for (let k = 0; k < segments.length; k += 3) {
+          for (let row = 0; row < segments[k + 1]; row++) {
+            const row0 = segments[k] + row * segments[k + 2];
+            if ((row0 % ALIGN_ELEMENTS + segments[k + 2]) * 4 > bytes) fits = false;
+          }
+        }
+        if (!fits) {
+          assert.throws(() => planCentralizeBatches(segments, limits, 256), RangeError);
+          return;
+        }
+        const batches = planCentralizeBatches(segments, limits, 256);
+        // The element each covered row starts at: every row of every tensor, once, in order.
+        const covered: number[] = [];
+        for (const b of batches) {
+          assert.equal(b.start % ALIGN_ELEMENTS, 0);
+          assert.ok(b.length * 4 <= bytes, "a window fits a binding");
+          assert.ok(b.wideRows <= grid * grid, "the wide rows' workgroups fit a grid");
+          assert.ok(Math.ceil(b.narrowRows / 64) <= grid * grid, "the narrow rows' too");
+          const runs = (b.wide.length + b.narrow.length) / 3;
+          assert.ok(16 * (1 + runs) <= bytes, "a table fits a binding");
+          for (
+            const [list, rows, wide] of [[b.wide, b.wideRows, true], [
+              b.narrow,
+              b.narrowRows,
+              false,
+            ]] as const
+          ) {
+            for (let r = 0; r < list.length; r += 3) {
+              const [first, at, cols] = list.slice(r, r + 3);
+              assert.equal(cols > 64, wide);
+              const end = r + 3 < list.length ? list[r + 3] : rows;
+              assert.ok(end > first);
+              for (let row = first; row < end; row++) {
+                covered.push(b.start + at + (row - first) * cols);
+              }
+              assert.ok(at + (end - first) * cols <= b.length);
+            }
+          }
+        }
+        covered.sort((x, y) => x - y);
+        const want: number[] = [];
+        for (let k = 0; k < segments.length; k += 3) {
+          for (let row = 0; row < segments[k + 1]; row++) {
+            want.push(segments[k] + row * segments[k + 2]);
+          }
+        }
+        assert.deepEqual(covered, want);
+      },
+    ),
+    { numRuns: 500 },
+  );
+  // A row past a binding is refused, naming the tensor.
+  assert.throws(
+    () =>
+      planCentralizeBatches(
+        [0, 2, 3, 64, 2, 300],
+        { ...big, maxStorageBufferBindingSize: 1024 },
+        256,
+        ["a", "b"],
+      ),
+    (e) =>
+      e instanceof RangeError &&
+      e.message.startsWith(
+        'Gradient centralization of parameter "b" (2 × 300) needs a binding of 1200 bytes',
+      ),
+  );
 });

@@ -2,12 +2,25 @@
  * On WebGPU (Mesa's llvmpipe in CI), a state whose step count is past what one u32 holds (a
  * checkpoint of a long run on the CPU) steps as the CPU does: at its own t (bias corrections,
  * RAdam's rectifier, a schedule, LookAhead's sync), counting taken and skipped steps from the
- * checkpoint's.
+ * checkpoint's; and one whose device's u32 count of submissions wraps steps on.
  *
  * GPU tolerance: see gpu_device.ts.
  */
 import assert from "node:assert/strict";
-import { loadState, ranger, readParams, readSlowWeights, saveState, step } from "../../mod.ts";
+import {
+  adam,
+  loadState,
+  type OptimizerState,
+  ranger,
+  readParams,
+  readSlowWeights,
+  saveState,
+  step,
+} from "../../mod.ts";
+import { restoreState } from "../../core/state.ts";
+import { planGpuArena } from "../../gpu/arena_plan.ts";
+import { createWebGpuBackend } from "../../gpu/webgpu_create.ts";
+import { ADAM } from "../../rules/adam.ts";
 import { edit } from "../checkpoint_files.ts";
 import { prng, randomTensor } from "../util.ts";
 import { device, ignore, noGpuErrors } from "./gpu_device.ts";
@@ -60,5 +73,48 @@ Deno.test({
         assert.equal(resumed.skippedSteps, 2 ** 32 + 3);
       }
     });
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a state whose device has counted 2^32 submissions (its u32 count wrapped) steps, reads, skips and halts as before",
+  ignore,
+  async fn() {
+    // The device counts submissions in a u32, the host did not unwrap it: past 2^32 submissions
+    // the host found the device 2^32 behind, and each read threw that the GPU had refused 2^32
+    // steps (under "throw", a halt there was never handed out: the state stayed halted).
+    const w = Float32Array.from({ length: 8 }, (_, i) => i / 8);
+    const grads = Array.from({ length: 8 }, (_, k) => ({
+      w: Float32Array.from({ length: 8 }, (_, i) => Math.sin(i + k)),
+    }));
+    grads[5].w[2] = NaN; // the 6th submission, 2^32 + 3 with the device started at 2^32 − 3
+    for (const nonFinite of ["skip", "throw"] as const) {
+      const opt = adam({ lr: 1e-2, nonFinite, backend: "webgpu" });
+      const run = async (state: OptimizerState<unknown>) => {
+        for (let k = 0; k < 5; k++) state = step(state, grads[k]);
+        await readParams(state);
+        state = step(state, grads[5]);
+        const error = await readParams(state).then(() => undefined, (e) => e);
+        if (nonFinite === "throw") {
+          assert.ok(error instanceof RangeError && /"w" holds NaN/.test(error.message), `${error}`);
+        } else assert.equal(error, undefined);
+        for (let k = 6; k < 8; k++) state = step(state, grads[k]);
+        const params = await readParams(state);
+        return { params, step: state.step, skipped: state.skippedSteps };
+      };
+      await noGpuErrors(async () => {
+        const backend = await createWebGpuBackend(device!, planGpuArena(["w"], [8]), ADAM, {
+          nonFinite,
+        });
+        backend.writeHostParams({ w });
+        const wrapped = restoreState<unknown>(opt.settings, backend);
+        backend.counter.start(0, 0, 2 ** 32 - 3);
+        const got = await run(wrapped);
+        const want = await run(await opt.init({ w }, { device: device! }));
+        assert.deepEqual(got, want, nonFinite);
+        assert.equal(got.step, 7);
+      });
+    }
   },
 });

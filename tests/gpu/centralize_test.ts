@@ -1,0 +1,157 @@
+/**
+ * Gradient centralization on WebGPU, batched (gpu/centralize.ts): every centralized tensor of a
+ * step in one dispatch, on many shapes (1 row, 1 column, many tiny tensors, one large one),
+ * against the wasm backend; the same bits whatever the device's limits split the batch into
+ * (binding windows, 2-D grids, more rows than a grid holds, tables of a few runs), in 32-bit and
+ * 8-bit states. Without an adapter these tests fail, unless RADAM_NO_GPU=1 says the machine has
+ * none.
+ */
+import assert from "node:assert/strict";
+import { dispose, radam, ranger, readParams, sgd, step } from "../../mod.ts";
+import { initWebGpuState } from "../../core/webgpu_state.ts";
+import { device, ignore, K_GPU, noGpuErrors } from "./gpu_device.ts";
+
+/** A seeded generator of floats in [0, 1). */
+function random(seed: number): () => number {
+  return () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+}
+
+/** Shapes of a model: `kind` "tiny" (2,000 tensors up to 4 × 4), "mixed" or "large". */
+function shapesOf(kind: "tiny" | "mixed" | "large", next: () => number): number[][] {
+  const int = (n: number) => 1 + Math.floor(next() * n);
+  if (kind === "tiny") return Array.from({ length: 2000 }, () => [int(4), int(4)]);
+  if (kind === "large") return [[5], [2048, 1536], [1, 3]];
+  return Array.from({ length: 60 }, (_, i) => {
+    const pick = i % 6;
+    if (pick === 0) return [int(300)]; // rank 1: not centralized
+    if (pick === 1) return [1, int(700)]; // one row
+    if (pick === 2) return [int(700), 1]; // one column: centralized to 0
+    if (pick === 3) return [int(3), int(3), int(5)];
+    return [int(200), int(300)];
+  });
+}
+
+/** Params and gradients of `shapes` (values over many magnitudes, signs and -0). */
+function modelOf(shapes: number[][], next: () => number) {
+  const params: Record<string, Float32Array | { data: Float32Array; shape: number[] }> = {};
+  const grads: Record<string, Float32Array> = {};
+  shapes.forEach((shape, i) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    params[`t${i}`] = shape.length > 1 ? { data, shape } : data;
+    grads[`t${i}`] = Float32Array.from(
+      { length: n },
+      () => next() < 0.02 ? -0 : (next() - 0.5) * 10 ** Math.floor(next() * 6 - 3),
+    );
+  });
+  return { params, grads };
+}
+
+Deno.test({
+  name:
+    "webgpu: centralization of many shapes (1 row, 1 column, 2,000 tiny tensors, one of 3M elements) matches the wasm backend",
+  ignore,
+  async fn() {
+    const next = random(11);
+    const u = 2 ** -24;
+    for (const kind of ["tiny", "mixed", "large"] as const) {
+      const shapes = shapesOf(kind, next);
+      const { params, grads } = modelOf(shapes, next);
+      // SGD with lr 1 from zero params: each param is minus its centralized gradient, exactly.
+      const opt = (backend: "wasm" | "webgpu") => sgd({ lr: 1, gc: true, backend });
+      const gpu = step(await noGpuErrors(() => opt("webgpu").init(params, { device })), grads);
+      const cpu = step(await opt("wasm").init(params), grads);
+      const got = await readParams(gpu);
+      shapes.forEach((shape, i) => {
+        const name = `t${i}`;
+        const want = cpu.params[name] as Float32Array;
+        const g = grads[name];
+        const cols = shape.length > 1 ? g.length / shape[0] : 1;
+        for (let r = 0; r < g.length / cols; r++) {
+          // Both means within (cols − 1) roundings of the row's sum of magnitudes over cols.
+          let abs = 0;
+          for (let j = 0; j < cols; j++) abs += Math.abs(g[r * cols + j]);
+          const meanBound = 2 * (cols + K_GPU) * u * abs / cols;
+          for (let j = r * cols; j < (r + 1) * cols; j++) {
+            const d = Math.abs(got[name][j] - want[j]);
+            assert.ok(
+              d <= meanBound + K_GPU * u * Math.abs(want[j]),
+              `${kind} ${name} (${shape}) [${j}]: ${got[name][j]} vs ${want[j]}`,
+            );
+          }
+        }
+        if (shape.length === 1) assert.deepEqual(got[name], want, `${name} is not centralized`);
+      });
+      dispose(gpu);
+      dispose(cpu);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: centralization split by the device's limits (windows, 2-D grids, more rows than a grid, small tables) gives the bits of one dispatch, 32-bit and 8-bit",
+  ignore,
+  async fn() {
+    const next = random(5);
+    // 4 KiB bindings (also 255 runs a table), 3 workgroups a side: 9 rows a dispatch at most.
+    const small = { maxStorageBufferBindingSize: 4096, maxComputeWorkgroupsPerDimension: 3 };
+    // 64 KiB bindings, 40 workgroups a side: rows past one side of the grid, in 2-D grids.
+    const wide = { maxStorageBufferBindingSize: 1 << 16, maxComputeWorkgroupsPerDimension: 40 };
+    const cases = [
+      { shapes: shapesOf("tiny", next).slice(0, 600), limits: small },
+      { shapes: [[7, 3], [1, 1000], [1000, 1], [50, 20], [3], [17, 64], [9, 65]], limits: small },
+      { shapes: [[5], [3000, 5], [200, 300], [1, 16000]], limits: wide },
+    ];
+    for (const { shapes, limits } of cases) {
+      const { params, grads } = modelOf(shapes, next);
+      for (const states of ["32bit", "8bit"] as const) {
+        const settings = ranger({ lr: 1e-2, states }).settings;
+        await noGpuErrors(async () => {
+          let split = await initWebGpuState(settings, params, { device: device! }, limits);
+          let whole = await initWebGpuState(settings, params, { device: device! });
+          for (let k = 0; k < 3; k++) {
+            split = step(split, grads);
+            whole = step(whole, grads);
+          }
+          const [a, b] = [await readParams(split), await readParams(whole)];
+          assert.deepEqual(a, b, `${states}: ${JSON.stringify(shapes.slice(0, 6))}`);
+          dispose(split);
+          dispose(whole);
+        });
+      }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a step of a model of 5,000 centralized tensors makes one centralization dispatch, not one a tensor",
+  ignore,
+  async fn() {
+    const shapes = Array.from({ length: 5000 }, () => [4, 6]);
+    const { params, grads } = modelOf(shapes, random(3));
+    /** The dispatches of a step of the model, with or without `gc`. */
+    const dispatchesOf = async (gc: boolean) => {
+      let state = await noGpuErrors(() =>
+        radam({ gc, backend: "webgpu" }).init(params, { device })
+      );
+      const proto = GPUComputePassEncoder.prototype;
+      const dispatch = proto.dispatchWorkgroups;
+      let dispatches = 0;
+      proto.dispatchWorkgroups = function (...args) {
+        dispatches++;
+        return dispatch.apply(this, args);
+      };
+      try {
+        state = step(state, grads);
+      } finally {
+        proto.dispatchWorkgroups = dispatch;
+      }
+      await readParams(state);
+      dispose(state);
+      return dispatches;
+    };
+    assert.equal(await dispatchesOf(true), await dispatchesOf(false) + 1);
+  },
+});
