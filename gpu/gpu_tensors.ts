@@ -335,8 +335,11 @@ export function checkGpuGrads(
   const record = single ? { [names[0]]: grads } : grads as Record<string, unknown>;
   for (let i = 0; i < names.length; i++) {
     const name = names[i];
-    // Own keys only (a missing "constructor" is missing, not Object.prototype's function).
-    const value = Object.hasOwn(record, name) ? record[name] : undefined;
+    // Own enumerable keys only, as the CPU backends take them (a missing "constructor" is
+    // missing, not Object.prototype's function; a hidden property is not a gradient).
+    const value = Object.prototype.propertyIsEnumerable.call(record, name)
+      ? record[name]
+      : undefined;
     if (value === undefined) {
       const error = missingGradient(name, record, names);
       error.message += single ? "" : lengthHint(record);

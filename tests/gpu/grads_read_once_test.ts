@@ -142,3 +142,34 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "webgpu: a gradient that is not an enumerable property of its record is missing, as on the CPU backends",
+  ignore,
+  async fn() {
+    // It was taken (an own property), where the CPU backends refuse it as init would not have
+    // taken such a tensor: the same record stepped on one backend and was refused on another.
+    await noGpuErrors(async () => {
+      let [tested, twin] = await twins({});
+      try {
+        const grads = gradsOf(5);
+        const record = Object.defineProperty({ a: grads.a }, "b", { value: grads.b });
+        assert.throws(
+          () => step(tested, record as GpuGrads),
+          (e) =>
+            e instanceof TypeError &&
+            e.message.startsWith(
+              'Missing gradient for parameter "b" (the record has it as a property that is not enumerable',
+            ),
+        );
+        tested = step(tested, grads);
+        twin = step(twin, grads);
+        await assertSame(tested, twin, "after the refused step");
+      } finally {
+        dispose(tested);
+        dispose(twin);
+      }
+    });
+  },
+});
