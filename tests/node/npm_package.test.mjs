@@ -1,7 +1,9 @@
 // The built npm package under Node's own test runner: same results as Deno, bit for bit.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { test } from "node:test";
 import { inspect } from "node:util";
 import * as lib from "@optim/radam";
@@ -69,4 +71,40 @@ test("console.log(state) shows its summary under Node too", async () => {
     inspect(state, { breakLength: Infinity }),
     "OptimizerState { optimizer: 'adam', backend: 'js', step: 1, tensors: 1, parameters: 3, states: '32bit' }",
   );
+});
+
+test("a state or optimizer of another copy of the package is refused with an error that says so", async () => {
+  // Two copies loaded side by side (two versions in node_modules, a bundle beside the package):
+  // each steps only its own states, and it refused the other's, just made by init(), saying only
+  // "got StateHandle" (and its settings as "not a copy").
+  const dir = mkdtempSync(join(tmpdir(), "radam-second-copy-"));
+  try {
+    const packageDir = fileURLToPath(new URL(".", import.meta.resolve("@optim/radam")));
+    for (const file of ["index.js", "chunks"]) {
+      cpSync(join(packageDir, file), join(dir, file), { recursive: true });
+    }
+    const other = await import(pathToFileURL(join(dir, "index.js")).href);
+    assert.notEqual(other.step, lib.step);
+    const state = await other.radam({ backend: "js" }).init({ w: new Float32Array(3) });
+    for (
+      const use of [() => lib.step(state), () => lib.readParams(state), () => lib.dispose(state)]
+    ) {
+      await assert.rejects(
+        async () => await use(),
+        (e) =>
+          e instanceof TypeError &&
+          /made by init\(\) or step\(\), got .*another copy of this library/.test(e.message) &&
+          /saveState/.test(e.message),
+      );
+    }
+    // The copy that made it still steps it, and a checkpoint carries it across.
+    const moved = await lib.loadState(await other.saveState(other.step(state)));
+    assert.equal(moved.step, 1);
+    assert.throws(
+      () => lib.lookahead(other.adam()),
+      (e) => e instanceof TypeError && /another copy of this library/.test(e.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
