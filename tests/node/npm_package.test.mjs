@@ -1,8 +1,8 @@
 // The built npm package under Node's own test runner: same results as Deno, bit for bit.
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { test } from "node:test";
 import { inspect } from "node:util";
@@ -42,6 +42,26 @@ for (const backend of ["wasm", "js"]) {
     assert.deepEqual(result, expected[backend]);
   });
 }
+
+test("the examples of the declarations (an editor's hover) import the package by its name", () => {
+  // They imported "../mod.js", "../tfjs.js": paths of the repository, which a user's file cannot.
+  const types = fileURLToPath(new URL("types/", import.meta.resolve("@optim/radam")));
+  const entries = ["mod.js", "tfjs.js", "store.js"];
+  const byPath = [];
+  let byName = 0;
+  for (const file of readdirSync(types, { recursive: true })) {
+    if (!file.endsWith(".d.ts")) continue;
+    const text = readFileSync(join(types, file), "utf8");
+    for (const [line, specifier] of text.matchAll(/^\s*\*.*\bfrom\s+"([^"]+)"/gm)) {
+      if (/^@optim\/radam(\/(tfjs|store))?$/.test(specifier)) byName++;
+      if (!specifier.startsWith(".")) continue;
+      const target = relative(types, join(types, dirname(file), specifier));
+      if (entries.includes(target)) byPath.push(`${file}: ${line.trim()}`);
+    }
+  }
+  assert.deepEqual(byPath, []);
+  assert.ok(byName >= 30, `only ${byName} examples import the package`);
+});
 
 test("the package needs no Deno globals", () => {
   const code = readFileSync(
