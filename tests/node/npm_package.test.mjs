@@ -1,5 +1,6 @@
 // The built npm package under Node's own test runner: same results as Deno, bit for bit.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
@@ -61,6 +62,24 @@ test("the examples of the declarations (an editor's hover) import the package by
   }
   assert.deepEqual(byPath, []);
   assert.ok(byName >= 30, `only ${byName} examples import the package`);
+});
+
+test("a runtime without FinalizationRegistry or WebAssembly (React Native's Hermes) imports every entry and trains on js with Deno's bits", () => {
+  // The import failed ("FinalizationRegistry is not defined"), before any backend was chosen:
+  // only a threaded state needs it, and such a runtime has no Web Workers either.
+  const code = `delete globalThis.FinalizationRegistry;
+delete globalThis.WebAssembly;
+const lib = await import("@optim/radam");
+await import("@optim/radam/store");
+const { runCase } = await import("./shared_case.mjs");
+console.log(JSON.stringify(await runCase(lib, "auto")));`;
+  const output = execFileSync(process.execPath, [
+    "--preserve-symlinks",
+    "--input-type=module",
+    "--eval",
+    code,
+  ], { cwd: fileURLToPath(new URL(".", import.meta.url)), encoding: "utf8" });
+  assert.deepEqual(JSON.parse(output), expected.js);
 });
 
 test("the package needs no Deno globals", () => {
