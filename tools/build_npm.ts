@@ -284,6 +284,19 @@ function checkDeclarations(): void {
   );
 }
 
+/**
+ * The version range of package `name` in deno.json's import map (`npm:name@range`): what JSR's
+ * package asks for, as deno publish writes the map into its imports. A range, not one version,
+ * so that the app's own copy (of any version in it) is the only one.
+ */
+function importMapRange(deno: { imports?: Record<string, string> }, name: string): string {
+  const range = deno.imports?.[name]?.match(/^npm:@?[^@]+@(.+)$/)?.[1];
+  if (range === undefined || /^\d/.test(range)) {
+    throw new Error(`deno.json's import map must give ${name} a range (^4), not ${range}`);
+  }
+  return range;
+}
+
 async function packageFiles(sideEffects: string[]): Promise<void> {
   const deno = JSON.parse(await Deno.readTextFile("deno.json"));
   const entryExports = ENTRIES.map((e) => [e.subpath, {
@@ -327,8 +340,9 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
     // Bundlers may drop an import of any other file whose exports go unused.
     sideEffects,
     engines: { node: ">=20" },
-    // The TensorFlow.js adapter (`@optim/radam/tfjs`) runs on the tfjs the user has.
-    peerDependencies: { "@tensorflow/tfjs-core": "^4" },
+    // The TensorFlow.js adapter (`@optim/radam/tfjs`) runs on the tfjs the user has: any that
+    // the range of deno.json's import map admits, which JSR's package asks for too.
+    peerDependencies: { [TFJS_CORE]: importMapRange(deno, TFJS_CORE) },
     peerDependenciesMeta: { "@tensorflow/tfjs-core": { optional: true } },
     keywords: [
       "radam",

@@ -82,6 +82,21 @@ console.log(JSON.stringify(await runCase(lib, "auto")));`;
   assert.deepEqual(JSON.parse(output), expected.js);
 });
 
+test("tfjs-core: JSR's package asks for the npm package's peer range (any tfjs 4), not one version", () => {
+  // deno publish writes deno.json's import map into the published imports: it pinned
+  // npm:@tensorflow/tfjs-core@4.22.0, so an app on another tfjs 4 got a second tfjs-core beside
+  // its own, which the adapter registered its class with: tf.loadLayersModel of a model saved
+  // with it failed ("Unknown layer: RadamTfOptimizer"). Deno shares one copy between a range and
+  // the app's version within it.
+  const pkg = JSON.parse(
+    readFileSync(new URL(import.meta.resolve("@optim/radam/package.json")), "utf8"),
+  );
+  const deno = JSON.parse(readFileSync(new URL("../../deno.json", import.meta.url), "utf8"));
+  const name = "@tensorflow/tfjs-core";
+  assert.equal(pkg.peerDependencies[name], "^4");
+  assert.equal(deno.imports[name], `npm:${name}@${pkg.peerDependencies[name]}`);
+});
+
 test("the package needs no Deno globals", () => {
   const code = readFileSync(
     fileURLToPath(import.meta.resolve("@optim/radam")),
