@@ -159,7 +159,9 @@ export function bytesHint(value: unknown): string {
 /**
  * What to add to an error about a value that should have been an optimizer state: for a
  * Promise, to await it (`init` and `loadState` return one); for an optimizer (an object with
- * `init` and `settings`), to make its state. Empty for anything else.
+ * `init` and `settings`), to make its state; for a state of another copy of the library (its
+ * class has a state's getters, but is not this copy's: two versions in node_modules, a bundle
+ * beside the package), that it is one, and how to move it across. Empty for anything else.
  *
  * @example
  * ```ts
@@ -169,6 +171,13 @@ export function bytesHint(value: unknown): string {
  * assert.equal(stateHint({}), "");
  * assert.match(stateHint(Promise.resolve()), /await/);
  * assert.match(stateHint({ init() {}, settings: {} }), /opt\.init\(params\)/);
+ * class Foreign {
+ *   get optimizer() { return "radam"; }
+ *   get names() { return []; }
+ *   get params() { return {}; }
+ *   get grads() { return {}; }
+ * }
+ * assert.match(stateHint(new Foreign()), /another copy of this library/);
  * ```
  */
 export function stateHint(value: unknown): string {
@@ -177,6 +186,15 @@ export function stateHint(value: unknown): string {
   if (typeof then === "function") return " (init() and loadState() return a Promise: await it)";
   if (typeof init === "function" && typeof settings === "object" && settings !== null) {
     return " (an optimizer: make its state with await opt.init(params))";
+  }
+  // Asked of its class, not of it: a state's getters throw once it is consumed or disposed.
+  const type = Object.getPrototypeOf(value);
+  const getter = (name: string) =>
+    typeof Object.getOwnPropertyDescriptor(type ?? {}, name)?.get === "function";
+  if (["optimizer", "names", "params", "grads"].every(getter)) {
+    return " (a state made by another copy of this library, loaded beside this one, e.g. another " +
+      "version: use one copy, or carry the state across with that copy's saveState and this " +
+      "one's loadState)";
   }
   return "";
 }

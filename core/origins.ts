@@ -103,8 +103,8 @@ export function remember<S extends Settings<unknown>>(settings: S, origin: Origi
 }
 
 /**
- * The optimizer `settings` was made from; a TypeError for settings the library did not make (a
- * copy, or an object written by hand).
+ * The optimizer `settings` was made from; a TypeError for settings this copy of the library did
+ * not make (a copy, an object written by hand, or settings of another copy of the library).
  */
 export function originOf(settings: Settings<unknown>): Origin {
   const origin = typeof settings === "object" && settings !== null
@@ -112,7 +112,9 @@ export function originOf(settings: Settings<unknown>): Origin {
     : undefined;
   if (origin === undefined) {
     throw new TypeError(
-      "Expected the settings of an optimizer made by this library (e.g. radam().settings), not a copy",
+      "Expected the settings of an optimizer made by this library (e.g. radam().settings), not a " +
+        "copy, nor those of another copy of this library loaded beside this one (e.g. another " +
+        "version: use one copy)",
     );
   }
   return origin;

@@ -143,8 +143,12 @@ function unrefWorker(worker: Worker): boolean {
   return false;
 }
 
-/** Ends workers still running when their state is garbage-collected without `dispose`. */
-const orphans = new FinalizationRegistry<() => void>((release) => release());
+/**
+ * Ends workers still running when their state is garbage-collected without `dispose`. Made by the
+ * first threaded state, not on import: a runtime without FinalizationRegistry (React Native's
+ * Hermes) has no Web Workers either, and runs the other backends.
+ */
+let orphans: FinalizationRegistry<() => void> | undefined;
 
 /**
  * A function that stops the workers (once), with `done` telling whether it ran. Made apart from
@@ -435,15 +439,16 @@ export async function createThreadedWasmBackend(
   const sums = new Float64Array(memory.buffer, map.partials, map.blocks);
   const team: Team = { k, arena, map, ints, sums, threads, layout, release };
   const blocks = blockViews(memory.buffer, map.scalars, layout);
+  const registry = orphans ??= new FinalizationRegistry((release) => release());
   const backend = new CpuBackend("wasm", layout, memory.buffer, map.base, blocks, {
     ...teamKernels(team, options.parallelReduction ?? true),
     threads,
     dispose: () => {
       release();
-      orphans.unregister(backend);
+      registry.unregister(backend);
     },
   });
-  orphans.register(backend, release, backend);
+  registry.register(backend, release, backend);
   return backend;
 }
 

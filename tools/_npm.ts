@@ -6,14 +6,21 @@
  */
 
 /**
- * `name@version` for each of `names`, at the version of deno.json's import map (`npm:` entries):
- * the tools build with the versions the project runs with.
+ * `name@version` for each of `names`, at the version of deno.json's import map (`npm:` entries),
+ * or, where the map gives a range (`^4`), the version deno.lock resolved it to: the tools build
+ * with the versions the project runs with.
  */
 export async function importMapVersions(names: readonly string[]): Promise<string[]> {
   const deno = JSON.parse(await Deno.readTextFile("deno.json"));
+  const lock = JSON.parse(await Deno.readTextFile("deno.lock"));
   return names.map((name) => {
     const spec: string | undefined = deno.imports?.[name];
-    const version = spec?.match(/^npm:@?[^@]+@(.+)$/)?.[1];
+    let version = spec?.match(/^npm:@?[^@]+@(.+)$/)?.[1];
+    if (version !== undefined && !/^\d/.test(version)) {
+      const locked = Object.entries(lock.specifiers ?? {})
+        .find(([key]) => key.startsWith(`npm:${name}@`))?.[1];
+      version = typeof locked === "string" ? locked.split("_")[0] : undefined;
+    }
     if (!version) throw new Error(`deno.json's import map has no npm version of ${name}`);
     return `${name}@${version}`;
   });

@@ -1,7 +1,10 @@
 // The built npm package under Node's own test runner: same results as Deno, bit for bit.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { execFileSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { test } from "node:test";
 import { inspect } from "node:util";
 import * as lib from "@optim/radam";
@@ -41,6 +44,59 @@ for (const backend of ["wasm", "js"]) {
   });
 }
 
+test("the examples of the declarations (an editor's hover) import the package by its name", () => {
+  // They imported "../mod.js", "../tfjs.js": paths of the repository, which a user's file cannot.
+  const types = fileURLToPath(new URL("types/", import.meta.resolve("@optim/radam")));
+  const entries = ["mod.js", "tfjs.js", "store.js"];
+  const byPath = [];
+  let byName = 0;
+  for (const file of readdirSync(types, { recursive: true })) {
+    if (!file.endsWith(".d.ts")) continue;
+    const text = readFileSync(join(types, file), "utf8");
+    for (const [line, specifier] of text.matchAll(/^\s*\*.*\bfrom\s+"([^"]+)"/gm)) {
+      if (/^@optim\/radam(\/(tfjs|store))?$/.test(specifier)) byName++;
+      if (!specifier.startsWith(".")) continue;
+      const target = relative(types, join(types, dirname(file), specifier));
+      if (entries.includes(target)) byPath.push(`${file}: ${line.trim()}`);
+    }
+  }
+  assert.deepEqual(byPath, []);
+  assert.ok(byName >= 30, `only ${byName} examples import the package`);
+});
+
+test("a runtime without FinalizationRegistry or WebAssembly (React Native's Hermes) imports every entry and trains on js with Deno's bits", () => {
+  // The import failed ("FinalizationRegistry is not defined"), before any backend was chosen:
+  // only a threaded state needs it, and such a runtime has no Web Workers either.
+  const code = `delete globalThis.FinalizationRegistry;
+delete globalThis.WebAssembly;
+const lib = await import("@optim/radam");
+await import("@optim/radam/store");
+const { runCase } = await import("./shared_case.mjs");
+console.log(JSON.stringify(await runCase(lib, "auto")));`;
+  const output = execFileSync(process.execPath, [
+    "--preserve-symlinks",
+    "--input-type=module",
+    "--eval",
+    code,
+  ], { cwd: fileURLToPath(new URL(".", import.meta.url)), encoding: "utf8" });
+  assert.deepEqual(JSON.parse(output), expected.js);
+});
+
+test("tfjs-core: JSR's package asks for the npm package's peer range (any tfjs 4), not one version", () => {
+  // deno publish writes deno.json's import map into the published imports: it pinned
+  // npm:@tensorflow/tfjs-core@4.22.0, so an app on another tfjs 4 got a second tfjs-core beside
+  // its own, which the adapter registered its class with: tf.loadLayersModel of a model saved
+  // with it failed ("Unknown layer: RadamTfOptimizer"). Deno shares one copy between a range and
+  // the app's version within it.
+  const pkg = JSON.parse(
+    readFileSync(new URL(import.meta.resolve("@optim/radam/package.json")), "utf8"),
+  );
+  const deno = JSON.parse(readFileSync(new URL("../../deno.json", import.meta.url), "utf8"));
+  const name = "@tensorflow/tfjs-core";
+  assert.equal(pkg.peerDependencies[name], "^4");
+  assert.equal(deno.imports[name], `npm:${name}@${pkg.peerDependencies[name]}`);
+});
+
 test("the package needs no Deno globals", () => {
   const code = readFileSync(
     fileURLToPath(import.meta.resolve("@optim/radam")),
@@ -69,4 +125,40 @@ test("console.log(state) shows its summary under Node too", async () => {
     inspect(state, { breakLength: Infinity }),
     "OptimizerState { optimizer: 'adam', backend: 'js', step: 1, tensors: 1, parameters: 3, states: '32bit' }",
   );
+});
+
+test("a state or optimizer of another copy of the package is refused with an error that says so", async () => {
+  // Two copies loaded side by side (two versions in node_modules, a bundle beside the package):
+  // each steps only its own states, and it refused the other's, just made by init(), saying only
+  // "got StateHandle" (and its settings as "not a copy").
+  const dir = mkdtempSync(join(tmpdir(), "radam-second-copy-"));
+  try {
+    const packageDir = fileURLToPath(new URL(".", import.meta.resolve("@optim/radam")));
+    for (const file of ["index.js", "chunks"]) {
+      cpSync(join(packageDir, file), join(dir, file), { recursive: true });
+    }
+    const other = await import(pathToFileURL(join(dir, "index.js")).href);
+    assert.notEqual(other.step, lib.step);
+    const state = await other.radam({ backend: "js" }).init({ w: new Float32Array(3) });
+    for (
+      const use of [() => lib.step(state), () => lib.readParams(state), () => lib.dispose(state)]
+    ) {
+      await assert.rejects(
+        async () => await use(),
+        (e) =>
+          e instanceof TypeError &&
+          /made by init\(\) or step\(\), got .*another copy of this library/.test(e.message) &&
+          /saveState/.test(e.message),
+      );
+    }
+    // The copy that made it still steps it, and a checkpoint carries it across.
+    const moved = await lib.loadState(await other.saveState(other.step(state)));
+    assert.equal(moved.step, 1);
+    assert.throws(
+      () => lib.lookahead(other.adam()),
+      (e) => e instanceof TypeError && /another copy of this library/.test(e.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

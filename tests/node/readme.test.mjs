@@ -31,14 +31,20 @@ function blocks(lang) {
   );
 }
 
-/** The README outside its code blocks and code spans. */
-const prose = readme.replace(/^ *```[\s\S]*?^ *```$/gm, "").replace(
-  /`[^`\n]*`/g,
-  "",
-);
+/** `markdown` outside its code blocks and code spans. */
+function proseOf(markdown) {
+  return markdown.replace(/^ *```[\s\S]*?^ *```$/gm, "").replace(
+    /`[^`\n]*`/g,
+    "",
+  );
+}
 
-/** Every link target of the prose: inline, reference definitions, autolinks, HTML attributes. */
-function links() {
+/**
+ * Every link target of `markdown`'s prose: inline, reference definitions, autolinks, HTML
+ * attributes (images too).
+ */
+function links(markdown = readme) {
+  const prose = proseOf(markdown);
   const patterns = [
     /\]\(([^)\s]+)/g,
     /^ {0,3}\[[^\]]+\]:[ \t]*(\S+)/gm,
@@ -112,6 +118,40 @@ test("npm README: every link works on npmjs.com and in node_modules", () => {
       `${target}: deno.json does not publish ${path} to JSR`,
     );
   }
+});
+
+test("JSR README: every file that README.md, or a page JSR gets, links or shows is one JSR gets", () => {
+  // JSR shows README.md and the Markdown files it gets with their relative links and images
+  // resolved against the package's own files at its version (the package names no repository):
+  // a file deno.json does not publish is a broken link or image there.
+  const { publish } = JSON.parse(
+    readFileSync(new URL("deno.json", root), "utf8"),
+  );
+  const seen = new Set([
+    "README.md",
+    ...publish.include.filter((p) => p.endsWith(".md")),
+  ]);
+  const pages = [...seen];
+  const broken = [];
+  let relative = 0;
+  while (pages.length > 0) {
+    const page = pages.shift();
+    for (const target of links(readFileSync(new URL(page, root), "utf8"))) {
+      if (/^[a-z][a-z+.-]*:/i.test(target) || target.startsWith("#")) continue;
+      relative++;
+      const path = decodeURIComponent(
+        new URL(target, `file:///${page}`).pathname.slice(1),
+      );
+      if (!existsSync(new URL(path, root)) || !publishedOnJsr(path)) {
+        broken.push(`${page}: ${target}`);
+      } else if (path.endsWith(".md") && !seen.has(path)) {
+        seen.add(path);
+        pages.push(path);
+      }
+    }
+  }
+  assert.ok(relative >= 5, `only ${relative} relative links found`);
+  assert.deepEqual(broken, []);
 });
 
 test("npm README: package.json names the package's home, and no repository it does not have", () => {
