@@ -1,15 +1,16 @@
 /**
  * Fast optimizer kernels for JavaScript, with PyTorch's semantics: RAdam (Rectified Adam, Liu
- * et al. 2019) and every optimizer of the registry (core/registry.ts: its factories are exported
- * here), with every tensor of a model packed into one arena and updated by one fused kernel per
- * step: WebAssembly SIMD on the CPU (on one thread or several), a plain TypeScript fallback that
- * gives bit-identical results, or WGSL on WebGPU. The update rules are in docs/SPEC.md.
+ * et al. 2019), Adam, AdamW, Lion, SGD and Ranger (LookAhead of RAdam with gradient
+ * centralization), in 32-bit or 8-bit states. Every tensor of a model is packed into one arena
+ * and updated by one fused kernel a step: WebAssembly SIMD on the CPU (on one thread or several),
+ * a plain TypeScript fallback that gives bit-identical results, or WGSL on WebGPU. The core needs
+ * no permissions and runs in browsers, Deno, Node and edge runtimes.
  *
  * The API is functional: an optimizer is a small value built by a factory; `init` makes a
  * state from the parameters, and `step(state, grads)` returns the next state.
  *
  * ```ts
- * import { radam, readParams, step } from "./mod.ts";
+ * import { radam, readParams, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const opt = radam({ lr: 1e-2 });
@@ -23,11 +24,11 @@
  * assert.ok(w.every((x, i) => Math.abs(x) < i + 1)); // closer to zero
  * ```
  *
- * Where things are, by layer (each imports only the layers below it): the foundation in base/
- * (arena, scalar blocks, option schemas, the rule and backend interfaces, tensors, safetensors,
- * the common option types); the rules in rules/, one module each; the backends in cpu/ and gpu/;
- * the public operations in core/ (the registry of optimizers and their factories in
- * core/registry.ts, states and their operations, checkpoints, backend selection).
+ * The other entry points: `@optim/radam/tfjs` (these optimizers for TensorFlow.js models:
+ * `model.compile`, `model.fit`, `model.save` with the optimizer), `@optim/radam/store`
+ * (serverless training over any database with a conditional write) and `@optim/radam/kv` (its
+ * Deno KV binding). Checkpoints are safetensors files (`saveState`, `loadState`). The update
+ * rules, formats and tolerances are in the repository's docs/SPEC.md.
  *
  * @module
  */
