@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import { type BackendName, radam } from "../mod.ts";
+ * import { type BackendName, radam } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const state = await radam({ backend: "js" }).init(new Float32Array(4));
  * const name: BackendName = state.backend;
@@ -25,7 +25,7 @@ export type BackendName = "wasm" | "js" | "webgpu";
  *
  * @example
  * ```ts
- * import { type BackendChoice, radam } from "../mod.ts";
+ * import { type BackendChoice, radam } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const backend: BackendChoice = "auto";
  * const state = await radam({ backend }).init(new Float32Array(4));
@@ -48,7 +48,7 @@ export type BackendChoice = BackendName | "auto";
  *
  * @example
  * ```ts
- * import { type LearningRate, radam } from "../mod.ts";
+ * import { type LearningRate, radam } from "@optim/radam";
  * const warm: LearningRate = (t) => 1e-3 * Math.min(1, t / 100);
  * const opt = radam({ lr: warm });
  * ```
@@ -63,7 +63,7 @@ export type LearningRate = number | ((t: number) => number);
  *
  * @example
  * ```ts
- * import { radam, type StatesFormat } from "../mod.ts";
+ * import { radam, type StatesFormat } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const states: StatesFormat = "8bit";
  * assert.equal(radam({ states }).settings.run.states, "8bit");
@@ -78,7 +78,7 @@ export type StatesFormat = "32bit" | "8bit";
  *
  * @example
  * ```ts
- * import { adamw, type CommonOptions } from "../mod.ts";
+ * import { adamw, type CommonOptions } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const options: CommonOptions = { lr: 1e-3, weightDecay: 0.01, clipGradNorm: 1 };
  * assert.equal(adamw(options).settings.loop.clipGradNorm, 1);
@@ -174,7 +174,7 @@ export interface CommonOptions {
  *
  * @example
  * ```ts
- * import { DEFAULT_THREAD_THRESHOLD, radam } from "../mod.ts";
+ * import { DEFAULT_THREAD_THRESHOLD, radam } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const state = await radam({ threads: 2 }).init(new Float32Array(1000));
  * assert.ok(1000 < DEFAULT_THREAD_THRESHOLD);
@@ -191,7 +191,7 @@ export const MAX_THREADS = 256;
  *
  * @example
  * ```ts
- * import { adamw, type ParamGroup } from "../mod.ts";
+ * import { adamw, type ParamGroup } from "@optim/radam";
  * const noDecay: ParamGroup = { match: /\.(bias|norm\.weight)$/, weightDecay: 0 };
  * const opt = adamw({ groups: [noDecay] });
  * ```
@@ -213,7 +213,7 @@ export interface ParamGroup {
  *
  * @example
  * ```ts
- * import { type NonFinitePolicy, radam } from "../mod.ts";
+ * import { type NonFinitePolicy, radam } from "@optim/radam";
  * const nonFinite: NonFinitePolicy = "throw";
  * const opt = radam({ nonFinite });
  * ```
@@ -225,7 +225,7 @@ export type NonFinitePolicy = "skip" | "throw" | "propagate";
  *
  * @example
  * ```ts
- * import { lookahead, type LookaheadOptions, radam } from "../mod.ts";
+ * import { lookahead, type LookaheadOptions, radam } from "@optim/radam";
  * const options: LookaheadOptions = { k: 5, alpha: 0.8 };
  * const opt = lookahead(radam(), options);
  * ```

@@ -19,7 +19,7 @@ import type {
  *
  * @example
  * ```ts
- * import { type CommonHyperparameters, lion, radam } from "../mod.ts";
+ * import { type CommonHyperparameters, lion, radam } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const all: CommonHyperparameters[] = [radam().settings.hyperparameters, lion().settings.hyperparameters];
  * assert.deepEqual(all.map((h) => h.weightDecay), [0, 0]);
@@ -43,7 +43,7 @@ export interface CommonHyperparameters {
  *
  * @example
  * ```ts
- * import { radam, type Settings, type RAdamHyperparameters } from "../mod.ts";
+ * import { radam, type Settings, type RAdamHyperparameters } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const settings: Settings<RAdamHyperparameters> = radam({ lr: 0.01 }).settings;

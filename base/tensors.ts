@@ -12,7 +12,7 @@ import { described, tensorHint } from "./_errors.ts";
  *
  * @example
  * ```ts
- * import { type Params, radam } from "../mod.ts";
+ * import { type Params, radam } from "@optim/radam";
  * const params: Params = { "fc.weight": new Float32Array(6), "fc.bias": new Float32Array(2) };
  * const state = await radam().init(params);
  * ```
@@ -24,7 +24,7 @@ export type Params = Float32Array | Readonly<Record<string, Float32Array | Shape
  *
  * @example
  * ```ts
- * import { ranger, type ShapedTensor } from "../mod.ts";
+ * import { ranger, type ShapedTensor } from "@optim/radam";
  * const weight: ShapedTensor = { data: new Float32Array(6), shape: [2, 3] };
  * const state = await ranger().init({ "fc.weight": weight });
  * ```
@@ -41,7 +41,7 @@ export interface ShapedTensor {
  *
  * @example
  * ```ts
- * import { radam, SINGLE_TENSOR_NAME } from "../mod.ts";
+ * import { radam, SINGLE_TENSOR_NAME } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const state = await radam().init(new Float32Array([1, 2]));
  * assert.deepEqual(state.params[SINGLE_TENSOR_NAME], new Float32Array([1, 2]));

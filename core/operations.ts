@@ -33,7 +33,7 @@ import { momentsOf } from "./origins.ts";
  *
  * @example
  * ```ts
- * import { radam, step } from "../mod.ts";
+ * import { radam, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * let state = await radam().init({ w: new Float32Array(8) });
@@ -74,7 +74,7 @@ export function step<T>(state: OptimizerState<T>, grads?: unknown): OptimizerSta
  *
  * @example Train on two threads, then release them
  * ```ts
- * import { dispose, radam, step } from "../mod.ts";
+ * import { dispose, radam, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * let state = await radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(4096));
@@ -105,7 +105,7 @@ export function dispose(state: OptimizerState<unknown>): void {
  *
  * @example
  * ```ts
- * import { radam, readParams } from "../mod.ts";
+ * import { radam, readParams } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const state = await radam().init({ w: new Float32Array([1, 2]) });
@@ -125,7 +125,7 @@ export function readParams(state: OptimizerState<unknown>): Promise<Record<strin
  *
  * @example
  * ```ts
- * import { adam, readMoments, step } from "../mod.ts";
+ * import { adam, readMoments, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const state = step(await adam().init({ w: new Float32Array(2) }), { w: new Float32Array([1, 2]) });
@@ -154,7 +154,7 @@ export async function readMoments(
  *
  * @example
  * ```ts
- * import { adam, lookahead, readSlowWeights } from "../mod.ts";
+ * import { adam, lookahead, readSlowWeights } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const state = await lookahead(adam()).init({ w: new Float32Array([1, 2]) });
@@ -191,7 +191,7 @@ export function readSlowWeights(
  *
  * @example Save at the end of one invocation, resume in the next
  * ```ts
- * import { loadState, radam, saveState, step } from "../mod.ts";
+ * import { loadState, radam, saveState, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * let state = await radam({ lr: 1e-2 }).init({ w: new Float32Array([1, 2, 3]) });
@@ -223,7 +223,7 @@ export function saveState(state: OptimizerState<unknown>): Promise<Uint8Array> {
  *
  * @example Resume with a schedule
  * ```ts
- * import { adamw, CheckpointError, loadState, saveState, step } from "../mod.ts";
+ * import { adamw, CheckpointError, loadState, saveState, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const lr = (t: number) => 1e-3 * Math.min(1, t / 100);

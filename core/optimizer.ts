@@ -21,7 +21,7 @@ import { type GpuInitOptions, hasGpuParams, initWebGpuState } from "./webgpu_sta
  *
  * @example Make one and start a state
  * ```ts
- * import { adamw } from "../mod.ts";
+ * import { adamw } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const opt = adamw({ lr: 3e-4 });
@@ -107,7 +107,7 @@ export function make<H>(origin: Origin, options: unknown): Optimizer<H> {
  *
  * @example The parameters equal the slow weights after a sync
  * ```ts
- * import { lookahead, radam, readSlowWeights, step } from "../mod.ts";
+ * import { lookahead, radam, readSlowWeights, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * let state = await lookahead(radam({ lr: 1e-2 }), { k: 5 }).init({ w: new Float32Array(3) });

@@ -66,7 +66,7 @@ export default REGISTRY;
  *
  * @example Train a tiny least-squares model
  * ```ts
- * import { radam, readParams, step } from "../mod.ts";
+ * import { radam, readParams, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const opt = radam({ lr: 0.1, weightDecay: 1e-4, decoupledWeightDecay: true });
@@ -91,7 +91,7 @@ export function radam(options?: RAdamOptions): Optimizer<RAdamHyperparameters> {
  *
  * @example The first step moves each parameter by about lr against its gradient
  * ```ts
- * import { adam, step } from "../mod.ts";
+ * import { adam, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * let state = await adam({ lr: 1e-3 }).init(new Float32Array([1, -1]));
@@ -111,7 +111,7 @@ export function adam(options?: AdamOptions): Optimizer<AdamHyperparameters> {
  *
  * @example A zero gradient: only the decay acts
  * ```ts
- * import { adamw, step } from "../mod.ts";
+ * import { adamw, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * let state = await adamw({ lr: 1e-3, weightDecay: 0.1 }).init({ w: new Float32Array(4).fill(1) });
@@ -135,7 +135,7 @@ export function adamw(options?: AdamOptions): Optimizer<AdamHyperparameters> {
  *
  * @example Every coordinate moves by exactly lr on the first step
  * ```ts
- * import { lion, readMoments, step } from "../mod.ts";
+ * import { lion, readMoments, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * let state = await lion({ lr: 0.01 }).init({ w: new Float32Array([1, 1, 1]) });
@@ -158,7 +158,7 @@ export function lion(options?: LionOptions): Optimizer<LionHyperparameters> {
  *
  * @example
  * ```ts
- * import { ranger, step } from "../mod.ts";
+ * import { ranger, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * let state = await ranger({ lr: 1e-3 }).init({
@@ -190,7 +190,7 @@ export function ranger(options?: RangerOptions): Optimizer<RAdamHyperparameters>
  *
  * @example Heavy-ball momentum: the first step is plain SGD, the second adds the buffer
  * ```ts
- * import { readMoments, sgd, step } from "../mod.ts";
+ * import { readMoments, sgd, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * let state = await sgd({ lr: 0.1, momentum: 0.9 }).init({ w: new Float32Array([1]) });

@@ -14,7 +14,7 @@ import { checkKeys } from "../base/schema.ts";
  *
  * @example
  * ```ts
- * import { radam, type Schedule } from "../mod.ts";
+ * import { radam, type Schedule } from "@optim/radam";
  * const halve: Schedule = (t) => 1e-3 * 0.5 ** Math.floor(t / 1000);
  * const opt = radam({ lr: halve });
  * ```
@@ -47,7 +47,7 @@ function cosine(a: number, b: number, pct: number): number {
  *
  * @example
  * ```ts
- * import { constantLr } from "../mod.ts";
+ * import { constantLr } from "@optim/radam";
  * import assert from "node:assert/strict";
  * assert.equal(constantLr(0.1)(7), 0.1);
  * ```
@@ -62,7 +62,7 @@ export function constantLr(lr: number): Schedule {
  *
  * @example
  * ```ts
- * import { linearWarmup } from "../mod.ts";
+ * import { linearWarmup } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const s = linearWarmup(1e-3, { warmupSteps: 10 });
  * assert.deepEqual([s(1), s(10), s(100)].map((x) => +x.toPrecision(12)), [1e-4, 1e-3, 1e-3]);
@@ -81,7 +81,7 @@ export function linearWarmup(lr: number, options: { warmupSteps: number }): Sche
  *
  * @example
  * ```ts
- * import { cosineDecay } from "../mod.ts";
+ * import { cosineDecay } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const s = cosineDecay(1e-3, { decaySteps: 101 });
  * assert.deepEqual([s(1), s(51), s(101)].map((x) => +x.toPrecision(12)), [1e-3, 5e-4, 0]);
@@ -107,7 +107,7 @@ export function cosineDecay(
  *
  * @example
  * ```ts
- * import { oneCycle } from "../mod.ts";
+ * import { oneCycle } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const s = oneCycle(1e-2, { totalSteps: 100 });
  * assert.equal(+s(1).toPrecision(12), 1e-2 / 25);
@@ -139,7 +139,7 @@ export function oneCycle(
  *
  * @example
  * ```ts
- * import { chain, constantLr, cosineDecay, linearWarmup } from "../mod.ts";
+ * import { chain, constantLr, cosineDecay, linearWarmup } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const s = chain([linearWarmup(1e-3, { warmupSteps: 100 }), 100], [cosineDecay(1e-3, { decaySteps: 900 }), 900]);
  * assert.deepEqual([s(100), s(101)].map((x) => +x.toPrecision(12)), [1e-3, 1e-3]);

@@ -36,7 +36,7 @@ export { groupsOf, inLayoutOrder, planState } from "./plan.ts";
  *
  * @example
  * ```ts
- * import { type OptimizerState, radam, step } from "../mod.ts";
+ * import { type OptimizerState, radam, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  * let state: OptimizerState = await radam().init({ w: new Float32Array(3) });
  * state.grads.w.set([0.1, 0.2, 0.3]);

@@ -34,7 +34,7 @@ import { planOptionsOf } from "./plan.ts";
  *
  * @example Keep the weights on the GPU
  * ```ts
- * import { adamw, readParams, step } from "../mod.ts";
+ * import { adamw, readParams, step } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const adapter = await navigator.gpu?.requestAdapter();

@@ -22,7 +22,7 @@ import {
  *
  * @example Bind a state's gradient slot in your backward pass, then step without copying
  * ```ts
- * import { radam, step } from "../mod.ts";
+ * import { radam, step } from "@optim/radam";
  *
  * const adapter = await navigator.gpu.requestAdapter();
  * if (adapter) {

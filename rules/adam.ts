@@ -47,7 +47,7 @@ import { finishJs } from "./lookahead.ts";
  *
  * @example
  * ```ts
- * import { adam, type AdamOptions } from "../mod.ts";
+ * import { adam, type AdamOptions } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const options: AdamOptions = { lr: 3e-4, betas: [0.9, 0.98], weightDecay: 1e-4 };
  * assert.equal(adam(options).settings.hyperparameters.beta2, 0.98);
@@ -73,7 +73,7 @@ export interface AdamOptions extends CommonOptions {
  *
  * @example
  * ```ts
- * import { radam, type RAdamOptions } from "../mod.ts";
+ * import { radam, type RAdamOptions } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const options: RAdamOptions = { threshold: 4, degenerateToSgd: false };
  * assert.equal(radam(options).settings.hyperparameters.threshold, 4);
@@ -105,7 +105,7 @@ export interface RAdamOptions extends AdamOptions {
  *
  * @example
  * ```ts
- * import { adamw, type AdamHyperparameters } from "../mod.ts";
+ * import { adamw, type AdamHyperparameters } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const h: AdamHyperparameters = adamw({ lr: 3e-4 }).settings.hyperparameters;
  * assert.equal(h.eps * 10, 1e-7);
@@ -129,7 +129,7 @@ export interface AdamHyperparameters extends CommonHyperparameters {
  *
  * @example
  * ```ts
- * import { radam } from "../mod.ts";
+ * import { radam } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const { hyperparameters } = radam({ threshold: 4 }).settings;
  * const firstRectifiedAfter: number = hyperparameters.threshold + 1;
@@ -151,7 +151,7 @@ export interface RAdamHyperparameters extends AdamHyperparameters {
  *
  * @example
  * ```ts
- * import { ranger, type RangerOptions } from "../mod.ts";
+ * import { ranger, type RangerOptions } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const options: RangerOptions = { lr: 3e-3, k: 5, alpha: 0.5, weightDecay: 1e-4 };
  * assert.deepEqual(ranger(options).settings.lookahead, { k: 5, alpha: 0.5 });

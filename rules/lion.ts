@@ -35,7 +35,7 @@ import { finishJs } from "./lookahead.ts";
  *
  * @example
  * ```ts
- * import { lion, type LionOptions } from "../mod.ts";
+ * import { lion, type LionOptions } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const options: LionOptions = { lr: 3e-5, weightDecay: 0.1 };
  * assert.equal(lion(options).settings.hyperparameters.beta2, 0.99);
@@ -55,7 +55,7 @@ export interface LionOptions extends CommonOptions {
  *
  * @example
  * ```ts
- * import { lion } from "../mod.ts";
+ * import { lion } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const beta2: number = lion().settings.hyperparameters.beta2;
  * assert.equal(beta2, 0.99);

@@ -38,7 +38,7 @@ import { finishJs } from "./lookahead.ts";
  *
  * @example
  * ```ts
- * import { sgd, type SgdOptions } from "../mod.ts";
+ * import { sgd, type SgdOptions } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const options: SgdOptions = { lr: 0.1, momentum: 0.9, nesterov: true };
  * assert.equal(sgd(options).settings.hyperparameters.dampening, 0);
@@ -61,7 +61,7 @@ export interface SgdOptions extends CommonOptions {
  *
  * @example
  * ```ts
- * import { sgd } from "../mod.ts";
+ * import { sgd } from "@optim/radam";
  * import assert from "node:assert/strict";
  * const { hyperparameters } = sgd({ momentum: 0.9 }).settings;
  * assert.equal(hyperparameters.momentum * 10, 9);
