@@ -15,7 +15,7 @@ import { bytesHint, described } from "./_errors.ts";
  * The largest JSON header a checkpoint may have, in bytes (100,000,000, the cap of the
  * reference safetensors implementation, so that every file written here can be read there):
  * `loadState` refuses a longer header length before anything is read or allocated, and `init`
- * refuses a state whose checkpoint's header would be longer (about 280,000 tensors with names of
+ * refuses a state whose checkpoint's header would be longer (about 280,000 RAdam tensors with names of
  * 30 characters, fewer with longer names or shapes).
  *
  * @example
