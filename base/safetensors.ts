@@ -12,18 +12,35 @@
 import { bytesHint, described } from "./_errors.ts";
 
 /**
- * The largest JSON header `loadState` accepts, in bytes (16 MiB): a longer header length is
- * refused before anything is read or allocated.
+ * The largest JSON header a checkpoint may have, in bytes (100,000,000, the cap of the
+ * reference safetensors implementation, so that every file written here can be read there):
+ * `loadState` refuses a longer header length before anything is read or allocated, and `init`
+ * refuses a state whose checkpoint's header would be longer (about 280,000 RAdam tensors with names of
+ * 30 characters, fewer with longer names or shapes).
  *
  * @example
  * ```ts
  * import { MAX_HEADER_BYTES } from "./safetensors.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(MAX_HEADER_BYTES, 16 * 1024 * 1024);
+ * assert.equal(MAX_HEADER_BYTES, 100_000_000);
  * ```
  */
-export const MAX_HEADER_BYTES = 16 * 1024 * 1024;
+export const MAX_HEADER_BYTES = 100_000_000;
+
+/**
+ * The most keys a JSON object of a header may have: a tensor's entry takes at least 50 bytes
+ * (`"":{"dtype":"U8","shape":[],"data_offsets":[0,0]},`), so no header within the cap holds
+ * more. Refused before the JSON is parsed: V8 aborts the process (it cannot be caught) on an
+ * object of about 9 million keys, which a hostile header of 100 MB can hold.
+ */
+const MAX_HEADER_KEYS = MAX_HEADER_BYTES / 50;
+
+/**
+ * The deepest nesting of a header: the header, a tensor's entry, its shape. Refused before the
+ * JSON is parsed: 100 MB of nested arrays took V8 5 GB and 16 s to parse.
+ */
+const MAX_HEADER_DEPTH = 3;
 
 /** Key of the string-to-string metadata map in a safetensors header. */
 export const METADATA_KEY = "__metadata__";
@@ -71,6 +88,50 @@ export interface TensorOut {
 /** The dtype of an array to write. */
 function dtypeOf(data: TensorOut["data"]): Dtype {
   return data instanceof Float32Array ? "F32" : data instanceof Int8Array ? "I8" : "U8";
+}
+
+/** One tensor of a file being planned: its name, shape, dtype and bytes, without its data. */
+export interface TensorPlan {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: Dtype;
+  readonly byteLength: number;
+}
+
+/** Bytes of the UTF-8 encoding of a string (a lone surrogate as U+FFFD, as TextEncoder). */
+function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) bytes += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2; // a pair: two units, four bytes
+      i++;
+    } else bytes += 2;
+  }
+  return bytes;
+}
+
+/**
+ * The length of the (padded) JSON header `writeSafetensors` writes for these tensors, in this
+ * order, and this metadata, computed without writing it: a state whose checkpoint's header
+ * would be above {@linkcode MAX_HEADER_BYTES} is refused when it is made, not when it is saved.
+ */
+export function headerLength(
+  tensors: readonly TensorPlan[],
+  metadata: Readonly<Record<string, string>>,
+): number {
+  // `{"__metadata__":{…}}`, and `,"name":{…}` for each tensor before its last `}`.
+  let bytes = utf8Length(JSON.stringify({ [METADATA_KEY]: metadata }));
+  let offset = 0;
+  for (const t of tensors) {
+    const end = offset + t.byteLength;
+    const entry = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, end] };
+    bytes += 2 + utf8Length(JSON.stringify(t.name)) + utf8Length(JSON.stringify(entry));
+    offset = end;
+  }
+  return Math.ceil(bytes / 8) * 8;
 }
 
 /** Where one tensor lies, as read from a header (byte offsets relative to the data). */
@@ -187,6 +248,38 @@ export function checkDuplicateKeys(text: string, what: string): void {
   }
 }
 
+/**
+ * Throws a CheckpointError if the header nests deeper than a valid one or has an object of more
+ * keys than a valid one can: what would take V8 gigabytes, or abort the process, to parse. One
+ * linear scan of the text, which need not be valid JSON (its strings skipped, `:` counted).
+ */
+function checkNesting(text: string): void {
+  const keys: number[] = []; // per open bracket: the keys of an object so far, -1 for an array
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) {
+        if (text.charCodeAt(i) === 0x5c /* \ */) i++;
+      }
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (keys.length === MAX_HEADER_DEPTH) {
+        throw new CheckpointError(
+          `Checkpoint header nests deeper than ${MAX_HEADER_DEPTH} levels at character ${i}`,
+        );
+      }
+      keys.push(c === 0x7b ? 0 : -1);
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      keys.pop();
+    } else if (c === 0x3a /* : */ && keys.length > 0 && keys[keys.length - 1] >= 0) {
+      if (++keys[keys.length - 1] > MAX_HEADER_KEYS) {
+        throw new CheckpointError(
+          `Checkpoint header has an object of more than ${MAX_HEADER_KEYS} keys`,
+        );
+      }
+    }
+  }
+}
+
 function isPlainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
 }
@@ -248,6 +341,7 @@ function headerOf(bytes: Uint8Array): { header: Record<string, unknown>; dataSta
   } catch {
     throw new CheckpointError("Checkpoint header is not valid UTF-8");
   }
+  checkNesting(text);
   let header: unknown;
   try {
     header = JSON.parse(text);

@@ -38,6 +38,7 @@ import {
 import { checkKeys } from "../base/schema.ts";
 import type { Settings } from "../base/settings.ts";
 import { checkTensorNames } from "../base/tensors.ts";
+import { checkpointMetadata, checkSavableSize } from "./checkpoint_header.ts";
 import {
   configOf,
   FORMAT,
@@ -113,19 +114,7 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
     shapes,
     read instanceof Promise ? await read : read,
   );
-  const metadata = {
-    format: FORMAT,
-    format_version: FORMAT_VERSION,
-    optimizer: config.name,
-    hyperparameters: JSON.stringify(optionsOf(config)),
-    lr_schedule: String(typeof config.hyperparameters.lr === "function"),
-    step: String(steps),
-    skipped_steps: String(skipped),
-    tensor_order: JSON.stringify(layout.names),
-    ...(groups ? { tensor_groups: JSON.stringify(groups) } : {}),
-    states: config.run.states,
-    ...(codes ? { q8: Q8_VERSION } : {}),
-  };
+  const metadata = checkpointMetadata(config, layout, { steps, skipped, groups, codes });
   return writeSafetensors(tensors, metadata);
 }
 
@@ -264,6 +253,8 @@ export async function loadCheckpoint(
   if (codes) checkCodes(metadata);
   // Everything is valid: only now allocate and fill.
   const layout = planState(config, names, lengths);
+  // (A file within the cap may still be too long to save again: another lr, other states.)
+  checkSavableSize(config, layout, inLayoutOrder(layout, names, shapes));
   const backend = await makeBackend(config)(layout);
   restoreTensors(backend, layout, kinds, data);
   return restoreState(config, backend, {

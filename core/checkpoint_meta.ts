@@ -8,46 +8,22 @@
 import { described, optionError } from "../base/_errors.ts";
 import type { BackendChoice, LearningRate, StatesFormat } from "../base/options.ts";
 import { checkDuplicateKeys, CheckpointError } from "../base/safetensors.ts";
-import {
-  checkLearningRate,
-  checkNumber,
-  keysOf,
-  requiredKeys,
-  storeSchema,
-} from "../base/schema.ts";
+import { checkLearningRate, checkNumber, keysOf, requiredKeys } from "../base/schema.ts";
 import type { Settings } from "../base/settings.ts";
 import {
   BACKENDS,
   checkThreads,
-  LOOP_OPTIONS,
   resolveLookahead,
   resolveOptions,
   RUN_OPTIONS,
   STATES,
 } from "./options.ts";
-import { type Origin, originOf } from "./origins.ts";
+import type { Origin } from "./origins.ts";
 import { groupsOf } from "./plan.ts";
 import REGISTRY from "./registry.ts";
+import { FORMAT, FORMAT_VERSION, optionsOf } from "./checkpoint_header.ts";
 
-/** Value of the `format` metadata. */
-export const FORMAT = "radam.checkpoint";
-/** Value of the `format_version` metadata this code writes and reads. */
-export const FORMAT_VERSION = "1";
-
-/** The options that rebuild `config` through its factory (schedules become `null`). */
-export function optionsOf(config: Settings<unknown>): Record<string, unknown> {
-  const options: Record<string, unknown> = {
-    ...storeSchema(originOf(config).options, config.hyperparameters as Record<string, unknown>),
-    ...storeSchema(LOOP_OPTIONS, config.loop as unknown as Readonly<Record<string, unknown>>),
-  };
-  // Groups are stored by their settings; which tensor is in which goes in `tensor_groups`.
-  const groups = config.loop.groups;
-  if (groups.length > 0) {
-    options.groups = groups.map((g) => ({ lrScale: g.lrScale, weightDecay: g.weightDecay }));
-  }
-  if (config.lookahead) options.lookahead = { ...config.lookahead };
-  return options;
-}
+export { FORMAT, FORMAT_VERSION, optionsOf };
 
 /**
  * Options of `loadState`.

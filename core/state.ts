@@ -15,6 +15,7 @@ import type { Hyperparameters } from "../base/rule.ts";
 import { blockCount, writeBlock, zeroScalars } from "../base/scalars.ts";
 import type { Settings } from "../base/settings.ts";
 import { checkGrads, checkParams, type Params } from "../base/tensors.ts";
+import { checkSavableSize } from "./checkpoint_header.ts";
 import { originOf } from "./origins.ts";
 import { clip, computeScalars, nonFiniteError, type ScalarBlocks } from "./step_scalars.ts";
 import { inLayoutOrder, planState } from "./plan.ts";
@@ -234,6 +235,7 @@ export async function initState(
 ): Promise<OptimizerState> {
   const tensors = checkParams(params);
   const layout = planState(config, tensors.names, tensors.arrays.map((a) => a.length));
+  checkSavableSize(config, layout, inLayoutOrder(layout, tensors.names, tensors.shapes));
   const backend = await makeBackend(layout);
   const initial: Record<string, Float32Array> = {};
   for (let i = 0; i < tensors.names.length; i++) initial[tensors.names[i]] = tensors.arrays[i];

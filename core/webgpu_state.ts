@@ -26,6 +26,7 @@ import {
 } from "../gpu/webgpu_create.ts";
 import { ruleOf } from "./origins.ts";
 import { disposeState, inLayoutOrder, type OptimizerState, restoreState } from "./state.ts";
+import { checkSavableSize } from "./checkpoint_header.ts";
 import { checkSavableNames } from "./checkpoint_tensors.ts";
 import { planOptionsOf } from "./plan.ts";
 
@@ -133,6 +134,7 @@ function startWebGpuState(
   limits?: Partial<GpuPlanLimits>,
 ): OptimizerState<GpuTensor> {
   const layout = gpuLayoutOf(config, checked.names, checked.lengths);
+  checkSavableSize(config, layout, inLayoutOrder(layout, checked.names, checked.shapes));
   const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
   // By index in the layout's order (8-bit states: the compact tensors last).
   const at = new Map(layout.names.map((name, i) => [name, i]));

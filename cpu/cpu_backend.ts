@@ -107,11 +107,14 @@ export class CpuBackend implements CompactHostBackend {
     this.params = sectionViews(buffer, base, layout, PARAMS);
     this.grads = sectionViews(buffer, base, layout, GRADS);
     this.#gradList = layout.names.map((n) => this.grads[n]);
-    const ends = this.#gradList.filter((g) => g.length > 0);
-    this.#gradBytes = [
-      Math.min(...ends.map((g) => g.byteOffset)),
-      Math.max(...ends.map((g) => g.byteOffset + g.byteLength)),
-    ];
+    // A loop, not Math.min(...list): a spread of 150,000 tensors overflowed the stack.
+    let low = Infinity, high = -Infinity;
+    for (const g of this.#gradList) {
+      if (g.length === 0) continue;
+      low = Math.min(low, g.byteOffset);
+      high = Math.max(high, g.byteOffset + g.byteLength);
+    }
+    this.#gradBytes = [low, high];
   }
 
   /**

@@ -1,0 +1,144 @@
+/**
+ * A checkpoint's header as a state of given settings and tensors writes it: its metadata, the
+ * tensors it holds in file order, and whether it fits the cap on a header's length, which is
+ * checked when a state is made (`init`, `loadState`, the TensorFlow.js adapter's first step),
+ * so that a state that trains can always be saved.
+ *
+ * @module
+ */
+import type { ArenaLayout } from "../base/arena.ts";
+import { blocksOf, Q8_VERSION } from "../base/q8.ts";
+import { headerLength, MAX_HEADER_BYTES, type TensorPlan } from "../base/safetensors.ts";
+import { storeSchema } from "../base/schema.ts";
+import type { Settings } from "../base/settings.ts";
+import { stateTensors } from "./checkpoint_tensors.ts";
+import { LOOP_OPTIONS } from "./options.ts";
+import { originOf } from "./origins.ts";
+import { groupsOf } from "./plan.ts";
+
+/** Value of the `format` metadata. */
+export const FORMAT = "radam.checkpoint";
+/** Value of the `format_version` metadata this code writes and reads. */
+export const FORMAT_VERSION = "1";
+
+/** The options that rebuild `config` through its factory (schedules become `null`). */
+export function optionsOf(config: Settings<unknown>): Record<string, unknown> {
+  const options: Record<string, unknown> = {
+    ...storeSchema(originOf(config).options, config.hyperparameters as Record<string, unknown>),
+    ...storeSchema(LOOP_OPTIONS, config.loop as unknown as Readonly<Record<string, unknown>>),
+  };
+  // Groups are stored by their settings; which tensor is in which goes in `tensor_groups`.
+  const groups = config.loop.groups;
+  if (groups.length > 0) {
+    options.groups = groups.map((g) => ({ lrScale: g.lrScale, weightDecay: g.weightDecay }));
+  }
+  if (config.lookahead) options.lookahead = { ...config.lookahead };
+  return options;
+}
+
+/** The counters and groups a checkpoint's metadata records. */
+export interface HeaderCounts {
+  readonly steps: number;
+  readonly skipped: number;
+  /** Each tensor's group, in layout order (with parameter groups). */
+  readonly groups: readonly number[] | undefined;
+  /** Whether the file holds 8-bit codes. */
+  readonly codes: boolean;
+}
+
+/** The metadata of a checkpoint of a state of `config` on `layout`. */
+export function checkpointMetadata(
+  config: Settings<unknown>,
+  layout: ArenaLayout,
+  counts: HeaderCounts,
+): Record<string, string> {
+  return {
+    format: FORMAT,
+    format_version: FORMAT_VERSION,
+    optimizer: config.name,
+    hyperparameters: JSON.stringify(optionsOf(config)),
+    lr_schedule: String(typeof (config as Settings).hyperparameters.lr === "function"),
+    step: String(counts.steps),
+    skipped_steps: String(counts.skipped),
+    tensor_order: JSON.stringify(layout.names),
+    ...(counts.groups ? { tensor_groups: JSON.stringify(counts.groups) } : {}),
+    states: config.run.states,
+    ...(counts.codes ? { q8: Q8_VERSION } : {}),
+  };
+}
+
+/**
+ * The tensors a checkpoint of a state of `config` on `layout` holds, in file order (the F32
+ * ones, then the 8-bit codes), without their data; `shapes` in layout order.
+ */
+export function checkpointTensors(
+  config: Settings<unknown>,
+  layout: ArenaLayout,
+  shapes: readonly (readonly number[])[],
+): { tensors: TensorPlan[]; codes: boolean } {
+  const kinds = stateTensors(config);
+  const tensors: TensorPlan[] = [];
+  const bytes: TensorPlan[] = [];
+  layout.names.forEach((name, i) => {
+    const n = layout.lengths[i];
+    for (const k of kinds) {
+      const tensorName = name + k.suffix;
+      if (layout.compact[i] && k.moment !== undefined) {
+        const dtype = k.nonNegative ? "U8" : "I8";
+        bytes.push({ name: `${tensorName}.codes`, shape: shapes[i], dtype, byteLength: n });
+        const blocks = blocksOf(n);
+        tensors.push({
+          name: `${tensorName}.scales`,
+          shape: [blocks],
+          dtype: "F32",
+          byteLength: 4 * blocks,
+        });
+      } else {
+        tensors.push({ name: tensorName, shape: shapes[i], dtype: "F32", byteLength: 4 * n });
+      }
+    }
+  });
+  return { tensors: [...tensors, ...bytes], codes: bytes.length > 0 };
+}
+
+/**
+ * Throws a RangeError unless every checkpoint of a state of `config` on `layout` (`shapes` in
+ * layout order) fits the cap on a header's length, whatever its step counts: a state of too
+ * many tensors, or of too long names or shapes, trained but could not be saved.
+ *
+ * @example
+ * ```ts
+ * import { checkSavableSize } from "./checkpoint_header.ts";
+ * import { planState } from "./plan.ts";
+ * import { radam } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const config = radam().settings;
+ * checkSavableSize(config, planState(config, ["w"], [1]), [[1]]);
+ * const long = "w".repeat(40_000_000);
+ * assert.throws(() => checkSavableSize(config, planState(config, [long], [1]), [[1]]), RangeError);
+ * ```
+ */
+export function checkSavableSize(
+  config: Settings<unknown>,
+  layout: ArenaLayout,
+  shapes: readonly (readonly number[])[],
+): void {
+  const { tensors, codes } = checkpointTensors(config, layout, shapes);
+  const widest = Number.MAX_SAFE_INTEGER; // the longest step counts a checkpoint records
+  const groups = groupsOf(config, layout.names);
+  const metadata = checkpointMetadata(config, layout, {
+    steps: widest,
+    skipped: widest,
+    groups,
+    codes,
+  });
+  const length = headerLength(tensors, metadata);
+  if (length > MAX_HEADER_BYTES) {
+    throw new RangeError(
+      `The checkpoint of this state would have a header of ${length} bytes, above the cap of ` +
+        `${MAX_HEADER_BYTES} (${layout.names.length} tensors): it could be trained but never ` +
+        `saved; use fewer tensors (concatenate small ones) or shorter names`,
+    );
+  }
+}
