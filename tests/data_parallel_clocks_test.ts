@@ -173,3 +173,16 @@ Deno.test("data parallel: a lease whose end is long past by a process's clock is
     await plain.release(lease!);
   });
 });
+
+Deno.test("data parallel: on Deno KV, a lease record of an earlier version (no term) still ends at its end", async () => {
+  // Written by a process not yet redeployed, during a rolling deploy: judged as it was.
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, ["old lease"]);
+    await kv.set(["old lease", "lease"], { token: "old", expires: Date.now() + 300 });
+    assert.equal(await store.acquire("new", 10_000), null);
+    const took = await takenAfter(store, "new", 10_000);
+    assert.ok(took >= 200 && took < 3000, `taken after ${took} ms`);
+    const stored = await kv.get<{ token: string; ms: number }>(["old lease", "lease"]);
+    assert.deepEqual([stored.value?.token, stored.value?.ms], ["new", 10_000]);
+  });
+});
