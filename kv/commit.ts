@@ -101,7 +101,7 @@ const mine = (c: StepCommit, renewed: LeaseValue | null, ref: string) =>
 /** See `TrainingStore.commit`. */
 export async function commitStep(ctx: Ctx, c: StepCommit): Promise<CommitResult | null> {
   const renewed = c.lease && c.next !== undefined
-    ? { token: c.next.token, expires: Date.now() + c.next.ms }
+    ? { token: c.next.token, expires: Date.now() + c.next.ms, ms: c.next.ms }
     : null;
   if (c.checkpoint === null) {
     const stamp = await commitOutcomes(ctx, c, renewed);

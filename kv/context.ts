@@ -6,6 +6,7 @@
 import type { CheckpointKeys } from "./format.ts";
 import type { RecordKeys } from "./records.ts";
 import type { WaitingNotes } from "../store/_notes.ts";
+import type { LeaseSighting } from "../store/_lease.ts";
 
 /** One store's database, keys and settings. */
 export interface Ctx {
@@ -18,4 +19,6 @@ export interface Ctx {
   readonly rememberMs: number;
   /** The waiting notes this store object has read (see `waiting`). */
   readonly notes: WaitingNotes;
+  /** What this store object saw of the lease record (see `acquire`). */
+  readonly lease: LeaseSighting;
 }

@@ -9,7 +9,8 @@
  *   `at` the ms it was stored, so that a list gives the oldest first.
  * - `[...P, "blobs", blob]` and `[...P, "grads", blob, i]`: the record and the chunks of a
  *   stored gradient too large for its pending record (written like a checkpoint's version).
- * - `[...P, "lease"]`: `{ token, expires }`, the lease; `[...P, "wants", token]`:
+ * - `[...P, "lease"]`: `{ token, expires, ms }`, the lease (its end, on its writer's clock, and
+ *   its term: see store/_lease.ts); `[...P, "wants", token]`:
  *   `{ since, at }`, a process that waits for it (since when, and when it last asked; kept a
  *   minute).
  * - `[...P, "journal", seq]`: `{ step, seq, entries: [{ id, base, samples }] }`, what a step
@@ -84,10 +85,12 @@ export interface BlobValue {
   readonly pending?: Deno.KvKey;
 }
 
-/** A lease record. */
+/** A lease record: its holder, its end (the writer's clock) and its term (ms). */
 export interface LeaseValue {
   readonly token: string;
   readonly expires: number;
+  /** Absent in a record of an earlier version of this library. */
+  readonly ms?: number;
 }
 
 const bad = (key: Deno.KvKey, what: string) =>
@@ -139,7 +142,10 @@ export function parseBlob(value: unknown): BlobValue | null {
 
 /** A lease record, or null when there is none or it is damaged (then it may be taken). */
 export function parseLease(value: unknown): LeaseValue | null {
-  if (!isRecord(value) || typeof value.token !== "string" || typeof value.expires !== "number") {
+  if (
+    !isRecord(value) || typeof value.token !== "string" || typeof value.expires !== "number" ||
+    !(value.ms === undefined || (typeof value.ms === "number" && value.ms >= 0))
+  ) {
     return null;
   }
   return value as unknown as LeaseValue;

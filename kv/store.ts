@@ -41,6 +41,7 @@ import {
 } from "./training.ts";
 import { writeVersion } from "./version.ts";
 import { WaitingNotes } from "../store/_notes.ts";
+import { LeaseSighting } from "../store/_lease.ts";
 
 /**
  * Options of {@linkcode kvCheckpointStore}.
@@ -321,6 +322,7 @@ function makeStore(
     records: recordKeys(prefix),
     ...checked,
     notes: new WaitingNotes(),
+    lease: new LeaseSighting(),
   };
   const name = formatKvKey(prefix);
   /** `p`, with a closed Deno.Kv's error naming the store. */

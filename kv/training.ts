@@ -194,12 +194,14 @@ export async function acquire(
   const [entry, note] = await unbusy(() => ctx.kv.getMany([key, wantKey]));
   const held = parseLease(entry.value);
   const now = Date.now();
-  if (entry.versionstamp !== null && held && held.expires > now && held.token !== token) {
+  // Judged on this process's clock alone: by how long it has seen this record unchanged.
+  const live = held !== null && !ctx.lease.over(entry.versionstamp, held);
+  if (entry.versionstamp !== null && live && held.token !== token) {
     if (queue) await want(ctx, token, now);
     else if (note.versionstamp !== null) await unbusy(() => ctx.kv.delete(wantKey));
     return null;
   }
-  const value = { token, expires: now + ms };
+  const value = { token, expires: now + ms, ms };
   try {
     const r = await ctx.kv.atomic().check(entry).set(key, value).delete(ctx.records.want(token))
       .commit();

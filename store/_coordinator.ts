@@ -9,7 +9,7 @@ import { checkRequestId, described } from "./_checks.ts";
 import type { CheckedOptions, Contribution, SubmitResult } from "./parallel.ts";
 import { type Cached, type Fold, foldOnce, initialize, type Local } from "./_fold.ts";
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
-import { dispose } from "../mod.ts";
+import { CheckpointError, dispose } from "../mod.ts";
 import { at, sleep, until } from "./_time.ts";
 import { flatten, takeGradient, type TakenGradient } from "./_gradient.ts";
 import { checkInitNames, checkModel } from "./_model.ts";
@@ -42,6 +42,21 @@ function unanswered(id: string, limit: string, stored: boolean): Error {
         ? "it may yet be applied: send it again, with the same id, to learn its outcome"
         : "nothing of it was stored: send it again"
     }`,
+  );
+}
+
+/**
+ * The error of a submit whose storing of its contribution (for another process's fold) failed
+ * with `error`: the write may have gone through, so its outcome is unknown. Damaged data the
+ * store found (a CheckpointError naming its key) is thrown as it is.
+ */
+function storeFailed(id: string, error: unknown): unknown {
+  if (error instanceof CheckpointError) return error;
+  const why = error instanceof Error ? error.message : String(error);
+  return new Error(
+    `Contribution ${JSON.stringify(id)}: storing it for the lease holder's fold failed (${why}); ` +
+      "it may yet be applied: send it again, with the same id, to learn its outcome",
+    { cause: error },
   );
 }
 
@@ -329,7 +344,12 @@ export class Coordinator implements Fold {
       this.#storing++;
       try {
         const bytes = new Uint8Array(local.gradient.buffer);
-        const record = await this.#hung(this.store.submit(local.info, bytes), id, true);
+        const storing = this.store.submit(local.info, bytes);
+        const record = await this.#hung(
+          storing.catch((error) => Promise.reject(storeFailed(id, error))),
+          id,
+          true,
+        );
         if (record === null && !early) return { status: "pending", id };
         // Stored by this submit (atomically with its id's record): the step that applies it
         // applies this submission, not an earlier one.

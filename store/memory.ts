@@ -17,6 +17,7 @@ import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { readParamsPrefix, readStoredParams } from "./layout.ts";
 import { WaitingNotes } from "./_notes.ts";
 import { ExpiryQueue } from "./_expiry.ts";
+import { leaseOver, monotonic } from "./_lease.ts";
 import type {
   ContributionInfo,
   JournalRecord,
@@ -87,13 +88,40 @@ interface Memory {
   requests: Map<string, { record: RequestRecord; until: number }>;
   stored: number;
   pending: Map<number, Stored>;
-  lease: { token: string; expires: number; ref: number } | null;
+  /**
+   * The lease: its holder, end and term, and when each process (by token) first read it, on
+   * that process's monotonic clock (see store/_lease.ts).
+   */
+  lease:
+    | { token: string; expires: number; ms: number; ref: number; seen: Map<string, number> }
+    | null;
   /** Who waits for the lease: since when, and when it last asked. */
   wants: Map<string, { since: number; at: number }>;
   journal: Map<number, { record: JournalRecord; until: number }>;
   /** The records of `requests` and `journal`, soonest to expire first (see `forget`). */
   requestsDue: ExpiryQueue<string>;
   journalDue: ExpiryQueue<number>;
+}
+
+type Held = NonNullable<Memory["lease"]>;
+
+/** A new lease record for `token`, for `ms`. */
+function newLease(m: Memory, token: string, ms: number): Held {
+  return { token, expires: Date.now() + ms, ms, ref: ++m.leases, seen: new Map() };
+}
+
+/** The lease as the store's caller gets it. */
+const leaseOf = ({ token, expires, ref }: Held): Lease => ({ token, expires, ref });
+
+/**
+ * Whether `lease` has ended as the process of `token` judges it: by how long that process has
+ * seen it (the same record) on its own clock.
+ */
+function over(lease: Held, token: string): boolean {
+  const now = monotonic();
+  const first = lease.seen.get(token) ?? now;
+  lease.seen.set(token, first);
+  return leaseOver(lease, first, now, Date.now());
 }
 
 /** Records request `id` as `record` until `until`. */
@@ -146,8 +174,8 @@ function applyCommit(m: Memory, c: StepCommit, rememberMs: number) {
   }
   let lease: Lease | null = null;
   if (c.lease && c.next !== undefined) {
-    m.lease = { token: c.next.token, expires: Date.now() + c.next.ms, ref: ++m.leases };
-    if (c.next.token === c.lease.token) lease = { ...m.lease };
+    m.lease = newLease(m, c.next.token, c.next.ms);
+    if (c.next.token === c.lease.token) lease = leaseOf(m.lease);
   } else if (c.lease) {
     m.lease = null;
   }
@@ -236,7 +264,7 @@ function trainingMethods(
     acquire: (token, ms, queue = true) =>
       later(() => {
         const now = Date.now();
-        if (m.lease !== null && m.lease.expires > now && m.lease.token !== token) {
+        if (m.lease !== null && m.lease.token !== token && !over(m.lease, token)) {
           const note = m.wants.get(token);
           // Noted again at most four times a second, as the Deno KV store writes its notes.
           if (!queue) m.wants.delete(token);
@@ -246,8 +274,8 @@ function trainingMethods(
           return null;
         }
         m.wants.delete(token);
-        m.lease = { token, expires: now + ms, ref: ++m.leases };
-        return { ...m.lease };
+        m.lease = newLease(m, token, ms);
+        return leaseOf(m.lease);
       }),
     release: (lease) =>
       later(() => {

@@ -72,8 +72,10 @@ export interface DataParallelOptions {
   waitMs?: number;
   /**
    * How long the lease lasts, in ms (default 10 000): longer than a fold takes. A process that
-   * dies holding it stops the others' folds for at most this long. A lease handed on lasts
-   * ten `pollMs` (at least 200 ms) until the process it is handed on to takes it.
+   * dies holding it stops the others' folds for about this long: another process takes it
+   * once it has seen it unchanged this long on its own clock (so a process waiting for it
+   * takes it at most a poll late). A lease handed on lasts ten `pollMs` (at least 200 ms)
+   * until the process it is handed on to takes it.
    */
   leaseMs?: number;
   /**

@@ -95,7 +95,10 @@ export interface PendingContribution extends ContributionInfo {
 export interface Lease {
   /** Who holds it: a random token of the holder's choosing. */
   readonly token: string;
-  /** When it ends, in ms since the epoch (the holder's clock). */
+  /**
+   * When it ends, in ms since the epoch, by the clock of the process that wrote it (its holder's
+   * for a lease it took or renewed): another process does not compare it with its own.
+   */
   readonly expires: number;
   /** The store's own handle of its version. */
   readonly ref: unknown;
@@ -240,6 +243,10 @@ export interface TrainingStore extends VersionedCheckpointStore {
    * Takes the lease for `ms` if no one holds it, its holder's has expired, or it was handed
    * on to `token`; null otherwise, and then, with `queue` (default true), notes that `token`
    * waits for it (see {@linkcode TrainingStore.waiting}); without, removes any such note.
+   * Whether another's lease has expired is judged on the caller's clock alone, never by
+   * comparing the end its writer recorded (another process's clock) with it: expired once the
+   * caller has seen the same record for its whole term (or its recorded end is more than a
+   * minute past by the caller's clock: long dead).
    */
   acquire(token: string, ms: number, queue?: boolean): Promise<Lease | null>;
   /**

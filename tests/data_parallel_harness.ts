@@ -132,7 +132,8 @@ export function dataParallelCase(n: number, optimizer: Optimizer): DataParallelC
           try {
             answers.set(`r${i}`, await request(doomed, i));
           } catch (e) {
-            if (!(e instanceof Crash)) throw e;
+            // (A hand-off's failed write is reported with the crash as its cause.)
+            if (!(e instanceof Crash || (e as Error).cause instanceof Crash)) throw e;
           }
         }));
         // The process restarted: its lease expires, the ids that got no answer are sent again.

@@ -400,3 +400,24 @@ Deno.test("data parallel: on Deno KV, a hand-off whose write went through but an
     await waiter.close();
   });
 });
+
+Deno.test("data parallel: a hand-off whose write fails rejects with an error that names the contribution, says its outcome is unknown and keeps the database's as its cause", async () => {
+  // It rejected with the database's own error ("database is locked"), which said neither
+  // which contribution nor whether it may yet be applied.
+  await onEachStore(async (shared) => {
+    const failure = new TypeError("database is locked");
+    const store: TrainingStore = { ...shared, submit: () => Promise.reject(failure) };
+    const trainer = dataParallel(store, { optimizer, init, pollMs: 5 });
+    await request(trainer, 0);
+    const holder = (await store.acquire("another process", 10_000))!;
+    const error = await request(trainer, 1).then(() => null, (e) => e);
+    assert.ok(error instanceof Error && !(error instanceof TypeError), String(error));
+    assert.match(
+      error.message,
+      /^Contribution "r1": storing it for the lease holder's fold failed \(database is locked\); it may yet be applied: send it again, with the same id/,
+    );
+    assert.equal(error.cause, failure);
+    await store.release(holder);
+    await trainer.close();
+  });
+});

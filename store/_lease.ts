@@ -1,0 +1,58 @@
+/**
+ * When another process's lease has ended, as a process judges it on its own clock. A lease
+ * record holds its end in its writer's clock, which another process's clock cannot be compared
+ * with: one running ahead would take a lease still held (or one just handed on to a third
+ * process), one running behind would wait for a dead holder's lease past its end. So a process
+ * judges a lease by what it observed itself: the record unchanged (the same version) for its
+ * whole term since this process first read it, on a monotonic clock (`performance.now()`). A
+ * process that waits for the lease reads it at each poll, so a dead holder's lease stops it at
+ * most one poll longer than its term. One test of the writer's clock stays, with a wide margin:
+ * a record whose end passed more than {@linkcode SKEW_MS} ago by this process's clock is over,
+ * so that a process that first reads a lease long dead takes it at once instead of waiting a
+ * whole term (only a clock that far ahead could take a live one so). Private to store/.
+ *
+ * @module
+ */
+
+/** How far apart the clocks of two processes may be for a lease to be judged as it should. */
+export const SKEW_MS = 60_000;
+
+/** A lease as stored: its end (the writer's clock) and its term in ms (absent: an old record). */
+export interface LeaseTerm {
+  readonly expires: number;
+  readonly ms?: number;
+}
+
+/** A monotonic clock in ms: elapsed time, which no setting of the wall clock changes. */
+export const monotonic = (): number => performance.now();
+
+/**
+ * Whether `lease`, first read by this process at `first` (on `now`'s clock), has ended as this
+ * process observes it (`now`: the monotonic time; `wall`: this process's `Date.now()`).
+ */
+export function leaseOver(lease: LeaseTerm, first: number, now: number, wall: number): boolean {
+  // A record of an earlier version of this library has no term: its end, as it was judged.
+  if (lease.ms === undefined) return lease.expires <= wall;
+  return now - first >= lease.ms || wall - lease.expires > SKEW_MS;
+}
+
+/**
+ * What one store object (one process) saw of the lease record: the version it read last, and
+ * when it first read that version.
+ */
+export class LeaseSighting {
+  #version: unknown = undefined;
+  #first = 0;
+
+  constructor(readonly now: () => number = monotonic) {}
+
+  /** Whether `lease`, read as the record of `version`, has ended as this process sees it. */
+  over(version: unknown, lease: LeaseTerm): boolean {
+    const now = this.now();
+    if (version !== this.#version) {
+      this.#version = version;
+      this.#first = now;
+    }
+    return leaseOver(lease, this.#first, now, Date.now());
+  }
+}

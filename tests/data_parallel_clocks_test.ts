@@ -1,0 +1,188 @@
+/**
+ * The data-parallel mode's lease across processes whose clocks differ: a process judges
+ * another's lease by what it observed on its own clock (the record unchanged for its term),
+ * never by comparing the end the writer recorded, with the writer's clock, with its own.
+ */
+import assert from "node:assert/strict";
+import { kvCheckpointStore, memoryCheckpointStore, type TrainingStore } from "../kv.ts";
+import { withKv } from "./kv_fakes.ts";
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * `kv` as a process whose clock is `skewMs` ahead of this one's (behind, when negative) uses
+ * it: the lease records it writes end by its clock, and it reads the others' as its clock
+ * would compare them.
+ */
+function leaseSkewedKv(kv: Deno.Kv, skewMs: number): Deno.Kv {
+  const isLease = (key: Deno.KvKey) => key[key.length - 1] === "lease";
+  const shift = (key: Deno.KvKey, value: unknown, by: number) => {
+    const v = value as { expires?: number } | null;
+    return isLease(key) && typeof v?.expires === "number"
+      ? { ...v, expires: v.expires + by }
+      : value;
+  };
+  const unshift = <T>(e: Deno.KvEntryMaybe<T>) => ({ ...e, value: shift(e.key, e.value, -skewMs) });
+  return new Proxy(kv, {
+    get(target, name) {
+      if (name === "get") return async (key: Deno.KvKey) => unshift(await target.get(key));
+      if (name === "getMany") {
+        return async (keys: Deno.KvKey[]) => (await target.getMany(keys)).map(unshift);
+      }
+      if (name === "atomic") {
+        return () => {
+          const op = target.atomic();
+          const view: Deno.AtomicOperation = new Proxy(op, {
+            get(o, n) {
+              if (n === "set") {
+                return (key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) => {
+                  o.set(key, shift(key, value, skewMs), options);
+                  return view;
+                };
+              }
+              if (n === "commit") return () => o.commit();
+              const v = Reflect.get(o, n);
+              return typeof v === "function" ? (...a: unknown[]) => (v.apply(o, a), view) : v;
+            },
+          });
+          return view;
+        };
+      }
+      const value = Reflect.get(target, name);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/**
+ * `store` (the in-process one) as called by a process whose clock is `skewMs` ahead of this
+ * one's: `Date.now()` reads so during each of its calls (made one at a time here).
+ */
+function clockSkewed(store: TrainingStore, skewMs: number): TrainingStore {
+  const skewed = async <T>(call: () => Promise<T>): Promise<T> => {
+    const real = Date.now;
+    Date.now = () => real() + skewMs;
+    try {
+      return await call();
+    } finally {
+      Date.now = real;
+    }
+  };
+  return {
+    ...store,
+    acquire: (token, ms, queue) => skewed(() => store.acquire(token, ms, queue)),
+    commit: (c) => skewed(() => store.commit(c)),
+    release: (lease) => skewed(() => store.release(lease)),
+  };
+}
+
+/** Two processes on one fresh store of each kind: `plain`'s clock, and one `skewMs` off. */
+async function onEachStore(
+  skewMs: number,
+  fn: (plain: TrainingStore, skewed: TrainingStore, kind: string) => Promise<void>,
+) {
+  const memory = memoryCheckpointStore();
+  await fn(memory, clockSkewed(memory, skewMs), `in-process store, skew ${skewMs}`);
+  await withKv(async (kv) => {
+    const plain = kvCheckpointStore(kv, ["clocks"]);
+    const skewed = kvCheckpointStore(leaseSkewedKv(kv, skewMs), ["clocks"]);
+    await fn(plain, skewed, `Deno KV, skew ${skewMs}`);
+  });
+}
+
+/** Asks for the lease as `token` on `store` every 20 ms until it comes; how long that took. */
+async function takenAfter(store: TrainingStore, token: string, ms: number, limit = 5000) {
+  const started = performance.now();
+  while (performance.now() - started < limit) {
+    if (await store.acquire(token, ms) !== null) return performance.now() - started;
+    await pause(20);
+  }
+  return Infinity;
+}
+
+Deno.test("data parallel: a process whose clock is ahead does not take a lease still held, nor one handed on to another process", async () => {
+  // A process compared the lease's end, written with its holder's clock, with its own: one
+  // whose clock was ahead by more than what was left of it took it (a handed-on lease's first
+  // term is 200 ms), so that the process it was handed to lost its turn.
+  for (const skew of [5000, 11_000]) {
+    await onEachStore(skew, async (plain, skewed, kind) => {
+      const held = (await plain.acquire("holder", 10_000))!;
+      assert.ok(held);
+      assert.equal(await skewed.acquire("ahead", 10_000), null, `${kind}: held for 10 s`);
+      await pause(50);
+      assert.equal(await skewed.acquire("ahead", 10_000), null, `${kind}: held for 10 s, later`);
+      // The holder hands it on to P for a first term of 200 ms.
+      const result = await plain.commit({
+        checkpoint: null,
+        expected: null,
+        step: 0,
+        seq: 0,
+        lease: held,
+        next: { token: "P", ms: 200 },
+        applied: [],
+        refused: [],
+        fresh: [],
+      });
+      assert.deepEqual(result, { version: null, lease: null });
+      assert.equal(await skewed.acquire("ahead", 10_000), null, `${kind}: handed on to P`);
+      const p = await plain.acquire("P", 10_000);
+      assert.equal(p?.token, "P", `${kind}: P takes its turn`);
+      assert.equal(await skewed.acquire("ahead", 10_000), null, `${kind}: P holds it`);
+      await plain.release(p!);
+    });
+  }
+});
+
+Deno.test("data parallel: a lease not taken ends for each process its term after that process first saw it, whatever its clock", async () => {
+  // A lease handed on to a process that stopped asking (or held by one that died) ends its
+  // term after it was written; a process whose clock was behind waited for it that much
+  // longer (seconds), one whose clock was ahead took it early. Now each takes it once it has
+  // seen it unchanged for its term: at most a poll past that.
+  for (const skew of [-5000, 0, 5000]) {
+    await onEachStore(skew, async (plain, skewed, kind) => {
+      const dead = (await plain.acquire("dead", 10_000))!;
+      const result = await plain.commit({
+        checkpoint: null,
+        expected: null,
+        step: 0,
+        seq: 0,
+        lease: dead,
+        next: { token: "gone", ms: 300 },
+        applied: [],
+        refused: [],
+        fresh: [],
+      });
+      assert.ok(result);
+      const took = await takenAfter(skewed, "waiter", 10_000);
+      assert.ok(took >= 280, `${kind}: taken after ${took} ms, before its term of 300 ms`);
+      assert.ok(took < 3000, `${kind}: taken after ${took} ms`);
+      const lease = await plain.acquire("another", 10_000);
+      assert.equal(lease, null, `${kind}: now the waiter's`);
+      await skewed.release("waiter");
+    });
+  }
+});
+
+Deno.test("data parallel: a lease whose end is long past by a process's clock is taken at once, not after a term", async () => {
+  // A process that first reads a lease (of a holder that died long ago) does not wait its
+  // whole term: the writer's clock is trusted that far (a minute).
+  await onEachStore(-120_000, async (plain, old, kind) => {
+    assert.ok(await old.acquire("died long ago", 10_000)); // ended 110 s ago by plain's clock
+    const lease = await plain.acquire("newcomer", 10_000);
+    assert.equal(lease?.token, "newcomer", kind);
+    await plain.release(lease!);
+  });
+});
+
+Deno.test("data parallel: on Deno KV, a lease record of an earlier version (no term) still ends at its end", async () => {
+  // Written by a process not yet redeployed, during a rolling deploy: judged as it was.
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, ["old lease"]);
+    await kv.set(["old lease", "lease"], { token: "old", expires: Date.now() + 300 });
+    assert.equal(await store.acquire("new", 10_000), null);
+    const took = await takenAfter(store, "new", 10_000);
+    assert.ok(took >= 200 && took < 3000, `taken after ${took} ms`);
+    const stored = await kv.get<{ token: string; ms: number }>(["old lease", "lease"]);
+    assert.deepEqual([stored.value?.token, stored.value?.ms], ["new", 10_000]);
+  });
+});
