@@ -35,10 +35,10 @@ export function takeGradient(gradient: unknown, order: readonly string[] = []): 
   if (!isRecord(gradient)) return { given: gradient, flat: new Float32Array(0), tensors };
   const record = gradient;
   const keys = Object.keys(record);
-  const names = [
-    ...order.filter((n) => keys.includes(n)),
-    ...keys.filter((k) => !order.includes(k)),
-  ];
+  // Sets, not includes: 40,000 tensors took 2.2 s a submit, each name looked up in each list.
+  const given = new Set(keys);
+  const ordered = new Set(order);
+  const names = [...order.filter((n) => given.has(n)), ...keys.filter((k) => !ordered.has(k))];
   const values = names.map((name) => record[name]);
   let total = 0;
   for (const v of values) if (v instanceof Float32Array) total += v.length;
@@ -68,8 +68,9 @@ export function flatten(taken: TakenGradient, params: StoredParams): Float32Arra
         described(taken.given) + float32Hint(taken.given),
     );
   }
+  const known = new Set(params.names);
   for (const name of taken.tensors.keys()) {
-    if (!params.names.includes(name)) {
+    if (!known.has(name)) {
       throw new TypeError(
         `A contribution's gradient has a tensor ${JSON.stringify(name)} the model lacks; ` +
           `expected ${params.names.map((n) => JSON.stringify(n)).join(", ")}`,
