@@ -51,7 +51,7 @@ export const METADATA_KEY = "__metadata__";
  *
  * @example Tell a bad file from a bug
  * ```ts
- * import { CheckpointError, loadState } from "../mod.ts";
+ * import { CheckpointError, loadState } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * try {

@@ -110,7 +110,7 @@ export function checkpointTensors(
  * ```ts
  * import { checkSavableSize } from "./checkpoint_header.ts";
  * import { planState } from "./plan.ts";
- * import { radam } from "../mod.ts";
+ * import { radam } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const config = radam().settings;

@@ -30,7 +30,7 @@ export { FORMAT, FORMAT_VERSION, optionsOf };
  *
  * @example
  * ```ts
- * import { type LoadOptions, loadState, radam, saveState } from "../mod.ts";
+ * import { type LoadOptions, loadState, radam, saveState } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const bytes = await saveState(await radam().init({ w: new Float32Array(2) }));

@@ -62,7 +62,7 @@ export function stateTensors(config: Settings<unknown>): readonly StateTensor[] 
  * ```ts
  * import { checkSavableNames } from "./checkpoint_tensors.ts";
  * import { planState } from "./plan.ts";
- * import { radam } from "../mod.ts";
+ * import { radam } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const config = radam().settings;

@@ -26,7 +26,7 @@ import { MAX_META_BYTES } from "../store/contract.ts";
  *
  * @example
  * ```ts
- * import { KV_MAX_CHUNK_BYTES } from "../kv.ts";
+ * import { KV_MAX_CHUNK_BYTES } from "@optim/radam/kv";
  * import assert from "node:assert/strict";
  *
  * assert.equal(Math.ceil(12_000_000 / KV_MAX_CHUNK_BYTES), 184); // chunks of a 12 MB checkpoint
@@ -124,7 +124,7 @@ export function checkpointKeys(prefix: Deno.KvKey): CheckpointKeys {
  *
  * @example
  * ```ts
- * import { formatKvKey } from "../kv.ts";
+ * import { formatKvKey } from "@optim/radam/kv";
  * import assert from "node:assert/strict";
  *
  * assert.equal(formatKvKey(["models", "linear", "chunks", 3, 7n]), '["models","linear","chunks",3,7n]');

@@ -48,7 +48,7 @@ import { LeaseSighting } from "../store/_lease.ts";
  *
  * @example
  * ```ts
- * import type { KvCheckpointStoreOptions } from "../kv.ts";
+ * import type { KvCheckpointStoreOptions } from "@optim/radam/kv";
  *
  * const options: KvCheckpointStoreOptions = { model: "linear-v2", chunkBytes: 32768 };
  * ```
@@ -84,7 +84,7 @@ export interface KvCheckpointStoreOptions {
  *
  * @example
  * ```ts
- * import { kvCheckpointStore, type KvCheckpointStore } from "../kv.ts";
+ * import { kvCheckpointStore, type KvCheckpointStore } from "@optim/radam/kv";
  * import assert from "node:assert/strict";
  *
  * const kv = await Deno.openKv(":memory:");
@@ -234,7 +234,7 @@ function checkOptions(
  *
  * @example Save, load, and a refused stale save
  * ```ts
- * import { kvCheckpointStore } from "../kv.ts";
+ * import { kvCheckpointStore } from "@optim/radam/kv";
  * import assert from "node:assert/strict";
  *
  * const kv = await Deno.openKv(":memory:");

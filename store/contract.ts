@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import { memoryCheckpointStore, type StoredCheckpoint } from "../store.ts";
+ * import { memoryCheckpointStore, type StoredCheckpoint } from "@optim/radam/store";
  * import assert from "node:assert/strict";
  *
  * const store = memoryCheckpointStore();
@@ -39,7 +39,7 @@ export interface StoredCheckpoint {
  *
  * @example A store that keeps one checkpoint in a variable
  * ```ts
- * import type { StoredCheckpoint, VersionedCheckpointStore } from "../store.ts";
+ * import type { StoredCheckpoint, VersionedCheckpointStore } from "@optim/radam/store";
  *
  * let current: StoredCheckpoint | null = null;
  * let counter = 0;
@@ -73,7 +73,7 @@ export interface VersionedCheckpointStore {
  *
  * @example
  * ```ts
- * import { MAX_META_BYTES, memoryCheckpointStore } from "../store.ts";
+ * import { MAX_META_BYTES, memoryCheckpointStore } from "@optim/radam/store";
  * import assert from "node:assert/strict";
  *
  * const meta = JSON.stringify({ epoch: 3, cursor: 1024 });

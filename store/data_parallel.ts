@@ -89,8 +89,8 @@ function checkOptions(options: DataParallelOptions): CheckedOptions {
  *
  * @example Two requests, one step
  * ```ts
- * import { radam } from "../mod.ts";
- * import { dataParallel, memoryCheckpointStore } from "../store.ts";
+ * import { radam } from "@optim/radam";
+ * import { dataParallel, memoryCheckpointStore } from "@optim/radam/store";
  * import assert from "node:assert/strict";
  *
  * const trainer = dataParallel(memoryCheckpointStore(), {

@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import { CheckpointConflictError } from "../store.ts";
+ * import { CheckpointConflictError } from "@optim/radam/store";
  * import assert from "node:assert/strict";
  *
  * const error = new CheckpointConflictError('["model"]', 5);
@@ -51,7 +51,7 @@ export class CheckpointConflictError extends Error {
  *
  * @example
  * ```ts
- * import { ContributionRefusedError } from "../store.ts";
+ * import { ContributionRefusedError } from "@optim/radam/store";
  * import assert from "node:assert/strict";
  *
  * const error = new ContributionRefusedError("r7", 12, "computed at step 3, 9 steps behind");

@@ -10,7 +10,7 @@
  *
  * @example
  * ```ts
- * import type { WeightedGradient } from "../store.ts";
+ * import type { WeightedGradient } from "@optim/radam/store";
  *
  * const g: WeightedGradient = { samples: 8, gradient: new Float32Array([0.5, -1]) };
  * ```
@@ -32,7 +32,7 @@ export interface WeightedGradient {
  *
  * @example
  * ```ts
- * import { meanOfContributions } from "../store.ts";
+ * import { meanOfContributions } from "@optim/radam/store";
  * import assert from "node:assert/strict";
  *
  * const out = new Float32Array(2);

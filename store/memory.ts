@@ -33,7 +33,7 @@ import type {
  *
  * @example
  * ```ts
- * import { REMEMBER_MS } from "../store.ts";
+ * import { REMEMBER_MS } from "@optim/radam/store";
  * import assert from "node:assert/strict";
  *
  * assert.equal(REMEMBER_MS, 7 * 24 * 3600 * 1000);
@@ -46,7 +46,7 @@ export const REMEMBER_MS = 604_800_000;
  *
  * @example
  * ```ts
- * import { memoryCheckpointStore, type MemoryStoreOptions } from "../store.ts";
+ * import { memoryCheckpointStore, type MemoryStoreOptions } from "@optim/radam/store";
  *
  * const options: MemoryStoreOptions = { name: "test store", latencyMs: 1 };
  * const store = memoryCheckpointStore(options);
@@ -302,7 +302,7 @@ function trainingMethods(
  *
  * @example Two writers from the same version: the second one is refused
  * ```ts
- * import { memoryCheckpointStore } from "../store.ts";
+ * import { memoryCheckpointStore } from "@optim/radam/store";
  * import assert from "node:assert/strict";
  *
  * const store = memoryCheckpointStore();

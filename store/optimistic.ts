@@ -35,8 +35,8 @@ import type { TrainingStore } from "./training.ts";
  *
  * @example
  * ```ts
- * import { radam } from "../mod.ts";
- * import type { OptimisticStepOptions } from "../store.ts";
+ * import { radam } from "@optim/radam";
+ * import type { OptimisticStepOptions } from "@optim/radam/store";
  *
  * const options: OptimisticStepOptions<number> = {
  *   optimizer: radam({ lr: 0.01 }),
@@ -141,7 +141,7 @@ export interface OptimisticStepOptions<R> {
  *
  * @example
  * ```ts
- * import type { DuplicateStep } from "../store.ts";
+ * import type { DuplicateStep } from "@optim/radam/store";
  *
  * const describe = (d: DuplicateStep) => `${d.id} was applied by step ${d.step}`;
  * ```
@@ -161,7 +161,7 @@ export interface DuplicateStep {
  *
  * @example
  * ```ts
- * import type { OptimisticStepResult } from "../store.ts";
+ * import type { OptimisticStepResult } from "@optim/radam/store";
  *
  * function report(r: OptimisticStepResult<number>): string {
  *   return `step ${r.step} (loss ${r.result}) saved as ${r.version} after ${r.attempts} tries`;
@@ -404,8 +404,8 @@ async function attempt<R>(
  *
  * @example
  * ```ts
- * import { radam } from "../mod.ts";
- * import { memoryCheckpointStore, optimisticStep } from "../store.ts";
+ * import { radam } from "@optim/radam";
+ * import { memoryCheckpointStore, optimisticStep } from "@optim/radam/store";
  * import assert from "node:assert/strict";
  *
  * const store = memoryCheckpointStore();

@@ -11,8 +11,8 @@ import type { StoredParams, TrainingStore } from "./training.ts";
  *
  * @example
  * ```ts
- * import { radam } from "../mod.ts";
- * import type { DataParallelOptions } from "../store.ts";
+ * import { radam } from "@optim/radam";
+ * import type { DataParallelOptions } from "@optim/radam/store";
  *
  * const options: DataParallelOptions = {
  *   optimizer: radam({ lr: 1e-3 }),
@@ -118,7 +118,7 @@ export interface DataParallelOptions {
  *
  * @example
  * ```ts
- * import { DEFAULT_STALENESS } from "../store.ts";
+ * import { DEFAULT_STALENESS } from "@optim/radam/store";
  * import assert from "node:assert/strict";
  *
  * assert.equal(DEFAULT_STALENESS, 8);
@@ -132,7 +132,7 @@ export const DEFAULT_STALENESS = 8;
  *
  * @example
  * ```ts
- * import type { Contribution } from "../store.ts";
+ * import type { Contribution } from "@optim/radam/store";
  *
  * const c: Contribution = { id: "r1", base: 0, samples: 32, gradient: { w: new Float32Array(4) } };
  * ```
@@ -155,7 +155,7 @@ export interface Contribution {
  *
  * @example
  * ```ts
- * import type { SubmitResult } from "../store.ts";
+ * import type { SubmitResult } from "@optim/radam/store";
  *
  * const http = (r: SubmitResult) => r.status === "applied" ? 200 : 202;
  * ```
@@ -174,7 +174,7 @@ export type SubmitResult =
  *
  * @example
  * ```ts
- * import type { DataParallelTrainer } from "../store.ts";
+ * import type { DataParallelTrainer } from "@optim/radam/store";
  *
  * async function once(trainer: DataParallelTrainer, id: string) {
  *   const { step, params } = await trainer.params();

@@ -17,7 +17,7 @@ import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
  *
  * @example
  * ```ts
- * import type { RequestRecord } from "../store.ts";
+ * import type { RequestRecord } from "@optim/radam/store";
  *
  * function describe(r: RequestRecord): string {
  *   if (r.state === "applied") return `applied by step ${r.step}`;
@@ -36,7 +36,7 @@ export type RequestRecord =
  *
  * @example
  * ```ts
- * import type { StoredParams } from "../store.ts";
+ * import type { StoredParams } from "@optim/radam/store";
  *
  * const count = (p: StoredParams) => p.names.reduce((n, name) => n + p.params[name].length, 0);
  * ```
@@ -52,7 +52,7 @@ export interface StoredParams extends ParamsView {
  *
  * @example
  * ```ts
- * import type { ContributionInfo } from "../store.ts";
+ * import type { ContributionInfo } from "@optim/radam/store";
  *
  * const staleness = (c: ContributionInfo, step: number) => step - c.base;
  * ```
@@ -71,7 +71,7 @@ export interface ContributionInfo {
  *
  * @example
  * ```ts
- * import type { PendingContribution } from "../store.ts";
+ * import type { PendingContribution } from "@optim/radam/store";
  *
  * const describe = (p: PendingContribution) => `${p.id} from step ${p.base}, ${p.samples} samples`;
  * ```
@@ -87,7 +87,7 @@ export interface PendingContribution extends ContributionInfo {
  *
  * @example
  * ```ts
- * import type { Lease } from "../store.ts";
+ * import type { Lease } from "@optim/radam/store";
  *
  * const left = (lease: Lease) => lease.expires - Date.now(); // ms
  * ```
@@ -109,7 +109,7 @@ export interface Lease {
  *
  * @example
  * ```ts
- * import type { JournalRecord } from "../store.ts";
+ * import type { JournalRecord } from "@optim/radam/store";
  *
  * const ids = (journal: JournalRecord[]) => journal.flatMap((r) => r.entries.map((e) => e.id));
  * ```
@@ -130,7 +130,7 @@ export interface JournalRecord {
  *
  * @example
  * ```ts
- * import type { StepCommit } from "../store.ts";
+ * import type { StepCommit } from "@optim/radam/store";
  *
  * const nothing: Partial<StepCommit> = { applied: [], refused: [], fresh: [] };
  * ```
@@ -177,7 +177,7 @@ export interface StepCommit {
  *
  * @example
  * ```ts
- * import type { CommitResult } from "../store.ts";
+ * import type { CommitResult } from "@optim/radam/store";
  *
  * const describe = (r: CommitResult) => `${r.version}${r.lease ? " (lease kept)" : ""}`;
  * ```
@@ -196,7 +196,7 @@ export interface CommitResult {
  *
  * @example
  * ```ts
- * import { memoryCheckpointStore, type TrainingStore } from "../store.ts";
+ * import { memoryCheckpointStore, type TrainingStore } from "@optim/radam/store";
  * import assert from "node:assert/strict";
  *
  * const store: TrainingStore = memoryCheckpointStore();
