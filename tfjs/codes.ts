@@ -11,9 +11,10 @@
  *   byte, as in a checkpoint.
  * - `.scales`: a float32 tensor of shape `[ceil(n / 256)]`, one scale a block.
  *
- * Both in the order a CPU optimizer holds the variable (under `gc`, a kernel transposed: its last
- * axis first), as in the library's checkpoints. (On webgpu under `gc` a kernel is held in the tfjs
- * order: its moments are given as f32 weights instead.)
+ * Both in the order the optimizer holds the variable: tfjs's, or, for a kernel held transposed
+ * under `gc` (its last axis first, as in the library's checkpoints), marked so in their names
+ * (`<variable>/m.transposed.codes`, see code_order.ts). (On webgpu under `gc` a kernel is held
+ * in the tfjs order: its moments are given as f32 weights instead.)
  *
  * @module
  */

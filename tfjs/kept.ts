@@ -19,6 +19,7 @@ import { holdsCodes, type HostBackend } from "../base/backend.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
 import { decodeTensor, encodeTensor } from "../base/q8_tensor.ts";
 import { type Entry, entryOf, sameShape, toArena } from "./layout.ts";
+import { inEntryOrder } from "./code_order.ts";
 
 /** The state of one variable kept aside. */
 export interface Kept {
@@ -43,6 +44,12 @@ export interface Kept {
    * shape): the sizes the variable may have (its codes come packed 4 to an int32).
    */
   readonly sizes?: readonly [number, number];
+  /**
+   * For codes read by `setWeights` without the variable's shape: by moment, whether they are in
+   * the transposed order (`<variable>/m.transposed.codes`), reordered where that is not the one
+   * the variable is held in, once its shape is known (code_order.ts).
+   */
+  readonly codesTransposed?: readonly boolean[];
 }
 
 /** A kept state as it fits one variable: the entry its sections are laid out by. */
@@ -210,7 +217,10 @@ export class KeptStates {
         const codes = k.codes?.map((c) =>
           c && { codes: c.codes.subarray(0, entry.size), scales: c.scales }
         );
-        out.set(w.name, { entry, sections: k.sections, ...(codes ? { codes } : {}) });
+        const held = codes && k.codesTransposed
+          ? inEntryOrder(k.sections, codes, k.codesTransposed, entry)
+          : { sections: k.sections, ...(codes ? { codes } : {}) };
+        out.set(w.name, { entry, ...held });
       }
     }
     return out;

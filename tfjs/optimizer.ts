@@ -298,8 +298,10 @@ export class TfOptimizer extends tf.Optimizer {
    * (`<variable>/slow`), all in the tfjs layout.
    * With `states: "8bit"`, a moment held in 8 bits (a variable of 4096 elements or more) is two
    * tensors instead: `<variable>/m.codes` (int32, four codes to an int32) and
-   * `<variable>/m.scales` (float32, one a block of 256), in the order a CPU state holds the
-   * variable (see tfjs/codes.ts; on webgpu under `gc`, a kernel's moments are f32 weights).
+   * `<variable>/m.scales` (float32, one a block of 256), in the variable's order; those of a
+   * kernel held transposed under `gc` are `<variable>/m.transposed.codes` and `.scales`, which
+   * `setWeights` reorders for an optimizer without `gc` (lossy), and the reverse (see
+   * tfjs/code_order.ts; on webgpu under `gc`, a kernel's moments are f32 weights).
    * Variables whose state is kept aside (frozen) come after those of the last step.
    *
    * The tensors are the optimizer's, as tfjs's own optimizers' weights are (their variables):

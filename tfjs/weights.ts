@@ -14,10 +14,10 @@ import type { LearningRate } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
 import { momentsOf } from "../core/origins.ts";
-import { decodeTensor } from "../base/q8_tensor.ts";
 import { dispose, loadState, readMoments, readSlowWeights } from "../core/operations.ts";
 import { firstBadScale, firstBadValue } from "../core/checkpoint_tensors.ts";
 import { CODES, codeWeights, readCodes, SCALES } from "./codes.ts";
+import { codesName, inEntryOrder, mixedOrders, unmarked } from "./code_order.ts";
 import type { NamedTensor } from "./gradients.ts";
 import { type ReadTensor, startReads } from "./given.ts";
 import { iterTensor, stepsOf } from "./iter.ts";
@@ -105,8 +105,9 @@ export async function weightsOf(
   }
   const out: NamedTensor[] = [{ name: "iter", tensor: iterTensor(steps) }];
   const gc = config.loop.gc;
-  // Codes are given in the order a CPU state holds them (a kernel under gc transposed). A state
-  // on webgpu under gc holds its kernels in the tfjs order: their moments are given as f32.
+  // Codes are given in the order a CPU state holds them, marked where a kernel under gc is held
+  // transposed. A state on webgpu under gc holds its kernels in the tfjs order: their moments
+  // are given as f32.
   const tfjsOrder = gc && onDevice;
   const keptEntries = new Map(keptNow.map((held) => [held, tfjsEntryOf(held, gc)]));
   const give = (name: string, kind: WeightKind, entry: Entry, values: Float32Array) => {
@@ -114,7 +115,9 @@ export async function weightsOf(
     checkSavable(name, tfjs, kind.nonNegative === true);
     out.push({ name, tensor: tf.tensor(tfjs, entry.shape as number[]) });
   };
-  const giveCodes = (name: string, held: CompactMoment) => {
+  // (Marked where they hold a kernel transposed: code_order.ts.)
+  const giveCodes = (moment: string, held: CompactMoment, transposed: boolean) => {
+    const name = codesName(moment, transposed);
     const bad = firstBadScale(held.scales);
     if (bad >= 0) throw notSavable(`${name}.${SCALES}`, bad, held.scales[bad], false);
     out.push(...codeWeights(name, held));
@@ -125,25 +128,19 @@ export async function weightsOf(
         const name = `${e.name}/${kind.suffix}`;
         const inOrder = !tfjsOrder || e.shape.length < 2;
         const held = kind.moment === undefined || !inOrder ? undefined : codes[k]?.[e.name];
-        if (held !== undefined) giveCodes(name, held);
+        if (held !== undefined) giveCodes(name, held, e.transposed);
         else give(name, kind, e, data[k]![e.name]);
       }
       for (const held of keptNow) {
         const name = `${held.entry.name}/${kind.suffix}`;
         const entry = keptEntries.get(held)!;
         const heldCodes = kind.moment === undefined ? undefined : held.codes?.[k];
-        const inOrder = !inTfjsOrder(held, entry.shape, gc);
-        if (heldCodes !== undefined && inOrder) {
-          giveCodes(name, heldCodes);
-          continue;
-        }
-        let values = held.sections[kind.section];
-        if (heldCodes !== undefined) {
-          // (Read by loadState from a webgpu state's checkpoint: in the tfjs order.)
-          values = new Float32Array(entry.size);
-          decodeTensor(heldCodes.codes.subarray(0, entry.size), heldCodes.scales, values);
-        }
-        if (values !== undefined) give(name, kind, entry, values);
+        // (In the order given to setWeights; else as `entry` holds them: a checkpoint's of a
+        // webgpu state under gc, in the tfjs order, not transposed.)
+        const transposed = held.codesTransposed?.[k] ?? entry.transposed;
+        if (heldCodes !== undefined) giveCodes(name, heldCodes, transposed);
+        const values = held.sections[kind.section];
+        if (heldCodes === undefined && values !== undefined) give(name, kind, entry, values);
       }
     });
   } catch (error) {
@@ -224,15 +221,22 @@ interface Given {
   /** The shape of its f32 weights (none where it has only codes). */
   shape?: number[];
   readonly sections: Map<number, tf.Tensor>;
-  /** By moment section: the weights of a moment held in 8 bits, and the codes' name. */
-  readonly codes: Map<number, { name: string; codes?: tf.Tensor; scales?: tf.Tensor }>;
+  /** By moment section: the weights of a moment held in 8 bits, the codes' name, their order. */
+  readonly codes: Map<
+    number,
+    { name: string; transposed: boolean; codes?: tf.Tensor; scales?: tf.Tensor }
+  >;
 }
 
-/** What a weight's name says: its section, and `"codes"`/`"scales"` for a moment in 8 bits. */
+/**
+ * What a weight's name says: its section, and `"codes"`/`"scales"` for a moment in 8 bits,
+ * which `transposed` holds in the transposed order (code_order.ts).
+ */
 interface WeightName {
   readonly variable: string;
   readonly section: number;
   readonly part?: typeof CODES | typeof SCALES;
+  readonly transposed?: boolean;
 }
 
 /** What a weight named `name` fills (`iter` aside); throws for an unknown one. */
@@ -240,12 +244,14 @@ function parseName(config: Settings, name: string, suffixes: Map<string, number>
   const cut = name.lastIndexOf("/");
   const tail = cut > 0 ? name.slice(cut + 1) : "";
   const part = /\.(codes|scales)$/.exec(tail)?.[1] as WeightName["part"];
-  const section = suffixes.get(part ? tail.slice(0, -part.length - 1) : tail);
+  const [moment, transposed] = part ? unmarked(tail.slice(0, -part.length - 1)) : [tail, false];
+  const section = suffixes.get(moment);
   if (section === undefined || (part && section === SLOW)) {
     throw new TypeError(
       `Unexpected optimizer weight ${JSON.stringify(name)}: expected "iter" or "<variable>/<${
         [...suffixes.keys()].join(" | ")
-      }>" (a moment in 8 bits: "<variable>/<moment>.codes" and ".scales")`,
+      }>" (a moment in 8 bits: "<variable>/<moment>.codes" and ".scales", or ` +
+        `".transposed.codes" and ".transposed.scales")`,
     );
   }
   if (section === SLOW && !config.lookahead) {
@@ -253,7 +259,7 @@ function parseName(config: Settings, name: string, suffixes: Map<string, number>
       `Unexpected optimizer weight ${JSON.stringify(name)}: ${config.name} keeps no slow weights`,
     );
   }
-  return { variable: name.slice(0, cut), section, ...(part ? { part } : {}) };
+  return { variable: name.slice(0, cut), section, ...(part ? { part, transposed } : {}) };
 }
 
 /** Checks the weights given to setWeights; groups them by variable; reads `iter`. */
@@ -275,7 +281,7 @@ async function givenWeights(
       steps = await stepsOf(w.tensor, read);
       continue;
     }
-    const { variable, section, part } = parseName(config, w.name, suffixes);
+    const { variable, section, part, transposed } = parseName(config, w.name, suffixes);
     let v = byVariable.get(variable);
     if (v === undefined) {
       byVariable.set(variable, v = { sections: new Map(), codes: new Map() });
@@ -283,8 +289,12 @@ async function givenWeights(
     const twice = () => new TypeError(`Optimizer weight ${JSON.stringify(w.name)} is given twice`);
     if (part !== undefined) {
       // (Its dtype and shape are checked with its pair's, in keptFromWeights.)
-      const held = v.codes.get(section) ?? { name: w.name.replace(/scales$/, CODES) };
+      const held = v.codes.get(section) ??
+        { name: w.name.replace(/scales$/, CODES), transposed: transposed === true };
       if (held[part] !== undefined || v.sections.has(section)) throw twice();
+      if (held.transposed !== transposed) {
+        throw mixedOrders(held.codes ? held.name : held.name.replace(/codes$/, SCALES), w.name);
+      }
       held[part] = w.tensor;
       v.codes.set(section, held);
       continue;
@@ -362,9 +372,16 @@ export async function keptFromWeights(
       sections[section] = data;
     }
     if (compact === undefined) kept.set(name, { entry, sections });
-    else {
-      const sizes = v.shape === undefined ? { sizes: compact.sizes } : {};
-      kept.set(name, { entry, sections, codes: compact.codes, ...sizes });
+    else if (v.shape !== undefined) {
+      // Codes in another order than this optimizer's: decoded and reordered (code_order.ts).
+      kept.set(name, {
+        entry,
+        ...inEntryOrder(sections, compact.codes, compact.transposed, entry),
+      });
+    } else {
+      // (Reordered where the step finds the variable's shape: KeptStates.fitting.)
+      const { codes, transposed: codesTransposed, sizes } = compact;
+      kept.set(name, { entry, sections, codes, codesTransposed, sizes });
     }
   }
   return { steps: steps ?? 0, kept };
@@ -388,20 +405,24 @@ function checkValues(name: string, values: Float32Array, nonNegative: boolean): 
 }
 
 /**
- * The moments of variable `name` given in 8 bits, checked (codes.ts), by moment; with the sizes
- * the variable may have (its own where its f32 weights give its shape). Undefined where none.
+ * The moments of variable `name` given in 8 bits, checked (codes.ts), by moment, and whether each
+ * is in the transposed order; with the sizes the variable may have (its own where its f32
+ * weights give its shape). Undefined where none.
  */
 async function givenCodes(
   config: Settings,
   name: string,
   v: Given,
   read: ReadTensor,
-): Promise<{ codes: (CompactMoment | undefined)[]; sizes: [number, number] } | undefined> {
+): Promise<
+  | { codes: (CompactMoment | undefined)[]; transposed: boolean[]; sizes: [number, number] }
+  | undefined
+> {
   if (v.codes.size === 0) return undefined;
   const kinds = weightKinds(config);
   const size = v.shape?.reduce((a, b) => a * b, 1);
   let sizes: [number, number] = [0, Infinity];
-  const codes: (CompactMoment | undefined)[] = [];
+  const codes: (CompactMoment | undefined)[] = [], transposed: boolean[] = [];
   for (const [section, held] of v.codes) {
     if (held.codes === undefined || held.scales === undefined) {
       const missing = held.codes === undefined ? held.name : held.name.replace(/codes$/, SCALES);
@@ -413,6 +434,7 @@ async function givenCodes(
     const got = await readCodes(held.name, held.codes, held.scales, signed, read);
     sizes = [Math.max(sizes[0], got.sizes[0]), Math.min(sizes[1], got.sizes[1])];
     codes[section - EXP_AVG] = got.moment;
+    transposed[section - EXP_AVG] = held.transposed;
   }
   if (sizes[0] > sizes[1] || (size !== undefined && (size < sizes[0] || size > sizes[1]))) {
     throw new RangeError(
@@ -421,7 +443,7 @@ async function givenCodes(
       }codes for ${sizes[0]} to ${sizes[1]}`,
     );
   }
-  return { codes, sizes: size === undefined ? sizes : [size, size] };
+  return { codes, transposed, sizes: size === undefined ? sizes : [size, size] };
 }
 
 /**

@@ -231,6 +231,9 @@ Deno.test("tfjs: model.save with includeOptimizer and loadLayersModel resume 8-b
       // The codes are saved packed: 1 byte a code.
       const codes = saved.weightSpecs!.filter((s) => s.name.endsWith(".codes"));
       assert.ok(codes.length > 0 && codes.every((s) => s.dtype === "int32"));
+      // Ranger's kernels are held transposed: their codes say so (code_order_test.ts).
+      const marked = codes.filter((s) => s.name.endsWith(".transposed.codes"));
+      assert.equal(marked.length, make().settings.loop.gc ? codes.length : 0);
       const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
       assert.equal((loaded.optimizer as TfOptimizer).settings.run.states, "8bit");
       await loaded.fit(x, y, fitInOrder(2));

@@ -18,6 +18,7 @@ import {
 } from "../../mod.ts";
 import { TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import { edit } from "../checkpoint_files.ts";
+import { decodeTensor } from "../../base/q8_tensor.ts";
 import {
   convNet,
   CPU_BACKENDS,
@@ -31,6 +32,7 @@ import {
   tfl,
   transpose,
   uniqueNames,
+  unpackCodes,
   useBackend,
   weightValues,
 } from "./helpers.ts";
@@ -287,6 +289,16 @@ for (const states of ["32bit", "8bit"] as const) {
       await resumed.loadState(await saveState(saved.state!));
       assert.equal(resumed.iterations, 3);
       const given = new Map((await resumed.getWeights()).map((w) => [w.name, w.tensor]));
+      // A moment given in 8 bits, as codes in the tfjs order (so unmarked), decoded.
+      const valuesOf = (v: tf.Variable, suffix: string) => {
+        const f32 = given.get(`${v.name}/${suffix}`);
+        if (f32 !== undefined) return f32.dataSync();
+        const codes = unpackCodes(given.get(`${v.name}/${suffix}.codes`)!, v.size, suffix === "m");
+        const out = new Float32Array(v.size);
+        const scales = given.get(`${v.name}/${suffix}.scales`)!.dataSync() as Float32Array;
+        decodeTensor(codes, scales, out);
+        return out;
+      };
       for (const v of vars) {
         for (const [moment, suffix] of [["exp_avg", "m"], ["exp_avg_sq", "v"]]) {
           // (Held transposed under gc: [out, rest].)
@@ -294,7 +306,7 @@ for (const states of ["32bit", "8bit"] as const) {
           const held = moments[moment][v.name];
           const want = fromGc && v.rank === 2 ? transpose(held, cols, rows) : held;
           const what = `${v.name} (${v.shape}) ${suffix}, gc ${fromGc} → ${toGc}`;
-          assert.deepEqual(given.get(`${v.name}/${suffix}`)?.dataSync(), want, what);
+          assert.deepEqual(valuesOf(v, suffix), want, what);
         }
       }
       // And it steps on as an optimizer given the same moments as tfjs weights (f32: exact).
