@@ -7,8 +7,8 @@
  * import * as tf from "@tensorflow/tfjs-core";
  * import "@tensorflow/tfjs-backend-cpu";
  * import * as tfl from "@tensorflow/tfjs-layers";
- * import { ranger } from "./mod.ts";
- * import { tfOptimizer } from "./tfjs.ts";
+ * import { ranger } from "@optim/radam";
+ * import { tfOptimizer } from "@optim/radam/tfjs";
  *
  * await tf.setBackend("cpu");
  * const model = tfl.sequential({ layers: [tfl.layers.dense({ units: 1, inputShape: [2] })] });
@@ -58,8 +58,8 @@ registerTfOptimizer();
  * ```ts
  * import * as tf from "@tensorflow/tfjs-core";
  * import "@tensorflow/tfjs-backend-cpu";
- * import { radam } from "./mod.ts";
- * import { tfOptimizer } from "./tfjs.ts";
+ * import { radam } from "@optim/radam";
+ * import { tfOptimizer } from "@optim/radam/tfjs";
  * import assert from "node:assert/strict";
  *
  * await tf.setBackend("cpu");

@@ -34,7 +34,7 @@ const CONFIG_VERSION = 2;
  *
  * @example
  * ```ts
- * import type { JsonValue } from "../tfjs.ts";
+ * import type { JsonValue } from "@optim/radam/tfjs";
  *
  * const value: JsonValue = { betas: [0.9, 0.999], lookahead: { k: 6, alpha: 0.5 } };
  * ```
@@ -50,8 +50,8 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | {
  *
  * @example
  * ```ts
- * import { adam } from "../mod.ts";
- * import { tfOptimizer, type TfOptimizerConfig } from "../tfjs.ts";
+ * import { adam } from "@optim/radam";
+ * import { tfOptimizer, type TfOptimizerConfig } from "@optim/radam/tfjs";
  *
  * const config: TfOptimizerConfig = tfOptimizer(adam({ lr: 1e-3 })).getConfig();
  * console.log(config.optimizer, config.settings.hyperparameters.lr); // "adam" 0.001

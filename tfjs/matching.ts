@@ -172,7 +172,7 @@ export function checkSomeTensorFits(
  * @example
  * ```ts
  * import { checkSameKinds } from "./matching.ts";
- * import { adam, lion, radam, ranger, sgd } from "../mod.ts";
+ * import { adam, lion, radam, ranger, sgd } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * checkSameKinds(adam().settings, radam().settings); // the same moments

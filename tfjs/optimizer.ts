@@ -54,8 +54,8 @@ export let skippedStepsSeen: (optimizer: TfOptimizer) => number;
  * ```ts
  * import * as tf from "@tensorflow/tfjs-core";
  * import "@tensorflow/tfjs-backend-cpu";
- * import { adamw } from "../mod.ts";
- * import { TfOptimizer, tfOptimizer } from "../tfjs.ts";
+ * import { adamw } from "@optim/radam";
+ * import { TfOptimizer, tfOptimizer } from "@optim/radam/tfjs";
  *
  * await tf.setBackend("cpu");
  * const optimizer = tfOptimizer(adamw({ lr: 1e-2 }));

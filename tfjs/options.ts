@@ -12,8 +12,8 @@ import { checkKeys } from "../base/schema.ts";
  *
  * @example Refuse any change of the trained variables; no warning at a skipped step
  * ```ts
- * import { radam } from "../mod.ts";
- * import { tfOptimizer, type TfOptimizerOptions } from "../tfjs.ts";
+ * import { radam } from "@optim/radam";
+ * import { tfOptimizer, type TfOptimizerOptions } from "@optim/radam/tfjs";
  *
  * const options: TfOptimizerOptions = { strict: true, warnOnSkip: false };
  * const optimizer = tfOptimizer(radam(), options);

@@ -24,8 +24,8 @@ import { TfOptimizer } from "./optimizer.ts";
  * import * as tf from "@tensorflow/tfjs-core";
  * import "@tensorflow/tfjs-backend-cpu";
  * import * as tfl from "@tensorflow/tfjs-layers";
- * import { radam } from "../mod.ts";
- * import { registerTfOptimizer, tfOptimizer } from "../tfjs.ts";
+ * import { radam } from "@optim/radam";
+ * import { registerTfOptimizer, tfOptimizer } from "@optim/radam/tfjs";
  * import assert from "node:assert/strict";
  *
  * registerTfOptimizer(); // before tf.loadLayersModel, in code that only loads

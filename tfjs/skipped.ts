@@ -15,8 +15,8 @@ import { skippedStepsSeen, type TfOptimizer } from "./optimizer.ts";
  *
  * @example
  * ```ts
- * import { radam } from "../mod.ts";
- * import { type SkippedStepsCallback, skippedStepsCallback, tfOptimizer } from "../tfjs.ts";
+ * import { radam } from "@optim/radam";
+ * import { type SkippedStepsCallback, skippedStepsCallback, tfOptimizer } from "@optim/radam/tfjs";
  *
  * const callback: SkippedStepsCallback = skippedStepsCallback(tfOptimizer(radam()));
  * ```
@@ -56,8 +56,8 @@ async function settledSkips(optimizer: TfOptimizer): Promise<number> {
  * import * as tf from "@tensorflow/tfjs-core";
  * import "@tensorflow/tfjs-backend-cpu";
  * import * as tfl from "@tensorflow/tfjs-layers";
- * import { radam } from "../mod.ts";
- * import { skippedStepsCallback, tfOptimizer } from "../tfjs.ts";
+ * import { radam } from "@optim/radam";
+ * import { skippedStepsCallback, tfOptimizer } from "@optim/radam/tfjs";
  * import assert from "node:assert/strict";
  *
  * await tf.setBackend("cpu");

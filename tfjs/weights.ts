@@ -331,7 +331,7 @@ async function givenWeights(
  * import * as tf from "@tensorflow/tfjs-core";
  * import { keptFromWeights } from "./weights.ts";
  * import { EXP_AVG } from "../base/arena.ts";
- * import { adam } from "../mod.ts";
+ * import { adam } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const settings = adam().settings;
@@ -454,7 +454,7 @@ async function givenCodes(
  * @example
  * ```ts
  * import { keptFromCheckpoint } from "./weights.ts";
- * import { adam, CheckpointError, saveState } from "../mod.ts";
+ * import { adam, CheckpointError, saveState } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const optimizer = adam({ states: "8bit" });
