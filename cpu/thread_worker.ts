@@ -34,8 +34,14 @@ export const CONTROL = {
    * main thread, seeing it once the job is done, refuses every later job.
    */
   FAULT: 40,
+  /**
+   * Bumped by a worker as it takes a job and after each chunk of it: the main thread, waiting,
+   * tells a worker that stopped (terminated, or dead) from a slow one by this word standing
+   * still (cpu/_thread_join.ts `STALL_MS`).
+   */
+  PROGRESS: 48,
   /** Byte offset of the scalar blocks (after the i32 words above, on cache lines of their own). */
-  SCALARS: 192,
+  SCALARS: 256,
 } as const;
 
 /** Job: one optimizer step over the worker's slice. */
@@ -71,6 +77,14 @@ export interface ThreadWorkerInit {
   end: number;
   firstBlock: number;
   lastBlock: number;
+  /**
+   * Elements a job's call covers at most (a multiple of 256, so that chunks of an 8-bit slice
+   * are whole blocks; sum-of-squares jobs cover `chunk / SUM_BLOCK` blocks, at least one): the
+   * worker bumps `PROGRESS` after each.
+   */
+  chunk: number;
+  /** Blocks of the reduction a sum-of-squares call covers at most. */
+  chunkBlocks: number;
   /** Milliseconds to poll the generation after a job before sleeping on it. */
   spinMs: number;
   /** The values of CONTROL and the OP_ constants (the worker's source cannot import). */
@@ -83,8 +97,9 @@ export interface ThreadWorkerInit {
  * shared kernel on the state's memory, answers `{ ready: true }` (or `{ error }`), then loops:
  * wait for the generation to change (polling for `spinMs`, then sleeping in
  * `Atomics.wait`), run the job
- * on its own slice, decrement the pending count (the last one notifies the main thread), until
- * the job is OP_EXIT. It never returns to its event loop while the state lives.
+ * on its own slice in chunks, bumping the progress word as it takes the job and after each
+ * chunk, decrement the pending count (the last one notifies the main thread), until the job is
+ * OP_EXIT. It never returns to its event loop while the state lives.
  *
  * Stringified: it must not refer to anything outside its own body.
  */
@@ -104,7 +119,7 @@ export function threadWorkerMain(): void {
       const buffer = init.memory.buffer;
       const ints = new Int32Array(buffer, init.control, c.SCALARS / 4);
       const { arena, scalars, grads, partials, total, scratch } = init;
-      const { start, end, firstBlock, lastBlock, spinMs } = init;
+      const { start, end, firstBlock, lastBlock, spinMs, chunk, chunkBlocks } = init;
       let seen = Atomics.load(ints, c.GENERATION);
       scope.postMessage({ ready: true });
       for (;;) {
@@ -120,14 +135,24 @@ export function threadWorkerMain(): void {
         const op = Atomics.load(ints, c.OP);
         if (op === init.ops.exit) break;
         let failed = false;
+        Atomics.add(ints, c.PROGRESS, 1);
         try {
           if (op === init.ops.step) {
-            k.step(arena, scalars, start, end, scratch);
+            for (let lo = start; lo < end; lo += chunk) {
+              k.step(arena, scalars, lo, Math.min(end, lo + chunk), scratch);
+              Atomics.add(ints, c.PROGRESS, 1);
+            }
           } else if (op === init.ops.sumSquares) {
-            k.sumSquaresBlocks(grads, total, firstBlock, lastBlock, partials);
+            for (let b = firstBlock; b < lastBlock; b += chunkBlocks) {
+              k.sumSquaresBlocks(grads, total, b, Math.min(lastBlock, b + chunkBlocks), partials);
+              Atomics.add(ints, c.PROGRESS, 1);
+            }
           } else if (op === init.ops.nonFinite) {
-            if (k.nonFinite(grads + start * 4, end - start) !== 0) {
-              Atomics.store(ints, c.NON_FINITE, 1);
+            for (let lo = start; lo < end; lo += chunk) {
+              if (k.nonFinite(grads + lo * 4, Math.min(end, lo + chunk) - lo) !== 0) {
+                Atomics.store(ints, c.NON_FINITE, 1);
+              }
+              Atomics.add(ints, c.PROGRESS, 1);
             }
           }
         } catch (error) {

@@ -31,6 +31,15 @@
  * word, which the main thread reads once the job is done: that step throws, and the state, maybe
  * half stepped, refuses every later one (as after a worker's error event, between steps).
  *
+ * A worker that stops outright (terminated, or its isolate killed: out of memory) writes nothing,
+ * and no event reaches a main thread waiting synchronously. So a worker runs its share in chunks
+ * (CHUNK elements), bumping the control block's progress word as it takes the job and after each
+ * chunk, and the main thread, waiting (a timed `Atomics.wait`, which costs what an untimed one
+ * does, or polling on a browser's main thread), looks at that word every 100 ms: when it has
+ * stood still for 10 s of waiting with a job still pending, the step throws as after a fault. A
+ * live worker, however slow, finishes a chunk well within that (cpu/_thread_join.ts `join`,
+ * `STALL_MS`).
+ *
  * @module
  */
 import type { ArenaLayout } from "../base/arena.ts";
@@ -47,6 +56,15 @@ import {
   type ThreadWorkerInit,
   threadWorkerSource,
 } from "./thread_worker.ts";
+import {
+  faultError,
+  join,
+  mayBlock,
+  type Release,
+  releaser,
+  STALL_MS,
+  watchWorkers,
+} from "./_thread_join.ts";
 import {
   checkWasmCapacity,
   headerBytes,
@@ -70,11 +88,12 @@ const SLICE_ALIGN = 16;
  */
 const WORKER_SPIN_MS = 0.3;
 /**
- * How long the main thread polls for the workers to finish before sleeping (where it may).
- * Short: on a machine with more runnable threads than cores, a polling main thread would keep
- * a preempted worker off the core it needs (measured: median steps 10× slower under load).
+ * Elements a worker steps between two bumps of the progress word (a multiple of 256: whole
+ * blocks of 8-bit moments). 64K elements take tens of microseconds at the kernel's rates
+ * (0.8–1.6 G elements/s a thread here), so the extra call and atomic add a chunk cost nothing
+ * measurable, while a chunk is small enough for the bound below.
  */
-const MAIN_SPIN_MS = 0.05;
+const CHUNK = 65536;
 
 /** Settings of a threaded backend (for tests and benchmarks; the option is `threads`). */
 export interface ThreadedOptions {
@@ -82,6 +101,10 @@ export interface ThreadedOptions {
   parallelReduction?: boolean;
   /** Milliseconds a worker polls for the next job after one (default WORKER_SPIN_MS). */
   workerSpinMs?: number;
+  /** Elements a worker steps between progress bumps (default CHUNK; a multiple of 256). */
+  chunk?: number;
+  /** Milliseconds with no progress after which a worker is declared stopped (default STALL_MS). */
+  stallMs?: number;
 }
 
 /**
@@ -149,66 +172,6 @@ function unrefWorker(worker: Worker): boolean {
  * Hermes) has no Web Workers either, and runs the other backends.
  */
 let orphans: FinalizationRegistry<() => void> | undefined;
-
-/**
- * A function that stops the workers (once), with `done` telling whether it ran. Made apart from
- * the backend's closures, so that the FinalizationRegistry holding it does not keep the backend
- * alive through a shared closure context.
- */
-function releaser(ints: Int32Array, workers: Worker[]): Release {
-  const release: Release = Object.assign(() => {
-    if (release.done) return;
-    release.done = true;
-    Atomics.store(ints, CONTROL.OP, OP_EXIT);
-    Atomics.add(ints, CONTROL.GENERATION, 1);
-    Atomics.notify(ints, CONTROL.GENERATION);
-    for (const worker of workers) worker.terminate();
-  }, { done: false, fault: undefined });
-  return release;
-}
-
-/** Stops the workers (once); `fault` says why the state is refused, if a worker failed. */
-type Release = (() => void) & { done: boolean; fault: string | undefined };
-
-/**
- * The error of a state whose worker failed (its job threw, or it died): the arena may be half
- * stepped, so the state takes no more steps.
- */
-function faultError(why: string): Error {
-  return new Error(
-    `A kernel worker of this threaded optimizer state failed (${why}); the state may be half ` +
-      "stepped and takes no more steps: load a checkpoint saved before (loadState) to go on " +
-      "(one saved from it now could hold the half step)",
-  );
-}
-
-/**
- * Marks a state one of whose workers failed, `why`: every later job is refused, saying so (its
- * workers run until `dispose`, which a failed worker's message, saying why, must not precede).
- * Returns the error.
- */
-function failed(release: Release, why: string): Error {
-  if (release.fault === undefined) release.fault = why;
-  return faultError(release.fault);
-}
-
-/**
- * Watches the started workers: a worker that failed says why (a message), or dies (an error
- * event, delivered between steps): the state is then refused as {@linkcode failed} says.
- */
-function watchWorkers(workers: Worker[], release: Release): void {
-  for (const worker of workers) {
-    worker.onmessage = (event) => {
-      // (After the step in flight threw: later refusals say why.)
-      if (typeof event.data?.fault === "string") release.fault = event.data.fault;
-    };
-    worker.onerror = (event) => {
-      event.preventDefault();
-      const why = event.message;
-      release.fault = typeof why === "string" && why !== "" ? why : "it died";
-    };
-  }
-}
 
 /** Where the parts of a threaded state lie in its shared memory (byte addresses). */
 interface SharedMap {
@@ -322,7 +285,7 @@ interface Team {
 }
 
 /** The step and the reductions of a threaded state: each on every thread, the main one last. */
-function teamKernels(team: Team, parallelReduction: boolean) {
+function teamKernels(team: Team, parallelReduction: boolean, stallMs: number) {
   const { k, ints, sums, threads, release } = team;
   const n = team.layout.total;
   const g = team.arena.grads;
@@ -337,22 +300,8 @@ function teamKernels(team: Team, parallelReduction: boolean) {
     Atomics.add(ints, CONTROL.GENERATION, 1);
     Atomics.notify(ints, CONTROL.GENERATION);
   };
-  /** Waits until every worker has finished the job; throws if one failed at it. */
-  const join = () => {
-    let polls = 0;
-    let deadline = 0;
-    for (;;) {
-      const pending = Atomics.load(ints, CONTROL.PENDING);
-      if (pending === 0) {
-        if (Atomics.load(ints, CONTROL.FAULT) === 0) return;
-        throw failed(release, "its job threw");
-      }
-      if (!canBlock || (++polls & 1023) !== 0) continue;
-      const now = performance.now();
-      if (deadline === 0) deadline = now + MAIN_SPIN_MS;
-      else if (now > deadline) Atomics.wait(ints, CONTROL.PENDING, pending);
-    }
-  };
+  /** Waits until every worker has finished the job (see cpu/_thread_join.ts `join`). */
+  const wait = () => join(ints, release, canBlock, stallMs);
   const assertLive = () => {
     if (release.fault !== undefined) throw faultError(release.fault);
     if (release.done) throw new TypeError("This optimizer state was disposed");
@@ -362,14 +311,14 @@ function teamKernels(team: Team, parallelReduction: boolean) {
       assertLive();
       launch(OP_STEP);
       stepSlice(k, team.arena, start, end, team.map.scratch);
-      join();
+      wait();
     },
     gradSumSquares: () => {
       assertLive();
       if (!parallelReduction) return k.sumSquares(g, n);
       launch(OP_SUM_SQUARES);
       k.sumSquaresBlocks(g, n, firstBlock, lastBlock, team.map.partials);
-      join();
+      wait();
       let total = 0;
       for (let b = 0; b < sums.length; b++) total += sums[b];
       return total;
@@ -380,7 +329,7 @@ function teamKernels(team: Team, parallelReduction: boolean) {
       Atomics.store(ints, CONTROL.NON_FINITE, 0);
       launch(OP_NON_FINITE);
       const own = k.nonFinite(g + start * 4, end - start) !== 0;
-      join();
+      wait();
       return own || Atomics.load(ints, CONTROL.NON_FINITE) !== 0;
     },
     nonFiniteRange: (offset: number, count: number) => k.nonFinite(g + offset * 4, count) !== 0,
@@ -407,6 +356,10 @@ export async function createThreadedWasmBackend(
   const workers: Worker[] = [];
   const release = releaser(ints, workers);
   const n = layout.total;
+  const chunk = options.chunk ?? CHUNK;
+  if (!(chunk > 0 && chunk % Q8_BLOCK === 0)) {
+    throw new RangeError(`ThreadedOptions.chunk must be a positive multiple of 256, not ${chunk}`);
+  }
   try {
     await startWorkers(workers, threads, (t): ThreadWorkerInit => {
       const [start, end] = sliceBounds(layout, threads, t);
@@ -426,6 +379,8 @@ export async function createThreadedWasmBackend(
         end,
         firstBlock,
         lastBlock,
+        chunk,
+        chunkBlocks: Math.max(1, Math.floor(chunk / SUM_BLOCK)),
         spinMs: options.workerSpinMs ?? WORKER_SPIN_MS,
         layout: CONTROL,
         ops: { step: OP_STEP, sumSquares: OP_SUM_SQUARES, exit: OP_EXIT, nonFinite: OP_NON_FINITE },
@@ -441,7 +396,7 @@ export async function createThreadedWasmBackend(
   const blocks = blockViews(memory.buffer, map.scalars, layout);
   const registry = orphans ??= new FinalizationRegistry((release) => release());
   const backend = new CpuBackend("wasm", layout, memory.buffer, map.base, blocks, {
-    ...teamKernels(team, options.parallelReduction ?? true),
+    ...teamKernels(team, options.parallelReduction ?? true, options.stallMs ?? STALL_MS),
     threads,
     dispose: () => {
       release();
@@ -450,18 +405,4 @@ export async function createThreadedWasmBackend(
   });
   registry.register(backend, release, backend);
   return backend;
-}
-
-/**
- * Whether this thread may block in `Atomics.wait` (a browser's main thread may not: it throws
- * a TypeError before looking at the value, which the mismatched value below makes harmless
- * elsewhere).
- */
-function mayBlock(ints: Int32Array): boolean {
-  try {
-    Atomics.wait(ints, CONTROL.PENDING, Atomics.load(ints, CONTROL.PENDING) + 1, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -19,6 +19,8 @@ import {
   saveState,
   step,
 } from "../mod.ts";
+import { initState } from "../core/state.ts";
+import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { assertSameBits, readAll } from "./cases.ts";
 import { prng, randomTensor } from "./util.ts";
 
@@ -53,6 +55,49 @@ Deno.test("threaded steps match one thread at sizes around slice and block bound
         await assertSameBits(many, one, `n ${n}, ${threads} threads`);
       } finally {
         dispose(many);
+      }
+    }
+  }
+});
+
+Deno.test("workers' jobs cut in chunks give one thread's bits (step, sum of squares, non-finite check)", async () => {
+  // A worker runs its share in chunks (bumping a progress word after each): chunks of 256 and
+  // 512 elements (a reduction block at a time) cut every share many times, at 8-bit blocks.
+  const rand = prng(13);
+  const n = 3 * 16384 + 7;
+  const params = { a: randomTensor(rand, n), b: randomTensor(rand, 300) };
+  const grads = Array.from({ length: 6 }, () => ({
+    a: randomTensor(rand, n),
+    b: randomTensor(rand, 300),
+  }));
+  grads[3].a[n - 5] = NaN; // in the last worker's share: a skipped step, found by a worker
+  for (const states of ["32bit", "8bit"] as const) {
+    for (const clipGradNorm of [undefined, 1e-3]) {
+      for (const chunk of [256, 512]) {
+        const opt = ranger({
+          lr: 1e-2,
+          k: 2,
+          clipGradNorm,
+          states,
+          threads: 3,
+          threadThreshold: 0,
+        });
+        let one = await ranger({ lr: 1e-2, k: 2, clipGradNorm, states }).init(params);
+        let many = await initState(
+          opt.settings,
+          params,
+          (layout) => createThreadedWasmBackend(layout, 3, { chunk }),
+        );
+        try {
+          for (const g of grads) {
+            one = step(one, g);
+            many = step(many, g);
+          }
+          assert.equal(many.skippedSteps, 1);
+          await assertSameBits(many, one, `${states}, clip ${clipGradNorm}, chunk ${chunk}`);
+        } finally {
+          dispose(many);
+        }
       }
     }
   }

@@ -40,6 +40,49 @@ const PLAIN_PAGE = `<!doctype html><meta charset="utf-8"><title>radam</title>
   }
 </script>`;
 
+// A worker of a threaded state terminated outright between steps (no word written, no event the
+// page's spinning thread can see): the next step must throw once no worker has made progress for
+// 10 s, not hang the page.
+const STOPPED_PAGE = `<!doctype html><meta charset="utf-8"><title>radam stopped worker</title>
+<script type="module">
+  import * as lib from "/index.js";
+  const made = [];
+  const Original = globalThis.Worker;
+  globalThis.Worker = class extends Original {
+    constructor(...args) {
+      super(...args);
+      made.push(this);
+    }
+  };
+  try {
+    const n = 1 << 20;
+    let state = await lib.radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(n));
+    globalThis.Worker = Original;
+    const grads = new Float32Array(n).fill(1e-3);
+    state = lib.step(state, grads);
+    made[0].terminate();
+    // Chromium ends a worker that does not return to its event loop (this one waits for the
+    // next job) forcibly, seconds after terminate(), from the page's event loop.
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    let message = "no error in 1000 steps";
+    try {
+      for (let t = 0; t < 1000; t++) state = lib.step(state, grads);
+    } catch (e) {
+      message = String(e && e.message || e);
+    }
+    let later = "no error";
+    try {
+      lib.step(state, grads);
+    } catch (e) {
+      later = String(e && e.message || e);
+    }
+    lib.dispose(state);
+    window.__result = { message, later };
+  } catch (e) {
+    window.__error = String(e && e.stack || e);
+  }
+</script>`;
+
 // The TensorFlow.js adapter of the bundle (`tfjs.js`) on tfjs's cpu backend: tfjs-core and the
 // backend as the ES modules their packages ship (an import map for the bare specifiers; the
 // backend's seedrandom import is a stub: no random op runs here).
@@ -75,6 +118,7 @@ const ISOLATION = {
 const FILES = {
   "/": ["text/html", () => PAGE],
   "/plain": ["text/html", () => PLAIN_PAGE],
+  "/stopped": ["text/html", () => STOPPED_PAGE],
   "/index.js": [
     "text/javascript",
     () => readFileSync(fileURLToPath(import.meta.resolve("@optim/radam"))),
@@ -155,5 +199,31 @@ test("the bundle in headless Chromium gives Deno's result bit for bit", async ()
   } finally {
     await browser.close();
     server.close();
+  }
+});
+
+test("in Chromium, a step whose worker was terminated throws after 10 s without progress", async () => {
+  // Before, the page's thread spun for ever, and with it this test (closing the browser too):
+  // were it to hang again, this file's process ends, failed, after HANG_MS.
+  const HANG_MS = 120_000;
+  const hung = setTimeout(() => {
+    console.error(`the page /stopped hung for ${HANG_MS / 1000} s: its step waits for ever`);
+    process.exit(1);
+  }, HANG_MS);
+  const server = await serve();
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    const url = `http://127.0.0.1:${server.address().port}/stopped`;
+    const result = await pageResult(page, url, 90_000);
+    assert.match(
+      result.message,
+      /failed \(it stopped: no progress on its share of the step for 10 s;.*load a checkpoint/,
+    );
+    assert.match(result.later, /failed \(it stopped/);
+  } finally {
+    await browser.close();
+    server.close();
+    clearTimeout(hung);
   }
 });

@@ -1,0 +1,150 @@
+/**
+ * How the main thread of a threaded wasm state (cpu/threaded_wasm_backend.ts) waits for its
+ * workers' share of a job, and what it does when a worker fails: its job threw (the fault word),
+ * it died between steps (an error event), or it stopped outright in the middle of one (no word,
+ * no event that could reach a main thread waiting synchronously: the progress word stands still).
+ *
+ * @module
+ */
+import { CONTROL, OP_EXIT } from "./thread_worker.ts";
+
+/**
+ * How long the main thread polls for the workers to finish before sleeping (where it may).
+ * Short: on a machine with more runnable threads than cores, a polling main thread would keep
+ * a preempted worker off the core it needs (measured: median steps 10× slower under load).
+ */
+const MAIN_SPIN_MS = 0.05;
+/**
+ * How long the main thread waits, with no worker making progress (no chunk finished, no job
+ * taken) and a job still pending, before it declares a worker stopped (terminated, or killed
+ * outright, its isolate out of memory): the step then throws as after a worker's fault. 10 s
+ * for a chunk of 64K elements is a rate of 6.5K elements (about 130 KB of arena) a second:
+ * slower than a thread stepping an arena swapped out to a disk, so a live worker, however
+ * slow or preempted, is not taken for dead. Measured on the monotonic clock (performance.now)
+ * while the main thread waits, in intervals of at most STALL_CHECK_MS each (a process or
+ * machine suspended, or the main thread paused in a debugger, counts one interval, not its
+ * length).
+ */
+export const STALL_MS = 10_000;
+/** How often the waiting main thread looks at the progress word (its timed wait's timeout). */
+const STALL_CHECK_MS = 100;
+
+/**
+ * A function that stops the workers (once), with `done` telling whether it ran. Made apart from
+ * the backend's closures, so that the FinalizationRegistry holding it does not keep the backend
+ * alive through a shared closure context.
+ */
+export function releaser(ints: Int32Array, workers: Worker[]): Release {
+  const release: Release = Object.assign(() => {
+    if (release.done) return;
+    release.done = true;
+    Atomics.store(ints, CONTROL.OP, OP_EXIT);
+    Atomics.add(ints, CONTROL.GENERATION, 1);
+    Atomics.notify(ints, CONTROL.GENERATION);
+    for (const worker of workers) worker.terminate();
+  }, { done: false, fault: undefined });
+  return release;
+}
+
+/** Stops the workers (once); `fault` says why the state is refused, if a worker failed. */
+export type Release = (() => void) & { done: boolean; fault: string | undefined };
+
+/**
+ * The error of a state whose worker failed (its job threw, or it died): the arena may be half
+ * stepped, so the state takes no more steps.
+ */
+export function faultError(why: string): Error {
+  return new Error(
+    `A kernel worker of this threaded optimizer state failed (${why}); the state may be half ` +
+      "stepped and takes no more steps: load a checkpoint saved before (loadState) to go on " +
+      "(one saved from it now could hold the half step)",
+  );
+}
+
+/** Why a worker that made no progress for `stallMs` milliseconds is taken for stopped. */
+function stoppedWhy(stallMs: number): string {
+  return `it stopped: no progress on its share of the step for ${stallMs / 1000} s; ` +
+    "terminated, or killed (out of memory?)";
+}
+
+/**
+ * Marks a state one of whose workers failed, `why`: every later job is refused, saying so (its
+ * workers run until `dispose`, which a failed worker's message, saying why, must not precede).
+ * Returns the error.
+ */
+export function failed(release: Release, why: string): Error {
+  if (release.fault === undefined) release.fault = why;
+  return faultError(release.fault);
+}
+
+/**
+ * Watches the started workers: a worker that failed says why (a message), or dies (an error
+ * event, delivered between steps): the state is then refused as {@linkcode failed} says.
+ */
+export function watchWorkers(workers: Worker[], release: Release): void {
+  for (const worker of workers) {
+    worker.onmessage = (event) => {
+      // (After the step in flight threw: later refusals say why.)
+      if (typeof event.data?.fault === "string") release.fault = event.data.fault;
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      const why = event.message;
+      release.fault = typeof why === "string" && why !== "" ? why : "it died";
+    };
+  }
+}
+
+/**
+ * Waits until every worker has finished the job started on `ints`' control block; throws if one
+ * failed at it, or stopped: the progress word stood still for `stallMs` of waiting (intervals
+ * counted at most STALL_CHECK_MS each). Polls first for MAIN_SPIN_MS, then (where `canBlock`)
+ * sleeps in a timed `Atomics.wait`, which costs what an untimed one does; else (a browser's main
+ * thread) polls on, reading the clock every 1024 polls. Allocates nothing.
+ */
+export function join(ints: Int32Array, release: Release, canBlock: boolean, stallMs: number): void {
+  let polls = 0;
+  let spinEnd = 0;
+  let progress = 0;
+  let looked = 0;
+  let still = 0;
+  for (;;) {
+    const pending = Atomics.load(ints, CONTROL.PENDING);
+    if (pending === 0) {
+      if (Atomics.load(ints, CONTROL.FAULT) === 0) return;
+      throw failed(release, "its job threw");
+    }
+    if ((++polls & 1023) !== 0) continue;
+    const now = performance.now();
+    if (spinEnd === 0) {
+      spinEnd = now + MAIN_SPIN_MS;
+      progress = Atomics.load(ints, CONTROL.PROGRESS);
+      looked = now;
+      continue;
+    }
+    if (now < spinEnd) continue;
+    const moved = Atomics.load(ints, CONTROL.PROGRESS);
+    if (moved !== progress) {
+      progress = moved;
+      still = 0;
+    } else if ((still += Math.min(now - looked, STALL_CHECK_MS)) >= stallMs) {
+      throw failed(release, stoppedWhy(stallMs));
+    }
+    looked = now;
+    if (canBlock) Atomics.wait(ints, CONTROL.PENDING, pending, STALL_CHECK_MS);
+  }
+}
+
+/**
+ * Whether this thread may block in `Atomics.wait` (a browser's main thread may not: it throws
+ * a TypeError before looking at the value, which the mismatched value below makes harmless
+ * elsewhere).
+ */
+export function mayBlock(ints: Int32Array): boolean {
+  try {
+    Atomics.wait(ints, CONTROL.PENDING, Atomics.load(ints, CONTROL.PENDING) + 1, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
