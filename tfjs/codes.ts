@@ -14,7 +14,7 @@
  * Both in the order the optimizer holds the variable: tfjs's, or, for a kernel held transposed
  * under `gc` (its last axis first, as in the library's checkpoints), marked so in their names
  * (`<variable>/m.transposed.codes`, see code_order.ts). (On webgpu under `gc` a kernel is held
- * in the tfjs order: its moments are given as f32 weights instead.)
+ * in the tfjs order: its codes are given unmarked.)
  *
  * @module
  */

@@ -301,7 +301,7 @@ export class TfOptimizer extends tf.Optimizer {
    * `<variable>/m.scales` (float32, one a block of 256), in the variable's order; those of a
    * kernel held transposed under `gc` are `<variable>/m.transposed.codes` and `.scales`, which
    * `setWeights` reorders for an optimizer without `gc` (lossy), and the reverse (see
-   * tfjs/code_order.ts; on webgpu under `gc`, a kernel's moments are f32 weights).
+   * tfjs/code_order.ts; on webgpu, which holds every variable in the tfjs order, unmarked).
    * Variables whose state is kept aside (frozen) come after those of the last step.
    *
    * The tensors are the optimizer's, as tfjs's own optimizers' weights are (their variables):

@@ -105,10 +105,8 @@ export async function weightsOf(
   }
   const out: NamedTensor[] = [{ name: "iter", tensor: iterTensor(steps) }];
   const gc = config.loop.gc;
-  // Codes are given in the order a CPU state holds them, marked where a kernel under gc is held
-  // transposed. A state on webgpu under gc holds its kernels in the tfjs order: their moments
-  // are given as f32.
-  const tfjsOrder = gc && onDevice;
+  // Codes are given in the order the state holds them: marked where a kernel under gc is held
+  // transposed (a CPU state's); a state on webgpu holds every variable in the tfjs order.
   const keptEntries = new Map(keptNow.map((held) => [held, tfjsEntryOf(held, gc)]));
   const give = (name: string, kind: WeightKind, entry: Entry, values: Float32Array) => {
     const tfjs = fromArena(entry, values);
@@ -126,8 +124,7 @@ export async function weightsOf(
     kinds.forEach((kind, k) => {
       for (const e of live?.entries ?? []) {
         const name = `${e.name}/${kind.suffix}`;
-        const inOrder = !tfjsOrder || e.shape.length < 2;
-        const held = kind.moment === undefined || !inOrder ? undefined : codes[k]?.[e.name];
+        const held = kind.moment === undefined ? undefined : codes[k]?.[e.name];
         if (held !== undefined) giveCodes(name, held, e.transposed);
         else give(name, kind, e, data[k]![e.name]);
       }

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { lookahead, type Optimizer, radam, ranger, readMoments, saveState } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import { codeTolerance } from "../q8_reference.ts";
+import { decodeTensor } from "../../base/q8_tensor.ts";
 import {
   bigNet,
   clonedWeights,
@@ -26,6 +27,7 @@ import {
   uniqueNames,
   useBackend,
   webgpuTestOptions,
+  weightValues,
 } from "./helpers.ts";
 
 const name = uniqueNames("order");
@@ -159,6 +161,34 @@ async function checkMoments(
   }
 }
 
+/**
+ * Checks that the kernels' codes in `weights` (`a`'s), decoded in the order their names say, are
+ * `a`'s moments `before` (tfjs order) exactly: their blocks are those of that order.
+ */
+async function checkGivenCodes(
+  a: TfOptimizer,
+  weights: { name: string; tensor: tf.Tensor }[],
+  names: string[],
+  before: Record<string, Float64Array[]>,
+  label: string,
+): Promise<void> {
+  for (const [i, n] of names.slice(0, 2).entries()) {
+    const t = heldTransposed(a, SHAPES[i]), size = before.exp_avg[i].length;
+    for (const [k, moment] of ["exp_avg", "exp_avg_sq"].entries()) {
+      const prefix = `${n}/${k === 0 ? "m" : "v"}${t ? ".transposed" : ""}`;
+      const [codes, scales] = [".codes", ".scales"].map((p) =>
+        weights.find((w) => w.name === prefix + p)
+      );
+      assert.ok(codes && scales, `${label}: ${prefix}'s codes and scales`);
+      const bytes = (await codes.tensor.data() as Int32Array).slice().buffer;
+      const decoded = new Float32Array(size);
+      const held = k === 0 ? new Int8Array(bytes, 0, size) : new Uint8Array(bytes, 0, size);
+      decodeTensor(held, await scales.tensor.data() as Float32Array, decoded);
+      assert.deepEqual(toTfjs(decoded, SHAPES[i], t), before[moment][i], `${label}: ${prefix}`);
+    }
+  }
+}
+
 /** Variables of SHAPES, and gradients (tfjs tensors and their float64 values) at step t. */
 function variables() {
   const names = SHAPES.map((_, i) => name(["kernel", "conv", "bias"][i]));
@@ -195,6 +225,7 @@ async function transfer(
   }
   const weights = await clonedWeights(a);
   const before = await momentsInTfjsOrder(a, v.names);
+  await checkGivenCodes(a, weights, v.names, before, label);
   const bytes = await saveState(a.state!);
   await useBackend(receiveOn);
   const at3 = await Promise.all(v.vars.map(async (x) => (await x.data()).slice()));
@@ -203,19 +234,21 @@ async function transfer(
   const g = v.grads(3);
   b.applyGradients(g.map);
   await checkMoments(b, v.names, before, g.values, label, slack);
-  // (Checked after the values, which the weights of a scrambled order fail.) The kernels' codes say their order (on webgpu under gc, f32 moments in the tfjs order).
+  // (Checked after the values, which the weights of a scrambled order fail.) The kernels' codes
+  // say their order (on webgpu, under gc too, the tfjs order: unmarked), and are codes, not f32.
   const marked = heldTransposed(a, SHAPES[0]) ? ".transposed.codes" : ".codes";
-  const kernel = a.settings.loop.gc && a.backend === "webgpu" ? "" : marked;
   for (const n of v.names.slice(0, 2)) {
-    assert.ok(weights.some((w) => w.name === `${n}/m${kernel}`), `${label}: ${n}'s moment`);
+    assert.ok(weights.some((w) => w.name === `${n}/m${marked}`), `${label}: ${n}'s moment`);
+    assert.ok(!weights.some((w) => w.name === `${n}/m`), `${label}: ${n}'s moment as f32`);
   }
   if (sendOn === receiveOn) {
-    const params = v.vars.map((x) => x.dataSync().slice());
+    const params = await Promise.all(v.vars.map(async (x) => (await x.data()).slice()));
     v.vars.forEach((x, i) => x.assign(tf.tensor(at3[i], SHAPES[i])));
     const c = tfOptimizer(MAKERS[to](states));
     await c.loadState(bytes);
     c.applyGradients(g.map);
-    v.vars.forEach((x, i) => assert.deepEqual(x.dataSync(), params[i], `${label}: ${v.names[i]}`));
+    const got = await Promise.all(v.vars.map((x) => x.data()));
+    got.forEach((x, i) => assert.deepEqual(x, params[i], `${label}: ${v.names[i]}`));
     assert.deepEqual(await readMoments(c.state!), await readMoments(b.state!), label);
     c.dispose();
   }
@@ -312,7 +345,7 @@ const sanitize = await webgpuTestOptions();
 
 Deno.test({
   name:
-    "tfjs webgpu: 8-bit weights move across gc between the CPU and the GPU in their order (a gc kernel's moments from the GPU as f32)",
+    "tfjs webgpu: 8-bit weights move across gc between the CPU and the GPU in their order (a gc kernel's codes from the GPU unmarked)",
   ...sanitize,
   ignore: sanitize.ignore,
   async fn() {
@@ -323,5 +356,86 @@ Deno.test({
     await transfer(["radam gc", "radam", "8bit"], "cpu", "webgpu", slack);
     await transfer(["ranger", "lookahead(radam)", "8bit"], "webgpu", "cpu", slack);
     await transfer(["radam", "radam gc", "8bit"], "webgpu", "cpu", slack);
+    await transfer(["radam gc", "radam", "8bit"], "webgpu", "cpu", slack);
+    await transfer(["ranger", "ranger", "8bit"], "webgpu", "webgpu", slack);
+    await transfer(["ranger", "lookahead(radam)", "8bit"], "webgpu", "webgpu", slack);
+    await transfer(["radam gc", "radam gc", "8bit"], "webgpu", "webgpu", slack);
+  },
+});
+
+/** The bytes of the weights `artifacts` hold (float32 and int32: 4 an element). */
+function weightBytes(artifacts: tf.io.ModelArtifacts): number {
+  return artifacts.weightSpecs!.reduce((sum, s) => sum + 4 * s.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+Deno.test({
+  name:
+    "tfjs webgpu: a model saved with Ranger in 8 bits holds its kernels' moments as codes (1 byte an element), resumes bit for bit, and loads on cpu in each kernel's order",
+  ...sanitize,
+  ignore: sanitize.ignore,
+  async fn() {
+    await useBackend("webgpu");
+    const saved: Record<string, tf.io.ModelArtifacts> = {};
+    for (const states of ["32bit", "8bit"] as const) {
+      const model = bigNet(5);
+      model.compile({
+        optimizer: tfOptimizer(ranger({ lr: 1e-2, states })),
+        loss: "meanSquaredError",
+      });
+      const { x, y } = data([70], 16, 3);
+      await model.fit(x, y, fitInOrder(2));
+      saved[states] = await saveToMemory(model);
+      if (states === "32bit") {
+        tf.dispose([x, y]);
+        disposeModels(model);
+        continue;
+      }
+      const kernels = model.trainableWeights.map((w) => w.read() as tf.Variable)
+        .filter((w) => w.rank === 2 && w.size >= 4096);
+      assert.equal(kernels.length, 2);
+      // Codes in the tfjs order (unmarked), not f32: the model shrinks by 3 bytes an element.
+      let shrink = 0;
+      const specs = saved["8bit"].weightSpecs!;
+      for (const k of kernels) {
+        const n = k.size;
+        for (const s of ["m", "v"]) {
+          const spec = (part: string): tf.io.WeightsManifestEntry | undefined =>
+            specs.find((w) => w.name === k.name + part);
+          assert.equal(spec(`/${s}`), undefined, `${k.name}/${s} as f32`);
+          assert.deepEqual([spec(`/${s}.codes`)?.dtype, spec(`/${s}.codes`)?.shape], ["int32", [
+            Math.ceil(n / 4),
+          ]]);
+          assert.deepEqual(spec(`/${s}.scales`)?.shape, [Math.ceil(n / 256)]);
+          shrink += 4 * n - 4 * Math.ceil(n / 4) - 4 * Math.ceil(n / 256);
+        }
+      }
+      assert.equal(weightBytes(saved["8bit"]), weightBytes(saved["32bit"]) - shrink);
+      const moments = await readMoments((model.optimizer as TfOptimizer).state!);
+      // Loaded on webgpu: one more epoch of each, bit for bit.
+      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved[states]));
+      await model.fit(x, y, fitInOrder(1));
+      await loaded.fit(x, y, fitInOrder(1));
+      assert.deepEqual(await weightValues(loaded), await weightValues(model));
+      const [a, b] = await Promise.all([model, loaded].map(async (m) => {
+        const weights = await m.optimizer.getWeights();
+        return Promise.all(
+          weights.map(async (w) => [w.name.replace(/_1\//, "/"), await w.tensor.data()]),
+        );
+      }));
+      assert.deepEqual(b, a);
+      tf.dispose([x, y]);
+      disposeModels(model, loaded);
+      // Loaded on cpu under gc (a kernel held transposed there): each element its own moment.
+      await useBackend("cpu");
+      const onCpu = await tfl.loadLayersModel(tf.io.fromMemory(saved[states]));
+      const weights = await onCpu.optimizer.getWeights();
+      for (const k of kernels) {
+        for (const [moment, suffix] of [["exp_avg", "m"], ["exp_avg_sq", "v"]]) {
+          const got = weights.find((w) => w.name === `${k.name}/${suffix}`);
+          assert.deepEqual(got?.tensor.dataSync(), moments[moment][k.name], k.name);
+        }
+      }
+      disposeModels(onCpu);
+    }
   },
 });

@@ -406,7 +406,7 @@ Deno.test({
       const whole = await carriedOver(`gpu/carry/whole${n}`, make);
       const resumed = await carriedOver(`gpu/carry/state${n}`, make, throughCheckpoint);
       whole.forEach((w, i) => assert.deepEqual(resumed[i], w, `optimizer ${n}, variable ${i}`));
-      // And through getWeights/setWeights (8-bit kernels under gc as f32: the same codes again).
+      // And through getWeights/setWeights (8-bit kernels under gc as codes in the tfjs order).
       const byWeights = await carriedOver(`gpu/carry/weights${n}`, make, async (from, to) => {
         const weights = await from.getWeights();
         await to.setWeights(weights);
