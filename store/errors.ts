@@ -94,8 +94,8 @@ export type ContributionFate = "none" | "stored" | "committed";
 
 /**
  * The error of a contribution `id` whose `what` failed with the database's `error` (kept as
- * `cause`), saying what became of it (`fate`). Damaged stored data (a CheckpointError naming its
- * key) is returned as it is.
+ * `cause`), saying what became of it (`fate`). An error to pass on (see `isPassedOn`) is
+ * returned as it is.
  */
 export function contributionFailed(
   id: string,
@@ -103,7 +103,7 @@ export function contributionFailed(
   error: unknown,
   fate: ContributionFate,
 ): unknown {
-  if (error instanceof CheckpointError) return error;
+  if (isPassedOn(error)) return error;
   const outcome = fate === "none"
     ? "nothing of it was stored, it was not applied: send it again"
     : `it may ${fate === "stored" ? "yet be" : "have been"} applied: send it again, with the ` +
@@ -117,3 +117,23 @@ export function contributionFailed(
 /** An error's message, or the value thrown as a string. */
 export const messageOf = (error: unknown): string =>
   error instanceof Error ? error.message : String(error);
+
+/** The errors a store words itself for a mistake of its caller (see `mistake`). */
+const mistakes = new WeakSet<object>();
+
+/**
+ * Marks `error`, a store's own error for a mistake of its caller (e.g. a closed database, named
+ * by the store), as one that a step passes on as it is, not as a failure of the database.
+ */
+export function mistake<E extends object>(error: E): E {
+  mistakes.add(error);
+  return error;
+}
+
+/**
+ * Whether a call of the store that threw `error` is passed on as it is: damaged stored data (a
+ * CheckpointError naming its key) or a mistake the store worded (see `mistake`).
+ */
+export const isPassedOn = (error: unknown): boolean =>
+  error instanceof CheckpointError ||
+  (typeof error === "object" && error !== null && mistakes.has(error));

@@ -5,7 +5,6 @@
  * @module
  */
 import {
-  CheckpointError,
   dispose,
   type LoadOptions,
   type Optimizer,
@@ -27,7 +26,12 @@ import {
 import { checkGradientCall } from "./_gradient.ts";
 import { newState, storedState } from "./_model.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
-import { CheckpointConflictError, ContributionRefusedError, messageOf } from "./errors.ts";
+import {
+  CheckpointConflictError,
+  ContributionRefusedError,
+  isPassedOn,
+  messageOf,
+} from "./errors.ts";
 import { sleep, until } from "./_time.ts";
 import { takeTurn } from "./_turns.ts";
 import type { TrainingStore } from "./training.ts";
@@ -266,13 +270,13 @@ function outcomeOf(calls: Calls, saving: boolean, failed: boolean): string {
 /**
  * What `call` answers. Else an Error that says, as `saving` says, whether the update may yet be
  * applied: when the call fails (the database's error its cause; damaged stored data, a
- * CheckpointError naming its key, is thrown as it is), or takes longer than `calls.limitMs` (a
- * store that does not answer).
+ * CheckpointError naming its key, or a mistake the store worded, is thrown as it is), or takes
+ * longer than `calls.limitMs` (a store that does not answer).
  */
 async function answered<T>(calls: Calls, call: Promise<T>, saving: boolean): Promise<T> {
   const what = saving ? "saving the step" : "reading the store";
   const checked = call.then((value) => ({ value }), (error) => {
-    if (error instanceof CheckpointError) throw error;
+    if (isPassedOn(error)) throw error;
     throw new Error(
       `Checkpoint ${calls.store}: ${what} failed (${messageOf(error)}); ` +
         outcomeOf(calls, saving, true),
