@@ -41,6 +41,7 @@ import {
 } from "./training.ts";
 import { writeVersion } from "./version.ts";
 import { WaitingNotes } from "../store/_notes.ts";
+import { mistake } from "../store/errors.ts";
 import { LeaseSighting } from "../store/_lease.ts";
 
 /**
@@ -329,9 +330,12 @@ function makeStore(
   const named = <T>(p: Promise<T>): Promise<T> =>
     p.catch((error) => {
       if (!(error instanceof Deno.errors.BadResource)) throw error;
-      throw new Deno.errors.BadResource(
-        `Checkpoint store ${name}: its Deno.Kv is closed (kv.close() was called)`,
-        { cause: error },
+      // A mistake of the caller's, passed on by the steps as it is.
+      throw mistake(
+        new Deno.errors.BadResource(
+          `Checkpoint store ${name}: its Deno.Kv is closed (kv.close() was called)`,
+          { cause: error },
+        ),
       );
     });
   const store: KvCheckpointStore = {

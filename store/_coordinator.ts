@@ -4,12 +4,12 @@
  *
  * @module
  */
-import { ContributionRefusedError, staleReason } from "./errors.ts";
+import { contributionFailed, ContributionRefusedError, staleReason } from "./errors.ts";
 import { checkRequestId, described } from "./_checks.ts";
 import type { CheckedOptions, Contribution, SubmitResult } from "./parallel.ts";
 import { type Cached, type Fold, foldOnce, initialize, type Local } from "./_fold.ts";
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
-import { CheckpointError, dispose } from "../mod.ts";
+import { dispose } from "../mod.ts";
 import { at, sleep, until } from "./_time.ts";
 import { flatten, takeGradient, type TakenGradient } from "./_gradient.ts";
 import { checkInitNames, checkModel } from "./_model.ts";
@@ -45,20 +45,12 @@ function unanswered(id: string, limit: string, stored: boolean): Error {
   );
 }
 
-/**
- * The error of a submit whose storing of its contribution (for another process's fold) failed
- * with `error`: the write may have gone through, so its outcome is unknown. Damaged data the
- * store found (a CheckpointError naming its key) is thrown as it is.
- */
-function storeFailed(id: string, error: unknown): unknown {
-  if (error instanceof CheckpointError) return error;
-  const why = error instanceof Error ? error.message : String(error);
-  return new Error(
-    `Contribution ${JSON.stringify(id)}: storing it for the lease holder's fold failed (${why}); ` +
-      "it may yet be applied: send it again, with the same id, to learn its outcome",
-    { cause: error },
-  );
-}
+/** Words the error of a call to the store (`what` failed with `error`). */
+type StoreFailure = (what: string, error: unknown) => unknown;
+
+/** The error of a read of a submit, before anything of its contribution `id` is stored. */
+const readFailed = (id: string): StoreFailure => (what, error) =>
+  contributionFailed(id, what, error, "none");
 
 /**
  * The error of a contribution's `base` or `samples`: a RangeError for a number out of range, a
@@ -166,18 +158,26 @@ export class Coordinator implements Fold {
     if (this.snapshot === null || params.step >= this.snapshot.step) this.snapshot = params;
   }
 
-  async params(): Promise<StoredParams> {
+  /**
+   * The current parameters; `failed` words the error of a failing call to the store (what
+   * failed, the database's error), when given.
+   */
+  async params(failed?: StoreFailure): Promise<StoredParams> {
     if (this.#closed) throw new TypeError("This trainer is closed");
+    const call = <T>(what: string, promise: Promise<T>): Promise<T> =>
+      failed === undefined ? promise : promise.catch((error) => {
+        throw failed(what, error);
+      });
     for (let tries = 0;; tries++) {
-      const head = await this.store.head();
+      const head = await call("reading the store's head", this.store.head());
       if (head === null) {
         if (tries >= 3) throw new Error(`Store ${this.store.name} holds no checkpoint`);
-        await initialize(this);
+        await call("making the first checkpoint", initialize(this));
         continue;
       }
       if (this.snapshot?.version === head.version) return this.snapshot;
       this.#loading ??= this.store.loadParams().finally(() => this.#loading = null);
-      const loaded = await this.#loading;
+      const loaded = await call("reading the current parameters", this.#loading);
       if (loaded !== null) {
         checkModel(loaded, this.options, this.store.name);
         await checkInitNames(loaded.names, this.options, this.store);
@@ -228,9 +228,17 @@ export class Coordinator implements Fold {
 
   async #submitNew(info: Local["info"], gradient: TakenGradient) {
     const deadline = Date.now() + this.options.waitMs;
-    const known = await this.#hung(this.store.request(info.id), info.id, false);
-    if (known !== null) return this.#answerKnown(info.id, known, deadline);
-    const params = await this.#hung(this.params(), info.id, false);
+    const { id } = info;
+    // Nothing of it is stored before these reads: a failing one says so.
+    const known = await this.#hung(
+      this.store.request(id).catch((error) => {
+        throw contributionFailed(id, "looking up its id", error, "none");
+      }),
+      id,
+      false,
+    );
+    if (known !== null) return this.#answerKnown(id, known, deadline);
+    const params = await this.#hung(this.params(readFailed(id)), id, false);
     const flat = flatten(gradient, params);
     if (info.base > params.step) {
       throw new RangeError(
@@ -346,7 +354,9 @@ export class Coordinator implements Fold {
         const bytes = new Uint8Array(local.gradient.buffer);
         const storing = this.store.submit(local.info, bytes);
         const record = await this.#hung(
-          storing.catch((error) => Promise.reject(storeFailed(id, error))),
+          storing.catch((error) => {
+            throw contributionFailed(id, "storing it for the lease holder's fold", error, "stored");
+          }),
           id,
           true,
         );

@@ -7,8 +7,9 @@
  */
 import { CheckpointError, dispose, type OptimizerState, saveState, step } from "../mod.ts";
 import { newState, storedState } from "./_model.ts";
+import { checkMeta } from "./_checks.ts";
 import type { CheckedOptions, SubmitResult } from "./parallel.ts";
-import { ContributionRefusedError, staleReason } from "./errors.ts";
+import { contributionFailed, ContributionRefusedError, staleReason } from "./errors.ts";
 import { readParamsPrefix } from "./layout.ts";
 import { meanOfContributions, type WeightedGradient } from "./mean.ts";
 import type {
@@ -291,8 +292,16 @@ export async function foldOnce(f: Fold): Promise<boolean> {
     const message = await commitStep(f, p, current, next, local);
     if (message !== null) await unsavable(f, p, current.version, at, message);
     return true;
-  } catch (error) {
-    for (const l of local) if (!l.settled) l.reject(error);
+  } catch (thrown) {
+    // The fold's own contributions are stored by its commit alone: one that failed may have
+    // been made; before it, nothing of them was stored.
+    const committing = thrown instanceof CommitFailure;
+    const error = committing ? thrown.error : thrown;
+    for (const l of local) {
+      if (l.settled) continue;
+      const what = committing ? "the commit of the step applying it" : "its fold";
+      l.reject(contributionFailed(l.info.id, what, error, committing ? "committed" : "none"));
+    }
     await f.dropLease();
     throw error;
   } finally {
@@ -331,6 +340,17 @@ async function unsavable(
   await commitRefusals(f, p, version, at);
 }
 
+/** A commit of a fold's step that failed (not a conflict) with `error`: it may have been made. */
+class CommitFailure {
+  constructor(readonly error: unknown) {}
+}
+
+/** What the commit `call` answers; a failure of it, as a {@linkcode CommitFailure}. */
+const commitCall = <T>(call: Promise<T>): Promise<T> =>
+  call.catch((error) => {
+    throw new CommitFailure(error);
+  });
+
 /**
  * Commits the step `next` and what the fold decided; settles the requests. The error message
  * when the new state cannot be saved (nothing committed then), else null.
@@ -352,9 +372,10 @@ async function commitStep(
       throw error;
     }
     const meta = f.options.meta?.(current.meta, next.step);
+    checkMeta(meta); // refused before the commit: a commit's failure says it may have been made
     const params = readParamsPrefix(bytes, bytes.length, true);
     const holder = await nextHolder(f);
-    const result = await f.store.commit({
+    const result = await commitCall(f.store.commit({
       checkpoint: bytes,
       expected: current.version,
       meta,
@@ -365,7 +386,7 @@ async function commitStep(
       applied: p.applied,
       refused: p.refused,
       fresh: p.appliedLocal.map((l) => l.info.id),
-    });
+    }));
     if (result === null) return await afterConflict(f, local), null;
     committed = true;
     keep(f, { version: result.version, state: next, meta });

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { CheckpointError } from "../mod.ts";
 
 /**
  * Thrown by {@linkcode optimisticStep} when every attempt found that another writer had saved
@@ -82,3 +83,57 @@ export function staleReason(base: number, step: number, bound: number): string |
   return `computed at step ${base}, ${step - base} steps behind the current step ${step}; ` +
     `the bound (option staleness) is ${bound}`;
 }
+
+/**
+ * What became of a contribution whose call to the database failed: `"none"`, nothing of it was
+ * stored (it was not applied: send it again); `"stored"`, its write may have been made (a fold
+ * may yet apply it); `"committed"`, the commit of the step applying it may have been made. Sent
+ * again with the same id, one of the last two is answered with its outcome.
+ */
+export type ContributionFate = "none" | "stored" | "committed";
+
+/**
+ * The error of a contribution `id` whose `what` failed with the database's `error` (kept as
+ * `cause`), saying what became of it (`fate`). An error to pass on (see `isPassedOn`) is
+ * returned as it is.
+ */
+export function contributionFailed(
+  id: string,
+  what: string,
+  error: unknown,
+  fate: ContributionFate,
+): unknown {
+  if (isPassedOn(error)) return error;
+  const outcome = fate === "none"
+    ? "nothing of it was stored, it was not applied: send it again"
+    : `it may ${fate === "stored" ? "yet be" : "have been"} applied: send it again, with the ` +
+      "same id, to learn its outcome";
+  return new Error(
+    `Contribution ${JSON.stringify(id)}: ${what} failed (${messageOf(error)}); ${outcome}`,
+    { cause: error },
+  );
+}
+
+/** An error's message, or the value thrown as a string. */
+export const messageOf = (error: unknown): string =>
+  error instanceof Error ? error.message : String(error);
+
+/** The errors a store words itself for a mistake of its caller (see `mistake`). */
+const mistakes = new WeakSet<object>();
+
+/**
+ * Marks `error`, a store's own error for a mistake of its caller (e.g. a closed database, named
+ * by the store), as one that a step passes on as it is, not as a failure of the database.
+ */
+export function mistake<E extends object>(error: E): E {
+  mistakes.add(error);
+  return error;
+}
+
+/**
+ * Whether a call of the store that threw `error` is passed on as it is: damaged stored data (a
+ * CheckpointError naming its key) or a mistake the store worded (see `mistake`).
+ */
+export const isPassedOn = (error: unknown): boolean =>
+  error instanceof CheckpointError ||
+  (typeof error === "object" && error !== null && mistakes.has(error));

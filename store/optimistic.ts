@@ -15,6 +15,7 @@ import {
 } from "../mod.ts";
 import {
   checkCount,
+  checkMeta,
   checkModelOptions,
   checkOptionsObject,
   checkRequestId,
@@ -25,7 +26,12 @@ import {
 import { checkGradientCall } from "./_gradient.ts";
 import { newState, storedState } from "./_model.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
-import { CheckpointConflictError, ContributionRefusedError } from "./errors.ts";
+import {
+  CheckpointConflictError,
+  ContributionRefusedError,
+  isPassedOn,
+  messageOf,
+} from "./errors.ts";
 import { sleep, until } from "./_time.ts";
 import { takeTurn } from "./_turns.ts";
 import type { TrainingStore } from "./training.ts";
@@ -248,22 +254,42 @@ interface Calls {
 }
 
 /**
- * What `call` answers, or (after `calls.limitMs`: a store that does not answer) an Error that
- * says so and, as `saving` says, whether the update may yet be applied.
+ * What became of the update when a call failed (`failed`) or was not answered: `saving`, the
+ * call was its save, which may have been made (or, not answered, may yet be).
  */
-async function answered<T>(calls: Calls, call: Promise<T>, saving: boolean): Promise<T> {
-  const answer = await until(call.then((value) => ({ value })), Date.now() + calls.limitMs, null);
-  if (answer !== null) return answer.value;
-  const { store, id, timeoutMs } = calls;
-  const outcome = !saving
+function outcomeOf(calls: Calls, saving: boolean, failed: boolean): string {
+  const { id } = calls;
+  const may = `the update may ${failed ? "have been" : "yet be"} applied`;
+  return !saving
     ? "nothing was saved: send it again"
     : id === undefined
-    ? "the update may yet be applied: sent again without a request id, it may be applied twice"
-    : `the update may yet be applied: send it again with the same id (${JSON.stringify(id)}) ` +
-      "to learn its outcome";
+    ? `${may}: sent again without a request id, it may be applied twice`
+    : `${may}: send it again with the same id (${JSON.stringify(id)}) to learn its outcome`;
+}
+
+/**
+ * What `call` answers. Else an Error that says, as `saving` says, whether the update may yet be
+ * applied: when the call fails (the database's error its cause; damaged stored data, a
+ * CheckpointError naming its key, or a mistake the store worded, is thrown as it is), or takes
+ * longer than `calls.limitMs` (a store that does not answer).
+ */
+async function answered<T>(calls: Calls, call: Promise<T>, saving: boolean): Promise<T> {
+  const what = saving ? "saving the step" : "reading the store";
+  const checked = call.then((value) => ({ value }), (error) => {
+    if (isPassedOn(error)) throw error;
+    throw new Error(
+      `Checkpoint ${calls.store}: ${what} failed (${messageOf(error)}); ` +
+        outcomeOf(calls, saving, true),
+      { cause: error },
+    );
+  });
+  const answer = await until(checked, Date.now() + calls.limitMs, null);
+  if (answer !== null) return answer.value;
+  const { store, timeoutMs } = calls;
   throw new Error(
     `Checkpoint ${store}: the store did not answer within timeoutMs (${timeoutMs} ms` +
-      `${timeoutMs < calls.limitMs ? `, at least ${calls.limitMs} ms a call` : ""}); ${outcome}`,
+      `${timeoutMs < calls.limitMs ? `, at least ${calls.limitMs} ms a call` : ""}); ` +
+      outcomeOf(calls, saving, false),
   );
 }
 
@@ -363,6 +389,7 @@ async function attempt<R>(
     state = step(state);
     const checkpoint = await saveState(state);
     const meta = options.meta?.(stored?.meta, state.step);
+    checkMeta(meta); // refused before the save: a save's failure says the update may be saved
     const request = options.id === undefined ? null : { id: options.id, base };
     const saving = put(store, checkpoint, stored, meta, state, request);
     const version = await answered(calls, saving, true);

@@ -421,3 +421,79 @@ Deno.test("data parallel: a hand-off whose write fails rejects with an error tha
     await trainer.close();
   });
 });
+
+Deno.test("data parallel: a submit whose read fails before anything of it is stored rejects with an error that names the contribution, says it was not applied and keeps the database's as its cause", async () => {
+  // It rejected with the database's own error ("database is locked"), which said neither
+  // which contribution nor whether it may have been applied.
+  await onEachStore(async (shared) => {
+    const failure = new TypeError("database is locked");
+    const lookup: TrainingStore = { ...shared, request: () => Promise.reject(failure) };
+    const trainer = dataParallel(lookup, { optimizer, init, pollMs: 5 });
+    const error = await request(trainer, 1).then(() => null, (e) => e);
+    assert.ok(error instanceof Error && !(error instanceof TypeError), String(error));
+    assert.match(
+      error.message,
+      /^Contribution "r1": looking up its id failed \(database is locked\); nothing of it was stored, it was not applied: send it again$/,
+    );
+    assert.equal(error.cause, failure);
+    await trainer.close();
+    // A fresh process (nothing known of the parameters) whose read of them fails.
+    const other = dataParallel(shared, { optimizer, init, pollMs: 5 });
+    const { step, params } = await other.params();
+    const reading: TrainingStore = { ...shared, loadParams: () => Promise.reject(failure) };
+    const fresh = dataParallel(reading, { optimizer, init, pollMs: 5 });
+    const gradient = { w: params.w.map(() => 1), b: params.b.map(() => 1) };
+    const read = await fresh.submit({ id: "r2", base: step, gradient }).then(() => null, (e) => e);
+    assert.ok(read instanceof Error && !(read instanceof TypeError), String(read));
+    assert.match(
+      read.message,
+      /^Contribution "r2": reading the current parameters failed \(database is locked\); nothing of it was stored, it was not applied: send it again$/,
+    );
+    assert.equal(read.cause, failure);
+    await fresh.close();
+    // Neither was stored: sent again, each is applied now (not a duplicate).
+    for (const i of [1, 2]) {
+      const again = await request(other, i);
+      assert.equal(again.status, "applied");
+      assert.equal(again.status === "applied" && again.duplicate, false);
+    }
+    await other.close();
+  });
+});
+
+Deno.test("data parallel: a fold whose commit fails rejects its contributions with an error that names each, says it may have been applied and keeps the database's as its cause; sent again with its id, each learns its outcome", async () => {
+  await onEachStore(async (shared) => {
+    const failure = new TypeError("database is locked");
+    // The commits of steps fail: r1's without being made, r2's after being made.
+    const store: TrainingStore = {
+      ...shared,
+      commit: async (c) => {
+        if (c.fresh.includes("r1")) throw failure;
+        const result = await shared.commit(c);
+        if (c.fresh.includes("r2")) throw failure;
+        return result;
+      },
+    };
+    const trainer = dataParallel(store, { optimizer, init, pollMs: 5 });
+    for (const i of [1, 2]) {
+      const error = await request(trainer, i).then(() => null, (e) => e);
+      assert.ok(error instanceof Error && !(error instanceof TypeError), String(error));
+      assert.match(
+        error.message,
+        new RegExp(
+          `^Contribution "r${i}": the commit of the step applying it failed \\(database is ` +
+            "locked\\); it may have been applied: send it again, with the same id, to learn " +
+            "its outcome$",
+        ),
+      );
+      assert.equal(error.cause, failure);
+    }
+    await trainer.close();
+    const other = dataParallel(shared, { optimizer, init, pollMs: 5 });
+    const r1 = await request(other, 1);
+    const r2 = await request(other, 2);
+    assert.ok(r1.status === "applied" && !r1.duplicate, JSON.stringify(r1));
+    assert.ok(r2.status === "applied" && r2.duplicate, JSON.stringify(r2));
+    await other.close();
+  });
+});

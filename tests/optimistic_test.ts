@@ -406,3 +406,53 @@ Deno.test("optimistic step: an id stored as a data-parallel contribution not yet
   const again = await optimisticStep(store, { optimizer, init, gradient: () => {}, id: "x" });
   assert.deepEqual(again, { duplicate: true, id: "x", step: 1 });
 });
+
+Deno.test("optimistic step: a store whose call fails rejects the step with an error that says whether the update may have been applied, the database's error its cause", async () => {
+  // It rejected with the database's own error ("database is locked"), which said nothing of
+  // the update's fate.
+  const failure = new TypeError("database is locked");
+  const options = (id?: string) => ({
+    optimizer: radam(),
+    init: () => ({ w: new Float32Array(2) }),
+    gradient: (state: { grads: Record<string, Float32Array> }) => void state.grads.w.fill(1),
+    ...(id === undefined ? {} : { id }),
+  });
+  const shared = memoryCheckpointStore();
+  await optimisticStep(shared, options());
+  const failing = (change: Partial<typeof shared>) => ({ ...shared, ...change });
+  const rejected = async (store: VersionedCheckpointStore, id?: string) => {
+    const error = await optimisticStep(store, options(id)).then(() => null, (e) => e);
+    assert.ok(error instanceof Error && !(error instanceof TypeError), String(error));
+    assert.equal(error.cause, failure);
+    return error.message;
+  };
+  const read =
+    /^Checkpoint .*: reading the store failed \(database is locked\); nothing was saved: send it again$/;
+  assert.match(await rejected(failing({ load: () => Promise.reject(failure) }), "a"), read);
+  assert.match(await rejected(failing({ request: () => Promise.reject(failure) }), "a"), read);
+  // The commit fails: a's not made, b's made.
+  const commit: typeof shared.commit = async (c) => {
+    if (c.fresh.includes("a")) throw failure;
+    const result = await shared.commit(c);
+    if (c.fresh.includes("b")) throw failure;
+    return result;
+  };
+  for (const id of ["a", "b"]) {
+    assert.match(
+      await rejected(failing({ commit }), id),
+      new RegExp(
+        `^Checkpoint .*: saving the step failed \\(database is locked\\); the update may have ` +
+          `been applied: send it again with the same id \\("${id}"\\) to learn its outcome$`,
+      ),
+    );
+  }
+  const a = await optimisticStep(shared, options("a"));
+  const b = await optimisticStep(shared, options("b"));
+  assert.deepEqual([a.duplicate, b.duplicate], [false, true]);
+  // Without an id (a plain store's save).
+  const plain = memoryCheckpointStore();
+  assert.match(
+    await rejected({ name: plain.name, load: plain.load, save: () => Promise.reject(failure) }),
+    /: saving the step failed \(database is locked\); the update may have been applied: sent again without a request id, it may be applied twice$/,
+  );
+});

@@ -278,6 +278,7 @@ Deno.test("store mistakes: a closed Deno.Kv is an error naming the store", async
   );
   const trainer = dataParallel(store, { optimizer: radam(), init });
   await assert.rejects(() => trainer.params(), closed);
+  await assert.rejects(() => trainer.submit({ id: "r1", base: 1, gradient: init() }), closed);
   await trainer.close();
 });
 
