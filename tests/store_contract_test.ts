@@ -19,14 +19,21 @@ async function onEachStore(fn: (store: TrainingStore) => Promise<void>): Promise
   }
 }
 
-/** Runs `fn` with `Date.now` answering `clock.now` (a clock the test moves). */
+/**
+ * Runs `fn` with `Date.now` answering `clock.now` (a clock the test moves), and the monotonic
+ * clock (`performance.now`, on which a process judges another's lease over) moving with it, so
+ * that both stores see the same times whatever the machine's load.
+ */
 async function withClock<T>(clock: { now: number }, fn: () => Promise<T>): Promise<T> {
   const real = Date.now;
+  const start = clock.now;
   Date.now = () => clock.now;
+  Object.defineProperty(performance, "now", { value: () => clock.now - start, configurable: true });
   try {
     return await fn();
   } finally {
     Date.now = real;
+    delete (performance as { now?: unknown }).now;
   }
 }
 
