@@ -195,7 +195,7 @@ export async function acquire(
   const held = parseLease(entry.value);
   const now = Date.now();
   // Judged on this process's clock alone: by how long it has seen this record unchanged.
-  const live = held !== null && !ctx.lease.over(entry.versionstamp, held);
+  const live = held !== null && !ctx.lease.over(entry.versionstamp, held, token);
   if (entry.versionstamp !== null && live && held.token !== token) {
     if (queue) await want(ctx, token, now);
     else if (note.versionstamp !== null) await unbusy(() => ctx.kv.delete(wantKey));

@@ -37,22 +37,25 @@ export function leaseOver(lease: LeaseTerm, first: number, now: number, wall: nu
 }
 
 /**
- * What one store object (one process) saw of the lease record: the version it read last, and
- * when it first read that version.
+ * What one store object saw of the lease record, for each token that asked for it (a process,
+ * or a trainer: each judges by its own sighting, as the in-process store does): the version it
+ * read last, and when each token first read that version.
  */
 export class LeaseSighting {
   #version: unknown = undefined;
-  #first = 0;
+  #first = new Map<string, number>();
 
   constructor(readonly now: () => number = monotonic) {}
 
-  /** Whether `lease`, read as the record of `version`, has ended as this process sees it. */
-  over(version: unknown, lease: LeaseTerm): boolean {
+  /** Whether `lease`, read by `token` as the record of `version`, has ended as it sees it. */
+  over(version: unknown, lease: LeaseTerm, token: string): boolean {
     const now = this.now();
     if (version !== this.#version) {
       this.#version = version;
-      this.#first = now;
+      this.#first.clear();
     }
-    return leaseOver(lease, this.#first, now, Date.now());
+    const first = this.#first.get(token) ?? now;
+    this.#first.set(token, first);
+    return leaseOver(lease, first, now, Date.now());
   }
 }
