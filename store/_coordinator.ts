@@ -232,7 +232,7 @@ export class Coordinator implements Fold {
     // Nothing of it is stored before these reads: a failing one says so.
     const known = await this.#hung(
       this.store.request(id).catch((error) => {
-        throw contributionFailed(id, "looking up its id", error, "none");
+        throw readFailed(id)("looking up its id", error);
       }),
       id,
       false,
@@ -386,8 +386,8 @@ export class Coordinator implements Fold {
    */
   #handOff(): void {
     const { handoffMs, handoffLimit } = this.options;
-    if (this.#inflight.size > handoffLimit || Date.now() < this.#crowdedUntil) return;
     const now = Date.now();
+    if (this.#inflight.size > handoffLimit || now < this.#crowdedUntil) return;
     for (const local of this.queue) {
       const handoff = this.#handoffs.get(local);
       if (!local.taken && handoff && now - handoff.since >= handoffMs) handoff.fire();

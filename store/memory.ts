@@ -17,7 +17,7 @@ import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { readParamsPrefix, readStoredParams } from "./layout.ts";
 import { WaitingNotes } from "./_notes.ts";
 import { ExpiryQueue } from "./_expiry.ts";
-import { leaseOver, monotonic } from "./_lease.ts";
+import { LeaseSighting } from "./_lease.ts";
 import type {
   ContributionInfo,
   JournalRecord,
@@ -88,13 +88,8 @@ interface Memory {
   requests: Map<string, { record: RequestRecord; until: number }>;
   stored: number;
   pending: Map<number, Stored>;
-  /**
-   * The lease: its holder, end and term, and when each process (by token) first read it, on
-   * that process's monotonic clock (see store/_lease.ts).
-   */
-  lease:
-    | { token: string; expires: number; ms: number; ref: number; seen: Map<string, number> }
-    | null;
+  /** The lease: its holder, end and term (judged by who reads it: see store/_lease.ts). */
+  lease: { token: string; expires: number; ms: number; ref: number } | null;
   /** Who waits for the lease: since when, and when it last asked. */
   wants: Map<string, { since: number; at: number }>;
   journal: Map<number, { record: JournalRecord; until: number }>;
@@ -107,22 +102,11 @@ type Held = NonNullable<Memory["lease"]>;
 
 /** A new lease record for `token`, for `ms`. */
 function newLease(m: Memory, token: string, ms: number): Held {
-  return { token, expires: Date.now() + ms, ms, ref: ++m.leases, seen: new Map() };
+  return { token, expires: Date.now() + ms, ms, ref: ++m.leases };
 }
 
 /** The lease as the store's caller gets it. */
 const leaseOf = ({ token, expires, ref }: Held): Lease => ({ token, expires, ref });
-
-/**
- * Whether `lease` has ended as the process of `token` judges it: by how long that process has
- * seen it (the same record) on its own clock.
- */
-function over(lease: Held, token: string): boolean {
-  const now = monotonic();
-  const first = lease.seen.get(token) ?? now;
-  lease.seen.set(token, first);
-  return leaseOver(lease, first, now, Date.now());
-}
 
 /** Records request `id` as `record` until `until`. */
 function remember(m: Memory, id: string, record: RequestRecord, until: number): void {
@@ -215,6 +199,8 @@ function trainingMethods(
   name: string,
 ): Omit<TrainingStore, "name" | "load" | "save"> {
   const notes = new WaitingNotes();
+  // Each token (a process, here) judges the lease by how long it has seen the same record.
+  const sighting = new LeaseSighting();
   const known = (id: string) => {
     const r = m.requests.get(id);
     return r !== undefined && r.until > Date.now() ? r.record : null;
@@ -264,7 +250,9 @@ function trainingMethods(
     acquire: (token, ms, queue = true) =>
       later(() => {
         const now = Date.now();
-        if (m.lease !== null && m.lease.token !== token && !over(m.lease, token)) {
+        if (
+          m.lease !== null && m.lease.token !== token && !sighting.over(m.lease.ref, m.lease, token)
+        ) {
           const note = m.wants.get(token);
           // Noted again at most four times a second, as the Deno KV store writes its notes.
           if (!queue) m.wants.delete(token);
