@@ -38,7 +38,7 @@ import {
 import { checkKeys } from "../base/schema.ts";
 import type { Settings } from "../base/settings.ts";
 import { checkTensorNames } from "../base/tensors.ts";
-import { checkpointMetadata, checkSavableSize } from "./checkpoint_header.ts";
+import { checkpointMetadata, checkpointTensors, checkSavableSize } from "./checkpoint_header.ts";
 import {
   configOf,
   FORMAT,
@@ -184,31 +184,22 @@ function tensorsOf(
   [sections, compact]: Sections,
 ): { tensors: TensorOut[]; codes: boolean } {
   const kinds = stateTensors(config);
-  const tensors: TensorOut[] = [];
-  const bytes: TensorOut[] = [];
-  layout.names.forEach((name, i) => {
-    const shape = [...shapes[i]];
-    kinds.forEach((k, j) => {
-      const tensorName = name + k.suffix;
-      const held = layout.compact[i] ? compact[j]?.[name] : undefined;
-      if (held !== undefined) {
-        const bad = firstBadScale(held.scales);
-        if (bad >= 0) throw notFinite(`${tensorName}.scales`, bad, held.scales[bad], false);
-        bytes.push({ name: `${tensorName}.codes`, shape, data: held.codes });
-        tensors.push({
-          name: `${tensorName}.scales`,
-          shape: [held.scales.length],
-          data: held.scales,
-        });
-        return;
-      }
-      const data = sections[j][name];
-      const bad = firstBadValue(data, k.nonNegative);
-      if (bad >= 0) throw notFinite(tensorName, bad, data[bad], k.nonNegative);
-      tensors.push({ name: tensorName, shape, data });
-    });
+  const { tensors, codes } = checkpointTensors(config, layout, shapes);
+  const out = tensors.map(({ name, shape, index, kind, part }): TensorOut => {
+    const of = layout.names[index];
+    if (part === "values") {
+      const data = sections[kind][of];
+      const bad = firstBadValue(data, kinds[kind].nonNegative);
+      if (bad >= 0) throw notFinite(name, bad, data[bad], kinds[kind].nonNegative);
+      return { name, shape: [...shape], data };
+    }
+    const held = compact[kind]![of]!;
+    if (part === "codes") return { name, shape: [...shape], data: held.codes };
+    const bad = firstBadScale(held.scales);
+    if (bad >= 0) throw notFinite(name, bad, held.scales[bad], false);
+    return { name, shape: [...shape], data: held.scales };
   });
-  return { tensors: [...tensors, ...bytes], codes: bytes.length > 0 };
+  return { tensors: out, codes };
 }
 
 /** The error of a state that cannot be saved: it would be refused on load. */

@@ -67,36 +67,66 @@ export function checkpointMetadata(
   };
 }
 
+/** A tensor of a checkpoint, planned: where its data comes from (see `checkpointTensors`). */
+export interface PlannedTensor extends TensorPlan {
+  /** The tensor of the layout it is of. */
+  readonly index: number;
+  /** Which of the rule's state tensors (`stateTensors`) it holds. */
+  readonly kind: number;
+  /** Its f32 values, or an 8-bit moment's codes or block scales. */
+  readonly part: "values" | "codes" | "scales";
+}
+
 /**
  * The tensors a checkpoint of a state of `config` on `layout` holds, in file order (the F32
- * ones, then the 8-bit codes), without their data; `shapes` in layout order.
+ * ones, then the 8-bit codes), without their data; `shapes` in layout order. `saveState`
+ * writes them so, and a state is sized by them when it is made.
  */
 export function checkpointTensors(
   config: Settings<unknown>,
   layout: ArenaLayout,
   shapes: readonly (readonly number[])[],
-): { tensors: TensorPlan[]; codes: boolean } {
+): { tensors: PlannedTensor[]; codes: boolean } {
   const kinds = stateTensors(config);
-  const tensors: TensorPlan[] = [];
-  const bytes: TensorPlan[] = [];
-  layout.names.forEach((name, i) => {
-    const n = layout.lengths[i];
-    for (const k of kinds) {
+  const tensors: PlannedTensor[] = [];
+  const bytes: PlannedTensor[] = [];
+  layout.names.forEach((name, index) => {
+    const n = layout.lengths[index];
+    const shape = shapes[index];
+    kinds.forEach((k, kind) => {
       const tensorName = name + k.suffix;
-      if (layout.compact[i] && k.moment !== undefined) {
+      if (layout.compact[index] && k.moment !== undefined) {
         const dtype = k.nonNegative ? "U8" : "I8";
-        bytes.push({ name: `${tensorName}.codes`, shape: shapes[i], dtype, byteLength: n });
         const blocks = blocksOf(n);
+        const at = { index, kind };
+        bytes.push({
+          name: `${tensorName}.codes`,
+          shape,
+          dtype,
+          byteLength: n,
+          ...at,
+          part: "codes",
+        });
         tensors.push({
           name: `${tensorName}.scales`,
           shape: [blocks],
           dtype: "F32",
           byteLength: 4 * blocks,
+          ...at,
+          part: "scales",
         });
       } else {
-        tensors.push({ name: tensorName, shape: shapes[i], dtype: "F32", byteLength: 4 * n });
+        tensors.push({
+          name: tensorName,
+          shape,
+          dtype: "F32",
+          byteLength: 4 * n,
+          index,
+          kind,
+          part: "values",
+        });
       }
-    }
+    });
   });
   return { tensors: [...tensors, ...bytes], codes: bytes.length > 0 };
 }
