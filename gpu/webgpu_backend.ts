@@ -296,8 +296,9 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
    */
   planCentralize(segments: readonly number[]): void {
     try {
-      const { names, offsets } = this.layout;
-      const name = (_: unknown, k: number) => names[offsets.indexOf(segments[3 * k])];
+      const { names, offsets } = this.layout; // (the first tensor at an offset, as indexOf)
+      const byOffset = new Map(offsets.map((o, i) => [o, names[i]] as const).reverse());
+      const name = (_: unknown, k: number) => byOffset.get(segments[3 * k]);
       this.#centralizations.plan(segments, Array.from({ length: segments.length / 3 }, name));
     } catch (error) {
       this.destroy();
