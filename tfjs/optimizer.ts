@@ -326,8 +326,8 @@ export class TfOptimizer extends tf.Optimizer {
    * ```ts
    * import * as tf from "@tensorflow/tfjs-core";
    * import "@tensorflow/tfjs-backend-cpu";
-   * import { adam } from "../mod.ts";
-   * import { tfOptimizer } from "../tfjs.ts";
+   * import { adam } from "@optim/radam";
+   * import { tfOptimizer } from "@optim/radam/tfjs";
    * import assert from "node:assert/strict";
    *
    * await tf.setBackend("cpu");

@@ -11,8 +11,8 @@
  * - `types/`: `.d.ts` declarations emitted by the TypeScript compiler, those that the entries'
  *   types reach (see {@link pruneDeclarations}), which name no WebGPU package: the few WebGPU types they use are declared in `types/_webgpu.d.ts` (see
  *   {@link webgpuShim}), so that they type-check beside tfjs-core's copy of `@webgpu/types`, any
- *   other, or none; their TSDoc examples import the entry points by the package's name (see
- *   {@link examplesByName});
+ *   other, or none; their TSDoc examples import the entry points by the package's name, as
+ *   the sources' do (tests/node checks);
  * - `package.json` (name and version from deno.json, `exports` for Node ≥ 20 and bundlers,
  *   `sideEffects` naming the files that register something on import, `homepage`: the package's
  *   page on JSR; no `repository`, as the project has no public one yet), LICENSE, the update
@@ -150,30 +150,11 @@ function webgpuShim(): string {
   ].join("\n");
 }
 
-/**
- * `text` (a declaration file at `name`, `npm/types/…`) with the imports of its TSDoc examples
- * that name an entry point's source by its path in the repository (`"../mod.js"`, from
- * `"../mod.ts"`) naming it by its name in the package (`"@optim/radam"`), as the user's code
- * that an editor shows them beside does. Examples of private modules keep their paths.
- */
-function examplesByName(name: string, text: string, pkg: string): string {
-  const dir = `file:///${name.slice(`${OUT}/types/`.length).replace(/[^/]*$/, "")}`;
-  return text.replace(
-    /^(\s*\*.*\bfrom\s+")(\.{1,2}\/[^"]+)\.js(")/gm,
-    (line, open: string, path: string, close: string) => {
-      const source = new URL(`${path}.ts`, dir).pathname.slice(1);
-      const entry = ENTRIES.find((e) => e.source === source);
-      return entry ? `${open}${pkg}${entry.subpath.slice(1)}${close}` : line;
-    },
-  );
-}
-
 /** Rewrites one emitted declaration file for the package (paths, WebGPU types). */
-function fixDeclaration(name: string, text: string, pkg: string): string {
+function fixDeclaration(name: string, text: string): string {
   // Declarations refer to each other as ./x.js (which resolves to ./x.d.ts), not ./x.ts.
   let fixed = text.replace(/(from\s+["']\.{1,2}\/[^"']+)\.ts(["'])/g, "$1.js$2")
     .replace(/(import\(["']\.{1,2}\/[^"']+)\.ts(["']\))/g, "$1.js$2");
-  fixed = examplesByName(name, fixed, pkg);
   for (const [alias, union] of Object.entries(WEBGPU_ALIASES)) {
     fixed = fixed.replace(new RegExp(`\\b${alias}\\b`, "g"), union);
   }
@@ -209,8 +190,8 @@ function baseOptions(): ts.CompilerOptions {
   };
 }
 
-/** Emits the entries' declarations into `types/`, for the package named `pkg`. */
-function declarations(webgpu: string, pkg: string): void {
+/** Emits the entries' declarations into `types/`. */
+function declarations(webgpu: string): void {
   const options: ts.CompilerOptions = {
     ...baseOptions(),
     declaration: true,
@@ -225,7 +206,7 @@ function declarations(webgpu: string, pkg: string): void {
   const emitted = program.emit(undefined, (name, text) => {
     if (!name.startsWith(`${OUT}/types/`)) return;
     Deno.mkdirSync(name.slice(0, name.lastIndexOf("/")), { recursive: true });
-    Deno.writeTextFileSync(name, fixDeclaration(name, text, pkg));
+    Deno.writeTextFileSync(name, fixDeclaration(name, text));
   });
   diagnostics.push(...emitted.diagnostics);
   failOn(diagnostics, "declarations");
@@ -384,7 +365,7 @@ if (import.meta.main) {
   await Deno.remove(OUT, { recursive: true }).catch(() => {});
   await Deno.mkdir(OUT, { recursive: true });
   const sideEffects = await bundle();
-  declarations(await webgpuTypes(), JSON.parse(await Deno.readTextFile("deno.json")).name);
+  declarations(await webgpuTypes());
   pruneDeclarations();
   checkDeclarations();
   await packageFiles(sideEffects);
