@@ -321,6 +321,9 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
     // Bundlers may drop an import of any other file whose exports go unused.
     sideEffects,
     engines: { node: ">=20" },
+    // npm makes a scoped package private (a paid feature) unless told otherwise: a first
+    // `npm publish` without `--access public` failed (402).
+    publishConfig: { access: "public" },
     // The TensorFlow.js adapter (`@optim/radam/tfjs`) runs on the tfjs the user has: any that
     // the range of deno.json's import map admits, which JSR's package asks for too.
     peerDependencies: { [TFJS_CORE]: importMapRange(deno, TFJS_CORE) },

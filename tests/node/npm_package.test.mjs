@@ -97,6 +97,14 @@ test("tfjs-core: JSR's package asks for the npm package's peer range (any tfjs 4
   assert.equal(deno.imports[name], `npm:${name}@${pkg.peerDependencies[name]}`);
 });
 
+test("the scoped package publishes as public (npm makes a scoped package private unless told)", () => {
+  const pkg = JSON.parse(
+    readFileSync(new URL(import.meta.resolve("@optim/radam/package.json")), "utf8"),
+  );
+  assert.ok(pkg.name.startsWith("@"));
+  assert.equal(pkg.publishConfig?.access, "public");
+});
+
 test("the package needs no Deno globals", () => {
   const code = readFileSync(
     fileURLToPath(import.meta.resolve("@optim/radam")),
