@@ -18,11 +18,7 @@ import {
   step,
 } from "../mod.ts";
 import { headerLength, MAX_HEADER_BYTES } from "../base/safetensors.ts";
-import {
-  checkpointMetadata,
-  checkpointTensors,
-  checkSavableSize,
-} from "../core/checkpoint_header.ts";
+import { checkpointMetadata, checkpointTensors } from "../core/checkpoint_header.ts";
 import { groupsOf, inLayoutOrder, planState } from "../core/plan.ts";
 import { MAX_NAME_BYTES } from "../base/tensors.ts";
 import { edit, join } from "./checkpoint_files.ts";

@@ -521,9 +521,7 @@ Deno.test({
     globalThis.addEventListener("unhandledrejection", listen);
     try {
       const lr = (t: number) =>
-        t === 1 ? 1e-3 : (async () => {
-          throw new Error(`schedule failed at ${t}`);
-        })();
+        t === 1 ? 1e-3 : Promise.reject(new Error(`schedule failed at ${t}`)); // (an async schedule's)
       const init = { w: new Float32Array([1, 2]) };
       const g = { w: new Float32Array([1, 1]) };
       let s = await adam({ lr: lr as (t: number) => number }).init(init, { device: device! });
