@@ -86,6 +86,28 @@ export function isThenable(value: unknown): boolean {
 }
 
 /**
+ * Marks `value`, where it is a Promise (or another thenable) the library refuses, as handled: a
+ * no-op rejection handler is attached, so that its rejection is not reported as unhandled (which
+ * ends a Deno or Node process, and is logged in browsers). A `then` that throws is ignored.
+ *
+ * @example
+ * ```ts
+ * import { markHandled } from "./_errors.ts";
+ *
+ * markHandled(Promise.reject(new Error("refused, and never awaited")));
+ * markHandled(3); // not a thenable: nothing to do
+ * ```
+ */
+export function markHandled(value: unknown): void {
+  if (!isThenable(value)) return;
+  try {
+    (value as PromiseLike<unknown>).then(undefined, () => {});
+  } catch {
+    // A thenable whose `then` throws has no rejection to leave unhandled.
+  }
+}
+
+/**
  * What to add to an error about a value that should have been a `Float32Array` (or a record of
  * them): for a TensorFlow.js tensor (an object with `dataSync()` and a `shape`), how to pass its
  * values instead, or to train through the adapter; for a Promise, to await it (`tensor.data()`

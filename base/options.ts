@@ -44,7 +44,9 @@ export type BackendChoice = BackendName | "auto";
  * step taken once. A step its own value refuses (not a finite number ≥ 0, or past f32's range)
  * is not taken, and the next call asks again for the same `t`. On WebGPU, where the device
  * decides whether a step is taken, it is called ahead, for the next 64 values of `t` at once,
- * before the GPU has run them: there its result should depend on `t` alone.
+ * before the GPU has run them: there its result should depend on `t` alone. It must return its
+ * number synchronously: a Promise (an `async` function's) is refused at the step with a
+ * TypeError, the step not taken (and the Promise's rejection, if any, is handled).
  *
  * @example
  * ```ts
@@ -231,7 +233,10 @@ export type NonFinitePolicy = "skip" | "throw" | "propagate";
  * ```
  */
 export interface LookaheadOptions {
-  /** Sync period: every `k` inner steps the slow weights move. Integer ≥ 1, default 6. */
+  /**
+   * Sync period: every `k` inner steps the slow weights move. An integer from 1 to 2⁵³ − 1 (the
+   * step counts' exact range; a RangeError otherwise), default 6.
+   */
   k?: number;
   /** Slow step size, 0 ≤ α ≤ 1, default 0.5. */
   alpha?: number;

@@ -10,6 +10,7 @@
  * @module
  */
 import { bytesHint, described } from "./_errors.ts";
+import { decodeUtf8, encodeUtf8, utf8Length } from "./_utf8.ts";
 
 /**
  * The largest JSON header a checkpoint may have, in bytes (100,000,000, the cap of the
@@ -98,21 +99,6 @@ export interface TensorPlan {
   readonly byteLength: number;
 }
 
-/** Bytes of the UTF-8 encoding of a string (a lone surrogate as U+FFFD, as TextEncoder). */
-function utf8Length(text: string): number {
-  let bytes = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) bytes += 1;
-    else if (c >= 0xd800 && c <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      bytes += 2; // a pair: two units, four bytes
-      i++;
-    } else bytes += 2;
-  }
-  return bytes;
-}
-
 /**
  * The length of the (padded) JSON header `writeSafetensors` writes for these tensors, in this
  * order, and this metadata, computed without writing it: a state whose checkpoint's header
@@ -180,7 +166,7 @@ export function writeSafetensors(
     header[t.name] = { dtype: dtypeOf(t.data), shape: t.shape, data_offsets: [offset, end] };
     offset = end;
   }
-  const json = new TextEncoder().encode(JSON.stringify(header));
+  const json = encodeUtf8(JSON.stringify(header));
   const headerLength = Math.ceil(json.length / 8) * 8;
   if (headerLength > MAX_HEADER_BYTES) {
     throw new RangeError(
@@ -337,7 +323,7 @@ function headerOf(bytes: Uint8Array): { header: Record<string, unknown>; dataSta
     // A copy (the input may be shared memory), through a plain Uint8Array: the `slice` of a
     // subclass may be a view, as Node.js's Buffer's is.
     const header = new Uint8Array(bytes.buffer, bytes.byteOffset + 8, dataStart - 8).slice();
-    text = new TextDecoder("utf-8", { fatal: true }).decode(header);
+    text = decodeUtf8(header, true);
   } catch {
     throw new CheckpointError("Checkpoint header is not valid UTF-8");
   }

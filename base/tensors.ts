@@ -5,6 +5,7 @@
  * @module
  */
 import { described, tensorHint } from "./_errors.ts";
+import { utf8Length } from "./_utf8.ts";
 
 /**
  * Parameters: a record of named `Float32Array`s, or a single `Float32Array` (which the
@@ -162,14 +163,52 @@ function checkFinite(name: string, data: Float32Array): void {
 }
 
 /**
+ * The most bytes of UTF-8 a tensor's name may take: 64 KiB. A checkpoint's header holds each
+ * name several times (in `tensor_order`, and in the key of each of its state tensors: a
+ * parameter, up to two moments of codes and scales, LookAhead's slow weights), JSON-quoted (a
+ * control character takes 6 bytes), and the whole header is capped at 100,000,000 bytes
+ * (`MAX_HEADER_BYTES` in base/safetensors.ts, the reference implementation's cap): a
+ * name at this limit takes at most a few MB of it, so hundreds of tensors of such names still
+ * save, while a name of hundreds of millions of characters, which the header's building could
+ * not hold (the process ran out of memory), is refused before anything is built from it. Real
+ * names (module paths) are tens to hundreds of bytes.
+ *
+ * @example
+ * ```ts
+ * import { MAX_NAME_BYTES } from "./tensors.ts";
+ * import { radam } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * const name = "w".repeat(MAX_NAME_BYTES + 1);
+ * await assert.rejects(() => radam().init({ [name]: new Float32Array(2) }), RangeError);
+ * ```
+ */
+export const MAX_NAME_BYTES = 65_536;
+
+/**
  * Refuses tensor names that cannot key a plain record: `"__proto__"` (assigning it sets the
  * record's prototype instead of adding a tensor, so the tensor would silently vanish from
- * `state.params`, `readParams` and checkpoints).
+ * `state.params`, `readParams` and checkpoints), a TypeError; and names longer than
+ * {@linkcode MAX_NAME_BYTES} bytes of UTF-8, a RangeError naming the tensor by its index and the
+ * start of its name.
  */
 export function checkTensorNames(names: readonly string[]): void {
   if (names.includes("__proto__")) {
     throw new TypeError(
       'A tensor may not be named "__proto__" (it cannot key a plain record); rename it',
+    );
+  }
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i];
+    // UTF-8 takes 1 to 3 bytes a UTF-16 unit: most names are settled by their length alone.
+    if (name.length <= MAX_NAME_BYTES / 3) continue;
+    const over = name.length > MAX_NAME_BYTES; // (then not measured: it may be 300M units)
+    const bytes = over ? name.length : utf8Length(name);
+    if (bytes <= MAX_NAME_BYTES) continue;
+    throw new RangeError(
+      `The name of tensor #${i} (${described(name)}, ${name.length} characters) takes ${
+        over ? "at least " : ""
+      }${bytes} bytes of UTF-8, above the limit of ${MAX_NAME_BYTES} bytes for a tensor's name (a checkpoint's header holds it several times); use a shorter name`,
     );
   }
 }

@@ -151,8 +151,10 @@ export function resolveOptions(origin: Origin, options: unknown): Settings {
 function lookaheadOf(options: unknown): { readonly k: number; readonly alpha: number } {
   const o = checkKeys(options, ["k", "alpha"], "lookahead");
   const k = o.k ?? 6;
-  if (typeof k !== "number" || !Number.isInteger(k) || k < 1) {
-    throw optionError("k", "an integer ≥ 1", k);
+  // Safe integers only: a t past 2⁵³ − 1 is refused (core/step_scalars.ts), so a larger k
+  // would never sync (and a checkpoint could not hold it exactly).
+  if (typeof k !== "number" || !Number.isSafeInteger(k) || k < 1) {
+    throw optionError("k", "an integer from 1 to 2⁵³ − 1", k);
   }
   const alpha = checkNumber("alpha", o.alpha ?? 0.5, 0, 1, true);
   return Object.freeze({ k, alpha });

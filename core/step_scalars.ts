@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { described } from "../base/_errors.ts";
+import { described, isThenable, markHandled } from "../base/_errors.ts";
 import type { HostBackend } from "../base/backend.ts";
 import type { Hyperparameters, Rule } from "../base/rule.ts";
 import type { StepScalars } from "../base/scalars.ts";
@@ -32,6 +32,13 @@ export interface ScalarBlocks {
 function learningRateAt(config: Settings, t: number): number {
   const given = config.hyperparameters.lr;
   const lr = typeof given === "function" ? given(t) : given;
+  if (isThenable(lr)) {
+    // Refused, and never awaited: its rejection, if any, must not be left unhandled.
+    markHandled(lr);
+    throw new TypeError(
+      `The learning-rate schedule returned a Promise at step ${t}; a schedule must return a finite number ≥ 0 synchronously, not a Promise (it cannot be an async function)`,
+    );
+  }
   if (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0) {
     const message = `The learning-rate schedule returned ${
       described(lr)

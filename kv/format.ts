@@ -20,6 +20,7 @@
  */
 import { CheckpointError } from "../mod.ts";
 import { MAX_META_BYTES } from "../store/contract.ts";
+import { decodeUtf8, encodeUtf8 } from "../base/_utf8.ts";
 
 /**
  * The largest chunk a value of Deno KV can hold, in bytes: 64 KiB (the default chunk size).
@@ -256,14 +257,14 @@ export function metaSize(meta: string | Uint8Array): number {
  * other fields not fit its 64 KiB.
  */
 export function storedMeta(meta: string): string | Uint8Array {
-  return metaSize(meta) <= MAX_META_BYTES ? meta : new TextEncoder().encode(meta);
+  return metaSize(meta) <= MAX_META_BYTES ? meta : encodeUtf8(meta);
 }
 
 /** The metadata string of a head (undefined: none); a CheckpointError naming `key` if damaged. */
 export function metaOf(head: Head, key: string): string | undefined {
   if (!(head.meta instanceof Uint8Array)) return head.meta;
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(head.meta);
+    return decodeUtf8(head.meta, true);
   } catch {
     throw new CheckpointError(`Checkpoint head ${key} has metadata that is not UTF-8`);
   }

@@ -9,6 +9,7 @@
  */
 
 import { DELETES_PER_WRITE } from "./format.ts";
+import { encodeUtf8 } from "../base/_utf8.ts";
 
 /** The largest key Deno KV writes, in bytes as it encodes keys. */
 export const KV_MAX_KEY_BYTES = 2048;
@@ -28,7 +29,7 @@ const KV_MAX_MUTATION_BYTES = 819_200;
  */
 export function partBytes(part: Deno.KvKeyPart): number {
   if (typeof part === "string" || part instanceof Uint8Array) {
-    const bytes = typeof part === "string" ? new TextEncoder().encode(part) : part;
+    const bytes = typeof part === "string" ? encodeUtf8(part) : part;
     let zeros = 0;
     for (const b of bytes) if (b === 0) zeros++;
     return 2 + bytes.length + zeros;

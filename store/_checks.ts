@@ -7,12 +7,14 @@
 import type { LoadOptions } from "../mod.ts";
 import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
+import { utf8Length } from "../base/_utf8.ts";
 
 /**
  * The error of an option that fails its check, worded as the library's own option errors
- * (`Option <name> must be <expected>, got <what it got>`; the store is built on mod.ts alone and
- * does not import the library's private wording): a RangeError when `range` (by default, when
- * the value is a number: out of range, NaN or infinite), else a TypeError.
+ * (`Option <name> must be <expected>, got <what it got>`; the store is built on mod.ts, with
+ * base/_utf8.ts for its UTF-8, and does not import the library's private wording): a RangeError
+ * when `range` (by default, when the value is a number: out of range, NaN or infinite), else a
+ * TypeError.
  */
 export function optionError(
   name: string,
@@ -80,7 +82,7 @@ export function checkMeta(meta: unknown): asserts meta is string | undefined {
         "UTF-8 cannot hold",
     );
   }
-  const size = new TextEncoder().encode(meta).length;
+  const size = utf8Length(meta);
   if (size > MAX_META_BYTES) {
     throw new RangeError(
       `Checkpoint metadata must be at most ${MAX_META_BYTES} bytes of UTF-8, got ${size}`,

@@ -13,6 +13,7 @@
  * @module
  */
 import { CheckpointError } from "../mod.ts";
+import { decodeUtf8 } from "../base/_utf8.ts";
 
 /** The parameters of a checkpoint, read from the start of its params-first form. */
 export interface ParamsView {
@@ -55,7 +56,7 @@ function headerOf(bytes: Uint8Array): { dataStart: number; header: Record<string
   let header: unknown;
   try {
     header = JSON.parse(
-      new TextDecoder("utf-8", { fatal: true }).decode(bytes.slice(8, dataStart)),
+      decodeUtf8(bytes.slice(8, dataStart), true),
     );
   } catch {
     throw bad("header is not valid JSON");

@@ -27,6 +27,7 @@ import type {
   StepCommit,
   TrainingStore,
 } from "./training.ts";
+import { encodeUtf8 } from "../base/_utf8.ts";
 
 /**
  * How long a store remembers request ids and journal records by default, in ms: 7 days.
@@ -171,11 +172,10 @@ function applyCommit(m: Memory, c: StepCommit, rememberMs: number) {
  * code points: UTF-16 units put "\u{1f600}" before "\uff00").
  */
 function byUtf8(a: string, b: string): number {
-  const x = encoder.encode(a), y = encoder.encode(b);
+  const x = encodeUtf8(a), y = encodeUtf8(b);
   for (let i = 0; i < x.length && i < y.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
   return x.length - y.length;
 }
-const encoder = new TextEncoder();
 
 /**
  * Removes what is older than it is kept, visiting only what expired: each record set is in its

@@ -18,13 +18,11 @@ import {
   step,
 } from "../mod.ts";
 import { headerLength, MAX_HEADER_BYTES } from "../base/safetensors.ts";
-import {
-  checkpointMetadata,
-  checkpointTensors,
-  checkSavableSize,
-} from "../core/checkpoint_header.ts";
+import { checkpointMetadata, checkpointTensors } from "../core/checkpoint_header.ts";
 import { groupsOf, inLayoutOrder, planState } from "../core/plan.ts";
-import { join } from "./checkpoint_files.ts";
+import { MAX_NAME_BYTES } from "../base/tensors.ts";
+import { edit, join } from "./checkpoint_files.ts";
+import { saying } from "./util.ts";
 
 /** The header length a file records. */
 function headerOf(bytes: Uint8Array): number {
@@ -36,39 +34,91 @@ Deno.test("the cap is the reference implementation's, 100,000,000 bytes", () => 
 });
 
 Deno.test("a state whose checkpoint would pass the cap is refused at init; one at the cap saves and loads", async () => {
-  // One tensor, SGD without momentum: its name is in the header twice (the tensor and
-  // tensor_order). The longest name that fits, found with the prediction, then checked by a
-  // real save; 8 bytes more (a header is padded to 8) is refused at init, before training.
+  // SGD without momentum: each name is in the header twice (its tensor and tensor_order). As
+  // many names at their limit as leave room for one more, which takes the room left: from the
+  // header predicted with it 5 bytes long, each byte more adds 2 (the last byte of room falls
+  // within the padding to 8). Checked by a real save; 8 bytes more are refused at init.
   const config = sgd({ lr: 0.5 }).settings;
-  const fits = (length: number) => {
-    try {
-      checkSavableSize(config, planState(config, ["w".repeat(length)], [2]), [[2]]);
-      return true;
-    } catch (error) {
-      assert.ok(error instanceof RangeError);
-      return false;
-    }
+  const nameOf = (i: number, length = MAX_NAME_BYTES) =>
+    `${i}`.padStart(4, "0") + "w".repeat(length - 4);
+  const predicted = (names: string[]) => { // as checkSavableSize predicts it
+    const layout = planState(config, names, names.map(() => 2));
+    const { tensors, codes } = checkpointTensors(config, layout, names.map(() => [2]));
+    const widest = Number.MAX_SAFE_INTEGER;
+    const counts = { steps: widest, skipped: widest, groups: undefined, codes };
+    return headerLength(tensors, checkpointMetadata(config, layout, counts));
   };
-  // The name is in the header twice, beside a few hundred bytes of the rest.
-  let low = MAX_HEADER_BYTES / 2 - 2048, high = MAX_HEADER_BYTES / 2;
-  assert.ok(fits(low) && !fits(high));
-  while (high - low > 1) {
-    const mid = Math.floor((low + high) / 2);
-    if (fits(mid)) low = mid;
-    else high = mid;
+  const full = (n: number) => Array.from({ length: n }, (_, i) => nameOf(i));
+  let low = Math.floor(MAX_HEADER_BYTES / (2 * MAX_NAME_BYTES + 80)), room = 0;
+  for (let tries = 0;; tries++) {
+    assert.ok(tries < 8);
+    room = MAX_HEADER_BYTES - predicted([...full(low), nameOf(low, 5)]);
+    if (room < 0) low--;
+    else if (room > 2 * (MAX_NAME_BYTES - 16)) low++;
+    else break;
   }
-  const name = "w".repeat(low);
-  const grads = new Float32Array([1, -1]);
-  let state = await sgd({ lr: 0.5 }).init({ [name]: new Float32Array([1, 2]) });
-  state = step(state, { [name]: grads });
+  const names = full(low);
+  const short = 5 + Math.floor(room / 2);
+  const last = nameOf(low, short);
+  const params: Record<string, Float32Array> = {};
+  const grads: Record<string, Float32Array> = {};
+  for (const name of [...names, last]) {
+    params[name] = new Float32Array([1, 2]);
+    grads[name] = new Float32Array([1, -1]);
+  }
+  let state = await sgd({ lr: 0.5 }).init(params);
+  state = step(state, grads);
   const bytes = await saveState(state);
   assert.ok(headerOf(bytes) <= MAX_HEADER_BYTES);
   assert.ok(headerOf(bytes) > MAX_HEADER_BYTES - 64, `${headerOf(bytes)}: not at the cap`);
   const loaded = await loadState(bytes);
-  assert.deepEqual([...loaded.params[name]], [0.5, 2.5]);
+  assert.deepEqual(loaded.names, [...names, last]);
+  assert.deepEqual([...loaded.params[last]], [0.5, 2.5]);
+  assert.deepEqual([...loaded.params[names[0]]], [0.5, 2.5]);
+  delete params[last];
+  params[nameOf(low, short + 8)] = new Float32Array([1, 2]);
   await assert.rejects(
-    () => sgd({ lr: 0.5 }).init({ ["w".repeat(low + 8)]: new Float32Array([1, 2]) }),
+    () => sgd({ lr: 0.5 }).init(params),
     (e: Error) => e instanceof RangeError && /header of \d+ bytes, above the cap/.test(e.message),
+  );
+});
+
+Deno.test("a tensor name past 65,536 bytes of UTF-8 is refused at init and at loadState, naming the tensor and the limit", async () => {
+  assert.equal(MAX_NAME_BYTES, 65_536);
+  const w = new Float32Array([1, 2]);
+  // 300M characters took the process down as the header was sized; 70,000 are enough here.
+  const long = "a".repeat(70_000);
+  const said = (index: number, start: string, units: number, bytes: string) =>
+    `The name of tensor #${index} (a string "${start}…", ${units} characters) takes ${bytes} bytes of UTF-8, above the limit of 65536 bytes for a tensor's name`;
+  await assert.rejects(
+    () => radam().init({ b: w, [long]: w }),
+    saying(RangeError, said(1, "a".repeat(40), 70_000, "at least 70000")),
+  );
+  await assert.rejects(
+    () => radam({ backend: "wasm" }).init({ [long]: w }),
+    saying(RangeError, said(0, "a".repeat(40), 70_000, "at least 70000")),
+  );
+  // Measured in bytes: 21,846 "€" are 65,538 (refused), a lone surrogate 3 (as U+FFFD); at the
+  // limit, a name is taken.
+  await assert.rejects(
+    () => radam().init({ ["€".repeat(21_846)]: w }),
+    saying(RangeError, said(0, "€".repeat(40), 21_846, "65538")),
+  );
+  await assert.rejects(() => radam().init({ ["\ud800".repeat(21_846)]: w }), /65538 bytes/);
+  for (const name of ["€".repeat(21_845) + "a", "w".repeat(MAX_NAME_BYTES)]) {
+    const state = await radam().init({ [name]: w });
+    assert.deepEqual((await loadState(await saveState(state))).names, [name]);
+  }
+  // A checkpoint of such a name (from another writer) is refused before its state is made.
+  const bytes = await saveState(await sgd().init({ w }));
+  const renamed = edit(bytes, (h) => {
+    h[long] = h.w;
+    delete h.w;
+    h.__metadata__.tensor_order = JSON.stringify([long]);
+  });
+  await assert.rejects(
+    () => loadState(renamed),
+    saying(CheckpointError as ErrorConstructor, said(0, "a".repeat(40), 70_000, "at least 70000")),
   );
 });
 

@@ -377,6 +377,40 @@ for (const backend of ["wasm", "js"] as const) {
     assert.equal(state.step, 1);
     assert.deepEqual(await readParams(state), before);
   });
+
+  Deno.test(`${backend}: an async schedule is refused, its rejection handled, the state unchanged`, async () => {
+    // Its Promise, refused and never awaited, rejected unhandled: the end of a Deno process.
+    const unhandled: unknown[] = [];
+    const listen = (e: PromiseRejectionEvent) => {
+      unhandled.push(e.reason);
+      e.preventDefault();
+    };
+    globalThis.addEventListener("unhandledrejection", listen);
+    try {
+      const lr = (t: number) =>
+        t === 1 ? 1e-3 : Promise.reject(new Error(`schedule failed at ${t}`)); // (an async schedule's)
+      const opt = radam({ backend, lr: lr as (t: number) => number });
+      let state = await opt.init({ w: new Float32Array([1, 2]) });
+      state = step(state, { w: new Float32Array([1, 1]) });
+      const before = await readParams(state);
+      for (let k = 0; k < 2; k++) {
+        assert.throws(
+          () => step(state, { w: new Float32Array([5, 5]) }),
+          saying(
+            TypeError,
+            "The learning-rate schedule returned a Promise at step 2; a schedule must return a finite number ≥ 0 synchronously, not a Promise (it cannot be an async function)",
+          ),
+        );
+      }
+      assert.equal(state.step, 1);
+      assert.equal(state.skippedSteps, 0);
+      assert.deepEqual(await readParams(state), before);
+      await new Promise((resolve) => setTimeout(resolve, 0)); // rejections are reported by now
+      assert.deepEqual(unhandled, []);
+    } finally {
+      globalThis.removeEventListener("unhandledrejection", listen);
+    }
+  });
 }
 Deno.test("step rejects things that are not states, and says what it got", async () => {
   assert.throws(

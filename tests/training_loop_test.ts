@@ -7,6 +7,7 @@ import {
   cosineDecay,
   dispose,
   linearWarmup,
+  loadState,
   lookahead,
   oneCycle,
   radam,
@@ -14,9 +15,11 @@ import {
   readMoments,
   readParams,
   readSlowWeights,
+  saveState,
   step,
 } from "../mod.ts";
-import { bits, prng, randomTensor } from "./util.ts";
+import { edit } from "./checkpoint_files.ts";
+import { bits, prng, randomTensor, saying } from "./util.ts";
 import { refGlobalNorm } from "./reference.ts";
 import { TFA_ATOL, TFA_CASES, tfaError, tfaSample } from "./published_values.ts";
 
@@ -253,6 +256,24 @@ Deno.test("ranger has Ranger's defaults and validates LookAhead and shapes", asy
     () => r.init({ w: { data: new Float32Array(5), shape: [2, 3] } }),
     (e: Error) => e instanceof RangeError && /"w"/.test(e.message),
   );
+});
+
+Deno.test("lookahead: a k past 2^53 − 1 (which never synced) is refused at the factory, naming k", async () => {
+  const expected = "Option k must be an integer from 1 to 2⁵³ − 1, got";
+  for (const k of [2 ** 53, 2 ** 60, Number.MAX_VALUE, Infinity, 0, 1.5]) {
+    assert.throws(() => lookahead(radam(), { k }), saying(RangeError, `${expected} ${k}`));
+    assert.throws(() => ranger({ k }), saying(RangeError, `${expected} ${k}`));
+  }
+  assert.throws(() => ranger({ k: "6" as unknown as number }), saying(TypeError, expected));
+  assert.equal(lookahead(radam(), { k: 2 ** 53 - 1 }).settings.lookahead?.k, 2 ** 53 - 1);
+  // A checkpoint of such a k is refused too, by the same check.
+  const bytes = await saveState(await ranger({ k: 5 }).init({ w: new Float32Array(2) }));
+  const far = edit(bytes, (h) => {
+    const stored = JSON.parse(h.__metadata__.hyperparameters);
+    stored.lookahead.k = 2 ** 60;
+    h.__metadata__.hyperparameters = JSON.stringify(stored);
+  });
+  await assert.rejects(() => loadState(far), saying(RangeError, `${expected} ${2 ** 60}`));
 });
 
 Deno.test("schedules: fastai's SchedCos test values, warmup, one-cycle shape, chain", () => {

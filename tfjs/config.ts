@@ -23,6 +23,7 @@ import { originOf, remember } from "../core/origins.ts";
 import { baseName } from "./kept.ts";
 import { described } from "../base/_errors.ts";
 import type { AdapterOptions } from "./options.ts";
+import { decodeUtf8 } from "../base/_utf8.ts";
 
 /** The `format` of the config. */
 const CONFIG_FORMAT = "radam.tfjs";
@@ -244,7 +245,7 @@ function legacyTensors(s: Record<string, unknown>): Partial<StoredSettings> {
 function decodeBase64(text: string): Record<string, unknown> {
   const binary = atob(text);
   const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  const value = JSON.parse(new TextDecoder().decode(bytes));
+  const value = JSON.parse(decodeUtf8(bytes));
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new TypeError("Expected the optimizer config's settings to encode an object");
   }

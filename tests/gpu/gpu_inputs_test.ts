@@ -511,3 +511,25 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "webgpu: a tensor name past 65,536 bytes of UTF-8 is refused at init, naming the tensor",
+  ignore,
+  async fn() {
+    const long = "a".repeat(70_000);
+    const buffer = device!.createBuffer({
+      size: 8,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    for (const w of [new Float32Array(2), { buffer, length: 2 }]) {
+      await assert.rejects(
+        () => adam().init({ b: new Float32Array(1), [long]: w }, { device: device! }),
+        (e: Error) =>
+          e instanceof RangeError &&
+          e.message.startsWith(`The name of tensor #1 (a string "${"a".repeat(40)}…"`) &&
+          e.message.includes("above the limit of 65536 bytes for a tensor's name"),
+      );
+    }
+    buffer.destroy();
+  },
+});

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import {
   adam,
+  dispose,
   loadState,
   type OptimizerState,
   ranger,
@@ -19,6 +20,7 @@ import {
 } from "../../mod.ts";
 import { restoreState } from "../../core/state.ts";
 import { planGpuArena } from "../../gpu/arena_plan.ts";
+import { CONTROL_WORD } from "../../gpu/device_counter.ts";
 import { createWebGpuBackend } from "../../gpu/webgpu_create.ts";
 import { ADAM } from "../../rules/adam.ts";
 import { edit } from "../checkpoint_files.ts";
@@ -116,5 +118,52 @@ Deno.test({
         assert.equal(got.step, 7);
       });
     }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a state whose device has counted 2^32 skipped steps (its u32 count wrapped) counts them on, and saves and loads the count",
+  ignore,
+  async fn() {
+    // The device counts skipped steps in a u32, which the host added to the count at the start:
+    // past 2^32 skipped steps since then, state.skippedSteps fell back by 2^32.
+    const w = Float32Array.from({ length: 8 }, (_, i) => i / 8);
+    const good = { w: Float32Array.from({ length: 8 }, (_, i) => Math.sin(i)) };
+    const bad = { w: good.w.slice() };
+    bad.w[3] = NaN;
+    const opt = adam({ lr: 1e-2, backend: "webgpu" });
+    await noGpuErrors(async () => {
+      const backend = await createWebGpuBackend(device!, planGpuArena(["w"], [8]), ADAM, {
+        nonFinite: "skip",
+      });
+      backend.writeHostParams({ w });
+      let state = restoreState<unknown>(opt.settings, backend);
+      // As after 2^32 − 2 submissions since the start, every one skipped.
+      backend.counter.start(0, 0, 2 ** 32 - 2);
+      device!.queue.writeBuffer(
+        backend.counter.control,
+        CONTROL_WORD.skipped * 4,
+        new Uint32Array([2 ** 32 - 2]),
+      );
+      state = step(state, bad);
+      await readParams(state);
+      assert.equal(state.skippedSteps, 2 ** 32 - 1);
+      for (let k = 0; k < 2; k++) state = step(state, bad); // the device's word: 0, then 1
+      state = step(state, good);
+      const params = await readParams(state);
+      assert.equal(state.skippedSteps, 2 ** 32 + 1);
+      assert.equal(state.step, 1);
+      let twin = await opt.init({ w }, { device: device! });
+      twin = step(twin, good);
+      assert.deepEqual(params, await readParams(twin));
+      // Saved and loaded (its device's word then starts at the count mod 2^32), it counts on.
+      let loaded = await loadState(await saveState(state), { device: device! });
+      assert.equal(loaded.skippedSteps, 2 ** 32 + 1);
+      loaded = step(loaded, bad);
+      await readParams(loaded);
+      assert.equal(loaded.skippedSteps, 2 ** 32 + 2);
+      for (const s of [state, twin, loaded]) dispose(s);
+    });
   },
 });

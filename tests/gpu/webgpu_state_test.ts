@@ -508,6 +508,45 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "webgpu: an async schedule is refused at its step, the state unchanged, none of its Promises' rejections unhandled",
+  ignore,
+  async fn() {
+    // The scalars of the next 64 steps are asked for at once: each a rejected Promise, refused.
+    const unhandled: unknown[] = [];
+    const listen = (e: PromiseRejectionEvent) => {
+      unhandled.push(e.reason);
+      e.preventDefault();
+    };
+    globalThis.addEventListener("unhandledrejection", listen);
+    try {
+      const lr = (t: number) =>
+        t === 1 ? 1e-3 : Promise.reject(new Error(`schedule failed at ${t}`)); // (an async schedule's)
+      const init = { w: new Float32Array([1, 2]) };
+      const g = { w: new Float32Array([1, 1]) };
+      let s = await adam({ lr: lr as (t: number) => number }).init(init, { device: device! });
+      s = step(s, g);
+      const before = await readAll(s);
+      assert.throws(
+        () => step(s, g),
+        (e: Error) =>
+          e instanceof TypeError &&
+          e.message.startsWith(
+            "The learning-rate schedule returned a Promise at step 2; a schedule must return a finite number ≥ 0 synchronously",
+          ),
+      );
+      assert.deepEqual(await readAll(s), before);
+      assert.equal(s.step, 1);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      assert.deepEqual(unhandled, []);
+      dispose(s);
+    } finally {
+      globalThis.removeEventListener("unhandledrejection", listen);
+    }
+  },
+});
+
+Deno.test({
   name: "webgpu: a schedule that uses its state mid-step is refused; the step completes",
   ignore,
   async fn() {
