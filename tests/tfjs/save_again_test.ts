@@ -7,12 +7,14 @@
  * saved by an optimizer without `gc`, or on webgpu, which holds every variable in the tfjs order;
  * marked codes given to one without `gc`), which the step that takes the variable reorders. On
  * cpu and wasm, and between cpu and webgpu. And codes given to a 32-bit optimizer, or f32 moments
- * to an 8-bit one: given back as they are, converted by the step.
+ * to an 8-bit one: given back as they are, converted by the step. On webgpu, as on cpu and wasm
+ * (resume_test.ts, compact_weights_test.ts): N steps, save, load and M steps give the bits of
+ * N + M, in 32 and 8 bits, Ranger's kernels (codes in the tfjs order there) included.
  */
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
-import { lookahead, type Optimizer, radam, ranger } from "../../mod.ts";
-import { tfOptimizer } from "../../tfjs.ts";
+import { adam, lookahead, type Optimizer, radam, ranger } from "../../mod.ts";
+import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import {
   bigNet,
   CPU_BACKENDS,
@@ -25,6 +27,7 @@ import {
   tfl,
   useBackend,
   webgpuTestOptions,
+  weightValues,
 } from "./helpers.ts";
 
 const MAKERS: Record<string, () => Optimizer> = {
@@ -126,6 +129,45 @@ Deno.test({
   async fn() {
     for (const [saveOn, loadOn] of [["webgpu", "webgpu"], ["webgpu", "cpu"], ["cpu", "webgpu"]]) {
       for (const pair of PAIRS) await saveAgain(NETS[0], pair, saveOn, loadOn);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tfjs webgpu: model.save with includeOptimizer, loadLayersModel, train on: N + M steps bit for bit, in 32 and 8 bits, gc kernels included",
+  ...sanitize,
+  ignore: sanitize.ignore,
+  async fn() {
+    await useBackend("webgpu");
+    const makers = [
+      () => ranger({ lr: 1e-2 }),
+      () => lookahead(adam({ lr: 1e-2 }), { k: 3 }),
+      MAKERS.ranger,
+      MAKERS["lookahead(radam)"],
+      MAKERS["radam gc"],
+    ];
+    for (const [n, make] of makers.entries()) {
+      const whole = bigNet(21), first = bigNet(21);
+      whole.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
+      first.compile({ optimizer: tfOptimizer(make()), loss: "meanSquaredError" });
+      const { x, y } = data([70], 16, 13);
+      await whole.fit(x, y, fitInOrder(5)); // 20 steps
+      await first.fit(x, y, fitInOrder(3)); // 12 steps, save, load, 8 more
+      const saved = await saveToMemory(first);
+      const codes = saved.weightSpecs!.filter((s) => s.name.endsWith(".codes"));
+      assert.equal(codes.length > 0, make().settings.run.states === "8bit", `optimizer ${n}`);
+      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
+      await loaded.fit(x, y, fitInOrder(2));
+      assert.equal((loaded.optimizer as TfOptimizer).backend, "webgpu");
+      assert.deepEqual(await weightValues(loaded), await weightValues(whole), `optimizer ${n}`);
+      const [a, b] = await Promise.all([whole, loaded].map(async (m) => {
+        const weights = await m.optimizer.getWeights();
+        return Promise.all(weights.map(async (w) => [w.tensor.dtype, await w.tensor.data()]));
+      }));
+      assert.deepEqual(b, a, `optimizer ${n}`);
+      tf.dispose([x, y]);
+      disposeModels(whole, first, loaded);
     }
   },
 });
