@@ -5,9 +5,13 @@
  * transposed, its last axis first (`[out, rest]`). So the weights say which order they are in:
  * `<variable>/m.codes` and `<variable>/m.scales` hold the moment in the order tfjs holds the
  * variable (row-major over its shape, as its f32 weights), `<variable>/m.transposed.codes` and
- * `<variable>/m.transposed.scales` in the transposed one. `setWeights` takes codes whose order is
- * the one it holds the variable in as they are (exact), and decodes the others, reorders them and
- * encodes them in its own blocks (lossy, as 32-bit weights given to an 8-bit optimizer are).
+ * `<variable>/m.transposed.scales` in the transposed one. `setWeights` keeps codes as given, in
+ * their order (so that `getWeights` before a step gives them back, names and bytes: a model loaded
+ * and saved again is the model loaded); the step that takes the variable takes those whose order
+ * is the one it holds the variable in as they are (exact), and decodes the others, reorders them
+ * and encodes them in its own blocks (lossy, as 32-bit weights given to an 8-bit optimizer are:
+ * a transposition puts other elements in each block of 256, so no encoding in the other order
+ * keeps the same bits).
  *
  * @module
  */

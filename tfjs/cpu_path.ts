@@ -28,6 +28,7 @@ import {
   createWasmBackendSync,
   wasmSimdSupported,
 } from "../cpu/wasm_backend.ts";
+import { checkSavableSize } from "../core/checkpoint_header.ts";
 import { momentsOf, ruleOf } from "../core/origins.ts";
 import { dispose, step } from "../core/operations.ts";
 import { checkWasmAsked } from "../core/select.ts";
@@ -134,9 +135,10 @@ export class CpuPath {
       if (this.#state !== undefined && strict) throw changeError(this.#entries, items);
       checkWasmAsked(config);
       if (config.run.threads > 1) checkThreadSupport(config.run.threads);
+      const plan = planOf(config, items);
       this.#dropThreads();
       if (this.#state !== undefined) this.keepAll();
-      this.#build(config, items);
+      this.#build(config, items, plan);
     }
     this.#moveToThreads();
     this.#run(items);
@@ -188,10 +190,12 @@ export class CpuPath {
     }
   }
 
-  /** Makes the state over `items`, from kept state where there is one (else fresh). */
-  #build(config: Settings, items: readonly GradItem[]): void {
-    const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.loop.gc));
-    const layout = planState(config, entries.map((e) => e.name), entries.map((e) => e.size));
+  /**
+   * Makes the state over `items` (its layout `plan`), from kept state where there is one (else
+   * fresh).
+   */
+  #build(config: Settings, items: readonly GradItem[], plan: ReturnType<typeof planOf>): void {
+    const { entries, layout, shapes } = plan;
     const backend = this.#backend(config, layout, entries, items);
     const sections = momentsOf(config).map((_, k) => EXP_AVG + k);
     if (hasSection(layout, SLOW)) sections.push(SLOW);
@@ -205,7 +209,7 @@ export class CpuPath {
     this.#state = restoreState(config, backend, {
       steps: this.#kept.steps,
       skipped: this.#kept.skipped,
-      shapes: inLayoutOrder(layout, entries.map((e) => e.name), entries.map((e) => e.arenaShape)),
+      shapes,
     });
     this.#kept.forget(entries);
     this.#entries = entries;
@@ -412,4 +416,22 @@ export class CpuPath {
     this.#threads?.backend?.dispose?.();
     this.#threads = undefined;
   }
+}
+
+/**
+ * The variables of a state over `items`, its layout, and the shapes its checkpoints record (in
+ * layout order). Throws the RangeError of a state whose checkpoint's header would pass the cap
+ * (too many variables, or too long names), as the library's `init` does (and the webgpu path's):
+ * `saveState(optimizer.state)` could never save it, so it is refused before it trains.
+ */
+function planOf(
+  config: Settings,
+  items: readonly GradItem[],
+): { entries: Entry[]; layout: ArenaLayout; shapes: (readonly number[])[] } {
+  const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.loop.gc));
+  const names = entries.map((e) => e.name);
+  const layout = planState(config, names, entries.map((e) => e.size));
+  const shapes = inLayoutOrder(layout, names, entries.map((e) => e.arenaShape));
+  checkSavableSize(config, layout, shapes);
+  return { entries, layout, shapes };
 }

@@ -45,9 +45,10 @@ export interface Kept {
    */
   readonly sizes?: readonly [number, number];
   /**
-   * For codes read by `setWeights` without the variable's shape: by moment, whether they are in
-   * the transposed order (`<variable>/m.transposed.codes`), reordered where that is not the one
-   * the variable is held in, once its shape is known (code_order.ts).
+   * For codes read by `setWeights`: by moment, whether they are in the transposed order
+   * (`<variable>/m.transposed.codes`). Kept in that order (getWeights gives them back so) and
+   * reordered where it is not the one the variable is held in, by the step that takes them
+   * ({@linkcode KeptStates.fitting}, code_order.ts).
    */
   readonly codesTransposed?: readonly boolean[];
 }

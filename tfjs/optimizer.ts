@@ -299,9 +299,8 @@ export class TfOptimizer extends tf.Optimizer {
    * With `states: "8bit"`, a moment held in 8 bits (a variable of 4096 elements or more) is two
    * tensors instead: `<variable>/m.codes` (int32, four codes to an int32) and
    * `<variable>/m.scales` (float32, one a block of 256), in the variable's order; those of a
-   * kernel held transposed under `gc` are `<variable>/m.transposed.codes` and `.scales`, which
-   * `setWeights` reorders for an optimizer without `gc` (lossy), and the reverse (see
-   * tfjs/code_order.ts; on webgpu, which holds every variable in the tfjs order, unmarked).
+   * kernel held transposed under `gc` are `<variable>/m.transposed.codes` and `.scales` (on
+   * webgpu, which holds all in the tfjs order, unmarked; code_order.ts, and setWeights below).
    * Variables whose state is kept aside (frozen) come after those of the last step.
    *
    * The tensors are the optimizer's, as tfjs's own optimizers' weights are (their variables):
@@ -374,18 +373,19 @@ export class TfOptimizer extends tf.Optimizer {
   /**
    * Restores weights written by {@linkcode getWeights} (or saved with a model): by name, not by
    * position. The state is remade at the next step from the variables' values then and these
-   * moments; a variable without saved moments starts fresh. Every tensor's read starts at the
-   * call, so that a `getWeights` that disposes them meanwhile (the tensors of its last call)
-   * takes none from it. Codes and scales are taken as they
-   * are (a resume is exact); given to an optimizer of the other format, moments are converted
-   * as `loadState` converts them (encoded, lossy, or decoded). Throws a TypeError naming a weight
-   * that is not `iter` or `<variable>/<m | v | slow>` (or a moment's `.codes` and `.scales`), or
-   * whose shapes disagree, and a RangeError for codes or scales out of range, or for f32 values
-   * that are not finite (or, of `v`, negative), as a checkpoint's; and, as `loadState`, a
-   * RangeError naming a few of the weights and of the model's variables when none of them fits a
-   * trainable variable registered with TensorFlow.js (another model's weights: every variable
-   * would start from zero moments at their step); nothing changes then. `iter` alone (what tfjs
-   * saves of an optimizer that has not stepped) sets the step count. `skippedSteps` goes on
+   * moments; a variable without saved moments starts fresh. Every tensor's read starts at the call,
+   * so that a `getWeights` that disposes them meanwhile takes none from it. Codes and scales are
+   * taken as they are (a resume is exact); given to an optimizer of the other format, moments are
+   * converted as `loadState` converts them (encoded, lossy, or decoded), and codes in the other
+   * order than it holds the variable in are reordered (lossy), by the step that takes them: until
+   * then `getWeights` (so `model.save`) gives the weights as given, byte for byte. Throws a
+   * TypeError naming a weight that is not `iter` or `<variable>/<m | v | slow>` (or a moment's
+   * `.codes` and `.scales`), or whose shapes disagree, and a RangeError for codes or scales out of
+   * range, or for f32 values that are not finite (or, of `v`, negative), as a checkpoint's; and, as
+   * `loadState`, a RangeError naming a few of the weights and of the model's variables when none of
+   * them fits a trainable variable registered with TensorFlow.js (another model's weights: every
+   * variable would start from zero moments at their step); nothing changes then. `iter` alone (what
+   * tfjs saves of an optimizer that has not stepped) sets the step count. `skippedSteps` goes on
    * counting from where it was: the weights carry no count of skipped steps (a checkpoint does,
    * which `loadState` takes). A step taken before it resolves (an `await` forgotten) makes it
    * reject with a TypeError, nothing loaded.

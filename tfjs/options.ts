@@ -59,7 +59,7 @@ export function checkArguments(
     throw new TypeError(
       `tfOptimizer() expects an optimizer made by this library, e.g. radam(), got ${
         described(optimizer)
-      }${promiseHint(optimizer)}`,
+      }${makerHint(optimizer)}`,
     );
   }
   checkKeys(options, ADAPTER_OPTIONS, "tfOptimizer");
@@ -69,4 +69,21 @@ export function checkArguments(
     }
   }
   return { strict: options.strict ?? false, warnOnSkip: options.warnOnSkip ?? true };
+}
+
+/**
+ * What the wording of {@linkcode checkArguments}' error adds for a value that is not an
+ * optimizer of this library but close to one: a maker not called (`tfOptimizer(radam)`), a
+ * TensorFlow.js optimizer (`tf.train.adam()`), which needs no adapter, or a Promise.
+ */
+function makerHint(value: unknown): string {
+  if (typeof value === "function") {
+    return ` (the function itself: call it, e.g. tfOptimizer(${value.name || "radam"}()))`;
+  }
+  const tfjs = typeof value === "object" && value !== null &&
+    typeof (value as { applyGradients?: unknown }).applyGradients === "function";
+  return tfjs
+    ? " (a TensorFlow.js optimizer: model.compile takes it as it is; tfOptimizer wraps one of " +
+      "this library's)"
+    : promiseHint(value);
 }

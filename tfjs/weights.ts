@@ -17,7 +17,7 @@ import { momentsOf } from "../core/origins.ts";
 import { dispose, loadState, readMoments, readSlowWeights } from "../core/operations.ts";
 import { firstBadScale, firstBadValue } from "../core/checkpoint_tensors.ts";
 import { CODES, codeWeights, readCodes, SCALES } from "./codes.ts";
-import { codesName, inEntryOrder, mixedOrders, unmarked } from "./code_order.ts";
+import { codesName, mixedOrders, unmarked } from "./code_order.ts";
 import type { NamedTensor } from "./gradients.ts";
 import { type ReadTensor, startReads } from "./given.ts";
 import { iterTensor, stepsOf } from "./iter.ts";
@@ -369,16 +369,13 @@ export async function keptFromWeights(
       sections[section] = data;
     }
     if (compact === undefined) kept.set(name, { entry, sections });
-    else if (v.shape !== undefined) {
-      // Codes in another order than this optimizer's: decoded and reordered (code_order.ts).
-      kept.set(name, {
-        entry,
-        ...inEntryOrder(sections, compact.codes, compact.transposed, entry),
-      });
-    } else {
-      // (Reordered where the step finds the variable's shape: KeptStates.fitting.)
+    else {
+      // Codes kept as given, in their order, until a step takes the variable (KeptStates.fitting
+      // reorders those of another order then, code_order.ts): weights asked for before are the
+      // ones given, not f32 (decoded, 4 bytes an element) nor in another order.
       const { codes, transposed: codesTransposed, sizes } = compact;
-      kept.set(name, { entry, sections, codes, codesTransposed, sizes });
+      const unknown = v.shape === undefined ? { sizes } : {};
+      kept.set(name, { entry, sections, codes, codesTransposed, ...unknown });
     }
   }
   return { steps: steps ?? 0, kept };

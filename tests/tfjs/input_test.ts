@@ -6,7 +6,7 @@
  * nothing loaded.
  */
 import assert from "node:assert/strict";
-import { adam, saveState } from "../../mod.ts";
+import { adam, radam, saveState } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import { CPU_BACKENDS, tf, uniqueNames, useBackend } from "./helpers.ts";
 
@@ -165,6 +165,25 @@ Deno.test("tfjs: a misspelled adapter option is refused; a disposed optimizer re
       e.message ===
         "tfOptimizer() expects an optimizer made by this library, e.g. radam(), got Promise (a Promise: await it)",
   );
+  // A maker not called, and a TensorFlow.js optimizer: the error says what was given instead.
+  assert.throws(
+    () => tfOptimizer(radam as never),
+    (e: Error) =>
+      e instanceof TypeError &&
+      e.message.endsWith(
+        "got a function (the function itself: call it, e.g. tfOptimizer(radam()))",
+      ),
+  );
+  const native = tf.train.adam(0.1);
+  assert.throws(
+    () => tfOptimizer(native as never),
+    (e: Error) =>
+      e instanceof TypeError &&
+      /got AdamOptimizer \(a TensorFlow.js optimizer: model.compile takes it as it is/.test(
+        e.message,
+      ),
+  );
+  native.dispose();
   const w = tf.variable(tf.tensor([1, 2]), true, name("w"));
   const optimizer = tfOptimizer(adam({ lr: 0.1 }));
   const g = tf.ones([2]);

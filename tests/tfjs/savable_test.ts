@@ -1,0 +1,79 @@
+/**
+ * A state whose checkpoint's header would pass the cap (a variable of a name too long for
+ * `saveState(optimizer.state)` ever to save) is refused by the step that would make it, with the
+ * library's RangeError, as `init` refuses it, on every tfjs backend: before it trains, nothing
+ * changed (the variables, the state of the last step, the counts), where the CPU backends trained
+ * it and only `saveState` refused it, after.
+ */
+import "@tensorflow/tfjs-backend-webgpu";
+import assert from "node:assert/strict";
+import { radam } from "../../mod.ts";
+import { tfOptimizer } from "../../tfjs.ts";
+import {
+  CPU_BACKENDS,
+  optimizerSnapshot,
+  stepAll,
+  tf,
+  uniqueNames,
+  useBackend,
+  webgpuTestOptions,
+} from "./helpers.ts";
+
+const name = uniqueNames("savable");
+
+/** Checks the refusal on tfjs backend `backend`. */
+async function refusesUnsavable(backend: string): Promise<void> {
+  await useBackend(backend);
+  const w = tf.variable(tf.tensor1d([1, 2, 3]), true, name("w"));
+  // (A checkpoint names each of its tensors several times: 40 million characters pass the cap.)
+  const long = tf.variable(tf.tensor1d([4, 5]), true, `${name("x")}${"x".repeat(40_000_000)}`);
+  const opt = tfOptimizer(radam({ lr: 1e-2 }));
+  const refused = (e: Error) => {
+    assert.ok(e instanceof RangeError, `${backend}: ${e}`);
+    assert.match(e.message, /checkpoint of this state would have a header of \d+ bytes/);
+    return true;
+  };
+  // At the first step: no state made, no variable changed.
+  assert.throws(() => stepAll(opt, [w, long]), refused);
+  assert.equal(opt.state, undefined, backend);
+  assert.equal(opt.iterations, 0, backend);
+  assert.deepEqual(await long.data(), new Float32Array([4, 5]), backend);
+  // Where the set of variables grows to one: the state of the last step stays as it was.
+  stepAll(opt, [w]);
+  const state = opt.state;
+  const before = await optimizerSnapshot(opt);
+  const values = (await w.data()).slice();
+  assert.throws(() => stepAll(opt, [w, long]), refused);
+  assert.equal(opt.state, state, backend);
+  assert.deepEqual(await optimizerSnapshot(opt), before, backend);
+  assert.deepEqual(await w.data(), values, backend);
+  stepAll(opt, [w]); // and trains on
+  assert.equal(opt.iterations, 2, backend);
+  opt.dispose();
+  tf.dispose([w, long]);
+}
+
+for (const backend of CPU_BACKENDS) {
+  Deno.test(`tfjs ${backend}: a state whose checkpoint could never be saved (its header past the cap) is refused before it trains, changing nothing`, async () => {
+    await refusesUnsavable(backend);
+  });
+}
+
+const sanitize = await webgpuTestOptions();
+
+Deno.test({
+  name:
+    "tfjs webgpu: a state whose checkpoint could never be saved (its header past the cap) is refused before it trains",
+  ...sanitize,
+  ignore: sanitize.ignore,
+  async fn() {
+    await useBackend("webgpu");
+    const long = tf.variable(tf.tensor1d([4, 5]), true, `${name("x")}${"x".repeat(40_000_000)}`);
+    const opt = tfOptimizer(radam({ lr: 1e-2 }));
+    assert.throws(() => stepAll(opt, [long]), /checkpoint of this state would have a header/);
+    assert.equal(opt.state, undefined);
+    assert.deepEqual(await long.data(), new Float32Array([4, 5]));
+    opt.dispose();
+    tf.dispose(long);
+  },
+});
