@@ -234,14 +234,22 @@ async function nextHolder(f: Fold): Promise<{ token: string; ms: number } | unde
 /**
  * After a commit whose checks failed (the lease lost, the head moved, or an id of this
  * process became known): each local contribution is settled from the store's record, or
- * waits again.
+ * waits again. One whose record cannot be read is rejected alone, saying so: its id may be
+ * the one that became known (stored by another submission), so it may yet be applied.
  */
 async function afterConflict(f: Fold, local: Local[]): Promise<void> {
   await f.dropLease();
   f.backoffUntil = Date.now() + f.options.pollMs;
   const back: Local[] = [];
   for (const l of local) {
-    const record = await f.store.request(l.info.id);
+    let record;
+    try {
+      record = await f.store.request(l.info.id);
+    } catch (error) {
+      const what = "looking up its id after the commit of its fold was refused";
+      l.reject(contributionFailed(l.info.id, what, error, "stored"));
+      continue;
+    }
     if (record === null) {
       l.taken = false;
       if (!l.abandoned) back.push(l);
