@@ -229,7 +229,7 @@ function checkOptions(
  * a user) are not all kept.
  *
  * Invalid options throw a TypeError or RangeError naming them, as does a key prefix too long
- * for the store's longest keys to fit Deno KV's 2048 bytes (more than 1836 bytes as Deno KV
+ * for the store's longest keys to fit Deno KV's 2048 bytes (more than 1798 bytes as Deno KV
  * encodes keys). Its `maxFold` is how many contributions one commit can settle within Deno
  * KV's limits on an atomic write under that prefix (362 under a short one).
  *

@@ -273,8 +273,8 @@ async function take(f: Fold, local: Local[]): Promise<PendingContribution[]> {
 
 /**
  * One fold: takes up to `maxFold` contributions (those waiting in this process, up to 90, and
- * the oldest the store holds), refuses the too stale, steps on the mean of the others, and
- * commits, under the lease. False when there was nothing to fold.
+ * the first the store lists: see `TrainingStore.pending`), refuses the too stale, steps on the
+ * mean of the others, and commits, under the lease. False when there was nothing to fold.
  */
 export async function foldOnce(f: Fold): Promise<boolean> {
   const local = f.isolate > 0 ? [] : f.queue.splice(0, Math.min(90, f.options.maxFold));

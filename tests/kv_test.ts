@@ -441,3 +441,33 @@ Deno.test("kv store: under random interleavings and crashes, load gives the last
 });
 
 /** A deterministic gradient for request `i`. */
+
+Deno.test("kv store: a contribution stored by an earlier version of the library, keyed by time, is still listed and folded", async () => {
+  // Stored contributions are keyed by base step, id and submission now, where an earlier
+  // version keyed them by the storing process's millisecond and id: those waiting when a
+  // process is redeployed are folded too, not left waiting for good.
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, PREFIX);
+    assert.equal(await store.submit({ id: "new", base: 1, samples: 1 }, new Uint8Array(8)), null);
+    assert.equal(await store.submit({ id: "old", base: 0, samples: 2 }, new Uint8Array(8)), null);
+    const [stored] = (await store.pending(10)).filter((p) => p.id === "old");
+    const { key, value } = stored.ref as { key: Deno.KvKey; value: unknown };
+    const legacy = [...PREFIX, "pending", 1_700_000_000_000, "old"];
+    await kv.atomic().delete(key).set(legacy, value).commit();
+    const listed = await store.pending(10);
+    assert.deepEqual(listed.map((p) => [p.id, p.samples]), [["new", 1], ["old", 2]]);
+    const done = await store.commit({
+      checkpoint: null,
+      expected: null,
+      step: 0,
+      seq: 0,
+      applied: [],
+      refused: listed.map(({ id, ref }) => ({ id, reason: "stale", ref })),
+      fresh: [],
+    });
+    assert.notEqual(done, null);
+    assert.deepEqual(await store.pending(10), []);
+    assert.equal((await kv.get(legacy)).versionstamp, null);
+    assert.equal((await store.request("old"))?.state, "refused");
+  });
+});
