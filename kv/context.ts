@@ -7,6 +7,7 @@ import type { CheckpointKeys } from "./format.ts";
 import type { RecordKeys } from "./records.ts";
 import type { WaitingNotes } from "../store/_notes.ts";
 import type { LeaseSighting } from "../store/_lease.ts";
+import type { WriteSightings } from "./sightings.ts";
 
 /** One store's database, keys and settings. */
 export interface Ctx {
@@ -21,4 +22,7 @@ export interface Ctx {
   readonly notes: WaitingNotes;
   /** What this store object saw of the lease record (see `acquire`). */
   readonly lease: LeaseSighting;
+  /** What this store object saw of unfinished saves, and of gradients being stored (`sweep`). */
+  readonly writes: WriteSightings;
+  readonly blobWrites: WriteSightings;
 }

@@ -52,8 +52,8 @@ export function keyBytes(key: Deno.KvKey): number {
 const ID_BYTES = 2 + 64 * 3;
 /** A version or blob id (a UUID) as a key part. */
 const UUID_BYTES = 2 + 36;
-/** What the longest key of a store adds to its prefix: `[...P, "pending", at, id]`. */
-const LONGEST_SUFFIX = partBytes("pending") + 9 + ID_BYTES;
+/** What the longest key of a store adds to its prefix: `[...P, "pending", base, id, blob]`. */
+const LONGEST_SUFFIX = partBytes("pending") + 9 + ID_BYTES + UUID_BYTES;
 /** The largest prefix a store takes, in bytes as Deno KV encodes it. */
 export const MAX_PREFIX_BYTES = KV_MAX_KEY_BYTES - LONGEST_SUFFIX;
 /**
@@ -72,8 +72,8 @@ export function checkPrefixSize(prefix: Deno.KvKey): void {
   if (bytes > MAX_PREFIX_BYTES) {
     throw new RangeError(
       `Expected the key prefix to take at most ${MAX_PREFIX_BYTES} bytes as a Deno KV key, got ` +
-        `${bytes}: the store's longest keys ([...prefix, "pending", at, id], with an id of 64 ` +
-        `characters) would pass Deno KV's ${KV_MAX_KEY_BYTES}`,
+        `${bytes}: the store's longest keys ([...prefix, "pending", base, id, blob], with an id ` +
+        `of 64 characters) would pass Deno KV's ${KV_MAX_KEY_BYTES}`,
     );
   }
 }

@@ -5,8 +5,13 @@
  * - `[...P, "requests", id]`: what is known of a request id: `{ state: "pending" }`,
  *   `{ state: "applied", step }` or `{ state: "refused", step, reason }` (kept `rememberMs`);
  *   settling a stored contribution, also `by`: the blob id of the submission that stored it.
- * - `[...P, "pending", at, id]`: a stored contribution not folded yet ({@linkcode PendingValue}),
- *   `at` the ms it was stored, so that a list gives the oldest first.
+ * - `[...P, "pending", base, id, blob]`: a stored contribution not folded yet
+ *   ({@linkcode PendingValue}), under its base step, its id and the id of its submission (a
+ *   UUID, that of its gradient's blob), so that a list gives them in an order every process
+ *   agrees on: the lowest base step first, then by id, then by submission (an id sent again once
+ *   its record expired is stored beside the one still waiting, never in its place). Stores of an
+ *   earlier version of this library wrote `[...P, "pending", at, id]` (`at` the storing
+ *   process's `Date.now()`): still listed and folded, after those.
  * - `[...P, "blobs", blob]` and `[...P, "grads", blob, i]`: the record and the chunks of a
  *   stored gradient too large for its pending record (written like a checkpoint's version).
  * - `[...P, "lease"]`: `{ token, expires, ms }`, the lease (its end, on its writer's clock, and
@@ -37,7 +42,7 @@ export interface RecordKeys {
   readonly requests: Deno.KvKey;
   request(id: string): Deno.KvKey;
   readonly pending: Deno.KvKey;
-  pendingAt(at: number, id: string): Deno.KvKey;
+  pendingAt(base: number, id: string, blob: string): Deno.KvKey;
   readonly blobs: Deno.KvKey;
   blob(id: string): Deno.KvKey;
   grads(id: string): Deno.KvKey;
@@ -55,7 +60,7 @@ export function recordKeys(prefix: Deno.KvKey): RecordKeys {
     requests: [...prefix, "requests"],
     request: (id) => [...prefix, "requests", id],
     pending: [...prefix, "pending"],
-    pendingAt: (at, id) => [...prefix, "pending", at, id],
+    pendingAt: (base, id, blob) => [...prefix, "pending", base, id, blob],
     blobs: [...prefix, "blobs"],
     blob: (id) => [...prefix, "blobs", id],
     grads: (id) => [...prefix, "grads", id],

@@ -29,6 +29,7 @@ import { headOf, load, loadParams } from "./read.ts";
 import { checkPrefixSize, foldLimit } from "./limits.ts";
 import { recordKeys } from "./records.ts";
 import { sweep } from "./sweep.ts";
+import { WriteSightings } from "./sightings.ts";
 import {
   acquire,
   gradientOf,
@@ -65,9 +66,12 @@ export interface KvCheckpointStoreOptions {
   chunkBytes?: number;
   /**
    * How long an unfinished save may be in progress before a later save may remove it as the
-   * garbage of a crash, in ms; default 600 000 (10 min). A save that takes longer is then
-   * refused as a conflict (and retried by `optimisticStep`), never made current. The same
-   * holds for the gradient of a contribution being stored.
+   * garbage of a crash, in ms; default 600 000 (10 min): judged on the sweeping process's own
+   * clock, once that process has seen the save's record unchanged for so long (a monotonic
+   * clock), or once the save began more than `staleAfterMs` and a minute before by its wall
+   * clock (the writer's clock is compared with it only with that margin). A save that takes
+   * longer is then refused as a conflict (and retried by `optimisticStep`), never made current.
+   * The same holds for the gradient of a contribution being stored.
    */
   staleAfterMs?: number;
   /**
@@ -102,7 +106,7 @@ export interface KvCheckpointStore extends VersionedCheckpointStore, TrainingSto
   readonly key: Deno.KvKey;
   /**
    * Removes the chunks of versions that are no longer current, and of saves that crashed
-   * (unfinished for longer than `staleAfterMs`), and the gradients of contributions settled
+   * (unfinished for `staleAfterMs`, judged as that option says), and the gradients of contributions settled
    * or whose storing crashed; returns how many versions and gradients it removed. Every
    * successful `save` and commit runs it; call it to clean up without saving.
    */
@@ -229,7 +233,7 @@ function checkOptions(
  * a user) are not all kept.
  *
  * Invalid options throw a TypeError or RangeError naming them, as does a key prefix too long
- * for the store's longest keys to fit Deno KV's 2048 bytes (more than 1836 bytes as Deno KV
+ * for the store's longest keys to fit Deno KV's 2048 bytes (more than 1798 bytes as Deno KV
  * encodes keys). Its `maxFold` is how many contributions one commit can settle within Deno
  * KV's limits on an atomic write under that prefix (362 under a short one).
  *
@@ -324,6 +328,8 @@ function makeStore(
     ...checked,
     notes: new WaitingNotes(),
     lease: new LeaseSighting(),
+    writes: new WriteSightings(),
+    blobWrites: new WriteSightings(),
   };
   const name = formatKvKey(prefix);
   /** `p`, with a closed Deno.Kv's error naming the store. */

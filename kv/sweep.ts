@@ -9,7 +9,6 @@ import { isVersionId, parseHead, parseVersionRecord } from "./format.ts";
 import { deletesPerWrite } from "./limits.ts";
 import { parseBlob } from "./records.ts";
 import { listAll, unbusy } from "./retry.ts";
-
 /** Where something stored in chunks lies: its record, and the keys of its chunks. */
 interface Chunked {
   /** The key of its record (deleted last). */
@@ -106,7 +105,7 @@ async function sweepVersions(ctx: Ctx): Promise<number> {
   // Read after the list: a version listed as committed that is not current now never will be.
   const current = await currentId(ctx);
   if (current === null) return 0; // A damaged head: remove nothing, load reports it.
-  const now = Date.now();
+  const round = new Set<string>();
   let removed = 0;
   for (const entry of records) {
     const id = entry.key[entry.key.length - 1];
@@ -117,7 +116,8 @@ async function sweepVersions(ctx: Ctx): Promise<number> {
     }
     const record = parseVersionRecord(entry.value);
     if (record !== null && record.state === "writing") {
-      if (now - record.created < ctx.staleAfterMs) continue; // a save in progress
+      const { created } = record;
+      if (!ctx.writes.stale(id, entry, created, ctx.staleAfterMs, round)) continue; // in progress
       // Only if still unchanged: a writer that commits first changes its record.
       if (!(await removeVersion(ctx, id, record.chunks, entry))) continue;
     } else {
@@ -125,6 +125,7 @@ async function sweepVersions(ctx: Ctx): Promise<number> {
     }
     removed++;
   }
+  ctx.writes.forgetUnlisted(round);
   return removed;
 }
 
@@ -163,22 +164,27 @@ export function removeBlob(
 
 /**
  * Removes the stored gradients that no contribution refers to: of submissions that crashed
- * (unfinished for longer than `staleAfterMs`), and of contributions settled; how many.
+ * (unfinished for longer than `staleAfterMs`, judged as versions are), and of contributions
+ * settled; how many.
  */
 async function sweepBlobs(ctx: Ctx): Promise<number> {
-  const now = Date.now();
+  const round = new Set<string>();
   let removed = 0;
   for (const entry of await listAll(ctx.kv, { prefix: ctx.records.blobs })) {
     const blob = entry.key[entry.key.length - 1];
     // As for versions: not those of a store under [...P, "blobs"].
     if (!isVersionId(blob) || entry.key.length !== ctx.records.blobs.length + 1) continue;
     const record = parseBlob(entry.value);
-    if (record?.state === "writing" && now - record.created < ctx.staleAfterMs) continue;
+    if (
+      record?.state === "writing" &&
+      !ctx.blobWrites.stale(blob, entry, record.created, ctx.staleAfterMs, round)
+    ) continue;
     if (record?.state === "stored" && record.pending !== undefined) {
       const pending = await unbusy(() => ctx.kv.get(record.pending!));
       if (pending.versionstamp !== null) continue; // not folded yet
     }
     if (await removeBlob(ctx, blob, record?.chunks ?? null, entry)) removed++;
   }
+  ctx.blobWrites.forgetUnlisted(round);
   return removed;
 }

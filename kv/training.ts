@@ -15,7 +15,7 @@ import type {
 import { readChunked, writeChunked } from "./chunks.ts";
 import type { PendingRef } from "./commit.ts";
 import type { Ctx } from "./context.ts";
-import { formatKvKey, INLINE_BYTES, sha256 } from "./format.ts";
+import { formatKvKey, INLINE_BYTES, isVersionId, sha256 } from "./format.ts";
 import {
   type BlobValue,
   parseJournal,
@@ -70,7 +70,6 @@ export async function submit(
   const gradient = given.slice();
   const known = await request(ctx, info.id);
   if (known !== null) return known;
-  const at = Date.now();
   const blob = crypto.randomUUID();
   const inline = gradient.length <= INLINE_BYTES;
   const value: PendingValue = {
@@ -84,7 +83,7 @@ export async function submit(
     sha256: await sha256(gradient),
     ...(inline ? { data: gradient } : {}),
   };
-  const key = ctx.records.pendingAt(at, info.id);
+  const key = ctx.records.pendingAt(info.base, info.id, blob);
   const blobWrite = await writeGradient(ctx, value, gradient, key);
   const commit = () => {
     const op = ctx.kv.atomic().check({ key: ctx.records.request(info.id), versionstamp: null })
@@ -125,15 +124,18 @@ async function landed(ctx: Ctx, key: Deno.KvKey, id: string, blob: string): Prom
 
 /** See `TrainingStore.pending`. */
 export function pending(ctx: Ctx, limit: number): Promise<PendingContribution[]> {
-  // The keys whose next part is a time (a number): those of a store whose prefix is
-  // [...P, "pending"] (strings, listed first by Deno KV) would take the places of the oldest.
+  // The keys whose next part is a base step (a number): those of a store whose prefix is
+  // [...P, "pending"] (strings, listed first by Deno KV) would take the places of the first.
   const { pending } = ctx.records;
   const range = { start: [...pending, -Infinity], end: [...pending, Infinity] };
+  const depth = pending.length;
   return listPicked(ctx.kv, range, (e): PendingContribution | null => {
-    // Not the records of a store whose prefix is [...P, "pending", n], listed among these.
-    if (e.key.length !== pending.length + 2 || typeof e.key[pending.length + 1] !== "string") {
-      return null;
-    }
+    // [...P, "pending", base, id, blob], or [...P, "pending", at, id] as an earlier version of
+    // this library stored it; not the records of a store whose prefix is [...P, "pending", n],
+    // listed among these (what is not a contribution is skipped below).
+    const shaped = typeof e.key[depth + 1] === "string" &&
+      (e.key.length === depth + 2 || (e.key.length === depth + 3 && isVersionId(e.key[depth + 2])));
+    if (!shaped) return null;
     let value: PendingValue;
     try {
       value = parsePending(e.value, e.key);

@@ -234,14 +234,22 @@ async function nextHolder(f: Fold): Promise<{ token: string; ms: number } | unde
 /**
  * After a commit whose checks failed (the lease lost, the head moved, or an id of this
  * process became known): each local contribution is settled from the store's record, or
- * waits again.
+ * waits again. One whose record cannot be read is rejected alone, saying so: its id may be
+ * the one that became known (stored by another submission), so it may yet be applied.
  */
 async function afterConflict(f: Fold, local: Local[]): Promise<void> {
   await f.dropLease();
   f.backoffUntil = Date.now() + f.options.pollMs;
   const back: Local[] = [];
   for (const l of local) {
-    const record = await f.store.request(l.info.id);
+    let record;
+    try {
+      record = await f.store.request(l.info.id);
+    } catch (error) {
+      const what = "looking up its id after the commit of its fold was refused";
+      l.reject(contributionFailed(l.info.id, what, error, "stored"));
+      continue;
+    }
     if (record === null) {
       l.taken = false;
       if (!l.abandoned) back.push(l);
@@ -265,8 +273,8 @@ async function take(f: Fold, local: Local[]): Promise<PendingContribution[]> {
 
 /**
  * One fold: takes up to `maxFold` contributions (those waiting in this process, up to 90, and
- * the oldest the store holds), refuses the too stale, steps on the mean of the others, and
- * commits, under the lease. False when there was nothing to fold.
+ * the first the store lists: see `TrainingStore.pending`), refuses the too stale, steps on the
+ * mean of the others, and commits, under the lease. False when there was nothing to fold.
  */
 export async function foldOnce(f: Fold): Promise<boolean> {
   const local = f.isolate > 0 ? [] : f.queue.splice(0, Math.min(90, f.options.maxFold));

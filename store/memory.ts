@@ -70,15 +70,15 @@ export interface MemoryStoreOptions {
 }
 
 /**
- * A stored contribution, under its own number: an id sent again once its record expired
- * (`rememberMs`) is stored beside the one of that id still waiting, as the Deno KV store keeps
- * it (under another time), not in its place.
+ * A stored contribution, under its own number and submission id (a UUID, as the Deno KV store
+ * keys it): an id sent again once its record expired (`rememberMs`) is stored beside the one of
+ * that id still waiting, not in its place.
  */
 interface Stored {
   readonly n: number;
+  readonly submission: string;
   readonly info: ContributionInfo;
   readonly gradient: Uint8Array;
-  readonly at: number;
 }
 
 /** What the store holds. */
@@ -177,6 +177,9 @@ function byUtf8(a: string, b: string): number {
   return x.length - y.length;
 }
 
+/** The order of two ASCII strings (UUIDs), as Deno KV orders them in keys. */
+const ordered = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0;
+
 /**
  * Removes what is older than it is kept, visiting only what expired: each record set is in its
  * queue with its expiry, and is removed when that comes unless it was set again since.
@@ -235,14 +238,18 @@ function trainingMethods(
         const { id, base, samples } = info;
         remember(m, id, { state: "pending" }, Date.now() + rememberMs);
         const n = ++m.stored;
-        m.pending.set(n, { n, info: { id, base, samples }, gradient: copy, at: Date.now() });
+        const submission = crypto.randomUUID();
+        m.pending.set(n, { n, submission, info: { id, base, samples }, gradient: copy });
         return null;
       });
     },
     pending: (limit) =>
       refusedListing("pending", limit) ?? later(() =>
         [...m.pending.values()]
-          .sort((a, b) => a.at - b.at || byUtf8(a.info.id, b.info.id) || a.n - b.n)
+          .sort((a, b) =>
+            a.info.base - b.info.base || byUtf8(a.info.id, b.info.id) ||
+            ordered(a.submission, b.submission)
+          )
           .slice(0, limit)
           .map((p): PendingContribution => ({ ...p.info, ref: p }))
       ),

@@ -231,10 +231,13 @@ export interface TrainingStore extends VersionedCheckpointStore {
    */
   submit(contribution: ContributionInfo, gradient: Uint8Array): Promise<RequestRecord | null>;
   /**
-   * Up to `limit` stored contributions not folded yet, oldest first: by the millisecond each
-   * was stored (`Date.now()` of the process that stored it), and those of one millisecond by
-   * id, in the order of their UTF-8 bytes (as Deno KV orders keys). A fold takes them, and
-   * averages their gradients, in this order. `limit`: as {@linkcode TrainingStore.journal}'s.
+   * Up to `limit` stored contributions not folded yet, in an order every process agrees on
+   * (no process's clock decides it): the lowest base step first, those of one base step by id,
+   * in the order of their UTF-8 bytes (as Deno KV orders keys), and those of one id (sent again
+   * once its record expired) by the submission's own id, a random UUID. A contribution waits
+   * behind a bounded number of others: once the steps are past its base, only those computed
+   * before can come before it. A fold takes them, and averages their gradients, in this order.
+   * `limit`: as {@linkcode TrainingStore.journal}'s.
    */
   pending(limit: number): Promise<PendingContribution[]>;
   /** The gradient of a pending contribution, as submitted. */

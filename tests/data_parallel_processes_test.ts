@@ -497,3 +497,45 @@ Deno.test("data parallel: a fold whose commit fails rejects its contributions wi
     await other.close();
   });
 });
+
+Deno.test("data parallel: a fold whose commit is refused and whose read of an id then fails rejects that contribution alone, saying it may yet be applied, with the database's error as its cause", async () => {
+  // The failed read took every contribution of the fold with it, each told "its fold failed
+  // ... nothing of it was stored, it was not applied": of one whose id the store holds (stored
+  // by another submission, which refused the commit), sent again under a new id, the gradient
+  // was applied twice.
+  await onEachStore(async (shared) => {
+    const failure = new TypeError("database is locked");
+    let failing = false;
+    const store: TrainingStore = {
+      ...shared,
+      commit: async (c) => {
+        if (c.fresh.includes("r1")) {
+          // Another process stores r1 first: this commit's check of its id fails.
+          await shared.submit({ id: "r1", base: 1, samples: 1 }, new Uint8Array(28));
+          failing = true;
+        }
+        return await shared.commit(c);
+      },
+      request: (id) => failing && id === "r1" ? Promise.reject(failure) : shared.request(id),
+    };
+    const trainer = dataParallel(store, { optimizer, init, pollMs: 5 });
+    await request(trainer, 0);
+    const [error, other] = await Promise.all([
+      request(trainer, 1).then(() => null, (e) => e),
+      request(trainer, 2),
+    ]);
+    assert.ok(error instanceof Error && !(error instanceof TypeError), String(error));
+    assert.match(
+      error.message,
+      /^Contribution "r1": looking up its id after the commit of its fold was refused failed \(database is locked\); it may yet be applied: send it again, with the same id, to learn its outcome$/,
+    );
+    assert.equal(error.cause, failure);
+    // The other contribution of that fold waited again, and was applied.
+    assert.ok(other.status === "applied" && !other.duplicate, JSON.stringify(other));
+    failing = false;
+    // Sent again with its id: the stored one's outcome.
+    const again = await request(trainer, 1);
+    assert.ok(again.status === "applied" && again.duplicate, JSON.stringify(again));
+    await trainer.close();
+  });
+});

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { adam, CheckpointError, radam, saveState, step } from "../mod.ts";
+import { INLINE_BYTES } from "../kv/format.ts";
 import {
   formatKvKey,
   KV_MAX_CHUNK_BYTES,
@@ -441,3 +442,136 @@ Deno.test("kv store: under random interleavings and crashes, load gives the last
 });
 
 /** A deterministic gradient for request `i`. */
+
+Deno.test("kv store: a contribution stored by an earlier version of the library, keyed by time, is still listed and folded", async () => {
+  // Stored contributions are keyed by base step, id and submission now, where an earlier
+  // version keyed them by the storing process's millisecond and id: those waiting when a
+  // process is redeployed are folded too, not left waiting for good.
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, PREFIX);
+    assert.equal(await store.submit({ id: "new", base: 1, samples: 1 }, new Uint8Array(8)), null);
+    assert.equal(await store.submit({ id: "old", base: 0, samples: 2 }, new Uint8Array(8)), null);
+    const [stored] = (await store.pending(10)).filter((p) => p.id === "old");
+    const { key, value } = stored.ref as { key: Deno.KvKey; value: unknown };
+    const legacy = [...PREFIX, "pending", 1_700_000_000_000, "old"];
+    await kv.atomic().delete(key).set(legacy, value).commit();
+    const listed = await store.pending(10);
+    assert.deepEqual(listed.map((p) => [p.id, p.samples]), [["new", 1], ["old", 2]]);
+    const done = await store.commit({
+      checkpoint: null,
+      expected: null,
+      step: 0,
+      seq: 0,
+      applied: [],
+      refused: listed.map(({ id, ref }) => ({ id, reason: "stale", ref })),
+      fresh: [],
+    });
+    assert.notEqual(done, null);
+    assert.deepEqual(await store.pending(10), []);
+    assert.equal((await kv.get(legacy)).versionstamp, null);
+    assert.equal((await store.request("old"))?.state, "refused");
+  });
+});
+
+/**
+ * Runs `fn` with the monotonic clock (`performance.now`, on which a sweep judges an unfinished
+ * write stale) answering `clock.now`, a time the test moves.
+ */
+async function withMonotonic<T>(clock: { now: number }, fn: () => Promise<T>): Promise<T> {
+  Object.defineProperty(performance, "now", { value: () => clock.now, configurable: true });
+  try {
+    return await fn();
+  } finally {
+    delete (performance as { now?: unknown }).now;
+  }
+}
+
+/**
+ * Runs `fn` with `Date.now` `skewMs` off this process's clock, until `until` (default: `fn`'s
+ * promise) settles, as a process whose clock is off would run it.
+ */
+async function skewed<T>(
+  skewMs: number,
+  fn: () => Promise<T>,
+  until?: Promise<unknown>,
+): Promise<{ running: Promise<T> }> {
+  const real = Date.now;
+  Date.now = () => real() + skewMs;
+  const running = fn();
+  try {
+    await (until ?? running);
+  } finally {
+    Date.now = real;
+  }
+  return { running };
+}
+
+Deno.test("kv store: a sweep judges an unfinished save stale on its own clock, not by the writer's, so a save of a process whose clock is behind is not refused", async () => {
+  // A sweep compared the time a writer recorded, on its clock, with its own: every save in
+  // progress of a process whose clock was behind by more than staleAfterMs was removed (and so
+  // refused) by the next sweep of another process, whatever its own age.
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, PREFIX, { chunkBytes: 40 });
+    const v1 = await store.save(randomBytes(1000, 1), null);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => release = resolve);
+    let reached!: () => void;
+    const atChunks = new Promise<void>((resolve) => reached = resolve);
+    // Pauses before its third chunk write: its version record is written.
+    const slowKv = crashingKv(kv, Infinity, async (write) => {
+      if (write === 2) {
+        reached();
+        await held;
+      }
+    });
+    const writer = kvCheckpointStore(slowKv, PREFIX, { chunkBytes: 40 });
+    const clock = { now: 1000 };
+    await withMonotonic(clock, async () => {
+      // Its version record is written on its clock, 30 s behind.
+      const { running: slow } = await skewed(
+        -30_000,
+        () => writer.save(randomBytes(1000, 2), v1),
+        atChunks,
+      );
+      const sweeper = kvCheckpointStore(kv, PREFIX, { staleAfterMs: 10_000 });
+      assert.equal(await sweeper.sweep(), 0, "first seen now");
+      clock.now += 9_999;
+      assert.equal(await sweeper.sweep(), 0, "seen for less than staleAfterMs");
+      clock.now += 1;
+      // Seen unchanged for staleAfterMs: removed; the save is refused, never made current.
+      assert.equal(await sweeper.sweep(), 1);
+      release();
+      assert.equal(await slow, null);
+    });
+    assert.deepEqual((await store.load())?.bytes, randomBytes(1000, 1));
+    await assertOnlyCurrent(kv, 25);
+  });
+});
+
+Deno.test("kv store: the garbage of a crashed save or gradient write is removed once a sweep has seen it for staleAfterMs, or at once when created long before by its clock", async () => {
+  await withKv(async (kv) => {
+    const v1 = await kvCheckpointStore(kv, PREFIX, { chunkBytes: 40 }).save(
+      randomBytes(1000, 1),
+      null,
+    );
+    const clock = { now: 0 };
+    await withMonotonic(clock, async () => {
+      for (const skew of [0, -(10_000 + 60_001)]) {
+        // A save that crashed after its first chunk write, and a gradient's storing after it.
+        const crashing = kvCheckpointStore(crashingKv(kv, 1), PREFIX, { chunkBytes: 40 });
+        await skewed(skew, () => assert.rejects(crashing.save(randomBytes(1000, 2), v1), Crash));
+        const storing = kvCheckpointStore(crashingKv(kv, 1), PREFIX, { chunkBytes: 40 });
+        const info = { id: `g${skew}`, base: 0, samples: 1 };
+        const gradient = randomBytes(INLINE_BYTES + 40, 3);
+        await skewed(skew, () => assert.rejects(storing.submit(info, gradient), Crash));
+        const sweeper = kvCheckpointStore(kv, PREFIX, { chunkBytes: 40, staleAfterMs: 10_000 });
+        if (skew === 0) {
+          assert.equal(await sweeper.sweep(), 0, "first seen now");
+          clock.now += 10_000;
+        }
+        assert.equal(await sweeper.sweep(), 2, `skew ${skew}`);
+        await assertOnlyCurrent(kv, 25);
+      }
+    });
+  });
+});

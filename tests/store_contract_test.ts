@@ -37,35 +37,67 @@ async function withClock<T>(clock: { now: number }, fn: () => Promise<T>): Promi
   }
 }
 
-Deno.test("store contract: pending lists the oldest first, those of one millisecond by id, in both stores", async () => {
-  // Within one millisecond the in-process store listed contributions in the order they were
-  // stored, the Deno KV store by id: a fold of the same submissions took them in another order
-  // (another mean, bit for bit, and another journal) on each. Both now order by id there, as
-  // Deno KV orders strings: by their UTF-8 bytes ("\uff00" before "\u{1f600}", which UTF-16
-  // orders the other way).
+Deno.test("store contract: pending lists by base step, then by id as Deno KV orders strings, whatever the storing clocks, in both stores", async () => {
+  // Both stores listed contributions by the millisecond each was stored, on the clock of the
+  // process that stored it, and those of one millisecond by id. Now no clock decides: by base
+  // step, then by id in the order of UTF-8 bytes ("\uff00" before "\u{1f600}", which UTF-16
+  // orders the other way), the same in both stores.
   const gradient = new Uint8Array(8);
   const orders: string[][] = [];
   await onEachStore(async (store) => {
     const clock = { now: 1_700_000_000_000 };
     await withClock(clock, async () => {
       for (const id of ["b", "\u{1f600}", "a", "\uff00", "B"]) {
-        assert.equal(await store.submit({ id, base: 0, samples: 1 }, gradient), null, id);
+        assert.equal(await store.submit({ id, base: 1, samples: 1 }, gradient), null, id);
       }
-      clock.now += 1;
-      assert.equal(await store.submit({ id: "0-later", base: 0, samples: 1 }, gradient), null);
-      clock.now -= 2; // a clock that went back: its millisecond still says where it goes
-      assert.equal(await store.submit({ id: "z-earlier", base: 0, samples: 1 }, gradient), null);
+      clock.now += 3_600_000; // a process whose clock is an hour ahead
+      assert.equal(await store.submit({ id: "0-ahead", base: 1, samples: 1 }, gradient), null);
+      clock.now -= 7_200_000; // and one an hour behind
+      assert.equal(await store.submit({ id: "z-behind", base: 2, samples: 1 }, gradient), null);
+      assert.equal(await store.submit({ id: "y-older", base: 0, samples: 1 }, gradient), null);
     });
     const listed = (await store.pending(100)).map((p) => p.id);
     assert.deepEqual(
       listed,
-      ["z-earlier", "B", "a", "b", "\uff00", "\u{1f600}", "0-later"],
+      ["y-older", "0-ahead", "B", "a", "b", "\uff00", "\u{1f600}", "z-behind"],
       store.name,
     );
     assert.deepEqual((await store.pending(3)).map((p) => p.id), listed.slice(0, 3), store.name);
     orders.push(listed);
   });
   assert.deepEqual(orders[0], orders[1]);
+});
+
+Deno.test("store contract: a contribution stored by a process whose clock is ahead is folded within a few folds while more wait than one fold takes, in both stores", async () => {
+  // Listed by the storing process's clock, a contribution stored by a process an hour ahead
+  // came after every one stored within that hour: with more stored each fold than a fold
+  // takes, it waited the whole hour (and was then refused as too stale).
+  const checkpoint = await saveState(await sgd().init({ w: new Float32Array(2) }));
+  const gradient = new Uint8Array(8);
+  await onEachStore(async (store) => {
+    const clock = { now: 1_700_000_000_000 };
+    const folded = await withClock(clock, async () => {
+      clock.now += 3_600_000;
+      assert.equal(await store.submit({ id: "ahead", base: 0, samples: 1 }, gradient), null);
+      clock.now -= 3_600_000;
+      let version: string | null = null;
+      for (let step = 0; step < 6; step++) {
+        // Three new ones at the current step, two taken by each fold.
+        for (const n of [0, 1, 2]) {
+          const id = `s${step}-${n}`;
+          assert.equal(await store.submit({ id, base: step, samples: 1 }, gradient), null);
+        }
+        clock.now += 10;
+        const taken = await store.pending(2);
+        const c = { checkpoint, expected: version, step: step + 1, seq: step + 1, fresh: [] };
+        const done = await store.commit({ ...c, applied: taken, refused: [] });
+        version = done!.version;
+        if (taken.some((p) => p.id === "ahead")) return step;
+      }
+      return null;
+    });
+    assert.equal(folded, 0, store.name); // base 0: first in the first fold
+  });
 });
 
 /** A store's calls, and what the differential test compares of their answers. */
@@ -119,7 +151,8 @@ const calls: fc.Arbitrary<Call> = fc.oneof(
     from: fc.nat(6),
     limit: fc.integer({ min: 1, max: 4 }),
   }),
-  fc.record({ k: fc.constant("tick" as const), ms: fc.constantFrom(1, 10, 2000) }),
+  // A clock set back too: as the call of a process whose clock is behind.
+  fc.record({ k: fc.constant("tick" as const), ms: fc.constantFrom(1, 10, 2000, -2000) }),
 );
 
 /** One store under the differential test: the leases it gave, by token. */
@@ -256,66 +289,73 @@ Deno.test("store contract: a commit with metadata too long rejects its promise, 
   });
 });
 
-Deno.test("store contract: an id sent again once its record expired is a new contribution, stored beside the one still waiting, in both stores", async () => {
+Deno.test("store contract: an id sent again once its record expired is a new contribution, stored beside the one still waiting, in both stores, also within the same millisecond", async () => {
   // The in-process store kept one contribution an id: the second took the place of the
-  // first, still waiting, which was never folded; the Deno KV store keeps both (its pending
-  // records are keyed by time and id, and do not expire with the request's record).
+  // first, still waiting, which was never folded. The Deno KV store keyed them by the storing
+  // process's millisecond and id: one sent again within the same millisecond (a clock that
+  // stepped back, or another process's clock behind) overwrote the one waiting, whose update
+  // was lost (and its gradient's chunks left behind). Now each submission has its own key.
   const first = new Uint8Array([1, 0, 0, 0]);
   const second = new Uint8Array([2, 0, 0, 0]);
   const checkpoint = await saveState(await sgd().init({ w: new Float32Array(1) }));
-  const clock = { now: 1_900_000_000_000 };
-  const kv = await Deno.openKv(":memory:");
-  try {
-    const stores = [
-      // Its record expires by the clock the test moves.
-      { store: memoryCheckpointStore({ rememberMs: 1000 }), expire: () => clock.now += 1001 },
-      // Deno KV removes an expired record in its own time: removed here as it would be.
-      {
-        store: kvCheckpointStore(kv, PREFIX, { rememberMs: 1000 }),
-        expire: () => kv.delete([...PREFIX, "requests", "x"]),
-      },
-    ];
-    const answers = [];
-    for (const { store, expire } of stores) {
-      answers.push(
-        await withClock(clock, async () => {
-          assert.equal(await store.submit({ id: "x", base: 0, samples: 1 }, first), null);
-          clock.now += 1;
-          await expire();
-          assert.equal(await store.request("x"), null, store.name);
-          assert.equal(await store.submit({ id: "x", base: 0, samples: 2 }, second), null);
-          const pending = await store.pending(10);
-          const gradients = await Promise.all(pending.map((p) => store.gradient(p)));
-          // A commit that settles the first leaves the second waiting.
-          const done = await store.commit({
-            checkpoint,
-            expected: null,
-            step: 1,
-            seq: 1,
-            applied: pending.slice(0, 1),
-            refused: [],
-            fresh: [],
-          });
-          assert.notEqual(done, null, store.name);
-          const left = await store.pending(10);
-          return {
-            pending: pending.map(({ id, samples }) => ({ id, samples })),
-            gradients: gradients.map((g) => [...g]),
-            left: left.map(({ id, samples }) => ({ id, samples })),
-            gradient: [...await store.gradient(left[0])],
-          };
-        }),
-      );
+  for (const laterMs of [1, 0]) {
+    const clock = { now: 1_900_000_000_000 };
+    const kv = await Deno.openKv(":memory:");
+    try {
+      const stores = [
+        // Its record expires by the clock the test moves.
+        {
+          store: memoryCheckpointStore({ rememberMs: 1000 }),
+          expire: () => clock.now += 1000 + laterMs,
+        },
+        // Deno KV removes an expired record in its own time: removed here as it would be.
+        {
+          store: kvCheckpointStore(kv, PREFIX, { rememberMs: 1000 }),
+          expire: () => (clock.now += laterMs, kv.delete([...PREFIX, "requests", "x"])),
+        },
+      ];
+      const answers = [];
+      for (const { store, expire } of stores) {
+        answers.push(
+          await withClock(clock, async () => {
+            assert.equal(await store.submit({ id: "x", base: 0, samples: 1 }, first), null);
+            await expire();
+            assert.equal(await store.request("x"), null, store.name);
+            assert.equal(await store.submit({ id: "x", base: 0, samples: 2 }, second), null);
+            const pending = await store.pending(10);
+            const gradients = new Map<number, number[]>();
+            for (const p of pending) gradients.set(p.samples, [...await store.gradient(p)]);
+            // A commit that settles the first leaves the second waiting.
+            const done = await store.commit({
+              checkpoint,
+              expected: null,
+              step: 1,
+              seq: 1,
+              applied: pending.filter((p) => p.samples === 1),
+              refused: [],
+              fresh: [],
+            });
+            assert.notEqual(done, null, store.name);
+            const left = await store.pending(10);
+            return {
+              pending: pending.length,
+              gradients: [...gradients].sort(([a], [b]) => a - b),
+              left: left.map(({ id, samples }) => ({ id, samples })),
+              gradient: [...await store.gradient(left[0])],
+            };
+          }),
+        );
+      }
+      assert.deepEqual(answers[0], {
+        pending: 2,
+        gradients: [[1, [1, 0, 0, 0]], [2, [2, 0, 0, 0]]],
+        left: [{ id: "x", samples: 2 }],
+        gradient: [2, 0, 0, 0],
+      }, `${laterMs} ms later`);
+      assert.deepEqual(answers[1], answers[0], `${laterMs} ms later`);
+    } finally {
+      kv.close();
     }
-    assert.deepEqual(answers[0], {
-      pending: [{ id: "x", samples: 1 }, { id: "x", samples: 2 }],
-      gradients: [[1, 0, 0, 0], [2, 0, 0, 0]],
-      left: [{ id: "x", samples: 2 }],
-      gradient: [2, 0, 0, 0],
-    });
-    assert.deepEqual(answers[1], answers[0]);
-  } finally {
-    kv.close();
   }
 });
 
