@@ -173,16 +173,22 @@ export function keysOf(schema: Schema): string[] {
 
 /**
  * Throws a TypeError unless `options` is an object (or undefined) whose keys are all in
- * `known`; returns it (an empty object for undefined).
+ * `known`; returns it (an empty object for undefined). `lrCall` writes the call that passes a
+ * learning rate `lr` where the owner's caller meant to: a number given for the options
+ * (`adam(1e-3)`, as `tf.train.adam(1e-3)` is written) is told so.
  */
 export function checkKeys(
   options: unknown,
   known: readonly string[],
   owner: string,
+  lrCall?: (lr: number) => string,
 ): Record<string, unknown> {
   if (options === undefined) return {};
   if (!isObject(options) || Array.isArray(options)) {
-    throw new TypeError(`Options of ${owner} must be an object, got ${described(options)}`);
+    const hint = typeof options === "number" && lrCall !== undefined
+      ? ` (pass a learning rate as ${lrCall(options)})`
+      : "";
+    throw new TypeError(`Options of ${owner} must be an object, got ${described(options)}${hint}`);
   }
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {

@@ -59,14 +59,30 @@ export function checkArguments(
     throw new TypeError(
       `tfOptimizer() expects an optimizer made by this library, e.g. radam(), got ${
         described(optimizer)
-      }${promiseHint(optimizer)}`,
+      }${typeof optimizer === "number" ? ` (pass a learning rate as ${lrCall(optimizer)})` : ""}${
+        promiseHint(optimizer)
+      }`,
     );
   }
-  checkKeys(options, ADAPTER_OPTIONS, "tfOptimizer");
+  const { name } = optimizer.settings as { name?: unknown };
+  checkKeys(
+    options,
+    ADAPTER_OPTIONS,
+    "tfOptimizer",
+    (lr) => lrCall(lr, typeof name === "string" && /^\w+$/.test(name) ? name : undefined),
+  );
   for (const key of ADAPTER_OPTIONS) {
     if (options[key] !== undefined && typeof options[key] !== "boolean") {
       throw optionError(key, "a boolean", options[key], false);
     }
   }
   return { strict: options.strict ?? false, warnOnSkip: options.warnOnSkip ?? true };
+}
+
+/**
+ * The adapter's call with a learning rate `lr` (of the factory `factory`, by default adam), as a
+ * tfjs user who wrote `tf.train.adam(lr)` means it.
+ */
+function lrCall(lr: number, factory = "adam"): string {
+  return `tfOptimizer(${factory}({ lr: ${lr} }))`;
 }

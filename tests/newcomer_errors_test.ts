@@ -1,0 +1,105 @@
+/**
+ * The mistakes a newcomer makes first, and that each error says what to do: a learning rate
+ * given where the options go (`adam(1e-3)`, as `tf.train.adam(1e-3)` is written), `step`'s
+ * arguments swapped, a record of gradients for a state made from a bare Float32Array, and
+ * threads on a page that is not cross-origin isolated. Each refused call leaves the state as it
+ * was.
+ */
+import assert from "node:assert/strict";
+import {
+  adam,
+  adamw,
+  dispose,
+  lion,
+  loadState,
+  radam,
+  ranger,
+  readParams,
+  saveState,
+  sgd,
+  step,
+} from "../mod.ts";
+import { saying } from "./util.ts";
+
+Deno.test("a learning rate given where the options go says how to pass it", async () => {
+  for (const [name, factory] of Object.entries({ radam, adam, adamw, lion, sgd, ranger })) {
+    for (const lr of [1e-3, 0.05]) {
+      assert.throws(
+        () => factory(lr as never),
+        saying(
+          TypeError,
+          `Options of ${name} must be an object, got ${lr} (pass a learning rate as ${name}({ lr: ${lr} }))`,
+        ),
+      );
+    }
+  }
+  // What it says works.
+  assert.equal(adam({ lr: 1e-3 }).settings.hyperparameters.lr, 1e-3);
+  // Not a number: no such hint (a string learning rate is not one).
+  assert.throws(() => radam("1e-3" as never), (e: Error) => !e.message.includes("pass a"));
+  const bytes = await saveState(await radam().init({ w: new Float32Array(2) }));
+  await assert.rejects(
+    loadState(bytes, 1e-3 as never),
+    saying(
+      TypeError,
+      "Options of loadState must be an object, got 0.001 (pass a learning rate as loadState(bytes, { lr: 0.001 }))",
+    ),
+  );
+  assert.equal((await loadState(bytes, { lr: 1e-3 })).step, 0);
+});
+
+Deno.test("step with its arguments swapped says the state goes first; nothing changes", async () => {
+  const state = await radam({ lr: 0.1 }).init({ w: new Float32Array([1, 2]) });
+  const grads = { w: new Float32Array([1, 1]) };
+  assert.throws(
+    () => step(grads as never, state as never),
+    saying(
+      TypeError,
+      "Expected an optimizer state made by init() or step(), got Object (the state came second: " +
+        "step takes it first, step(state, grads))",
+    ),
+  );
+  assert.equal(state.step, 0);
+  assert.deepEqual((await readParams(state)).w, new Float32Array([1, 2]));
+  assert.equal(step(state, grads).step, 1);
+});
+
+Deno.test("a record of gradients for a state made from a bare Float32Array says to pass one", async () => {
+  const state = await adam({ lr: 0.1 }).init(new Float32Array([1, 2, 3]));
+  assert.throws(
+    () => step(state, { w: new Float32Array(3) } as never),
+    saying(
+      TypeError,
+      "Missing gradient for the parameter tensor (the state was made from a bare Float32Array: " +
+        'pass its gradient as a bare Float32Array); got an unexpected "w"',
+    ),
+  );
+  assert.equal(state.step, 0);
+  assert.deepEqual((await readParams(state))[""], new Float32Array([1, 2, 3]));
+  assert.equal(step(state, new Float32Array(3).fill(1)).step, 1);
+});
+
+Deno.test("threads without SharedArrayBuffer name the headers that bring it and a guard that runs anywhere", async () => {
+  const g = globalThis as Record<string, unknown>;
+  const saved = g.SharedArrayBuffer;
+  delete g.SharedArrayBuffer;
+  try {
+    await assert.rejects(
+      radam({ threads: 4 }).init(new Float32Array(8)),
+      saying(
+        TypeError,
+        "Option threads: 4 needs SharedArrayBuffer (in a browser, the page must be cross-origin " +
+          "isolated: served with Cross-Origin-Opener-Policy: same-origin and " +
+          "Cross-Origin-Embedder-Policy: require-corp), which this runtime lacks; use threads: 1 " +
+          "(or threads: globalThis.crossOriginIsolated ? 4 : 1)",
+      ),
+    );
+    // The guard it gives runs here (no isolation: one thread).
+    const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated;
+    const state = await radam({ threads: isolated ? 4 : 1 }).init(new Float32Array(8));
+    assert.equal(state.threads, 1);
+    dispose(state);
+  } finally {
+    g.SharedArrayBuffer = saved;
+  }
+});
