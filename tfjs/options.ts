@@ -59,9 +59,7 @@ export function checkArguments(
     throw new TypeError(
       `tfOptimizer() expects an optimizer made by this library, e.g. radam(), got ${
         described(optimizer)
-      }${typeof optimizer === "number" ? ` (pass a learning rate as ${lrCall(optimizer)})` : ""}${
-        promiseHint(optimizer)
-      }`,
+      }${notAnOptimizerHint(optimizer)}`,
     );
   }
   const { name } = optimizer.settings as { name?: unknown };
@@ -77,6 +75,35 @@ export function checkArguments(
     }
   }
   return { strict: options.strict ?? false, warnOnSkip: options.warnOnSkip ?? true };
+}
+
+/**
+ * What to add to the error for `value` given where this library's optimizer goes: a learning
+ * rate, or a TensorFlow.js optimizer (`tfOptimizer(tf.train.adam(1e-3))`), says which call to
+ * write (for tfjs's Adam, SGD and momentum, this library's of the same rule); a Promise, to
+ * await it.
+ */
+function notAnOptimizerHint(value: unknown): string {
+  if (typeof value === "number") return ` (pass a learning rate as ${lrCall(value)})`;
+  const tfjs = value as {
+    applyGradients?: unknown;
+    getClassName?: unknown;
+    learningRate?: unknown;
+    momentum?: unknown;
+  };
+  if (
+    typeof value !== "object" || value === null || typeof tfjs.applyGradients !== "function" ||
+    typeof tfjs.getClassName !== "function"
+  ) {
+    return promiseHint(value);
+  }
+  const lr = typeof tfjs.learningRate === "number" ? tfjs.learningRate : 0.001;
+  const call = {
+    Adam: `tfOptimizer(adam({ lr: ${lr}, eps: 1e-7 })), which is tf.train.adam(${lr})`,
+    SGD: `tfOptimizer(sgd({ lr: ${lr} }))`,
+    Momentum: `tfOptimizer(sgd({ lr: ${lr}, momentum: ${tfjs.momentum} }))`,
+  }[String(tfjs.getClassName())];
+  return ` (a TensorFlow.js optimizer: wrap one of this library's, e.g. ${call ?? lrCall(lr)})`;
 }
 
 /**

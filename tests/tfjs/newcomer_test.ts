@@ -1,6 +1,7 @@
 /**
  * How a tfjs user new to the adapter first writes it, and what each error says: a learning rate
- * where the optimizer goes or as the adapter's options (`tf.train.adam(1e-3)`'s habit), and the
+ * where the optimizer goes or as the adapter's options (`tf.train.adam(1e-3)`'s habit), a tfjs
+ * optimizer where this library's goes (`tfOptimizer(tf.train.adam(1e-3))`), and the
  * library's optimizer value given to `model.compile` without `tfOptimizer` (tfjs-layers' own
  * error, which the README quotes).
  */
@@ -39,6 +40,29 @@ Deno.test("tfjs: a learning rate where the optimizer or the adapter's options go
       "Options of adam must be an object, got 0.001 (pass a learning rate as adam({ lr: 0.001 }))",
   });
   assert.equal(tfOptimizer(adam({ lr: 0.001 })).settings.hyperparameters.lr, 0.001);
+});
+
+Deno.test("tfjs: a TensorFlow.js optimizer given to tfOptimizer says which of this library's to wrap", async () => {
+  await useBackend("cpu");
+  const cases: [tf.Optimizer, string, string][] = [
+    [
+      tf.train.adam(0.002),
+      "AdamOptimizer",
+      "adam({ lr: 0.002, eps: 1e-7 })), which is tf.train.adam(0.002)",
+    ],
+    [tf.train.sgd(0.1), "SGDOptimizer", "sgd({ lr: 0.1 }))"],
+    [tf.train.momentum(0.1, 0.9), "MomentumOptimizer", "sgd({ lr: 0.1, momentum: 0.9 }))"],
+    [tf.train.rmsprop(0.01), "RMSPropOptimizer", "adam({ lr: 0.01 }))"],
+  ];
+  for (const [given, name, call] of cases) {
+    assert.throws(() => tfOptimizer(given as never), {
+      name: "TypeError",
+      message:
+        `tfOptimizer() expects an optimizer made by this library, e.g. radam(), got ${name} ` +
+        `(a TensorFlow.js optimizer: wrap one of this library's, e.g. tfOptimizer(${call})`,
+    });
+    given.dispose();
+  }
 });
 
 Deno.test("tfjs: model.compile refuses the optimizer value itself with the error the README quotes; tfOptimizer of it trains", async () => {
