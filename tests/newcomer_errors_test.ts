@@ -2,8 +2,8 @@
  * The mistakes a newcomer makes first, and that each error says what to do: a learning rate
  * given where the options go (`adam(1e-3)`, as `tf.train.adam(1e-3)` is written), `step`'s
  * arguments swapped, a record of gradients for a state made from a bare Float32Array, and
- * threads on a page that is not cross-origin isolated. Each refused call leaves the state as it
- * was.
+ * threads on a page that is not cross-origin isolated, the store's optimizer given as its
+ * factory. Each refused call leaves the state as it was.
  */
 import assert from "node:assert/strict";
 import {
@@ -19,6 +19,7 @@ import {
   sgd,
   step,
 } from "../mod.ts";
+import { dataParallel, memoryCheckpointStore, optimisticStep } from "../store.ts";
 import { saying } from "./util.ts";
 
 Deno.test("a learning rate given where the options go says how to pass it", async () => {
@@ -102,4 +103,30 @@ Deno.test("threads without SharedArrayBuffer name the headers that bring it and 
   } finally {
     g.SharedArrayBuffer = saved;
   }
+});
+
+Deno.test("the store's optimizer given as its factory, uncalled, says to call it; nothing is saved", async () => {
+  const store = memoryCheckpointStore();
+  const init = () => ({ w: new Float32Array(2) });
+  for (const [name, factory] of Object.entries({ radam, adam, adamw, lion, sgd, ranger })) {
+    const said = saying(
+      TypeError,
+      `Option optimizer must be an optimizer, e.g. radam(), got a function (a factory: call it, ${name}())`,
+    );
+    await assert.rejects(
+      optimisticStep(store, {
+        optimizer: factory as never,
+        init,
+        gradient: (s) => void s.grads.w.fill(1),
+      }),
+      said,
+    );
+    assert.throws(() => dataParallel(store, { optimizer: factory as never, init }), said);
+  }
+  // Another function is not taken for a factory.
+  assert.throws(
+    () => dataParallel(store, { optimizer: radam().init as never, init }),
+    (e: Error) => e.message.endsWith("got a function"),
+  );
+  assert.equal(await store.load(), null);
 });
