@@ -12,6 +12,7 @@ import {
   dispose,
   lion,
   loadState,
+  lookahead,
   radam,
   ranger,
   readParams,
@@ -129,4 +130,22 @@ Deno.test("the store's optimizer given as its factory, uncalled, says to call it
     (e: Error) => e.message.endsWith("got a function"),
   );
   assert.equal(await store.load(), null);
+});
+
+Deno.test("lookahead of a factory given uncalled says to call it, and every refusal what it got", () => {
+  for (const [name, factory] of Object.entries({ radam, adam, adamw, lion, sgd, ranger })) {
+    assert.throws(
+      () => lookahead(factory as never),
+      saying(
+        TypeError,
+        "lookahead() expects an optimizer made by this library, e.g. radam(), got a function " +
+          `(a factory: call it, ${name}())`,
+      ),
+    );
+  }
+  assert.throws(
+    () => lookahead("radam" as never),
+    saying(TypeError, 'e.g. radam(), got a string "radam"'),
+  );
+  assert.equal(lookahead(radam()).settings.name, "lookahead(radam)");
 });

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Settings } from "../base/settings.ts";
-import { described, optionError, promiseHint } from "../base/_errors.ts";
+import { described, factoryHint, optionError, promiseHint } from "../base/_errors.ts";
 import { checkKeys } from "../base/schema.ts";
 
 /**
@@ -85,6 +85,7 @@ export function checkArguments(
  */
 function notAnOptimizerHint(value: unknown): string {
   if (typeof value === "number") return ` (pass a learning rate as ${lrCall(value)})`;
+  if (typeof value === "function") return factoryHint(value);
   const tfjs = value as {
     applyGradients?: unknown;
     getClassName?: unknown;

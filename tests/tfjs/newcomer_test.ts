@@ -34,6 +34,11 @@ Deno.test("tfjs: a learning rate where the optimizer or the adapter's options go
     () => tfOptimizer(lookahead(radam()), 0.05 as never),
     { message: /\(pass a learning rate as tfOptimizer\(adam\(\{ lr: 0\.05 \}\)\)\)$/ },
   );
+  assert.throws(() => tfOptimizer(radam as never), {
+    name: "TypeError",
+    message: "tfOptimizer() expects an optimizer made by this library, e.g. radam(), got a " +
+      "function (a factory: call it, radam())",
+  });
   assert.throws(() => tfOptimizer(adam(1e-3 as never)), {
     name: "TypeError",
     message:
