@@ -149,3 +149,36 @@ Deno.test("lookahead of a factory given uncalled says to call it, and every refu
   );
   assert.equal(lookahead(radam()).settings.name, "lookahead(radam)");
 });
+
+Deno.test("an option by another library's name (learningRate, weight_decay, beta1, epsilon) says this one's", async () => {
+  const cases: [() => unknown, string][] = [
+    [() => adam({ learningRate: 1e-3 } as never), "(learningRate is lr here)"],
+    [() => adam({ learning_rate: 1e-3 } as never), "(learning_rate is lr here)"],
+    [() => adamw({ weight_decay: 0.1 } as never), "(weight_decay is weightDecay here)"],
+    [() => radam({ beta1: 0.9 } as never), "(beta1 is in betas here: [β1, β2])"],
+    [() => lion({ b2: 0.99 } as never), "(b2 is in betas here: [β1, β2])"],
+    [() => adam({ epsilon: 1e-7 } as never), "(epsilon is eps here)"],
+    [() => sgd({ useNesterov: true } as never), "(useNesterov is nesterov here)"],
+    [() => ranger({ clip_grad_norm: 1 } as never), "(clip_grad_norm is clipGradNorm here)"],
+    [
+      () => adamw({ groups: [{ match: /b/, weight_decay: 0 } as never] }),
+      "(weight_decay is weightDecay here)",
+    ],
+  ];
+  for (const [call, hint] of cases) {
+    assert.throws(call, (e: Error) => {
+      assert.ok(e instanceof TypeError && /^Unknown option \w+ for /.test(e.message), e.message);
+      assert.ok(e.message.endsWith(` ${hint}`), e.message);
+      return true;
+    });
+  }
+  const bytes = await saveState(await radam().init({ w: new Float32Array(2) }));
+  await assert.rejects(
+    loadState(bytes, { learningRate: 1e-3 } as never),
+    (e: Error) => e.message.endsWith(" (learningRate is lr here)"),
+  );
+  // No hint where the option has no such name here (SGD has no betas), or none is near.
+  for (const call of [() => sgd({ beta1: 0.9 } as never), () => radam({ lrr: 1 } as never)]) {
+    assert.throws(call, (e: Error) => /; expected one of [\w, ]+$/.test(e.message));
+  }
+});
