@@ -68,6 +68,29 @@ export function promiseHint(value: unknown): string {
   return isThenable(value) ? " (a Promise: await it)" : "";
 }
 
+/** The library's factories that make an optimizer with no argument. */
+const FACTORIES = ["radam", "adam", "adamw", "sgd", "lion", "ranger"];
+
+/**
+ * What to add to an error about `value` given where an optimizer goes: for one of the library's
+ * factories given uncalled (`lookahead(radam)`), to call it. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { factoryHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * function radam() {}
+ * assert.equal(factoryHint(radam), " (a factory: call it, radam())");
+ * assert.equal(factoryHint(() => {}), "");
+ * ```
+ */
+export function factoryHint(value: unknown): string {
+  return typeof value === "function" && FACTORIES.includes(value.name)
+    ? ` (a factory: call it, ${value.name}())`
+    : "";
+}
+
 /**
  * Whether `value` is a Promise or another thenable (an object with a `then` method).
  *

@@ -139,10 +139,12 @@ export interface CommonOptions {
    * `WebAssembly.Memory` and `threads - 1` Web Workers step their slices of it while the main
    * thread steps its own; `step` stays synchronous and the results are bit-identical to one
    * thread's. States smaller than `threadThreshold` parameters stay on one thread (no workers).
-   * Needs SharedArrayBuffer (browsers: a cross-origin-isolated page) and Web Workers (Deno,
-   * browsers; not Node.js): where they are missing, `init` throws rather than running on one
-   * thread. Wasm backend only (`"js"` and `"webgpu"` refuse it). Release the workers with
-   * `dispose(state)`.
+   * Needs SharedArrayBuffer (browsers: a cross-origin-isolated page, served with
+   * `Cross-Origin-Opener-Policy: same-origin` and `Cross-Origin-Embedder-Policy: require-corp`)
+   * and Web Workers (Deno, browsers; not Node.js): where they are missing, `init` rejects with a
+   * TypeError saying which, rather than running on one thread (on a page,
+   * `threads: globalThis.crossOriginIsolated ? 4 : 1` runs either way). Wasm backend only
+   * (`"js"` and `"webgpu"` refuse it). Release the workers with `dispose(state)`.
    */
   threads?: number;
   /**

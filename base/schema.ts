@@ -173,25 +173,68 @@ export function keysOf(schema: Schema): string[] {
 
 /**
  * Throws a TypeError unless `options` is an object (or undefined) whose keys are all in
- * `known`; returns it (an empty object for undefined).
+ * `known`; returns it (an empty object for undefined). `lrCall` writes the call that passes a
+ * learning rate `lr` where the owner's caller meant to: a number given for the options
+ * (`adam(1e-3)`, as `tf.train.adam(1e-3)` is written) is told so.
  */
 export function checkKeys(
   options: unknown,
   known: readonly string[],
   owner: string,
+  lrCall?: (lr: number) => string,
 ): Record<string, unknown> {
   if (options === undefined) return {};
   if (!isObject(options) || Array.isArray(options)) {
-    throw new TypeError(`Options of ${owner} must be an object, got ${described(options)}`);
+    const hint = typeof options === "number" && lrCall !== undefined
+      ? ` (pass a learning rate as ${lrCall(options)})`
+      : "";
+    throw new TypeError(`Options of ${owner} must be an object, got ${described(options)}${hint}`);
   }
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {
       throw new TypeError(
-        `Unknown option ${key} for ${owner}; expected one of ${known.join(", ")}`,
+        `Unknown option ${key} for ${owner}; expected one of ${known.join(", ")}${
+          renamedHint(key, known)
+        }`,
       );
     }
   }
   return options;
+}
+
+/** Names other libraries give options of this one (tfjs, Keras, PyTorch, optax), by this one's. */
+const OTHER_NAMES: Readonly<Record<string, string>> = {
+  learningRate: "lr",
+  learning_rate: "lr",
+  beta1: "betas",
+  beta2: "betas",
+  beta_1: "betas",
+  beta_2: "betas",
+  b1: "betas",
+  b2: "betas",
+  epsilon: "eps",
+  useNesterov: "nesterov",
+};
+
+/**
+ * What to add to the error for an unknown option `key` that is the name, in another library or
+ * in snake_case, of one of `known`: which one it is here.
+ *
+ * @example
+ * ```ts
+ * import { renamedHint } from "./schema.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(renamedHint("learningRate", ["lr"]), " (learningRate is lr here)");
+ * assert.equal(renamedHint("weight_decay", ["weightDecay"]), " (weight_decay is weightDecay here)");
+ * assert.equal(renamedHint("lrr", ["lr"]), "");
+ * ```
+ */
+export function renamedHint(key: string, known: readonly string[]): string {
+  const camel = key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+  const name = Object.hasOwn(OTHER_NAMES, key) ? OTHER_NAMES[key] : camel;
+  if (name === key || !known.includes(name)) return "";
+  return name === "betas" ? ` (${key} is in betas here: [β1, β2])` : ` (${key} is ${name} here)`;
 }
 
 /**

@@ -303,6 +303,8 @@ export function missingGradient(
   const unexpected = Object.keys(record).find((k) => !names.includes(k));
   const hidden = Object.hasOwn(record, name) && !isEnumerable.call(record, name)
     ? " (the record has it as a property that is not enumerable: make it an enumerable one)"
+    : name === SINGLE_TENSOR_NAME && names.length === 1
+    ? " (the state was made from a bare Float32Array: pass its gradient as a bare Float32Array)"
     : "";
   return new TypeError(
     `Missing gradient for ${label(name)}${hidden}${

@@ -231,7 +231,12 @@ export async function loadCheckpoint(
   options: LoadOptions | undefined,
   makeBackend: BackendMaker,
 ): Promise<OptimizerState<unknown>> {
-  options = checkKeys(options, LOAD_OPTIONS, "loadState") as LoadOptions;
+  options = checkKeys(
+    options,
+    LOAD_OPTIONS,
+    "loadState",
+    (lr) => `loadState(bytes, { lr: ${lr} })`,
+  ) as LoadOptions;
   const file = parseSafetensors(bytes);
   const { metadata } = file;
   const config = configOf(metadata, options);

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { described, factoryHint } from "../base/_errors.ts";
 import type { LookaheadOptions } from "../base/options.ts";
 import { checkKeys } from "../base/schema.ts";
 import type { CommonHyperparameters, Settings } from "../base/settings.ts";
@@ -121,7 +122,11 @@ export function lookahead<H>(
   options?: LookaheadOptions,
 ): Optimizer<H> {
   if (typeof inner !== "object" || inner === null || typeof inner.settings !== "object") {
-    throw new TypeError("lookahead() expects an optimizer made by this library, e.g. radam()");
+    throw new TypeError(
+      `lookahead() expects an optimizer made by this library, e.g. radam(), got ${
+        described(inner)
+      }${factoryHint(inner)}`,
+    );
   }
   return optimizerOf(resolveLookahead(inner.settings, options));
 }

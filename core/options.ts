@@ -125,7 +125,12 @@ const COMMON_HYPERPARAMETERS = ["lr", "weightDecay", "maximize"] as const;
 export function resolveOptions(origin: Origin, options: unknown): Settings {
   const known = [...keysOf(origin.options), ...keysOf(RUN_OPTIONS), ...keysOf(LOOP_OPTIONS)];
   if (origin.lookahead) known.push("k", "alpha");
-  const { k, alpha, ...given } = checkKeys(options, known, origin.name);
+  const { k, alpha, ...given } = checkKeys(
+    options,
+    known,
+    origin.name,
+    (lr) => `${origin.name}({ lr: ${lr} })`,
+  );
   const { defaults } = origin;
   const hyperparameters = Object.freeze(resolveSchema(origin.options, given, defaults));
   for (const key of COMMON_HYPERPARAMETERS) {

@@ -333,12 +333,10 @@ function coreOf(state: unknown): Core {
   return core;
 }
 
-/** The error for a value given where an optimizer state was expected. */
-function notAState(value: unknown): TypeError {
+/** The error for a value given where an optimizer state was expected (`hint`: else stateHint's). */
+function notAState(value: unknown, hint = stateHint(value)): TypeError {
   return new TypeError(
-    `Expected an optimizer state made by init() or step(), got ${described(value)}${
-      stateHint(value)
-    }`,
+    `Expected an optimizer state made by init() or step(), got ${described(value)}${hint}`,
   );
 }
 
@@ -355,6 +353,9 @@ export function stepState<T>(
   state: OptimizerState<T>,
   grads?: unknown,
 ): OptimizerState<T> {
+  if (!(state instanceof StateHandle) && grads instanceof StateHandle) {
+    throw notAState(state, " (the state came second: step takes it first, step(state, grads))");
+  }
   const core = coreOf(state);
   // A step from a schedule or getter it calls would end this one's gradients (given) halfway.
   core.stepping = true;

@@ -113,15 +113,18 @@ export interface ThreadedOptions {
  * Web Workers (Node.js).
  */
 export function checkThreadSupport(threads: number): void {
-  const missing = typeof SharedArrayBuffer !== "function" ||
-      (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false
-    ? "SharedArrayBuffer (in a browser, the page must be cross-origin isolated: COOP and COEP headers)"
+  const isolation = typeof SharedArrayBuffer !== "function" ||
+    (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false;
+  const missing = isolation
+    ? "SharedArrayBuffer (in a browser, the page must be cross-origin isolated: served with " +
+      "Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)"
     : typeof Worker !== "function"
     ? "Web Workers (Deno and browsers have them; Node.js has not)"
     : undefined;
   if (missing !== undefined) {
+    const guard = isolation ? ` (or threads: globalThis.crossOriginIsolated ? ${threads} : 1)` : "";
     throw new TypeError(
-      `Option threads: ${threads} needs ${missing}, which this runtime lacks; use threads: 1`,
+      `Option threads: ${threads} needs ${missing}, which this runtime lacks; use threads: 1${guard}`,
     );
   }
 }

@@ -42,6 +42,25 @@ export function described(value: unknown): string {
   return String(value);
 }
 
+/** The library's factories that make an optimizer with no argument. */
+const FACTORIES = ["radam", "adam", "adamw", "sgd", "lion", "ranger"];
+
+/**
+ * Throws a TypeError unless `optimizer` is an optimizer of the library (an object with `init`),
+ * saying what it got; a factory given uncalled (`optimizer: radam`) is told to call it.
+ */
+export function checkOptimizerOption(optimizer: unknown): void {
+  if (typeof optimizer === "object" && optimizer !== null) {
+    if (typeof (optimizer as { init?: unknown }).init === "function") return;
+  }
+  const call = typeof optimizer === "function" && FACTORIES.includes(optimizer.name)
+    ? ` (a factory: call it, ${optimizer.name}())`
+    : "";
+  throw new TypeError(
+    `Option optimizer must be an optimizer, e.g. radam(), got ${described(optimizer)}${call}`,
+  );
+}
+
 /** Whether `value` is a Promise (or another thenable): what a forgotten `await` gives. */
 export function isThenable(value: unknown): boolean {
   return typeof value === "object" && value !== null &&

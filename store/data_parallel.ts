@@ -8,6 +8,7 @@
 import {
   checkCount,
   checkModelOptions,
+  checkOptimizerOption,
   checkOptionsObject,
   checkTrainingStore,
 } from "./_checks.ts";
@@ -41,9 +42,7 @@ const OPTIONS = Object.keys(
 function checkOptions(options: DataParallelOptions): CheckedOptions {
   checkOptionsObject(options, "dataParallel", OPTIONS);
   const { optimizer, init, meta } = options;
-  if (typeof optimizer !== "object" || optimizer === null || typeof optimizer.init !== "function") {
-    throw new TypeError("Option optimizer must be an optimizer, e.g. radam()");
-  }
+  checkOptimizerOption(optimizer);
   if (typeof init !== "function") throw new TypeError("Option init must be a function");
   if (meta !== undefined && typeof meta !== "function") {
     throw new TypeError("Option meta must be a function");

@@ -17,6 +17,7 @@ import {
   checkCount,
   checkMeta,
   checkModelOptions,
+  checkOptimizerOption,
   checkOptionsObject,
   checkRequestId,
   checkStore,
@@ -216,9 +217,7 @@ function checkOptions<R>(store: VersionedCheckpointStore, options: OptimisticSte
   checkStore(store);
   checkOptionsObject(options, "optimisticStep", OPTIONS);
   const { optimizer, init, gradient, id } = options;
-  if (typeof optimizer !== "object" || optimizer === null || typeof optimizer.init !== "function") {
-    throw new TypeError("Option optimizer must be an optimizer, e.g. radam()");
-  }
+  checkOptimizerOption(optimizer);
   if (typeof init !== "function") throw new TypeError("Option init must be a function");
   if (typeof gradient !== "function") throw new TypeError("Option gradient must be a function");
   if (options.meta !== undefined && typeof options.meta !== "function") {

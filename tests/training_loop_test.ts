@@ -372,7 +372,8 @@ Deno.test("schedules: a wrong type is a TypeError, a number out of range a Range
   bad(
     () => oneCycle(1, loose({ totalSteps: 10, pct_start: 0.3 })),
     TypeError,
-    "Unknown option pct_start for oneCycle; expected one of totalSteps, pctStart, divFactor, divFinal",
+    "Unknown option pct_start for oneCycle; expected one of totalSteps, pctStart, divFactor, " +
+      "divFinal (pct_start is pctStart here)",
   );
   bad(
     () => cosineDecay(1, loose({ decaySteps: 10, final: 0.1 })),

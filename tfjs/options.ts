@@ -4,7 +4,7 @@
  * @module
  */
 import type { Settings } from "../base/settings.ts";
-import { described, optionError, promiseHint } from "../base/_errors.ts";
+import { described, factoryHint, optionError, promiseHint } from "../base/_errors.ts";
 import { checkKeys } from "../base/schema.ts";
 
 /**
@@ -59,10 +59,16 @@ export function checkArguments(
     throw new TypeError(
       `tfOptimizer() expects an optimizer made by this library, e.g. radam(), got ${
         described(optimizer)
-      }${makerHint(optimizer)}`,
+      }${notAnOptimizerHint(optimizer)}`,
     );
   }
-  checkKeys(options, ADAPTER_OPTIONS, "tfOptimizer");
+  const { name } = optimizer.settings as { name?: unknown };
+  checkKeys(
+    options,
+    ADAPTER_OPTIONS,
+    "tfOptimizer",
+    (lr) => lrCall(lr, typeof name === "string" && /^\w+$/.test(name) ? name : undefined),
+  );
   for (const key of ADAPTER_OPTIONS) {
     if (options[key] !== undefined && typeof options[key] !== "boolean") {
       throw optionError(key, "a boolean", options[key], false);
@@ -72,18 +78,39 @@ export function checkArguments(
 }
 
 /**
- * What the wording of {@linkcode checkArguments}' error adds for a value that is not an
- * optimizer of this library but close to one: a maker not called (`tfOptimizer(radam)`), a
- * TensorFlow.js optimizer (`tf.train.adam()`), which needs no adapter, or a Promise.
+ * What to add to the error for `value` given where this library's optimizer goes: a learning
+ * rate, or a TensorFlow.js optimizer (`tfOptimizer(tf.train.adam(1e-3))`), says which call to
+ * write (for tfjs's Adam, SGD and momentum, this library's of the same rule); a Promise, to
+ * await it.
  */
-function makerHint(value: unknown): string {
-  if (typeof value === "function") {
-    return ` (the function itself: call it, e.g. tfOptimizer(${value.name || "radam"}()))`;
+function notAnOptimizerHint(value: unknown): string {
+  if (typeof value === "number") return ` (pass a learning rate as ${lrCall(value)})`;
+  if (typeof value === "function") return factoryHint(value);
+  const tfjs = value as {
+    applyGradients?: unknown;
+    getClassName?: unknown;
+    learningRate?: unknown;
+    momentum?: unknown;
+  };
+  if (
+    typeof value !== "object" || value === null || typeof tfjs.applyGradients !== "function" ||
+    typeof tfjs.getClassName !== "function"
+  ) {
+    return promiseHint(value);
   }
-  const tfjs = typeof value === "object" && value !== null &&
-    typeof (value as { applyGradients?: unknown }).applyGradients === "function";
-  return tfjs
-    ? " (a TensorFlow.js optimizer: model.compile takes it as it is; tfOptimizer wraps one of " +
-      "this library's)"
-    : promiseHint(value);
+  const lr = typeof tfjs.learningRate === "number" ? tfjs.learningRate : 0.001;
+  const call = {
+    Adam: `tfOptimizer(adam({ lr: ${lr}, eps: 1e-7 })), which is tf.train.adam(${lr})`,
+    SGD: `tfOptimizer(sgd({ lr: ${lr} }))`,
+    Momentum: `tfOptimizer(sgd({ lr: ${lr}, momentum: ${tfjs.momentum} }))`,
+  }[String(tfjs.getClassName())];
+  return ` (a TensorFlow.js optimizer: wrap one of this library's, e.g. ${call ?? lrCall(lr)})`;
+}
+
+/**
+ * The adapter's call with a learning rate `lr` (of the factory `factory`, by default adam), as a
+ * tfjs user who wrote `tf.train.adam(lr)` means it.
+ */
+function lrCall(lr: number, factory = "adam"): string {
+  return `tfOptimizer(${factory}({ lr: ${lr} }))`;
 }

@@ -3,7 +3,8 @@
  * examples import is a name the import map of its "Install" section maps (after dropping `jsr:`,
  * as it tells the reader to), or an `npm:`/`node:` specifier, so that a reader who copies the map
  * and then an example gets no "not found in import map" error. And the Deno KV example makes the
- * folder of the database it opens (`Deno.openKv` creates none).
+ * folder of the database it opens (`Deno.openKv` creates none). The whole program after the Quick
+ * start runs as written and prints what its comment says.
  */
 import assert from "node:assert/strict";
 
@@ -53,4 +54,32 @@ Deno.test("README: the Deno KV examples make the folder of the database file the
       `an example opens a database in ${folder}/ without making the folder first`,
     );
   }
+});
+
+Deno.test("README: the whole program after the Quick start runs as written and prints what it says", async () => {
+  const [program] = blocks("ts").filter((b) => b.includes("Minimise f(w)"));
+  assert.ok(program !== undefined, "no whole program after the Quick start");
+  const source = program.replaceAll(
+    '"jsr:@optim/radam"',
+    JSON.stringify(new URL("../mod.ts", import.meta.url).href),
+  );
+  const printed: unknown[][] = [];
+  const log = console.log;
+  console.log = (...args: unknown[]) => void printed.push(args);
+  try {
+    await import(
+      `data:application/typescript;base64,${
+        btoa(String.fromCharCode(...new TextEncoder().encode(source)))
+      }`
+    );
+  } finally {
+    console.log = log;
+  }
+  assert.equal(printed.length, 1);
+  const [backend, w] = printed[0] as [string, Float32Array];
+  // "wasm Float32Array(3) [ 1, -2, 3 ] (near enough)"
+  assert.equal(backend, /console\.log\(state\.backend, w\); \/\/ (\w+) /.exec(program)![1]);
+  assert.ok(w instanceof Float32Array);
+  const target = [1, -2, 3];
+  assert.ok(w.every((x, i) => Math.abs(x - target[i]) < 1e-3), `${w} is not near ${target}`);
 });

@@ -171,7 +171,7 @@ Deno.test("tfjs: a misspelled adapter option is refused; a disposed optimizer re
     (e: Error) =>
       e instanceof TypeError &&
       e.message.endsWith(
-        "got a function (the function itself: call it, e.g. tfOptimizer(radam()))",
+        "got a function (a factory: call it, radam())",
       ),
   );
   const native = tf.train.adam(0.1);
@@ -179,7 +179,7 @@ Deno.test("tfjs: a misspelled adapter option is refused; a disposed optimizer re
     () => tfOptimizer(native as never),
     (e: Error) =>
       e instanceof TypeError &&
-      /got AdamOptimizer \(a TensorFlow.js optimizer: model.compile takes it as it is/.test(
+      /got AdamOptimizer \(a TensorFlow.js optimizer: wrap one of this library's/.test(
         e.message,
       ),
   );

@@ -1,0 +1,184 @@
+/**
+ * The mistakes a newcomer makes first, and that each error says what to do: a learning rate
+ * given where the options go (`adam(1e-3)`, as `tf.train.adam(1e-3)` is written), `step`'s
+ * arguments swapped, a record of gradients for a state made from a bare Float32Array, and
+ * threads on a page that is not cross-origin isolated, the store's optimizer given as its
+ * factory. Each refused call leaves the state as it was.
+ */
+import assert from "node:assert/strict";
+import {
+  adam,
+  adamw,
+  dispose,
+  lion,
+  loadState,
+  lookahead,
+  radam,
+  ranger,
+  readParams,
+  saveState,
+  sgd,
+  step,
+} from "../mod.ts";
+import { dataParallel, memoryCheckpointStore, optimisticStep } from "../store.ts";
+import { saying } from "./util.ts";
+
+Deno.test("a learning rate given where the options go says how to pass it", async () => {
+  for (const [name, factory] of Object.entries({ radam, adam, adamw, lion, sgd, ranger })) {
+    for (const lr of [1e-3, 0.05]) {
+      assert.throws(
+        () => factory(lr as never),
+        saying(
+          TypeError,
+          `Options of ${name} must be an object, got ${lr} (pass a learning rate as ${name}({ lr: ${lr} }))`,
+        ),
+      );
+    }
+  }
+  // What it says works.
+  assert.equal(adam({ lr: 1e-3 }).settings.hyperparameters.lr, 1e-3);
+  // Not a number: no such hint (a string learning rate is not one).
+  assert.throws(() => radam("1e-3" as never), (e: Error) => !e.message.includes("pass a"));
+  const bytes = await saveState(await radam().init({ w: new Float32Array(2) }));
+  await assert.rejects(
+    loadState(bytes, 1e-3 as never),
+    saying(
+      TypeError,
+      "Options of loadState must be an object, got 0.001 (pass a learning rate as loadState(bytes, { lr: 0.001 }))",
+    ),
+  );
+  assert.equal((await loadState(bytes, { lr: 1e-3 })).step, 0);
+});
+
+Deno.test("step with its arguments swapped says the state goes first; nothing changes", async () => {
+  const state = await radam({ lr: 0.1 }).init({ w: new Float32Array([1, 2]) });
+  const grads = { w: new Float32Array([1, 1]) };
+  assert.throws(
+    () => step(grads as never, state as never),
+    saying(
+      TypeError,
+      "Expected an optimizer state made by init() or step(), got Object (the state came second: " +
+        "step takes it first, step(state, grads))",
+    ),
+  );
+  assert.equal(state.step, 0);
+  assert.deepEqual((await readParams(state)).w, new Float32Array([1, 2]));
+  assert.equal(step(state, grads).step, 1);
+});
+
+Deno.test("a record of gradients for a state made from a bare Float32Array says to pass one", async () => {
+  const state = await adam({ lr: 0.1 }).init(new Float32Array([1, 2, 3]));
+  assert.throws(
+    () => step(state, { w: new Float32Array(3) } as never),
+    saying(
+      TypeError,
+      "Missing gradient for the parameter tensor (the state was made from a bare Float32Array: " +
+        'pass its gradient as a bare Float32Array); got an unexpected "w"',
+    ),
+  );
+  assert.equal(state.step, 0);
+  assert.deepEqual((await readParams(state))[""], new Float32Array([1, 2, 3]));
+  assert.equal(step(state, new Float32Array(3).fill(1)).step, 1);
+});
+
+Deno.test("threads without SharedArrayBuffer name the headers that bring it and a guard that runs anywhere", async () => {
+  const g = globalThis as Record<string, unknown>;
+  const saved = g.SharedArrayBuffer;
+  delete g.SharedArrayBuffer;
+  try {
+    await assert.rejects(
+      radam({ threads: 4 }).init(new Float32Array(8)),
+      saying(
+        TypeError,
+        "Option threads: 4 needs SharedArrayBuffer (in a browser, the page must be cross-origin " +
+          "isolated: served with Cross-Origin-Opener-Policy: same-origin and " +
+          "Cross-Origin-Embedder-Policy: require-corp), which this runtime lacks; use threads: 1 " +
+          "(or threads: globalThis.crossOriginIsolated ? 4 : 1)",
+      ),
+    );
+    // The guard it gives runs here (no isolation: one thread).
+    const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated;
+    const state = await radam({ threads: isolated ? 4 : 1 }).init(new Float32Array(8));
+    assert.equal(state.threads, 1);
+    dispose(state);
+  } finally {
+    g.SharedArrayBuffer = saved;
+  }
+});
+
+Deno.test("the store's optimizer given as its factory, uncalled, says to call it; nothing is saved", async () => {
+  const store = memoryCheckpointStore();
+  const init = () => ({ w: new Float32Array(2) });
+  for (const [name, factory] of Object.entries({ radam, adam, adamw, lion, sgd, ranger })) {
+    const said = saying(
+      TypeError,
+      `Option optimizer must be an optimizer, e.g. radam(), got a function (a factory: call it, ${name}())`,
+    );
+    await assert.rejects(
+      optimisticStep(store, {
+        optimizer: factory as never,
+        init,
+        gradient: (s) => void s.grads.w.fill(1),
+      }),
+      said,
+    );
+    assert.throws(() => dataParallel(store, { optimizer: factory as never, init }), said);
+  }
+  // Another function is not taken for a factory.
+  assert.throws(
+    () => dataParallel(store, { optimizer: radam().init as never, init }),
+    (e: Error) => e.message.endsWith("got a function"),
+  );
+  assert.equal(await store.load(), null);
+});
+
+Deno.test("lookahead of a factory given uncalled says to call it, and every refusal what it got", () => {
+  for (const [name, factory] of Object.entries({ radam, adam, adamw, lion, sgd, ranger })) {
+    assert.throws(
+      () => lookahead(factory as never),
+      saying(
+        TypeError,
+        "lookahead() expects an optimizer made by this library, e.g. radam(), got a function " +
+          `(a factory: call it, ${name}())`,
+      ),
+    );
+  }
+  assert.throws(
+    () => lookahead("radam" as never),
+    saying(TypeError, 'e.g. radam(), got a string "radam"'),
+  );
+  assert.equal(lookahead(radam()).settings.name, "lookahead(radam)");
+});
+
+Deno.test("an option by another library's name (learningRate, weight_decay, beta1, epsilon) says this one's", async () => {
+  const cases: [() => unknown, string][] = [
+    [() => adam({ learningRate: 1e-3 } as never), "(learningRate is lr here)"],
+    [() => adam({ learning_rate: 1e-3 } as never), "(learning_rate is lr here)"],
+    [() => adamw({ weight_decay: 0.1 } as never), "(weight_decay is weightDecay here)"],
+    [() => radam({ beta1: 0.9 } as never), "(beta1 is in betas here: [β1, β2])"],
+    [() => lion({ b2: 0.99 } as never), "(b2 is in betas here: [β1, β2])"],
+    [() => adam({ epsilon: 1e-7 } as never), "(epsilon is eps here)"],
+    [() => sgd({ useNesterov: true } as never), "(useNesterov is nesterov here)"],
+    [() => ranger({ clip_grad_norm: 1 } as never), "(clip_grad_norm is clipGradNorm here)"],
+    [
+      () => adamw({ groups: [{ match: /b/, weight_decay: 0 } as never] }),
+      "(weight_decay is weightDecay here)",
+    ],
+  ];
+  for (const [call, hint] of cases) {
+    assert.throws(call, (e: Error) => {
+      assert.ok(e instanceof TypeError && /^Unknown option \w+ for /.test(e.message), e.message);
+      assert.ok(e.message.endsWith(` ${hint}`), e.message);
+      return true;
+    });
+  }
+  const bytes = await saveState(await radam().init({ w: new Float32Array(2) }));
+  await assert.rejects(
+    loadState(bytes, { learningRate: 1e-3 } as never),
+    (e: Error) => e.message.endsWith(" (learningRate is lr here)"),
+  );
+  // No hint where the option has no such name here (SGD has no betas), or none is near.
+  for (const call of [() => sgd({ beta1: 0.9 } as never), () => radam({ lrr: 1 } as never)]) {
+    assert.throws(call, (e: Error) => /; expected one of [\w, ]+$/.test(e.message));
+  }
+});
