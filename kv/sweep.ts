@@ -9,6 +9,7 @@ import { isVersionId, parseHead, parseVersionRecord } from "./format.ts";
 import { deletesPerWrite } from "./limits.ts";
 import { parseBlob } from "./records.ts";
 import { listAll, unbusy } from "./retry.ts";
+
 /** Where something stored in chunks lies: its record, and the keys of its chunks. */
 interface Chunked {
   /** The key of its record (deleted last). */
