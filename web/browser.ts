@@ -33,6 +33,11 @@ export interface PageRun {
   readonly updateBackends?: Record<string, string>;
   readonly losses?: Record<string, number[]>;
   readonly accuracies?: Record<string, number>;
+  /** The optimizers' states format, and the bytes of each one's `getWeights()`. */
+  readonly states?: string;
+  readonly stateBytes?: Record<string, number>;
+  /** Elements of each of the model's trainable variables. */
+  readonly variableSizes?: number[];
   readonly error?: string;
   /** Every URL the page requested. */
   readonly requests: string[];
@@ -45,6 +50,8 @@ export interface PageRun {
   readonly pointsAtEnd: number[];
   /** The accuracy cells' text at the end. */
   readonly accuracyTexts: string[];
+  /** The optimizer state cells' text at the end. */
+  readonly stateTexts: string[];
   /** The text of the backend line. */
   readonly backendText: string;
   /** The error the page shows ("" when it shows none). */
@@ -157,12 +164,17 @@ async function readFinished(
     | "pointsWhileTraining"
     | "pointsAtEnd"
     | "accuracyTexts"
+    | "stateTexts"
     | "backendText"
     | "errorText"
     | "startDisabled"
   >;
   const accuracyTexts = await page.$$eval(
     "#results td.accuracy",
+    (cells) => cells.map((c) => c.textContent ?? ""),
+  );
+  const stateTexts = await page.$$eval(
+    "#results td.state",
     (cells) => cells.map((c) => c.textContent ?? ""),
   );
   const backendText = await page.$eval("#backend", (p) => p.textContent ?? "");
@@ -178,6 +190,7 @@ async function readFinished(
     ...report,
     pointsAtEnd: await curvePoints(page),
     accuracyTexts,
+    stateTexts,
     backendText,
     errorText,
     startDisabled,

@@ -1,7 +1,8 @@
 /**
  * The page's training: three copies of one tfjs-layers MLP (784-64-10), compiled with
- * `tfOptimizer(radam())`, `tfOptimizer(adam())` and `tfOptimizer(ranger())` at one learning
- * rate, stepped in turn on the same batches with `model.trainOnBatch`.
+ * `tfOptimizer(radam({ lr, states }))`, `tfOptimizer(adam({ lr, states }))` and
+ * `tfOptimizer(ranger({ lr, states }))` at one learning rate and states format, stepped in turn on
+ * the same batches with `model.trainOnBatch`.
  *
  * On tfjs's webgpu backend the adapter runs this library's WebGPU kernel on tfjs's own device;
  * on tfjs's wasm backend it runs this library's wasm kernel on tfjs's heap.
@@ -12,21 +13,27 @@ import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import "@tensorflow/tfjs-backend-webgpu";
-import { adam, type Optimizer, radam, ranger } from "../mod.ts";
+import { adam, type Optimizer, radam, ranger, type StatesFormat } from "../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../tfjs.ts";
 import { seededRandom } from "../examples/demo/random.ts";
 import type { DigitData, Digits } from "./data.ts";
+
+/** The options every contender is made with. */
+export interface RunOptions {
+  readonly lr: number;
+  readonly states: StatesFormat;
+}
 
 /** The optimizers side by side. */
 export const CONTENDERS: readonly {
   id: string;
   label: string;
   color: string;
-  make: (lr: number) => Optimizer;
+  make: (options: RunOptions) => Optimizer;
 }[] = [
-  { id: "radam", label: "RAdam", color: "#d62728", make: (lr) => radam({ lr }) },
-  { id: "adam", label: "Adam", color: "#1f77b4", make: (lr) => adam({ lr }) },
-  { id: "ranger", label: "Ranger", color: "#9467bd", make: (lr) => ranger({ lr }) },
+  { id: "radam", label: "RAdam", color: "#d62728", make: (o) => radam(o) },
+  { id: "adam", label: "Adam", color: "#1f77b4", make: (o) => adam(o) },
+  { id: "ranger", label: "Ranger", color: "#9467bd", make: (o) => ranger(o) },
 ];
 
 /** Which tfjs backend runs, and why. */
@@ -79,6 +86,8 @@ export interface Run {
   /** Moving average of the loss, per step. */
   readonly smoothed: number[];
   accuracy: number;
+  /** Bytes of the tensors its optimizer's `getWeights()` gives (once it has stepped). */
+  stateBytes?: number;
 }
 
 function mlp(pixels: number): tfl.LayersModel {
@@ -99,11 +108,11 @@ function mlp(pixels: number): tfl.LayersModel {
   });
 }
 
-/** Builds the three runs at learning rate `lr`, from the same initial weights. */
-export function makeRuns(lr: number, pixels: number): Run[] {
+/** Builds the three runs with `options`, from the same initial weights. */
+export function makeRuns(options: RunOptions, pixels: number): Run[] {
   return CONTENDERS.map((c) => {
     const model = mlp(pixels);
-    const optimizer = tfOptimizer(c.make(lr));
+    const optimizer = tfOptimizer(c.make(options));
     model.compile({ optimizer, loss: "categoricalCrossentropy" });
     return { ...c, model, optimizer, losses: [], smoothed: [], accuracy: NaN };
   });
@@ -138,6 +147,28 @@ export async function stepAll(
       last === undefined || !Number.isFinite(last) ? loss : 0.9 * last + 0.1 * loss,
     );
   }
+}
+
+/**
+ * Bytes of the optimizer's state as it gives it: the tensors of `getWeights()` (the step count,
+ * the moments, or an 8-bit moment's codes and scales, and Ranger's slow weights), as
+ * `model.save` writes them. Disposes the tensors (only their shapes are read).
+ */
+export async function stateBytes(optimizer: TfOptimizer): Promise<number> {
+  const weights = await optimizer.getWeights();
+  const bytes = weights.reduce((sum, { tensor }) => sum + tensor.size * bytesPerElement(tensor), 0);
+  tf.dispose(weights.map((w) => w.tensor));
+  return bytes;
+}
+
+function bytesPerElement(tensor: tf.Tensor): number {
+  if (tensor.dtype === "float32" || tensor.dtype === "int32") return 4;
+  throw new Error(`${tensor.dtype} is not a dtype of the optimizer's weights`);
+}
+
+/** Element counts of each run's model's trainable variables (the same for every run). */
+export function variableSizes(model: tfl.LayersModel): number[] {
+  return model.trainableWeights.map((w) => w.read().size);
 }
 
 /** Test accuracy of `model` on all of `set`, 500 images at a time. */

@@ -1,12 +1,48 @@
-// The demo page in headless Chromium, on WebGPU (SwiftShader) and on wasm: it trains, the
-// curves move, the final accuracies appear, nothing is requested from another origin, and a
-// screenshot of each is saved in web-output/ (git-ignored). Needs the page built first
+// The demo page in headless Chromium, on WebGPU (SwiftShader) and on wasm, with 32-bit and 8-bit
+// optimizer states: it trains, the curves move, the final accuracies and the bytes of each
+// optimizer's state appear, nothing is requested from another origin, and a screenshot of each is
+// saved in web-output/ (git-ignored). Needs the page built first
 // (`deno task web`; `deno task test` does it).
 import assert from "node:assert/strict";
 import { type PageRun, runPage, WEBGPU_FLAGS } from "./browser.ts";
 import { serveStatic } from "./serve.ts";
+import { Q8_BLOCK, Q8_MIN_ELEMENTS } from "../base/q8.ts";
 
 const STEPS = 30;
+
+/** The page's MLP: 784 pixels, 64 hidden units, 10 classes. */
+const UNITS = [784, 64, 10];
+
+/** Elements of the MLP's variables, in tfjs's order: each layer's kernel, then its bias. */
+function mlpSizes(): number[] {
+  return UNITS.slice(1).flatMap((units, i) => [UNITS[i] * units, units]);
+}
+
+/** What each contender keeps a variable: moments, and (Ranger, LookAhead) slow weights. */
+const KEEPS: Record<string, { moments: number; slow: boolean }> = {
+  radam: { moments: 2, slow: false },
+  adam: { moments: 2, slow: false },
+  ranger: { moments: 2, slow: true },
+};
+
+/**
+ * The bytes of an optimizer's `getWeights()` the README's "bytes a parameter" give: 4 a moment's
+ * element in f32; with 8-bit states, for a variable of 4096 elements or more, 1 a code and one f32
+ * scale a block of 256 instead; 4 an element of the slow weights; 4 for `iter`. (Exact here but
+ * for codes padded to whole int32s and a last partial block, which the check's tolerance covers.)
+ */
+function expectedStateBytes(id: string, states: string, sizes: readonly number[]): number {
+  const { moments, slow } = KEEPS[id];
+  let bytes = 4;
+  for (const n of sizes) {
+    const compact = states === "8bit" && n >= Q8_MIN_ELEMENTS;
+    bytes += moments * (compact ? n + 4 * n / Q8_BLOCK : 4 * n) + (slow ? 4 * n : 0);
+  }
+  return bytes;
+}
+
+/** The relative tolerance of the state bytes against {@linkcode expectedStateBytes}. */
+const STATE_TOLERANCE = 1e-3;
 
 async function built(): Promise<void> {
   try {
@@ -17,7 +53,11 @@ async function built(): Promise<void> {
   await Deno.mkdir("web-output", { recursive: true });
 }
 
-function checkRun(run: PageRun, backend: "webgpu" | "wasm"): void {
+function checkRun(
+  run: PageRun,
+  backend: "webgpu" | "wasm",
+  states: "32bit" | "8bit" = "32bit",
+): void {
   assert.equal(run.status, "done", `the page did not finish: ${run.error}`);
   assert.equal(run.backend, backend, run.backendText);
   assert.match(run.backendText, backend === "webgpu" ? /^Backend: WebGPU/ : /^Backend: wasm/);
@@ -43,6 +83,21 @@ function checkRun(run: PageRun, backend: "webgpu" | "wasm"): void {
   for (const a of Object.values(run.accuracies ?? {})) {
     assert.ok(a > 0.3 && a <= 1, `accuracy ${a}`);
   }
+  // the bytes of each optimizer's state are shown, as the variables' sizes and the format give
+  assert.equal(run.states, states);
+  assert.deepEqual(run.variableSizes, mlpSizes());
+  assert.deepEqual(Object.keys(run.stateBytes ?? {}).sort(), ["adam", "radam", "ranger"]);
+  for (const [id, bytes] of Object.entries(run.stateBytes ?? {})) {
+    const expected = expectedStateBytes(id, states, mlpSizes());
+    assert.ok(
+      Math.abs(bytes - expected) <= STATE_TOLERANCE * expected,
+      `${id} (${states}): ${bytes} bytes of state, expected ${expected}`,
+    );
+  }
+  assert.deepEqual(
+    run.stateTexts,
+    ["radam", "adam", "ranger"].map((id) => `${(run.stateBytes![id] / 1000).toFixed(1)} kB`),
+  );
   // nothing beyond the page's own origin
   assert.deepEqual(run.offsite, []);
   assert.ok(
@@ -73,6 +128,51 @@ Deno.test("web page: falls back to wasm where navigator.gpu gives no adapter", a
   assert.match(run.backendText, /no adapter|missing/);
   assert.ok(run.requests.some((u) => u.endsWith(".wasm")));
   await Deno.stat("web-output/wasm.png");
+});
+
+Deno.test("web page: 8-bit states train on WebGPU (SwiftShader), in a fraction of the bytes", async () => {
+  await built();
+  const run = await runPage({
+    flags: WEBGPU_FLAGS,
+    query: { steps: String(STEPS), lr: "1e-2", states: "8bit" },
+    screenshot: "web-output/webgpu-8bit.png",
+  });
+  checkRun(run, "webgpu", "8bit");
+  checkSaving(run);
+});
+
+Deno.test("web page: 8-bit states train on wasm, in a fraction of the bytes", async () => {
+  await built();
+  const run = await runPage({
+    flags: ["--disable-gpu"],
+    query: { steps: String(STEPS), lr: "1e-2", states: "8bit" },
+    screenshot: "web-output/wasm-8bit.png",
+  });
+  checkRun(run, "wasm", "8bit");
+  checkSaving(run);
+});
+
+/**
+ * An 8-bit run's state against the 32-bit one's of the same model: RAdam's and Adam's about a
+ * quarter (the first kernel's two moments in 2.03 bytes an element instead of 8), Ranger's about
+ * half (its slow weights stay f32).
+ */
+function checkSaving(run: PageRun): void {
+  for (const [id, bytes] of Object.entries(run.stateBytes ?? {})) {
+    const ratio = bytes / expectedStateBytes(id, "32bit", run.variableSizes ?? []);
+    const expected = expectedStateBytes(id, "8bit", mlpSizes()) /
+      expectedStateBytes(id, "32bit", mlpSizes());
+    assert.ok(Math.abs(ratio - expected) <= STATE_TOLERANCE * expected, `${id}: ${ratio}`);
+    assert.ok(ratio < (KEEPS[id].slow ? 0.6 : 0.3), `${id}: ${ratio}`);
+  }
+}
+
+Deno.test("web page: a states format the page does not take is its error, naming the values", async () => {
+  await built();
+  const run = await runPage({ flags: ["--disable-gpu"], query: { steps: "5", states: "4bit" } });
+  assert.equal(run.status, "failed");
+  assert.equal(run.errorText, 'Training failed: states must be "32bit" or "8bit", got "4bit"');
+  assert.equal(run.startDisabled, false);
 });
 
 Deno.test("web page: a URL parameter that is not one is the page's error, and Train trains again", async () => {
@@ -108,7 +208,7 @@ Deno.test("web page: a URL parameter that is not one is the page's error, and Tr
   assert.deepEqual(run.afterwards, {
     status: "done",
     errorHidden: true,
-    progress: "done: 5 steps of 32 digits, lr 0.001",
+    progress: "done: 5 steps of 32 digits, lr 0.001, 32-bit states",
   });
 });
 
