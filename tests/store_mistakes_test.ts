@@ -441,3 +441,63 @@ Deno.test("store mistakes: a data-parallel contribution with a misspelled field 
   ]);
   await trainer.close();
 });
+
+Deno.test("store mistakes: Deno.openKv's promise (await forgotten) and a key prefix that is not an array say what they got", async () => {
+  const pending = Deno.openKv(":memory:");
+  try {
+    assert.throws(
+      () => kvCheckpointStore(pending as unknown as Deno.Kv, PREFIX),
+      (e: Error) =>
+        e.constructor === TypeError &&
+        e.message ===
+          "Expected a Deno.Kv, e.g. await Deno.openKv(path), got Promise (a Promise: await it)",
+    );
+  } finally {
+    (await pending).close();
+  }
+  await withKv((kv) => {
+    for (const [key, got] of [["models", 'a string "models"'], [undefined, "undefined"]]) {
+      assert.throws(
+        () => kvCheckpointStore(kv, key as unknown as Deno.KvKey),
+        (e: Error) =>
+          e.constructor === TypeError &&
+          e.message === 'Expected the key prefix as an array of key parts, e.g. ["models", ' +
+              `"linear"], got ${got}`,
+      );
+    }
+    return Promise.resolve();
+  });
+});
+
+Deno.test("store mistakes: a request id too long or not a string says what it got, in both modes, nothing saved", async () => {
+  const store = memoryCheckpointStore();
+  const cases: [unknown, string][] = [["x".repeat(65), "65 characters"], [7, "7"], [
+    "",
+    "0 characters",
+  ]];
+  for (const [id, got] of cases) {
+    await assert.rejects(
+      () => optimisticStep(store, { optimizer: radam(), init, gradient: ones, id: id as string }),
+      (e: Error) =>
+        e.constructor === TypeError &&
+        e.message === `Option id must be a string of 1 to 64 characters, got ${got}`,
+    );
+  }
+  assert.equal(await store.load(), null);
+  const trainer = dataParallel(store, { optimizer: radam(), init });
+  try {
+    const { step: base, params } = await trainer.params();
+    const before = (await store.load())?.version;
+    for (const [id, got] of cases) {
+      await assert.rejects(
+        () => trainer.submit({ id: id as string, base, gradient: { w: params.w, b: params.b } }),
+        (e: Error) =>
+          e.constructor === TypeError &&
+          e.message === `A contribution's id must be a string of 1 to 64 characters, got ${got}`,
+      );
+    }
+    assert.equal((await store.load())?.version, before);
+  } finally {
+    await trainer.close();
+  }
+});
