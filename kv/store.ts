@@ -11,6 +11,7 @@ import {
   checkSaveArguments,
   described,
   optionError,
+  promiseHint,
   refusedListing,
 } from "../store/_checks.ts";
 import type { VersionedCheckpointStore } from "../store/contract.ts";
@@ -135,9 +136,17 @@ function checkOptions(
   options: KvCheckpointStoreOptions,
 ): Required<Omit<KvCheckpointStoreOptions, "model">> & { model: string | undefined } {
   if (typeof kv !== "object" || kv === null || typeof kv.atomic !== "function") {
-    throw new TypeError("Expected a Deno.Kv, e.g. await Deno.openKv(path)");
+    throw new TypeError(
+      `Expected a Deno.Kv, e.g. await Deno.openKv(path), got ${described(kv)}${promiseHint(kv)}`,
+    );
   }
-  if (!Array.isArray(key)) throw new TypeError("Expected the key prefix as an array of key parts");
+  if (!Array.isArray(key)) {
+    throw new TypeError(
+      `Expected the key prefix as an array of key parts, e.g. ["models", "linear"], got ${
+        described(key)
+      }`,
+    );
+  }
   if (key.length === 0) {
     // Its records ([...key, "head"], [...key, "requests", id], …) would lie among the
     // application's own keys, and those be read (or listed) as the store's.

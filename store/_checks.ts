@@ -67,6 +67,11 @@ export function isThenable(value: unknown): boolean {
     typeof (value as { then?: unknown }).then === "function";
 }
 
+/** What to add to an error about `value` where it is a Promise: an `await` was forgotten. */
+export function promiseHint(value: unknown): string {
+  return isThenable(value) ? " (a Promise: await it)" : "";
+}
+
 /**
  * What to add to an error about a value that should have been a `Float32Array`, as the
  * library's own errors add: for a Promise, to await it; for numbers in an `Array` (a gradient
@@ -74,7 +79,7 @@ export function isThenable(value: unknown): boolean {
  * anything else (a `Float32Array` too).
  */
 export function float32Hint(value: unknown): string {
-  if (isThenable(value)) return " (a Promise: await it)";
+  if (isThenable(value)) return promiseHint(value);
   const numbers = Array.isArray(value)
     ? value.length > 0 && value.every((x) => typeof x === "number")
     : ArrayBuffer.isView(value) && !(value instanceof Float32Array) &&
@@ -261,7 +266,8 @@ export function checkTrainingStore(store: unknown, what: string): asserts store 
  */
 export function checkRequestId(id: unknown, what: string): asserts id is string {
   if (typeof id !== "string" || id.length < 1 || id.length > 64) {
-    throw new TypeError(`${what} must be a string of 1 to 64 characters`);
+    const got = typeof id === "string" ? `${id.length} characters` : described(id);
+    throw new TypeError(`${what} must be a string of 1 to 64 characters, got ${got}`);
   }
   const lone = /\p{Cs}/u.exec(id);
   if (lone !== null) {

@@ -13,7 +13,10 @@
  * returns instead of writing it into `state.grads` is a TypeError (the step was taken on zeros),
  * and so is a callback that steps or disposes the state itself (the error said to use the state
  * that step() returned, which `optimisticStep` never sees); a data-parallel contribution with a
- * field of another name (`sample: 32`) is refused (it was folded as one sample).
+ * field of another name (`sample: 32`) is refused (it was folded as one sample); Deno.openKv's
+ * promise (an `await` forgotten), a key prefix that is not an array and a request id of the wrong
+ * length or type say what they got (they said only what was expected); an id sent again with
+ * another gradient is a duplicate, that gradient unused (as the README now says).
  * In each case nothing is saved.
  */
 import assert from "node:assert/strict";
@@ -26,6 +29,7 @@ import {
   type OptimizerState,
   radam,
   readParams,
+  sgd,
   step,
 } from "../mod.ts";
 import {
@@ -440,4 +444,107 @@ Deno.test("store mistakes: a data-parallel contribution with a misspelled field 
     { step: 1, seq: 1, entries: [{ id: "r1", base: 0, samples: 32 }] },
   ]);
   await trainer.close();
+});
+
+Deno.test("store mistakes: Deno.openKv's promise (await forgotten) and a key prefix that is not an array say what they got", async () => {
+  const pending = Deno.openKv(":memory:");
+  try {
+    assert.throws(
+      () => kvCheckpointStore(pending as unknown as Deno.Kv, PREFIX),
+      (e: Error) =>
+        e.constructor === TypeError &&
+        e.message ===
+          "Expected a Deno.Kv, e.g. await Deno.openKv(path), got Promise (a Promise: await it)",
+    );
+  } finally {
+    (await pending).close();
+  }
+  await withKv((kv) => {
+    for (const [key, got] of [["models", 'a string "models"'], [undefined, "undefined"]]) {
+      assert.throws(
+        () => kvCheckpointStore(kv, key as unknown as Deno.KvKey),
+        (e: Error) =>
+          e.constructor === TypeError &&
+          e.message === 'Expected the key prefix as an array of key parts, e.g. ["models", ' +
+              `"linear"], got ${got}`,
+      );
+    }
+    return Promise.resolve();
+  });
+});
+
+Deno.test("store mistakes: a request id too long or not a string says what it got, in both modes, nothing saved", async () => {
+  const store = memoryCheckpointStore();
+  const cases: [unknown, string][] = [["x".repeat(65), "65 characters"], [7, "7"], [
+    "",
+    "0 characters",
+  ]];
+  for (const [id, got] of cases) {
+    await assert.rejects(
+      () => optimisticStep(store, { optimizer: radam(), init, gradient: ones, id: id as string }),
+      (e: Error) =>
+        e.constructor === TypeError &&
+        e.message === `Option id must be a string of 1 to 64 characters, got ${got}`,
+    );
+  }
+  assert.equal(await store.load(), null);
+  const trainer = dataParallel(store, { optimizer: radam(), init });
+  try {
+    const { step: base, params } = await trainer.params();
+    const before = (await store.load())?.version;
+    for (const [id, got] of cases) {
+      await assert.rejects(
+        () => trainer.submit({ id: id as string, base, gradient: { w: params.w, b: params.b } }),
+        (e: Error) =>
+          e.constructor === TypeError &&
+          e.message === `A contribution's id must be a string of 1 to 64 characters, got ${got}`,
+      );
+    }
+    assert.equal((await store.load())?.version, before);
+  } finally {
+    await trainer.close();
+  }
+});
+
+Deno.test("store mistakes: an id sent again with another gradient is a duplicate, that gradient unused, in both modes (README: the id alone decides)", async () => {
+  const lr = 1;
+  const one = () => ({ w: new Float32Array(1) });
+  await withKv(async (kv) => {
+    const trainer = dataParallel(kvCheckpointStore(kv, [...PREFIX, "dp"]), {
+      optimizer: sgd({ lr }),
+      init: one,
+    });
+    try {
+      const { step: base } = await trainer.params();
+      const send = (g: number) =>
+        trainer.submit({ id: "same", base, gradient: { w: new Float32Array([g]) } });
+      const answers = [...await Promise.all([1, 2, 3].map(send)), await send(4)];
+      assert.deepEqual(answers.map((a) => a.status === "applied" && [a.step, a.duplicate]), [
+        [base + 1, false],
+        [base + 1, true],
+        [base + 1, true],
+        [base + 1, true],
+      ]);
+      assert.deepEqual([...(await trainer.params()).params.w], [-lr * 1]); // the first one's alone
+    } finally {
+      await trainer.close();
+    }
+    const store = kvCheckpointStore(kv, [...PREFIX, "opt"]);
+    const step = (g: number) =>
+      optimisticStep(store, {
+        optimizer: sgd({ lr }),
+        init: one,
+        gradient: (state) => void state.grads.w.fill(g),
+        id: "same",
+      });
+    const done = [...await Promise.all([1, 2, 3].map(step)), await step(4)];
+    assert.deepEqual(done.map((d) => [d.step, d.duplicate]), [[1, false], [1, true], [1, true], [
+      1,
+      true,
+    ]]);
+    const stored = await loadState((await store.load())!.bytes);
+    assert.deepEqual([...(await readParams(stored)).w], [-lr * 1]);
+    dispose(stored);
+    for (const d of done) if (!d.duplicate) dispose(d.state);
+  });
 });
