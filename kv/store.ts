@@ -11,9 +11,9 @@ import {
   checkSaveArguments,
   described,
   optionError,
-  promiseHint,
   refusedListing,
 } from "../store/_checks.ts";
+import { promiseHint } from "../base/_errors.ts";
 import type { VersionedCheckpointStore } from "../store/contract.ts";
 import { REMEMBER_MS } from "../store/memory.ts";
 import type { TrainingStore } from "../store/training.ts";

@@ -8,11 +8,13 @@ import type { LoadOptions } from "../mod.ts";
 import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
 import { utf8Length } from "../base/_utf8.ts";
+import { factoryHint, isThenable, promiseHint } from "../base/_errors.ts";
 
 /**
  * The error of an option that fails its check, worded as the library's own option errors
  * (`Option <name> must be <expected>, got <what it got>`; the store is built on mod.ts, with
- * base/_utf8.ts for its UTF-8, and does not import the library's private wording): a RangeError
+ * base/_utf8.ts for its UTF-8 and base/_errors.ts for its hints, and shows values by its own
+ * {@linkcode described}, which gives a Float32Array's length): a RangeError
  * when `range` (by default, when the value is a number: out of range, NaN or infinite), else a
  * TypeError.
  */
@@ -42,9 +44,6 @@ export function described(value: unknown): string {
   return String(value);
 }
 
-/** The library's factories that make an optimizer with no argument. */
-const FACTORIES = ["radam", "adam", "adamw", "sgd", "lion", "ranger"];
-
 /**
  * Throws a TypeError unless `optimizer` is an optimizer of the library (an object with `init`),
  * saying what it got; a factory given uncalled (`optimizer: radam`) is told to call it.
@@ -53,23 +52,11 @@ export function checkOptimizerOption(optimizer: unknown): void {
   if (typeof optimizer === "object" && optimizer !== null) {
     if (typeof (optimizer as { init?: unknown }).init === "function") return;
   }
-  const call = typeof optimizer === "function" && FACTORIES.includes(optimizer.name)
-    ? ` (a factory: call it, ${optimizer.name}())`
-    : "";
   throw new TypeError(
-    `Option optimizer must be an optimizer, e.g. radam(), got ${described(optimizer)}${call}`,
+    `Option optimizer must be an optimizer, e.g. radam(), got ${described(optimizer)}${
+      factoryHint(optimizer)
+    }`,
   );
-}
-
-/** Whether `value` is a Promise (or another thenable): what a forgotten `await` gives. */
-export function isThenable(value: unknown): boolean {
-  return typeof value === "object" && value !== null &&
-    typeof (value as { then?: unknown }).then === "function";
-}
-
-/** What to add to an error about `value` where it is a Promise: an `await` was forgotten. */
-export function promiseHint(value: unknown): string {
-  return isThenable(value) ? " (a Promise: await it)" : "";
 }
 
 /**

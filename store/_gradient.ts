@@ -7,7 +7,8 @@
  * @module
  */
 import { type OptimizerState, SINGLE_TENSOR_NAME } from "../mod.ts";
-import { described, float32Hint, isThenable } from "./_checks.ts";
+import { isThenable } from "../base/_errors.ts";
+import { described, float32Hint } from "./_checks.ts";
 import type { StoredParams } from "./training.ts";
 
 /** A gradient as it was at the call: its Float32Arrays' values in one array, the rest as given. */
