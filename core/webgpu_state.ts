@@ -116,7 +116,7 @@ export async function initWebGpuState(
       );
     }
     throw new TypeError(
-      `The GPU refused the buffers of the params (${error.message}): those of ${names} must be live GPUBuffers (not destroyed) of the device the state runs on`,
+      `The GPU refused the buffers of the params (${error.message}): those of ${names} must be live GPUBuffers (not destroyed) of the device the state runs on, init's device option (pass the GPUDevice that made them: TensorFlow.js's own for its tensors' buffers)`,
     );
   }
   return state;

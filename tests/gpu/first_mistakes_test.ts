@@ -4,7 +4,8 @@
  * GPUBuffer whose size holds no whole number of f32s (once silently cut to fewer elements); GPU
  * gradients or params given to a state on a CPU backend (the error says which backend takes them);
  * init or loadState given a device destroyed earlier (once the driver's own error, or a state
- * started that could never step). Each is a TypeError or RangeError naming the tensor, and a state given a wrong gradient is left
+ * started that could never step); param buffers of another device (the error says which device to
+ * pass). Each is a TypeError or RangeError naming the tensor, and a state given a wrong gradient is left
  * as it was.
  */
 import assert from "node:assert/strict";
@@ -193,6 +194,25 @@ Deno.test({
     } finally {
       readOnly.destroy();
       misaligned.destroy();
+    }
+  },
+});
+
+Deno.test({
+  name: "webgpu: param buffers of another device say to pass the device that made them",
+  ignore,
+  async fn() {
+    const other = await adapter!.requestDevice();
+    const buffer = other.createBuffer({ size: 16, usage: ALL });
+    try {
+      await assert.rejects(
+        () => adam().init({ w: buffer }, { device }),
+        (error: Error) =>
+          error instanceof TypeError && /parameter "w"/.test(error.message) &&
+          /pass the GPUDevice that made them/.test(error.message),
+      );
+    } finally {
+      other.destroy();
     }
   },
 });
