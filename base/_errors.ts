@@ -147,7 +147,7 @@ export function tensorHint(value: unknown): string {
   return numbers ? convertHint("Float32Array") : "";
 }
 
-/** Whether `value` is a GPUBuffer or `{ buffer: GPUBuffer, length: number }` (false without WebGPU). */
+/** Whether `value` is a GPUBuffer or `{ buffer: GPUBuffer, length: number }` (needs WebGPU). */
 function isGpuTensorLike(value: object): boolean {
   if (typeof GPUBuffer === "undefined") return false;
   const t = value as { buffer?: unknown; length?: unknown };

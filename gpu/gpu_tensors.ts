@@ -47,7 +47,8 @@ export interface GpuTensor {
 
 /**
  * A parameter or gradient the caller passes on the GPU: a whole `GPUBuffer` (its length is
- * `buffer.size / 4`, its size a multiple of 4) or `{ buffer, offset?, length }` (offset in bytes, a multiple of 4).
+ * `buffer.size / 4`, its size a multiple of 4) or `{ buffer, offset?, length }` (offset in
+ * bytes, a multiple of 4).
  *
  * A parameter is updated in place, zero copy, when its buffer has STORAGE usage, its offset is
  * a multiple of the device's `minStorageBufferOffsetAlignment` and the buffer extends to the

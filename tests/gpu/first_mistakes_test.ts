@@ -4,9 +4,9 @@
  * GPUBuffer whose size holds no whole number of f32s (once silently cut to fewer elements); GPU
  * gradients or params given to a state on a CPU backend (the error says which backend takes them);
  * init or loadState given a device destroyed earlier (once the driver's own error, or a state
- * started that could never step); param buffers of another device (the error says which device to
- * pass). Each is a TypeError or RangeError naming the tensor, and a state given a wrong gradient is left
- * as it was.
+ * started that could never step: now an Error saying the device was lost); param buffers of
+ * another device (the error says which device to pass). The input errors are TypeErrors or
+ * RangeErrors naming the tensor, and a state given a wrong gradient is left as it was.
  */
 import assert from "node:assert/strict";
 import {
@@ -172,7 +172,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "webgpu: a param buffer allowing neither updates in place nor copies: TypeError by usage, RangeError by offset",
+    "webgpu: a param buffer fit neither to bind nor to copy: TypeError by usage, else RangeError",
   ignore,
   async fn() {
     const U = GPUBufferUsage;
