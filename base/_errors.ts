@@ -135,7 +135,8 @@ export function markHandled(value: unknown): void {
  * them): for a TensorFlow.js tensor (an object with `dataSync()` and a `shape`), how to pass its
  * values instead, or to train through the adapter; for a Promise, to await it (`tensor.data()`
  * returns one); for numbers in an `Array` or in a typed array of another type, how to convert
- * them. Empty for anything else.
+ * them; for a GPU tensor (a `GPUBuffer`, `{ buffer, length }`), that a webgpu state takes it.
+ * Empty for anything else.
  *
  * @example
  * ```ts
@@ -152,6 +153,10 @@ export function markHandled(value: unknown): void {
  */
 export function tensorHint(value: unknown): string {
   if (typeof value !== "object" || value === null) return "";
+  if (isGpuTensorLike(value)) {
+    return " (a GPU tensor: only a state on the webgpu backend takes those; init that state " +
+      'with backend "webgpu" or "auto" and the device of your buffers, init(params, { device }))';
+  }
   const tensor = value as { dataSync?: unknown; shape?: unknown };
   if (typeof tensor.dataSync === "function" && Array.isArray(tensor.shape)) {
     return " (a TensorFlow.js tensor: pass its values, `await tensor.data()`, or train through " +
@@ -163,6 +168,14 @@ export function tensorHint(value: unknown): string {
     : ArrayBuffer.isView(value) && !(value instanceof DataView) &&
       !(value instanceof BigInt64Array) && !(value instanceof BigUint64Array);
   return numbers ? convertHint("Float32Array") : "";
+}
+
+/** Whether `value` is a GPUBuffer or `{ buffer: GPUBuffer, length: number }` (needs WebGPU). */
+function isGpuTensorLike(value: object): boolean {
+  if (typeof GPUBuffer === "undefined") return false;
+  const t = value as { buffer?: unknown; length?: unknown };
+  return value instanceof GPUBuffer ||
+    (t.buffer instanceof GPUBuffer && typeof t.length === "number");
 }
 
 /** The hint for numbers given where a typed array of `type` belongs. */

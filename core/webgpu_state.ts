@@ -19,6 +19,7 @@ import { type GpuPlanLimits, planGpuArena } from "../gpu/arena_plan.ts";
 import { buffersRefused } from "../gpu/buffer_probe.ts";
 import { planGpuCompactArena } from "../gpu/compact_plan.ts";
 import { requestLargeDevice } from "../gpu/device.ts";
+import { checkDeviceLive } from "../gpu/device_lost.ts";
 import {
   createWebGpuBackend,
   createWebGpuBackendSync,
@@ -52,7 +53,8 @@ import { planOptionsOf } from "./plan.ts";
 export interface GpuInitOptions {
   /**
    * The device to run on (the one your model's buffers live on). Default: a device of the
-   * first adapter, requested with the adapter's largest buffer and binding limits.
+   * first adapter, requested with the adapter's largest buffer and binding limits; params given
+   * as GPU buffers need theirs (without it, `init` rejects with a TypeError saying so).
    */
   device?: GPUDevice;
 }
@@ -84,8 +86,15 @@ export async function initWebGpuState(
 ): Promise<OptimizerState<GpuTensor>> {
   checkGpuConfig(config);
   const checked = checkGpuParams(params);
+  if (options.device === undefined && checked.device.size > 0) throw deviceNeeded(checked);
   const device = options.device ?? await requestLargeDevice();
-  await prepareWebGpu(device, ruleOf(config));
+  try {
+    await prepareWebGpu(device, ruleOf(config));
+  } catch (error) {
+    await checkDeviceLive(device, "init", true);
+    throw error;
+  }
+  await checkDeviceLive(device, "init");
   if (checked.device.size === 0) return startWebGpuState(config, checked, device, limits);
   // The caller's buffers: the GPU alone finds one destroyed, or of another device.
   device.pushErrorScope("validation");
@@ -107,10 +116,21 @@ export async function initWebGpuState(
       );
     }
     throw new TypeError(
-      `The GPU refused the buffers of the params (${error.message}): those of ${names} must be live GPUBuffers (not destroyed) of the device the state runs on`,
+      `The GPU refused the buffers of the params (${error.message}): those of ${names} must be live GPUBuffers (not destroyed) of the device the state runs on, init's device option (pass the GPUDevice that made them: TensorFlow.js's own for its tensors' buffers)`,
     );
   }
   return state;
+}
+
+/**
+ * The TypeError for params given as GPU buffers without init's `device`: a device the library
+ * requests is never the one that made them, so the GPU would refuse them.
+ */
+function deviceNeeded(checked: ReturnType<typeof checkGpuParams>): TypeError {
+  const names = [...checked.device.keys()].map((i) => label(checked.names[i])).join(", ");
+  return new TypeError(
+    `Expected init's device option with params given as GPU buffers (${names}): pass the GPUDevice that made them, init(params, { device }); a device the library requests itself cannot use them`,
+  );
 }
 
 /**
@@ -171,8 +191,16 @@ export async function restoreWebGpuBackend(
 ): Promise<DeviceBackend<GpuTensor>> {
   checkGpuConfig(config);
   const gpuLayout = gpuLayoutOf(config, layout.names, layout.lengths);
+  const on = device ?? await requestLargeDevice();
+  try {
+    await prepareWebGpu(on, ruleOf(config));
+  } catch (error) {
+    await checkDeviceLive(on, "loadState", true);
+    throw error;
+  }
+  await checkDeviceLive(on, "loadState");
   return await createWebGpuBackend(
-    device ?? await requestLargeDevice(),
+    on,
     gpuLayout,
     ruleOf(config),
     { clipGradNorm: config.loop.clipGradNorm, nonFinite: config.loop.nonFinite },

@@ -47,7 +47,8 @@ export interface GpuTensor {
 
 /**
  * A parameter or gradient the caller passes on the GPU: a whole `GPUBuffer` (its length is
- * `buffer.size / 4`) or `{ buffer, offset?, length }` (offset in bytes, a multiple of 4).
+ * `buffer.size / 4`, its size a multiple of 4) or `{ buffer, offset?, length }` (offset in
+ * bytes, a multiple of 4).
  *
  * A parameter is updated in place, zero copy, when its buffer has STORAGE usage, its offset is
  * a multiple of the device's `minStorageBufferOffsetAlignment` and the buffer extends to the
@@ -127,7 +128,14 @@ export function gpuTensorOf(
 ): GpuTensor {
   const buffer = x instanceof GPUBuffer ? x : x.buffer;
   const offset = x instanceof GPUBuffer ? 0 : x.offset ?? 0;
-  const length = x instanceof GPUBuffer ? Math.floor(x.size / 4) : x.length;
+  if (x instanceof GPUBuffer && x.size % 4 !== 0) {
+    throw new RangeError(
+      `Expected the buffer of ${
+        label(name, what)
+      } to hold whole f32 elements (a size that is a multiple of 4 bytes), got a ${x.size}-byte buffer; pass { buffer, length } to use part of it`,
+    );
+  }
+  const length = x instanceof GPUBuffer ? x.size / 4 : x.length;
   if (!Number.isSafeInteger(offset) || offset < 0 || offset % 4 !== 0) {
     throw new RangeError(
       `Expected the offset of ${

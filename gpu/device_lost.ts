@@ -1,0 +1,40 @@
+/**
+ * A device lost before a state starts on it: `init` or `loadState` given a device destroyed
+ * (or lost) earlier says so, rather than reject with the driver's error of a pipeline it could
+ * not compile, or start a state that can never step.
+ *
+ * @module
+ */
+
+/**
+ * Rejects with an Error saying that `device` was lost, naming `call` and how to go on, where its
+ * `lost` promise has resolved; with `wait`, also where it resolves within one task (a device
+ * destroyed a moment before: `lost` resolves a task later). Else resolves.
+ *
+ * @example
+ * ```ts ignore
+ * try {
+ *   await prepareWebGpu(device, rule);
+ * } catch (error) {
+ *   await checkDeviceLive(device, "init", true); // the device's loss, said as such
+ *   throw error;
+ * }
+ * ```
+ */
+export async function checkDeviceLive(
+  device: GPUDevice,
+  call: string,
+  wait = false,
+): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const later = wait
+    ? new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), 0))
+    : Promise.resolve(undefined);
+  // (An already resolved `lost` wins the race: it is listed first.)
+  const info = await Promise.race([device.lost, later]);
+  clearTimeout(timer);
+  if (info === undefined) return;
+  throw new Error(
+    `The WebGPU device given to ${call} was lost (${info.reason}: ${info.message}); request a new device from a new adapter, (await navigator.gpu.requestAdapter())?.requestDevice(), and pass that`,
+  );
+}
