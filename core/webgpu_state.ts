@@ -19,7 +19,7 @@ import { type GpuPlanLimits, planGpuArena } from "../gpu/arena_plan.ts";
 import { buffersRefused } from "../gpu/buffer_probe.ts";
 import { planGpuCompactArena } from "../gpu/compact_plan.ts";
 import { requestLargeDevice } from "../gpu/device.ts";
-import { checkDeviceLive } from "../gpu/device_lost.ts";
+import { prepareOnLiveDevice } from "../gpu/device_lost.ts";
 import {
   createWebGpuBackend,
   createWebGpuBackendSync,
@@ -88,13 +88,7 @@ export async function initWebGpuState(
   const checked = checkGpuParams(params);
   if (options.device === undefined && checked.device.size > 0) throw deviceNeeded(checked);
   const device = options.device ?? await requestLargeDevice();
-  try {
-    await prepareWebGpu(device, ruleOf(config));
-  } catch (error) {
-    await checkDeviceLive(device, "init", true);
-    throw error;
-  }
-  await checkDeviceLive(device, "init");
+  await prepareOnLiveDevice(device, "init", () => prepareWebGpu(device, ruleOf(config)));
   if (checked.device.size === 0) return startWebGpuState(config, checked, device, limits);
   // The caller's buffers: the GPU alone finds one destroyed, or of another device.
   device.pushErrorScope("validation");
@@ -192,13 +186,7 @@ export async function restoreWebGpuBackend(
   checkGpuConfig(config);
   const gpuLayout = gpuLayoutOf(config, layout.names, layout.lengths);
   const on = device ?? await requestLargeDevice();
-  try {
-    await prepareWebGpu(on, ruleOf(config));
-  } catch (error) {
-    await checkDeviceLive(on, "loadState", true);
-    throw error;
-  }
-  await checkDeviceLive(on, "loadState");
+  await prepareOnLiveDevice(on, "loadState", () => prepareWebGpu(on, ruleOf(config)));
   return await createWebGpuBackend(
     on,
     gpuLayout,

@@ -7,21 +7,36 @@
  */
 
 /**
- * Rejects with an Error saying that `device` was lost, naming `call` and how to go on, where its
- * `lost` promise has resolved; with `wait`, also where it resolves within one task (a device
- * destroyed a moment before: `lost` resolves a task later). Else resolves.
+ * Runs `prepare` (the pipelines' compilation for a state on `device`), then checks that the
+ * device is live: where it was lost, rejects with an Error saying so, naming `call` (`init` or
+ * `loadState`) and how to go on, rather than with the driver's error of a pipeline it could not
+ * compile, or by starting a state that could never step.
  *
  * @example
  * ```ts ignore
- * try {
- *   await prepareWebGpu(device, rule);
- * } catch (error) {
- *   await checkDeviceLive(device, "init", true); // the device's loss, said as such
- *   throw error;
- * }
+ * await prepareOnLiveDevice(device, "init", () => prepareWebGpu(device, rule));
  * ```
  */
-export async function checkDeviceLive(
+export async function prepareOnLiveDevice(
+  device: GPUDevice,
+  call: string,
+  prepare: () => Promise<void>,
+): Promise<void> {
+  try {
+    await prepare();
+  } catch (error) {
+    await checkDeviceLive(device, call, true); // the device's loss, said as such
+    throw error;
+  }
+  await checkDeviceLive(device, call);
+}
+
+/**
+ * Rejects with an Error saying that `device` was lost, naming `call` and how to go on, where its
+ * `lost` promise has resolved; with `wait`, also where it resolves within one task (a device
+ * destroyed a moment before: `lost` resolves a task later). Else resolves.
+ */
+async function checkDeviceLive(
   device: GPUDevice,
   call: string,
   wait = false,
