@@ -51,10 +51,7 @@ export const CONTROL = {
   submitted: "u32",
   /** Steps taken since the start (init, loadState). */
   taken: "u32",
-  /**
-   * Steps skipped (a non-finite gradient under "skip"), mod 2³²: from the state's count at the
-   * start (init, loadState), which the host unwraps against its own at each readback.
-   */
+  /** Steps skipped (a non-finite gradient under "skip"), mod 2³², unwrapped by the host. */
   skipped: "u32",
   /** One of {@linkcode HALT}. */
   halted: "u32",
@@ -157,10 +154,7 @@ export class GpuStepCounter implements DeviceCounter {
   readonly #checkUsable: () => void;
   readonly #staging: GPUBuffer;
   readonly #reported: Reported = { submitted: 0, taken: 0, skipped: 0, norm: NaN };
-  /**
-   * The steps taken at `start`: the device counts taken steps from 0 (in a u32, which a state
-   * takes at most 2³² − 1 steps since its start to fill: scalar_ring.ts), the host adds them.
-   */
+  /** Steps taken at `start`: the device counts from 0 (at most 2³² − 1: scalar_ring.ts). */
   #baseTaken = 0;
   #readback: Promise<void> | undefined;
   /** Why the last readback failed, if the device was not lost (settle reports it). */
@@ -243,8 +237,7 @@ export class GpuStepCounter implements DeviceCounter {
     this.ring.clear(steps);
     const words = new Uint32Array(CONTROL_BYTES / 4);
     words[CONTROL_WORD.norm_bits] = NAN_BITS; // no norm yet
-    words[CONTROL_WORD.submitted] = submitted; // (mod 2³²)
-    words[CONTROL_WORD.skipped] = skipped; // (mod 2³²)
+    [words[CONTROL_WORD.submitted], words[CONTROL_WORD.skipped]] = [submitted, skipped]; // mod 2³²
     this.#device.queue.writeBuffer(this.control, 0, words);
   }
 
@@ -460,10 +453,8 @@ export class GpuStepCounter implements DeviceCounter {
     const unwrap = (word: number) => from - (from - words[word]) % 2 ** 32;
     r.submitted = unwrap(CONTROL_WORD.submitted);
     r.taken = this.#baseTaken + words[CONTROL_WORD.taken];
-    // Skipped steps, unlike taken ones, are not bounded since the start: their u32 wraps after
-    // 2³² of them. Fewer than 2³² are skipped between two readbacks (they are submissions, of
-    // which the device lags the host by fewer), so the count is the last one reported plus
-    // what the word moved by since, mod 2³².
+    // Skipped steps are not bounded since the start, but fewer than 2³² are skipped between two
+    // readbacks: the count is the last one reported plus what the word moved by, mod 2³².
     r.skipped += (words[CONTROL_WORD.skipped] - r.skipped % 2 ** 32 + 2 ** 32) % 2 ** 32;
     r.norm = new Float32Array(words.buffer, CONTROL_WORD.norm_bits * 4, 1)[0];
     // A halt not yet handed out, and not one that takeFault already lifted.
