@@ -140,11 +140,12 @@ Deno.test("150,000 tensors init, step, save and load bit-exact (a spread of them
 });
 
 Deno.test("the header predicted at init is the one saveState writes", async () => {
+  // (Not "__proto__", which fast-check draws at times: init refuses it, a test of its own.)
   const nameArb = fc.oneof(
     fc.string({ minLength: 1, maxLength: 12 }),
     fc.string({ unit: "grapheme", minLength: 1, maxLength: 6 }),
     fc.constantFrom("0", "12", "é", "\ud800", "a\u0000b", "😀"),
-  );
+  ).filter((name) => name !== "__proto__");
   const shapeArb = fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 3 });
   await fc.assert(
     fc.asyncProperty(
