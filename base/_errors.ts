@@ -43,6 +43,7 @@ export function described(value: unknown): string {
   }
   if (value === null) return "null";
   if (Array.isArray(value)) return `Array(${value.length})`;
+  if (isStateLike(value)) return "an optimizer state";
   const name = (value as object).constructor?.name;
   if (typeof name !== "string") return "an object";
   const own = (globalThis as Record<string, unknown>)[name];
@@ -208,6 +209,7 @@ export function bytesHint(value: unknown): string {
   if (Array.isArray(value) && value.length > 0 && value.every((x) => typeof x === "number")) {
     return convertHint("Uint8Array");
   }
+  if (isStateLike(value)) return " (a state: its checkpoint is await saveState(state))";
   const then = typeof value === "object" && value !== null
     ? (value as { then?: unknown }).then
     : undefined;
@@ -245,11 +247,7 @@ export function stateHint(value: unknown): string {
   if (typeof init === "function" && typeof settings === "object" && settings !== null) {
     return " (an optimizer: make its state with await opt.init(params))";
   }
-  // Asked of its class, not of it: a state's getters throw once it is consumed or disposed.
-  const type = Object.getPrototypeOf(value);
-  const getter = (name: string) =>
-    typeof Object.getOwnPropertyDescriptor(type ?? {}, name)?.get === "function";
-  if (["optimizer", "names", "params", "grads"].every(getter)) {
+  if (isStateLike(value)) {
     return " (a state made by another copy of this library, loaded beside this one, e.g. another " +
       "version: use one copy, or carry the state across with that copy's saveState and this " +
       "one's loadState)";
@@ -298,4 +296,17 @@ export function optionError(
 ): Error {
   const message = optionMessage(name, expected, value);
   return range ? new RangeError(message) : new TypeError(message);
+}
+
+/**
+ * Whether `value` is an optimizer state, of this copy of the library or of another: its class
+ * has a state's getters (asked of its class, not of it: a state's getters throw once it is
+ * consumed or disposed).
+ */
+function isStateLike(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const type = Object.getPrototypeOf(value);
+  const getter = (name: string) =>
+    typeof Object.getOwnPropertyDescriptor(type ?? {}, name)?.get === "function";
+  return ["optimizer", "names", "params", "grads"].every(getter);
 }

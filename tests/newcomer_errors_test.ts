@@ -182,3 +182,23 @@ Deno.test("an option by another library's name (learningRate, weight_decay, beta
     assert.throws(call, (e: Error) => /; expected one of [\w, ]+$/.test(e.message));
   }
 });
+
+Deno.test("a state given where a checkpoint, params or gradients go is called a state, not by its class's name", async () => {
+  const opt = radam();
+  const state = await opt.init({ w: new Float32Array([1, 2]) });
+  await assert.rejects(() => loadState(state as never), {
+    name: "TypeError",
+    message: "A checkpoint must be a Uint8Array, got an optimizer state (a state: its checkpoint " +
+      "is await saveState(state))",
+  });
+  await assert.rejects(() => opt.init(state as never), {
+    name: "TypeError",
+    message: /got an optimizer state$/,
+  });
+  assert.throws(() => step(state, state as never), {
+    name: "TypeError",
+    message: /got an optimizer state$/,
+  });
+  assert.equal(state.step, 0);
+  assert.deepEqual((await readParams(state)).w, new Float32Array([1, 2]));
+});
