@@ -1,8 +1,10 @@
 /**
  * The store's entry points and layers: mod.ts imports nothing of them; `store.ts` (and store/)
- * imports only mod.ts and its own folder, and uses no Deno API; `kv.ts` (and kv/) imports only
- * mod.ts, store/ and its own folder. (Here, beside the serverless example, because reading the
- * sources needs --allow-read and --allow-run, which the tests of examples/ run with.)
+ * imports only mod.ts, its own folder and the library's private helpers of base/ (`base/_*.ts`:
+ * UTF-8 where the runtime has no TextEncoder, the wording of errors; no state, no internals),
+ * and uses no Deno API; `kv.ts` (and kv/) imports only mod.ts, store/, those helpers and its own
+ * folder. (Here, beside the serverless example, because reading the sources needs --allow-read
+ * and --allow-run, which the tests of examples/ run with.)
  */
 import assert from "node:assert/strict";
 
@@ -45,7 +47,7 @@ Deno.test("mod.ts imports nothing of the store or KV entry points and needs no p
   }
 });
 
-Deno.test("store.ts imports only mod.ts and store/, and no Deno API", async () => {
+Deno.test("store.ts imports only mod.ts, store/ and base's private helpers, and no Deno API", async () => {
   const files = await graphOf("store.ts");
   assert.ok(files.includes("store/optimistic.ts"), "the graph was read");
   for (const f of files) assert.ok(!/^kv(\.ts$|\/)/.test(f), f);
@@ -53,7 +55,7 @@ Deno.test("store.ts imports only mod.ts and store/, and no Deno API", async () =
     for (const spec of await importsOf(file)) {
       const ok = file === "store.ts"
         ? /^\.\/store\//.test(spec)
-        : /^(\.\/|\.\.\/mod\.ts$)/.test(spec);
+        : /^(\.\/|\.\.\/mod\.ts$|\.\.\/base\/_\w+\.ts$)/.test(spec);
       assert.ok(ok, `${file} imports ${spec}`);
     }
     const code = (await Deno.readTextFile(new URL(file, root)))
@@ -62,11 +64,11 @@ Deno.test("store.ts imports only mod.ts and store/, and no Deno API", async () =
   }
 });
 
-Deno.test("kv.ts and kv/ import only mod.ts, store.ts, store/ and kv/", async () => {
+Deno.test("kv.ts and kv/ import only mod.ts, store.ts, store/, base's private helpers and kv/", async () => {
   for (const file of ["kv.ts", ...await sourcesIn("kv/")]) {
     const allowed = file === "kv.ts"
       ? /^\.\/(store\.ts|kv\/)/
-      : /^(\.\/|\.\.\/store\/|\.\.\/mod\.ts$)/;
+      : /^(\.\/|\.\.\/store\/|\.\.\/mod\.ts$|\.\.\/base\/_\w+\.ts$)/;
     for (const spec of await importsOf(file)) {
       assert.ok(allowed.test(spec), `${file} imports ${spec}`);
     }
