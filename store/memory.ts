@@ -18,6 +18,7 @@ import { readParamsPrefix, readStoredParams } from "./layout.ts";
 import { WaitingNotes } from "./_notes.ts";
 import { ExpiryQueue } from "./_expiry.ts";
 import { LeaseSighting } from "./_lease.ts";
+import { sleep } from "./_time.ts";
 import type {
   ContributionInfo,
   JournalRecord,
@@ -334,7 +335,7 @@ export function memoryCheckpointStore(
   // Each call takes effect, at once and whole, when its answer comes.
   const later = <T>(f: () => T): Promise<T> =>
     latencyMs > 0
-      ? new Promise((resolve) => setTimeout(resolve, latencyMs)).then(f)
+      ? sleep(latencyMs).then(f) // a timer of any length: setTimeout fires one past 2³¹ ms at once
       : Promise.resolve().then(f);
   return {
     name,
