@@ -7,11 +7,12 @@
  *   settling a stored contribution, also `by`: the blob id of the submission that stored it.
  * - `[...P, "pending", base, id, blob]`: a stored contribution not folded yet
  *   ({@linkcode PendingValue}), under its base step, its id and the id of its submission (a
- *   UUID, that of its gradient's blob), so that a list gives them in an order every process
- *   agrees on: the lowest base step first, then by id, then by submission (an id sent again once
- *   its record expired is stored beside the one still waiting, never in its place). Stores of an
- *   earlier version of this library wrote `[...P, "pending", at, id]` (`at` the storing
- *   process's `Date.now()`): still listed and folded, after those.
+ *   UUID of version 7, that of its gradient's blob: see kv/submission.ts), so that a list gives
+ *   them in an order every process agrees on: the lowest base step first, then by id, then by
+ *   submission (an id sent again once its record expired is stored beside the one still waiting,
+ *   never in its place). Stores of an earlier version of this library wrote
+ *   `[...P, "pending", at, id]` (`at` the storing process's `Date.now()`): listed after those,
+ *   and folded in their place by base step (see kv/training.ts).
  * - `[...P, "blobs", blob]` and `[...P, "grads", blob, i]`: the record and the chunks of a
  *   stored gradient too large for its pending record (written like a checkpoint's version).
  * - `[...P, "lease"]`: `{ token, expires, ms }`, the lease (its end, on its writer's clock, and

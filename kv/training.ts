@@ -26,6 +26,8 @@ import {
 } from "./records.ts";
 import { BUSY_TRIES, busyPause, isBusy, listAll, listPicked, unbusy } from "./retry.ts";
 import { removeBlob } from "./sweep.ts";
+import { submissionId, submittedAt } from "./submission.ts";
+import { encodeUtf8 } from "../base/_utf8.ts";
 
 /** See `TrainingStore.request`. */
 export async function request(ctx: Ctx, id: string): Promise<RequestRecord | null> {
@@ -70,7 +72,7 @@ export async function submit(
   const gradient = given.slice();
   const known = await request(ctx, info.id);
   if (known !== null) return known;
-  const blob = crypto.randomUUID();
+  const blob = submissionId();
   const inline = gradient.length <= INLINE_BYTES;
   const value: PendingValue = {
     id: info.id,
@@ -122,29 +124,92 @@ async function landed(ctx: Ctx, key: Deno.KvKey, id: string, blob: string): Prom
   return pending.versionstamp !== null || record.value?.by === blob;
 }
 
-/** See `TrainingStore.pending`. */
-export function pending(ctx: Ctx, limit: number): Promise<PendingContribution[]> {
+/**
+ * The least `at` of a key `[...P, "pending", at, id]` that an earlier version of this library
+ * wrote (`at` its `Date.now()`; no such version ran before 2020): where its records are listed
+ * from, past the new ones (whose base steps are far below).
+ */
+const LEGACY_FROM = Date.UTC(2020, 0, 1);
+
+/** A listed pending entry as a contribution; null when it is not one of this library. */
+function pendingOf(e: Deno.KvEntry<unknown>, depth: number): PendingContribution | null {
+  // [...P, "pending", base, id, blob], or [...P, "pending", at, id] as an earlier version of
+  // this library stored it; not the records of a store whose prefix is [...P, "pending", n],
+  // listed among these (what is not a contribution is skipped below).
+  const shaped = typeof e.key[depth + 1] === "string" &&
+    (e.key.length === depth + 2 || (e.key.length === depth + 3 && isVersionId(e.key[depth + 2])));
+  if (!shaped) return null;
+  let value: PendingValue;
+  try {
+    value = parsePending(e.value, e.key);
+  } catch {
+    return null; // Not a contribution of this library: never folded.
+  }
+  const ref: PendingRef = { key: e.key, value };
+  return { id: value.id, base: value.base, samples: value.samples, ref };
+}
+
+/** The fold order (see `TrainingStore.pending`) of two listed contributions. */
+function foldOrder(a: PendingContribution, b: PendingContribution, depth: number): number {
+  const [x, y] = [(a.ref as PendingRef).key, (b.ref as PendingRef).key];
+  if (a.base !== b.base) return a.base - b.base;
+  if (a.id !== b.id) return compareKeyParts(x, y, depth + 1);
+  if (x.length === y.length) {
+    return compareKeyParts(x, y, x.length === depth + 2 ? depth : depth + 2);
+  }
+  // One of each: by when they were submitted (the `at` of the earlier version's key, the time
+  // in a submission id that has one); the earlier version's first on a tie, or when the other's
+  // id says no time (a random one, of a version that came after it).
+  const [old, now] = x.length < y.length ? [x, y] : [y, x];
+  const at = submittedAt(now[depth + 2] as string);
+  const order = at === null || at >= (old[depth] as number) ? -1 : 1;
+  return x === old ? order : -order;
+}
+
+/** The order of the strings or numbers at `i` of two keys, as Deno KV orders them. */
+function compareKeyParts(x: Deno.KvKey, y: Deno.KvKey, i: number): number {
+  const [a, b] = [x[i], y[i]];
+  if (typeof a === "number" && typeof b === "number") return a - b;
+  const [u, v] = [encodeUtf8(String(a)), encodeUtf8(String(b))];
+  for (let j = 0; j < u.length && j < v.length; j++) if (u[j] !== v[j]) return u[j] - v[j];
+  return u.length - v.length;
+}
+
+/**
+ * See `TrainingStore.pending`. The new records list in the fold order; those an earlier version
+ * of this library keyed by time list after them all: when the first `limit` do not reach them,
+ * the oldest `limit` of them are listed too, and each takes its place by base step among the
+ * others (under sustained load they waited behind every new one, until refused as stale).
+ */
+export async function pending(ctx: Ctx, limit: number): Promise<PendingContribution[]> {
   // The keys whose next part is a base step (a number): those of a store whose prefix is
   // [...P, "pending"] (strings, listed first by Deno KV) would take the places of the first.
   const { pending } = ctx.records;
-  const range = { start: [...pending, -Infinity], end: [...pending, Infinity] };
   const depth = pending.length;
-  return listPicked(ctx.kv, range, (e): PendingContribution | null => {
-    // [...P, "pending", base, id, blob], or [...P, "pending", at, id] as an earlier version of
-    // this library stored it; not the records of a store whose prefix is [...P, "pending", n],
-    // listed among these (what is not a contribution is skipped below).
-    const shaped = typeof e.key[depth + 1] === "string" &&
-      (e.key.length === depth + 2 || (e.key.length === depth + 3 && isVersionId(e.key[depth + 2])));
-    if (!shaped) return null;
-    let value: PendingValue;
-    try {
-      value = parsePending(e.value, e.key);
-    } catch {
-      return null; // Not a contribution of this library: never folded.
-    }
-    const ref: PendingRef = { key: e.key, value };
-    return { id: value.id, base: value.base, samples: value.samples, ref };
+  const end = [...pending, Infinity];
+  const first = await listPicked(
+    ctx.kv,
+    { start: [...pending, -Infinity], end },
+    (e) => pendingOf(e, depth),
+    limit,
+  );
+  const inOrder = (all: PendingContribution[]) => all.sort((a, b) => foldOrder(a, b, depth));
+  if (first.length === 0 || first.length < limit) return inOrder(first); // all of them
+  // Those of the earlier version's already listed, by time and id (a prefix may hold bigints).
+  const tail = (key: Deno.KvKey) => `${String(key[depth])} ${String(key[depth + 1])}`;
+  const keys = first.map((p) => (p.ref as PendingRef).key);
+  const seen = new Set(keys.filter((key) => key.length === depth + 2).map(tail));
+  const legacy = await listPicked(ctx.kv, {
+    start: [
+      ...pending,
+      Math.max(LEGACY_FROM, (first[first.length - 1].ref as PendingRef).key[depth] as number),
+    ],
+    end,
+  }, (e) => {
+    if (e.key.length !== depth + 2 || seen.has(tail(e.key))) return null;
+    return pendingOf(e, depth);
   }, limit);
+  return inOrder([...first, ...legacy]).slice(0, limit);
 }
 
 /** See `TrainingStore.gradient`. */

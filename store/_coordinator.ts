@@ -123,6 +123,7 @@ export class Coordinator implements Fold {
   leaseSince = 0;
   backoffUntil = 0;
   isolate = 0;
+  storedTurn = false;
   snapshot: StoredParams | null = null;
   scratch: { flat: Float32Array; acc: Float64Array } | null = null;
   readonly watched: Map<string, Watcher[]> = new Map();

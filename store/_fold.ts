@@ -60,6 +60,8 @@ export interface Fold {
   backoffUntil: number;
   /** Folds left to take one contribution at a time (after a step no checkpoint could hold). */
   isolate: number;
+  /** Whether the stored contributions have the larger share of the next contended fold. */
+  storedTurn: boolean;
   scratch: { flat: Float32Array; acc: Float64Array } | null;
   readonly watched: ReadonlyMap<string, unknown>;
   see(params: StoredParams): void;
@@ -261,24 +263,44 @@ async function afterConflict(f: Fold, local: Local[]): Promise<void> {
   f.queue.unshift(...back);
 }
 
-/** The contributions of one fold: up to `maxFold` (or one, while isolating), stored first. */
+/** Moves up to `n` contributions queued in this process into `local`, taken. */
+function takeQueued(f: Fold, local: Local[], n: number): void {
+  for (const l of f.queue.splice(0, Math.max(0, n))) local.push(l), l.taken = true;
+}
+
+/**
+ * The contributions of one fold: up to `maxFold` (or one, while isolating), those queued in this
+ * process (up to 90) and those stored, stored first. While both could fill it, each has half of
+ * it (of an odd `maxFold`, the larger half goes to each in turn), where the queued took it all:
+ * contributions stored by other processes waited, while the holder's own kept coming, until
+ * refused as stale. The stored are the oldest by base step (see `TrainingStore.pending`); no
+ * process's clock compares them with the queued.
+ */
 async function take(f: Fold, local: Local[]): Promise<PendingContribution[]> {
-  if (f.isolate === 0) return await f.store.pending(f.options.maxFold - local.length);
+  const { maxFold } = f.options;
+  if (f.isolate === 0) {
+    const most = Math.min(90, maxFold);
+    f.storedTurn = !f.storedTurn;
+    const share = f.storedTurn ? Math.ceil(maxFold / 2) : Math.floor(maxFold / 2);
+    takeQueued(f, local, Math.min(most, maxFold - share));
+    const stored = local.length < maxFold ? await f.store.pending(maxFold - local.length) : [];
+    // The stored took less than their share: the queued have the rest (those queued meanwhile too).
+    takeQueued(f, local, Math.min(most, maxFold - stored.length) - local.length);
+    return stored;
+  }
   f.isolate--;
   const stored = await f.store.pending(1);
-  const l = stored.length === 0 ? f.queue.shift() : undefined;
-  if (l !== undefined) local.push(l), l.taken = true;
+  if (stored.length === 0) takeQueued(f, local, 1);
   return stored;
 }
 
 /**
  * One fold: takes up to `maxFold` contributions (those waiting in this process, up to 90, and
- * the first the store lists: see `TrainingStore.pending`), refuses the too stale, steps on the
+ * the first the store lists, each a share: see `take`), refuses the too stale, steps on the
  * mean of the others, and commits, under the lease. False when there was nothing to fold.
  */
 export async function foldOnce(f: Fold): Promise<boolean> {
-  const local = f.isolate > 0 ? [] : f.queue.splice(0, Math.min(90, f.options.maxFold));
-  for (const l of local) l.taken = true;
+  const local: Local[] = [];
   // The state folded on, and the one stepped from it: freed at the end unless cached.
   let state: OptimizerState | null = null, next: OptimizerState | null = null;
   try {

@@ -18,6 +18,7 @@ import { readParamsPrefix, readStoredParams } from "./layout.ts";
 import { WaitingNotes } from "./_notes.ts";
 import { ExpiryQueue } from "./_expiry.ts";
 import { LeaseSighting } from "./_lease.ts";
+import { sleep } from "./_time.ts";
 import type {
   ContributionInfo,
   JournalRecord,
@@ -70,13 +71,12 @@ export interface MemoryStoreOptions {
 }
 
 /**
- * A stored contribution, under its own number and submission id (a UUID, as the Deno KV store
- * keys it): an id sent again once its record expired (`rememberMs`) is stored beside the one of
- * that id still waiting, not in its place.
+ * A stored contribution, under its own number, in the order of submission: an id sent again
+ * once its record expired (`rememberMs`) is stored beside the one of that id still waiting, not
+ * in its place, and folds after it.
  */
 interface Stored {
   readonly n: number;
-  readonly submission: string;
   readonly info: ContributionInfo;
   readonly gradient: Uint8Array;
 }
@@ -177,9 +177,6 @@ function byUtf8(a: string, b: string): number {
   return x.length - y.length;
 }
 
-/** The order of two ASCII strings (UUIDs), as Deno KV orders them in keys. */
-const ordered = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0;
-
 /**
  * Removes what is older than it is kept, visiting only what expired: each record set is in its
  * queue with its expiry, and is removed when that comes unless it was set again since.
@@ -238,8 +235,7 @@ function trainingMethods(
         const { id, base, samples } = info;
         remember(m, id, { state: "pending" }, Date.now() + rememberMs);
         const n = ++m.stored;
-        const submission = crypto.randomUUID();
-        m.pending.set(n, { n, submission, info: { id, base, samples }, gradient: copy });
+        m.pending.set(n, { n, info: { id, base, samples }, gradient: copy });
         return null;
       });
     },
@@ -248,7 +244,7 @@ function trainingMethods(
         [...m.pending.values()]
           .sort((a, b) =>
             a.info.base - b.info.base || byUtf8(a.info.id, b.info.id) ||
-            ordered(a.submission, b.submission)
+            a.n - b.n
           )
           .slice(0, limit)
           .map((p): PendingContribution => ({ ...p.info, ref: p }))
@@ -339,7 +335,7 @@ export function memoryCheckpointStore(
   // Each call takes effect, at once and whole, when its answer comes.
   const later = <T>(f: () => T): Promise<T> =>
     latencyMs > 0
-      ? new Promise((resolve) => setTimeout(resolve, latencyMs)).then(f)
+      ? sleep(latencyMs).then(f) // a timer of any length: setTimeout fires one past 2³¹ ms at once
       : Promise.resolve().then(f);
   return {
     name,

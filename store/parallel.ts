@@ -80,7 +80,8 @@ export interface DataParallelOptions {
   leaseMs?: number;
   /**
    * The most contributions one step folds (default 64; at most 90 from this process, and at
-   * most the store's `maxFold`: what one atomic write of its database settles).
+   * most the store's `maxFold`: what one atomic write of its database settles). While this
+   * process's own and those stored by others could each fill a step, each has half of it.
    */
   maxFold?: number;
   /**

@@ -234,7 +234,8 @@ export interface TrainingStore extends VersionedCheckpointStore {
    * Up to `limit` stored contributions not folded yet, in an order every process agrees on
    * (no process's clock decides it): the lowest base step first, those of one base step by id,
    * in the order of their UTF-8 bytes (as Deno KV orders keys), and those of one id (sent again
-   * once its record expired) by the submission's own id, a random UUID. A contribution waits
+   * once its record expired) in the order they were submitted (on Deno KV, by the submission's
+   * own id, a UUID that begins with its submitting process's time). A contribution waits
    * behind a bounded number of others: once the steps are past its base, only those computed
    * before can come before it. A fold takes them, and averages their gradients, in this order.
    * `limit`: as {@linkcode TrainingStore.journal}'s.

@@ -456,7 +456,8 @@ Deno.test("kv store: a contribution stored by an earlier version of the library,
     const legacy = [...PREFIX, "pending", 1_700_000_000_000, "old"];
     await kv.atomic().delete(key).set(legacy, value).commit();
     const listed = await store.pending(10);
-    assert.deepEqual(listed.map((p) => [p.id, p.samples]), [["new", 1], ["old", 2]]);
+    // In its place by base step (0), before "new" (1).
+    assert.deepEqual(listed.map((p) => [p.id, p.samples]), [["old", 2], ["new", 1]]);
     const done = await store.commit({
       checkpoint: null,
       expected: null,
@@ -471,6 +472,36 @@ Deno.test("kv store: a contribution stored by an earlier version of the library,
     assert.equal((await kv.get(legacy)).versionstamp, null);
     assert.equal((await store.request("old"))?.state, "refused");
   });
+});
+
+Deno.test("kv store: contributions stored by an earlier version of the library take their place by base step among the new ones, where they listed after every new one", async () => {
+  // Under sustained load (more new contributions waiting than a fold takes), those keyed by the
+  // storing process's millisecond (a number far past any base step) were never listed, and
+  // waited until refused as stale: as during a rolling upgrade.
+  // Also under a prefix that holds a bigint (and bytes), which JSON cannot write.
+  for (const prefix of [PREFIX, [...PREFIX, 7n, new Uint8Array([1, 2])]]) {
+    await withKv(async (kv) => {
+      const store = kvCheckpointStore(kv, prefix);
+      const submit = (id: string, base: number) =>
+        store.submit({ id, base, samples: 1 }, new Uint8Array(8));
+      for (let base = 0; base < 6; base++) assert.equal(await submit(`n${base}`, base), null);
+      // Re-keyed as an earlier version wrote them: "late" stored before "old" by its clock.
+      for (
+        const [id, base, at] of [["old", 0, 1_700_000_000_000], ["late", 4, 1_600_000_000_000]]
+      ) {
+        assert.equal(await submit(id as string, base as number), null);
+        const [stored] = (await store.pending(100)).filter((p) => p.id === id);
+        const { key, value } = stored.ref as { key: Deno.KvKey; value: unknown };
+        await kv.atomic().delete(key).set([...prefix, "pending", at, id as string], value).commit();
+      }
+      const ids = async (limit: number) => (await store.pending(limit)).map((p) => p.id);
+      assert.deepEqual(await ids(3), ["n0", "old", "n1"]);
+      assert.deepEqual(await ids(100), ["n0", "old", "n1", "n2", "n3", "late", "n4", "n5"]);
+      for (let limit = 1; limit <= 8; limit++) {
+        assert.deepEqual(await ids(limit), (await ids(100)).slice(0, limit), `limit ${limit}`);
+      }
+    });
+  }
 });
 
 /**

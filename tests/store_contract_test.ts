@@ -359,6 +359,42 @@ Deno.test("store contract: an id sent again once its record expired is a new con
   }
 });
 
+Deno.test("store contract: stored contributions of one id (sent again once its record expired) are listed in the order they were submitted, in both stores, also within one millisecond or after the clock stepped back", async () => {
+  // Both stores ordered them by a random UUID each: the later submission folded first about
+  // one time in two.
+  for (const back of [0, 5]) {
+    const clock = { now: 1_900_000_000_000 };
+    const kv = await Deno.openKv(":memory:");
+    try {
+      const stores = [
+        { store: memoryCheckpointStore({ rememberMs: 1000 }), expire: () => clock.now += 1001 },
+        {
+          store: kvCheckpointStore(kv, PREFIX, { rememberMs: 1000 }),
+          expire: (id: string) => (clock.now -= back, kv.delete([...PREFIX, "requests", id])),
+        },
+      ];
+      for (const { store, expire } of stores) {
+        await withClock(clock, async () => {
+          for (let i = 0; i < 16; i++) {
+            const id = `x${i}`;
+            assert.equal(await store.submit({ id, base: 0, samples: 1 }, new Uint8Array(4)), null);
+            await expire(id);
+            assert.equal(await store.submit({ id, base: 0, samples: 2 }, new Uint8Array(4)), null);
+          }
+          const listed = await store.pending(100);
+          assert.equal(listed.length, 32, store.name);
+          for (let i = 0; i < 16; i++) {
+            const samples = listed.filter((p) => p.id === `x${i}`).map((p) => p.samples);
+            assert.deepEqual(samples, [1, 2], `${store.name}, x${i}, the clock ${back} ms back`);
+          }
+        });
+      }
+    } finally {
+      kv.close();
+    }
+  }
+});
+
 Deno.test("store contract: journal and pending refuse a limit or start that is not one with the same error, nothing listed, in both stores", async () => {
   // The in-process store took a negative limit as "all but that many" (journal(0, -1) gave
   // every record but the last) and a fraction as its floor; Deno KV's threw errors of its own

@@ -171,3 +171,23 @@ Deno.test("memory store: the expiry queue gives exactly the entries due, soonest
     { numRuns: 500 },
   );
 });
+
+Deno.test("memory store: a latencyMs past setTimeout's longest delay (2³¹ − 1 ms) is waited for, where its calls answered at once", async () => {
+  // setTimeout fires a delay past 2³¹ − 1 ms at once: the store's calls answered at once. Timers
+  // are stood in for here, as the runtime does with such a delay: others are never fired.
+  const real = globalThis.setTimeout;
+  const armed: number[] = [];
+  globalThis.setTimeout = ((f: () => void, ms = 0) => {
+    armed.push(ms);
+    return ms > 2 ** 31 - 1 ? real(f, 0) : 0;
+  }) as typeof setTimeout;
+  let answered = false;
+  try {
+    const store = memoryCheckpointStore({ latencyMs: 2 ** 31 });
+    store.head().then(() => answered = true);
+  } finally {
+    globalThis.setTimeout = real;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(answered, false, `timers set: ${armed}`);
+});
