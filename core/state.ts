@@ -313,18 +313,15 @@ export interface StateInternals {
   readonly steps: number;
   readonly skipped: number;
   readonly shapes: readonly (readonly number[])[];
+  /** The names in the order given to `init` (or a checkpoint's): errors name tensors in it. */
+  readonly order: readonly string[];
 }
 
 /** The configuration, backend and counters of a live state; throws if it was consumed. */
 export function stateInternals(state: OptimizerState<unknown>): StateInternals {
   const core = coreOf(state);
-  return {
-    config: core.config,
-    backend: core.backend,
-    steps: state.step,
-    skipped: state.skippedSteps,
-    shapes: core.shapes,
-  };
+  const { config, backend, shapes, order } = core;
+  return { config, backend, steps: state.step, skipped: state.skippedSteps, shapes, order };
 }
 
 /** The core of a live state that no step is running on; else throws. */
