@@ -37,11 +37,11 @@ export type BackendChoice = BackendName | "auto";
 
 /**
  * A learning rate: a fixed number, or a function of the 1-based step being taken that returns
- * one (a schedule). On the CPU backends the function is called on the host once for each step
- * taken, t = 1, 2, 3, … in order, after the step's gradients have passed their checks: not for
- * a call refused for bad gradients, nor for a step skipped or refused for a NaN or ±Infinity
- * (`nonFinite`: the next step is at the same `t`), so a schedule that logs or counts sees each
- * step taken once. A step its own value refuses (not a finite number ≥ 0, or past f32's range)
+ * one (a schedule). On the CPU backends the function is called on the host once for each `t`,
+ * t = 1, 2, 3, … in order, after the step's gradients have passed their shape checks and before
+ * the NaN/±Infinity check (`nonFinite`), so that gradients it writes are checked too: a step
+ * skipped or refused by that check (the next step is at the same `t`) keeps its value for the
+ * next, so a schedule that logs or counts sees each `t` once. A step its own value refuses (not a finite number ≥ 0, or past f32's range)
  * is not taken, and the next call asks again for the same `t`. On WebGPU, where the device
  * decides whether a step is taken, it is called ahead, for the next 64 values of `t` at once,
  * before the GPU has run them: there its result should depend on `t` alone. It must return its

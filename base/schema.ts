@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { described, optionError } from "./_errors.ts";
+import { described, optionError, renamedHint } from "./_errors.ts";
 import type { LearningRate } from "./options.ts";
 
 /** How a checkpoint holds an option. */
@@ -200,41 +200,6 @@ export function checkKeys(
     }
   }
   return options;
-}
-
-/** Names other libraries give options of this one (tfjs, Keras, PyTorch, optax), by this one's. */
-const OTHER_NAMES: Readonly<Record<string, string>> = {
-  learningRate: "lr",
-  learning_rate: "lr",
-  beta1: "betas",
-  beta2: "betas",
-  beta_1: "betas",
-  beta_2: "betas",
-  b1: "betas",
-  b2: "betas",
-  epsilon: "eps",
-  useNesterov: "nesterov",
-};
-
-/**
- * What to add to the error for an unknown option `key` that is the name, in another library or
- * in snake_case, of one of `known`: which one it is here.
- *
- * @example
- * ```ts
- * import { renamedHint } from "./schema.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(renamedHint("learningRate", ["lr"]), " (learningRate is lr here)");
- * assert.equal(renamedHint("weight_decay", ["weightDecay"]), " (weight_decay is weightDecay here)");
- * assert.equal(renamedHint("lrr", ["lr"]), "");
- * ```
- */
-export function renamedHint(key: string, known: readonly string[]): string {
-  const camel = key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-  const name = Object.hasOwn(OTHER_NAMES, key) ? OTHER_NAMES[key] : camel;
-  if (name === key || !known.includes(name)) return "";
-  return name === "betas" ? ` (${key} is in betas here: [β1, β2])` : ` (${key} is ${name} here)`;
 }
 
 /**

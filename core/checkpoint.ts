@@ -102,18 +102,14 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
   const groups = first.config.loop.groups.length > 0
     ? groupsOf(first.config, first.backend.layout.names)
     : undefined;
-  const { config, backend, steps, skipped, shapes } = stateInternals(state);
+  const { config, backend, steps, skipped, shapes, order } = stateInternals(state);
   const layout = backend.layout;
   // A host arena is read in place, and written into the file before this call returns: an
   // await here would let the caller's next steps change it first (saveState(state).then(…),
   // then step on), a file of later values under this state's step count.
   const read = sectionsOf(config, backend);
-  const { tensors, codes } = tensorsOf(
-    config,
-    layout,
-    shapes,
-    read instanceof Promise ? await read : read,
-  );
+  const sections = read instanceof Promise ? await read : read;
+  const { tensors, codes } = tensorsOf(config, layout, shapes, order, sections);
   const metadata = checkpointMetadata(config, layout, { steps, skipped, groups, codes });
   return writeSafetensors(tensors, metadata);
 }
@@ -175,31 +171,44 @@ function sectionsOf(config: Settings, backend: AnyBackend): Sections | Promise<S
 /**
  * The tensors a checkpoint of a state holds (F32 ones first, then the 8-bit codes, so that every
  * F32 tensor is 4-byte aligned in the file), checked finite: a state that is not could not be
- * loaded back.
+ * loaded back. The error names the first tensor that is not in `order` (the state's: given to
+ * `init`, or a checkpoint's), as a step's does, whatever order its arena keeps (an 8-bit one's
+ * differs) and whichever format its moments are in.
  */
 function tensorsOf(
   config: Settings,
   layout: ArenaLayout,
   shapes: readonly (readonly number[])[],
+  order: readonly string[],
   [sections, compact]: Sections,
 ): { tensors: TensorOut[]; codes: boolean } {
   const kinds = stateTensors(config);
   const { tensors, codes } = checkpointTensors(config, layout, shapes);
+  const failures: [string, RangeError][] = [];
   const out = tensors.map(({ name, shape, index, kind, part }): TensorOut => {
     const of = layout.names[index];
     if (part === "values") {
       const data = sections[kind][of];
       const bad = firstBadValue(data, kinds[kind].nonNegative);
-      if (bad >= 0) throw notFinite(name, bad, data[bad], kinds[kind].nonNegative);
+      if (bad >= 0) failures.push([of, notFinite(name, bad, data[bad], kinds[kind].nonNegative)]);
       return { name, shape: [...shape], data };
     }
     const held = compact[kind]![of]!;
     if (part === "codes") return { name, shape: [...shape], data: held.codes };
     const bad = firstBadScale(held.scales);
-    if (bad >= 0) throw notFinite(name, bad, held.scales[bad], false);
+    if (bad >= 0) failures.push([of, notFinite(name, bad, held.scales[bad], false)]);
     return { name, shape: [...shape], data: held.scales };
   });
+  if (failures.length > 0) throw firstIn(order, failures);
   return { tensors: out, codes };
+}
+
+/** The error of the failure whose tensor comes first in `order` (of one tensor: the first). */
+function firstIn(order: readonly string[], failures: [string, RangeError][]): RangeError {
+  const rank = new Map(order.map((name, i) => [name, i]));
+  let first = failures[0];
+  for (const failure of failures) if (rank.get(failure[0])! < rank.get(first[0])!) first = failure;
+  return first[1];
 }
 
 /** The error of a state that cannot be saved: it would be refused on load. */

@@ -9,8 +9,8 @@ import { checkKeys } from "../base/schema.ts";
 
 /**
  * A learning-rate schedule: the learning rate of 1-based step `t`. `step` calls it (on the CPU
- * backends once for each step taken; see `LearningRate`), so it may not step, read,
- * save or dispose the state being stepped (a TypeError says a step is in progress).
+ * backends once for each t, before the non-finite check; see `LearningRate`), so it may not
+ * step, read, save or dispose the state being stepped (a TypeError says a step is in progress).
  *
  * @example
  * ```ts

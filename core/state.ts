@@ -17,7 +17,8 @@ import type { Settings } from "../base/settings.ts";
 import { checkGrads, checkParams, type Params } from "../base/tensors.ts";
 import { checkSavableSize } from "./checkpoint_header.ts";
 import { originOf } from "./origins.ts";
-import { clip, computeScalars, nonFiniteError, type ScalarBlocks } from "./step_scalars.ts";
+import { clip, computeScalars, nonFiniteError, scalarsOf } from "./step_scalars.ts";
+import type { ScalarBlocks } from "./step_scalars.ts";
 import { inLayoutOrder, planState } from "./plan.ts";
 
 // The plan of a state's arena (core/plan.ts), as the TensorFlow.js adapter and checkpoints
@@ -301,6 +302,7 @@ export function restoreState<T>(
     given: layout.names.map(() => undefined),
     current: undefined,
     stepping: false,
+    scalarsAt: 0,
   });
 }
 
@@ -311,18 +313,15 @@ export interface StateInternals {
   readonly steps: number;
   readonly skipped: number;
   readonly shapes: readonly (readonly number[])[];
+  /** The names in the order given to `init` (or a checkpoint's): errors name tensors in it. */
+  readonly order: readonly string[];
 }
 
 /** The configuration, backend and counters of a live state; throws if it was consumed. */
 export function stateInternals(state: OptimizerState<unknown>): StateInternals {
   const core = coreOf(state);
-  return {
-    config: core.config,
-    backend: core.backend,
-    steps: state.step,
-    skipped: state.skippedSteps,
-    shapes: core.shapes,
-  };
+  const { config, backend, shapes, order } = core;
+  return { config, backend, steps: state.step, skipped: state.skippedSteps, shapes, order };
 }
 
 /** The core of a live state that no step is running on; else throws. */
@@ -384,10 +383,9 @@ function stepCore(core: Core, grads: unknown): StateHandle {
 }
 
 /**
- * A step where the host decides: the gradients loaded with the non-finite check (an
- * exponent-bit test, or with clipping the f64 sum of squares that also gives the norm), then,
- * for a step that passed it, the scalars (a schedule is asked only for a step that is taken),
- * the scalar blocks written, centralization and one fused update.
+ * A step where the host decides: the scalars (`scalarsOf`), the gradients loaded with the check
+ * (exponent bits, or with clipping the f64 sum of squares, the norm), then, for a step that
+ * passed it, the scalar blocks written, centralization and one fused update.
  */
 function stepOnHost(core: Core, backend: HostBackend, grads?: unknown): StateHandle {
   const layout = backend.layout;
@@ -395,6 +393,7 @@ function stepOnHost(core: Core, backend: HostBackend, grads?: unknown): StateHan
   const given = grads === undefined
     ? undefined
     : checkGrads(grads, layout.names, layout.lengths, core.given);
+  const t = scalarsOf(core, core.steps + 1);
   const { clipGradNorm, nonFinite } = core.config.loop;
   let norm = NaN;
   if (clipGradNorm === undefined && nonFinite !== "propagate") {
@@ -412,9 +411,8 @@ function stepOnHost(core: Core, backend: HostBackend, grads?: unknown): StateHan
       }
     }
   }
-  const t = core.steps + 1;
-  computeScalars(core, t);
-  // Nothing above has changed the state (params, moments, slow weights, counts, norm).
+  // Nothing above has changed the state; the scalars are used (clipping scales them).
+  core.scalarsAt = 0;
   core.lastNorm = norm;
   const blocks = core.groupScalars;
   if (clipGradNorm !== undefined && norm > clipGradNorm) clip(backend, blocks, clipGradNorm / norm);
@@ -480,8 +478,7 @@ export function readSection(
   try {
     return coreOf(state).backend.readSection(section);
   } catch (error) {
-    // A consumed or disposed state: a rejection, as every other failure of a read.
-    return Promise.reject(error);
+    return Promise.reject(error); // a consumed or disposed state: rejected, as other failures
   }
 }
 

@@ -26,6 +26,8 @@ export interface ScalarBlocks {
   readonly groupHypers: readonly Hyperparameters[];
   readonly groupLrScales: readonly number[];
   readonly groupScalars: readonly StepScalars[];
+  /** The step t whose scalars `groupScalars` hold, kept while steps at t are skipped (else 0). */
+  scalarsAt: number;
 }
 
 /** The learning rate of step `t`, checked. */
@@ -63,6 +65,7 @@ function scaledLearningRateError(lr: number, t: number, g: number, scale: number
  * RangeError for a `t` past 2⁵³ − 1, which a count cannot hold exactly.
  */
 export function computeScalars(core: ScalarBlocks, t: number): void {
+  core.scalarsAt = 0;
   if (!Number.isSafeInteger(t)) {
     throw new RangeError(
       `The state cannot take step ${t}: a step count is exact up to 2⁵³ − 1 (past it, it would count no further, and a checkpoint could not hold it); the step was not taken`,
@@ -80,6 +83,17 @@ export function computeScalars(core: ScalarBlocks, t: number): void {
     out.alpha = la ? la.alpha : 0;
     out.sync = la && t % la.k === 0 ? 1 : 0;
   }
+}
+
+/**
+ * {@linkcode computeScalars} of step `t`, unless `core` holds them already: a schedule is asked
+ * once for each t (before the non-finite check, so that gradients it writes are checked too),
+ * its value kept while steps at t are skipped or refused by that check. Returns `t`.
+ */
+export function scalarsOf(core: ScalarBlocks, t: number): number {
+  if (core.scalarsAt === t) return t;
+  computeScalars(core, t);
+  return core.scalarsAt = t;
 }
 
 /**

@@ -30,6 +30,55 @@ export const STALL_MS = 10_000;
 const STALL_CHECK_MS = 100;
 
 /**
+ * Why a starting worker that has not said it is ready, with no worker becoming ready for
+ * `stallMs` milliseconds of waiting, is taken for stopped.
+ */
+export function notReadyWhy(stallMs: number): string {
+  return `it did not say it was ready, no worker becoming ready for ${stallMs / 1000} s; ` +
+    "terminated, or killed (out of memory?)";
+}
+
+/**
+ * Resolves when every one of `ready` has; rejects with the first one's error, or once none has
+ * resolved for `stallMs` of waiting (a worker that stops outright as it starts, terminated or
+ * killed, sends no message and fires no error event). Waiting is measured on the monotonic clock
+ * in intervals of at most STALL_CHECK_MS each (a suspended process or busy main thread counts
+ * one), as {@linkcode join} does.
+ */
+export function allReady(ready: Promise<void>[], stallMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let left = ready.length;
+    let still = 0;
+    let looked = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      still += Math.min(now - looked, STALL_CHECK_MS);
+      looked = now;
+      if (still >= stallMs) {
+        clearInterval(timer);
+        reject(new Error(`A kernel worker failed to start: ${notReadyWhy(stallMs)}`));
+      }
+    }, STALL_CHECK_MS);
+    if (left === 0) {
+      clearInterval(timer);
+      resolve();
+    }
+    for (const one of ready) {
+      one.then(() => {
+        still = 0;
+        if (--left === 0) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, (error) => {
+        clearInterval(timer);
+        reject(error);
+      });
+    }
+  });
+}
+
+/**
  * A function that stops the workers (once), with `done` telling whether it ran. Made apart from
  * the backend's closures, so that the FinalizationRegistry holding it does not keep the backend
  * alive through a shared closure context.

@@ -94,7 +94,8 @@ export interface ThreadWorkerInit {
 
 /**
  * The worker's program. Receives one {@linkcode ThreadWorkerInit} message, instantiates the
- * shared kernel on the state's memory, answers `{ ready: true }` (or `{ error }`), then loops:
+ * shared kernel on the state's memory, answers `{ ready: true }` (or `{ error }`, whatever part of
+ * its start failed), then loops:
  * wait for the generation to change (polling for `spinMs`, then sleeping in
  * `Atomics.wait`), run the job
  * on its own slice in chunks, bumping the progress word as it takes the job and after each
@@ -165,7 +166,12 @@ export function threadWorkerMain(): void {
         if (failed) break;
       }
       scope.close();
-    }, (error) => scope.postMessage({ error: String(error) }));
+    }).catch((error) => {
+      // Its start failed (the module, or the views on the memory): said, not left unhandled (a
+      // browser does not tell the page of a worker's unhandled rejection, which would leave
+      // the state's init waiting for ever). After `ready`, every job's error is caught above.
+      scope.postMessage({ error: String(error) });
+    });
   };
 }
 

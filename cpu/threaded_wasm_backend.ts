@@ -38,7 +38,9 @@
  * does, or polling on a browser's main thread), looks at that word every 100 ms: when it has
  * stood still for 10 s of waiting with a job still pending, the step throws as after a fault. A
  * live worker, however slow, finishes a chunk well within that (cpu/_thread_join.ts `join`,
- * `STALL_MS`).
+ * `STALL_MS`). Likewise while the workers start: a worker that stops before it says it is ready
+ * fires no event, so `init` rejects once no worker has become ready for that bound, and
+ * terminates the others (`allReady`).
  *
  * @module
  */
@@ -57,6 +59,7 @@ import {
   threadWorkerSource,
 } from "./thread_worker.ts";
 import {
+  allReady,
   faultError,
   join,
   mayBlock,
@@ -103,7 +106,10 @@ export interface ThreadedOptions {
   workerSpinMs?: number;
   /** Elements a worker steps between progress bumps (default CHUNK; a multiple of 256). */
   chunk?: number;
-  /** Milliseconds with no progress after which a worker is declared stopped (default STALL_MS). */
+  /**
+   * Milliseconds with no progress after which a worker is declared stopped (default STALL_MS):
+   * in a step, or while the workers start (none becoming ready).
+   */
   stallMs?: number;
 }
 
@@ -252,11 +258,13 @@ function workerReady(worker: Worker): Promise<void> {
 
 /**
  * Starts threads 1 to `threads - 1` (the main thread is thread 0) as workers, pushed onto
- * `workers` as they are made, thread `t` given `init(t)`; resolves when every one is ready.
+ * `workers` as they are made, thread `t` given `init(t)`; resolves when every one is ready,
+ * rejects when one fails, or none becomes ready for `stallMs` (cpu/_thread_join.ts `allReady`).
  */
 async function startWorkers(
   workers: Worker[],
   threads: number,
+  stallMs: number,
   init: (t: number) => ThreadWorkerInit,
 ): Promise<void> {
   const url = URL.createObjectURL(new Blob([threadWorkerSource()], { type: "text/javascript" }));
@@ -268,7 +276,7 @@ async function startWorkers(
       ready.push(workerReady(worker));
       worker.postMessage(init(t));
     }
-    await Promise.all(ready);
+    await allReady(ready, stallMs);
   } finally {
     URL.revokeObjectURL(url);
   }
@@ -363,8 +371,9 @@ export async function createThreadedWasmBackend(
   if (!(chunk > 0 && chunk % Q8_BLOCK === 0)) {
     throw new RangeError(`ThreadedOptions.chunk must be a positive multiple of 256, not ${chunk}`);
   }
+  const stallMs = options.stallMs ?? STALL_MS;
   try {
-    await startWorkers(workers, threads, (t): ThreadWorkerInit => {
+    await startWorkers(workers, threads, stallMs, (t): ThreadWorkerInit => {
       const [start, end] = sliceBounds(layout, threads, t);
       const [firstBlock, lastBlock] = blockBounds(map.blocks, threads, t);
       const { control, scalars, partials } = map;
@@ -399,7 +408,7 @@ export async function createThreadedWasmBackend(
   const blocks = blockViews(memory.buffer, map.scalars, layout);
   const registry = orphans ??= new FinalizationRegistry((release) => release());
   const backend = new CpuBackend("wasm", layout, memory.buffer, map.base, blocks, {
-    ...teamKernels(team, options.parallelReduction ?? true, options.stallMs ?? STALL_MS),
+    ...teamKernels(team, options.parallelReduction ?? true, stallMs),
     threads,
     dispose: () => {
       release();

@@ -21,6 +21,7 @@ import {
   SLOW,
   writeSegmentTable,
 } from "../base/arena.ts";
+import { decodeBase64 } from "../base/_base64.ts";
 import { Q8_BLOCK } from "../base/q8.ts";
 import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
 import { blockViews, CpuBackend } from "./cpu_backend.ts";
@@ -56,21 +57,14 @@ let sharedBytes: Uint8Array<ArrayBuffer> | undefined;
 let importedModule: WebAssembly.Module | undefined;
 let sharedModule: WebAssembly.Module | undefined;
 
-function decode(base64: string): Uint8Array<ArrayBuffer> {
-  const binary = atob(base64);
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-  return out;
-}
-
 /** The kernel module's bytes, decoded once. */
 export function kernelBytes(): Uint8Array<ArrayBuffer> {
-  return bytes ??= decode(KERNELS_WASM_BASE64);
+  return bytes ??= decodeBase64(KERNELS_WASM_BASE64);
 }
 
 /** The bytes of the kernel build that imports a shared memory (threaded states), decoded once. */
 export function sharedKernelBytes(): Uint8Array<ArrayBuffer> {
-  return sharedBytes ??= decode(KERNELS_SHARED_WASM_BASE64);
+  return sharedBytes ??= decodeBase64(KERNELS_SHARED_WASM_BASE64);
 }
 
 /**
@@ -84,7 +78,7 @@ export function kernelOnMemory(memory: WebAssembly.Memory): KernelExports {
     memory.buffer instanceof SharedArrayBuffer;
   const module = shared
     ? sharedModule ??= new WebAssembly.Module(sharedKernelBytes())
-    : importedModule ??= new WebAssembly.Module(decode(KERNELS_IMPORTED_WASM_BASE64));
+    : importedModule ??= new WebAssembly.Module(decodeBase64(KERNELS_IMPORTED_WASM_BASE64));
   return new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
 }
 

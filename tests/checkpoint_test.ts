@@ -90,6 +90,31 @@ Deno.test("a state holding NaN or Infinity cannot be saved", async () => {
   await assert.rejects(saveState(big), /"w.exp_avg_sq"\[0\] is Infinity/);
 });
 
+Deno.test("a state that cannot be saved names the first bad tensor in the order given, 32-bit or 8-bit", async () => {
+  // An 8-bit state named the first in its arena's order (its 8-bit tensors last), where a
+  // 32-bit one, and a step refusing the same gradients, named the first in the order given.
+  const lengths: Record<string, number> = { big: 70_000, small: 10, mid: 300 };
+  for (const order of [["big", "small", "mid"], ["small", "big", "mid"], ["mid", "big", "small"]]) {
+    for (const states of ["32bit", "8bit"] as const) {
+      const params = Object.fromEntries(order.map((n) => [n, new Float32Array(lengths[n])]));
+      const nan = () => Object.fromEntries(order.map((n) => [n, params[n].slice().fill(NaN)]));
+      let state = await radam({ states, nonFinite: "throw" }).init(params);
+      try {
+        assert.throws(() => step(state, nan()), saying(RangeError, `"${order[0]}"`));
+        dispose(state);
+        state = await radam({ states, nonFinite: "propagate" }).init(params);
+        state = step(state, nan());
+        await assert.rejects(
+          saveState(state),
+          saying(RangeError, `Cannot checkpoint: "${order[0]}"[0] is NaN`),
+        );
+      } finally {
+        dispose(state);
+      }
+    }
+  }
+});
+
 Deno.test('a one-tensor state (name "") round-trips', async () => {
   let state = await adam({ lr: 0.1 }).init(new Float32Array([1, 2, 3, 4, 5]));
   state = step(state, new Float32Array([1, -1, 1, -1, 1]));

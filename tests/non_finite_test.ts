@@ -194,9 +194,10 @@ for (const which of BACKENDS) {
     }
   });
 
-  Deno.test(`${which.label}: a schedule is called once for each step taken, not for one skipped or refused`, async () => {
-    // It was called before the check: for every skipped or refused step too, so a schedule
-    // that logged or counted saw t = 2 three times here.
+  Deno.test(`${which.label}: a schedule is called once for each t, not again while steps at it are skipped or refused`, async () => {
+    // It was once called for every skipped or refused step, so a schedule that logged or
+    // counted saw t = 2 three times here; it is called once for each t (before the check, so
+    // that gradients it writes are checked), its value kept while steps at t are not taken.
     for (const nonFinite of ["skip", "throw"] as const) {
       for (const clipGradNorm of [undefined, 1]) {
         const seen: number[] = [];
@@ -219,7 +220,8 @@ for (const which of BACKENDS) {
               assert.throws(() => copied ? step(s, bad) : step(s), RangeError);
             } else s = copied ? step(s, bad) : step(s);
           }
-          assert.deepEqual(seen, [1], `${nonFinite}, clipGradNorm ${clipGradNorm}`);
+          // Asked once for t = 2, before the check; its value kept while t = 2 is not taken.
+          assert.deepEqual(seen, [1, 2], `${nonFinite}, clipGradNorm ${clipGradNorm}`);
           s = step(s, good());
           s = step(s, good());
           assert.deepEqual(seen, [1, 2, 3]);
@@ -234,6 +236,45 @@ for (const which of BACKENDS) {
           assert.equal(s.lastGradNorm, clipGradNorm ? Math.hypot(1, 2, 3, 4, 5) : NaN);
         } finally {
           dispose(s);
+        }
+      }
+    }
+  });
+
+  Deno.test(`${which.label}: gradients a schedule writes are checked as nonFinite says`, async () => {
+    // The schedule was called after the check: a NaN it wrote into the gradient slots (or,
+    // copied in, into the gradients given) was stepped, whatever the policy.
+    for (const nonFinite of ["skip", "throw"] as const) {
+      for (const clipGradNorm of [undefined, 1]) {
+        for (const copied of [true, false]) {
+          const label = `${nonFinite}, clipGradNorm ${clipGradNorm}, copied ${copied}`;
+          let poison: Float32Array[] = [];
+          let s = await radam({
+            backend: which.backend,
+            threads: which.threads,
+            threadThreshold: 0,
+            nonFinite,
+            clipGradNorm,
+            lr: () => {
+              for (const array of poison) array[array.length - 1] = NaN;
+              return 1e-3;
+            },
+          }).init({ w: new Float32Array(3).fill(1), b: new Float32Array(2).fill(1) });
+          try {
+            const grads = { w: new Float32Array([1, 2, 3]), b: new Float32Array([4, 5]) };
+            const slots = s.grads as Record<string, Float32Array>;
+            if (!copied) { for (const n of s.names) slots[n].set(grads[n as "w" | "b"]); }
+            poison = copied ? [grads.b, slots.b] : [slots.b];
+            const before = await readAll(s);
+            if (nonFinite === "throw") {
+              assert.throws(() => copied ? step(s, grads) : step(s), RangeError, label);
+            } else s = copied ? step(s, grads) : step(s);
+            assert.equal(s.step, 0, label);
+            assert.equal(s.skippedSteps, nonFinite === "skip" ? 1 : 0, label);
+            assert.deepEqual(await readAll(s), before, label);
+          } finally {
+            dispose(s);
+          }
         }
       }
     }

@@ -175,6 +175,71 @@ Deno.test("store options: tensors and loadOptions are checked at the call, on an
   }
 });
 
+Deno.test("store options: a learning rate or another library's option name says where it goes", async () => {
+  // The store's options said only "Unknown option lr …; expected one of …", where the
+  // optimizers' factories and loadState say which option it is, or whose.
+  await withKv(async (kv) => {
+    const store = memoryCheckpointStore();
+    const gradient = () => 0;
+    const cases: [(extra: object) => unknown, string, string, string][] = [
+      [
+        (x) => optimisticStep(store, { optimizer, init, gradient, ...x }),
+        "optimisticStep",
+        "lr",
+        " (lr is an option of the optimizer: optimizer: radam({ lr }))",
+      ],
+      [
+        (x) => dataParallel(store, { optimizer, init, ...x }),
+        "dataParallel",
+        "learning_rate",
+        " (learning_rate is an option of the optimizer, lr there: optimizer: radam({ lr }))",
+      ],
+      [
+        (x) => dataParallel(store, { optimizer, init, ...x }),
+        "dataParallel",
+        "beta1",
+        " (beta1 is an option of the optimizer, betas there: optimizer: radam({ … }))",
+      ],
+      [
+        (x) => memoryCheckpointStore(x),
+        "memoryCheckpointStore",
+        "lr",
+        " (lr is an optimizer's option, as in radam({ lr }): not one of these)",
+      ],
+      [
+        (x) => kvCheckpointStore(kv, PREFIX, x),
+        "kvCheckpointStore",
+        "learningRate",
+        " (learningRate is an optimizer's option, lr there, as in radam({ lr }): not one of these)",
+      ],
+      [
+        (x) => dataParallel(store, { optimizer, init, loadOptions: x }),
+        "dataParallel's loadOptions",
+        "learningRate",
+        " (learningRate is lr here)",
+      ],
+      [
+        (x) => optimisticStep(store, { optimizer, init, gradient, loadOptions: x }),
+        "optimisticStep's loadOptions",
+        "epsilon",
+        " (epsilon is an optimizer's option, eps there: not one of these)",
+      ],
+    ];
+    for (const [make, of, key, hint] of cases) {
+      await assert.rejects(async () => await make({ [key]: 1e-3 }), (e: Error) => {
+        assert.equal(e.constructor, TypeError, e.message);
+        assert.ok(
+          e.message.startsWith(`Unknown option ${key} for ${of}; expected one of `),
+          e.message,
+        );
+        assert.ok(e.message.endsWith(hint), e.message);
+        return true;
+      });
+    }
+    assert.equal(await store.load(), null, "nothing saved");
+  });
+});
+
 Deno.test("store options: a misspelled option is a TypeError naming it, not ignored", async () => {
   await withKv(async (kv) => {
     const store = memoryCheckpointStore();

@@ -1,0 +1,110 @@
+/**
+ * A threaded state's `init` waits for its kernel workers to say they are ready. A worker that
+ * stops before it does (terminated, or killed outright: out of memory) sends no message and
+ * fires no error event: `init` must reject once no worker has become ready for the stall bound,
+ * having terminated every worker, and not wait for ever. A worker whose start throws after its
+ * module compiled must say so (a browser does not tell the page of a worker's unhandled
+ * rejection).
+ *
+ * So that a regression fails these tests instead of hanging them, `init` is raced against a
+ * watchdog (WATCHDOG_MS, far above the stall bound used) that rejects saying it still waits.
+ */
+import assert from "node:assert/strict";
+import { initState } from "../core/state.ts";
+import { CONTROL, type ThreadWorkerInit, threadWorkerMain } from "../cpu/thread_worker.ts";
+import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
+import { PAGE_BYTES, sharedKernelBytes } from "../cpu/wasm_backend.ts";
+import { radam } from "../mod.ts";
+
+/** How long `init` may wait before the watchdog rejects it (far above the stall bound). */
+const WATCHDOG_MS = 30_000;
+
+/** `promise`, or a rejection saying it was still pending after WATCHDOG_MS. */
+async function watched<T>(promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const watchdog = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("init still pending (watchdog)")), WATCHDOG_MS);
+  });
+  try {
+    return await Promise.race([promise, watchdog]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Starts a threaded radam state on `threads` threads whose worker number `killed` (1-based, in
+ * the order made) is terminated as soon as it is sent its start; returns `init`'s outcome and
+ * how many of the workers made were terminated.
+ */
+async function startKilling(threads: number, killed: number) {
+  const Original = globalThis.Worker;
+  const made: { terminated: boolean }[] = [];
+  globalThis.Worker = class extends Original {
+    #record = { terminated: false };
+    constructor(url: string | URL, options?: WorkerOptions) {
+      super(url, options);
+      made.push(this.#record);
+    }
+    // deno-lint-ignore no-explicit-any
+    override postMessage(message: unknown, transfer?: any): void {
+      super.postMessage(message, transfer);
+      if (made.length === killed && typeof (message as ThreadWorkerInit)?.start === "number") {
+        super.terminate(); // stops it outright: no message, no event
+      }
+    }
+    override terminate(): void {
+      this.#record.terminated = true;
+      super.terminate();
+    }
+  } as typeof Worker;
+  try {
+    const init = initState(
+      radam({ threads, threadThreshold: 0 }).settings,
+      new Float32Array(1024),
+      (layout) => createThreadedWasmBackend(layout, threads, { stallMs: 300 }),
+    );
+    const error = await watched(init).then(() => undefined, (error: Error) => error);
+    return { error, made: made.length, terminated: made.filter((m) => m.terminated).length };
+  } finally {
+    globalThis.Worker = Original;
+  }
+}
+
+for (const [threads, killed] of [[2, 1], [3, 1], [3, 2]]) {
+  Deno.test(`init rejects when worker ${killed} of ${threads - 1} stops before it is ready, terminating the others`, async () => {
+    const { error, made, terminated } = await startKilling(threads, killed);
+    assert.ok(error instanceof Error, "init resolved");
+    assert.doesNotMatch(error.message, /watchdog/, "init waited for ever");
+    assert.match(
+      error.message,
+      /^A kernel worker failed to start: it did not say it was ready, no worker becoming ready for 0.3 s; terminated, or killed \(out of memory\?\)$/,
+    );
+    assert.equal(made, threads - 1);
+    assert.equal(terminated, made, "every worker is terminated");
+  });
+}
+
+Deno.test("a worker whose start throws after its module compiled says why, not an unhandled rejection", async () => {
+  // The worker's program run here, on a stand-in scope: its views on the memory are placed past
+  // the memory's end, so its start throws a RangeError once the module has compiled.
+  const scope = globalThis as unknown as Record<string, unknown>;
+  const saved = { onmessage: scope.onmessage, postMessage: scope.postMessage, close: scope.close };
+  const said = new Promise<unknown>((resolve) => {
+    scope.postMessage = resolve;
+  });
+  scope.close = () => {};
+  try {
+    threadWorkerMain();
+    const memory = new WebAssembly.Memory({ initial: 2, maximum: 2, shared: true });
+    const onmessage = scope.onmessage as (event: { data: Partial<ThreadWorkerInit> }) => void;
+    onmessage({
+      data: { bytes: sharedKernelBytes(), memory, control: 16 * PAGE_BYTES, layout: CONTROL },
+    });
+    const message = await watched(said) as { error?: string; ready?: boolean };
+    assert.equal(message.ready, undefined);
+    assert.match(String(message.error), /^RangeError/);
+  } finally {
+    Object.assign(scope, saved);
+  }
+});
