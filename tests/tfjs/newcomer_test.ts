@@ -3,10 +3,11 @@
  * where the optimizer goes or as the adapter's options (`tf.train.adam(1e-3)`'s habit), a tfjs
  * optimizer where this library's goes (`tfOptimizer(tf.train.adam(1e-3))`), and the
  * library's optimizer value given to `model.compile` without `tfOptimizer` (tfjs-layers' own
- * error, which the README quotes).
+ * error, which the README quotes); and the weights of tfjs's own optimizers given to `setWeights`
+ * (a model moving from `tf.train.*`): Adam's load as they are, momentum's buffer is named here.
  */
 import assert from "node:assert/strict";
-import { adam, lookahead, radam, ranger } from "../../mod.ts";
+import { adam, lookahead, radam, ranger, sgd } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import { denseNet, disposeModels, tf, useBackend } from "./helpers.ts";
 
@@ -85,4 +86,68 @@ Deno.test("tfjs: model.compile refuses the optimizer value itself with the error
   tf.dispose([x, y]);
   optimizer.dispose();
   disposeModels(model);
+});
+
+Deno.test("tfjs: tfjs's own optimizers' weights given to setWeights load (Adam) or say what they are (momentum's buffer: its name here)", async () => {
+  await useBackend("cpu");
+  const w = tf.variable(tf.tensor1d([1, -2, 3]), true, "newcomer/w");
+  const grad = tf.tensor1d([0.3, -0.2, 0.1]);
+  const at = w.dataSync().slice();
+  /** Three steps of tfjs's optimizer, then its weights to ours: one more step of each, compared. */
+  const migrate = async (theirs: tf.Optimizer, ours: () => ReturnType<typeof tfOptimizer>) => {
+    w.assign(tf.tensor1d(at));
+    for (let t = 0; t < 3; t++) theirs.applyGradients({ [w.name]: grad });
+    // (tfjs's getWeights gives its variables: taken before its next step changes them.)
+    const weights = await theirs.getWeights();
+    const opt = ours();
+    const renamed = weights.map((x) => ({
+      ...x,
+      name: x.name.replace(/momentum$/, "momentum_buffer"),
+    }));
+    let refusal: string | undefined;
+    await opt.setWeights(weights).catch((e: Error) => refusal = e.message);
+    if (refusal !== undefined) await opt.setWeights(renamed);
+    const before = w.dataSync().slice();
+    theirs.applyGradients({ [w.name]: grad });
+    const want = w.dataSync().slice();
+    w.assign(tf.tensor1d(before));
+    opt.applyGradients({ [w.name]: grad });
+    const got = w.dataSync();
+    want.forEach((x, i) => assert.ok(Math.abs(got[i] - x) <= 1e-5, `${got[i]} vs ${x}`));
+    assert.equal(opt.iterations, 4);
+    theirs.dispose();
+    opt.dispose();
+    return refusal;
+  };
+  // tfjs's Adam names its moments as the adapter does: they load as they are.
+  const fromAdam = await migrate(
+    tf.train.adam(0.1),
+    () => tfOptimizer(adam({ lr: 0.1, eps: 1e-7 })),
+  );
+  assert.equal(fromAdam, undefined);
+  // tfjs's momentum buffer is SGD's momentum_buffer: the error says so, and renamed it loads.
+  const fromMomentum = await migrate(
+    tf.train.momentum(0.1, 0.9),
+    () => tfOptimizer(sgd({ lr: 0.1, momentum: 0.9 })),
+  );
+  assert.match(
+    fromMomentum!,
+    /^Unexpected optimizer weight "newcomer\/w\/momentum": sgd expects "iter" or "<variable>\/<momentum_buffer>"/,
+  );
+  assert.match(
+    fromMomentum!,
+    /tf\.train\.momentum .*"<variable>\/momentum_buffer" \(the same values/,
+  );
+  // Another tfjs optimizer's state is named as its; the list is what this optimizer keeps.
+  const rms = tf.train.rmsprop(0.1);
+  rms.applyGradients({ [w.name]: grad });
+  await assert.rejects(tfOptimizer(adam()).setWeights(await rms.getWeights()), {
+    name: "TypeError",
+    message: 'Unexpected optimizer weight "newcomer/w/rms": adam expects "iter" or ' +
+      '"<variable>/<m | v>" (a moment in 8 bits: "<variable>/<moment>.codes" and ".scales", or ' +
+      '".transposed.codes" and ".transposed.scales"); "<variable>/rms" is a weight of ' +
+      "TensorFlow.js's RMSProp optimizer, whose state no optimizer of this library keeps",
+  });
+  rms.dispose();
+  tf.dispose([w, grad]);
 });
