@@ -21,7 +21,7 @@ import { codesName, mixedOrders, unmarked } from "./code_order.ts";
 import type { NamedTensor } from "./gradients.ts";
 import { type ReadTensor, startReads } from "./given.ts";
 import { iterTensor, stepsOf } from "./iter.ts";
-import { tfjsWeightHint } from "./tfjs_weights.ts";
+import { formHint, tfjsWeightHint } from "./tfjs_weights.ts";
 import {
   arenaFits,
   baseName,
@@ -275,7 +275,7 @@ async function givenWeights(
   const byVariable = new Map<string, Given>();
   for (const w of weightValues) {
     if (typeof w !== "object" || w === null || !(w.tensor instanceof tf.Tensor)) {
-      throw new TypeError(`Expected { name, tensor } weights, got ${described(w)}`);
+      throw new TypeError(`Expected { name, tensor } weights, got ${described(w)}${formHint(w)}`);
     }
     if (w.name === "iter") {
       if (steps !== undefined) throw new TypeError('Optimizer weight "iter" is given twice');
@@ -353,7 +353,7 @@ export async function keptFromWeights(
   if (!Array.isArray(weightValues)) {
     throw new TypeError(
       `setWeights expects a NamedTensor[], got ${described(weightValues)}` +
-        promiseHint(weightValues),
+        promiseHint(weightValues) + formHint(weightValues),
     );
   }
   const read = startReads(weightValues);

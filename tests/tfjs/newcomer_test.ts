@@ -151,3 +151,31 @@ Deno.test("tfjs: tfjs's own optimizers' weights given to setWeights load (Adam) 
   rms.dispose();
   tf.dispose([w, grad]);
 });
+
+Deno.test("tfjs: setWeights given a NamedTensorMap or a model's tensors says what it takes; nothing changes", async () => {
+  // Refused before as "got Object" and "got Tensor", without saying what to give.
+  await useBackend("cpu");
+  const w = tf.variable(tf.tensor1d([1, 2]), true, "newcomer/map/w");
+  const grad = tf.ones([2]);
+  const source = tfOptimizer(adam({ lr: 0.1 }));
+  source.applyGradients({ [w.name]: grad });
+  const weights = await source.getWeights();
+  const opt = tfOptimizer(adam({ lr: 0.1 }));
+  const map = Object.fromEntries(weights.map((x) => [x.name, x.tensor]));
+  await assert.rejects(opt.setWeights(map as never), {
+    name: "TypeError",
+    message: "setWeights expects a NamedTensor[], got Object (a NamedTensorMap: give " +
+      "Object.entries(map).map(([name, tensor]) => ({ name, tensor })))",
+  });
+  await assert.rejects(opt.setWeights([w] as never), {
+    name: "TypeError",
+    message: "Expected { name, tensor } weights, got Variable (the optimizer's weights are " +
+      "named, { name, tensor }, as optimizer.getWeights() gives them; a model's, " +
+      "model.getWeights(), are not the optimizer's)",
+  });
+  assert.equal(opt.iterations, 0);
+  await opt.setWeights(Object.entries(map).map(([name, tensor]) => ({ name, tensor })));
+  assert.equal(opt.iterations, 1);
+  for (const o of [source, opt]) o.dispose();
+  tf.dispose([w, grad]);
+});
