@@ -9,7 +9,17 @@
 import assert from "node:assert/strict";
 import { adam, lookahead, radam, ranger, sgd } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
-import { denseNet, disposeModels, tf, useBackend } from "./helpers.ts";
+import {
+  data,
+  denseNet,
+  disposeModels,
+  fitInOrder,
+  saveToMemory,
+  tf,
+  tfl,
+  useBackend,
+} from "./helpers.ts";
+import type { TfOptimizer } from "../../tfjs.ts";
 
 Deno.test("tfjs: a learning rate where the optimizer or the adapter's options go says how to pass it", () => {
   assert.throws(
@@ -178,4 +188,22 @@ Deno.test("tfjs: setWeights given a NamedTensorMap or a model's tensors says wha
   assert.equal(opt.iterations, 1);
   for (const o of [source, opt]) o.dispose();
   tf.dispose([w, grad]);
+});
+
+Deno.test("tfjs: model.dispose() leaves the optimizer (a loaded model's too), as the README says; optimizer.dispose() frees it", async () => {
+  await useBackend("cpu");
+  const model = denseNet(3);
+  model.compile({ optimizer: tfOptimizer(radam({ lr: 1e-2 })), loss: "meanSquaredError" });
+  const { x, y } = data([6], 8, 5);
+  await model.fit(x, y, fitInOrder(1));
+  const loaded = await tfl.loadLayersModel(tf.io.fromMemory(await saveToMemory(model)));
+  await loaded.fit(x, y, fitInOrder(1));
+  for (const m of [model, loaded]) {
+    const optimizer = m.optimizer as TfOptimizer;
+    m.dispose();
+    assert.ok(optimizer.state !== undefined, "the state outlives model.dispose()");
+    optimizer.dispose();
+    assert.equal(optimizer.state, undefined);
+  }
+  tf.dispose([x, y]);
 });
