@@ -133,6 +133,21 @@ function checkNotValueAndGrads(map: Readonly<Record<string, unknown>>): void {
 }
 
 /**
+ * What to add to the error for `grads` given to `applyGradients` where it is a tensor (its keys,
+ * `shape`, `dtype`…, would be taken for variable names) or a `Map` (a record of no key: the step
+ * would do nothing): how to key the gradients. Empty for anything else.
+ */
+function notARecordHint(grads: unknown): string {
+  if (grads instanceof tf.Tensor) {
+    return " (one tensor: key each gradient by its variable's name, " +
+      "optimizer.applyGradients({ [variable.name]: grad }))";
+  }
+  return grads instanceof Map
+    ? " (a Map's entries are not a record's keys: pass Object.fromEntries(map))"
+    : "";
+}
+
+/**
  * Validates the gradients of `applyGradients` (a `null` one leaves its variable out); returns
  * them with their variables. Throws a TypeError/RangeError naming the variable otherwise. For
  * a `NamedTensorMap` (what `minimize` and `model.fit` pass) it allocates only the items it
@@ -152,7 +167,10 @@ export function checkGradients(grads: unknown): GradItem[] {
       seen.add(name);
       addItem(items, registered, name, tensor);
     }
-  } else if (typeof grads === "object" && grads !== null && !isThenable(grads)) {
+  } else if (
+    typeof grads === "object" && grads !== null && !isThenable(grads) &&
+    !(grads instanceof tf.Tensor) && !(grads instanceof Map)
+  ) {
     // (A record's keys are distinct.)
     const map = grads as Readonly<Record<string, unknown>>;
     checkNotValueAndGrads(map);
@@ -162,7 +180,7 @@ export function checkGradients(grads: unknown): GradItem[] {
   } else {
     throw new TypeError(
       `applyGradients expects a NamedTensorMap or a NamedTensor[], got ${described(grads)}` +
-        promiseHint(grads),
+        promiseHint(grads) + notARecordHint(grads),
     );
   }
   return items;

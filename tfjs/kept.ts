@@ -45,10 +45,10 @@ export interface Kept {
    */
   readonly sizes?: readonly [number, number];
   /**
-   * For codes read by `setWeights`: by moment, whether they are in the transposed order
-   * (`<variable>/m.transposed.codes`). Kept in that order (getWeights gives them back so) and
-   * reordered where it is not the one the variable is held in, by the step that takes them
-   * ({@linkcode KeptStates.fitting}, code_order.ts).
+   * For codes read by `setWeights`, or by `loadState` from a checkpoint saved under another
+   * `gc`: by moment, whether they are in the transposed order (`<variable>/m.transposed.codes`).
+   * Kept in that order (getWeights gives them back so) and reordered where it is not the one the
+   * variable is held in, by the step that takes them ({@linkcode KeptStates.fitting}).
    */
   readonly codesTransposed?: readonly boolean[];
 }
@@ -163,13 +163,7 @@ export class KeptStates {
       this.#loaded.delete(entry.name);
       const codes = compact.map((c) => c[entry.name]);
       const sections = views.map((v) => v?.[entry.name]?.slice());
-      this.#byName.set(
-        entry.name,
-        codes.some((c) => c) ? { entry, sections, codes } : {
-          entry,
-          sections,
-        },
-      );
+      this.#byName.set(entry.name, { entry, sections, ...(codes.some((c) => c) ? { codes } : {}) });
     }
   }
 
@@ -211,7 +205,7 @@ export class KeptStates {
       const k = this.#byName.get(w.name);
       if (k && inTfjsOrder(k, w.shape, gc)) {
         out.set(w.name, transposedCopy(k, entryOf(w.name, w.shape, gc)));
-      } else if (k && this.#fits(k, w.shape, gc)) {
+      } else if (k && keptFits(k, w.shape, gc)) {
         // The layout it was held in: as this optimizer holds it on the CPU.
         const entry = k.arenaShape || k.sizes ? entryOf(w.name, w.shape, gc) : k.entry;
         // (Codes read packed may carry up to 3 codes of padding.)
@@ -235,16 +229,6 @@ export class KeptStates {
     }
   }
 
-  /** Whether kept state fits a variable of `shape` (same shape, or same arena shape). */
-  #fits(kept: Kept, shape: readonly number[], gc: boolean): boolean {
-    if (kept.sizes !== undefined) {
-      const size = shape.reduce((a, b) => a * b, 1);
-      return size >= kept.sizes[0] && size <= kept.sizes[1];
-    }
-    if (kept.arenaShape === undefined) return sameShape(kept.entry.shape, shape);
-    return arenaFits(kept, shape, gc);
-  }
-
   /**
    * tfjs-layers names a loaded model's variables `<name>_<n>` where `<name>` was taken before in
    * the process (the saved model still alive, or built or loaded earlier), and a saved model's
@@ -261,7 +245,7 @@ export class KeptStates {
       if (!this.#loaded.has(orphan)) continue;
       const k = kept.get(orphan)!;
       const candidates = wanted.filter((w) =>
-        !kept.has(w.name) && baseName(w.name) === baseName(orphan) && this.#fits(k, w.shape, gc)
+        !kept.has(w.name) && baseName(w.name) === baseName(orphan) && keptFits(k, w.shape, gc)
       );
       const others = orphans.filter((o) => o !== orphan && baseName(o) === baseName(orphan));
       if (candidates.length !== 1 || others.length > 0) continue;
@@ -270,6 +254,33 @@ export class KeptStates {
       kept.set(candidates[0].name, { ...k, entry: { ...k.entry, name: candidates[0].name } });
     }
   }
+}
+
+/**
+ * Whether kept state fits a variable of `shape`, as a step takes it (by name or base name, the
+ * caller's): the same shape; for state read by `loadState`, the same arena shape
+ * ({@linkcode arenaFits}); for codes given to `setWeights` without an f32 weight, a size among
+ * those they may hold. Judged from shapes and sizes alone: no code is read (nor decoded).
+ *
+ * @example
+ * ```ts
+ * import { keptFits } from "./kept.ts";
+ * import { entryOf } from "./layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const kept = { entry: entryOf("w", [2, 3], false), sections: [] };
+ * assert.equal(keptFits(kept, [2, 3], false), true);
+ * assert.equal(keptFits(kept, [3, 2], false), false);
+ * assert.equal(keptFits({ ...kept, sizes: [4997, 5000] }, [50, 100], false), true);
+ * ```
+ */
+export function keptFits(kept: Kept, shape: readonly number[], gc: boolean): boolean {
+  if (kept.sizes !== undefined) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    return size >= kept.sizes[0] && size <= kept.sizes[1];
+  }
+  if (kept.arenaShape === undefined) return sameShape(kept.entry.shape, shape);
+  return arenaFits(kept, shape, gc);
 }
 
 /**

@@ -10,11 +10,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { EXP_AVG } from "../base/arena.ts";
-import { decodeTensor } from "../base/q8_tensor.ts";
 import type { Settings } from "../base/settings.ts";
 import { momentsOf } from "../core/origins.ts";
-import { baseName, type Kept, KeptStates, type Wanted } from "./kept.ts";
+import { baseName, type Kept, keptFits, type Wanted } from "./kept.ts";
 import { entryOf, fromArena } from "./layout.ts";
 
 /** How many names an error lists of each side. */
@@ -90,16 +88,6 @@ export function floatVariableNames(): string[] {
 }
 
 /**
- * Whether kept state `kept`, held under `name`, fits variable `w` by the step's rules: the same
- * name, or the same base name, and the shape it was held in.
- */
-function fitsAlone(name: string, kept: Kept, w: Wanted, gc: boolean): boolean {
-  const probe = new KeptStates();
-  probe.replace(new Map([[name, kept]]), 0, 0);
-  return probe.fitting([w], gc).size > 0;
-}
-
-/**
  * Refuses, with a RangeError naming a few tensors of the file and a few variables, a checkpoint
  * (read into `kept`, at step `steps`) none of whose tensors fits a trainable float32 variable
  * registered with TensorFlow.js: same name, or the same base name (without tfjs's `_<n>`
@@ -135,7 +123,7 @@ export function checkSomeTensorFits(
   const wanted = registeredVariables();
   for (const [name, k] of kept) {
     const base = baseName(name);
-    if (wanted.some((w) => baseName(w.name) === base && fitsAlone(name, k, w, gc))) return;
+    if (wanted.some((w) => baseName(w.name) === base && keptFits(k, w.shape, gc))) return;
   }
   const variables = wanted.length === 0
     ? "none is registered: build or load the model first"
@@ -204,9 +192,11 @@ export function checkSameKinds(config: Settings, file: Settings): void {
  * flat in the tfjs order, so that it fits a variable of its size as a checkpoint of a webgpu
  * state does (and is transposed when taken where this optimizer centralizes). Saved without
  * `gc`, a tensor of rank > 1 is in the tfjs order already; saved under `gc` (`fileGc`), one of
- * rank 2 is a kernel held transposed, `[out, rest]`: its values are put back in the tfjs order
- * (its 8-bit moments decoded: their blocks held other elements). Taken by the shape it was
- * saved in, a square kernel's moments went to the transposed elements, and any other's were
+ * rank 2 is a kernel held transposed, `[out, rest]`: its f32 values are put back in the tfjs
+ * order, and its 8-bit moments are kept as they are, marked as in the transposed order (as
+ * `setWeights` keeps `<variable>/m.transposed.codes`): the step that takes them reorders them
+ * (code_order.ts), and `getWeights` before it gives them back as codes. Taken by the shape it
+ * was saved in, a square kernel's moments went to the transposed elements, and any other's were
  * refused as another model's.
  *
  * @example
@@ -221,6 +211,11 @@ export function checkSameKinds(config: Settings, file: Settings): void {
  * assert.deepEqual(flat.arenaShape, [6]);
  * assert.deepEqual(flat.sections[2], new Float32Array([1, 4, 2, 5, 3, 6])); // [rest 3, out 2]
  * assert.deepEqual(inTfjsLayout({ ...read, arenaShape: [3, 2] }, false).sections[2], m);
+ * // 8-bit moments stay codes, in the order they were saved in, marked so.
+ * const codes = { codes: new Int8Array(6), scales: new Float32Array(1) };
+ * const coded = inTfjsLayout({ ...read, sections: [], codes: [codes] }, true);
+ * assert.equal(coded.codes![0], codes);
+ * assert.deepEqual(coded.codesTransposed, [true]);
  * ```
  */
 export function inTfjsLayout(read: Kept, fileGc: boolean): Kept {
@@ -231,11 +226,6 @@ export function inTfjsLayout(read: Kept, fileGc: boolean): Kept {
   // Held as [cols, rows] of a tfjs [rows, cols]: the arena layout of a transposed entry.
   const entry = entryOf(read.entry.name, [held[1], held[0]], true);
   const sections = read.sections.map((s) => s && fromArena(entry, s));
-  read.codes?.forEach((c, k) => {
-    if (c === undefined) return;
-    const values = new Float32Array(size);
-    decodeTensor(c.codes.subarray(0, size), c.scales, values);
-    sections[EXP_AVG + k] = fromArena(entry, values);
-  });
-  return { entry: read.entry, arenaShape: [size], sections };
+  const codes = read.codes && { codes: read.codes, codesTransposed: read.codes.map(() => true) };
+  return { entry: read.entry, arenaShape: [size], sections, ...codes };
 }

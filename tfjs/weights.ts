@@ -21,6 +21,7 @@ import { codesName, mixedOrders, unmarked } from "./code_order.ts";
 import type { NamedTensor } from "./gradients.ts";
 import { type ReadTensor, startReads } from "./given.ts";
 import { iterTensor, stepsOf } from "./iter.ts";
+import { formHint, tfjsWeightHint } from "./tfjs_weights.ts";
 import {
   arenaFits,
   baseName,
@@ -244,11 +245,14 @@ function parseName(config: Settings, name: string, suffixes: Map<string, number>
   const [moment, transposed] = part ? unmarked(tail.slice(0, -part.length - 1)) : [tail, false];
   const section = suffixes.get(moment);
   if (section === undefined || (part && section === SLOW)) {
+    const kept = weightKinds(config).map((k) => k.suffix).join(" | ");
+    const expected = kept === "" ? `"iter" only (it keeps no state by variable)` : `"iter" or ` +
+      `"<variable>/<${kept}>" (a moment in 8 bits: "<variable>/<moment>.codes" and ".scales", ` +
+      `or ".transposed.codes" and ".transposed.scales")`;
     throw new TypeError(
-      `Unexpected optimizer weight ${JSON.stringify(name)}: expected "iter" or "<variable>/<${
-        [...suffixes.keys()].join(" | ")
-      }>" (a moment in 8 bits: "<variable>/<moment>.codes" and ".scales", or ` +
-        `".transposed.codes" and ".transposed.scales")`,
+      `Unexpected optimizer weight ${JSON.stringify(name)}: ${config.name} expects ${expected}${
+        tfjsWeightHint(moment)
+      }`,
     );
   }
   if (section === SLOW && !config.lookahead) {
@@ -271,7 +275,7 @@ async function givenWeights(
   const byVariable = new Map<string, Given>();
   for (const w of weightValues) {
     if (typeof w !== "object" || w === null || !(w.tensor instanceof tf.Tensor)) {
-      throw new TypeError(`Expected { name, tensor } weights, got ${described(w)}`);
+      throw new TypeError(`Expected { name, tensor } weights, got ${described(w)}${formHint(w)}`);
     }
     if (w.name === "iter") {
       if (steps !== undefined) throw new TypeError('Optimizer weight "iter" is given twice');
@@ -349,7 +353,7 @@ export async function keptFromWeights(
   if (!Array.isArray(weightValues)) {
     throw new TypeError(
       `setWeights expects a NamedTensor[], got ${described(weightValues)}` +
-        promiseHint(weightValues),
+        promiseHint(weightValues) + formHint(weightValues),
     );
   }
   const read = startReads(weightValues);

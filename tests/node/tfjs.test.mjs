@@ -1,6 +1,7 @@
 // The TensorFlow.js adapter of the built npm package (`@optim/radam/tfjs`) under Node, with
 // tfjs-core as the peer dependency it is: bits equal to the library's own step, model.fit, and
-// the state recognised by the main entry (one copy of the library behind both).
+// the state recognised by the main entry (one copy of the library behind both); and the README's
+// save-and-load flow with the union package, `@tensorflow/tfjs`, as its example imports it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
@@ -81,4 +82,41 @@ test("@optim/radam/tfjs: model.fit with ranger; the state works with the main en
   tf.dispose([x, y]);
   model.dispose();
   optimizer.dispose();
+});
+
+test("the README's flow with @tensorflow/tfjs: model.save with includeOptimizer, tf.loadLayersModel, training on gives the bits of training on unsaved", async () => {
+  const tfjs = await import("@tensorflow/tfjs");
+  await tfjs.setBackend("cpu");
+  const model = tfjs.sequential({
+    layers: [
+      tfjs.layers.dense({ units: 4, inputShape: [3], activation: "relu" }),
+      tfjs.layers.dense({ units: 1 }),
+    ],
+  });
+  model.compile({ optimizer: tfOptimizer(ranger({ lr: 3e-2 })), loss: "meanSquaredError" });
+  const x = tfjs.tensor2d([[0, 1, 2], [1, 0, 1], [2, 2, 0], [1, 1, 1]]);
+  const y = tfjs.tensor2d([[1], [0], [2], [1]]);
+  const fit = (m) => m.fit(x, y, { epochs: 3, batchSize: 4, shuffle: false, verbose: 0 });
+  await fit(model);
+  let saved;
+  await model.save(
+    tfjs.io.withSaveHandler((artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } };
+    }),
+    { includeOptimizer: true },
+  );
+  const loaded = await tfjs.loadLayersModel(tfjs.io.fromMemory(saved));
+  assert.equal(loaded.optimizer.getClassName(), "RadamTfOptimizer");
+  assert.equal(loaded.optimizer.iterations, 3);
+  await fit(model);
+  await fit(loaded);
+  assert.equal(loaded.optimizer.iterations, 6);
+  const values = (m) => m.getWeights().map((w) => [...w.dataSync()]);
+  assert.deepEqual(values(loaded), values(model));
+  tfjs.dispose([x, y]);
+  for (const m of [model, loaded]) {
+    m.optimizer.dispose();
+    m.dispose();
+  }
 });

@@ -2,7 +2,7 @@
 // driver; where there is none (these CI machines) this test says so loudly and skips, and the
 // CPU tests beside it still run. And the WebGPU path in headless Chromium on its SwiftShader
 // adapter: the bundle's WGSL compiled by Tint (Deno's tests see wgpu's naga), its steps against
-// wasm's in the same page.
+// wasm's in the same page; and the TensorFlow.js adapter there on tfjs-backend-webgpu (model.fit).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import http from "node:http";
@@ -116,10 +116,78 @@ const LOST_PAGE = `<!doctype html><meta charset="utf-8"><title>radam device lost
   }
 </script>`;
 
+// The TensorFlow.js adapter of the bundle (`tfjs.js`) on tfjs-backend-webgpu: a model trained by
+// model.fit with tfOptimizer(radam()), in 32 and 8 bits (its 64 × 64 kernel's moments held as
+// codes on the GPU). tfjs-core, -layers and -backend-webgpu as the ES modules their packages
+// ship (an import map for the bare specifier they share).
+const TFJS_PAGE = `<!doctype html><meta charset="utf-8"><title>radam tfjs webgpu</title>
+<script type="importmap">{ "imports": { "@tensorflow/tfjs-core": "/tfjs-core.js" } }</script>
+<script type="module">
+  let stage = "import";
+  try {
+    const tf = await import("@tensorflow/tfjs-core");
+    const tfl = await import("/tfjs-layers.js");
+    await import("/tfjs-backend-webgpu.js");
+    const lib = await import("/index.js");
+    const { tfOptimizer } = await import("/tfjs.js");
+    if (!(await navigator.gpu?.requestAdapter())) window.__result = { adapter: null };
+    else {
+      tf.env().set("PROD", true);
+      if (!(await tf.setBackend("webgpu"))) throw new Error("tfjs found no webgpu backend");
+      await tf.ready();
+      stage = "data";
+      const out = { adapter: true, runs: {} };
+      const n = 64, features = 64;
+      const x = tf.tensor2d(Array.from({ length: n * features }, (_, i) => Math.sin(i)), [
+        n,
+        features,
+      ]);
+      const y = tf.tensor2d(Array.from({ length: n }, (_, i) => Math.cos(i)), [n, 1]);
+      for (const states of ["32bit", "8bit"]) {
+        const model = tfl.sequential({ layers: [
+          tfl.layers.dense({ units: 64, inputShape: [features], activation: "relu" }),
+          tfl.layers.dense({ units: 1 }),
+        ] });
+        const optimizer = tfOptimizer(lib.radam({ lr: 1e-2, states }));
+        model.compile({ optimizer, loss: "meanSquaredError" });
+        stage = \`fit \${states}\`;
+        const h = await model.fit(x, y, { epochs: 8, batchSize: n, verbose: 0 });
+        stage = \`weights \${states}\`;
+        const weights = await optimizer.getWeights();
+        // (Read asynchronously: after tfjs-backend-webgpu's dataSync, which reads through a
+        // canvas, Chromium's mapAsync rejects: "A valid external Instance reference no longer
+        // exists".)
+        const values = await Promise.all(model.getWeights().map((w) => w.data()));
+        out.runs[states] = {
+          loss: h.history.loss,
+          backend: optimizer.backend,
+          iterations: optimizer.iterations,
+          finite: values.every((v) => v.every(Number.isFinite)),
+          codes: weights.filter((w) => w.name.endsWith(".codes")).length,
+        };
+        model.dispose();
+        optimizer.dispose();
+      }
+      tf.dispose([x, y]);
+      window.__result = out;
+    }
+  } catch (e) {
+    window.__error = \`at \${stage}: \${e && e.stack || e}\`;
+  }
+</script>`;
+
 const packageDir = new URL(".", import.meta.resolve("@optim/radam"));
+/** A tfjs package's ES module (`dist/<file>`). */
+const tfjsModule = (name, file) => () =>
+  readFileSync(new URL(`dist/${file}`, import.meta.resolve(`@tensorflow/${name}/package.json`)));
 const FILES = {
   "/": () => PAGE,
   "/lost": () => LOST_PAGE,
+  "/tfjs": () => TFJS_PAGE,
+  "/tfjs.js": () => readFileSync(new URL("tfjs.js", packageDir)),
+  "/tfjs-core.js": tfjsModule("tfjs-core", "tf-core.fesm.js"),
+  "/tfjs-layers.js": tfjsModule("tfjs-layers", "tf-layers.fesm.js"),
+  "/tfjs-backend-webgpu.js": tfjsModule("tfjs-backend-webgpu", "tf-backend-webgpu.fesm.js"),
   "/index.js": () => readFileSync(fileURLToPath(import.meta.resolve("@optim/radam"))),
   "/shared_case.mjs": () => readFileSync(new URL("./shared_case.mjs", import.meta.url)),
   "/webgpu_case.mjs": () => readFileSync(new URL("./webgpu_case.mjs", import.meta.url)),
@@ -135,7 +203,7 @@ function serve() {
       res.writeHead(404).end();
       return;
     }
-    const type = req.url === "/" || req.url === "/lost" ? "text/html" : "text/javascript";
+    const type = ["/", "/lost", "/tfjs"].includes(req.url) ? "text/html" : "text/javascript";
     res.writeHead(200, { "content-type": type }).end(file());
   });
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
@@ -208,5 +276,19 @@ test("webgpu in headless Chromium: a read or a checkpoint under way when the dev
       Math.abs(result.resumed[1] - result.cpu[1]) <= 1e-6,
       `${result.resumed} ${result.cpu}`,
     );
+  });
+});
+
+test("tfjs-backend-webgpu in headless Chromium: model.fit with tfOptimizer(radam()), 32 and 8 bits, lowers the loss on the GPU", async (t) => {
+  await onWebGpuPage(t, "/tfjs", "the tfjs webgpu case", (result) => {
+    for (const [states, run] of Object.entries(result.runs)) {
+      assert.equal(run.backend, "webgpu", states);
+      assert.equal(run.iterations, 8, states);
+      assert.ok(run.finite, `${states}: a weight is not finite`);
+      assert.ok(run.loss.every(Number.isFinite), `${states}: ${run.loss}`);
+      assert.ok(run.loss.at(-1) < run.loss[0], `${states}: the loss did not fall: ${run.loss}`);
+    }
+    // The kernel's two moments as codes in 8 bits (4096 elements), none in 32.
+    assert.deepEqual([result.runs["32bit"].codes, result.runs["8bit"].codes], [0, 2]);
   });
 });

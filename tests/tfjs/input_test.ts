@@ -237,6 +237,37 @@ Deno.test("tfjs: applyGradients given tf.variableGrads's whole { value, grads } 
   tf.dispose([w, value, g, result.value, ...Object.values(result.grads)]);
 });
 
+Deno.test("tfjs: applyGradients given one tensor or a Map says how to key the gradients; nothing changes", async () => {
+  // A tensor was refused as `No variable "kept" is registered` (its own keys taken for names),
+  // and a Map was taken as a record of no key: a step that did nothing, silently.
+  await useBackend("cpu");
+  const w = tf.variable(tf.tensor([1, 2, 3]), true, name("w"));
+  const g = tf.ones([3]);
+  const optimizer = tfOptimizer(adam({ lr: 0.1 }));
+  const expects = "applyGradients expects a NamedTensorMap or a NamedTensor[], got ";
+  const keyed = " (one tensor: key each gradient by its variable's name, " +
+    "optimizer.applyGradients({ [variable.name]: grad }))";
+  for (
+    const [given, message] of [
+      [g, `${expects}Tensor${keyed}`],
+      [w, `${expects}Variable${keyed}`],
+      [
+        new Map([[w.name, g]]),
+        `${expects}Map (a Map's entries are not a record's keys: pass Object.fromEntries(map))`,
+      ],
+    ] as const
+  ) {
+    assert.throws(() => optimizer.applyGradients(given as never), { name: "TypeError", message });
+  }
+  assert.equal(optimizer.state, undefined);
+  assert.equal(optimizer.iterations, 0);
+  assert.deepEqual(w.dataSync(), new Float32Array([1, 2, 3]));
+  optimizer.applyGradients(Object.fromEntries(new Map([[w.name, g]])));
+  assert.equal(optimizer.iterations, 1);
+  optimizer.dispose();
+  tf.dispose([w, g]);
+});
+
 Deno.test("tfjs: each gradient is read once from a NamedTensorMap or a NamedTensor[]; that one is stepped", async () => {
   await useBackend("cpu");
   const init = tf.tensor([1, 2, 3, 4], [2, 2]);

@@ -3,12 +3,23 @@
  * where the optimizer goes or as the adapter's options (`tf.train.adam(1e-3)`'s habit), a tfjs
  * optimizer where this library's goes (`tfOptimizer(tf.train.adam(1e-3))`), and the
  * library's optimizer value given to `model.compile` without `tfOptimizer` (tfjs-layers' own
- * error, which the README quotes).
+ * error, which the README quotes); and the weights of tfjs's own optimizers given to `setWeights`
+ * (a model moving from `tf.train.*`): Adam's load as they are, momentum's buffer is named here.
  */
 import assert from "node:assert/strict";
-import { adam, lookahead, radam, ranger } from "../../mod.ts";
+import { adam, lookahead, radam, ranger, sgd } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
-import { denseNet, disposeModels, tf, useBackend } from "./helpers.ts";
+import {
+  data,
+  denseNet,
+  disposeModels,
+  fitInOrder,
+  saveToMemory,
+  tf,
+  tfl,
+  useBackend,
+} from "./helpers.ts";
+import type { TfOptimizer } from "../../tfjs.ts";
 
 Deno.test("tfjs: a learning rate where the optimizer or the adapter's options go says how to pass it", () => {
   assert.throws(
@@ -85,4 +96,114 @@ Deno.test("tfjs: model.compile refuses the optimizer value itself with the error
   tf.dispose([x, y]);
   optimizer.dispose();
   disposeModels(model);
+});
+
+Deno.test("tfjs: tfjs's own optimizers' weights given to setWeights load (Adam) or say what they are (momentum's buffer: its name here)", async () => {
+  await useBackend("cpu");
+  const w = tf.variable(tf.tensor1d([1, -2, 3]), true, "newcomer/w");
+  const grad = tf.tensor1d([0.3, -0.2, 0.1]);
+  const at = w.dataSync().slice();
+  /** Three steps of tfjs's optimizer, then its weights to ours: one more step of each, compared. */
+  const migrate = async (theirs: tf.Optimizer, ours: () => ReturnType<typeof tfOptimizer>) => {
+    w.assign(tf.tensor1d(at));
+    for (let t = 0; t < 3; t++) theirs.applyGradients({ [w.name]: grad });
+    // (tfjs's getWeights gives its variables: taken before its next step changes them.)
+    const weights = await theirs.getWeights();
+    const opt = ours();
+    const renamed = weights.map((x) => ({
+      ...x,
+      name: x.name.replace(/momentum$/, "momentum_buffer"),
+    }));
+    let refusal: string | undefined;
+    await opt.setWeights(weights).catch((e: Error) => refusal = e.message);
+    if (refusal !== undefined) await opt.setWeights(renamed);
+    const before = w.dataSync().slice();
+    theirs.applyGradients({ [w.name]: grad });
+    const want = w.dataSync().slice();
+    w.assign(tf.tensor1d(before));
+    opt.applyGradients({ [w.name]: grad });
+    const got = w.dataSync();
+    want.forEach((x, i) => assert.ok(Math.abs(got[i] - x) <= 1e-5, `${got[i]} vs ${x}`));
+    assert.equal(opt.iterations, 4);
+    theirs.dispose();
+    opt.dispose();
+    return refusal;
+  };
+  // tfjs's Adam names its moments as the adapter does: they load as they are.
+  const fromAdam = await migrate(
+    tf.train.adam(0.1),
+    () => tfOptimizer(adam({ lr: 0.1, eps: 1e-7 })),
+  );
+  assert.equal(fromAdam, undefined);
+  // tfjs's momentum buffer is SGD's momentum_buffer: the error says so, and renamed it loads.
+  const fromMomentum = await migrate(
+    tf.train.momentum(0.1, 0.9),
+    () => tfOptimizer(sgd({ lr: 0.1, momentum: 0.9 })),
+  );
+  assert.match(
+    fromMomentum!,
+    /^Unexpected optimizer weight "newcomer\/w\/momentum": sgd expects "iter" or "<variable>\/<momentum_buffer>"/,
+  );
+  assert.match(
+    fromMomentum!,
+    /tf\.train\.momentum .*"<variable>\/momentum_buffer" \(the same values/,
+  );
+  // Another tfjs optimizer's state is named as its; the list is what this optimizer keeps.
+  const rms = tf.train.rmsprop(0.1);
+  rms.applyGradients({ [w.name]: grad });
+  await assert.rejects(tfOptimizer(adam()).setWeights(await rms.getWeights()), {
+    name: "TypeError",
+    message: 'Unexpected optimizer weight "newcomer/w/rms": adam expects "iter" or ' +
+      '"<variable>/<m | v>" (a moment in 8 bits: "<variable>/<moment>.codes" and ".scales", or ' +
+      '".transposed.codes" and ".transposed.scales"); "<variable>/rms" is a weight of ' +
+      "TensorFlow.js's RMSProp optimizer, whose state no optimizer of this library keeps",
+  });
+  rms.dispose();
+  tf.dispose([w, grad]);
+});
+
+Deno.test("tfjs: setWeights given a NamedTensorMap or a model's tensors says what it takes; nothing changes", async () => {
+  // Refused before as "got Object" and "got Tensor", without saying what to give.
+  await useBackend("cpu");
+  const w = tf.variable(tf.tensor1d([1, 2]), true, "newcomer/map/w");
+  const grad = tf.ones([2]);
+  const source = tfOptimizer(adam({ lr: 0.1 }));
+  source.applyGradients({ [w.name]: grad });
+  const weights = await source.getWeights();
+  const opt = tfOptimizer(adam({ lr: 0.1 }));
+  const map = Object.fromEntries(weights.map((x) => [x.name, x.tensor]));
+  await assert.rejects(opt.setWeights(map as never), {
+    name: "TypeError",
+    message: "setWeights expects a NamedTensor[], got Object (a NamedTensorMap: give " +
+      "Object.entries(map).map(([name, tensor]) => ({ name, tensor })))",
+  });
+  await assert.rejects(opt.setWeights([w] as never), {
+    name: "TypeError",
+    message: "Expected { name, tensor } weights, got Variable (the optimizer's weights are " +
+      "named, { name, tensor }, as optimizer.getWeights() gives them; a model's, " +
+      "model.getWeights(), are not the optimizer's)",
+  });
+  assert.equal(opt.iterations, 0);
+  await opt.setWeights(Object.entries(map).map(([name, tensor]) => ({ name, tensor })));
+  assert.equal(opt.iterations, 1);
+  for (const o of [source, opt]) o.dispose();
+  tf.dispose([w, grad]);
+});
+
+Deno.test("tfjs: model.dispose() leaves the optimizer (a loaded model's too), as the README says; optimizer.dispose() frees it", async () => {
+  await useBackend("cpu");
+  const model = denseNet(3);
+  model.compile({ optimizer: tfOptimizer(radam({ lr: 1e-2 })), loss: "meanSquaredError" });
+  const { x, y } = data([6], 8, 5);
+  await model.fit(x, y, fitInOrder(1));
+  const loaded = await tfl.loadLayersModel(tf.io.fromMemory(await saveToMemory(model)));
+  await loaded.fit(x, y, fitInOrder(1));
+  for (const m of [model, loaded]) {
+    const optimizer = m.optimizer as TfOptimizer;
+    m.dispose();
+    assert.ok(optimizer.state !== undefined, "the state outlives model.dispose()");
+    optimizer.dispose();
+    assert.equal(optimizer.state, undefined);
+  }
+  tf.dispose([x, y]);
 });

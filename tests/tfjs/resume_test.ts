@@ -289,15 +289,18 @@ for (const states of ["32bit", "8bit"] as const) {
       await resumed.loadState(await saveState(saved.state!));
       assert.equal(resumed.iterations, 3);
       const given = new Map((await resumed.getWeights()).map((w) => [w.name, w.tensor]));
-      // A moment given in 8 bits, as codes in the tfjs order (so unmarked), decoded.
+      // A moment given in 8 bits, as codes in the order saved (a kernel's from under gc marked
+      // transposed: kept as codes until the step), decoded, in the tfjs order.
       const valuesOf = (v: tf.Variable, suffix: string) => {
         const f32 = given.get(`${v.name}/${suffix}`);
         if (f32 !== undefined) return f32.dataSync();
-        const codes = unpackCodes(given.get(`${v.name}/${suffix}.codes`)!, v.size, suffix === "m");
+        const marked = given.has(`${v.name}/${suffix}.transposed.codes`);
+        assert.equal(marked, fromGc && v.rank === 2, `${v.name}/${suffix}'s codes' order`);
+        const prefix = `${v.name}/${suffix}${marked ? ".transposed" : ""}`;
+        const codes = unpackCodes(given.get(`${prefix}.codes`)!, v.size, suffix === "m");
         const out = new Float32Array(v.size);
-        const scales = given.get(`${v.name}/${suffix}.scales`)!.dataSync() as Float32Array;
-        decodeTensor(codes, scales, out);
-        return out;
+        decodeTensor(codes, given.get(`${prefix}.scales`)!.dataSync() as Float32Array, out);
+        return marked ? transpose(out, v.shape[1]!, v.shape[0]) : out;
       };
       for (const v of vars) {
         for (const [moment, suffix] of [["exp_avg", "m"], ["exp_avg_sq", "v"]]) {
