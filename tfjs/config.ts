@@ -24,6 +24,7 @@ import { baseName } from "./kept.ts";
 import { described } from "../base/_errors.ts";
 import type { AdapterOptions } from "./options.ts";
 import { decodeUtf8 } from "../base/_utf8.ts";
+import { decodeBase64 as base64Bytes } from "../base/_base64.ts";
 
 /** The `format` of the config. */
 const CONFIG_FORMAT = "radam.tfjs";
@@ -243,8 +244,7 @@ function legacyTensors(s: Record<string, unknown>): Partial<StoredSettings> {
 
 /** The settings 0.1.0 wrote: base64 of UTF-8 JSON (base64 has no `_`). */
 function decodeBase64(text: string): Record<string, unknown> {
-  const binary = atob(text);
-  const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  const bytes = base64Bytes(text);
   const value = JSON.parse(decodeUtf8(bytes));
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new TypeError("Expected the optimizer config's settings to encode an object");

@@ -157,6 +157,24 @@ Deno.test("tfjs config: a model saved by 0.1.0 (base64 settings) loads and train
   disposeModels(first, loaded);
 });
 
+Deno.test("tfjs config: a 0.1.0 config's base64 settings are read where the runtime has no atob (Hermes before React Native 0.74)", async () => {
+  const fixture = JSON.parse(
+    await Deno.readTextFile(new URL("./fixtures/config_v1_model.json", import.meta.url)),
+  );
+  const config = fixture.trainingConfig.optimizer_config.config;
+  const g = globalThis as { atob?: typeof atob };
+  const saved = g.atob;
+  delete g.atob;
+  try {
+    const optimizer = TfOptimizer.fromConfig(TfOptimizer, config) as TfOptimizer;
+    assert.equal(optimizer.optimizerName, "ranger");
+    assert.equal(optimizer.settings.lookahead?.k, 4);
+    optimizer.dispose();
+  } finally {
+    g.atob = saved;
+  }
+});
+
 Deno.test("tfjs config: bad configs are refused, saying what is wrong", async () => {
   await useBackend("cpu");
   const good = tfOptimizer(adam()).getConfig();
