@@ -65,7 +65,7 @@ Deno.test({
     const cases = [[10, "32bit"], [5000, "32bit"], [5000, "8bit"]] as const;
     // The norm √n · value: past f32's largest (3.4e38), or not; the factor below 2⁻¹²⁶ in each
     // (an f32 subnormal of a few significant bits), where it was once 0 or a few percent off.
-    const clips = [[3e38, 1], [1e38, 1], [1e36, 1e-3]] as const;
+    const clips = [[3e38, 1], [1e38, 1], [1e36, 1e-3], [3e38, 3.4e38], [1e-3, 1e-30]] as const;
     for (const [n, states] of cases) {
       for (const [value, clipGradNorm] of clips) {
         const g = new Float32Array(n).fill(value);
