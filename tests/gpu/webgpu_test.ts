@@ -372,6 +372,18 @@ Deno.test({
       );
       const cpu = await radam().init({ w: new Float32Array(2) }, {});
       assert.equal(cpu.backend, "wasm");
+      // Params given as GPU buffers cannot fall back to the CPU: told to pass their device, not
+      // to choose backend "auto" (whichever backend was asked for).
+      const buffer = device!.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+      for (const backend of ["webgpu", "auto"] as const) {
+        await assert.rejects(
+          () => radam({ backend }).init({ w: buffer } as never),
+          (e: Error) =>
+            e instanceof TypeError && /pass the GPUDevice that made them/.test(e.message) &&
+            !/"auto"|"wasm"/.test(e.message),
+        );
+      }
+      buffer.destroy();
     } finally {
       if (saved) Object.defineProperty(navigator, "gpu", saved);
       else delete (navigator as { gpu?: unknown }).gpu;
