@@ -398,7 +398,8 @@ Deno.test({
   async fn() {
     // Finite gradients whose f32 row sum overflows: the mean was ±Infinity and every centralized
     // gradient of the row ±Infinity (the CPU backends take that row's mean in f64; here the sum
-    // of each value divided by the row length).
+    // of the values scaled by a power of two, wherever the largest times the length could pass
+    // 2¹²⁶).
     // Rows of a workgroup each (more than 64 elements), and of an invocation each.
     for (const cols of [3 * WORKGROUP_SIZE + 5, 40]) {
       const rows = [
