@@ -105,7 +105,7 @@ function unstoredOrigins(code: string, fn: string, name: string, seen = new Set<
   if (index >= 0) {
     for (const [caller, g] of fns) {
       const call = new RegExp(`\\b${fn}\\(`, "g");
-      for (let m; (m = call.exec(g.body));) {
+      while (call.exec(g.body)) {
         const i = closing(g.body, call.lastIndex, "(", ")");
         const arg = splitArgs(g.body.slice(call.lastIndex, i - 1))[index];
         if (/^\w+$/.test(arg)) bad.push(...unstoredOrigins(code, caller, arg, seen));
