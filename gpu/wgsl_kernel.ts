@@ -48,23 +48,23 @@ fn run_of(row: u32, first: u32, last: u32) -> vec4<u32> {
   return table[lo];
 }
 
-// The row's largest magnitude (bits, sign cleared) and its non-finite values (flags: 1 +Infinity,
-// 2 −Infinity, 4 NaN) with value v added, told by the bits as stored: a compiler may assume
-// that no float arithmetic yields an infinity or a NaN, so a sum is not tested after the fact.
+// The largest magnitudes (bits, sign cleared) of a row's values of each sign (x: sign bit
+// clear, y: set), with value v added, told by the bits as stored: a compiler may assume that no
+// float arithmetic yields an infinity or a NaN, so a sum is not tested after the fact.
 fn add_bits(b: vec2<u32>, v: f32) -> vec2<u32> {
   let bits = bitcast<u32>(v);
   let a = bits & 0x7fffffffu;
-  var flag = 0u;
-  if (a > 0x7f800000u) { flag = 4u; } else if (a == 0x7f800000u) { flag = select(1u, 2u, bits != a); }
-  return vec2<u32>(max(b.x, a), b.y | flag);
+  return max(b, select(vec2<u32>(a, 0u), vec2<u32>(0u, a), bits != a));
 }
 
-// The bits of the mean of a row holding non-finite values (flags, add_bits), as the CPU
-// backends' f64 sum gives it: NaN where a NaN or both infinities, else that infinity.
-fn special_mean(flags: u32) -> u32 {
-  if (flags == 1u) { return 0x7f800000u; }
-  if (flags == 2u) { return 0xff800000u; }
-  return 0x7fc00000u;
+// The bits of the mean of a row whose largest magnitudes by sign are b (add_bits), where one
+// is not finite, as the CPU backends' f64 sum gives it: NaN where a NaN or both infinities,
+// else that infinity; 0 where every value is finite.
+fn special_mean(b: vec2<u32>) -> u32 {
+  let inf = vec2<u32>(0x7f800000u);
+  if (max(b.x, b.y) > inf.x || all(b == inf)) { return 0x7fc00000u; }
+  if (b.x == inf.x) { return 0x7f800000u; }
+  return select(0u, 0xff800000u, b.y == inf.x);
 }
 
 // v − mean for a mean (bits) that is not finite, from the bits: NaN where the mean is NaN or v
@@ -126,13 +126,13 @@ fn centralize(
     bits = add_bits(bits, v);
   }
   let total = row_sum(lid, sum, bits);
-  if (total.z != 0u) {
-    let mean = special_mean(total.z);
-    for (var j = lid; j < cols; j += LANES) { x[base + j] = minus_special(x[base + j], mean); }
+  let special = special_mean(total.yz);
+  if (special != 0u) {
+    for (var j = lid; j < cols; j += LANES) { x[base + j] = minus_special(x[base + j], special); }
     return;
   }
   var mean = bitcast<f32>(total.x) / f32(cols);
-  let k = sum_shift(total.y, cols);
+  let k = sum_shift(max(total.y, total.z), cols);
   if (k > 0) {
     let down = ldexp(1.0, -k);
     var scaled = 0.0;
@@ -142,8 +142,8 @@ fn centralize(
   for (var j = lid; j < cols; j += LANES) { x[base + j] = x[base + j] - mean; }
 }
 
-// The sum of every invocation's part (as bits), the largest of their tops and the union of their
-// flags (add_bits), to all of them (a tree reduction in workgroup memory).
+// The sum of every invocation's part (as bits) and the largest of their magnitudes by sign
+// (add_bits), to all of them (a tree reduction in workgroup memory).
 fn row_sum(lid: u32, part: f32, bits: vec2<u32>) -> vec3<u32> {
   workgroupBarrier();
   partial[lid] = vec3<u32>(bitcast<u32>(part), bits);
@@ -153,7 +153,7 @@ fn row_sum(lid: u32, part: f32, bits: vec2<u32>) -> vec3<u32> {
       let a = partial[lid];
       let b = partial[lid + k];
       let total = bitcast<f32>(a.x) + bitcast<f32>(b.x);
-      partial[lid] = vec3<u32>(bitcast<u32>(total), max(a.y, b.y), a.z | b.z);
+      partial[lid] = vec3<u32>(bitcast<u32>(total), max(a.yz, b.yz));
     }
     workgroupBarrier();
   }
@@ -193,13 +193,13 @@ fn centralize_narrow(
     parts[j] = 0.0 + v;
     bits = add_bits(bits, v);
   }
-  if (bits.y != 0u) {
-    let special = special_mean(bits.y);
+  let special = special_mean(bits);
+  if (special != 0u) {
     for (var j = 0u; j < cols; j++) { x[base + j] = minus_special(x[base + j], special); }
     return;
   }
   var mean: f32;
-  let k = sum_shift(bits.x, cols);
+  let k = sum_shift(max(bits.x, bits.y), cols);
   if (k == 0) {
     mean = tree_sum(&parts) / f32(cols);
   } else {
