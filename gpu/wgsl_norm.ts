@@ -102,11 +102,10 @@ fn set_norm(m: f32, sum: f32, key: u32, nan: bool) {
   } else if (m > 0.0) {
     let norm = frexp(frexp(m).fract * sqrt(sum));
     let e = frexp(m).exp + norm.exp;
-    if (e > 128) {
-      control.norm = bitcast<f32>(0x7f800000u);
-    } else {
-      control.norm = ldexp(2.0 * norm.fract, e - 1);
-    }
+    // Past f32's range: Infinity, as bits (a select, not a constant: Tint refuses a constant
+    // expression whose value is infinite).
+    let finite = bitcast<u32>(ldexp(2.0 * norm.fract, min(e, 128) - 1));
+    control.norm = bitcast<f32>(select(finite, 0x7f800000u, e > 128));
     let max_bits = bitcast<u32>(s.clip_max);
     let c = frexp(s.clip_max);
     if ((max_bits & 0x7fffffffu) == 0u) {

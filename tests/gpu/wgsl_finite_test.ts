@@ -149,3 +149,12 @@ Deno.test("webgpu kernels: the clipping decision compares the norm with max by e
     assert.equal(compares, null, `${kernel} compares with s.clip_max: ${compares}`);
   }
 });
+
+Deno.test("webgpu kernels: no infinity or NaN is a constant expression (Tint, in browsers, refuses the whole module)", () => {
+  const constant = /bitcast<(?:vec\d<)?f32>?>\(\s*(?:vec\d<u32>\()?(0x[0-9a-f]+)u?\)?\s*\)/gi;
+  for (const [kernel, code] of Object.entries(KERNELS)) {
+    for (const m of code.matchAll(constant)) {
+      assert.notEqual(Number(m[1]) & 0x7f800000, 0x7f800000, `${kernel}: ${m[0]}`);
+    }
+  }
+});
