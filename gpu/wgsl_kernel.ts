@@ -48,23 +48,23 @@ fn run_of(row: u32, first: u32, last: u32) -> vec4<u32> {
   return table[lo];
 }
 
-// The largest magnitudes (bits, sign cleared) of a row's values of each sign (x: sign bit
-// clear, y: set), with value v added, told by the bits as stored: a compiler may assume that no
-// float arithmetic yields an infinity or a NaN, so a sum is not tested after the fact.
-fn add_bits(b: vec2<u32>, v: f32) -> vec2<u32> {
+// The magnitude of v as bits (sign cleared), as stored: a compiler may assume that no float
+// arithmetic yields an infinity or a NaN, so a row is told from its largest magnitude's bits
+// (past 0x7f800000: a NaN; equal: an infinity), not from a sum tested after the fact.
+fn magnitude(v: f32) -> u32 { return bitcast<u32>(v) & 0x7fffffffu; }
+
+// Whether v is +Infinity (x) and whether it is −Infinity (y), as 1 or 0, from the bits.
+fn infinities(v: f32) -> vec2<u32> {
   let bits = bitcast<u32>(v);
-  let a = bits & 0x7fffffffu;
-  return max(b, select(vec2<u32>(a, 0u), vec2<u32>(0u, a), bits != a));
+  return vec2<u32>(u32(bits == 0x7f800000u), u32(bits == 0xff800000u));
 }
 
-// The bits of the mean of a row whose largest magnitudes by sign are b (add_bits), where one
-// is not finite, as the CPU backends' f64 sum gives it: NaN where a NaN or both infinities,
-// else that infinity; 0 where every value is finite.
-fn special_mean(b: vec2<u32>) -> u32 {
-  let inf = vec2<u32>(0x7f800000u);
-  if (max(b.x, b.y) > inf.x || all(b == inf)) { return 0x7fc00000u; }
-  if (b.x == inf.x) { return 0x7f800000u; }
-  return select(0u, 0xff800000u, b.y == inf.x);
+// The bits of the mean of a row whose largest magnitude (bits top) is not finite, holding
+// infinities inf (either sign's flag, infinities), as the CPU backends' f64 sum gives it: NaN
+// where a NaN or both infinities, else that infinity.
+fn special_mean(top: u32, inf: vec2<u32>) -> u32 {
+  if (top > 0x7f800000u || all(inf != vec2<u32>(0u))) { return 0x7fc00000u; }
+  return select(0xff800000u, 0x7f800000u, inf.x != 0u);
 }
 
 // v − mean for a mean (bits) that is not finite, from the bits: NaN where the mean is NaN or v
@@ -106,7 +106,7 @@ export const CENTRALIZE: Kernel = {
   bindings: CENTRALIZE_BINDINGS,
   code: /* wgsl */ `
 ${CENTRALIZE_COMMON}
-var<workgroup> partial: array<vec3<u32>, LANES>;
+var<workgroup> partial: array<vec2<u32>, LANES>;
 
 @compute @workgroup_size(LANES)
 fn centralize(
@@ -119,41 +119,46 @@ fn centralize(
   let cols = run.z;
   let base = run.y + (row - run.x) * cols;
   var sum = 0.0;
-  var bits = vec2<u32>(0u);
+  var top = 0u;
   for (var j = lid; j < cols; j += LANES) {
     let v = x[base + j];
     sum = sum + v;
-    bits = add_bits(bits, v);
+    top = max(top, magnitude(v));
   }
-  let total = row_sum(lid, sum, bits);
-  let special = special_mean(total.yz);
-  if (special != 0u) {
+  let total = row_sum(lid, sum, top);
+  if (total.y >= 0x7f800000u) {
+    // (Rare: a second pass finds the infinities' signs: a sum of +Infinity's flags, exact, and
+    // the largest of −Infinity's.)
+    var inf = vec2<u32>(0u);
+    for (var j = lid; j < cols; j += LANES) { inf = max(inf, infinities(x[base + j])); }
+    let signs = row_sum(lid, f32(inf.x), inf.y);
+    let special = special_mean(total.y, vec2<u32>(u32(bitcast<f32>(signs.x) > 0.0), signs.y));
     for (var j = lid; j < cols; j += LANES) { x[base + j] = minus_special(x[base + j], special); }
     return;
   }
   var mean = bitcast<f32>(total.x) / f32(cols);
-  let k = sum_shift(max(total.y, total.z), cols);
+  let k = sum_shift(total.y, cols);
   if (k > 0) {
     let down = ldexp(1.0, -k);
     var scaled = 0.0;
     for (var j = lid; j < cols; j += LANES) { scaled = scaled + x[base + j] * down; }
-    mean = ldexp(bitcast<f32>(row_sum(lid, scaled, vec2<u32>(0u)).x) / f32(cols), k);
+    mean = ldexp(bitcast<f32>(row_sum(lid, scaled, 0u).x) / f32(cols), k);
   }
   for (var j = lid; j < cols; j += LANES) { x[base + j] = x[base + j] - mean; }
 }
 
-// The sum of every invocation's part (as bits) and the largest of their magnitudes by sign
-// (add_bits), to all of them (a tree reduction in workgroup memory).
-fn row_sum(lid: u32, part: f32, bits: vec2<u32>) -> vec3<u32> {
+// The sum of every invocation's part (as bits) and the largest of their tops (magnitude bits),
+// to all of them (a tree reduction in workgroup memory).
+fn row_sum(lid: u32, part: f32, top: u32) -> vec2<u32> {
   workgroupBarrier();
-  partial[lid] = vec3<u32>(bitcast<u32>(part), bits);
+  partial[lid] = vec2<u32>(bitcast<u32>(part), top);
   workgroupBarrier();
   for (var k = LANES / 2u; k > 0u; k = k / 2u) {
     if (lid < k) {
       let a = partial[lid];
       let b = partial[lid + k];
       let total = bitcast<f32>(a.x) + bitcast<f32>(b.x);
-      partial[lid] = vec3<u32>(bitcast<u32>(total), max(a.yz, b.yz));
+      partial[lid] = vec2<u32>(bitcast<u32>(total), max(a.y, b.y));
     }
     workgroupBarrier();
   }
@@ -187,19 +192,21 @@ fn centralize_narrow(
   let cols = run.z;
   let base = run.y + (row - run.x) * cols;
   var parts: array<f32, LANES>;
-  var bits = vec2<u32>(0u);
+  var top = 0u;
   for (var j = 0u; j < cols; j++) {
     let v = x[base + j];
     parts[j] = 0.0 + v;
-    bits = add_bits(bits, v);
+    top = max(top, magnitude(v));
   }
-  let special = special_mean(bits);
-  if (special != 0u) {
+  if (top >= 0x7f800000u) {
+    var inf = vec2<u32>(0u);
+    for (var j = 0u; j < cols; j++) { inf = max(inf, infinities(x[base + j])); }
+    let special = special_mean(top, inf);
     for (var j = 0u; j < cols; j++) { x[base + j] = minus_special(x[base + j], special); }
     return;
   }
   var mean: f32;
-  let k = sum_shift(max(bits.x, bits.y), cols);
+  let k = sum_shift(top, cols);
   if (k == 0) {
     mean = tree_sum(&parts) / f32(cols);
   } else {
