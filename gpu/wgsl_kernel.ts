@@ -48,9 +48,39 @@ fn run_of(row: u32, first: u32, last: u32) -> vec4<u32> {
   return table[lo];
 }
 
-// Whether a row sum is not finite (its mean is then taken as the sum of each value / cols).
-fn overflows(total: f32) -> bool {
-  return (bitcast<u32>(total) & 0x7f800000u) == 0x7f800000u;
+// The magnitude of v as bits (sign cleared), as stored: a compiler may assume that no float
+// arithmetic yields an infinity or a NaN, so a row is told from its largest magnitude's bits
+// (past 0x7f800000: a NaN; equal: an infinity), not from a sum tested after the fact.
+fn magnitude(v: f32) -> u32 { return bitcast<u32>(v) & 0x7fffffffu; }
+
+// Whether v is +Infinity (x) and whether it is −Infinity (y), as 1 or 0, from the bits.
+fn infinities(v: f32) -> vec2<u32> {
+  let bits = bitcast<u32>(v);
+  return vec2<u32>(u32(bits == 0x7f800000u), u32(bits == 0xff800000u));
+}
+
+// The bits of the mean of a row whose largest magnitude (bits top) is not finite, holding
+// infinities inf (either sign's flag, infinities), as the CPU backends' f64 sum gives it: NaN
+// where a NaN or both infinities, else that infinity.
+fn special_mean(top: u32, inf: vec2<u32>) -> u32 {
+  if (top > 0x7f800000u || all(inf != vec2<u32>(0u))) { return 0x7fc00000u; }
+  return select(0xff800000u, 0x7f800000u, inf.x != 0u);
+}
+
+// v − mean for a mean (bits) that is not finite, from the bits: NaN where the mean is NaN or v
+// is an infinity (then the mean's own, ∞ − ∞), else the mean negated.
+fn minus_special(v: f32, mean: u32) -> f32 {
+  let inf = (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
+  return bitcast<f32>(select(mean ^ 0x80000000u, 0x7fc00000u, inf || mean == 0x7fc00000u));
+}
+
+// The k ≥ 0 by which a row's values are scaled (times 2⁻ᵏ, exact) so that no partial sum of its
+// cols values, each of magnitude below 2^(e + 1) (e the exponent of the largest, bits top), can
+// pass 2¹²⁶; 0 unless that bound, 2^(e + 1) · cols, is above 2¹²⁶. Decided on the bits as stored.
+fn sum_shift(top: u32, cols: u32) -> i32 {
+  let e = i32(top >> 23u) - 127;
+  let c = i32(32u - countLeadingZeros(cols - 1u));
+  return max(0, e + 1 + c - 126);
 }
 `;
 
@@ -62,17 +92,21 @@ fn overflows(total: f32) -> bool {
  * row length `cols`. Workgroup `r` finds the run of wide row `r` (a binary search), then
  * subtracts from the row its f32 mean: each of the 64 invocations sums a strided part of the
  * row, then a tree reduction in workgroup memory gives the row sum (any summation tree of
- * `cols` terms stays within the `(cols − 1)` roundings the reference allows). Where that sum is
- * not finite (finite values whose f32 sum overflows, as the CPU backends' f64 mean does not; or
- * a NaN or an infinity, which stays so), the mean is taken again as the sum of each value
- * divided by `cols`, which does not overflow.
+ * `cols` terms stays within the `(cols − 1)` roundings the reference allows), with the row's
+ * largest magnitude and its non-finite values, told by their bits as stored (WGSL lets a
+ * compiler assume that float arithmetic yields no infinity or NaN, so a sum that overflowed may
+ * not read as one). A row holding a NaN or an infinity gets the mean the CPU backends' f64 sum
+ * gives it (NaN, or that infinity) and each value minus it, from the bits. A row of finite values
+ * whose f32 sum could pass 2¹²⁶ (judged from its largest magnitude and `cols`) is summed again
+ * with every value scaled by a power of two (exact), so that no sum overflows, as the CPU
+ * backends' f64 mean does not.
  */
 export const CENTRALIZE: Kernel = {
   entryPoint: "centralize",
   bindings: CENTRALIZE_BINDINGS,
   code: /* wgsl */ `
 ${CENTRALIZE_COMMON}
-var<workgroup> partial: array<f32, LANES>;
+var<workgroup> partial: array<vec2<u32>, LANES>;
 
 @compute @workgroup_size(LANES)
 fn centralize(
@@ -85,24 +119,47 @@ fn centralize(
   let cols = run.z;
   let base = run.y + (row - run.x) * cols;
   var sum = 0.0;
-  for (var j = lid; j < cols; j += LANES) { sum = sum + x[base + j]; }
-  let total = row_sum(lid, sum);
-  var mean = total / f32(cols);
-  if (overflows(total)) {
+  var top = 0u;
+  for (var j = lid; j < cols; j += LANES) {
+    let v = x[base + j];
+    sum = sum + v;
+    top = max(top, magnitude(v));
+  }
+  let total = row_sum(lid, sum, top);
+  if (total.y >= 0x7f800000u) {
+    // (Rare: a second pass finds the infinities' signs: a sum of +Infinity's flags, exact, and
+    // the largest of −Infinity's.)
+    var inf = vec2<u32>(0u);
+    for (var j = lid; j < cols; j += LANES) { inf = max(inf, infinities(x[base + j])); }
+    let signs = row_sum(lid, f32(inf.x), inf.y);
+    let special = special_mean(total.y, vec2<u32>(u32(bitcast<f32>(signs.x) > 0.0), signs.y));
+    for (var j = lid; j < cols; j += LANES) { x[base + j] = minus_special(x[base + j], special); }
+    return;
+  }
+  var mean = bitcast<f32>(total.x) / f32(cols);
+  let k = sum_shift(total.y, cols);
+  if (k > 0) {
+    let down = ldexp(1.0, -k);
     var scaled = 0.0;
-    for (var j = lid; j < cols; j += LANES) { scaled = scaled + x[base + j] / f32(cols); }
-    mean = row_sum(lid, scaled);
+    for (var j = lid; j < cols; j += LANES) { scaled = scaled + x[base + j] * down; }
+    mean = ldexp(bitcast<f32>(row_sum(lid, scaled, 0u).x) / f32(cols), k);
   }
   for (var j = lid; j < cols; j += LANES) { x[base + j] = x[base + j] - mean; }
 }
 
-// The sum of every invocation's part, to all of them (a tree reduction in workgroup memory).
-fn row_sum(lid: u32, part: f32) -> f32 {
+// The sum of every invocation's part (as bits) and the largest of their tops (magnitude bits),
+// to all of them (a tree reduction in workgroup memory).
+fn row_sum(lid: u32, part: f32, top: u32) -> vec2<u32> {
   workgroupBarrier();
-  partial[lid] = part;
+  partial[lid] = vec2<u32>(bitcast<u32>(part), top);
   workgroupBarrier();
   for (var k = LANES / 2u; k > 0u; k = k / 2u) {
-    if (lid < k) { partial[lid] = partial[lid] + partial[lid + k]; }
+    if (lid < k) {
+      let a = partial[lid];
+      let b = partial[lid + k];
+      let total = bitcast<f32>(a.x) + bitcast<f32>(b.x);
+      partial[lid] = vec2<u32>(bitcast<u32>(total), max(a.y, b.y));
+    }
     workgroupBarrier();
   }
   return workgroupUniformLoad(&partial[0]);
@@ -115,7 +172,8 @@ fn row_sum(lid: u32, part: f32) -> f32 {
  * dispatch (entry point `centralize_narrow`, the table of `CENTRALIZE`): an invocation a row,
  * 64 rows a workgroup. Each row is summed as `CENTRALIZE`'s workgroup sums it, lane `j`'s part
  * `0 + x[j]` (0 past the row), then the same tree, in a private array: the same bits, without
- * the barriers that a workgroup a row costs (on CPU adapters most of its time).
+ * the barriers that a workgroup a row costs (on CPU adapters most of its time); non-finite values
+ * and large rows as there.
  */
 export const CENTRALIZE_NARROW: Kernel = {
   entryPoint: "centralize_narrow",
@@ -134,13 +192,27 @@ fn centralize_narrow(
   let cols = run.z;
   let base = run.y + (row - run.x) * cols;
   var parts: array<f32, LANES>;
-  for (var j = 0u; j < cols; j++) { parts[j] = 0.0 + x[base + j]; }
-  let total = tree_sum(&parts);
-  var mean = total / f32(cols);
-  if (overflows(total)) {
-    parts = array<f32, LANES>();
-    for (var j = 0u; j < cols; j++) { parts[j] = 0.0 + x[base + j] / f32(cols); }
-    mean = tree_sum(&parts);
+  var top = 0u;
+  for (var j = 0u; j < cols; j++) {
+    let v = x[base + j];
+    parts[j] = 0.0 + v;
+    top = max(top, magnitude(v));
+  }
+  if (top >= 0x7f800000u) {
+    var inf = vec2<u32>(0u);
+    for (var j = 0u; j < cols; j++) { inf = max(inf, infinities(x[base + j])); }
+    let special = special_mean(top, inf);
+    for (var j = 0u; j < cols; j++) { x[base + j] = minus_special(x[base + j], special); }
+    return;
+  }
+  var mean: f32;
+  let k = sum_shift(top, cols);
+  if (k == 0) {
+    mean = tree_sum(&parts) / f32(cols);
+  } else {
+    let down = ldexp(1.0, -k);
+    for (var j = 0u; j < cols; j++) { parts[j] = 0.0 + x[base + j] * down; }
+    mean = ldexp(tree_sum(&parts) / f32(cols), k);
   }
   for (var j = 0u; j < cols; j++) { x[base + j] = x[base + j] - mean; }
 }

@@ -76,15 +76,19 @@ fn has_nan(x: vec4<f32>) -> bool {
  * WGSL of `set_norm(m, sum, key, nan)`, which writes the step's non-finite key, gradient norm
  * and clipping factors into the control buffer (`control` and the constants `s` must be bound),
  * as the CPU backends take them from the float64 sum of squares. Where every gradient is finite
- * (key 0): norm = M · sqrt(sum) of gradients of largest |g| M and sum of (g / M)², and where it
- * is above max, the factor max / norm, computed as (max / sqrt(sum)) / fract(M) · 2^−exp(M)
- * (M = fract · 2^exp), so that finite gradients whose norm is past f32's range (Infinity) are
- * still clipped. Where that factor is below 2⁻¹²⁶ (an f32 subnormal of a few significant bits,
- * or 0), it is held as 2⁻¹²⁶ · (its value · 2¹²⁶): the kernels multiply the gradients by 2⁻¹²⁶
- * first (exact where |g| ≥ 1: the products that matter), as the CPU backends then scale them in
- * float64. Otherwise the norm is NaN where a gradient is NaN (`nan`; no clipping: NaN > max is
- * false), else +Infinity (a ±Infinity, and no NaN), which clips by max / ∞ = 0. The factors are
- * (1, 1) where the step does not clip.
+ * (key 0): norm = M · sqrt(sum) of gradients of largest |g| M and sum of (g / M)², held as
+ * fract · 2^exp (from M = f · 2^e and f · sqrt(sum)), so that no f32 result passes the largest
+ * f32: WGSL lets a compiler assume none does, so a product that overflowed may not compare as
+ * Infinity. The norm is compared with max (a finite one: an infinite max never clips) by
+ * exponent, then fraction; it reads Infinity (written as bits) where past f32's range. Where it
+ * is above max, the factor max / norm = (fract(max) / fract(norm)) · 2^(exp(max) − exp(norm)),
+ * so that finite gradients whose norm is past f32's range are still clipped; where that factor is
+ * below 2⁻¹²⁶ (an f32 subnormal of a few significant bits, or 0), it is held as 2⁻¹²⁶ · (its
+ * value · 2¹²⁶): the kernels multiply the gradients by 2⁻¹²⁶ first (exact where |g| ≥ 1: the
+ * products that matter), as the CPU backends then scale them in float64. A max of 0 clips by 0.
+ * Otherwise the norm is NaN where a gradient is NaN (`nan`; no clipping: NaN > max is false),
+ * else +Infinity (a ±Infinity, and no NaN), which clips by max / ∞ = 0. The factors are (1, 1)
+ * where the step does not clip.
  */
 export const SET_NORM_WGSL = /* wgsl */ `
 fn set_norm(m: f32, sum: f32, key: u32, nan: bool) {
@@ -95,19 +99,27 @@ fn set_norm(m: f32, sum: f32, key: u32, nan: bool) {
     // Written as bits: the shader's float arithmetic may assume finite values.
     control.norm = bitcast<f32>(select(0x7f800000u, 0x7fc00000u, nan));
     if (!nan) { scale = 0.0; }
-  } else {
-    let root = sqrt(sum);
-    let norm = m * root;
-    control.norm = norm;
-    if (m > 0.0 && norm > s.clip_max) {
-      let parts = frexp(m);
-      let x = (s.clip_max / root) / parts.fract;
-      scale = ldexp(x, -parts.exp);
+  } else if (m > 0.0) {
+    let norm = frexp(frexp(m).fract * sqrt(sum));
+    let e = frexp(m).exp + norm.exp;
+    // Past f32's range: Infinity, as bits (a select, not a constant: Tint refuses a constant
+    // expression whose value is infinite).
+    let finite = bitcast<u32>(ldexp(2.0 * norm.fract, min(e, 128) - 1));
+    control.norm = bitcast<f32>(select(finite, 0x7f800000u, e > 128));
+    let max_bits = bitcast<u32>(s.clip_max);
+    let c = frexp(s.clip_max);
+    if ((max_bits & 0x7fffffffu) == 0u) {
+      scale = 0.0;
+    } else if (max_bits < 0x7f800000u && (e > c.exp || (e == c.exp && norm.fract > c.fract))) {
+      let x = c.fract / norm.fract;
+      scale = ldexp(x, c.exp - e);
       if (scale < ${2 ** -126}) {
         pow2 = ${2 ** -126};
-        scale = ldexp(x, 126 - parts.exp);
+        scale = ldexp(x, c.exp - e + 126);
       }
     }
+  } else {
+    control.norm = 0.0;
   }
   control.clip_scale = scale;
   control.clip_pow2 = pow2;

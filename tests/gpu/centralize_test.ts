@@ -7,8 +7,9 @@
  * none.
  */
 import assert from "node:assert/strict";
-import { dispose, radam, ranger, readParams, sgd, step } from "../../mod.ts";
+import { dispose, type Optimizer, radam, ranger, readParams, sgd, step } from "../../mod.ts";
 import { initWebGpuState } from "../../core/webgpu_state.ts";
+import { optimizerOf, RULE_TABLE } from "../rule_table.ts";
 import { device, ignore, K_GPU, noGpuErrors } from "./gpu_device.ts";
 
 /** A seeded generator of floats in [0, 1). */
@@ -153,5 +154,85 @@ Deno.test({
       return dispatches;
     };
     assert.equal(await dispatchesOf(true), await dispatchesOf(false) + 1);
+  },
+});
+
+/** Rows of `cols` gradients holding NaN or infinities, or finite values near f32's largest. */
+function specialRows(cols: number): number[][] {
+  const row = (at: Record<number, number>, fill = (i: number) => Math.sin(i + 1)) =>
+    Array.from({ length: cols }, (_, i) => at[i] ?? fill(i));
+  return [
+    row({ 3: NaN }),
+    row({ [cols - 1]: Infinity }),
+    row({ 0: -Infinity, 5: -Infinity }),
+    row({ 1: Infinity, [cols - 2]: -Infinity }),
+    row({ 2: Infinity, 4: NaN }),
+    row({}, (i) => (i % 2 ? 3e38 : -2e38)), // an f32 sum that overflows, or not, by the order
+    row({}, (i) => (i % 3 ? 3e38 : 1)), // overflows
+    row({}, (i) => (i - cols / 3) * (2e38 / cols)), // largest · cols past 2¹²⁶: summed scaled
+    row({}),
+  ];
+}
+
+/** The parameters after one centralized step of `rows` on each backend (lr 0.1 from 0.5). */
+async function specialStep(
+  opt: (backend: "wasm" | "webgpu") => Optimizer<unknown>,
+  rows: number[][],
+) {
+  const cols = rows[0].length;
+  const w = { data: new Float32Array(rows.length * cols).fill(0.5), shape: [rows.length, cols] };
+  const grads = { w: Float32Array.from(rows.flat()) };
+  const run = async (backend: "wasm" | "webgpu") => {
+    const init = backend === "webgpu" ? { device: device! } : {};
+    return (await readParams(step(await opt(backend).init({ w }, init), grads))).w;
+  };
+  return await noGpuErrors(() => Promise.all([run("webgpu"), run("wasm")]));
+}
+
+for (const rule of RULE_TABLE) {
+  Deno.test({
+    name:
+      `webgpu ${rule.rule}: centralization of rows holding NaN or infinities matches wasm (told by the bits, not by a sum)`,
+    ignore,
+    async fn() {
+      // Wide rows (a workgroup each) and narrow ones (an invocation each).
+      for (const cols of [3 * 64 + 5, 40]) {
+        const more = { gc: true, nonFinite: "propagate", lr: 0.1 };
+        const opt = (backend: "wasm" | "webgpu") => optimizerOf(rule, rule.example, backend, more);
+        const [gpu, cpu] = await specialStep(opt, specialRows(cols).slice(0, 5));
+        cpu.forEach((q, i) => {
+          const p = gpu[i];
+          assert.ok(
+            Number.isNaN(q)
+              ? Number.isNaN(p)
+              : Number.isFinite(q)
+              ? Math.abs(p - q) <= 1e-5 * Math.max(Math.abs(q), 1)
+              : p === q,
+            `cols ${cols}, row ${Math.floor(i / cols)} [${i % cols}]: webgpu ${p}, wasm ${q}`,
+          );
+        });
+      }
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "webgpu: centralization of finite rows near f32's largest (an f32 sum that overflows, or could) matches wasm",
+  ignore,
+  async fn() {
+    for (const cols of [3 * 64 + 5, 40]) {
+      const rows = specialRows(cols).slice(5);
+      // SGD with lr 0.1: each param is 0.5 minus a tenth of its centralized gradient.
+      const [gpu, cpu] = await specialStep((backend) => sgd({ lr: 0.1, gc: true, backend }), rows);
+      cpu.forEach((q, i) => {
+        const row = rows[Math.floor(i / cols)];
+        const largest = Math.max(...row.map(Math.abs));
+        assert.ok(
+          Math.abs(gpu[i] - q) <= 1e-5 * 0.1 * largest,
+          `cols ${cols}, row ${Math.floor(i / cols)} [${i % cols}]: webgpu ${gpu[i]}, wasm ${q}`,
+        );
+      });
+    }
   },
 });

@@ -65,7 +65,7 @@ Deno.test({
     const cases = [[10, "32bit"], [5000, "32bit"], [5000, "8bit"]] as const;
     // The norm √n · value: past f32's largest (3.4e38), or not; the factor below 2⁻¹²⁶ in each
     // (an f32 subnormal of a few significant bits), where it was once 0 or a few percent off.
-    const clips = [[3e38, 1], [1e38, 1], [1e36, 1e-3]] as const;
+    const clips = [[3e38, 1], [1e38, 1], [1e36, 1e-3], [3e38, 3.4e38], [1e-3, 1e-30]] as const;
     for (const [n, states] of cases) {
       for (const [value, clipGradNorm] of clips) {
         const g = new Float32Array(n).fill(value);
@@ -372,6 +372,18 @@ Deno.test({
       );
       const cpu = await radam().init({ w: new Float32Array(2) }, {});
       assert.equal(cpu.backend, "wasm");
+      // Params given as GPU buffers cannot fall back to the CPU: told to pass their device, not
+      // to choose backend "auto" (whichever backend was asked for).
+      const buffer = device!.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+      for (const backend of ["webgpu", "auto"] as const) {
+        await assert.rejects(
+          () => radam({ backend }).init({ w: buffer } as never),
+          (e: Error) =>
+            e instanceof TypeError && /pass the GPUDevice that made them/.test(e.message) &&
+            !/"auto"|"wasm"/.test(e.message),
+        );
+      }
+      buffer.destroy();
     } finally {
       if (saved) Object.defineProperty(navigator, "gpu", saved);
       else delete (navigator as { gpu?: unknown }).gpu;
@@ -386,7 +398,8 @@ Deno.test({
   async fn() {
     // Finite gradients whose f32 row sum overflows: the mean was ±Infinity and every centralized
     // gradient of the row ±Infinity (the CPU backends take that row's mean in f64; here the sum
-    // of each value divided by the row length).
+    // of the values scaled by a power of two, wherever the largest times the length could pass
+    // 2¹²⁶).
     // Rows of a workgroup each (more than 64 elements), and of an invocation each.
     for (const cols of [3 * WORKGROUP_SIZE + 5, 40]) {
       const rows = [

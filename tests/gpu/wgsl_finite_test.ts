@@ -1,0 +1,160 @@
+/**
+ * The WebGPU kernels' tests for NaN and infinities, read from the generated WGSL (no device
+ * needed). WGSL lets an implementation assume that float arithmetic yields no infinity or NaN
+ * (https://www.w3.org/TR/WGSL/#floating-point-evaluation: an overflow may give an indeterminate
+ * value), and real GPU compilers (Tint, naga, the drivers below them) fold float tests on that
+ * assumption. So every finiteness test (the bits of a float against the exponent mask) must be
+ * of a value as stored in a buffer, not of the result of float arithmetic (a sum tested for
+ * overflow after the fact), and the clipping decision must not compare a norm that may have
+ * overflowed. llvmpipe follows IEEE-754, so the behaviour of a folded test cannot be seen there:
+ * this reads the code.
+ */
+import assert from "node:assert/strict";
+import { ADAM } from "../../rules/adam.ts";
+import { LION } from "../../rules/lion.ts";
+import { SGD } from "../../rules/sgd.ts";
+import {
+  CENTRALIZE,
+  CENTRALIZE_NARROW,
+  DECIDE,
+  GRAD_NORM_PARTIAL,
+  GRAD_NORM_TOTAL,
+  stepKernels,
+} from "../../gpu/wgsl_kernel.ts";
+import { compactKernel } from "../../gpu/wgsl_compact.ts";
+
+/** Every kernel's WGSL, by name. */
+const KERNELS: Record<string, string> = {
+  centralize: CENTRALIZE.code,
+  centralize_narrow: CENTRALIZE_NARROW.code,
+  decide: DECIDE.code,
+  norm_partial: GRAD_NORM_PARTIAL.code,
+  norm_total: GRAD_NORM_TOTAL.code,
+};
+for (const rule of [ADAM, LION, SGD]) {
+  KERNELS[`${rule.name} step`] = stepKernels(rule).step.code;
+  KERNELS[`${rule.name} compact`] = compactKernel(rule).code;
+}
+
+/**
+ * Functions whose finiteness test is of a value they store (not a decision made on a passing
+ * result): the 8-bit codes' block scale (the moments written, as codes), and Lion's sign, which
+ * keeps a NaN a NaN (reached only under nonFinite "propagate", where a NaN gradient's arithmetic
+ * is indeterminate anyway).
+ */
+const STORES_WHAT_IT_TESTS = new Set(["top_bits", "rule_values"]);
+
+/** The functions of a WGSL module: name → parameters and body. */
+function functionsOf(code: string): Map<string, { params: string[]; body: string }> {
+  const out = new Map<string, { params: string[]; body: string }>();
+  const head = /\bfn\s+(\w+)\s*\(([^)]*)\)[^{]*\{/g;
+  for (let m; (m = head.exec(code));) {
+    const i = closing(code, head.lastIndex, "{", "}");
+    const params = m[2].split(",").map((p) => p.trim().split(":")[0].trim()).filter(Boolean);
+    out.set(m[1], { params, body: code.slice(head.lastIndex, i) });
+  }
+  return out;
+}
+
+/** The index just past the bracket closing the one opened before `from`. */
+function closing(text: string, from: number, open: string, close: string): number {
+  let depth = 1, i = from;
+  for (; depth > 0 && i < text.length; i++) {
+    if (text[i] === open) depth++;
+    else if (text[i] === close) depth--;
+  }
+  return i;
+}
+
+/** Whether an expression is a value as stored: a load, or a select of one and a constant. */
+function stored(expr: string): boolean {
+  const e = expr.trim();
+  if (/^[\w.]+\[[^\]]+\](\.\w+)?$/.test(e)) return true; // a load: g[i], all_partials[k].sum
+  if (/^(vec4<f32>\()?0\.0\)?$/.test(e)) return true; // a zero
+  const sel = /^select\((.*)\)$/.exec(e);
+  return !!sel && splitArgs(sel[1]).slice(0, 2).every(stored);
+}
+
+/** The top-level arguments of a call's argument text. */
+function splitArgs(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0, from = 0;
+  for (let i = 0; i < text.length; i++) {
+    if ("(<[".includes(text[i])) depth++;
+    else if (")>]".includes(text[i]) && text[i - 1] !== "-") depth--;
+    else if (text[i] === "," && depth === 0) {
+      out.push(text.slice(from, i));
+      from = i + 1;
+    }
+  }
+  return [...out, text.slice(from)].map((a) => a.trim());
+}
+
+/**
+ * Where the value `name` in function `fn` may come from that is not a value as stored: each
+ * assignment of a local, or each call's argument for a parameter, followed to its origin.
+ */
+function unstoredOrigins(code: string, fn: string, name: string, seen = new Set<string>()) {
+  const key = `${fn}:${name}`;
+  if (seen.has(key)) return [];
+  seen.add(key);
+  const fns = functionsOf(code);
+  const f = fns.get(fn)!;
+  const bad: string[] = [];
+  const index = f.params.indexOf(name);
+  if (index >= 0) {
+    for (const [caller, g] of fns) {
+      const call = new RegExp(`\\b${fn}\\(`, "g");
+      while (call.exec(g.body)) {
+        const i = closing(g.body, call.lastIndex, "(", ")");
+        const arg = splitArgs(g.body.slice(call.lastIndex, i - 1))[index];
+        if (/^\w+$/.test(arg)) bad.push(...unstoredOrigins(code, caller, arg, seen));
+        else if (!stored(arg)) bad.push(`${caller}: ${fn}(…${arg}…)`);
+      }
+    }
+    return bad;
+  }
+  const escaped = name.replaceAll(".", "\\.");
+  const assign = new RegExp(
+    `(?:\\b(?:let|var)\\s+)?\\b${escaped}\\s*(?::[^=]+)?=([^=;][^;]*);`,
+    "g",
+  );
+  for (let m; (m = assign.exec(f.body));) {
+    if (!stored(m[1])) bad.push(`${fn}: ${name} = ${m[1].trim()}`);
+  }
+  return bad;
+}
+
+Deno.test("webgpu kernels: every NaN or infinity test is of a value as stored, not of an arithmetic result", () => {
+  const found: string[] = [];
+  let tests = 0;
+  for (const [kernel, code] of Object.entries(KERNELS)) {
+    for (const [fn, { body }] of functionsOf(code)) {
+      // A function testing bits against the exponent or sign mask: each float it reads as bits.
+      if (!/0x7f800000u|0x7fffffffu/.test(body)) continue;
+      for (const m of body.matchAll(/bitcast<(?:vec4<)?u32>?>\(([\w.]+)\)/g)) {
+        tests++;
+        if (STORES_WHAT_IT_TESTS.has(fn)) continue;
+        found.push(...unstoredOrigins(code, fn, m[1]).map((o) => `${kernel}: ${o}`));
+      }
+    }
+  }
+  assert.ok(tests >= 10, `only ${tests} finiteness tests found: has the WGSL changed shape?`);
+  assert.deepEqual([...new Set(found)], []);
+});
+
+Deno.test("webgpu kernels: the clipping decision compares the norm with max by exponent and fraction, never a norm that may have overflowed", () => {
+  for (const [kernel, code] of Object.entries(KERNELS)) {
+    const compares = code.match(/[<>]=?\s*s\.clip_max\b|\bs\.clip_max\s*[<>]/g);
+    assert.equal(compares, null, `${kernel} compares with s.clip_max: ${compares}`);
+  }
+});
+
+Deno.test("webgpu kernels: no infinity or NaN is a constant expression (Tint, in browsers, refuses the whole module)", () => {
+  const constant = /bitcast<(?:vec\d<)?f32>?>\(\s*(?:vec\d<u32>\()?(0x[0-9a-f]+)u?\)?\s*\)/gi;
+  for (const [kernel, code] of Object.entries(KERNELS)) {
+    for (const m of code.matchAll(constant)) {
+      assert.notEqual(Number(m[1]) & 0x7f800000, 0x7f800000, `${kernel}: ${m[0]}`);
+    }
+  }
+});
