@@ -7,6 +7,7 @@
 import { MAX_META_BYTES, type VersionedCheckpointStore } from "./contract.ts";
 import {
   answer,
+  asLoaded,
   Broken,
   bytesOf,
   type Clause,
@@ -33,7 +34,7 @@ export async function expectLoads(
   after: string,
   expected: { bytes: Uint8Array; version: string; meta?: string } | null,
 ): Promise<void> {
-  const loaded = await answer(`load() after ${after}`, () => store.load());
+  const loaded = await answer(`load() after ${after}`, () => store.load().then(asLoaded));
   expectSame(`load() after ${after}`, loaded, expected);
 }
 

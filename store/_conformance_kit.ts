@@ -123,3 +123,32 @@ export async function checkpointOf(seed: number): Promise<Uint8Array> {
   const state = await sgd({ backend: "js" }).init({ w: Float32Array.of(seed, seed + 1) });
   return await saveState(state);
 }
+
+/** Whether `value` is an object whose fields a view can pick. */
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null;
+
+/**
+ * The fields `names` of `value` (an object; else `value` itself): what a check compares of an
+ * answer, so that a binding may answer with more (a row's own columns, say).
+ */
+export function pick(value: unknown, ...names: string[]): unknown {
+  return isObject(value) ? Object.fromEntries(names.map((n) => [n, value[n]])) : value;
+}
+
+/** A checkpoint, head, request record or commit result, as checks compare them. */
+export const asLoaded = (v: unknown): unknown => pick(v, "bytes", "version", "meta");
+export const asHead = (v: unknown): unknown => pick(v, "version", "step");
+export const asRecord = (v: unknown): unknown => pick(v, "state", "step", "reason");
+export const asResult = (v: unknown): unknown =>
+  isObject(v) ? { version: v.version, lease: isObject(v.lease) ? v.lease.token : v.lease } : v;
+
+/** Journal records (and pending contributions' infos) as checks compare them. */
+export const asJournal = (records: unknown): unknown =>
+  Array.isArray(records)
+    ? records.map((r) =>
+      isObject(r) ? { ...pick(r, "step", "seq") as object, entries: asInfos(r.entries) } : r
+    )
+    : records;
+export const asInfos = (infos: unknown): unknown =>
+  Array.isArray(infos) ? infos.map((e) => pick(e, "id", "base", "samples")) : infos;

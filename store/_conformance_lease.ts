@@ -6,8 +6,17 @@
  * @module
  */
 import type { Lease, TrainingStore } from "./training.ts";
-import { answer, bytesOf, type Clause, expect, expectSame, race } from "./_conformance_kit.ts";
+import {
+  answer,
+  asRecord,
+  bytesOf,
+  type Clause,
+  expect,
+  expectSame,
+  race,
+} from "./_conformance_kit.ts";
 import { commitOf, firstCommit, submitNew } from "./_conformance_training.ts";
+import { asJournal } from "./_conformance_kit.ts";
 
 type Store = TrainingStore;
 const TERM = 60_000;
@@ -15,11 +24,15 @@ const TERM = 60_000;
 /** Acquires for `token`, throwing unless it got the lease. */
 async function take(store: Store, token: string, after = "", ms = TERM): Promise<Lease> {
   const did = `acquire("${token}", ${ms})${after}`;
+  const before = Date.now();
   const lease = await answer(did, () => store.acquire(token, ms));
+  // Its end by the clock of its holder: this process's.
+  const ends = typeof lease?.expires === "number" && lease.expires >= before + ms &&
+    lease.expires <= Date.now() + ms;
   expect(
-    lease?.token === token && typeof lease.expires === "number",
+    lease?.token === token && ends,
     did,
-    `a lease of "${token}"`,
+    `a lease of "${token}" that ends in ${ms} ms by this process's clock (Date.now)`,
     lease,
   );
   return lease!;
@@ -87,11 +100,20 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
         null,
       );
       did = "a commit under the current lease, next: its own token";
+      const before = Date.now();
       const renewed = await answer(
         did,
         () => store.commit(commitOf({ expected: version, lease, next: { token: "t1", ms: TERM } })),
       );
-      expect(renewed?.lease?.token === "t1", did, '{ lease: a lease of "t1" }', renewed);
+      const renewedBy = Date.now();
+      const ends = renewed?.lease?.expires;
+      expect(
+        renewed?.lease?.token === "t1" && typeof ends === "number" && ends >= before + TERM &&
+          ends <= renewedBy + TERM,
+        did,
+        `{ lease: a lease of "t1" that ends in ${TERM} ms by this process's clock }`,
+        renewed,
+      );
       version = renewed!.version!;
       await refused(store, "t2", `after ${did}`);
       lease = renewed!.lease!;
@@ -133,6 +155,36 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
     },
   },
   {
+    id: "journal.range",
+    promise: "journal(from, limit) gives the records of seq ≥ from, by seq, at most limit",
+    async run(make) {
+      const store = await make();
+      let version: string | null = await firstCommit(store);
+      const seqs = [2, 3, 5, 6];
+      for (const seq of seqs) {
+        const id = `r${seq}`;
+        const did = `a commit at seq ${seq} applying a fresh ${id}`;
+        const applied = [{ id, base: 1, samples: 1 }];
+        const done = await answer(
+          did,
+          () => store.commit(commitOf({ expected: version, step: 1, seq, applied, fresh: [id] })),
+        );
+        expect(done !== null, did, "a result", done);
+        version = done!.version;
+      }
+      const record = (seq: number) => ({
+        step: 1,
+        seq,
+        entries: [{ id: `r${seq}`, base: 1, samples: 1 }],
+      });
+      for (const [from, limit] of [[0, Infinity], [3, Infinity], [4, 1], [2.5, 2], [7, 3]]) {
+        const did = `journal(${from}, ${limit}) of records at seq ${seqs.join(", ")}`;
+        const got = await answer(did, () => store.journal(from, limit).then(asJournal));
+        expectSame(did, got, seqs.filter((s) => s >= from).slice(0, limit).map(record));
+      }
+    },
+  },
+  {
     id: "store.maxFold",
     needs: "maxFold",
     promise: "maxFold, when given, is an integer ≥ 1, and a commit settling that many stored " +
@@ -167,16 +219,33 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
   {
     id: "lease.expiry",
     needs: "advance",
-    promise: "a lease another token has seen unchanged for its whole term is taken by it, and a " +
-      "waiting note not renewed for over a second no longer asks",
+    promise: "a lease another token has seen unchanged for its whole term (not less) is taken " +
+      "by it, and a waiting note not renewed for over a second no longer asks",
     async run(make, { advance }) {
       const store = await make();
       const lease = await take(store, "t1", "", 1000);
       await refused(store, "t2", 'while "t1" holds it');
       await waits(store, lease, "t2", 'after "t2" was refused');
-      await advance!(1500);
-      await waits(store, lease, null, "1.5 s after the last note");
-      await take(store, "t2", ' 1.5 s after it saw "t1"\'s lease of 1 s');
+      await advance!(900);
+      await refused(store, "t2", '0.9 s after it first saw "t1"\'s lease of 1 s');
+      await waits(store, lease, "t2", 'after "t2" was refused again');
+      await advance!(1100);
+      await waits(store, lease, null, "1.1 s after the last note");
+      await take(store, "t2", ' 2 s after it first saw "t1"\'s lease of 1 s');
+    },
+  },
+  {
+    id: "lease.long-dead",
+    needs: "advance",
+    promise: "a lease whose recorded end is more than a minute past, by the caller's clock, is " +
+      "taken by a token that reads it for the first time, and not one ended less long ago",
+    async run(make, { advance }) {
+      const store = await make();
+      await take(store, "t1", "", 1000);
+      await advance!(30_000);
+      await refused(store, "t2", 'read first 29 s after the end of "t1"\'s lease');
+      await advance!(32_001);
+      await take(store, "t3", ' read first 61 s after the end of "t1"\'s lease');
     },
   },
   {
@@ -190,7 +259,7 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
       await advance!(rememberMs! + 1);
       expectSame(
         'request("r") after rememberMs',
-        await answer("request()", () => store.request("r")),
+        await answer("request()", () => store.request("r").then(asRecord)),
         null,
       );
       await submitNew(store, "r", 0, bytesOf(2, 8));

@@ -8,12 +8,18 @@ import type { StepCommit, TrainingStore } from "./training.ts";
 import { encodeUtf8 } from "../base/_utf8.ts";
 import {
   answer,
+  asHead,
+  asInfos,
+  asJournal,
+  asRecord,
+  asResult,
   bytesOf,
   checkpointOf,
   type Clause,
   expect,
   expectRejects,
   expectSame,
+  pick,
   race,
 } from "./_conformance_kit.ts";
 
@@ -56,8 +62,7 @@ export async function submitNew(
 /** What `pending` lists, without the refs. */
 async function listed(store: Store, limit = Infinity) {
   const did = `pending(${limit})`;
-  const all = await answer(did, () => store.pending(limit));
-  return all.map(({ id, base, samples }) => ({ id, base, samples }));
+  return asInfos(await answer(did, () => store.pending(limit)));
 }
 
 /** The contract's order of pending contributions: base step, then id by UTF-8 bytes. */
@@ -71,10 +76,13 @@ function contractOrder(a: { id: string; base: number }, b: { id: string; base: n
 /** A snapshot of what a reader sees, to compare before and after a refused call. */
 async function seen(store: Store, ids: readonly string[]) {
   return {
-    head: await answer("head()", () => store.head()),
+    head: await answer("head()", () => store.head().then(asHead)),
     pending: await listed(store),
-    requests: await answer("request()", () => Promise.all(ids.map((id) => store.request(id)))),
-    journal: await answer("journal(0, Infinity)", () => store.journal(0, Infinity)),
+    requests: await answer(
+      "request()",
+      () => Promise.all(ids.map((id) => store.request(id).then(asRecord))),
+    ),
+    journal: await answer("journal(0, Infinity)", () => store.journal(0, Infinity).then(asJournal)),
   };
 }
 
@@ -86,17 +94,25 @@ export const TRAINING_CLAUSES: readonly Clause<Store>[] = [
       "step, and parameters) a commit made current",
     async run(make) {
       const store = await make();
-      expectSame("head() on a new store", await answer("head()", () => store.head()), null);
+      expectSame(
+        "head() on a new store",
+        await answer("head()", () => store.head().then(asHead)),
+        null,
+      );
       expectSame(
         "loadParams() on a new store",
         await answer("loadParams()", () => store.loadParams()),
         null,
       );
       const version = await firstCommit(store);
-      expectSame("head() after a commit at step 1", await answer("head()", () => store.head()), {
-        version,
-        step: 1,
-      });
+      expectSame(
+        "head() after a commit at step 1",
+        await answer("head()", () => store.head().then(asHead)),
+        {
+          version,
+          step: 1,
+        },
+      );
       const did = "loadParams() after a commit of w = [1, 2]";
       const p = await answer(did, () => store.loadParams());
       expectSame(did, p && { names: p.names, w: [...p.params.w ?? []], version: p.version }, {
@@ -116,7 +132,7 @@ export const TRAINING_CLAUSES: readonly Clause<Store>[] = [
       const store = await make();
       expectSame(
         "request() of an unknown id",
-        await answer("request()", () => store.request("r")),
+        await answer("request()", () => store.request("r").then(asRecord)),
         null,
       );
       const gradient = bytesOf(7, 12);
@@ -124,7 +140,7 @@ export const TRAINING_CLAUSES: readonly Clause<Store>[] = [
       gradient.fill(0);
       expectSame(
         'request("r") after its submit',
-        await answer("request()", () => store.request("r")),
+        await answer("request()", () => store.request("r").then(asRecord)),
         {
           state: "pending",
         },
@@ -149,7 +165,10 @@ export const TRAINING_CLAUSES: readonly Clause<Store>[] = [
       let did = 'submit("r") again while pending';
       expectSame(
         did,
-        await answer(did, () => store.submit({ id: "r", base: 1, samples: 1 }, bytesOf(2, 8))),
+        await answer(
+          did,
+          () => store.submit({ id: "r", base: 1, samples: 1 }, bytesOf(2, 8)).then(asRecord),
+        ),
         {
           state: "pending",
         },
@@ -173,7 +192,10 @@ export const TRAINING_CLAUSES: readonly Clause<Store>[] = [
       did = 'submit("r") again once applied';
       expectSame(
         did,
-        await answer(did, () => store.submit({ id: "r", base: 2, samples: 1 }, bytesOf(3, 8))),
+        await answer(
+          did,
+          () => store.submit({ id: "r", base: 2, samples: 1 }, bytesOf(3, 8)).then(asRecord),
+        ),
         {
           state: "applied",
           step: 2,
@@ -281,6 +303,7 @@ export const TRAINING_CLAUSES: readonly Clause<Store>[] = [
         store.commit(commitOf({
           checkpoint: await checkpointOf(2),
           expected: version,
+          meta: "step 2",
           step: 2,
           seq: 3,
           applied: [b, a, f],
@@ -293,13 +316,22 @@ export const TRAINING_CLAUSES: readonly Clause<Store>[] = [
         "{ version: a new one, lease: null }",
         done,
       );
-      expectSame(`head() after ${did}`, await answer("head()", () => store.head()), {
+      expectSame(`head() after ${did}`, await answer("head()", () => store.head().then(asHead)), {
         version: done!.version,
         step: 2,
       });
+      const loaded = await answer("load()", () => store.load());
+      expectSame(
+        `load()'s version and meta after ${did}`,
+        loaded && pick(loaded, "version", "meta"),
+        {
+          version: done!.version,
+          meta: "step 2",
+        },
+      );
       const records = await answer(
         "request()",
-        () => Promise.all(["a", "b", "c", "d", "f"].map((id) => store.request(id))),
+        () => Promise.all(["a", "b", "c", "d", "f"].map((id) => store.request(id).then(asRecord))),
       );
       const applied = { state: "applied", step: 2 };
       expectSame(`request() of a, b, c, d, f after ${did}`, records, [
@@ -317,7 +349,7 @@ export const TRAINING_CLAUSES: readonly Clause<Store>[] = [
       const entries = [b, a, f].map(({ id, base, samples }) => ({ id, base, samples }));
       expectSame(
         `journal(0, Infinity) after ${did}`,
-        await answer("journal()", () => store.journal(0, Infinity)),
+        await answer("journal()", () => store.journal(0, Infinity).then(asJournal)),
         [{ step: 2, seq: 3, entries }],
       );
     },
@@ -380,13 +412,17 @@ export const TRAINING_CLAUSES: readonly Clause<Store>[] = [
             }),
           ),
       );
-      expectSame(did, done, { version, lease: null });
-      expectSame(`request("f") after ${did}`, await answer("request()", () => store.request("f")), {
-        state: "refused",
-        step: 1,
-        reason: "bad",
-      });
-      expectSame(`head() after ${did}`, await answer("head()", () => store.head()), {
+      expectSame(did, asResult(done), { version, lease: null });
+      expectSame(
+        `request("f") after ${did}`,
+        await answer("request()", () => store.request("f").then(asRecord)),
+        {
+          state: "refused",
+          step: 1,
+          reason: "bad",
+        },
+      );
+      expectSame(`head() after ${did}`, await answer("head()", () => store.head().then(asHead)), {
         version,
         step: 1,
       });
@@ -419,7 +455,10 @@ export const TRAINING_CLAUSES: readonly Clause<Store>[] = [
       );
       const won = got.flatMap((r, i) => (r === null ? [] : [i]));
       expect(won.length === 1, did, "exactly one result, the others null", got);
-      const records = await answer("request()", () => race(racers, (i) => store.request(`f${i}`)));
+      const records = await answer(
+        "request()",
+        () => race(racers, (i) => store.request(`f${i}`).then(asRecord)),
+      );
       const expected = got.map((r) => (r === null ? null : { state: "applied", step: 2 }));
       expectSame(`request() of each fresh id after ${did}`, records, expected);
     },

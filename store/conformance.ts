@@ -21,13 +21,18 @@ import { Broken, type Clause, type KitContext, show } from "./_conformance_kit.t
 import { CHECKPOINT_CLAUSES } from "./_conformance_checkpoint.ts";
 import { TRAINING_CLAUSES } from "./_conformance_training.ts";
 import { LEASE_CLAUSES } from "./_conformance_lease.ts";
+import { until } from "./_time.ts";
 
 /**
  * Options of {@linkcode verifyCheckpointStore} and {@linkcode verifyTrainingStore}.
  *
  * @example Checks that need time to pass, on a clock the test moves
  * ```ts
- * import { type ConformanceOptions, memoryCheckpointStore, verifyTrainingStore } from "@optim/radam/store";
+ * import {
+ *   type ConformanceOptions,
+ *   memoryCheckpointStore,
+ *   verifyTrainingStore,
+ * } from "@optim/radam/store";
  *
  * let offset = 0;
  * const realNow = Date.now, realPerformanceNow = performance.now.bind(performance);
@@ -45,8 +50,8 @@ import { LEASE_CLAUSES } from "./_conformance_lease.ts";
 export interface ConformanceOptions {
   /**
    * Moves the clock your stores read (wall and monotonic) forward by `ms`, at once: the clauses
-   * that need time to pass (`lease.expiry`, `request.expiry`) run only with it; without, they
-   * are skipped (and the report says so): the kit never sleeps.
+   * that need time to pass (`lease.expiry`, `lease.long-dead`, `request.expiry`) run only with
+   * it; without, they are skipped (and the report says so): the kit never sleeps.
    */
   advance?: (ms: number) => void | Promise<void>;
   /**
@@ -56,6 +61,11 @@ export interface ConformanceOptions {
   rememberMs?: number;
   /** How many calls a race check makes at once (an integer ≥ 2); default 8. */
   racers?: number;
+  /**
+   * How long one clause may take, in ms (a number ≥ 1, or Infinity): a clause whose calls have
+   * not all settled by then is reported broken (a call that never answers); default 30 000.
+   */
+  timeoutMs?: number;
   /** Clauses not to check, by id (see the report's `passed`); they are reported as skipped. */
   skip?: readonly string[];
 }
@@ -65,7 +75,11 @@ export interface ConformanceOptions {
  *
  * @example
  * ```ts
- * import { type ConformanceReport, memoryCheckpointStore, verifyCheckpointStore } from "@optim/radam/store";
+ * import {
+ *   type ConformanceReport,
+ *   memoryCheckpointStore,
+ *   verifyCheckpointStore,
+ * } from "@optim/radam/store";
  * import assert from "node:assert/strict";
  *
  * const report: ConformanceReport = await verifyCheckpointStore(() => memoryCheckpointStore());
@@ -112,7 +126,11 @@ export interface ConformanceFailure {
  *
  * @example
  * ```ts
- * import { memoryCheckpointStore, StoreConformanceError, verifyCheckpointStore } from "@optim/radam/store";
+ * import {
+ *   memoryCheckpointStore,
+ *   StoreConformanceError,
+ *   verifyCheckpointStore,
+ * } from "@optim/radam/store";
  * import assert from "node:assert/strict";
  *
  * // A binding whose save ignores the version it is given: the last writer wins.
@@ -154,6 +172,7 @@ const OPTIONS = [
   "advance",
   "rememberMs",
   "racers",
+  "timeoutMs",
   "skip",
 ] as const satisfies readonly (keyof ConformanceOptions)[];
 
@@ -165,6 +184,7 @@ function contextOf(options: ConformanceOptions, of: string, ids: readonly string
     throw optionError("advance", "a function of ms", advance, false);
   }
   const racers = checkCount("racers", options.racers ?? 8, 2, true);
+  const timeoutMs = checkCount("timeoutMs", options.timeoutMs ?? 30_000, 1, false, true);
   const rememberMs = options.rememberMs === undefined
     ? undefined
     : checkRememberMs(options.rememberMs);
@@ -176,7 +196,7 @@ function contextOf(options: ConformanceOptions, of: string, ids: readonly string
       );
     }
   }
-  return { context: { advance, rememberMs, racers } satisfies KitContext, skip };
+  return { context: { advance, rememberMs, racers } satisfies KitContext, skip, timeoutMs };
 }
 
 /** Why `clause` cannot run with `store` and `context`, or null when it can. */
@@ -203,13 +223,20 @@ async function verify<S extends { readonly name: string }>(
   if (typeof make !== "function") {
     throw new TypeError(`${of} takes a function that makes a new store, got ${show(make)}`);
   }
-  const { context, skip } = contextOf(options, of, clauses.map((c) => c.id));
+  const { context, skip, timeoutMs } = contextOf(options, of, clauses.map((c) => c.id));
   const fresh = async () => {
     const store = await make();
     valid(store);
     return store;
   };
   const first = await fresh();
+  // A store the factory failed to make within a clause: the verification rejects with its error.
+  let unmade: { error: unknown } | null = null;
+  const made = () =>
+    fresh().catch((error) => {
+      unmade ??= { error };
+      throw error;
+    });
   const passed: string[] = [], skipped: { clause: string; reason: string }[] = [];
   const failures: ConformanceFailure[] = [];
   for (const clause of clauses) {
@@ -221,9 +248,19 @@ async function verify<S extends { readonly name: string }>(
       continue;
     }
     try {
-      await clause.run(fresh, context);
+      const late = new Broken(
+        "the clause's calls",
+        `all settled within ${timeoutMs} ms (the option timeoutMs)`,
+        "no answer to at least one",
+      );
+      const ran = clause.run(made, context).then(() => null);
+      const hung = timeoutMs === Infinity
+        ? await ran
+        : await until(ran, Date.now() + timeoutMs, late);
+      if (hung !== null) throw hung;
       passed.push(clause.id);
     } catch (error) {
+      if (unmade !== null) throw (unmade as { error: unknown }).error;
       const { did, expected, got } = error instanceof Broken
         ? error
         : { did: "the check", expected: "no error", got: `an error thrown (${show(error)})` };
@@ -240,10 +277,10 @@ async function verify<S extends { readonly name: string }>(
  * {@linkcode VersionedCheckpointStore}: load and the check-and-set save (versions never
  * given twice, stale ones refused, copies, metadata up to `MAX_META_BYTES`, of concurrent saves
  * on one version exactly one wins, a load sees a checkpoint whole). Each clause runs on a new
- * store (a new key, table or database: it must start empty), one after another. Resolves to a
- * {@linkcode ConformanceReport}; rejects with a {@linkcode StoreConformanceError} naming each
- * broken clause, or with the error `makeStore` threw, or a TypeError when what it made has no
- * `load` and `save`.
+ * store (a new key, table or database: it must start empty), one after another, each within
+ * `timeoutMs`. Resolves to a {@linkcode ConformanceReport}; rejects with a
+ * {@linkcode StoreConformanceError} naming each broken clause, or with the error `makeStore`
+ * threw, or a TypeError when what it made has no `load` and `save`.
  *
  * @example Check your binding in your own test suite (here, the in-memory store)
  * ```ts
@@ -270,10 +307,11 @@ export function verifyCheckpointStore(
  * concurrent submits of one id exactly one stores it), pending's order and limits, commit (its
  * checks, its outcomes, its journal record, of concurrent commits on one version exactly one
  * wins), the lease (exclusive, released, renewed and handed on by a commit, the waiting notes),
- * `maxFold`, and, with the option `advance` (and `rememberMs`), what expires. Each clause runs
- * on a new empty store, one after another. Resolves to a {@linkcode ConformanceReport};
- * rejects with a {@linkcode StoreConformanceError} naming each broken clause, or with the error
- * `makeStore` threw, or a TypeError naming a method that what it made lacks.
+ * the journal's range, `maxFold`, and, with the option `advance` (and `rememberMs`), what
+ * expires. Each clause runs on a new empty store, one after another, each within `timeoutMs`.
+ * Resolves to a {@linkcode ConformanceReport}; rejects with a
+ * {@linkcode StoreConformanceError} naming each broken clause, or with the error `makeStore`
+ * threw, or a TypeError naming a method that what it made lacks.
  *
  * @example
  * ```ts
@@ -283,8 +321,14 @@ export function verifyCheckpointStore(
  * const report = await verifyTrainingStore(() => memoryCheckpointStore());
  * assert.ok(report.passed.includes("submit.race"));
  * assert.ok(report.passed.includes("pending.order"));
- * // Without the option advance, what expires is not checked:
- * assert.deepEqual(report.skipped.map((s) => s.clause), ["store.maxFold", "lease.expiry", "request.expiry"]);
+ * // The memory store has no maxFold, and without the option advance what expires is not checked:
+ * const skipped = report.skipped.map((s) => s.clause);
+ * assert.deepEqual(skipped, [
+ *   "store.maxFold",
+ *   "lease.expiry",
+ *   "lease.long-dead",
+ *   "request.expiry",
+ * ]);
  * ```
  */
 export function verifyTrainingStore(

@@ -277,7 +277,7 @@ const BROKEN: [string, () => TrainingStore, string[], ConformanceOptions?][] = [
         },
       };
     }),
-    ["lease.exclusive", "commit.lease", "lease.waiting", "lease.expiry"],
+    ["lease.exclusive", "commit.lease", "lease.waiting", "lease.expiry", "lease.long-dead"],
   ],
   [
     "acquire notes a token that asked with queue false",
@@ -287,11 +287,34 @@ const BROKEN: [string, () => TrainingStore, string[], ConformanceOptions?][] = [
     ["lease.waiting"],
   ],
   [
-    "acquire takes the lease for a thousand times its term",
+    "acquire keeps the lease a thousand times the term it gives",
     wrapped((inner) => ({
-      acquire: (token, ms, queue) => inner.acquire(token, ms * 1000, queue),
+      acquire: async (token, ms, queue) => {
+        const lease = await inner.acquire(token, ms * 1000, queue);
+        return lease && { ...lease, expires: lease.expires - ms * 999 }; // says its own term
+      },
     })),
-    ["lease.expiry"],
+    ["lease.expiry", "lease.long-dead"],
+  ],
+  [
+    "acquire gives the lease's end by a database clock an hour ahead",
+    wrapped((inner) => ({
+      acquire: async (token, ms, queue) => {
+        const lease = await inner.acquire(token, ms, queue);
+        return lease && { ...lease, expires: lease.expires + 3_600_000 };
+      },
+    })),
+    ["lease.exclusive", "commit.lease", "lease.waiting", "lease.expiry", "lease.long-dead"],
+  ],
+  [
+    "journal lists the newest records first",
+    wrapped((inner) => ({
+      journal: async (from, limit) => {
+        await inner.journal(from, limit); // its checks of the arguments
+        return (await inner.journal(from, Infinity)).reverse().slice(0, limit);
+      },
+    })),
+    ["journal.range"],
   ],
   [
     "records are kept longer than the rememberMs said",
@@ -411,4 +434,52 @@ Deno.test("conformance: skip leaves clauses out, and says so", async () => {
     { clause: "load.whole", reason: "named in the option skip" },
   ]);
   assert.equal(report.passed.length, 6);
+});
+
+Deno.test("conformance: answers with more fields than the contract names pass (a binding's own columns)", async () => {
+  const more = wrapped((inner) => ({
+    load: async () => {
+      const loaded = await inner.load();
+      return loaded && Object.assign(loaded, { step: 1, etag: "x" });
+    },
+    head: async () => {
+      const head = await inner.head();
+      return head && { ...head, updatedAt: 1 };
+    },
+    request: async (id) => {
+      const record = await inner.request(id);
+      return record && { ...record, at: 2 };
+    },
+    journal: async (from, limit) =>
+      (await inner.journal(from, limit)).map((r) => ({
+        ...r,
+        at: 3,
+        entries: r.entries.map((e) => ({ ...e, ref: "row" })),
+      })),
+  }));
+  const report = await verifyTrainingStore(more);
+  assert.equal(report.passed.length, 23);
+});
+
+Deno.test("conformance: a call that never answers fails its clause after timeoutMs, and the others still run", async () => {
+  const hangs = wrapped(() => ({ head: () => new Promise<never>(() => {}) }));
+  const error = await verifyTrainingStore(hangs, { timeoutMs: 20 }).catch((e) => e);
+  assert.ok(error instanceof StoreConformanceError);
+  assert.deepEqual(error.failures.map((f) => f.clause), [
+    "head.params",
+    "commit.applies",
+    "commit.checks",
+    "commit.outcomes",
+  ]);
+  assert.equal(error.failures[0].got, "no answer to at least one");
+  assert.match(error.failures[0].expected, /within 20 ms \(the option timeoutMs\)/);
+});
+
+Deno.test("conformance: a factory that fails during the verification rejects it with its own error", async () => {
+  let n = 0;
+  const make = () => {
+    if (++n === 4) throw new Error("out of database connections");
+    return memoryCheckpointStore();
+  };
+  await assert.rejects(() => verifyCheckpointStore(make), /out of database connections/);
 });
