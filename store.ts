@@ -67,4 +67,12 @@ export {
   DEFAULT_STALENESS,
   type SubmitResult,
 } from "./store/parallel.ts";
+export {
+  type ConformanceFailure,
+  type ConformanceOptions,
+  type ConformanceReport,
+  StoreConformanceError,
+  verifyCheckpointStore,
+  verifyTrainingStore,
+} from "./store/conformance.ts";
 export { meanOfContributions, type WeightedGradient } from "./store/mean.ts";

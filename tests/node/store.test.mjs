@@ -11,6 +11,9 @@ import {
   dataParallel,
   memoryCheckpointStore,
   optimisticStep,
+  StoreConformanceError,
+  verifyCheckpointStore,
+  verifyTrainingStore,
 } from "@optim/radam/store";
 
 test("the store entry point resolves, with types, and needs no Deno globals", () => {
@@ -89,4 +92,42 @@ test("data-parallel steps on the in-process store: concurrent contributions fold
   });
   assert.equal(again.duplicate, true);
   await trainer.close();
+});
+
+test("the conformance kit passes the in-process store, what expires included, and names a broken clause", async () => {
+  // Expiry on a clock the test moves: the wall and monotonic clocks the store reads.
+  let offset = 0;
+  const realNow = Date.now;
+  const realPerformanceNow = performance.now.bind(performance);
+  Date.now = () => realNow() + offset;
+  Object.defineProperty(performance, "now", {
+    value: () => realPerformanceNow() + offset,
+    configurable: true,
+  });
+  let report;
+  try {
+    report = await verifyTrainingStore(() => memoryCheckpointStore({ rememberMs: 60_000 }), {
+      advance: (ms) => void (offset += ms),
+      rememberMs: 60_000,
+    });
+  } finally {
+    Date.now = realNow;
+    Object.defineProperty(performance, "now", { value: realPerformanceNow, configurable: true });
+  }
+  assert.deepEqual(report.skipped.map((s) => s.clause), ["store.maxFold"]);
+  for (const clause of ["save.race", "submit.race", "commit.race", "pending.order"]) {
+    assert.ok(report.passed.includes(clause), clause);
+  }
+  const lastWriterWins = () => {
+    const store = memoryCheckpointStore();
+    return {
+      ...store,
+      save: async (bytes, _expected, meta) =>
+        await store.save(bytes, (await store.load())?.version ?? null, meta),
+    };
+  };
+  const error = await verifyCheckpointStore(lastWriterWins).catch((e) => e);
+  assert.ok(error instanceof StoreConformanceError);
+  assert.deepEqual(error.failures.map((f) => f.clause), ["save.stale"]);
+  assert.match(error.message, /save\.stale/);
 });

@@ -1,0 +1,275 @@
+/**
+ * The clauses of {@linkcode TrainingStore} the conformance kit checks about the lease, the
+ * waiting notes, `maxFold`, and what expires as time passes (checked only on the caller's
+ * clock: see `advance` in store/conformance.ts).
+ *
+ * @module
+ */
+import type { Lease, TrainingStore } from "./training.ts";
+import {
+  answer,
+  asRecord,
+  bytesOf,
+  type Clause,
+  expect,
+  expectSame,
+  race,
+} from "./_conformance_kit.ts";
+import { commitOf, firstCommit, submitNew } from "./_conformance_training.ts";
+import { asJournal } from "./_conformance_kit.ts";
+
+type Store = TrainingStore;
+const TERM = 60_000;
+
+/** Acquires for `token`, throwing unless it got the lease. */
+async function take(store: Store, token: string, after = "", ms = TERM): Promise<Lease> {
+  const did = `acquire("${token}", ${ms})${after}`;
+  const before = Date.now();
+  const lease = await answer(did, () => store.acquire(token, ms));
+  // Its end by the clock of its holder: this process's.
+  const ends = typeof lease?.expires === "number" && lease.expires >= before + ms &&
+    lease.expires <= Date.now() + ms;
+  expect(
+    lease?.token === token && ends,
+    did,
+    `a lease of "${token}" that ends in ${ms} ms by this process's clock (Date.now)`,
+    lease,
+  );
+  return lease!;
+}
+
+/** Throws unless `token` is refused the lease. */
+async function refused(store: Store, token: string, after: string, queue = true): Promise<void> {
+  const did = `acquire("${token}", ${TERM}${queue ? "" : ", false"}) ${after}`;
+  expectSame(did, await answer(did, () => store.acquire(token, TERM, queue)), null);
+}
+
+/** Throws unless `waiting(lease)` names `token`. */
+async function waits(store: Store, lease: Lease, token: string | null, after: string) {
+  const did = `waiting(lease of "${lease.token}") ${after}`;
+  expectSame(did, await answer(did, () => store.waiting(lease)), token);
+}
+
+/** The clauses of the lease and of expiry. */
+export const LEASE_CLAUSES: readonly Clause<Store>[] = [
+  {
+    id: "lease.exclusive",
+    promise: "a lease held is refused to other tokens until released (by the lease, or by its " +
+      "token), and a release of a lease no longer held frees nothing",
+    async run(make) {
+      const store = await make();
+      const t1 = await take(store, "t1");
+      await refused(store, "t2", 'while "t1" holds it');
+      await answer("release(lease of t1)", () => store.release(t1));
+      await take(store, "t2", ' after "t1" released it');
+      await answer('release(the old lease of "t1")', () => store.release(t1));
+      await refused(store, "t3", 'after a release of "t1"\'s old lease, while "t2" holds it');
+      await answer('release("t2")', () => store.release("t2"));
+      await take(store, "t3", ' after release("t2")');
+    },
+  },
+  {
+    id: "lease.race",
+    promise: "of acquires by different tokens made at once, exactly one gets the lease",
+    async run(make, { racers }) {
+      const store = await make();
+      const did = `${racers} acquires at once by different tokens`;
+      const got = await answer(did, () => race(racers, (i) => store.acquire(`t${i}`, TERM)));
+      expect(
+        got.filter((l) => l !== null).length === 1,
+        did,
+        "exactly one lease, the others null",
+        got,
+      );
+    },
+  },
+  {
+    id: "commit.lease",
+    promise: "a commit under a lease fails once the lease is not current; it releases the lease, " +
+      "renews it (next: its own token) or hands it on (next: another token)",
+    async run(make) {
+      const store = await make();
+      let version = await firstCommit(store);
+      const old = await take(store, "t1");
+      await answer("release", () => store.release(old));
+      let lease = await take(store, "t1", " again");
+      let did = "a commit under a lease released since";
+      expectSame(
+        did,
+        await answer(did, () => store.commit(commitOf({ expected: version, lease: old }))),
+        null,
+      );
+      did = "a commit under the current lease, next: its own token";
+      const before = Date.now();
+      const renewed = await answer(
+        did,
+        () => store.commit(commitOf({ expected: version, lease, next: { token: "t1", ms: TERM } })),
+      );
+      const renewedBy = Date.now();
+      const ends = renewed?.lease?.expires;
+      expect(
+        renewed?.lease?.token === "t1" && typeof ends === "number" && ends >= before + TERM &&
+          ends <= renewedBy + TERM,
+        did,
+        `{ lease: a lease of "t1" that ends in ${TERM} ms by this process's clock }`,
+        renewed,
+      );
+      version = renewed!.version!;
+      await refused(store, "t2", `after ${did}`);
+      lease = renewed!.lease!;
+      did = 'a commit under the renewed lease, next: "t2"';
+      const handed = await answer(
+        did,
+        () => store.commit(commitOf({ expected: version, lease, next: { token: "t2", ms: TERM } })),
+      );
+      expect(handed !== null && handed.lease === null, did, "{ lease: null }", handed);
+      await refused(store, "t3", `after ${did}`);
+      lease = await take(store, "t2", ` after ${did}`);
+      did = "a commit under a lease, no next";
+      expect(
+        (await answer(did, () => store.commit(commitOf({ expected: version, lease })))) !== null,
+        did,
+        "a result",
+        null,
+      );
+      await take(store, "t3", ` after ${did}`);
+    },
+  },
+  {
+    id: "lease.waiting",
+    promise: "waiting names the token refused the lease that waited longest (not the holder); " +
+      "acquire with queue false, and release by token, remove its note",
+    async run(make) {
+      const store = await make();
+      const lease = await take(store, "t1");
+      await waits(store, lease, null, "with no one refused");
+      await refused(store, "t2", 'while "t1" holds it');
+      await waits(store, lease, "t2", 'after "t2" was refused');
+      await refused(store, "t3", 'while "t1" holds it');
+      await waits(store, lease, "t2", 'after "t3" was refused too');
+      await refused(store, "t4", "with queue false", false);
+      await refused(store, "t2", "with queue false", false);
+      await waits(store, lease, "t3", 'after "t2" asked with queue false');
+      await answer('release("t3")', () => store.release("t3"));
+      await waits(store, lease, null, 'after release("t3")');
+    },
+  },
+  {
+    id: "journal.range",
+    promise: "journal(from, limit) gives the records of seq ≥ from, by seq, at most limit",
+    async run(make) {
+      const store = await make();
+      let version: string | null = await firstCommit(store);
+      const seqs = [2, 3, 5, 6];
+      for (const seq of seqs) {
+        const id = `r${seq}`;
+        const did = `a commit at seq ${seq} applying a fresh ${id}`;
+        const applied = [{ id, base: 1, samples: 1 }];
+        const done = await answer(
+          did,
+          () => store.commit(commitOf({ expected: version, step: 1, seq, applied, fresh: [id] })),
+        );
+        expect(done !== null, did, "a result", done);
+        version = done!.version;
+      }
+      const record = (seq: number) => ({
+        step: 1,
+        seq,
+        entries: [{ id: `r${seq}`, base: 1, samples: 1 }],
+      });
+      for (const [from, limit] of [[0, Infinity], [3, Infinity], [4, 1], [2.5, 2], [7, 3]]) {
+        const did = `journal(${from}, ${limit}) of records at seq ${seqs.join(", ")}`;
+        const got = await answer(did, () => store.journal(from, limit).then(asJournal));
+        expectSame(did, got, seqs.filter((s) => s >= from).slice(0, limit).map(record));
+      }
+    },
+  },
+  {
+    id: "store.maxFold",
+    needs: "maxFold",
+    promise: "maxFold, when given, is an integer ≥ 1, and a commit settling that many stored " +
+      "contributions goes through",
+    async run(make) {
+      const store = await make();
+      const n = store.maxFold!;
+      expect(Number.isInteger(n) && n >= 1, "reading maxFold", "an integer ≥ 1", n);
+      const version = await firstCommit(store);
+      for (let i = 0; i < n; i++) {
+        await submitNew(store, `r${String(i).padStart(6, "0")}`, 1, bytesOf(i, 64));
+      }
+      const taken = await answer("pending(maxFold)", () => store.pending(n));
+      expect(
+        taken.length === n,
+        "pending(maxFold) after maxFold submits",
+        `${n} contributions`,
+        taken.length,
+      );
+      const did = `a commit applying maxFold (${n}) stored contributions`;
+      expect(
+        (await answer(
+          did,
+          () => store.commit(commitOf({ expected: version, step: 1, seq: 2, applied: taken })),
+        )) !== null,
+        did,
+        "a result",
+        null,
+      );
+    },
+  },
+  {
+    id: "lease.expiry",
+    needs: "advance",
+    promise: "a lease another token has seen unchanged for its whole term (not less) is taken " +
+      "by it, and a waiting note not renewed for over a second no longer asks",
+    async run(make, { advance }) {
+      const store = await make();
+      const lease = await take(store, "t1", "", 1000);
+      await refused(store, "t2", 'while "t1" holds it');
+      await waits(store, lease, "t2", 'after "t2" was refused');
+      await advance!(900);
+      await refused(store, "t2", '0.9 s after it first saw "t1"\'s lease of 1 s');
+      await waits(store, lease, "t2", 'after "t2" was refused again');
+      await advance!(1100);
+      await waits(store, lease, null, "1.1 s after the last note");
+      await take(store, "t2", ' 2 s after it first saw "t1"\'s lease of 1 s');
+    },
+  },
+  {
+    id: "lease.long-dead",
+    needs: "advance",
+    promise: "a lease whose recorded end is more than a minute past, by the caller's clock, is " +
+      "taken by a token that reads it for the first time, and not one ended less long ago",
+    async run(make, { advance }) {
+      const store = await make();
+      await take(store, "t1", "", 1000);
+      await advance!(30_000);
+      await refused(store, "t2", 'read first 29 s after the end of "t1"\'s lease');
+      await advance!(32_001);
+      await take(store, "t3", ' read first 61 s after the end of "t1"\'s lease');
+    },
+  },
+  {
+    id: "request.expiry",
+    needs: "advance and rememberMs",
+    promise: "a request record is forgotten after rememberMs, the id is then taken as new, and " +
+      "those of one id pend in the order they were submitted",
+    async run(make, { advance, rememberMs }) {
+      const store = await make();
+      await submitNew(store, "r", 0, bytesOf(1, 8));
+      await advance!(rememberMs! + 1);
+      expectSame(
+        'request("r") after rememberMs',
+        await answer("request()", () => store.request("r").then(asRecord)),
+        null,
+      );
+      await submitNew(store, "r", 0, bytesOf(2, 8));
+      const did = 'pending(Infinity) after "r" was submitted twice, rememberMs apart';
+      const got = await answer(did, () => store.pending(Infinity));
+      const gradients = await answer(
+        "gradient()",
+        () => Promise.all(got.map((p) => store.gradient(p))),
+      );
+      expectSame(`the gradients of ${did}`, gradients, [bytesOf(1, 8), bytesOf(2, 8)]);
+    },
+  },
+];

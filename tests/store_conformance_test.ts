@@ -1,0 +1,485 @@
+/**
+ * The store conformance kit (store/conformance.ts): the library's own stores keep every
+ * clause, and stores that each break one clause are reported, naming it.
+ */
+import assert from "node:assert/strict";
+import {
+  type ConformanceOptions,
+  memoryCheckpointStore,
+  type PendingContribution,
+  type RequestRecord,
+  type StepCommit,
+  StoreConformanceError,
+  type StoredCheckpoint,
+  type TrainingStore,
+  verifyCheckpointStore,
+  verifyTrainingStore,
+  type VersionedCheckpointStore,
+} from "../store.ts";
+import { kvCheckpointStore } from "../kv.ts";
+
+/**
+ * Runs `fn` with an `advance` that moves `Date.now` and `performance.now` (the clocks both
+ * stores read) forward at once, as the kit's option takes it.
+ */
+async function withClock<T>(fn: (advance: (ms: number) => void) => Promise<T>): Promise<T> {
+  let offset = 0;
+  const realNow = Date.now;
+  const realPerformance = performance.now.bind(performance);
+  Date.now = () => realNow() + offset;
+  Object.defineProperty(performance, "now", {
+    value: () => realPerformance() + offset,
+    configurable: true,
+  });
+  try {
+    return await fn((ms) => void (offset += ms));
+  } finally {
+    Date.now = realNow;
+    delete (performance as { now?: unknown }).now;
+  }
+}
+
+/** The ids of the clauses `verify` reports broken (none: it resolved). */
+async function broken(
+  make: () => TrainingStore,
+  options: ConformanceOptions = {},
+): Promise<string[]> {
+  try {
+    await verifyTrainingStore(make, options);
+    return [];
+  } catch (error) {
+    assert.ok(error instanceof StoreConformanceError, String(error));
+    for (const f of error.failures) assert.match(error.message, new RegExp(`- ${f.clause} \\(`));
+    return error.failures.map((f) => f.clause);
+  }
+}
+
+Deno.test("conformance: the in-memory store keeps every clause, what expires included (on a clock the test moves)", async () => {
+  const report = await withClock((advance) =>
+    verifyTrainingStore(() => memoryCheckpointStore({ rememberMs: 60_000 }), {
+      advance,
+      rememberMs: 60_000,
+    })
+  );
+  assert.deepEqual(report.skipped, [
+    { clause: "store.maxFold", reason: "the store has no maxFold" },
+  ]);
+  assert.ok(report.passed.includes("lease.expiry") && report.passed.includes("request.expiry"));
+  const checkpoint = await verifyCheckpointStore(() => memoryCheckpointStore({ latencyMs: 1 }));
+  assert.deepEqual(checkpoint.skipped, []);
+  assert.equal(checkpoint.passed.length, 8);
+});
+
+Deno.test("conformance: the Deno KV store keeps every clause, maxFold and the lease's expiry included", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    let n = 0;
+    const report = await withClock((advance) =>
+      verifyTrainingStore(() => kvCheckpointStore(kv, ["conformance", ++n]), { advance })
+    );
+    // Deno KV forgets a request by its own clock (expireIn): not one a test can move.
+    assert.deepEqual(report.skipped, [
+      { clause: "request.expiry", reason: "needs the options advance and rememberMs" },
+    ]);
+    assert.ok(report.passed.includes("store.maxFold") && report.passed.includes("lease.expiry"));
+  } finally {
+    kv.close();
+  }
+});
+
+/** A factory of in-memory stores with some methods replaced (each given the store they wrap). */
+function wrapped(
+  change: (inner: TrainingStore) => Partial<TrainingStore>,
+  options: { rememberMs?: number } = {},
+): () => TrainingStore {
+  return () => {
+    const inner = memoryCheckpointStore(options);
+    return { ...inner, ...change(inner) };
+  };
+}
+
+/** The contract's order of pending contributions, and UTF-16's (which differs from it). */
+const byBaseThenUtf16 = (a: PendingContribution, b: PendingContribution) =>
+  a.base - b.base || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/** Pending contributions in the order of `by`, after the store's own check of `limit`. */
+async function pendingBy(
+  inner: TrainingStore,
+  limit: number,
+  by: (a: PendingContribution, b: PendingContribution) => number,
+): Promise<PendingContribution[]> {
+  await inner.pending(limit);
+  return (await inner.pending(Infinity)).sort(by).slice(0, limit);
+}
+
+/**
+ * A store that runs `check` (a read) as the call comes, then `write` when the writes before it
+ * are done: a check-then-act write, not one atomic checked write.
+ */
+function checkThenWrite(): <T>(
+  check: () => Promise<boolean>,
+  write: () => Promise<T>,
+) => Promise<T | null> {
+  let writes: Promise<unknown> = Promise.resolve();
+  return async (check, write) => {
+    if (!await check()) return null;
+    const done = writes.then(write);
+    writes = done.catch(() => {});
+    return await done;
+  };
+}
+
+/** A store whose submit stores a known pending id again (beside the first), answering null. */
+function duplicating(inner: TrainingStore): Partial<TrainingStore> {
+  const extra: { p: PendingContribution; gradient: Uint8Array }[] = [];
+  const isExtra = (p: { ref?: unknown }) => extra.some((e) => e.p.ref === p.ref);
+  return {
+    async submit(info, gradient) {
+      const record: RequestRecord | null = await inner.submit(info, gradient);
+      if (record?.state !== "pending") return record;
+      const { id, base, samples } = info;
+      extra.push({ p: { id, base, samples, ref: { extra: extra.length } }, gradient });
+      return null;
+    },
+    async pending(limit) {
+      await inner.pending(limit);
+      const all = [...await inner.pending(Infinity), ...extra.map((e) => e.p)];
+      return all.sort((a, b) => a.base - b.base).slice(0, limit);
+    },
+    gradient: (p) =>
+      isExtra(p)
+        ? Promise.resolve(extra.find((e) => e.p.ref === p.ref)!.gradient)
+        : inner.gradient(p),
+    commit: (c: StepCommit) =>
+      inner.commit({ ...c, applied: c.applied.filter((p) => !isExtra(p)) }),
+  };
+}
+
+/** Each broken store, what it does wrong, and the clauses the kit must name. */
+const BROKEN: [string, () => TrainingStore, string[], ConformanceOptions?][] = [
+  [
+    "save ignores the version it is given (the last writer wins)",
+    wrapped((inner) => ({
+      save: async (bytes, _expected, meta) =>
+        await inner.save(bytes, (await inner.load())?.version ?? null, meta),
+    })),
+    ["save.stale"],
+  ],
+  [
+    "save checks the version, then writes (not atomically)",
+    wrapped((inner) => {
+      const checked = checkThenWrite();
+      return {
+        save: (bytes, expected, meta) =>
+          checked(
+            async () => ((await inner.load())?.version ?? null) === expected,
+            async () => await inner.save(bytes, (await inner.load())?.version ?? null, meta),
+          ),
+      };
+    }),
+    ["save.race"],
+  ],
+  [
+    "save without meta keeps the previous one",
+    wrapped((inner) => {
+      let last: string | undefined;
+      return { save: (bytes, expected, meta) => inner.save(bytes, expected, last = meta ?? last) };
+    }),
+    ["save.versions"],
+  ],
+  [
+    "load gives every caller the same array",
+    wrapped((inner) => {
+      let last: Awaited<ReturnType<TrainingStore["load"]>> = null;
+      return {
+        load: async () => {
+          const loaded = await inner.load();
+          return last?.version === loaded?.version ? last : (last = loaded);
+        },
+      };
+    }),
+    ["save.copies"],
+  ],
+  [
+    "pending orders one base step's ids by UTF-16 units",
+    wrapped((inner) => ({
+      pending: (limit) => pendingBy(inner, limit, byBaseThenUtf16),
+    })),
+    ["pending.order"],
+  ],
+  [
+    "pending orders by id alone, whatever the base step",
+    wrapped((inner) => ({
+      pending: (limit) => pendingBy(inner, limit, (a, b) => a.id < b.id ? -1 : 1),
+    })),
+    ["pending.order"],
+  ],
+  [
+    "pending takes a negative limit as all but that many",
+    wrapped((inner) => ({
+      pending: async (limit) =>
+        limit < 0 ? (await inner.pending(Infinity)).slice(0, limit) : await inner.pending(limit),
+    })),
+    ["listing.arguments"],
+  ],
+  ["submit stores a known id again", wrapped(duplicating), ["submit.known", "submit.race"]],
+  [
+    "commit checks the version, then writes (not atomically)",
+    wrapped((inner) => {
+      const checked = checkThenWrite();
+      return {
+        commit: (c) =>
+          checked(
+            async () => ((await inner.head())?.version ?? null) === c.expected,
+            async () =>
+              await inner.commit({ ...c, expected: (await inner.head())?.version ?? null }),
+          ),
+      };
+    }),
+    ["commit.race"],
+  ],
+  [
+    "commit ignores fresh",
+    wrapped((inner) => ({
+      commit: (c) => inner.commit({ ...c, fresh: [] }),
+    })),
+    ["commit.checks"],
+  ],
+  // The kit's check of a later submit of an applied id finds it pending too.
+  [
+    "commit leaves applied contributions pending",
+    wrapped((inner) => ({
+      commit: (c) => inner.commit({ ...c, applied: c.applied.map(({ ref: _, ...e }) => e) }),
+    })),
+    ["submit.known", "commit.applies"],
+  ],
+  // Every check of a commit's effects reads the head.
+  [
+    "head does not record the step",
+    wrapped((inner) => ({
+      head: async () => {
+        const head = await inner.head();
+        return head && { version: head.version, step: null };
+      },
+    })),
+    ["head.params", "commit.applies", "commit.outcomes"],
+  ],
+  [
+    "acquire takes the lease from its holder",
+    wrapped((inner) => {
+      let held: string | null = null;
+      return {
+        async acquire(token, ms, queue) {
+          if (held !== null) await inner.release(held);
+          const lease = await inner.acquire(token, ms, queue);
+          held = lease?.token ?? held;
+          return lease;
+        },
+      };
+    }),
+    ["lease.exclusive", "commit.lease", "lease.waiting", "lease.expiry", "lease.long-dead"],
+  ],
+  [
+    "acquire notes a token that asked with queue false",
+    wrapped((inner) => ({
+      acquire: (token, ms) => inner.acquire(token, ms, true),
+    })),
+    ["lease.waiting"],
+  ],
+  [
+    "acquire keeps the lease a thousand times the term it gives",
+    wrapped((inner) => ({
+      acquire: async (token, ms, queue) => {
+        const lease = await inner.acquire(token, ms * 1000, queue);
+        return lease && { ...lease, expires: lease.expires - ms * 999 }; // says its own term
+      },
+    })),
+    ["lease.expiry", "lease.long-dead"],
+  ],
+  [
+    "acquire gives the lease's end by a database clock an hour ahead",
+    wrapped((inner) => ({
+      acquire: async (token, ms, queue) => {
+        const lease = await inner.acquire(token, ms, queue);
+        return lease && { ...lease, expires: lease.expires + 3_600_000 };
+      },
+    })),
+    ["lease.exclusive", "commit.lease", "lease.waiting", "lease.expiry", "lease.long-dead"],
+  ],
+  [
+    "journal lists the newest records first",
+    wrapped((inner) => ({
+      journal: async (from, limit) => {
+        await inner.journal(from, limit); // its checks of the arguments
+        return (await inner.journal(from, Infinity)).reverse().slice(0, limit);
+      },
+    })),
+    ["journal.range"],
+  ],
+  [
+    "records are kept longer than the rememberMs said",
+    wrapped(() => ({}), { rememberMs: 600_000 }),
+    ["request.expiry"],
+    { rememberMs: 60_000 },
+  ],
+];
+
+for (const [does, make, clauses, options] of BROKEN) {
+  Deno.test(`conformance: a store that ${does} is reported, naming ${clauses.join(", ")}`, async () => {
+    const found = await withClock((advance) => broken(make, { advance, ...options }));
+    assert.deepEqual(found, clauses);
+  });
+}
+
+Deno.test("conformance: a load that reads the version and the bytes in two calls is reported: load.whole", async () => {
+  const torn = wrapped((inner) => ({
+    load: async () => {
+      const head = await inner.head();
+      const loaded = await inner.load();
+      return loaded && head && { ...loaded, version: head.version };
+    },
+  }));
+  assert.deepEqual(await broken(torn), ["load.whole"]);
+});
+
+Deno.test("conformance: the store of VersionedCheckpointStore's example, in a variable, keeps its contract", async () => {
+  const variable = (): VersionedCheckpointStore => {
+    let current: StoredCheckpoint | null = null;
+    let counter = 0;
+    return {
+      name: "variable",
+      load: () => Promise.resolve(current && { ...current, bytes: current.bytes.slice() }),
+      save(bytes, expected, meta) {
+        if ((current?.version ?? null) !== expected) return Promise.resolve(null);
+        current = { bytes: bytes.slice(), version: String(++counter), meta };
+        return Promise.resolve(current.version);
+      },
+    };
+  };
+  const report = await verifyCheckpointStore(variable);
+  assert.equal(report.store, "variable");
+  assert.equal(report.passed.length, 8);
+});
+
+Deno.test("conformance: a broken clause's message says what was done, what was expected and what the store gave", async () => {
+  const ignoresVersion = wrapped((inner) => ({
+    save: async (bytes, _expected, meta) =>
+      await inner.save(bytes, (await inner.load())?.version ?? null, meta),
+  }));
+  const error = await verifyCheckpointStore(ignoresVersion).catch((e) => e);
+  assert.ok(error instanceof StoreConformanceError);
+  assert.equal(error.failures.length, 1);
+  const [f] = error.failures;
+  assert.equal(f.clause, "save.stale");
+  assert.equal(f.did, "save(other bytes, null) with v2 current");
+  assert.equal(f.expected, "null");
+  assert.equal(f.got, '"3"');
+  assert.match(
+    error.message,
+    /^The store named in memory breaks 1 of 8 clauses checked:\n- save\.stale \(/,
+  );
+  assert.match(
+    error.message,
+    /save\(other bytes, null\) with v2 current: expected null, the store gave "3"$/,
+  );
+  assert.deepEqual(error.report.passed.length, 7);
+});
+
+Deno.test("conformance: a store whose call rejects, or a check that throws, is a broken clause, and the others still run", async () => {
+  const failing = wrapped(() => ({
+    request: () => Promise.reject(new Error("connection reset")),
+  }));
+  const error = await verifyTrainingStore(failing).catch((e) => e);
+  assert.ok(error instanceof StoreConformanceError);
+  assert.deepEqual(error.failures.map((f) => f.clause), [
+    "submit.record",
+    "commit.applies",
+    "commit.checks",
+    "commit.outcomes",
+    "commit.race",
+  ]);
+  assert.equal(error.failures[0].got, "a rejection (Error: connection reset)");
+  assert.ok(error.report.passed.includes("submit.race"));
+});
+
+Deno.test("conformance: bad options and factories are refused at once, naming what is wrong", async () => {
+  const make = () => memoryCheckpointStore();
+  await assert.rejects(
+    () => verifyTrainingStore(make, { clock: 1 } as ConformanceOptions),
+    TypeError,
+  );
+  await assert.rejects(() => verifyTrainingStore(make, { racers: 1 }), RangeError);
+  await assert.rejects(() => verifyTrainingStore(make, { rememberMs: 0.5 }), RangeError);
+  await assert.rejects(() => verifyTrainingStore(make, { advance: 5 as never }), TypeError);
+  await assert.rejects(
+    () => verifyTrainingStore(make, { skip: ["save.raec"] }),
+    (e) =>
+      e instanceof RangeError &&
+      /skip names no clause: "save\.raec"; the clauses: load\.empty,/.test(e.message),
+  );
+  await assert.rejects(() => verifyTrainingStore("store" as never), TypeError);
+  const noSubmit = () => ({ ...memoryCheckpointStore(), submit: undefined }) as never;
+  await assert.rejects(() => verifyTrainingStore(noSubmit), /has no submit\(\)/);
+  await assert.rejects(() => verifyCheckpointStore(() => ({}) as never), TypeError);
+  const failing = () => Promise.reject(new Error("no database"));
+  await assert.rejects(() => verifyCheckpointStore(failing), /no database/);
+});
+
+Deno.test("conformance: skip leaves clauses out, and says so", async () => {
+  const report = await verifyCheckpointStore(() => memoryCheckpointStore(), {
+    skip: ["load.whole", "save.meta"],
+  });
+  assert.deepEqual(report.skipped, [
+    { clause: "save.meta", reason: "named in the option skip" },
+    { clause: "load.whole", reason: "named in the option skip" },
+  ]);
+  assert.equal(report.passed.length, 6);
+});
+
+Deno.test("conformance: answers with more fields than the contract names pass (a binding's own columns)", async () => {
+  const more = wrapped((inner) => ({
+    load: async () => {
+      const loaded = await inner.load();
+      return loaded && Object.assign(loaded, { step: 1, etag: "x" });
+    },
+    head: async () => {
+      const head = await inner.head();
+      return head && { ...head, updatedAt: 1 };
+    },
+    request: async (id) => {
+      const record = await inner.request(id);
+      return record && { ...record, at: 2 };
+    },
+    journal: async (from, limit) =>
+      (await inner.journal(from, limit)).map((r) => ({
+        ...r,
+        at: 3,
+        entries: r.entries.map((e) => ({ ...e, ref: "row" })),
+      })),
+  }));
+  const report = await verifyTrainingStore(more);
+  assert.equal(report.passed.length, 23);
+});
+
+Deno.test("conformance: a call that never answers fails its clause after timeoutMs, and the others still run", async () => {
+  const hangs = wrapped(() => ({ head: () => new Promise<never>(() => {}) }));
+  const error = await verifyTrainingStore(hangs, { timeoutMs: 20 }).catch((e) => e);
+  assert.ok(error instanceof StoreConformanceError);
+  assert.deepEqual(error.failures.map((f) => f.clause), [
+    "head.params",
+    "commit.applies",
+    "commit.checks",
+    "commit.outcomes",
+  ]);
+  assert.equal(error.failures[0].got, "no answer to at least one");
+  assert.match(error.failures[0].expected, /within 20 ms \(the option timeoutMs\)/);
+});
+
+Deno.test("conformance: a factory that fails during the verification rejects it with its own error", async () => {
+  let n = 0;
+  const make = () => {
+    if (++n === 4) throw new Error("out of database connections");
+    return memoryCheckpointStore();
+  };
+  await assert.rejects(() => verifyCheckpointStore(make), /out of database connections/);
+});
