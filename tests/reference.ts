@@ -304,7 +304,7 @@ export function refAdamStep(
       const size = lr / bc1;
       pNew = decayed - size * q;
       ep = ed >= d ? Infinity : e * (Math.abs(decayed) + size * Math.abs(q)) +
-        size * ((em + Math.abs(q) * ed) / (d - ed));
+        size * ((em + Math.abs(q) * ed) / (d - ed)) + k * ETA * Math.abs(q);
     } else if (rectified) {
       // PyTorch RAdam: p -= lr · r · m̂ · sqrt(bc2) / (sqrt(v) + eps)
       const d = Math.sqrt(v) + eps;
@@ -314,15 +314,18 @@ export function refAdamStep(
       const size = lr * r * Math.sqrt(bc2) * scale;
       pNew = decayed - upd;
       ep = ed >= d ? Infinity : e * (Math.abs(decayed) + Math.abs(upd)) +
-        size * ((enm + Math.abs(num / d) * ed) / (d - ed));
+        size * ((enm + Math.abs(num / d) * ed) / (d - ed)) + k * ETA * Math.abs(num / d);
     } else if (c.degenerateToSgd) {
       const mHat = scale * num;
       pNew = decayed - lr * mHat;
-      ep = e * (Math.abs(decayed) + Math.abs(lr * mHat)) + lr * scale * enm;
+      ep = e * (Math.abs(decayed) + Math.abs(lr * mHat)) + lr * scale * enm +
+        k * ETA * Math.abs(num);
     } else {
       pNew = p; // untouched, weight decay included
     }
     out.p[i] = pNew;
+    // The f32 step size the kernel multiplies by may be subnormal (a tiny lr, or r, or √bc2):
+    // its rounding is then an absolute ETA / 2, not relative, hence the `k · ETA · |q|` terms.
     out.tolP[i] = ep + k * ETA;
   }
   return out;

@@ -363,7 +363,8 @@ function refSgdStep(
       ed = c.nesterov ? eg + mu * eb + e * (Math.abs(g) + mu * Math.abs(b)) : eb;
     }
     out.p[i] = p - lr * d;
-    out.tolP[i] = e * (Math.abs(p) + lr * Math.abs(d)) + lr * ed + k * ETA;
+    // k · ETA · |d|: an lr that is an f32 subnormal is rounded by an absolute ETA / 2.
+    out.tolP[i] = e * (Math.abs(p) + lr * Math.abs(d)) + lr * ed + k * ETA * (1 + Math.abs(d));
   }
   return out;
 }
