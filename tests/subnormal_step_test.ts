@@ -1,8 +1,8 @@
 /**
  * A step size that is an f32 subnormal: RAdam's first rectified step at a tiny learning rate
- * (lr · r · √bc2 below 2⁻¹²⁶) is held by the kernels with an absolute rounding of 2⁻¹⁵⁰, not a relative
- * one, and the float64 reference's bound on the params says so. Found by the random cases of
- * tests/rules_test.ts (a group's `lrScale` of 1e-30), which failed on it about once in many runs.
+ * (lr · r · √bc2 below 2⁻¹²⁶) is held by the kernels with an absolute rounding of 2⁻¹⁵⁰, not a
+ * relative one, and the float64 reference's bound on the params says so. Found by the random
+ * cases of tests/rules_test.ts (a group's `lrScale` of 1e-30), which failed on it now and then.
  */
 import { type Case, checkAgainstReference, optimizerFor } from "./cases.ts";
 
