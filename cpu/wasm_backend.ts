@@ -24,12 +24,9 @@ import {
 import { decodeBase64 } from "../base/_base64.ts";
 import { Q8_BLOCK } from "../base/q8.ts";
 import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
+import { importMemory, KERNEL_MEMORIES } from "./_wasm_memory.ts";
 import { blockViews, CpuBackend } from "./cpu_backend.ts";
-import {
-  KERNELS_IMPORTED_WASM_BASE64,
-  KERNELS_SHARED_WASM_BASE64,
-  KERNELS_WASM_BASE64,
-} from "./kernels_wasm.generated.ts";
+import { KERNELS_WASM_BASE64 } from "./kernels_wasm.generated.ts";
 
 /** Largest linear memory a 32-bit WebAssembly module can address: 65536 pages of 64 KiB. */
 export const MAX_WASM_MEMORY_BYTES = 65536 * 65536;
@@ -62,9 +59,12 @@ export function kernelBytes(): Uint8Array<ArrayBuffer> {
   return bytes ??= decodeBase64(KERNELS_WASM_BASE64);
 }
 
-/** The bytes of the kernel build that imports a shared memory (threaded states), decoded once. */
+/**
+ * The bytes of the kernel build that imports a shared memory (threaded states), made once from
+ * the kernel's (cpu/_wasm_memory.ts).
+ */
 export function sharedKernelBytes(): Uint8Array<ArrayBuffer> {
-  return sharedBytes ??= decodeBase64(KERNELS_SHARED_WASM_BASE64);
+  return sharedBytes ??= importMemory(kernelBytes(), KERNEL_MEMORIES.shared);
 }
 
 /**
@@ -78,7 +78,9 @@ export function kernelOnMemory(memory: WebAssembly.Memory): KernelExports {
     memory.buffer instanceof SharedArrayBuffer;
   const module = shared
     ? sharedModule ??= new WebAssembly.Module(sharedKernelBytes())
-    : importedModule ??= new WebAssembly.Module(decodeBase64(KERNELS_IMPORTED_WASM_BASE64));
+    : importedModule ??= new WebAssembly.Module(
+      importMemory(kernelBytes(), KERNEL_MEMORIES.imported),
+    );
   return new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
 }
 

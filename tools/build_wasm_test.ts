@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { buildGeneratedModule, compileKernels, GENERATED_PATH } from "./build_wasm.ts";
+import {
+  buildGeneratedModule,
+  checkDerivedBuild,
+  compileKernels,
+  GENERATED_PATH,
+} from "./build_wasm.ts";
+import { importMemory, KERNEL_MEMORIES } from "../cpu/_wasm_memory.ts";
+import { kernelBytes, sharedKernelBytes } from "../cpu/wasm_backend.ts";
 import {
   DISPATCH_PATH,
   kernelDispatchModule,
@@ -16,6 +23,45 @@ Deno.test("the committed kernel module is what assembly/ compiles to (every buil
   );
 });
 
+const builds = new Map<string, Promise<Uint8Array<ArrayBuffer>>>();
+/** {@linkcode compileKernels}, once a variant for the tests of this file that share it. */
+function compiled(variant: "plain" | "shared" | "imported"): Promise<Uint8Array<ArrayBuffer>> {
+  let build = builds.get(variant);
+  if (build === undefined) builds.set(variant, build = compileKernels(variant));
+  return build;
+}
+
+Deno.test("the package ships the plain kernel only, and makes the compiler's other builds from it byte for byte", async () => {
+  const generated = await import("../cpu/kernels_wasm.generated.ts");
+  assert.deepEqual(Object.keys(generated), ["KERNELS_WASM_BASE64"]);
+  assert.deepEqual(kernelBytes(), await compiled("plain"));
+  assert.deepEqual(sharedKernelBytes(), await compiled("shared"));
+  assert.deepEqual(
+    importMemory(kernelBytes(), KERNEL_MEMORIES.imported),
+    await compiled("imported"),
+  );
+});
+
+Deno.test("the build fails where the compiler's build of a variant is no longer the plain one with its memory imported", async () => {
+  const plain = await compiled("plain");
+  for (const variant of ["shared", "imported"] as const) {
+    const build = await compiled(variant);
+    checkDerivedBuild(plain, variant, build);
+    // A byte of the code changed, and a byte more at the end: both refused, the variant named.
+    const changed = build.slice();
+    changed[changed.length - 3] ^= 1;
+    assert.throws(
+      () => checkDerivedBuild(plain, variant, changed),
+      new RegExp(`The ${variant} kernel .* at byte ${changed.length - 3} `),
+    );
+    const longer = new Uint8Array([...build, 0]);
+    assert.throws(
+      () => checkDerivedBuild(plain, variant, longer),
+      new RegExp(`at byte ${build.length} \\(${build.length} bytes against ${longer.length}\\)`),
+    );
+  }
+});
+
 const EXPORTED_FUNCTIONS = [
   "function:centralize",
   "function:heapBase",
@@ -26,14 +72,14 @@ const EXPORTED_FUNCTIONS = [
 ];
 
 Deno.test("the plain kernel module imports nothing and exports the raw kernel", async () => {
-  const module = await WebAssembly.compile(await compileKernels("plain"));
+  const module = await WebAssembly.compile(await compiled("plain"));
   assert.deepEqual(WebAssembly.Module.imports(module), []);
   const exports = WebAssembly.Module.exports(module).map((e) => `${e.kind}:${e.name}`).sort();
   assert.deepEqual(exports, [...EXPORTED_FUNCTIONS, "memory:memory"]);
 });
 
 Deno.test("the shared kernel module imports only a shared memory that can hold 4 GiB", async () => {
-  const module = await WebAssembly.compile(await compileKernels("shared"));
+  const module = await WebAssembly.compile(await compiled("shared"));
   assert.deepEqual(
     WebAssembly.Module.imports(module).map((i) => `${i.kind}:${i.module}.${i.name}`),
     ["memory:env.memory"],
@@ -70,7 +116,7 @@ function sectionIds(bytes: Uint8Array): number[] {
 }
 
 Deno.test("the imported kernel module runs on a plain memory it is given and writes nothing into it", async () => {
-  const bytes = await compileKernels("imported");
+  const bytes = await compiled("imported");
   const module = await WebAssembly.compile(bytes);
   assert.deepEqual(
     WebAssembly.Module.imports(module).map((i) => `${i.kind}:${i.module}.${i.name}`),
