@@ -127,11 +127,22 @@ export function checkOptionsObject(options: unknown, of: string, known: readonly
     if (!known.includes(key)) {
       throw new TypeError(
         `Unknown option ${key} for ${of}; expected one of ${known.join(", ")}${
-          misplacedHint(key, known)
+          misplacedHint(key, known) || loadOptionHint(key, known)
         }`,
       );
     }
   }
+}
+
+/**
+ * Where a `loadState` option (`backend`, `states`…) given among the options of a training loop
+ * goes: into `loadOptions` for a checkpoint loaded from the store, or the optimizer's own options
+ * for a state `init` makes. Empty where `known` has no `loadOptions` or `key` is not one.
+ */
+function loadOptionHint(key: string, known: readonly string[]): string {
+  if (!known.includes("loadOptions") || !LOAD_OPTIONS.includes(key)) return "";
+  return ` (${key} is an option of loading a checkpoint, loadOptions: { ${key} }, or of the ` +
+    `optimizer, optimizer: radam({ ${key} }))`;
 }
 
 /** The options `loadState` takes (each one of its `LoadOptions`, and every one). */

@@ -213,6 +213,20 @@ Deno.test("store options: a learning rate or another library's option name says 
         " (learningRate is an optimizer's option, lr there, as in radam({ lr }): not one of these)",
       ],
       [
+        (x) => dataParallel(store, { optimizer, init, ...x }),
+        "dataParallel",
+        "states",
+        " (states is an option of loading a checkpoint, loadOptions: { states }, or of the " +
+        "optimizer, optimizer: radam({ states }))",
+      ],
+      [
+        (x) => optimisticStep(store, { optimizer, init, gradient, ...x }),
+        "optimisticStep",
+        "backend",
+        " (backend is an option of loading a checkpoint, loadOptions: { backend }, or of the " +
+        "optimizer, optimizer: radam({ backend }))",
+      ],
+      [
         (x) => dataParallel(store, { optimizer, init, loadOptions: x }),
         "dataParallel's loadOptions",
         "learningRate",
