@@ -87,6 +87,26 @@ export function decodeUtf8(bytes: Uint8Array, fatal = false): string {
 }
 
 /**
+ * The order of two strings by their UTF-8 bytes, as Deno KV orders strings in keys (that is, by
+ * code points: UTF-16 units would put "\u{1f600}" before "\uff00"); negative, 0 or positive.
+ *
+ * @example
+ * ```ts
+ * import { compareUtf8 } from "./_utf8.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(compareUtf8("\uff00", "\u{1f600}") < 0); // where "\uff00" > "\u{1f600}" in UTF-16
+ * assert.ok(compareUtf8("ab", "a") > 0);
+ * assert.equal(compareUtf8("é", "é"), 0);
+ * ```
+ */
+export function compareUtf8(a: string, b: string): number {
+  const x = encodeUtf8(a), y = encodeUtf8(b);
+  for (let i = 0; i < x.length && i < y.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+
+/**
  * The UTF-8 bytes of `text`, without `TextEncoder`: each code point in one to four bytes, a
  * lone surrogate (not half of a pair) as U+FFFD.
  *

@@ -27,7 +27,7 @@ import {
 import { BUSY_TRIES, busyPause, isBusy, listAll, listPicked, unbusy } from "./retry.ts";
 import { removeBlob } from "./sweep.ts";
 import { submissionId, submittedAt } from "./submission.ts";
-import { encodeUtf8 } from "../base/_utf8.ts";
+import { compareUtf8 } from "../base/_utf8.ts";
 
 /** See `TrainingStore.request`. */
 export async function request(ctx: Ctx, id: string): Promise<RequestRecord | null> {
@@ -170,9 +170,7 @@ function foldOrder(a: PendingContribution, b: PendingContribution, depth: number
 function compareKeyParts(x: Deno.KvKey, y: Deno.KvKey, i: number): number {
   const [a, b] = [x[i], y[i]];
   if (typeof a === "number" && typeof b === "number") return a - b;
-  const [u, v] = [encodeUtf8(String(a)), encodeUtf8(String(b))];
-  for (let j = 0; j < u.length && j < v.length; j++) if (u[j] !== v[j]) return u[j] - v[j];
-  return u.length - v.length;
+  return compareUtf8(String(a), String(b));
 }
 
 /**

@@ -5,7 +5,7 @@
  * @module
  */
 import type { StepCommit, TrainingStore } from "./training.ts";
-import { encodeUtf8 } from "../base/_utf8.ts";
+import { compareUtf8 } from "../base/_utf8.ts";
 import {
   answer,
   asHead,
@@ -68,9 +68,7 @@ async function listed(store: Store, limit = Infinity) {
 /** The contract's order of pending contributions: base step, then id by UTF-8 bytes. */
 function contractOrder(a: { id: string; base: number }, b: { id: string; base: number }): number {
   if (a.base !== b.base) return a.base - b.base;
-  const x = encodeUtf8(a.id), y = encodeUtf8(b.id);
-  for (let i = 0; i < x.length && i < y.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
-  return x.length - y.length;
+  return compareUtf8(a.id, b.id);
 }
 
 /** A snapshot of what a reader sees, to compare before and after a refused call. */

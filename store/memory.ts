@@ -28,7 +28,7 @@ import type {
   StepCommit,
   TrainingStore,
 } from "./training.ts";
-import { encodeUtf8 } from "../base/_utf8.ts";
+import { compareUtf8 } from "../base/_utf8.ts";
 
 /**
  * How long a store remembers request ids and journal records by default, in ms: 7 days.
@@ -168,16 +168,6 @@ function applyCommit(m: Memory, c: StepCommit, rememberMs: number) {
 }
 
 /**
- * The order of two ids as Deno KV orders strings in keys, by their UTF-8 bytes (that is, by
- * code points: UTF-16 units put "\u{1f600}" before "\uff00").
- */
-function byUtf8(a: string, b: string): number {
-  const x = encodeUtf8(a), y = encodeUtf8(b);
-  for (let i = 0; i < x.length && i < y.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
-  return x.length - y.length;
-}
-
-/**
  * Removes what is older than it is kept, visiting only what expired: each record set is in its
  * queue with its expiry, and is removed when that comes unless it was set again since.
  */
@@ -243,7 +233,7 @@ function trainingMethods(
       refusedListing("pending", limit) ?? later(() =>
         [...m.pending.values()]
           .sort((a, b) =>
-            a.info.base - b.info.base || byUtf8(a.info.id, b.info.id) ||
+            a.info.base - b.info.base || compareUtf8(a.info.id, b.info.id) ||
             a.n - b.n
           )
           .slice(0, limit)
