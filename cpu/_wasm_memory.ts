@@ -43,7 +43,6 @@ const CUSTOM_SECTION = 0;
 /** `\0asm`, version 1. */
 const HEADER = [0, 97, 115, 109, 1, 0, 0, 0];
 const MEMORY_KIND = 2;
-const TEXT = new Map([["env", [101, 110, 118]], ["memory", [109, 101, 109, 111, 114, 121]]]);
 
 /** One section of a module: its id, and where it starts, its body starts and it ends. */
 interface Section {
@@ -110,7 +109,8 @@ function initialPages(bytes: Uint8Array, section: Section): number {
 function importSection(initial: number, memory: ImportedMemory): number[] {
   const { shared, maximum } = memory;
   if (shared && maximum === undefined) throw new RangeError("A shared memory needs a maximum");
-  const name = (text: string) => [...u32(TEXT.get(text)!.length), ...TEXT.get(text)!];
+  // A name: its length, then its bytes (ASCII here).
+  const name = (text: string) => [...u32(text.length), ...Array.from(text, (c) => c.charCodeAt(0))];
   const limits = maximum === undefined ? [0, ...u32(initial)] : [
     shared ? 3 : 1,
     ...u32(initial),
