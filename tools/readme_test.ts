@@ -4,7 +4,8 @@
  * as it tells the reader to), or an `npm:`/`node:` specifier, so that a reader who copies the map
  * and then an example gets no "not found in import map" error. And the Deno KV example makes the
  * folder of the database it opens (`Deno.openKv` creates none). The whole program after the Quick
- * start runs as written and prints what its comment says.
+ * start runs as written and prints what its comment says, and so does the conformance kit's
+ * example.
  */
 import assert from "node:assert/strict";
 
@@ -21,6 +22,33 @@ function importMap(): Record<string, string> {
   const maps = blocks("json").map((b) => JSON.parse(b)).filter((j) => j.imports !== undefined);
   assert.equal(maps.length, 1, "one import map in README.md");
   return maps[0].imports;
+}
+
+/**
+ * Runs a README example as a module, its imports of the package (`jsr:` or not) taken from this
+ * repository, and gives what it printed with `console.log`.
+ */
+async function run(example: string): Promise<unknown[][]> {
+  const source = example.replaceAll(
+    /"(?:jsr:)?@optim\/radam(\/\w+)?"/g,
+    (_, entry: string | undefined) =>
+      JSON.stringify(
+        new URL(`../${entry === undefined ? "mod" : entry.slice(1)}.ts`, import.meta.url).href,
+      ),
+  );
+  const printed: unknown[][] = [];
+  const log = console.log;
+  console.log = (...args: unknown[]) => void printed.push(args);
+  try {
+    await import(
+      `data:application/typescript;base64,${
+        btoa(String.fromCharCode(...new TextEncoder().encode(source)))
+      }`
+    );
+  } finally {
+    console.log = log;
+  }
+  return printed;
 }
 
 Deno.test("README: the Deno import map maps every module its examples import", () => {
@@ -59,22 +87,7 @@ Deno.test("README: the Deno KV examples make the folder of the database file the
 Deno.test("README: the whole program after the Quick start runs as written and prints what it says", async () => {
   const [program] = blocks("ts").filter((b) => b.includes("Minimise f(w)"));
   assert.ok(program !== undefined, "no whole program after the Quick start");
-  const source = program.replaceAll(
-    '"jsr:@optim/radam"',
-    JSON.stringify(new URL("../mod.ts", import.meta.url).href),
-  );
-  const printed: unknown[][] = [];
-  const log = console.log;
-  console.log = (...args: unknown[]) => void printed.push(args);
-  try {
-    await import(
-      `data:application/typescript;base64,${
-        btoa(String.fromCharCode(...new TextEncoder().encode(source)))
-      }`
-    );
-  } finally {
-    console.log = log;
-  }
+  const printed = await run(program);
   assert.equal(printed.length, 1);
   const [backend, w] = printed[0] as [string, Float32Array];
   // "wasm Float32Array(3) [ 1, -2, 3 ] (near enough)"
@@ -82,4 +95,16 @@ Deno.test("README: the whole program after the Quick start runs as written and p
   assert.ok(w instanceof Float32Array);
   const target = [1, -2, 3];
   assert.ok(w.every((x, i) => Math.abs(x - target[i]) < 1e-3), `${w} is not near ${target}`);
+});
+
+Deno.test("README: the conformance kit's example runs as written and reports the clauses kept", async () => {
+  const [example] = blocks("ts").filter((b) => b.includes("verifyTrainingStore(yourStore)"));
+  assert.ok(example !== undefined, "no example of verifyTrainingStore");
+  const printed = await run(example);
+  assert.equal(printed.length, 1);
+  const [kept, said, skipped] = printed[0] as [number, string, string[]];
+  assert.ok(Number.isInteger(kept) && kept > 0, `${kept} clauses kept`);
+  assert.equal(said, "clauses kept; skipped:");
+  // The in-process store keeps every clause; those skipped need a clock the kit can move.
+  assert.ok(Array.isArray(skipped) && skipped.every((c) => typeof c === "string"));
 });
