@@ -82,6 +82,9 @@ export { type Params, type ShapedTensor, SINGLE_TENSOR_NAME } from "./base/tenso
 export type { LoadOptions } from "./core/checkpoint.ts";
 export { CheckpointError } from "./base/safetensors.ts";
 
+// The wasm kernel as a compiled module (Cloudflare Workers).
+export { setWasmModule } from "./cpu/wasm_module.ts";
+
 // WebGPU.
 export type { GpuGrads, GpuParams, GpuTensor, GpuTensorInput } from "./gpu/gpu_tensors.ts";
 export type { GpuInitOptions } from "./core/webgpu_state.ts";

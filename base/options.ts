@@ -95,7 +95,8 @@ export interface CommonOptions {
   maximize?: boolean;
   /**
    * Backend to run on. Default `"auto"`: WebGPU for a `device` or GPU params; else WASM SIMD where
-   * the runtime runs it (it has SIMD and lets WebAssembly be compiled at run time), else JS.
+   * the runtime runs it (it has SIMD and lets WebAssembly be compiled at run time, or was given
+   * the kernel compiled: `setWasmModule`), else JS.
    */
   backend?: BackendChoice;
   /**

@@ -4,7 +4,8 @@
  * params; else on the host: wasm where the runtime runs the kernel (it has WebAssembly SIMD, and
  * lets WebAssembly be compiled at run time: the kernel is compiled once, and the module kept for
  * the states that run it), on threads with option `threads` (from `threadThreshold` parameters),
- * else TypeScript.
+ * else TypeScript. Where WebAssembly cannot be compiled at run time, a kernel module given to
+ * `setWasmModule` (cpu/wasm_module.ts) runs the single-threaded wasm states.
  *
  * @module
  */
@@ -13,9 +14,12 @@ import type { Settings } from "../base/settings.ts";
 import { createJsBackend } from "../cpu/js_backend.ts";
 import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import {
+  bytesRefusal,
+  bytesRefusalSync,
   compileRefusal,
   compileRefusalSync,
   createWasmBackend,
+  kernelModuleGiven,
   wasmSimdSupported,
 } from "../cpu/wasm_backend.ts";
 import { ruleOf } from "./origins.ts";
@@ -47,7 +51,8 @@ export function checkWasmAsked(config: Settings<unknown>): void {
   if (!wasmSimdSupported()) throw wasmAskedError(config, undefined);
   let refusal: Error | undefined;
   try {
-    refusal = compileRefusalSync();
+    // Threads run a build of the kernel that imports its memory: compiled from bytes.
+    refusal = threads > 1 ? bytesRefusalSync() : compileRefusalSync();
   } catch {
     return; // not a refusal: the synchronous compile alone failed
   }
@@ -60,9 +65,12 @@ export function checkWasmAsked(config: Settings<unknown>): void {
  */
 function wasmAskedError(config: Settings<unknown>, refusal: Error | undefined): TypeError {
   const threads = config.run.threads;
+  const given = threads > 1 && kernelModuleGiven()
+    ? " (the module given to setWasmModule runs single-threaded states only)"
+    : "";
   const needs = refusal === undefined
     ? "needs WebAssembly SIMD, which this runtime lacks"
-    : `needs WebAssembly, which cannot be compiled in this runtime (${refusal.name}: ${refusal.message})`;
+    : `needs WebAssembly, which cannot be compiled in this runtime (${refusal.name}: ${refusal.message})${given}`;
   return new TypeError(
     threads > 1
       ? `The wasm backend (option threads: ${threads}) ${needs}; use threads: 1, with backend "js" or "auto"`
@@ -76,7 +84,7 @@ function wasmAskedError(config: Settings<unknown>, refusal: Error | undefined): 
  * could not tell where only an asynchronous compile runs).
  */
 async function wasmRefused(config: Settings<unknown>): Promise<boolean> {
-  const refusal = await compileRefusal();
+  const refusal = config.run.threads > 1 ? await bytesRefusal() : await compileRefusal();
   if (refusal === undefined) return false;
   if (config.run.backend === "wasm" || config.run.threads > 1) {
     throw wasmAskedError(config, refusal);

@@ -166,3 +166,46 @@ export function importMemory(bytes: Uint8Array, memory: ImportedMemory): Uint8Ar
   }
   return out;
 }
+
+const EXPORT_SECTION = 7;
+/** The kinds of exports by their code, as `WebAssembly.Module.exports` names them. */
+const EXPORT_KINDS: readonly WebAssembly.ImportExportKind[] = [
+  "function",
+  "table",
+  "memory",
+  "global",
+];
+
+/**
+ * The exports of the module `bytes`, read from its export section without compiling it: their
+ * names and kinds, in order, as `WebAssembly.Module.exports` gives them for the module compiled.
+ * A TypeError for bytes that are not a module.
+ *
+ * @example
+ * ```ts
+ * import { exportsOf } from "./_wasm_memory.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // (module (memory (export "memory") 1))
+ * const own = new Uint8Array([
+ *   0, 97, 115, 109, 1, 0, 0, 0, 5, 3, 1, 0, 1,
+ *   7, 10, 1, 6, 109, 101, 109, 111, 114, 121, 2, 0,
+ * ]);
+ * assert.deepEqual(exportsOf(own), [{ name: "memory", kind: "memory" }]);
+ * assert.deepEqual(exportsOf(own), WebAssembly.Module.exports(new WebAssembly.Module(own)));
+ * ```
+ */
+export function exportsOf(bytes: Uint8Array): WebAssembly.ModuleExportDescriptor[] {
+  const out: WebAssembly.ModuleExportDescriptor[] = [];
+  for (const section of sections(bytes).filter((s) => s.id === EXPORT_SECTION)) {
+    let [count, at] = readU32(bytes, section.body);
+    for (; count > 0; count--) {
+      const [length, name] = readU32(bytes, at);
+      const kind = EXPORT_KINDS[bytes[name + length]];
+      if (kind === undefined) throw malformed(`has an export of kind ${bytes[name + length]}`);
+      out.push({ name: new TextDecoder().decode(bytes.subarray(name, name + length)), kind });
+      at = readU32(bytes, name + length + 1)[1];
+    }
+  }
+  return out;
+}

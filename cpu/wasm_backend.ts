@@ -94,6 +94,26 @@ export function wasmSimdSupported(): boolean {
   return simd ??= typeof WebAssembly === "object" && WebAssembly.validate(kernelBytes());
 }
 
+/** The kernel's module compiled elsewhere and given to the library (cpu/wasm_module.ts). */
+let given: WebAssembly.Module | undefined;
+
+/**
+ * Makes `module`, the kernel compiled by the runtime as it loaded the app (a Cloudflare Worker's
+ * import of the package's `radam.wasm`), the module of every single-threaded state made from now
+ * on, in place of compiling the kernel's bytes; the caller checked that it is the kernel
+ * (cpu/wasm_module.ts). The builds that import their memory (threads, tfjs's wasm heap) are
+ * still compiled from bytes.
+ */
+export function useKernelModule(module: WebAssembly.Module): void {
+  given = module;
+  simd = true; // compiled, so the runtime has SIMD
+}
+
+/** Whether a module was given ({@linkcode useKernelModule}). */
+export function kernelModuleGiven(): boolean {
+  return given !== undefined;
+}
+
 /**
  * The kernel compiled, once: its module, or the error of a runtime that will not compile it
  * although `WebAssembly.validate` accepts it, which is a runtime that refuses to compile
@@ -117,8 +137,19 @@ function refused(error: unknown): Compiled {
   throw error;
 }
 
-/** {@linkcode compileKernel}, synchronously (a synchronous compile, unless one has finished). */
+/**
+ * {@linkcode compileKernel}, synchronously (a synchronous compile, unless one has finished, or a
+ * module was given).
+ */
 export function compileKernelSync(): Compiled {
+  return given !== undefined ? { module: given } : compileBytesSync();
+}
+
+/**
+ * The kernel's bytes compiled, once, synchronously (unless a compile has finished), whether or
+ * not a module was given: whether this runtime compiles WebAssembly at run time.
+ */
+function compileBytesSync(): Compiled {
   if (kernel !== undefined) return kernel;
   try {
     return kernel = { module: new WebAssembly.Module(kernelBytes()) };
@@ -128,10 +159,16 @@ export function compileKernelSync(): Compiled {
 }
 
 /**
- * The kernel module, compiled once (asynchronously, unless a compile has finished), or the
- * runtime's refusal to compile it. Call only where {@linkcode wasmSimdSupported}.
+ * The kernel module: the one given ({@linkcode useKernelModule}), else compiled once
+ * (asynchronously, unless a compile has finished), or the runtime's refusal to compile it. Call
+ * only where {@linkcode wasmSimdSupported}.
  */
 export function compileKernel(): Promise<Compiled> {
+  return given !== undefined ? Promise.resolve({ module: given }) : compileBytes();
+}
+
+/** {@linkcode compileBytesSync}, asynchronously (unless a compile has finished). */
+function compileBytes(): Promise<Compiled> {
   if (kernel !== undefined) return Promise.resolve(kernel);
   compiling ??= WebAssembly.compile(kernelBytes()).then(
     (module): Compiled => kernel ??= { module },
@@ -155,6 +192,19 @@ export async function compileRefusal(): Promise<Error | undefined> {
 /** {@linkcode compileRefusal}, synchronously (a synchronous compile, unless one has finished). */
 export function compileRefusalSync(): Error | undefined {
   return compileKernelSync().refusal;
+}
+
+/**
+ * Why this runtime cannot compile WebAssembly from bytes (the error it threw), or undefined where
+ * it can, a module given or not: what the builds that import their memory need (threads).
+ */
+export async function bytesRefusal(): Promise<Error | undefined> {
+  return (await compileBytes()).refusal;
+}
+
+/** {@linkcode bytesRefusal}, synchronously (a synchronous compile, unless one has finished). */
+export function bytesRefusalSync(): Error | undefined {
+  return compileBytesSync().refusal;
 }
 
 /**

@@ -141,8 +141,9 @@ export class TfOptimizer extends tf.Optimizer {
    * `backend` and TensorFlow.js's active backend now (`tf.getBackend()`): so it is known from
    * construction, or from the loading of a saved model, and final once tfjs's backend is set.
    * Backend `"auto"` is `"js"` where this library's wasm kernel cannot run (no WebAssembly SIMD,
-   * a runtime that does not let WebAssembly be compiled at run time, or compiles it only
-   * asynchronously, as a browser's main thread may: the adapter steps synchronously). Undefined
+   * a runtime that does not let WebAssembly be compiled at run time and was not given the kernel
+   * compiled by `setWasmModule`, or compiles it only asynchronously, as a browser's main thread
+   * may: the adapter steps synchronously). Undefined
    * only while tfjs has not chosen a backend, or where no step can run (option
    * `backend: "webgpu"` while tfjs runs another; wasm asked for, by option `backend` or
    * `threads`, where it cannot run). A state moves only if tfjs later switches to webgpu (onto

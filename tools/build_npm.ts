@@ -13,6 +13,8 @@
  *   {@link webgpuShim}), so that they type-check beside tfjs-core's copy of `@webgpu/types`, any
  *   other, or none; their TSDoc examples import the entry points by the package's name, as
  *   the sources' do (tests/node checks);
+ * - `radam.wasm`: the kernel, byte for byte the one the bundle embeds (checked), for runtimes
+ *   that run WebAssembly only when it arrives compiled (Cloudflare Workers: see setWasmModule);
  * - `package.json` (name and version from deno.json, `exports` for Node ≥ 20 and bundlers,
  *   `sideEffects` naming the files that register something on import, `homepage`: the package's
  *   page on JSR; no `repository`, as the project has no public one yet), LICENSE, the update
@@ -23,6 +25,9 @@
  */
 import * as esbuild from "esbuild";
 import ts from "typescript";
+import { decodeBase64 } from "../base/_base64.ts";
+import { KERNELS_WASM_BASE64 } from "../cpu/kernels_wasm.generated.ts";
+import { toBase64 } from "./_asc.ts";
 import { importMapVersions, npmInstall } from "./_npm.ts";
 import { jsrPublishedFiles, npmReadme } from "./_npm_readme.ts";
 
@@ -34,6 +39,12 @@ const TOOLS = "build/npm_tools";
 const TFJS_CORE = "@tensorflow/tfjs-core";
 /** The npm README's own text (see tools/_npm_readme.ts). */
 const README_TEMPLATE = "tools/npm_readme.md";
+/**
+ * The kernel as a file, for runtimes that run WebAssembly only when it arrives compiled (a
+ * Cloudflare Worker imports it: `import kernel from "@optim/radam/radam.wasm"`, then
+ * `setWasmModule(kernel)`): the plain build, byte for byte the one the bundle embeds.
+ */
+const KERNEL_FILE = "radam.wasm";
 /** Files of the repository the package ships as they are, at the same paths. */
 const SHIPPED = ["LICENSE", "docs/SPEC.md"];
 
@@ -146,6 +157,9 @@ function webgpuShim(): string {
     ...WEBGPU_INTERFACES.map((name) =>
       `interface ${name} {${WEBGPU_MEMBERS[name] ? ` ${WEBGPU_MEMBERS[name]} ` : ""}}`
     ),
+    "// setWasmModule's parameter: merges with the DOM library's WebAssembly.Module (or Node's,",
+    "// or a Worker's types), and stands alone where a program has none (lib es2022 alone).",
+    "declare namespace WebAssembly { interface Module {} }",
     "",
   ].join("\n");
 }
@@ -299,6 +313,7 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
     types: "./types/mod.d.ts",
     exports: {
       ...Object.fromEntries(entryExports),
+      [`./${KERNEL_FILE}`]: `./${KERNEL_FILE}`,
       "./package.json": "./package.json",
     },
     // TypeScript's `moduleResolution: "node"` (node10: still the default with `module:
@@ -315,6 +330,7 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
       ...ENTRIES.map((e) => `${e.out}.js`),
       "chunks/",
       "types/",
+      KERNEL_FILE,
       "README.md",
       ...SHIPPED,
     ],
@@ -355,6 +371,28 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
   }
 }
 
+/**
+ * Writes the kernel's file ({@link KERNEL_FILE}) from the bytes the library embeds, and checks
+ * that the file, read back, is byte for byte what the bundle embeds (its base64 text in one of
+ * the bundled modules).
+ */
+async function kernelFile(): Promise<void> {
+  const path = `${OUT}/${KERNEL_FILE}`;
+  await Deno.writeFile(path, decodeBase64(KERNELS_WASM_BASE64));
+  const shipped = toBase64(await Deno.readFile(path));
+  const bundled: string[] = [];
+  for (const dir of [OUT, `${OUT}/chunks`]) {
+    for (const entry of Deno.readDirSync(dir)) {
+      if (entry.isFile && entry.name.endsWith(".js")) {
+        bundled.push(await Deno.readTextFile(`${dir}/${entry.name}`));
+      }
+    }
+  }
+  if (!bundled.some((text) => text.includes(`"${shipped}"`))) {
+    throw new Error(`${path} is not byte for byte the kernel the bundle embeds`);
+  }
+}
+
 /** The package's README.md: its template with README.md's marked sections, links on JSR. */
 async function readme(name: string, version: string): Promise<string> {
   return npmReadme(
@@ -372,6 +410,7 @@ if (import.meta.main) {
   pruneDeclarations();
   checkDeclarations();
   await packageFiles(sideEffects);
+  await kernelFile();
   const outputs = ENTRIES.map((e) => `${e.out}.js`).join(", ");
   console.log(`built ${OUT}/ (${outputs}, chunks/, types/, package.json)`);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env sh
 # Set-up for the Node and browser tests: Debian's Chromium (when missing, and when this user can
-# install it) and the test folder's npm packages (playwright-core, Vite, webpack, and the built
-# package).
+# install it) and the test folder's npm packages (playwright-core, Vite, webpack, esbuild, workerd
+# for the Cloudflare Workers test, and the built package).
 set -eu
 cd "$(dirname "$0")"
 if ! command -v chromium >/dev/null 2>&1; then

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import type { ErrorSeen, RefusingRuntimeReport } from "./refusing_runtime.ts";
 
 /** What the worker playing `scenario` reports. */
-async function report(scenario: "compile" | "simd"): Promise<RefusingRuntimeReport> {
+async function report(scenario: "compile" | "simd" | "module"): Promise<RefusingRuntimeReport> {
   const worker = new Worker(new URL("./refusing_runtime.ts", import.meta.url), { type: "module" });
   try {
     const answer = await new Promise<RefusingRuntimeReport | { error: string }>((done, fail) => {
@@ -72,4 +72,25 @@ Deno.test('a runtime without WebAssembly SIMD: "auto" trains on js in the librar
   assertTypeError(r.threads, /option threads: 2\).*SIMD/, /use threads: 1/);
   assert.equal(r.tfjsWasm.state, false);
   assert.ok(r.tfjsWasm.unchanged);
+});
+
+Deno.test('a runtime that refuses to compile WebAssembly, given the compiled kernel (setWasmModule): "auto", "wasm", loadState and the tfjs adapter train on wasm, bit for bit as js; threads stay refused', async () => {
+  const r = await report("module");
+  assert.equal(r.auto.backend, "wasm");
+  assert.ok(r.auto.bits.length > 0);
+  assert.deepEqual(r.auto.bits, r.auto.jsBits);
+  assert.equal(r.loaded, "wasm");
+  assert.deepEqual(r.wasm, { name: "none", message: "no error" });
+  // Threads run a build compiled from bytes, which this runtime still refuses.
+  assertTypeError(r.threads, /option threads: 2\).*cannot be compiled/, /use threads: 1/);
+  assert.match(r.threads.message, DISALLOWED);
+  assert.match(r.threads.message, /module given to setWasmModule runs single-threaded states only/);
+  assert.equal(r.tfjs.before, "wasm");
+  assert.equal(r.tfjs.after, "wasm");
+  assert.ok(r.tfjs.moved);
+  assert.deepEqual(r.tfjs.bits, r.tfjs.jsBits);
+  assert.equal(r.tfjsWasm.before, "wasm");
+  assert.deepEqual(r.tfjsWasm.error, { name: "none", message: "no error" });
+  assert.equal(r.tfjsWasm.state, true);
+  assert.ok(!r.tfjsWasm.unchanged);
 });

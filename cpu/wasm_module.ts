@@ -1,0 +1,99 @@
+/**
+ * `setWasmModule`: the kernel handed to the library as a compiled `WebAssembly.Module`, for
+ * runtimes that run WebAssembly only when it arrives compiled (Cloudflare Workers, which compile
+ * a Worker's `.wasm` imports as they load it, and refuse to compile bytes at run time).
+ *
+ * @module
+ */
+import { described, promiseHint } from "../base/_errors.ts";
+import { exportsOf } from "./_wasm_memory.ts";
+import { kernelBytes, useKernelModule } from "./wasm_backend.ts";
+
+/** The package's file of the kernel, as a Worker imports it. */
+const KERNEL_FILE = "@optim/radam/radam.wasm";
+
+let expected: string[] | undefined;
+
+/** The kernel's exports, as `name (kind)`, read from its bytes once. */
+function kernelExports(): string[] {
+  return expected ??= exportsOf(kernelBytes()).map((e) => `${e.name} (${e.kind})`);
+}
+
+/** What `module` has that the kernel has not, or lacks that it has; empty for the kernel. */
+function mismatch(module: WebAssembly.Module): string {
+  const imports = WebAssembly.Module.imports(module).map((i) => `${i.module}.${i.name}`);
+  if (imports.length > 0) return `imports ${imports.join(", ")} (the kernel imports nothing)`;
+  const want = kernelExports();
+  const have = WebAssembly.Module.exports(module).map((e) => `${e.name} (${e.kind})`);
+  const missing = want.filter((e) => !have.includes(e));
+  const extra = have.filter((e) => !want.includes(e));
+  if (missing.length > 0) {
+    return `lacks the kernel's export${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`;
+  }
+  if (extra.length > 0) return `exports ${extra.join(", ")}, which the kernel does not`;
+  return "";
+}
+
+/**
+ * Gives the library its wasm kernel as a compiled module, for runtimes that refuse to compile
+ * WebAssembly from bytes at run time but run a module compiled as the app loads: a Cloudflare
+ * Worker imports the package's `radam.wasm` (`import kernel from "@optim/radam/radam.wasm"`,
+ * which wrangler's default `CompiledWasm` rule, or a `wasm` module of workerd's config, makes a
+ * `WebAssembly.Module`) and passes it here, once, before making states. From then on every
+ * single-threaded state on the wasm backend runs that module instead of compiling the kernel's
+ * bytes: those of `init`, `loadState`, the TensorFlow.js adapter, and the stores'
+ * `dataParallel` and `optimisticStep`. So backend `"auto"` picks wasm there (without it, the
+ * state goes on js, ~24x slower), and backend `"wasm"` works.
+ *
+ * Option `threads` above 1 and a state on TensorFlow.js's wasm heap still need to compile builds
+ * of the kernel made from its bytes (they import their memory): where WebAssembly cannot be
+ * compiled at run time they stay refused, as without a module. Where it can, a module need not be
+ * given (the library compiles its own), but giving one does no harm.
+ *
+ * Throws a TypeError, and keeps what it had, where `module` is not a `WebAssembly.Module`, or is
+ * not this library's kernel (its imports and exports differ from the kernel's). Use the
+ * `radam.wasm` of the same version of the package as the code that imports it.
+ *
+ * @example
+ * ```ts
+ * import { radam, setWasmModule } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ * // In a Cloudflare Worker, the package's file, compiled by the runtime as it loads the Worker:
+ * //   import kernel from "@optim/radam/radam.wasm";
+ * // Here, the same bytes (which the library embeds), compiled at run time:
+ * import { KERNELS_WASM_BASE64 } from "./kernels_wasm.generated.ts";
+ * const bytes = Uint8Array.from(atob(KERNELS_WASM_BASE64), (c) => c.charCodeAt(0));
+ * const kernel = await WebAssembly.compile(bytes);
+ *
+ * setWasmModule(kernel);
+ * const state = await radam({ lr: 1e-2 }).init({ w: new Float32Array([1, 2, 3]) });
+ * assert.equal(state.backend, "wasm");
+ *
+ * // Another module is refused: (module (memory (export "memory") 1))
+ * const other = new WebAssembly.Module(new Uint8Array([
+ *   0, 97, 115, 109, 1, 0, 0, 0, 5, 3, 1, 0, 1,
+ *   7, 10, 1, 6, 109, 101, 109, 111, 114, 121, 2, 0,
+ * ]));
+ * assert.throws(() => setWasmModule(other), TypeError);
+ * ```
+ */
+export function setWasmModule(module: WebAssembly.Module): void {
+  if (!(module instanceof WebAssembly.Module)) {
+    const value: unknown = module;
+    const bytes = value instanceof ArrayBuffer || ArrayBuffer.isView(value)
+      ? " (bytes: where WebAssembly can be compiled at run time, the library compiles its own kernel and needs none)"
+      : promiseHint(module);
+    throw new TypeError(
+      `setWasmModule expects a WebAssembly.Module (in a Cloudflare Worker: import kernel from "${KERNEL_FILE}"), got ${
+        described(module)
+      }${bytes}`,
+    );
+  }
+  const why = mismatch(module);
+  if (why !== "") {
+    throw new TypeError(
+      `setWasmModule expects this library's kernel ("${KERNEL_FILE}", of the same version as the library), got a WebAssembly.Module that ${why}`,
+    );
+  }
+  useKernelModule(module);
+}
