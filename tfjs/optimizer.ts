@@ -143,11 +143,10 @@ export class TfOptimizer extends tf.Optimizer {
    * Backend `"auto"` is `"js"` where this library's wasm kernel cannot run (no WebAssembly SIMD,
    * a runtime that does not let WebAssembly be compiled at run time and was not given the kernel
    * compiled by `setWasmModule`, or compiles it only asynchronously, as a browser's main thread
-   * may: the adapter steps synchronously). Undefined
-   * only while tfjs has not chosen a backend, or where no step can run (option
-   * `backend: "webgpu"` while tfjs runs another; wasm asked for, by option `backend` or
-   * `threads`, where it cannot run). A state moves only if tfjs later switches to webgpu (onto
-   * the GPU).
+   * may: the adapter steps synchronously). Undefined only while tfjs has not chosen a backend, or
+   * where no step can run (option `backend: "webgpu"` while tfjs runs another; wasm asked for, by
+   * option `backend` or `threads`, where it cannot run). A state moves only if tfjs later switches
+   * to webgpu (onto the GPU).
    */
   get backend(): BackendName | undefined {
     const state = this.state;
