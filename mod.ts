@@ -84,4 +84,4 @@ export { CheckpointError } from "./base/safetensors.ts";
 
 // WebGPU.
 export type { GpuGrads, GpuParams, GpuTensor, GpuTensorInput } from "./gpu/gpu_tensors.ts";
-export type { GpuInitOptions } from "./core/webgpu_state.ts";
+export type { GpuInitOptions } from "./core/webgpu_checks.ts";
