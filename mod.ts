@@ -87,4 +87,4 @@ export { setWasmModule } from "./cpu/wasm_module.ts";
 
 // WebGPU.
 export type { GpuGrads, GpuParams, GpuTensor, GpuTensorInput } from "./gpu/gpu_tensors.ts";
-export type { GpuInitOptions } from "./core/webgpu_state.ts";
+export type { GpuInitOptions } from "./core/webgpu_checks.ts";

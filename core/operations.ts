@@ -5,7 +5,9 @@
  *
  * @module
  */
-import { EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
+import { type ArenaLayout, EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
+import type { DeviceBackend } from "../base/backend.ts";
+import type { Settings } from "../base/settings.ts";
 import { loadCheckpoint, type LoadOptions, saveCheckpoint } from "./checkpoint.ts";
 import { placement } from "./select.ts";
 import {
@@ -16,7 +18,7 @@ import {
   stepState,
 } from "./state.ts";
 import type { GpuGrads, GpuTensor } from "../gpu/gpu_tensors.ts";
-import { restoreWebGpuBackend } from "./webgpu_state.ts";
+import { checkGpuConfig } from "./webgpu_checks.ts";
 import { momentsOf } from "./origins.ts";
 
 /**
@@ -248,6 +250,20 @@ export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<Opt
   const device = options?.device;
   return loadCheckpoint(bytes, options, (config) => {
     const where = placement(config, device, false, "loadState");
-    return where === "device" ? (layout) => restoreWebGpuBackend(layout, device, config) : where;
+    return where === "device" ? (layout) => restoreOnWebGpu(layout, device, config) : where;
   });
+}
+
+/**
+ * A WebGPU backend for a checkpoint being restored, the options checked before the WebGPU
+ * backend is loaded (only now: apps that train on the CPU never load it).
+ */
+async function restoreOnWebGpu(
+  layout: ArenaLayout,
+  device: GPUDevice | undefined,
+  config: Settings<unknown>,
+): Promise<DeviceBackend<GpuTensor>> {
+  checkGpuConfig(config);
+  const { restoreWebGpuBackend } = await import("./webgpu_state.ts");
+  return restoreWebGpuBackend(layout, device, config);
 }

@@ -15,7 +15,7 @@ import { resolveLookahead, resolveOptions } from "./options.ts";
 import type { Origin } from "./origins.ts";
 import { placement } from "./select.ts";
 import { initState, type OptimizerState } from "./state.ts";
-import { type GpuInitOptions, hasGpuParams, initWebGpuState } from "./webgpu_state.ts";
+import { checkWebGpuInit, type GpuInitOptions, hasGpuParams } from "./webgpu_checks.ts";
 
 /**
  * An optimizer: its resolved settings and a way to start a state from parameters.
@@ -88,10 +88,24 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
       } catch (error) {
         return Promise.reject(error);
       }
-      if (where === "device") return initWebGpuState(settings, params, options);
+      if (where === "device") return initOnWebGpu(settings, params, options);
       return initState(settings, params as Params, where);
     },
   });
+}
+
+/**
+ * A WebGPU state: the call checked now, the WebGPU backend loaded only now (a module, and a
+ * bundler's chunk, of its own: apps that train on the CPU never load it).
+ */
+async function initOnWebGpu(
+  settings: Settings<unknown>,
+  params: unknown,
+  options: GpuInitOptions,
+): Promise<OptimizerState<GpuTensor>> {
+  const checked = checkWebGpuInit(settings, params, options);
+  const { initCheckedWebGpuState } = await import("./webgpu_state.ts");
+  return initCheckedWebGpuState(settings, checked, options);
 }
 
 /** The optimizer of the registry's `origin` with `options` (a factory's body). */

@@ -1,7 +1,9 @@
 /**
  * Starting an optimizer state on the WebGPU backend: validate the params, get a device, decide
  * which caller-owned GPU params are updated in place (zero copy) and which are copied, build the
- * GPU arena, upload host params once.
+ * GPU arena, upload host params once. `init` and `loadState` load this module (and with it the
+ * WebGPU backend of gpu/) with a dynamic `import()` when a state goes on the GPU, having made
+ * their checks with core/webgpu_checks.ts; the TensorFlow.js adapter imports it statically.
  *
  * @module
  */
@@ -10,9 +12,9 @@ import type { DeviceBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
 import { label } from "../base/tensors.ts";
 import {
+  type CheckedGpuParams,
   checkGpuParams,
   type GpuTensor,
-  isGpuTensorInput,
   placeGpuParams,
 } from "../gpu/gpu_tensors.ts";
 import { type GpuPlanLimits, planGpuArena } from "../gpu/arena_plan.ts";
@@ -30,63 +32,37 @@ import { disposeState, inLayoutOrder, type OptimizerState, restoreState } from "
 import { checkSavableSize } from "./checkpoint_header.ts";
 import { checkSavableNames } from "./checkpoint_tensors.ts";
 import { planOptionsOf } from "./plan.ts";
+import { checkGpuConfig, checkWebGpuInit, type GpuInitOptions } from "./webgpu_checks.ts";
 
 /**
- * Options of `init` for the WebGPU backend.
- *
- * @example Keep the weights on the GPU
- * ```ts
- * import { adamw, readParams, step } from "@optim/radam";
- * import assert from "node:assert/strict";
- *
- * const adapter = await navigator.gpu?.requestAdapter();
- * if (adapter) {
- *   const device = await adapter.requestDevice();
- *   let state = await adamw({ lr: 1e-3 }).init({ w: new Float32Array([1, 2]) }, { device });
- *   state = step(state, { w: new Float32Array([0.1, 0.2]) }); // one writeBuffer, one dispatch
- *   assert.equal(state.backend, "webgpu");
- *   const { w } = await readParams(state); // async readback
- *   assert.ok(Math.abs(w[0] - (1 - 1e-3 - 1e-5)) < 1e-6); // ≈ lr against the gradient, and decay
- * }
- * ```
+ * Makes a WebGPU state at step 0; `limits` lowers the planning limits (for tests). `init` loads
+ * this module only once it has checked the call ({@linkcode initCheckedWebGpuState}).
  */
-export interface GpuInitOptions {
-  /**
-   * The device to run on (the one your model's buffers live on). Default: a device of the
-   * first adapter, requested with the adapter's largest buffer and binding limits; params given
-   * as GPU buffers need theirs (without it, `init` rejects with a TypeError saying so).
-   */
-  device?: GPUDevice;
-}
-
-/** Whether params hold any GPU tensor (so "auto" picks WebGPU). */
-export function hasGpuParams(params: unknown): boolean {
-  if (isGpuTensorInput(params)) return true;
-  if (typeof params !== "object" || params === null || params instanceof Float32Array) {
-    return false;
-  }
-  return Object.values(params).some(isGpuTensorInput);
-}
-
-/** Throws a TypeError for options the webgpu backend does not run (`threads`: a CPU option). */
-function checkGpuConfig(config: Settings<unknown>): void {
-  if (config.run.threads > 1) {
-    throw new TypeError(
-      `The webgpu backend does not take threads: ${config.run.threads} (worker threads split the wasm backend's arena); remove the option or use backend "wasm"`,
-    );
-  }
-}
-
-/** Makes a WebGPU state at step 0; `limits` lowers the planning limits (for tests). */
-export async function initWebGpuState(
+export function initWebGpuState(
   config: Settings<unknown>,
   params: unknown,
   options: GpuInitOptions = {},
   limits?: Partial<GpuPlanLimits>,
 ): Promise<OptimizerState<GpuTensor>> {
-  checkGpuConfig(config);
-  const checked = checkGpuParams(params);
-  if (options.device === undefined && checked.device.size > 0) throw deviceNeeded(checked);
+  try {
+    return initCheckedWebGpuState(
+      config,
+      checkWebGpuInit(config, params, options),
+      options,
+      limits,
+    );
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/** {@linkcode initWebGpuState} of params that `checkWebGpuInit` has checked. */
+export async function initCheckedWebGpuState(
+  config: Settings<unknown>,
+  checked: CheckedGpuParams,
+  options: GpuInitOptions,
+  limits?: Partial<GpuPlanLimits>,
+): Promise<OptimizerState<GpuTensor>> {
   const device = options.device ?? await requestLargeDevice();
   await prepareOnLiveDevice(device, "init", () => prepareWebGpu(device, ruleOf(config)));
   if (checked.device.size === 0) return startWebGpuState(config, checked, device, limits);
@@ -117,17 +93,6 @@ export async function initWebGpuState(
 }
 
 /**
- * The TypeError for params given as GPU buffers without init's `device`: a device the library
- * requests is never the one that made them, so the GPU would refuse them.
- */
-function deviceNeeded(checked: ReturnType<typeof checkGpuParams>): TypeError {
-  const names = [...checked.device.keys()].map((i) => label(checked.names[i])).join(", ");
-  return new TypeError(
-    `Expected init's device option with params given as GPU buffers (${names}): pass the GPUDevice that made them, init(params, { device }); a device the library requests itself cannot use them`,
-  );
-}
-
-/**
  * {@linkcode initWebGpuState} on a given device, synchronously (the device's pipelines are
  * compiled now, blocking, unless an earlier state compiled them): for callers that must start a
  * state inside a synchronous call (the TensorFlow.js adapter's first `applyGradients`).
@@ -143,7 +108,7 @@ export function initWebGpuStateSync(
 
 function startWebGpuState(
   config: Settings<unknown>,
-  checked: ReturnType<typeof checkGpuParams>,
+  checked: CheckedGpuParams,
   device: GPUDevice,
   limits?: Partial<GpuPlanLimits>,
 ): OptimizerState<GpuTensor> {

@@ -20,6 +20,10 @@
  * included, and `import()` of a string literal); specifiers that are not relative (`npm:`,
  * `node:`, mapped packages) are outside the repository and not checked.
  *
+ * {@linkcode staticClosure} is what importing an entry loads at once (its static value imports,
+ * read with TypeScript's parser): tools/layers_test.ts keeps the WebGPU backend out of mod.ts's,
+ * which loads it with `import()` when a state goes on the GPU.
+ *
  * ```sh
  * deno run --allow-read --allow-env tools/layers.ts   # prints every violation; exit 1 if any
  * ```
@@ -134,6 +138,46 @@ export function unitCycles(imports: readonly Import[]): string[][] {
 export function specifiers(text: string): string[] {
   return ts.preProcessFile(text, true, true).importedFiles.map((f) => f.fileName)
     .filter((name) => name.startsWith("./") || name.startsWith("../"));
+}
+
+/**
+ * The relative specifiers a source file imports statically with values: `import` and
+ * `export … from`, but not `import type`, `export type … from` (erased) nor `import()` (loaded
+ * when called). An import of type-only names (`import { type A } from`) counts: a bundler may
+ * keep it as an import of the module for its side effects.
+ */
+export function staticValueSpecifiers(text: string): string[] {
+  const file = ts.createSourceFile("x.ts", text, ts.ScriptTarget.Latest);
+  const out: string[] = [];
+  for (const node of file.statements) {
+    let specifier: ts.Expression | undefined;
+    if (ts.isImportDeclaration(node) && !node.importClause?.isTypeOnly) {
+      specifier = node.moduleSpecifier;
+    } else if (ts.isExportDeclaration(node) && !node.isTypeOnly) specifier = node.moduleSpecifier;
+    if (specifier && ts.isStringLiteral(specifier) && /^\.\.?\//.test(specifier.text)) {
+      out.push(specifier.text);
+    }
+  }
+  return out;
+}
+
+/**
+ * The files that importing `entry` loads at once (paths relative to `root`): its static value
+ * imports ({@linkcode staticValueSpecifiers}), transitively, `entry` included, sorted.
+ */
+export async function staticClosure(root: string, entry: string): Promise<string[]> {
+  const seen = new Set<string>();
+  const queue = [entry];
+  for (let file; (file = queue.pop()) !== undefined;) {
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const text = await Deno.readTextFile(`${root}/${file}`);
+    for (const specifier of staticValueSpecifiers(text)) {
+      const to = resolve(file, specifier);
+      if (to !== null) queue.push(to);
+    }
+  }
+  return [...seen].sort();
 }
 
 /** `specifier` imported by `from`, as a path relative to the root (`null` if it leaves it). */

@@ -12,6 +12,8 @@ import {
   repositoryImports,
   resolve,
   specifiers,
+  staticClosure,
+  staticValueSpecifiers,
   unitCycles,
   unitOf,
 } from "./layers.ts";
@@ -31,6 +33,42 @@ Deno.test("layers: no two folders import each other, directly or around a cycle"
 Deno.test("layers: no library file imports itself around a cycle", () => {
   const library = imports.filter(({ from }) => !/^(tools|bench|tests|examples)\//.test(from));
   assert.deepEqual(cycles(library.map(({ from, to }) => [from, to])), []);
+});
+
+/**
+ * Of gpu/ and core/webgpu_state.ts, what importing mod.ts may load at once: the GPU tensor type
+ * and checks (`init` tells GPU params from host ones, and checks them, at the call). The WebGPU
+ * backend (its pipelines, WGSL, devices) is loaded by `init` and `loadState` with `import()`
+ * when a state goes on the GPU, so that CPU apps (and their bundles) do without it.
+ */
+const LIGHT_GPU = ["gpu/gpu_tensors.ts"];
+
+Deno.test("layers: mod.ts loads the WebGPU backend only through import(), when a state goes on the GPU", async () => {
+  const closure = await staticClosure(root, "mod.ts");
+  assert.ok(closure.includes("core/optimizer.ts") && closure.includes("cpu/wasm_backend.ts"));
+  const gpu = closure.filter((f) => f.startsWith("gpu/") || f === "core/webgpu_state.ts");
+  assert.deepEqual(gpu, LIGHT_GPU, "a static import of the WebGPU backend from mod.ts's graph");
+  // Still reachable, through import(): init's and loadState's.
+  for (const from of ["core/optimizer.ts", "core/operations.ts"]) {
+    assert.ok(imports.some((i) => i.from === from && i.to === "core/webgpu_state.ts"), from);
+  }
+  // The TensorFlow.js adapter starts GPU states synchronously: it imports it at once.
+  assert.ok((await staticClosure(root, "tfjs.ts")).includes("core/webgpu_state.ts"));
+});
+
+Deno.test("layers (the check itself): a static closure follows value imports only", () => {
+  const text = `
+    import { a } from "./a.ts";
+    import type { B } from "../base/b.ts";
+    import { type C } from "./c.ts";
+    import "./d.ts";
+    export * from "./e.ts";
+    export type { F } from "./f.ts";
+    export { g } from "./g.ts";
+    const h = await import("./h.ts");
+    import fc from "fast-check";
+  `;
+  assert.deepEqual(staticValueSpecifiers(text), ["./a.ts", "./c.ts", "./d.ts", "./e.ts", "./g.ts"]);
 });
 
 Deno.test("layers (the check itself): an upward import is reported", () => {

@@ -113,6 +113,35 @@ test("the package needs no Deno globals", () => {
   assert.doesNotMatch(code, /\bDeno\./);
 });
 
+/** The package's files that importing `file` loads at once: it and its static imports, transitively. */
+function loadedAtOnce(dir, file, seen = new Set()) {
+  if (seen.has(file)) return seen;
+  seen.add(file);
+  const code = readFileSync(join(dir, file), "utf8");
+  for (const [, , spec] of code.matchAll(/^(import|export)\b[^;]*?"(\.\.?\/[^"]+)";/gm)) {
+    loadedAtOnce(dir, join(dirname(file), spec), seen);
+  }
+  return seen;
+}
+
+test("index.js loads the WebGPU backend (its WGSL) only with import(), when a state goes on the GPU", () => {
+  const dir = dirname(fileURLToPath(import.meta.resolve("@optim/radam")));
+  const read = (file) => readFileSync(join(dir, file), "utf8");
+  const wgsl = /@compute @workgroup_size/;
+  const atOnce = [...loadedAtOnce(dir, "index.js")];
+  assert.ok(atOnce.some((f) => /\bfunction radam\b/.test(read(f))), "the graph was read");
+  for (const file of atOnce) assert.doesNotMatch(read(file), wgsl, `${file} holds WGSL`);
+  const later = atOnce.flatMap((file) =>
+    [...read(file).matchAll(/\bimport\("(\.\.?\/[^"]+)"\)/g)].map(([, spec]) =>
+      join(dirname(file), spec)
+    )
+  );
+  const gpu = later.flatMap((file) => [...loadedAtOnce(dir, file)]);
+  assert.ok(gpu.some((file) => wgsl.test(read(file))), `no WGSL behind import(): ${later}`);
+  // The TensorFlow.js adapter starts its GPU states synchronously: it loads it at once.
+  assert.ok([...loadedAtOnce(dir, "tfjs.js")].some((file) => wgsl.test(read(file))));
+});
+
 test("threads > 1 is refused under Node (no Web Workers), one thread runs", async () => {
   await assert.rejects(
     lib.radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(8)),
