@@ -5,7 +5,9 @@
  * and then an example gets no "not found in import map" error. And the Deno KV example makes the
  * folder of the database it opens (`Deno.openKv` creates none). The whole program after the Quick
  * start runs as written and prints what its comment says, and so does the conformance kit's
- * example.
+ * example. Every in-page link names a heading, and every link to a file of the repository names
+ * one that exists (and a heading of it, with an anchor). The demo's and the study's tables are
+ * those of their committed runs.
  */
 import assert from "node:assert/strict";
 
@@ -107,4 +109,98 @@ Deno.test("README: the conformance kit's example runs as written and reports the
   assert.equal(said, "clauses kept; skipped:");
   // The in-process store keeps every clause; those skipped need a clock the kit can move.
   assert.ok(Array.isArray(skipped) && skipped.every((c) => typeof c === "string"));
+});
+
+/** `markdown` without its fenced blocks (indented ones too). */
+function unfenced(markdown: string): string {
+  return markdown.replace(/^ *```[\s\S]*?^ *```$/gm, "");
+}
+
+/** `markdown` without its fenced blocks and code spans. */
+function prose(markdown: string): string {
+  return unfenced(markdown).replace(/`[^`\n]*`/g, "");
+}
+
+/**
+ * The anchors of `markdown`'s headings, as GitHub and JSR name them: lower case, everything but
+ * letters, digits, `_`, `-` and spaces dropped, spaces made `-`; a repeated one gets `-1`, `-2`, ….
+ */
+function anchors(markdown: string): Set<string> {
+  const seen = new Map<string, number>();
+  const out = new Set<string>();
+  for (const [, heading] of unfenced(markdown).matchAll(/^#{1,6} +(.+?) *#* *$/gm)) {
+    const slug = heading.replace(/`/g, "").toLowerCase().replace(/[^\p{L}\p{M}\p{N}_ -]/gu, "")
+      .replaceAll(" ", "-");
+    const n = seen.get(slug) ?? 0;
+    seen.set(slug, n + 1);
+    out.add(n === 0 ? slug : `${slug}-${n}`);
+  }
+  return out;
+}
+
+/** What is wrong with each link of the file at `path` (from the repository's root) that is. */
+function badLinks(path: string, markdown: string): string[] {
+  const root = new URL("../", import.meta.url);
+  const here = new URL(path, root);
+  const bad: string[] = [];
+  for (const [, target] of prose(markdown).matchAll(/\]\(([^)\s]+)\)/g)) {
+    if (/^[a-z][a-z+.-]*:/i.test(target)) continue; // https:, mailto:
+    const [file, anchor] = target.split("#");
+    const url = new URL(file, here);
+    let text = markdown;
+    if (file !== "") {
+      try {
+        if (!Deno.statSync(url).isFile) throw new Error("not a file");
+      } catch {
+        bad.push(`${path}: ${target}: no such file`);
+        continue;
+      }
+      if (anchor === undefined || !file.endsWith(".md")) continue;
+      text = Deno.readTextFileSync(url);
+    }
+    if (!anchors(text).has(anchor)) bad.push(`${path}: ${target}: no such heading`);
+  }
+  return bad;
+}
+
+Deno.test("README: every in-page link names a heading, every file link a file (and its heading)", async () => {
+  assert.ok(anchors(readme).has("8-bit-states-compact-moments-states-8bit"));
+  assert.ok(anchors("# a\n\n## A\n\n```sh\n# not a heading\n```\n").has("a-1"));
+  assert.deepEqual(badLinks("x.md", "[a](#b) [c](README.md#nope) [d](no.md) [e](https://x/#y)"), [
+    "x.md: #b: no such heading",
+    "x.md: README.md#nope: no such heading",
+    "x.md: no.md: no such file",
+  ]);
+  const template = "tools/npm_readme.md";
+  const npm = await Deno.readTextFile(new URL(`../${template}`, import.meta.url));
+  assert.deepEqual([...badLinks("README.md", readme), ...badLinks(template, npm)], []);
+});
+
+/** The rows of a results table, `| <lr> | … |`, of `markdown`, their cells trimmed. */
+function lrRows(markdown: string): string[][] {
+  return [...markdown.matchAll(/^\| *\d(?:\.\d+)?e-\d+ *\|.*$/gm)].map(([row]) =>
+    row.split("|").slice(1, -1).map((cell) => cell.trim())
+  );
+}
+
+/** README's section under the heading that starts with `title`, to the next `## ` heading. */
+function section(title: string): string {
+  const start = readme.indexOf(`\n## ${title}`);
+  assert.ok(start >= 0, `no section "${title}"`);
+  const end = readme.indexOf("\n## ", start + 1);
+  return readme.slice(start, end < 0 ? undefined : end);
+}
+
+Deno.test("README: the demo's and the study's tables are those of their committed runs", async () => {
+  for (
+    const [title, results, count] of [
+      ["The main job", "docs/demo_results.md", 5],
+      ["In TensorFlow.js", "docs/study/results.md", 10],
+    ] as const
+  ) {
+    const committed = await Deno.readTextFile(new URL(`../${results}`, import.meta.url));
+    const shown = lrRows(section(title));
+    assert.equal(shown.length, count, `${title}: ${shown.length} rows`);
+    assert.deepEqual(shown, lrRows(committed).slice(0, count), `${title} against ${results}`);
+  }
 });
