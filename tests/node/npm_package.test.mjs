@@ -105,12 +105,13 @@ test("the scoped package publishes as public (npm makes a scoped package private
   assert.equal(pkg.publishConfig?.access, "public");
 });
 
-test("the package needs no Deno globals", () => {
-  const code = readFileSync(
-    fileURLToPath(import.meta.resolve("@optim/radam")),
-    "utf8",
-  );
-  assert.doesNotMatch(code, /\bDeno\./);
+test("the package needs no Deno globals (every file of its code: entries and chunks)", () => {
+  const dir = dirname(fileURLToPath(import.meta.resolve("@optim/radam")));
+  const files = readdirSync(dir, { recursive: true }).filter((f) => f.endsWith(".js"));
+  assert.ok(files.some((f) => f.startsWith("chunks")), `no chunks among ${files}`);
+  for (const file of files) {
+    assert.doesNotMatch(readFileSync(join(dir, file), "utf8"), /\bDeno\./, file);
+  }
 });
 
 /** The package's files that importing `file` loads at once: it and its static imports, transitively. */
