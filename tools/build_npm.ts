@@ -14,7 +14,8 @@
  *   other, or none; their TSDoc examples import the entry points by the package's name, as
  *   the sources' do (tests/node checks);
  * - `radam.wasm`: the kernel, byte for byte the one the bundle embeds (checked), for runtimes
- *   that run WebAssembly only when it arrives compiled (Cloudflare Workers: see setWasmModule);
+ *   that run WebAssembly only when it arrives compiled (Cloudflare Workers: see setWasmModule),
+ *   typed by `types/radam_wasm.d.ts` as a `WebAssembly.Module` (see {@link KERNEL_TYPES});
  * - `package.json` (name and version from deno.json, `exports` for Node ≥ 20 and bundlers,
  *   `sideEffects` naming the files that register something on import, `homepage`: the package's
  *   page on JSR; no `repository`, as the project has no public one yet), LICENSE, the update
@@ -45,6 +46,12 @@ const README_TEMPLATE = "tools/npm_readme.md";
  * `setWasmModule(kernel)`): the plain build, byte for byte the one the bundle embeds.
  */
 const KERNEL_FILE = "radam.wasm";
+/**
+ * The kernel file's declarations, in `types/`: a default export of type `WebAssembly.Module`, so
+ * that `import kernel from "@optim/radam/radam.wasm"` type-checks with `@cloudflare/workers-types`
+ * (which declares no `*.wasm` modules) as well as with `wrangler types`'s output (which does).
+ */
+const KERNEL_TYPES = "types/radam_wasm.d.ts";
 /** Files of the repository the package ships as they are, at the same paths. */
 const SHIPPED = ["LICENSE", "docs/SPEC.md"];
 
@@ -254,6 +261,21 @@ function pruneDeclarations(): void {
   prune(`${OUT}/types`);
 }
 
+/** Writes {@link KERNEL_TYPES}: the kernel file's default export, a compiled module. */
+function kernelDeclaration(): void {
+  Deno.writeTextFileSync(
+    `${OUT}/${KERNEL_TYPES}`,
+    `/// <reference path="./${WEBGPU_SHIM}" />
+/**
+ * The library's wasm kernel (the package's \`radam.wasm\`), as a Cloudflare Worker's bundler
+ * imports a \`.wasm\` file: compiled, as the Worker loads. Give it to \`setWasmModule\`.
+ */
+declare const kernel: WebAssembly.Module;
+export default kernel;
+`,
+  );
+}
+
 /**
  * Type-checks the emitted declarations as an app would (strict, library files checked too):
  * the entries without tfjs-core (so without any WebGPU typings: a WebGPU type missing from the
@@ -262,7 +284,10 @@ function pruneDeclarations(): void {
 function checkDeclarations(): void {
   const options = { ...baseOptions(), noEmit: true, skipLibCheck: false };
   const alone = ts.createProgram(
-    ENTRIES.filter((e) => !e.tfjs).map((e) => `${OUT}/${typesOf(e)}`),
+    [
+      ...ENTRIES.filter((e) => !e.tfjs).map((e) => `${OUT}/${typesOf(e)}`),
+      `${OUT}/${KERNEL_TYPES}`,
+    ],
     { ...options, lib: ["lib.es2022.d.ts"], paths: {} },
   );
   failOn(ts.getPreEmitDiagnostics(alone), "declarations without tfjs-core or WebGPU typings");
@@ -313,7 +338,7 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
     types: "./types/mod.d.ts",
     exports: {
       ...Object.fromEntries(entryExports),
-      [`./${KERNEL_FILE}`]: `./${KERNEL_FILE}`,
+      [`./${KERNEL_FILE}`]: { types: `./${KERNEL_TYPES}`, default: `./${KERNEL_FILE}` },
       "./package.json": "./package.json",
     },
     // TypeScript's `moduleResolution: "node"` (node10: still the default with `module:
@@ -323,7 +348,7 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
         ENTRIES.filter((e) => e.subpath !== ".").map((e) => [
           e.subpath.slice("./".length),
           [`./${typesOf(e)}`],
-        ]),
+        ]).concat([[KERNEL_FILE, [`./${KERNEL_TYPES}`]]]),
       ),
     },
     files: [
@@ -408,6 +433,7 @@ if (import.meta.main) {
   const sideEffects = await bundle();
   declarations(await webgpuTypes());
   pruneDeclarations();
+  kernelDeclaration();
   checkDeclarations();
   await packageFiles(sideEffects);
   await kernelFile();

@@ -86,7 +86,8 @@ test("the tarball ships only the declarations that its entry points' types reach
   const shipped = readdirSync(types, { recursive: true })
     .filter((f) => f.endsWith(".d.ts")).map((f) => join(types, f)).sort();
   const tsc = join(app, "node_modules", "typescript", "bin", "tsc");
-  const entries = ["mod", "tfjs", "store"].map((e) => join(types, `${e}.d.ts`));
+  // (radam_wasm: the types of the kernel's file, @optim/radam/radam.wasm.)
+  const entries = ["mod", "tfjs", "store", "radam_wasm"].map((e) => join(types, `${e}.d.ts`));
   const read = run(process.execPath, [
     tsc,
     "--listFilesOnly",

@@ -1,6 +1,15 @@
 // Type-checked by the packed-package test: the main entry alone, in a program with no WebGPU
 // typings at all (no tfjs-core, no DOM library): its declarations stand on their own.
-import { radam, readParams, step } from "@optim/radam";
+import { radam, readParams, setWasmModule, step } from "@optim/radam";
+// A Worker's import of the kernel (its types are the package's, not a bundler's `*.wasm`).
+import kernel from "@optim/radam/radam.wasm";
+
+export function giveKernel(): void {
+  setWasmModule(kernel);
+  // @ts-expect-error: the kernel is a compiled module, not its bytes
+  const bytes: Uint8Array = kernel;
+  void bytes;
+}
 
 export async function train(): Promise<Float32Array> {
   let state = await radam().init(new Float32Array(3));
