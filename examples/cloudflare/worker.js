@@ -12,11 +12,18 @@
 //   GET  /journal     → what each step applied, in order (`store.journal`)
 //   GET  /checkpoint  → the current checkpoint (safetensors bytes; `loadState` reads them)
 //
+// And the optimistic mode, on a model of its own (`?model=optimistic` for the GETs):
+//
+//   POST /optimistic  { id, target: [...] }: one step on the loss ½‖w − target‖², its gradient
+//                     computed where the checkpoint is loaded, saved if no other step came first
+//                     (else again from the newer one: `optimisticStep`); 200 { step, attempts,
+//                     duplicate } (an id sent again: the step that applied it, duplicate true)
+//
 // Deploy with wrangler.toml beside this file. Proven in workerd (the Workers runtime) by
 // tests/node/workerd_store.test.mjs, with the store checked by the library's conformance kit.
 import { radam, setWasmModule } from "@optim/radam";
 import kernel from "@optim/radam/radam.wasm";
-import { ContributionRefusedError, dataParallel } from "@optim/radam/store";
+import { ContributionRefusedError, dataParallel, optimisticStep } from "@optim/radam/store";
 import { durableObjectStore } from "./client.js";
 
 export { TrainingStoreObject } from "./store_object.js";
@@ -56,6 +63,9 @@ async function withTrainer(env, use) {
   }
 }
 
+/** The model a GET names (`?model=`; default "model"). */
+const modelOf = (request) => new URL(request.url).searchParams.get("model") ?? "model";
+
 /** The contribution a POST /step sends, as the trainer takes it. */
 async function contributionOf(request) {
   const { id, base, samples, gradient } = await request.json();
@@ -75,9 +85,22 @@ const routes = {
     const result = await withTrainer(env, (trainer) => trainer.submit(contribution));
     return Response.json(result, { status: result.status === "pending" ? 202 : 200 });
   },
-  "GET /journal": async (_, env) => Response.json(await storeOf(env).journal(0, Infinity)),
-  "GET /checkpoint": async (_, env) => {
-    const stored = await storeOf(env).load();
+  "POST /optimistic": async (request, env) => {
+    const { id, target } = await request.json();
+    const result = await optimisticStep(storeOf(env, "optimistic"), {
+      optimizer: optimizer(),
+      init: initialParams,
+      tensors: TENSORS,
+      id,
+      gradient: (state) => state.grads.w.set(state.params.w.map((w, i) => w - target[i])),
+    });
+    const { step, duplicate } = result;
+    return Response.json({ step, duplicate, attempts: result.attempts ?? 0 });
+  },
+  "GET /journal": async (request, env) =>
+    Response.json(await storeOf(env, modelOf(request)).journal(0, Infinity)),
+  "GET /checkpoint": async (request, env) => {
+    const stored = await storeOf(env, modelOf(request)).load();
     return stored ? new Response(stored.bytes) : new Response(null, { status: 404 });
   },
 };
