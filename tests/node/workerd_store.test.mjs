@@ -2,12 +2,14 @@
 // Object as the training store of the built npm package, and a Worker that trains with
 // `dataParallel` on it. workerd_store_app/worker.mjs (the example's Worker and object, and a
 // route that runs the conformance kit) bundled by esbuild as wrangler does, then served by
-// `workerd serve` with its Durable Objects in memory, twice: two services, two isolates, each
-// with its own trainer, sharing one object. Checked: verifyCheckpointStore and
+// `workerd serve` with its Durable Objects in memory, twice: two services, two isolates,
+// sharing one object (each request a trainer of its own). Checked: verifyCheckpointStore and
 // verifyTrainingStore pass against the object, KV-backed and SQLite-backed, with every clause
 // run (the kit moves the objects' clocks); concurrent clients posting gradients to both
 // services are each answered, each id applied at most once (by the step its answer names), and
-// the checkpoint equals the journal's replay in Node, bit for bit.
+// the checkpoint equals the journal's replay in Node, bit for bit; concurrent optimistic steps
+// are each applied once, and the checkpoint equals them run in order in Node; a checkpoint of
+// 20 MiB goes in chunks and back whole.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
