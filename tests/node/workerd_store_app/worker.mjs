@@ -1,6 +1,7 @@
 // The example of examples/cloudflare (its Worker and its Durable Object), plus what its test
 // needs: GET /verify?kind=checkpoint|training&backing=kv|sql runs the library's conformance kit
-// against fresh Durable Objects of the example's class, inside workerd, on a clock the kit moves.
+// against fresh Durable Objects of the example's class, inside workerd, on a clock the kit moves;
+// GET /large?mb=N saves and loads a checkpoint of N MiB, then a smaller one, in a new object.
 // Bundled by esbuild and run in workerd by ../workerd_store.test.mjs.
 import example from "../../../examples/cloudflare/worker.js";
 import { TrainingStoreObject } from "../../../examples/cloudflare/store_object.js";
