@@ -47,7 +47,9 @@ export interface JsSections {
  * `base` of `f32` / `u32` (two views of the same words): the same f32 operations, in the same
  * order, as the rule's AssemblyScript loop, so that the two agree bit for bit. Element `i`'s
  * moments are `m0[i - mo]` and `m1[i - mo]` (the parameters, gradients and slow weights
- * `p[i]`, `g[i]`, `slow[i]`).
+ * `p[i]`, `g[i]`, `slow[i]`). It stores the new parameters before LookAhead's sync, which the
+ * TypeScript backend runs over the range after it (`syncJs`, rules/lookahead.ts); it calls no
+ * function but `Math.fround` and `Math.sqrt` per element, so that V8 optimizes the loop whole.
  */
 export type JsStep = (
   s: JsSections,

@@ -31,7 +31,8 @@ import {
   UNSIGNED_VALUES,
 } from "../base/q8.ts";
 import type { JsSections, Rule } from "../base/rule.ts";
-import { BLOCK_BYTES, BLOCK_WORDS, blockCount } from "../base/scalars.ts";
+import { BLOCK_BYTES, BLOCK_WORDS, blockCount, HEADER } from "../base/scalars.ts";
+import { syncJs } from "../rules/lookahead.ts";
 import { blockViews, checkAttached, CpuBackend } from "./cpu_backend.ts";
 
 const f32 = Math.fround;
@@ -130,6 +131,27 @@ export function jsCentralize(
 }
 
 /**
+ * `rule`'s TypeScript loop over elements `[start, end)` with the block at word `base` (moments
+ * from offset `mo`: see {@linkcode JsStep}), then, on a LookAhead sync step, the sync of the
+ * same elements.
+ */
+function stepRange(
+  rule: Rule,
+  sections: JsSections,
+  start: number,
+  end: number,
+  f: Float32Array,
+  u: Uint32Array,
+  base: number,
+  mo: number,
+): void {
+  rule.jsStep(sections, start, end, f, u, base, mo);
+  if (u[base + HEADER.sync] !== 0) {
+    syncJs(sections.p, sections.slow, start, end, f[base + HEADER.alpha]);
+  }
+}
+
+/**
  * One step over the arena with `rule`'s TypeScript loop: over all `n` elements with block 0, or,
  * with parameter groups, over each run with its group's block; a compact tensor's run (8-bit
  * states) block by block, as `step` in assembly/index.ts does.
@@ -144,12 +166,12 @@ export function jsStep(
 ): void {
   const segments = layout.segments;
   if (segments.length === 0) {
-    rule.jsStep(sections, 0, layout.total, f, u, 0, 0);
+    stepRange(rule, sections, 0, layout.total, f, u, 0, 0);
     return;
   }
   for (const s of segments) {
     const base = s.group * BLOCK_WORDS;
-    if (s.padded === undefined) rule.jsStep(sections, s.start, s.end, f, u, base, 0);
+    if (s.padded === undefined) stepRange(rule, sections, s.start, s.end, f, u, base, 0);
     else jsCompactRun(rule, compact!, layout.compactStart, s, f, u, base);
   }
 }
@@ -189,7 +211,7 @@ function jsCompactRun(
       const values = codes instanceof Int8Array ? SIGNED_VALUES : UNSIGNED_VALUES;
       for (let j = 0; j < Q8_BLOCK; j++) x[j] = values[codes[at + j] & 255] * s;
     }
-    rule.jsStep(c.sections, start, start + Q8_BLOCK, f, u, base, start);
+    stepRange(rule, c.sections, start, start + Q8_BLOCK, f, u, base, start);
     for (let k = 0; k < moments; k++) {
       const top = blockTop(c.bits[k], 0);
       const codes = c.codes[k];

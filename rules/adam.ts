@@ -39,7 +39,6 @@ import {
   type Schema,
 } from "../base/schema.ts";
 import type { CommonHyperparameters } from "../base/settings.ts";
-import { finishJs } from "./lookahead.ts";
 
 /**
  * Options of {@linkcode adam} and {@linkcode adamw}: the common options, `eps` and the weight
@@ -329,14 +328,13 @@ const W = ADAM_SCALARS.word;
 
 /** The TypeScript element loop (the operations of the module doc, each rounded to f32). */
 const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
-  const { p, g, m0: m, m1: v, slow } = s;
+  const { p, g, m0: m, m1: v } = s;
   const gs = f[b + W.gradScale], wd = f[b + W.coupledDecay];
   const b1 = f[b + W.beta1], c1 = f[b + W.oneMinusBeta1];
   const b2 = f[b + W.beta2], c2 = f[b + W.oneMinusBeta2];
   const pd = f[b + W.paramDecay], ss = f[b + W.stepSize], eps = f[b + W.eps];
   const mode = u[b + W.mode];
   const coupled = wd !== 0;
-  const alpha = f[b + W.alpha], sync = u[b + W.sync] !== 0;
   const gm = f[b + W.gradMix], mm = f[b + W.momentMix], nesterov = gm !== 0;
   for (let i = start; i < end; i++) {
     const pi = p[i];
@@ -354,7 +352,7 @@ const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
     } else if (mode === MODE_MOMENTUM) {
       pNew = f32(f32(pi * pd) - f32(ss * num));
     }
-    finishJs(p, slow, i, pNew, alpha, sync);
+    p[i] = pNew;
   }
 };
 

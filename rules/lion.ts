@@ -27,7 +27,6 @@ import {
 } from "../base/scalars.ts";
 import { betasOption, booleanOption, F32_MAX, lrOption, numberOption } from "../base/schema.ts";
 import type { CommonHyperparameters } from "../base/settings.ts";
-import { finishJs } from "./lookahead.ts";
 
 /**
  * Options of {@linkcode lion}: the common options and `betas` (defaults `lr = 1e-4`, `betas =
@@ -86,13 +85,12 @@ const f32 = Math.fround;
 const W = LION_SCALARS.word;
 
 /** The TypeScript element loop (the operations of the module doc, each rounded to f32). */
-const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
-  const { p, g, m0: m, slow } = s;
+const jsStep: JsStep = (s, start, end, f, _u, b, mo) => {
+  const { p, g, m0: m } = s;
   const gs = f[b + W.gradScale];
   const b1 = f[b + W.beta1], c1 = f[b + W.oneMinusBeta1];
   const b2 = f[b + W.beta2], c2 = f[b + W.oneMinusBeta2];
   const pd = f[b + W.paramDecay], ss = f[b + W.stepSize];
-  const alpha = f[b + W.alpha], sync = u[b + W.sync] !== 0;
   for (let i = start; i < end; i++) {
     const pi = p[i];
     const mi = m[i - mo];
@@ -100,7 +98,7 @@ const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
     const c = f32(f32(b1 * mi) + f32(c1 * gi));
     m[i - mo] = f32(f32(b2 * mi) + f32(c2 * gi));
     const sign = c > 0 ? 1 : c < 0 ? -1 : c === 0 ? 0 : c;
-    finishJs(p, slow, i, f32(f32(pi * pd) - f32(ss * sign)), alpha, sync);
+    p[i] = f32(f32(pi * pd) - f32(ss * sign));
   }
 };
 

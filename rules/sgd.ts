@@ -30,7 +30,6 @@ import {
   type Schema,
 } from "../base/schema.ts";
 import type { CommonHyperparameters } from "../base/settings.ts";
-import { finishJs } from "./lookahead.ts";
 
 /**
  * Options of {@linkcode sgd}: the common options (`lr` default `1e-3`, `weightDecay` added to the
@@ -134,13 +133,12 @@ const W = SGD_SCALARS.word;
 
 /** The TypeScript element loop (the operations of the module doc, each rounded to f32). */
 const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
-  const { p, g, m0: m, slow } = s;
+  const { p, g, m0: m } = s;
   const gs = f[b + W.gradScale], wd = f[b + W.coupledDecay];
   const bd = f[b + W.bufferDecay], bg = f[b + W.bufferGrad];
   const mu = f[b + W.momentum], ss = f[b + W.stepSize];
   const mode = u[b + W.mode];
   const coupled = wd !== 0;
-  const alpha = f[b + W.alpha], sync = u[b + W.sync] !== 0;
   for (let i = start; i < end; i++) {
     const pi = p[i];
     let gi = f32(gs * g[i]);
@@ -151,7 +149,7 @@ const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
       m[i - mo] = bi;
       d = mode === MODE_NESTEROV ? f32(gi + f32(mu * bi)) : bi;
     }
-    finishJs(p, slow, i, f32(pi - f32(ss * d)), alpha, sync);
+    p[i] = f32(pi - f32(ss * d));
   }
 };
 
