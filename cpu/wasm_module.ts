@@ -61,7 +61,8 @@ function markMismatch(module: WebAssembly.Module): string {
  * single-threaded state on the wasm backend runs that module instead of compiling the kernel's
  * bytes: those of `init`, `loadState`, the TensorFlow.js adapter, and the stores'
  * `dataParallel` and `optimisticStep`. So backend `"auto"` picks wasm there (without it, the
- * state goes on js, ~24x slower), and backend `"wasm"` works.
+ * state goes on js, about 16 times slower at 1M parameters in workerd), and backend `"wasm"`
+ * works.
  *
  * Option `threads` above 1 and a state on TensorFlow.js's wasm heap still need to compile builds
  * of the kernel made from its bytes (they import their memory): where WebAssembly cannot be
