@@ -6,7 +6,9 @@
  * own memory, exported as `memory`), they have an import section with one import, `env.memory`,
  * and keep the export. {@linkcode importMemory} rewrites the plain build so; tools/build_wasm.ts
  * checks, at every build and in its test, that what it makes is byte for byte what the compiler
- * makes for each of {@linkcode KERNEL_MEMORIES}. Private to the library.
+ * makes for each of {@linkcode KERNEL_MEMORIES}. And the mark every build carries
+ * ({@linkcode KERNEL_MARK}), by which `setWasmModule` knows the kernel's build. Private to the
+ * library.
  *
  * @module
  */
@@ -208,4 +210,103 @@ export function exportsOf(bytes: Uint8Array): WebAssembly.ModuleExportDescriptor
     }
   }
   return out;
+}
+
+/**
+ * The name of the custom section that marks a build of the kernel: the SHA-256 of its
+ * {@linkcode sharedSections}, appended by tools/build_wasm.ts to every build, so that the three
+ * builds of one kernel carry the same mark and builds of other code another. `setWasmModule`
+ * compares a given module's mark with the embedded kernel's (exports alone do not tell builds
+ * apart: a kernel of another version may have the same names and read its scalars elsewhere).
+ */
+export const KERNEL_MARK = "radam.kernel";
+
+/** A name as a module spells it: its length, then its bytes (ASCII here). */
+function nameBytes(text: string): number[] {
+  return [...u32(text.length), ...Array.from(text, (c) => c.charCodeAt(0))];
+}
+
+/**
+ * The sections of the module `bytes` that its builds importing their memory share with it, one
+ * after the other: all but its custom, import and memory sections (types, functions, globals,
+ * exports, code). What {@linkcode KERNEL_MARK} digests.
+ *
+ * @example
+ * ```ts
+ * import { importMemory, sharedSections } from "./_wasm_memory.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // (module (memory (export "memory") 1)): its export section alone is shared.
+ * const own = new Uint8Array([
+ *   0, 97, 115, 109, 1, 0, 0, 0, 5, 3, 1, 0, 1,
+ *   7, 10, 1, 6, 109, 101, 109, 111, 114, 121, 2, 0,
+ * ]);
+ * assert.deepEqual(sharedSections(own), own.subarray(13));
+ * assert.deepEqual(sharedSections(importMemory(own, { shared: false })), own.subarray(13));
+ * ```
+ */
+export function sharedSections(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const kept = sections(bytes).filter((s) =>
+    s.id !== CUSTOM_SECTION && s.id !== IMPORT_SECTION && s.id !== MEMORY_SECTION
+  );
+  const out = new Uint8Array(kept.reduce((n, s) => n + s.end - s.start, 0));
+  let at = 0;
+  for (const s of kept) {
+    out.set(bytes.subarray(s.start, s.end), at);
+    at += s.end - s.start;
+  }
+  return out;
+}
+
+/**
+ * `bytes` with a custom section `name` (ASCII) holding `content` appended.
+ *
+ * @example
+ * ```ts
+ * import { customSectionOf, withCustomSection } from "./_wasm_memory.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const empty = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]);
+ * const marked = withCustomSection(empty, "mark", new Uint8Array([1, 2, 3]));
+ * const [read] = WebAssembly.Module.customSections(new WebAssembly.Module(marked), "mark");
+ * assert.deepEqual(new Uint8Array(read), new Uint8Array([1, 2, 3]));
+ * assert.deepEqual(customSectionOf(marked, "mark"), new Uint8Array([1, 2, 3]));
+ * ```
+ */
+export function withCustomSection(
+  bytes: Uint8Array,
+  name: string,
+  content: Uint8Array,
+): Uint8Array<ArrayBuffer> {
+  sections(bytes); // a module
+  const head = nameBytes(name);
+  const size = u32(head.length + content.length);
+  const out = new Uint8Array(bytes.length + 1 + size.length + head.length + content.length);
+  out.set(bytes);
+  out.set([CUSTOM_SECTION, ...size, ...head], bytes.length);
+  out.set(content, out.length - content.length);
+  return out;
+}
+
+/**
+ * The content of the first custom section `name` (ASCII) of the module `bytes`, read without
+ * compiling it (as `WebAssembly.Module.customSections` gives it for the module compiled), or
+ * undefined where it has none.
+ *
+ * @example
+ * ```ts
+ * import { customSectionOf } from "./_wasm_memory.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(customSectionOf(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]), "mark"), undefined);
+ * ```
+ */
+export function customSectionOf(bytes: Uint8Array, name: string): Uint8Array | undefined {
+  const want = nameBytes(name);
+  for (const s of sections(bytes).filter((s) => s.id === CUSTOM_SECTION)) {
+    if (s.body + want.length <= s.end && want.every((b, i) => bytes[s.body + i] === b)) {
+      return bytes.subarray(s.body + want.length, s.end);
+    }
+  }
+  return undefined;
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { described, promiseHint } from "../base/_errors.ts";
-import { exportsOf } from "./_wasm_memory.ts";
+import { customSectionOf, exportsOf, KERNEL_MARK } from "./_wasm_memory.ts";
 import { kernelBytes, useKernelModule } from "./wasm_backend.ts";
 
 /** The package's file of the kernel, as a Worker imports it. */
@@ -31,7 +31,25 @@ function mismatch(module: WebAssembly.Module): string {
     return `lacks the kernel's export${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`;
   }
   if (extra.length > 0) return `exports ${extra.join(", ")}, which the kernel does not`;
-  return "";
+  return markMismatch(module);
+}
+
+/**
+ * Where `module`, with the kernel's imports and exports, is not this build of it: its mark (the
+ * custom section {@linkcode KERNEL_MARK}, a digest of its code) is missing or another; else
+ * empty. A kernel of another version may have the same exports and read its scalars elsewhere.
+ */
+function markMismatch(module: WebAssembly.Module): string {
+  const want = customSectionOf(kernelBytes(), KERNEL_MARK);
+  const marks = WebAssembly.Module.customSections(module, KERNEL_MARK).map((b) =>
+    new Uint8Array(b)
+  );
+  const same = (mark: Uint8Array) =>
+    want !== undefined && mark.length === want.length && mark.every((b, i) => b === want[i]);
+  if (marks.some(same)) return "";
+  return marks.length === 0
+    ? `has the kernel's exports but not its build's mark (a custom section "${KERNEL_MARK}"): another build of the kernel`
+    : `is another build of the kernel (its mark, the custom section "${KERNEL_MARK}", differs from this library's: the radam.wasm of another version?)`;
 }
 
 /**
@@ -43,7 +61,8 @@ function mismatch(module: WebAssembly.Module): string {
  * single-threaded state on the wasm backend runs that module instead of compiling the kernel's
  * bytes: those of `init`, `loadState`, the TensorFlow.js adapter, and the stores'
  * `dataParallel` and `optimisticStep`. So backend `"auto"` picks wasm there (without it, the
- * state goes on js, ~24x slower), and backend `"wasm"` works.
+ * state goes on js, about 16 times slower at 1M parameters in workerd), and backend `"wasm"`
+ * works.
  *
  * Option `threads` above 1 and a state on TensorFlow.js's wasm heap still need to compile builds
  * of the kernel made from its bytes (they import their memory): where WebAssembly cannot be
@@ -51,8 +70,11 @@ function mismatch(module: WebAssembly.Module): string {
  * given (the library compiles its own), but giving one does no harm.
  *
  * Throws a TypeError, and keeps what it had, where `module` is not a `WebAssembly.Module`, or is
- * not this library's kernel (its imports and exports differ from the kernel's). Use the
- * `radam.wasm` of the same version of the package as the code that imports it.
+ * not this build of this library's kernel: its imports or exports differ from the kernel's, or
+ * its mark does (a custom section `radam.kernel`, the digest of the kernel's code, which the
+ * build appends: a kernel of another version of the package, whose exports may be the same, is
+ * refused, where it would train to other bits). Use the `radam.wasm` of the same version of the
+ * package as the code that imports it.
  *
  * @example
  * ```ts

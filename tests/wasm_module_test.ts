@@ -6,7 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { radam, readParams, setWasmModule, step } from "../mod.ts";
-import { exportsOf, importMemory, KERNEL_MEMORIES } from "../cpu/_wasm_memory.ts";
+import {
+  customSectionOf,
+  exportsOf,
+  importMemory,
+  KERNEL_MARK,
+  KERNEL_MEMORIES,
+  withCustomSection,
+} from "../cpu/_wasm_memory.ts";
 import { kernelBytes, kernelModuleGiven } from "../cpu/wasm_backend.ts";
 
 /** (module (memory (export "memory") 1)) */
@@ -64,6 +71,28 @@ Deno.test("setWasmModule refuses what is not the kernel's compiled module, and k
     imported,
     /got a WebAssembly\.Module that imports env\.memory \(the kernel imports nothing\)/,
   );
+});
+
+Deno.test("setWasmModule refuses a kernel of another build with the same exports (another version's radam.wasm), and keeps none", () => {
+  const bytes = kernelBytes();
+  // The kernel's mark is its last section: the kernel without it is the same code, unmarked.
+  const mark = customSectionOf(bytes, KERNEL_MARK)!;
+  assert.equal(mark.byteOffset + mark.length, bytes.length);
+  const unmarked = bytes.slice(0, mark.byteOffset - KERNEL_MARK.length - 3);
+  assert.deepEqual(withCustomSection(unmarked, KERNEL_MARK, mark), bytes);
+  const same = WebAssembly.Module.exports(new WebAssembly.Module(bytes));
+  const other = mark.slice();
+  other[0] ^= 1;
+  for (const build of [unmarked, withCustomSection(unmarked, KERNEL_MARK, other)]) {
+    const module = new WebAssembly.Module(build);
+    assert.deepEqual(WebAssembly.Module.exports(module), same);
+    refused(
+      module,
+      build === unmarked
+        ? /got a WebAssembly\.Module that has the kernel's exports but not its build's mark \(a custom section "radam\.kernel"\)/
+        : /got a WebAssembly\.Module that is another build of the kernel \(its mark, .* differs from this library's: the radam\.wasm of another version\?\)/,
+    );
+  }
 });
 
 Deno.test("the kernel's exports are read from its bytes as the compiled module gives them", () => {

@@ -24,6 +24,7 @@ import {
 import { createJsBackend } from "../cpu/js_backend.ts";
 import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import {
+  bytesRefusalSync,
   compileRefusalSync,
   createWasmBackendSync,
   wasmSimdSupported,
@@ -51,12 +52,20 @@ interface ThreadsPending {
 /**
  * Whether this library's wasm kernel runs here: the runtime has WebAssembly SIMD and compiles
  * WebAssembly at run time (tfjs's own wasm backend runs; else the kernel compiles: once,
- * synchronously, the module a state then runs). Backend `"auto"` runs on js where not, and
- * where the kernel does not compile synchronously (a browser's main thread that refuses a
- * synchronous compile over 4 KB with a RangeError): the adapter makes its state synchronously.
+ * synchronously, the module a state then runs), or was given the kernel (`setWasmModule`).
+ * Backend `"auto"` runs on js where not, and where the kernel does not compile synchronously (a
+ * browser's main thread that refuses a synchronous compile over 4 KB with a RangeError): the
+ * adapter makes its state synchronously. With `threads` above 1, not where the runtime refuses
+ * to compile WebAssembly from bytes, given the kernel or not: threads run a build compiled from
+ * them, and a step is refused there (`checkWasmAsked`).
  */
-export function wasmRuns(): boolean {
+export function wasmRuns(threads = 1): boolean {
   if (!wasmSimdSupported() || tfjsWasmHeap() !== undefined) return wasmSimdSupported();
+  try {
+    if (threads > 1 && bytesRefusalSync() !== undefined) return false;
+  } catch {
+    // Only the synchronous compile failed: the threads' build is compiled asynchronously.
+  }
   try {
     return compileRefusalSync() === undefined;
   } catch {

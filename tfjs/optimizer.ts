@@ -157,7 +157,7 @@ export class TfOptimizer extends tf.Optimizer {
     if (this.#onWebGpu()) return "webgpu";
     if (choice === "webgpu") return undefined;
     if (choice === "js") return "js";
-    if (wasmRuns()) return "wasm";
+    if (wasmRuns(this.#config.run.threads)) return "wasm";
     return choice === "auto" && this.#config.run.threads === 1 ? "js" : undefined;
   }
 

@@ -14,7 +14,13 @@
  *
  * @module
  */
-import { importMemory, KERNEL_MEMORIES } from "../cpu/_wasm_memory.ts";
+import {
+  importMemory,
+  KERNEL_MARK,
+  KERNEL_MEMORIES,
+  sharedSections,
+  withCustomSection,
+} from "../cpu/_wasm_memory.ts";
 import { compileAssembly, toBase64 } from "./_asc.ts";
 import {
   DISPATCH_PATH,
@@ -50,15 +56,32 @@ const VARIANT_FLAGS: Record<KernelVariant, string[]> = {
   imported: ["--importMemory"],
 };
 
-/** Compiles the kernels and returns the wasm bytes. */
-export function compileKernels(variant: KernelVariant = "plain"): Promise<Uint8Array<ArrayBuffer>> {
-  return compileAssembly([
-    "--config",
-    "asconfig.json",
-    "--target",
-    "release",
-    ...VARIANT_FLAGS[variant],
-  ]);
+/**
+ * Compiles the kernels and returns the wasm bytes, marked ({@linkcode markKernel}): the
+ * compiler's, with the custom section {@linkcode KERNEL_MARK} appended.
+ */
+export async function compileKernels(
+  variant: KernelVariant = "plain",
+): Promise<Uint8Array<ArrayBuffer>> {
+  return markKernel(
+    await compileAssembly([
+      "--config",
+      "asconfig.json",
+      "--target",
+      "release",
+      ...VARIANT_FLAGS[variant],
+    ]),
+  );
+}
+
+/**
+ * `bytes` with its mark appended: the custom section {@linkcode KERNEL_MARK} holding the
+ * SHA-256 of its sections but the memory's (`sharedSections`), the same in the three builds of
+ * one kernel, by which `setWasmModule` refuses a kernel of another build (cpu/wasm_module.ts).
+ */
+export async function markKernel(bytes: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
+  const digest = await crypto.subtle.digest("SHA-256", sharedSections(bytes));
+  return withCustomSection(bytes, KERNEL_MARK, new Uint8Array(digest));
 }
 
 /** The text of the generated TypeScript module holding the plain build. */

@@ -5,7 +5,13 @@ import {
   compileKernels,
   GENERATED_PATH,
 } from "./build_wasm.ts";
-import { importMemory, KERNEL_MEMORIES } from "../cpu/_wasm_memory.ts";
+import {
+  customSectionOf,
+  importMemory,
+  KERNEL_MARK,
+  KERNEL_MEMORIES,
+  sharedSections,
+} from "../cpu/_wasm_memory.ts";
 import { kernelBytes, sharedKernelBytes } from "../cpu/wasm_backend.ts";
 import {
   DISPATCH_PATH,
@@ -40,6 +46,19 @@ Deno.test("the package ships the plain kernel only, and makes the compiler's oth
     importMemory(kernelBytes(), KERNEL_MEMORIES.imported),
     await compiled("imported"),
   );
+});
+
+Deno.test("every build of the kernel carries one mark, the SHA-256 of the sections they share, which setWasmModule compares", async () => {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", sharedSections(kernelBytes())),
+  );
+  assert.deepEqual(customSectionOf(kernelBytes(), KERNEL_MARK), digest);
+  for (const variant of ["plain", "shared", "imported"] as const) {
+    const build = await compiled(variant);
+    assert.deepEqual(customSectionOf(build, KERNEL_MARK), digest, variant);
+    const marks = WebAssembly.Module.customSections(new WebAssembly.Module(build), KERNEL_MARK);
+    assert.deepEqual(marks.map((m) => new Uint8Array(m)), [digest], variant);
+  }
 });
 
 Deno.test("the build fails where the compiler's build of a variant is no longer the plain one with its memory imported", async () => {

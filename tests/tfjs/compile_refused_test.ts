@@ -58,6 +58,8 @@ Deno.test("a runtime that refuses to compile WebAssembly: the tfjs adapter train
   assert.match(r.tfjsWasm.error.message, DISALLOWED);
   assert.equal(r.tfjsWasm.state, false);
   assert.ok(r.tfjsWasm.unchanged);
+  assert.equal(r.tfjsThreads.before, undefined);
+  assertTypeError(r.tfjsThreads.error, /option threads: 2\).*cannot be compiled/, /use threads: 1/);
 });
 
 Deno.test('a runtime without WebAssembly SIMD: "auto" trains on js in the library and the tfjs adapter; "wasm" says why', async () => {
@@ -93,4 +95,8 @@ Deno.test('a runtime that refuses to compile WebAssembly, given the compiled ker
   assert.deepEqual(r.tfjsWasm.error, { name: "none", message: "no error" });
   assert.equal(r.tfjsWasm.state, true);
   assert.ok(!r.tfjsWasm.unchanged);
+  // With threads, no step can run (the threads' build is compiled from bytes): no backend named.
+  assert.equal(r.tfjsThreads.before, undefined);
+  assertTypeError(r.tfjsThreads.error, /option threads: 2\).*cannot be compiled/, /use threads: 1/);
+  assert.match(r.tfjsThreads.error.message, /module given to setWasmModule runs single-threaded/);
 });

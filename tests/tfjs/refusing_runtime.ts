@@ -42,6 +42,8 @@ export interface RefusingRuntimeReport {
    * a state was made, and whether the variable kept its values.
    */
   tfjsWasm: { before?: string; error: ErrorSeen; state: boolean; unchanged: boolean };
+  /** The adapter with `threads: 2`: `optimizer.backend` before, and what the step threw. */
+  tfjsThreads: { before?: string; error: ErrorSeen };
 }
 
 function refusal(where: string, scenario: string): WebAssembly.CompileError {
@@ -96,7 +98,9 @@ function bitsOf(arrays: Float32Array[]): Uint32Array {
   return out;
 }
 
-async function core(): Promise<Omit<RefusingRuntimeReport, "tfjs" | "tfjsWasm">> {
+type AdapterReport = Pick<RefusingRuntimeReport, "tfjs" | "tfjsWasm" | "tfjsThreads">;
+
+async function core(): Promise<Omit<RefusingRuntimeReport, keyof AdapterReport>> {
   const lib = await import("../../mod.ts");
   const { randoms } = await import("../util.ts");
   const params = () => ({ w: randoms(1000, 1), b: randoms(7, 2) });
@@ -118,7 +122,7 @@ async function core(): Promise<Omit<RefusingRuntimeReport, "tfjs" | "tfjsWasm">>
   };
 }
 
-async function adapter(): Promise<Pick<RefusingRuntimeReport, "tfjs" | "tfjsWasm">> {
+async function adapter(): Promise<AdapterReport> {
   const tf = await import("@tensorflow/tfjs-core");
   await import("@tensorflow/tfjs-backend-cpu");
   const tfl = await import("@tensorflow/tfjs-layers");
@@ -153,9 +157,15 @@ async function adapter(): Promise<Pick<RefusingRuntimeReport, "tfjs" | "tfjsWasm
   const before = wasm.backend;
   const error = await caught(() => wasm.applyGradients({ [v.name]: tf.tensor([0.5, 0.5, 0.5]) }));
   const unchanged = [...v.dataSync()].join() === "1,2,3";
+  const threaded = tfOptimizer(radam({ threads: 2 }));
+  const tfjsThreads = {
+    before: threaded.backend,
+    error: await caught(() => threaded.applyGradients({ [v.name]: tf.tensor([0.5, 0.5, 0.5]) })),
+  };
   return {
     tfjs: { ...auto, jsBits: js.bits },
     tfjsWasm: { before, error, state: wasm.state !== undefined, unchanged },
+    tfjsThreads,
   };
 }
 
