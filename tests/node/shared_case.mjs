@@ -135,3 +135,33 @@ export async function tfjsCase(tf, lib, tfOptimizer, tag) {
   tf.dispose(vars);
   return { adapter, core };
 }
+
+/**
+ * TensorFlow.js training as a user writes it, run in Node and in a Worker (workerd) alike: a Dense
+ * layer of 64 inputs and 64 units (a kernel of 4096 elements, so `states: "8bit"` codes it) from
+ * fixed weights, trained by `model.fit` on fixed data for 4 epochs with `tfOptimizer(radam(…))` on
+ * tfjs's cpu backend. Returns the adapter's backend and the final weights' bits.
+ */
+export async function tfjsFitCase(tf, tfl, lib, tfOptimizer, states) {
+  await tf.setBackend("cpu");
+  const rand = prng(2024);
+  const values = (n, scale) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
+  const model = tfl.sequential({
+    layers: [tfl.layers.dense({ units: 64, inputShape: [64] })],
+  });
+  const initial = [tf.tensor2d(values(4096, 0.2), [64, 64]), tf.tensor1d(values(64, 0.1))];
+  model.setWeights(initial);
+  const optimizer = tfOptimizer(lib.radam({ lr: 1e-2, states }));
+  model.compile({ optimizer, loss: "meanSquaredError" });
+  const x = tf.tensor2d(values(16 * 64, 1), [16, 64]);
+  const y = tf.tensor2d(values(16 * 64, 1), [16, 64]);
+  await model.fit(x, y, { epochs: 4, batchSize: 8, shuffle: false, verbose: 0 });
+  const weights = model.getWeights().map((w) =>
+    Array.from(new Uint32Array(w.dataSync().slice().buffer))
+  );
+  const result = { backend: optimizer.backend, iterations: optimizer.iterations, weights };
+  tf.dispose([...initial, x, y]);
+  optimizer.dispose();
+  model.dispose();
+  return result;
+}

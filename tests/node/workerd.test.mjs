@@ -6,7 +6,9 @@
 // on js, with Deno's bits; with the kernel given, "auto" and "wasm" train on wasm, with Deno's bits
 // and the js backend's in the same worker (32-bit and 8-bit states). RADAM_WORKERD_BENCH=1 also
 // times 100 steps of a million parameters on js and on wasm (printed, not asserted). The npm
-// README's Worker example runs there too, as its second Worker.
+// README's Worker example runs there too, as its second Worker; workerd_app/tfjs_worker.mjs, with
+// tfjs-core, tfjs-layers and tfjs-backend-cpu bundled, trains by model.fit with
+// tfOptimizer(radam()) as its third, to the bits of the same training here in Node.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +19,12 @@ import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { build } from "esbuild";
 import workerdPackage from "workerd";
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import * as tfl from "@tensorflow/tfjs-layers";
+import { radam } from "@optim/radam";
+import { tfOptimizer } from "@optim/radam/tfjs";
+import { tfjsFitCase } from "./shared_case.mjs";
 
 const expected = JSON.parse(
   readFileSync(new URL("./expected.json", import.meta.url), "utf8"),
@@ -24,7 +32,7 @@ const expected = JSON.parse(
 const dir = mkdtempSync(join(tmpdir(), "radam-workerd-"));
 /** The path of workerd's binary for this platform (the package's `default` export). */
 const WORKERD = workerdPackage.default;
-let workerd, origin = "", readmeOrigin = "", log = "";
+let workerd, origin = "", readmeOrigin = "", tfjsOrigin = "", log = "";
 
 /** A port free on 127.0.0.1 now. */
 function freePort() {
@@ -53,7 +61,7 @@ function readmeWorker() {
 }
 
 /**
- * The Workers, `worker.mjs` and the README's, bundled as wrangler bundles one: `.wasm` imports
+ * The Workers, `worker.mjs`, the README's and `tfjs_worker.mjs`, bundled as wrangler bundles one: `.wasm` imports
  * kept as modules of their own.
  */
 async function bundle() {
@@ -93,10 +101,18 @@ async function bundle() {
     },
     outfile: join(dir, "readme.js"),
   });
+  await build({
+    ...options,
+    // tfjs 4 has no `exports`, and its `browser` maps (which leave out its Node platform: `util`,
+    // `node-fetch`) hold for esbuild only on platform "browser".
+    platform: "browser",
+    entryPoints: [join(app, "tfjs_worker.mjs")],
+    outfile: join(dir, "tfjs.js"),
+  });
 }
 
 /** workerd's config: each bundle as an ES module, the kernel as a `wasm` module beside it. */
-function config(port, readmePort) {
+function config(port, readmePort, tfjsPort) {
   const worker = (name) =>
     `(
   modules = [
@@ -109,10 +125,11 @@ function config(port, readmePort) {
 const config :Workerd.Config = (
   services = [(name = "main", worker = ${worker("worker")}), (name = "readme", worker = ${
     worker("readme")
-  })],
+  }), (name = "tfjs", worker = ${worker("tfjs")})],
   sockets = [
     (name = "http", address = "127.0.0.1:${port}", http = (), service = "main"),
     (name = "readme", address = "127.0.0.1:${readmePort}", http = (), service = "readme"),
+    (name = "tfjs", address = "127.0.0.1:${tfjsPort}", http = (), service = "tfjs"),
   ],
 );
 `;
@@ -139,10 +156,11 @@ async function ready(child) {
 
 before(async () => {
   await bundle();
-  const [port, readmePort] = [await freePort(), await freePort()];
+  const [port, readmePort, tfjsPort] = [await freePort(), await freePort(), await freePort()];
   origin = `http://127.0.0.1:${port}`;
   readmeOrigin = `http://127.0.0.1:${readmePort}`;
-  writeFileSync(join(dir, "config.capnp"), config(port, readmePort));
+  tfjsOrigin = `http://127.0.0.1:${tfjsPort}`;
+  writeFileSync(join(dir, "config.capnp"), config(port, readmePort, tfjsPort));
   workerd = spawn(WORKERD, ["serve", "config.capnp"], {
     cwd: dir,
     stdio: ["ignore", "pipe", "pipe"],
@@ -163,9 +181,9 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** What the Worker answers at `path`, parsed. */
-async function get(path) {
-  const response = await fetch(`${origin}${path}`);
+/** What the Worker answers at `path` (on `at`, the main Worker's origin by default), parsed. */
+async function get(path, at = origin) {
+  const response = await fetch(`${at}${path}`);
   const body = await response.json();
   assert.equal(response.status, 200, body.error);
   return body;
@@ -221,6 +239,20 @@ test("workerd: the npm README's Worker trains on wasm", async () => {
     w.length === 3 && w.every((x, i) => Math.abs(x - want[i]) < 1e-6),
     text,
   );
+});
+
+test("workerd: TensorFlow.js trains by model.fit with tfOptimizer(radam()) on js without setWasmModule, on wasm with it, to the bits of Node", async () => {
+  tf.env().set("PROD", true);
+  const { without, given } = await get("/tfjs", tfjsOrigin);
+  const node = (states) => tfjsFitCase(tf, tfl, { radam }, tfOptimizer, states);
+  const [want, want8bit] = [await node("32bit"), await node("8bit")];
+  // Node compiles the kernel itself: the same training, on wasm, from the same package.
+  assert.equal(want.backend, "wasm");
+  assert.equal(want.iterations, 8); // 4 epochs of 2 batches
+  assert.deepEqual(without, { ...want, backend: "js" });
+  assert.deepEqual(given.radam, want);
+  assert.deepEqual(given.radam8bit, want8bit);
+  assert.notDeepEqual(want8bit.weights, want.weights);
 });
 
 test(
