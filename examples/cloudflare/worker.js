@@ -19,7 +19,8 @@
 //                     (else again from the newer one: `optimisticStep`); 200 { step, attempts,
 //                     duplicate } (an id sent again: the step that applied it, duplicate true)
 //
-// Deploy with wrangler.toml beside this file. Proven in workerd (the Workers runtime) by
+// Deploy with wrangler.toml beside this file (tests/node/wrangler_example.test.mjs builds it so,
+// and serves it with `wrangler dev`). Proven in workerd (the Workers runtime) by
 // tests/node/workerd_store.test.mjs, with the store checked by the library's conformance kit.
 import { radam, setWasmModule } from "@optim/radam";
 import kernel from "@optim/radam/radam.wasm";
