@@ -10,40 +10,26 @@
 // tfjs-core, tfjs-layers and tfjs-backend-cpu bundled, trains by model.fit with
 // tfOptimizer(radam()) as its third, to the bits of the same training here in Node.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { build } from "esbuild";
-import workerdPackage from "workerd";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { radam } from "@optim/radam";
 import { tfOptimizer } from "@optim/radam/tfjs";
 import { tfjsFitCase } from "./shared_case.mjs";
+import { freePort, serveWorkerd, stopChild } from "./workerd_serve.mjs";
 
 const expected = JSON.parse(
   readFileSync(new URL("./expected.json", import.meta.url), "utf8"),
 );
 const dir = mkdtempSync(join(tmpdir(), "radam-workerd-"));
 /** The path of workerd's binary for this platform (the package's `default` export). */
-const WORKERD = workerdPackage.default;
-let workerd, origin = "", readmeOrigin = "", tfjsOrigin = "", log = "";
-
-/** A port free on 127.0.0.1 now. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+let workerd, origin = "", readmeOrigin = "", tfjsOrigin = "";
 
 /** The npm README's Worker: its TypeScript block that imports the kernel's file. */
 function readmeWorker() {
@@ -135,49 +121,17 @@ const config :Workerd.Config = (
 `;
 }
 
-/** Resolves once workerd answers on `origin` (or rejects where it exits first). */
-async function ready(child) {
-  const exited = new Promise((_, reject) =>
-    child.once(
-      "exit",
-      (code) => reject(new Error(`workerd exited (${code}):\n${log}`)),
-    )
-  );
-  for (let i = 0; i < 200; i++) {
-    const answered = fetch(`${origin}/ping`, { method: "HEAD" }).then(
-      () => true,
-      () => false,
-    );
-    if (await Promise.race([answered, exited])) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`workerd did not answer on ${origin}:\n${log}`);
-}
-
 before(async () => {
   await bundle();
   const [port, readmePort, tfjsPort] = [await freePort(), await freePort(), await freePort()];
   origin = `http://127.0.0.1:${port}`;
   readmeOrigin = `http://127.0.0.1:${readmePort}`;
   tfjsOrigin = `http://127.0.0.1:${tfjsPort}`;
-  writeFileSync(join(dir, "config.capnp"), config(port, readmePort, tfjsPort));
-  workerd = spawn(WORKERD, ["serve", "config.capnp"], {
-    cwd: dir,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  workerd.stdout.on("data", (d) => log += d);
-  workerd.stderr.on("data", (d) => log += d);
-  await ready(workerd);
+  ({ child: workerd } = await serveWorkerd(dir, config(port, readmePort, tfjsPort), [origin]));
 });
 
 after(async () => {
-  if (workerd && workerd.exitCode === null && workerd.signalCode === null) {
-    const gone = new Promise((resolve) => workerd.once("exit", resolve));
-    workerd.kill("SIGTERM");
-    const timer = setTimeout(() => workerd.kill("SIGKILL"), 5000);
-    await gone;
-    clearTimeout(timer);
-  }
+  await stopChild(workerd);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -11,33 +11,19 @@
 // are each applied once, and the checkpoint equals them run in order in Node; a checkpoint of
 // 20 MiB goes in chunks and back whole.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { build } from "esbuild";
-import workerdPackage from "workerd";
 import { radam, saveState, step } from "@optim/radam";
 import { prng } from "./shared_case.mjs";
+import { freePort, serveWorkerd, stopChild } from "./workerd_serve.mjs";
 
 const dir = mkdtempSync(join(tmpdir(), "radam-workerd-store-"));
-const WORKERD = workerdPackage.default;
-let workerd, log = "";
+let workerd;
 const origins = [];
-
-/** A port free on 127.0.0.1 now. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** The app bundled as wrangler bundles a Worker: `.wasm` kept a module, cloudflare:* external. */
 async function bundle() {
@@ -114,51 +100,15 @@ const config :Workerd.Config = (
 `;
 }
 
-/** Resolves once workerd answers on every origin (or rejects where it exits first). */
-async function ready(child) {
-  const exited = new Promise((_, reject) =>
-    child.once(
-      "exit",
-      (code) => reject(new Error(`workerd exited (${code}):\n${log}`)),
-    )
-  );
-  for (const origin of origins) {
-    for (let i = 0;; i++) {
-      const answered = fetch(`${origin}/ping`, { method: "HEAD" }).then(
-        () => true,
-        () => false,
-      );
-      if (await Promise.race([answered, exited])) break;
-      if (i === 200) {
-        throw new Error(`workerd did not answer on ${origin}:\n${log}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
 before(async () => {
   await bundle();
   const ports = [await freePort(), await freePort()];
   origins.push(...ports.map((port) => `http://127.0.0.1:${port}`));
-  writeFileSync(join(dir, "config.capnp"), config(ports));
-  workerd = spawn(WORKERD, ["serve", "config.capnp"], {
-    cwd: dir,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  workerd.stdout.on("data", (d) => log += d);
-  workerd.stderr.on("data", (d) => log += d);
-  await ready(workerd);
+  ({ child: workerd } = await serveWorkerd(dir, config(ports), origins));
 });
 
 after(async () => {
-  if (workerd && workerd.exitCode === null && workerd.signalCode === null) {
-    const gone = new Promise((resolve) => workerd.once("exit", resolve));
-    workerd.kill("SIGTERM");
-    const timer = setTimeout(() => workerd.kill("SIGKILL"), 5000);
-    await gone;
-    clearTimeout(timer);
-  }
+  await stopChild(workerd);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -8,10 +8,10 @@
 // banner are off. wrangler 4 refuses Node below 22.12; under an older Node it runs on Deno.
 import { execFileSync, spawn } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, symlinkSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "./workerd_serve.mjs";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const built = fileURLToPath(new URL("../../npm", import.meta.url));
@@ -88,17 +88,6 @@ export function newProject(prefix, template) {
     symlinkSync(join(here, "node_modules", name), link, "dir");
   }
   return app;
-}
-
-/** A port free on 127.0.0.1 now. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Stops a process this test started, and its children (its own process group). */

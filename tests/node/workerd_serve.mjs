@@ -1,0 +1,66 @@
+// What the tests that run workerd (the Workers runtime, from npm) and wrangler share: a free
+// local port, workerd serving a config until it answers on every origin, and a stop that always
+// ends the process (SIGTERM, then SIGKILL after 5 s).
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import net from "node:net";
+import { join } from "node:path";
+import workerdPackage from "workerd";
+
+/** A port free on 127.0.0.1 now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer().once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * `workerd serve` of `config` (the text of a capnp config), written into `dir`, resolved once it
+ * answers on each of `origins`: `{ child, log }`, `log()` what it printed so far. Rejects, with
+ * that log, where workerd exits first or an origin does not answer within 10 s.
+ */
+export async function serveWorkerd(dir, config, origins) {
+  writeFileSync(join(dir, "config.capnp"), config);
+  const child = spawn(workerdPackage.default, ["serve", "config.capnp"], {
+    cwd: dir,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let text = "";
+  child.stdout.on("data", (d) => text += d);
+  child.stderr.on("data", (d) => text += d);
+  const log = () => text;
+  const exited = new Promise((_, reject) =>
+    child.once("exit", (code) => reject(new Error(`workerd exited (${code}):\n${log()}`)))
+  );
+  try {
+    for (const origin of origins) await answering(origin, exited, log);
+  } catch (error) {
+    await stopChild(child);
+    throw error;
+  }
+  return { child, log };
+}
+
+/** Resolves once `origin` answers (or rejects where `exited` does first, or after 200 tries). */
+async function answering(origin, exited, log) {
+  for (let i = 0; i < 200; i++) {
+    const answered = fetch(`${origin}/ping`, { method: "HEAD" }).then(() => true, () => false);
+    if (await Promise.race([answered, exited])) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`workerd did not answer on ${origin}:\n${log()}`);
+}
+
+/** Ends `child` (if it still runs): SIGTERM, then SIGKILL after 5 s; resolves once it exited. */
+export async function stopChild(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+  await gone;
+  clearTimeout(timer);
+}
