@@ -22,7 +22,7 @@ import * as tfl from "@tensorflow/tfjs-layers";
 import { radam } from "@optim/radam";
 import { tfOptimizer } from "@optim/radam/tfjs";
 import { tfjsFitCase } from "./shared_case.mjs";
-import { freePort, serveWorkerd, stopChild } from "./workerd_serve.mjs";
+import { compiledWasm, freePort, serveWorkerd, stopChild } from "./workerd_serve.mjs";
 
 const expected = JSON.parse(
   readFileSync(new URL("./expected.json", import.meta.url), "utf8"),
@@ -62,15 +62,7 @@ async function bundle() {
     // (tests/node links the package: resolve its files from here, as an installed copy.)
     preserveSymlinks: true,
     logLevel: "warning",
-    plugins: [{
-      name: "compiled-wasm",
-      setup(b) {
-        b.onResolve(
-          { filter: /\.wasm$/ },
-          () => ({ path: "./radam.wasm", external: true }),
-        );
-      },
-    }],
+    plugins: [compiledWasm],
   };
   await build({
     ...options,

@@ -7,6 +7,17 @@ import net from "node:net";
 import { join } from "node:path";
 import workerdPackage from "workerd";
 
+/**
+ * An esbuild plugin that bundles as wrangler does a Worker's `.wasm` imports: each left a module
+ * of its own, `./radam.wasm` (the package's kernel, copied beside the bundle by the test).
+ */
+export const compiledWasm = {
+  name: "compiled-wasm",
+  setup(b) {
+    b.onResolve({ filter: /\.wasm$/ }, () => ({ path: "./radam.wasm", external: true }));
+  },
+};
+
 /** A port free on 127.0.0.1 now. */
 export function freePort() {
   return new Promise((resolve, reject) => {

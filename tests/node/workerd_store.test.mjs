@@ -19,7 +19,7 @@ import { after, before, test } from "node:test";
 import { build } from "esbuild";
 import { radam, saveState, step } from "@optim/radam";
 import { prng } from "./shared_case.mjs";
-import { freePort, serveWorkerd, stopChild } from "./workerd_serve.mjs";
+import { compiledWasm, freePort, serveWorkerd, stopChild } from "./workerd_serve.mjs";
 
 const dir = mkdtempSync(join(tmpdir(), "radam-workerd-store-"));
 let workerd;
@@ -45,15 +45,7 @@ async function bundle() {
     preserveSymlinks: true,
     external: ["cloudflare:*"],
     logLevel: "warning",
-    plugins: [{
-      name: "compiled-wasm",
-      setup(b) {
-        b.onResolve(
-          { filter: /\.wasm$/ },
-          () => ({ path: "./radam.wasm", external: true }),
-        );
-      },
-    }],
+    plugins: [compiledWasm],
   });
 }
 
