@@ -73,7 +73,9 @@ function wasmAskedError(config: Settings<unknown>, refusal: Error | undefined): 
     : `needs WebAssembly, which cannot be compiled in this runtime (${refusal.name}: ${refusal.message})${given}`;
   return new TypeError(
     threads > 1
-      ? `The wasm backend (option threads: ${threads}) ${needs}; use threads: 1, with backend "js" or "auto"`
+      ? `The wasm backend (option threads: ${threads}) ${needs}; use threads: 1, with backend ${
+        given === "" ? "" : `"wasm", `
+      }"js" or "auto"`
       : `The wasm backend ${needs}; use backend "js" or "auto"`,
   );
 }
