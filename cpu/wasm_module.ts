@@ -61,7 +61,7 @@ function markMismatch(module: WebAssembly.Module): string {
  * single-threaded state on the wasm backend runs that module instead of compiling the kernel's
  * bytes: those of `init`, `loadState`, the TensorFlow.js adapter, and the stores'
  * `dataParallel` and `optimisticStep`. So backend `"auto"` picks wasm there (without it, the
- * state goes on js, about 16 times slower at 1M parameters in workerd), and backend `"wasm"`
+ * state goes on js, 14–16 times slower at 1M parameters in workerd), and backend `"wasm"`
  * works.
  *
  * Option `threads` above 1 and a state on TensorFlow.js's wasm heap still need to compile builds
