@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { launchChromium, pageResult } from "./chromium.mjs";
+import { installPacked } from "./packed.mjs";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const built = fileURLToPath(new URL("../../npm", import.meta.url));
@@ -44,25 +45,10 @@ before(() => {
     new URL("./shared_case.mjs", import.meta.url),
     join(app, "shared_case.mjs"),
   );
-  const [{ filename }] = JSON.parse(
-    run("npm", [
-      "pack",
-      built,
-      "--pack-destination",
-      app,
-      "--json",
-      "--loglevel=error",
-    ], app),
-  );
-  run("npm", [
-    "install",
-    `./${filename}`,
+  installPacked(app, (command, args) => run(command, args, app), [
     "--prefer-offline",
     `--cache=${cache}`,
-    "--no-audit",
-    "--no-fund",
-    "--loglevel=error",
-  ], app);
+  ]);
 });
 
 after(() => {

@@ -66,12 +66,17 @@ async function answering(origin, exited, log) {
   throw new Error(`workerd did not answer on ${origin}:\n${log()}`);
 }
 
-/** Ends `child` (if it still runs): SIGTERM, then SIGKILL after 5 s; resolves once it exited. */
-export async function stopChild(child) {
+/**
+ * Ends `child` (if it still runs): SIGTERM, then SIGKILL after 5 s; resolves once it exited.
+ * With `group`, signals its whole process group (a child spawned `detached`, with its own
+ * children: wrangler and its workerd).
+ */
+export async function stopChild(child, { group = false } = {}) {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const gone = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+  const signal = (name) => group ? process.kill(-child.pid, name) : child.kill(name);
+  signal("SIGTERM");
+  const timer = setTimeout(() => signal("SIGKILL"), 5000);
   await gone;
   clearTimeout(timer);
 }

@@ -11,10 +11,10 @@ import { cpSync, mkdirSync, mkdtempSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort } from "./workerd_serve.mjs";
+import { installPacked } from "./packed.mjs";
+import { freePort, stopChild } from "./workerd_serve.mjs";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
-const built = fileURLToPath(new URL("../../npm", import.meta.url));
 /** The test folder's packages that a project links to, as if it had installed them. */
 const LINKED = ["wrangler", "@cloudflare/workers-types", "typescript"];
 const WRANGLER = join(here, "node_modules", "wrangler", "bin", "wrangler.js");
@@ -64,40 +64,13 @@ export function run(app, command, args) {
 export function newProject(prefix, template) {
   const app = mkdtempSync(join(tmpdir(), prefix));
   cpSync(template, app, { recursive: true });
-  const [{ filename }] = JSON.parse(
-    run(app, "npm", [
-      "pack",
-      built,
-      "--pack-destination",
-      app,
-      "--json",
-      "--loglevel=error",
-    ]),
-  );
-  run(app, "npm", [
-    "install",
-    `./${filename}`,
-    "--offline",
-    "--no-audit",
-    "--no-fund",
-    "--loglevel=error",
-  ]);
+  installPacked(app, (command, args) => run(app, command, args), ["--offline"]);
   for (const name of LINKED) {
     const link = join(app, "node_modules", name);
     mkdirSync(join(link, ".."), { recursive: true });
     symlinkSync(join(here, "node_modules", name), link, "dir");
   }
   return app;
-}
-
-/** Stops a process this test started, and its children (its own process group). */
-async function stop(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((resolve) => child.once("exit", resolve));
-  process.kill(-child.pid, "SIGTERM");
-  const timer = setTimeout(() => process.kill(-child.pid, "SIGKILL"), 5000);
-  await gone;
-  clearTimeout(timer);
 }
 
 /**
@@ -150,6 +123,6 @@ export async function withDev(app, args, use, limitMs = 60_000) {
     }
     throw new Error(`wrangler dev did not answer at ${origin}/ in ${limitMs} ms:\n${log}`);
   } finally {
-    await stop(child);
+    await stopChild(child, { group: true });
   }
 }
