@@ -162,7 +162,9 @@ fn rule_values(base: u32, grad_scale: f32, pre: f32, p0: vec4<f32>, g: vec4<f32>
     let wide_sign = select(lion_sign_of_sum(b.beta1 * m0, b.oneMinusBeta1 * gi), inf_sign, sc != vec4<u32>(0u));
     sign_c = select(sign_c, wide_sign, wide);
     let sm = lion_special_sum(lion_special(m0, b.beta2), sg);
-    mi = select(mi, bitcast<vec4<f32>>(sm), sm != vec4<u32>(0u));
+    // (A finite m is clamped: one this missed would read ±FLT_MAX, not pass as IEEE's.)
+    let finite_m = clamp(mi, vec4<f32>(-${F32_MAX}), vec4<f32>(${F32_MAX}));
+    mi = select(mi, select(finite_m, bitcast<vec4<f32>>(sm), sm != vec4<u32>(0u)), wide);
     // p · paramDecay − stepSize · sign(c): NaN where c is, else p · paramDecay's where not finite.
     let sp = select(lion_special(p0, b.paramDecay), vec4<u32>(0x7fc00000u), sc == vec4<u32>(0x7fc00000u));
     pi = select(p0 * b.paramDecay - b.stepSize * sign_c, bitcast<vec4<f32>>(sp), sp != vec4<u32>(0u));

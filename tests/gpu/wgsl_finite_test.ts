@@ -171,3 +171,20 @@ Deno.test("webgpu kernels: no infinity or NaN is a constant expression (Tint, in
     }
   }
 });
+
+Deno.test("webgpu kernels: centralization writes a gradient minus its row's mean only through functions that write an infinity as bits (a difference past f32's largest may not read as one)", () => {
+  for (const kernel of ["centralize", "centralize_narrow"]) {
+    const stores = [...KERNELS[kernel].matchAll(/\bx\[[^\]]+\]\s*=\s*([^;]*);/g)].map((m) => m[1]);
+    assert.ok(
+      stores.length >= 2,
+      `${kernel}: ${stores.length} stores found: has the WGSL changed?`,
+    );
+    for (const value of stores) {
+      assert.match(value, /^minus_(?:mean|special)\(/, `${kernel} stores ${value}`);
+    }
+  }
+  // And minus_mean decides the infinity from the halves, clamping what it finds finite.
+  const minusMean = functionsOf(CENTRALIZE.code).get("minus_mean")!.body;
+  assert.match(minusMean, /bitcast<f32>\(inf\)/);
+  assert.match(minusMean, /clamp\(v - mean/);
+});
