@@ -101,10 +101,12 @@ export interface Rule<H = Hyperparameters> {
   /**
    * WGSL of its element loop, for the WebGPU step kernels (gpu/wgsl_step.ts for f32 moments,
    * gpu/wgsl_compact.ts for 8-bit ones): its block's struct and loader (`wgslBlock`,
-   * base/scalars.ts), and `fn rule_values(base: u32, grad_scale: f32, p0: vec4<f32>,
+   * base/scalars.ts), and `fn rule_values(base: u32, grad_scale: f32, pre: f32, p0: vec4<f32>,
    * g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> RuleValues` ({@linkcode RULE_VALUES_WGSL}):
-   * the update of four elements from their values, with the block at word `base` of `ring` and
-   * the clipped gradient scale: their new parameters (before LookAhead's sync, which the kernel
+   * the update of four elements from their values (`p0`, `g`, `m0`, `v0` as stored, so that a
+   * rule may tell NaN and infinities from their bits), with the block at word `base` of `ring`,
+   * the clipped gradient scale and the power of two the gradients are first multiplied by
+   * (`grad_scale · (g · pre)`, see gpu/wgsl_norm.ts): their new parameters (before LookAhead's sync, which the kernel
    * fuses in after it) and moments. A moment the rule does not keep is passed as 0 and may be
    * returned as anything; the kernels read and write only the moments the state holds.
    */

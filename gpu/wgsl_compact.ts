@@ -83,6 +83,13 @@ const hex = (n: number) => `${n < 0 ? "-" : ""}0x${Math.abs(n).toString(16)}`;
 
 /** WGSL of the codes: decoding four codes of a word, encoding four values into one. */
 export const CODES_WGSL = /* wgsl */ `
+// Four decoded values (finite, at most 1) times a block's scale: NaN (the scale's own bits) where
+// the scale as stored is NaN, told from its bits (a compiler may assume a product is no NaN).
+fn times_scale(x: vec4<f32>, scale: f32) -> vec4<f32> {
+  let bits = bitcast<u32>(scale);
+  return select(x * scale, bitcast<vec4<f32>>(vec4<u32>(bits)), (bits & 0x7fffffffu) > 0x7f800000u);
+}
+
 // Four signed codes (bytes of w) times the scale.
 fn decode_signed(w: u32, scale: f32) -> vec4<f32> {
   let c = bitcast<vec4<i32>>(vec4<u32>(w << 24u, w << 16u, w << 8u, w)) >> vec4<u32>(24u);
@@ -91,15 +98,15 @@ fn decode_signed(w: u32, scale: f32) -> vec4<f32> {
   hex(SIGNED_OFFSET)
 }));
   let value = select(select(mag, -mag, c < vec4<i32>(0)), vec4<f32>(0.0), k == vec4<i32>(0));
-  return value * scale;
+  return times_scale(value, scale);
 }
 
 // Four unsigned codes (bytes of w) times the scale.
 fn decode_unsigned(w: u32, scale: f32) -> vec4<f32> {
   let k = (vec4<u32>(w) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(255u);
-  return bitcast<vec4<f32>>((k << vec4<u32>(${UNSIGNED_SHIFT}u)) + vec4<u32>(${
+  return times_scale(bitcast<vec4<f32>>((k << vec4<u32>(${UNSIGNED_SHIFT}u)) + vec4<u32>(${
   hex(UNSIGNED_OFFSET)
-}u)) * scale;
+}u)), scale);
 }
 
 // Whether a block whose largest magnitude has bits top is stored with codes (else codes 0).
@@ -198,7 +205,7 @@ fn step_compact(
   var v0 = vec4<f32>(0.0);
   if (s.moments > 1u) { v0 = decode_unsigned(v_codes[i], scales[chunk.all_blocks + b]); }
   let clip = clip_factors();
-  let r = rule_values(base, block_grad_scale(base) * clip.y, p0, g[i] * clip.x, m0, v0);
+  let r = rule_values(base, block_grad_scale(base) * clip.y, clip.x, p0, g[i], m0, v0);
   if (inside) { finish_update(i, p0, r.p, block_sync(base), block_alpha(base), keep); }
   let mn = select(r.m, vec4<f32>(0.0), keep);
   let vn = select(r.v, vec4<f32>(0.0), keep);

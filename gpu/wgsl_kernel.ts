@@ -14,6 +14,7 @@ import {
   type Kernel,
   WORKGROUP_SIZE,
 } from "./_wgsl.ts";
+import { F32_MAX } from "../base/schema.ts";
 
 export { dispatchGrid, WORKGROUP_SIZE } from "./_wgsl.ts";
 export { DECIDE, SMALL_STEP_ELEMENTS, stepKernels } from "./wgsl_step.ts";
@@ -72,6 +73,26 @@ fn special_mean(top: u32, inf: vec2<u32>) -> u32 {
 fn minus_special(v: f32, mean: u32) -> f32 {
   let inf = (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
   return bitcast<f32>(select(mean ^ 0x80000000u, 0x7fc00000u, inf || mean == 0x7fc00000u));
+}
+
+// Whether v − mean may pass f32's largest for the values of a row (largest magnitude bits top, as
+// stored) and its finite mean: only where one of them is of magnitude 2^127 or more.
+fn wide_difference(top: u32, mean: f32) -> bool {
+  return top >= 0x7f000000u || abs(mean) >= ${2 ** 127};
+}
+
+// v − mean for a finite v and mean; in a row where wide (wide_difference), an infinity, as bits,
+// where that difference passes f32's largest (a compiler may assume that no result does), told
+// from the halves: v − mean rounds past the largest f32 exactly where v / 2 − mean / 2 rounds to
+// 2^127 or more (halving is exact for the values that matter: one of them is of magnitude 2^126
+// or more, and the other's error cannot move the half across a midpoint); elsewhere the
+// difference, finite (clamped: an overflow this missed would read ±FLT_MAX, not pass as IEEE's).
+fn minus_mean(v: f32, mean: f32, wide: bool) -> f32 {
+  if (!wide) { return v - mean; }
+  let half = v * 0.5 - mean * 0.5;
+  let inf = select(0xff800000u, 0x7f800000u, half > 0.0);
+  let finite = clamp(v - mean, -${F32_MAX}, ${F32_MAX});
+  return select(finite, bitcast<f32>(inf), abs(half) >= ${2 ** 127});
 }
 
 // The k ≥ 0 by which a row's values are scaled (times 2⁻ᵏ, exact) so that no partial sum of its
@@ -144,7 +165,8 @@ fn centralize(
     for (var j = lid; j < cols; j += LANES) { scaled = scaled + x[base + j] * down; }
     mean = ldexp(bitcast<f32>(row_sum(lid, scaled, 0u).x) / f32(cols), k);
   }
-  for (var j = lid; j < cols; j += LANES) { x[base + j] = x[base + j] - mean; }
+  let wide = wide_difference(total.y, mean);
+  for (var j = lid; j < cols; j += LANES) { x[base + j] = minus_mean(x[base + j], mean, wide); }
 }
 
 // The sum of every invocation's part (as bits) and the largest of their tops (magnitude bits),
@@ -214,7 +236,8 @@ fn centralize_narrow(
     for (var j = 0u; j < cols; j++) { parts[j] = 0.0 + x[base + j] * down; }
     mean = ldexp(tree_sum(&parts) / f32(cols), k);
   }
-  for (var j = 0u; j < cols; j++) { x[base + j] = x[base + j] - mean; }
+  let wide = wide_difference(top, mean);
+  for (var j = 0u; j < cols; j++) { x[base + j] = minus_mean(x[base + j], mean, wide); }
 }
 
 // The tree of \`row_sum\` (CENTRALIZE) over one invocation's parts.

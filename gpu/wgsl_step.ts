@@ -63,7 +63,7 @@ fn rule_update(i: u32, base: u32, grad_scale: f32, pre: f32, keep: vec4<bool>) {
   var v0 = vec4<f32>(0.0);
   if (s.moments > 0u) { m0 = m[i]; }
   if (s.moments > 1u) { v0 = v[i]; }
-  let r = rule_values(base, grad_scale, p0, g[i] * pre, m0, v0);
+  let r = rule_values(base, grad_scale, pre, p0, g[i], m0, v0);
   if (s.moments > 0u) { m[i] = select(r.m, m0, keep); }
   if (s.moments > 1u) { v[i] = select(r.v, v0, keep); }
   finish_update(i, p0, r.p, block_sync(base), block_alpha(base), keep);

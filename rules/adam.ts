@@ -359,9 +359,9 @@ const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
 /** WGSL of the element operations on four elements' values (see {@linkcode Rule.wgsl}). */
 const WGSL = /* wgsl */ `
 ${wgslBlock(ADAM_SCALARS, "AdamScalars", "ring")}
-fn rule_values(base: u32, grad_scale: f32, p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> RuleValues {
+fn rule_values(base: u32, grad_scale: f32, pre: f32, p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> RuleValues {
   let b = loadAdamScalars(base);
-  var gi = grad_scale * g;
+  var gi = grad_scale * (g * pre);
   if (b.coupledDecay != 0.0) { gi = gi + b.coupledDecay * p0; }
   let mi = b.beta1 * m0 + b.oneMinusBeta1 * gi;
   let vi = b.beta2 * v0 + b.oneMinusBeta2 * (gi * gi);

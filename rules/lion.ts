@@ -102,19 +102,73 @@ const jsStep: JsStep = (s, start, end, f, _u, b, mo) => {
   }
 };
 
-/** WGSL of the element operations on four elements' values (see {@linkcode Rule.wgsl}). */
+/**
+ * WGSL of the element operations on four elements' values (see {@linkcode Rule.wgsl}). WGSL lets
+ * a compiler assume that no float value is infinite or NaN, so where a parameter, moment or
+ * gradient as stored is NaN or infinite (under nonFinite "propagate"), the classes of `c`, `m`
+ * and `p` are decided from the stored bits and the finite scalars, as IEEE-754 has them on the
+ * CPU, and a NaN or an infinity is written as bits. Finite `m` and `c` cannot overflow (a convex
+ * combination of values at most the largest f32, each product rounded: tests/gpu/
+ * lion_nonfinite_test.ts); where a value is of magnitude 2¹²⁷ or more, the sign of `c` is taken
+ * from its two products' magnitudes all the same, with no sum (a contracted one could overflow).
+ */
 const WGSL = /* wgsl */ `
 ${wgslBlock(LION_SCALARS, "LionScalars", "ring")}
-fn rule_values(base: u32, grad_scale: f32, p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> RuleValues {
+// The bits of w · v (w a finite scalar) where v, as stored, is NaN or an infinity: NaN (so is
+// ∞ · 0), else the infinity of sign sign(v) · sign(w); 0 where v is finite.
+fn lion_special(v: vec4<f32>, w: f32) -> vec4<u32> {
+  let bits = bitcast<vec4<u32>>(v);
+  let mag = bits & vec4<u32>(0x7fffffffu);
+  let inf = mag == vec4<u32>(0x7f800000u);
+  let flip = select(0u, 0x80000000u, w < 0.0);
+  let inf_bits = ((bits ^ vec4<u32>(flip)) & vec4<u32>(0x80000000u)) | vec4<u32>(0x7f800000u);
+  let nan = (mag > vec4<u32>(0x7f800000u)) | (inf & vec4<bool>(w == 0.0));
+  return select(select(vec4<u32>(0u), inf_bits, inf), vec4<u32>(0x7fc00000u), nan);
+}
+
+// The bits of x + y from lion_special's of x and y (0 where finite): NaN where either is NaN or
+// they are infinities of opposite signs, else the infinity; 0 where both are finite.
+fn lion_special_sum(a: vec4<u32>, b: vec4<u32>) -> vec4<u32> {
+  let zero = vec4<u32>(0u);
+  let nan = (a == vec4<u32>(0x7fc00000u)) | (b == vec4<u32>(0x7fc00000u)) |
+    ((a != zero) & (b != zero) & (a != b));
+  return select(a | b, vec4<u32>(0x7fc00000u), nan);
+}
+
+// sign(x + y) of finite x, y from their magnitudes (no sum, which may overflow): the larger's
+// sign, 0 where they cancel.
+fn lion_sign_of_sum(x: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
+  let ax = abs(x);
+  let ay = abs(y);
+  return select(select(select(vec4<f32>(0.0), sign(x), x == y), sign(y), ay > ax), sign(x), ax > ay);
+}
+
+fn rule_values(base: u32, grad_scale: f32, pre: f32, p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> RuleValues {
   let b = loadLionScalars(base);
-  let gi = grad_scale * g;
+  let gi = grad_scale * (g * pre);
   let c = b.beta1 * m0 + b.oneMinusBeta1 * gi;
-  let mi = b.beta2 * m0 + b.oneMinusBeta2 * gi;
-  let signs = select(select(vec4<f32>(-1.0), vec4<f32>(1.0), c > vec4<f32>(0.0)), vec4<f32>(0.0), c == vec4<f32>(0.0));
-  // sign(NaN) = NaN, told by its bits (a comparison may assume no NaN).
-  let nan = (bitcast<vec4<u32>>(c) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
-  let sign_c = select(signs, c, nan);
-  let pi = p0 * b.paramDecay - b.stepSize * sign_c;
+  var mi = b.beta2 * m0 + b.oneMinusBeta2 * gi;
+  var sign_c = select(select(vec4<f32>(-1.0), vec4<f32>(1.0), c > vec4<f32>(0.0)), vec4<f32>(0.0), c == vec4<f32>(0.0));
+  var pi = p0 * b.paramDecay - b.stepSize * sign_c;
+  // Values as stored that are NaN, infinite or of magnitude 2^127 or more (rare): the classes
+  // from the bits (see WGSL's doc in rules/lion.ts).
+  let mask = vec4<u32>(0x7fffffffu);
+  let top = max(max(bitcast<vec4<u32>>(p0) & mask, bitcast<vec4<u32>>(m0) & mask), bitcast<vec4<u32>>(g) & mask);
+  let wide = top >= vec4<u32>(0x7f000000u);
+  if (any(wide)) {
+    let sg = lion_special(g, grad_scale);
+    let sc = lion_special_sum(lion_special(m0, b.beta1), sg);
+    let inf_sign = select(vec4<f32>(-1.0), vec4<f32>(1.0), sc < vec4<u32>(0x80000000u));
+    let wide_sign = select(lion_sign_of_sum(b.beta1 * m0, b.oneMinusBeta1 * gi), inf_sign, sc != vec4<u32>(0u));
+    sign_c = select(sign_c, wide_sign, wide);
+    let sm = lion_special_sum(lion_special(m0, b.beta2), sg);
+    // (A finite m is clamped: one this missed would read ±FLT_MAX, not pass as IEEE's.)
+    let finite_m = clamp(mi, vec4<f32>(-${F32_MAX}), vec4<f32>(${F32_MAX}));
+    mi = select(mi, select(finite_m, bitcast<vec4<f32>>(sm), sm != vec4<u32>(0u)), wide);
+    // p · paramDecay − stepSize · sign(c): NaN where c is, else p · paramDecay's where not finite.
+    let sp = select(lion_special(p0, b.paramDecay), vec4<u32>(0x7fc00000u), sc == vec4<u32>(0x7fc00000u));
+    pi = select(p0 * b.paramDecay - b.stepSize * sign_c, bitcast<vec4<f32>>(sp), sp != vec4<u32>(0u));
+  }
   return RuleValues(pi, mi, v0);
 }
 `;

@@ -227,3 +227,35 @@ export async function runPage(options: RunPageOptions): Promise<PageRun> {
     await server.finished;
   }
 }
+
+/**
+ * Opens the page (without training) in headless Chromium with `flags` and returns what `fn`,
+ * given `arg` (both sent to the page as playwright sends them), evaluates to there.
+ */
+export async function evaluateOnPage<A, R>(
+  flags: readonly string[],
+  fn: (arg: A) => Promise<R>,
+  arg: A,
+): Promise<R> {
+  const controller = new AbortController();
+  let port = 0;
+  const server = serveStatic("web-dist", {
+    port: 0,
+    signal: controller.signal,
+    onListen: (p) => port = p,
+  });
+  const browser = await chromium.launch({
+    executablePath: Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium",
+    args: [...QUIET_FLAGS, ...flags],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${port}/`);
+    // deno-lint-ignore no-explicit-any
+    return await page.evaluate(fn as any, arg) as R;
+  } finally {
+    await browser.close();
+    controller.abort();
+    await server.finished;
+  }
+}

@@ -4,9 +4,14 @@
 // saved in web-output/ (git-ignored). Needs the page built first
 // (`deno task web`; `deno task test` does it).
 import assert from "node:assert/strict";
-import { type PageRun, runPage, WEBGPU_FLAGS } from "./browser.ts";
+import { evaluateOnPage, type PageRun, runPage, WEBGPU_FLAGS } from "./browser.ts";
 import { serveStatic } from "./serve.ts";
 import { Q8_BLOCK, Q8_MIN_ELEMENTS } from "../base/q8.ts";
+import { ADAM } from "../rules/adam.ts";
+import { LION } from "../rules/lion.ts";
+import { SGD } from "../rules/sgd.ts";
+import { CENTRALIZE, CENTRALIZE_NARROW, stepKernels } from "../gpu/wgsl_kernel.ts";
+import { compactKernel } from "../gpu/wgsl_compact.ts";
 
 const STEPS = 30;
 
@@ -115,6 +120,31 @@ Deno.test("web page: trains RAdam, Adam and Ranger on WebGPU (Chromium, SwiftSha
   });
   checkRun(run, "webgpu");
   await Deno.stat("web-output/webgpu.png");
+});
+
+Deno.test("web page: every rule's step kernels and centralization compile in Chromium (Tint, SwiftShader), Lion's included, which the page does not train", async () => {
+  await built();
+  const kernels = [ADAM, LION, SGD]
+    .flatMap((rule) => [stepKernels(rule).step, compactKernel(rule)])
+    .concat([CENTRALIZE, CENTRALIZE_NARROW])
+    .map(({ code, entryPoint }) => ({ code, entryPoint }));
+  const errors = await evaluateOnPage(WEBGPU_FLAGS, async (list) => {
+    const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
+    const out: string[] = [];
+    for (const { code, entryPoint } of list) {
+      device.pushErrorScope("validation");
+      const module = device.createShaderModule({ code });
+      for (const m of (await module.getCompilationInfo()).messages) {
+        if (m.type === "error") out.push(`${entryPoint}: ${m.message}`);
+      }
+      await device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint } })
+        .catch((e: Error) => out.push(`${entryPoint}: ${e.message}`));
+      const error = await device.popErrorScope();
+      if (error) out.push(`${entryPoint}: ${error.message}`);
+    }
+    return out;
+  }, kernels);
+  assert.deepEqual(errors, []);
 });
 
 Deno.test("web page: falls back to wasm where navigator.gpu gives no adapter", async () => {

@@ -38,11 +38,11 @@ for (const rule of [ADAM, LION, SGD]) {
 
 /**
  * Functions whose finiteness test is of a value they store (not a decision made on a passing
- * result): the 8-bit codes' block scale (the moments written, as codes), and Lion's sign, which
- * keeps a NaN a NaN (reached only under nonFinite "propagate", where a NaN gradient's arithmetic
- * is indeterminate anyway).
+ * result): the 8-bit codes' block scale (the moments written, as codes). (Lion's sign was one:
+ * it tested the bits of its interpolation `c`, a sum, which a compiler may assume is no NaN; it
+ * now tells `c`'s class from the parameters, moments and gradients as stored.)
  */
-const STORES_WHAT_IT_TESTS = new Set(["top_bits", "rule_values"]);
+const STORES_WHAT_IT_TESTS = new Set(["top_bits"]);
 
 /** The functions of a WGSL module: name → parameters and body. */
 function functionsOf(code: string): Map<string, { params: string[]; body: string }> {
@@ -66,23 +66,36 @@ function closing(text: string, from: number, open: string, close: string): numbe
   return i;
 }
 
-/** Whether an expression is a value as stored: a load, or a select of one and a constant. */
+/**
+ * Whether an expression is a value as stored: a load, a select of one and a constant, or 8-bit
+ * codes decoded with their stored scale (`decode_signed(m_codes[i], scales[b])`: finite values
+ * times the scale, NaN as the scale's bits where it is NaN).
+ */
 function stored(expr: string): boolean {
   const e = expr.trim();
   if (/^[\w.]+\[[^\]]+\](\.\w+)?$/.test(e)) return true; // a load: g[i], all_partials[k].sum
+  const decode = /^decode_(?:un)?signed\((.*)\)$/.exec(e);
+  if (decode) return splitArgs(decode[1]).every(stored);
   if (/^(vec4<f32>\()?0\.0\)?$/.test(e)) return true; // a zero
   const sel = /^select\((.*)\)$/.exec(e);
   return !!sel && splitArgs(sel[1]).slice(0, 2).every(stored);
 }
 
-/** The top-level arguments of a call's argument text. */
+/**
+ * The top-level arguments of a call's argument text (a `<` or `>` right after a name is a type's
+ * bracket, `vec4<u32>`; one after a space a comparison or a shift).
+ */
 function splitArgs(text: string): string[] {
   const out: string[] = [];
-  let depth = 0, from = 0;
+  let depth = 0, from = 0, closedAt = -2;
   for (let i = 0; i < text.length; i++) {
-    if ("(<[".includes(text[i])) depth++;
-    else if (")>]".includes(text[i]) && text[i - 1] !== "-") depth--;
-    else if (text[i] === "," && depth === 0) {
+    const typed = /\w/.test(text[i - 1] ?? " ") || closedAt === i - 1;
+    if ("([".includes(text[i]) || (text[i] === "<" && typed)) depth++;
+    else if (")]".includes(text[i])) depth--;
+    else if (text[i] === ">" && typed) {
+      depth--;
+      closedAt = i;
+    } else if (text[i] === "," && depth === 0) {
       out.push(text.slice(from, i));
       from = i + 1;
     }
@@ -157,4 +170,21 @@ Deno.test("webgpu kernels: no infinity or NaN is a constant expression (Tint, in
       assert.notEqual(Number(m[1]) & 0x7f800000, 0x7f800000, `${kernel}: ${m[0]}`);
     }
   }
+});
+
+Deno.test("webgpu kernels: centralization writes a gradient minus its row's mean only through functions that write an infinity as bits (a difference past f32's largest may not read as one)", () => {
+  for (const kernel of ["centralize", "centralize_narrow"]) {
+    const stores = [...KERNELS[kernel].matchAll(/\bx\[[^\]]+\]\s*=\s*([^;]*);/g)].map((m) => m[1]);
+    assert.ok(
+      stores.length >= 2,
+      `${kernel}: ${stores.length} stores found: has the WGSL changed?`,
+    );
+    for (const value of stores) {
+      assert.match(value, /^minus_(?:mean|special)\(/, `${kernel} stores ${value}`);
+    }
+  }
+  // And minus_mean decides the infinity from the halves, clamping what it finds finite.
+  const minusMean = functionsOf(CENTRALIZE.code).get("minus_mean")!.body;
+  assert.match(minusMean, /bitcast<f32>\(inf\)/);
+  assert.match(minusMean, /clamp\(v - mean/);
 });
