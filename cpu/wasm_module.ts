@@ -7,16 +7,31 @@
  */
 import { described, promiseHint } from "../base/_errors.ts";
 import { customSectionOf, exportsOf, KERNEL_MARK } from "./_wasm_memory.ts";
-import { kernelBytes, useKernelModule } from "./wasm_backend.ts";
+import { kernelBytes, ownKernel, useKernelModule } from "./wasm_backend.ts";
 
 /** The package's file of the kernel, as a Worker imports it. */
 const KERNEL_FILE = "@optim/radam/radam.wasm";
 
 let expected: string[] | undefined;
 
-/** The kernel's exports, as `name (kind)`, read from its bytes once. */
+/**
+ * The kernel's exports, as `name (kind)`, read once: from the package's own kernel where the
+ * runtime compiled it (the npm package's `workerd` build, which carries no bytes), else from the
+ * kernel's bytes.
+ */
 function kernelExports(): string[] {
-  return expected ??= exportsOf(kernelBytes()).map((e) => `${e.name} (${e.kind})`);
+  const own = ownKernel();
+  return expected ??=
+    (own === undefined ? exportsOf(kernelBytes()) : WebAssembly.Module.exports(own))
+      .map((e) => `${e.name} (${e.kind})`);
+}
+
+/** The kernel's mark (see {@linkcode markMismatch}), from the same kernel as its exports. */
+function kernelMark(): Uint8Array | undefined {
+  const own = ownKernel();
+  if (own === undefined) return customSectionOf(kernelBytes(), KERNEL_MARK);
+  const [mark] = WebAssembly.Module.customSections(own, KERNEL_MARK);
+  return mark === undefined ? undefined : new Uint8Array(mark);
 }
 
 /** What `module` has that the kernel has not, or lacks that it has; empty for the kernel. */
@@ -40,7 +55,7 @@ function mismatch(module: WebAssembly.Module): string {
  * empty. A kernel of another version may have the same exports and read its scalars elsewhere.
  */
 function markMismatch(module: WebAssembly.Module): string {
-  const want = customSectionOf(kernelBytes(), KERNEL_MARK);
+  const want = kernelMark();
   const marks = WebAssembly.Module.customSections(module, KERNEL_MARK).map((b) =>
     new Uint8Array(b)
   );
