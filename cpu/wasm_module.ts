@@ -69,10 +69,14 @@ function markMismatch(module: WebAssembly.Module): string {
 
 /**
  * Gives the library its wasm kernel as a compiled module, for runtimes that refuse to compile
- * WebAssembly from bytes at run time but run a module compiled as the app loads: a Cloudflare
- * Worker imports the package's `radam.wasm` (`import kernel from "@optim/radam/radam.wasm"`,
- * which wrangler's default `CompiledWasm` rule, or a `wasm` module of workerd's config, makes a
- * `WebAssembly.Module`) and passes it here, once, before making states. From then on every
+ * WebAssembly from bytes at run time but run a module compiled as the app loads. A Cloudflare
+ * Worker bundled by wrangler needs no call: the npm package's entries under the `workerd` export
+ * condition, which wrangler applies, import its `radam.wasm` and give it here as they load (and
+ * leave out the kernel's bytes). Call it where the bundler does not apply that condition (or in
+ * workerd's own config): import the package's `radam.wasm` (`import kernel from
+ * "@optim/radam/radam.wasm"`, which wrangler's default `CompiledWasm` rule, or a `wasm` module of
+ * workerd's config, makes a `WebAssembly.Module`) and pass it here, once, before making states
+ * (the same module again changes nothing). From then on every
  * single-threaded state on the wasm backend runs that module instead of compiling the kernel's
  * bytes: those of `init`, `loadState`, the TensorFlow.js adapter, and the stores'
  * `dataParallel` and `optimisticStep`. So backend `"auto"` picks wasm there (without it, the

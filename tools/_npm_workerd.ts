@@ -2,9 +2,11 @@
  * The npm package's `workerd` build (tools/build_npm.ts): one entry per entry of the package,
  * in `workerd/`, which the package's `exports` give under the `workerd` condition. wrangler
  * bundles a Worker with the conditions `workerd`, `worker` and `browser` (wrangler 4's
- * `getBuildConditions`), as Cloudflare's Vite plugin does; nothing else applies `workerd`.
- * Not `worker`: webpack's web workers and Vercel's edge functions apply it too, and import a
- * `.wasm` file otherwise, or not at all.
+ * `getBuildConditions`), and imports its `.wasm` files as compiled modules (its default
+ * `CompiledWasm` rule); `workerd` names Cloudflare's runtime, and the bundlers that apply it
+ * build for it. Not `worker`: webpack applies it to web workers, and edge runtimes other than
+ * Cloudflare's apply it too; they import a `.wasm` file otherwise (an instance's exports, a URL),
+ * or not at all.
  *
  * Each entry imports the package's `radam.wasm` (`../radam.wasm`), which the Workers bundlers
  * make a compiled `WebAssembly.Module`, hands it to the library (cpu/_workerd_kernel.ts) and
