@@ -16,6 +16,9 @@
  * - `radam.wasm`: the kernel, byte for byte the one the bundle embeds (checked), for runtimes
  *   that run WebAssembly only when it arrives compiled (Cloudflare Workers: see setWasmModule),
  *   typed by `types/radam_wasm.d.ts` as a `WebAssembly.Module` (see {@link KERNEL_TYPES});
+ * - `workerd/`: the entries again, for the `workerd` export condition (wrangler's): each imports
+ *   `radam.wasm` and hands it to the library as it loads, and the kernel's base64 is left out
+ *   (checked; see tools/_npm_workerd.ts);
  * - `package.json` (name and version from deno.json, `exports` for Node ≥ 20 and bundlers,
  *   `sideEffects` naming the files that register something on import, `homepage`: the package's
  *   page on JSR; no `repository`, as the project has no public one yet), LICENSE, the update
@@ -43,8 +46,9 @@ const TFJS_CORE = "@tensorflow/tfjs-core";
 const README_TEMPLATE = "tools/npm_readme.md";
 /**
  * The kernel as a file, for runtimes that run WebAssembly only when it arrives compiled (a
- * Cloudflare Worker imports it: `import kernel from "@optim/radam/radam.wasm"`, then
- * `setWasmModule(kernel)`): the plain build, byte for byte the one the bundle embeds.
+ * Cloudflare Worker imports it: the package's workerd entries do, or the app, `import kernel from
+ * "@optim/radam/radam.wasm"`, then `setWasmModule(kernel)`): the plain build, byte for byte the
+ * one the bundle embeds.
  */
 const KERNEL_FILE = "radam.wasm";
 /**
