@@ -54,9 +54,26 @@ let sharedBytes: Uint8Array<ArrayBuffer> | undefined;
 let importedModule: WebAssembly.Module | undefined;
 let sharedModule: WebAssembly.Module | undefined;
 
-/** The kernel module's bytes, decoded once. */
+/**
+ * Whether this build of the library carries the kernel's bytes: all but the npm package's
+ * `workerd` build (tools/_npm_workerd.ts), which is given the kernel compiled, its `radam.wasm`,
+ * as it loads ({@linkcode useOwnKernel}), and leaves the bytes out.
+ */
+function carriesBytes(): boolean {
+  return (KERNELS_WASM_BASE64 as string) !== "";
+}
+
+/** The kernel module's bytes, decoded once; a TypeError in a build that carries none. */
 export function kernelBytes(): Uint8Array<ArrayBuffer> {
+  if (!carriesBytes()) throw noBytes();
   return bytes ??= decodeBase64(KERNELS_WASM_BASE64);
+}
+
+/** The error of a build without the kernel's bytes, where they are needed. */
+function noBytes(): TypeError {
+  return new TypeError(
+    "This build of @optim/radam (its workerd export, for Cloudflare Workers) carries its kernel as radam.wasm, compiled as the Worker loads, not as bytes: option threads above 1 and a state on tfjs's wasm heap, which compile builds of the kernel from its bytes, do not run on it",
+  );
 }
 
 /**
@@ -109,6 +126,27 @@ export function useKernelModule(module: WebAssembly.Module): void {
   simd = true; // compiled, so the runtime has SIMD
 }
 
+/** The package's own kernel, as the runtime compiled it ({@linkcode useOwnKernel}). */
+let own: WebAssembly.Module | undefined;
+
+/**
+ * Makes `module`, the package's own `radam.wasm` as the runtime compiled it while loading the
+ * app (the npm package's `workerd` entries import it), the kernel of every single-threaded state,
+ * unless one was given already; and the kernel a module given to `setWasmModule` is checked
+ * against, where this build carries no bytes. The npm build checks that the file is byte for
+ * byte the kernel the library embeds.
+ */
+export function useOwnKernel(module: WebAssembly.Module): void {
+  own ??= module;
+  given ??= module;
+  simd = true;
+}
+
+/** The package's own kernel module, where the runtime compiled it ({@linkcode useOwnKernel}). */
+export function ownKernel(): WebAssembly.Module | undefined {
+  return own;
+}
+
 /** Whether a module was given ({@linkcode useKernelModule}). */
 export function kernelModuleGiven(): boolean {
   return given !== undefined;
@@ -152,10 +190,26 @@ export function compileKernelSync(): Compiled {
 function compileBytesSync(): Compiled {
   if (kernel !== undefined) return kernel;
   try {
-    return kernel = { module: new WebAssembly.Module(kernelBytes()) };
+    return kernel = compiledBytes(new WebAssembly.Module(bytesToCompile()));
   } catch (error) {
     return kernel = refused(error);
   }
+}
+
+/** An empty module: what a build without the kernel's bytes compiles, to learn whether it can. */
+const PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]);
+
+/** The kernel's bytes, or, in a build that carries none, {@linkcode PROBE}. */
+function bytesToCompile(): Uint8Array<ArrayBuffer> {
+  return carriesBytes() ? kernelBytes() : PROBE;
+}
+
+/**
+ * What compiling {@linkcode bytesToCompile} gave: the kernel's module; in a build without its
+ * bytes, where the runtime compiles WebAssembly all the same, their absence.
+ */
+function compiledBytes(module: WebAssembly.Module): Compiled {
+  return carriesBytes() ? { module } : { refusal: noBytes() };
 }
 
 /**
@@ -170,8 +224,8 @@ export function compileKernel(): Promise<Compiled> {
 /** {@linkcode compileBytesSync}, asynchronously (unless a compile has finished). */
 function compileBytes(): Promise<Compiled> {
   if (kernel !== undefined) return Promise.resolve(kernel);
-  compiling ??= WebAssembly.compile(kernelBytes()).then(
-    (module): Compiled => kernel ??= { module },
+  compiling ??= WebAssembly.compile(bytesToCompile()).then(
+    (module): Compiled => kernel ??= compiledBytes(module),
     (error) => {
       compiling = undefined;
       return kernel ??= refused(error);

@@ -7,16 +7,31 @@
  */
 import { described, promiseHint } from "../base/_errors.ts";
 import { customSectionOf, exportsOf, KERNEL_MARK } from "./_wasm_memory.ts";
-import { kernelBytes, useKernelModule } from "./wasm_backend.ts";
+import { kernelBytes, ownKernel, useKernelModule } from "./wasm_backend.ts";
 
 /** The package's file of the kernel, as a Worker imports it. */
 const KERNEL_FILE = "@optim/radam/radam.wasm";
 
 let expected: string[] | undefined;
 
-/** The kernel's exports, as `name (kind)`, read from its bytes once. */
+/**
+ * The kernel's exports, as `name (kind)`, read once: from the package's own kernel where the
+ * runtime compiled it (the npm package's `workerd` build, which carries no bytes), else from the
+ * kernel's bytes.
+ */
 function kernelExports(): string[] {
-  return expected ??= exportsOf(kernelBytes()).map((e) => `${e.name} (${e.kind})`);
+  const own = ownKernel();
+  return expected ??=
+    (own === undefined ? exportsOf(kernelBytes()) : WebAssembly.Module.exports(own))
+      .map((e) => `${e.name} (${e.kind})`);
+}
+
+/** The kernel's mark (see {@linkcode markMismatch}), from the same kernel as its exports. */
+function kernelMark(): Uint8Array | undefined {
+  const own = ownKernel();
+  if (own === undefined) return customSectionOf(kernelBytes(), KERNEL_MARK);
+  const [mark] = WebAssembly.Module.customSections(own, KERNEL_MARK);
+  return mark === undefined ? undefined : new Uint8Array(mark);
 }
 
 /** What `module` has that the kernel has not, or lacks that it has; empty for the kernel. */
@@ -40,7 +55,7 @@ function mismatch(module: WebAssembly.Module): string {
  * empty. A kernel of another version may have the same exports and read its scalars elsewhere.
  */
 function markMismatch(module: WebAssembly.Module): string {
-  const want = customSectionOf(kernelBytes(), KERNEL_MARK);
+  const want = kernelMark();
   const marks = WebAssembly.Module.customSections(module, KERNEL_MARK).map((b) =>
     new Uint8Array(b)
   );
@@ -54,10 +69,14 @@ function markMismatch(module: WebAssembly.Module): string {
 
 /**
  * Gives the library its wasm kernel as a compiled module, for runtimes that refuse to compile
- * WebAssembly from bytes at run time but run a module compiled as the app loads: a Cloudflare
- * Worker imports the package's `radam.wasm` (`import kernel from "@optim/radam/radam.wasm"`,
- * which wrangler's default `CompiledWasm` rule, or a `wasm` module of workerd's config, makes a
- * `WebAssembly.Module`) and passes it here, once, before making states. From then on every
+ * WebAssembly from bytes at run time but run a module compiled as the app loads. A Cloudflare
+ * Worker bundled by wrangler needs no call: the npm package's entries under the `workerd` export
+ * condition, which wrangler applies, import its `radam.wasm` and give it here as they load (and
+ * leave out the kernel's bytes). Call it where the bundler does not apply that condition (or in
+ * workerd's own config): import the package's `radam.wasm` (`import kernel from
+ * "@optim/radam/radam.wasm"`, which wrangler's default `CompiledWasm` rule, or a `wasm` module of
+ * workerd's config, makes a `WebAssembly.Module`) and pass it here, once, before making states
+ * (the same module again changes nothing). From then on every
  * single-threaded state on the wasm backend runs that module instead of compiling the kernel's
  * bytes: those of `init`, `loadState`, the TensorFlow.js adapter, and the stores'
  * `dataParallel` and `optimisticStep`. So backend `"auto"` picks wasm there (without it, the

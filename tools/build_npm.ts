@@ -16,6 +16,9 @@
  * - `radam.wasm`: the kernel, byte for byte the one the bundle embeds (checked), for runtimes
  *   that run WebAssembly only when it arrives compiled (Cloudflare Workers: see setWasmModule),
  *   typed by `types/radam_wasm.d.ts` as a `WebAssembly.Module` (see {@link KERNEL_TYPES});
+ * - `workerd/`: the entries again, for the `workerd` export condition (wrangler's): each imports
+ *   `radam.wasm` and hands it to the library as it loads, and the kernel's base64 is left out
+ *   (checked; see tools/_npm_workerd.ts);
  * - `package.json` (name and version from deno.json, `exports` for Node ≥ 20 and bundlers,
  *   `sideEffects` naming the files that register something on import, `homepage`: the package's
  *   page on JSR; no `repository`, as the project has no public one yet), LICENSE, the update
@@ -30,6 +33,7 @@ import { decodeBase64 } from "../base/_base64.ts";
 import { KERNELS_WASM_BASE64 } from "../cpu/kernels_wasm.generated.ts";
 import { toBase64 } from "./_asc.ts";
 import { importMapVersions, npmInstall } from "./_npm.ts";
+import { bundleWorkerd, WORKERD_DIR } from "./_npm_workerd.ts";
 import { jsrPublishedFiles, npmReadme } from "./_npm_readme.ts";
 
 const OUT = "npm";
@@ -42,8 +46,9 @@ const TFJS_CORE = "@tensorflow/tfjs-core";
 const README_TEMPLATE = "tools/npm_readme.md";
 /**
  * The kernel as a file, for runtimes that run WebAssembly only when it arrives compiled (a
- * Cloudflare Worker imports it: `import kernel from "@optim/radam/radam.wasm"`, then
- * `setWasmModule(kernel)`): the plain build, byte for byte the one the bundle embeds.
+ * Cloudflare Worker imports it: the package's workerd entries do, or the app, `import kernel from
+ * "@optim/radam/radam.wasm"`, then `setWasmModule(kernel)`): the plain build, byte for byte the
+ * one the bundle embeds.
  */
 const KERNEL_FILE = "radam.wasm";
 /**
@@ -132,8 +137,7 @@ async function webgpuTypes(): Promise<string> {
  * import tfjs.ts), and every entry imports the chunks anyway, so marking them costs nothing.
  */
 async function bundle(): Promise<string[]> {
-  const { metafile } = await esbuild.build({
-    entryPoints: Object.fromEntries(ENTRIES.map((e) => [e.out, e.source])),
+  const options: esbuild.BuildOptions = {
     bundle: true,
     splitting: true,
     chunkNames: "chunks/[name]-[hash]",
@@ -141,16 +145,22 @@ async function bundle(): Promise<string[]> {
     format: "esm",
     platform: "neutral",
     target: "es2022",
-    outdir: OUT,
     legalComments: "inline",
     logLevel: "warning",
+  };
+  const { metafile } = await esbuild.build({
+    ...options,
+    entryPoints: Object.fromEntries(ENTRIES.map((e) => [e.out, e.source])),
+    outdir: OUT,
     metafile: true,
   });
+  const workerd = await bundleWorkerd(OUT, ENTRIES, options);
   await esbuild.stop();
   const chunks = Object.keys(metafile.outputs).filter((f) => f.startsWith(`${OUT}/chunks/`));
   return [
     ...ENTRIES.filter((e) => e.sideEffects).map((e) => `./${e.out}.js`),
     ...chunks.map((f) => `./${f.slice(OUT.length + 1)}`).sort(),
+    ...workerd,
   ];
 }
 
@@ -321,6 +331,8 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
   const deno = JSON.parse(await Deno.readTextFile("deno.json"));
   const entryExports = ENTRIES.map((e) => [e.subpath, {
     types: `./${typesOf(e)}`,
+    // Cloudflare Workers' bundlers (wrangler): the entry that hands the library its radam.wasm.
+    workerd: `./${WORKERD_DIR}/${e.out}.js`,
     import: `./${e.out}.js`,
     default: `./${e.out}.js`,
   }]);
@@ -354,6 +366,7 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
     files: [
       ...ENTRIES.map((e) => `${e.out}.js`),
       "chunks/",
+      `${WORKERD_DIR}/`,
       "types/",
       KERNEL_FILE,
       "README.md",
@@ -415,6 +428,16 @@ async function kernelFile(): Promise<void> {
   }
   if (!bundled.some((text) => text.includes(`"${shipped}"`))) {
     throw new Error(`${path} is not byte for byte the kernel the bundle embeds`);
+  }
+  for (const dir of [`${OUT}/${WORKERD_DIR}`, `${OUT}/${WORKERD_DIR}/chunks`]) {
+    for (const entry of Deno.readDirSync(dir)) {
+      const text = entry.isFile ? await Deno.readTextFile(`${dir}/${entry.name}`) : "";
+      if (text.includes(shipped.slice(0, 64))) {
+        throw new Error(
+          `${dir}/${entry.name} embeds the kernel's base64, which the workerd build leaves out`,
+        );
+      }
+    }
   }
 }
 

@@ -22,14 +22,13 @@
 // Deploy with wrangler.toml beside this file (tests/node/wrangler_example.test.mjs builds it so,
 // and serves it with `wrangler dev`). Proven in workerd (the Workers runtime) by
 // tests/node/workerd_store.test.mjs, with the store checked by the library's conformance kit.
-import { radam, setWasmModule } from "@optim/radam";
-import kernel from "@optim/radam/radam.wasm";
+// wrangler bundles the package's workerd entries, which hand the library its WebAssembly kernel
+// compiled (Workers compile none at run time): `radam()` runs on wasm with no set-up.
+import { radam } from "@optim/radam";
 import { ContributionRefusedError, dataParallel, optimisticStep } from "@optim/radam/store";
 import { durableObjectStore } from "./client.js";
 
 export { TrainingStoreObject } from "./store_object.js";
-
-setWasmModule(kernel); // Workers compile no WebAssembly at run time: give the kernel's module
 
 /** The model: its tensors' sizes, and the parameters of step 0. */
 export const TENSORS = { w: 8 };

@@ -36,6 +36,27 @@ test("the package resolves through its exports, with types beside it", () => {
   }
 });
 
+test("Node resolves each entry to its default build, not the workerd one (which imports radam.wasm)", () => {
+  const pkgUrl = import.meta.resolve("@optim/radam/package.json");
+  const pkg = JSON.parse(readFileSync(new URL(pkgUrl), "utf8"));
+  for (const subpath of [".", "./tfjs", "./store"]) {
+    const { workerd, import: entry } = pkg.exports[subpath];
+    // Conditions apply in order: the workerd entry comes before the others, or none would apply.
+    assert.ok(
+      Object.keys(pkg.exports[subpath]).indexOf("workerd") === 1,
+      subpath,
+    );
+    assert.match(workerd, /^\.\/workerd\/\w+\.js$/);
+    assert.ok(existsSync(new URL(workerd, pkgUrl)), workerd);
+    assert.match(
+      readFileSync(new URL(workerd, pkgUrl), "utf8"),
+      /^import \w+ from "\.\.\/radam\.wasm";$/m,
+    );
+    const specifier = subpath.replace(/^\./, "@optim/radam");
+    assert.equal(import.meta.resolve(specifier), new URL(entry, pkgUrl).href);
+  }
+});
+
 for (const backend of ["wasm", "js"]) {
   test(`${backend}: init, steps, reads and a checkpoint round trip give Deno's result bit for bit`, async () => {
     const result = await runCase(lib, backend);
@@ -46,14 +67,18 @@ for (const backend of ["wasm", "js"]) {
 
 test("the examples of the declarations (an editor's hover) import the package by its name", () => {
   // They imported "../mod.js", "../tfjs.js": paths of the repository, which a user's file cannot.
-  const types = fileURLToPath(new URL("types/", import.meta.resolve("@optim/radam")));
+  const types = fileURLToPath(
+    new URL("types/", import.meta.resolve("@optim/radam")),
+  );
   const entries = ["mod.js", "tfjs.js", "store.js"];
   const byPath = [];
   let byName = 0;
   for (const file of readdirSync(types, { recursive: true })) {
     if (!file.endsWith(".d.ts")) continue;
     const text = readFileSync(join(types, file), "utf8");
-    for (const [line, specifier] of text.matchAll(/^\s*\*.*\bfrom\s+"([^"]+)"/gm)) {
+    for (
+      const [line, specifier] of text.matchAll(/^\s*\*.*\bfrom\s+"([^"]+)"/gm)
+    ) {
       if (/^@optim\/radam(\/(tfjs|store))?$/.test(specifier)) byName++;
       if (!specifier.startsWith(".")) continue;
       const target = relative(types, join(types, dirname(file), specifier));
@@ -89,9 +114,14 @@ test("tfjs-core: JSR's package asks for the npm package's peer range (any tfjs 4
   // with it failed ("Unknown layer: RadamTfOptimizer"). Deno shares one copy between a range and
   // the app's version within it.
   const pkg = JSON.parse(
-    readFileSync(new URL(import.meta.resolve("@optim/radam/package.json")), "utf8"),
+    readFileSync(
+      new URL(import.meta.resolve("@optim/radam/package.json")),
+      "utf8",
+    ),
   );
-  const deno = JSON.parse(readFileSync(new URL("../../deno.json", import.meta.url), "utf8"));
+  const deno = JSON.parse(
+    readFileSync(new URL("../../deno.json", import.meta.url), "utf8"),
+  );
   const name = "@tensorflow/tfjs-core";
   assert.equal(pkg.peerDependencies[name], "^4");
   assert.equal(deno.imports[name], `npm:${name}@${pkg.peerDependencies[name]}`);
@@ -99,7 +129,10 @@ test("tfjs-core: JSR's package asks for the npm package's peer range (any tfjs 4
 
 test("the scoped package publishes as public (npm makes a scoped package private unless told)", () => {
   const pkg = JSON.parse(
-    readFileSync(new URL(import.meta.resolve("@optim/radam/package.json")), "utf8"),
+    readFileSync(
+      new URL(import.meta.resolve("@optim/radam/package.json")),
+      "utf8",
+    ),
   );
   assert.ok(pkg.name.startsWith("@"));
   assert.equal(pkg.publishConfig?.access, "public");
@@ -108,9 +141,16 @@ test("the scoped package publishes as public (npm makes a scoped package private
 test("the package needs no Deno globals (every file of its code: entries and chunks)", () => {
   const dir = dirname(fileURLToPath(import.meta.resolve("@optim/radam")));
   const files = readdirSync(dir, { recursive: true }).filter((f) => f.endsWith(".js"));
-  assert.ok(files.some((f) => f.startsWith("chunks")), `no chunks among ${files}`);
+  assert.ok(
+    files.some((f) => f.startsWith("chunks")),
+    `no chunks among ${files}`,
+  );
   for (const file of files) {
-    assert.doesNotMatch(readFileSync(join(dir, file), "utf8"), /\bDeno\./, file);
+    assert.doesNotMatch(
+      readFileSync(join(dir, file), "utf8"),
+      /\bDeno\./,
+      file,
+    );
   }
 });
 
@@ -119,7 +159,11 @@ function loadedAtOnce(dir, file, seen = new Set()) {
   if (seen.has(file)) return seen;
   seen.add(file);
   const code = readFileSync(join(dir, file), "utf8");
-  for (const [, , spec] of code.matchAll(/^(import|export)\b[^;]*?"(\.\.?\/[^"]+)";/gm)) {
+  for (
+    const [, , spec] of code.matchAll(
+      /^(import|export)\b[^;]*?"(\.\.?\/[^"]+)";/gm,
+    )
+  ) {
     loadedAtOnce(dir, join(dirname(file), spec), seen);
   }
   return seen;
@@ -130,17 +174,27 @@ test("index.js loads the WebGPU backend (its WGSL) only with import(), when a st
   const read = (file) => readFileSync(join(dir, file), "utf8");
   const wgsl = /@compute @workgroup_size/;
   const atOnce = [...loadedAtOnce(dir, "index.js")];
-  assert.ok(atOnce.some((f) => /\bfunction radam\b/.test(read(f))), "the graph was read");
-  for (const file of atOnce) assert.doesNotMatch(read(file), wgsl, `${file} holds WGSL`);
+  assert.ok(
+    atOnce.some((f) => /\bfunction radam\b/.test(read(f))),
+    "the graph was read",
+  );
+  for (const file of atOnce) {
+    assert.doesNotMatch(read(file), wgsl, `${file} holds WGSL`);
+  }
   const later = atOnce.flatMap((file) =>
     [...read(file).matchAll(/\bimport\("(\.\.?\/[^"]+)"\)/g)].map(([, spec]) =>
       join(dirname(file), spec)
     )
   );
   const gpu = later.flatMap((file) => [...loadedAtOnce(dir, file)]);
-  assert.ok(gpu.some((file) => wgsl.test(read(file))), `no WGSL behind import(): ${later}`);
+  assert.ok(
+    gpu.some((file) => wgsl.test(read(file))),
+    `no WGSL behind import(): ${later}`,
+  );
   // The TensorFlow.js adapter starts its GPU states synchronously: it loads it at once.
-  assert.ok([...loadedAtOnce(dir, "tfjs.js")].some((file) => wgsl.test(read(file))));
+  assert.ok(
+    [...loadedAtOnce(dir, "tfjs.js")].some((file) => wgsl.test(read(file))),
+  );
 });
 
 test("threads > 1 is refused under Node (no Web Workers), one thread runs", async () => {
@@ -171,21 +225,30 @@ test("a state or optimizer of another copy of the package is refused with an err
   // "got StateHandle" (and its settings as "not a copy").
   const dir = mkdtempSync(join(tmpdir(), "radam-second-copy-"));
   try {
-    const packageDir = fileURLToPath(new URL(".", import.meta.resolve("@optim/radam")));
+    const packageDir = fileURLToPath(
+      new URL(".", import.meta.resolve("@optim/radam")),
+    );
     for (const file of ["index.js", "chunks"]) {
       cpSync(join(packageDir, file), join(dir, file), { recursive: true });
     }
     const other = await import(pathToFileURL(join(dir, "index.js")).href);
     assert.notEqual(other.step, lib.step);
-    const state = await other.radam({ backend: "js" }).init({ w: new Float32Array(3) });
+    const state = await other.radam({ backend: "js" }).init({
+      w: new Float32Array(3),
+    });
     for (
-      const use of [() => lib.step(state), () => lib.readParams(state), () => lib.dispose(state)]
+      const use of [
+        () => lib.step(state),
+        () => lib.readParams(state),
+        () => lib.dispose(state),
+      ]
     ) {
       await assert.rejects(
         async () => await use(),
         (e) =>
           e instanceof TypeError &&
-          /made by init\(\) or step\(\), got .*another copy of this library/.test(e.message) &&
+          /made by init\(\) or step\(\), got .*another copy of this library/
+            .test(e.message) &&
           /saveState/.test(e.message),
       );
     }
@@ -194,7 +257,9 @@ test("a state or optimizer of another copy of the package is refused with an err
     assert.equal(moved.step, 1);
     assert.throws(
       () => lib.lookahead(other.adam()),
-      (e) => e instanceof TypeError && /another copy of this library/.test(e.message),
+      (e) =>
+        e instanceof TypeError &&
+        /another copy of this library/.test(e.message),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

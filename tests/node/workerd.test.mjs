@@ -1,16 +1,19 @@
 // The package in a Cloudflare Worker, run by workerd (the Workers runtime, from npm, at the
-// version of package.json): workerd_app/worker.mjs bundled by esbuild as wrangler does (the
-// package's radam.wasm, imported through the package's exports, left as a module of its own),
-// then served by `workerd serve` with the bundle as an ES module and radam.wasm as a `wasm`
-// module. Without setWasmModule the runtime refuses to compile WebAssembly and the library trains
-// on js, with Deno's bits; with the kernel given, "auto" and "wasm" train on wasm, with Deno's bits
-// and the js backend's in the same worker (32-bit and 8-bit states). RADAM_WORKERD_BENCH=1 also
-// times 100 steps of a million parameters on js and on wasm (printed, not asserted). The npm
-// README's Worker example runs there too, as its second Worker; workerd_app/tfjs_worker.mjs, with
-// tfjs-core, tfjs-layers and tfjs-backend-cpu bundled, trains by model.fit with
-// tfOptimizer(radam()) as its third, to the bits of the same training here in Node.
+// version of package.json): workerd_app/worker.mjs bundled by esbuild as wrangler does (with
+// wrangler's conditions, `workerd` first, so from the package's workerd entries, which import its
+// radam.wasm; `.wasm` imports left as modules of their own), then served by `workerd serve` with
+// the bundle as an ES module and radam.wasm as a `wasm` module. It trains on wasm with no
+// setWasmModule, with Deno's bits and the js backend's in the same worker (32-bit and 8-bit
+// states), though the runtime refuses to compile WebAssembly; setWasmModule takes the kernel again
+// and refuses another module. The same Worker bundled without the `workerd` condition (the
+// package's default entries, as a bundler that does not apply it) trains on js until given the
+// kernel, then on wasm, with the same bits. RADAM_WORKERD_BENCH=1 also times 100 steps of a
+// million parameters on js and on wasm (printed, not asserted). The npm README's Worker example
+// runs there too; workerd_app/tfjs_worker.mjs, with tfjs-core, tfjs-layers and tfjs-backend-cpu
+// bundled, trains by model.fit with tfOptimizer(radam()), to the bits of the same training here in
+// Node, with and without the `workerd` condition.
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,55 +25,110 @@ import * as tfl from "@tensorflow/tfjs-layers";
 import { radam } from "@optim/radam";
 import { tfOptimizer } from "@optim/radam/tfjs";
 import { tfjsFitCase } from "./shared_case.mjs";
-import { compiledWasm, freePort, serveWorkerd, stopChild } from "./workerd_serve.mjs";
+import {
+  compiledWasm,
+  freePort,
+  serveWorkerd,
+  stopChild,
+  WRANGLER_RESOLVE,
+} from "./workerd_serve.mjs";
 
 const expected = JSON.parse(
   readFileSync(new URL("./expected.json", import.meta.url), "utf8"),
 );
 const dir = mkdtempSync(join(tmpdir(), "radam-workerd-"));
-/** The path of workerd's binary for this platform (the package's `default` export). */
-let workerd, origin = "", readmeOrigin = "", tfjsOrigin = "";
+/** workerd's process. */
+let workerd;
+/** Each Worker's origin, by the name of its service (see {@link WORKERS}). */
+const origins = {};
+/** Each bundle's bytes of JavaScript, by name. */
+const sizes = {};
 
-/** The npm README's Worker: its TypeScript block that imports the kernel's file. */
+/** The npm README's Worker: its TypeScript block `// src/index.ts`, with no set-up. */
 function readmeWorker() {
   const readme = readFileSync(
     new URL("README.md", import.meta.resolve("@optim/radam/package.json")),
     "utf8",
   );
   const code = [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1])
-    .find((body) => body.includes('from "@optim/radam/radam.wasm"'));
-  assert.ok(
-    code,
-    "the npm README has no Worker that imports @optim/radam/radam.wasm",
-  );
+    .find((body) => body.startsWith("// src/index.ts"));
+  assert.ok(code, "the npm README has no Worker `// src/index.ts`");
   return code;
 }
 
+/** `(module (memory (export "memory") 1))`: a module that is not the kernel (other.wasm). */
+const OTHER_WASM = new Uint8Array([
+  0,
+  97,
+  115,
+  109,
+  1,
+  0,
+  0,
+  0,
+  5,
+  3,
+  1,
+  0,
+  1,
+  7,
+  10,
+  1,
+  6,
+  109,
+  101,
+  109,
+  111,
+  114,
+  121,
+  2,
+  0,
+]);
+
 /**
- * The Workers, `worker.mjs`, the README's and `tfjs_worker.mjs`, bundled as wrangler bundles one: `.wasm` imports
- * kept as modules of their own.
+ * The Workers, bundled as wrangler bundles one (`.wasm` imports kept as modules of their own),
+ * each `<name>.js`: `worker.mjs`, the README's and `tfjs_worker.mjs` with wrangler's conditions
+ * (`worker`, `readme`, `tfjs`: the package's workerd entries), and `worker.mjs` and
+ * `tfjs_worker.mjs` again without them (`plain`, `tfjsPlain`: its default entries, as a bundler
+ * that does not apply the `workerd` condition gets them).
  */
 async function bundle() {
   const kernel = fileURLToPath(import.meta.resolve("@optim/radam/radam.wasm"));
   copyFileSync(kernel, join(dir, "radam.wasm"));
+  writeFileSync(join(dir, "other.wasm"), OTHER_WASM);
   const app = fileURLToPath(new URL("./workerd_app/", import.meta.url));
   const options = {
     bundle: true,
     format: "esm",
-    platform: "neutral",
     target: "es2022",
     // (tests/node links the package: resolve its files from here, as an installed copy.)
     preserveSymlinks: true,
     logLevel: "warning",
     plugins: [compiledWasm],
   };
+  // A bundler without the `workerd` condition (esbuild's own defaults).
+  const plain = { platform: "neutral" };
+  // tfjs 4 has no `exports`, and its `browser` maps (which leave out its Node platform: `util`,
+  // `node-fetch`) hold for esbuild only on platform "browser".
+  const plainBrowser = { platform: "browser" };
+  const builds = [
+    ["worker", "worker.mjs", WRANGLER_RESOLVE],
+    ["plain", "worker.mjs", plain],
+    ["tfjs", "tfjs_worker.mjs", WRANGLER_RESOLVE],
+    ["tfjsPlain", "tfjs_worker.mjs", plainBrowser],
+  ];
+  for (const [name, file, resolve] of builds) {
+    await build({
+      ...options,
+      ...resolve,
+      entryPoints: [join(app, file)],
+      outfile: join(dir, `${name}.js`),
+      metafile: true,
+    }).then(({ metafile }) => sizes[name] = bundled(metafile));
+  }
   await build({
     ...options,
-    entryPoints: [join(app, "worker.mjs")],
-    outfile: join(dir, "worker.js"),
-  });
-  await build({
-    ...options,
+    ...WRANGLER_RESOLVE,
     stdin: {
       contents: readmeWorker(),
       resolveDir: app,
@@ -79,47 +137,48 @@ async function bundle() {
     },
     outfile: join(dir, "readme.js"),
   });
-  await build({
-    ...options,
-    // tfjs 4 has no `exports`, and its `browser` maps (which leave out its Node platform: `util`,
-    // `node-fetch`) hold for esbuild only on platform "browser".
-    platform: "browser",
-    entryPoints: [join(app, "tfjs_worker.mjs")],
-    outfile: join(dir, "tfjs.js"),
-  });
 }
 
-/** workerd's config: each bundle as an ES module, the kernel as a `wasm` module beside it. */
-function config(port, readmePort, tfjsPort) {
+/** The bytes of the JavaScript of a build (its `.wasm` modules apart). */
+function bundled(metafile) {
+  return Object.entries(metafile.outputs).filter(([f]) => f.endsWith(".js"))
+    .reduce((sum, [, o]) => sum + o.bytes, 0);
+}
+
+/** The Workers, by service name (each served on a port of its own). */
+const WORKERS = ["worker", "plain", "readme", "tfjs", "tfjsPlain"];
+
+/** workerd's config: each bundle as an ES module, the `.wasm` files as `wasm` modules beside it. */
+function config(ports) {
   const worker = (name) =>
     `(
   modules = [
     (name = "${name}.js", esModule = embed "${name}.js"),
     (name = "radam.wasm", wasm = embed "radam.wasm"),
+    (name = "other.wasm", wasm = embed "other.wasm"),
   ],
   compatibilityDate = "2025-06-01",
 )`;
+  const services = WORKERS.map((name) => `(name = "${name}", worker = ${worker(name)})`);
+  const sockets = WORKERS.map((name) =>
+    `(name = "${name}", address = "127.0.0.1:${ports[name]}", http = (), service = "${name}")`
+  );
   return `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
-  services = [(name = "main", worker = ${worker("worker")}), (name = "readme", worker = ${
-    worker("readme")
-  }), (name = "tfjs", worker = ${worker("tfjs")})],
-  sockets = [
-    (name = "http", address = "127.0.0.1:${port}", http = (), service = "main"),
-    (name = "readme", address = "127.0.0.1:${readmePort}", http = (), service = "readme"),
-    (name = "tfjs", address = "127.0.0.1:${tfjsPort}", http = (), service = "tfjs"),
-  ],
+  services = [${services.join(", ")}],
+  sockets = [${sockets.join(", ")}],
 );
 `;
 }
 
 before(async () => {
   await bundle();
-  const [port, readmePort, tfjsPort] = [await freePort(), await freePort(), await freePort()];
-  origin = `http://127.0.0.1:${port}`;
-  readmeOrigin = `http://127.0.0.1:${readmePort}`;
-  tfjsOrigin = `http://127.0.0.1:${tfjsPort}`;
-  ({ child: workerd } = await serveWorkerd(dir, config(port, readmePort, tfjsPort), [origin]));
+  const ports = {};
+  for (const name of WORKERS) {
+    ports[name] = await freePort();
+    origins[name] = `http://127.0.0.1:${ports[name]}`;
+  }
+  ({ child: workerd } = await serveWorkerd(dir, config(ports), [origins.worker]));
 });
 
 after(async () => {
@@ -128,34 +187,23 @@ after(async () => {
 });
 
 /** What the Worker answers at `path` (on `at`, the main Worker's origin by default), parsed. */
-async function get(path, at = origin) {
+async function get(path, at = origins.worker) {
   const response = await fetch(`${at}${path}`);
   const body = await response.json();
   assert.equal(response.status, 200, body.error);
   return body;
 }
 
-test("workerd: without setWasmModule the runtime refuses to compile and the library trains on js; with the package's radam.wasm given, on wasm, bit for bit", async () => {
-  const { without, notModule, given } = await get("/case");
-  // workerd's own words for a compile at run time.
-  assert.match(
-    without.compile,
-    /^CompileError: .*Wasm code generation disallowed by embedder/,
-  );
-  assert.deepEqual(without.auto, expected.js); // backend "js", and Deno's bits
-  assert.match(
-    without.wasm,
-    /^TypeError: The wasm backend needs WebAssembly, which cannot be/,
-  );
-  assert.match(
-    without.wasm,
-    /disallowed by embedder.*use backend "js" or "auto"/,
-  );
+/** What every Worker of worker.mjs answers once given the kernel, whichever its entry. */
+function assertGiven({ notModule, otherModule, given }) {
   assert.match(
     notModule,
     /^TypeError: setWasmModule expects a WebAssembly\.Module .*Uint8Array/,
   );
-
+  assert.match(
+    otherModule,
+    /^TypeError: setWasmModule expects this library's kernel .*lacks the kernel's exports/,
+  );
   assert.deepEqual(given.auto, expected.wasm); // backend "wasm", and Deno's bits
   assert.deepEqual(given.wasm, expected.wasm);
   assert.deepEqual(given.radam, { backend: "wasm", same: true });
@@ -164,16 +212,50 @@ test("workerd: without setWasmModule the runtime refuses to compile and the libr
   // Threads need Workers (and a compile at run time), which a Worker has not.
   assert.match(
     given.threads,
-    /^TypeError: The wasm backend \(option threads: 2\) needs WebAssembly/,
+    /^TypeError: The wasm backend \(option threads: 2\) needs WebAssembly.*disallowed by embedder/,
   );
   assert.match(
     given.threads,
     /setWasmModule runs single-threaded states only.*use threads: 1/,
   );
+}
+
+test("workerd: bundled with wrangler's conditions, a Worker trains on wasm with no setWasmModule, bit for bit; setWasmModule still takes the kernel and refuses another module", async () => {
+  const body = await get("/case");
+  const { without } = body;
+  // workerd's own words for a compile at run time: the package's workerd entry compiles nothing.
+  assert.match(without.compile, /^CompileError: .*Wasm code generation disallowed by embedder/);
+  assert.deepEqual(without.auto, expected.wasm); // backend "wasm", and Deno's bits
+  assert.deepEqual(without.wasm, expected.wasm);
+  assert.deepEqual(without.radam, { backend: "wasm", same: true });
+  assert.deepEqual(without.radam8bit, { backend: "wasm", same: true });
+  assertGiven(body);
+});
+
+test("workerd: bundled without the workerd condition, the runtime refuses to compile and the library trains on js; with the package's radam.wasm given, on wasm, bit for bit", async () => {
+  const body = await get("/case", origins.plain);
+  const { without } = body;
+  assert.match(without.compile, /^CompileError: .*Wasm code generation disallowed by embedder/);
+  assert.deepEqual(without.auto, expected.js); // backend "js", and Deno's bits
+  assert.match(without.wasm, /^TypeError: The wasm backend needs WebAssembly, which cannot be/);
+  assert.match(without.wasm, /disallowed by embedder.*use backend "js" or "auto"/);
+  assertGiven(body);
+});
+
+test("workerd: the package's workerd entries leave out the kernel's base64 (the bundles' sizes)", () => {
+  // The kernel's bytes are about 38 KB, 51 KB as base64: the workerd bundle has none of them.
+  console.log(
+    `worker bundle (JavaScript): ${sizes.worker} bytes with wrangler's conditions, ${sizes.plain} without; tfjs Worker: ${sizes.tfjs} and ${sizes.tfjsPlain}`,
+  );
+  const base64 = readFileSync(fileURLToPath(import.meta.resolve("@optim/radam/radam.wasm")))
+    .toString("base64");
+  assert.ok(readFileSync(join(dir, "plain.js"), "utf8").includes(base64.slice(0, 200)));
+  assert.ok(!readFileSync(join(dir, "worker.js"), "utf8").includes(base64.slice(0, 200)));
+  assert.ok(sizes.plain - sizes.worker > base64.length * 0.9, JSON.stringify(sizes));
 });
 
 test("workerd: the npm README's Worker trains on wasm", async () => {
-  const response = await fetch(readmeOrigin);
+  const response = await fetch(origins.readme);
   const text = await response.text();
   assert.equal(response.status, 200, text);
   const [backend, values] = text.split(": ");
@@ -187,18 +269,22 @@ test("workerd: the npm README's Worker trains on wasm", async () => {
   );
 });
 
-test("workerd: TensorFlow.js trains by model.fit with tfOptimizer(radam()) on js without setWasmModule, on wasm with it, to the bits of Node", async () => {
+test("workerd: TensorFlow.js trains by model.fit with tfOptimizer(radam()) to the bits of Node: on wasm with no setWasmModule under wrangler's conditions; without them, on js until setWasmModule, then on wasm", async () => {
   tf.env().set("PROD", true);
-  const { without, given } = await get("/tfjs", tfjsOrigin);
   const node = (states) => tfjsFitCase(tf, tfl, { radam }, tfOptimizer, states);
   const [want, want8bit] = [await node("32bit"), await node("8bit")];
   // Node compiles the kernel itself: the same training, on wasm, from the same package.
   assert.equal(want.backend, "wasm");
   assert.equal(want.iterations, 8); // 4 epochs of 2 batches
-  assert.deepEqual(without, { ...want, backend: "js" });
-  assert.deepEqual(given.radam, want);
-  assert.deepEqual(given.radam8bit, want8bit);
   assert.notDeepEqual(want8bit.weights, want.weights);
+  const workerd = await get("/tfjs", origins.tfjs);
+  assert.deepEqual(workerd.without, want);
+  const plain = await get("/tfjs", origins.tfjsPlain);
+  assert.deepEqual(plain.without, { ...want, backend: "js" });
+  for (const { given } of [workerd, plain]) {
+    assert.deepEqual(given.radam, want);
+    assert.deepEqual(given.radam8bit, want8bit);
+  }
 });
 
 test(

@@ -4,18 +4,34 @@
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import net from "node:net";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import workerdPackage from "workerd";
 
 /**
  * An esbuild plugin that bundles as wrangler does a Worker's `.wasm` imports: each left a module
- * of its own, `./radam.wasm` (the package's kernel, copied beside the bundle by the test).
+ * of its own, named by its file's name (`./radam.wasm`, the package's kernel, whether the app
+ * imports `@optim/radam/radam.wasm` or the package's workerd entry `../radam.wasm`; the test
+ * copies each file beside the bundle, and lists it as a `wasm` module in workerd's config).
  */
 export const compiledWasm = {
   name: "compiled-wasm",
   setup(b) {
-    b.onResolve({ filter: /\.wasm$/ }, () => ({ path: "./radam.wasm", external: true }));
+    b.onResolve({ filter: /\.wasm$/ }, (args) => ({
+      path: `./${basename(args.path)}`,
+      external: true,
+    }));
   },
+};
+
+/**
+ * The esbuild options of wrangler's bundle of a Worker that decide which files of a package it
+ * gets: wrangler 4.164 (package.json) builds with the conditions `workerd`, `worker` and
+ * `browser` (its `getBuildConditions`, unless WRANGLER_BUILD_CONDITIONS says otherwise) and
+ * esbuild's default platform, `browser` (its `getBuildPlatform`: unset).
+ */
+export const WRANGLER_RESOLVE = {
+  conditions: ["workerd", "worker", "browser"],
+  platform: "browser",
 };
 
 /** A port free on 127.0.0.1 now. */

@@ -19,7 +19,13 @@ import { after, before, test } from "node:test";
 import { build } from "esbuild";
 import { radam, saveState, step } from "@optim/radam";
 import { prng } from "./shared_case.mjs";
-import { compiledWasm, freePort, serveWorkerd, stopChild } from "./workerd_serve.mjs";
+import {
+  compiledWasm,
+  freePort,
+  serveWorkerd,
+  stopChild,
+  WRANGLER_RESOLVE,
+} from "./workerd_serve.mjs";
 
 const dir = mkdtempSync(join(tmpdir(), "radam-workerd-store-"));
 let workerd;
@@ -38,7 +44,7 @@ async function bundle() {
     outfile: join(dir, "worker.js"),
     bundle: true,
     format: "esm",
-    platform: "neutral",
+    ...WRANGLER_RESOLVE, // the package's workerd entries, which hand it its radam.wasm
     target: "es2022",
     // The example lives outside tests/node: resolve the package from tests/node's node_modules.
     nodePaths: [fileURLToPath(new URL("./node_modules", import.meta.url))],

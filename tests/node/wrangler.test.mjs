@@ -1,12 +1,14 @@
-// The READMEs' Cloudflare Worker as a new Workers project builds and runs it, with wrangler (the
-// Workers CLI, from npm, at the version of package.json) and nothing the READMEs do not say: a
-// fresh project (a temporary folder, from wrangler_app/) where the tarball that `npm pack npm/`
-// makes is installed, a wrangler.toml of name, main and compatibility date, and the Worker code
-// of both READMEs as written (README.md's JavaScript as src/index.js, the npm README's TypeScript
-// as src/index.ts). `wrangler deploy --dry-run` bundles each with the package's radam.wasm kept as
-// a module of its own; the TypeScript type-checks with @cloudflare/workers-types and with the
-// types `wrangler types` writes; `wrangler dev` (workerd under miniflare, local) serves each, and
-// it answers "wasm: " and the parameters that Deno's js backend has after the same step.
+// The READMEs' Cloudflare Workers as a new Workers project builds and runs them, with wrangler
+// (the Workers CLI, from npm, at the version of package.json) and nothing the READMEs do not say:
+// a fresh project (a temporary folder, from wrangler_app/) where the tarball that `npm pack npm/`
+// makes is installed, a wrangler.toml of name, main and compatibility date, and the Worker code of
+// both READMEs as written (README.md's JavaScript as src/index.js, the npm README's TypeScript as
+// src/index.ts, both with no set-up, and its Worker that calls setWasmModule, for bundlers without
+// the `workerd` condition, as src/given.ts). `wrangler deploy --dry-run` bundles each from the
+// package's workerd entries: the package's radam.wasm kept as a module of its own, the kernel's
+// base64 left out; the TypeScript type-checks with @cloudflare/workers-types and with the types
+// `wrangler types` writes; `wrangler dev` (workerd under miniflare, local) serves each, and it
+// answers "wasm: " and the parameters that Deno's js backend has after the same step.
 //
 // The project and wrangler's runs are wrangler_project.mjs's (offline; wrangler on Deno under a
 // Node older than 22.12).
@@ -21,13 +23,28 @@ const expected = JSON.parse(
 );
 let app = "";
 
-/** The code block (```lang) of `readme` that imports the package's radam.wasm. */
-function workerCode(readme, lang) {
+/** The code block (```lang) of `readme` that `find` accepts. */
+function codeBlock(readme, lang, find, what) {
   const text = readFileSync(readme, "utf8");
   const code = [...text.matchAll(new RegExp(`^\`\`\`${lang}\\n([\\s\\S]*?)^\`\`\`$`, "gm"))]
-    .map((m) => m[1]).find((body) => body.includes('from "@optim/radam/radam.wasm"'));
-  assert.ok(code, `${readme} has no ${lang} Worker that imports @optim/radam/radam.wasm`);
+    .map((m) => m[1]).find(find);
+  assert.ok(code, `${readme} has no ${lang} ${what}`);
   return code;
+}
+
+/** The Worker of `readme` (```lang), the file `// src/index.<lang>`, with no set-up. */
+function workerCode(readme, lang) {
+  return codeBlock(readme, lang, (body) => body.startsWith(`// src/index.${lang}`), "Worker");
+}
+
+/** The npm README's Worker for bundlers without the `workerd` condition: it imports radam.wasm. */
+function givenWorkerCode(readme) {
+  return codeBlock(
+    readme,
+    "ts",
+    (body) => body.includes('from "@optim/radam/radam.wasm"'),
+    "Worker that imports @optim/radam/radam.wasm",
+  );
 }
 
 before(() => {
@@ -37,19 +54,21 @@ before(() => {
     join(app, "src", "index.js"),
     workerCode(new URL("../../README.md", import.meta.url), "js"),
   );
-  writeFileSync(
-    join(app, "src", "index.ts"),
-    workerCode(join(app, "node_modules", "@optim", "radam", "README.md"), "ts"),
-  );
+  const npmReadme = join(app, "node_modules", "@optim", "radam", "README.md");
+  writeFileSync(join(app, "src", "index.ts"), workerCode(npmReadme, "ts"));
+  writeFileSync(join(app, "src", "given.ts"), givenWorkerCode(npmReadme));
 });
 
 after(() => {
   rmSync(app, { recursive: true, force: true });
 });
 
-for (const script of ["src/index.js", "src/index.ts"]) {
-  test(`wrangler deploy --dry-run bundles ${script} and keeps the package's radam.wasm a module`, () => {
-    const outdir = `dist-${script.slice(-2)}`;
+/** The Workers, each a file of the project: the READMEs' own, and the one that calls setWasmModule. */
+const SCRIPTS = ["src/index.js", "src/index.ts", "src/given.ts"];
+
+for (const script of SCRIPTS) {
+  test(`wrangler deploy --dry-run bundles ${script}: the package's workerd entry, its radam.wasm a module, the kernel's base64 left out`, () => {
+    const outdir = `dist-${script.replace(/\W/g, "-")}`;
     run(app, ...wrangler(["deploy", "--dry-run", "--outdir", outdir, script]));
     const files = readdirSync(join(app, outdir));
     const modules = files.filter((f) => f.endsWith(".wasm"));
@@ -58,15 +77,20 @@ for (const script of ["src/index.js", "src/index.ts"]) {
       readFileSync(join(app, outdir, modules[0])),
       readFileSync(join(app, "node_modules", "@optim", "radam", "radam.wasm")),
     );
-    const bundle = readFileSync(join(app, outdir, "index.js"), "utf8");
+    // (wrangler names the bundle after the script: index.js, given.js.)
+    const name = script.replace(/^.*\//, "").replace(/\.[jt]s$/, ".js");
+    const bundle = readFileSync(join(app, outdir, name), "utf8");
     assert.match(
       bundle,
       new RegExp(`^import \\w+ from "\\./${modules[0].replace(".", "\\.")}";$`, "m"),
     );
+    // The package's workerd entry: it imports the kernel's file, and leaves its bytes out.
+    const base64 = readFileSync(join(app, outdir, modules[0])).toString("base64");
+    assert.ok(!bundle.includes(base64.slice(0, 200)), "the bundle embeds the kernel's base64");
   });
 }
 
-test("the npm README's Worker type-checks with @cloudflare/workers-types, and with the types of `wrangler types`", () => {
+test("the npm README's Workers type-check with @cloudflare/workers-types, and with the types of `wrangler types`", () => {
   const tsc = join(app, "node_modules", "typescript", "bin", "tsc");
   // @cloudflare/workers-types declares no `*.wasm` modules: the package's exports type the file.
   assert.equal(run(app, process.execPath, [tsc, "-p", "tsconfig.json"]), "");
@@ -78,7 +102,7 @@ test("the npm README's Worker type-checks with @cloudflare/workers-types, and wi
   assert.equal(run(app, process.execPath, [tsc, "-p", "tsconfig.generated.json"]), "");
 });
 
-for (const script of ["src/index.js", "src/index.ts"]) {
+for (const script of SCRIPTS) {
   test(`wrangler dev serves ${script}: it trains on wasm, with the parameters of Deno's js backend`, async () => {
     const { status, text, log } = await withDev(
       app,

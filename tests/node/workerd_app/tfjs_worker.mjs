@@ -1,8 +1,9 @@
 // A Cloudflare Worker that trains with TensorFlow.js, as most users do: tfjs-core, tfjs-layers and
 // tfjs-backend-cpu bundled with the package's adapter (`@optim/radam/tfjs`) and its kernel
-// imported as a compiled module. Bundled by esbuild and run in workerd by ../workerd.test.mjs.
-// GET /tfjs: model.fit with tfOptimizer(radam()) without the module, then with it (32-bit and
-// 8-bit states): the adapter's backend and the final weights' bits.
+// imported as a compiled module. Bundled by esbuild and run in workerd by ../workerd.test.mjs,
+// with wrangler's conditions (the package's workerd entries) and without. GET /tfjs: model.fit
+// with tfOptimizer(radam()) before any setWasmModule, then after it (32-bit and 8-bit states):
+// the adapter's backend and the final weights' bits.
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import * as tfl from "@tensorflow/tfjs-layers";

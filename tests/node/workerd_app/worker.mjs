@@ -1,9 +1,13 @@
 // A Cloudflare Worker, as a user writes it: the package, and its kernel imported as a compiled
 // module (wrangler's CompiledWasm rule; a `wasm` module in workerd's config). Bundled by esbuild
-// and run in workerd by ../workerd.test.mjs. GET /case: what the library does without the module,
-// then with it (setWasmModule). GET /bench?backend=js|wasm&n=…&steps=…: that many RAdam steps.
+// and run in workerd by ../workerd.test.mjs, twice: with wrangler's conditions (the package's
+// workerd entry, which hands the library its radam.wasm as it loads) and without (its default
+// entry, as a bundler that does not apply `workerd`). GET /case: what the library does before
+// any setWasmModule, then a few calls of it (not a module, another module, the kernel), then what
+// it does after. GET /bench?backend=js|wasm&n=…&steps=…: that many RAdam steps.
 import * as lib from "@optim/radam";
 import kernel from "@optim/radam/radam.wasm";
+import other from "./other.wasm";
 import { prng, runCase } from "../shared_case.mjs";
 
 /** What `run` threw, as `Name: message`, or "no error". */
@@ -54,14 +58,32 @@ async function sameBits(backend, states) {
   };
 }
 
-async function runAll() {
+/** What `run` resolves to, or its error as `Name: message`. */
+async function attempt(run) {
+  try {
+    return await run();
+  } catch (e) {
+    return `${e.name}: ${e.message}`;
+  }
+}
+
+/** What the library does with no more setup than the bundle's. */
+async function before() {
   const tiny = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]); // an empty module
-  const without = {
+  return {
     compile: await said(() => new WebAssembly.Module(tiny)),
     auto: await runCase(lib, "auto"),
-    wasm: await said(() => lib.radam({ backend: "wasm" }).init({ w: new Float32Array(8) })),
+    wasm: await attempt(() => runCase(lib, "wasm")),
+    radam: await attempt(() => sameBits("auto", "32bit")),
+    radam8bit: await attempt(() => sameBits("wasm", "8bit")),
   };
-  const notModule = await said(() => lib.setWasmModule(tiny));
+}
+
+async function runAll() {
+  const without = await before();
+  const notModule = await said(() => lib.setWasmModule(new Uint8Array(8)));
+  // Another module (one memory, exported): refused, the kernel kept.
+  const otherModule = await said(() => lib.setWasmModule(other));
   lib.setWasmModule(kernel);
   const loaded = await lib.loadState(
     await lib.saveState(await train("js", "32bit", 100, 1)),
@@ -74,7 +96,7 @@ async function runAll() {
     loaded: loaded.backend,
     threads: await said(() => lib.radam({ threads: 2 }).init({ w: new Float32Array(8) })),
   };
-  return { without, notModule, given };
+  return { without, notModule, otherModule, given };
 }
 
 async function bench(url) {
