@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { chromium } from "playwright-core";
+import { type Browser, chromium } from "playwright-core";
 import { serveStatic } from "./serve.ts";
 
 /** Chromium's flags for WebGPU on its SwiftShader (CPU) Vulkan adapter. */
@@ -197,45 +197,13 @@ async function readFinished(
   };
 }
 
-/** Serves `web-dist/`, runs the page in headless Chromium, and reports. */
-export async function runPage(options: RunPageOptions): Promise<PageRun> {
-  const controller = new AbortController();
-  let port = 0;
-  const server = serveStatic("web-dist", {
-    port: 0,
-    signal: controller.signal,
-    onListen: (p) => port = p,
-  });
-  const browser = await chromium.launch({
-    executablePath: Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium",
-    args: [...QUIET_FLAGS, ...options.flags],
-  });
-  try {
-    const origin = `http://127.0.0.1:${port}`;
-    const page = await browser.newPage({ viewport: { width: 900, height: 860 } });
-    const { requests, offsite } = await recordRequests(page, origin, options.notFound);
-    const query = new URLSearchParams({ ...options.query, autostart: "1" });
-    await page.goto(`${origin}/?${query}`);
-    const pointsWhileTraining = await waitForTraining(page, options.timeoutMs ?? 120_000);
-    const finished = await readFinished(page);
-    if (options.screenshot) await page.screenshot({ path: options.screenshot, fullPage: true });
-    const afterwards = await options.afterwards?.(page);
-    return { ...finished, requests, offsite, origin, pointsWhileTraining, afterwards };
-  } finally {
-    await browser.close();
-    controller.abort();
-    await server.finished;
-  }
-}
-
 /**
- * Opens the page (without training) in headless Chromium with `flags` and returns what `fn`,
- * given `arg` (both sent to the page as playwright sends them), evaluates to there.
+ * Serves `web-dist/` on a free port, launches headless Chromium with `flags`, and calls `fn`
+ * with the browser and the server's origin; closes both however `fn` ends.
  */
-export async function evaluateOnPage<A, R>(
+async function withBrowser<R>(
   flags: readonly string[],
-  fn: (arg: A) => Promise<R>,
-  arg: A,
+  fn: (browser: Browser, origin: string) => Promise<R>,
 ): Promise<R> {
   const controller = new AbortController();
   let port = 0;
@@ -249,13 +217,42 @@ export async function evaluateOnPage<A, R>(
     args: [...QUIET_FLAGS, ...flags],
   });
   try {
-    const page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${port}/`);
-    // deno-lint-ignore no-explicit-any
-    return await page.evaluate(fn as any, arg) as R;
+    return await fn(browser, `http://127.0.0.1:${port}`);
   } finally {
     await browser.close();
     controller.abort();
     await server.finished;
   }
+}
+
+/** Serves `web-dist/`, runs the page in headless Chromium, and reports. */
+export function runPage(options: RunPageOptions): Promise<PageRun> {
+  return withBrowser(options.flags, async (browser, origin) => {
+    const page = await browser.newPage({ viewport: { width: 900, height: 860 } });
+    const { requests, offsite } = await recordRequests(page, origin, options.notFound);
+    const query = new URLSearchParams({ ...options.query, autostart: "1" });
+    await page.goto(`${origin}/?${query}`);
+    const pointsWhileTraining = await waitForTraining(page, options.timeoutMs ?? 120_000);
+    const finished = await readFinished(page);
+    if (options.screenshot) await page.screenshot({ path: options.screenshot, fullPage: true });
+    const afterwards = await options.afterwards?.(page);
+    return { ...finished, requests, offsite, origin, pointsWhileTraining, afterwards };
+  });
+}
+
+/**
+ * Opens the page (without training) in headless Chromium with `flags` and returns what `fn`,
+ * given `arg` (both sent to the page as playwright sends them), evaluates to there.
+ */
+export function evaluateOnPage<A, R>(
+  flags: readonly string[],
+  fn: (arg: A) => Promise<R>,
+  arg: A,
+): Promise<R> {
+  return withBrowser(flags, async (browser, origin) => {
+    const page = await browser.newPage();
+    await page.goto(`${origin}/`);
+    // deno-lint-ignore no-explicit-any
+    return await page.evaluate(fn as any, arg) as R;
+  });
 }
