@@ -106,8 +106,8 @@ export interface Rule<H = Hyperparameters> {
    * the update of four elements from their values (`p0`, `g`, `m0`, `v0` as stored, so that a
    * rule may tell NaN and infinities from their bits), with the block at word `base` of `ring`,
    * the clipped gradient scale and the power of two the gradients are first multiplied by
-   * (`grad_scale · (g · pre)`, see gpu/wgsl_norm.ts): their new parameters (before LookAhead's sync, which the kernel
-   * fuses in after it) and moments. A moment the rule does not keep is passed as 0 and may be
+   * (`grad_scale · (g · pre)`, see gpu/wgsl_norm.ts): their new parameters (before LookAhead's
+   * sync, which the kernel fuses in after it) and moments. A moment the rule does not keep is passed as 0 and may be
    * returned as anything; the kernels read and write only the moments the state holds.
    */
   readonly wgsl: string;
