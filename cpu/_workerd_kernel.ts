@@ -30,7 +30,7 @@ export function useKernelFile(kernel: unknown): void {
     throw new TypeError(
       `@optim/radam's workerd entry imports its kernel, radam.wasm, as a compiled WebAssembly.Module (as wrangler's default CompiledWasm rule does), got ${
         described(kernel)
-      }: import .wasm files as compiled modules, or bundle without the "workerd" condition and call setWasmModule`,
+      }: import .wasm?module files as compiled modules, or bundle without the "workerd" condition and call setWasmModule`,
     );
   }
   useOwnKernel(kernel);

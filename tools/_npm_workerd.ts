@@ -8,13 +8,17 @@
  * Cloudflare's apply it too; they import a `.wasm` file otherwise (an instance's exports, a URL),
  * or not at all.
  *
- * Each entry imports the package's `radam.wasm` (`../radam.wasm`), which the Workers bundlers
- * make a compiled `WebAssembly.Module`, hands it to the library (cpu/_workerd_kernel.ts) and
- * exports what the entry of the default build does: `backend: "auto"` runs on wasm in a Worker,
- * where WebAssembly cannot be compiled at run time, with no `setWasmModule`. The entries share
- * their code through `workerd/chunks/` (one copy of the library, so one kernel for all). The
- * build leaves out the kernel's base64 text, which only builds compiled from bytes need (threads,
- * tfjs's wasm heap), and those are refused in a Worker anyway (cpu/wasm_backend.ts).
+ * Each entry imports the package's `radam.wasm` as `../radam.wasm?module`, the form that the
+ * Workers bundlers that apply `workerd` make a compiled `WebAssembly.Module`: wrangler (its
+ * `CompiledWasm` rule globs `**\/*.wasm` and `**\/*.wasm?module`), Cloudflare's Vite plugin,
+ * Nitro's cloudflare presets (unwasm: a bare `.wasm` import is the instance's exports there, and
+ * the entry threw at import), Astro's Cloudflare adapter (`wasmModuleImports`). It hands the
+ * module to the library (cpu/_workerd_kernel.ts) and exports what the entry of the default build
+ * does: `backend: "auto"` runs on wasm in a Worker, where WebAssembly cannot be compiled at run
+ * time, with no `setWasmModule`. The entries share their code through `workerd/chunks/` (one copy
+ * of the library, so one kernel for all). The build leaves out the kernel's base64 text, which
+ * only builds compiled from bytes need (threads, tfjs's wasm heap), and those are refused in a
+ * Worker anyway (cpu/wasm_backend.ts).
  *
  * @module
  */
@@ -23,7 +27,7 @@ import * as esbuild from "esbuild";
 /** The folder of the build, in the package. */
 export const WORKERD_DIR = "workerd";
 /** The kernel's file as the entries import it, from `workerd/`. */
-const KERNEL_IMPORT = "../radam.wasm";
+const KERNEL_IMPORT = "../radam.wasm?module";
 const NAMESPACE = "radam-workerd-entry";
 
 /** One entry: its output name (`<out>.js`) and its source module at the project's root. */
@@ -60,7 +64,10 @@ const workerdPlugin: esbuild.Plugin = {
       loader: "ts",
       resolveDir: Deno.cwd(),
     }));
-    b.onResolve({ filter: /^\.\.\/radam\.wasm$/ }, () => ({ path: KERNEL_IMPORT, external: true }));
+    b.onResolve({ filter: /^\.\.\/radam\.wasm\?module$/ }, () => ({
+      path: KERNEL_IMPORT,
+      external: true,
+    }));
     b.onLoad({ filter: /[\\/]cpu[\\/]kernels_wasm\.generated\.ts$/ }, () => ({
       contents: 'export const KERNELS_WASM_BASE64 = "";\n',
       loader: "ts",

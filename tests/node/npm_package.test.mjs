@@ -36,7 +36,7 @@ test("the package resolves through its exports, with types beside it", () => {
   }
 });
 
-test("Node resolves each entry to its default build, not the workerd one (which imports radam.wasm)", () => {
+test("Node resolves each entry to its default build, not the workerd one (which imports radam.wasm?module)", () => {
   const pkgUrl = import.meta.resolve("@optim/radam/package.json");
   const pkg = JSON.parse(readFileSync(new URL(pkgUrl), "utf8"));
   for (const subpath of [".", "./tfjs", "./store"]) {
@@ -50,7 +50,7 @@ test("Node resolves each entry to its default build, not the workerd one (which 
     assert.ok(existsSync(new URL(workerd, pkgUrl)), workerd);
     assert.match(
       readFileSync(new URL(workerd, pkgUrl), "utf8"),
-      /^import \w+ from "\.\.\/radam\.wasm";$/m,
+      /^import \w+ from "\.\.\/radam\.wasm\?module";$/m,
     );
     const specifier = subpath.replace(/^\./, "@optim/radam");
     assert.equal(import.meta.resolve(specifier), new URL(entry, pkgUrl).href);

@@ -10,14 +10,14 @@ import workerdPackage from "workerd";
 /**
  * An esbuild plugin that bundles as wrangler does a Worker's `.wasm` imports: each left a module
  * of its own, named by its file's name (`./radam.wasm`, the package's kernel, whether the app
- * imports `@optim/radam/radam.wasm` or the package's workerd entry `../radam.wasm`; the test
+ * imports `@optim/radam/radam.wasm` or the package's workerd entry `../radam.wasm?module`; the test
  * copies each file beside the bundle, and lists it as a `wasm` module in workerd's config).
  */
 export const compiledWasm = {
   name: "compiled-wasm",
   setup(b) {
-    b.onResolve({ filter: /\.wasm$/ }, (args) => ({
-      path: `./${basename(args.path)}`,
+    b.onResolve({ filter: /\.wasm(\?module)?$/ }, (args) => ({
+      path: `./${basename(args.path.replace(/\?module$/, ""))}`,
       external: true,
     }));
   },

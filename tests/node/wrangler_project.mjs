@@ -59,13 +59,13 @@ export function run(app, command, args) {
 /**
  * A new project in a temporary folder (its path): the files of `template` (a URL of a folder),
  * the packed npm package installed from its tarball, and the test folder's wrangler,
- * @cloudflare/workers-types and TypeScript linked.
+ * @cloudflare/workers-types and TypeScript linked, and its packages named in `linked` too.
  */
-export function newProject(prefix, template) {
+export function newProject(prefix, template, linked = []) {
   const app = mkdtempSync(join(tmpdir(), prefix));
   cpSync(template, app, { recursive: true });
   installPacked(app, (command, args) => run(app, command, args), ["--offline"]);
-  for (const name of LINKED) {
+  for (const name of [...LINKED, ...linked]) {
     const link = join(app, "node_modules", name);
     mkdirSync(join(link, ".."), { recursive: true });
     symlinkSync(join(here, "node_modules", name), link, "dir");
