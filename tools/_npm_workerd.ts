@@ -28,6 +28,8 @@ import * as esbuild from "esbuild";
 export const WORKERD_DIR = "workerd";
 /** The kernel's file as the entries import it, from `workerd/`. */
 const KERNEL_IMPORT = "../radam.wasm?module";
+/** What matches {@linkcode KERNEL_IMPORT} alone, for esbuild's `onResolve`. */
+const KERNEL_FILTER = new RegExp(`^${KERNEL_IMPORT.replace(/[.?*+^$()[\]{}|\\/]/g, "\\$&")}$`);
 const NAMESPACE = "radam-workerd-entry";
 
 /** One entry: its output name (`<out>.js`) and its source module at the project's root. */
@@ -64,7 +66,7 @@ const workerdPlugin: esbuild.Plugin = {
       loader: "ts",
       resolveDir: Deno.cwd(),
     }));
-    b.onResolve({ filter: /^\.\.\/radam\.wasm\?module$/ }, () => ({
+    b.onResolve({ filter: KERNEL_FILTER }, () => ({
       path: KERNEL_IMPORT,
       external: true,
     }));

@@ -18,7 +18,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "nod
 import { join, relative } from "node:path";
 import { after, before, test } from "node:test";
 import { freePort, serveWorkerd, stopChild } from "./workerd_serve.mjs";
-import { newProject, run } from "./wrangler_project.mjs";
+import { newProject, run, workerCode } from "./wrangler_project.mjs";
 
 const expected = JSON.parse(
   readFileSync(new URL("./expected.json", import.meta.url), "utf8"),
@@ -31,12 +31,11 @@ before(() => {
     "@cloudflare/vite-plugin",
     "unwasm",
   ]);
-  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
-  const worker = [...readme.matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => m[1])
-    .find((body) => body.startsWith("// src/index.js"));
-  assert.ok(worker, "README.md has no Worker (```js // src/index.js)");
   mkdirSync(join(app, "src"));
-  writeFileSync(join(app, "src", "index.js"), worker);
+  writeFileSync(
+    join(app, "src", "index.js"),
+    workerCode(new URL("../../README.md", import.meta.url), "js"),
+  );
 });
 
 after(() => {

@@ -16,26 +16,12 @@ import assert from "node:assert/strict";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { newProject, run, withDev, wrangler } from "./wrangler_project.mjs";
+import { codeBlock, newProject, run, withDev, workerCode, wrangler } from "./wrangler_project.mjs";
 
 const expected = JSON.parse(
   readFileSync(new URL("./expected.json", import.meta.url), "utf8"),
 );
 let app = "";
-
-/** The code block (```lang) of `readme` that `find` accepts. */
-function codeBlock(readme, lang, find, what) {
-  const text = readFileSync(readme, "utf8");
-  const code = [...text.matchAll(new RegExp(`^\`\`\`${lang}\\n([\\s\\S]*?)^\`\`\`$`, "gm"))]
-    .map((m) => m[1]).find(find);
-  assert.ok(code, `${readme} has no ${lang} ${what}`);
-  return code;
-}
-
-/** The Worker of `readme` (```lang), the file `// src/index.<lang>`, with no set-up. */
-function workerCode(readme, lang) {
-  return codeBlock(readme, lang, (body) => body.startsWith(`// src/index.${lang}`), "Worker");
-}
 
 /** The npm README's Worker for bundlers without the `workerd` condition: it imports radam.wasm. */
 function givenWorkerCode(readme) {

@@ -1,13 +1,14 @@
-// What the wrangler tests share (wrangler.test.mjs, wrangler_example.test.mjs): a new Workers
-// project in a temporary folder, where the tarball that `npm pack npm/` makes is installed, and
-// wrangler run in it, offline.
+// What the wrangler and Vite tests share (wrangler.test.mjs, wrangler_example.test.mjs,
+// vite_workerd.test.mjs): a new Workers project in a temporary folder, where the tarball that
+// `npm pack npm/` makes is installed, wrangler run in it, offline, and the READMEs' Workers.
 //
 // wrangler, @cloudflare/workers-types and TypeScript are the test folder's (tests/node/setup.sh
 // installs them), linked into the project's node_modules: installing them there would copy
 // 250 MB a run. Nothing reaches the network: metrics, the `Request.cf` download and the update
 // banner are off. wrangler 4 refuses Node below 22.12; under an older Node it runs on Deno.
+import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, symlinkSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -125,4 +126,18 @@ export async function withDev(app, args, use, limitMs = 60_000) {
   } finally {
     await stopChild(child, { group: true });
   }
+}
+
+/** The code block (```lang) of `readme` that `find` accepts. */
+export function codeBlock(readme, lang, find, what) {
+  const text = readFileSync(readme, "utf8");
+  const code = [...text.matchAll(new RegExp(`^\`\`\`${lang}\\n([\\s\\S]*?)^\`\`\`$`, "gm"))]
+    .map((m) => m[1]).find(find);
+  assert.ok(code, `${readme} has no ${lang} ${what}`);
+  return code;
+}
+
+/** The Worker of `readme` (```lang), the file `// src/index.<lang>`, with no set-up. */
+export function workerCode(readme, lang) {
+  return codeBlock(readme, lang, (body) => body.startsWith(`// src/index.${lang}`), "Worker");
 }
