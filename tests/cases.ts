@@ -142,8 +142,11 @@ export function rowsOf(c: Case, length: number): number | undefined {
   return rows;
 }
 
-/** Names of a case's tensors: a transformer-like state dict. */
-export function tensorNames(c: Case): string[] {
+/**
+ * Names of a case's tensors (of anything with tensor lengths): a transformer-like state dict; the
+ * index in a name is what a case's groups match on.
+ */
+export function tensorNames(c: { readonly lengths: readonly number[] }): string[] {
   return c.lengths.map((_, i) => `layers.${i}.weight`);
 }
 

@@ -33,7 +33,7 @@ import {
 } from "../mod.ts";
 import { holdsCodes } from "../base/backend.ts";
 import { stateInternals } from "../core/state.ts";
-import { CPU_BACKENDS, hasNonFinite, readAll } from "./cases.ts";
+import { CPU_BACKENDS, hasNonFinite, readAll, tensorNames } from "./cases.ts";
 import { optimizerOf, real, RULE_TABLE, type RuleCase } from "./rule_table.ts";
 import { bits, prng, randomTensor } from "./util.ts";
 
@@ -145,11 +145,6 @@ const combinationArb: fc.Arbitrary<Combination> = fc.integer({ min: 0, max: RULE
     })
   ).map((c) => ({ ...c, cut: c.cut % (c.calls.length + 1) }));
 
-/** The tensor names: their index is what groups match on. */
-function namesOf(c: Combination): string[] {
-  return c.lengths.map((_, i) => `layers.${i}.weight`);
-}
-
 /** The learning rate: the case's constant, or a schedule of it. */
 function lrOf(c: Combination): number | ((t: number) => number) {
   const lr = c.rule.options.lr as number;
@@ -194,7 +189,7 @@ function optimizerAt(c: Combination, which: number) {
 /** Initial params (rank 2 where shaped and the length factors) and each call's gradients. */
 function dataOf(c: Combination) {
   const rand = prng(c.seed);
-  const names = namesOf(c);
+  const names = tensorNames(c);
   const params: Record<string, Float32Array | ShapedTensor> = {};
   names.forEach((name, i) => {
     const n = c.lengths[i];
