@@ -107,20 +107,101 @@ export interface Rule<H = Hyperparameters> {
    * rule may tell NaN and infinities from their bits), with the block at word `base` of `ring`,
    * the clipped gradient scale and the power of two the gradients are first multiplied by
    * (`grad_scale · (g · pre)`, see gpu/wgsl_norm.ts): their new parameters (before LookAhead's
-   * sync, which the kernel fuses in after it) and moments. A moment the rule does not keep is passed as 0 and may be
-   * returned as anything; the kernels read and write only the moments the state holds.
+   * sync, which the kernel fuses in after it) and moments, each with its special (the bits of a NaN
+   * or an infinity, decided from the bits as stored, else 0). A moment the rule does not keep is
+   * passed as 0 and may be returned as anything; the kernels read and write only the moments the
+   * state holds.
    */
   readonly wgsl: string;
 }
 
 /**
- * WGSL of what a rule's `rule_values` returns (see {@linkcode Rule.wgsl}): the new parameters of
- * four elements (before LookAhead's sync) and their new moments (`m` the first, `v` the second).
+ * WGSL of what a rule's `rule_values` returns (see {@linkcode Rule.wgsl}), and the helpers a rule
+ * decides NaN and infinities with. `p`, `m`, `v`: the new parameters of four elements (before
+ * LookAhead's sync) and their new moments (`m` the first, `v` the second), as f32 arithmetic
+ * gives them where they are finite; `ps`, `ms`, `vs`: their bits where they are NaN or an
+ * infinity (NaN as 0x7fc00000), else 0 (the lane's f32 value stands). WGSL lets a compiler
+ * assume that no float value is NaN or infinite (an expression that would yield one has an
+ * indeterminate value, and comparisons, `min`, `max`, `select` of one are unspecified), so a rule
+ * decides these classes from the bits of the values as stored and its finite scalars, as
+ * IEEE-754 has them on the CPU, with the integer helpers here, and the kernels store them as
+ * bits (`with_special`), LookAhead's sync and the 8-bit encoding reading the bits, not the value.
  */
 export const RULE_VALUES_WGSL = /* wgsl */ `
 struct RuleValues {
   p: vec4<f32>,
   m: vec4<f32>,
   v: vec4<f32>,
+  ps: vec4<u32>,
+  ms: vec4<u32>,
+  vs: vec4<u32>,
+}
+
+// The bits of w · x, w a finite scalar, where x (bits: a value as stored, or a special) is NaN or
+// an infinity: NaN (so is ∞ · 0), else the infinity of sign sign(x) · sign(w); 0 where x is
+// finite.
+fn special_times(x: vec4<u32>, w: f32) -> vec4<u32> {
+  let mag = x & vec4<u32>(0x7fffffffu);
+  let inf = mag == vec4<u32>(0x7f800000u);
+  let flip = select(0u, 0x80000000u, w < 0.0);
+  let inf_bits = ((x ^ vec4<u32>(flip)) & vec4<u32>(0x80000000u)) | vec4<u32>(0x7f800000u);
+  let nan = (mag > vec4<u32>(0x7f800000u)) | (inf & vec4<bool>(w == 0.0));
+  return select(select(vec4<u32>(0u), inf_bits, inf), vec4<u32>(0x7fc00000u), nan);
+}
+
+// The bits of x + y from the specials of x and y (0 where finite): NaN where either is NaN or
+// they are infinities of opposite signs, else the infinity; 0 where both are finite.
+fn special_sum(a: vec4<u32>, b: vec4<u32>) -> vec4<u32> {
+  let zero = vec4<u32>(0u);
+  let nan = (a == vec4<u32>(0x7fc00000u)) | (b == vec4<u32>(0x7fc00000u)) |
+    ((a != zero) & (b != zero) & (a != b));
+  return select(a | b, vec4<u32>(0x7fc00000u), nan);
+}
+
+// The special of x · x from x's: NaN, +Infinity, or 0 where finite.
+fn special_square(x: vec4<u32>) -> vec4<u32> { return x & vec4<u32>(0x7fffffffu); }
+
+// x where its special s is 0, else the NaN or infinity s holds.
+fn with_special(x: vec4<f32>, s: vec4<u32>) -> vec4<f32> {
+  return select(x, bitcast<vec4<f32>>(s), s != vec4<u32>(0u));
+}
+
+// The special of w · x for an x of special sx (0 where finite) and a finite scalar w: sx's, scaled,
+// where x is not finite; where it is, the infinity w · x rounds to past f32's largest, as IEEE-754
+// has it (WGSL lets an overflow give any value): exactly where (x · 2⁻⁶⁴) · (w · 2⁻⁶⁴) rounds to 1
+// or more (a factor below 2⁻⁶² makes the product far from the largest); else 0.
+fn times_checked(x: vec4<f32>, sx: vec4<u32>, w: f32) -> vec4<u32> {
+  let over = abs((x * ${2 ** -64}) * (w * ${2 ** -64})) >= vec4<f32>(1.0);
+  let inf = select(vec4<u32>(0x7f800000u), vec4<u32>(0xff800000u), (x < vec4<f32>(0.0)) != vec4<bool>(w < 0.0));
+  return select(select(vec4<u32>(0u), inf, over), special_times(sx, w), sx != vec4<u32>(0u));
+}
+
+// The special of x · x (as times_checked): NaN or +Infinity from sx, or where x · x overflows.
+fn square_checked(x: vec4<f32>, sx: vec4<u32>) -> vec4<u32> {
+  let h = abs(x * ${2 ** -64});
+  let over = select(vec4<u32>(0u), vec4<u32>(0x7f800000u), h * h >= vec4<f32>(1.0));
+  return select(over, special_square(sx), sx != vec4<u32>(0u));
+}
+
+// The special of x + y for values x, y of specials sx, sy (as times_checked): special_sum's where
+// either is not finite; where both are, the infinity x + y rounds to past f32's largest: exactly
+// where x / 2 + y / 2 rounds to 2¹²⁷ or more (halving is exact for the values that matter: one
+// is of magnitude 2¹²⁶ or more, and the other's error cannot move the half across a midpoint).
+fn sum_checked(x: vec4<f32>, sx: vec4<u32>, y: vec4<f32>, sy: vec4<u32>) -> vec4<u32> {
+  let half = x * 0.5 + y * 0.5;
+  let inf = select(vec4<u32>(0x7f800000u), vec4<u32>(0xff800000u), half < vec4<f32>(0.0));
+  let over = select(vec4<u32>(0u), inf, abs(half) >= vec4<f32>(${2 ** 127}));
+  return select(over, special_sum(sx, sy), (sx | sy) != vec4<u32>(0u));
+}
+
+// The special of x − y (as sum_checked).
+fn difference_checked(x: vec4<f32>, sx: vec4<u32>, y: vec4<f32>, sy: vec4<u32>) -> vec4<u32> {
+  return sum_checked(x, sx, -y, special_times(sy, -1.0));
+}
+
+// Whether any of four values as stored (bits) is NaN or an infinity, lane by lane.
+fn not_finite(a: vec4<u32>, b: vec4<u32>, c: vec4<u32>, d: vec4<u32>) -> vec4<bool> {
+  let mask = vec4<u32>(0x7fffffffu);
+  return max(max(a & mask, b & mask), max(c & mask, d & mask)) >= vec4<u32>(0x7f800000u);
 }
 `;

@@ -4,8 +4,9 @@
  * moment). Each decodes its four codes of each moment with the block's scale, runs the rule's
  * element operations (`rule_values`, the same function the f32 kernel calls) and LookAhead's
  * fused sync, and stores the parameters; the workgroup then takes the block's largest new
- * moment (an integer max of the bits with the sign cleared) and each invocation encodes its four
- * new moments with the same integer arithmetic as base/q8.ts. The padding after a tensor's last
+ * moment (an integer max of the bits with the sign cleared, a NaN's or an infinity's taken from
+ * the rule's specials, RULE_VALUES_WGSL) and each invocation encodes its four new moments with
+ * the same integer arithmetic as base/q8.ts (an infinity's code from its bits). The padding after a tensor's last
  * element keeps its parameters and slow weights (a vec4 wholly past it is not touched), and its
  * moments are 0.
  *
@@ -122,24 +123,33 @@ fn scale_of(top: u32) -> f32 {
   return select(bitcast<f32>(clamp(top, 0x00800000u, ${hex(LARGEST_SCALE_BITS)}u)), 0.0, top == 0u);
 }
 
-// The largest magnitude of four values, as bits with the sign cleared.
-fn top_bits(x: vec4<f32>) -> u32 {
-  let a = bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu);
+// The largest magnitude of four values, as bits with the sign cleared, from their finite values
+// x and their specials s (RULE_VALUES_WGSL: the bits of a NaN or an infinity, else 0), so that
+// no NaN or infinity is read from a float (a compiler may assume there is none).
+fn top_bits(x: vec4<f32>, s: vec4<u32>) -> u32 {
+  let a = max(bitcast<vec4<u32>>(select(x, vec4<f32>(0.0), s != vec4<u32>(0u))), s) & vec4<u32>(0x7fffffffu);
   return max(max(a.x, a.y), max(a.z, a.w));
 }
 
-// y = x · R of four values in a block whose largest magnitude has bits top: R = 1 / S, or in a
-// wide block (S above 2^126, where 1 / S would be a subnormal, which a GPU may flush to 0)
-// (x · 2^-2) · R with R = 1 / (S · 2^-2).
+// The lanes whose special s is an infinity (its code is the top one, ±127 or 255).
+fn is_infinity(s: vec4<u32>) -> vec4<bool> {
+  return (s & vec4<u32>(0x7fffffffu)) == vec4<u32>(0x7f800000u);
+}
+
+// y = x · R of four finite values (|y| ≤ 1 + 2⁻²³) in a block whose largest magnitude has bits
+// top: R = 1 / S, or in a wide block (S above 2^126, where 1 / S would be a subnormal, which a GPU
+// may flush to 0) (x · 2^-2) · R with R = 1 / (S · 2^-2).
 fn scaled(x: vec4<f32>, top: u32) -> vec4<i32> {
   let q = select(1.0, 0.25, top > 0x7e800000u);
   return bitcast<vec4<i32>>((x * q) * (1.0 / (scale_of(top) * q)));
 }
 
-// Four values as signed codes, in a block whose largest magnitude has bits top.
-fn encode_signed(x: vec4<f32>, top: u32) -> u32 {
+// Four values (finite values x, specials s) as signed codes, in a block whose largest magnitude
+// has bits top: an infinity's code from its bits, ±127 (its y = x · R would be an infinity).
+fn encode_signed(x: vec4<f32>, s: vec4<u32>, top: u32) -> u32 {
   if (!has_codes(top)) { return 0u; }
-  let y = scaled(x, top);
+  let inf = is_infinity(s);
+  let y = select(scaled(select(x, vec4<f32>(0.0), inf), top), bitcast<vec4<i32>>(s), inf);
   let k = clamp(((y & vec4<i32>(0x7fffffff)) + vec4<i32>(${
   hex(SIGNED_ROUND)
 })) >> vec4<u32>(${SIGNED_SHIFT}u), vec4<i32>(0), vec4<i32>(127));
@@ -147,10 +157,12 @@ fn encode_signed(x: vec4<f32>, top: u32) -> u32 {
   return c.x | (c.y << 8u) | (c.z << 16u) | (c.w << 24u);
 }
 
-// Four values (≥ 0) as unsigned codes, in a block whose largest magnitude has bits top.
-fn encode_unsigned(x: vec4<f32>, top: u32) -> u32 {
+// Four values (≥ 0; finite values x, specials s) as unsigned codes, in a block whose largest
+// magnitude has bits top: +Infinity's code from its bits, 255.
+fn encode_unsigned(x: vec4<f32>, s: vec4<u32>, top: u32) -> u32 {
   if (!has_codes(top)) { return 0u; }
-  let y = scaled(x, top);
+  let inf = is_infinity(s);
+  let y = select(scaled(select(x, vec4<f32>(0.0), inf), top), bitcast<vec4<i32>>(s), inf);
   let k = bitcast<vec4<u32>>(clamp((y + vec4<i32>(${
   hex(UNSIGNED_ROUND)
 })) >> vec4<u32>(${UNSIGNED_SHIFT}u), vec4<i32>(0), vec4<i32>(255)));
@@ -206,17 +218,19 @@ fn step_compact(
   if (s.moments > 1u) { v0 = decode_unsigned(v_codes[i], scales[chunk.all_blocks + b]); }
   let clip = clip_factors();
   let r = rule_values(base, block_grad_scale(base) * clip.y, clip.x, p0, g[i], m0, v0);
-  if (inside) { finish_update(i, p0, r.p, block_sync(base), block_alpha(base), keep); }
+  if (inside) { finish_update(i, p0, r.p, r.ps, block_sync(base), block_alpha(base), keep); }
   let mn = select(r.m, vec4<f32>(0.0), keep);
   let vn = select(r.v, vec4<f32>(0.0), keep);
-  tops[lid] = vec2<u32>(top_bits(mn), top_bits(vn));
+  let ms = select(r.ms, vec4<u32>(0u), keep);
+  let vs = select(r.vs, vec4<u32>(0u), keep);
+  tops[lid] = vec2<u32>(top_bits(mn, ms), top_bits(vn, vs));
   let top = block_tops();
   let tm = top.x;
-  m_codes[i] = encode_signed(mn, tm);
+  m_codes[i] = encode_signed(mn, ms, tm);
   if (lid == 0u) { scales[b] = scale_of(tm); }
   if (s.moments > 1u) {
     let tv = top.y;
-    v_codes[i] = encode_unsigned(vn, tv);
+    v_codes[i] = encode_unsigned(vn, vs, tv);
     if (lid == 0u) { scales[chunk.all_blocks + b] = scale_of(tv); }
   }
 }

@@ -64,9 +64,9 @@ fn rule_update(i: u32, base: u32, grad_scale: f32, pre: f32, keep: vec4<bool>) {
   if (s.moments > 0u) { m0 = m[i]; }
   if (s.moments > 1u) { v0 = v[i]; }
   let r = rule_values(base, grad_scale, pre, p0, g[i], m0, v0);
-  if (s.moments > 0u) { m[i] = select(r.m, m0, keep); }
-  if (s.moments > 1u) { v[i] = select(r.v, v0, keep); }
-  finish_update(i, p0, r.p, block_sync(base), block_alpha(base), keep);
+  if (s.moments > 0u) { m[i] = select(with_special(r.m, r.ms), m0, keep); }
+  if (s.moments > 1u) { v[i] = select(with_special(r.v, r.vs), v0, keep); }
+  finish_update(i, p0, r.p, r.ps, block_sync(base), block_alpha(base), keep);
 }
 
 // The factors of the global-norm clipping of this step, max / norm: the power of two the
@@ -192,8 +192,8 @@ ${RING_WGSL}
 ${DECIDE_WGSL}
 ${NORM_WORKGROUP_WGSL}
 ${SET_NORM_WGSL}
-${FINISH_WGSL}
 ${RULE_VALUES_WGSL}
+${FINISH_WGSL}
 ${rule.wgsl}
 ${UPDATE_WGSL}${STEP_WGSL}
 ${STEP_SMALL_WGSL}`;

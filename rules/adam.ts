@@ -356,7 +356,15 @@ const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
   }
 };
 
-/** WGSL of the element operations on four elements' values (see {@linkcode Rule.wgsl}). */
+/**
+ * WGSL of the element operations on four elements' values (see {@linkcode Rule.wgsl}). Where a
+ * parameter, moment or gradient as stored is NaN or an infinity (under nonFinite "propagate"),
+ * `adam_special` decides which new values are NaN or infinite from the bits as stored, the finite
+ * scalars and, for the finite values among them, whether an operation overflows (told from scaled
+ * or halved operands), as IEEE-754 has them on the CPU (WGSL lets a compiler assume that no float
+ * value is NaN or infinite: RULE_VALUES_WGSL); where `v` is +Infinity and the numerator finite, the
+ * quotient `num / (sqrt(v) + eps)` is 0.
+ */
 const WGSL = /* wgsl */ `
 ${wgslBlock(ADAM_SCALARS, "AdamScalars", "ring")}
 fn rule_values(base: u32, grad_scale: f32, pre: f32, p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> RuleValues {
@@ -368,17 +376,75 @@ fn rule_values(base: u32, grad_scale: f32, pre: f32, p0: vec4<f32>, g: vec4<f32>
   // Nesterov (optax): the update uses momentMix · m + gradMix · g in place of m.
   var num = mi;
   if (b.gradMix != 0.0) { num = b.momentMix * mi + b.gradMix * gi; }
-  var pi = p0;
-  if (b.mode == ${MODE_ADAPTIVE}u) {
-    // An eps > 0 held as an f32 subnormal, which a GPU may flush to 0 (Metal does): where m and v
-    // are 0 the update is 0, as on the CPU, not 0 / 0 (the same value wherever eps is kept).
-    let tiny = (num == vec4<f32>(0.0)) & (vi == vec4<f32>(0.0)) &
-      vec4<bool>(bitcast<u32>(b.eps) != 0u);
-    pi = p0 * b.paramDecay - b.stepSize * select(num / (sqrt(vi) + b.eps), num, tiny);
-  } else if (b.mode == ${MODE_MOMENTUM}u) {
-    pi = p0 * b.paramDecay - b.stepSize * num;
+  let z = vec4<u32>(0u);
+  // A NaN or an infinity as stored (rare): the classes from the bits.
+  let special = not_finite(bitcast<vec4<u32>>(p0), bitcast<vec4<u32>>(g), bitcast<vec4<u32>>(m0), bitcast<vec4<u32>>(v0));
+  if (any(special)) {
+    var r = adam_special(b, grad_scale, pre, p0, bitcast<vec4<u32>>(p0), g, bitcast<vec4<u32>>(g), m0, bitcast<vec4<u32>>(m0), v0, bitcast<vec4<u32>>(v0), gi, vi, num);
+    r.m = mi;
+    r.v = vi;
+    return r;
   }
-  return RuleValues(pi, mi, vi);
+  return RuleValues(adam_p(b, p0, num, adam_quotient(b, num, vi)), mi, vi, z, z, z);
+}
+
+// num / (sqrt(v) + eps). An eps > 0 held as an f32 subnormal, which a GPU may flush to 0 (Metal
+// does): where num and v are 0 the quotient is 0, as on the CPU, not 0 / 0 (the same value
+// wherever eps is kept).
+fn adam_quotient(b: AdamScalars, num: vec4<f32>, vi: vec4<f32>) -> vec4<f32> {
+  let tiny = (num == vec4<f32>(0.0)) & (vi == vec4<f32>(0.0)) & vec4<bool>(bitcast<u32>(b.eps) != 0u);
+  return select(num / (sqrt(vi) + b.eps), num, tiny);
+}
+
+// The new parameters of the mode from the numerator and the quotient (adaptive).
+fn adam_p(b: AdamScalars, p0: vec4<f32>, num: vec4<f32>, quotient: vec4<f32>) -> vec4<f32> {
+  if (b.mode == ${MODE_ADAPTIVE}u) { return p0 * b.paramDecay - b.stepSize * quotient; }
+  if (b.mode == ${MODE_MOMENTUM}u) { return p0 * b.paramDecay - b.stepSize * num; }
+  return p0;
+}
+
+// The new parameters and the specials (RULE_VALUES_WGSL) of p, m and v, from the values and the
+// bits (pb, gb, mb, vb) of p, g, m and v as stored and the values computed (gi, vi, num), as
+// IEEE-754 gives them (∞ − ∞, ∞ · 0, 0 / 0 and ∞ / ∞ NaN; a finite num over an infinite v 0; an
+// overflow an infinity).
+fn adam_special(b: AdamScalars, grad_scale: f32, pre: f32, p0: vec4<f32>, pb: vec4<u32>, g: vec4<f32>, gb: vec4<u32>, m0: vec4<f32>, mb: vec4<u32>, v0: vec4<f32>, vb: vec4<u32>, gi: vec4<f32>, vi: vec4<f32>, num: vec4<f32>) -> RuleValues {
+  let nan = vec4<u32>(0x7fc00000u);
+  let z = vec4<u32>(0u);
+  let sp0 = special_times(pb, 1.0);
+  // (grad_scale · (g · pre) cannot overflow: neither factor is above 1.)
+  var sg = special_times(gb, grad_scale);
+  if (b.coupledDecay != 0.0) {
+    sg = sum_checked(grad_scale * (g * pre), sg, b.coupledDecay * p0, times_checked(p0, sp0, b.coupledDecay));
+  }
+  let mi = b.beta1 * m0 + b.oneMinusBeta1 * gi;
+  let sm = sum_checked(b.beta1 * m0, times_checked(m0, special_times(mb, 1.0), b.beta1), b.oneMinusBeta1 * gi, times_checked(gi, sg, b.oneMinusBeta1));
+  let gg = gi * gi;
+  let sv = sum_checked(b.beta2 * v0, times_checked(v0, special_times(vb, 1.0), b.beta2), b.oneMinusBeta2 * gg, times_checked(gg, square_checked(gi, sg), b.oneMinusBeta2));
+  var sn = sm;
+  if (b.gradMix != 0.0) {
+    sn = sum_checked(b.momentMix * mi, times_checked(mi, sm, b.momentMix), b.gradMix * gi, times_checked(gi, sg, b.gradMix));
+  }
+  var q = num;
+  var sq = sn;
+  if (b.mode == ${MODE_ADAPTIVE}u) {
+    // num / (sqrt(v) + eps), with sqrt(v) + eps finite (at most 2⁶⁴ + eps, which rounds below
+    // FLT_MAX's next): NaN for 0 / 0, an infinity where it overflows (not decided to the last ulp:
+    // WGSL's division is within 2.5 ulp), 0 over an infinite v, NaN for ∞ / ∞ or a NaN.
+    let den = sqrt(vi) + b.eps;
+    let over = (den < vec4<f32>(1.0)) & (abs(num * ${2 ** -64}) >= den * 0x1p64f);
+    let inf = select(vec4<u32>(0x7f800000u), vec4<u32>(0xff800000u), num < vec4<f32>(0.0));
+    let zero = (num == vec4<f32>(0.0)) & (den == vec4<f32>(0.0));
+    let tiny = (num == vec4<f32>(0.0)) & (vi == vec4<f32>(0.0)) & vec4<bool>(bitcast<u32>(b.eps) != 0u);
+    let finite_sq = select(select(z, inf, over & (num != vec4<f32>(0.0))), nan, zero & !tiny);
+    sq = select(select(finite_sq, sn, sn != z), z, (sn == z) & (sv != z));
+    sq = select(sq, nan, (sn == nan) | (sv == nan) | ((sn != z) & (sv != z)));
+    q = select(adam_quotient(b, num, vi), vec4<f32>(0.0), sv != z);
+  }
+  var sp = sp0;
+  if (b.mode != ${MODE_MOMENTS_ONLY}u) {
+    sp = difference_checked(p0 * b.paramDecay, times_checked(p0, sp0, b.paramDecay), b.stepSize * q, times_checked(q, sq, b.stepSize));
+  }
+  return RuleValues(adam_p(b, p0, q, q), vec4<f32>(0.0), vec4<f32>(0.0), sp, sm, sv);
 }
 `;
 

@@ -107,34 +107,16 @@ const jsStep: JsStep = (s, start, end, f, _u, b, mo) => {
  * a compiler assume that no float value is infinite or NaN, so where a parameter, moment or
  * gradient as stored is NaN or infinite (under nonFinite "propagate"), the classes of `c`, `m`
  * and `p` are decided from the stored bits and the finite scalars, as IEEE-754 has them on the
- * CPU, and a NaN or an infinity is written as bits. Finite `m` and `c` cannot overflow (a convex
- * combination of values at most the largest f32, each product rounded: tests/gpu/
- * lion_nonfinite_test.ts); where a value is of magnitude 2¹²⁷ or more, the sign of `c` is taken
- * from its two products' magnitudes all the same, with no sum (a contracted one could overflow).
+ * CPU, and returned as the specials of `p` and `m` (RULE_VALUES_WGSL). Finite `m` and `c` cannot
+ * overflow (a convex combination of values at most the largest f32, each product rounded: tests/
+ * gpu/lion_nonfinite_test.ts); where a value is of magnitude 2¹²⁷ or more, the sign of `c` is
+ * taken from its two products' magnitudes all the same, with no sum (a contracted one could
+ * overflow). A finite `p · paramDecay − stepSize · sign(c)` can pass f32's largest (a parameter of
+ * 2¹²⁷ or more, `|paramDecay| > 1` or `stepSize ≥ 2¹²⁷`, all else stays within it): there
+ * `lion_step_overflow` decides the infinity the CPU's f32 operations round it to.
  */
 const WGSL = /* wgsl */ `
 ${wgslBlock(LION_SCALARS, "LionScalars", "ring")}
-// The bits of w · v (w a finite scalar) where v, as stored, is NaN or an infinity: NaN (so is
-// ∞ · 0), else the infinity of sign sign(v) · sign(w); 0 where v is finite.
-fn lion_special(v: vec4<f32>, w: f32) -> vec4<u32> {
-  let bits = bitcast<vec4<u32>>(v);
-  let mag = bits & vec4<u32>(0x7fffffffu);
-  let inf = mag == vec4<u32>(0x7f800000u);
-  let flip = select(0u, 0x80000000u, w < 0.0);
-  let inf_bits = ((bits ^ vec4<u32>(flip)) & vec4<u32>(0x80000000u)) | vec4<u32>(0x7f800000u);
-  let nan = (mag > vec4<u32>(0x7f800000u)) | (inf & vec4<bool>(w == 0.0));
-  return select(select(vec4<u32>(0u), inf_bits, inf), vec4<u32>(0x7fc00000u), nan);
-}
-
-// The bits of x + y from lion_special's of x and y (0 where finite): NaN where either is NaN or
-// they are infinities of opposite signs, else the infinity; 0 where both are finite.
-fn lion_special_sum(a: vec4<u32>, b: vec4<u32>) -> vec4<u32> {
-  let zero = vec4<u32>(0u);
-  let nan = (a == vec4<u32>(0x7fc00000u)) | (b == vec4<u32>(0x7fc00000u)) |
-    ((a != zero) & (b != zero) & (a != b));
-  return select(a | b, vec4<u32>(0x7fc00000u), nan);
-}
-
 // sign(x + y) of finite x, y from their magnitudes (no sum, which may overflow): the larger's
 // sign, 0 where they cancel.
 fn lion_sign_of_sum(x: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
@@ -143,33 +125,53 @@ fn lion_sign_of_sum(x: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
   return select(select(select(vec4<f32>(0.0), sign(x), x == y), sign(y), ay > ax), sign(x), ax > ay);
 }
 
+// The bits of the infinity p · pd − ss · s is (s = sign(c): −1, 0 or 1; p, pd, ss finite) where
+// it passes f32's largest, as IEEE-754 rounds it on the CPU (WGSL lets an overflow give any
+// value), else 0: p · pd overflows exactly where (p · 2⁻⁶⁴) · (pd · 2⁻⁶⁴) rounds to 1 or more
+// (scaling by powers of two is exact where it matters: a factor below 2⁻⁶² makes the product far
+// from the largest); else the difference of that finite product overflows exactly where its half
+// does past 2¹²⁷ (as centralization's minus_mean).
+fn lion_step_overflow(p: vec4<f32>, pd: f32, ss: f32, s: vec4<f32>) -> vec4<u32> {
+  let scaled = (p * ${2 ** -64}) * (pd * ${2 ** -64});
+  let half = (p * pd) * 0.5 - (ss * 0.5) * s;
+  let big = abs(scaled) >= vec4<f32>(1.0);
+  let neg = select(half < vec4<f32>(0.0), scaled < vec4<f32>(0.0), big);
+  let inf = big | (abs(half) >= vec4<f32>(${2 ** 127}));
+  return select(vec4<u32>(0u), select(vec4<u32>(0x7f800000u), vec4<u32>(0xff800000u), neg), inf);
+}
+
 fn rule_values(base: u32, grad_scale: f32, pre: f32, p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> RuleValues {
   let b = loadLionScalars(base);
   let gi = grad_scale * (g * pre);
   let c = b.beta1 * m0 + b.oneMinusBeta1 * gi;
-  var mi = b.beta2 * m0 + b.oneMinusBeta2 * gi;
+  var r = RuleValues(p0, b.beta2 * m0 + b.oneMinusBeta2 * gi, v0, vec4<u32>(0u), vec4<u32>(0u), vec4<u32>(0u));
   var sign_c = select(select(vec4<f32>(-1.0), vec4<f32>(1.0), c > vec4<f32>(0.0)), vec4<f32>(0.0), c == vec4<f32>(0.0));
-  var pi = p0 * b.paramDecay - b.stepSize * sign_c;
   // Values as stored that are NaN, infinite or of magnitude 2^127 or more (rare): the classes
   // from the bits (see WGSL's doc in rules/lion.ts).
+  let pb = bitcast<vec4<u32>>(p0);
+  let mb = bitcast<vec4<u32>>(m0);
+  let gb = bitcast<vec4<u32>>(g);
   let mask = vec4<u32>(0x7fffffffu);
-  let top = max(max(bitcast<vec4<u32>>(p0) & mask, bitcast<vec4<u32>>(m0) & mask), bitcast<vec4<u32>>(g) & mask);
-  let wide = top >= vec4<u32>(0x7f000000u);
+  let wide = max(max(pb & mask, mb & mask), gb & mask) >= vec4<u32>(0x7f000000u);
   if (any(wide)) {
-    let sg = lion_special(g, grad_scale);
-    let sc = lion_special_sum(lion_special(m0, b.beta1), sg);
+    let sg = special_times(gb, grad_scale);
+    let sc = special_sum(special_times(mb, b.beta1), sg);
     let inf_sign = select(vec4<f32>(-1.0), vec4<f32>(1.0), sc < vec4<u32>(0x80000000u));
     let wide_sign = select(lion_sign_of_sum(b.beta1 * m0, b.oneMinusBeta1 * gi), inf_sign, sc != vec4<u32>(0u));
     sign_c = select(sign_c, wide_sign, wide);
-    let sm = lion_special_sum(lion_special(m0, b.beta2), sg);
     // (A finite m is clamped: one this missed would read ±FLT_MAX, not pass as IEEE's.)
-    let finite_m = clamp(mi, vec4<f32>(-${F32_MAX}), vec4<f32>(${F32_MAX}));
-    mi = select(mi, select(finite_m, bitcast<vec4<f32>>(sm), sm != vec4<u32>(0u)), wide);
+    r.m = select(r.m, clamp(r.m, vec4<f32>(-${F32_MAX}), vec4<f32>(${F32_MAX})), wide);
+    r.ms = select(vec4<u32>(0u), special_sum(special_times(mb, b.beta2), sg), wide);
     // p · paramDecay − stepSize · sign(c): NaN where c is, else p · paramDecay's where not finite.
-    let sp = select(lion_special(p0, b.paramDecay), vec4<u32>(0x7fc00000u), sc == vec4<u32>(0x7fc00000u));
-    pi = select(p0 * b.paramDecay - b.stepSize * sign_c, bitcast<vec4<f32>>(sp), sp != vec4<u32>(0u));
+    let sp = select(special_times(pb, b.paramDecay), vec4<u32>(0x7fc00000u), sc == vec4<u32>(0x7fc00000u));
+    r.ps = select(vec4<u32>(0u), sp, wide);
   }
-  return RuleValues(pi, mi, v0);
+  r.p = p0 * b.paramDecay - b.stepSize * sign_c;
+  // A step of magnitude 2^127 or more, a decay that grows, or a wide p: p may overflow (rare).
+  if (any(wide) || abs(b.paramDecay) > 1.0 || b.stepSize >= ${2 ** 127}) {
+    r.ps = select(lion_step_overflow(p0, b.paramDecay, b.stepSize, sign_c), r.ps, r.ps != vec4<u32>(0u));
+  }
+  return r;
 }
 `;
 

@@ -35,17 +35,23 @@ export function syncJs(
 
 /**
  * WGSL of the end of every step kernel's update of vec4 `i` (f32 moments or 8-bit), after the
- * rule's `rule_values`: `finish_update(i, p0, pi, sync, alpha, keep)` stores the new parameters
- * `pi` (synced into `slow` first when `sync` is set), keeping `p0` in the lanes `keep` marks
- * (past the chunk's end, or a block's padding).
+ * rule's `rule_values`: `finish_update(i, p0, pi, ps, sync, alpha, keep)` stores the new
+ * parameters `pi` with their special `ps` (RULE_VALUES_WGSL in base/rule.ts: the bits of a NaN or
+ * an infinity, else 0), synced into `slow` first when `sync` is set, keeping `p0` in the lanes
+ * `keep` marks (past the chunk's end, or a block's padding). The sync's NaN and infinities are
+ * decided from `ps` and the slow weights' bits as stored, as IEEE-754 has them on the CPU (WGSL
+ * lets a compiler assume that no float value is either).
  */
 export const FINISH_WGSL = /* wgsl */ `
-fn finish_update(i: u32, p0: vec4<f32>, pi: vec4<f32>, sync: u32, alpha: f32, keep: vec4<bool>) {
-  var pn = pi;
+fn finish_update(i: u32, p0: vec4<f32>, pi: vec4<f32>, ps: vec4<u32>, sync: u32, alpha: f32, keep: vec4<bool>) {
+  var pn = with_special(pi, ps);
   if (sync != 0u) {
     // LookAhead sync: slow += alpha · (p − slow); p = slow.
     let s0 = slow[i];
-    pn = select(s0 + alpha * (pi - s0), p0, keep);
+    let ss = special_times(bitcast<vec4<u32>>(s0), 1.0);
+    let d = pi - s0;
+    let sd = difference_checked(pi, ps, s0, ss);
+    pn = select(with_special(s0 + alpha * d, sum_checked(s0, ss, alpha * d, times_checked(d, sd, alpha))), p0, keep);
     slow[i] = select(pn, s0, keep);
   }
   p[i] = select(pn, p0, keep);

@@ -153,7 +153,13 @@ const jsStep: JsStep = (s, start, end, f, u, b, mo) => {
   }
 };
 
-/** WGSL of the element operations on four elements' values (see {@linkcode Rule.wgsl}). */
+/**
+ * WGSL of the element operations on four elements' values (see {@linkcode Rule.wgsl}). Where a
+ * parameter, buffer or gradient as stored is NaN or an infinity (under nonFinite "propagate"),
+ * the new values' classes are decided from the bits as stored and the finite scalars, as IEEE-754
+ * has them on the CPU (WGSL lets a compiler assume that no float value is either:
+ * RULE_VALUES_WGSL).
+ */
 const WGSL = /* wgsl */ `
 ${wgslBlock(SGD_SCALARS, "SgdScalars", "ring")}
 fn rule_values(base: u32, grad_scale: f32, pre: f32, p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> RuleValues {
@@ -168,8 +174,28 @@ fn rule_values(base: u32, grad_scale: f32, pre: f32, p0: vec4<f32>, g: vec4<f32>
     d = mi;
     if (b.mode == ${MODE_NESTEROV}u) { d = gi + b.momentum * mi; }
   }
-  let pi = p0 - b.stepSize * d;
-  return RuleValues(pi, mi, v0);
+  var r = RuleValues(p0 - b.stepSize * d, mi, v0, vec4<u32>(0u), vec4<u32>(0u), vec4<u32>(0u));
+  // A NaN or an infinity as stored (rare): the classes from the bits, and for finite values
+  // whether an operation overflows (told from scaled or halved operands, RULE_VALUES_WGSL).
+  let pb = bitcast<vec4<u32>>(p0);
+  let gb = bitcast<vec4<u32>>(g);
+  let mb = bitcast<vec4<u32>>(m0);
+  if (any(not_finite(pb, gb, mb, vec4<u32>(0u)))) {
+    let sp0 = special_times(pb, 1.0);
+    // (grad_scale · (g · pre) cannot overflow: neither factor is above 1.)
+    var sg = special_times(gb, grad_scale);
+    if (b.coupledDecay != 0.0) {
+      sg = sum_checked(grad_scale * (g * pre), sg, b.coupledDecay * p0, times_checked(p0, sp0, b.coupledDecay));
+    }
+    var sd = sg;
+    if (b.mode != ${MODE_PLAIN}u) {
+      r.ms = sum_checked(b.bufferDecay * m0, times_checked(m0, special_times(mb, 1.0), b.bufferDecay), b.bufferGrad * gi, times_checked(gi, sg, b.bufferGrad));
+      sd = r.ms;
+      if (b.mode == ${MODE_NESTEROV}u) { sd = sum_checked(gi, sg, b.momentum * mi, times_checked(mi, r.ms, b.momentum)); }
+    }
+    r.ps = difference_checked(p0, sp0, b.stepSize * d, times_checked(d, sd, b.stepSize));
+  }
+  return r;
 }
 `;
 

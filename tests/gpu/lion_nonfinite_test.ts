@@ -88,6 +88,45 @@ for (const states of ["32bit", "8bit"] as const) {
   }
 }
 
+for (const states of ["32bit", "8bit"] as const) {
+  Deno.test({
+    name:
+      `webgpu lion (${states}): p · paramDecay − lr · sign(c) past f32's largest, of finite values (a huge lr or weight decay), is the infinity wasm gives`,
+    ignore,
+    async fn() {
+      await noGpuErrors(async () => {
+        const params = { w: new Float32Array(LENGTH).map((_, i) => [1, -1, 0.5, 3e38][i % 4]) };
+        const grads = { w: new Float32Array(LENGTH).map((_, i) => [1, -1, -1, 1, 0][i % 5]) };
+        for (
+          const options of [{ lr: 2e38 }, { lr: 1, weightDecay: 1e38 }, {
+            lr: 3e38,
+            weightDecay: 0.5,
+          }]
+        ) {
+          const more = { ...options, nonFinite: "propagate", states } as const;
+          let gpu = await lion({ ...more, backend: "webgpu" }).init(params, { device: device! });
+          let cpu = await lion({ ...more, backend: "wasm" }).init(params);
+          const seen = new Set<string>();
+          for (let t = 1; t <= 2; t++) {
+            gpu = step(gpu, grads);
+            cpu = step(cpu, grads);
+            const [a, b] = [(await readAll(gpu)).w.p, (await readAll(cpu)).w.p];
+            b.forEach((q, i) => {
+              seen.add(classOf(q));
+              const what = `${JSON.stringify(options)}, step ${t}, p[${i}]: webgpu ${
+                a[i]
+              }, wasm ${q}`;
+              assert.equal(classOf(a[i]), classOf(q), what);
+              if (Number.isFinite(q)) assert.ok(Math.abs(a[i] - q) <= 1e-6 * Math.abs(q), what);
+            });
+          }
+          assert.ok(seen.has("+Infinity") && seen.has("-Infinity"), [...seen].join());
+        }
+      });
+    },
+  });
+}
+
 Deno.test("lion: a finite interpolation c or moment m cannot overflow f32 (each product rounded), so the WGSL tests only for stored NaN and infinities", () => {
   // The largest |β · x + (1 − β) · y| over |x|, |y| ≤ the largest f32 is at x = y = ±FLT_MAX.
   const beta = fc.oneof(

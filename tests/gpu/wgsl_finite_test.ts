@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { ADAM } from "../../rules/adam.ts";
 import { LION } from "../../rules/lion.ts";
 import { SGD } from "../../rules/sgd.ts";
+import type { Rule } from "../../base/rule.ts";
 import {
   CENTRALIZE,
   CENTRALIZE_NARROW,
@@ -38,19 +39,34 @@ for (const rule of [ADAM, LION, SGD]) {
 
 /**
  * Functions whose finiteness test is of a value they store (not a decision made on a passing
- * result): the 8-bit codes' block scale (the moments written, as codes). (Lion's sign was one:
+ * result): the 8-bit codes' block scale, from the largest new moment's bits, which reads only the
+ * finite values (its NaN and infinities are the rule's specials, as bits). (Lion's sign was one:
  * it tested the bits of its interpolation `c`, a sum, which a compiler may assume is no NaN; it
  * now tells `c`'s class from the parameters, moments and gradients as stored.)
  */
 const STORES_WHAT_IT_TESTS = new Set(["top_bits"]);
 
+/**
+ * Functions that read a float's bits only to carry it (centralization's row sum, through
+ * workgroup memory, turned back to the float it was), testing nothing of them.
+ */
+const CARRIES_BITS = new Set(["row_sum"]);
+
 /** The functions of a WGSL module: name → parameters and body. */
-function functionsOf(code: string): Map<string, { params: string[]; body: string }> {
-  const out = new Map<string, { params: string[]; body: string }>();
+function functionsOf(
+  code: string,
+): Map<string, { params: string[] & { types: Map<string, string> }; body: string }> {
+  const out = new Map<
+    string,
+    { params: string[] & { types: Map<string, string> }; body: string }
+  >();
   const head = /\bfn\s+(\w+)\s*\(([^)]*)\)[^{]*\{/g;
   for (let m; (m = head.exec(code));) {
     const i = closing(code, head.lastIndex, "{", "}");
-    const params = m[2].split(",").map((p) => p.trim().split(":")[0].trim()).filter(Boolean);
+    const declared = splitArgs(m[2]).filter(Boolean).map((p) => p.split(":").map((x) => x.trim()));
+    const params = Object.assign(declared.map(([name]) => name), {
+      types: new Map(declared.map(([name, type]) => [name, type ?? ""])),
+    });
     out.set(m[1], { params, body: code.slice(head.lastIndex, i) });
   }
   return out;
@@ -142,12 +158,13 @@ Deno.test("webgpu kernels: every NaN or infinity test is of a value as stored, n
   const found: string[] = [];
   let tests = 0;
   for (const [kernel, code] of Object.entries(KERNELS)) {
-    for (const [fn, { body }] of functionsOf(code)) {
-      // A function testing bits against the exponent or sign mask: each float it reads as bits.
-      if (!/0x7f800000u|0x7fffffffu/.test(body)) continue;
-      for (const m of body.matchAll(/bitcast<(?:vec4<)?u32>?>\(([\w.]+)\)/g)) {
+    for (const [fn, { params, body }] of functionsOf(code)) {
+      // Each float any function reads as integer bits (a parameter declared of an integer type is
+      // bits already).
+      for (const m of body.matchAll(/bitcast<(?:vec4<)?[ui]32>?>\(([\w.]+)\)/g)) {
+        if (/^(?:vec4<)?[ui]32>?$/.test(params.types.get(m[1]) ?? "")) continue;
         tests++;
-        if (STORES_WHAT_IT_TESTS.has(fn)) continue;
+        if (STORES_WHAT_IT_TESTS.has(fn) || CARRIES_BITS.has(fn)) continue;
         found.push(...unstoredOrigins(code, fn, m[1]).map((o) => `${kernel}: ${o}`));
       }
     }
@@ -187,4 +204,50 @@ Deno.test("webgpu kernels: centralization writes a gradient minus its row's mean
   const minusMean = functionsOf(CENTRALIZE.code).get("minus_mean")!.body;
   assert.match(minusMean, /bitcast<f32>\(inf\)/);
   assert.match(minusMean, /clamp\(v - mean/);
+});
+
+/** The stored inputs of `rule_values` each rule reads (a second moment only where it keeps one). */
+const RULE_INPUTS: [Rule, string[]][] = [
+  [ADAM, ["p0", "g", "m0", "v0"]],
+  [LION, ["p0", "g", "m0"]],
+  [SGD, ["p0", "g", "m0"]],
+];
+
+Deno.test("webgpu kernels: every rule reads the bits of each value it steps as stored, where float arithmetic on a NaN or an infinity may give any value", () => {
+  for (const [rule, inputs] of RULE_INPUTS) {
+    const body = functionsOf(stepKernels(rule).step.code).get("rule_values")!.body;
+    for (const name of inputs) {
+      assert.match(body, new RegExp(`bitcast<vec4<u32>>\\(${name}\\)`), `${rule.name}: ${name}`);
+    }
+  }
+});
+
+Deno.test("webgpu kernels: every parameter, moment and slow weight is stored with its special (a NaN or an infinity as bits), and 8-bit codes of an infinity come from its bits", () => {
+  const step = stepKernels(ADAM).step.code;
+  const stores = [...step.matchAll(/\b([mv])\[i\]\s*=\s*([^;]*);/g)];
+  assert.equal(stores.length, 2);
+  for (const [, , value] of stores) {
+    assert.match(value, /^select\(with_special\(r\.[mv], r\.[mv]s\)/);
+  }
+  for (const code of [step, compactKernel(ADAM).code]) {
+    assert.match(code, /finish_update\(i, p0, r\.p, r\.ps,/);
+  }
+  const finish = functionsOf(step).get("finish_update")!.body;
+  assert.match(finish, /var pn = with_special\(pi, ps\)/);
+  // LookAhead's sync: p − slow, alpha · that and slow + it, each op's class decided.
+  assert.match(finish, /difference_checked\(pi, ps, s0,/);
+  assert.match(finish, /sum_checked\(s0, \w+, alpha \* d, times_checked\(d, \w+, alpha\)\)/);
+  const compact = functionsOf(compactKernel(ADAM).code);
+  for (const encode of ["encode_signed", "encode_unsigned"]) {
+    const body = compact.get(encode)!.body;
+    assert.match(body, /scaled\(select\(x, vec4<f32>\(0\.0\), inf\), top\)/, encode);
+    assert.match(body, /bitcast<vec4<i32>>\(s\), inf\)/, encode);
+  }
+  assert.match(compactKernel(ADAM).code, /top_bits\(mn, ms\), top_bits\(vn, vs\)/);
+});
+
+Deno.test("webgpu kernels: Lion's p · paramDecay − lr · sign(c) is decided from scaled and halved operands where it may pass f32's largest (an overflow may give any value)", () => {
+  const body = functionsOf(stepKernels(LION).step.code).get("rule_values")!.body;
+  assert.match(body, /abs\(b\.paramDecay\) > 1\.0 \|\| b\.stepSize >= /);
+  assert.match(body, /lion_step_overflow\(p0, b\.paramDecay, b\.stepSize, sign_c\)/);
 });
