@@ -271,8 +271,12 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     }
   }
 
-  checkGrads(grads: unknown, out: unknown[]): (Float32Array | GpuTensor)[] {
-    return checkGpuGrads(grads, this.layout.names, this.layout.lengths, out);
+  checkGrads(
+    grads: unknown,
+    out: unknown[],
+    visit?: readonly number[],
+  ): (Float32Array | GpuTensor)[] {
+    return checkGpuGrads(grads, this.layout.names, this.layout.lengths, out, visit);
   }
 
   loadGrads(grads: readonly (Float32Array | GpuTensor)[]): void {
