@@ -313,6 +313,9 @@ export function placeGpuParams(
   return { inPlace, copied };
 }
 
+/** A gradient as checked for a step: a Float32Array as given, or a GPU tensor's range. */
+export type CheckedGpuGrad = Float32Array | GpuTensor;
+
 /**
  * Validates gradients for a WebGPU state: same names, Float32Arrays or GPU tensors of the length.
  * Each gradient is read from the record once, into `out` (reused by the caller), which it
