@@ -111,9 +111,14 @@ export interface DeviceBackend<T = unknown> extends BackendBase<T> {
   /**
    * Validates gradients of the kinds this backend accepts (GPU buffers, Float32Arrays), each
    * read from the record once, into `out` (reused by the caller), which it returns in the
-   * layout's order for `loadGrads`.
+   * layout's order for `loadGrads`; read and checked in the order of `visit` (layout indices,
+   * default the layout's), so that an error names the first bad one in it.
    */
-  checkGrads(grads: unknown, out: unknown[]): readonly (T | Float32Array)[];
+  checkGrads(
+    grads: unknown,
+    out: unknown[],
+    visit?: readonly number[],
+  ): readonly (T | Float32Array)[];
   /** The step counts the device keeps, and the ring of scalars it reads. */
   readonly counter: DeviceCounter;
   /**

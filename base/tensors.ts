@@ -219,6 +219,8 @@ export function checkTensorNames(names: readonly string[]): void {
  * the record once, into `out` (a list the caller reuses, of at least `names.length` entries),
  * which it returns: the step loads those arrays, never the record again, so a getter or a Proxy
  * that answers differently on a second read cannot slip an unchecked array past the check.
+ * `visit` (indices into `names`, each once) is the order they are read and checked in, so the
+ * error names the first bad one in it (a state's: the order given to `init`); default `names`'.
  *
  * @example
  * ```ts
@@ -236,6 +238,7 @@ export function checkGrads(
   names: readonly string[],
   lengths: readonly number[],
   out: unknown[],
+  visit?: readonly number[],
 ): Float32Array[] {
   if (grads instanceof Float32Array) {
     if (names.length !== 1) {
@@ -257,7 +260,8 @@ export function checkGrads(
     );
   }
   const record = grads as Record<string, unknown>;
-  for (let i = 0; i < names.length; i++) {
+  for (let k = 0; k < names.length; k++) {
+    const i = visit === undefined ? k : visit[k];
     const name = names[i];
     // Own enumerable keys only, as init takes the tensors (and as the count below sees them): a
     // gradient named "constructor" (or another name Object.prototype has) missing from a plain

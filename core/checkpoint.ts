@@ -16,7 +16,9 @@
  *   schemas store them (the rule's, then the training-loop features'), with `lr` `null` when it
  *   was a schedule, and `lr_schedule`: `"true"` or `"false"`
  * - `step`, `skipped_steps`: decimal integers
- * - `tensor_order`: JSON array of the parameter names in arena order
+ * - `tensor_order`: JSON array of the parameter names in the order given to `init` (or kept
+ *   from the checkpoint the state was loaded from); the arena's order derives from it (8-bit
+ *   states: base/arena_compact.ts), and so does the order of the tensors in the file
  * - `tensor_groups` (with parameter groups): JSON array of each tensor's group, in that order
  *   (1-based into `hyperparameters.groups`; 0: none)
  * - `states`: `"32bit"` or `"8bit"`, the format of the state's moments (absent: `"32bit"`), and
@@ -100,7 +102,7 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
   // The groups' `match` functions are the caller's code, which may step or dispose the state:
   // they run before the arena is read (a state they consumed is then refused), not between.
   const groups = first.config.loop.groups.length > 0
-    ? groupsOf(first.config, first.backend.layout.names)
+    ? groupsOf(first.config, first.order)
     : undefined;
   const { config, backend, steps, skipped, shapes, order } = stateInternals(state);
   const layout = backend.layout;
@@ -110,7 +112,7 @@ export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Ui
   const read = sectionsOf(config, backend);
   const sections = read instanceof Promise ? await read : read;
   const { tensors, codes } = tensorsOf(config, layout, shapes, order, sections);
-  const metadata = checkpointMetadata(config, layout, { steps, skipped, groups, codes });
+  const metadata = checkpointMetadata(config, layout, { steps, skipped, order, groups, codes });
   return writeSafetensors(tensors, metadata);
 }
 
@@ -183,7 +185,7 @@ function tensorsOf(
   [sections, compact]: Sections,
 ): { tensors: TensorOut[]; codes: boolean } {
   const kinds = stateTensors(config);
-  const { tensors, codes } = checkpointTensors(config, layout, shapes);
+  const { tensors, codes } = checkpointTensors(config, layout, shapes, order);
   const failures: [string, RangeError][] = [];
   const out = tensors.map(({ name, shape, index, kind, part }): TensorOut => {
     const of = layout.names[index];
@@ -259,13 +261,14 @@ export async function loadCheckpoint(
   // Everything is valid: only now allocate and fill.
   const layout = planState(config, names, lengths);
   // (A file within the cap may still be too long to save again: another lr, other states.)
-  checkSavableSize(config, layout, inLayoutOrder(layout, names, shapes));
+  const inLayout = inLayoutOrder(layout, names, shapes);
+  checkSavableSize(config, layout, inLayout, names);
   const backend = await makeBackend(config)(layout);
   restoreTensors(backend, layout, kinds, data);
   return restoreState(config, backend, {
     steps,
     skipped,
-    shapes: inLayoutOrder(layout, names, shapes),
+    shapes: inLayout,
     order: names,
   });
 }

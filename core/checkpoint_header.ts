@@ -36,11 +36,16 @@ export function optionsOf(config: Settings<unknown>): Record<string, unknown> {
   return options;
 }
 
-/** The counters and groups a checkpoint's metadata records. */
+/** The counters, tensor order and groups a checkpoint's metadata records. */
 export interface HeaderCounts {
   readonly steps: number;
   readonly skipped: number;
-  /** Each tensor's group, in layout order (with parameter groups). */
+  /**
+   * The tensors' names in the order given to `init` (or a checkpoint's), as `tensor_order`
+   * holds them (default: the layout's).
+   */
+  readonly order?: readonly string[];
+  /** Each tensor's group, in the order of `order` (with parameter groups). */
   readonly groups: readonly number[] | undefined;
   /** Whether the file holds 8-bit codes. */
   readonly codes: boolean;
@@ -60,7 +65,7 @@ export function checkpointMetadata(
     lr_schedule: String(typeof (config as Settings).hyperparameters.lr === "function"),
     step: String(counts.steps),
     skipped_steps: String(counts.skipped),
-    tensor_order: JSON.stringify(layout.names),
+    tensor_order: JSON.stringify(counts.order ?? layout.names),
     ...(counts.groups ? { tensor_groups: JSON.stringify(counts.groups) } : {}),
     states: config.run.states,
     ...(counts.codes ? { q8: Q8_VERSION } : {}),
@@ -79,18 +84,22 @@ export interface PlannedTensor extends TensorPlan {
 
 /**
  * The tensors a checkpoint of a state of `config` on `layout` holds, in file order (the F32
- * ones, then the 8-bit codes), without their data; `shapes` in layout order. `saveState`
- * writes them so, and a state is sized by them when it is made.
+ * ones, then the 8-bit codes, each parameter's in `order`: its `tensor_order`, default the
+ * layout's), without their data; `shapes` in layout order. `saveState` writes them so, and a
+ * state is sized by them when it is made.
  */
 export function checkpointTensors(
   config: Settings<unknown>,
   layout: ArenaLayout,
   shapes: readonly (readonly number[])[],
+  order: readonly string[] = layout.names,
 ): { tensors: PlannedTensor[]; codes: boolean } {
   const kinds = stateTensors(config);
   const tensors: PlannedTensor[] = [];
   const bytes: PlannedTensor[] = [];
-  layout.names.forEach((name, index) => {
+  const at = new Map(layout.names.map((name, index) => [name, index]));
+  for (const name of order) {
+    const index = at.get(name)!;
     const n = layout.lengths[index];
     const shape = shapes[index];
     kinds.forEach((k, kind) => {
@@ -127,14 +136,15 @@ export function checkpointTensors(
         });
       }
     });
-  });
+  }
   return { tensors: [...tensors, ...bytes], codes: bytes.length > 0 };
 }
 
 /**
  * Throws a RangeError unless every checkpoint of a state of `config` on `layout` (`shapes` in
- * layout order) fits the cap on a header's length, whatever its step counts: a state of too
- * many tensors, or of too long names or shapes, trained but could not be saved.
+ * layout order; its `tensor_order` `order`, default the layout's, which orders the file and so
+ * the digits of its offsets) fits the cap on a header's length, whatever its step counts: a
+ * state of too many tensors, or of too long names or shapes, trained but could not be saved.
  *
  * @example
  * ```ts
@@ -153,13 +163,15 @@ export function checkSavableSize(
   config: Settings<unknown>,
   layout: ArenaLayout,
   shapes: readonly (readonly number[])[],
+  order: readonly string[] = layout.names,
 ): void {
-  const { tensors, codes } = checkpointTensors(config, layout, shapes);
+  const { tensors, codes } = checkpointTensors(config, layout, shapes, order);
   const widest = Number.MAX_SAFE_INTEGER; // the longest step counts a checkpoint records
-  const groups = groupsOf(config, layout.names);
+  const groups = groupsOf(config, order);
   const metadata = checkpointMetadata(config, layout, {
     steps: widest,
     skipped: widest,
+    order,
     groups,
     codes,
   });

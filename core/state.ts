@@ -110,6 +110,8 @@ interface Core extends ScalarBlocks {
   readonly shapes: readonly (readonly number[])[];
   /** The names in the order given to `init` (an 8-bit arena may not keep it; a checkpoint's). */
   readonly order: readonly string[];
+  /** The layout's index of each name of `order`: gradients are checked in that order. */
+  readonly visit: readonly number[];
   /**
    * The gradients of the step being taken, as its check read them from the caller's record
    * (once each), in layout order; emptied when the step ends. Reused: a step allocates no list.
@@ -236,16 +238,14 @@ export async function initState(
 ): Promise<OptimizerState> {
   const tensors = checkParams(params);
   const layout = planState(config, tensors.names, tensors.arrays.map((a) => a.length));
-  checkSavableSize(config, layout, inLayoutOrder(layout, tensors.names, tensors.shapes));
+  const shapes = inLayoutOrder(layout, tensors.names, tensors.shapes);
+  checkSavableSize(config, layout, shapes, tensors.names);
   const backend = await makeBackend(layout);
   const initial: Record<string, Float32Array> = {};
   for (let i = 0; i < tensors.names.length; i++) initial[tensors.names[i]] = tensors.arrays[i];
   backend.writeSection(PARAMS, initial);
   if (config.lookahead) backend.writeSection(SLOW, initial);
-  return restoreState(config, backend, {
-    shapes: inLayoutOrder(layout, tensors.names, tensors.shapes),
-    order: tensors.names,
-  });
+  return restoreState(config, backend, { shapes, order: tensors.names });
 }
 
 /** Counters and shapes of a state being restored (all optional). */
@@ -286,6 +286,8 @@ export function restoreState<T>(
   const hyper = config.hyperparameters as Hyperparameters;
   const { rule, tag } = originOf(config);
   const blocks = [hyper, ...groups].map(() => ({ ...zeroScalars(rule.scalars), rule: tag }));
+  const order = info.order ?? layout.names;
+  const at = new Map(layout.names.map((name, i) => [name, i]));
   return new StateHandle({
     config: config as Settings,
     rule,
@@ -295,7 +297,8 @@ export function restoreState<T>(
     lastNorm: NaN,
     gcSegments,
     shapes,
-    order: info.order ?? layout.names,
+    order,
+    visit: order.map((name) => at.get(name)!),
     groupHypers: [hyper, ...groups.map((g) => ({ ...hyper, weightDecay: g.weightDecay }))],
     groupLrScales: [1, ...groups.map((g) => g.lrScale)],
     groupScalars: blocks,
@@ -392,7 +395,7 @@ function stepOnHost(core: Core, backend: HostBackend, grads?: unknown): StateHan
   // Each gradient read from the record once: what is checked is what is loaded.
   const given = grads === undefined
     ? undefined
-    : checkGrads(grads, layout.names, layout.lengths, core.given);
+    : checkGrads(grads, layout.names, layout.lengths, core.given, core.visit);
   const t = scalarsOf(core, core.steps + 1);
   const { clipGradNorm, nonFinite } = core.config.loop;
   let norm = NaN;
@@ -443,7 +446,7 @@ function stepOnDevice(core: Core, backend: DeviceBackend, grads?: unknown): Stat
   const counter = backend.counter;
   const fault = counter.takeFault();
   if (fault) throw fault;
-  const given = grads === undefined ? undefined : backend.checkGrads(grads, core.given);
+  const given = grads === undefined ? undefined : backend.checkGrads(grads, core.given, core.visit);
   const t = counter.steps + 1;
   if (!counter.hasScalars(t)) {
     // The scalars of t and of the next steps, written last to first: those of a later step

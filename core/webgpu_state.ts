@@ -113,7 +113,8 @@ function startWebGpuState(
   limits?: Partial<GpuPlanLimits>,
 ): OptimizerState<GpuTensor> {
   const layout = gpuLayoutOf(config, checked.names, checked.lengths);
-  checkSavableSize(config, layout, inLayoutOrder(layout, checked.names, checked.shapes));
+  const shapes = inLayoutOrder(layout, checked.names, checked.shapes);
+  checkSavableSize(config, layout, shapes, checked.names);
   const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
   // By index in the layout's order (8-bit states: the compact tensors last).
   const at = new Map(layout.names.map((name, i) => [name, i]));
@@ -134,9 +135,7 @@ function startWebGpuState(
     backend.writeHostParams(data);
   }
   backend.copyParamsToSlow();
-  return restoreState<GpuTensor>(config, backend, {
-    shapes: inLayoutOrder(layout, checked.names, checked.shapes),
-  });
+  return restoreState<GpuTensor>(config, backend, { shapes, order: checked.names });
 }
 
 /**

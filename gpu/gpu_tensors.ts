@@ -313,17 +313,22 @@ export function placeGpuParams(
   return { inPlace, copied };
 }
 
+/** A gradient as checked for a step: a Float32Array as given, or a GPU tensor's range. */
+export type CheckedGpuGrad = Float32Array | GpuTensor;
+
 /**
  * Validates gradients for a WebGPU state: same names, Float32Arrays or GPU tensors of the length.
  * Each gradient is read from the record once, into `out` (reused by the caller), which it
  * returns in the order of `names`: a Float32Array as given, a GPU tensor as its checked
- * `{ buffer, offset, size, length }`. The step loads those, never the record again.
+ * `{ buffer, offset, size, length }`. The step loads those, never the record again. `visit`
+ * (indices into `names`) is the order they are read and checked in (default `names`').
  */
 export function checkGpuGrads(
   grads: unknown,
   names: readonly string[],
   lengths: readonly number[],
   out: unknown[],
+  visit?: readonly number[],
 ): (Float32Array | GpuTensor)[] {
   const single = grads instanceof Float32Array || isGpuTensorInput(grads);
   if (single && names.length !== 1) {
@@ -341,7 +346,8 @@ export function checkGpuGrads(
     );
   }
   const record = single ? { [names[0]]: grads } : grads as Record<string, unknown>;
-  for (let i = 0; i < names.length; i++) {
+  for (let k = 0; k < names.length; k++) {
+    const i = visit === undefined ? k : visit[k];
     const name = names[i];
     // Own enumerable keys only, as the CPU backends take them (a missing "constructor" is
     // missing, not Object.prototype's function; a hidden property is not a gradient).

@@ -60,7 +60,7 @@ import {
   planCompactChunks,
 } from "./compact_plan.ts";
 import { GpuStepCounter } from "./device_counter.ts";
-import { checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
+import { type CheckedGpuGrad, checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
 import { GradLoads } from "./grad_loads.ts";
 import { type Dispatch, dispatchEach, type Pipelines } from "./pipelines.ts";
 import { RING_SIZE } from "./scalar_ring.ts";
@@ -271,8 +271,8 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     }
   }
 
-  checkGrads(grads: unknown, out: unknown[]): (Float32Array | GpuTensor)[] {
-    return checkGpuGrads(grads, this.layout.names, this.layout.lengths, out);
+  checkGrads(grads: unknown, out: unknown[], visit?: readonly number[]): CheckedGpuGrad[] {
+    return checkGpuGrads(grads, this.layout.names, this.layout.lengths, out, visit);
   }
 
   loadGrads(grads: readonly (Float32Array | GpuTensor)[]): void {

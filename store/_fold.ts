@@ -6,6 +6,7 @@
  * @module
  */
 import { CheckpointError, dispose, type OptimizerState, saveState, step } from "../mod.ts";
+import { stateInternals } from "../core/state.ts";
 import { newState, storedState } from "./_model.ts";
 import { checkMeta } from "./_checks.ts";
 import type { CheckedOptions, SubmitResult } from "./parallel.ts";
@@ -184,7 +185,12 @@ async function plan(
   return p;
 }
 
-/** Writes the mean of `parts` into the state's gradient slots. */
+/**
+ * Writes the mean of `parts` into the state's gradient slots, by name: a contribution's gradient
+ * is flat in the order of its checkpoint's `tensor_order` (`StoredParams.names`, the order the
+ * tensors were given to `init`), which the state keeps, and which is not its arena's
+ * (`state.names`) where an 8-bit state puts its compact tensors last.
+ */
 function writeMean(f: Fold, state: OptimizerState, parts: WeightedGradient[], size: number): void {
   if (f.scratch === null || f.scratch.flat.length !== size) {
     f.scratch = { flat: new Float32Array(size), acc: new Float64Array(size) };
@@ -192,7 +198,7 @@ function writeMean(f: Fold, state: OptimizerState, parts: WeightedGradient[], si
   const { flat, acc } = f.scratch;
   meanOfContributions(parts, flat, acc);
   let at = 0;
-  for (const name of state.names) {
+  for (const name of stateInternals(state).order) {
     const slot = state.grads[name];
     slot.set(flat.subarray(at, at + slot.length));
     at += slot.length;

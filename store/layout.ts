@@ -24,7 +24,10 @@ export interface ParamsView {
    * absent where a store does not say.
    */
   readonly optimizer?: string;
-  /** The parameter names, in the state's order. */
+  /**
+   * The parameter names, in the checkpoint's `tensor_order`: the order they were given to
+   * `init` (a checkpoint saved by version 0.2.0 of an 8-bit state: its arena's).
+   */
   readonly names: readonly string[];
   /** Each parameter's shape. */
   readonly shapes: Readonly<Record<string, readonly number[]>>;

@@ -363,3 +363,38 @@ Deno.test("an 8-bit state whose second moment overflowed (held at FLT_MAX) saves
   dispose(wide);
   dispose(state);
 });
+
+Deno.test("an 8-bit checkpoint's tensor_order is the order given to init; one in the arena's order (0.2.0's) loads and keeps it", async () => {
+  const init = () => ({ w: randoms(5000, 1), b: randoms(3, 2) });
+  const grads = () => ({ w: randoms(5000, 3), b: randoms(3, 4) });
+  const open = [];
+  try {
+    const s = step(await radam({ states: "8bit", nonFinite: "throw" }).init(init()), grads());
+    open.push(s);
+    assert.deepEqual(s.names, ["b", "w"]); // the arena: f32 moments first
+    const bytes = await saveState(s);
+    const { header } = split(bytes);
+    assert.deepEqual(JSON.parse(header.__metadata__.tensor_order), ["w", "b"]);
+    // The file follows tensor_order: w's tensors first, then b's, then the codes.
+    const begin = (key: string) => header[key].data_offsets[0];
+    assert.ok(begin("w") < begin("w.exp_avg.scales") && begin("w.exp_avg_sq.scales") < begin("b"));
+    assert.ok(begin("b.exp_avg_sq") < begin("w.exp_avg.codes"));
+    // As 0.2.0 wrote it: the same tensors, tensor_order the arena's. It loads as it did (its
+    // arena is the one its tensor_order names), and names tensors in that order, which is all
+    // it knows of the state's; saved again, it keeps it.
+    const old = edit(bytes, (h) => h.__metadata__.tensor_order = JSON.stringify(["b", "w"]));
+    const resumed = await loadState(old);
+    open.push(resumed);
+    assert.deepEqual(resumed.names, ["b", "w"]);
+    const fresh = await loadState(bytes);
+    open.push(fresh);
+    await assertSameBits(resumed, fresh, "0.2.0's order");
+    const bad = { w: new Float32Array(5000).fill(NaN), b: new Float32Array(3).fill(NaN) };
+    assert.throws(() => step(fresh, bad), /gradient of parameter "w" holds NaN/);
+    assert.throws(() => step(resumed, bad), /gradient of parameter "b" holds NaN/);
+    const again = split(await saveState(resumed)).header.__metadata__.tensor_order;
+    assert.deepEqual(JSON.parse(again), ["b", "w"]);
+  } finally {
+    for (const s of open) dispose(s);
+  }
+});

@@ -13,6 +13,7 @@ import {
   loadState,
   lookahead,
   type OptimizerState,
+  radam,
   readMoments,
   saveState,
   step,
@@ -26,6 +27,7 @@ import {
   CPU_BACKENDS as BACKENDS,
   readAll,
 } from "./cases.ts";
+import { split } from "./checkpoint_files.ts";
 import { optimizerOf, RULE_TABLE, type RuleCase, type RuleRow } from "./rule_table.ts";
 import { bits, prng, randomTensor } from "./util.ts";
 
@@ -131,3 +133,70 @@ for (const row of RULE_TABLE) {
     );
   });
 }
+
+/** The bits of every value `readAll` read. */
+function bitsOfAll(all: Awaited<ReturnType<typeof readAll>>) {
+  return Object.entries(all).map(([name, x]) => [name, bits(x.p), bits(x.m), x.v && bits(x.v)]);
+}
+
+/** A view of tensor `name`'s data in a checkpoint (edited in place): F32, or with `u8` U8. */
+function dataOf(bytes: Uint8Array, name: string): Float32Array;
+function dataOf(bytes: Uint8Array, name: string, u8: true): Uint8Array;
+function dataOf(bytes: Uint8Array, name: string, u8?: true): Float32Array | Uint8Array {
+  const { header, data } = split(bytes);
+  const [begin, end] = header[name].data_offsets;
+  const at = data.byteOffset + begin;
+  return u8
+    ? new Uint8Array(data.buffer, at, end - begin)
+    : new Float32Array(data.buffer, at, (end - begin) / 4);
+}
+
+Deno.test("8 → 32 → 8 bits gives back the file, but for the two kinds of block the SPEC names, on every CPU backend", async () => {
+  const n = 4100; // 17 blocks, the last partial
+  const init = () => ({ w: Float32Array.from({ length: n }, (_, i) => Math.cos(i)) });
+  const grads = () => ({ w: Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7)) });
+  const open: OptimizerState[] = [];
+  const keep = (s: OptimizerState) => (open.push(s), s);
+  try {
+    let trained = keep(await radam({ states: "8bit" }).init(init()));
+    for (let t = 0; t < 3; t++) trained = keep(step(trained, grads()));
+    // A 32-bit state's moments set so that, encoded: block 1 of m is below 2⁻¹⁴² · 1.1875
+    // (scale 2⁻¹²⁶, codes 0), block 2 of v has the scale 2⁻¹¹⁸ and zeros (code 0, 2⁻¹⁴⁹ in f32).
+    const wide = await saveState(keep(step(keep(await radam().init(init())), grads())));
+    const m = dataOf(wide, "w.exp_avg"), v = dataOf(wide, "w.exp_avg_sq");
+    m.fill(2 ** -149, 256, 512);
+    v.fill(0, 512, 768);
+    v[600] = 2 ** -118;
+    const special = await saveState(keep(await loadState(wide, { states: "8bit" })));
+    assert.deepEqual(dataOf(special, "w.exp_avg.scales")[1], 2 ** -126);
+    for (const { backend, threads } of BACKENDS) {
+      const options = { backend, threads, threadThreshold: 0 };
+      const trip = async (bytes: Uint8Array) => {
+        const f32 = keep(await loadState(bytes, { ...options, states: "32bit" }));
+        const back = keep(await loadState(await saveState(f32), { ...options, states: "8bit" }));
+        // The same values (params, decoded moments), and the same step after.
+        const direct = keep(await loadState(bytes, options));
+        const values = async (x: OptimizerState) => bitsOfAll(await readAll(x));
+        assert.deepEqual(await values(back), await values(direct), `${backend} × ${threads}`);
+        const saved = await saveState(back);
+        const g = grads();
+        assert.deepEqual(await values(keep(step(back, g))), await values(keep(step(direct, g))));
+        return saved;
+      };
+      assert.deepEqual(await trip(await saveState(trained)), await saveState(trained));
+      const again = await trip(special);
+      // The same file but for block 1's scale of m (0) and block 2's code 0s of v (7).
+      const mScales = dataOf(again, "w.exp_avg.scales");
+      assert.equal(mScales[1], 0);
+      mScales[1] = 2 ** -126;
+      const vCodes = dataOf(again, "w.exp_avg_sq.codes", true);
+      for (let i = 512; i < 768; i++) {
+        assert.equal(vCodes[i], i === 600 ? 255 : 7);
+        if (i !== 600) vCodes[i] = 0;
+      }
+      assert.deepEqual(again, special);
+    }
+  } finally {
+    for (const s of open) dispose(s);
+  }
+});

@@ -194,6 +194,80 @@ for (const which of BACKENDS) {
     }
   });
 
+  Deno.test(`${which.label}: a state resumed from an 8-bit checkpoint names the tensor the uninterrupted run names`, async () => {
+    // The checkpoint's tensor_order was the 8-bit arena's ("b" first): resumed, "throw" named
+    // "b", where the uninterrupted run names "w", the first in the order given to init.
+    const { backend, threads } = which;
+    for (const clipGradNorm of [undefined, 1]) {
+      const options = { backend, threads, threadThreshold: 0, nonFinite: "throw", clipGradNorm };
+      const open: OptimizerState[] = [];
+      try {
+        let s = await radam({ ...options, nonFinite: "throw", states: "8bit" }).init({
+          w: new Float32Array(5000).fill(0.5),
+          b: new Float32Array(3).fill(0.5),
+        });
+        open.push(s);
+        s = step(s, { w: new Float32Array(5000).fill(0.1), b: new Float32Array(3).fill(0.1) });
+        open.push(s);
+        const bytes = await saveState(s);
+        const g = { w: new Float32Array(5000), b: new Float32Array(3) };
+        g.w[4999] = NaN;
+        g.b[1] = Infinity;
+        const said = saying(RangeError, 'The gradient of parameter "w" holds NaN at index 4999');
+        assert.throws(() => step(s, g), said);
+        for (const states of ["8bit", "32bit"] as const) {
+          const resumed = await loadState(bytes, { backend, threads, threadThreshold: 0, states });
+          open.push(resumed);
+          assert.deepEqual(resumed.names, states === "8bit" ? ["b", "w"] : ["w", "b"]);
+          for (const copied of [true, false]) {
+            if (!copied) { for (const n of resumed.names) resumed.grads[n].set(g[n as "w" | "b"]); }
+            assert.throws(() => copied ? step(resumed, g) : step(resumed), said, states);
+          }
+        }
+      } finally {
+        for (const s of open) dispose(s);
+      }
+    }
+  });
+
+  Deno.test(`${which.label}: a missing or misshapen gradient of an 8-bit state is named first in the order given`, async () => {
+    // The 8-bit arena puts "b" (f32 moments) first: its check named "b" here, as a 32-bit
+    // state names "w"; and so did a state resumed from its checkpoint.
+    const { backend, threads } = which;
+    const init = () => ({ w: new Float32Array(5000), b: new Float32Array(3) });
+    const cases = [
+      [{}, saying(TypeError, 'Missing gradient for parameter "w"')],
+      [
+        { w: new Float32Array(4999), b: new Float32Array(2) },
+        saying(RangeError, 'gradient of parameter "w" to have length 5000, got 4999'),
+      ],
+      [
+        { w: [1, 2], b: [3] },
+        saying(TypeError, 'Expected the gradient of parameter "w" to be a Float32Array'),
+      ],
+    ] as const;
+    const open: OptimizerState[] = [];
+    try {
+      for (const states of ["32bit", "8bit"] as const) {
+        const s = await radam({ backend, threads, threadThreshold: 0, states }).init(init());
+        open.push(s);
+        const resumed = await loadState(await saveState(s), { backend, threads });
+        open.push(resumed);
+        for (const state of [s, resumed]) {
+          for (const [grads, said] of cases) {
+            assert.throws(
+              () => step(state, grads as unknown as Record<string, Float32Array>),
+              said,
+            );
+          }
+          assert.equal(state.step, 0);
+        }
+      }
+    } finally {
+      for (const s of open) dispose(s);
+    }
+  });
+
   Deno.test(`${which.label}: a schedule is called once for each t, not again while steps at it are skipped or refused`, async () => {
     // It was once called for every skipped or refused step, so a schedule that logged or
     // counted saw t = 2 three times here; it is called once for each t (before the check, so

@@ -393,3 +393,73 @@ Deno.test("a negative value, −0 and the smallest included, gets unsigned code 
     assert.equal(codes[i], refEncodeUnsigned(x[i], scales[i >> 8]), `element ${i}`);
   }
 });
+
+/** A block's codes decoded to f32 and encoded again (8 → 32 → 8): its codes, scale and values. */
+function throughF32(codes: Int8Array | Uint8Array, scale: number) {
+  const signed = codes instanceof Int8Array;
+  const s = new Float32Array([scale]), x = new Float32Array(B), back = new Float32Array(1);
+  const again = signed ? new Int8Array(B) : new Uint8Array(B), y = new Float32Array(B);
+  if (signed) {
+    decodeSignedBlocks(codes, s, x, 1);
+    encodeSignedBlocks(x, again as Int8Array, back, 1);
+    decodeSignedBlocks(again as Int8Array, back, y, 1);
+  } else {
+    decodeUnsignedBlocks(codes, s, x, 1);
+    encodeUnsignedBlocks(x, again as Uint8Array, back, 1);
+    decodeUnsignedBlocks(again as Uint8Array, back, y, 1);
+  }
+  return { codes: again, scale: back[0], values: x, valuesAgain: y };
+}
+
+Deno.test("8 → 32 → 8: a block's codes and scale come back, but for the two kinds the SPEC names; its values always", () => {
+  const scaleOf = (exponent: number, mantissa: number) =>
+    new Float32Array(new Uint32Array([((exponent + 127) << 23) | mantissa]).buffer)[0];
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: -127, max: 127 }), { minLength: B, maxLength: B }),
+      fc.array(fc.integer({ min: 0, max: 255 }), { minLength: B, maxLength: B }),
+      fc.integer({ min: -126, max: 127 }),
+      fc.integer({ min: 0, max: 0x7fffff }),
+      fc.integer({ min: 0, max: B - 1 }),
+      (signedCodes, unsignedCodes, exponent, mantissa, topAt) => {
+        const scale = scaleOf(exponent, mantissa);
+        const signed = Int8Array.from(signedCodes);
+        const unsigned = Uint8Array.from(unsignedCodes);
+        signed[topAt] = -127; // as encoded: the block's largest value holds the top code
+        unsigned[topAt] = 255;
+        const a = throughF32(signed, scale), b = throughF32(unsigned, scale);
+        assert.deepEqual(bitsOf(a.valuesAgain), bitsOf(a.values));
+        assert.deepEqual(bitsOf(b.valuesAgain), bitsOf(b.values));
+        // First moments: every scale; second moments: from 2⁻¹¹³.
+        assert.deepEqual([a.codes, a.scale], [signed, scale]);
+        if (exponent >= -113) assert.deepEqual([b.codes, b.scale], [unsigned, scale]);
+      },
+    ),
+    { numRuns: 2000 },
+  );
+  // First moments whose largest magnitude is below 2⁻¹⁴² · 1.1875: scale 2⁻¹²⁶, every code 0;
+  // back, the scale of zeros.
+  const tiny = new Float32Array(B).fill(2 ** -149);
+  tiny[7] = -(2 ** -142) * 1.125;
+  const codes = new Int8Array(B), scales = new Float32Array(1);
+  encodeSignedBlocks(tiny, codes, scales, 1);
+  assert.deepEqual([codes, scales[0]], [new Int8Array(B), 2 ** -126]);
+  const zeros = throughF32(codes, scales[0]);
+  assert.deepEqual([zeros.codes, zeros.scale], [new Int8Array(B), 0]);
+  assert.deepEqual(bitsOf(zeros.valuesAgain), bitsOf(zeros.values));
+  // Second moments under 2⁻¹¹⁸: code 0 (a zero, encoded) is 2⁻¹⁴⁹ in f32, as code 7 (2⁻³¹) is; back,
+  // code 7.
+  const v = new Float32Array(B);
+  v[0] = 2 ** -118;
+  const ucodes = new Uint8Array(B), uscales = new Float32Array(1);
+  encodeUnsignedBlocks(v, ucodes, uscales, 1);
+  assert.deepEqual([ucodes[0], ucodes[1], uscales[0]], [255, 0, 2 ** -118]);
+  const shared = throughF32(ucodes, uscales[0]);
+  assert.deepEqual([shared.codes[0], shared.codes[1], shared.scale], [255, 7, 2 ** -118]);
+  assert.deepEqual([shared.values[1], shared.valuesAgain[1]], [2 ** -149, 2 ** -149]);
+});
+
+/** The bits of f32 values. */
+function bitsOf(x: Float32Array): Uint32Array {
+  return new Uint32Array(x.buffer, x.byteOffset, x.length);
+}

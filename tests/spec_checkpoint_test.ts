@@ -153,8 +153,9 @@ Deno.test("SPEC: an 8-bit Ranger checkpoint read from the SPEC's words alone giv
   assert.equal(meta.states, "8bit");
   assert.equal(meta.q8, "b256-i8e4m3-u8e5m3-v1");
   assert.deepEqual(JSON.parse(meta.hyperparameters).lookahead, { k: 6, alpha: 0.5 });
-  // The tensor with f32 moments first in the arena's order, the compact one after it.
-  assert.deepEqual(JSON.parse(meta.tensor_order), ["head", "body"]);
+  // In the order given to init; the arena's (the tensor with f32 moments first) derives from it.
+  assert.deepEqual(JSON.parse(meta.tensor_order), ["body", "head"]);
+  assert.deepEqual(state.names, ["head", "body"]);
   const params = await readParams(state);
   const moments = await readMoments(state);
   const slow = await readSlowWeights(state);

@@ -274,6 +274,9 @@ export function createGpuRunner(
     const state = restoreState<GpuTensor>(config, stateBackend, {
       ...counts,
       shapes: inLayoutOrder(stateBackend.layout, entries.map((e) => e.name), shapes),
+      // (The variables' order, which its checkpoints' tensor_order holds, as init's size check
+      // took it.)
+      order: stateInternals(first).order,
     });
     return new GpuRunner(entries, state, buffers, backend, config, variables);
   } catch (error) {
