@@ -352,6 +352,40 @@ export function renamedHint(key: string, known: readonly string[]): string {
 }
 
 /**
+ * What to add to the error for an unknown option `key` given beside an optimizer already made
+ * (to its `init`, to `lookahead`, to `tfOptimizer`) where `key`, or another library's name of
+ * it, is an option of that optimizer's factory (one of `factoryKeys`): that it goes there, in
+ * the call `call` writes with the option (named as here). Else empty.
+ *
+ * @example
+ * ```ts
+ * import { factoryOptionHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const call = (option: string) => `radam({ ${option} })`;
+ * assert.equal(
+ *   factoryOptionHint("backend", ["lr", "backend"], call),
+ *   " (backend is an option of the optimizer: radam({ backend }))",
+ * );
+ * assert.equal(
+ *   factoryOptionHint("learningRate", ["lr"], call),
+ *   " (learningRate is an option of the optimizer, lr there: radam({ lr }))",
+ * );
+ * assert.equal(factoryOptionHint("devise", ["lr"], call), "");
+ * ```
+ */
+export function factoryOptionHint(
+  key: string,
+  factoryKeys: readonly string[],
+  call: (option: string) => string,
+): string {
+  const name = ownName(key);
+  if (!factoryKeys.includes(name)) return "";
+  const there = name === key ? "" : `, ${name} there`;
+  return ` (${key} is an option of the optimizer${there}: ${call(name)})`;
+}
+
+/**
  * What to add to the error for an unknown option `key` of a function whose options (`known`)
  * are not an optimizer's (a store's, a training loop's): another name of one of `known`, as
  * {@linkcode renamedHint} says; else, for a learning rate (`lr`) or another library's name of

@@ -11,7 +11,7 @@ import { checkKeys } from "../base/schema.ts";
 import type { CommonHyperparameters, Settings } from "../base/settings.ts";
 import type { Params } from "../base/tensors.ts";
 import type { GpuParams, GpuTensor } from "../gpu/gpu_tensors.ts";
-import { resolveLookahead, resolveOptions } from "./options.ts";
+import { factoryOptionHintOf, resolveLookahead, resolveOptions } from "./options.ts";
 import type { Origin } from "./origins.ts";
 import { placement } from "./select.ts";
 import { initState, type OptimizerState } from "./state.ts";
@@ -83,7 +83,13 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
     ): Promise<OptimizerState<any>> {
       let where;
       try {
-        options = checkKeys(options, INIT_OPTIONS, "init") as GpuInitOptions;
+        options = checkKeys(
+          options,
+          INIT_OPTIONS,
+          "init",
+          undefined,
+          (key) => factoryOptionHintOf(settings, key),
+        ) as GpuInitOptions;
         where = placement(settings, options.device, hasGpuParams(params), "init");
       } catch (error) {
         return Promise.reject(error);

@@ -202,3 +202,37 @@ Deno.test("a state given where a checkpoint, params or gradients go is called a 
   assert.equal(state.step, 0);
   assert.deepEqual((await readParams(state)).w, new Float32Array([1, 2]));
 });
+
+Deno.test("an optimizer's option given to init or lookahead says it goes to the factory, in the call to write", async () => {
+  const params = { w: new Float32Array([1, 2]) };
+  const cases: [() => unknown, string][] = [
+    [() => radam().init(params, { backend: "js" } as never), "radam({ backend })"],
+    [() => adamw().init(params, { lr: 1e-3 } as never), "adamw({ lr })"],
+    [() => sgd().init(params, { momentum: 0.9 } as never), "sgd({ momentum })"],
+    [() => ranger().init(params, { k: 5 } as never), "ranger({ k })"],
+    [() => lookahead(adam()).init(params, { alpha: 0.8 } as never), "lookahead(adam(), { alpha })"],
+    [() => lookahead(lion()).init(params, { states: "8bit" } as never), "lookahead(lion({ states }))"],
+    [() => lookahead(radam(), { lr: 0.1 } as never), "lookahead(radam({ lr }))"],
+  ];
+  for (const [call, fix] of cases) {
+    await assert.rejects(async () => await call(), (e: Error) => {
+      assert.ok(e instanceof TypeError && /^Unknown option \w+ for /.test(e.message), e.message);
+      assert.ok(e.message.endsWith(`: ${fix})`), e.message);
+      return true;
+    });
+  }
+  // Another library's name says this one's, in the factory's call.
+  await assert.rejects(
+    () => radam().init(params, { learningRate: 0.1 } as never),
+    saying(TypeError, "(learningRate is an option of the optimizer, lr there: radam({ lr }))"),
+  );
+  // Not the optimizer's (Adam has no momentum), or no option anywhere: no hint.
+  for (const options of [{ momentum: 0.9 }, { devise: 1 }]) {
+    await assert.rejects(
+      () => adam().init(params, options as never),
+      (e: Error) => e instanceof TypeError && /; expected one of device$/.test(e.message),
+    );
+  }
+  // What it says works.
+  assert.equal((await radam({ backend: "js" }).init(params)).backend, "js");
+});

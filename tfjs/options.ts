@@ -6,6 +6,7 @@
 import type { Settings } from "../base/settings.ts";
 import { described, factoryHint, optionError, promiseHint } from "../base/_errors.ts";
 import { checkKeys } from "../base/schema.ts";
+import { factoryOptionHintOf } from "../core/options.ts";
 
 /**
  * Options of {@linkcode tfOptimizer}.
@@ -68,6 +69,7 @@ export function checkArguments(
     ADAPTER_OPTIONS,
     "tfOptimizer",
     (lr) => lrCall(lr, typeof name === "string" && /^\w+$/.test(name) ? name : undefined),
+    (key) => factoryOptionHintOf(optimizer.settings, key, (call) => `tfOptimizer(${call})`),
   );
   for (const key of ADAPTER_OPTIONS) {
     if (options[key] !== undefined && typeof options[key] !== "boolean") {
