@@ -3,7 +3,9 @@
  * given where the options go (`adam(1e-3)`, as `tf.train.adam(1e-3)` is written), `step`'s
  * arguments swapped, a record of gradients for a state made from a bare Float32Array, and
  * threads on a page that is not cross-origin isolated, the store's optimizer given as its
- * factory. Each refused call leaves the state as it was.
+ * factory, an optimizer's option given to `init` or `lookahead` (`init(params, { backend })`),
+ * the store's functions given their options first, and `init` given the parameters where a
+ * function that returns them goes. Each refused call leaves the state as it was.
  */
 import assert from "node:assert/strict";
 import {
@@ -211,7 +213,10 @@ Deno.test("an optimizer's option given to init or lookahead says it goes to the 
     [() => sgd().init(params, { momentum: 0.9 } as never), "sgd({ momentum })"],
     [() => ranger().init(params, { k: 5 } as never), "ranger({ k })"],
     [() => lookahead(adam()).init(params, { alpha: 0.8 } as never), "lookahead(adam(), { alpha })"],
-    [() => lookahead(lion()).init(params, { states: "8bit" } as never), "lookahead(lion({ states }))"],
+    [
+      () => lookahead(lion()).init(params, { states: "8bit" } as never),
+      "lookahead(lion({ states }))",
+    ],
     [() => lookahead(radam(), { lr: 0.1 } as never), "lookahead(radam({ lr }))"],
   ];
   for (const [call, fix] of cases) {
@@ -235,4 +240,46 @@ Deno.test("an optimizer's option given to init or lookahead says it goes to the 
   }
   // What it says works.
   assert.equal((await radam({ backend: "js" }).init(params)).backend, "js");
+});
+
+Deno.test("the store's functions given their options first, or params for init, say what to write; nothing is saved", async () => {
+  const store = memoryCheckpointStore();
+  const params = { w: new Float32Array(2) };
+  const options = { optimizer: radam(), init: () => params };
+  await assert.rejects(
+    optimisticStep(options as never, store as never),
+    saying(
+      TypeError,
+      "Expected a checkpoint store, e.g. kvCheckpointStore(kv, key), got Object (the options " +
+        "came first: optimisticStep takes the store first, optimisticStep(store, options))",
+    ),
+  );
+  assert.throws(
+    () => dataParallel(options as never, store as never),
+    saying(
+      TypeError,
+      "(the options came first: dataParallel takes the store first, " +
+        "dataParallel(store, options))",
+    ),
+  );
+  // init given the parameters rather than a function that returns them.
+  const initHint = "Option init must be a function, got Object (a function that returns the " +
+    "parameters, called when the store holds no checkpoint: init: () => params)";
+  await assert.rejects(
+    optimisticStep(store, { ...options, init: params as never, gradient: () => {} }),
+    saying(TypeError, initHint),
+  );
+  assert.throws(
+    () => dataParallel(store, { ...options, init: params as never }),
+    saying(TypeError, initHint),
+  );
+  // A missing callback says what it got too.
+  await assert.rejects(
+    optimisticStep(store, options as never),
+    saying(TypeError, "Option gradient must be a function, got undefined"),
+  );
+  assert.equal(await store.load(), null);
+  // What they say works.
+  const done = await optimisticStep(store, { ...options, gradient: (s) => void s.grads.w.fill(1) });
+  assert.equal(done.step, 1);
 });
