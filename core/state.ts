@@ -474,7 +474,7 @@ function centralizeGradients(core: Core): void {
 export function readSection(
   state: OptimizerState<unknown>,
   section: number,
-): Promise<Record<string, Float32Array>> {
+): Promise<Record<string, Float32Array<ArrayBuffer>>> {
   try {
     return coreOf(state).backend.readSection(section);
   } catch (error) {

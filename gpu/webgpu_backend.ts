@@ -404,7 +404,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     pass.end();
   }
 
-  readSection(section: number): Promise<Record<string, Float32Array>> {
+  readSection(section: number): Promise<Record<string, Float32Array<ArrayBuffer>>> {
     const k = momentOf(section);
     const codes = k >= 0 ? compactRanges(this.layout, k) : [];
     return this.#read([this.#io.sectionRange(section), ...codes], ([f32, ...held]) => {
