@@ -69,6 +69,22 @@ export function promiseHint(value: unknown): string {
   return isThenable(value) ? " (a Promise: await it)" : "";
 }
 
+/**
+ * The error of a disposed state used (stepped, read, saved): it says that `dispose` ended every
+ * state of its line, and how to start one again.
+ *
+ * @example
+ * ```ts
+ * import { DISPOSED_STATE_MESSAGE } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(DISPOSED_STATE_MESSAGE, /^This optimizer state was disposed \(/);
+ * ```
+ */
+export const DISPOSED_STATE_MESSAGE = "This optimizer state was disposed (dispose ends it and " +
+  "every state step() made from it: start again from await opt.init(params), or from a " +
+  "checkpoint saved before, await loadState(bytes))";
+
 /** The library's factories that make an optimizer with no argument. */
 const FACTORIES = ["radam", "adam", "adamw", "sgd", "lion", "ranger"];
 

@@ -5,7 +5,8 @@
  * threads on a page that is not cross-origin isolated, the store's optimizer given as its
  * factory, an optimizer's option given to `init` or `lookahead` (`init(params, { backend })`),
  * the store's functions given their options first, and `init` given the parameters where a
- * function that returns them goes. Each refused call leaves the state as it was.
+ * function that returns them goes, and a disposed state used again. Each refused call leaves
+ * the state as it was.
  */
 import assert from "node:assert/strict";
 import {
@@ -282,4 +283,28 @@ Deno.test("the store's functions given their options first, or params for init, 
   // What they say works.
   const done = await optimisticStep(store, { ...options, gradient: (s) => void s.grads.w.fill(1) });
   assert.equal(done.step, 1);
+});
+
+Deno.test("a disposed state used again says how to start again, on one thread or several", async () => {
+  const said = saying(
+    TypeError,
+    "This optimizer state was disposed (dispose ends it and every state step() made from it: " +
+      "start again from await opt.init(params), or from a checkpoint saved before, await " +
+      "loadState(bytes))",
+  );
+  for (const threads of [1, 2]) {
+    const opt = radam({ threads, threadThreshold: 0 });
+    const first = await opt.init({ w: new Float32Array(8) });
+    const bytes = await saveState(first);
+    const state = step(first, { w: new Float32Array(8).fill(1) });
+    dispose(state);
+    assert.throws(() => step(state), said);
+    assert.throws(() => first.params, said);
+    await assert.rejects(readParams(state), said);
+    await assert.rejects(saveState(state), said);
+    // What it says works.
+    const again = await loadState(bytes, { threads, threadThreshold: 0 });
+    assert.equal(step(again, { w: new Float32Array(8) }).step, 1);
+    dispose(again);
+  }
 });
