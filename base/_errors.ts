@@ -272,8 +272,32 @@ export function stateHint(value: unknown): string {
 }
 
 /**
+ * What to add to the error for `value` given where `expected` (a number, an integer) goes, when
+ * it is the text of a finite number (read from a form, a URL, an environment variable): to
+ * convert it. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { numberTextHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(numberTextHint("a finite number", "1e-3"), " (a number as text: convert it, Number(value))");
+ * assert.equal(numberTextHint("a finite number", "fast"), "");
+ * assert.equal(numberTextHint("one of skip, throw", "1"), "");
+ * ```
+ */
+export function numberTextHint(expected: string, value: unknown): string {
+  if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(Number(value))) {
+    return "";
+  }
+  return /\b(number|integer)\b/.test(expected)
+    ? " (a number as text: convert it, Number(value))"
+    : "";
+}
+
+/**
  * The message of an option that fails its check: `Option <name> must be <expected>, got <what
- * it got>`.
+ * it got>`, and for the text of a number, to convert it.
  *
  * @example
  * ```ts
@@ -282,12 +306,15 @@ export function stateHint(value: unknown): string {
  *
  * assert.equal(
  *   optionMessage("lr", "a finite number", "1e-3"),
- *   'Option lr must be a finite number, got a string "1e-3"',
+ *   'Option lr must be a finite number, got a string "1e-3" (a number as text: convert it, Number(value))',
  * );
+ * assert.equal(optionMessage("lr", "a finite number", true), "Option lr must be a finite number, got true");
  * ```
  */
 export function optionMessage(name: string, expected: string, value: unknown): string {
-  return `Option ${name} must be ${expected}, got ${described(value)}`;
+  return `Option ${name} must be ${expected}, got ${described(value)}${
+    numberTextHint(expected, value)
+  }`;
 }
 
 /**

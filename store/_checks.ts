@@ -8,7 +8,13 @@ import type { LoadOptions } from "../mod.ts";
 import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
 import { utf8Length } from "../base/_utf8.ts";
-import { factoryHint, isThenable, misplacedHint, promiseHint } from "../base/_errors.ts";
+import {
+  factoryHint,
+  isThenable,
+  misplacedHint,
+  numberTextHint,
+  promiseHint,
+} from "../base/_errors.ts";
 
 /**
  * The error of an option that fails its check, worded as the library's own option errors
@@ -24,7 +30,9 @@ export function optionError(
   value: unknown,
   range: boolean = typeof value === "number",
 ): Error {
-  const message = `Option ${name} must be ${expected}, got ${described(value)}`;
+  const message = `Option ${name} must be ${expected}, got ${described(value)}${
+    numberTextHint(expected, value)
+  }`;
   return range ? new RangeError(message) : new TypeError(message);
 }
 

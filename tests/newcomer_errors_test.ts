@@ -5,8 +5,8 @@
  * threads on a page that is not cross-origin isolated, the store's optimizer given as its
  * factory, an optimizer's option given to `init` or `lookahead` (`init(params, { backend })`),
  * the store's functions given their options first, and `init` given the parameters where a
- * function that returns them goes, and a disposed state used again. Each refused call leaves
- * the state as it was.
+ * function that returns them goes, a disposed state used again, and a number given as text.
+ * Each refused call leaves the state as it was.
  */
 import assert from "node:assert/strict";
 import {
@@ -307,4 +307,45 @@ Deno.test("a disposed state used again says how to start again, on one thread or
     assert.equal(step(again, { w: new Float32Array(8) }).step, 1);
     dispose(again);
   }
+});
+
+Deno.test("a number given as text (a form's, a URL's, an environment variable's) says to convert it, in the store's options too", async () => {
+  const hint = " (a number as text: convert it, Number(value))";
+  const calls: (() => unknown)[] = [
+    () => radam({ lr: "1e-3" as never }),
+    () => sgd({ momentum: "0.9" as never }),
+    () => adam({ betas: ["0.9", 0.999] as never }),
+    () => ranger({ k: "5" as never }),
+    () => radam({ threads: "2" as never }),
+    () => adamw({ groups: [{ match: /b/, lrScale: "2" as never }] }),
+    () => memoryCheckpointStore({ latencyMs: "5" as never }),
+    () =>
+      dataParallel(memoryCheckpointStore(), {
+        optimizer: radam(),
+        init: () => ({ w: new Float32Array(1) }),
+        staleness: "4" as never,
+      }),
+  ];
+  for (const call of calls) {
+    assert.throws(call, (e: Error) => {
+      assert.ok(e instanceof TypeError && e.message.startsWith("Option "), e.message);
+      assert.ok(e.message.endsWith(`, got a string ${e.message.split("got a string ")[1]}`));
+      assert.ok(e.message.endsWith(hint), e.message);
+      return true;
+    });
+  }
+  const bytes = await saveState(await radam().init({ w: new Float32Array(2) }));
+  await assert.rejects(loadState(bytes, { lr: "0.1" as never }), saying(TypeError, hint));
+  // A schedule's value too, the step not taken.
+  const state = await radam({ lr: () => "0.1" as never }).init({ w: new Float32Array(2) });
+  assert.throws(() => step(state, { w: new Float32Array(2) }), saying(TypeError, hint));
+  assert.equal(state.step, 0);
+  // Not the text of a number, or not where a number goes: no such hint.
+  for (
+    const call of [() => radam({ lr: "fast" as never }), () => radam({ states: "8" as never })]
+  ) {
+    assert.throws(call, (e: Error) => !e.message.includes("Number(value)"));
+  }
+  // What it says works.
+  assert.equal(radam({ lr: Number("1e-3") }).settings.hyperparameters.lr, 1e-3);
 });
