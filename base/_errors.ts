@@ -85,6 +85,32 @@ export const DISPOSED_STATE_MESSAGE = "This optimizer state was disposed (dispos
   "every state step() made from it: start again from await opt.init(params), or from a " +
   "checkpoint saved before, await loadState(bytes))";
 
+/**
+ * What to add to an error about `first`, given where `call`'s optimizer goes, when `second` is
+ * the optimizer (an object with `settings` and `init`): the options came first. Empty else.
+ *
+ * @example
+ * ```ts
+ * import { swappedOptimizerHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const optimizer = { settings: {}, init() {} };
+ * assert.equal(
+ *   swappedOptimizerHint({ k: 5 }, optimizer, "lookahead"),
+ *   " (the options came first: lookahead takes the optimizer first, lookahead(optimizer, options))",
+ * );
+ * assert.equal(swappedOptimizerHint({ k: 5 }, undefined, "lookahead"), "");
+ * ```
+ */
+export function swappedOptimizerHint(first: unknown, second: unknown, call: string): string {
+  const s = second as { settings?: unknown; init?: unknown } | null;
+  if (typeof first !== "object" || first === null || typeof s !== "object" || s === null) return "";
+  if (typeof s.settings !== "object" || s.settings === null || typeof s.init !== "function") {
+    return "";
+  }
+  return ` (the options came first: ${call} takes the optimizer first, ${call}(optimizer, options))`;
+}
+
 /** The library's factories that make an optimizer with no argument. */
 const FACTORIES = ["radam", "adam", "adamw", "sgd", "lion", "ranger"];
 

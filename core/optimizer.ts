@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { described, factoryHint } from "../base/_errors.ts";
+import { described, factoryHint, swappedOptimizerHint } from "../base/_errors.ts";
 import type { LookaheadOptions } from "../base/options.ts";
 import { checkKeys } from "../base/schema.ts";
 import type { CommonHyperparameters, Settings } from "../base/settings.ts";
@@ -145,7 +145,7 @@ export function lookahead<H>(
     throw new TypeError(
       `lookahead() expects an optimizer made by this library, e.g. radam(), got ${
         described(inner)
-      }${factoryHint(inner)}`,
+      }${factoryHint(inner) || swappedOptimizerHint(inner, options, "lookahead")}`,
     );
   }
   return optimizerOf(resolveLookahead(inner.settings, options));

@@ -5,8 +5,8 @@
  * threads on a page that is not cross-origin isolated, the store's optimizer given as its
  * factory, an optimizer's option given to `init` or `lookahead` (`init(params, { backend })`),
  * the store's functions given their options first, and `init` given the parameters where a
- * function that returns them goes, a disposed state used again, and a number given as text.
- * Each refused call leaves the state as it was.
+ * function that returns them goes, a disposed state used again, a number given as text, and
+ * lookahead given its options first. Each refused call leaves the state as it was.
  */
 import assert from "node:assert/strict";
 import {
@@ -348,4 +348,18 @@ Deno.test("a number given as text (a form's, a URL's, an environment variable's)
   }
   // What it says works.
   assert.equal(radam({ lr: Number("1e-3") }).settings.hyperparameters.lr, 1e-3);
+});
+
+Deno.test("lookahead given its options first says the optimizer goes first", () => {
+  assert.throws(
+    () => lookahead({ k: 5 } as never, radam() as never),
+    {
+      name: "TypeError",
+      message: "lookahead() expects an optimizer made by this library, e.g. radam(), got Object " +
+        "(the options came first: lookahead takes the optimizer first, lookahead(optimizer, options))",
+    },
+  );
+  // An object alone is not taken for swapped arguments.
+  assert.throws(() => lookahead({ k: 5 } as never), (e: Error) => e.message.endsWith("got Object"));
+  assert.equal(lookahead(radam(), { k: 5 }).settings.lookahead?.k, 5);
 });

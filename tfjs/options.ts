@@ -4,7 +4,13 @@
  * @module
  */
 import type { Settings } from "../base/settings.ts";
-import { described, factoryHint, optionError, promiseHint } from "../base/_errors.ts";
+import {
+  described,
+  factoryHint,
+  optionError,
+  promiseHint,
+  swappedOptimizerHint,
+} from "../base/_errors.ts";
 import { checkKeys } from "../base/schema.ts";
 import { factoryOptionHintOf } from "../core/options.ts";
 
@@ -60,7 +66,7 @@ export function checkArguments(
     throw new TypeError(
       `tfOptimizer() expects an optimizer made by this library, e.g. radam(), got ${
         described(optimizer)
-      }${notAnOptimizerHint(optimizer)}`,
+      }${swappedOptimizerHint(optimizer, options, "tfOptimizer") || notAnOptimizerHint(optimizer)}`,
     );
   }
   const { name } = optimizer.settings as { name?: unknown };

@@ -87,6 +87,16 @@ Deno.test("tfjs: an optimizer's option given to tfOptimizer says it goes to the 
   );
 });
 
+Deno.test("tfjs: tfOptimizer given its options first says the optimizer goes first", () => {
+  assert.throws(() => tfOptimizer({ strict: true } as never, radam() as never), {
+    name: "TypeError",
+    message: "tfOptimizer() expects an optimizer made by this library, e.g. radam(), got Object " +
+      "(the options came first: tfOptimizer takes the optimizer first, " +
+      "tfOptimizer(optimizer, options))",
+  });
+  assert.equal(tfOptimizer(radam(), { strict: true }).settings.name, "radam");
+});
+
 Deno.test("tfjs: a TensorFlow.js optimizer given to tfOptimizer says which of this library's to wrap", async () => {
   await useBackend("cpu");
   const cases: [tf.Optimizer, string, string][] = [
