@@ -178,8 +178,9 @@ export function markHandled(value: unknown): void {
  * them): for a TensorFlow.js tensor (an object with `dataSync()` and a `shape`), how to pass its
  * values instead, or to train through the adapter; for a Promise, to await it (`tensor.data()`
  * returns one); for numbers in an `Array` or in a typed array of another type, how to convert
- * them; for a GPU tensor (a `GPUBuffer`, `{ buffer, length }`), that a webgpu state takes it.
- * Empty for anything else.
+ * them; for an `ArrayBuffer`, how to view it; for a `Map`, how to make it a record; for a GPU
+ * tensor (a `GPUBuffer`, `{ buffer, length }`), that a webgpu state takes it. Empty for anything
+ * else.
  *
  * @example
  * ```ts
@@ -192,6 +193,8 @@ export function markHandled(value: unknown): void {
  * assert.match(tensorHint(new Float64Array(2)), /new Float32Array\(values\)/);
  * assert.match(tensorHint([1, 2]), /new Float32Array\(values\)/);
  * assert.equal(tensorHint([new Float32Array(2)]), "");
+ * assert.equal(tensorHint(new ArrayBuffer(8)), " (wrap it: new Float32Array(buffer))");
+ * assert.match(tensorHint(new Map()), /Object\.fromEntries\(map\)/);
  * ```
  */
 export function tensorHint(value: unknown): string {
@@ -206,6 +209,8 @@ export function tensorHint(value: unknown): string {
       "tfOptimizer of @optim/radam/tfjs)";
   }
   if (isThenable(value)) return promiseHint(value);
+  if (value instanceof ArrayBuffer) return " (wrap it: new Float32Array(buffer))";
+  if (value instanceof Map) return " (a Map: pass a plain object, Object.fromEntries(map))";
   const numbers = Array.isArray(value)
     ? value.length > 0 && value.every((x) => typeof x === "number")
     : ArrayBuffer.isView(value) && !(value instanceof DataView) &&
@@ -230,7 +235,8 @@ function convertHint(type: string): string {
  * What to add to an error about a value that should have been a checkpoint's bytes (a
  * `Uint8Array`): for an `ArrayBuffer`, how to wrap it; for a Promise, to await it (`saveState`
  * returns one); for numbers in an `Array`, how to convert them; for a `Uint8Array` of another
- * realm, how to copy it into this one. Empty for anything else.
+ * realm, how to copy it into this one; for what holds bytes to be read (a `Blob`, a `File`, a
+ * `fetch` `Response`: an `arrayBuffer()` method), how to read them. Empty for anything else.
  *
  * @example
  * ```ts
@@ -241,6 +247,10 @@ function convertHint(type: string): string {
  * assert.match(bytesHint(Promise.resolve()), /saveState\(\) returns a Promise/);
  * assert.equal(bytesHint([1, 2]), " (convert it: new Uint8Array(values))");
  * assert.equal(bytesHint("x"), "");
+ * assert.equal(
+ *   bytesHint(new Blob([])),
+ *   " (a Blob: read its bytes, new Uint8Array(await blob.arrayBuffer()))",
+ * );
  * ```
  */
 export function bytesHint(value: unknown): string {
@@ -252,6 +262,16 @@ export function bytesHint(value: unknown): string {
     return convertHint("Uint8Array");
   }
   if (isStateLike(value)) return " (a state: its checkpoint is await saveState(state))";
+  const read = typeof value === "object" && value !== null
+    ? (value as { arrayBuffer?: unknown }).arrayBuffer
+    : undefined;
+  if (typeof read === "function" && !isThenable(value)) {
+    const name = described(value);
+    const it = /^[A-Z]\w*$/.test(name) ? name[0].toLowerCase() + name.slice(1) : "it";
+    return ` (a ${
+      it === "it" ? "source of bytes" : name
+    }: read its bytes, new Uint8Array(await ${it}.arrayBuffer()))`;
+  }
   const then = typeof value === "object" && value !== null
     ? (value as { then?: unknown }).then
     : undefined;

@@ -5,8 +5,9 @@
  * threads on a page that is not cross-origin isolated, the store's optimizer given as its
  * factory, an optimizer's option given to `init` or `lookahead` (`init(params, { backend })`),
  * the store's functions given their options first, and `init` given the parameters where a
- * function that returns them goes, a disposed state used again, a number given as text, and
- * lookahead given its options first. Each refused call leaves the state as it was.
+ * function that returns them goes, a disposed state used again, a number given as text,
+ * lookahead given its options first, a Blob or a fetch Response given for a checkpoint, and an
+ * ArrayBuffer or a Map given for tensors. Each refused call leaves the state as it was.
  */
 import assert from "node:assert/strict";
 import {
@@ -362,4 +363,40 @@ Deno.test("lookahead given its options first says the optimizer goes first", () 
   // An object alone is not taken for swapped arguments.
   assert.throws(() => lookahead({ k: 5 } as never), (e: Error) => e.message.endsWith("got Object"));
   assert.equal(lookahead(radam(), { k: 5 }).settings.lookahead?.k, 5);
+});
+
+Deno.test("a Blob, File or fetch Response given for a checkpoint, and an ArrayBuffer or a Map for tensors, say how to pass them; nothing changes", async () => {
+  const bytes = await saveState(await radam().init({ w: new Float32Array([1, 2]) }));
+  for (
+    const [value, fix] of [
+      [new Blob([bytes]), "a Blob: read its bytes, new Uint8Array(await blob.arrayBuffer())"],
+      [new File([bytes], "c"), "a File: read its bytes, new Uint8Array(await file.arrayBuffer())"],
+      [
+        new Response(bytes),
+        "a Response: read its bytes, new Uint8Array(await response.arrayBuffer())",
+      ],
+    ] as const
+  ) {
+    await assert.rejects(
+      loadState(value as never),
+      saying(
+        TypeError,
+        `A checkpoint must be a Uint8Array, got ${value.constructor.name} (${fix})`,
+      ),
+    );
+    // What it says works.
+    const read = new Uint8Array(await (value as Blob).arrayBuffer());
+    assert.deepEqual((await readParams(await loadState(read))).w, new Float32Array([1, 2]));
+  }
+  const state = await radam().init({ w: new Float32Array(2) });
+  assert.throws(
+    () => step(state, { w: new Float32Array(2).buffer as never }),
+    saying(TypeError, "got ArrayBuffer (wrap it: new Float32Array(buffer))"),
+  );
+  const map = new Map([["w", new Float32Array(2)]]);
+  const mapFix = "got Map (a Map: pass a plain object, Object.fromEntries(map))";
+  assert.throws(() => step(state, map as never), saying(TypeError, mapFix));
+  await assert.rejects(radam().init(map as never), saying(TypeError, mapFix));
+  assert.equal(state.step, 0);
+  assert.equal(step(state, Object.fromEntries(map)).step, 1);
 });
