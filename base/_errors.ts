@@ -69,6 +69,48 @@ export function promiseHint(value: unknown): string {
   return isThenable(value) ? " (a Promise: await it)" : "";
 }
 
+/**
+ * The error of a disposed state used (stepped, read, saved): it says that `dispose` ended every
+ * state of its line, and how to start one again.
+ *
+ * @example
+ * ```ts
+ * import { DISPOSED_STATE_MESSAGE } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(DISPOSED_STATE_MESSAGE, /^This optimizer state was disposed \(/);
+ * ```
+ */
+export const DISPOSED_STATE_MESSAGE = "This optimizer state was disposed (dispose ends it and " +
+  "every state step() made from it: start again from await opt.init(params), or from a " +
+  "checkpoint saved before, await loadState(bytes))";
+
+/**
+ * What to add to an error about `first`, given where `call`'s optimizer goes, when `second` is
+ * the optimizer (an object with `settings` and `init`): the options came first. Empty else.
+ *
+ * @example
+ * ```ts
+ * import { swappedOptimizerHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const optimizer = { settings: {}, init() {} };
+ * assert.equal(
+ *   swappedOptimizerHint({ k: 5 }, optimizer, "lookahead"),
+ *   " (the options came first: lookahead takes the optimizer first, lookahead(optimizer, options))",
+ * );
+ * assert.equal(swappedOptimizerHint({ k: 5 }, undefined, "lookahead"), "");
+ * ```
+ */
+export function swappedOptimizerHint(first: unknown, second: unknown, call: string): string {
+  const s = second as { settings?: unknown; init?: unknown } | null;
+  if (typeof first !== "object" || first === null || typeof s !== "object" || s === null) return "";
+  if (typeof s.settings !== "object" || s.settings === null || typeof s.init !== "function") {
+    return "";
+  }
+  return ` (the options came first: ${call} takes the optimizer first, ${call}(optimizer, options))`;
+}
+
 /** The library's factories that make an optimizer with no argument. */
 const FACTORIES = ["radam", "adam", "adamw", "sgd", "lion", "ranger"];
 
@@ -136,8 +178,9 @@ export function markHandled(value: unknown): void {
  * them): for a TensorFlow.js tensor (an object with `dataSync()` and a `shape`), how to pass its
  * values instead, or to train through the adapter; for a Promise, to await it (`tensor.data()`
  * returns one); for numbers in an `Array` or in a typed array of another type, how to convert
- * them; for a GPU tensor (a `GPUBuffer`, `{ buffer, length }`), that a webgpu state takes it.
- * Empty for anything else.
+ * them; for an `ArrayBuffer`, how to view it; for a `Map`, how to make it a record; for a GPU
+ * tensor (a `GPUBuffer`, `{ buffer, length }`), that a webgpu state takes it. Empty for anything
+ * else.
  *
  * @example
  * ```ts
@@ -150,6 +193,8 @@ export function markHandled(value: unknown): void {
  * assert.match(tensorHint(new Float64Array(2)), /new Float32Array\(values\)/);
  * assert.match(tensorHint([1, 2]), /new Float32Array\(values\)/);
  * assert.equal(tensorHint([new Float32Array(2)]), "");
+ * assert.equal(tensorHint(new ArrayBuffer(8)), " (wrap it: new Float32Array(buffer))");
+ * assert.match(tensorHint(new Map()), /Object\.fromEntries\(map\)/);
  * ```
  */
 export function tensorHint(value: unknown): string {
@@ -164,6 +209,8 @@ export function tensorHint(value: unknown): string {
       "tfOptimizer of @optim/radam/tfjs)";
   }
   if (isThenable(value)) return promiseHint(value);
+  if (value instanceof ArrayBuffer) return " (wrap it: new Float32Array(buffer))";
+  if (value instanceof Map) return " (a Map: pass a plain object, Object.fromEntries(map))";
   const numbers = Array.isArray(value)
     ? value.length > 0 && value.every((x) => typeof x === "number")
     : ArrayBuffer.isView(value) && !(value instanceof DataView) &&
@@ -188,7 +235,8 @@ function convertHint(type: string): string {
  * What to add to an error about a value that should have been a checkpoint's bytes (a
  * `Uint8Array`): for an `ArrayBuffer`, how to wrap it; for a Promise, to await it (`saveState`
  * returns one); for numbers in an `Array`, how to convert them; for a `Uint8Array` of another
- * realm, how to copy it into this one. Empty for anything else.
+ * realm, how to copy it into this one; for what holds bytes to be read (a `Blob`, a `File`, a
+ * `fetch` `Response`: an `arrayBuffer()` method), how to read them. Empty for anything else.
  *
  * @example
  * ```ts
@@ -199,6 +247,10 @@ function convertHint(type: string): string {
  * assert.match(bytesHint(Promise.resolve()), /saveState\(\) returns a Promise/);
  * assert.equal(bytesHint([1, 2]), " (convert it: new Uint8Array(values))");
  * assert.equal(bytesHint("x"), "");
+ * assert.equal(
+ *   bytesHint(new Blob([])),
+ *   " (a Blob: read its bytes, new Uint8Array(await blob.arrayBuffer()))",
+ * );
  * ```
  */
 export function bytesHint(value: unknown): string {
@@ -210,6 +262,16 @@ export function bytesHint(value: unknown): string {
     return convertHint("Uint8Array");
   }
   if (isStateLike(value)) return " (a state: its checkpoint is await saveState(state))";
+  const read = typeof value === "object" && value !== null
+    ? (value as { arrayBuffer?: unknown }).arrayBuffer
+    : undefined;
+  if (typeof read === "function" && !isThenable(value)) {
+    const name = described(value);
+    const it = /^[A-Z]\w*$/.test(name) ? name[0].toLowerCase() + name.slice(1) : "it";
+    return ` (a ${
+      it === "it" ? "source of bytes" : name
+    }: read its bytes, new Uint8Array(await ${it}.arrayBuffer()))`;
+  }
   const then = typeof value === "object" && value !== null
     ? (value as { then?: unknown }).then
     : undefined;
@@ -256,8 +318,32 @@ export function stateHint(value: unknown): string {
 }
 
 /**
+ * What to add to the error for `value` given where `expected` (a number, an integer) goes, when
+ * it is the text of a finite number (read from a form, a URL, an environment variable): to
+ * convert it. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { numberTextHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(numberTextHint("a finite number", "1e-3"), " (a number as text: convert it, Number(value))");
+ * assert.equal(numberTextHint("a finite number", "fast"), "");
+ * assert.equal(numberTextHint("one of skip, throw", "1"), "");
+ * ```
+ */
+export function numberTextHint(expected: string, value: unknown): string {
+  if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(Number(value))) {
+    return "";
+  }
+  return /\b(number|integer)\b/.test(expected)
+    ? " (a number as text: convert it, Number(value))"
+    : "";
+}
+
+/**
  * The message of an option that fails its check: `Option <name> must be <expected>, got <what
- * it got>`.
+ * it got>`, and for the text of a number, to convert it.
  *
  * @example
  * ```ts
@@ -266,12 +352,15 @@ export function stateHint(value: unknown): string {
  *
  * assert.equal(
  *   optionMessage("lr", "a finite number", "1e-3"),
- *   'Option lr must be a finite number, got a string "1e-3"',
+ *   'Option lr must be a finite number, got a string "1e-3" (a number as text: convert it, Number(value))',
  * );
+ * assert.equal(optionMessage("lr", "a finite number", true), "Option lr must be a finite number, got true");
  * ```
  */
 export function optionMessage(name: string, expected: string, value: unknown): string {
-  return `Option ${name} must be ${expected}, got ${described(value)}`;
+  return `Option ${name} must be ${expected}, got ${described(value)}${
+    numberTextHint(expected, value)
+  }`;
 }
 
 /**
@@ -349,6 +438,40 @@ export function renamedHint(key: string, known: readonly string[]): string {
   const name = ownName(key);
   if (name === key || !known.includes(name)) return "";
   return name === "betas" ? ` (${key} is in betas here: [β1, β2])` : ` (${key} is ${name} here)`;
+}
+
+/**
+ * What to add to the error for an unknown option `key` given beside an optimizer already made
+ * (to its `init`, to `lookahead`, to `tfOptimizer`) where `key`, or another library's name of
+ * it, is an option of that optimizer's factory (one of `factoryKeys`): that it goes there, in
+ * the call `call` writes with the option (named as here). Else empty.
+ *
+ * @example
+ * ```ts
+ * import { factoryOptionHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const call = (option: string) => `radam({ ${option} })`;
+ * assert.equal(
+ *   factoryOptionHint("backend", ["lr", "backend"], call),
+ *   " (backend is an option of the optimizer: radam({ backend }))",
+ * );
+ * assert.equal(
+ *   factoryOptionHint("learningRate", ["lr"], call),
+ *   " (learningRate is an option of the optimizer, lr there: radam({ lr }))",
+ * );
+ * assert.equal(factoryOptionHint("devise", ["lr"], call), "");
+ * ```
+ */
+export function factoryOptionHint(
+  key: string,
+  factoryKeys: readonly string[],
+  call: (option: string) => string,
+): string {
+  const name = ownName(key);
+  if (!factoryKeys.includes(name)) return "";
+  const there = name === key ? "" : `, ${name} there`;
+  return ` (${key} is an option of the optimizer${there}: ${call(name)})`;
 }
 
 /**

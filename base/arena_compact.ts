@@ -258,8 +258,8 @@ export function sectionValues(
   layout: ArenaLayout,
   views: Readonly<Record<string, Float32Array>>,
   compact: Readonly<Record<string, CompactMoment>> | undefined,
-): Record<string, Float32Array> {
-  const out: Record<string, Float32Array> = {};
+): Record<string, Float32Array<ArrayBuffer>> {
+  const out: Record<string, Float32Array<ArrayBuffer>> = {};
   layout.names.forEach((name, i) => {
     if (compact === undefined || !layout.compact[i]) out[name] = views[name].slice();
     else {

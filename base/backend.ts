@@ -37,7 +37,7 @@ interface BackendBase<T> {
   /** Runs one fused step over the whole arena, with the scalars written for it. */
   update(): void;
   /** Copies of one arena section (see base/arena.ts), by tensor name. */
-  readSection(section: number): Promise<Record<string, Float32Array>>;
+  readSection(section: number): Promise<Record<string, Float32Array<ArrayBuffer>>>;
   /**
    * Overwrites one arena section from already-validated data (every tensor of the layout, of
    * its length). For restoring state (checkpoints); never on the step's hot path.

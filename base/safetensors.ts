@@ -154,7 +154,7 @@ export function requireLittleEndian(): void {
 export function writeSafetensors(
   tensors: readonly TensorOut[],
   metadata: Readonly<Record<string, string>>,
-): Uint8Array {
+): Uint8Array<ArrayBuffer> {
   requireLittleEndian();
   const header: Record<string, unknown> = { [METADATA_KEY]: metadata };
   let offset = 0;

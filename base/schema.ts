@@ -175,13 +175,15 @@ export function keysOf(schema: Schema): string[] {
  * Throws a TypeError unless `options` is an object (or undefined) whose keys are all in
  * `known`; returns it (an empty object for undefined). `lrCall` writes the call that passes a
  * learning rate `lr` where the owner's caller meant to: a number given for the options
- * (`adam(1e-3)`, as `tf.train.adam(1e-3)` is written) is told so.
+ * (`adam(1e-3)`, as `tf.train.adam(1e-3)` is written) is told so. `elsewhere` says where an
+ * unknown key that is no other name of one of `known` goes instead (empty: nowhere known).
  */
 export function checkKeys(
   options: unknown,
   known: readonly string[],
   owner: string,
   lrCall?: (lr: number) => string,
+  elsewhere?: (key: string) => string,
 ): Record<string, unknown> {
   if (options === undefined) return {};
   if (!isObject(options) || Array.isArray(options)) {
@@ -194,7 +196,7 @@ export function checkKeys(
     if (!known.includes(key)) {
       throw new TypeError(
         `Unknown option ${key} for ${owner}; expected one of ${known.join(", ")}${
-          renamedHint(key, known)
+          renamedHint(key, known) || (elsewhere?.(key) ?? "")
         }`,
       );
     }

@@ -94,7 +94,9 @@ const LOAD_OPTIONS = Object.keys(
 );
 
 /** Writes a state as safetensors bytes; see `saveState` in mod.ts. */
-export async function saveCheckpoint(state: OptimizerState<unknown>): Promise<Uint8Array> {
+export async function saveCheckpoint(
+  state: OptimizerState<unknown>,
+): Promise<Uint8Array<ArrayBuffer>> {
   // Where the device counts the steps, wait until it has reported every step submitted; its
   // reads then copy the sections at once, at these counts (later steps do not reach them).
   const first = stateInternals(state);

@@ -115,7 +115,9 @@ export function dispose(state: OptimizerState<unknown>): void {
  * assert.deepEqual(w, new Float32Array([1, 2]));
  * ```
  */
-export function readParams(state: OptimizerState<unknown>): Promise<Record<string, Float32Array>> {
+export function readParams(
+  state: OptimizerState<unknown>,
+): Promise<Record<string, Float32Array<ArrayBuffer>>> {
   return readSection(state, PARAMS);
 }
 
@@ -138,7 +140,7 @@ export function readParams(state: OptimizerState<unknown>): Promise<Record<strin
  */
 export async function readMoments(
   state: OptimizerState<unknown>,
-): Promise<Record<string, Record<string, Float32Array>>> {
+): Promise<Record<string, Record<string, Float32Array<ArrayBuffer>>>> {
   let moments;
   try {
     moments = momentsOf(stateInternals(state).config);
@@ -166,7 +168,7 @@ export async function readMoments(
  */
 export function readSlowWeights(
   state: OptimizerState<unknown>,
-): Promise<Record<string, Float32Array>> {
+): Promise<Record<string, Float32Array<ArrayBuffer>>> {
   try {
     if (!stateInternals(state).config.lookahead) {
       throw new TypeError(`The ${state.optimizer} optimizer keeps no slow weights`);
@@ -207,7 +209,7 @@ export function readSlowWeights(
  * assert.deepEqual(resumed.params.w, state.params.w); // bit for bit
  * ```
  */
-export function saveState(state: OptimizerState<unknown>): Promise<Uint8Array> {
+export function saveState(state: OptimizerState<unknown>): Promise<Uint8Array<ArrayBuffer>> {
   return saveCheckpoint(state);
 }
 

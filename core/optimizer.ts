@@ -5,13 +5,13 @@
  *
  * @module
  */
-import { described, factoryHint } from "../base/_errors.ts";
+import { described, factoryHint, swappedOptimizerHint } from "../base/_errors.ts";
 import type { LookaheadOptions } from "../base/options.ts";
 import { checkKeys } from "../base/schema.ts";
 import type { CommonHyperparameters, Settings } from "../base/settings.ts";
 import type { Params } from "../base/tensors.ts";
 import type { GpuParams, GpuTensor } from "../gpu/gpu_tensors.ts";
-import { resolveLookahead, resolveOptions } from "./options.ts";
+import { factoryOptionHintOf, resolveLookahead, resolveOptions } from "./options.ts";
 import type { Origin } from "./origins.ts";
 import { placement } from "./select.ts";
 import { initState, type OptimizerState } from "./state.ts";
@@ -83,7 +83,13 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
     ): Promise<OptimizerState<any>> {
       let where;
       try {
-        options = checkKeys(options, INIT_OPTIONS, "init") as GpuInitOptions;
+        options = checkKeys(
+          options,
+          INIT_OPTIONS,
+          "init",
+          undefined,
+          (key) => factoryOptionHintOf(settings, key),
+        ) as GpuInitOptions;
         where = placement(settings, options.device, hasGpuParams(params), "init");
       } catch (error) {
         return Promise.reject(error);
@@ -139,7 +145,7 @@ export function lookahead<H>(
     throw new TypeError(
       `lookahead() expects an optimizer made by this library, e.g. radam(), got ${
         described(inner)
-      }${factoryHint(inner)}`,
+      }${factoryHint(inner) || swappedOptimizerHint(inner, options, "lookahead")}`,
     );
   }
   return optimizerOf(resolveLookahead(inner.settings, options));

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { optionError } from "../base/_errors.ts";
+import { factoryOptionHint, optionError } from "../base/_errors.ts";
 import {
   DEFAULT_THREAD_THRESHOLD,
   type LearningRate,
@@ -152,9 +152,15 @@ export function resolveOptions(origin: Origin, options: unknown): Settings {
   return remember(settings, origin);
 }
 
-/** LookAhead's settings from its options (RangeError naming the option). */
-function lookaheadOf(options: unknown): { readonly k: number; readonly alpha: number } {
-  const o = checkKeys(options, ["k", "alpha"], "lookahead");
+/**
+ * LookAhead's settings from its options (RangeError naming the option); `elsewhere` says where
+ * an unknown one goes (see {@linkcode checkKeys}).
+ */
+function lookaheadOf(
+  options: unknown,
+  elsewhere?: (key: string) => string,
+): { readonly k: number; readonly alpha: number } {
+  const o = checkKeys(options, ["k", "alpha"], "lookahead", undefined, elsewhere);
   const k = o.k ?? 6;
   // Safe integers only: a t past 2⁵³ − 1 is refused (core/step_scalars.ts), so a larger k
   // would never sync (and a checkpoint could not hold it exactly).
@@ -174,7 +180,10 @@ export function resolveLookahead(inner: Settings<unknown>, options: unknown): Se
   const settings = Object.freeze({
     ...inner as Settings,
     name: `lookahead(${inner.name})`,
-    lookahead: lookaheadOf(options),
+    lookahead: lookaheadOf(
+      options,
+      (key) => factoryOptionHintOf(inner, key, (call) => `lookahead(${call})`),
+    ),
   });
   return remember(settings, origin);
 }
@@ -217,4 +226,35 @@ export function withLearningRate<H>(settings: Settings<H>, lr: LearningRate): Se
     hyperparameters: Object.freeze({ ...settings.hyperparameters, lr }),
   });
   return remember(copy, originOf(settings));
+}
+
+/**
+ * What to add to the error for an unknown option `key` given beside the optimizer of
+ * `settings`, already made (to its `init`, to `lookahead`, to `tfOptimizer`), where it is an
+ * option of that optimizer's factory: the call that gives it there, as `radam({ lr })`,
+ * `lookahead(adam({ lr }))` or `lookahead(adam(), { k })`, inside `wrap`'s call
+ * (`tfOptimizer(radam({ lr }))`). Empty for any other key, or settings this library did not make.
+ */
+export function factoryOptionHintOf(
+  settings: Settings<unknown>,
+  key: string,
+  wrap: (call: string) => string = (call) => call,
+): string {
+  let origin: Origin;
+  try {
+    origin = originOf(settings);
+  } catch {
+    return "";
+  }
+  const keys = [...keysOf(origin.options), ...keysOf(RUN_OPTIONS), ...keysOf(LOOP_OPTIONS)];
+  const wrapped = settings.lookahead !== undefined && !origin.lookahead;
+  if (settings.lookahead !== undefined) keys.push("k", "alpha");
+  return factoryOptionHint(key, keys, (option) => {
+    if (!wrapped) return wrap(`${origin.name}({ ${option} })`);
+    return wrap(
+      option === "k" || option === "alpha"
+        ? `lookahead(${origin.name}(), { ${option} })`
+        : `lookahead(${origin.name}({ ${option} }))`,
+    );
+  });
 }

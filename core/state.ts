@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { described, stateHint } from "../base/_errors.ts";
+import { described, DISPOSED_STATE_MESSAGE, stateHint } from "../base/_errors.ts";
 import { type ArenaLayout, PARAMS, SLOW } from "../base/arena.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
 import type { BackendName } from "../base/options.ts";
@@ -132,7 +132,6 @@ function onHost(backend: AnyBackend): backend is HostBackend {
 
 const CONSUMED_MESSAGE =
   "This optimizer state was consumed by step(); use the state that step() returned";
-const DISPOSED_MESSAGE = "This optimizer state was disposed";
 const STEPPING_MESSAGE = "A step of this optimizer state is in progress: its learning-rate " +
   "schedule or a gradient getter cannot step, read, save or dispose the state";
 
@@ -147,7 +146,7 @@ class StateHandle implements OptimizerState<any> {
 
   /** The core, if this handle is the live one; else throws. */
   live(): Core {
-    if (this.#core.disposed) throw new TypeError(DISPOSED_MESSAGE);
+    if (this.#core.disposed) throw new TypeError(DISPOSED_STATE_MESSAGE);
     if (this.#core.current !== this) throw new TypeError(CONSUMED_MESSAGE);
     return this.#core;
   }
@@ -477,7 +476,7 @@ function centralizeGradients(core: Core): void {
 export function readSection(
   state: OptimizerState<unknown>,
   section: number,
-): Promise<Record<string, Float32Array>> {
+): Promise<Record<string, Float32Array<ArrayBuffer>>> {
   try {
     return coreOf(state).backend.readSection(section);
   } catch (error) {

@@ -197,7 +197,7 @@ export class CpuBackend implements CompactHostBackend {
     return compactViews(this.buffer, this.base, this.layout, k);
   }
 
-  readSection(section: number): Promise<Record<string, Float32Array>> {
+  readSection(section: number): Promise<Record<string, Float32Array<ArrayBuffer>>> {
     return Promise.resolve(
       sectionValues(this.layout, this.viewSection(section), this.#compactOf(section)),
     );

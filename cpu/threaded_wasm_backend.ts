@@ -44,6 +44,7 @@
  *
  * @module
  */
+import { DISPOSED_STATE_MESSAGE } from "../base/_errors.ts";
 import type { ArenaLayout } from "../base/arena.ts";
 import { Q8_BLOCK } from "../base/q8.ts";
 import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
@@ -315,7 +316,7 @@ function teamKernels(team: Team, parallelReduction: boolean, stallMs: number) {
   const wait = () => join(ints, release, canBlock, stallMs);
   const assertLive = () => {
     if (release.fault !== undefined) throw faultError(release.fault);
-    if (release.done) throw new TypeError("This optimizer state was disposed");
+    if (release.done) throw new TypeError(DISPOSED_STATE_MESSAGE);
   };
   return {
     update: () => {

@@ -177,11 +177,11 @@ export class SectionIO {
   }
 
   /** Every tensor of a section, from the bytes of its `sectionRange` a snapshot read. */
-  valuesOf(section: number, bytes: ArrayBuffer): Record<string, Float32Array> {
+  valuesOf(section: number, bytes: ArrayBuffer): Record<string, Float32Array<ArrayBuffer>> {
     const layout = this.#layout;
     const moment = momentOf(section) >= 0;
     const all = new Float32Array(bytes);
-    const out: Record<string, Float32Array> = {};
+    const out: Record<string, Float32Array<ArrayBuffer>> = {};
     layout.names.forEach((name, i) => {
       if (moment && layout.compact[i]) return;
       const start = layout.offsets[i];

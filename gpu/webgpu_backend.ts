@@ -39,6 +39,7 @@ import {
   PARAMS,
   SLOW,
 } from "../base/arena.ts";
+import { DISPOSED_STATE_MESSAGE } from "../base/_errors.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { NonFinitePolicy } from "../base/options.ts";
 import type { Rule } from "../base/rule.ts";
@@ -260,8 +261,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   }
 
   checkUsable(): void {
-    // (The words of a disposed state's handle: a read begun before `dispose` ends with them.)
-    if (this.#disposed) throw new TypeError("This optimizer state was disposed");
+    if (this.#disposed) throw new TypeError(DISPOSED_STATE_MESSAGE);
     if (this.#lost) {
       throw new Error(
         `The WebGPU device of this optimizer state was lost (${this.#lost.reason}: ${this.#lost.message}); ` +
@@ -404,7 +404,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     pass.end();
   }
 
-  readSection(section: number): Promise<Record<string, Float32Array>> {
+  readSection(section: number): Promise<Record<string, Float32Array<ArrayBuffer>>> {
     const k = momentOf(section);
     const codes = k >= 0 ? compactRanges(this.layout, k) : [];
     return this.#read([this.#io.sectionRange(section), ...codes], ([f32, ...held]) => {

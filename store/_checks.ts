@@ -8,7 +8,13 @@ import type { LoadOptions } from "../mod.ts";
 import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
 import { utf8Length } from "../base/_utf8.ts";
-import { factoryHint, isThenable, misplacedHint, promiseHint } from "../base/_errors.ts";
+import {
+  factoryHint,
+  isThenable,
+  misplacedHint,
+  numberTextHint,
+  promiseHint,
+} from "../base/_errors.ts";
 
 /**
  * The error of an option that fails its check, worded as the library's own option errors
@@ -24,7 +30,9 @@ export function optionError(
   value: unknown,
   range: boolean = typeof value === "number",
 ): Error {
-  const message = `Option ${name} must be ${expected}, got ${described(value)}`;
+  const message = `Option ${name} must be ${expected}, got ${described(value)}${
+    numberTextHint(expected, value)
+  }`;
   return range ? new RangeError(message) : new TypeError(message);
 }
 
@@ -222,20 +230,50 @@ export function checkRememberMs(value: unknown): number {
 }
 
 /**
- * Throws a TypeError unless `store` has a checkpoint store's `load` and `save` (a Deno.Kv
- * given as it is, not as `kvCheckpointStore(kv, key)`, has neither).
+ * What to add to the error for `store` given where `call`'s store goes: where it is `call`'s
+ * options (an object with an `optimizer`), given first, that the store goes first.
  */
-export function checkStore(store: unknown): void {
+function swappedHint(store: unknown, call: string | undefined): string {
+  if (call === undefined || typeof store !== "object" || store === null) return "";
+  if (!("optimizer" in store)) return "";
+  return ` (the options came first: ${call} takes the store first, ${call}(store, options))`;
+}
+
+/**
+ * Throws a TypeError unless `store` has a checkpoint store's `load` and `save` (a Deno.Kv
+ * given as it is, not as `kvCheckpointStore(kv, key)`, has neither). `call`, the function it
+ * was given to, says so where its options were given in its place.
+ */
+export function checkStore(store: unknown, call?: string): void {
   const s = store as Record<string, unknown> | null;
   if (typeof s?.load !== "function" || typeof s?.save !== "function") {
     throw new TypeError(
-      `Expected a checkpoint store, e.g. kvCheckpointStore(kv, key), got ${described(store)}`,
+      `Expected a checkpoint store, e.g. kvCheckpointStore(kv, key), got ${described(store)}${
+        swappedHint(store, call)
+      }`,
     );
   }
 }
 
+/**
+ * Throws a TypeError naming option `name` and what it got unless `value` is a function (or,
+ * where not `required`, undefined); an `init` that is not one says what it must return.
+ */
+export function checkFunctionOption(name: string, value: unknown, required: boolean): void {
+  if (typeof value === "function" || (value === undefined && !required)) return;
+  const hint = name === "init" && value !== undefined
+    ? " (a function that returns the parameters, called when the store holds no checkpoint: " +
+      "init: () => params)"
+    : "";
+  throw new TypeError(`${optionError(name, "a function", value, false).message}${hint}`);
+}
+
 /** The methods a TrainingStore has; a TypeError naming the first one missing. */
-export function checkTrainingStore(store: unknown, what: string): asserts store is TrainingStore {
+export function checkTrainingStore(
+  store: unknown,
+  what: string,
+  call?: string,
+): asserts store is TrainingStore {
   const methods = [
     "load",
     "head",
@@ -256,7 +294,7 @@ export function checkTrainingStore(store: unknown, what: string): asserts store 
   if (missing !== undefined) {
     throw new TypeError(
       `${what} needs a store that keeps the TrainingStore contract (kvCheckpointStore, ` +
-        `memoryCheckpointStore); this one has no ${missing}()`,
+        `memoryCheckpointStore); this one has no ${missing}()${swappedHint(store, call)}`,
     );
   }
 }

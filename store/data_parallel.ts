@@ -7,6 +7,7 @@
  */
 import {
   checkCount,
+  checkFunctionOption,
   checkModelOptions,
   checkOptimizerOption,
   checkOptionsObject,
@@ -43,10 +44,8 @@ function checkOptions(options: DataParallelOptions): CheckedOptions {
   checkOptionsObject(options, "dataParallel", OPTIONS);
   const { optimizer, init, meta } = options;
   checkOptimizerOption(optimizer);
-  if (typeof init !== "function") throw new TypeError("Option init must be a function");
-  if (meta !== undefined && typeof meta !== "function") {
-    throw new TypeError("Option meta must be a function");
-  }
+  checkFunctionOption("init", init, true);
+  checkFunctionOption("meta", meta, false);
   checkModelOptions(options, "dataParallel");
   return {
     ...options,
@@ -110,7 +109,7 @@ export function dataParallel(
   store: TrainingStore,
   options: DataParallelOptions,
 ): DataParallelTrainer {
-  checkTrainingStore(store, "dataParallel");
+  checkTrainingStore(store, "dataParallel", "dataParallel");
   const checked = checkOptions(options);
   // No more in a step than one commit of the store can settle (Deno KV's limits).
   const most = store.maxFold;

@@ -15,6 +15,7 @@ import {
 } from "../mod.ts";
 import {
   checkCount,
+  checkFunctionOption,
   checkMeta,
   checkModelOptions,
   checkOptimizerOption,
@@ -214,15 +215,13 @@ const OPTIONS = Object.keys(
 
 /** The options, checked, with their defaults. */
 function checkOptions<R>(store: VersionedCheckpointStore, options: OptimisticStepOptions<R>) {
-  checkStore(store);
+  checkStore(store, "optimisticStep");
   checkOptionsObject(options, "optimisticStep", OPTIONS);
   const { optimizer, init, gradient, id } = options;
   checkOptimizerOption(optimizer);
-  if (typeof init !== "function") throw new TypeError("Option init must be a function");
-  if (typeof gradient !== "function") throw new TypeError("Option gradient must be a function");
-  if (options.meta !== undefined && typeof options.meta !== "function") {
-    throw new TypeError("Option meta must be a function");
-  }
+  checkFunctionOption("init", init, true);
+  checkFunctionOption("gradient", gradient, true);
+  checkFunctionOption("meta", options.meta, false);
   if (id !== undefined) {
     checkRequestId(id, "Option id");
     checkTrainingStore(store, "Option id");

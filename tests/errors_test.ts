@@ -300,7 +300,11 @@ for (const backend of ["wasm", "js"] as const) {
       [42, TypeError, /Grads must be a Float32Array or a record/],
       [null, TypeError, /got null/],
       [{ w: new Float64Array(5), b: good.b }, TypeError, /got Float64Array/],
-      [new Map(Object.entries(good)), TypeError, /record of named Float32Arrays, got Map$/],
+      [
+        new Map(Object.entries(good)),
+        TypeError,
+        /record of named Float32Arrays, got Map \(a Map: pass a plain object, Object\.fromEntries\(map\)\)$/,
+      ],
       [
         { w: new Tensor(good.w), b: good.b },
         TypeError,

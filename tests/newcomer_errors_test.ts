@@ -3,7 +3,11 @@
  * given where the options go (`adam(1e-3)`, as `tf.train.adam(1e-3)` is written), `step`'s
  * arguments swapped, a record of gradients for a state made from a bare Float32Array, and
  * threads on a page that is not cross-origin isolated, the store's optimizer given as its
- * factory. Each refused call leaves the state as it was.
+ * factory, an optimizer's option given to `init` or `lookahead` (`init(params, { backend })`),
+ * the store's functions given their options first, and `init` given the parameters where a
+ * function that returns them goes, a disposed state used again, a number given as text,
+ * lookahead given its options first, a Blob or a fetch Response given for a checkpoint, and an
+ * ArrayBuffer or a Map given for tensors. Each refused call leaves the state as it was.
  */
 import assert from "node:assert/strict";
 import {
@@ -201,4 +205,198 @@ Deno.test("a state given where a checkpoint, params or gradients go is called a 
   });
   assert.equal(state.step, 0);
   assert.deepEqual((await readParams(state)).w, new Float32Array([1, 2]));
+});
+
+Deno.test("an optimizer's option given to init or lookahead says it goes to the factory, in the call to write", async () => {
+  const params = { w: new Float32Array([1, 2]) };
+  const cases: [() => unknown, string][] = [
+    [() => radam().init(params, { backend: "js" } as never), "radam({ backend })"],
+    [() => adamw().init(params, { lr: 1e-3 } as never), "adamw({ lr })"],
+    [() => sgd().init(params, { momentum: 0.9 } as never), "sgd({ momentum })"],
+    [() => ranger().init(params, { k: 5 } as never), "ranger({ k })"],
+    [() => lookahead(adam()).init(params, { alpha: 0.8 } as never), "lookahead(adam(), { alpha })"],
+    [
+      () => lookahead(lion()).init(params, { states: "8bit" } as never),
+      "lookahead(lion({ states }))",
+    ],
+    [() => lookahead(radam(), { lr: 0.1 } as never), "lookahead(radam({ lr }))"],
+  ];
+  for (const [call, fix] of cases) {
+    await assert.rejects(async () => await call(), (e: Error) => {
+      assert.ok(e instanceof TypeError && /^Unknown option \w+ for /.test(e.message), e.message);
+      assert.ok(e.message.endsWith(`: ${fix})`), e.message);
+      return true;
+    });
+  }
+  // Another library's name says this one's, in the factory's call.
+  await assert.rejects(
+    () => radam().init(params, { learningRate: 0.1 } as never),
+    saying(TypeError, "(learningRate is an option of the optimizer, lr there: radam({ lr }))"),
+  );
+  // Not the optimizer's (Adam has no momentum), or no option anywhere: no hint.
+  for (const options of [{ momentum: 0.9 }, { devise: 1 }]) {
+    await assert.rejects(
+      () => adam().init(params, options as never),
+      (e: Error) => e instanceof TypeError && /; expected one of device$/.test(e.message),
+    );
+  }
+  // What it says works.
+  assert.equal((await radam({ backend: "js" }).init(params)).backend, "js");
+});
+
+Deno.test("the store's functions given their options first, or params for init, say what to write; nothing is saved", async () => {
+  const store = memoryCheckpointStore();
+  const params = { w: new Float32Array(2) };
+  const options = { optimizer: radam(), init: () => params };
+  await assert.rejects(
+    optimisticStep(options as never, store as never),
+    saying(
+      TypeError,
+      "Expected a checkpoint store, e.g. kvCheckpointStore(kv, key), got Object (the options " +
+        "came first: optimisticStep takes the store first, optimisticStep(store, options))",
+    ),
+  );
+  assert.throws(
+    () => dataParallel(options as never, store as never),
+    saying(
+      TypeError,
+      "(the options came first: dataParallel takes the store first, " +
+        "dataParallel(store, options))",
+    ),
+  );
+  // init given the parameters rather than a function that returns them.
+  const initHint = "Option init must be a function, got Object (a function that returns the " +
+    "parameters, called when the store holds no checkpoint: init: () => params)";
+  await assert.rejects(
+    optimisticStep(store, { ...options, init: params as never, gradient: () => {} }),
+    saying(TypeError, initHint),
+  );
+  assert.throws(
+    () => dataParallel(store, { ...options, init: params as never }),
+    saying(TypeError, initHint),
+  );
+  // A missing callback says what it got too.
+  await assert.rejects(
+    optimisticStep(store, options as never),
+    saying(TypeError, "Option gradient must be a function, got undefined"),
+  );
+  assert.equal(await store.load(), null);
+  // What they say works.
+  const done = await optimisticStep(store, { ...options, gradient: (s) => void s.grads.w.fill(1) });
+  assert.equal(done.step, 1);
+});
+
+Deno.test("a disposed state used again says how to start again, on one thread or several", async () => {
+  const said = saying(
+    TypeError,
+    "This optimizer state was disposed (dispose ends it and every state step() made from it: " +
+      "start again from await opt.init(params), or from a checkpoint saved before, await " +
+      "loadState(bytes))",
+  );
+  for (const threads of [1, 2]) {
+    const opt = radam({ threads, threadThreshold: 0 });
+    const first = await opt.init({ w: new Float32Array(8) });
+    const bytes = await saveState(first);
+    const state = step(first, { w: new Float32Array(8).fill(1) });
+    dispose(state);
+    assert.throws(() => step(state), said);
+    assert.throws(() => first.params, said);
+    await assert.rejects(readParams(state), said);
+    await assert.rejects(saveState(state), said);
+    // What it says works.
+    const again = await loadState(bytes, { threads, threadThreshold: 0 });
+    assert.equal(step(again, { w: new Float32Array(8) }).step, 1);
+    dispose(again);
+  }
+});
+
+Deno.test("a number given as text (a form's, a URL's, an environment variable's) says to convert it, in the store's options too", async () => {
+  const hint = " (a number as text: convert it, Number(value))";
+  const calls: (() => unknown)[] = [
+    () => radam({ lr: "1e-3" as never }),
+    () => sgd({ momentum: "0.9" as never }),
+    () => adam({ betas: ["0.9", 0.999] as never }),
+    () => ranger({ k: "5" as never }),
+    () => radam({ threads: "2" as never }),
+    () => adamw({ groups: [{ match: /b/, lrScale: "2" as never }] }),
+    () => memoryCheckpointStore({ latencyMs: "5" as never }),
+    () =>
+      dataParallel(memoryCheckpointStore(), {
+        optimizer: radam(),
+        init: () => ({ w: new Float32Array(1) }),
+        staleness: "4" as never,
+      }),
+  ];
+  for (const call of calls) {
+    assert.throws(call, (e: Error) => {
+      assert.ok(e instanceof TypeError && e.message.startsWith("Option "), e.message);
+      assert.ok(e.message.endsWith(`, got a string ${e.message.split("got a string ")[1]}`));
+      assert.ok(e.message.endsWith(hint), e.message);
+      return true;
+    });
+  }
+  const bytes = await saveState(await radam().init({ w: new Float32Array(2) }));
+  await assert.rejects(loadState(bytes, { lr: "0.1" as never }), saying(TypeError, hint));
+  // A schedule's value too, the step not taken.
+  const state = await radam({ lr: () => "0.1" as never }).init({ w: new Float32Array(2) });
+  assert.throws(() => step(state, { w: new Float32Array(2) }), saying(TypeError, hint));
+  assert.equal(state.step, 0);
+  // Not the text of a number, or not where a number goes: no such hint.
+  for (
+    const call of [() => radam({ lr: "fast" as never }), () => radam({ states: "8" as never })]
+  ) {
+    assert.throws(call, (e: Error) => !e.message.includes("Number(value)"));
+  }
+  // What it says works.
+  assert.equal(radam({ lr: Number("1e-3") }).settings.hyperparameters.lr, 1e-3);
+});
+
+Deno.test("lookahead given its options first says the optimizer goes first", () => {
+  assert.throws(
+    () => lookahead({ k: 5 } as never, radam() as never),
+    {
+      name: "TypeError",
+      message: "lookahead() expects an optimizer made by this library, e.g. radam(), got Object " +
+        "(the options came first: lookahead takes the optimizer first, lookahead(optimizer, options))",
+    },
+  );
+  // An object alone is not taken for swapped arguments.
+  assert.throws(() => lookahead({ k: 5 } as never), (e: Error) => e.message.endsWith("got Object"));
+  assert.equal(lookahead(radam(), { k: 5 }).settings.lookahead?.k, 5);
+});
+
+Deno.test("a Blob, File or fetch Response given for a checkpoint, and an ArrayBuffer or a Map for tensors, say how to pass them; nothing changes", async () => {
+  const bytes = await saveState(await radam().init({ w: new Float32Array([1, 2]) }));
+  for (
+    const [value, fix] of [
+      [new Blob([bytes]), "a Blob: read its bytes, new Uint8Array(await blob.arrayBuffer())"],
+      [new File([bytes], "c"), "a File: read its bytes, new Uint8Array(await file.arrayBuffer())"],
+      [
+        new Response(bytes),
+        "a Response: read its bytes, new Uint8Array(await response.arrayBuffer())",
+      ],
+    ] as const
+  ) {
+    await assert.rejects(
+      loadState(value as never),
+      saying(
+        TypeError,
+        `A checkpoint must be a Uint8Array, got ${value.constructor.name} (${fix})`,
+      ),
+    );
+    // What it says works.
+    const read = new Uint8Array(await (value as Blob).arrayBuffer());
+    assert.deepEqual((await readParams(await loadState(read))).w, new Float32Array([1, 2]));
+  }
+  const state = await radam().init({ w: new Float32Array(2) });
+  assert.throws(
+    () => step(state, { w: new Float32Array(2).buffer as never }),
+    saying(TypeError, "got ArrayBuffer (wrap it: new Float32Array(buffer))"),
+  );
+  const map = new Map([["w", new Float32Array(2)]]);
+  const mapFix = "got Map (a Map: pass a plain object, Object.fromEntries(map))";
+  assert.throws(() => step(state, map as never), saying(TypeError, mapFix));
+  await assert.rejects(radam().init(map as never), saying(TypeError, mapFix));
+  assert.equal(state.step, 0);
+  assert.equal(step(state, Object.fromEntries(map)).step, 1);
 });

@@ -306,7 +306,8 @@ Deno.test("schedules: a wrong type is a TypeError, a number out of range a Range
   bad(
     () => constantLr(loose("1e-3")),
     TypeError,
-    'Option lr must be a finite number ≥ 0, got a string "1e-3"',
+    'Option lr must be a finite number ≥ 0, got a string "1e-3"' +
+      " (a number as text: convert it, Number(value))",
   );
   bad(() => constantLr(-1), RangeError, "Option lr must be a finite number ≥ 0, got -1");
   bad(
@@ -317,7 +318,8 @@ Deno.test("schedules: a wrong type is a TypeError, a number out of range a Range
   bad(
     () => linearWarmup(1, { warmupSteps: loose("10") }),
     TypeError,
-    'Option warmupSteps must be an integer ≥ 1, got a string "10"',
+    'Option warmupSteps must be an integer ≥ 1, got a string "10"' +
+      " (a number as text: convert it, Number(value))",
   );
   bad(
     () => linearWarmup(1, loose({})),

@@ -47,7 +47,7 @@ Deno.test("the rewritten module imports env.memory as asked, runs on it and expo
   fc.assert(
     fc.property(
       fc.integer({ min: 0, max: 16 }),
-      fc.option(fc.integer({ min: 16, max: 65536 }), { nil: undefined }),
+      fc.option(fc.integer({ min: 17, max: 65536 }), { nil: undefined }), // ≥ initial + 1
       fc.boolean(),
       fc.array(fc.constantFrom("name", "producers", "x"), { maxLength: 2 }),
       (initial, maximum, shared, customs) => {

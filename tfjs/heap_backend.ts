@@ -453,7 +453,7 @@ export class HeapBackend implements CompactHostBackend {
     return holdsCodes(this.layout, section) ? this.viewCompact(section - EXP_AVG) : undefined;
   }
 
-  readSection(section: number): Promise<Record<string, Float32Array>> {
+  readSection(section: number): Promise<Record<string, Float32Array<ArrayBuffer>>> {
     return Promise.resolve(
       sectionValues(this.layout, this.viewSection(section), this.#compactOf(section)),
     );

@@ -4,8 +4,15 @@
  * @module
  */
 import type { Settings } from "../base/settings.ts";
-import { described, factoryHint, optionError, promiseHint } from "../base/_errors.ts";
+import {
+  described,
+  factoryHint,
+  optionError,
+  promiseHint,
+  swappedOptimizerHint,
+} from "../base/_errors.ts";
 import { checkKeys } from "../base/schema.ts";
+import { factoryOptionHintOf } from "../core/options.ts";
 
 /**
  * Options of {@linkcode tfOptimizer}.
@@ -59,7 +66,7 @@ export function checkArguments(
     throw new TypeError(
       `tfOptimizer() expects an optimizer made by this library, e.g. radam(), got ${
         described(optimizer)
-      }${notAnOptimizerHint(optimizer)}`,
+      }${swappedOptimizerHint(optimizer, options, "tfOptimizer") || notAnOptimizerHint(optimizer)}`,
     );
   }
   const { name } = optimizer.settings as { name?: unknown };
@@ -68,6 +75,7 @@ export function checkArguments(
     ADAPTER_OPTIONS,
     "tfOptimizer",
     (lr) => lrCall(lr, typeof name === "string" && /^\w+$/.test(name) ? name : undefined),
+    (key) => factoryOptionHintOf(optimizer.settings, key, (call) => `tfOptimizer(${call})`),
   );
   for (const key of ADAPTER_OPTIONS) {
     if (options[key] !== undefined && typeof options[key] !== "boolean") {

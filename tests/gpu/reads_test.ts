@@ -20,6 +20,7 @@ import {
   step,
 } from "../../mod.ts";
 import { device, ignore, noGpuErrors } from "./gpu_device.ts";
+import { DISPOSED_STATE_MESSAGE } from "../../base/_errors.ts";
 
 Deno.test({
   name:
@@ -51,8 +52,7 @@ Deno.test({
             dispose(s);
             await assert.rejects(
               pending,
-              (e: Error) =>
-                e instanceof TypeError && /^This optimizer state was disposed$/.test(e.message),
+              (e: Error) => e instanceof TypeError && e.message === DISPOSED_STATE_MESSAGE,
               `${states} ${what}${wait ? ` (begun, ${wait})` : ""}`,
             );
           });

@@ -233,7 +233,8 @@ Deno.test("tfjs config: getConfig/fromConfig round trip; a stored schedule must 
   // A wrong type is a TypeError, a number out of range a RangeError; neither changes the lr.
   assert.throws(() => restored.setLearningRate("1e-3" as unknown as number), {
     name: "TypeError",
-    message: 'Option lr must be a finite number ≥ 0 or a schedule, got a string "1e-3"',
+    message: 'Option lr must be a finite number ≥ 0 or a schedule, got a string "1e-3"' +
+      " (a number as text: convert it, Number(value))",
   });
   assert.throws(() => restored.setLearningRate(-1), { name: "RangeError", message: /got -1$/ });
   // Past f32's range: it drove the variables to ±Infinity at the next step.

@@ -163,7 +163,8 @@ for (const backend of CPU_BACKENDS) {
     const optimizer = model.optimizer as unknown as { learningRate: unknown };
     assert.throws(() => (optimizer.learningRate = "1e-3"), {
       name: "TypeError",
-      message: /^Option lr must be a finite number ≥ 0 or a schedule, got a string "1e-3"$/,
+      message:
+        /^Option lr must be a finite number ≥ 0 or a schedule, got a string "1e-3" \(a number as text: convert it, Number\(value\)\)$/,
     });
     assert.equal(optimizer.learningRate, 0);
     tf.dispose([x, y]);

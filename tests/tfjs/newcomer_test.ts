@@ -58,6 +58,45 @@ Deno.test("tfjs: a learning rate where the optimizer or the adapter's options go
   assert.equal(tfOptimizer(adam({ lr: 0.001 })).settings.hyperparameters.lr, 0.001);
 });
 
+Deno.test("tfjs: an optimizer's option given to tfOptimizer says it goes to the factory, in the call to write", () => {
+  const cases: [() => unknown, string][] = [
+    [() => tfOptimizer(radam(), { lr: 1e-3 } as never), "tfOptimizer(radam({ lr }))"],
+    [() => tfOptimizer(ranger(), { states: "8bit" } as never), "tfOptimizer(ranger({ states }))"],
+    [() => tfOptimizer(sgd(), { momentum: 0.9 } as never), "tfOptimizer(sgd({ momentum }))"],
+    [
+      () => tfOptimizer(lookahead(adam()), { k: 5 } as never),
+      "tfOptimizer(lookahead(adam(), { k }))",
+    ],
+    [
+      () => tfOptimizer(adam(), { learningRate: 1e-3 } as never),
+      "learningRate is an option of the optimizer, lr there: tfOptimizer(adam({ lr }))",
+    ],
+  ];
+  for (const [call, fix] of cases) {
+    assert.throws(call, (e: Error) => {
+      assert.ok(e instanceof TypeError, e.message);
+      assert.ok(e.message.startsWith("Unknown option "), e.message);
+      assert.ok(e.message.endsWith(`${fix})`), e.message);
+      return true;
+    });
+  }
+  // Not an option of this optimizer (Adam has no momentum): no hint.
+  assert.throws(
+    () => tfOptimizer(adam(), { momentum: 0.9 } as never),
+    { message: "Unknown option momentum for tfOptimizer; expected one of strict, warnOnSkip" },
+  );
+});
+
+Deno.test("tfjs: tfOptimizer given its options first says the optimizer goes first", () => {
+  assert.throws(() => tfOptimizer({ strict: true } as never, radam() as never), {
+    name: "TypeError",
+    message: "tfOptimizer() expects an optimizer made by this library, e.g. radam(), got Object " +
+      "(the options came first: tfOptimizer takes the optimizer first, " +
+      "tfOptimizer(optimizer, options))",
+  });
+  assert.equal(tfOptimizer(radam(), { strict: true }).settings.name, "radam");
+});
+
 Deno.test("tfjs: a TensorFlow.js optimizer given to tfOptimizer says which of this library's to wrap", async () => {
   await useBackend("cpu");
   const cases: [tf.Optimizer, string, string][] = [
