@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { described, optionError, renamedHint } from "./_errors.ts";
+import { described, optionError } from "./_errors.ts";
+import { renamedHint } from "./_option_names.ts";
 import type { LearningRate } from "./options.ts";
 
 /** How a checkpoint holds an option. */

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { factoryOptionHint, optionError } from "../base/_errors.ts";
+import { optionError } from "../base/_errors.ts";
+import { factoryOptionHint } from "../base/_option_names.ts";
 import {
   DEFAULT_THREAD_THRESHOLD,
   type LearningRate,

@@ -8,13 +8,8 @@ import type { LoadOptions } from "../mod.ts";
 import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
 import { utf8Length } from "../base/_utf8.ts";
-import {
-  factoryHint,
-  isThenable,
-  misplacedHint,
-  numberTextHint,
-  promiseHint,
-} from "../base/_errors.ts";
+import { factoryHint, isThenable, numberTextHint, promiseHint } from "../base/_errors.ts";
+import { misplacedHint } from "../base/_option_names.ts";
 
 /**
  * The error of an option that fails its check, worded as the library's own option errors
@@ -125,7 +120,7 @@ export function checkSaveArguments(bytes: unknown, expected: unknown): void {
  * Throws unless `options` (of the function `of`) is an object whose keys are all in `known`: a
  * misspelled option would otherwise be ignored, and with it what it asked for (a `tensors`
  * check, a staleness bound). A learning rate, or another library's name of an option, says
- * where it goes, as the optimizers' factories say (base/_errors.ts `misplacedHint`).
+ * where it goes, as the optimizers' factories say (base/_option_names.ts `misplacedHint`).
  */
 export function checkOptionsObject(options: unknown, of: string, known: readonly string[]): void {
   if (typeof options !== "object" || options === null || Array.isArray(options)) {

@@ -1,0 +1,119 @@
+/**
+ * What an error adds for an unknown option that is another library's name of one here, or an
+ * optimizer's option given to a call that does not take it: which option it is here, and where
+ * it goes. Private; the error messages themselves are worded in `_errors.ts`.
+ *
+ * @module
+ */
+
+/** Names other libraries give options of this one (tfjs, Keras, PyTorch, optax), by this one's. */
+const OTHER_NAMES: Readonly<Record<string, string>> = {
+  learningRate: "lr",
+  learning_rate: "lr",
+  beta1: "betas",
+  beta2: "betas",
+  beta_1: "betas",
+  beta_2: "betas",
+  b1: "betas",
+  b2: "betas",
+  epsilon: "eps",
+  useNesterov: "nesterov",
+};
+
+/** The option `key` names here: this library's name of another's, else `key` in camelCase. */
+function ownName(key: string): string {
+  if (Object.hasOwn(OTHER_NAMES, key)) return OTHER_NAMES[key];
+  return key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/**
+ * What to add to the error for an unknown option `key` that is the name, in another library or
+ * in snake_case, of one of `known`: which one it is here.
+ *
+ * @example
+ * ```ts
+ * import { renamedHint } from "./_option_names.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(renamedHint("learningRate", ["lr"]), " (learningRate is lr here)");
+ * assert.equal(renamedHint("weight_decay", ["weightDecay"]), " (weight_decay is weightDecay here)");
+ * assert.equal(renamedHint("lrr", ["lr"]), "");
+ * ```
+ */
+export function renamedHint(key: string, known: readonly string[]): string {
+  const name = ownName(key);
+  if (name === key || !known.includes(name)) return "";
+  return name === "betas" ? ` (${key} is in betas here: [β1, β2])` : ` (${key} is ${name} here)`;
+}
+
+/**
+ * What to add to the error for an unknown option `key` given beside an optimizer already made
+ * (to its `init`, to `lookahead`, to `tfOptimizer`) where `key`, or another library's name of
+ * it, is an option of that optimizer's factory (one of `factoryKeys`): that it goes there, in
+ * the call `call` writes with the option (named as here). Else empty.
+ *
+ * @example
+ * ```ts
+ * import { factoryOptionHint } from "./_option_names.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const call = (option: string) => `radam({ ${option} })`;
+ * assert.equal(
+ *   factoryOptionHint("backend", ["lr", "backend"], call),
+ *   " (backend is an option of the optimizer: radam({ backend }))",
+ * );
+ * assert.equal(
+ *   factoryOptionHint("learningRate", ["lr"], call),
+ *   " (learningRate is an option of the optimizer, lr there: radam({ lr }))",
+ * );
+ * assert.equal(factoryOptionHint("devise", ["lr"], call), "");
+ * ```
+ */
+export function factoryOptionHint(
+  key: string,
+  factoryKeys: readonly string[],
+  call: (option: string) => string,
+): string {
+  const name = ownName(key);
+  if (!factoryKeys.includes(name)) return "";
+  const there = name === key ? "" : `, ${name} there`;
+  return ` (${key} is an option of the optimizer${there}: ${call(name)})`;
+}
+
+/**
+ * What to add to the error for an unknown option `key` of a function whose options (`known`)
+ * are not an optimizer's (a store's, a training loop's): another name of one of `known`, as
+ * {@linkcode renamedHint} says; else, for a learning rate (`lr`) or another library's name of
+ * an optimizer's option (`learningRate`, `beta1`, `epsilon`…), that it is the optimizer's, to
+ * be given to its factory (as the option `optimizer`, where `known` has it). Else empty.
+ *
+ * @example
+ * ```ts
+ * import { misplacedHint } from "./_option_names.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   misplacedHint("lr", ["optimizer", "init"]),
+ *   " (lr is an option of the optimizer: optimizer: radam({ lr }))",
+ * );
+ * assert.equal(
+ *   misplacedHint("learningRate", ["model"]),
+ *   " (learningRate is an optimizer's option, lr there, as in radam({ lr }): not one of these)",
+ * );
+ * assert.equal(misplacedHint("learningRate", ["lr"]), " (learningRate is lr here)");
+ * assert.equal(misplacedHint("modle", ["model"]), "");
+ * ```
+ */
+export function misplacedHint(key: string, known: readonly string[]): string {
+  const renamed = renamedHint(key, known);
+  if (renamed !== "") return renamed;
+  const name = ownName(key);
+  if (name !== "lr" && !Object.hasOwn(OTHER_NAMES, key)) return "";
+  const there = name === key ? "" : `, ${name} there`;
+  const example = name === "lr" ? "radam({ lr })" : "";
+  return known.includes("optimizer")
+    ? ` (${key} is an option of the optimizer${there}: optimizer: ${example || "radam({ … })"})`
+    : ` (${key} is an optimizer's option${there}${
+      example ? `, as in ${example}` : ""
+    }: not one of these)`;
+}
