@@ -3,7 +3,7 @@
  * the other Cloudflare Workers bundlers apply) do as they load: hand the library the package's
  * `radam.wasm`, which the bundler imports as a compiled `WebAssembly.Module` (wrangler's default
  * `CompiledWasm` rule), so that a Worker trains on wasm with no setup. Private to the library;
- * tools/_npm_workerd.ts builds the entries.
+ * tools/_npm_entries.ts builds the entries.
  *
  * @module
  */

@@ -26,7 +26,7 @@ import { Q8_BLOCK } from "../base/q8.ts";
 import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
 import { importMemory, KERNEL_MEMORIES } from "./_wasm_memory.ts";
 import { blockViews, CpuBackend } from "./cpu_backend.ts";
-import { KERNELS_WASM_BASE64 } from "./kernels_wasm.generated.ts";
+import { kernelBase64 } from "./_kernel_bytes.ts";
 
 /** Largest linear memory a 32-bit WebAssembly module can address: 65536 pages of 64 KiB. */
 export const MAX_WASM_MEMORY_BYTES = 65536 * 65536;
@@ -55,18 +55,18 @@ let importedModule: WebAssembly.Module | undefined;
 let sharedModule: WebAssembly.Module | undefined;
 
 /**
- * Whether this build of the library carries the kernel's bytes: all but the npm package's
- * `workerd` build (tools/_npm_workerd.ts), which is given the kernel compiled, its `radam.wasm`,
- * as it loads ({@linkcode useOwnKernel}), and leaves the bytes out.
+ * Whether this build of the library carries the kernel's bytes (cpu/_kernel_bytes.ts): all but
+ * the npm package's `workerd` entries (tools/_npm_entries.ts), which are given the kernel
+ * compiled, its `radam.wasm`, as they load ({@linkcode useOwnKernel}), and leave the bytes out.
  */
 function carriesBytes(): boolean {
-  return (KERNELS_WASM_BASE64 as string) !== "";
+  return kernelBase64() !== "";
 }
 
 /** The kernel module's bytes, decoded once; a TypeError in a build that carries none. */
 export function kernelBytes(): Uint8Array<ArrayBuffer> {
   if (!carriesBytes()) throw noBytes();
-  return bytes ??= decodeBase64(KERNELS_WASM_BASE64);
+  return bytes ??= decodeBase64(kernelBase64());
 }
 
 /** The error of a build without the kernel's bytes, where they are needed. */

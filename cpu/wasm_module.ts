@@ -95,27 +95,39 @@ function markMismatch(module: WebAssembly.Module): string {
  * refused, where it would train to other bits). Use the `radam.wasm` of the same version of the
  * package as the code that imports it.
  *
- * @example
+ * @example A Cloudflare Worker whose bundler does not apply the `workerd` condition (one bundled
+ * by wrangler needs no call): the package's `radam.wasm`, compiled by the runtime as it loads the
+ * Worker. (Not run here: the import needs a Workers bundler.)
+ * ```ts ignore
+ * import { radam, setWasmModule } from "@optim/radam";
+ * import kernel from "@optim/radam/radam.wasm";
+ *
+ * setWasmModule(kernel); // once, before making states
+ *
+ * export default {
+ *   async fetch() {
+ *     const state = await radam({ lr: 1e-2 }).init({ w: new Float32Array([1, 2, 3]) });
+ *     return new Response(state.backend); // "wasm"
+ *   },
+ * };
+ * ```
+ *
+ * @example What it refuses, keeping what it had: bytes, and a module that is not the kernel
  * ```ts
  * import { radam, setWasmModule } from "@optim/radam";
  * import assert from "node:assert/strict";
- * // In a Cloudflare Worker, the package's file, compiled by the runtime as it loads the Worker:
- * //   import kernel from "@optim/radam/radam.wasm";
- * // Here, the same bytes (which the library embeds), compiled at run time:
- * import { KERNELS_WASM_BASE64 } from "./kernels_wasm.generated.ts";
- * const bytes = Uint8Array.from(atob(KERNELS_WASM_BASE64), (c) => c.charCodeAt(0));
- * const kernel = await WebAssembly.compile(bytes);
  *
- * setWasmModule(kernel);
- * const state = await radam({ lr: 1e-2 }).init({ w: new Float32Array([1, 2, 3]) });
- * assert.equal(state.backend, "wasm");
- *
- * // Another module is refused: (module (memory (export "memory") 1))
- * const other = new WebAssembly.Module(new Uint8Array([
+ * // (module (memory (export "memory") 1))
+ * const bytes = new Uint8Array([
  *   0, 97, 115, 109, 1, 0, 0, 0, 5, 3, 1, 0, 1,
  *   7, 10, 1, 6, 109, 101, 109, 111, 114, 121, 2, 0,
- * ]));
- * assert.throws(() => setWasmModule(other), TypeError);
+ * ]);
+ * assert.throws(() => setWasmModule(bytes as unknown as WebAssembly.Module), TypeError);
+ * assert.throws(() => setWasmModule(new WebAssembly.Module(bytes)), TypeError);
+ *
+ * // Where WebAssembly compiles at run time, as here, the library compiles its own kernel:
+ * const state = await radam({ lr: 1e-2 }).init({ w: new Float32Array([1, 2, 3]) });
+ * assert.equal(state.backend, "wasm");
  * ```
  */
 export function setWasmModule(module: WebAssembly.Module): void {

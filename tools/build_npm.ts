@@ -5,9 +5,10 @@
  * - one ES module per entry point of {@link ENTRIES} (`index.js` for mod.ts, `tfjs.js` for the
  *   TensorFlow.js adapter, `@optim/radam/tfjs`), bundled by esbuild so that they share their code
  *   through `chunks/` (one copy of the library, so a state made through one entry is recognised by
- *   another; the kernel's wasm is already inlined as base64, so nothing is read from disk at run
- *   time). `@tensorflow/tfjs-core` stays an import: a peer dependency (`^4`, optional: only
- *   `tfjs.js` needs it);
+ *   another), with the `workerd/` entries too; the default entries hand the library the kernel's
+ *   wasm inlined as base64, from a chunk only they import, so nothing is read from disk at run
+ *   time (see tools/_npm_entries.ts). `@tensorflow/tfjs-core` stays an import: a peer dependency
+ *   (`^4`, optional: only `tfjs.js` needs it);
  * - `types/`: `.d.ts` declarations emitted by the TypeScript compiler, those that the entries'
  *   types reach (see {@link pruneDeclarations}), which name no WebGPU package: the few WebGPU types they use are declared in `types/_webgpu.d.ts` (see
  *   {@link webgpuShim}), so that they type-check beside tfjs-core's copy of `@webgpu/types`, any
@@ -16,11 +17,12 @@
  * - `radam.wasm`: the kernel, byte for byte the one the bundle embeds (checked), for runtimes
  *   that run WebAssembly only when it arrives compiled (Cloudflare Workers: see setWasmModule),
  *   typed by `types/radam_wasm.d.ts` as a `WebAssembly.Module` (see {@link KERNEL_TYPES});
- * - `workerd/`: the entries again, for the `workerd` export condition (wrangler's): each imports
- *   `radam.wasm` and hands it to the library as it loads, and the kernel's base64 is left out
- *   (checked; see tools/_npm_workerd.ts);
+ * - `workerd/`: the entries again, for the `workerd` export condition (wrangler's), on the same
+ *   chunks: each imports `radam.wasm` and hands it to the library as it loads, and loads no file
+ *   that holds the kernel's base64 (checked; see tools/_npm_entries.ts);
  * - `package.json` (name and version from deno.json, `exports` for Node ≥ 20 and bundlers,
- *   `sideEffects` naming the files that register something on import, `homepage`: the package's
+ *   `sideEffects` naming the files of code, each of which does something on import (the entries
+ *   hand the library its kernel), `homepage`: the package's
  *   page on JSR; no `repository`, as the project has no public one yet), LICENSE, the update
  *   rules (`docs/SPEC.md`), and a README.md for npm users made from `tools/npm_readme.md` and the
  *   sections of README.md marked for it, every link absolute (see tools/_npm_readme.ts).
@@ -33,7 +35,7 @@ import { decodeBase64 } from "../base/_base64.ts";
 import { KERNELS_WASM_BASE64 } from "../cpu/kernels_wasm.generated.ts";
 import { toBase64 } from "./_asc.ts";
 import { importMapVersions, npmInstall } from "./_npm.ts";
-import { bundleWorkerd, WORKERD_DIR } from "./_npm_workerd.ts";
+import { type BuiltEntries, bundleEntries, WORKERD_DIR } from "./_npm_entries.ts";
 import { jsrPublishedFiles, npmReadme } from "./_npm_readme.ts";
 
 const OUT = "npm";
@@ -68,8 +70,6 @@ interface Entry {
   readonly source: string;
   /** The subpath it is exported as. */
   readonly subpath: string;
-  /** Whether importing it does something a bundler must keep (it registers a class, …). */
-  readonly sideEffects: boolean;
   /** Whether it imports `@tensorflow/tfjs-core` (the optional peer dependency). */
   readonly tfjs: boolean;
 }
@@ -81,11 +81,11 @@ function typesOf(entry: Entry): string {
 
 /** The package's entry points: one line each. */
 const ENTRIES: readonly Entry[] = [
-  { out: "index", source: "mod.ts", subpath: ".", sideEffects: false, tfjs: false },
+  { out: "index", source: "mod.ts", subpath: ".", tfjs: false },
   // Registers the optimizer class with tfjs's serialization, for tf.loadLayersModel.
-  { out: "tfjs", source: "tfjs.ts", subpath: "./tfjs", sideEffects: true, tfjs: true },
+  { out: "tfjs", source: "tfjs.ts", subpath: "./tfjs", tfjs: true },
   // The runtime-agnostic serverless store (optimistic steps, data-parallel training).
-  { out: "store", source: "store.ts", subpath: "./store", sideEffects: false, tfjs: false },
+  { out: "store", source: "store.ts", subpath: "./store", tfjs: false },
 ];
 
 /**
@@ -131,12 +131,12 @@ async function webgpuTypes(): Promise<string> {
 }
 
 /**
- * Bundles the entries; returns the package's `sideEffects` list: the entries that do something
- * on import, and the shared chunks. Where esbuild puts a module's code depends on which entries
- * import it (the registration is in tfjs.js today, but would move to a chunk should another entry
- * import tfjs.ts), and every entry imports the chunks anyway, so marking them costs nothing.
+ * Bundles the entries, default and `workerd` (see tools/_npm_entries.ts); returns what it built.
+ * Every entry does something on import (it hands the library its kernel; tfjs.js registers the
+ * optimizer class too), and where esbuild puts a module's code depends on which entries import
+ * it, so the package's `sideEffects` names every file of its code.
  */
-async function bundle(): Promise<string[]> {
+async function bundle(): Promise<BuiltEntries> {
   const options: esbuild.BuildOptions = {
     bundle: true,
     splitting: true,
@@ -148,20 +148,9 @@ async function bundle(): Promise<string[]> {
     legalComments: "inline",
     logLevel: "warning",
   };
-  const { metafile } = await esbuild.build({
-    ...options,
-    entryPoints: Object.fromEntries(ENTRIES.map((e) => [e.out, e.source])),
-    outdir: OUT,
-    metafile: true,
-  });
-  const workerd = await bundleWorkerd(OUT, ENTRIES, options);
+  const built = await bundleEntries(OUT, ENTRIES, options, KERNELS_WASM_BASE64);
   await esbuild.stop();
-  const chunks = Object.keys(metafile.outputs).filter((f) => f.startsWith(`${OUT}/chunks/`));
-  return [
-    ...ENTRIES.filter((e) => e.sideEffects).map((e) => `./${e.out}.js`),
-    ...chunks.map((f) => `./${f.slice(OUT.length + 1)}`).sort(),
-    ...workerd,
-  ];
+  return built;
 }
 
 /** `types/_webgpu.d.ts`: the WebGPU types the declarations name (see {@link WEBGPU_INTERFACES}). */
@@ -412,32 +401,23 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
 /**
  * Writes the kernel's file ({@link KERNEL_FILE}) from the bytes the library embeds, and checks
  * that the file, read back, is byte for byte what the bundle embeds (its base64 text in one of
- * the bundled modules).
+ * the files of `built`'s code), and that no file the `workerd` entries load holds that text.
  */
-async function kernelFile(): Promise<void> {
+async function kernelFile(built: BuiltEntries): Promise<void> {
   const path = `${OUT}/${KERNEL_FILE}`;
   await Deno.writeFile(path, decodeBase64(KERNELS_WASM_BASE64));
   const shipped = toBase64(await Deno.readFile(path));
-  const bundled: string[] = [];
-  for (const dir of [OUT, `${OUT}/chunks`]) {
-    for (const entry of Deno.readDirSync(dir)) {
-      if (entry.isFile && entry.name.endsWith(".js")) {
-        bundled.push(await Deno.readTextFile(`${dir}/${entry.name}`));
-      }
-    }
-  }
-  if (!bundled.some((text) => text.includes(`"${shipped}"`))) {
+  const holders = built.code.filter((f) => Deno.readTextFileSync(f).includes(shipped.slice(0, 64)));
+  if (!holders.some((f) => Deno.readTextFileSync(f).includes(`"${shipped}"`))) {
     throw new Error(`${path} is not byte for byte the kernel the bundle embeds`);
   }
-  for (const dir of [`${OUT}/${WORKERD_DIR}`, `${OUT}/${WORKERD_DIR}/chunks`]) {
-    for (const entry of Deno.readDirSync(dir)) {
-      const text = entry.isFile ? await Deno.readTextFile(`${dir}/${entry.name}`) : "";
-      if (text.includes(shipped.slice(0, 64))) {
-        throw new Error(
-          `${dir}/${entry.name} embeds the kernel's base64, which the workerd build leaves out`,
-        );
-      }
-    }
+  const leaked = holders.filter((f) => built.workerd.includes(f));
+  if (leaked.length > 0) {
+    throw new Error(
+      `${
+        leaked.join(", ")
+      } embeds the kernel's base64, and the workerd entries load it (a Worker would bundle it): only the default entries may`,
+    );
   }
 }
 
@@ -453,13 +433,13 @@ async function readme(name: string, version: string): Promise<string> {
 if (import.meta.main) {
   await Deno.remove(OUT, { recursive: true }).catch(() => {});
   await Deno.mkdir(OUT, { recursive: true });
-  const sideEffects = await bundle();
+  const built = await bundle();
   declarations(await webgpuTypes());
   pruneDeclarations();
   kernelDeclaration();
   checkDeclarations();
-  await packageFiles(sideEffects);
-  await kernelFile();
+  await packageFiles(built.code.map((f) => `./${f.slice(OUT.length + 1)}`));
+  await kernelFile(built);
   const outputs = ENTRIES.map((e) => `${e.out}.js`).join(", ");
   console.log(`built ${OUT}/ (${outputs}, chunks/, types/, package.json)`);
 }

@@ -154,14 +154,17 @@ test("the package needs no Deno globals (every file of its code: entries and chu
   }
 });
 
-/** The package's files that importing `file` loads at once: it and its static imports, transitively. */
+/**
+ * The package's files of code that importing `file` loads at once: it and its static imports,
+ * transitively (not the workerd entries' radam.wasm).
+ */
 function loadedAtOnce(dir, file, seen = new Set()) {
   if (seen.has(file)) return seen;
   seen.add(file);
   const code = readFileSync(join(dir, file), "utf8");
   for (
     const [, , spec] of code.matchAll(
-      /^(import|export)\b[^;]*?"(\.\.?\/[^"]+)";/gm,
+      /^(import|export)\b[^;]*?"(\.\.?\/[^"]+\.js)";/gm,
     )
   ) {
     loadedAtOnce(dir, join(dirname(file), spec), seen);
@@ -195,6 +198,40 @@ test("index.js loads the WebGPU backend (its WGSL) only with import(), when a st
   assert.ok(
     [...loadedAtOnce(dir, "tfjs.js")].some((file) => wgsl.test(read(file))),
   );
+});
+
+test("the default and workerd entries share one copy of the library: each loads the chunks of the other but one, the kernel's bytes (default) or its hand-off (workerd)", () => {
+  // The workerd build had chunks of its own, workerd/chunks/: the library twice in the package.
+  const dir = dirname(fileURLToPath(import.meta.resolve("@optim/radam")));
+  const read = (file) => readFileSync(join(dir, file), "utf8");
+  const files = readdirSync(dir, { recursive: true }).filter((f) => f.endsWith(".js"));
+  assert.deepEqual(
+    files.filter((f) => /\bfunction radam\b/.test(read(f))).length,
+    1,
+    `${files}`,
+  );
+  const base64 = readFileSync(join(dir, "radam.wasm")).toString("base64").slice(
+    0,
+    200,
+  );
+  for (const out of ["index", "tfjs", "store"]) {
+    const plain = loadedAtOnce(dir, `${out}.js`);
+    const worker = loadedAtOnce(dir, join("workerd", `${out}.js`));
+    const onlyPlain = [...plain].filter((f) => !worker.has(f) && f !== `${out}.js`);
+    const onlyWorker = [...worker].filter((f) => !plain.has(f) && !f.startsWith("workerd"));
+    assert.equal(onlyPlain.length, 1, `${out}.js alone loads ${onlyPlain}`);
+    assert.ok(
+      read(onlyPlain[0]).includes(base64),
+      `${onlyPlain[0]} holds no kernel`,
+    );
+    assert.equal(
+      onlyWorker.length,
+      1,
+      `workerd/${out}.js alone loads ${onlyWorker}`,
+    );
+    assert.match(read(onlyWorker[0]), /radam\.wasm/);
+    for (const file of worker) assert.ok(!read(file).includes(base64), file);
+  }
 });
 
 test("threads > 1 is refused under Node (no Web Workers), one thread runs", async () => {
