@@ -6,12 +6,11 @@
  * @module
  */
 import { CheckpointError, dispose, type OptimizerState, saveState, step } from "../mod.ts";
-import { stateInternals } from "../core/state.ts";
 import { newState, storedState } from "./_model.ts";
 import { checkMeta } from "./_checks.ts";
 import type { CheckedOptions, SubmitResult } from "./parallel.ts";
 import { contributionFailed, ContributionRefusedError, staleReason } from "./errors.ts";
-import { readParamsPrefix } from "./layout.ts";
+import { checkpointOrder, readParamsPrefix } from "./layout.ts";
 import { meanOfContributions, type WeightedGradient } from "./mean.ts";
 import type {
   ContributionInfo,
@@ -45,6 +44,11 @@ export interface Cached {
   readonly version: string | null;
   readonly state: OptimizerState;
   readonly meta: string | undefined;
+  /**
+   * The order of the tensors in the checkpoint the state was read from or saved to (its
+   * `tensor_order`, `StoredParams.names`): the order contributions flatten their gradients in.
+   */
+  readonly order: readonly string[];
 }
 
 /** What a fold reads and changes of its process's coordinator. */
@@ -94,8 +98,11 @@ export async function initialize(f: Fold): Promise<void> {
       fresh: [],
     });
     if (result === null || result.version === null) return;
-    if (!f.closed) keep(f, { version: result.version, state, meta }), kept = true;
-    f.see(paramsOf(bytes, result.version));
+    const params = paramsOf(bytes, result.version);
+    if (!f.closed) {
+      keep(f, { version: result.version, state, meta, order: params.names }), kept = true;
+    }
+    f.see(params);
   } finally {
     // Not kept (meta or the commit threw, another process made the first checkpoint, or the
     // trainer was closed meanwhile).
@@ -121,10 +128,19 @@ export async function currentState(f: Fold): Promise<Cached> {
   f.cache = null;
   const stored = await f.store.load();
   if (stored === null) {
-    return { version: null, state: await newState(f.options, f.store), meta: undefined };
+    // No checkpoint (all contributions were flattened by one since removed): the order its
+    // first checkpoint will have.
+    const state = await newState(f.options, f.store);
+    const order = checkpointOrder(await saveState(state));
+    return { version: null, state, meta: undefined, order };
   }
   const state = await storedState(stored.bytes, f.options, f.store);
-  keep(f, { version: stored.version, state, meta: stored.meta });
+  keep(f, {
+    version: stored.version,
+    state,
+    meta: stored.meta,
+    order: checkpointOrder(stored.bytes),
+  });
   return f.cache!;
 }
 
@@ -187,19 +203,19 @@ async function plan(
 
 /**
  * Writes the mean of `parts` into the state's gradient slots, by name: a contribution's gradient
- * is flat in the order of its checkpoint's `tensor_order` (`StoredParams.names`, the order the
- * tensors were given to `init`), which the state keeps, and which is not its arena's
- * (`state.names`) where an 8-bit state puts its compact tensors last.
+ * is flat in the order of its checkpoint's `tensor_order` (`order`, the order the tensors were
+ * given to `init`), which is not the state's arena's (`state.names`) where an 8-bit state puts
+ * its compact tensors last.
  */
-function writeMean(f: Fold, state: OptimizerState, parts: WeightedGradient[], size: number): void {
+function writeMean(f: Fold, current: Cached, parts: WeightedGradient[], size: number): void {
   if (f.scratch === null || f.scratch.flat.length !== size) {
     f.scratch = { flat: new Float32Array(size), acc: new Float64Array(size) };
   }
   const { flat, acc } = f.scratch;
   meanOfContributions(parts, flat, acc);
   let at = 0;
-  for (const name of stateInternals(state).order) {
-    const slot = state.grads[name];
+  for (const name of current.order) {
+    const slot = current.state.grads[name];
     slot.set(flat.subarray(at, at + slot.length));
     at += slot.length;
   }
@@ -322,7 +338,7 @@ export async function foldOnce(f: Fold): Promise<boolean> {
       await commitRefusals(f, p, current.version, at);
       return true;
     }
-    writeMean(f, state, p.parts, size);
+    writeMean(f, current, p.parts, size);
     f.cache = null; // the step consumes the state
     next = step(state);
     const message = await commitStep(f, p, current, next, local);
@@ -425,7 +441,7 @@ async function commitStep(
     }));
     if (result === null) return await afterConflict(f, local), null;
     committed = true;
-    keep(f, { version: result.version, state: next, meta });
+    keep(f, { version: result.version, state: next, meta, order: params.names });
     f.see({ ...params, version: result.version! });
     f.lease = result.lease;
     f.leaseSince = Date.now();

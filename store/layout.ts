@@ -81,6 +81,14 @@ export function checkpointMetadata(bytes: Uint8Array): Readonly<Record<string, u
     : {};
 }
 
+/**
+ * A checkpoint's `tensor_order`, read from its header alone: the order its parameters are
+ * named in, which a contribution's flat gradient follows. A CheckpointError if there is none.
+ */
+export function checkpointOrder(bytes: Uint8Array): string[] {
+  return metadataOf(headerOf(bytes).header).names;
+}
+
 /** The parameter names, step and optimizer a checkpoint's metadata gives. */
 function metadataOf(
   header: Record<string, unknown>,
