@@ -6,7 +6,8 @@
 // Deno's js backend after the same step.
 //
 // - Cloudflare's Vite plugin (@cloudflare/vite-plugin): `vite build`, with its conditions and its
-//   `.wasm` imports.
+//   `.wasm` imports; and `vite dev`, whose dev server runs the Worker in workerd (the plugin's
+//   miniflare), asked the same on a free port and stopped, its workerd with it, after.
 // - Nitro's cloudflare presets, as Vite with the `workerd` condition and unwasm with `esmImport`:
 //   there a bare `.wasm` import is the kernel's instance, and only `.wasm?module` a compiled
 //   module (the package's entries import `../radam.wasm?module`; with `../radam.wasm` the Worker
@@ -18,7 +19,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "nod
 import { join, relative } from "node:path";
 import { after, before, test } from "node:test";
 import { freePort, serveWorkerd, stopChild } from "./workerd_serve.mjs";
-import { newProject, run, workerCode } from "./wrangler_project.mjs";
+import { newProject, run, withServer, workerCode } from "./wrangler_project.mjs";
 
 const expected = JSON.parse(
   readFileSync(new URL("./expected.json", import.meta.url), "utf8"),
@@ -107,6 +108,19 @@ test("vite build with the workerd condition and unwasm (as Nitro's cloudflare pr
   const dir = join(app, "dist-unwasm");
   assertKernelFile(dir);
   const { status, text, log } = await served(dir, "index.js");
+  assert.equal(status, 200, `${text}\n${log}`);
+  assert.equal(text, `wasm: ${expected.worker}`);
+});
+
+test("vite dev with @cloudflare/vite-plugin: the dev server's Worker, in workerd, trains on wasm with the parameters of Deno's js backend", async () => {
+  const port = await freePort();
+  const dev = [join(app, ...VITE), "dev", "--host", "127.0.0.1", "--port", String(port)];
+  const { status, text, log } = await withServer(
+    app,
+    [process.execPath, [...dev, "--strictPort"]],
+    port,
+    ({ first, log }) => ({ ...first, log: log() }),
+  );
   assert.equal(status, 200, `${text}\n${log}`);
   assert.equal(text, `wasm: ${expected.worker}`);
 });

@@ -1,6 +1,7 @@
-// What the wrangler and Vite tests share (wrangler.test.mjs, wrangler_example.test.mjs,
-// vite_workerd.test.mjs): a new Workers project in a temporary folder, where the tarball that
-// `npm pack npm/` makes is installed, wrangler run in it, offline, and the READMEs' Workers.
+// What the wrangler, Vite and SvelteKit tests share (wrangler.test.mjs, wrangler_example.test.mjs,
+// vite_workerd.test.mjs, sveltekit.test.mjs): a new Workers project in a temporary folder, where
+// the tarball that `npm pack npm/` makes is installed, wrangler run in it, offline, a dev server
+// (`wrangler dev`, `vite dev`) run until it answers and then stopped, and the READMEs' Workers.
 //
 // wrangler, @cloudflare/workers-types and TypeScript are the test folder's (tests/node/setup.sh
 // installs them), linked into the project's node_modules: installing them there would copy
@@ -76,10 +77,8 @@ export function newProject(prefix, template, linked = []) {
 
 /**
  * Runs `wrangler dev ...args` in project `app` until it answers at / (any status), then
- * `use({ origin, first, log, signal })`: its origin, that first answer ({ status, text }), a
- * function that returns wrangler's output so far, and a signal for `use`'s requests, aborted
- * `limitMs` after (a Worker that never answers fails the test instead of hanging it). What `use`
- * returns; wrangler (its process group) is always stopped after.
+ * `use({ origin, first, log, signal })`, as `withServer` does. What `use` returns; wrangler (its
+ * process group) is always stopped after.
  */
 export async function withDev(app, args, use, limitMs = 60_000) {
   const [port, inspector] = [await freePort(), await freePort()];
@@ -94,6 +93,19 @@ export async function withDev(app, args, use, limitMs = 60_000) {
     String(inspector),
     "--show-interactive-dev-session=false",
   ]);
+  return await withServer(app, [command, argv], port, use, limitMs);
+}
+
+/**
+ * Runs `command` (`[command, args]`, a dev server that listens on 127.0.0.1:`port`: `wrangler
+ * dev`, `vite dev`) in project `app` until it answers at / (any status), then
+ * `use({ origin, first, log, signal })`: its origin, that first answer ({ status, text }), a
+ * function that returns the server's output so far, and a signal for `use`'s requests, aborted
+ * `limitMs` after (a Worker that never answers fails the test instead of hanging it). What `use`
+ * returns; the server (its process group: workerd goes with it) is always stopped after.
+ */
+export async function withServer(app, [command, argv], port, use, limitMs = 60_000) {
+  const name = `${command.replace(/^.*\//, "")} ${argv.join(" ")}`;
   let log = "";
   const child = spawn(command, argv, {
     cwd: app,
@@ -116,13 +128,13 @@ export async function withDev(app, args, use, limitMs = 60_000) {
         () => undefined,
       );
       const first = await Promise.race([answer, exited]);
-      if (first === null) throw new Error(`wrangler dev exited:\n${log}`);
+      if (first === null) throw new Error(`${name} exited:\n${log}`);
       if (first !== undefined) {
         return await use({ origin, first, log: () => log, signal: AbortSignal.timeout(limitMs) });
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`wrangler dev did not answer at ${origin}/ in ${limitMs} ms:\n${log}`);
+    throw new Error(`${name} did not answer at ${origin}/ in ${limitMs} ms:\n${log}`);
   } finally {
     await stopChild(child, { group: true });
   }
