@@ -126,6 +126,9 @@ export interface Rule<H = Hyperparameters> {
  * decides these classes from the bits of the values as stored and its finite scalars, as
  * IEEE-754 has them on the CPU, with the integer helpers here, and the kernels store them as
  * bits (`with_special`), LookAhead's sync and the 8-bit encoding reading the bits, not the value.
+ * The same checked path takes the finite values from which an f32 operation of the rule may
+ * overflow: `at_least` with a limit (`limit_bits`) below which, given the step's scalars
+ * (`exp_above` of their bits), none can (docs/SPEC.md, "Numerics the backends share").
  */
 export const RULE_VALUES_WGSL = /* wgsl */ `
 struct RuleValues {
@@ -199,9 +202,18 @@ fn difference_checked(x: vec4<f32>, sx: vec4<u32>, y: vec4<f32>, sy: vec4<u32>) 
   return sum_checked(x, sx, -y, special_times(sy, -1.0));
 }
 
-// Whether any of four values as stored (bits) is NaN or an infinity, lane by lane.
-fn not_finite(a: vec4<u32>, b: vec4<u32>, c: vec4<u32>, d: vec4<u32>) -> vec4<bool> {
+// Whether any of four values as stored (bits) has a magnitude of bits \`limit\` or more, lane by
+// lane: NaN and infinities always (limit is at most +Infinity's bits). A rule takes such a vec4
+// through its checked path, with a limit below which none of its f32 operations can overflow.
+fn at_least(a: vec4<u32>, b: vec4<u32>, c: vec4<u32>, d: vec4<u32>, limit: u32) -> vec4<bool> {
   let mask = vec4<u32>(0x7fffffffu);
-  return max(max(a & mask, b & mask), max(c & mask, d & mask)) >= vec4<u32>(0x7f800000u);
+  return max(max(a & mask, b & mask), max(c & mask, d & mask)) >= vec4<u32>(limit);
 }
+
+// An exponent e with |x| < 2^e, from a finite scalar's bits (0 and subnormals give −126).
+fn exp_above(bits: u32) -> i32 { return i32((bits >> 23u) & 0xffu) - 126; }
+
+// The bits of 2^k, the least magnitude at_least takes with limit 2^k: 0 (every value) for
+// k < −126, +Infinity's bits (NaN and infinities only) for k ≥ 128.
+fn limit_bits(k: i32) -> u32 { return select(0u, u32(min(k, 128) + 127) << 23u, k >= -126); }
 `;

@@ -377,15 +377,32 @@ fn rule_values(base: u32, grad_scale: f32, pre: f32, p0: vec4<f32>, g: vec4<f32>
   var num = mi;
   if (b.gradMix != 0.0) { num = b.momentMix * mi + b.gradMix * gi; }
   let z = vec4<u32>(0u);
-  // A NaN or an infinity as stored (rare): the classes from the bits.
-  let special = not_finite(bitcast<vec4<u32>>(p0), bitcast<vec4<u32>>(g), bitcast<vec4<u32>>(m0), bitcast<vec4<u32>>(v0));
-  if (any(special)) {
+  // A NaN or an infinity as stored, or a magnitude from which an operation may pass f32's largest
+  // (adam_limit), or an eps below 2⁻⁶⁴ over a v below 2⁻¹²⁶ (rare): the classes from the bits,
+  // and each overflow from scaled or halved operands.
+  let special = at_least(bitcast<vec4<u32>>(p0), bitcast<vec4<u32>>(g), bitcast<vec4<u32>>(m0), bitcast<vec4<u32>>(v0), adam_limit(b));
+  if (any(special) || (b.mode == ${MODE_ADAPTIVE}u && b.eps < 0x1p-64f && any(vi < vec4<f32>(0x1p-126f)))) {
     var r = adam_special(b, grad_scale, pre, p0, bitcast<vec4<u32>>(p0), g, bitcast<vec4<u32>>(g), m0, bitcast<vec4<u32>>(m0), v0, bitcast<vec4<u32>>(v0), gi, vi, num);
     r.m = mi;
     r.v = vi;
     return r;
   }
   return RuleValues(adam_p(b, p0, num, adam_quotient(b, num, vi)), mi, vi, z, z, z);
+}
+
+// The bits of 2^k, below which no magnitude as stored lets an f32 operation of the step pass f32's
+// largest (docs/SPEC.md, "Numerics the backends share"): with |p|, |g|, |m|, |v| < 2^k and each
+// scalar below 2^exp_above, |g'| ≤ 2^(k+a), |m'| ≤ 2^(k+a+1), |v'| ≤ 2^(2k+2a+1), |num| ≤ 2^n
+// (n = k+a+2+em), the quotient below 2^(n−le+1) (sqrt(v') + eps ≥ 2^le, le ≥ −64: a smaller eps
+// takes a v' below 2⁻¹²⁶ through the checked path), at most 2¹²⁷ and stepSize times it at most
+// 2¹²⁶, and p · paramDecay at most 2¹²⁶.
+fn adam_limit(b: AdamScalars) -> u32 {
+  let a = max(exp_above(bitcast<u32>(b.coupledDecay)), 0) + 1;
+  let em = max(max(exp_above(bitcast<u32>(b.momentMix)), exp_above(bitcast<u32>(b.gradMix))), 0);
+  let le = clamp(exp_above(bitcast<u32>(b.eps)) - 1, -64, 0);
+  let pd = exp_above(bitcast<u32>(b.paramDecay));
+  let ss = exp_above(bitcast<u32>(b.stepSize));
+  return limit_bits(min(min(63 - a, 125 - a - em), min(126 - pd, 123 - max(ss, -1) - a - em + le)));
 }
 
 // num / (sqrt(v) + eps). An eps > 0 held as an f32 subnormal, which a GPU may flush to 0 (Metal

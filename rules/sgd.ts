@@ -175,12 +175,13 @@ fn rule_values(base: u32, grad_scale: f32, pre: f32, p0: vec4<f32>, g: vec4<f32>
     if (b.mode == ${MODE_NESTEROV}u) { d = gi + b.momentum * mi; }
   }
   var r = RuleValues(p0 - b.stepSize * d, mi, v0, vec4<u32>(0u), vec4<u32>(0u), vec4<u32>(0u));
-  // A NaN or an infinity as stored (rare): the classes from the bits, and for finite values
-  // whether an operation overflows (told from scaled or halved operands, RULE_VALUES_WGSL).
+  // A NaN or an infinity as stored, or a magnitude from which an operation may pass f32's largest
+  // (sgd_limit; rare): the classes from the bits, and for finite values whether an operation
+  // overflows (told from scaled or halved operands, RULE_VALUES_WGSL).
   let pb = bitcast<vec4<u32>>(p0);
   let gb = bitcast<vec4<u32>>(g);
   let mb = bitcast<vec4<u32>>(m0);
-  if (any(not_finite(pb, gb, mb, vec4<u32>(0u)))) {
+  if (any(at_least(pb, gb, mb, vec4<u32>(0u), sgd_limit(b)))) {
     let sp0 = special_times(pb, 1.0);
     // (grad_scale · (g · pre) cannot overflow: neither factor is above 1.)
     var sg = special_times(gb, grad_scale);
@@ -196,6 +197,16 @@ fn rule_values(base: u32, grad_scale: f32, pre: f32, p0: vec4<f32>, g: vec4<f32>
     r.ps = difference_checked(p0, sp0, b.stepSize * d, times_checked(d, sd, b.stepSize));
   }
   return r;
+}
+
+// The bits of 2^k, below which no magnitude as stored lets an f32 operation of the step pass f32's
+// largest (docs/SPEC.md, "Numerics the backends share"): with |p|, |g|, |m| < 2^k and each scalar
+// below 2^exp_above (bufferGrad ≤ 1), |g'| ≤ 2^(k+a), |buffer'| ≤ 2^(k+a+bd+1), the direction
+// ≤ 2^(k+c+2) (c = a+bd+mu), stepSize · it ≤ 2¹²⁶ and |p| ≤ 2¹²⁴.
+fn sgd_limit(b: SgdScalars) -> u32 {
+  let a = max(exp_above(bitcast<u32>(b.coupledDecay)), 0) + 1;
+  let c = a + max(exp_above(bitcast<u32>(b.bufferDecay)), 0) + max(exp_above(bitcast<u32>(b.momentum)), 0);
+  return limit_bits(min(125 - c, 124 - c - exp_above(bitcast<u32>(b.stepSize))));
 }
 `;
 

@@ -251,3 +251,40 @@ Deno.test("webgpu kernels: Lion's p · paramDecay − lr · sign(c) is decided f
   assert.match(body, /abs\(b\.paramDecay\) > 1\.0 \|\| b\.stepSize >= /);
   assert.match(body, /lion_step_overflow\(p0, b\.paramDecay, b\.stepSize, sign_c\)/);
 });
+
+Deno.test("webgpu kernels: Adam and SGD take a vec4 through their checked path from a magnitude bound of the step's scalars, where finite values may overflow (an overflow may give any value)", () => {
+  const cases: [Rule, string, string[], RegExp][] = [
+    [
+      ADAM,
+      "adam_limit",
+      ["coupledDecay", "momentMix", "gradMix", "eps", "paramDecay", "stepSize"],
+      /return limit_bits\(min\(min\(63 - a, 125 - a - em\), min\(126 - pd, 123 - max\(ss, -1\) - a - em \+ le\)\)\);/,
+    ],
+    [
+      SGD,
+      "sgd_limit",
+      ["coupledDecay", "bufferDecay", "momentum", "stepSize"],
+      /return limit_bits\(min\(125 - c, 124 - c - exp_above\(bitcast<u32>\(b\.stepSize\)\)\)\);/,
+    ],
+  ];
+  for (const [rule, limit, scalars, bound] of cases) {
+    for (const code of [stepKernels(rule).step.code, compactKernel(rule).code]) {
+      const fns = functionsOf(code);
+      const body = fns.get("rule_values")!.body;
+      assert.match(
+        body,
+        new RegExp(`at_least\\([^;]*, ${limit}\\(b\\)\\)`),
+        rule.name,
+      );
+      const bodyOfLimit = fns.get(limit)!.body;
+      // (tests/gpu/overflow_finite_test.ts checks this bound in f32 arithmetic.)
+      assert.match(bodyOfLimit, bound, rule.name);
+      for (const s of scalars) {
+        assert.match(bodyOfLimit, new RegExp(`exp_above\\(bitcast<u32>\\(b\\.${s}\\)\\)`), s);
+      }
+    }
+  }
+  // Adam's eps below 2⁻⁶⁴ bounds no quotient: a v below 2⁻¹²⁶ takes the checked path (0 / 0).
+  const adam = functionsOf(stepKernels(ADAM).step.code).get("rule_values")!.body;
+  assert.match(adam, /b\.eps < 0x1p-64f && any\(vi < vec4<f32>\(0x1p-126f\)\)/);
+});
