@@ -279,6 +279,25 @@ export function bytesHint(value: unknown): string {
 }
 
 /**
+ * The words of a file (a checkpoint, a stored one) cut short: `truncated: expected at least
+ * <expected> bytes (<what>), got <got>`, where `what` says what those bytes hold.
+ *
+ * @example
+ * ```ts
+ * import { truncatedMessage } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   `Checkpoint ${truncatedMessage(8, "its header length", 3)}`,
+ *   "Checkpoint truncated: expected at least 8 bytes (its header length), got 3",
+ * );
+ * ```
+ */
+export function truncatedMessage(expected: number | bigint, what: string, got: number): string {
+  return `truncated: expected at least ${expected} bytes (${what}), got ${got}`;
+}
+
+/**
  * What to add to an error about a value that should have been an optimizer state: for a
  * Promise, to await it (`init` and `loadState` return one); for an optimizer (an object with
  * `init` and `settings`), to make its state; for a state of another copy of the library (its
