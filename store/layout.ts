@@ -183,7 +183,7 @@ export function toParamsFirst(checkpoint: Uint8Array): { bytes: Uint8Array; pref
 }
 
 /** The checkpoint a params-first form holds, byte for byte. */
-export function fromParamsFirst(form: Uint8Array): Uint8Array {
+export function fromParamsFirst(form: Uint8Array): Uint8Array<ArrayBuffer> {
   const plan = planOf(form, form.length);
   const out = new Uint8Array(form.length);
   out.set(form.subarray(0, plan.dataStart));
