@@ -279,11 +279,44 @@ export function bytesHint(value: unknown): string {
 }
 
 /**
+ * The words of a file (a checkpoint, a stored one) cut short: `truncated: expected at least
+ * <expected> bytes (<what>), got <got>`, where `what` says what those bytes hold.
+ *
+ * @example
+ * ```ts
+ * import { truncatedMessage } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   `Checkpoint ${truncatedMessage(8, "its header length", 3)}`,
+ *   "Checkpoint truncated: expected at least 8 bytes (its header length), got 3",
+ * );
+ * ```
+ */
+export function truncatedMessage(expected: number | bigint, what: string, got: number): string {
+  return `truncated: expected at least ${expected} bytes (${what}), got ${got}`;
+}
+
+/**
+ * The hint of `undefined` given where an optimizer state goes: how a state is made, and why a
+ * TensorFlow.js optimizer's `state` is undefined (no step has made it yet: before its first step,
+ * and after its `loadState` or `setWeights` until the next) and how its state is saved then.
+ */
+export const UNDEFINED_STATE_HINT = " (no state yet: make one with await opt.init(params) or " +
+  "await loadState(bytes); a TensorFlow.js optimizer's state, optimizer.state, is undefined until " +
+  "its first step (applyGradients, or model.fit's first batch) makes it, and again after its " +
+  "loadState or setWeights until the next step: until then, what it holds (its step count, " +
+  "moments loaded) is in await optimizer.getWeights(), which model.save(handler, " +
+  "{ includeOptimizer: true }) saves)";
+
+/**
  * What to add to an error about a value that should have been an optimizer state: for a
  * Promise, to await it (`init` and `loadState` return one); for an optimizer (an object with
- * `init` and `settings`), to make its state; for a state of another copy of the library (its
- * class has a state's getters, but is not this copy's: two versions in node_modules, a bundle
- * beside the package), that it is one, and how to move it across. Empty for anything else.
+ * `init` and `settings`), to make its state; for `undefined`, {@linkcode UNDEFINED_STATE_HINT};
+ * for a TensorFlow.js optimizer of this library (`applyGradients` and `state`), to pass its
+ * `state`; for a state of another copy of the library (its class has a state's getters, but is
+ * not this copy's: two versions in node_modules, a bundle beside the package), that it is one,
+ * and how to move it across. Empty for anything else.
  *
  * @example
  * ```ts
@@ -291,6 +324,8 @@ export function bytesHint(value: unknown): string {
  * import assert from "node:assert/strict";
  *
  * assert.equal(stateHint({}), "");
+ * assert.match(stateHint(undefined), /optimizer\.state, is undefined until its first step/);
+ * assert.match(stateHint({ applyGradients() {}, state: undefined }), /pass optimizer\.state/);
  * assert.match(stateHint(Promise.resolve()), /await/);
  * assert.match(stateHint({ init() {}, settings: {} }), /opt\.init\(params\)/);
  * class Foreign {
@@ -303,11 +338,16 @@ export function bytesHint(value: unknown): string {
  * ```
  */
 export function stateHint(value: unknown): string {
+  if (value === undefined) return UNDEFINED_STATE_HINT;
   if (typeof value !== "object" || value === null) return "";
-  const { then, init, settings } = value as { then?: unknown; init?: unknown; settings?: unknown };
+  const { then, init, settings, applyGradients } = value as Record<string, unknown>;
   if (typeof then === "function") return " (init() and loadState() return a Promise: await it)";
   if (typeof init === "function" && typeof settings === "object" && settings !== null) {
     return " (an optimizer: make its state with await opt.init(params))";
+  }
+  if (typeof applyGradients === "function" && "state" in value) {
+    return " (a TensorFlow.js optimizer: pass optimizer.state, its library state, made by its " +
+      "first step)";
   }
   if (isStateLike(value)) {
     return " (a state made by another copy of this library, loaded beside this one, e.g. another " +

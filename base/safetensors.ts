@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { bytesHint, described } from "./_errors.ts";
+import { bytesHint, described, truncatedMessage } from "./_errors.ts";
+import { allZeros, describedData, METADATA_KEY, truncatedData } from "./safetensors_extent.ts";
 import { decodeUtf8, encodeUtf8, utf8Length } from "./_utf8.ts";
 
 /**
@@ -43,8 +44,7 @@ const MAX_HEADER_KEYS = MAX_HEADER_BYTES / 50;
  */
 const MAX_HEADER_DEPTH = 3;
 
-/** Key of the string-to-string metadata map in a safetensors header. */
-export const METADATA_KEY = "__metadata__";
+export { METADATA_KEY };
 
 /**
  * A damaged, hostile or incompatible checkpoint. Its message names what is wrong; nothing was
@@ -290,6 +290,7 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
   const { header, dataStart } = headerOf(bytes);
   const metadata = metadataOf(header);
   const dataLength = bytes.length - dataStart;
+  checkWhole(header, dataStart, bytes.length);
   const tensors = new Map<string, TensorEntry>();
   for (const [name, raw] of Object.entries(header)) {
     if (name !== METADATA_KEY) tensors.set(name, tensorEntry(name, raw, dataLength));
@@ -302,7 +303,7 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
 function headerOf(bytes: Uint8Array): { header: Record<string, unknown>; dataStart: number } {
   if (bytes.length < 8) {
     throw new CheckpointError(
-      `Checkpoint truncated: ${bytes.length} bytes, less than the 8-byte header length`,
+      `Checkpoint ${truncatedMessage(8, "its header length", bytes.length)}${allZeros(bytes)}`,
     );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -315,7 +316,17 @@ function headerOf(bytes: Uint8Array): { header: Record<string, unknown>; dataSta
   const dataStart = 8 + Number(headerLength);
   if (dataStart > bytes.length) {
     throw new CheckpointError(
-      `Checkpoint truncated: header length ${headerLength} runs past the end of the ${bytes.length}-byte file`,
+      `Checkpoint ${
+        truncatedMessage(dataStart, `8 + its header of ${headerLength}`, bytes.length)
+      }${allZeros(bytes)}`,
+    );
+  }
+  if (headerLength < 2n) {
+    // (The smallest header, `{}`, takes 2 bytes: a length of 0 or 1 is no file's.)
+    throw new CheckpointError(
+      `Checkpoint header length is ${headerLength}, under the 2 bytes of the smallest header ({})${
+        allZeros(bytes)
+      }`,
     );
   }
   let text: string;
@@ -339,6 +350,17 @@ function headerOf(bytes: Uint8Array): { header: Record<string, unknown>; dataSta
   }
   checkDuplicateKeys(text, "Checkpoint header");
   return { header, dataStart };
+}
+
+/**
+ * Throws where the file stops before the data its header describes (see
+ * {@linkcode describedData}).
+ */
+function checkWhole(header: Record<string, unknown>, dataStart: number, total: number): void {
+  const data = describedData(header);
+  if (data !== undefined && dataStart + data > total) {
+    throw new CheckpointError(`Checkpoint ${truncatedData(dataStart, data, total)}`);
+  }
 }
 
 /** The header's metadata: an object of strings (empty when absent). */

@@ -43,8 +43,9 @@ async function readPart(
   head: Head,
   chunks: number,
   length: number,
-): Promise<Uint8Array | null> {
-  if (head.chunks === 0) return head.data!.subarray(0, length);
+): Promise<Uint8Array<ArrayBuffer> | null> {
+  // (A copy of the head's inline data: over an ArrayBuffer of the caller's, as chunks are read.)
+  if (head.chunks === 0) return head.data!.slice(0, length);
   const bytes = new Uint8Array(length);
   const words = { label: "Checkpoint chunk", owner: ctx.keys.headName };
   const read = await readChunked(ctx.kv, ctx.keys.chunks(head.id), head, bytes, words, chunks);
@@ -78,7 +79,7 @@ export async function readVersion(
   ctx: Ctx,
   entry: Deno.KvEntry<unknown>,
   head: Head,
-): Promise<Uint8Array | null> {
+): Promise<Uint8Array<ArrayBuffer> | null> {
   const bytes = await readPart(ctx, entry, head, head.chunks, head.byteLength);
   if (bytes === null) return null;
   await checkDigest(ctx, head, bytes, head.sha256);
@@ -97,7 +98,7 @@ async function reading<T>(ctx: Ctx, read: () => Promise<T | undefined>): Promise
 }
 
 /** See `VersionedCheckpointStore.load`. */
-export function load(ctx: Ctx): Promise<StoredCheckpoint | null> {
+export function load(ctx: Ctx): Promise<StoredCheckpoint<ArrayBuffer> | null> {
   return reading(ctx, async () => {
     const current = await readHead(ctx);
     if (current === null) return null;

@@ -100,7 +100,8 @@ export interface KvCheckpointStoreOptions {
  * kv.close();
  * ```
  */
-export interface KvCheckpointStore extends VersionedCheckpointStore, TrainingStore {
+export interface KvCheckpointStore
+  extends VersionedCheckpointStore<ArrayBuffer>, TrainingStore<ArrayBuffer> {
   /** The database. */
   readonly kv: Deno.Kv;
   /** The key prefix under which the checkpoint lives. */

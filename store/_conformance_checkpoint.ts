@@ -122,6 +122,23 @@ export const CHECKPOINT_CLAUSES: readonly Clause<Store>[] = [
     },
   },
   {
+    id: "load.buffer",
+    promise: "load gives bytes over an ArrayBuffer (not shared memory), as saveState gives them: " +
+      "what new Response(bytes), fetch and crypto.subtle take",
+    async run(make) {
+      const store = await make();
+      await firstSave(store, bytesOf(1));
+      const did = "load() after a save";
+      const loaded = await answer(did, () => store.load());
+      expectSame(did, loaded?.bytes, bytesOf(1));
+      // (Asked by its tag, not instanceof: a store of another realm's ArrayBuffer keeps it.)
+      const kind = Object.prototype.toString.call(loaded!.bytes.buffer).slice(8, -1);
+      if (kind !== "ArrayBuffer") {
+        throw new Broken(did, "bytes over an ArrayBuffer", `bytes over a ${kind}`);
+      }
+    },
+  },
+  {
     id: "save.meta",
     promise: `metadata of up to MAX_META_BYTES (${MAX_META_BYTES}) UTF-8 bytes is kept exactly`,
     async run(make) {

@@ -13,7 +13,9 @@
  * @module
  */
 import { CheckpointError } from "../mod.ts";
+import { describedData, truncatedData } from "../base/safetensors_extent.ts";
 import { decodeUtf8 } from "../base/_utf8.ts";
+import { truncatedMessage } from "../base/_errors.ts";
 
 /** The parameters of a checkpoint, read from the start of its params-first form. */
 export interface ParamsView {
@@ -52,9 +54,11 @@ const bad = (what: string) => new CheckpointError(`Stored checkpoint ${what}`);
 
 /** The header length and its JSON, from the first bytes of a checkpoint. */
 function headerOf(bytes: Uint8Array): { dataStart: number; header: Record<string, unknown> } {
-  if (bytes.length < 8) throw bad(`is truncated: ${bytes.length} bytes`);
+  if (bytes.length < 8) throw bad(truncatedMessage(8, "its header length", bytes.length));
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(bytes.length - 8)) throw bad(`header length ${n} runs past its end`);
+  if (n > BigInt(bytes.length - 8)) {
+    throw bad(truncatedMessage(8n + n, `8 + its header of ${n}`, bytes.length));
+  }
   const dataStart = 8 + Number(n);
   let header: unknown;
   try {
@@ -118,6 +122,10 @@ function planOf(bytes: Uint8Array, total: number): Plan {
   const { dataStart, header } = headerOf(bytes);
   const { names, step, optimizer } = metadataOf(header);
   const dataLength = total - dataStart;
+  const described = describedData(header);
+  if (described !== undefined && described > dataLength) {
+    throw bad(truncatedData(dataStart, described, total));
+  }
   const params = names.map((name) => {
     const entry = Object.hasOwn(header, name) ? header[name] as Record<string, unknown> : null;
     const offsets = entry?.data_offsets as unknown[] | undefined;
@@ -183,7 +191,7 @@ export function toParamsFirst(checkpoint: Uint8Array): { bytes: Uint8Array; pref
 }
 
 /** The checkpoint a params-first form holds, byte for byte. */
-export function fromParamsFirst(form: Uint8Array): Uint8Array {
+export function fromParamsFirst(form: Uint8Array): Uint8Array<ArrayBuffer> {
   const plan = planOf(form, form.length);
   const out = new Uint8Array(form.length);
   out.set(form.subarray(0, plan.dataStart));
@@ -212,8 +220,9 @@ function valuesOf(bytes: Uint8Array, at: number, length: number, name: string): 
  */
 export function readParamsPrefix(bytes: Uint8Array, total: number, checkpoint = false): ParamsView {
   const plan = planOf(bytes, total);
-  if (bytes.length < (checkpoint ? total : plan.dataStart + plan.paramBytes)) {
-    throw bad(`is truncated: ${bytes.length} bytes hold not all of its parameters`);
+  const needed = checkpoint ? total : plan.dataStart + plan.paramBytes;
+  if (bytes.length < needed) {
+    throw bad(truncatedMessage(needed, "its header and parameters", bytes.length));
   }
   const params: Record<string, Float32Array> = Object.create(null);
   const shapes: Record<string, readonly number[]> = Object.create(null);

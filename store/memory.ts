@@ -294,7 +294,7 @@ function trainingMethods(
  */
 export function memoryCheckpointStore(
   options: MemoryStoreOptions = {},
-): VersionedCheckpointStore & TrainingStore {
+): VersionedCheckpointStore<ArrayBuffer> & TrainingStore<ArrayBuffer> {
   checkOptionsObject(
     options,
     "memoryCheckpointStore",
@@ -330,7 +330,7 @@ export function memoryCheckpointStore(
   return {
     name,
     load: () =>
-      later((): StoredCheckpoint | null => {
+      later((): StoredCheckpoint<ArrayBuffer> | null => {
         if (m.current === null) return null;
         const { bytes, version, meta } = m.current;
         return { bytes: bytes.slice(), version, ...(meta === undefined ? {} : { meta }) };

@@ -185,8 +185,8 @@ export interface OptimisticStepResult<R> {
   readonly step: number;
   /** The version the checkpoint was saved under. */
   readonly version: string;
-  /** The checkpoint saved. */
-  readonly checkpoint: Uint8Array;
+  /** The checkpoint saved (`saveState`'s bytes, over an `ArrayBuffer` of their own). */
+  readonly checkpoint: Uint8Array<ArrayBuffer>;
   /** The metadata saved with it. */
   readonly meta: string | undefined;
   /** Attempts it took (1 when no other writer came first). */

@@ -204,7 +204,8 @@ export interface CommitResult {
  * assert.equal(await store.request("r1"), null);
  * ```
  */
-export interface TrainingStore extends VersionedCheckpointStore {
+export interface TrainingStore<TArrayBuffer extends ArrayBufferLike = ArrayBufferLike>
+  extends VersionedCheckpointStore<TArrayBuffer> {
   /**
    * The most contributions one {@linkcode TrainingStore.commit} can settle within what the
    * database takes in one atomic write (absent: no bound): `dataParallel` folds at most this
@@ -217,7 +218,7 @@ export interface TrainingStore extends VersionedCheckpointStore {
    */
   head(): Promise<{ readonly version: string; readonly step: number | null } | null>;
   /** The current checkpoint, as `load`, with its version and step. */
-  load(): Promise<StoredCheckpoint | null>;
+  load(): Promise<StoredCheckpoint<TArrayBuffer> | null>;
   /** The current parameters only (not the moments), with their version. */
   loadParams(): Promise<StoredParams | null>;
   /** Commits a step; null (nothing changed) when a check failed. See {@linkcode StepCommit}. */

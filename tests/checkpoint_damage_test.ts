@@ -26,7 +26,7 @@ type Damage = [string, (b: Uint8Array) => Uint8Array, RegExp];
 const DAMAGE: Damage[] = [
   ["empty file", () => new Uint8Array(0), /truncated/],
   ["truncated header", (b) => b.subarray(0, 50), /truncated/],
-  ["truncated data", (b) => b.subarray(0, b.length - 4), /run past/],
+  ["truncated data", (b) => b.subarray(0, b.length - 4), /truncated: expected at least/],
   [
     "trailing bytes",
     (b) => join(JSON.stringify(split(b).header), new Uint8Array([...split(b).data, 0, 0, 0, 0])),

@@ -67,7 +67,7 @@ Deno.test("conformance: the in-memory store keeps every clause, what expires inc
   assert.ok(report.passed.includes("lease.expiry") && report.passed.includes("request.expiry"));
   const checkpoint = await verifyCheckpointStore(() => memoryCheckpointStore({ latencyMs: 1 }));
   assert.deepEqual(checkpoint.skipped, []);
-  assert.equal(checkpoint.passed.length, 8);
+  assert.equal(checkpoint.passed.length, 9);
 });
 
 Deno.test("conformance: the Deno KV store keeps every clause, maxFold and the lease's expiry included", async () => {
@@ -199,6 +199,19 @@ const BROKEN: [string, () => TrainingStore, string[], ConformanceOptions?][] = [
       };
     }),
     ["save.copies"],
+  ],
+  [
+    "load gives bytes over a SharedArrayBuffer",
+    wrapped((inner) => ({
+      load: async () => {
+        const loaded = await inner.load();
+        if (loaded === null) return null;
+        const shared = new Uint8Array(new SharedArrayBuffer(loaded.bytes.length));
+        shared.set(loaded.bytes);
+        return { ...loaded, bytes: shared };
+      },
+    })),
+    ["load.buffer"],
   ],
   [
     "pending orders one base step's ids by UTF-16 units",
@@ -358,7 +371,7 @@ Deno.test("conformance: the store of VersionedCheckpointStore's example, in a va
   };
   const report = await verifyCheckpointStore(variable);
   assert.equal(report.store, "variable");
-  assert.equal(report.passed.length, 8);
+  assert.equal(report.passed.length, 9);
 });
 
 Deno.test("conformance: a broken clause's message says what was done, what was expected and what the store gave", async () => {
@@ -376,13 +389,13 @@ Deno.test("conformance: a broken clause's message says what was done, what was e
   assert.equal(f.got, '"3"');
   assert.match(
     error.message,
-    /^The store named in memory breaks 1 of 8 clauses checked:\n- save\.stale \(/,
+    /^The store named in memory breaks 1 of 9 clauses checked:\n- save\.stale \(/,
   );
   assert.match(
     error.message,
     /save\(other bytes, null\) with v2 current: expected null, the store gave "3"$/,
   );
-  assert.deepEqual(error.report.passed.length, 7);
+  assert.deepEqual(error.report.passed.length, 8);
 });
 
 Deno.test("conformance: a store whose call rejects, or a check that throws, is a broken clause, and the others still run", async () => {
@@ -433,7 +446,7 @@ Deno.test("conformance: skip leaves clauses out, and says so", async () => {
     { clause: "save.meta", reason: "named in the option skip" },
     { clause: "load.whole", reason: "named in the option skip" },
   ]);
-  assert.equal(report.passed.length, 6);
+  assert.equal(report.passed.length, 7);
 });
 
 Deno.test("conformance: answers with more fields than the contract names pass (a binding's own columns)", async () => {
@@ -458,7 +471,7 @@ Deno.test("conformance: answers with more fields than the contract names pass (a
       })),
   }));
   const report = await verifyTrainingStore(more);
-  assert.equal(report.passed.length, 23);
+  assert.equal(report.passed.length, 24);
 });
 
 Deno.test("conformance: a call that never answers fails its clause after timeoutMs, and the others still run", async () => {

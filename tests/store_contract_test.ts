@@ -5,7 +5,13 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { saveState, sgd } from "../mod.ts";
-import { kvCheckpointStore, type Lease, memoryCheckpointStore, type TrainingStore } from "../kv.ts";
+import {
+  kvCheckpointStore,
+  type Lease,
+  memoryCheckpointStore,
+  type TrainingStore,
+  type VersionedCheckpointStore,
+} from "../kv.ts";
 import { PREFIX } from "./kv_fakes.ts";
 
 /** Runs `fn` on each store: the in-process one, and one on a new Deno KV database. */
@@ -438,4 +444,32 @@ Deno.test("store contract: journal and pending refuse a limit or start that is n
     ["p"],
   ]);
   assert.deepEqual(answers[1], answers[0]);
+});
+
+Deno.test("store contract: the library's stores load bytes over an ArrayBuffer of their own, which new Response takes as they are (TypeScript 5.7+), and a store of yours may give any", async () => {
+  const bytes = await saveState(await sgd().init({ w: new Float32Array([1, 2, 3]) }));
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const stores = [memoryCheckpointStore(), kvCheckpointStore(kv, PREFIX)] as const;
+    for (const store of stores) {
+      await store.save(bytes, null);
+      const stored = await store.load();
+      // Type-checked with this file: plain Uint8Array bytes were a type error here.
+      const own: Uint8Array<ArrayBuffer> = stored!.bytes;
+      assert.equal(Object.prototype.toString.call(own.buffer), "[object ArrayBuffer]");
+      const response = new Response(stored!.bytes);
+      assert.deepEqual(new Uint8Array(await response.arrayBuffer()), bytes, store.name);
+    }
+  } finally {
+    kv.close();
+  }
+  // A store of your own keeps its type: its loads may give bytes over any buffer.
+  const shared = new Uint8Array(new SharedArrayBuffer(bytes.length));
+  shared.set(bytes);
+  const yours: VersionedCheckpointStore = {
+    name: "yours",
+    load: () => Promise.resolve({ bytes: shared, version: "1" }),
+    save: (_bytes: Uint8Array) => Promise.resolve(null),
+  };
+  assert.equal((await yours.load())!.bytes.length, bytes.length);
 });

@@ -219,6 +219,9 @@ export class CpuPath {
       steps: this.#kept.steps,
       skipped: this.#kept.skipped,
       shapes,
+      // The variables' order, which its checkpoints' tensor_order holds, as init's order does
+      // (an 8-bit arena's order, small tensors first, derives from it on load).
+      order: entries.map((e) => e.name),
     });
     this.#kept.forget(entries);
     this.#entries = entries;
@@ -267,6 +270,7 @@ export class CpuPath {
       steps: internals.steps,
       skipped: internals.skipped,
       shapes: internals.shapes,
+      order: internals.order,
     });
   }
 
@@ -441,6 +445,6 @@ function planOf(
   const names = entries.map((e) => e.name);
   const layout = planState(config, names, entries.map((e) => e.size));
   const shapes = inLayoutOrder(layout, names, entries.map((e) => e.arenaShape));
-  checkSavableSize(config, layout, shapes);
+  checkSavableSize(config, layout, shapes, names);
   return { entries, layout, shapes };
 }

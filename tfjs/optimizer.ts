@@ -32,6 +32,10 @@ import { keptFromCheckpoint, keptFromWeights, weightsOf } from "./weights.ts";
 const SKIP_WARNING =
   'RadamTfOptimizer skipped a step: a gradient held NaN or ±Infinity (option nonFinite: "skip", the default), so no variable or moment changed. optimizer.skippedSteps counts such steps, and skippedStepsCallback(optimizer) writes them into model.fit\'s logs. Use nonFinite: "throw" to stop at the first, or tfOptimizer(optimizer, { warnOnSkip: false }) to silence this warning.';
 
+/** The error of a disposed optimizer used. */
+const DISPOSED_MESSAGE =
+  "This TensorFlow.js optimizer was disposed; make a new one with tfOptimizer()";
+
 /**
  * The steps `optimizer` skipped, as `skippedSteps` but never going back at a `loadState` (which
  * takes the checkpoint's count): so an epoch's `skippedStepsCallback` count is never negative.
@@ -123,13 +127,13 @@ export class TfOptimizer extends tf.Optimizer {
   }
 
   /**
-   * The library state the updates run on (undefined before the first step): pass it to
-   * `saveState`, `readParams`, `readMoments`. Its tensors are named by variable, in the order
-   * of the step that made it (a later step giving the same variables in another order keeps
-   * it); under `gc`, variables of rank > 1 are held transposed (last axis first, see the
-   * README). It holds the variables of the last step only: the state kept aside for those left
-   * out of it (frozen layers) is not in it (it is in `getWeights()`). Do not `step` or
-   * `dispose` it yourself.
+   * The library state the updates run on (for `saveState`, `readParams`, `readMoments`): made by a
+   * step over the variables it is given, so undefined before the first (`model.fit`'s first batch)
+   * and after `loadState` or `setWeights` until the next; `saveState` then says so, and
+   * `getWeights()` holds what the optimizer has. Its tensors are named by variable, in the order of
+   * the step that made it (its checkpoints' `tensor_order`; a later step giving them in another
+   * order keeps it); under `gc`, kernels are held transposed. It holds the last step's variables
+   * only (the state kept aside for frozen ones is in `getWeights()`). Do not step or dispose it.
    */
   get state(): OptimizerState<unknown> | undefined {
     return this.#gpu.state ?? this.#cpu.state;
@@ -261,11 +265,7 @@ export class TfOptimizer extends tf.Optimizer {
 
   /** Throws a TypeError once the optimizer was disposed. */
   #checkLive(): void {
-    if (this.#disposed) {
-      throw new TypeError(
-        "This TensorFlow.js optimizer was disposed; make a new one with tfOptimizer()",
-      );
-    }
+    if (this.#disposed) throw new TypeError(DISPOSED_MESSAGE);
   }
 
   /** The variables of the state (that of the path holding it), in its order. */
@@ -407,22 +407,22 @@ export class TfOptimizer extends tf.Optimizer {
 
   /**
    * Takes the moments, slow weights and step counts of a library checkpoint (`saveState` bytes,
-   * e.g. of another `TfOptimizer`'s `state`): the way back from `saveState`. Matched by tensor
-   * name to the variables of the next step (as `setWeights`), each in the layout this optimizer
-   * holds it in (a kernel under `gc` transposed, as `state` and its checkpoints have it); a
-   * tensor that fits no variable is kept aside. The parameters are the variables' own: load the
-   * model's weights as usual. The checkpoint's hyperparameters are not taken, this optimizer's
-   * stay; its moments are taken by name, as `setWeights` takes them: a checkpoint holding one
-   * this optimizer does not keep (another rule's: SGD's `momentum_buffer` for Adam, Adam's
-   * `exp_avg_sq` for Lion), or slow weights where it has no LookAhead, is refused with a
-   * TypeError naming it, and nothing changes. One saved under another `gc` is taken in the tfjs
-   * order (each kernel's moments transposed where either optimizer holds it `[out, rest]`). Rejects with the library's `CheckpointError` for a damaged file (one holding no
-   * tensor among them), and with a RangeError naming a few of its tensors and of the model's
-   * variables when none of its tensors fits a trainable variable registered with TensorFlow.js
-   * (another model's checkpoint, or a model not built yet: every variable would start from zero
-   * moments at the checkpoint's step); nothing changes then. A step taken before it resolves
-   * (an `await` forgotten) makes it reject with a TypeError, nothing loaded: it would have
-   * replaced that step's moments and step count under the update it made.
+   * e.g. of another `TfOptimizer`'s `state`): the way back from `saveState`. Matched by tensor name
+   * to the variables of the next step (as `setWeights`), each in the layout this optimizer holds it
+   * in (a kernel under `gc` transposed, as `state` and its checkpoints have it); a tensor that fits
+   * no variable is kept aside. The parameters are the variables' own: load the model's weights as
+   * usual. The checkpoint's hyperparameters are not taken, this optimizer's stay; its moments are
+   * taken by name, as `setWeights` takes them: a checkpoint holding one this optimizer does not
+   * keep (another rule's: SGD's `momentum_buffer` for Adam, Adam's `exp_avg_sq` for Lion), or slow
+   * weights where it has no LookAhead, is refused with a TypeError naming it, and nothing changes.
+   * One saved under another `gc` is taken in the tfjs order (each kernel's moments transposed where
+   * either optimizer holds it `[out, rest]`). Rejects with the library's `CheckpointError` for a
+   * damaged file (one holding no tensor among them), and with a RangeError naming a few of its
+   * tensors and of the model's variables when none of its tensors fits a trainable variable
+   * registered with TensorFlow.js (another model's checkpoint, or a model not built yet: every
+   * variable would start from zero moments at the checkpoint's step); nothing changes then. A step
+   * taken before it resolves (an `await` forgotten) makes it reject with a TypeError, nothing
+   * loaded: it would have replaced that step's moments and step count under the update it made.
    */
   async loadState(bytes: Uint8Array): Promise<void> {
     this.#checkLive();

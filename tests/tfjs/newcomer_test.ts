@@ -7,7 +7,7 @@
  * (a model moving from `tf.train.*`): Adam's load as they are, momentum's buffer is named here.
  */
 import assert from "node:assert/strict";
-import { adam, lookahead, radam, ranger, sgd } from "../../mod.ts";
+import { adam, lookahead, radam, ranger, readParams, saveState, sgd } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import {
   data,
@@ -245,4 +245,45 @@ Deno.test("tfjs: model.dispose() leaves the optimizer (a loaded model's too), as
     assert.equal(optimizer.state, undefined);
   }
   tf.dispose([x, y]);
+});
+
+Deno.test("tfjs: saveState(optimizer.state) before the first step, or after loadState, says why it is undefined and where the optimizer's state is", async () => {
+  await useBackend("cpu");
+  const optimizer = tfOptimizer(radam({ lr: 1e-2 }));
+  const undefinedState = (e: Error) => {
+    assert.equal(e.name, "TypeError");
+    assert.match(
+      e.message,
+      /^Expected an optimizer state made by init\(\) or step\(\), got undefined \(no state yet: /,
+    );
+    assert.match(
+      e.message,
+      /optimizer\.state, is undefined until its first step \(applyGradients, or model\.fit's first batch\) makes it, and again after its loadState or setWeights until the next step/,
+    );
+    assert.match(e.message, /await optimizer\.getWeights\(\), which model\.save\(handler, /);
+    return true;
+  };
+  assert.equal(optimizer.state, undefined);
+  await assert.rejects(saveState(optimizer.state!), undefinedState);
+  await assert.rejects(readParams(optimizer.state!), undefinedState);
+  // The optimizer itself, where its state goes.
+  await assert.rejects(saveState(optimizer as never), {
+    name: "TypeError",
+    message: "Expected an optimizer state made by init() or step(), got TfOptimizer (a " +
+      "TensorFlow.js optimizer: pass optimizer.state, its library state, made by its first step)",
+  });
+  const w = tf.variable(tf.tensor1d([1, 2, 3]), true, "newcomer_state/w");
+  const grad = tf.mul(w, 2);
+  optimizer.applyGradients({ [w.name]: grad });
+  const bytes = await saveState(optimizer.state!);
+  // After loadState, until the next step: undefined again, what it loaded in getWeights.
+  await optimizer.loadState(bytes);
+  assert.equal(optimizer.state, undefined);
+  await assert.rejects(saveState(optimizer.state!), undefinedState);
+  const names = (await optimizer.getWeights()).map((x) => x.name);
+  assert.deepEqual(names, ["iter", `${w.name}/m`, `${w.name}/v`]);
+  optimizer.applyGradients({ [w.name]: grad });
+  assert.equal((await saveState(optimizer.state!)).length > 0, true);
+  optimizer.dispose();
+  tf.dispose([w, grad]);
 });
