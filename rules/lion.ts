@@ -81,6 +81,9 @@ function computeScalars(h: LionHyperparameters, _t: number, lr: number, out: Ste
   out.stepSize = lr;
 }
 
+/** The exponent k of the bound 2^k below which no moment operation of Lion can overflow. */
+const LION_LIMIT = 126;
+
 const f32 = Math.fround;
 const W = LION_SCALARS.word;
 
@@ -107,11 +110,14 @@ const jsStep: JsStep = (s, start, end, f, _u, b, mo) => {
  * a compiler assume that no float value is infinite or NaN, so where a parameter, moment or
  * gradient as stored is NaN or infinite (under nonFinite "propagate"), the classes of `c`, `m`
  * and `p` are decided from the stored bits and the finite scalars, as IEEE-754 has them on the
- * CPU, and returned as the specials of `p` and `m` (RULE_VALUES_WGSL). Finite `m` and `c` cannot
- * overflow (a convex combination of values at most the largest f32, each product rounded: tests/
- * gpu/lion_nonfinite_test.ts); where a value is of magnitude 2¹²⁷ or more, the sign of `c` is
- * taken from its two products' magnitudes all the same, with no sum (a contracted one could
- * overflow). A finite `p · paramDecay − stepSize · sign(c)` can pass f32's largest (a parameter of
+ * CPU, and returned as the specials of `p` and `m` (RULE_VALUES_WGSL). Lion's scalars other than
+ * `paramDecay` and `stepSize` are at most 1 (`gradScale` ±1, the clipping factor, the betas and
+ * their f32 complements), so with every magnitude as stored below 2¹²⁶ (`LION_LIMIT`) no product
+ * or sum of `c` and `m` reaches 2¹²⁷; a vec4 with one at or above it takes the checked path: the
+ * sign of `c` from its two products' magnitudes, with no sum (a contracted one could overflow;
+ * an overflowing `c` has the sign all the same), and `β2 · m + (1 − β2) · g`, which can round past
+ * f32's largest (`fround(β2) + fround(1 − β2)` may exceed 1), to the infinity IEEE-754 gives
+ * (`sum_checked`). A finite `p · paramDecay − stepSize · sign(c)` can pass f32's largest (a parameter of
  * 2¹²⁷ or more, `|paramDecay| > 1` or `stepSize ≥ 2¹²⁷`, all else stays within it): there
  * `lion_step_overflow` decides the infinity the CPU's f32 operations round it to.
  */
@@ -146,22 +152,28 @@ fn rule_values(base: u32, grad_scale: f32, pre: f32, p0: vec4<f32>, g: vec4<f32>
   let c = b.beta1 * m0 + b.oneMinusBeta1 * gi;
   var r = RuleValues(p0, b.beta2 * m0 + b.oneMinusBeta2 * gi, v0, vec4<u32>(0u), vec4<u32>(0u), vec4<u32>(0u));
   var sign_c = select(select(vec4<f32>(-1.0), vec4<f32>(1.0), c > vec4<f32>(0.0)), vec4<f32>(0.0), c == vec4<f32>(0.0));
-  // Values as stored that are NaN, infinite or of magnitude 2^127 or more (rare): the classes
-  // from the bits (see WGSL's doc in rules/lion.ts).
+  // Values as stored that are NaN, infinite or of magnitude 2^126 or more (rare): the classes
+  // from the bits, and the moment's overflow (see WGSL's doc in rules/lion.ts).
   let pb = bitcast<vec4<u32>>(p0);
   let mb = bitcast<vec4<u32>>(m0);
   let gb = bitcast<vec4<u32>>(g);
-  let mask = vec4<u32>(0x7fffffffu);
-  let wide = max(max(pb & mask, mb & mask), gb & mask) >= vec4<u32>(0x7f000000u);
+  // (LION_LIMIT: below 2¹²⁶ no moment operation can pass f32's largest, see WGSL's doc.)
+  let wide = at_least(pb, mb, gb, vec4<u32>(0u), limit_bits(${LION_LIMIT}));
   if (any(wide)) {
     let sg = special_times(gb, grad_scale);
     let sc = special_sum(special_times(mb, b.beta1), sg);
     let inf_sign = select(vec4<f32>(-1.0), vec4<f32>(1.0), sc < vec4<u32>(0x80000000u));
     let wide_sign = select(lion_sign_of_sum(b.beta1 * m0, b.oneMinusBeta1 * gi), inf_sign, sc != vec4<u32>(0u));
     sign_c = select(sign_c, wide_sign, wide);
-    // (A finite m is clamped: one this missed would read ±FLT_MAX, not pass as IEEE's.)
+    // β2 · m + (1 − β2) · g near f32's largest: from the halves, which cannot overflow however
+    // contracted, and are exact halves of the products where the sum is 2¹⁰⁰ or more; doubled, a
+    // half below 2¹²⁷ gives the CPU's finite value, one at or above it the infinity sum_checked
+    // decides. (A finite m is clamped: one this missed would read ±FLT_MAX, not pass as IEEE's.)
+    let hm = b.beta2 * (m0 * 0.5) + b.oneMinusBeta2 * (gi * 0.5);
+    r.m = select(r.m, select(r.m, hm * 2.0, abs(hm) >= vec4<f32>(${2 ** 99})), wide);
     r.m = select(r.m, clamp(r.m, vec4<f32>(-${F32_MAX}), vec4<f32>(${F32_MAX})), wide);
-    r.ms = select(vec4<u32>(0u), special_sum(special_times(mb, b.beta2), sg), wide);
+    let sm = sum_checked(b.beta2 * m0, special_times(mb, b.beta2), b.oneMinusBeta2 * gi, special_times(sg, b.oneMinusBeta2));
+    r.ms = select(vec4<u32>(0u), sm, wide);
     // p · paramDecay − stepSize · sign(c): NaN where c is, else p · paramDecay's where not finite.
     let sp = select(special_times(pb, b.paramDecay), vec4<u32>(0x7fc00000u), sc == vec4<u32>(0x7fc00000u));
     r.ps = select(vec4<u32>(0u), sp, wide);

@@ -1,10 +1,10 @@
 /**
- * RAdam, Adam, AdamW, SGD and LookAhead on WebGPU beside wasm where every value as stored is
+ * RAdam, Adam, AdamW, SGD, Lion and LookAhead on WebGPU beside wasm where every value as stored is
  * finite but an f32 operation of the step passes f32's largest (a gradient of 2⁶⁴ or more squared,
  * sums and products of values and scalars near FLT_MAX, Adam's `eps = 0` over a zero `v`), value
  * class by value class, in 32-bit and 8-bit states: WGSL lets a compiler assume that no operation
  * overflows, so each rule takes a vec4 whose largest magnitude as stored reaches a bound derived
- * from the step's scalars (`adam_limit`, `sgd_limit`) through its checked path, which decides each
+ * from the step's scalars (`adam_limit`, `sgd_limit`; Lion's is 2¹²⁶) through its checked path, which decides each
  * overflow from scaled or halved operands. llvmpipe keeps IEEE-754, so these pass there without
  * that path too: tests/gpu/wgsl_finite_test.ts reads the routing from the code, and the property
  * below checks, in f32 arithmetic, that no step below the bound overflows.
@@ -14,6 +14,7 @@ import fc from "fast-check";
 import {
   adam,
   adamw,
+  lion,
   lookahead,
   type Optimizer,
   radam,
@@ -66,6 +67,12 @@ const CONFIGS: Record<string, Make> = {
   "sgd, dampening 0.5, nesterov momentum 1e20": (b, s) =>
     sgd({ momentum: 1e20, nesterov: true, ...on(b, s) }),
   "sgd, dampening": (b, s) => sgd({ momentum: 0.9, dampening: 0.5, ...on(b, s) }),
+  "lion, betas [0.5, 1 − 2⁻²⁴], lr 1e38": (b, s) =>
+    lion({ lr: 1e38, betas: [0.5, 1 - 2 ** -24], ...on(b, s) }),
+  "lion, betas [0, 2⁻²⁵ + 2⁻⁴⁸], lr 1e32": (b, s) =>
+    lion({ lr: 1e32, betas: [0, 2 ** -25 + 2 ** -48], ...on(b, s) }),
+  "lion, lr 2, decay 1e38, maximize": (b, s) =>
+    lion({ lr: 2, weightDecay: 1e38, maximize: true, ...on(b, s) }),
   "lookahead(sgd, lr 1e20), k = 1": (b, s) =>
     lookahead(sgd({ lr: 1e20, ...on(b, s) }), { k: 1, alpha: 0.5 }),
   "lookahead(adam, lr 1e36), k = 1": (b, s) =>
@@ -250,5 +257,43 @@ Deno.test("webgpu overflow bounds: below sgd_limit, no f32 operation of SGD's st
       },
     ),
     { numRuns: 10000 },
+  );
+});
+
+Deno.test("webgpu overflow bounds: below Lion's 2¹²⁶, no f32 operation of c or m reaches 2¹²⁷; at or above it, m from halves is the f32 step's, or overflows exactly where the halves reach 2¹²⁷", () => {
+  const finite = fc.float({ min: -MAX, max: MAX, noNaN: true, noDefaultInfinity: true });
+  const near = fc.oneof(finite, below(128), below(126), fc.constantFrom(MAX, -MAX, 2 ** 126));
+  fc.assert(
+    fc.property(
+      unit,
+      unit,
+      fc.constantFrom(-1, 1),
+      fc.constantFrom(1, 2 ** -10),
+      (b1, b2, gs, pre) => {
+        const c1 = f32(1 - b1), c2 = f32(1 - b2);
+        fc.assert(
+          fc.property(below(126), below(126), (m, g) => {
+            const gi = f32(gs * f32(g * pre));
+            const bm = f32(b1 * m), cg = f32(c1 * gi), c = f32(bm + cg);
+            const b2m = f32(b2 * m), c2g = f32(c2 * gi), mi = f32(b2m + c2g);
+            const all = [gi, bm, cg, c, b2m, c2g, mi];
+            assert.ok(small(...all), `${[b1, b2, m, g]} → ${all}`);
+          }),
+          { numRuns: 20 },
+        );
+        fc.assert(
+          fc.property(near, near, (m, g) => {
+            const gi = f32(gs * f32(g * pre));
+            const mi = f32(f32(b2 * m) + f32(c2 * gi));
+            const hm = f32(f32(b2 * f32(m * 0.5)) + f32(c2 * f32(gi * 0.5)));
+            const what = `${[b2, m, g]}: ${mi}, half ${hm}`;
+            assert.equal(Math.abs(hm) >= 2 ** 127, !Number.isFinite(mi), what);
+            if (Math.abs(hm) >= 2 ** 99) assert.equal(f32(hm * 2), mi, what);
+          }),
+          { numRuns: 20 },
+        );
+      },
+    ),
+    { numRuns: 5000 },
   );
 });

@@ -288,3 +288,23 @@ Deno.test("webgpu kernels: Adam and SGD take a vec4 through their checked path f
   const adam = functionsOf(stepKernels(ADAM).step.code).get("rule_values")!.body;
   assert.match(adam, /b\.eps < 0x1p-64f && any\(vi < vec4<f32>\(0x1p-126f\)\)/);
 });
+
+Deno.test("webgpu kernels: Lion takes a vec4 with a magnitude of 2¹²⁶ or more through its checked path, which decides β2 · m + (1 − β2) · g's overflow (an overflow may give any value)", () => {
+  for (const code of [stepKernels(LION).step.code, compactKernel(LION).code]) {
+    const body = functionsOf(code).get("rule_values")!.body;
+    // (tests/gpu/overflow_finite_test.ts checks this bound in f32 arithmetic.)
+    assert.match(body, /let wide = at_least\(pb, mb, gb, vec4<u32>\(0u\), limit_bits\(126\)\);/);
+    assert.match(body, /if \(any\(wide\)\) \{/);
+    assert.match(
+      body,
+      /sum_checked\(b\.beta2 \* m0, special_times\(mb, b\.beta2\), b\.oneMinusBeta2 \* gi, special_times\(sg, b\.oneMinusBeta2\)\)/,
+    );
+    assert.match(body, /r\.ms = select\(vec4<u32>\(0u\), sm, wide\)/);
+    // (The value itself from halves, which no contraction can overflow.)
+    assert.match(
+      body,
+      /let hm = b\.beta2 \* \(m0 \* 0\.5\) \+ b\.oneMinusBeta2 \* \(gi \* 0\.5\);/,
+    );
+    assert.match(body, /select\(r\.m, hm \* 2\.0, abs\(hm\) >= /);
+  }
+});
