@@ -10,7 +10,7 @@
  * @module
  */
 import { bytesHint, described, truncatedMessage } from "./_errors.ts";
-import { allZeros, describedData, METADATA_KEY, truncatedData } from "./safetensors_extent.ts";
+import { allZeros, describedData, METADATA_KEY, truncatedData } from "./_safetensors_extent.ts";
 import { decodeUtf8, encodeUtf8, utf8Length } from "./_utf8.ts";
 
 /**

@@ -13,7 +13,7 @@
  * @module
  */
 import { CheckpointError } from "../mod.ts";
-import { describedData, truncatedData } from "../base/safetensors_extent.ts";
+import { describedData, truncatedData } from "../base/_safetensors_extent.ts";
 import { decodeUtf8 } from "../base/_utf8.ts";
 import { truncatedMessage } from "../base/_errors.ts";
 

@@ -16,7 +16,7 @@ export const METADATA_KEY = "__metadata__";
  *
  * @example
  * ```ts
- * import { allZeros } from "./safetensors_extent.ts";
+ * import { allZeros } from "./_safetensors_extent.ts";
  * import assert from "node:assert/strict";
  *
  * assert.match(allZeros(new Uint8Array(10)), /its 10 bytes are all 0/);
@@ -37,7 +37,7 @@ export function allZeros(bytes: Uint8Array): string {
  *
  * @example
  * ```ts
- * import { describedData } from "./safetensors_extent.ts";
+ * import { describedData } from "./_safetensors_extent.ts";
  * import assert from "node:assert/strict";
  *
  * const a = { dtype: "F32", shape: [2], data_offsets: [0, 8] };
@@ -71,7 +71,7 @@ export function describedData(header: Record<string, unknown>): number | undefin
  *
  * @example
  * ```ts
- * import { truncatedData } from "./safetensors_extent.ts";
+ * import { truncatedData } from "./_safetensors_extent.ts";
  * import assert from "node:assert/strict";
  *
  * assert.equal(
