@@ -3,27 +3,17 @@
  * finite but an f32 operation of the step passes f32's largest (a gradient of 2⁶⁴ or more squared,
  * sums and products of values and scalars near FLT_MAX, Adam's `eps = 0` over a zero `v`), value
  * class by value class, in 32-bit and 8-bit states: WGSL lets a compiler assume that no operation
- * overflows, so each rule takes a vec4 whose largest magnitude as stored reaches a bound derived
- * from the step's scalars (`adam_limit`, `sgd_limit`; Lion's is 2¹²⁶) through its checked path, which decides each
- * overflow from scaled or halved operands. llvmpipe keeps IEEE-754, so these pass there without
+ * overflows, so each rule takes a vec4 whose largest magnitude as stored reaches a bound (derived
+ * from the step's scalars: `adam_limit`, `sgd_limit`; Lion's is 2¹²⁶) through its checked path,
+ * which decides each overflow from scaled or halved operands. llvmpipe keeps IEEE-754, so these pass there without
  * that path too: tests/gpu/wgsl_finite_test.ts reads the routing from the code, and the property
  * below checks, in f32 arithmetic, that no step below the bound overflows.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import {
-  adam,
-  adamw,
-  lion,
-  lookahead,
-  type Optimizer,
-  radam,
-  sgd,
-  type StatesFormat,
-  step,
-} from "../../mod.ts";
-import { readAll } from "../cases.ts";
-import { device, ignore, noGpuErrors } from "./gpu_device.ts";
+import { adam, adamw, lion, lookahead, radam, sgd, type StatesFormat } from "../../mod.ts";
+import { ignore, noGpuErrors } from "./gpu_device.ts";
+import { compareLanes, type Make } from "./lanes.ts";
 
 const MAX = 3.4028234663852886e38;
 const f32 = Math.fround;
@@ -44,12 +34,6 @@ const LANES: readonly (readonly number[])[] = [
   [1, 1e-20, 0, 1e-20, 0],
 ];
 
-/** Elements of the tensor: a block of the 8-bit codes a lane, the rest small gradients. */
-const SPACING = 256;
-const LENGTH = 4096;
-const STEPS = LANES[0].length - 1;
-
-type Make = (backend: "webgpu" | "wasm", states: StatesFormat) => Optimizer<unknown>;
 const on = (backend: "webgpu" | "wasm", states: StatesFormat) => ({ backend, states }) as const;
 
 const CONFIGS: Record<string, Make> = {
@@ -79,16 +63,6 @@ const CONFIGS: Record<string, Make> = {
     lookahead(adam({ lr: 1e36, ...on(b, s) }), { k: 1, alpha: 1 }),
 };
 
-/** The value's class: "NaN", "+Infinity", "-Infinity" or "finite". */
-const classOf = (x: number) =>
-  Number.isNaN(x) ? "NaN" : Number.isFinite(x) ? "finite" : x > 0 ? "+Infinity" : "-Infinity";
-
-function tensor(k: number): Float32Array {
-  const out = new Float32Array(LENGTH).fill(k === 0 ? 1 : 0.25);
-  LANES.forEach((lane, i) => out[i * SPACING] = lane[k]);
-  return out;
-}
-
 for (const states of ["32bit", "8bit"] as const) {
   for (const [config, make] of Object.entries(CONFIGS)) {
     Deno.test({
@@ -97,25 +71,7 @@ for (const states of ["32bit", "8bit"] as const) {
       ignore,
       async fn() {
         await noGpuErrors(async () => {
-          const params = { w: tensor(0) };
-          let gpu = await make("webgpu", states).init(params, { device: device! });
-          let cpu = await make("wasm", states).init(params);
-          const seen = new Set<string>();
-          for (let t = 1; t <= STEPS; t++) {
-            const grads = { w: tensor(t) };
-            gpu = step(gpu, grads);
-            cpu = step(cpu, grads);
-            const [a, b] = [(await readAll(gpu)).w, (await readAll(cpu)).w];
-            for (const key of ["p", "m", "v", "s"] as const) {
-              b[key]?.forEach((q, i) => {
-                const p = a[key]![i];
-                seen.add(classOf(q));
-                const what = `step ${t}, ${key}[${i}]: webgpu ${p}, wasm ${q}`;
-                assert.equal(classOf(p), classOf(q), what);
-                if (Number.isFinite(q)) assert.ok(Math.abs(p - q) <= 1e-5 * Math.abs(q), what);
-              });
-            }
-          }
+          const seen = await compareLanes(make, states, LANES);
           // (8-bit moments hold an infinity as ±FLT_MAX: docs/SPEC.md, "Compact states".)
           if (states === "32bit") assert.ok(seen.size >= 2, [...seen].join());
         });

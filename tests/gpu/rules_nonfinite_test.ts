@@ -10,19 +10,9 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import {
-  adam,
-  adamw,
-  lookahead,
-  type Optimizer,
-  radam,
-  ranger,
-  sgd,
-  type StatesFormat,
-  step,
-} from "../../mod.ts";
-import { readAll } from "../cases.ts";
-import { device, ignore, noGpuErrors } from "./gpu_device.ts";
+import { adam, adamw, lookahead, radam, ranger, sgd, type StatesFormat } from "../../mod.ts";
+import { ignore, noGpuErrors } from "./gpu_device.ts";
+import { compareLanes, type Make } from "./lanes.ts";
 
 const MAX = 3.4028234663852886e38;
 const f32 = Math.fround;
@@ -43,12 +33,6 @@ const LANES: readonly (readonly number[])[] = [
   [-2, 0.5, NaN, 0.5, 0.5],
 ];
 
-/** Elements of the tensor: a block of the 8-bit codes a lane, the rest small gradients. */
-const SPACING = 256;
-const LENGTH = 4096;
-const STEPS = LANES[0].length - 1;
-
-type Make = (backend: "webgpu" | "wasm", states: StatesFormat) => Optimizer<unknown>;
 const common = (backend: "webgpu" | "wasm", states: StatesFormat) =>
   ({ backend, states, nonFinite: "propagate" }) as const;
 
@@ -73,16 +57,6 @@ const CONFIGS: Record<string, Make> = {
   "ranger, k = 2": (b, s) => ranger({ k: 2, ...common(b, s) }),
 };
 
-/** The value's class: "NaN", "+Infinity", "-Infinity" or "finite". */
-const classOf = (x: number) =>
-  Number.isNaN(x) ? "NaN" : Number.isFinite(x) ? "finite" : x > 0 ? "+Infinity" : "-Infinity";
-
-function tensor(k: number): Float32Array {
-  const out = new Float32Array(LENGTH).fill(k === 0 ? 1 : 0.25);
-  LANES.forEach((lane, i) => out[i * SPACING] = lane[k]);
-  return out;
-}
-
 for (const states of ["32bit", "8bit"] as const) {
   for (const [config, make] of Object.entries(CONFIGS)) {
     Deno.test({
@@ -91,25 +65,7 @@ for (const states of ["32bit", "8bit"] as const) {
       ignore,
       async fn() {
         await noGpuErrors(async () => {
-          const params = { w: tensor(0) };
-          let gpu = await make("webgpu", states).init(params, { device: device! });
-          let cpu = await make("wasm", states).init(params);
-          const seen = new Set<string>();
-          for (let t = 1; t <= STEPS; t++) {
-            const grads = { w: tensor(t) };
-            gpu = step(gpu, grads);
-            cpu = step(cpu, grads);
-            const [a, b] = [(await readAll(gpu)).w, (await readAll(cpu)).w];
-            for (const key of ["p", "m", "v", "s"] as const) {
-              b[key]?.forEach((q, i) => {
-                const p = a[key]![i];
-                seen.add(classOf(q));
-                const what = `step ${t}, ${key}[${i}]: webgpu ${p}, wasm ${q}`;
-                assert.equal(classOf(p), classOf(q), what);
-                if (Number.isFinite(q)) assert.ok(Math.abs(p - q) <= 1e-5 * Math.abs(q), what);
-              });
-            }
-          }
+          const seen = await compareLanes(make, states, LANES);
           assert.ok(seen.has("NaN") && seen.has("finite"), [...seen].join());
           // (8-bit moments hold an infinity as ±FLT_MAX: docs/SPEC.md, "Compact states".)
           if (states === "32bit") assert.ok(seen.has("+Infinity") || seen.has("-Infinity"));
