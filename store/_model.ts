@@ -14,7 +14,7 @@ import {
   type Params,
   SINGLE_TENSOR_NAME,
 } from "../mod.ts";
-import { checkpointMetadata } from "./layout.ts";
+import { checkpointMetadata, ofStore } from "./layout.ts";
 
 /** Tensors by name, in order, and the optimizer's name: a state's or stored parameters'. */
 interface Tensors {
@@ -196,7 +196,7 @@ export async function storedState(
     state = await loadState(bytes, loadOptionsOf(spec, bytes));
   } catch (error) {
     if (!(error instanceof CheckpointError)) throw error;
-    throw new CheckpointError(`Checkpoint ${store.name}: ${error.message}`);
+    throw ofStore(store.name, error);
   }
   try {
     checkModel(state, spec, store.name);

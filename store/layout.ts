@@ -250,6 +250,30 @@ export function readStoredParams(
     return readParamsPrefix(bytes, total, checkpoint);
   } catch (error) {
     if (!(error instanceof CheckpointError)) throw error;
-    throw new CheckpointError(`Checkpoint ${store}: ${error.message}`);
+    throw ofStore(store, error);
   }
+}
+
+/**
+ * `error`, of a stored checkpoint, naming the store it is in (`store`): its own subject,
+ * "Checkpoint" or "Stored checkpoint", replaced (`Checkpoint user-7 truncated: …`), else put
+ * after it (`Checkpoint user-7: …`).
+ *
+ * @example
+ * ```ts
+ * import { CheckpointError } from "@optim/radam";
+ * import { ofStore } from "./layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new CheckpointError("Checkpoint truncated: expected at least 8 bytes, got 3");
+ * const named = ofStore("user-7", error).message;
+ * assert.equal(named, "Checkpoint user-7 truncated: expected at least 8 bytes, got 3");
+ * assert.equal(ofStore("u", new CheckpointError("Bad")).message, "Checkpoint u: Bad");
+ * ```
+ */
+export function ofStore(store: string, error: CheckpointError): CheckpointError {
+  const rest = /^(?:Stored c|C)heckpoint (.*)$/s.exec(error.message)?.[1];
+  return new CheckpointError(
+    rest === undefined ? `Checkpoint ${store}: ${error.message}` : `Checkpoint ${store} ${rest}`,
+  );
 }

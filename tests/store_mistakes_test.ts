@@ -297,10 +297,10 @@ Deno.test("store mistakes: bytes that are not a checkpoint are a CheckpointError
       const trainer = dataParallel(store, { optimizer: radam(), init });
       const named = (e: Error) => {
         assert.ok(e instanceof CheckpointError, `${e.name}: ${e.message}`);
-        assert.ok(e.message.startsWith(`Checkpoint ${store.name}: `), e.message);
-        assert.match(
+        // (Once "Checkpoint user-7: Stored checkpoint truncated: …", a subject said twice.)
+        assert.equal(
           e.message,
-          /truncated: expected at least 8 bytes \(its header length\), got 3$/,
+          `Checkpoint ${store.name} truncated: expected at least 8 bytes (its header length), got 3`,
         );
         return true;
       };
