@@ -14,7 +14,7 @@ import type { Settings } from "../base/settings.ts";
 import { stateTensors } from "./checkpoint_tensors.ts";
 import { LOOP_OPTIONS } from "./options.ts";
 import { originOf } from "./origins.ts";
-import { groupsOf } from "./plan.ts";
+import { groupsOf, layoutIndices } from "./plan.ts";
 
 /** Value of the `format` metadata. */
 export const FORMAT = "radam.checkpoint";
@@ -97,9 +97,8 @@ export function checkpointTensors(
   const kinds = stateTensors(config);
   const tensors: PlannedTensor[] = [];
   const bytes: PlannedTensor[] = [];
-  const at = new Map(layout.names.map((name, index) => [name, index]));
-  for (const name of order) {
-    const index = at.get(name)!;
+  for (const index of layoutIndices(layout, order)) {
+    const name = layout.names[index];
     const n = layout.lengths[index];
     const shape = shapes[index];
     kinds.forEach((k, kind) => {

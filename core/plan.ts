@@ -61,6 +61,15 @@ export function planState(
   return layout;
 }
 
+/**
+ * The index in `layout.names` of each of `names` (the order given to `init`, or a checkpoint's
+ * `tensor_order`), in their order.
+ */
+export function layoutIndices(layout: ArenaLayout, names: readonly string[]): number[] {
+  const at = new Map(layout.names.map((name, i) => [name, i]));
+  return names.map((name) => at.get(name)!);
+}
+
 /** `values` (one per name of `names`) in the order of `layout.names`. */
 export function inLayoutOrder<T>(
   layout: ArenaLayout,

@@ -19,7 +19,7 @@ import { checkSavableSize } from "./checkpoint_header.ts";
 import { originOf } from "./origins.ts";
 import { clip, computeScalars, nonFiniteError, scalarsOf } from "./step_scalars.ts";
 import type { ScalarBlocks } from "./step_scalars.ts";
-import { inLayoutOrder, planState } from "./plan.ts";
+import { inLayoutOrder, layoutIndices, planState } from "./plan.ts";
 
 // The plan of a state's arena (core/plan.ts), as the TensorFlow.js adapter and checkpoints
 // import it from here.
@@ -286,7 +286,6 @@ export function restoreState<T>(
   const { rule, tag } = originOf(config);
   const blocks = [hyper, ...groups].map(() => ({ ...zeroScalars(rule.scalars), rule: tag }));
   const order = info.order ?? layout.names;
-  const at = new Map(layout.names.map((name, i) => [name, i]));
   return new StateHandle({
     config: config as Settings,
     rule,
@@ -297,7 +296,7 @@ export function restoreState<T>(
     gcSegments,
     shapes,
     order,
-    visit: order.map((name) => at.get(name)!),
+    visit: layoutIndices(layout, order),
     groupHypers: [hyper, ...groups.map((g) => ({ ...hyper, weightDecay: g.weightDecay }))],
     groupLrScales: [1, ...groups.map((g) => g.lrScale)],
     groupScalars: blocks,

@@ -31,7 +31,7 @@ import { ruleOf } from "./origins.ts";
 import { disposeState, inLayoutOrder, type OptimizerState, restoreState } from "./state.ts";
 import { checkSavableSize } from "./checkpoint_header.ts";
 import { checkSavableNames } from "./checkpoint_tensors.ts";
-import { planOptionsOf } from "./plan.ts";
+import { layoutIndices, planOptionsOf } from "./plan.ts";
 import { checkGpuConfig, checkWebGpuInit, type GpuInitOptions } from "./webgpu_checks.ts";
 
 /**
@@ -117,11 +117,11 @@ function startWebGpuState(
   checkSavableSize(config, layout, shapes, checked.names);
   const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
   // By index in the layout's order (8-bit states: the compact tensors last).
-  const at = new Map(layout.names.map((name, i) => [name, i]));
+  const at = layoutIndices(layout, checked.names);
   const copied = new Map<number, GpuTensor>();
   const inPlace = new Map<number, GpuTensor>();
-  for (const [i, t] of placed.copied) copied.set(at.get(checked.names[i])!, t);
-  for (const [i, t] of placed.inPlace) inPlace.set(at.get(checked.names[i])!, t);
+  for (const [i, t] of placed.copied) copied.set(at[i], t);
+  for (const [i, t] of placed.inPlace) inPlace.set(at[i], t);
   const backend = createWebGpuBackendSync(device, layout, ruleOf(config), {
     limits,
     externalParams: copied,
