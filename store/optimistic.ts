@@ -73,7 +73,8 @@ export interface OptimisticStepOptions<R> {
    * The initial parameters, for when the store holds no checkpoint yet. Without `tensors`, the
    * names of its tensors are also those a stored checkpoint must have: it is called once per
    * store object to learn them (give `tensors` to avoid the call, e.g. when it fetches
-   * weights), and a checkpoint of other names is refused with a CheckpointError naming the
+   * weights; called again before a refusal where the names were learned from another
+   * `init`), and a checkpoint of other names is refused with a CheckpointError naming the
    * first that differs.
    */
   init: () => Params | Promise<Params>;
