@@ -17,6 +17,7 @@ import {
 import {
   booleanOption,
   checkKeys,
+  checkLearningRate,
   checkNumber,
   choiceOption,
   F32_MAX,
@@ -221,6 +222,7 @@ export function checkScaledLearningRate(
  * `lrScale` is past f32's range.
  */
 export function withLearningRate<H>(settings: Settings<H>, lr: LearningRate): Settings<H> {
+  if (typeof lr === "function") checkLearningRate(lr); // a schedule maker, uncalled, says so
   checkScaledLearningRate(lr, (settings as Settings<unknown>).loop.groups);
   const copy = Object.freeze({
     ...settings,
