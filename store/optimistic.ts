@@ -60,13 +60,15 @@ import type { TrainingStore } from "./training.ts";
 export interface OptimisticStepOptions<R> {
   /**
    * The optimizer of a new state, and the one a stored checkpoint must be of (by name). A
-   * stored checkpoint resumes with its own hyperparameters, a constant lr included (as
-   * PyTorch's `load_state_dict` restores them; `loadOptions.lr` replaces it), and with the
-   * optimizer's learning-rate schedule when it has one (a checkpoint cannot hold a function;
-   * the optimizer's constant lr where the checkpoint was saved with a schedule). How the state
-   * is held and runs is the optimizer's: its `states` (a checkpoint of another moments' format
-   * is converted, as `loadState({ states })` converts it), `backend`, `threads` and
-   * `threadThreshold`, unless `loadOptions` gives them.
+   * stored checkpoint resumes with its own hyperparameters and training-loop options, a
+   * constant lr included (as PyTorch's `load_state_dict` restores them; `loadOptions.lr`
+   * replaces it; the others, `groups` and `clipGradNorm` among them, are not compared with the
+   * optimizer's and cannot change on resume), and with the optimizer's learning-rate schedule
+   * when it has one (a checkpoint cannot hold a function; the optimizer's constant lr where the
+   * checkpoint was saved with a schedule). How the state is held and runs is the optimizer's:
+   * its `states` (a checkpoint of another moments' format is converted, as
+   * `loadState({ states })` converts it), `backend`, `threads` and `threadThreshold`, unless
+   * `loadOptions` gives them.
    */
   optimizer: Optimizer;
   /**
