@@ -5,7 +5,9 @@
  * threw "Option warmupSteps must be an integer ≥ 1, got undefined" at the first step, and
  * `constantLr(1)` returned a function, refused as "the learning-rate schedule returned a
  * function"); `chain`'s pairs given in one array, or a pair swapped, or a number where a schedule
- * goes, say so; a part's steps out of range name the part.
+ * goes, say so; a part's steps out of range name the part. A parameter group written as
+ * PyTorch's (`params`, `lr`), or given `states`, or a name or list of names as its `match`, says
+ * what to write instead.
  */
 import assert from "node:assert/strict";
 import {
@@ -103,4 +105,35 @@ Deno.test("newcomer schedules: chain's pairs in one array, a swapped pair or a n
     RangeError,
     "Option steps of chain() part 1 must be an integer ≥ 1, got -900",
   );
+});
+
+Deno.test("newcomer groups: PyTorch's group keys, states, and names as match say what to write", () => {
+  const refused = (group: unknown, message: string) =>
+    assert.throws(() => radam({ groups: [loose({ match: /b/, ...(group as object) })] }), {
+      name: "TypeError",
+      message,
+    });
+  const keys = "expected one of match, lrScale, weightDecay";
+  refused(
+    { states: "8bit" },
+    `Unknown option states for groups[0]; ${keys} (states is an option of the whole optimizer, e.g. radam({ states: "8bit" }); tensors under 4096 values keep f32 moments)`,
+  );
+  refused(
+    { lr: 1e-2 },
+    `Unknown option lr for groups[0]; ${keys} (a group's learning rate is the optimizer's lr times lrScale: lrScale: 10)`,
+  );
+  refused(
+    { params: ["fc.bias"] },
+    `Unknown option params for groups[0]; ${keys} (a group takes its tensors by name: match: /^fc\\./ or match: (name) => names.includes(name))`,
+  );
+  const match = "Option groups[0].match must be a RegExp or a function of the name";
+  refused(
+    { match: "fc.bias" },
+    `${match}, got a string "fc.bias" (one name: match: (name) => name === "fc.bias")`,
+  );
+  refused(
+    { match: ["fc.bias", "fc.weight"] },
+    `${match}, got Array(2) (names: match: (name) => names.includes(name))`,
+  );
+  refused({ match: 3 }, `${match}, got 3`);
 });
