@@ -340,3 +340,7 @@ export function refusedListing(
     typeof value === "number" ? new RangeError(message) : new TypeError(message),
   );
 }
+
+/** What a closed trainer's calls say: close() ended it, and what to do instead. */
+export const CLOSED_TRAINER_MESSAGE =
+  "This trainer is closed (its close() was called): make a new one, dataParallel(store, options)";
