@@ -134,6 +134,47 @@ export function factoryHint(value: unknown): string {
     : "";
 }
 
+/** The library's schedule makers, each with a call of it that makes a schedule. */
+const SCHEDULE_MAKERS = new WeakMap<object, string>();
+
+/**
+ * Records `maker`, a function of the library that makes a learning-rate schedule, with `call`,
+ * an example call of it, for {@linkcode scheduleMakerHint}; returns `maker`.
+ *
+ * @example
+ * ```ts
+ * import { scheduleMaker, scheduleMakerHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const halving = scheduleMaker((lr: number) => (t: number) => lr / t, "halving(1e-3)");
+ * assert.match(scheduleMakerHint(halving), /call it, lr: halving\(1e-3\)/);
+ * ```
+ */
+export function scheduleMaker<F extends (...args: never[]) => unknown>(maker: F, call: string): F {
+  SCHEDULE_MAKERS.set(maker, call);
+  return maker;
+}
+
+/**
+ * What an error about `value` given as a learning rate says it got where it is one of the
+ * library's schedule makers itself (`lr: linearWarmup`), not the schedule a call of it makes:
+ * that, and to call it. Empty for anything else, a schedule of the caller's named alike included.
+ *
+ * @example
+ * ```ts
+ * import { scheduleMakerHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(scheduleMakerHint((t: number) => 1e-3 / t), "");
+ * ```
+ */
+export function scheduleMakerHint(value: unknown): string {
+  const call = typeof value === "function" ? SCHEDULE_MAKERS.get(value) : undefined;
+  return call === undefined
+    ? ""
+    : `${call.slice(0, call.indexOf("("))} itself, which makes a schedule: call it, lr: ${call}`;
+}
+
 /**
  * Whether `value` is a Promise or another thenable (an object with a `then` method).
  *

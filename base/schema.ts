@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { described, optionError } from "./_errors.ts";
+import { described, optionError, scheduleMakerHint } from "./_errors.ts";
 import { renamedHint } from "./_option_names.ts";
 import type { LearningRate } from "./options.ts";
 
@@ -81,7 +81,13 @@ export function checkNumber(
 
 /** Validates a learning rate value (number ≥ 0, or schedule). */
 export function checkLearningRate(value: unknown): LearningRate {
-  if (typeof value === "function") return value as (t: number) => number;
+  if (typeof value === "function") {
+    const hint = scheduleMakerHint(value);
+    if (hint !== "") {
+      throw new TypeError(`Option lr must be a number or a schedule (t) => lr, got ${hint}`);
+    }
+    return value as (t: number) => number;
+  }
   return checkNumber("lr", value, 0, Infinity, true);
 }
 

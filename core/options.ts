@@ -17,6 +17,7 @@ import {
 import {
   booleanOption,
   checkKeys,
+  checkLearningRate,
   checkNumber,
   choiceOption,
   F32_MAX,
@@ -90,16 +91,43 @@ const GROUP_KEYS = Object.keys(
   { match: true, lrScale: true, weightDecay: true } satisfies Record<keyof ParamGroup, true>,
 );
 
+/**
+ * Where a group's unknown `key` goes instead: PyTorch's `lr` and `params` of a group, and the
+ * options of the whole optimizer (`states`, `betas`, `clipGradNorm`, …), which no group sets.
+ */
+function groupKeyHint(key: string): string {
+  if (key === "lr") {
+    return " (a group's learning rate is the optimizer's lr times lrScale: lrScale: 10)";
+  }
+  if (key === "params") {
+    return " (a group takes its tensors by name: match: /^fc\\./ or match: (name) => names.includes(name))";
+  }
+  return key === "states"
+    ? ` (states is an option of the whole optimizer, e.g. radam({ states: "8bit" }); tensors under 4096 values keep f32 moments)`
+    : "";
+}
+
 function checkGroups(value: unknown, weightDecay: number): readonly Required<ParamGroup>[] {
   if (!Array.isArray(value)) {
     throw optionError("groups", "an array of { match, lrScale?, weightDecay? }", value, false);
   }
   return Object.freeze(value.map((g: unknown, i: number) => {
     if (!isObject(g)) throw optionError(`groups[${i}]`, "an object", g, false);
-    checkKeys(g, GROUP_KEYS, `groups[${i}]`);
+    checkKeys(g, GROUP_KEYS, `groups[${i}]`, undefined, groupKeyHint);
     const match = g.match;
     if (!(match instanceof RegExp) && typeof match !== "function") {
-      throw optionError(`groups[${i}].match`, "a RegExp or a function of the name", match, false);
+      const error = optionError(
+        `groups[${i}].match`,
+        "a RegExp or a function of the name",
+        match,
+        false,
+      );
+      const hint = typeof match === "string"
+        ? ` (one name: match: (name) => name === ${JSON.stringify(match)})`
+        : Array.isArray(match) && match.every((m) => typeof m === "string")
+        ? " (names: match: (name) => names.includes(name))"
+        : "";
+      throw new TypeError(error.message + hint);
     }
     return Object.freeze({
       match: match as RegExp | ((name: string) => boolean),
@@ -221,6 +249,7 @@ export function checkScaledLearningRate(
  * `lrScale` is past f32's range.
  */
 export function withLearningRate<H>(settings: Settings<H>, lr: LearningRate): Settings<H> {
+  if (typeof lr === "function") checkLearningRate(lr); // a schedule maker, uncalled, says so
   checkScaledLearningRate(lr, (settings as Settings<unknown>).loop.groups);
   const copy = Object.freeze({
     ...settings,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { described, optionError } from "../base/_errors.ts";
+import { described, optionError, scheduleMaker } from "../base/_errors.ts";
 import { checkKeys } from "../base/schema.ts";
 
 /**
@@ -132,6 +132,18 @@ export function oneCycle(
   };
 }
 
+/** What to add where a part of `chain` has `s`, not a function, as its schedule. */
+function chainPartHint(s: unknown, n: unknown): string {
+  if (Array.isArray(s) && typeof s[0] === "function") {
+    return " (the pairs came in one array: give each as its own argument, " +
+      "chain([s1, n1], [s2, n2]), or spread the array, chain(...pairs))";
+  }
+  if (typeof n === "function") return " (swapped: the schedule comes first, [schedule, steps])";
+  return typeof s === "number"
+    ? ` (a constant learning rate is a schedule so: constantLr(${s}))`
+    : "";
+}
+
 /**
  * Runs schedules one after the other: `chain([s1, n1], [s2, n2], …)` runs `s1` for `n1` steps,
  * then `s2` for `n2` steps counted from its own step 1, and so on; the last one runs on past
@@ -147,7 +159,7 @@ export function oneCycle(
  */
 export function chain(...parts: [Schedule, number][]): Schedule {
   if (parts.length === 0) throw new RangeError("chain() needs at least one [schedule, steps]");
-  for (const part of parts) {
+  for (const [i, part] of parts.entries()) {
     if (!Array.isArray(part) || part.length !== 2) {
       throw new TypeError(
         `chain() parts must be [schedule, steps] pairs, got ${
@@ -158,10 +170,12 @@ export function chain(...parts: [Schedule, number][]): Schedule {
     const [s, n] = part;
     if (typeof s !== "function") {
       throw new TypeError(
-        `chain() parts must be [schedule, steps], got ${described(s)} as a schedule`,
+        `chain() parts must be [schedule, steps], got ${described(s)} as a schedule${
+          chainPartHint(s, n)
+        }`,
       );
     }
-    checkSteps("steps", n);
+    checkSteps(`steps of chain() part ${i}`, n);
   }
   const list = parts.map(([s, n]) => [s, n] as const);
   return (t) => {
@@ -173,3 +187,10 @@ export function chain(...parts: [Schedule, number][]): Schedule {
     return list[list.length - 1][0](t - offset);
   };
 }
+
+// `lr: linearWarmup`, the maker given for the schedule it makes, says to call it (checkLearningRate).
+scheduleMaker(constantLr, "constantLr(1e-3)");
+scheduleMaker(linearWarmup, "linearWarmup(1e-3, { warmupSteps: 100 })");
+scheduleMaker(cosineDecay, "cosineDecay(1e-3, { decaySteps: 1000 })");
+scheduleMaker(oneCycle, "oneCycle(1e-3, { totalSteps: 1000 })");
+scheduleMaker(chain, "chain([schedule, steps], …)");

@@ -130,7 +130,7 @@ export function checkOptionsObject(options: unknown, of: string, known: readonly
     if (!known.includes(key)) {
       throw new TypeError(
         `Unknown option ${key} for ${of}; expected one of ${known.join(", ")}${
-          misplacedHint(key, known) || loadOptionHint(key, known)
+          misplacedHint(key, known) || loadOptionHint(key, known) || otherModeHint(key, of)
         }`,
       );
     }
@@ -146,6 +146,31 @@ function loadOptionHint(key: string, known: readonly string[]): string {
   if (!known.includes("loadOptions") || !LOAD_OPTIONS.includes(key)) return "";
   return ` (${key} is an option of loading a checkpoint, loadOptions: { ${key} }, or of the ` +
     `optimizer, optimizer: radam({ ${key} }))`;
+}
+
+/** The data-parallel mode's own options, which `optimisticStep` does not take. */
+const DATA_PARALLEL_ONLY = ["staleness", "waitMs", "leaseMs", "maxFold", "pollMs", "handoffMs"];
+
+/** Options of the optimizer that a stored checkpoint keeps: no `loadOptions` changes them. */
+const KEPT_ON_RESUME = ["groups", "betas", "eps", "weightDecay", "clipGradNorm", "nonFinite", "gc"];
+
+/**
+ * Where an option of the other training mode goes (`gradient` given to `dataParallel`, as
+ * `optimisticStep` takes it, or `staleness` to `optimisticStep`), and what an optimizer's option
+ * given in `loadOptions` does instead. Empty for any other key.
+ */
+function otherModeHint(key: string, of: string): string {
+  if (of === "dataParallel" && key === "gradient") {
+    return " (in the data-parallel mode each request computes its gradient at " +
+      "trainer.params()'s parameters and gives it: trainer.submit({ id, base, samples, gradient }))";
+  }
+  if (of === "optimisticStep" && DATA_PARALLEL_ONLY.includes(key)) {
+    return ` (${key} is an option of the data-parallel mode, dataParallel(store, options))`;
+  }
+  return of.endsWith("'s loadOptions") && KEPT_ON_RESUME.includes(key)
+    ? ` (a stored checkpoint resumes with its own ${key}, whatever the optimizer's: it cannot ` +
+      "change on resume; start a new store from its parameters to change it)"
+    : "";
 }
 
 /** The options `loadState` takes (each one of its `LoadOptions`, and every one). */
@@ -340,3 +365,7 @@ export function refusedListing(
     typeof value === "number" ? new RangeError(message) : new TypeError(message),
   );
 }
+
+/** What a closed trainer's calls say: close() ended it, and what to do instead. */
+export const CLOSED_TRAINER_MESSAGE =
+  "This trainer is closed (its close() was called): make a new one, dataParallel(store, options)";

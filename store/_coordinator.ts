@@ -5,7 +5,7 @@
  * @module
  */
 import { contributionFailed, ContributionRefusedError, staleReason } from "./errors.ts";
-import { checkRequestId, described } from "./_checks.ts";
+import { checkRequestId, CLOSED_TRAINER_MESSAGE, described } from "./_checks.ts";
 import type { CheckedOptions, Contribution, SubmitResult } from "./parallel.ts";
 import { type Cached, type Fold, foldOnce, initialize, type Local } from "./_fold.ts";
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
@@ -164,7 +164,7 @@ export class Coordinator implements Fold {
    * failed, the database's error), when given.
    */
   async params(failed?: StoreFailure): Promise<StoredParams> {
-    if (this.#closed) throw new TypeError("This trainer is closed");
+    if (this.#closed) throw new TypeError(CLOSED_TRAINER_MESSAGE);
     const call = <T>(what: string, promise: Promise<T>): Promise<T> =>
       failed === undefined ? promise : promise.catch((error) => {
         throw failed(what, error);
@@ -189,7 +189,7 @@ export class Coordinator implements Fold {
   }
 
   submit(contribution: Contribution): Promise<SubmitResult> {
-    if (this.#closed) return Promise.reject(new TypeError("This trainer is closed"));
+    if (this.#closed) return Promise.reject(new TypeError(CLOSED_TRAINER_MESSAGE));
     let info: Local["info"];
     try {
       info = checkInfo(contribution);
@@ -250,7 +250,7 @@ export class Coordinator implements Fold {
     const reason = staleReason(info.base, params.step, this.options.staleness);
     if (reason !== null) throw new ContributionRefusedError(info.id, params.step, reason);
     // Refused as a new one would be (nothing of it stored): close() may be past its last fold.
-    if (this.#closed) throw new TypeError("This trainer is closed");
+    if (this.#closed) throw new TypeError(CLOSED_TRAINER_MESSAGE);
     const local = makeLocal(info, flat);
     this.queue.push(local);
     this.#kick();

@@ -79,11 +79,17 @@ export interface StoreOf {
   readonly name: string;
 }
 
+/** The tensor names an `init` gave: the one call's promise, which requests at once share. */
+interface Learned {
+  readonly init: ModelSpec["init"];
+  readonly names: Promise<readonly string[]>;
+}
+
 /**
- * The tensor names `init` gives, per store object (see {@linkcode checkInitNames}): the one
- * call's promise, which requests at once share (forgotten if it rejects).
+ * The tensor names `init` gives, per store object (see {@linkcode checkInitNames}), with the
+ * `init` that gave them (forgotten if the call rejects).
  */
-const initNames = new WeakMap<StoreOf, Promise<readonly string[]>>();
+const initNames = new WeakMap<StoreOf, Learned>();
 
 /** The names of the tensors of `params`, as `init` of a state names them. */
 function namesOf(params: Params): readonly string[] {
@@ -91,13 +97,35 @@ function namesOf(params: Params): readonly string[] {
   return typeof params === "object" && params !== null ? Object.keys(params) : [];
 }
 
+/** Calls `spec.init` for the names of its tensors, remembered for `store`. */
+function askInit(spec: ModelSpec, store: StoreOf): Promise<readonly string[]> {
+  const learned = { init: spec.init, names: (async () => namesOf(await spec.init()))() };
+  initNames.set(store, learned);
+  learned.names.catch(() => initNames.get(store) === learned && initNames.delete(store));
+  return learned.names;
+}
+
+/** How the stored tensors `names` differ from those `init` gives, `expected`; null if not. */
+function namesMismatch(names: readonly string[], expected: readonly string[]): string | null {
+  const quoted = (list: readonly string[]) => list.map((n) => JSON.stringify(n)).join(", ");
+  const extra = names.find((name) => !expected.includes(name));
+  const missing = expected.find((name) => !names.includes(name));
+  if (extra === undefined && missing === undefined) return null;
+  return extra !== undefined
+    ? `it has a tensor ${JSON.stringify(extra)}, the parameters init gives have ${quoted(expected)}`
+    : `it lacks the tensor ${JSON.stringify(missing)} that init gives`;
+}
+
 /**
  * Without the option `tensors`: refuses stored tensors whose names are not those `init`
  * gives, naming the first that differs (a redeploy that renamed, added or removed a tensor
  * would otherwise train the stored weights under the code's new names, or fail inside the
  * caller's gradient). `init` is called for it once per store object (its names remembered);
- * its tensors' lengths are not compared (a model may take its size from the request that
- * makes it): the option `tensors` checks them.
+ * where they differ and were learned from another `init` (another trainer of the same store
+ * object: `kvCheckpointStore` gives one object per database and prefix), this one is asked
+ * before refusing, so that no `init` is judged by another's names. Its tensors' lengths are not
+ * compared (a model may take its size from the request that makes it): the option `tensors`
+ * checks them.
  */
 export async function checkInitNames(
   names: readonly string[],
@@ -105,21 +133,14 @@ export async function checkInitNames(
   store: StoreOf,
 ): Promise<void> {
   if (spec.tensors !== undefined) return;
-  let asked = initNames.get(store);
-  if (asked === undefined) {
-    const call = (async () => namesOf(await spec.init()))();
-    initNames.set(store, asked = call);
-    call.catch(() => initNames.get(store) === call && initNames.delete(store));
+  const learned = initNames.get(store);
+  let why = namesMismatch(names, await (learned?.names ?? askInit(spec, store)));
+  if (why !== null && learned !== undefined && learned.init !== spec.init) {
+    why = namesMismatch(names, await askInit(spec, store));
   }
-  const expected = await asked;
-  const quoted = (list: readonly string[]) => list.map((n) => JSON.stringify(n)).join(", ");
-  const extra = names.find((name) => !expected.includes(name));
-  const missing = expected.find((name) => !names.includes(name));
-  if (extra === undefined && missing === undefined) return;
-  const why = extra !== undefined
-    ? `it has a tensor ${JSON.stringify(extra)}, the parameters init gives have ${quoted(expected)}`
-    : `it lacks the tensor ${JSON.stringify(missing)} that init gives`;
-  throw new CheckpointError(`Checkpoint ${store.name} is of another model: ${why}`);
+  if (why !== null) {
+    throw new CheckpointError(`Checkpoint ${store.name} is of another model: ${why}`);
+  }
 }
 
 /**
@@ -129,7 +150,7 @@ export async function checkInitNames(
 export async function newState(spec: ModelSpec, store: StoreOf): Promise<OptimizerState> {
   const params = await spec.init();
   if (spec.tensors === undefined && !initNames.has(store)) {
-    initNames.set(store, Promise.resolve(namesOf(params)));
+    initNames.set(store, { init: spec.init, names: Promise.resolve(namesOf(params)) });
   }
   const state = await spec.optimizer.init(params);
   if (spec.tensors === undefined) return state;

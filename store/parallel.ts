@@ -24,20 +24,23 @@ import type { StoredParams, TrainingStore } from "./training.ts";
 export interface DataParallelOptions {
   /**
    * The optimizer of a new state, and the one a stored checkpoint must be of (by name). A
-   * stored checkpoint resumes with its own hyperparameters, a constant lr included (as
-   * PyTorch's `load_state_dict` restores them; `loadOptions.lr` replaces it), and with the
-   * optimizer's learning-rate schedule when it has one (a checkpoint cannot hold a function;
-   * the optimizer's constant lr where the checkpoint was saved with a schedule). How the state
-   * is held and runs is the optimizer's: its `states` (a checkpoint of another moments' format
-   * is converted, as `loadState({ states })` converts it), `backend`, `threads` and
-   * `threadThreshold`, unless `loadOptions` gives them.
+   * stored checkpoint resumes with its own hyperparameters and training-loop options, a
+   * constant lr included (as PyTorch's `load_state_dict` restores them; `loadOptions.lr`
+   * replaces it; the others, `groups` and `clipGradNorm` among them, are not compared with the
+   * optimizer's and cannot change on resume), and with the optimizer's learning-rate schedule
+   * when it has one (a checkpoint cannot hold a function; the optimizer's constant lr where the
+   * checkpoint was saved with a schedule). How the state is held and runs is the optimizer's:
+   * its `states` (a checkpoint of another moments' format is converted, as
+   * `loadState({ states })` converts it), `backend`, `threads` and `threadThreshold`, unless
+   * `loadOptions` gives them.
    */
   optimizer: Optimizer;
   /**
    * The initial parameters, for when the store holds no checkpoint yet. Without `tensors`, the
    * names of its tensors are also those a stored checkpoint must have: it is called once per
    * store object to learn them (give `tensors` to avoid the call, e.g. when it fetches
-   * weights), and a checkpoint of other names is refused with a CheckpointError naming the
+   * weights; called again before a refusal where the names were learned from another
+   * `init`), and a checkpoint of other names is refused with a CheckpointError naming the
    * first that differs.
    */
   init: () => Params | Promise<Params>;

@@ -93,6 +93,22 @@ Deno.test("data parallel: a submit still reading the store when close() is calle
   assert.equal((await store.head())?.step, 0);
 });
 
+Deno.test("data parallel: a closed trainer's params() and submit() say close() ended it and to make a new one", async () => {
+  const trainer = dataParallel(memoryCheckpointStore(), { optimizer, init });
+  const { step: base, params } = await trainer.params();
+  await trainer.close();
+  const closed = {
+    name: "TypeError",
+    message:
+      "This trainer is closed (its close() was called): make a new one, dataParallel(store, options)",
+  };
+  await assert.rejects(() => trainer.params(), closed);
+  await assert.rejects(
+    async () => await trainer.submit({ id: "late", base, gradient: gradientAt(0, params) }),
+    closed,
+  );
+});
+
 /** Whether `p` settles within `ms` (a bound far above what it should take: it hung before). */
 const settlesWithin = (p: Promise<unknown>, ms: number) =>
   Promise.race([p.then(() => true, () => true), pause(ms).then(() => false)]);

@@ -344,9 +344,13 @@ Deno.test("schedules: a wrong type is a TypeError, a number out of range a Range
   bad(
     () => chain([loose(5), 3]),
     TypeError,
-    "chain() parts must be [schedule, steps], got 5 as a schedule",
+    "chain() parts must be [schedule, steps], got 5 as a schedule (a constant learning rate is a schedule so: constantLr(5))",
   );
-  bad(() => chain([constantLr(1), 0]), RangeError, "Option steps must be an integer ≥ 1, got 0");
+  bad(
+    () => chain([constantLr(1), 3], [constantLr(1), 0]),
+    RangeError,
+    "Option steps of chain() part 1 must be an integer ≥ 1, got 0",
+  );
   // The brackets forgotten: a part that is not a [schedule, steps] pair says how to write one
   // (destructured as it was, it threw the runtime's ".for is not iterable").
   bad(

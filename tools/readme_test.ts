@@ -5,7 +5,9 @@
  * and then an example gets no "not found in import map" error. And the Deno KV example makes the
  * folder of the database it opens (`Deno.openKv` creates none). The whole program after the Quick
  * start runs as written and prints what its comment says, and so does the conformance kit's
- * example. Every in-page link names a heading, and every link to a file of the repository names
+ * example; the serverless examples (optimistic, data-parallel, reading the checkpoint) run one
+ * after the other on one database, and the training-loop features' example runs, each with
+ * stand-ins for the reader's model and data. Every in-page link names a heading, and every link to a file of the repository names
  * one that exists (and a heading of it, with an anchor). The demo's and the study's tables are
  * those of their committed runs.
  */
@@ -109,6 +111,69 @@ Deno.test("README: the conformance kit's example runs as written and reports the
   assert.equal(said, "clauses kept; skipped:");
   // The in-process store keeps every clause; those skipped need a clock the kit can move.
   assert.ok(Array.isArray(skipped) && skipped.every((c) => typeof c === "string"));
+});
+
+Deno.test("README: the serverless examples run as written, one after the other, on one database", async () => {
+  const find = (needle: string) => {
+    const found = blocks("ts").filter((b) => b.includes(needle));
+    assert.equal(found.length, 1, `one example with ${needle}`);
+    return found[0];
+  };
+  // The database is one in memory (the tools' tests may write no file), shared by the examples:
+  // the data-parallel one goes on with the optimistic one's `kv` and `radam`.
+  const kv = await Deno.openKv(":memory:");
+  const shared = globalThis as { readmeKv?: Deno.Kv };
+  shared.readmeKv = kv;
+  const onKv = (example: string) =>
+    example.replace(/await Deno\.mkdir\("serverless-data"[^;]*;/, "")
+      .replaceAll('await Deno.openKv("serverless-data/training.sqlite3")', "globalThis.readmeKv")
+      .replace(/^kv\.close\(\);$/m, "");
+  // `backward`, `batch` and `request` stand for the reader's code and data (as the README says).
+  const standIns = (id: string) =>
+    `const batch = [[1, 2], [3, 4]];
+const request = { id: "${id}" };
+function backward(batch: number[][], params: Record<string, Float32Array>, grads?: Record<string, Float32Array>) {
+  const g = grads ?? { w: new Float32Array(params.w.length), b: new Float32Array(1) };
+  g.w.fill(batch.length);
+  g.b.fill(1);
+  return g;
+}
+`;
+  try {
+    await run(standIns("readme-1") + onKv(find("const done = await optimisticStep(store, {")));
+    await run(
+      `import { radam } from "jsr:@optim/radam";\nconst kv = globalThis.readmeKv;\n${
+        standIns("readme-2")
+      }` +
+        onKv(find("const trainer = dataParallel(kvCheckpointStore(kv")) +
+        "\nawait trainer.close();",
+    );
+    const printed = await run(onKv(find('kvCheckpointStore(kv, ["models", "linear"]).load()')));
+    assert.equal(printed.length, 1);
+    const [step, params] = printed[0] as [number, Record<string, Float32Array>];
+    assert.equal(step, 2, "a step of each mode");
+    assert.deepEqual(Object.keys(params), ["w", "b"]);
+    assert.deepEqual([params.w.length, params.b.length], [1024, 1]);
+  } finally {
+    delete shared.readmeKv;
+    kv.close();
+  }
+});
+
+Deno.test("README: the training-loop features' example runs as written (schedule, clipping, groups)", async () => {
+  const [example] = blocks("ts").filter((b) => b.includes("clipGradNorm: 1, // global"));
+  assert.ok(example !== undefined, "no example of the training-loop features");
+  // `w`, `b`, `out`, `inp` and `grads` stand for the reader's model and its gradient.
+  const standIns = `const out = 3, inp = 4;
+const w = new Float32Array(out * inp).fill(0.5), b = new Float32Array(out);
+const grads = { "fc.weight": new Float32Array(out * inp).fill(0.1), "fc.bias": new Float32Array(out).fill(0.1) };
+`;
+  const printed = await run(standIns + example);
+  assert.equal(printed.length, 1);
+  const [norm, skipped] = printed[0] as [number, number];
+  const expected = Math.sqrt(15 * Math.fround(0.1) ** 2);
+  assert.ok(Math.abs(norm - expected) < 1e-12, `clipping took the gradients' norm: ${norm}`);
+  assert.equal(skipped, 0);
 });
 
 /** `markdown` without its fenced blocks (indented ones too). */

@@ -4,7 +4,8 @@
 // this folder's node_modules/.cache, then installed from it). Shows that an esbuild bundle of an
 // app that only imports the adapter keeps its registration, and resumes a saved model bit for
 // bit; and that the declarations type-check under `tsc --strict` without skipLibCheck, with every
-// moduleResolution a project may have (node10 included, through typesVersions); and that a browser
+// moduleResolution a project may have (node10 included, through typesVersions), and that a
+// TypeScript file compiled to CommonJS requires every entry and runs; and that a browser
 // bundle built for an older target steps on two threads in headless Chromium with Deno's bits.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -129,6 +130,30 @@ test("tsc --strict, without skipLibCheck: both entry points beside tfjs-core 4.2
     run(process.execPath, [tsc, "-p", "tsconfig.core.json"], app),
     "",
   );
+});
+
+test("CommonJS: a TypeScript file compiled for it under module nodenext requires every entry point, and runs (npm README)", () => {
+  // The npm README says that Node 20.19 and later can `require` the package (require(esm)):
+  // a top-level await anywhere in an entry's graph would make it ERR_REQUIRE_ASYNC_MODULE.
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  assert.ok(major > 20 || minor >= 19, `Node ${process.versions.node}: the tests need 20.19+`);
+  const tsc = join(app, "node_modules", "typescript", "bin", "tsc");
+  assert.equal(
+    run(process.execPath, [tsc, "-p", "tsconfig.commonjs.json"], app),
+    "",
+  );
+  const compiled = join(app, "cjs-out", "commonjs.cjs");
+  const code = readFileSync(compiled, "utf8");
+  for (const entry of ["@optim/radam", "@optim/radam/store", "@optim/radam/tfjs"]) {
+    assert.ok(code.includes(`require("${entry}")`), `${entry} compiled to a require`);
+  }
+  const [line] = run(process.execPath, [compiled], app).split("\n");
+  const result = JSON.parse(line);
+  assert.equal(result.backend, "wasm");
+  assert.equal(result.step, 1);
+  // One RAdam step is SGD with bias-corrected momentum: lr · g.
+  assert.deepEqual(result.w, [1, 2, 3].map((g) => Math.fround(-0.1 * g)));
+  assert.deepEqual(result.v, [Math.fround(-0.1), Math.fround(-0.1)]);
 });
 
 test('tsc under moduleResolution "node10", which reads no exports: every entry point has its types', () => {

@@ -5,7 +5,17 @@
  * still load and resume bit for bit; bad configs are refused with errors that say what is wrong.
  */
 import assert from "node:assert/strict";
-import { adam, adamw, CheckpointError, lion, lookahead, radam, ranger, sgd } from "../../mod.ts";
+import {
+  adam,
+  adamw,
+  CheckpointError,
+  linearWarmup,
+  lion,
+  lookahead,
+  radam,
+  ranger,
+  sgd,
+} from "../../mod.ts";
 import { TfOptimizer, tfOptimizer, type TfOptimizerConfig } from "../../tfjs.ts";
 import { optimizerOf, RULE_TABLE } from "../rule_table.ts";
 import { decodeBase64 } from "./fixtures/base64.ts";
@@ -241,6 +251,12 @@ Deno.test("tfjs config: getConfig/fromConfig round trip; a stored schedule must 
   assert.throws(() => restored.setLearningRate(1e39), {
     name: "RangeError",
     message: /^Option lr must be ≤ 3.4028234663852886e\+38 \(the largest f32\), got 1e\+39$/,
+  });
+  // A schedule maker, its call forgotten: it was taken for a schedule, linearWarmup(t) then
+  // throwing "Option warmupSteps must be an integer ≥ 1, got undefined" inside applyGradients.
+  assert.throws(() => restored.setLearningRate(linearWarmup as unknown as number), {
+    name: "TypeError",
+    message: /got linearWarmup itself, which makes a schedule: call it, lr: linearWarmup\(/,
   });
   assert.throws(() => restored.applyGradients({ [w.name]: g }), /setLearningRate/);
   restored.setLearningRate((t) => 1e-3 * t);

@@ -1,0 +1,108 @@
+/**
+ * What the README's "Resuming" says of a redeploy that changes the optimizer's options: a stored
+ * checkpoint resumes with its own hyperparameters and training-loop options (groups, clipping),
+ * those given now not compared, and only `loadOptions.lr` changes its constant lr; an optimizer's
+ * option given in `loadOptions` says it cannot change on resume. An option of the other training
+ * mode (`gradient` given to `dataParallel`, `staleness` to `optimisticStep`) says where it goes.
+ * (Each said only which options were expected.)
+ */
+import assert from "node:assert/strict";
+import { radam, readParams } from "../mod.ts";
+import { dataParallel, memoryCheckpointStore, optimisticStep } from "../store.ts";
+
+const init = () => ({ w: new Float32Array(2), b: new Float32Array(2) });
+const ones = (state: { grads: Record<string, Float32Array> }) => {
+  for (const g of Object.values(state.grads)) g.fill(1);
+};
+
+Deno.test("store resume: a redeploy's new groups and clipping are not used; loadOptions.lr is", async () => {
+  const store = memoryCheckpointStore();
+  const first = await optimisticStep(store, {
+    optimizer: radam({ lr: 0.1 }),
+    init,
+    gradient: ones,
+  });
+  const before = await readParams(first.state);
+  // The redeploy freezes b (lrScale 0) and clips: neither is the stored optimizer's.
+  const changed = radam({ lr: 0.1, groups: [{ match: /^b$/, lrScale: 0 }], clipGradNorm: 1e-3 });
+  const second = await optimisticStep(store, { optimizer: changed, init, gradient: ones });
+  const after = await readParams(second.state);
+  assert.equal(second.step, 2);
+  assert.notDeepEqual(after.b, before.b, "b trained on: the new group is not used");
+  assert.deepEqual(after.b, after.w, "b and w alike: no group, no clipping");
+  assert.ok(Number.isNaN(second.state.lastGradNorm), "no clipping: no norm taken");
+  // loadOptions.lr replaces the stored constant lr.
+  const frozen = await optimisticStep(store, {
+    optimizer: radam(),
+    init,
+    gradient: ones,
+    loadOptions: { lr: 0 },
+  });
+  assert.deepEqual(await readParams(frozen.state), after);
+});
+
+Deno.test("store options: an optimizer's option in loadOptions says it cannot change on resume", async () => {
+  const hint = (key: string) =>
+    `(a stored checkpoint resumes with its own ${key}, whatever the optimizer's: it cannot ` +
+    "change on resume; start a new store from its parameters to change it)";
+  const loads = "expected one of backend, lr, threads, threadThreshold, states, device";
+  await assert.rejects(
+    () =>
+      optimisticStep(memoryCheckpointStore(), {
+        optimizer: radam(),
+        init,
+        gradient: ones,
+        loadOptions: { groups: [] } as never,
+      }),
+    {
+      name: "TypeError",
+      message: `Unknown option groups for optimisticStep's loadOptions; ${loads} ${hint("groups")}`,
+    },
+  );
+  assert.throws(
+    () =>
+      dataParallel(memoryCheckpointStore(), {
+        optimizer: radam(),
+        init,
+        loadOptions: { weightDecay: 0 } as never,
+      }),
+    {
+      name: "TypeError",
+      message: `Unknown option weightDecay for dataParallel's loadOptions; ${loads} ${
+        hint("weightDecay")
+      }`,
+    },
+  );
+});
+
+Deno.test("store options: an option of the other training mode says where it goes", async () => {
+  assert.throws(
+    () =>
+      dataParallel(memoryCheckpointStore(), {
+        optimizer: radam(),
+        init,
+        gradient: ones,
+      } as never),
+    {
+      name: "TypeError",
+      message:
+        /^Unknown option gradient for dataParallel; .* \(in the data-parallel mode each request computes its gradient at trainer\.params\(\)'s parameters and gives it: trainer\.submit\(\{ id, base, samples, gradient \}\)\)$/,
+    },
+  );
+  const store = memoryCheckpointStore();
+  await assert.rejects(
+    () =>
+      optimisticStep(store, {
+        optimizer: radam(),
+        init,
+        gradient: ones,
+        staleness: 4,
+      } as never),
+    {
+      name: "TypeError",
+      message:
+        /^Unknown option staleness for optimisticStep; .* \(staleness is an option of the data-parallel mode, dataParallel\(store, options\)\)$/,
+    },
+  );
+  assert.equal(await store.load(), null, "nothing saved");
+});
