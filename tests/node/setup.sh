@@ -1,8 +1,8 @@
 #!/usr/bin/env sh
 # Set-up for the Node and browser tests: Debian's Chromium (when missing, and when this user can
 # install it) and the test folder's npm packages (playwright-core, Vite, webpack, esbuild, workerd
-# and wrangler for the Cloudflare Workers tests, SvelteKit and its Cloudflare adapter, and the built
-# package), at package.json's versions.
+# and wrangler for the Cloudflare Workers tests, SvelteKit, Astro and their Cloudflare adapters,
+# nitropack, and the built package), at package.json's versions.
 set -eu
 cd "$(dirname "$0")"
 if ! command -v chromium >/dev/null 2>&1; then

@@ -15,10 +15,10 @@
 //
 // The project is wrangler_project.mjs's; Vite runs on Node (20.19 or later).
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { freePort, serveWorkerd, stopChild } from "./workerd_serve.mjs";
+import { assertKernelFile, freePort, servedBuild } from "./workerd_serve.mjs";
 import { newProject, run, withServer, workerCode } from "./wrangler_project.mjs";
 
 const expected = JSON.parse(
@@ -43,62 +43,13 @@ after(() => {
   rmSync(app, { recursive: true, force: true });
 });
 
-/** The files of `dir`, its subfolders' too, as paths relative to it. */
-function filesOf(dir) {
-  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())
-    .map((e) => relative(dir, join(e.parentPath, e.name)));
-}
-
-/** workerd's config of the build in `dir`: `main` first, its `.js` and `.wasm` files as modules. */
-function config(dir, main, port) {
-  const files = filesOf(dir);
-  const modules = [main, ...files.filter((f) => f !== main && f.endsWith(".js"))]
-    .map((f) => `(name = "${f}", esModule = embed "${f}")`)
-    .concat(
-      files.filter((f) => f.endsWith(".wasm")).map((f) => `(name = "${f}", wasm = embed "${f}")`),
-    );
-  return `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [(name = "main", worker = (
-    modules = [${modules.join(", ")}],
-    compatibilityDate = "2025-06-01",
-  ))],
-  sockets = [(name = "main", address = "127.0.0.1:${port}", http = (), service = "main")],
-);
-`;
-}
-
-/** What the build in `dir` (its entry `main`) answers at / in workerd: `{ status, text }`. */
-async function served(dir, main) {
-  const origin = `http://127.0.0.1:${await freePort()}`;
-  const { child, log } = await serveWorkerd(dir, config(dir, main, new URL(origin).port), [
-    origin,
-  ]);
-  try {
-    const response = await fetch(`${origin}/`);
-    return { status: response.status, text: await response.text(), log: log() };
-  } finally {
-    await stopChild(child);
-  }
-}
-
-/** Asserts that the build in `dir` holds the package's radam.wasm, byte for byte, once. */
-function assertKernelFile(dir) {
-  const kernels = filesOf(dir).filter((f) => f.endsWith(".wasm"));
-  assert.equal(kernels.length, 1, filesOf(dir).join(", "));
-  assert.deepEqual(
-    readFileSync(join(dir, kernels[0])),
-    readFileSync(join(app, "node_modules", "@optim", "radam", "radam.wasm")),
-  );
-}
-
 const VITE = ["node_modules", "vite", "bin", "vite.js"];
 
 test("vite build with @cloudflare/vite-plugin: the Worker keeps radam.wasm a module, and trains on wasm in workerd with the parameters of Deno's js backend", async () => {
   run(app, process.execPath, [join(app, ...VITE), "build"]);
   const dir = join(app, "dist", "radam_vite_worker");
-  assertKernelFile(dir);
-  const { status, text, log } = await served(dir, "index.js");
+  assertKernelFile(dir, app);
+  const { status, text, log } = await servedBuild(dir, "index.js");
   assert.equal(status, 200, `${text}\n${log}`);
   assert.equal(text, `wasm: ${expected.worker}`);
 });
@@ -106,8 +57,8 @@ test("vite build with @cloudflare/vite-plugin: the Worker keeps radam.wasm a mod
 test("vite build with the workerd condition and unwasm (as Nitro's cloudflare presets): the Worker loads, and trains on wasm in workerd with the parameters of Deno's js backend", async () => {
   run(app, process.execPath, [join(app, ...VITE), "build", "-c", "vite.unwasm.config.js"]);
   const dir = join(app, "dist-unwasm");
-  assertKernelFile(dir);
-  const { status, text, log } = await served(dir, "index.js");
+  assertKernelFile(dir, app);
+  const { status, text, log } = await servedBuild(dir, "index.js");
   assert.equal(status, 200, `${text}\n${log}`);
   assert.equal(text, `wasm: ${expected.worker}`);
 });

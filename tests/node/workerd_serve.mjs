@@ -1,10 +1,12 @@
 // What the tests that run workerd (the Workers runtime, from npm) and wrangler share: a free
-// local port, workerd serving a config until it answers on every origin, and a stop that always
-// ends the process (SIGTERM, then SIGKILL after 5 s).
+// local port, workerd serving a config until it answers on every origin, a bundler's build of a
+// Worker served as wrangler deploys it, and a stop that always ends the process (SIGTERM, then
+// SIGKILL after 5 s).
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
-import { basename, join } from "node:path";
+import { basename, join, relative } from "node:path";
 import workerdPackage from "workerd";
 
 /**
@@ -95,4 +97,62 @@ export async function stopChild(child, { group = false } = {}) {
   const timer = setTimeout(() => signal("SIGKILL"), 5000);
   await gone;
   clearTimeout(timer);
+}
+
+/** The files of `dir`, its subfolders' too, as paths relative to it. */
+export function filesOf(dir) {
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)));
+}
+
+/**
+ * Asserts that the build in `dir` holds the package's radam.wasm (as installed in project `app`),
+ * byte for byte, once.
+ */
+export function assertKernelFile(dir, app) {
+  const kernels = filesOf(dir).filter((f) => f.endsWith(".wasm"));
+  assert.equal(kernels.length, 1, filesOf(dir).join(", "));
+  assert.deepEqual(
+    readFileSync(join(dir, kernels[0])),
+    readFileSync(join(app, "node_modules", "@optim", "radam", "radam.wasm")),
+  );
+}
+
+/**
+ * workerd's config of the build in `dir` (a bundler's output), as wrangler deploys one with
+ * `no_bundle`: `main` first, its other `.js` and `.mjs` files ES modules and its `.wasm` files
+ * `wasm` modules; no bindings.
+ */
+function buildConfig(dir, main, port) {
+  const files = filesOf(dir);
+  const modules = [main, ...files.filter((f) => f !== main && /\.m?js$/.test(f))]
+    .map((f) => `(name = "${f}", esModule = embed "${f}")`)
+    .concat(
+      files.filter((f) => f.endsWith(".wasm")).map((f) => `(name = "${f}", wasm = embed "${f}")`),
+    );
+  return `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [(name = "main", worker = (
+    modules = [${modules.join(", ")}],
+    compatibilityDate = "2025-06-01",
+  ))],
+  sockets = [(name = "main", address = "127.0.0.1:${port}", http = (), service = "main")],
+);
+`;
+}
+
+/**
+ * What the build in `dir` (its entry `main`) answers at `path` in workerd:
+ * `{ status, text, log }`, `log` what workerd printed. workerd is stopped after.
+ */
+export async function servedBuild(dir, main, path = "/") {
+  const origin = `http://127.0.0.1:${await freePort()}`;
+  const config = buildConfig(dir, main, new URL(origin).port);
+  const { child, log } = await serveWorkerd(dir, config, [origin]);
+  try {
+    const response = await fetch(`${origin}${path}`);
+    return { status: response.status, text: await response.text(), log: log() };
+  } finally {
+    await stopChild(child);
+  }
 }
