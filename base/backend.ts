@@ -171,6 +171,9 @@ export interface DeviceCounter {
   writeScalars(t: number, groups: readonly StepScalars[]): void;
   /** Resolves when the device has reported every step submitted so far. */
   settle(): Promise<void>;
-  /** Sets the counts of a state being restored (before its first step). */
-  start(steps: number, skipped: number): void;
+  /**
+   * Sets the counts of a state being restored (before its first step), and the order its
+   * gradients are checked in (`visit`, layout indices): a halt names the first bad one in it.
+   */
+  start(steps: number, skipped: number, visit?: readonly number[]): void;
 }

@@ -202,6 +202,16 @@ fn difference_checked(x: vec4<f32>, sx: vec4<u32>, y: vec4<f32>, sy: vec4<u32>) 
   return sum_checked(x, sx, -y, special_times(sy, -1.0));
 }
 
+// The special of the gradient a rule steps with, grad_scale · (g · pre) + wd · p with a coupled
+// decay wd (0: none), from g as stored (its bits gb) and p (its special sp0), as IEEE-754 has it:
+// g's scaled, or the sum's (an overflow of the sum, or ∞ − ∞). (grad_scale · (g · pre) cannot
+// overflow: neither factor is above 1.)
+fn grad_special(grad_scale: f32, pre: f32, g: vec4<f32>, gb: vec4<u32>, p0: vec4<f32>, sp0: vec4<u32>, wd: f32) -> vec4<u32> {
+  let sg = special_times(gb, grad_scale);
+  if (wd == 0.0) { return sg; }
+  return sum_checked(grad_scale * (g * pre), sg, wd * p0, times_checked(p0, sp0, wd));
+}
+
 // Whether any of four values as stored (bits) has a magnitude of bits \`limit\` or more, lane by
 // lane: NaN and infinities always (limit is at most +Infinity's bits). A rule takes such a vec4
 // through its checked path, with a limit below which none of its f32 operations can overflow.

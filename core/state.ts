@@ -276,16 +276,17 @@ export function restoreState<T>(
       }
     }
   }
+  const order = info.order ?? layout.names;
+  const visit = layoutIndices(layout, order);
   if (!onHost(backend)) {
     backend.planCentralize(gcSegments); // a tensor it cannot centralize is refused now
-    backend.counter.start(info.steps ?? 0, info.skipped ?? 0);
+    backend.counter.start(info.steps ?? 0, info.skipped ?? 0, visit);
   }
   // The blocks the kernels read: one per group up to the largest a run uses.
   const groups = config.loop.groups.slice(0, blockCount(layout.segments) - 1);
   const hyper = config.hyperparameters as Hyperparameters;
   const { rule, tag } = originOf(config);
   const blocks = [hyper, ...groups].map(() => ({ ...zeroScalars(rule.scalars), rule: tag }));
-  const order = info.order ?? layout.names;
   return new StateHandle({
     config: config as Settings,
     rule,
@@ -296,7 +297,7 @@ export function restoreState<T>(
     gcSegments,
     shapes,
     order,
-    visit: layoutIndices(layout, order),
+    visit,
     groupHypers: [hyper, ...groups.map((g) => ({ ...hyper, weightDecay: g.weightDecay }))],
     groupLrScales: [1, ...groups.map((g) => g.lrScale)],
     groupScalars: blocks,

@@ -71,3 +71,30 @@ export async function buffersRefused(
     scratch?.destroy();
   }
 }
+
+/**
+ * The error of a step whose command buffer the GPU refused (`error`), which read `buffers` of
+ * the caller's (`which` names them): where the GPU takes those buffers alone
+ * ({@linkcode buffersRefused}), it refused the library's own commands, and the error says so;
+ * else a TypeError: they must be live buffers of the state's device.
+ *
+ * @example
+ * ```ts ignore
+ * const e = await refusalError(device, gpuError, 'the gradient of parameter "w"', [gradBuffer]);
+ * ```
+ */
+export async function refusalError(
+  device: GPUDevice,
+  error: GPUError,
+  which: string,
+  buffers: readonly GPUBuffer[],
+): Promise<Error> {
+  if (await buffersRefused(device, buffers) === false) {
+    return new Error(
+      `The GPU refused the library's own commands of a step (${error.message}): the buffers it reads of yours (${which}) are live GPUBuffers of the state's device, so the fault is not theirs but of this library or of the GPU's driver; that step was not taken (nothing of it ran)`,
+    );
+  }
+  return new TypeError(
+    `The GPU refused a step (${error.message}): the buffers it reads of yours (${which}) must be live GPUBuffers (not destroyed) of the state's device; that step was not taken (nothing of it ran)`,
+  );
+}

@@ -13,10 +13,11 @@
 import type { ArenaLayout } from "../base/arena.ts";
 import type { DeviceCounter } from "../base/backend.ts";
 import { blockCount, type ScalarLayout, type StepScalars } from "../base/scalars.ts";
-import { label } from "../base/tensors.ts";
 import { wgslStruct, wordsOf, type WordType } from "./_wgsl.ts";
 import { explainMapFailure } from "./map_failure.ts";
-import { RING_AHEAD, RING_KEPT, ScalarRing } from "./scalar_ring.ts";
+import type { NonFiniteOrder } from "./nonfinite_order.ts";
+import { HALT, nonFiniteError, noScalarsError } from "./halt_error.ts";
+import { RING_AHEAD, ScalarRing } from "./scalar_ring.ts";
 
 /**
  * The words of the control buffer: the step's gradient norm and non-finite key (written by the
@@ -36,7 +37,7 @@ export const CONTROL = {
    * where one is ±Infinity, as the CPU backends' float64 norm.
    */
   norm: "f32",
-  /** 0xffffffff − (first non-finite element of the grads section), or 0 when all are finite. */
+  /** 0xffffffff − (first non-finite gradient's position in init's order), or 0 if none. */
   key: "u32",
   /** The t' (scalar_ring.ts) this step's update runs at, or 0 when it does not run (`decide`). */
   step_t: "u32",
@@ -55,7 +56,7 @@ export const CONTROL = {
   skipped: "u32",
   /** One of {@linkcode HALT}. */
   halted: "u32",
-  /** The first non-finite element of the halting step. */
+  /** The position in init's order of the first non-finite gradient of the halting step. */
   first_bad: "u32",
   /** The bits of the norm of the last step taken or skipped (NaN's where none is computed). */
   norm_bits: "u32",
@@ -71,8 +72,7 @@ export const CONTROL_WORD = wordsOf(CONTROL);
 /** Bytes of the control buffer. */
 export const CONTROL_BYTES = 4 * Object.keys(CONTROL).length;
 
-/** Values of `halted`: running, halted by a non-finite gradient ("throw"), no scalars for t. */
-export const HALT = { running: 0, nonFinite: 1, noScalars: 2 } as const;
+export { HALT } from "./halt_error.ts";
 
 const NAN_BITS = 0x7fc00000;
 
@@ -150,7 +150,7 @@ export class GpuStepCounter implements DeviceCounter {
   /** The ring of scalars the kernels read. */
   readonly ring: ScalarRing;
   readonly #device: GPUDevice;
-  readonly #layout: ArenaLayout;
+  readonly #order: NonFiniteOrder;
   readonly #checkUsable: () => void;
   readonly #staging: GPUBuffer;
   readonly #reported: Reported = { submitted: 0, taken: 0, skipped: 0, norm: NaN };
@@ -192,9 +192,10 @@ export class GpuStepCounter implements DeviceCounter {
     layout: ArenaLayout,
     scalars: ScalarLayout,
     checkUsable: () => void,
+    order: NonFiniteOrder,
   ) {
     this.#device = device;
-    this.#layout = layout;
+    this.#order = order;
     this.#checkUsable = checkUsable;
     this.ring = new ScalarRing(device, blockCount(layout.segments), scalars);
     this.control = device.createBuffer({
@@ -227,8 +228,12 @@ export class GpuStepCounter implements DeviceCounter {
     return RING_AHEAD;
   }
 
-  /** `submitted`: the submissions to count from, 0 (tests start near the device's u32 wrap). */
-  start(steps: number, skipped: number, submitted = 0): void {
+  /**
+   * `visit`: the layout indices in the order gradients are checked in (a halt names the first
+   * bad one in it); `submitted`: the submissions to count from (tests start near the u32 wrap).
+   */
+  start(steps: number, skipped: number, visit?: readonly number[], submitted = 0): void {
+    if (visit) this.#order.set(visit);
     Object.assign(this.#reported, { submitted, taken: steps, skipped, norm: NaN });
     this.#baseTaken = steps;
     this.#submitted = this.#countedFrom = this.#readbackFrom = submitted;
@@ -461,40 +466,12 @@ export class GpuStepCounter implements DeviceCounter {
     const halted = words[CONTROL_WORD.halted];
     const haltedAt = unwrap(CONTROL_WORD.halted_at);
     if (halted !== HALT.running && !this.#fault && haltedAt > this.#countedFrom) {
-      this.#fault = this.#haltError(halted, words[CONTROL_WORD.first_bad], haltedAt);
+      const later = this.#submitted - haltedAt;
+      const step = r.taken + 1;
+      this.#fault = halted === HALT.noScalars
+        ? noScalarsError(step, later)
+        : nonFiniteError(this.#order.locate(words[CONTROL_WORD.first_bad]), step, later);
       this.#faultAt = haltedAt;
     }
-  }
-
-  /**
-   * The error of a halt the device reported: {@linkcode HALT} `nonFinite` (the first bad
-   * gradient at element `firstBad` of the grads section) or `noScalars`, at submission
-   * `haltedAt`.
-   */
-  #haltError(halted: number, firstBad: number, haltedAt: number): Error {
-    const r = this.#reported;
-    const later = this.#submitted - haltedAt;
-    const after = later > 0
-      ? `, nor ${
-        later === 1 ? "the step" : `the ${later} steps`
-      } submitted after it before the GPU reported it`
-      : "";
-    if (halted === HALT.noScalars) {
-      return new Error(
-        `The WebGPU state stopped at step ${
-          r.taken + 1
-        }: more than ${RING_KEPT} steps were submitted without a report from the GPU, and some were skipped, so the step's scalars were no longer kept; that step was not taken${after}. Await readParams(state) now and then in long loops`,
-      );
-    }
-    const layout = this.#layout;
-    let k = layout.names.length - 1;
-    while (k > 0 && (layout.offsets[k] > firstBad || layout.lengths[k] === 0)) k--;
-    return new RangeError(
-      `The gradient of ${label(layout.names[k])} holds NaN or ±Infinity at index ${
-        firstBad - layout.offsets[k]
-      } (step ${
-        r.taken + 1
-      }); the step was not taken${after}. WebGPU reports it at the first call after the GPU ran that step`,
-    );
   }
 }

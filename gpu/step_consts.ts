@@ -27,6 +27,8 @@ export const STEP_CONSTS = {
   norm_computed: "u32",
   /** Moments the state keeps (0, 1 or 2): the kernels read and write only those. */
   moments: "u32",
+  /** Order rows after the segment rows of the segment table (nonfinite_order.ts); at least 1. */
+  order_rows: "u32",
 } as const satisfies Record<string, WordType>;
 
 /** Values of the constants uniform, by name. */
@@ -48,7 +50,7 @@ export const STEP_CONSTS_WGSL = wgslStruct("Consts", STEP_CONSTS);
  *
  * const data = stepConstsData({
  *   segment_count: 0, clip: 1, clip_max: 0.5, check: 1, halt_on_bad: 0,
- *   ring_size: 1088, stride: 16, norm_computed: 1, moments: 2,
+ *   ring_size: 1088, stride: 16, norm_computed: 1, moments: 2, order_rows: 1,
  * });
  * assert.equal(new Float32Array(data)[2], 0.5);
  * ```

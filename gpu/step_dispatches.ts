@@ -1,22 +1,11 @@
 /**
  * The bind groups of a WebGPU state's step, made once from its chunk plan (arena_plan.ts): the
  * norm's chunks, the decision, the step's chunks (each param updated in place bound from the
- * caller's buffer), the masked copies of those params, and the segment table of parameter
- * groups.
+ * caller's buffer), and the masked copies of those params.
  *
  * @module
  */
-import {
-  type ArenaLayout,
-  EXP_AVG,
-  EXP_AVG_SQ,
-  GRADS,
-  PARAMS,
-  SEGMENT_ROW_BYTES,
-  SEGMENT_ROW_WORDS,
-  SLOW,
-  writeSegmentTable,
-} from "../base/arena.ts";
+import { EXP_AVG, EXP_AVG_SQ, GRADS, PARAMS, SLOW } from "../base/arena.ts";
 import { CHUNK_BYTES, CHUNK_WORD } from "./_wgsl.ts";
 import { ALIGN_BYTES, type ChunkPlan, type ChunkRange, type StepChunk } from "./arena_plan.ts";
 import type { GpuTensor } from "./gpu_tensors.ts";
@@ -28,7 +17,7 @@ export interface StepBuffers {
   sections: readonly GPUBuffer[];
   /** The constants uniform (step_consts.ts). */
   consts: GPUBuffer;
-  /** The segment table. */
+  /** The segment table, with its order rows (nonfinite_order.ts). */
   segments: GPUBuffer;
   /** A placeholder bound as the first moments where the rule keeps none. */
   m: GPUBuffer | undefined;
@@ -56,28 +45,6 @@ export interface StepDispatches {
   inPlaceWrites: Dispatch[];
   /** The chunk uniforms and the partials (freed with the state). */
   buffers: GPUBuffer[];
-}
-
-/**
- * The segment table of `layout` (rows of base/arena.ts `SEGMENT_ROW`: start, end and group
- * of each parameter-group run; one row, not read, without groups).
- *
- * @example
- * ```ts ignore
- * const segments = createSegmentTable(device, layout);
- * ```
- */
-export function createSegmentTable(device: GPUDevice, layout: ArenaLayout): GPUBuffer {
-  const count = layout.segments.length;
-  const words = new Uint32Array(count * SEGMENT_ROW_WORDS);
-  writeSegmentTable(layout, words);
-  const buffer = device.createBuffer({
-    label: "radam segments",
-    size: Math.max(1, count) * SEGMENT_ROW_BYTES,
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-  });
-  if (count > 0) device.queue.writeBuffer(buffer, 0, words);
-  return buffer;
 }
 
 /** The chunk uniforms of a step's dispatches: one entry a chunk, written once. */
@@ -121,6 +88,7 @@ interface NormBindings {
   readonly control: GPUBufferBinding;
   readonly ring: GPUBufferBinding;
   readonly s: GPUBufferBinding;
+  readonly segments: GPUBufferBinding;
 }
 
 /**
@@ -151,6 +119,8 @@ function normDispatches(
       g: b.grads(c),
       chunk: b.chunks.entry(c.start, c.count, c.partialBase),
       partials: { buffer: b.partials },
+      segments: b.segments,
+      s,
     }),
     grid: c.grid,
   }));
@@ -191,6 +161,7 @@ export function buildStepDispatches(
   const control = { buffer: buffers.control };
   const ring = { buffer: buffers.ring };
   const s = { buffer: buffers.consts };
+  const segments = { buffer: buffers.segments };
   const { decision, norm } = normDispatches(device, pipelines, plan, normComputed, {
     chunks,
     grads: (c) => section(GRADS, c.start, c.count),
@@ -198,6 +169,7 @@ export function buildStepDispatches(
     control,
     ring,
     s,
+    segments,
   });
   /** A section's binding for a chunk, or the placeholder of a section the state lacks. */
   const bound = (k: number, placeholder: GPUBuffer | undefined, c: StepChunk) =>
@@ -226,7 +198,7 @@ export function buildStepDispatches(
         s,
         chunk,
         slow: bound(SLOW, buffers.slow, c),
-        segments: { buffer: buffers.segments },
+        segments,
         control,
         ring,
       }),

@@ -45,7 +45,7 @@ import type { NonFinitePolicy } from "../base/options.ts";
 import type { Rule } from "../base/rule.ts";
 import { label } from "../base/tensors.ts";
 import { type GpuPlanLimits, planChunks } from "./arena_plan.ts";
-import { buffersRefused } from "./buffer_probe.ts";
+import { refusalError } from "./buffer_probe.ts";
 import { Centralizations } from "./centralize.ts";
 import {
   compactOf,
@@ -63,6 +63,7 @@ import {
 import { GpuStepCounter } from "./device_counter.ts";
 import { type CheckedGpuGrad, checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
 import { GradLoads } from "./grad_loads.ts";
+import { NonFiniteOrder } from "./nonfinite_order.ts";
 import { type Dispatch, dispatchEach, type Pipelines } from "./pipelines.ts";
 import { RING_SIZE } from "./scalar_ring.ts";
 import {
@@ -75,7 +76,7 @@ import {
   type Snapshot,
 } from "./section_io.ts";
 import { STEP_CONSTS_BYTES, stepConstsData } from "./step_consts.ts";
-import { buildStepDispatches, createSegmentTable } from "./step_dispatches.ts";
+import { buildStepDispatches } from "./step_dispatches.ts";
 
 /**
  * How a backend's step treats the gradients, and the params the caller owns (see
@@ -148,9 +149,15 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.#centralizations = new Centralizations(device, pipelines, limits, this.#sections[GRADS]);
     const { nonFinite = "propagate", clipGradNorm } = options;
     const inPlaceParams = options.inPlaceParams ?? new Map<number, GpuTensor>();
-    const segments = createSegmentTable(device, layout);
-    this.#extraBuffers.push(segments);
-    this.counter = new GpuStepCounter(device, layout, rule.scalars, () => this.checkUsable());
+    const order = new NonFiniteOrder(device, layout);
+    this.#extraBuffers.push(order.segments);
+    this.counter = new GpuStepCounter(
+      device,
+      layout,
+      rule.scalars,
+      () => this.checkUsable(),
+      order,
+    );
     this.#normComputed = nonFinite !== "propagate" || clipGradNorm !== undefined;
     const consts = this.#buffer("constants", STEP_CONSTS_BYTES, GPUBufferUsage.UNIFORM);
     device.queue.writeBuffer(
@@ -166,6 +173,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
         stride: this.counter.ring.stride,
         norm_computed: this.#normComputed ? 1 : 0,
         moments: [EXP_AVG, EXP_AVG_SQ].filter((k) => hasSection(layout, k)).length,
+        order_rows: order.rows,
       }),
     );
     const params = slotsOf(layout, this.#sections[PARAMS]);
@@ -190,7 +198,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     const dispatches = buildStepDispatches(device, pipelines, plan, inPlaceParams, {
       sections: this.#sections,
       consts,
-      segments,
+      segments: order.segments,
       m: absent(EXP_AVG, "no first moment"),
       v: absent(EXP_AVG_SQ, "no second moment"),
       slow: absent(SLOW, "no slow weights"),
@@ -340,8 +348,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   /**
    * The error of a step whose command buffer the GPU refused, naming the buffers of the
    * caller's it used: the gradients of tensors `foreign` (layout indices) and the params in
-   * caller's buffers. Which one's fault it was is asked of the GPU (`buffersRefused`): where it
-   * takes the caller's buffers alone, it refused the library's own commands, and says so.
+   * caller's buffers (`refusalError` asks the GPU whose fault it was).
    */
   #refusal(foreign: readonly number[]): (error: GPUError) => Promise<Error> {
     // (The arrays are reused.)
@@ -357,14 +364,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
         ...gradBuffers,
         ...this.#callerParams.map((i) => this.params[names[i]].buffer),
       ];
-      if (await buffersRefused(this.#device, buffers) === false) {
-        return new Error(
-          `The GPU refused the library's own commands of a step (${error.message}): the buffers it reads of yours (${which}) are live GPUBuffers of the state's device, so the fault is not theirs but of this library or of the GPU's driver; that step was not taken (nothing of it ran)`,
-        );
-      }
-      return new TypeError(
-        `The GPU refused a step (${error.message}): the buffers it reads of yours (${which}) must be live GPUBuffers (not destroyed) of the state's device; that step was not taken (nothing of it ran)`,
-      );
+      return await refusalError(this.#device, error, which, buffers);
     };
   }
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { SEGMENT_WGSL } from "../base/arena.ts";
 import {
   type Binding,
   CHUNK_WGSL,
@@ -26,8 +27,8 @@ export const NORM_ELEMENTS_PER_WORKGROUP = 4 * WORKGROUP_SIZE * NORM_VECTORS_PER
 export const NORM_PARTIAL_BYTES = 16;
 
 /**
- * WGSL of the workgroup reductions of the norm kernels (over the workgroup arrays `wf`, `wu`),
- * the non-finite key, and the NaN test (with the workgroup's NaN flag `wnan`, set to 1 by any
+ * WGSL of the workgroup reductions of the norm kernels (over the workgroup arrays `wf`, `wu`)
+ * and the NaN test (with the workgroup's NaN flag `wnan`, set to 1 by any
  * invocation that saw a NaN: the norm is NaN where a gradient is NaN, else +Infinity where one
  * is ±Infinity).
  */
@@ -57,19 +58,32 @@ fn reduce_sum(lid: u32) {
   }
 }
 
-// The key of the first NaN or ±Infinity among the four elements from element e, or 0.
-fn bad_key(x: vec4<f32>, e: u32) -> u32 {
-  let bad = (bitcast<vec4<u32>>(x) & vec4<u32>(0x7f800000u)) == vec4<u32>(0x7f800000u);
-  if (bad.x) { return 0xffffffffu - e; }
-  if (bad.y) { return 0xffffffffu - (e + 1u); }
-  if (bad.z) { return 0xffffffffu - (e + 2u); }
-  if (bad.w) { return 0xffffffffu - (e + 3u); }
-  return 0u;
-}
-
 // Whether one of the four elements is NaN (tested on the bits, as bad_key).
 fn has_nan(x: vec4<f32>) -> bool {
   return any((bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u));
+}`;
+
+/**
+ * WGSL of `bad_key(x, e)`: the key of the first NaN or ±Infinity among the four elements from
+ * element e of the grads section (tested on the bits: a compiler may assume finite floats), or 0
+ * where all four are finite: 0xffffffff − its position in the order the gradients are checked
+ * in (init's), from the order rows of the segment table (nonfinite_order.ts), so that the
+ * largest key is the first bad gradient in that order. The search runs only for a vec4 holding
+ * one (a vec4 never straddles two tensors: they start at 64-element offsets). Needs `segments`
+ * and the constants `s` bound.
+ */
+export const BAD_KEY_WGSL = /* wgsl */ `
+fn bad_key(x: vec4<f32>, e: u32) -> u32 {
+  let bad = (bitcast<vec4<u32>>(x) & vec4<u32>(0x7f800000u)) == vec4<u32>(0x7f800000u);
+  if (!any(bad)) { return 0u; }
+  let lane = select(select(select(3u, 2u, bad.z), 1u, bad.y), 0u, bad.x);
+  var lo = s.segment_count;
+  var hi = s.segment_count + s.order_rows - 1u;
+  while (lo < hi) {
+    let mid = (lo + hi + 1u) / 2u;
+    if (segments[mid].start <= e) { lo = mid; } else { hi = mid - 1u; }
+  }
+  return 0xffffffffu - (segments[lo].group + (e + lane - segments[lo].start));
 }`;
 
 /**
@@ -131,6 +145,8 @@ const PARTIAL_BINDINGS: readonly Binding[] = [
   { name: "g", type: "array<vec4<f32>>", kind: "read-only-storage" },
   { name: "chunk", type: "Chunk", kind: "uniform" },
   { name: "partials", type: "array<Partial>", kind: "storage" },
+  { name: "segments", type: "array<Segment>", kind: "read-only-storage" },
+  { name: "s", type: "Consts", kind: "uniform" },
 ];
 
 /**
@@ -138,9 +154,8 @@ const PARTIAL_BINDINGS: readonly Binding[] = [
  * workgroup a {@linkcode NORM_ELEMENTS_PER_WORKGROUP} gradients of a chunk of the grads section):
  * each invocation reads its 16 vec4s (coalesced: vec4 `k · 64 + lid` of the workgroup's block)
  * once into registers, takes their largest |g| and the sum of (g / largest)², and a key locating
- * its first NaN or ±Infinity (tested on the bits: a compiler may assume finite floats):
- * 0xffffffff − the element's index in the grads section, or 0 when all are finite, so that the
- * largest key is the first such element, and whether one is NaN. One tree reduction combines
+ * its first NaN or ±Infinity in init's order (`bad_key`: the largest key is the first such
+ * element), and whether one is NaN. One tree reduction combines
  * the (largest, sum, key) triples: largest M = max(m1, m2), sum = s1 · (m1 / M)² + s2 · (m2 /
  * M)². `total` (one workgroup) combines the workgroups' triples the same way: norm = M ·
  * sqrt(sum), or NaN or +Infinity where a gradient is not finite (see `set_norm`).
@@ -150,9 +165,12 @@ export const GRAD_NORM_PARTIAL: Kernel = {
   bindings: PARTIAL_BINDINGS,
   code: /* wgsl */ `
 ${CHUNK_WGSL}
+${STEP_CONSTS_WGSL}
+${SEGMENT_WGSL}
 ${PARTIAL_WGSL}
 ${declareBindings(PARTIAL_BINDINGS)}
 ${NORM_WORKGROUP_WGSL}
+${BAD_KEY_WGSL}
 var<workgroup> ws: array<f32, ${WORKGROUP_SIZE}>;
 
 @compute @workgroup_size(${WORKGROUP_SIZE})

@@ -28,7 +28,12 @@ import {
 import { DECIDE_WGSL } from "./device_counter.ts";
 import { RING_WGSL } from "./scalar_ring.ts";
 import { STEP_CONSTS_WGSL } from "./step_consts.ts";
-import { NORM_ELEMENTS_PER_WORKGROUP, NORM_WORKGROUP_WGSL, SET_NORM_WGSL } from "./wgsl_norm.ts";
+import {
+  BAD_KEY_WGSL,
+  NORM_ELEMENTS_PER_WORKGROUP,
+  NORM_WORKGROUP_WGSL,
+  SET_NORM_WGSL,
+} from "./wgsl_norm.ts";
 
 /**
  * Largest arena (elements) stepped by `step_small`, the whole step in one dispatch of one
@@ -191,6 +196,7 @@ ${declareBindings(STEP_BINDINGS)}
 ${RING_WGSL}
 ${DECIDE_WGSL}
 ${NORM_WORKGROUP_WGSL}
+${BAD_KEY_WGSL}
 ${SET_NORM_WGSL}
 ${RULE_VALUES_WGSL}
 ${FINISH_WGSL}

@@ -428,11 +428,7 @@ fn adam_special(b: AdamScalars, grad_scale: f32, pre: f32, p0: vec4<f32>, pb: ve
   let nan = vec4<u32>(0x7fc00000u);
   let z = vec4<u32>(0u);
   let sp0 = special_times(pb, 1.0);
-  // (grad_scale · (g · pre) cannot overflow: neither factor is above 1.)
-  var sg = special_times(gb, grad_scale);
-  if (b.coupledDecay != 0.0) {
-    sg = sum_checked(grad_scale * (g * pre), sg, b.coupledDecay * p0, times_checked(p0, sp0, b.coupledDecay));
-  }
+  let sg = grad_special(grad_scale, pre, g, gb, p0, sp0, b.coupledDecay);
   let mi = b.beta1 * m0 + b.oneMinusBeta1 * gi;
   let sm = sum_checked(b.beta1 * m0, times_checked(m0, special_times(mb, 1.0), b.beta1), b.oneMinusBeta1 * gi, times_checked(gi, sg, b.oneMinusBeta1));
   let gg = gi * gi;

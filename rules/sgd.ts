@@ -183,11 +183,7 @@ fn rule_values(base: u32, grad_scale: f32, pre: f32, p0: vec4<f32>, g: vec4<f32>
   let mb = bitcast<vec4<u32>>(m0);
   if (any(at_least(pb, gb, mb, vec4<u32>(0u), sgd_limit(b)))) {
     let sp0 = special_times(pb, 1.0);
-    // (grad_scale · (g · pre) cannot overflow: neither factor is above 1.)
-    var sg = special_times(gb, grad_scale);
-    if (b.coupledDecay != 0.0) {
-      sg = sum_checked(grad_scale * (g * pre), sg, b.coupledDecay * p0, times_checked(p0, sp0, b.coupledDecay));
-    }
+    let sg = grad_special(grad_scale, pre, g, gb, p0, sp0, b.coupledDecay);
     var sd = sg;
     if (b.mode != ${MODE_PLAIN}u) {
       r.ms = sum_checked(b.bufferDecay * m0, times_checked(m0, special_times(mb, 1.0), b.bufferDecay), b.bufferGrad * gi, times_checked(gi, sg, b.bufferGrad));

@@ -124,6 +124,7 @@ Deno.test("gpu plan: the WGSL structs are the word tables the host writes by", (
     stride: 24,
     norm_computed: 1,
     moments: 2,
+    order_rows: 1,
   });
   const names = Object.keys(STEP_CONSTS);
   assert.equal(new Float32Array(data)[names.indexOf("clip_max")], 0.5);

@@ -111,7 +111,7 @@ Deno.test({
         });
         backend.writeHostParams({ w });
         const wrapped = restoreState<unknown>(opt.settings, backend);
-        backend.counter.start(0, 0, 2 ** 32 - 3);
+        backend.counter.start(0, 0, undefined, 2 ** 32 - 3);
         const got = await run(wrapped);
         const want = await run(await opt.init({ w }, { device: device! }));
         assert.deepEqual(got, want, nonFinite);
@@ -140,7 +140,7 @@ Deno.test({
       backend.writeHostParams({ w });
       let state = restoreState<unknown>(opt.settings, backend);
       // As after 2^32 − 2 submissions since the start, every one skipped.
-      backend.counter.start(0, 0, 2 ** 32 - 2);
+      backend.counter.start(0, 0, undefined, 2 ** 32 - 2);
       device!.queue.writeBuffer(
         backend.counter.control,
         CONTROL_WORD.skipped * 4,

@@ -222,6 +222,27 @@ Deno.test("webgpu kernels: every rule reads the bits of each value it steps as s
   }
 });
 
+Deno.test("webgpu kernels: Adam and SGD decide the special of their coupled-decay gradient g + wd · p with one helper, from g's bits and p's special", () => {
+  const shared = functionsOf(stepKernels(ADAM).step.code).get("grad_special")!.body;
+  assert.match(shared, /let sg = special_times\(gb, grad_scale\);/);
+  assert.match(shared, /if \(wd == 0\.0\) \{ return sg; \}/);
+  assert.match(
+    shared,
+    /sum_checked\(grad_scale \* \(g \* pre\), sg, wd \* p0, times_checked\(p0, sp0, wd\)\)/,
+  );
+  for (const rule of [ADAM, SGD]) {
+    for (const code of [stepKernels(rule).step.code, compactKernel(rule).code]) {
+      // Written once: the sum's special is the helper's alone.
+      assert.equal(code.split("sum_checked(grad_scale * (g * pre)").length - 1, 1, rule.name);
+      assert.match(
+        code,
+        /let sg = grad_special\(grad_scale, pre, g, gb, p0, sp0, b\.coupledDecay\);/,
+        rule.name,
+      );
+    }
+  }
+});
+
 Deno.test("webgpu kernels: every parameter, moment and slow weight is stored with its special (a NaN or an infinity as bits), and 8-bit codes of an infinity come from its bits", () => {
   const step = stepKernels(ADAM).step.code;
   const stores = [...step.matchAll(/\b([mv])\[i\]\s*=\s*([^;]*);/g)];
