@@ -2,8 +2,8 @@
  * The TensorFlow.js optimizer class: a subclass of tfjs-core's `Optimizer` that keeps one state
  * of this library over the variables it is given, keyed by variable name. A facade over the CPU
  * and WebGPU paths and the state kept aside for variables not in the current one
- * (state_paths.ts), the weights in and out (weights.ts), the notes of skipped steps
- * (skip_notes.ts) and the config (config.ts).
+ * (state_paths.ts), the weights out (weights.ts) and in (set_weights.ts, from_checkpoint.ts), the
+ * notes of skipped steps (skip_notes.ts) and the config (config.ts).
  *
  * @module
  */
@@ -27,7 +27,9 @@ import {
   type SettingsHolder,
   type TfOptimizerOptions,
 } from "./options.ts";
-import { keptFromCheckpoint, keptFromWeights, weightsOf } from "./weights.ts";
+import { keptFromCheckpoint } from "./from_checkpoint.ts";
+import { keptFromWeights } from "./set_weights.ts";
+import { weightsOf } from "./weights.ts";
 
 /** The error of a disposed optimizer used. */
 const DISPOSED_MESSAGE =
