@@ -9,7 +9,8 @@ import type { LearningRate } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
 import { stateInternals } from "../core/state.ts";
 import { dispose, loadState } from "../core/operations.ts";
-import { compactCopies, type Kept, stateViews } from "./kept.ts";
+import { compactCopies, stateViews } from "./host_state.ts";
+import type { Kept } from "./kept.ts";
 import { entryOf } from "./layout.ts";
 import { checkSameKinds, inTfjsLayout } from "./matching.ts";
 /**

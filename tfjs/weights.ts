@@ -17,14 +17,8 @@ import { codeWeights, SCALES } from "./codes.ts";
 import { codesName } from "./code_order.ts";
 import type { NamedTensor } from "./gradients.ts";
 import { iterTensor } from "./iter.ts";
-import {
-  arenaFits,
-  baseName,
-  compactCopies,
-  inTfjsOrder,
-  type Kept,
-  type KeptStates,
-} from "./kept.ts";
+import { compactCopies } from "./host_state.ts";
+import { arenaFits, baseName, inTfjsOrder, type Kept, type KeptStates } from "./kept.ts";
 import { type Entry, entryOf, fromArena, sameShape } from "./layout.ts";
 import { type WeightKind, weightKinds } from "./weight_kinds.ts";
 
