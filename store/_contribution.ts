@@ -6,7 +6,7 @@
  * @module
  */
 import { checkRequestId, described } from "./_checks.ts";
-import type { Local } from "./_fold.ts";
+import type { Local } from "./_fold_state.ts";
 import type { Contribution, SubmitResult } from "./parallel.ts";
 
 /**
