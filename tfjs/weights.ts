@@ -42,30 +42,12 @@ export async function weightsOf(
   kept: KeptStates,
 ): Promise<NamedTensor[]> {
   const kinds = weightKinds(config);
-  const data: (Record<string, Float32Array> | undefined)[] = [];
-  let codes: Record<string, CompactMoment>[] = [];
   const state = live?.state;
-  let steps = state?.step ?? kept.steps;
   // (Taken now: setWeights or loadState may replace them while the state is read.)
   const keptNow = [...kept.values()];
-  const backend = state && stateInternals(state).backend;
-  const onDevice = backend !== undefined && backend.kind !== "host";
-  // On a device, the count at the call takes the steps not yet reported as taken; the reads
-  // wait for those reports, and a step the device skipped among them was not taken.
-  const counter = onDevice ? backend.counter : undefined;
-  const skipped = counter?.skipped ?? 0;
-  if (state !== undefined) {
-    // Every read of the state starts here, before the first await, so that all see its step
-    // (a step taken meanwhile reaches none of them).
-    const [moments, slow, held] = await Promise.all([
-      readMoments(state) as Promise<Record<string, Record<string, Float32Array>>>,
-      config.lookahead ? readSlowWeights(state) : undefined,
-      codesOf(config, state),
-    ]);
-    for (const kind of kinds) data.push(kind.moment === undefined ? slow : moments[kind.moment]);
-    codes = held;
-    if (counter !== undefined) steps -= counter.skipped - skipped;
-  }
+  const { data, codes, steps } = state === undefined
+    ? { data: [], codes: [], steps: kept.steps }
+    : await readLive(config, kinds, state);
   const out: NamedTensor[] = [{ name: "iter", tensor: iterTensor(steps) }];
   const gc = config.loop.gc;
   // Codes are given in the order the state holds them: marked where a kernel under gc is held
@@ -108,6 +90,41 @@ export async function weightsOf(
     throw error;
   }
   return out;
+}
+
+/** What {@linkcode weightsOf} reads of a live state. */
+interface LiveValues {
+  /** By kind of weight: the f32 values of each variable (the moments held in f32). */
+  readonly data: readonly (Record<string, Float32Array> | undefined)[];
+  /** By moment: the codes and scales of each variable holding it in 8 bits. */
+  readonly codes: readonly Record<string, CompactMoment>[];
+  /** The steps taken. */
+  readonly steps: number;
+}
+
+/**
+ * Reads the live state `state` for {@linkcode weightsOf}: every read starts at the call, before
+ * the first await, so that all see its step (a step taken meanwhile reaches none of them).
+ */
+async function readLive(
+  config: Settings,
+  kinds: readonly WeightKind[],
+  state: OptimizerState<unknown>,
+): Promise<LiveValues> {
+  let steps = state.step;
+  const backend = stateInternals(state).backend;
+  // On a device, the count at the call takes the steps not yet reported as taken; the reads
+  // wait for those reports, and a step the device skipped among them was not taken.
+  const counter = backend.kind !== "host" ? backend.counter : undefined;
+  const skipped = counter?.skipped ?? 0;
+  const [moments, slow, codes] = await Promise.all([
+    readMoments(state) as Promise<Record<string, Record<string, Float32Array>>>,
+    config.lookahead ? readSlowWeights(state) : undefined,
+    codesOf(config, state),
+  ]);
+  const data = kinds.map((kind) => kind.moment === undefined ? slow : moments[kind.moment]);
+  if (counter !== undefined) steps -= counter.skipped - skipped;
+  return { data, codes, steps };
 }
 
 /**
