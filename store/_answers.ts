@@ -9,12 +9,6 @@ import { contributionFailed, ContributionRefusedError } from "./errors.ts";
 import type { SubmitResult } from "./parallel.ts";
 import type { RequestRecord } from "./training.ts";
 
-/** A request waiting for the outcome of a contribution the store holds. */
-export interface Watcher {
-  resolve(result: SubmitResult): void;
-  reject(error: unknown): void;
-}
-
 /** The answer to a request whose id the store knows. */
 export function answerOf(id: string, record: RequestRecord): SubmitResult | Error | null {
   if (record.state === "applied") {

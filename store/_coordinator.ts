@@ -7,14 +7,15 @@
  */
 import { contributionFailed, ContributionRefusedError, staleReason } from "./errors.ts";
 import { CLOSED_TRAINER_MESSAGE } from "./_checks.ts";
-import { answerOf, readFailed, type StoreFailure, unanswered, type Watcher } from "./_answers.ts";
+import { answerOf, readFailed, type StoreFailure, unanswered } from "./_answers.ts";
+import { Watchers } from "./_watchers.ts";
 import { checkInfo, makeLocal } from "./_contribution.ts";
 import type { CheckedOptions, Contribution, SubmitResult } from "./parallel.ts";
 import { foldOnce } from "./_fold.ts";
 import { type Cached, type Fold, initialize, type Local } from "./_fold_state.ts";
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
 import { dispose } from "../mod.ts";
-import { at, sleep, until } from "./_time.ts";
+import { sleep, until } from "./_time.ts";
 import { flatten, takeGradient, type TakenGradient } from "./_gradient.ts";
 import { checkInitNames, checkModel } from "./_model.ts";
 
@@ -30,7 +31,8 @@ export class Coordinator implements Fold {
   storedTurn = false;
   snapshot: StoredParams | null = null;
   scratch: { flat: Float32Array; acc: Float64Array } | null = null;
-  readonly watched: Map<string, Watcher[]> = new Map();
+  /** The requests waiting here for the outcome of contributions the store holds. */
+  readonly #watchers = new Watchers();
   #inflight = new Map<string, Promise<SubmitResult>>();
   /** The local contributions that may yet be handed off: since when they wait, and how. */
   #handoffs = new Map<Local, { since: number; fire(): void }>();
@@ -52,6 +54,11 @@ export class Coordinator implements Fold {
   #stopped = false;
 
   constructor(readonly store: TrainingStore, readonly options: CheckedOptions) {}
+
+  /** The ids of the contributions watched here. */
+  get watched(): ReadonlyMap<string, unknown> {
+    return this.#watchers.byId;
+  }
 
   /** Whether close() was called. */
   get closed(): boolean {
@@ -173,34 +180,14 @@ export class Coordinator implements Fold {
   watch(id: string, deadline: number): Promise<SubmitResult> {
     // Stored: it will be settled by another process's fold; none will run here to see it.
     if (this.#stopped) return Promise.resolve({ status: "pending", id });
-    return new Promise((resolve, reject) => {
-      const list = this.watched.get(id) ?? [];
-      this.watched.set(id, list);
-      // Re-armed for a deadline past 2³¹ ms, which setTimeout takes as none (fired at once).
-      const cancel = at(deadline, () => {
-        list.splice(list.indexOf(watcher), 1);
-        if (list.length === 0) this.watched.delete(id);
-        resolve({ status: "pending", id });
-      });
-      const watcher: Watcher = {
-        resolve: (r) => (cancel(), resolve(r)),
-        reject: (e) => (cancel(), reject(e)),
-      };
-      list.push(watcher);
-      this.#kick();
-    });
+    const outcome = this.#watchers.watch(id, deadline);
+    this.#kick();
+    return outcome;
   }
 
   /** Settles the requests watching `id` with its record. */
   settleWatched(id: string, record: RequestRecord): void {
-    const list = this.watched.get(id);
-    const answer = answerOf(id, record);
-    if (list === undefined || answer === null) return;
-    this.watched.delete(id);
-    for (const w of list) {
-      if (answer instanceof Error) w.reject(answer);
-      else w.resolve(answer);
-    }
+    this.#watchers.settle(id, record);
   }
 
   /**
