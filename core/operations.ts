@@ -10,13 +10,8 @@ import type { DeviceBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
 import { loadCheckpoint, type LoadOptions, saveCheckpoint } from "./checkpoint.ts";
 import { placement } from "./select.ts";
-import {
-  disposeState,
-  type OptimizerState,
-  readSection,
-  stateInternals,
-  stepState,
-} from "./state.ts";
+import { disposeState, type OptimizerState, readSection, stateInternals } from "./state.ts";
+import { stepState } from "./state_step.ts";
 import type { GpuGrads, GpuTensor } from "../gpu/gpu_tensors.ts";
 import { checkGpuConfig } from "./webgpu_checks.ts";
 import { momentsOf } from "./origins.ts";

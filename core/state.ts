@@ -1,5 +1,6 @@
 /**
- * The optimizer state value and the operations on it: `init`, `step`, `readParams`.
+ * The optimizer state value and the operations on it: `init`, `readParams`, `dispose`; `step`
+ * in core/state_step.ts.
  *
  * A state value is a thin handle on a core (configuration, backend, step count). `step`
  * advances the core in place, since the buffers are reused, and returns a fresh handle; the
@@ -12,12 +13,11 @@ import { type ArenaLayout, PARAMS, SLOW } from "../base/arena.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
 import type { BackendName } from "../base/options.ts";
 import type { Hyperparameters } from "../base/rule.ts";
-import { blockCount, writeBlock, zeroScalars } from "../base/scalars.ts";
+import { blockCount, zeroScalars } from "../base/scalars.ts";
 import type { Settings } from "../base/settings.ts";
-import { checkGrads, checkParams, type Params } from "../base/tensors.ts";
+import { checkParams, type Params } from "../base/tensors.ts";
 import { checkSavableSize } from "./checkpoint_header.ts";
 import { originOf } from "./origins.ts";
-import { clip, computeScalars, nonFiniteError, scalarsOf } from "./step_scalars.ts";
 import type { ScalarBlocks } from "./step_scalars.ts";
 import { inLayoutOrder, layoutIndices, planState } from "./plan.ts";
 
@@ -99,7 +99,7 @@ export interface OptimizerState<T = Float32Array> {
  * What a state handle points at. Shared by all handles of one line of states. (Its scalar
  * blocks: see core/step_scalars.ts.)
  */
-interface Core extends ScalarBlocks {
+export interface Core extends ScalarBlocks {
   readonly backend: AnyBackend;
   steps: number;
   skipped: number;
@@ -126,7 +126,7 @@ interface Core extends ScalarBlocks {
 }
 
 /** Whether the backend's memory is host memory (else it decides on the device: WebGPU). */
-function onHost(backend: AnyBackend): backend is HostBackend {
+export function onHost(backend: AnyBackend): backend is HostBackend {
   return backend.kind === "host";
 }
 
@@ -136,7 +136,7 @@ const STEPPING_MESSAGE = "A step of this optimizer state is in progress: its lea
   "schedule or a gradient getter cannot step, read, save or dispose the state";
 
 // deno-lint-ignore no-explicit-any
-class StateHandle implements OptimizerState<any> {
+export class StateHandle implements OptimizerState<any> {
   readonly #core: Core;
 
   constructor(core: Core) {
@@ -327,7 +327,7 @@ export function stateInternals(state: OptimizerState<unknown>): StateInternals {
 }
 
 /** The core of a live state that no step is running on; else throws. */
-function coreOf(state: unknown): Core {
+export function coreOf(state: unknown): Core {
   if (!(state instanceof StateHandle)) throw notAState(state);
   const core = state.live();
   if (core.stepping) throw new TypeError(STEPPING_MESSAGE);
@@ -335,141 +335,10 @@ function coreOf(state: unknown): Core {
 }
 
 /** The error for a value given where an optimizer state was expected (`hint`: else stateHint's). */
-function notAState(value: unknown, hint = stateHint(value)): TypeError {
+export function notAState(value: unknown, hint = stateHint(value)): TypeError {
   return new TypeError(
     `Expected an optimizer state made by init() or step(), got ${described(value)}${hint}`,
   );
-}
-
-/**
- * Empties `given`: the caller's gradient arrays are not held past the step. (A loop, outside a
- * `finally`: `fill` in a `finally` cost a 4K-parameter step about 5%.)
- */
-function forget(given: unknown[]): void {
-  for (let i = 0; i < given.length; i++) given[i] = undefined;
-}
-
-/** One optimizer step; see `step` in mod.ts. */
-export function stepState<T>(
-  state: OptimizerState<T>,
-  grads?: unknown,
-): OptimizerState<T> {
-  if (!(state instanceof StateHandle) && grads instanceof StateHandle) {
-    throw notAState(state, " (the state came second: step takes it first, step(state, grads))");
-  }
-  const core = coreOf(state);
-  // A step from a schedule or getter it calls would end this one's gradients (given) halfway.
-  core.stepping = true;
-  try {
-    return stepCore(core, grads) as OptimizerState<T>;
-  } finally {
-    core.stepping = false;
-  }
-}
-
-function stepCore(core: Core, grads: unknown): StateHandle {
-  const backend = core.backend;
-  if (grads === undefined || grads === backend.grads) {
-    // Zero copy: the kernel reads the gradient slots; nothing is checked or loaded.
-    return onHost(backend) ? stepOnHost(core, backend) : stepOnDevice(core, backend);
-  }
-  let next: StateHandle;
-  try {
-    next = onHost(backend) ? stepOnHost(core, backend, grads) : stepOnDevice(core, backend, grads);
-  } catch (error) {
-    forget(core.given);
-    throw error;
-  }
-  forget(core.given);
-  return next;
-}
-
-/**
- * A step where the host decides: the scalars (`scalarsOf`), the gradients loaded with the check
- * (exponent bits, or with clipping the f64 sum of squares, the norm), then, for a step that
- * passed it, the scalar blocks written, centralization and one fused update.
- */
-function stepOnHost(core: Core, backend: HostBackend, grads?: unknown): StateHandle {
-  const layout = backend.layout;
-  // Each gradient read from the record once: what is checked is what is loaded.
-  const given = grads === undefined
-    ? undefined
-    : checkGrads(grads, layout.names, layout.lengths, core.given, core.visit);
-  const t = scalarsOf(core, core.steps + 1);
-  const { clipGradNorm, nonFinite } = core.config.loop;
-  let norm = NaN;
-  if (clipGradNorm === undefined && nonFinite !== "propagate") {
-    // Without clipping, "skip" and "throw" need no norm: a test of the exponent bits (fused into
-    // the copy when the gradients are copied in), and lastGradNorm is NaN.
-    const found = given === undefined ? backend.gradsNonFinite() : backend.loadGradsChecked(given);
-    if (found) return skipOrThrow(core, backend, norm);
-  } else {
-    if (given !== undefined) backend.loadGrads(given);
-    if (clipGradNorm !== undefined) {
-      // One f64 read of every gradient: non-finite iff some gradient is (no f32 overflow).
-      norm = Math.sqrt(backend.gradSumSquares());
-      if (!Number.isFinite(norm) && nonFinite !== "propagate") {
-        return skipOrThrow(core, backend, norm);
-      }
-    }
-  }
-  // Nothing above has changed the state; the scalars are used (clipping scales them).
-  core.scalarsAt = 0;
-  core.lastNorm = norm;
-  const blocks = core.groupScalars;
-  if (clipGradNorm !== undefined && norm > clipGradNorm) clip(backend, blocks, clipGradNorm / norm);
-  const { f32, u32 } = backend.blocks;
-  const scalars = core.rule.scalars;
-  for (let g = 0; g < blocks.length; g++) writeBlock(scalars, blocks[g], f32, u32, g);
-  centralizeGradients(core);
-  backend.update();
-  core.steps = t;
-  return new StateHandle(core);
-}
-
-/** A step with a non-finite gradient: "throw" changes nothing; "skip" counts it (norm `norm`). */
-function skipOrThrow(core: Core, backend: HostBackend, norm: number): StateHandle {
-  if (core.config.loop.nonFinite === "throw") throw nonFiniteError(backend, core.order);
-  core.lastNorm = norm;
-  core.skipped++;
-  return new StateHandle(core);
-}
-
-/**
- * A step where the device counts the steps (WebGPU): the scalars of the largest t the device
- * can be at (every step submitted and not yet reported taken) go into its ring if not there
- * yet, then one submission; the device skips, halts or takes the step by itself.
- */
-function stepOnDevice(core: Core, backend: DeviceBackend, grads?: unknown): StateHandle {
-  backend.checkUsable();
-  const counter = backend.counter;
-  const fault = counter.takeFault();
-  if (fault) throw fault;
-  const given = grads === undefined ? undefined : backend.checkGrads(grads, core.given, core.visit);
-  const t = counter.steps + 1;
-  if (!counter.hasScalars(t)) {
-    // The scalars of t and of the next steps, written last to first: those of a later step
-    // that fails (a schedule that throws there) are left out, computed again at their step.
-    for (let k = t + counter.scalarsAhead - 1; k >= t; k--) {
-      try {
-        computeScalars(core, k);
-        counter.writeScalars(k, core.groupScalars);
-      } catch (error) {
-        if (k === t) throw error;
-      }
-    }
-  }
-  // Nothing above has changed the state (params, moments, slow weights, counts).
-  if (given !== undefined) backend.loadGrads(given);
-  centralizeGradients(core);
-  backend.update();
-  return new StateHandle(core);
-}
-
-/** Gradient centralization of every rank > 1 tensor (with `gc`), before the update. */
-function centralizeGradients(core: Core): void {
-  const gc = core.gcSegments;
-  for (let i = 0; i < gc.length; i += 3) core.backend.centralize(gc[i], gc[i + 1], gc[i + 2]);
 }
 
 /** Copies of the parameters; see `readParams` in mod.ts. */

@@ -1,118 +1,23 @@
 /**
  * The data-parallel mode's work in one process: the contributions waiting here, the lease,
- * and the last state this process committed. Private to store/.
+ * and the last state this process committed. Private to store/. (A contribution's checks and
+ * local record: _contribution.ts; the answers of submits: _answers.ts.)
  *
  * @module
  */
 import { contributionFailed, ContributionRefusedError, staleReason } from "./errors.ts";
-import { checkRequestId, CLOSED_TRAINER_MESSAGE, described } from "./_checks.ts";
+import { CLOSED_TRAINER_MESSAGE } from "./_checks.ts";
+import { answerOf, readFailed, type StoreFailure, unanswered } from "./_answers.ts";
+import { Watchers } from "./_watchers.ts";
+import { checkInfo, makeLocal } from "./_contribution.ts";
 import type { CheckedOptions, Contribution, SubmitResult } from "./parallel.ts";
-import { type Cached, type Fold, foldOnce, initialize, type Local } from "./_fold.ts";
+import { foldOnce } from "./_fold.ts";
+import { type Cached, type Fold, initialize, type Local } from "./_fold_state.ts";
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
 import { dispose } from "../mod.ts";
-import { at, sleep, until } from "./_time.ts";
+import { sleep, until } from "./_time.ts";
 import { flatten, takeGradient, type TakenGradient } from "./_gradient.ts";
 import { checkInitNames, checkModel } from "./_model.ts";
-
-/** A request waiting for the outcome of a contribution the store holds. */
-interface Watcher {
-  resolve(result: SubmitResult): void;
-  reject(error: unknown): void;
-}
-
-/** The answer to a request whose id the store knows. */
-export function answerOf(id: string, record: RequestRecord): SubmitResult | Error | null {
-  if (record.state === "applied") {
-    return { status: "applied", id, step: record.step, duplicate: true };
-  }
-  if (record.state === "refused") {
-    return new ContributionRefusedError(id, record.step, record.reason);
-  }
-  return null;
-}
-
-/**
- * The error of a submit whose call to the store was not answered in time (`limit`: within
- * what): `stored`, whether its contribution may yet be applied (it was being folded or stored).
- */
-function unanswered(id: string, limit: string, stored: boolean): Error {
-  return new Error(
-    `Contribution ${JSON.stringify(id)}: the store did not answer within ${limit}; ${
-      stored
-        ? "it may yet be applied: send it again, with the same id, to learn its outcome"
-        : "nothing of it was stored: send it again"
-    }`,
-  );
-}
-
-/** Words the error of a call to the store (`what` failed with `error`). */
-type StoreFailure = (what: string, error: unknown) => unknown;
-
-/** The error of a read of a submit, before anything of its contribution `id` is stored. */
-const readFailed = (id: string): StoreFailure => (what, error) =>
-  contributionFailed(id, what, error, "none");
-
-/**
- * The error of a contribution's `base` or `samples`: a RangeError for a number out of range, a
- * TypeError for anything else (a string read from a request says it is one).
- */
-function infoError(field: string, expected: string, value: unknown): Error {
-  const message = `A contribution's ${field} must be ${expected}, got ${described(value)}`;
-  return typeof value === "number" ? new RangeError(message) : new TypeError(message);
-}
-
-/** The fields of a contribution (each one of the interface's, and every one). */
-const FIELDS = Object.keys(
-  {
-    id: true,
-    base: true,
-    samples: true,
-    gradient: true,
-  } satisfies Record<keyof Contribution, true>,
-);
-
-/**
- * The checked id, base step and sample count of a contribution (each field read once). A field
- * of another name is refused: a misspelled `samples` would weigh the gradient as one sample.
- */
-function checkInfo(c: Contribution): Local["info"] {
-  if (typeof c !== "object" || c === null) {
-    throw new TypeError(`A contribution must be an object, got ${typeof c}`);
-  }
-  const unknown = Object.keys(c).find((key) => !FIELDS.includes(key));
-  if (unknown !== undefined) {
-    throw new TypeError(
-      `A contribution has no field ${unknown}; expected ${FIELDS.join(", ")} (samples optional)`,
-    );
-  }
-  const id = c.id, base = c.base, samples = c.samples ?? 1;
-  checkRequestId(id, "A contribution's id");
-  if (!Number.isSafeInteger(base) || base < 0) {
-    throw infoError("base", "a step (an integer ≥ 0)", base);
-  }
-  if (!Number.isSafeInteger(samples) || samples < 1) {
-    throw infoError("samples", "an integer ≥ 1", samples);
-  }
-  return { id, base, samples };
-}
-
-/** A new local contribution, its promise not settled. */
-function makeLocal(info: Local["info"], gradient: Float32Array): Local {
-  let resolve!: (r: SubmitResult) => void;
-  let reject!: (e: unknown) => void;
-  const done = new Promise<SubmitResult>((res, rej) => (resolve = res, reject = rej));
-  const local: Local = {
-    info,
-    gradient,
-    taken: false,
-    settled: false,
-    abandoned: false,
-    done,
-    resolve: (r) => (local.settled = true, resolve(r)),
-    reject: (e) => (local.settled = true, reject(e)),
-  };
-  return local;
-}
 
 /** See {@linkcode Coordinator}'s module. */
 export class Coordinator implements Fold {
@@ -126,7 +31,8 @@ export class Coordinator implements Fold {
   storedTurn = false;
   snapshot: StoredParams | null = null;
   scratch: { flat: Float32Array; acc: Float64Array } | null = null;
-  readonly watched: Map<string, Watcher[]> = new Map();
+  /** The requests waiting here for the outcome of contributions the store holds. */
+  readonly #watchers = new Watchers();
   #inflight = new Map<string, Promise<SubmitResult>>();
   /** The local contributions that may yet be handed off: since when they wait, and how. */
   #handoffs = new Map<Local, { since: number; fire(): void }>();
@@ -148,6 +54,11 @@ export class Coordinator implements Fold {
   #stopped = false;
 
   constructor(readonly store: TrainingStore, readonly options: CheckedOptions) {}
+
+  /** The ids of the contributions watched here. */
+  get watched(): ReadonlyMap<string, unknown> {
+    return this.#watchers.byId;
+  }
 
   /** Whether close() was called. */
   get closed(): boolean {
@@ -269,34 +180,14 @@ export class Coordinator implements Fold {
   watch(id: string, deadline: number): Promise<SubmitResult> {
     // Stored: it will be settled by another process's fold; none will run here to see it.
     if (this.#stopped) return Promise.resolve({ status: "pending", id });
-    return new Promise((resolve, reject) => {
-      const list = this.watched.get(id) ?? [];
-      this.watched.set(id, list);
-      // Re-armed for a deadline past 2³¹ ms, which setTimeout takes as none (fired at once).
-      const cancel = at(deadline, () => {
-        list.splice(list.indexOf(watcher), 1);
-        if (list.length === 0) this.watched.delete(id);
-        resolve({ status: "pending", id });
-      });
-      const watcher: Watcher = {
-        resolve: (r) => (cancel(), resolve(r)),
-        reject: (e) => (cancel(), reject(e)),
-      };
-      list.push(watcher);
-      this.#kick();
-    });
+    const outcome = this.#watchers.watch(id, deadline);
+    this.#kick();
+    return outcome;
   }
 
   /** Settles the requests watching `id` with its record. */
   settleWatched(id: string, record: RequestRecord): void {
-    const list = this.watched.get(id);
-    const answer = answerOf(id, record);
-    if (list === undefined || answer === null) return;
-    this.watched.delete(id);
-    for (const w of list) {
-      if (answer instanceof Error) w.reject(answer);
-      else w.resolve(answer);
-    }
+    this.#watchers.settle(id, record);
   }
 
   /**

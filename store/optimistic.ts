@@ -26,15 +26,11 @@ import {
   optionError,
 } from "./_checks.ts";
 import { checkGradientCall } from "./_gradient.ts";
+import { answered, type Calls, MIN_CALL_MS, put } from "./_store_calls.ts";
 import { newState, storedState } from "./_model.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
-import {
-  CheckpointConflictError,
-  ContributionRefusedError,
-  isPassedOn,
-  messageOf,
-} from "./errors.ts";
-import { sleep, until } from "./_time.ts";
+import { CheckpointConflictError, ContributionRefusedError } from "./errors.ts";
+import { sleep } from "./_time.ts";
 import { takeTurn } from "./_turns.ts";
 import type { TrainingStore } from "./training.ts";
 
@@ -242,63 +238,6 @@ function checkOptions<R>(store: VersionedCheckpointStore, options: OptimisticSte
   };
 }
 
-/** The least time a call of the store is given before it is taken as hung, in ms. */
-const MIN_CALL_MS = 1000;
-
-/** What the calls of one step's attempts to the store are given, and how to say they failed. */
-interface Calls {
-  readonly store: string;
-  readonly id: string | undefined;
-  /** How long a call may take: `timeoutMs`, at least {@linkcode MIN_CALL_MS}. */
-  readonly limitMs: number;
-  readonly timeoutMs: number;
-}
-
-/**
- * What became of the update when a call failed (`failed`) or was not answered: `saving`, the
- * call was its save, which may have been made (or, not answered, may yet be).
- */
-function outcomeOf(calls: Calls, saving: boolean, failed: boolean): string {
-  const { id } = calls;
-  const may = `the update may ${failed ? "have been" : "yet be"} applied`;
-  return !saving
-    ? "nothing was saved: send it again"
-    : id === undefined
-    ? `${may}: sent again without a request id, it may be applied twice`
-    : `${may}: send it again with the same id (${JSON.stringify(id)}) to learn its outcome`;
-}
-
-/**
- * What `call` answers. Else an Error that says, as `saving` says, whether the update may yet be
- * applied: when the call fails (the database's error its cause; damaged stored data, a
- * CheckpointError naming its key, or a mistake the store worded, is thrown as it is), or takes
- * longer than `calls.limitMs` (a store that does not answer).
- */
-async function answered<T>(calls: Calls, call: Promise<T>, saving: boolean): Promise<T> {
-  const what = saving ? "saving the step" : "reading the store";
-  const checked = call.then((value) => ({ value }), (error) => {
-    if (isPassedOn(error)) throw error;
-    throw new Error(
-      `Checkpoint ${calls.store}: ${what} failed (${messageOf(error)}); ` +
-        outcomeOf(calls, saving, true),
-      { cause: error },
-    );
-  });
-  const answer = await until(checked, Date.now() + calls.limitMs, null);
-  if (answer !== null) return answer.value;
-  const { store, timeoutMs } = calls;
-  throw new Error(
-    `Checkpoint ${store}: the store did not answer within timeoutMs (${timeoutMs} ms` +
-      `${timeoutMs < calls.limitMs ? `, at least ${calls.limitMs} ms a call` : ""}); ` +
-      outcomeOf(calls, saving, false),
-  );
-}
-
-/** Whether the store keeps the TrainingStore contract (then steps are committed with it). */
-const isTrainingStore = (store: VersionedCheckpointStore): store is TrainingStore =>
-  typeof (store as Partial<TrainingStore>).commit === "function" &&
-  typeof (store as Partial<TrainingStore>).request === "function";
-
 /** The state of a loaded checkpoint (or a new one), checked against the model. */
 function stateOf<R>(
   store: VersionedCheckpointStore,
@@ -307,30 +246,6 @@ function stateOf<R>(
 ): Promise<OptimizerState> {
   if (stored === null) return newState(options, store);
   return storedState(stored.bytes, options, store);
-}
-
-/** Saves (or, on a training store, commits with the request's record) a new checkpoint. */
-async function put(
-  store: VersionedCheckpointStore,
-  checkpoint: Uint8Array,
-  stored: StoredCheckpoint | null,
-  meta: string | undefined,
-  next: OptimizerState,
-  request: { id: string; base: number } | null,
-): Promise<string | null> {
-  const expected = stored?.version ?? null;
-  if (!isTrainingStore(store)) return await store.save(checkpoint, expected, meta);
-  const done = await store.commit({
-    checkpoint,
-    expected,
-    meta,
-    step: next.step,
-    seq: next.step + next.skippedSteps,
-    applied: request === null ? [] : [{ ...request, samples: 1 }],
-    refused: [],
-    fresh: request === null ? [] : [request.id],
-  });
-  return done?.version ?? null;
 }
 
 /**

@@ -14,7 +14,7 @@ import { prng, randomTensor } from "./util.ts";
 const LENGTH = 4100;
 const NAMES = ["a", "b", "c"];
 
-/** The loop's paths from the check to the update (see core/state.ts `stepOnHost`). */
+/** The loop's paths from the check to the update (see core/state_step.ts `stepOnHost`). */
 const LOOPS: Record<string, RAdamOptions> = {
   "the fused non-finite check": {},
   "clipping": { clipGradNorm: 0.5 },

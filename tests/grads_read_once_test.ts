@@ -27,7 +27,7 @@ const SECOND_READS: Record<string, (valid: Float32Array) => unknown> = {
   "undefined": () => undefined,
 };
 
-/** The loop's paths from the check to the update (see core/state.ts `stepOnHost`). */
+/** The loop's paths from the check to the update (see core/state_step.ts `stepOnHost`). */
 const LOOPS: Record<string, RAdamOptions> = {
   "the fused non-finite check": {},
   "clipping": { clipGradNorm: 0.5 },

@@ -35,7 +35,8 @@ import { dispose, step } from "../core/operations.ts";
 import { checkWasmAsked } from "../core/select.ts";
 import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradients.ts";
 import { HeapBackend } from "./heap_backend.ts";
-import { copyHostState, type KeptStates, writeKept } from "./kept.ts";
+import { copyHostState } from "./host_state.ts";
+import { type KeptStates, writeKept } from "./kept.ts";
 import { type Entry, entryOf, fromArena, toArena } from "./layout.ts";
 import { readHost, type TfjsWasmHeap, tfjsWasmHeap } from "./wasm_heap.ts";
 

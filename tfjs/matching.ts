@@ -88,6 +88,23 @@ export function floatVariableNames(): string[] {
 }
 
 /**
+ * The variables a config of an optimizer with parameter groups names (`getConfig`): those of its
+ * state and kept aside, `names`; before the first step (none), each trainable variable
+ * registered with TensorFlow.js (a TypeError where there is none); then each other float32
+ * variable registered whose base name none of those has (a frozen layer's).
+ */
+export function groupedNames(names: string[]): string[] {
+  if (names.length === 0) names = trainableNames();
+  if (names.length === 0) {
+    throw new TypeError(
+      "getConfig of an optimizer with parameter groups needs its variables: build the model first (no trainable variable is registered with TensorFlow.js)",
+    );
+  }
+  const listed = new Set(names.map(baseName));
+  return [...names, ...floatVariableNames().filter((name) => !listed.has(baseName(name)))];
+}
+
+/**
  * Refuses, with a RangeError naming a few tensors of the file and a few variables, a checkpoint
  * (read into `kept`, at step `steps`) none of whose tensors fits a trainable float32 variable
  * registered with TensorFlow.js: same name, or the same base name (without tfjs's `_<n>`

@@ -1,8 +1,9 @@
 /**
  * The TensorFlow.js optimizer class: a subclass of tfjs-core's `Optimizer` that keeps one state
  * of this library over the variables it is given, keyed by variable name. A facade over the CPU
- * path (cpu_path.ts) and the WebGPU path (gpu_path.ts), the state kept aside for variables not in
- * the current one (kept.ts), the weights in and out (weights.ts) and the config (config.ts).
+ * and WebGPU paths and the state kept aside for variables not in the current one
+ * (state_paths.ts), the weights out (weights.ts) and in (set_weights.ts, from_checkpoint.ts), the
+ * notes of skipped steps (skip_notes.ts) and the config (config.ts).
  *
  * @module
  */
@@ -13,24 +14,22 @@ import type { Settings } from "../base/settings.ts";
 import { withLearningRate } from "../core/options.ts";
 import type { OptimizerState } from "../core/state.ts";
 import { readConfig, type TfOptimizerConfig, writeConfig } from "./config.ts";
-import { CpuPath, wasmRuns } from "./cpu_path.ts";
+import { nextBackend } from "./backend_choice.ts";
 import { checkGradients, type NamedTensor } from "./gradients.ts";
 import { GivenWeights } from "./given.ts";
-import { GpuPath } from "./gpu_path.ts";
-import { baseName, KeptStates } from "./kept.ts";
-import type { Entry } from "./layout.ts";
-import { checkSomeTensorFits, floatVariableNames, trainableNames } from "./matching.ts";
+import type { KeptStates } from "./kept.ts";
+import { StatePaths } from "./state_paths.ts";
+import { SkipNotes } from "./skip_notes.ts";
+import { checkSomeTensorFits, groupedNames } from "./matching.ts";
 import {
   type AdapterOptions,
   checkArguments,
   type SettingsHolder,
   type TfOptimizerOptions,
 } from "./options.ts";
-import { keptFromCheckpoint, keptFromWeights, weightsOf } from "./weights.ts";
-
-/** The warning printed (once per optimizer) at its first skipped step. */
-const SKIP_WARNING =
-  'RadamTfOptimizer skipped a step: a gradient held NaN or ±Infinity (option nonFinite: "skip", the default), so no variable or moment changed. optimizer.skippedSteps counts such steps, and skippedStepsCallback(optimizer) writes them into model.fit\'s logs. Use nonFinite: "throw" to stop at the first, or tfOptimizer(optimizer, { warnOnSkip: false }) to silence this warning.';
+import { keptFromCheckpoint } from "./from_checkpoint.ts";
+import { keptFromWeights } from "./set_weights.ts";
+import { weightsOf } from "./weights.ts";
 
 /** The error of a disposed optimizer used. */
 const DISPOSED_MESSAGE =
@@ -39,7 +38,7 @@ const DISPOSED_MESSAGE =
 /**
  * The steps `optimizer` skipped, as `skippedSteps` but never going back at a `loadState` (which
  * takes the checkpoint's count): so an epoch's `skippedStepsCallback` count is never negative.
- * (Set by the class's static block, which reads its private count.)
+ * (Set by the class's static block, which reads its private notes.)
  */
 export let skippedStepsSeen: (optimizer: TfOptimizer) => number;
 
@@ -80,24 +79,18 @@ export class TfOptimizer extends tf.Optimizer {
   }
 
   static {
-    skippedStepsSeen = (optimizer) =>
-      optimizer.skippedSteps + (#replacedSkips in optimizer ? optimizer.#replacedSkips : 0);
+    skippedStepsSeen = (optimizer) => {
+      const skipped = optimizer.skippedSteps;
+      return #skips in optimizer ? optimizer.#skips.seen(skipped) : skipped;
+    };
   }
 
   #config: Settings;
   readonly #options: AdapterOptions;
-  /** State kept aside (frozen variables, loaded weights), and the counts while no state. */
-  readonly #kept = new KeptStates();
-  readonly #cpu = new CpuPath(this.#kept);
-  /** The WebGPU path, used when tfjs runs on webgpu (see gpu_path.ts). */
-  readonly #gpu = new GpuPath(this.#kept);
-  /** Set when the state must be remade at the next step (new settings). */
-  #stale = false;
-  /** Skipped steps as last seen, and whether the one-time warning was given. */
-  #skipMark = 0;
-  #warned = false;
-  /** The skipped steps counted before each `loadState`, less its checkpoint's (see below). */
-  #replacedSkips = 0;
+  /** The CPU and WebGPU paths, and the state kept aside (state_paths.ts). */
+  readonly #paths = new StatePaths();
+  /** The one-time warning, and the count of skipped steps never going back (skip_notes.ts). */
+  readonly #skips = new SkipNotes();
   /** Set by `dispose`: every later step or read of the state throws. */
   #disposed = false;
   /** Calls of `applyGradients` that stepped: a `loadState` or `setWeights` under way sees one. */
@@ -136,7 +129,7 @@ export class TfOptimizer extends tf.Optimizer {
    * only (the state kept aside for frozen ones is in `getWeights()`). Do not step or dispose it.
    */
   get state(): OptimizerState<unknown> | undefined {
-    return this.#gpu.state ?? this.#cpu.state;
+    return this.#paths.state;
   }
 
   /**
@@ -154,15 +147,7 @@ export class TfOptimizer extends tf.Optimizer {
    */
   get backend(): BackendName | undefined {
     const state = this.state;
-    if (state !== undefined) return state.backend;
-    const running = tf.getBackend() as string | null | undefined;
-    if (running === null || running === undefined) return undefined;
-    const choice = this.#config.run.backend;
-    if (this.#onWebGpu()) return "webgpu";
-    if (choice === "webgpu") return undefined;
-    if (choice === "js") return "js";
-    if (wasmRuns(this.#config.run.threads)) return "wasm";
-    return choice === "auto" && this.#config.run.threads === 1 ? "js" : undefined;
+    return state !== undefined ? state.backend : nextBackend(this.#config);
   }
 
   /**
@@ -178,7 +163,7 @@ export class TfOptimizer extends tf.Optimizer {
    * life (on webgpu, as last reported by the device). See also `skippedStepsCallback`.
    */
   get skippedSteps(): number {
-    return this.state?.skippedSteps ?? this.#kept.skipped;
+    return this.state?.skippedSteps ?? this.#paths.kept.skipped;
   }
 
   /**
@@ -187,7 +172,7 @@ export class TfOptimizer extends tf.Optimizer {
    * start them is thrown by the next step.
    */
   async ready(): Promise<void> {
-    await this.#cpu.ready();
+    await this.#paths.cpu.ready();
   }
 
   /**
@@ -214,9 +199,9 @@ export class TfOptimizer extends tf.Optimizer {
     if (typeof lr !== "function" && (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0)) {
       throw optionError("lr", "a finite number ≥ 0 or a schedule", lr);
     }
-    this.#gpu.checkNewLearningRate();
+    this.#paths.gpu.checkNewLearningRate();
     this.#config = withLearningRate(this.#config, lr);
-    this.#stale = true;
+    this.#paths.markStale();
   }
 
   /**
@@ -233,21 +218,10 @@ export class TfOptimizer extends tf.Optimizer {
     this.#checkLive();
     const items = checkGradients(variableGradients);
     if (items.length === 0) return;
-    if (this.#onWebGpu()) {
-      // (At the first step there: the state on the CPU, if any, moves to the GPU.)
-      if (this.#gpu.state === undefined) this.#cpu.keepAll();
-      this.#gpu.step(this.#config, this.#options.strict, items);
-      this.#stale = false;
-    } else {
-      this.#gpu.checkOffGpu();
-      // New settings: the state is made again at this step (its moments kept, same bits).
-      if (this.#stale) this.#cpu.keepAll();
-      this.#stale = false;
-      this.#cpu.step(this.#config, this.#options.strict, items);
-    }
+    this.#paths.step(this.#config, this.#options.strict, items);
     this.#calls++;
     this.iterations_ = this.state!.step;
-    this.#noteSkips();
+    this.#skips.afterStep(this.skippedSteps, this.#options.warnOnSkip);
   }
 
   /**
@@ -266,27 +240,6 @@ export class TfOptimizer extends tf.Optimizer {
   /** Throws a TypeError once the optimizer was disposed. */
   #checkLive(): void {
     if (this.#disposed) throw new TypeError(DISPOSED_MESSAGE);
-  }
-
-  /** The variables of the state (that of the path holding it), in its order. */
-  #entries(): readonly Entry[] {
-    return this.#gpu.state ? this.#gpu.entries : this.#cpu.entries;
-  }
-
-  /** Whether the update runs on the GPU: tfjs on webgpu, and backend "auto" or "webgpu". */
-  #onWebGpu(): boolean {
-    const choice = this.#config.run.backend;
-    return tf.getBackend() === "webgpu" && (choice === "auto" || choice === "webgpu");
-  }
-
-  /** After a step: the one-time warning at the first skipped step seen (option `warnOnSkip`). */
-  #noteSkips(): void {
-    const skipped = this.skippedSteps;
-    if (skipped > this.#skipMark && this.#options.warnOnSkip && !this.#warned) {
-      this.#warned = true;
-      console.warn(SKIP_WARNING);
-    }
-    this.#skipMark = skipped;
   }
 
   /**
@@ -355,12 +308,18 @@ export class TfOptimizer extends tf.Optimizer {
     const call = this.#given.begin();
     const state = this.state;
     // (Every read of the state starts in this call, before its first await: see weightsOf.)
-    const read = weightsOf(this.#config, state && { state, entries: this.#entries() }, this.#kept);
+    const read = weightsOf(
+      this.#config,
+      state && { state, entries: this.#paths.entries },
+      this.#paths.kept,
+    );
     // (setWeights or loadState may replace a GPU state meanwhile: it is kept until this read ends.)
-    const weights = await (state === undefined ? read : this.#gpu.reading(read)).catch((error) => {
-      this.#checkLive(); // (disposed meanwhile: the read of its state was refused)
-      throw error;
-    });
+    const weights = await (state === undefined ? read : this.#paths.gpu.reading(read)).catch(
+      (error) => {
+        this.#checkLive(); // (disposed meanwhile: the read of its state was refused)
+        throw error;
+      },
+    );
     if (this.#disposed) {
       // Disposed while the state was read: the tensors would have no owner.
       tf.dispose(weights.map((w) => w.tensor));
@@ -431,7 +390,7 @@ export class TfOptimizer extends tf.Optimizer {
     this.#checkLive();
     this.#checkNoStepSince(calls, "loadState(bytes)");
     checkSomeTensorFits(kept, steps, this.#config.loop.gc);
-    await this.#gpu.settled(); // (on webgpu, every skip before the load is counted)
+    await this.#paths.gpu.settled(); // (on webgpu, every skip before the load is counted)
     this.#checkLive();
     this.#checkNoStepSince(calls, "loadState(bytes)");
     this.#replaceState(kept, steps, skipped);
@@ -439,17 +398,9 @@ export class TfOptimizer extends tf.Optimizer {
 
   /** Drops the state; keeps `kept` aside instead, with these counts. */
   #replaceState(kept: Parameters<KeptStates["replace"]>[0], steps: number, skipped: number): void {
-    this.#replacedSkips += this.skippedSteps - skipped;
-    this.#dropState(true);
-    this.#kept.replace(kept, steps, skipped);
+    this.#skips.replaced(this.skippedSteps, skipped);
+    this.#paths.replace(kept, steps, skipped);
     this.iterations_ = steps;
-    this.#skipMark = skipped;
-  }
-
-  #dropState(afterReads = false): void {
-    this.#cpu.drop();
-    this.#gpu.destroy(afterReads);
-    this.#kept.clear();
   }
 
   /**
@@ -462,18 +413,9 @@ export class TfOptimizer extends tf.Optimizer {
    * the model is loaded it takes its group (not those of another copy of the model).
    */
   override getConfig(): TfOptimizerConfig {
-    let names = [...this.#entries().map((e) => e.name), ...this.#kept.names()];
-    if (this.#config.loop.groups.length > 0) {
-      if (names.length === 0) names = trainableNames();
-      if (names.length === 0) {
-        throw new TypeError(
-          "getConfig of an optimizer with parameter groups needs its variables: build the model first (no trainable variable is registered with TensorFlow.js)",
-        );
-      }
-      const listed = new Set(names.map(baseName));
-      names.push(...floatVariableNames().filter((name) => !listed.has(baseName(name))));
-    }
-    return writeConfig(this.#config, names, this.#options);
+    const names = [...this.#paths.entries.map((e) => e.name), ...this.#paths.kept.names()];
+    const grouped = this.#config.loop.groups.length > 0;
+    return writeConfig(this.#config, grouped ? groupedNames(names) : names, this.#options);
   }
 
   /** tfjs deserialization: the optimizer {@linkcode getConfig} described. */
@@ -494,7 +436,7 @@ export class TfOptimizer extends tf.Optimizer {
   override dispose(): void {
     this.#disposed = true;
     this.#given.disposeAll();
-    this.#dropState();
+    this.#paths.drop();
     super.dispose();
   }
 }

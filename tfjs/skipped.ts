@@ -1,7 +1,7 @@
 /**
  * A `model.fit` callback for the steps skipped under `nonFinite: "skip"` (the default), which
  * gives a tfjs user no other sign than NaN losses: besides `optimizer.skippedSteps` and the
- * one-time warning of the optimizer (optimizer.ts), each epoch's count in its logs.
+ * one-time warning of the optimizer (skip_notes.ts), each epoch's count in its logs.
  *
  * @module
  */

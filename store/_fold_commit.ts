@@ -1,0 +1,200 @@
+/**
+ * The commit of a fold of the data-parallel mode (private to store/): its step and what it
+ * decided, or its refusals alone; the lease handed on with it; what follows a commit refused (a
+ * conflict) or a step no checkpoint can hold; the requests settled.
+ *
+ * @module
+ */
+import { dispose, type OptimizerState, saveState } from "../mod.ts";
+import { checkMeta } from "./_checks.ts";
+import { contributionFailed, ContributionRefusedError } from "./errors.ts";
+import { readParamsPrefix } from "./layout.ts";
+import { type Cached, type Fold, keep, type Local, type Plan } from "./_fold_state.ts";
+
+/** Settles what a committed fold decided. */
+function settle(f: Fold, p: Plan, step: number): void {
+  for (const l of p.appliedLocal) {
+    l.resolve({ status: "applied", id: l.info.id, step, duplicate: false });
+  }
+  for (const [l, reason] of p.refusedLocal) {
+    l.reject(new ContributionRefusedError(l.info.id, step, reason));
+  }
+  for (const c of p.applied) f.settleWatched(c.id, { state: "applied", step });
+  for (const { id, reason } of p.refused) f.settleWatched(id, { state: "refused", step, reason });
+}
+
+/**
+ * The first term of a lease handed on: ten of the new holder's polls, and at least 200 ms
+ * (reads over a network), before it takes it for leaseMs.
+ */
+const handOnMs = (pollMs: number): number => Math.max(10 * pollMs, 200);
+
+/**
+ * Who holds the lease after this commit: the process that has waited longest for it, else
+ * this one when work waits here; else no one.
+ */
+async function nextHolder(f: Fold): Promise<{ token: string; ms: number } | undefined> {
+  if (f.lease === null) return undefined;
+  const waiting = await f.store.waiting(f.lease);
+  const { leaseMs, pollMs } = f.options;
+  // Handed on, for a short first term: the process named may have stopped asking since it was
+  // read (its contribution applied, it released its note before this commit hands it on). It
+  // takes the lease for leaseMs at its next poll; unclaimed, the lease expires soon, and no one
+  // waits leaseMs for it.
+  if (waiting !== null) return { token: waiting, ms: Math.min(leaseMs, handOnMs(pollMs)) };
+  return f.queue.length > 0 ? { token: f.token, ms: leaseMs } : undefined;
+}
+
+/**
+ * After a commit whose checks failed (the lease lost, the head moved, or an id of this
+ * process became known): each local contribution is settled from the store's record, or
+ * waits again. One whose record cannot be read is rejected alone, saying so: its id may be
+ * the one that became known (stored by another submission), so it may yet be applied.
+ */
+async function afterConflict(f: Fold, local: Local[]): Promise<void> {
+  await f.dropLease();
+  f.backoffUntil = Date.now() + f.options.pollMs;
+  const back: Local[] = [];
+  for (const l of local) {
+    let record;
+    try {
+      record = await f.store.request(l.info.id);
+    } catch (error) {
+      const what = "looking up its id after the commit of its fold was refused";
+      l.reject(contributionFailed(l.info.id, what, error, "stored"));
+      continue;
+    }
+    if (record === null) {
+      l.taken = false;
+      if (!l.abandoned) back.push(l);
+    } else {
+      const deadline = Date.now() + f.options.waitMs;
+      f.watch(l.info.id, deadline).then(l.resolve, l.reject);
+    }
+  }
+  f.queue.unshift(...back);
+}
+
+/**
+ * After a step whose state no checkpoint can hold (a gradient so large that a moment passed
+ * float32's range): of one contribution, it is refused; of several, each is folded alone next,
+ * to find whose it is (the others are applied).
+ */
+export async function unsavable(
+  f: Fold,
+  p: Plan,
+  version: string | null,
+  at: { step: number; seq: number },
+  message: string,
+): Promise<void> {
+  if (p.parts.length > 1) {
+    f.isolate = p.parts.length;
+    for (const [l, reason] of p.refusedLocal) {
+      l.reject(new ContributionRefusedError(l.info.id, at.step, reason));
+    }
+    for (const l of p.appliedLocal) l.taken = false;
+    f.queue.unshift(...p.appliedLocal.filter((l) => !l.abandoned));
+    return;
+  }
+  const reason = `the step on its gradient gives a state that no checkpoint holds: ${message}`;
+  const [l] = p.appliedLocal;
+  if (l !== undefined) p.refusedLocal.push([l, reason]);
+  else p.refused.push({ ...p.applied[0], reason });
+  await commitRefusals(f, p, version, at);
+}
+
+/** A commit of a fold's step that failed (not a conflict) with `error`: it may have been made. */
+export class CommitFailure {
+  constructor(readonly error: unknown) {}
+}
+
+/** What the commit `call` answers; a failure of it, as a {@linkcode CommitFailure}. */
+const commitCall = <T>(call: Promise<T>): Promise<T> =>
+  call.catch((error) => {
+    throw new CommitFailure(error);
+  });
+
+/**
+ * Commits the step `next` and what the fold decided; settles the requests. The error message
+ * when the new state cannot be saved (nothing committed then), else null.
+ */
+export async function commitStep(
+  f: Fold,
+  p: Plan,
+  current: Cached,
+  next: OptimizerState,
+  local: Local[],
+): Promise<string | null> {
+  let committed = false;
+  try {
+    let bytes: Uint8Array;
+    try {
+      bytes = await saveState(next);
+    } catch (error) {
+      if (error instanceof RangeError) return error.message; // a moment past float32's range
+      throw error;
+    }
+    const meta = f.options.meta?.(current.meta, next.step);
+    checkMeta(meta); // refused before the commit: a commit's failure says it may have been made
+    const params = readParamsPrefix(bytes, bytes.length, true);
+    const holder = await nextHolder(f);
+    const result = await commitCall(f.store.commit({
+      checkpoint: bytes,
+      expected: current.version,
+      meta,
+      step: next.step,
+      seq: next.step + next.skippedSteps,
+      ...(f.lease === null ? {} : { lease: f.lease }),
+      ...(holder === undefined ? {} : { next: holder }),
+      applied: p.applied,
+      refused: p.refused,
+      fresh: p.appliedLocal.map((l) => l.info.id),
+    }));
+    if (result === null) return await afterConflict(f, local), null;
+    committed = true;
+    keep(f, { version: result.version, state: next, meta, order: params.names });
+    f.see({ ...params, version: result.version! });
+    f.lease = result.lease;
+    f.leaseSince = Date.now();
+    if (result.lease === null && f.queue.length > 0) {
+      f.backoffUntil = Date.now() + 2 * f.options.pollMs;
+    }
+    settle(f, p, next.step);
+    return null;
+  } finally {
+    if (!committed) dispose(next);
+  }
+}
+
+/** Records refusals without a step (every contribution of the fold was refused). */
+export async function commitRefusals(
+  f: Fold,
+  p: Plan,
+  version: string | null,
+  at: { step: number; seq: number },
+): Promise<void> {
+  const { step, seq } = at;
+  for (const [l, reason] of p.refusedLocal) {
+    l.reject(new ContributionRefusedError(l.info.id, step, reason));
+  }
+  if (p.refused.length > 0) {
+    const result = await f.store.commit({
+      checkpoint: null,
+      expected: version,
+      step,
+      seq,
+      ...(f.lease === null
+        ? {}
+        : { lease: f.lease, next: { token: f.token, ms: f.options.leaseMs } }),
+      applied: [],
+      refused: p.refused,
+      fresh: [],
+    });
+    if (result === null) {
+      await f.dropLease();
+      return;
+    }
+    f.lease = result.lease;
+  }
+  for (const { id, reason } of p.refused) f.settleWatched(id, { state: "refused", step, reason });
+}

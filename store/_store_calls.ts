@@ -1,0 +1,93 @@
+/**
+ * The calls an optimistic step makes to the store (private to store/): each given a time, and
+ * worded when it fails or is not answered, saying whether the update may yet be applied; and the
+ * save of a step's checkpoint (on a training store, its commit with the request's record).
+ *
+ * @module
+ */
+import type { OptimizerState } from "../mod.ts";
+import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
+import { isPassedOn, messageOf } from "./errors.ts";
+import { until } from "./_time.ts";
+import type { TrainingStore } from "./training.ts";
+
+/** The least time a call of the store is given before it is taken as hung, in ms. */
+export const MIN_CALL_MS = 1000;
+
+/** What the calls of one step's attempts to the store are given, and how to say they failed. */
+export interface Calls {
+  readonly store: string;
+  readonly id: string | undefined;
+  /** How long a call may take: `timeoutMs`, at least {@linkcode MIN_CALL_MS}. */
+  readonly limitMs: number;
+  readonly timeoutMs: number;
+}
+
+/**
+ * What became of the update when a call failed (`failed`) or was not answered: `saving`, the
+ * call was its save, which may have been made (or, not answered, may yet be).
+ */
+function outcomeOf(calls: Calls, saving: boolean, failed: boolean): string {
+  const { id } = calls;
+  const may = `the update may ${failed ? "have been" : "yet be"} applied`;
+  return !saving
+    ? "nothing was saved: send it again"
+    : id === undefined
+    ? `${may}: sent again without a request id, it may be applied twice`
+    : `${may}: send it again with the same id (${JSON.stringify(id)}) to learn its outcome`;
+}
+
+/**
+ * What `call` answers. Else an Error that says, as `saving` says, whether the update may yet be
+ * applied: when the call fails (the database's error its cause; damaged stored data, a
+ * CheckpointError naming its key, or a mistake the store worded, is thrown as it is), or takes
+ * longer than `calls.limitMs` (a store that does not answer).
+ */
+export async function answered<T>(calls: Calls, call: Promise<T>, saving: boolean): Promise<T> {
+  const what = saving ? "saving the step" : "reading the store";
+  const checked = call.then((value) => ({ value }), (error) => {
+    if (isPassedOn(error)) throw error;
+    throw new Error(
+      `Checkpoint ${calls.store}: ${what} failed (${messageOf(error)}); ` +
+        outcomeOf(calls, saving, true),
+      { cause: error },
+    );
+  });
+  const answer = await until(checked, Date.now() + calls.limitMs, null);
+  if (answer !== null) return answer.value;
+  const { store, timeoutMs } = calls;
+  throw new Error(
+    `Checkpoint ${store}: the store did not answer within timeoutMs (${timeoutMs} ms` +
+      `${timeoutMs < calls.limitMs ? `, at least ${calls.limitMs} ms a call` : ""}); ` +
+      outcomeOf(calls, saving, false),
+  );
+}
+
+/** Whether the store keeps the TrainingStore contract (then steps are committed with it). */
+const isTrainingStore = (store: VersionedCheckpointStore): store is TrainingStore =>
+  typeof (store as Partial<TrainingStore>).commit === "function" &&
+  typeof (store as Partial<TrainingStore>).request === "function";
+
+/** Saves (or, on a training store, commits with the request's record) a new checkpoint. */
+export async function put(
+  store: VersionedCheckpointStore,
+  checkpoint: Uint8Array,
+  stored: StoredCheckpoint | null,
+  meta: string | undefined,
+  next: OptimizerState,
+  request: { id: string; base: number } | null,
+): Promise<string | null> {
+  const expected = stored?.version ?? null;
+  if (!isTrainingStore(store)) return await store.save(checkpoint, expected, meta);
+  const done = await store.commit({
+    checkpoint,
+    expected,
+    meta,
+    step: next.step,
+    seq: next.step + next.skippedSteps,
+    applied: request === null ? [] : [{ ...request, samples: 1 }],
+    refused: [],
+    fresh: request === null ? [] : [request.id],
+  });
+  return done?.version ?? null;
+}

@@ -1,0 +1,70 @@
+/**
+ * Where a TensorFlow.js optimizer's state lives: on the CPU path (cpu_path.ts) or on the WebGPU
+ * path (gpu_path.ts), with the state kept aside for variables not in the current one (kept.ts),
+ * and which path a step takes: the GPU's where tfjs runs on webgpu (backend_choice.ts).
+ *
+ * @module
+ */
+import type { OptimizerState } from "../core/state.ts";
+import type { Settings } from "../base/settings.ts";
+import { onWebGpu } from "./backend_choice.ts";
+import { CpuPath } from "./cpu_path.ts";
+import type { GradItem } from "./gradients.ts";
+import { GpuPath } from "./gpu_path.ts";
+import { KeptStates } from "./kept.ts";
+import type { Entry } from "./layout.ts";
+
+/** An optimizer's paths, the state they hold, and the state kept aside. */
+export class StatePaths {
+  /** State kept aside (frozen variables, loaded weights), and the counts while no state. */
+  readonly kept = new KeptStates();
+  readonly cpu = new CpuPath(this.kept);
+  /** The WebGPU path, used when tfjs runs on webgpu (see gpu_path.ts). */
+  readonly gpu = new GpuPath(this.kept);
+  /** Set when the state must be remade at the next step (new settings). */
+  #stale = false;
+
+  /** The state of the path holding one. */
+  get state(): OptimizerState<unknown> | undefined {
+    return this.gpu.state ?? this.cpu.state;
+  }
+
+  /** The variables of the state (that of the path holding it), in its order. */
+  get entries(): readonly Entry[] {
+    return this.gpu.state ? this.gpu.entries : this.cpu.entries;
+  }
+
+  /** New settings: the state is made again at the next step. */
+  markStale(): void {
+    this.#stale = true;
+  }
+
+  /** One step over checked gradients `items`, on the path `config` and tfjs's backend choose. */
+  step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
+    if (onWebGpu(config)) {
+      // (At the first step there: the state on the CPU, if any, moves to the GPU.)
+      if (this.gpu.state === undefined) this.cpu.keepAll();
+      this.gpu.step(config, strict, items);
+      this.#stale = false;
+    } else {
+      this.gpu.checkOffGpu();
+      // New settings: the state is made again at this step (its moments kept, same bits).
+      if (this.#stale) this.cpu.keepAll();
+      this.#stale = false;
+      this.cpu.step(config, strict, items);
+    }
+  }
+
+  /** Drops the state; keeps `kept` aside instead, with these counts. */
+  replace(kept: Parameters<KeptStates["replace"]>[0], steps: number, skipped: number): void {
+    this.drop(true);
+    this.kept.replace(kept, steps, skipped);
+  }
+
+  /** Drops the state and what is kept aside (a GPU state `afterReads` under way end). */
+  drop(afterReads = false): void {
+    this.cpu.drop();
+    this.gpu.destroy(afterReads);
+    this.kept.clear();
+  }
+}
