@@ -16,7 +16,7 @@
 import fc from "fast-check";
 import { chainedArb, CPU_PLACES, runChained } from "./resume_chain.ts";
 
-/** An environment variable, where the test may read it (`deno task test:core` does not grant env). */
+/** An environment variable, where the test may read it (`deno task test:core` grants no env). */
 function setting(name: string): number | undefined {
   const granted = Deno.permissions.querySync({ name: "env", variable: name }).state === "granted";
   const text = granted ? Deno.env.get(name) : undefined;

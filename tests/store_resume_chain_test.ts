@@ -6,12 +6,21 @@
  * in-process store and on Deno KV, each request loading the stored checkpoint onto a CPU backend
  * of its own (`loadOptions`: wasm, js, wasm on 2 or 3 threads), holds at the end the params,
  * moments (codes and scales), slow weights and counts of the same steps taken in one process, bit
- * for bit; a request whose step is refused (`nonFinite: "throw"`) saves nothing.
+ * for bit; a request whose step is refused (`nonFinite: "throw"`) saves nothing. So is a run of
+ * the data-parallel mode, one contribution a fold (of any sample count: the mean of one is its
+ * gradient), whose process (its trainer) is closed and another started every few submits, each
+ * taking the lease and resuming from the stored checkpoint on a backend of its own.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { dispose, loadState, type OptimizerState, step } from "../mod.ts";
-import { kvCheckpointStore, memoryCheckpointStore, optimisticStep } from "../kv.ts";
+import {
+  dataParallel,
+  type DataParallelTrainer,
+  kvCheckpointStore,
+  memoryCheckpointStore,
+  optimisticStep,
+} from "../kv.ts";
 import {
   type Chained,
   chainedArb,
@@ -22,7 +31,7 @@ import {
   snapshot,
 } from "./resume_chain.ts";
 
-const RUNS = 12;
+const RUNS = 20;
 const SEED = 20261207;
 
 async function runStored(c: Chained, kv: Deno.Kv, round: number): Promise<void> {
@@ -88,6 +97,70 @@ Deno.test(`store: a run stepped by optimisticStep, each request a resume on its 
       fc.asyncProperty(
         chainedArb(CPU_PLACES.length, ["skip", "skip", "throw", "propagate"]),
         (c) => runStored(c, kv, round++),
+      ),
+      { numRuns: RUNS, seed: SEED, endOnFailure: true },
+    );
+  } finally {
+    kv.close();
+  }
+});
+
+async function runFolded(c: Chained, kv: Deno.Kv, round: number): Promise<void> {
+  const { params, grads } = dataOf(c);
+  const open: OptimizerState[] = [];
+  const keep = (s: OptimizerState) => (open.push(s), s);
+  const stores = [memoryCheckpointStore(), kvCheckpointStore(kv, ["folded", round])];
+  const optimizer = optimizerAt(c, CPU_PLACES[c.start]);
+  // A new process after each resume's call; its own backend and threads.
+  const cuts = new Set(c.resumes.map((r) => r.at));
+  try {
+    let straight = keep(await optimizerAt(c, CPU_PLACES[0]).init(params));
+    for (const store of stores) {
+      let trainer: DataParallelTrainer | undefined;
+      for (let i = 0; i < c.calls.length; i++) {
+        if (trainer === undefined || cuts.has(i)) {
+          await trainer?.close();
+          const { backend, threads } = CPU_PLACES[c.resumes[i % c.resumes.length].place];
+          const loadOptions = { backend, threads, threadThreshold: 0 };
+          trainer = dataParallel(store, { optimizer, init: () => params, loadOptions });
+        }
+        const { step: base } = await trainer.params();
+        const samples = 1 + (c.seed + i) % 5;
+        const answer = await trainer.submit({ id: `c${i}`, base, samples, gradient: grads[i] });
+        assert.equal(answer.status === "applied" && answer.step, i + 1, `call ${i + 1}`);
+      }
+      await trainer?.close();
+    }
+    for (const g of grads) straight = step(straight, g);
+    const want = await snapshot(straight);
+    for (const store of stores) {
+      const lr = c.schedule === "none" ? undefined : lrOf(c);
+      const resumed = keep(await loadState((await store.load())!.bytes, { lr, backend: "js" }));
+      assert.deepEqual(
+        await snapshot(resumed),
+        want,
+        "the folded run is not the uninterrupted one",
+      );
+    }
+  } finally {
+    for (const s of open) dispose(s);
+  }
+}
+
+Deno.test(`store: a data-parallel run, one contribution a fold, its process replaced every few submits, is the uninterrupted run (${RUNS} cases, seed ${SEED})`, async () => {
+  const kv = await Deno.openKv(":memory:");
+  let round = 0;
+  // Finite gradients only (a contribution holds finite values, and none so large that its
+  // moments would overflow: such a one is refused).
+  const finite = (c: Chained): Chained => ({
+    ...c,
+    calls: c.calls.map(() => ({ kind: "ok", huge: false })),
+  });
+  try {
+    await fc.assert(
+      fc.asyncProperty(
+        chainedArb(CPU_PLACES.length, ["skip", "throw"]).map(finite),
+        (c) => runFolded(c, kv, round++),
       ),
       { numRuns: RUNS, seed: SEED, endOnFailure: true },
     );

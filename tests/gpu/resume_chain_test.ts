@@ -14,7 +14,7 @@ import { chainedArb, type Place, runChained } from "../resume_chain.ts";
 import { device, ignore, noGpuErrors } from "./gpu_device.ts";
 
 const PLACES: readonly Place[] = [{ backend: "webgpu", device }];
-const RUNS = 12;
+const RUNS = 20;
 const SEED = 20261207;
 
 Deno.test({
