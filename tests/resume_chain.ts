@@ -25,6 +25,7 @@ import {
 import { holdsCodes } from "../base/backend.ts";
 import { stateInternals } from "../core/state.ts";
 import { hasNonFinite, readAll, tensorNames } from "./cases.ts";
+import { edit } from "./checkpoint_files.ts";
 import { optimizerOf, real, RULE_TABLE, type RuleCase } from "./rule_table.ts";
 import { bits, prng, randomTensor } from "./util.ts";
 
@@ -77,6 +78,8 @@ export interface Chained {
   schedule: "none" | "warmup" | "cosine" | "oneCycle" | "chain";
   calls: Call[];
   start: number;
+  /** The step count both runs start from (a checkpoint's, edited), past what 32 bits hold. */
+  startStep?: number;
   resumes: Resume[];
   seed: number;
 }
@@ -145,6 +148,10 @@ export const chainedArb = (
       calls: fc.array(callArb, { minLength: 1, maxLength: 10 }),
       start: fc.integer({ min: 0, max: places - 1 }),
       resumes: fc.array(resumeArb(places), { minLength: 1, maxLength: 3 }),
+      startStep: fc.option(fc.constantFrom(2 ** 31 - 2, 2 ** 32 - 3, 2 ** 53 - 12), {
+        nil: undefined,
+        freq: 4,
+      }),
       seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
     })
   ).map((c) => ({
@@ -295,6 +302,14 @@ export async function runChained(c: Chained, places: readonly Place[]): Promise<
       keep(await optimizerAt(c, place).init(params, { device: place.device }));
     let straight = await initAt(places[0]);
     let resumed = await initAt(places[c.start]);
+    if (c.startStep !== undefined) {
+      // Both from a checkpoint of a long run: the fresh state's, its step count edited.
+      const long = edit(await saveState(straight), (h) => (h.__metadata__.step = `${c.startStep}`));
+      const lr = c.schedule === "none" ? undefined : lrOf(c);
+      const loadAt = async ({ backend, threads, device }: Place) =>
+        keep(await loadState(long, { backend, threads, device, lr }));
+      [straight, resumed] = [await loadAt(places[0]), await loadAt(places[c.start])];
+    }
     // Whether the resumed state's codes may differ from the run's (8 → 32 → 8, no step since).
     let recoded = false;
     let next = 0;
