@@ -121,7 +121,9 @@ function stepOnDevice(core: Core, backend: DeviceBackend, grads?: unknown): Stat
   if (!counter.hasScalars(t)) {
     // The scalars of t and of the next steps, written last to first: those of a later step
     // that fails (a schedule that throws there) are left out, computed again at their step.
-    for (let k = t + counter.scalarsAhead - 1; k >= t; k--) {
+    // None past 2⁵³ − 1, which no step reaches (and where k-- would stand still, forever).
+    const last = Math.max(t, Math.min(t + counter.scalarsAhead - 1, Number.MAX_SAFE_INTEGER));
+    for (let k = last; k >= t; k--) {
       try {
         computeScalars(core, k);
         counter.writeScalars(k, core.groupScalars);

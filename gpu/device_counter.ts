@@ -210,9 +210,9 @@ export class GpuStepCounter implements DeviceCounter {
     });
   }
 
-  get steps(): number {
+  get steps(): number { // (those since the report first: taken + submitted may pass 2⁵³)
     const r = this.#reported;
-    return r.taken + this.#submitted - Math.max(r.submitted, this.#countedFrom);
+    return r.taken + (this.#submitted - Math.max(r.submitted, this.#countedFrom));
   }
 
   get skipped(): number {
