@@ -1,0 +1,53 @@
+/**
+ * What a TensorFlow.js user new to the adapter writes in a first custom training loop, where the
+ * step would otherwise do nothing, silently, or fail with a message that does not say what to
+ * do: a `NamedTensor[]` whose elements hold no `tensor` (the variables themselves, or the
+ * gradient under another key), one `{ name, tensor }` without its array, a variable as the name.
+ */
+import assert from "node:assert/strict";
+import { adam } from "../../mod.ts";
+import { tfOptimizer } from "../../tfjs.ts";
+import { CPU_BACKENDS, tf, uniqueNames, useBackend } from "./helpers.ts";
+
+const named = uniqueNames("firsthour");
+
+for (const backend of CPU_BACKENDS) {
+  Deno.test(`tfjs (${backend}): a NamedTensor[] element without a tensor is refused, not left out of the step`, async () => {
+    await useBackend(backend);
+    const w = tf.variable(tf.tensor1d([1, -2]), true, named("w"));
+    const optimizer = tfOptimizer(adam({ lr: 0.1 }));
+    const grad = tf.ones([2]);
+    const cases: [unknown, RegExp][] = [
+      [
+        [w],
+        /^Gradient 0 is the variable "[^"]+" itself, not its gradient: give \{ name: variable\.name, tensor: gradient \}/,
+      ],
+      [
+        [{ name: w.name, gradient: grad }],
+        /^Gradient 0 \(of variable "[^"]+"\) has no tensor: expected \{ name, tensor \} \(a NamedTensor\), got the keys name, gradient$/,
+      ],
+      [[{ name: w.name }], /has no tensor: .*, got only a name$/],
+      [
+        { name: w.name, tensor: grad },
+        /^applyGradients was given one \{ name, tensor \} \(the gradient of variable "[^"]+"\): pass an array of them/,
+      ],
+      [
+        [{ name: w, tensor: grad }],
+        /^Expected gradient 0 to be a \{ name, tensor \} \(a NamedTensor\), got Object \(its name is Variable: give the variable's name, \{ name: variable\.name, tensor \}\)$/,
+      ],
+    ];
+    for (const [given, message] of cases) {
+      assert.throws(() => optimizer.applyGradients(given as never), { name: "TypeError", message });
+    }
+    assert.equal(optimizer.iterations, 0);
+    assert.deepEqual([...w.dataSync()], [1, -2]);
+    // A null tensor leaves its variable out, as tfjs's own optimizers do; a real one steps.
+    optimizer.applyGradients([{ name: w.name, tensor: null as never }]);
+    assert.equal(optimizer.iterations, 0);
+    optimizer.applyGradients([{ name: w.name, tensor: grad }]);
+    assert.equal(optimizer.iterations, 1);
+    assert.notDeepEqual([...w.dataSync()], [1, -2]);
+    optimizer.dispose();
+    tf.dispose([w, grad]);
+  });
+}
