@@ -94,7 +94,8 @@ export class GpuRunner {
         const e = this.entries[i];
         let g = items[i].tensor;
         let centralized: tf.Tensor | undefined;
-        if (this.#config.loop.gc && g.rank > 1) {
+        // (tfjs's webgpu mean of no elements fails to dispatch; there is nothing to centralize.)
+        if (this.#config.loop.gc && g.rank > 1 && g.size > 0) {
           const axes = [...Array(g.rank - 1).keys()];
           centralized = g = tf.tidy(() =>
             tf.sub(items[i].tensor, tf.mean(items[i].tensor, axes, true))
