@@ -2,10 +2,12 @@
  * What a TensorFlow.js user new to the adapter writes in a first custom training loop, where the
  * step would otherwise do nothing, silently, or fail with a message that does not say what to
  * do: a `NamedTensor[]` whose elements hold no `tensor` (the variables themselves, or the
- * gradient under another key), one `{ name, tensor }` without its array, a variable as the name.
+ * gradient under another key), one `{ name, tensor }` without its array, a variable as the name;
+ * and a `device` (init's option, in the README's WebGPU example) given to the factory or to
+ * `tfOptimizer`.
  */
 import assert from "node:assert/strict";
-import { adam } from "../../mod.ts";
+import { adam, radam, ranger } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import { CPU_BACKENDS, tf, uniqueNames, useBackend } from "./helpers.ts";
 
@@ -51,3 +53,23 @@ for (const backend of CPU_BACKENDS) {
     tf.dispose([w, grad]);
   });
 }
+
+Deno.test("tfjs: a device given to the factory or to tfOptimizer says where it goes", () => {
+  for (const [factory, name] of [[radam, "radam"], [ranger, "ranger"]] as const) {
+    assert.throws(() => tfOptimizer(factory({ lr: 1e-3, device: {} } as never)), {
+      name: "TypeError",
+      message: new RegExp(
+        `^Unknown option device for ${name}; expected one of .* \\(device is an option of init: ` +
+          `${name}\\(\\{ … \\}\\)\\.init\\(params, \\{ device \\}\\); under tfOptimizer, the steps ` +
+          `run on TensorFlow\\.js's own device, tf\\.setBackend\\("webgpu"\\)\\)$`,
+      ),
+    });
+  }
+  assert.throws(() => tfOptimizer(radam(), { device: {} } as never), {
+    name: "TypeError",
+    message: "Unknown option device for tfOptimizer; expected one of strict, warnOnSkip (the " +
+      'adapter steps on TensorFlow.js\'s own device: tf.setBackend("webgpu"), no device option)',
+  });
+  // Still no hint for a name that is no option anywhere.
+  assert.throws(() => radam({ devise: {} } as never), { message: /, groups$/ });
+});
