@@ -85,3 +85,31 @@ export function checkNotOneNamedTensor(map: Readonly<Record<string, unknown>>): 
     );
   }
 }
+
+/**
+ * Throws a TypeError where the weight `w` given to `setWeights` holds a disposed tensor: most
+ * often one of a set `getWeights` gave, which the optimizer disposed at its next `getWeights`
+ * (`model.save` with `includeOptimizer` makes one) or at its `dispose()`. Without this, tfjs's
+ * bare "Tensor is disposed." named nothing.
+ *
+ * @example
+ * ```ts
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import { checkWeightLive } from "./_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const tensor = tf.tensor1d([1, 2]);
+ * checkWeightLive({ name: "w/m", tensor });
+ * tensor.dispose();
+ * assert.throws(() => checkWeightLive({ name: "w/m", tensor }), TypeError);
+ * ```
+ */
+export function checkWeightLive(w: { name: unknown; tensor: tf.Tensor }): void {
+  if (!w.tensor.isDisposed) return;
+  throw new TypeError(
+    `Optimizer weight ${JSON.stringify(w.name)} was disposed (the tensors getWeights gives ` +
+      "are the optimizer's, valid until its next getWeights call, which model.save with " +
+      "includeOptimizer makes, or its dispose(): tf.clone them to keep them longer)",
+  );
+}

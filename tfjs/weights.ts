@@ -33,6 +33,7 @@ import {
 } from "./kept.ts";
 import { type Entry, entryOf, fromArena, sameShape, shapeText, toArena } from "./layout.ts";
 import { checkSameKinds, inTfjsLayout } from "./matching.ts";
+import { checkWeightLive } from "./_hints.ts";
 
 /** The tfjs weight-name suffix of each state section, as tfjs names Adam's (`/m`, `/v`). */
 const MOMENT_SUFFIX: Readonly<Record<string, string>> = { exp_avg: "m", exp_avg_sq: "v" };
@@ -277,6 +278,7 @@ async function givenWeights(
     if (typeof w !== "object" || w === null || !(w.tensor instanceof tf.Tensor)) {
       throw new TypeError(`Expected { name, tensor } weights, got ${described(w)}${formHint(w)}`);
     }
+    checkWeightLive(w);
     if (w.name === "iter") {
       if (steps !== undefined) throw new TypeError('Optimizer weight "iter" is given twice');
       steps = await stepsOf(w.tensor, read);

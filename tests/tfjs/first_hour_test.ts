@@ -3,13 +3,24 @@
  * step would otherwise do nothing, silently, or fail with a message that does not say what to
  * do: a `NamedTensor[]` whose elements hold no `tensor` (the variables themselves, or the
  * gradient under another key), one `{ name, tensor }` without its array, a variable as the name;
- * and a `device` (init's option, in the README's WebGPU example) given to the factory or to
+ * weights of a `getWeights` set that a later `getWeights` (`model.save` with `includeOptimizer`)
+ * disposed, given to `setWeights`; and a `device` (init's option, in the README's WebGPU example) given to the factory or to
  * `tfOptimizer`.
  */
 import assert from "node:assert/strict";
 import { adam, radam, ranger } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
-import { CPU_BACKENDS, tf, uniqueNames, useBackend } from "./helpers.ts";
+import {
+  CPU_BACKENDS,
+  data,
+  denseNet,
+  disposeModels,
+  fitInOrder,
+  saveToMemory,
+  tf,
+  uniqueNames,
+  useBackend,
+} from "./helpers.ts";
 
 const named = uniqueNames("firsthour");
 
@@ -73,3 +84,37 @@ Deno.test("tfjs: a device given to the factory or to tfOptimizer says where it g
   // Still no hint for a name that is no option anywhere.
   assert.throws(() => radam({ devise: {} } as never), { message: /, groups$/ });
 });
+
+for (const backend of CPU_BACKENDS) {
+  Deno.test(`tfjs (${backend}): weights of a getWeights set that model.save disposed are a TypeError in setWeights, nothing changed`, async () => {
+    await useBackend(backend);
+    const model = denseNet(7);
+    const optimizer = tfOptimizer(adam({ lr: 0.01 }));
+    model.compile({ optimizer, loss: "meanSquaredError" });
+    const { x, y } = data([6], 8, 3);
+    await model.fit(x, y, fitInOrder(1));
+    const stale = await optimizer.getWeights();
+    await saveToMemory(model); // its getWeights call disposes the set before it
+    const other = tfOptimizer(adam({ lr: 0.01 }));
+    await other.setWeights([{ name: "iter", tensor: tf.scalar(5, "int32") }]);
+    await assert.rejects(other.setWeights(stale), {
+      name: "TypeError",
+      message: 'Optimizer weight "iter" was disposed (the tensors getWeights gives are the ' +
+        "optimizer's, valid until its next getWeights call, which model.save with " +
+        "includeOptimizer makes, or its dispose(): tf.clone them to keep them longer)",
+    });
+    assert.equal(other.iterations, 5);
+    // What it says works: a clone outlives the next getWeights.
+    const kept = (await optimizer.getWeights()).map((w) => ({
+      name: w.name,
+      tensor: tf.clone(w.tensor),
+    }));
+    await optimizer.getWeights();
+    await other.setWeights(kept);
+    assert.equal(other.iterations, optimizer.iterations);
+    tf.dispose(kept.map((w) => w.tensor));
+    other.dispose();
+    disposeModels(model);
+    tf.dispose([x, y]);
+  });
+}
