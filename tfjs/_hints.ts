@@ -8,6 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { described } from "../base/_errors.ts";
+import type { Holder } from "../core/held.ts";
 
 /**
  * Throws a TypeError where the element `g` (number `i` of a `NamedTensor[]`, named `name`) has
@@ -113,3 +114,21 @@ export function checkWeightLive(w: { name: unknown; tensor: tf.Tensor }): void {
       "includeOptimizer makes, or its dispose(): tf.clone them to keep them longer)",
   );
 }
+
+/**
+ * The adapter as the holder of the state `optimizer.state` gives (see core/held.ts): `step` and
+ * `dispose` of it say to use the optimizer's own calls.
+ *
+ * @example
+ * ```ts
+ * import { ADAPTER_HOLDER } from "./_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(ADAPTER_HOLDER.disposeWith, "optimizer.dispose()");
+ * ```
+ */
+export const ADAPTER_HOLDER: Holder = Object.freeze({
+  name: "a TensorFlow.js optimizer's (optimizer.state of tfOptimizer)",
+  stepWith: "the optimizer's applyGradients (model.fit, optimizer.minimize)",
+  disposeWith: "optimizer.dispose()",
+});
