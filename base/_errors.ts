@@ -259,12 +259,13 @@ export function tensorHint(value: unknown): string {
   return numbers ? convertHint("Float32Array") : "";
 }
 
-/** Whether `value` is a GPUBuffer or `{ buffer: GPUBuffer, length: number }` (needs WebGPU). */
+/**
+ * Whether `value` is a GPUBuffer or `{ buffer: GPUBuffer, … }` (a GPU tensor, or a
+ * `GPUBufferBinding` without its length, which a webgpu state's own checks then ask for).
+ */
 function isGpuTensorLike(value: object): boolean {
   if (typeof GPUBuffer === "undefined") return false;
-  const t = value as { buffer?: unknown; length?: unknown };
-  return value instanceof GPUBuffer ||
-    (t.buffer instanceof GPUBuffer && typeof t.length === "number");
+  return value instanceof GPUBuffer || (value as { buffer?: unknown }).buffer instanceof GPUBuffer;
 }
 
 /** The hint for numbers given where a typed array of `type` belongs. */

@@ -117,3 +117,23 @@ export function misplacedHint(key: string, known: readonly string[]): string {
       example ? `, as in ${example}` : ""
     }: not one of these)`;
 }
+
+/**
+ * What to add to the error for an unknown option `key` given to an optimizer's factory where it
+ * is an option of `init` (`device`, as the README's WebGPU example passes it): that it goes
+ * there, and that under `tfOptimizer` TensorFlow.js's own device is used. Else empty.
+ *
+ * @example
+ * ```ts
+ * import { initOptionHint } from "./_option_names.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(initOptionHint("device", "radam"), /^ \(device is an option of init: /);
+ * assert.equal(initOptionHint("devise", "radam"), "");
+ * ```
+ */
+export function initOptionHint(key: string, name: string): string {
+  if (key !== "device") return "";
+  return ` (device is an option of init: ${name}({ … }).init(params, { device }); ` +
+    'under tfOptimizer, the steps run on TensorFlow.js\'s own device, tf.setBackend("webgpu"))';
+}

@@ -15,6 +15,7 @@ import { stepState } from "./state_step.ts";
 import type { GpuGrads, GpuTensor } from "../gpu/gpu_tensors.ts";
 import { checkGpuConfig } from "./webgpu_checks.ts";
 import { momentsOf } from "./origins.ts";
+import { checkNotHeld } from "./held.ts";
 
 /**
  * Takes one optimizer step and returns the next state.
@@ -55,6 +56,7 @@ export function step(state: OptimizerState<GpuTensor>, grads?: GpuGrads): Optimi
 /** A step of a state of either kind (GPU or CPU). */
 export function step(state: OptimizerState<unknown>, grads?: GpuGrads): OptimizerState<unknown>;
 export function step<T>(state: OptimizerState<T>, grads?: unknown): OptimizerState<T> {
+  checkNotHeld(state, "step");
   return stepState(state, grads);
 }
 
@@ -89,6 +91,7 @@ export function step<T>(state: OptimizerState<T>, grads?: unknown): OptimizerSta
  * ```
  */
 export function dispose(state: OptimizerState<unknown>): void {
+  checkNotHeld(state, "dispose");
   disposeState(state);
 }
 

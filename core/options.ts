@@ -7,7 +7,7 @@
  * @module
  */
 import { optionError } from "../base/_errors.ts";
-import { factoryOptionHint } from "../base/_option_names.ts";
+import { factoryOptionHint, initOptionHint } from "../base/_option_names.ts";
 import {
   DEFAULT_THREAD_THRESHOLD,
   type LearningRate,
@@ -159,6 +159,7 @@ export function resolveOptions(origin: Origin, options: unknown): Settings {
     known,
     origin.name,
     (lr) => `${origin.name}({ lr: ${lr} })`,
+    (key) => initOptionHint(key, origin.name),
   );
   const { defaults } = origin;
   const hyperparameters = Object.freeze(resolveSchema(origin.options, given, defaults));

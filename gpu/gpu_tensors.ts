@@ -104,9 +104,10 @@ function lengthHint(x: unknown): string {
   if (!hasGpu() || typeof t !== "object" || t === null || !(t.buffer instanceof GPUBuffer)) {
     return "";
   }
+  const size = (t as { size?: unknown }).size;
   return ` (a GPU tensor { buffer, offset?, length } needs its length, a number of elements; got ${
     described(t.length)
-  })`;
+  }${typeof size === "number" ? `: a GPUBufferBinding's size is in bytes, length: size / 4` : ""})`;
 }
 
 /** Names of the usage flags in `usage` that a tensor's buffer needs. */
@@ -206,6 +207,19 @@ export function checkGpuParams(params: unknown): CheckedGpuParams {
   const lengths: number[] = [];
   names.forEach((name, i) => {
     const value = record[name];
+    // `{ buffer, offset, size }` (a GPUBufferBinding, as a state's slots are) without `length`:
+    // given as the params, its numbers are not tensors; as a tensor, it is none of the CPU's.
+    const binding = typeof value === "number" ? record : value;
+    if (!isGpuTensorInput(value) && lengthHint(binding) !== "") {
+      throw new TypeError(
+        (binding === record
+          ? `Expected the params to be a GPU tensor or a record of tensors, got { ${
+            names.join(", ")
+          } }`
+          : `Expected ${label(name, "parameter")} to be a Float32Array, { data: Float32Array, ` +
+            `shape } or a GPU tensor, got ${described(value)}`) + lengthHint(binding),
+      );
+    }
     if (isGpuTensorInput(value)) {
       const t = gpuTensorOf(value, name, "parameter", 0);
       const usage = t.buffer.usage;
@@ -368,7 +382,7 @@ export function checkGpuGrads(
         `Expected the gradient of ${
           label(name, "parameter")
         } to be a Float32Array or a GPU tensor, got ${described(value)}${
-          gradientHint(value) || lengthHint(value)
+          lengthHint(value) || gradientHint(value)
         }`,
       );
     }

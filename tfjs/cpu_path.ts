@@ -31,7 +31,11 @@ import {
 } from "../cpu/wasm_backend.ts";
 import { checkSavableSize } from "../core/checkpoint_header.ts";
 import { momentsOf, ruleOf } from "../core/origins.ts";
-import { dispose, step } from "../core/operations.ts";
+// (Not operations.ts' step and dispose: they refuse the state (held) that optimizer.state gives.)
+import { disposeState as dispose } from "../core/state.ts";
+import { stepState as step } from "../core/state_step.ts";
+import { holdState } from "../core/held.ts";
+import { ADAPTER_HOLDER } from "./_hints.ts";
 import { checkWasmAsked } from "../core/select.ts";
 import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradients.ts";
 import { HeapBackend } from "./heap_backend.ts";
@@ -118,7 +122,7 @@ export class CpuPath {
 
   /** The library state, when made. */
   get state(): OptimizerState<unknown> | undefined {
-    return this.#state;
+    return holdState(this.#state, ADAPTER_HOLDER);
   }
 
   /** The variables of the state, in its order. */

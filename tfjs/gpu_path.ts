@@ -32,7 +32,11 @@ import { decodeTensor } from "../base/q8_tensor.ts";
 import { inLayoutOrder, type OptimizerState, restoreState, stateInternals } from "../core/state.ts";
 import type { GpuTensor } from "../gpu/gpu_tensors.ts";
 import { initWebGpuStateSync } from "../core/webgpu_state.ts";
-import { dispose, step } from "../core/operations.ts";
+// (Not operations.ts' step and dispose: they refuse the state (held) that optimizer.state gives.)
+import { disposeState as dispose } from "../core/state.ts";
+import { stepState as step } from "../core/state_step.ts";
+import { holdState } from "../core/held.ts";
+import { ADAPTER_HOLDER } from "./_hints.ts";
 import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradients.ts";
 import type { KeptStates } from "./kept.ts";
 import { type Entry, entryOf, fromArena } from "./layout.ts";
@@ -94,7 +98,8 @@ export class GpuRunner {
         const e = this.entries[i];
         let g = items[i].tensor;
         let centralized: tf.Tensor | undefined;
-        if (this.#config.loop.gc && g.rank > 1) {
+        // (tfjs's webgpu mean of no elements fails to dispatch; there is nothing to centralize.)
+        if (this.#config.loop.gc && g.rank > 1 && g.size > 0) {
           const axes = [...Array(g.rank - 1).keys()];
           centralized = g = tf.tidy(() =>
             tf.sub(items[i].tensor, tf.mean(items[i].tensor, axes, true))
@@ -302,7 +307,7 @@ export class GpuPath {
 
   /** The library state (WebGPU), when made. */
   get state(): OptimizerState<GpuTensor> | undefined {
-    return this.#runner?.state;
+    return holdState(this.#runner?.state, ADAPTER_HOLDER);
   }
 
   /** The variables of the state, in its order (none before it is made). */

@@ -7,6 +7,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { described, isThenable, promiseHint } from "../base/_errors.ts";
 import { type Entry, sameShape, shapeText } from "./layout.ts";
+import { checkHasTensor, checkNotOneNamedTensor, nameHint } from "./_hints.ts";
 
 /** A variable and its gradient of one step (checked). */
 export interface GradItem {
@@ -41,9 +42,11 @@ function readNamedTensors(grads: readonly unknown[]): { names: string[]; tensors
     const name = typeof g === "object" && g !== null ? g.name : undefined;
     if (typeof name !== "string") {
       throw new TypeError(
-        `Expected gradient ${i} to be a { name, tensor } (a NamedTensor), got ${described(g)}`,
+        `Expected gradient ${i} to be a { name, tensor } (a NamedTensor), got ${described(g)}` +
+          nameHint(g),
       );
     }
+    checkHasTensor(g!, i, name);
     names.push(name);
     tensors.push(g!.tensor);
   }
@@ -174,6 +177,7 @@ export function checkGradients(grads: unknown): GradItem[] {
     // (A record's keys are distinct.)
     const map = grads as Readonly<Record<string, unknown>>;
     checkNotValueAndGrads(map);
+    checkNotOneNamedTensor(map);
     for (const name in map) {
       if (Object.hasOwn(map, name)) addItem(items, registered, name, map[name]);
     }

@@ -75,7 +75,9 @@ export function checkArguments(
     ADAPTER_OPTIONS,
     "tfOptimizer",
     (lr) => lrCall(lr, typeof name === "string" && /^\w+$/.test(name) ? name : undefined),
-    (key) => factoryOptionHintOf(optimizer.settings, key, (call) => `tfOptimizer(${call})`),
+    (key) =>
+      factoryOptionHintOf(optimizer.settings, key, (call) => `tfOptimizer(${call})`) ||
+      deviceHint(key),
   );
   for (const key of ADAPTER_OPTIONS) {
     if (options[key] !== undefined && typeof options[key] !== "boolean") {
@@ -83,6 +85,13 @@ export function checkArguments(
     }
   }
   return { strict: options.strict ?? false, warnOnSkip: options.warnOnSkip ?? true };
+}
+
+/** For an option `device`: the adapter steps on TensorFlow.js's own device. Else empty. */
+function deviceHint(key: string): string {
+  return key === "device"
+    ? ' (the adapter steps on TensorFlow.js\'s own device: tf.setBackend("webgpu"), no device option)'
+    : "";
 }
 
 /**

@@ -19,6 +19,7 @@ import { formHint, tfjsWeightHint } from "./tfjs_weights.ts";
 import type { Kept } from "./kept.ts";
 import { entryOf, sameShape, shapeText, toArena } from "./layout.ts";
 import { SLOW_SUFFIX, weightKinds } from "./weight_kinds.ts";
+import { checkWeightLive } from "./_hints.ts";
 
 /** The weights of one variable given to setWeights: their shape, and tensor by section. */
 interface Given {
@@ -83,6 +84,7 @@ async function givenWeights(
     if (typeof w !== "object" || w === null || !(w.tensor instanceof tf.Tensor)) {
       throw new TypeError(`Expected { name, tensor } weights, got ${described(w)}${formHint(w)}`);
     }
+    checkWeightLive(w);
     if (w.name === "iter") {
       if (steps !== undefined) throw new TypeError('Optimizer weight "iter" is given twice');
       steps = await stepsOf(w.tensor, read);

@@ -1,0 +1,81 @@
+/**
+ * States that another object holds and steps (the TensorFlow.js adapter's, `optimizer.state`):
+ * the public `step` and `dispose` refuse them, changing nothing, where they would consume or end
+ * the holder's state and leave it failing at its next step with advice meant for a state of
+ * one's own ("use the state that step() returned", "start again from init"). The holder steps
+ * and disposes them through `stepState` and `disposeState`, which do not look here.
+ *
+ * @module
+ */
+import { type OptimizerState, stateInternals } from "./state.ts";
+
+/** The backends of held states (one per line of states: `step` keeps it), with their holder. */
+const held = new WeakMap<object, Holder>();
+
+/** Who holds a state, as the errors name it, and the calls to use instead. */
+export interface Holder {
+  /** The holder, e.g. "a TensorFlow.js optimizer's (optimizer.state of tfOptimizer)". */
+  readonly name: string;
+  /** What steps it, e.g. "the optimizer's applyGradients (model.fit, minimize)". */
+  readonly stepWith: string;
+  /** What frees it, e.g. "optimizer.dispose()". */
+  readonly disposeWith: string;
+}
+
+/** The backend of `state`, or undefined where it is no live state (its own checks then say so). */
+function backendOf(state: OptimizerState<unknown>): object | undefined {
+  try {
+    return stateInternals(state).backend;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Marks `state` (and every state `step` makes from it) as held by `holder`; returns it.
+ *
+ * @example
+ * ```ts
+ * import { holdState, checkNotHeld } from "./held.ts";
+ * import { radam } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const state = await radam().init({ w: new Float32Array(2) });
+ * const holder = { name: "a test's", stepWith: "its step", disposeWith: "its dispose" };
+ * holdState(state, holder);
+ * assert.throws(() => checkNotHeld(state, "step"), TypeError);
+ * ```
+ */
+export function holdState<S extends OptimizerState<unknown> | undefined>(
+  state: S,
+  holder: Holder,
+): S {
+  const backend = state && backendOf(state);
+  if (backend !== undefined && !held.has(backend)) held.set(backend, holder);
+  return state;
+}
+
+/**
+ * Throws a TypeError, changing nothing, where `state` is held (see {@linkcode holdState}) and
+ * the user calls `call` on it: `step` or `dispose`.
+ *
+ * @example
+ * ```ts
+ * import { checkNotHeld } from "./held.ts";
+ * import { radam } from "../mod.ts";
+ *
+ * checkNotHeld(await radam().init({ w: new Float32Array(2) }), "step"); // a state of one's own
+ * ```
+ */
+export function checkNotHeld(state: OptimizerState<unknown>, call: "step" | "dispose"): void {
+  const backend = backendOf(state);
+  const holder = backend && held.get(backend);
+  if (holder === undefined) return;
+  throw new TypeError(
+    `This optimizer state is ${holder.name}: ${
+      call === "step"
+        ? `step it through ${holder.stepWith}, not with step()`
+        : `free it with ${holder.disposeWith}, not dispose(state)`
+    }`,
+  );
+}

@@ -1,0 +1,63 @@
+/**
+ * `optimizer.state` is the adapter's: `step(optimizer.state, …)` consumed it (on cpu and webgpu)
+ * and `dispose(optimizer.state)` ended it, so the optimizer's next step failed with advice for a
+ * state of one's own ("use the state that step() returned", "start again from init"). Both are
+ * now TypeErrors that say which call to use, nothing changed; reading and saving it still work.
+ * The webgpu case needs an adapter, unless RADAM_NO_GPU=1 says the machine has none.
+ */
+import "@tensorflow/tfjs-backend-webgpu";
+import assert from "node:assert/strict";
+import { adam, dispose, readParams, saveState, step } from "../../mod.ts";
+import { tfOptimizer } from "../../tfjs.ts";
+import { CPU_BACKENDS, tf, uniqueNames, useBackend, webgpuTestOptions } from "./helpers.ts";
+
+const named = uniqueNames("held");
+const sanitize = await webgpuTestOptions();
+
+/** On `backend`: step and dispose of optimizer.state are refused, and the optimizer goes on. */
+async function refusesHeldState(backend: string): Promise<void> {
+  await useBackend(backend);
+  const w = tf.variable(tf.tensor1d([1, -2, 3]), true, named("w"));
+  const optimizer = tfOptimizer(adam({ lr: 0.1 }));
+  const grad = tf.ones([3]);
+  optimizer.applyGradients({ [w.name]: grad });
+  const state = optimizer.state!;
+  const before = [...await w.data()];
+  assert.throws(() => step(state, { [w.name]: new Float32Array(3).fill(1) }), {
+    name: "TypeError",
+    message: "This optimizer state is a TensorFlow.js optimizer's (optimizer.state of " +
+      "tfOptimizer): step it through the optimizer's applyGradients (model.fit, " +
+      "optimizer.minimize), not with step()",
+  });
+  assert.throws(() => dispose(state), {
+    name: "TypeError",
+    message: "This optimizer state is a TensorFlow.js optimizer's (optimizer.state of " +
+      "tfOptimizer): free it with optimizer.dispose(), not dispose(state)",
+  });
+  // Nothing changed: the state still reads, saves and steps through the optimizer.
+  assert.deepEqual([...(await readParams(state))[w.name]], before);
+  assert.ok((await saveState(state)).length > 0);
+  optimizer.applyGradients({ [w.name]: grad });
+  assert.equal(optimizer.iterations, 2);
+  assert.notDeepEqual([...await w.data()], before);
+  optimizer.dispose();
+  tf.dispose([w, grad]);
+}
+
+for (const backend of CPU_BACKENDS) {
+  Deno.test(`tfjs (${backend}): step and dispose of optimizer.state say to use the optimizer's calls`, () =>
+    refusesHeldState(backend));
+}
+
+Deno.test({
+  name: "tfjs (webgpu): step and dispose of optimizer.state say to use the optimizer's calls",
+  ...sanitize,
+  fn: () => refusesHeldState("webgpu"),
+});
+
+Deno.test("a state of one's own still steps and disposes", async () => {
+  let state = await adam({ lr: 0.1 }).init({ w: new Float32Array([1, 2]) });
+  state = step(state, { w: new Float32Array([1, 1]) });
+  assert.equal(state.step, 1);
+  dispose(state);
+});

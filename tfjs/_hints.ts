@@ -1,0 +1,134 @@
+/**
+ * Checks of the shapes a first `applyGradients` call gets wrong, where the call would otherwise
+ * step nothing, silently, or refuse with a message that does not say what to do: an element of
+ * a `NamedTensor[]` that holds no `tensor` (a variable itself, `{ name, gradient }`), and one
+ * `{ name, tensor }` given without its array. Private to the adapter.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { described } from "../base/_errors.ts";
+import type { Holder } from "../core/held.ts";
+
+/**
+ * Throws a TypeError where the element `g` (number `i` of a `NamedTensor[]`, named `name`) has
+ * no `tensor` key: a variable given as its own gradient (`[variable]`), or the gradient under
+ * another key (`{ name, gradient }`). tfjs leaves a `null` or `undefined` tensor out of the step,
+ * so without this the step changes nothing and says nothing. An element with a `tensor` key,
+ * `null` included, passes.
+ *
+ * @example
+ * ```ts
+ * import { checkHasTensor } from "./_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.throws(() => checkHasTensor({ name: "w", gradient: 1 }, 0, "w"), TypeError);
+ * checkHasTensor({ name: "w", tensor: null }, 0, "w"); // left out of the step, as in tfjs
+ * ```
+ */
+export function checkHasTensor(g: object, i: number, name: string): void {
+  if ("tensor" in g) return;
+  const variable = `variable ${JSON.stringify(name)}`;
+  if (g instanceof tf.Variable) {
+    throw new TypeError(
+      `Gradient ${i} is the ${variable} itself, not its gradient: give ` +
+        "{ name: variable.name, tensor: gradient } (a NamedTensor)",
+    );
+  }
+  const keys = Object.keys(g).filter((k) => k !== "name");
+  throw new TypeError(
+    `Gradient ${i} (of ${variable}) has no tensor: expected { name, tensor } (a NamedTensor), ` +
+      `got ${keys.length === 0 ? "only a name" : `the keys name, ${keys.slice(0, 4).join(", ")}`}`,
+  );
+}
+
+/**
+ * What to add to the error of element `g` of a `NamedTensor[]` whose `name` is not a string:
+ * where it is a variable or a tensor (`{ name: variable, tensor }`), to give the variable's
+ * name. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { nameHint } from "./_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(nameHint({ name: 3 }), "");
+ * ```
+ */
+export function nameHint(g: unknown): string {
+  const name = typeof g === "object" && g !== null ? (g as { name?: unknown }).name : undefined;
+  return name instanceof tf.Tensor
+    ? ` (its name is ${described(name)}: give the variable's name, { name: variable.name, tensor })`
+    : "";
+}
+
+/**
+ * Throws a TypeError where the record `map` given to `applyGradients` is one `{ name, tensor }`
+ * (a `NamedTensor` without its array): its keys would be taken for variables named "name" and
+ * "tensor".
+ *
+ * @example
+ * ```ts
+ * import { checkNotOneNamedTensor } from "./_hints.ts";
+ *
+ * checkNotOneNamedTensor({ "dense/kernel": null }); // a NamedTensorMap passes
+ * ```
+ */
+export function checkNotOneNamedTensor(map: Readonly<Record<string, unknown>>): void {
+  if (
+    typeof map.name === "string" && Object.hasOwn(map, "tensor") &&
+    Object.keys(map).length === 2
+  ) {
+    throw new TypeError(
+      `applyGradients was given one { name, tensor } (the gradient of variable ${
+        JSON.stringify(map.name)
+      }): pass an array of them, optimizer.applyGradients([{ name, tensor }])`,
+    );
+  }
+}
+
+/**
+ * Throws a TypeError where the weight `w` given to `setWeights` holds a disposed tensor: most
+ * often one of a set `getWeights` gave, which the optimizer disposed at its next `getWeights`
+ * (`model.save` with `includeOptimizer` makes one) or at its `dispose()`. Without this, tfjs's
+ * bare "Tensor is disposed." named nothing.
+ *
+ * @example
+ * ```ts
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import { checkWeightLive } from "./_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const tensor = tf.tensor1d([1, 2]);
+ * checkWeightLive({ name: "w/m", tensor });
+ * tensor.dispose();
+ * assert.throws(() => checkWeightLive({ name: "w/m", tensor }), TypeError);
+ * ```
+ */
+export function checkWeightLive(w: { name: unknown; tensor: tf.Tensor }): void {
+  if (!w.tensor.isDisposed) return;
+  throw new TypeError(
+    `Optimizer weight ${JSON.stringify(w.name)} was disposed (the tensors getWeights gives ` +
+      "are the optimizer's, valid until its next getWeights call, which model.save with " +
+      "includeOptimizer makes, or its dispose(): tf.clone them to keep them longer)",
+  );
+}
+
+/**
+ * The adapter as the holder of the state `optimizer.state` gives (see core/held.ts): `step` and
+ * `dispose` of it say to use the optimizer's own calls.
+ *
+ * @example
+ * ```ts
+ * import { ADAPTER_HOLDER } from "./_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(ADAPTER_HOLDER.disposeWith, "optimizer.dispose()");
+ * ```
+ */
+export const ADAPTER_HOLDER: Holder = Object.freeze({
+  name: "a TensorFlow.js optimizer's (optimizer.state of tfOptimizer)",
+  stepWith: "the optimizer's applyGradients (model.fit, optimizer.minimize)",
+  disposeWith: "optimizer.dispose()",
+});
