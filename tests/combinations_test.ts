@@ -17,25 +17,30 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
-  chain,
-  cosineDecay,
   dispose,
-  linearWarmup,
   loadState,
   lookahead,
   type NonFinitePolicy,
-  oneCycle,
   type OptimizerState,
   saveState,
-  type ShapedTensor,
   type StatesFormat,
   step,
 } from "../mod.ts";
-import { holdsCodes } from "../base/backend.ts";
 import { stateInternals } from "../core/state.ts";
-import { CPU_BACKENDS, hasNonFinite, readAll, tensorNames } from "./cases.ts";
+import { CPU_BACKENDS, hasNonFinite, tensorNames } from "./cases.ts";
+import {
+  type GroupCase,
+  groupsArb,
+  groupsOf,
+  lookaheadArb,
+  lrOf,
+  paramsOf,
+  scheduleArb,
+  type ScheduleCase,
+  snapshot as snapshotOf,
+} from "./option_mix.ts";
 import { optimizerOf, real, RULE_TABLE, type RuleCase } from "./rule_table.ts";
-import { bits, prng, randomTensor } from "./util.ts";
+import { prng, randomTensor } from "./util.ts";
 
 /** An environment variable, where the test may read it (`deno task test:core` does not grant env). */
 function setting(name: string): number | undefined {
@@ -72,8 +77,8 @@ interface Combination {
   nonFinite: NonFinitePolicy;
   lookahead?: { k: number; alpha: number };
   /** Groups matching tensor indices by residue: `index % modulus === residue`. */
-  groups: { modulus: number; residue: number; lrScale: number; weightDecay: number }[];
-  schedule: "none" | "warmup" | "cosine" | "oneCycle" | "chain";
+  groups: GroupCase[];
+  schedule: ScheduleCase;
   calls: Call[];
   /** After how many calls the run is saved and resumed, and in which format. */
   cut: number;
@@ -118,25 +123,9 @@ const combinationArb: fc.Arbitrary<Combination> = fc.integer({ min: 0, max: RULE
         { nil: undefined },
       ),
       nonFinite: fc.constantFrom<NonFinitePolicy>("skip", "skip", "throw", "propagate"),
-      lookahead: fc.option(
-        fc.record({
-          k: fc.integer({ min: 1, max: 5 }),
-          alpha: fc.oneof(fc.constantFrom(0, 0.5, 1), real(0, 1)),
-        }),
-        { nil: undefined },
-      ),
-      groups: fc.array(
-        fc.record({
-          modulus: fc.integer({ min: 1, max: 3 }),
-          residue: fc.integer({ min: 0, max: 2 }),
-          lrScale: fc.oneof(fc.constantFrom(0, 1), real(0, 10)),
-          weightDecay: fc.oneof(fc.constant(0), real(0, 0.1)),
-        }),
-        { maxLength: 2 },
-      ),
-      schedule: fc.constantFrom("none", "warmup", "cosine", "oneCycle", "chain") as fc.Arbitrary<
-        Combination["schedule"]
-      >,
+      lookahead: lookaheadArb(5, [0, 0.5, 1]),
+      groups: groupsArb,
+      schedule: scheduleArb,
       calls: fc.array(callArb, { minLength: 1, maxLength: 12 }),
       cut: fc.nat(),
       convert: fc.boolean(),
@@ -145,34 +134,10 @@ const combinationArb: fc.Arbitrary<Combination> = fc.integer({ min: 0, max: RULE
     })
   ).map((c) => ({ ...c, cut: c.cut % (c.calls.length + 1) }));
 
-/** The learning rate: the case's constant, or a schedule of it. */
-function lrOf(c: Combination): number | ((t: number) => number) {
-  const lr = c.rule.options.lr as number;
-  switch (c.schedule) {
-    case "none":
-      return lr;
-    case "warmup":
-      return linearWarmup(lr, { warmupSteps: 3 });
-    case "cosine":
-      return cosineDecay(lr, { decaySteps: 7, finalLr: lr / 10 });
-    case "oneCycle":
-      return oneCycle(lr, { totalSteps: 9 });
-    case "chain":
-      return chain([linearWarmup(lr, { warmupSteps: 2 }), 2], [
-        cosineDecay(lr, { decaySteps: 5 }),
-        5,
-      ]);
-  }
-}
-
 /** The optimizer of a combination on one of the CPU backends. */
 function optimizerAt(c: Combination, which: number) {
   const { backend, threads } = CPU_BACKENDS[which];
-  const groups = c.groups.map((g) => ({
-    match: (name: string) => Number(name.split(".")[1]) % g.modulus === g.residue,
-    lrScale: g.lrScale,
-    weightDecay: g.weightDecay,
-  }));
+  const groups = groupsOf(c.groups);
   const opt = optimizerOf(RULE_TABLE[c.rowIndex], c.rule, backend, {
     lr: lrOf(c),
     states: c.states,
@@ -190,14 +155,7 @@ function optimizerAt(c: Combination, which: number) {
 function dataOf(c: Combination) {
   const rand = prng(c.seed);
   const names = tensorNames(c);
-  const params: Record<string, Float32Array | ShapedTensor> = {};
-  names.forEach((name, i) => {
-    const n = c.lengths[i];
-    const data = randomTensor(rand, n);
-    let rows = 1;
-    for (let d = 2; d * d <= n; d++) if (n % d === 0) rows = d;
-    params[name] = c.shaped[i] && n > 1 ? { data, shape: [rows, n / rows] } : data;
-  });
+  const params = paramsOf(c, rand);
   const grads = c.calls.map((call) => {
     const g: Record<string, Float32Array> = {};
     names.forEach((name, i) => {
@@ -221,30 +179,8 @@ function dataOf(c: Combination) {
 }
 
 /** Everything a state holds, as bits: counts, norm, params, moments, codes, slow weights. */
-async function snapshot(state: OptimizerState): Promise<unknown> {
-  const all = await readAll(state);
-  const tensors: Record<string, unknown> = {};
-  for (const [name, s] of Object.entries(all)) {
-    tensors[name] = { p: bits(s.p), m: bits(s.m), v: bits(s.v), s: s.s && bits(s.s) };
-  }
-  const backend = stateInternals(state).backend;
-  const codes: unknown[] = [];
-  if (holdsCodes(backend)) {
-    for (let k = 0; k < backend.layout.unsignedCodes.length; k++) {
-      const view = backend.viewCompact(k);
-      for (const name of Object.keys(view).sort()) {
-        codes.push([k, name, Array.from(view[name].codes), bits(view[name].scales)]);
-      }
-    }
-  }
-  return {
-    step: state.step,
-    skipped: state.skippedSteps,
-    norm: bits([state.lastGradNorm])[0],
-    names: state.names,
-    tensors,
-    codes,
-  };
+function snapshot(state: OptimizerState): Promise<unknown> {
+  return snapshotOf(state, { norm: true });
 }
 
 /** Whether a call must be refused: malformed gradients, or non-finite ones under "throw". */

@@ -6,28 +6,35 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
-  chain,
-  cosineDecay,
   dispose,
-  linearWarmup,
   loadState,
   lookahead,
   type NonFinitePolicy,
-  oneCycle,
   type OptimizerState,
   ranger,
   readParams,
   saveState,
-  type ShapedTensor,
   type StatesFormat,
   step,
 } from "../mod.ts";
-import { holdsCodes } from "../base/backend.ts";
 import { stateInternals } from "../core/state.ts";
-import { hasNonFinite, readAll, tensorNames } from "./cases.ts";
+import { hasNonFinite, tensorNames } from "./cases.ts";
 import { edit } from "./checkpoint_files.ts";
+import {
+  type GroupCase,
+  groupsArb,
+  groupsOf,
+  lookaheadArb,
+  lrOf,
+  paramsOf,
+  scheduleArb,
+  type ScheduleCase,
+  snapshot,
+} from "./option_mix.ts";
 import { optimizerOf, real, RULE_TABLE, type RuleCase } from "./rule_table.ts";
-import { bits, prng, randomTensor } from "./util.ts";
+import { prng, randomTensor } from "./util.ts";
+
+export { lrOf, snapshot };
 
 /** Lengths around SIMD tails, the 8-bit threshold (4096) and its blocks of 256. */
 const LENGTHS = [0, 1, 5, 255, 257, 4095, 4096, 4097, 4352, 5000];
@@ -74,8 +81,8 @@ export interface Chained {
   clipGradNorm?: number;
   nonFinite: NonFinitePolicy;
   lookahead?: { k: number; alpha: number };
-  groups: { modulus: number; residue: number; lrScale: number; weightDecay: number }[];
-  schedule: "none" | "warmup" | "cosine" | "oneCycle" | "chain";
+  groups: GroupCase[];
+  schedule: ScheduleCase;
   calls: Call[];
   start: number;
   /** The step count both runs start from (a checkpoint's, edited), past what 32 bits hold. */
@@ -126,25 +133,9 @@ export const chainedArb = (
       gc: fc.boolean(),
       clipGradNorm: fc.option(fc.oneof(fc.constantFrom(1e-30), real(1e-3, 10)), { nil: undefined }),
       nonFinite: fc.constantFrom<NonFinitePolicy>(...policies),
-      lookahead: fc.option(
-        fc.record({
-          k: fc.integer({ min: 1, max: 4 }),
-          alpha: fc.oneof(fc.constant(1), real(0, 1)),
-        }),
-        { nil: undefined },
-      ),
-      groups: fc.array(
-        fc.record({
-          modulus: fc.integer({ min: 1, max: 3 }),
-          residue: fc.integer({ min: 0, max: 2 }),
-          lrScale: fc.oneof(fc.constantFrom(0, 1), real(0, 10)),
-          weightDecay: fc.oneof(fc.constant(0), real(0, 0.1)),
-        }),
-        { maxLength: 2 },
-      ),
-      schedule: fc.constantFrom("none", "warmup", "cosine", "oneCycle", "chain") as fc.Arbitrary<
-        Chained["schedule"]
-      >,
+      lookahead: lookaheadArb(4, [1]),
+      groups: groupsArb,
+      schedule: scheduleArb,
       calls: fc.array(callArb, { minLength: 1, maxLength: 10 }),
       start: fc.integer({ min: 0, max: places - 1 }),
       resumes: fc.array(resumeArb(places), { minLength: 1, maxLength: 3 }),
@@ -162,34 +153,10 @@ export const chainedArb = (
       .sort((a, b) => a.at - b.at),
   }));
 
-/** The learning rate: the case's constant, or a schedule of it. */
-export function lrOf(c: Chained): number | ((t: number) => number) {
-  const lr = c.rule.options.lr as number;
-  switch (c.schedule) {
-    case "none":
-      return lr;
-    case "warmup":
-      return linearWarmup(lr, { warmupSteps: 3 });
-    case "cosine":
-      return cosineDecay(lr, { decaySteps: 7, finalLr: lr / 10 });
-    case "oneCycle":
-      return oneCycle(lr, { totalSteps: 9 });
-    case "chain":
-      return chain([linearWarmup(lr, { warmupSteps: 2 }), 2], [
-        cosineDecay(lr, { decaySteps: 5 }),
-        5,
-      ]);
-  }
-}
-
 /** The optimizer of a chained run, on one of the places. */
 export function optimizerAt(c: Chained, place: Place) {
   const { backend, threads } = place;
-  const groups = c.groups.map((g) => ({
-    match: (name: string) => Number(name.split(".")[1]) % g.modulus === g.residue,
-    lrScale: g.lrScale,
-    weightDecay: g.weightDecay,
-  }));
+  const groups = groupsOf(c.groups);
   const more = {
     lr: lrOf(c),
     states: c.states,
@@ -212,14 +179,7 @@ export function optimizerAt(c: Chained, place: Place) {
 export function dataOf(c: Chained) {
   const rand = prng(c.seed);
   const names = tensorNames(c);
-  const params: Record<string, Float32Array | ShapedTensor> = {};
-  names.forEach((name, i) => {
-    const n = c.lengths[i];
-    const data = randomTensor(rand, n);
-    let rows = 1;
-    for (let d = 2; d * d <= n; d++) if (n % d === 0) rows = d;
-    params[name] = c.shaped[i] && n > 1 ? { data, shape: [rows, n / rows] } : data;
-  });
+  const params = paramsOf(c, rand);
   const grads = c.calls.map((call) => {
     const g: Record<string, Float32Array> = {};
     names.forEach((name, i) => (g[name] = randomTensor(rand, c.lengths[i])));
@@ -232,34 +192,6 @@ export function dataOf(c: Chained) {
     return g;
   });
   return { params, grads };
-}
-
-/** Everything a state holds, as bits (`codes`: false to leave the 8-bit codes out). */
-export async function snapshot(
-  state: OptimizerState,
-  codes = true,
-): Promise<Record<string, unknown>> {
-  const tensors: Record<string, unknown> = {};
-  for (const [name, s] of Object.entries(await readAll(state))) {
-    tensors[name] = { p: bits(s.p), m: bits(s.m), v: bits(s.v), s: s.s && bits(s.s) };
-  }
-  const backend = stateInternals(state).backend;
-  const held: unknown[] = [];
-  if (codes && holdsCodes(backend)) {
-    for (let k = 0; k < backend.layout.unsignedCodes.length; k++) {
-      const view = backend.viewCompact(k);
-      for (const name of Object.keys(view).sort()) {
-        held.push([k, name, Array.from(view[name].codes), bits(view[name].scales)]);
-      }
-    }
-  }
-  return {
-    step: state.step,
-    skipped: state.skippedSteps,
-    names: state.names,
-    tensors,
-    codes: held,
-  };
 }
 
 /**
@@ -335,8 +267,8 @@ export async function runChained(c: Chained, places: readonly Place[]): Promise<
           assert.deepEqual(await saveState(resumed), bytes, `${where}: saved again`);
         }
         assert.deepEqual(
-          await snapshot(resumed, !recoded),
-          await snapshot(straight, !recoded),
+          await snapshot(resumed, { codes: !recoded }),
+          await snapshot(straight, { codes: !recoded }),
           `${where}: loaded`,
         );
       }
@@ -351,8 +283,8 @@ export async function runChained(c: Chained, places: readonly Place[]): Promise<
       resumed = after;
     }
     assert.deepEqual(
-      await snapshot(resumed, !recoded),
-      await snapshot(straight, !recoded),
+      await snapshot(resumed, { codes: !recoded }),
+      await snapshot(straight, { codes: !recoded }),
       "the resumed run is not the uninterrupted one",
     );
   } finally {
