@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { LoadOptions } from "../mod.ts";
+import type { LoadOptions, Optimizer } from "../mod.ts";
 import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
 import { utf8Length } from "../base/_utf8.ts";
@@ -120,9 +120,15 @@ export function checkSaveArguments(bytes: unknown, expected: unknown): void {
  * Throws unless `options` (of the function `of`) is an object whose keys are all in `known`: a
  * misspelled option would otherwise be ignored, and with it what it asked for (a `tensors`
  * check, a staleness bound). A learning rate, or another library's name of an option, says
- * where it goes, as the optimizers' factories say (base/_option_names.ts `misplacedHint`).
+ * where it goes, as the optimizers' factories say (base/_option_names.ts `misplacedHint`);
+ * `more` may add a hint of the caller's for a key none of those explains.
  */
-export function checkOptionsObject(options: unknown, of: string, known: readonly string[]): void {
+export function checkOptionsObject(
+  options: unknown,
+  of: string,
+  known: readonly string[],
+  more: (key: string) => string = () => "",
+): void {
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw new TypeError(`Options of ${of} must be an object, got ${described(options)}`);
   }
@@ -130,7 +136,8 @@ export function checkOptionsObject(options: unknown, of: string, known: readonly
     if (!known.includes(key)) {
       throw new TypeError(
         `Unknown option ${key} for ${of}; expected one of ${known.join(", ")}${
-          misplacedHint(key, known) || loadOptionHint(key, known) || otherModeHint(key, of)
+          misplacedHint(key, known) || loadOptionHint(key, known) || otherModeHint(key, of) ||
+          more(key)
         }`,
       );
     }
@@ -151,13 +158,9 @@ function loadOptionHint(key: string, known: readonly string[]): string {
 /** The data-parallel mode's own options, which `optimisticStep` does not take. */
 const DATA_PARALLEL_ONLY = ["staleness", "waitMs", "leaseMs", "maxFold", "pollMs", "handoffMs"];
 
-/** Options of the optimizer that a stored checkpoint keeps: no `loadOptions` changes them. */
-const KEPT_ON_RESUME = ["groups", "betas", "eps", "weightDecay", "clipGradNorm", "nonFinite", "gc"];
-
 /**
  * Where an option of the other training mode goes (`gradient` given to `dataParallel`, as
- * `optimisticStep` takes it, or `staleness` to `optimisticStep`), and what an optimizer's option
- * given in `loadOptions` does instead. Empty for any other key.
+ * `optimisticStep` takes it, or `staleness` to `optimisticStep`). Empty for any other key.
  */
 function otherModeHint(key: string, of: string): string {
   if (of === "dataParallel" && key === "gradient") {
@@ -167,7 +170,21 @@ function otherModeHint(key: string, of: string): string {
   if (of === "optimisticStep" && DATA_PARALLEL_ONLY.includes(key)) {
     return ` (${key} is an option of the data-parallel mode, dataParallel(store, options))`;
   }
-  return of.endsWith("'s loadOptions") && KEPT_ON_RESUME.includes(key)
+  return "";
+}
+
+/**
+ * What an option of `optimizer` (its hyperparameters, training-loop and LookAhead options, as
+ * its settings name them, `betas` for `beta1`/`beta2`) given in `loadOptions` does instead: a
+ * stored checkpoint keeps its own. Empty for any other key (`lr` is a load option).
+ */
+function keptOnResumeHint(key: string, optimizer: unknown): string {
+  const settings = (optimizer as Partial<Optimizer> | undefined)?.settings;
+  if (typeof settings !== "object" || settings === null) return "";
+  const { hyperparameters, loop, lookahead } = settings;
+  const names = [hyperparameters, loop, lookahead ?? {}].flatMap((o) => Object.keys(o));
+  if (names.includes("beta1")) names.push("betas");
+  return names.includes(key)
     ? ` (a stored checkpoint resumes with its own ${key}, whatever the optimizer's: it cannot ` +
       "change on resume; start a new store from its parameters to change it)"
     : "";
@@ -193,10 +210,14 @@ const LOAD_OPTIONS = Object.keys(
  * as "has 2 values, expected 2".
  */
 export function checkModelOptions(
-  options: { readonly tensors?: unknown; readonly loadOptions?: unknown },
+  options: {
+    readonly tensors?: unknown;
+    readonly loadOptions?: unknown;
+    readonly optimizer?: unknown;
+  },
   of: string,
 ): void {
-  const { tensors, loadOptions } = options;
+  const { tensors, loadOptions, optimizer } = options;
   if (tensors !== undefined) {
     if (typeof tensors !== "object" || tensors === null || Array.isArray(tensors)) {
       throw optionError("tensors", "an object of tensor lengths by name", tensors, false);
@@ -206,7 +227,12 @@ export function checkModelOptions(
     }
   }
   if (loadOptions !== undefined) {
-    checkOptionsObject(loadOptions, `${of}'s loadOptions`, LOAD_OPTIONS);
+    checkOptionsObject(
+      loadOptions,
+      `${of}'s loadOptions`,
+      LOAD_OPTIONS,
+      (key) => keptOnResumeHint(key, optimizer),
+    );
   }
 }
 

@@ -7,7 +7,7 @@
  * (Each said only which options were expected.)
  */
 import assert from "node:assert/strict";
-import { radam, readParams } from "../mod.ts";
+import { adam, lion, lookahead, radam, ranger, readParams, sgd } from "../mod.ts";
 import { dataParallel, memoryCheckpointStore, optimisticStep } from "../store.ts";
 
 const init = () => ({ w: new Float32Array(2), b: new Float32Array(2) });
@@ -72,6 +72,35 @@ Deno.test("store options: an optimizer's option in loadOptions says it cannot ch
         hint("weightDecay")
       }`,
     },
+  );
+});
+
+Deno.test("store options: every option the optimizer in hand has, given in loadOptions, says it is kept", () => {
+  const kept = /\(a stored checkpoint resumes with its own \w+, whatever the optimizer's/;
+  const cases = [
+    [sgd({ lr: 0.1, momentum: 0.9 }), "momentum"],
+    [sgd({ lr: 0.1, momentum: 0.9, nesterov: true }), "nesterov"],
+    [ranger(), "k"],
+    [lookahead(adam()), "alpha"],
+    [adam(), "betas"],
+    [lion(), "betas"],
+  ] as const;
+  for (const [optimizer, key] of cases) {
+    assert.throws(
+      () => dataParallel(memoryCheckpointStore(), { optimizer, init, loadOptions: { [key]: 1 } }),
+      (e: Error) => e instanceof TypeError && kept.test(e.message) && e.message.includes(key),
+      key,
+    );
+  }
+  // An option of another rule only is not said to be kept: this optimizer has none.
+  assert.throws(
+    () =>
+      dataParallel(memoryCheckpointStore(), {
+        optimizer: lion(),
+        init,
+        loadOptions: { momentum: 1 } as never,
+      }),
+    (e: Error) => e instanceof TypeError && !kept.test(e.message),
   );
 });
 
