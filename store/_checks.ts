@@ -155,8 +155,26 @@ function loadOptionHint(key: string, known: readonly string[]): string {
     `optimizer, optimizer: radam({ ${key} }))`;
 }
 
-/** The data-parallel mode's own options, which `optimisticStep` does not take. */
-const DATA_PARALLEL_ONLY = ["staleness", "waitMs", "leaseMs", "maxFold", "pollMs", "handoffMs"];
+/**
+ * The data-parallel mode's own options, which `optimisticStep` does not take: every key of
+ * `DataParallelOptions` that `OptimisticStepOptions` has not (a test derives that list from the
+ * two interfaces and checks each key's hint).
+ */
+const DATA_PARALLEL_ONLY = [
+  "staleness",
+  "waitMs",
+  "leaseMs",
+  "maxFold",
+  "handoffMs",
+  "handoffLimit",
+  "pollMs",
+];
+
+/**
+ * `optimisticStep`'s own options, which `dataParallel` does not take (but `gradient` and `id`,
+ * which have hints of their own): a test derives the list from the two interfaces.
+ */
+const OPTIMISTIC_ONLY = ["timeoutMs", "serialize", "maxAttempts", "backoffMs", "maxBackoffMs"];
 
 /**
  * Where an option of the other training mode goes (`gradient` given to `dataParallel`, as
@@ -169,6 +187,13 @@ function otherModeHint(key: string, of: string): string {
   }
   if (of === "optimisticStep" && DATA_PARALLEL_ONLY.includes(key)) {
     return ` (${key} is an option of the data-parallel mode, dataParallel(store, options))`;
+  }
+  if (of === "dataParallel" && key === "id") {
+    return " (in the data-parallel mode each contribution gives its own id: " +
+      "trainer.submit({ id, base, samples, gradient }))";
+  }
+  if (of === "dataParallel" && OPTIMISTIC_ONLY.includes(key)) {
+    return ` (${key} is an option of the other training mode, optimisticStep(store, options))`;
   }
   return "";
 }

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { adam, lion, lookahead, radam, ranger, readParams, sgd } from "../mod.ts";
 import { dataParallel, memoryCheckpointStore, optimisticStep } from "../store.ts";
+import type { DataParallelOptions, OptimisticStepOptions } from "../store.ts";
 
 const init = () => ({ w: new Float32Array(2), b: new Float32Array(2) });
 const ones = (state: { grads: Record<string, Float32Array> }) => {
@@ -119,19 +120,71 @@ Deno.test("store options: an option of the other training mode says where it goe
     },
   );
   const store = memoryCheckpointStore();
-  await assert.rejects(
-    () =>
-      optimisticStep(store, {
-        optimizer: radam(),
-        init,
-        gradient: ones,
-        staleness: 4,
-      } as never),
+  // Each option DataParallelOptions has and OptimisticStepOptions has not (the type checker
+  // holds this list to both interfaces).
+  const dataParallelOnly = Object.keys(
     {
-      name: "TypeError",
-      message:
-        /^Unknown option staleness for optimisticStep; .* \(staleness is an option of the data-parallel mode, dataParallel\(store, options\)\)$/,
-    },
+      staleness: true,
+      waitMs: true,
+      leaseMs: true,
+      maxFold: true,
+      handoffMs: true,
+      handoffLimit: true,
+      pollMs: true,
+    } satisfies Record<
+      Exclude<keyof DataParallelOptions, keyof OptimisticStepOptions<unknown>>,
+      true
+    >,
   );
+  for (const key of dataParallelOnly) {
+    await assert.rejects(
+      () =>
+        optimisticStep(store, {
+          optimizer: radam(),
+          init,
+          gradient: ones,
+          [key]: 4,
+        } as never),
+      {
+        name: "TypeError",
+        message: new RegExp(
+          `^Unknown option ${key} for optimisticStep; .* \\(${key} is an option of the ` +
+            "data-parallel mode, dataParallel\\(store, options\\)\\)$",
+        ),
+      },
+    );
+  }
   assert.equal(await store.load(), null, "nothing saved");
+});
+
+Deno.test("store options: an option of optimisticStep given to dataParallel says where it goes", () => {
+  // Each option OptimisticStepOptions has and DataParallelOptions has not (the type checker holds
+  // this list to both interfaces); gradient has a test of its own.
+  const optimisticOnly = Object.keys(
+    {
+      id: true,
+      timeoutMs: true,
+      serialize: true,
+      maxAttempts: true,
+      backoffMs: true,
+      maxBackoffMs: true,
+    } satisfies Record<
+      Exclude<keyof OptimisticStepOptions<unknown>, keyof DataParallelOptions | "gradient">,
+      true
+    >,
+  );
+  for (const key of optimisticOnly) {
+    assert.throws(
+      () => dataParallel(memoryCheckpointStore(), { optimizer: radam(), init, [key]: 1 } as never),
+      {
+        name: "TypeError",
+        message: key === "id"
+          ? /^Unknown option id for dataParallel; .* \(in the data-parallel mode each contribution gives its own id: trainer\.submit\(\{ id, base, samples, gradient \}\)\)$/
+          : new RegExp(
+            `^Unknown option ${key} for dataParallel; .* \\(${key} is an option of the other ` +
+              "training mode, optimisticStep\\(store, options\\)\\)$",
+          ),
+      },
+    );
+  }
 });
