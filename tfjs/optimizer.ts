@@ -254,7 +254,9 @@ export class TfOptimizer extends tf.Optimizer {
    * `<variable>/m.scales` (float32, one a block of 256), in the variable's order; those of a
    * kernel held transposed under `gc` are `<variable>/m.transposed.codes` and `.scales` (on
    * webgpu, which holds all in the tfjs order, unmarked; code_order.ts, and setWeights below).
-   * Variables whose state is kept aside (frozen) come after those of the last step.
+   * Variables whose state is kept aside (frozen) come after those of the last step, in the order
+   * the weights listed them before the step that left them out (so a resume by `setWeights` of
+   * these weights lists them as the uninterrupted run does).
    *
    * The tensors are the optimizer's, as tfjs's own optimizers' weights are (their variables):
    * copies of the state at the call, valid until a later `getWeights` call has given its own or
