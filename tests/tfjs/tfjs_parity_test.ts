@@ -324,3 +324,47 @@ Deno.test("tfjs parity, the documented differences: a call with no gradient coun
   assert.deepEqual(names(got.tfjs), ["iter", "P/a/m", "P/c/m", "P/a/v", "P/c/v"]);
   assert.deepEqual(names(got.ours), ["iter", "P/a/m", "P/a/v"]);
 });
+
+Deno.test("tfjs parity: the adapter's Adam weights given to tf.train.adam go on there as tf.train.adam's own do", async () => {
+  await useBackend("cpu");
+  const got = await onBoth(async (opt, v) => {
+    for (let i = 0; i < 3; i++) opt.minimize(lossOf(v));
+    const theirs = tf.train.adam(LR);
+    await theirs.setWeights(await opt.getWeights());
+    opt.dispose(); // (disposes the weights it gave: tfjs's Adam holds variables of its own)
+    for (let i = 0; i < 2; i++) theirs.minimize(lossOf(v));
+    const out = { iterations: theirs.iterations, values: v.map((x) => [...x.dataSync()]).flat() };
+    theirs.dispose();
+    return out;
+  });
+  assert.equal(got.ours.iterations, 5);
+  assert.equal(got.ours.iterations, got.tfjs.iterations);
+  got.ours.values.forEach((x, i) => assert.ok(Math.abs(x - got.tfjs.values[i]) < 1e-5, `${i}`));
+});
+
+Deno.test("tfjs parity, documented: a NamedTensor[] naming a variable twice is refused, nothing changed, where tf.train.adam steps it twice with two moments of one name", async () => {
+  await useBackend("cpu");
+  const got = await onBoth(async (opt, v, prefix) => {
+    const g = tf.ones([2]);
+    opt.applyGradients({ [v[0].name]: g });
+    const before = v[0].dataSync().slice();
+    let refused = "";
+    try {
+      opt.applyGradients([{ name: v[0].name, tensor: g }, { name: v[0].name, tensor: g }]);
+    } catch (error) {
+      refused = `${(error as Error).name}: ${(error as Error).message.replace(prefix, "P")}`;
+    }
+    g.dispose();
+    return {
+      refused,
+      same: before.join() === v[0].dataSync().join(),
+      ...await layoutOf(opt, prefix),
+    };
+  });
+  assert.equal(got.ours.refused, 'TypeError: Two gradients were given for variable "P/a"');
+  assert.ok(got.ours.same);
+  assert.equal(got.ours.iterations, 1);
+  assert.equal(got.tfjs.refused, "");
+  assert.equal(got.tfjs.iterations, 2);
+  assert.equal(got.tfjs.weights.filter((w) => w[0] === "P/a/m").length, 2);
+});
