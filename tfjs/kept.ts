@@ -113,7 +113,12 @@ export class KeptStates {
     return this.#byName.values();
   }
 
-  /** Keeps the state of `entries`, the variables of a host state, and its step counts. */
+  /**
+   * Keeps the state of `entries`, the variables of a host state, and its step counts: before
+   * those kept already, as `getWeights` lists them (the state's, then those kept aside), so that
+   * those a step then leaves out stay in that order, which a resume by `setWeights` of those
+   * weights keeps too.
+   */
   keepState(state: OptimizerState<unknown>, entries: readonly Entry[]): void {
     const internals = stateInternals(state);
     this.steps = internals.steps;
@@ -121,12 +126,16 @@ export class KeptStates {
     const backend = internals.backend as HostBackend;
     const views = stateViews(backend);
     const compact = compactCopies(backend);
+    const names = new Set(entries.map((e) => e.name));
+    const before = [...this.#byName].filter(([name]) => !names.has(name));
+    this.#byName.clear();
     for (const entry of entries) {
       this.#loaded.delete(entry.name);
       const codes = compact.map((c) => c[entry.name]);
       const sections = views.map((v) => v?.[entry.name]?.slice());
       this.#byName.set(entry.name, { entry, sections, ...(codes.some((c) => c) ? { codes } : {}) });
     }
+    for (const [name, kept] of before) this.#byName.set(name, kept);
   }
 
   /**

@@ -207,7 +207,9 @@ export class TfOptimizer extends tf.Optimizer {
   /**
    * One step of the library optimizer over the given gradients (a `NamedTensorMap`, or a
    * `NamedTensor[]` as `minimize` passes with a `varList`), keyed by variable name. A `null`
-   * gradient leaves its variable out of this step, as tfjs's optimizers do.
+   * gradient leaves its variable out of this step, as tfjs's optimizers do; a call with no
+   * gradient (`{}`, or every one `null`) takes no step, so `iterations` does not count it
+   * (tfjs's own optimizers count one).
    *
    * Everything is checked before anything changes: an unknown, disposed or non-trainable
    * variable, a gradient that is not a float32 tensor of the variable's shape, or a disposed
@@ -254,7 +256,9 @@ export class TfOptimizer extends tf.Optimizer {
    * `<variable>/m.scales` (float32, one a block of 256), in the variable's order; those of a
    * kernel held transposed under `gc` are `<variable>/m.transposed.codes` and `.scales` (on
    * webgpu, which holds all in the tfjs order, unmarked; code_order.ts, and setWeights below).
-   * Variables whose state is kept aside (frozen) come after those of the last step.
+   * Variables whose state is kept aside (frozen) come after those of the last step, in the order
+   * the weights listed them before the step that left them out (so a resume by `setWeights` of
+   * these weights lists them as the uninterrupted run does).
    *
    * The tensors are the optimizer's, as tfjs's own optimizers' weights are (their variables):
    * copies of the state at the call, valid until a later `getWeights` call has given its own or
@@ -344,7 +348,9 @@ export class TfOptimizer extends tf.Optimizer {
    * `loadState`, a RangeError naming a few of the weights and of the model's variables when none of
    * them fits a trainable variable registered with TensorFlow.js (another model's weights: every
    * variable would start from zero moments at their step); nothing changes then. `iter` alone (what
-   * tfjs saves of an optimizer that has not stepped) sets the step count. `skippedSteps` goes on
+   * tfjs saves of an optimizer that has not stepped) sets the step count; weights without it (an
+   * empty array too) are a TypeError that says so, nothing changed: their moments need the steps
+   * that made them (tfjs's own optimizers read the first weight as `iter`, whatever its name). `skippedSteps` goes on
    * counting from where it was: the weights carry no count of skipped steps (a checkpoint does,
    * which `loadState` takes). A step taken before it resolves (an `await` forgotten) makes it
    * reject with a TypeError, nothing loaded.

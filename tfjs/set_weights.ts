@@ -166,6 +166,7 @@ export async function keptFromWeights(
   }
   const read = startReads(weightValues);
   const { steps, byVariable } = await givenWeights(config, weightValues, read);
+  if (steps === undefined) throw missingIter(weightValues.length);
   const kinds = weightKinds(config);
   const kept = new Map<string, Kept>();
   for (const [name, v] of byVariable) {
@@ -190,7 +191,22 @@ export async function keptFromWeights(
       kept.set(name, { entry, sections, codes, codesTransposed, ...unknown });
     }
   }
-  return { steps: steps ?? 0, kept };
+  return { steps, kept };
+}
+
+/**
+ * The error of weights given without `iter` (`count` of them): the moments would be taken at
+ * step 0, where their bias corrections (and a schedule) need the steps that made them. tfjs's
+ * own optimizers read the first weight as `iter` whatever its name (and fail on none).
+ */
+function missingIter(count: number): TypeError {
+  return new TypeError(
+    `${
+      count === 0 ? "setWeights was given no weights: " : ""
+    }Optimizer weight "iter" is missing (the steps taken, which getWeights gives first and ` +
+      `the moments' bias corrections need); give { name: "iter", tensor: tf.scalar(steps, ` +
+      `"int32") } with them`,
+  );
 }
 
 /**

@@ -106,9 +106,8 @@ function callOn(opt: TfOptimizer, vars: tf.Variable[], g: (Float32Array | undefi
 }
 
 /**
- * The variables' bits, `getWeights` (names made neutral, by name: those kept aside follow the
- * last step's in the order they were left out, which a resume by weights does not keep) and the
- * counts.
+ * The variables' bits, `getWeights` (names made neutral, in the order given: those kept aside
+ * follow the last step's, in an order a resume by weights keeps) and the counts.
  */
 async function snapshot(opt: TfOptimizer, vars: tf.Variable[], skipped: boolean) {
   const prefix = vars[0].name.split(".")[0];
@@ -119,10 +118,10 @@ async function snapshot(opt: TfOptimizer, vars: tf.Variable[], skipped: boolean)
     variables: await Promise.all(
       vars.map(async (v) => new Uint32Array((await v.data()).slice().buffer)),
     ),
-    weights: (await Promise.all(weights.map(async (w) => {
+    weights: await Promise.all(weights.map(async (w) => {
       const data = (await w.tensor.data()).slice();
       return [w.name.replaceAll(prefix, "P"), w.tensor.dtype, new Uint32Array(data.buffer)];
-    }))).sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0),
+    })),
   };
   return out;
 }
