@@ -4,10 +4,13 @@
  * bytes)` (as `optimizer.load_state_dict(sd)` reads) was an "Unknown option 0", and a file's
  * path, a `URL`, or the file read as text said only that a checkpoint must be a Uint8Array;
  * `state.lr = x` (PyTorch's `param_groups[0]["lr"] = x`, tfjs's `learningRate = x`) added a
- * property that no step read, silently, where the way to change it mid-run is a schedule.
+ * property that no step read, silently, where the way to change it mid-run is a schedule;
+ * the parameters given to the factory (`torch.optim.Adam(params, lr=1e-3)`) were "Unknown
+ * option w", PyTorch's options with no counterpart here (`amsgrad`, `foreach`, …) only unknown,
+ * and a list of tensors (`model.parameters()`) or nested arrays said only what was expected.
  */
 import assert from "node:assert/strict";
-import { adam, loadState, radam, readParams, saveState, step } from "../mod.ts";
+import { adam, adamw, loadState, radam, ranger, readParams, saveState, sgd, step } from "../mod.ts";
 import { saying } from "./util.ts";
 
 Deno.test("loadState given the optimizer first says the checkpoint goes first and holds its own", async () => {
@@ -72,4 +75,84 @@ Deno.test("state.lr = x (or learningRate) is a TypeError saying how to change th
   // Its checkpoint holds no lr: it resumes with the schedule given again.
   const resumed = await loadState(await saveState(read), { lr: () => lr });
   assert.equal(resumed.step, 7);
+});
+
+Deno.test("the parameters given to the factory, as torch.optim.Adam(params, lr) takes them, say they go to init", async () => {
+  const w = new Float32Array([1, 2]);
+  const b = new Float32Array([0]);
+  const says = (name: string) =>
+    saying(
+      TypeError,
+      `${name}() takes its options, not the parameters: they go to init, ${name}({ lr: 1e-3 }).init(params) (where PyTorch writes torch.optim.Adam(params, lr=1e-3))`,
+    );
+  for (const given of [{ w, b }, [w, b], w, { w: { data: w, shape: [2, 1] } }]) {
+    assert.throws(() => adam(given as never), says("adam"));
+    assert.throws(() => ranger(given as never), says("ranger"));
+  }
+  assert.throws(
+    () => adamw({ params: { w }, lr: 1e-3 } as never),
+    saying(TypeError, "(the parameters go to init: adamw({ lr }).init(params))"),
+  );
+  // Options, and an empty record, are still options.
+  assert.equal(adam({}).settings.hyperparameters.lr, 1e-3);
+  assert.equal((await adam({ lr: 0.1 }).init({ w, b })).names.length, 2);
+});
+
+Deno.test("PyTorch's optimizer options with no counterpart here say what they are", () => {
+  const cases: [string, string][] = [
+    ["amsgrad", "AMSGrad is not implemented here: Adam and AdamW are PyTorch's with amsgrad=False"],
+    [
+      "foreach",
+      "PyTorch's choice of kernel: here every step is one fused kernel over all tensors; drop it",
+    ],
+    [
+      "fused",
+      "PyTorch's choice of kernel: here every step is one fused kernel over all tensors; drop it",
+    ],
+    ["capturable", "a flag of PyTorch's CUDA graphs, with no counterpart here; drop it"],
+    ["differentiable", "a flag of PyTorch's autograd, with no counterpart here; drop it"],
+  ];
+  for (const [key, hint] of cases) {
+    for (const factory of [adam, sgd]) {
+      assert.throws(
+        () => factory({ lr: 1e-3, [key]: false } as never),
+        saying(TypeError, `Unknown option ${key} for ${factory.name}; expected one of lr`),
+      );
+      assert.throws(() => factory({ [key]: true } as never), saying(TypeError, `(${hint})`));
+    }
+  }
+});
+
+Deno.test("init given a list of tensors, or nested arrays for a tensor or a gradient, says how to give them", async () => {
+  const w = new Float32Array([1, 2]);
+  await assert.rejects(
+    radam().init([w, new Float32Array(1)] as never),
+    saying(
+      TypeError,
+      `got Array(2) (a list, as PyTorch's model.parameters(): name each, as its named_parameters() does, { "fc.weight": w, "fc.bias": b }`,
+    ),
+  );
+  await assert.rejects(
+    radam().init({ w: [[1, 2], [3, 4]] } as never),
+    saying(
+      TypeError,
+      "got Array(2) (nested arrays: flatten them with their shape, { data: new Float32Array(values.flat(Infinity)), shape: [rows, cols] })",
+    ),
+  );
+  const values = [[1, 2], [3, 4]];
+  const state = await radam().init({
+    w: { data: new Float32Array(values.flat(Infinity) as number[]), shape: [2, 2] },
+  });
+  assert.throws(
+    () => step(state, { w: [[1, 1], [1, 1]] } as never),
+    saying(
+      TypeError,
+      'Expected the gradient of parameter "w" to be a Float32Array, got Array(2) (nested arrays: flatten them, new Float32Array(values.flat(Infinity)))',
+    ),
+  );
+  assert.equal(state.step, 0);
+  assert.equal(
+    step(state, { w: new Float32Array([[1, 1], [1, 1]].flat(Infinity) as number[]) }).step,
+    1,
+  );
 });
