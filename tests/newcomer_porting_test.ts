@@ -10,7 +10,20 @@
  * and a list of tensors (`model.parameters()`) or nested arrays said only what was expected.
  */
 import assert from "node:assert/strict";
-import { adam, adamw, loadState, radam, ranger, readParams, saveState, sgd, step } from "../mod.ts";
+import {
+  adam,
+  adamw,
+  cosineDecay,
+  linearWarmup,
+  loadState,
+  oneCycle,
+  radam,
+  ranger,
+  readParams,
+  saveState,
+  sgd,
+  step,
+} from "../mod.ts";
 import { saying } from "./util.ts";
 
 Deno.test("loadState given the optimizer first says the checkpoint goes first and holds its own", async () => {
@@ -155,4 +168,47 @@ Deno.test("init given a list of tensors, or nested arrays for a tensor or a grad
     step(state, { w: new Float32Array([[1, 1], [1, 1]].flat(Infinity) as number[]) }).step,
     1,
   );
+});
+
+Deno.test("a schedule maker given its steps bare, its options first, or PyTorch's names of them says what to write", () => {
+  const cases: [() => unknown, string][] = [
+    [
+      () => linearWarmup(1e-3, 100 as never),
+      "Options of linearWarmup must be an object, got 100 (write linearWarmup(1e-3, { warmupSteps: 100 }))",
+    ],
+    [
+      () => cosineDecay(1e-3, 1000 as never),
+      "Options of cosineDecay must be an object, got 1000 (write cosineDecay(1e-3, { decaySteps: 1000 }))",
+    ],
+    [
+      () => oneCycle({ max_lr: 1e-2, total_steps: 100 } as never, undefined as never),
+      "Option lr must be a finite number ≥ 0, got Object (write oneCycle(1e-3, { totalSteps: 1000 }))",
+    ],
+    [
+      () => cosineDecay(1e-3, { T_max: 100, eta_min: 0 } as never),
+      "Unknown option T_max for cosineDecay; expected one of decaySteps, finalLr (T_max is decaySteps here: cosineDecay(1e-3, { decaySteps: 1000 }))",
+    ],
+    [
+      () => cosineDecay(1e-3, { decaySteps: 100, eta_min: 0 } as never),
+      "(eta_min is finalLr here: cosineDecay(1e-3, { decaySteps: 1000 }))",
+    ],
+    [
+      () => oneCycle(1e-2, { epochs: 10, stepsPerEpoch: 100 } as never),
+      "(totalSteps here is epochs × stepsPerEpoch: oneCycle(1e-3, { totalSteps: 1000 }))",
+    ],
+    [
+      () => oneCycle(1e-2, { totalSteps: 100, final_div_factor: 1e4 } as never),
+      "(final_div_factor is divFinal here: oneCycle(1e-3, { totalSteps: 1000 }))",
+    ],
+  ];
+  for (const [make, message] of cases) assert.throws(make, saying(TypeError, message));
+  // A name that is Object.prototype's is only unknown.
+  assert.throws(
+    () => cosineDecay(1e-3, { decaySteps: 10, constructor: 1 } as never),
+    saying(
+      TypeError,
+      "Unknown option constructor for cosineDecay; expected one of decaySteps, finalLr",
+    ),
+  );
+  assert.equal(linearWarmup(1e-3, { warmupSteps: 100 })(50), 5e-4);
 });
