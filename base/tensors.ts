@@ -306,7 +306,9 @@ export function checkGrads(
   if (count !== names.length) {
     const extra = Object.keys(record).filter((k) => !names.includes(k));
     throw new TypeError(
-      `Unexpected gradient ${JSON.stringify(extra[0])}: the state holds no parameter of that name`,
+      `Unexpected gradient ${
+        JSON.stringify(extra[0])
+      }: the state holds no parameter of that name${NEW_TENSOR_HINT}`,
     );
   }
   return out as Float32Array[];
@@ -360,10 +362,21 @@ export function gradientHint(value: unknown): string {
       " (nested arrays: flatten them, new Float32Array(values.flat(Infinity)))");
 }
 
+/**
+ * What an error about a gradient of a tensor the state does not hold (a name, or elements, added
+ * to the model after `init`) adds: how to train it.
+ */
+const NEW_TENSOR_HINT = " (a state's tensors, and their lengths, are those given to init: a " +
+  "tensor, or rows, added to the model later train in a state of their own, " +
+  "await opt.init({ name: values }), stepped beside this one, with its own step count, as " +
+  "PyTorch counts each parameter's)";
+
 function checkGradLength(name: string, grad: Float32Array, expected: number): void {
   if (grad.length !== expected) {
     throw new RangeError(
-      `Expected the gradient of ${label(name)} to have length ${expected}, got ${grad.length}`,
+      `Expected the gradient of ${label(name)} to have length ${expected}, got ${grad.length}${
+        grad.length > expected ? NEW_TENSOR_HINT : ""
+      }`,
     );
   }
 }

@@ -212,3 +212,35 @@ Deno.test("a schedule maker given its steps bare, its options first, or PyTorch'
   );
   assert.equal(linearWarmup(1e-3, { warmupSteps: 100 })(50), 5e-4);
 });
+
+Deno.test("a tensor, or rows, added to the model after init say how to train them; nothing changes", async () => {
+  const opt = radam({ lr: 0.1 });
+  let state = await opt.init({ emb: new Float32Array(4), w: new Float32Array(2) });
+  state = step(state, { emb: new Float32Array(4).fill(1), w: new Float32Array(2).fill(1) });
+  const hint =
+    " (a state's tensors, and their lengths, are those given to init: a tensor, or rows, " +
+    "added to the model later train in a state of their own, await opt.init({ name: values }), " +
+    "stepped beside this one, with its own step count, as PyTorch counts each parameter's)";
+  const grads = { emb: new Float32Array(4), w: new Float32Array(2) };
+  assert.throws(
+    () => step(state, { ...grads, head: new Float32Array(3) } as never),
+    saying(
+      TypeError,
+      `Unexpected gradient "head": the state holds no parameter of that name${hint}`,
+    ),
+  );
+  assert.throws(
+    () => step(state, { ...grads, emb: new Float32Array(6) }),
+    saying(RangeError, `Expected the gradient of parameter "emb" to have length 4, got 6${hint}`),
+  );
+  assert.throws(
+    () => step(state, { ...grads, emb: new Float32Array(3) }),
+    (e: Error) => e instanceof RangeError && e.message.endsWith("to have length 4, got 3"),
+  );
+  assert.equal(state.step, 1);
+  // What it says: the new tensor in a state of its own, stepped beside.
+  let added = await opt.init({ head: new Float32Array(3) });
+  state = step(state, grads);
+  added = step(added, { head: new Float32Array(3).fill(1) });
+  assert.deepEqual([state.step, added.step], [2, 1]);
+});
