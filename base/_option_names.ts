@@ -6,7 +6,10 @@
  * @module
  */
 
-/** Names other libraries give options of this one (tfjs, Keras, PyTorch, optax), by this one's. */
+/**
+ * Names other libraries give options of this one (tfjs, Keras, PyTorch, optax; `max_norm`,
+ * the argument of PyTorch's `clip_grad_norm_`), by this one's.
+ */
 const OTHER_NAMES: Readonly<Record<string, string>> = {
   learningRate: "lr",
   learning_rate: "lr",
@@ -18,6 +21,10 @@ const OTHER_NAMES: Readonly<Record<string, string>> = {
   b2: "betas",
   epsilon: "eps",
   useNesterov: "nesterov",
+  clipnorm: "clipGradNorm",
+  clipNorm: "clipGradNorm",
+  max_norm: "clipGradNorm",
+  maxNorm: "clipGradNorm",
 };
 
 /** The option `key` names here: this library's name of another's, else `key` in camelCase. */

@@ -210,6 +210,11 @@ function lookaheadOf(
   options: unknown,
   elsewhere?: (key: string) => string,
 ): { readonly k: number; readonly alpha: number } {
+  if (typeof options === "number") {
+    throw new TypeError(
+      `Options of lookahead must be an object, got ${options} (k is an option: lookahead(optimizer, { k: ${options} }))`,
+    );
+  }
   const o = checkKeys(options, ["k", "alpha"], "lookahead", undefined, elsewhere);
   const k = o.k ?? 6;
   // Safe integers only: a t past 2⁵³ − 1 is refused (core/step_scalars.ts), so a larger k

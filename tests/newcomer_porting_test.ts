@@ -16,6 +16,7 @@ import {
   cosineDecay,
   linearWarmup,
   loadState,
+  lookahead,
   oneCycle,
   radam,
   ranger,
@@ -243,4 +244,25 @@ Deno.test("a tensor, or rows, added to the model after init say how to train the
   state = step(state, grads);
   added = step(added, { head: new Float32Array(3).fill(1) });
   assert.deepEqual([state.step, added.step], [2, 1]);
+});
+
+Deno.test("clipping under Keras' and PyTorch's names, and lookahead's k given bare, say what to write", () => {
+  for (const key of ["clipnorm", "clipNorm", "max_norm", "maxNorm"]) {
+    assert.throws(
+      () => adam({ [key]: 1 } as never),
+      saying(TypeError, `Unknown option ${key} for adam; expected one of lr`),
+    );
+    assert.throws(
+      () => adam({ [key]: 1 } as never),
+      saying(TypeError, `(${key} is clipGradNorm here)`),
+    );
+  }
+  assert.throws(
+    () => lookahead(radam(), 5 as never),
+    saying(
+      TypeError,
+      "Options of lookahead must be an object, got 5 (k is an option: lookahead(optimizer, { k: 5 }))",
+    ),
+  );
+  assert.equal(lookahead(radam(), { k: 5 }).settings.lookahead?.k, 5);
 });
