@@ -6,7 +6,10 @@
  * @module
  */
 
-/** Names other libraries give options of this one (tfjs, Keras, PyTorch, optax), by this one's. */
+/**
+ * Names other libraries give options of this one (tfjs, Keras, PyTorch, optax; `max_norm`,
+ * the argument of PyTorch's `clip_grad_norm_`), by this one's.
+ */
 const OTHER_NAMES: Readonly<Record<string, string>> = {
   learningRate: "lr",
   learning_rate: "lr",
@@ -18,6 +21,10 @@ const OTHER_NAMES: Readonly<Record<string, string>> = {
   b2: "betas",
   epsilon: "eps",
   useNesterov: "nesterov",
+  clipnorm: "clipGradNorm",
+  clipNorm: "clipGradNorm",
+  max_norm: "clipGradNorm",
+  maxNorm: "clipGradNorm",
 };
 
 /** The option `key` names here: this library's name of another's, else `key` in camelCase. */
@@ -136,4 +143,35 @@ export function initOptionHint(key: string, name: string): string {
   if (key !== "device") return "";
   return ` (device is an option of init: ${name}({ … }).init(params, { device }); ` +
     'under tfOptimizer, the steps run on TensorFlow.js\'s own device, tf.setBackend("webgpu"))';
+}
+
+/** PyTorch's optimizer options with no counterpart here, by what to say of each. */
+const PYTORCH_ONLY: Readonly<Record<string, string>> = {
+  amsgrad: "AMSGrad is not implemented here: Adam and AdamW are PyTorch's with amsgrad=False",
+  foreach:
+    "PyTorch's choice of kernel: here every step is one fused kernel over all tensors; drop it",
+  fused:
+    "PyTorch's choice of kernel: here every step is one fused kernel over all tensors; drop it",
+  capturable: "a flag of PyTorch's CUDA graphs, with no counterpart here; drop it",
+  differentiable: "a flag of PyTorch's autograd, with no counterpart here; drop it",
+  params: "the parameters go to init: NAME({ lr }).init(params)",
+};
+
+/**
+ * What to add to the error for an unknown option `key` of an optimizer's factory that is one of
+ * PyTorch's optimizer options with no counterpart here (`amsgrad`, `foreach`, `fused`, …, and
+ * `params`, a param group's key) for the factory `name`: what it is, and what to do. Else empty.
+ *
+ * @example
+ * ```ts
+ * import { pytorchOptionHint } from "./_option_names.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(pytorchOptionHint("foreach", "adam"), /one fused kernel over all tensors; drop it/);
+ * assert.equal(pytorchOptionHint("params", "adam"), " (the parameters go to init: adam({ lr }).init(params))");
+ * assert.equal(pytorchOptionHint("lrr", "adam"), "");
+ * ```
+ */
+export function pytorchOptionHint(key: string, name: string): string {
+  return Object.hasOwn(PYTORCH_ONLY, key) ? ` (${PYTORCH_ONLY[key].replace("NAME", name)})` : "";
 }

@@ -275,6 +275,39 @@ function isIndex(x: unknown): x is number {
 }
 
 /**
+ * Throws a TypeError unless `bytes` is a `Uint8Array`, saying what it got and how to read a
+ * checkpoint's bytes from it: a file's path or URL, the file read as text, an optimizer given
+ * first (`loadState(optimizer, bytes)`, as PyTorch's `optimizer.load_state_dict`), and those of
+ * `bytesHint`.
+ */
+export function checkCheckpointBytes(bytes: unknown): void {
+  if (bytes instanceof Uint8Array) return;
+  throw new TypeError(
+    `A checkpoint must be a Uint8Array, got ${described(bytes)}${
+      sourceHint(bytes) || bytesHint(bytes)
+    }`,
+  );
+}
+
+/** What to add where a checkpoint's source was given for its bytes, or an optimizer; else "". */
+function sourceHint(value: unknown): string {
+  if (typeof value === "string" && value.includes('{"__metadata__"')) {
+    return " (the file read as text: read its bytes, await Deno.readFile(path), Node's " +
+      "await readFile(path), new Uint8Array(await response.arrayBuffer()))";
+  }
+  if (typeof value === "string" || value instanceof URL) {
+    return " (a file's path or URL? loadState takes its bytes: await Deno.readFile(path), " +
+      "Node's await readFile(path), new Uint8Array(await (await fetch(url)).arrayBuffer()))";
+  }
+  const o = value as { settings?: unknown; init?: unknown } | null;
+  return typeof o === "object" && o !== null && typeof o.settings === "object" &&
+      typeof o.init === "function"
+    ? " (an optimizer: the checkpoint holds its own and goes first, loadState(bytes), " +
+      "or loadState(bytes, { lr }))"
+    : "";
+}
+
+/**
  * Parses and validates a safetensors file: header length against the file and the cap, JSON
  * shape, duplicate keys, string metadata, dtypes F32, I8 and U8 only, shapes that agree with offsets, and
  * offsets that tile the data exactly (no overlap, gap, or byte outside it). Allocates nothing
@@ -282,11 +315,7 @@ function isIndex(x: unknown): x is number {
  */
 export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
   requireLittleEndian();
-  if (!(bytes instanceof Uint8Array)) {
-    throw new TypeError(
-      `A checkpoint must be a Uint8Array, got ${described(bytes)}${bytesHint(bytes)}`,
-    );
-  }
+  checkCheckpointBytes(bytes);
   const { header, dataStart } = headerOf(bytes);
   const metadata = metadataOf(header);
   const dataLength = bytes.length - dataStart;

@@ -83,6 +83,27 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
   return proto === null || Object.getPrototypeOf(proto) === null;
 }
 
+/**
+ * What to add where `init` was given a list of tensors, as PyTorch's `model.parameters()`: that
+ * each needs a name. Else empty.
+ */
+function listHint(value: unknown): string {
+  return Array.isArray(value) && value.length > 0 && value.every((v) => v instanceof Float32Array)
+    ? " (a list, as PyTorch's model.parameters(): name each, as its named_parameters() does, " +
+      '{ "fc.weight": w, "fc.bias": b }: a state and its checkpoints hold each tensor by name)'
+    : "";
+}
+
+/**
+ * What to add where a tensor was given as nested arrays of numbers (`[[1, 2], [3, 4]]`): how to
+ * give it with its shape. Else empty.
+ */
+function nestedHint(value: unknown): string {
+  if (!Array.isArray(value) || value.length === 0 || !value.every(Array.isArray)) return "";
+  return " (nested arrays: flatten them with their shape, " +
+    "{ data: new Float32Array(values.flat(Infinity)), shape: [rows, cols] })";
+}
+
 /** Validates the params given to `init` (TypeError/RangeError naming the tensor). */
 export function checkParams(params: unknown): NamedTensors {
   if (params instanceof Float32Array) {
@@ -92,7 +113,7 @@ export function checkParams(params: unknown): NamedTensors {
   if (!isRecord(params)) {
     throw new TypeError(
       `Params must be a Float32Array or a record of named Float32Arrays, got ${described(params)}${
-        tensorHint(params)
+        tensorHint(params) || listHint(params)
       }`,
     );
   }
@@ -119,7 +140,7 @@ export function checkParams(params: unknown): NamedTensors {
         `Expected ${label(name)} to be a Float32Array or { data: Float32Array, shape }, got ${
           described(value)
         }${
-          tensorHint(value) ||
+          tensorHint(value) || nestedHint(value) ||
           (typeof shaped === "object" && shaped !== null && Object.hasOwn(shaped, "data")
             ? ` whose data is ${described(data)}${tensorHint(data)}`
             : "")
@@ -285,7 +306,9 @@ export function checkGrads(
   if (count !== names.length) {
     const extra = Object.keys(record).filter((k) => !names.includes(k));
     throw new TypeError(
-      `Unexpected gradient ${JSON.stringify(extra[0])}: the state holds no parameter of that name`,
+      `Unexpected gradient ${
+        JSON.stringify(extra[0])
+      }: the state holds no parameter of that name${NEW_TENSOR_HINT}`,
     );
   }
   return out as Float32Array[];
@@ -334,13 +357,26 @@ export function gradientHint(value: unknown): string {
   if (typeof shaped === "object" && shaped !== null && shaped.data instanceof Float32Array) {
     return " (a gradient is a bare Float32Array, without its shape: pass its data)";
   }
-  return tensorHint(value);
+  return tensorHint(value) ||
+    (nestedHint(value) &&
+      " (nested arrays: flatten them, new Float32Array(values.flat(Infinity)))");
 }
+
+/**
+ * What an error about a gradient of a tensor the state does not hold (a name, or elements, added
+ * to the model after `init`) adds: how to train it.
+ */
+const NEW_TENSOR_HINT = " (a state's tensors, and their lengths, are those given to init: a " +
+  "tensor, or rows, added to the model later train in a state of their own, " +
+  "await opt.init({ name: values }), stepped beside this one, with its own step count, as " +
+  "PyTorch counts each parameter's)";
 
 function checkGradLength(name: string, grad: Float32Array, expected: number): void {
   if (grad.length !== expected) {
     throw new RangeError(
-      `Expected the gradient of ${label(name)} to have length ${expected}, got ${grad.length}`,
+      `Expected the gradient of ${label(name)} to have length ${expected}, got ${grad.length}${
+        grad.length > expected ? NEW_TENSOR_HINT : ""
+      }`,
     );
   }
 }

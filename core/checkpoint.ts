@@ -32,6 +32,7 @@ import type { ArenaLayout, CompactMoment } from "../base/arena.ts";
 import { type AnyBackend, type DeviceCounter, holdsCodes } from "../base/backend.ts";
 import { Q8_VERSION } from "../base/q8.ts";
 import {
+  checkCheckpointBytes,
   CheckpointError,
   parseSafetensors,
   type TensorOut,
@@ -244,6 +245,8 @@ export async function loadCheckpoint(
   options: LoadOptions | undefined,
   makeBackend: BackendMaker,
 ): Promise<OptimizerState<unknown>> {
+  // The checkpoint first: loadState(optimizer, bytes) would read the bytes as options.
+  checkCheckpointBytes(bytes);
   options = checkKeys(
     options,
     LOAD_OPTIONS,

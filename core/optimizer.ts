@@ -148,5 +148,11 @@ export function lookahead<H>(
       }${factoryHint(inner) || swappedOptimizerHint(inner, options, "lookahead")}`,
     );
   }
+  if (typeof (inner as { applyGradients?: unknown }).applyGradients === "function") {
+    throw new TypeError(
+      "lookahead() was given a TensorFlow.js optimizer (what tfOptimizer() returns): wrap this " +
+        "library's optimizer, then adapt it, tfOptimizer(lookahead(radam()))",
+    );
+  }
   return optimizerOf(resolveLookahead(inner.settings, options));
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import { optionError } from "../base/_errors.ts";
-import { factoryOptionHint, initOptionHint } from "../base/_option_names.ts";
+import { factoryOptionHint, initOptionHint, pytorchOptionHint } from "../base/_option_names.ts";
 import {
   DEFAULT_THREAD_THRESHOLD,
   type LearningRate,
@@ -143,6 +143,25 @@ function checkGroups(value: unknown, weightDecay: number): readonly Required<Par
   }));
 }
 
+/**
+ * Throws a TypeError where a factory was given the parameters (a tensor, an array or a record of
+ * them), as `torch.optim.Adam(model.parameters(), lr=1e-3)` takes them: they go to `init`.
+ */
+function checkNotParams(options: unknown, name: string): void {
+  const tensor = (v: unknown) =>
+    v instanceof Float32Array || (isObject(v) && v.data instanceof Float32Array);
+  const values = Array.isArray(options)
+    ? options
+    : isObject(options) && !tensor(options)
+    ? Object.values(options)
+    : [options];
+  if (values.length === 0 || !values.every(tensor)) return;
+  throw new TypeError(
+    `${name}() takes its options, not the parameters: they go to init, ` +
+      `${name}({ lr: 1e-3 }).init(params) (where PyTorch writes torch.optim.Adam(params, lr=1e-3))`,
+  );
+}
+
 /** The hyperparameters every rule must resolve ({@linkcode CommonHyperparameters}). */
 const COMMON_HYPERPARAMETERS = ["lr", "weightDecay", "maximize"] as const;
 
@@ -152,6 +171,7 @@ const COMMON_HYPERPARAMETERS = ["lr", "weightDecay", "maximize"] as const;
  * (`origin.lookahead`, Ranger), `k` and `alpha` too. The settings are named `origin.name`.
  */
 export function resolveOptions(origin: Origin, options: unknown): Settings {
+  checkNotParams(options, origin.name);
   const known = [...keysOf(origin.options), ...keysOf(RUN_OPTIONS), ...keysOf(LOOP_OPTIONS)];
   if (origin.lookahead) known.push("k", "alpha");
   const { k, alpha, ...given } = checkKeys(
@@ -159,7 +179,7 @@ export function resolveOptions(origin: Origin, options: unknown): Settings {
     known,
     origin.name,
     (lr) => `${origin.name}({ lr: ${lr} })`,
-    (key) => initOptionHint(key, origin.name),
+    (key) => initOptionHint(key, origin.name) || pytorchOptionHint(key, origin.name),
   );
   const { defaults } = origin;
   const hyperparameters = Object.freeze(resolveSchema(origin.options, given, defaults));
@@ -190,6 +210,11 @@ function lookaheadOf(
   options: unknown,
   elsewhere?: (key: string) => string,
 ): { readonly k: number; readonly alpha: number } {
+  if (typeof options === "number") {
+    throw new TypeError(
+      `Options of lookahead must be an object, got ${options} (k is an option: lookahead(optimizer, { k: ${options} }))`,
+    );
+  }
   const o = checkKeys(options, ["k", "alpha"], "lookahead", undefined, elsewhere);
   const k = o.k ?? 6;
   // Safe integers only: a t past 2⁵³ − 1 is refused (core/step_scalars.ts), so a larger k

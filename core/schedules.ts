@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { described, optionError, scheduleMaker } from "../base/_errors.ts";
+import { described, optionError, optionMessage, scheduleMaker } from "../base/_errors.ts";
 import { checkKeys } from "../base/schema.ts";
 
 /**
@@ -36,6 +36,45 @@ function checkSteps(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) throw optionError(name, "an integer ≥ 1", value);
   return value;
 }
+
+/**
+ * Checks the arguments of the schedule maker `maker` (its call with typical values `example`,
+ * e.g. `linearWarmup(1e-3, { warmupSteps: 100 })`), whose `lr` comes first and whose other
+ * options, named `keys`, come in an object: a count of steps given bare, or the options given
+ * first (PyTorch's `OneCycleLR(max_lr=…, total_steps=…)`), say to write `example`; PyTorch's
+ * names of the options (`OTHER_NAMES`) say which they are here.
+ */
+function checkMaker(
+  maker: string,
+  example: string,
+  lr: unknown,
+  options: unknown,
+  keys: readonly string[],
+): void {
+  const write = ` (write ${example})`;
+  if (typeof lr === "object" && lr !== null) {
+    throw new TypeError(optionMessage("lr", "a finite number ≥ 0", lr) + write);
+  }
+  if (typeof options === "number") {
+    throw new TypeError(`Options of ${maker} must be an object, got ${options}${write}`);
+  }
+  checkKeys(options, keys, maker, undefined, (key) => {
+    const name = key.toLowerCase().replace(/_/g, "");
+    const here = Object.hasOwn(OTHER_NAMES, name) ? OTHER_NAMES[name] : "";
+    return here ? ` (${here.replace("KEY", key)}: ${example})` : "";
+  });
+}
+
+/** PyTorch's (and others') names of the schedules' options, lower case without `_`. */
+const OTHER_NAMES: Readonly<Record<string, string>> = {
+  tmax: "KEY is decaySteps here",
+  etamin: "KEY is finalLr here",
+  maxlr: "KEY is the first argument here, lr",
+  finaldivfactor: "KEY is divFinal here",
+  epochs: "totalSteps here is epochs × stepsPerEpoch",
+  stepsperepoch: "totalSteps here is epochs × stepsPerEpoch",
+  warmup: "KEY is warmupSteps here",
+};
 
 /** Cosine interpolation from `a` (at pct 0) to `b` (at pct 1), as fastai's `SchedCos`. */
 function cosine(a: number, b: number, pct: number): number {
@@ -69,8 +108,10 @@ export function constantLr(lr: number): Schedule {
  * ```
  */
 export function linearWarmup(lr: number, options: { warmupSteps: number }): Schedule {
+  checkMaker("linearWarmup", "linearWarmup(1e-3, { warmupSteps: 100 })", lr, options, [
+    "warmupSteps",
+  ]);
   check("lr", lr);
-  checkKeys(options, ["warmupSteps"], "linearWarmup");
   const n = checkSteps("warmupSteps", options?.warmupSteps);
   return (t) => lr * Math.min(1, t / n);
 }
@@ -91,8 +132,11 @@ export function cosineDecay(
   lr: number,
   options: { decaySteps: number; finalLr?: number },
 ): Schedule {
+  checkMaker("cosineDecay", "cosineDecay(1e-3, { decaySteps: 1000 })", lr, options, [
+    "decaySteps",
+    "finalLr",
+  ]);
   check("lr", lr);
-  checkKeys(options, ["decaySteps", "finalLr"], "cosineDecay");
   const n = checkSteps("decaySteps", options?.decaySteps);
   const final = check("finalLr", options.finalLr ?? 0);
   return (t) => n === 1 ? (t <= 1 ? lr : final) : cosine(lr, final, Math.min(1, (t - 1) / (n - 1)));
@@ -117,8 +161,13 @@ export function oneCycle(
   lr: number,
   options: { totalSteps: number; pctStart?: number; divFactor?: number; divFinal?: number },
 ): Schedule {
+  checkMaker("oneCycle", "oneCycle(1e-3, { totalSteps: 1000 })", lr, options, [
+    "totalSteps",
+    "pctStart",
+    "divFactor",
+    "divFinal",
+  ]);
   check("lr", lr);
-  checkKeys(options, ["totalSteps", "pctStart", "divFactor", "divFinal"], "oneCycle");
   const n = checkSteps("totalSteps", options?.totalSteps);
   const pctStart = check("pctStart", options.pctStart ?? 0.25);
   if (pctStart > 1) throw optionError("pctStart", "a finite number from 0 to 1", pctStart);

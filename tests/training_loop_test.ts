@@ -373,7 +373,7 @@ Deno.test("schedules: a wrong type is a TypeError, a number out of range a Range
   bad(
     () => cosineDecay(1, loose(100)),
     TypeError,
-    "Options of cosineDecay must be an object, got 100",
+    "Options of cosineDecay must be an object, got 100 (write cosineDecay(1e-3, { decaySteps: 1000 }))",
   );
   bad(
     () => oneCycle(1, loose({ totalSteps: 10, pct_start: 0.3 })),

@@ -45,7 +45,8 @@ export function checkHasTensor(g: object, i: number, name: string): void {
 /**
  * What to add to the error of element `g` of a `NamedTensor[]` whose `name` is not a string:
  * where it is a variable or a tensor (`{ name: variable, tensor }`), to give the variable's
- * name. Empty for anything else.
+ * name; where `g` is a bare tensor (`tf.grads`' list), to key it by its variable's name. Empty
+ * for anything else.
  *
  * @example
  * ```ts
@@ -56,6 +57,10 @@ export function checkHasTensor(g: object, i: number, name: string): void {
  * ```
  */
 export function nameHint(g: unknown): string {
+  if (g instanceof tf.Tensor) {
+    return " (a gradient without its variable's name, as tf.grads gives them: key each by its " +
+      "variable's name, { name: variable.name, tensor }, or pass tf.variableGrads(f).grads)";
+  }
   const name = typeof g === "object" && g !== null ? (g as { name?: unknown }).name : undefined;
   return name instanceof tf.Tensor
     ? ` (its name is ${described(name)}: give the variable's name, { name: variable.name, tensor })`

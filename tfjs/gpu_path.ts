@@ -364,7 +364,7 @@ export class GpuPath {
   checkNewLearningRate(): void {
     if (this.#runner === undefined) return;
     throw new TypeError(
-      "setLearningRate on the webgpu backend takes effect in a new optimizer only (this one goes on with its learning rate): save the model with its optimizer, load it, then set the learning rate before training",
+      "setLearningRate on the webgpu backend takes effect in a new optimizer only (this one goes on with its learning rate): save the model with its optimizer, load it, then set the learning rate before training; to change it during training (an epoch's callback), give lr as a schedule from the start, tfOptimizer(radam({ lr: (t) => … })), or one reading a variable of yours, lr: () => lr (the GPU's steps read it up to 64 steps ahead)",
     );
   }
 

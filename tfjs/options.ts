@@ -69,6 +69,14 @@ export function checkArguments(
       }${swappedOptimizerHint(optimizer, options, "tfOptimizer") || notAnOptimizerHint(optimizer)}`,
     );
   }
+  if (isTfOptimizer(optimizer)) {
+    throw new TypeError(
+      "tfOptimizer() was given what tfOptimizer() returns, already a tf.Optimizer: pass it to " +
+        "model.compile as it is ({ optimizer }); wrapped again it would be a second optimizer " +
+        "with a state of its own, which the one you hold (its learningRate, loadState, " +
+        "skippedSteps) would not reach",
+    );
+  }
   const { name } = optimizer.settings as { name?: unknown };
   checkKeys(
     options,
@@ -85,6 +93,12 @@ export function checkArguments(
     }
   }
   return { strict: options.strict ?? false, warnOnSkip: options.warnOnSkip ?? true };
+}
+
+/** Whether `value` is a TensorFlow.js optimizer (what `tfOptimizer` returns has settings too). */
+function isTfOptimizer(value: object): boolean {
+  const tfjs = value as { applyGradients?: unknown; getClassName?: unknown };
+  return typeof tfjs.applyGradients === "function" && typeof tfjs.getClassName === "function";
 }
 
 /** For an option `device`: the adapter steps on TensorFlow.js's own device. Else empty. */
