@@ -1,0 +1,78 @@
+/**
+ * Concurrency of the core API on the CPU backends (wasm, two threads, js): programs of steps,
+ * bad steps, reads, checkpoints (loaded again), stale handles, steps whose gradient getter calls
+ * back into the state, and dispose, on one or two lines of states at once, their Promises
+ * awaited or not and released in orders fast-check's scheduler draws. Every outcome equals that
+ * of the same program run sequentially, each Promise awaited at its call (tests/interleavings.ts):
+ * a read or a checkpoint holds the state as it was at its call, acknowledged steps are applied
+ * once each in their order (the final checkpoint's bytes), a refused call changes nothing and
+ * says why (a TypeError or RangeError), and nothing hangs or fails inside the library.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  disposeAll,
+  lineArb,
+  type LineCase,
+  optimizerOf,
+  outcomes,
+  reference,
+  runLine,
+} from "./interleavings.ts";
+
+const BACKENDS: [string, Record<string, unknown>, number][] = [
+  ["wasm", { backend: "wasm" }, 40],
+  ["js", { backend: "js" }, 40],
+  ["threads", { backend: "wasm", threads: 2, threadThreshold: 0 }, 12],
+];
+
+/** The options a checkpoint of a line is loaded with: the backend's, `lr` unchanged. */
+function loadOptionsOf(backend: Record<string, unknown>): Record<string, unknown> {
+  const { backend: name, threads, threadThreshold } = backend;
+  return { backend: name, ...(threads ? { threads, threadThreshold } : {}) };
+}
+
+/** Runs `lines` at once under `scheduler`, then each alone, sequentially; compares outcomes. */
+async function compare(
+  lines: LineCase[],
+  backend: Record<string, unknown>,
+  s: fc.Scheduler,
+): Promise<void> {
+  const load = loadOptionsOf(backend);
+  const runs = lines.map((c) =>
+    runLine(c, optimizerOf(c, backend), load, (p) => {
+      p.catch(() => {}); // rejections are checked where they are released
+      return s.schedule(p);
+    })
+  );
+  const done = await s.waitFor(Promise.all(runs));
+  await s.waitAll(); // the Promises no program awaited
+  const got = [];
+  for (const run of done) {
+    got.push(await s.waitFor(outcomes(run)));
+    await s.waitAll();
+  }
+  done.forEach(disposeAll);
+  for (let i = 0; i < lines.length; i++) {
+    const c = lines[i];
+    const alone = await reference(c, optimizerOf(c, { backend: backend.backend }), {
+      backend: backend.backend,
+    });
+    const expected = await outcomes(alone);
+    disposeAll(alone);
+    assert.deepEqual(got[i], expected);
+  }
+}
+
+for (const [name, backend, numRuns] of BACKENDS) {
+  Deno.test(`interleavings (${name}): every call's outcome is the sequential run's, in any order the scheduler releases Promises`, async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(lineArb(10, name !== "threads"), { minLength: 1, maxLength: 2 }),
+        fc.scheduler(),
+        (lines, s) => compare(lines, backend, s),
+      ),
+      { numRuns },
+    );
+  });
+}
