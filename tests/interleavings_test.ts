@@ -19,6 +19,8 @@ import {
   reference,
   runLine,
 } from "./interleavings.ts";
+import { adam, dispose, loadState, lookahead, saveState, step } from "../mod.ts";
+import { saying } from "./util.ts";
 
 const BACKENDS: [string, Record<string, unknown>, number][] = [
   ["wasm", { backend: "wasm" }, 40],
@@ -76,3 +78,73 @@ for (const [name, backend, numRuns] of BACKENDS) {
     );
   });
 }
+
+/** Runs `f` with `Worker` counting the workers started and not terminated; returns that count. */
+async function liveWorkersAfter(f: () => Promise<void>): Promise<number> {
+  const original = globalThis.Worker;
+  const live = new Set<Worker>();
+  globalThis.Worker = class extends original {
+    constructor(...args: ConstructorParameters<typeof Worker>) {
+      super(...args);
+      live.add(this);
+    }
+    override terminate(): void {
+      live.delete(this);
+      super.terminate();
+    }
+  };
+  try {
+    await f();
+  } finally {
+    globalThis.Worker = original;
+  }
+  return live.size;
+}
+
+Deno.test("interleavings: loadState whose bytes are transferred before it resolves rejects saying to leave them unchanged, and stops the workers it started", async () => {
+  for (const [name, backend] of BACKENDS) {
+    const opt = adam({ lr: 1e-2, ...backend });
+    const state = step(await opt.init({ w: new Float32Array([1, 2, 3]) }), {
+      w: new Float32Array([0.5, -1, 2]),
+    });
+    const bytes = await saveState(state);
+    const kept = bytes.slice();
+    const live = await liveWorkersAfter(async () => {
+      const loading = loadState(bytes, loadOptionsOf(backend));
+      structuredClone(bytes.buffer, { transfer: [bytes.buffer] }); // e.g. posted to a worker
+      await assert.rejects(
+        loading,
+        saying(
+          TypeError,
+          "The checkpoint's bytes were detached (their ArrayBuffer transferred, or shrunk) before loadState()",
+        ),
+        name,
+      );
+    });
+    assert.equal(live, 0, `${name}: workers of the refused load left running`);
+    const resumed = await loadState(kept, loadOptionsOf(backend)); // a copy loads as ever
+    assert.deepEqual(await saveState(resumed), kept, name);
+    dispose(resumed);
+    dispose(state);
+  }
+});
+
+Deno.test("interleavings: init whose params are transferred before it resolves rejects saying to leave them unchanged, and stops the workers it started", async () => {
+  for (const [name, backend] of BACKENDS) {
+    const opt = lookahead(adam({ lr: 1e-2, ...backend }));
+    const b = new Float32Array([1, 2, 3]);
+    const live = await liveWorkersAfter(async () => {
+      const starting = opt.init({ a: new Float32Array(5), b });
+      structuredClone(b.buffer, { transfer: [b.buffer] }); // e.g. posted to a worker
+      await assert.rejects(
+        starting,
+        saying(
+          TypeError,
+          'The values of parameter "b" were detached (their ArrayBuffer transferred, or shrunk) before init()',
+        ),
+        name,
+      );
+    });
+    assert.equal(live, 0, `${name}: workers of the refused init left running`);
+  }
+});

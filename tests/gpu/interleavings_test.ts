@@ -94,3 +94,50 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "webgpu: loadState whose bytes are transferred before it resolves rejects saying to leave them unchanged",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      const state = step(await adam({ lr: 1e-2 }).init({ w: new Float32Array([1, 2, 3]) }), {
+        w: new Float32Array([0.5, -1, 2]),
+      });
+      const bytes = await saveState(state);
+      const kept = bytes.slice();
+      const loading = loadState(bytes, { device: device! });
+      structuredClone(bytes.buffer, { transfer: [bytes.buffer] }); // e.g. posted to a worker
+      await assert.rejects(
+        loading,
+        saying(
+          TypeError,
+          "The checkpoint's bytes were detached (their ArrayBuffer transferred, or shrunk) before loadState()",
+        ),
+      );
+      const resumed = await loadState(kept, { device: device! }); // a copy loads as ever
+      assert.deepEqual(await saveState(resumed), kept);
+      dispose(resumed);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: init whose params are transferred before it resolves rejects saying to leave them unchanged",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      const b = new Float32Array([1, 2, 3]);
+      const starting = adam({ lr: 1e-2 }).init({ a: new Float32Array(5), b }, { device: device! });
+      structuredClone(b.buffer, { transfer: [b.buffer] }); // e.g. posted to a worker
+      await assert.rejects(
+        starting,
+        saying(
+          TypeError,
+          'The values of parameter "b" were detached (their ArrayBuffer transferred, or shrunk) before init()',
+        ),
+      );
+    });
+  },
+});
