@@ -380,3 +380,26 @@ function checkGradLength(name: string, grad: Float32Array, expected: number): vo
     );
   }
 }
+
+/**
+ * The error of an input that a call checked, then read after an await, and found detached: its
+ * ArrayBuffer transferred (posted to a worker), or a resizable one shrunk. `what` names it (`the
+ * params' tensor "w"`, `the checkpoint's bytes`), `call` the call (`init()`), `copy` a copy of it.
+ *
+ * @example
+ * ```ts
+ * import { detachedError } from "./tensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const error = detachedError("the checkpoint's bytes", "loadState()", "bytes.slice()");
+ * assert.ok(error instanceof TypeError);
+ * assert.match(error.message, /^The checkpoint's bytes were detached/);
+ * ```
+ */
+export function detachedError(what: string, call: string, copy: string): TypeError {
+  return new TypeError(
+    `${what[0].toUpperCase()}${what.slice(1)} were detached (their ArrayBuffer transferred, or ` +
+      `shrunk) before ${call} resolved: leave them unchanged until its Promise settles, and ` +
+      `transfer a copy (${copy}) if they must go elsewhere meanwhile`,
+  );
+}

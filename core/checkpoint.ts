@@ -40,7 +40,7 @@ import {
 } from "../base/safetensors.ts";
 import { checkKeys } from "../base/schema.ts";
 import type { Settings } from "../base/settings.ts";
-import { checkTensorNames } from "../base/tensors.ts";
+import { checkTensorNames, detachedError } from "../base/tensors.ts";
 import { checkpointMetadata, checkpointTensors, checkSavableSize } from "./checkpoint_header.ts";
 import {
   configOf,
@@ -268,14 +268,25 @@ export async function loadCheckpoint(
   // (A file within the cap may still be too long to save again: another lr, other states.)
   const inLayout = inLayoutOrder(layout, names, shapes);
   checkSavableSize(config, layout, inLayout, names);
+  const length = bytes.byteLength;
   const backend = await makeBackend(config)(layout);
-  restoreTensors(backend, layout, kinds, data);
-  return restoreState(config, backend, {
-    steps,
-    skipped,
-    shapes: inLayout,
-    order: names,
-  });
+  try {
+    // The tensors are views of `bytes`, read only now: a buffer transferred meanwhile (posted
+    // to a worker) is detached, and its views hold nothing.
+    if (bytes.byteLength !== length) {
+      throw detachedError("the checkpoint's bytes", "loadState()", "bytes.slice()");
+    }
+    restoreTensors(backend, layout, kinds, data);
+    return restoreState(config, backend, {
+      steps,
+      skipped,
+      shapes: inLayout,
+      order: names,
+    });
+  } catch (error) {
+    backend.dispose(); // its workers or GPU buffers: no state holds them
+    throw error;
+  }
 }
 
 /** Throws unless a file holding 8-bit codes says so and holds codes of this version. */

@@ -15,7 +15,13 @@ import type { BackendName } from "../base/options.ts";
 import type { Hyperparameters } from "../base/rule.ts";
 import { blockCount, zeroScalars } from "../base/scalars.ts";
 import type { Settings } from "../base/settings.ts";
-import { checkParams, type Params } from "../base/tensors.ts";
+import {
+  checkParams,
+  detachedError,
+  label,
+  type Params,
+  SINGLE_TENSOR_NAME,
+} from "../base/tensors.ts";
 import { checkSavableSize } from "./checkpoint_header.ts";
 import { originOf } from "./origins.ts";
 import type { ScalarBlocks } from "./step_scalars.ts";
@@ -260,12 +266,37 @@ export async function initState(
   const layout = planState(config, tensors.names, tensors.arrays.map((a) => a.length));
   const shapes = inLayoutOrder(layout, tensors.names, tensors.shapes);
   checkSavableSize(config, layout, shapes, tensors.names);
+  const lengths = tensors.arrays.map((a) => a.length);
   const backend = await makeBackend(layout);
-  const initial: Record<string, Float32Array> = {};
-  for (let i = 0; i < tensors.names.length; i++) initial[tensors.names[i]] = tensors.arrays[i];
-  backend.writeSection(PARAMS, initial);
-  if (config.lookahead) backend.writeSection(SLOW, initial);
-  return restoreState(config, backend, { shapes, order: tensors.names });
+  try {
+    checkAttached(tensors, lengths);
+    const initial: Record<string, Float32Array> = {};
+    for (let i = 0; i < tensors.names.length; i++) initial[tensors.names[i]] = tensors.arrays[i];
+    backend.writeSection(PARAMS, initial);
+    if (config.lookahead) backend.writeSection(SLOW, initial);
+    return restoreState(config, backend, { shapes, order: tensors.names });
+  } catch (error) {
+    backend.dispose(); // its workers: no state holds them
+    throw error;
+  }
+}
+
+/**
+ * Throws where a tensor checked at `init`'s call was detached during its await (its buffer
+ * transferred): its values would be read as none.
+ */
+export function checkAttached(
+  tensors: { readonly names: readonly string[]; readonly arrays: readonly Float32Array[] },
+  lengths: readonly number[],
+): void {
+  tensors.arrays.forEach((array, i) => {
+    if (array.length === lengths[i]) return;
+    const name = tensors.names[i];
+    const copy = name === SINGLE_TENSOR_NAME
+      ? "params.slice()"
+      : `params[${JSON.stringify(name)}].slice()`;
+    throw detachedError(`the values of ${label(name)}`, "init()", copy);
+  });
 }
 
 /** Counters and shapes of a state being restored (all optional). */

@@ -28,7 +28,13 @@ import {
   prepareWebGpu,
 } from "../gpu/webgpu_create.ts";
 import { ruleOf } from "./origins.ts";
-import { disposeState, inLayoutOrder, type OptimizerState, restoreState } from "./state.ts";
+import {
+  checkAttached,
+  disposeState,
+  inLayoutOrder,
+  type OptimizerState,
+  restoreState,
+} from "./state.ts";
 import { checkSavableSize } from "./checkpoint_header.ts";
 import { checkSavableNames } from "./checkpoint_tensors.ts";
 import { layoutIndices, planOptionsOf } from "./plan.ts";
@@ -112,6 +118,12 @@ function startWebGpuState(
   device: GPUDevice,
   limits?: Partial<GpuPlanLimits>,
 ): OptimizerState<GpuTensor> {
+  // Float32Arrays checked at init's call, read only now (after its awaits).
+  const host = [...checked.host];
+  checkAttached(
+    { names: host.map(([i]) => checked.names[i]), arrays: host.map(([, array]) => array) },
+    host.map(([i]) => checked.lengths[i]),
+  );
   const layout = gpuLayoutOf(config, checked.names, checked.lengths);
   const shapes = inLayoutOrder(layout, checked.names, checked.shapes);
   checkSavableSize(config, layout, shapes, checked.names);
