@@ -299,12 +299,29 @@ function sourceHint(value: unknown): string {
     return " (a file's path or URL? loadState takes its bytes: await Deno.readFile(path), " +
       "Node's await readFile(path), new Uint8Array(await (await fetch(url)).arrayBuffer()))";
   }
+  if (ArrayBuffer.isView(value) && !(value instanceof Uint8Array)) {
+    return ` (a view of its bytes: new Uint8Array(view.buffer, view.byteOffset, view.byteLength))`;
+  }
+  if (isIndexedBytes(value)) {
+    return " (a Uint8Array that went through JSON, which writes it as an object of indices: " +
+      "keep a checkpoint as bytes, or as base64 text; new Uint8Array(Object.values(o)) recovers it)";
+  }
   const o = value as { settings?: unknown; init?: unknown } | null;
   return typeof o === "object" && o !== null && typeof o.settings === "object" &&
       typeof o.init === "function"
     ? " (an optimizer: the checkpoint holds its own and goes first, loadState(bytes), " +
       "or loadState(bytes, { lr }))"
     : "";
+}
+
+/** Whether `value` is what `JSON.parse(JSON.stringify(uint8Array))` gives: { "0": byte, … }. */
+function isIndexedBytes(value: unknown): boolean {
+  if (!isPlainObject(value)) return false;
+  const keys = Object.keys(value);
+  return keys.length > 0 && keys[0] === "0" && keys.every((k, i) => k === String(i)) &&
+    Object.values(value).every((b) =>
+      typeof b === "number" && Number.isInteger(b) && b >= 0 && b <= 255
+    );
 }
 
 /**

@@ -2,7 +2,8 @@
  * What a user porting a PyTorch training script, or writing a Deno pipeline that checkpoints to
  * a file, writes first, where the call failed with a misleading message: `loadState(optimizer,
  * bytes)` (as `optimizer.load_state_dict(sd)` reads) was an "Unknown option 0", and a file's
- * path, a `URL`, or the file read as text said only that a checkpoint must be a Uint8Array;
+ * path, a `URL`, the file read as text, a `DataView` of its bytes or the bytes through JSON (an
+ * object of indices) said only that a checkpoint must be a Uint8Array;
  * `state.lr = x` (PyTorch's `param_groups[0]["lr"] = x`, tfjs's `learningRate = x`) added a
  * property that no step read, silently, where the way to change it mid-run is a schedule;
  * the parameters given to the factory (`torch.optim.Adam(params, lr=1e-3)`) were "Unknown
@@ -60,6 +61,28 @@ Deno.test("loadState given a file's path, its URL, or the file read as text says
       "(the file read as text: read its bytes, await Deno.readFile(path), Node's await readFile(path), new Uint8Array(await response.arrayBuffer()))",
     ),
   );
+});
+
+Deno.test("loadState given a DataView of the bytes, or the bytes through JSON, says how to give them", async () => {
+  const bytes = await saveState(await adam().init({ w: new Float32Array([1, 2]) }));
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  await assert.rejects(
+    loadState(view as never),
+    saying(
+      TypeError,
+      "got DataView (a view of its bytes: new Uint8Array(view.buffer, view.byteOffset, view.byteLength))",
+    ),
+  );
+  const json = JSON.parse(JSON.stringify(bytes));
+  await assert.rejects(
+    loadState(json as never),
+    saying(
+      TypeError,
+      "(a Uint8Array that went through JSON, which writes it as an object of indices: keep a checkpoint as bytes, or as base64 text; new Uint8Array(Object.values(o)) recovers it)",
+    ),
+  );
+  const recovered = new Uint8Array(Object.values(json) as number[]);
+  assert.deepEqual((await readParams(await loadState(recovered))).w, new Float32Array([1, 2]));
 });
 
 Deno.test("state.lr = x (or learningRate) is a TypeError saying how to change the lr mid-run; that way works", async () => {
