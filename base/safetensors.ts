@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { bytesHint, described, truncatedMessage } from "./_errors.ts";
+import { checkCheckpointBytes } from "./_checkpoint_bytes.ts";
+import { described, truncatedMessage } from "./_errors.ts";
 import { allZeros, describedData, METADATA_KEY, truncatedData } from "./_safetensors_extent.ts";
 import { decodeUtf8, encodeUtf8, utf8Length } from "./_utf8.ts";
 
@@ -272,56 +273,6 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
 
 function isIndex(x: unknown): x is number {
   return typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
-}
-
-/**
- * Throws a TypeError unless `bytes` is a `Uint8Array`, saying what it got and how to read a
- * checkpoint's bytes from it: a file's path or URL, the file read as text, an optimizer given
- * first (`loadState(optimizer, bytes)`, as PyTorch's `optimizer.load_state_dict`), and those of
- * `bytesHint`.
- */
-export function checkCheckpointBytes(bytes: unknown): void {
-  if (bytes instanceof Uint8Array) return;
-  throw new TypeError(
-    `A checkpoint must be a Uint8Array, got ${described(bytes)}${
-      sourceHint(bytes) || bytesHint(bytes)
-    }`,
-  );
-}
-
-/** What to add where a checkpoint's source was given for its bytes, or an optimizer; else "". */
-function sourceHint(value: unknown): string {
-  if (typeof value === "string" && value.includes('{"__metadata__"')) {
-    return " (the file read as text: read its bytes, await Deno.readFile(path), Node's " +
-      "await readFile(path), new Uint8Array(await response.arrayBuffer()))";
-  }
-  if (typeof value === "string" || value instanceof URL) {
-    return " (a file's path or URL? loadState takes its bytes: await Deno.readFile(path), " +
-      "Node's await readFile(path), new Uint8Array(await (await fetch(url)).arrayBuffer()))";
-  }
-  if (ArrayBuffer.isView(value) && !(value instanceof Uint8Array)) {
-    return ` (a view of its bytes: new Uint8Array(view.buffer, view.byteOffset, view.byteLength))`;
-  }
-  if (isIndexedBytes(value)) {
-    return " (a Uint8Array that went through JSON, which writes it as an object of indices: " +
-      "keep a checkpoint as bytes, or as base64 text; new Uint8Array(Object.values(o)) recovers it)";
-  }
-  const o = value as { settings?: unknown; init?: unknown } | null;
-  return typeof o === "object" && o !== null && typeof o.settings === "object" &&
-      typeof o.init === "function"
-    ? " (an optimizer: the checkpoint holds its own and goes first, loadState(bytes), " +
-      "or loadState(bytes, { lr }))"
-    : "";
-}
-
-/** Whether `value` is what `JSON.parse(JSON.stringify(uint8Array))` gives: { "0": byte, … }. */
-function isIndexedBytes(value: unknown): boolean {
-  if (!isPlainObject(value)) return false;
-  const keys = Object.keys(value);
-  return keys.length > 0 && keys[0] === "0" && keys.every((k, i) => k === String(i)) &&
-    Object.values(value).every((b) =>
-      typeof b === "number" && Number.isInteger(b) && b >= 0 && b <= 255
-    );
 }
 
 /**

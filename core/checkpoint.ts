@@ -31,8 +31,8 @@
 import type { ArenaLayout, CompactMoment } from "../base/arena.ts";
 import { type AnyBackend, type DeviceCounter, holdsCodes } from "../base/backend.ts";
 import { Q8_VERSION } from "../base/q8.ts";
+import { checkCheckpointBytes } from "../base/_checkpoint_bytes.ts";
 import {
-  checkCheckpointBytes,
   CheckpointError,
   parseSafetensors,
   type TensorOut,
