@@ -1,5 +1,5 @@
 /**
- * Checkpoint throughput: `deno task bench` (or `deno bench bench/checkpoint_bench.ts`).
+ * Checkpoint throughput: `deno task bench:deno` (or `deno bench bench/checkpoint_bench.ts`).
  * `saveState` and `loadState` of an RAdam state of 4M and 64M parameters on wasm. Each bench's
  * name gives the checkpoint's size in MB: MB/s = size / (reported time in s). Run
  * `deno run bench/checkpoint_bench.ts` instead to print MB/s directly.
