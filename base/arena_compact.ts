@@ -28,13 +28,12 @@ import {
   planArena,
   type PlanOptions,
   scalesSection,
-  SECTION_ALIGN_BYTES,
   type Segment,
   SEGMENT_ROW_BYTES,
   segmentRuns,
   SLOW,
-  spreadStart,
 } from "./arena.ts";
+import { SECTION_ALIGN_BYTES, spreadStart } from "./section_spread.ts";
 import { compactLength, Q8_BLOCK } from "./q8.ts";
 import { decodeTensor, encodeTensor } from "./q8_tensor.ts";
 

@@ -10,15 +10,14 @@
  *
  * @module
  */
-import {
-  ADAM,
-  type AdamHyperparameters,
-  type AdamOptions,
-  RADAM_OPTIONS,
-  type RAdamHyperparameters,
-  type RAdamOptions,
-  type RangerOptions,
-} from "../rules/adam.ts";
+import { ADAM, RADAM_OPTIONS } from "../rules/adam.ts";
+import type {
+  AdamHyperparameters,
+  AdamOptions,
+  RAdamHyperparameters,
+  RAdamOptions,
+  RangerOptions,
+} from "../rules/adam_options.ts";
 import { LION, type LionHyperparameters, type LionOptions } from "../rules/lion.ts";
 import { SGD, type SgdHyperparameters, type SgdOptions } from "../rules/sgd.ts";
 import { make, type Optimizer } from "./optimizer.ts";

@@ -16,11 +16,11 @@ import {
   hasSection,
   PARAMS,
   scalesSection,
-  SECTION_ALIGN_BYTES,
   SEGMENT_ROW_WORDS,
   SLOW,
   writeSegmentTable,
 } from "../base/arena.ts";
+import { SECTION_ALIGN_BYTES } from "../base/section_spread.ts";
 import { decodeBase64 } from "../base/_base64.ts";
 import { Q8_BLOCK } from "../base/q8.ts";
 import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";

@@ -5,7 +5,10 @@
  *
  * @module
  */
+import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, hasSection } from "../base/arena.ts";
+import type { NonFinitePolicy } from "../base/options.ts";
 import { wgslStruct, type WordType } from "./_wgsl.ts";
+import { RING_SIZE } from "./scalar_ring.ts";
 
 /** The words of the constants uniform, in order. */
 export const STEP_CONSTS = {
@@ -63,4 +66,62 @@ export function stepConstsData(values: StepConsts): ArrayBuffer {
     else u32[word] = values[name] >>> 0;
   });
   return data;
+}
+
+/** How a state's step treats the gradients (`BackendSetup`'s options, webgpu_backend.ts). */
+export interface GradTreatment {
+  /** Clip the gradients to this global L2 norm, computed on the GPU each step. */
+  clipGradNorm?: number;
+  /** What a step with a NaN or ±Infinity gradient does (checked on the GPU each step). */
+  nonFinite?: NonFinitePolicy;
+}
+
+/**
+ * Whether a state's step computes the gradient norm on the device: with clipping, or the
+ * non-finite check.
+ *
+ * @example
+ * ```ts
+ * import { computesNorm } from "./step_consts.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(computesNorm({}), false);
+ * assert.equal(computesNorm({ nonFinite: "skip" }), true);
+ * assert.equal(computesNorm({ clipGradNorm: 1 }), true);
+ * ```
+ */
+export function computesNorm({ nonFinite = "propagate", clipGradNorm }: GradTreatment): boolean {
+  return nonFinite !== "propagate" || clipGradNorm !== undefined;
+}
+
+/**
+ * The constants of a state: its layout's segments and moments, its treatment of the gradients,
+ * the ring's entry `stride` (u32 words; scalar_ring.ts) and the non-finite order's `orderRows`
+ * (nonfinite_order.ts).
+ *
+ * @example
+ * ```ts ignore
+ * const values = stepConstsOf(layout, { clipGradNorm: 1 }, counter.ring.stride, order.rows);
+ * device.queue.writeBuffer(consts, 0, stepConstsData(values));
+ * ```
+ */
+export function stepConstsOf(
+  layout: ArenaLayout,
+  treatment: GradTreatment,
+  stride: number,
+  orderRows: number,
+): StepConsts {
+  const { nonFinite = "propagate", clipGradNorm } = treatment;
+  return {
+    segment_count: layout.segments.length,
+    clip: clipGradNorm === undefined ? 0 : 1,
+    clip_max: clipGradNorm ?? 0,
+    check: nonFinite !== "propagate" ? 1 : 0,
+    halt_on_bad: nonFinite === "throw" ? 1 : 0,
+    ring_size: RING_SIZE,
+    stride,
+    norm_computed: computesNorm(treatment) ? 1 : 0,
+    moments: [EXP_AVG, EXP_AVG_SQ].filter((k) => hasSection(layout, k)).length,
+    order_rows: orderRows,
+  };
 }

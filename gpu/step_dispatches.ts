@@ -25,7 +25,7 @@ export interface StepBuffers {
   v: GPUBuffer | undefined;
   /** A placeholder bound as the slow weights where there are none. */
   slow: GPUBuffer | undefined;
-  /** The control buffer (device_counter.ts). */
+  /** The control buffer (control.ts). */
   control: GPUBuffer;
   /** The ring of scalars (scalar_ring.ts). */
   ring: GPUBuffer;

@@ -29,22 +29,14 @@
  *
  * @module
  */
-import {
-  type ArenaLayout,
-  type CompactMoment,
-  EXP_AVG,
-  EXP_AVG_SQ,
-  GRADS,
-  hasSection,
-  PARAMS,
-  SLOW,
-} from "../base/arena.ts";
+import { type ArenaLayout, type CompactMoment, GRADS } from "../base/arena.ts";
 import { DISPOSED_STATE_MESSAGE } from "../base/_errors.ts";
 import type { DeviceBackend } from "../base/backend.ts";
-import type { NonFinitePolicy } from "../base/options.ts";
 import type { Rule } from "../base/rule.ts";
 import { label } from "../base/tensors.ts";
-import { type GpuPlanLimits, planChunks } from "./arena_plan.ts";
+import { backendSlots, type CallerOwned } from "./_backend_slots.ts";
+import { encodeStepPass, type StepPass, stepPass } from "./_step_pass.ts";
+import type { GpuPlanLimits } from "./arena_plan.ts";
 import { refusalError } from "./buffer_probe.ts";
 import { Centralizations } from "./centralize.ts";
 import {
@@ -54,44 +46,31 @@ import {
   encodeCompact,
   writeCompact,
 } from "./compact_io.ts";
-import {
-  type CompactChunk,
-  type CompactDispatches,
-  compactDispatches,
-  planCompactChunks,
-} from "./compact_plan.ts";
 import { GpuStepCounter } from "./device_counter.ts";
 import { type CheckedGpuGrad, checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
 import { GradLoads } from "./grad_loads.ts";
 import { NonFiniteOrder } from "./nonfinite_order.ts";
-import { type Dispatch, dispatchEach, type Pipelines } from "./pipelines.ts";
-import { RING_SIZE } from "./scalar_ring.ts";
+import type { Pipelines } from "./pipelines.ts";
 import {
   createSections,
-  type External,
   momentOf,
   type ReadRange,
   SectionIO,
-  slotsOf,
   type Snapshot,
 } from "./section_io.ts";
-import { STEP_CONSTS_BYTES, stepConstsData } from "./step_consts.ts";
-import { buildStepDispatches } from "./step_dispatches.ts";
+import {
+  computesNorm,
+  type GradTreatment,
+  STEP_CONSTS_BYTES,
+  stepConstsData,
+  stepConstsOf,
+} from "./step_consts.ts";
 
 /**
  * How a backend's step treats the gradients, and the params the caller owns (see
  * `WebGpuBackendOptions`, webgpu_create.ts).
  */
-export interface BackendSetup {
-  /** Caller-owned params copied into the arena at init and back after each step. */
-  externalParams?: ReadonlyMap<number, GpuTensor>;
-  /** Caller-owned params updated in place (zero copy). */
-  inPlaceParams?: ReadonlyMap<number, GpuTensor>;
-  /** Clip the gradients to this global L2 norm, computed on the GPU each step. */
-  clipGradNorm?: number;
-  /** What a step with a NaN or ±Infinity gradient does (checked on the GPU each step). */
-  nonFinite?: NonFinitePolicy;
-}
+export interface BackendSetup extends CallerOwned, GradTreatment {}
 
 /** The WebGPU backend of one state. */
 export class WebGpuBackend implements DeviceBackend<GpuTensor> {
@@ -106,18 +85,8 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   readonly #limits: GpuPlanLimits;
   readonly #sections: GPUBuffer[];
   readonly #io: SectionIO;
-  /** Whether the gradient-norm passes run (clipping, or the non-finite check). */
-  readonly #normComputed: boolean;
-  /** The whole step in one dispatch (`step_small`), for one chunk of a small arena. */
-  readonly #small: boolean;
-  /** The step dispatches (see the module doc). */
-  readonly #chunks: Dispatch[];
-  /** The 8-bit step dispatches of the compact tensors (a workgroup a block). */
-  readonly #compact: Dispatch[];
-  /** The first pass of the gradient norm: binding-sized chunks of the whole grads section. */
-  readonly #normChunks: Dispatch[];
-  /** The norm's last pass, which decides the step; or the decision alone (no norm). */
-  readonly #decision: Dispatch;
+  /** The step's dispatches, made once (see the module doc). */
+  readonly #pass: StepPass;
   /** The centralization dispatches (made once, at init), and the tensors a step requests. */
   readonly #centralizations: Centralizations;
   /** The gradients' loads into their slots (see grad_loads.ts). */
@@ -145,98 +114,49 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.#pipelines = pipelines;
     this.#limits = limits;
     device.lost.then((info) => this.#lost = info);
-    this.#sections = createSections(device, layout, limits);
-    this.#centralizations = new Centralizations(device, pipelines, limits, this.#sections[GRADS]);
-    const { nonFinite = "propagate", clipGradNorm } = options;
-    const inPlaceParams = options.inPlaceParams ?? new Map<number, GpuTensor>();
+    const sections = this.#sections = createSections(device, layout, limits);
+    this.#centralizations = new Centralizations(device, pipelines, limits, sections[GRADS]);
     const order = new NonFiniteOrder(device, layout);
     this.#extraBuffers.push(order.segments);
-    this.counter = new GpuStepCounter(
+    const counter = new GpuStepCounter(
       device,
       layout,
       rule.scalars,
       () => this.checkUsable(),
       order,
     );
-    this.#normComputed = nonFinite !== "propagate" || clipGradNorm !== undefined;
+    this.counter = counter;
+    const normComputed = computesNorm(options);
     const consts = this.#buffer("constants", STEP_CONSTS_BYTES, GPUBufferUsage.UNIFORM);
-    device.queue.writeBuffer(
-      consts,
-      0,
-      stepConstsData({
-        segment_count: layout.segments.length,
-        clip: clipGradNorm === undefined ? 0 : 1,
-        clip_max: clipGradNorm ?? 0,
-        check: nonFinite !== "propagate" ? 1 : 0,
-        halt_on_bad: nonFinite === "throw" ? 1 : 0,
-        ring_size: RING_SIZE,
-        stride: this.counter.ring.stride,
-        norm_computed: this.#normComputed ? 1 : 0,
-        moments: [EXP_AVG, EXP_AVG_SQ].filter((k) => hasSection(layout, k)).length,
-        order_rows: order.rows,
-      }),
-    );
-    const params = slotsOf(layout, this.#sections[PARAMS]);
-    const externals: External[] = [];
-    for (const [index, slot] of options.externalParams ?? []) {
-      externals.push({ index, slot });
-      params[layout.names[index]] = slot;
-    }
-    for (const [index, slot] of inPlaceParams) params[layout.names[index]] = slot;
-    this.params = Object.freeze(params);
-    this.grads = Object.freeze(slotsOf(layout, this.#sections[GRADS]));
+    const constants = stepConstsOf(layout, options, counter.ring.stride, order.rows);
+    device.queue.writeBuffer(consts, 0, stepConstsData(constants));
+    const slots = backendSlots(layout, sections, options);
+    this.params = slots.params;
+    this.grads = slots.grads;
     const gradSlots = layout.names.map((n) => this.grads[n]);
-    this.#loads = new GradLoads(device, this.#sections[GRADS], gradSlots, this.#sections);
-    this.#callerParams.push(...externals.map((e) => e.index), ...inPlaceParams.keys());
-
-    const plan = planChunks(layout, limits, new Set(inPlaceParams.keys()));
-    this.#small = plan.small;
-    // Bound in place of the sections the state lacks (never read: the rule or LookAhead lacks
-    // them).
-    const absent = (section: number, label: string) =>
-      hasSection(layout, section) ? undefined : this.#buffer(label, 16, GPUBufferUsage.STORAGE);
-    const dispatches = buildStepDispatches(device, pipelines, plan, inPlaceParams, {
-      sections: this.#sections,
+    this.#loads = new GradLoads(device, sections[GRADS], gradSlots, sections);
+    this.#callerParams.push(...slots.callerParams);
+    const { inPlace } = slots;
+    const pass = this.#pass = stepPass(device, pipelines, {
+      layout,
+      limits,
+      sections,
       consts,
       segments: order.segments,
-      m: absent(EXP_AVG, "no first moment"),
-      v: absent(EXP_AVG_SQ, "no second moment"),
-      slow: absent(SLOW, "no slow weights"),
-      control: this.counter.control,
-      ring: this.counter.ring.buffer,
-    }, this.#normComputed);
-    this.#chunks = dispatches.step;
-    const compact = this.#compactSteps(consts, planCompactChunks(layout, limits), inPlaceParams);
-    this.#compact = compact.dispatches;
-    this.#normChunks = dispatches.norm;
-    this.#decision = dispatches.decision;
-    this.#extraBuffers.push(...dispatches.buffers);
-    this.#io = new SectionIO(device, layout, this.#sections, () => this.checkUsable(), {
-      externals,
-      inPlaceReads: [...dispatches.inPlaceReads, ...compact.inPlaceReads],
-      inPlaceWrites: [...dispatches.inPlaceWrites, ...compact.inPlaceWrites],
-      copyTensor: pipelines.copyTensor.pipeline,
-      labels: [...inPlaceParams.keys()].map((i) => label(layout.names[i])).join(", "),
-      inPlaceBuffers: [...inPlaceParams.values()].map((t) => t.buffer),
-    });
-  }
-
-  /** The dispatches of the compact tensors' 8-bit step (none in a 32-bit state). */
-  #compactSteps(
-    consts: GPUBuffer,
-    chunks: readonly CompactChunk[],
-    inPlace: ReadonlyMap<number, GpuTensor>,
-  ): CompactDispatches {
-    const compact = compactDispatches(this.#device, this.#pipelines, this.layout, chunks, {
-      sections: this.#sections,
-      consts,
-      control: this.counter.control,
-      ring: this.counter.ring.buffer,
-      placeholder: (k) => this.#buffer(`no section ${k}`, 16, GPUBufferUsage.STORAGE),
+      counter,
       inPlace,
+      normComputed,
+      buffer: (label, size, usage) => this.#buffer(label, size, usage),
+      keep: (b) => this.#extraBuffers.push(b),
     });
-    if (compact.buffer) this.#extraBuffers.push(compact.buffer);
-    return compact;
+    this.#io = new SectionIO(device, layout, sections, () => this.checkUsable(), {
+      externals: slots.externals,
+      inPlaceReads: pass.inPlaceReads,
+      inPlaceWrites: pass.inPlaceWrites,
+      copyTensor: pipelines.copyTensor.pipeline,
+      labels: [...inPlace.keys()].map((i) => label(layout.names[i])).join(", "),
+      inPlaceBuffers: [...inPlace.values()].map((t) => t.buffer),
+    });
   }
 
   /** A buffer of the state's besides the sections (freed with it), writable by the queue. */
@@ -255,17 +175,17 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
    * in place).
    */
   get dispatchCount(): number {
-    return this.#chunks.length;
+    return this.#pass.chunks.length;
   }
 
   /** The workgroup grid of each step dispatch. */
   get grids(): readonly (readonly [number, number])[] {
-    return this.#chunks.map((c) => c.grid);
+    return this.#pass.chunks.map((c) => c.grid);
   }
 
   /** Whether each step is one dispatch of `step_small` (a small arena, nothing centralized). */
   get smallStep(): boolean {
-    return this.#small;
+    return this.#pass.small;
   }
 
   checkUsable(): void {
@@ -316,7 +236,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
 
   /**
    * Encodes and submits one step: uploads the ring entries written since the last step, then
-   * pending gradient copies, then one compute pass (`#encodePass`), then the copies of params
+   * pending gradient copies, then one compute pass (`encodeStepPass`, _step_pass.ts), then the copies of params
    * back into caller's buffers. The kernels read their scalars from the ring entry of the
    * device's t (see `writeScalars`). A step that reads buffers of the caller's runs in an error
    * scope: if the GPU refuses it, the counter hears of it (`watch`) and the next call throws.
@@ -335,7 +255,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     if (watched) device.pushErrorScope("validation");
     const encoder = device.createCommandEncoder();
     this.#loads.encode(encoder);
-    this.#encodePass(encoder, centralize);
+    encodeStepPass(encoder, this.#pipelines, this.#pass, this.#centralizations, centralize);
     this.#io.encodeCopyOut(encoder);
     const report = counter.encodeReport(encoder);
     const submission = this.#submission;
@@ -366,42 +286,6 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
       ];
       return await refusalError(this.#device, error, which, buffers);
     };
-  }
-
-  /**
-   * Encodes the step's compute pass: the gradient-norm passes with clipping or the non-finite
-   * check, whose last one decides the step on the device, or the decision alone;
-   * centralizations; the step dispatches; or the one dispatch of `step_small`.
-   */
-  #encodePass(encoder: GPUCommandEncoder, centralize: boolean): void {
-    const pass = encoder.beginComputePass();
-    const pipelines = this.#pipelines;
-    if (this.#small && !centralize) {
-      // The norm, the decision and the update in one dispatch of one workgroup.
-      pass.setPipeline(pipelines.stepSmall.pipeline);
-      pass.setBindGroup(0, this.#chunks[0].bindGroup);
-      pass.dispatchWorkgroups(1);
-    } else {
-      if (this.#normComputed) {
-        // The global norm of the gradients as given (before centralization), and the first
-        // non-finite one, on the GPU; its last pass decides the step.
-        dispatchEach(pass, pipelines.normPartial.pipeline, this.#normChunks);
-        pass.setPipeline(pipelines.normTotal.pipeline);
-      } else {
-        pass.setPipeline(pipelines.decide.pipeline);
-      }
-      pass.setBindGroup(0, this.#decision.bindGroup);
-      pass.dispatchWorkgroups(1);
-      if (centralize) {
-        dispatchEach(pass, pipelines.centralize.pipeline, this.#centralizations.wide);
-        dispatchEach(pass, pipelines.centralizeNarrow.pipeline, this.#centralizations.narrow);
-      }
-      if (this.#chunks.length > 0) dispatchEach(pass, pipelines.step.pipeline, this.#chunks);
-      if (this.#compact.length > 0) {
-        dispatchEach(pass, pipelines.stepCompact.pipeline, this.#compact);
-      }
-    }
-    pass.end();
   }
 
   readSection(section: number): Promise<Record<string, Float32Array<ArrayBuffer>>> {

@@ -13,7 +13,7 @@ import {
   type Kernel,
   WORKGROUP_SIZE,
 } from "./_wgsl.ts";
-import { DECIDE_WGSL } from "./device_counter.ts";
+import { DECIDE_WGSL } from "./control.ts";
 import { RING_WGSL } from "./scalar_ring.ts";
 import { STEP_CONSTS_WGSL } from "./step_consts.ts";
 
@@ -245,7 +245,7 @@ const TOTAL_BINDINGS: readonly Binding[] = [
 
 /**
  * The second pass of the gradient norm (entry point `total`, one workgroup), which then decides
- * the step (`decide`, device_counter.ts).
+ * the step (`decide`, control.ts).
  */
 export const GRAD_NORM_TOTAL: Kernel = {
   entryPoint: "total",

@@ -25,7 +25,7 @@ import {
   type Kernel,
   WORKGROUP_SIZE,
 } from "./_wgsl.ts";
-import { DECIDE_WGSL } from "./device_counter.ts";
+import { DECIDE_WGSL } from "./control.ts";
 import { RING_WGSL } from "./scalar_ring.ts";
 import { STEP_CONSTS_WGSL } from "./step_consts.ts";
 import {

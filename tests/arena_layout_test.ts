@@ -15,11 +15,9 @@ import {
   PARAMS,
   planArena,
   scalesSection,
-  SECTION_ALIGN_BYTES,
-  sectionStride,
   SLOW,
-  spreadScaleLog2,
 } from "../base/arena.ts";
+import { SECTION_ALIGN_BYTES, sectionStride, spreadScaleLog2 } from "../base/section_spread.ts";
 import { planCompactArena } from "../base/arena_compact.ts";
 import { holdsCodes } from "../base/backend.ts";
 import { Q8_BLOCK, Q8_MIN_ELEMENTS } from "../base/q8.ts";

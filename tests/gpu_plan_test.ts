@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { planCentralizeBatches } from "../gpu/centralize.ts";
 import { ALIGN_ELEMENTS, type GpuPlanLimits, planChunks, planGpuArena } from "../gpu/arena_plan.ts";
-import { CONTROL, CONTROL_BYTES, CONTROL_WORD, DECIDE_WGSL } from "../gpu/device_counter.ts";
+import { CONTROL, CONTROL_BYTES, CONTROL_WORD, DECIDE_WGSL } from "../gpu/control.ts";
 import { RING_WGSL, RING_WORD, ringStride } from "../gpu/scalar_ring.ts";
 import { BLOCK_WORDS, wgslBlock } from "../base/scalars.ts";
 import { codesSection, EXP_AVG, PARAMS, scalesSection, SEGMENT_WGSL, SLOW } from "../base/arena.ts";

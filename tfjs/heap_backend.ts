@@ -50,12 +50,14 @@ import type { CompactHostBackend } from "../base/backend.ts";
 import { blockViews } from "../cpu/cpu_backend.ts";
 import { type KernelExports, kernelOnMemory, placeArena } from "../cpu/wasm_backend.ts";
 import { holdsCodes, sectionValues, writeSectionValues } from "../base/arena_compact.ts";
+import { allocateArena, type HeapAllocation } from "./_heap_allocation.ts";
+import { HeapVariables } from "./_heap_variables.ts";
 import {
   allocationBytes,
-  enterTail,
   leaveTail,
   placement,
   planRuns,
+  pointRun,
   type Run,
 } from "./heap_layout.ts";
 import { memoryOf, type TfjsWasmHeap, type WasmModule } from "./wasm_heap.ts";
@@ -66,11 +68,7 @@ type ViewCache = (Readonly<Record<string, Float32Array>> | undefined)[];
 /**
  * A host backend on tfjs-backend-wasm's heap. `external[i]` says whether tensor i of the layout
  * keeps its parameters in its variable's data (else in the arena, as on the other backends).
- *
- * Only the sections that are used are allocated. Without a tensor held in the arena, the params
- * section is not; and when, besides, the gradients are always read in place (the default check:
- * no clipping, no `"propagate"`), neither is the gradients' (the arena then starts at the first
- * moment: 8 bytes a parameter fewer than the layout's).
+ * Only the sections that are used are allocated (_heap_allocation.ts).
  */
 export class HeapBackend implements CompactHostBackend {
   readonly kind = "host" as const;
@@ -93,10 +91,8 @@ export class HeapBackend implements CompactHostBackend {
   /** Sections below this index are not allocated (0: all are; 1: no params; 2: nor grads). */
   readonly #firstSection: number;
   readonly #grads: number;
-  /** Per tensor: tfjs-backend-wasm's id of its variable's data (external ones), as attached. */
-  readonly #ids: number[];
-  /** Per tensor: the byte address of its variable's data (external ones), as last attached. */
-  readonly #addresses: number[];
+  /** The data of the external tensors' variables, as last attached. */
+  readonly #variables: HeapVariables;
   /**
    * Per tensor: the byte address of the gradient the step reads in place (an external tensor's
    * gradient given as a view of tfjs's heap, under the default check), or 0 (its slot).
@@ -104,8 +100,6 @@ export class HeapBackend implements CompactHostBackend {
   readonly #borrowed: number[];
   /** Per tensor, in `loadGradsChecked`: whether its gradient is read in place. */
   readonly #inPlace: boolean[];
-  /** The addresses of the external tensors' data (as last attached). */
-  readonly #owned = new Set<number>();
   #buffer: ArrayBufferLike;
   #views: ViewCache = [];
   /**
@@ -124,10 +118,7 @@ export class HeapBackend implements CompactHostBackend {
     readonly layout: ArenaLayout,
     heap: TfjsWasmHeap,
     module: WasmModule,
-    pointer: number,
-    external: readonly boolean[],
-    firstSection: number,
-    slot: readonly number[],
+    { pointer, external, firstSection, slot }: HeapAllocation,
   ) {
     this.#heap = heap;
     this.#module = module;
@@ -138,9 +129,8 @@ export class HeapBackend implements CompactHostBackend {
     this.#firstSection = firstSection;
     this.#slot = slot;
     const n = layout.names.length;
-    this.#ids = new Array(n).fill(0);
+    this.#variables = new HeapVariables(n);
     this.#inPlace = new Array(n).fill(false);
-    this.#addresses = new Array(n).fill(0);
     this.#borrowed = new Array(n).fill(0);
     const { at, scalars, scratch, base } = placement(layout, pointer, external, firstSection);
     this.#scalars = scalars;
@@ -181,22 +171,9 @@ export class HeapBackend implements CompactHostBackend {
   ): HeapBackend | undefined {
     const module = heap.wasm;
     if (module === null) return undefined;
-    const slot = names.map((name) => layout.names.indexOf(name));
-    const inLayout = layout.names.map(() => false);
-    slot.forEach((i, j) => inLayout[i] = external[j]);
-    const held = inLayout.some((x, i) => !x && layout.lengths[i] > 0);
-    const firstSection = held ? PARAMS : copiesGradients ? GRADS : EXP_AVG;
-    const bytes = allocationBytes(layout, inLayout, firstSection);
-    let pointer: number;
-    try {
-      pointer = module._malloc(bytes) >>> 0;
-    } catch {
-      return undefined;
-    }
-    if (pointer === 0) return undefined;
-    // (malloc gives back freed tensors' bytes: start from zeros, as a fresh memory does.)
-    new Uint8Array(memoryOf(module)!.buffer, pointer, bytes).fill(0);
-    const backend = new HeapBackend(layout, heap, module, pointer, inLayout, firstSection, slot);
+    const allocation = allocateArena(module, layout, names, external, copiesGradients);
+    if (allocation === undefined) return undefined;
+    const backend = new HeapBackend(layout, heap, module, allocation);
     if (!backend.attach(items)) {
       backend.dispose();
       return undefined;
@@ -217,25 +194,8 @@ export class HeapBackend implements CompactHostBackend {
    */
   attach(items: readonly { readonly variable: tf.Variable }[]): boolean {
     if (!this.usable()) return false;
-    const heap = this.#heap;
-    this.#owned.clear();
-    for (let j = 0; j < items.length; j++) {
-      const i = this.#slot[j];
-      if (!this.#external[i]) continue;
-      const variable = items[j].variable;
-      let data = heap.dataIdMap.get(variable.dataId);
-      if (data === undefined || data.refCount !== 1) {
-        const own = tf.tensor(variable.dataSync().slice(), variable.shape, "float32");
-        variable.assign(own);
-        own.dispose();
-        data = heap.dataIdMap.get(variable.dataId)!;
-      }
-      const address = data.memoryOffset >>> 0;
-      if (address !== this.#addresses[i]) this.#paramViews = undefined;
-      this.#ids[i] = data.id;
-      this.#addresses[i] = address;
-      this.#owned.add(address);
-    }
+    const moved = () => this.#paramViews = undefined;
+    this.#variables.attach(this.#heap, items, this.#slot, this.#external, moved);
     return true;
   }
 
@@ -271,7 +231,7 @@ export class HeapBackend implements CompactHostBackend {
   #readsInPlace(i: number, values: Float32Array): boolean {
     const at = values.byteOffset;
     return this.#external[i] && values.buffer === this.#memory.buffer &&
-      (!this.#owned.has(at) || at === this.#addresses[i]);
+      !this.#variables.another(i, at);
   }
 
   /** Refreshes the views when tfjs has grown its memory (a new buffer). */
@@ -401,30 +361,16 @@ export class HeapBackend implements CompactHostBackend {
   update(): void {
     this.#fresh();
     const words = this.#words;
-    const k = this.#k, scalars = this.#scalars;
+    const k = this.#k, scalars = this.#scalars, { addresses } = this.#variables;
     for (const run of this.#runs) {
       const i = run.external;
-      if (i >= 0 && run.tail !== 0) {
-        enterTail(words, this.layout, run, this.#addresses[i], this.#borrowed[i], this.#grads);
-      } else if (i >= 0) {
-        // The kernel adds 4 × the element index to the params and grads words (u32, wrapping).
-        const word = run.descriptor / 4;
-        words[word] = (this.#addresses[i] - run.start * 4) >>> 0;
-        const borrowed = this.#borrowed[i];
-        words[word + 1] = borrowed === 0 ? this.#grads >>> 0 : (borrowed - run.start * 4) >>> 0;
-      }
+      if (i >= 0) pointRun(words, this.layout, run, addresses[i], this.#borrowed[i], this.#grads);
       k.step(run.descriptor, scalars, run.start, run.end, this.#scratch);
-      if (run.tail !== 0) leaveTail(words, this.layout, run, this.#addresses[i]);
+      if (run.tail !== 0) leaveTail(words, this.layout, run, addresses[i]);
     }
     // After every run: registering may allocate in tfjs's heap, and so grow it (a new buffer
     // under `words`).
-    const tfjs = this.#module.tfjs;
-    for (const run of this.#runs) {
-      const i = run.external;
-      if (i < 0 || run.tail !== 0) continue;
-      tfjs.disposeData(this.#ids[i]);
-      tfjs.registerTensor(this.#ids[i], this.layout.lengths[i], this.#addresses[i]);
-    }
+    this.#variables.reregister(this.#module, this.#runs, this.layout.lengths);
     // (The gradients read in place belong to tfjs, which may free them once the step is over.)
     this.#borrowed.fill(0);
   }
@@ -438,7 +384,7 @@ export class HeapBackend implements CompactHostBackend {
     const out: Record<string, Float32Array> = {};
     this.layout.names.forEach((name, i) => {
       out[name] = this.#external[i]
-        ? new Float32Array(buffer, this.#addresses[i], this.layout.lengths[i])
+        ? new Float32Array(buffer, this.#variables.addresses[i], this.layout.lengths[i])
         : held?.[name] ?? new Float32Array(0);
     });
     return this.#paramViews = out;

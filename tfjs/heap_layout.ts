@@ -295,6 +295,30 @@ export function enterTail(
 }
 
 /**
+ * Points the descriptor of an external tensor's run at its parameters, its variable's data at
+ * byte `params`, and at its gradient: where it is read in place, at byte `borrowed`, else (0) in
+ * its slot of the grads section at byte `grads`. The run of a tail is pointed at its tail, the
+ * values copied in ({@linkcode enterTail}).
+ */
+export function pointRun(
+  words: Uint32Array,
+  layout: ArenaLayout,
+  run: Run,
+  params: number,
+  borrowed: number,
+  grads: number,
+): void {
+  if (run.tail !== 0) {
+    enterTail(words, layout, run, params, borrowed, grads);
+    return;
+  }
+  // The kernel adds 4 × the element index to the params and grads words (u32, wrapping).
+  const word = run.descriptor / 4;
+  words[word] = (params - run.start * 4) >>> 0;
+  words[word + 1] = borrowed === 0 ? grads >>> 0 : (borrowed - run.start * 4) >>> 0;
+}
+
+/**
  * After the kernel's run over a tail: its real parameters copied back into the variable's data
  * at byte `params` (see {@linkcode enterTail}).
  */

@@ -20,7 +20,7 @@ import {
 } from "../../mod.ts";
 import { restoreState } from "../../core/state.ts";
 import { planGpuArena } from "../../gpu/arena_plan.ts";
-import { CONTROL_WORD } from "../../gpu/device_counter.ts";
+import { CONTROL_WORD } from "../../gpu/control.ts";
 import { createWebGpuBackend } from "../../gpu/webgpu_create.ts";
 import { ADAM } from "../../rules/adam.ts";
 import { edit } from "../checkpoint_files.ts";
