@@ -121,7 +121,7 @@ export function rmwContender(bytes: 16 | 28): Contender {
   };
 }
 
-/** A section's stride: 5% beyond its size, so that the streams do not alias (base/arena.ts). */
+/** A section's stride: 5% beyond its size, so the streams do not alias (base/section_spread.ts). */
 export function sectionGap(bytes: number): number {
   return Math.ceil((bytes * 1.05 + 4096) / 4096) * 4096 + 1664;
 }

@@ -87,7 +87,7 @@ ${t.many}
 
 The same zero-copy step at 2^k parameters and at 2^k × ${CLIFF_SKEW}, alternated in one
 measurement: the arena's sections of a power-of-two total must not alias in the caches
-(base/arena.ts \`sectionStride\`).
+(base/section_spread.ts \`sectionStride\`).
 
 ${t.cliff ?? "Not measured in this run (--quick or --no-cliff)."}
 
