@@ -31,7 +31,7 @@ function sourceHint(value: unknown): string {
     return " (a file's path or URL? loadState takes its bytes: await Deno.readFile(path), " +
       "Node's await readFile(path), new Uint8Array(await (await fetch(url)).arrayBuffer()))";
   }
-  if (ArrayBuffer.isView(value) && !(value instanceof Uint8Array)) {
+  if (ArrayBuffer.isView(value) && value.constructor?.name !== "Uint8Array") {
     return ` (a view of its bytes: new Uint8Array(view.buffer, view.byteOffset, view.byteLength))`;
   }
   if (isIndexedBytes(value)) {
@@ -49,6 +49,7 @@ function sourceHint(value: unknown): string {
 /** Whether `value` is what `JSON.parse(JSON.stringify(uint8Array))` gives: { "0": byte, … }. */
 function isIndexedBytes(value: unknown): boolean {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  if (ArrayBuffer.isView(value)) return false; // (another realm's: bytesHint says so)
   const keys = Object.keys(value);
   return keys.length > 0 && keys[0] === "0" && keys.every((k, i) => k === String(i)) &&
     Object.values(value).every((b) =>
