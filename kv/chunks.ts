@@ -6,7 +6,7 @@
  */
 import { CheckpointError } from "../mod.ts";
 import { BYTES_PER_WRITE, CHUNKS_PER_WRITE, formatKvKey } from "./format.ts";
-import { listAll, unbusy } from "./retry.ts";
+import { BUSY_TRIES, busyPause, isBusy, listAll, unbusy } from "./retry.ts";
 
 /** How bytes lie in chunks. */
 export interface Chunked {
@@ -18,6 +18,35 @@ export interface Chunked {
 /** The size chunk `i` must have. */
 const chunkSize = (c: Chunked, i: number) =>
   i < c.chunks - 1 ? c.chunkBytes : c.byteLength - c.chunkBytes * (c.chunks - 1);
+
+/**
+ * Commits one write of chunks, again while the database answers that it is busy: the same
+ * chunks again (checked against the record, which they leave as it was), or, for the first
+ * (`first`: the record's value, which it writes), once the record is read and found not
+ * written: a busy answer may come after the write went through, and the record's key is this
+ * write's own, so that a record still as it wrote it is its write (repeated, its check would
+ * be refused, as if a sweep took the record).
+ */
+async function commitChunks(
+  kv: Deno.Kv,
+  record: Deno.KvKey,
+  first: unknown,
+  commit: () => Promise<Deno.KvCommitResult | Deno.KvCommitError>,
+): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
+  for (let n = 1;; n++) {
+    try {
+      return await commit();
+    } catch (error) {
+      if (!isBusy(error) || n >= BUSY_TRIES) throw error;
+      await busyPause(n);
+      if (first === undefined) continue;
+      const now = await unbusy(() => kv.get(record));
+      if (now.versionstamp === null) continue; // not written (or swept since): write it
+      const mine = (now.value as { state?: unknown }).state === (first as { state: unknown }).state;
+      return mine ? { ok: true, versionstamp: now.versionstamp } : { ok: false };
+    }
+  }
+}
 
 /**
  * Writes `bytes` in chunks (`chunk(i)`), the record (`record`, `value`) and the first chunks in
@@ -43,8 +72,7 @@ export async function writeChunked(
     }
     const to = i;
     const previous: Deno.KvCommitResult | null = written;
-    // Repeated after a busy answer: the same chunks again, or a refused check.
-    const result = await unbusy(() => {
+    const result = await commitChunks(kv, record, previous === null ? value : undefined, () => {
       const op = kv.atomic().check({ key: record, versionstamp: previous?.versionstamp ?? null });
       if (previous === null) op.set(record, value);
       for (let j = from; j < to; j++) {

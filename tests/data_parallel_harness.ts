@@ -38,6 +38,10 @@ export interface DataParallelCase {
   ): Record<string, Float32Array>;
   /** Request i through `trainer`: read the parameters, compute, submit. */
   request(trainer: DataParallelTrainer, i: number, samples?: number): Promise<SubmitResult>;
+  /** The parameters after each step of the journal replayed in one process (0: `init`'s). */
+  paramsAfter(
+    journal: readonly JournalRecord[],
+  ): Promise<Map<number, Record<string, Float32Array>>>;
   /** Checks the journal against the answers, and the stored checkpoint against its replay. */
   checkStore(store: TrainingStore, answers: Map<string, SubmitResult>): Promise<JournalRecord[]>;
   /**
@@ -72,9 +76,12 @@ export function dataParallelCase(n: number, optimizer: Optimizer): DataParallelC
    * The journal replayed in one process: each gradient at its base step's parameters, the mean
    * over samples in journal order (float64 sum, one division, float32), one step a record.
    */
-  async function replay(journal: readonly JournalRecord[]): Promise<OptimizerState> {
+  async function replay(
+    journal: readonly JournalRecord[],
+    paramsAt = new Map<number, Record<string, Float32Array>>(),
+  ): Promise<OptimizerState> {
     let state = await optimizer.init(init());
-    const paramsAt = new Map([[0, await readParams(state)]]);
+    paramsAt.set(0, await readParams(state));
     for (const record of journal) {
       const sum = { w: new Float64Array(n), b: new Float64Array(1) };
       let total = 0;
@@ -152,5 +159,11 @@ export function dataParallelCase(n: number, optimizer: Optimizer): DataParallelC
     }
   }
 
-  return { init, gradientAt, request, checkStore, crashAtAnyWrite };
+  async function paramsAfter(journal: readonly JournalRecord[]) {
+    const paramsAt = new Map<number, Record<string, Float32Array>>();
+    await replay(journal, paramsAt);
+    return paramsAt;
+  }
+
+  return { init, gradientAt, request, paramsAfter, checkStore, crashAtAnyWrite };
 }

@@ -75,6 +75,21 @@ export function busyKv(kv: Deno.Kv, rate: number, seed = 1): Deno.Kv & { busy: n
 }
 
 /**
+ * A view of `kv` whose writes (atomic commits and deletes) of the indexes in `after` go through
+ * and are then answered "database is locked", as a database file shared by processes may answer
+ * a write it did.
+ */
+export function busyAfterKv(kv: Deno.Kv, after: readonly number[]): Deno.Kv {
+  let writes = 0;
+  return viewOf(kv, () => {}, async (f) => {
+    const index = writes++;
+    const result = await f();
+    if (after.includes(index)) throw new TypeError("database is locked");
+    return result;
+  });
+}
+
+/**
  * A view of `kv` that calls `read()` before each read (get, list) and passes each write (a
  * delete, an atomic commit) through `write`.
  */
