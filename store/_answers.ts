@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { contributionFailed, ContributionRefusedError } from "./errors.ts";
+import { contributionFailed, ContributionRefusedError, isPassedOn, messageOf } from "./errors.ts";
 import type { SubmitResult } from "./parallel.ts";
 import type { RequestRecord } from "./training.ts";
 
@@ -40,3 +40,14 @@ export type StoreFailure = (what: string, error: unknown) => unknown;
 /** The error of a read of a submit, before anything of its contribution `id` is stored. */
 export const readFailed = (id: string): StoreFailure => (what, error) =>
   contributionFailed(id, what, error, "none");
+
+/**
+ * The error of a call of `trainer.params()` to the store of that `name`: what failed, the
+ * database's error its cause (damaged stored data, or a mistake the store worded, as it is).
+ */
+export const paramsFailed = (name: string): StoreFailure => (what, error) =>
+  isPassedOn(error) ? error : new Error(
+    `Store ${name}: ${what} for params() failed (${messageOf(error)}); call params() again ` +
+      "(it reads the store afresh)",
+    { cause: error },
+  );

@@ -13,6 +13,7 @@ import {
   checkOptionsObject,
   checkTrainingStore,
 } from "./_checks.ts";
+import { paramsFailed } from "./_answers.ts";
 import { Coordinator } from "./_coordinator.ts";
 import {
   type CheckedOptions,
@@ -119,7 +120,7 @@ export function dataParallel(
   const coordinator = new Coordinator(store, { ...checked, maxFold });
   return {
     store,
-    params: () => coordinator.params(),
+    params: () => coordinator.params(paramsFailed(store.name)),
     submit: (contribution) => coordinator.submit(contribution),
     close: () => coordinator.close(),
   };

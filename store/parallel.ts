@@ -194,7 +194,8 @@ export interface DataParallelTrainer {
    * The current parameters (read-only copies shared by the callers: do not modify them), their
    * step and version: only the parameters are read from the store, not the moments, and not
    * at all when this process committed or read that version last. Makes the first checkpoint
-   * (from `init`) when the store holds none.
+   * (from `init`) when the store holds none. A call to the store that fails rejects with an
+   * Error naming the store and the call, the database's error its `cause`: call it again.
    */
   params(): Promise<StoredParams>;
   /**

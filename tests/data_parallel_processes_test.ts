@@ -461,6 +461,32 @@ Deno.test("data parallel: a submit whose read fails before anything of it is sto
   });
 });
 
+Deno.test("data parallel: params() whose call to the store fails says which store and what failed, the database's error its cause", async () => {
+  // It rejected with the database's own error, which named neither the store nor the call.
+  await onEachStore(async (shared) => {
+    const failure = new TypeError("database is locked");
+    const first = dataParallel(shared, { optimizer, init, pollMs: 5 });
+    await first.params(); // the first checkpoint
+    await first.close();
+    const calls = [
+      ["reading the store's head", { head: () => Promise.reject(failure) }],
+      ["reading the current parameters", { loadParams: () => Promise.reject(failure) }],
+    ] as const;
+    for (const [what, failing] of calls) {
+      const trainer = dataParallel({ ...shared, ...failing }, { optimizer, init, pollMs: 5 });
+      const error = await trainer.params().then(() => null, (e) => e);
+      assert.ok(error instanceof Error && !(error instanceof TypeError), String(error));
+      assert.equal(
+        error.message,
+        `Store ${shared.name}: ${what} for params() failed (database is locked); call params() ` +
+          "again (it reads the store afresh)",
+      );
+      assert.equal(error.cause, failure);
+      await trainer.close();
+    }
+  });
+});
+
 Deno.test("data parallel: a fold whose commit fails rejects its contributions with an error that names each, says it may have been applied and keeps the database's as its cause; sent again with its id, each learns its outcome", async () => {
   await onEachStore(async (shared) => {
     const failure = new TypeError("database is locked");

@@ -71,8 +71,8 @@ function clear(error: unknown): boolean {
 
 /**
  * Request i through `trainer` (as `dp.request`); a `params()` that fails 3 times (nothing of it
- * stored) rejects with a {@linkcode ParamsFailed}, its error the cause: it gives the database's error
- * as it is (left so).
+ * stored) rejects with a {@linkcode ParamsFailed}, its error (naming the store and the call, the
+ * database's error its cause) the cause.
  */
 async function request(
   dp: DataParallelCase,
