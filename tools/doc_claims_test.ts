@@ -74,7 +74,10 @@ interface Claim {
 /** README's `factory({ a = 1, b = 2 })` (and `lookahead(inner, { … })`) signatures. */
 function readmeSignatures(): Claim[] {
   const claims: Claim[] = [];
-  for (const [, factory, list] of readme.matchAll(/`(\w+)\((?:\w+, )?\{ ([^}`]*=[^}`]*) \}\)`/g)) {
+  for (
+    const [, factory, list] of readme.matchAll(/`(\w+)\((?:\w+, )?\{ ([^}`]* = [^}`]*) \}\)`/g)
+  ) {
+    if (!Object.hasOwn(FACTORIES, factory)) continue; // (another function's options)
     for (const part of list.split(/, (?=\w+ =)/)) {
       const [option, value] = part.split(" = ");
       claims.push({ where: `README ${factory}(…)`, factory, option, value: literal(value) });
