@@ -268,13 +268,18 @@ async function check(c: Case, s: fc.Scheduler): Promise<void> {
   const tensors = tf.memory().numTensors;
   const run = await runConcurrent(c, s);
   assert.equal(tf.memory().numTensors, tensors, "tensors left behind");
-  const replaced = new Set(run.log.flatMap((e) => (e.t === "replace" ? [e.id] : [])));
   run.loads.forEach((l, i) => {
     const o = run.loadOutcomes[i];
-    if ("value" in o) return assert.ok(replaced.has(l.id), `load ${l.id} resolved, no effect`);
-    assert.match(o.error, /^TypeError: A step was taken while (setWeights|loadState)/, o.error);
-    assert.ok(!replaced.has(l.id), `load ${l.id} rejected but replaced the state`);
     const at = run.log.findIndex((e) => e.t === "load-call" && e.id === l.id);
+    const end = run.log.findIndex((e) => e.t === "replace" && e.id === l.id);
+    if ("value" in o) {
+      assert.ok(end > at, `load ${l.id} resolved without taking effect`);
+      // (a step taken meanwhile would have had its moments replaced under its update: refused)
+      assert.ok(!run.log.slice(at, end).some((e) => e.t === "step"), `load ${l.id} lost a step`);
+      return;
+    }
+    assert.match(o.error, /^TypeError: A step was taken while (setWeights|loadState)/, o.error);
+    assert.ok(end < 0, `load ${l.id} rejected but replaced the state`);
     assert.ok(run.log.slice(at).some((e) => e.t === "step"), `load ${l.id} refused, no step`);
   });
   const values = new Set<string>();
