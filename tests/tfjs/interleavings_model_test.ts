@@ -321,7 +321,7 @@ for (const backend of CPU_BACKENDS) {
   Deno.test(`tfjs ${backend} interleavings: model.fit, model.save and loads give the sequential replay's state, nothing leaks`, async () => {
     await useBackend(backend);
     await fc.assert(fc.asyncProperty(caseArb, fc.scheduler(), check), {
-      numRuns: Number(Deno.env.get("RUNS") ?? 25),
+      numRuns: 80,
     });
   });
 }

@@ -312,7 +312,7 @@ for (const backend of CPU_BACKENDS) {
   Deno.test(`tfjs ${backend} interleavings: every read is the sequential replay's, loads overtaken refuse, nothing leaks`, async () => {
     await useBackend(backend);
     await fc.assert(fc.asyncProperty(caseArb, fc.scheduler(), check), {
-      numRuns: Number(Deno.env.get("RUNS") ?? 60),
+      numRuns: 150,
     });
   });
 }
@@ -326,7 +326,7 @@ Deno.test({
   async fn() {
     await useBackend("webgpu");
     await fc.assert(fc.asyncProperty(caseArb, fc.scheduler(), check), {
-      numRuns: Number(Deno.env.get("RUNS") ?? 10), // (llvmpipe is slow)
+      numRuns: 10, // (llvmpipe is slow)
     });
   },
 });
