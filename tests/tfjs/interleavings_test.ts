@@ -1,12 +1,14 @@
 /**
- * Concurrency of the TensorFlow.js adapter on tfjs's cpu and wasm backends: programs of steps,
- * `getWeights`, `saveState` of its state, `setWeights` and `loadState` of what an earlier call
- * gave, learning rate changes and a fit-like loop yielding between its steps, their Promises
- * awaited or not and released in orders fast-check's scheduler draws. Each `getWeights` and
- * `saveState` gives the state as a sequential replay of the acknowledged calls has it (bits,
- * bytes), in the order they took effect; a load a step overtook rejects with the documented
- * TypeError and changes nothing; every call settles; the final state and variables are the
- * replay's; no tensor is left behind.
+ * Concurrency of the TensorFlow.js adapter on tfjs's cpu, wasm and webgpu backends: programs of
+ * steps, `getWeights`, `saveState` of its state, `setWeights` and `loadState` of what an earlier
+ * call gave, learning rate changes and a fit-like loop yielding between its steps, their Promises
+ * awaited or not and released in orders fast-check's scheduler draws, the optimizer disposed or
+ * not at the end with calls under way. Each `getWeights` and `saveState` gives the state as a
+ * sequential replay of the calls that took effect has it at its call (bits, bytes); a load a step
+ * overtook rejects with the documented TypeError and changes nothing, and one that resolved had
+ * no step taken while it was under way; a call refused says why (a TypeError: disposed, a
+ * learning rate on webgpu, a saveState overtaken there); every call settles; the final state
+ * and variables are the replay's; no tensor is left behind.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -67,12 +69,15 @@ interface Case {
   rule: Rule;
   lengths: number[];
   ops: Op[];
+  /** Whether the optimizer is disposed once the program is over, its calls still under way. */
+  dispose: boolean;
 }
 
 const caseArb: fc.Arbitrary<Case> = fc.record({
   rule: fc.constantFrom(...(Object.keys(RULES) as Rule[])),
   lengths: fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 3 }),
   ops: fc.array(opArb, { minLength: 1, maxLength: 12 }),
+  dispose: fc.boolean(),
 });
 
 /** What the program did, in the order it took effect. */
@@ -82,6 +87,7 @@ type Event =
   | { t: "save"; id: number }
   | { t: "lr"; lr: number }
   | { t: "load-call"; id: number }
+  | { t: "dispose" }
   | { t: "replace"; id?: number };
 
 /** What a load was given: the weights a getWeights gave, or the bytes a saveState gave. */
@@ -99,6 +105,9 @@ function startLoad(opt: TfOptimizer, input: LoadInput): [Promise<void>, tf.Tenso
 
 /** A saveState overtaken by a step on webgpu (core/checkpoint.ts). */
 const OVERTAKEN = "The state was stepped before saveState() read it";
+
+/** The error of a call under way when the optimizer was disposed (tfjs/optimizer.ts). */
+const DISPOSED = "This TensorFlow.js optimizer was disposed";
 
 /** A saveState of a state on the GPU that a load replaced meanwhile (core/state.ts). */
 const REPLACED = "This optimizer state was disposed";
@@ -181,8 +190,9 @@ async function runConcurrent(c: Case, names: string[], s: fc.Scheduler) {
             step(seed);
           }
         })();
-        all.push(fitting);
-        if (op.awaited) await fitting;
+        const settled = fitting.catch((e) => void refusedLr.push(e)); // (a step once disposed)
+        all.push(settled);
+        if (op.awaited) await settled;
       } else if (op.t === "get") {
         log.push({ t: "get", id: n });
         const got = opt.getWeights().then((ws) => {
@@ -231,10 +241,14 @@ async function runConcurrent(c: Case, names: string[], s: fc.Scheduler) {
     }
   };
   await s.waitFor(program());
+  if (c.dispose) {
+    opt.dispose();
+    log.push({ t: "dispose" });
+  }
   await s.waitFor(Promise.all(all));
   await s.waitAll();
   const loadOutcomes = await Promise.all(loads.map((l) => l.outcome));
-  const final = readWeights(await opt.getWeights());
+  const final = c.dispose ? undefined : readWeights(await opt.getWeights());
   const finalVars = await Promise.all(vars.map(async (v) => [...await v.data()]));
   onReplace = undefined;
   opt.dispose();
@@ -260,8 +274,9 @@ export async function check(c: Case, s: fc.Scheduler): Promise<void> {
       assert.ok(!run.log.slice(at, end).some((e) => e.t === "step"), `load ${l.id} lost a step`);
       return;
     }
-    assert.match(o.error, /^TypeError: A step was taken while (setWeights|loadState)/, o.error);
     assert.ok(end < 0, `load ${l.id} rejected but replaced the state`);
+    if (o.error.startsWith(`TypeError: ${DISPOSED}`)) return assert.ok(c.dispose, o.error);
+    assert.match(o.error, /^TypeError: A step was taken while (setWeights|loadState)/, o.error);
     assert.ok(run.log.slice(at).some((e) => e.t === "step"), `load ${l.id} refused with no step`);
   });
   // The sequential replay of what took effect.
@@ -269,6 +284,7 @@ export async function check(c: Case, s: fc.Scheduler): Promise<void> {
   const opt = tfOptimizer(RULES[c.rule]());
   const inputs = new Map(run.loads.map((l) => [l.id, l.input]));
   for (const e of run.log) {
+    if (e.t === "dispose") break;
     if (e.t === "step") stepWith(opt, vars, e.grads);
     else if (e.t === "lr") opt.learningRate = e.lr;
     else if (e.t === "get" || e.t === "save") {
@@ -287,10 +303,13 @@ export async function check(c: Case, s: fc.Scheduler): Promise<void> {
       if ("error" in o && o.error.startsWith(`TypeError: ${OVERTAKEN}`)) {
         // (documented on webgpu: the state stepped before a saveState not awaited read it)
         assert.ok(run.log.slice(at).some((l) => l.t === "step"), `${o.error}, with no step`);
+      } else if ("error" in o && o.error.startsWith(`TypeError: ${DISPOSED}`)) {
+        assert.ok(c.dispose, o.error); // (a read under way when the optimizer was disposed)
       } else if ("error" in o && o.error.startsWith(`TypeError: ${REPLACED}`)) {
-        // (on webgpu: a setWeights or loadState replaced, so disposed, the state being read)
+        // (on webgpu: a load replaced, or dispose disposed, the state being read on the GPU)
         assert.ok(tf.getBackend() === "webgpu", o.error);
-        assert.ok(run.log.slice(at).some((l) => l.t === "replace"), `${o.error}, not replaced`);
+        const after = run.log.slice(at).some((l) => l.t === "replace" || l.t === "dispose");
+        assert.ok(after, `${o.error}, neither replaced nor disposed`);
       } else assert.deepEqual(o, got, `${e.t} ${e.id}`);
     } else if (e.t === "replace" && e.id !== undefined) {
       const [loading, given] = startLoad(opt, inputs.get(e.id)!);
@@ -298,11 +317,16 @@ export async function check(c: Case, s: fc.Scheduler): Promise<void> {
       tf.dispose(given);
     }
   }
-  assert.deepEqual(run.final, readWeights(await opt.getWeights()), "final weights");
+  if (!c.dispose) {
+    assert.deepEqual(run.final, readWeights(await opt.getWeights()), "final weights");
+  }
   const finalVars = await Promise.all(vars.map(async (v) => [...await v.data()]));
   assert.deepEqual(run.finalVars, finalVars, "final variables");
   for (const e of run.refusedLr) {
-    assert.ok(tf.getBackend() === "webgpu" && e instanceof TypeError, String(e));
+    // (lr on webgpu once stepped, documented; a step of the loop once disposed)
+    assert.ok(e instanceof TypeError, String(e));
+    const disposed = c.dispose && e.message.startsWith(DISPOSED);
+    assert.ok(tf.getBackend() === "webgpu" || disposed, String(e));
   }
   opt.dispose();
   tf.dispose(vars);
@@ -326,7 +350,7 @@ Deno.test({
   async fn() {
     await useBackend("webgpu");
     await fc.assert(fc.asyncProperty(caseArb, fc.scheduler(), check), {
-      numRuns: 10, // (llvmpipe is slow)
+      numRuns: 20, // (llvmpipe is slow)
     });
   },
 });
