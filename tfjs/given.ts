@@ -8,18 +8,19 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { NamedTensor } from "./gradients.ts";
 
-/** A set of tensors given, and the number of the call that made it. */
+/** A set of tensors given, and when (on the clock of {@linkcode GivenWeights}). */
 interface GivenSet {
-  readonly call: number;
+  readonly given: number;
   readonly tensors: readonly tf.Tensor[];
 }
 
 /**
  * The sets of tensors given by `getWeights` and not yet disposed. A set stays valid until a
- * call made after its own has given its set (a call refused meanwhile disposes nothing), or
- * until {@linkcode GivenWeights.disposeAll}: so where calls do not overlap, one set is held.
- * Disposing a set's tensors elsewhere first is harmless (tfjs's dispose of a disposed tensor
- * does nothing).
+ * call begun after it was given has given its own (a call refused meanwhile disposes nothing),
+ * or until {@linkcode GivenWeights.disposeAll}: so where calls do not overlap, one set is held,
+ * and of calls at once (two `model.save` under way) none disposes the set of another, which its
+ * caller has yet to read. Disposing a set's tensors elsewhere first is harmless (tfjs's dispose
+ * of a disposed tensor does nothing).
  *
  * @example
  * ```ts
@@ -33,7 +34,7 @@ interface GivenSet {
  * const a = [{ name: "iter", tensor: tf.scalar(1, "int32") }];
  * const b = [{ name: "iter", tensor: tf.scalar(2, "int32") }];
  * given.own(second, b);
- * given.own(first, a); // made before b's call: b stays valid
+ * given.own(first, a); // calls at once: each set stays valid for its caller
  * assert.ok(!a[0].tensor.isDisposed && !b[0].tensor.isDisposed);
  * given.own(given.begin(), [{ name: "iter", tensor: tf.scalar(3, "int32") }]);
  * assert.ok(a[0].tensor.isDisposed && b[0].tensor.isDisposed);
@@ -42,19 +43,20 @@ interface GivenSet {
  * ```
  */
 export class GivenWeights {
-  #calls = 0;
+  /** Counts the calls begun and the sets given, in the order they happened. */
+  #clock = 0;
   #sets: GivenSet[] = [];
 
   /** Numbers a call of `getWeights`, at its start. */
   begin(): number {
-    return ++this.#calls;
+    return ++this.#clock;
   }
 
-  /** Takes the tensors given by call `call`; disposes the sets of calls made before it. */
+  /** Takes the tensors given by call `call`; disposes the sets given before that call began. */
   own(call: number, weights: readonly NamedTensor[]): void {
-    const older = this.#sets.filter((set) => set.call < call);
-    this.#sets = this.#sets.filter((set) => set.call > call);
-    this.#sets.push({ call, tensors: weights.map((w) => w.tensor) });
+    const older = this.#sets.filter((set) => set.given < call);
+    this.#sets = this.#sets.filter((set) => set.given > call);
+    this.#sets.push({ given: ++this.#clock, tensors: weights.map((w) => w.tensor) });
     for (const set of older) tf.dispose(set.tensors as tf.Tensor[]);
   }
 

@@ -266,8 +266,8 @@ export class TfOptimizer extends tf.Optimizer {
    * `includeOptimizer`, which never disposes them, leaks nothing, however often it saves: one
    * set is held between calls. Read them (or pass them to `setWeights`, which copies them)
    * before the next call; to keep them longer, `tf.clone` them, or copy their data. Disposing
-   * them yourself is harmless. Of two calls at once, the later one's set disposes the earlier
-   * one's when it is given.
+   * them yourself is harmless. Of calls at once (two `model.save` under way), none disposes the
+   * set of another: each stays valid until a call begun after it was given gives its own.
    *
    * Rejects with a RangeError naming the weight and index where a value is not what
    * `setWeights` takes (not finite, or a negative `v`: a non-finite gradient reached the state

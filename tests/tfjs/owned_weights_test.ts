@@ -3,7 +3,9 @@
  * variables): valid until a later getWeights has given its own, or the optimizer's dispose,
  * which dispose them; one set held, whatever the number of calls. A caller's own dispose of them
  * is harmless; a refused getWeights leaks nothing and leaves the last set valid; a clone is the
- * caller's; another optimizer takes them with setWeights. On tfjs's cpu and wasm backends.
+ * caller's; another optimizer takes them with setWeights. Calls at once dispose none of each
+ * other's sets: two `model.save` with the optimizer under way both write it. On tfjs's cpu and
+ * wasm backends.
  */
 import assert from "node:assert/strict";
 import { radam } from "../../mod.ts";
@@ -11,8 +13,11 @@ import { tfOptimizer } from "../../tfjs.ts";
 import {
   checkReadDuringReplace,
   CPU_BACKENDS,
+  data,
+  denseNet,
   randoms,
   tf,
+  tfl,
   uniqueNames,
   useBackend,
 } from "./helpers.ts";
@@ -74,10 +79,13 @@ for (const backend of CPU_BACKENDS) {
     mine[0].tensor.dispose();
     const last = await opt.getWeights();
     assert.equal(tf.memory().numTensors, base + last.length + kept.length);
-    // Two calls at once: the later one's set is valid, the earlier one's disposed by it.
+    // Two calls at once: neither disposes the other's set, which the next call disposes.
     const [early, late] = await Promise.all([opt.getWeights(), opt.getWeights()]);
-    assert.ok(early.every((w) => w.tensor.isDisposed) && !late.some((w) => w.tensor.isDisposed));
+    assert.ok(!early.some((w) => w.tensor.isDisposed) && !late.some((w) => w.tensor.isDisposed));
+    assert.deepEqual(valuesOf(early), values);
     assert.deepEqual(valuesOf(late), values);
+    await opt.getWeights();
+    assert.ok([...early, ...late].every((w) => w.tensor.isDisposed), "at the next call");
     // Another optimizer takes them (setWeights copies them), and gives the same.
     const other = tfOptimizer(radam({ lr: 1e-2 }));
     await other.setWeights(await opt.getWeights());
@@ -152,5 +160,35 @@ for (const backend of CPU_BACKENDS) {
     // The replace's kept-aside moments were given too (each name twice).
     await checkReadDuringReplace(() => radam({ lr: 0.1, states: "8bit" }), v, grad);
     tf.dispose([v, grad]);
+  });
+}
+
+for (const backend of CPU_BACKENDS) {
+  Deno.test(`tfjs ${backend}: two model.save with includeOptimizer at once both write the optimizer's weights, which load back`, async () => {
+    await useBackend(backend);
+    const model = denseNet(4);
+    model.compile({ optimizer: tfOptimizer(radam({ lr: 1e-2 })), loss: "meanSquaredError" });
+    const { x, y } = data([6], 8, 3);
+    await model.fit(x, y, { epochs: 1, batchSize: 4, shuffle: false, verbose: 0 });
+    const expected = (await model.optimizer.getWeights()).map((w) => [w.name, w.tensor.dataSync()]);
+    const saved: tf.io.ModelArtifacts[] = [];
+    const handler = tf.io.withSaveHandler((artifacts) => {
+      saved.push(artifacts);
+      return Promise.resolve({
+        modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" },
+      });
+    });
+    // (e.g. a save each epoch not awaited, and one at the end): each reads the set its own call gave
+    await Promise.all([1, 2].map(() => model.save(handler, { includeOptimizer: true })));
+    for (const artifacts of saved) {
+      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+      const got = (await loaded.optimizer.getWeights()).map((w) => [w.name, w.tensor.dataSync()]);
+      assert.deepEqual(got, expected);
+      loaded.optimizer.dispose();
+      loaded.dispose();
+    }
+    model.optimizer.dispose();
+    model.dispose();
+    tf.dispose([x, y]);
   });
 }
