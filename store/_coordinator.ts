@@ -72,19 +72,27 @@ export class Coordinator implements Fold {
 
   /**
    * The current parameters; `failed` words the error of a failing call to the store (what
-   * failed, the database's error), when given.
+   * failed, the database's error), when given, and `initFailed` that of making the first
+   * checkpoint (`init`'s own errors among them): `failed` unless given, as they are if null.
    */
-  async params(failed?: StoreFailure): Promise<StoredParams> {
+  async params(
+    failed?: StoreFailure,
+    initFailed: StoreFailure | null | undefined = failed,
+  ): Promise<StoredParams> {
     if (this.#closed) throw new TypeError(CLOSED_TRAINER_MESSAGE);
-    const call = <T>(what: string, promise: Promise<T>): Promise<T> =>
-      failed === undefined ? promise : promise.catch((error) => {
-        throw failed(what, error);
+    const call = <T>(
+      what: string,
+      promise: Promise<T>,
+      words: StoreFailure | null | undefined = failed,
+    ): Promise<T> =>
+      words == null ? promise : promise.catch((error) => {
+        throw words(what, error);
       });
     for (let tries = 0;; tries++) {
       const head = await call("reading the store's head", this.store.head());
       if (head === null) {
         if (tries >= 3) throw new Error(`Store ${this.store.name} holds no checkpoint`);
-        await call("making the first checkpoint", initialize(this));
+        await call("making the first checkpoint", initialize(this), initFailed);
         continue;
       }
       if (this.snapshot?.version === head.version) return this.snapshot;

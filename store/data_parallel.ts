@@ -120,7 +120,8 @@ export function dataParallel(
   const coordinator = new Coordinator(store, { ...checked, maxFold });
   return {
     store,
-    params: () => coordinator.params(paramsFailed(store.name)),
+    // (init's own errors, and those of making the first checkpoint, as they are)
+    params: () => coordinator.params(paramsFailed(store.name), null),
     submit: (contribution) => coordinator.submit(contribution),
     close: () => coordinator.close(),
   };
