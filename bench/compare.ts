@@ -56,8 +56,8 @@ const FLAGS = defineFlags({
     choices: contenderKeys(THREADS),
     help: "only these contenders, by key",
   },
-  rounds: { type: "number", help: "rounds: 7, or 3 with --quick" },
-  seed: { type: "number", default: 1, help: "the seed of the random orders" },
+  rounds: { type: "number", min: 1, whole: true, help: "rounds: 7, or 3 with --quick" },
+  seed: { type: "number", whole: true, default: 1, help: "the seed of the random orders" },
   "no-write": {
     type: "boolean",
     help: "print the tables only; write neither bench/RESULTS.md nor bench/throughput.svg",
