@@ -122,7 +122,7 @@ async function measureAll(who: Lineup): Promise<Results> {
 }
 
 const variants = cVariants(THREADS);
-const binaries = await compileC(variants);
+const binaries = await compileC(variants, flags.only);
 if (typeof binaries === "string") console.error(`C baselines skipped: ${binaries}`);
 const results = await measureAll(lineup(THREADS, variants, binaries, flags.only));
 await report(results, {

@@ -168,3 +168,11 @@ Deno.test("bench flags: a count below its least or not whole (--rounds=0, 2.5) i
     threads: [1, 2],
   });
 });
+
+Deno.test("bench: --only without a C contender compiles no C (no cc, no write or run permission needed)", async () => {
+  const { cVariants, compileC } = await import("../bench/compare/c_baseline.ts");
+  // Run here without those permissions' use: nothing is made, nothing is run.
+  const made = await compileC(cVariants(2), ["js", "wasm"]);
+  assert.ok(made instanceof Map);
+  assert.equal(made.size, 0);
+});
