@@ -33,6 +33,13 @@ export interface FlagOf<K extends FlagKind> {
   readonly default?: FlagValues[K];
   /** The only values allowed (of a `string` flag, or of each item of a `strings` list). */
   readonly choices?: readonly string[];
+  /**
+   * Of a `number` flag (or each item of a `numbers` list): the least value allowed (1 for a
+   * count of rounds, say: 0 would run nothing and print empty tables).
+   */
+  readonly min?: number;
+  /** Of a `number` flag (or each item of a `numbers` list): only whole numbers are allowed. */
+  readonly whole?: boolean;
 }
 
 /** One flag, of any kind. */
@@ -80,10 +87,16 @@ function flagError(name: string, expected: string, got: string): RangeError {
   return new RangeError(`--${name}: expected ${expected}, got ${JSON.stringify(got)}`);
 }
 
-/** `text` as a number, or a RangeError naming the flag. */
-function numberOf(name: string, text: string): number {
+/** `text` as a number within the flag's bounds, or a RangeError naming the flag. */
+function numberOf(name: string, flag: Flag, text: string): number {
   const value = Number(text);
-  if (text.trim() === "" || !Number.isFinite(value)) throw flagError(name, "a number", text);
+  const what = `${flag.whole ? "a whole number" : "a number"}${
+    flag.min === undefined ? "" : ` ≥ ${flag.min}`
+  }`;
+  if (
+    text.trim() === "" || !Number.isFinite(value) || (flag.whole && !Number.isInteger(value)) ||
+    (flag.min !== undefined && value < flag.min)
+  ) throw flagError(name, what, text);
   return value;
 }
 
@@ -101,11 +114,11 @@ function valueOf(name: string, flag: Flag, text: string): FlagValues[FlagKind] {
     case "boolean":
       throw flagError(name, "no value (a bare flag)", text);
     case "number":
-      return numberOf(name, text);
+      return numberOf(name, flag, text);
     case "string":
       return choiceOf(name, flag, text);
     case "numbers":
-      return text.split(",").map((item) => numberOf(name, item));
+      return text.split(",").map((item) => numberOf(name, flag, item));
     case "strings":
       return text.split(",").map((item) => choiceOf(name, flag, item));
   }

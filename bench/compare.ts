@@ -56,8 +56,8 @@ const FLAGS = defineFlags({
     choices: contenderKeys(THREADS),
     help: "only these contenders, by key",
   },
-  rounds: { type: "number", help: "rounds: 7, or 3 with --quick" },
-  seed: { type: "number", default: 1, help: "the seed of the random orders" },
+  rounds: { type: "number", min: 1, whole: true, help: "rounds: 7, or 3 with --quick" },
+  seed: { type: "number", whole: true, default: 1, help: "the seed of the random orders" },
   "no-write": {
     type: "boolean",
     help: "print the tables only; write neither bench/RESULTS.md nor bench/throughput.svg",
@@ -122,7 +122,7 @@ async function measureAll(who: Lineup): Promise<Results> {
 }
 
 const variants = cVariants(THREADS);
-const binaries = await compileC(variants);
+const binaries = await compileC(variants, flags.only);
 if (typeof binaries === "string") console.error(`C baselines skipped: ${binaries}`);
 const results = await measureAll(lineup(THREADS, variants, binaries, flags.only));
 await report(results, {

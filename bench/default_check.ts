@@ -33,7 +33,7 @@ const flags = readFlags(
       help: "the sizes",
     },
     threads: { type: "numbers", default: [1, 2], help: "the thread counts" },
-    rounds: { type: "number", default: 7, help: "rounds" },
+    rounds: { type: "number", min: 1, whole: true, default: 7, help: "rounds" },
   }),
   {
     command: "deno run --allow-read --allow-run bench/default_check.ts [flags]",

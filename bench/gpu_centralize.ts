@@ -17,8 +17,14 @@ import { defineFlags, readFlags } from "./_flags.ts";
 
 const flags = readFlags(
   defineFlags({
-    steps: { type: "number", default: 10, help: "steps a timed loop takes" },
-    runs: { type: "number", default: 3, help: "timed loops of each case (the median is shown)" },
+    steps: { type: "number", min: 1, whole: true, default: 10, help: "steps a timed loop takes" },
+    runs: {
+      type: "number",
+      min: 1,
+      whole: true,
+      default: 3,
+      help: "timed loops of each case (the median is shown)",
+    },
     models: {
       type: "strings",
       default: ["many", "transformer", "big"],

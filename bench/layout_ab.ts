@@ -28,7 +28,7 @@ const flags = readFlags(
     from: { type: "number", default: 20, help: "the smallest power of two, k" },
     to: { type: "number", default: 26, help: "the largest power of two, k" },
     threads: { type: "numbers", default: [1, 2], help: "the thread counts" },
-    rounds: { type: "number", default: 7, help: "rounds" },
+    rounds: { type: "number", min: 1, whole: true, default: 7, help: "rounds" },
   }),
   {
     command: "deno run --allow-read --allow-run bench/layout_ab.ts [flags]",

@@ -53,7 +53,13 @@ import { machine } from "./machine.ts";
 const flags = readFlags(
   defineFlags({
     params: { type: "number", default: 1 << 20, help: "parameters of the phases section" },
-    runs: { type: "number", default: 12, help: "timed runs of the phases section" },
+    runs: {
+      type: "number",
+      min: 1,
+      whole: true,
+      default: 12,
+      help: "timed runs of the phases section",
+    },
     dir: { type: "string", help: "the databases' folder (default a temporary one, removed)" },
     sections: {
       type: "strings",
@@ -68,8 +74,14 @@ const flags = readFlags(
       help: "requests a load run sends (default 3 a client, at least 8)",
     },
     kills: { type: "number", default: 5, help: "SIGKILLs in the processes section" },
-    rounds: { type: "number", default: 3, help: "rounds of the handoff section" },
-    seed: { type: "number", help: "seed of the kill times (default from the clock)" },
+    rounds: {
+      type: "number",
+      min: 1,
+      whole: true,
+      default: 3,
+      help: "rounds of the handoff section",
+    },
+    seed: { type: "number", whole: true, help: "seed of the kill times (default from the clock)" },
     states: {
       type: "strings",
       default: ["32bit"],

@@ -143,7 +143,13 @@ if (import.meta.main && Deno.args[0] === "--worker") {
 } else if (import.meta.main) {
   const flags = readFlags(
     defineFlags({
-      rounds: { type: "number", default: 3, help: "rounds (each runs every rule in turn)" },
+      rounds: {
+        type: "number",
+        min: 1,
+        whole: true,
+        default: 3,
+        help: "rounds (each runs every rule in turn)",
+      },
       processes: { type: "number", default: 4, help: "processes on the KV file" },
       inflight: { type: "numbers", default: [1, 4], help: "requests in flight per process" },
       params: { type: "number", default: 100_000, help: "parameters of the model" },

@@ -28,13 +28,13 @@ const flags = readFlags(
     to: { type: "number", default: 26, help: "the largest power of two, k" },
     skews: { type: "numbers", default: [0, 0.05], help: "sizes 2^k·(1 + skew)" },
     threads: { type: "numbers", default: [1, 2], help: "the thread counts" },
-    rounds: { type: "number", default: 5, help: "rounds" },
+    rounds: { type: "number", min: 1, whole: true, default: 5, help: "rounds" },
     interleave: {
       type: "boolean",
       help: "the states of one 2^k alive together, batches alternated in random orders",
     },
     builds: { type: "number", default: 1, help: "with --interleave: the states made N times over" },
-    seed: { type: "number", default: 1, help: "the seed of the random orders" },
+    seed: { type: "number", whole: true, default: 1, help: "the seed of the random orders" },
   }),
   {
     command: "deno run --v8-flags=--expose-gc --allow-read --allow-run bench/size_sweep.ts [flags]",

@@ -42,7 +42,7 @@ type Mode = typeof ALL_MODES[number];
 const flags = readFlags(
   defineFlags({
     threads: { type: "number", default: 2, help: "the threads of the threaded step" },
-    rounds: { type: "number", default: 9, help: "rounds" },
+    rounds: { type: "number", min: 1, whole: true, default: 9, help: "rounds" },
     modes: { type: "strings", choices: ALL_MODES, default: ALL_MODES, help: "the regimes" },
     ab: { type: "boolean", help: "instead, three polling times of the workers, alternated" },
   }),

@@ -336,23 +336,39 @@ const FLAGS = [
   "--handoff-limit",
 ];
 
-/** The command line: see the module documentation. */
-function parseArgs(args: string[]): Record<string, string> {
+/**
+ * The command line (see the module documentation): each flag's value by name, given as
+ * `--name value` or `--name=value`; a TypeError for a flag it does not know or one without a
+ * value.
+ *
+ * @example
+ * ```ts
+ * import { parseArgs } from "./serverless_handler.ts";
+ * console.log(parseArgs(["--port=0", "--kv", "training.sqlite3", "--data-parallel"]));
+ * // { port: "0", kv: "training.sqlite3", "data-parallel": "" }
+ * ```
+ */
+export function parseArgs(args: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (let i = 0; i < args.length; i += 2) {
-    if (args[i] === "--data-parallel" || args[i] === "--no-serialize") {
-      out[args[i].slice(2)] = "";
-      i--;
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i].startsWith("--") && args[i].includes("=")
+      ? [args[i].slice(0, args[i].indexOf("=")), args[i].slice(args[i].indexOf("=") + 1)]
+      : [args[i], undefined];
+    if ((flag === "--data-parallel" || flag === "--no-serialize") && inline === undefined) {
+      out[flag.slice(2)] = "";
       continue;
     }
-    if (!FLAGS.includes(args[i]) || args[i + 1] === undefined) {
+    const value = inline ?? args[++i];
+    if (!FLAGS.includes(flag) || value === undefined) {
       throw new TypeError(
-        `Unknown argument ${
-          JSON.stringify(args[i])
-        }; expected --data-parallel, --no-serialize or ${FLAGS}`,
+        `${FLAGS.includes(flag) ? "No value for" : "Unknown argument"} ${
+          JSON.stringify(args[i - (inline === undefined ? 1 : 0)])
+        }; expected --data-parallel, --no-serialize or one of ${
+          FLAGS.join(", ")
+        } with a value (--port 8787 or --port=8787)`,
       );
     }
-    out[args[i].slice(2)] = args[i + 1];
+    out[flag.slice(2)] = value;
   }
   return out;
 }
@@ -376,7 +392,13 @@ async function openStore(
 }
 
 if (import.meta.main) {
-  const args = parseArgs(Deno.args);
+  let args: Record<string, string>;
+  try {
+    args = parseArgs(Deno.args);
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}`);
+    Deno.exit(2);
+  }
   const number = (name: string) => {
     if (args[name] === undefined) return undefined;
     if (!/^\d+$/.test(args[name]) && !(name.startsWith("handoff") && args[name] === "Infinity")) {

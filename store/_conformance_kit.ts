@@ -38,16 +38,29 @@ export class Broken extends Error {
 
 /** A value as a broken clause's message shows it (bytes by length and first values). */
 export function show(value: unknown): string {
-  if (value instanceof Uint8Array) {
-    const head = [...value.subarray(0, 8)].join(", ");
-    return `Uint8Array(${value.length}) [${head}${value.length > 8 ? ", …" : ""}]`;
+  const tag = Object.prototype.toString.call(value).slice(8, -1);
+  if (value instanceof Uint8Array || ArrayBuffer.isView(value) && tag === "Uint8Array") {
+    const bytes = value as Uint8Array;
+    const head = [...bytes.subarray(0, 8)].join(", ");
+    return `Uint8Array(${bytes.length}) [${head}${bytes.length > 8 ? ", …" : ""}]`;
   }
   if (value instanceof Error) return `${value.name}: ${value.message}`;
+  if (isBuffer(value)) {
+    return `${tag}(${(value as ArrayBuffer).byteLength}) (not a Uint8Array)`;
+  }
+  if (ArrayBuffer.isView(value)) {
+    return `${tag}(${value.byteLength} bytes) (not a Uint8Array)`;
+  }
   if (value === undefined) return "undefined";
   try {
     const text = JSON.stringify(
       value,
-      (_k, v) => v instanceof Uint8Array ? show(v) : v === Infinity ? "Infinity" : v,
+      (_k, v) =>
+        v instanceof Uint8Array || isBuffer(v) || ArrayBuffer.isView(v)
+          ? show(v)
+          : v === Infinity
+          ? "Infinity"
+          : v,
     );
     return text.length > 300 ? `${text.slice(0, 300)}…` : text;
   } catch {
@@ -89,6 +102,7 @@ export async function answer<T>(did: string, call: () => Promise<T>): Promise<T>
   try {
     return await call();
   } catch (error) {
+    if (error instanceof Broken) throw error;
     throw new Broken(did, "an answer", `a rejection (${show(error)})`);
   }
 }
@@ -124,9 +138,46 @@ export async function checkpointOf(seed: number): Promise<Uint8Array> {
   return await saveState(state);
 }
 
-/** Whether `value` is an object whose fields a view can pick. */
+/**
+ * Whether `value` is an object whose fields a view can pick (not an array, bytes or a buffer:
+ * those are shown as they are, so that an answer of the wrong shape says which).
+ */
 const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null;
+  typeof value === "object" && value !== null && !Array.isArray(value) &&
+  !ArrayBuffer.isView(value) && !isBuffer(value);
+
+/** Whether `value` is an ArrayBuffer or a SharedArrayBuffer (of any realm). */
+const isBuffer = (value: unknown): boolean =>
+  /^\[object (Shared)?ArrayBuffer\]$/.test(Object.prototype.toString.call(value));
+
+/**
+ * `store` whose calls to the contract's `methods` throw {@linkcode Broken} when one returns
+ * something other than a Promise (a thenable): the contract's methods are async, and callers
+ * chain on what they return.
+ */
+export function promising<S extends object>(store: S, methods: readonly string[]): S {
+  // (Over an empty target, not `store`: a frozen store's methods cannot be answered otherwise.)
+  const target = store;
+  return new Proxy({} as S, {
+    has: (_, key) => Reflect.has(target, key),
+    get(_, key) {
+      const value = Reflect.get(target, key);
+      if (typeof key !== "string" || !methods.includes(key) || typeof value !== "function") {
+        return value;
+      }
+      return (...args: unknown[]) => {
+        const got = value.apply(target, args);
+        if (typeof (got as { then?: unknown } | null)?.then === "function") return got;
+        throw new Broken(
+          `${key}(…)`,
+          `a Promise (the contract's methods are async: declare ${key} async, or return ` +
+            "Promise.resolve(value))",
+          `${show(got)}, returned as it is`,
+        );
+      };
+    },
+  });
+}
 
 /**
  * The fields `names` of `value` (an object; else `value` itself): what a check compares of an

@@ -7,6 +7,7 @@
  */
 import { dispose, type OptimizerState, saveState } from "../mod.ts";
 import { newState, storedState } from "./_model.ts";
+import { checkLoaded } from "./_store_calls.ts";
 import type { CheckedOptions, SubmitResult } from "./parallel.ts";
 import { checkpointOrder, readParamsPrefix } from "./layout.ts";
 import type { WeightedGradient } from "./mean.ts";
@@ -123,7 +124,7 @@ export async function currentState(f: Fold): Promise<Cached> {
   if (f.cache !== null && head !== null && head.version === f.cache.version) return f.cache;
   if (f.cache !== null) dispose(f.cache.state);
   f.cache = null;
-  const stored = await f.store.load();
+  const stored = checkLoaded(f.store.name, await f.store.load());
   if (stored === null) {
     // No checkpoint (all contributions were flattened by one since removed): the order its
     // first checkpoint will have.

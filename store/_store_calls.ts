@@ -9,6 +9,7 @@ import type { OptimizerState } from "../mod.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { isPassedOn, messageOf } from "./errors.ts";
 import { until } from "./_time.ts";
+import { described } from "./_checks.ts";
 import type { TrainingStore } from "./training.ts";
 
 /** The least time a call of the store is given before it is taken as hung, in ms. */
@@ -45,7 +46,9 @@ function outcomeOf(calls: Calls, saving: boolean, failed: boolean): string {
  */
 export async function answered<T>(calls: Calls, call: Promise<T>, saving: boolean): Promise<T> {
   const what = saving ? "saving the step" : "reading the store";
-  const checked = call.then((value) => ({ value }), (error) => {
+  // (Promise.resolve: a store whose method answers a value, not a Promise, is waited on as
+  // `await` would; the conformance kit reports it.)
+  const checked = Promise.resolve(call).then((value) => ({ value }), (error) => {
     if (isPassedOn(error)) throw error;
     throw new Error(
       `Checkpoint ${calls.store}: ${what} failed (${messageOf(error)}); ` +
@@ -90,4 +93,21 @@ export async function put(
     fresh: request === null ? [] : [request.id],
   });
   return done?.version ?? null;
+}
+
+/**
+ * What a store's `load()` answered, when it is what the contract says: null (no checkpoint), or
+ * an object with `bytes` and `version`; else a TypeError naming the store and what it gave.
+ */
+export function checkLoaded(store: string, loaded: unknown): StoredCheckpoint | null {
+  if (
+    loaded === null ||
+    typeof loaded === "object" && !Array.isArray(loaded) && !ArrayBuffer.isView(loaded) &&
+      "bytes" in loaded && "version" in loaded
+  ) return loaded as StoredCheckpoint | null;
+  throw new TypeError(
+    `Checkpoint ${store}: load() gave ${described(loaded)}; a store's load must give null ` +
+      "when it holds no checkpoint, else { bytes, version, meta? } (the StoredCheckpoint " +
+      "contract; verifyCheckpointStore checks a store's answers)",
+  );
 }

@@ -17,7 +17,7 @@ import {
 } from "./_checks.ts";
 import type { VersionedCheckpointStore } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
-import { Broken, type Clause, type KitContext, show } from "./_conformance_kit.ts";
+import { Broken, type Clause, type KitContext, promising, show } from "./_conformance_kit.ts";
 import { CHECKPOINT_CLAUSES } from "./_conformance_checkpoint.ts";
 import { TRAINING_CLAUSES } from "./_conformance_training.ts";
 import { LEASE_CLAUSES } from "./_conformance_lease.ts";
@@ -176,6 +176,23 @@ const OPTIONS = [
   "skip",
 ] as const satisfies readonly (keyof ConformanceOptions)[];
 
+/** The contract's methods: each returns a Promise, which the kit checks. */
+const METHODS = [
+  "load",
+  "save",
+  "head",
+  "loadParams",
+  "commit",
+  "request",
+  "submit",
+  "pending",
+  "gradient",
+  "acquire",
+  "release",
+  "waiting",
+  "journal",
+];
+
 /** The context the checks get, from checked `options` and the clauses' ids. */
 function contextOf(options: ConformanceOptions, of: string, ids: readonly string[]) {
   checkOptionsObject(options, of, OPTIONS);
@@ -227,7 +244,14 @@ async function verify<S extends { readonly name: string }>(
   const fresh = async () => {
     const store = await make();
     valid(store);
-    return store;
+    const name = (store as { name?: unknown }).name;
+    if (typeof name !== "string") {
+      throw new TypeError(
+        `${of}: the store the factory made has no name (a string that error messages name it ` +
+          `by, e.g. its database key), got ${show(name)}`,
+      );
+    }
+    return promising(store, METHODS);
   };
   const first = await fresh();
   // A store the factory failed to make within a clause: the verification rejects with its error.
@@ -267,7 +291,7 @@ async function verify<S extends { readonly name: string }>(
       failures.push({ clause: clause.id, promise: clause.promise, did, expected, got });
     }
   }
-  const report = { store: String(first.name), passed, skipped };
+  const report = { store: first.name, passed, skipped };
   if (failures.length > 0) throw new StoreConformanceError(failures, report);
   return report;
 }
@@ -280,7 +304,7 @@ async function verify<S extends { readonly name: string }>(
  * store (a new key, table or database: it must start empty), one after another, each within
  * `timeoutMs`. Resolves to a {@linkcode ConformanceReport}; rejects with a
  * {@linkcode StoreConformanceError} naming each broken clause, or with the error `makeStore`
- * threw, or a TypeError when what it made has no `load` and `save`.
+ * threw, or a TypeError when what it made has no `load` and `save` or no `name`.
  *
  * @example Check your binding in your own test suite (here, the in-memory store)
  * ```ts
@@ -311,7 +335,7 @@ export function verifyCheckpointStore(
  * expires. Each clause runs on a new empty store, one after another, each within `timeoutMs`.
  * Resolves to a {@linkcode ConformanceReport}; rejects with a
  * {@linkcode StoreConformanceError} naming each broken clause, or with the error `makeStore`
- * threw, or a TypeError naming a method that what it made lacks.
+ * threw, or a TypeError naming a method (or the `name`) that what it made lacks.
  *
  * @example
  * ```ts

@@ -26,7 +26,7 @@ import {
   optionError,
 } from "./_checks.ts";
 import { checkGradientCall } from "./_gradient.ts";
-import { answered, type Calls, MIN_CALL_MS, put } from "./_store_calls.ts";
+import { answered, type Calls, checkLoaded, MIN_CALL_MS, put } from "./_store_calls.ts";
 import { newState, storedState } from "./_model.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { CheckpointConflictError, ContributionRefusedError } from "./errors.ts";
@@ -290,7 +290,7 @@ async function attempt<R>(
   deadline: number,
   calls: Calls,
 ): Promise<OptimisticStepResult<R> | DuplicateStep | null> {
-  const stored = await answered(calls, store.load(), false);
+  const stored = checkLoaded(calls.store, await answered(calls, store.load(), false));
   // Read after the load: an id applied since would have moved the version loaded.
   if (options.id !== undefined) {
     const duplicate = await known(store as TrainingStore, options.id, deadline, calls);

@@ -148,3 +148,31 @@ Deno.test("bench flags: long help wraps to 100 columns, in one column", () => {
   assert.match(help, /key-0, key-1,/);
   assert.match(help, /key-39\)$/m);
 });
+
+Deno.test("bench flags: a count below its least or not whole (--rounds=0, 2.5) is refused, naming the bound", () => {
+  const counted = defineFlags({
+    rounds: { type: "number", min: 1, whole: true, help: "rounds" },
+    threads: { type: "numbers", min: 1, whole: true, default: [1], help: "thread counts" },
+  });
+  for (
+    const [args, message] of [
+      [["--rounds=0"], '--rounds: expected a whole number ≥ 1, got "0"'],
+      [["--rounds=2.5"], '--rounds: expected a whole number ≥ 1, got "2.5"'],
+      [["--threads=1,0"], '--threads: expected a whole number ≥ 1, got "0"'],
+    ] as const
+  ) {
+    assert.throws(() => parseFlags(counted, [...args]), { name: "RangeError", message });
+  }
+  assert.deepEqual(parseFlags(counted, ["--rounds=3", "--threads=1,2"]), {
+    rounds: 3,
+    threads: [1, 2],
+  });
+});
+
+Deno.test("bench: --only without a C contender compiles no C (no cc, no write or run permission needed)", async () => {
+  const { cVariants, compileC } = await import("../bench/compare/c_baseline.ts");
+  // Run here without those permissions' use: nothing is made, nothing is run.
+  const made = await compileC(cVariants(2), ["js", "wasm"]);
+  assert.ok(made instanceof Map);
+  assert.equal(made.size, 0);
+});

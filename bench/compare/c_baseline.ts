@@ -31,14 +31,23 @@ export function cVariants(threads: number): CVariant[] {
 
 const BENCH_DIR = new URL("../", import.meta.url);
 
-/** Compiled C binaries by key, or why there are none. */
-export async function compileC(variants: CVariant[]): Promise<Map<string, string> | string> {
+/**
+ * Compiled C binaries by key, or why there are none: of the `variants` that `only` (the
+ * bench's `--only`) keeps, all without it; none kept, nothing is compiled, and the bench needs
+ * neither a C compiler nor the permissions to write `bench/build` and run it.
+ */
+export async function compileC(
+  variants: CVariant[],
+  only?: readonly string[],
+): Promise<Map<string, string> | string> {
+  const wanted = variants.filter((v) => only === undefined || only.includes(v.key));
+  if (wanted.length === 0) return new Map();
   const source = new URL("radam_step.c", BENCH_DIR).pathname;
   // bench/build/ is git-ignored
   const dir = new URL("build", BENCH_DIR).pathname;
   await Deno.mkdir(dir, { recursive: true });
   const binaries = new Map<string, string>();
-  for (const variant of variants) {
+  for (const variant of wanted) {
     const out = `${dir}/${variant.key}`;
     try {
       const result = await new Deno.Command("cc", {

@@ -274,6 +274,11 @@ Deno.test("bad flags are a UsageError with a clear message; good ones parse", ()
     [["stray"], /positional/i],
     [["--states", "8bit,4bit"], /--states must be a comma-separated list of 32bit, 8bit, control/],
     [["--optimizers", "radam,sgd"], /--optimizers must be a comma-separated list of radam/],
+    [
+      ["--backend", "webgpu"],
+      /--backend must be one of auto, wasm, js \(.*WebGPU.*\), got "webgpu"/,
+    ],
+    [["--backend=gpu"], /--backend must be one of auto, wasm, js, got "gpu"/],
   ];
   for (const [args, message] of bad) {
     assert.throws(
@@ -287,6 +292,7 @@ Deno.test("bad flags are a UsageError with a clear message; good ones parse", ()
   assert.equal(flags.seeds, 3);
   assert.equal(flags.out, "x");
   assert.equal(parseFlags(["-h"]).help, true);
+  assert.equal(parseFlags(["--backend", "wasm"]).backend, "wasm");
   assert.deepEqual(parseFlags([]).states, ["32bit"]);
   assert.deepEqual(parseFlags(["--states", "8bit"]).states, ["8bit"]);
   const both = parseFlags(["--optimizers", "radam,lion,radam", "--states", "32bit,8bit,control"]);

@@ -115,6 +115,19 @@ function learningRates(text: string | undefined): readonly number[] {
   return [...new Set(lrs)].sort((a, b) => a - b);
 }
 
+/** The backends the demo runs on: its network trains on arrays in memory, not GPU buffers. */
+const BACKENDS = ["auto", "wasm", "js"];
+
+function backendOf(text: string | undefined): string {
+  if (text === undefined) return DEFAULTS.backend;
+  if (BACKENDS.includes(text)) return text;
+  const hint = text === "webgpu"
+    ? " (the demo's network trains on arrays in memory; WebGPU steps GPU buffers: see " +
+      "examples/webgpu_training.ts)"
+    : "";
+  throw new UsageError(`--backend must be one of ${BACKENDS.join(", ")}${hint}, got "${text}"`);
+}
+
 /** A comma-separated list of `choices` (in the order given, once each), or undefined. */
 function list(name: string, text: string | undefined, choices: readonly string[]) {
   if (text === undefined) return undefined;
@@ -178,7 +191,7 @@ export function parseFlags(args: readonly string[]): DemoFlags {
     epochs: integer("epochs", str("epochs"), DEFAULTS.epochs, 1, 1000),
     seeds: integer("seeds", str("seeds"), DEFAULTS.seeds, 1, 100),
     lrs: learningRates(str("lrs")),
-    backend: str("backend") ?? DEFAULTS.backend,
+    backend: backendOf(str("backend")),
     out,
     batchSize: integer("batch-size", str("batch-size"), DEFAULTS.batchSize, 1, 8000),
     warmupSteps: integer("warmup-steps", str("warmup-steps"), DEFAULTS.warmupSteps, 0, 1e9),

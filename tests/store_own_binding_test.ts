@@ -1,0 +1,66 @@
+/**
+ * optimisticStep on a store someone wrote without running the conformance kit: a load of the
+ * wrong shape is a TypeError naming the store and the contract, not a property read of the
+ * library's own; a method that answers a value rather than a Promise is waited on as `await`
+ * would.
+ */
+import assert from "node:assert/strict";
+import { radam } from "../mod.ts";
+import { optimisticStep, type StoredCheckpoint, type VersionedCheckpointStore } from "../store.ts";
+
+/** A Map-backed store whose loads `answer` reshapes; with `sync`, its methods answer values. */
+function ownStore(answer: (loaded: StoredCheckpoint | null) => unknown, sync = false) {
+  const map = new Map<string, StoredCheckpoint>();
+  let counter = 0;
+  const wrap = <T>(value: T) => sync ? value : Promise.resolve(value);
+  return {
+    name: "my-kv",
+    load() {
+      const current = map.get("k");
+      return wrap(answer(current ? { ...current, bytes: current.bytes.slice() } : null));
+    },
+    save(bytes: Uint8Array, expected: string | null, meta?: string) {
+      if ((map.get("k")?.version ?? null) !== expected) return wrap(null);
+      const version = String(++counter);
+      map.set("k", { bytes: bytes.slice(), version, meta });
+      return wrap(version);
+    },
+  } as unknown as VersionedCheckpointStore;
+}
+
+const options = {
+  optimizer: radam({ backend: "js" }),
+  init: () => ({ w: new Float32Array(3) }),
+  gradient: (state: { grads: Record<string, Float32Array> }) => void state.grads.w.fill(1),
+};
+
+Deno.test("own store: a load of the wrong shape is a TypeError naming the store and what load gave", async () => {
+  const cases: [string, (l: StoredCheckpoint | null) => unknown, string][] = [
+    ["undefined when empty", (l) => l ?? undefined, "undefined"],
+    ["a [bytes, version] pair", (l) => l && [l.bytes, l.version], "Array(2)"],
+    ["the bytes alone", (l) => l && l.bytes, "Uint8Array"],
+    ["{ data, version }", (l) => l && { data: l.bytes, version: l.version }, "Object"],
+  ];
+  for (const [what, answer, gave] of cases) {
+    const store = ownStore(answer);
+    // The first step (an empty store) and the second (a stored checkpoint) each meet a load.
+    const refused = await (async () => {
+      for (let i = 0; i < 2; i++) await optimisticStep(store, options);
+    })().then(() => null, (e) => e);
+    assert.ok(refused instanceof TypeError, `${what}: ${refused}`);
+    assert.equal(
+      refused.message,
+      `Checkpoint my-kv: load() gave ${gave}; a store's load must give null when it holds no ` +
+        "checkpoint, else { bytes, version, meta? } (the StoredCheckpoint contract; " +
+        "verifyCheckpointStore checks a store's answers)",
+      what,
+    );
+  }
+});
+
+Deno.test("own store: methods that answer values, not Promises, are waited on as await would", async () => {
+  const store = ownStore((l) => l, true);
+  const steps = [];
+  for (let i = 0; i < 3; i++) steps.push((await optimisticStep(store, options)).step);
+  assert.deepEqual(steps, [1, 2, 3]);
+});
