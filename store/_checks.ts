@@ -339,27 +339,32 @@ export function checkFunctionOption(name: string, value: unknown, required: bool
   throw new TypeError(`${optionError(name, "a function", value, false).message}${hint}`);
 }
 
+/**
+ * The methods a TrainingStore has that a training loop calls (all but `save`, which the
+ * conformance kit checks too).
+ */
+export const TRAINING_METHODS = [
+  "load",
+  "head",
+  "loadParams",
+  "commit",
+  "request",
+  "submit",
+  "pending",
+  "gradient",
+  "acquire",
+  "release",
+  "waiting",
+  "journal",
+] as const satisfies readonly (keyof TrainingStore)[];
+
 /** The methods a TrainingStore has; a TypeError naming the first one missing. */
 export function checkTrainingStore(
   store: unknown,
   what: string,
   call?: string,
 ): asserts store is TrainingStore {
-  const methods = [
-    "load",
-    "head",
-    "loadParams",
-    "commit",
-    "request",
-    "submit",
-    "pending",
-    "gradient",
-    "acquire",
-    "release",
-    "waiting",
-    "journal",
-  ];
-  const missing = methods.find((m) =>
+  const missing = TRAINING_METHODS.find((m) =>
     typeof (store as Record<string, unknown> | null)?.[m] !== "function"
   );
   if (missing !== undefined) {

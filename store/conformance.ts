@@ -14,6 +14,7 @@ import {
   checkStore,
   checkTrainingStore,
   optionError,
+  TRAINING_METHODS,
 } from "./_checks.ts";
 import type { VersionedCheckpointStore } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
@@ -177,21 +178,7 @@ const OPTIONS = [
 ] as const satisfies readonly (keyof ConformanceOptions)[];
 
 /** The contract's methods: each returns a Promise, which the kit checks. */
-const METHODS = [
-  "load",
-  "save",
-  "head",
-  "loadParams",
-  "commit",
-  "request",
-  "submit",
-  "pending",
-  "gradient",
-  "acquire",
-  "release",
-  "waiting",
-  "journal",
-];
+const METHODS = ["save", ...TRAINING_METHODS];
 
 /** The context the checks get, from checked `options` and the clauses' ids. */
 function contextOf(options: ConformanceOptions, of: string, ids: readonly string[]) {
