@@ -26,13 +26,12 @@ import {
 } from "../kv.ts";
 import { type DataParallelCase, dataParallelCase } from "./data_parallel_harness.ts";
 import {
-  type ClientPlan,
   DB_FAILURE,
   drain,
   FakeClock,
-  type Fault,
   InFlight,
   type Outcome,
+  planArb,
   runsOf,
   scheduledKv,
   watch,
@@ -41,21 +40,6 @@ import {
 
 const optimizer = radam({ lr: 0.05, backend: "js" });
 const base = { optimizer, leaseMs: 1000, pollMs: 20, waitMs: 3000 };
-
-const faultArb: fc.Arbitrary<Fault> = fc.oneof(
-  { weight: 12, arbitrary: fc.constant("none" as const) },
-  {
-    weight: 4,
-    arbitrary: fc.constantFrom<Fault>("busyBefore", "busyAfter", "failBefore", "failAfter"),
-  },
-);
-
-const planArb: fc.Arbitrary<ClientPlan> = fc.record({
-  faults: fc.array(faultArb, { maxLength: 8 }),
-  readFaults: fc.array(faultArb, { maxLength: 8 }),
-  crashAt: fc.option(fc.nat(60), { nil: undefined, freq: 3 }),
-  crashAfter: fc.boolean(),
-});
 
 /** Whether an error of a submit says what happened (refused, or whether it may be applied). */
 function clear(error: unknown): boolean {
@@ -133,7 +117,7 @@ async function property(n: number, chunkSizes: number[], numRuns: number): Promi
         fc.scheduler(),
         fc.array(
           fc.record({
-            plan: planArb,
+            plan: planArb(60),
             // Ids of a shared pool: a request another process sends too, as one sent again.
             requests: fc.uniqueArray(fc.nat(5), { minLength: 1, maxLength: 3 }),
             // A process taking optimistic steps on the same store, with the same kind of ids.

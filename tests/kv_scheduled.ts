@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type fc from "fast-check";
+import fc from "fast-check";
 import { prng } from "./util.ts";
 
 /** What happens to one write of a client: nothing, or a fault before or after it lands. */
@@ -29,6 +29,24 @@ export interface ClientPlan {
   /** Whether the call it stops at reaches the database first (its answer is never given). */
   readonly crashAfter?: boolean;
 }
+
+/** A write's or read's fault: none mostly, else one of the four. */
+const faultArb: fc.Arbitrary<Fault> = fc.oneof(
+  { weight: 12, arbitrary: fc.constant("none" as const) },
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom<Fault>("busyBefore", "busyAfter", "failBefore", "failAfter"),
+  },
+);
+
+/** A client's plan: up to 8 faults of writes and of reads, a crash at a call up to `crashMax`. */
+export const planArb = (crashMax: number): fc.Arbitrary<ClientPlan> =>
+  fc.record({
+    faults: fc.array(faultArb, { maxLength: 8 }),
+    readFaults: fc.array(faultArb, { maxLength: 8 }),
+    crashAt: fc.option(fc.nat(crashMax), { nil: undefined, freq: 3 }),
+    crashAfter: fc.boolean(),
+  });
 
 /** The real asynchronous work in flight (database calls, digests), for the loop to wait on. */
 export class InFlight {

@@ -30,13 +30,12 @@ import {
   type OptimisticStepResult,
 } from "../kv.ts";
 import {
-  type ClientPlan,
   DB_FAILURE,
   drain,
   FakeClock,
-  type Fault,
   InFlight,
   type Outcome,
+  planArb,
   runsOf,
   scheduledKv,
   watch,
@@ -71,21 +70,6 @@ async function replay(journal: readonly JournalRecord[]): Promise<Uint8Array[]> 
   return bytes;
 }
 
-const faultArb: fc.Arbitrary<Fault> = fc.oneof(
-  { weight: 12, arbitrary: fc.constant("none" as const) },
-  {
-    weight: 4,
-    arbitrary: fc.constantFrom<Fault>("busyBefore", "busyAfter", "failBefore", "failAfter"),
-  },
-);
-
-const planArb: fc.Arbitrary<ClientPlan> = fc.record({
-  faults: fc.array(faultArb, { maxLength: 8 }),
-  readFaults: fc.array(faultArb, { maxLength: 8 }),
-  crashAt: fc.option(fc.nat(40), { nil: undefined, freq: 3 }),
-  crashAfter: fc.boolean(),
-});
-
 /** Whether an error of a step says what happened (its kind, or whether it may be applied). */
 function clear(error: unknown): boolean {
   if (error instanceof CheckpointConflictError || error instanceof ContributionRefusedError) {
@@ -104,7 +88,7 @@ Deno.test("scheduled: concurrent optimistic steps with failing writes and crashe
         fc.scheduler(),
         fc.array(
           fc.record({
-            plan: planArb,
+            plan: planArb(40),
             steps: fc.integer({ min: 1, max: 3 }),
             together: fc.boolean(),
             serialize: fc.boolean(),
