@@ -350,10 +350,10 @@ export class TfOptimizer extends tf.Optimizer {
    * variable would start from zero moments at their step); nothing changes then. `iter` alone (what
    * tfjs saves of an optimizer that has not stepped) sets the step count; weights without it (an
    * empty array too) are a TypeError that says so, nothing changed: their moments need the steps
-   * that made them (tfjs's own optimizers read the first weight as `iter`, whatever its name). `skippedSteps` goes on
-   * counting from where it was: the weights carry no count of skipped steps (a checkpoint does,
-   * which `loadState` takes). A step taken before it resolves (an `await` forgotten) makes it
-   * reject with a TypeError, nothing loaded.
+   * that made them (tfjs's own optimizers read the first weight as `iter`, whatever its name).
+   * `skippedSteps` goes on counting from where it was: the weights carry no count of skipped
+   * steps (a checkpoint does, which `loadState` takes). A step taken before it resolves (an
+   * `await` forgotten) makes it reject with a TypeError, nothing loaded.
    */
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
     this.#checkLive();
