@@ -1,14 +1,7 @@
 // The built npm package under Node's own test runner: same results as Deno, bit for bit.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import {
-  cpSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-} from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -147,9 +140,7 @@ test("the scoped package publishes as public (npm makes a scoped package private
 
 test("the package needs no Deno globals (every file of its code: entries and chunks)", () => {
   const dir = dirname(fileURLToPath(import.meta.resolve("@optim/radam")));
-  const files = readdirSync(dir, { recursive: true }).filter((f) =>
-    f.endsWith(".js")
-  );
+  const files = readdirSync(dir, { recursive: true }).filter((f) => f.endsWith(".js"));
   assert.ok(
     files.some((f) => f.startsWith("chunks")),
     `no chunks among ${files}`,
@@ -214,9 +205,7 @@ test("the default and workerd entries share one copy of the library: each loads 
   // The workerd build had chunks of its own, workerd/chunks/: the library twice in the package.
   const dir = dirname(fileURLToPath(import.meta.resolve("@optim/radam")));
   const read = (file) => readFileSync(join(dir, file), "utf8");
-  const files = readdirSync(dir, { recursive: true }).filter((f) =>
-    f.endsWith(".js")
-  );
+  const files = readdirSync(dir, { recursive: true }).filter((f) => f.endsWith(".js"));
   assert.deepEqual(
     files.filter((f) => /\bfunction radam\b/.test(read(f))).length,
     1,
@@ -229,12 +218,8 @@ test("the default and workerd entries share one copy of the library: each loads 
   for (const out of ["index", "tfjs", "store"]) {
     const plain = loadedAtOnce(dir, `${out}.js`);
     const worker = loadedAtOnce(dir, join("workerd", `${out}.js`));
-    const onlyPlain = [...plain].filter((f) =>
-      !worker.has(f) && f !== `${out}.js`
-    );
-    const onlyWorker = [...worker].filter((f) =>
-      !plain.has(f) && !f.startsWith("workerd")
-    );
+    const onlyPlain = [...plain].filter((f) => !worker.has(f) && f !== `${out}.js`);
+    const onlyWorker = [...worker].filter((f) => !plain.has(f) && !f.startsWith("workerd"));
     assert.equal(onlyPlain.length, 1, `${out}.js alone loads ${onlyPlain}`);
     assert.ok(
       read(onlyPlain[0]).includes(base64),
