@@ -61,7 +61,8 @@ export function encodeUtf8(text: string): Uint8Array<ArrayBuffer> {
   const Encoder = global<typeof TextEncoder>("TextEncoder");
   if (Encoder === undefined) return encodeUtf8Fallback(text);
   if (encoder?.of !== Encoder) encoder = { of: Encoder, encoder: new Encoder() };
-  return encoder.encoder.encode(text);
+  // A new ArrayBuffer's bytes; Deno 2.2 to 2.4's lib types them as ArrayBufferLike.
+  return encoder.encoder.encode(text) as Uint8Array<ArrayBuffer>;
 }
 
 /**

@@ -22,6 +22,7 @@ export async function prepareOnLiveDevice(
   call: string,
   prepare: () => Promise<void>,
 ): Promise<void> {
+  requireDeviceLost(device);
   try {
     await prepare();
   } catch (error) {
@@ -51,5 +52,22 @@ async function checkDeviceLive(
   if (info === undefined) return;
   throw new Error(
     `The WebGPU device given to ${call} was lost (${info.reason}: ${info.message}); request a new device from a new adapter, (await navigator.gpu.requestAdapter())?.requestDevice(), and pass that`,
+  );
+}
+
+/**
+ * Throws an Error saying what is missing where `device` has no `lost` promise (Deno before 2.6.4
+ * gives none), which the backend needs to tell a lost device; its WebGPU runs the backend from
+ * Deno 2.9 on (README, "Deno 2.2.7 or later").
+ *
+ * @example
+ * ```ts ignore
+ * requireDeviceLost(device); // before a state starts on it
+ * ```
+ */
+export function requireDeviceLost(device: GPUDevice): void {
+  if (typeof (device.lost as Promise<unknown> | undefined)?.then === "function") return;
+  throw new Error(
+    'The webgpu backend needs GPUDevice.lost, which this runtime\'s WebGPU lacks (Deno before 2.6.4 has none; Deno 2.9 and later run the backend); use backend "wasm" or "js", or a newer runtime',
   );
 }

@@ -47,6 +47,7 @@ import {
   writeCompact,
 } from "./compact_io.ts";
 import { GpuStepCounter } from "./device_counter.ts";
+import { requireDeviceLost } from "./device_lost.ts";
 import { type CheckedGpuGrad, checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
 import { GradLoads } from "./grad_loads.ts";
 import { NonFiniteOrder } from "./nonfinite_order.ts";
@@ -113,6 +114,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.#device = device;
     this.#pipelines = pipelines;
     this.#limits = limits;
+    requireDeviceLost(device); // (Deno before 2.6.4 has no device.lost)
     device.lost.then((info) => this.#lost = info);
     const sections = this.#sections = createSections(device, layout, limits);
     this.#centralizations = new Centralizations(device, pipelines, limits, sections[GRADS]);

@@ -165,3 +165,33 @@ export async function tfjsFitCase(tf, tfl, lib, tfOptimizer, states) {
   model.dispose();
   return result;
 }
+
+/**
+ * What a user of another runtime (Node 22 to 26, Bun) does besides the shared case, run there and
+ * by Deno for the bits: Ranger steps on wasm and js, and optimistic steps on the in-memory store
+ * of `@optim/radam/store` (`store`: its namespace). Returns SHA-256 digests of the results.
+ */
+export async function userCase(lib, store) {
+  const out = {};
+  for (const backend of ["wasm", "js"]) {
+    const rand = prng(777);
+    let state = await lib.ranger({ lr: 1e-2, backend }).init(tensors(rand, 1));
+    for (let t = 1; t <= 12; t++) state = lib.step(state, tensors(rand, 0.1));
+    out[`ranger_${backend}`] = await digest([await lib.readParams(state)]);
+  }
+  const memory = store.memoryCheckpointStore();
+  const rand = prng(99);
+  for (let i = 0; i < 5; i++) {
+    const grads = tensors(rand, 0.1);
+    await store.optimisticStep(memory, {
+      optimizer: lib.radam({ lr: 1e-2, backend: "js" }),
+      init: () => tensors(prng(5), 1),
+      gradient: (state) => {
+        for (const name of state.names) state.grads[name].set(grads[name]);
+      },
+    });
+  }
+  const saved = await memory.load();
+  out.store = await digest([{ file: saved.bytes.slice() }]);
+  return out;
+}
