@@ -62,6 +62,7 @@ import {
   optimisticStep,
   type TrainingStore,
 } from "../kv.ts";
+import { unknownFlag } from "./_suggest.ts";
 
 /**
  * One request's data: rows of features and their targets, and an optional request id (1 to 16
@@ -336,10 +337,13 @@ const FLAGS = [
   "--handoff-limit",
 ];
 
+/** The flags given bare, without a value. */
+const SWITCHES = ["--data-parallel", "--no-serialize"];
+
 /**
  * The command line (see the module documentation): each flag's value by name, given as
- * `--name value` or `--name=value`; a TypeError for a flag it does not know or one without a
- * value.
+ * `--name value` or `--name=value`; a TypeError for a flag it does not know (naming the nearest
+ * it knows, and their list) or one without a value.
  *
  * @example
  * ```ts
@@ -354,18 +358,20 @@ export function parseArgs(args: readonly string[]): Record<string, string> {
     const [flag, inline] = args[i].startsWith("--") && args[i].includes("=")
       ? [args[i].slice(0, args[i].indexOf("=")), args[i].slice(args[i].indexOf("=") + 1)]
       : [args[i], undefined];
-    if ((flag === "--data-parallel" || flag === "--no-serialize") && inline === undefined) {
+    if (SWITCHES.includes(flag) && inline === undefined) {
       out[flag.slice(2)] = "";
       continue;
     }
-    const value = inline ?? args[++i];
-    if (!FLAGS.includes(flag) || value === undefined) {
+    if (!FLAGS.includes(flag)) {
+      const known = [...SWITCHES, ...FLAGS].map((name) => name.slice(2));
       throw new TypeError(
-        `${FLAGS.includes(flag) ? "No value for" : "Unknown argument"} ${
-          JSON.stringify(args[i - (inline === undefined ? 1 : 0)])
-        }; expected --data-parallel, --no-serialize or one of ${
-          FLAGS.join(", ")
-        } with a value (--port 8787 or --port=8787)`,
+        `${unknownFlag(args[i], known)} (${SWITCHES.join(" and ")} bare, the others with a value)`,
+      );
+    }
+    const value = inline ?? args[++i];
+    if (value === undefined) {
+      throw new TypeError(
+        `No value for ${JSON.stringify(flag)}; give one as ${flag} VALUE or ${flag}=VALUE`,
       );
     }
     out[flag.slice(2)] = value;

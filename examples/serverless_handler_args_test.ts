@@ -17,9 +17,12 @@ Deno.test("serverless handler args: --name=value is taken as --name value is", (
 Deno.test("serverless handler args: an unknown flag or one without its value is a TypeError saying which", () => {
   for (
     const [args, message] of [
-      [["--prot=8787"], /^Unknown argument "--prot=8787"; expected .*--port, --kv, /],
-      [["--port"], /^No value for "--port"; expected .*\(--port 8787 or --port=8787\)$/],
-      [["--data-parallel=1"], /^Unknown argument "--data-parallel=1"/],
+      [["--prot=8787"], /^Unknown flag "--prot=8787" \(did you mean --port\?\); the flags are /],
+      [["--port"], /^No value for "--port"; give one as --port VALUE or --port=VALUE$/],
+      [["--data-parallel=1"], /^Unknown flag "--data-parallel=1" .*--data-parallel and --no-/],
+      [["--datapar"], /^Unknown flag "--datapar" \(did you mean --data-parallel\?\)/],
+      [["--Kv", "x"], /^Unknown flag "--Kv" \(did you mean --kv\?\)/],
+      [["--chunk-byte=9"], /^Unknown flag "--chunk-byte=9" \(did you mean --chunk-bytes\?\)/],
     ] as const
   ) {
     assert.throws(
@@ -37,6 +40,6 @@ Deno.test("serverless handler args: a bad command line ends the process with its
   }).output();
   const text = new TextDecoder().decode(stderr);
   assert.equal(code, 2);
-  assert.match(text, /^error: Unknown argument "--prot"/);
+  assert.match(text, /^error: Unknown flag "--prot" \(did you mean --port\?\); the flags are /);
   assert.doesNotMatch(text, /Uncaught|\s{4}at /);
 });
