@@ -109,8 +109,12 @@ const OVERTAKEN = "The state was stepped before saveState() read it";
 /** The error of a call under way when the optimizer was disposed (tfjs/optimizer.ts). */
 const DISPOSED = "This TensorFlow.js optimizer was disposed";
 
-/** A saveState of a state on the GPU that a load replaced meanwhile (core/state.ts). */
-const REPLACED = "This optimizer state was disposed";
+/**
+ * A saveState of a state on the GPU that a load replaced meanwhile, or dispose disposed, in the
+ * adapter's terms (core/held.ts, tfjs/_hints.ts).
+ */
+const REPLACED = "This optimizer state was a TensorFlow.js optimizer's (optimizer.state of " +
+  "tfOptimizer), which replaced (setWeights, loadState) or disposed it before saveState read it";
 
 /** The weights as comparable values, or the error's class and message. */
 type Outcome = { value: unknown } | { error: string };
