@@ -32,7 +32,7 @@ import type { ArenaLayout, CompactMoment } from "../base/arena.ts";
 import { type AnyBackend, type DeviceCounter, holdsCodes } from "../base/backend.ts";
 import { Q8_VERSION } from "../base/q8.ts";
 import { checkCheckpointBytes } from "../base/_checkpoint_bytes.ts";
-import { DISPOSED_STATE_MESSAGE } from "../base/_errors.ts";
+import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
 import {
   CheckpointError,
   parseSafetensors,

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { DISPOSED_STATE_MESSAGE } from "../base/_errors.ts";
+import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
 import { type OptimizerState, StateHandle, stateInternals } from "./state.ts";
 
 /** The backends of held states (one per line of states: `step` keeps it), with their holder. */
@@ -76,7 +76,7 @@ export function holdState<S extends OptimizerState<unknown> | undefined>(
  * @example
  * ```ts
  * import { holdState, inHoldersTerms } from "./held.ts";
- * import { DISPOSED_STATE_MESSAGE } from "../base/_errors.ts";
+ * import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
  * import { radam } from "../mod.ts";
  * import assert from "node:assert/strict";
  *
