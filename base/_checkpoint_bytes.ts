@@ -4,7 +4,8 @@
  * optimizer given first, or the hints of any bytes argument.
  * @module
  */
-import { bytesHint, described } from "./_errors.ts";
+import { described } from "./_errors.ts";
+import { bytesHint } from "./_input_hints.ts";
 
 /**
  * Throws a TypeError unless `bytes` is a `Uint8Array`, saying what it got and how to read a

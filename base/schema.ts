@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { described, optionError, scheduleMakerHint } from "./_errors.ts";
+import { described, optionError } from "./_errors.ts";
+import { scheduleMakerHint } from "./_call_hints.ts";
 import { renamedHint } from "./_option_names.ts";
 import type { LearningRate } from "./options.ts";
 

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { described, tensorHint } from "./_errors.ts";
+import { described } from "./_errors.ts";
+import { tensorHint } from "./_input_hints.ts";
 import { utf8Length } from "./_utf8.ts";
 
 /**

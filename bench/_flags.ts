@@ -3,13 +3,15 @@
  * name, kind of value, default and help line. {@linkcode readFlags} parses `Deno.args` against
  * it, prints the help the table makes on `--help` (or `-h`), and stops with that help on a flag
  * it does not know or a value of the wrong kind, so that a typo never runs a long benchmark with
- * the defaults.
+ * the defaults: an unknown flag is named with the nearest known one, and a value outside its
+ * choices with the nearest choice (choices match in any case: `--sizes=4k` is `4K`).
  *
  * Values are given as `--name=value` or `--name value`; lists are comma-separated
  * (`--sizes=4K,256K`); a boolean flag is given bare (`--quick`). The last of repeated flags wins.
  *
  * @module
  */
+import { matchChoice, notAChoice, unknownFlag } from "../examples/_suggest.ts";
 
 /** The kinds of value a flag takes. */
 export type FlagKind = "boolean" | "number" | "string" | "numbers" | "strings";
@@ -100,12 +102,12 @@ function numberOf(name: string, flag: Flag, text: string): number {
   return value;
 }
 
-/** `text` if it is one of the flag's choices (or it has none), else a RangeError. */
+/** `text` as one of the flag's choices, in any case (or as is: it has none), else a RangeError. */
 function choiceOf(name: string, flag: Flag, text: string): string {
-  if (flag.choices && !flag.choices.includes(text)) {
-    throw flagError(name, `one of ${flag.choices.join(", ")}`, text);
-  }
-  return text;
+  if (flag.choices === undefined) return text;
+  const choice = matchChoice(text, flag.choices);
+  if (choice === undefined) throw new RangeError(notAChoice(name, text, flag.choices));
+  return choice;
 }
 
 /** The value of flag `name` given as `text`. */
@@ -125,8 +127,9 @@ function valueOf(name: string, flag: Flag, text: string): FlagValues[FlagKind] {
 }
 
 /**
- * Parses `args` against `spec`. Throws a RangeError naming the flag on an unknown flag, a
- * missing or malformed value, a value outside the choices, or an argument that is not a flag.
+ * Parses `args` against `spec`. Throws a RangeError naming the flag on an unknown flag (and the
+ * nearest known one), a missing or malformed value, a value outside the choices (which match in
+ * any case), or an argument that is not a flag.
  *
  * @example
  * ```ts
@@ -154,7 +157,7 @@ export function parseFlags<S extends FlagSpec>(spec: S, args: readonly string[])
     const equals = arg.indexOf("=");
     const name = arg.slice(2, equals < 0 ? undefined : equals);
     const flag = Object.hasOwn(spec, name) ? spec[name] : undefined;
-    if (flag === undefined) throw new RangeError(`unknown flag --${name}`);
+    if (flag === undefined) throw new RangeError(unknownFlag(arg, [...Object.keys(spec), "help"]));
     if (equals >= 0) {
       values[name] = valueOf(name, flag, arg.slice(equals + 1));
     } else if (flag.type === "boolean") {

@@ -32,6 +32,7 @@ import type { ArenaLayout, CompactMoment } from "../base/arena.ts";
 import { type AnyBackend, type DeviceCounter, holdsCodes } from "../base/backend.ts";
 import { Q8_VERSION } from "../base/q8.ts";
 import { checkCheckpointBytes } from "../base/_checkpoint_bytes.ts";
+import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
 import {
   CheckpointError,
   parseSafetensors,
@@ -68,6 +69,7 @@ import {
   type OptimizerState,
   planState,
   restoreState,
+  type StateInternals,
   stateInternals,
 } from "./state.ts";
 
@@ -107,7 +109,9 @@ export async function saveCheckpoint(
   const groups = first.config.loop.groups.length > 0
     ? groupsOf(first.config, first.order)
     : undefined;
-  const { config, backend, steps, skipped, shapes, order } = stateInternals(state);
+  const { config, backend, steps, skipped, shapes, order } = groups === undefined
+    ? stateInternals(state)
+    : afterMatch(state);
   const layout = backend.layout;
   // A host arena is read in place, and written into the file before this call returns: an
   // await here would let the caller's next steps change it first (saveState(state).then(…),
@@ -117,6 +121,28 @@ export async function saveCheckpoint(
   const { tensors, codes } = tensorsOf(config, layout, shapes, order, sections);
   const metadata = checkpointMetadata(config, layout, { steps, skipped, order, groups, codes });
   return writeSafetensors(tensors, metadata);
+}
+
+/**
+ * The internals of `state` once its groups' `match` functions ran: a TypeError naming the match
+ * where one stepped or disposed the state (it is then no longer live).
+ */
+function afterMatch(state: OptimizerState<unknown>): StateInternals {
+  try {
+    return stateInternals(state);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    const stepped = /consumed by step\(\)/.test(error.message);
+    if (!stepped && error.message !== DISPOSED_STATE_MESSAGE) throw error;
+    throw new TypeError(
+      `A parameter group's match function ${
+        stepped ? "stepped" : "disposed"
+      } this state while saveState() called it (it is called on each tensor's name, to store ` +
+        "the groups): nothing was written. A match should only test the name; save " +
+        (stepped ? "the state that step() returned" : "a state a match leaves alone"),
+      { cause: error },
+    );
+  }
 }
 
 /**

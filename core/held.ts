@@ -3,11 +3,14 @@
  * the public `step` and `dispose` refuse them, changing nothing, where they would consume or end
  * the holder's state and leave it failing at its next step with advice meant for a state of
  * one's own ("use the state that step() returned", "start again from init"). The holder steps
- * and disposes them through `stepState` and `disposeState`, which do not look here.
+ * and disposes them through `stepState` and `disposeState`, which do not look here. A read or
+ * save of one that the holder ended meanwhile (it replaced or disposed it) says so in the
+ * holder's terms ({@linkcode inHoldersTerms}), not with a state of one's own's advice.
  *
  * @module
  */
-import { type OptimizerState, stateInternals } from "./state.ts";
+import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
+import { type OptimizerState, StateHandle, stateInternals } from "./state.ts";
 
 /** The backends of held states (one per line of states: `step` keeps it), with their holder. */
 const held = new WeakMap<object, Holder>();
@@ -20,6 +23,10 @@ export interface Holder {
   readonly stepWith: string;
   /** What frees it, e.g. "optimizer.dispose()". */
   readonly disposeWith: string;
+  /** What ends a state it holds, e.g. "replaced (setWeights, loadState) or disposed it". */
+  readonly endedBy: string;
+  /** How to read or save its state instead, e.g. "await optimizer.getWeights()". */
+  readonly readWith: string;
 }
 
 /** The backend of `state`, or undefined where it is no live state (its own checks then say so). */
@@ -41,7 +48,13 @@ function backendOf(state: OptimizerState<unknown>): object | undefined {
  * import assert from "node:assert/strict";
  *
  * const state = await radam().init({ w: new Float32Array(2) });
- * const holder = { name: "a test's", stepWith: "its step", disposeWith: "its dispose" };
+ * const holder = {
+ *   name: "a test's",
+ *   stepWith: "its step",
+ *   disposeWith: "its dispose",
+ *   endedBy: "ended it",
+ *   readWith: "ask it",
+ * };
  * holdState(state, holder);
  * assert.throws(() => checkNotHeld(state, "step"), TypeError);
  * ```
@@ -53,6 +66,45 @@ export function holdState<S extends OptimizerState<unknown> | undefined>(
   const backend = state && backendOf(state);
   if (backend !== undefined && !held.has(backend)) held.set(backend, holder);
   return state;
+}
+
+/**
+ * `error`, which `call` of `state` threw, in its holder's terms where it says that the state
+ * was disposed and the state is held: the holder ended it (a TypeError with `error` as its
+ * cause). Else `error` itself.
+ *
+ * @example
+ * ```ts
+ * import { holdState, inHoldersTerms } from "./held.ts";
+ * import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
+ * import { radam } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const state = await radam().init({ w: new Float32Array(2) });
+ * const holder = {
+ *   name: "a test's",
+ *   stepWith: "its step",
+ *   disposeWith: "its dispose",
+ *   endedBy: "ended it",
+ *   readWith: "ask it",
+ * };
+ * holdState(state, holder);
+ * const error = inHoldersTerms(state, "saveState", new TypeError(DISPOSED_STATE_MESSAGE));
+ * assert.equal(
+ *   (error as Error).message,
+ *   "This optimizer state was a test's, which ended it before saveState read it: ask it",
+ * );
+ * ```
+ */
+export function inHoldersTerms(state: unknown, call: string, error: unknown): unknown {
+  if (!(error instanceof TypeError) || error.message !== DISPOSED_STATE_MESSAGE) return error;
+  const holder = state instanceof StateHandle ? held.get(state.anyCore().backend) : undefined;
+  if (holder === undefined) return error;
+  return new TypeError(
+    `This optimizer state was ${holder.name}, which ${holder.endedBy} before ${call} read it: ` +
+      holder.readWith,
+    { cause: error },
+  );
 }
 
 /**

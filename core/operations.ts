@@ -15,7 +15,7 @@ import { stepState } from "./state_step.ts";
 import type { GpuGrads, GpuTensor } from "../gpu/gpu_tensors.ts";
 import { checkGpuConfig } from "./webgpu_checks.ts";
 import { momentsOf } from "./origins.ts";
-import { checkNotHeld } from "./held.ts";
+import { checkNotHeld, inHoldersTerms } from "./held.ts";
 
 /**
  * Takes one optimizer step and returns the next state.
@@ -116,7 +116,12 @@ export function dispose(state: OptimizerState<unknown>): void {
 export function readParams(
   state: OptimizerState<unknown>,
 ): Promise<Record<string, Float32Array<ArrayBuffer>>> {
-  return readSection(state, PARAMS);
+  return held(state, "readParams", readSection(state, PARAMS));
+}
+
+/** `read`, which `call` of `state` began, rejecting in its holder's terms (see held.ts). */
+function held<T>(state: OptimizerState<unknown>, call: string, read: Promise<T>): Promise<T> {
+  return read.catch((error) => Promise.reject(inHoldersTerms(state, call, error)));
 }
 
 /**
@@ -136,7 +141,13 @@ export function readParams(
  * assert.deepEqual(exp_avg_sq.w, new Float32Array([Math.fround(1 - 0.999), Math.fround(1 - 0.999) * 4]));
  * ```
  */
-export async function readMoments(
+export function readMoments(
+  state: OptimizerState<unknown>,
+): Promise<Record<string, Record<string, Float32Array<ArrayBuffer>>>> {
+  return held(state, "readMoments", momentsRead(state));
+}
+
+async function momentsRead(
   state: OptimizerState<unknown>,
 ): Promise<Record<string, Record<string, Float32Array<ArrayBuffer>>>> {
   let moments;
@@ -174,7 +185,7 @@ export function readSlowWeights(
   } catch (error) {
     return Promise.reject(error);
   }
-  return readSection(state, SLOW);
+  return held(state, "readSlowWeights", readSection(state, SLOW));
 }
 
 /**
@@ -208,7 +219,7 @@ export function readSlowWeights(
  * ```
  */
 export function saveState(state: OptimizerState<unknown>): Promise<Uint8Array<ArrayBuffer>> {
-  return saveCheckpoint(state);
+  return held(state, "saveState", saveCheckpoint(state));
 }
 
 /**

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { described, factoryHint, swappedOptimizerHint } from "../base/_errors.ts";
+import { described } from "../base/_errors.ts";
+import { factoryHint, swappedOptimizerHint } from "../base/_call_hints.ts";
 import type { LookaheadOptions } from "../base/options.ts";
 import { checkKeys } from "../base/schema.ts";
 import type { CommonHyperparameters, Settings } from "../base/settings.ts";

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { described, optionError, optionMessage, scheduleMaker } from "../base/_errors.ts";
+import { described, optionError, optionMessage } from "../base/_errors.ts";
+import { scheduleMaker } from "../base/_call_hints.ts";
 import { checkKeys } from "../base/schema.ts";
 
 /**

@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { described, DISPOSED_STATE_MESSAGE, stateHint } from "../base/_errors.ts";
+import { described } from "../base/_errors.ts";
+import { DISPOSED_STATE_MESSAGE, stateHint } from "../base/_state_errors.ts";
 import { type ArenaLayout, PARAMS, SLOW } from "../base/arena.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
 import type { BackendName } from "../base/options.ts";

@@ -44,7 +44,7 @@
  *
  * @module
  */
-import { DISPOSED_STATE_MESSAGE } from "../base/_errors.ts";
+import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
 import type { ArenaLayout } from "../base/arena.ts";
 import { Q8_BLOCK } from "../base/q8.ts";
 import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";

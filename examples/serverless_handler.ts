@@ -32,7 +32,15 @@
  * turns; see `optimisticStep`); data-parallel mode:
  * `--staleness N`, `--wait-ms N`, `--lease-ms N`, `--max-fold N`, `--handoff-ms N`,
  * `--handoff-limit N` (N or `Infinity`; see `dataParallel`).
- * `--port 0` picks a free port; the first line printed says which.
+ * `--port 0` picks a free port; the first line printed says which. `--kv default` opens
+ * `Deno.openKv()`'s database (on Deno Deploy, the project's; a file named so is `./default`).
+ *
+ * Where no arguments are passed (Deno Deploy), each flag is read from an environment variable
+ * too, `RADAM_` and its name in capitals: `RADAM_KV=default`, `RADAM_DATA_PARALLEL=1`,
+ * `RADAM_WAIT_MS=2000` (examples/serverless_settings.ts); the command line wins. Reading them
+ * needs `--allow-env` for those variables alone (`--allow-env=RADAM_KV,RADAM_DATA_PARALLEL,…`,
+ * every one: `ENV_VARS`); without it the example reads none, says so in a note, and runs on the
+ * command line and the defaults.
  *
  * Answers of `POST /step` (a JSON batch `{ x, y, id? }`): 200 `{ step, loss, id, attempts }`
  * (optimistic) or `{ step, loss, id, base }` (data-parallel: the step that applied the batch,
@@ -62,6 +70,9 @@ import {
   optimisticStep,
   type TrainingStore,
 } from "../kv.ts";
+import { readableEnv, type Settings, settingsOf, wholeNumber } from "./serverless_settings.ts";
+
+export { parseArgs } from "./serverless_settings.ts";
 
 /**
  * One request's data: rows of features and their targets, and an optional request id (1 to 16
@@ -319,71 +330,15 @@ export function makeHandler(
   };
 }
 
-/** The command line's flags. */
-const FLAGS = [
-  "--port",
-  "--kv",
-  "--chunk-bytes",
-  "--stale-after-ms",
-  "--max-attempts",
-  "--timeout-ms",
-  "--latency-ms",
-  "--staleness",
-  "--wait-ms",
-  "--lease-ms",
-  "--max-fold",
-  "--handoff-ms",
-  "--handoff-limit",
-];
-
-/**
- * The command line (see the module documentation): each flag's value by name, given as
- * `--name value` or `--name=value`; a TypeError for a flag it does not know or one without a
- * value.
- *
- * @example
- * ```ts
- * import { parseArgs } from "./serverless_handler.ts";
- * console.log(parseArgs(["--port=0", "--kv", "training.sqlite3", "--data-parallel"]));
- * // { port: "0", kv: "training.sqlite3", "data-parallel": "" }
- * ```
- */
-export function parseArgs(args: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (let i = 0; i < args.length; i++) {
-    const [flag, inline] = args[i].startsWith("--") && args[i].includes("=")
-      ? [args[i].slice(0, args[i].indexOf("=")), args[i].slice(args[i].indexOf("=") + 1)]
-      : [args[i], undefined];
-    if ((flag === "--data-parallel" || flag === "--no-serialize") && inline === undefined) {
-      out[flag.slice(2)] = "";
-      continue;
-    }
-    const value = inline ?? args[++i];
-    if (!FLAGS.includes(flag) || value === undefined) {
-      throw new TypeError(
-        `${FLAGS.includes(flag) ? "No value for" : "Unknown argument"} ${
-          JSON.stringify(args[i - (inline === undefined ? 1 : 0)])
-        }; expected --data-parallel, --no-serialize or one of ${
-          FLAGS.join(", ")
-        } with a value (--port 8787 or --port=8787)`,
-      );
-    }
-    out[flag.slice(2)] = value;
-  }
-  return out;
-}
-
-/** Opens the store the command line names. */
-async function openStore(
-  args: Record<string, string>,
-  number: (name: string) => number | undefined,
-) {
-  if (args.kv === undefined) {
+/** Opens the store the settings name: `--kv default` is `Deno.openKv()`'s (Deno Deploy's). */
+async function openStore(settings: Settings, number: (name: string) => number | undefined) {
+  const path = settings.values.kv;
+  if (path === undefined) {
     return { kv: undefined, store: memoryCheckpointStore({ latencyMs: number("latency-ms") }) };
   }
-  const folder = args.kv.includes("/") ? args.kv.slice(0, args.kv.lastIndexOf("/")) : "";
-  if (folder !== "" && !args.kv.startsWith(":")) await Deno.mkdir(folder, { recursive: true });
-  const kv = await Deno.openKv(args.kv);
+  const folder = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";
+  if (folder !== "" && !path.startsWith(":")) await Deno.mkdir(folder, { recursive: true });
+  const kv = await (path === "default" ? Deno.openKv() : Deno.openKv(path));
   const store = kvCheckpointStore(kv, ["radam", "serverless", "model"], {
     chunkBytes: number("chunk-bytes"),
     staleAfterMs: number("stale-after-ms"),
@@ -391,23 +346,31 @@ async function openStore(
   return { kv, store };
 }
 
-if (import.meta.main) {
-  let args: Record<string, string>;
+/**
+ * The settings of this process (its command line over the environment variables it may read),
+ * and each whole-number setting checked; else the message printed and exit status 2.
+ */
+function configure(): { settings: Settings; number: (name: string) => number | undefined } {
+  const { env, note } = readableEnv();
   try {
-    args = parseArgs(Deno.args);
+    const settings = settingsOf(Deno.args, env);
+    const numbers = new Map<string, number | undefined>();
+    for (const name of Object.keys(settings.values)) {
+      if (name === "kv" || name === "data-parallel" || name === "no-serialize") continue;
+      numbers.set(name, wholeNumber(settings, name, name.startsWith("handoff")));
+    }
+    if (note !== undefined) console.error(note);
+    return { settings, number: (name) => numbers.get(name) };
   } catch (error) {
     console.error(`error: ${(error as Error).message}`);
     Deno.exit(2);
   }
-  const number = (name: string) => {
-    if (args[name] === undefined) return undefined;
-    if (!/^\d+$/.test(args[name]) && !(name.startsWith("handoff") && args[name] === "Infinity")) {
-      throw new TypeError(`--${name} must be a whole number, got ${JSON.stringify(args[name])}`);
-    }
-    return Number(args[name]);
-  };
-  const { kv, store } = await openStore(args, number);
-  const dp = args["data-parallel"] === undefined ? undefined : makeTrainer(store, {
+}
+
+if (import.meta.main) {
+  const { settings, number } = configure();
+  const { kv, store } = await openStore(settings, number);
+  const dp = settings.values["data-parallel"] === undefined ? undefined : makeTrainer(store, {
     staleness: number("staleness"),
     waitMs: number("wait-ms"),
     leaseMs: number("lease-ms"),
@@ -420,17 +383,17 @@ if (import.meta.main) {
     {
       hostname: "127.0.0.1",
       port: number("port") ?? 8787,
-      onListen: ({ port }) =>
+      onListen: ({ hostname, port }) =>
         console.log(
-          `Listening on http://127.0.0.1:${port}/ (${
-            kv ? `Deno KV ${args.kv}` : "in memory"
+          `Listening on http://${hostname}:${port}/ (${
+            kv ? `Deno KV ${settings.values.kv}` : "in memory"
           }, ${mode})`,
         ),
     },
     makeHandler(store, {
       maxAttempts: number("max-attempts"),
       timeoutMs: number("timeout-ms"),
-      serialize: args["no-serialize"] === undefined,
+      serialize: settings.values["no-serialize"] === undefined,
       trainer: dp?.trainer,
     }, dp?.setFeatures),
   );
@@ -440,7 +403,11 @@ if (import.meta.main) {
     kv?.close();
     Deno.exit(0);
   };
-  Deno.addSignalListener("SIGTERM", stop);
-  Deno.addSignalListener("SIGINT", stop);
+  try {
+    Deno.addSignalListener("SIGTERM", stop);
+    Deno.addSignalListener("SIGINT", stop);
+  } catch {
+    // A platform without signals (Deno Deploy) ends the isolate itself.
+  }
   await server.finished;
 }

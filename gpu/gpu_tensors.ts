@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { described, tensorHint } from "../base/_errors.ts";
+import { described } from "../base/_errors.ts";
+import { tensorHint } from "../base/_input_hints.ts";
 import {
   checkParams,
   checkTensorNames,

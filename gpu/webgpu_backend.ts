@@ -30,7 +30,7 @@
  * @module
  */
 import { type ArenaLayout, type CompactMoment, GRADS } from "../base/arena.ts";
-import { DISPOSED_STATE_MESSAGE } from "../base/_errors.ts";
+import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { Rule } from "../base/rule.ts";
 import { label } from "../base/tensors.ts";

@@ -8,14 +8,15 @@ import type { LoadOptions, Optimizer } from "../mod.ts";
 import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
 import { utf8Length } from "../base/_utf8.ts";
-import { factoryHint, isThenable, numberTextHint, promiseHint } from "../base/_errors.ts";
+import { isThenable, numberTextHint, promiseHint } from "../base/_errors.ts";
+import { factoryHint } from "../base/_call_hints.ts";
 import { misplacedHint } from "../base/_option_names.ts";
 
 /**
  * The error of an option that fails its check, worded as the library's own option errors
  * (`Option <name> must be <expected>, got <what it got>`; the store is built on mod.ts, with
- * base/_utf8.ts for its UTF-8 and base/_errors.ts for its hints, and shows values by its own
- * {@linkcode described}, which gives a Float32Array's length): a RangeError
+ * base/_utf8.ts for its UTF-8 and base/_errors.ts and _call_hints.ts for its hints, and shows
+ * values by its own {@linkcode described}, which gives a Float32Array's length): a RangeError
  * when `range` (by default, when the value is a number: out of range, NaN or infinite), else a
  * TypeError.
  */

@@ -55,22 +55,53 @@ Deno.test("bench flags: --name=value, --name value, bare booleans, lists, the la
 
 Deno.test("bench flags: a bad command line is a RangeError naming the flag", () => {
   const cases: [string[], RegExp][] = [
-    [["--round=3"], /unknown flag --round/],
-    [["--toString"], /unknown flag --toString/],
+    [["--round=3"], /Unknown flag "--round=3"/],
+    [["--toString"], /Unknown flag "--toString"/],
     [["quick"], /"quick" is not a flag/],
     [["--rounds=three"], /--rounds: expected a number, got "three"/],
     [["--rounds="], /--rounds: expected a number/],
     [["--rounds"], /--rounds: expected a value/],
     [["--rounds", "--quick"], /--rounds: expected a value/],
     [["--threads=1,,2"], /--threads: expected a number, got ""/],
-    [["--mode=warm"], /--mode: expected one of hot, cold, got "warm"/],
-    [["--sizes=4K,8K"], /--sizes: expected one of 4K, 256K, 4M, got "8K"/],
+    [["--mode=warm"], /--mode: "warm" is not one of hot, cold/],
+    [["--sizes=4K,8K"], /--sizes: "8K" is not one of 4K, 256K, 4M/],
     [["--quick=yes"], /--quick: expected no value/],
   ];
   for (const [args, message] of cases) {
     assert.throws(() => parseFlags(FLAGS, args), (e) => e instanceof RangeError, args.join(" "));
     assert.throws(() => parseFlags(FLAGS, args), message, args.join(" "));
   }
+});
+
+Deno.test("bench flags: an unknown flag is named with the nearest one and the list of them", () => {
+  const cases: [string, string][] = [
+    ["--round=3", "rounds"],
+    ["--Quick", "quick"],
+    [
+      "--no-writes",
+      "no-write",
+    ],
+    ["--thread", "threads"],
+    ["--mdoe=hot", "mode"],
+  ];
+  for (const [arg, near] of cases) {
+    assert.throws(() => parseFlags(FLAGS, [arg]), (e) => {
+      assert.ok(e instanceof RangeError);
+      assert.ok(e.message.includes(`(did you mean --${near}?)`), e.message);
+      for (const name of [...Object.keys(FLAGS), "help"]) {
+        assert.ok(e.message.includes(`--${name}`), `${e.message} lists --${name}`);
+      }
+      return true;
+    });
+  }
+});
+
+Deno.test("bench flags: a choice matches in any case; a wrong one names the nearest", () => {
+  const flags = parseFlags(FLAGS, ["--mode=COLD", "--sizes=4k,256k,4M"]);
+  assert.equal(flags.mode, "cold");
+  assert.deepEqual(flags.sizes, ["4K", "256K", "4M"]);
+  assert.throws(() => parseFlags(FLAGS, ["--mode=hoot"]), /"hoot" .*did you mean hot\?/);
+  assert.throws(() => parseFlags(FLAGS, ["--sizes=4K,25K"]), /"25K" .*did you mean 256K\?/);
 });
 
 Deno.test("bench flags: any values written either way parse back to themselves", () => {

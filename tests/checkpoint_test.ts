@@ -232,7 +232,19 @@ Deno.test("a group's match function that steps or disposes the state while saveS
         const before = await saveState(state);
         live = state;
         const consumed = state;
-        await assert.rejects(saveState(consumed), TypeError, `${backend} × ${threads}, ${use}`);
+        await assert.rejects(saveState(consumed), (e) => {
+          assert.ok(e instanceof TypeError, `${backend} × ${threads}, ${use}: ${e}`);
+          // It names the match, not only "consumed by step()" (or "disposed … init").
+          const did = use === "step" ? "stepped" : "disposed";
+          assert.match(
+            e.message,
+            new RegExp(
+              `^A parameter group's match function ${did} this state while saveState\\(\\) called it `,
+            ),
+          );
+          assert.match(e.message, /nothing was written/);
+          return true;
+        });
         if (use === "step") {
           assert.equal(state.step, 2);
           assert.equal((await loadState(before, { backend: "js" })).step, 1);

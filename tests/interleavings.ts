@@ -27,7 +27,7 @@ import {
   sgd,
   step,
 } from "../mod.ts";
-import { DISPOSED_STATE_MESSAGE } from "../base/_errors.ts";
+import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
 import { bits, prng, randomTensor } from "./util.ts";
 
 /** An operation of a program, on the line's live state unless it says otherwise. */

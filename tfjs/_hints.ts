@@ -122,7 +122,8 @@ export function checkWeightLive(w: { name: unknown; tensor: tf.Tensor }): void {
 
 /**
  * The adapter as the holder of the state `optimizer.state` gives (see core/held.ts): `step` and
- * `dispose` of it say to use the optimizer's own calls.
+ * `dispose` of it say to use the optimizer's own calls, and a read or save of it that the
+ * optimizer ended meanwhile (it replaced or disposed the state) says so, and how to save.
  *
  * @example
  * ```ts
@@ -136,4 +137,8 @@ export const ADAPTER_HOLDER: Holder = Object.freeze({
   name: "a TensorFlow.js optimizer's (optimizer.state of tfOptimizer)",
   stepWith: "the optimizer's applyGradients (model.fit, optimizer.minimize)",
   disposeWith: "optimizer.dispose()",
+  endedBy: "replaced (setWeights, loadState) or disposed it",
+  readWith: "save the optimizer's state with await optimizer.getWeights() (as model.save with " +
+    "includeOptimizer does), or await saveState(optimizer.state) before setWeights, loadState " +
+    "or dispose",
 });

@@ -127,6 +127,8 @@ export class TfOptimizer extends tf.Optimizer {
    * the step that made it (its checkpoints' `tensor_order`; a later step giving them in another
    * order keeps it); under `gc`, kernels are held transposed. It holds the last step's variables
    * only (the state kept aside for frozen ones is in `getWeights()`). Do not step or dispose it.
+   * `setWeights`, `loadState` and `dispose` end it: a `saveState` of it under way (webgpu) or
+   * called later rejects saying so. Await it first, or save through `getWeights()`.
    */
   get state(): OptimizerState<unknown> | undefined {
     return this.#paths.state;

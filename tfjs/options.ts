@@ -4,13 +4,8 @@
  * @module
  */
 import type { Settings } from "../base/settings.ts";
-import {
-  described,
-  factoryHint,
-  optionError,
-  promiseHint,
-  swappedOptimizerHint,
-} from "../base/_errors.ts";
+import { described, optionError, promiseHint } from "../base/_errors.ts";
+import { factoryHint, swappedOptimizerHint } from "../base/_call_hints.ts";
 import { checkKeys } from "../base/schema.ts";
 import { factoryOptionHintOf } from "../core/options.ts";
 

@@ -263,22 +263,54 @@ Deno.test("results are averaged over seeds and the best accuracy of each lr is m
   assert.match(resultsTable(cells, rows, [0.1], true), /^\| lr \| RAdam \| Adam \|$/m);
 });
 
+Deno.test("a mistyped flag names the nearest one; optimizer names match in any case", () => {
+  for (
+    const [args, near] of [
+      [["--optimizer=radam"], "--optimizers"],
+      [["--lr-sweep"], "--lrs"],
+      [["--state=8bit"], "--states"],
+      [["--Epochs", "2"], "--epochs"],
+      [["--batchsize=8"], "--batch-size"],
+    ] as const
+  ) {
+    assert.throws(() => parseFlags([...args]), (e) => {
+      assert.ok(e instanceof UsageError);
+      assert.ok(e.message.includes(`(did you mean ${near}?)`), e.message);
+      assert.match(e.message, /the flags are --help, --epochs, --seeds, --lrs, .*--states$/);
+      return true;
+    });
+  }
+  const flags = parseFlags([
+    "--optimizers=RAdam,Adam-Warmup,LION",
+    "--states=8BIT",
+    "--backend=WASM",
+  ]);
+  assert.deepEqual(flags.optimizers, ["radam", "adam-warmup", "lion"]);
+  assert.deepEqual(flags.states, ["8bit"]);
+  assert.equal(flags.backend, "wasm");
+  assert.throws(
+    () => parseFlags(["--optimizers=RAdam,adamW"]),
+    /--optimizers: "adamW" is not one of radam, adam, .*\(in any case; did you mean adam\?\)/,
+  );
+});
+
 Deno.test("bad flags are a UsageError with a clear message; good ones parse", () => {
   const bad: [string[], RegExp][] = [
-    [["--bogus"], /Unknown option '--bogus'/],
+    [["--bogus"], /Unknown flag "--bogus"; the flags are --help, --epochs, /],
     [["--epochs", "0"], /--epochs must be a whole number from 1/],
     [["--epochs", "2.5"], /--epochs must be a whole number/],
     [["--lrs", "1e-3,abc"], /--lrs must be a comma-separated list of positive numbers/],
     [["--lrs=-1"], /--lrs must be/],
     [["--seeds"], /--seeds/],
     [["stray"], /positional/i],
-    [["--states", "8bit,4bit"], /--states must be a comma-separated list of 32bit, 8bit, control/],
-    [["--optimizers", "radam,sgd"], /--optimizers must be a comma-separated list of radam/],
+    [["--states", "8bit,4bit"], /--states: "4bit" is not one of 32bit, 8bit, control/],
+    [["--optimizers", "radam,sgd"], /--optimizers: "sgd" is not one of radam, adam, /],
+    [["--optimizers="], /--optimizers must be a comma-separated list of radam, /],
     [
       ["--backend", "webgpu"],
-      /--backend must be one of auto, wasm, js \(.*WebGPU.*\), got "webgpu"/,
+      /--backend: "webgpu" is not one of auto, wasm, js .*WebGPU/,
     ],
-    [["--backend=gpu"], /--backend must be one of auto, wasm, js, got "gpu"/],
+    [["--backend=gpu"], /--backend: "gpu" is not one of auto, wasm, js \(in any case\)$/],
   ];
   for (const [args, message] of bad) {
     assert.throws(

@@ -6,6 +6,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { availableOptimizers, FORMATS, OPTIMIZERS } from "./optimizer_table.ts";
+import { matchChoice, notAChoice, unknownFlag } from "../_suggest.ts";
 
 /** What the demo runs, after defaults. */
 export interface DemoFlags {
@@ -120,30 +121,37 @@ const BACKENDS = ["auto", "wasm", "js"];
 
 function backendOf(text: string | undefined): string {
   if (text === undefined) return DEFAULTS.backend;
-  if (BACKENDS.includes(text)) return text;
-  const hint = text === "webgpu"
-    ? " (the demo's network trains on arrays in memory; WebGPU steps GPU buffers: see " +
-      "examples/webgpu_training.ts)"
+  const backend = matchChoice(text, BACKENDS);
+  if (backend !== undefined) return backend;
+  const hint = text.toLowerCase() === "webgpu"
+    ? "; the demo's network trains on arrays in memory, WebGPU steps GPU buffers: see " +
+      "examples/webgpu_training.ts"
     : "";
-  throw new UsageError(`--backend must be one of ${BACKENDS.join(", ")}${hint}, got "${text}"`);
+  throw new UsageError(notAChoice("backend", text, BACKENDS) + hint);
 }
 
-/** A comma-separated list of `choices` (in the order given, once each), or undefined. */
+/**
+ * A comma-separated list of `choices` (in the order given, once each; any case), or undefined.
+ */
 function list(name: string, text: string | undefined, choices: readonly string[]) {
   if (text === undefined) return undefined;
-  const items = [...new Set(text.split(",").map((s) => s.trim()))];
-  const bad = items.find((item) => !choices.includes(item));
-  if (bad !== undefined || items.length === 0) {
-    throw new UsageError(
-      `--${name} must be a comma-separated list of ${choices.join(", ")}, got "${text}"`,
-    );
+  const items = text.split(",").map((s) => s.trim());
+  if (text.trim() === "") {
+    throw new UsageError(`--${name} must be a comma-separated list of ${choices.join(", ")}`);
   }
-  return items;
+  return [
+    ...new Set(items.map((item) => {
+      const choice = matchChoice(item, choices);
+      if (choice === undefined) throw new UsageError(notAChoice(name, item, choices));
+      return choice;
+    })),
+  ];
 }
 
 /**
  * The values of `args` parsed strictly against `options` (node:util's parseArgs, no
- * positionals): a UsageError for an unknown or malformed flag.
+ * positionals): a UsageError for an unknown or malformed flag (an unknown one named with the
+ * nearest of `options` and their list).
  *
  * @example
  * ```ts
@@ -163,6 +171,8 @@ export function flagValues(
     return parseArgs({ args: [...args], strict: true, allowPositionals: false, options }).values;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
+    const unknown = /^Unknown option '([^']+)'/.exec(message);
+    if (unknown) throw new UsageError(unknownFlag(unknown[1], Object.keys(options)));
     throw new UsageError(message.replace(/\. To specify a positional argument.*$/s, ""));
   }
 }

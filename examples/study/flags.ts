@@ -6,6 +6,7 @@
  */
 import { flagValues, integer, UsageError } from "../demo/flags.ts";
 import type { TaskName } from "./models.ts";
+import { matchChoice, notAChoice } from "../_suggest.ts";
 
 /** What the study runs, after defaults. */
 export interface StudyFlags {
@@ -85,15 +86,17 @@ function positive(name: string, text: string): number {
   return value;
 }
 
+/** The tasks, of which `--tasks` picks (any case). */
+const TASKS: readonly TaskName[] = ["image", "language"];
+
 function tasks(text: string | undefined): readonly TaskName[] {
   if (text === undefined) return DEFAULTS.tasks;
-  const names = [...new Set(text.split(",").map((s) => s.trim()))];
-  for (const n of names) {
-    if (n !== "image" && n !== "language") {
-      throw new UsageError(`--tasks takes image and/or language, got "${n}"`);
-    }
-  }
-  return names as TaskName[];
+  const names = text.split(",").map((s) => {
+    const task = matchChoice(s.trim(), TASKS);
+    if (task === undefined) throw new UsageError(notAChoice("tasks", s.trim(), TASKS));
+    return task as TaskName;
+  });
+  return [...new Set(names)];
 }
 
 /** Parses `args`; throws a UsageError for unknown or malformed flags. */

@@ -20,7 +20,7 @@ import {
   step,
 } from "../../mod.ts";
 import { device, ignore, noGpuErrors } from "./gpu_device.ts";
-import { DISPOSED_STATE_MESSAGE } from "../../base/_errors.ts";
+import { DISPOSED_STATE_MESSAGE } from "../../base/_state_errors.ts";
 
 Deno.test({
   name:

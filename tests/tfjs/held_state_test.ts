@@ -7,7 +7,7 @@
  */
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
-import { adam, dispose, readParams, saveState, step } from "../../mod.ts";
+import { adam, dispose, readMoments, readParams, saveState, step } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import { CPU_BACKENDS, tf, uniqueNames, useBackend, webgpuTestOptions } from "./helpers.ts";
 
@@ -61,3 +61,60 @@ Deno.test("a state of one's own still steps and disposes", async () => {
   assert.equal(state.step, 1);
   dispose(state);
 });
+
+/** The rejection of `call` of optimizer.state once the adapter replaced or disposed it. */
+function endedByAdapter(call: string) {
+  return (e: unknown) => {
+    assert.ok(e instanceof TypeError, String(e));
+    assert.equal(
+      e.message,
+      "This optimizer state was a TensorFlow.js optimizer's (optimizer.state of tfOptimizer), " +
+        `which replaced (setWeights, loadState) or disposed it before ${call} read it: save the ` +
+        "optimizer's state with await optimizer.getWeights() (as model.save with " +
+        "includeOptimizer does), or await saveState(optimizer.state) before setWeights, " +
+        "loadState or dispose",
+    );
+    return true;
+  };
+}
+
+/**
+ * A saveState of optimizer.state still under way (on webgpu, where it first waits for the GPU)
+ * when the adapter replaces the state (`setWeights`, `loadState`) or disposes it, and a read or
+ * save of the state it replaced: the rejection says so in the adapter's terms, not with the
+ * core's "disposed … start again from init".
+ */
+async function readingWhileEnded(backend: string, end: "setWeights" | "loadState" | "dispose") {
+  await useBackend(backend);
+  const w = tf.variable(tf.tensor1d([1, -2, 3]), true, named("w"));
+  const optimizer = tfOptimizer(adam({ lr: 0.1 }));
+  const grad = tf.ones([3]);
+  optimizer.applyGradients({ [w.name]: grad });
+  const bytes = await saveState(optimizer.state!);
+  const weights = await optimizer.getWeights();
+  const state = optimizer.state!;
+  const saving = saveState(state);
+  if (end === "setWeights") await optimizer.setWeights(weights);
+  else if (end === "loadState") await optimizer.loadState(bytes);
+  else optimizer.dispose();
+  if (backend === "webgpu") await assert.rejects(saving, endedByAdapter("saveState"));
+  else assert.ok((await saving).length > 0); // (the CPU reads it at the call)
+  await assert.rejects(saveState(state), endedByAdapter("saveState"));
+  await assert.rejects(readParams(state), endedByAdapter("readParams"));
+  await assert.rejects(readMoments(state), endedByAdapter("readMoments"));
+  optimizer.dispose();
+  tf.dispose([w, grad]);
+}
+
+for (const end of ["setWeights", "loadState", "dispose"] as const) {
+  for (const backend of CPU_BACKENDS) {
+    Deno.test(`tfjs (${backend}): a save or read of optimizer.state after ${end} ended it says so in the adapter's terms`, () =>
+      readingWhileEnded(backend, end));
+  }
+  Deno.test({
+    name:
+      `tfjs (webgpu): a saveState of optimizer.state under way when ${end} ends it says so in the adapter's terms`,
+    ...sanitize,
+    fn: () => readingWhileEnded("webgpu", end),
+  });
+}

@@ -16,6 +16,7 @@ import { TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import type { NamedTensor } from "../../tfjs/gradients.ts";
 import { StatePaths } from "../../tfjs/state_paths.ts";
 import { CPU_BACKENDS, data, tf, tfl, useBackend } from "./helpers.ts";
+import { checkLoads, errorOf, type Outcome } from "./load_checks.ts";
 
 type Op =
   | { t: "fit"; batches: number; awaited: boolean }
@@ -72,11 +73,6 @@ type Event =
   | { t: "load-call"; id: number }
   | { t: "replace"; id?: number };
 type LoadInput = { weights: Values } | { bytes: Uint8Array };
-type Outcome = { value: unknown } | { error: string };
-
-function errorOf(e: unknown): Outcome {
-  return { error: e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e) };
-}
 
 function bitsOf(ws: readonly { name: string; tensor: tf.Tensor }[]): [string, number[]][] {
   return ws.map((w) => [w.name, [...new Uint32Array(w.tensor.dataSync().slice().buffer)]]);
@@ -268,20 +264,7 @@ async function check(c: Case, s: fc.Scheduler): Promise<void> {
   const tensors = tf.memory().numTensors;
   const run = await runConcurrent(c, s);
   assert.equal(tf.memory().numTensors, tensors, "tensors left behind");
-  run.loads.forEach((l, i) => {
-    const o = run.loadOutcomes[i];
-    const at = run.log.findIndex((e) => e.t === "load-call" && e.id === l.id);
-    const end = run.log.findIndex((e) => e.t === "replace" && e.id === l.id);
-    if ("value" in o) {
-      assert.ok(end > at, `load ${l.id} resolved without taking effect`);
-      // (a step taken meanwhile would have had its moments replaced under its update: refused)
-      assert.ok(!run.log.slice(at, end).some((e) => e.t === "step"), `load ${l.id} lost a step`);
-      return;
-    }
-    assert.match(o.error, /^TypeError: A step was taken while (setWeights|loadState)/, o.error);
-    assert.ok(end < 0, `load ${l.id} rejected but replaced the state`);
-    assert.ok(run.log.slice(at).some((e) => e.t === "step"), `load ${l.id} refused, no step`);
-  });
+  checkLoads(run);
   const values = new Set<string>();
   for (const o of run.outcomes.values()) values.add(JSON.stringify(o));
   for (const o of run.savedOutcomes) {

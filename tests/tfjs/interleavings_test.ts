@@ -16,6 +16,7 @@ import { adam, lookahead, radam, saveState, sgd } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import { StatePaths } from "../../tfjs/state_paths.ts";
 import "@tensorflow/tfjs-backend-webgpu";
+import { checkLoads, errorOf, type Outcome } from "./load_checks.ts";
 import {
   CPU_BACKENDS,
   randoms,
@@ -109,15 +110,12 @@ const OVERTAKEN = "The state was stepped before saveState() read it";
 /** The error of a call under way when the optimizer was disposed (tfjs/optimizer.ts). */
 const DISPOSED = "This TensorFlow.js optimizer was disposed";
 
-/** A saveState of a state on the GPU that a load replaced meanwhile (core/state.ts). */
-const REPLACED = "This optimizer state was disposed";
-
-/** The weights as comparable values, or the error's class and message. */
-type Outcome = { value: unknown } | { error: string };
-
-function errorOf(e: unknown): Outcome {
-  return { error: e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e) };
-}
+/**
+ * A saveState of a state on the GPU that a load replaced meanwhile, or dispose disposed, in the
+ * adapter's terms (core/held.ts, tfjs/_hints.ts).
+ */
+const REPLACED = "This optimizer state was a TensorFlow.js optimizer's (optimizer.state of " +
+  "tfOptimizer), which replaced (setWeights, loadState) or disposed it before saveState read it";
 
 function readWeights(ws: { name: string; tensor: tf.Tensor }[]): [string, number[]][] {
   return ws.map((w) => [w.name, [...new Uint32Array(w.tensor.dataSync().slice().buffer)]]);
@@ -264,21 +262,7 @@ export async function check(c: Case, s: fc.Scheduler): Promise<void> {
   const run = await runConcurrent(c, names, s);
   assert.equal(tf.memory().numTensors, tensors, "tensors left behind");
   // Every load either took effect (a replace logged) or was overtaken by a step.
-  run.loads.forEach((l, i) => {
-    const o = run.loadOutcomes[i];
-    const at = run.log.findIndex((e) => e.t === "load-call" && e.id === l.id);
-    const end = run.log.findIndex((e) => e.t === "replace" && e.id === l.id);
-    if ("value" in o) {
-      assert.ok(end > at, `load ${l.id} resolved without taking effect`);
-      // (a step taken meanwhile would have had its moments replaced under its update: refused)
-      assert.ok(!run.log.slice(at, end).some((e) => e.t === "step"), `load ${l.id} lost a step`);
-      return;
-    }
-    assert.ok(end < 0, `load ${l.id} rejected but replaced the state`);
-    if (o.error.startsWith(`TypeError: ${DISPOSED}`)) return assert.ok(c.dispose, o.error);
-    assert.match(o.error, /^TypeError: A step was taken while (setWeights|loadState)/, o.error);
-    assert.ok(run.log.slice(at).some((e) => e.t === "step"), `load ${l.id} refused with no step`);
-  });
+  checkLoads(run, c.dispose ? DISPOSED : undefined);
   // The sequential replay of what took effect.
   const vars = variablesOf(c, names);
   const opt = tfOptimizer(RULES[c.rule]());

@@ -1,0 +1,97 @@
+/**
+ * What errors add about calls of the library's makers given in the wrong way: the options before
+ * the optimizer, a factory or a schedule maker given uncalled. Private to the library; values
+ * are worded by `_errors.ts`.
+ *
+ * @module
+ */
+
+/**
+ * What to add to an error about `first`, given where `call`'s optimizer goes, when `second` is
+ * the optimizer (an object with `settings` and `init`): the options came first. Empty else.
+ *
+ * @example
+ * ```ts
+ * import { swappedOptimizerHint } from "./_call_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const optimizer = { settings: {}, init() {} };
+ * assert.equal(
+ *   swappedOptimizerHint({ k: 5 }, optimizer, "lookahead"),
+ *   " (the options came first: lookahead takes the optimizer first, lookahead(optimizer, options))",
+ * );
+ * assert.equal(swappedOptimizerHint({ k: 5 }, undefined, "lookahead"), "");
+ * ```
+ */
+export function swappedOptimizerHint(first: unknown, second: unknown, call: string): string {
+  const s = second as { settings?: unknown; init?: unknown } | null;
+  if (typeof first !== "object" || first === null || typeof s !== "object" || s === null) return "";
+  if (typeof s.settings !== "object" || s.settings === null || typeof s.init !== "function") {
+    return "";
+  }
+  return ` (the options came first: ${call} takes the optimizer first, ${call}(optimizer, options))`;
+}
+
+/** The library's factories that make an optimizer with no argument. */
+const FACTORIES = ["radam", "adam", "adamw", "sgd", "lion", "ranger"];
+
+/**
+ * What to add to an error about `value` given where an optimizer goes: for one of the library's
+ * factories given uncalled (`lookahead(radam)`), to call it. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { factoryHint } from "./_call_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * function radam() {}
+ * assert.equal(factoryHint(radam), " (a factory: call it, radam())");
+ * assert.equal(factoryHint(() => {}), "");
+ * ```
+ */
+export function factoryHint(value: unknown): string {
+  return typeof value === "function" && FACTORIES.includes(value.name)
+    ? ` (a factory: call it, ${value.name}())`
+    : "";
+}
+
+/** The library's schedule makers, each with a call of it that makes a schedule. */
+const SCHEDULE_MAKERS = new WeakMap<object, string>();
+
+/**
+ * Records `maker`, a function of the library that makes a learning-rate schedule, with `call`,
+ * an example call of it, for {@linkcode scheduleMakerHint}; returns `maker`.
+ *
+ * @example
+ * ```ts
+ * import { scheduleMaker, scheduleMakerHint } from "./_call_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const halving = scheduleMaker((lr: number) => (t: number) => lr / t, "halving(1e-3)");
+ * assert.match(scheduleMakerHint(halving), /call it, lr: halving\(1e-3\)/);
+ * ```
+ */
+export function scheduleMaker<F extends (...args: never[]) => unknown>(maker: F, call: string): F {
+  SCHEDULE_MAKERS.set(maker, call);
+  return maker;
+}
+
+/**
+ * What an error about `value` given as a learning rate says it got where it is one of the
+ * library's schedule makers itself (`lr: linearWarmup`), not the schedule a call of it makes:
+ * that, and to call it. Empty for anything else, a schedule of the caller's named alike included.
+ *
+ * @example
+ * ```ts
+ * import { scheduleMakerHint } from "./_call_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(scheduleMakerHint((t: number) => 1e-3 / t), "");
+ * ```
+ */
+export function scheduleMakerHint(value: unknown): string {
+  const call = typeof value === "function" ? SCHEDULE_MAKERS.get(value) : undefined;
+  return call === undefined
+    ? ""
+    : `${call.slice(0, call.indexOf("("))} itself, which makes a schedule: call it, lr: ${call}`;
+}

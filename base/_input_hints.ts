@@ -1,0 +1,113 @@
+/**
+ * What errors add about a value given where tensors or a checkpoint's bytes go: how to convert,
+ * wrap, await or read it. Private to the library; values are worded by `_errors.ts`.
+ *
+ * @module
+ */
+import { described, isStateLike, isThenable, promiseHint } from "./_errors.ts";
+
+/**
+ * What to add to an error about a value that should have been a `Float32Array` (or a record of
+ * them): for a TensorFlow.js tensor (an object with `dataSync()` and a `shape`), how to pass its
+ * values instead, or to train through the adapter; for a Promise, to await it (`tensor.data()`
+ * returns one); for numbers in an `Array` or in a typed array of another type, how to convert
+ * them; for an `ArrayBuffer`, how to view it; for a `Map`, how to make it a record; for a GPU
+ * tensor (a `GPUBuffer`, `{ buffer, length }`), that a webgpu state takes it. Empty for anything
+ * else.
+ *
+ * @example
+ * ```ts
+ * import { tensorHint } from "./_input_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(tensorHint({ w: new Float64Array(2) }), "");
+ * assert.match(tensorHint({ shape: [2], dataSync: () => [] }), /await tensor.data\(\)/);
+ * assert.match(tensorHint(Promise.resolve()), /await it/);
+ * assert.match(tensorHint(new Float64Array(2)), /new Float32Array\(values\)/);
+ * assert.match(tensorHint([1, 2]), /new Float32Array\(values\)/);
+ * assert.equal(tensorHint([new Float32Array(2)]), "");
+ * assert.equal(tensorHint(new ArrayBuffer(8)), " (wrap it: new Float32Array(buffer))");
+ * assert.match(tensorHint(new Map()), /Object\.fromEntries\(map\)/);
+ * ```
+ */
+export function tensorHint(value: unknown): string {
+  if (typeof value !== "object" || value === null) return "";
+  if (isGpuTensorLike(value)) {
+    return " (a GPU tensor: only a state on the webgpu backend takes those; init that state " +
+      'with backend "webgpu" or "auto" and the device of your buffers, init(params, { device }))';
+  }
+  const tensor = value as { dataSync?: unknown; shape?: unknown };
+  if (typeof tensor.dataSync === "function" && Array.isArray(tensor.shape)) {
+    return " (a TensorFlow.js tensor: pass its values, `await tensor.data()`, or train through " +
+      "tfOptimizer of @optim/radam/tfjs)";
+  }
+  if (isThenable(value)) return promiseHint(value);
+  if (value instanceof ArrayBuffer) return " (wrap it: new Float32Array(buffer))";
+  if (value instanceof Map) return " (a Map: pass a plain object, Object.fromEntries(map))";
+  const numbers = Array.isArray(value)
+    ? value.length > 0 && value.every((x) => typeof x === "number")
+    : ArrayBuffer.isView(value) && !(value instanceof DataView) &&
+      !(value instanceof BigInt64Array) && !(value instanceof BigUint64Array);
+  return numbers ? convertHint("Float32Array") : "";
+}
+
+/**
+ * Whether `value` is a GPUBuffer or `{ buffer: GPUBuffer, … }` (a GPU tensor, or a
+ * `GPUBufferBinding` without its length, which a webgpu state's own checks then ask for).
+ */
+function isGpuTensorLike(value: object): boolean {
+  if (typeof GPUBuffer === "undefined") return false;
+  return value instanceof GPUBuffer || (value as { buffer?: unknown }).buffer instanceof GPUBuffer;
+}
+
+/** The hint for numbers given where a typed array of `type` belongs. */
+function convertHint(type: string): string {
+  return ` (convert it: new ${type}(values))`;
+}
+
+/**
+ * What to add to an error about a value that should have been a checkpoint's bytes (a
+ * `Uint8Array`): for an `ArrayBuffer`, how to wrap it; for a Promise, to await it (`saveState`
+ * returns one); for numbers in an `Array`, how to convert them; for a `Uint8Array` of another
+ * realm, how to copy it into this one; for what holds bytes to be read (a `Blob`, a `File`, a
+ * `fetch` `Response`: an `arrayBuffer()` method), how to read them. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { bytesHint } from "./_input_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(bytesHint(new ArrayBuffer(8)), " (wrap it: new Uint8Array(buffer))");
+ * assert.match(bytesHint(Promise.resolve()), /saveState\(\) returns a Promise/);
+ * assert.equal(bytesHint([1, 2]), " (convert it: new Uint8Array(values))");
+ * assert.equal(bytesHint("x"), "");
+ * assert.equal(
+ *   bytesHint(new Blob([])),
+ *   " (a Blob: read its bytes, new Uint8Array(await blob.arrayBuffer()))",
+ * );
+ * ```
+ */
+export function bytesHint(value: unknown): string {
+  if (value instanceof ArrayBuffer) return " (wrap it: new Uint8Array(buffer))";
+  if (ArrayBuffer.isView(value) && value.constructor?.name === "Uint8Array") {
+    return " (copy it into this realm: new Uint8Array(bytes))"; // (another realm's)
+  }
+  if (Array.isArray(value) && value.length > 0 && value.every((x) => typeof x === "number")) {
+    return convertHint("Uint8Array");
+  }
+  if (isStateLike(value)) return " (a state: its checkpoint is await saveState(state))";
+  const read = typeof value === "object" && value !== null
+    ? (value as { arrayBuffer?: unknown }).arrayBuffer
+    : undefined;
+  if (typeof read === "function" && !isThenable(value)) {
+    const name = described(value);
+    const it = /^[A-Z]\w*$/.test(name) ? name[0].toLowerCase() + name.slice(1) : "it";
+    return ` (a ${
+      it === "it" ? "source of bytes" : name
+    }: read its bytes, new Uint8Array(await ${it}.arrayBuffer()))`;
+  }
+  const then = typeof value === "object" && value !== null
+    ? (value as { then?: unknown }).then
+    : undefined;
+  return typeof then === "function" ? " (saveState() returns a Promise: await it)" : "";
+}

@@ -1,0 +1,84 @@
+/**
+ * The words of errors about optimizer states: one that was disposed, `undefined` where a state
+ * goes, and what else was given in its place. Private to the library; values are worded by
+ * `_errors.ts`.
+ *
+ * @module
+ */
+import { isStateLike } from "./_errors.ts";
+
+/**
+ * The error of a disposed state used (stepped, read, saved): it says that `dispose` ended every
+ * state of its line, and how to start one again.
+ *
+ * @example
+ * ```ts
+ * import { DISPOSED_STATE_MESSAGE } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(DISPOSED_STATE_MESSAGE, /^This optimizer state was disposed \(/);
+ * ```
+ */
+export const DISPOSED_STATE_MESSAGE = "This optimizer state was disposed (dispose ends it and " +
+  "every state step() made from it: start again from await opt.init(params), or from a " +
+  "checkpoint saved before, await loadState(bytes))";
+
+/**
+ * The hint of `undefined` given where an optimizer state goes: how a state is made, and why a
+ * TensorFlow.js optimizer's `state` is undefined (no step has made it yet: before its first step,
+ * and after its `loadState` or `setWeights` until the next) and how its state is saved then.
+ */
+export const UNDEFINED_STATE_HINT = " (no state yet: make one with await opt.init(params) or " +
+  "await loadState(bytes); a TensorFlow.js optimizer's state, optimizer.state, is undefined until " +
+  "its first step (applyGradients, or model.fit's first batch) makes it, and again after its " +
+  "loadState or setWeights until the next step: until then, what it holds (its step count, " +
+  "moments loaded) is in await optimizer.getWeights(), which model.save(handler, " +
+  "{ includeOptimizer: true }) saves)";
+
+/**
+ * What to add to an error about a value that should have been an optimizer state: for a
+ * Promise, to await it (`init` and `loadState` return one); for an optimizer (an object with
+ * `init` and `settings`), to make its state; for `undefined`, {@linkcode UNDEFINED_STATE_HINT};
+ * for a TensorFlow.js optimizer of this library (`applyGradients` and `state`), to pass its
+ * `state`; for a state of another copy of the library (its class has a state's getters, but is
+ * not this copy's: two versions in node_modules, a bundle beside the package), that it is one,
+ * and how to move it across. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { stateHint } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(stateHint({}), "");
+ * assert.match(stateHint(undefined), /optimizer\.state, is undefined until its first step/);
+ * assert.match(stateHint({ applyGradients() {}, state: undefined }), /pass optimizer\.state/);
+ * assert.match(stateHint(Promise.resolve()), /await/);
+ * assert.match(stateHint({ init() {}, settings: {} }), /opt\.init\(params\)/);
+ * class Foreign {
+ *   get optimizer() { return "radam"; }
+ *   get names() { return []; }
+ *   get params() { return {}; }
+ *   get grads() { return {}; }
+ * }
+ * assert.match(stateHint(new Foreign()), /another copy of this library/);
+ * ```
+ */
+export function stateHint(value: unknown): string {
+  if (value === undefined) return UNDEFINED_STATE_HINT;
+  if (typeof value !== "object" || value === null) return "";
+  const { then, init, settings, applyGradients } = value as Record<string, unknown>;
+  if (typeof then === "function") return " (init() and loadState() return a Promise: await it)";
+  if (typeof init === "function" && typeof settings === "object" && settings !== null) {
+    return " (an optimizer: make its state with await opt.init(params))";
+  }
+  if (typeof applyGradients === "function" && "state" in value) {
+    return " (a TensorFlow.js optimizer: pass optimizer.state, its library state, made by its " +
+      "first step)";
+  }
+  if (isStateLike(value)) {
+    return " (a state made by another copy of this library, loaded beside this one, e.g. another " +
+      "version: use one copy, or carry the state across with that copy's saveState and this " +
+      "one's loadState)";
+  }
+  return "";
+}
