@@ -191,6 +191,8 @@ export const QUOTA_PAGE =
       model.compile({ optimizer, loss: "meanSquaredError" });
       await model.fit(x, y, { epochs: 1, batchSize: 4, verbose: 0 });
       const plain = await model.save(url);
+      const keys = () => Object.keys(localStorage).filter((k) => k.includes("radam-quota-" + name));
+      const stored = keys().length;
       let error = null;
       try {
         await model.save(url, { includeOptimizer: true });
@@ -198,8 +200,8 @@ export const QUOTA_PAGE =
         error = String(e && e.message || e);
       }
       const state = (await optimizer.getWeights()).reduce((s, w) => s + w.tensor.size * 4, 0);
-      const left = Object.keys(localStorage).filter((k) => k.includes("radam-quota-" + name));
-      out[name] = { plainBytes: plain.modelArtifactsInfo.weightDataBytes, state, error, left };
+      const plainBytes = plain.modelArtifactsInfo.weightDataBytes;
+      out[name] = { plainBytes, stored, state, error, left: keys() };
       optimizer.dispose();
       model.dispose();
     }
