@@ -115,23 +115,45 @@ export interface ThreadedOptions {
 }
 
 /**
+ * What this runtime lacks to run threaded states, in words: SharedArrayBuffer / shared
+ * WebAssembly memory (browsers without cross-origin isolation) or Web Workers (Node.js); or
+ * `undefined` where it has both.
+ */
+function threadsMissing(): { what: string; isolation: boolean } | undefined {
+  const isolation = typeof SharedArrayBuffer !== "function" ||
+    (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false;
+  if (isolation) {
+    return {
+      what:
+        "SharedArrayBuffer (in a browser, the page must be cross-origin isolated: served with " +
+        "Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)",
+      isolation,
+    };
+  }
+  if (typeof Worker !== "function") {
+    return { what: "Web Workers (Deno and browsers have them; Node.js has not)", isolation };
+  }
+  return undefined;
+}
+
+/** Whether this runtime can run threaded states (see {@linkcode checkThreadSupport}). */
+export function threadsRunHere(): boolean {
+  return threadsMissing() === undefined;
+}
+
+/**
  * Throws a TypeError saying what is missing when this runtime cannot run threaded states:
  * SharedArrayBuffer / shared WebAssembly memory (browsers without cross-origin isolation) or
  * Web Workers (Node.js).
  */
 export function checkThreadSupport(threads: number): void {
-  const isolation = typeof SharedArrayBuffer !== "function" ||
-    (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false;
-  const missing = isolation
-    ? "SharedArrayBuffer (in a browser, the page must be cross-origin isolated: served with " +
-      "Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)"
-    : typeof Worker !== "function"
-    ? "Web Workers (Deno and browsers have them; Node.js has not)"
-    : undefined;
+  const missing = threadsMissing();
   if (missing !== undefined) {
-    const guard = isolation ? ` (or threads: globalThis.crossOriginIsolated ? ${threads} : 1)` : "";
+    const guard = missing.isolation
+      ? ` (or threads: globalThis.crossOriginIsolated ? ${threads} : 1)`
+      : "";
     throw new TypeError(
-      `Option threads: ${threads} needs ${missing}, which this runtime lacks; use threads: 1${guard}`,
+      `Option threads: ${threads} needs ${missing.what}, which this runtime lacks; use threads: 1${guard}`,
     );
   }
 }

@@ -25,6 +25,7 @@ import { described } from "../base/_errors.ts";
 import type { AdapterOptions } from "./options.ts";
 import { decodeUtf8 } from "../base/_utf8.ts";
 import { decodeBase64 as base64Bytes } from "../base/_base64.ts";
+import { threadsRunHere } from "../cpu/threaded_wasm_backend.ts";
 
 /** The `format` of the config. */
 const CONFIG_FORMAT = "radam.tfjs";
@@ -122,6 +123,16 @@ export function writeConfig(
   };
 }
 
+/**
+ * The stored option `threads`, or 1 where threads cannot run here (a model saved from a page that
+ * is cross-origin isolated, loaded in one that is not, or under Node): threads are how a state
+ * runs, not what it computes (the bits are those of one thread), and the code loading a model
+ * cannot change a setting that comes from its `model.json`.
+ */
+function runnableThreads(threads: unknown): number {
+  return typeof threads === "number" && threads > 1 && !threadsRunHere() ? 1 : threads as number;
+}
+
 /** A lr schedule that was not stored: refuses to run until one is given again. */
 function missingSchedule(): number {
   throw new TypeError(
@@ -163,7 +174,7 @@ export function readConfig(
   try {
     settings = restoreSettings(stored, {
       backend: s.backend as BackendChoice,
-      threads: s.threads as number,
+      threads: runnableThreads(s.threads),
       threadThreshold: s.threadThreshold as number,
       states: (s.states ?? "32bit") as StatesFormat,
       ...(s.lrSchedule === true ? { lr: missingSchedule } : {}),
