@@ -14,6 +14,8 @@ export interface KitContext {
   readonly rememberMs?: number;
   /** How many concurrent callers a race check starts. */
   readonly racers: number;
+  /** The largest checkpoint the stores must hold, in bytes. */
+  readonly largestCheckpoint: number;
 }
 
 /** One clause of a store contract and the check that a store keeps it. */

@@ -7,7 +7,7 @@
  */
 import type { OptimizerState } from "../mod.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
-import { isPassedOn, messageOf } from "./errors.ts";
+import { isPassedOn, messageOf, mistake } from "./errors.ts";
 import { until } from "./_time.ts";
 import { described } from "./_checks.ts";
 import type { TrainingStore } from "./training.ts";
@@ -95,6 +95,27 @@ export async function put(
   return done?.version ?? null;
 }
 
+/** What the contract says of versions, for the errors of a store that gives others. */
+const VERSIONS = "a version must be a string (StoredCheckpoint.version: what save answered, " +
+  "given to save to replace exactly that checkpoint; a store of numbered versions gives " +
+  "String(n)); verifyCheckpointStore checks a store's answers";
+
+/**
+ * Throws a TypeError (passed on as it is) unless `version`, what `store`'s save (or, on a
+ * training store, commit) answered, is a version (a string) or null; it says that the update
+ * may have been applied, as `calls` says.
+ */
+export function checkSaved(calls: Calls, store: VersionedCheckpointStore, version: unknown) {
+  if (version === null || typeof version === "string") return;
+  const method = isTrainingStore(store) ? "commit() answered { version }" : "save() answered";
+  throw mistake(
+    new TypeError(
+      `Checkpoint ${calls.store}: ${method} ${described(version)}, not a version (a string) or ` +
+        `null (another save came first); ${VERSIONS}; ${outcomeOf(calls, true, true)}`,
+    ),
+  );
+}
+
 /**
  * What a store's `load()` answered, when it is what the contract says: null (no checkpoint), or
  * an object with `bytes` and `version`; else a TypeError naming the store and what it gave.
@@ -104,7 +125,17 @@ export function checkLoaded(store: string, loaded: unknown): StoredCheckpoint | 
     loaded === null ||
     typeof loaded === "object" && !Array.isArray(loaded) && !ArrayBuffer.isView(loaded) &&
       "bytes" in loaded && "version" in loaded
-  ) return loaded as StoredCheckpoint | null;
+  ) {
+    const version = (loaded as { version?: unknown } | null)?.version;
+    if (loaded !== null && typeof version !== "string") {
+      throw new TypeError(
+        `Checkpoint ${store}: load() gave the version ${
+          described(version)
+        }, not a string; ${VERSIONS}`,
+      );
+    }
+    return loaded as StoredCheckpoint | null;
+  }
   throw new TypeError(
     `Checkpoint ${store}: load() gave ${described(loaded)}; a store's load must give null ` +
       "when it holds no checkpoint, else { bytes, version, meta? } (the StoredCheckpoint " +

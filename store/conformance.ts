@@ -22,6 +22,11 @@ import { Broken, type Clause, type KitContext, promising, show } from "./_confor
 import { CHECKPOINT_CLAUSES } from "./_conformance_checkpoint.ts";
 import { TRAINING_CLAUSES } from "./_conformance_training.ts";
 import { LEASE_CLAUSES } from "./_conformance_lease.ts";
+import {
+  LARGE_CHECKPOINT_CLAUSES,
+  LARGE_TRAINING_CLAUSES,
+  LARGEST_CHECKPOINT,
+} from "./_conformance_large.ts";
 import { until } from "./_time.ts";
 
 /**
@@ -67,6 +72,17 @@ export interface ConformanceOptions {
    * not all settled by then is reported broken (a call that never answers); default 30 000.
    */
   timeoutMs?: number;
+  /**
+   * The largest checkpoint your stores must hold, in bytes (an integer ≥ 1): `save.large` saves
+   * and loads one of this size, `commit.large` commits one (of at least this size: a checkpoint
+   * of parameters whose float32 values take this many bytes), `submit.large` submits a gradient
+   * of this size. Default 4 MiB (4 194 304): past the value limits of many
+   * databases, and a fraction of a second on Deno KV. Give the checkpoint of your largest model
+   * (`(await saveState(state)).length`, or its parameters' count × 4 × (1 + the optimizer's
+   * float32 states per parameter, e.g. 2 for Adam)): a store that holds it holds the gradients
+   * of data-parallel contributions to it, which are no larger.
+   */
+  largestCheckpoint?: number;
   /** Clauses not to check, by id (see the report's `passed`); they are reported as skipped. */
   skip?: readonly string[];
 }
@@ -174,6 +190,7 @@ const OPTIONS = [
   "rememberMs",
   "racers",
   "timeoutMs",
+  "largestCheckpoint",
   "skip",
 ] as const satisfies readonly (keyof ConformanceOptions)[];
 
@@ -189,6 +206,12 @@ function contextOf(options: ConformanceOptions, of: string, ids: readonly string
   }
   const racers = checkCount("racers", options.racers ?? 8, 2, true);
   const timeoutMs = checkCount("timeoutMs", options.timeoutMs ?? 30_000, 1, false, true);
+  const largestCheckpoint = checkCount(
+    "largestCheckpoint",
+    options.largestCheckpoint ?? LARGEST_CHECKPOINT,
+    1,
+    true,
+  );
   const rememberMs = options.rememberMs === undefined
     ? undefined
     : checkRememberMs(options.rememberMs);
@@ -200,7 +223,8 @@ function contextOf(options: ConformanceOptions, of: string, ids: readonly string
       );
     }
   }
-  return { context: { advance, rememberMs, racers } satisfies KitContext, skip, timeoutMs };
+  const context = { advance, rememberMs, racers, largestCheckpoint } satisfies KitContext;
+  return { context, skip, timeoutMs };
 }
 
 /** Why `clause` cannot run with `store` and `context`, or null when it can. */
@@ -287,7 +311,8 @@ async function verify<S extends { readonly name: string }>(
  * Checks that the stores `makeStore` makes keep the contract of
  * {@linkcode VersionedCheckpointStore}: load and the check-and-set save (versions never
  * given twice, stale ones refused, copies, metadata up to `MAX_META_BYTES`, of concurrent saves
- * on one version exactly one wins, a load sees a checkpoint whole). Each clause runs on a new
+ * on one version exactly one wins, a load sees a checkpoint whole, a checkpoint of the option
+ * `largestCheckpoint`'s size is kept bit for bit). Each clause runs on a new
  * store (a new key, table or database: it must start empty), one after another, each within
  * `timeoutMs`. Resolves to a {@linkcode ConformanceReport}; rejects with a
  * {@linkcode StoreConformanceError} naming each broken clause, or with the error `makeStore`
@@ -308,7 +333,8 @@ export function verifyCheckpointStore(
   makeStore: () => VersionedCheckpointStore | Promise<VersionedCheckpointStore>,
   options: ConformanceOptions = {},
 ): Promise<ConformanceReport> {
-  return verify(CHECKPOINT_CLAUSES, makeStore, options, checkStore, "verifyCheckpointStore");
+  const clauses = [...CHECKPOINT_CLAUSES, ...LARGE_CHECKPOINT_CLAUSES];
+  return verify(clauses, makeStore, options, checkStore, "verifyCheckpointStore");
 }
 
 /**
@@ -317,7 +343,7 @@ export function verifyCheckpointStore(
  * {@linkcode verifyCheckpointStore}, then head and params, request records, submit (of
  * concurrent submits of one id exactly one stores it), pending's order and limits, commit (its
  * checks, its outcomes, its journal record, of concurrent commits on one version exactly one
- * wins), the lease (exclusive, released, renewed and handed on by a commit, the waiting notes),
+ * wins), a commit of a checkpoint and a submit of a gradient of `largestCheckpoint` bytes, the lease (exclusive, released, renewed and handed on by a commit, the waiting notes),
  * the journal's range, `maxFold`, and, with the option `advance` (and `rememberMs`), what
  * expires. Each clause runs on a new empty store, one after another, each within `timeoutMs`.
  * Resolves to a {@linkcode ConformanceReport}; rejects with a
@@ -346,7 +372,13 @@ export function verifyTrainingStore(
   makeStore: () => TrainingStore | Promise<TrainingStore>,
   options: ConformanceOptions = {},
 ): Promise<ConformanceReport> {
-  const clauses = [...CHECKPOINT_CLAUSES, ...TRAINING_CLAUSES, ...LEASE_CLAUSES];
+  const clauses = [
+    ...CHECKPOINT_CLAUSES,
+    ...LARGE_CHECKPOINT_CLAUSES,
+    ...TRAINING_CLAUSES,
+    ...LARGE_TRAINING_CLAUSES,
+    ...LEASE_CLAUSES,
+  ];
   const valid = (store: unknown) => {
     checkStore(store);
     checkTrainingStore(store, "verifyTrainingStore");

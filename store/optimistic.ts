@@ -26,7 +26,7 @@ import {
   optionError,
 } from "./_checks.ts";
 import { checkGradientCall } from "./_gradient.ts";
-import { answered, type Calls, checkLoaded, MIN_CALL_MS, put } from "./_store_calls.ts";
+import { answered, type Calls, checkLoaded, checkSaved, MIN_CALL_MS, put } from "./_store_calls.ts";
 import { newState, storedState } from "./_model.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { CheckpointConflictError, ContributionRefusedError } from "./errors.ts";
@@ -309,6 +309,7 @@ async function attempt<R>(
     const request = options.id === undefined ? null : { id: options.id, base };
     const saving = put(store, checkpoint, stored, meta, state, request);
     const version = await answered(calls, saving, true);
+    checkSaved(calls, store, version);
     if (version === null) return null;
     saved = true;
     const s = state;

@@ -28,6 +28,29 @@ export interface ClientPlan {
   readonly crashAt?: number;
   /** Whether the call it stops at reaches the database first (its answer is never given). */
   readonly crashAfter?: boolean;
+  /**
+   * Whether the test's `hooks.beforeHead` runs just before its first write that makes a version
+   * current (see {@linkcode WriteHooks}): a sweep that follows no head change, another
+   * process's submit of the id it commits.
+   */
+  readonly beforeHead?: boolean;
+  /**
+   * The faults of its writes that make a version current, one per such write in order (then
+   * those of `faults`): drawn apart, the first always one, so that a write that lands and then
+   * answers an error meets the store's judgement of whether it landed in most runs.
+   */
+  readonly headFaults?: readonly Fault[];
+}
+
+/** What a test does at a view's atomic writes, given the keys each sets. */
+export interface WriteHooks {
+  /** Whether a write makes a version current (`plan.headFaults`, `plan.beforeHead`). */
+  readonly isHead?: (set: readonly Deno.KvKey[]) => boolean;
+  /**
+   * Runs (unscheduled: nothing else moves meanwhile, and it must wait on no timer) before the
+   * first such write, where `plan.beforeHead` says.
+   */
+  readonly beforeHead?: (set: readonly Deno.KvKey[]) => Promise<void>;
 }
 
 /** A write's or read's fault: none mostly, else one of the four. */
@@ -39,13 +62,22 @@ const faultArb: fc.Arbitrary<Fault> = fc.oneof(
   },
 );
 
-/** A client's plan: up to 8 faults of writes and of reads, a crash at a call up to `crashMax`. */
-export const planArb = (crashMax: number): fc.Arbitrary<ClientPlan> =>
+/**
+ * A client's plan: up to 8 faults of writes and of reads, a crash at a call up to `crashMax` (in
+ * 1 − 1/`freq` of the plans), and its writes that make a version current: up to 3 faults (the
+ * first always one) and, in half the plans, the test's hook before the first.
+ */
+export const planArb = (crashMax: number, freq = 3): fc.Arbitrary<ClientPlan> =>
   fc.record({
     faults: fc.array(faultArb, { maxLength: 8 }),
     readFaults: fc.array(faultArb, { maxLength: 8 }),
-    crashAt: fc.option(fc.nat(crashMax), { nil: undefined, freq: 3 }),
+    crashAt: fc.option(fc.nat(crashMax), { nil: undefined, freq }),
     crashAfter: fc.boolean(),
+    beforeHead: fc.boolean(),
+    headFaults: fc.tuple(
+      fc.constantFrom<Fault>("busyAfter", "busyAfter", "busyAfter", "failAfter"),
+      fc.array(fc.constantFrom<Fault>("busyAfter", "failAfter", "none"), { maxLength: 2 }),
+    ).map(([first, rest]) => [first, ...rest]),
   });
 
 /** The real asynchronous work in flight (database calls, digests), for the loop to wait on. */
@@ -71,7 +103,8 @@ const never = <T>(): Promise<T> => new Promise<T>(() => {});
  * `kv` as one client (a process) sees it: each call waits for the scheduler before it reaches
  * the database, and its answer waits for it again; writes meet `plan`'s faults; from the call
  * `plan.crashAt` on (or from `crash()`, the process killed), nothing answers (and nothing more
- * reaches the database).
+ * reaches the database). The writes that `hooks.isHead` names meet `plan.headFaults` first, and
+ * the first is preceded by `hooks.beforeHead` where `plan.beforeHead` says.
  */
 export function scheduledKv(
   kv: Deno.Kv,
@@ -79,12 +112,19 @@ export function scheduledKv(
   inflight: InFlight,
   name: string,
   plan: ClientPlan = { faults: [] },
+  hooks: WriteHooks = {},
 ): Deno.Kv & { crashed: boolean; crash(): void } {
   let calls = 0;
   let writes = 0;
   let reads = 0;
   const state = { crashed: false };
-  const call = async <T>(what: string, write: boolean, run: () => Promise<T>): Promise<T> => {
+  let heads = 0;
+  const call = async <T>(
+    what: string,
+    write: boolean,
+    run: () => Promise<T>,
+    set?: readonly Deno.KvKey[],
+  ): Promise<T> => {
     const index = calls++;
     if (state.crashed) return never();
     await s.schedule(Promise.resolve(), `${name} ${what}`);
@@ -94,9 +134,17 @@ export function scheduledKv(
       state.crashed = true;
       return never();
     }
-    const fault = write ? plan.faults[writes++] ?? "none" : plan.readFaults?.[reads++] ?? "none";
+    const head = set !== undefined && hooks.isHead?.(set) === true ? heads++ : -1;
+    const fault = head >= 0 && head < (plan.headFaults?.length ?? 0)
+      ? plan.headFaults![head]
+      : write
+      ? plan.faults[writes++] ?? "none"
+      : plan.readFaults?.[reads++] ?? "none";
     if (fault === "busyBefore") throw new TypeError("database is locked");
     if (fault === "failBefore") throw new Error(DB_FAILURE);
+    if (head === 0 && plan.beforeHead && hooks.beforeHead) {
+      await inflight.track(hooks.beforeHead(set!));
+    }
     const result = await inflight.track(run());
     if (crashing) {
       state.crashed = true;
@@ -128,13 +176,14 @@ export function scheduledKv(
     delete: (key: Deno.KvKey) => call("delete", true, () => kv.delete(key)),
     atomic: () => {
       const op = kv.atomic();
+      const set: Deno.KvKey[] = [];
       const wrapped = {
         check: (...checks: Deno.AtomicCheck[]) => (op.check(...checks), wrapped),
         set: (key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) => (
-          op.set(key, value, options), wrapped
+          set.push(key), op.set(key, value, options), wrapped
         ),
         delete: (key: Deno.KvKey) => (op.delete(key), wrapped),
-        commit: () => call("commit", true, () => op.commit()),
+        commit: () => call("commit", true, () => op.commit(), set),
       };
       return wrapped;
     },

@@ -59,7 +59,7 @@ Deno.test("conformance newcomer: a store without a name is refused with a TypeEr
 
 Deno.test("conformance newcomer: methods that return values, not Promises, are told to be async", async () => {
   const got = await failures(() => mapStore(undefined, true));
-  assert.equal(got.length, 9);
+  assert.equal(got.length, 10);
   for (const f of got) {
     assert.match(f.did, /^(load|save)\(…\)$/);
     assert.match(

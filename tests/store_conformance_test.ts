@@ -67,7 +67,11 @@ Deno.test("conformance: the in-memory store keeps every clause, what expires inc
   assert.ok(report.passed.includes("lease.expiry") && report.passed.includes("request.expiry"));
   const checkpoint = await verifyCheckpointStore(() => memoryCheckpointStore({ latencyMs: 1 }));
   assert.deepEqual(checkpoint.skipped, []);
-  assert.equal(checkpoint.passed.length, 9);
+  assert.equal(checkpoint.passed.length, 10);
+  assert.ok(checkpoint.passed.includes("save.large"));
+  for (const clause of ["save.large", "commit.large", "submit.large"]) {
+    assert.ok(report.passed.includes(clause), clause);
+  }
 });
 
 Deno.test("conformance: the Deno KV store keeps every clause, maxFold and the lease's expiry included", async () => {
@@ -82,6 +86,15 @@ Deno.test("conformance: the Deno KV store keeps every clause, maxFold and the le
       { clause: "request.expiry", reason: "needs the options advance and rememberMs" },
     ]);
     assert.ok(report.passed.includes("store.maxFold") && report.passed.includes("lease.expiry"));
+    // Values past Deno KV's 64 KiB, in chunks: the default 4 MiB, and 3 MiB and a byte.
+    for (const clause of ["save.large", "commit.large", "submit.large"]) {
+      assert.ok(report.passed.includes(clause), clause);
+    }
+    const odd = await verifyTrainingStore(() => kvCheckpointStore(kv, ["conformance", ++n]), {
+      largestCheckpoint: 3 * 1024 * 1024 + 1,
+      skip: report.passed.filter((c) => !c.endsWith(".large")),
+    });
+    assert.deepEqual(odd.passed, ["save.large", "commit.large", "submit.large"]);
   } finally {
     kv.close();
   }
@@ -339,7 +352,10 @@ const BROKEN: [string, () => TrainingStore, string[], ConformanceOptions?][] = [
 
 for (const [does, make, clauses, options] of BROKEN) {
   Deno.test(`conformance: a store that ${does} is reported, naming ${clauses.join(", ")}`, async () => {
-    const found = await withClock((advance) => broken(make, { advance, ...options }));
+    // (Checkpoints of 128 KiB: past a value of Deno KV, and quicker than the default 4 MiB.)
+    const found = await withClock((advance) =>
+      broken(make, { advance, largestCheckpoint: 1 << 17, ...options })
+    );
     assert.deepEqual(found, clauses);
   });
 }
@@ -371,7 +387,7 @@ Deno.test("conformance: the store of VersionedCheckpointStore's example, in a va
   };
   const report = await verifyCheckpointStore(variable);
   assert.equal(report.store, "variable");
-  assert.equal(report.passed.length, 9);
+  assert.equal(report.passed.length, 10);
 });
 
 Deno.test("conformance: a broken clause's message says what was done, what was expected and what the store gave", async () => {
@@ -389,13 +405,13 @@ Deno.test("conformance: a broken clause's message says what was done, what was e
   assert.equal(f.got, '"3"');
   assert.match(
     error.message,
-    /^The store named in memory breaks 1 of 9 clauses checked:\n- save\.stale \(/,
+    /^The store named in memory breaks 1 of 10 clauses checked:\n- save\.stale \(/,
   );
   assert.match(
     error.message,
     /save\(other bytes, null\) with v2 current: expected null, the store gave "3"$/,
   );
-  assert.deepEqual(error.report.passed.length, 8);
+  assert.deepEqual(error.report.passed.length, 9);
 });
 
 Deno.test("conformance: a store whose call rejects, or a check that throws, is a broken clause, and the others still run", async () => {
@@ -424,6 +440,16 @@ Deno.test("conformance: bad options and factories are refused at once, naming wh
   await assert.rejects(() => verifyTrainingStore(make, { racers: 1 }), RangeError);
   await assert.rejects(() => verifyTrainingStore(make, { rememberMs: 0.5 }), RangeError);
   await assert.rejects(() => verifyTrainingStore(make, { advance: 5 as never }), TypeError);
+  for (const largestCheckpoint of [0, 1.5, -1, Infinity, NaN]) {
+    await assert.rejects(
+      () => verifyTrainingStore(make, { largestCheckpoint }),
+      (e) => e instanceof RangeError && /largestCheckpoint/.test(e.message),
+    );
+  }
+  await assert.rejects(
+    () => verifyCheckpointStore(make, { largestCheckpoint: "4MB" as never }),
+    (e) => e instanceof TypeError && /largestCheckpoint/.test(e.message),
+  );
   await assert.rejects(
     () => verifyTrainingStore(make, { skip: ["save.raec"] }),
     (e) =>
@@ -446,7 +472,63 @@ Deno.test("conformance: skip leaves clauses out, and says so", async () => {
     { clause: "save.meta", reason: "named in the option skip" },
     { clause: "load.whole", reason: "named in the option skip" },
   ]);
-  assert.equal(report.passed.length, 7);
+  assert.equal(report.passed.length, 8);
+});
+
+/** An in-memory store as a binding over a database whose values are at most `limit` bytes. */
+function limitedTo(limit: number): () => TrainingStore {
+  const tooLarge = (what: string, bytes: Uint8Array) =>
+    Promise.reject(new Error(`${what}: a value of ${bytes.length} bytes passes ${limit}`));
+  return wrapped((inner) => ({
+    save: (bytes, expected, meta) =>
+      bytes.length > limit ? tooLarge("save", bytes) : inner.save(bytes, expected, meta),
+    commit: (c) =>
+      c.checkpoint !== null && c.checkpoint.length > limit
+        ? tooLarge("commit", c.checkpoint)
+        : inner.commit(c),
+    submit: (info, gradient) =>
+      gradient.length > limit ? tooLarge("submit", gradient) : inner.submit(info, gradient),
+  }));
+}
+
+Deno.test("conformance: a binding whose values are limited (512 KiB) breaks only the clauses of size, saying so", async () => {
+  const make = limitedTo(512 * 1024);
+  assert.deepEqual(await broken(make), ["save.large", "commit.large", "submit.large"]);
+  const error = await verifyTrainingStore(make).catch((e) => e);
+  assert.ok(error instanceof StoreConformanceError);
+  assert.match(
+    error.message,
+    /- save\.large \(.*: save\(Uint8Array\(4194304\) .* a value of 4194304 bytes passes 524288/,
+  );
+  assert.match(error.message, /- submit\.large \(.*a value of 4194304 bytes passes 524288/);
+  // Within its limit, it keeps every clause.
+  assert.deepEqual(await broken(make, { largestCheckpoint: 400_000 }), []);
+  const checkpoints = await verifyCheckpointStore(make).catch((e) => e);
+  assert.deepEqual(checkpoints.failures.map((f: { clause: string }) => f.clause), ["save.large"]);
+});
+
+Deno.test("conformance: a binding that loses or mixes the bytes of a large checkpoint is reported, saying where", async () => {
+  // Keeps the first MiB (a value's limit), silently.
+  const truncating = wrapped((inner) => ({
+    save: (bytes, expected, meta) => inner.save(bytes.slice(0, 1 << 20), expected, meta),
+  }));
+  const error = await verifyCheckpointStore(truncating).catch((e) => e);
+  assert.ok(error instanceof StoreConformanceError);
+  assert.deepEqual(error.failures.map((f) => f.clause), ["save.large"]);
+  assert.match(error.failures[0].got, /^1048576 bytes$/);
+  // Writes chunks of 64 KiB over the old ones but keeps the old first chunk.
+  let first: Uint8Array | null = null;
+  const mixing = wrapped((inner) => ({
+    save: (bytes, expected, meta) => {
+      const kept = bytes.slice();
+      if (first !== null && bytes.length === first.length) kept.set(first.subarray(0, 65536));
+      first ??= bytes.length > 65536 ? bytes.slice() : null;
+      return inner.save(kept, expected, meta);
+    },
+  }));
+  const mixed = await verifyCheckpointStore(mixing).catch((e) => e);
+  assert.deepEqual(mixed.failures.map((f: { clause: string }) => f.clause), ["save.large"]);
+  assert.match(mixed.failures[0].got, /^bytes that differ first at byte \d+$/);
 });
 
 Deno.test("conformance: answers with more fields than the contract names pass (a binding's own columns)", async () => {
@@ -471,7 +553,7 @@ Deno.test("conformance: answers with more fields than the contract names pass (a
       })),
   }));
   const report = await verifyTrainingStore(more);
-  assert.equal(report.passed.length, 24);
+  assert.equal(report.passed.length, 27);
 });
 
 Deno.test("conformance: a call that never answers fails its clause after timeoutMs, and the others still run", async () => {

@@ -2,7 +2,7 @@
  * optimisticStep on a store someone wrote without running the conformance kit: a load of the
  * wrong shape is a TypeError naming the store and the contract, not a property read of the
  * library's own; a method that answers a value rather than a Promise is waited on as `await`
- * would.
+ * would; numeric versions are a TypeError saying a version is a string.
  */
 import assert from "node:assert/strict";
 import { radam } from "../mod.ts";
@@ -63,4 +63,45 @@ Deno.test("own store: methods that answer values, not Promises, are waited on as
   const steps = [];
   for (let i = 0; i < 3; i++) steps.push((await optimisticStep(store, options)).step);
   assert.deepEqual(steps, [1, 2, 3]);
+});
+
+/** A Map-backed store of numbered versions, as a database's row counter numbers them. */
+function numbered(saveAnswers: (n: number) => unknown = (n) => n) {
+  let current: { bytes: Uint8Array; version: number } | null = null;
+  const saves: number[] = [];
+  return {
+    saves,
+    store: {
+      name: "my-numbered-kv",
+      load: () => Promise.resolve(current && { ...current, bytes: current.bytes.slice() }),
+      save(bytes: Uint8Array, expected: unknown) {
+        if ((current?.version ?? null) !== expected) return Promise.resolve(null);
+        current = { bytes: bytes.slice(), version: (current?.version ?? 0) + 1 };
+        saves.push(current.version);
+        return Promise.resolve(saveAnswers(current.version));
+      },
+    } as unknown as VersionedCheckpointStore,
+  };
+}
+
+Deno.test("own store: numeric versions are a TypeError naming load() or save() and saying a version is a string", async () => {
+  // save answers the number: the step saved; refused, saying it may have been applied.
+  const first = numbered();
+  const saved = await optimisticStep(first.store, options).then(() => null, (e) => e);
+  assert.ok(saved instanceof TypeError, String(saved));
+  assert.match(
+    saved.message,
+    /^Checkpoint my-numbered-kv: save\(\) answered 1, not a version \(a string\) or null \(another save came first\); a version must be a string .*String\(n\).*; the update may have been applied/,
+  );
+  assert.deepEqual(first.saves, [1]);
+  // load gives a number (save answered the string): refused at once, before any step or save.
+  const second = numbered(String);
+  await optimisticStep(second.store, options);
+  const loaded = await optimisticStep(second.store, options).then(() => null, (e) => e);
+  assert.ok(loaded instanceof TypeError, String(loaded));
+  assert.match(
+    loaded.message,
+    /^Checkpoint my-numbered-kv: load\(\) gave the version 1, not a string; a version must be a string/,
+  );
+  assert.deepEqual(second.saves, [1], "nothing saved by the refused step");
 });
