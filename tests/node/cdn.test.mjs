@@ -112,7 +112,7 @@ const ISOLATION = {
  */
 const CASES = `
 import * as lib from "@optim/radam";
-import { tfOptimizer } from "@optim/radam/tfjs";
+import { registerTfOptimizer, tfOptimizer } from "@optim/radam/tfjs";
 import * as tf from "@tensorflow/tfjs";
 import { runCase, tfjsCase } from "/shared_case.mjs";
 const said = async (run) => {
@@ -178,7 +178,10 @@ const TWO_TFJS = CASES.replace(
   /^try \{[\s\S]*/m,
   `try {
   await tf.setBackend("cpu");
-  window.__result = { reloaded: await reloaded(tf, lib, tfOptimizer) };
+  const tfjs = await tfjsCase(tf, lib, tfOptimizer, "two");
+  const unknown = await reloaded(tf, lib, tfOptimizer);
+  registerTfOptimizer(tf);
+  window.__result = { tfjs, unknown, registered: await reloaded(tf, lib, tfOptimizer) };
 } catch (e) {
   window.__error = String(e && e.stack || e);
 }`,
@@ -316,7 +319,10 @@ test("from a CDN, on a page that is not isolated: all but threads, which say why
   );
 });
 
-test("the README's warning: tfjs-core mapped to its own file beside tfjs, a model's optimizer is unknown", async () => {
+test("tfjs-core mapped to its own file beside tfjs: a model's optimizer is unknown until registerTfOptimizer(tf)", async () => {
   const result = await open("/two-tfjs");
-  assert.match(result.reloaded, /^Error: Unknown layer: RadamTfOptimizer\b/);
+  assert.deepEqual(result.tfjs.adapter, result.tfjs.core); // it trains all the same
+  assert.match(result.unknown, /^Error: Unknown layer: RadamTfOptimizer\b/);
+  // registerTfOptimizer(tf), given the tfjs that loads the model, registers the class there.
+  assert.equal(result.registered, "RadamTfOptimizer");
 });
