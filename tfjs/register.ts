@@ -5,6 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { described } from "../base/_errors.ts";
 import { TfOptimizer } from "./optimizer.ts";
 
 /**
@@ -18,6 +19,13 @@ import { TfOptimizer } from "./optimizer.ts";
  * drop an import kept only for its side effects (esbuild does, for a package that says
  * `"sideEffects": false`); `tf.loadLayersModel` then fails with `Unknown layer:
  * RadamTfOptimizer`.
+ *
+ * `tfjs`, a TensorFlow.js namespace (default: the `@tensorflow/tfjs-core` the adapter imports),
+ * is the one whose registry it goes in. Give it the tfjs that loads the model where a page has
+ * two copies of tfjs-core: the adapter's, and the one in the `@tensorflow/tfjs` ES module or in
+ * `tf.min.js` (its global `tf`), as from a CDN with an import map that points
+ * `@tensorflow/tfjs-core` at tfjs-core's own file. Each keeps a registry of its own, and the
+ * import registers the class only in the adapter's.
  *
  * @example Load a model saved with its optimizer
  * ```ts
@@ -46,8 +54,19 @@ import { TfOptimizer } from "./optimizer.ts";
  * assert.equal(loaded.optimizer.getClassName(), "RadamTfOptimizer");
  * ```
  */
-export function registerTfOptimizer(): void {
-  const known = tf.serialization.SerializationMap.getMap().classNameMap[TfOptimizer.className];
+export function registerTfOptimizer(tfjs: Pick<typeof tf, "serialization"> = tf): void {
+  const serialization = (tfjs as Partial<typeof tf> | null | undefined)?.serialization;
+  if (
+    typeof serialization?.registerClass !== "function" ||
+    typeof serialization.SerializationMap?.getMap !== "function"
+  ) {
+    throw new TypeError(
+      `registerTfOptimizer expects a TensorFlow.js namespace (import * as tf from "@tensorflow/tfjs", or tf.min.js's global tf), with its serialization, got ${
+        described(tfjs)
+      }`,
+    );
+  }
+  const known = serialization.SerializationMap.getMap().classNameMap[TfOptimizer.className];
   if (known?.[0] === TfOptimizer) return;
-  tf.serialization.registerClass(TfOptimizer);
+  serialization.registerClass(TfOptimizer);
 }

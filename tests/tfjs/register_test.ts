@@ -54,3 +54,48 @@ Deno.test("tfjs register: without it loadLayersModel fails (Unknown layer); regi
   model.optimizer.dispose();
   model.dispose();
 });
+
+/**
+ * A second TensorFlow.js's registry, as a page has beside the adapter's tfjs-core when it loads
+ * `@tensorflow/tfjs`'s own bundle (tf.fesm.js, tf.min.js) too: a registry of its own, which the
+ * import does not reach. (The real one, in Chromium: tests/node/cdn.test.mjs.)
+ */
+function secondTfjs() {
+  const classNameMap: Record<string, unknown> = {};
+  const calls: string[] = [];
+  const serialization = {
+    SerializationMap: { getMap: () => ({ classNameMap }) },
+    registerClass: (cls: { className: string }) => {
+      calls.push(cls.className);
+      classNameMap[cls.className] = [cls, (cls as unknown as { fromConfig: unknown }).fromConfig];
+    },
+  };
+  return { tfjs: { serialization } as unknown as Pick<typeof tf, "serialization">, calls };
+}
+
+Deno.test("tfjs register: registerTfOptimizer(tf) registers with the TensorFlow.js given (a page's second tfjs-core), idempotently", () => {
+  const entry = classNameMap.RadamTfOptimizer;
+  const { tfjs, calls } = secondTfjs();
+  registerTfOptimizer(tfjs);
+  registerTfOptimizer(tfjs); // again: nothing changes
+  assert.deepEqual(calls, ["RadamTfOptimizer"]);
+  const registered = tfjs.serialization.SerializationMap.getMap().classNameMap.RadamTfOptimizer;
+  assert.equal(registered[0], TfOptimizer);
+  assert.equal(classNameMap.RadamTfOptimizer, entry); // the adapter's own: as it was
+  registerTfOptimizer(tf); // the adapter's own tfjs, given: already there
+  assert.equal(classNameMap.RadamTfOptimizer, entry);
+});
+
+Deno.test("tfjs register: registerTfOptimizer given no TensorFlow.js namespace is a TypeError that says what it expects", () => {
+  const entry = classNameMap.RadamTfOptimizer;
+  for (const [given, got] of [[null, "null"], ["tf", 'a string "tf"'], [{}, "Object"]] as const) {
+    assert.throws(
+      () => registerTfOptimizer(given as unknown as typeof tf),
+      (e: Error) =>
+        e instanceof TypeError &&
+        e.message.startsWith("registerTfOptimizer expects a TensorFlow.js namespace") &&
+        e.message.endsWith(`, got ${got}`),
+    );
+  }
+  assert.equal(classNameMap.RadamTfOptimizer, entry);
+});
