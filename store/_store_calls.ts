@@ -71,7 +71,10 @@ const isTrainingStore = (store: VersionedCheckpointStore): store is TrainingStor
   typeof (store as Partial<TrainingStore>).commit === "function" &&
   typeof (store as Partial<TrainingStore>).request === "function";
 
-/** Saves (or, on a training store, commits with the request's record) a new checkpoint. */
+/**
+ * Saves (or, on a training store, commits with the request's record) a new checkpoint; answers
+ * the store's version as it came (checkSaved refuses one that is not a string or null).
+ */
 export async function put(
   store: VersionedCheckpointStore,
   checkpoint: Uint8Array,
@@ -92,7 +95,8 @@ export async function put(
     refused: [],
     fresh: request === null ? [] : [request.id],
   });
-  return done?.version ?? null;
+  // null alone is a conflict; an answer without its version (a string) is for checkSaved to refuse
+  return done === null ? null : (done as { version?: string } | undefined)?.version as string;
 }
 
 /** What the contract says of versions, for the errors of a store that gives others. */

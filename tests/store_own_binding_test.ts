@@ -6,7 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { radam } from "../mod.ts";
-import { optimisticStep, type StoredCheckpoint, type VersionedCheckpointStore } from "../store.ts";
+import {
+  memoryCheckpointStore,
+  optimisticStep,
+  type StoredCheckpoint,
+  type VersionedCheckpointStore,
+} from "../store.ts";
 
 /** A Map-backed store whose loads `answer` reshapes; with `sync`, its methods answer values. */
 function ownStore(answer: (loaded: StoredCheckpoint | null) => unknown, sync = false) {
@@ -104,4 +109,27 @@ Deno.test("own store: numeric versions are a TypeError naming load() or save() a
     /^Checkpoint my-numbered-kv: load\(\) gave the version 1, not a string; a version must be a string/,
   );
   assert.deepEqual(second.saves, [1], "nothing saved by the refused step");
+});
+
+Deno.test("own store: a commit that landed but answered no version is a TypeError saying the update may have been applied, not a conflict retried", async () => {
+  for (const answer of [{}, { version: undefined }, { version: 2 }]) {
+    const inner = memoryCheckpointStore({ name: "my-training-kv" });
+    let commits = 0;
+    const store = {
+      ...inner,
+      async commit(c: Parameters<typeof inner.commit>[0]) {
+        commits++;
+        const done = await inner.commit(c);
+        return done === null ? null : answer; // landed; the answer lacks its version
+      },
+    } as unknown as typeof inner;
+    const got = await optimisticStep(store, options).then(() => null, (e) => e);
+    assert.ok(got instanceof TypeError, `${JSON.stringify(answer)}: ${got}`);
+    assert.match(
+      got.message,
+      /^Checkpoint my-training-kv: commit\(\) answered \{ version \} .*not a version \(a string\) or null.*the update may have been applied/,
+    );
+    assert.equal(commits, 1, "not retried as a conflict (a step without an id would apply twice)");
+    assert.equal((await inner.load())?.version, "1");
+  }
 });
