@@ -9,6 +9,7 @@ import { dispose, type OptimizerState, saveState } from "../mod.ts";
 import { checkMeta } from "./_checks.ts";
 import { contributionFailed, ContributionRefusedError } from "./errors.ts";
 import { readParamsPrefix } from "./layout.ts";
+import { checkCommitted } from "./_store_calls.ts";
 import { type Cached, type Fold, keep, type Local, type Plan } from "./_fold_state.ts";
 
 /** Settles what a committed fold decided. */
@@ -151,6 +152,11 @@ export async function commitStep(
       fresh: p.appliedLocal.map((l) => l.info.id),
     }));
     if (result === null) return await afterConflict(f, local), null;
+    try {
+      checkCommitted(f.store.name, result);
+    } catch (error) {
+      throw new CommitFailure(error); // made, and refused: its contributions may be applied
+    }
     committed = true;
     keep(f, { version: result.version, state: next, meta, order: params.names });
     f.see({ ...params, version: result.version! });

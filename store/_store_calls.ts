@@ -146,3 +146,16 @@ export function checkLoaded(store: string, loaded: unknown): StoredCheckpoint | 
       "contract; verifyCheckpointStore checks a store's answers)",
   );
 }
+
+/**
+ * Throws a TypeError naming the store, what it answered and that the commit was made, unless
+ * `result`, a commit's answer (not null: it was made), has a version (a string).
+ */
+export function checkCommitted(store: string, result: unknown): void {
+  const version = (result as { version?: unknown } | undefined)?.version;
+  if (typeof version === "string") return;
+  throw new TypeError(
+    `Checkpoint ${store}: commit() answered { version } ${described(version)}, not a version ` +
+      `(a string) or null (another commit came first), and its checkpoint was made; ${VERSIONS}`,
+  );
+}

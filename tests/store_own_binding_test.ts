@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { radam } from "../mod.ts";
 import {
+  dataParallel,
   memoryCheckpointStore,
   optimisticStep,
   type StoredCheckpoint,
@@ -131,5 +132,37 @@ Deno.test("own store: a commit that landed but answered no version is a TypeErro
     );
     assert.equal(commits, 1, "not retried as a conflict (a step without an id would apply twice)");
     assert.equal((await inner.load())?.version, "1");
+  }
+});
+
+Deno.test("own store: a data-parallel fold whose commit landed but answered no version rejects its contributions, saying they may have been applied and why", async () => {
+  for (const answer of [{ version: undefined }, { version: 3 }]) {
+    const inner = memoryCheckpointStore({ name: "my-training-kv" });
+    const store = {
+      ...inner,
+      async commit(c: Parameters<typeof inner.commit>[0]) {
+        const done = await inner.commit(c);
+        return done === null || c.checkpoint === null ? done : { ...done, ...answer };
+      },
+    } as unknown as typeof inner;
+    const trainer = dataParallel(store, {
+      optimizer: options.optimizer,
+      init: options.init,
+      pollMs: 5,
+    });
+    try {
+      const { step } = await trainer.params();
+      const gradient = { w: new Float32Array([1, 2, 3]) };
+      const got = await trainer.submit({ id: "r1", base: step, samples: 1, gradient })
+        .then(() => null, (e) => e);
+      assert.ok(got instanceof Error, `${JSON.stringify(answer)}: ${got}`);
+      assert.match(
+        got.message,
+        /^Contribution "r1": the commit of the step applying it failed \(Checkpoint my-training-kv: commit\(\) answered \{ version \} .*not a version \(a string\).*\); it may have been applied/,
+      );
+      assert.ok(got.cause instanceof TypeError);
+    } finally {
+      await trainer.close();
+    }
   }
 });
