@@ -30,6 +30,7 @@ import {
 import { keptFromCheckpoint } from "./from_checkpoint.ts";
 import { keptFromWeights } from "./set_weights.ts";
 import { weightsOf } from "./weights.ts";
+import { checkTfjsCore } from "./_core_check.ts";
 
 /** The error of a disposed optimizer used. */
 const DISPOSED_MESSAGE =
@@ -41,6 +42,8 @@ const DISPOSED_MESSAGE =
  * (Set by the class's static block, which reads its private notes.)
  */
 export let skippedStepsSeen: (optimizer: TfOptimizer) => number;
+
+checkTfjsCore(tf); // before `extends tf.Optimizer`: an empty module (tf.min.js) says so
 
 /**
  * A TensorFlow.js optimizer running one of this library's optimizers. Made by

@@ -29,12 +29,17 @@ const tfjsVersion = JSON.parse(readFileSync(join(tfjsDir, "package.json"), "utf8
 /** The CDN the README names, replaced in its HTML by the stand-in's origin. */
 const JSDELIVR = "https://cdn.jsdelivr.net";
 
-/** The npm README's HTML example that loads the package from jsDelivr. */
-function readmeCdnPage() {
+/**
+ * The npm README's HTML example that loads the package from jsDelivr: with tfjs from a `<script>`
+ * tag (`tf.min.js`) where `global`, else with tfjs as an ES module.
+ */
+function readmeCdnPage(global = false) {
   const readme = readFileSync(join(built, "README.md"), "utf8");
   const pages = [...readme.matchAll(/^( *)```html\n([\s\S]*?)^ *```$/gm)].map((
     [, indent, body],
-  ) => body.replace(new RegExp(`^${indent}`, "gm"), "")).filter((page) => page.includes(JSDELIVR));
+  ) => body.replace(new RegExp(`^${indent}`, "gm"), "")).filter((page) =>
+    page.includes(JSDELIVR) && page.includes("/dist/tf.min.js") === global
+  );
   assert.equal(pages.length, 1, "the npm README has no (or several) HTML examples on jsDelivr");
   // The stand-in serves only these versions: the README must name them.
   for (const [name, version] of [[pkg.name, pkg.version], ["@tensorflow/tfjs", tfjsVersion]]) {
@@ -192,6 +197,61 @@ const tfjsCoreFile = (map) =>
     (_, key) => `${key}${cdnOrigin}/npm/@tensorflow/tfjs-core@${tfjsVersion}/dist/tf-core.fesm.js"`,
   );
 
+/** `map` with `@tensorflow/tfjs-core` mapped to `url`. */
+const coreMappedTo = (map, url) =>
+  map.replace(/("@tensorflow\/tfjs-core": ")[^"]*"/, (_, key) => `${key}${url}"`);
+const MIN_JS = () => `${cdnOrigin}/npm/@tensorflow/tfjs@${tfjsVersion}/dist/tf.min.js`;
+
+/** The npm README's `tfjs-core-global.js`: tfjs-core's exports from tf.min.js's global `tf`. */
+function globalShim() {
+  const readme = readFileSync(join(built, "README.md"), "utf8");
+  const shim = /^ *```js\n *\/\/ tfjs-core-global\.js[^\n]*\n([\s\S]*?)^ *```$/gm;
+  const files = [...readme.matchAll(shim)];
+  assert.equal(files.length, 1, "the npm README has no (or several) tfjs-core-global.js");
+  return files[0][1];
+}
+
+/** A model's `model.fit` as the README's pages write it, and its weights' bits. */
+const MODULE_FIT = CASES.replace(
+  /^try \{[\s\S]*/m,
+  `try {
+  tf.env().set("PROD", true);
+  await tf.setBackend("cpu");
+  window.__result = { fit: await tfjsFitCase(tf, tf, lib, tfOptimizer) };
+} catch (e) {
+  window.__error = String(e && e.stack || e);
+}`,
+).replace("{ runCase, tfjsCase }", "{ tfjsFitCase }");
+
+/**
+ * The cases with tf.min.js's global `tf` (a classic script): the adapter's steps against the
+ * library's, `model.fit`'s bits, a model saved with its optimizer and loaded back before and after
+ * `registerTfOptimizer(tf)`.
+ */
+const GLOBAL_CASES = `
+import * as lib from "@optim/radam";
+import { registerTfOptimizer, tfOptimizer } from "@optim/radam/tfjs";
+import { tfjsCase, tfjsFitCase } from "/shared_case.mjs";
+const tf = globalThis.tf;
+${/^const reloaded = [\s\S]*?^\};$/m.exec(CASES)[0]}
+try {
+  tf.env().set("PROD", true);
+  await tf.setBackend("cpu");
+  const tfjs = await tfjsCase(tf, lib, tfOptimizer, "global");
+  const fit = await tfjsFitCase(tf, tf, lib, tfOptimizer);
+  const loaded = await reloaded(tf, lib, tfOptimizer);
+  registerTfOptimizer(tf);
+  window.__result = { tfjs, fit, loaded, registered: await reloaded(tf, lib, tfOptimizer) };
+} catch (e) {
+  window.__error = String(e && e.stack || e);
+}`;
+
+/** The README's tf.min.js page (its CDN the stand-in), its import map by `map`, with the cases. */
+function globalTfPage(readmeGlobal, map) {
+  const [script] = /<script src="[^"]*\/dist\/tf\.min\.js"><\/script>/.exec(readmeGlobal);
+  return `${script}\n${casesPage(readmeGlobal, GLOBAL_CASES, map)}`;
+}
+
 /** The paths the CDN was asked for. */
 const served = new Set();
 let cdn, site, browser, cdnOrigin, siteOrigin, packDir;
@@ -207,14 +267,23 @@ before(async () => {
   // Another host than the page's, not only another port: cross-site, as a CDN is.
   cdnOrigin = `http://localhost:${cdn.address().port}`;
   const readmePage = readmeCdnPage().replaceAll(JSDELIVR, cdnOrigin);
+  const readmeGlobal = readmeCdnPage(true).replaceAll(JSDELIVR, cdnOrigin);
   const pages = {
     "/readme": readmePage,
     "/isolated": casesPage(readmePage),
     "/plain": casesPage(readmePage),
     "/two-tfjs": casesPage(readmePage, TWO_TFJS, tfjsCoreFile),
+    "/readme-global": readmeGlobal,
+    "/module-fit": casesPage(readmePage, MODULE_FIT),
+    "/global-shim": globalTfPage(readmeGlobal, (m) => m),
+    "/global-core-file": globalTfPage(readmeGlobal, tfjsCoreFile),
+    "/global-min": globalTfPage(readmeGlobal, (map) => coreMappedTo(map, MIN_JS())),
   };
   site = http.createServer((req, res) => {
-    if (req.url === "/shared_case.mjs") {
+    if (req.url === "/tfjs-core-global.js") {
+      res.writeHead(200, { "content-type": "text/javascript", ...ISOLATION })
+        .end(globalShim());
+    } else if (req.url === "/shared_case.mjs") {
       res.writeHead(200, { "content-type": "text/javascript", ...ISOLATION })
         .end(
           readFileSync(new URL("./shared_case.mjs", import.meta.url)),
@@ -325,4 +394,47 @@ test("tfjs-core mapped to its own file beside tfjs: a model's optimizer is unkno
   assert.match(result.unknown, /^Error: Unknown layer: RadamTfOptimizer\b/);
   // registerTfOptimizer(tf), given the tfjs that loads the model, registers the class there.
   assert.equal(result.registered, "RadamTfOptimizer");
+});
+
+test("the npm README's page with tfjs from a <script> tag (tf.min.js) and its tfjs-core-global.js trains", async () => {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(`${siteOrigin}/readme-global`);
+  const text = () => document.body?.textContent.trim() || null;
+  await page.waitForFunction(text, null, { timeout: 60_000 }).catch(() => {});
+  assert.deepEqual(errors, []);
+  assert.match(await page.evaluate(text), /^\w+: 2 steps$/);
+});
+
+test("tf.min.js's global tf with tfjs-core-global.js: one tfjs, the bits of tfjs as a module, a saved model loads", async () => {
+  const result = await open("/global-shim");
+  const single = await open("/module-fit");
+  assert.deepEqual(result.tfjs.adapter, result.tfjs.core);
+  assert.deepEqual(result.fit, single.fit);
+  assert.equal(result.fit.iterations, 8);
+  assert.equal(result.loaded, "RadamTfOptimizer"); // no registerTfOptimizer(tf) needed
+  assert.equal(result.registered, "RadamTfOptimizer");
+});
+
+test("tf.min.js's global tf with tfjs-core's own file: the same bits; a saved model loads after registerTfOptimizer(tf)", async () => {
+  const result = await open("/global-core-file");
+  const single = await open("/module-fit");
+  assert.deepEqual(result.tfjs.adapter, result.tfjs.core);
+  assert.deepEqual(result.fit, single.fit);
+  assert.match(result.loaded, /^Error: Unknown layer: RadamTfOptimizer\b/);
+  assert.equal(result.registered, "RadamTfOptimizer");
+});
+
+test("tfjs-core mapped to tf.min.js itself (no exports): importing the adapter is a TypeError that says what to map", async () => {
+  const page = await browser.newPage();
+  const error = new Promise((resolve) => page.on("pageerror", (e) => resolve(e)));
+  await page.goto(`${siteOrigin}/global-min`);
+  const { name, message } = await error;
+  assert.equal(name, "TypeError");
+  assert.match(message, /"@tensorflow\/tfjs-core" resolves to does not export Optimizer, Tensor, /);
+  // It suggests the README's tfjs-core-global.js: the same names.
+  const names = (text) =>
+    /export const \{([^}]*)\}/.exec(text)[1].split(",").map((n) => n.trim()).filter(Boolean);
+  assert.deepEqual(names(message), names(globalShim()));
 });
