@@ -1,8 +1,9 @@
 /**
- * A `TrainingStore` of `@optim/radam/store` over SQL, through `node:sqlite` (`DatabaseSync`: Deno
- * 2.2+, Node 22.5+): an example to copy, written from the README's store sections and the TSDoc
- * alone, and checked by `verifyTrainingStore` (examples/sqlite_store_test.ts). It is not a part of
- * the library.
+ * A `TrainingStore` of `@optim/radam/store` over SQL, through `node:sqlite` (`DatabaseSync`:
+ * Deno 2.9 as tested, Node 22.5+): an example to copy, written from the README's store sections
+ * and the TSDoc alone, and checked by `verifyTrainingStore` (examples/sqlite_store_test.ts). It
+ * is not a part of the library. In Deno it needs `--allow-read --allow-write` of the database's
+ * folder, nothing else.
  *
  * One table per kind of record, every row keyed by `model` (so one database holds many models),
  * and every method that writes is one transaction: the check-and-set of a save or a commit reads
@@ -51,7 +52,8 @@ const ASKS_WITHIN_MS = 1000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS heads (
-  model TEXT PRIMARY KEY, serial INTEGER NOT NULL, version TEXT, step INTEGER, meta TEXT, bytes BLOB);
+  model TEXT PRIMARY KEY, serial INTEGER NOT NULL, version TEXT, step INTEGER, meta TEXT,
+  bytes BLOB);
 CREATE TABLE IF NOT EXISTS requests (
   model TEXT NOT NULL, id BLOB NOT NULL, state TEXT NOT NULL, step INTEGER, reason TEXT,
   until_ms REAL NOT NULL, PRIMARY KEY (model, id));
