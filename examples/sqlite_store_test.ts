@@ -8,10 +8,12 @@ import assert from "node:assert/strict";
 import { type OptimizerState, radam, readParams } from "../mod.ts";
 import {
   dataParallel,
+  type DataParallelTrainer,
   meanOfContributions,
   memoryCheckpointStore,
   optimisticStep,
   type SubmitResult,
+  type TrainingStore,
   verifyTrainingStore,
 } from "../store.ts";
 import { openTrainingDatabase, sqliteStore } from "./sqlite_store.ts";
@@ -132,54 +134,103 @@ Deno.test("sqlite store: optimistic steps from two connections equal the same st
   });
 });
 
+/** Request `i` through `trainer`: the parameters read, the gradient at them submitted. */
+async function request(trainer: DataParallelTrainer, i: number): Promise<SubmitResult> {
+  const { step, params } = await trainer.params();
+  const gradient = gradientAt(i, params);
+  return await trainer.submit({ id: `r${i}`, base: step, samples: 1 + i % 3, gradient });
+}
+
+/**
+ * Checks the store's journal against the answers (each of `count` ids applied once, by the step
+ * its answer names), and its checkpoint against the journal replayed: each gradient at its base
+ * step's parameters, their mean over samples in journal order, one step of the in-process store
+ * a record.
+ */
+async function checkReplay(store: TrainingStore, answers: Map<string, SubmitResult>) {
+  const journal = await store.journal(0, Infinity);
+  assert.equal(journal.flatMap((r) => r.entries).length, answers.size, "each applied once");
+  assert.ok(journal.length < answers.size, "folds of more than one contribution");
+  for (const record of journal) {
+    for (const e of record.entries) {
+      const answer = answers.get(e.id)!;
+      assert.ok(answer.status === "applied" && !answer.duplicate, e.id);
+      assert.equal(answer.step, record.step, e.id);
+    }
+  }
+  const memory = memoryCheckpointStore();
+  const paramsAt = new Map<number, Record<string, Float32Array>>([[0, init()]]);
+  for (const record of journal) {
+    const mean = new Float32Array(N + 1);
+    meanOfContributions(
+      record.entries.map((e) => {
+        const g = gradientAt(Number(e.id.slice(1)), paramsAt.get(e.base)!);
+        return { samples: e.samples, gradient: new Float32Array([...g.w, ...g.b]) };
+      }),
+      mean,
+    );
+    const done = await optimisticStep(memory, {
+      optimizer,
+      init,
+      gradient: (state) => fill(state, { w: mean.subarray(0, N), b: mean.subarray(N) }),
+    });
+    assert.equal(done.step, record.step);
+    paramsAt.set(done.step, await readParams(done.state));
+  }
+  assert.deepEqual((await store.load())!.bytes, (await memory.load())!.bytes);
+  const view = await store.loadParams();
+  assert.deepEqual(view!.params, paramsAt.get(journal.at(-1)!.step));
+}
+
 Deno.test("sqlite store: data-parallel trainers on two connections equal the journal replayed on the in-process store", async () => {
   await withDatabase(2, async (dbs) => {
     const stores = dbs.map((db) => sqliteStore(db, "data-parallel"));
     const trainers = stores.map((store) => dataParallel(store, { optimizer, init, pollMs: 2 }));
     const answers = new Map<string, SubmitResult>();
     await Promise.all(Array.from({ length: 24 }, async (_, i) => {
-      const trainer = trainers[i % 2];
-      const { step, params } = await trainer.params();
-      const gradient = gradientAt(i, params);
-      answers.set(
-        `r${i}`,
-        await trainer.submit({ id: `r${i}`, base: step, samples: 1 + i % 3, gradient }),
-      );
+      answers.set(`r${i}`, await request(trainers[i % 2], i));
     }));
     await Promise.all(trainers.map((t) => t.close()));
-    const journal = await stores[1].journal(0, Infinity);
-    assert.equal(journal.flatMap((r) => r.entries).length, 24, "each applied once");
-    assert.ok(journal.length < 24, "folds of more than one contribution");
-    for (const record of journal) {
-      for (const e of record.entries) {
-        const answer = answers.get(e.id)!;
-        assert.ok(answer.status === "applied" && !answer.duplicate, e.id);
-        assert.equal(answer.step, record.step, e.id);
+    await checkReplay(stores[0], answers);
+  });
+});
+
+/** As a process of its own (`deno run` of this file): sends requests `ids`, prints the answers. */
+async function serve(path: string, ids: number[]): Promise<void> {
+  const db = openTrainingDatabase(path);
+  const trainer = dataParallel(sqliteStore(db, "processes"), { optimizer, init, pollMs: 2 });
+  const answers = await Promise.all(ids.map(async (i) => [`r${i}`, await request(trainer, i)]));
+  await trainer.close();
+  db.close();
+  console.log(JSON.stringify(answers));
+}
+
+if (import.meta.main) await serve(Deno.args[0], JSON.parse(Deno.args[1]));
+
+Deno.test("sqlite store: data-parallel trainers in two processes on one file equal the journal replayed on the in-process store", async () => {
+  await withDatabase(1, async ([db]) => {
+    const path = db.location()!;
+    const processes = [0, 1].map((p) =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          `--allow-read=${path}`,
+          `--allow-write=${path}`,
+          new URL(import.meta.url).pathname,
+          path,
+          JSON.stringify(Array.from({ length: 16 }, (_, k) => 2 * k + p)),
+        ],
+        stdout: "piped",
+      }).output()
+    );
+    const answers = new Map<string, SubmitResult>();
+    for (const output of await Promise.all(processes)) {
+      assert.ok(output.success, "a process failed");
+      for (const [id, answer] of JSON.parse(new TextDecoder().decode(output.stdout))) {
+        answers.set(id, answer);
       }
     }
-    // The journal replayed: each gradient at its base step's parameters, their mean over samples
-    // in journal order, one step of the in-process store a record.
-    const memory = memoryCheckpointStore();
-    const paramsAt = new Map<number, Record<string, Float32Array>>([[0, init()]]);
-    for (const record of journal) {
-      const mean = new Float32Array(N + 1);
-      meanOfContributions(
-        record.entries.map((e) => {
-          const g = gradientAt(Number(e.id.slice(1)), paramsAt.get(e.base)!);
-          return { samples: e.samples, gradient: new Float32Array([...g.w, ...g.b]) };
-        }),
-        mean,
-      );
-      const done = await optimisticStep(memory, {
-        optimizer,
-        init,
-        gradient: (state) => fill(state, { w: mean.subarray(0, N), b: mean.subarray(N) }),
-      });
-      assert.equal(done.step, record.step);
-      paramsAt.set(done.step, await readParams(done.state));
-    }
-    assert.deepEqual((await stores[0].load())!.bytes, (await memory.load())!.bytes);
-    const view = await stores[0].loadParams();
-    assert.deepEqual(view!.params, paramsAt.get(journal.at(-1)!.step));
+    assert.equal(answers.size, 32);
+    await checkReplay(sqliteStore(db, "processes"), answers);
   });
 });
