@@ -172,8 +172,8 @@ export function sqliteStore(
   const rememberMs = options.rememberMs ?? REMEMBER_MS;
   const now = options.now ?? (() => Date.now());
   const mono = options.mono ?? (() => performance.now());
-  /** When this object first saw each lease record (by its serial), on `mono`. */
-  const leaseSeen = new Map<number, number>();
+  /** The lease record this object read last (by its serial), and when it first read it, on `mono`. */
+  let seen = { serial: NaN, first: 0 };
   /** Each waiting note as this object read it last, when first read, when last seen to change. */
   const notes = new Map<string, { at: number; first: number; changed: number }>();
 
@@ -254,9 +254,8 @@ export function sqliteStore(
 
   /** Whether another's lease `row` is over, judged on this object's clocks alone. */
   function over(row: Row): boolean {
-    const serial = Number(row.serial);
-    if (!leaseSeen.has(serial)) leaseSeen.set(serial, mono());
-    return mono() - leaseSeen.get(serial)! >= Number(row.term) ||
+    if (seen.serial !== Number(row.serial)) seen = { serial: Number(row.serial), first: mono() };
+    return mono() - seen.first >= Number(row.term) ||
       now() > Number(row.expires) + LONG_DEAD_MS;
   }
 
@@ -312,6 +311,7 @@ export function sqliteStore(
           if (row?.token !== c.lease.token || Number(row.serial) !== c.lease.ref) return null;
         }
         if (c.fresh.some((id) => known(id) !== null)) return null;
+        run("DELETE FROM requests WHERE model = ? AND until_ms <= ?", [model, now()]); // expired
         const version = c.checkpoint === null ? c.expected : put(c.checkpoint, c.step, c.meta);
         for (const a of c.applied) {
           record(a.id, "applied", c.step, null);
@@ -418,7 +418,11 @@ export function sqliteStore(
     waiting(lease) {
       const t = mono();
       let best: string | null = null, bestFirst = Infinity;
-      for (const r of all("SELECT token, at FROM wants WHERE model = ?", [model])) {
+      const rows = all("SELECT token, at FROM wants WHERE model = ?", [model]);
+      for (const token of notes.keys()) {
+        if (!rows.some((r) => r.token === token)) notes.delete(token); // gone: forget it
+      }
+      for (const r of rows) {
         const token = String(r.token), at = Number(r.at);
         const seen = notes.get(token);
         if (seen === undefined) notes.set(token, { at, first: t, changed: t });
