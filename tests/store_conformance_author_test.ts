@@ -54,3 +54,20 @@ Deno.test("conformance: a store that journals a commit applying nothing is told 
   assert.ok(message !== undefined, [...found.keys()].join());
   assert.match(message, /a commit that applies none, as a first checkpoint's, journals nothing/);
 });
+
+Deno.test("conformance: a store whose listing throws synchronously for a bad limit is told to reject instead", async () => {
+  const found = await failures(() => {
+    const store = memoryCheckpointStore();
+    // As a binding over a synchronous database driver, checking its arguments before any await.
+    const journal: TrainingStore["journal"] = (from, limit) => {
+      if (!(limit === Infinity || (Number.isInteger(limit) && limit >= 0))) {
+        throw new RangeError(`journal's limit must be an integer ≥ 0 or Infinity, got ${limit}`);
+      }
+      return store.journal(from, limit);
+    };
+    return { ...store, journal, name: store.name };
+  });
+  const message = found.get("listing.arguments");
+  assert.ok(message !== undefined, [...found.keys()].join());
+  assert.match(message, /a synchronous throw \(.*\), not a rejection: a store's methods answer/);
+});
