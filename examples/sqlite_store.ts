@@ -8,14 +8,18 @@
  * One table per kind of record, every row keyed by `model` (so one database holds many models),
  * and every method that writes is one transaction: the check-and-set of a save or a commit reads
  * the row it checks and writes in the same transaction, which holds the database's write lock
- * from its `BEGIN` (SQLite's `BEGIN IMMEDIATE`; on Postgres, `BEGIN` and `SELECT … FOR UPDATE` of
- * the `heads` row, or the `SERIALIZABLE` level). The SQL is plain otherwise: on Postgres, `BLOB`
- * is `bytea`, `?` is `$1`…, and `ORDER BY id` needs `COLLATE "C"` to order by UTF-8 bytes (SQLite
- * compares text so by default).
+ * from its `BEGIN` (SQLite's `BEGIN IMMEDIATE`; on Postgres, `BEGIN` then
+ * `SELECT pg_advisory_xact_lock(hashtext(model))`, which also serializes the first save of an
+ * empty store, where no row exists yet to lock `FOR UPDATE`). The SQL is plain otherwise: on
+ * Postgres, `BLOB` is `bytea`, `?` is `$1`…, and `ref INTEGER PRIMARY KEY AUTOINCREMENT` is
+ * `ref BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY`. Request ids are kept as their UTF-8 bytes,
+ * which both order bytewise, as `pending` asks.
  *
  * Time: the wall clock (`now`) stamps what expires (request records, a lease's end); whether
  * another's lease ended is judged by how long this store object has seen it unchanged on its
- * monotonic clock (`mono`), as the contract asks. Both are options, so that a test can move them.
+ * monotonic clock (`mono`), as the contract asks. They default to `Date.now` and
+ * `performance.now`, read at each call: the conformance kit checks a lease's end against
+ * `Date.now`, so its test moves those (its option `advance`) rather than passing clocks here.
  *
  * @module
  */
@@ -56,7 +60,7 @@ CREATE TABLE IF NOT EXISTS heads (
   bytes BLOB);
 CREATE TABLE IF NOT EXISTS requests (
   model TEXT NOT NULL, id BLOB NOT NULL, state TEXT NOT NULL, step INTEGER, reason TEXT,
-  until_ms REAL NOT NULL, PRIMARY KEY (model, id));
+  until_ms DOUBLE PRECISION NOT NULL, PRIMARY KEY (model, id));
 CREATE TABLE IF NOT EXISTS contributions (
   ref INTEGER PRIMARY KEY AUTOINCREMENT, model TEXT NOT NULL, id BLOB NOT NULL,
   base INTEGER NOT NULL, samples INTEGER NOT NULL, gradient BLOB NOT NULL);
@@ -65,10 +69,11 @@ CREATE TABLE IF NOT EXISTS journal (
   model TEXT NOT NULL, seq INTEGER NOT NULL, step INTEGER NOT NULL, entries TEXT NOT NULL,
   PRIMARY KEY (model, seq));
 CREATE TABLE IF NOT EXISTS leases (
-  model TEXT PRIMARY KEY, token TEXT, expires REAL NOT NULL, term REAL NOT NULL,
-  serial INTEGER NOT NULL);
+  model TEXT PRIMARY KEY, token TEXT, expires DOUBLE PRECISION NOT NULL,
+  term DOUBLE PRECISION NOT NULL, serial INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS wants (
-  model TEXT NOT NULL, token TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (model, token));
+  model TEXT NOT NULL, token TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,
+  PRIMARY KEY (model, token));
 `;
 
 type Row = Record<string, unknown>;
@@ -172,7 +177,7 @@ export function sqliteStore(
   const rememberMs = options.rememberMs ?? REMEMBER_MS;
   const now = options.now ?? (() => Date.now());
   const mono = options.mono ?? (() => performance.now());
-  /** The lease record this object read last (by its serial), and when it first read it, on `mono`. */
+  /** The lease record this object read last (by its serial), when it first read it (`mono`). */
   let seen = { serial: NaN, first: 0 };
   /** Each waiting note as this object read it last, when first read, when last seen to change. */
   const notes = new Map<string, { at: number; first: number; changed: number }>();
@@ -365,8 +370,8 @@ export function sqliteStore(
       checkListing("pending", limit);
       const rows = all(
         `SELECT ref, id, base, samples FROM contributions WHERE model = ?
-         ORDER BY base, id, ref LIMIT ?`,
-        [model, limit === Infinity ? -1 : limit],
+         ORDER BY base, id, ref${limit === Infinity ? "" : ` LIMIT ${limit}`}`,
+        [model],
       );
       return Promise.resolve(rows.map((r): PendingContribution => ({
         id: new TextDecoder().decode(r.id as Uint8Array),
@@ -437,8 +442,10 @@ export function sqliteStore(
     journal(from, limit) {
       checkListing("journal", limit, from);
       const rows = all(
-        "SELECT * FROM journal WHERE model = ? AND seq >= ? ORDER BY seq LIMIT ?",
-        [model, from, limit === Infinity ? -1 : limit],
+        `SELECT * FROM journal WHERE model = ? AND seq >= ? ORDER BY seq${
+          limit === Infinity ? "" : ` LIMIT ${limit}`
+        }`,
+        [model, from],
       );
       return Promise.resolve(rows.map((r): JournalRecord => ({
         step: Number(r.step),
