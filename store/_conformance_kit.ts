@@ -115,9 +115,22 @@ export async function expectRejects(
   kind: typeof TypeError | typeof RangeError,
   call: () => Promise<unknown>,
 ): Promise<void> {
+  let answer: Promise<unknown>;
+  try {
+    answer = call();
+  } catch (error) {
+    // The library holds some calls' promises before it awaits them: a synchronous throw
+    // escapes what it does with their failures.
+    throw new Broken(
+      did,
+      `a rejection with a ${kind.name}`,
+      `a synchronous throw (${show(error)}), not a rejection: a store's methods answer with a ` +
+        "promise, failures included (make the method async, or return Promise.reject(error))",
+    );
+  }
   let got: unknown;
   try {
-    got = await call();
+    got = await answer;
   } catch (error) {
     if (error instanceof kind) return;
     throw new Broken(did, `a rejection with a ${kind.name}`, `a rejection (${show(error)})`);

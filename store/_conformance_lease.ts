@@ -32,7 +32,9 @@ async function take(store: Store, token: string, after = "", ms = TERM): Promise
   expect(
     lease?.token === token && ends,
     did,
-    `a lease of "${token}" that ends in ${ms} ms by this process's clock (Date.now)`,
+    `a lease of "${token}" that ends in ${ms} ms by this process's clock (Date.now: a lease's ` +
+      "end is stamped by the caller's wall clock, which the kit reads as Date.now, and its " +
+      "option advance must move; not the database's own clock, nor another injected one)",
     lease,
   );
   return lease!;

@@ -289,7 +289,8 @@ export const TRAINING_CLAUSES: readonly Clause<Store>[] = [
   {
     id: "commit.applies",
     promise: "a commit makes its checkpoint current, records each applied and refused request " +
-      "(with its step, and reason), removes them from pending, and journals the applied in order",
+      "(with its step, and reason), removes them from pending, and journals the applied in order " +
+      "(a commit that applies none, as a first checkpoint's, journals nothing)",
     async run(make) {
       const store = await make();
       const version = await firstCommit(store);

@@ -57,7 +57,11 @@ export interface ConformanceOptions {
   /**
    * Moves the clock your stores read (wall and monotonic) forward by `ms`, at once: the clauses
    * that need time to pass (`lease.expiry`, `lease.long-dead`, `request.expiry`) run only with
-   * it; without, they are skipped (and the report says so): the kit never sleeps.
+   * it; without, they are skipped (and the report says so): the kit never sleeps. The kit
+   * checks each lease's end against `Date.now` (a lease's end is by its holder's clock, the
+   * calling process's), so your stores must read `Date.now` and `performance.now` at each call,
+   * and `advance` move those (as the example does), not a clock you inject into your stores, nor
+   * the database server's.
    */
   advance?: (ms: number) => void | Promise<void>;
   /**

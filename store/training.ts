@@ -100,7 +100,12 @@ export interface Lease {
    * for a lease it took or renewed): another process does not compare it with its own.
    */
   readonly expires: number;
-  /** The store's own handle of its version. */
+  /**
+   * The store's own handle of its version: never the same for two leases, one released (or
+   * expired) and taken again by the same token included, since a commit under a lease checks
+   * it (a counter that a released lease's row keeps, say, not one that restarts when it is
+   * deleted).
+   */
   readonly ref: unknown;
 }
 
@@ -155,7 +160,9 @@ export interface StepCommit {
   readonly next?: { readonly token: string; readonly ms: number };
   /**
    * The contributions the step applied, in order: recorded as applied by `step`; those the
-   * store held (with the `ref` that `pending` gave them) are removed from it.
+   * store held (with the `ref` that `pending` gave them) are removed from it. The journal record
+   * (`step`, `seq`, these in order) is written when there is at least one, with a checkpoint or
+   * without; a commit that applies none (a first checkpoint, refusals alone) journals nothing.
    */
   readonly applied: readonly (ContributionInfo & { readonly ref?: unknown })[];
   /** Requests refused: recorded so, with the reason (and removed, as `applied`). */
@@ -192,7 +199,10 @@ export interface CommitResult {
 /**
  * A store for idempotent optimistic steps and the data-parallel mode. Every method is one
  * request to the database (or a few, for data written in chunks), and every write that must
- * not be torn or repeated is one atomic, checked write.
+ * not be torn or repeated is one atomic, checked write. Every method answers with a promise,
+ * failures included: a rejection, never a synchronous throw (the library holds some calls'
+ * promises before it awaits them; a binding over a synchronous driver, such as `node:sqlite`'s
+ * `DatabaseSync`, makes its methods async or wraps them, as `examples/sqlite_store.ts` does).
  *
  * @example
  * ```ts
@@ -213,17 +223,31 @@ export interface TrainingStore<TArrayBuffer extends ArrayBufferLike = ArrayBuffe
    */
   readonly maxFold?: number;
   /**
-   * The current version and step, without the checkpoint (null: nothing saved yet; a step of
-   * null: not recorded, as for bytes saved by `save`: `loadParams` reads it).
+   * The current version and step, without the checkpoint (null: nothing saved yet). The step is
+   * the `step` of the commit that made the version current; a version made by `save`, which
+   * gives none, has a step of null (`loadParams` reads it from the checkpoint).
    */
   head(): Promise<{ readonly version: string; readonly step: number | null } | null>;
-  /** The current checkpoint, as `load`, with its version and step. */
+  /** The current checkpoint: its bytes, version and metadata, as `VersionedCheckpointStore.load`. */
   load(): Promise<StoredCheckpoint<TArrayBuffer> | null>;
-  /** The current parameters only (not the moments), with their version. */
+  /**
+   * The current parameters only (not the moments), with their version. From the checkpoint's
+   * bytes, a safetensors file: an 8-byte little-endian header length N, N bytes of JSON header,
+   * then the data; the header's `__metadata__` holds `step` (a decimal string) and
+   * `tensor_order` (a JSON array of the parameter names, each an F32 tensor whose header entry
+   * gives its `shape` and `data_offsets` in the data), and `optimizer`, its name. No function of
+   * the library reads it for you: `examples/sqlite_store.ts` (`readParams`) and
+   * `examples/cloudflare/records.js` parse it in about twenty lines each.
+   */
   loadParams(): Promise<StoredParams | null>;
   /** Commits a step; null (nothing changed) when a check failed. See {@linkcode StepCommit}. */
   commit(commit: StepCommit): Promise<CommitResult | null>;
-  /** What the store knows of a request id; null when nothing. */
+  /**
+   * What the store knows of a request id; null when nothing. An id is 1 to 64 UTF-16 code
+   * units of any text but a lone surrogate, U+0000 included: a SQL `TEXT` column cuts it there
+   * (SQLite through `node:sqlite`) or refuses it (Postgres), so keep it as its UTF-8 bytes (a
+   * `BLOB` or `bytea`, which also orders as `pending` asks).
+   */
   request(id: string): Promise<RequestRecord | null>;
   /**
    * Stores a contribution and its gradient (the tensors' float32 values one after another, in
