@@ -119,8 +119,8 @@ export async function expectRejects(
   try {
     answer = call();
   } catch (error) {
-    // The library holds some calls' promises before it awaits them: a synchronous throw
-    // escapes what it does with their failures.
+    // Against the contract, as a value answered for a promise is: the library takes a throw as
+    // it would the rejection, but other code calling the store with .then or .catch would not.
     throw new Broken(
       did,
       `a rejection with a ${kind.name}`,

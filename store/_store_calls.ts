@@ -159,3 +159,32 @@ export function checkCommitted(store: string, result: unknown): void {
       `(a string) or null (another commit came first), and its checkpoint was made; ${VERSIONS}`,
   );
 }
+
+/**
+ * `store` whose methods reject where they throw at once (a binding over a synchronous database,
+ * such as `node:sqlite`'s): their failures then reach the library's handling of a failed call, and
+ * are worded with what became of the update, as a rejection is. Other members are `store`'s own.
+ */
+export function rejectingThrows<S extends object>(store: S): S {
+  const made = rejecting.get(store);
+  if (made !== undefined) return made as S; // one a store: what is kept by store stays found
+  // (a proxy of an empty object: a frozen store's methods cannot be answered for by a proxy of it)
+  const proxy = new Proxy({} as S, {
+    has: (_, key) => Reflect.has(store, key),
+    get(_, key) {
+      const member = Reflect.get(store, key);
+      if (typeof member !== "function") return member;
+      return (...args: unknown[]) => {
+        try {
+          return member.apply(store, args);
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      };
+    },
+  });
+  rejecting.set(store, proxy);
+  return proxy;
+}
+
+const rejecting = new WeakMap<object, object>();

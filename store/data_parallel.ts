@@ -15,6 +15,7 @@ import {
 } from "./_checks.ts";
 import { paramsFailed } from "./_answers.ts";
 import { Coordinator } from "./_coordinator.ts";
+import { rejectingThrows } from "./_store_calls.ts";
 import {
   type CheckedOptions,
   type DataParallelOptions,
@@ -117,7 +118,7 @@ export function dataParallel(
   const maxFold = typeof most === "number" && most >= 1
     ? Math.min(checked.maxFold, Math.floor(most))
     : checked.maxFold;
-  const coordinator = new Coordinator(store, { ...checked, maxFold });
+  const coordinator = new Coordinator(rejectingThrows(store), { ...checked, maxFold });
   return {
     store,
     // (init's own errors, and those of making the first checkpoint, as they are)

@@ -26,7 +26,15 @@ import {
   optionError,
 } from "./_checks.ts";
 import { checkGradientCall } from "./_gradient.ts";
-import { answered, type Calls, checkLoaded, checkSaved, MIN_CALL_MS, put } from "./_store_calls.ts";
+import {
+  answered,
+  type Calls,
+  checkLoaded,
+  checkSaved,
+  MIN_CALL_MS,
+  put,
+  rejectingThrows,
+} from "./_store_calls.ts";
 import { newState, storedState } from "./_model.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { CheckpointConflictError, ContributionRefusedError } from "./errors.ts";
@@ -380,6 +388,7 @@ export async function optimisticStep<R>(
   options: OptimisticStepOptions<R>,
 ): Promise<OptimisticStepResult<R> | DuplicateStep> {
   const { serialize, maxAttempts, timeoutMs, backoff, maxBackoff } = checkOptions(store, options);
+  store = rejectingThrows(store);
   const start = Date.now();
   const deadline = start + timeoutMs;
   const calls: Calls = {

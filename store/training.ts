@@ -200,9 +200,10 @@ export interface CommitResult {
  * A store for idempotent optimistic steps and the data-parallel mode. Every method is one
  * request to the database (or a few, for data written in chunks), and every write that must
  * not be torn or repeated is one atomic, checked write. Every method answers with a promise,
- * failures included: a rejection, never a synchronous throw (the library holds some calls'
- * promises before it awaits them; a binding over a synchronous driver, such as `node:sqlite`'s
- * `DatabaseSync`, makes its methods async or wraps them, as `examples/sqlite_store.ts` does).
+ * failures included: a rejection, never a synchronous throw (the library answers a throw as it
+ * would the rejection, but other code calling the store with `.then` or `.catch` would not; a
+ * binding over a synchronous driver, such as `node:sqlite`'s `DatabaseSync`, makes its methods
+ * async or wraps them, as `examples/sqlite_store.ts` does).
  *
  * @example
  * ```ts
