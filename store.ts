@@ -51,6 +51,7 @@ export type {
   TrainingStore,
 } from "./store/training.ts";
 export type { ParamsView } from "./store/layout.ts";
+export { checkpointParams } from "./store/params.ts";
 export { CheckpointConflictError, ContributionRefusedError } from "./store/errors.ts";
 export { memoryCheckpointStore, type MemoryStoreOptions, REMEMBER_MS } from "./store/memory.ts";
 export {

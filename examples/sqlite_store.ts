@@ -24,7 +24,9 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
+import { CheckpointError } from "../mod.ts";
 import {
+  checkpointParams,
   type CommitResult,
   type ContributionInfo,
   type JournalRecord,
@@ -35,7 +37,6 @@ import {
   type RequestRecord,
   type StepCommit,
   type StoredCheckpoint,
-  type StoredParams,
   type TrainingStore,
 } from "../store.ts";
 
@@ -120,31 +121,6 @@ const utf8 = (id: string): Uint8Array => new TextEncoder().encode(id);
 
 /** A copy of `bytes` over an ArrayBuffer of its own. */
 const copy = (bytes: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(bytes);
-
-/**
- * The parameters of a checkpoint (a safetensors file: an 8-byte header length, a JSON header,
- * the data), by its metadata's `tensor_order` and `step`.
- */
-function readParams(bytes: Uint8Array): Omit<StoredParams, "version"> {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = bytes.length >= 8 ? Number(view.getBigUint64(0, true)) : Infinity;
-  if (n > bytes.length - 8) throw new TypeError("The stored checkpoint has no header");
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
-  const metadata = header.__metadata__ ?? {};
-  const names: string[] = JSON.parse(metadata.tensor_order ?? "null");
-  const step = Number(metadata.step);
-  if (!Array.isArray(names) || !Number.isSafeInteger(step)) {
-    throw new TypeError("The stored checkpoint's metadata names no parameters or step");
-  }
-  const params: Record<string, Float32Array> = {}, shapes: Record<string, number[]> = {};
-  for (const name of names) {
-    const { dtype, shape, data_offsets: [begin, end] } = header[name];
-    if (dtype !== "F32") throw new TypeError(`The parameter ${name} is not float32`);
-    params[name] = new Float32Array(bytes.slice(8 + n + begin, 8 + n + end).buffer);
-    shapes[name] = shape;
-  }
-  return { step, optimizer: metadata.optimizer, names, shapes, params };
-}
 
 /**
  * `store`, each of whose methods rejects where it threw (a bad argument, a database error):
@@ -302,7 +278,7 @@ export function sqliteStore(
       const row = headRow();
       if (row?.version == null) return Promise.resolve(null);
       return Promise.resolve({
-        ...readParams(row.bytes as Uint8Array),
+        ...checkpointParams(row.bytes as Uint8Array, `sqlite:${model}`),
         version: String(row.version),
       });
     },
@@ -384,7 +360,11 @@ export function sqliteStore(
     gradient(p) {
       const row = get("SELECT gradient FROM contributions WHERE ref = ?", [p.ref as number]);
       if (row === undefined) {
-        return Promise.reject(new Error(`The gradient of contribution ${p.id} is not stored`));
+        // A contribution settled since (the kit's gradient.gone): a CheckpointError, which a
+        // fold takes as a damaged contribution, not as the database failing.
+        return Promise.reject(
+          new CheckpointError(`The gradient of contribution ${p.id} is not stored`),
+        );
       }
       return Promise.resolve(copy(row.gradient as Uint8Array));
     },

@@ -5,11 +5,13 @@
  *
  * @module
  */
+import { CheckpointError } from "../mod.ts";
 import type { Lease, TrainingStore } from "./training.ts";
 import {
   answer,
   asRecord,
   bytesOf,
+  checkpointOf,
   type Clause,
   expect,
   expectSame,
@@ -83,6 +85,68 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
         "exactly one lease, the others null",
         got,
       );
+    },
+  },
+  {
+    id: "lease.again",
+    promise: "acquire by the token that holds the lease takes it again: a new lease of that " +
+      "token for a fresh term (a commit under the one before then fails), still refused to others",
+    async run(make) {
+      const store = await make();
+      const version = await firstCommit(store);
+      const first = await take(store, "t1");
+      // A trainer whose release failed asks again with its own token: it must not wait out its
+      // own lease as if another held it.
+      const again = await take(store, "t1", ' while "t1" holds it');
+      await refused(store, "t2", 'after "t1" took it again');
+      let did = 'a commit under "t1"\'s lease taken before it took it again';
+      expectSame(
+        did,
+        await answer(did, () => store.commit(commitOf({ expected: version, lease: first }))),
+        null,
+      );
+      did = 'a commit under "t1"\'s lease taken again';
+      const done = await answer(
+        did,
+        () => store.commit(commitOf({ expected: version, lease: again })),
+      );
+      expect(done !== null, did, "a result", done);
+    },
+  },
+  {
+    id: "gradient.gone",
+    promise: "gradient() of a contribution a commit has since settled answers its bytes as " +
+      "submitted or rejects with a CheckpointError (a fold takes any other rejection as the " +
+      "database failing)",
+    async run(make) {
+      const store = await make();
+      const version = await firstCommit(store);
+      await submitNew(store, "a", 1, bytesOf(5, 8));
+      const [a] = await answer("pending(1)", () => store.pending(1));
+      const did = "a commit at step 2 applying a";
+      const done = await answer(
+        did,
+        async () =>
+          store.commit(
+            commitOf({
+              checkpoint: await checkpointOf(2),
+              expected: version,
+              step: 2,
+              seq: 2,
+              applied: [a],
+            }),
+          ),
+      );
+      expect(done !== null, did, "a result", done);
+      const asked = `gradient() of "a", listed by pending() before ${did}`;
+      let got: unknown;
+      try {
+        got = await store.gradient(a);
+      } catch (error) {
+        if (error instanceof CheckpointError) return;
+        expect(false, asked, "its bytes, or a rejection with a CheckpointError", error);
+      }
+      expectSame(asked, got, bytesOf(5, 8));
     },
   },
   {

@@ -347,10 +347,12 @@ export function verifyCheckpointStore(
  * {@linkcode verifyCheckpointStore}, then head and params, request records, submit (of
  * concurrent submits of one id exactly one stores it), pending's order and limits, commit (its
  * checks, its outcomes, its journal record, of concurrent commits on one version exactly one
- * wins), a commit of a checkpoint and a submit of a gradient of `largestCheckpoint` bytes, the lease (exclusive, released, renewed and handed on by a commit, the waiting notes),
- * the journal's range, `maxFold`, and, with the option `advance` (and `rememberMs`), what
- * expires. Each clause runs on a new empty store, one after another, each within `timeoutMs`.
- * Resolves to a {@linkcode ConformanceReport}; rejects with a
+ * wins), a commit of a checkpoint and a submit of a gradient of `largestCheckpoint` bytes, the
+ * lease (exclusive, taken again by its holder, released, renewed and handed on by a commit, the
+ * waiting notes), the gradient of a contribution settled since, the journal's range, `maxFold`,
+ * and, with the option `advance` (and `rememberMs`), what expires. Each clause runs on a new
+ * empty store, one after another, each within `timeoutMs`. Resolves to a
+ * {@linkcode ConformanceReport}; rejects with a
  * {@linkcode StoreConformanceError} naming each broken clause, or with the error `makeStore`
  * threw, or a TypeError naming a method (or the `name`) that what it made lacks.
  *

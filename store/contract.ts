@@ -87,7 +87,10 @@ export interface VersionedCheckpointStore<TArrayBuffer extends ArrayBufferLike =
   /**
    * Makes `bytes` (and `meta`) the current checkpoint if `expected` is the current version
    * (`null`: if there is none yet) and returns the new version; returns `null`, changing
-   * nothing a reader can see, if another save came first.
+   * nothing a reader can see, if another save came first. `meta` over
+   * {@linkcode MAX_META_BYTES} UTF-8 bytes: the promise rejects with a RangeError (not text, a
+   * lone surrogate included: a TypeError), nothing saved; the library checks `meta` itself
+   * before it saves, so only other callers meet these errors (the kit does not check them).
    */
   save(bytes: Uint8Array, expected: string | null, meta?: string): Promise<string | null>;
 }

@@ -224,16 +224,24 @@ export function readParamsPrefix(bytes: Uint8Array, total: number, checkpoint = 
   if (bytes.length < needed) {
     throw bad(truncatedMessage(needed, "its header and parameters", bytes.length));
   }
-  const params: Record<string, Float32Array> = Object.create(null);
-  const shapes: Record<string, readonly number[]> = Object.create(null);
+  const params: [string, Float32Array][] = [];
+  const shapes: [string, readonly number[]][] = [];
   let at = plan.dataStart;
   for (const p of plan.params) {
     const from = checkpoint ? plan.dataStart + p.begin : at;
-    params[p.name] = valuesOf(bytes, from, (p.end - p.begin) / 4, p.name);
-    shapes[p.name] = p.shape;
+    params.push([p.name, valuesOf(bytes, from, (p.end - p.begin) / 4, p.name)]);
+    shapes.push([p.name, p.shape]);
     at += p.end - p.begin;
   }
-  return { step: plan.step, optimizer: plan.optimizer, names: plan.names, shapes, params };
+  // Plain objects (a structured clone, as of an RPC of Cloudflare's, refuses a null prototype),
+  // each name an own property (Object.fromEntries defines them: "__proto__" too).
+  return {
+    step: plan.step,
+    optimizer: plan.optimizer,
+    names: plan.names,
+    shapes: Object.fromEntries(shapes),
+    params: Object.fromEntries(params),
+  };
 }
 
 /**

@@ -145,7 +145,12 @@ export interface StepCommit {
   readonly checkpoint: Uint8Array | null;
   /** The version it replaces (null: an empty store). */
   readonly expected: string | null;
-  /** The metadata saved with the checkpoint. */
+  /**
+   * The metadata saved with the checkpoint, as `save`'s: text of at most `MAX_META_BYTES`
+   * UTF-8 bytes, else the commit rejects (a RangeError for longer, a TypeError for what is not
+   * text) and changes nothing. The library checks it before it commits, so only other callers
+   * meet these errors (the kit does not check them).
+   */
   readonly meta?: string;
   /** The new state's `step`, and its place in the journal (steps taken, skipped ones too). */
   readonly step: number;
@@ -232,13 +237,10 @@ export interface TrainingStore<TArrayBuffer extends ArrayBufferLike = ArrayBuffe
   /** The current checkpoint: its bytes, version and metadata, as `VersionedCheckpointStore.load`. */
   load(): Promise<StoredCheckpoint<TArrayBuffer> | null>;
   /**
-   * The current parameters only (not the moments), with their version. From the checkpoint's
-   * bytes, a safetensors file: an 8-byte little-endian header length N, N bytes of JSON header,
-   * then the data; the header's `__metadata__` holds `step` (a decimal string) and
-   * `tensor_order` (a JSON array of the parameter names, each an F32 tensor whose header entry
-   * gives its `shape` and `data_offsets` in the data), and `optimizer`, its name. No function of
-   * the library reads it for you: `examples/sqlite_store.ts` (`readParams`) and
-   * `examples/cloudflare/records.js` parse it in about twenty lines each.
+   * The current parameters only (not the moments), with their version: of a checkpoint kept as
+   * saved (a safetensors file), `{ ...checkpointParams(bytes, name), version }` (see
+   * `checkpointParams` of `@optim/radam/store`; `examples/sqlite_store.ts` and `examples/cloudflare/` do so).
+   * Damaged bytes: it rejects with a CheckpointError, which the library passes on as it is.
    */
   loadParams(): Promise<StoredParams | null>;
   /** Commits a step; null (nothing changed) when a check failed. See {@linkcode StepCommit}. */
@@ -267,7 +269,16 @@ export interface TrainingStore<TArrayBuffer extends ArrayBufferLike = ArrayBuffe
    * `limit`: as {@linkcode TrainingStore.journal}'s.
    */
   pending(limit: number): Promise<PendingContribution[]>;
-  /** The gradient of a pending contribution, as submitted. */
+  /**
+   * The gradient of a pending contribution, as submitted. Of one no longer held (a commit
+   * settled it after `pending` listed it: only when the caller's lease ended meanwhile and
+   * another process folded it): its bytes, if the store still has them, else a rejection with
+   * a CheckpointError (as for a stored gradient that is damaged). A fold takes a CheckpointError
+   * as a damaged contribution, refused in a commit whose lease check then fails (nothing is
+   * recorded); it takes any other rejection as the database failing, which ends the fold and
+   * fails this process's own requests in it. The conformance kit checks this
+   * (`gradient.gone`).
+   */
   gradient(contribution: PendingContribution): Promise<Uint8Array>;
   /**
    * Takes the lease for `ms` if no one holds it, its holder's has expired, or it was handed
@@ -276,7 +287,11 @@ export interface TrainingStore<TArrayBuffer extends ArrayBufferLike = ArrayBuffe
    * Whether another's lease has expired is judged on the caller's clock alone, never by
    * comparing the end its writer recorded (another process's clock) with it: expired once the
    * caller has seen the same record for its whole term (or its recorded end is more than a
-   * minute past by the caller's clock: long dead).
+   * minute past by the caller's clock: long dead). Held by `token` itself (its own lease, or
+   * one handed on to it): taken again, a new lease of `token` for `ms` from now, with a new
+   * `ref` (a commit under the one before then fails): a trainer whose release failed asks so
+   * with its own token, and must not wait out its own lease as another's (the kit checks it:
+   * `lease.again`).
    */
   acquire(token: string, ms: number, queue?: boolean): Promise<Lease | null>;
   /**
@@ -295,7 +310,11 @@ export interface TrainingStore<TArrayBuffer extends ArrayBufferLike = ArrayBuffe
   /**
    * Journal records from step `from` on (by `seq`), at most `limit` (an integer ≥ 0 or
    * Infinity; `from` a number: else the promise rejects with a RangeError, or a TypeError for
-   * what is not a number), in order.
+   * what is not a number), in order. How long records are kept is the store's choice: the
+   * library's stores keep each for `rememberMs`, as the request records of its ids, then forget
+   * it (so a listing from 0 starts at the oldest kept). The library itself never reads the
+   * journal (it is the application's, to audit or replay: `examples/serverless_handler.ts`
+   * serves it), so a binding may keep records longer, or always.
    */
   journal(from: number, limit: number): Promise<JournalRecord[]>;
 }

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import {
   type ConformanceOptions,
+  type Lease,
   memoryCheckpointStore,
   type PendingContribution,
   type RequestRecord,
@@ -303,7 +304,54 @@ const BROKEN: [string, () => TrainingStore, string[], ConformanceOptions?][] = [
         },
       };
     }),
-    ["lease.exclusive", "commit.lease", "lease.waiting", "lease.expiry", "lease.long-dead"],
+    [
+      "lease.exclusive",
+      "lease.again",
+      "commit.lease",
+      "lease.waiting",
+      "lease.expiry",
+      "lease.long-dead",
+    ],
+  ],
+  [
+    "acquire refuses the lease to the token that holds it",
+    wrapped((inner) => {
+      let held: Lease | null = null; // the last lease it gave, until released or committed under
+      return {
+        async acquire(token, ms, queue) {
+          if (held?.token === token) return null; // as if another held it, until it expires
+          const lease = await inner.acquire(token, ms, queue);
+          held = lease ?? held;
+          return lease;
+        },
+        async release(lease) {
+          await inner.release(lease);
+          if (lease === held?.token || (lease as Lease).ref === held?.ref) held = null;
+        },
+        async commit(c) {
+          const done = await inner.commit(c);
+          if (done !== null && c.lease !== undefined) held = done.lease;
+          return done;
+        },
+      };
+    }),
+    ["lease.again"],
+  ],
+  [
+    "gradient rejects a contribution no longer held with a bare Error",
+    wrapped((inner) => {
+      const settled = new Set<unknown>();
+      return {
+        async commit(c) {
+          const done = await inner.commit(c);
+          if (done !== null) { for (const e of [...c.applied, ...c.refused]) settled.add(e.ref); }
+          return done;
+        },
+        gradient: (p) =>
+          settled.has(p.ref) ? Promise.reject(new Error("no such row")) : inner.gradient(p),
+      };
+    }),
+    ["gradient.gone"],
   ],
   [
     "acquire notes a token that asked with queue false",
@@ -330,7 +378,14 @@ const BROKEN: [string, () => TrainingStore, string[], ConformanceOptions?][] = [
         return lease && { ...lease, expires: lease.expires + 3_600_000 };
       },
     })),
-    ["lease.exclusive", "commit.lease", "lease.waiting", "lease.expiry", "lease.long-dead"],
+    [
+      "lease.exclusive",
+      "lease.again",
+      "commit.lease",
+      "lease.waiting",
+      "lease.expiry",
+      "lease.long-dead",
+    ],
   ],
   [
     "journal lists the newest records first",
@@ -553,7 +608,7 @@ Deno.test("conformance: answers with more fields than the contract names pass (a
       })),
   }));
   const report = await verifyTrainingStore(more);
-  assert.equal(report.passed.length, 27);
+  assert.equal(report.passed.length, 29);
 });
 
 Deno.test("conformance: a call that never answers fails its clause after timeoutMs, and the others still run", async () => {

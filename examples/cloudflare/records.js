@@ -9,10 +9,11 @@
 // - "journal:" + seq (zero-padded): { record, until }: what a step applied.
 // - "lease": { token, expires, ms, ref }: the lease (its end by the object's clock, its term).
 
+import { CheckpointError } from "@optim/radam";
+import { checkpointParams, MAX_META_BYTES } from "@optim/radam/store";
+
 /** The bytes of a value at most: under DO storage's 128 KiB, with room for its encoding. */
 export const CHUNK_BYTES = 126 * 1024;
-/** The largest metadata a checkpoint takes, in UTF-8 bytes (the library's MAX_META_BYTES). */
-const MAX_META_BYTES = 32768;
 
 /** `n` zero-padded to 16 digits, so that keys list in numeric order. */
 export const pad = (n) => String(n).padStart(16, "0");
@@ -37,7 +38,11 @@ export async function getChunks(storage, prefix, count, length) {
     const got = await storage.get(keys.slice(from, from + 128));
     for (let i = from; i < Math.min(count, from + 128); i++) {
       const chunk = got.get(prefix + i);
-      if (!(chunk instanceof Uint8Array)) throw new Error(`Stored chunk ${prefix}${i} is missing`);
+      // (A CheckpointError: stored data missing, which the library passes on as damaged, e.g. the
+      // gradient of a contribution another fold settled since, that fold refusing it.)
+      if (!(chunk instanceof Uint8Array)) {
+        throw new CheckpointError(`Stored chunk ${prefix}${i} is missing`);
+      }
       bytes.set(chunk, i * CHUNK_BYTES);
     }
   }
@@ -94,37 +99,10 @@ export function compareUtf8(a, b) {
   return x.length - y.length;
 }
 
-/**
- * The parameters of a checkpoint (a safetensors file of this library): its step, optimizer,
- * parameter names (its metadata's `tensor_order`), shapes and float32 values. Throws where the
- * bytes are not such a checkpoint.
- */
-export function readParams(bytes) {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = bytes.length >= 8 ? Number(view.getBigUint64(0, true)) : Infinity;
-  if (headerLength > bytes.length - 8) throw new Error("The checkpoint has no header");
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
-  const metadata = header.__metadata__ ?? {};
-  const names = JSON.parse(metadata.tensor_order);
-  const step = Number(metadata.step);
-  if (!Array.isArray(names) || !Number.isSafeInteger(step) || step < 0) {
-    throw new Error("The checkpoint's metadata names no parameters or step");
-  }
-  const params = {}, shapes = {};
-  for (const name of names) {
-    const { dtype, shape, data_offsets: [begin, end] } = header[name];
-    if (dtype !== "F32") throw new Error(`The parameter ${name} is not float32`);
-    const at = 8 + headerLength + begin;
-    params[name] = new Float32Array(bytes.slice(at, 8 + headerLength + end).buffer);
-    shapes[name] = shape;
-  }
-  return { step, optimizer: metadata.optimizer, names, shapes, params };
-}
-
 /** The step a checkpoint records, or null when the bytes are not a checkpoint. */
 export function stepOf(bytes) {
   try {
-    return readParams(bytes).step;
+    return checkpointParams(bytes).step;
   } catch {
     return null;
   }

@@ -12,6 +12,7 @@
 // waiting note and is the only process that reads them. Override wallNow/monoNow to move it
 // (tests/node/workerd_store_app does, to check what expires).
 import { DurableObject } from "cloudflare:workers";
+import { checkpointParams } from "@optim/radam/store";
 import {
   checkListing,
   checkMeta,
@@ -22,7 +23,6 @@ import {
   getChunks,
   pad,
   putChunks,
-  readParams,
   stepOf,
 } from "./records.js";
 
@@ -109,7 +109,8 @@ export class TrainingStoreObject extends DurableObject {
 
   async loadParams() {
     const loaded = await this.load();
-    return loaded && { ...readParams(loaded.bytes), version: loaded.version };
+    // (The library's reader: a CheckpointError for damaged bytes, which the library passes on.)
+    return loaded && { ...checkpointParams(loaded.bytes), version: loaded.version };
   }
 
   /** What is known of request `id` now, or null. */
