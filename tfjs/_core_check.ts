@@ -7,8 +7,9 @@
  */
 
 /**
- * The exports of `@tensorflow/tfjs-core` the adapter uses: what a module mapped in its place (a
- * shim over `tf.min.js`'s global `tf`) must export.
+ * The exports of `@tensorflow/tfjs-core` the adapter uses: what a module mapped in its place must
+ * export. The npm package's `tfjs-core-global.js`, which takes them from `tf.min.js`'s global
+ * `tf`, is made from this list (tools/_npm_core_global.ts).
  */
 export const TFJS_CORE_EXPORTS: readonly string[] = [
   "Optimizer",
@@ -32,9 +33,6 @@ export const TFJS_CORE_EXPORTS: readonly string[] = [
   "train",
   "variableGrads",
 ];
-
-/** What a user writes for the adapter to use the global `tf` of `tf.min.js`. */
-const SHIM = `export const { ${TFJS_CORE_EXPORTS.join(", ")} } = globalThis.tf;`;
 
 /**
  * Throws a `TypeError` unless `namespace` (the adapter's `import * as tf from
@@ -66,6 +64,7 @@ export function checkTfjsCore(namespace: object): void {
 /** Why a module is no tfjs-core, and what to map instead. */
 const NOT_CORE = "(it is no tfjs-core: a classic script such as tf.min.js or tf.js defines a " +
   "global tf and exports nothing). On a page that loads tf.min.js with a <script> tag, map " +
-  '"@tensorflow/tfjs-core" in the import map to a module of yours that holds: ' + SHIM +
-  " (or to tfjs-core's own ES module of the same version, dist/tf-core.fesm.js, a second " +
-  "copy: then call registerTfOptimizer(tf) before tf.loadLayersModel)";
+  '"@tensorflow/tfjs-core" in the import map to tfjs-core-global.js, the file beside tfjs.js ' +
+  "in the npm package @optim/radam (of the same version), which exports these from the " +
+  "global tf (or to tfjs-core's own ES module of tf.min.js's version, dist/tf-core.fesm.js, a " +
+  "second copy: then call registerTfOptimizer(tf) before tf.loadLayersModel)";

@@ -20,6 +20,9 @@
  * - `workerd/`: the entries again, for the `workerd` export condition (wrangler's), on the same
  *   chunks: each imports `radam.wasm` and hands it to the library as it loads, and loads no file
  *   that holds the kernel's base64 (checked; see tools/_npm_entries.ts);
+ * - `tfjs-core-global.js` (`@optim/radam/tfjs-core-global`): for a page that loads tfjs with a
+ *   `<script>` tag (`tf.min.js`), the adapter's `@tensorflow/tfjs-core` from the global `tf`, made
+ *   from the adapter's list of what it uses (see tools/_npm_core_global.ts);
  * - `package.json` (name and version from deno.json, `exports` for Node ≥ 20 and bundlers,
  *   `sideEffects` naming the files of code, each of which does something on import (the entries
  *   hand the library its kernel), `homepage`: the package's
@@ -35,6 +38,7 @@ import { decodeBase64 } from "../base/_base64.ts";
 import { KERNELS_WASM_BASE64 } from "../cpu/kernels_wasm.generated.ts";
 import { toBase64 } from "./_asc.ts";
 import { importMapVersions, npmInstall } from "./_npm.ts";
+import { CORE_GLOBAL_FILE, coreGlobalModule } from "./_npm_core_global.ts";
 import { type BuiltEntries, bundleEntries, WORKERD_DIR } from "./_npm_entries.ts";
 import { jsrPublishedFiles, npmReadme } from "./_npm_readme.ts";
 
@@ -340,6 +344,8 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
     exports: {
       ...Object.fromEntries(entryExports),
       [`./${KERNEL_FILE}`]: { types: `./${KERNEL_TYPES}`, default: `./${KERNEL_FILE}` },
+      // An import map's "@tensorflow/tfjs-core" on a page with tf.min.js's global tf.
+      [`./${CORE_GLOBAL_FILE.replace(/\.js$/, "")}`]: `./${CORE_GLOBAL_FILE}`,
       "./package.json": "./package.json",
     },
     // TypeScript's `moduleResolution: "node"` (node10: still the default with `module:
@@ -358,6 +364,7 @@ async function packageFiles(sideEffects: string[]): Promise<void> {
       `${WORKERD_DIR}/`,
       "types/",
       KERNEL_FILE,
+      CORE_GLOBAL_FILE,
       "README.md",
       ...SHIPPED,
     ],
@@ -438,8 +445,11 @@ if (import.meta.main) {
   pruneDeclarations();
   kernelDeclaration();
   checkDeclarations();
-  await packageFiles(built.code.map((f) => `./${f.slice(OUT.length + 1)}`));
+  await Deno.writeTextFile(`${OUT}/${CORE_GLOBAL_FILE}`, coreGlobalModule());
+  // Every file of code does something on import: this one throws where there is no global tf.
+  const code = [...built.code.map((f) => f.slice(OUT.length + 1)), CORE_GLOBAL_FILE];
+  await packageFiles(code.map((f) => `./${f}`));
   await kernelFile(built);
-  const outputs = ENTRIES.map((e) => `${e.out}.js`).join(", ");
+  const outputs = [...ENTRIES.map((e) => `${e.out}.js`), CORE_GLOBAL_FILE].join(", ");
   console.log(`built ${OUT}/ (${outputs}, chunks/, types/, package.json)`);
 }

@@ -202,14 +202,8 @@ const coreMappedTo = (map, url) =>
   map.replace(/("@tensorflow\/tfjs-core": ")[^"]*"/, (_, key) => `${key}${url}"`);
 const MIN_JS = () => `${cdnOrigin}/npm/@tensorflow/tfjs@${tfjsVersion}/dist/tf.min.js`;
 
-/** The npm README's `tfjs-core-global.js`: tfjs-core's exports from tf.min.js's global `tf`. */
-function globalShim() {
-  const readme = readFileSync(join(built, "README.md"), "utf8");
-  const shim = /^ *```js\n *\/\/ tfjs-core-global\.js[^\n]*\n([\s\S]*?)^ *```$/gm;
-  const files = [...readme.matchAll(shim)];
-  assert.equal(files.length, 1, "the npm README has no (or several) tfjs-core-global.js");
-  return files[0][1];
-}
+/** The package's `tfjs-core-global.js` (tfjs-core's exports from tf.min.js's global `tf`). */
+const globalShim = () => readFileSync(join(packDir, "package", "tfjs-core-global.js"), "utf8");
 
 /** A model's `model.fit` as the README's pages write it, and its weights' bits. */
 const MODULE_FIT = CASES.replace(
@@ -278,12 +272,11 @@ before(async () => {
     "/global-shim": globalTfPage(readmeGlobal, (m) => m),
     "/global-core-file": globalTfPage(readmeGlobal, tfjsCoreFile),
     "/global-min": globalTfPage(readmeGlobal, (map) => coreMappedTo(map, MIN_JS())),
+    // The README's page without its tf.min.js: no global tf.
+    "/global-none": casesPage(readmeGlobal, GLOBAL_CASES),
   };
   site = http.createServer((req, res) => {
-    if (req.url === "/tfjs-core-global.js") {
-      res.writeHead(200, { "content-type": "text/javascript", ...ISOLATION })
-        .end(globalShim());
-    } else if (req.url === "/shared_case.mjs") {
+    if (req.url === "/shared_case.mjs") {
       res.writeHead(200, { "content-type": "text/javascript", ...ISOLATION })
         .end(
           readFileSync(new URL("./shared_case.mjs", import.meta.url)),
@@ -396,7 +389,7 @@ test("tfjs-core mapped to its own file beside tfjs: a model's optimizer is unkno
   assert.equal(result.registered, "RadamTfOptimizer");
 });
 
-test("the npm README's page with tfjs from a <script> tag (tf.min.js) and its tfjs-core-global.js trains", async () => {
+test("the npm README's page with tfjs from a <script> tag (tf.min.js) and the package's tfjs-core-global.js trains", async () => {
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -407,8 +400,10 @@ test("the npm README's page with tfjs from a <script> tag (tf.min.js) and its tf
   assert.match(await page.evaluate(text), /^\w+: 2 steps$/);
 });
 
-test("tf.min.js's global tf with tfjs-core-global.js: one tfjs, the bits of tfjs as a module, a saved model loads", async () => {
+test("tf.min.js's global tf with the package's tfjs-core-global.js: one tfjs, the bits of tfjs as a module, a saved model loads", async () => {
   const result = await open("/global-shim");
+  // The README's import map takes the file from the CDN, where the package ships it.
+  assert.ok(served.has(`/npm/${pkg.name}@${pkg.version}/tfjs-core-global.js`), [...served]);
   const single = await open("/module-fit");
   assert.deepEqual(result.tfjs.adapter, result.tfjs.core);
   assert.deepEqual(result.fit, single.fit);
@@ -433,8 +428,26 @@ test("tfjs-core mapped to tf.min.js itself (no exports): importing the adapter i
   const { name, message } = await error;
   assert.equal(name, "TypeError");
   assert.match(message, /"@tensorflow\/tfjs-core" resolves to does not export Optimizer, Tensor, /);
-  // It suggests the README's tfjs-core-global.js: the same names.
-  const names = (text) =>
-    /export const \{([^}]*)\}/.exec(text)[1].split(",").map((n) => n.trim()).filter(Boolean);
-  assert.deepEqual(names(message), names(globalShim()));
+  // It names the package's tfjs-core-global.js, which exports every name the adapter missed.
+  assert.match(message, /map "@tensorflow\/tfjs-core" in the import map to tfjs-core-global\.js\b/);
+  const missing = /does not export ([\w, ]+) \(/.exec(message)[1].split(", ");
+  const exported = /^export const \{([^}]*)\}/m.exec(globalShim())[1].split(",")
+    .map((n) => n.trim()).filter(Boolean);
+  assert.deepEqual(missing, exported);
 });
+
+test(
+  "the README's import map with no tf.min.js (no global tf): the package's tfjs-core-global.js is an Error at import that says to load it with a <script> tag",
+  {
+    timeout: 60_000,
+  },
+  async () => {
+    const page = await browser.newPage();
+    const error = new Promise((resolve) => page.on("pageerror", (e) => resolve(e)));
+    await page.goto(`${siteOrigin}/global-none`);
+    const { name, message } = await error;
+    assert.equal(name, "Error");
+    assert.match(message, /^@optim\/radam\/tfjs-core-global: there is no global tf\b/);
+    assert.match(message, /<script src="[^"]*\/tf\.min\.js"><\/script>/);
+  },
+);

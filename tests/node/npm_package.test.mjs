@@ -107,6 +107,32 @@ console.log(JSON.stringify(await runCase(lib, "auto")));`;
   assert.deepEqual(JSON.parse(output), expected.js);
 });
 
+test("@optim/radam/tfjs-core-global resolves to the packaged file, which exports the adapter's tfjs-core names from a global tf, and without one is an Error", () => {
+  const url = import.meta.resolve("@optim/radam/tfjs-core-global");
+  const pkgUrl = import.meta.resolve("@optim/radam/package.json");
+  assert.equal(url, new URL("tfjs-core-global.js", pkgUrl).href);
+  // As a page's module: a global tf (tfjs-core here, as tf.min.js holds it), then none.
+  const code = `import * as core from "@tensorflow/tfjs-core";
+globalThis.tf = core;
+const shim = await import("@optim/radam/tfjs-core-global");
+const same = Object.keys(shim).every((name) => shim[name] === core[name]);
+delete globalThis.tf;
+const again = \`\${import.meta.resolve("@optim/radam/tfjs-core-global")}?again\`;
+const none = await import(again).catch((e) => e);
+console.log(JSON.stringify({ names: Object.keys(shim), same, none: [none.name, none.message] }));`;
+  const output = execFileSync(process.execPath, [
+    "--preserve-symlinks",
+    "--input-type=module",
+    "--eval",
+    code,
+  ], { cwd: fileURLToPath(new URL(".", import.meta.url)), encoding: "utf8" });
+  const { names, same, none } = JSON.parse(output);
+  assert.ok(names.includes("Optimizer") && names.includes("variableGrads"), `${names}`);
+  assert.ok(same);
+  assert.equal(none[0], "Error");
+  assert.match(none[1], /there is no global tf\b.*<script src="[^"]*\/tf\.min\.js">/);
+});
+
 test("tfjs-core: JSR's package asks for the npm package's peer range (any tfjs 4), not one version", () => {
   // deno publish writes deno.json's import map into the published imports: it pinned
   // npm:@tensorflow/tfjs-core@4.22.0, so an app on another tfjs 4 got a second tfjs-core beside

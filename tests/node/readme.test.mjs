@@ -36,11 +36,6 @@ function isConfigFile(code) {
   return /^\/\/ [\w.-]+\.config\.[cm]?js\b/.test(code);
 }
 
-/** Whether `code` is a page's module over tf.min.js's global `tf`, run by cdn.test.mjs. */
-function isGlobalTfFile(code) {
-  return /^\/\/ tfjs-core-global\.js\b/.test(code);
-}
-
 /** `markdown` outside its code blocks and code spans. */
 function proseOf(markdown) {
   return markdown.replace(/^ *```[\s\S]*?^ *```$/gm, "").replace(
@@ -191,8 +186,7 @@ test("npm README: the install line names the package, and the examples import on
 
 test("npm README: every JavaScript example runs under Node against the built package", () => {
   // Config files are run by the bundlers' test (bundlers.test.mjs), not here.
-  // tfjs-core-global.js runs on its page, with tf.min.js (cdn.test.mjs).
-  const examples = blocks("js").filter((code) => !isConfigFile(code) && !isGlobalTfFile(code));
+  const examples = blocks("js").filter((code) => !isConfigFile(code));
   assert.ok(
     examples.length >= 2,
     `only ${examples.length} JavaScript examples`,
