@@ -64,6 +64,7 @@ import {
   stateTensors,
 } from "./checkpoint_tensors.ts";
 import {
+  CONSUMED_MESSAGE,
   groupsOf,
   inLayoutOrder,
   type OptimizerState,
@@ -132,7 +133,7 @@ function afterMatch(state: OptimizerState<unknown>): StateInternals {
     return stateInternals(state);
   } catch (error) {
     if (!(error instanceof TypeError)) throw error;
-    const stepped = /consumed by step\(\)/.test(error.message);
+    const stepped = error.message === CONSUMED_MESSAGE;
     if (!stepped && error.message !== DISPOSED_STATE_MESSAGE) throw error;
     throw new TypeError(
       `A parameter group's match function ${

@@ -137,7 +137,8 @@ export function onHost(backend: AnyBackend): backend is HostBackend {
   return backend.kind === "host";
 }
 
-const CONSUMED_MESSAGE =
+/** The TypeError's message of a state that `step` consumed. */
+export const CONSUMED_MESSAGE =
   "This optimizer state was consumed by step(); use the state that step() returned";
 /**
  * The error of `state.lr = x` (or `learningRate`, as tfjs names it): a state has no learning
