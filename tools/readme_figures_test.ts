@@ -2,7 +2,8 @@
  * Figures README.md quotes that the library or the repository's tests can tell, computed here
  * and compared with the text: the WebGPU backend's most parameter groups under the default
  * limits, the largest fold a Deno KV store settles under a short and under the longest key
- * prefix, and the runtimes' versions that tests/node/runtimes.test.mjs installs.
+ * prefix, and the runtimes' versions that tests/node/runtimes.test.mjs installs (also as the npm
+ * package's README, tools/npm_readme.md, gives them).
  */
 import assert from "node:assert/strict";
 import { checkRingFits } from "../gpu/scalar_ring.ts";
@@ -69,4 +70,15 @@ Deno.test("README: the runtimes' versions are those tests/node/runtimes.test.mjs
   const [bunRow] = quoted(/^\| Bun +\| ([^|]+)\|/m);
   assert.equal(bunRow.trim(), bun);
   quoted(new RegExp(`\\*\\*Deno ${minDeno.replaceAll(".", "\\.")} or later\\*\\* for the source`));
+  // The npm package's README: the Node runtimes by minor version, after the Node the tests run on.
+  const npmReadme = read("tools/npm_readme.md");
+  const minors = nodes.map((v) => v.split(".").slice(0, 2).join("."));
+  const [, tested, bunTested] =
+    /Node 20 or later \(tested on ([\d., and]+)\), and Bun \(tested on ([\d.]+)\)/.exec(
+      npmReadme.replaceAll(/\s+/g, " "),
+    ) ?? [];
+  assert.ok(tested !== undefined, "tools/npm_readme.md names no runtimes tested");
+  assert.deepEqual(tested.split(/, | and /).slice(1), minors);
+  assert.equal(bunTested, bun);
+  assert.equal(tested.split(", ")[0], nodeRow.split(" ")[0].split(".").slice(0, 2).join("."));
 });
