@@ -3,10 +3,12 @@
  * and compared with the text: the WebGPU backend's most parameter groups under the default
  * limits, the largest fold a Deno KV store settles under a short and under the longest key
  * prefix, and the runtimes' versions that tests/node/runtimes.test.mjs installs (also as the npm
- * package's README, tools/npm_readme.md, gives them).
+ * package's README, tools/npm_readme.md, gives them); the WebGPU ring's entries, steps kept and
+ * steps computed ahead; and the 8-bit states' threshold wherever the docs quote it.
  */
 import assert from "node:assert/strict";
-import { checkRingFits } from "../gpu/scalar_ring.ts";
+import { checkRingFits, RING_AHEAD, RING_KEPT, RING_SIZE } from "../gpu/scalar_ring.ts";
+import { Q8_MIN_ELEMENTS } from "../base/q8.ts";
 import { kvCheckpointStore } from "../kv.ts";
 
 const read = (path: string) => Deno.readTextFileSync(new URL(`../${path}`, import.meta.url));
@@ -81,4 +83,31 @@ Deno.test("README: the runtimes' versions are those tests/node/runtimes.test.mjs
   assert.deepEqual(tested.split(/, | and /).slice(1), minors);
   assert.equal(bunTested, bun);
   assert.equal(tested.split(", ")[0], nodeRow.split(" ")[0].split(".").slice(0, 2).join("."));
+});
+
+Deno.test("README: the WebGPU ring of step scalars, its entries and the steps computed ahead", () => {
+  const text = readme.replaceAll(/\s+/g, " ");
+  const [size] = quoted(/entry `t′ mod (\d+)` of a ring buffer/);
+  assert.equal(Number(size), RING_SIZE);
+  const [kept] = quoted(/the ring keeps the scalars of the last (\d+)\s+values of t/);
+  assert.equal(Number(kept), RING_KEPT);
+  // "up to 64 steps ahead", "within 64 steps", "uploaded 64 steps at a time", "of 64 steps at once"
+  const ahead = [
+    ...text.matchAll(/(?:up to|within|uploaded|scalars of) (\d+) steps/g),
+  ].map(([, n]) => Number(n));
+  assert.equal(ahead.length, 4, `the steps ahead quoted: ${ahead}`);
+  assert.deepEqual(ahead, ahead.map(() => RING_AHEAD));
+});
+
+Deno.test("docs: 8-bit states keep f32 moments under the same threshold wherever it is quoted", () => {
+  const quotes: [string, number][] = [];
+  for (const path of ["README.md", "docs/SPEC.md", "tools/npm_readme.md"]) {
+    const text = read(path).replaceAll(/\s+/g, " ");
+    for (const [, n] of text.matchAll(/(\d+) elements or more/g)) quotes.push([path, Number(n)]);
+    for (const [, n] of text.matchAll(/under (\d+) elements\)? stay f32/g)) {
+      quotes.push([path, Number(n)]);
+    }
+  }
+  assert.ok(quotes.length >= 5, `${quotes.length} quotes of the threshold`);
+  assert.deepEqual(quotes.filter(([, n]) => n !== Q8_MIN_ELEMENTS), []);
 });
