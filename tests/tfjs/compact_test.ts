@@ -294,5 +294,34 @@ Deno.test("tfjs wasm: the bytes a parameter the adapter holds on tfjs's heap, by
       `${row}: ${got} bytes a parameter, ${bytes} expected`,
     );
   }
+  // README's table gives these, in its column "tfjs adapter": "8 (8.10)", with the gaps in
+  // brackets, and Ranger's kernels (a 2-D variable, held transposed) after the row's LookAhead.
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const column = new Map<string, string>();
+  for (
+    const [, label, cell] of readme.matchAll(/^\| ([^|]+?) +\|[^|\n]+\|[^|\n]+\| ([^|\n]+?) +\|$/gm)
+  ) {
+    column.set(label, cell);
+  }
+  const shown: [string, string][] = [];
+  for (const states of ["32bit", "8bit"] as const) {
+    const format = states === "32bit" ? "32-bit" : "8-bit";
+    const adamRow = column.get(`RAdam / Adam / AdamW, ${format}`)!;
+    const rangerRow = column.get(`Ranger, LookAhead(RAdam), ${format}`)!;
+    const lionRow = column.get(`Lion, SGD with momentum, ${format}`)!;
+    const bracket = (cell: string) => /^[\d.]+ \(([\d.]+)\)/.exec(cell)?.[1];
+    shown.push(
+      [`radam, ${states}`, bracket(adamRow)!],
+      [`lookahead(radam), ${states}`, bracket(rangerRow)!],
+      [`ranger (gc), ${states}`, /Ranger's kernels ([\d.]+)$/.exec(rangerRow)?.[1]!],
+      [`lion, ${states}`, bracket(lionRow)!],
+      [`sgd (momentum), ${states}`, bracket(lionRow)!],
+    );
+  }
+  assert.deepEqual(
+    shown.map(([row]) => `${row}: ${measured[row].toFixed(2)}`),
+    shown.map(([row, text]) => `${row}: ${text}`),
+    "README's column of the tfjs adapter's bytes a parameter",
+  );
   tf.dispose([v, g]);
 });
