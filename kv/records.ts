@@ -14,7 +14,8 @@
  *   `[...P, "pending", at, id]` (`at` the storing process's `Date.now()`): listed after those,
  *   and folded in their place by base step (see kv/training.ts).
  * - `[...P, "blobs", blob]` and `[...P, "grads", blob, i]`: the record and the chunks of a
- *   stored gradient too large for its pending record (written like a checkpoint's version).
+ *   stored gradient too large for its pending record (written like a checkpoint's version, and,
+ *   as one, marked `{ state: "dead" }` by the first operation of a removal that takes several).
  * - `[...P, "lease"]`: `{ token, expires, ms }`, the lease (its end, on its writer's clock, and
  *   its term: see store/_lease.ts); `[...P, "wants", token]`:
  *   `{ since, at }`, a process that waits for it (since when, and when it last asked; kept a

@@ -8,7 +8,7 @@ import type { Ctx } from "./context.ts";
 import { isVersionId, parseHead, parseVersionRecord } from "./format.ts";
 import { deletesPerWrite } from "./limits.ts";
 import { parseBlob } from "./records.ts";
-import { listAll, unbusy } from "./retry.ts";
+import { BUSY_TRIES, busyPause, isBusy, listAll, unbusy } from "./retry.ts";
 
 /** Where something stored in chunks lies: its record, and the keys of its chunks. */
 interface Chunked {
@@ -25,6 +25,8 @@ interface Chunked {
  * under its prefix), then its record, in as few atomic operations as it takes, the record last.
  * With `check` (the record's entry), only if the record is unchanged since; false if it
  * changed. `dead`, when given, is written to the record by the first of several operations.
+ * Each operation is repeated after a busy answer until it is found done: a removal the database
+ * did but answered "busy" goes on to its end, and leaves no chunks for a later sweep.
  */
 async function removeChunked(
   ctx: Ctx,
@@ -45,18 +47,52 @@ async function removeChunked(
     const batch = targets.slice(i, i + most);
     const first = i === 0;
     const last = i + most >= targets.length;
-    // Repeated after a busy answer: a delete is harmless twice, a check then fails.
-    const result = await unbusy(() => {
+    const mark = first && !last && dead ? dead(targets.length) : undefined;
+    const write = () => {
       const op = kv.atomic();
       if (first && check) op.check(check);
       for (const k of batch) op.delete(k);
       if (last) op.delete(item.record);
-      else if (first && dead) op.set(item.record, dead(targets.length));
+      else if (mark !== undefined) op.set(item.record, mark);
       return op.commit();
-    });
-    if (!result.ok) return false;
+    };
+    // Unchecked, a delete (and the mark) is harmless twice; checked, see removeChecked.
+    const done = first && check
+      ? await removeChecked(kv, item.record, check, mark !== undefined, write)
+      : (await unbusy(write)).ok;
+    if (done === "gone") return true;
+    if (!done) return false;
   }
   return true;
+}
+
+/**
+ * Commits the checked first operation of a removal (`write`), again while the database answers
+ * that it is busy and the record is unchanged. A busy answer may come after the write went
+ * through, when its check, repeated, would be refused: so the record is read, and found removed
+ * ("gone": the removal's one operation, or another removal's last, took it) or marked dead
+ * (`marks`: the operation wrote that mark; another removal checked against the same record may
+ * have, and its deletes are these) is taken as done. Any other change: false.
+ */
+async function removeChecked(
+  kv: Deno.Kv,
+  record: Deno.KvKey,
+  check: Deno.AtomicCheck,
+  marks: boolean,
+  write: () => Promise<Deno.KvCommitResult | Deno.KvCommitError>,
+): Promise<boolean | "gone"> {
+  for (let n = 1;; n++) {
+    try {
+      return (await write()).ok;
+    } catch (error) {
+      if (!isBusy(error) || n >= BUSY_TRIES) throw error;
+      await busyPause(n);
+      const now = await unbusy(() => kv.get<{ state?: unknown }>(record));
+      if (now.versionstamp === check.versionstamp) continue; // not done: again
+      if (now.versionstamp === null) return "gone";
+      return marks && now.value?.state === "dead";
+    }
+  }
 }
 
 /**
@@ -146,7 +182,9 @@ export async function discard(
 
 /**
  * Deletes a stored gradient's chunks, then its record. With `check` (the record's entry), only
- * if the record is unchanged since; false if it changed.
+ * if the record is unchanged since; false if it changed. A gradient too large for one operation
+ * is marked dead by the first (as a version is): a submission still writing it, judged stale,
+ * then fails its next check, and is not stored with the chunks this removal took.
  */
 export function removeBlob(
   ctx: Ctx,
@@ -160,7 +198,12 @@ export function removeBlob(
     chunks: records.grads(blob),
     chunk: (i: number) => records.grad(blob, i),
   };
-  return removeChunked(ctx, stored, chunks, check);
+  // Read as damaged (parseBlob: null), so a later sweep lists its chunks.
+  return removeChunked(ctx, stored, chunks, check, (count) => ({
+    state: "dead",
+    created: 0,
+    chunks: count,
+  }));
 }
 
 /**

@@ -10,6 +10,8 @@ import { saveState, sgd } from "../mod.ts";
 export interface KitContext {
   /** Moves the clock the stores read by `ms`; absent: clauses needing time are skipped. */
   readonly advance?: (ms: number) => void | Promise<void>;
+  /** The clock the stores stamp a lease's end with, when not `Date.now`. */
+  readonly now?: () => number | Promise<number>;
   /** How long the stores remember request ids, in ms, when the caller said. */
   readonly rememberMs?: number;
   /** How many concurrent callers a race check starts. */

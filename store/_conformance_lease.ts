@@ -1,7 +1,8 @@
 /**
  * The clauses of {@linkcode TrainingStore} the conformance kit checks about the lease, the
  * waiting notes, `maxFold`, and what expires as time passes (checked only on the caller's
- * clock: see `advance` in store/conformance.ts).
+ * clock, or the stores' own that the option `now` reads: see `advance` and `now` in
+ * store/conformance.ts).
  *
  * @module
  */
@@ -15,7 +16,9 @@ import {
   type Clause,
   expect,
   expectSame,
+  type KitContext,
   race,
+  show,
 } from "./_conformance_kit.ts";
 import { commitOf, firstCommit, submitNew } from "./_conformance_training.ts";
 import { asJournal } from "./_conformance_kit.ts";
@@ -23,20 +26,42 @@ import { asJournal } from "./_conformance_kit.ts";
 type Store = TrainingStore;
 const TERM = 60_000;
 
-/** Acquires for `token`, throwing unless it got the lease. */
-async function take(store: Store, token: string, after = "", ms = TERM): Promise<Lease> {
+/** The clock a lease's end is stamped with: the option `now`, else this process's `Date.now`. */
+async function clock(now: KitContext["now"]): Promise<number> {
+  if (now === undefined) return Date.now();
+  const ms = await now();
+  if (typeof ms !== "number" || !Number.isFinite(ms)) {
+    throw new TypeError(`Option now must give a number of ms since the epoch, got ${show(ms)}`);
+  }
+  return ms;
+}
+
+/** What a lease's end is judged by, in the words of a broken clause. */
+const clockWords = (now: KitContext["now"]) =>
+  now === undefined
+    ? "this process's clock (Date.now: a lease's end is stamped by the caller's wall clock, " +
+      "which the kit reads as Date.now, and its option advance must move; not the database's " +
+      "own clock, nor another injected one, unless the option now reads it)"
+    : "the stores' clock (as the option now reads it, and the option advance moves it)";
+
+/** Acquires for `token`, throwing unless it got the lease, ending `ms` after by `now`. */
+async function take(
+  store: Store,
+  now: KitContext["now"],
+  token: string,
+  after = "",
+  ms = TERM,
+): Promise<Lease> {
   const did = `acquire("${token}", ${ms})${after}`;
-  const before = Date.now();
+  const before = await clock(now);
   const lease = await answer(did, () => store.acquire(token, ms));
-  // Its end by the clock of its holder: this process's.
+  // Its end by the clock of its holder: this process's, or the one the stores keep.
   const ends = typeof lease?.expires === "number" && lease.expires >= before + ms &&
-    lease.expires <= Date.now() + ms;
+    lease.expires <= await clock(now) + ms;
   expect(
     lease?.token === token && ends,
     did,
-    `a lease of "${token}" that ends in ${ms} ms by this process's clock (Date.now: a lease's ` +
-      "end is stamped by the caller's wall clock, which the kit reads as Date.now, and its " +
-      "option advance must move; not the database's own clock, nor another injected one)",
+    `a lease of "${token}" that ends in ${ms} ms by ${clockWords(now)}`,
     lease,
   );
   return lease!;
@@ -60,16 +85,16 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
     id: "lease.exclusive",
     promise: "a lease held is refused to other tokens until released (by the lease, or by its " +
       "token), and a release of a lease no longer held frees nothing",
-    async run(make) {
+    async run(make, { now }) {
       const store = await make();
-      const t1 = await take(store, "t1");
+      const t1 = await take(store, now, "t1");
       await refused(store, "t2", 'while "t1" holds it');
       await answer("release(lease of t1)", () => store.release(t1));
-      await take(store, "t2", ' after "t1" released it');
+      await take(store, now, "t2", ' after "t1" released it');
       await answer('release(the old lease of "t1")', () => store.release(t1));
       await refused(store, "t3", 'after a release of "t1"\'s old lease, while "t2" holds it');
       await answer('release("t2")', () => store.release("t2"));
-      await take(store, "t3", ' after release("t2")');
+      await take(store, now, "t3", ' after release("t2")');
     },
   },
   {
@@ -91,13 +116,13 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
     id: "lease.again",
     promise: "acquire by the token that holds the lease takes it again: a new lease of that " +
       "token for a fresh term (a commit under the one before then fails), still refused to others",
-    async run(make) {
+    async run(make, { now }) {
       const store = await make();
       const version = await firstCommit(store);
-      const first = await take(store, "t1");
+      const first = await take(store, now, "t1");
       // A trainer whose release failed asks again with its own token: it must not wait out its
       // own lease as if another held it.
-      const again = await take(store, "t1", ' while "t1" holds it');
+      const again = await take(store, now, "t1", ' while "t1" holds it');
       await refused(store, "t2", 'after "t1" took it again');
       let did = 'a commit under "t1"\'s lease taken before it took it again';
       expectSame(
@@ -153,12 +178,12 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
     id: "commit.lease",
     promise: "a commit under a lease fails once the lease is not current; it releases the lease, " +
       "renews it (next: its own token) or hands it on (next: another token)",
-    async run(make) {
+    async run(make, { now }) {
       const store = await make();
       let version = await firstCommit(store);
-      const old = await take(store, "t1");
+      const old = await take(store, now, "t1");
       await answer("release", () => store.release(old));
-      let lease = await take(store, "t1", " again");
+      let lease = await take(store, now, "t1", " again");
       let did = "a commit under a lease released since";
       expectSame(
         did,
@@ -166,18 +191,18 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
         null,
       );
       did = "a commit under the current lease, next: its own token";
-      const before = Date.now();
+      const before = await clock(now);
       const renewed = await answer(
         did,
         () => store.commit(commitOf({ expected: version, lease, next: { token: "t1", ms: TERM } })),
       );
-      const renewedBy = Date.now();
+      const renewedBy = await clock(now);
       const ends = renewed?.lease?.expires;
       expect(
         renewed?.lease?.token === "t1" && typeof ends === "number" && ends >= before + TERM &&
           ends <= renewedBy + TERM,
         did,
-        `{ lease: a lease of "t1" that ends in ${TERM} ms by this process's clock }`,
+        `{ lease: a lease of "t1" that ends in ${TERM} ms by ${clockWords(now)} }`,
         renewed,
       );
       version = renewed!.version!;
@@ -190,7 +215,7 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
       );
       expect(handed !== null && handed.lease === null, did, "{ lease: null }", handed);
       await refused(store, "t3", `after ${did}`);
-      lease = await take(store, "t2", ` after ${did}`);
+      lease = await take(store, now, "t2", ` after ${did}`);
       did = "a commit under a lease, no next";
       expect(
         (await answer(did, () => store.commit(commitOf({ expected: version, lease })))) !== null,
@@ -198,16 +223,16 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
         "a result",
         null,
       );
-      await take(store, "t3", ` after ${did}`);
+      await take(store, now, "t3", ` after ${did}`);
     },
   },
   {
     id: "lease.waiting",
     promise: "waiting names the token refused the lease that waited longest (not the holder); " +
       "acquire with queue false, and release by token, remove its note",
-    async run(make) {
+    async run(make, { now }) {
       const store = await make();
-      const lease = await take(store, "t1");
+      const lease = await take(store, now, "t1");
       await waits(store, lease, null, "with no one refused");
       await refused(store, "t2", 'while "t1" holds it');
       await waits(store, lease, "t2", 'after "t2" was refused');
@@ -287,9 +312,9 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
     needs: "advance",
     promise: "a lease another token has seen unchanged for its whole term (not less) is taken " +
       "by it, and a waiting note not renewed for over a second no longer asks",
-    async run(make, { advance }) {
+    async run(make, { advance, now }) {
       const store = await make();
-      const lease = await take(store, "t1", "", 1000);
+      const lease = await take(store, now, "t1", "", 1000);
       await refused(store, "t2", 'while "t1" holds it');
       await waits(store, lease, "t2", 'after "t2" was refused');
       await advance!(900);
@@ -297,7 +322,7 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
       await waits(store, lease, "t2", 'after "t2" was refused again');
       await advance!(1100);
       await waits(store, lease, null, "1.1 s after the last note");
-      await take(store, "t2", ' 2 s after it first saw "t1"\'s lease of 1 s');
+      await take(store, now, "t2", ' 2 s after it first saw "t1"\'s lease of 1 s');
     },
   },
   {
@@ -305,13 +330,13 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
     needs: "advance",
     promise: "a lease whose recorded end is more than a minute past, by the caller's clock, is " +
       "taken by a token that reads it for the first time, and not one ended less long ago",
-    async run(make, { advance }) {
+    async run(make, { advance, now }) {
       const store = await make();
-      await take(store, "t1", "", 1000);
+      await take(store, now, "t1", "", 1000);
       await advance!(30_000);
       await refused(store, "t2", 'read first 29 s after the end of "t1"\'s lease');
       await advance!(32_001);
-      await take(store, "t3", ' read first 61 s after the end of "t1"\'s lease');
+      await take(store, now, "t3", ' read first 61 s after the end of "t1"\'s lease');
     },
   },
   {

@@ -61,9 +61,46 @@ export interface ConformanceOptions {
    * checks each lease's end against `Date.now` (a lease's end is by its holder's clock, the
    * calling process's), so your stores must read `Date.now` and `performance.now` at each call,
    * and `advance` move those (as the example does), not a clock you inject into your stores, nor
-   * the database server's.
+   * the database server's, unless the option `now` reads that clock (then `advance` moves it).
    */
   advance?: (ms: number) => void | Promise<void>;
+  /**
+   * The clock your stores stamp a lease's end with, in ms since the epoch, when it is not the
+   * calling process's `Date.now` (the default): a store that keeps its own (a database server's
+   * `now()`, which this function may query: it may answer with a promise). The kit reads it
+   * before and after each call that takes or renews a lease, and checks the lease's end
+   * between. With it, `advance` must move that clock.
+   *
+   * @example A binding whose leases end by its database server's clock
+   * ```ts
+   * import { memoryCheckpointStore, type TrainingStore, verifyTrainingStore } from "@optim/radam/store";
+   * import assert from "node:assert/strict";
+   *
+   * // Here the in-process store stands in for it, its leases' ends moved 5 minutes on: the
+   * // server's clock, which `serverNow` reads (in your binding, a query of the server's time).
+   * const AHEAD = 300_000;
+   * const serverNow = () => Promise.resolve(Date.now() + AHEAD);
+   * const onServerClock = (): TrainingStore => {
+   *   const store = memoryCheckpointStore();
+   *   const shift = <L extends { expires: number }>(lease: L | null) =>
+   *     lease && { ...lease, expires: lease.expires + AHEAD };
+   *   return {
+   *     ...store,
+   *     acquire: async (token, ms, queue) => shift(await store.acquire(token, ms, queue)),
+   *     commit: async (commit) => {
+   *       const result = await store.commit(commit);
+   *       return result && { ...result, lease: shift(result.lease) };
+   *     },
+   *   };
+   * };
+   * const report = await verifyTrainingStore(onServerClock, { now: serverNow });
+   * assert.ok(report.passed.includes("lease.again"));
+   * // Read by Date.now instead, the leases' ends are 5 minutes off: reported broken.
+   * const error = await verifyTrainingStore(onServerClock).catch((e) => e);
+   * assert.ok(error.failures.some((f: { clause: string }) => f.clause === "lease.exclusive"));
+   * ```
+   */
+  now?: () => number | Promise<number>;
   /**
    * How long your stores remember request ids, in ms (their `rememberMs`): with `advance`,
    * `request.expiry` checks that a record is forgotten after it; skipped without.
@@ -191,6 +228,7 @@ export class StoreConformanceError extends Error {
 
 const OPTIONS = [
   "advance",
+  "now",
   "rememberMs",
   "racers",
   "timeoutMs",
@@ -204,9 +242,12 @@ const METHODS = ["save", ...TRAINING_METHODS];
 /** The context the checks get, from checked `options` and the clauses' ids. */
 function contextOf(options: ConformanceOptions, of: string, ids: readonly string[]) {
   checkOptionsObject(options, of, OPTIONS);
-  const { advance, skip = [] } = options;
+  const { advance, now, skip = [] } = options;
   if (advance !== undefined && typeof advance !== "function") {
     throw optionError("advance", "a function of ms", advance, false);
+  }
+  if (now !== undefined && typeof now !== "function") {
+    throw optionError("now", "a function that gives the stores' time in ms", now, false);
   }
   const racers = checkCount("racers", options.racers ?? 8, 2, true);
   const timeoutMs = checkCount("timeoutMs", options.timeoutMs ?? 30_000, 1, false, true);
@@ -227,7 +268,7 @@ function contextOf(options: ConformanceOptions, of: string, ids: readonly string
       );
     }
   }
-  const context = { advance, rememberMs, racers, largestCheckpoint } satisfies KitContext;
+  const context = { advance, now, rememberMs, racers, largestCheckpoint } satisfies KitContext;
   return { context, skip, timeoutMs };
 }
 

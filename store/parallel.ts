@@ -78,7 +78,12 @@ export interface DataParallelOptions {
    * dies holding it stops the others' folds for about this long: another process takes it
    * once it has seen it unchanged this long on its own clock (so a process waiting for it
    * takes it at most a poll late). A lease handed on lasts ten `pollMs` (at least 200 ms)
-   * until the process it is handed on to takes it.
+   * until the process it is handed on to takes it. A process started again after it died (a
+   * serverless function's new instance) is another process to the lease, of a new random
+   * token, and waits out its predecessor's lease as anyone's: nothing tells a dead predecessor
+   * from a live instance of the same function, and two live processes of one token would each
+   * take the lease from the other (its holder takes it again at once), each's commits failing in
+   * turn. A trainer that `close()` ends gives its lease up.
    */
   leaseMs?: number;
   /**

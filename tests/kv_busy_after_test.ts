@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { INLINE_BYTES } from "../kv/format.ts";
 import { kvCheckpointStore } from "../kv.ts";
-import { assertOnlyCurrent, busyAfterKv, PREFIX, randomBytes, withKv } from "./kv_fakes.ts";
+import { assertOnlyCurrent, busyAfterKv, keysOf, PREFIX, randomBytes, withKv } from "./kv_fakes.ts";
 
 Deno.test("kv store: a save whose first chunk write was answered busy after it went through is made current, not refused as a conflict", async () => {
   // The write was tried again, and its check (no record yet) refused: the save returned null,
@@ -33,5 +33,109 @@ Deno.test("kv store: a gradient whose first chunk write was answered busy after 
     const [pending] = await store.pending(10);
     assert.equal(pending.id, "g");
     assert.deepEqual(await store.gradient(pending), gradient);
+  });
+});
+
+/**
+ * A view of `kv` whose atomic writes pass through `around`, with whether the write deletes
+ * keys and whether it sets the head.
+ */
+function aroundWrites(
+  kv: Deno.Kv,
+  around: (
+    write: { deletes: boolean; setsHead: boolean },
+    commit: () => Promise<Deno.KvCommitResult | Deno.KvCommitError>,
+  ) => Promise<Deno.KvCommitResult | Deno.KvCommitError>,
+): Deno.Kv {
+  const head = JSON.stringify([...PREFIX, "head"]);
+  return new Proxy(kv, {
+    get(target, name) {
+      if (name !== "atomic") {
+        const value = Reflect.get(target, name);
+        return typeof value === "function" ? value.bind(target) : value;
+      }
+      return () => {
+        const op = target.atomic();
+        const write = { deletes: false, setsHead: false };
+        const wrapped = {
+          check: (...checks: Deno.AtomicCheck[]) => (op.check(...checks), wrapped),
+          set: (key: Deno.KvKey, value: unknown) => {
+            if (JSON.stringify(key) === head) write.setsHead = true;
+            return (op.set(key, value), wrapped);
+          },
+          delete: (key: Deno.KvKey) => (write.deletes = true, op.delete(key), wrapped),
+          commit: () => around(write, () => op.commit()),
+        };
+        return wrapped;
+      };
+    },
+  });
+}
+
+Deno.test("kv store: the removal of a save that lost its race, answered busy after its first delete went through, removes all of it", async () => {
+  // Its first operation (checked against the version's record, which it marks dead) was tried
+  // again and refused: the removal stopped there, leaving the dead record and the chunks past
+  // the first 998 for a later sweep.
+  await withKv(async (kv) => {
+    const other = kvCheckpointStore(kv, PREFIX, { chunkBytes: 16 });
+    const small = randomBytes(100, 2);
+    let raced = false, answered = false;
+    const view = aroundWrites(kv, async (write, commit) => {
+      if (write.setsHead && !raced) {
+        raced = true; // another save is made current first: this one's head write is refused
+        assert.notEqual(await other.save(small, null), null);
+      }
+      const result = await commit();
+      if (write.deletes && !answered) {
+        answered = true;
+        throw new TypeError("database is locked");
+      }
+      return result;
+    });
+    const store = kvCheckpointStore(view, PREFIX, { chunkBytes: 16 });
+    const big = randomBytes(16 * 2100 + 3, 1); // 2101 chunks: three deletes
+    assert.equal(await store.save(big, null), null, "refused: the other save came first");
+    assert.ok(raced && answered);
+    assert.deepEqual((await other.load())?.bytes, small);
+    await assertOnlyCurrent(kv, Math.ceil(100 / 16));
+  });
+});
+
+Deno.test("kv store: a submission whose gradient a sweep (judging it stale) begins to remove is refused, not stored without the chunks removed", async () => {
+  // The first of the removal's operations left the gradient's record as it was: the
+  // submission, going on, passed its checks and was stored, and the rest of the removal then
+  // took the other chunks and the record, so that the contribution acknowledged as stored
+  // could not be read. (A sweeper judges a live write stale only when the clocks are far
+  // apart: `staleAfterMs: 0` stands for that here.)
+  await withKv(async (kv) => {
+    let resumeWriter!: () => void, resumeSweeper!: () => void, writerPaused!: () => void;
+    const writerGate = new Promise<void>((r) => resumeWriter = r);
+    const sweeperGate = new Promise<void>((r) => resumeSweeper = r);
+    const paused = new Promise<void>((r) => writerPaused = r);
+    let writes = 0, deletes = 0;
+    const writer = aroundWrites(kv, async (_, commit) => {
+      if (writes++ === 1) (writerPaused(), await writerGate); // its record and first chunks written
+      return commit();
+    });
+    const sweeping = aroundWrites(kv, async (write, commit) => {
+      const result = await commit();
+      if (write.deletes && deletes++ === 0) (resumeWriter(), await sweeperGate);
+      return result;
+    });
+    const store = kvCheckpointStore(writer, PREFIX, { chunkBytes: 16 });
+    const sweeper = kvCheckpointStore(sweeping, PREFIX, { chunkBytes: 16, staleAfterMs: 0 });
+    const gradient = randomBytes(INLINE_BYTES + 16 * 1000, 3); // over 998 chunks: two deletes
+    const submitted = store.submit({ id: "g", base: 0, samples: 1 }, gradient)
+      .then(() => null, (error: Error) => error);
+    await paused;
+    const swept = sweeper.sweep();
+    const error = await submitted;
+    resumeSweeper();
+    await swept;
+    assert.ok(error instanceof Error, "refused");
+    assert.match(error.message, /swept as garbage/);
+    assert.equal(await store.request("g"), null, "nothing stored");
+    assert.deepEqual(await store.pending(10), []);
+    assert.deepEqual(await keysOf(kv), [], "nothing left");
   });
 });
