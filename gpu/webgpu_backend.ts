@@ -38,6 +38,7 @@ import { backendSlots, type CallerOwned } from "./_backend_slots.ts";
 import { encodeStepPass, type StepPass, stepPass } from "./_step_pass.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
 import { refusalError } from "./buffer_probe.ts";
+import { encodeStateCopy } from "./state_copy.ts";
 import { Centralizations } from "./centralize.ts";
 import {
   compactOf,
@@ -353,6 +354,24 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   writeCompact(k: number, data: Readonly<Record<string, CompactMoment>>): void {
     this.checkUsable();
     writeCompact(this.#device, this.#sections, this.layout, k, data);
+  }
+
+  /**
+   * Copies, on the GPU, the state of the tensors `names` (moments, their codes and scales, slow
+   * weights) from `source`, a state of the same rule on the same device holding each of them with
+   * the same length (state_copy.ts): a state remade over another set of tensors keeps theirs.
+   */
+  copyStateFrom(source: WebGpuBackend, names: readonly string[]): void {
+    this.checkUsable();
+    source.checkUsable();
+    const encoder = this.#device.createCommandEncoder();
+    encodeStateCopy(
+      encoder,
+      { layout: source.layout, sections: source.#sections },
+      { layout: this.layout, sections: this.#sections },
+      names,
+    );
+    this.#device.queue.submit([encoder.finish()]);
   }
 
   /**

@@ -18,6 +18,10 @@
  * same codes: its largest value is its scale); getWeights reads its codes and scales back
  * from the GPU (weights.ts).
  *
+ * A step over other variables than the last makes the state again, as the CPU path does: those
+ * still there keep their state (copied on the GPU), those left out keep theirs aside (read back
+ * once, at the change), new ones start fresh (gpu_change.ts).
+ *
  * Gradient centralization (`gc`) runs as tfjs ops here (the gradient minus its mean over every
  * axis but the last), before the gradient is handed over; so `clipGradNorm` together with `gc`,
  * whose norm the library takes before centralization, is refused on this backend.
@@ -40,6 +44,7 @@ import { ADAPTER_HOLDER } from "./_hints.ts";
 import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradients.ts";
 import type { KeptStates } from "./kept.ts";
 import { type Entry, entryOf, fromArena } from "./layout.ts";
+import { copyHeld, gpuBackendOf, type Pending, readKeptAside } from "./gpu_change.ts";
 
 /** What tfjs-backend-webgpu exposes that the adapter uses. */
 interface TfWebGpuBackend {
@@ -292,13 +297,19 @@ export function createGpuRunner(
 
 /**
  * The WebGPU path of one optimizer: its runner, made at its first step over that step's
- * variables, from the kept-aside states that fit them (else fresh) and the kept step counts.
+ * variables, from the kept-aside states that fit them (else fresh) and the kept step counts;
+ * made again where a step's variables differ, from the state before (gpu_change.ts).
  */
 export class GpuPath {
   #runner: GpuRunner | undefined;
   readonly #kept: KeptStates;
   /** The reads of the state under way (`reading`). */
   readonly #reads = new Set<Promise<unknown>>();
+  /**
+   * The variables whose state kept aside is still being read back from a state before a change,
+   * by name: that state (kept until the read ends) and the variable as it held it.
+   */
+  readonly #pending = new Map<string, Pending>();
 
   /** A path with no state yet, taking state kept aside in `kept`. */
   constructor(kept: KeptStates) {
@@ -316,27 +327,30 @@ export class GpuPath {
   }
 
   /**
-   * One step over checked gradients, making the state at the first. Refuses, changing nothing,
-   * other variables than the first step's (under `strict` with its error).
+   * One step over checked gradients, making the state at the first, and again where the
+   * variables changed (as the CPU path: the state of those left out kept aside), or refusing,
+   * changing nothing, under `strict`.
    */
   step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
     let runner = this.#runner;
     // (The same variables in another order are those of the state.)
     if (runner !== undefined) items = inOrderOf(runner.entries, items);
     if (runner !== undefined && !sameVariables(runner.entries, items)) {
-      const error = changeError(runner.entries, items);
-      throw strict ? error : new RangeError(
-        `${
-          error.message.replace(/ \(option strict.*\)$/, "")
-        }; on the webgpu backend the optimizer keeps the variables of its first step: make a new tfOptimizer, or train on a CPU backend (which keeps the state of the variables still there)`,
-      );
+      if (strict) throw changeError(runner.entries, items);
+      runner = this.#runner = this.#create(config, items, runner);
     }
     runner ??= this.#runner = this.#create(config, items);
     runner.step(items);
   }
 
-  /** The runner over the variables of `items`; what was kept under their names is forgotten. */
-  #create(config: Settings, items: readonly GradItem[]): GpuRunner {
+  /**
+   * The runner over the variables of `items`; what was kept under their names is forgotten.
+   * Made instead of `before` (the set changed): it takes, on the GPU, the state of the variables
+   * still there and of those whose state kept aside is still being read back from an earlier
+   * state; the state of those left out is kept aside (gpu_change.ts), and `before` is freed once
+   * that read, and every other under way, has ended. Where it cannot be made, nothing changes.
+   */
+  #create(config: Settings, items: readonly GradItem[], before?: GpuRunner): GpuRunner {
     const entries = items.map((i) => entryOf(i.name, i.variable.shape, false));
     const fitting = this.#kept.fitting(entries, config.loop.gc);
     // In the tfjs layout (gc runs in tfjs here, not on transposed kernels).
@@ -349,12 +363,44 @@ export class GpuPath {
       });
       sections.set(name, held.map((d) => d && fromArena(k.entry, d)));
     }
-    const runner = createGpuRunner(config, entries, items.map((i) => i.variable), sections, {
-      steps: this.#kept.steps,
-      skipped: this.#kept.skipped,
-    });
+    // (At a change, the counts of the state before it: the steps it was given, as the device
+    // last reported those it skipped.)
+    const counts = before === undefined
+      ? { steps: this.#kept.steps, skipped: this.#kept.skipped }
+      : { steps: before.state.step, skipped: before.state.skippedSteps };
+    const vars = items.map((i) => i.variable);
+    const runner = createGpuRunner(config, entries, vars, sections, counts);
+    try {
+      copyHeld(runner.state, entries, before, this.#pending);
+    } catch (error) {
+      runner.destroy();
+      throw error;
+    }
+    if (before !== undefined) this.#retire(before, entries);
     this.#kept.forget(entries);
+    for (const e of entries) this.#pending.delete(e.name);
     return runner;
+  }
+
+  /**
+   * Keeps aside the state of the variables of `before` that `entries` leaves out (read back from
+   * the GPU now, see gpu_change.ts), and frees `before` once that read, and every other read
+   * under way, has ended.
+   */
+  #retire(before: GpuRunner, entries: readonly Entry[]): void {
+    const names = new Set(entries.map((e) => e.name));
+    const leaving = before.entries.filter((e) => !names.has(e.name));
+    const source = gpuBackendOf(before.state);
+    const kept = readKeptAside(source, leaving);
+    for (const e of leaving) this.#pending.set(e.name, { source, entry: e });
+    this.#kept.keepFirst(kept);
+    const ready = kept[0]?.ready ?? Promise.resolve();
+    Promise.allSettled([ready, ...this.#reads]).then(() => {
+      for (const e of leaving) {
+        if (this.#pending.get(e.name)?.source === source) this.#pending.delete(e.name);
+      }
+      before.destroy();
+    });
   }
 
   /**
@@ -408,6 +454,7 @@ export class GpuPath {
   destroy(afterReads = false): void {
     const runner = this.#runner;
     this.#runner = undefined;
+    this.#pending.clear();
     if (afterReads && this.#reads.size > 0) {
       Promise.allSettled([...this.#reads]).then(() => runner?.destroy());
     } else runner?.destroy();

@@ -44,6 +44,12 @@ export interface Kept {
    * variable is held in, by the step that takes them ({@linkcode KeptStates.fitting}).
    */
   readonly codesTransposed?: readonly boolean[];
+  /**
+   * For state kept aside from a state on the GPU (tfjs's webgpu backend: a variable left out of
+   * a step): resolves once its sections and codes, read back from the GPU, are filled in; rejects
+   * where the read failed (a lost device). Until then the GPU path copies it on the GPU.
+   */
+  readonly ready?: Promise<void>;
 }
 
 /** A kept state as it fits one variable: the entry its sections are laid out by. */
@@ -126,16 +132,26 @@ export class KeptStates {
     const backend = internals.backend as HostBackend;
     const views = stateViews(backend);
     const compact = compactCopies(backend);
-    const names = new Set(entries.map((e) => e.name));
-    const before = [...this.#byName].filter(([name]) => !names.has(name));
-    this.#byName.clear();
-    for (const entry of entries) {
-      this.#loaded.delete(entry.name);
+    this.keepFirst(entries.map((entry) => {
       const codes = compact.map((c) => c[entry.name]);
       const sections = views.map((v) => v?.[entry.name]?.slice());
-      this.#byName.set(entry.name, { entry, sections, ...(codes.some((c) => c) ? { codes } : {}) });
+      return { entry, sections, ...(codes.some((c) => c) ? { codes } : {}) };
+    }));
+  }
+
+  /**
+   * Keeps `kept` (the variables of a state, in its order) before those kept already, as
+   * {@linkcode keepState} orders them; what was kept under their names is replaced.
+   */
+  keepFirst(kept: readonly Kept[]): void {
+    const names = new Set(kept.map((k) => k.entry.name));
+    const before = [...this.#byName].filter(([name]) => !names.has(name));
+    this.#byName.clear();
+    for (const k of kept) {
+      this.#loaded.delete(k.entry.name);
+      this.#byName.set(k.entry.name, k);
     }
-    for (const [name, kept] of before) this.#byName.set(name, kept);
+    for (const [name, k] of before) this.#byName.set(name, k);
   }
 
   /**

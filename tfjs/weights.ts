@@ -45,9 +45,13 @@ export async function weightsOf(
   const state = live?.state;
   // (Taken now: setWeights or loadState may replace them while the state is read.)
   const keptNow = [...kept.values()];
-  const { data, codes, steps } = state === undefined
-    ? { data: [], codes: [], steps: kept.steps }
-    : await readLive(config, kinds, state);
+  // (State kept aside from the GPU may still be read back: its reads began before this call.)
+  const [{ data, codes, steps }] = await Promise.all([
+    state === undefined
+      ? { data: [], codes: [], steps: kept.steps }
+      : readLive(config, kinds, state),
+    ...keptNow.map((held) => held.ready),
+  ]);
   const out: NamedTensor[] = [{ name: "iter", tensor: iterTensor(steps) }];
   const gc = config.loop.gc;
   // Codes are given in the order the state holds them: marked where a kernel under gc is held

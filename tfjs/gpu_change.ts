@@ -1,0 +1,118 @@
+/**
+ * A change of the set of variables on tfjs's webgpu backend (layers frozen or unfrozen), as the
+ * CPU paths make it: the new state takes, on the GPU, the state of the variables still there
+ * (the same bits), and the state of those left out is kept aside, read back to the host once,
+ * at the change (never at a step). Until that read ends, the state it is read from is kept on
+ * the GPU, and a variable that comes back meanwhile takes its state from there.
+ *
+ * @module
+ */
+import { type CompactMoment, EXP_AVG, EXP_AVG_SQ, hasSection, SLOW } from "../base/arena.ts";
+import { type OptimizerState, stateInternals } from "../core/state.ts";
+import { WebGpuBackend } from "../gpu/webgpu_backend.ts";
+import type { Kept } from "./kept.ts";
+import { type Entry, sameShape } from "./layout.ts";
+
+/**
+ * A variable whose state kept aside is still being read back from a state before a change: that
+ * state (kept until the read ends) and the variable as it held it.
+ */
+export interface Pending {
+  readonly source: WebGpuBackend;
+  readonly entry: Entry;
+}
+
+/** The variables of a runner (the webgpu path's state and its variables). */
+interface Held {
+  readonly state: OptimizerState<unknown>;
+  readonly entries: readonly Entry[];
+}
+
+/**
+ * Copies into `state`, a new state over `entries`, on the GPU, the state of its variables held by
+ * `before` (the state it replaces, if any) and by the states their kept-aside state is still being
+ * read back from (`pending`, by name), where they held them with the same shape.
+ *
+ * @example
+ * ```ts ignore
+ * copyHeld(runner.state, entries, before, pending); // at a change, before `before` is retired
+ * ```
+ */
+export function copyHeld(
+  state: OptimizerState<unknown>,
+  entries: readonly Entry[],
+  before: Held | undefined,
+  pending: ReadonlyMap<string, Pending>,
+): void {
+  const target = gpuBackendOf(state);
+  const bySource = new Map<WebGpuBackend, string[]>();
+  const add = (source: WebGpuBackend, name: string) =>
+    bySource.set(source, [...bySource.get(source) ?? [], name]);
+  const held = new Map(before?.entries.map((e) => [e.name, e]));
+  const source = before && gpuBackendOf(before.state);
+  for (const e of entries) {
+    const from = pending.get(e.name);
+    if (source !== undefined && held.has(e.name)) {
+      if (sameShape(held.get(e.name)!.shape, e.shape)) add(source, e.name);
+    } else if (from !== undefined && sameShape(from.entry.shape, e.shape)) {
+      add(from.source, e.name);
+    }
+  }
+  for (const [from, names] of bySource) target.copyStateFrom(from, names);
+}
+
+/**
+ * The WebGPU backend of a state of the webgpu path.
+ *
+ * @example
+ * ```ts ignore
+ * gpuBackendOf(runner.state).copyStateFrom(gpuBackendOf(before.state), ["dense/kernel"]);
+ * ```
+ */
+export function gpuBackendOf(state: OptimizerState<unknown>): WebGpuBackend {
+  const backend = stateInternals(state).backend;
+  if (!(backend instanceof WebGpuBackend)) {
+    throw new TypeError(`Expected a WebGPU state, got one on ${JSON.stringify(backend.name)}`);
+  }
+  return backend;
+}
+
+/**
+ * The kept-aside states of `leaving` (variables of the state on `backend`, in its order), each
+ * filled in once the reads of the state's sections begun now have ended (its `ready`): f32
+ * values in the tfjs layout (the webgpu path holds every variable so), and the codes and scales
+ * of a moment held in 8 bits as they are. `ready` never goes unhandled: it is read by getWeights.
+ *
+ * @example
+ * ```ts ignore
+ * kept.keepFirst(readKeptAside(gpuBackendOf(before.state), leaving));
+ * ```
+ */
+export function readKeptAside(backend: WebGpuBackend, leaving: readonly Entry[]): Kept[] {
+  const layout = backend.layout;
+  const sections = [EXP_AVG, EXP_AVG_SQ, SLOW].filter((s) => hasSection(layout, s));
+  const compact = layout.compact.includes(true) ? layout.unsignedCodes.map((_, k) => k) : [];
+  const reads = Promise.all([
+    Promise.all(sections.map((s) => backend.readSection(s))),
+    Promise.all(compact.map((k) => backend.readCompact(k))),
+  ]);
+  const held = leaving.map((entry) => ({
+    entry,
+    sections: [] as (Float32Array | undefined)[],
+    codes: [] as (CompactMoment | undefined)[],
+  }));
+  const ready = reads.then(([values, codes]) => {
+    for (const k of held) {
+      const name = k.entry.name;
+      sections.forEach((s, i) => {
+        // (A moment held in 8 bits is kept as its codes: its decoded values are not kept.)
+        if (s === SLOW || codes[s - EXP_AVG]?.[name] === undefined) {
+          k.sections[s] = values[i][name];
+        }
+      });
+      codes.forEach((c, m) => k.codes[m] = c[name]);
+    }
+  });
+  ready.catch(() => {});
+  return held.map((k) => ({ ...k, ready }));
+}
