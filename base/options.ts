@@ -131,7 +131,10 @@ export interface CommonOptions {
    * Parameter groups: per-tensor hyperparameters chosen by name. Each tensor takes the first
    * group whose `match` (a RegExp tested on the name, or a predicate) accepts it; tensors no
    * group matches keep the optimizer's own settings. All groups are stepped in the same single
-   * kernel call (a per-run scalar table).
+   * kernel call (a per-run scalar table). A group that takes no tensor at `init` (its `match`
+   * accepts none of the names, or only names an earlier group takes) is a TypeError naming it, as
+   * PyTorch refuses an empty group (the TensorFlow.js adapter, whose steps may leave frozen
+   * variables out, does not check this).
    */
   groups?: readonly ParamGroup[];
   /**

@@ -171,7 +171,36 @@ export function checkParams(params: unknown): NamedTensors {
     shapes.push(shape);
   }
   for (let i = 0; i < names.length; i++) checkFinite(names[i], arrays[i]);
+  checkDistinct(names, arrays);
   return { names, arrays, shapes };
+}
+
+/**
+ * Throws a RangeError naming two tensors whose arrays share memory: the same Float32Array given
+ * under two names, or views of overlapping bytes of one buffer. Each would be copied into the
+ * state apart and get its own update from its own gradient, so the one weight array would have
+ * two diverging copies (PyTorch refuses a parameter given twice, too). Empty arrays share
+ * nothing; views of disjoint ranges of one buffer (a model's weights in one allocation) are fine.
+ */
+function checkDistinct(names: readonly string[], arrays: readonly Float32Array[]): void {
+  const byBuffer = new Map<ArrayBufferLike, number[]>();
+  arrays.forEach((a, i) => {
+    if (a.length > 0) byBuffer.set(a.buffer, [...byBuffer.get(a.buffer) ?? [], i]);
+  });
+  for (const indices of byBuffer.values()) {
+    indices.sort((i, j) => arrays[i].byteOffset - arrays[j].byteOffset);
+    for (let k = 1; k < indices.length; k++) {
+      const [i, j] = [indices[k - 1], indices[k]];
+      const a = arrays[i], b = arrays[j];
+      if (a.byteOffset + a.byteLength <= b.byteOffset) continue;
+      const [first, second] = i < j ? [i, j] : [j, i];
+      throw new RangeError(
+        `Expected ${label(names[first])} and ${label(names[second])} to be distinct tensors, got ${
+          a === b ? "the same Float32Array twice" : "views of overlapping bytes of one buffer"
+        }: each would get its own update, two diverging copies of one weight (tied weights: give the tensor once, with the sum of its gradients)`,
+      );
+    }
+  }
 }
 
 function checkFinite(name: string, data: Float32Array): void {

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { matchChoice, notAChoice, unknownFlag } from "../examples/_suggest.ts";
+import { matchChoice, notAChoice, typedFlag, unknownFlag } from "../examples/_suggest.ts";
 
 /** The kinds of value a flag takes. */
 export type FlagKind = "boolean" | "number" | "string" | "numbers" | "strings";
@@ -157,7 +157,9 @@ export function parseFlags<S extends FlagSpec>(spec: S, args: readonly string[])
     const equals = arg.indexOf("=");
     const name = arg.slice(2, equals < 0 ? undefined : equals);
     const flag = Object.hasOwn(spec, name) ? spec[name] : undefined;
-    if (flag === undefined) throw new RangeError(unknownFlag(arg, [...Object.keys(spec), "help"]));
+    if (flag === undefined) {
+      throw new RangeError(unknownFlag(typedFlag(args, i), [...Object.keys(spec), "help"]));
+    }
     if (equals >= 0) {
       values[name] = valueOf(name, flag, arg.slice(equals + 1));
     } else if (flag.type === "boolean") {

@@ -51,7 +51,11 @@ export interface Optimizer<H = CommonHyperparameters> {
    * `params` is a record of named `Float32Array`s, or one `Float32Array` (held under the name
    * `""`, `SINGLE_TENSOR_NAME`). Throws a TypeError for values that are not Float32Arrays and a
    * RangeError for an empty record or non-finite numbers, and a RangeError, before allocating
-   * anything, when the model is too large for the backend.
+   * anything, when the model is too large for the backend. One array given under two names, or
+   * views of overlapping bytes of one buffer, is a RangeError naming both (each would be copied
+   * and updated apart). A parameter group (option `groups`) that takes none of the tensors, its
+   * `match` accepting none of their names or only names an earlier group takes, is a TypeError
+   * naming the group and the tensors' names (else it would silently do nothing).
    *
    * With a second argument (`{ device }`, or `{}`), the state is a WebGPU one when the backend
    * is `"webgpu"`, or `"auto"` with GPU params or a device: `params` may then also hold

@@ -10,6 +10,7 @@ import { planCompactArena } from "../base/arena_compact.ts";
 import type { Settings } from "../base/settings.ts";
 import { checkSavableNames } from "./checkpoint_tensors.ts";
 import { momentsOf } from "./origins.ts";
+import { SINGLE_TENSOR_NAME } from "../base/tensors.ts";
 
 /**
  * The group (0: none, else 1 + index into `config.groups`) of each tensor: the first group
@@ -26,6 +27,61 @@ export function groupsOf(
     groups.findIndex((g) =>
       g.match instanceof RegExp ? (g.match.lastIndex = 0, g.match.test(name)) : g.match(name)
     )
+  );
+}
+
+/** How many tensor names {@linkcode checkGroupsMatch}'s error lists. */
+const LISTED_NAMES = 5;
+
+/** A group's `match` as an error shows it: the RegExp's source, or the function's name. */
+function matchText(match: RegExp | ((name: string) => boolean)): string {
+  if (match instanceof RegExp) return String(match);
+  // (An arrow function written in the group takes the property's name, `match`.)
+  return match.name && match.name !== "match" ? `the function ${match.name}` : "a function";
+}
+
+/**
+ * Throws a TypeError naming the first parameter group (by its index in option `groups` and its
+ * `match`) that takes none of the tensors `names` (a state's, at `init`): its `match` accepts
+ * none of them, or only tensors an earlier group takes. Such a group does nothing, so a typo in
+ * its pattern would silently train every tensor at the optimizer's own settings (PyTorch refuses
+ * an empty parameter group too). The error lists the tensors' names. Not called where a state's
+ * tensors are a part of a model's (the TensorFlow.js adapter: a step's variables, frozen layers
+ * left out) nor for a checkpoint (`loadState`: its groups are the file's, saved so).
+ *
+ * @example
+ * ```ts
+ * import { adamw } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ * await assert.rejects(
+ *   () => adamw({ groups: [{ match: /\.bais$/, weightDecay: 0 }] }).init({
+ *     "fc.weight": new Float32Array(4),
+ *     "fc.bias": new Float32Array(2),
+ *   }),
+ *   TypeError,
+ * );
+ * ```
+ */
+export function checkGroupsMatch(config: Settings<unknown>, names: readonly string[]): void {
+  const groups = config.loop.groups;
+  const of = groupsOf(config, names);
+  if (of === undefined) return;
+  const empty = groups.findIndex((_, g) => !of.includes(g + 1));
+  if (empty < 0) return;
+  const { match } = groups[empty];
+  const accepts = (name: string) =>
+    match instanceof RegExp ? (match.lastIndex = 0, match.test(name)) : match(name);
+  const shadowed = names.some(accepts);
+  const shown = names.slice(0, LISTED_NAMES).map((name) => JSON.stringify(name)).join(", ");
+  const more = names.length > LISTED_NAMES ? ` and ${names.length - LISTED_NAMES} more` : "";
+  throw new TypeError(
+    `Option groups[${empty}] (match ${matchText(match)}) takes no tensor: ${
+      shadowed
+        ? "each tensor it matches is taken by an earlier group (a tensor takes the first group that matches it)"
+        : names.length === 1 && names[0] === SINGLE_TENSOR_NAME
+        ? 'it does not match "", the name of params given as a bare Float32Array (give them as a record of named tensors, { "fc.weight": w })'
+        : `it matches none of the tensors' names (${shown}${more})`
+    }; such a group does nothing, and the tensors it was meant for train at the optimizer's own settings (check its match, or remove the group)`,
   );
 }
 

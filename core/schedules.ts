@@ -1,6 +1,8 @@
 /**
  * Learning-rate schedules: plain functions of the 1-based step `t`, usable as the `lr` option
- * of every optimizer. Each is evaluated once per step on the host, in float64.
+ * of every optimizer. Each is evaluated once per step on the host, in float64. The schedules the
+ * makers here return refuse a `t` below 1 or NaN with a RangeError (the steps count from 1,
+ * PyTorch's and optax's from 0): called so, they would return a rate off their curve.
  *
  * @module
  */
@@ -36,6 +38,21 @@ function check(name: string, value: number, positive = false): number {
 function checkSteps(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) throw optionError(name, "an integer ≥ 1", value);
   return value;
+}
+
+/**
+ * Throws a RangeError unless `t`, the step a schedule made by `maker` was called with, is a
+ * number ≥ 1 (the steps count from 1): a schedule called at 0 or below (PyTorch's and optax's
+ * count from 0), or at NaN, would return a learning rate off its curve (`linearWarmup`'s
+ * negative) rather than say so. Fractional steps ≥ 1 are allowed (a schedule of `t / 2`).
+ */
+function checkT(maker: string, t: number): void {
+  if (typeof t === "number" && t >= 1) return;
+  throw new RangeError(
+    `The schedule of ${maker} takes the 1-based step t, a number ≥ 1, got ${described(t)}${
+      t === 0 ? " (the first step is t = 1 here; PyTorch's and optax's schedules count from 0)" : ""
+    }`,
+  );
 }
 
 /**
@@ -114,12 +131,15 @@ export function linearWarmup(lr: number, options: { warmupSteps: number }): Sche
   ]);
   check("lr", lr);
   const n = checkSteps("warmupSteps", options?.warmupSteps);
-  return (t) => lr * Math.min(1, t / n);
+  return (t) => (checkT("linearWarmup", t), lr * Math.min(1, t / n));
 }
 
 /**
  * Cosine decay from `lr` at step 1 to `finalLr` (default 0) at step `decaySteps`, then
  * `finalLr`: `finalLr + (lr − finalLr) · (1 + cos(π · (t − 1) / (decaySteps − 1))) / 2`.
+ * A `finalLr` above `lr` is taken as it is, the same half cosine rising from `lr` to `finalLr`
+ * (as PyTorch's `CosineAnnealingLR` with `eta_min` above the base rate, and fastai's
+ * `SchedCos`): a warmup of that shape, not an error; `finalLr` equal to `lr` is constant.
  *
  * @example
  * ```ts
@@ -140,7 +160,10 @@ export function cosineDecay(
   check("lr", lr);
   const n = checkSteps("decaySteps", options?.decaySteps);
   const final = check("finalLr", options.finalLr ?? 0);
-  return (t) => n === 1 ? (t <= 1 ? lr : final) : cosine(lr, final, Math.min(1, (t - 1) / (n - 1)));
+  return (t) => {
+    checkT("cosineDecay", t);
+    return n === 1 ? (t <= 1 ? lr : final) : cosine(lr, final, Math.min(1, (t - 1) / (n - 1)));
+  };
 }
 
 /**
@@ -148,7 +171,8 @@ export function cosineDecay(
  * `lr / divFactor` to `lr` over the first `pctStart` of the steps, then cosine annealing to
  * `lr / divFinal`. fastai's defaults: `divFactor = 25`, `divFinal = 1e5`,
  * `pctStart = 0.25`. Step `t` sits at fraction `(t − 1) / totalSteps` of the cycle, as fastai's
- * `pct_train` before the batch.
+ * `pct_train` before the batch. A `divFactor` or `divFinal` below 1 is taken as it is (the cycle
+ * then starts, or ends, above `lr`), as PyTorch's `OneCycleLR` takes it.
  *
  * @example
  * ```ts
@@ -176,7 +200,8 @@ export function oneCycle(
   const divFinal = check("divFinal", options.divFinal ?? 1e5, true);
   const start = lr / div, end = lr / divFinal;
   return (t) => {
-    const pct = Math.min(1, Math.max(0, (t - 1) / n));
+    checkT("oneCycle", t);
+    const pct = Math.min(1, (t - 1) / n);
     if (pct < pctStart) return cosine(start, lr, pct / pctStart);
     return pctStart === 1 ? lr : cosine(lr, end, (pct - pctStart) / (1 - pctStart));
   };
@@ -229,6 +254,7 @@ export function chain(...parts: [Schedule, number][]): Schedule {
   }
   const list = parts.map(([s, n]) => [s, n] as const);
   return (t) => {
+    checkT("chain", t);
     let offset = 0;
     for (let i = 0; i < list.length - 1; i++) {
       if (t <= offset + list[i][1]) return list[i][0](t - offset);

@@ -26,7 +26,7 @@ import {
 import { checkSavableSize } from "./checkpoint_header.ts";
 import { originOf } from "./origins.ts";
 import type { ScalarBlocks } from "./step_scalars.ts";
-import { inLayoutOrder, layoutIndices, planState } from "./plan.ts";
+import { checkGroupsMatch, inLayoutOrder, layoutIndices, planState } from "./plan.ts";
 
 // The plan of a state's arena (core/plan.ts), as the TensorFlow.js adapter and checkpoints
 // import it from here.
@@ -265,6 +265,7 @@ export async function initState(
   makeBackend: BackendFactory,
 ): Promise<OptimizerState> {
   const tensors = checkParams(params);
+  checkGroupsMatch(config, tensors.names);
   const layout = planState(config, tensors.names, tensors.arrays.map((a) => a.length));
   const shapes = inLayoutOrder(layout, tensors.names, tensors.shapes);
   checkSavableSize(config, layout, shapes, tensors.names);

@@ -37,7 +37,7 @@ import {
 } from "./state.ts";
 import { checkSavableSize } from "./checkpoint_header.ts";
 import { checkSavableNames } from "./checkpoint_tensors.ts";
-import { layoutIndices, planOptionsOf } from "./plan.ts";
+import { checkGroupsMatch, layoutIndices, planOptionsOf } from "./plan.ts";
 import { checkGpuConfig, checkWebGpuInit, type GpuInitOptions } from "./webgpu_checks.ts";
 
 /**
@@ -69,6 +69,7 @@ export async function initCheckedWebGpuState(
   options: GpuInitOptions,
   limits?: Partial<GpuPlanLimits>,
 ): Promise<OptimizerState<GpuTensor>> {
+  checkGroupsMatch(config, checked.names);
   const device = options.device ?? await requestLargeDevice();
   await prepareOnLiveDevice(device, "init", () => prepareWebGpu(device, ruleOf(config)));
   if (checked.device.size === 0) return startWebGpuState(config, checked, device, limits);

@@ -75,8 +75,45 @@ export function nearest(word: string, candidates: readonly string[]): string | u
 }
 
 /**
- * The message of an unknown flag: `given` as typed (`--optimizer=radam`), the nearest of the
- * flags `known` (named without their `--`), and the list of them.
+ * The unknown flag at `args[index]` as the user typed it, for {@linkcode unknownFlag}: with its
+ * `=value`, or with the word after it where that is no flag (`--optimizer radam`: an unknown
+ * flag's value, taken apart from it). A parser that reports the flag's name alone (node:util's
+ * `parseArgs`: `--optimizer`) is given its index by {@linkcode typedIndex}.
+ *
+ * @example
+ * ```ts
+ * import { typedFlag } from "./_suggest.ts";
+ * console.log(typedFlag(["--optimizer", "radam", "--epochs=2"], 0)); // --optimizer radam
+ * ```
+ */
+export function typedFlag(args: readonly string[], index: number): string {
+  const arg = args[index], next = args[index + 1];
+  if (!arg.startsWith("-") || arg.includes("=") || next === undefined || next.startsWith("-")) {
+    return arg;
+  }
+  return `${arg} ${next}`;
+}
+
+/**
+ * The index in `args` of the flag a parser reported by its name alone (`--optimizer`, as
+ * node:util's `parseArgs` does): the first argument that is it, or it with an `=value`;
+ * undefined where none is (a short flag among others, `-xv`).
+ *
+ * @example
+ * ```ts
+ * import { typedIndex } from "./_suggest.ts";
+ * console.log(typedIndex(["--epochs", "2", "--optimizer=radam"], "--optimizer")); // 2
+ * ```
+ */
+export function typedIndex(args: readonly string[], name: string): number | undefined {
+  const index = args.findIndex((arg) => arg === name || arg.startsWith(`${name}=`));
+  return index < 0 ? undefined : index;
+}
+
+/**
+ * The message of an unknown flag: `given` as typed (`--optimizer=radam`, or `--optimizer radam`
+ * as {@linkcode typedFlag} gives it), the nearest of the flags `known` (named without their
+ * `--`), and the list of them.
  *
  * @example
  * ```ts
@@ -86,8 +123,7 @@ export function nearest(word: string, candidates: readonly string[]): string | u
  * ```
  */
 export function unknownFlag(given: string, known: readonly string[]): string {
-  const equals = given.indexOf("=");
-  const name = given.slice(0, equals < 0 ? undefined : equals).replace(/^-+/, "");
+  const name = given.split(/[= ]/, 1)[0].replace(/^-+/, "");
   const near = nearest(name, known);
   return `Unknown flag ${JSON.stringify(given)}${
     near === undefined ? "" : ` (did you mean --${near}?)`

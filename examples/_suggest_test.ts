@@ -1,7 +1,15 @@
 /** The shared wording of command-line mistakes (examples/_suggest.ts). */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { editDistance, matchChoice, nearest, notAChoice, unknownFlag } from "./_suggest.ts";
+import {
+  editDistance,
+  matchChoice,
+  nearest,
+  notAChoice,
+  typedFlag,
+  typedIndex,
+  unknownFlag,
+} from "./_suggest.ts";
 
 const word = fc.string({ unit: fc.constantFrom(..."abcdefg-"), maxLength: 12 });
 
@@ -34,6 +42,11 @@ Deno.test("suggest: the messages name what was typed, the nearest, and every nam
       "--optimizers",
   );
   assert.equal(
+    unknownFlag("--optimizer radam", ["epochs", "optimizers"]),
+    'Unknown flag "--optimizer radam" (did you mean --optimizers?); the flags are --epochs, ' +
+      "--optimizers",
+  );
+  assert.equal(
     unknownFlag("-x", ["epochs"]),
     'Unknown flag "-x"; the flags are --epochs',
   );
@@ -51,4 +64,17 @@ Deno.test("suggest: a choice matches in any case, unless two differ in case alon
   assert.equal(matchChoice("x", ["K", "k"]), undefined);
   assert.equal(matchChoice("K", ["k", "K"]), "K");
   assert.equal(matchChoice("kk", ["Kk", "kK"]), undefined);
+});
+
+Deno.test("suggest: an unknown flag is shown as typed, with its value given apart or inline", () => {
+  const args = ["--epochs", "2", "--optimizer", "radam", "--out=x", "--bogus", "--seeds=3"];
+  assert.equal(typedFlag(args, 2), "--optimizer radam");
+  assert.equal(typedFlag(args, 4), "--out=x");
+  assert.equal(typedFlag(args, 5), "--bogus"); // the next word is a flag
+  assert.equal(typedFlag(["stray", "word"], 0), "stray"); // no flag: no value taken
+  assert.equal(typedFlag(["--last"], 0), "--last");
+  assert.equal(typedIndex(args, "--optimizer"), 2);
+  assert.equal(typedIndex(args, "--out"), 4);
+  assert.equal(typedIndex(args, "--ou"), undefined);
+  assert.equal(typedIndex(["-xv"], "-x"), undefined);
 });

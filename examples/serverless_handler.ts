@@ -39,8 +39,9 @@
  * too, `RADAM_` and its name in capitals: `RADAM_KV=default`, `RADAM_DATA_PARALLEL=1`,
  * `RADAM_WAIT_MS=2000` (examples/serverless_settings.ts); the command line wins. Reading them
  * needs `--allow-env` for those variables alone (`--allow-env=RADAM_KV,RADAM_DATA_PARALLEL,…`,
- * every one: `ENV_VARS`); without it the example reads none, says so in a note, and runs on the
- * command line and the defaults.
+ * every one: `ENV_VARS`); without it the example reads none and runs on the command line and
+ * the defaults, saying so in a note where --allow-env names some of the variables but not all, or
+ * none and the command line is empty (`envNote`).
  *
  * Answers of `POST /step` (a JSON batch `{ x, y, id? }`): 200 `{ step, loss, id, attempts }`
  * (optimistic) or `{ step, loss, id, base }` (data-parallel: the step that applied the batch,
@@ -351,7 +352,7 @@ async function openStore(settings: Settings, number: (name: string) => number | 
  * and each whole-number setting checked; else the message printed and exit status 2.
  */
 function configure(): { settings: Settings; number: (name: string) => number | undefined } {
-  const { env, note } = readableEnv();
+  const { env, note } = readableEnv(Deno.args);
   try {
     const settings = settingsOf(Deno.args, env);
     const numbers = new Map<string, number | undefined>();

@@ -1,7 +1,7 @@
 /** The example's command line: `--name value` and `--name=value`, as the repo's other CLIs. */
 import assert from "node:assert/strict";
 import { parseArgs } from "./serverless_handler.ts";
-import { ENV_VARS, envName, settingsOf, wholeNumber } from "./serverless_settings.ts";
+import { ENV_VARS, envName, envNote, settingsOf, wholeNumber } from "./serverless_settings.ts";
 
 Deno.test("serverless handler args: --name=value is taken as --name value is", () => {
   assert.deepEqual(parseArgs(["--port=0", "--kv", "data/x.sqlite3", "--data-parallel"]), {
@@ -22,7 +22,8 @@ Deno.test("serverless handler args: an unknown flag or one without its value is 
       [["--port"], /^No value for "--port"; give one as --port VALUE or --port=VALUE$/],
       [["--data-parallel=1"], /^Unknown flag "--data-parallel=1" .*--data-parallel and --no-/],
       [["--datapar"], /^Unknown flag "--datapar" \(did you mean --data-parallel\?\)/],
-      [["--Kv", "x"], /^Unknown flag "--Kv" \(did you mean --kv\?\)/],
+      [["--Kv", "x"], /^Unknown flag "--Kv x" \(did you mean --kv\?\)/],
+      [["--Kv", "--port=0"], /^Unknown flag "--Kv" \(did you mean --kv\?\)/],
       [["--chunk-byte=9"], /^Unknown flag "--chunk-byte=9" \(did you mean --chunk-bytes\?\)/],
     ] as const
   ) {
@@ -41,7 +42,10 @@ Deno.test("serverless handler args: a bad command line ends the process with its
   }).output();
   const text = new TextDecoder().decode(stderr);
   assert.equal(code, 2);
-  assert.match(text, /^error: Unknown flag "--prot" \(did you mean --port\?\); the flags are /);
+  assert.match(
+    text,
+    /^error: Unknown flag "--prot 8787" \(did you mean --port\?\); the flags are /,
+  );
   assert.doesNotMatch(text, /Uncaught|\s{4}at /);
 });
 
@@ -141,14 +145,12 @@ Deno.test("serverless handler settings: the process reads its RADAM_ variables, 
   }
 });
 
-Deno.test("serverless handler settings: without --allow-env it reads none, says so, and runs on the defaults", async () => {
+Deno.test("serverless handler settings: without --allow-env it reads none and runs on the command line and the defaults, noting only where some were allowed", async () => {
   const { output } = await started({ RADAM_DATA_PARALLEL: "1", RADAM_MAX_FOLD: "many" }, [], [
     "--port=0",
   ]);
-  assert.match(
-    output,
-    /^note: no RADAM_\* environment variable read \(no --allow-env\).*--allow-env=RADAM_DATA_PARALLEL,/m,
-  );
+  // Settings on the command line, no --allow-env: a local run, not told on every start.
+  assert.doesNotMatch(output, /note:/);
   assert.match(output, /Listening on http:\/\/127\.0\.0\.1:\d+\/ \(in memory, optimistic\)/);
   const some = await started({}, ["--allow-env=RADAM_PORT"], ["--port=0"]);
   assert.match(
@@ -156,6 +158,24 @@ Deno.test("serverless handler settings: without --allow-env it reads none, says 
     /^note: RADAM_DATA_PARALLEL, RADAM_NO_SERIALIZE, RADAM_KV, .* not read \(not in --allow-env\)/m,
   );
   assert.doesNotMatch(some.output, /RADAM_PORT(, | not read)/);
+});
+
+Deno.test("serverless handler settings: the note is printed where the environment was meant", () => {
+  // No --allow-env and no command line: the environment would be the only source of settings.
+  assert.match(
+    envNote([], []) ?? "",
+    /^note: no RADAM_\* environment variable read \(no --allow-env\).*--allow-env=RADAM_DATA_PARALLEL,/,
+  );
+  assert.equal(envNote([], ["--port=0"]), undefined);
+  assert.equal(envNote(ENV_VARS, []), undefined);
+  assert.equal(envNote(ENV_VARS, ["--port=0"]), undefined);
+  // Some allowed: the others are named, with a command line or without.
+  for (const args of [[], ["--port=0"]]) {
+    assert.match(
+      envNote(["RADAM_PORT"], args) ?? "",
+      /RADAM_KV, .* not read \(not in --allow-env\)/,
+    );
+  }
 });
 
 Deno.test("serverless handler settings: the README's --allow-env names every variable the example reads", async () => {

@@ -5,12 +5,13 @@
  * `--data-parallel`: `RADAM_DATA_PARALLEL=1`); the command line wins over the environment.
  *
  * Reading the environment needs `--allow-env` for these variables only
- * (`--allow-env=RADAM_PORT,RADAM_KV,…`: {@linkcode ENV_VARS}); without it the example reads none,
- * says so in a note, and runs on the command line and the defaults.
+ * (`--allow-env=RADAM_PORT,RADAM_KV,…`: {@linkcode ENV_VARS}); without it the example reads none
+ * and runs on the command line and the defaults, and says so in a note where that matters
+ * ({@linkcode envNote}: some of the variables allowed, or none and no command line).
  *
  * @module
  */
-import { unknownFlag } from "./_suggest.ts";
+import { typedFlag, unknownFlag } from "./_suggest.ts";
 
 /** The flags that take a value. */
 const FLAGS = [
@@ -73,7 +74,9 @@ export function parseArgs(args: readonly string[]): Record<string, string> {
     if (!FLAGS.includes(flag)) {
       const known = [...SWITCHES, ...FLAGS].map((name) => name.slice(2));
       throw new TypeError(
-        `${unknownFlag(args[i], known)} (${SWITCHES.join(" and ")} bare, the others with a value)`,
+        `${unknownFlag(typedFlag(args, i), known)} (${
+          SWITCHES.join(" and ")
+        } bare, the others with a value)`,
       );
     }
     const value = inline ?? args[++i];
@@ -151,17 +154,17 @@ export function settingsOf(
 
 /**
  * Of {@linkcode ENV_VARS}, those this process may read, without asking: a reader of them, and
- * the note to print when some may not be read (undefined when all may).
+ * the note to print where that matters ({@linkcode envNote} of them and command line `args`).
  *
  * @example
  * ```ts ignore
  * import { readableEnv } from "./serverless_settings.ts";
- * const { env, note } = readableEnv();
+ * const { env, note } = readableEnv(Deno.args);
  * if (note) console.log(note);
  * console.log(env("RADAM_PORT"));
  * ```
  */
-export function readableEnv(): {
+export function readableEnv(args: readonly string[]): {
   env: (name: string) => string | undefined;
   note?: string;
 } {
@@ -169,18 +172,35 @@ export function readableEnv(): {
     Deno.permissions.querySync({ name: "env", variable }).state === "granted"
   );
   const env = (name: string) => readable.includes(name) ? Deno.env.get(name) : undefined;
-  if (readable.length === ENV_VARS.length) return { env };
+  return { env, note: envNote(readable, args) };
+}
+
+/**
+ * The note to print where the process may read only the variables `readable` of
+ * {@linkcode ENV_VARS}, run with command line `args`, or undefined where it does not matter. It
+ * matters where `--allow-env` names some of the variables but not all (the environment was
+ * meant, and some of it is not read), and where it names none and the command line is empty
+ * (the environment would be the only source of settings, as on Deno Deploy). A local run that
+ * gives its settings on the command line without `--allow-env` is not told on every start.
+ *
+ * @example
+ * ```ts
+ * import { ENV_VARS, envNote } from "./serverless_settings.ts";
+ * console.log(envNote([], ["--port=0"]), envNote(ENV_VARS, [])); // undefined undefined
+ * console.log(envNote([], [])); // note: no RADAM_* environment variable read (no --allow-env)…
+ * ```
+ */
+export function envNote(readable: readonly string[], args: readonly string[]): string | undefined {
+  if (readable.length === ENV_VARS.length) return undefined;
+  if (readable.length === 0 && args.length > 0) return undefined;
   const unread = ENV_VARS.filter((name) => !readable.includes(name));
-  return {
-    env,
-    note: `note: ${
-      readable.length === 0
-        ? "no RADAM_* environment variable read (no --allow-env)"
-        : `${unread.join(", ")} not read (not in --allow-env)`
-    }: those settings are the command line's or the defaults. To read ${
-      readable.length === 0 ? "them" : "them too"
-    }, run with --allow-env=${ENV_VARS.join(",")}`,
-  };
+  return `note: ${
+    readable.length === 0
+      ? "no RADAM_* environment variable read (no --allow-env)"
+      : `${unread.join(", ")} not read (not in --allow-env)`
+  }: those settings are the command line's or the defaults. To read ${
+    readable.length === 0 ? "them" : "them too"
+  }, run with --allow-env=${ENV_VARS.join(",")}`;
 }
 
 /**

@@ -56,6 +56,7 @@ Deno.test("bench flags: --name=value, --name value, bare booleans, lists, the la
 Deno.test("bench flags: a bad command line is a RangeError naming the flag", () => {
   const cases: [string[], RegExp][] = [
     [["--round=3"], /Unknown flag "--round=3"/],
+    [["--round", "3"], /Unknown flag "--round 3" \(did you mean --rounds\?\)/],
     [["--toString"], /Unknown flag "--toString"/],
     [["quick"], /"quick" is not a flag/],
     [["--rounds=three"], /--rounds: expected a number, got "three"/],

@@ -170,7 +170,8 @@ export function optimizerFor(
 ) {
   const { clipGradNorm, gc } = c.extras;
   const group = c.extras.group;
-  const groups = group
+  // (With one tensor the group takes none, which init refuses: the case then has none.)
+  const groups = group && c.lengths.length > 1
     ? [{ match: (name: string) => Number(name.split(".")[1]) % 2 === 1, ...group }]
     : undefined;
   const common = { lr: lrOf(c), clipGradNorm, gc, groups, states: c.states, ...more };

@@ -137,7 +137,7 @@ const combinationArb: fc.Arbitrary<Combination> = fc.integer({ min: 0, max: RULE
 /** The optimizer of a combination on one of the CPU backends. */
 function optimizerAt(c: Combination, which: number) {
   const { backend, threads } = CPU_BACKENDS[which];
-  const groups = groupsOf(c.groups);
+  const groups = groupsOf(c.groups, c.lengths.length);
   const opt = optimizerOf(RULE_TABLE[c.rowIndex], c.rule, backend, {
     lr: lrOf(c),
     states: c.states,

@@ -217,9 +217,10 @@ Deno.test("init refuses tensor names a checkpoint could not hold apart, naming b
 });
 
 Deno.test("a model too large for 32-bit wasm memory is refused before allocating", async () => {
-  // 5 tensors of 64M elements, sharing one buffer: 320M parameters need 5 GiB of arena.
-  const big = new Float32Array(64 * 1024 * 1024);
-  const params = { a: big, b: big, c: big, d: big, e: big };
+  // 5 tensors of 64M elements: 320M parameters need 5 GiB of arena. (Five arrays, not one given
+  // five times, which init refuses; zeros, read and never written, take the OS's zero page.)
+  const big = () => new Float32Array(64 * 1024 * 1024);
+  const params = { a: big(), b: big(), c: big(), d: big(), e: big() };
   await assert.rejects(
     () => radam({ backend: "wasm" }).init(params),
     (e: Error) => {

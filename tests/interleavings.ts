@@ -117,7 +117,10 @@ export function optimizerOf(c: LineCase, backend: Record<string, unknown>): Opti
     lr: 1e-2,
     ...backend,
     ...(c.bits8 ? { states: "8bit" } : {}),
-    ...(c.groups ? { groups: [{ match: (n: string) => n === "t1", lrScale: 0.5 }] } : {}),
+    // (t1 where there is one: init refuses a group that takes no tensor.)
+    ...(c.groups && c.lengths.length > 1
+      ? { groups: [{ match: (n: string) => n === "t1", lrScale: 0.5 }] }
+      : {}),
   };
   const make = { radam, adam, adamw, lion, sgd }[c.rule] as (o: unknown) => Optimizer<unknown>;
   const inner = make(c.rule === "sgd" ? { ...options, momentum: 0.9 } : options);

@@ -80,13 +80,19 @@ export function lrOf(
   }
 }
 
-/** The `groups` option of a case's groups (tensors are named `t.<index>`). */
-export function groupsOf(groups: readonly GroupCase[]) {
-  return groups.map((g) => ({
+/**
+ * The `groups` option of a case's groups over its `count` tensors (named `<prefix>.<index>…`):
+ * those that take a tensor (the first group matching it), as `init` refuses a group taking none.
+ */
+export function groupsOf(groups: readonly GroupCase[], count: number) {
+  const all = groups.map((g) => ({
     match: (name: string) => Number(name.split(".")[1]) % g.modulus === g.residue,
     lrScale: g.lrScale,
     weightDecay: g.weightDecay,
   }));
+  const names = Array.from({ length: count }, (_, i) => `t.${i}`);
+  const taken = new Set(names.map((name) => all.findIndex((g) => g.match(name))));
+  return all.filter((_, k) => taken.has(k));
 }
 
 /** Initial params of random values, rank 2 where `shaped` and the length factors. */

@@ -156,7 +156,7 @@ export const chainedArb = (
 /** The optimizer of a chained run, on one of the places. */
 export function optimizerAt(c: Chained, place: Place) {
   const { backend, threads } = place;
-  const groups = groupsOf(c.groups);
+  const groups = groupsOf(c.groups, c.lengths.length);
   const more = {
     lr: lrOf(c),
     states: c.states,

@@ -297,6 +297,10 @@ Deno.test("a mistyped flag names the nearest one; optimizer names match in any c
 Deno.test("bad flags are a UsageError with a clear message; good ones parse", () => {
   const bad: [string[], RegExp][] = [
     [["--bogus"], /Unknown flag "--bogus"; the flags are --help, --epochs, /],
+    // As typed, value and all: parseArgs reports the flag's name alone.
+    [["--optimizer=radam"], /^Unknown flag "--optimizer=radam" \(did you mean --optimizers\?\)/],
+    [["--epochs", "2", "--optimizer", "radam"], /^Unknown flag "--optimizer radam" \(did you/],
+    [["--optimizer", "--epochs=2"], /^Unknown flag "--optimizer" \(did you mean --optimizers\?\)/],
     [["--epochs", "0"], /--epochs must be a whole number from 1/],
     [["--epochs", "2.5"], /--epochs must be a whole number/],
     [["--lrs", "1e-3,abc"], /--lrs must be a comma-separated list of positive numbers/],

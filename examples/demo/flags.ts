@@ -6,7 +6,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { availableOptimizers, FORMATS, OPTIMIZERS } from "./optimizer_table.ts";
-import { matchChoice, notAChoice, unknownFlag } from "../_suggest.ts";
+import { matchChoice, notAChoice, typedFlag, typedIndex, unknownFlag } from "../_suggest.ts";
 
 /** What the demo runs, after defaults. */
 export interface DemoFlags {
@@ -172,7 +172,12 @@ export function flagValues(
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     const unknown = /^Unknown option '([^']+)'/.exec(message);
-    if (unknown) throw new UsageError(unknownFlag(unknown[1], Object.keys(options)));
+    if (unknown) {
+      // parseArgs names the flag alone: show it as typed, with its value.
+      const at = typedIndex(args, unknown[1]);
+      const typed = at === undefined ? unknown[1] : typedFlag(args, at);
+      throw new UsageError(unknownFlag(typed, Object.keys(options)));
+    }
     throw new UsageError(message.replace(/\. To specify a positional argument.*$/s, ""));
   }
 }

@@ -96,6 +96,24 @@ Deno.test("tfjs: parameter groups by variable name (no decay on biases)", async 
   model.dispose();
 });
 
+Deno.test("tfjs: a group that takes none of a step's variables (its layer frozen there) is taken as given", async () => {
+  await useBackend("cpu");
+  const bodyName = name("body"), headName = name("head");
+  const body = tf.variable(tf.tensor([1, 2]), true, bodyName);
+  const head = tf.variable(tf.tensor([3, 4]), true, headName);
+  // The core library's init refuses a group taking no tensor; a step of the adapter may leave
+  // the group's variables out (frozen for a while), so it does not.
+  const headOnly = new RegExp(`^${headName}$`);
+  const opt = tfOptimizer(adam({ lr: 0.1, groups: [{ match: headOnly, lrScale: 0 }] }));
+  const g = tf.tensor([1, 1]);
+  opt.applyGradients({ [bodyName]: g }); // the head frozen: the group takes no variable
+  opt.applyGradients({ [bodyName]: g, [headName]: g });
+  assert.notDeepEqual(Array.from(await body.data()), [1, 2]);
+  assert.deepEqual(Array.from(await head.data()), [3, 4]); // lrScale 0: the group's, applied
+  tf.dispose([g, body, head]);
+  opt.dispose();
+});
+
 Deno.test("tfjs: the same variables in another order are those of the state (strict too)", async () => {
   await useBackend("cpu");
   const out: number[][][] = [];
