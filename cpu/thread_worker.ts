@@ -2,10 +2,12 @@
  * The code a worker of a threaded wasm state runs (see cpu/threaded_wasm_backend.ts), and the
  * layout of the control block it shares with the main thread.
  *
- * The worker is started from the source text of {@linkcode threadWorkerMain} (a Blob URL), so
- * that it needs no file, no permission and no bundler support: the function must therefore
- * refer to nothing outside itself but the globals every worker has (`Atomics`, `WebAssembly`,
- * `performance`, `postMessage`), and it uses no Deno-only API, so the same text runs in a browser's worker.
+ * The worker is started from the source text of {@linkcode threadWorkerMain} (a Blob URL; on
+ * Node.js, a `worker_threads` worker evaluating the text after a prelude that makes the Web
+ * Worker globals it uses, cpu/_node_worker.ts), so that it needs no file, no permission and no
+ * bundler support: the function must therefore refer to nothing outside itself but the globals
+ * every worker has (`Atomics`, `WebAssembly`, `performance`, `postMessage`), and it uses no
+ * Deno-only API, so the same text runs in a browser's worker.
  *
  * @module
  */

@@ -69,6 +69,7 @@ import {
   STALL_MS,
   watchWorkers,
 } from "./_thread_join.ts";
+import { nodeWorkerThreads, startNodeWorker, type WrappedNodeWorker } from "./_node_worker.ts";
 import {
   checkWasmCapacity,
   headerBytes,
@@ -116,7 +117,8 @@ export interface ThreadedOptions {
 
 /**
  * What this runtime lacks to run threaded states, in words: SharedArrayBuffer / shared
- * WebAssembly memory (browsers without cross-origin isolation) or Web Workers (Node.js); or
+ * WebAssembly memory (browsers without cross-origin isolation) or Web Workers (Node.js before
+ * 20.16, which cannot give `node:worker_threads` through `process.getBuiltinModule`); or
  * `undefined` where it has both.
  */
 function threadsMissing(): { what: string; isolation: boolean } | undefined {
@@ -130,8 +132,12 @@ function threadsMissing(): { what: string; isolation: boolean } | undefined {
       isolation,
     };
   }
-  if (typeof Worker !== "function") {
-    return { what: "Web Workers (Deno and browsers have them; Node.js has not)", isolation };
+  if (typeof Worker !== "function" && nodeWorkerThreads() === undefined) {
+    return {
+      what: "Web Workers, or Node.js's node:worker_threads through process.getBuiltinModule " +
+        "(Deno, Bun and browsers have the one, Node.js 22.3+ and 20.16+ the other)",
+      isolation,
+    };
   }
   return undefined;
 }
@@ -144,7 +150,8 @@ export function threadsRunHere(): boolean {
 /**
  * Throws a TypeError saying what is missing when this runtime cannot run threaded states:
  * SharedArrayBuffer / shared WebAssembly memory (browsers without cross-origin isolation) or
- * Web Workers (Node.js).
+ * Web Workers (Node.js older than 20.16, with no `process.getBuiltinModule` to reach
+ * `node:worker_threads`).
  */
 export function checkThreadSupport(threads: number): void {
   const missing = threadsMissing();
@@ -178,10 +185,16 @@ function blockBounds(blocks: number, count: number, k: number): [number, number]
 /**
  * Deno keeps a process alive while a worker's message channel is referenced; `node:worker_
  * threads`' `unref()` is built on a hook of Deno's Worker class (a symbol-keyed method taking
- * `false`). Calling it lets a script that forgets `dispose` still exit. Returns whether it was
- * found; elsewhere (browsers) workers end with the page anyway.
+ * `false`). Calling it lets a script that forgets `dispose` still exit. On Node.js, the wrapped
+ * `worker_threads` worker's own `unref()` does the same. Returns whether it was found; elsewhere
+ * (browsers) workers end with the page anyway.
  */
 function unrefWorker(worker: Worker): boolean {
+  const unref = (worker as Partial<WrappedNodeWorker>).unref;
+  if (typeof unref === "function") {
+    unref.call(worker);
+    return true;
+  }
   if (typeof (globalThis as { Deno?: unknown }).Deno !== "object") return false;
   try {
     const proto = Object.getPrototypeOf(worker);
@@ -290,18 +303,24 @@ async function startWorkers(
   stallMs: number,
   init: (t: number) => ThreadWorkerInit,
 ): Promise<void> {
-  const url = URL.createObjectURL(new Blob([threadWorkerSource()], { type: "text/javascript" }));
+  // Node.js: worker_threads, from the source text (it loads no blob: URL).
+  const node = nodeWorkerThreads();
+  const url = node === undefined
+    ? URL.createObjectURL(new Blob([threadWorkerSource()], { type: "text/javascript" }))
+    : "";
   try {
     const ready: Promise<void>[] = [];
     for (let t = 1; t < threads; t++) {
-      const worker = new Worker(url, { type: "module" });
+      const worker = node === undefined
+        ? new Worker(url, { type: "module" })
+        : startNodeWorker(node, threadWorkerSource());
       workers.push(worker);
       ready.push(workerReady(worker));
       worker.postMessage(init(t));
     }
     await allReady(ready, stallMs);
   } finally {
-    URL.revokeObjectURL(url);
+    if (url !== "") URL.revokeObjectURL(url);
   }
   for (const worker of workers) unrefWorker(worker);
 }

@@ -238,6 +238,8 @@ Deno.test("threads > 1 without SharedArrayBuffer or Workers is refused, not run 
   for (const missing of ["SharedArrayBuffer", "Worker"]) {
     const saved = g[missing];
     delete g[missing];
+    // No Web Workers and no node:worker_threads either (a Node before 20.16).
+    const restore = hideGetBuiltinModule();
     try {
       await assert.rejects(
         radam({ threads: 2 }).init(new Float32Array(8)),
@@ -248,21 +250,27 @@ Deno.test("threads > 1 without SharedArrayBuffer or Workers is refused, not run 
       assert.equal(state.threads, 1);
     } finally {
       g[missing] = saved;
+      restore();
     }
   }
 });
 
-Deno.test("threads > 1 where the runtime has no Web Workers: a TypeError naming the option, nothing started", async () => {
+Deno.test("threads > 1 where the runtime has no Web Workers nor node:worker_threads: a TypeError naming the option and both, nothing started", async () => {
   const global = globalThis as { Worker?: unknown };
   const worker = global.Worker;
   delete global.Worker;
+  const restore = hideGetBuiltinModule();
   try {
     await assert.rejects(
       radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(8)),
-      (e: Error) => e instanceof TypeError && /Option threads: 2 needs Web Workers/.test(e.message),
+      (e: Error) =>
+        e instanceof TypeError &&
+        /^Option threads: 2 needs Web Workers, or Node\.js's node:worker_threads through process\.getBuiltinModule \(.*Node\.js 22\.3\+ and 20\.16\+.*\), which this runtime lacks; use threads: 1$/
+          .test(e.message),
     );
   } finally {
     global.Worker = worker;
+    restore();
   }
   const state = await radam({ threads: 1 }).init(new Float32Array(8));
   assert.equal(state.threads, 1);
@@ -294,3 +302,17 @@ Deno.test("a worker that fails mid-step fails that step clearly; the state then 
     dispose(state);
   }
 });
+
+/**
+ * Hides `process.getBuiltinModule` (Deno has it, as Node 20.16+ has), as on a runtime that cannot
+ * give `node:worker_threads`; returns what restores it.
+ */
+function hideGetBuiltinModule(): () => void {
+  const process = (globalThis as { process?: { getBuiltinModule?: unknown } }).process;
+  if (process === undefined) return () => {};
+  const saved = process.getBuiltinModule;
+  process.getBuiltinModule = undefined;
+  return () => {
+    process.getBuiltinModule = saved;
+  };
+}

@@ -125,9 +125,9 @@ export function writeConfig(
 
 /**
  * The stored option `threads`, or 1 where threads cannot run here (a model saved from a page that
- * is cross-origin isolated, loaded in one that is not, or under Node): threads are how a state
- * runs, not what it computes (the bits are those of one thread), and the code loading a model
- * cannot change a setting that comes from its `model.json`.
+ * is cross-origin isolated, loaded in one that is not, or under a Node before 20.16): threads are
+ * how a state runs, not what it computes (the bits are those of one thread), and the code loading
+ * a model cannot change a setting that comes from its `model.json`.
  */
 function runnableThreads(threads: unknown): number {
   return typeof threads === "number" && threads > 1 && !threadsRunHere() ? 1 : threads as number;

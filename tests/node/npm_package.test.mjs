@@ -261,17 +261,6 @@ test("the default and workerd entries share one copy of the library: each loads 
   }
 });
 
-test("threads > 1 is refused under Node (no Web Workers), one thread runs", async () => {
-  await assert.rejects(
-    lib.radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(8)),
-    (e) =>
-      e instanceof TypeError &&
-      /Option threads: 2 needs Web Workers/.test(e.message),
-  );
-  const state = await lib.radam({ threads: 1 }).init(new Float32Array(8));
-  assert.equal(state.threads, 1);
-});
-
 test("console.log(state) shows its summary under Node too", async () => {
   let state = await lib.adam({ backend: "js" }).init({
     w: new Float32Array(3),

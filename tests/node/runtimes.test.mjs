@@ -125,16 +125,10 @@ for (const runtime of RUNTIMES) {
     );
     assert.deepEqual(result.wasm, expected.wasm);
     assert.deepEqual(result.js, expected.js);
-    if (runtime.name.startsWith("Node")) {
-      // Node has no Web Workers: threads say so and what to do, at init.
-      assert.match(
-        result.threads.error,
-        /^TypeError: Option threads: 2 needs Web Workers .*; use threads: 1$/,
-      );
-    } else {
-      // Bun has them: two threads give the one-thread bits (the shared case asserts two ran).
-      assert.deepEqual(result.threads, expected.wasm);
-    }
+    // Two threads give the one-thread bits (the shared case asserts two ran): Bun's Web Workers,
+    // Node's worker_threads; and 8-bit Ranger on two threads, clipped, the bits of one.
+    assert.deepEqual(result.threads, expected.wasm);
+    assert.deepEqual(result.threads8bit, { threads: [1, 2], same: true });
     assert.deepEqual(result.user, expected.user);
     assert.deepEqual(result.fit, expected.fit);
     const commonjs = JSON.parse(

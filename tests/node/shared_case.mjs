@@ -195,3 +195,25 @@ export async function userCase(lib, store) {
   out.store = await digest([{ file: saved.bytes.slice() }]);
   return out;
 }
+
+/**
+ * 8-bit Ranger, clipped, on one thread and on `threads` (split at any size): whether the two give
+ * the same bits (params and moments), and the threads each ran on. Disposes the threaded state.
+ */
+export async function threadsSameCase(lib, threads = 2) {
+  // head.weight (4099 values) has 8-bit moments, the others f32 ones.
+  const run = async (more) => {
+    const rand = prng(4242);
+    const optimizer = lib.ranger({ lr: 1e-2, states: "8bit", clipGradNorm: 1, ...more });
+    let state = await optimizer.init(tensors(rand, 1));
+    for (let t = 1; t <= 12; t++) state = lib.step(state, tensors(rand, 0.2 * t));
+    const { exp_avg, exp_avg_sq } = await lib.readMoments(state);
+    const bits = await digest([await lib.readParams(state), exp_avg, exp_avg_sq]);
+    const ran = state.threads;
+    if (ran > 1) lib.dispose(state);
+    return { threads: ran, bits };
+  };
+  const one = await run({});
+  const many = await run({ threads, threadThreshold: 0 });
+  return { threads: [one.threads, many.threads], same: one.bits === many.bits };
+}

@@ -1,0 +1,92 @@
+/**
+ * The workers of a threaded wasm state (cpu/threaded_wasm_backend.ts) on Node.js, which has no
+ * Web Workers but `node:worker_threads`. Reached through `process.getBuiltinModule` (Node.js
+ * 22.3+ and 20.16+), only where there is no global `Worker`, so that the library imports no
+ * `node:` module (its npm build is bundled for browsers as is). A worker of `worker_threads` is
+ * wrapped in the part of the Web Worker interface the threaded backend uses (`onmessage`,
+ * `onerror`, `postMessage`, `terminate`) and given, before the worker's program
+ * (cpu/thread_worker.ts), a prelude that makes the globals that program uses (`onmessage`,
+ * `postMessage`, `close`) out of its `parentPort`. Private to the library.
+ *
+ * @module
+ */
+
+/** The part of a `node:worker_threads` Worker used here. */
+interface NodeWorker {
+  on(event: "message", listener: (data: unknown) => void): unknown;
+  on(event: "error", listener: (error: unknown) => void): unknown;
+  postMessage(message: unknown): void;
+  terminate(): Promise<number>;
+  unref(): void;
+}
+
+/** The part of `node:worker_threads` used here. */
+export interface NodeWorkerThreads {
+  Worker: new (source: string, options: { eval: boolean; name?: string }) => NodeWorker;
+}
+
+/**
+ * `node:worker_threads`, where this runtime has no global `Worker` and can give it (Node.js
+ * 22.3+ and 20.16+, through `process.getBuiltinModule`); else `undefined`.
+ */
+export function nodeWorkerThreads(): NodeWorkerThreads | undefined {
+  if (typeof Worker === "function") return undefined;
+  const process = (globalThis as {
+    process?: { getBuiltinModule?: (id: string) => unknown };
+  }).process;
+  if (typeof process?.getBuiltinModule !== "function") return undefined;
+  try {
+    const threads = process.getBuiltinModule("node:worker_threads") as
+      | Partial<NodeWorkerThreads>
+      | undefined;
+    return typeof threads?.Worker === "function" ? threads as NodeWorkerThreads : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The prelude of a worker's program on Node.js: the globals of a Web Worker that the program
+ * uses, made out of `parentPort`. Stringified: it must not refer to anything outside its body.
+ */
+function nodeWorkerPrelude(): void {
+  // deno-lint-ignore no-explicit-any
+  const scope = globalThis as any;
+  const port = scope.process.getBuiltinModule("node:worker_threads").parentPort;
+  scope.postMessage = (message: unknown) => port.postMessage(message);
+  scope.close = () => port.close();
+  port.on("message", (data: unknown) => {
+    if (typeof scope.onmessage === "function") scope.onmessage({ data });
+  });
+}
+
+/** A worker wrapped for the threaded backend: a Web Worker's interface, and `unref`. */
+export type WrappedNodeWorker = Worker & { unref(): void };
+
+/**
+ * Starts a worker of `threads` running `source` (a program written for a Web Worker, see the
+ * module doc), wrapped in a Web Worker's interface. Its error events carry the message of the
+ * error the worker threw; `terminate` ends it without waiting.
+ */
+export function startNodeWorker(threads: NodeWorkerThreads, source: string): WrappedNodeWorker {
+  const worker = new threads.Worker(`(${nodeWorkerPrelude.toString()})();\n${source}`, {
+    eval: true,
+    name: "radam kernel",
+  });
+  const wrapped = {
+    onmessage: null as ((event: { data: unknown }) => void) | null,
+    onerror: null as ((event: { message: string; preventDefault(): void }) => void) | null,
+    postMessage: (message: unknown) => worker.postMessage(message),
+    terminate: () => {
+      worker.terminate().catch(() => {});
+    },
+    unref: () => worker.unref(),
+  };
+  worker.on("message", (data) => wrapped.onmessage?.({ data }));
+  worker.on("error", (error) => {
+    const message = error instanceof Error ? error.message : String(error);
+    wrapped.onerror?.({ message, preventDefault: () => {} });
+  });
+  // Its handlers get what the backend's handlers read of a MessageEvent and an ErrorEvent.
+  return wrapped as unknown as WrappedNodeWorker;
+}

@@ -1,0 +1,145 @@
+// Option threads under Node: the built package runs its kernel workers on node:worker_threads
+// (Node has no Web Workers), reached through process.getBuiltinModule. Two threads step with the
+// bits of one (RAdam, Ranger, 8-bit states, clipping), dispose ends the workers, a script that
+// forgets dispose still exits, and a Node without getBuiltinModule gets the TypeError that says
+// what is missing.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { test } from "node:test";
+import * as lib from "@optim/radam";
+import { prng } from "./shared_case.mjs";
+
+/** Tensors of sizes that 8-bit states encode (≥ 4096 values) and some they leave f32. */
+const SHAPES = { "embed.weight": 20_000, "fc.weight": 9_000, "fc.bias": 300 };
+
+function tensors(rand, scale) {
+  const out = {};
+  for (const [name, n] of Object.entries(SHAPES)) {
+    out[name] = Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
+  }
+  return out;
+}
+
+/** The bytes of every parameter and moment of `state`, by name. */
+async function bits(state) {
+  const out = {};
+  const params = await lib.readParams(state);
+  for (const [name, v] of Object.entries(params)) {
+    out[`param ${name}`] = [...new Uint8Array(v.buffer)];
+  }
+  for (const [moment, tensors] of Object.entries(await lib.readMoments(state))) {
+    for (const [name, v] of Object.entries(tensors)) {
+      out[`${moment} ${name}`] = [...new Uint8Array(v.buffer, v.byteOffset, v.byteLength)];
+    }
+  }
+  return out;
+}
+
+/** Steps `optimizer(options)` 12 times on the same draws; its bits, state.threads, and the state. */
+async function train(optimizer, options) {
+  const rand = prng(777);
+  let state = await optimizer(options).init(tensors(rand, 1));
+  for (let t = 1; t <= 12; t++) state = lib.step(state, tensors(rand, 0.1 * t));
+  return { bits: await bits(state), threads: state.threads, state };
+}
+
+/**
+ * Runs `run` with process.getBuiltinModule giving a node:worker_threads whose Worker records each
+ * worker made and the exit of each; returns run's value and the records.
+ */
+async function countingWorkers(run) {
+  const original = process.getBuiltinModule;
+  const made = [];
+  process.getBuiltinModule = (id) => {
+    const module = original.call(process, id);
+    if (id !== "node:worker_threads" && id !== "worker_threads") return module;
+    class Counted extends module.Worker {
+      constructor(...args) {
+        super(...args);
+        const record = { exited: false };
+        record.exit = new Promise((resolve) =>
+          this.once("exit", () => {
+            record.exited = true;
+            resolve();
+          })
+        );
+        made.push(record);
+      }
+    }
+    return { ...module, Worker: Counted };
+  };
+  try {
+    return { value: await run(), made };
+  } finally {
+    process.getBuiltinModule = original;
+  }
+}
+
+const CASES = [
+  ["RAdam", lib.radam, {}],
+  ["Ranger", lib.ranger, {}],
+  ["8-bit RAdam, clipped", lib.radam, { states: "8bit", clipGradNorm: 1 }],
+  ["8-bit Ranger", lib.ranger, { states: "8bit" }],
+];
+
+for (const [name, optimizer, options] of CASES) {
+  test(`threads: 2 under Node, ${name}: the bits of one thread, on two threads`, async () => {
+    const one = await train(optimizer, { lr: 1e-2, ...options });
+    const { value: two, made } = await countingWorkers(() =>
+      train(optimizer, { lr: 1e-2, ...options, threads: 2, threadThreshold: 0 })
+    );
+    assert.equal(one.threads, 1);
+    assert.equal(two.threads, 2);
+    assert.equal(made.length, 1, "one worker_threads worker beside the main thread");
+    assert.deepEqual(two.bits, one.bits);
+    lib.dispose(two.state);
+    await made[0].exit;
+  });
+}
+
+test("threads: 2 under Node: dispose ends the workers, and the state refuses to step", async () => {
+  const { value: state, made } = await countingWorkers(() =>
+    lib.radam({ threads: 3, threadThreshold: 0 }).init(new Float32Array(4096))
+  );
+  assert.equal(state.threads, 3);
+  assert.equal(made.length, 2);
+  assert.ok(made.every((w) => !w.exited), "workers live until dispose");
+  lib.dispose(state);
+  await Promise.all(made.map((w) => w.exit));
+  assert.throws(() => lib.step(state, new Float32Array(4096)), /dispose/);
+});
+
+test("threads: 2 under Node: a script that steps and forgets dispose still exits", () => {
+  const script = `
+    import * as lib from "@optim/radam";
+    let state = await lib.radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(5000));
+    state = lib.step(state, new Float32Array(5000).fill(1));
+    console.log(state.threads, state.step);
+  `;
+  // The process would hang on its referenced workers; the timeout only keeps a failure finite.
+  const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+    cwd: fileURLToPath(new URL(".", import.meta.url)),
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  assert.equal(out.trim(), "2 1");
+});
+
+test("threads: 2 on a Node without process.getBuiltinModule (before 20.16) is a TypeError that says what is missing; one thread runs", async () => {
+  const original = process.getBuiltinModule;
+  process.getBuiltinModule = undefined;
+  try {
+    await assert.rejects(
+      lib.radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(8)),
+      (e) =>
+        e instanceof TypeError &&
+        /^Option threads: 2 needs Web Workers, or Node\.js's node:worker_threads through process\.getBuiltinModule .*; use threads: 1$/
+          .test(e.message),
+    );
+    const state = await lib.radam({ threads: 1 }).init(new Float32Array(8));
+    assert.equal(state.threads, 1);
+  } finally {
+    process.getBuiltinModule = original;
+  }
+});

@@ -1,0 +1,106 @@
+/**
+ * Option `threads` where the runtime has no global `Worker` but gives `node:worker_threads`
+ * through `process.getBuiltinModule` (Node.js 20.16+ and 22.3+): the workers are worker_threads
+ * ones, wrapped (cpu/_node_worker.ts). Deno has that function too, so these tests hide Deno's
+ * `Worker` and run the wrapped path here, with no permissions: the same bits as one thread
+ * (RAdam; 8-bit Ranger, clipped), a worker's fault said through the wrapper, and dispose. Node
+ * itself runs it in tests/node/threads.test.mjs.
+ */
+import assert from "node:assert/strict";
+import { dispose, type OptimizerState, radam, ranger, step } from "../mod.ts";
+import { assertSameBits } from "./cases.ts";
+import { prng, randomTensor } from "./util.ts";
+
+/** Runs `run` with the global `Worker` hidden, counting the worker_threads workers made. */
+async function withoutWebWorkers<T>(run: () => Promise<T>): Promise<{ value: T; made: number }> {
+  const global = globalThis as { Worker?: unknown };
+  const process = (globalThis as unknown as {
+    process: { getBuiltinModule: (id: string) => Record<string, unknown> };
+  }).process;
+  const saved = { worker: global.Worker, get: process.getBuiltinModule };
+  let made = 0;
+  delete global.Worker;
+  process.getBuiltinModule = (id: string) => {
+    const module = saved.get.call(process, id);
+    if (id !== "node:worker_threads") return module;
+    const Worker = module.Worker as new (...args: unknown[]) => object;
+    // A subclass, so that each worker made here is counted.
+    class Counted extends Worker {
+      constructor(...args: unknown[]) {
+        super(...args);
+        made++;
+      }
+    }
+    return { ...module, Worker: Counted };
+  };
+  try {
+    return { value: await run(), made };
+  } finally {
+    global.Worker = saved.worker;
+    process.getBuiltinModule = saved.get;
+  }
+}
+
+/** Steps `make()`'s state 10 times on draws of seed 5; the state. */
+async function train(make: () => Promise<OptimizerState<unknown>>, n: number) {
+  const rand = prng(5);
+  let state = await make();
+  for (let t = 1; t <= 10; t++) {
+    state = step(state, { a: randomTensor(rand, n), b: randomTensor(rand, 33) });
+  }
+  return state;
+}
+
+Deno.test("no Web Workers but node:worker_threads: two and three threads give one thread's bits, and dispose", async () => {
+  const n = 20_000;
+  const rand = prng(9);
+  const params = { a: randomTensor(rand, n), b: randomTensor(rand, 33) };
+  const optimizers = [
+    ["RAdam", (more: object) => radam({ lr: 1e-2, ...more })],
+    [
+      "8-bit Ranger, clipped",
+      (more: object) => ranger({ lr: 1e-2, states: "8bit", clipGradNorm: 1, ...more }),
+    ],
+  ] as const;
+  for (const [what, optimizer] of optimizers) {
+    const one = await train(() => optimizer({}).init(params), n);
+    for (const threads of [2, 3]) {
+      const { value: many, made } = await withoutWebWorkers(() =>
+        train(() => optimizer({ threads, threadThreshold: 0 }).init(params), n)
+      );
+      try {
+        assert.equal(many.threads, threads, what);
+        assert.equal(made, threads - 1, `${what}: worker_threads workers`);
+        await assertSameBits(many, one, `${what} on ${threads} threads`);
+      } finally {
+        dispose(many);
+      }
+      assert.throws(() => step(many, { a: new Float32Array(n), b: new Float32Array(33) }), {
+        name: "TypeError",
+        message: /disposed/,
+      });
+    }
+  }
+});
+
+Deno.test("no Web Workers but node:worker_threads: a worker's trap fails the step and says why", async () => {
+  // As tests/threads_test.ts does: the gradients' address in the shared arena descriptor moved
+  // so that the worker's half lies past the memory's end.
+  const n = 4096;
+  const { value: state } = await withoutWebWorkers(() =>
+    radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(n))
+  );
+  try {
+    const grads = state.grads[""];
+    const memory = new Uint32Array(grads.buffer);
+    const below = new Uint32Array(grads.buffer, 0, state.params[""].byteOffset / 4);
+    const at = below.lastIndexOf(grads.byteOffset);
+    assert.ok(at > 0);
+    memory[at] = grads.buffer.byteLength - (n / 2) * 4;
+    assert.throws(() => step(state), /A kernel worker of this threaded optimizer state failed/);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the worker's message says why
+    assert.throws(() => step(state), /failed \(RuntimeError: .*\); the state may be half stepped/);
+  } finally {
+    dispose(state);
+  }
+});
