@@ -82,20 +82,38 @@ export function gpuBackendOf(state: OptimizerState<unknown>): WebGpuBackend {
  * filled in once the reads of the state's sections begun now have ended (its `ready`): f32
  * values in the tfjs layout (the webgpu path holds every variable so), and the codes and scales
  * of a moment held in 8 bits as they are. `ready` never goes unhandled: it is read by getWeights.
+ * Where the reads find the state halted (a non-finite gradient under `nonFinite: "throw"` in a
+ * step before the change, not yet reported), the halt goes to `onFault` (for a later call to
+ * throw, as the state would have) and the sections are read again: they hold the state at the
+ * halt, which the bad step did not reach. `ready` rejects only where they cannot be read at all
+ * (a lost device). `done`, which never rejects, settles with `ready`: the state may be freed then
+ * (also where none is left out: the read still tells a halt).
  *
  * @example
  * ```ts ignore
- * kept.keepFirst(readKeptAside(gpuBackendOf(before.state), leaving));
+ * const { kept, done } = readKeptAside(gpuBackendOf(before.state), leaving, (e) => fault = e);
  * ```
  */
-export function readKeptAside(backend: WebGpuBackend, leaving: readonly Entry[]): Kept[] {
+export function readKeptAside(
+  backend: WebGpuBackend,
+  leaving: readonly Entry[],
+  onFault: (error: unknown) => void,
+): { kept: Kept[]; done: Promise<unknown> } {
   const layout = backend.layout;
   const sections = [EXP_AVG, EXP_AVG_SQ, SLOW].filter((s) => hasSection(layout, s));
   const compact = layout.compact.includes(true) ? layout.unsignedCodes.map((_, k) => k) : [];
-  const reads = Promise.all([
-    Promise.all(sections.map((s) => backend.readSection(s))),
-    Promise.all(compact.map((k) => backend.readCompact(k))),
-  ]);
+  const read = () =>
+    Promise.all([
+      Promise.all(sections.map((s) => backend.readSection(s))),
+      Promise.all(compact.map((k) => backend.readCompact(k))),
+    ]);
+  const reads = read().catch((error) => {
+    // (Lost or destroyed: nothing can be read.)
+    backend.checkUsable();
+    // A halt (or a refusal) of a step before the change, now taken: the state is as it was.
+    onFault(error);
+    return read();
+  });
   const held = leaving.map((entry) => ({
     entry,
     sections: [] as (Float32Array | undefined)[],
@@ -113,6 +131,6 @@ export function readKeptAside(backend: WebGpuBackend, leaving: readonly Entry[])
       codes.forEach((c, m) => k.codes[m] = c[name]);
     }
   });
-  ready.catch(() => {});
-  return held.map((k) => ({ ...k, ready }));
+  const done = ready.catch(() => {});
+  return { kept: held.map((k) => ({ ...k, ready })), done };
 }

@@ -310,6 +310,13 @@ export class GpuPath {
    * by name: that state (kept until the read ends) and the variable as it held it.
    */
   readonly #pending = new Map<string, Pending>();
+  /**
+   * A halt of a state replaced at a change (a non-finite gradient under `nonFinite: "throw"`),
+   * found by the read of its state kept aside: thrown by the next call (`throwFault`).
+   */
+  #fault: unknown;
+  /** Counts `destroy`s: a halt found after one is of a state dropped with it, not thrown. */
+  #generation = 0;
 
   /** A path with no state yet, taking state kept aside in `kept`. */
   constructor(kept: KeptStates) {
@@ -332,6 +339,7 @@ export class GpuPath {
    * changing nothing, under `strict`.
    */
   step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
+    this.throwFault();
     let runner = this.#runner;
     // (The same variables in another order are those of the state.)
     if (runner !== undefined) items = inOrderOf(runner.entries, items);
@@ -391,16 +399,31 @@ export class GpuPath {
     const names = new Set(entries.map((e) => e.name));
     const leaving = before.entries.filter((e) => !names.has(e.name));
     const source = gpuBackendOf(before.state);
-    const kept = readKeptAside(source, leaving);
+    const generation = this.#generation;
+    const { kept, done } = readKeptAside(source, leaving, (error) => {
+      if (this.#generation === generation) this.#fault ??= error;
+    });
     for (const e of leaving) this.#pending.set(e.name, { source, entry: e });
     this.#kept.keepFirst(kept);
-    const ready = kept[0]?.ready ?? Promise.resolve();
-    Promise.allSettled([ready, ...this.#reads]).then(() => {
+    // (Also where none is left out: the read, which tells a halt, ends first.)
+    Promise.allSettled([done, ...this.#reads]).then(() => {
       for (const e of leaving) {
         if (this.#pending.get(e.name)?.source === source) this.#pending.delete(e.name);
       }
       before.destroy();
     });
+  }
+
+  /**
+   * Throws, once, the halt of a state replaced at a change (a non-finite gradient under
+   * `nonFinite: "throw"` in a step before it), where its read found one: the call after, as the
+   * state would have thrown it had it gone on.
+   */
+  throwFault(): void {
+    const fault = this.#fault;
+    if (fault === undefined) return;
+    this.#fault = undefined;
+    throw fault;
   }
 
   /**
@@ -455,6 +478,8 @@ export class GpuPath {
     const runner = this.#runner;
     this.#runner = undefined;
     this.#pending.clear();
+    this.#fault = undefined;
+    this.#generation++;
     if (afterReads && this.#reads.size > 0) {
       Promise.allSettled([...this.#reads]).then(() => runner?.destroy());
     } else runner?.destroy();

@@ -334,6 +334,13 @@ export class TfOptimizer extends tf.Optimizer {
       tf.dispose(weights.map((w) => w.tensor));
       this.#checkLive();
     }
+    try {
+      // (A halt of a state replaced at a change, found by this read: said once, as a state's.)
+      this.#paths.gpu.throwFault();
+    } catch (error) {
+      tf.dispose(weights.map((w) => w.tensor));
+      throw error;
+    }
     this.#given.own(call, weights);
     return weights;
   }
