@@ -166,7 +166,7 @@ Deno.test("README: the training-loop features' example runs as written (schedule
   // `w`, `b`, `out`, `inp` and `grads` stand for the reader's model and its gradient.
   const standIns = `const out = 3, inp = 4;
 const w = new Float32Array(out * inp).fill(0.5), b = new Float32Array(out);
-const grads = { "fc.weight": new Float32Array(out * inp).fill(0.1), "fc.bias": new Float32Array(out).fill(0.1) };
+const grads = { "head.weight": new Float32Array(out * inp).fill(0.1), "head.bias": new Float32Array(out).fill(0.1) };
 `;
   const printed = await run(standIns + example);
   assert.equal(printed.length, 1);
