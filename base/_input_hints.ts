@@ -48,7 +48,29 @@ export function tensorHint(value: unknown): string {
     ? value.length > 0 && value.every((x) => typeof x === "number")
     : ArrayBuffer.isView(value) && !(value instanceof DataView) &&
       !(value instanceof BigInt64Array) && !(value instanceof BigUint64Array);
-  return numbers ? convertHint("Float32Array") : "";
+  return numbers ? float32ConvertHint(value) : "";
+}
+
+/**
+ * The hint for numbers (an `Array`, a typed array of another type) given where a `Float32Array`
+ * belongs: how to convert them; for a `Uint8Array` of a whole number of f32 (as a Node.js
+ * `Buffer` read from a file is), how to take its bytes as f32 too, which converting it would not.
+ *
+ * @example
+ * ```ts
+ * import { float32ConvertHint } from "./_input_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(float32ConvertHint([1, 2]), " (convert it: new Float32Array(values))");
+ * assert.match(float32ConvertHint(new Uint8Array(8)), /new Uint8Array\(bytes\)\.buffer/);
+ * ```
+ */
+export function float32ConvertHint(value: unknown): string {
+  if (!(value instanceof Uint8Array && value.byteLength % 4 === 0)) {
+    return convertHint("Float32Array");
+  }
+  return " (convert it: new Float32Array(values); or, where it holds float32 bytes, as a Buffer " +
+    "read with node:fs does, new Float32Array(new Uint8Array(bytes).buffer))";
 }
 
 /**

@@ -15,6 +15,7 @@
 interface NodeWorker {
   on(event: "message", listener: (data: unknown) => void): unknown;
   on(event: "error", listener: (error: unknown) => void): unknown;
+  on(event: "exit", listener: (code: number) => void): unknown;
   postMessage(message: unknown): void;
   terminate(): Promise<number>;
   unref(): void;
@@ -64,27 +65,61 @@ function nodeWorkerPrelude(): void {
 export type WrappedNodeWorker = Worker & { unref(): void };
 
 /**
+ * Whether Node.js's permission model (`--permission`, `--experimental-permission` before 22)
+ * denies this process worker threads (no `--allow-worker`): making one would throw Node's bare
+ * `ERR_ACCESS_DENIED`.
+ */
+export function nodeWorkersDenied(): boolean {
+  const permission = (globalThis as {
+    process?: { permission?: { has?: (scope: string) => boolean } };
+  }).process?.permission;
+  try {
+    return typeof permission?.has === "function" && permission.has("worker") === false;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Starts a worker of `threads` running `source` (a program written for a Web Worker, see the
  * module doc), wrapped in a Web Worker's interface. Its error events carry the message of the
- * error the worker threw; `terminate` ends it without waiting.
+ * error the worker threw, or say that it exited (terminated by other code, or `process.exit` in
+ * it: Node.js fires no error event then); `terminate` ends it without waiting. Throws an Error
+ * saying that a kernel worker failed to start where Node.js refuses to make one.
  */
 export function startNodeWorker(threads: NodeWorkerThreads, source: string): WrappedNodeWorker {
-  const worker = new threads.Worker(`(${nodeWorkerPrelude.toString()})();\n${source}`, {
-    eval: true,
-    name: "radam kernel",
-  });
+  let worker: NodeWorker;
+  try {
+    worker = new threads.Worker(`(${nodeWorkerPrelude.toString()})();\n${source}`, {
+      eval: true,
+      name: "radam kernel",
+    });
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    throw new Error(`A kernel worker failed to start: ${why}`, { cause });
+  }
+  /** Whether its end was asked for (terminate) or already said (an error event). */
+  let ended = false;
   const wrapped = {
     onmessage: null as ((event: { data: unknown }) => void) | null,
     onerror: null as ((event: { message: string; preventDefault(): void }) => void) | null,
     postMessage: (message: unknown) => worker.postMessage(message),
     terminate: () => {
+      ended = true;
       worker.terminate().catch(() => {});
     },
     unref: () => worker.unref(),
   };
   worker.on("message", (data) => wrapped.onmessage?.({ data }));
   worker.on("error", (error) => {
+    ended = true;
     const message = error instanceof Error ? error.message : String(error);
+    wrapped.onerror?.({ message, preventDefault: () => {} });
+  });
+  worker.on("exit", (code) => {
+    if (ended) return;
+    ended = true;
+    const message = `it exited (exit code ${code}): terminated by other code, or process.exit`;
     wrapped.onerror?.({ message, preventDefault: () => {} });
   });
   // Its handlers get what the backend's handlers read of a MessageEvent and an ErrorEvent.

@@ -139,7 +139,8 @@ export function watchWorkers(workers: Worker[], release: Release): void {
     worker.onerror = (event) => {
       event.preventDefault();
       const why = event.message;
-      release.fault = typeof why === "string" && why !== "" ? why : "it died";
+      // The first reason stays (a worker whose job threw, having said why, then exits).
+      release.fault ??= typeof why === "string" && why !== "" ? why : "it died";
     };
   }
 }

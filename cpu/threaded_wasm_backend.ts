@@ -69,7 +69,12 @@ import {
   STALL_MS,
   watchWorkers,
 } from "./_thread_join.ts";
-import { nodeWorkerThreads, startNodeWorker, type WrappedNodeWorker } from "./_node_worker.ts";
+import {
+  nodeWorkersDenied,
+  nodeWorkerThreads,
+  startNodeWorker,
+  type WrappedNodeWorker,
+} from "./_node_worker.ts";
 import {
   checkWasmCapacity,
   headerBytes,
@@ -121,7 +126,7 @@ export interface ThreadedOptions {
  * 20.16, which cannot give `node:worker_threads` through `process.getBuiltinModule`); or
  * `undefined` where it has both.
  */
-function threadsMissing(): { what: string; isolation: boolean } | undefined {
+function threadsMissing(): { what: string; isolation: boolean; denied?: true } | undefined {
   const isolation = typeof SharedArrayBuffer !== "function" ||
     (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false;
   if (isolation) {
@@ -139,6 +144,14 @@ function threadsMissing(): { what: string; isolation: boolean } | undefined {
       isolation,
     };
   }
+  if (typeof Worker !== "function" && nodeWorkersDenied()) {
+    return {
+      what: "worker threads, which Node.js's permission model denies this process (started " +
+        "with --permission, or --experimental-permission, without --allow-worker)",
+      isolation,
+      denied: true,
+    };
+  }
   return undefined;
 }
 
@@ -151,7 +164,8 @@ export function threadsRunHere(): boolean {
  * Throws a TypeError saying what is missing when this runtime cannot run threaded states:
  * SharedArrayBuffer / shared WebAssembly memory (browsers without cross-origin isolation) or
  * Web Workers (Node.js older than 20.16, with no `process.getBuiltinModule` to reach
- * `node:worker_threads`).
+ * `node:worker_threads`), or the permission to start them (Node.js's permission model without
+ * `--allow-worker`).
  */
 export function checkThreadSupport(threads: number): void {
   const missing = threadsMissing();
@@ -159,8 +173,11 @@ export function checkThreadSupport(threads: number): void {
     const guard = missing.isolation
       ? ` (or threads: globalThis.crossOriginIsolated ? ${threads} : 1)`
       : "";
+    const fix = missing.denied
+      ? ": run node with --allow-worker as well, or"
+      : ", which this runtime lacks;";
     throw new TypeError(
-      `Option threads: ${threads} needs ${missing.what}, which this runtime lacks; use threads: 1${guard}`,
+      `Option threads: ${threads} needs ${missing.what}${fix} use threads: 1${guard}`,
     );
   }
 }

@@ -10,6 +10,7 @@ import type { TrainingStore } from "./training.ts";
 import { utf8Length } from "../base/_utf8.ts";
 import { isThenable, numberTextHint, promiseHint } from "../base/_errors.ts";
 import { factoryHint } from "../base/_call_hints.ts";
+import { float32ConvertHint } from "../base/_input_hints.ts";
 import { misplacedHint } from "../base/_option_names.ts";
 
 /**
@@ -66,7 +67,8 @@ export function checkOptimizerOption(optimizer: unknown): void {
 /**
  * What to add to an error about a value that should have been a `Float32Array`, as the
  * library's own errors add: for a Promise, to await it; for numbers in an `Array` (a gradient
- * decoded from JSON) or in a typed array of another type, how to convert them. Empty for
+ * decoded from JSON) or in a typed array of another type, how to convert them (a Node.js
+ * `Buffer` of f32 bytes: how to take them). Empty for
  * anything else (a `Float32Array` too).
  */
 export function float32Hint(value: unknown): string {
@@ -76,7 +78,7 @@ export function float32Hint(value: unknown): string {
     : ArrayBuffer.isView(value) && !(value instanceof Float32Array) &&
       !(value instanceof DataView) &&
       !(value instanceof BigInt64Array) && !(value instanceof BigUint64Array);
-  return numbers ? " (convert it: new Float32Array(values))" : "";
+  return numbers ? float32ConvertHint(value) : "";
 }
 
 /**

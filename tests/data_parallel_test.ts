@@ -192,6 +192,11 @@ Deno.test("data parallel: bad contributions are errors naming what is wrong, not
       /"w" must be a Float32Array of 6, got Promise \(a Promise: await it\)$/,
     ],
     [
+      // Its float32 bytes, as a Node Buffer read from a file holds them.
+      { id: "a", base: step, gradient: { ...good, w: new Uint8Array(good.w.buffer) } },
+      /"w" must be a Float32Array of 6, got Uint8Array \(convert it: new Float32Array\(values\); or, where it holds float32 bytes, as a Buffer read with node:fs does, new Float32Array\(new Uint8Array\(bytes\)\.buffer\)\)$/,
+    ],
+    [
       { id: "a", base: step, gradient: { ...good, w: new Float64Array(good.w) } },
       /"w" must be a Float32Array of 6, got Float64Array \(convert it: new Float32Array\(values\)\)$/,
     ],

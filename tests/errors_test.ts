@@ -643,3 +643,31 @@ for (const backend of ["js", "wasm", "threads"] as const) {
     }
   });
 }
+
+Deno.test("a Uint8Array of float32 bytes (a Node Buffer read from a file) where a Float32Array belongs says how to take its bytes, and that way gives the values back", async () => {
+  const values = new Float32Array([0.5, -2, 3.25]);
+  // At an odd offset of a larger buffer, as Node's pooled Buffers are.
+  const pool = new Uint8Array(64);
+  pool.set(new Uint8Array(values.buffer), 5);
+  const bytes = pool.subarray(5, 5 + 12);
+  const hint = "new Float32Array(new Uint8Array(bytes).buffer)";
+  const state = await radam().init({ w: new Float32Array(3) });
+  try {
+    assert.throws(
+      () => step(state, { w: bytes } as never),
+      saying(
+        TypeError,
+        `got Uint8Array (convert it: new Float32Array(values); or, where it holds float32 bytes, as a Buffer read with node:fs does, ${hint})`,
+      ),
+    );
+    // The hint, run: the values whose bytes they are.
+    assert.deepEqual(new Float32Array(new Uint8Array(bytes).buffer), values);
+    // Bytes that are no whole number of float32 get the plain hint.
+    assert.throws(
+      () => step(state, { w: new Uint8Array(3) } as never),
+      saying(TypeError, "got Uint8Array (convert it: new Float32Array(values))"),
+    );
+  } finally {
+    dispose(state);
+  }
+});

@@ -104,3 +104,25 @@ Deno.test("no Web Workers but node:worker_threads: a worker's trap fails the ste
     dispose(state);
   }
 });
+
+Deno.test("no Web Workers, and Node's permission model denying worker threads: a TypeError naming --allow-worker, before any worker is made", async () => {
+  const process = (globalThis as unknown as { process: { permission?: unknown } }).process;
+  const saved = process.permission;
+  process.permission = { has: (scope: string) => scope !== "worker" };
+  try {
+    const { made } = await withoutWebWorkers(async () => {
+      await assert.rejects(
+        radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(8)),
+        (e: Error) =>
+          e instanceof TypeError &&
+          /^Option threads: 2 needs worker threads, which Node\.js's permission model denies this process \(.*\): run node with --allow-worker as well, or use threads: 1$/
+            .test(e.message),
+      );
+      const state = await radam({ threads: 1 }).init(new Float32Array(8));
+      assert.equal(state.threads, 1);
+    });
+    assert.equal(made, 0);
+  } finally {
+    process.permission = saved;
+  }
+});

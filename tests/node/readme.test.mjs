@@ -4,9 +4,9 @@
 // against the built package: the JavaScript ones under Node, the HTML one in headless Chromium.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
-import { extname } from "node:path";
+import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import { launchChromium } from "./chromium.mjs";
@@ -177,14 +177,15 @@ test("npm README: the install line names the package, and the examples import on
   for (const code of [...blocks("js"), ...blocks("html")]) {
     for (const [, specifier] of code.matchAll(/(?:from|import) "([^"]+)"/g)) {
       assert.ok(
-        entries.includes(specifier) || installed.includes(specifier),
+        entries.includes(specifier) || installed.includes(specifier) ||
+          specifier.startsWith("node:"),
         `an example imports ${specifier}, which neither the package exports nor Install installs`,
       );
     }
   }
 });
 
-test("npm README: every JavaScript example runs under Node against the built package", () => {
+test("npm README: every JavaScript example runs under Node against the built package", (t) => {
   // Config files are run by the bundlers' test (bundlers.test.mjs), not here.
   const examples = blocks("js").filter((code) => !isConfigFile(code));
   assert.ok(
@@ -195,13 +196,16 @@ test("npm README: every JavaScript example runs under Node against the built pac
     examples.some((code) => code.includes('"@optim/radam/tfjs"')),
     "no tfjs example",
   );
+  // As a user's module in a folder of this one (whose node_modules has the package, linked, and
+  // tfjs), where the examples that write files write them.
+  const cwd = mkdtempSync(join(here, ".readme-"));
+  t.after(() => rmSync(cwd, { recursive: true, force: true }));
   for (const code of examples) {
-    // As a user's module in this folder (whose node_modules has the package, linked, and tfjs).
     const output = execFileSync(
       process.execPath,
       ["--preserve-symlinks", "--input-type=module", "--eval", code],
       {
-        cwd: here,
+        cwd,
         encoding: "utf8",
         stdio: ["ignore", "pipe", "pipe"],
         timeout: 120_000,

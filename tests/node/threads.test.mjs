@@ -143,3 +143,142 @@ test("threads: 2 on a Node without process.getBuiltinModule (before 20.16) is a 
     process.getBuiltinModule = original;
   }
 });
+
+test("threads: 2 under Node's permission model without --allow-worker is a TypeError naming the flag, made before any worker; threads: 1 runs", () => {
+  const flag = Number(process.versions.node.split(".")[0]) >= 22
+    ? "--permission"
+    : "--experimental-permission";
+  const script = `
+    import * as lib from "@optim/radam";
+    const out = {};
+    try {
+      await lib.radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(5000));
+    } catch (e) {
+      out.error = { type: e.constructor.name, message: e.message };
+    }
+    let state = await lib.radam({ threads: 1 }).init(new Float32Array(5000));
+    state = lib.step(state, new Float32Array(5000).fill(1));
+    out.step = state.step;
+    console.log(JSON.stringify(out));
+  `;
+  const run = (...more) =>
+    JSON.parse(execFileSync(process.execPath, [
+      flag,
+      "--allow-fs-read=*",
+      ...more,
+      "--no-warnings",
+      "--input-type=module",
+      "-e",
+      script,
+    ], {
+      cwd: fileURLToPath(new URL(".", import.meta.url)),
+      encoding: "utf8",
+      timeout: 60_000,
+    }));
+  const denied = run();
+  assert.equal(denied.step, 1);
+  assert.equal(denied.error?.type, "TypeError");
+  assert.match(
+    denied.error.message,
+    /^Option threads: 2 needs worker threads, which Node\.js's permission model denies this process .*: run node with --allow-worker as well, or use threads: 1$/,
+  );
+  assert.deepEqual(run("--allow-worker"), { step: 1 });
+});
+
+/**
+ * Runs `run` with process.getBuiltinModule giving a node:worker_threads whose Worker hands each
+ * worker made to `made` (a hook, called in its constructor); returns run's value.
+ */
+async function hookedWorkers(made, run) {
+  const original = process.getBuiltinModule;
+  process.getBuiltinModule = (id) => {
+    const module = original.call(process, id);
+    if (id !== "node:worker_threads") return module;
+    class Hooked extends module.Worker {
+      constructor(...args) {
+        super(...args);
+        made(this);
+      }
+    }
+    return { ...module, Worker: Hooked };
+  };
+  try {
+    return await run();
+  } finally {
+    process.getBuiltinModule = original;
+  }
+}
+
+test("threads: 2 under Node: a worker that exits on its own between steps fails the next step at once, saying so; dispose still works", async () => {
+  const workers = [];
+  const state = await hookedWorkers(
+    (w) => workers.push(w),
+    () => lib.radam({ threads: 3, threadThreshold: 0 }).init(new Float32Array(5000)),
+  );
+  assert.equal(workers.length, 2);
+  await workers[1].terminate();
+  // Its exit event is delivered between steps; the step refuses rather than wait for it.
+  await new Promise((resolve) => setImmediate(resolve));
+  const grads = new Float32Array(5000).fill(1);
+  for (let i = 0; i < 2; i++) {
+    assert.throws(
+      () => lib.step(state, grads),
+      /^Error: A kernel worker of this threaded optimizer state failed \(it exited \(exit code 1\): terminated by other code, or process\.exit\); .*loadState/,
+    );
+  }
+  lib.dispose(state);
+  assert.throws(() => lib.step(state, grads), /dispose/);
+});
+
+test("threads: 2 under Node: a worker that exits as it starts rejects init at once, saying so, and ends the others", async () => {
+  const exits = [];
+  await assert.rejects(
+    hookedWorkers((w) => {
+      exits.push(new Promise((resolve) => w.once("exit", resolve)));
+      if (exits.length === 2) w.terminate();
+    }, () => lib.radam({ threads: 3, threadThreshold: 0 }).init(new Float32Array(5000))),
+    /^Error: A kernel worker failed to start: it exited \(exit code \d+\): terminated by other code, or process\.exit$/,
+  );
+  // The other one is ended too: its exit event comes.
+  await Promise.all(exits);
+});
+
+test("threads under Node: several threaded states alive at once, disposed in any order, step and end", async () => {
+  const grads = new Float32Array(5000).fill(1);
+  const made = [];
+  const states = await hookedWorkers((w) => made.push(w), async () => [
+    await lib.radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(5000)),
+    await lib.adamw({ threads: 3, threadThreshold: 0 }).init(new Float32Array(5000)),
+    await lib.ranger({ threads: 2, threadThreshold: 0, states: "8bit" }).init(
+      new Float32Array(5000),
+    ),
+  ]);
+  const exits = made.map((w) => new Promise((resolve) => w.once("exit", resolve)));
+  assert.equal(made.length, 4);
+  const [a, b, c] = states.map((s) => lib.step(s, grads));
+  lib.dispose(b);
+  const c2 = lib.step(c, grads);
+  lib.dispose(c2);
+  const a2 = lib.step(a, grads);
+  assert.equal(a2.step, 2);
+  lib.dispose(a2);
+  await Promise.all(exits);
+});
+
+test("threads: 2 under Node from CommonJS (require), and under --disallow-code-generation-from-strings", () => {
+  const script = `
+    const lib = require("@optim/radam");
+    lib.radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(5000)).then((state) => {
+      state = lib.step(state, new Float32Array(5000).fill(1));
+      console.log(state.threads, state.step);
+    });
+  `;
+  for (const flags of [[], ["--disallow-code-generation-from-strings"]]) {
+    const out = execFileSync(process.execPath, [...flags, "--no-warnings", "-e", script], {
+      cwd: fileURLToPath(new URL(".", import.meta.url)),
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    assert.equal(out.trim(), "2 1", flags.join(" "));
+  }
+});
