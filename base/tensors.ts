@@ -185,7 +185,10 @@ export function checkParams(params: unknown): NamedTensors {
 function checkDistinct(names: readonly string[], arrays: readonly Float32Array[]): void {
   const byBuffer = new Map<ArrayBufferLike, number[]>();
   arrays.forEach((a, i) => {
-    if (a.length > 0) byBuffer.set(a.buffer, [...byBuffer.get(a.buffer) ?? [], i]);
+    if (a.length === 0) return;
+    const same = byBuffer.get(a.buffer);
+    if (same === undefined) byBuffer.set(a.buffer, [i]);
+    else same.push(i);
   });
   for (const indices of byBuffer.values()) {
     indices.sort((i, j) => arrays[i].byteOffset - arrays[j].byteOffset);

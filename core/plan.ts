@@ -8,6 +8,7 @@
 import { type ArenaLayout, planArena, type PlanOptions } from "../base/arena.ts";
 import { planCompactArena } from "../base/arena_compact.ts";
 import type { Settings } from "../base/settings.ts";
+import type { ParamGroup } from "../base/options.ts";
 import { checkSavableNames } from "./checkpoint_tensors.ts";
 import { momentsOf } from "./origins.ts";
 import { SINGLE_TENSOR_NAME } from "../base/tensors.ts";
@@ -22,19 +23,19 @@ export function groupsOf(
 ): number[] | undefined {
   const groups = config.loop.groups;
   if (groups.length === 0) return undefined;
-  return names.map((name) =>
-    1 +
-    groups.findIndex((g) =>
-      g.match instanceof RegExp ? (g.match.lastIndex = 0, g.match.test(name)) : g.match(name)
-    )
-  );
+  return names.map((name) => 1 + groups.findIndex((g) => accepts(g.match, name)));
+}
+
+/** Whether a group's `match` accepts the tensor name `name` (a RegExp from its start each time). */
+function accepts(match: ParamGroup["match"], name: string): boolean {
+  return match instanceof RegExp ? (match.lastIndex = 0, match.test(name)) : match(name);
 }
 
 /** How many tensor names {@linkcode checkGroupsMatch}'s error lists. */
 const LISTED_NAMES = 5;
 
 /** A group's `match` as an error shows it: the RegExp's source, or the function's name. */
-function matchText(match: RegExp | ((name: string) => boolean)): string {
+function matchText(match: ParamGroup["match"]): string {
   if (match instanceof RegExp) return String(match);
   // (An arrow function written in the group takes the property's name, `match`.)
   return match.name && match.name !== "match" ? `the function ${match.name}` : "a function";
@@ -66,12 +67,11 @@ export function checkGroupsMatch(config: Settings<unknown>, names: readonly stri
   const groups = config.loop.groups;
   const of = groupsOf(config, names);
   if (of === undefined) return;
-  const empty = groups.findIndex((_, g) => !of.includes(g + 1));
+  const taken = new Set(of);
+  const empty = groups.findIndex((_, g) => !taken.has(g + 1));
   if (empty < 0) return;
   const { match } = groups[empty];
-  const accepts = (name: string) =>
-    match instanceof RegExp ? (match.lastIndex = 0, match.test(name)) : match(name);
-  const shadowed = names.some(accepts);
+  const shadowed = names.some((name) => accepts(match, name));
   const shown = names.slice(0, LISTED_NAMES).map((name) => JSON.stringify(name)).join(", ");
   const more = names.length > LISTED_NAMES ? ` and ${names.length - LISTED_NAMES} more` : "";
   throw new TypeError(

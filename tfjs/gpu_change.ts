@@ -46,8 +46,11 @@ export function copyHeld(
 ): void {
   const target = gpuBackendOf(state);
   const bySource = new Map<WebGpuBackend, string[]>();
-  const add = (source: WebGpuBackend, name: string) =>
-    bySource.set(source, [...bySource.get(source) ?? [], name]);
+  const add = (source: WebGpuBackend, name: string) => {
+    const names = bySource.get(source);
+    if (names === undefined) bySource.set(source, [name]);
+    else names.push(name);
+  };
   const held = new Map(before?.entries.map((e) => [e.name, e]));
   const source = before && gpuBackendOf(before.state);
   for (const e of entries) {
