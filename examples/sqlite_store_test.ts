@@ -17,6 +17,7 @@ import {
   verifyTrainingStore,
 } from "../store.ts";
 import { openTrainingDatabase, sqliteStore } from "./sqlite_store.ts";
+import { withClock } from "../tests/clock.ts";
 
 /** A new database file in a temporary folder, for `fn`, on `connections` connections. */
 async function withDatabase(
@@ -30,23 +31,6 @@ async function withDatabase(
   } finally {
     for (const db of dbs) db.close();
     await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Runs `fn` with `Date.now` and `performance.now` moved forward by what it advances. */
-async function withClock<T>(fn: (advance: (ms: number) => void) => Promise<T>): Promise<T> {
-  let offset = 0;
-  const realNow = Date.now, realPerformance = performance.now.bind(performance);
-  Date.now = () => realNow() + offset;
-  Object.defineProperty(performance, "now", {
-    value: () => realPerformance() + offset,
-    configurable: true,
-  });
-  try {
-    return await fn((ms) => void (offset += ms));
-  } finally {
-    Date.now = realNow;
-    delete (performance as { now?: unknown }).now;
   }
 }
 

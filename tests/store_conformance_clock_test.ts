@@ -12,6 +12,7 @@ import {
   type TrainingStore,
   verifyTrainingStore,
 } from "../store.ts";
+import { withClock } from "./clock.ts";
 
 /** How far the server's clock is ahead of this process's, in ms. */
 const AHEAD = 300_000;
@@ -31,27 +32,6 @@ function onServerClock(): TrainingStore {
       return result && { ...result, lease: shift(result.lease) };
     },
   };
-}
-
-/**
- * Runs `fn` with an `advance` that moves `Date.now` and `performance.now` (which the in-process
- * store reads, and the server's clock follows) forward at once.
- */
-async function withClock<T>(fn: (advance: (ms: number) => void) => Promise<T>): Promise<T> {
-  let offset = 0;
-  const realNow = Date.now;
-  const realPerformance = performance.now.bind(performance);
-  Date.now = () => realNow() + offset;
-  Object.defineProperty(performance, "now", {
-    value: () => realPerformance() + offset,
-    configurable: true,
-  });
-  try {
-    return await fn((ms) => void (offset += ms));
-  } finally {
-    Date.now = realNow;
-    delete (performance as { now?: unknown }).now;
-  }
 }
 
 Deno.test("conformance: a store whose leases end by its server's clock keeps every clause, checked on that clock (option now)", async () => {

@@ -18,27 +18,7 @@ import {
   type VersionedCheckpointStore,
 } from "../store.ts";
 import { kvCheckpointStore } from "../kv.ts";
-
-/**
- * Runs `fn` with an `advance` that moves `Date.now` and `performance.now` (the clocks both
- * stores read) forward at once, as the kit's option takes it.
- */
-async function withClock<T>(fn: (advance: (ms: number) => void) => Promise<T>): Promise<T> {
-  let offset = 0;
-  const realNow = Date.now;
-  const realPerformance = performance.now.bind(performance);
-  Date.now = () => realNow() + offset;
-  Object.defineProperty(performance, "now", {
-    value: () => realPerformance() + offset,
-    configurable: true,
-  });
-  try {
-    return await fn((ms) => void (offset += ms));
-  } finally {
-    Date.now = realNow;
-    delete (performance as { now?: unknown }).now;
-  }
-}
+import { withClock } from "./clock.ts";
 
 /** The ids of the clauses `verify` reports broken (none: it resolved). */
 async function broken(
