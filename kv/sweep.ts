@@ -8,7 +8,7 @@ import type { Ctx } from "./context.ts";
 import { isVersionId, parseHead, parseVersionRecord } from "./format.ts";
 import { deletesPerWrite } from "./limits.ts";
 import { parseBlob } from "./records.ts";
-import { BUSY_TRIES, busyPause, isBusy, listAll, unbusy } from "./retry.ts";
+import { listAll, unbusy } from "./retry.ts";
 
 /** Where something stored in chunks lies: its record, and the keys of its chunks. */
 interface Chunked {
@@ -81,18 +81,17 @@ async function removeChecked(
   marks: boolean,
   write: () => Promise<Deno.KvCommitResult | Deno.KvCommitError>,
 ): Promise<boolean | "gone"> {
-  for (let n = 1;; n++) {
-    try {
-      return (await write()).ok;
-    } catch (error) {
-      if (!isBusy(error) || n >= BUSY_TRIES) throw error;
-      await busyPause(n);
-      const now = await unbusy(() => kv.get<{ state?: unknown }>(record));
-      if (now.versionstamp === check.versionstamp) continue; // not done: again
+  let tried = false;
+  return await unbusy(async () => {
+    if (tried) {
+      // After a busy answer: unchanged, the write was not done (write again); else judge.
+      const now = await kv.get<{ state?: unknown }>(record);
       if (now.versionstamp === null) return "gone";
-      return marks && now.value?.state === "dead";
+      if (now.versionstamp !== check.versionstamp) return marks && now.value?.state === "dead";
     }
-  }
+    tried = true;
+    return (await write()).ok;
+  });
 }
 
 /**
