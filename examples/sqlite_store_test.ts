@@ -17,7 +17,7 @@ import {
   verifyTrainingStore,
 } from "../store.ts";
 import { openTrainingDatabase, sqliteStore } from "./sqlite_store.ts";
-import { withClock } from "../tests/clock.ts";
+import { withClock } from "./_clock.ts";
 
 /** A new database file in a temporary folder, for `fn`, on `connections` connections. */
 async function withDatabase(

@@ -12,7 +12,7 @@ import {
   type TrainingStore,
   verifyTrainingStore,
 } from "../store.ts";
-import { withClock } from "./clock.ts";
+import { withClock } from "../examples/_clock.ts";
 
 /** How far the server's clock is ahead of this process's, in ms. */
 const AHEAD = 300_000;

@@ -18,7 +18,7 @@ import {
   type VersionedCheckpointStore,
 } from "../store.ts";
 import { kvCheckpointStore } from "../kv.ts";
-import { withClock } from "./clock.ts";
+import { withClock } from "../examples/_clock.ts";
 
 /** The ids of the clauses `verify` reports broken (none: it resolved). */
 async function broken(
