@@ -90,8 +90,26 @@ export function scheduleMaker<F extends (...args: never[]) => unknown>(maker: F,
  * ```
  */
 export function scheduleMakerHint(value: unknown): string {
-  const call = typeof value === "function" ? SCHEDULE_MAKERS.get(value) : undefined;
+  const call = scheduleMakerCall(value);
   return call === undefined
     ? ""
     : `${call.slice(0, call.indexOf("("))} itself, which makes a schedule: call it, lr: ${call}`;
+}
+
+/**
+ * The example call recorded with `value` where it is one of the library's schedule makers
+ * ({@linkcode scheduleMaker}); else undefined.
+ *
+ * @example
+ * ```ts
+ * import { scheduleMaker, scheduleMakerCall } from "./_call_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const halving = scheduleMaker((lr: number) => (t: number) => lr / t, "halving(1e-3)");
+ * assert.equal(scheduleMakerCall(halving), "halving(1e-3)");
+ * assert.equal(scheduleMakerCall(halving(1e-3)), undefined);
+ * ```
+ */
+export function scheduleMakerCall(value: unknown): string | undefined {
+  return typeof value === "function" ? SCHEDULE_MAKERS.get(value) : undefined;
 }

@@ -294,14 +294,10 @@ export function checkGrads(
   out: unknown[],
   visit?: readonly number[],
 ): Float32Array[] {
+  // The errors are built by functions of their own: a closure here over `names` (or another
+  // argument) would make every call, and so every step, allocate a context for it.
   if (grads instanceof Float32Array) {
-    if (names.length !== 1) {
-      throw new TypeError(
-        `A bare Float32Array gradient needs a state with one tensor; this state has ${names.length}: pass a record keyed by ${
-          names.map((n) => JSON.stringify(n)).join(", ")
-        }`,
-      );
-    }
+    if (names.length !== 1) throw bareGradientError(names);
     checkGradLength(names[0], grads, lengths[0]);
     out[0] = grads;
     return out as Float32Array[];
@@ -336,15 +332,27 @@ export function checkGrads(
   for (const key in record) {
     if (Object.hasOwn(record, key)) count++;
   }
-  if (count !== names.length) {
-    const extra = Object.keys(record).filter((k) => !names.includes(k));
-    throw new TypeError(
-      `Unexpected gradient ${
-        JSON.stringify(extra[0])
-      }: the state holds no parameter of that name${NEW_TENSOR_HINT}`,
-    );
-  }
+  if (count !== names.length) throw unexpectedGradient(record, names);
   return out as Float32Array[];
+}
+
+/** The error for a bare Float32Array given as the gradients of a state of several `names`. */
+function bareGradientError(names: readonly string[]): TypeError {
+  return new TypeError(
+    `A bare Float32Array gradient needs a state with one tensor; this state has ${names.length}: pass a record keyed by ${
+      names.map((n) => JSON.stringify(n)).join(", ")
+    }`,
+  );
+}
+
+/** The error for a gradient in `record` under a key that is none of the state's `names`. */
+function unexpectedGradient(record: Record<string, unknown>, names: readonly string[]): TypeError {
+  const extra = Object.keys(record).filter((k) => !names.includes(k));
+  return new TypeError(
+    `Unexpected gradient ${
+      JSON.stringify(extra[0])
+    }: the state holds no parameter of that name${NEW_TENSOR_HINT}`,
+  );
 }
 
 /** `Object.prototype.propertyIsEnumerable`, for records without a prototype too. */

@@ -2,12 +2,14 @@
  * Learning-rate schedules: plain functions of the 1-based step `t`, usable as the `lr` option
  * of every optimizer. Each is evaluated once per step on the host, in float64. The schedules the
  * makers here return refuse a `t` below 1 or NaN with a RangeError (the steps count from 1,
- * PyTorch's and optax's from 0): called so, they would return a rate off their curve.
+ * PyTorch's and optax's from 0): called so, they would return a rate off their curve; and a `t`
+ * past 2⁵³ − 1, which no state reaches (its step count stops there: past it, t and t + 1 are
+ * one number). Their counts of steps are integers from 1 to 2⁵³ − 1 likewise.
  *
  * @module
  */
 import { described, optionError, optionMessage } from "../base/_errors.ts";
-import { scheduleMaker } from "../base/_call_hints.ts";
+import { scheduleMaker, scheduleMakerCall } from "../base/_call_hints.ts";
 import { checkKeys } from "../base/schema.ts";
 
 /**
@@ -34,22 +36,31 @@ function check(name: string, value: number, positive = false): number {
   return value;
 }
 
-/** The option `name`'s value, a whole number of steps ≥ 1; else its error. */
+/**
+ * The option `name`'s value, a whole number of steps from 1 to 2⁵³ − 1 (the last step a state
+ * takes; a count past it would never be reached); else its error.
+ */
 function checkSteps(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) throw optionError(name, "an integer ≥ 1", value);
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw optionError(name, "an integer from 1 to 2⁵³ − 1", value);
+  }
   return value;
 }
 
 /**
  * Throws a RangeError unless `t`, the step a schedule made by `maker` was called with, is a
- * number ≥ 1 (the steps count from 1): a schedule called at 0 or below (PyTorch's and optax's
- * count from 0), or at NaN, would return a learning rate off its curve (`linearWarmup`'s
- * negative) rather than say so. Fractional steps ≥ 1 are allowed (a schedule of `t / 2`).
+ * number from 1 to 2⁵³ − 1 (the steps count from 1): a schedule called at 0 or below (PyTorch's
+ * and optax's count from 0), or at NaN, would return a learning rate off its curve
+ * (`linearWarmup`'s negative) rather than say so; past 2⁵³ − 1 (Infinity included), where t and
+ * t + 1 are one number, no state steps (core/step_scalars.ts). Fractional steps are allowed (a
+ * schedule of `t / 2`).
  */
 function checkT(maker: string, t: number): void {
-  if (typeof t === "number" && t >= 1) return;
+  if (typeof t === "number" && t >= 1 && t <= Number.MAX_SAFE_INTEGER) return;
   throw new RangeError(
-    `The schedule of ${maker} takes the 1-based step t, a number ≥ 1, got ${described(t)}${
+    `The schedule of ${maker} takes the 1-based step t, a number from 1 to 2⁵³ − 1, got ${
+      described(t)
+    }${
       t === 0 ? " (the first step is t = 1 here; PyTorch's and optax's schedules count from 0)" : ""
     }`,
   );
@@ -220,9 +231,42 @@ function chainPartHint(s: unknown, n: unknown): string {
 }
 
 /**
+ * Throws a TypeError where `s`, a part's schedule, is one of the schedule makers here given
+ * uncalled (`[linearWarmup, 100]`): called with the step, it would throw at the first step that
+ * reaches it, or return a function.
+ */
+function checkChainSchedule(s: unknown): void {
+  const call = scheduleMakerCall(s);
+  if (call === undefined) return;
+  throw new TypeError(
+    `chain() parts must be [schedule, steps], got ${
+      call.slice(0, call.indexOf("("))
+    } itself as a schedule, which makes one: call it, [${call}, steps]`,
+  );
+}
+
+/**
+ * Throws a RangeError where a part of `parts` (their counts checked) would start past step
+ * 2⁵³ − 1, which no state reaches: the counts before it add up to 2⁵³ − 1 or more.
+ */
+function checkChainStarts(parts: readonly (readonly [Schedule, number])[]): void {
+  let before = 0;
+  for (let i = 1; i < parts.length; i++) {
+    before += parts[i - 1][1];
+    if (before < Number.MAX_SAFE_INTEGER) continue;
+    throw new RangeError(
+      `chain() part ${i} would start past step 2⁵³ − 1, the last step a state takes, and ` +
+        "never run: the steps of the parts before it add up to 2⁵³ − 1 or more",
+    );
+  }
+}
+
+/**
  * Runs schedules one after the other: `chain([s1, n1], [s2, n2], …)` runs `s1` for `n1` steps,
  * then `s2` for `n2` steps counted from its own step 1, and so on; the last one runs on past
- * its count.
+ * its count. Each count is an integer from 1 to 2⁵³ − 1, and every part starts by step 2⁵³ − 1
+ * (a part after it would never run); a part's schedule is a schedule, not one of the makers
+ * here given uncalled (a TypeError says to call it).
  *
  * @example
  * ```ts
@@ -250,9 +294,11 @@ export function chain(...parts: [Schedule, number][]): Schedule {
         }`,
       );
     }
+    checkChainSchedule(s);
     checkSteps(`steps of chain() part ${i}`, n);
   }
   const list = parts.map(([s, n]) => [s, n] as const);
+  checkChainStarts(list);
   return (t) => {
     checkT("chain", t);
     let offset = 0;

@@ -82,3 +82,46 @@ for (const { label, backend, threads } of VARIANTS) {
     });
   }
 }
+
+/**
+ * Bytes the heap grew by, a call, over `n` calls of `f` right after a collection: what each call
+ * allocates, garbage included (`n` calls allocate far less than the young generation holds, so
+ * no collection runs between).
+ */
+function allocatedPerCall(f: () => void, n: number): number {
+  gc!();
+  const before = Deno.memoryUsage().heapUsed;
+  for (let i = 0; i < n; i++) f();
+  return (Deno.memoryUsage().heapUsed - before) / n;
+}
+
+/** The most bytes a step with gradients copied in may allocate beyond a zero-copy step's. */
+const COPY_BOUND_BYTES = 8;
+
+// A step allocates its new handle (the one given is consumed), and V8 boxes some of the float64
+// scalars computed on the host; the check and copy of the gradients given allocate nothing more
+// (their check once allocated a closure context on every call, 40 bytes a step).
+for (const { label, backend, threads } of VARIANTS) {
+  Deno.test({
+    name: `${label}: a step with gradients copied in allocates no more than a zero-copy one`,
+    ignore: typeof gc !== "function",
+    fn: async () => {
+      const params = { a: new Float32Array(1000).fill(0.5), b: new Float32Array(37).fill(-1) };
+      const grads = { a: new Float32Array(1000).fill(1e-2), b: new Float32Array(37).fill(-2) };
+      const more = { backend, threads, threadThreshold: 0 };
+      let state = await radam(more).init(params);
+      const zeroCopy = () => state = step(state);
+      const copied = () => state = step(state, grads);
+      for (let t = 0; t < 2000; t++) (t % 2 ? zeroCopy : copied)();
+      const extra: number[] = [];
+      do {
+        extra.push(allocatedPerCall(copied, 1000) - allocatedPerCall(zeroCopy, 1000));
+      } while (extra.length < WINDOWS && Math.min(...extra) >= COPY_BOUND_BYTES);
+      assert.ok(
+        Math.min(...extra) < COPY_BOUND_BYTES,
+        `copied-in steps allocated ${extra.join(", ")} bytes a step more than zero-copy ones`,
+      );
+      dispose(state);
+    },
+  });
+}

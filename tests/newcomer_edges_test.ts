@@ -4,8 +4,8 @@
  * naming the group and the tensors; one Float32Array given under two names (or overlapping views
  * of one buffer) is a RangeError naming both, where each name got its own diverging copy; the
  * schedules refuse a step below 1 or NaN (a 0-based `s(0)` returned a rate off the curve,
- * `linearWarmup`'s negative below it), and `cosineDecay` to a higher `finalLr` rises, as
- * PyTorch's `CosineAnnealingLR` does.
+ * `linearWarmup`'s negative below it), or past 2⁵³ − 1, where no state steps; and `cosineDecay`
+ * to a higher `finalLr` rises, as PyTorch's `CosineAnnealingLR` does.
  */
 import assert from "node:assert/strict";
 import {
@@ -102,7 +102,7 @@ Deno.test("newcomer params: disjoint views of one buffer, and empty ones, are di
   assert.equal(state.step, 1);
 });
 
-Deno.test("newcomer schedules: each schedule refuses a step below 1 or NaN, naming its maker", () => {
+Deno.test("newcomer schedules: each schedule refuses a step below 1, past 2⁵³ − 1 or NaN, naming its maker", () => {
   const schedules = {
     linearWarmup: linearWarmup(1e-3, { warmupSteps: 10 }),
     cosineDecay: cosineDecay(1e-3, { decaySteps: 10 }),
@@ -113,6 +113,11 @@ Deno.test("newcomer schedules: each schedule refuses a step below 1 or NaN, nami
     assert.throws(() => s(0), saying(RangeError, maker, "got 0", "count from 0"));
     assert.throws(() => s(-3), saying(RangeError, maker, "got -3"));
     assert.throws(() => s(NaN), saying(RangeError, maker, "got NaN"));
+    // Past 2⁵³ − 1, where t and t + 1 are one number: no state steps there.
+    for (const t of [2 ** 53, 2 ** 60, Infinity]) {
+      assert.throws(() => s(t), saying(RangeError, maker, "from 1 to 2⁵³ − 1", `got ${t}`));
+    }
+    assert.ok(Number.isFinite(s(Number.MAX_SAFE_INTEGER)));
     assert.ok(Number.isFinite(s(1)) && s(1) >= 0);
     assert.ok(Number.isFinite(s(1.5)) && s(1.5) >= 0); // a fractional step ≥ 1 is on the curve
   }

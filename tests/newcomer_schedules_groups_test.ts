@@ -5,9 +5,10 @@
  * threw "Option warmupSteps must be an integer ≥ 1, got undefined" at the first step, and
  * `constantLr(1)` returned a function, refused as "the learning-rate schedule returned a
  * function"); `chain`'s pairs given in one array, or a pair swapped, or a number where a schedule
- * goes, say so; a part's steps out of range name the part. A parameter group written as
- * PyTorch's (`params`, `lr`), or given `states`, or a name or list of names as its `match`, says
- * what to write instead.
+ * goes, say so; a part's steps out of range name the part, as does a part that would start past
+ * step 2⁵³ − 1; a maker given uncalled as a part's schedule says to call it. A parameter group
+ * written as PyTorch's (`params`, `lr`), or given `states`, or a name or list of names as its
+ * `match`, says what to write instead.
  */
 import assert from "node:assert/strict";
 import {
@@ -103,8 +104,51 @@ Deno.test("newcomer schedules: chain's pairs in one array, a swapped pair or a n
   refused(
     () => chain([warm, 100], [decay, -900]),
     RangeError,
-    "Option steps of chain() part 1 must be an integer ≥ 1, got -900",
+    "Option steps of chain() part 1 must be an integer from 1 to 2⁵³ − 1, got -900",
   );
+});
+
+Deno.test("newcomer schedules: a schedule maker given uncalled as chain's part is a TypeError at once", () => {
+  // It was taken for a schedule: linearWarmup(101) threw "Option warmupSteps must be …" at the
+  // first step that reached its part, constantLr(1) returned a function.
+  for (const [maker, call] of makers) {
+    const name = call.slice(0, call.indexOf("("));
+    const expected = (e: Error) => {
+      assert.ok(e instanceof TypeError, `${name}: ${e.name}: ${e.message}`);
+      assert.equal(
+        e.message,
+        `chain() parts must be [schedule, steps], got ${name} itself as a schedule, which makes one: call it, [${call}, steps]`,
+      );
+      return true;
+    };
+    assert.throws(() => chain([constantLr(1e-3), 100], [loose<Schedule>(maker), 900]), expected);
+    assert.throws(() => chain([loose<Schedule>(maker), 100]), expected);
+  }
+});
+
+Deno.test("newcomer schedules: chain's counts end by step 2⁵³ − 1, the last a state takes", () => {
+  const max = Number.MAX_SAFE_INTEGER;
+  const refused = (f: () => unknown, message: string) =>
+    assert.throws(f, (e: Error) => {
+      assert.ok(e instanceof RangeError, `${e.name}: ${e.message}`);
+      assert.equal(e.message, message);
+      return true;
+    });
+  refused(
+    () => chain([constantLr(1), 2 ** 53], [constantLr(2), 1]),
+    `Option steps of chain() part 0 must be an integer from 1 to 2⁵³ − 1, got ${2 ** 53}`,
+  );
+  // Each count in range, but a part after them would start past the last step: it never runs.
+  const never = "would start past step 2⁵³ − 1, the last step a state takes, and never run: " +
+    "the steps of the parts before it add up to 2⁵³ − 1 or more";
+  refused(() => chain([constantLr(1), max], [constantLr(2), 1]), `chain() part 1 ${never}`);
+  refused(
+    () => chain([constantLr(1), 2 ** 52], [constantLr(2), 2 ** 52], [constantLr(3), 1]),
+    `chain() part 2 ${never}`,
+  );
+  // The last part may start at the last step, and run on with a count of any size in range.
+  const s = chain([constantLr(1), max - 1], [constantLr(2), max]);
+  assert.deepEqual([s(1), s(max - 1), s(max)], [1, 1, 2]);
 });
 
 Deno.test("newcomer groups: PyTorch's group keys, states, and names as match say what to write", () => {

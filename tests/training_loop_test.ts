@@ -313,18 +313,18 @@ Deno.test("schedules: a wrong type is a TypeError, a number out of range a Range
   bad(
     () => cosineDecay(1, { decaySteps: NaN }),
     RangeError,
-    "Option decaySteps must be an integer ≥ 1, got NaN",
+    "Option decaySteps must be an integer from 1 to 2⁵³ − 1, got NaN",
   );
   bad(
     () => linearWarmup(1, { warmupSteps: loose("10") }),
     TypeError,
-    'Option warmupSteps must be an integer ≥ 1, got a string "10"' +
+    'Option warmupSteps must be an integer from 1 to 2⁵³ − 1, got a string "10"' +
       " (a number as text: convert it, Number(value))",
   );
   bad(
     () => linearWarmup(1, loose({})),
     TypeError,
-    "Option warmupSteps must be an integer ≥ 1, got undefined",
+    "Option warmupSteps must be an integer from 1 to 2⁵³ − 1, got undefined",
   );
   bad(
     () => oneCycle(1, { totalSteps: 10, pctStart: 1.5 }),
@@ -349,7 +349,7 @@ Deno.test("schedules: a wrong type is a TypeError, a number out of range a Range
   bad(
     () => chain([constantLr(1), 3], [constantLr(1), 0]),
     RangeError,
-    "Option steps of chain() part 1 must be an integer ≥ 1, got 0",
+    "Option steps of chain() part 1 must be an integer from 1 to 2⁵³ − 1, got 0",
   );
   // The brackets forgotten: a part that is not a [schedule, steps] pair says how to write one
   // (destructured as it was, it threw the runtime's ".for is not iterable").
