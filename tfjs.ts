@@ -18,7 +18,10 @@
  * await model.fit(x, y, { epochs: 3, verbose: 0 });
  * ```
  *
- * The state is keyed by variable name and made at the first step from the variables' values.
+ * The state is keyed by variable name and made at the first step from the variables' values; it
+ * belongs to that `tf.Variable`: one disposed and made again under its name (a model rebuilt with
+ * the same names) starts fresh, as any variable new to the optimizer, whatever its shape (tfjs's
+ * own optimizers, which key their state by position, hand it the moments of the one before).
  * On tfjs-backend-wasm the state lives on tfjs's own wasm heap and this library's kernel runs
  * there: each variable is updated in its own data and its gradient read where tfjs keeps it, with
  * no copy (one copy of the gradients with `clipGradNorm` or `nonFinite: "propagate"`; one copy each

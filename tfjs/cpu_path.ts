@@ -213,6 +213,7 @@ export class CpuPath {
     const backend = this.#backend(config, layout, entries, items);
     const sections = momentsOf(config).map((_, k) => EXP_AVG + k);
     if (hasSection(layout, SLOW)) sections.push(SLOW);
+    this.#kept.forgetGone(tf.engine().registeredVariables);
     writeKept(
       backend,
       entries,
@@ -446,7 +447,9 @@ function planOf(
   config: Settings,
   items: readonly GradItem[],
 ): { entries: Entry[]; layout: ArenaLayout; shapes: (readonly number[])[] } {
-  const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.loop.gc));
+  const entries = items.map((i) =>
+    entryOf(i.name, i.variable.shape, config.loop.gc, i.variable.id)
+  );
   const names = entries.map((e) => e.name);
   const layout = planState(config, names, entries.map((e) => e.size));
   const shapes = inLayoutOrder(layout, names, entries.map((e) => e.arenaShape));

@@ -11,7 +11,7 @@ import { type CompactMoment, EXP_AVG, EXP_AVG_SQ, hasSection, SLOW } from "../ba
 import { type OptimizerState, stateInternals } from "../core/state.ts";
 import { WebGpuBackend } from "../gpu/webgpu_backend.ts";
 import type { Kept } from "./kept.ts";
-import { type Entry, sameShape } from "./layout.ts";
+import { type Entry, sameShape, sameVariable } from "./layout.ts";
 
 /**
  * A variable whose state kept aside is still being read back from a state before a change: that
@@ -56,8 +56,12 @@ export function copyHeld(
   for (const e of entries) {
     const from = pending.get(e.name);
     if (source !== undefined && held.has(e.name)) {
-      if (sameShape(held.get(e.name)!.shape, e.shape)) add(source, e.name);
-    } else if (from !== undefined && sameShape(from.entry.shape, e.shape)) {
+      const h = held.get(e.name)!;
+      if (sameShape(h.shape, e.shape) && sameVariable(h, e.variable)) add(source, e.name);
+    } else if (
+      from !== undefined && sameShape(from.entry.shape, e.shape) &&
+      sameVariable(from.entry, e.variable)
+    ) {
       add(from.source, e.name);
     }
   }

@@ -359,7 +359,7 @@ export class GpuPath {
    * that read, and every other under way, has ended. Where it cannot be made, nothing changes.
    */
   #create(config: Settings, items: readonly GradItem[], before?: GpuRunner): GpuRunner {
-    const entries = items.map((i) => entryOf(i.name, i.variable.shape, false));
+    const entries = items.map((i) => entryOf(i.name, i.variable.shape, false, i.variable.id));
     const fitting = this.#kept.fitting(entries, config.loop.gc);
     // In the tfjs layout (gc runs in tfjs here, not on transposed kernels).
     const sections = new Map<string, (Float32Array | undefined)[]>();
@@ -385,6 +385,7 @@ export class GpuPath {
       throw error;
     }
     if (before !== undefined) this.#retire(before, entries);
+    this.#kept.forgetGone(tf.engine().registeredVariables);
     this.#kept.forget(entries);
     for (const e of entries) this.#pending.delete(e.name);
     return runner;

@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { described, isThenable, promiseHint } from "../base/_errors.ts";
-import { type Entry, sameShape, shapeText } from "./layout.ts";
+import { type Entry, sameShape, sameVariable, shapeText } from "./layout.ts";
 import { checkHasTensor, checkNotOneNamedTensor, nameHint } from "./_hints.ts";
 
 /** A variable and its gradient of one step (checked). */
@@ -213,12 +213,17 @@ export function inOrderOf(
   return ordered;
 }
 
-/** Whether `items` are exactly the variables of `entries` (same names, shapes and order). */
+/**
+ * Whether `items` are exactly the variables of `entries` (same names, shapes and order, and the
+ * same `tf.Variable`s: one made again under a name, the one before disposed, is another).
+ */
 export function sameVariables(entries: readonly Entry[], items: readonly GradItem[]): boolean {
   if (entries.length !== items.length) return false;
   for (let i = 0; i < items.length; i++) {
-    const e = entries[i];
-    if (e.name !== items[i].name || !sameShape(e.shape, items[i].variable.shape)) return false;
+    const e = entries[i], v = items[i].variable;
+    if (e.name !== items[i].name || !sameShape(e.shape, v.shape) || !sameVariable(e, v.id)) {
+      return false;
+    }
   }
   return true;
 }
@@ -235,6 +240,18 @@ export function changeError(entries: readonly Entry[], items: readonly GradItem[
     );
   }
   const known = new Map(entries.map((e) => [e.name, e]));
+  const made = items.find((i) => {
+    const e = known.get(i.name);
+    return e !== undefined && sameShape(e.shape, i.variable.shape) &&
+      !sameVariable(e, i.variable.id);
+  });
+  if (made) {
+    return new RangeError(
+      `The variable ${
+        JSON.stringify(made.name)
+      } is a new tf.Variable under the name of one the optimizer holds state for (that one was disposed), which would start fresh (option strict: true refuses a change of the trained variables)`,
+    );
+  }
   const item =
     items.find((i) =>
       !known.has(i.name) || !sameShape(known.get(i.name)!.shape, i.variable.shape)

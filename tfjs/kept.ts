@@ -10,7 +10,7 @@ import { type CompactMoment, EXP_AVG, EXP_AVG_SQ, PARAMS, SLOW } from "../base/a
 import { holdsCodes, type HostBackend } from "../base/backend.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
 import { decodeTensor, encodeTensor } from "../base/q8_tensor.ts";
-import { type Entry, entryOf, sameShape, toArena } from "./layout.ts";
+import { type Entry, entryOf, sameShape, sameVariable, toArena } from "./layout.ts";
 import { compactCopies, stateViews } from "./host_state.ts";
 import { inEntryOrder } from "./code_order.ts";
 
@@ -59,10 +59,11 @@ export interface Fitting {
   readonly codes?: readonly (CompactMoment | undefined)[];
 }
 
-/** A variable the kept state is matched to: its name and tfjs shape. */
+/** A variable the kept state is matched to: its name and tfjs shape (and `tf.Variable` id). */
 export interface Wanted {
   readonly name: string;
   readonly shape: readonly number[];
+  readonly variable?: number;
 }
 
 /**
@@ -177,10 +178,24 @@ export class KeptStates {
   }
 
   /**
+   * Forgets the state kept aside from a step of variables that are gone: where `registered`
+   * (tfjs's registry) holds no variable of its name, or another `tf.Variable` (the one it was
+   * kept for disposed). No variable can take it (one made again under the name starts fresh),
+   * and `getWeights` would otherwise save it with another model.
+   */
+  forgetGone(registered: Readonly<Record<string, { readonly id: number }>>): void {
+    for (const [name, k] of this.#byName) {
+      if (k.entry.variable === undefined) continue;
+      const variable = Object.hasOwn(registered, name) ? registered[name] : undefined;
+      if (variable === undefined || variable.id !== k.entry.variable) this.#byName.delete(name);
+    }
+  }
+
+  /**
    * The kept state of each of `wanted` that fits it (by name; none for a variable whose kept
-   * state has another shape): its sections in the arena layout of an optimizer that does (`gc`)
-   * or does not centralize, with the entry they are laid out by. Still kept until
-   * {@linkcode forget}.
+   * state has another shape, or was kept for another `tf.Variable` of its name): its sections in
+   * the arena layout of an optimizer that does (`gc`) or does not centralize, with the entry they
+   * are laid out by. Still kept until {@linkcode forget}.
    */
   fitting(
     wanted: readonly Wanted[],
@@ -190,6 +205,7 @@ export class KeptStates {
     const out = new Map<string, Fitting>();
     for (const w of wanted) {
       const k = this.#byName.get(w.name);
+      if (k && !sameVariable(k.entry, w.variable)) continue; // (another variable's: fresh)
       if (k && inTfjsOrder(k, w.shape, gc)) {
         out.set(w.name, transposedCopy(k, entryOf(w.name, w.shape, gc)));
       } else if (k && keptFits(k, w.shape, gc)) {

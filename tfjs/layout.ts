@@ -29,10 +29,25 @@ export interface Entry {
   readonly cols: number;
   /** The shape the library is given (centralized per row when rank > 1 and `gc`). */
   readonly arenaShape: readonly number[];
+  /**
+   * The id of the `tf.Variable` the state was made for (a step's variables, and state kept aside
+   * from them); none for state read by `setWeights` or `loadState`, which any variable of its
+   * name may take. A variable made again under the name (the one before disposed) is another
+   * variable: it does not take this state.
+   */
+  readonly variable?: number;
 }
 
-/** The entry of a variable of `shape`, for an optimizer that does (`gc`) or does not centralize. */
-export function entryOf(name: string, shape: readonly number[], gc: boolean): Entry {
+/**
+ * The entry of a variable of `shape`, for an optimizer that does (`gc`) or does not centralize;
+ * with `variable`, the id of the `tf.Variable` a step's state is made for.
+ */
+export function entryOf(
+  name: string,
+  shape: readonly number[],
+  gc: boolean,
+  variable?: number,
+): Entry {
   const size = shape.reduce((a, b) => a * b, 1);
   const cols = shape.length === 0 ? 1 : shape[shape.length - 1];
   const rows = cols === 0 ? 0 : size / cols;
@@ -46,6 +61,7 @@ export function entryOf(name: string, shape: readonly number[], gc: boolean): En
     cols,
     // Without gc the shape only labels checkpoints; rank > 1 is centralized only when transposed.
     arenaShape: transposed ? [cols, rows] : gc ? [size] : [...shape],
+    ...(variable === undefined ? {} : { variable }),
   };
 }
 
@@ -82,4 +98,23 @@ export function shapeText(shape: readonly number[]): string {
 /** Whether two shapes are equal. */
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * Whether the state of `entry` may go to the `tf.Variable` of id `id` under its name: state made
+ * for another variable (disposed, and one made again under its name) may not; state read by
+ * `setWeights` or `loadState` (no variable id) may.
+ *
+ * @example
+ * ```ts
+ * import { entryOf, sameVariable } from "./layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(sameVariable(entryOf("w", [2], false, 7), 7), true);
+ * assert.equal(sameVariable(entryOf("w", [2], false, 7), 8), false); // made again under "w"
+ * assert.equal(sameVariable(entryOf("w", [2], false), 8), true); // loaded: any variable "w"
+ * ```
+ */
+export function sameVariable(entry: Pick<Entry, "variable">, id: number | undefined): boolean {
+  return entry.variable === undefined || id === undefined || entry.variable === id;
 }

@@ -3,7 +3,9 @@
  * model: at least one of their tensors must fit a variable registered with TensorFlow.js, by the
  * rules the next step matches them by (kept.ts). A checkpoint (or weights) none of whose tensors
  * fits is another model's: taking its step count alone would start every variable from zero
- * moments at a late step, where Adam's first update is several times the learning rate. And
+ * moments at a late step, where Adam's first update is several times the learning rate; and none
+ * may meet only variables of its name (or base name) of another shape (another version of the
+ * model: its other tensors would load, that variable silently starting fresh). And
  * whether a checkpoint's moments are this optimizer's, by name, and its tensors in the tfjs
  * layout where it was saved under another `gc`.
  *
@@ -13,7 +15,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { Settings } from "../base/settings.ts";
 import { momentsOf } from "../core/origins.ts";
 import { baseName, type Kept, keptFits, type Wanted } from "./kept.ts";
-import { entryOf, fromArena } from "./layout.ts";
+import { entryOf, fromArena, shapeText } from "./layout.ts";
 
 /** How many names an error lists of each side. */
 const LISTED = 3;
@@ -110,8 +112,12 @@ export function groupedNames(names: string[]): string[] {
  * registered with TensorFlow.js: same name, or the same base name (without tfjs's `_<n>`
  * suffix), and the shape it was held in (`gc`: kernels transposed). A base name several
  * registered variables share (two loaded copies of a model, `<name>_1` and `<name>_2`) fits
- * here: the step, which sees only its own variables, decides which one takes it. With `weights`, the names of the weights given to `setWeights` that `kept` was read from, the
- * error is worded for them and names a few of those. Changes nothing.
+ * here: the step, which sees only its own variables, decides which one takes it. And refuses, with
+ * a RangeError naming it and both shapes, one whose variables of its name or base name (trainable
+ * or not) are all of another shape: another model's, or another version of the model (the others
+ * would load, that variable silently starting fresh). With `weights`, the names of the weights
+ * given to `setWeights` that `kept` was read from, the errors are worded for them and name those.
+ * Changes nothing.
  *
  * @example
  * ```ts
@@ -140,7 +146,9 @@ export function checkSomeTensorFits(
   const wanted = registeredVariables();
   for (const [name, k] of kept) {
     const base = baseName(name);
-    if (wanted.some((w) => baseName(w.name) === base && keptFits(k, w.shape, gc))) return;
+    if (wanted.some((w) => baseName(w.name) === base && keptFits(k, w.shape, gc))) {
+      return checkNoMisfit(kept, gc, weights);
+    }
   }
   const variables = wanted.length === 0
     ? "none is registered: build or load the model first"
@@ -245,4 +253,43 @@ export function inTfjsLayout(read: Kept, fileGc: boolean): Kept {
   const sections = read.sections.map((s) => s && fromArena(entry, s));
   const codes = read.codes && { codes: read.codes, codesTransposed: read.codes.map(() => true) };
   return { entry: read.entry, arenaShape: [size], sections, ...codes };
+}
+
+/**
+ * Throws a RangeError naming the first tensor of `kept` (or, with `weights`, its first weight)
+ * whose variable is registered with TensorFlow.js (by its name or base name, trainable or not)
+ * but with a shape it does not fit: another model's state, or another version of the model,
+ * which the step would leave aside, that variable starting fresh at the loaded step count.
+ */
+function checkNoMisfit(
+  kept: ReadonlyMap<string, Kept>,
+  gc: boolean,
+  weights?: readonly string[],
+): void {
+  const byBase = new Map<string, tf.Variable[]>();
+  for (const v of Object.values(tf.engine().registeredVariables)) {
+    if (v.dtype !== "float32" || v.isDisposed) continue;
+    const base = baseName(v.name);
+    byBase.set(base, [...byBase.get(base) ?? [], v]);
+  }
+  for (const [name, k] of kept) {
+    const named = byBase.get(baseName(name)) ?? [];
+    if (named.length === 0 || named.some((v) => keptFits(k, v.shape, gc))) continue;
+    const v = named.find((v) => v.name === name) ?? named[0];
+    const held = k.sizes
+      ? `codes for ${k.sizes[0]} to ${k.sizes[1]} elements`
+      : `of shape ${shapeText(k.arenaShape ?? k.entry.shape)}`;
+    const what = weights === undefined
+      ? `The checkpoint's tensor ${JSON.stringify(name)} is ${held}`
+      : `Optimizer weight ${
+        JSON.stringify(weights.find((w) => w.startsWith(`${name}/`)) ?? name)
+      } is ${held}`;
+    throw new RangeError(
+      `${what}, but the model's variable ${JSON.stringify(v.name)} is ${
+        shapeText(v.shape)
+      }: it would start from zero moments (are they another model's ${
+        weights === undefined ? "state" : "weights"
+      }, or another version of it?); refused, nothing changed`,
+    );
+  }
 }

@@ -359,7 +359,13 @@ export class TfOptimizer extends tf.Optimizer {
    * range, or for f32 values that are not finite (or, of `v`, negative), as a checkpoint's; and, as
    * `loadState`, a RangeError naming a few of the weights and of the model's variables when none of
    * them fits a trainable variable registered with TensorFlow.js (another model's weights: every
-   * variable would start from zero moments at their step); nothing changes then. `iter` alone (what
+   * variable would start from zero moments at their step), and one naming the weight, its shape and
+   * the variable's where the variables of its name (or base name) are all of another shape (another
+   * model's weights, or another version of the model, which would leave that variable fresh);
+   * nothing changes then. A loaded model compiled again with a new optimizer keeps its moments only
+   * where that optimizer takes them: `await optimizer.setWeights(await model.optimizer.getWeights())`
+   * before `model.compile({ optimizer })` (or compile with `model.optimizer` itself; a new
+   * optimizer alone starts fresh, as tfjs's own do). `iter` alone (what
    * tfjs saves of an optimizer that has not stepped) sets the step count; weights without it (an
    * empty array too) are a TypeError that says so, nothing changed: their moments need the steps
    * that made them (tfjs's own optimizers read the first weight as `iter`, whatever its name).
@@ -397,7 +403,8 @@ export class TfOptimizer extends tf.Optimizer {
    * damaged file (one holding no tensor among them), and with a RangeError naming a few of its
    * tensors and of the model's variables when none of its tensors fits a trainable variable
    * registered with TensorFlow.js (another model's checkpoint, or a model not built yet: every
-   * variable would start from zero moments at the checkpoint's step); nothing changes then. A step
+   * variable would start from zero moments at the checkpoint's step), or naming a tensor whose
+   * variables of its name (or base name) are all of another shape; nothing changes then. A step
    * taken before it resolves (an `await` forgotten) makes it reject with a TypeError, nothing
    * loaded: it would have replaced that step's moments and step count under the update it made.
    */
