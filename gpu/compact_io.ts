@@ -37,6 +37,32 @@ export function compactRanges(layout: ArenaLayout, k: number): ReadRange[] {
 }
 
 /**
+ * The byte offsets of the codes and scales of moment `k` of compact tensor `i` (a layout index)
+ * in their sections (its codes are padded to a block; its scales are one a block).
+ *
+ * @example
+ * ```ts
+ * import { compactBytesAt } from "./compact_io.ts";
+ * import { planGpuCompactArena } from "./compact_plan.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planGpuCompactArena(["w", "b"], [5000, 10], { moments: 2 });
+ * // w (layout index 1) is the first compact tensor, of 20 blocks (5120 codes): moment 1's
+ * // scales come after moment 0's.
+ * assert.deepEqual(compactBytesAt(layout, 1, 1), { codes: 0, scales: 20 * 4 });
+ * ```
+ */
+export function compactBytesAt(
+  layout: ArenaLayout,
+  i: number,
+  k: number,
+): { codes: number; scales: number } {
+  const at = layout.offsets[i] - layout.compactStart;
+  const blocks = (layout.total - layout.compactStart) / Q8_BLOCK;
+  return { codes: at, scales: (blocks * k + at / Q8_BLOCK) * 4 };
+}
+
+/**
  * Copies of the codes and scales of moment `k` of each compact tensor, by name (the padding's
  * codes left out), from the bytes of its {@linkcode compactRanges} a snapshot read.
  *

@@ -84,10 +84,15 @@ export interface CallerParams {
   inPlaceBuffers: readonly GPUBuffer[];
 }
 
-/** The first `bytes` bytes (a multiple of 4) of a section, to read back. */
+/**
+ * Bytes of a section to read back: its first `bytes` bytes (a multiple of 4), or, with `pieces`,
+ * those byte ranges of it (`[offset, length]`, multiples of 4), back to back (`bytes`: the sum
+ * of their lengths).
+ */
 export interface ReadRange {
   section: number;
   bytes: number;
+  pieces?: readonly (readonly [offset: number, length: number])[];
 }
 
 /** Sections copied at one point of the queue (`SectionIO.snapshot`), to read back. */
@@ -191,12 +196,12 @@ export class SectionIO {
   }
 
   /**
-   * Copies the first `bytes` bytes (a multiple of 4) of each section of `ranges` into a readback
-   * buffer of its own (no larger than the section, so within `maxBufferSize`), in one
-   * submission, now: they hold the state after every step submitted so far and none submitted
-   * later, one step in all (a step may come before they are mapped). Reading the params copies
-   * those updated in place from the caller's buffers first, in the same submission (which the GPU
-   * may refuse: destroyed buffers, another device's). Throws if the state can no longer be read.
+   * Copies the bytes of each range of `ranges` (of one section each) into a readback buffer of
+   * its own (no larger than the section, so within `maxBufferSize`), in one submission, now:
+   * they hold the state after every step submitted so far and none submitted later, one step in
+   * all (a step may come before they are mapped). Reading the params copies those updated in
+   * place from the caller's buffers first, in the same submission (which the GPU may refuse:
+   * destroyed buffers, another device's). Throws if the state can no longer be read.
    */
   snapshot(ranges: readonly ReadRange[]): Snapshot {
     this.#checkUsable();
@@ -216,8 +221,12 @@ export class SectionIO {
     const encoder = device.createCommandEncoder();
     if (fromCaller) this.#encodeCopies(encoder, this.#caller.inPlaceReads);
     ranges.forEach((r, k) => {
-      if (r.bytes > 0) {
-        encoder.copyBufferToBuffer(this.#sections[r.section], 0, buffers[k], 0, r.bytes);
+      let at = 0;
+      for (const [offset, length] of r.pieces ?? [[0, r.bytes]]) {
+        if (length > 0) {
+          encoder.copyBufferToBuffer(this.#sections[r.section], offset, buffers[k], at, length);
+        }
+        at += length;
       }
     });
     device.queue.submit([encoder.finish()]);

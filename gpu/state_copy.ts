@@ -16,7 +16,8 @@ import {
   scalesSection,
   SLOW,
 } from "../base/arena.ts";
-import { blocksOf, Q8_BLOCK } from "../base/q8.ts";
+import { blocksOf } from "../base/q8.ts";
+import { compactBytesAt } from "./compact_io.ts";
 
 /** One state's layout and section buffers. */
 export interface StateBuffers {
@@ -62,7 +63,7 @@ export function encodeStateCopy(
     }
     if (!compact) continue;
     for (let k = 0; k < moments; k++) {
-      const a = compactAt(from.layout, i, k), b = compactAt(to.layout, j, k);
+      const a = compactBytesAt(from.layout, i, k), b = compactBytesAt(to.layout, j, k);
       // (A tensor's codes are padded to a block: whole words of them are its own.)
       const codes = Math.ceil(n / 4) * 4;
       encoder.copyBufferToBuffer(
@@ -94,11 +95,4 @@ function indicesOf(from: ArenaLayout, to: ArenaLayout, name: string): [number, n
     );
   }
   return [i, j];
-}
-
-/** The byte offsets of tensor i's codes and scales of moment `k` in their sections. */
-function compactAt(layout: ArenaLayout, i: number, k: number): { codes: number; scales: number } {
-  const at = layout.offsets[i] - layout.compactStart;
-  const blocks = (layout.total - layout.compactStart) / Q8_BLOCK;
-  return { codes: at, scales: (blocks * k + at / Q8_BLOCK) * 4 };
 }

@@ -39,6 +39,7 @@ import { encodeStepPass, type StepPass, stepPass } from "./_step_pass.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
 import { refusalError } from "./buffer_probe.ts";
 import { encodeStateCopy } from "./state_copy.ts";
+import { type TensorState, type TensorStateRead, tensorStateRead } from "./tensor_state_read.ts";
 import { Centralizations } from "./centralize.ts";
 import {
   compactOf,
@@ -307,6 +308,22 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   readCompact(k: number): Promise<Record<string, CompactMoment>> {
     const parse = ([codes, scales]: ArrayBuffer[]) => compactOf(this.layout, k, codes, scales);
     return this.#read(compactRanges(this.layout, k), parse);
+  }
+
+  /**
+   * Copies of the state of the tensors `names` alone (their moments, as codes and scales where
+   * held in 8 bits, and slow weights), read as `readSection` reads, copying back only their bytes
+   * (tensor_state_read.ts): none for no tensor, which still rejects with the fault of a step
+   * before the call, as every read does.
+   */
+  readTensorState(names: readonly string[]): Promise<Record<string, TensorState>> {
+    let read: TensorStateRead;
+    try {
+      read = tensorStateRead(this.layout, names);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#read(read.ranges, (bytes) => read.parse(bytes));
   }
 
   /**

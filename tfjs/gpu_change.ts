@@ -2,12 +2,12 @@
  * A change of the set of variables on tfjs's webgpu backend (layers frozen or unfrozen), as the
  * CPU paths make it: the new state takes, on the GPU, the state of the variables still there
  * (the same bits), and the state of those left out is kept aside, read back to the host once,
- * at the change (never at a step). Until that read ends, the state it is read from is kept on
+ * at the change (never at a step), theirs alone (nothing where none is left out). Until that read ends, the state it is read from is kept on
  * the GPU, and a variable that comes back meanwhile takes its state from there.
  *
  * @module
  */
-import { type CompactMoment, EXP_AVG, EXP_AVG_SQ, hasSection, SLOW } from "../base/arena.ts";
+import type { CompactMoment } from "../base/arena.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
 import { WebGpuBackend } from "../gpu/webgpu_backend.ts";
 import type { Kept } from "./kept.ts";
@@ -86,15 +86,16 @@ export function gpuBackendOf(state: OptimizerState<unknown>): WebGpuBackend {
 
 /**
  * The kept-aside states of `leaving` (variables of the state on `backend`, in its order), each
- * filled in once the reads of the state's sections begun now have ended (its `ready`): f32
- * values in the tfjs layout (the webgpu path holds every variable so), and the codes and scales
- * of a moment held in 8 bits as they are. `ready` never goes unhandled: it is read by getWeights.
- * Where the reads find the state halted (a non-finite gradient under `nonFinite: "throw"` in a
- * step before the change, not yet reported), the halt goes to `onFault` (for a later call to
- * throw, as the state would have) and the sections are read again: they hold the state at the
- * halt, which the bad step did not reach. `ready` rejects only where they cannot be read at all
- * (a lost device). `done`, which never rejects, settles with `ready`: the state may be freed then
- * (also where none is left out: the read still tells a halt).
+ * filled in once the read of their state begun now has ended (its `ready`): only their bytes are
+ * read back (none where none is left out), f32 values in the tfjs layout (the webgpu path holds
+ * every variable so), and the codes and scales of a moment held in 8 bits as they are. `ready`
+ * never goes unhandled: it is read by getWeights. Where the read finds the state halted (a
+ * non-finite gradient under `nonFinite: "throw"` in a step before the change, not yet reported),
+ * the halt goes to `onFault` (for a later call to throw, as the state would have) and their
+ * state is read again: it is the state at the halt, which the bad step did not reach. `ready`
+ * rejects only where it cannot be read at all (a lost device: the backend's error saying so).
+ * `done`, which never rejects, settles with `ready`: the state may be freed then (also where
+ * none is left out: the read, of no bytes then, still tells a halt).
  *
  * @example
  * ```ts ignore
@@ -106,36 +107,25 @@ export function readKeptAside(
   leaving: readonly Entry[],
   onFault: (error: unknown) => void,
 ): { kept: Kept[]; done: Promise<unknown> } {
-  const layout = backend.layout;
-  const sections = [EXP_AVG, EXP_AVG_SQ, SLOW].filter((s) => hasSection(layout, s));
-  const compact = layout.compact.includes(true) ? layout.unsignedCodes.map((_, k) => k) : [];
-  const read = () =>
-    Promise.all([
-      Promise.all(sections.map((s) => backend.readSection(s))),
-      Promise.all(compact.map((k) => backend.readCompact(k))),
-    ]);
-  const reads = read().catch((error) => {
+  const names = leaving.map((e) => e.name);
+  const reads = backend.readTensorState(names).catch((error) => {
     // (Lost or destroyed: nothing can be read.)
     backend.checkUsable();
     // A halt (or a refusal) of a step before the change, now taken: the state is as it was.
     onFault(error);
-    return read();
+    return backend.readTensorState(names);
   });
+  // (Filled in place: the kept states hold these arrays from now on.)
   const held = leaving.map((entry) => ({
     entry,
     sections: [] as (Float32Array | undefined)[],
     codes: [] as (CompactMoment | undefined)[],
   }));
-  const ready = reads.then(([values, codes]) => {
+  const ready = reads.then((states) => {
     for (const k of held) {
-      const name = k.entry.name;
-      sections.forEach((s, i) => {
-        // (A moment held in 8 bits is kept as its codes: its decoded values are not kept.)
-        if (s === SLOW || codes[s - EXP_AVG]?.[name] === undefined) {
-          k.sections[s] = values[i][name];
-        }
-      });
-      codes.forEach((c, m) => k.codes[m] = c[name]);
+      const state = states[k.entry.name];
+      state.sections.forEach((values, s) => k.sections[s] = values);
+      state.codes.forEach((c, m) => k.codes[m] = c);
     }
   });
   const done = ready.catch(() => {});
