@@ -6,7 +6,10 @@
  * wrapped in the part of the Web Worker interface the threaded backend uses (`onmessage`,
  * `onerror`, `postMessage`, `terminate`) and given, before the worker's program
  * (cpu/thread_worker.ts), a prelude that makes the globals that program uses (`onmessage`,
- * `postMessage`, `close`) out of its `parentPort`. Private to the library.
+ * `postMessage`, `close`) out of its `parentPort`, and calls the program's `onexit(code)` as
+ * the thread exits (so that a worker exiting in the middle of a step says so at once, in the
+ * shared memory: its `exit` event could not reach the main thread, which waits synchronously).
+ * Private to the library.
  *
  * @module
  */
@@ -55,9 +58,15 @@ function nodeWorkerPrelude(): void {
   const scope = globalThis as any;
   const port = scope.process.getBuiltinModule("node:worker_threads").parentPort;
   scope.postMessage = (message: unknown) => port.postMessage(message);
-  scope.close = () => port.close();
+  // (Deno's node:worker_threads has no close on its port: the thread exits instead.)
+  scope.close = () => typeof port.close === "function" ? port.close() : scope.process.exit(0);
   port.on("message", (data: unknown) => {
     if (typeof scope.onmessage === "function") scope.onmessage({ data });
+  });
+  // As its thread exits (`process.exit` in it, or an error nothing caught; not `terminate`,
+  // which runs nothing more in it): the program's hook, which tells a waiting main thread.
+  scope.process.on("exit", (code: number) => {
+    if (typeof scope.onexit === "function") scope.onexit(code);
   });
 }
 

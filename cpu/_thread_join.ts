@@ -1,12 +1,14 @@
 /**
  * How the main thread of a threaded wasm state (cpu/threaded_wasm_backend.ts) waits for its
  * workers' share of a job, and what it does when a worker fails: its job threw (the fault word),
- * it died between steps (an error event), or it stopped outright in the middle of one (no word,
- * no event that could reach a main thread waiting synchronously: the progress word stands still).
+ * it died saying so (the died word: its loop threw, or its thread exited, running the exit hook
+ * that writes it), it died between steps (an error event), or it stopped outright in the middle
+ * of one (terminated, or killed: no word, no event that could reach a main thread waiting
+ * synchronously: the progress word stands still).
  *
  * @module
  */
-import { CONTROL, OP_EXIT } from "./thread_worker.ts";
+import { CONTROL, DIED_THREW, OP_EXIT } from "./thread_worker.ts";
 
 /**
  * How long the main thread polls for the workers to finish before sleeping (where it may).
@@ -117,6 +119,18 @@ function stoppedWhy(stallMs: number): string {
 }
 
 /**
+ * Why a worker died, as it said in `ints`' control block (its `DIED` word), or `undefined` while
+ * every worker lives.
+ */
+export function diedWhy(ints: Int32Array): string | undefined {
+  const died = Atomics.load(ints, CONTROL.DIED);
+  if (died === 0) return undefined;
+  if (died === DIED_THREW) return "it stopped: its program threw outside a kernel call";
+  const code = Atomics.load(ints, CONTROL.EXIT_CODE);
+  return `it exited (exit code ${code}): process.exit in it, or an error nothing caught`;
+}
+
+/**
  * Marks a state one of whose workers failed, `why`: every later job is refused, saying so (its
  * workers run until `dispose`, which a failed worker's message, saying why, must not precede).
  * Returns the error.
@@ -147,7 +161,8 @@ export function watchWorkers(workers: Worker[], release: Release): void {
 
 /**
  * Waits until every worker has finished the job started on `ints`' control block; throws if one
- * failed at it, or stopped: the progress word stood still for `stallMs` of waiting (intervals
+ * failed at it, or died (saying so in the control block, as it counted the job done), or
+ * stopped with no word: the progress word stood still for `stallMs` of waiting (intervals
  * counted at most STALL_CHECK_MS each). Polls first for MAIN_SPIN_MS, then (where `canBlock`)
  * sleeps in a timed `Atomics.wait`, which costs what an untimed one does; else (a browser's main
  * thread) polls on, reading the clock every 1024 polls. Allocates nothing.
@@ -161,8 +176,10 @@ export function join(ints: Int32Array, release: Release, canBlock: boolean, stal
   for (;;) {
     const pending = Atomics.load(ints, CONTROL.PENDING);
     if (pending === 0) {
-      if (Atomics.load(ints, CONTROL.FAULT) === 0) return;
-      throw failed(release, "its job threw");
+      if (Atomics.load(ints, CONTROL.FAULT) !== 0) throw failed(release, "its job threw");
+      const why = diedWhy(ints);
+      if (why === undefined) return;
+      throw failed(release, why);
     }
     if ((++polls & 1023) !== 0) continue;
     const now = performance.now();

@@ -42,9 +42,24 @@ export const CONTROL = {
    * still (cpu/_thread_join.ts `STALL_MS`).
    */
   PROGRESS: 48,
+  /**
+   * Set by a worker as it dies while the state lives (0 while every one lives): DIED_THREW, its
+   * program threw outside a kernel call; DIED_EXITED, its thread exited (on Node.js:
+   * `process.exit` in it, or an error nothing caught), with the code in EXIT_CODE. It counts
+   * the job it had taken, or one started that it had not taken, done first: the main thread
+   * waiting on it sees this word at once, not after the stall bound.
+   */
+  DIED: 56,
+  /** The exit code of a worker that set DIED to DIED_EXITED (written before DIED). */
+  EXIT_CODE: 57,
   /** Byte offset of the scalar blocks (after the i32 words above, on cache lines of their own). */
   SCALARS: 256,
 } as const;
+
+/** CONTROL.DIED: a worker's program threw outside a kernel call, and it stopped. */
+export const DIED_THREW = 1;
+/** CONTROL.DIED: a worker's thread exited (code in CONTROL.EXIT_CODE). */
+export const DIED_EXITED = 2;
 
 /** Job: one optimizer step over the worker's slice. */
 export const OP_STEP = 1;
@@ -92,6 +107,8 @@ export interface ThreadWorkerInit {
   /** The values of CONTROL and the OP_ constants (the worker's source cannot import). */
   layout: typeof CONTROL;
   ops: { step: number; sumSquares: number; exit: number; nonFinite: number };
+  /** The values of DIED_THREW and DIED_EXITED. */
+  died: { threw: number; exited: number };
 }
 
 /**
@@ -102,7 +119,9 @@ export interface ThreadWorkerInit {
  * `Atomics.wait`), run the job
  * on its own slice in chunks, bumping the progress word as it takes the job and after each
  * chunk, decrement the pending count (the last one notifies the main thread), until the job is
- * OP_EXIT. It never returns to its event loop while the state lives.
+ * OP_EXIT. It never returns to its event loop while the state lives. Should it die first (its
+ * loop throws outside a kernel call; on Node.js, its thread exits, `process.exit` in it), it
+ * sets `CONTROL.DIED` and counts done the job it owes (`onexit`, which Node.js's prelude calls).
  *
  * Stringified: it must not refer to anything outside its own body.
  */
@@ -124,6 +143,29 @@ export function threadWorkerMain(): void {
       const { arena, scalars, grads, partials, total, scratch } = init;
       const { start, end, firstBlock, lastBlock, spinMs, chunk, chunkBlocks } = init;
       let seen = Atomics.load(ints, c.GENERATION);
+      /** Whether it has taken a job it has not counted done; whether its loop has ended. */
+      let busy = false;
+      let stopped = false;
+      // Called as it dies (its loop threw, below; on Node.js, as its thread exits, by the
+      // prelude): says so, counting done the job it owes, so that the main thread waits no more.
+      scope.onexit = (code?: number) => {
+        if (stopped) return false;
+        stopped = true;
+        Atomics.store(ints, c.EXIT_CODE, code === undefined ? 0 : code);
+        Atomics.compareExchange(
+          ints,
+          c.DIED,
+          0,
+          code === undefined ? init.died.threw : init.died.exited,
+        );
+        // A job started that it had not taken yet is owed too (the main thread counted it).
+        if (!busy && Atomics.load(ints, c.GENERATION) !== seen) {
+          busy = Atomics.load(ints, c.OP) !== init.ops.exit;
+        }
+        if (busy) Atomics.sub(ints, c.PENDING, 1);
+        Atomics.notify(ints, c.PENDING);
+        return true;
+      };
       scope.postMessage({ ready: true });
       for (;;) {
         let polls = 0;
@@ -137,6 +179,7 @@ export function threadWorkerMain(): void {
         seen = Atomics.load(ints, c.GENERATION);
         const op = Atomics.load(ints, c.OP);
         if (op === init.ops.exit) break;
+        busy = true;
         let failed = false;
         Atomics.add(ints, c.PROGRESS, 1);
         try {
@@ -164,14 +207,24 @@ export function threadWorkerMain(): void {
           Atomics.store(ints, c.FAULT, 1);
           scope.postMessage({ fault: String(error) });
         }
+        busy = false;
         if (Atomics.sub(ints, c.PENDING, 1) === 1) Atomics.notify(ints, c.PENDING);
         if (failed) break;
       }
+      stopped = true;
       scope.close();
     }).catch((error) => {
+      if (typeof scope.onexit === "function") {
+        // Its loop threw outside a kernel call: it stops, saying so (later refusals say why).
+        if (scope.onexit()) {
+          scope.postMessage({ fault: `it stopped, its program having thrown ${String(error)}` });
+          scope.close();
+        }
+        return;
+      }
       // Its start failed (the module, or the views on the memory): said, not left unhandled (a
       // browser does not tell the page of a worker's unhandled rejection, which would leave
-      // the state's init waiting for ever). After `ready`, every job's error is caught above.
+      // the state's init waiting for ever).
       scope.postMessage({ error: String(error) });
     });
   };

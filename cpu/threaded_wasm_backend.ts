@@ -31,6 +31,11 @@
  * word, which the main thread reads once the job is done: that step throws, and the state, maybe
  * half stepped, refuses every later one (as after a worker's error event, between steps).
  *
+ * A worker that dies while it can still run code (its loop throws outside a kernel call; on
+ * Node.js, its thread exits: `process.exit` in it) says so in the control block's died word,
+ * counting done the job it owed: the step throws as soon as the other workers are done, and
+ * every later step at once (cpu/thread_worker.ts `CONTROL.DIED`).
+ *
  * A worker that stops outright (terminated, or its isolate killed: out of memory) writes nothing,
  * and no event reaches a main thread waiting synchronously. So a worker runs its share in chunks
  * (CHUNK elements), bumping the control block's progress word as it takes the job and after each
@@ -52,6 +57,8 @@ import { blockViews, CpuBackend } from "./cpu_backend.ts";
 import { SUM_BLOCK } from "./js_backend.ts";
 import {
   CONTROL,
+  DIED_EXITED,
+  DIED_THREW,
   OP_EXIT,
   OP_NON_FINITE,
   OP_STEP,
@@ -61,6 +68,8 @@ import {
 } from "./thread_worker.ts";
 import {
   allReady,
+  diedWhy,
+  failed,
   faultError,
   join,
   mayBlock,
@@ -375,6 +384,9 @@ function teamKernels(team: Team, parallelReduction: boolean, stallMs: number) {
   const assertLive = () => {
     if (release.fault !== undefined) throw faultError(release.fault);
     if (release.done) throw new TypeError(DISPOSED_STATE_MESSAGE);
+    // A worker that died between steps, its event not delivered yet (steps in a loop).
+    const died = diedWhy(ints);
+    if (died !== undefined) throw failed(release, died);
   };
   return {
     update: () => {
@@ -455,6 +467,7 @@ export async function createThreadedWasmBackend(
         spinMs: options.workerSpinMs ?? WORKER_SPIN_MS,
         layout: CONTROL,
         ops: { step: OP_STEP, sumSquares: OP_SUM_SQUARES, exit: OP_EXIT, nonFinite: OP_NON_FINITE },
+        died: { threw: DIED_THREW, exited: DIED_EXITED },
       };
     });
   } catch (error) {

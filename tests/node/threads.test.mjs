@@ -230,6 +230,44 @@ test("threads: 2 under Node: a worker that exits on its own between steps fails 
   assert.throws(() => lib.step(state, grads), /dispose/);
 });
 
+test("threads: 2 under Node: a worker that exits in the middle of a step fails it at once (not after the stall bound), saying so; dispose still works", async () => {
+  // Its program preceded by a process.exit(7) at its second progress bump: after its first
+  // chunk of the step, before it counts its share done.
+  const prefix = "{ const add = Atomics.add; let bumps = 0;\n" +
+    "Atomics.add = (a, i, v) => { if (++bumps === 2) process.exit(7); return add(a, i, v); }; }\n";
+  const original = process.getBuiltinModule;
+  let first = true;
+  process.getBuiltinModule = (id) => {
+    const module = original.call(process, id);
+    if (id !== "node:worker_threads") return module;
+    class Exiting extends module.Worker {
+      constructor(source, options) {
+        super(first ? prefix + source : source, options);
+        first = false;
+      }
+    }
+    return { ...module, Worker: Exiting };
+  };
+  const n = 600_000; // 200K elements a thread: several chunks
+  let state;
+  try {
+    state = await lib.radam({ threads: 3, threadThreshold: 0 }).init(new Float32Array(n));
+  } finally {
+    process.getBuiltinModule = original;
+  }
+  const grads = new Float32Array(n).fill(1e-3);
+  // (After the stall bound, the message would say "no progress" instead.)
+  assert.throws(
+    () => lib.step(state, grads),
+    /^Error: A kernel worker of this threaded optimizer state failed \(it exited \(exit code 7\): process\.exit in it, or an error nothing caught\); .*loadState/,
+  );
+  assert.equal(state.step, 0);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.throws(() => lib.step(state, grads), /failed \(it exited \(exit code 7\)/);
+  lib.dispose(state);
+  assert.throws(() => lib.step(state, grads), /failed \(it exited|dispose/);
+});
+
 test("threads: 2 under Node: a worker that exits as it starts rejects init at once, saying so, and ends the others", async () => {
   const exits = [];
   await assert.rejects(
