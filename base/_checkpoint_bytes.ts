@@ -1,11 +1,12 @@
 /**
  * What a checkpoint's bytes must be (a `Uint8Array`), and what to say where something else was
- * given: its source (a path, a URL, the file read as text, a view, the bytes through JSON), an
- * optimizer given first, or the hints of any bytes argument.
+ * given: its source (a path, a URL, the file read as text or as base64, a view, the bytes or a
+ * state through JSON), an optimizer given first, or the hints of any bytes argument.
  * @module
  */
 import { described } from "./_errors.ts";
 import { bytesHint } from "./_input_hints.ts";
+import { decodeBase64 } from "./_base64.ts";
 
 /**
  * Throws a TypeError unless `bytes` is a `Uint8Array`, saying what it got and how to read a
@@ -27,6 +28,14 @@ function sourceHint(value: unknown): string {
   if (typeof value === "string" && value.includes('{"__metadata__"')) {
     return " (the file read as text: read its bytes, await Deno.readFile(path), Node's " +
       "await readFile(path), new Uint8Array(await response.arrayBuffer()))";
+  }
+  if (isBase64Checkpoint(value)) {
+    return ' (a checkpoint as base64 text: decode it, Node\'s Buffer.from(text, "base64"), ' +
+      "or Uint8Array.from(atob(text), (c) => c.charCodeAt(0)))";
+  }
+  if (value === "{}" || isEmptyRecord(value)) {
+    return " (an optimizer state through JSON, which writes it as {}: a state's checkpoint is " +
+      "await saveState(state), bytes; keep those, or base64 text of them)";
   }
   if (typeof value === "string" || value instanceof URL) {
     return " (a file's path or URL? loadState takes its bytes: await Deno.readFile(path), " +
@@ -56,4 +65,20 @@ function isIndexedBytes(value: unknown): boolean {
     Object.values(value).every((b) =>
       typeof b === "number" && Number.isInteger(b) && b >= 0 && b <= 255
     );
+}
+
+/**
+ * Whether `value` is a checkpoint's bytes as base64 text: base64 characters only, whose ninth
+ * byte opens the header's JSON (after its 8-byte length), as every checkpoint's does.
+ */
+function isBase64Checkpoint(value: unknown): boolean {
+  if (typeof value !== "string" || value.length < 16) return false;
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value)) return false;
+  return decodeBase64(value.slice(0, 12))[8] === 0x7b;
+}
+
+/** Whether `value` is a plain object with no keys, as `JSON.stringify` writes a state: `{}`. */
+function isEmptyRecord(value: unknown): boolean {
+  return typeof value === "object" && value !== null &&
+    Object.getPrototypeOf(value) === Object.prototype && Object.keys(value).length === 0;
 }

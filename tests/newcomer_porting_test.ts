@@ -3,7 +3,9 @@
  * a file, writes first, where the call failed with a misleading message: `loadState(optimizer,
  * bytes)` (as `optimizer.load_state_dict(sd)` reads) was an "Unknown option 0", and a file's
  * path, a `URL`, the file read as text, a `DataView` of its bytes or the bytes through JSON (an
- * object of indices) said only that a checkpoint must be a Uint8Array;
+ * object of indices) said only that a checkpoint must be a Uint8Array, a checkpoint kept as base64
+ * text was taken for a file's path, and a state through JSON (`{}`, as a serverless function may
+ * store it) said nothing;
  * `state.lr = x` (PyTorch's `param_groups[0]["lr"] = x`, tfjs's `learningRate = x`) added a
  * property that no step read, silently, where the way to change it mid-run is a schedule;
  * the parameters given to the factory (`torch.optim.Adam(params, lr=1e-3)`) were "Unknown
@@ -83,6 +85,38 @@ Deno.test("loadState given a DataView of the bytes, or the bytes through JSON, s
   );
   const recovered = new Uint8Array(Object.values(json) as number[]);
   assert.deepEqual((await readParams(await loadState(recovered))).w, new Float32Array([1, 2]));
+});
+
+Deno.test("loadState given a checkpoint as base64 text, or a state through JSON ({}), says how to give its bytes", async () => {
+  const state = await adam().init({ w: new Float32Array([1, 2]) });
+  const bytes = await saveState(state);
+  // What the JSON hint above advises keeping, handed over as it is kept: a file's path it is not.
+  let text = "";
+  for (const b of bytes) text += String.fromCharCode(b);
+  const base64 = btoa(text);
+  await assert.rejects(
+    loadState(base64 as never),
+    saying(
+      TypeError,
+      `got a string "${
+        base64.slice(0, 40)
+      }…" (a checkpoint as base64 text: decode it, Node's Buffer.from(text, "base64"), or Uint8Array.from(atob(text), (c) => c.charCodeAt(0)))`,
+    ),
+  );
+  const decoded = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  assert.deepEqual((await readParams(await loadState(decoded))).w, new Float32Array([1, 2]));
+  // A state through JSON is {}: stored so in a serverless function's database, and read back.
+  const json = JSON.stringify(state);
+  assert.equal(json, "{}");
+  const says = "(an optimizer state through JSON, which writes it as {}: a state's checkpoint " +
+    "is await saveState(state), bytes; keep those, or base64 text of them)";
+  await assert.rejects(loadState(JSON.parse(json)), saying(TypeError, `got Object ${says}`));
+  await assert.rejects(loadState(json as never), saying(TypeError, `got a string "{}" ${says}`));
+  // A path that happens to be base64 characters is still a path.
+  await assert.rejects(
+    loadState("checkpointsLatestStepTwelve" as never),
+    saying(TypeError, "(a file's path or URL?"),
+  );
 });
 
 Deno.test("state.lr = x (or learningRate) is a TypeError saying how to change the lr mid-run; that way works", async () => {

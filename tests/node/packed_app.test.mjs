@@ -132,6 +132,38 @@ test("tsc --strict, without skipLibCheck: both entry points beside tfjs-core 4.2
   );
 });
 
+test("tsc --strict beside tfjs-layers 4.22 (npm README): errors in tfjs-layers' declarations only, none with skipLibCheck", () => {
+  // What `npm install @tensorflow/tfjs` brings: tfjs-layers' own .d.ts fail under strict, which
+  // the README says, with the fix. The package's declarations and the user's file must pass.
+  const tsc = join(app, "node_modules", "typescript", "bin", "tsc");
+  let output = "";
+  try {
+    run(process.execPath, [tsc, "-p", "tsconfig.layers.json"], app);
+  } catch (e) {
+    output = e.message;
+  }
+  const files = [...output.matchAll(/^(\S+?)\(\d+,\d+\): error TS\d+/gm)].map((m) => m[1]);
+  assert.ok(
+    files.length > 0,
+    "tfjs-layers' declarations passed strict: the README's note is stale",
+  );
+  assert.deepEqual(
+    files.filter((f) => !f.startsWith("node_modules/@tensorflow/tfjs-layers/")),
+    [],
+    output,
+  );
+  assert.equal(
+    run(process.execPath, [tsc, "-p", "tsconfig.layers.json", "--skipLibCheck"], app),
+    "",
+  );
+  const readme = readFileSync(join(app, "node_modules", "@optim", "radam", "README.md"), "utf8");
+  assert.match(
+    readme.replace(/\s+/g, " "),
+    /tfjs-layers 4\.22's own declarations .{0,120}do not pass `strict`.{0,200}`"skipLibCheck": true`/,
+    "the npm README does not say that tfjs-layers needs skipLibCheck",
+  );
+});
+
 test("CommonJS: a TypeScript file compiled for it under module nodenext requires every entry point, and runs (npm README)", () => {
   // The npm README says that Node 20.19 and later can `require` the package (require(esm)):
   // a top-level await anywhere in an entry's graph would make it ERR_REQUIRE_ASYNC_MODULE.

@@ -4,7 +4,7 @@
 // against the built package: the JavaScript ones under Node, the HTML one in headless Chromium.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -196,14 +196,20 @@ test("npm README: every JavaScript example runs under Node against the built pac
     examples.some((code) => code.includes('"@optim/radam/tfjs"')),
     "no tfjs example",
   );
-  // As a user's module in a folder of this one (whose node_modules has the package, linked, and
-  // tfjs), where the examples that write files write them.
+  // As a user's file, named as its first line says, in a folder of this one (whose node_modules
+  // has the package, linked, and tfjs), where the examples that write files write them. That
+  // folder's package.json is `npm init -y`'s, `"type": "commonjs"`: a `.js` file there is CommonJS,
+  // and a pasted example's `import` a SyntaxError.
   const cwd = mkdtempSync(join(here, ".readme-"));
   t.after(() => rmSync(cwd, { recursive: true, force: true }));
+  writeFileSync(join(cwd, "package.json"), '{ "type": "commonjs" }\n');
   for (const code of examples) {
+    const [, file] = /^\/\/ ([\w-]+\.mjs)\n/.exec(code) ?? [];
+    assert.ok(file, `an example whose first line names no .mjs file to save it as:\n${code}`);
+    writeFileSync(join(cwd, file), code);
     const output = execFileSync(
       process.execPath,
-      ["--preserve-symlinks", "--input-type=module", "--eval", code],
+      ["--preserve-symlinks", file],
       {
         cwd,
         encoding: "utf8",
