@@ -38,6 +38,9 @@
 export * from "./core/registry.ts";
 export { lookahead, type Optimizer } from "./core/optimizer.ts";
 
+// A state made from another over a changed set of tensors (init's option from).
+export type { InitOptions } from "./core/carry.ts";
+
 // Operations on states.
 export {
   dispose,

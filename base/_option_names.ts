@@ -127,8 +127,9 @@ export function misplacedHint(key: string, known: readonly string[]): string {
 
 /**
  * What to add to the error for an unknown option `key` given to an optimizer's factory where it
- * is an option of `init` (`device`, as the README's WebGPU example passes it): that it goes
- * there, and that under `tfOptimizer` TensorFlow.js's own device is used. Else empty.
+ * is an option of `init` (`device`, as the README's WebGPU example passes it, or `from`): that it
+ * goes there, and for `device` that under `tfOptimizer` TensorFlow.js's own device is used. Else
+ * empty.
  *
  * @example
  * ```ts
@@ -136,10 +137,14 @@ export function misplacedHint(key: string, known: readonly string[]): string {
  * import assert from "node:assert/strict";
  *
  * assert.match(initOptionHint("device", "radam"), /^ \(device is an option of init: /);
+ * assert.match(initOptionHint("from", "adam"), /adam\(\{ … \}\)\.init\(params, \{ from: state \}\)/);
  * assert.equal(initOptionHint("devise", "radam"), "");
  * ```
  */
 export function initOptionHint(key: string, name: string): string {
+  if (key === "from") {
+    return ` (from is an option of init: ${name}({ … }).init(params, { from: state }))`;
+  }
   if (key !== "device") return "";
   return ` (device is an option of init: ${name}({ … }).init(params, { device }); ` +
     'under tfOptimizer, the steps run on TensorFlow.js\'s own device, tf.setBackend("webgpu"))';

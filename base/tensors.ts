@@ -410,7 +410,8 @@ export function gradientHint(value: unknown): string {
 const NEW_TENSOR_HINT = " (a state's tensors, and their lengths, are those given to init: a " +
   "tensor, or rows, added to the model later train in a state of their own, " +
   "await opt.init({ name: values }), stepped beside this one, with its own step count, as " +
-  "PyTorch counts each parameter's)";
+  "PyTorch counts each parameter's; or a new state of them all takes this one's moments and " +
+  "step count for the tensors it holds, await opt.init(params, { from: state }))";
 
 function checkGradLength(name: string, grad: Float32Array, expected: number): void {
   if (grad.length !== expected) {

@@ -14,8 +14,9 @@ import type { Params } from "../base/tensors.ts";
 import type { GpuParams, GpuTensor } from "../gpu/gpu_tensors.ts";
 import { factoryOptionHintOf, resolveLookahead, resolveOptions } from "./options.ts";
 import type { Origin } from "./origins.ts";
+import { type InitOptions, startFrom } from "./carry.ts";
 import { placement } from "./select.ts";
-import { initState, type OptimizerState } from "./state.ts";
+import { initState, type OptimizerState, type Start } from "./state.ts";
 import { checkWebGpuInit, type GpuInitOptions, hasGpuParams } from "./webgpu_checks.ts";
 
 /**
@@ -62,17 +63,25 @@ export interface Optimizer<H = CommonHyperparameters> {
    * `GPUBuffer`s (see {@linkcode GpuParams}; they are updated in place where the step kernel can
    * bind them) and the state's slots are {@linkcode GpuTensor}s.
    * An explicit `"webgpu"` where no adapter exists throws; it never falls back silently.
+   *
+   * With `{ from: state }` ({@linkcode InitOptions}), a CPU state whose tensors that `state`
+   * holds too take their moments, slow weights and step count from it (layers unfrozen, a head
+   * added or dropped).
    */
   init(params: Params): Promise<OptimizerState>;
+  /** Starts a state from another one's moments and step count (see {@linkcode InitOptions}). */
+  init(params: Params, options: Required<InitOptions>): Promise<OptimizerState>;
   /** Starts a WebGPU state on `device` (backend `"webgpu"` or `"auto"`). */
   init(params: GpuParams, options: { device: GPUDevice }): Promise<OptimizerState<GpuTensor>>;
   /** Starts a state on the GPU or the CPU as the backend choice says (see above). */
   // deno-lint-ignore no-explicit-any
-  init(params: GpuParams, options: GpuInitOptions): Promise<OptimizerState<any>>;
+  init(params: GpuParams, options: GpuInitOptions & InitOptions): Promise<OptimizerState<any>>;
 }
 
-/** The options `init` takes (see {@linkcode GpuInitOptions}). */
-const INIT_OPTIONS = Object.keys({ device: true } satisfies Record<keyof GpuInitOptions, true>);
+/** The options `init` takes (see {@linkcode GpuInitOptions} and {@linkcode InitOptions}). */
+const INIT_OPTIONS = Object.keys(
+  { device: true, from: true } satisfies Record<keyof (GpuInitOptions & InitOptions), true>,
+);
 
 /**
  * The optimizer value of settings the library made; `H` is what their rule resolves (the schema
@@ -84,10 +93,10 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
     settings: settings as Settings<H>,
     init(
       params: GpuParams,
-      options?: GpuInitOptions,
+      options?: GpuInitOptions & InitOptions,
       // deno-lint-ignore no-explicit-any
     ): Promise<OptimizerState<any>> {
-      let where;
+      let where, start: Start | undefined;
       try {
         options = checkKeys(
           options,
@@ -95,13 +104,16 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
           "init",
           undefined,
           (key) => factoryOptionHintOf(settings, key),
-        ) as GpuInitOptions;
+        ) as GpuInitOptions & InitOptions;
         where = placement(settings, options.device, hasGpuParams(params), "init");
+        if (options.from !== undefined) {
+          start = startFrom(settings, options.from, where === "device");
+        }
       } catch (error) {
         return Promise.reject(error);
       }
       if (where === "device") return initOnWebGpu(settings, params, options);
-      return initState(settings, params as Params, where);
+      return initState(settings, params as Params, where, start);
     },
   });
 }

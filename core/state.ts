@@ -258,11 +258,34 @@ export class StateHandle implements OptimizerState<any> {
 /** Makes a host backend for a layout. */
 export type BackendFactory = (layout: ArenaLayout) => Promise<HostBackend>;
 
-/** Validates `params`, builds the arena on `makeBackend`'s backend and copies them in. */
+/**
+ * How a new state starts other than fresh at step 0: from another state (init's option `from`,
+ * core/carry.ts).
+ */
+export interface Start {
+  /** The step counts it starts at. */
+  readonly steps: number;
+  readonly skipped: number;
+  /**
+   * Called at the call with the checked tensors (names and shapes, in the order given): takes
+   * what they start from (or throws, changing nothing), and returns what writes it into the new
+   * backend once its params and slow weights are written.
+   */
+  readonly take: (
+    names: readonly string[],
+    shapes: readonly (readonly number[])[],
+  ) => (backend: HostBackend) => void;
+}
+
+/**
+ * Validates `params`, builds the arena on `makeBackend`'s backend and copies them in: at step 0
+ * with zero moments, or as `start` says.
+ */
 export async function initState(
   config: Settings<unknown>,
   params: Params,
   makeBackend: BackendFactory,
+  start?: Start,
 ): Promise<OptimizerState> {
   const tensors = checkParams(params);
   checkGroupsMatch(config, tensors.names);
@@ -270,6 +293,7 @@ export async function initState(
   const shapes = inLayoutOrder(layout, tensors.names, tensors.shapes);
   checkSavableSize(config, layout, shapes, tensors.names);
   const lengths = tensors.arrays.map((a) => a.length);
+  const write = start?.take(tensors.names, tensors.shapes);
   const backend = await makeBackend(layout);
   try {
     checkAttached(tensors, lengths);
@@ -277,7 +301,13 @@ export async function initState(
     for (let i = 0; i < tensors.names.length; i++) initial[tensors.names[i]] = tensors.arrays[i];
     backend.writeSection(PARAMS, initial);
     if (config.lookahead) backend.writeSection(SLOW, initial);
-    return restoreState(config, backend, { shapes, order: tensors.names });
+    write?.(backend);
+    return restoreState(config, backend, {
+      shapes,
+      order: tensors.names,
+      steps: start?.steps,
+      skipped: start?.skipped,
+    });
   } catch (error) {
     backend.dispose(); // its workers: no state holds them
     throw error;

@@ -237,7 +237,7 @@ Deno.test("an optimizer's option given to init or lookahead says it goes to the 
   for (const options of [{ momentum: 0.9 }, { devise: 1 }]) {
     await assert.rejects(
       () => adam().init(params, options as never),
-      (e: Error) => e instanceof TypeError && /; expected one of device$/.test(e.message),
+      (e: Error) => e instanceof TypeError && /; expected one of device, from$/.test(e.message),
     );
   }
   // What it says works.

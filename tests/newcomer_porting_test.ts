@@ -278,7 +278,9 @@ Deno.test("a tensor, or rows, added to the model after init say how to train the
   const hint =
     " (a state's tensors, and their lengths, are those given to init: a tensor, or rows, " +
     "added to the model later train in a state of their own, await opt.init({ name: values }), " +
-    "stepped beside this one, with its own step count, as PyTorch counts each parameter's)";
+    "stepped beside this one, with its own step count, as PyTorch counts each parameter's; or " +
+    "a new state of them all takes this one's moments and step count for the tensors it holds, " +
+    "await opt.init(params, { from: state }))";
   const grads = { emb: new Float32Array(4), w: new Float32Array(2) };
   assert.throws(
     () => step(state, { ...grads, head: new Float32Array(3) } as never),

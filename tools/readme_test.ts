@@ -6,8 +6,8 @@
  * folder of the database it opens (`Deno.openKv` creates none). The whole program after the Quick
  * start runs as written and prints what its comment says, and so does the conformance kit's
  * example; the serverless examples (optimistic, data-parallel, reading the checkpoint) run one
- * after the other on one database, and the training-loop features' example runs, each with
- * stand-ins for the reader's model and data. Every in-page link names a heading, and every link to a file of the repository names
+ * after the other on one database, and the training-loop features' example runs, and the one of a
+ * state made from another (init's `from`), each with stand-ins for the reader's model and data. Every in-page link names a heading, and every link to a file of the repository names
  * one that exists (and a heading of it, with an anchor). The demo's and the study's tables are
  * those of their committed runs.
  */
@@ -174,6 +174,18 @@ const grads = { "head.weight": new Float32Array(out * inp).fill(0.1), "head.bias
   const expected = Math.sqrt(15 * Math.fround(0.1) ** 2);
   assert.ok(Math.abs(norm - expected) < 1e-12, `clipping took the gradients' norm: ${norm}`);
   assert.equal(skipped, 0);
+});
+
+Deno.test("README: the example of a state made from another (init's option from) runs as written", async () => {
+  const [example] = blocks("ts").filter((b) => b.includes("{ from: state }"));
+  assert.ok(example !== undefined, "no example of init's option from");
+  // `head`, `body`, `headGrad` and `bodyGrad` stand for the reader's model and its gradients.
+  const standIns = `const head = new Float32Array(6).fill(0.5), body = new Float32Array(4).fill(1);
+const headGrad = (t: number) => new Float32Array(6).fill(0.1 / (t + 1));
+const bodyGrad = (t: number) => new Float32Array(4).fill(0.2 / (t + 1));
+`;
+  const printed = await run(standIns + example);
+  assert.deepEqual(printed, [[101, ["head.weight", "body.weight"]]]);
 });
 
 /** `markdown` without its fenced blocks (indented ones too). */
