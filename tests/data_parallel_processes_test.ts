@@ -128,7 +128,7 @@ Deno.test("data parallel: a process with more submits in flight than handoffLimi
   await onEachStore(async (store) => {
     // The window in which a process that had two submits in flight counts as busy: longer than
     // the test takes from those submits to the lone one's check, on a loaded machine too.
-    const leaseMs = 2000;
+    const leaseMs = 4000;
     for (const handoffLimit of [undefined, 2, Infinity]) {
       const trainer = dataParallel(store, { optimizer, init, pollMs: 5, leaseMs, handoffLimit });
       const base = handoffLimit === undefined ? 0 : handoffLimit === 2 ? 10 : 20;
@@ -138,7 +138,7 @@ Deno.test("data parallel: a process with more submits in flight than handoffLimi
       const ids = [`r${base + 1}`, `r${base + 2}`];
       // Two in flight: stored for the holder when the limit takes two, else kept here.
       const storing = handoffLimit !== undefined;
-      const ms = storing ? 3000 : 200;
+      const ms = storing ? 10_000 : 200;
       const records = await Promise.all(ids.map((id) => storedWithin(store, id, ms)));
       const pending = { state: "pending" };
       assert.deepEqual(records, storing ? [pending, pending] : [null, null], `${handoffLimit}`);
@@ -159,7 +159,7 @@ Deno.test("data parallel: a process with more submits in flight than handoffLimi
         const other = (await store.acquire("another process", 10_000))!;
         const lone = request(trainer, base + i);
         const stored = storing || wait > 0;
-        const record = await storedWithin(store, `r${base + i}`, stored ? 3000 : 200);
+        const record = await storedWithin(store, `r${base + i}`, stored ? 10_000 : 200);
         assert.deepEqual(record, stored ? pending : null, `${handoffLimit}, ${i}`);
         await store.release(other);
         const answer = await lone;
@@ -214,7 +214,10 @@ Deno.test("data parallel: a lease handed on to a process that has stopped asking
   // lease still the holder's), and the commit handed the lease on to it. The next submit
   // anywhere waited for that lease to expire: leaseMs.
   await onEachStore(async (store) => {
-    const leaseMs = 3000;
+    // Far longer than a lease handed on lasts (ten polls, at least 200 ms), so that a loaded
+    // machine's delays cannot make a submit that waited for the short term look like one that
+    // waited for the whole lease.
+    const leaseMs = 30_000;
     const gate = () => {
       let open!: () => void;
       const opened = new Promise<void>((resolve) => open = resolve);
@@ -252,7 +255,7 @@ Deno.test("data parallel: a lease handed on to a process that has stopped asking
     const started = Date.now();
     answers.set("r2", await request(other, 2));
     const took = Date.now() - started;
-    assert.ok(took < 1000, `the submit waited ${took} ms for the lease handed on`);
+    assert.ok(took < leaseMs / 3, `the submit waited ${took} ms for the lease handed on`);
     await checkStore(store, answers);
     await holder.close();
     await other.close();
