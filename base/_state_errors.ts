@@ -42,14 +42,16 @@ export const UNDEFINED_STATE_HINT = " (no state yet: make one with await opt.ini
  * for a TensorFlow.js optimizer of this library (`applyGradients` and `state`), to pass its
  * `state`; for a state of another copy of the library (its class has a state's getters, but is
  * not this copy's: two versions in node_modules, a bundle beside the package), that it is one,
- * and how to move it across. Empty for anything else.
+ * and how to move it across; for an empty plain object (a state copied by `structuredClone`,
+ * spread or JSON), how a state is carried. Empty for anything else.
  *
  * @example
  * ```ts
  * import { stateHint } from "./_state_errors.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(stateHint({}), "");
+ * assert.equal(stateHint({ w: 1 }), "");
+ * assert.match(stateHint({}), /structuredClone\(state\)/);
  * assert.match(stateHint(undefined), /optimizer\.state, is undefined until its first step/);
  * assert.match(stateHint({ applyGradients() {}, state: undefined }), /pass optimizer\.state/);
  * assert.match(stateHint(Promise.resolve()), /await/);
@@ -80,5 +82,17 @@ export function stateHint(value: unknown): string {
       "version: use one copy, or carry the state across with that copy's saveState and this " +
       "one's loadState)";
   }
+  if (Object.getPrototypeOf(value) === Object.prototype && Reflect.ownKeys(value).length === 0) {
+    return EMPTY_COPY_HINT;
+  }
   return "";
 }
+
+/**
+ * The hint of an empty plain object where a state goes: what `structuredClone(state)`,
+ * `{ ...state }` and `JSON.parse(JSON.stringify(state))` make of a state (which holds nothing of
+ * its own that they copy), as a serverless function may have stored it.
+ */
+const EMPTY_COPY_HINT = " (an empty object: structuredClone(state), { ...state } and JSON copy " +
+  "nothing of a state, whose tensors live in its backend; carry a state across with " +
+  "await saveState(state) and await loadState(bytes))";

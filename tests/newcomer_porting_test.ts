@@ -325,3 +325,26 @@ Deno.test("clipping under Keras' and PyTorch's names, and lookahead's k given ba
   );
   assert.equal(lookahead(radam(), { k: 5 }).settings.lookahead?.k, 5);
 });
+
+Deno.test("a state copied by structuredClone, spread or JSON (as a serverless function may store it) says how a state is carried", async () => {
+  // Each makes an empty object: a state's tensors live in its backend, not in fields a copy
+  // takes. Before, the error said only "got Object".
+  const state = await radam().init({ w: new Float32Array([1, 2]) });
+  const copies = [structuredClone(state), { ...state }, JSON.parse(JSON.stringify(state))];
+  for (const copy of copies) {
+    assert.throws(
+      () => step(copy as never, { w: new Float32Array(2) }),
+      saying(
+        TypeError,
+        "got Object (an empty object: structuredClone(state), { ...state } and JSON",
+      ),
+    );
+    await assert.rejects(
+      () => saveState(copy as never),
+      saying(TypeError, "await saveState(state)"),
+    );
+  }
+  assert.equal(state.step, 0);
+  // A plain object with fields of its own is not taken for such a copy.
+  assert.throws(() => step({ w: 1 } as never), (e: Error) => e.message.endsWith("got Object"));
+});
