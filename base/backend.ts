@@ -103,6 +103,8 @@ export function holdsCodes(backend: AnyBackend): backend is CompactHostBackend {
 /** A backend that decides on the device whether a step is taken (WebGPU). */
 export interface DeviceBackend<T = unknown> extends BackendBase<T> {
   readonly kind: "device";
+  /** The GPUDevice it runs on. */
+  readonly device: GPUDevice;
   /**
    * Throws if the backend can no longer step or be read (a lost GPU device); called before
    * anything of a step changes.
