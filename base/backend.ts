@@ -139,6 +139,17 @@ export interface DeviceBackend<T = unknown> extends BackendBase<T> {
    * checked) as they are: a restore that is exact.
    */
   writeCompact(k: number, data: Readonly<Record<string, CompactMoment>>): void;
+  /**
+   * Copies of the state of the tensors `names` alone, by name, read as the sections are read
+   * (after every step submitted so far): by section, the f32 values of their moments not held
+   * in 8 bits and of their slow weights; by moment, the codes and scales of those held in 8 bits.
+   */
+  readTensorState(names: readonly string[]): Promise<
+    Record<string, {
+      readonly sections: readonly (Float32Array | undefined)[];
+      readonly codes: readonly (CompactMoment | undefined)[];
+    }>
+  >;
 }
 
 /** A backend of either kind. */

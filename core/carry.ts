@@ -20,6 +20,7 @@ import {
   StateHandle,
   type StateInternals,
   stateInternals,
+  type Taking,
 } from "./state.ts";
 
 /**
@@ -54,16 +55,15 @@ import {
  *
  * On WebGPU: a CPU `from` goes into a WebGPU state through the host (its copy taken at the
  * call, uploaded once the state is made). A WebGPU `from` goes into a WebGPU state on its own
- * device (the one it runs on when option `device` is left out, also with backend `"auto"`;
- * another device is a TypeError) by a copy on the GPU, with no readback. Its step counts are
- * exact: init first waits for the device to report the steps submitted to `from` (as
- * `saveState` does), so a step it skipped (`nonFinite: "skip"`) counts as skipped, and a halt
- * (`"throw"`) at a step of it not yet reported makes init reject with that RangeError, once, as
- * `saveState` would (`from` then goes on from where it stopped: init it again). Await init
- * before stepping `from` again: a step of it meanwhile makes init reject with a TypeError (it
- * would copy a later step). A WebGPU `from` for
- * a state on a CPU backend is a TypeError (`loadState(await saveState(from))` makes a CPU state
- * of it, which may be `from`).
+ * device (the one it runs on where option `device` is left out with backend `"webgpu"`; another
+ * device is a TypeError) by a copy on the GPU, with no readback, and into a CPU state by a read
+ * back of the tensors kept alone (their bytes copied at the call). Its step counts are exact:
+ * init first waits for the device to report the steps submitted to `from` (as `saveState`
+ * does), so a step it skipped (`nonFinite: "skip"`) counts as skipped, and a halt (`"throw"`)
+ * at a step of it not yet reported makes init reject with that RangeError, once, as `saveState`
+ * would (`from` then goes on from where it stopped: init again). Await init before stepping
+ * `from` again: a step of it meanwhile makes init reject with a TypeError (its counts would be
+ * of a later step).
  *
  * @example Train the head, then the whole model
  * ```ts
@@ -123,27 +123,52 @@ function checkFrom(config: Settings<unknown>, from: unknown): StateInternals {
 
 /**
  * Checks `from` (init's option) against `config` at the call, for a new state on a CPU backend;
- * returns how the new state starts from it.
+ * returns how the new state starts from it: a WebGPU `from`'s state read back.
  */
 export function startFrom(config: Settings<unknown>, from: unknown): Start {
   const internals = checkFrom(config, from);
   const source = internals.backend;
-  if (!onHost(source)) {
-    throw new TypeError(
-      "Option from of init is a WebGPU state and this optimizer's state would go on the CPU " +
-        `(backend ${JSON.stringify(config.run.backend)}): make the new state on WebGPU too ` +
-        '(backend "webgpu" or "auto"), or from a CPU state of it, ' +
-        "loadState(await saveState(from))",
-    );
-  }
   return {
-    steps: internals.steps,
-    skipped: internals.skipped,
     take: (names, shapes) => {
-      const taken = takeState(source, keptNames(internals, names, shapes));
-      return (backend) => writeTaken(backend, taken);
+      const kept = keptNames(internals, names, shapes);
+      if (!onHost(source)) return readBack(from as OptimizerState<unknown>, source, kept);
+      const taken = takeState(source, kept);
+      const counts = { steps: internals.steps, skipped: internals.skipped };
+      return {
+        ready: Promise.resolve(),
+        counts: () => counts,
+        write: (backend) => writeTaken(backend, taken),
+      };
     },
   };
+}
+
+/**
+ * The read back of the state of `kept` from `state` on the WebGPU backend `source`: it copies
+ * them at the call, and settles once the device has reported the steps before it (rejecting with
+ * a halt of one of them, as reads do); a TypeError where `state` was stepped meanwhile.
+ */
+function readBack(
+  state: OptimizerState<unknown>,
+  source: DeviceBackend<unknown>,
+  kept: readonly string[],
+): Taking {
+  const taken: Taken[] = [];
+  let counts = { steps: 0, skipped: 0 };
+  const ready = source.readTensorState(kept).then((states) => {
+    checkUnstepped(state);
+    const now = stateInternals(state);
+    counts = { steps: now.steps, skipped: now.skipped };
+    for (const name of kept) {
+      const read = states[name];
+      taken.push({
+        name,
+        sections: [EXP_AVG, EXP_AVG_SQ, SLOW].map((s) => read.sections[s]),
+        codes: [...read.codes],
+      });
+    }
+  });
+  return { ready, counts: () => counts, write: (backend) => writeTaken(backend, taken) };
 }
 
 /** The GPUDevice of `from` where it is a live WebGPU state; else undefined (checked later). */

@@ -105,9 +105,9 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
           undefined,
           (key) => factoryOptionHintOf(settings, key),
         ) as GpuInitOptions & InitOptions;
-        // (A WebGPU from's device, as if given, where the backend may be WebGPU.)
+        // (A WebGPU from's device, as if given, with backend "webgpu".)
         const device = options.device ??
-          (/^(auto|webgpu)$/.test(settings.run.backend) ? deviceOfFrom(options.from) : undefined);
+          (settings.run.backend === "webgpu" ? deviceOfFrom(options.from) : undefined);
         where = placement(settings, device, hasGpuParams(params), "init");
         if (where === "device") return initOnWebGpu(settings, params, options);
         if (options.from !== undefined) start = startFrom(settings, options.from);
