@@ -103,6 +103,8 @@ export function holdsCodes(backend: AnyBackend): backend is CompactHostBackend {
 /** A backend that decides on the device whether a step is taken (WebGPU). */
 export interface DeviceBackend<T = unknown> extends BackendBase<T> {
   readonly kind: "device";
+  /** The GPUDevice it runs on. */
+  readonly device: GPUDevice;
   /**
    * Throws if the backend can no longer step or be read (a lost GPU device); called before
    * anything of a step changes.
@@ -137,6 +139,17 @@ export interface DeviceBackend<T = unknown> extends BackendBase<T> {
    * checked) as they are: a restore that is exact.
    */
   writeCompact(k: number, data: Readonly<Record<string, CompactMoment>>): void;
+  /**
+   * Copies of the state of the tensors `names` alone, by name, read as the sections are read
+   * (after every step submitted so far): by section, the f32 values of their moments not held
+   * in 8 bits and of their slow weights; by moment, the codes and scales of those held in 8 bits.
+   */
+  readTensorState(names: readonly string[]): Promise<
+    Record<string, {
+      readonly sections: readonly (Float32Array | undefined)[];
+      readonly codes: readonly (CompactMoment | undefined)[];
+    }>
+  >;
 }
 
 /** A backend of either kind. */

@@ -10,7 +10,7 @@
 import { described } from "../base/_errors.ts";
 import { stateHint } from "../base/_state_errors.ts";
 import { type CompactMoment, EXP_AVG, EXP_AVG_SQ, hasSection, SLOW } from "../base/arena.ts";
-import { holdsCodes, type HostBackend } from "../base/backend.ts";
+import { type DeviceBackend, holdsCodes, type HostBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
 import { label } from "../base/tensors.ts";
 import {
@@ -20,10 +20,11 @@ import {
   StateHandle,
   type StateInternals,
   stateInternals,
+  type Taking,
 } from "./state.ts";
 
 /**
- * Options of `init` for a state made from another (on the CPU backends: js, wasm, threads).
+ * Options of `init` for a state made from another (on the CPU backends and on WebGPU).
  *
  * `from` is a state of the same optimizer (see below) over another set of tensors, e.g. before
  * layers were unfrozen. Each tensor of the new params that `from` holds under its name takes
@@ -43,15 +44,26 @@ import {
  * Read at the call: `from` is left as it was, usable (a copy of what it holds is taken, as
  * `saveState` takes one, so steps of it before the Promise settles change nothing of the new
  * state). Dispose of it when done if it holds workers (option `threads`). Checked at the call,
- * changing nothing: `from` must be a live state of this library on a CPU backend (else a
- * TypeError: a consumed or disposed state, a WebGPU one, or this optimizer's backend `"webgpu"`,
- * which this option does not run on) of an optimizer of the same name (`radam`, `ranger`, …),
- * states format and hyperparameters but `lr` and `weightDecay` (those a parameter group can set
- * too), and the same LookAhead `k` and `alpha` (else a TypeError naming the setting: the moments
- * would not be those of this optimizer's rule). The learning rate, weight decay, groups,
- * clipping, `nonFinite`, `gc`, backend and threads may change. A tensor that `from` holds under
- * its name with another shape is a RangeError naming it and both shapes (its moments are not
- * carried silently into a resized tensor: give it a new name to start it fresh).
+ * changing nothing: `from` must be a live state of this library (else a TypeError: a consumed
+ * or disposed state) of an optimizer of the same name (`radam`, `ranger`, …), states format
+ * and hyperparameters but `lr` and `weightDecay` (those a parameter group can set too), and the
+ * same LookAhead `k` and `alpha` (else a TypeError naming the setting: the moments would not be
+ * those of this optimizer's rule). The learning rate, weight decay, groups, clipping,
+ * `nonFinite`, `gc`, backend and threads may change. A tensor that `from` holds under its name
+ * with another shape is a RangeError naming it and both shapes (its moments are not carried
+ * silently into a resized tensor: give it a new name to start it fresh).
+ *
+ * On WebGPU: a CPU `from` goes into a WebGPU state through the host (its copy taken at the
+ * call, uploaded once the state is made). A WebGPU `from` goes into a WebGPU state on its own
+ * device (the one it runs on where option `device` is left out with backend `"webgpu"`; another
+ * device is a TypeError) by a copy on the GPU, with no readback, and into a CPU state by a read
+ * back of the tensors kept alone (their bytes copied at the call). Its step counts are exact:
+ * init first waits for the device to report the steps submitted to `from` (as `saveState`
+ * does), so a step it skipped (`nonFinite: "skip"`) counts as skipped, and a halt (`"throw"`)
+ * at a step of it not yet reported makes init reject with that RangeError, once, as `saveState`
+ * would (`from` then goes on from where it stopped: init again). Await init before stepping
+ * `from` again: a step of it meanwhile makes init reject with a TypeError (its counts would be
+ * of a later step).
  *
  * @example Train the head, then the whole model
  * ```ts
@@ -75,17 +87,17 @@ export interface InitOptions {
 }
 
 /** The state of one tensor taken from `from`: f32 sections by index, codes by moment. */
-interface Taken {
+export interface Taken {
   readonly name: string;
   readonly sections: (Float32Array | undefined)[];
   readonly codes: (CompactMoment | undefined)[];
 }
 
 /**
- * Checks `from` (init's option) against `config`, the optimizer's settings, at the call
- * (`onDevice`: the new state would go on WebGPU); returns how the new state starts from it.
+ * `from` (init's option) checked against `config`, the optimizer's settings, at the call: a
+ * live state of this library of the same optimizer; else a TypeError.
  */
-export function startFrom(config: Settings<unknown>, from: unknown, onDevice: boolean): Start {
+function checkFrom(config: Settings<unknown>, from: unknown): StateInternals {
   if (!(from instanceof StateHandle)) {
     throw new TypeError(
       `Option from of init must be an optimizer state made by init() or step(), got ${
@@ -99,13 +111,6 @@ export function startFrom(config: Settings<unknown>, from: unknown, onDevice: bo
   } catch (error) {
     throw new TypeError(`Option from of init: ${(error as Error).message}`, { cause: error });
   }
-  if (onDevice || !onHost(internals.backend)) {
-    throw new TypeError(
-      `Option from of init runs on the CPU backends (js, wasm, threads) only, not on WebGPU: ${
-        onDevice ? "this optimizer's state would go on WebGPU" : "from is a WebGPU state"
-      }`,
-    );
-  }
   const difference = settingsDifference(config, internals.config);
   if (difference !== undefined) {
     throw new TypeError(
@@ -113,15 +118,153 @@ export function startFrom(config: Settings<unknown>, from: unknown, onDevice: bo
         `settings but lr and weightDecay: ${difference}`,
     );
   }
+  return internals;
+}
+
+/**
+ * Checks `from` (init's option) against `config` at the call, for a new state on a CPU backend;
+ * returns how the new state starts from it: a WebGPU `from`'s state read back.
+ */
+export function startFrom(config: Settings<unknown>, from: unknown): Start {
+  const internals = checkFrom(config, from);
   const source = internals.backend;
   return {
-    steps: internals.steps,
-    skipped: internals.skipped,
     take: (names, shapes) => {
-      const taken = takeState(internals, source, names, shapes);
-      return (backend) => writeTaken(backend, taken);
+      const kept = keptNames(internals, names, shapes);
+      if (!onHost(source)) return readBack(from as OptimizerState<unknown>, source, kept);
+      const taken = takeState(source, kept);
+      const counts = { steps: internals.steps, skipped: internals.skipped };
+      return {
+        ready: Promise.resolve(),
+        counts: () => counts,
+        write: (backend) => writeTaken(backend, taken),
+      };
     },
   };
+}
+
+/**
+ * The read back of the state of `kept` from `state` on the WebGPU backend `source`: it copies
+ * them at the call, and settles once the device has reported the steps before it (rejecting with
+ * a halt of one of them, as reads do); a TypeError where `state` was stepped meanwhile.
+ */
+function readBack(
+  state: OptimizerState<unknown>,
+  source: DeviceBackend<unknown>,
+  kept: readonly string[],
+): Taking {
+  const taken: Taken[] = [];
+  let counts = { steps: 0, skipped: 0 };
+  const ready = source.readTensorState(kept).then((states) => {
+    checkUnstepped(state);
+    const now = stateInternals(state);
+    counts = { steps: now.steps, skipped: now.skipped };
+    for (const name of kept) {
+      const read = states[name];
+      taken.push({
+        name,
+        sections: [EXP_AVG, EXP_AVG_SQ, SLOW].map((s) => read.sections[s]),
+        codes: [...read.codes],
+      });
+    }
+  });
+  return { ready, counts: () => counts, write: (backend) => writeTaken(backend, taken) };
+}
+
+/** The GPUDevice of `from` where it is a live WebGPU state; else undefined (checked later). */
+export function deviceOfFrom(from: unknown): GPUDevice | undefined {
+  if (!(from instanceof StateHandle)) return undefined;
+  try {
+    const backend = stateInternals(from).backend;
+    return onHost(backend) ? undefined : backend.device;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * How a new WebGPU state starts from `from`: `settle`, then (synchronously) `counts` and the
+ * copy, of `taken` (a CPU `from`'s, copied at the call) or of `names` on the GPU from `source`.
+ */
+export interface DeviceStart {
+  /** `from`'s device, where it is a WebGPU state: the new state goes on it. */
+  readonly device?: GPUDevice;
+  /** Waits for `from`'s counts to be exact; a TypeError where it was stepped meanwhile. */
+  readonly settle: () => Promise<void>;
+  /** The step counts the new state starts at (after `settle`). */
+  readonly counts: () => { steps: number; skipped: number };
+  /** A CPU `from`'s state of the tensors kept, copied at the call. */
+  readonly taken?: readonly Taken[];
+  /** A WebGPU `from`'s backend and the tensors kept, copied on the GPU after `settle`. */
+  readonly source?: DeviceBackend<unknown>;
+  readonly names: readonly string[];
+}
+
+/**
+ * Checks `from` (init's option) against `config` at the call, for a new WebGPU state of the
+ * tensors `names` of `shapes` on `device` (init's option, if given); returns how it starts.
+ */
+export function startFromOnDevice(
+  config: Settings<unknown>,
+  from: unknown,
+  names: readonly string[],
+  shapes: readonly (readonly number[])[],
+  device: GPUDevice | undefined,
+): DeviceStart {
+  const internals = checkFrom(config, from);
+  const source = internals.backend;
+  const kept = keptNames(internals, names, shapes);
+  if (onHost(source)) {
+    const taken = takeState(source, kept);
+    const counts = { steps: internals.steps, skipped: internals.skipped };
+    return { settle: () => Promise.resolve(), counts: () => counts, taken, names: kept };
+  }
+  if (device !== undefined && device !== source.device) {
+    throw new TypeError(
+      `Option from of init is a state on GPUDevice ${deviceLabel(source.device)}, and option ` +
+        `device is another, ${deviceLabel(device)}: a state's moments are copied on one device ` +
+        "(give the device of from, or none)",
+    );
+  }
+  const state = from as OptimizerState<unknown>;
+  return {
+    device: source.device,
+    source,
+    names: kept,
+    settle: async () => {
+      await source.counter.settle();
+      checkUnstepped(state);
+      // A halt of a step before the call: reported, as saveState reports it (once).
+      const fault = source.counter.takeFault();
+      if (fault) throw fault;
+    },
+    counts: () => {
+      const now = stateInternals(state);
+      return { steps: now.steps, skipped: now.skipped };
+    },
+  };
+}
+
+/** A GPUDevice in words: its label, if it has one. */
+function deviceLabel(device: GPUDevice): string {
+  return device.label ? JSON.stringify(device.label) : "(no label)";
+}
+
+/**
+ * Throws a TypeError where `state` (init's `from`, on WebGPU) was stepped or disposed while init
+ * waited for the device to report its steps: it would give the state of a later step.
+ */
+function checkUnstepped(state: OptimizerState<unknown>): void {
+  try {
+    stateInternals(state);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    throw new TypeError(
+      `Option from of init: ${error.message} before init() read it (on WebGPU it first waits ` +
+        "for the GPU to report its steps): await init(params, { from }) before the next step",
+      { cause: error },
+    );
+  }
 }
 
 /** What differs, in words, between the settings of `from` and the optimizer's; else undefined. */
@@ -148,18 +291,16 @@ function settingsDifference(
 }
 
 /**
- * Copies of the state `source` holds of each of `names` (the new params', of `shapes`) that it
- * holds; a RangeError, before anything is copied, for one held with another shape.
+ * The names of `names` (the new params', of `shapes`) that `from` (its `internals`) holds; a
+ * RangeError for one held with another shape.
  */
-function takeState(
+function keptNames(
   internals: StateInternals,
-  source: HostBackend,
   names: readonly string[],
   shapes: readonly (readonly number[])[],
-): Taken[] {
-  const layout = source.layout;
-  const at = new Map(layout.names.map((name, i) => [name, i]));
-  const kept = names.filter((name, j) => {
+): string[] {
+  const at = new Map(internals.backend.layout.names.map((name, i) => [name, i]));
+  return names.filter((name, j) => {
     const i = at.get(name);
     if (i === undefined) return false;
     const held = internals.shapes[i];
@@ -173,6 +314,11 @@ function takeState(
     }
     return true;
   });
+}
+
+/** Copies of the state `source` holds of each of `kept`. */
+function takeState(source: HostBackend, kept: readonly string[]): Taken[] {
+  const layout = source.layout;
   const sections = [EXP_AVG, EXP_AVG_SQ, SLOW].map((s) =>
     hasSection(layout, s) ? source.viewSection(s) : undefined
   );

@@ -14,7 +14,7 @@ import type { Params } from "../base/tensors.ts";
 import type { GpuParams, GpuTensor } from "../gpu/gpu_tensors.ts";
 import { factoryOptionHintOf, resolveLookahead, resolveOptions } from "./options.ts";
 import type { Origin } from "./origins.ts";
-import { type InitOptions, startFrom } from "./carry.ts";
+import { deviceOfFrom, type InitOptions, startFrom, startFromOnDevice } from "./carry.ts";
 import { placement } from "./select.ts";
 import { initState, type OptimizerState, type Start } from "./state.ts";
 import { checkWebGpuInit, type GpuInitOptions, hasGpuParams } from "./webgpu_checks.ts";
@@ -64,9 +64,9 @@ export interface Optimizer<H = CommonHyperparameters> {
    * bind them) and the state's slots are {@linkcode GpuTensor}s.
    * An explicit `"webgpu"` where no adapter exists throws; it never falls back silently.
    *
-   * With `{ from: state }` ({@linkcode InitOptions}), a CPU state whose tensors that `state`
-   * holds too take their moments, slow weights and step count from it (layers unfrozen, a head
-   * added or dropped).
+   * With `{ from: state }` ({@linkcode InitOptions}), a state whose tensors that `state` holds
+   * too take their moments, slow weights and step count from it (layers unfrozen, a head added
+   * or dropped), on the CPU or on WebGPU.
    */
   init(params: Params): Promise<OptimizerState>;
   /** Starts a state from another one's moments and step count (see {@linkcode InitOptions}). */
@@ -105,14 +105,15 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
           undefined,
           (key) => factoryOptionHintOf(settings, key),
         ) as GpuInitOptions & InitOptions;
-        where = placement(settings, options.device, hasGpuParams(params), "init");
-        if (options.from !== undefined) {
-          start = startFrom(settings, options.from, where === "device");
-        }
+        // (A WebGPU from's device, as if given, with backend "webgpu".)
+        const device = options.device ??
+          (settings.run.backend === "webgpu" ? deviceOfFrom(options.from) : undefined);
+        where = placement(settings, device, hasGpuParams(params), "init");
+        if (where === "device") return initOnWebGpu(settings, params, options);
+        if (options.from !== undefined) start = startFrom(settings, options.from);
       } catch (error) {
         return Promise.reject(error);
       }
-      if (where === "device") return initOnWebGpu(settings, params, options);
       return initState(settings, params as Params, where, start);
     },
   });
@@ -125,11 +126,18 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
 async function initOnWebGpu(
   settings: Settings<unknown>,
   params: unknown,
-  options: GpuInitOptions,
+  options: GpuInitOptions & InitOptions,
 ): Promise<OptimizerState<GpuTensor>> {
   const checked = checkWebGpuInit(settings, params, options);
+  const from = options.from === undefined ? undefined : startFromOnDevice(
+    settings,
+    options.from,
+    checked.names,
+    checked.shapes,
+    options.device,
+  );
   const { initCheckedWebGpuState } = await import("./webgpu_state.ts");
-  return initCheckedWebGpuState(settings, checked, options);
+  return initCheckedWebGpuState(settings, checked, options, undefined, from);
 }
 
 /** The optimizer of the registry's `origin` with `options` (a factory's body). */

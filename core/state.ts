@@ -263,18 +263,21 @@ export type BackendFactory = (layout: ArenaLayout) => Promise<HostBackend>;
  * core/carry.ts).
  */
 export interface Start {
-  /** The step counts it starts at. */
-  readonly steps: number;
-  readonly skipped: number;
   /**
    * Called at the call with the checked tensors (names and shapes, in the order given): takes
-   * what they start from (or throws, changing nothing), and returns what writes it into the new
-   * backend once its params and slow weights are written.
+   * what they start from (or throws, changing nothing).
    */
-  readonly take: (
-    names: readonly string[],
-    shapes: readonly (readonly number[])[],
-  ) => (backend: HostBackend) => void;
+  readonly take: (names: readonly string[], shapes: readonly (readonly number[])[]) => Taking;
+}
+
+/** What a new state takes from another, being read: `ready`, then `counts` and `write`. */
+export interface Taking {
+  /** Settles once it is read (at once from a CPU state; a WebGPU one's is read back). */
+  readonly ready: Promise<void>;
+  /** The step counts the new state starts at. */
+  readonly counts: () => { steps: number; skipped: number };
+  /** Writes it into the new backend, once its params and slow weights are written. */
+  readonly write: (backend: HostBackend) => void;
 }
 
 /**
@@ -293,7 +296,8 @@ export async function initState(
   const shapes = inLayoutOrder(layout, tensors.names, tensors.shapes);
   checkSavableSize(config, layout, shapes, tensors.names);
   const lengths = tensors.arrays.map((a) => a.length);
-  const write = start?.take(tensors.names, tensors.shapes);
+  const taking = start?.take(tensors.names, tensors.shapes);
+  await taking?.ready;
   const backend = await makeBackend(layout);
   try {
     checkAttached(tensors, lengths);
@@ -301,13 +305,8 @@ export async function initState(
     for (let i = 0; i < tensors.names.length; i++) initial[tensors.names[i]] = tensors.arrays[i];
     backend.writeSection(PARAMS, initial);
     if (config.lookahead) backend.writeSection(SLOW, initial);
-    write?.(backend);
-    return restoreState(config, backend, {
-      shapes,
-      order: tensors.names,
-      steps: start?.steps,
-      skipped: start?.skipped,
-    });
+    taking?.write(backend);
+    return restoreState(config, backend, { shapes, order: tensors.names, ...taking?.counts() });
   } catch (error) {
     backend.dispose(); // its workers: no state holds them
     throw error;

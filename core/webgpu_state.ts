@@ -7,7 +7,14 @@
  *
  * @module
  */
-import type { ArenaLayout } from "../base/arena.ts";
+import {
+  type ArenaLayout,
+  type CompactMoment,
+  EXP_AVG,
+  EXP_AVG_SQ,
+  hasSection,
+  SLOW,
+} from "../base/arena.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
 import { label } from "../base/tensors.ts";
@@ -27,6 +34,8 @@ import {
   createWebGpuBackendSync,
   prepareWebGpu,
 } from "../gpu/webgpu_create.ts";
+import type { WebGpuBackend } from "../gpu/webgpu_backend.ts";
+import type { DeviceStart } from "./carry.ts";
 import { ruleOf } from "./origins.ts";
 import {
   checkAttached,
@@ -68,16 +77,19 @@ export async function initCheckedWebGpuState(
   checked: CheckedGpuParams,
   options: GpuInitOptions,
   limits?: Partial<GpuPlanLimits>,
+  from?: DeviceStart,
 ): Promise<OptimizerState<GpuTensor>> {
   checkGroupsMatch(config, checked.names);
-  const device = options.device ?? await requestLargeDevice();
+  const device = options.device ?? from?.device ?? await requestLargeDevice();
   await prepareOnLiveDevice(device, "init", () => prepareWebGpu(device, ruleOf(config)));
-  if (checked.device.size === 0) return startWebGpuState(config, checked, device, limits);
+  // (Then synchronously: a WebGPU from's state is copied as its counts say.)
+  await from?.settle();
+  if (checked.device.size === 0) return startWebGpuState(config, checked, device, limits, from);
   // The caller's buffers: the GPU alone finds one destroyed, or of another device.
   device.pushErrorScope("validation");
   let state: OptimizerState<GpuTensor>;
   try {
-    state = startWebGpuState(config, checked, device, limits);
+    state = startWebGpuState(config, checked, device, limits, from);
   } catch (error) {
     await device.popErrorScope();
     throw error;
@@ -118,6 +130,7 @@ function startWebGpuState(
   checked: CheckedGpuParams,
   device: GPUDevice,
   limits?: Partial<GpuPlanLimits>,
+  from?: DeviceStart,
 ): OptimizerState<GpuTensor> {
   // Float32Arrays checked at init's call, read only now (after its awaits).
   const host = [...checked.host];
@@ -148,7 +161,49 @@ function startWebGpuState(
     backend.writeHostParams(data);
   }
   backend.copyParamsToSlow();
-  return restoreState<GpuTensor>(config, backend, { shapes, order: checked.names });
+  if (from === undefined) {
+    return restoreState<GpuTensor>(config, backend, { shapes, order: checked.names });
+  }
+  let counts;
+  try {
+    writeStart(backend, from);
+    counts = from.counts();
+  } catch (error) {
+    backend.destroy();
+    throw error;
+  }
+  return restoreState<GpuTensor>(config, backend, { shapes, order: checked.names, ...counts });
+}
+
+/**
+ * Writes into a new state's `backend` (its params and fresh slow weights written) the state
+ * `start` takes: copied on the GPU from a WebGPU `from`, or uploaded from a CPU one's copies.
+ */
+function writeStart(backend: WebGpuBackend, start: DeviceStart): void {
+  if (start.source !== undefined) {
+    backend.copyStateFrom(start.source as WebGpuBackend, start.names);
+    return;
+  }
+  const layout = backend.layout;
+  const compact = new Set(layout.names.filter((_, i) => layout.compact[i]));
+  const taken = start.taken ?? [];
+  [EXP_AVG, EXP_AVG_SQ, SLOW].forEach((s, i) => {
+    if (!hasSection(layout, s)) return;
+    const data: Record<string, Float32Array> = {};
+    for (const t of taken) {
+      const values = t.sections[i];
+      if (values !== undefined && (s === SLOW || !compact.has(t.name))) data[t.name] = values;
+    }
+    if (Object.keys(data).length > 0) backend.writeSection(s, data);
+  });
+  layout.unsignedCodes.forEach((_, k) => {
+    const data: Record<string, CompactMoment> = {};
+    for (const t of taken) {
+      const c = t.codes[k];
+      if (c !== undefined && compact.has(t.name)) data[t.name] = c;
+    }
+    if (Object.keys(data).length > 0) backend.writeCompact(k, data);
+  });
 }
 
 /**

@@ -373,6 +373,11 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     writeCompact(this.#device, this.#sections, this.layout, k, data);
   }
 
+  /** The GPUDevice it runs on. */
+  get device(): GPUDevice {
+    return this.#device;
+  }
+
   /**
    * Copies, on the GPU, the state of the tensors `names` (moments, their codes and scales, slow
    * weights) from `source`, a state of the same rule on the same device holding each of them with

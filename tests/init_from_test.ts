@@ -252,10 +252,6 @@ Deno.test("init from: a bad from is a TypeError naming what is wrong, and change
     ],
     [radam({ eps: 1e-6 }).init(params, { from }), "its eps is 1e-8, this optimizer's 0.000001"],
     [lookahead(radam()).init(params, { from }), "it is a state of radam"],
-    [
-      radam({ backend: "webgpu" }).init(params, { from }),
-      "runs on the CPU backends (js, wasm, threads) only, not on WebGPU",
-    ],
   ];
   for (const [made, text] of cases) await assert.rejects(made, saying(TypeError, text));
   const ahead = await lookahead(radam(), { k: 5 }).init(params);

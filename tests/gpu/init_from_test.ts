@@ -1,0 +1,190 @@
+/**
+ * `init(params, { from })` on WebGPU (llvmpipe in CI): a WebGPU `from` into a WebGPU state (a
+ * copy on the GPU), a CPU `from` into a WebGPU state and back (through the host), with RAdam, Ranger
+ * and 8-bit RAdam, steps skipped by `nonFinite: "skip"` among those before the change. The
+ * reference: a state over the new set all along, its new tensor given zero gradients until the
+ * change (on the CPU for a CPU `from`, then loaded onto the device), stepped on the device after
+ * it alike: the same bits of params, moments, slow weights and counts. `from` is left as it was.
+ * Refused: a WebGPU `from` on another device, or stepped before init read it.
+ */
+import assert from "node:assert/strict";
+import {
+  dispose,
+  loadState,
+  type Optimizer,
+  type OptimizerState,
+  radam,
+  ranger,
+  readMoments,
+  readParams,
+  readSlowWeights,
+  saveState,
+  step,
+} from "../../mod.ts";
+import { bits, randoms, saying } from "../util.ts";
+import { adapter, device, ignore, noGpuErrors } from "./gpu_device.ts";
+
+type Factory = (options: Record<string, unknown>) => Optimizer<unknown>;
+
+const FACTORIES: Record<string, Factory> = {
+  radam: (o) => radam({ ...o, weightDecay: 0 }),
+  ranger: (o) => ranger({ ...o, weightDecay: 0, k: 3 }),
+  "radam 8bit": (o) => radam({ ...o, weightDecay: 0, states: "8bit" }),
+};
+
+/** Everything a state holds, as bits, by kind and tensor name (sorted). */
+async function contents(state: OptimizerState<unknown>): Promise<Map<string, string>> {
+  const slow = /ranger/.test(state.optimizer) ? await readSlowWeights(state) : {};
+  const parts = { params: await readParams(state), ...await readMoments(state), slow };
+  const out: [string, string][] = [["step", `${state.step}`], ["skipped", `${state.skippedSteps}`]];
+  for (const [kind, tensors] of Object.entries(parts)) {
+    for (const [name, values] of Object.entries(tensors as Record<string, Float32Array>)) {
+      out.push([`${kind}.${name}`, bits(values).join()]);
+    }
+  }
+  return new Map(out.sort(([x], [y]) => x < y ? -1 : 1));
+}
+
+/** Asserts `a` and `b` (`contents`) are the same bits, naming the first that differs. */
+function assertSame(a: Map<string, string>, b: Map<string, string>): void {
+  assert.deepEqual([...a.keys()], [...b.keys()]);
+  for (const [k, v] of a) assert.ok(v === b.get(k), `${k} differs`);
+}
+
+const LENGTHS = { a: 4100, b: 300, c: 4500 };
+const N = 5, M = 3;
+
+/** Gradient `k` of step `t` (a NaN one at the last step before the change, skipped). */
+function grad(length: number, t: number, k: number): Float32Array {
+  const g = randoms(length, 1000 + t * 7 + k);
+  if (t === N - 1) g[0] = NaN;
+  return g;
+}
+
+/** `contents` of the tensor `name` and the counts alone. */
+function only(all: Map<string, string>, name: string): Map<string, string> {
+  return new Map([...all].filter(([k]) => !k.includes(".") || k.endsWith(`.${name}`)));
+}
+
+type Place = "webgpu" | "js";
+
+/**
+ * From (over a and b, on `before`) into a state over a and c on `after`, against the reference
+ * over a and c all along (on `before`, moved to `after` at the change).
+ */
+async function carried(rule: string, before: Place, after: Place): Promise<void> {
+  const make = (backend: string) =>
+    FACTORIES[rule]({ lr: 1e-2, backend, nonFinite: "skip" }) as Optimizer;
+  const on = (place: Place) => place === "webgpu" ? { device: device! } : {};
+  const a0 = randoms(LENGTHS.a, 1), b0 = randoms(LENGTHS.b, 2), c0 = randoms(LENGTHS.c, 3);
+  // deno-lint-ignore no-explicit-any
+  let from: OptimizerState<any> = await make(before).init({ a: a0, b: b0 }, on(before));
+  // deno-lint-ignore no-explicit-any
+  let ref: OptimizerState<any> = await make(before).init({ a: a0, c: c0 }, on(before));
+  for (let t = 0; t < N; t++) {
+    from = step(from, { a: grad(LENGTHS.a, t, 0), b: grad(LENGTHS.b, t, 1) });
+    ref = step(ref, { a: grad(LENGTHS.a, t, 0), c: new Float32Array(LENGTHS.c) });
+  }
+  // (from's steps are not awaited before init: the copy waits for the device to report them.)
+  const { a } = await readParams(ref);
+  let state = await make(after).init({ c: c0, a }, { ...on(after), from });
+  assert.equal(state.backend === "webgpu", after === "webgpu");
+  assert.equal(state.step, N - 1);
+  assert.equal(state.skippedSteps, 1);
+  if (before !== after) {
+    const moved = await loadState(await saveState(ref), { backend: after, ...on(after) });
+    dispose(ref);
+    ref = moved;
+  }
+  // from is as it was: a's state and the counts as the reference's.
+  const kept = await contents(from);
+  assertSame(only(kept, "a"), only(await contents(ref), "a"));
+  for (let t = N; t < N + M; t++) {
+    const grads = { a: grad(LENGTHS.a, t, 0), c: grad(LENGTHS.c, t, 2) };
+    state = step(state, grads);
+    ref = step(ref, grads);
+  }
+  assertSame(await contents(state), await contents(ref));
+  assertSame(await contents(from), kept);
+  from = step(from, { a: grad(LENGTHS.a, 9, 0), b: grad(LENGTHS.b, 9, 1) });
+  assert.equal((await readParams(from)).a.length, LENGTHS.a);
+  for (const s of [from, state, ref]) dispose(s);
+}
+
+const PLACES: [Place, Place][] = [["webgpu", "webgpu"], ["js", "webgpu"], ["webgpu", "js"]];
+for (const rule of Object.keys(FACTORIES)) {
+  for (const [before, after] of PLACES) {
+    Deno.test({
+      name:
+        `webgpu init from: ${rule}, a ${before} from into a ${after} state, kept tensors bit for bit, at its step count`,
+      ignore,
+      fn: () => noGpuErrors(() => carried(rule, before, after)),
+    });
+  }
+}
+
+Deno.test({
+  name:
+    'webgpu init from: a WebGPU from goes on its device with backend "webgpu" and no device, on the CPU with "auto"',
+  ignore,
+  async fn() {
+    const from = await radam({ backend: "webgpu" }).init({ w: new Float32Array(8) }, { device });
+    const state = await radam({ backend: "webgpu" }).init({ w: new Float32Array(8) }, { from });
+    assert.equal(state.backend, "webgpu");
+    const auto = await radam().init({ w: new Float32Array(8) }, { from });
+    assert.notEqual(auto.backend, "webgpu");
+    for (const s of [from, state, auto]) dispose(s);
+  },
+});
+
+Deno.test({
+  name: "webgpu init from: from on another device is a TypeError, stepped before init read it too",
+  ignore,
+  async fn() {
+    const params = { w: new Float32Array([1, 2]) };
+    let from = await radam({ backend: "webgpu" }).init(params, { device });
+    from = step(from, { w: new Float32Array([1, 1]) });
+    const before = await contents(from);
+    const other = await adapter!.requestDevice();
+    await assert.rejects(
+      radam({ backend: "webgpu" }).init(params, { device: other, from }),
+      saying(TypeError, "Option from of init is a state on GPUDevice"),
+    );
+    other.destroy();
+    await assert.rejects(
+      radam({ backend: "webgpu" }).init({ w: new Float32Array(3) }, { from }),
+      saying(RangeError, "with shape [2], the params give it shape [3]"),
+    );
+    assertSame(await contents(from), before);
+    // Stepped before init read it: refused.
+    for (const backend of ["webgpu", "js"] as const) {
+      const made = radam({ backend }).init(params, { from });
+      from = step(from, { w: new Float32Array([1, 1]) });
+      await assert.rejects(made, saying(TypeError, "before init() read it"));
+    }
+    dispose(from);
+  },
+});
+
+for (const backend of ["webgpu", "js"] as const) {
+  Deno.test({
+    name:
+      `webgpu init from: a halt under nonFinite "throw" not yet reported rejects init (${backend}), once`,
+    ignore,
+    async fn() {
+      const opt = radam({ lr: 1e-2, nonFinite: "throw", backend: "webgpu" });
+      let from = await opt.init({ w: new Float32Array([1, 2]) }, { device });
+      from = step(from, { w: new Float32Array([1, 1]) });
+      from = step(from, { w: new Float32Array([NaN, 1]) }); // halts on the device
+      const next = radam({ lr: 1e-2, nonFinite: "throw", backend });
+      await assert.rejects(next.init({ w: new Float32Array(2) }, { from }), RangeError);
+      // Reported once: from goes on from where it stopped.
+      const state = await next.init({ w: new Float32Array(2) }, { from });
+      assert.equal(state.step, 1);
+      assertSame(only(await contents(state), "nothing"), only(await contents(from), "nothing"));
+      from = step(from, { w: new Float32Array([1, 1]) });
+      assert.equal((await readParams(from)).w.length, 2);
+      for (const s of [from, state]) dispose(s);
+    },
+  });
+}
