@@ -161,7 +161,8 @@ export function watchWorkers(workers: Worker[], release: Release): void {
 
 /**
  * Waits until every worker has finished the job started on `ints`' control block; throws if one
- * failed at it, or died (saying so in the control block, as it counted the job done), or
+ * failed at it, or died (saying so in the control block, as it counted the job done; or, died
+ * as the job began, without counting it: found once the progress word stands still), or
  * stopped with no word: the progress word stood still for `stallMs` of waiting (intervals
  * counted at most STALL_CHECK_MS each). Polls first for MAIN_SPIN_MS, then (where `canBlock`)
  * sleeps in a timed `Atomics.wait`, which costs what an untimed one does; else (a browser's main
@@ -194,8 +195,14 @@ export function join(ints: Int32Array, release: Release, canBlock: boolean, stal
     if (moved !== progress) {
       progress = moved;
       still = 0;
-    } else if ((still += Math.min(now - looked, STALL_CHECK_MS)) >= stallMs) {
-      throw failed(release, stoppedWhy(stallMs));
+    } else {
+      // A worker that died as the job began (after the check before it, before it was
+      // started) said so without counting it done: the others are done, its share never will.
+      const why = diedWhy(ints);
+      if (why !== undefined) throw failed(release, why);
+      if ((still += Math.min(now - looked, STALL_CHECK_MS)) >= stallMs) {
+        throw failed(release, stoppedWhy(stallMs));
+      }
     }
     looked = now;
     if (canBlock) Atomics.wait(ints, CONTROL.PENDING, pending, STALL_CHECK_MS);

@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { initState } from "../core/state.ts";
-import { CONTROL, type ThreadWorkerInit } from "../cpu/thread_worker.ts";
+import { CONTROL, DIED_EXITED, type ThreadWorkerInit } from "../cpu/thread_worker.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { PAGE_BYTES } from "../cpu/wasm_backend.ts";
 import { dispose, type OptimizerState, radam, step } from "../mod.ts";
@@ -148,5 +148,21 @@ Deno.test("a node:worker_threads worker that exits between steps fails the next 
     state,
     new RegExp(`^Error: ${FAILED} \\(it exited \\(exit code 5\\): process\\.exit in it`),
     /failed \(it exited \(exit code 5\)/,
+  );
+});
+
+Deno.test("a worker that dies as a step's job begins, before it could count the job its own, fails the step once the others are done, not after the stall bound", async () => {
+  // Its exit hook not called (as if it died after the check before the step, before the step
+  // was started: the hook found no job to count); it writes its word and exits as it takes the
+  // job, which it never counts done.
+  const prefix = "process.on = () => process; { const add = Atomics.add;\n" +
+    `Atomics.add = (a, i, v) => { if (i === ${CONTROL.PROGRESS}) { ` +
+    `Atomics.store(a, ${CONTROL.EXIT_CODE}, 9); Atomics.store(a, ${CONTROL.DIED}, ${DIED_EXITED}); ` +
+    "process.exit(9); } return add(a, i, v); }; }";
+  const state = await nodeWorkersFirstPrefixed(prefix, threaded);
+  await assertRefused(
+    state,
+    new RegExp(`^Error: ${FAILED} \\(it exited \\(exit code 9\\): process\\.exit in it`),
+    /failed \(it exited \(exit code 9\)/,
   );
 });
