@@ -6,6 +6,7 @@
  */
 import { described } from "./_errors.ts";
 import { bytesHint } from "./_input_hints.ts";
+import { isStateCopy } from "./_state_errors.ts";
 import { decodeBase64 } from "./_base64.ts";
 
 /**
@@ -33,7 +34,7 @@ function sourceHint(value: unknown): string {
     return ' (a checkpoint as base64 text: decode it, Node\'s Buffer.from(text, "base64"), ' +
       "or Uint8Array.from(atob(text), (c) => c.charCodeAt(0)))";
   }
-  if (value === "{}" || isEmptyRecord(value)) {
+  if (value === "{}" || isStateCopy(value)) {
     return " (an optimizer state through JSON, which writes it as {}: a state's checkpoint is " +
       "await saveState(state), bytes; keep those, or base64 text of them)";
   }
@@ -75,10 +76,4 @@ function isBase64Checkpoint(value: unknown): boolean {
   if (typeof value !== "string" || value.length < 16) return false;
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value)) return false;
   return decodeBase64(value.slice(0, 12))[8] === 0x7b;
-}
-
-/** Whether `value` is a plain object with no keys, as `JSON.stringify` writes a state: `{}`. */
-function isEmptyRecord(value: unknown): boolean {
-  return typeof value === "object" && value !== null &&
-    Object.getPrototypeOf(value) === Object.prototype && Object.keys(value).length === 0;
 }

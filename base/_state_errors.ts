@@ -82,10 +82,26 @@ export function stateHint(value: unknown): string {
       "version: use one copy, or carry the state across with that copy's saveState and this " +
       "one's loadState)";
   }
-  if (Object.getPrototypeOf(value) === Object.prototype && Reflect.ownKeys(value).length === 0) {
-    return EMPTY_COPY_HINT;
-  }
+  if (isStateCopy(value)) return EMPTY_COPY_HINT;
   return "";
+}
+
+/**
+ * Whether `value` is what `structuredClone(state)`, `{ ...state }` and
+ * `JSON.parse(JSON.stringify(state))` make of a state: a plain object with no keys, `{}`.
+ *
+ * @example
+ * ```ts
+ * import { isStateCopy } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isStateCopy(JSON.parse("{}")));
+ * assert.ok(!isStateCopy({ w: 1 }) && !isStateCopy(new Map()) && !isStateCopy(null));
+ * ```
+ */
+export function isStateCopy(value: unknown): boolean {
+  return typeof value === "object" && value !== null &&
+    Object.getPrototypeOf(value) === Object.prototype && Reflect.ownKeys(value).length === 0;
 }
 
 /**
