@@ -132,8 +132,7 @@ export function startFrom(config: Settings<unknown>, from: unknown): Start {
     take: (names, shapes) => {
       const kept = keptNames(internals, names, shapes);
       if (!onHost(source)) return readBack(from as OptimizerState<unknown>, source, kept);
-      const taken = takeState(source, kept);
-      const counts = { steps: internals.steps, skipped: internals.skipped };
+      const { taken, counts } = takenOnHost(internals, source, kept);
       return {
         ready: Promise.resolve(),
         counts: () => counts,
@@ -141,6 +140,16 @@ export function startFrom(config: Settings<unknown>, from: unknown): Start {
       };
     },
   };
+}
+
+/** The state of `kept` that a CPU `from` (`internals`, on `source`) holds, and its step counts. */
+function takenOnHost(
+  internals: StateInternals,
+  source: HostBackend,
+  kept: readonly string[],
+): { taken: Taken[]; counts: { steps: number; skipped: number } } {
+  const counts = { steps: internals.steps, skipped: internals.skipped };
+  return { taken: takeState(source, kept), counts };
 }
 
 /**
@@ -156,8 +165,7 @@ function readBack(
   const taken: Taken[] = [];
   let counts = { steps: 0, skipped: 0 };
   const ready = source.readTensorState(kept).then((states) => {
-    checkUnstepped(state);
-    const now = stateInternals(state);
+    const now = checkUnstepped(state);
     counts = { steps: now.steps, skipped: now.skipped };
     for (const name of kept) {
       const read = states[name];
@@ -215,8 +223,7 @@ export function startFromOnDevice(
   const source = internals.backend;
   const kept = keptNames(internals, names, shapes);
   if (onHost(source)) {
-    const taken = takeState(source, kept);
-    const counts = { steps: internals.steps, skipped: internals.skipped };
+    const { taken, counts } = takenOnHost(internals, source, kept);
     return { settle: () => Promise.resolve(), counts: () => counts, taken, names: kept };
   }
   if (device !== undefined && device !== source.device) {
@@ -231,15 +238,11 @@ export function startFromOnDevice(
     device: source.device,
     source,
     names: kept,
-    settle: async () => {
-      await source.counter.settle();
-      checkUnstepped(state);
-      // A halt of a step before the call: reported, as saveState reports it (once).
-      const fault = source.counter.takeFault();
-      if (fault) throw fault;
-    },
+    // A read of no tensor: it waits for the device's report of the steps before the call, and
+    // rejects with a halt of one of them, as saveState does (once).
+    settle: () => source.readTensorState([]).then(() => void checkUnstepped(state)),
     counts: () => {
-      const now = stateInternals(state);
+      const now = checkUnstepped(state);
       return { steps: now.steps, skipped: now.skipped };
     },
   };
@@ -254,9 +257,9 @@ function deviceLabel(device: GPUDevice): string {
  * Throws a TypeError where `state` (init's `from`, on WebGPU) was stepped or disposed while init
  * waited for the device to report its steps: it would give the state of a later step.
  */
-function checkUnstepped(state: OptimizerState<unknown>): void {
+function checkUnstepped(state: OptimizerState<unknown>): StateInternals {
   try {
-    stateInternals(state);
+    return stateInternals(state);
   } catch (error) {
     if (!(error instanceof TypeError)) throw error;
     throw new TypeError(
