@@ -85,6 +85,8 @@ export type TfOptimizerConfig = {
     /** The adapter's options `strict` and `warnOnSkip`. */
     strict: boolean;
     warnOnSkip: boolean;
+    /** The adapter's option `gradientAccumulationSteps`, where not 1 (older configs: absent). */
+    gradientAccumulationSteps?: number;
     /**
      * With parameter groups: each variable's group (0 for none, else 1 + its index in
      * `hyperparameters.groups`), the variables in the optimizer's order.
@@ -118,6 +120,9 @@ export function writeConfig(
       states: settings.run.states,
       strict: options.strict,
       warnOnSkip: options.warnOnSkip,
+      ...(options.gradientAccumulationSteps === 1
+        ? {}
+        : { gradientAccumulationSteps: options.gradientAccumulationSteps }),
       ...(tensors === undefined ? {} : { tensors }),
     },
   };
@@ -185,7 +190,11 @@ export function readConfig(
   }
   return {
     settings: loadedNames(settings, stored.tensorOrder ?? []),
-    options: { strict: s.strict === true, warnOnSkip: s.warnOnSkip !== false },
+    options: {
+      strict: s.strict === true,
+      warnOnSkip: s.warnOnSkip !== false,
+      gradientAccumulationSteps: (s.gradientAccumulationSteps ?? 1) as number,
+    },
   };
 }
 

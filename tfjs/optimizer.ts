@@ -30,6 +30,7 @@ import {
 import { keptFromCheckpoint } from "./from_checkpoint.ts";
 import { keptFromWeights } from "./set_weights.ts";
 import { weightsOf } from "./weights.ts";
+import { Accumulator, bothRead, disposeSums, splitWeights } from "./accumulate.ts";
 import { checkTfjsCore } from "./_core_check.ts";
 
 /** The error of a disposed optimizer used. */
@@ -54,7 +55,8 @@ checkTfjsCore(tf); // before `extends tf.Optimizer`: an empty module (tf.min.js)
  * (Left out of the generated docs with `@ignore`: `deno doc --lint` counts tfjs-core's types,
  * which this class extends and takes, as private to this package, denoland/deno#27364. Its
  * methods are those of `tf.Optimizer` plus `state`, `backend`, `settings`, `skippedSteps`,
- * `ready()`, `setLearningRate()` and `loadState()`; see the README's "TensorFlow.js" section.)
+ * `accumulatedBatches`, `ready()`, `setLearningRate()` and `loadState()`; see the README's
+ * "TensorFlow.js" section.)
  *
  * @example
  * ```ts
@@ -100,6 +102,8 @@ export class TfOptimizer extends tf.Optimizer {
   #calls = 0;
   /** The tensors getWeights gave, which the optimizer owns (see given.ts). */
   readonly #given = new GivenWeights();
+  /** The gradients summed towards the next step (option `gradientAccumulationSteps`). */
+  readonly #accumulator: Accumulator;
 
   /**
    * Use {@linkcode tfOptimizer}. `optimizer` is an optimizer value of this library (only its
@@ -109,6 +113,7 @@ export class TfOptimizer extends tf.Optimizer {
     super();
     this.#options = checkArguments(optimizer, options);
     this.#config = optimizer.settings as Settings;
+    this.#accumulator = new Accumulator(this.#options.gradientAccumulationSteps);
     this.iterations_ = 0;
   }
 
@@ -171,6 +176,11 @@ export class TfOptimizer extends tf.Optimizer {
     return this.state?.skippedSteps ?? this.#paths.kept.skipped;
   }
 
+  /** The `applyGradients` calls summed towards the next step (option `gradientAccumulationSteps`). */
+  get accumulatedBatches(): number {
+    return this.#accumulator.count;
+  }
+
   /**
    * Resolves when the worker threads of option `threads` have started (the first steps run on
    * one thread meanwhile, with the same results); the next step then runs on them. A failure to
@@ -225,10 +235,13 @@ export class TfOptimizer extends tf.Optimizer {
     this.#checkLive();
     const items = checkGradients(variableGradients);
     if (items.length === 0) return;
-    this.#paths.step(this.#config, this.#options.strict, items);
+    const { strict } = this.#options;
+    this.#accumulator.run(items, this.#paths.entries, strict, (step) => {
+      this.#paths.step(this.#config, strict, step);
+      this.iterations_ = this.state!.step;
+      this.#skips.afterStep(this.skippedSteps, this.#options.warnOnSkip);
+    });
     this.#calls++;
-    this.iterations_ = this.state!.step;
-    this.#skips.afterStep(this.skippedSteps, this.#options.warnOnSkip);
   }
 
   /**
@@ -255,7 +268,8 @@ export class TfOptimizer extends tf.Optimizer {
    * ⌊steps / 2³¹⌋]`, which `setWeights` takes back), then per moment the library keeps
    * (`exp_avg` → `<variable>/m`, `exp_avg_sq` → `<variable>/v`, SGD's `momentum_buffer` →
    * `<variable>/momentum_buffer`), one tensor per variable, then LookAhead's slow weights
-   * (`<variable>/slow`), all in the tfjs layout.
+   * (`<variable>/slow`), all in the tfjs layout; last, mid-accumulation (option
+   * `gradientAccumulationSteps`), `accum_count` and each sum, `<variable>/accum`.
    * With `states: "8bit"`, a moment held in 8 bits (a variable of 4096 elements or more) is two
    * tensors instead: `<variable>/m.codes` (int32, four codes to an int32) and
    * `<variable>/m.scales` (float32, one a block of 256), in the variable's order; those of a
@@ -316,6 +330,7 @@ export class TfOptimizer extends tf.Optimizer {
     this.#checkLive();
     const call = this.#given.begin();
     const state = this.state;
+    const accumulated = this.#accumulator.weights();
     // (Every read of the state starts in this call, before its first await: see weightsOf.)
     const read = weightsOf(
       this.#config,
@@ -325,10 +340,11 @@ export class TfOptimizer extends tf.Optimizer {
     // (setWeights or loadState may replace a GPU state meanwhile: it is kept until this read ends.)
     const weights = await (state === undefined ? read : this.#paths.gpu.reading(read)).catch(
       (error) => {
+        tf.dispose(accumulated.map((w) => w.tensor));
         this.#checkLive(); // (disposed meanwhile: the read of its state was refused)
         throw error;
       },
-    );
+    ).then((read) => read.concat(accumulated));
     if (this.#disposed) {
       // Disposed while the state was read: the tensors would have no owner.
       tf.dispose(weights.map((w) => w.tensor));
@@ -376,16 +392,23 @@ export class TfOptimizer extends tf.Optimizer {
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
     this.#checkLive();
     const calls = this.#calls;
-    const { steps, kept } = await keptFromWeights(this.#config, weightValues);
-    this.#checkLive();
-    this.#checkNoStepSince(calls, "setWeights(weights)");
-    if (kept.size > 0) {
-      const names = weightValues.map((w) => w.name).filter((n) => n !== "iter");
-      checkSomeTensorFits(kept, steps, this.#config.loop.gc, names);
+    const { rest, read } = splitWeights(weightValues, this.#accumulator.steps);
+    const [{ steps, kept }, sums] = await bothRead(keptFromWeights(this.#config, rest), read);
+    try {
+      this.#checkLive();
+      this.#checkNoStepSince(calls, "setWeights(weights)");
+      if (kept.size > 0) {
+        const names = rest.map((w) => w.name).filter((n) => n !== "iter");
+        checkSomeTensorFits(kept, steps, this.#config.loop.gc, names);
+      }
+    } catch (error) {
+      disposeSums(sums);
+      throw error;
     }
     // Nothing has changed so far; now replace the state (the skipped steps are the optimizer's
-    // own count: the weights do not carry one).
+    // own count: the weights do not carry one) and the gradients accumulated.
     this.#replaceState(kept, steps, this.skippedSteps);
+    if (sums !== undefined) this.#accumulator.load(sums);
   }
 
   /**
@@ -425,6 +448,7 @@ export class TfOptimizer extends tf.Optimizer {
   #replaceState(kept: Parameters<KeptStates["replace"]>[0], steps: number, skipped: number): void {
     this.#skips.replaced(this.skippedSteps, skipped);
     this.#paths.replace(kept, steps, skipped);
+    this.#accumulator.clear();
     this.iterations_ = steps;
   }
 
@@ -461,6 +485,7 @@ export class TfOptimizer extends tf.Optimizer {
   override dispose(): void {
     this.#disposed = true;
     this.#given.disposeAll();
+    this.#accumulator.clear();
     this.#paths.drop();
     super.dispose();
   }

@@ -35,10 +35,59 @@ export interface TfOptimizerOptions {
    * default) prints a warning with `console.warn`, once per optimizer. Default `true`.
    */
   warnOnSkip?: boolean;
+  /**
+   * N, the `applyGradients` calls whose gradients make one step (an integer from 1 to 2³¹ − 1,
+   * default 1: each call steps): a large batch's step from N small ones, as Keras's
+   * `gradient_accumulation_steps`. Calls 1 to N − 1 add their gradients into a sum per variable
+   * and change no variable or moment; the N-th adds its own and steps the mean, `sum / N`
+   * (computed as `tf.div(sum, N)` of the sums `tf.add` made, in call order: the same bits as one
+   * call given that mean). A variable absent from some calls steps with its sum over those it
+   * was in, over N; one disposed meanwhile is left out. The step count (`iterations`, the `iter`
+   * weight, a schedule's `t`) counts steps, not calls (Keras's `iterations` counts calls);
+   * `accumulatedBatches` gives the calls summed so far.
+   *
+   * The N-th call ends the accumulation whatever its step does: applied; skipped for a
+   * non-finite gradient in any of the N calls (`nonFinite: "skip"`: variables and moments
+   * unchanged, one step counted skipped, the sums dropped); or thrown (`"throw"`, at the N-th
+   * call: nothing changed but the sums dropped). A call refused by its checks (a gradient of
+   * the wrong shape; under `strict`, other variables than the state's or, before the first step,
+   * than the calls before) adds nothing.
+   *
+   * Memory: one float32 tensor the size of each variable, on tfjs's backend (the JS heap on
+   * `cpu`, tfjs's wasm heap on `wasm`, a GPU buffer on `webgpu`: no readback), plus the mean's
+   * at the N-th call; the first call's gradient is held as it is (no copy). `getWeights` gives
+   * the sums (`<variable>/accum` and the int32 `accum_count`, only between steps) and
+   * `setWeights` takes them back, so `model.save` with `includeOptimizer` resumes
+   * mid-accumulation; a checkpoint of `state` does not carry them (`loadState` drops them).
+   *
+   * @example Four batches of 8 make one step of 32
+   * ```ts
+   * import * as tf from "@tensorflow/tfjs-core";
+   * import "@tensorflow/tfjs-backend-cpu";
+   * import { radam } from "@optim/radam";
+   * import { tfOptimizer } from "@optim/radam/tfjs";
+   * import assert from "node:assert/strict";
+   *
+   * await tf.setBackend("cpu");
+   * const w = tf.variable(tf.tensor1d([1, 2]), true, "accumulated/w");
+   * const optimizer = tfOptimizer(radam({ lr: 0.1 }), { gradientAccumulationSteps: 4 });
+   * for (let batch = 0; batch < 8; batch++) {
+   *   const grad = tf.mul(w, 2);
+   *   optimizer.applyGradients({ [w.name]: grad });
+   *   grad.dispose();
+   * }
+   * assert.equal(optimizer.iterations, 2); // 8 calls, 2 steps
+   * optimizer.dispose();
+   * ```
+   */
+  gradientAccumulationSteps?: number;
 }
 
 /** The names of the adapter's options. */
-const ADAPTER_OPTIONS = ["strict", "warnOnSkip"] as const;
+const ADAPTER_OPTIONS = ["strict", "warnOnSkip", "gradientAccumulationSteps"] as const;
+
+/** The largest N of option `gradientAccumulationSteps` (its count is saved as an int32). */
+const MAX_ACCUMULATION = 2 ** 31 - 1;
 
 /** The adapter's options with their defaults (what its config stores). */
 export type AdapterOptions = Readonly<Required<TfOptimizerOptions>>;
@@ -82,12 +131,20 @@ export function checkArguments(
       factoryOptionHintOf(optimizer.settings, key, (call) => `tfOptimizer(${call})`) ||
       deviceHint(key),
   );
-  for (const key of ADAPTER_OPTIONS) {
+  for (const key of ["strict", "warnOnSkip"] as const) {
     if (options[key] !== undefined && typeof options[key] !== "boolean") {
       throw optionError(key, "a boolean", options[key], false);
     }
   }
-  return { strict: options.strict ?? false, warnOnSkip: options.warnOnSkip ?? true };
+  const steps = options.gradientAccumulationSteps ?? 1;
+  if (!Number.isInteger(steps) || steps < 1 || steps > MAX_ACCUMULATION) {
+    throw optionError("gradientAccumulationSteps", "an integer from 1 to 2³¹ − 1", steps);
+  }
+  return {
+    strict: options.strict ?? false,
+    warnOnSkip: options.warnOnSkip ?? true,
+    gradientAccumulationSteps: steps,
+  };
 }
 
 /** Whether `value` is a TensorFlow.js optimizer (what `tfOptimizer` returns has settings too). */

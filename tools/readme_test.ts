@@ -188,6 +188,24 @@ const bodyGrad = (t: number) => new Float32Array(4).fill(0.2 / (t + 1));
   assert.deepEqual(printed, [[101, ["head.weight", "body.weight"]]]);
 });
 
+Deno.test("README: the example of gradient accumulation in TensorFlow.js runs as written", async () => {
+  const [example] = blocks("ts").filter((b) => b.includes("gradientAccumulationSteps: 4 })"));
+  assert.ok(example !== undefined, "no example of option gradientAccumulationSteps");
+  // The full "@tensorflow/tfjs" is tfjs-core with its cpu backend and tfjs-layers.
+  const tfjs = `import * as core from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import * as layers from "@tensorflow/tfjs-layers";
+const tf = { ...core, ...layers };
+core.env().set("PROD", true);
+await tf.setBackend("cpu");
+`;
+  const printed = await run(tfjs + example.replace('import * as tf from "@tensorflow/tfjs";', ""));
+  const said =
+    /console\.log\(optimizer\.iterations, optimizer\.accumulatedBatches\); \/\/ (\d+) (\d+):/
+      .exec(example)!;
+  assert.deepEqual(printed, [[Number(said[1]), Number(said[2])]]);
+});
+
 /** `markdown` without its fenced blocks (indented ones too). */
 function unfenced(markdown: string): string {
   return markdown.replace(/^ *```[\s\S]*?^ *```$/gm, "");

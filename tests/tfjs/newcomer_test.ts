@@ -83,7 +83,10 @@ Deno.test("tfjs: an optimizer's option given to tfOptimizer says it goes to the 
   // Not an option of this optimizer (Adam has no momentum): no hint.
   assert.throws(
     () => tfOptimizer(adam(), { momentum: 0.9 } as never),
-    { message: "Unknown option momentum for tfOptimizer; expected one of strict, warnOnSkip" },
+    {
+      message:
+        "Unknown option momentum for tfOptimizer; expected one of strict, warnOnSkip, gradientAccumulationSteps",
+    },
   );
 });
 

@@ -1,0 +1,121 @@
+/**
+ * Option `gradientAccumulationSteps` on tfjs's webgpu backend: the sums are GPU tensors (no
+ * readback at any call), N calls step as one call given their mean, bit for bit, and a resume by
+ * `setWeights` mid-accumulation goes on as the uninterrupted run.
+ *
+ * Without a WebGPU adapter these tests fail, unless RADAM_NO_GPU=1 says the machine has none.
+ */
+import "@tensorflow/tfjs-backend-webgpu";
+import assert from "node:assert/strict";
+import { adam, ranger } from "../../mod.ts";
+import { type SettingsHolder, type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
+import { randoms, tf, uniqueNames, useBackend, webgpuTestOptions } from "./helpers.ts";
+
+const sanitize = await webgpuTestOptions();
+const named = uniqueNames("accumulate_webgpu");
+
+/** A kernel and a bias with seeded values, under new names. */
+function makeVars(seed: number): tf.Variable[] {
+  return tf.tidy(() => [
+    tf.variable(tf.tensor(randoms(40 * 3, seed), [40, 3]), true, named("kernel")),
+    tf.variable(tf.tensor(randoms(3, seed + 1), [3]), true, named("bias")),
+  ]);
+}
+
+/** The values of variables, read asynchronously (webgpu has no sync read). */
+function valuesOf(vars: tf.Variable[]): Promise<Float32Array[]> {
+  return Promise.all(vars.map(async (v) => (await v.data() as Float32Array).slice()));
+}
+
+/** Reads of tensor data back to the CPU while `f` runs. */
+function countReadbacks(f: () => void): number {
+  // deno-lint-ignore no-explicit-any
+  const backend = tf.backend() as any;
+  const { readSync, read } = backend;
+  let count = 0;
+  backend.readSync = (...args: unknown[]) => (count++, readSync.apply(backend, args));
+  backend.read = (...args: unknown[]) => (count++, read.apply(backend, args));
+  try {
+    f();
+  } finally {
+    backend.readSync = readSync;
+    backend.read = read;
+  }
+  return count;
+}
+
+/** A call of `opt` over `vars` with the gradients `grads`. */
+function call(opt: TfOptimizer, vars: tf.Variable[], grads: tf.Tensor[]): void {
+  opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
+}
+
+const RULES: [string, () => SettingsHolder][] = [
+  ["adam", () => adam({ lr: 0.05 })],
+  ["ranger", () => ranger({ lr: 0.05, k: 2 })],
+];
+
+for (const [label, make] of RULES) {
+  Deno.test({
+    name: `tfjs webgpu: ${label}: N = 2 calls are one call given their mean, with no readback`,
+    ...sanitize,
+    fn: async () => {
+      await useBackend("webgpu");
+      const a = makeVars(4), b = makeVars(4);
+      const opt = tfOptimizer(make(), { gradientAccumulationSteps: 2 });
+      const plain = tfOptimizer(make());
+      for (let step = 0; step < 3; step++) {
+        const grads = [0, 1].map((k) =>
+          a.map((v, i) => tf.tensor(randoms(v.size, 40 * step + 2 * k + i), v.shape))
+        );
+        const readbacks = countReadbacks(() => {
+          call(opt, a, grads[0]);
+          call(opt, a, grads[1]);
+        });
+        if (step > 0) assert.equal(readbacks, 0); // (the first step reads the variables)
+        const mean = tf.tidy(() => grads[0].map((g, i) => tf.div(tf.add(g, grads[1][i]), 2)));
+        call(plain, b, mean);
+        tf.dispose([...grads.flat(), ...mean]);
+      }
+      assert.equal(opt.iterations, 3);
+      assert.deepEqual(await valuesOf(a), await valuesOf(b));
+      opt.dispose();
+      plain.dispose();
+      tf.dispose([...a, ...b]);
+    },
+  });
+}
+
+Deno.test({
+  name: "tfjs webgpu: setWeights resumes mid-accumulation bit for bit",
+  ...sanitize,
+  fn: async () => {
+    await useBackend("webgpu");
+    const a = makeVars(8), b = makeVars(8);
+    const grads = [0, 1, 2, 3, 4].map((k) =>
+      a.map((v, i) => tf.tensor(randoms(v.size, 90 + 2 * k + i), v.shape))
+    );
+    const opt = tfOptimizer(adam({ lr: 0.05 }), { gradientAccumulationSteps: 3 });
+    for (let k = 0; k < 4; k++) call(opt, a, grads[k]);
+    const saved = (await opt.getWeights()).map((w) => ({
+      name: w.name.replace(a[0].name, b[0].name).replace(a[1].name, b[1].name),
+      tensor: tf.clone(w.tensor),
+    }));
+    assert.ok(saved.some((w) => w.name === `${b[0].name}/accum`));
+    a.forEach((v, i) => b[i].assign(v));
+    const resumed = tfOptimizer(adam({ lr: 0.05 }), { gradientAccumulationSteps: 3 });
+    await resumed.setWeights(saved);
+    for (let k = 4; k < 5; k++) {
+      call(opt, a, grads[k]);
+      call(resumed, b, grads[k]);
+    }
+    assert.equal(resumed.accumulatedBatches, 2);
+    const more = a.map((v) => tf.onesLike(v));
+    call(opt, a, more);
+    call(resumed, b, more);
+    assert.equal(resumed.iterations, 2);
+    assert.deepEqual(await valuesOf(a), await valuesOf(b));
+    opt.dispose();
+    resumed.dispose();
+    tf.dispose([...grads.flat(), ...more, ...a, ...b, ...saved.map((w) => w.tensor)]);
+  },
+});

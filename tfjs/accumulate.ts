@@ -1,0 +1,308 @@
+/**
+ * Gradient accumulation for the TensorFlow.js adapter (option `gradientAccumulationSteps`): the
+ * gradients of N `applyGradients` calls summed per variable, in tensors on tfjs's own backend,
+ * and their mean stepped through the normal step at the N-th call; the partial sums as optimizer
+ * weights (`<variable>/accum` and `accum_count`) for `getWeights` and `setWeights`.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { described } from "../base/_errors.ts";
+import {
+  changeError,
+  type GradItem,
+  inOrderOf,
+  type NamedTensor,
+  sameVariables,
+} from "./gradients.ts";
+import type { Entry } from "./layout.ts";
+import { baseName } from "./kept.ts";
+
+/** The weight that holds the micro-batches summed so far. */
+export const COUNT_WEIGHT = "accum_count";
+/** The suffix of a variable's partial sum among the weights. */
+export const SUM_SUFFIX = "/accum";
+
+/** One variable's partial sum: its variable (unknown for a sum loaded by `setWeights`). */
+interface Sum {
+  variable: tf.Variable | undefined;
+  sum: tf.Tensor;
+}
+
+/** Partial sums read from weights, to take once the weights' other checks passed. */
+export interface LoadedSums {
+  count: number;
+  sums: Map<string, tf.Tensor>;
+}
+
+/**
+ * The gradient accumulator of one optimizer: calls 1..N−1 add their gradients into per-variable
+ * sums (the first's tensor kept as it is, no copy); the N-th adds its own and steps the mean
+ * `sum / N`, whatever that step does (applied, skipped, or thrown), the sums then emptied.
+ *
+ * @example Four micro-batches make one step
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { Accumulator } from "./accumulate.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await tf.setBackend("cpu");
+ * const w = tf.variable(tf.zeros([2]), true, "accumulate-doc/w");
+ * const accumulator = new Accumulator(4);
+ * const means: number[][] = [];
+ * for (let i = 1; i <= 8; i++) {
+ *   const tensor = tf.fill([2], i);
+ *   accumulator.run([{ name: w.name, variable: w, tensor }], [], false, (items) => {
+ *     means.push([...items[0].tensor.dataSync()]);
+ *   });
+ *   tensor.dispose();
+ * }
+ * assert.deepEqual(means, [[2.5, 2.5], [6.5, 6.5]]);
+ * assert.equal(accumulator.count, 0);
+ * ```
+ */
+export class Accumulator {
+  /** N: the calls whose mean makes one step. */
+  readonly steps: number;
+  #count = 0;
+  readonly #sums = new Map<string, Sum>();
+  /** Whether some sum was loaded by `setWeights` and has no variable yet. */
+  #loaded = false;
+
+  /** An accumulator of `steps` calls (1: each call steps, nothing is held). */
+  constructor(steps: number) {
+    this.steps = steps;
+  }
+
+  /** The calls summed since the last step (0 to N − 1). */
+  get count(): number {
+    return this.#count;
+  }
+
+  /**
+   * One call: with N = 1, `step(items)`; else adds `items` to the sums, and at the N-th call
+   * steps their mean. `entries` are the state's variables, which option `strict` holds every call
+   * to (and, before the first step, those of the accumulation under way); a call that differs
+   * is then refused before anything changes.
+   */
+  run(
+    items: readonly GradItem[],
+    entries: readonly Entry[],
+    strict: boolean,
+    step: (items: readonly GradItem[]) => void,
+  ): void {
+    if (this.steps === 1) return step(items);
+    this.#matchLoadedNames(items); // (a refused call may rename a sum: the same it would be later)
+    if (strict) this.#checkSame(items, entries);
+    const last = this.#count + 1 === this.steps;
+    for (const item of items) this.#add(item);
+    this.#count++;
+    if (!last) return;
+    const means = this.#means();
+    if (means.length === 0) return; // (every variable summed was disposed: no step)
+    try {
+      step(means);
+    } finally {
+      tf.dispose(means.map((m) => m.tensor));
+    }
+  }
+
+  /** Under `strict`: throws the RangeError of a change where `items` are other variables. */
+  #checkSame(items: readonly GradItem[], entries: readonly Entry[]): void {
+    if (entries.length > 0) {
+      if (!sameVariables(entries, inOrderOf(entries, items))) throw changeError(entries, items);
+      return;
+    }
+    if (this.#count === 0) return;
+    const other = items.find((i) => !fits(this.#sums.get(i.name), i.variable)) ??
+      (items.length !== this.#sums.size ? items[0] : undefined);
+    if (other === undefined) return;
+    throw new RangeError(
+      `The variable ${
+        JSON.stringify(other.name)
+      } is not among the variables of the gradients accumulated so far, or they had one it has not (option strict: true refuses a change of the trained variables)`,
+    );
+  }
+
+  /**
+   * A loaded model's variables may be named `<name>_<n>` (kept.ts): a loaded sum whose name no
+   * gradient of `items` has goes to the one of them of its base name and shape without a sum of
+   * its own, where exactly one is, and no other loaded sum has that base name; else it stays
+   * (and is dropped at the step unless a call gives its variable a gradient).
+   */
+  #matchLoadedNames(items: readonly GradItem[]): void {
+    if (!this.#loaded) return;
+    const sums = this.#sums;
+    const orphans = [...sums].filter(([name, s]) =>
+      s.variable === undefined && !items.some((i) => i.name === name)
+    );
+    for (const [orphan, held] of orphans) {
+      const base = baseName(orphan);
+      const candidates = items.filter((i) =>
+        !sums.has(i.name) && baseName(i.name) === base &&
+        sameShape(i.variable.shape, held.sum.shape)
+      );
+      const others = orphans.filter(([o]) => o !== orphan && baseName(o) === base);
+      if (candidates.length !== 1 || others.length > 0) continue;
+      const renamed = [...sums].map(([n, s]) =>
+        [n === orphan ? candidates[0].name : n, s] as const
+      );
+      sums.clear();
+      for (const [n, s] of renamed) sums.set(n, s);
+    }
+  }
+
+  /** Adds one gradient to its variable's sum (a variable made again under the name: anew). */
+  #add(item: GradItem): void {
+    const held = this.#sums.get(item.name);
+    if (held === undefined || !fits(held, item.variable)) {
+      if (held !== undefined) held.sum.dispose();
+      this.#sums.delete(item.name);
+      this.#sums.set(item.name, { variable: item.variable, sum: tf.keep(tf.clone(item.tensor)) });
+      return;
+    }
+    const sum = tf.keep(tf.add(held.sum, item.tensor));
+    held.sum.dispose();
+    held.sum = sum;
+    held.variable = item.variable;
+  }
+
+  /**
+   * The step's gradients: each sum divided by N (a variable absent from some calls: its sum over
+   * those it was in, over N), the variables in the order first seen; sums of variables disposed
+   * since, or trainable no more, or loaded and given no gradient since, are dropped. Empties the
+   * sums.
+   */
+  #means(): GradItem[] {
+    const means: GradItem[] = [];
+    for (const [name, { variable: v, sum }] of this.#sums) {
+      if (v !== undefined && !v.isDisposed && v.trainable) {
+        means.push({ name, variable: v, tensor: tf.keep(tf.div(sum, this.steps)) });
+      }
+    }
+    this.clear();
+    return means;
+  }
+
+  /** Drops the sums (a state replaced: `setWeights`, `loadState`; or disposed). */
+  clear(): void {
+    for (const { sum } of this.#sums.values()) sum.dispose();
+    this.#sums.clear();
+    this.#count = 0;
+    this.#loaded = false;
+  }
+
+  /**
+   * The partial sums as weights, copies the caller owns (none between steps): `accum_count`
+   * (int32 scalar) then `<variable>/accum` per variable, in the order first seen.
+   */
+  weights(): NamedTensor[] {
+    if (this.#count === 0) return [];
+    const weights: NamedTensor[] = [{
+      name: COUNT_WEIGHT,
+      tensor: tf.scalar(this.#count, "int32"),
+    }];
+    for (const [name, { sum }] of this.#sums) {
+      weights.push({ name: name + SUM_SUFFIX, tensor: tf.clone(sum) });
+    }
+    return weights;
+  }
+
+  /** Replaces the sums with `loaded` (taken: disposed with the accumulator). */
+  load(loaded: LoadedSums): void {
+    this.clear();
+    for (const [name, sum] of loaded.sums) this.#sums.set(name, { variable: undefined, sum });
+    this.#count = loaded.count;
+    this.#loaded = true;
+  }
+}
+
+/** Whether `held` is the sum of `variable` (one loaded: of its shape). */
+function fits(held: Sum | undefined, variable: tf.Variable): boolean {
+  if (held === undefined) return false;
+  return held.variable === undefined
+    ? sameShape(held.sum.shape, variable.shape)
+    : held.variable === variable;
+}
+
+/** Whether two shapes are equal. */
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * Splits weights given to `setWeights` into the optimizer's own and the accumulator's, whose
+ * tensors are read at the call (`tf.clone`: a later dispose of them takes nothing from it).
+ * Throws a TypeError naming a sum that is not float32, or sums without `accum_count` (and the
+ * count without sums), nothing taken. `read` resolves to the sums (the caller disposes them if
+ * it takes them not), or rejects with a RangeError where the count is not an integer from 1 to
+ * N − 1 (`steps`: N), its clones disposed.
+ */
+export function splitWeights(
+  weights: readonly NamedTensor[],
+  steps: number,
+): { rest: NamedTensor[]; read: Promise<LoadedSums | undefined> } {
+  if (!Array.isArray(weights)) {
+    return { rest: weights as NamedTensor[], read: Promise.resolve(undefined) };
+  }
+  const rest: NamedTensor[] = [];
+  let count: tf.Tensor | undefined;
+  const sums = new Map<string, tf.Tensor>();
+  for (const w of weights) {
+    const name = typeof w?.name === "string" ? w.name : "";
+    if (name === COUNT_WEIGHT) count = w.tensor;
+    else if (name.endsWith(SUM_SUFFIX) && w.tensor instanceof tf.Tensor) {
+      if (w.tensor.dtype !== "float32") {
+        throw new TypeError(
+          `The weight ${
+            JSON.stringify(name)
+          } (a gradient accumulated) must be float32, got ${w.tensor.dtype}`,
+        );
+      }
+      sums.set(name.slice(0, -SUM_SUFFIX.length), w.tensor);
+    } else rest.push(w);
+  }
+  if (count === undefined && sums.size === 0) return { rest, read: Promise.resolve(undefined) };
+  if (!(count instanceof tf.Tensor) || count.size !== 1 || sums.size === 0) {
+    throw new TypeError(
+      `Weights of gradients accumulated (<variable>${SUM_SUFFIX}) come with their count, a scalar "${COUNT_WEIGHT}", and the count with at least one; got ${
+        count === undefined ? "no count" : `${described(count)} as the count`
+      } and ${sums.size} sums`,
+    );
+  }
+  const counted = count.data();
+  const clones = new Map([...sums].map(([name, t]) => [name, tf.keep(tf.clone(t))]));
+  const read = counted.then((values) => {
+    const n = values[0];
+    if (Number.isInteger(n) && n >= 1 && n < steps) return { count: n, sums: clones };
+    throw new RangeError(
+      `The weight "${COUNT_WEIGHT}" must be ${
+        steps === 1 ? "absent" : `an integer from 1 to ${steps - 1}`
+      } (option gradientAccumulationSteps is ${steps}), got ${n}`,
+    );
+  }).catch((error) => {
+    tf.dispose([...clones.values()]);
+    throw error;
+  });
+  return { rest, read };
+}
+
+/**
+ * Awaits both `taken` (the weights' other checks and reads) and `read` (their sums): resolves to
+ * both, or rejects with the first error (that of `taken` first), the sums disposed.
+ */
+export async function bothRead<T>(
+  taken: Promise<T>,
+  read: Promise<LoadedSums | undefined>,
+): Promise<[T, LoadedSums | undefined]> {
+  const [a, b] = await Promise.allSettled([taken, read]);
+  if (a.status === "fulfilled" && b.status === "fulfilled") return [a.value, b.value];
+  if (b.status === "fulfilled") disposeSums(b.value);
+  throw a.status === "rejected" ? a.reason : (b as PromiseRejectedResult).reason;
+}
+
+/** Disposes sums read but not taken. */
+export function disposeSums(loaded: LoadedSums | undefined): void {
+  if (loaded !== undefined) tf.dispose([...loaded.sums.values()]);
+}
