@@ -59,7 +59,7 @@ export interface Optimizer<H = CommonHyperparameters> {
    * naming the group and the tensors' names (else it would silently do nothing).
    *
    * With a second argument (`{ device }`, or `{}`), the state is a WebGPU one when the backend
-   * is `"webgpu"`, or `"auto"` with GPU params or a device: `params` may then also hold
+   * is `"webgpu"`, or `"auto"` with GPU params, a device or a WebGPU `from`: `params` may then also hold
    * `GPUBuffer`s (see {@linkcode GpuParams}; they are updated in place where the step kernel can
    * bind them) and the state's slots are {@linkcode GpuTensor}s.
    * An explicit `"webgpu"` where no adapter exists throws; it never falls back silently.
@@ -105,9 +105,10 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
           undefined,
           (key) => factoryOptionHintOf(settings, key),
         ) as GpuInitOptions & InitOptions;
-        // (A WebGPU from's device, as if given, with backend "webgpu".)
+        // (A WebGPU from's device, as if given, with backend "webgpu" or "auto".)
+        const choice = settings.run.backend;
         const device = options.device ??
-          (settings.run.backend === "webgpu" ? deviceOfFrom(options.from) : undefined);
+          (choice === "webgpu" || choice === "auto" ? deviceOfFrom(options.from) : undefined);
         where = placement(settings, device, hasGpuParams(params), "init");
         if (where === "device") return initOnWebGpu(settings, params, options);
         if (options.from !== undefined) start = startFrom(settings, options.from);
@@ -136,8 +137,12 @@ async function initOnWebGpu(
     checked.shapes,
     options.device,
   );
-  const { initCheckedWebGpuState } = await import("./webgpu_state.ts");
-  return initCheckedWebGpuState(settings, checked, options, undefined, from);
+  try {
+    const { initCheckedWebGpuState } = await import("./webgpu_state.ts");
+    return await initCheckedWebGpuState(settings, checked, options, undefined, from);
+  } finally {
+    from?.discard(); // (a WebGPU from's state held at the call: copied, or given up)
+  }
 }
 
 /** The optimizer of the registry's `origin` with `options` (a factory's body). */
