@@ -45,9 +45,10 @@ export interface Optimizer<H = CommonHyperparameters> {
   /**
    * Copies `params` into a new arena on the chosen backend and returns the state at step 0.
    * They are checked at the call and copied once the arena is made, after an await: leave them
-   * unchanged until the Promise settles (values written meanwhile would reach the state
-   * unchecked; a buffer transferred meanwhile, posted to a worker, makes it reject with a
-   * TypeError saying so).
+   * unchanged until the Promise settles (values written meanwhile reach the state as copied; a
+   * NaN or an infinity written meanwhile makes it reject with a RangeError, found in the copy,
+   * so that no state holds one unchecked; a buffer transferred meanwhile, posted to a worker,
+   * makes it reject with a TypeError saying so).
    *
    * `params` is a record of named `Float32Array`s, or one `Float32Array` (held under the name
    * `""`, `SINGLE_TENSOR_NAME`). Throws a TypeError for values that are not Float32Arrays and a

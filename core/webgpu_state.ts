@@ -39,6 +39,7 @@ import type { DeviceStart } from "./carry.ts";
 import { ruleOf } from "./origins.ts";
 import {
   checkAttached,
+  checkCopiedFinite,
   disposeState,
   inLayoutOrder,
   type OptimizerState,
@@ -159,6 +160,12 @@ function startWebGpuState(
     const data: Record<string, Float32Array> = {};
     for (const [i, array] of checked.host) data[checked.names[i]] = array;
     backend.writeHostParams(data);
+    try { // (written by copies taken now: the arrays hold what they copied)
+      checkCopiedFinite(Object.keys(data), data);
+    } catch (error) {
+      backend.destroy();
+      throw error;
+    }
   }
   backend.copyParamsToSlow();
   if (from === undefined) {
