@@ -10,7 +10,13 @@
 import { described } from "../base/_errors.ts";
 import { DISPOSED_STATE_MESSAGE, stateHint } from "../base/_state_errors.ts";
 import { EXP_AVG, EXP_AVG_SQ, hasSection, SLOW } from "../base/arena.ts";
-import { type HeldState, holdsCodes, type HostBackend, type TensorState } from "../base/backend.ts";
+import {
+  type DeviceBackend,
+  type HeldState,
+  holdsCodes,
+  type HostBackend,
+  type TensorState,
+} from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
 import { label } from "../base/tensors.ts";
 import {
@@ -158,7 +164,7 @@ function takenOnHost(
  * call, read once the device has reported the steps before it (rejecting with a halt of one of
  * them, as reads do).
  */
-function readBack(source: DeviceBackendOf, kept: readonly string[]): Taking {
+function readBack(source: DeviceBackend, kept: readonly string[]): Taking {
   const held = source.holdTensorState(kept);
   const taken: Taken[] = [];
   let counts = { steps: 0, skipped: 0 };
@@ -173,9 +179,6 @@ function readBack(source: DeviceBackendOf, kept: readonly string[]): Taking {
   })();
   return { ready, counts: () => counts, write: (backend) => writeTaken(backend, taken) };
 }
-
-/** The backend of a WebGPU state. */
-type DeviceBackendOf = Exclude<StateInternals["backend"], HostBackend>;
 
 /**
  * The step counts `held` holds, once settled; a TypeError where `from` was disposed before
