@@ -144,12 +144,49 @@ export interface DeviceBackend<T = unknown> extends BackendBase<T> {
    * (after every step submitted so far): by section, the f32 values of their moments not held
    * in 8 bits and of their slow weights; by moment, the codes and scales of those held in 8 bits.
    */
-  readTensorState(names: readonly string[]): Promise<
-    Record<string, {
-      readonly sections: readonly (Float32Array | undefined)[];
-      readonly codes: readonly (CompactMoment | undefined)[];
-    }>
-  >;
+  readTensorState(names: readonly string[]): Promise<Record<string, TensorState>>;
+  /**
+   * The state of the tensors `names` alone and the step counts, held as they are at the call
+   * (after every step submitted so far, and none submitted later): copied now on the device,
+   * into buffers of the hold's own (see {@linkcode HeldState}). A RangeError where the layout
+   * lacks one of them; throws, holding nothing, where the backend can no longer be read.
+   */
+  holdTensorState(names: readonly string[]): HeldState;
+}
+
+/**
+ * The state of one tensor (copies), by section index and by moment: the f32 values of its
+ * moments not held in 8 bits and of its slow weights (undefined for a section it lacks there),
+ * and the codes and scales of each moment it holds in 8 bits (undefined for the others; none in
+ * a state of 32-bit moments).
+ */
+export interface TensorState {
+  readonly sections: readonly (Float32Array | undefined)[];
+  readonly codes: readonly (CompactMoment | undefined)[];
+}
+
+/**
+ * Some tensors' state and the step counts of a device state, held on the device as they were
+ * at a point of its queue (`holdTensorState`): steps submitted later change nothing of it, and
+ * it holds buffers of its own until `discard`.
+ */
+export interface HeldState {
+  /**
+   * Resolves with the step counts at the hold once the device has reported the steps submitted
+   * before it; rejects with the halt or refusal of one of those (handed out once, as reads
+   * do), or where the state can no longer be read (disposed, its device lost). Never rejects
+   * unobserved: a hold given up unread needs no handler.
+   */
+  readonly settled: Promise<{ readonly steps: number; readonly skipped: number }>;
+  /** Copies of the state held, by tensor name (after `settled`). */
+  read(): Promise<Record<string, TensorState>>;
+  /**
+   * Copies the state held into `target`, a state of the same rule on the same device holding
+   * each tensor with the same length, in 8 bits or not alike (encoded and submitted now).
+   */
+  copyInto(target: DeviceBackend): void;
+  /** Frees the buffers it holds (idempotent); a read under way then rejects. */
+  discard(): void;
 }
 
 /** A backend of either kind. */

@@ -8,9 +8,15 @@
  * @module
  */
 import { described } from "../base/_errors.ts";
-import { stateHint } from "../base/_state_errors.ts";
-import { type CompactMoment, EXP_AVG, EXP_AVG_SQ, hasSection, SLOW } from "../base/arena.ts";
-import { type DeviceBackend, holdsCodes, type HostBackend } from "../base/backend.ts";
+import { DISPOSED_STATE_MESSAGE, stateHint } from "../base/_state_errors.ts";
+import { EXP_AVG, EXP_AVG_SQ, hasSection, SLOW } from "../base/arena.ts";
+import {
+  type DeviceBackend,
+  type HeldState,
+  holdsCodes,
+  type HostBackend,
+  type TensorState,
+} from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
 import { label } from "../base/tensors.ts";
 import {
@@ -55,15 +61,18 @@ import {
  *
  * On WebGPU: a CPU `from` goes into a WebGPU state through the host (its copy taken at the
  * call, uploaded once the state is made). A WebGPU `from` goes into a WebGPU state on its own
- * device (the one it runs on where option `device` is left out with backend `"webgpu"`; another
- * device is a TypeError) by a copy on the GPU, with no readback, and into a CPU state by a read
- * back of the tensors kept alone (their bytes copied at the call). Its step counts are exact:
- * init first waits for the device to report the steps submitted to `from` (as `saveState`
- * does), so a step it skipped (`nonFinite: "skip"`) counts as skipped, and a halt (`"throw"`)
- * at a step of it not yet reported makes init reject with that RangeError, once, as `saveState`
- * would (`from` then goes on from where it stopped: init again). Await init before stepping
- * `from` again: a step of it meanwhile makes init reject with a TypeError (its counts would be
- * of a later step).
+ * device (the one it runs on where option `device` is left out, with backend `"webgpu"` or
+ * `"auto"`: a WebGPU `from` makes `"auto"` pick WebGPU, as a device does; another device is a
+ * TypeError) by a copy on the GPU, with no readback, and into a CPU state (backend `"wasm"` or
+ * `"js"`) by a read back of the tensors kept alone. Either way its tensors kept and its step
+ * counts are taken at the call, as on the CPU: copied on its device (for a while as much GPU
+ * memory again as their state), with the device's counts at that point of its queue, so that
+ * steps of `from` before the Promise settles change nothing of the new state. Its step counts
+ * are exact: init waits for the device to report the steps submitted to `from` before the call
+ * (as `saveState` does), so a step it skipped (`nonFinite: "skip"`) counts as skipped, and a
+ * halt (`"throw"`) at one of them not yet reported makes init reject with that RangeError, once,
+ * as `saveState` would (`from` then goes on from where it stopped: init again). A WebGPU `from`
+ * disposed before init read it makes init reject with a TypeError.
  *
  * @example Train the head, then the whole model
  * ```ts
@@ -86,11 +95,9 @@ export interface InitOptions {
   from?: OptimizerState<unknown>;
 }
 
-/** The state of one tensor taken from `from`: f32 sections by index, codes by moment. */
-export interface Taken {
+/** The state of one tensor taken from `from`, and its name. */
+export interface Taken extends TensorState {
   readonly name: string;
-  readonly sections: (Float32Array | undefined)[];
-  readonly codes: (CompactMoment | undefined)[];
 }
 
 /**
@@ -131,7 +138,7 @@ export function startFrom(config: Settings<unknown>, from: unknown): Start {
   return {
     take: (names, shapes) => {
       const kept = keptNames(internals, names, shapes);
-      if (!onHost(source)) return readBack(from as OptimizerState<unknown>, source, kept);
+      if (!onHost(source)) return readBack(source, kept);
       const { taken, counts } = takenOnHost(internals, source, kept);
       return {
         ready: Promise.resolve(),
@@ -153,30 +160,41 @@ function takenOnHost(
 }
 
 /**
- * The read back of the state of `kept` from `state` on the WebGPU backend `source`: it copies
- * them at the call, and settles once the device has reported the steps before it (rejecting with
- * a halt of one of them, as reads do); a TypeError where `state` was stepped meanwhile.
+ * The read back of the state of `kept` from the WebGPU state `from` (its `source`): held at the
+ * call, read once the device has reported the steps before it (rejecting with a halt of one of
+ * them, as reads do).
  */
-function readBack(
-  state: OptimizerState<unknown>,
-  source: DeviceBackend<unknown>,
-  kept: readonly string[],
-): Taking {
+function readBack(source: DeviceBackend, kept: readonly string[]): Taking {
+  const held = source.holdTensorState(kept);
   const taken: Taken[] = [];
   let counts = { steps: 0, skipped: 0 };
-  const ready = source.readTensorState(kept).then((states) => {
-    const now = checkUnstepped(state);
-    counts = { steps: now.steps, skipped: now.skipped };
-    for (const name of kept) {
-      const read = states[name];
-      taken.push({
-        name,
-        sections: [EXP_AVG, EXP_AVG_SQ, SLOW].map((s) => read.sections[s]),
-        codes: [...read.codes],
-      });
+  const ready = (async () => {
+    try {
+      counts = await settledCounts(held);
+      const states = await held.read();
+      for (const name of kept) taken.push({ name, ...states[name] });
+    } finally {
+      held.discard();
     }
-  });
+  })();
   return { ready, counts: () => counts, write: (backend) => writeTaken(backend, taken) };
+}
+
+/**
+ * The step counts `held` holds, once settled; a TypeError where `from` was disposed before
+ * (its halt, or the loss of its device, as they are).
+ */
+async function settledCounts(held: HeldState): Promise<{ steps: number; skipped: number }> {
+  try {
+    return { ...await held.settled };
+  } catch (error) {
+    if (!(error instanceof TypeError) || error.message !== DISPOSED_STATE_MESSAGE) throw error;
+    throw new TypeError(
+      "Option from of init was disposed before init() read it (on WebGPU it first waits for " +
+        "the GPU to report its steps): await init(params, { from }) before dispose(from)",
+      { cause: error },
+    );
+  }
 }
 
 /** The GPUDevice of `from` where it is a live WebGPU state; else undefined (checked later). */
@@ -192,20 +210,22 @@ export function deviceOfFrom(from: unknown): GPUDevice | undefined {
 
 /**
  * How a new WebGPU state starts from `from`: `settle`, then (synchronously) `counts` and the
- * copy, of `taken` (a CPU `from`'s, copied at the call) or of `names` on the GPU from `source`.
+ * copy, of `taken` (a CPU `from`'s, copied at the call) or of `held` (a WebGPU `from`'s, held on
+ * its device at the call); `discard` once the state is made, or init failed.
  */
 export interface DeviceStart {
   /** `from`'s device, where it is a WebGPU state: the new state goes on it. */
   readonly device?: GPUDevice;
-  /** Waits for `from`'s counts to be exact; a TypeError where it was stepped meanwhile. */
+  /** Waits for `from`'s counts at the call to be known (a WebGPU `from`'s steps reported). */
   readonly settle: () => Promise<void>;
   /** The step counts the new state starts at (after `settle`). */
   readonly counts: () => { steps: number; skipped: number };
   /** A CPU `from`'s state of the tensors kept, copied at the call. */
   readonly taken?: readonly Taken[];
-  /** A WebGPU `from`'s backend and the tensors kept, copied on the GPU after `settle`. */
-  readonly source?: DeviceBackend<unknown>;
-  readonly names: readonly string[];
+  /** A WebGPU `from`'s state of the tensors kept, held on its device at the call. */
+  readonly held?: HeldState;
+  /** Frees what `held` holds (idempotent). */
+  readonly discard: () => void;
 }
 
 /**
@@ -224,7 +244,8 @@ export function startFromOnDevice(
   const kept = keptNames(internals, names, shapes);
   if (onHost(source)) {
     const { taken, counts } = takenOnHost(internals, source, kept);
-    return { settle: () => Promise.resolve(), counts: () => counts, taken, names: kept };
+    const settle = () => Promise.resolve();
+    return { settle, counts: () => counts, taken, discard: () => {} };
   }
   if (device !== undefined && device !== source.device) {
     throw new TypeError(
@@ -233,41 +254,20 @@ export function startFromOnDevice(
         "(give the device of from, or none)",
     );
   }
-  const state = from as OptimizerState<unknown>;
+  const held = source.holdTensorState(kept);
+  let counts = { steps: 0, skipped: 0 };
   return {
     device: source.device,
-    source,
-    names: kept,
-    // A read of no tensor: it waits for the device's report of the steps before the call, and
-    // rejects with a halt of one of them, as saveState does (once).
-    settle: () => source.readTensorState([]).then(() => void checkUnstepped(state)),
-    counts: () => {
-      const now = checkUnstepped(state);
-      return { steps: now.steps, skipped: now.skipped };
-    },
+    held,
+    settle: async () => void (counts = await settledCounts(held)),
+    counts: () => counts,
+    discard: () => held.discard(),
   };
 }
 
 /** A GPUDevice in words: its label, if it has one. */
 function deviceLabel(device: GPUDevice): string {
   return device.label ? JSON.stringify(device.label) : "(no label)";
-}
-
-/**
- * Throws a TypeError where `state` (init's `from`, on WebGPU) was stepped or disposed while init
- * waited for the device to report its steps: it would give the state of a later step.
- */
-function checkUnstepped(state: OptimizerState<unknown>): StateInternals {
-  try {
-    return stateInternals(state);
-  } catch (error) {
-    if (!(error instanceof TypeError)) throw error;
-    throw new TypeError(
-      `Option from of init: ${error.message} before init() read it (on WebGPU it first waits ` +
-        "for the GPU to report its steps): await init(params, { from }) before the next step",
-      { cause: error },
-    );
-  }
 }
 
 /** What differs, in words, between the settings of `from` and the optimizer's; else undefined. */
@@ -322,19 +322,22 @@ function keptNames(
 /** Copies of the state `source` holds of each of `kept`. */
 function takeState(source: HostBackend, kept: readonly string[]): Taken[] {
   const layout = source.layout;
-  const sections = [EXP_AVG, EXP_AVG_SQ, SLOW].map((s) =>
-    hasSection(layout, s) ? source.viewSection(s) : undefined
-  );
+  const held = [EXP_AVG, EXP_AVG_SQ, SLOW].filter((s) => hasSection(layout, s));
+  const views = held.map((s) => source.viewSection(s));
   const compact = holdsCodes(source) ? source : undefined;
   const codes = compact ? layout.unsignedCodes.map((_, k) => compact.viewCompact(k)) : [];
-  return kept.map((name) => ({
-    name,
-    sections: sections.map((views) => views?.[name]?.slice()),
-    codes: codes.map((views) => {
-      const c = views[name];
-      return c && { codes: c.codes.slice(), scales: c.scales.slice() };
-    }),
-  }));
+  return kept.map((name) => {
+    const sections: (Float32Array | undefined)[] = [];
+    held.forEach((s, i) => sections[s] = views[i][name]?.slice());
+    return {
+      name,
+      sections,
+      codes: codes.map((of) => {
+        const c = of[name];
+        return c && { codes: c.codes.slice(), scales: c.scales.slice() };
+      }),
+    };
+  });
 }
 
 /**
@@ -343,11 +346,11 @@ function takeState(source: HostBackend, kept: readonly string[]): Taken[] {
  * format, so in 8 bits (compact) or not alike.
  */
 function writeTaken(backend: HostBackend, taken: readonly Taken[]): void {
-  [EXP_AVG, EXP_AVG_SQ, SLOW].forEach((s, i) => {
+  [EXP_AVG, EXP_AVG_SQ, SLOW].forEach((s) => {
     if (!hasSection(backend.layout, s)) return;
     const views = backend.viewSection(s);
     for (const t of taken) {
-      const values = t.sections[i];
+      const values = t.sections[s];
       if (values !== undefined && views[t.name] !== undefined) views[t.name].set(values);
     }
   });

@@ -60,6 +60,7 @@ import {
   firstBadScale,
   firstBadValue,
   readTensors,
+  recheckTensors,
   restoreTensors,
   stateTensors,
 } from "./checkpoint_tensors.ts";
@@ -304,6 +305,7 @@ export async function loadCheckpoint(
       throw detachedError("the checkpoint's bytes", "loadState()", "bytes.slice()");
     }
     restoreTensors(backend, layout, kinds, data);
+    recheckTensors(names, kinds, data); // (changed during the await: refused, not loaded)
     return restoreState(config, backend, {
       steps,
       skipped,

@@ -245,15 +245,22 @@ function tensorValues(
 ): Float32Array {
   checkDtype(entry, "F32", tensorName, "f32 values");
   const values = floats(bytes, dataStart, entry);
-  const bad = firstBadValue(values, nonNegative);
-  if (bad >= 0) {
-    throw new CheckpointError(
-      `Tensor ${JSON.stringify(tensorName)}[${bad}] is ${values[bad]}; expected a finite${
-        nonNegative ? " non-negative" : ""
-      } number`,
-    );
-  }
+  const problem = valuesProblem(values, tensorName, nonNegative);
+  if (problem) throw new CheckpointError(problem);
   return values;
+}
+
+/** What is wrong with a tensor's f32 values (not finite, or negative with `nonNegative`). */
+function valuesProblem(
+  values: Float32Array,
+  tensorName: string,
+  nonNegative: boolean,
+): string | undefined {
+  const bad = firstBadValue(values, nonNegative);
+  if (bad < 0) return undefined;
+  return `Tensor ${JSON.stringify(tensorName)}[${bad}] is ${values[bad]}; expected a finite${
+    nonNegative ? " non-negative" : ""
+  } number`;
 }
 
 /** The smallest normal f32: a scale is 0 or at least this (a block of subnormals scales 0). */
@@ -293,30 +300,67 @@ function compactValues(
     );
   }
   const scales = floats(bytes, dataStart, scaleEntry);
-  for (let b = 0; b < blocks; b++) {
+  const problem = compactProblem({ codes, scales }, codesName);
+  if (problem) throw new CheckpointError(problem);
+  return { codes, scales };
+}
+
+/**
+ * What is wrong with a moment's codes and scales (`codesName`: its codes' tensor's): a scale
+ * not 0 nor a positive normal finite number, a signed code −128, a block of scale 0 with a code
+ * not 0.
+ */
+function compactProblem(held: CompactMoment, codesName: string): string | undefined {
+  const { codes, scales } = held;
+  const scalesName = codesName.replace(/\.codes$/, ".scales");
+  const n = codes.length;
+  for (let b = 0; b < scales.length; b++) {
     const s = scales[b];
     if (!(s === 0 || (s >= SMALLEST_NORMAL && s < Infinity))) {
-      throw new CheckpointError(
-        `Tensor ${
-          JSON.stringify(scalesName)
-        }[${b}] is ${s}; expected 0 or a positive normal finite number`,
-      );
+      return `Tensor ${
+        JSON.stringify(scalesName)
+      }[${b}] is ${s}; expected 0 or a positive normal finite number`;
     }
     const end = Math.min(n, (b + 1) * Q8_BLOCK);
     for (let i = b * Q8_BLOCK; i < end; i++) {
       const c = codes[i];
       if (c === -128 || (s === 0 && c !== 0)) {
-        throw new CheckpointError(
-          `Tensor ${JSON.stringify(codesName)}[${i}] is ${c}; ${
-            c === -128
-              ? "the signed code -128 is never written"
-              : `block ${b}'s scale is 0 (a block of zeros), so its codes must be 0`
-          }`,
-        );
+        return `Tensor ${JSON.stringify(codesName)}[${i}] is ${c}; ${
+          c === -128
+            ? "the signed code -128 is never written"
+            : `block ${b}'s scale is 0 (a block of zeros), so its codes must be 0`
+        }`;
       }
     }
   }
-  return { codes, scales };
+  return undefined;
+}
+
+/**
+ * Checks again, once copied into a state, the tensors of a file that `readTensors` checked
+ * (`data`, by kind then name; views of the caller's bytes): a RangeError where one no longer
+ * passes, its bytes changed during loadState's await (one more pass over the values, cheaper
+ * than a copy of the file at the call), rather than a state holding what was never checked.
+ */
+export function recheckTensors(
+  names: readonly string[],
+  kinds: readonly StateTensor[],
+  data: readonly Readonly<Record<string, HeldTensor>>[],
+): void {
+  kinds.forEach((kind, j) => {
+    for (const name of names) {
+      const held = data[j][name];
+      const problem = held instanceof Float32Array
+        ? valuesProblem(held, name + kind.suffix, kind.nonNegative)
+        : compactProblem(held, `${name}${kind.suffix}.codes`);
+      if (problem === undefined) continue;
+      throw new RangeError(
+        `The checkpoint's bytes changed while loadState() copied them, after its checks: ${problem} ` +
+          "(the bytes are read after an await: leave them unchanged until the Promise settles, " +
+          "or pass bytes.slice())",
+      );
+    }
+  });
 }
 
 /**

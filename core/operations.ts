@@ -232,8 +232,10 @@ export function saveState(state: OptimizerState<unknown>): Promise<Uint8Array<Ar
  * what is wrong. A checkpoint saved with a schedule throws a TypeError unless `options.lr`
  * passes it again; a given `lr` replaces a stored constant. The tensors are copied from `bytes`
  * once the arena is made, after an await: leave `bytes` unchanged until the Promise settles
- * (values written into it meanwhile would reach the state unchecked; a buffer transferred
- * meanwhile, posted to a worker, makes it reject with a TypeError saying so).
+ * (the tensors are checked again once copied: values written into it meanwhile that the file's
+ * checks refuse, a NaN or a negative second moment, make it reject with a RangeError saying so,
+ * and valid ones reach the state as copied; a buffer transferred meanwhile, posted to a worker,
+ * makes it reject with a TypeError saying so).
  *
  * @example Resume with a schedule
  * ```ts

@@ -45,9 +45,10 @@ export interface Optimizer<H = CommonHyperparameters> {
   /**
    * Copies `params` into a new arena on the chosen backend and returns the state at step 0.
    * They are checked at the call and copied once the arena is made, after an await: leave them
-   * unchanged until the Promise settles (values written meanwhile would reach the state
-   * unchecked; a buffer transferred meanwhile, posted to a worker, makes it reject with a
-   * TypeError saying so).
+   * unchanged until the Promise settles (values written meanwhile reach the state as copied; a
+   * NaN or an infinity written meanwhile makes it reject with a RangeError, found in the copy,
+   * so that no state holds one unchecked; a buffer transferred meanwhile, posted to a worker,
+   * makes it reject with a TypeError saying so).
    *
    * `params` is a record of named `Float32Array`s, or one `Float32Array` (held under the name
    * `""`, `SINGLE_TENSOR_NAME`). Throws a TypeError for values that are not Float32Arrays and a
@@ -59,7 +60,7 @@ export interface Optimizer<H = CommonHyperparameters> {
    * naming the group and the tensors' names (else it would silently do nothing).
    *
    * With a second argument (`{ device }`, or `{}`), the state is a WebGPU one when the backend
-   * is `"webgpu"`, or `"auto"` with GPU params or a device: `params` may then also hold
+   * is `"webgpu"`, or `"auto"` with GPU params, a device or a WebGPU `from`: `params` may then also hold
    * `GPUBuffer`s (see {@linkcode GpuParams}; they are updated in place where the step kernel can
    * bind them) and the state's slots are {@linkcode GpuTensor}s.
    * An explicit `"webgpu"` where no adapter exists throws; it never falls back silently.
@@ -105,9 +106,10 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
           undefined,
           (key) => factoryOptionHintOf(settings, key),
         ) as GpuInitOptions & InitOptions;
-        // (A WebGPU from's device, as if given, with backend "webgpu".)
+        // (A WebGPU from's device, as if given, with backend "webgpu" or "auto".)
+        const choice = settings.run.backend;
         const device = options.device ??
-          (settings.run.backend === "webgpu" ? deviceOfFrom(options.from) : undefined);
+          (choice === "webgpu" || choice === "auto" ? deviceOfFrom(options.from) : undefined);
         where = placement(settings, device, hasGpuParams(params), "init");
         if (where === "device") return initOnWebGpu(settings, params, options);
         if (options.from !== undefined) start = startFrom(settings, options.from);
@@ -136,8 +138,12 @@ async function initOnWebGpu(
     checked.shapes,
     options.device,
   );
-  const { initCheckedWebGpuState } = await import("./webgpu_state.ts");
-  return initCheckedWebGpuState(settings, checked, options, undefined, from);
+  try {
+    const { initCheckedWebGpuState } = await import("./webgpu_state.ts");
+    return await initCheckedWebGpuState(settings, checked, options, undefined, from);
+  } finally {
+    from?.discard(); // (a WebGPU from's state held at the call: copied, or given up)
+  }
 }
 
 /** The optimizer of the registry's `origin` with `options` (a factory's body). */

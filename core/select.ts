@@ -1,11 +1,12 @@
 /**
  * Backend selection, the one place that decides where a state lives, for `init` and `loadState`
  * alike: on the device (WebGPU) when the backend is `"webgpu"`, or `"auto"` with a device or GPU
- * params; else on the host: wasm where the runtime runs the kernel (it has WebAssembly SIMD, and
- * lets WebAssembly be compiled at run time: the kernel is compiled once, and the module kept for
- * the states that run it), on threads with option `threads` (from `threadThreshold` parameters),
- * else TypeScript. Where WebAssembly cannot be compiled at run time, a kernel module given to
- * `setWasmModule` (cpu/wasm_module.ts) runs the single-threaded wasm states.
+ * params (init's option `from` on WebGPU gives its device, core/optimizer.ts); else on the host:
+ * wasm where the runtime runs the kernel (it has WebAssembly SIMD, and lets WebAssembly be
+ * compiled at run time: the kernel is compiled once, and the module kept for the states that run
+ * it), on threads with option `threads` (from `threadThreshold` parameters), else TypeScript.
+ * Where WebAssembly cannot be compiled at run time, a kernel module given to `setWasmModule`
+ * (cpu/wasm_module.ts) runs the single-threaded wasm states.
  *
  * @module
  */

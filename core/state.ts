@@ -24,6 +24,7 @@ import {
   SINGLE_TENSOR_NAME,
 } from "../base/tensors.ts";
 import { checkSavableSize } from "./checkpoint_header.ts";
+import { firstBadValue } from "./checkpoint_tensors.ts";
 import { originOf } from "./origins.ts";
 import type { ScalarBlocks } from "./step_scalars.ts";
 import { checkGroupsMatch, inLayoutOrder, layoutIndices, planState } from "./plan.ts";
@@ -304,6 +305,7 @@ export async function initState(
     const initial: Record<string, Float32Array> = {};
     for (let i = 0; i < tensors.names.length; i++) initial[tensors.names[i]] = tensors.arrays[i];
     backend.writeSection(PARAMS, initial);
+    checkCopiedFinite(tensors.names, backend.viewSection(PARAMS));
     if (config.lookahead) backend.writeSection(SLOW, initial);
     taking?.write(backend);
     return restoreState(config, backend, { shapes, order: tensors.names, ...taking?.counts() });
@@ -329,6 +331,27 @@ export function checkAttached(
       : `params[${JSON.stringify(name)}].slice()`;
     throw detachedError(`the values of ${label(name)}`, "init()", copy);
   });
+}
+
+/**
+ * Throws a RangeError where the copy of a tensor (`copies`, by name) that init's call checked
+ * finite holds a NaN or an infinity: the caller's array was changed during init's await. One
+ * more pass over the params, cheaper than a copy of them at the call.
+ */
+export function checkCopiedFinite(
+  names: readonly string[],
+  copies: Readonly<Record<string, Float32Array>>,
+): void {
+  for (const name of names) {
+    const bad = firstBadValue(copies[name], false);
+    if (bad < 0) continue;
+    throw new RangeError(
+      `Expected ${label(name)} to hold finite numbers, got ${
+        copies[name][bad]
+      } at index ${bad} once init() copied it, after its checks: it was changed during init's ` +
+        "await (leave the params unchanged until the Promise settles, or pass copies)",
+    );
+  }
 }
 
 /** Counters and shapes of a state being restored (all optional). */

@@ -39,6 +39,7 @@ import type { DeviceStart } from "./carry.ts";
 import { ruleOf } from "./origins.ts";
 import {
   checkAttached,
+  checkCopiedFinite,
   disposeState,
   inLayoutOrder,
   type OptimizerState,
@@ -159,6 +160,12 @@ function startWebGpuState(
     const data: Record<string, Float32Array> = {};
     for (const [i, array] of checked.host) data[checked.names[i]] = array;
     backend.writeHostParams(data);
+    try { // (written by copies taken now: the arrays hold what they copied)
+      checkCopiedFinite(Object.keys(data), data);
+    } catch (error) {
+      backend.destroy();
+      throw error;
+    }
   }
   backend.copyParamsToSlow();
   if (from === undefined) {
@@ -180,18 +187,18 @@ function startWebGpuState(
  * `start` takes: copied on the GPU from a WebGPU `from`, or uploaded from a CPU one's copies.
  */
 function writeStart(backend: WebGpuBackend, start: DeviceStart): void {
-  if (start.source !== undefined) {
-    backend.copyStateFrom(start.source as WebGpuBackend, start.names);
+  if (start.held !== undefined) {
+    start.held.copyInto(backend);
     return;
   }
   const layout = backend.layout;
   const compact = new Set(layout.names.filter((_, i) => layout.compact[i]));
   const taken = start.taken ?? [];
-  [EXP_AVG, EXP_AVG_SQ, SLOW].forEach((s, i) => {
+  [EXP_AVG, EXP_AVG_SQ, SLOW].forEach((s) => {
     if (!hasSection(layout, s)) return;
     const data: Record<string, Float32Array> = {};
     for (const t of taken) {
-      const values = t.sections[i];
+      const values = t.sections[s];
       if (values !== undefined && (s === SLOW || !compact.has(t.name))) data[t.name] = values;
     }
     if (Object.keys(data).length > 0) backend.writeSection(s, data);

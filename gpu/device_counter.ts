@@ -277,6 +277,17 @@ export class GpuStepCounter implements DeviceCounter {
     return fault;
   }
 
+  /**
+   * The step counts that `words`, a copy of the control buffer taken at a point of the queue,
+   * give, once every step submitted before that point is reported (`settle`): the steps taken
+   * then, and those skipped (fewer than 2³² of them since).
+   */
+  countsAt(words: Uint32Array): { steps: number; skipped: number } {
+    const reported = this.#reported.skipped;
+    const since = ((reported - words[CONTROL_WORD.skipped]) % 2 ** 32 + 2 ** 32) % 2 ** 32;
+    return { steps: this.#baseTaken + words[CONTROL_WORD.taken], skipped: reported - since };
+  }
+
   async settle(): Promise<void> {
     while (true) {
       this.#checkUsable();

@@ -1,23 +1,16 @@
 /**
  * The copy, on the GPU, of some tensors' state from one WebGPU state into another of the same
  * rule: their f32 moments, the codes and scales of their 8-bit moments, and their slow weights
- * (not the params nor the gradients). A state remade over another set of tensors (the tfjs
- * adapter's frozen and unfrozen layers) takes the state of those it shares with the one before
- * it this way, with the same bits and no readback.
+ * (not the params nor the gradients), from the state's sections themselves or from a hold of
+ * them taken earlier (packed as a read of them packs them: tensor_state_read.ts). A state
+ * remade over another set of tensors (init's option `from`, the tfjs adapter's frozen and
+ * unfrozen layers) takes the state of those it shares with the one before it this way, with the
+ * same bits and no readback.
  *
  * @module
  */
-import {
-  type ArenaLayout,
-  codesSection,
-  EXP_AVG,
-  EXP_AVG_SQ,
-  hasSection,
-  scalesSection,
-  SLOW,
-} from "../base/arena.ts";
-import { blocksOf } from "../base/q8.ts";
-import { compactBytesAt } from "./compact_io.ts";
+import type { ArenaLayout } from "../base/arena.ts";
+import { statePieces, type TensorStateRead } from "./tensor_state_read.ts";
 
 /** One state's layout and section buffers. */
 export interface StateBuffers {
@@ -44,44 +37,48 @@ export function encodeStateCopy(
   names: readonly string[],
 ): void {
   const pairs = names.map((name) => indicesOf(from.layout, to.layout, name));
-  const f32 = [EXP_AVG, EXP_AVG_SQ, SLOW].filter((s) => hasSection(to.layout, s));
-  const moments = to.layout.unsignedCodes.length;
   for (const [i, j] of pairs) {
-    const n = to.layout.lengths[j];
-    if (n === 0) continue;
-    const compact = to.layout.compact[j];
-    for (const s of f32) {
-      if (compact && s !== SLOW) continue;
-      const bytes = n * 4;
+    const source = statePieces(from.layout, i);
+    statePieces(to.layout, j).forEach((p, k) => {
+      if (p.bytes === 0) return;
+      const s = source[k];
       encoder.copyBufferToBuffer(
-        from.sections[s],
-        from.layout.offsets[i] * 4,
-        to.sections[s],
-        to.layout.offsets[j] * 4,
-        bytes,
+        from.sections[s.section],
+        s.offset,
+        to.sections[p.section],
+        p.offset,
+        p.bytes,
       );
-    }
-    if (!compact) continue;
-    for (let k = 0; k < moments; k++) {
-      const a = compactBytesAt(from.layout, i, k), b = compactBytesAt(to.layout, j, k);
-      // (A tensor's codes are padded to a block: whole words of them are its own.)
-      const codes = Math.ceil(n / 4) * 4;
-      encoder.copyBufferToBuffer(
-        from.sections[codesSection(k)],
-        a.codes,
-        to.sections[codesSection(k)],
-        b.codes,
-        codes,
-      );
-      encoder.copyBufferToBuffer(
-        from.sections[scalesSection(0)],
-        a.scales,
-        to.sections[scalesSection(0)],
-        b.scales,
-        blocksOf(n) * 4,
-      );
-    }
+    });
   }
+}
+
+/**
+ * Encodes the copies of the state of each tensor `read` packs, held in `held` (one buffer per
+ * range of `read`, holding its bytes), into `to`, which holds each of them as `read.layout`
+ * does (else a RangeError before anything is encoded).
+ *
+ * @example
+ * ```ts ignore
+ * const read = tensorStateRead(layout, ["w"]);
+ * // (held: a buffer per range of read.ranges, its pieces copied in back to back)
+ * encodeHeldCopy(encoder, read, held, { layout: next, sections: nextSections });
+ * ```
+ */
+export function encodeHeldCopy(
+  encoder: GPUCommandEncoder,
+  read: TensorStateRead,
+  held: readonly GPUBuffer[],
+  to: StateBuffers,
+): void {
+  const targets = read.packed.map((t) => indicesOf(read.layout, to.layout, t.name)[1]);
+  read.packed.forEach((t, m) => {
+    statePieces(to.layout, targets[m]).forEach((p, k) => {
+      if (p.bytes === 0) return;
+      const s = t.pieces[k];
+      encoder.copyBufferToBuffer(held[s.range], s.at, to.sections[p.section], p.offset, p.bytes);
+    });
+  });
 }
 
 /** The layout indices of `name` in `from` and `to`, which must hold it alike. */

@@ -16,40 +16,84 @@ import {
   scalesSection,
   SLOW,
 } from "../base/arena.ts";
+import type { TensorState } from "../base/backend.ts";
 import { blocksOf } from "../base/q8.ts";
 import { compactBytesAt } from "./compact_io.ts";
 import type { ReadRange } from "./section_io.ts";
 
-/** The state of one tensor, read back (copies). */
-export interface TensorState {
-  /**
-   * By section: the f32 values of its moments (not of one it holds in 8 bits) and of its slow
-   * weights; undefined for the other sections.
-   */
-  readonly sections: (Float32Array<ArrayBuffer> | undefined)[];
-  /**
-   * By moment, in a state holding some tensor in 8 bits (none in another): the codes and scales
-   * of the moment where this tensor holds it in 8 bits, else undefined.
-   */
-  readonly codes: (CompactMoment | undefined)[];
+/**
+ * One piece of a tensor's state: `bytes` bytes from byte `offset` of section `section`; for the
+ * codes and scales of a moment held in 8 bits, that moment (the scales of both share a section).
+ */
+export interface StatePiece {
+  readonly section: number;
+  readonly offset: number;
+  readonly bytes: number;
+  readonly moment?: number;
+}
+
+/**
+ * The pieces of the state of tensor `i` (a layout index) of `layout`: its f32 moments (not where
+ * it holds them in 8 bits) and slow weights, then, where it holds its moments in 8 bits, each
+ * moment's codes (padded to a block: whole words of them are its own) and scales. Two layouts
+ * that hold a tensor alike (of one length, in 8 bits or not alike) give the same pieces in the
+ * same order, but for their offsets. An empty tensor's pieces are of 0 bytes.
+ *
+ * @example
+ * ```ts
+ * import { statePieces } from "./tensor_state_read.ts";
+ * import { planGpuArena } from "./arena_plan.ts";
+ * import { EXP_AVG, EXP_AVG_SQ } from "../base/arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planGpuArena(["a", "b"], [300, 8], { moments: 2 });
+ * // b's 32 bytes of each moment's section, at its offset (a's 300 elements padded to 320).
+ * assert.deepEqual(statePieces(layout, 1), [
+ *   { section: EXP_AVG, offset: 1280, bytes: 32 },
+ *   { section: EXP_AVG_SQ, offset: 1280, bytes: 32 },
+ * ]);
+ * ```
+ */
+export function statePieces(layout: ArenaLayout, i: number): StatePiece[] {
+  const n = layout.lengths[i], compact = layout.compact[i];
+  const at = layout.offsets[i] * 4;
+  const pieces: StatePiece[] = [EXP_AVG, EXP_AVG_SQ, SLOW]
+    .filter((s) => hasSection(layout, s) && (s === SLOW || !compact))
+    .map((section) => ({ section, offset: at, bytes: n * 4 }));
+  if (!compact) return pieces;
+  for (let k = 0; k < layout.unsignedCodes.length; k++) {
+    const from = compactBytesAt(layout, i, k);
+    const codes = Math.ceil(n / 4) * 4;
+    pieces.push({ section: codesSection(k), offset: from.codes, bytes: codes, moment: k });
+    pieces.push({
+      section: scalesSection(0),
+      offset: from.scales,
+      bytes: blocksOf(n) * 4,
+      moment: k,
+    });
+  }
+  return pieces;
+}
+
+/** One tensor's state packed into the ranges of a {@linkcode TensorStateRead}. */
+export interface PackedTensor {
+  readonly name: string;
+  /** Its layout index. */
+  readonly index: number;
+  /** Its {@linkcode statePieces}, each with `range`, the index of its range, and `at`, its byte offset there. */
+  readonly pieces: readonly (StatePiece & { readonly range: number; readonly at: number })[];
 }
 
 /** The ranges a read of some tensors' state copies back, and how their bytes are taken apart. */
 export interface TensorStateRead {
+  /** The layout read. */
+  readonly layout: ArenaLayout;
   /** One range a section, of pieces back to back: each tensor's bytes of that section. */
   readonly ranges: ReadRange[];
+  /** Where each tensor's pieces land in the ranges, in the order of the names read. */
+  readonly packed: readonly PackedTensor[];
   /** The state of each tensor, by name, from the bytes of `ranges` (in their order). */
   parse(bytes: readonly ArrayBuffer[]): Record<string, TensorState>;
-}
-
-/** Where one tensor's state lands in the bytes read back: by section, its byte offset there. */
-interface Placed {
-  readonly name: string;
-  readonly length: number;
-  /** [section, byte offset] of each f32 section held. */
-  readonly f32: [number, number][];
-  /** Per moment, where held in 8 bits: the byte offsets of its codes and its scales. */
-  readonly codes: ({ codes: number; scales: number } | undefined)[];
 }
 
 /**
@@ -76,64 +120,59 @@ interface Placed {
  * ```
  */
 export function tensorStateRead(layout: ArenaLayout, names: readonly string[]): TensorStateRead {
-  const f32 = [EXP_AVG, EXP_AVG_SQ, SLOW].filter((s) => hasSection(layout, s));
-  const moments = layout.compact.includes(true) ? layout.unsignedCodes.length : 0;
-  const bySection = new Map<number, { pieces: [number, number][]; bytes: number }>();
-  /** Adds `length` bytes of `section` from `offset`; where they land in its range. */
-  const piece = (section: number, offset: number, length: number): number => {
-    if (length === 0) return 0; // (an empty tensor: nothing to copy)
-    let range = bySection.get(section);
-    if (range === undefined) bySection.set(section, range = { pieces: [], bytes: 0 });
-    range.pieces.push([offset, length]);
-    range.bytes += length;
-    return range.bytes - length;
-  };
+  const ranges: (ReadRange & { pieces: [number, number][] })[] = [];
+  const bySection = new Map<number, number>();
   const indices = new Map(layout.names.map((name, i) => [name, i]));
-  const placed: Placed[] = names.map((name) => {
-    const i = indices.get(name);
-    if (i === undefined) {
+  const packed: PackedTensor[] = names.map((name) => {
+    const index = indices.get(name);
+    if (index === undefined) {
       throw new RangeError(
         `Cannot read the state of tensor ${JSON.stringify(name)}: the state does not hold it`,
       );
     }
-    const n = layout.lengths[i], compact = layout.compact[i];
-    const at = layout.offsets[i] * 4;
-    const held = f32.filter((s) => s === SLOW || !compact);
-    const codes = Array.from({ length: moments }, (_, k) => {
-      if (!compact) return undefined;
-      const from = compactBytesAt(layout, i, k);
-      // (A tensor's codes are padded to a block: whole words of them are its own.)
-      return {
-        codes: piece(codesSection(k), from.codes, Math.ceil(n / 4) * 4),
-        scales: piece(scalesSection(0), from.scales, blocksOf(n) * 4),
-      };
-    });
-    return { name, length: n, f32: held.map((s) => [s, piece(s, at, n * 4)]), codes };
-  });
-  const sections = [...bySection.keys()];
-  const ranges = [...bySection].map(([section, r]) => ({ section, ...r }));
-  return {
-    ranges,
-    parse(bytes) {
-      const of = (section: number, at: number, length: number) =>
-        length === 0 ? new ArrayBuffer(0) : bytes[sections.indexOf(section)].slice(at, at + length);
-      const out: Record<string, TensorState> = {};
-      for (const p of placed) {
-        const n = p.length;
-        const values: (Float32Array<ArrayBuffer> | undefined)[] = [];
-        for (const [s, at] of p.f32) values[s] = new Float32Array(of(s, at, n * 4));
-        const codes = p.codes.map((c, k) => {
-          if (c === undefined) return undefined;
-          const raw = of(codesSection(k), c.codes, n);
-          const scales = of(scalesSection(0), c.scales, blocksOf(n) * 4);
-          return {
-            codes: layout.unsignedCodes[k] ? new Uint8Array(raw) : new Int8Array(raw),
-            scales: new Float32Array(scales),
-          };
-        });
-        out[p.name] = { sections: values, codes };
+    const pieces = statePieces(layout, index).map((p) => {
+      if (p.bytes === 0) return { ...p, range: -1, at: 0 }; // (an empty tensor: nothing to copy)
+      let range = bySection.get(p.section);
+      if (range === undefined) {
+        bySection.set(p.section, range = ranges.length);
+        ranges.push({ section: p.section, pieces: [], bytes: 0 });
       }
-      return out;
-    },
-  };
+      const r = ranges[range], at = r.bytes;
+      r.pieces.push([p.offset, p.bytes]);
+      r.bytes += p.bytes;
+      return { ...p, range, at };
+    });
+    return { name, index, pieces };
+  });
+  return { layout, ranges, packed, parse: (bytes) => parseState(layout, packed, bytes) };
+}
+
+/** The state of each of `packed`, from the bytes of the ranges read (in their order). */
+function parseState(
+  layout: ArenaLayout,
+  packed: readonly PackedTensor[],
+  bytes: readonly ArrayBuffer[],
+): Record<string, TensorState> {
+  const of = (p: PackedTensor["pieces"][number], length: number) =>
+    p.bytes === 0 ? new ArrayBuffer(0) : bytes[p.range].slice(p.at, p.at + length);
+  const out: Record<string, TensorState> = {};
+  for (const { name, index, pieces } of packed) {
+    const n = layout.lengths[index];
+    const sections: (Float32Array<ArrayBuffer> | undefined)[] = [];
+    const codes: (CompactMoment | undefined)[] = layout.compact.includes(true)
+      ? layout.unsignedCodes.map(() => undefined)
+      : [];
+    pieces.forEach((p, j) => {
+      if (p.moment === undefined) sections[p.section] = new Float32Array(of(p, n * 4));
+      else if (p.section === scalesSection(0)) { // (its codes: the piece before, padded)
+        const k = p.moment, raw = of(pieces[j - 1], n);
+        codes[k] = {
+          codes: layout.unsignedCodes[k] ? new Uint8Array(raw) : new Int8Array(raw),
+          scales: new Float32Array(of(p, p.bytes)),
+        };
+      }
+    });
+    out[name] = { sections, codes };
+  }
+  return out;
 }

@@ -31,7 +31,7 @@
  */
 import { type ArenaLayout, type CompactMoment, GRADS } from "../base/arena.ts";
 import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
-import type { DeviceBackend } from "../base/backend.ts";
+import type { DeviceBackend, HeldState, TensorState } from "../base/backend.ts";
 import type { Rule } from "../base/rule.ts";
 import { label } from "../base/tensors.ts";
 import { backendSlots, type CallerOwned } from "./_backend_slots.ts";
@@ -39,7 +39,8 @@ import { encodeStepPass, type StepPass, stepPass } from "./_step_pass.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
 import { refusalError } from "./buffer_probe.ts";
 import { encodeStateCopy } from "./state_copy.ts";
-import { type TensorState, type TensorStateRead, tensorStateRead } from "./tensor_state_read.ts";
+import { holdState } from "./state_hold.ts";
+import { type TensorStateRead, tensorStateRead } from "./tensor_state_read.ts";
 import { Centralizations } from "./centralize.ts";
 import {
   compactOf,
@@ -48,7 +49,7 @@ import {
   encodeCompact,
   writeCompact,
 } from "./compact_io.ts";
-import { GpuStepCounter } from "./device_counter.ts";
+import { GpuStepCounter, type ReadMark } from "./device_counter.ts";
 import { requireDeviceLost } from "./device_lost.ts";
 import { type CheckedGpuGrad, checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
 import { GradLoads } from "./grad_loads.ts";
@@ -327,6 +328,27 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   }
 
   /**
+   * The state of the tensors `names` alone and the step counts, held on the GPU as they are at
+   * the call (state_hold.ts): `settled` waits for the steps before it as reads do.
+   */
+  holdTensorState(names: readonly string[]): HeldState {
+    return holdState({
+      device: this.#device,
+      buffers: { layout: this.layout, sections: this.#sections },
+      counter: this.counter,
+      checkUsable: () => this.checkUsable(),
+      afterSteps: (mark, work) => this.#afterSteps(mark, work, () => {}),
+      buffersOf: (target) => {
+        if (!(target instanceof WebGpuBackend) || target.#device !== this.#device) {
+          throw new TypeError("A held state is copied into a WebGPU state of its own device");
+        }
+        target.checkUsable();
+        return { layout: target.layout, sections: target.#sections };
+      },
+    }, names);
+  }
+
+  /**
    * A read of `ranges` of the sections as they are at the call (after every step submitted so
    * far, and none later: they are copied now, in one submission), taken apart by `parse` once
    * every step submitted before it is reported (reads resolve in order).
@@ -339,19 +361,28 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     } catch (error) {
       return Promise.reject(error);
     }
-    const mark = this.counter.mark();
+    return this.#afterSteps(this.counter.mark(), async () => {
+      const bytes = await snapshot.read();
+      this.checkUsable();
+      return parse(bytes);
+    }, () => snapshot.discard());
+  }
+
+  /**
+   * `work`, once the device has reported every step submitted before `mark` and the reads
+   * begun before have settled, or the fault of one of those steps; then `end`, either way.
+   */
+  #afterSteps<R>(mark: ReadMark, work: () => Promise<R>, end: () => void): Promise<R> {
     const next = this.#reads.then(async () => {
       try {
         await this.counter.settle();
-        // (A fault of a step submitted after the call is the next call's.)
+        // (A fault of a step submitted after the mark is the next call's.)
         const fault = this.counter.takeFault(mark);
         if (fault) throw fault;
-        const bytes = await snapshot.read();
-        this.checkUsable();
-        return parse(bytes);
+        return await work();
       } finally {
         this.counter.unmark(mark);
-        snapshot.discard();
+        end();
       }
     });
     this.#reads = next.catch(() => {});

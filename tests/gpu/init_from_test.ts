@@ -5,7 +5,8 @@
  * reference: a state over the new set all along, its new tensor given zero gradients until the
  * change (on the CPU for a CPU `from`, then loaded onto the device), stepped on the device after
  * it alike: the same bits of params, moments, slow weights and counts. `from` is left as it was.
- * Refused: a WebGPU `from` on another device, or stepped before init read it.
+ * A WebGPU `from` stepped before init read it gives its state at the call. Refused: a WebGPU
+ * `from` on another device, or disposed before init read it.
  */
 import assert from "node:assert/strict";
 import {
@@ -21,6 +22,7 @@ import {
   saveState,
   step,
 } from "../../mod.ts";
+import { stateInternals } from "../../core/state.ts";
 import { bits, randoms, saying } from "../util.ts";
 import { adapter, device, ignore, noGpuErrors } from "./gpu_device.ts";
 
@@ -125,20 +127,24 @@ for (const rule of Object.keys(FACTORIES)) {
 
 Deno.test({
   name:
-    'webgpu init from: a WebGPU from goes on its device with backend "webgpu" and no device, on the CPU with "auto"',
+    'webgpu init from: a WebGPU from goes on its device with backend "webgpu" or "auto" and no device, on the CPU with "js"',
   ignore,
   async fn() {
     const from = await radam({ backend: "webgpu" }).init({ w: new Float32Array(8) }, { device });
     const state = await radam({ backend: "webgpu" }).init({ w: new Float32Array(8) }, { from });
     assert.equal(state.backend, "webgpu");
     const auto = await radam().init({ w: new Float32Array(8) }, { from });
-    assert.notEqual(auto.backend, "webgpu");
-    for (const s of [from, state, auto]) dispose(s);
+    assert.equal(auto.backend, "webgpu");
+    assert.equal(stateInternals(auto).backend.kind === "device", true);
+    assert.equal((stateInternals(auto).backend as { device?: GPUDevice }).device, device);
+    const js = await radam({ backend: "js" }).init({ w: new Float32Array(8) }, { from });
+    assert.equal(js.backend, "js");
+    for (const s of [from, state, auto, js]) dispose(s);
   },
 });
 
 Deno.test({
-  name: "webgpu init from: from on another device is a TypeError, stepped before init read it too",
+  name: "webgpu init from: from on another device is a TypeError, disposed before init read it too",
   ignore,
   async fn() {
     const params = { w: new Float32Array([1, 2]) };
@@ -156,15 +162,92 @@ Deno.test({
       saying(RangeError, "with shape [2], the params give it shape [3]"),
     );
     assertSame(await contents(from), before);
-    // Stepped before init read it: refused.
+    // A hold given up (a group matching no tensor, found after it): freed, from read as before.
+    const held = heldBuffers(
+      device!,
+      () => radam({ backend: "webgpu", groups: [{ match: /^none$/ }] }).init(params, { from }),
+    );
+    await assert.rejects(held.out, saying(TypeError, "none"));
+    assert.ok(held.made.length > 0 && held.made.every((b) => b.destroyed));
+    assertSame(await contents(from), before);
+    const kept = heldBuffers(device!, () => radam({ backend: "webgpu" }).init(params, { from }));
+    dispose(await kept.out);
+    assert.ok(kept.made.length > 0 && kept.made.every((b) => b.destroyed));
+    // Disposed before init read it: refused.
     for (const backend of ["webgpu", "js"] as const) {
+      from = step(await radam({ backend: "webgpu" }).init(params, { device }), params);
       const made = radam({ backend }).init(params, { from });
-      from = step(from, { w: new Float32Array([1, 1]) });
-      await assert.rejects(made, saying(TypeError, "before init() read it"));
+      dispose(from);
+      await assert.rejects(made, saying(TypeError, "was disposed before init() read it"));
     }
-    dispose(from);
   },
 });
+
+/** The buffers of a hold (labelled so) `gpu` makes while `f` runs, and whether each was freed. */
+function heldBuffers<T>(gpu: GPUDevice, f: () => T): { out: T; made: { destroyed: boolean }[] } {
+  const create = gpu.createBuffer;
+  const made: { destroyed: boolean }[] = [];
+  gpu.createBuffer = function (descriptor: GPUBufferDescriptor) {
+    const buffer = create.call(this, descriptor);
+    if (!descriptor.label?.startsWith("radam held")) return buffer;
+    const record = { destroyed: false };
+    made.push(record);
+    const destroy = buffer.destroy;
+    buffer.destroy = function () {
+      record.destroyed = true;
+      destroy.call(this);
+    };
+    return buffer;
+  };
+  try {
+    return { out: f(), made };
+  } finally {
+    gpu.createBuffer = create;
+  }
+}
+
+/** A from over a and b after N steps (one skipped), as `carried` makes it, on the GPU. */
+// deno-lint-ignore no-explicit-any
+async function stepped(rule: string): Promise<OptimizerState<any>> {
+  const opt = FACTORIES[rule]({ lr: 1e-2, backend: "webgpu", nonFinite: "skip" });
+  let from = await opt.init({ a: randoms(LENGTHS.a, 1), b: randoms(LENGTHS.b, 2) }, { device });
+  for (let t = 0; t < N; t++) {
+    from = step(from, { a: grad(LENGTHS.a, t, 0), b: grad(LENGTHS.b, t, 1) });
+  }
+  return from;
+}
+
+for (const rule of Object.keys(FACTORIES)) {
+  for (const after of ["webgpu", "js"] as const) {
+    Deno.test({
+      name:
+        `webgpu init from: steps of a WebGPU from after the call change nothing of the ${after} state (${rule}), from goes on`,
+      ignore,
+      fn: () =>
+        noGpuErrors(async () => {
+          const make = () => FACTORIES[rule]({ lr: 1e-2, backend: after, nonFinite: "skip" });
+          const params = { a: randoms(LENGTHS.a, 4), c: randoms(LENGTHS.c, 3) };
+          let from = await stepped(rule), twin = await stepped(rule);
+          const made = make().init(params, { from });
+          // Stepped before init read it: a step taken, one skipped, none awaited.
+          const later = [
+            { a: grad(LENGTHS.a, 20, 0), b: grad(LENGTHS.b, 20, 1) },
+            { a: grad(LENGTHS.a, 21, 0), b: grad(LENGTHS.b, 21, 1).fill(NaN) },
+          ];
+          for (const g of later) from = step(from, g);
+          const state = await made;
+          const ref = await make().init(params, { from: twin });
+          assertSame(await contents(state), await contents(ref));
+          assert.equal(state.step, N - 1);
+          // from is as if init had not been called.
+          for (const g of later) twin = step(twin, g);
+          assertSame(await contents(from), await contents(twin));
+          assert.equal(from.step, N);
+          for (const s of [from, twin, state, ref]) dispose(s);
+        }),
+    });
+  }
+}
 
 for (const backend of ["webgpu", "js"] as const) {
   Deno.test({
