@@ -360,7 +360,7 @@ export class GpuPath {
    */
   #create(config: Settings, items: readonly GradItem[], before?: GpuRunner): GpuRunner {
     const entries = items.map((i) => entryOf(i.name, i.variable.shape, false, i.variable.id));
-    const fitting = this.#kept.fitting(entries, config.loop.gc);
+    const fitting = this.#kept.fitting(entries, config.loop.gc, tf.engine().registeredVariables);
     // In the tfjs layout (gc runs in tfjs here, not on transposed kernels).
     const sections = new Map<string, (Float32Array | undefined)[]>();
     for (const [name, k] of fitting) {
@@ -385,8 +385,7 @@ export class GpuPath {
       throw error;
     }
     if (before !== undefined) this.#retire(before, entries);
-    this.#kept.forgetGone(tf.engine().registeredVariables);
-    this.#kept.forget(entries);
+    this.#kept.forgetTaken(entries, tf.engine().registeredVariables);
     for (const e of entries) this.#pending.delete(e.name);
     return runner;
   }
