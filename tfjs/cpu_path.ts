@@ -162,10 +162,7 @@ export class CpuPath {
   keepAll(): void {
     if (this.#state === undefined) return;
     this.#kept.keepState(this.#state, this.#entries);
-    dispose(this.#state);
-    this.#dropThreads();
-    this.#state = undefined;
-    this.#entries = [];
+    this.drop();
   }
 
   /** Drops the state without keeping it (workers being started stop). */
