@@ -195,8 +195,9 @@ export class KeptStates {
    * The kept state of each of `wanted` that fits it (by name; none for a variable whose kept
    * state has another shape, or was kept for another `tf.Variable` of its name): its sections in
    * the arena layout of an optimizer that does (`gc`) or does not centralize, with the entry they
-   * are laid out by. Still kept until {@linkcode forgetTaken}, which forgets the state of gone
-   * variables (by `registered`, tfjs's registry): until then it is matched as if already gone.
+   * are laid out by. Still kept until {@linkcode forgetTaken}, as is the state of variables that
+   * are gone (by `registered`, tfjs's registry), which the matching of loaded names treats as
+   * forgotten already.
    */
   fitting(wanted: readonly Wanted[], gc: boolean, registered: Registry): Map<string, Fitting> {
     if (this.#loaded.size > 0) this.#matchLoadedNames(wanted, gc, registered);
@@ -223,12 +224,12 @@ export class KeptStates {
   }
 
   /**
-   * Once a state over `wanted` is made (only then: where making it fails, everything kept stays
-   * as it was), forgets what is kept under their names (now in the state, or started fresh), and
-   * the state kept aside from a step of variables that are gone: where `registered` (tfjs's
-   * registry) holds no variable of its name, or another `tf.Variable` (the one it was kept for
-   * disposed). No variable can take that (one made again under the name starts fresh), and
-   * `getWeights` would otherwise save it with another model.
+   * Once a state over `wanted` is made (only then: where making it fails, the state kept for
+   * them and for gone variables stays kept), forgets what is kept under their names (now in the
+   * state, or started fresh), and the state kept aside from a step of variables that are gone:
+   * where `registered` (tfjs's registry) holds no variable of its name, or another `tf.Variable`
+   * (the one it was kept for disposed). No variable can take that (one made again under the name
+   * starts fresh), and `getWeights` would otherwise save it with another model.
    */
   forgetTaken(wanted: readonly Wanted[], registered: Registry): void {
     for (const w of wanted) {
@@ -263,7 +264,8 @@ export class KeptStates {
       if (candidates.length !== 1 || others.length > 0) continue;
       kept.delete(orphan);
       this.#loaded.delete(orphan);
-      // (Over a gone variable's state under the name, as last: where that was forgotten.)
+      // (A gone variable's state under the name is replaced, and this goes last, as it would
+      // had that been forgotten first.)
       kept.delete(candidates[0].name);
       kept.set(candidates[0].name, { ...k, entry: { ...k.entry, name: candidates[0].name } });
     }
