@@ -90,26 +90,27 @@ export function scheduleMaker<F extends (...args: never[]) => unknown>(maker: F,
  * ```
  */
 export function scheduleMakerHint(value: unknown): string {
-  const call = scheduleMakerCall(value);
-  return call === undefined
+  const maker = scheduleMakerOf(value);
+  return maker === undefined
     ? ""
-    : `${call.slice(0, call.indexOf("("))} itself, which makes a schedule: call it, lr: ${call}`;
+    : `${maker.name} itself, which makes a schedule: call it, lr: ${maker.call}`;
 }
 
 /**
- * The example call recorded with `value` where it is one of the library's schedule makers
- * ({@linkcode scheduleMaker}); else undefined.
+ * Where `value` is one of the library's schedule makers ({@linkcode scheduleMaker}): its name
+ * and the example call recorded with it; else undefined.
  *
  * @example
  * ```ts
- * import { scheduleMaker, scheduleMakerCall } from "./_call_hints.ts";
+ * import { scheduleMaker, scheduleMakerOf } from "./_call_hints.ts";
  * import assert from "node:assert/strict";
  *
  * const halving = scheduleMaker((lr: number) => (t: number) => lr / t, "halving(1e-3)");
- * assert.equal(scheduleMakerCall(halving), "halving(1e-3)");
- * assert.equal(scheduleMakerCall(halving(1e-3)), undefined);
+ * assert.deepEqual(scheduleMakerOf(halving), { name: "halving", call: "halving(1e-3)" });
+ * assert.equal(scheduleMakerOf(halving(1e-3)), undefined);
  * ```
  */
-export function scheduleMakerCall(value: unknown): string | undefined {
-  return typeof value === "function" ? SCHEDULE_MAKERS.get(value) : undefined;
+export function scheduleMakerOf(value: unknown): { name: string; call: string } | undefined {
+  const call = typeof value === "function" ? SCHEDULE_MAKERS.get(value) : undefined;
+  return call === undefined ? undefined : { name: call.slice(0, call.indexOf("(")), call };
 }

@@ -234,9 +234,26 @@ export function holdsCodes(layout: ArenaLayout, section: number): boolean {
 }
 
 /**
- * Copies of a section's values by name (a host backend's `readSection`), from its f32 `views`,
- * a compact tensor's moment decoded from its codes in `compact` (given where
- * {@linkcode holdsCodes}).
+ * What a host backend gives of its arena (a part of `HostBackend`): its layout, a section's f32
+ * views by name, and a moment's codes by name (where {@linkcode holdsCodes}).
+ */
+export interface ArenaViews {
+  readonly layout: ArenaLayout;
+  viewSection(section: number): Readonly<Record<string, Float32Array>>;
+  viewCompact(k: number): Readonly<Record<string, CompactMoment>>;
+}
+
+/** The codes of a moment's section of `arena`, where it holds some; else undefined. */
+function compactOf(
+  arena: ArenaViews,
+  section: number,
+): Readonly<Record<string, CompactMoment>> | undefined {
+  return holdsCodes(arena.layout, section) ? arena.viewCompact(section - EXP_AVG) : undefined;
+}
+
+/**
+ * Copies of a section's values by name (a host backend's `readSection`), from the f32 views of
+ * `arena`, a compact tensor's moment decoded from its codes (where {@linkcode holdsCodes}).
  *
  * @example
  * ```ts
@@ -246,18 +263,22 @@ export function holdsCodes(layout: ArenaLayout, section: number): boolean {
  *
  * const layout = planCompactArena(["w", "b"], [4096, 3], { moments: 1 });
  * const buffer = new ArrayBuffer(layout.byteLength);
- * const views = sectionViews(buffer, 0, layout, EXP_AVG);
- * const codes = compactViews(buffer, 0, layout, 0);
+ * const arena = {
+ *   layout,
+ *   viewSection: (s: number) => sectionViews(buffer, 0, layout, s),
+ *   viewCompact: (k: number) => compactViews(buffer, 0, layout, k),
+ * };
  * const data = { w: new Float32Array(4096).fill(-1), b: new Float32Array([1, 2, 3]) };
- * writeSectionValues(layout, views, codes, data);
- * assert.deepEqual(sectionValues(layout, views, codes), data);
+ * writeSectionValues(arena, EXP_AVG, data);
+ * assert.deepEqual(sectionValues(arena, EXP_AVG), data);
  * ```
  */
 export function sectionValues(
-  layout: ArenaLayout,
-  views: Readonly<Record<string, Float32Array>>,
-  compact: Readonly<Record<string, CompactMoment>> | undefined,
+  arena: ArenaViews,
+  section: number,
 ): Record<string, Float32Array<ArrayBuffer>> {
+  const { layout } = arena;
+  const views = arena.viewSection(section), compact = compactOf(arena, section);
   const out: Record<string, Float32Array<ArrayBuffer>> = {};
   layout.names.forEach((name, i) => {
     if (compact === undefined || !layout.compact[i]) out[name] = views[name].slice();
@@ -270,28 +291,32 @@ export function sectionValues(
 }
 
 /**
- * Writes a section's values by name (a host backend's `writeSection`) into its f32 `views`, a
- * compact tensor's moment encoded into its codes in `compact` (lossy; given where
+ * Writes a section's values by name (a host backend's `writeSection`) into the f32 views of
+ * `arena`, a compact tensor's moment encoded into its codes (lossy; where
  * {@linkcode holdsCodes}). A value that is its view already is left as it is.
  *
  * @example
  * ```ts
  * import { planCompactArena, writeSectionValues } from "./arena_compact.ts";
- * import { PARAMS, sectionViews } from "./arena.ts";
+ * import { compactViews, PARAMS, sectionViews } from "./arena.ts";
  * import assert from "node:assert/strict";
  *
  * const layout = planCompactArena(["w"], [3], {});
- * const views = sectionViews(new ArrayBuffer(layout.byteLength), 0, layout, PARAMS);
- * writeSectionValues(layout, views, undefined, { w: new Float32Array([1, 2, 3]) });
- * assert.deepEqual(views.w, new Float32Array([1, 2, 3]));
+ * const buffer = new ArrayBuffer(layout.byteLength);
+ * const viewSection = (s: number) => sectionViews(buffer, 0, layout, s);
+ * const viewCompact = (k: number) => compactViews(buffer, 0, layout, k);
+ * const w = new Float32Array([1, 2, 3]);
+ * writeSectionValues({ layout, viewSection, viewCompact }, PARAMS, { w });
+ * assert.deepEqual(viewSection(PARAMS).w, new Float32Array([1, 2, 3]));
  * ```
  */
 export function writeSectionValues(
-  layout: ArenaLayout,
-  views: Readonly<Record<string, Float32Array>>,
-  compact: Readonly<Record<string, CompactMoment>> | undefined,
+  arena: ArenaViews,
+  section: number,
   data: Readonly<Record<string, Float32Array>>,
 ): void {
+  const { layout } = arena;
+  const views = arena.viewSection(section), compact = compactOf(arena, section);
   layout.names.forEach((name, i) => {
     if (compact !== undefined && layout.compact[i]) {
       encodeTensor(data[name], compact[name].codes, compact[name].scales);

@@ -90,3 +90,53 @@ export function decodeTensor(codes: Codes, scales: Float32Array, out: Float32Arr
   const s = scales[full];
   for (let i = full * Q8_BLOCK; i < n; i++) out[i] = values[codes[i] & 255] * s;
 }
+
+/** The smallest positive normal f32: a block's scale is 0 or at least this. */
+const SMALLEST_NORMAL = 2 ** -126;
+
+/**
+ * A fault of a tensor's 8-bit codes and scales, which the encoder never writes: a scale that is
+ * not 0 or a positive normal finite number (`scale`, of `block`), or a code that is −128, or not
+ * 0 in a block whose scale is 0 (`code`, at `element` of `block`, and `why` in words).
+ */
+export type CodesFault =
+  | { readonly block: number; readonly scale: number; readonly element?: undefined }
+  | {
+    readonly block: number;
+    readonly element: number;
+    readonly code: number;
+    readonly why: string;
+  };
+
+/**
+ * The first fault of `codes` and their `scales` (one a block of 256), block by block, or
+ * undefined where there is none ({@linkcode CodesFault}).
+ *
+ * @example
+ * ```ts
+ * import { codesFault } from "./q8_tensor.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const codes = new Int8Array(300), scales = new Float32Array([1, 0]);
+ * assert.equal(codesFault(codes, scales), undefined);
+ * codes[280] = 3; // in the second block, whose scale is 0
+ * assert.equal(codesFault(codes, scales)?.element, 280);
+ * assert.deepEqual(codesFault(codes, new Float32Array([1, NaN])), { block: 1, scale: NaN });
+ * ```
+ */
+export function codesFault(codes: Codes, scales: Float32Array): CodesFault | undefined {
+  for (let b = 0; b < scales.length; b++) {
+    const s = scales[b];
+    if (!(s === 0 || (s >= SMALLEST_NORMAL && s < Infinity))) return { block: b, scale: s };
+    const end = Math.min(codes.length, (b + 1) * Q8_BLOCK);
+    for (let i = b * Q8_BLOCK; i < end; i++) {
+      const c = codes[i];
+      if (c !== -128 && (s !== 0 || c === 0)) continue;
+      const why = c === -128
+        ? "the signed code -128 is never written"
+        : `block ${b}'s scale is 0 (a block of zeros), so its codes must be 0`;
+      return { block: b, element: i, code: c, why };
+    }
+  }
+  return undefined;
+}

@@ -14,7 +14,7 @@
 import { type ArenaLayout, type CompactMoment, EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
 import { type AnyBackend, holdsCodes } from "../base/backend.ts";
 import { blocksOf, Q8_BLOCK } from "../base/q8.ts";
-import { decodeTensor, encodeTensor } from "../base/q8_tensor.ts";
+import { codesFault, decodeTensor, encodeTensor } from "../base/q8_tensor.ts";
 import {
   CheckpointError,
   METADATA_KEY,
@@ -263,9 +263,6 @@ function valuesProblem(
   } number`;
 }
 
-/** The smallest normal f32: a scale is 0 or at least this (a block of subnormals scales 0). */
-const SMALLEST_NORMAL = 2 ** -126;
-
 /**
  * A moment's codes and scales, checked: codes of its kind (I8 signed, U8 for a non-negative
  * moment; no signed code −128), one scale a block, each 0 or a positive normal finite number,
@@ -311,29 +308,15 @@ function compactValues(
  * not 0.
  */
 function compactProblem(held: CompactMoment, codesName: string): string | undefined {
-  const { codes, scales } = held;
-  const scalesName = codesName.replace(/\.codes$/, ".scales");
-  const n = codes.length;
-  for (let b = 0; b < scales.length; b++) {
-    const s = scales[b];
-    if (!(s === 0 || (s >= SMALLEST_NORMAL && s < Infinity))) {
-      return `Tensor ${
-        JSON.stringify(scalesName)
-      }[${b}] is ${s}; expected 0 or a positive normal finite number`;
-    }
-    const end = Math.min(n, (b + 1) * Q8_BLOCK);
-    for (let i = b * Q8_BLOCK; i < end; i++) {
-      const c = codes[i];
-      if (c === -128 || (s === 0 && c !== 0)) {
-        return `Tensor ${JSON.stringify(codesName)}[${i}] is ${c}; ${
-          c === -128
-            ? "the signed code -128 is never written"
-            : `block ${b}'s scale is 0 (a block of zeros), so its codes must be 0`
-        }`;
-      }
-    }
+  const fault = codesFault(held.codes, held.scales);
+  if (fault === undefined) return undefined;
+  if (fault.element === undefined) {
+    const scalesName = codesName.replace(/\.codes$/, ".scales");
+    return `Tensor ${
+      JSON.stringify(scalesName)
+    }[${fault.block}] is ${fault.scale}; expected 0 or a positive normal finite number`;
   }
-  return undefined;
+  return `Tensor ${JSON.stringify(codesName)}[${fault.element}] is ${fault.code}; ${fault.why}`;
 }
 
 /**

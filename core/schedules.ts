@@ -9,7 +9,7 @@
  * @module
  */
 import { described, optionError, optionMessage } from "../base/_errors.ts";
-import { scheduleMaker, scheduleMakerCall } from "../base/_call_hints.ts";
+import { scheduleMaker, scheduleMakerOf } from "../base/_call_hints.ts";
 import { checkKeys } from "../base/schema.ts";
 
 /**
@@ -236,12 +236,11 @@ function chainPartHint(s: unknown, n: unknown): string {
  * reaches it, or return a function.
  */
 function checkChainSchedule(s: unknown): void {
-  const call = scheduleMakerCall(s);
-  if (call === undefined) return;
+  const maker = scheduleMakerOf(s);
+  if (maker === undefined) return;
   throw new TypeError(
-    `chain() parts must be [schedule, steps], got ${
-      call.slice(0, call.indexOf("("))
-    } itself as a schedule, which makes one: call it, [${call}, steps]`,
+    `chain() parts must be [schedule, steps], got ${maker.name} itself as a schedule, which ` +
+      `makes one: call it, [${maker.call}, steps]`,
   );
 }
 

@@ -9,13 +9,12 @@ import {
   type ArenaLayout,
   type CompactMoment,
   compactViews,
-  EXP_AVG,
   GRADS,
   PARAMS,
   sectionViews,
 } from "../base/arena.ts";
 import type { CompactHostBackend } from "../base/backend.ts";
-import { holdsCodes, sectionValues, writeSectionValues } from "../base/arena_compact.ts";
+import { sectionValues, writeSectionValues } from "../base/arena_compact.ts";
 import type { BackendName } from "../base/options.ts";
 import { BLOCK_WORDS, blockCount } from "../base/scalars.ts";
 
@@ -198,17 +197,10 @@ export class CpuBackend implements CompactHostBackend {
   }
 
   readSection(section: number): Promise<Record<string, Float32Array<ArrayBuffer>>> {
-    return Promise.resolve(
-      sectionValues(this.layout, this.viewSection(section), this.#compactOf(section)),
-    );
+    return Promise.resolve(sectionValues(this, section));
   }
 
   writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void {
-    writeSectionValues(this.layout, this.viewSection(section), this.#compactOf(section), data);
-  }
-
-  /** The codes of a moment's section, where the state holds some; else undefined. */
-  #compactOf(section: number): Readonly<Record<string, CompactMoment>> | undefined {
-    return holdsCodes(this.layout, section) ? this.viewCompact(section - EXP_AVG) : undefined;
+    writeSectionValues(this, section, data);
   }
 }

@@ -12,7 +12,7 @@ import type { VersionedCheckpointStore } from "./contract.ts";
 import type { CommitResult, TrainingStore } from "./training.ts";
 import { answer, Broken, type Clause, expect, show } from "./_conformance_kit.ts";
 import { firstSave } from "./_conformance_checkpoint.ts";
-import { commitOf, submitNew } from "./_conformance_training.ts";
+import { commitOf, submitNew } from "./_conformance_calls.ts";
 
 /** The default of the option `largestCheckpoint`: 4 MiB. */
 export const LARGEST_CHECKPOINT = 4 * 1024 * 1024;

@@ -10,6 +10,7 @@ import { CheckpointError } from "../mod.ts";
 import type { Lease, TrainingStore } from "./training.ts";
 import {
   answer,
+  asJournal,
   asRecord,
   bytesOf,
   checkpointOf,
@@ -20,8 +21,7 @@ import {
   race,
   show,
 } from "./_conformance_kit.ts";
-import { commitOf, firstCommit, submitNew } from "./_conformance_training.ts";
-import { asJournal } from "./_conformance_kit.ts";
+import { commitOf, firstCommit, submitNew } from "./_conformance_calls.ts";
 
 type Store = TrainingStore;
 const TERM = 60_000;

@@ -9,7 +9,6 @@ import { compareUtf8 } from "../base/_utf8.ts";
 import {
   answer,
   asHead,
-  asInfos,
   asJournal,
   asRecord,
   asResult,
@@ -22,66 +21,14 @@ import {
   pick,
   race,
 } from "./_conformance_kit.ts";
+import { commitOf, firstCommit, listed, seen, submitNew } from "./_conformance_calls.ts";
 
 type Store = TrainingStore;
-
-/** A commit of nothing but `fields`: no outcomes, no lease. */
-export const commitOf = (fields: Partial<StepCommit>): StepCommit => ({
-  checkpoint: null,
-  expected: null,
-  step: 1,
-  seq: 1,
-  applied: [],
-  refused: [],
-  fresh: [],
-  ...fields,
-});
-
-/** Commits a first checkpoint (step 1) on a new store; its version. */
-export async function firstCommit(store: Store): Promise<string> {
-  const did = "commit of a first checkpoint (step 1) on an empty store";
-  const done = await answer(
-    did,
-    async () => store.commit(commitOf({ checkpoint: await checkpointOf(1) })),
-  );
-  expect(typeof done?.version === "string", did, "{ version: a string, lease: null }", done);
-  return done!.version!;
-}
-
-/** Submits `id` (base, samples 1, `gradient`), throwing unless it was stored now. */
-export async function submitNew(
-  store: Store,
-  id: string,
-  base: number,
-  gradient = bytesOf(base, 8),
-) {
-  const did = `submit(${JSON.stringify(id)}, base ${base}) of a new id`;
-  expectSame(did, await answer(did, () => store.submit({ id, base, samples: 1 }, gradient)), null);
-}
-
-/** What `pending` lists, without the refs. */
-async function listed(store: Store, limit = Infinity) {
-  const did = `pending(${limit})`;
-  return asInfos(await answer(did, () => store.pending(limit)));
-}
 
 /** The contract's order of pending contributions: base step, then id by UTF-8 bytes. */
 function contractOrder(a: { id: string; base: number }, b: { id: string; base: number }): number {
   if (a.base !== b.base) return a.base - b.base;
   return compareUtf8(a.id, b.id);
-}
-
-/** A snapshot of what a reader sees, to compare before and after a refused call. */
-async function seen(store: Store, ids: readonly string[]) {
-  return {
-    head: await answer("head()", () => store.head().then(asHead)),
-    pending: await listed(store),
-    requests: await answer(
-      "request()",
-      () => Promise.all(ids.map((id) => store.request(id).then(asRecord))),
-    ),
-    journal: await answer("journal(0, Infinity)", () => store.journal(0, Infinity).then(asJournal)),
-  };
 }
 
 /** The clauses of requests and steps. */

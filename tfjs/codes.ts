@@ -22,14 +22,12 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { ReadTensor } from "./given.ts";
 import type { CompactMoment } from "../base/arena.ts";
 import { Q8_BLOCK, Q8_MIN_ELEMENTS } from "../base/q8.ts";
+import { codesFault } from "../base/q8_tensor.ts";
 
 /** The suffix of the weight of a moment's codes held in 8 bits. */
 export const CODES = "codes";
 /** The suffix of the weight of a moment's scales held in 8 bits. */
 export const SCALES = "scales";
-
-/** The smallest positive normal f32. */
-const SMALLEST_NORMAL = 2 ** -126;
 
 /**
  * A moment's codes packed four to an int32 (the bytes after the last code 0).
@@ -141,28 +139,15 @@ export async function readCodes(
 
 /** The checks of {@linkcode readCodes} on the values. */
 function checkCodes(codesName: string, codes: Int8Array | Uint8Array, scales: Float32Array): void {
-  const scalesName = codesName.replace(/codes$/, SCALES);
-  for (let b = 0; b < scales.length; b++) {
-    const s = scales[b];
-    if (!(s === 0 || (s >= SMALLEST_NORMAL && s < Infinity))) {
-      throw new RangeError(
-        `Expected weight ${
-          JSON.stringify(scalesName)
-        }[${b}] to be 0 or a positive normal finite number, got ${s}`,
-      );
-    }
-    const end = Math.min(codes.length, (b + 1) * Q8_BLOCK);
-    for (let i = b * Q8_BLOCK; i < end; i++) {
-      const c = codes[i];
-      if (c === -128 || (s === 0 && c !== 0)) {
-        throw new RangeError(
-          `Weight ${JSON.stringify(codesName)} holds code ${c} at element ${i}; ${
-            c === -128
-              ? "the signed code -128 is never written"
-              : `block ${b}'s scale is 0 (a block of zeros), so its codes must be 0`
-          }`,
-        );
-      }
-    }
-  }
+  const fault = codesFault(codes, scales);
+  if (fault === undefined) return;
+  throw new RangeError(
+    fault.element === undefined
+      ? `Expected weight ${
+        JSON.stringify(codesName.replace(/codes$/, SCALES))
+      }[${fault.block}] to be 0 or a positive normal finite number, got ${fault.scale}`
+      : `Weight ${
+        JSON.stringify(codesName)
+      } holds code ${fault.code} at element ${fault.element}; ${fault.why}`,
+  );
 }

@@ -162,10 +162,7 @@ export class CpuPath {
   keepAll(): void {
     if (this.#state === undefined) return;
     this.#kept.keepState(this.#state, this.#entries);
-    dispose(this.#state);
-    this.#dropThreads();
-    this.#state = undefined;
-    this.#entries = [];
+    this.drop();
   }
 
   /** Drops the state without keeping it (workers being started stop). */
@@ -213,13 +210,12 @@ export class CpuPath {
     const backend = this.#backend(config, layout, entries, items);
     const sections = momentsOf(config).map((_, k) => EXP_AVG + k);
     if (hasSection(layout, SLOW)) sections.push(SLOW);
-    this.#kept.forgetGone(tf.engine().registeredVariables);
     writeKept(
       backend,
       entries,
       items.map((i) => readHost(i.variable)),
       sections,
-      this.#kept.fitting(entries, config.loop.gc),
+      this.#kept.fitting(entries, config.loop.gc, tf.engine().registeredVariables),
     );
     this.#state = restoreState(config, backend, {
       steps: this.#kept.steps,
@@ -229,7 +225,7 @@ export class CpuPath {
       // (an 8-bit arena's order, small tensors first, derives from it on load).
       order: entries.map((e) => e.name),
     });
-    this.#kept.forget(entries);
+    this.#kept.forgetTaken(entries, tf.engine().registeredVariables);
     this.#entries = entries;
     this.#given = Object.fromEntries(entries.map((e) => [e.name, NONE]));
     this.#assigned = items.map((i) => i.variable.dataId);

@@ -11,7 +11,7 @@ import type { CompactMoment } from "../base/arena.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
 import { WebGpuBackend } from "../gpu/webgpu_backend.ts";
 import type { Kept } from "./kept.ts";
-import { type Entry, sameShape, sameVariable } from "./layout.ts";
+import { type Entry, takesState } from "./layout.ts";
 
 /**
  * A variable whose state kept aside is still being read back from a state before a change: that
@@ -57,11 +57,8 @@ export function copyHeld(
     const from = pending.get(e.name);
     if (source !== undefined && held.has(e.name)) {
       const h = held.get(e.name)!;
-      if (sameShape(h.shape, e.shape) && sameVariable(h, e.variable)) add(source, e.name);
-    } else if (
-      from !== undefined && sameShape(from.entry.shape, e.shape) &&
-      sameVariable(from.entry, e.variable)
-    ) {
+      if (takesState(h, e.shape, e.variable)) add(source, e.name);
+    } else if (from !== undefined && takesState(from.entry, e.shape, e.variable)) {
       add(from.source, e.name);
     }
   }

@@ -6,10 +6,10 @@
  * Copies per variable and step, all on the GPU: `dataToGPU` (tfjs copies the gradient into a
  * buffer of its own), the library's copy of it into its arena, and `tf.tensor({ buffer })`
  * (tfjs copies the parameters into the variable's new buffer: the variable never aliases a
- * buffer that a later step writes). The adapter's parameter buffers are the master copy of the
- * parameters, updated in place by the step kernel; a variable assigned between steps
- * (`model.setWeights`, loaded weights) is copied into its buffer first, on the GPU, so that the
- * step updates its new value, as on the CPU backends.
+ * buffer that a later step writes). The adapter's parameter buffers (_param_buffers.ts) are the
+ * master copy of the parameters, updated in place by the step kernel; a variable assigned
+ * between steps (`model.setWeights`, loaded weights) is copied into its buffer first, on the
+ * GPU, so that the step updates its new value, as on the CPU backends.
  *
  * With `states: "8bit"` the settings go to the WebGPU state as they are: it holds the moments in
  * 8 bits where it can, and refuses them with a TypeError where it cannot (then nothing is made).
@@ -45,6 +45,7 @@ import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradient
 import type { KeptStates } from "./kept.ts";
 import { type Entry, entryOf, fromArena } from "./layout.ts";
 import { copyHeld, gpuBackendOf, type Pending, readKeptAside } from "./gpu_change.ts";
+import { onGpu, ParamBuffers } from "./_param_buffers.ts";
 
 /** What tfjs-backend-webgpu exposes that the adapter uses. */
 interface TfWebGpuBackend {
@@ -153,87 +154,6 @@ export class GpuRunner {
   destroy(): void {
     dispose(this.#state);
     this.#buffers.destroy();
-  }
-}
-
-/**
- * The adapter's parameter buffers, one per variable: the step kernel updates each in place
- * (`params`), so it is the master copy of the parameters. The kernel moves whole vec4s, so a
- * buffer extends to the next 16 bytes; and tfjs reads a tensor's whole buffer back, so where a
- * length is not a multiple of 4 the parameters are copied, after each step, into a buffer of
- * exactly their bytes for `tf.tensor({ buffer })` (`out`).
- */
-class ParamBuffers {
-  readonly #device: GPUDevice;
-  readonly params: GPUBuffer[];
-  readonly #outs: GPUBuffer[];
-
-  constructor(device: GPUDevice, entries: readonly Entry[]) {
-    this.#device = device;
-    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-    this.params = [];
-    this.#outs = [];
-    try {
-      for (const e of entries) {
-        const label = `radam tfjs param ${e.name}`;
-        const exact = Math.max(4, e.size * 4);
-        const padded = Math.max(4, Math.ceil(e.size / 4) * 16);
-        const params = device.createBuffer({ label, size: padded, usage });
-        this.params.push(params);
-        this.#outs.push(
-          padded === exact
-            ? params
-            : device.createBuffer({ label: `${label} out`, size: exact, usage }),
-        );
-      }
-    } catch (error) {
-      this.destroy();
-      throw error;
-    }
-  }
-
-  /**
-   * Copies the values of `variables[i]` (where given) into the parameter buffer of entry i, on
-   * the GPU (from host values where tfjs keeps them on the CPU).
-   */
-  fill(entries: readonly Entry[], variables: readonly (tf.Variable | undefined)[]): void {
-    const device = this.#device;
-    const encoder = device.createCommandEncoder();
-    const refs: tf.Tensor[] = [];
-    entries.forEach((e, i) => {
-      const variable = variables[i];
-      if (variable === undefined || e.size === 0) return;
-      const gpu = onGpu(variable);
-      if (gpu) {
-        refs.push(gpu.tensorRef);
-        encoder.copyBufferToBuffer(gpu.buffer, 0, this.params[i], 0, e.size * 4);
-      } else {
-        const values = variable.dataSync() as Float32Array<ArrayBuffer>;
-        device.queue.writeBuffer(this.params[i], 0, values);
-      }
-    });
-    device.queue.submit([encoder.finish()]);
-    for (const r of refs) r.dispose();
-  }
-
-  /** After a step: the buffers of exactly each variable's bytes, filled from its parameters. */
-  out(entries: readonly Entry[]): readonly GPUBuffer[] {
-    const outs = this.#outs;
-    let encoder: GPUCommandEncoder | undefined;
-    for (let i = 0; i < outs.length; i++) {
-      if (outs[i] === this.params[i]) continue;
-      encoder ??= this.#device.createCommandEncoder();
-      encoder.copyBufferToBuffer(this.params[i], 0, outs[i], 0, entries[i].size * 4);
-    }
-    if (encoder !== undefined) this.#device.queue.submit([encoder.finish()]);
-    return outs;
-  }
-
-  destroy(): void {
-    this.params.forEach((b, i) => {
-      b.destroy();
-      if (this.#outs[i] !== b) this.#outs[i]?.destroy();
-    });
   }
 }
 
@@ -360,7 +280,7 @@ export class GpuPath {
    */
   #create(config: Settings, items: readonly GradItem[], before?: GpuRunner): GpuRunner {
     const entries = items.map((i) => entryOf(i.name, i.variable.shape, false, i.variable.id));
-    const fitting = this.#kept.fitting(entries, config.loop.gc);
+    const fitting = this.#kept.fitting(entries, config.loop.gc, tf.engine().registeredVariables);
     // In the tfjs layout (gc runs in tfjs here, not on transposed kernels).
     const sections = new Map<string, (Float32Array | undefined)[]>();
     for (const [name, k] of fitting) {
@@ -385,8 +305,7 @@ export class GpuPath {
       throw error;
     }
     if (before !== undefined) this.#retire(before, entries);
-    this.#kept.forgetGone(tf.engine().registeredVariables);
-    this.#kept.forget(entries);
+    this.#kept.forgetTaken(entries, tf.engine().registeredVariables);
     for (const e of entries) this.#pending.delete(e.name);
     return runner;
   }
@@ -484,16 +403,5 @@ export class GpuPath {
     if (afterReads && this.#reads.size > 0) {
       Promise.allSettled([...this.#reads]).then(() => runner?.destroy());
     } else runner?.destroy();
-  }
-}
-
-/** A tensor's data as a GPU buffer (tfjs's copy), or undefined where tfjs holds it on the CPU. */
-function onGpu(t: tf.Tensor): { buffer: GPUBuffer; tensorRef: tf.Tensor } | undefined {
-  try {
-    const { buffer, tensorRef } = t.dataToGPU();
-    return { buffer: buffer!, tensorRef };
-  } catch {
-    // tfjs keeps small tensors it made from host values on the CPU until a kernel needs them.
-    return undefined;
   }
 }

@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { described, isThenable, promiseHint } from "../base/_errors.ts";
-import { type Entry, sameShape, sameVariable, shapeText } from "./layout.ts";
+import { type Entry, sameShape, sameVariable, shapeText, takesState } from "./layout.ts";
 import { checkHasTensor, checkNotOneNamedTensor, nameHint } from "./_hints.ts";
 
 /** A variable and its gradient of one step (checked). */
@@ -221,12 +221,13 @@ export function sameVariables(entries: readonly Entry[], items: readonly GradIte
   if (entries.length !== items.length) return false;
   for (let i = 0; i < items.length; i++) {
     const e = entries[i], v = items[i].variable;
-    if (e.name !== items[i].name || !sameShape(e.shape, v.shape) || !sameVariable(e, v.id)) {
-      return false;
-    }
+    if (e.name !== items[i].name || !takesState(e, v.shape, v.id)) return false;
   }
   return true;
 }
+
+/** What the errors of option `strict` add: why it refuses. */
+const STRICT_WHY = " (option strict: true refuses a change of the trained variables)";
 
 /** The error of option `strict` for a step over other variables than `entries`. */
 export function changeError(entries: readonly Entry[], items: readonly GradItem[]): RangeError {
@@ -236,7 +237,7 @@ export function changeError(entries: readonly Entry[], items: readonly GradItem[
     return new RangeError(
       `The variable ${
         JSON.stringify(gone.name)
-      } has no gradient in this step, but the optimizer holds its state (option strict: true refuses a change of the trained variables)`,
+      } has no gradient in this step, but the optimizer holds its state${STRICT_WHY}`,
     );
   }
   const known = new Map(entries.map((e) => [e.name, e]));
@@ -249,7 +250,7 @@ export function changeError(entries: readonly Entry[], items: readonly GradItem[
     return new RangeError(
       `The variable ${
         JSON.stringify(made.name)
-      } is a new tf.Variable under the name of one the optimizer holds state for (that one was disposed), which would start fresh (option strict: true refuses a change of the trained variables)`,
+      } is a new tf.Variable under the name of one the optimizer holds state for (that one was disposed), which would start fresh${STRICT_WHY}`,
     );
   }
   const item =
@@ -259,6 +260,6 @@ export function changeError(entries: readonly Entry[], items: readonly GradItem[
   return new RangeError(
     `The variable ${
       JSON.stringify(item.name)
-    } was not among the variables of the first step, or changed shape (option strict: true refuses a change of the trained variables)`,
+    } was not among the variables of the first step, or changed shape${STRICT_WHY}`,
   );
 }

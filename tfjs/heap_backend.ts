@@ -41,7 +41,6 @@ import {
   type ArenaLayout,
   type CompactMoment,
   compactViews,
-  EXP_AVG,
   GRADS,
   PARAMS,
   sectionViews,
@@ -49,7 +48,7 @@ import {
 import type { CompactHostBackend } from "../base/backend.ts";
 import { blockViews } from "../cpu/cpu_backend.ts";
 import { type KernelExports, kernelOnMemory, placeArena } from "../cpu/wasm_backend.ts";
-import { holdsCodes, sectionValues, writeSectionValues } from "../base/arena_compact.ts";
+import { sectionValues, writeSectionValues } from "../base/arena_compact.ts";
 import { allocateArena, type HeapAllocation } from "./_heap_allocation.ts";
 import { HeapVariables } from "./_heap_variables.ts";
 import {
@@ -394,15 +393,8 @@ export class HeapBackend implements CompactHostBackend {
     return compactViews(this.#fresh(), this.#base, this.layout, k);
   }
 
-  /** The codes of a moment's section, where the state holds some; else undefined. */
-  #compactOf(section: number): Readonly<Record<string, CompactMoment>> | undefined {
-    return holdsCodes(this.layout, section) ? this.viewCompact(section - EXP_AVG) : undefined;
-  }
-
   readSection(section: number): Promise<Record<string, Float32Array<ArrayBuffer>>> {
-    return Promise.resolve(
-      sectionValues(this.layout, this.viewSection(section), this.#compactOf(section)),
-    );
+    return Promise.resolve(sectionValues(this, section));
   }
 
   writeSection(section: number, data: Readonly<Record<string, Float32Array>>): void {
@@ -410,7 +402,7 @@ export class HeapBackend implements CompactHostBackend {
       this.loadGrads(this.layout.names.map((n) => data[n]));
       return;
     }
-    writeSectionValues(this.layout, this.viewSection(section), this.#compactOf(section), data);
+    writeSectionValues(this, section, data);
   }
 
   dispose(): void {

@@ -66,6 +66,20 @@ export interface Wanted {
   readonly variable?: number;
 }
 
+/** tfjs's registry of variables (`tf.engine().registeredVariables`): by name, the live one. */
+export type Registry = Readonly<Record<string, { readonly id: number }>>;
+
+/**
+ * Whether `k`, kept under `name` aside from a step, is of a variable that is gone: `registered`
+ * holds no variable of its name, or another `tf.Variable` (the one it was kept for disposed).
+ * State read by `setWeights` or `loadState` (kept for no variable) never is.
+ */
+function isGone(name: string, k: Kept, registered: Registry): boolean {
+  if (k.entry.variable === undefined) return false;
+  const variable = Object.hasOwn(registered, name) ? registered[name] : undefined;
+  return variable === undefined || variable.id !== k.entry.variable;
+}
+
 /**
  * Ties a name from a saved model to a variable of the same base name (tfjs's `_<n>` suffix).
  *
@@ -94,7 +108,7 @@ export function baseName(name: string): string {
  * const m = new Float32Array([1, 2]);
  * kept.replace(new Map([["w", { entry: entryOf("w", [2], false), sections: [, , m] }]]), 3, 0);
  * // A variable loaded as "w_1" (tfjs's suffix) gets the state saved as "w".
- * const fitting = kept.fitting([{ name: "w_1", shape: [2] }], false);
+ * const fitting = kept.fitting([{ name: "w_1", shape: [2] }], false, {});
  * assert.equal(fitting.get("w_1")!.sections[2], m);
  * assert.equal(kept.steps, 3);
  * ```
@@ -178,30 +192,15 @@ export class KeptStates {
   }
 
   /**
-   * Forgets the state kept aside from a step of variables that are gone: where `registered`
-   * (tfjs's registry) holds no variable of its name, or another `tf.Variable` (the one it was
-   * kept for disposed). No variable can take it (one made again under the name starts fresh),
-   * and `getWeights` would otherwise save it with another model.
-   */
-  forgetGone(registered: Readonly<Record<string, { readonly id: number }>>): void {
-    for (const [name, k] of this.#byName) {
-      if (k.entry.variable === undefined) continue;
-      const variable = Object.hasOwn(registered, name) ? registered[name] : undefined;
-      if (variable === undefined || variable.id !== k.entry.variable) this.#byName.delete(name);
-    }
-  }
-
-  /**
    * The kept state of each of `wanted` that fits it (by name; none for a variable whose kept
    * state has another shape, or was kept for another `tf.Variable` of its name): its sections in
    * the arena layout of an optimizer that does (`gc`) or does not centralize, with the entry they
-   * are laid out by. Still kept until {@linkcode forget}.
+   * are laid out by. Still kept until {@linkcode forgetTaken}, as is the state of variables that
+   * are gone (by `registered`, tfjs's registry), which the matching of loaded names treats as
+   * forgotten already.
    */
-  fitting(
-    wanted: readonly Wanted[],
-    gc: boolean,
-  ): Map<string, Fitting> {
-    if (this.#loaded.size > 0) this.#matchLoadedNames(wanted, gc);
+  fitting(wanted: readonly Wanted[], gc: boolean, registered: Registry): Map<string, Fitting> {
+    if (this.#loaded.size > 0) this.#matchLoadedNames(wanted, gc, registered);
     const out = new Map<string, Fitting>();
     for (const w of wanted) {
       const k = this.#byName.get(w.name);
@@ -224,11 +223,21 @@ export class KeptStates {
     return out;
   }
 
-  /** Forgets what is kept under the names of `wanted` (now in a live state, or started fresh). */
-  forget(wanted: readonly Wanted[]): void {
+  /**
+   * Once a state over `wanted` is made (only then: where making it fails, the state kept for
+   * them and for gone variables stays kept), forgets what is kept under their names (now in the
+   * state, or started fresh), and the state kept aside from a step of variables that are gone:
+   * where `registered` (tfjs's registry) holds no variable of its name, or another `tf.Variable`
+   * (the one it was kept for disposed). No variable can take that (one made again under the name
+   * starts fresh), and `getWeights` would otherwise save it with another model.
+   */
+  forgetTaken(wanted: readonly Wanted[], registered: Registry): void {
     for (const w of wanted) {
       this.#byName.delete(w.name);
       this.#loaded.delete(w.name);
+    }
+    for (const [name, k] of this.#byName) {
+      if (isGone(name, k, registered)) this.#byName.delete(name);
     }
   }
 
@@ -238,22 +247,26 @@ export class KeptStates {
    * may carry such a suffix too. A loaded state whose name has no variable goes to the one
    * variable of the same base name and shape that has no kept state of its own (one new to the
    * optimizer); where that is not one variable, nothing is moved (the variable starts fresh), so
-   * nothing is ever mis-assigned.
+   * nothing is ever mis-assigned. The state of a gone variable (`registered`) counts for none.
    */
-  #matchLoadedNames(wanted: readonly Wanted[], gc: boolean): void {
+  #matchLoadedNames(wanted: readonly Wanted[], gc: boolean, registered: Registry): void {
     const kept = this.#byName;
+    const held = (name: string) => kept.has(name) && !isGone(name, kept.get(name)!, registered);
     const names = new Set(wanted.map((w) => w.name));
-    const orphans = [...kept.keys()].filter((k) => !names.has(k));
+    const orphans = [...kept.keys()].filter((k) => !names.has(k) && held(k));
     for (const orphan of orphans) {
       if (!this.#loaded.has(orphan)) continue;
       const k = kept.get(orphan)!;
       const candidates = wanted.filter((w) =>
-        !kept.has(w.name) && baseName(w.name) === baseName(orphan) && keptFits(k, w.shape, gc)
+        !held(w.name) && baseName(w.name) === baseName(orphan) && keptFits(k, w.shape, gc)
       );
       const others = orphans.filter((o) => o !== orphan && baseName(o) === baseName(orphan));
       if (candidates.length !== 1 || others.length > 0) continue;
       kept.delete(orphan);
       this.#loaded.delete(orphan);
+      // (A gone variable's state under the name is replaced, and this goes last, as it would
+      // had that been forgotten first.)
+      kept.delete(candidates[0].name);
       kept.set(candidates[0].name, { ...k, entry: { ...k.entry, name: candidates[0].name } });
     }
   }

@@ -118,3 +118,25 @@ export function sameShape(a: readonly number[], b: readonly number[]): boolean {
 export function sameVariable(entry: Pick<Entry, "variable">, id: number | undefined): boolean {
   return entry.variable === undefined || id === undefined || entry.variable === id;
 }
+
+/**
+ * Whether the state of `entry` goes to the variable of `shape` and `tf.Variable` id `id` under
+ * its name: of the same shape, and not made for another variable ({@linkcode sameVariable}).
+ *
+ * @example
+ * ```ts
+ * import { entryOf, takesState } from "./layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(takesState(entryOf("w", [2], false, 7), [2], 7), true);
+ * assert.equal(takesState(entryOf("w", [2], false, 7), [3], 7), false); // another shape
+ * assert.equal(takesState(entryOf("w", [2], false, 7), [2], 8), false); // made again under "w"
+ * ```
+ */
+export function takesState(
+  entry: Pick<Entry, "shape" | "variable">,
+  shape: readonly number[],
+  id: number | undefined,
+): boolean {
+  return sameShape(entry.shape, shape) && sameVariable(entry, id);
+}

@@ -26,15 +26,34 @@ function someNames(names: readonly string[]): string {
   return names.length > LISTED ? `${shown} and ${names.length - LISTED} more` : shown;
 }
 
+/**
+ * The float32 variables registered with TensorFlow.js and not disposed: those an optimizer may
+ * hold state for; with `trainable`, only the trainable ones (those a step may update).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { floatVariables } from "./matching.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await tf.setBackend("cpu");
+ * const w = tf.variable(tf.zeros([2]), true, "float/trained");
+ * const frozen = tf.variable(tf.zeros([2]), false, "float/frozen");
+ * assert.ok(floatVariables(true).includes(w) && !floatVariables(true).includes(frozen));
+ * assert.ok(floatVariables(false).includes(frozen));
+ * tf.dispose([w, frozen]);
+ * ```
+ */
+export function floatVariables(trainable: boolean): tf.Variable[] {
+  return Object.values(tf.engine().registeredVariables).filter((v) =>
+    (v.trainable || !trainable) && v.dtype === "float32" && !v.isDisposed
+  );
+}
+
 /** The trainable float32 variables registered with TensorFlow.js: those a step may update. */
 function registeredVariables(): Wanted[] {
-  const out: Wanted[] = [];
-  for (const v of Object.values(tf.engine().registeredVariables)) {
-    if (v.trainable && v.dtype === "float32" && !v.isDisposed) {
-      out.push({ name: v.name, shape: v.shape });
-    }
-  }
-  return out;
+  return floatVariables(true).map((v) => ({ name: v.name, shape: v.shape }));
 }
 
 /**
@@ -84,9 +103,7 @@ export function trainableNames(): string[] {
  * ```
  */
 export function floatVariableNames(): string[] {
-  return Object.values(tf.engine().registeredVariables)
-    .filter((v) => v.dtype === "float32" && !v.isDisposed)
-    .map((v) => v.name);
+  return floatVariables(false).map((v) => v.name);
 }
 
 /**
@@ -267,8 +284,7 @@ function checkNoMisfit(
   weights?: readonly string[],
 ): void {
   const byBase = new Map<string, tf.Variable[]>();
-  for (const v of Object.values(tf.engine().registeredVariables)) {
-    if (v.dtype !== "float32" || v.isDisposed) continue;
+  for (const v of floatVariables(false)) {
     const base = baseName(v.name);
     byBase.set(base, [...byBase.get(base) ?? [], v]);
   }

@@ -20,6 +20,7 @@ import { iterTensor } from "./iter.ts";
 import { compactCopies } from "./host_state.ts";
 import { arenaFits, baseName, inTfjsOrder, type Kept, type KeptStates } from "./kept.ts";
 import { type Entry, entryOf, fromArena, sameShape } from "./layout.ts";
+import { floatVariables } from "./matching.ts";
 import { type WeightKind, weightKinds } from "./weight_kinds.ts";
 
 /** A live state and the variables it holds. */
@@ -168,8 +169,7 @@ function tfjsEntryOf(held: Kept, gc: boolean): Entry {
   if (arenaShape === undefined) return held.entry;
   const name = held.entry.name;
   const fits = (v: tf.Variable) => arenaFits(held, v.shape, gc);
-  const variables = Object.values(tf.engine().registeredVariables).filter((v) =>
-    v.trainable && v.dtype === "float32" && !v.isDisposed &&
+  const variables = floatVariables(true).filter((v) =>
     baseName(v.name) === baseName(name) && fits(v)
   );
   const own = variables.find((v) => v.name === name);

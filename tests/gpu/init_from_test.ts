@@ -16,14 +16,13 @@ import {
   type OptimizerState,
   radam,
   ranger,
-  readMoments,
   readParams,
-  readSlowWeights,
   saveState,
   step,
 } from "../../mod.ts";
 import { stateInternals } from "../../core/state.ts";
-import { bits, randoms, saying } from "../util.ts";
+import { type Contents, contents, difference } from "../state_contents.ts";
+import { randoms, saying } from "../util.ts";
 import { adapter, device, ignore, noGpuErrors } from "./gpu_device.ts";
 
 type Factory = (options: Record<string, unknown>) => Optimizer<unknown>;
@@ -34,23 +33,9 @@ const FACTORIES: Record<string, Factory> = {
   "radam 8bit": (o) => radam({ ...o, weightDecay: 0, states: "8bit" }),
 };
 
-/** Everything a state holds, as bits, by kind and tensor name (sorted). */
-async function contents(state: OptimizerState<unknown>): Promise<Map<string, string>> {
-  const slow = /ranger/.test(state.optimizer) ? await readSlowWeights(state) : {};
-  const parts = { params: await readParams(state), ...await readMoments(state), slow };
-  const out: [string, string][] = [["step", `${state.step}`], ["skipped", `${state.skippedSteps}`]];
-  for (const [kind, tensors] of Object.entries(parts)) {
-    for (const [name, values] of Object.entries(tensors as Record<string, Float32Array>)) {
-      out.push([`${kind}.${name}`, bits(values).join()]);
-    }
-  }
-  return new Map(out.sort(([x], [y]) => x < y ? -1 : 1));
-}
-
 /** Asserts `a` and `b` (`contents`) are the same bits, naming the first that differs. */
-function assertSame(a: Map<string, string>, b: Map<string, string>): void {
-  assert.deepEqual([...a.keys()], [...b.keys()]);
-  for (const [k, v] of a) assert.ok(v === b.get(k), `${k} differs`);
+function assertSame(a: Contents, b: Contents): void {
+  assert.equal(difference(a, b), undefined);
 }
 
 const LENGTHS = { a: 4100, b: 300, c: 4500 };
@@ -64,7 +49,7 @@ function grad(length: number, t: number, k: number): Float32Array {
 }
 
 /** `contents` of the tensor `name` and the counts alone. */
-function only(all: Map<string, string>, name: string): Map<string, string> {
+function only(all: Contents, name: string): Contents {
   return new Map([...all].filter(([k]) => !k.includes(".") || k.endsWith(`.${name}`)));
 }
 

@@ -165,3 +165,53 @@ Deno.test("tfjs: a model rebuilt under the same optimizer saves only its own sta
   optimizer.dispose();
   tf.dispose([x, y]);
 });
+
+/**
+ * A step over new variables whose state cannot be made (`x`'s values cannot be read, as where
+ * tfjs fails to read them) throws, and leaves what the optimizer holds as it was, the state of
+ * a variable disposed since the last step included: it is forgotten only once a state is made
+ * (there `getWeights` lists it, as it did before the failed step).
+ */
+async function failedChangeKeepsGone(backend: string): Promise<void> {
+  await useBackend(backend);
+  const gone = tf.variable(tf.tensor1d([1, 2]), true, name(`${backend}/gone`));
+  const u = tf.variable(tf.tensor1d([3, 4]), true, name(`${backend}/stays`));
+  const opt = tfOptimizer(ranger({ lr: 0.1 }));
+  for (let t = 0; t < 3; t++) stepAll(opt, [gone, u]);
+  const before = await optimizerSnapshot(opt);
+  assert.ok(before.weights.some(([n]) => n === `${gone.name}/m`));
+  gone.dispose();
+  const x = tf.variable(tf.tensor1d([5, 6]), true, name(`${backend}/new`));
+  const refused = () => {
+    throw new Error("unreadable");
+  };
+  Object.assign(x, { dataSync: refused, dataToGPU: refused });
+  const grads = [tf.fill([2], 0.25), tf.fill([2], 0.25)];
+  assert.throws(() => opt.applyGradients({ [u.name]: grads[0], [x.name]: grads[1] }), /unreadable/);
+  assert.deepEqual(await optimizerSnapshot(opt), before);
+  // Readable again: the step makes the state, and the gone variable's state is forgotten.
+  Object.assign(x, {
+    dataSync: tf.Variable.prototype.dataSync,
+    dataToGPU: tf.Variable.prototype.dataToGPU,
+  });
+  opt.applyGradients({ [u.name]: grads[0], [x.name]: grads[1] });
+  const names = (await optimizerSnapshot(opt)).weights.map(([n]) => n);
+  assert.ok(!names.some((n) => n.startsWith(`${gone.name}/`)), names.join());
+  assert.ok(names.includes(`${x.name}/m`), names.join());
+  opt.dispose();
+  tf.dispose([x, u, ...grads]);
+}
+
+Deno.test("tfjs (cpu): a failed change of the variables keeps a gone variable's state until one is made", async () => {
+  await failedChangeKeepsGone("cpu");
+});
+
+Deno.test({
+  name:
+    "tfjs (webgpu): a failed change of the variables keeps a gone variable's state until one is made",
+  ...await webgpuTestOptions(),
+  fn: async () => {
+    await failedChangeKeepsGone("webgpu");
+    await useBackend("cpu");
+  },
+});
