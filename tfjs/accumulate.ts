@@ -17,6 +17,8 @@ import {
 } from "./gradients.ts";
 import type { Entry } from "./layout.ts";
 import { baseName } from "./kept.ts";
+import { checkWeightLive } from "./_hints.ts";
+import { readHost } from "./wasm_heap.ts";
 
 /** The weight that holds the micro-batches summed so far. */
 export const COUNT_WEIGHT = "accum_count";
@@ -37,8 +39,9 @@ export interface LoadedSums {
 
 /**
  * The gradient accumulator of one optimizer: calls 1..N−1 add their gradients into per-variable
- * sums (the first's tensor kept as it is, no copy); the N-th adds its own and steps the mean
- * `sum / N`, whatever that step does (applied, skipped, or thrown), the sums then emptied.
+ * sums (the first's a `tf.clone`, which shares its data: no copy); the N-th steps the mean of
+ * the sums and its own, `sum / N`, the sums then emptied where that step is taken (or skipped),
+ * and left as they were where it throws.
  *
  * @example Four micro-batches make one step
  * ```ts
@@ -84,28 +87,33 @@ export class Accumulator {
    * One call: with N = 1, `step(items)`; else adds `items` to the sums, and at the N-th call
    * steps their mean. `entries` are the state's variables, which option `strict` holds every call
    * to (and, before the first step, those of the accumulation under way); a call that differs
-   * is then refused before anything changes.
+   * is then refused before anything changes, and so is one of calls 1 to N − 1 holding a
+   * non-finite gradient where `finite` (option `nonFinite: "throw"` on the CPU: the N-th call's
+   * step checks the mean). An N-th call whose step throws leaves the sums and count as they were.
    */
   run(
     items: readonly GradItem[],
     entries: readonly Entry[],
     strict: boolean,
     step: (items: readonly GradItem[]) => void,
+    finite = false,
   ): void {
     if (this.steps === 1) return step(items);
     this.#matchLoadedNames(items); // (a refused call may rename a sum: the same it would be later)
     if (strict) this.#checkSame(items, entries);
-    const last = this.#count + 1 === this.steps;
-    for (const item of items) this.#add(item);
-    this.#count++;
-    if (!last) return;
-    const means = this.#means();
-    if (means.length === 0) return; // (every variable summed was disposed: no step)
+    if (this.#count + 1 < this.steps) {
+      if (finite) checkFinite(items);
+      for (const item of items) this.#add(item);
+      this.#count++;
+      return;
+    }
+    const means = this.#means(items);
     try {
-      step(means);
+      if (means.length > 0) step(means); // (none: every variable summed was disposed)
     } finally {
       tf.dispose(means.map((m) => m.tensor));
     }
+    this.clear();
   }
 
   /** Under `strict`: throws the RangeError of a change where `items` are other variables. */
@@ -169,19 +177,30 @@ export class Accumulator {
   }
 
   /**
-   * The step's gradients: each sum divided by N (a variable absent from some calls: its sum over
-   * those it was in, over N), the variables in the order first seen; sums of variables disposed
-   * since, or trainable no more, or loaded and given no gradient since, are dropped. Empties the
-   * sums.
+   * The step's gradients: each sum with `items` (the N-th call's) added, divided by N (a variable
+   * absent from some calls: its sum over those it was in, over N), the variables in the order
+   * first seen (one made again under the name since: last, as a new one); sums of variables
+   * disposed since, or trainable no more, or loaded and given no gradient since, are dropped.
+   * New tensors: the sums are left as they were.
    */
-  #means(): GradItem[] {
+  #means(items: readonly GradItem[]): GradItem[] {
+    const given = new Map(items.map((i) => [i.name, i]));
     const means: GradItem[] = [];
-    for (const [name, { variable: v, sum }] of this.#sums) {
-      if (v !== undefined && !v.isDisposed && v.trainable) {
-        means.push({ name, variable: v, tensor: tf.keep(tf.div(sum, this.steps)) });
+    const mean = (variable: tf.Variable, name: string, total: () => tf.Tensor) => {
+      if (variable.isDisposed || !variable.trainable) return;
+      const tensor = tf.keep(tf.tidy(() => tf.div(total(), this.steps)));
+      means.push({ name, variable, tensor });
+    };
+    for (const [name, held] of this.#sums) {
+      const item = given.get(name);
+      if (item === undefined) {
+        if (held.variable !== undefined) mean(held.variable, name, () => held.sum);
+      } else if (fits(held, item.variable)) {
+        given.delete(name);
+        mean(item.variable, name, () => tf.add(held.sum, item.tensor));
       }
     }
-    this.clear();
+    for (const item of given.values()) mean(item.variable, item.name, () => item.tensor);
     return means;
   }
 
@@ -218,6 +237,25 @@ export class Accumulator {
   }
 }
 
+/**
+ * Throws the RangeError of a gradient of `items` holding a non-finite number, naming it and the
+ * index (as the step's check would have at the N-th call).
+ */
+function checkFinite(items: readonly GradItem[]): void {
+  for (const { name, tensor } of items) {
+    const values = readHost(tensor);
+    for (let i = 0; i < values.length; i++) {
+      if (Number.isFinite(values[i])) continue;
+      throw new RangeError(
+        `The gradient of variable ${JSON.stringify(name)} holds ${
+          values[i]
+        } at index ${i} (option ` +
+          'nonFinite: "throw"); nothing was accumulated',
+      );
+    }
+  }
+}
+
 /** Whether `held` is the sum of `variable` (one loaded: of its shape). */
 function fits(held: Sum | undefined, variable: tf.Variable): boolean {
   if (held === undefined) return false;
@@ -234,7 +272,7 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 /**
  * Splits weights given to `setWeights` into the optimizer's own and the accumulator's, whose
  * tensors are read at the call (`tf.clone`: a later dispose of them takes nothing from it).
- * Throws a TypeError naming a sum that is not float32, or sums without `accum_count` (and the
+ * Throws a TypeError naming a sum or count that was disposed, a sum that is not float32, or sums without `accum_count` (and the
  * count without sums), nothing taken. `read` resolves to the sums (the caller disposes them if
  * it takes them not), or rejects with a RangeError where the count is not an integer from 1 to
  * N − 1 (`steps`: N), its clones disposed.
@@ -251,8 +289,11 @@ export function splitWeights(
   const sums = new Map<string, tf.Tensor>();
   for (const w of weights) {
     const name = typeof w?.name === "string" ? w.name : "";
-    if (name === COUNT_WEIGHT) count = w.tensor;
-    else if (name.endsWith(SUM_SUFFIX) && w.tensor instanceof tf.Tensor) {
+    if (name === COUNT_WEIGHT) {
+      count = w.tensor;
+      if (count instanceof tf.Tensor) checkWeightLive(w);
+    } else if (name.endsWith(SUM_SUFFIX) && w.tensor instanceof tf.Tensor) {
+      checkWeightLive(w);
       if (w.tensor.dtype !== "float32") {
         throw new TypeError(
           `The weight ${

@@ -14,8 +14,8 @@ import type { Settings } from "../base/settings.ts";
 import { withLearningRate } from "../core/options.ts";
 import type { OptimizerState } from "../core/state.ts";
 import { readConfig, type TfOptimizerConfig, writeConfig } from "./config.ts";
-import { nextBackend } from "./backend_choice.ts";
-import { checkGradients, type NamedTensor } from "./gradients.ts";
+import { nextBackend, onWebGpu } from "./backend_choice.ts";
+import { checkGradients, type GradItem, type NamedTensor } from "./gradients.ts";
 import { GivenWeights } from "./given.ts";
 import type { KeptStates } from "./kept.ts";
 import { StatePaths } from "./state_paths.ts";
@@ -236,11 +236,14 @@ export class TfOptimizer extends tf.Optimizer {
     const items = checkGradients(variableGradients);
     if (items.length === 0) return;
     const { strict } = this.#options;
-    this.#accumulator.run(items, this.#paths.entries, strict, (step) => {
-      this.#paths.step(this.#config, strict, step);
+    // (Under "throw", calls 1 to N − 1 are checked where they are read: on the GPU, the step's.)
+    const finite = this.#config.loop.nonFinite === "throw" && !onWebGpu(this.#config);
+    const step = (items: readonly GradItem[]) => {
+      this.#paths.step(this.#config, strict, items);
       this.iterations_ = this.state!.step;
       this.#skips.afterStep(this.skippedSteps, this.#options.warnOnSkip);
-    });
+    };
+    this.#accumulator.run(items, this.#paths.entries, strict, step, finite);
     this.#calls++;
   }
 

@@ -46,17 +46,20 @@ export interface TfOptimizerOptions {
    * weight, a schedule's `t`) counts steps, not calls (Keras's `iterations` counts calls);
    * `accumulatedBatches` gives the calls summed so far.
    *
-   * The N-th call ends the accumulation whatever its step does: applied; skipped for a
-   * non-finite gradient in any of the N calls (`nonFinite: "skip"`: variables and moments
-   * unchanged, one step counted skipped, the sums dropped); or thrown (`"throw"`, at the N-th
-   * call: nothing changed but the sums dropped). A call refused by its checks (a gradient of
-   * the wrong shape; under `strict`, other variables than the state's or, before the first step,
-   * than the calls before) adds nothing.
+   * The N-th call ends the accumulation where its step is taken or skipped (for a non-finite
+   * gradient in any of the N calls under `nonFinite: "skip"`: variables and moments unchanged,
+   * one step counted skipped, the sums dropped); `clipGradNorm` clips the mean, at the step.
+   * A call refused changes nothing: a gradient of the wrong shape; under `strict`, other variables
+   * than the state's or, before the first step, than the calls before; under `"throw"`, a
+   * non-finite gradient (a RangeError naming the variable, at the call giving it; on webgpu,
+   * where the check runs on the device, at a later call, as without accumulation); and an N-th
+   * call whose step throws, which leaves the sums and their count as they were.
    *
    * Memory: one float32 tensor the size of each variable, on tfjs's backend (the JS heap on
    * `cpu`, tfjs's wasm heap on `wasm`, a GPU buffer on `webgpu`: no readback), plus the mean's
-   * at the N-th call; the first call's gradient is held as it is (no copy). `getWeights` gives
-   * the sums (`<variable>/accum` and the int32 `accum_count`, only between steps) and
+   * at the N-th call; the first call's gradient is held as a `tf.clone` of it, which shares its
+   * data (no copy; its disposal, as `model.fit` makes, takes nothing from the sum). `getWeights`
+   * gives the sums (`<variable>/accum` and the int32 `accum_count`, only between steps) and
    * `setWeights` takes them back, so `model.save` with `includeOptimizer` resumes
    * mid-accumulation; a checkpoint of `state` does not carry them (`loadState` drops them).
    *

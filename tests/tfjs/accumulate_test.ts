@@ -199,18 +199,33 @@ Deno.test("tfjs: a non-finite gradient in one micro-batch skips (or throws at) t
   assert.deepEqual(valuesOf(a), valuesOf(b));
   assert.deepEqual(await momentsOf(opt), await momentsOf(plain));
 
+  // Under "throw", the call giving it is refused, adding nothing: the next calls step as if it
+  // had not been made.
   const throwing = tfOptimizer(radam({ lr: 0.1, nonFinite: "throw" }), {
     gradientAccumulationSteps: 2,
   });
+  const c = makeVars(5);
   const at = valuesOf(a);
-  throwing.applyGradients(Object.fromEntries(a.map((v, i) => [v.name, nan[i]])));
-  assert.throws(
-    () => throwing.applyGradients(Object.fromEntries(a.map((v, i) => [v.name, g[i]]))),
-    RangeError,
-  );
-  assert.deepEqual(valuesOf(a), at);
+  const call = (o: TfOptimizer, vars: tf.Variable[], gs: tf.Tensor[]) =>
+    o.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, gs[i]])));
+  assert.throws(() => call(throwing, a, nan), /"accumulate\d+\/kernel" holds NaN at index 0/);
   assert.equal(throwing.accumulatedBatches, 0);
+  call(throwing, a, g);
+  assert.equal(throwing.accumulatedBatches, 1);
+  // An N-th call's own non-finite gradient: refused, the sums of the calls before kept.
+  assert.throws(() => call(throwing, a, nan), RangeError);
+  assert.deepEqual(valuesOf(a), at);
+  assert.equal(throwing.accumulatedBatches, 1);
   assert.equal(throwing.iterations, 0);
+  call(throwing, a, g2);
+  const reference = tfOptimizer(radam({ lr: 0.1, nonFinite: "throw" }));
+  tf.tidy(() => a.forEach((v, i) => c[i].assign(tf.tensor(at[i], v.shape))));
+  call(reference, c, mean);
+  assert.equal(throwing.iterations, 1);
+  assert.deepEqual(valuesOf(a), valuesOf(c));
+  assert.deepEqual(await momentsOf(throwing), await momentsOf(reference));
+  reference.dispose();
+  tf.dispose(c);
   tf.dispose([...nan, ...g, ...g2, ...mean, ...a, ...b]);
   for (const o of [opt, plain, throwing]) o.dispose();
 });

@@ -1,7 +1,8 @@
 /**
  * Option `gradientAccumulationSteps` on tfjs's webgpu backend: the sums are GPU tensors (no
  * readback at any call), N calls step as one call given their mean, bit for bit, and a resume by
- * `setWeights` mid-accumulation goes on as the uninterrupted run.
+ * `setWeights` mid-accumulation goes on as the uninterrupted run; `model.fit` holds the gradients
+ * it disposes after each call, leaving no tensor behind.
  *
  * Without a WebGPU adapter these tests fail, unless RADAM_NO_GPU=1 says the machine has none.
  */
@@ -9,7 +10,7 @@ import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import { adam, ranger } from "../../mod.ts";
 import { type SettingsHolder, type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
-import { randoms, tf, uniqueNames, useBackend, webgpuTestOptions } from "./helpers.ts";
+import { randoms, tf, tfl, uniqueNames, useBackend, webgpuTestOptions } from "./helpers.ts";
 
 const sanitize = await webgpuTestOptions();
 const named = uniqueNames("accumulate_webgpu");
@@ -117,5 +118,32 @@ Deno.test({
     opt.dispose();
     resumed.dispose();
     tf.dispose([...grads.flat(), ...more, ...a, ...b, ...saved.map((w) => w.tensor)]);
+  },
+});
+
+Deno.test({
+  name: "tfjs webgpu: model.fit accumulating steps the held gradients, leaving no tensor behind",
+  ...sanitize,
+  fn: async () => {
+    await useBackend("webgpu");
+    // 3 batches of 4 an epoch, N = 2: the first batch's gradient, which fit disposes once
+    // applyGradients returns, is held across the call (and an epoch's end) until the step.
+    const x = tf.tensor(randoms(12 * 6, 61), [12, 6]), y = tf.tensor(randoms(12 * 3, 62), [12, 3]);
+    const model = tfl.sequential({
+      layers: [tfl.layers.dense({ units: 3, inputShape: [6], kernelInitializer: "ones" })],
+    });
+    const optimizer = tfOptimizer(adam({ lr: 0.01 }), { gradientAccumulationSteps: 2 });
+    model.compile({ optimizer, loss: "meanSquaredError" });
+    await model.fit(x, y, { epochs: 1, batchSize: 4, shuffle: false, verbose: 0 });
+    const tensors = tf.memory().numTensors;
+    await model.fit(x, y, { epochs: 2, batchSize: 4, shuffle: false, verbose: 0 });
+    assert.equal(tf.memory().numTensors, tensors);
+    assert.equal(optimizer.iterations, 4);
+    assert.equal(optimizer.accumulatedBatches, 1);
+    const values = await Promise.all(model.getWeights().map((w) => w.data()));
+    assert.ok(values.every((v) => v.every(Number.isFinite)));
+    model.dispose();
+    optimizer.dispose();
+    tf.dispose([x, y]);
   },
 });
