@@ -111,15 +111,18 @@ export class GpuRunner {
             tf.sub(items[i].tensor, tf.mean(items[i].tensor, axes, true))
           );
         }
-        const gpu = onGpu(g);
-        if (gpu) {
-          refs.push(gpu.tensorRef);
-          grads[e.name] = { buffer: gpu.buffer, length: e.size };
-        } else {
-          // Held on the CPU by tfjs: its values are read without a GPU readback.
-          grads[e.name] = g.dataSync() as Float32Array;
+        try {
+          const gpu = onGpu(g);
+          if (gpu) {
+            refs.push(gpu.tensorRef);
+            grads[e.name] = { buffer: gpu.buffer, length: e.size };
+          } else {
+            // Held on the CPU by tfjs: its values are read without a GPU readback.
+            grads[e.name] = g.dataSync() as Float32Array;
+          }
+        } finally {
+          centralized?.dispose();
         }
-        centralized?.dispose();
       }
       this.#state = step(this.#state, grads) as OptimizerState<GpuTensor>;
     } finally {
@@ -178,13 +181,14 @@ export function createGpuRunner(
   const backend = tf.backend() as unknown as TfWebGpuBackend;
   const device = backend.device;
   const buffers = new ParamBuffers(device, entries);
+  let first: OptimizerState<GpuTensor> | undefined;
   try {
     // The parameters: copied on the GPU from the variables (before init: LookAhead's slow
     // weights start as a copy of them).
     buffers.fill(entries, variables);
     const params: Record<string, { buffer: GPUBuffer; length: number }> = {};
     entries.forEach((e, i) => params[e.name] = { buffer: buffers.params[i], length: e.size });
-    const first = initWebGpuStateSync(config, params, device);
+    first = initWebGpuStateSync(config, params, device);
     const stateBackend = stateInternals(first).backend as DeviceBackend<GpuTensor>;
     const sections = new Set<number>();
     for (const k of kept.values()) k.forEach((d, s) => d && sections.add(s));
@@ -210,6 +214,8 @@ export function createGpuRunner(
     });
     return new GpuRunner(entries, state, buffers, backend, config, variables);
   } catch (error) {
+    // (The state made, if any, with its GPU buffers: nothing is left of the runner.)
+    if (first !== undefined) dispose(first);
     buffers.destroy();
     throw error;
   }
