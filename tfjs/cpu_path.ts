@@ -36,6 +36,7 @@ import { disposeState as dispose } from "../core/state.ts";
 import { stepState as step } from "../core/state_step.ts";
 import { holdState } from "../core/held.ts";
 import { ADAPTER_HOLDER } from "./_hints.ts";
+import { assignStepped } from "./_assign.ts";
 import { checkWasmAsked } from "../core/select.ts";
 import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradients.ts";
 import { HeapBackend } from "./heap_backend.ts";
@@ -441,9 +442,7 @@ export class CpuPath {
       const view = (this.#state!.params as Readonly<Record<string, Float32Array>>)[e.name];
       const values = e.transposed ? fromArena(e, view) : wasm ? view : view.slice();
       const t = tf.tensor(values, e.shape as number[], "float32");
-      items[i].variable.assign(t);
-      this.#assigned[i] = items[i].variable.dataId;
-      t.dispose();
+      this.#assigned[i] = assignStepped(items[i].variable, t);
     }
   }
 

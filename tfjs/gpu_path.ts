@@ -41,6 +41,7 @@ import { disposeState as dispose } from "../core/state.ts";
 import { stepState as step } from "../core/state_step.ts";
 import { holdState } from "../core/held.ts";
 import { ADAPTER_HOLDER } from "./_hints.ts";
+import { assignStepped } from "./_assign.ts";
 import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradients.ts";
 import type { KeptStates } from "./kept.ts";
 import { type Entry, entryOf, fromArena } from "./layout.ts";
@@ -132,9 +133,7 @@ export class GpuRunner {
     for (let i = 0; i < items.length; i++) {
       const shape = this.entries[i].shape as number[];
       const t = tf.tensor({ buffer: outs[i], zeroCopy: false }, shape, "float32");
-      items[i].variable.assign(t);
-      this.#assigned[i] = items[i].variable.dataId;
-      t.dispose();
+      this.#assigned[i] = assignStepped(items[i].variable, t);
     }
   }
 
