@@ -36,6 +36,7 @@ import { disposeState as dispose } from "../core/state.ts";
 import { stepState as step } from "../core/state_step.ts";
 import { holdState } from "../core/held.ts";
 import { ADAPTER_HOLDER } from "./_hints.ts";
+import { assignStepped } from "./_assign.ts";
 import { checkWasmAsked } from "../core/select.ts";
 import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradients.ts";
 import { HeapBackend } from "./heap_backend.ts";
@@ -206,25 +207,15 @@ export class CpuPath {
    * fresh).
    */
   #build(config: Settings, items: readonly GradItem[], plan: ReturnType<typeof planOf>): void {
-    const { entries, layout, shapes } = plan;
+    const { entries, layout } = plan;
     const backend = this.#backend(config, layout, entries, items);
-    const sections = momentsOf(config).map((_, k) => EXP_AVG + k);
-    if (hasSection(layout, SLOW)) sections.push(SLOW);
-    writeKept(
-      backend,
-      entries,
-      items.map((i) => readHost(i.variable)),
-      sections,
-      this.#kept.fitting(entries, config.loop.gc, tf.engine().registeredVariables),
-    );
-    this.#state = restoreState(config, backend, {
-      steps: this.#kept.steps,
-      skipped: this.#kept.skipped,
-      shapes,
-      // The variables' order, which its checkpoints' tensor_order holds, as init's order does
-      // (an 8-bit arena's order, small tensors first, derives from it on load).
-      order: entries.map((e) => e.name),
-    });
+    try {
+      this.#state = this.#restore(config, backend, items, plan);
+    } catch (error) {
+      // (Nothing kept is forgotten, and the backend's memory, or tfjs's heap, is given back.)
+      backend.dispose();
+      throw error;
+    }
     this.#kept.forgetTaken(entries, tf.engine().registeredVariables);
     this.#entries = entries;
     this.#given = Object.fromEntries(entries.map((e) => [e.name, NONE]));
@@ -236,6 +227,32 @@ export class CpuPath {
     ) {
       this.#startThreads(layout, config.run.threads);
     }
+  }
+
+  /** A state over `items` on `backend`, from the kept states that fit them (else fresh). */
+  #restore(
+    config: Settings,
+    backend: HostBackend,
+    items: readonly GradItem[],
+    { entries, layout, shapes }: ReturnType<typeof planOf>,
+  ): OptimizerState<unknown> {
+    const sections = momentsOf(config).map((_, k) => EXP_AVG + k);
+    if (hasSection(layout, SLOW)) sections.push(SLOW);
+    writeKept(
+      backend,
+      entries,
+      items.map((i) => readHost(i.variable)),
+      sections,
+      this.#kept.fitting(entries, config.loop.gc, tf.engine().registeredVariables),
+    );
+    return restoreState(config, backend, {
+      steps: this.#kept.steps,
+      skipped: this.#kept.skipped,
+      shapes,
+      // The variables' order, which its checkpoints' tensor_order holds, as init's order does
+      // (an 8-bit arena's order, small tensors first, derives from it on load).
+      order: entries.map((e) => e.name),
+    });
   }
 
   /** Starts the worker threads the state moves to once they are ready. */
@@ -266,7 +283,12 @@ export class CpuPath {
     this.#threads = undefined;
     const internals = stateInternals(this.#state!);
     const source = internals.backend as HostBackend;
-    copyHostState(source, target);
+    try {
+      copyHostState(source, target);
+    } catch (error) {
+      target.dispose(); // (its workers stop; the state goes on where it is)
+      throw error;
+    }
     dispose(this.#state!);
     this.#state = restoreState(internals.config, target, {
       steps: internals.steps,
@@ -420,9 +442,7 @@ export class CpuPath {
       const view = (this.#state!.params as Readonly<Record<string, Float32Array>>)[e.name];
       const values = e.transposed ? fromArena(e, view) : wasm ? view : view.slice();
       const t = tf.tensor(values, e.shape as number[], "float32");
-      items[i].variable.assign(t);
-      this.#assigned[i] = items[i].variable.dataId;
-      t.dispose();
+      this.#assigned[i] = assignStepped(items[i].variable, t);
     }
   }
 

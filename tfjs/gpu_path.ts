@@ -41,6 +41,7 @@ import { disposeState as dispose } from "../core/state.ts";
 import { stepState as step } from "../core/state_step.ts";
 import { holdState } from "../core/held.ts";
 import { ADAPTER_HOLDER } from "./_hints.ts";
+import { assignStepped } from "./_assign.ts";
 import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradients.ts";
 import type { KeptStates } from "./kept.ts";
 import { type Entry, entryOf, fromArena } from "./layout.ts";
@@ -111,15 +112,18 @@ export class GpuRunner {
             tf.sub(items[i].tensor, tf.mean(items[i].tensor, axes, true))
           );
         }
-        const gpu = onGpu(g);
-        if (gpu) {
-          refs.push(gpu.tensorRef);
-          grads[e.name] = { buffer: gpu.buffer, length: e.size };
-        } else {
-          // Held on the CPU by tfjs: its values are read without a GPU readback.
-          grads[e.name] = g.dataSync() as Float32Array;
+        try {
+          const gpu = onGpu(g);
+          if (gpu) {
+            refs.push(gpu.tensorRef);
+            grads[e.name] = { buffer: gpu.buffer, length: e.size };
+          } else {
+            // Held on the CPU by tfjs: its values are read without a GPU readback.
+            grads[e.name] = g.dataSync() as Float32Array;
+          }
+        } finally {
+          centralized?.dispose();
         }
-        centralized?.dispose();
       }
       this.#state = step(this.#state, grads) as OptimizerState<GpuTensor>;
     } finally {
@@ -129,9 +133,7 @@ export class GpuRunner {
     for (let i = 0; i < items.length; i++) {
       const shape = this.entries[i].shape as number[];
       const t = tf.tensor({ buffer: outs[i], zeroCopy: false }, shape, "float32");
-      items[i].variable.assign(t);
-      this.#assigned[i] = items[i].variable.dataId;
-      t.dispose();
+      this.#assigned[i] = assignStepped(items[i].variable, t);
     }
   }
 
@@ -178,13 +180,14 @@ export function createGpuRunner(
   const backend = tf.backend() as unknown as TfWebGpuBackend;
   const device = backend.device;
   const buffers = new ParamBuffers(device, entries);
+  let first: OptimizerState<GpuTensor> | undefined;
   try {
     // The parameters: copied on the GPU from the variables (before init: LookAhead's slow
     // weights start as a copy of them).
     buffers.fill(entries, variables);
     const params: Record<string, { buffer: GPUBuffer; length: number }> = {};
     entries.forEach((e, i) => params[e.name] = { buffer: buffers.params[i], length: e.size });
-    const first = initWebGpuStateSync(config, params, device);
+    first = initWebGpuStateSync(config, params, device);
     const stateBackend = stateInternals(first).backend as DeviceBackend<GpuTensor>;
     const sections = new Set<number>();
     for (const k of kept.values()) k.forEach((d, s) => d && sections.add(s));
@@ -210,6 +213,8 @@ export function createGpuRunner(
     });
     return new GpuRunner(entries, state, buffers, backend, config, variables);
   } catch (error) {
+    // (The state made, if any, with its GPU buffers: nothing is left of the runner.)
+    if (first !== undefined) dispose(first);
     buffers.destroy();
     throw error;
   }

@@ -173,11 +173,14 @@ export class HeapBackend implements CompactHostBackend {
     const allocation = allocateArena(module, layout, names, external, copiesGradients);
     if (allocation === undefined) return undefined;
     const backend = new HeapBackend(layout, heap, module, allocation);
-    if (!backend.attach(items)) {
-      backend.dispose();
-      return undefined;
+    let attached = false;
+    try {
+      attached = backend.attach(items);
+    } finally {
+      // (Refused, or failed: a variable's data could not be read or copied.)
+      if (!attached) backend.dispose();
     }
-    return backend;
+    return attached ? backend : undefined;
   }
 
   /** Bytes of tfjs's heap this backend allocated. */

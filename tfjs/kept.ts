@@ -59,6 +59,12 @@ export interface Fitting {
   readonly codes?: readonly (CompactMoment | undefined)[];
 }
 
+/** A loaded state matched to a variable of another `_<n>` suffix: its name, and it. */
+interface Matched {
+  readonly name: string;
+  readonly kept: Kept;
+}
+
 /** A variable the kept state is matched to: its name and tfjs shape (and `tf.Variable` id). */
 export interface Wanted {
   readonly name: string;
@@ -123,6 +129,11 @@ export class KeptStates {
    * may differ from the variables' by `_<n>`.
    */
   readonly #loaded = new Set<string>();
+  /**
+   * The loaded states the last {@linkcode fitting} matched to variables of another name (by
+   * their name): forgotten by {@linkcode forgetTaken}, once the state that takes them is made.
+   */
+  #matched = new Map<string, Matched>();
 
   /** The variable names kept, in the order they were kept. */
   names(): string[] {
@@ -189,6 +200,7 @@ export class KeptStates {
   clear(): void {
     this.#byName.clear();
     this.#loaded.clear();
+    this.#matched = new Map();
   }
 
   /**
@@ -197,13 +209,19 @@ export class KeptStates {
    * the arena layout of an optimizer that does (`gc`) or does not centralize, with the entry they
    * are laid out by. Still kept until {@linkcode forgetTaken}, as is the state of variables that
    * are gone (by `registered`, tfjs's registry), which the matching of loaded names treats as
-   * forgotten already.
+   * forgotten already; a loaded state matched to a variable of another `_<n>` suffix stays kept
+   * under its own name until then too (a step that fails changes nothing).
    */
   fitting(wanted: readonly Wanted[], gc: boolean, registered: Registry): Map<string, Fitting> {
-    if (this.#loaded.size > 0) this.#matchLoadedNames(wanted, gc, registered);
+    const matched = this.#matched = this.#loaded.size > 0
+      ? this.#matchLoadedNames(wanted, gc, registered)
+      : new Map<string, Matched>();
     const out = new Map<string, Fitting>();
     for (const w of wanted) {
-      const k = this.#byName.get(w.name);
+      const m = matched.get(w.name);
+      const k = m
+        ? { ...m.kept, entry: { ...m.kept.entry, name: w.name } }
+        : this.#byName.get(w.name);
       if (k && !sameVariable(k.entry, w.variable)) continue; // (another variable's: fresh)
       if (k && inTfjsOrder(k, w.shape, gc)) {
         out.set(w.name, transposedCopy(k, entryOf(w.name, w.shape, gc)));
@@ -233,9 +251,16 @@ export class KeptStates {
    */
   forgetTaken(wanted: readonly Wanted[], registered: Registry): void {
     for (const w of wanted) {
+      const m = this.#matched.get(w.name);
+      // (The loaded state the last `fitting` matched to it, where it is still the one kept.)
+      if (m !== undefined && this.#byName.get(m.name) === m.kept) {
+        this.#byName.delete(m.name);
+        this.#loaded.delete(m.name);
+      }
       this.#byName.delete(w.name);
       this.#loaded.delete(w.name);
     }
+    this.#matched = new Map();
     for (const [name, k] of this.#byName) {
       if (isGone(name, k, registered)) this.#byName.delete(name);
     }
@@ -248,8 +273,14 @@ export class KeptStates {
    * variable of the same base name and shape that has no kept state of its own (one new to the
    * optimizer); where that is not one variable, nothing is moved (the variable starts fresh), so
    * nothing is ever mis-assigned. The state of a gone variable (`registered`) counts for none.
+   * By the variable's name: the loaded state it takes (nothing is moved here).
    */
-  #matchLoadedNames(wanted: readonly Wanted[], gc: boolean, registered: Registry): void {
+  #matchLoadedNames(
+    wanted: readonly Wanted[],
+    gc: boolean,
+    registered: Registry,
+  ): Map<string, Matched> {
+    const matched = new Map<string, Matched>();
     const kept = this.#byName;
     const held = (name: string) => kept.has(name) && !isGone(name, kept.get(name)!, registered);
     const names = new Set(wanted.map((w) => w.name));
@@ -262,13 +293,10 @@ export class KeptStates {
       );
       const others = orphans.filter((o) => o !== orphan && baseName(o) === baseName(orphan));
       if (candidates.length !== 1 || others.length > 0) continue;
-      kept.delete(orphan);
-      this.#loaded.delete(orphan);
-      // (A gone variable's state under the name is replaced, and this goes last, as it would
-      // had that been forgotten first.)
-      kept.delete(candidates[0].name);
-      kept.set(candidates[0].name, { ...k, entry: { ...k.entry, name: candidates[0].name } });
+      // (It takes the place of a gone variable's state under the name.)
+      matched.set(candidates[0].name, { name: orphan, kept: k });
     }
+    return matched;
   }
 }
 
