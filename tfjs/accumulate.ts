@@ -19,6 +19,8 @@ import type { Entry } from "./layout.ts";
 import { baseName } from "./kept.ts";
 import { checkWeightLive } from "./_hints.ts";
 import { readHost } from "./wasm_heap.ts";
+import { floatVariables } from "./matching.ts";
+import { shapeText } from "./layout.ts";
 
 /** The weight that holds the micro-batches summed so far. */
 export const COUNT_WEIGHT = "accum_count";
@@ -87,9 +89,11 @@ export class Accumulator {
    * One call: with N = 1, `step(items)`; else adds `items` to the sums, and at the N-th call
    * steps their mean. `entries` are the state's variables, which option `strict` holds every call
    * to (and, before the first step, those of the accumulation under way); a call that differs
-   * is then refused before anything changes, and so is one of calls 1 to N − 1 holding a
-   * non-finite gradient where `finite` (option `nonFinite: "throw"` on the CPU: the N-th call's
-   * step checks the mean). An N-th call whose step throws leaves the sums and count as they were.
+   * is then refused before anything changes, and so is one of calls 1 to N − 1 whose new sums
+   * hold a non-finite number where `finite` (option `nonFinite: "throw"` on the CPU: a non-finite
+   * gradient, or the overflow of finite ones, which would make every later N-th call throw; the
+   * N-th call's step checks the mean). An N-th call whose step throws leaves the sums and count
+   * as they were. Callers pass no call without gradients: it is not one of the N.
    */
   run(
     items: readonly GradItem[],
@@ -102,8 +106,15 @@ export class Accumulator {
     this.#matchLoadedNames(items); // (a refused call may rename a sum: the same it would be later)
     if (strict) this.#checkSame(items, entries);
     if (this.#count + 1 < this.steps) {
-      if (finite) checkFinite(items);
-      for (const item of items) this.#add(item);
+      const added: tf.Tensor[] = [];
+      try {
+        for (const item of items) added.push(this.#added(item));
+        if (finite) checkFinite(items, added, this.#count + 1);
+      } catch (error) {
+        tf.dispose(added);
+        throw error;
+      }
+      items.forEach((item, i) => this.#take(item, added[i]));
       this.#count++;
       return;
     }
@@ -161,17 +172,23 @@ export class Accumulator {
     }
   }
 
-  /** Adds one gradient to its variable's sum (a variable made again under the name: anew). */
-  #add(item: GradItem): void {
+  /** One gradient added to its variable's sum, a new tensor (a variable made again: its clone). */
+  #added(item: GradItem): tf.Tensor {
     const held = this.#sums.get(item.name);
+    return tf.keep(
+      fits(held, item.variable) ? tf.add(held!.sum, item.tensor) : tf.clone(item.tensor),
+    );
+  }
+
+  /** Takes `sum` (from `#added`) as the sum of `item`'s variable (one made again: anew, last). */
+  #take(item: GradItem, sum: tf.Tensor): void {
+    const held = this.#sums.get(item.name);
+    if (held !== undefined) held.sum.dispose();
     if (held === undefined || !fits(held, item.variable)) {
-      if (held !== undefined) held.sum.dispose();
       this.#sums.delete(item.name);
-      this.#sums.set(item.name, { variable: item.variable, sum: tf.keep(tf.clone(item.tensor)) });
+      this.#sums.set(item.name, { variable: item.variable, sum });
       return;
     }
-    const sum = tf.keep(tf.add(held.sum, item.tensor));
-    held.sum.dispose();
     held.sum = sum;
     held.variable = item.variable;
   }
@@ -238,22 +255,33 @@ export class Accumulator {
 }
 
 /**
- * Throws the RangeError of a gradient of `items` holding a non-finite number, naming it and the
- * index (as the step's check would have at the N-th call).
+ * Under `nonFinite: "throw"`, calls 1 to N − 1: throws a RangeError where a sum of `sums` (those
+ * `items` make, the `calls`-th call's) holds a non-finite number, naming the variable and index:
+ * that of its gradient where the gradient holds one (as the step's check would have at the N-th
+ * call), else that of the float32 overflow of the sum of finite gradients (whose every later
+ * step would throw). One read of each new sum, as the step reads its gradients.
  */
-function checkFinite(items: readonly GradItem[]): void {
-  for (const { name, tensor } of items) {
+function checkFinite(items: readonly GradItem[], sums: readonly tf.Tensor[], calls: number): void {
+  items.forEach(({ name, tensor }, k) => {
+    const at = firstNonFinite(readHost(sums[k]));
+    if (at < 0) return;
     const values = readHost(tensor);
-    for (let i = 0; i < values.length; i++) {
-      if (Number.isFinite(values[i])) continue;
-      throw new RangeError(
-        `The gradient of variable ${JSON.stringify(name)} holds ${
-          values[i]
-        } at index ${i} (option ` +
-          'nonFinite: "throw"); nothing was accumulated',
-      );
-    }
-  }
+    const i = firstNonFinite(values);
+    throw new RangeError(
+      i >= 0
+        ? `The gradient of variable ${JSON.stringify(name)} holds ${values[i]} at index ${i} ` +
+          '(option nonFinite: "throw"); nothing was accumulated'
+        : `The sum of the gradients of variable ${JSON.stringify(name)} over ${calls} calls ` +
+          `overflows float32 at index ${at}, its step would hold ±Infinity (option nonFinite: ` +
+          '"throw"); nothing was accumulated',
+    );
+  });
+}
+
+/** The index of the first non-finite number of `values`, or −1. */
+function firstNonFinite(values: Float32Array): number {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return i;
+  return -1;
 }
 
 /** Whether `held` is the sum of `variable` (one loaded: of its shape). */
@@ -272,14 +300,19 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 /**
  * Splits weights given to `setWeights` into the optimizer's own and the accumulator's, whose
  * tensors are read at the call (`tf.clone`: a later dispose of them takes nothing from it).
- * Throws a TypeError naming a sum or count that was disposed, a sum that is not float32, or sums without `accum_count` (and the
- * count without sums), nothing taken. `read` resolves to the sums (the caller disposes them if
- * it takes them not), or rejects with a RangeError where the count is not an integer from 1 to
- * N − 1 (`steps`: N), its clones disposed.
+ * Throws a TypeError naming a sum or count that was disposed, a sum that is not float32, or sums
+ * without `accum_count` (and the count without sums), and a RangeError naming a sum and both
+ * shapes where the variables of its name (or base name) are all of another shape; nothing taken.
+ * `read` resolves to the sums (the caller disposes them if it takes them not), or rejects with a
+ * RangeError where the count is not an integer from 1 to N − 1 (`steps`: N), or, with
+ * `finiteOnly` (option `nonFinite: "throw"`), naming a sum and index holding a non-finite number
+ * (under `"skip"` and `"propagate"` such sums are taken: the step they end is skipped, or
+ * propagates them, as the run that summed them would have), its clones disposed.
  */
 export function splitWeights(
   weights: readonly NamedTensor[],
   steps: number,
+  finiteOnly: boolean,
 ): { rest: NamedTensor[]; read: Promise<LoadedSums | undefined> } {
   if (!Array.isArray(weights)) {
     return { rest: weights as NamedTensor[], read: Promise.resolve(undefined) };
@@ -312,21 +345,62 @@ export function splitWeights(
       } and ${sums.size} sums`,
     );
   }
+  checkSumShapes(sums);
   const counted = count.data();
   const clones = new Map([...sums].map(([name, t]) => [name, tf.keep(tf.clone(t))]));
-  const read = counted.then((values) => {
+  const read = counted.then(async (values) => {
     const n = values[0];
-    if (Number.isInteger(n) && n >= 1 && n < steps) return { count: n, sums: clones };
-    throw new RangeError(
-      `The weight "${COUNT_WEIGHT}" must be ${
-        steps === 1 ? "absent" : `an integer from 1 to ${steps - 1}`
-      } (option gradientAccumulationSteps is ${steps}), got ${n}`,
-    );
+    if (!Number.isInteger(n) || n < 1 || n >= steps) {
+      throw new RangeError(
+        `The weight "${COUNT_WEIGHT}" must be ${
+          steps === 1 ? "absent" : `an integer from 1 to ${steps - 1}`
+        } (option gradientAccumulationSteps is ${steps}), got ${n}`,
+      );
+    }
+    if (finiteOnly) {
+      for (const [name, clone] of clones) checkSumFinite(name, await clone.data() as Float32Array);
+    }
+    return { count: n, sums: clones };
   }).catch((error) => {
     tf.dispose([...clones.values()]);
     throw error;
   });
   return { rest, read };
+}
+
+/**
+ * Throws a RangeError naming a sum of `sums` (by variable name) and both shapes where the float32
+ * variables registered with TensorFlow.js of its name or base name (trainable or not) are all of
+ * another shape, as a moment's (matching.ts): it would be dropped at the next call, its variable's
+ * gradients summed from that call on but divided by N.
+ */
+function checkSumShapes(sums: ReadonlyMap<string, tf.Tensor>): void {
+  const variables = floatVariables(false);
+  for (const [name, sum] of sums) {
+    const named = variables.filter((v) => baseName(v.name) === baseName(name));
+    if (named.length === 0 || named.some((v) => sameShape(v.shape, sum.shape))) continue;
+    const v = named.find((v) => v.name === name) ?? named[0];
+    throw new RangeError(
+      `Optimizer weight ${JSON.stringify(name + SUM_SUFFIX)} (a gradient accumulated) is of ` +
+        `shape ${shapeText(sum.shape)}, but the model's variable ${JSON.stringify(v.name)} is ` +
+        `${shapeText(v.shape)} (are they another model's weights, or another version of it?); ` +
+        "refused, nothing changed",
+    );
+  }
+}
+
+/**
+ * Under `nonFinite: "throw"`, throws a RangeError naming the sum of variable `name` and the index
+ * where `values` holds a non-finite number: the step it ends would throw, at every N-th call.
+ */
+function checkSumFinite(name: string, values: Float32Array): void {
+  const i = firstNonFinite(values);
+  if (i < 0) return;
+  throw new RangeError(
+    `Expected weight ${JSON.stringify(name + SUM_SUFFIX)}[${i}] to be a finite number, got ${
+      described(values[i])
+    } (option nonFinite: "throw": the step it is summed into would throw); refused, nothing changed`,
+  );
 }
 
 /**

@@ -224,7 +224,7 @@ export class TfOptimizer extends tf.Optimizer {
    * `NamedTensor[]` as `minimize` passes with a `varList`), keyed by variable name. A `null`
    * gradient leaves its variable out of this step, as tfjs's optimizers do; a call with no
    * gradient (`{}`, or every one `null`) takes no step, so `iterations` does not count it
-   * (tfjs's own optimizers count one).
+   * (tfjs's own optimizers count one), nor is it one of option `gradientAccumulationSteps`' N.
    *
    * Everything is checked before anything changes: an unknown, disposed or non-trainable
    * variable, a gradient that is not a float32 tensor of the variable's shape, or a disposed
@@ -395,7 +395,8 @@ export class TfOptimizer extends tf.Optimizer {
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
     this.#checkLive();
     const calls = this.#calls;
-    const { rest, read } = splitWeights(weightValues, this.#accumulator.steps);
+    const finite = this.#config.loop.nonFinite === "throw";
+    const { rest, read } = splitWeights(weightValues, this.#accumulator.steps, finite);
     const [{ steps, kept }, sums] = await bothRead(keptFromWeights(this.#config, rest), read);
     try {
       this.#checkLive();

@@ -43,17 +43,21 @@ export interface TfOptimizerOptions {
    * (computed as `tf.div(sum, N)` of the sums `tf.add` made, in call order: the same bits as one
    * call given that mean). A variable absent from some calls steps with its sum over those it
    * was in, over N; one disposed meanwhile is left out. The step count (`iterations`, the `iter`
-   * weight, a schedule's `t`) counts steps, not calls (Keras's `iterations` counts calls);
-   * `accumulatedBatches` gives the calls summed so far.
+   * weight, a schedule's `t`) counts steps, not calls, as Keras's `iterations` does since Keras
+   * 3.5 (a Keras schedule, though, is given the calls); `accumulatedBatches` gives the calls
+   * summed so far. A call with no gradient (`{}`, or every one `null`) adds nothing and is not one
+   * of the N, as it takes no step without accumulation (Keras refuses such a call).
    *
    * The N-th call ends the accumulation where its step is taken or skipped (for a non-finite
    * gradient in any of the N calls under `nonFinite: "skip"`: variables and moments unchanged,
    * one step counted skipped, the sums dropped); `clipGradNorm` clips the mean, at the step.
    * A call refused changes nothing: a gradient of the wrong shape; under `strict`, other variables
    * than the state's or, before the first step, than the calls before; under `"throw"`, a
-   * non-finite gradient (a RangeError naming the variable, at the call giving it; on webgpu,
-   * where the check runs on the device, at a later call, as without accumulation); and an N-th
-   * call whose step throws, which leaves the sums and their count as they were.
+   * non-finite gradient, or finite ones whose sum overflows float32 (a RangeError naming the
+   * variable and index, at the call giving it: on cpu and wasm, calls 1 to N − 1 read their new
+   * sums for it, one read a variable; on webgpu, where the check runs on the device, at a later
+   * call, as without accumulation); and an N-th call whose step throws, which leaves the sums and
+   * their count as they were.
    *
    * Memory: one float32 tensor the size of each variable, on tfjs's backend (the JS heap on
    * `cpu`, tfjs's wasm heap on `wasm`, a GPU buffer on `webgpu`: no readback), plus the mean's
@@ -62,6 +66,10 @@ export interface TfOptimizerOptions {
    * gives the sums (`<variable>/accum` and the int32 `accum_count`, only between steps) and
    * `setWeights` takes them back, so `model.save` with `includeOptimizer` resumes
    * mid-accumulation; a checkpoint of `state` does not carry them (`loadState` drops them).
+   * `setWeights` refuses, changing nothing, a sum of another shape than the variables of its name
+   * (or base name), with a RangeError naming it and both shapes, and under `"throw"` a non-finite
+   * one (under `"skip"` and `"propagate"` it is taken: the step it ends is skipped, or propagates
+   * it, as in the run that summed it).
    *
    * @example Four batches of 8 make one step of 32
    * ```ts

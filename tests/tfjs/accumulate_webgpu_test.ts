@@ -2,7 +2,8 @@
  * Option `gradientAccumulationSteps` on tfjs's webgpu backend: the sums are GPU tensors (no
  * readback at any call), N calls step as one call given their mean, bit for bit, and a resume by
  * `setWeights` mid-accumulation goes on as the uninterrupted run; `model.fit` holds the gradients
- * it disposes after each call, leaving no tensor behind.
+ * it disposes after each call, leaving no tensor behind; under `nonFinite: "throw"` a sum that
+ * overflows is found on the device, by the step.
  *
  * Without a WebGPU adapter these tests fail, unless RADAM_NO_GPU=1 says the machine has none.
  */
@@ -145,5 +146,36 @@ Deno.test({
     model.dispose();
     optimizer.dispose();
     tf.dispose([x, y]);
+  },
+});
+
+Deno.test({
+  name: "tfjs webgpu: under nonFinite throw, a sum that overflows halts the step, with no readback",
+  ...sanitize,
+  fn: async () => {
+    await useBackend("webgpu");
+    const a = makeVars(12);
+    const opt = tfOptimizer(adam({ lr: 0.05, nonFinite: "throw" }), {
+      gradientAccumulationSteps: 2,
+    });
+    // Finite gradients whose sum overflows float32: checked on the device, at the step.
+    const big = a.map((v) => tf.fill(v.shape, 3e38));
+    assert.equal(countReadbacks(() => call(opt, a, big)), 0);
+    call(opt, a, big); // (the step of the mean: no throw before the device reports)
+    assert.equal(opt.accumulatedBatches, 0);
+    const thrown: unknown[] = [];
+    const small = a.map((v) => tf.onesLike(v));
+    for (let k = 0; k < 3; k++) {
+      try {
+        call(opt, a, small);
+        await opt.getWeights();
+      } catch (error) {
+        thrown.push(error);
+      }
+    }
+    assert.ok(thrown.length > 0 && thrown[0] instanceof RangeError, String(thrown[0]));
+    assert.ok(String(thrown[0]).includes(a[0].name), String(thrown[0]));
+    opt.dispose();
+    tf.dispose([...big, ...small, ...a]);
   },
 });
