@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { awaitHinted } from "../base/_state_errors.ts";
 import { type ArenaLayout, EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
@@ -260,10 +261,11 @@ export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<Opt
 // deno-lint-ignore no-explicit-any
 export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<OptimizerState<any>> {
   const device = options?.device;
-  return loadCheckpoint(bytes, options, (config) => {
+  const loading = loadCheckpoint(bytes, options, (config) => {
     const where = placement(config, device, false, "loadState");
     return where === "device" ? (layout) => restoreOnWebGpu(layout, device, config) : where;
   });
+  return awaitHinted(loading, "loadState");
 }
 
 /**
