@@ -36,6 +36,33 @@ export const UNDEFINED_STATE_HINT = " (no state yet: make one with await opt.ini
   "{ includeOptimizer: true }) saves)";
 
 /**
+ * The hint of a Promise given where an optimizer state goes: an `await` was forgotten on `init`
+ * or `loadState`, and how the call is written with it.
+ */
+export const PROMISE_STATE_HINT = " (init() and loadState() return a Promise: await it, " +
+  "const state = await opt.init(params), or await loadState(bytes))";
+
+/**
+ * The error of `JSON.stringify(state)`, which would otherwise write `{}` (a state's tensors live
+ * in its backend, not in properties of its own): that a state is not JSON, how to keep one as
+ * bytes, or as text, and how to write an object that holds one (as `optimisticStep`'s result).
+ *
+ * @example
+ * ```ts
+ * import { STATE_JSON_MESSAGE } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(STATE_JSON_MESSAGE, /await saveState\(state\)/);
+ * ```
+ */
+export const STATE_JSON_MESSAGE = "An optimizer state is not JSON (JSON.stringify would write " +
+  "it as {}, which holds nothing: its tensors live in its backend): keep its checkpoint, " +
+  "const bytes = await saveState(state), a Uint8Array, or where text is needed base64 of it " +
+  '(Node\'s Buffer.from(bytes).toString("base64")), and resume with await loadState(bytes); ' +
+  "to write an object that holds one, leave the state out first, const { state, ...rest } = " +
+  "result (a replacer of JSON.stringify cannot: a state's toJSON runs before it)";
+
+/**
  * What to add to an error about a value that should have been an optimizer state: for a
  * Promise, to await it (`init` and `loadState` return one); for an optimizer (an object with
  * `init` and `settings`), to make its state; for `undefined`, {@linkcode UNDEFINED_STATE_HINT};
@@ -69,7 +96,7 @@ export function stateHint(value: unknown): string {
   if (value === undefined) return UNDEFINED_STATE_HINT;
   if (typeof value !== "object" || value === null) return "";
   const { then, init, settings, applyGradients } = value as Record<string, unknown>;
-  if (typeof then === "function") return " (init() and loadState() return a Promise: await it)";
+  if (typeof then === "function") return PROMISE_STATE_HINT;
   if (typeof init === "function" && typeof settings === "object" && settings !== null) {
     return " (an optimizer: make its state with await opt.init(params))";
   }
@@ -112,3 +139,49 @@ export function isStateCopy(value: unknown): boolean {
 const EMPTY_COPY_HINT = " (an empty object: structuredClone(state), { ...state } and JSON copy " +
   "nothing of a state, whose tensors live in its backend; carry a state across with " +
   "await saveState(state) and await loadState(bytes))";
+
+/** A state's properties: read from a Promise of one, each says to await it. */
+const STATE_KEYS = [
+  "optimizer",
+  "backend",
+  "step",
+  "names",
+  "params",
+  "grads",
+  "skippedSteps",
+  "lastGradNorm",
+  "threads",
+];
+
+/**
+ * Returns `promise`, a Promise of a state that `call` (`"init"` or `"loadState"`) returned, its
+ * reads of a state's properties made TypeErrors that say to await it: where an `await` is
+ * forgotten, `state.params.w` would otherwise fail as JavaScript's own "Cannot read properties
+ * of undefined", and `state.step` read undefined. (Getters of its own, not enumerable: it stays
+ * a Promise, awaited, inspected and typed as any.)
+ *
+ * @example
+ * ```ts
+ * import { awaitHinted } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const pending = awaitHinted(Promise.resolve(1), "init");
+ * assert.throws(() => (pending as unknown as { params: unknown }).params, /await opt\.init/);
+ * assert.equal(await pending, 1);
+ * ```
+ */
+export function awaitHinted<P extends Promise<unknown>>(promise: P, call: "init" | "loadState"): P {
+  const write = call === "init" ? "await opt.init(params)" : "await loadState(bytes)";
+  for (const key of STATE_KEYS) {
+    Object.defineProperty(promise, key, {
+      configurable: true,
+      get() {
+        throw new TypeError(
+          `Cannot read ${key} of a Promise: ${call}() returns a Promise of the state; await it, ` +
+            `const state = ${write}`,
+        );
+      },
+    });
+  }
+  return promise;
+}

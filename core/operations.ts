@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { awaitHinted } from "../base/_state_errors.ts";
 import { type ArenaLayout, EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
@@ -29,6 +30,10 @@ import { checkNotHeld, inHoldersTerms } from "./held.ts";
  * TypeError. Bad gradients (missing, extra, wrong type or length) throw a TypeError or
  * RangeError naming the tensor, and leave the state exactly as it was, still usable.
  *
+ * A WebGPU state (`OptimizerState<GpuTensor>`) takes {@linkcode GpuGrads}: Float32Arrays (one
+ * `writeBuffer` each), GPU tensors (copied on the GPU), or the state's own `state.grads` slots
+ * (nothing copied); its step encodes and submits one fused dispatch, synchronously.
+ *
  * @example
  * ```ts
  * import { radam, step } from "@optim/radam";
@@ -43,21 +48,18 @@ import { checkNotHeld, inHoldersTerms } from "./held.ts";
  * assert.equal(state.step, 2); // a bad call changes nothing
  * ```
  */
-export function step(
-  state: OptimizerState,
-  grads?: Float32Array | Readonly<Record<string, Float32Array>>,
-): OptimizerState;
-/**
- * A step of a WebGPU state: encodes and submits one fused dispatch, synchronously. Gradients
- * may be Float32Arrays (one `writeBuffer` each), GPU tensors (copied on the GPU), or the
- * state's own `state.grads` slots (nothing copied).
- */
-export function step(state: OptimizerState<GpuTensor>, grads?: GpuGrads): OptimizerState<GpuTensor>;
-/** A step of a state of either kind (GPU or CPU). */
-export function step(state: OptimizerState<unknown>, grads?: GpuGrads): OptimizerState<unknown>;
-export function step<T>(state: OptimizerState<T>, grads?: unknown): OptimizerState<T> {
+export function step<S extends OptimizerState<unknown>>(
+  state: S,
+  // (One signature, its gradients' type read off the state's: a CPU state's wrong gradients,
+  // numbers in an Array, get TypeScript's short error naming Float32Array, not the error of
+  // each overload, WebGPU's too. A state typed as either kind, any or never takes either's.)
+  grads?: [S] extends [OptimizerState<infer T>] ? [T] extends [GpuTensor] ? GpuGrads
+    : [T] extends [Float32Array] ? Float32Array | Readonly<Record<string, Float32Array>>
+    : GpuGrads
+    : GpuGrads,
+): S {
   checkNotHeld(state, "step");
-  return stepState(state, grads);
+  return stepState(state, grads) as S;
 }
 
 /**
@@ -262,10 +264,11 @@ export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<Opt
 // deno-lint-ignore no-explicit-any
 export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<OptimizerState<any>> {
   const device = options?.device;
-  return loadCheckpoint(bytes, options, (config) => {
+  const loading = loadCheckpoint(bytes, options, (config) => {
     const where = placement(config, device, false, "loadState");
     return where === "device" ? (layout) => restoreOnWebGpu(layout, device, config) : where;
   });
+  return awaitHinted(loading, "loadState");
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import { described } from "../base/_errors.ts";
 import { factoryHint, swappedOptimizerHint } from "../base/_call_hints.ts";
+import { awaitHinted } from "../base/_state_errors.ts";
 import type { LookaheadOptions } from "../base/options.ts";
 import { checkKeys } from "../base/schema.ts";
 import type { CommonHyperparameters, Settings } from "../base/settings.ts";
@@ -97,28 +98,38 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
       options?: GpuInitOptions & InitOptions,
       // deno-lint-ignore no-explicit-any
     ): Promise<OptimizerState<any>> {
-      let where, start: Start | undefined;
-      try {
-        options = checkKeys(
-          options,
-          INIT_OPTIONS,
-          "init",
-          undefined,
-          (key) => factoryOptionHintOf(settings, key),
-        ) as GpuInitOptions & InitOptions;
-        // (A WebGPU from's device, as if given, with backend "webgpu" or "auto".)
-        const choice = settings.run.backend;
-        const device = options.device ??
-          (choice === "webgpu" || choice === "auto" ? deviceOfFrom(options.from) : undefined);
-        where = placement(settings, device, hasGpuParams(params), "init");
-        if (where === "device") return initOnWebGpu(settings, params, options);
-        if (options.from !== undefined) start = startFrom(settings, options.from);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      return initState(settings, params as Params, where, start);
+      return awaitHinted(initOf(settings, params, options), "init");
     },
   });
+}
+
+/** What `init` returns: the call checked, then the state made (see {@linkcode Optimizer}). */
+function initOf(
+  settings: Settings<unknown>,
+  params: GpuParams,
+  options?: GpuInitOptions & InitOptions,
+  // deno-lint-ignore no-explicit-any
+): Promise<OptimizerState<any>> {
+  let where, start: Start | undefined;
+  try {
+    options = checkKeys(
+      options,
+      INIT_OPTIONS,
+      "init",
+      undefined,
+      (key) => factoryOptionHintOf(settings, key),
+    ) as GpuInitOptions & InitOptions;
+    // (A WebGPU from's device, as if given, with backend "webgpu" or "auto".)
+    const choice = settings.run.backend;
+    const device = options.device ??
+      (choice === "webgpu" || choice === "auto" ? deviceOfFrom(options.from) : undefined);
+    where = placement(settings, device, hasGpuParams(params), "init");
+    if (where === "device") return initOnWebGpu(settings, params, options);
+    if (options.from !== undefined) start = startFrom(settings, options.from);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return initState(settings, params as Params, where, start);
 }
 
 /**

@@ -9,7 +9,7 @@
  * @module
  */
 import { described } from "../base/_errors.ts";
-import { DISPOSED_STATE_MESSAGE, stateHint } from "../base/_state_errors.ts";
+import { DISPOSED_STATE_MESSAGE, STATE_JSON_MESSAGE, stateHint } from "../base/_state_errors.ts";
 import { type ArenaLayout, PARAMS, SLOW } from "../base/arena.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
 import type { BackendName } from "../base/options.ts";
@@ -42,7 +42,9 @@ export { groupsOf, inLayoutOrder, planState } from "./plan.ts";
  *
  * `console.log(state)` (Deno, Node) shows its optimizer, backend, step count, tensors,
  * parameters and states format, or that it was consumed or disposed; on WebGPU without reading
- * the GPU (the step count is then {@linkcode OptimizerState.step}'s).
+ * the GPU (the step count is then {@linkcode OptimizerState.step}'s). `JSON.stringify(state)`
+ * throws a TypeError (a state is no JSON, which would write it as `{}`): its checkpoint,
+ * `await saveState(state)`, is bytes to keep, as base64 where text is needed.
  *
  * @example
  * ```ts
@@ -218,6 +220,14 @@ export class StateHandle implements OptimizerState<any> {
   /** Refuses `state.learningRate = x` (tfjs's name), as `lr`. */
   set learningRate(_: unknown) {
     throw new TypeError(lrSetMessage("learningRate"));
+  }
+
+  /**
+   * Refuses `JSON.stringify(state)` (and of anything holding a state), which would otherwise
+   * write `{}` silently: a state's checkpoint is `await saveState(state)`.
+   */
+  toJSON(): never {
+    throw new TypeError(STATE_JSON_MESSAGE);
   }
 
   /**

@@ -424,7 +424,8 @@ Deno.test("step rejects things that are not states, and says what it got", async
   );
   // The most common way to get here: a state used without awaiting init() or loadState().
   const pending = radam().init({ w: new Float32Array(2) });
-  const forgot = "got Promise (init() and loadState() return a Promise: await it)";
+  const forgot = "got Promise (init() and loadState() return a Promise: await it, " +
+    "const state = await opt.init(params), or await loadState(bytes))";
   assert.throws(
     () => step(pending as never, { w: new Float32Array(2) }),
     saying(TypeError, forgot),

@@ -105,9 +105,9 @@ Deno.test("loadState given a checkpoint as base64 text, or a state through JSON 
   );
   const decoded = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
   assert.deepEqual((await readParams(await loadState(decoded))).w, new Float32Array([1, 2]));
-  // A state through JSON is {}: stored so in a serverless function's database, and read back.
-  const json = JSON.stringify(state);
-  assert.equal(json, "{}");
+  // A state through JSON was {}: stored so in a serverless function's database, and read back.
+  // (JSON.stringify(state) throws now, saying so: see newcomer_first_steps_test.ts.)
+  const json = "{}";
   const says = "(an optimizer state through JSON, which writes it as {}: a state's checkpoint " +
     "is await saveState(state), bytes; keep those, or base64 text of them)";
   await assert.rejects(loadState(JSON.parse(json)), saying(TypeError, `got Object ${says}`));
@@ -330,7 +330,8 @@ Deno.test("a state copied by structuredClone, spread or JSON (as a serverless fu
   // Each makes an empty object: a state's tensors live in its backend, not in fields a copy
   // takes. Before, the error said only "got Object".
   const state = await radam().init({ w: new Float32Array([1, 2]) });
-  const copies = [structuredClone(state), { ...state }, JSON.parse(JSON.stringify(state))];
+  // (JSON.stringify(state) throws now; "{}" is what it wrote before, as a store may hold it.)
+  const copies = [structuredClone(state), { ...state }, JSON.parse("{}")];
   for (const copy of copies) {
     assert.throws(
       () => step(copy as never, { w: new Float32Array(2) }),

@@ -226,6 +226,40 @@ test("npm README: every JavaScript example runs under Node against the built pac
   }
 });
 
+test("npm README: every JavaScript example type-checks as TypeScript under --strict", (t) => {
+  // Pasted into a .mts file of a TypeScript project: the save handler's weightData, which tfjs
+  // types as an ArrayBuffer, a list of them or undefined, was given to new Uint8Array as it was.
+  // (skipLibCheck: tfjs-layers' own declarations fail under --strict; packed_app.test.mjs.)
+  const examples = blocks("js").filter((code) => !isConfigFile(code));
+  const cwd = mkdtempSync(join(here, ".readme-ts-"));
+  t.after(() => rmSync(cwd, { recursive: true, force: true }));
+  const files = examples.map((code) => {
+    const [, name] = /^\/\/ ([\w-]+)\.mjs\n/.exec(code) ?? [];
+    assert.ok(name, `an example whose first line names no .mjs file:\n${code}`);
+    writeFileSync(join(cwd, `${name}.mts`), code);
+    return `${name}.mts`;
+  });
+  assert.ok(files.includes("save_model.mts"), "no save_model.mjs example");
+  const tsc = join(here, "node_modules", "typescript", "bin", "tsc");
+  const args = ["--strict", "--noEmit", "--skipLibCheck", "--preserveSymlinks", "--module"];
+  let output = "";
+  try {
+    execFileSync(process.execPath, [
+      tsc,
+      ...args,
+      "nodenext",
+      "--target",
+      "es2022",
+      "--types",
+      "node",
+      ...files,
+    ], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  } catch (e) {
+    output = `${e.stdout}${e.stderr}`;
+  }
+  assert.equal(output, "");
+});
+
 test("npm README: the HTML example runs in headless Chromium, the package served from node_modules", async () => {
   const [page] = blocks("html");
   assert.ok(page, "no HTML example");
