@@ -31,8 +31,10 @@ export interface HoldSource {
   readonly buffersOf: (target: DeviceBackend) => StateBuffers;
 }
 
-const HELD = GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-const MAPPED = GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST;
+// (Read at the call, not at load: the module is in the bundle of apps that never reach WebGPU,
+// where GPUBufferUsage is not defined.)
+const heldUsage = () => GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+const mappedUsage = () => GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST;
 
 /**
  * Holds the state of the tensors `names` of `source` and its step counts as they are now (a
@@ -52,12 +54,12 @@ export function holdState(source: HoldSource, names: readonly string[]): HeldSta
   const read = tensorStateRead(buffers.layout, names);
   const sizes = read.ranges.map((r) => Math.max(16, r.bytes));
   const held = sizes.map((size) =>
-    device.createBuffer({ label: "radam held state", size, usage: HELD })
+    device.createBuffer({ label: "radam held state", size, usage: heldUsage() })
   );
   const control = device.createBuffer({
     label: "radam held step counters",
     size: CONTROL_BYTES,
-    usage: MAPPED,
+    usage: mappedUsage(),
   });
   const encoder = device.createCommandEncoder();
   read.ranges.forEach((r, k) => {
@@ -121,7 +123,7 @@ async function readHeld(
   parse: (bytes: ArrayBuffer[]) => Record<string, TensorState>,
 ): Promise<Record<string, TensorState>> {
   const back = sizes.map((size) =>
-    device.createBuffer({ label: "radam readback", size, usage: MAPPED })
+    device.createBuffer({ label: "radam readback", size, usage: mappedUsage() })
   );
   try {
     const encoder = device.createCommandEncoder();
