@@ -15,12 +15,11 @@ import {
   type NamedTensor,
   sameVariables,
 } from "./gradients.ts";
-import type { Entry } from "./layout.ts";
+import { type Entry, sameShape, shapeText } from "./layout.ts";
 import { baseName } from "./kept.ts";
 import { checkWeightLive } from "./_hints.ts";
 import { readHost } from "./wasm_heap.ts";
 import { floatVariables } from "./matching.ts";
-import { shapeText } from "./layout.ts";
 
 /** The weight that holds the micro-batches summed so far. */
 export const COUNT_WEIGHT = "accum_count";
@@ -290,11 +289,6 @@ function fits(held: Sum | undefined, variable: tf.Variable): boolean {
   return held.variable === undefined
     ? sameShape(held.sum.shape, variable.shape)
     : held.variable === variable;
-}
-
-/** Whether two shapes are equal. */
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 /**
