@@ -197,7 +197,7 @@ export class Accumulator {
    * absent from some calls: its sum over those it was in, over N), the variables in the order
    * first seen (one made again under the name since: last, as a new one); sums of variables
    * disposed since, or trainable no more, or loaded and given no gradient since, are dropped.
-   * New tensors: the sums are left as they were.
+   * New tensors: the sums are left as they were (and where one fails to be made, none is left).
    */
   #means(items: readonly GradItem[]): GradItem[] {
     const given = new Map(items.map((i) => [i.name, i]));
@@ -207,16 +207,21 @@ export class Accumulator {
       const tensor = tf.keep(tf.tidy(() => tf.div(total(), this.steps)));
       means.push({ name, variable, tensor });
     };
-    for (const [name, held] of this.#sums) {
-      const item = given.get(name);
-      if (item === undefined) {
-        if (held.variable !== undefined) mean(held.variable, name, () => held.sum);
-      } else if (fits(held, item.variable)) {
-        given.delete(name);
-        mean(item.variable, name, () => tf.add(held.sum, item.tensor));
+    try {
+      for (const [name, held] of this.#sums) {
+        const item = given.get(name);
+        if (item === undefined) {
+          if (held.variable !== undefined) mean(held.variable, name, () => held.sum);
+        } else if (fits(held, item.variable)) {
+          given.delete(name);
+          mean(item.variable, name, () => tf.add(held.sum, item.tensor));
+        }
       }
+      for (const item of given.values()) mean(item.variable, item.name, () => item.tensor);
+    } catch (error) {
+      tf.dispose(means.map((m) => m.tensor)); // (a backend short of memory: none is left)
+      throw error;
     }
-    for (const item of given.values()) mean(item.variable, item.name, () => item.tensor);
     return means;
   }
 

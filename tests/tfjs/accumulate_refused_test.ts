@@ -90,3 +90,38 @@ for (const backend of CPU_BACKENDS) {
     tf.dispose([x, y]);
   });
 }
+
+Deno.test("tfjs: an N-th call whose mean fails to be made leaves no tensor behind", async () => {
+  await useBackend("cpu");
+  const a = tf.variable(tf.tensor1d([1, 2]), true, named("a"));
+  const b = tf.variable(tf.tensor1d([3, 4]), true, named("b"));
+  const opt = tfOptimizer(adam({ lr: 0.1 }), { gradientAccumulationSteps: 2 });
+  const g = tf.tensor1d([0.5, -1]);
+  opt.applyGradients({ [a.name]: g, [b.name]: g });
+  const before = await sumsOf(opt);
+  const tensors = tf.memory().numTensors;
+  // (tfjs's division fails at the second variable's mean, the first's made: a backend short of
+  // memory.)
+  const kernel = tf.getKernel("RealDiv", "cpu")!;
+  let divisions = 0;
+  tf.unregisterKernel("RealDiv", "cpu");
+  tf.registerKernel({
+    ...kernel,
+    kernelFunc: (args) => {
+      if (++divisions === 2) throw new Error("out of memory");
+      return kernel.kernelFunc(args);
+    },
+  });
+  try {
+    assert.throws(() => opt.applyGradients({ [a.name]: g, [b.name]: g }), /out of memory/);
+  } finally {
+    tf.unregisterKernel("RealDiv", "cpu");
+    tf.registerKernel(kernel);
+  }
+  assert.equal(tf.memory().numTensors, tensors);
+  assert.equal(opt.accumulatedBatches, 1);
+  assert.deepEqual(await sumsOf(opt), before);
+  assert.deepEqual([...a.dataSync()], [1, 2]);
+  opt.dispose();
+  tf.dispose([a, b, g]);
+});
