@@ -196,7 +196,8 @@ export class Accumulator {
    * The step's gradients: each sum with `items` (the N-th call's) added, divided by N (a variable
    * absent from some calls: its sum over those it was in, over N), the variables in the order
    * first seen (one made again under the name since: last, as a new one); sums of variables
-   * disposed since, or trainable no more, or loaded and given no gradient since, are dropped.
+   * disposed since, or trainable no more, are dropped, and so are sums loaded and given no
+   * gradient since whose variable cannot be told (`#ownerOf`).
    * New tensors: the sums are left as they were (and where one fails to be made, none is left).
    */
   #means(items: readonly GradItem[]): GradItem[] {
@@ -211,7 +212,8 @@ export class Accumulator {
       for (const [name, held] of this.#sums) {
         const item = given.get(name);
         if (item === undefined) {
-          if (held.variable !== undefined) mean(held.variable, name, () => held.sum);
+          const variable = held.variable ?? this.#ownerOf(name, held.sum, given);
+          if (variable !== undefined) mean(variable, variable.name, () => held.sum);
         } else if (fits(held, item.variable)) {
           given.delete(name);
           mean(item.variable, name, () => tf.add(held.sum, item.tensor));
@@ -223,6 +225,31 @@ export class Accumulator {
       throw error;
     }
     return means;
+  }
+
+  /**
+   * The variable of `sum`, loaded under `name` by `setWeights` and given no gradient since (its
+   * variable absent from the calls after a resume, as it was from some before): the one
+   * trainable float32 variable registered with TensorFlow.js of its base name (tfjs's `_<n>`
+   * aside) and shape, where exactly one is, with no sum of its own nor a gradient among `given`,
+   * and no other such sum has that base name; else undefined (a model loaded twice: whose it is
+   * cannot be told, and it is dropped).
+   */
+  #ownerOf(
+    name: string,
+    sum: tf.Tensor,
+    given: ReadonlyMap<string, GradItem>,
+  ): tf.Variable | undefined {
+    const base = baseName(name);
+    const rivals = [...this.#sums].filter(([n, s]) =>
+      n !== name && s.variable === undefined && !given.has(n) && baseName(n) === base
+    );
+    const candidates = floatVariables(true).filter((v) =>
+      baseName(v.name) === base && sameShape(v.shape, sum.shape)
+    );
+    if (rivals.length > 0 || candidates.length !== 1) return undefined;
+    const v = candidates[0];
+    return given.has(v.name) || (v.name !== name && this.#sums.has(v.name)) ? undefined : v;
   }
 
   /** Drops the sums (a state replaced: `setWeights`, `loadState`; or disposed). */
