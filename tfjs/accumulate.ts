@@ -326,9 +326,10 @@ function fits(held: Sum | undefined, variable: tf.Variable): boolean {
 /**
  * Splits weights given to `setWeights` into the optimizer's own and the accumulator's, whose
  * tensors are read at the call (`tf.clone`: a later dispose of them takes nothing from it).
- * Throws a TypeError naming a sum or count that was disposed, a sum that is not float32, or sums
- * without `accum_count` (and the count without sums), and a RangeError naming a sum and both
- * shapes where the variables of its name (or base name) are all of another shape; nothing taken.
+ * Throws a TypeError naming a sum or count that was disposed or given twice, a sum that is not
+ * float32, or sums without `accum_count` (and the count without sums, or not a tensor), and a
+ * RangeError naming a sum and both shapes where the variables of its name (or base name) are all
+ * of another shape; nothing taken.
  * `read` resolves to the sums (the caller disposes them if it takes them not), or rejects with a
  * RangeError where the count is not an integer from 1 to N − 1 (`steps`: N), or, with
  * `finiteOnly` (option `nonFinite: "throw"`), naming a sum and index holding a non-finite number
@@ -343,38 +344,19 @@ export function splitWeights(
   if (!Array.isArray(weights)) {
     return { rest: weights as NamedTensor[], read: Promise.resolve(undefined) };
   }
-  const rest: NamedTensor[] = [];
-  let count: tf.Tensor | undefined;
-  const sums = new Map<string, tf.Tensor>();
-  for (const w of weights) {
-    const name = typeof w?.name === "string" ? w.name : "";
-    if (name === COUNT_WEIGHT) {
-      count = w.tensor;
-      if (count instanceof tf.Tensor) checkWeightLive(w);
-    } else if (name.endsWith(SUM_SUFFIX) && w.tensor instanceof tf.Tensor) {
-      checkWeightLive(w);
-      if (w.tensor.dtype !== "float32") {
-        throw new TypeError(
-          `The weight ${
-            JSON.stringify(name)
-          } (a gradient accumulated) must be float32, got ${w.tensor.dtype}`,
-        );
-      }
-      sums.set(name.slice(0, -SUM_SUFFIX.length), w.tensor);
-    } else rest.push(w);
-  }
-  if (count === undefined && sums.size === 0) return { rest, read: Promise.resolve(undefined) };
+  const { rest, counted, count, sums } = sortWeights(weights);
+  if (!counted && sums.size === 0) return { rest, read: Promise.resolve(undefined) };
   if (!(count instanceof tf.Tensor) || count.size !== 1 || sums.size === 0) {
     throw new TypeError(
       `Weights of gradients accumulated (<variable>${SUM_SUFFIX}) come with their count, a scalar "${COUNT_WEIGHT}", and the count with at least one; got ${
-        count === undefined ? "no count" : `${described(count)} as the count`
+        counted ? `${described(count)} as the count` : "no count"
       } and ${sums.size} sums`,
     );
   }
   checkSumShapes(sums);
-  const counted = count.data();
+  const countRead = count.data();
   const clones = new Map([...sums].map(([name, t]) => [name, tf.keep(tf.clone(t))]));
-  const read = counted.then(async (values) => {
+  const read = countRead.then(async (values) => {
     const n = values[0];
     if (!Number.isInteger(n) || n < 1 || n >= steps) {
       throw new RangeError(
@@ -392,6 +374,45 @@ export function splitWeights(
     throw error;
   });
   return { rest, read };
+}
+
+/**
+ * The weights given to `setWeights` sorted: the optimizer's own (`rest`), `accum_count` (where
+ * `counted`) and the sums by variable name, those checked live and float32 (a TypeError naming
+ * one that is not, or one given twice, as a moment given twice is).
+ */
+function sortWeights(weights: readonly NamedTensor[]): {
+  rest: NamedTensor[];
+  counted: boolean;
+  count: unknown;
+  sums: Map<string, tf.Tensor>;
+} {
+  const rest: NamedTensor[] = [];
+  let count: unknown, counted = false;
+  const sums = new Map<string, tf.Tensor>();
+  const twice = (name: string) =>
+    new TypeError(`Optimizer weight ${JSON.stringify(name)} is given twice`);
+  for (const w of weights) {
+    const name = typeof w?.name === "string" ? w.name : "";
+    if (name === COUNT_WEIGHT) {
+      if (counted) throw twice(name);
+      [count, counted] = [w.tensor, true];
+      if (count instanceof tf.Tensor) checkWeightLive(w);
+    } else if (name.endsWith(SUM_SUFFIX) && w.tensor instanceof tf.Tensor) {
+      checkWeightLive(w);
+      if (w.tensor.dtype !== "float32") {
+        throw new TypeError(
+          `The weight ${
+            JSON.stringify(name)
+          } (a gradient accumulated) must be float32, got ${w.tensor.dtype}`,
+        );
+      }
+      const variable = name.slice(0, -SUM_SUFFIX.length);
+      if (sums.has(variable)) throw twice(name);
+      sums.set(variable, w.tensor);
+    } else rest.push(w);
+  }
+  return { rest, counted, count, sums };
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * Option `gradientAccumulationSteps`: a refused call changes nothing, the N-th's included (its
- * sums and count as they were, no tensor left behind), and `setWeights` names a disposed sum.
+ * sums and count as they were, no tensor left behind), and `setWeights` names a disposed sum,
+ * and one given twice.
  */
 import assert from "node:assert/strict";
 import { adam } from "../../mod.ts";
@@ -66,6 +67,38 @@ Deno.test("tfjs: setWeights names a disposed accumulated sum or count, nothing c
     assert.equal(opt.accumulatedBatches, 1);
     tf.dispose(weights.map((x) => x.tensor));
   }
+  assert.deepEqual(await sumsOf(opt), [["accum_count", [1]], [`${w.name}/accum`, [0.5, -1]]]);
+  opt.dispose();
+  tf.dispose([w, g]);
+});
+
+Deno.test("tfjs: setWeights refuses a count or sum given twice, or a count that is no tensor, nothing changed", async () => {
+  await useBackend("cpu");
+  const w = tf.variable(tf.tensor1d([1, 2]), true, named("w"));
+  const opt = tfOptimizer(adam({ lr: 0.1 }), { gradientAccumulationSteps: 3 });
+  const g = tf.tensor1d([0.5, -1]);
+  opt.applyGradients({ [w.name]: g });
+  const sum = () => ({ name: `${w.name}/accum`, tensor: tf.tensor1d([3, 4]) });
+  const count = (n: number) => ({ name: "accum_count", tensor: tf.scalar(n, "int32") });
+  const cases: [{ name: string; tensor: tf.Tensor }[], RegExp][] = [
+    [[count(2), sum(), count(1)], /"accum_count" is given twice/],
+    [[count(2), sum(), sum()], /\/accum" is given twice/],
+    [
+      [{ name: "accum_count", tensor: undefined as unknown as tf.Tensor }],
+      /got undefined as the count/,
+    ],
+  ];
+  for (const [given, pattern] of cases) {
+    const weights = [{ name: "iter", tensor: tf.scalar(0, "int32") }, ...given];
+    const tensors = tf.memory().numTensors;
+    await assert.rejects(
+      opt.setWeights(weights),
+      (e) => e instanceof TypeError && pattern.test(e.message),
+    );
+    assert.equal(tf.memory().numTensors, tensors);
+    tf.dispose(weights.map((x) => x.tensor).filter((t) => t !== undefined));
+  }
+  assert.equal(opt.iterations, 0);
   assert.deepEqual(await sumsOf(opt), [["accum_count", [1]], [`${w.name}/accum`, [0.5, -1]]]);
   opt.dispose();
   tf.dispose([w, g]);
