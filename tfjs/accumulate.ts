@@ -15,12 +15,11 @@ import {
   type NamedTensor,
   sameVariables,
 } from "./gradients.ts";
-import type { Entry } from "./layout.ts";
+import { type Entry, sameShape, shapeText } from "./layout.ts";
 import { baseName } from "./kept.ts";
 import { checkWeightLive } from "./_hints.ts";
 import { readHost } from "./wasm_heap.ts";
 import { floatVariables } from "./matching.ts";
-import { shapeText } from "./layout.ts";
 
 /** The weight that holds the micro-batches summed so far. */
 export const COUNT_WEIGHT = "accum_count";
@@ -197,8 +196,9 @@ export class Accumulator {
    * The step's gradients: each sum with `items` (the N-th call's) added, divided by N (a variable
    * absent from some calls: its sum over those it was in, over N), the variables in the order
    * first seen (one made again under the name since: last, as a new one); sums of variables
-   * disposed since, or trainable no more, or loaded and given no gradient since, are dropped.
-   * New tensors: the sums are left as they were.
+   * disposed since, or trainable no more, are dropped, and so are sums loaded and given no
+   * gradient since whose variable cannot be told (`#ownerOf`).
+   * New tensors: the sums are left as they were (and where one fails to be made, none is left).
    */
   #means(items: readonly GradItem[]): GradItem[] {
     const given = new Map(items.map((i) => [i.name, i]));
@@ -208,17 +208,48 @@ export class Accumulator {
       const tensor = tf.keep(tf.tidy(() => tf.div(total(), this.steps)));
       means.push({ name, variable, tensor });
     };
-    for (const [name, held] of this.#sums) {
-      const item = given.get(name);
-      if (item === undefined) {
-        if (held.variable !== undefined) mean(held.variable, name, () => held.sum);
-      } else if (fits(held, item.variable)) {
-        given.delete(name);
-        mean(item.variable, name, () => tf.add(held.sum, item.tensor));
+    try {
+      for (const [name, held] of this.#sums) {
+        const item = given.get(name);
+        if (item === undefined) {
+          const variable = held.variable ?? this.#ownerOf(name, held.sum, given);
+          if (variable !== undefined) mean(variable, variable.name, () => held.sum);
+        } else if (fits(held, item.variable)) {
+          given.delete(name);
+          mean(item.variable, name, () => tf.add(held.sum, item.tensor));
+        }
       }
+      for (const item of given.values()) mean(item.variable, item.name, () => item.tensor);
+    } catch (error) {
+      tf.dispose(means.map((m) => m.tensor)); // (a backend short of memory: none is left)
+      throw error;
     }
-    for (const item of given.values()) mean(item.variable, item.name, () => item.tensor);
     return means;
+  }
+
+  /**
+   * The variable of `sum`, loaded under `name` by `setWeights` and given no gradient since (its
+   * variable absent from the calls after a resume, as it was from some before): the one
+   * trainable float32 variable registered with TensorFlow.js of its base name (tfjs's `_<n>`
+   * aside) and shape, where exactly one is, with no sum of its own nor a gradient among `given`,
+   * and no other such sum has that base name; else undefined (a model loaded twice: whose it is
+   * cannot be told, and it is dropped).
+   */
+  #ownerOf(
+    name: string,
+    sum: tf.Tensor,
+    given: ReadonlyMap<string, GradItem>,
+  ): tf.Variable | undefined {
+    const base = baseName(name);
+    const rivals = [...this.#sums].filter(([n, s]) =>
+      n !== name && s.variable === undefined && !given.has(n) && baseName(n) === base
+    );
+    const candidates = floatVariables(true).filter((v) =>
+      baseName(v.name) === base && sameShape(v.shape, sum.shape)
+    );
+    if (rivals.length > 0 || candidates.length !== 1) return undefined;
+    const v = candidates[0];
+    return given.has(v.name) || (v.name !== name && this.#sums.has(v.name)) ? undefined : v;
   }
 
   /** Drops the sums (a state replaced: `setWeights`, `loadState`; or disposed). */
@@ -292,17 +323,13 @@ function fits(held: Sum | undefined, variable: tf.Variable): boolean {
     : held.variable === variable;
 }
 
-/** Whether two shapes are equal. */
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
 /**
  * Splits weights given to `setWeights` into the optimizer's own and the accumulator's, whose
  * tensors are read at the call (`tf.clone`: a later dispose of them takes nothing from it).
- * Throws a TypeError naming a sum or count that was disposed, a sum that is not float32, or sums
- * without `accum_count` (and the count without sums), and a RangeError naming a sum and both
- * shapes where the variables of its name (or base name) are all of another shape; nothing taken.
+ * Throws a TypeError naming a sum or count that was disposed or given twice, a sum that is not
+ * float32, or sums without `accum_count` (and the count without sums, or not a tensor), and a
+ * RangeError naming a sum and both shapes where the variables of its name (or base name) are all
+ * of another shape; nothing taken.
  * `read` resolves to the sums (the caller disposes them if it takes them not), or rejects with a
  * RangeError where the count is not an integer from 1 to N − 1 (`steps`: N), or, with
  * `finiteOnly` (option `nonFinite: "throw"`), naming a sum and index holding a non-finite number
@@ -317,38 +344,19 @@ export function splitWeights(
   if (!Array.isArray(weights)) {
     return { rest: weights as NamedTensor[], read: Promise.resolve(undefined) };
   }
-  const rest: NamedTensor[] = [];
-  let count: tf.Tensor | undefined;
-  const sums = new Map<string, tf.Tensor>();
-  for (const w of weights) {
-    const name = typeof w?.name === "string" ? w.name : "";
-    if (name === COUNT_WEIGHT) {
-      count = w.tensor;
-      if (count instanceof tf.Tensor) checkWeightLive(w);
-    } else if (name.endsWith(SUM_SUFFIX) && w.tensor instanceof tf.Tensor) {
-      checkWeightLive(w);
-      if (w.tensor.dtype !== "float32") {
-        throw new TypeError(
-          `The weight ${
-            JSON.stringify(name)
-          } (a gradient accumulated) must be float32, got ${w.tensor.dtype}`,
-        );
-      }
-      sums.set(name.slice(0, -SUM_SUFFIX.length), w.tensor);
-    } else rest.push(w);
-  }
-  if (count === undefined && sums.size === 0) return { rest, read: Promise.resolve(undefined) };
+  const { rest, counted, count, sums } = sortWeights(weights);
+  if (!counted && sums.size === 0) return { rest, read: Promise.resolve(undefined) };
   if (!(count instanceof tf.Tensor) || count.size !== 1 || sums.size === 0) {
     throw new TypeError(
       `Weights of gradients accumulated (<variable>${SUM_SUFFIX}) come with their count, a scalar "${COUNT_WEIGHT}", and the count with at least one; got ${
-        count === undefined ? "no count" : `${described(count)} as the count`
+        counted ? `${described(count)} as the count` : "no count"
       } and ${sums.size} sums`,
     );
   }
   checkSumShapes(sums);
-  const counted = count.data();
+  const countRead = count.data();
   const clones = new Map([...sums].map(([name, t]) => [name, tf.keep(tf.clone(t))]));
-  const read = counted.then(async (values) => {
+  const read = countRead.then(async (values) => {
     const n = values[0];
     if (!Number.isInteger(n) || n < 1 || n >= steps) {
       throw new RangeError(
@@ -366,6 +374,45 @@ export function splitWeights(
     throw error;
   });
   return { rest, read };
+}
+
+/**
+ * The weights given to `setWeights` sorted: the optimizer's own (`rest`), `accum_count` (where
+ * `counted`) and the sums by variable name, those checked live and float32 (a TypeError naming
+ * one that is not, or one given twice, as a moment given twice is).
+ */
+function sortWeights(weights: readonly NamedTensor[]): {
+  rest: NamedTensor[];
+  counted: boolean;
+  count: unknown;
+  sums: Map<string, tf.Tensor>;
+} {
+  const rest: NamedTensor[] = [];
+  let count: unknown, counted = false;
+  const sums = new Map<string, tf.Tensor>();
+  const twice = (name: string) =>
+    new TypeError(`Optimizer weight ${JSON.stringify(name)} is given twice`);
+  for (const w of weights) {
+    const name = typeof w?.name === "string" ? w.name : "";
+    if (name === COUNT_WEIGHT) {
+      if (counted) throw twice(name);
+      [count, counted] = [w.tensor, true];
+      if (count instanceof tf.Tensor) checkWeightLive(w);
+    } else if (name.endsWith(SUM_SUFFIX) && w.tensor instanceof tf.Tensor) {
+      checkWeightLive(w);
+      if (w.tensor.dtype !== "float32") {
+        throw new TypeError(
+          `The weight ${
+            JSON.stringify(name)
+          } (a gradient accumulated) must be float32, got ${w.tensor.dtype}`,
+        );
+      }
+      const variable = name.slice(0, -SUM_SUFFIX.length);
+      if (sums.has(variable)) throw twice(name);
+      sums.set(variable, w.tensor);
+    } else rest.push(w);
+  }
+  return { rest, counted, count, sums };
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * Option `gradientAccumulationSteps`: a refused call changes nothing, the N-th's included (its
- * sums and count as they were, no tensor left behind), and `setWeights` names a disposed sum.
+ * sums and count as they were, no tensor left behind), and `setWeights` names a disposed sum,
+ * and one given twice.
  */
 import assert from "node:assert/strict";
 import { adam } from "../../mod.ts";
@@ -71,6 +72,38 @@ Deno.test("tfjs: setWeights names a disposed accumulated sum or count, nothing c
   tf.dispose([w, g]);
 });
 
+Deno.test("tfjs: setWeights refuses a count or sum given twice, or a count that is no tensor, nothing changed", async () => {
+  await useBackend("cpu");
+  const w = tf.variable(tf.tensor1d([1, 2]), true, named("w"));
+  const opt = tfOptimizer(adam({ lr: 0.1 }), { gradientAccumulationSteps: 3 });
+  const g = tf.tensor1d([0.5, -1]);
+  opt.applyGradients({ [w.name]: g });
+  const sum = () => ({ name: `${w.name}/accum`, tensor: tf.tensor1d([3, 4]) });
+  const count = (n: number) => ({ name: "accum_count", tensor: tf.scalar(n, "int32") });
+  const cases: [{ name: string; tensor: tf.Tensor }[], RegExp][] = [
+    [[count(2), sum(), count(1)], /"accum_count" is given twice/],
+    [[count(2), sum(), sum()], /\/accum" is given twice/],
+    [
+      [{ name: "accum_count", tensor: undefined as unknown as tf.Tensor }],
+      /got undefined as the count/,
+    ],
+  ];
+  for (const [given, pattern] of cases) {
+    const weights = [{ name: "iter", tensor: tf.scalar(0, "int32") }, ...given];
+    const tensors = tf.memory().numTensors;
+    await assert.rejects(
+      opt.setWeights(weights),
+      (e) => e instanceof TypeError && pattern.test(e.message),
+    );
+    assert.equal(tf.memory().numTensors, tensors);
+    tf.dispose(weights.map((x) => x.tensor).filter((t) => t !== undefined));
+  }
+  assert.equal(opt.iterations, 0);
+  assert.deepEqual(await sumsOf(opt), [["accum_count", [1]], [`${w.name}/accum`, [0.5, -1]]]);
+  opt.dispose();
+  tf.dispose([w, g]);
+});
+
 for (const backend of CPU_BACKENDS) {
   Deno.test(`tfjs ${backend}: model.fit accumulating leaves no tensor behind; dispose frees the sums`, async () => {
     await useBackend(backend);
@@ -90,3 +123,38 @@ for (const backend of CPU_BACKENDS) {
     tf.dispose([x, y]);
   });
 }
+
+Deno.test("tfjs: an N-th call whose mean fails to be made leaves no tensor behind", async () => {
+  await useBackend("cpu");
+  const a = tf.variable(tf.tensor1d([1, 2]), true, named("a"));
+  const b = tf.variable(tf.tensor1d([3, 4]), true, named("b"));
+  const opt = tfOptimizer(adam({ lr: 0.1 }), { gradientAccumulationSteps: 2 });
+  const g = tf.tensor1d([0.5, -1]);
+  opt.applyGradients({ [a.name]: g, [b.name]: g });
+  const before = await sumsOf(opt);
+  const tensors = tf.memory().numTensors;
+  // (tfjs's division fails at the second variable's mean, the first's made: a backend short of
+  // memory.)
+  const kernel = tf.getKernel("RealDiv", "cpu")!;
+  let divisions = 0;
+  tf.unregisterKernel("RealDiv", "cpu");
+  tf.registerKernel({
+    ...kernel,
+    kernelFunc: (args) => {
+      if (++divisions === 2) throw new Error("out of memory");
+      return kernel.kernelFunc(args);
+    },
+  });
+  try {
+    assert.throws(() => opt.applyGradients({ [a.name]: g, [b.name]: g }), /out of memory/);
+  } finally {
+    tf.unregisterKernel("RealDiv", "cpu");
+    tf.registerKernel(kernel);
+  }
+  assert.equal(tf.memory().numTensors, tensors);
+  assert.equal(opt.accumulatedBatches, 1);
+  assert.deepEqual(await sumsOf(opt), before);
+  assert.deepEqual([...a.dataSync()], [1, 2]);
+  opt.dispose();
+  tf.dispose([a, b, g]);
+});
