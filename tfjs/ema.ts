@@ -39,8 +39,9 @@ export interface EmaOptions {
   momentum?: number;
   /**
    * Every this many steps (an integer from 1 to 2³¹ − 1), the variables are overwritten with
-   * their averages after the step's update of them, as Keras does; absent (default): never
-   * during training, call `averages.finalize()` at its end.
+   * their averages after the step's update of them, as Keras does (counted as `iterations`
+   * counts; on webgpu, steps submitted, a skipped one included until the device reports it);
+   * absent (default): never during training, call `averages.finalize()` at its end.
    */
   overwriteFrequency?: number;
 }
@@ -112,9 +113,9 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
  * (Keras 3 updates it at every call, so that calls 1 to N − 1 pull it N − 1 more times towards
  * variables they left unchanged); a step skipped for a non-finite gradient (`nonFinite: "skip"`)
  * leaves it unchanged (on webgpu, where the device decides, by a check of the gradients on the
- * device: no readback). A variable left out of a step (frozen) keeps its average as it was; one
- * that comes back, or a new one, starts from its value after its first step; one disposed is
- * dropped at the next step.
+ * device: no readback). A variable left out of a step (frozen) keeps its average as it was,
+ * and goes on from it when it comes back; a new one starts from its value after its first step;
+ * one disposed is dropped at the next step.
  *
  * @example Evaluate with the averages, then keep them
  * ```ts

@@ -55,8 +55,8 @@ checkTfjsCore(tf); // before `extends tf.Optimizer`: an empty module (tf.min.js)
  * (Left out of the generated docs with `@ignore`: `deno doc --lint` counts tfjs-core's types,
  * which this class extends and takes, as private to this package, denoland/deno#27364. Its
  * methods are those of `tf.Optimizer` plus `state`, `backend`, `settings`, `skippedSteps`,
- * `accumulatedBatches`, `ready()`, `setLearningRate()` and `loadState()`; see the README's
- * "TensorFlow.js" section.)
+ * `accumulatedBatches`, `averages`, `ready()`, `setLearningRate()` and `loadState()`; see the
+ * README's "TensorFlow.js" section.)
  *
  * @example
  * ```ts
@@ -283,7 +283,9 @@ export class TfOptimizer extends tf.Optimizer {
    * (`exp_avg` → `<variable>/m`, `exp_avg_sq` → `<variable>/v`, SGD's `momentum_buffer` →
    * `<variable>/momentum_buffer`), one tensor per variable, then LookAhead's slow weights
    * (`<variable>/slow`), all in the tfjs layout; last, mid-accumulation (option
-   * `gradientAccumulationSteps`), `accum_count` and each sum, `<variable>/accum`.
+   * `gradientAccumulationSteps`), `accum_count` and each sum, `<variable>/accum`; then, with
+   * option `ema`, each moving average, `<variable>/average` (which `setWeights` takes back, and
+   * an optimizer without the option ignores).
    * With `states: "8bit"`, a moment held in 8 bits (a variable of 4096 elements or more) is two
    * tensors instead: `<variable>/m.codes` (int32, four codes to an int32) and
    * `<variable>/m.scales` (float32, one a block of 256), in the variable's order; those of a
