@@ -44,6 +44,8 @@ export type { SettingsHolder, TfOptimizerOptions };
 export type { JsonValue, TfOptimizerConfig } from "./tfjs/config.ts";
 export { registerTfOptimizer };
 export { type SkippedStepsCallback, skippedStepsCallback } from "./tfjs/skipped.ts";
+export type { EmaAverages, EmaOptions, EmaSettings } from "./tfjs/ema.ts";
+export { type EmaCallback, emaCallback, type EmaCallbackOptions } from "./tfjs/ema_callback.ts";
 
 // Importing the adapter registers it (code that only loads a model calls registerTfOptimizer()).
 registerTfOptimizer();

@@ -23,6 +23,7 @@ import { originOf, remember } from "../core/origins.ts";
 import { baseName } from "./kept.ts";
 import { described } from "../base/_errors.ts";
 import type { AdapterOptions } from "./options.ts";
+import { checkEma } from "./ema.ts";
 import { decodeUtf8 } from "../base/_utf8.ts";
 import { decodeBase64 as base64Bytes } from "../base/_base64.ts";
 import { threadsRunHere } from "../cpu/threaded_wasm_backend.ts";
@@ -87,6 +88,8 @@ export type TfOptimizerConfig = {
     warnOnSkip: boolean;
     /** The adapter's option `gradientAccumulationSteps`, where not 1 (older configs: absent). */
     gradientAccumulationSteps?: number;
+    /** The adapter's option `ema` with its defaults, where set (older configs: absent). */
+    ema?: { momentum: number; overwriteFrequency?: number };
     /**
      * With parameter groups: each variable's group (0 for none, else 1 + its index in
      * `hyperparameters.groups`), the variables in the optimizer's order.
@@ -123,6 +126,7 @@ export function writeConfig(
       ...(options.gradientAccumulationSteps === 1
         ? {}
         : { gradientAccumulationSteps: options.gradientAccumulationSteps }),
+      ...(options.ema === undefined ? {} : { ema: { ...options.ema } }),
       ...(tensors === undefined ? {} : { tensors }),
     },
   };
@@ -194,6 +198,7 @@ export function readConfig(
       strict: s.strict === true,
       warnOnSkip: s.warnOnSkip !== false,
       gradientAccumulationSteps: (s.gradientAccumulationSteps ?? 1) as number,
+      ema: checkEma(s.ema),
     },
   };
 }

@@ -41,6 +41,35 @@ interface GivenSet {
  * given.disposeAll();
  * assert.equal(tf.memory().numTensors, 0);
  * ```
+ *
+ * @example As getWeights gives them: valid until its next call
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { adam } from "@optim/radam";
+ * import { tfOptimizer } from "@optim/radam/tfjs";
+ * import assert from "node:assert/strict";
+ *
+ * await tf.setBackend("cpu");
+ * const w = tf.variable(tf.tensor1d([1, 2, 3]), true, "owned/w");
+ * const optimizer = tfOptimizer(adam({ lr: 1e-2 }));
+ * const grad = tf.mul(w, 2);
+ * optimizer.applyGradients({ [w.name]: grad });
+ * const weights = await optimizer.getWeights(); // iter, owned/w/m, owned/w/v
+ * const kept = weights.map(({ name, tensor }) => ({ name, tensor: tf.clone(tensor) }));
+ * const tensors = tf.memory().numTensors;
+ * for (let i = 0; i < 10; i++) await optimizer.getWeights(); // as model.save does
+ * assert.equal(tf.memory().numTensors, tensors); // each call disposed the set before it
+ * assert.ok(weights[1].tensor.isDisposed && !kept[1].tensor.isDisposed);
+ *
+ * const other = tfOptimizer(adam({ lr: 1e-2 }));
+ * await other.setWeights(kept); // copies them
+ * tf.dispose(kept.map((k) => k.tensor));
+ * assert.equal(other.iterations, 1);
+ * optimizer.dispose(); // disposes the set it gave last
+ * other.dispose();
+ * tf.dispose([w, grad]);
+ * ```
  */
 export class GivenWeights {
   /** Counts the calls begun and the sets given, in the order they happened. */

@@ -28,10 +28,10 @@ import {
   type TfOptimizerOptions,
 } from "./options.ts";
 import { keptFromCheckpoint } from "./from_checkpoint.ts";
-import { keptFromWeights } from "./set_weights.ts";
-import { weightsOf } from "./weights.ts";
-import { Accumulator, bothRead, disposeSums, splitWeights } from "./accumulate.ts";
+import { Accumulator } from "./accumulate.ts";
 import { checkTfjsCore } from "./_core_check.ts";
+import { averagedStep, type EmaAverages, WeightAverages } from "./ema.ts";
+import { loadedWeights } from "./weights_in.ts";
 
 /** The error of a disposed optimizer used. */
 const DISPOSED_MESSAGE =
@@ -55,8 +55,8 @@ checkTfjsCore(tf); // before `extends tf.Optimizer`: an empty module (tf.min.js)
  * (Left out of the generated docs with `@ignore`: `deno doc --lint` counts tfjs-core's types,
  * which this class extends and takes, as private to this package, denoland/deno#27364. Its
  * methods are those of `tf.Optimizer` plus `state`, `backend`, `settings`, `skippedSteps`,
- * `accumulatedBatches`, `ready()`, `setLearningRate()` and `loadState()`; see the README's
- * "TensorFlow.js" section.)
+ * `accumulatedBatches`, `averages`, `ready()`, `setLearningRate()` and `loadState()`; see the
+ * README's "TensorFlow.js" section.)
  *
  * @example
  * ```ts
@@ -104,6 +104,8 @@ export class TfOptimizer extends tf.Optimizer {
   readonly #given = new GivenWeights();
   /** The gradients summed towards the next step (option `gradientAccumulationSteps`). */
   readonly #accumulator: Accumulator;
+  /** The moving averages of the variables (option `ema`). */
+  readonly #averages: WeightAverages | undefined;
 
   /**
    * Use {@linkcode tfOptimizer}. `optimizer` is an optimizer value of this library (only its
@@ -114,6 +116,8 @@ export class TfOptimizer extends tf.Optimizer {
     this.#options = checkArguments(optimizer, options);
     this.#config = optimizer.settings as Settings;
     this.#accumulator = new Accumulator(this.#options.gradientAccumulationSteps);
+    const { ema } = this.#options;
+    this.#averages = ema === undefined ? undefined : new WeightAverages(ema);
     this.iterations_ = 0;
   }
 
@@ -181,6 +185,11 @@ export class TfOptimizer extends tf.Optimizer {
     return this.#accumulator.count;
   }
 
+  /** The moving averages of the variables (option `ema`; else undefined): `EmaAverages`. */
+  get averages(): EmaAverages | undefined {
+    return this.#averages;
+  }
+
   /**
    * Resolves when the worker threads of option `threads` have started (the first steps run on
    * one thread meanwhile, with the same results); the next step then runs on them. A failure to
@@ -238,11 +247,13 @@ export class TfOptimizer extends tf.Optimizer {
     const { strict } = this.#options;
     // (Under "throw", calls 1 to N − 1 are checked where they are read: on the GPU, the step's.)
     const finite = this.#config.loop.nonFinite === "throw" && !onWebGpu(this.#config);
-    const step = (items: readonly GradItem[]) => {
+    const run = (items: readonly GradItem[]) => {
       this.#paths.step(this.#config, strict, items);
       this.iterations_ = this.state!.step;
       this.#skips.afterStep(this.skippedSteps, this.#options.warnOnSkip);
+      return this.iterations_;
     };
+    const step = averagedStep(this.#averages, this.#config, () => this.iterations, run);
     this.#accumulator.run(items, this.#paths.entries, strict, step, finite);
     this.#calls++;
   }
@@ -272,7 +283,9 @@ export class TfOptimizer extends tf.Optimizer {
    * (`exp_avg` → `<variable>/m`, `exp_avg_sq` → `<variable>/v`, SGD's `momentum_buffer` →
    * `<variable>/momentum_buffer`), one tensor per variable, then LookAhead's slow weights
    * (`<variable>/slow`), all in the tfjs layout; last, mid-accumulation (option
-   * `gradientAccumulationSteps`), `accum_count` and each sum, `<variable>/accum`.
+   * `gradientAccumulationSteps`), `accum_count` and each sum, `<variable>/accum`; then, with
+   * option `ema`, each moving average, `<variable>/average` (which `setWeights` takes back, and
+   * an optimizer without the option ignores).
    * With `states: "8bit"`, a moment held in 8 bits (a variable of 4096 elements or more) is two
    * tensors instead: `<variable>/m.codes` (int32, four codes to an int32) and
    * `<variable>/m.scales` (float32, one a block of 256), in the variable's order; those of a
@@ -298,68 +311,14 @@ export class TfOptimizer extends tf.Optimizer {
    * that `tf.loadLayersModel` refuses. A refused call leaves no tensor behind and disposes
    * nothing: the set given last stays valid (and held) until a later call gives one, or the
    * optimizer is disposed. A call still reading the state when the optimizer is disposed
-   * rejects with the TypeError of a disposed optimizer, its tensors disposed.
-   *
-   * @example
-   * ```ts
-   * import * as tf from "@tensorflow/tfjs-core";
-   * import "@tensorflow/tfjs-backend-cpu";
-   * import { adam } from "@optim/radam";
-   * import { tfOptimizer } from "@optim/radam/tfjs";
-   * import assert from "node:assert/strict";
-   *
-   * await tf.setBackend("cpu");
-   * const w = tf.variable(tf.tensor1d([1, 2, 3]), true, "owned/w");
-   * const optimizer = tfOptimizer(adam({ lr: 1e-2 }));
-   * const grad = tf.mul(w, 2);
-   * optimizer.applyGradients({ [w.name]: grad });
-   * const weights = await optimizer.getWeights(); // iter, owned/w/m, owned/w/v
-   * const kept = weights.map(({ name, tensor }) => ({ name, tensor: tf.clone(tensor) }));
-   * const tensors = tf.memory().numTensors;
-   * for (let i = 0; i < 10; i++) await optimizer.getWeights(); // as model.save does
-   * assert.equal(tf.memory().numTensors, tensors); // each call disposed the set before it
-   * assert.ok(weights[1].tensor.isDisposed && !kept[1].tensor.isDisposed);
-   *
-   * const other = tfOptimizer(adam({ lr: 1e-2 }));
-   * await other.setWeights(kept); // copies them
-   * tf.dispose(kept.map((k) => k.tensor));
-   * assert.equal(other.iterations, 1);
-   * optimizer.dispose(); // disposes the set it gave last
-   * other.dispose();
-   * tf.dispose([w, grad]);
-   * ```
+   * rejects with the TypeError of a disposed optimizer, its tensors disposed. (An example:
+   * given.ts's `GivenWeights`.)
    */
   override async getWeights(): Promise<NamedTensor[]> {
     this.#checkLive();
     const call = this.#given.begin();
-    const state = this.state;
-    const accumulated = this.#accumulator.weights();
-    // (Every read of the state starts in this call, before its first await: see weightsOf.)
-    const read = weightsOf(
-      this.#config,
-      state && { state, entries: this.#paths.entries },
-      this.#paths.kept,
-    );
-    // (setWeights or loadState may replace a GPU state meanwhile: it is kept until this read ends.)
-    const weights = await (state === undefined ? read : this.#paths.gpu.reading(read)).catch(
-      (error) => {
-        tf.dispose(accumulated.map((w) => w.tensor));
-        this.#checkLive(); // (disposed meanwhile: the read of its state was refused)
-        throw error;
-      },
-    ).then((read) => read.concat(accumulated));
-    if (this.#disposed) {
-      // Disposed while the state was read: the tensors would have no owner.
-      tf.dispose(weights.map((w) => w.tensor));
-      this.#checkLive();
-    }
-    try {
-      // (A halt of a state replaced at a change, found by this read: said once, as a state's.)
-      this.#paths.gpu.throwFault();
-    } catch (error) {
-      tf.dispose(weights.map((w) => w.tensor));
-      throw error;
-    }
+    const extra = this.#accumulator.weights().concat(this.#averages?.weights() ?? []);
+    const weights = await this.#paths.readWeights(this.#config, extra, () => this.#checkLive());
     this.#given.own(call, weights);
     return weights;
   }
@@ -395,24 +354,21 @@ export class TfOptimizer extends tf.Optimizer {
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
     this.#checkLive();
     const calls = this.#calls;
-    const finite = this.#config.loop.nonFinite === "throw";
-    const { rest, read } = splitWeights(weightValues, this.#accumulator.steps, finite);
-    const [{ steps, kept }, sums] = await bothRead(keptFromWeights(this.#config, rest), read);
-    try {
-      this.#checkLive();
-      this.#checkNoStepSince(calls, "setWeights(weights)");
-      if (kept.size > 0) {
-        const names = rest.map((w) => w.name).filter((n) => n !== "iter");
-        checkSomeTensorFits(kept, steps, this.#config.loop.gc, names);
-      }
-    } catch (error) {
-      disposeSums(sums);
-      throw error;
-    }
+    const { steps, kept, sums, averages } = await loadedWeights(
+      this.#config,
+      weightValues,
+      this.#accumulator.steps,
+      () => {
+        this.#checkLive();
+        this.#checkNoStepSince(calls, "setWeights(weights)");
+      },
+    );
     // Nothing has changed so far; now replace the state (the skipped steps are the optimizer's
     // own count: the weights do not carry one) and the gradients accumulated.
     this.#replaceState(kept, steps, this.skippedSteps);
     if (sums !== undefined) this.#accumulator.load(sums);
+    if (this.#averages === undefined) tf.dispose([...averages.values()]);
+    else this.#averages.load(averages);
   }
 
   /**
@@ -453,6 +409,7 @@ export class TfOptimizer extends tf.Optimizer {
     this.#skips.replaced(this.skippedSteps, skipped);
     this.#paths.replace(kept, steps, skipped);
     this.#accumulator.clear();
+    this.#averages?.clear();
     this.iterations_ = steps;
   }
 
@@ -490,6 +447,7 @@ export class TfOptimizer extends tf.Optimizer {
     this.#disposed = true;
     this.#given.disposeAll();
     this.#accumulator.clear();
+    this.#averages?.clear();
     this.#paths.drop();
     super.dispose();
   }

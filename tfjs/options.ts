@@ -8,6 +8,7 @@ import { described, optionError, promiseHint } from "../base/_errors.ts";
 import { factoryHint, swappedOptimizerHint } from "../base/_call_hints.ts";
 import { checkKeys } from "../base/schema.ts";
 import { factoryOptionHintOf } from "../core/options.ts";
+import { checkEma, type EmaOptions, type EmaSettings } from "./ema.ts";
 
 /**
  * Options of {@linkcode tfOptimizer}.
@@ -92,16 +93,33 @@ export interface TfOptimizerOptions {
    * ```
    */
   gradientAccumulationSteps?: number;
+  /**
+   * An exponential moving average of the trained variables (Polyak averaging), as Keras's
+   * `use_ema`: `true` (Keras's `use_ema=True`: momentum 0.99, never overwriting), or
+   * `{ momentum, overwriteFrequency }` (Keras's `ema_momentum`, `ema_overwrite_frequency`).
+   * Off by default. Kept as one float32 tensor per variable on tfjs's backend (no readback on
+   * webgpu), updated after each step taken, in `optimizer.averages`: `swap()` puts them into
+   * the variables for evaluation and back, `finalize()` writes them into the variables at the
+   * end of training (Keras's `finalize_variable_values`, which Keras's `fit` calls and tfjs's
+   * cannot), and `emaCallback` swaps them in at each epoch's end. `getWeights` gives them as
+   * `<variable>/average` and `setWeights` takes them, so `model.save` with `includeOptimizer`
+   * resumes them bit for bit; weights without them (an older save) start them from the
+   * variables at the next step. A checkpoint of `state` does not carry them (`loadState`
+   * starts them afresh). See `WeightAverages` for the rule and its edge cases.
+   */
+  ema?: boolean | EmaOptions;
 }
 
 /** The names of the adapter's options. */
-const ADAPTER_OPTIONS = ["strict", "warnOnSkip", "gradientAccumulationSteps"] as const;
+const ADAPTER_OPTIONS = ["strict", "warnOnSkip", "gradientAccumulationSteps", "ema"] as const;
 
 /** The largest N of option `gradientAccumulationSteps` (its count is saved as an int32). */
 const MAX_ACCUMULATION = 2 ** 31 - 1;
 
 /** The adapter's options with their defaults (what its config stores). */
-export type AdapterOptions = Readonly<Required<TfOptimizerOptions>>;
+export type AdapterOptions = Readonly<
+  Required<Omit<TfOptimizerOptions, "ema">> & { ema: EmaSettings | undefined }
+>;
 
 /** The optimizer value the adapter wraps: anything with the library's resolved settings. */
 export interface SettingsHolder {
@@ -155,6 +173,7 @@ export function checkArguments(
     strict: options.strict ?? false,
     warnOnSkip: options.warnOnSkip ?? true,
     gradientAccumulationSteps: steps,
+    ema: checkEma(options.ema),
   };
 }
 

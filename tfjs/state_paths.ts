@@ -5,14 +5,16 @@
  *
  * @module
  */
+import * as tf from "@tensorflow/tfjs-core";
 import type { OptimizerState } from "../core/state.ts";
 import type { Settings } from "../base/settings.ts";
 import { onWebGpu } from "./backend_choice.ts";
 import { CpuPath } from "./cpu_path.ts";
-import type { GradItem } from "./gradients.ts";
+import type { GradItem, NamedTensor } from "./gradients.ts";
 import { GpuPath } from "./gpu_path.ts";
 import { KeptStates } from "./kept.ts";
 import type { Entry } from "./layout.ts";
+import { weightsOf } from "./weights.ts";
 
 /** An optimizer's paths, the state they hold, and the state kept aside. */
 export class StatePaths {
@@ -53,6 +55,38 @@ export class StatePaths {
       this.#stale = false;
       this.cpu.step(config, strict, items);
     }
+  }
+
+  /**
+   * The weights of the state and of what is kept aside (weights.ts), then `extra` (the
+   * accumulator's, the averages': tensors it takes). Every read of the state starts in this call,
+   * before its first await; a GPU state replaced meanwhile is kept until the read ends. Where the
+   * read rejects, or a halt of a state replaced at a change is found, rejects with its error, no
+   * tensor left behind (`extra` disposed); `live` is called after the read, rejected or not (to
+   * throw the error of an optimizer disposed meanwhile, first).
+   */
+  async readWeights(
+    config: Settings,
+    extra: readonly NamedTensor[],
+    live: () => void,
+  ): Promise<NamedTensor[]> {
+    const state = this.state;
+    const read = weightsOf(config, state && { state, entries: this.entries }, this.kept);
+    const weights = await (state === undefined ? read : this.gpu.reading(read)).catch(
+      (error) => {
+        tf.dispose(extra.map((w) => w.tensor));
+        live();
+        throw error;
+      },
+    ).then((read) => read.concat(extra));
+    try {
+      live(); // (disposed while the state was read: the tensors would have no owner)
+      this.gpu.throwFault(); // (said once, as a state's)
+    } catch (error) {
+      tf.dispose(weights.map((w) => w.tensor));
+      throw error;
+    }
+    return weights;
   }
 
   /** Drops the state; keeps `kept` aside instead, with these counts. */

@@ -206,6 +206,22 @@ await tf.setBackend("cpu");
   assert.deepEqual(printed, [[Number(said[1]), Number(said[2])]]);
 });
 
+Deno.test("README: the example of moving averages in TensorFlow.js runs as written", async () => {
+  const [example] = blocks("ts").filter((b) => b.includes("emaCallback(optimizer)"));
+  assert.ok(example !== undefined, "no example of option ema");
+  const tfjs = `import * as core from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import * as layers from "@tensorflow/tfjs-layers";
+const tf = { ...core, ...layers };
+core.env().set("PROD", true);
+await tf.setBackend("cpu");
+`;
+  const printed = await run(tfjs + example.replace('import * as tf from "@tensorflow/tfjs";', ""));
+  const said = /console\.log\(optimizer\.iterations, averages\.length\); \/\/ (\d+) (\d+):/
+    .exec(example)!;
+  assert.deepEqual(printed, [[Number(said[1]), Number(said[2])]]);
+});
+
 /** `markdown` without its fenced blocks (indented ones too). */
 function unfenced(markdown: string): string {
   return markdown.replace(/^ *```[\s\S]*?^ *```$/gm, "");

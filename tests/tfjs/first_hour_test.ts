@@ -79,7 +79,7 @@ Deno.test("tfjs: a device given to the factory or to tfOptimizer says where it g
   assert.throws(() => tfOptimizer(radam(), { device: {} } as never), {
     name: "TypeError",
     message:
-      "Unknown option device for tfOptimizer; expected one of strict, warnOnSkip, gradientAccumulationSteps (the " +
+      "Unknown option device for tfOptimizer; expected one of strict, warnOnSkip, gradientAccumulationSteps, ema (the " +
       'adapter steps on TensorFlow.js\'s own device: tf.setBackend("webgpu"), no device option)',
   });
   // Still no hint for a name that is no option anywhere.

@@ -156,7 +156,7 @@ Deno.test("tfjs: a misspelled adapter option is refused; a disposed optimizer re
     () => tfOptimizer(adam(), { strcit: true } as never),
     (e: Error) =>
       e instanceof TypeError &&
-      /^Unknown option strcit for tfOptimizer; expected one of strict, warnOnSkip, gradientAccumulationSteps$/
+      /^Unknown option strcit for tfOptimizer; expected one of strict, warnOnSkip, gradientAccumulationSteps, ema$/
         .test(e.message),
   );
   assert.throws(

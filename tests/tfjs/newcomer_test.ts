@@ -85,7 +85,7 @@ Deno.test("tfjs: an optimizer's option given to tfOptimizer says it goes to the 
     () => tfOptimizer(adam(), { momentum: 0.9 } as never),
     {
       message:
-        "Unknown option momentum for tfOptimizer; expected one of strict, warnOnSkip, gradientAccumulationSteps",
+        "Unknown option momentum for tfOptimizer; expected one of strict, warnOnSkip, gradientAccumulationSteps, ema",
     },
   );
 });

@@ -1,0 +1,103 @@
+/**
+ * Option `ema` on tfjs's webgpu backend: the averages are GPU tensors updated with no readback,
+ * against a float64 reference of Keras's rule; a step skipped for a NaN gradient (decided on the
+ * device) leaves them as they were; swap twice is the identity; dispose frees them.
+ *
+ * Without a WebGPU adapter these tests fail, unless RADAM_NO_GPU=1 says the machine has none.
+ */
+import "@tensorflow/tfjs-backend-webgpu";
+import assert from "node:assert/strict";
+import { adam } from "../../mod.ts";
+import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
+import { randoms, tf, uniqueNames, useBackend, webgpuTestOptions } from "./helpers.ts";
+
+const sanitize = await webgpuTestOptions();
+const named = uniqueNames("ema_webgpu");
+
+/** A kernel and a bias with seeded values, under new names. */
+function makeVars(seed: number): tf.Variable[] {
+  return tf.tidy(() => [
+    tf.variable(tf.tensor(randoms(40 * 3, seed), [40, 3]), true, named("kernel")),
+    tf.variable(tf.tensor(randoms(3, seed + 1), [3]), true, named("bias")),
+  ]);
+}
+
+/** The values of tensors, read asynchronously (webgpu has no sync read). */
+function valuesOf(tensors: tf.Tensor[]): Promise<Float32Array[]> {
+  return Promise.all(tensors.map(async (t) => (await t.data() as Float32Array).slice()));
+}
+
+/** The averages the optimizer gives, in the variables' order, copied. */
+async function averagesOf(opt: TfOptimizer): Promise<Float32Array[]> {
+  const weights = (await opt.getWeights()).filter((w) => w.name.endsWith("/average"));
+  return await valuesOf(weights.map((w) => w.tensor));
+}
+
+/** Counts the reads of tensor data back to the CPU while `f` runs. */
+function countReadbacks(f: () => void): number {
+  // deno-lint-ignore no-explicit-any
+  const backend = tf.backend() as any;
+  const { readSync, read } = backend;
+  let count = 0;
+  backend.readSync = (...args: unknown[]) => (count++, readSync.apply(backend, args));
+  backend.read = (...args: unknown[]) => (count++, read.apply(backend, args));
+  try {
+    f();
+  } finally {
+    backend.readSync = readSync;
+    backend.read = read;
+  }
+  return count;
+}
+
+/** A call over `vars` with gradients from `seed` (`poison`: the first value NaN). */
+function stepWith(opt: TfOptimizer, vars: tf.Variable[], seed: number, poison = false): void {
+  const grads = vars.map((v, i) => {
+    const values = randoms(v.size, seed * 7 + i);
+    if (poison && i === 0) values[0] = NaN;
+    return tf.tensor(values, v.shape);
+  });
+  try {
+    opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
+  } finally {
+    tf.dispose(grads);
+  }
+}
+
+Deno.test({
+  name: "tfjs webgpu: ema follows Keras's rule with no readback; a skipped step leaves it",
+  ...sanitize,
+  fn: async () => {
+    await useBackend("webgpu");
+    const tensors = tf.memory().numTensors;
+    const m = 0.9;
+    const vars = makeVars(3);
+    const opt = tfOptimizer(adam({ lr: 0.05 }), { ema: { momentum: m }, warnOnSkip: false });
+    let reference: Float64Array[] = [];
+    for (let step = 1; step <= 12; step++) {
+      const readbacks = countReadbacks(() => stepWith(opt, vars, step));
+      if (step > 1) assert.equal(readbacks, 0); // (the first step reads the variables)
+      const values = await valuesOf(vars);
+      reference = step === 1
+        ? values.map((v) => Float64Array.from(v))
+        : reference.map((r, i) => r.map((a, k) => m * a + (1 - m) * values[i][k]));
+    }
+    const averages = await averagesOf(opt);
+    averages.forEach((got, i) =>
+      got.forEach((g, k) => {
+        const want = reference[i][k];
+        assert.ok(Math.abs(g - want) <= 1e-6 * (1 + Math.abs(want)), `[${i}][${k}]`);
+      })
+    );
+    assert.equal(countReadbacks(() => stepWith(opt, vars, 99, true)), 0);
+    assert.deepEqual(await averagesOf(opt), averages); // skipped on the device: unchanged
+    const values = await valuesOf(vars);
+    opt.averages!.swap();
+    assert.deepEqual(await valuesOf(vars), averages);
+    opt.averages!.swap();
+    assert.deepEqual(await valuesOf(vars), values);
+    opt.dispose();
+    tf.dispose(vars);
+    assert.equal(tf.memory().numTensors, tensors);
+  },
+});

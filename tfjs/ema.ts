@@ -1,0 +1,406 @@
+/**
+ * The exponential moving average of the trained variables (option `ema`, Keras's `use_ema`):
+ * one float32 tensor per variable on tfjs's own backend, updated after each step taken; swapped
+ * into the variables for evaluation and back, or written into them at the end of training
+ * (Keras's `finalize_variable_values`); given by `getWeights` as `<variable>/average` and taken
+ * back by `setWeights`.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { optionError } from "../base/_errors.ts";
+import { checkKeys } from "../base/schema.ts";
+import type { GradItem, NamedTensor } from "./gradients.ts";
+import { baseName } from "./kept.ts";
+import { checkWeightLive } from "./_hints.ts";
+import { floatVariables } from "./matching.ts";
+import { shapeText } from "./layout.ts";
+import { onWebGpu } from "./backend_choice.ts";
+import type { Settings } from "../base/settings.ts";
+
+/**
+ * Option `ema` of `tfOptimizer`: Keras's `use_ema` with `ema_momentum` and
+ * `ema_overwrite_frequency`.
+ *
+ * @example Keras's `use_ema=True, ema_momentum=0.999, ema_overwrite_frequency=100`
+ * ```ts
+ * import { adam } from "@optim/radam";
+ * import { type EmaOptions, tfOptimizer } from "@optim/radam/tfjs";
+ *
+ * const ema: EmaOptions = { momentum: 0.999, overwriteFrequency: 100 };
+ * const optimizer = tfOptimizer(adam(), { ema });
+ * ```
+ */
+export interface EmaOptions {
+  /**
+   * The momentum `m` of `average = m · average + (1 − m) · variable`, a number from 0 to 1.
+   * Default 0.99.
+   */
+  momentum?: number;
+  /**
+   * Every this many steps (an integer from 1 to 2³¹ − 1), the variables are overwritten with
+   * their averages after the step's update of them, as Keras does (counted as `iterations`
+   * counts; on webgpu, steps submitted, a skipped one included until the device reports it);
+   * absent (default): never during training, call `averages.finalize()` at its end.
+   */
+  overwriteFrequency?: number;
+}
+
+/**
+ * Option `ema` with its defaults, as `averages.settings` gives it and the config stores it.
+ *
+ * @example
+ * ```ts
+ * import { adam } from "@optim/radam";
+ * import { type EmaSettings, tfOptimizer } from "@optim/radam/tfjs";
+ *
+ * const settings: EmaSettings = tfOptimizer(adam(), { ema: true }).averages!.settings;
+ * console.log(settings.momentum, settings.overwriteFrequency); // 0.99 undefined
+ * ```
+ */
+export interface EmaSettings {
+  /** The momentum. */
+  readonly momentum: number;
+  /** The steps between overwrites of the variables; absent: never. */
+  readonly overwriteFrequency?: number;
+}
+
+/** The suffix of a variable's average among the optimizer's weights. */
+export const AVERAGE_SUFFIX = "/average";
+
+/** Checks option `ema`; returns it with its defaults, or undefined where it is off. */
+export function checkEma(ema: unknown): EmaSettings | undefined {
+  if (ema === undefined || ema === false) return undefined;
+  if (ema === true) return { momentum: 0.99 };
+  if (typeof ema !== "object" || ema === null || Array.isArray(ema)) {
+    throw optionError("ema", "a boolean or { momentum, overwriteFrequency }", ema, false);
+  }
+  checkKeys(ema, ["momentum", "overwriteFrequency"], "ema");
+  const { momentum = 0.99, overwriteFrequency } = ema as EmaOptions;
+  if (typeof momentum !== "number" || !(momentum >= 0 && momentum <= 1)) {
+    throw optionError("ema.momentum", "a number from 0 to 1", momentum);
+  }
+  if (overwriteFrequency === undefined) return { momentum };
+  const f = overwriteFrequency;
+  if (!Number.isInteger(f) || f < 1 || f > 2 ** 31 - 1) {
+    throw optionError("ema.overwriteFrequency", "an integer from 1 to 2³¹ − 1", f);
+  }
+  return { momentum, overwriteFrequency: f };
+}
+
+/** One variable's average; its variable unknown for one loaded by `setWeights` until bound. */
+interface Held {
+  variable: tf.Variable | undefined;
+  average: tf.Tensor;
+}
+
+/** A copy of `t` in new data (a `tf.clone` would share it, which a step may write in place). */
+function copyOf(t: tf.Tensor): tf.Tensor {
+  return tf.tile(t, t.shape.map(() => 1));
+}
+
+/** Whether two shapes are equal. */
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * The moving averages of an optimizer's variables (option `ema`), `optimizer.averages`. Updated
+ * after each step taken, as Keras's `_update_model_variables_moving_average`: at a variable's
+ * first step its average is its value after that step (Keras: momentum 0 at iteration 0), then
+ * `average = m · average + (1 − m) · variable` in float32 tfjs ops (`m` and `1 − m` rounded to
+ * float32, as Keras casts them). With `gradientAccumulationSteps`, once per step, not per call
+ * (Keras 3 updates it at every call, so that calls 1 to N − 1 pull it N − 1 more times towards
+ * variables they left unchanged); a step skipped for a non-finite gradient (`nonFinite: "skip"`)
+ * leaves it unchanged (on webgpu, where the device decides, by a check of the gradients on the
+ * device: no readback). A variable left out of a step (frozen) keeps its average as it was,
+ * and goes on from it when it comes back; a new one starts from its value after its first step;
+ * one disposed is dropped at the next step.
+ *
+ * @example Evaluate with the averages, then keep them
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { sgd } from "@optim/radam";
+ * import { tfOptimizer } from "@optim/radam/tfjs";
+ * import assert from "node:assert/strict";
+ *
+ * await tf.setBackend("cpu");
+ * const w = tf.variable(tf.tensor1d([1]), true, "ema-doc/w");
+ * const optimizer = tfOptimizer(sgd({ lr: 0.5 }), { ema: { momentum: 0.5 } });
+ * for (let i = 0; i < 2; i++) optimizer.applyGradients({ [w.name]: tf.ones([1]) });
+ * // w: 1 → 0.5 → 0; average: 0.5 (first step), then 0.5·0.5 + 0.5·0 = 0.25
+ * optimizer.averages!.swap(); // the averages into the variables, for evaluation
+ * assert.deepEqual([...w.dataSync()], [0.25]);
+ * optimizer.averages!.swap(); // and back
+ * assert.deepEqual([...w.dataSync()], [0]);
+ * optimizer.averages!.finalize(); // the end of training: the variables take their averages
+ * assert.deepEqual([...w.dataSync()], [0.25]);
+ * optimizer.dispose();
+ * w.dispose();
+ * ```
+ */
+export interface EmaAverages {
+  /** The option's settings, with their defaults. */
+  readonly settings: EmaSettings;
+  /** Whether `swap()` put the averages into the variables (until it is called again). */
+  readonly swapped: boolean;
+  /** The names of the variables with an average, in the order first stepped (or loaded). */
+  names(): string[];
+  /**
+   * Swaps each average with its variable's value, bit for bit (copies: nothing shared with the
+   * variables); called again, swaps them back. For evaluation (`model.evaluate`,
+   * `model.predict`) or a save of the averaged model. Averages loaded by `setWeights` and not yet
+   * stepped are bound first to the trainable variables registered with TensorFlow.js, by name. A
+   * step while swapped is refused with a TypeError, nothing changed (it would train the
+   * averages): swap back first.
+   */
+  swap(): void;
+  /**
+   * Overwrites the variables with their averages, as Keras's `finalize_variable_values` at the
+   * end of `fit` (tfjs's `model.fit` has no such hook: call it after training, or use
+   * `emaCallback`). The averages are kept (a later step goes on averaging). Where `swap()` put
+   * the averages into the variables, they stay there, and the swap ends.
+   */
+  finalize(): void;
+}
+
+/** The moving averages of option `ema` (see {@linkcode EmaAverages}). */
+export class WeightAverages implements EmaAverages {
+  /** The option's settings. */
+  readonly settings: EmaSettings;
+  readonly #held = new Map<string, Held>();
+  #swapped = false;
+
+  /** The averages of option `ema` (made by the optimizer). */
+  constructor(settings: EmaSettings) {
+    this.settings = settings;
+  }
+
+  /** Whether `swap()` put the averages into the variables (until it is called again). */
+  get swapped(): boolean {
+    return this.#swapped;
+  }
+
+  /** Throws a TypeError while `swap()` holds the averages in the variables. */
+  checkNotSwapped(): void {
+    if (!this.#swapped) return;
+    throw new TypeError(
+      "The moving averages are swapped into the variables (averages.swap()): a step now would " +
+        "train the averages; call averages.swap() again before training",
+    );
+  }
+
+  /** The names of the variables with an average, in the order first stepped (or loaded). */
+  names(): string[] {
+    return [...this.#held.keys()];
+  }
+
+  /**
+   * After a step over `items`' variables: each average updated (or started), those of disposed
+   * variables dropped; then, every `overwriteFrequency` steps (`steps`: the count now), the
+   * variables overwritten with their averages. `taken` is a boolean scalar on the device where
+   * only the device knows whether the step was taken (webgpu), else undefined. (The optimizer
+   * calls it for the steps it knows are taken.)
+   */
+  update(items: readonly GradItem[], steps: number, taken?: tf.Tensor): void {
+    this.#bind(items.map((i) => i.variable));
+    const m = Math.fround(this.settings.momentum);
+    const rest = Math.fround(1 - m);
+    for (const { name, variable } of items) {
+      if (variable.isDisposed) continue;
+      const held = this.#held.get(name);
+      if (held === undefined || held.variable !== variable) {
+        held?.average.dispose();
+        this.#held.delete(name); // (a variable made again under the name: anew, last)
+        this.#held.set(name, { variable, average: tf.keep(copyOf(variable)) });
+        continue;
+      }
+      const next = tf.tidy(() => {
+        const moved = tf.add(tf.mul(held.average, m), tf.mul(variable, rest));
+        return taken === undefined ? moved : tf.where(taken, moved, held.average);
+      });
+      held.average.dispose();
+      held.average = tf.keep(next);
+    }
+    for (const [name, held] of this.#held) {
+      if (held.variable?.isDisposed) {
+        held.average.dispose();
+        this.#held.delete(name);
+      }
+    }
+    const f = this.settings.overwriteFrequency;
+    if (f !== undefined && steps % f === 0) this.#overwrite(items.map((i) => i.name));
+  }
+
+  /** The variables of `names` overwritten with copies of their averages. */
+  #overwrite(names: readonly string[]): void {
+    for (const name of names) {
+      const held = this.#held.get(name);
+      if (held?.variable === undefined || held.variable.isDisposed) continue;
+      const values = copyOf(held.average);
+      held.variable.assign(values);
+      values.dispose();
+    }
+  }
+
+  /**
+   * Binds averages loaded by `setWeights` to `variables`: by name and shape, else by base name
+   * (a loaded model's variables may be `<name>_<n>`) where exactly one variable of that base name
+   * and shape has no average and no other loaded average has that base name.
+   */
+  #bind(variables: readonly tf.Variable[]): void {
+    const loaded = [...this.#held].filter(([, h]) => h.variable === undefined);
+    for (const [name, held] of loaded) {
+      const fits = (v: tf.Variable) => !v.isDisposed && sameShape(v.shape, held.average.shape);
+      const exact = variables.find((v) => v.name === name && fits(v));
+      if (exact !== undefined) {
+        held.variable = exact;
+        continue;
+      }
+      const base = baseName(name);
+      const others = loaded.filter(([o]) => o !== name && baseName(o) === base);
+      const candidates = variables.filter((v) =>
+        fits(v) && !this.#held.has(v.name) && baseName(v.name) === base
+      );
+      if (candidates.length !== 1 || others.length > 0) continue;
+      const renamed = [...this.#held].map(([n, h]) =>
+        [n === name ? candidates[0].name : n, h] as const
+      );
+      this.#held.clear();
+      for (const [n, h] of renamed) this.#held.set(n, h);
+      held.variable = candidates[0];
+    }
+  }
+
+  /** See {@linkcode EmaAverages.swap}. */
+  swap(): void {
+    this.#bind(floatVariables(true));
+    for (const held of this.#held.values()) {
+      const variable = held.variable;
+      if (variable === undefined || variable.isDisposed) continue;
+      const into = copyOf(held.average);
+      const out = tf.keep(copyOf(variable));
+      variable.assign(into);
+      into.dispose();
+      held.average.dispose();
+      held.average = out;
+    }
+    this.#swapped = !this.#swapped;
+  }
+
+  /** See {@linkcode EmaAverages.finalize}. */
+  finalize(): void {
+    if (this.#swapped) {
+      for (const held of this.#held.values()) {
+        if (held.variable === undefined || held.variable.isDisposed) continue;
+        held.average.dispose();
+        held.average = tf.keep(copyOf(held.variable));
+      }
+      this.#swapped = false;
+      return;
+    }
+    this.#bind(floatVariables(true));
+    this.#overwrite([...this.#held.keys()]);
+  }
+
+  /**
+   * The averages as weights, copies the caller owns: `<variable>/average` per variable (while
+   * swapped, the variables hold them).
+   */
+  weights(): NamedTensor[] {
+    return [...this.#held].map(([name, held]) => {
+      const source = this.#swapped && held.variable !== undefined && !held.variable.isDisposed
+        ? held.variable
+        : held.average;
+      return { name: name + AVERAGE_SUFFIX, tensor: copyOf(source) };
+    });
+  }
+
+  /** Replaces the averages with `loaded` (taken: disposed with these); none: start afresh. */
+  load(loaded: ReadonlyMap<string, tf.Tensor>): void {
+    this.clear();
+    for (const [name, average] of loaded) this.#held.set(name, { variable: undefined, average });
+  }
+
+  /** Drops every average (and a swap: the variables keep what they hold). */
+  clear(): void {
+    for (const { average } of this.#held.values()) average.dispose();
+    this.#held.clear();
+    this.#swapped = false;
+  }
+}
+
+/**
+ * Splits the averages (`<variable>/average`) out of weights given to `setWeights`: the rest,
+ * and copies of the averages by variable name (the caller disposes them where it takes them
+ * not). Throws a TypeError naming an average that was disposed, or is not float32, and a
+ * RangeError naming one and both shapes where the variables of its name (or base name) are all of
+ * another shape; nothing taken then.
+ */
+export function splitAverages(
+  weights: readonly NamedTensor[],
+): { rest: NamedTensor[]; averages: Map<string, tf.Tensor> } {
+  if (!Array.isArray(weights)) return { rest: weights as NamedTensor[], averages: new Map() };
+  const rest: NamedTensor[] = [];
+  const given = new Map<string, tf.Tensor>();
+  for (const w of weights) {
+    const name = typeof w?.name === "string" ? w.name : "";
+    if (!name.endsWith(AVERAGE_SUFFIX) || !(w.tensor instanceof tf.Tensor)) {
+      rest.push(w);
+      continue;
+    }
+    checkWeightLive(w);
+    if (w.tensor.dtype !== "float32") {
+      throw new TypeError(
+        `The weight ${JSON.stringify(name)} (a moving average) must be float32, got ` +
+          w.tensor.dtype,
+      );
+    }
+    given.set(name.slice(0, -AVERAGE_SUFFIX.length), w.tensor);
+  }
+  const variables = given.size > 0 ? floatVariables(false) : [];
+  for (const [name, t] of given) {
+    const named = variables.filter((v) => baseName(v.name) === baseName(name));
+    if (named.length === 0 || named.some((v) => sameShape(v.shape, t.shape))) continue;
+    const v = named.find((v) => v.name === name) ?? named[0];
+    throw new RangeError(
+      `Optimizer weight ${JSON.stringify(name + AVERAGE_SUFFIX)} (a moving average) is of ` +
+        `shape ${shapeText(t.shape)}, but the model's variable ${JSON.stringify(v.name)} is ` +
+        `${shapeText(v.shape)} (are they another model's weights, or another version of it?); ` +
+        "refused, nothing changed",
+    );
+  }
+  const averages = new Map([...given].map(([name, t]) => [name, tf.keep(copyOf(t))]));
+  return { rest, averages };
+}
+
+/**
+ * The step of an optimizer of `config`: `run` (a step over the items it is given, returning the
+ * step count after it), then, with `averages`, their update where the step was taken: where the
+ * count (`count()`) grew, or on webgpu under `nonFinite: "skip"`, where the device decides and
+ * the count grows at every step submitted, by a check of the gradients on the device (no
+ * readback). Throws the TypeError of `checkNotSwapped` at once, before anything changes.
+ */
+export function averagedStep(
+  averages: WeightAverages | undefined,
+  config: Settings,
+  count: () => number,
+  run: (items: readonly GradItem[]) => number,
+): (items: readonly GradItem[]) => void {
+  if (averages === undefined) return run;
+  averages.checkNotSwapped();
+  const onDevice = onWebGpu(config) && config.loop.nonFinite === "skip";
+  return (items) => {
+    const before = count();
+    const taken = onDevice
+      ? tf.tidy(() => tf.all(tf.stack(items.map((i) => tf.all(tf.isFinite(i.tensor))))))
+      : undefined;
+    try {
+      const after = run(items);
+      if (onDevice || after > before) averages.update(items, after, taken);
+    } finally {
+      taken?.dispose();
+    }
+  };
+}
