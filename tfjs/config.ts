@@ -22,8 +22,7 @@ import { CheckpointError } from "../base/safetensors.ts";
 import { originOf, remember } from "../core/origins.ts";
 import { baseName } from "./kept.ts";
 import { described } from "../base/_errors.ts";
-import type { AdapterOptions } from "./options.ts";
-import { checkEma } from "./ema.ts";
+import { type AdapterOptions, adapterOptions, type TfOptimizerOptions } from "./options.ts";
 import { decodeUtf8 } from "../base/_utf8.ts";
 import { decodeBase64 as base64Bytes } from "../base/_base64.ts";
 import { threadsRunHere } from "../cpu/threaded_wasm_backend.ts";
@@ -192,15 +191,19 @@ export function readConfig(
     if (!(e instanceof CheckpointError)) throw e;
     throw new CheckpointError(`The saved RadamTfOptimizer config is invalid: ${e.message}`);
   }
-  return {
-    settings: loadedNames(settings, stored.tensorOrder ?? []),
-    options: {
+  let options: AdapterOptions;
+  try {
+    options = adapterOptions({
       strict: s.strict === true,
       warnOnSkip: s.warnOnSkip !== false,
-      gradientAccumulationSteps: (s.gradientAccumulationSteps ?? 1) as number,
-      ema: checkEma(s.ema),
-    },
-  };
+      gradientAccumulationSteps: s.gradientAccumulationSteps as number | undefined,
+      ema: s.ema as TfOptimizerOptions["ema"],
+    });
+  } catch (e) {
+    if (!(e instanceof TypeError || e instanceof RangeError)) throw e;
+    throw new CheckpointError(`The saved RadamTfOptimizer config is invalid: ${e.message}`);
+  }
+  return { settings: loadedNames(settings, stored.tensorOrder ?? []), options };
 }
 
 /**

@@ -160,6 +160,14 @@ export function checkArguments(
       factoryOptionHintOf(optimizer.settings, key, (call) => `tfOptimizer(${call})`) ||
       deviceHint(key),
   );
+  return adapterOptions(options);
+}
+
+/**
+ * The adapter's options checked (given to `tfOptimizer`, or read from a saved config), with their
+ * defaults; a TypeError or RangeError naming the first that is wrong.
+ */
+export function adapterOptions(options: TfOptimizerOptions): AdapterOptions {
   for (const key of ["strict", "warnOnSkip"] as const) {
     if (options[key] !== undefined && typeof options[key] !== "boolean") {
       throw optionError(key, "a boolean", options[key], false);

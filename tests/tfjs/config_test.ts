@@ -203,6 +203,19 @@ Deno.test("tfjs config: bad configs are refused, saying what is wrong", async ()
     (e: Error) =>
       e instanceof CheckpointError && /RadamTfOptimizer config is invalid/.test(e.message),
   );
+  // The adapter's own options, as a saved file may hold them (edited, or from a newer version).
+  const invalid = (e: Error) =>
+    e instanceof CheckpointError && /RadamTfOptimizer config is invalid/.test(e.message);
+  for (
+    const options of [
+      { gradientAccumulationSteps: 0 },
+      { gradientAccumulationSteps: 2.5 },
+      { ema: { momentum: 2 } },
+      { ema: "yes" },
+    ]
+  ) {
+    assert.throws(() => load({ ...good, settings: { ...good.settings, ...options } }), invalid);
+  }
   const grouped = tfOptimizer(adamw({ groups: [{ match: /b/, weightDecay: 0 }] }));
   const w = tf.variable(tf.zeros([2]), true, "config_test/b");
   const g = tf.ones([2]);
