@@ -334,7 +334,8 @@ export class WeightAverages implements EmaAverages {
 /**
  * Splits the averages (`<variable>/average`) out of weights given to `setWeights`: the rest,
  * and copies of the averages by variable name (the caller disposes them where it takes them
- * not). Throws a TypeError naming an average that was disposed, or is not float32, and a
+ * not). Throws a TypeError naming an average that was disposed, is not float32, or is given
+ * twice (as a moment given twice is), and a
  * RangeError naming one and both shapes where the variables of its name (or base name) are all of
  * another shape; nothing taken then.
  */
@@ -357,7 +358,11 @@ export function splitAverages(
           w.tensor.dtype,
       );
     }
-    given.set(name.slice(0, -AVERAGE_SUFFIX.length), w.tensor);
+    const variable = name.slice(0, -AVERAGE_SUFFIX.length);
+    if (given.has(variable)) {
+      throw new TypeError(`Optimizer weight ${JSON.stringify(name)} is given twice`);
+    }
+    given.set(variable, w.tensor);
   }
   const variables = given.size > 0 ? floatVariables(false) : [];
   for (const [name, t] of given) {

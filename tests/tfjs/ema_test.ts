@@ -241,6 +241,18 @@ Deno.test("tfjs: weights without averages (an older save) start them from the va
   }];
   await assert.rejects(() => resumed.setWeights(bad), RangeError);
   assert.equal(resumed.iterations, 3);
+  // An average given twice is refused, as a moment given twice is, nothing changed.
+  const before = [...(await averagesOf(resumed)).values()];
+  const tensors = tf.memory().numTensors;
+  const twice = (await resumed.getWeights()).map(({ name, tensor }) => ({
+    name,
+    tensor: tf.clone(tensor),
+  }));
+  const extra = { name: vars[1].name + "/average", tensor: tf.zerosLike(vars[1]) };
+  await assert.rejects(() => resumed.setWeights([...twice, extra]), /average" is given twice/);
+  tf.dispose([extra.tensor, ...twice.map((w) => w.tensor)]);
+  assert.equal(tf.memory().numTensors, tensors);
+  assert.deepEqual([...(await averagesOf(resumed)).values()], before);
   tf.dispose(bad.map((w) => w.tensor));
   tf.dispose([...vars]);
   for (const o of [opt, resumed, plain]) o.dispose();
