@@ -92,6 +92,18 @@ export function checkEma(ema: unknown): EmaSettings | undefined {
 interface Held {
   variable: tf.Variable | undefined;
   average: tf.Tensor;
+  /**
+   * Where the device decides whether a step was taken (webgpu): a boolean scalar on it, whether
+   * a step of the variable was taken since its average was made (until then the average is the
+   * variable's value, and the first step taken makes it the variable's); else undefined.
+   */
+  started?: tf.Tensor;
+}
+
+/** Disposes an average and its flag. */
+function drop(held: Held): void {
+  held.average.dispose();
+  held.started?.dispose();
 }
 
 /** A copy of `t` in new data (a `tf.clone` would share it, which a step may write in place). */
@@ -113,9 +125,10 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
  * (Keras 3 updates it at every call, so that calls 1 to N − 1 pull it N − 1 more times towards
  * variables they left unchanged); a step skipped for a non-finite gradient (`nonFinite: "skip"`)
  * leaves it unchanged (on webgpu, where the device decides, by a check of the gradients on the
- * device: no readback). A variable left out of a step (frozen) keeps its average as it was,
- * and goes on from it when it comes back; a new one starts from its value after its first step;
- * one disposed is dropped at the next step.
+ * device: no readback; a first step skipped there does not start it, as on the CPU). A variable
+ * left out of a step (frozen) keeps its average as it was, and goes on from it when it comes
+ * back; a new one starts from its value after its first step; one disposed is dropped at the
+ * next step.
  *
  * @example Evaluate with the averages, then keep them
  * ```ts
@@ -211,21 +224,27 @@ export class WeightAverages implements EmaAverages {
       if (variable.isDisposed) continue;
       const held = this.#held.get(name);
       if (held === undefined || held.variable !== variable) {
-        held?.average.dispose();
+        if (held !== undefined) drop(held);
         this.#held.delete(name); // (a variable made again under the name: anew, last)
-        this.#held.set(name, { variable, average: tf.keep(copyOf(variable)) });
+        // (A step the device may have skipped: the variable as it is either way, and a flag.)
+        const started = taken && tf.keep(tf.clone(taken));
+        this.#held.set(name, { variable, average: tf.keep(copyOf(variable)), started });
         continue;
       }
-      const next = tf.tidy(() => {
+      const [next, started] = tf.tidy(() => {
         const moved = tf.add(tf.mul(held.average, m), tf.mul(variable, rest));
-        return taken === undefined ? moved : tf.where(taken, moved, held.average);
+        if (taken === undefined) return [moved, undefined];
+        const from = held.started === undefined ? moved : tf.where(held.started, moved, variable);
+        const started = held.started && tf.logicalOr(held.started, taken);
+        return [tf.where(taken, from, held.average), started];
       });
-      held.average.dispose();
+      drop(held);
       held.average = tf.keep(next);
+      held.started = started && tf.keep(started);
     }
     for (const [name, held] of this.#held) {
       if (held.variable?.isDisposed) {
-        held.average.dispose();
+        drop(held);
         this.#held.delete(name);
       }
     }
@@ -325,7 +344,7 @@ export class WeightAverages implements EmaAverages {
 
   /** Drops every average (and a swap: the variables keep what they hold). */
   clear(): void {
-    for (const { average } of this.#held.values()) average.dispose();
+    for (const held of this.#held.values()) drop(held);
     this.#held.clear();
     this.#swapped = false;
   }
