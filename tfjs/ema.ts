@@ -166,14 +166,15 @@ export interface EmaAverages {
    * `model.predict`) or a save of the averaged model. Averages loaded by `setWeights` and not yet
    * stepped are bound first to the trainable variables registered with TensorFlow.js, by name. A
    * step while swapped is refused with a TypeError, nothing changed (it would train the
-   * averages): swap back first.
+   * averages): swap back first. Once the optimizer is disposed, a TypeError, as its own methods.
    */
   swap(): void;
   /**
    * Overwrites the variables with their averages, as Keras's `finalize_variable_values` at the
    * end of `fit` (tfjs's `model.fit` has no such hook: call it after training, or use
    * `emaCallback`). The averages are kept (a later step goes on averaging). Where `swap()` put
-   * the averages into the variables, they stay there, and the swap ends.
+   * the averages into the variables, they stay there, and the swap ends. Once the optimizer is
+   * disposed, a TypeError.
    */
   finalize(): void;
 }
@@ -183,11 +184,16 @@ export class WeightAverages implements EmaAverages {
   /** The option's settings. */
   readonly settings: EmaSettings;
   readonly #held = new Map<string, Held>();
+  readonly #live: () => void;
   #swapped = false;
 
-  /** The averages of option `ema` (made by the optimizer). */
-  constructor(settings: EmaSettings) {
+  /**
+   * The averages of option `ema` (made by the optimizer); `live` throws the TypeError of a
+   * disposed optimizer, at each `swap()` and `finalize()`.
+   */
+  constructor(settings: EmaSettings, live: () => void = () => {}) {
     this.settings = settings;
+    this.#live = live;
   }
 
   /** Whether `swap()` put the averages into the variables (until it is called again). */
@@ -294,6 +300,7 @@ export class WeightAverages implements EmaAverages {
 
   /** See {@linkcode EmaAverages.swap}. */
   swap(): void {
+    this.#live();
     this.#bind(floatVariables(true));
     for (const held of this.#held.values()) {
       const variable = held.variable;
@@ -310,6 +317,7 @@ export class WeightAverages implements EmaAverages {
 
   /** See {@linkcode EmaAverages.finalize}. */
   finalize(): void {
+    this.#live();
     if (this.#swapped) {
       for (const held of this.#held.values()) {
         if (held.variable === undefined || held.variable.isDisposed) continue;

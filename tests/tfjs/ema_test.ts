@@ -91,7 +91,7 @@ for (const backend of CPU_BACKENDS) {
     assert.equal(tf.memory().numTensors, tensors); // the averages freed
   });
 
-  Deno.test(`tfjs ${backend}: swap twice is the identity, bit for bit; a step while swapped is refused`, async () => {
+  Deno.test(`tfjs ${backend}: swap twice is the identity, bit for bit; a step while swapped, or a swap once disposed, is refused`, async () => {
     await useBackend(backend);
     const vars = makeVars(5);
     const opt = tfOptimizer(radam({ lr: 0.05 }), { ema: true });
@@ -121,6 +121,12 @@ for (const backend of CPU_BACKENDS) {
     }
     assert.deepEqual(valuesOf(vars), valuesOf(other));
     opt.dispose();
+    // A disposed optimizer's averages are gone: swap and finalize say so, nothing changed.
+    for (const call of [() => opt.averages!.swap(), () => opt.averages!.finalize()]) {
+      assert.throws(call, (e: Error) => e instanceof TypeError && /disposed/.test(e.message));
+    }
+    assert.equal(opt.averages!.swapped, false);
+    assert.deepEqual(valuesOf(vars), valuesOf(other));
     plain.dispose();
     tf.dispose([...vars, ...other]);
   });
