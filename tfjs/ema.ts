@@ -164,7 +164,9 @@ export interface EmaAverages {
    * Swaps each average with its variable's value, bit for bit (copies: nothing shared with the
    * variables); called again, swaps them back. For evaluation (`model.evaluate`,
    * `model.predict`) or a save of the averaged model. Averages loaded by `setWeights` and not yet
-   * stepped are bound first to the trainable variables registered with TensorFlow.js, by name. A
+   * stepped are bound first to the trainable variables registered with TensorFlow.js, by name
+   * (or base name: a loaded model's `<name>_<n>`); where several could be an average's (a model
+   * loaded beside the one it was saved from), a TypeError naming them, nothing changed. A
    * step while swapped is refused with a TypeError, nothing changed (it would train the
    * averages): swap back first. Once the optimizer is disposed, a TypeError, as its own methods.
    */
@@ -173,8 +175,8 @@ export interface EmaAverages {
    * Overwrites the variables with their averages, as Keras's `finalize_variable_values` at the
    * end of `fit` (tfjs's `model.fit` has no such hook: call it after training, or use
    * `emaCallback`). The averages are kept (a later step goes on averaging). Where `swap()` put
-   * the averages into the variables, they stay there, and the swap ends. Once the optimizer is
-   * disposed, a TypeError.
+   * the averages into the variables, they stay there, and the swap ends. Averages loaded and not
+   * yet stepped are bound as by `swap()`. Once the optimizer is disposed, a TypeError.
    */
   finalize(): void;
 }
@@ -270,6 +272,29 @@ export class WeightAverages implements EmaAverages {
   }
 
   /**
+   * Throws a TypeError, before anything changes, where an average loaded by `setWeights` and not
+   * yet bound could be that of several of `variables` (all those registered with TensorFlow.js:
+   * a model loaded beside the one it was saved from has its variables as `<name>_<n>`, and the
+   * other one's of the average's own name). After a step, its variables tell.
+   */
+  #checkBindable(variables: readonly tf.Variable[]): void {
+    for (const [name, held] of this.#held) {
+      if (held.variable !== undefined) continue;
+      const could = variables.filter((v) =>
+        !v.isDisposed && sameShape(v.shape, held.average.shape) &&
+        baseName(v.name) === baseName(name) && (v.name === name || !this.#held.has(v.name))
+      );
+      if (could.length < 2) continue;
+      throw new TypeError(
+        `The moving average ${JSON.stringify(name + AVERAGE_SUFFIX)} loaded by setWeights ` +
+          `could be that of any of the variables ${could.map((v) => JSON.stringify(v.name))} ` +
+          "(models of the same names registered with TensorFlow.js); refused, nothing changed: " +
+          "take a step of the model first, or dispose the other model",
+      );
+    }
+  }
+
+  /**
    * Binds averages loaded by `setWeights` to `variables`: by name and shape, else by base name
    * (a loaded model's variables may be `<name>_<n>`) where exactly one variable of that base name
    * and shape has no average and no other loaded average has that base name.
@@ -298,10 +323,17 @@ export class WeightAverages implements EmaAverages {
     }
   }
 
+  /** Binds the averages loaded to the trainable variables registered, where that can be told. */
+  #bindRegistered(): void {
+    const variables = floatVariables(true);
+    this.#checkBindable(variables);
+    this.#bind(variables);
+  }
+
   /** See {@linkcode EmaAverages.swap}. */
   swap(): void {
     this.#live();
-    this.#bind(floatVariables(true));
+    this.#bindRegistered();
     for (const held of this.#held.values()) {
       const variable = held.variable;
       if (variable === undefined || variable.isDisposed) continue;
@@ -327,7 +359,7 @@ export class WeightAverages implements EmaAverages {
       this.#swapped = false;
       return;
     }
-    this.#bind(floatVariables(true));
+    this.#bindRegistered();
     this.#overwrite([...this.#held.keys()]);
   }
 

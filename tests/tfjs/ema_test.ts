@@ -214,6 +214,14 @@ Deno.test("tfjs: model.save with includeOptimizer carries the averages: a resume
     (loaded.optimizer as TfOptimizer).getConfig().settings.ema,
     { momentum: 0.8, overwriteFrequency: 4 },
   );
+  // Before a step, the loaded averages could be either model's (kernel and kernel_1): refused.
+  const values = [await weightValues(model), await weightValues(loaded)];
+  const averages = (loaded.optimizer as TfOptimizer).averages!;
+  for (const call of [() => averages.swap(), () => averages.finalize()]) {
+    assert.throws(call, (e: Error) => e instanceof TypeError && /could be that of/.test(e.message));
+  }
+  assert.equal(averages.swapped, false);
+  assert.deepEqual([await weightValues(model), await weightValues(loaded)], values);
   await model.fit(x, y, fitInOrder(2));
   await loaded.fit(x, y, fitInOrder(2));
   assert.deepEqual(await weightValues(loaded), await weightValues(model));
@@ -221,6 +229,13 @@ Deno.test("tfjs: model.save with includeOptimizer carries the averages: a resume
   const b = await averagesOf(loaded.optimizer as TfOptimizer);
   assert.deepEqual([...b.values()], [...a.values()]);
   disposeModels(model, loaded);
+  // Loaded alone (the other model disposed), the averages are bound to it at the swap.
+  const again = await tfl.loadLayersModel(tf.io.fromMemory(saved));
+  const want = [...(await averagesOf(again.optimizer as TfOptimizer)).values()];
+  assert.equal(want.length, again.trainableWeights.length);
+  (again.optimizer as TfOptimizer).averages!.swap();
+  assert.deepEqual(await weightValues(again), want);
+  disposeModels(again);
   tf.dispose([x, y]);
 });
 
