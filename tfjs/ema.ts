@@ -156,7 +156,10 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 export interface EmaAverages {
   /** The option's settings, with their defaults. */
   readonly settings: EmaSettings;
-  /** Whether `swap()` put the averages into the variables (until it is called again). */
+  /**
+   * Whether `swap()` put the averages into the variables (until it is called again, or
+   * `setWeights`, `loadState` or `dispose` drop the averages: the variables keep what they hold).
+   */
   readonly swapped: boolean;
   /** The names of the variables with an average, in the order first stepped (or loaded). */
   names(): string[];
@@ -169,6 +172,10 @@ export interface EmaAverages {
    * loaded beside the one it was saved from), a TypeError naming them, nothing changed. A
    * step while swapped is refused with a TypeError, nothing changed (it would train the
    * averages): swap back first. Once the optimizer is disposed, a TypeError, as its own methods.
+   * While swapped, `getWeights` (a `model.save`) gives the averages both as the variables and as
+   * `<variable>/average`: training resumed from it goes on from the averages; and `setWeights`,
+   * `loadState` or `dispose` end the swap with the averages left in the variables (the training
+   * weights are dropped).
    */
   swap(): void;
   /**
