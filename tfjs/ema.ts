@@ -340,7 +340,7 @@ export class WeightAverages implements EmaAverages {
   /** See {@linkcode EmaAverages.swap}. */
   swap(): void {
     this.#live();
-    this.#bindRegistered();
+    if (!this.#swapped) this.#bindRegistered(); // (back: only those swapped in)
     for (const held of this.#held.values()) {
       const variable = held.variable;
       if (variable === undefined || variable.isDisposed) continue;

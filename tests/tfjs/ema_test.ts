@@ -180,6 +180,24 @@ Deno.test("tfjs: a skipped step leaves the averages as they were; accumulation u
   tf.dispose([...vars, ...fresh]);
 });
 
+Deno.test("tfjs: a swap back swaps only what the swap put in", async () => {
+  await useBackend("cpu");
+  const name = named("late");
+  const opt = tfOptimizer(sgd({ lr: 0.5 }), { ema: true });
+  const loaded = [{ name: "iter", tensor: tf.scalar(3, "int32") }, {
+    name: name + "/average",
+    tensor: tf.tensor1d([7, 7]),
+  }];
+  await opt.setWeights(loaded);
+  tf.dispose(loaded.map((w) => w.tensor));
+  opt.averages!.swap(); // no variable of that name yet: nothing swapped in
+  const late = tf.variable(tf.tensor1d([1, 2]), true, name);
+  opt.averages!.swap();
+  assert.deepEqual([...late.dataSync()], [1, 2]);
+  opt.dispose();
+  late.dispose();
+});
+
 Deno.test("tfjs: a frozen variable keeps its average; a disposed one's is dropped", async () => {
   await useBackend("cpu");
   const [kernel, bias] = makeVars(13);
