@@ -26,6 +26,7 @@ export const TFJS_CORE_EXPORTS: readonly string[] = [
   "grads",
   "isFinite",
   "keep",
+  "logicalOr",
   "mean",
   "min",
   "mul",

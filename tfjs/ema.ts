@@ -92,6 +92,18 @@ export function checkEma(ema: unknown): EmaSettings | undefined {
 interface Held {
   variable: tf.Variable | undefined;
   average: tf.Tensor;
+  /**
+   * Where the device decides whether a step was taken (webgpu): a boolean scalar on it, whether
+   * a step of the variable was taken since its average was made (until then the average is the
+   * variable's value, and the first step taken makes it the variable's); else undefined.
+   */
+  started?: tf.Tensor;
+}
+
+/** Disposes an average and its flag. */
+function drop(held: Held): void {
+  held.average.dispose();
+  held.started?.dispose();
 }
 
 /** A copy of `t` in new data (a `tf.clone` would share it, which a step may write in place). */
@@ -113,9 +125,10 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
  * (Keras 3 updates it at every call, so that calls 1 to N − 1 pull it N − 1 more times towards
  * variables they left unchanged); a step skipped for a non-finite gradient (`nonFinite: "skip"`)
  * leaves it unchanged (on webgpu, where the device decides, by a check of the gradients on the
- * device: no readback). A variable left out of a step (frozen) keeps its average as it was,
- * and goes on from it when it comes back; a new one starts from its value after its first step;
- * one disposed is dropped at the next step.
+ * device: no readback; a first step skipped there does not start it, as on the CPU). A variable
+ * left out of a step (frozen) keeps its average as it was, and goes on from it when it comes
+ * back; a new one starts from its value after its first step; one disposed is dropped at the
+ * next step.
  *
  * @example Evaluate with the averages, then keep them
  * ```ts
@@ -143,7 +156,10 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 export interface EmaAverages {
   /** The option's settings, with their defaults. */
   readonly settings: EmaSettings;
-  /** Whether `swap()` put the averages into the variables (until it is called again). */
+  /**
+   * Whether `swap()` put the averages into the variables (until it is called again, or
+   * `setWeights`, `loadState` or `dispose` drop the averages: the variables keep what they hold).
+   */
   readonly swapped: boolean;
   /** The names of the variables with an average, in the order first stepped (or loaded). */
   names(): string[];
@@ -151,16 +167,23 @@ export interface EmaAverages {
    * Swaps each average with its variable's value, bit for bit (copies: nothing shared with the
    * variables); called again, swaps them back. For evaluation (`model.evaluate`,
    * `model.predict`) or a save of the averaged model. Averages loaded by `setWeights` and not yet
-   * stepped are bound first to the trainable variables registered with TensorFlow.js, by name. A
+   * stepped are bound first to the trainable variables registered with TensorFlow.js, by name
+   * (or base name: a loaded model's `<name>_<n>`); where several could be an average's (a model
+   * loaded beside the one it was saved from), a TypeError naming them, nothing changed. A
    * step while swapped is refused with a TypeError, nothing changed (it would train the
-   * averages): swap back first.
+   * averages): swap back first. Once the optimizer is disposed, a TypeError, as its own methods.
+   * While swapped, `getWeights` (a `model.save`) gives the averages both as the variables and as
+   * `<variable>/average`: training resumed from it goes on from the averages; and `setWeights`,
+   * `loadState` or `dispose` end the swap with the averages left in the variables (the training
+   * weights are dropped).
    */
   swap(): void;
   /**
    * Overwrites the variables with their averages, as Keras's `finalize_variable_values` at the
    * end of `fit` (tfjs's `model.fit` has no such hook: call it after training, or use
    * `emaCallback`). The averages are kept (a later step goes on averaging). Where `swap()` put
-   * the averages into the variables, they stay there, and the swap ends.
+   * the averages into the variables, they stay there, and the swap ends. Averages loaded and not
+   * yet stepped are bound as by `swap()`. Once the optimizer is disposed, a TypeError.
    */
   finalize(): void;
 }
@@ -170,11 +193,16 @@ export class WeightAverages implements EmaAverages {
   /** The option's settings. */
   readonly settings: EmaSettings;
   readonly #held = new Map<string, Held>();
+  readonly #live: () => void;
   #swapped = false;
 
-  /** The averages of option `ema` (made by the optimizer). */
-  constructor(settings: EmaSettings) {
+  /**
+   * The averages of option `ema` (made by the optimizer); `live` throws the TypeError of a
+   * disposed optimizer, at each `swap()` and `finalize()`.
+   */
+  constructor(settings: EmaSettings, live: () => void = () => {}) {
     this.settings = settings;
+    this.#live = live;
   }
 
   /** Whether `swap()` put the averages into the variables (until it is called again). */
@@ -211,21 +239,27 @@ export class WeightAverages implements EmaAverages {
       if (variable.isDisposed) continue;
       const held = this.#held.get(name);
       if (held === undefined || held.variable !== variable) {
-        held?.average.dispose();
+        if (held !== undefined) drop(held);
         this.#held.delete(name); // (a variable made again under the name: anew, last)
-        this.#held.set(name, { variable, average: tf.keep(copyOf(variable)) });
+        // (A step the device may have skipped: the variable as it is either way, and a flag.)
+        const started = taken && tf.keep(tf.clone(taken));
+        this.#held.set(name, { variable, average: tf.keep(copyOf(variable)), started });
         continue;
       }
-      const next = tf.tidy(() => {
+      const [next, started] = tf.tidy(() => {
         const moved = tf.add(tf.mul(held.average, m), tf.mul(variable, rest));
-        return taken === undefined ? moved : tf.where(taken, moved, held.average);
+        if (taken === undefined) return [moved, undefined];
+        const from = held.started === undefined ? moved : tf.where(held.started, moved, variable);
+        const started = held.started && tf.logicalOr(held.started, taken);
+        return [tf.where(taken, from, held.average), started];
       });
-      held.average.dispose();
+      drop(held);
       held.average = tf.keep(next);
+      held.started = started && tf.keep(started);
     }
     for (const [name, held] of this.#held) {
       if (held.variable?.isDisposed) {
-        held.average.dispose();
+        drop(held);
         this.#held.delete(name);
       }
     }
@@ -241,6 +275,29 @@ export class WeightAverages implements EmaAverages {
       const values = copyOf(held.average);
       held.variable.assign(values);
       values.dispose();
+    }
+  }
+
+  /**
+   * Throws a TypeError, before anything changes, where an average loaded by `setWeights` and not
+   * yet bound could be that of several of `variables` (all those registered with TensorFlow.js:
+   * a model loaded beside the one it was saved from has its variables as `<name>_<n>`, and the
+   * other one's of the average's own name). After a step, its variables tell.
+   */
+  #checkBindable(variables: readonly tf.Variable[]): void {
+    for (const [name, held] of this.#held) {
+      if (held.variable !== undefined) continue;
+      const could = variables.filter((v) =>
+        !v.isDisposed && sameShape(v.shape, held.average.shape) &&
+        baseName(v.name) === baseName(name) && (v.name === name || !this.#held.has(v.name))
+      );
+      if (could.length < 2) continue;
+      throw new TypeError(
+        `The moving average ${JSON.stringify(name + AVERAGE_SUFFIX)} loaded by setWeights ` +
+          `could be that of any of the variables ${could.map((v) => JSON.stringify(v.name))} ` +
+          "(models of the same names registered with TensorFlow.js); refused, nothing changed: " +
+          "take a step of the model first, or dispose the other model",
+      );
     }
   }
 
@@ -273,9 +330,17 @@ export class WeightAverages implements EmaAverages {
     }
   }
 
+  /** Binds the averages loaded to the trainable variables registered, where that can be told. */
+  #bindRegistered(): void {
+    const variables = floatVariables(true);
+    this.#checkBindable(variables);
+    this.#bind(variables);
+  }
+
   /** See {@linkcode EmaAverages.swap}. */
   swap(): void {
-    this.#bind(floatVariables(true));
+    this.#live();
+    if (!this.#swapped) this.#bindRegistered(); // (back: only those swapped in)
     for (const held of this.#held.values()) {
       const variable = held.variable;
       if (variable === undefined || variable.isDisposed) continue;
@@ -291,6 +356,7 @@ export class WeightAverages implements EmaAverages {
 
   /** See {@linkcode EmaAverages.finalize}. */
   finalize(): void {
+    this.#live();
     if (this.#swapped) {
       for (const held of this.#held.values()) {
         if (held.variable === undefined || held.variable.isDisposed) continue;
@@ -300,7 +366,7 @@ export class WeightAverages implements EmaAverages {
       this.#swapped = false;
       return;
     }
-    this.#bind(floatVariables(true));
+    this.#bindRegistered();
     this.#overwrite([...this.#held.keys()]);
   }
 
@@ -325,7 +391,7 @@ export class WeightAverages implements EmaAverages {
 
   /** Drops every average (and a swap: the variables keep what they hold). */
   clear(): void {
-    for (const { average } of this.#held.values()) average.dispose();
+    for (const held of this.#held.values()) drop(held);
     this.#held.clear();
     this.#swapped = false;
   }
@@ -334,7 +400,8 @@ export class WeightAverages implements EmaAverages {
 /**
  * Splits the averages (`<variable>/average`) out of weights given to `setWeights`: the rest,
  * and copies of the averages by variable name (the caller disposes them where it takes them
- * not). Throws a TypeError naming an average that was disposed, or is not float32, and a
+ * not). Throws a TypeError naming an average that was disposed, is not float32, or is given
+ * twice (as a moment given twice is), and a
  * RangeError naming one and both shapes where the variables of its name (or base name) are all of
  * another shape; nothing taken then.
  */
@@ -357,7 +424,11 @@ export function splitAverages(
           w.tensor.dtype,
       );
     }
-    given.set(name.slice(0, -AVERAGE_SUFFIX.length), w.tensor);
+    const variable = name.slice(0, -AVERAGE_SUFFIX.length);
+    if (given.has(variable)) {
+      throw new TypeError(`Optimizer weight ${JSON.stringify(name)} is given twice`);
+    }
+    given.set(variable, w.tensor);
   }
   const variables = given.size > 0 ? floatVariables(false) : [];
   for (const [name, t] of given) {

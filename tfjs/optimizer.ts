@@ -117,7 +117,9 @@ export class TfOptimizer extends tf.Optimizer {
     this.#config = optimizer.settings as Settings;
     this.#accumulator = new Accumulator(this.#options.gradientAccumulationSteps);
     const { ema } = this.#options;
-    this.#averages = ema === undefined ? undefined : new WeightAverages(ema);
+    this.#averages = ema === undefined
+      ? undefined
+      : new WeightAverages(ema, () => this.#checkLive());
     this.iterations_ = 0;
   }
 

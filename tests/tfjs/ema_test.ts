@@ -91,7 +91,7 @@ for (const backend of CPU_BACKENDS) {
     assert.equal(tf.memory().numTensors, tensors); // the averages freed
   });
 
-  Deno.test(`tfjs ${backend}: swap twice is the identity, bit for bit; a step while swapped is refused`, async () => {
+  Deno.test(`tfjs ${backend}: swap twice is the identity, bit for bit; a step while swapped, or a swap once disposed, is refused`, async () => {
     await useBackend(backend);
     const vars = makeVars(5);
     const opt = tfOptimizer(radam({ lr: 0.05 }), { ema: true });
@@ -121,6 +121,12 @@ for (const backend of CPU_BACKENDS) {
     }
     assert.deepEqual(valuesOf(vars), valuesOf(other));
     opt.dispose();
+    // A disposed optimizer's averages are gone: swap and finalize say so, nothing changed.
+    for (const call of [() => opt.averages!.swap(), () => opt.averages!.finalize()]) {
+      assert.throws(call, (e: Error) => e instanceof TypeError && /disposed/.test(e.message));
+    }
+    assert.equal(opt.averages!.swapped, false);
+    assert.deepEqual(valuesOf(vars), valuesOf(other));
     plain.dispose();
     tf.dispose([...vars, ...other]);
   });
@@ -174,6 +180,24 @@ Deno.test("tfjs: a skipped step leaves the averages as they were; accumulation u
   tf.dispose([...vars, ...fresh]);
 });
 
+Deno.test("tfjs: a swap back swaps only what the swap put in", async () => {
+  await useBackend("cpu");
+  const name = named("late");
+  const opt = tfOptimizer(sgd({ lr: 0.5 }), { ema: true });
+  const loaded = [{ name: "iter", tensor: tf.scalar(3, "int32") }, {
+    name: name + "/average",
+    tensor: tf.tensor1d([7, 7]),
+  }];
+  await opt.setWeights(loaded);
+  tf.dispose(loaded.map((w) => w.tensor));
+  opt.averages!.swap(); // no variable of that name yet: nothing swapped in
+  const late = tf.variable(tf.tensor1d([1, 2]), true, name);
+  opt.averages!.swap();
+  assert.deepEqual([...late.dataSync()], [1, 2]);
+  opt.dispose();
+  late.dispose();
+});
+
 Deno.test("tfjs: a frozen variable keeps its average; a disposed one's is dropped", async () => {
   await useBackend("cpu");
   const [kernel, bias] = makeVars(13);
@@ -208,6 +232,14 @@ Deno.test("tfjs: model.save with includeOptimizer carries the averages: a resume
     (loaded.optimizer as TfOptimizer).getConfig().settings.ema,
     { momentum: 0.8, overwriteFrequency: 4 },
   );
+  // Before a step, the loaded averages could be either model's (kernel and kernel_1): refused.
+  const values = [await weightValues(model), await weightValues(loaded)];
+  const averages = (loaded.optimizer as TfOptimizer).averages!;
+  for (const call of [() => averages.swap(), () => averages.finalize()]) {
+    assert.throws(call, (e: Error) => e instanceof TypeError && /could be that of/.test(e.message));
+  }
+  assert.equal(averages.swapped, false);
+  assert.deepEqual([await weightValues(model), await weightValues(loaded)], values);
   await model.fit(x, y, fitInOrder(2));
   await loaded.fit(x, y, fitInOrder(2));
   assert.deepEqual(await weightValues(loaded), await weightValues(model));
@@ -215,6 +247,13 @@ Deno.test("tfjs: model.save with includeOptimizer carries the averages: a resume
   const b = await averagesOf(loaded.optimizer as TfOptimizer);
   assert.deepEqual([...b.values()], [...a.values()]);
   disposeModels(model, loaded);
+  // Loaded alone (the other model disposed), the averages are bound to it at the swap.
+  const again = await tfl.loadLayersModel(tf.io.fromMemory(saved));
+  const want = [...(await averagesOf(again.optimizer as TfOptimizer)).values()];
+  assert.equal(want.length, again.trainableWeights.length);
+  (again.optimizer as TfOptimizer).averages!.swap();
+  assert.deepEqual(await weightValues(again), want);
+  disposeModels(again);
   tf.dispose([x, y]);
 });
 
@@ -241,6 +280,18 @@ Deno.test("tfjs: weights without averages (an older save) start them from the va
   }];
   await assert.rejects(() => resumed.setWeights(bad), RangeError);
   assert.equal(resumed.iterations, 3);
+  // An average given twice is refused, as a moment given twice is, nothing changed.
+  const before = [...(await averagesOf(resumed)).values()];
+  const tensors = tf.memory().numTensors;
+  const twice = (await resumed.getWeights()).map(({ name, tensor }) => ({
+    name,
+    tensor: tf.clone(tensor),
+  }));
+  const extra = { name: vars[1].name + "/average", tensor: tf.zerosLike(vars[1]) };
+  await assert.rejects(() => resumed.setWeights([...twice, extra]), /average" is given twice/);
+  tf.dispose([extra.tensor, ...twice.map((w) => w.tensor)]);
+  assert.equal(tf.memory().numTensors, tensors);
+  assert.deepEqual([...(await averagesOf(resumed)).values()], before);
   tf.dispose(bad.map((w) => w.tensor));
   tf.dispose([...vars]);
   for (const o of [opt, resumed, plain]) o.dispose();

@@ -101,3 +101,33 @@ Deno.test({
     assert.equal(tf.memory().numTensors, tensors);
   },
 });
+
+Deno.test({
+  name: "tfjs webgpu: a first step skipped on the device does not start the averages",
+  ...sanitize,
+  fn: async () => {
+    await useBackend("webgpu");
+    const tensors = tf.memory().numTensors;
+    const m = 0.5;
+    const vars = makeVars(5);
+    const opt = tfOptimizer(adam({ lr: 0.05 }), { ema: { momentum: m }, warnOnSkip: false });
+    stepWith(opt, vars, 1, true); // skipped on the device: as on cpu, no average yet
+    stepWith(opt, vars, 2); // the first step taken: each average is its variable
+    assert.deepEqual(await averagesOf(opt), await valuesOf(vars));
+    stepWith(opt, vars, 3, true); // skipped again: unchanged
+    const started = await valuesOf(vars);
+    assert.deepEqual(await averagesOf(opt), started);
+    stepWith(opt, vars, 4);
+    const values = await valuesOf(vars);
+    const averages = await averagesOf(opt);
+    averages.forEach((got, i) =>
+      got.forEach((g, k) => {
+        const want = m * started[i][k] + (1 - m) * values[i][k];
+        assert.ok(Math.abs(g - want) <= 1e-6 * (1 + Math.abs(want)), `[${i}][${k}]`);
+      })
+    );
+    opt.dispose();
+    tf.dispose(vars);
+    assert.equal(tf.memory().numTensors, tensors);
+  },
+});
