@@ -88,7 +88,13 @@ export interface EmaCallback {
  */
 export function emaCallback(optimizer: TfOptimizer, options: EmaCallbackOptions = {}): EmaCallback {
   const averages = (optimizer as { averages?: unknown } | null)?.averages;
-  if (typeof optimizer !== "object" || optimizer === null || !("averages" in optimizer)) {
+  const held = averages as { swap?: unknown; finalize?: unknown } | null | undefined;
+  if (
+    typeof optimizer !== "object" || optimizer === null || !("averages" in optimizer) ||
+    (averages !== undefined &&
+      (typeof held !== "object" || held === null || typeof held.swap !== "function" ||
+        typeof held.finalize !== "function"))
+  ) {
     throw new TypeError(
       `emaCallback() expects an optimizer made by tfOptimizer(), got ${described(optimizer)}`,
     );
@@ -101,18 +107,18 @@ export function emaCallback(optimizer: TfOptimizer, options: EmaCallbackOptions 
   checkKeys(options, ["finalize"], "emaCallback");
   const finalize = options.finalize ?? true;
   if (typeof finalize !== "boolean") throw optionError("finalize", "a boolean", finalize, false);
-  const held = optimizer.averages!;
+  const { averages: ours } = optimizer as { averages: NonNullable<TfOptimizer["averages"]> };
   // (tfjs-layers calls these without `this`: closures, not methods reading `this`.)
   return {
     onEpochBegin: () => {
-      if (held.swapped) held.swap();
+      if (ours.swapped) ours.swap();
     },
     onEpochEnd: () => {
-      if (!held.swapped) held.swap();
+      if (!ours.swapped) ours.swap();
     },
     onTrainEnd: () => {
-      if (finalize) held.finalize();
-      else if (held.swapped) held.swap();
+      if (finalize) ours.finalize();
+      else if (ours.swapped) ours.swap();
     },
   };
 }

@@ -311,6 +311,12 @@ Deno.test("tfjs: option ema is checked, and in the config only where set", () =>
   assert.deepEqual(tfOptimizer(adam(), { ema: true }).getConfig().settings.ema, { momentum: 0.99 });
   assert.equal(tfOptimizer(adam()).averages, undefined);
   assert.throws(() => emaCallback(tfOptimizer(adam())), TypeError);
+  for (const averages of [1, {}, { swap() {} }, null]) {
+    assert.throws(
+      () => emaCallback({ averages } as never),
+      (e: Error) => e instanceof TypeError && /made by tfOptimizer\(\)/.test(e.message),
+    );
+  }
 });
 
 Deno.test("tfjs: emaCallback swaps the averages in at each epoch's end and finalizes", async () => {
