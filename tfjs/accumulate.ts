@@ -15,11 +15,11 @@ import {
   type NamedTensor,
   sameVariables,
 } from "./gradients.ts";
-import { type Entry, sameShape, shapeText } from "./layout.ts";
+import { type Entry, sameShape } from "./layout.ts";
 import { baseName } from "./kept.ts";
 import { checkWeightLive } from "./_hints.ts";
 import { readHost } from "./wasm_heap.ts";
-import { floatVariables } from "./matching.ts";
+import { checkLoadedShapes, floatVariables } from "./matching.ts";
 
 /** The weight that holds the micro-batches summed so far. */
 export const COUNT_WEIGHT = "accum_count";
@@ -353,7 +353,7 @@ export function splitWeights(
       } and ${sums.size} sums`,
     );
   }
-  checkSumShapes(sums);
+  checkLoadedShapes(sums, SUM_SUFFIX, "a gradient accumulated");
   const countRead = count.data();
   const clones = new Map([...sums].map(([name, t]) => [name, tf.keep(tf.clone(t))]));
   const read = countRead.then(async (values) => {
@@ -413,27 +413,6 @@ function sortWeights(weights: readonly NamedTensor[]): {
     } else rest.push(w);
   }
   return { rest, counted, count, sums };
-}
-
-/**
- * Throws a RangeError naming a sum of `sums` (by variable name) and both shapes where the float32
- * variables registered with TensorFlow.js of its name or base name (trainable or not) are all of
- * another shape, as a moment's (matching.ts): it would be dropped at the next call, its variable's
- * gradients summed from that call on but divided by N.
- */
-function checkSumShapes(sums: ReadonlyMap<string, tf.Tensor>): void {
-  const variables = floatVariables(false);
-  for (const [name, sum] of sums) {
-    const named = variables.filter((v) => baseName(v.name) === baseName(name));
-    if (named.length === 0 || named.some((v) => sameShape(v.shape, sum.shape))) continue;
-    const v = named.find((v) => v.name === name) ?? named[0];
-    throw new RangeError(
-      `Optimizer weight ${JSON.stringify(name + SUM_SUFFIX)} (a gradient accumulated) is of ` +
-        `shape ${shapeText(sum.shape)}, but the model's variable ${JSON.stringify(v.name)} is ` +
-        `${shapeText(v.shape)} (are they another model's weights, or another version of it?); ` +
-        "refused, nothing changed",
-    );
-  }
 }
 
 /**

@@ -13,8 +13,8 @@ import { checkKeys } from "../base/schema.ts";
 import type { GradItem, NamedTensor } from "./gradients.ts";
 import { baseName } from "./kept.ts";
 import { checkWeightLive } from "./_hints.ts";
-import { floatVariables } from "./matching.ts";
-import { shapeText } from "./layout.ts";
+import { checkLoadedShapes, floatVariables } from "./matching.ts";
+import { sameShape } from "./layout.ts";
 import { onWebGpu } from "./backend_choice.ts";
 import type { Settings } from "../base/settings.ts";
 
@@ -109,11 +109,6 @@ function drop(held: Held): void {
 /** A copy of `t` in new data (a `tf.clone` would share it, which a step may write in place). */
 function copyOf(t: tf.Tensor): tf.Tensor {
   return tf.tile(t, t.shape.map(() => 1));
-}
-
-/** Whether two shapes are equal. */
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 /**
@@ -430,18 +425,7 @@ export function splitAverages(
     }
     given.set(variable, w.tensor);
   }
-  const variables = given.size > 0 ? floatVariables(false) : [];
-  for (const [name, t] of given) {
-    const named = variables.filter((v) => baseName(v.name) === baseName(name));
-    if (named.length === 0 || named.some((v) => sameShape(v.shape, t.shape))) continue;
-    const v = named.find((v) => v.name === name) ?? named[0];
-    throw new RangeError(
-      `Optimizer weight ${JSON.stringify(name + AVERAGE_SUFFIX)} (a moving average) is of ` +
-        `shape ${shapeText(t.shape)}, but the model's variable ${JSON.stringify(v.name)} is ` +
-        `${shapeText(v.shape)} (are they another model's weights, or another version of it?); ` +
-        "refused, nothing changed",
-    );
-  }
+  checkLoadedShapes(given, AVERAGE_SUFFIX, "a moving average");
   const averages = new Map([...given].map(([name, t]) => [name, tf.keep(copyOf(t))]));
   return { rest, averages };
 }

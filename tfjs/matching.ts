@@ -15,7 +15,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { Settings } from "../base/settings.ts";
 import { momentsOf } from "../core/origins.ts";
 import { baseName, type Kept, keptFits, type Wanted } from "./kept.ts";
-import { entryOf, fromArena, shapeText } from "./layout.ts";
+import { entryOf, fromArena, sameShape, shapeText } from "./layout.ts";
 
 /** How many names an error lists of each side. */
 const LISTED = 3;
@@ -306,6 +306,33 @@ function checkNoMisfit(
       }: it would start from zero moments (are they another model's ${
         weights === undefined ? "state" : "weights"
       }, or another version of it?); refused, nothing changed`,
+    );
+  }
+}
+
+/**
+ * Checks weights that `setWeights` took per variable name (`loaded`; `suffix`, their names'
+ * ending; `what`, what they hold) against the float32 variables registered with TensorFlow.js:
+ * a RangeError naming the weight and both shapes where the variables of its name or base name
+ * (trainable or not) are all of another shape, as a moment's: it would be dropped at the next
+ * call. Weights of no such variable pass (kept, as moments are, until one comes).
+ */
+export function checkLoadedShapes(
+  loaded: Iterable<readonly [string, tf.Tensor]>,
+  suffix: string,
+  what: string,
+): void {
+  let variables: tf.Variable[] | undefined;
+  for (const [name, t] of loaded) {
+    variables ??= floatVariables(false);
+    const named = variables.filter((v) => baseName(v.name) === baseName(name));
+    if (named.length === 0 || named.some((v) => sameShape(v.shape, t.shape))) continue;
+    const v = named.find((v) => v.name === name) ?? named[0];
+    throw new RangeError(
+      `Optimizer weight ${JSON.stringify(name + suffix)} (${what}) is of shape ` +
+        `${shapeText(t.shape)}, but the model's variable ${JSON.stringify(v.name)} is ` +
+        `${shapeText(v.shape)} (are they another model's weights, or another version of it?); ` +
+        "refused, nothing changed",
     );
   }
 }

@@ -20,6 +20,7 @@ import {
   fitInOrder,
   randoms,
   saveToMemory,
+  seededVars,
   tf,
   tfl,
   uniqueNames,
@@ -29,13 +30,8 @@ import {
 
 const named = uniqueNames("accumulate");
 
-/** Variables of two shapes (a kernel, a bias), with seeded values, under new names. */
-function makeVars(seed: number, size = 24): tf.Variable[] {
-  return tf.tidy(() => [
-    tf.variable(tf.tensor(randoms(size * 3, seed), [size, 3]), true, named("kernel")),
-    tf.variable(tf.tensor(randoms(3, seed + 1), [3]), true, named("bias")),
-  ]);
-}
+/** A kernel and a bias with seeded values, under new names. */
+const makeVars = (seed: number, rows = 24) => seededVars(named, seed, rows);
 
 /** Gradients for `vars` from a seed. */
 function gradsOf(vars: tf.Variable[], seed: number): tf.Tensor[] {

@@ -11,39 +11,26 @@ import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import { adam, ranger } from "../../mod.ts";
 import { type SettingsHolder, type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
-import { randoms, tf, tfl, uniqueNames, useBackend, webgpuTestOptions } from "./helpers.ts";
+import {
+  countReadbacks,
+  randoms,
+  seededVars,
+  tf,
+  tfl,
+  uniqueNames,
+  useBackend,
+  webgpuTestOptions,
+} from "./helpers.ts";
 
 const sanitize = await webgpuTestOptions();
 const named = uniqueNames("accumulate_webgpu");
 
 /** A kernel and a bias with seeded values, under new names. */
-function makeVars(seed: number): tf.Variable[] {
-  return tf.tidy(() => [
-    tf.variable(tf.tensor(randoms(40 * 3, seed), [40, 3]), true, named("kernel")),
-    tf.variable(tf.tensor(randoms(3, seed + 1), [3]), true, named("bias")),
-  ]);
-}
+const makeVars = (seed: number, rows = 40) => seededVars(named, seed, rows);
 
 /** The values of variables, read asynchronously (webgpu has no sync read). */
 function valuesOf(vars: tf.Variable[]): Promise<Float32Array[]> {
   return Promise.all(vars.map(async (v) => (await v.data() as Float32Array).slice()));
-}
-
-/** Reads of tensor data back to the CPU while `f` runs. */
-function countReadbacks(f: () => void): number {
-  // deno-lint-ignore no-explicit-any
-  const backend = tf.backend() as any;
-  const { readSync, read } = backend;
-  let count = 0;
-  backend.readSync = (...args: unknown[]) => (count++, readSync.apply(backend, args));
-  backend.read = (...args: unknown[]) => (count++, read.apply(backend, args));
-  try {
-    f();
-  } finally {
-    backend.readSync = readSync;
-    backend.read = read;
-  }
-  return count;
 }
 
 /** A call of `opt` over `vars` with the gradients `grads`. */

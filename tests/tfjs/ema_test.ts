@@ -13,8 +13,9 @@ import {
   denseNet,
   disposeModels,
   fitInOrder,
-  randoms,
   saveToMemory,
+  seededVars,
+  stepWith,
   tf,
   tfl,
   uniqueNames,
@@ -25,26 +26,7 @@ import {
 const named = uniqueNames("ema");
 
 /** A kernel and a bias with seeded values, under new names. */
-function makeVars(seed: number): tf.Variable[] {
-  return tf.tidy(() => [
-    tf.variable(tf.tensor(randoms(20 * 3, seed), [20, 3]), true, named("kernel")),
-    tf.variable(tf.tensor(randoms(3, seed + 1), [3]), true, named("bias")),
-  ]);
-}
-
-/** One call over `vars` with gradients from `seed` (`poison`: the first value NaN). */
-function stepWith(opt: TfOptimizer, vars: tf.Variable[], seed: number, poison = false): void {
-  const grads = vars.map((v, i) => {
-    const values = randoms(v.size, seed * 7 + i);
-    if (poison && i === 0) values[0] = NaN;
-    return tf.tensor(values, v.shape);
-  });
-  try {
-    opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
-  } finally {
-    tf.dispose(grads);
-  }
-}
+const makeVars = (seed: number, rows = 20) => seededVars(named, seed, rows);
 
 /** Copies of the values of tensors. */
 function valuesOf(tensors: tf.Tensor[]): Float32Array[] {

@@ -9,18 +9,21 @@ import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import { adam } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
-import { randoms, tf, uniqueNames, useBackend, webgpuTestOptions } from "./helpers.ts";
+import {
+  countReadbacks,
+  seededVars,
+  stepWith,
+  tf,
+  uniqueNames,
+  useBackend,
+  webgpuTestOptions,
+} from "./helpers.ts";
 
 const sanitize = await webgpuTestOptions();
 const named = uniqueNames("ema_webgpu");
 
 /** A kernel and a bias with seeded values, under new names. */
-function makeVars(seed: number): tf.Variable[] {
-  return tf.tidy(() => [
-    tf.variable(tf.tensor(randoms(40 * 3, seed), [40, 3]), true, named("kernel")),
-    tf.variable(tf.tensor(randoms(3, seed + 1), [3]), true, named("bias")),
-  ]);
-}
+const makeVars = (seed: number, rows = 40) => seededVars(named, seed, rows);
 
 /** The values of tensors, read asynchronously (webgpu has no sync read). */
 function valuesOf(tensors: tf.Tensor[]): Promise<Float32Array[]> {
@@ -31,37 +34,6 @@ function valuesOf(tensors: tf.Tensor[]): Promise<Float32Array[]> {
 async function averagesOf(opt: TfOptimizer): Promise<Float32Array[]> {
   const weights = (await opt.getWeights()).filter((w) => w.name.endsWith("/average"));
   return await valuesOf(weights.map((w) => w.tensor));
-}
-
-/** Counts the reads of tensor data back to the CPU while `f` runs. */
-function countReadbacks(f: () => void): number {
-  // deno-lint-ignore no-explicit-any
-  const backend = tf.backend() as any;
-  const { readSync, read } = backend;
-  let count = 0;
-  backend.readSync = (...args: unknown[]) => (count++, readSync.apply(backend, args));
-  backend.read = (...args: unknown[]) => (count++, read.apply(backend, args));
-  try {
-    f();
-  } finally {
-    backend.readSync = readSync;
-    backend.read = read;
-  }
-  return count;
-}
-
-/** A call over `vars` with gradients from `seed` (`poison`: the first value NaN). */
-function stepWith(opt: TfOptimizer, vars: tf.Variable[], seed: number, poison = false): void {
-  const grads = vars.map((v, i) => {
-    const values = randoms(v.size, seed * 7 + i);
-    if (poison && i === 0) values[0] = NaN;
-    return tf.tensor(values, v.shape);
-  });
-  try {
-    opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
-  } finally {
-    tf.dispose(grads);
-  }
 }
 
 Deno.test({

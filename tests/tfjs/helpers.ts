@@ -197,6 +197,64 @@ export function stepAll(opt: TfOptimizer, vars: tf.Variable[], g = 0.25): void {
   tf.dispose(grads);
 }
 
+/** A kernel (`rows` × 3) and a bias (3) with values from `seed`, under names from `named`. */
+export function seededVars(
+  named: (base: string) => string,
+  seed: number,
+  rows: number,
+): tf.Variable[] {
+  return tf.tidy(() => [
+    tf.variable(tf.tensor(randoms(rows * 3, seed), [rows, 3]), true, named("kernel")),
+    tf.variable(tf.tensor(randoms(3, seed + 1), [3]), true, named("bias")),
+  ]);
+}
+
+/** A call of `opt` over `vars` with gradients from `seed` (`poison`: the first value NaN). */
+export function stepWith(
+  opt: TfOptimizer,
+  vars: tf.Variable[],
+  seed: number,
+  poison = false,
+): void {
+  const grads = vars.map((v, i) => {
+    const values = randoms(v.size, seed * 7 + i);
+    if (poison && i === 0) values[0] = NaN;
+    return tf.tensor(values, v.shape);
+  });
+  try {
+    opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
+  } finally {
+    tf.dispose(grads);
+  }
+}
+
+/** Counts tfjs's reads of tensor data back to the CPU while `f` runs (its Promise awaited). */
+export function countReadbacks(f: () => Promise<void>): Promise<number>;
+/** Counts tfjs's reads of tensor data back to the CPU while `f` runs. */
+export function countReadbacks(f: () => void): number;
+export function countReadbacks(f: () => void | Promise<void>): number | Promise<number> {
+  // deno-lint-ignore no-explicit-any
+  const backend = tf.backend() as any;
+  const { readSync, read } = backend;
+  let count = 0;
+  backend.readSync = (...args: unknown[]) => (count++, readSync.apply(backend, args));
+  backend.read = (...args: unknown[]) => (count++, read.apply(backend, args));
+  const restore = () => {
+    backend.readSync = readSync;
+    backend.read = read;
+  };
+  let result;
+  try {
+    result = f();
+  } catch (e) {
+    restore();
+    throw e;
+  }
+  if (result instanceof Promise) return result.then(() => count).finally(restore);
+  restore();
+  return count;
+}
+
 /**
  * Copies of `opt.getWeights()` that are the caller's to dispose: the optimizer disposes the
  * tensors it gives at its next getWeights and at its dispose.

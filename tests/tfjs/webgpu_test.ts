@@ -12,6 +12,7 @@ import { type SettingsHolder, type TfOptimizer, tfOptimizer } from "../../tfjs.t
 import {
   checkReadDuringReplace,
   convNet,
+  countReadbacks,
   data,
   denseNet,
   disposeModels,
@@ -37,23 +38,6 @@ function gpuTensor(values: Float32Array, shape: number[]): tf.Tensor {
   const t = tf.tensor({ buffer, zeroCopy: false }, shape, "float32");
   buffer.destroy();
   return t;
-}
-
-/** Counts tfjs's reads of tensor data back to the CPU while `f` runs. */
-async function countReadbacks(f: () => Promise<void> | void): Promise<number> {
-  // deno-lint-ignore no-explicit-any
-  const backend = tf.backend() as any;
-  const { readSync, read } = backend;
-  let count = 0;
-  backend.readSync = (...args: unknown[]) => (count++, readSync.apply(backend, args));
-  backend.read = (...args: unknown[]) => (count++, read.apply(backend, args));
-  try {
-    await f();
-  } finally {
-    backend.readSync = readSync;
-    backend.read = read;
-  }
-  return count;
 }
 
 Deno.test({
