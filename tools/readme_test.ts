@@ -188,10 +188,11 @@ const bodyGrad = (t: number) => new Float32Array(4).fill(0.2 / (t + 1));
   assert.deepEqual(printed, [[101, ["head.weight", "body.weight"]]]);
 });
 
-Deno.test("README: the example of gradient accumulation in TensorFlow.js runs as written", async () => {
-  const [example] = blocks("ts").filter((b) => b.includes("gradientAccumulationSteps: 4 })"));
-  assert.ok(example !== undefined, "no example of option gradientAccumulationSteps");
-  // The full "@tensorflow/tfjs" is tfjs-core with its cpu backend and tfjs-layers.
+/**
+ * What an example importing the full "@tensorflow/tfjs" prints, run with what that package is:
+ * tfjs-core with its cpu backend, and tfjs-layers.
+ */
+function runWithTfjs(example: string): Promise<unknown[][]> {
   const tfjs = `import * as core from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import * as layers from "@tensorflow/tfjs-layers";
@@ -199,7 +200,13 @@ const tf = { ...core, ...layers };
 core.env().set("PROD", true);
 await tf.setBackend("cpu");
 `;
-  const printed = await run(tfjs + example.replace('import * as tf from "@tensorflow/tfjs";', ""));
+  return run(tfjs + example.replace('import * as tf from "@tensorflow/tfjs";', ""));
+}
+
+Deno.test("README: the example of gradient accumulation in TensorFlow.js runs as written", async () => {
+  const [example] = blocks("ts").filter((b) => b.includes("gradientAccumulationSteps: 4 })"));
+  assert.ok(example !== undefined, "no example of option gradientAccumulationSteps");
+  const printed = await runWithTfjs(example);
   const said =
     /console\.log\(optimizer\.iterations, optimizer\.accumulatedBatches\); \/\/ (\d+) (\d+):/
       .exec(example)!;
@@ -209,14 +216,7 @@ await tf.setBackend("cpu");
 Deno.test("README: the example of moving averages in TensorFlow.js runs as written", async () => {
   const [example] = blocks("ts").filter((b) => b.includes("emaCallback(optimizer)"));
   assert.ok(example !== undefined, "no example of option ema");
-  const tfjs = `import * as core from "@tensorflow/tfjs-core";
-import "@tensorflow/tfjs-backend-cpu";
-import * as layers from "@tensorflow/tfjs-layers";
-const tf = { ...core, ...layers };
-core.env().set("PROD", true);
-await tf.setBackend("cpu");
-`;
-  const printed = await run(tfjs + example.replace('import * as tf from "@tensorflow/tfjs";', ""));
+  const printed = await runWithTfjs(example);
   const said = /console\.log\(optimizer\.iterations, averages\.length\); \/\/ (\d+) (\d+):/
     .exec(example)!;
   assert.deepEqual(printed, [[Number(said[1]), Number(said[2])]]);
