@@ -253,10 +253,13 @@ function notFinite(tensorName: string, i: number, value: number, nonNegative: bo
   );
 }
 
-/** Makes the backend a state resumes on. */
+/**
+ * Makes the backend a state resumes on; `fill` as core/state.ts `BackendFactory` says (called
+ * during the call where the arena is made at once, else not at all).
+ */
 export type BackendMaker = (
   config: Settings,
-) => (layout: ArenaLayout) => Promise<AnyBackend>;
+) => (layout: ArenaLayout, fill?: (backend: AnyBackend) => void) => Promise<AnyBackend>;
 
 /**
  * Reads a checkpoint into a new state on the chosen backend; see `loadState` in mod.ts.
@@ -266,7 +269,9 @@ export type BackendMaker = (
  * counts, tensor order, the format of the moments and the version of their codes), that exactly
  * the expected tensors are present with one shape per parameter, and that every value is finite
  * (second moments also ≥ 0; codes and scales as core/checkpoint_tensors.ts checks them). Damage
- * throws a {@linkcode CheckpointError}; a missing schedule a TypeError.
+ * throws a {@linkcode CheckpointError}; a missing schedule a TypeError. The values are then
+ * copied during the call where the backend makes its arena at once; else after its await,
+ * checked again once copied.
  */
 export async function loadCheckpoint(
   bytes: Uint8Array,
@@ -297,15 +302,24 @@ export async function loadCheckpoint(
   const inLayout = inLayoutOrder(layout, names, shapes);
   checkSavableSize(config, layout, inLayout, names);
   const length = bytes.byteLength;
-  const backend = await makeBackend(config)(layout);
+  // The tensors (views of `bytes`) are copied as the arena is made, during this call, where the
+  // backend can make it at once: what was just checked, in one pass. Else (WebGPU, a kernel not
+  // yet compiled, bytes another thread may write at any time) after the await, checked again.
+  let copied = false;
+  const fill = isShared(bytes) ? undefined : (made: AnyBackend) => {
+    restoreTensors(made, layout, kinds, data);
+    copied = true;
+  };
+  const backend = await makeBackend(config)(layout, fill);
   try {
-    // The tensors are views of `bytes`, read only now: a buffer transferred meanwhile (posted
-    // to a worker) is detached, and its views hold nothing.
-    if (bytes.byteLength !== length) {
-      throw detachedError("the checkpoint's bytes", "loadState()", "bytes.slice()");
+    if (!copied) {
+      // A buffer transferred meanwhile (posted to a worker) is detached: its views hold nothing.
+      if (bytes.byteLength !== length) {
+        throw detachedError("the checkpoint's bytes", "loadState()", "bytes.slice()");
+      }
+      restoreTensors(backend, layout, kinds, data);
+      recheckTensors(names, kinds, data); // (changed during the await: refused, not loaded)
     }
-    restoreTensors(backend, layout, kinds, data);
-    recheckTensors(names, kinds, data); // (changed during the await: refused, not loaded)
     return restoreState(config, backend, {
       steps,
       skipped,
@@ -316,6 +330,11 @@ export async function loadCheckpoint(
     backend.dispose(); // its workers or GPU buffers: no state holds them
     throw error;
   }
+}
+
+/** Whether `bytes` lie in a SharedArrayBuffer (or one of another realm): others may write them. */
+function isShared(bytes: Uint8Array): boolean {
+  return !(bytes.buffer instanceof ArrayBuffer);
 }
 
 /** Throws unless a file holding 8-bit codes says so and holds codes of this version. */

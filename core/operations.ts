@@ -232,9 +232,13 @@ export function saveState(state: OptimizerState<unknown>): Promise<Uint8Array<Ar
  * The whole file is validated before anything is allocated; a damaged, hostile or incompatible
  * file throws a `CheckpointError` (a RangeError whose `name` is `"CheckpointError"`) naming
  * what is wrong. A checkpoint saved with a schedule throws a TypeError unless `options.lr`
- * passes it again; a given `lr` replaces a stored constant. The tensors are copied from `bytes`
- * once the arena is made, after an await: leave `bytes` unchanged until the Promise settles
- * (the tensors are checked again once copied: values written into it meanwhile that the file's
+ * passes it again; a given `lr` replaces a stored constant. On the CPU backends the tensors are
+ * copied from `bytes` during the call, as checked: later changes to `bytes` do not reach the
+ * state. On WebGPU, from a SharedArrayBuffer, and on wasm where the kernel is not compiled yet
+ * (a first load on backend `"auto"`) or is instantiated only asynchronously (a browser's main
+ * thread), they are copied once the arena is made, after an await: leave `bytes` unchanged
+ * until the Promise settles (the
+ * tensors are then checked again once copied: values written into it meanwhile that the file's
  * checks refuse, a NaN or a negative second moment, make it reject with a RangeError saying so,
  * and valid ones reach the state as copied; a buffer transferred meanwhile, posted to a worker,
  * makes it reject with a TypeError saying so).

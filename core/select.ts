@@ -17,9 +17,11 @@ import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_w
 import {
   bytesRefusal,
   bytesRefusalSync,
+  compiledNow,
   compileRefusal,
   compileRefusalSync,
   createWasmBackend,
+  filled,
   kernelModuleGiven,
   wasmSimdSupported,
 } from "../cpu/wasm_backend.ts";
@@ -87,7 +89,11 @@ function wasmAskedError(config: Settings<unknown>, refusal: Error | undefined): 
  * could not tell where only an asynchronous compile runs).
  */
 async function wasmRefused(config: Settings<unknown>): Promise<boolean> {
-  const refusal = config.run.threads > 1 ? await bytesRefusal() : await compileRefusal();
+  return refusedBy(config, config.run.threads > 1 ? await bytesRefusal() : await compileRefusal());
+}
+
+/** {@linkcode wasmRefused}, of the compile's `refusal` (undefined: it compiled). */
+function refusedBy(config: Settings<unknown>, refusal: Error | undefined): boolean {
   if (refusal === undefined) return false;
   if (config.run.backend === "wasm" || config.run.threads > 1) {
     throw wasmAskedError(config, refusal);
@@ -123,19 +129,32 @@ export function placement(
   if (choice === "webgpu" || (choice === "auto" && (device !== undefined || gpuParams))) {
     return "device";
   }
-  const js: BackendFactory = (layout) => Promise.resolve(createJsBackend(layout, ruleOf(config)));
+  // (The executor runs during the call, `fill` too; what it throws rejects.)
+  const js: BackendFactory = (layout, fill) =>
+    new Promise((resolve) => {
+      const backend = createJsBackend(layout, ruleOf(config));
+      resolve(fill === undefined ? backend : filled(backend, fill));
+    });
   if (choice === "js") return js;
   checkWasmAsked(config);
   if (!wasmSimdSupported()) return js;
   const threads = config.run.threads;
   // Refused before anything is allocated, whatever the size, so that it never depends on it.
   if (threads > 1) checkThreadSupport(threads);
-  return async (layout) => {
-    if (await wasmRefused(config)) return js(layout);
+  const wasm: BackendFactory = (layout, fill) => {
     // Parameters, not arena elements (an 8-bit arena's block padding counts for none).
     const parameters = layout.lengths.reduce((sum, n) => sum + n, 0);
     return threads > 1 && parameters >= config.run.threadThreshold
-      ? createThreadedWasmBackend(layout, threads)
-      : createWasmBackend(layout);
+      ? createThreadedWasmBackend(layout, threads, {}, fill)
+      : createWasmBackend(layout, fill);
+  };
+  return async (layout, fill) => {
+    // Where the compile's outcome is known (any state after the first), nothing is awaited
+    // before the backend is made: `fill` runs during the call.
+    const known = compiledNow(threads > 1);
+    if (known !== undefined) {
+      return refusedBy(config, known.refusal) ? js(layout, fill) : wasm(layout, fill);
+    }
+    return await wasmRefused(config) ? js(layout) : wasm(layout);
   };
 }

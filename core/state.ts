@@ -266,8 +266,17 @@ export class StateHandle implements OptimizerState<any> {
   }
 }
 
-/** Makes a host backend for a layout. */
-export type BackendFactory = (layout: ArenaLayout) => Promise<HostBackend>;
+/**
+ * Makes a host backend for a layout. `fill`, where given, is called on it synchronously, before
+ * the factory's first await, where the runtime lets its arena be made at once (the caller's
+ * values then reach it as they are at the call), or not at all (the caller fills it once the
+ * Promise resolves); a `fill` that throws makes the factory reject with its error, having
+ * released what it made.
+ */
+export type BackendFactory = (
+  layout: ArenaLayout,
+  fill?: (backend: HostBackend) => void,
+) => Promise<HostBackend>;
 
 /**
  * How a new state starts other than fresh at step 0: from another state (init's option `from`,

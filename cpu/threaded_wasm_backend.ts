@@ -325,15 +325,38 @@ function teamKernels(team: Team, parallelReduction: boolean, stallMs: number) {
   };
 }
 
-/** Instantiates the shared kernel on `threads` threads with an arena for `layout`. */
+/** A backend of the arena of `map` in `buffer` that only reads and writes it: no kernel runs. */
+function arenaViews(layout: ArenaLayout, buffer: ArrayBufferLike, map: SharedMap): CpuBackend {
+  const notRunning = () => {
+    throw new Error("The kernel does not run on an arena being filled");
+  };
+  return new CpuBackend("wasm", layout, buffer, map.base, blockViews(buffer, map.scalars, layout), {
+    update: notRunning,
+    gradSumSquares: notRunning,
+    nonFiniteRange: notRunning,
+    gradsNonFinite: notRunning,
+    centralize: notRunning,
+    threads: 1,
+    dispose: () => {},
+  });
+}
+
+/**
+ * Instantiates the shared kernel on `threads` threads with an arena for `layout`. `fill`, where
+ * given, is called on views of the arena as soon as its memory is made, before any await (the
+ * kernel is not running yet: a step on them throws), and its error thrown before the workers
+ * start (core/state.ts `BackendFactory`).
+ */
 export async function createThreadedWasmBackend(
   layout: ArenaLayout,
   threads: number,
   options: ThreadedOptions = {},
+  fill?: (backend: CpuBackend) => void,
 ): Promise<CpuBackend> {
   checkThreadSupport(threads);
   const map = sharedMap(layout, threads);
   const memory = sharedMemory(map.pages, layout.total);
+  if (fill !== undefined) fill(arenaViews(layout, memory.buffer, map));
   const bytes = sharedKernelBytes();
   const { instance } = await WebAssembly.instantiate(bytes, { env: { memory } });
   const k = instance.exports as unknown as KernelExports;

@@ -372,12 +372,56 @@ export function stepSlice(
   k.step(a.descriptor, a.scalars, start, end, scratch);
 }
 
-/** Instantiates the kernel with an arena for `layout` in its memory. */
-export async function createWasmBackend(layout: ArenaLayout): Promise<CpuBackend> {
+/**
+ * Instantiates the kernel with an arena for `layout` in its memory. `fill`, where given, is
+ * called on the backend before any await where the kernel is compiled (or given) and the
+ * runtime instantiates it synchronously, else not at all (core/state.ts `BackendFactory`).
+ */
+export async function createWasmBackend(
+  layout: ArenaLayout,
+  fill?: (backend: CpuBackend) => void,
+): Promise<CpuBackend> {
   checkWasmCapacity(layout);
+  const now = fill === undefined ? undefined : instanceNow();
+  if (now !== undefined) return filled(backendOn(now, layout), fill!);
   const { module, refusal } = await compileKernel();
   if (module === undefined) throw refusal;
   return backendOn(await WebAssembly.instantiate(module, {}), layout);
+}
+
+/**
+ * The kernel compiled, or its refusal, where that is known without waiting (a module was given,
+ * or a compile has finished), else undefined; `bytes`: of the kernel's bytes, whether or not a
+ * module was given (what threads compile).
+ */
+export function compiledNow(bytes: boolean): Compiled | undefined {
+  return !bytes && given !== undefined ? { module: given } : kernel;
+}
+
+/**
+ * A kernel instance made synchronously, where the module is at hand and the runtime instantiates
+ * it so (a browser's main thread may refuse a module over 4 KB), else undefined: the async path
+ * then makes it, and throws what the runtime has to say.
+ */
+function instanceNow(): WebAssembly.Instance | undefined {
+  const module = compiledNow(false)?.module;
+  if (module === undefined) return undefined;
+  try {
+    return new WebAssembly.Instance(module, {});
+  } catch {
+    return undefined;
+  }
+}
+
+/** `backend` once `fill` ran on it; what `fill` throws, with the backend released. */
+export function filled(backend: CpuBackend, fill: (backend: CpuBackend) => void): CpuBackend {
+  try {
+    fill(backend);
+  } catch (error) {
+    backend.dispose();
+    throw error;
+  }
+  return backend;
 }
 
 /**

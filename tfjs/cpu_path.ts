@@ -23,12 +23,7 @@ import {
 } from "../core/state.ts";
 import { createJsBackend } from "../cpu/js_backend.ts";
 import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
-import {
-  bytesRefusalSync,
-  compileRefusalSync,
-  createWasmBackendSync,
-  wasmSimdSupported,
-} from "../cpu/wasm_backend.ts";
+import { createWasmBackendSync } from "../cpu/wasm_backend.ts";
 import { checkSavableSize } from "../core/checkpoint_header.ts";
 import { momentsOf, ruleOf } from "../core/origins.ts";
 // (Not operations.ts' step and dispose: they refuse the state (held) that optimizer.state gives.)
@@ -43,7 +38,8 @@ import { HeapBackend } from "./heap_backend.ts";
 import { copyHostState } from "./host_state.ts";
 import { type KeptStates, writeKept } from "./kept.ts";
 import { type Entry, entryOf, fromArena, toArena } from "./layout.ts";
-import { readHost, type TfjsWasmHeap, tfjsWasmHeap } from "./wasm_heap.ts";
+import { readHost } from "./wasm_heap.ts";
+import { heapCandidate, wasmRuns } from "./backend_choice.ts";
 
 /** What the per-step arrays and record hold between steps. */
 const NONE = new Float32Array(0);
@@ -53,37 +49,6 @@ interface ThreadsPending {
   done: Promise<void>;
   backend?: HostBackend;
   error?: unknown;
-}
-
-/**
- * Whether this library's wasm kernel runs here: the runtime has WebAssembly SIMD and compiles
- * WebAssembly at run time (tfjs's own wasm backend runs; else the kernel compiles: once,
- * synchronously, the module a state then runs), or was given the kernel (`setWasmModule`).
- * Backend `"auto"` runs on js where not, and where the kernel does not compile synchronously (a
- * browser's main thread that refuses a synchronous compile over 4 KB with a RangeError): the
- * adapter makes its state synchronously. With `threads` above 1, not where the runtime refuses
- * to compile WebAssembly from bytes, given the kernel or not: threads run a build compiled from
- * them, and a step is refused there (`checkWasmAsked`).
- */
-export function wasmRuns(threads = 1): boolean {
-  if (!wasmSimdSupported() || tfjsWasmHeap() !== undefined) return wasmSimdSupported();
-  try {
-    if (threads > 1 && bytesRefusalSync() !== undefined) return false;
-  } catch {
-    // Only the synchronous compile failed: the threads' build is compiled asynchronously.
-  }
-  try {
-    return compileRefusalSync() === undefined;
-  } catch {
-    return false;
-  }
-}
-
-/** tfjs's wasm heap, when a state of `total` parameters is to be made on it. */
-function heapCandidate(config: Settings, total: number): TfjsWasmHeap | undefined {
-  if (config.run.backend !== "auto" && config.run.backend !== "wasm") return undefined;
-  if (config.run.threads > 1 && total >= config.run.threadThreshold) return undefined;
-  return wasmSimdSupported() ? tfjsWasmHeap() : undefined;
 }
 
 /** The CPU path of one optimizer: its state, when made, and the kept-aside states it shares. */
@@ -139,24 +104,69 @@ export class CpuPath {
   /**
    * One step over checked gradients, with the settings `config` (those the state was made with,
    * unless it was kept aside since). Makes the state first where there is none, where the
-   * variables changed (or refuses under `strict`), or where tfjs moved onto or off its wasm heap.
+   * variables changed (or refuses under `strict`), where tfjs moved onto or off its wasm heap,
+   * or where `remake` (new settings: its moments kept, the same bits).
    */
-  step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
-    this.#follow(config);
-    // (The same variables in another order are those of the state.)
-    items = inOrderOf(this.#entries, items);
-    if (this.#state === undefined || !sameVariables(this.#entries, items)) {
+  step(config: Settings, strict: boolean, items: readonly GradItem[], remake = false): void {
+    const moving = this.#follow(config) || (remake && this.#state !== undefined);
+    // (The same variables in another order are those of the state; not of one that moves.)
+    items = inOrderOf(moving ? [] : this.#entries, items);
+    if (this.#state === undefined || moving || !sameVariables(this.#entries, items)) {
       // (Refused before anything changes: the workers being started for the state too.)
-      if (this.#state !== undefined && strict) throw changeError(this.#entries, items);
+      if (this.#state !== undefined && !moving && strict) throw changeError(this.#entries, items);
       checkWasmAsked(config);
       if (config.run.threads > 1) checkThreadSupport(config.run.threads);
-      const plan = planOf(config, items);
-      this.#dropThreads();
-      if (this.#state !== undefined) this.keepAll();
-      this.#build(config, items, plan);
+      return this.#remade(config, items, planOf(config, items));
     }
     this.#moveToThreads();
     this.#run(items);
+  }
+
+  /**
+   * Makes the state over `items` anew (the current one's kept aside for it) and steps it. A step
+   * that fails, as the state is made or in the kernel (a non-finite gradient under
+   * `nonFinite: "throw"`, a RangeError of the rule), changes nothing ({@linkcode keptAsideFor}).
+   */
+  #remade(config: Settings, items: readonly GradItem[], plan: ReturnType<typeof planOf>): void {
+    let made: OptimizerState<unknown> | undefined;
+    this.keptAsideFor(() => {
+      this.#build(config, items, plan);
+      made = this.#state;
+      this.#run(items);
+    }, () => made !== undefined && this.#state !== made);
+  }
+
+  /**
+   * Runs `make`, which makes a state from the kept ones and steps it (here, or on the GPU), with
+   * the current state kept aside, as {@linkcode keepAll} does, but not dropped until `make`
+   * returns. Where it throws before its step was `taken`, nothing has changed: a state it made
+   * here is dropped, and the current one (the same object, its workers being started too) and
+   * what was kept aside are put back as they were. (After: the error is thrown, the step kept.)
+   */
+  keptAsideFor(make: () => void, taken: () => boolean): void {
+    const was = [this.#state, this.#entries, this.#given, this.#assigned, this.#builtOn] as const;
+    const threads = this.#threads;
+    const restoreKept = this.#kept.saved();
+    if (was[0] !== undefined) this.#kept.keepState(was[0], was[1]);
+    this.#state = undefined;
+    this.#entries = [];
+    this.#threads = undefined;
+    try {
+      make();
+    } catch (error) {
+      if (taken()) {
+        threads?.backend?.dispose?.();
+        if (was[0] !== undefined) dispose(was[0]);
+        throw error;
+      }
+      this.drop(); // a state made, and workers started for it
+      [this.#state, this.#entries, this.#given, this.#assigned, this.#builtOn] = was;
+      this.#threads = threads;
+      restoreKept();
+      throw error;
+    }
+    threads?.backend?.dispose?.();
+    if (was[0] !== undefined) dispose(was[0]);
   }
 
   /** Moves the whole state into the kept-aside states (then there is none). */
@@ -174,10 +184,13 @@ export class CpuPath {
     this.#entries = [];
   }
 
-  /** Where tfjs moved onto or off the wasm heap the state is (or is not) on: keeps it aside. */
-  #follow(config: Settings): void {
+  /**
+   * Whether tfjs moved onto or off the wasm heap the state is (or is not) on: it is then kept
+   * aside and made anew at this step.
+   */
+  #follow(config: Settings): boolean {
     const state = this.#state;
-    if (state === undefined) return;
+    if (state === undefined) return false;
     const backend = stateInternals(state).backend;
     const heap = backend instanceof HeapBackend ? backend : undefined;
     if (heap !== undefined && !heap.usable()) {
@@ -191,15 +204,11 @@ export class CpuPath {
           "The TensorFlow.js wasm backend that held this optimizer's state was disposed, and the state with it (moments, slow weights); the next step starts them afresh from the variables",
         );
       }
-      // TensorFlow.js now runs on another backend: the state moves off tfjs's heap.
-      this.keepAll();
-    } else if (
-      heap === undefined && this.#builtOn !== tf.backend() &&
-      heapCandidate(config, backend.layout.total) !== undefined
-    ) {
-      // Made while tfjs ran another backend, and tfjs now runs on wasm: onto its heap.
-      this.keepAll();
+      return true; // TensorFlow.js now runs on another backend: the state moves off tfjs's heap.
     }
+    // Made while tfjs ran another backend, and tfjs now runs on wasm: onto its heap.
+    return heap === undefined && this.#builtOn !== tf.backend() &&
+      heapCandidate(config, backend.layout.total) !== undefined;
   }
 
   /**

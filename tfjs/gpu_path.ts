@@ -265,23 +265,31 @@ export class GpuPath {
    */
   step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
     this.throwFault();
-    let runner = this.#runner;
+    const before = this.#runner;
     // (The same variables in another order are those of the state.)
-    if (runner !== undefined) items = inOrderOf(runner.entries, items);
-    if (runner !== undefined && !sameVariables(runner.entries, items)) {
-      if (strict) throw changeError(runner.entries, items);
-      runner = this.#runner = this.#create(config, items, runner);
+    if (before !== undefined) items = inOrderOf(before.entries, items);
+    if (before !== undefined && sameVariables(before.entries, items)) return before.step(items);
+    if (before !== undefined && strict) throw changeError(before.entries, items);
+    const runner = this.#create(config, items, before);
+    const made = runner.state;
+    try {
+      runner.step(items);
+    } catch (error) {
+      // A step refused (by the rule): the state stays the one before. (One taken: it is kept.)
+      if (runner.state === made) runner.destroy();
+      else this.#taken(runner, before);
+      throw error;
     }
-    runner ??= this.#runner = this.#create(config, items);
-    runner.step(items);
+    this.#taken(runner, before);
   }
 
   /**
-   * The runner over the variables of `items`; what was kept under their names is forgotten.
-   * Made instead of `before` (the set changed): it takes, on the GPU, the state of the variables
-   * still there and of those whose state kept aside is still being read back from an earlier
-   * state; the state of those left out is kept aside (gpu_change.ts), and `before` is freed once
-   * that read, and every other under way, has ended. Where it cannot be made, nothing changes.
+   * The runner over the variables of `items`. Made instead of `before` (the set changed): it
+   * takes, on the GPU, the state of the variables still there and of those whose state kept
+   * aside is still being read back from an earlier state; once it has stepped, the state of
+   * those left out is kept aside (gpu_change.ts), `before` is freed once that read, and every
+   * other under way, has ended, and what was kept under their names is forgotten
+   * (`#taken`). Where it cannot be made, or its step fails, nothing changes.
    */
   #create(config: Settings, items: readonly GradItem[], before?: GpuRunner): GpuRunner {
     const entries = items.map((i) => entryOf(i.name, i.variable.shape, false, i.variable.id));
@@ -309,10 +317,19 @@ export class GpuPath {
       runner.destroy();
       throw error;
     }
+    return runner;
+  }
+
+  /**
+   * Once `runner`, made instead of `before` (if any), has stepped: it is the state, `before` is
+   * retired, and what was kept under the names of its variables forgotten.
+   */
+  #taken(runner: GpuRunner, before: GpuRunner | undefined): void {
+    const entries = runner.entries;
+    this.#runner = runner;
     if (before !== undefined) this.#retire(before, entries);
     this.#kept.forgetTaken(entries, tf.engine().registeredVariables);
     for (const e of entries) this.#pending.delete(e.name);
-    return runner;
   }
 
   /**

@@ -196,6 +196,24 @@ export class KeptStates {
     this.skipped = skipped;
   }
 
+  /**
+   * A function that puts back what is kept and the counts as they are now: for a step that made
+   * a state from them and then failed (the kept states themselves are never changed, only
+   * added, replaced or forgotten).
+   */
+  saved(): () => void {
+    const byName = [...this.#byName], loaded = [...this.#loaded];
+    const matched = this.#matched, steps = this.steps, skipped = this.skipped;
+    return () => {
+      this.clear();
+      for (const [name, k] of byName) this.#byName.set(name, k);
+      for (const name of loaded) this.#loaded.add(name);
+      this.#matched = matched;
+      this.steps = steps;
+      this.skipped = skipped;
+    };
+  }
+
   /** Forgets every kept state (not the counts). */
   clear(): void {
     this.#byName.clear();

@@ -240,7 +240,10 @@ export class TfOptimizer extends tf.Optimizer {
    * Everything is checked before anything changes: an unknown, disposed or non-trainable
    * variable, a gradient that is not a float32 tensor of the variable's shape, or a disposed
    * one, throws a TypeError/RangeError naming the variable, and so does a non-finite gradient
-   * under `nonFinite: "throw"`; no variable or moment is then changed.
+   * under `nonFinite: "throw"`; no variable or moment is then changed. Where the step makes the
+   * library state anew (variables that appear, the first step after `setWeights` or `loadState`,
+   * new settings) and is refused inside the kernel, everything stays as it was too: the same
+   * `state` (or none), the weights `getWeights` gives, the counts.
    */
   override applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
     this.#checkLive();

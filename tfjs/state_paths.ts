@@ -44,16 +44,18 @@ export class StatePaths {
   /** One step over checked gradients `items`, on the path `config` and tfjs's backend choose. */
   step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
     if (onWebGpu(config)) {
-      // (At the first step there: the state on the CPU, if any, moves to the GPU.)
-      if (this.gpu.state === undefined) this.cpu.keepAll();
-      this.gpu.step(config, strict, items);
+      // (At the first step there: the state on the CPU, if any, moves to the GPU; where that
+      // step fails, it stays.)
+      if (this.gpu.state === undefined) {
+        const taken = () => this.gpu.state !== undefined;
+        this.cpu.keptAsideFor(() => this.gpu.step(config, strict, items), taken);
+      } else this.gpu.step(config, strict, items);
       this.#stale = false;
     } else {
       this.gpu.checkOffGpu();
       // New settings: the state is made again at this step (its moments kept, same bits).
-      if (this.#stale) this.cpu.keepAll();
+      this.cpu.step(config, strict, items, this.#stale);
       this.#stale = false;
-      this.cpu.step(config, strict, items);
     }
   }
 
