@@ -11,6 +11,7 @@
 import { described } from "../base/_errors.ts";
 import { DISPOSED_STATE_MESSAGE, STATE_JSON_MESSAGE, stateHint } from "../base/_state_errors.ts";
 import { type ArenaLayout, PARAMS, SLOW } from "../base/arena.ts";
+import { gradAssignMessage } from "../base/_grad_slots.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
 import type { BackendName } from "../base/options.ts";
 import type { Hyperparameters } from "../base/rule.ts";
@@ -75,7 +76,10 @@ export interface OptimizerState<T = Float32Array> {
   readonly names: readonly string[];
   /** Parameter views, by name (live: they change as steps are taken). */
   readonly params: Readonly<Record<string, T>>;
-  /** Gradient slots, by name: write gradients here for a zero-copy `step(state)`. */
+  /**
+   * Gradient slots, by name: write gradients into them for a zero-copy `step(state)`. (A slot
+   * cannot be replaced: `state.grads.w = g` is a TypeError saying how to give `g`.)
+   */
   readonly grads: Readonly<Record<string, T>>;
   /**
    * Steps skipped because a gradient was NaN or ±Infinity (option `nonFinite: "skip"`); on
@@ -199,6 +203,13 @@ export class StateHandle implements OptimizerState<any> {
   // deno-lint-ignore no-explicit-any
   get grads(): Readonly<Record<string, any>> {
     return this.live().backend.grads;
+  }
+  /** Refuses `state.grads = g`: a gradient is given to `step`, or written into its slot. */
+  // deno-lint-ignore no-explicit-any
+  set grads(_: Readonly<Record<string, any>>) {
+    const backend = this.#core.backend;
+    const place = onHost(backend) ? "host" : "device";
+    throw new TypeError(gradAssignMessage(undefined, backend.layout.names.length, place));
   }
   get skippedSteps(): number {
     const { backend, skipped } = this.live();
