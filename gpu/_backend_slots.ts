@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { gradSlots } from "../base/_grad_slots.ts";
+import { gradSlots, paramViews } from "../base/_state_slots.ts";
 import { type ArenaLayout, GRADS, PARAMS } from "../base/arena.ts";
 import type { GpuTensor } from "./gpu_tensors.ts";
 import { type External, slotsOf } from "./section_io.ts";
@@ -55,7 +55,7 @@ export function backendSlots(
   }
   for (const [index, slot] of inPlace) params[layout.names[index]] = slot;
   return {
-    params: Object.freeze(params),
+    params: paramViews(params, "device"),
     grads: gradSlots(slotsOf(layout, sections[GRADS]), "device"),
     externals,
     inPlace,

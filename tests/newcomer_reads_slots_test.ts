@@ -1,8 +1,9 @@
 /**
  * Two slips of a newcomer's first training loop, and that each now says what to do: a read not
  * awaited (`const { w } = readParams(state)` gave `undefined`, silently: the Promise has no
- * property `w`), and a gradient assigned into the state (`state.grads.w = g` was JavaScript's
- * own "Cannot assign to read only property", and in a sloppy-mode script changed nothing).
+ * property `w`), and a gradient or parameter assigned into the state (`state.grads.w = g` was
+ * JavaScript's own "Cannot assign to read only property", and in a sloppy-mode script, a
+ * CommonJS file's, changed nothing, silently).
  */
 import assert from "node:assert/strict";
 import {
@@ -140,4 +141,64 @@ Deno.test("a one-tensor state's slot assigned says to pass the bare gradient", a
         'g), or write it into the slot in place, state.grads[""].set(g)',
     ),
   );
+});
+
+Deno.test("state.params.w = values, or state.params = params, says to write into the view; that way trains on from them", async () => {
+  const opt = radam({ lr: 0.1 });
+  let state = await opt.init({ w: new Float32Array([1, 2]), "fc1.bias": new Float32Array([3]) });
+  state = step(state, { w: new Float32Array([1, 1]), "fc1.bias": new Float32Array([1]) });
+  const view = state.params.w;
+  const before = view.slice();
+  const values = new Float32Array([5, 6]);
+  const params = state.params as Record<string, Float32Array>;
+  assert.throws(
+    () => (params.w = values),
+    saying(
+      TypeError,
+      "Cannot assign state.params.w: the parameters are views of the state's memory, which " +
+        "each step updates, and cannot be replaced; to go on from other values, write them " +
+        "into it in place, state.params.w.set(values) (the next step updates them, the " +
+        "moments kept)",
+    ),
+  );
+  assert.throws(
+    () => (params["fc1.bias"] = new Float32Array(1)),
+    saying(TypeError, 'state.params["fc1.bias"].set(values)'),
+  );
+  assert.throws(
+    () => ((state as { params: unknown }).params = { w: values }),
+    saying(
+      TypeError,
+      "Cannot assign state.params: the parameters are views of the state's " +
+        "memory, which each step updates, and cannot be replaced; to go on from other values, " +
+        "write each into its view in place, state.params[name].set(values)",
+    ),
+  );
+  assert.equal(state.params.w, view);
+  assert.deepEqual(view, before);
+  // The way it names: the next step updates the values written, with the moments kept, as a
+  // state given them with this one's moments does.
+  state.params.w.set(values);
+  const twin = await opt.init({ ...state.params }, { from: state });
+  const g = { w: new Float32Array([0.5, -0.5]), "fc1.bias": new Float32Array([2]) };
+  state = step(state, g);
+  assert.deepEqual(await readParams(state), await readParams(step(twin, g)));
+  assert.deepEqual(Object.keys(state.params), ["w", "fc1.bias"]);
+  assert.equal(Deno.inspect(state.params), Deno.inspect({ ...state.params }));
+});
+
+Deno.test("in sloppy mode (a CommonJS script's) an assignment into the state throws too, where it changed nothing", async () => {
+  const state = await radam().init({ w: new Float32Array(2) });
+  // A Function's body is sloppy-mode code, as a script without "use strict" is.
+  const assign = new Function("record", "value", "record.w = value;");
+  assert.throws(
+    () => assign(state.grads, new Float32Array([1, 1])),
+    saying(TypeError, "state.grads.w"),
+  );
+  assert.throws(
+    () => assign(state.params, new Float32Array([1, 1])),
+    saying(TypeError, "state.params.w"),
+  );
+  assert.deepEqual(state.grads.w, new Float32Array(2));
+  assert.deepEqual(state.params.w, new Float32Array(2));
 });

@@ -3,8 +3,8 @@
  * that is not the gradient slot of its tensor (another tensor's slot, a range overlapping
  * slots, the state's params) steps with the values those bytes held when `step` was called, as
  * if they had been given as Float32Arrays: bit for bit against a twin state given those arrays,
- * with no GPU validation error. A slot assigned (`state.grads.a = g`) is a TypeError saying how
- * a gradient is given.
+ * with no GPU validation error. A slot assigned (`state.grads.a = g`, `state.params.a = p`) is a
+ * TypeError saying what to write instead.
  */
 import assert from "node:assert/strict";
 import {
@@ -116,8 +116,7 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "webgpu: a gradient slot assigned says to pass the gradient or write into the slot's buffer",
+  name: "webgpu: a gradient slot or a parameter assigned says what to write instead",
   ignore,
   async fn() {
     const [state, twin] = await twins();
@@ -136,6 +135,17 @@ Deno.test({
       );
       assert.equal(state.grads.a, slot);
       assert.deepEqual(Object.keys(state.grads), Object.keys(LENGTHS));
+      // A parameter assigned says how a state goes on from other values.
+      assert.throws(
+        () => ((state.params as Record<string, unknown>).a = new Float32Array(8)),
+        (e: Error) =>
+          e instanceof TypeError && e.message.includes(
+            "Cannot assign state.params.a: the parameters are ranges of the state's GPU " +
+              "buffers, which each step updates, and cannot be replaced; to go on from other " +
+              "values, make a state of them that takes this one's moments and step count, " +
+              "state = await opt.init(params, { from: state })",
+          ),
+      );
     } finally {
       dispose(state);
       dispose(twin);
