@@ -185,3 +185,45 @@ export function awaitHinted<P extends Promise<unknown>>(promise: P, call: "init"
   }
   return promise;
 }
+
+/**
+ * Returns `promise`, a Promise of a record of copies by name that `call` (`"readParams"`,
+ * `"readMoments"`, `"readSlowWeights"`) returned, its reads of the names the record will hold
+ * (`keys`: the state's tensors, or its moments) made TypeErrors that say to await it: where an
+ * `await` is forgotten, `const { w } = readParams(state)` would otherwise give `undefined`,
+ * silently. A name a Promise has already (`then`, `constructor`, `toString`, …) is left as it is.
+ * (Getters of its own, not enumerable: it stays a Promise, awaited, inspected and typed as any.)
+ *
+ * @example
+ * ```ts
+ * import { recordHinted } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const pending = recordHinted(Promise.resolve({ w: 1 }), "readParams", ["w", "then"]);
+ * assert.throws(() => (pending as unknown as { w: unknown }).w, /await readParams\(state\)/);
+ * assert.deepEqual(await pending, { w: 1 });
+ * ```
+ */
+export function recordHinted<P extends Promise<unknown>>(
+  promise: P,
+  call: string,
+  keys: readonly string[],
+): P {
+  for (const key of keys) {
+    if (key in promise) continue;
+    Object.defineProperty(promise, key, {
+      configurable: true,
+      get() {
+        const plain = /^[A-Za-z_$][\w$]*$/.test(key);
+        const write = plain
+          ? `const { ${key} } = await ${call}(state)`
+          : `(await ${call}(state))[${JSON.stringify(key)}]`;
+        throw new TypeError(
+          `Cannot read ${plain ? key : JSON.stringify(key)} of a Promise: ${call}() returns a ` +
+            `Promise of the copies; await it, ${write}`,
+        );
+      },
+    });
+  }
+  return promise;
+}

@@ -5,13 +5,13 @@
  *
  * @module
  */
-import { awaitHinted } from "../base/_state_errors.ts";
+import { awaitHinted, recordHinted } from "../base/_state_errors.ts";
 import { type ArenaLayout, EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
 import { loadCheckpoint, type LoadOptions, saveCheckpoint } from "./checkpoint.ts";
 import { placement } from "./select.ts";
-import { disposeState, type OptimizerState, readSection, stateInternals } from "./state.ts";
+import { coreOf, disposeState, type OptimizerState, readSection, stateInternals } from "./state.ts";
 import { stepState } from "./state_step.ts";
 import type { GpuGrads, GpuTensor } from "../gpu/gpu_tensors.ts";
 import { checkGpuConfig } from "./webgpu_checks.ts";
@@ -118,7 +118,17 @@ export function dispose(state: OptimizerState<unknown>): void {
 export function readParams(
   state: OptimizerState<unknown>,
 ): Promise<Record<string, Float32Array<ArrayBuffer>>> {
-  return held(state, "readParams", readSection(state, PARAMS));
+  const read = held(state, "readParams", readSection(state, PARAMS));
+  return recordHinted(read, "readParams", namesOf(state));
+}
+
+/** The names of `state`'s tensors, or none where it is no usable state (the read rejects). */
+function namesOf(state: OptimizerState<unknown>): readonly string[] {
+  try {
+    return coreOf(state).backend.layout.names;
+  } catch {
+    return [];
+  }
 }
 
 /** `read`, which `call` of `state` began, rejecting in its holder's terms (see held.ts). */
@@ -146,7 +156,13 @@ function held<T>(state: OptimizerState<unknown>, call: string, read: Promise<T>)
 export function readMoments(
   state: OptimizerState<unknown>,
 ): Promise<Record<string, Record<string, Float32Array<ArrayBuffer>>>> {
-  return held(state, "readMoments", momentsRead(state));
+  let names: readonly string[] = [];
+  try {
+    names = momentsOf(stateInternals(state).config).map((m) => m.name);
+  } catch {
+    // No usable state: the read rejects, saying why.
+  }
+  return recordHinted(held(state, "readMoments", momentsRead(state)), "readMoments", names);
 }
 
 async function momentsRead(
@@ -187,7 +203,8 @@ export function readSlowWeights(
   } catch (error) {
     return Promise.reject(error);
   }
-  return held(state, "readSlowWeights", readSection(state, SLOW));
+  const read = held(state, "readSlowWeights", readSection(state, SLOW));
+  return recordHinted(read, "readSlowWeights", namesOf(state));
 }
 
 /**

@@ -11,6 +11,7 @@
 import { described } from "../base/_errors.ts";
 import { DISPOSED_STATE_MESSAGE, STATE_JSON_MESSAGE, stateHint } from "../base/_state_errors.ts";
 import { type ArenaLayout, PARAMS, SLOW } from "../base/arena.ts";
+import { gradAssignMessage, paramAssignMessage, placeOf } from "../base/_state_slots.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
 import type { BackendName } from "../base/options.ts";
 import type { Hyperparameters } from "../base/rule.ts";
@@ -73,9 +74,12 @@ export interface OptimizerState<T = Float32Array> {
   readonly step: number;
   /** Names of the tensors, in arena order (a frozen array: the order of the slots). */
   readonly names: readonly string[];
-  /** Parameter views, by name (live: they change as steps are taken). */
+  /** Parameter views, by name (live: each step updates them; write into them, not over them). */
   readonly params: Readonly<Record<string, T>>;
-  /** Gradient slots, by name: write gradients here for a zero-copy `step(state)`. */
+  /**
+   * Gradient slots, by name: write gradients into them for a zero-copy `step(state)`. (A slot
+   * cannot be replaced: `state.grads.w = g` is a TypeError saying how to give `g`.)
+   */
   readonly grads: Readonly<Record<string, T>>;
   /**
    * Steps skipped because a gradient was NaN or ±Infinity (option `nonFinite: "skip"`); on
@@ -196,9 +200,19 @@ export class StateHandle implements OptimizerState<any> {
   get params(): Readonly<Record<string, any>> {
     return this.live().backend.params;
   }
+  /** Refuses `state.params = values`, saying how a state goes on from other values. */
+  // deno-lint-ignore no-explicit-any
+  set params(_: Readonly<Record<string, any>>) {
+    throw new TypeError(paramAssignMessage(undefined, placeOf(this.#core.backend)));
+  }
   // deno-lint-ignore no-explicit-any
   get grads(): Readonly<Record<string, any>> {
     return this.live().backend.grads;
+  }
+  /** Refuses `state.grads = grads`, saying how gradients are given. */
+  // deno-lint-ignore no-explicit-any
+  set grads(_: Readonly<Record<string, any>>) {
+    throw new TypeError(gradAssignMessage(undefined, placeOf(this.#core.backend)));
   }
   get skippedSteps(): number {
     const { backend, skipped } = this.live();

@@ -14,6 +14,7 @@ import {
   sectionViews,
 } from "../base/arena.ts";
 import type { CompactHostBackend } from "../base/backend.ts";
+import { gradSlots, paramViews } from "../base/_state_slots.ts";
 import { sectionValues, writeSectionValues } from "../base/arena_compact.ts";
 import type { BackendName } from "../base/options.ts";
 import { BLOCK_WORDS, blockCount } from "../base/scalars.ts";
@@ -103,8 +104,8 @@ export class CpuBackend implements CompactHostBackend {
     this.centralize = kernels.centralize;
     this.threads = kernels.threads;
     this.dispose = kernels.dispose;
-    this.params = sectionViews(buffer, base, layout, PARAMS);
-    this.grads = sectionViews(buffer, base, layout, GRADS);
+    this.params = paramViews(sectionViews(buffer, base, layout, PARAMS), "host");
+    this.grads = gradSlots(sectionViews(buffer, base, layout, GRADS), "host");
     this.#gradList = layout.names.map((n) => this.grads[n]);
     // A loop, not Math.min(...list): a spread of 150,000 tensors overflowed the stack.
     let low = Infinity, high = -Infinity;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { gradSlots, paramViews } from "../base/_state_slots.ts";
 import { type ArenaLayout, GRADS, PARAMS } from "../base/arena.ts";
 import type { GpuTensor } from "./gpu_tensors.ts";
 import { type External, slotsOf } from "./section_io.ts";
@@ -54,8 +55,8 @@ export function backendSlots(
   }
   for (const [index, slot] of inPlace) params[layout.names[index]] = slot;
   return {
-    params: Object.freeze(params),
-    grads: Object.freeze(slotsOf(layout, sections[GRADS])),
+    params: paramViews(params, "device"),
+    grads: gradSlots(slotsOf(layout, sections[GRADS]), "device"),
     externals,
     inPlace,
     callerParams: [...externals.map((e) => e.index), ...inPlace.keys()],

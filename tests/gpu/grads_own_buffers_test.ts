@@ -3,7 +3,8 @@
  * that is not the gradient slot of its tensor (another tensor's slot, a range overlapping
  * slots, the state's params) steps with the values those bytes held when `step` was called, as
  * if they had been given as Float32Arrays: bit for bit against a twin state given those arrays,
- * with no GPU validation error.
+ * with no GPU validation error. A slot assigned (`state.grads.a = g`, `state.params.a = p`) is a
+ * TypeError saying what to write instead.
  */
 import assert from "node:assert/strict";
 import {
@@ -111,5 +112,43 @@ Deno.test({
         }
       }
     });
+  },
+});
+
+Deno.test({
+  name: "webgpu: a gradient slot or a parameter assigned says what to write instead",
+  ignore,
+  async fn() {
+    const [state, twin] = await twins();
+    try {
+      const slot = state.grads.a;
+      assert.throws(
+        () => ((state.grads as Record<string, unknown>).a = new Float32Array(8)),
+        (e: Error) =>
+          e instanceof TypeError && e.message.includes(
+            "Cannot assign state.grads.a: the gradient slots are ranges of the state's GPU " +
+              "buffer, which step reads, and cannot be replaced; pass the gradient to step, " +
+              "state = step(state, { a: g }), or write it into the slot's buffer in place " +
+              "(state.grads.a.buffer at state.grads.a.offset, by a shader or " +
+              "device.queue.writeBuffer), then state = step(state)",
+          ),
+      );
+      assert.equal(state.grads.a, slot);
+      assert.deepEqual(Object.keys(state.grads), Object.keys(LENGTHS));
+      // A parameter assigned says how a state goes on from other values.
+      assert.throws(
+        () => ((state.params as Record<string, unknown>).a = new Float32Array(8)),
+        (e: Error) =>
+          e instanceof TypeError && e.message.includes(
+            "Cannot assign state.params.a: the parameters are ranges of the state's GPU " +
+              "buffers, which each step updates, and cannot be replaced; to go on from other " +
+              "values, make a state of them that takes this one's moments and step count, " +
+              "state = await opt.init(params, { from: state })",
+          ),
+      );
+    } finally {
+      dispose(state);
+      dispose(twin);
+    }
   },
 });

@@ -1,0 +1,229 @@
+/**
+ * The records of a state's gradient slots, `state.grads`, and of its parameters,
+ * `state.params`, whose assignments say what to write instead: `state.grads.w = g` was
+ * JavaScript's own "Cannot assign to read only property" (and, in sloppy-mode scripts, changed
+ * nothing, silently). Private to the library.
+ *
+ * @module
+ */
+
+/** Where a state's slots are: in host memory (Float32Arrays) or on the GPU (GPU tensors). */
+export type SlotsPlace = "host" | "device";
+
+/**
+ * Where the slots of a state on `backend` are: its `kind`, `"host"` for the CPU backends,
+ * `"device"` for WebGPU.
+ *
+ * @example
+ * ```ts
+ * import { placeOf } from "./_state_slots.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(placeOf({ kind: "host" }), "host");
+ * assert.equal(placeOf({ kind: "device" }), "device");
+ * ```
+ */
+export function placeOf(backend: { readonly kind: string }): SlotsPlace {
+  return backend.kind === "host" ? "host" : "device";
+}
+
+/**
+ * `views` (a state's gradient slots, by tensor name) as a frozen record whose assignments say
+ * how a gradient is given ({@linkcode gradAssignMessage}); see {@linkcode refusingAssignment}.
+ *
+ * @example
+ * ```ts
+ * import { gradSlots } from "./_state_slots.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const w = new Float32Array(2);
+ * const grads = gradSlots({ w }, "host") as Record<string, Float32Array>;
+ * assert.equal(grads.w, w);
+ * assert.deepEqual(Object.keys(grads), ["w"]);
+ * assert.throws(() => (grads.w = new Float32Array(2)), /step\(state, \{ w: g \}\)/);
+ * ```
+ */
+export function gradSlots<T>(
+  views: Readonly<Record<string, T>>,
+  place: SlotsPlace,
+): Readonly<Record<string, T>> {
+  const count = Object.keys(views).length;
+  return refusingAssignment(views, (name) => gradAssignMessage(name, place, count));
+}
+
+/**
+ * `views` (a state's parameters, by tensor name) as a frozen record whose assignments say how
+ * a state goes on from other values ({@linkcode paramAssignMessage}); see {@linkcode refusingAssignment}.
+ *
+ * @example
+ * ```ts
+ * import { paramViews } from "./_state_slots.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const params = paramViews({ w: new Float32Array(2) }, "host") as Record<string, Float32Array>;
+ * assert.throws(() => (params.w = new Float32Array(2)), /state\.params\.w\.set\(values\)/);
+ * ```
+ */
+export function paramViews<T>(
+  views: Readonly<Record<string, T>>,
+  place: SlotsPlace,
+): Readonly<Record<string, T>> {
+  return refusingAssignment(views, (name) => paramAssignMessage(name, place));
+}
+
+/**
+ * `views` as a frozen record whose entries are accessors: reading one gives its view,
+ * assigning one throws a TypeError of `message(name)` (where the assignment to a frozen
+ * record's property was JavaScript's own "Cannot assign to read only property", and in a
+ * sloppy-mode script changed nothing, silently). Its keys, spread and `console.log` are those of
+ * `views`, not `[Getter/Setter]`. (No Proxy. The accessors are the same functions in every
+ * record, the k-th entry's reading the k-th view held under a symbol: records of the same names
+ * share one hidden class, and a read of `grads.w[i]` in a loop is inlined and hoisted as a
+ * frozen record's was. Closures of each record's own made reads of every record after the
+ * first 15 times slower there.)
+ *
+ * @example
+ * ```ts
+ * import { refusingAssignment } from "./_state_slots.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const record = refusingAssignment({ a: 1 }, (name) => `no ${name}`) as Record<string, number>;
+ * assert.equal(record.a, 1);
+ * assert.deepEqual({ ...record }, { a: 1 });
+ * assert.throws(() => (record.a = 2), /^TypeError: no a$/);
+ * ```
+ */
+export function refusingAssignment<T>(
+  views: Readonly<Record<string, T>>,
+  message: (name: string) => string,
+): Readonly<Record<string, T>> {
+  const names = Object.keys(views);
+  const record = {
+    // Not frozen: the elements of a frozen array are not hoisted out of a loop (15 times slower).
+    [VIEWS]: names.map((name) => views[name]),
+    [REFUSAL]: (k: number) => message(names[k]),
+  };
+  Object.defineProperty(record, VIEWS, { enumerable: false });
+  Object.defineProperty(record, REFUSAL, { enumerable: false });
+  Object.defineProperty(record, INSPECT, { value: inspectRecord });
+  names.forEach((name, k) => Object.defineProperty(record, name, accessorsAt(k)));
+  return Object.freeze(record) as unknown as Readonly<Record<string, T>>;
+}
+
+/** Where a record of {@linkcode refusingAssignment} holds its views, in the order of its keys. */
+const VIEWS = Symbol("views");
+/** Where a record of {@linkcode refusingAssignment} holds the message of its k-th entry's. */
+const REFUSAL = Symbol("refusal");
+/** The method Node's `util.inspect`, and Deno's `console.log`, call. */
+const INSPECT = Symbol.for("nodejs.util.inspect.custom");
+
+interface Refusing {
+  readonly [VIEWS]: readonly unknown[];
+  readonly [REFUSAL]: (k: number) => string;
+}
+
+/** The accessors of every record's k-th entry, made once each. */
+const ACCESSORS: PropertyDescriptor[] = [];
+
+function accessorsAt(k: number): PropertyDescriptor {
+  for (let i = ACCESSORS.length; i <= k; i++) {
+    ACCESSORS.push({
+      enumerable: true,
+      get(this: Refusing) {
+        return this[VIEWS][i];
+      },
+      set(this: Refusing) {
+        throw new TypeError(this[REFUSAL](i));
+      },
+    });
+  }
+  return ACCESSORS[k];
+}
+
+/** A record's inspection: that of a plain record of its views. */
+function inspectRecord(
+  this: Record<string, unknown>,
+  _depth: number,
+  options: unknown,
+  inspect?: (value: unknown, options: unknown) => string,
+): string {
+  const plain = { ...this };
+  return inspect ? inspect(plain, options) : `{ ${Object.keys(plain).join(", ")} }`;
+}
+
+/**
+ * The error of an assignment to a state's gradient slot, `state.grads[name] = g` (or, without
+ * a name, to `state.grads` itself) of a state of `count` tensors: that a slot is the state's
+ * own memory, which cannot be replaced, and the two ways a gradient is given: to `step` (copied
+ * in), or written into the slot itself before `step(state)` (computed there, never copied).
+ *
+ * @example
+ * ```ts
+ * import { gradAssignMessage } from "./_state_slots.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(gradAssignMessage("w", "host", 1), /^Cannot assign state\.grads\.w: /);
+ * assert.match(gradAssignMessage(undefined, "host"), /state = step\(state, grads\)/);
+ * ```
+ */
+export function gradAssignMessage(
+  name: string | undefined,
+  place: SlotsPlace,
+  count = 0,
+): string {
+  const one = name !== undefined;
+  const slot = one ? `state.grads${member(name)}` : "state.grads[name]";
+  const given = !one ? "grads" : count === 1 && name === "" ? "g" : `{ ${key(name)}: g }`;
+  const inPlace = place === "host"
+    ? `${one ? "it" : "each"} into ${one ? "the" : "its"} slot in place, ${slot}.set(g), then ` +
+      `state = step(state) (computed in the slot, ${slot}[i] = …, a gradient is never copied)`
+    : `${one ? "it" : "each"} into ${one ? "the" : "its"} slot's buffer in place ` +
+      `(${slot}.buffer at ${slot}.offset, by a shader or device.queue.writeBuffer), then ` +
+      "state = step(state) (nothing is copied)";
+  const memory = place === "host"
+    ? "views of the state's memory"
+    : "ranges of the state's GPU buffer";
+  return `Cannot assign ${one ? slot : "state.grads"}: the gradient slots are ${memory}, which ` +
+    `step reads, and cannot be replaced; pass the gradient${one ? "" : "s"} to step, ` +
+    `state = step(state, ${given}), or write ${inPlace}`;
+}
+
+/**
+ * The error of an assignment to a state's parameter, `state.params[name] = values` (or, without
+ * a name, to `state.params` itself): that it is the state's own memory, which cannot be
+ * replaced, and how a state goes on from other values: on the CPU written into its view in place
+ * (the next step updates them, the moments kept); on the GPU, a state made of them that takes
+ * this one's moments and step count, `init`'s option `from`.
+ *
+ * @example
+ * ```ts
+ * import { paramAssignMessage } from "./_state_slots.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(paramAssignMessage("w", "host"), /^Cannot assign state\.params\.w: /);
+ * assert.match(paramAssignMessage(undefined, "host"), /state\.params\[name\]\.set\(values\)/);
+ * assert.match(paramAssignMessage("w", "device"), /\{ from: state \}/);
+ * ```
+ */
+export function paramAssignMessage(name: string | undefined, place: SlotsPlace): string {
+  const one = name !== undefined;
+  const view = one ? `state.params${member(name)}` : "state.params[name]";
+  const start = `Cannot assign ${one ? view : "state.params"}: the parameters are `;
+  const end = ", which each step updates, and cannot be replaced; to go on from other values, ";
+  return place === "host"
+    ? `${start}views of the state's memory${end}write ${
+      one ? "them into it" : "each into its view"
+    } in place, ${view}.set(values) (the next step updates them, the moments kept)`
+    : `${start}ranges of the state's GPU buffers${end}make a state of them that takes this ` +
+      "one's moments and step count, state = await opt.init(params, { from: state })";
+}
+
+/** `name` as a property access: `.w`, or `["fc1.weight"]`. */
+function member(name: string): string {
+  return /^[A-Za-z_$][\w$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`;
+}
+
+/** `name` as an object literal's key: `w`, or `"fc1.weight"`. */
+function key(name: string): string {
+  return /^[A-Za-z_$][\w$]*$/.test(name) ? name : JSON.stringify(name);
+}
