@@ -140,8 +140,9 @@ export class CpuPath {
    * One step over checked gradients, with the settings `config` (those the state was made with,
    * unless it was kept aside since). Makes the state first where there is none, where the
    * variables changed (or refuses under `strict`), or where tfjs moved onto or off its wasm heap.
+   * With `makeOnly`, only makes it (a call that gradient accumulation sums: see state_paths.ts).
    */
-  step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
+  step(config: Settings, strict: boolean, items: readonly GradItem[], makeOnly = false): void {
     this.#follow(config);
     // (The same variables in another order are those of the state.)
     items = inOrderOf(this.#entries, items);
@@ -155,6 +156,7 @@ export class CpuPath {
       if (this.#state !== undefined) this.keepAll();
       this.#build(config, items, plan);
     }
+    if (makeOnly) return;
     this.#moveToThreads();
     this.#run(items);
   }

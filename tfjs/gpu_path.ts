@@ -263,8 +263,8 @@ export class GpuPath {
    * variables changed (as the CPU path: the state of those left out kept aside), or refusing,
    * changing nothing, under `strict`.
    */
-  step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
-    this.throwFault();
+  step(config: Settings, strict: boolean, items: readonly GradItem[], makeOnly = false): void {
+    if (!makeOnly) this.throwFault(); // (said by a step: one that only makes the state catches)
     let runner = this.#runner;
     // (The same variables in another order are those of the state.)
     if (runner !== undefined) items = inOrderOf(runner.entries, items);
@@ -273,7 +273,7 @@ export class GpuPath {
       runner = this.#runner = this.#create(config, items, runner);
     }
     runner ??= this.#runner = this.#create(config, items);
-    runner.step(items);
+    if (!makeOnly) runner.step(items);
   }
 
   /**
