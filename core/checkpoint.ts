@@ -24,6 +24,11 @@
  * - `states`: `"32bit"` or `"8bit"`, the format of the state's moments (absent: `"32bit"`), and
  *   `q8`, the version of the 8-bit codes, where the file holds some
  *
+ * A state's holder may save more beside it (core/checkpoint_extras.ts): the TensorFlow.js
+ * adapter's partial gradient sums (`<name>.accum`, F32, with `accum_count` in the metadata) and
+ * moving averages (`<name>.average`, F32), after the F32 tensors of the state. Loading ignores
+ * them (the adapter's `loadState` reads them back).
+ *
  * Loading validates the whole file before allocating the arena: see {@linkcode loadCheckpoint}.
  *
  * @module
@@ -43,6 +48,8 @@ import { checkKeys } from "../base/schema.ts";
 import type { Settings } from "../base/settings.ts";
 import { checkTensorNames, detachedError } from "../base/tensors.ts";
 import { checkpointMetadata, checkpointTensors, checkSavableSize } from "./checkpoint_header.ts";
+import { extrasOf } from "./checkpoint_extras.ts";
+import { withExtraTensors } from "./extra_tensors.ts";
 import {
   configOf,
   FORMAT,
@@ -102,6 +109,8 @@ const LOAD_OPTIONS = Object.keys(
 export async function saveCheckpoint(
   state: OptimizerState<unknown>,
 ): Promise<Uint8Array<ArrayBuffer>> {
+  // What its holder saves beside it (core/checkpoint_extras.ts), as it is at the call.
+  const extras = extrasOf(state);
   // Where the device counts the steps, wait until it has reported every step submitted; its
   // reads then copy the sections at once, at these counts (later steps do not reach them).
   const first = stateInternals(state);
@@ -122,7 +131,13 @@ export async function saveCheckpoint(
   const sections = read instanceof Promise ? await read : read;
   const { tensors, codes } = tensorsOf(config, layout, shapes, order, sections);
   const metadata = checkpointMetadata(config, layout, { steps, skipped, order, groups, codes });
-  return writeSafetensors(tensors, metadata);
+  if (extras === undefined) return writeSafetensors(tensors, metadata);
+  // (A host arena's views are copied before the await: the file is of the state at the call.)
+  const own = backend.kind === "host"
+    ? tensors.map((t) => ({ ...t, data: t.data.slice() }))
+    : tensors;
+  const extra = await extras.tensors;
+  return writeSafetensors(withExtraTensors(own, extra), { ...metadata, ...extras.metadata });
 }
 
 /**

@@ -23,6 +23,7 @@ import {
 } from "../base/safetensors.ts";
 import type { Settings } from "../base/settings.ts";
 import { momentsOf } from "./origins.ts";
+import { isExtraTensor } from "./extra_tensors.ts";
 
 /**
  * The per-parameter tensors of a checkpoint: name suffix and arena section (the parameters, the
@@ -138,7 +139,8 @@ export interface ReadTensors {
 
 /**
  * The tensors of a parsed file, checked: exactly those of `names` and `kinds` (parameters,
- * moments in either form, slow weights), one shape per parameter, every value valid. Views of
+ * moments in either form, slow weights), one shape per parameter, every value valid, besides
+ * those a holder saved beside the state (`<name>.accum`, `<name>.average`: ignored). Views of
  * `bytes` where aligned (as this library writes them), else copies.
  */
 export function readTensors(
@@ -156,7 +158,8 @@ export function readTensors(
   const expected = names.flatMap((n) => kinds.flatMap((k) => held(n, k)));
   const known = new Set(expected);
   for (const tensorName of tensors.keys()) {
-    if (!known.has(tensorName)) {
+    // (A holder's tensors saved beside the state, core/checkpoint_extras.ts, are left to it.)
+    if (!known.has(tensorName) && !isExtraTensor(tensorName)) {
       throw new CheckpointError(
         `Checkpoint has an unexpected tensor ${JSON.stringify(tensorName)}`,
       );

@@ -218,8 +218,10 @@ export function readSlowWeights(
  * (`saveState(state).then(write)`, training on); on WebGPU, which first waits for the GPU to
  * report its steps, await it before the next step: a step taken before it has read the state
  * makes it reject (a TypeError) rather than write a file of two steps. A learning-rate schedule
- * is not stored (functions cannot be): pass it again to {@linkcode loadState}. See the README's
- * "Checkpoints" section for the format.
+ * is not stored (functions cannot be): pass it again to {@linkcode loadState}. A TensorFlow.js
+ * optimizer's state (`optimizer.state`) also saves its gradients accumulated (`<name>.accum`,
+ * `accum_count`) and moving averages (`<name>.average`), as they are at the call. See the
+ * README's "Checkpoints" section for the format.
  *
  * @example Save at the end of one invocation, resume in the next
  * ```ts
@@ -248,14 +250,15 @@ export function saveState(state: OptimizerState<unknown>): Promise<Uint8Array<Ar
  *
  * The whole file is validated before anything is allocated; a damaged, hostile or incompatible
  * file throws a `CheckpointError` (a RangeError whose `name` is `"CheckpointError"`) naming
- * what is wrong. A checkpoint saved with a schedule throws a TypeError unless `options.lr`
+ * what is wrong. Tensors `<name>.accum` and `<name>.average` that are no parameter (a TensorFlow.js
+ * optimizer's gradients accumulated and moving averages, which its own `loadState` takes) are
+ * ignored. A checkpoint saved with a schedule throws a TypeError unless `options.lr`
  * passes it again; a given `lr` replaces a stored constant. On the CPU backends the tensors are
  * copied from `bytes` during the call, as checked: later changes to `bytes` do not reach the
  * state. On WebGPU, from a SharedArrayBuffer, and on wasm where the kernel is not compiled yet
  * (a first load on backend `"auto"`) or is instantiated only asynchronously (a browser's main
  * thread), they are copied once the arena is made, after an await: leave `bytes` unchanged
- * until the Promise settles (the
- * tensors are then checked again once copied: values written into it meanwhile that the file's
+ * until the Promise settles (the tensors are then checked again once copied: values written into it meanwhile that the file's
  * checks refuse, a NaN or a negative second moment, make it reject with a RangeError saying so,
  * and valid ones reach the state as copied; a buffer transferred meanwhile, posted to a worker,
  * makes it reject with a TypeError saying so).

@@ -105,9 +105,16 @@ export class CpuPath {
    * One step over checked gradients, with the settings `config` (those the state was made with,
    * unless it was kept aside since). Makes the state first where there is none, where the
    * variables changed (or refuses under `strict`), where tfjs moved onto or off its wasm heap,
-   * or where `remake` (new settings: its moments kept, the same bits).
+   * or where `remake` (new settings: its moments kept, the same bits). With `makeOnly`, only
+   * makes it (a call that gradient accumulation sums: see state_paths.ts).
    */
-  step(config: Settings, strict: boolean, items: readonly GradItem[], remake = false): void {
+  step(
+    config: Settings,
+    strict: boolean,
+    items: readonly GradItem[],
+    remake = false,
+    makeOnly = false,
+  ): void {
     const moving = this.#follow(config) || (remake && this.#state !== undefined);
     // (The same variables in another order are those of the state; not of one that moves.)
     items = inOrderOf(moving ? [] : this.#entries, items);
@@ -116,23 +123,29 @@ export class CpuPath {
       if (this.#state !== undefined && !moving && strict) throw changeError(this.#entries, items);
       checkWasmAsked(config);
       if (config.run.threads > 1) checkThreadSupport(config.run.threads);
-      return this.#remade(config, items, planOf(config, items));
+      return this.#remade(config, items, planOf(config, items), makeOnly);
     }
+    if (makeOnly) return;
     this.#moveToThreads();
     this.#run(items);
   }
 
   /**
-   * Makes the state over `items` anew (the current one's kept aside for it) and steps it. A step
-   * that fails, as the state is made or in the kernel (a non-finite gradient under
+   * Makes the state over `items` anew (the current one's kept aside for it) and steps it (not
+   * with `makeOnly`). A step that fails, as the state is made or in the kernel (a non-finite gradient under
    * `nonFinite: "throw"`, a RangeError of the rule), changes nothing ({@linkcode keptAsideFor}).
    */
-  #remade(config: Settings, items: readonly GradItem[], plan: ReturnType<typeof planOf>): void {
+  #remade(
+    config: Settings,
+    items: readonly GradItem[],
+    plan: ReturnType<typeof planOf>,
+    makeOnly: boolean,
+  ): void {
     let made: OptimizerState<unknown> | undefined;
     this.keptAsideFor(() => {
       this.#build(config, items, plan);
       made = this.#state;
-      this.#run(items);
+      if (!makeOnly) this.#run(items);
     }, () => made !== undefined && this.#state !== made);
   }
 

@@ -263,14 +263,18 @@ export class GpuPath {
    * variables changed (as the CPU path: the state of those left out kept aside), or refusing,
    * changing nothing, under `strict`.
    */
-  step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
-    this.throwFault();
+  step(config: Settings, strict: boolean, items: readonly GradItem[], makeOnly = false): void {
+    if (!makeOnly) this.throwFault(); // (said by a step: one that only makes the state catches)
     const before = this.#runner;
     // (The same variables in another order are those of the state.)
     if (before !== undefined) items = inOrderOf(before.entries, items);
-    if (before !== undefined && sameVariables(before.entries, items)) return before.step(items);
+    if (before !== undefined && sameVariables(before.entries, items)) {
+      if (!makeOnly) before.step(items);
+      return;
+    }
     if (before !== undefined && strict) throw changeError(before.entries, items);
     const runner = this.#create(config, items, before);
+    if (makeOnly) return this.#taken(runner, before);
     const made = runner.state;
     try {
       runner.step(items);

@@ -315,12 +315,14 @@ function checkNoMisfit(
  * ending; `what`, what they hold) against the float32 variables registered with TensorFlow.js:
  * a RangeError naming the weight and both shapes where the variables of its name or base name
  * (trainable or not) are all of another shape, as a moment's: it would be dropped at the next
- * call. Weights of no such variable pass (kept, as moments are, until one comes).
+ * call. Weights of no such variable pass (kept, as moments are, until one comes). `kind` names
+ * what they were given as (a checkpoint's tensors: `"Checkpoint tensor"`).
  */
 export function checkLoadedShapes(
-  loaded: Iterable<readonly [string, tf.Tensor]>,
+  loaded: Iterable<readonly [string, { readonly shape: readonly number[] }]>,
   suffix: string,
   what: string,
+  kind = "Optimizer weight",
 ): void {
   let variables: tf.Variable[] | undefined;
   for (const [name, t] of loaded) {
@@ -329,7 +331,7 @@ export function checkLoadedShapes(
     if (named.length === 0 || named.some((v) => sameShape(v.shape, t.shape))) continue;
     const v = named.find((v) => v.name === name) ?? named[0];
     throw new RangeError(
-      `Optimizer weight ${JSON.stringify(name + suffix)} (${what}) is of shape ` +
+      `${kind} ${JSON.stringify(name + suffix)} (${what}) is of shape ` +
         `${shapeText(t.shape)}, but the model's variable ${JSON.stringify(v.name)} is ` +
         `${shapeText(v.shape)} (are they another model's weights, or another version of it?); ` +
         "refused, nothing changed",

@@ -32,6 +32,8 @@ import { Accumulator } from "./accumulate.ts";
 import { checkTfjsCore } from "./_core_check.ts";
 import { averagedStep, type EmaAverages, WeightAverages } from "./ema.ts";
 import { loadedWeights } from "./weights_in.ts";
+import { addCheckpointExtras } from "../core/checkpoint_extras.ts";
+import { extrasSource, loadExtras, readCheckpointExtras } from "./checkpoint_extras.ts";
 
 /** The error of a disposed optimizer used. */
 const DISPOSED_MESSAGE =
@@ -106,6 +108,8 @@ export class TfOptimizer extends tf.Optimizer {
   readonly #accumulator: Accumulator;
   /** The moving averages of the variables (option `ema`). */
   readonly #averages: WeightAverages | undefined;
+  /** What `saveState(optimizer.state)` writes beside the state: the sums and the averages. */
+  readonly #extras: ReturnType<typeof extrasSource>;
 
   /**
    * Use {@linkcode tfOptimizer}. `optimizer` is an optimizer value of this library (only its
@@ -120,6 +124,7 @@ export class TfOptimizer extends tf.Optimizer {
     this.#averages = ema === undefined
       ? undefined
       : new WeightAverages(ema, () => this.#checkLive());
+    this.#extras = extrasSource(this.#accumulator, this.#averages);
     this.iterations_ = 0;
   }
 
@@ -135,17 +140,20 @@ export class TfOptimizer extends tf.Optimizer {
 
   /**
    * The library state the updates run on (for `saveState`, `readParams`, `readMoments`): made by a
-   * step over the variables it is given, so undefined before the first (`model.fit`'s first batch)
-   * and after `loadState` or `setWeights` until the next; `saveState` then says so, and
-   * `getWeights()` holds what the optimizer has. Its tensors are named by variable, in the order of
-   * the step that made it (its checkpoints' `tensor_order`; a later step giving them in another
-   * order keeps it); under `gc`, kernels are held transposed. It holds the last step's variables
-   * only (the state kept aside for frozen ones is in `getWeights()`). Do not step or dispose it.
-   * `setWeights`, `loadState` and `dispose` end it: a `saveState` of it under way (webgpu) or
-   * called later rejects saying so. Await it first, or save through `getWeights()`.
+   * step over the variables it is given (with `gradientAccumulationSteps`, by a call), so undefined
+   * before the first (`model.fit`'s first batch) and after `loadState` or `setWeights` until the
+   * next; `saveState` then says so, and `getWeights()` holds what the optimizer has. Its tensors
+   * are named by variable, in the order of the step that made it (its checkpoints'
+   * `tensor_order`; a later step giving them in another order keeps it); under `gc`, kernels are
+   * held transposed. It holds the last step's variables only (the state kept aside for frozen
+   * ones is in `getWeights()`). Do not step or dispose it. `setWeights`, `loadState` and
+   * `dispose` end it: a `saveState` of it under way (webgpu) or called later rejects saying so.
+   * Await it first, or save through `getWeights()`. Its checkpoints also hold the gradients
+   * accumulated (`<variable>.accum`, with `accum_count` in the metadata) and the moving averages
+   * (`<variable>.average`), as they are at the call, which {@linkcode loadState} takes back.
    */
   get state(): OptimizerState<unknown> | undefined {
-    return this.#paths.state;
+    return addCheckpointExtras(this.#paths.state, this.#extras);
   }
 
   /**
@@ -259,8 +267,23 @@ export class TfOptimizer extends tf.Optimizer {
       return this.iterations_;
     };
     const step = averagedStep(this.#averages, this.#config, () => this.iterations, run);
+    const count = this.#accumulator.count;
     this.#accumulator.run(items, this.#paths.entries, strict, step, finite);
     this.#calls++;
+    if (this.#accumulator.count > count) this.#makeState(items);
+  }
+
+  /**
+   * After a call that summed its gradients and took no step: the state made where there is none
+   * (before the first step, or after `loadState` or `setWeights`), so that `saveState(state)`
+   * holds the sums. Where it cannot be made, nothing changes: the step will make it, or throw.
+   */
+  #makeState(items: readonly GradItem[]): void {
+    try {
+      this.#paths.step(this.#config, this.#options.strict, items, true);
+    } catch {
+      // (The N-th call's step makes the state, or throws what refused it.)
+    }
   }
 
   /**
@@ -395,6 +418,12 @@ export class TfOptimizer extends tf.Optimizer {
    * variables of its name (or base name) are all of another shape; nothing changes then. A step
    * taken before it resolves (an `await` forgotten) makes it reject with a TypeError, nothing
    * loaded: it would have replaced that step's moments and step count under the update it made.
+   * The gradients accumulated (`<variable>.accum`, `accum_count`) and moving averages
+   * (`<variable>.average`) a checkpoint of `state` holds are taken too (an optimizer without
+   * option `ema` ignores averages), checked first: one not F32, of another shape than the
+   * variables of its name (or base name), non-finite under `nonFinite: "throw"`, or a count
+   * missing or not from 1 to N − 1 (sums given to an optimizer without accumulation included), is
+   * refused with a TypeError/RangeError naming it, nothing changed.
    */
   async loadState(bytes: Uint8Array): Promise<void> {
     this.#checkLive();
@@ -403,10 +432,13 @@ export class TfOptimizer extends tf.Optimizer {
     this.#checkLive();
     this.#checkNoStepSince(calls, "loadState(bytes)");
     checkSomeTensorFits(kept, steps, this.#config.loop.gc);
+    const nonFinite = this.#config.loop.nonFinite;
+    const extras = readCheckpointExtras(bytes, this.#accumulator.steps, nonFinite === "throw");
     await this.#paths.gpu.settled(); // (on webgpu, every skip before the load is counted)
     this.#checkLive();
     this.#checkNoStepSince(calls, "loadState(bytes)");
     this.#replaceState(kept, steps, skipped);
+    loadExtras(extras, this.#accumulator, this.#averages);
   }
 
   /** Drops the state; keeps `kept` aside instead, with these counts. */

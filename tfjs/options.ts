@@ -66,7 +66,9 @@ export interface TfOptimizerOptions {
    * data (no copy; its disposal, as `model.fit` makes, takes nothing from the sum). `getWeights`
    * gives the sums (`<variable>/accum` and the int32 `accum_count`, only between steps) and
    * `setWeights` takes them back, so `model.save` with `includeOptimizer` resumes
-   * mid-accumulation; a checkpoint of `state` does not carry them (`loadState` drops them).
+   * mid-accumulation; so does a checkpoint of `state` (`<variable>.accum`, `accum_count` in its
+   * metadata), which `optimizer.loadState` takes back, checked as `setWeights` checks them (a call
+   * that sums makes `state` where there is none, so that it can be saved).
    * `setWeights` refuses, changing nothing, a sum of another shape than the variables of its name
    * (or base name), with a RangeError naming it and both shapes, and under `"throw"` a non-finite
    * one (under `"skip"` and `"propagate"` it is taken: the step it ends is skipped, or propagates

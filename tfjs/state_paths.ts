@@ -41,20 +41,26 @@ export class StatePaths {
     this.#stale = true;
   }
 
-  /** One step over checked gradients `items`, on the path `config` and tfjs's backend choose. */
-  step(config: Settings, strict: boolean, items: readonly GradItem[]): void {
+  /**
+   * One step over checked gradients `items`, on the path `config` and tfjs's backend choose;
+   * with `makeOnly`, only the state made where there is none, over the variables of `items` (a
+   * call that gradient accumulation summed: so that `saveState(optimizer.state)` can save the
+   * sums before the first step, and after a `loadState` or `setWeights`).
+   */
+  step(config: Settings, strict: boolean, items: readonly GradItem[], makeOnly = false): void {
+    if (makeOnly && this.state !== undefined) return;
     if (onWebGpu(config)) {
       // (At the first step there: the state on the CPU, if any, moves to the GPU; where that
       // step fails, it stays.)
       if (this.gpu.state === undefined) {
         const taken = () => this.gpu.state !== undefined;
-        this.cpu.keptAsideFor(() => this.gpu.step(config, strict, items), taken);
-      } else this.gpu.step(config, strict, items);
+        this.cpu.keptAsideFor(() => this.gpu.step(config, strict, items, makeOnly), taken);
+      } else this.gpu.step(config, strict, items, makeOnly);
       this.#stale = false;
     } else {
       this.gpu.checkOffGpu();
       // New settings: the state is made again at this step (its moments kept, same bits).
-      this.cpu.step(config, strict, items, this.#stale);
+      this.cpu.step(config, strict, items, this.#stale, makeOnly);
       this.#stale = false;
     }
   }

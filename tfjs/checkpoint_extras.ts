@@ -1,0 +1,177 @@
+/**
+ * The gradients accumulated (option `gradientAccumulationSteps`) and the moving averages (option
+ * `ema`) in the checkpoints of `optimizer.state`: written beside the state by `saveState`
+ * (core/checkpoint_extras.ts: `<variable>.accum` with `accum_count` in the metadata, and
+ * `<variable>.average`, F32 in the variable's shape), and read back, checked, by the optimizer's
+ * `loadState`.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { parseSafetensors, type TensorOut } from "../base/safetensors.ts";
+import { type CheckpointExtras, isExtraTensor } from "../core/checkpoint_extras.ts";
+import { type Accumulator, COUNT_WEIGHT, type LoadedSums, SUM_SUFFIX } from "./accumulate.ts";
+import { AVERAGE_SUFFIX, type WeightAverages } from "./ema.ts";
+import { checkLoadedShapes } from "./matching.ts";
+
+/** A checkpoint's suffix of a partial sum, and of a moving average. */
+const SUM_TENSOR = ".accum", AVERAGE_TENSOR = ".average";
+
+/** A checkpoint tensor's values, copied, with its shape. */
+interface Values {
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+/** What `loadState` takes of a checkpoint besides the state, checked. */
+export interface ExtrasRead {
+  /** The partial sums and their count, if the checkpoint holds some. */
+  readonly sums: { count: number; sums: Map<string, Values> } | undefined;
+  /** The moving averages by variable name (none: empty). */
+  readonly averages: Map<string, Values>;
+}
+
+/**
+ * The source of the extras `saveState(optimizer.state)` writes (see core/checkpoint_extras.ts):
+ * copies of the sums and averages taken at the call, read, then disposed. None: undefined (the
+ * checkpoint is then that of the state alone, byte for byte).
+ *
+ * @example
+ * ```ts
+ * import { extrasSource } from "./checkpoint_extras.ts";
+ * import { Accumulator } from "./accumulate.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(extrasSource(new Accumulator(4), undefined)(), undefined); // nothing summed
+ * ```
+ */
+export function extrasSource(
+  accumulator: Accumulator,
+  averages: WeightAverages | undefined,
+): () => CheckpointExtras | undefined {
+  return () => {
+    const weights = accumulator.weights().concat(averages?.weights() ?? []);
+    if (weights.length === 0) return undefined;
+    const count = weights.filter((w) => w.name === COUNT_WEIGHT);
+    tf.dispose(count.map((w) => w.tensor));
+    const rest = weights.filter((w) => w.name !== COUNT_WEIGHT);
+    const tensors = Promise.all(rest.map(async ({ name, tensor }): Promise<TensorOut> => ({
+      name: name.endsWith(SUM_SUFFIX)
+        ? name.slice(0, -SUM_SUFFIX.length) + SUM_TENSOR
+        : name.slice(0, -AVERAGE_SUFFIX.length) + AVERAGE_TENSOR,
+      shape: tensor.shape,
+      data: await tensor.data<"float32">(),
+    }))).finally(() => tf.dispose(rest.map((w) => w.tensor)));
+    const metadata: Record<string, string> = count.length > 0
+      ? { [COUNT_WEIGHT]: String(accumulator.count) }
+      : {};
+    return { metadata, tensors };
+  };
+}
+
+/**
+ * Reads and checks the sums and averages of a checkpoint that `loadState` read (`bytes`, a file
+ * the library validated), for an optimizer accumulating `steps` calls, under `nonFinite:
+ * "throw"` where `finiteOnly`. A tensor named `<name>.accum` or `<name>.average` that is no
+ * tensor of the state (not in `tensor_order`) is one. Throws, before anything changes, a
+ * TypeError naming one that is not F32, or sums without `accum_count` (or the count without
+ * sums); a RangeError where the count is not an integer from 1 to N − 1, naming one of another
+ * shape than the variables of its name (or base name), or, with `finiteOnly`, one and the index
+ * of a non-finite value.
+ *
+ * @example
+ * ```ts
+ * import { readCheckpointExtras } from "./checkpoint_extras.ts";
+ * import { radam, saveState } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = await saveState(await radam().init({ w: new Float32Array(2) }));
+ * const { sums, averages } = readCheckpointExtras(bytes, 4, false);
+ * assert.equal(sums, undefined);
+ * assert.equal(averages.size, 0);
+ * ```
+ */
+export function readCheckpointExtras(
+  bytes: Uint8Array,
+  steps: number,
+  finiteOnly: boolean,
+): ExtrasRead {
+  const file = parseSafetensors(bytes);
+  const order = new Set(JSON.parse(file.metadata.tensor_order) as string[]);
+  const sums = new Map<string, Values>(), averages = new Map<string, Values>();
+  for (const [name, entry] of file.tensors) {
+    if (!isExtraTensor(name) || order.has(name)) continue;
+    const sum = name.endsWith(SUM_TENSOR);
+    const what = sum ? "a gradient accumulated" : "a moving average";
+    if (entry.dtype !== "F32") {
+      throw new TypeError(
+        `Checkpoint tensor ${JSON.stringify(name)} (${what}) must be F32, got ${entry.dtype}`,
+      );
+    }
+    const at = bytes.byteOffset + file.dataStart + entry.begin;
+    const copy = new Uint8Array(bytes.buffer, at, entry.end - entry.begin).slice();
+    const values = { shape: entry.shape, data: new Float32Array(copy.buffer) };
+    if (finiteOnly) checkFinite(name, values.data);
+    (sum ? sums : averages).set(name.slice(0, -(sum ? SUM_TENSOR : AVERAGE_TENSOR).length), values);
+  }
+  const count = countOf(file.metadata, sums.size, steps);
+  checkLoadedShapes(sums, SUM_TENSOR, "a gradient accumulated", "Checkpoint tensor");
+  checkLoadedShapes(averages, AVERAGE_TENSOR, "a moving average", "Checkpoint tensor");
+  return { sums: count === undefined ? undefined : { count, sums }, averages };
+}
+
+/** The checkpoint's `accum_count` (none: undefined), checked against its `sums` and N. */
+function countOf(
+  metadata: Readonly<Record<string, string>>,
+  sums: number,
+  steps: number,
+): number | undefined {
+  const text = Object.hasOwn(metadata, COUNT_WEIGHT) ? metadata[COUNT_WEIGHT] : undefined;
+  if (text === undefined && sums === 0) return undefined;
+  if (text === undefined || sums === 0) {
+    throw new TypeError(
+      `A checkpoint's gradients accumulated (<variable>${SUM_TENSOR}) come with their count, ` +
+        `the metadata "${COUNT_WEIGHT}", and the count with at least one; got ${
+          text === undefined ? "no count" : `the count ${JSON.stringify(text)}`
+        } and ${sums} sums`,
+    );
+  }
+  const n = /^[0-9]{1,15}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n < steps)) {
+    throw new RangeError(
+      `Checkpoint metadata "${COUNT_WEIGHT}" must be ${
+        steps === 1 ? "absent" : `an integer from 1 to ${steps - 1}`
+      } (option gradientAccumulationSteps is ${steps}), got ${JSON.stringify(text)}`,
+    );
+  }
+  return n;
+}
+
+/** Under `nonFinite: "throw"`: a RangeError naming tensor `name` and its first non-finite index. */
+function checkFinite(name: string, data: Float32Array): void {
+  const i = data.findIndex((x) => !Number.isFinite(x));
+  if (i < 0) return;
+  throw new RangeError(
+    `Checkpoint tensor ${JSON.stringify(name)}[${i}] is ${data[i]}; expected a finite number ` +
+      '(option nonFinite: "throw": the step it goes into would throw); refused, nothing changed',
+  );
+}
+
+/**
+ * Replaces the sums of `accumulator` and the averages of `averages` (none: they are ignored) with
+ * those of `read`, as tensors on tfjs's backend.
+ */
+export function loadExtras(
+  read: ExtrasRead,
+  accumulator: Accumulator,
+  averages: WeightAverages | undefined,
+): void {
+  const tensor = ({ shape, data }: Values) => tf.tensor(data, [...shape], "float32");
+  if (read.sums !== undefined) {
+    const sums = new Map([...read.sums.sums].map(([n, v]) => [n, tensor(v)]));
+    accumulator.load({ count: read.sums.count, sums } satisfies LoadedSums);
+  }
+  if (averages !== undefined) {
+    averages.load(new Map([...read.averages].map(([n, v]) => [n, tensor(v)])));
+  }
+}
