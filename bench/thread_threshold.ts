@@ -27,7 +27,7 @@
  * @module
  */
 import { type OptimizerState, radam, step } from "../mod.ts";
-import { initState } from "../core/state.ts";
+import { initState } from "../core/init_state.ts";
 import { createThreadedWasmBackend, type ThreadedOptions } from "../cpu/threaded_wasm_backend.ts";
 import { dispose } from "../mod.ts";
 import { defineFlags, readFlags } from "./_flags.ts";

@@ -22,12 +22,11 @@ import { label } from "../base/tensors.ts";
 import {
   onHost,
   type OptimizerState,
-  type Start,
   StateHandle,
   type StateInternals,
   stateInternals,
-  type Taking,
 } from "./state.ts";
+import type { Start, Taking } from "./init_state.ts";
 
 /**
  * Options of `init` for a state made from another (on the CPU backends and on WebGPU).

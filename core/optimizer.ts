@@ -17,7 +17,8 @@ import { factoryOptionHintOf, resolveLookahead, resolveOptions } from "./options
 import type { Origin } from "./origins.ts";
 import { deviceOfFrom, type InitOptions, startFrom, startFromOnDevice } from "./carry.ts";
 import { placement } from "./select.ts";
-import { initState, type OptimizerState, type Start } from "./state.ts";
+import { initState, type Start } from "./init_state.ts";
+import type { OptimizerState } from "./state.ts";
 import { checkWebGpuInit, type GpuInitOptions, hasGpuParams } from "./webgpu_checks.ts";
 
 /**

@@ -37,14 +37,8 @@ import {
 import type { WebGpuBackend } from "../gpu/webgpu_backend.ts";
 import type { DeviceStart } from "./carry.ts";
 import { ruleOf } from "./origins.ts";
-import {
-  checkAttached,
-  checkCopiedFinite,
-  disposeState,
-  inLayoutOrder,
-  type OptimizerState,
-  restoreState,
-} from "./state.ts";
+import { checkAttached, checkCopiedFinite } from "./init_state.ts";
+import { disposeState, inLayoutOrder, type OptimizerState, restoreState } from "./state.ts";
 import { checkSavableSize } from "./checkpoint_header.ts";
 import { checkSavableNames } from "./checkpoint_tensors.ts";
 import { checkGroupsMatch, layoutIndices, planOptionsOf } from "./plan.ts";

@@ -11,7 +11,7 @@
  * message says "no progress" instead).
  */
 import assert from "node:assert/strict";
-import { initState } from "../core/state.ts";
+import { initState } from "../core/init_state.ts";
 import { CONTROL, DIED_EXITED, type ThreadWorkerInit } from "../cpu/thread_worker.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { PAGE_BYTES } from "../cpu/wasm_backend.ts";

@@ -17,7 +17,7 @@
  * threw", which the test refuses.
  */
 import assert from "node:assert/strict";
-import { initState } from "../core/state.ts";
+import { initState } from "../core/init_state.ts";
 import { CONTROL, OP_STEP, type ThreadWorkerInit } from "../cpu/thread_worker.ts";
 import { createThreadedWasmBackend, type ThreadedOptions } from "../cpu/threaded_wasm_backend.ts";
 import { PAGE_BYTES } from "../cpu/wasm_backend.ts";

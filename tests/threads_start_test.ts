@@ -10,7 +10,7 @@
  * watchdog (WATCHDOG_MS, far above the stall bound used) that rejects saying it still waits.
  */
 import assert from "node:assert/strict";
-import { initState } from "../core/state.ts";
+import { initState } from "../core/init_state.ts";
 import { CONTROL, type ThreadWorkerInit, threadWorkerMain } from "../cpu/thread_worker.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { PAGE_BYTES, sharedKernelBytes } from "../cpu/wasm_backend.ts";

@@ -19,7 +19,7 @@ import {
   saveState,
   step,
 } from "../mod.ts";
-import { initState } from "../core/state.ts";
+import { initState } from "../core/init_state.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { assertSameBits, readAll } from "./cases.ts";
 import { prng, randomTensor } from "./util.ts";
