@@ -70,8 +70,8 @@ export function extrasSource(
 }
 
 /**
- * Reads and checks the sums and averages of a checkpoint that `loadState` read (`bytes`, a file
- * the library validated), for an optimizer accumulating `steps` calls, under `nonFinite:
+ * Reads and checks the sums and averages of a checkpoint (`bytes`; the state's own checks refuse
+ * a damaged file first: {@linkcode extrasAtCall}), for an optimizer accumulating `steps` calls, under `nonFinite:
  * "throw"` where `finiteOnly`. A tensor named `<name>.accum` or `<name>.average` that is no
  * tensor of the state (not in `tensor_order`) is one. Throws, before anything changes, a
  * TypeError naming one that is not F32, or sums without `accum_count` (or the count without
@@ -118,6 +118,40 @@ export function readCheckpointExtras(
   checkLoadedShapes(sums, SUM_TENSOR, "a gradient accumulated", "Checkpoint tensor");
   checkLoadedShapes(averages, AVERAGE_TENSOR, "a moving average", "Checkpoint tensor");
   return { sums: count === undefined ? undefined : { count, sums }, averages };
+}
+
+/**
+ * {@linkcode readCheckpointExtras} run at the call of `loadState`, on its bytes as they are then
+ * (the caller may transfer or reuse them before its await ends: the state's tensors are copied
+ * during the call too), its answer, or its error, given by the function returned: called once the
+ * state's own checks passed, so that theirs (a damaged file's) come first.
+ *
+ * @example
+ * ```ts
+ * import { extrasAtCall } from "./checkpoint_extras.ts";
+ * import { radam, saveState } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = await saveState(await radam().init({ w: new Float32Array(2) }));
+ * const read = extrasAtCall(bytes, 4, false);
+ * bytes.fill(0); // read already
+ * assert.equal(read().sums, undefined);
+ * assert.throws(extrasAtCall(bytes, 4, false)); // (not a checkpoint: thrown when asked)
+ * ```
+ */
+export function extrasAtCall(
+  bytes: Uint8Array,
+  steps: number,
+  finiteOnly: boolean,
+): () => ExtrasRead {
+  try {
+    const read = readCheckpointExtras(bytes, steps, finiteOnly);
+    return () => read;
+  } catch (error) {
+    return () => {
+      throw error;
+    };
+  }
 }
 
 /** The checkpoint's `accum_count` (none: undefined), checked against its `sums` and N. */

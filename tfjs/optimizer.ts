@@ -33,7 +33,7 @@ import { checkTfjsCore } from "./_core_check.ts";
 import { averagedStep, type EmaAverages, WeightAverages } from "./ema.ts";
 import { loadedWeights } from "./weights_in.ts";
 import { addCheckpointExtras } from "../core/checkpoint_extras.ts";
-import { extrasSource, loadExtras, readCheckpointExtras } from "./checkpoint_extras.ts";
+import { extrasAtCall, extrasSource, loadExtras } from "./checkpoint_extras.ts";
 
 /** The error of a disposed optimizer used. */
 const DISPOSED_MESSAGE =
@@ -428,12 +428,14 @@ export class TfOptimizer extends tf.Optimizer {
   async loadState(bytes: Uint8Array): Promise<void> {
     this.#checkLive();
     const calls = this.#calls;
-    const { steps, skipped, kept } = await keptFromCheckpoint(this.#config, bytes);
+    const loading = keptFromCheckpoint(this.#config, bytes); // (its tensors copied in the call)
+    const finite = this.#config.loop.nonFinite === "throw";
+    const extrasRead = extrasAtCall(bytes, this.#accumulator.steps, finite); // (so are these)
+    const { steps, skipped, kept } = await loading;
     this.#checkLive();
     this.#checkNoStepSince(calls, "loadState(bytes)");
     checkSomeTensorFits(kept, steps, this.#config.loop.gc);
-    const nonFinite = this.#config.loop.nonFinite;
-    const extras = readCheckpointExtras(bytes, this.#accumulator.steps, nonFinite === "throw");
+    const extras = extrasRead();
     await this.#paths.gpu.settled(); // (on webgpu, every skip before the load is counted)
     this.#checkLive();
     this.#checkNoStepSince(calls, "loadState(bytes)");

@@ -232,3 +232,36 @@ for (const backend of CPU_BACKENDS) {
     last.dispose();
   });
 }
+
+Deno.test("tfjs: optimizer.loadState takes the sums and averages as the bytes are at its call (transferred or reused before it resolves)", async () => {
+  await useBackend("cpu");
+  const vars = seededVars(named, 6, 8);
+  const make = () => tfOptimizer(radam(), { gradientAccumulationSteps: 3, ema: true });
+  const source = make();
+  for (let t = 0; t < 4; t++) stepWith(source, vars, t);
+  const bytes = await saveState(source.state!);
+  source.dispose();
+  const intact = make();
+  await intact.loadState(bytes);
+  const expected = await weightsOf(intact);
+  assert.equal(intact.accumulatedBatches, 1);
+  for (
+    const [what, change] of [
+      [
+        "transferred",
+        (b: Uint8Array) => void structuredClone(b, { transfer: [b.buffer as ArrayBuffer] }),
+      ],
+      ["reused", (b: Uint8Array) => void b.fill(0)],
+    ] as const
+  ) {
+    const given = bytes.slice(), target = make();
+    const loading = target.loadState(given);
+    change(given);
+    await loading;
+    assert.equal(target.accumulatedBatches, 1, what);
+    assert.deepEqual(await weightsOf(target), expected, what);
+    target.dispose();
+  }
+  tf.dispose(vars);
+  intact.dispose();
+});
