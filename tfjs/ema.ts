@@ -367,15 +367,22 @@ export class WeightAverages implements EmaAverages {
 
   /**
    * The averages as weights, copies the caller owns: `<variable>/average` per variable (while
-   * swapped, the variables hold them).
+   * swapped, the variables hold them). Where a copy fails, those made are disposed.
    */
   weights(): NamedTensor[] {
-    return [...this.#held].map(([name, held]) => {
-      const source = this.#swapped && held.variable !== undefined && !held.variable.isDisposed
-        ? held.variable
-        : held.average;
-      return { name: name + AVERAGE_SUFFIX, tensor: copyOf(source) };
-    });
+    const weights: NamedTensor[] = [];
+    try {
+      for (const [name, held] of this.#held) {
+        const source = this.#swapped && held.variable !== undefined && !held.variable.isDisposed
+          ? held.variable
+          : held.average;
+        weights.push({ name: name + AVERAGE_SUFFIX, tensor: copyOf(source) });
+      }
+    } catch (error) {
+      tf.dispose(weights.map((w) => w.tensor)); // (a backend short of memory: none is left)
+      throw error;
+    }
+    return weights;
   }
 
   /** Replaces the averages with `loaded` (taken: disposed with these); none: start afresh. */

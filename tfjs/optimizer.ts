@@ -28,12 +28,12 @@ import {
   type TfOptimizerOptions,
 } from "./options.ts";
 import { keptFromCheckpoint } from "./from_checkpoint.ts";
-import { Accumulator } from "./accumulate.ts";
+import { Accumulator, checkSumsFinite } from "./accumulate.ts";
 import { checkTfjsCore } from "./_core_check.ts";
 import { averagedStep, type EmaAverages, WeightAverages } from "./ema.ts";
 import { loadedWeights } from "./weights_in.ts";
 import { addCheckpointExtras } from "../core/checkpoint_extras.ts";
-import { extrasAtCall, extrasSource, loadExtras } from "./checkpoint_extras.ts";
+import { extrasAtCall, extrasSource, extraWeights, loadExtras } from "./checkpoint_extras.ts";
 
 /** The error of a disposed optimizer used. */
 const DISPOSED_MESSAGE =
@@ -124,7 +124,8 @@ export class TfOptimizer extends tf.Optimizer {
     this.#averages = ema === undefined
       ? undefined
       : new WeightAverages(ema, () => this.#checkLive());
-    this.#extras = extrasSource(this.#accumulator, this.#averages);
+    const finiteOnly = () => this.#config.loop.nonFinite === "throw";
+    this.#extras = extrasSource(this.#accumulator, this.#averages, finiteOnly);
     this.iterations_ = 0;
   }
 
@@ -334,7 +335,8 @@ export class TfOptimizer extends tf.Optimizer {
    *
    * Rejects with a RangeError naming the weight and index where a value is not what
    * `setWeights` takes (not finite, or a negative `v`: a non-finite gradient reached the state
-   * under `nonFinite: "propagate"`, or a moment overflowed), as `saveState` refuses a state
+   * under `nonFinite: "propagate"`, or a moment overflowed; a sum of gradients accumulated under
+   * `"throw"`, which webgpu checks at the step only), as `saveState` refuses a state
    * `loadState` would: so `model.save` with `includeOptimizer` does, rather than write a model
    * that `tf.loadLayersModel` refuses. A refused call leaves no tensor behind and disposes
    * nothing: the set given last stays valid (and held) until a later call gives one, or the
@@ -345,8 +347,10 @@ export class TfOptimizer extends tf.Optimizer {
   override async getWeights(): Promise<NamedTensor[]> {
     this.#checkLive();
     const call = this.#given.begin();
-    const extra = this.#accumulator.weights().concat(this.#averages?.weights() ?? []);
+    const finite = this.#config.loop.nonFinite === "throw";
+    const extra = extraWeights(this.#accumulator, this.#averages);
     const weights = await this.#paths.readWeights(this.#config, extra, () => this.#checkLive());
+    if (finite) await checkSumsFinite(weights); // (refused: they are disposed)
     this.#given.own(call, weights);
     return weights;
   }
