@@ -13,7 +13,11 @@ import { type CheckpointExtras, isExtraTensor } from "../core/checkpoint_extras.
 import { type Accumulator, COUNT_WEIGHT, type LoadedSums, SUM_SUFFIX } from "./accumulate.ts";
 import { AVERAGE_SUFFIX, type WeightAverages } from "./ema.ts";
 import { checkLoadedShapes } from "./matching.ts";
-import type { NamedTensor } from "./gradients.ts";
+import type { GradItem, NamedTensor } from "./gradients.ts";
+import type { Settings } from "../base/settings.ts";
+import { checkSavableSize } from "../core/checkpoint_header.ts";
+import { inLayoutOrder, planState } from "../core/plan.ts";
+import { entryOf } from "./layout.ts";
 
 /** A checkpoint's suffix of a partial sum, and of a moving average. */
 const SUM_TENSOR = ".accum", AVERAGE_TENSOR = ".average";
@@ -257,4 +261,62 @@ export function loadExtras(
   if (averages !== undefined) {
     averages.load(new Map([...read.averages].map(([n, v]) => [n, tensor(v)])));
   }
+}
+
+/** What an optimizer saves beside its state: sums of N calls (1: none), and averages or not. */
+export interface SavedExtras {
+  /** Option `gradientAccumulationSteps`. */
+  readonly steps: number;
+  /** Whether option `ema` is on. */
+  readonly averages: boolean;
+}
+
+/**
+ * Throws the RangeError of a state over `items`' variables whose checkpoint's header, with what
+ * `saved` says is saved beside it (`<variable>.accum` with `accum_count` where N > 1, and
+ * `<variable>.average` with option `ema`, each F32 in the variable's shape), would pass the cap:
+ * it would train, then fail to save mid-accumulation or with its averages. Nothing to save
+ * beside it: nothing checked (the path that makes the state checks the state's own).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { checkSavableBeside } from "./checkpoint_extras.ts";
+ * import { adam } from "@optim/radam";
+ * import type { Settings } from "../base/settings.ts";
+ *
+ * await tf.setBackend("cpu");
+ * const variable = tf.variable(tf.zeros([2]), true, "beside-doc/w");
+ * const items = [{ name: variable.name, variable, tensor: variable }];
+ * checkSavableBeside(adam().settings as Settings, items, { steps: 4, averages: true });
+ * variable.dispose();
+ * ```
+ */
+export function checkSavableBeside(
+  config: Settings,
+  items: readonly GradItem[],
+  saved: SavedExtras,
+): void {
+  const suffixes = [
+    ...saved.steps > 1 ? [SUM_TENSOR] : [],
+    ...saved.averages ? [AVERAGE_TENSOR] : [],
+  ];
+  if (suffixes.length === 0) return;
+  const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.loop.gc));
+  const names = entries.map((e) => e.name);
+  const layout = planState(config, names, entries.map((e) => e.size));
+  const shapes = inLayoutOrder(layout, names, entries.map((e) => e.arenaShape));
+  const tensors = suffixes.flatMap((suffix) =>
+    entries.map((e) => ({
+      name: e.name + suffix,
+      shape: e.shape,
+      dtype: "F32" as const,
+      byteLength: 4 * e.size,
+    }))
+  );
+  const metadata: Record<string, string> = saved.steps > 1
+    ? { [COUNT_WEIGHT]: String(saved.steps - 1) }
+    : {};
+  checkSavableSize(config, layout, shapes, names, { tensors, metadata });
 }

@@ -95,7 +95,7 @@ export class TfOptimizer extends tf.Optimizer {
   #config: Settings;
   readonly #options: AdapterOptions;
   /** The CPU and WebGPU paths, and the state kept aside (state_paths.ts). */
-  readonly #paths = new StatePaths();
+  readonly #paths: StatePaths;
   /** The one-time warning, and the count of skipped steps never going back (skip_notes.ts). */
   readonly #skips = new SkipNotes();
   /** Set by `dispose`: every later step or read of the state throws. */
@@ -119,8 +119,9 @@ export class TfOptimizer extends tf.Optimizer {
     super();
     this.#options = checkArguments(optimizer, options);
     this.#config = optimizer.settings as Settings;
-    this.#accumulator = new Accumulator(this.#options.gradientAccumulationSteps);
-    const { ema } = this.#options;
+    const { ema, gradientAccumulationSteps: steps } = this.#options;
+    this.#paths = new StatePaths({ steps, averages: ema !== undefined });
+    this.#accumulator = new Accumulator(steps);
     this.#averages = ema === undefined
       ? undefined
       : new WeightAverages(ema, () => this.#checkLive());

@@ -29,3 +29,31 @@ Deno.test("tfjs: a failed read of the averages frees the copies of the sums made
   opt.dispose();
   tf.dispose(vars);
 });
+
+Deno.test("tfjs: the header cap counts the sums and averages a checkpoint would hold", async () => {
+  await useBackend("cpu");
+  // A name whose state alone fits the cap (its name ~4 times in the header), and not with its
+  // `.average` or `.accum` beside it (a fifth time).
+  const w = tf.variable(tf.zeros([1]), true, named("w") + "w".repeat(21_000_000));
+  const grads = { [w.name]: tf.ones([1]) };
+  const plain = tfOptimizer(adam());
+  plain.applyGradients(grads); // (trains, and saves)
+  assert.ok((await saveState(plain.state!)).length > 84_000_000);
+  for (
+    const [options, calls] of [[{ ema: true }, 1], [{ gradientAccumulationSteps: 2 }, 2]] as const
+  ) {
+    const opt = tfOptimizer(adam(), options);
+    if (calls === 2) opt.applyGradients(grads); // (summed; the state, which cannot be, not made)
+    assert.throws(() => opt.applyGradients(grads), (error: Error) => {
+      assert.ok(error instanceof RangeError, String(error));
+      assert.match(error.message, /above the cap of 100000000 \(1 tensors, and 1 saved beside/);
+      return true;
+    });
+    assert.equal(opt.state, undefined);
+    assert.equal(opt.iterations, 0);
+    assert.equal(opt.accumulatedBatches, calls - 1);
+    opt.dispose();
+  }
+  plain.dispose();
+  tf.dispose([w, ...Object.values(grads)]);
+});
