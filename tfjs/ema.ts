@@ -152,8 +152,8 @@ export interface EmaAverages {
   /** The option's settings, with their defaults. */
   readonly settings: EmaSettings;
   /**
-   * Whether `swap()` put the averages into the variables (until it is called again, or
-   * `setWeights`, `loadState` or `dispose` drop the averages: the variables keep what they hold).
+   * Whether `swap()` put the averages into the variables (until it is called again, or `dispose`
+   * drops the averages: the variables keep what they hold).
    */
   readonly swapped: boolean;
   /** The names of the variables with an average, in the order first stepped (or loaded). */
@@ -168,9 +168,10 @@ export interface EmaAverages {
    * step while swapped is refused with a TypeError, nothing changed (it would train the
    * averages): swap back first. Once the optimizer is disposed, a TypeError, as its own methods.
    * While swapped, `getWeights` (a `model.save`) gives the averages both as the variables and as
-   * `<variable>/average`: training resumed from it goes on from the averages; and `setWeights`,
-   * `loadState` or `dispose` end the swap with the averages left in the variables (the training
-   * weights are dropped).
+   * `<variable>/average`: training resumed from it goes on from the averages; `setWeights` and
+   * `loadState` are refused with a TypeError, nothing changed (they would drop the training
+   * weights the swap holds aside, the variables left holding the old averages): swap back
+   * first; and `dispose` ends the swap with the averages left in the variables.
    */
   swap(): void;
   /**
@@ -205,12 +206,20 @@ export class WeightAverages implements EmaAverages {
     return this.#swapped;
   }
 
-  /** Throws a TypeError while `swap()` holds the averages in the variables. */
-  checkNotSwapped(): void {
+  /**
+   * Throws a TypeError while `swap()` holds the averages in the variables: of a step (it would
+   * train the averages), or of the call `load` (`setWeights`, `loadState`: it would replace the
+   * averages, and the training weights the swap holds aside, the variables left with the old
+   * averages).
+   */
+  checkNotSwapped(load?: string): void {
     if (!this.#swapped) return;
     throw new TypeError(
-      "The moving averages are swapped into the variables (averages.swap()): a step now would " +
-        "train the averages; call averages.swap() again before training",
+      "The moving averages are swapped into the variables (averages.swap()): " +
+        (load === undefined
+          ? "a step now would train the averages; call averages.swap() again before training"
+          : `${load} now would drop the training weights the swap holds aside, the variables ` +
+            "left holding the averages; call averages.swap() again first (nothing changed)"),
     );
   }
 

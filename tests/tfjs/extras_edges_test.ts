@@ -57,3 +57,32 @@ Deno.test("tfjs: the header cap counts the sums and averages a checkpoint would 
   plain.dispose();
   tf.dispose([w, ...Object.values(grads)]);
 });
+
+Deno.test("tfjs: setWeights and loadState while the averages are swapped in are refused, nothing changed", async () => {
+  await useBackend("cpu");
+  const vars = seededVars(named, 5, 4);
+  const opt = tfOptimizer(adam({ lr: 0.1 }), { ema: { momentum: 0.5 } });
+  for (let k = 0; k < 3; k++) stepWith(opt, vars, k);
+  const training = vars.map((v) => v.dataSync().slice());
+  const weights = (await opt.getWeights()).map((w) => ({
+    name: w.name,
+    tensor: tf.clone(w.tensor),
+  }));
+  const bytes = await saveState(opt.state!);
+  opt.averages!.swap();
+  const averaged = vars.map((v) => v.dataSync().slice());
+  assert.notDeepEqual(averaged, training);
+  const refused = (error: Error) =>
+    error instanceof TypeError && /swapped into the variables/.test(error.message) &&
+    /call averages\.swap\(\) again first/.test(error.message);
+  await assert.rejects(opt.setWeights(weights), refused);
+  await assert.rejects(opt.loadState(bytes), refused);
+  assert.equal(opt.averages!.swapped, true);
+  assert.deepEqual(vars.map((v) => v.dataSync().slice()), averaged);
+  opt.averages!.swap(); // back: the training weights, as they were
+  assert.deepEqual(vars.map((v) => v.dataSync().slice()), training);
+  await opt.setWeights(weights);
+  await opt.loadState(bytes);
+  opt.dispose();
+  tf.dispose([...vars, ...weights.map((w) => w.tensor)]);
+});
