@@ -122,8 +122,8 @@ function copyOf(t: tf.Tensor): tf.Tensor {
  * leaves it unchanged (on webgpu, where the device decides, by a check of the gradients on the
  * device: no readback; a first step skipped there does not start it, as on the CPU). A variable
  * left out of a step (frozen) keeps its average as it was, and goes on from it when it comes
- * back; a new one starts from its value after its first step; one disposed is dropped at the
- * next step.
+ * back; a new one starts from its value after its first step; one disposed (or loaded, fitting
+ * no trainable variable registered any more) is dropped at the next step.
  *
  * @example Evaluate with the averages, then keep them
  * ```ts
@@ -261,14 +261,37 @@ export class WeightAverages implements EmaAverages {
       held.average = tf.keep(next);
       held.started = started && tf.keep(started);
     }
+    const claimed = this.#claimable();
     for (const [name, held] of this.#held) {
-      if (held.variable?.isDisposed) {
+      if (held.variable?.isDisposed || (held.variable === undefined && !claimed(name, held))) {
         drop(held);
         this.#held.delete(name);
       }
     }
     const f = this.settings.overwriteFrequency;
     if (f !== undefined && steps % f === 0) this.#overwrite(items.map((i) => i.name));
+  }
+
+  /**
+   * Whether an average loaded under `name`, not bound, could still be a trainable variable's
+   * registered with TensorFlow.js: one of its name, or of its base name without an average of its
+   * own, and of its shape. One that could not (a model loaded again under new names, whose step
+   * started their averages anew where several of one base name could not be told apart; another
+   * model's) is dropped at the step, as a sum is: else every `getWeights` saved it again.
+   */
+  #claimable(): (name: string, held: Held) => boolean {
+    const byBase = new Map<string, tf.Variable[]>();
+    if ([...this.#held.values()].some((h) => h.variable === undefined)) {
+      for (const v of floatVariables(true)) {
+        const base = baseName(v.name);
+        if (byBase.has(base)) byBase.get(base)!.push(v);
+        else byBase.set(base, [v]);
+      }
+    }
+    return (name, held) =>
+      (byBase.get(baseName(name)) ?? []).some((v) =>
+        sameShape(v.shape, held.average.shape) && (v.name === name || !this.#held.has(v.name))
+      );
   }
 
   /** The variables of `names` overwritten with copies of their averages. */
@@ -412,9 +435,8 @@ export class WeightAverages implements EmaAverages {
  * Splits the averages (`<variable>/average`) out of weights given to `setWeights`: the rest,
  * and copies of the averages by variable name (the caller disposes them where it takes them
  * not). Throws a TypeError naming an average that was disposed, is not float32, or is given
- * twice (as a moment given twice is), and a
- * RangeError naming one and both shapes where the variables of its name (or base name) are all of
- * another shape; nothing taken then.
+ * twice (as a moment given twice is), and a RangeError naming one and both shapes where the
+ * variables of its name (or base name) are all of another shape; nothing taken then.
  */
 export function splitAverages(
   weights: readonly NamedTensor[],

@@ -1,6 +1,8 @@
 /**
  * Edges of the gradients accumulated and the moving averages on tfjs's CPU backends: a read of
- * the averages that fails leaves no copy of the sums behind (getWeights, saveState).
+ * the averages that fails leaves no copy of the sums behind (getWeights, saveState); the header
+ * cap counts what a checkpoint holds beside the state; setWeights and loadState while swapped are
+ * refused; averages loaded that no variable can take are dropped at the step.
  */
 import assert from "node:assert/strict";
 import { adam, saveState } from "../../mod.ts";
@@ -85,4 +87,29 @@ Deno.test("tfjs: setWeights and loadState while the averages are swapped in are 
   await opt.loadState(bytes);
   opt.dispose();
   tf.dispose([...vars, ...weights.map((w) => w.tensor)]);
+});
+
+Deno.test("tfjs: averages loaded that no variable can take any more are dropped at the step, not saved again", async () => {
+  await useBackend("cpu");
+  const base = named("w");
+  const make = (names: string[]) =>
+    names.map((n, i) => tf.variable(tf.fill([2], i + 1), true, base + n));
+  const first = make(["", "_1"]); // (two variables of one base name: their averages are ambiguous)
+  const a = tfOptimizer(adam({ lr: 0.1 }), { ema: true });
+  stepWith(a, first, 1);
+  const weights = await a.getWeights();
+  const saved = weights.map((w) => ({ name: w.name, tensor: tf.clone(w.tensor) }));
+  a.dispose();
+  tf.dispose(first);
+  const again = make(["_2", "_3"]); // (the model loaded again: new names)
+  const b = tfOptimizer(adam({ lr: 0.1 }), { ema: true });
+  await b.setWeights(saved);
+  stepWith(b, again, 2);
+  const averages = (await b.getWeights()).filter((w) => w.name.endsWith("/average"));
+  assert.deepEqual(averages.map((w) => w.name).sort(), [
+    base + "_2/average",
+    base + "_3/average",
+  ]);
+  b.dispose();
+  tf.dispose([...again, ...saved.map((w) => w.tensor)]);
 });
