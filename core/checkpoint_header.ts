@@ -139,11 +139,21 @@ export function checkpointTensors(
   return { tensors: [...tensors, ...bytes], codes: bytes.length > 0 };
 }
 
+/** What a state's holder saves beside it, planned (see {@linkcode checkSavableSize}). */
+export interface SavedBeside {
+  /** The F32 tensors, without their data. */
+  readonly tensors: readonly TensorPlan[];
+  /** The metadata entries, at their longest. */
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
 /**
  * Throws a RangeError unless every checkpoint of a state of `config` on `layout` (`shapes` in
  * layout order; its `tensor_order` `order`, default the layout's, which orders the file and so
  * the digits of its offsets) fits the cap on a header's length, whatever its step counts: a
  * state of too many tensors, or of too long names or shapes, trained but could not be saved.
+ * `extra`: what its holder saves beside it (core/checkpoint_extras.ts), F32 tensors placed after
+ * the state's F32 ones, as a save places them, and metadata entries, counted too.
  *
  * @example
  * ```ts
@@ -163,8 +173,12 @@ export function checkSavableSize(
   layout: ArenaLayout,
   shapes: readonly (readonly number[])[],
   order: readonly string[] = layout.names,
+  extra: SavedBeside = { tensors: [], metadata: {} },
 ): void {
-  const { tensors, codes } = checkpointTensors(config, layout, shapes, order);
+  const { tensors: own, codes } = checkpointTensors(config, layout, shapes, order);
+  const cut = own.findIndex((t) => t.dtype !== "F32");
+  const at = cut < 0 ? own.length : cut;
+  const tensors = [...own.slice(0, at), ...extra.tensors, ...own.slice(at)];
   const widest = Number.MAX_SAFE_INTEGER; // the longest step counts a checkpoint records
   const groups = groupsOf(config, order);
   const metadata = checkpointMetadata(config, layout, {
@@ -174,12 +188,15 @@ export function checkSavableSize(
     groups,
     codes,
   });
-  const length = headerLength(tensors, metadata);
+  const length = headerLength(tensors, { ...metadata, ...extra.metadata });
   if (length > MAX_HEADER_BYTES) {
+    const beside = extra.tensors.length > 0
+      ? `, and ${extra.tensors.length} saved beside them (gradients accumulated, averages)`
+      : "";
     throw new RangeError(
       `The checkpoint of this state would have a header of ${length} bytes, above the cap of ` +
-        `${MAX_HEADER_BYTES} (${layout.names.length} tensors): it could be trained but never ` +
-        `saved; use fewer tensors (concatenate small ones) or shorter names`,
+        `${MAX_HEADER_BYTES} (${layout.names.length} tensors${beside}): it could be trained but ` +
+        `never saved; use fewer tensors (concatenate small ones) or shorter names`,
     );
   }
 }

@@ -262,16 +262,20 @@ export class Accumulator {
 
   /**
    * The partial sums as weights, copies the caller owns (none between steps): `accum_count`
-   * (int32 scalar) then `<variable>/accum` per variable, in the order first seen.
+   * (int32 scalar) then `<variable>/accum` per variable, in the order first seen. Where a copy
+   * fails, those made are disposed.
    */
   weights(): NamedTensor[] {
     if (this.#count === 0) return [];
-    const weights: NamedTensor[] = [{
-      name: COUNT_WEIGHT,
-      tensor: tf.scalar(this.#count, "int32"),
-    }];
-    for (const [name, { sum }] of this.#sums) {
-      weights.push({ name: name + SUM_SUFFIX, tensor: tf.clone(sum) });
+    const weights: NamedTensor[] = [];
+    try {
+      weights.push({ name: COUNT_WEIGHT, tensor: tf.scalar(this.#count, "int32") });
+      for (const [name, { sum }] of this.#sums) {
+        weights.push({ name: name + SUM_SUFFIX, tensor: tf.clone(sum) });
+      }
+    } catch (error) {
+      tf.dispose(weights.map((w) => w.tensor)); // (a backend short of memory: none is left)
+      throw error;
     }
     return weights;
   }
@@ -418,15 +422,45 @@ function sortWeights(weights: readonly NamedTensor[]): {
 /**
  * Under `nonFinite: "throw"`, throws a RangeError naming the sum of variable `name` and the index
  * where `values` holds a non-finite number: the step it ends would throw, at every N-th call.
+ * `outcome` ends the message (default: that of a `setWeights` refused).
  */
-function checkSumFinite(name: string, values: Float32Array): void {
+function checkSumFinite(
+  name: string,
+  values: Float32Array,
+  outcome = "the step it is summed into would throw); refused, nothing changed",
+): void {
   const i = firstNonFinite(values);
   if (i < 0) return;
   throw new RangeError(
     `Expected weight ${JSON.stringify(name + SUM_SUFFIX)}[${i}] to be a finite number, got ${
       described(values[i])
-    } (option nonFinite: "throw": the step it is summed into would throw); refused, nothing changed`,
+    } (option nonFinite: "throw": ${outcome}`,
   );
+}
+
+/**
+ * Under `nonFinite: "throw"`, `getWeights`' check of the sums among `weights` (`<variable>/accum`)
+ * before it gives them: rejects with the RangeError `setWeights` would throw for the first one
+ * holding a non-finite number (on webgpu calls 1 to N − 1 are checked on the device only, at
+ * the step they end, which halts), so that no save is written that cannot be loaded. Rejected,
+ * it disposes every tensor of `weights` (which the caller then gives no one).
+ */
+export async function checkSumsFinite(weights: readonly NamedTensor[]): Promise<void> {
+  const sums = weights.filter((w) => w.name.endsWith(SUM_SUFFIX) && w.tensor.dtype === "float32");
+  try {
+    const read = await Promise.all(sums.map((w) => w.tensor.data() as Promise<Float32Array>));
+    sums.forEach((w, k) =>
+      checkSumFinite(
+        w.name.slice(0, -SUM_SUFFIX.length),
+        read[k],
+        "setWeights would refuse it; on webgpu the step it is summed into halts, as a later " +
+          "call says); not saved",
+      )
+    );
+  } catch (error) {
+    tf.dispose(weights.map((w) => w.tensor));
+    throw error;
+  }
 }
 
 /**

@@ -13,9 +13,18 @@ import { type CheckpointExtras, isExtraTensor } from "../core/checkpoint_extras.
 import { type Accumulator, COUNT_WEIGHT, type LoadedSums, SUM_SUFFIX } from "./accumulate.ts";
 import { AVERAGE_SUFFIX, type WeightAverages } from "./ema.ts";
 import { checkLoadedShapes } from "./matching.ts";
+import type { GradItem, NamedTensor } from "./gradients.ts";
+import type { Settings } from "../base/settings.ts";
+import { checkSavableSize } from "../core/checkpoint_header.ts";
+import { inLayoutOrder, planState } from "../core/plan.ts";
+import { entryOf } from "./layout.ts";
 
 /** A checkpoint's suffix of a partial sum, and of a moving average. */
 const SUM_TENSOR = ".accum", AVERAGE_TENSOR = ".average";
+
+/** How the refusal of a save of a non-finite sum or average ends (see `extrasSource`). */
+const SAVE_REFUSED = "optimizer.loadState would refuse it; on webgpu the step it goes into " +
+  "halts, as a later call says); not saved";
 
 /** A checkpoint tensor's values, copied, with its shape. */
 interface Values {
@@ -32,9 +41,40 @@ export interface ExtrasRead {
 }
 
 /**
+ * The weights of the sums (`accum_count`, `<variable>/accum`) then of the averages
+ * (`<variable>/average`), copies the caller owns; where one fails to be made (a backend short of
+ * memory), those made are disposed and its error thrown.
+ *
+ * @example
+ * ```ts
+ * import { extraWeights } from "./checkpoint_extras.ts";
+ * import { Accumulator } from "./accumulate.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(extraWeights(new Accumulator(4), undefined), []); // nothing summed
+ * ```
+ */
+export function extraWeights(
+  accumulator: Accumulator,
+  averages: WeightAverages | undefined,
+): NamedTensor[] {
+  const sums = accumulator.weights();
+  try {
+    return sums.concat(averages?.weights() ?? []);
+  } catch (error) {
+    tf.dispose(sums.map((w) => w.tensor));
+    throw error;
+  }
+}
+
+/**
  * The source of the extras `saveState(optimizer.state)` writes (see core/checkpoint_extras.ts):
  * copies of the sums and averages taken at the call, read, then disposed. None: undefined (the
- * checkpoint is then that of the state alone, byte for byte).
+ * checkpoint is then that of the state alone, byte for byte). Where `finiteOnly()` at the call
+ * (option `nonFinite: "throw"`), the tensors reject with a RangeError naming one and the index of
+ * a non-finite value, as `loadState` would refuse it (on webgpu calls 1 to N − 1 of an
+ * accumulation are checked on the device only, where the step of their mean halts): no
+ * checkpoint is written that cannot be loaded.
  *
  * @example
  * ```ts
@@ -48,20 +88,26 @@ export interface ExtrasRead {
 export function extrasSource(
   accumulator: Accumulator,
   averages: WeightAverages | undefined,
+  finiteOnly: () => boolean = () => false,
 ): () => CheckpointExtras | undefined {
   return () => {
-    const weights = accumulator.weights().concat(averages?.weights() ?? []);
+    const weights = extraWeights(accumulator, averages);
     if (weights.length === 0) return undefined;
     const count = weights.filter((w) => w.name === COUNT_WEIGHT);
     tf.dispose(count.map((w) => w.tensor));
     const rest = weights.filter((w) => w.name !== COUNT_WEIGHT);
-    const tensors = Promise.all(rest.map(async ({ name, tensor }): Promise<TensorOut> => ({
-      name: name.endsWith(SUM_SUFFIX)
-        ? name.slice(0, -SUM_SUFFIX.length) + SUM_TENSOR
-        : name.slice(0, -AVERAGE_SUFFIX.length) + AVERAGE_TENSOR,
-      shape: tensor.shape,
-      data: await tensor.data<"float32">(),
-    }))).finally(() => tf.dispose(rest.map((w) => w.tensor)));
+    const finite = finiteOnly();
+    const tensors = Promise.all(rest.map(async ({ name, tensor }): Promise<TensorOut> => {
+      const out: TensorOut = {
+        name: name.endsWith(SUM_SUFFIX)
+          ? name.slice(0, -SUM_SUFFIX.length) + SUM_TENSOR
+          : name.slice(0, -AVERAGE_SUFFIX.length) + AVERAGE_TENSOR,
+        shape: tensor.shape,
+        data: await tensor.data<"float32">(),
+      };
+      if (finite) checkFinite(out.name, out.data as Float32Array, SAVE_REFUSED);
+      return out;
+    })).finally(() => tf.dispose(rest.map((w) => w.tensor)));
     const metadata: Record<string, string> = count.length > 0
       ? { [COUNT_WEIGHT]: String(accumulator.count) }
       : {};
@@ -181,13 +227,20 @@ function countOf(
   return n;
 }
 
-/** Under `nonFinite: "throw"`: a RangeError naming tensor `name` and its first non-finite index. */
-function checkFinite(name: string, data: Float32Array): void {
+/**
+ * Under `nonFinite: "throw"`: a RangeError naming tensor `name` and its first non-finite index
+ * (`outcome`: what is refused; default a `loadState`).
+ */
+function checkFinite(
+  name: string,
+  data: Float32Array,
+  outcome = "the step it goes into would throw); refused, nothing changed",
+): void {
   const i = data.findIndex((x) => !Number.isFinite(x));
   if (i < 0) return;
   throw new RangeError(
     `Checkpoint tensor ${JSON.stringify(name)}[${i}] is ${data[i]}; expected a finite number ` +
-      '(option nonFinite: "throw": the step it goes into would throw); refused, nothing changed',
+      `(option nonFinite: "throw": ${outcome}`,
   );
 }
 
@@ -208,4 +261,62 @@ export function loadExtras(
   if (averages !== undefined) {
     averages.load(new Map([...read.averages].map(([n, v]) => [n, tensor(v)])));
   }
+}
+
+/** What an optimizer saves beside its state: sums of N calls (1: none), and averages or not. */
+export interface SavedExtras {
+  /** Option `gradientAccumulationSteps`. */
+  readonly steps: number;
+  /** Whether option `ema` is on. */
+  readonly averages: boolean;
+}
+
+/**
+ * Throws the RangeError of a state over `items`' variables whose checkpoint's header, with what
+ * `saved` says is saved beside it (`<variable>.accum` with `accum_count` where N > 1, and
+ * `<variable>.average` with option `ema`, each F32 in the variable's shape), would pass the cap:
+ * it would train, then fail to save mid-accumulation or with its averages. Nothing to save
+ * beside it: nothing checked (the path that makes the state checks the state's own).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { checkSavableBeside } from "./checkpoint_extras.ts";
+ * import { adam } from "@optim/radam";
+ * import type { Settings } from "../base/settings.ts";
+ *
+ * await tf.setBackend("cpu");
+ * const variable = tf.variable(tf.zeros([2]), true, "beside-doc/w");
+ * const items = [{ name: variable.name, variable, tensor: variable }];
+ * checkSavableBeside(adam().settings as Settings, items, { steps: 4, averages: true });
+ * variable.dispose();
+ * ```
+ */
+export function checkSavableBeside(
+  config: Settings,
+  items: readonly GradItem[],
+  saved: SavedExtras,
+): void {
+  const suffixes = [
+    ...saved.steps > 1 ? [SUM_TENSOR] : [],
+    ...saved.averages ? [AVERAGE_TENSOR] : [],
+  ];
+  if (suffixes.length === 0) return;
+  const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.loop.gc));
+  const names = entries.map((e) => e.name);
+  const layout = planState(config, names, entries.map((e) => e.size));
+  const shapes = inLayoutOrder(layout, names, entries.map((e) => e.arenaShape));
+  const tensors = suffixes.flatMap((suffix) =>
+    entries.map((e) => ({
+      name: e.name + suffix,
+      shape: e.shape,
+      dtype: "F32" as const,
+      byteLength: 4 * e.size,
+    }))
+  );
+  const metadata: Record<string, string> = saved.steps > 1
+    ? { [COUNT_WEIGHT]: String(saved.steps - 1) }
+    : {};
+  checkSavableSize(config, layout, shapes, names, { tensors, metadata });
 }

@@ -122,8 +122,8 @@ function copyOf(t: tf.Tensor): tf.Tensor {
  * leaves it unchanged (on webgpu, where the device decides, by a check of the gradients on the
  * device: no readback; a first step skipped there does not start it, as on the CPU). A variable
  * left out of a step (frozen) keeps its average as it was, and goes on from it when it comes
- * back; a new one starts from its value after its first step; one disposed is dropped at the
- * next step.
+ * back; a new one starts from its value after its first step; one disposed (or loaded, fitting
+ * no trainable variable registered any more) is dropped at the next step.
  *
  * @example Evaluate with the averages, then keep them
  * ```ts
@@ -152,8 +152,8 @@ export interface EmaAverages {
   /** The option's settings, with their defaults. */
   readonly settings: EmaSettings;
   /**
-   * Whether `swap()` put the averages into the variables (until it is called again, or
-   * `setWeights`, `loadState` or `dispose` drop the averages: the variables keep what they hold).
+   * Whether `swap()` put the averages into the variables (until it is called again, or `dispose`
+   * drops the averages: the variables keep what they hold).
    */
   readonly swapped: boolean;
   /** The names of the variables with an average, in the order first stepped (or loaded). */
@@ -168,9 +168,10 @@ export interface EmaAverages {
    * step while swapped is refused with a TypeError, nothing changed (it would train the
    * averages): swap back first. Once the optimizer is disposed, a TypeError, as its own methods.
    * While swapped, `getWeights` (a `model.save`) gives the averages both as the variables and as
-   * `<variable>/average`: training resumed from it goes on from the averages; and `setWeights`,
-   * `loadState` or `dispose` end the swap with the averages left in the variables (the training
-   * weights are dropped).
+   * `<variable>/average`: training resumed from it goes on from the averages; `setWeights` and
+   * `loadState` are refused with a TypeError, nothing changed (they would drop the training
+   * weights the swap holds aside, the variables left holding the old averages): swap back
+   * first; and `dispose` ends the swap with the averages left in the variables.
    */
   swap(): void;
   /**
@@ -205,12 +206,20 @@ export class WeightAverages implements EmaAverages {
     return this.#swapped;
   }
 
-  /** Throws a TypeError while `swap()` holds the averages in the variables. */
-  checkNotSwapped(): void {
+  /**
+   * Throws a TypeError while `swap()` holds the averages in the variables: of a step (it would
+   * train the averages), or of the call `load` (`setWeights`, `loadState`: it would replace the
+   * averages, and the training weights the swap holds aside, the variables left with the old
+   * averages).
+   */
+  checkNotSwapped(load?: string): void {
     if (!this.#swapped) return;
     throw new TypeError(
-      "The moving averages are swapped into the variables (averages.swap()): a step now would " +
-        "train the averages; call averages.swap() again before training",
+      "The moving averages are swapped into the variables (averages.swap()): " +
+        (load === undefined
+          ? "a step now would train the averages; call averages.swap() again before training"
+          : `${load} now would drop the training weights the swap holds aside, the variables ` +
+            "left holding the averages; call averages.swap() again first (nothing changed)"),
     );
   }
 
@@ -252,14 +261,37 @@ export class WeightAverages implements EmaAverages {
       held.average = tf.keep(next);
       held.started = started && tf.keep(started);
     }
+    const claimed = this.#claimable();
     for (const [name, held] of this.#held) {
-      if (held.variable?.isDisposed) {
+      if (held.variable?.isDisposed || (held.variable === undefined && !claimed(name, held))) {
         drop(held);
         this.#held.delete(name);
       }
     }
     const f = this.settings.overwriteFrequency;
     if (f !== undefined && steps % f === 0) this.#overwrite(items.map((i) => i.name));
+  }
+
+  /**
+   * Whether an average loaded under `name`, not bound, could still be a trainable variable's
+   * registered with TensorFlow.js: one of its name, or of its base name without an average of its
+   * own, and of its shape. One that could not (a model loaded again under new names, whose step
+   * started their averages anew where several of one base name could not be told apart; another
+   * model's) is dropped at the step, as a sum is: else every `getWeights` saved it again.
+   */
+  #claimable(): (name: string, held: Held) => boolean {
+    const byBase = new Map<string, tf.Variable[]>();
+    if ([...this.#held.values()].some((h) => h.variable === undefined)) {
+      for (const v of floatVariables(true)) {
+        const base = baseName(v.name);
+        if (byBase.has(base)) byBase.get(base)!.push(v);
+        else byBase.set(base, [v]);
+      }
+    }
+    return (name, held) =>
+      (byBase.get(baseName(name)) ?? []).some((v) =>
+        sameShape(v.shape, held.average.shape) && (v.name === name || !this.#held.has(v.name))
+      );
   }
 
   /** The variables of `names` overwritten with copies of their averages. */
@@ -367,15 +399,22 @@ export class WeightAverages implements EmaAverages {
 
   /**
    * The averages as weights, copies the caller owns: `<variable>/average` per variable (while
-   * swapped, the variables hold them).
+   * swapped, the variables hold them). Where a copy fails, those made are disposed.
    */
   weights(): NamedTensor[] {
-    return [...this.#held].map(([name, held]) => {
-      const source = this.#swapped && held.variable !== undefined && !held.variable.isDisposed
-        ? held.variable
-        : held.average;
-      return { name: name + AVERAGE_SUFFIX, tensor: copyOf(source) };
-    });
+    const weights: NamedTensor[] = [];
+    try {
+      for (const [name, held] of this.#held) {
+        const source = this.#swapped && held.variable !== undefined && !held.variable.isDisposed
+          ? held.variable
+          : held.average;
+        weights.push({ name: name + AVERAGE_SUFFIX, tensor: copyOf(source) });
+      }
+    } catch (error) {
+      tf.dispose(weights.map((w) => w.tensor)); // (a backend short of memory: none is left)
+      throw error;
+    }
+    return weights;
   }
 
   /** Replaces the averages with `loaded` (taken: disposed with these); none: start afresh. */
@@ -396,9 +435,8 @@ export class WeightAverages implements EmaAverages {
  * Splits the averages (`<variable>/average`) out of weights given to `setWeights`: the rest,
  * and copies of the averages by variable name (the caller disposes them where it takes them
  * not). Throws a TypeError naming an average that was disposed, is not float32, or is given
- * twice (as a moment given twice is), and a
- * RangeError naming one and both shapes where the variables of its name (or base name) are all of
- * another shape; nothing taken then.
+ * twice (as a moment given twice is), and a RangeError naming one and both shapes where the
+ * variables of its name (or base name) are all of another shape; nothing taken then.
  */
 export function splitAverages(
   weights: readonly NamedTensor[],

@@ -28,12 +28,12 @@ import {
   type TfOptimizerOptions,
 } from "./options.ts";
 import { keptFromCheckpoint } from "./from_checkpoint.ts";
-import { Accumulator } from "./accumulate.ts";
+import { Accumulator, checkSumsFinite } from "./accumulate.ts";
 import { checkTfjsCore } from "./_core_check.ts";
 import { averagedStep, type EmaAverages, WeightAverages } from "./ema.ts";
 import { loadedWeights } from "./weights_in.ts";
 import { addCheckpointExtras } from "../core/checkpoint_extras.ts";
-import { extrasAtCall, extrasSource, loadExtras } from "./checkpoint_extras.ts";
+import { extrasAtCall, extrasSource, extraWeights, loadExtras } from "./checkpoint_extras.ts";
 
 /** The error of a disposed optimizer used. */
 const DISPOSED_MESSAGE =
@@ -95,7 +95,7 @@ export class TfOptimizer extends tf.Optimizer {
   #config: Settings;
   readonly #options: AdapterOptions;
   /** The CPU and WebGPU paths, and the state kept aside (state_paths.ts). */
-  readonly #paths = new StatePaths();
+  readonly #paths: StatePaths;
   /** The one-time warning, and the count of skipped steps never going back (skip_notes.ts). */
   readonly #skips = new SkipNotes();
   /** Set by `dispose`: every later step or read of the state throws. */
@@ -119,12 +119,14 @@ export class TfOptimizer extends tf.Optimizer {
     super();
     this.#options = checkArguments(optimizer, options);
     this.#config = optimizer.settings as Settings;
-    this.#accumulator = new Accumulator(this.#options.gradientAccumulationSteps);
-    const { ema } = this.#options;
+    const { ema, gradientAccumulationSteps: steps } = this.#options;
+    this.#paths = new StatePaths({ steps, averages: ema !== undefined });
+    this.#accumulator = new Accumulator(steps);
     this.#averages = ema === undefined
       ? undefined
       : new WeightAverages(ema, () => this.#checkLive());
-    this.#extras = extrasSource(this.#accumulator, this.#averages);
+    const finiteOnly = () => this.#config.loop.nonFinite === "throw";
+    this.#extras = extrasSource(this.#accumulator, this.#averages, finiteOnly);
     this.iterations_ = 0;
   }
 
@@ -287,11 +289,14 @@ export class TfOptimizer extends tf.Optimizer {
   }
 
   /**
-   * Throws a TypeError when a step was taken since `calls` (an `await` forgotten on
-   * `loadState` or `setWeights`, which would then have replaced that step's moments and step
-   * count under the update it made to the variables).
+   * Throws the TypeError of a disposed optimizer, then one when a step was taken since `calls` (an
+   * `await` forgotten on `loadState` or `setWeights`, which would then have replaced that step's
+   * moments and step count under the update it made to the variables), or while the averages are
+   * swapped into the variables (ema.ts: the load would drop the training weights).
    */
-  #checkNoStepSince(calls: number, what: string): void {
+  #checkLoadable(calls: number, what: string): void {
+    this.#checkLive();
+    this.#averages?.checkNotSwapped(what);
     if (this.#calls === calls) return;
     throw new TypeError(
       `A step was taken while ${what} was under way (was it awaited?); nothing was loaded: ` +
@@ -334,7 +339,8 @@ export class TfOptimizer extends tf.Optimizer {
    *
    * Rejects with a RangeError naming the weight and index where a value is not what
    * `setWeights` takes (not finite, or a negative `v`: a non-finite gradient reached the state
-   * under `nonFinite: "propagate"`, or a moment overflowed), as `saveState` refuses a state
+   * under `nonFinite: "propagate"`, or a moment overflowed; a sum of gradients accumulated under
+   * `"throw"`, which webgpu checks at the step only), as `saveState` refuses a state
    * `loadState` would: so `model.save` with `includeOptimizer` does, rather than write a model
    * that `tf.loadLayersModel` refuses. A refused call leaves no tensor behind and disposes
    * nothing: the set given last stays valid (and held) until a later call gives one, or the
@@ -345,8 +351,10 @@ export class TfOptimizer extends tf.Optimizer {
   override async getWeights(): Promise<NamedTensor[]> {
     this.#checkLive();
     const call = this.#given.begin();
-    const extra = this.#accumulator.weights().concat(this.#averages?.weights() ?? []);
+    const finite = this.#config.loop.nonFinite === "throw";
+    const extra = extraWeights(this.#accumulator, this.#averages);
     const weights = await this.#paths.readWeights(this.#config, extra, () => this.#checkLive());
+    if (finite) await checkSumsFinite(weights); // (refused: they are disposed)
     this.#given.own(call, weights);
     return weights;
   }
@@ -377,19 +385,17 @@ export class TfOptimizer extends tf.Optimizer {
    * that made them (tfjs's own optimizers read the first weight as `iter`, whatever its name).
    * `skippedSteps` goes on counting from where it was: the weights carry no count of skipped
    * steps (a checkpoint does, which `loadState` takes). A step taken before it resolves (an
-   * `await` forgotten) makes it reject with a TypeError, nothing loaded.
+   * `await` forgotten) makes it reject with a TypeError, nothing loaded; so does a call while
+   * `averages.swap()` holds the averages in the variables: swap back first.
    */
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
-    this.#checkLive();
-    const calls = this.#calls;
+    const calls = this.#calls, what = "setWeights(weights)";
+    this.#checkLoadable(calls, what);
     const { steps, kept, sums, averages } = await loadedWeights(
       this.#config,
       weightValues,
       this.#accumulator.steps,
-      () => {
-        this.#checkLive();
-        this.#checkNoStepSince(calls, "setWeights(weights)");
-      },
+      () => this.#checkLoadable(calls, what),
     );
     // Nothing has changed so far; now replace the state (the skipped steps are the optimizer's
     // own count: the weights do not carry one) and the gradients accumulated.
@@ -423,22 +429,21 @@ export class TfOptimizer extends tf.Optimizer {
    * option `ema` ignores averages), checked first: one not F32, of another shape than the
    * variables of its name (or base name), non-finite under `nonFinite: "throw"`, or a count
    * missing or not from 1 to N − 1 (sums given to an optimizer without accumulation included), is
-   * refused with a TypeError/RangeError naming it, nothing changed.
+   * refused with a TypeError/RangeError naming it, nothing changed; so is a call while
+   * `averages.swap()` holds the averages in the variables (a TypeError: swap back first).
    */
   async loadState(bytes: Uint8Array): Promise<void> {
-    this.#checkLive();
-    const calls = this.#calls;
+    const calls = this.#calls, what = "loadState(bytes)";
+    this.#checkLoadable(calls, what);
     const loading = keptFromCheckpoint(this.#config, bytes); // (its tensors copied in the call)
     const finite = this.#config.loop.nonFinite === "throw";
     const extrasRead = extrasAtCall(bytes, this.#accumulator.steps, finite); // (so are these)
     const { steps, skipped, kept } = await loading;
-    this.#checkLive();
-    this.#checkNoStepSince(calls, "loadState(bytes)");
+    this.#checkLoadable(calls, what);
     checkSomeTensorFits(kept, steps, this.#config.loop.gc);
     const extras = extrasRead();
     await this.#paths.gpu.settled(); // (on webgpu, every skip before the load is counted)
-    this.#checkLive();
-    this.#checkNoStepSince(calls, "loadState(bytes)");
+    this.#checkLoadable(calls, what);
     this.#replaceState(kept, steps, skipped);
     loadExtras(extras, this.#accumulator, this.#averages);
   }

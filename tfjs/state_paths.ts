@@ -10,7 +10,8 @@ import type { OptimizerState } from "../core/state.ts";
 import type { Settings } from "../base/settings.ts";
 import { onWebGpu } from "./backend_choice.ts";
 import { CpuPath } from "./cpu_path.ts";
-import type { GradItem, NamedTensor } from "./gradients.ts";
+import { type GradItem, inOrderOf, type NamedTensor, sameVariables } from "./gradients.ts";
+import { checkSavableBeside, type SavedExtras } from "./checkpoint_extras.ts";
 import { GpuPath } from "./gpu_path.ts";
 import { KeptStates } from "./kept.ts";
 import type { Entry } from "./layout.ts";
@@ -25,6 +26,13 @@ export class StatePaths {
   readonly gpu = new GpuPath(this.kept);
   /** Set when the state must be remade at the next step (new settings). */
   #stale = false;
+  /** What the optimizer saves beside the state (sums, averages), counted when one is made. */
+  readonly #saved: SavedExtras;
+
+  /** Paths of an optimizer saving `saved` beside its state (default: nothing). */
+  constructor(saved: SavedExtras = { steps: 1, averages: false }) {
+    this.#saved = saved;
+  }
 
   /** The state of the path holding one. */
   get state(): OptimizerState<unknown> | undefined {
@@ -45,10 +53,17 @@ export class StatePaths {
    * One step over checked gradients `items`, on the path `config` and tfjs's backend choose;
    * with `makeOnly`, only the state made where there is none, over the variables of `items` (a
    * call that gradient accumulation summed: so that `saveState(optimizer.state)` can save the
-   * sums before the first step, and after a `loadState` or `setWeights`).
+   * sums before the first step, and after a `loadState` or `setWeights`). A state to be made
+   * whose checkpoint's header, with the sums and averages saved beside it, would pass the cap is
+   * refused first, with the RangeError of `init`'s check (checkpoint_extras.ts), nothing changed.
    */
   step(config: Settings, strict: boolean, items: readonly GradItem[], makeOnly = false): void {
     if (makeOnly && this.state !== undefined) return;
+    const entries = this.entries, saved = this.#saved;
+    const beside = saved.steps > 1 || saved.averages;
+    if (beside && (this.#stale || !sameVariables(entries, inOrderOf(entries, items)))) {
+      checkSavableBeside(config, items, saved); // (a state to be made: before it is)
+    }
     if (onWebGpu(config)) {
       // (At the first step there: the state on the CPU, if any, moves to the GPU; where that
       // step fails, it stays.)

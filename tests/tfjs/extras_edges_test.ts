@@ -1,0 +1,115 @@
+/**
+ * Edges of the gradients accumulated and the moving averages on tfjs's CPU backends: a read of
+ * the averages that fails leaves no copy of the sums behind (getWeights, saveState); the header
+ * cap counts what a checkpoint holds beside the state; setWeights and loadState while swapped are
+ * refused; averages loaded that no variable can take are dropped at the step.
+ */
+import assert from "node:assert/strict";
+import { adam, saveState } from "../../mod.ts";
+import { tfOptimizer } from "../../tfjs.ts";
+import { seededVars, stepWith, tf, uniqueNames, useBackend } from "./helpers.ts";
+
+const named = uniqueNames("extras_edges");
+
+Deno.test("tfjs: a failed read of the averages frees the copies of the sums made before it", async () => {
+  await useBackend("cpu");
+  const vars = seededVars(named, 1, 4);
+  const opt = tfOptimizer(adam(), { gradientAccumulationSteps: 3, ema: true });
+  for (let k = 0; k < 4; k++) stepWith(opt, vars, k); // (a step, then one call summed)
+  assert.equal(opt.accumulatedBatches, 1);
+  const failure = new Error("out of memory");
+  Object.defineProperty(opt.averages, "weights", {
+    value: () => {
+      throw failure;
+    },
+  });
+  const before = tf.memory().numTensors;
+  await assert.rejects(opt.getWeights(), (error) => error === failure);
+  assert.equal(tf.memory().numTensors, before);
+  await assert.rejects(saveState(opt.state!), (error) => error === failure);
+  assert.equal(tf.memory().numTensors, before);
+  opt.dispose();
+  tf.dispose(vars);
+});
+
+Deno.test("tfjs: the header cap counts the sums and averages a checkpoint would hold", async () => {
+  await useBackend("cpu");
+  // A name whose state alone fits the cap (its name ~4 times in the header), and not with its
+  // `.average` or `.accum` beside it (a fifth time).
+  const w = tf.variable(tf.zeros([1]), true, named("w") + "w".repeat(21_000_000));
+  const grads = { [w.name]: tf.ones([1]) };
+  const plain = tfOptimizer(adam());
+  plain.applyGradients(grads); // (trains, and saves)
+  assert.ok((await saveState(plain.state!)).length > 84_000_000);
+  for (
+    const [options, calls] of [[{ ema: true }, 1], [{ gradientAccumulationSteps: 2 }, 2]] as const
+  ) {
+    const opt = tfOptimizer(adam(), options);
+    if (calls === 2) opt.applyGradients(grads); // (summed; the state, which cannot be, not made)
+    assert.throws(() => opt.applyGradients(grads), (error: Error) => {
+      assert.ok(error instanceof RangeError, String(error));
+      assert.match(error.message, /above the cap of 100000000 \(1 tensors, and 1 saved beside/);
+      return true;
+    });
+    assert.equal(opt.state, undefined);
+    assert.equal(opt.iterations, 0);
+    assert.equal(opt.accumulatedBatches, calls - 1);
+    opt.dispose();
+  }
+  plain.dispose();
+  tf.dispose([w, ...Object.values(grads)]);
+});
+
+Deno.test("tfjs: setWeights and loadState while the averages are swapped in are refused, nothing changed", async () => {
+  await useBackend("cpu");
+  const vars = seededVars(named, 5, 4);
+  const opt = tfOptimizer(adam({ lr: 0.1 }), { ema: { momentum: 0.5 } });
+  for (let k = 0; k < 3; k++) stepWith(opt, vars, k);
+  const training = vars.map((v) => v.dataSync().slice());
+  const weights = (await opt.getWeights()).map((w) => ({
+    name: w.name,
+    tensor: tf.clone(w.tensor),
+  }));
+  const bytes = await saveState(opt.state!);
+  opt.averages!.swap();
+  const averaged = vars.map((v) => v.dataSync().slice());
+  assert.notDeepEqual(averaged, training);
+  const refused = (error: Error) =>
+    error instanceof TypeError && /swapped into the variables/.test(error.message) &&
+    /call averages\.swap\(\) again first/.test(error.message);
+  await assert.rejects(opt.setWeights(weights), refused);
+  await assert.rejects(opt.loadState(bytes), refused);
+  assert.equal(opt.averages!.swapped, true);
+  assert.deepEqual(vars.map((v) => v.dataSync().slice()), averaged);
+  opt.averages!.swap(); // back: the training weights, as they were
+  assert.deepEqual(vars.map((v) => v.dataSync().slice()), training);
+  await opt.setWeights(weights);
+  await opt.loadState(bytes);
+  opt.dispose();
+  tf.dispose([...vars, ...weights.map((w) => w.tensor)]);
+});
+
+Deno.test("tfjs: averages loaded that no variable can take any more are dropped at the step, not saved again", async () => {
+  await useBackend("cpu");
+  const base = named("w");
+  const make = (names: string[]) =>
+    names.map((n, i) => tf.variable(tf.fill([2], i + 1), true, base + n));
+  const first = make(["", "_1"]); // (two variables of one base name: their averages are ambiguous)
+  const a = tfOptimizer(adam({ lr: 0.1 }), { ema: true });
+  stepWith(a, first, 1);
+  const weights = await a.getWeights();
+  const saved = weights.map((w) => ({ name: w.name, tensor: tf.clone(w.tensor) }));
+  a.dispose();
+  tf.dispose(first);
+  const again = make(["_2", "_3"]); // (the model loaded again: new names)
+  const b = tfOptimizer(adam({ lr: 0.1 }), { ema: true });
+  await b.setWeights(saved);
+  stepWith(b, again, 2);
+  const averages = (await b.getWeights()).filter((w) => w.name.endsWith("/average"));
+  assert.deepEqual(averages.map((w) => w.name).sort(), [
+    base + "_2/average",
+    base + "_3/average",
+  ]);
+  b.dispose();
+  tf.dispose([...again, ...saved.map((w) => w.tensor)]);
+});
