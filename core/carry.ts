@@ -140,7 +140,7 @@ export function startFrom(config: Settings<unknown>, from: unknown): Start {
       if (!onHost(source)) return readBack(source, kept);
       const { taken, counts } = takenOnHost(internals, source, kept);
       return {
-        ready: Promise.resolve(),
+        ready: undefined, // (taken now: nothing to wait for)
         counts: () => counts,
         write: (backend) => writeTaken(backend, taken),
       };

@@ -10,7 +10,7 @@
  * @module
  */
 import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
-import { type OptimizerState, StateHandle, stateInternals } from "./state.ts";
+import { coreOf, type OptimizerState, StateHandle } from "./state.ts";
 
 /** The backends of held states (one per line of states: `step` keeps it), with their holder. */
 const held = new WeakMap<object, Holder>();
@@ -29,10 +29,13 @@ export interface Holder {
   readonly readWith: string;
 }
 
-/** The backend of `state`, or undefined where it is no live state (its own checks then say so). */
+/**
+ * The backend of `state`, or undefined where it is no live state (its own checks then say so).
+ * (Read off its core: `stateInternals` would make an object at every step.)
+ */
 function backendOf(state: OptimizerState<unknown>): object | undefined {
   try {
-    return stateInternals(state).backend;
+    return coreOf(state).backend;
   } catch {
     return undefined;
   }

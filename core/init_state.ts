@@ -1,7 +1,7 @@
 /**
  * How a state starts: `initState` validates the params, builds the arena on a backend and
- * copies them in (at step 0, or from another state: `Start`), checking that the caller's arrays
- * did not change during its awaits.
+ * copies them in (at step 0, or from another state: `Start`): during the call where it can, else
+ * checking that the caller's arrays did not change during its awaits.
  *
  * @module
  */
@@ -34,8 +34,11 @@ export interface Start {
 
 /** What a new state takes from another, being read: `ready`, then `counts` and `write`. */
 export interface Taking {
-  /** Settles once it is read (at once from a CPU state; a WebGPU one's is read back). */
-  readonly ready: Promise<void>;
+  /**
+   * Settles once it is read (a WebGPU state's is read back); undefined where it is read at the
+   * call (a CPU state's), so that nothing is awaited before the new state's arena is made.
+   */
+  readonly ready: Promise<void> | undefined;
   /** The step counts the new state starts at. */
   readonly counts: () => { steps: number; skipped: number };
   /** Writes it into the new backend, once its params and slow weights are written. */
@@ -44,7 +47,11 @@ export interface Taking {
 
 /**
  * Validates `params`, builds the arena on `makeBackend`'s backend and copies them in: at step 0
- * with zero moments, or as `start` says.
+ * with zero moments, or as `start` says. Where nothing is to be read first (no `start`, or a
+ * CPU one), the params are copied during the call as the backend makes its arena, where it
+ * makes it at once (`fill`, core/state.ts `BackendFactory`): the values checked, in one pass.
+ * Else (a WebGPU `start`, a kernel not yet compiled, params another thread may write at any
+ * time) after the await, checked again once copied.
  */
 export async function initState(
   config: Settings<unknown>,
@@ -59,21 +66,50 @@ export async function initState(
   checkSavableSize(config, layout, shapes, tensors.names);
   const lengths = tensors.arrays.map((a) => a.length);
   const taking = start?.take(tensors.names, tensors.shapes);
-  await taking?.ready;
-  const backend = await makeBackend(layout);
+  let copied = false;
+  const fill = taking?.ready !== undefined || tensors.arrays.some(isShared)
+    ? undefined
+    : (made: HostBackend) => {
+      writeStart(config, made, tensors, taking);
+      copied = true;
+    };
+  if (taking?.ready !== undefined) await taking.ready;
+  const backend = await makeBackend(layout, fill);
   try {
-    checkAttached(tensors, lengths);
-    const initial: Record<string, Float32Array> = {};
-    for (let i = 0; i < tensors.names.length; i++) initial[tensors.names[i]] = tensors.arrays[i];
-    backend.writeSection(PARAMS, initial);
-    checkCopiedFinite(tensors.names, backend.viewSection(PARAMS));
-    if (config.lookahead) backend.writeSection(SLOW, initial);
-    taking?.write(backend);
+    if (!copied) {
+      checkAttached(tensors, lengths);
+      writeStart(config, backend, tensors, taking, true);
+    }
     return restoreState(config, backend, { shapes, order: tensors.names, ...taking?.counts() });
   } catch (error) {
     backend.dispose(); // its workers: no state holds them
     throw error;
   }
+}
+
+/**
+ * Writes the params (and slow weights) of `tensors` into `backend`, then what `taking` takes;
+ * `recheck`: the copy is checked finite (made after an await: the caller may have written the
+ * arrays meanwhile).
+ */
+function writeStart(
+  config: Settings<unknown>,
+  backend: HostBackend,
+  tensors: { readonly names: readonly string[]; readonly arrays: readonly Float32Array[] },
+  taking: Taking | undefined,
+  recheck = false,
+): void {
+  const initial: Record<string, Float32Array> = {};
+  for (let i = 0; i < tensors.names.length; i++) initial[tensors.names[i]] = tensors.arrays[i];
+  backend.writeSection(PARAMS, initial);
+  if (recheck) checkCopiedFinite(tensors.names, backend.viewSection(PARAMS));
+  if (config.lookahead) backend.writeSection(SLOW, initial);
+  taking?.write(backend);
+}
+
+/** Whether `array` lies in a SharedArrayBuffer (or one of another realm): others may write it. */
+function isShared(array: Float32Array): boolean {
+  return !(array.buffer instanceof ArrayBuffer);
 }
 
 /**

@@ -46,11 +46,15 @@ export interface Optimizer<H = CommonHyperparameters> {
   readonly settings: Settings<H>;
   /**
    * Copies `params` into a new arena on the chosen backend and returns the state at step 0.
-   * They are checked at the call and copied once the arena is made, after an await: leave them
-   * unchanged until the Promise settles (values written meanwhile reach the state as copied; a
-   * NaN or an infinity written meanwhile makes it reject with a RangeError, found in the copy,
-   * so that no state holds one unchecked; a buffer transferred meanwhile, posted to a worker,
-   * makes it reject with a TypeError saying so).
+   * They are checked at the call. On the CPU backends they are copied during the call, as
+   * checked: later changes to them do not reach the state. On WebGPU, from a WebGPU `from`, in a
+   * SharedArrayBuffer, and on wasm where the kernel is not compiled yet (a first init on backend
+   * `"auto"`) or is instantiated only asynchronously (a browser's main thread), they are copied
+   * once the arena is made, after an await: leave them unchanged until the Promise settles
+   * (values written meanwhile reach the state as copied; a NaN or an infinity written meanwhile
+   * makes it reject with a RangeError, found in the copy, so that no state holds one unchecked;
+   * a buffer transferred meanwhile, posted to a worker, makes it reject with a TypeError saying
+   * so).
    *
    * `params` is a record of named `Float32Array`s, or one `Float32Array` (held under the name
    * `""`, `SINGLE_TENSOR_NAME`). Throws a TypeError for values that are not Float32Arrays and a

@@ -20,10 +20,10 @@ import type { BackendName } from "../base/options.ts";
 import { BLOCK_WORDS, blockCount } from "../base/scalars.ts";
 
 /**
- * Elements of one copy-and-check chunk of {@linkcode CpuBackend.loadGradsChecked}: 64 KiB, so
- * that the check reads what the copy just wrote from L1/L2 rather than from memory.
+ * Elements the check of {@linkcode CpuBackend.loadGradsChecked} covers at least per call (64
+ * KiB): small tensors are checked together, large ones each once copied, with one call.
  */
-const COPY_CHUNK = 16384;
+const CHECK_RUN = 16384;
 
 /** The reductions and per-tensor kernels a host backend provides besides the step. */
 export interface CpuKernels {
@@ -150,12 +150,13 @@ export class CpuBackend implements CompactHostBackend {
   }
 
   /**
-   * {@linkcode loadGrads} with the non-finite check fused in: the tensors are copied in chunks of
-   * up to COPY_CHUNK elements, and the section is checked behind the copy, a run of at least
-   * COPY_CHUNK elements at a time (small tensors together, since they lie back to back), while
-   * what was just copied is still in cache; a tensor given as its own slot is checked with its
-   * neighbours, uncopied. Returns whether some gradient is NaN or ±Infinity (every tensor is
-   * still copied: the slots then hold the gradients given).
+   * {@linkcode loadGrads} with the non-finite check fused in: each tensor is copied with one
+   * `set` (no view made of a part of it: a step allocates nothing here), and the section is
+   * checked behind the copy, a run of at least CHECK_RUN elements at a time (small tensors
+   * together, since they lie back to back), while what was just copied is still in cache as far
+   * as it fits; a tensor given as its own slot is checked with its neighbours, uncopied. Returns
+   * whether some gradient is NaN or ±Infinity (every tensor is still copied: the slots then hold
+   * the gradients given).
    */
   loadGradsChecked(given: readonly Float32Array[]): boolean {
     checkAttached(this.buffer);
@@ -168,18 +169,11 @@ export class CpuBackend implements CompactHostBackend {
     for (let i = 0; i < slots.length; i++) {
       const src = grads[i];
       const dst = slots[i];
-      const n = dst.length;
-      for (let o = 0; o < n; o += COPY_CHUNK) {
-        const end = Math.min(n, o + COPY_CHUNK);
-        if (src !== dst) {
-          if (o === 0 && end === n) dst.set(src);
-          else dst.set(src.subarray(o, end), o);
-        }
-        const copied = offsets[i] + end;
-        if (copied - checked >= COPY_CHUNK) {
-          found = check(checked, copied - checked) || found;
-          checked = copied;
-        }
+      if (src !== dst) dst.set(src);
+      const copied = offsets[i] + dst.length;
+      if (copied - checked >= CHECK_RUN) {
+        found = check(checked, copied - checked) || found;
+        checked = copied;
       }
     }
     const total = this.layout.total;

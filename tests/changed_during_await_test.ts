@@ -1,33 +1,65 @@
 /**
- * `init` checks the caller's params at the call and copies them after an await: values made
- * non-finite meanwhile are refused once copied, with a RangeError saying so, rather than held
- * unchecked; values changed but still valid are taken as copied, as documented. `loadState`
- * copies a checkpoint's tensors during the call on the CPU backends, once their kernel is
- * compiled, so that a change after it does not reach the state; bytes in a SharedArrayBuffer,
- * which another thread may write at any time, are copied after the await and checked again
- * (a change that makes them invalid refused, as on WebGPU: tests/gpu/).
+ * `init` and `loadState` copy the caller's params or a checkpoint's tensors during the call on
+ * the CPU backends, once their kernel is compiled, so that a change after it does not reach the
+ * state. Arrays or bytes in a SharedArrayBuffer, which another thread may write at any time, are
+ * copied after the await and checked again: values made non-finite meanwhile (or a second
+ * moment negative) are refused once copied, with a RangeError saying so, rather than held
+ * unchecked, and values changed but still valid are taken as copied, as documented (as on
+ * WebGPU: tests/gpu/).
  */
 import assert from "node:assert/strict";
 import { dispose, loadState, ranger, saveState } from "../mod.ts";
 import { sample, sample8bit, split } from "./checkpoint_files.ts";
 import { saying } from "./util.ts";
 
-for (const backend of ["js", "wasm"] as const) {
-  Deno.test(`init (${backend}): params made non-finite during its await are refused once copied`, async () => {
+/** The CPU backends a state starts on, as the optimizer's options. */
+const INITS: [string, Record<string, unknown>][] = [
+  ["js", { backend: "js" }],
+  ["wasm", { backend: "wasm" }],
+  ["threads", { backend: "wasm", threads: 2, threadThreshold: 0 }],
+];
+
+for (const [name, options] of INITS) {
+  Deno.test(`init (${name}): the params are copied during the call, so arrays changed or transferred after it start the state as they were`, async () => {
+    dispose(await ranger(options).init(new Float32Array(1))); // the kernel compiled
     const w = new Float32Array([1, 2, 3, 4]), b = new Float32Array([5, 6]);
-    const made = ranger({ backend }).init({ w, b });
+    const made = ranger(options).init({ w, b });
     b[1] = NaN;
+    w[0] = 7;
+    const state = await made;
+    assert.deepEqual(state.params, {
+      w: new Float32Array([1, 2, 3, 4]),
+      b: new Float32Array([5, 6]),
+    });
+    // From a CPU state, nothing is awaited first either.
+    const c = new Float32Array([9, 10]);
+    const after = ranger(options).init({ w: new Float32Array([8, 8, 8, 8]), b: c }, {
+      from: state,
+    });
+    structuredClone(c.buffer, { transfer: [c.buffer] }); // e.g. posted to a worker
+    const next = await after;
+    assert.deepEqual(next.params.b, new Float32Array([9, 10]));
+    dispose(state);
+    dispose(next);
+  });
+
+  Deno.test(`init (${name}): params in a SharedArrayBuffer made non-finite during its await are refused once copied`, async () => {
+    const w = new Float32Array(new SharedArrayBuffer(16)), b = new Float32Array([5, 6]);
+    w.set([1, 2, 3, 4]);
+    const made = ranger(options).init({ w, b });
+    w[1] = NaN; // (another thread may write them at any time: copied after the await)
     await assert.rejects(
       made,
       saying(
         RangeError,
-        'Expected parameter "b" to hold finite numbers, got NaN at index 1 once init() copied it',
+        'Expected parameter "w" to hold finite numbers, got NaN at index 1 once init() copied it',
       ),
     );
     // Changed but finite: taken as copied.
-    const state = ranger({ backend }).init({ w, b: new Float32Array([5, 6]) });
-    w[0] = 7;
-    assert.deepEqual((await state).params.w, new Float32Array([7, 2, 3, 4]));
+    w[1] = 2;
+    const state = ranger(options).init({ w, b });
+    w[1] = 8;
+    assert.deepEqual((await state).params.w, new Float32Array([1, 8, 3, 4]));
     dispose(await state);
   });
 }

@@ -21,6 +21,14 @@ import {
 } from "./interleavings.ts";
 import { adam, dispose, loadState, lookahead, saveState, step } from "../mod.ts";
 import { saying } from "./util.ts";
+import type { ArenaLayout } from "../base/arena.ts";
+import type { HostBackend } from "../base/backend.ts";
+import type { Settings } from "../base/settings.ts";
+import { initState } from "../core/init_state.ts";
+import { ruleOf } from "../core/origins.ts";
+import { createJsBackend } from "../cpu/js_backend.ts";
+import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
+import { createWasmBackend } from "../cpu/wasm_backend.ts";
 
 const BACKENDS: [string, Record<string, unknown>, number][] = [
   ["wasm", { backend: "wasm" }, 40],
@@ -79,6 +87,17 @@ for (const [name, backend, numRuns] of BACKENDS) {
   });
 }
 
+/** A backend of `options` (a BACKENDS entry's) for `layout`, made after an await: never filled. */
+async function makeBackend(
+  config: Settings<unknown>,
+  options: Record<string, unknown>,
+  layout: ArenaLayout,
+): Promise<HostBackend> {
+  await Promise.resolve();
+  if (options.backend === "js") return createJsBackend(layout, ruleOf(config));
+  return options.threads ? createThreadedWasmBackend(layout, 2) : createWasmBackend(layout);
+}
+
 /** Runs `f` with `Worker` counting the workers started and not terminated; returns that count. */
 async function liveWorkersAfter(f: () => Promise<void>): Promise<number> {
   const original = globalThis.Worker;
@@ -121,18 +140,26 @@ Deno.test("interleavings: loadState whose bytes are transferred before it resolv
   }
 });
 
-Deno.test("interleavings: init whose params are transferred before it resolves rejects saying to leave them unchanged, and stops the workers it started", async () => {
+Deno.test("interleavings: init whose params are transferred after its call starts the state as they were; one copying them after an await rejects saying to leave them unchanged, and stops the workers it started", async () => {
   for (const [name, backend] of BACKENDS) {
     const opt = lookahead(adam({ lr: 1e-2, ...backend }));
-    const b = new Float32Array([1, 2, 3]);
     const live = await liveWorkersAfter(async () => {
+      const b = new Float32Array([1, 2, 3]);
       const starting = opt.init({ a: new Float32Array(5), b });
       structuredClone(b.buffer, { transfer: [b.buffer] }); // e.g. posted to a worker
+      const state = await starting; // (copied during the call, the kernel compiled)
+      assert.deepEqual(state.params.b, new Float32Array([1, 2, 3]), name);
+      dispose(state);
+      // A backend made only after an await (as on WebGPU, or before the kernel compiles).
+      const c = new Float32Array([1, 2, 3]);
+      const later = (layout: ArenaLayout) => makeBackend(opt.settings, backend, layout);
+      const refused = initState(opt.settings, { a: new Float32Array(5), c }, later);
+      structuredClone(c.buffer, { transfer: [c.buffer] });
       await assert.rejects(
-        starting,
+        refused,
         saying(
           TypeError,
-          'The values of parameter "b" were detached (their ArrayBuffer transferred, or shrunk) before init()',
+          'The values of parameter "c" were detached (their ArrayBuffer transferred, or shrunk) before init()',
         ),
         name,
       );

@@ -25,7 +25,7 @@ const BACKENDS = [
   { label: "wasm on 2 threads", backend: "wasm", threads: 2 },
 ] as const;
 
-/** Tensor lengths around the 16-element vector loop and the 16384-element copy chunks. */
+/** Tensor lengths around the 16-element vector loop and the 16384-element runs of the check. */
 const LENGTHS = [1, 3, 17, 16383, 16384, 16385, 40_003];
 
 async function stateOn(
