@@ -6,7 +6,7 @@
  * @module
  */
 import { described } from "../base/_errors.ts";
-import { factoryHint, swappedOptimizerHint } from "../base/_call_hints.ts";
+import { factoryHint, optimizerNameHint, swappedOptimizerHint } from "../base/_call_hints.ts";
 import { awaitHinted } from "../base/_state_errors.ts";
 import type { LookaheadOptions } from "../base/options.ts";
 import { checkKeys } from "../base/schema.ts";
@@ -189,7 +189,10 @@ export function lookahead<H>(
     throw new TypeError(
       `lookahead() expects an optimizer made by this library, e.g. radam(), got ${
         described(inner)
-      }${factoryHint(inner) || swappedOptimizerHint(inner, options, "lookahead")}`,
+      }${
+        factoryHint(inner) || optimizerNameHint(inner, "lookahead") ||
+        swappedOptimizerHint(inner, options, "lookahead")
+      }`,
     );
   }
   if (typeof (inner as { applyGradients?: unknown }).applyGradients === "function") {

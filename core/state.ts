@@ -9,7 +9,13 @@
  * @module
  */
 import { described } from "../base/_errors.ts";
-import { DISPOSED_STATE_MESSAGE, STATE_JSON_MESSAGE, stateHint } from "../base/_state_errors.ts";
+import {
+  DISPOSED_STATE_MESSAGE,
+  READ_ONLY_STATE_KEYS,
+  readOnlyStateMessage,
+  STATE_JSON_MESSAGE,
+  stateHint,
+} from "../base/_state_errors.ts";
 import type { ArenaLayout } from "../base/arena.ts";
 import { gradAssignMessage, paramAssignMessage, placeOf } from "../base/_state_slots.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
@@ -269,6 +275,19 @@ export class StateHandle implements OptimizerState<any> {
       : JSON.stringify(summary);
     return `OptimizerState ${shown}`;
   }
+}
+
+// What a state reports (state.step, state.backend, …) is read-only: an assignment is a TypeError
+// saying what to write instead, where a sloppy-mode script's changed nothing, silently.
+for (const key of READ_ONLY_STATE_KEYS) {
+  const { get } = Object.getOwnPropertyDescriptor(StateHandle.prototype, key)!;
+  Object.defineProperty(StateHandle.prototype, key, {
+    get,
+    set() {
+      throw new TypeError(readOnlyStateMessage(key));
+    },
+    configurable: true,
+  });
 }
 
 /**
