@@ -223,6 +223,36 @@ export function readOnlyStateMessage(key: string): string {
     `change nothing)${READ_ONLY[key] ?? ""}`;
 }
 
+/**
+ * The error of `state.lr = x` or `opt.lr = x` (`what`: "A state", "An optimizer", of the factory
+ * `name`; `key`: `lr`, or `learningRate`, as tfjs names it): neither has a learning rate to set, where the assignment
+ * would add a property that no step reads (a state's is its optimizer's, an optimizer's fixed
+ * when it is made), and how to change it mid-run.
+ *
+ * @example
+ * ```ts
+ * import { lrSetMessage } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(lrSetMessage("An optimizer", "lr"), /^An optimizer has no lr to set .*\(\) => lr/);
+ * ```
+ */
+export function lrSetMessage(
+  what: "A state" | "An optimizer",
+  key: string,
+  name = "radam",
+): string {
+  const factory = /^\w+$/.test(name) ? name : "radam";
+  const whose = what === "A state"
+    ? "its learning rate is its optimizer's"
+    : `its options are fixed when it is made, ${factory}({ lr })`;
+  return `${what} has no ${key} to set (the assignment would change nothing): ${whose}. To ` +
+    "change it mid-run, give lr as a schedule that reads yours, let lr = 1e-3; " +
+    "radam({ lr: () => lr }), and set that variable (the next step reads it; on WebGPU, which " +
+    "calls a schedule ahead, within 64 steps); a checkpoint resumes with another one, " +
+    "loadState(bytes, { lr })";
+}
+
 /** A state's properties: read from a Promise of one, each says to await it. */
 const STATE_KEYS = [
   "optimizer",

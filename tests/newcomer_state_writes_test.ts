@@ -4,8 +4,9 @@
  * and in a sloppy-mode script nothing, silently), a slot assigned under a name the state does not
  * hold (`state.grads.v = g`: JavaScript's "object is not extensible", or nothing, silently), and
  * the Promise of a read or save given where a state goes (`readMoments(readParams(state))`),
- * whose error said that `init()` and `loadState()` return a Promise; and an optimizer's name given
- * where the optimizer goes (`lookahead("radam")`).
+ * whose error said that `init()` and `loadState()` return a Promise; an optimizer's name given
+ * where the optimizer goes (`lookahead("radam")`); and an optimizer's learning rate set
+ * (`opt.lr = 1e-4`: "object is not extensible", or nothing, silently).
  */
 import assert from "node:assert/strict";
 import {
@@ -158,4 +159,23 @@ Deno.test("an optimizer's name given to lookahead says the call to write", () =>
     saying(TypeError, "(an optimizer's name: ranger() is RAdam in LookAhead already)"),
   );
   assert.throws(() => lookahead("rmsprop" as never), saying(TypeError, "e.g. lookahead(adam()))"));
+});
+
+Deno.test("opt.lr = x (or learningRate) on an optimizer says how to change it mid-run, in sloppy mode too", async () => {
+  const opt = sgd({ lr: 0.1 });
+  for (const key of ["lr", "learningRate"]) {
+    bothModes(
+      opt,
+      key,
+      0.5,
+      `An optimizer has no ${key} to set (the assignment would change nothing): its options are ` +
+        "fixed when it is made, sgd({ lr }). To change it mid-run, give lr as a schedule that " +
+        "reads yours, let lr = 1e-3; radam({ lr: () => lr })",
+    );
+  }
+  bothModes(lookahead(radam()), "lr", 0.5, "fixed when it is made, radam({ lr })");
+  assert.equal(opt.settings.hyperparameters.lr, 0.1);
+  assert.deepEqual(Object.keys(opt), ["name", "settings", "init"]);
+  const state = step(await opt.init({ w: new Float32Array([1]) }), { w: new Float32Array([1]) });
+  assert.deepEqual(state.params.w, new Float32Array([0.9]));
 });
