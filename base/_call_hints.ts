@@ -55,6 +55,39 @@ export function factoryHint(value: unknown): string {
     : "";
 }
 
+/**
+ * What to add to an error about `value` given where `call`'s optimizer goes, where it is an
+ * optimizer's name (`tfOptimizer("adam")`, as tfjs's `model.compile({ optimizer: "adam" })`
+ * takes one): the call to write with the library's factory of that name, or, for a name of
+ * another library's optimizer (`"rmsprop"`), which factories there are. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { optimizerNameHint } from "./_call_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   optimizerNameHint("Adam", "tfOptimizer"),
+ *   " (an optimizer's name: call its factory, tfOptimizer(adam()))",
+ * );
+ * assert.match(optimizerNameHint("rmsprop", "tfOptimizer"), /radam, adam, adamw, sgd, lion/);
+ * assert.equal(optimizerNameHint(3, "tfOptimizer"), "");
+ * ```
+ */
+export function optimizerNameHint(value: unknown, call: string): string {
+  if (typeof value !== "string" || !/^\w+$/.test(value)) return "";
+  const name = value.toLowerCase();
+  if (name === "ranger" && call === "lookahead") {
+    return " (an optimizer's name: ranger() is RAdam in LookAhead already)";
+  }
+  if (FACTORIES.includes(name)) {
+    return ` (an optimizer's name: call its factory, ${call}(${name}()))`;
+  }
+  return ` (a name: this library's optimizers are made by its factories, ${
+    FACTORIES.join(", ")
+  }, e.g. ${call}(adam()))`;
+}
+
 /** The library's schedule makers, each with a call of it that makes a schedule. */
 const SCHEDULE_MAKERS = new WeakMap<object, string>();
 

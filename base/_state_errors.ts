@@ -42,6 +42,48 @@ export const UNDEFINED_STATE_HINT = " (no state yet: make one with await opt.ini
 export const PROMISE_STATE_HINT = " (init() and loadState() return a Promise: await it, " +
   "const state = await opt.init(params), or await loadState(bytes))";
 
+/** What the Promise of each read or save of a state that {@linkcode markRead} marks holds. */
+const READS = {
+  readParams: "copies of the parameters",
+  readMoments: "copies of the moments",
+  readSlowWeights: "copies of the slow weights",
+  saveState: "the checkpoint's bytes",
+} as const;
+
+/** The call that made each Promise {@linkcode markRead} marked. */
+const readBy = new WeakMap<object, keyof typeof READS>();
+
+/**
+ * Returns `promise`, which `call` (`"readParams"`, `"readMoments"`, `"readSlowWeights"`,
+ * `"saveState"`) returned, marked as that call's: given where a state goes
+ * (`readMoments(readParams(state))`), the error names that call and says to give the state
+ * itself, not that `init()` or `loadState()` returns a Promise.
+ *
+ * @example
+ * ```ts
+ * import { markRead, stateHint } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const read = markRead(Promise.resolve({}), "readParams");
+ * assert.match(stateHint(read), /^ \(readParams\(\) returns a Promise of copies/);
+ * ```
+ */
+export function markRead<P extends Promise<unknown>>(promise: P, call: keyof typeof READS): P {
+  readBy.set(promise, call);
+  return promise;
+}
+
+/** The hint of a Promise that {@linkcode markRead} marked, given where a state goes. */
+function readPromiseHint(value: object): string | undefined {
+  const call = readBy.get(value);
+  if (call === undefined) return undefined;
+  const after = call === "saveState"
+    ? "; a state is made of those bytes by await loadState(bytes)"
+    : "";
+  return ` (${call}() returns a Promise of ${READS[call]}, not a state: pass the state ` +
+    `itself, as ${call}(state) takes it${after})`;
+}
+
 /**
  * The error of `JSON.stringify(state)`, which would otherwise write `{}` (a state's tensors live
  * in its backend, not in properties of its own): that a state is not JSON, how to keep one as
@@ -96,7 +138,7 @@ export function stateHint(value: unknown): string {
   if (value === undefined) return UNDEFINED_STATE_HINT;
   if (typeof value !== "object" || value === null) return "";
   const { then, init, settings, applyGradients } = value as Record<string, unknown>;
-  if (typeof then === "function") return PROMISE_STATE_HINT;
+  if (typeof then === "function") return readPromiseHint(value) ?? PROMISE_STATE_HINT;
   if (typeof init === "function" && typeof settings === "object" && settings !== null) {
     return " (an optimizer: make its state with await opt.init(params))";
   }
@@ -139,6 +181,77 @@ export function isStateCopy(value: unknown): boolean {
 const EMPTY_COPY_HINT = " (an empty object: structuredClone(state), { ...state } and JSON copy " +
   "nothing of a state, whose tensors live in its backend; carry a state across with " +
   "await saveState(state) and await loadState(bytes))";
+
+/**
+ * What a state reports that no assignment changes, and what to write instead where there is
+ * something to write (see {@linkcode readOnlyStateMessage}).
+ */
+const READ_ONLY: Readonly<Record<string, string>> = {
+  optimizer: "",
+  backend: "; to move a state to another backend, load its checkpoint there, " +
+    'state = await loadState(await saveState(state), { backend: "js" })',
+  step: "; step() counts the steps, one each, for the bias corrections and a schedule: to go " +
+    "on at a run's step count, load that run's checkpoint, state = await loadState(bytes), or " +
+    "make a state of new tensors that takes a state's moments and step count, " +
+    "await opt.init(params, { from: state })",
+  names: "; a state's tensors are those given to init: a state of others that takes this " +
+    "one's moments and step count is await opt.init(params, { from: state })",
+  skippedSteps: "",
+  lastGradNorm: "",
+  threads: "; the optimizer's option threads sets it, radam({ threads: 4 }), or a checkpoint " +
+    "loaded with it, await loadState(bytes, { threads: 4 })",
+};
+
+/** The properties of a state that are read-only, whose assignment says so (not `params`, `grads`). */
+export const READ_ONLY_STATE_KEYS: readonly string[] = Object.keys(READ_ONLY);
+
+/**
+ * The error of an assignment to what a state reports (`state.step = 5`): that it is read-only
+ * and the assignment would change nothing, which a sloppy-mode script's did, silently (strict
+ * mode's was JavaScript's "has only a getter"), and what to write instead.
+ *
+ * @example
+ * ```ts
+ * import { readOnlyStateMessage } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(readOnlyStateMessage("step"), /^Cannot set state\.step: .*loadState\(bytes\)/);
+ * ```
+ */
+export function readOnlyStateMessage(key: string): string {
+  return `Cannot set state.${key}: what a state reports is read-only (the assignment would ` +
+    `change nothing)${READ_ONLY[key] ?? ""}`;
+}
+
+/**
+ * The error of `state.lr = x` or `opt.lr = x` (`what`: "A state", "An optimizer", of the factory
+ * `name`; `key`: `lr`, or `learningRate`, as tfjs names it): neither has a learning rate to set, where the assignment
+ * would add a property that no step reads (a state's is its optimizer's, an optimizer's fixed
+ * when it is made), and how to change it mid-run.
+ *
+ * @example
+ * ```ts
+ * import { lrSetMessage } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(lrSetMessage("An optimizer", "lr"), /^An optimizer has no lr to set .*\(\) => lr/);
+ * ```
+ */
+export function lrSetMessage(
+  what: "A state" | "An optimizer",
+  key: string,
+  name = "radam",
+): string {
+  const factory = /^\w+$/.test(name) ? name : "radam";
+  const whose = what === "A state"
+    ? "its learning rate is its optimizer's"
+    : `its options are fixed when it is made, ${factory}({ lr })`;
+  return `${what} has no ${key} to set (the assignment would change nothing): ${whose}. To ` +
+    "change it mid-run, give lr as a schedule that reads yours, let lr = 1e-3; " +
+    "radam({ lr: () => lr }), and set that variable (the next step reads it; on WebGPU, which " +
+    "calls a schedule ahead, within 64 steps); a checkpoint resumes with another one, " +
+    "loadState(bytes, { lr })";
+}
 
 /** A state's properties: read from a Promise of one, each says to await it. */
 const STATE_KEYS = [

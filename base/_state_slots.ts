@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { NEW_TENSOR_HINT } from "./tensors.ts";
 
 /** Where a state's slots are: in host memory (Float32Arrays) or on the GPU (GPU tensors). */
 export type SlotsPlace = "host" | "device";
@@ -48,7 +49,11 @@ export function gradSlots<T>(
   place: SlotsPlace,
 ): Readonly<Record<string, T>> {
   const count = Object.keys(views).length;
-  return refusingAssignment(views, (name) => gradAssignMessage(name, place, count));
+  return refusingAssignment(
+    views,
+    (name) => gradAssignMessage(name, place, count),
+    (name) => addMessage("grads", name, Object.keys(views)),
+  );
 }
 
 /**
@@ -68,14 +73,20 @@ export function paramViews<T>(
   views: Readonly<Record<string, T>>,
   place: SlotsPlace,
 ): Readonly<Record<string, T>> {
-  return refusingAssignment(views, (name) => paramAssignMessage(name, place));
+  return refusingAssignment(
+    views,
+    (name) => paramAssignMessage(name, place),
+    (name) => addMessage("params", name, Object.keys(views)),
+  );
 }
 
 /**
  * `views` as a frozen record whose entries are accessors: reading one gives its view,
  * assigning one throws a TypeError of `message(name)` (where the assignment to a frozen
  * record's property was JavaScript's own "Cannot assign to read only property", and in a
- * sloppy-mode script changed nothing, silently). Its keys, spread and `console.log` are those of
+ * sloppy-mode script changed nothing, silently), and assigning a name it does not hold throws
+ * one of `unknown(name)`, where given (it was JavaScript's "object is not extensible", or
+ * nothing, silently: the record's prototype, one for every record, catches the assignment). Its keys, spread and `console.log` are those of
  * `views`, not `[Getter/Setter]`. (No Proxy. The accessors are the same functions in every
  * record, the k-th entry's reading the k-th view held under a symbol: records of the same names
  * share one hidden class, and a read of `grads.w[i]` in a loop is inlined and hoisted as a
@@ -87,24 +98,28 @@ export function paramViews<T>(
  * import { refusingAssignment } from "./_state_slots.ts";
  * import assert from "node:assert/strict";
  *
- * const record = refusingAssignment({ a: 1 }, (name) => `no ${name}`) as Record<string, number>;
+ * const record = refusingAssignment(
+ *   { a: 1 },
+ *   (name) => `no ${name}`,
+ *   (name) => `no new ${name}`,
+ * ) as Record<string, number>;
  * assert.equal(record.a, 1);
  * assert.deepEqual({ ...record }, { a: 1 });
  * assert.throws(() => (record.a = 2), /^TypeError: no a$/);
+ * assert.throws(() => (record.b = 2), /^TypeError: no new b$/);
  * ```
  */
 export function refusingAssignment<T>(
   views: Readonly<Record<string, T>>,
   message: (name: string) => string,
+  unknown?: (name: string) => string,
 ): Readonly<Record<string, T>> {
   const names = Object.keys(views);
-  const record = {
-    // Not frozen: the elements of a frozen array are not hoisted out of a loop (15 times slower).
-    [VIEWS]: names.map((name) => views[name]),
-    [REFUSAL]: (k: number) => message(names[k]),
-  };
-  Object.defineProperty(record, VIEWS, { enumerable: false });
-  Object.defineProperty(record, REFUSAL, { enumerable: false });
+  const record = Object.create(ADDING);
+  // Not frozen: the elements of a frozen array are not hoisted out of a loop (15 times slower).
+  Object.defineProperty(record, VIEWS, { value: names.map((name) => views[name]) });
+  Object.defineProperty(record, REFUSAL, { value: (k: number) => message(names[k]) });
+  Object.defineProperty(record, ADDED, { value: unknown });
   Object.defineProperty(record, INSPECT, { value: inspectRecord });
   names.forEach((name, k) => Object.defineProperty(record, name, accessorsAt(k)));
   return Object.freeze(record) as unknown as Readonly<Record<string, T>>;
@@ -114,6 +129,22 @@ export function refusingAssignment<T>(
 const VIEWS = Symbol("views");
 /** Where a record of {@linkcode refusingAssignment} holds the message of its k-th entry's. */
 const REFUSAL = Symbol("refusal");
+/** Where a record of {@linkcode refusingAssignment} holds the message of a name it has not. */
+const ADDED = Symbol("added");
+
+/**
+ * The prototype of every record of {@linkcode refusingAssignment}: `Object.prototype` behind a
+ * Proxy whose `set` an assignment of a name the record has not reaches (a frozen record's own
+ * names never do), which throws the record's TypeError for it. Reads go to `Object.prototype`.
+ */
+const ADDING = new Proxy(Object.prototype, {
+  set(target, key, value, receiver) {
+    const unknown = (receiver as { [ADDED]?: (name: string) => string })[ADDED];
+    if (typeof key === "string" && unknown !== undefined) throw new TypeError(unknown(key));
+    return Reflect.set(target, key, value, receiver);
+  },
+});
+
 /** The method Node's `util.inspect`, and Deno's `console.log`, call. */
 const INSPECT = Symbol.for("nodejs.util.inspect.custom");
 
@@ -216,6 +247,32 @@ export function paramAssignMessage(name: string | undefined, place: SlotsPlace):
     } in place, ${view}.set(values) (the next step updates them, the moments kept)`
     : `${start}ranges of the state's GPU buffers${end}make a state of them that takes this ` +
       "one's moments and step count, state = await opt.init(params, { from: state })";
+}
+
+/**
+ * The error of an assignment to `state.params[name]` or `state.grads[name]` (`record`) of a name
+ * the state does not hold (of `names`): which it holds, and how a tensor added to the model
+ * trains.
+ *
+ * @example
+ * ```ts
+ * import { addMessage } from "./_state_slots.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(addMessage("grads", "v", ["w"]), /^Cannot add state\.grads\.v: .*, only "w" /);
+ * ```
+ */
+export function addMessage(record: string, name: string, names: readonly string[]): string {
+  const shown = names.slice(0, 4).map((n) => JSON.stringify(n));
+  const holds = names.length === 1 && names[0] === ""
+    ? `the one given to init as a bare Float32Array, state.${record}[""]`
+    : names.length > 4
+    ? `${shown.join(", ")} and ${names.length - 4} more`
+    : names.length > 1
+    ? `${shown.slice(0, -1).join(", ")} and ${shown.at(-1)}`
+    : shown[0];
+  return `Cannot add state.${record}${member(name)}: the state has no tensor ` +
+    `${JSON.stringify(name)}, only ${holds}${NEW_TENSOR_HINT}`;
 }
 
 /** `name` as a property access: `.w`, or `["fc1.weight"]`. */

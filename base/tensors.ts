@@ -407,7 +407,8 @@ export function gradientHint(value: unknown): string {
  * What an error about a gradient of a tensor the state does not hold (a name, or elements, added
  * to the model after `init`) adds: how to train it.
  */
-const NEW_TENSOR_HINT = " (a state's tensors, and their lengths, are those given to init: a " +
+export const NEW_TENSOR_HINT =
+  " (a state's tensors, and their lengths, are those given to init: a " +
   "tensor, or rows, added to the model later train in a state of their own, " +
   "await opt.init({ name: values }), stepped beside this one, with its own step count, as " +
   "PyTorch counts each parameter's; or a new state of them all takes this one's moments and " +

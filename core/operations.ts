@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { awaitHinted, recordHinted } from "../base/_state_errors.ts";
+import { awaitHinted, markRead, recordHinted } from "../base/_state_errors.ts";
 import { type ArenaLayout, EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
@@ -131,9 +131,16 @@ function namesOf(state: OptimizerState<unknown>): readonly string[] {
   }
 }
 
-/** `read`, which `call` of `state` began, rejecting in its holder's terms (see held.ts). */
-function held<T>(state: OptimizerState<unknown>, call: string, read: Promise<T>): Promise<T> {
-  return read.catch((error) => Promise.reject(inHoldersTerms(state, call, error)));
+/**
+ * `read`, which `call` of `state` began, rejecting in its holder's terms (see held.ts), and
+ * marked as `call`'s (given where a state goes, the error names it).
+ */
+function held<T>(
+  state: OptimizerState<unknown>,
+  call: "readParams" | "readMoments" | "readSlowWeights" | "saveState",
+  read: Promise<T>,
+): Promise<T> {
+  return markRead(read.catch((error) => Promise.reject(inHoldersTerms(state, call, error))), call);
 }
 
 /**
@@ -201,7 +208,7 @@ export function readSlowWeights(
       throw new TypeError(`The ${state.optimizer} optimizer keeps no slow weights`);
     }
   } catch (error) {
-    return Promise.reject(error);
+    return markRead(Promise.reject(error), "readSlowWeights");
   }
   const read = held(state, "readSlowWeights", readSection(state, SLOW));
   return recordHinted(read, "readSlowWeights", namesOf(state));

@@ -6,8 +6,8 @@
  * @module
  */
 import { described } from "../base/_errors.ts";
-import { factoryHint, swappedOptimizerHint } from "../base/_call_hints.ts";
-import { awaitHinted } from "../base/_state_errors.ts";
+import { factoryHint, optimizerNameHint, swappedOptimizerHint } from "../base/_call_hints.ts";
+import { awaitHinted, lrSetMessage } from "../base/_state_errors.ts";
 import type { LookaheadOptions } from "../base/options.ts";
 import { checkKeys } from "../base/schema.ts";
 import type { CommonHyperparameters, Settings } from "../base/settings.ts";
@@ -95,7 +95,7 @@ const INIT_OPTIONS = Object.keys(
  * guarantees the fields, which TypeScript cannot see through it).
  */
 export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
-  return Object.freeze({
+  const optimizer = {
     name: settings.name,
     settings: settings as Settings<H>,
     init(
@@ -105,7 +105,17 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
     ): Promise<OptimizerState<any>> {
       return awaitHinted(initOf(settings, params, options), "init");
     },
-  });
+  };
+  // opt.lr = x (or learningRate, tfjs's name) is a TypeError saying how to change it, where it
+  // was JavaScript's "object is not extensible" (in a sloppy-mode script nothing, silently).
+  for (const key of ["lr", "learningRate"]) {
+    Object.defineProperty(optimizer, key, {
+      set() {
+        throw new TypeError(lrSetMessage("An optimizer", key, settings.name));
+      },
+    });
+  }
+  return Object.freeze(optimizer);
 }
 
 /** What `init` returns: the call checked, then the state made (see {@linkcode Optimizer}). */
@@ -193,7 +203,10 @@ export function lookahead<H>(
     throw new TypeError(
       `lookahead() expects an optimizer made by this library, e.g. radam(), got ${
         described(inner)
-      }${factoryHint(inner) || swappedOptimizerHint(inner, options, "lookahead")}`,
+      }${
+        factoryHint(inner) || optimizerNameHint(inner, "lookahead") ||
+        swappedOptimizerHint(inner, options, "lookahead")
+      }`,
     );
   }
   if (typeof (inner as { applyGradients?: unknown }).applyGradients === "function") {

@@ -9,7 +9,14 @@
  * @module
  */
 import { described } from "../base/_errors.ts";
-import { DISPOSED_STATE_MESSAGE, STATE_JSON_MESSAGE, stateHint } from "../base/_state_errors.ts";
+import {
+  DISPOSED_STATE_MESSAGE,
+  lrSetMessage,
+  READ_ONLY_STATE_KEYS,
+  readOnlyStateMessage,
+  STATE_JSON_MESSAGE,
+  stateHint,
+} from "../base/_state_errors.ts";
 import type { ArenaLayout } from "../base/arena.ts";
 import { gradAssignMessage, paramAssignMessage, placeOf } from "../base/_state_slots.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
@@ -138,17 +145,6 @@ export function onHost(backend: AnyBackend): backend is HostBackend {
 /** The TypeError's message of a state that `step` consumed. */
 export const CONSUMED_MESSAGE =
   "This optimizer state was consumed by step(); use the state that step() returned";
-/**
- * The error of `state.lr = x` (or `learningRate`, as tfjs names it): a state has no learning
- * rate of its own to set, where the assignment would add a property that no step reads.
- */
-function lrSetMessage(key: string): string {
-  return `A state has no ${key} to set (the assignment would change nothing): its learning ` +
-    "rate is its optimizer's. To change it mid-run, give lr as a schedule that reads yours, " +
-    "let lr = 1e-3; radam({ lr: () => lr }), and set that variable (the next step reads it; " +
-    "on WebGPU, which calls a schedule ahead, within 64 steps); a checkpoint resumes with " +
-    "another one, loadState(bytes, { lr })";
-}
 
 const STEPPING_MESSAGE = "A step of this optimizer state is in progress: its learning-rate " +
   "schedule or a gradient getter cannot step, read, save or dispose the state";
@@ -220,11 +216,11 @@ export class StateHandle implements OptimizerState<any> {
 
   /** Refuses `state.lr = x`, which would otherwise change nothing, silently. */
   set lr(_: unknown) {
-    throw new TypeError(lrSetMessage("lr"));
+    throw new TypeError(lrSetMessage("A state", "lr"));
   }
   /** Refuses `state.learningRate = x` (tfjs's name), as `lr`. */
   set learningRate(_: unknown) {
-    throw new TypeError(lrSetMessage("learningRate"));
+    throw new TypeError(lrSetMessage("A state", "learningRate"));
   }
 
   /**
@@ -269,6 +265,19 @@ export class StateHandle implements OptimizerState<any> {
       : JSON.stringify(summary);
     return `OptimizerState ${shown}`;
   }
+}
+
+// What a state reports (state.step, state.backend, …) is read-only: an assignment is a TypeError
+// saying what to write instead, where a sloppy-mode script's changed nothing, silently.
+for (const key of READ_ONLY_STATE_KEYS) {
+  const { get } = Object.getOwnPropertyDescriptor(StateHandle.prototype, key)!;
+  Object.defineProperty(StateHandle.prototype, key, {
+    get,
+    set() {
+      throw new TypeError(readOnlyStateMessage(key));
+    },
+    configurable: true,
+  });
 }
 
 /**

@@ -142,3 +142,36 @@ export const ADAPTER_HOLDER: Holder = Object.freeze({
     "includeOptimizer does), or await saveState(optimizer.state) before setWeights, loadState " +
     "or dispose",
 });
+
+/**
+ * The error of `optimizer.lr = x` on a TensorFlow.js optimizer of this library (the option's
+ * name, as `radam({ lr })` writes it; Keras's `optimizer.lr`), where the assignment added a
+ * property that no step reads, silently: the learning rate to set is `learningRate`.
+ */
+export const LR_SET_MESSAGE = "A TensorFlow.js optimizer has no lr to set (the assignment " +
+  "would change nothing): set optimizer.learningRate = x, as for tfjs's own optimizers, or " +
+  "call optimizer.setLearningRate(x); the next step reads it";
+
+/**
+ * Makes an assignment of `lr` on instances of the class of `prototype` throw a TypeError of
+ * {@linkcode LR_SET_MESSAGE} (a setter only, left out of the class's type: reading `lr` gives
+ * `undefined`, as before).
+ *
+ * @example
+ * ```ts
+ * import { refuseLrSet } from "./_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * class Optimizer {}
+ * refuseLrSet(Optimizer.prototype);
+ * assert.throws(() => ((new Optimizer() as { lr?: number }).lr = 0.1), /learningRate = x/);
+ * ```
+ */
+export function refuseLrSet(prototype: object): void {
+  Object.defineProperty(prototype, "lr", {
+    set() {
+      throw new TypeError(LR_SET_MESSAGE);
+    },
+    configurable: true,
+  });
+}

@@ -34,6 +34,7 @@ import { averagedStep, type EmaAverages, WeightAverages } from "./ema.ts";
 import { loadedWeights } from "./weights_in.ts";
 import { addCheckpointExtras } from "../core/checkpoint_extras.ts";
 import { extrasAtCall, extrasSource, extraWeights, loadExtras } from "./checkpoint_extras.ts";
+import { refuseLrSet } from "./_hints.ts";
 
 /** The error of a disposed optimizer used. */
 const DISPOSED_MESSAGE =
@@ -496,3 +497,5 @@ export class TfOptimizer extends tf.Optimizer {
     super.dispose();
   }
 }
+
+refuseLrSet(TfOptimizer.prototype); // optimizer.lr = x changed nothing: a TypeError

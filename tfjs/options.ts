@@ -5,7 +5,7 @@
  */
 import type { Settings } from "../base/settings.ts";
 import { described, optionError, promiseHint } from "../base/_errors.ts";
-import { factoryHint, swappedOptimizerHint } from "../base/_call_hints.ts";
+import { factoryHint, optimizerNameHint, swappedOptimizerHint } from "../base/_call_hints.ts";
 import { checkKeys } from "../base/schema.ts";
 import { factoryOptionHintOf } from "../core/options.ts";
 import { checkEma, type EmaOptions, type EmaSettings } from "./ema.ts";
@@ -209,6 +209,7 @@ function deviceHint(key: string): string {
 function notAnOptimizerHint(value: unknown): string {
   if (typeof value === "number") return ` (pass a learning rate as ${lrCall(value)})`;
   if (typeof value === "function") return factoryHint(value);
+  if (typeof value === "string") return optimizerNameHint(value, "tfOptimizer");
   const tfjs = value as {
     applyGradients?: unknown;
     getClassName?: unknown;

@@ -123,6 +123,41 @@ Deno.test("tfjs: a TensorFlow.js optimizer given to tfOptimizer says which of th
   }
 });
 
+Deno.test("tfjs: an optimizer's name given to tfOptimizer (model.compile's habit) says the call to write", () => {
+  const expects =
+    "tfOptimizer() expects an optimizer made by this library, e.g. radam(), got a string";
+  for (const [given, factory] of [["adam", "adam"], ["RAdam", "radam"], ["sgd", "sgd"]]) {
+    assert.throws(() => tfOptimizer(given as never), {
+      name: "TypeError",
+      message: `${expects} "${given}" (an optimizer's name: call its factory, ` +
+        `tfOptimizer(${factory}()))`,
+    });
+  }
+  assert.throws(() => tfOptimizer("rmsprop" as never), {
+    name: "TypeError",
+    message: `${expects} "rmsprop" (a name: this library's optimizers are made by its ` +
+      "factories, radam, adam, adamw, sgd, lion, ranger, e.g. tfOptimizer(adam()))",
+  });
+});
+
+Deno.test("tfjs: optimizer.lr = x (the option's name) is a TypeError naming learningRate, in sloppy mode too; learningRate = x sets it", () => {
+  const optimizer = tfOptimizer(radam({ lr: 0.1 }));
+  const says = {
+    name: "TypeError",
+    message: "A TensorFlow.js optimizer has no lr to set (the assignment would change nothing): " +
+      "set optimizer.learningRate = x, as for tfjs's own optimizers, or call " +
+      "optimizer.setLearningRate(x); the next step reads it",
+  };
+  assert.throws(() => ((optimizer as unknown as { lr: number }).lr = 0.5), says);
+  // A Function's body is sloppy-mode code, as a script without "use strict" is.
+  assert.throws(() => new Function("o", "o.lr = 0.5;")(optimizer), says);
+  assert.equal(optimizer.learningRate, 0.1);
+  assert.equal(Object.hasOwn(optimizer, "lr"), false);
+  optimizer.learningRate = 0.5;
+  assert.equal(optimizer.learningRate, 0.5);
+  optimizer.dispose();
+});
+
 Deno.test("tfjs: model.compile refuses the optimizer value itself with the error the README quotes; tfOptimizer of it trains", async () => {
   await useBackend("cpu");
   const model = denseNet(1);
