@@ -175,3 +175,7 @@ export function refuseLrSet(prototype: object): void {
     configurable: true,
   });
 }
+
+/** The error of a disposed optimizer used. */
+export const DISPOSED_MESSAGE =
+  "This TensorFlow.js optimizer was disposed; make a new one with tfOptimizer()";

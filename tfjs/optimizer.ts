@@ -34,11 +34,7 @@ import { averagedStep, type EmaAverages, WeightAverages } from "./ema.ts";
 import { loadedWeights } from "./weights_in.ts";
 import { addCheckpointExtras } from "../core/checkpoint_extras.ts";
 import { extrasAtCall, extrasSource, extraWeights, loadExtras } from "./checkpoint_extras.ts";
-import { refuseLrSet } from "./_hints.ts";
-
-/** The error of a disposed optimizer used. */
-const DISPOSED_MESSAGE =
-  "This TensorFlow.js optimizer was disposed; make a new one with tfOptimizer()";
+import { DISPOSED_MESSAGE, refuseLrSet } from "./_hints.ts";
 
 /**
  * The steps `optimizer` skipped, as `skippedSteps` but never going back at a `loadState` (which
