@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { refusingAssignment } from "./_refusing_record.ts";
 import { NEW_TENSOR_HINT } from "./tensors.ts";
 
 /** Where a state's slots are: in host memory (Float32Arrays) or on the GPU (GPU tensors). */
@@ -30,7 +31,7 @@ export function placeOf(backend: { readonly kind: string }): SlotsPlace {
 
 /**
  * `views` (a state's gradient slots, by tensor name) as a frozen record whose assignments say
- * how a gradient is given ({@linkcode gradAssignMessage}); see {@linkcode refusingAssignment}.
+ * how a gradient is given ({@linkcode gradAssignMessage}); see `refusingAssignment` (_refusing_record.ts).
  *
  * @example
  * ```ts
@@ -58,7 +59,7 @@ export function gradSlots<T>(
 
 /**
  * `views` (a state's parameters, by tensor name) as a frozen record whose assignments say how
- * a state goes on from other values ({@linkcode paramAssignMessage}); see {@linkcode refusingAssignment}.
+ * a state goes on from other values ({@linkcode paramAssignMessage}); see `refusingAssignment` (_refusing_record.ts).
  *
  * @example
  * ```ts
@@ -78,108 +79,6 @@ export function paramViews<T>(
     (name) => paramAssignMessage(name, place),
     (name) => addMessage("params", name, Object.keys(views)),
   );
-}
-
-/**
- * `views` as a frozen record whose entries are accessors: reading one gives its view,
- * assigning one throws a TypeError of `message(name)` (where the assignment to a frozen
- * record's property was JavaScript's own "Cannot assign to read only property", and in a
- * sloppy-mode script changed nothing, silently), and assigning a name it does not hold throws
- * one of `unknown(name)`, where given (it was JavaScript's "object is not extensible", or
- * nothing, silently: the record's prototype, one for every record, catches the assignment). Its keys, spread and `console.log` are those of
- * `views`, not `[Getter/Setter]`. (No Proxy. The accessors are the same functions in every
- * record, the k-th entry's reading the k-th view held under a symbol: records of the same names
- * share one hidden class, and a read of `grads.w[i]` in a loop is inlined and hoisted as a
- * frozen record's was. Closures of each record's own made reads of every record after the
- * first 15 times slower there.)
- *
- * @example
- * ```ts
- * import { refusingAssignment } from "./_state_slots.ts";
- * import assert from "node:assert/strict";
- *
- * const record = refusingAssignment(
- *   { a: 1 },
- *   (name) => `no ${name}`,
- *   (name) => `no new ${name}`,
- * ) as Record<string, number>;
- * assert.equal(record.a, 1);
- * assert.deepEqual({ ...record }, { a: 1 });
- * assert.throws(() => (record.a = 2), /^TypeError: no a$/);
- * assert.throws(() => (record.b = 2), /^TypeError: no new b$/);
- * ```
- */
-export function refusingAssignment<T>(
-  views: Readonly<Record<string, T>>,
-  message: (name: string) => string,
-  unknown?: (name: string) => string,
-): Readonly<Record<string, T>> {
-  const names = Object.keys(views);
-  const record = Object.create(ADDING);
-  // Not frozen: the elements of a frozen array are not hoisted out of a loop (15 times slower).
-  Object.defineProperty(record, VIEWS, { value: names.map((name) => views[name]) });
-  Object.defineProperty(record, REFUSAL, { value: (k: number) => message(names[k]) });
-  Object.defineProperty(record, ADDED, { value: unknown });
-  Object.defineProperty(record, INSPECT, { value: inspectRecord });
-  names.forEach((name, k) => Object.defineProperty(record, name, accessorsAt(k)));
-  return Object.freeze(record) as unknown as Readonly<Record<string, T>>;
-}
-
-/** Where a record of {@linkcode refusingAssignment} holds its views, in the order of its keys. */
-const VIEWS = Symbol("views");
-/** Where a record of {@linkcode refusingAssignment} holds the message of its k-th entry's. */
-const REFUSAL = Symbol("refusal");
-/** Where a record of {@linkcode refusingAssignment} holds the message of a name it has not. */
-const ADDED = Symbol("added");
-
-/**
- * The prototype of every record of {@linkcode refusingAssignment}: `Object.prototype` behind a
- * Proxy whose `set` an assignment of a name the record has not reaches (a frozen record's own
- * names never do), which throws the record's TypeError for it. Reads go to `Object.prototype`.
- */
-const ADDING = new Proxy(Object.prototype, {
-  set(target, key, value, receiver) {
-    const unknown = (receiver as { [ADDED]?: (name: string) => string })[ADDED];
-    if (typeof key === "string" && unknown !== undefined) throw new TypeError(unknown(key));
-    return Reflect.set(target, key, value, receiver);
-  },
-});
-
-/** The method Node's `util.inspect`, and Deno's `console.log`, call. */
-const INSPECT = Symbol.for("nodejs.util.inspect.custom");
-
-interface Refusing {
-  readonly [VIEWS]: readonly unknown[];
-  readonly [REFUSAL]: (k: number) => string;
-}
-
-/** The accessors of every record's k-th entry, made once each. */
-const ACCESSORS: PropertyDescriptor[] = [];
-
-function accessorsAt(k: number): PropertyDescriptor {
-  for (let i = ACCESSORS.length; i <= k; i++) {
-    ACCESSORS.push({
-      enumerable: true,
-      get(this: Refusing) {
-        return this[VIEWS][i];
-      },
-      set(this: Refusing) {
-        throw new TypeError(this[REFUSAL](i));
-      },
-    });
-  }
-  return ACCESSORS[k];
-}
-
-/** A record's inspection: that of a plain record of its views. */
-function inspectRecord(
-  this: Record<string, unknown>,
-  _depth: number,
-  options: unknown,
-  inspect?: (value: unknown, options: unknown) => string,
-): string {
-  const plain = { ...this };
-  return inspect ? inspect(plain, options) : `{ ${Object.keys(plain).join(", ")} }`;
 }
 
 /**

@@ -5,6 +5,7 @@
  * @module
  */
 import { described } from "./_errors.ts";
+import { isRefusingPrototype } from "./_refusing_record.ts";
 import { tensorHint } from "./_input_hints.ts";
 import { utf8Length } from "./_utf8.ts";
 
@@ -81,7 +82,8 @@ export function label(name: string): string {
 export function isRecord(value: unknown): value is Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
   const proto = Object.getPrototypeOf(value);
-  return proto === null || Object.getPrototypeOf(proto) === null;
+  // (A state's state.grads and state.params: plain records whose assignments throw.)
+  return proto === null || Object.getPrototypeOf(proto) === null || isRefusingPrototype(proto);
 }
 
 /**

@@ -179,3 +179,20 @@ Deno.test("opt.lr = x (or learningRate) on an optimizer says how to change it mi
   const state = step(await opt.init({ w: new Float32Array([1]) }), { w: new Float32Array([1]) });
   assert.deepEqual(state.params.w, new Float32Array([0.9]));
 });
+
+Deno.test("state.grads and state.params are plain records: instanceof Object, and init takes them", async () => {
+  const opt = radam({ backend: "js" });
+  let state = await opt.init({ w: new Float32Array([1, 2]), "": new Float32Array(1) });
+  for (const record of [state.grads, state.params]) {
+    assert.ok(record instanceof Object);
+    assert.ok(Object.prototype.isPrototypeOf.call(Object.prototype, record));
+    assert.equal(Object.prototype.toString.call(record), "[object Object]");
+    assert.equal((record as Record<string, unknown>).nope, undefined);
+    assert.ok(!("nope" in record) && "toString" in record);
+  }
+  state.grads.w.set([0.5, 0.5]);
+  state = step(state, state.grads);
+  const again = await opt.init(state.params, { from: state });
+  assert.deepEqual(Object.keys(again.params), ["w", ""]);
+  assert.equal(again.step, 1);
+});

@@ -122,8 +122,9 @@ function copyOf(t: tf.Tensor): tf.Tensor {
  * leaves it unchanged (on webgpu, where the device decides, by a check of the gradients on the
  * device: no readback; a first step skipped there does not start it, as on the CPU). A variable
  * left out of a step (frozen) keeps its average as it was, and goes on from it when it comes
- * back; a new one starts from its value after its first step; one disposed (or loaded, fitting
- * no trainable variable registered any more) is dropped at the next step.
+ * back (one loaded for it while it is frozen too); a new one starts from its value after its
+ * first step; one disposed (or loaded, fitting no variable registered any more) is dropped at the
+ * next step.
  *
  * @example Evaluate with the averages, then keep them
  * ```ts
@@ -273,16 +274,17 @@ export class WeightAverages implements EmaAverages {
   }
 
   /**
-   * Whether an average loaded under `name`, not bound, could still be a trainable variable's
-   * registered with TensorFlow.js: one of its name, or of its base name without an average of its
-   * own, and of its shape. One that could not (a model loaded again under new names, whose step
+   * Whether an average loaded under `name`, not bound, could still be a float32 variable's
+   * registered with TensorFlow.js (a frozen one's too, whose average waits for it to train
+   * again): one of its name, or of its base name without an average of its own, and of its shape. One that could not (a model loaded again under new names, whose step
    * started their averages anew where several of one base name could not be told apart; another
    * model's) is dropped at the step, as a sum is: else every `getWeights` saved it again.
    */
   #claimable(): (name: string, held: Held) => boolean {
     const byBase = new Map<string, tf.Variable[]>();
     if ([...this.#held.values()].some((h) => h.variable === undefined)) {
-      for (const v of floatVariables(true)) {
+      // Frozen ones too (trainable false): their averages are kept for when they train again.
+      for (const v of floatVariables(false)) {
         const base = baseName(v.name);
         if (byBase.has(base)) byBase.get(base)!.push(v);
         else byBase.set(base, [v]);

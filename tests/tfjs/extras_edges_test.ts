@@ -113,3 +113,29 @@ Deno.test("tfjs: averages loaded that no variable can take any more are dropped 
   b.dispose();
   tf.dispose([...again, ...saved.map((w) => w.tensor)]);
 });
+
+Deno.test("tfjs: an average loaded for a frozen variable is kept for when it trains again", async () => {
+  await useBackend("cpu");
+  const [w, f] = ["w", "f"].map((n, i) => tf.variable(tf.fill([2], i + 1), true, named(n)));
+  const a = tfOptimizer(adam({ lr: 0.1 }), { ema: true });
+  stepWith(a, [w, f], 1);
+  const saved = (await a.getWeights()).map((x) => ({ name: x.name, tensor: tf.clone(x.tensor) }));
+  a.dispose();
+  f.trainable = false; // (frozen for a while, as a layer whose trainable is set false)
+  const b = tfOptimizer(adam({ lr: 0.1 }), { ema: true });
+  await b.setWeights(saved);
+  stepWith(b, [w], 2);
+  const averages = (await b.getWeights()).filter((x) => x.name.endsWith("/average"));
+  assert.deepEqual(
+    averages.map((x) => x.name).sort(),
+    [f.name + "/average", w.name + "/average"].sort(),
+  );
+  const loaded = saved.find((x) => x.name === f.name + "/average")!.tensor.dataSync()[0];
+  f.trainable = true;
+  stepWith(b, [w, f], 3); // (trained again: it goes on from the average loaded)
+  const [average] = (await b.getWeights()).filter((x) => x.name === f.name + "/average");
+  assert.notEqual(average.tensor.dataSync()[0], f.dataSync()[0]);
+  assert.ok(Math.abs(average.tensor.dataSync()[0] - loaded) < 0.1);
+  b.dispose();
+  tf.dispose([w, f, ...saved.map((x) => x.tensor)]);
+});
