@@ -15,8 +15,6 @@ import { baseName } from "./kept.ts";
 import { checkWeightLive } from "./_hints.ts";
 import { checkLoadedShapes, floatVariables } from "./matching.ts";
 import { sameShape } from "./layout.ts";
-import { onWebGpu } from "./backend_choice.ts";
-import type { Settings } from "../base/settings.ts";
 
 /**
  * Option `ema` of `tfOptimizer`: Keras's `use_ema` with `ema_momentum` and
@@ -468,34 +466,4 @@ export function splitAverages(
   checkLoadedShapes(given, AVERAGE_SUFFIX, "a moving average");
   const averages = new Map([...given].map(([name, t]) => [name, tf.keep(copyOf(t))]));
   return { rest, averages };
-}
-
-/**
- * The step of an optimizer of `config`: `run` (a step over the items it is given, returning the
- * step count after it), then, with `averages`, their update where the step was taken: where the
- * count (`count()`) grew, or on webgpu under `nonFinite: "skip"`, where the device decides and
- * the count grows at every step submitted, by a check of the gradients on the device (no
- * readback). Throws the TypeError of `checkNotSwapped` at once, before anything changes.
- */
-export function averagedStep(
-  averages: WeightAverages | undefined,
-  config: Settings,
-  count: () => number,
-  run: (items: readonly GradItem[]) => number,
-): (items: readonly GradItem[]) => void {
-  if (averages === undefined) return run;
-  averages.checkNotSwapped();
-  const onDevice = onWebGpu(config) && config.loop.nonFinite === "skip";
-  return (items) => {
-    const before = count();
-    const taken = onDevice
-      ? tf.tidy(() => tf.all(tf.stack(items.map((i) => tf.all(tf.isFinite(i.tensor))))))
-      : undefined;
-    try {
-      const after = run(items);
-      if (onDevice || after > before) averages.update(items, after, taken);
-    } finally {
-      taken?.dispose();
-    }
-  };
 }

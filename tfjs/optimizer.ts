@@ -30,7 +30,8 @@ import {
 import { keptFromCheckpoint } from "./from_checkpoint.ts";
 import { Accumulator, checkSumsFinite } from "./accumulate.ts";
 import { checkTfjsCore } from "./_core_check.ts";
-import { averagedStep, type EmaAverages, WeightAverages } from "./ema.ts";
+import { type EmaAverages, WeightAverages } from "./ema.ts";
+import { averagedStep } from "./ema_step.ts";
 import { loadedWeights } from "./weights_in.ts";
 import { addCheckpointExtras } from "../core/checkpoint_extras.ts";
 import { extrasAtCall, extrasSource, extraWeights, loadExtras } from "./checkpoint_extras.ts";
