@@ -226,3 +226,50 @@ export function isStateLike(value: unknown): boolean {
     typeof Object.getOwnPropertyDescriptor(type ?? {}, name)?.get === "function";
   return ["optimizer", "names", "params", "grads"].every(getter);
 }
+
+/**
+ * Whether `name` is a JavaScript identifier (ASCII), written bare in code that a message shows.
+ *
+ * @example
+ * ```ts
+ * import { isIdentifier } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isIdentifier("w"));
+ * assert.ok(!isIdentifier("fc1.weight"));
+ * ```
+ */
+export function isIdentifier(name: string): boolean {
+  return /^[A-Za-z_$][\w$]*$/.test(name);
+}
+
+/**
+ * `name` as a property access in code that a message shows: `.w`, or `["fc1.weight"]`.
+ *
+ * @example
+ * ```ts
+ * import { memberAccess } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(memberAccess("w"), ".w");
+ * assert.equal(memberAccess("fc1.weight"), '["fc1.weight"]');
+ * ```
+ */
+export function memberAccess(name: string): string {
+  return isIdentifier(name) ? `.${name}` : `[${JSON.stringify(name)}]`;
+}
+
+/**
+ * `name` as an object literal's key in code that a message shows: `w`, or `"fc1.weight"`.
+ *
+ * @example
+ * ```ts
+ * import { literalKey } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(literalKey("fc1.weight"), '"fc1.weight"');
+ * ```
+ */
+export function literalKey(name: string): string {
+  return isIdentifier(name) ? name : JSON.stringify(name);
+}

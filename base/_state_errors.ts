@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isStateLike } from "./_errors.ts";
+import { isIdentifier, isStateLike, memberAccess } from "./_errors.ts";
 
 /**
  * The error of a disposed state used (stepped, read, saved): it says that `dispose` ended every
@@ -285,18 +285,13 @@ const STATE_KEYS = [
  */
 export function awaitHinted<P extends Promise<unknown>>(promise: P, call: "init" | "loadState"): P {
   const write = call === "init" ? "await opt.init(params)" : "await loadState(bytes)";
-  for (const key of STATE_KEYS) {
-    Object.defineProperty(promise, key, {
-      configurable: true,
-      get() {
-        throw new TypeError(
-          `Cannot read ${key} of a Promise: ${call}() returns a Promise of the state; await it, ` +
-            `const state = ${write}`,
-        );
-      },
-    });
-  }
-  return promise;
+  return readsRefused(
+    promise,
+    STATE_KEYS,
+    (key) =>
+      `Cannot read ${key} of a Promise: ${call}() returns a Promise of the state; await it, ` +
+      `const state = ${write}`,
+  );
 }
 
 /**
@@ -322,19 +317,31 @@ export function recordHinted<P extends Promise<unknown>>(
   call: string,
   keys: readonly string[],
 ): P {
+  return readsRefused(promise, keys, (key) => {
+    const plain = isIdentifier(key);
+    const write = plain
+      ? `const { ${key} } = await ${call}(state)`
+      : `(await ${call}(state))${memberAccess(key)}`;
+    return `Cannot read ${plain ? key : JSON.stringify(key)} of a Promise: ${call}() returns a ` +
+      `Promise of the copies; await it, ${write}`;
+  });
+}
+
+/**
+ * `promise`, each read of `keys` (but those it has already: `then`, `constructor`, …) made a
+ * TypeError of `message(key)` by a getter of its own, not enumerable.
+ */
+function readsRefused<P extends Promise<unknown>>(
+  promise: P,
+  keys: readonly string[],
+  message: (key: string) => string,
+): P {
   for (const key of keys) {
     if (key in promise) continue;
     Object.defineProperty(promise, key, {
       configurable: true,
       get() {
-        const plain = /^[A-Za-z_$][\w$]*$/.test(key);
-        const write = plain
-          ? `const { ${key} } = await ${call}(state)`
-          : `(await ${call}(state))[${JSON.stringify(key)}]`;
-        throw new TypeError(
-          `Cannot read ${plain ? key : JSON.stringify(key)} of a Promise: ${call}() returns a ` +
-            `Promise of the copies; await it, ${write}`,
-        );
+        throw new TypeError(message(key));
       },
     });
   }

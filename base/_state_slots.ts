@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { literalKey, memberAccess } from "./_errors.ts";
 import { refusingAssignment } from "./_refusing_record.ts";
 import { NEW_TENSOR_HINT } from "./tensors.ts";
 
@@ -102,8 +103,8 @@ export function gradAssignMessage(
   count = 0,
 ): string {
   const one = name !== undefined;
-  const slot = one ? `state.grads${member(name)}` : "state.grads[name]";
-  const given = !one ? "grads" : count === 1 && name === "" ? "g" : `{ ${key(name)}: g }`;
+  const slot = one ? `state.grads${memberAccess(name)}` : "state.grads[name]";
+  const given = !one ? "grads" : count === 1 && name === "" ? "g" : `{ ${literalKey(name)}: g }`;
   const inPlace = place === "host"
     ? `${one ? "it" : "each"} into ${one ? "the" : "its"} slot in place, ${slot}.set(g), then ` +
       `state = step(state) (computed in the slot, ${slot}[i] = …, a gradient is never copied)`
@@ -137,7 +138,7 @@ export function gradAssignMessage(
  */
 export function paramAssignMessage(name: string | undefined, place: SlotsPlace): string {
   const one = name !== undefined;
-  const view = one ? `state.params${member(name)}` : "state.params[name]";
+  const view = one ? `state.params${memberAccess(name)}` : "state.params[name]";
   const start = `Cannot assign ${one ? view : "state.params"}: the parameters are `;
   const end = ", which each step updates, and cannot be replaced; to go on from other values, ";
   return place === "host"
@@ -170,16 +171,6 @@ export function addMessage(record: string, name: string, names: readonly string[
     : names.length > 1
     ? `${shown.slice(0, -1).join(", ")} and ${shown.at(-1)}`
     : shown[0];
-  return `Cannot add state.${record}${member(name)}: the state has no tensor ` +
+  return `Cannot add state.${record}${memberAccess(name)}: the state has no tensor ` +
     `${JSON.stringify(name)}, only ${holds}${NEW_TENSOR_HINT}`;
-}
-
-/** `name` as a property access: `.w`, or `["fc1.weight"]`. */
-function member(name: string): string {
-  return /^[A-Za-z_$][\w$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`;
-}
-
-/** `name` as an object literal's key: `w`, or `"fc1.weight"`. */
-function key(name: string): string {
-  return /^[A-Za-z_$][\w$]*$/.test(name) ? name : JSON.stringify(name);
 }

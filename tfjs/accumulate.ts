@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { firstBadValue } from "../core/checkpoint_tensors.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import { described } from "../base/_errors.ts";
 import {
@@ -298,10 +299,10 @@ export class Accumulator {
  */
 function checkFinite(items: readonly GradItem[], sums: readonly tf.Tensor[], calls: number): void {
   items.forEach(({ name, tensor }, k) => {
-    const at = firstNonFinite(readHost(sums[k]));
+    const at = firstBadValue(readHost(sums[k]), false);
     if (at < 0) return;
     const values = readHost(tensor);
-    const i = firstNonFinite(values);
+    const i = firstBadValue(values, false);
     throw new RangeError(
       i >= 0
         ? `The gradient of variable ${JSON.stringify(name)} holds ${values[i]} at index ${i} ` +
@@ -311,12 +312,6 @@ function checkFinite(items: readonly GradItem[], sums: readonly tf.Tensor[], cal
           '"throw"); nothing was accumulated',
     );
   });
-}
-
-/** The index of the first non-finite number of `values`, or −1. */
-function firstNonFinite(values: Float32Array): number {
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return i;
-  return -1;
 }
 
 /** Whether `held` is the sum of `variable` (one loaded: of its shape). */
@@ -429,7 +424,7 @@ function checkSumFinite(
   values: Float32Array,
   outcome = "the step it is summed into would throw); refused, nothing changed",
 ): void {
-  const i = firstNonFinite(values);
+  const i = firstBadValue(values, false);
   if (i < 0) return;
   throw new RangeError(
     `Expected weight ${JSON.stringify(name + SUM_SUFFIX)}[${i}] to be a finite number, got ${

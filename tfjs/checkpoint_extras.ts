@@ -10,6 +10,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { parseSafetensors, type TensorOut } from "../base/safetensors.ts";
 import { type CheckpointExtras, isExtraTensor } from "../core/checkpoint_extras.ts";
+import { firstBadValue } from "../core/checkpoint_tensors.ts";
 import { type Accumulator, COUNT_WEIGHT, type LoadedSums, SUM_SUFFIX } from "./accumulate.ts";
 import { AVERAGE_SUFFIX, type WeightAverages } from "./ema.ts";
 import { checkLoadedShapes } from "./matching.ts";
@@ -236,7 +237,7 @@ function checkFinite(
   data: Float32Array,
   outcome = "the step it goes into would throw); refused, nothing changed",
 ): void {
-  const i = data.findIndex((x) => !Number.isFinite(x));
+  const i = firstBadValue(data, false);
   if (i < 0) return;
   throw new RangeError(
     `Checkpoint tensor ${JSON.stringify(name)}[${i}] is ${data[i]}; expected a finite number ` +
