@@ -31,7 +31,7 @@ export const DISPOSED_STATE_MESSAGE = "This optimizer state was disposed (dispos
 export const UNDEFINED_STATE_HINT = " (no state yet: make one with await opt.init(params) or " +
   "await loadState(bytes); a TensorFlow.js optimizer's state, optimizer.state, is undefined until " +
   "its first step (applyGradients, or model.fit's first batch) makes it, and again after its " +
-  "loadState or setWeights until the next step: until then, what it holds (its step count, " +
+  "setWeights until the next step: until then, what it holds (its step count, " +
   "moments loaded, gradients accumulated) is in await optimizer.getWeights(), which model.save(handler, " +
   "{ includeOptimizer: true }) saves)";
 

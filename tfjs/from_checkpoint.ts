@@ -7,16 +7,19 @@
 import type { HostBackend } from "../base/backend.ts";
 import type { LearningRate } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
-import { stateInternals } from "../core/state.ts";
+import { type OptimizerState, stateInternals } from "../core/state.ts";
 import { dispose, loadState } from "../core/operations.ts";
 import { compactCopies, stateViews } from "./host_state.ts";
 import type { Kept } from "./kept.ts";
 import { entryOf } from "./layout.ts";
-import { checkSameKinds, inTfjsLayout } from "./matching.ts";
+import { checkSameKinds, checkSomeTensorFits, inTfjsLayout } from "./matching.ts";
+import { extrasAtCall, type ExtrasRead } from "./checkpoint_extras.ts";
+import { checkedLoad } from "./loaded_state.ts";
 /**
  * Reads a library checkpoint's moments, slow weights and step counts into kept states, each in
  * the arena layout it was saved in (changing nothing). Rejects with the library's
- * `CheckpointError` for a damaged file.
+ * `CheckpointError` for a damaged file. With `keep`, the state loaded (on the js backend) is
+ * given too, the caller's to dispose; else it is disposed.
  *
  * @example
  * ```ts
@@ -36,11 +39,15 @@ import { checkSameKinds, inTfjsLayout } from "./matching.ts";
 export async function keptFromCheckpoint(
   config: Settings,
   bytes: Uint8Array,
-): Promise<{ steps: number; skipped: number; kept: Map<string, Kept> }> {
+  keep = false,
+): Promise<
+  { steps: number; skipped: number; kept: Map<string, Kept>; state?: OptimizerState<unknown> }
+> {
   const state = await loadState(bytes, {
     backend: "js",
     lr: config.hyperparameters.lr as LearningRate,
   });
+  let read = false;
   try {
     const internals = stateInternals(state);
     checkSameKinds(config, internals.config);
@@ -60,8 +67,60 @@ export async function keptFromCheckpoint(
       const gc = internals.config.loop.gc;
       kept.set(name, gc === config.loop.gc ? read : inTfjsLayout(read, gc));
     });
-    return { steps: internals.steps, skipped: internals.skipped, kept };
+    read = true;
+    return { steps: internals.steps, skipped: internals.skipped, kept, ...(keep ? { state } : {}) };
   } finally {
-    dispose(state);
+    if (!keep || !read) dispose(state);
   }
+}
+
+/**
+ * What `loadState` takes from `bytes`, read and checked before anything changes (the tensors
+ * copied in the call): the kept states and counts ({@linkcode keptFromCheckpoint}), the sums and
+ * averages (for an optimizer accumulating `steps` calls: its `Accumulator`), and the state loaded, the
+ * caller's. `live` is called after each await, `settled` awaited between: where either throws,
+ * or a check refuses (a RangeError naming a few tensors and variables where none fits a
+ * registered variable), the state is disposed and the error thrown.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { checkpointForLoad } from "./from_checkpoint.ts";
+ * import { adam, saveState } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * await tf.setBackend("cpu");
+ * const v = tf.variable(tf.zeros([2]), true, "for_load_doc/w");
+ * const optimizer = adam();
+ * const bytes = await saveState(await optimizer.init({ [v.name]: new Float32Array(2) }));
+ * const read = await checkpointForLoad(optimizer.settings, bytes, { steps: 1 }, () => {}, async () => {});
+ * assert.equal(read.state.step, 0);
+ * assert.ok(read.kept.has(v.name));
+ * ```
+ */
+export async function checkpointForLoad(
+  config: Settings,
+  bytes: Uint8Array,
+  { steps: accumSteps }: { readonly steps: number },
+  live: () => void,
+  settled: () => Promise<void>,
+): Promise<
+  Awaited<ReturnType<typeof keptFromCheckpoint>> & {
+    extras: ExtrasRead;
+    state: OptimizerState<unknown>;
+  }
+> {
+  const loading = keptFromCheckpoint(config, bytes, true);
+  const extrasRead = extrasAtCall(bytes, accumSteps, config.loop.nonFinite === "throw");
+  const { steps, skipped, kept, state } = await loading;
+  let extras: ExtrasRead | undefined;
+  await checkedLoad(state!, async () => {
+    live();
+    checkSomeTensorFits(kept, steps, config.loop.gc);
+    extras = extrasRead();
+    await settled();
+    live();
+  });
+  return { steps, skipped, kept, extras: extras!, state: state! };
 }

@@ -20,22 +20,24 @@ import { GivenWeights } from "./given.ts";
 import type { KeptStates } from "./kept.ts";
 import { StatePaths } from "./state_paths.ts";
 import { SkipNotes } from "./skip_notes.ts";
-import { checkSomeTensorFits, groupedNames } from "./matching.ts";
+import { groupedNames } from "./matching.ts";
 import {
   type AdapterOptions,
   checkArguments,
   type SettingsHolder,
   type TfOptimizerOptions,
 } from "./options.ts";
-import { keptFromCheckpoint } from "./from_checkpoint.ts";
+import { checkpointForLoad } from "./from_checkpoint.ts";
 import { Accumulator, checkSumsFinite } from "./accumulate.ts";
 import { checkTfjsCore } from "./_core_check.ts";
 import { type EmaAverages, WeightAverages } from "./ema.ts";
 import { averagedStep } from "./ema_step.ts";
 import { loadedWeights } from "./weights_in.ts";
 import { addCheckpointExtras } from "../core/checkpoint_extras.ts";
-import { extrasAtCall, extrasSource, extraWeights, loadExtras } from "./checkpoint_extras.ts";
+import { extrasSource, extraWeights, loadExtras } from "./checkpoint_extras.ts";
 import { DISPOSED_MESSAGE, refuseLrSet } from "./_hints.ts";
+import { LoadedState } from "./loaded_state.ts";
+import { minimizing } from "./minimize.ts";
 
 /**
  * The steps `optimizer` skipped, as `skippedSteps` but never going back at a `loadState` (which
@@ -108,6 +110,8 @@ export class TfOptimizer extends tf.Optimizer {
   readonly #averages: WeightAverages | undefined;
   /** What `saveState(optimizer.state)` writes beside the state: the sums and the averages. */
   readonly #extras: ReturnType<typeof extrasSource>;
+  /** The state `loadState` read, which `state` gives until a step makes one (loaded_state.ts). */
+  readonly #loaded = new LoadedState();
 
   /**
    * Use {@linkcode tfOptimizer}. `optimizer` is an optimizer value of this library (only its
@@ -141,8 +145,10 @@ export class TfOptimizer extends tf.Optimizer {
   /**
    * The library state the updates run on (for `saveState`, `readParams`, `readMoments`): made by a
    * step over the variables it is given (with `gradientAccumulationSteps`, by a call), so undefined
-   * before the first (`model.fit`'s first batch) and after `loadState` or `setWeights` until the
-   * next; `saveState` then says so, and `getWeights()` holds what the optimizer has. Its tensors
+   * before the first (`model.fit`'s first batch) and after `setWeights` until the next;
+   * `saveState` then says so, and `getWeights()` holds what the optimizer has. After `loadState`,
+   * until the next step, the checkpoint as loaded (on backend "js"; this optimizer's learning
+   * rate), so that what was loaded can be saved back without a step. Its tensors
    * are named by variable, in the order of the step that made it (its checkpoints'
    * `tensor_order`; a later step giving them in another order keeps it); under `gc`, kernels are
    * held transposed. It holds the last step's variables only (the state kept aside for frozen
@@ -153,7 +159,7 @@ export class TfOptimizer extends tf.Optimizer {
    * (`<variable>.average`), as they are at the call, which {@linkcode loadState} takes back.
    */
   get state(): OptimizerState<unknown> | undefined {
-    return addCheckpointExtras(this.#paths.state, this.#extras);
+    return addCheckpointExtras(this.#paths.state ?? this.#loaded.state, this.#extras);
   }
 
   /**
@@ -170,7 +176,7 @@ export class TfOptimizer extends tf.Optimizer {
    * to webgpu (onto the GPU).
    */
   get backend(): BackendName | undefined {
-    const state = this.state;
+    const state = this.#paths.state;
     return state !== undefined ? state.backend : nextBackend(this.#config);
   }
 
@@ -268,22 +274,18 @@ export class TfOptimizer extends tf.Optimizer {
     };
     const step = averagedStep(this.#averages, this.#config, () => this.iterations, run);
     const count = this.#accumulator.count;
-    this.#accumulator.run(items, this.#paths.entries, strict, step, finite);
-    this.#calls++;
-    if (this.#accumulator.count > count) this.#makeState(items);
+    try {
+      this.#accumulator.run(items, this.#paths.entries, strict, step, finite);
+      this.#calls++;
+      if (this.#accumulator.count > count) this.#paths.tryMake(this.#config, strict, items);
+    } finally {
+      if (this.#paths.state !== undefined) this.#loaded.end(); // (one made: the loaded ends)
+    }
   }
 
-  /**
-   * After a call that summed its gradients and took no step: the state made where there is none
-   * (before the first step, or after `loadState` or `setWeights`), so that `saveState(state)`
-   * holds the sums. Where it cannot be made, nothing changes: the step will make it, or throw.
-   */
-  #makeState(items: readonly GradItem[]): void {
-    try {
-      this.#paths.step(this.#config, this.#options.strict, items, true);
-    } catch {
-      // (The N-th call's step makes the state, or throws what refused it.)
-    }
+  /** As tfjs's `minimize`, but a refused step disposes the gradients and loss it computed. */
+  override minimize(...args: Parameters<tf.Optimizer["minimize"]>): tf.Scalar | null {
+    return minimizing(this, ...args);
   }
 
   /**
@@ -433,22 +435,18 @@ export class TfOptimizer extends tf.Optimizer {
   async loadState(bytes: Uint8Array): Promise<void> {
     const calls = this.#calls, what = "loadState(bytes)";
     this.#checkLoadable(calls, what);
-    const loading = keptFromCheckpoint(this.#config, bytes); // (its tensors copied in the call)
-    const finite = this.#config.loop.nonFinite === "throw";
-    const extrasRead = extrasAtCall(bytes, this.#accumulator.steps, finite); // (so are these)
-    const { steps, skipped, kept } = await loading;
-    this.#checkLoadable(calls, what);
-    checkSomeTensorFits(kept, steps, this.#config.loop.gc);
-    const extras = extrasRead();
-    await this.#paths.gpu.settled(); // (on webgpu, every skip before the load is counted)
-    this.#checkLoadable(calls, what);
-    this.#replaceState(kept, steps, skipped);
-    loadExtras(extras, this.#accumulator, this.#averages);
+    const live = () => this.#checkLoadable(calls, what);
+    const settled = () => this.#paths.gpu.settled(); // (webgpu: every skip before it counted)
+    const read = await checkpointForLoad(this.#config, bytes, this.#accumulator, live, settled);
+    this.#replaceState(read.kept, read.steps, read.skipped);
+    loadExtras(read.extras, this.#accumulator, this.#averages);
+    this.#loaded.keep(read.state);
   }
 
   /** Drops the state; keeps `kept` aside instead, with these counts. */
   #replaceState(kept: Parameters<KeptStates["replace"]>[0], steps: number, skipped: number): void {
     this.#skips.replaced(this.skippedSteps, skipped);
+    this.#loaded.end();
     this.#paths.replace(kept, steps, skipped);
     this.#accumulator.clear();
     this.#averages?.clear();
@@ -491,6 +489,7 @@ export class TfOptimizer extends tf.Optimizer {
     this.#accumulator.clear();
     this.#averages?.clear();
     this.#paths.drop();
+    this.#loaded.end();
     super.dispose();
   }
 }

@@ -81,6 +81,19 @@ export class StatePaths {
   }
 
   /**
+   * After a call that summed its gradients and took no step: the state made where there is none
+   * (before the first step, or after `loadState` or `setWeights`), so that `saveState(state)`
+   * holds the sums. Where it cannot be made, nothing changes: the step will make it, or throw.
+   */
+  tryMake(config: Settings, strict: boolean, items: readonly GradItem[]): void {
+    try {
+      this.step(config, strict, items, true);
+    } catch {
+      // (The N-th call's step makes the state, or throws what refused it.)
+    }
+  }
+
+  /**
    * The weights of the state and of what is kept aside (weights.ts), then `extra` (the
    * accumulator's, the averages': tensors it takes). Every read of the state starts in this call,
    * before its first await; a GPU state replaced meanwhile is kept until the read ends. Where the

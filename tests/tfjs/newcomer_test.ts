@@ -285,7 +285,7 @@ Deno.test("tfjs: model.dispose() leaves the optimizer (a loaded model's too), as
   tf.dispose([x, y]);
 });
 
-Deno.test("tfjs: saveState(optimizer.state) before the first step, or after loadState, says why it is undefined and where the optimizer's state is", async () => {
+Deno.test("tfjs: saveState(optimizer.state) before the first step, or after setWeights, says why it is undefined and where the optimizer's state is", async () => {
   await useBackend("cpu");
   const optimizer = tfOptimizer(radam({ lr: 1e-2 }));
   const undefinedState = (e: Error) => {
@@ -296,7 +296,7 @@ Deno.test("tfjs: saveState(optimizer.state) before the first step, or after load
     );
     assert.match(
       e.message,
-      /optimizer\.state, is undefined until its first step \(applyGradients, or model\.fit's first batch\) makes it, and again after its loadState or setWeights until the next step/,
+      /optimizer\.state, is undefined until its first step \(applyGradients, or model\.fit's first batch\) makes it, and again after its setWeights until the next step/,
     );
     assert.match(e.message, /await optimizer\.getWeights\(\), which model\.save\(handler, /);
     return true;
@@ -314,10 +314,14 @@ Deno.test("tfjs: saveState(optimizer.state) before the first step, or after load
   const grad = tf.mul(w, 2);
   optimizer.applyGradients({ [w.name]: grad });
   const bytes = await saveState(optimizer.state!);
-  // After loadState, until the next step: undefined again, what it loaded in getWeights.
-  await optimizer.loadState(bytes);
+  // After setWeights, until the next step: undefined again, what it took in getWeights.
+  const given = await optimizer.getWeights();
+  await optimizer.setWeights(given);
   assert.equal(optimizer.state, undefined);
   await assert.rejects(saveState(optimizer.state!), undefinedState);
+  // After loadState: the checkpoint loaded, saved back as it was.
+  await optimizer.loadState(bytes);
+  assert.deepEqual(await saveState(optimizer.state!), bytes);
   const names = (await optimizer.getWeights()).map((x) => x.name);
   assert.deepEqual(names, ["iter", `${w.name}/m`, `${w.name}/v`]);
   optimizer.applyGradients({ [w.name]: grad });
