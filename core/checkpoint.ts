@@ -300,7 +300,7 @@ export async function loadCheckpoint(
     options,
     LOAD_OPTIONS,
     "loadState",
-    (lr) => `loadState(bytes, { lr: ${lr} })`,
+    (lr) => `pass a learning rate as loadState(bytes, { lr: ${lr} })`,
   ) as LoadOptions;
   const file = parseSafetensors(bytes);
   const { metadata } = file;
