@@ -105,6 +105,27 @@ export const STATE_JSON_MESSAGE = "An optimizer state is not JSON (JSON.stringif
   "result (a replacer of JSON.stringify cannot: a state's toJSON runs before it)";
 
 /**
+ * The error of a structured clone of a state (`structuredClone(state)`, `postMessage(state)`,
+ * Deno KV's `kv.set(key, state)`), which would otherwise copy `{}` (a state's tensors live in its
+ * backend, not in properties of its own), silently: how to store its checkpoint instead (one
+ * Deno KV value holds 64 KiB at most), how to resume, and how to store an object that holds one.
+ *
+ * @example
+ * ```ts
+ * import { STATE_CLONE_MESSAGE } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(STATE_CLONE_MESSAGE, /await saveState\(state\)/);
+ * ```
+ */
+export const STATE_CLONE_MESSAGE = "An optimizer state cannot be cloned (structuredClone, " +
+  "postMessage and Deno KV would copy it as {}, which holds nothing: its tensors live in its " +
+  "backend): store its checkpoint, const bytes = await saveState(state), a Uint8Array (one " +
+  "Deno KV value holds 64 KiB at most: kvCheckpointStore of @optim/radam/kv stores any size), " +
+  "and resume with await loadState(bytes); to store an object that holds one, leave the state " +
+  "out first, const { state, ...rest } = result";
+
+/**
  * What to add to an error about a value that should have been an optimizer state: for a
  * Promise, to await it (`init` and `loadState` return one); for an optimizer (an object with
  * `init` and `settings`), to make its state; for `undefined`, {@linkcode UNDEFINED_STATE_HINT};

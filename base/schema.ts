@@ -181,22 +181,22 @@ export function keysOf(schema: Schema): string[] {
 
 /**
  * Throws a TypeError unless `options` is an object (or undefined) whose keys are all in
- * `known`; returns it (an empty object for undefined). `lrCall` writes the call that passes a
- * learning rate `lr` where the owner's caller meant to: a number given for the options
- * (`adam(1e-3)`, as `tf.train.adam(1e-3)` is written) is told so. `elsewhere` says where an
+ * `known`; returns it (an empty object for undefined). `numberHint` says, of a number given for
+ * the options (`adam(1e-3)`, as `tf.train.adam(1e-3)` is written), how it is passed: e.g. "pass a
+ * learning rate as adam({ lr: 0.001 })", put in parentheses after the error. `elsewhere` says where an
  * unknown key that is no other name of one of `known` goes instead (empty: nowhere known).
  */
 export function checkKeys(
   options: unknown,
   known: readonly string[],
   owner: string,
-  lrCall?: (lr: number) => string,
+  numberHint?: (value: number) => string,
   elsewhere?: (key: string) => string,
 ): Record<string, unknown> {
   if (options === undefined) return {};
   if (!isObject(options) || Array.isArray(options)) {
-    const hint = typeof options === "number" && lrCall !== undefined
-      ? ` (pass a learning rate as ${lrCall(options)})`
+    const hint = typeof options === "number" && numberHint !== undefined
+      ? ` (${numberHint(options)})`
       : "";
     throw new TypeError(`Options of ${owner} must be an object, got ${described(options)}${hint}`);
   }

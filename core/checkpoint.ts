@@ -26,8 +26,9 @@
  *
  * A state's holder may save more beside it (core/checkpoint_extras.ts): the TensorFlow.js
  * adapter's partial gradient sums (`<name>.accum`, F32, with `accum_count` in the metadata) and
- * moving averages (`<name>.average`, F32), after the F32 tensors of the state. Loading ignores
- * them (the adapter's `loadState` reads them back).
+ * moving averages (`<name>.average`, F32), after the F32 tensors of the state. Loading checks
+ * them as the holder saves them (core/extra_tensors.ts), then leaves them (the adapter's
+ * `loadState` reads them back).
  *
  * Loading validates the whole file before allocating the arena: see {@linkcode loadCheckpoint}.
  *
@@ -299,7 +300,7 @@ export async function loadCheckpoint(
     options,
     LOAD_OPTIONS,
     "loadState",
-    (lr) => `loadState(bytes, { lr: ${lr} })`,
+    (lr) => `pass a learning rate as loadState(bytes, { lr: ${lr} })`,
   ) as LoadOptions;
   const file = parseSafetensors(bytes);
   const { metadata } = file;

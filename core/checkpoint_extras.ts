@@ -2,8 +2,9 @@
  * Tensors that the holder of a state saves beside it in its checkpoints (the TensorFlow.js
  * adapter's partial gradient sums, `<name>.accum`, and moving averages of the weights,
  * `<name>.average`): a registry the holder fills, keyed by the state's line (its backend, which
- * `step` keeps), that `saveState` reads at its call. `loadState` ignores such tensors: they are
- * the holder's to read back (the adapter's `optimizer.loadState`).
+ * `step` keeps), that `saveState` reads at its call. `loadState` checks such tensors as the
+ * holder saves them (core/extra_tensors.ts), then leaves them: they are the holder's to read back
+ * (the adapter's `optimizer.loadState`).
  *
  * @module
  */

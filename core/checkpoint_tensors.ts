@@ -23,7 +23,7 @@ import {
 } from "../base/safetensors.ts";
 import type { Settings } from "../base/settings.ts";
 import { momentsOf } from "./origins.ts";
-import { isExtraTensor } from "./extra_tensors.ts";
+import { checkExtraTensor, isExtraTensor } from "./extra_tensors.ts";
 
 /**
  * The per-parameter tensors of a checkpoint: name suffix and arena section (the parameters, the
@@ -140,8 +140,9 @@ export interface ReadTensors {
 /**
  * The tensors of a parsed file, checked: exactly those of `names` and `kinds` (parameters,
  * moments in either form, slow weights), one shape per parameter, every value valid, besides
- * those a holder saved beside the state (`<name>.accum`, `<name>.average`: ignored). Views of
- * `bytes` where aligned (as this library writes them), else copies.
+ * those a holder saved beside the state (`<name>.accum`, `<name>.average`: checked as it saves
+ * them, core/extra_tensors.ts, then left to it). Views of `bytes` where aligned (as this library
+ * writes them), else copies.
  */
 export function readTensors(
   bytes: Uint8Array,
@@ -192,6 +193,12 @@ export function readTensors(
     });
     out.lengths.push(shape.reduce((a, b) => a * b, 1));
     out.shapes.push(shape.slice());
+  }
+  // A holder's tensors saved beside the state (core/checkpoint_extras.ts), checked as it saves
+  // them, so that a damaged file's tensor of a name so ending is not taken for one.
+  const lengths = new Map(names.map((name, i) => [name, out.lengths[i]]));
+  for (const [tensorName, entry] of tensors) {
+    if (!known.has(tensorName)) checkExtraTensor(tensorName, entry, lengths, file.metadata);
   }
   return out;
 }

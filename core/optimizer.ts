@@ -172,9 +172,17 @@ async function initOnWebGpu(
   }
 }
 
-/** The optimizer of the registry's `origin` with `options` (a factory's body). */
-export function make<H>(origin: Origin, options: unknown): Optimizer<H> {
-  return optimizerOf(resolveOptions(origin, options));
+/**
+ * The optimizer of the registry's `origin` with `options` (a factory's body); `args`, the
+ * factory's `arguments`, say what a number given for the options was followed by (`radam(0.001,
+ * 0.9)`: its error shows them as the options object they stand for).
+ */
+export function make<H>(
+  origin: Origin,
+  options: unknown,
+  args: ArrayLike<unknown> = [],
+): Optimizer<H> {
+  return optimizerOf(resolveOptions(origin, options, Array.prototype.slice.call(args, 1)));
 }
 
 /**
@@ -215,5 +223,7 @@ export function lookahead<H>(
         "library's optimizer, then adapt it, tfOptimizer(lookahead(radam()))",
     );
   }
-  return optimizerOf(resolveLookahead(inner.settings, options));
+  return optimizerOf(
+    resolveLookahead(inner.settings, options, Array.prototype.slice.call(arguments, 2)),
+  );
 }

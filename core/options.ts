@@ -28,6 +28,7 @@ import {
 } from "../base/schema.ts";
 import type { CommonHyperparameters, Settings } from "../base/settings.ts";
 import { type Origin, originOf, remember } from "./origins.ts";
+import { positionalHint } from "./positional.ts";
 
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null;
@@ -170,7 +171,11 @@ const COMMON_HYPERPARAMETERS = ["lr", "weightDecay", "maximize"] as const;
  * (RangeError/TypeError naming the option) for the optimizer `origin`; with LookAhead
  * (`origin.lookahead`, Ranger), `k` and `alpha` too. The settings are named `origin.name`.
  */
-export function resolveOptions(origin: Origin, options: unknown): Settings {
+export function resolveOptions(
+  origin: Origin,
+  options: unknown,
+  positional: readonly unknown[] = [],
+): Settings {
   checkNotParams(options, origin.name);
   const known = [...keysOf(origin.options), ...keysOf(RUN_OPTIONS), ...keysOf(LOOP_OPTIONS)];
   if (origin.lookahead) known.push("k", "alpha");
@@ -178,7 +183,7 @@ export function resolveOptions(origin: Origin, options: unknown): Settings {
     options,
     known,
     origin.name,
-    (lr) => `${origin.name}({ lr: ${lr} })`,
+    (lr) => positionalHint(origin, lr, positional),
     (key) => initOptionHint(key, origin.name) || pytorchOptionHint(key, origin.name),
   );
   const { defaults } = origin;
@@ -209,10 +214,14 @@ export function resolveOptions(origin: Origin, options: unknown): Settings {
 function lookaheadOf(
   options: unknown,
   elsewhere?: (key: string) => string,
+  alphaGiven?: unknown,
 ): { readonly k: number; readonly alpha: number } {
   if (typeof options === "number") {
+    // (lookahead(optimizer, 5, 0.5), as PyTorch's Lookahead(optimizer, k, alpha) is written.)
+    const alpha = typeof alphaGiven === "number" ? `, alpha: ${alphaGiven}` : "";
     throw new TypeError(
-      `Options of lookahead must be an object, got ${options} (k is an option: lookahead(optimizer, { k: ${options} }))`,
+      `Options of lookahead must be an object, got ${options} (k is an option: ` +
+        `lookahead(optimizer, { k: ${options}${alpha} }))`,
     );
   }
   const o = checkKeys(options, ["k", "alpha"], "lookahead", undefined, elsewhere);
@@ -226,8 +235,15 @@ function lookaheadOf(
   return Object.freeze({ k, alpha });
 }
 
-/** Validates LookAhead's options and returns `inner` wrapped (RangeError naming the option). */
-export function resolveLookahead(inner: Settings<unknown>, options: unknown): Settings {
+/**
+ * Validates LookAhead's options and returns `inner` wrapped (RangeError naming the option);
+ * `positional`: the arguments given after them (`lookahead(opt, 5, 0.5)`: its error shows them).
+ */
+export function resolveLookahead(
+  inner: Settings<unknown>,
+  options: unknown,
+  positional: readonly unknown[] = [],
+): Settings {
   const origin = originOf(inner);
   if (inner.lookahead) {
     throw new TypeError(`lookahead() was given ${inner.name}, which already has LookAhead`);
@@ -238,6 +254,7 @@ export function resolveLookahead(inner: Settings<unknown>, options: unknown): Se
     lookahead: lookaheadOf(
       options,
       (key) => factoryOptionHintOf(inner, key, (call) => `lookahead(${call})`),
+      positional[0],
     ),
   });
   return remember(settings, origin);

@@ -80,7 +80,7 @@ export default REGISTRY;
  * ```
  */
 export function radam(options?: RAdamOptions): Optimizer<RAdamHyperparameters> {
-  return make(REGISTRY.optimizers.radam, options);
+  return make(REGISTRY.optimizers.radam, options, arguments);
 }
 
 /**
@@ -100,7 +100,7 @@ export function radam(options?: RAdamOptions): Optimizer<RAdamHyperparameters> {
  * ```
  */
 export function adam(options?: AdamOptions): Optimizer<AdamHyperparameters> {
-  return make(REGISTRY.optimizers.adam, options);
+  return make(REGISTRY.optimizers.adam, options, arguments);
 }
 
 /**
@@ -119,7 +119,7 @@ export function adam(options?: AdamOptions): Optimizer<AdamHyperparameters> {
  * ```
  */
 export function adamw(options?: AdamOptions): Optimizer<AdamHyperparameters> {
-  return make(REGISTRY.optimizers.adamw, options);
+  return make(REGISTRY.optimizers.adamw, options, arguments);
 }
 
 /**
@@ -146,7 +146,7 @@ export function adamw(options?: AdamOptions): Optimizer<AdamHyperparameters> {
  * ```
  */
 export function lion(options?: LionOptions): Optimizer<LionHyperparameters> {
-  return make(REGISTRY.optimizers.lion, options);
+  return make(REGISTRY.optimizers.lion, options, arguments);
 }
 
 /**
@@ -172,7 +172,7 @@ export function lion(options?: LionOptions): Optimizer<LionHyperparameters> {
  * ```
  */
 export function ranger(options?: RangerOptions): Optimizer<RAdamHyperparameters> {
-  return make(REGISTRY.optimizers.ranger, options);
+  return make(REGISTRY.optimizers.ranger, options, arguments);
 }
 
 /**
@@ -201,5 +201,5 @@ export function ranger(options?: RangerOptions): Optimizer<RAdamHyperparameters>
  * ```
  */
 export function sgd(options?: SgdOptions): Optimizer<SgdHyperparameters> {
-  return make(REGISTRY.optimizers.sgd, options);
+  return make(REGISTRY.optimizers.sgd, options, arguments);
 }

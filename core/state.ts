@@ -14,6 +14,7 @@ import {
   lrSetMessage,
   READ_ONLY_STATE_KEYS,
   readOnlyStateMessage,
+  STATE_CLONE_MESSAGE,
   STATE_JSON_MESSAGE,
   stateHint,
 } from "../base/_state_errors.ts";
@@ -43,7 +44,9 @@ export { groupsOf, inLayoutOrder, planState } from "./plan.ts";
  * parameters and states format, or that it was consumed or disposed; on WebGPU without reading
  * the GPU (the step count is then {@linkcode OptimizerState.step}'s). `JSON.stringify(state)`
  * throws a TypeError (a state is no JSON, which would write it as `{}`): its checkpoint,
- * `await saveState(state)`, is bytes to keep, as base64 where text is needed.
+ * `await saveState(state)`, is bytes to keep, as base64 where text is needed. In Deno a
+ * structured clone of a state throws too (`kv.set(key, state)`, `postMessage(state)`: a
+ * TypeError; `structuredClone(state)`: a DataCloneError), where it would copy `{}`.
  *
  * @example
  * ```ts
@@ -229,6 +232,18 @@ export class StateHandle implements OptimizerState<any> {
    */
   toJSON(): never {
     throw new TypeError(STATE_JSON_MESSAGE);
+  }
+
+  /**
+   * Refuses a structured clone of a state in Deno (`structuredClone(state)`, `postMessage`,
+   * `kv.set(key, state)`, and of anything holding a state), which would otherwise copy `{}`
+   * silently: V8's serializer takes a class instance's own enumerable properties only, and a
+   * state has none. Deno's serializer asks an object that has this method (Deno's mark of an
+   * object that says how it is cloned, as its Blob has) for what to copy: it throws instead.
+   * (No own property shows it; elsewhere it is an unused symbol-keyed method.)
+   */
+  [Symbol.for("Deno.core.hostObject")](): never {
+    throw new TypeError(STATE_CLONE_MESSAGE);
   }
 
   /**

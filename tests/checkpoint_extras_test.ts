@@ -1,6 +1,6 @@
 /**
  * Tensors a state's holder saves beside it (core/checkpoint_extras.ts): written after the state's
- * F32 tensors, with their metadata, as they were at the `saveState` call; ignored by `loadState`
+ * F32 tensors, with their metadata, as they were at the `saveState` call; left by `loadState`
  * (other unknown tensors are still refused); none given, the file is the same bytes.
  */
 import assert from "node:assert/strict";

@@ -47,7 +47,7 @@ Deno.test("JSON.stringify of a state, or of what holds one, is a TypeError sayin
   assert.match(Deno.inspect(next), /^OptimizerState \{\n\s+optimizer: "radam",/);
   assert.deepEqual(Object.keys(next), []);
   assert.throws(
-    () => step(structuredClone(next) as never),
+    () => step({ ...next } as never),
     saying(TypeError, "got Object (an empty object: structuredClone(state)"),
   );
   assert.equal(step(next, { w: new Float32Array(2) }).step, 3);

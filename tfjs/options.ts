@@ -157,7 +157,10 @@ export function checkArguments(
     options,
     ADAPTER_OPTIONS,
     "tfOptimizer",
-    (lr) => lrCall(lr, typeof name === "string" && /^\w+$/.test(name) ? name : undefined),
+    (lr) =>
+      `pass a learning rate as ${
+        lrCall(lr, typeof name === "string" && /^\w+$/.test(name) ? name : undefined)
+      }`,
     (key) =>
       factoryOptionHintOf(optimizer.settings, key, (call) => `tfOptimizer(${call})`) ||
       deviceHint(key),

@@ -34,6 +34,13 @@ async function refusesHeldState(backend: string): Promise<void> {
     message: "This optimizer state is a TensorFlow.js optimizer's (optimizer.state of " +
       "tfOptimizer): free it with optimizer.dispose(), not dispose(state)",
   });
+  // Stored or sent by structured clone (Deno KV, postMessage), it would be {}: refused, saying
+  // to store its checkpoint (it is a state as any other).
+  assert.throws(() => structuredClone(state), (e: Error) => {
+    assert.equal(e.name, "DataCloneError");
+    assert.match(e.message, /^An optimizer state cannot be cloned .*await saveState\(state\)/);
+    return true;
+  });
   // Nothing changed: the state still reads, saves and steps through the optimizer.
   assert.deepEqual([...(await readParams(state))[w.name]], before);
   assert.ok((await saveState(state)).length > 0);

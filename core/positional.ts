@@ -1,0 +1,125 @@
+/**
+ * The call an optimizer factory given its options as positional arguments should have been
+ * (`radam(0.001, 0.9)`, as tfjs's `tf.train.adam(lr, beta1, beta2, epsilon)` or PyTorch's
+ * `Adam(params, lr, betas, eps, weight_decay)` take them): its options object, each argument
+ * under the name it has there.
+ *
+ * @module
+ */
+import { keysOf } from "../base/schema.ts";
+import type { Origin } from "./origins.ts";
+
+/**
+ * The options each factory's positional arguments after `lr` stand for, in order, where another
+ * library takes them so: PyTorch's (and tfjs's, whose β1 and β2 come as two numbers, then ε);
+ * lucidrains' Lion's; Ranger's own (alpha, k, threshold, then Adam's); PyTorch's SGD (tfjs's
+ * `momentum(lr, momentum, useNesterov)`: a boolean second is `nesterov`).
+ */
+const POSITIONAL: Readonly<Record<string, readonly string[]>> = {
+  radam: ["betas", "eps", "weightDecay"],
+  adam: ["betas", "eps", "weightDecay"],
+  adamw: ["betas", "eps", "weightDecay"],
+  lion: ["betas", "weightDecay"],
+  ranger: ["alpha", "k", "threshold", "betas", "eps", "weightDecay"],
+  sgd: ["momentum", "dampening", "weightDecay", "nesterov"],
+};
+
+/**
+ * The call of `origin`'s factory with `lr` and the positional arguments that followed it
+ * (`rest`) as one options object, by name: `radam(0.001, 0.9)` is `radam({ lr: 0.001, betas:
+ * [0.9, 0.999] })` (β2 its default, as the other library's), `adam(0.001, 0.9, 0.99, 1e-7)` is
+ * `adam({ lr: 0.001, betas: [0.9, 0.99], eps: 1e-7 })`. Arguments it cannot place (more than
+ * the other library takes, or of another type) are said to go by name too.
+ *
+ * @example
+ * ```ts
+ * import { positionalCall } from "./positional.ts";
+ * import REGISTRY from "./registry.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const radam = REGISTRY.optimizers.radam;
+ * assert.equal(positionalCall(radam, 0.001, []), "radam({ lr: 0.001 })");
+ * assert.equal(
+ *   positionalCall(radam, 0.001, [0.9]),
+ *   "radam({ lr: 0.001, betas: [0.9, 0.999] })",
+ * );
+ * ```
+ */
+export function positionalCall(origin: Origin, lr: number, rest: readonly unknown[]): string {
+  const given = rest.slice(0, lastDefined(rest) + 1);
+  const known = keysOf(origin.options);
+  if (origin.lookahead) known.push("k", "alpha");
+  let order = (POSITIONAL[origin.name] ?? []).filter((key) => known.includes(key));
+  if (origin.name === "sgd" && typeof given[1] === "boolean") order = ["momentum", "nesterov"];
+  const fields = [`lr: ${lr}`];
+  let at = 0;
+  for (const key of order) {
+    if (at >= given.length) break;
+    const value = given[at];
+    if (key === "betas") {
+      const betas = betasOf(origin, value, given[at + 1]);
+      if (betas === undefined) break;
+      fields.push(`betas: [${betas.join(", ")}]`);
+      at += Array.isArray(value) || typeof given[at + 1] !== "number" ? 1 : 2;
+      continue;
+    }
+    if (value !== undefined && !fits(key, value)) break;
+    if (value !== undefined) fields.push(`${key}: ${value}`);
+    at++;
+  }
+  const left = at < given.length ? "; name the other arguments too" : "";
+  return `${origin.name}({ ${fields.join(", ")} })${left}`;
+}
+
+/**
+ * The hint of a number given for `origin`'s options (`radam(0.001)`: how a learning rate is
+ * passed), and of the positional arguments after it (`rest`: the options object they stand for,
+ * {@linkcode positionalCall}).
+ *
+ * @example
+ * ```ts
+ * import { positionalHint } from "./positional.ts";
+ * import REGISTRY from "./registry.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   positionalHint(REGISTRY.optimizers.sgd, 0.1, [0.9, true]),
+ *   "options go in one object, by name, not in order: sgd({ lr: 0.1, momentum: 0.9, nesterov: true })",
+ * );
+ * ```
+ */
+export function positionalHint(origin: Origin, lr: number, rest: readonly unknown[]): string {
+  const call = positionalCall(origin, lr, rest);
+  return lastDefined(rest) < 0
+    ? `pass a learning rate as ${call}`
+    : `options go in one object, by name, not in order: ${call}`;
+}
+
+/** Whether `value` can be option `key`'s: `nesterov` a boolean, `k` a step count, else a number. */
+function fits(key: string, value: unknown): boolean {
+  if (key === "nesterov") return typeof value === "boolean";
+  if (key === "k") return Number.isSafeInteger(value) && (value as number) >= 1;
+  return typeof value === "number";
+}
+
+/** The index of the last argument of `args` that is not undefined (−1: none). */
+function lastDefined(args: readonly unknown[]): number {
+  for (let i = args.length - 1; i >= 0; i--) if (args[i] !== undefined) return i;
+  return -1;
+}
+
+/**
+ * `betas` of `value` (PyTorch's pair) or of `value` and `next` (tfjs's β1 and β2 numbers; β2 the
+ * factory's default where only β1 is given); undefined where `value` is neither.
+ */
+function betasOf(origin: Origin, value: unknown, next: unknown): unknown[] | undefined {
+  if (Array.isArray(value)) return value.length === 2 ? value : undefined;
+  if (typeof value !== "number") return undefined;
+  if (typeof next === "number") return [value, next];
+  const spec = origin.options.find((s) => s.key === "betas");
+  const fallback =
+    (Object.hasOwn(origin.defaults, "betas")
+      ? origin.defaults.betas
+      : spec?.default) as readonly number[];
+  return [value, fallback[1]];
+}
