@@ -85,12 +85,13 @@ export interface Rule<H = Hyperparameters> {
   /** Its scalar block (the header, then its own words). */
   readonly scalars: ScalarLayout;
   /**
-   * Fills `out` with the rule's scalars of step `t` (1-based) at learning rate `lr`: its own
+   * Fills `out` with the rule's scalars of step `t` (1-based) at the learning rate
+   * `out[LR_WORD]` (base/scalars.ts), each at its word (`out[scalars.word.stepSize]`): its own
    * words and `gradScale` (−1 with `maximize`, else 1); the header's `rule` (the tag) is the
-   * state's, LookAhead's `sync` and `alpha` the wrapper's. May also set host-only fields
-   * (diagnostics) not in the block.
+   * state's, LookAhead's `sync` and `alpha` the wrapper's. It runs every step, and allocates
+   * nothing.
    */
-  computeScalars(h: H, t: number, lr: number, out: StepScalars): void;
+  computeScalars(h: H, t: number, out: StepScalars): void;
   /**
    * Its TypeScript element loop. With 8-bit states it runs on decoded blocks of the moments, so
    * that the step of a block is this loop's arithmetic on the moments its codes hold; the

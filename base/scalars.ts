@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { wgslStruct, type WordTable, type WordType } from "./words.ts";
+import { wgslStruct, wordsOf, type WordTable, type WordType } from "./words.ts";
 
 /** 32-bit words of every scalar block (rules use a prefix; the rest is padding). */
 export const BLOCK_WORDS = 16;
@@ -44,25 +44,58 @@ export const EMA_FIELDS = {
   oneMinusBeta2: "f32",
 } as const satisfies WordTable;
 
-/** Sets the {@linkcode EMA_FIELDS} of `out` from β1 and β2 (the complements in float64). */
-export function emaScalars(beta1: number, beta2: number, out: StepScalars): void {
-  out.beta1 = beta1;
-  out.oneMinusBeta1 = 1 - beta1;
-  out.beta2 = beta2;
-  out.oneMinusBeta2 = 1 - beta2;
+/** The name of a word of every block ({@linkcode HEADER_FIELDS}). */
+export type HeaderField = keyof typeof HEADER_FIELDS;
+
+/**
+ * The scalars of one block of a step (host side, float64), by word: the field at word `k` of
+ * the rule's layout (`layout.word.stepSize`) is element `k` (the words past its fields are
+ * unused), and element {@linkcode LR_WORD} is the learning rate they are computed at. A step
+ * writes and reads these numbers in place, allocating nothing (a plain record boxed each float64
+ * written into it).
+ */
+export type StepScalars = Float64Array;
+
+/**
+ * The element of a {@linkcode StepScalars} after its block's words: the step's learning rate
+ * for the block (the schedule's value times the group's `lrScale`), which a rule's
+ * `computeScalars` reads there. (Passed as an argument, a float64 is boxed, a heap allocation,
+ * by every call V8 does not inline, as it does not a large `computeScalars`.)
+ */
+export const LR_WORD = BLOCK_WORDS;
+
+/** A fresh scalars record, every element 0. */
+export function zeroScalars(): StepScalars {
+  return new Float64Array(LR_WORD + 1);
 }
 
-/** The scalars of one step, by field name (host side, float64). */
-export type StepScalars = Record<string, number>;
+/**
+ * Sets the {@linkcode EMA_FIELDS} of `out` from β1 and β2 (the complements in float64), each at
+ * its word in `word` (the words of a layout that includes them).
+ */
+export function emaScalars(
+  word: Readonly<Record<keyof typeof EMA_FIELDS, number>>,
+  beta1: number,
+  beta2: number,
+  out: StepScalars,
+): void {
+  out[word.beta1] = beta1;
+  out[word.oneMinusBeta1] = 1 - beta1;
+  out[word.beta2] = beta2;
+  out[word.oneMinusBeta2] = 1 - beta2;
+}
 
-/** A block layout: its word table (the header, then the rule's words) and each field's word. */
-export interface ScalarLayout {
+/**
+ * A block layout: its word table (the header, then the rule's words) and each field's word
+ * (`K`: the names of the fields).
+ */
+export interface ScalarLayout<K extends string = string> {
   /** The word table, in word order. */
   readonly table: WordTable;
   /** The fields in word order, as [name, type] (what `writeBlock` walks). */
   readonly fields: readonly (readonly [string, WordType])[];
-  /** The word of each field. */
-  readonly word: Readonly<Record<string, number>>;
+  /** The word of each field: where it is in a block, and in a {@linkcode StepScalars}. */
+  readonly word: Readonly<Record<K, number>>;
 }
 
 /**
@@ -77,7 +110,9 @@ export interface ScalarLayout {
  * assert.equal(layout.word.stepSize, Object.keys(HEADER).length);
  * ```
  */
-export function scalarLayout(fields: WordTable): ScalarLayout {
+export function scalarLayout<F extends WordTable>(
+  fields: F,
+): ScalarLayout<HeaderField | (keyof F & string)> {
   const table = Object.freeze({ ...HEADER_FIELDS, ...fields });
   const entries = Object.entries(table);
   if (entries.length > BLOCK_WORDS) {
@@ -85,14 +120,11 @@ export function scalarLayout(fields: WordTable): ScalarLayout {
       `A scalar block holds ${BLOCK_WORDS} words; this one needs ${entries.length}`,
     );
   }
-  const word: Record<string, number> = {};
-  entries.forEach(([name], i) => word[name] = i);
-  return Object.freeze({ table, fields: Object.freeze(entries), word: Object.freeze(word) });
+  return Object.freeze({ table, fields: Object.freeze(entries), word: wordsOf(table) });
 }
 
 /** The words of the header (the same in every layout). */
-export const HEADER: Readonly<Record<keyof typeof HEADER_FIELDS, number>> = scalarLayout({})
-  .word as Record<keyof typeof HEADER_FIELDS, number>;
+export const HEADER: Readonly<Record<HeaderField, number>> = scalarLayout({}).word;
 
 /**
  * Writes `scalars` as block `index` of the blocks viewed by `f32` and `u32` (two views of the
@@ -108,17 +140,9 @@ export function writeBlock(
   const base = index * BLOCK_WORDS;
   const fields = layout.fields;
   for (let i = 0; i < fields.length; i++) {
-    const [name, type] = fields[i];
-    if (type === "f32") f32[base + i] = scalars[name];
-    else u32[base + i] = scalars[name] >>> 0;
+    if (fields[i][1] === "f32") f32[base + i] = scalars[i];
+    else u32[base + i] = scalars[i] >>> 0;
   }
-}
-
-/** A fresh scalars record with every field of `layout` at 0. */
-export function zeroScalars(layout: ScalarLayout): StepScalars {
-  const out: StepScalars = {};
-  for (const [name] of layout.fields) out[name] = 0;
-  return out;
 }
 
 /**

@@ -46,19 +46,21 @@ function packed(layout: ArenaLayout): ArenaLayout {
   return { ...layout, sectionOffsets, segmentTableOffset: end, byteLength: end };
 }
 
-const scalars = zeroScalars(ADAM_SCALARS);
-Object.assign(scalars, {
-  rule: REGISTRY.optimizers.radam.tag,
-  gradScale: 1,
-  paramDecay: 1,
-  beta1: 0.9,
-  oneMinusBeta1: 0.1,
-  beta2: 0.999,
-  oneMinusBeta2: 0.001,
-  stepSize: 1e-3,
-  eps: 1e-8,
-  mode: MODE_ADAPTIVE,
-});
+const scalars = zeroScalars();
+for (
+  const [name, value] of [
+    ["rule", REGISTRY.optimizers.radam.tag],
+    ["gradScale", 1],
+    ["paramDecay", 1],
+    ["beta1", 0.9],
+    ["oneMinusBeta1", 0.1],
+    ["beta2", 0.999],
+    ["oneMinusBeta2", 0.001],
+    ["stepSize", 1e-3],
+    ["eps", 1e-8],
+    ["mode", MODE_ADAPTIVE],
+  ] as const
+) scalars[ADAM_SCALARS.word[name]] = value;
 
 async function backendFor(layout: ArenaLayout, threads: number): Promise<CpuBackend> {
   const b = threads === 1

@@ -23,7 +23,7 @@ import { gradAssignMessage, paramAssignMessage, placeOf } from "../base/_state_s
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
 import type { BackendName } from "../base/options.ts";
 import type { Hyperparameters } from "../base/rule.ts";
-import { blockCount, zeroScalars } from "../base/scalars.ts";
+import { blockCount, HEADER, zeroScalars } from "../base/scalars.ts";
 import type { Settings } from "../base/settings.ts";
 import { originOf } from "./origins.ts";
 import type { ScalarBlocks } from "./step_scalars.ts";
@@ -346,7 +346,11 @@ export function restoreState<T>(
   const groups = config.loop.groups.slice(0, blockCount(layout.segments) - 1);
   const hyper = config.hyperparameters as Hyperparameters;
   const { rule, tag } = originOf(config);
-  const blocks = [hyper, ...groups].map(() => ({ ...zeroScalars(rule.scalars), rule: tag }));
+  const blocks = [hyper, ...groups].map(() => {
+    const block = zeroScalars();
+    block[HEADER.rule] = tag;
+    return block;
+  });
   return new StateHandle({
     config: config as Settings,
     rule,

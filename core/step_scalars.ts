@@ -9,7 +9,7 @@
 import { described, isThenable, markHandled, numberTextHint } from "../base/_errors.ts";
 import type { HostBackend } from "../base/backend.ts";
 import type { Hyperparameters, Rule } from "../base/rule.ts";
-import type { StepScalars } from "../base/scalars.ts";
+import { HEADER, LR_WORD, type StepScalars } from "../base/scalars.ts";
 import type { Settings } from "../base/settings.ts";
 import { label } from "../base/tensors.ts";
 import { F32_MAX } from "./options.ts";
@@ -78,10 +78,11 @@ export function computeScalars(core: ScalarBlocks, t: number): void {
     const out = core.groupScalars[g];
     const scaled = lr * core.groupLrScales[g];
     if (scaled > F32_MAX) throw scaledLearningRateError(lr, t, g, core.groupLrScales[g]);
-    core.rule.computeScalars(core.groupHypers[g], t, scaled, out);
+    out[LR_WORD] = scaled;
+    core.rule.computeScalars(core.groupHypers[g], t, out);
     checkF32Range(core.rule, out, t, g);
-    out.alpha = la ? la.alpha : 0;
-    out.sync = la && t % la.k === 0 ? 1 : 0;
+    out[HEADER.alpha] = la ? la.alpha : 0;
+    out[HEADER.sync] = la && t % la.k === 0 ? 1 : 0;
   }
 }
 
@@ -105,11 +106,10 @@ export function scalarsOf(core: ScalarBlocks, t: number): number {
 function checkF32Range(rule: Rule, out: StepScalars, t: number, g: number): void {
   const fields = rule.scalars.fields;
   for (let i = 0; i < fields.length; i++) {
-    const [name, type] = fields[i];
-    const x = out[name];
-    if (type !== "f32" || !Number.isFinite(x) || Number.isFinite(Math.fround(x))) continue;
+    const x = out[i];
+    if (fields[i][1] !== "f32" || !Number.isFinite(x) || Number.isFinite(Math.fround(x))) continue;
     throw new RangeError(
-      `The scalar ${name} of step ${t}${
+      `The scalar ${fields[i][0]} of step ${t}${
         g === 0 ? "" : ` of groups[${g - 1}]`
       } is ${x}, past the largest f32 (${F32_MAX}): the learning rate and the ` +
         "hyperparameters are too large together; the step was not taken",
@@ -128,7 +128,7 @@ const F32_MIN_NORMAL = 2 ** -126;
  */
 export function clip(backend: HostBackend, blocks: readonly StepScalars[], coef: number): void {
   if (coef === 0 || coef >= F32_MIN_NORMAL) {
-    for (let g = 0; g < blocks.length; g++) blocks[g].gradScale *= coef;
+    for (let g = 0; g < blocks.length; g++) blocks[g][HEADER.gradScale] *= coef;
     return;
   }
   for (const name of backend.layout.names) {

@@ -26,6 +26,7 @@ import type { JsStep, Moment, Rule } from "../base/rule.ts";
 import {
   EMA_FIELDS,
   emaScalars,
+  LR_WORD,
   scalarLayout,
   type StepScalars,
   wgslBlock,
@@ -141,34 +142,31 @@ function positiveEps(folded: number, eps: number): number {
   return eps > 0 && Math.fround(folded) === 0 ? F32_MIN_POSITIVE : folded;
 }
 
-/**
- * The scalars of step `t` at `lr`, into `out`; also the host-only `rho` (ρt, NaN for Adam) and
- * `rectifier` (r, NaN when not rectified, 1 for Adam).
- */
-function computeScalars(h: AdamRuleHyperparameters, t: number, lr: number, out: StepScalars) {
+const W = ADAM_SCALARS.word;
+
+/** The scalars of step `t` at the learning rate `out[LR_WORD]`, into `out`. */
+function computeScalars(h: AdamRuleHyperparameters, t: number, out: StepScalars): void {
+  const lr = out[LR_WORD];
   const { beta1, beta2, eps, weightDecay } = h;
   const bc1 = oneMinusPow(beta1, t);
   const bc2 = oneMinusPow(beta2, t);
-  out.gradScale = h.maximize ? -1 : 1;
-  out.coupledDecay = h.decoupledWeightDecay ? 0 : weightDecay;
-  out.paramDecay = h.decoupledWeightDecay ? 1 - lr * weightDecay : 1;
-  emaScalars(beta1, beta2, out);
-  out.gradMix = 0;
-  out.momentMix = 1;
+  out[W.gradScale] = h.maximize ? -1 : 1;
+  out[W.coupledDecay] = h.decoupledWeightDecay ? 0 : weightDecay;
+  out[W.paramDecay] = h.decoupledWeightDecay ? 1 - lr * weightDecay : 1;
+  emaScalars(W, beta1, beta2, out);
+  out[W.gradMix] = 0;
+  out[W.momentMix] = 1;
   if (h.threshold === undefined) {
     // Adam: lr/bc1 · m / (sqrt(v)/sqrt(bc2) + eps)
     //   == (lr·sqrt(bc2)/bc1) · m / (sqrt(v) + eps·sqrt(bc2))
-    out.mode = MODE_ADAPTIVE;
-    out.stepSize = (lr * Math.sqrt(bc2)) / bc1;
-    out.eps = positiveEps(eps * Math.sqrt(bc2), eps);
-    out.rho = NaN;
-    out.rectifier = 1;
+    out[W.mode] = MODE_ADAPTIVE;
+    out[W.stepSize] = (lr * Math.sqrt(bc2)) / bc1;
+    out[W.eps] = positiveEps(eps * Math.sqrt(bc2), eps);
     return;
   }
   const rhoInf = rhoInfinity(beta2);
   const rho = rhoAt(beta2, t);
-  out.rho = rho;
-  out.eps = positiveEps(eps, eps);
+  out[W.eps] = positiveEps(eps, eps);
   // m̂: m / bc1, or with Nesterov (optax) β1 m / (1 − β1^(t+1)) + (1 − β1) g / bc1, factored
   // by the larger of its two coefficients so that neither the step size nor a mix over- or
   // underflows f32 (a tiny β1 made the gradient's mix 1/β1: Infinity below about 3e-39):
@@ -180,33 +178,29 @@ function computeScalars(h: AdamRuleHyperparameters, t: number, lr: number, out: 
     if (beta1 / bc1Next >= (1 - beta1) / bc1) {
       mHatNum = beta1;
       mHatDen = bc1Next;
-      out.gradMix = ((1 - beta1) * bc1Next) / (beta1 * bc1);
+      out[W.gradMix] = ((1 - beta1) * bc1Next) / (beta1 * bc1);
     } else {
       mHatNum = 1 - beta1;
-      out.gradMix = 1;
-      out.momentMix = (beta1 * bc1) / ((1 - beta1) * bc1Next);
+      out[W.gradMix] = 1;
+      out[W.momentMix] = (beta1 * bc1) / ((1 - beta1) * bc1Next);
     }
   }
   if (rho > h.threshold) {
+    // The rectifier r.
     const r = Math.sqrt(((rho - 4) * (rho - 2) * rhoInf) / ((rhoInf - 4) * (rhoInf - 2) * rho));
-    out.rectifier = r;
-    out.mode = MODE_ADAPTIVE;
-    out.stepSize = (lr * r * Math.sqrt(bc2) * mHatNum) / mHatDen;
+    out[W.mode] = MODE_ADAPTIVE;
+    out[W.stepSize] = (lr * r * Math.sqrt(bc2) * mHatNum) / mHatDen;
+  } else if (h.degenerateToSgd) {
+    out[W.mode] = MODE_MOMENTUM;
+    out[W.stepSize] = (lr * mHatNum) / mHatDen;
   } else {
-    out.rectifier = NaN;
-    if (h.degenerateToSgd) {
-      out.mode = MODE_MOMENTUM;
-      out.stepSize = (lr * mHatNum) / mHatDen;
-    } else {
-      out.mode = MODE_MOMENTS_ONLY;
-      out.stepSize = 0;
-      out.paramDecay = 1;
-    }
+    out[W.mode] = MODE_MOMENTS_ONLY;
+    out[W.stepSize] = 0;
+    out[W.paramDecay] = 1;
   }
 }
 
 const f32 = Math.fround;
-const W = ADAM_SCALARS.word;
 
 /** The TypeScript element loop (the operations of the module doc, each rounded to f32). */
 const jsStep: JsStep = (s, start, end, f, u, b, mo) => {

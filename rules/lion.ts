@@ -21,6 +21,7 @@ import type { JsStep, Moment, Rule } from "../base/rule.ts";
 import {
   EMA_FIELDS,
   emaScalars,
+  LR_WORD,
   scalarLayout,
   type StepScalars,
   wgslBlock,
@@ -74,18 +75,20 @@ export const LION_SCALARS = scalarLayout({
   stepSize: "f32",
 });
 
-function computeScalars(h: LionHyperparameters, _t: number, lr: number, out: StepScalars): void {
-  out.gradScale = h.maximize ? -1 : 1;
-  emaScalars(h.beta1, h.beta2, out);
-  out.paramDecay = 1 - lr * h.weightDecay;
-  out.stepSize = lr;
+const W = LION_SCALARS.word;
+
+function computeScalars(h: LionHyperparameters, _t: number, out: StepScalars): void {
+  const lr = out[LR_WORD];
+  out[W.gradScale] = h.maximize ? -1 : 1;
+  emaScalars(W, h.beta1, h.beta2, out);
+  out[W.paramDecay] = 1 - lr * h.weightDecay;
+  out[W.stepSize] = lr;
 }
 
 /** The exponent k of the bound 2^k below which no moment operation of Lion can overflow. */
 const LION_LIMIT = 126;
 
 const f32 = Math.fround;
-const W = LION_SCALARS.word;
 
 /** The TypeScript element loop (the operations of the module doc, each rounded to f32). */
 const jsStep: JsStep = (s, start, end, f, _u, b, mo) => {

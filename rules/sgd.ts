@@ -20,7 +20,7 @@
 import { optionError } from "../base/_errors.ts";
 import type { CommonOptions } from "../base/options.ts";
 import type { JsStep, Moment, Rule } from "../base/rule.ts";
-import { scalarLayout, type StepScalars, wgslBlock } from "../base/scalars.ts";
+import { LR_WORD, scalarLayout, type StepScalars, wgslBlock } from "../base/scalars.ts";
 import {
   booleanOption,
   checkBoolean,
@@ -117,19 +117,24 @@ export const SGD_SCALARS = scalarLayout({
   mode: "u32",
 });
 
-/** The scalars of step `t` at `lr`: step 1 sets the buffer to the gradient (PyTorch's clone). */
-function computeScalars(h: SgdHyperparameters, t: number, lr: number, out: StepScalars): void {
-  out.gradScale = h.maximize ? -1 : 1;
-  out.coupledDecay = h.weightDecay;
-  out.bufferDecay = t === 1 ? 0 : h.momentum;
-  out.bufferGrad = t === 1 ? 1 : 1 - h.dampening;
-  out.momentum = h.momentum;
-  out.stepSize = lr;
-  out.mode = h.momentum === 0 ? MODE_PLAIN : h.nesterov ? MODE_NESTEROV : MODE_MOMENTUM;
+const W = SGD_SCALARS.word;
+
+/**
+ * The scalars of step `t` at the learning rate `out[LR_WORD]`: step 1 sets the buffer to the
+ * gradient (PyTorch's clone).
+ */
+function computeScalars(h: SgdHyperparameters, t: number, out: StepScalars): void {
+  const lr = out[LR_WORD];
+  out[W.gradScale] = h.maximize ? -1 : 1;
+  out[W.coupledDecay] = h.weightDecay;
+  out[W.bufferDecay] = t === 1 ? 0 : h.momentum;
+  out[W.bufferGrad] = t === 1 ? 1 : 1 - h.dampening;
+  out[W.momentum] = h.momentum;
+  out[W.stepSize] = lr;
+  out[W.mode] = h.momentum === 0 ? MODE_PLAIN : h.nesterov ? MODE_NESTEROV : MODE_MOMENTUM;
 }
 
 const f32 = Math.fround;
-const W = SGD_SCALARS.word;
 
 /** The TypeScript element loop (the operations of the module doc, each rounded to f32). */
 const jsStep: JsStep = (s, start, end, f, u, b, mo) => {

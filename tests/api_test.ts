@@ -168,7 +168,8 @@ for (const backend of ["wasm", "js"] as const) {
     const { exp_avg, exp_avg_sq } = await readMoments(state);
     assert.ok(Math.abs(exp_avg.w[1] - -0.2) < 1e-7);
     assert.ok(Math.abs(exp_avg_sq.w[1] - 0.004) < 1e-9);
-    assert.equal(scalarsAt(state, 1).rectifier, 1);
+    // unrectified: lr · sqrt(1 − β2) / (1 − β1)
+    assert.equal(scalarsAt(state, 1).stepSize, 1e-3 * Math.sqrt(1 - 0.999) / (1 - 0.9));
   });
 
   Deno.test(`${backend}: maximize climbs instead of descending`, async () => {

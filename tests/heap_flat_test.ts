@@ -98,9 +98,9 @@ function allocatedPerCall(f: () => void, n: number): number {
 /** The most bytes a step with gradients copied in may allocate beyond a zero-copy step's. */
 const COPY_BOUND_BYTES = 8;
 
-// A step allocates its new handle (the one given is consumed), and V8 boxes some of the float64
-// scalars computed on the host; the check and copy of the gradients given allocate nothing more
-// (their check once allocated a closure context on every call, 40 bytes a step).
+// A step allocates its new handle (the one given is consumed: tests/step_alloc_test.ts); the
+// check and copy of the gradients given allocate nothing more (their check once allocated a
+// closure context on every call, 40 bytes a step).
 for (const { label, backend, threads } of VARIANTS) {
   Deno.test({
     name: `${label}: a step with gradients copied in allocates no more than a zero-copy one`,

@@ -5,8 +5,7 @@
  * check of an error's kind and words.
  */
 import assert from "node:assert/strict";
-import type { StepScalars } from "../base/scalars.ts";
-import { zeroScalars } from "../base/scalars.ts";
+import { LR_WORD, zeroScalars } from "../base/scalars.ts";
 import type { OptimizerState } from "../mod.ts";
 import { ruleOf } from "../core/origins.ts";
 import { stateInternals } from "../core/state.ts";
@@ -44,22 +43,17 @@ export function bits(a: ArrayLike<number>): Uint32Array {
 }
 
 /**
- * The scalars of block 0 (the optimizer's own settings) of step `t` of a state: its rule's
- * `computeScalars` with the state's hyperparameters and learning rate (host-only diagnostics
- * such as RAdam's `rectifier` and `rho` included).
+ * The scalars of block 0 (the optimizer's own settings) of step `t` of a state, by name: its
+ * rule's `computeScalars` with the state's hyperparameters and learning rate.
  */
-export function scalarsAt(state: OptimizerState<unknown>, t: number): StepScalars {
+export function scalarsAt(state: OptimizerState<unknown>, t: number): Record<string, number> {
   const { config } = stateInternals(state);
   const rule = ruleOf(config);
   const given = config.hyperparameters.lr;
-  const out = zeroScalars(rule.scalars);
-  rule.computeScalars(
-    config.hyperparameters,
-    t,
-    typeof given === "function" ? given(t) : given,
-    out,
-  );
-  return out;
+  const out = zeroScalars();
+  out[LR_WORD] = typeof given === "function" ? given(t) : given;
+  rule.computeScalars(config.hyperparameters, t, out);
+  return Object.fromEntries(rule.scalars.fields.map(([name], k) => [name, out[k]]));
 }
 
 /** Whether a state keeps LookAhead's slow weights (`lookahead(…)`, `ranger`). */
