@@ -1,0 +1,87 @@
+/**
+ * After `optimizer.loadState(bytes)`, until a step, `optimizer.state` is saved under the
+ * optimizer's own settings, as a save after the step would be: its optimizer, hyperparameters
+ * and learning rate (a `setLearningRate` before the step too), not the checkpoint's. A
+ * checkpoint whose tensors are laid out otherwise (other moments, `gc`, states format) gives no
+ * state until the step, as after `setWeights`.
+ */
+import assert from "node:assert/strict";
+import { adam, adamw, saveState, sgd } from "../../mod.ts";
+import { parseSafetensors } from "../../base/safetensors.ts";
+import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
+import { CPU_BACKENDS, seededVars, stepWith, tf, uniqueNames, useBackend } from "./helpers.ts";
+
+const name = uniqueNames("loaded_settings");
+
+/** The settings a checkpoint states (its metadata less the counts). */
+async function settingsSaved(opt: TfOptimizer): Promise<Record<string, string>> {
+  const { step: _, skipped_steps: __, ...rest } = parseSafetensors(await saveState(opt.state!))
+    .metadata;
+  return rest;
+}
+
+/** A checkpoint of adam after a step over `vars`. */
+async function adamBytes(vars: tf.Variable[], options = {}): Promise<Uint8Array> {
+  const source = tfOptimizer(adam({ lr: 0.1, ...options }));
+  stepWith(source, vars, 1);
+  const bytes = await saveState(source.state!);
+  source.dispose();
+  return bytes;
+}
+
+for (const backend of CPU_BACKENDS) {
+  Deno.test(`tfjs ${backend}: after loadState, optimizer.state saves the optimizer's settings and learning rate, as a save after a step does`, async () => {
+    await useBackend(backend);
+    const vars = seededVars(name, 2, 3);
+    const bytes = await adamBytes(vars);
+    const make = () => tfOptimizer(adamw({ lr: 0.01, weightDecay: 0.3 }));
+    const after = async (set: (o: TfOptimizer) => void) => {
+      const stepped = make();
+      await stepped.loadState(bytes);
+      set(stepped);
+      stepWith(stepped, vars, 2);
+      const settings = await settingsSaved(stepped);
+      stepped.dispose();
+      return settings;
+    };
+    const opt = make();
+    await opt.loadState(bytes);
+    assert.equal(opt.state!.optimizer, "adamw");
+    assert.equal(opt.state!.step, 1);
+    assert.deepEqual(await settingsSaved(opt), await after(() => {}));
+    const before = opt.state!;
+    opt.setLearningRate(0.5);
+    assert.deepEqual(await settingsSaved(opt), await after((o) => o.setLearningRate(0.5)));
+    await assert.rejects(saveState(before), TypeError); // (that of the old rate: ended)
+    const schedule = (t: number) => 0.1 / t;
+    opt.learningRate = schedule;
+    assert.deepEqual(await settingsSaved(opt), await after((o) => o.learningRate = schedule));
+    assert.equal(opt.state!.step, 1);
+    opt.dispose();
+    tf.dispose(vars);
+  });
+}
+
+Deno.test("tfjs: after a loadState of a checkpoint laid out otherwise, optimizer.state is undefined until the next step", async () => {
+  await useBackend("cpu");
+  const vars = seededVars(name, 4, 3);
+  const cases: [Uint8Array, () => TfOptimizer][] = [
+    [await adamBytes(vars, { gc: true }), () => tfOptimizer(adam())],
+    [await adamBytes(vars), () => tfOptimizer(adam({ gc: true }))],
+  ];
+  const plain = tfOptimizer(sgd({ lr: 0.1 }));
+  stepWith(plain, vars, 1);
+  cases.push([await saveState(plain.state!), () => tfOptimizer(sgd({ lr: 0.1, momentum: 0.9 }))]);
+  plain.dispose();
+  for (const [bytes, make] of cases) {
+    const opt = make();
+    await opt.loadState(bytes);
+    assert.equal(opt.state, undefined);
+    assert.equal(opt.iterations, 1);
+    await assert.rejects(saveState(opt.state!), /undefined until its first step/);
+    stepWith(opt, vars, 2);
+    assert.equal(opt.iterations, 2);
+    opt.dispose();
+  }
+  tf.dispose(vars);
+});
