@@ -5,11 +5,20 @@
  * checkpoint whose tensors are laid out otherwise (other moments, `gc`, states format) gives no
  * state until the step, as after `setWeights`.
  */
+import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import { adam, adamw, saveState, sgd } from "../../mod.ts";
 import { parseSafetensors } from "../../base/safetensors.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
-import { CPU_BACKENDS, seededVars, stepWith, tf, uniqueNames, useBackend } from "./helpers.ts";
+import {
+  CPU_BACKENDS,
+  seededVars,
+  stepWith,
+  tf,
+  uniqueNames,
+  useBackend,
+  webgpuTestOptions,
+} from "./helpers.ts";
 
 const name = uniqueNames("loaded_settings");
 
@@ -32,39 +41,52 @@ async function adamBytes(vars: tf.Variable[], options = {}): Promise<Uint8Array>
   return bytes;
 }
 
+async function savedAsAfterStep(backend: string): Promise<void> {
+  await useBackend(backend);
+  const vars = seededVars(name, 2, 3);
+  const bytes = await adamBytes(vars);
+  const make = () => tfOptimizer(adamw({ lr: 0.01, weightDecay: 0.3 }), EXTRAS);
+  const after = async (set: (o: TfOptimizer) => void) => {
+    const stepped = make();
+    await stepped.loadState(bytes);
+    set(stepped);
+    for (let t = 4; t <= 5; t++) stepWith(stepped, vars, t); // (the step, and a call summed)
+    const settings = await settingsSaved(stepped);
+    stepped.dispose();
+    return settings;
+  };
+  const opt = make();
+  await opt.loadState(bytes);
+  assert.equal(opt.state!.optimizer, "adamw");
+  assert.equal(opt.state!.step, 1);
+  assert.deepEqual(await settingsSaved(opt), await after(() => {}));
+  const before = opt.state!;
+  opt.setLearningRate(0.5);
+  assert.deepEqual(await settingsSaved(opt), await after((o) => o.setLearningRate(0.5)));
+  // (That of the old rate: ended, in the optimizer's terms.)
+  await assert.rejects(saveState(before), /after a loadState, its next step or setLearningRate/);
+  const schedule = (t: number) => 0.1 / t;
+  opt.learningRate = schedule;
+  assert.deepEqual(await settingsSaved(opt), await after((o) => o.learningRate = schedule));
+  assert.equal(opt.state!.step, 1);
+  opt.dispose();
+  tf.dispose(vars);
+}
+
 for (const backend of CPU_BACKENDS) {
   Deno.test(`tfjs ${backend}: after loadState, optimizer.state saves the optimizer's settings and learning rate, as a save after a step does`, async () => {
-    await useBackend(backend);
-    const vars = seededVars(name, 2, 3);
-    const bytes = await adamBytes(vars);
-    const make = () => tfOptimizer(adamw({ lr: 0.01, weightDecay: 0.3 }), EXTRAS);
-    const after = async (set: (o: TfOptimizer) => void) => {
-      const stepped = make();
-      await stepped.loadState(bytes);
-      set(stepped);
-      for (let t = 4; t <= 5; t++) stepWith(stepped, vars, t); // (the step, and a call summed)
-      const settings = await settingsSaved(stepped);
-      stepped.dispose();
-      return settings;
-    };
-    const opt = make();
-    await opt.loadState(bytes);
-    assert.equal(opt.state!.optimizer, "adamw");
-    assert.equal(opt.state!.step, 1);
-    assert.deepEqual(await settingsSaved(opt), await after(() => {}));
-    const before = opt.state!;
-    opt.setLearningRate(0.5);
-    assert.deepEqual(await settingsSaved(opt), await after((o) => o.setLearningRate(0.5)));
-    // (That of the old rate: ended, in the optimizer's terms.)
-    await assert.rejects(saveState(before), /after a loadState, its next step or setLearningRate/);
-    const schedule = (t: number) => 0.1 / t;
-    opt.learningRate = schedule;
-    assert.deepEqual(await settingsSaved(opt), await after((o) => o.learningRate = schedule));
-    assert.equal(opt.state!.step, 1);
-    opt.dispose();
-    tf.dispose(vars);
+    await savedAsAfterStep(backend);
   });
 }
+
+Deno.test({
+  name:
+    "tfjs webgpu: after loadState, optimizer.state saves the optimizer's settings and learning rate, as a save after a step does",
+  ...await webgpuTestOptions(),
+  async fn() {
+    await savedAsAfterStep("webgpu");
+  },
+});
 
 Deno.test("tfjs: after a loadState of a checkpoint laid out otherwise, optimizer.state is undefined until the next step", async () => {
   await useBackend("cpu");
