@@ -148,10 +148,9 @@ export class TfOptimizer extends tf.Optimizer {
    * before the first (`model.fit`'s first batch) and after `setWeights` until the next;
    * `saveState` then says so, and `getWeights()` holds what the optimizer has. After `loadState`,
    * until the next step, the checkpoint as loaded (on backend "js"), under this optimizer's
-   * settings and learning rate (`setLearningRate` too), so that what was loaded can be saved back
-   * without a step as a save after the step would save it; undefined where the checkpoint's
-   * tensors are laid out otherwise (other moments, `gc` or states format). Its tensors
-   * are named by variable, in the order of the step that made it (its checkpoints'
+   * settings and learning rate (`setLearningRate` too), saved back without a step as after it;
+   * undefined where its tensors are laid out otherwise (other moments, `gc` or states format).
+   * Its tensors are named by variable, in the order of the step that made it (its checkpoints'
    * `tensor_order`; a later step giving them in another order keeps it); under `gc`, kernels are
    * held transposed. It holds the last step's variables only (the state kept aside for frozen
    * ones is in `getWeights()`). Do not step or dispose it. `setWeights`, `loadState` and
