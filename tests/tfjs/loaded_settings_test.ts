@@ -7,7 +7,7 @@
  */
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
-import { adam, adamw, saveState, sgd } from "../../mod.ts";
+import { adam, adamw, dispose, saveState, sgd, step } from "../../mod.ts";
 import { parseSafetensors } from "../../base/safetensors.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import {
@@ -67,6 +67,8 @@ async function savedAsAfterStep(backend: string): Promise<void> {
   await assert.rejects(saveState(before), /after a loadState, its next step or setLearningRate/);
   const schedule = (t: number) => 0.1 / t;
   opt.learningRate = schedule;
+  assert.throws(() => dispose(opt.state!), /optimizer\.dispose\(\)/); // (still the optimizer's)
+  assert.throws(() => step(opt.state!, {}), /applyGradients/);
   assert.deepEqual(await settingsSaved(opt), await after((o) => o.learningRate = schedule));
   assert.equal(opt.state!.step, 1);
   opt.dispose();
