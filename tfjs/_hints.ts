@@ -137,7 +137,8 @@ export const ADAPTER_HOLDER: Holder = Object.freeze({
   name: "a TensorFlow.js optimizer's (optimizer.state of tfOptimizer)",
   stepWith: "the optimizer's applyGradients (model.fit, optimizer.minimize)",
   disposeWith: "optimizer.dispose()",
-  endedBy: "replaced (setWeights, loadState) or disposed it",
+  endedBy: "replaced (setWeights, loadState; after a loadState, its next step or " +
+    "setLearningRate) or disposed it",
   readWith: "save the optimizer's state with await optimizer.getWeights() (as model.save with " +
     "includeOptimizer does), or await saveState(optimizer.state) before setWeights, loadState " +
     "or dispose",

@@ -5,13 +5,17 @@
  *
  * @module
  */
+import type { Settings } from "../base/settings.ts";
 import { disposeState, type OptimizerState } from "../core/state.ts";
 import { holdState } from "../core/held.ts";
+import { stateUnder } from "../core/new_settings.ts";
 import { ADAPTER_HOLDER } from "./_hints.ts";
 
 /**
  * The state of the last load, held as `optimizer.state` is (a `step` or `dispose` of it
- * refused), until {@linkcode LoadedState.end}.
+ * refused), under the optimizer's settings (a save of it writes them, as a save after a step
+ * would), until {@linkcode LoadedState.end}. A state laid out otherwise than those settings lay
+ * it out (other moments, states format, groups or `gc`) is not kept: the step makes the state.
  *
  * @example
  * ```ts
@@ -20,8 +24,9 @@ import { ADAPTER_HOLDER } from "./_hints.ts";
  * import assert from "node:assert/strict";
  *
  * const loaded = new LoadedState();
- * loaded.keep(await radam().init({ w: new Float32Array(2) }));
+ * loaded.keep(await radam().init({ w: new Float32Array(2) }), radam({ lr: 0.5 }).settings);
  * assert.ok((await saveState(loaded.state!)).length > 0);
+ * loaded.settings(radam({ lr: 0.1 }).settings); // (setLearningRate: saved from now on)
  * loaded.end(); // disposed: a save of it now rejects
  * assert.equal(loaded.state, undefined);
  * ```
@@ -34,10 +39,22 @@ export class LoadedState {
     return this.#state;
   }
 
-  /** Keeps `state` (one kept before is disposed). */
-  keep(state: OptimizerState<unknown>): void {
+  /** Keeps `state` under `config` (one kept before is disposed); where it cannot, disposes it. */
+  keep(state: OptimizerState<unknown>, config: Settings): void {
     this.end();
-    this.#state = holdState(state, ADAPTER_HOLDER);
+    const under = stateUnder(state, config);
+    if (under === undefined) disposeState(state);
+    else this.#state = holdState(under, ADAPTER_HOLDER);
+  }
+
+  /** The optimizer's settings changed (its learning rate): the state kept is saved under them. */
+  settings(config: Settings): void {
+    const state = this.#state;
+    if (state === undefined) return;
+    this.#state = undefined;
+    const under = stateUnder(state, config);
+    if (under === undefined) disposeState(state); // (the same layout: not expected)
+    else this.#state = holdState(under, ADAPTER_HOLDER);
   }
 
   /** Disposes the state kept (a `saveState` of it under way or later rejects saying so). */

@@ -147,9 +147,10 @@ export class TfOptimizer extends tf.Optimizer {
    * step over the variables it is given (with `gradientAccumulationSteps`, by a call), so undefined
    * before the first (`model.fit`'s first batch) and after `setWeights` until the next;
    * `saveState` then says so, and `getWeights()` holds what the optimizer has. After `loadState`,
-   * until the next step, the checkpoint as loaded (on backend "js"; this optimizer's learning
-   * rate), so that what was loaded can be saved back without a step. Its tensors
-   * are named by variable, in the order of the step that made it (its checkpoints'
+   * until the next step, the checkpoint as loaded (on backend "js"), under this optimizer's
+   * settings and learning rate (`setLearningRate` too), saved back without a step as after it;
+   * undefined where its tensors are laid out otherwise (other moments, `gc` or states format).
+   * Its tensors are named by variable, in the order of the step that made it (its checkpoints'
    * `tensor_order`; a later step giving them in another order keeps it); under `gc`, kernels are
    * held transposed. It holds the last step's variables only (the state kept aside for frozen
    * ones is in `getWeights()`). Do not step or dispose it. `setWeights`, `loadState` and
@@ -242,6 +243,7 @@ export class TfOptimizer extends tf.Optimizer {
     this.#paths.gpu.checkNewLearningRate();
     this.#config = withLearningRate(this.#config, lr);
     this.#paths.markStale();
+    this.#loaded.settings(this.#config);
   }
 
   /**
@@ -440,7 +442,7 @@ export class TfOptimizer extends tf.Optimizer {
     const read = await checkpointForLoad(this.#config, bytes, this.#accumulator, live, settled);
     this.#replaceState(read.kept, read.steps, read.skipped);
     loadExtras(read.extras, this.#accumulator, this.#averages);
-    this.#loaded.keep(read.state);
+    this.#loaded.keep(read.state, this.#config);
   }
 
   /** Drops the state; keeps `kept` aside instead, with these counts. */

@@ -76,7 +76,8 @@ function endedByAdapter(call: string) {
     assert.equal(
       e.message,
       "This optimizer state was a TensorFlow.js optimizer's (optimizer.state of tfOptimizer), " +
-        `which replaced (setWeights, loadState) or disposed it before ${call} read it: save the ` +
+        "which replaced (setWeights, loadState; after a loadState, its next step or setLearningRate) " +
+        `or disposed it before ${call} read it: save the ` +
         "optimizer's state with await optimizer.getWeights() (as model.save with " +
         "includeOptimizer does), or await saveState(optimizer.state) before setWeights, " +
         "loadState or dispose",

@@ -115,7 +115,8 @@ const DISPOSED = "This TensorFlow.js optimizer was disposed";
  * adapter's terms (core/held.ts, tfjs/_hints.ts).
  */
 const REPLACED = "This optimizer state was a TensorFlow.js optimizer's (optimizer.state of " +
-  "tfOptimizer), which replaced (setWeights, loadState) or disposed it before saveState read it";
+  "tfOptimizer), which replaced (setWeights, loadState; after a loadState, its next step or " +
+  "setLearningRate) or disposed it before saveState read it";
 
 function readWeights(ws: { name: string; tensor: tf.Tensor }[]): [string, number[]][] {
   return ws.map((w) => [w.name, [...new Uint32Array(w.tensor.dataSync().slice().buffer)]]);

@@ -296,7 +296,7 @@ Deno.test("tfjs: saveState(optimizer.state) before the first step, or after setW
     );
     assert.match(
       e.message,
-      /optimizer\.state, is undefined until its first step \(applyGradients, or model\.fit's first batch\) makes it, and again after its setWeights until the next step/,
+      /optimizer\.state, is undefined until its first step \(applyGradients, or model\.fit's first batch\) makes it, and again after its setWeights, or a loadState of a checkpoint laid out otherwise \(other moments, gc or states\), until the next step/,
     );
     assert.match(e.message, /await optimizer\.getWeights\(\), which model\.save\(handler, /);
     return true;

@@ -109,7 +109,7 @@ for (const backend of CPU_BACKENDS) {
     await useBackend(backend);
     const { vars, opt, free } = pair({ lr: 0.1, nonFinite: "throw" });
     const strict = tfOptimizer(radam({ lr: 0.1, nonFinite: "throw" }), { strict: true });
-    const source = tfOptimizer(radam({ lr: 0.1 }));
+    const source = tfOptimizer(radam({ lr: 0.1, nonFinite: "throw" })); // (opt's settings)
     stepWith(source, vars, 1);
     const bytes = await saveState(source.state!);
     source.dispose();

@@ -1,0 +1,55 @@
+/**
+ * A state's arena under other settings: the TensorFlow.js adapter's `loadState` reads a
+ * checkpoint as saved (its optimizer, hyperparameters and learning rate), and its
+ * `optimizer.state` is then to be saved as a step of that optimizer would save it, under its
+ * own settings, which its `setLearningRate` may change again before the step.
+ *
+ * @module
+ */
+import type { Settings } from "../base/settings.ts";
+import { checkSavableSize } from "./checkpoint_header.ts";
+import { layoutIndices, planState } from "./plan.ts";
+import { coreOf, type OptimizerState, restoreState } from "./state.ts";
+
+/**
+ * The state `state` holds (its arena, step counts, shapes and order) under `config`, where
+ * `config` lays its tensors out exactly as the state's settings did (the same moments, slow
+ * weights, states format, groups and `gc`) and a checkpoint of it fits the cap on a header's
+ * length: `state` is then ended (every later use of it throws as a disposed state's) and the new
+ * state owns the arena. Else undefined, and `state` unchanged.
+ *
+ * @example
+ * ```ts
+ * import { stateUnder } from "./new_settings.ts";
+ * import { adam, adamw, lion, saveState } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * const state = await adam({ lr: 0.1 }).init({ w: new Float32Array(3) });
+ * assert.equal(stateUnder(state, lion().settings), undefined); // (one moment: another arena)
+ * const moved = stateUnder(state, adamw({ lr: 0.5 }).settings)!;
+ * assert.equal(moved.optimizer, "adamw");
+ * await assert.rejects(saveState(state), TypeError); // (ended)
+ * assert.ok((await saveState(moved)).length > 0);
+ * ```
+ */
+export function stateUnder(
+  state: OptimizerState<unknown>,
+  config: Settings,
+): OptimizerState<unknown> | undefined {
+  const core = coreOf(state);
+  const { backend, shapes, order } = core;
+  const layout = backend.layout;
+  if (core.config.loop.gc !== config.loop.gc) return undefined;
+  try {
+    const lengths = layoutIndices(layout, order).map((i) => layout.lengths[i]);
+    const planned = planState(config, order, lengths);
+    if (JSON.stringify(planned) !== JSON.stringify(layout)) return undefined;
+    checkSavableSize(config, layout, shapes, order);
+  } catch {
+    return undefined; // (names or a header it could not save: the state is left as it is)
+  }
+  const info = { steps: state.step, skipped: state.skippedSteps, shapes, order };
+  core.disposed = true; // (this core ends; the arena goes on in the new one)
+  core.current = undefined;
+  return restoreState(config, backend, info);
+}
