@@ -101,9 +101,17 @@ export async function runCase(lib, backend, device, threads = 1) {
 /**
  * The adapter case run under Node and in Chromium: two variables stepped 8 times by
  * `tfOptimizer(radam())` through applyGradients, and the same steps by the library itself.
- * Returns both results as plain arrays.
+ * Returns both results as plain arrays. `through` (optional) gives a tensor's copy made by the
+ * tfjs backend (e.g. on webgl, an op run on the GPU: a texture): the variables' initial values,
+ * the gradients, and the variables read at the end go through it.
  */
-export async function tfjsCase(tf, lib, tfOptimizer, tag) {
+export async function tfjsCase(tf, lib, tfOptimizer, tag, through) {
+  const placed = (t) => {
+    if (!through) return t;
+    const copy = through(t);
+    t.dispose();
+    return copy;
+  };
   const shapes = [[3, 4], [4]];
   const values = (n, seed) => {
     const out = new Float32Array(n);
@@ -116,20 +124,30 @@ export async function tfjsCase(tf, lib, tfOptimizer, tag) {
   };
   const names = [`${tag}/kernel`, `${tag}/bias`];
   const init = shapes.map((s, i) => values(s.reduce((a, b) => a * b), 7 + i));
-  const vars = names.map((n, i) => tf.variable(tf.tensor(init[i], shapes[i]), true, n));
+  const vars = names.map((n, i) => {
+    const t = placed(tf.tensor(init[i], shapes[i]));
+    const v = tf.variable(t, true, n);
+    t.dispose();
+    return v;
+  });
   const optimizer = tfOptimizer(lib.radam({ lr: 0.05 }));
   let state = await lib.radam({ lr: 0.05 }).init(
     Object.fromEntries(names.map((n, i) => [n, init[i].slice()])),
   );
   for (let t = 0; t < 8; t++) {
     const g = init.map((a, i) => values(a.length, 100 * t + i + 1));
-    const tensors = g.map((a, i) => tf.tensor(a, shapes[i]));
+    const tensors = g.map((a, i) => placed(tf.tensor(a, shapes[i])));
     optimizer.applyGradients(Object.fromEntries(names.map((n, i) => [n, tensors[i]])));
     tf.dispose(tensors);
     state = lib.step(state, Object.fromEntries(names.map((n, i) => [n, g[i]])));
   }
   const want = await lib.readParams(state);
-  const adapter = await Promise.all(vars.map(async (v) => Array.from(await v.data())));
+  const adapter = await Promise.all(vars.map(async (v) => {
+    const read = through ? through(v) : v;
+    const values = Array.from(await read.data());
+    if (read !== v) read.dispose();
+    return values;
+  }));
   const core = names.map((n) => Array.from(want[n]));
   optimizer.dispose();
   tf.dispose(vars);
