@@ -115,7 +115,8 @@ function placed(
 /**
  * The hint of a number given for `origin`'s options (`radam(0.001)`: how a learning rate is
  * passed), and of the positional arguments after it (`rest`: the options object they stand for,
- * {@linkcode positionalCall}).
+ * {@linkcode positionalCall}; none where they are an array's index and the array, as `map` passes
+ * them).
  *
  * @example
  * ```ts
@@ -130,10 +131,21 @@ function placed(
  * ```
  */
 export function positionalHint(origin: Origin, lr: number, rest: readonly unknown[]): string {
-  const call = positionalCall(origin, lr, rest);
-  return lastDefined(rest) < 0
+  const given = mapped(lr, rest) ? [] : rest;
+  const call = positionalCall(origin, lr, given);
+  return lastDefined(given) < 0
     ? `pass a learning rate as ${call}`
     : `options go in one object, by name, not in order: ${call}`;
+}
+
+/**
+ * Whether `rest` is what `Array.prototype.map` (and `forEach`, `filter`…) passes after `lr`, an
+ * element of the array: its index and the array (`[0.001, 0.0003].map(radam)`), no options.
+ */
+function mapped(lr: number, rest: readonly unknown[]): boolean {
+  const [index, array] = rest;
+  return rest.length === 2 && Array.isArray(array) && typeof index === "number" &&
+    array[index] === lr;
 }
 
 /** Whether `value` can be option `key`'s: `nesterov` a boolean, `k` a step count, else a number. */

@@ -132,3 +132,22 @@ Deno.test("a positional pair of betas that is not two numbers, an undefined one,
       "lookahead(optimizer, { k: 5 }); name the other arguments too)",
   });
 });
+
+Deno.test("learning rates mapped to a factory, [0.001, 0.0003].map(radam), keep the learning rate's hint: map's index and array are no betas", () => {
+  // map calls radam(lr, index, array): the index was shown as β1, radam({ lr: 0.001, betas:
+  // [0, 0.999] }), the array as an argument to name.
+  const lrs = [0.001, 0.0003];
+  assert.throws(() => lrs.map(radam as (lr: unknown) => unknown), {
+    name: "TypeError",
+    message:
+      "Options of radam must be an object, got 0.001 (pass a learning rate as radam({ lr: 0.001 }))",
+  });
+  assert.throws(() => [0.1].map(sgd as (lr: unknown) => unknown), {
+    message: "Options of sgd must be an object, got 0.1 (pass a learning rate as sgd({ lr: 0.1 }))",
+  });
+  // Positional options that only look so are still shown.
+  assert.equal(
+    hinted(() => (sgd as (...a: unknown[]) => unknown)(0.1, 0, [0.2]), "sgd", 0.1),
+    "sgd({ lr: 0.1, momentum: 0 }); name the other arguments too",
+  );
+});
