@@ -28,7 +28,7 @@ import {
 } from "../base/schema.ts";
 import type { CommonHyperparameters, Settings } from "../base/settings.ts";
 import { type Origin, originOf, remember } from "./origins.ts";
-import { positionalHint } from "./positional.ts";
+import { lookaheadHint, positionalHint } from "./positional.ts";
 
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null;
@@ -214,14 +214,14 @@ export function resolveOptions(
 function lookaheadOf(
   options: unknown,
   elsewhere?: (key: string) => string,
-  alphaGiven?: unknown,
+  positional: readonly unknown[] = [],
 ): { readonly k: number; readonly alpha: number } {
   if (typeof options === "number") {
-    // (lookahead(optimizer, 5, 0.5), as PyTorch's Lookahead(optimizer, k, alpha) is written.)
-    const alpha = typeof alphaGiven === "number" ? `, alpha: ${alphaGiven}` : "";
+    // (lookahead(optimizer, 5, 0.5), as PyTorch's Lookahead(optimizer, k, alpha) is written,
+    // or lookahead(optimizer, 0.5, 6), as Ranger's own Lookahead(optimizer, alpha, k).)
     throw new TypeError(
-      `Options of lookahead must be an object, got ${options} (k is an option: ` +
-        `lookahead(optimizer, { k: ${options}${alpha} }))`,
+      `Options of lookahead must be an object, got ${options} (` +
+        `${lookaheadHint(options, positional)})`,
     );
   }
   const o = checkKeys(options, ["k", "alpha"], "lookahead", undefined, elsewhere);
@@ -254,7 +254,7 @@ export function resolveLookahead(
     lookahead: lookaheadOf(
       options,
       (key) => factoryOptionHintOf(inner, key, (call) => `lookahead(${call})`),
-      positional[0],
+      positional,
     ),
   });
   return remember(settings, origin);

@@ -1,8 +1,8 @@
 /**
  * The call an optimizer factory given its options as positional arguments should have been
  * (`radam(0.001, 0.9)`, as tfjs's `tf.train.adam(lr, beta1, beta2, epsilon)` or PyTorch's
- * `Adam(params, lr, betas, eps, weight_decay)` take them): its options object, each argument
- * under the name it has there.
+ * `Adam(params, lr, betas, eps, weight_decay)` take them), and lookahead's (`lookahead(opt, 5,
+ * 0.5)`): its options object, each argument under the name it has there.
  *
  * @module
  */
@@ -51,12 +51,54 @@ export function positionalCall(origin: Origin, lr: number, rest: readonly unknow
   if (origin.lookahead) known.push("k", "alpha");
   let order = (POSITIONAL[origin.name] ?? []).filter((key) => known.includes(key));
   if (origin.name === "sgd" && typeof given[1] === "boolean") order = ["momentum", "nesterov"];
-  const fields = [`lr: ${lr}`];
+  const { fields, left } = placed(order, given, origin);
+  return `${origin.name}({ ${[`lr: ${lr}`, ...fields].join(", ")} })${left}`;
+}
+
+/**
+ * The hint of a number (`first`) given for lookahead's options, and the arguments after it
+ * (`rest`), as one options object: PyTorch's `Lookahead(optimizer, k, alpha)` where `first` can
+ * be a step count (`lookahead(opt, 5, 0.5)`), else Ranger's own `Lookahead(optimizer, alpha, k)`
+ * (`lookahead(opt, 0.5, 6)`).
+ *
+ * @example
+ * ```ts
+ * import { lookaheadHint } from "./positional.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   lookaheadHint(5, [0.5]),
+ *   "k is an option: lookahead(optimizer, { k: 5, alpha: 0.5 })",
+ * );
+ * assert.equal(
+ *   lookaheadHint(0.5, [6]),
+ *   "alpha is an option: lookahead(optimizer, { alpha: 0.5, k: 6 })",
+ * );
+ * ```
+ */
+export function lookaheadHint(first: number, rest: readonly unknown[]): string {
+  const order = fits("k", first) ? ["k", "alpha"] : ["alpha", "k"];
+  const given = [first, ...rest.slice(0, lastDefined(rest) + 1)];
+  const { fields, left } = placed(order, given);
+  return `${order[0]} is an option: lookahead(optimizer, { ${fields.join(", ")} })${left}`;
+}
+
+/**
+ * The options of `given` under the names of `order`, in turn (an undefined argument left out),
+ * up to the first that cannot be one (`left`: then to name the rest too). `betas` takes a pair
+ * of numbers, or two numbers (β2 `origin`'s default where only β1 is given).
+ */
+function placed(
+  order: readonly string[],
+  given: readonly unknown[],
+  origin?: Origin,
+): { fields: string[]; left: string } {
+  const fields: string[] = [];
   let at = 0;
   for (const key of order) {
     if (at >= given.length) break;
     const value = given[at];
-    if (key === "betas") {
+    if (key === "betas" && value !== undefined && origin !== undefined) {
       const betas = betasOf(origin, value, given[at + 1]);
       if (betas === undefined) break;
       fields.push(`betas: [${betas.join(", ")}]`);
@@ -67,14 +109,14 @@ export function positionalCall(origin: Origin, lr: number, rest: readonly unknow
     if (value !== undefined) fields.push(`${key}: ${value}`);
     at++;
   }
-  const left = at < given.length ? "; name the other arguments too" : "";
-  return `${origin.name}({ ${fields.join(", ")} })${left}`;
+  return { fields, left: at < given.length ? "; name the other arguments too" : "" };
 }
 
 /**
  * The hint of a number given for `origin`'s options (`radam(0.001)`: how a learning rate is
  * passed), and of the positional arguments after it (`rest`: the options object they stand for,
- * {@linkcode positionalCall}).
+ * {@linkcode positionalCall}; none where they are an array's index and the array, as `map` passes
+ * them).
  *
  * @example
  * ```ts
@@ -89,10 +131,21 @@ export function positionalCall(origin: Origin, lr: number, rest: readonly unknow
  * ```
  */
 export function positionalHint(origin: Origin, lr: number, rest: readonly unknown[]): string {
-  const call = positionalCall(origin, lr, rest);
-  return lastDefined(rest) < 0
+  const given = mapped(lr, rest) ? [] : rest;
+  const call = positionalCall(origin, lr, given);
+  return lastDefined(given) < 0
     ? `pass a learning rate as ${call}`
     : `options go in one object, by name, not in order: ${call}`;
+}
+
+/**
+ * Whether `rest` is what `Array.prototype.map` (and `forEach`, `filter`…) passes after `lr`, an
+ * element of the array: its index and the array (`[0.001, 0.0003].map(radam)`), no options.
+ */
+function mapped(lr: number, rest: readonly unknown[]): boolean {
+  const [index, array] = rest;
+  return rest.length === 2 && Array.isArray(array) && typeof index === "number" &&
+    array[index] === lr;
 }
 
 /** Whether `value` can be option `key`'s: `nesterov` a boolean, `k` a step count, else a number. */
@@ -109,11 +162,14 @@ function lastDefined(args: readonly unknown[]): number {
 }
 
 /**
- * `betas` of `value` (PyTorch's pair) or of `value` and `next` (tfjs's β1 and β2 numbers; β2 the
- * factory's default where only β1 is given); undefined where `value` is neither.
+ * `betas` of `value` (PyTorch's pair, of two numbers) or of `value` and `next` (tfjs's β1 and
+ * β2 numbers; β2 the factory's default where only β1 is given); undefined where `value` is
+ * neither.
  */
 function betasOf(origin: Origin, value: unknown, next: unknown): unknown[] | undefined {
-  if (Array.isArray(value)) return value.length === 2 ? value : undefined;
+  if (Array.isArray(value)) {
+    return value.length === 2 && value.every((b) => typeof b === "number") ? value : undefined;
+  }
   if (typeof value !== "number") return undefined;
   if (typeof next === "number") return [value, next];
   const spec = origin.options.find((s) => s.key === "betas");

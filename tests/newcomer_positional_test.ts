@@ -94,3 +94,60 @@ Deno.test("sgd, ranger and lookahead given positional options show their objects
       "Options of radam must be an object, got 0.001 (pass a learning rate as radam({ lr: 0.001 }))",
   });
 });
+
+Deno.test("a positional pair of betas that is not two numbers, an undefined one, and lookahead's alpha first are shown as calls that run", () => {
+  // deno-lint-ignore no-explicit-any
+  const given = (f: (...args: any[]) => unknown, ...args: unknown[]) => () => f(...args);
+  // A pair not of two numbers cannot be placed (it was shown as `betas: [0.9, x]`, no code).
+  assert.equal(
+    hinted(given(radam, 0.001, [0.9, "x"]), "radam", 0.001),
+    "radam({ lr: 0.001 }); name the other arguments too",
+  );
+  assert.equal(
+    hinted(given(adam, 0.001, [[0.9, 0.99], [0.9, 0.99]]), "adam", 0.001),
+    "adam({ lr: 0.001 }); name the other arguments too",
+  );
+  // An undefined argument is left out, betas as any other (it stopped the placing there).
+  assert.equal(
+    hinted(given(radam, 0.001, undefined, 1e-6), "radam", 0.001),
+    "radam({ lr: 0.001, eps: 0.000001 })",
+  );
+  assert.equal(radam({ lr: 0.001, eps: 0.000001 }).settings.hyperparameters.eps, 1e-6);
+  // lookahead(opt, alpha, k), the order of Ranger's own Lookahead: 0.5 is no step count, so it
+  // is alpha (it was shown as { k: 0.5, alpha: 6 }, refused in turn).
+  const ahead = lookahead as (...a: unknown[]) => unknown;
+  assert.throws(() => ahead(radam(), 0.5, 6), {
+    name: "TypeError",
+    message: "Options of lookahead must be an object, got 0.5 (alpha is an option: " +
+      "lookahead(optimizer, { alpha: 0.5, k: 6 }))",
+  });
+  assert.throws(() => ahead(radam(), 0.5), {
+    message: "Options of lookahead must be an object, got 0.5 (alpha is an option: " +
+      "lookahead(optimizer, { alpha: 0.5 }))",
+  });
+  assert.equal(lookahead(radam(), { alpha: 0.5, k: 6 }).settings.lookahead?.k, 6);
+  // What cannot be placed after k is said to go by name too.
+  assert.throws(() => ahead(radam(), 5, "0.5"), {
+    message: "Options of lookahead must be an object, got 5 (k is an option: " +
+      "lookahead(optimizer, { k: 5 }); name the other arguments too)",
+  });
+});
+
+Deno.test("learning rates mapped to a factory, [0.001, 0.0003].map(radam), keep the learning rate's hint: map's index and array are no betas", () => {
+  // map calls radam(lr, index, array): the index was shown as β1, radam({ lr: 0.001, betas:
+  // [0, 0.999] }), the array as an argument to name.
+  const lrs = [0.001, 0.0003];
+  assert.throws(() => lrs.map(radam as (lr: unknown) => unknown), {
+    name: "TypeError",
+    message:
+      "Options of radam must be an object, got 0.001 (pass a learning rate as radam({ lr: 0.001 }))",
+  });
+  assert.throws(() => [0.1].map(sgd as (lr: unknown) => unknown), {
+    message: "Options of sgd must be an object, got 0.1 (pass a learning rate as sgd({ lr: 0.1 }))",
+  });
+  // Positional options that only look so are still shown.
+  assert.equal(
+    hinted(() => (sgd as (...a: unknown[]) => unknown)(0.1, 0, [0.2]), "sgd", 0.1),
+    "sgd({ lr: 0.1, momentum: 0 }); name the other arguments too",
+  );
+});
