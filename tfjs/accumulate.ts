@@ -7,6 +7,7 @@
  * @module
  */
 import { firstBadValue } from "../core/checkpoint_tensors.ts";
+import { ACCUM_COUNT_KEY } from "../core/extra_tensors.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import { described } from "../base/_errors.ts";
 import {
@@ -22,8 +23,6 @@ import { checkWeightLive } from "./_hints.ts";
 import { readHost } from "./wasm_heap.ts";
 import { checkLoadedShapes, floatVariables } from "./matching.ts";
 
-/** The weight that holds the micro-batches summed so far. */
-export const COUNT_WEIGHT = "accum_count";
 /** The suffix of a variable's partial sum among the weights. */
 export const SUM_SUFFIX = "/accum";
 
@@ -270,7 +269,7 @@ export class Accumulator {
     if (this.#count === 0) return [];
     const weights: NamedTensor[] = [];
     try {
-      weights.push({ name: COUNT_WEIGHT, tensor: tf.scalar(this.#count, "int32") });
+      weights.push({ name: ACCUM_COUNT_KEY, tensor: tf.scalar(this.#count, "int32") });
       for (const [name, { sum }] of this.#sums) {
         weights.push({ name: name + SUM_SUFFIX, tensor: tf.clone(sum) });
       }
@@ -347,7 +346,7 @@ export function splitWeights(
   if (!counted && sums.size === 0) return { rest, read: Promise.resolve(undefined) };
   if (!(count instanceof tf.Tensor) || count.size !== 1 || sums.size === 0) {
     throw new TypeError(
-      `Weights of gradients accumulated (<variable>${SUM_SUFFIX}) come with their count, a scalar "${COUNT_WEIGHT}", and the count with at least one; got ${
+      `Weights of gradients accumulated (<variable>${SUM_SUFFIX}) come with their count, a scalar "${ACCUM_COUNT_KEY}", and the count with at least one; got ${
         counted ? `${described(count)} as the count` : "no count"
       } and ${sums.size} sums`,
     );
@@ -359,7 +358,7 @@ export function splitWeights(
     const n = values[0];
     if (!Number.isInteger(n) || n < 1 || n >= steps) {
       throw new RangeError(
-        `The weight "${COUNT_WEIGHT}" must be ${
+        `The weight "${ACCUM_COUNT_KEY}" must be ${
           steps === 1 ? "absent" : `an integer from 1 to ${steps - 1}`
         } (option gradientAccumulationSteps is ${steps}), got ${n}`,
       );
@@ -393,7 +392,7 @@ function sortWeights(weights: readonly NamedTensor[]): {
     new TypeError(`Optimizer weight ${JSON.stringify(name)} is given twice`);
   for (const w of weights) {
     const name = typeof w?.name === "string" ? w.name : "";
-    if (name === COUNT_WEIGHT) {
+    if (name === ACCUM_COUNT_KEY) {
       if (counted) throw twice(name);
       [count, counted] = [w.tensor, true];
       if (count instanceof tf.Tensor) checkWeightLive(w);
