@@ -28,7 +28,8 @@ import {
   type TfOptimizerOptions,
 } from "./options.ts";
 import { checkpointForLoad } from "./from_checkpoint.ts";
-import { Accumulator, checkSumsFinite } from "./accumulate.ts";
+import { Accumulator } from "./accumulate.ts";
+import { checkSumsFinite } from "./accum_weights.ts";
 import { checkTfjsCore } from "./_core_check.ts";
 import { type EmaAverages, WeightAverages } from "./ema.ts";
 import { averagedStep } from "./ema_step.ts";
