@@ -10,7 +10,10 @@ import { CheckpointError, type TensorEntry, type TensorOut } from "../base/safet
 /** The suffixes of the tensors a holder saves beside a state (see {@linkcode isExtraTensor}). */
 export const EXTRA_SUFFIXES: readonly string[] = Object.freeze([".accum", ".average"]);
 
-/** The metadata key of the count of the gradients accumulated (`<name>.accum`) a file holds. */
+/**
+ * The metadata key of the count of the gradients accumulated (`<name>.accum`) a file holds, and
+ * the name of the TensorFlow.js adapter's weight of that count.
+ */
 export const ACCUM_COUNT_KEY = "accum_count";
 
 /**

@@ -12,7 +12,7 @@ import { CONTROL_BYTES } from "./control.ts";
 import type { GpuStepCounter, ReadMark } from "./device_counter.ts";
 import { explainMapFailure } from "./map_failure.ts";
 import { encodeHeldCopy, type StateBuffers } from "./state_copy.ts";
-import { tensorStateRead } from "./tensor_state_read.ts";
+import { type TensorStateRead, tensorStateRead } from "./tensor_state_read.ts";
 
 /** The state a hold is taken of, and how it waits for its steps' report. */
 export interface HoldSource {
@@ -61,6 +61,25 @@ export function holdState(source: HoldSource, names: readonly string[]): HeldSta
     size: CONTROL_BYTES,
     usage: mappedUsage(),
   });
+  submitHoldCopy(source, read, held, control);
+  return heldCopy(source, read, { held, sizes, control });
+}
+
+/** The buffers of a hold: the tensors' state (`held`, of `sizes`) and the step counters. */
+interface HoldBuffers {
+  readonly held: readonly GPUBuffer[];
+  readonly sizes: readonly number[];
+  readonly control: GPUBuffer;
+}
+
+/** Copies the ranges of `read` into `held`, and the control words into `control`, at once. */
+function submitHoldCopy(
+  source: HoldSource,
+  read: TensorStateRead,
+  held: readonly GPUBuffer[],
+  control: GPUBuffer,
+): void {
+  const { device, buffers } = source;
   const encoder = device.createCommandEncoder();
   read.ranges.forEach((r, k) => {
     let at = 0;
@@ -71,6 +90,12 @@ export function holdState(source: HoldSource, names: readonly string[]): HeldSta
   });
   encoder.copyBufferToBuffer(source.counter.control, 0, control, 0, CONTROL_BYTES);
   device.queue.submit([encoder.finish()]);
+}
+
+/** The hold of the copy `submitHoldCopy` submitted into `buffers`: settled, read, copied, discarded. */
+function heldCopy(source: HoldSource, read: TensorStateRead, buffers: HoldBuffers): HeldState {
+  const { device } = source;
+  const { held, sizes, control } = buffers;
   let discarded = false;
   const given = () => new Error("The held state was discarded before it was read");
   /** Maps `buffer` (of the hold's), saying why where it fails. */

@@ -11,7 +11,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { parseSafetensors, type TensorOut } from "../base/safetensors.ts";
 import { type CheckpointExtras, isExtraTensor } from "../core/checkpoint_extras.ts";
 import { firstBadValue } from "../core/checkpoint_tensors.ts";
-import { type Accumulator, COUNT_WEIGHT, type LoadedSums, SUM_SUFFIX } from "./accumulate.ts";
+import { type Accumulator, type LoadedSums, SUM_SUFFIX } from "./accumulate.ts";
+import { ACCUM_COUNT_KEY } from "../core/extra_tensors.ts";
 import { AVERAGE_SUFFIX, type WeightAverages } from "./ema.ts";
 import { checkLoadedShapes } from "./matching.ts";
 import type { GradItem, NamedTensor } from "./gradients.ts";
@@ -94,9 +95,9 @@ export function extrasSource(
   return () => {
     const weights = extraWeights(accumulator, averages);
     if (weights.length === 0) return undefined;
-    const count = weights.filter((w) => w.name === COUNT_WEIGHT);
+    const count = weights.filter((w) => w.name === ACCUM_COUNT_KEY);
     tf.dispose(count.map((w) => w.tensor));
-    const rest = weights.filter((w) => w.name !== COUNT_WEIGHT);
+    const rest = weights.filter((w) => w.name !== ACCUM_COUNT_KEY);
     const finite = finiteOnly();
     const tensors = Promise.all(rest.map(async ({ name, tensor }): Promise<TensorOut> => {
       const out: TensorOut = {
@@ -110,7 +111,7 @@ export function extrasSource(
       return out;
     })).finally(() => tf.dispose(rest.map((w) => w.tensor)));
     const metadata: Record<string, string> = count.length > 0
-      ? { [COUNT_WEIGHT]: String(accumulator.count) }
+      ? { [ACCUM_COUNT_KEY]: String(accumulator.count) }
       : {};
     return { metadata, tensors };
   };
@@ -207,12 +208,12 @@ function countOf(
   sums: number,
   steps: number,
 ): number | undefined {
-  const text = Object.hasOwn(metadata, COUNT_WEIGHT) ? metadata[COUNT_WEIGHT] : undefined;
+  const text = Object.hasOwn(metadata, ACCUM_COUNT_KEY) ? metadata[ACCUM_COUNT_KEY] : undefined;
   if (text === undefined && sums === 0) return undefined;
   if (text === undefined || sums === 0) {
     throw new TypeError(
       `A checkpoint's gradients accumulated (<variable>${SUM_TENSOR}) come with their count, ` +
-        `the metadata "${COUNT_WEIGHT}", and the count with at least one; got ${
+        `the metadata "${ACCUM_COUNT_KEY}", and the count with at least one; got ${
           text === undefined ? "no count" : `the count ${JSON.stringify(text)}`
         } and ${sums} sums`,
     );
@@ -220,7 +221,7 @@ function countOf(
   const n = /^[0-9]{1,15}$/.test(text) ? Number(text) : NaN;
   if (!(n >= 1 && n < steps)) {
     throw new RangeError(
-      `Checkpoint metadata "${COUNT_WEIGHT}" must be ${
+      `Checkpoint metadata "${ACCUM_COUNT_KEY}" must be ${
         steps === 1 ? "absent" : `an integer from 1 to ${steps - 1}`
       } (option gradientAccumulationSteps is ${steps}), got ${JSON.stringify(text)}`,
     );
@@ -317,7 +318,7 @@ export function checkSavableBeside(
     }))
   );
   const metadata: Record<string, string> = saved.steps > 1
-    ? { [COUNT_WEIGHT]: String(saved.steps - 1) }
+    ? { [ACCUM_COUNT_KEY]: String(saved.steps - 1) }
     : {};
   checkSavableSize(config, layout, shapes, names, { tensors, metadata });
 }

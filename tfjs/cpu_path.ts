@@ -2,7 +2,8 @@
  * The adapter on tfjs's CPU backends (`cpu`, `wasm`, and any other but `webgpu`): one state of
  * this library over the variables of the last step, made from their values, stepped by this
  * library's wasm kernel (on tfjs-backend-wasm's own heap where it can, see heap_backend.ts; else
- * in the kernel's own memory, or on worker threads with option `threads`), or by the js backend.
+ * in the kernel's own memory, or on worker threads with option `threads`), or by the js backend
+ * (the state made in cpu_build.ts).
  *
  * A state follows TensorFlow.js: when tfjs moves to another backend, or its wasm backend is
  * disposed, the state moves off tfjs's heap (or onto it), through the kept-aside states, with the
@@ -11,21 +12,11 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { type ArenaLayout, EXP_AVG, hasSection, SLOW } from "../base/arena.ts";
+import type { ArenaLayout } from "../base/arena.ts";
 import type { HostBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
-import {
-  inLayoutOrder,
-  type OptimizerState,
-  planState,
-  restoreState,
-  stateInternals,
-} from "../core/state.ts";
-import { createJsBackend } from "../cpu/js_backend.ts";
+import { type OptimizerState, restoreState, stateInternals } from "../core/state.ts";
 import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
-import { createWasmBackendSync } from "../cpu/wasm_backend.ts";
-import { checkSavableSize } from "../core/checkpoint_header.ts";
-import { momentsOf, ruleOf } from "../core/origins.ts";
 // (Not operations.ts' step and dispose: they refuse the state (held) that optimizer.state gives.)
 import { disposeState as dispose } from "../core/state.ts";
 import { stepState as step } from "../core/state_step.ts";
@@ -36,10 +27,11 @@ import { checkWasmAsked } from "../core/select.ts";
 import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradients.ts";
 import { HeapBackend } from "./heap_backend.ts";
 import { copyHostState } from "./host_state.ts";
-import { type KeptStates, writeKept } from "./kept.ts";
-import { type Entry, entryOf, fromArena, toArena } from "./layout.ts";
+import type { KeptStates } from "./kept.ts";
+import { type Entry, fromArena, toArena } from "./layout.ts";
 import { readHost } from "./wasm_heap.ts";
-import { heapCandidate, wasmRuns } from "./backend_choice.ts";
+import { heapCandidate } from "./backend_choice.ts";
+import { type CpuPlan, hostBackend, planOf, restoredState } from "./cpu_build.ts";
 
 /** What the per-step arrays and record hold between steps. */
 const NONE = new Float32Array(0);
@@ -138,7 +130,7 @@ export class CpuPath {
   #remade(
     config: Settings,
     items: readonly GradItem[],
-    plan: ReturnType<typeof planOf>,
+    plan: CpuPlan,
     makeOnly: boolean,
   ): void {
     let made: OptimizerState<unknown> | undefined;
@@ -228,11 +220,11 @@ export class CpuPath {
    * Makes the state over `items` (its layout `plan`), from kept state where there is one (else
    * fresh).
    */
-  #build(config: Settings, items: readonly GradItem[], plan: ReturnType<typeof planOf>): void {
+  #build(config: Settings, items: readonly GradItem[], plan: CpuPlan): void {
     const { entries, layout } = plan;
-    const backend = this.#backend(config, layout, entries, items);
+    const backend = hostBackend(config, layout, entries, items);
     try {
-      this.#state = this.#restore(config, backend, items, plan);
+      this.#state = restoredState(config, backend, items, plan, this.#kept);
     } catch (error) {
       // (Nothing kept is forgotten, and the backend's memory, or tfjs's heap, is given back.)
       backend.dispose();
@@ -249,32 +241,6 @@ export class CpuPath {
     ) {
       this.#startThreads(layout, config.run.threads);
     }
-  }
-
-  /** A state over `items` on `backend`, from the kept states that fit them (else fresh). */
-  #restore(
-    config: Settings,
-    backend: HostBackend,
-    items: readonly GradItem[],
-    { entries, layout, shapes }: ReturnType<typeof planOf>,
-  ): OptimizerState<unknown> {
-    const sections = momentsOf(config).map((_, k) => EXP_AVG + k);
-    if (hasSection(layout, SLOW)) sections.push(SLOW);
-    writeKept(
-      backend,
-      entries,
-      items.map((i) => readHost(i.variable)),
-      sections,
-      this.#kept.fitting(entries, config.loop.gc, tf.engine().registeredVariables),
-    );
-    return restoreState(config, backend, {
-      steps: this.#kept.steps,
-      skipped: this.#kept.skipped,
-      shapes,
-      // The variables' order, which its checkpoints' tensor_order holds, as init's order does
-      // (an 8-bit arena's order, small tensors first, derives from it on load).
-      order: entries.map((e) => e.name),
-    });
   }
 
   /** Starts the worker threads the state moves to once they are ready. */
@@ -318,38 +284,6 @@ export class CpuPath {
       shapes: internals.shapes,
       order: internals.order,
     });
-  }
-
-  /** The backend a new state of `layout` runs on. */
-  #backend(
-    config: Settings,
-    layout: ArenaLayout,
-    entries: readonly Entry[],
-    items: readonly GradItem[],
-  ): HostBackend {
-    const choice = config.run.backend;
-    if (choice === "js" || (choice === "auto" && !wasmRuns())) {
-      return createJsBackend(layout, ruleOf(config));
-    }
-    if (choice === "webgpu" && tf.getBackend() !== "webgpu") {
-      throw new TypeError(
-        `The optimizer's backend is "webgpu" but TensorFlow.js runs on ${
-          JSON.stringify(tf.getBackend())
-        }; use tf.setBackend("webgpu"), or backend "auto"`,
-      );
-    }
-    // On tfjs-backend-wasm, one thread: the state on tfjs's own heap, the parameters updated in
-    // their variables' data (heap_backend.ts). With threads, the kernel's own (shared) memory.
-    const heap = heapCandidate(config, layout.total);
-    if (heap !== undefined) {
-      const external = entries.map((e) => !e.transposed);
-      const { clipGradNorm, nonFinite } = config.loop;
-      const copies = clipGradNorm !== undefined || nonFinite === "propagate";
-      const names = entries.map((e) => e.name);
-      const backend = HeapBackend.create(heap, layout, names, external, items, copies);
-      if (backend !== undefined) return backend;
-    }
-    return createWasmBackendSync(layout);
   }
 
   /** The current state's backend when it is on tfjs's wasm heap. */
@@ -473,24 +407,4 @@ export class CpuPath {
     this.#threads?.backend?.dispose?.();
     this.#threads = undefined;
   }
-}
-
-/**
- * The variables of a state over `items`, its layout, and the shapes its checkpoints record (in
- * layout order). Throws the RangeError of a state whose checkpoint's header would pass the cap
- * (too many variables, or too long names), as the library's `init` does (and the webgpu path's):
- * `saveState(optimizer.state)` could never save it, so it is refused before it trains.
- */
-function planOf(
-  config: Settings,
-  items: readonly GradItem[],
-): { entries: Entry[]; layout: ArenaLayout; shapes: (readonly number[])[] } {
-  const entries = items.map((i) =>
-    entryOf(i.name, i.variable.shape, config.loop.gc, i.variable.id)
-  );
-  const names = entries.map((e) => e.name);
-  const layout = planState(config, names, entries.map((e) => e.size));
-  const shapes = inLayoutOrder(layout, names, entries.map((e) => e.arenaShape));
-  checkSavableSize(config, layout, shapes, names);
-  return { entries, layout, shapes };
 }

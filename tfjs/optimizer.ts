@@ -1,9 +1,9 @@
 /**
  * The TensorFlow.js optimizer class: a subclass of tfjs-core's `Optimizer` that keeps one state
- * of this library over the variables it is given, keyed by variable name. A facade over the CPU
- * and WebGPU paths and the state kept aside for variables not in the current one
- * (state_paths.ts), the weights out (weights.ts) and in (set_weights.ts, from_checkpoint.ts), the
- * notes of skipped steps (skip_notes.ts) and the config (config.ts).
+ * of this library over the variables it is given, keyed by variable name. A facade over its parts
+ * (adapter_parts.ts: the CPU and WebGPU paths and the state kept aside for variables not in the
+ * current one, state_paths.ts; the weights out, weights.ts, and in, set_weights.ts and
+ * from_checkpoint.ts; the notes of skipped steps, skip_notes.ts) and the config (config.ts).
  *
  * @module
  */
@@ -14,12 +14,8 @@ import type { Settings } from "../base/settings.ts";
 import { withLearningRate } from "../core/options.ts";
 import type { OptimizerState } from "../core/state.ts";
 import { readConfig, type TfOptimizerConfig, writeConfig } from "./config.ts";
-import { nextBackend, onWebGpu } from "./backend_choice.ts";
-import { checkGradients, type GradItem, type NamedTensor } from "./gradients.ts";
-import { GivenWeights } from "./given.ts";
-import type { KeptStates } from "./kept.ts";
-import { StatePaths } from "./state_paths.ts";
-import { SkipNotes } from "./skip_notes.ts";
+import { nextBackend } from "./backend_choice.ts";
+import { checkGradients, type NamedTensor } from "./gradients.ts";
 import { groupedNames } from "./matching.ts";
 import {
   type AdapterOptions,
@@ -27,17 +23,12 @@ import {
   type SettingsHolder,
   type TfOptimizerOptions,
 } from "./options.ts";
-import { checkpointForLoad } from "./from_checkpoint.ts";
-import { Accumulator, checkSumsFinite } from "./accumulate.ts";
 import { checkTfjsCore } from "./_core_check.ts";
-import { type EmaAverages, WeightAverages } from "./ema.ts";
-import { averagedStep } from "./ema_step.ts";
-import { loadedWeights } from "./weights_in.ts";
+import type { EmaAverages } from "./ema.ts";
 import { addCheckpointExtras } from "../core/checkpoint_extras.ts";
-import { extrasSource, extraWeights, loadExtras } from "./checkpoint_extras.ts";
-import { DISPOSED_MESSAGE, refuseLrSet } from "./_hints.ts";
-import { LoadedState } from "./loaded_state.ts";
+import { refuseLrSet } from "./_hints.ts";
 import { minimizing } from "./minimize.ts";
+import { AdapterParts } from "./adapter_parts.ts";
 
 /**
  * The steps `optimizer` skipped, as `skippedSteps` but never going back at a `loadState` (which
@@ -88,30 +79,14 @@ export class TfOptimizer extends tf.Optimizer {
   static {
     skippedStepsSeen = (optimizer) => {
       const skipped = optimizer.skippedSteps;
-      return #skips in optimizer ? optimizer.#skips.seen(skipped) : skipped;
+      return #parts in optimizer ? optimizer.#parts.skips.seen(skipped) : skipped;
     };
   }
 
   #config: Settings;
   readonly #options: AdapterOptions;
-  /** The CPU and WebGPU paths, and the state kept aside (state_paths.ts). */
-  readonly #paths: StatePaths;
-  /** The one-time warning, and the count of skipped steps never going back (skip_notes.ts). */
-  readonly #skips = new SkipNotes();
-  /** Set by `dispose`: every later step or read of the state throws. */
-  #disposed = false;
-  /** Calls of `applyGradients` that stepped: a `loadState` or `setWeights` under way sees one. */
-  #calls = 0;
-  /** The tensors getWeights gave, which the optimizer owns (see given.ts). */
-  readonly #given = new GivenWeights();
-  /** The gradients summed towards the next step (option `gradientAccumulationSteps`). */
-  readonly #accumulator: Accumulator;
-  /** The moving averages of the variables (option `ema`). */
-  readonly #averages: WeightAverages | undefined;
-  /** What `saveState(optimizer.state)` writes beside the state: the sums and the averages. */
-  readonly #extras: ReturnType<typeof extrasSource>;
-  /** The state `loadState` read, which `state` gives until a step makes one (loaded_state.ts). */
-  readonly #loaded = new LoadedState();
+  /** The paths, notes, sums, averages, weights given and state loaded (adapter_parts.ts). */
+  readonly #parts: AdapterParts;
 
   /**
    * Use {@linkcode tfOptimizer}. `optimizer` is an optimizer value of this library (only its
@@ -121,14 +96,15 @@ export class TfOptimizer extends tf.Optimizer {
     super();
     this.#options = checkArguments(optimizer, options);
     this.#config = optimizer.settings as Settings;
-    const { ema, gradientAccumulationSteps: steps } = this.#options;
-    this.#paths = new StatePaths({ steps, averages: ema !== undefined });
-    this.#accumulator = new Accumulator(steps);
-    this.#averages = ema === undefined
-      ? undefined
-      : new WeightAverages(ema, () => this.#checkLive());
-    const finiteOnly = () => this.#config.loop.nonFinite === "throw";
-    this.#extras = extrasSource(this.#accumulator, this.#averages, finiteOnly);
+    this.#parts = new AdapterParts(this.#options, {
+      config: () => this.#config,
+      state: () => this.state,
+      skippedSteps: () => this.skippedSteps,
+      iterations: () => this.iterations,
+      setIterations: (steps) => {
+        this.iterations_ = steps;
+      },
+    });
     this.iterations_ = 0;
   }
 
@@ -160,7 +136,8 @@ export class TfOptimizer extends tf.Optimizer {
    * (`<variable>.average`), as they are at the call, which {@linkcode loadState} takes back.
    */
   get state(): OptimizerState<unknown> | undefined {
-    return addCheckpointExtras(this.#paths.state ?? this.#loaded.state, this.#extras);
+    const parts = this.#parts;
+    return addCheckpointExtras(parts.paths.state ?? parts.loaded.state, parts.extras);
   }
 
   /**
@@ -177,7 +154,7 @@ export class TfOptimizer extends tf.Optimizer {
    * to webgpu (onto the GPU).
    */
   get backend(): BackendName | undefined {
-    const state = this.#paths.state;
+    const state = this.#parts.paths.state;
     return state !== undefined ? state.backend : nextBackend(this.#config);
   }
 
@@ -194,17 +171,17 @@ export class TfOptimizer extends tf.Optimizer {
    * life (on webgpu, as last reported by the device). See also `skippedStepsCallback`.
    */
   get skippedSteps(): number {
-    return this.state?.skippedSteps ?? this.#paths.kept.skipped;
+    return this.state?.skippedSteps ?? this.#parts.paths.kept.skipped;
   }
 
   /** The `applyGradients` calls summed towards the next step (option `gradientAccumulationSteps`). */
   get accumulatedBatches(): number {
-    return this.#accumulator.count;
+    return this.#parts.accumulator.count;
   }
 
   /** The moving averages of the variables (option `ema`; else undefined): `EmaAverages`. */
   get averages(): EmaAverages | undefined {
-    return this.#averages;
+    return this.#parts.averages;
   }
 
   /**
@@ -213,7 +190,7 @@ export class TfOptimizer extends tf.Optimizer {
    * start them is thrown by the next step.
    */
   async ready(): Promise<void> {
-    await this.#paths.cpu.ready();
+    await this.#parts.paths.cpu.ready();
   }
 
   /**
@@ -240,10 +217,10 @@ export class TfOptimizer extends tf.Optimizer {
     if (typeof lr !== "function" && (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0)) {
       throw optionError("lr", "a finite number ≥ 0 or a schedule", lr);
     }
-    this.#paths.gpu.checkNewLearningRate();
+    this.#parts.paths.gpu.checkNewLearningRate();
     this.#config = withLearningRate(this.#config, lr);
-    this.#paths.markStale();
-    this.#loaded.settings(this.#config);
+    this.#parts.paths.markStale();
+    this.#parts.loaded.settings(this.#config);
   }
 
   /**
@@ -262,53 +239,14 @@ export class TfOptimizer extends tf.Optimizer {
    * `state` (or none), the weights `getWeights` gives, the counts.
    */
   override applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
-    this.#checkLive();
+    this.#parts.checkLive();
     const items = checkGradients(variableGradients);
-    if (items.length === 0) return;
-    const { strict } = this.#options;
-    // (Under "throw", calls 1 to N − 1 are checked where they are read: on the GPU, the step's.)
-    const finite = this.#config.loop.nonFinite === "throw" && !onWebGpu(this.#config);
-    const run = (items: readonly GradItem[]) => {
-      this.#paths.step(this.#config, strict, items);
-      this.iterations_ = this.state!.step;
-      this.#skips.afterStep(this.skippedSteps, this.#options.warnOnSkip);
-      return this.iterations_;
-    };
-    const step = averagedStep(this.#averages, this.#config, () => this.iterations, run);
-    const count = this.#accumulator.count;
-    try {
-      this.#accumulator.run(items, this.#paths.entries, strict, step, finite);
-      this.#calls++;
-      if (this.#accumulator.count > count) this.#paths.tryMake(this.#config, strict, items);
-    } finally {
-      if (this.#paths.state !== undefined) this.#loaded.end(); // (one made: the loaded ends)
-    }
+    if (items.length > 0) this.#parts.step(items);
   }
 
   /** As tfjs's `minimize`, but a refused step disposes the gradients and loss it computed. */
   override minimize(...args: Parameters<tf.Optimizer["minimize"]>): tf.Scalar | null {
     return minimizing(this, ...args);
-  }
-
-  /**
-   * Throws the TypeError of a disposed optimizer, then one when a step was taken since `calls` (an
-   * `await` forgotten on `loadState` or `setWeights`, which would then have replaced that step's
-   * moments and step count under the update it made to the variables), or while the averages are
-   * swapped into the variables (ema.ts: the load would drop the training weights).
-   */
-  #checkLoadable(calls: number, what: string): void {
-    this.#checkLive();
-    this.#averages?.checkNotSwapped(what);
-    if (this.#calls === calls) return;
-    throw new TypeError(
-      `A step was taken while ${what} was under way (was it awaited?); nothing was loaded: ` +
-        `await optimizer.${what} before training`,
-    );
-  }
-
-  /** Throws a TypeError once the optimizer was disposed. */
-  #checkLive(): void {
-    if (this.#disposed) throw new TypeError(DISPOSED_MESSAGE);
   }
 
   /**
@@ -350,15 +288,8 @@ export class TfOptimizer extends tf.Optimizer {
    * rejects with the TypeError of a disposed optimizer, its tensors disposed. (An example:
    * given.ts's `GivenWeights`.)
    */
-  override async getWeights(): Promise<NamedTensor[]> {
-    this.#checkLive();
-    const call = this.#given.begin();
-    const finite = this.#config.loop.nonFinite === "throw";
-    const extra = extraWeights(this.#accumulator, this.#averages);
-    const weights = await this.#paths.readWeights(this.#config, extra, () => this.#checkLive());
-    if (finite) await checkSumsFinite(weights); // (refused: they are disposed)
-    this.#given.own(call, weights);
-    return weights;
+  override getWeights(): Promise<NamedTensor[]> {
+    return this.#parts.weights();
   }
 
   /**
@@ -390,21 +321,8 @@ export class TfOptimizer extends tf.Optimizer {
    * `await` forgotten) makes it reject with a TypeError, nothing loaded; so does a call while
    * `averages.swap()` holds the averages in the variables: swap back first.
    */
-  override async setWeights(weightValues: NamedTensor[]): Promise<void> {
-    const calls = this.#calls, what = "setWeights(weights)";
-    this.#checkLoadable(calls, what);
-    const { steps, kept, sums, averages } = await loadedWeights(
-      this.#config,
-      weightValues,
-      this.#accumulator.steps,
-      () => this.#checkLoadable(calls, what),
-    );
-    // Nothing has changed so far; now replace the state (the skipped steps are the optimizer's
-    // own count: the weights do not carry one) and the gradients accumulated.
-    this.#replaceState(kept, steps, this.skippedSteps);
-    if (sums !== undefined) this.#accumulator.load(sums);
-    if (this.#averages === undefined) tf.dispose([...averages.values()]);
-    else this.#averages.load(averages);
+  override setWeights(weightValues: NamedTensor[]): Promise<void> {
+    return this.#parts.loadWeights(weightValues);
   }
 
   /**
@@ -434,25 +352,8 @@ export class TfOptimizer extends tf.Optimizer {
    * refused with a TypeError/RangeError naming it, nothing changed; so is a call while
    * `averages.swap()` holds the averages in the variables (a TypeError: swap back first).
    */
-  async loadState(bytes: Uint8Array): Promise<void> {
-    const calls = this.#calls, what = "loadState(bytes)";
-    this.#checkLoadable(calls, what);
-    const live = () => this.#checkLoadable(calls, what);
-    const settled = () => this.#paths.gpu.settled(); // (webgpu: every skip before it counted)
-    const read = await checkpointForLoad(this.#config, bytes, this.#accumulator, live, settled);
-    this.#replaceState(read.kept, read.steps, read.skipped);
-    loadExtras(read.extras, this.#accumulator, this.#averages);
-    this.#loaded.keep(read.state, this.#config);
-  }
-
-  /** Drops the state; keeps `kept` aside instead, with these counts. */
-  #replaceState(kept: Parameters<KeptStates["replace"]>[0], steps: number, skipped: number): void {
-    this.#skips.replaced(this.skippedSteps, skipped);
-    this.#loaded.end();
-    this.#paths.replace(kept, steps, skipped);
-    this.#accumulator.clear();
-    this.#averages?.clear();
-    this.iterations_ = steps;
+  loadState(bytes: Uint8Array): Promise<void> {
+    return this.#parts.loadCheckpoint(bytes);
   }
 
   /**
@@ -465,7 +366,8 @@ export class TfOptimizer extends tf.Optimizer {
    * the model is loaded it takes its group (not those of another copy of the model).
    */
   override getConfig(): TfOptimizerConfig {
-    const names = [...this.#paths.entries.map((e) => e.name), ...this.#paths.kept.names()];
+    const { paths } = this.#parts;
+    const names = [...paths.entries.map((e) => e.name), ...paths.kept.names()];
     const grouped = this.#config.loop.groups.length > 0;
     return writeConfig(this.#config, grouped ? groupedNames(names) : names, this.#options);
   }
@@ -486,12 +388,7 @@ export class TfOptimizer extends tf.Optimizer {
    * `loadState` throws a TypeError rather than start again from zero moments. Idempotent.
    */
   override dispose(): void {
-    this.#disposed = true;
-    this.#given.disposeAll();
-    this.#accumulator.clear();
-    this.#averages?.clear();
-    this.#paths.drop();
-    this.#loaded.end();
+    this.#parts.dispose();
     super.dispose();
   }
 }

@@ -6,7 +6,8 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { Settings } from "../base/settings.ts";
-import { bothRead, disposeSums, type LoadedSums, splitWeights } from "./accumulate.ts";
+import type { LoadedSums } from "./accumulate.ts";
+import { bothRead, disposeSums, splitWeights } from "./accum_weights.ts";
 import { splitAverages } from "./ema.ts";
 import type { NamedTensor } from "./gradients.ts";
 import type { KeptStates } from "./kept.ts";

@@ -12,7 +12,8 @@ import { decodeTensor, encodeTensor } from "../../base/q8_tensor.ts";
 import { createJsBackend } from "../../cpu/js_backend.ts";
 import { createWasmBackendSync } from "../../cpu/wasm_backend.ts";
 import { ADAM } from "../../rules/adam.ts";
-import { type Fitting, writeKept } from "../../tfjs/kept.ts";
+import type { Fitting } from "../../tfjs/kept.ts";
+import { writeKept } from "../../tfjs/kept_write.ts";
 import { entryOf } from "../../tfjs/layout.ts";
 import { randoms } from "../util.ts";
 
