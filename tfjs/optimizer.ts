@@ -274,7 +274,8 @@ export class TfOptimizer extends tf.Optimizer {
       this.#skips.afterStep(this.skippedSteps, this.#options.warnOnSkip);
       return this.iterations_;
     };
-    const step = averagedStep(this.#averages, this.#config, () => this.iterations, run);
+    const taken = () => this.#paths.gpu.taken();
+    const step = averagedStep(this.#averages, this.#config, () => this.iterations, run, taken);
     const count = this.#accumulator.count;
     try {
       this.#accumulator.run(items, this.#paths.entries, strict, step, finite);
