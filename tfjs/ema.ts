@@ -117,8 +117,9 @@ function copyOf(t: tf.Tensor): tf.Tensor {
  * float32, as Keras casts them). With `gradientAccumulationSteps`, once per step, not per call
  * (Keras 3 updates it at every call, so that calls 1 to N − 1 pull it N − 1 more times towards
  * variables they left unchanged); a step skipped for a non-finite gradient (`nonFinite: "skip"`)
- * leaves it unchanged (on webgpu, where the device decides, by a check of the gradients on the
- * device: no readback; a first step skipped there does not start it, as on the CPU). A variable
+ * leaves it unchanged (on webgpu, where the device decides, by the step kernel's own decision, a
+ * flag on the device: no readback; there, a step not taken for any reason, a halted state's too,
+ * leaves it, and a first step skipped does not start it, as on the CPU). A variable
  * left out of a step (frozen) keeps its average as it was, and goes on from it when it comes
  * back (one loaded for it while it is frozen too); a new one starts from its value after its
  * first step; one disposed (or loaded, fitting no variable registered any more) is dropped at the

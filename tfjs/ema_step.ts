@@ -4,7 +4,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "@tensorflow/tfjs-core";
 import type { Settings } from "../base/settings.ts";
 import { onWebGpu } from "./backend_choice.ts";
 import type { WeightAverages } from "./ema.ts";
@@ -13,29 +13,33 @@ import type { GradItem } from "./gradients.ts";
 /**
  * The step of an optimizer of `config`: `run` (a step over the items it is given, returning the
  * step count after it), then, with `averages`, their update where the step was taken: where the
- * count (`count()`) grew, or on webgpu under `nonFinite: "skip"`, where the device decides and
- * the count grows at every step submitted, by a check of the gradients on the device (no
- * readback). Throws the TypeError of `checkNotSwapped` at once, before anything changes.
+ * count (`count()`) grew; on webgpu, where the device decides and the count grows at every step
+ * submitted, where the device took it, as `taken()` gives it after the step (a boolean scalar
+ * on the device, from the step kernel's own decision: no readback). Throws the TypeError of
+ * `checkNotSwapped` at once, before anything changes.
  */
 export function averagedStep(
   averages: WeightAverages | undefined,
   config: Settings,
   count: () => number,
   run: (items: readonly GradItem[]) => number,
+  taken: () => tf.Tensor,
 ): (items: readonly GradItem[]) => void {
   if (averages === undefined) return run;
   averages.checkNotSwapped();
-  const onDevice = onWebGpu(config) && config.loop.nonFinite === "skip";
+  const onDevice = onWebGpu(config);
   return (items) => {
     const before = count();
-    const taken = onDevice
-      ? tf.tidy(() => tf.all(tf.stack(items.map((i) => tf.all(tf.isFinite(i.tensor))))))
-      : undefined;
+    const after = run(items);
+    if (!onDevice) {
+      if (after > before) averages.update(items, after);
+      return;
+    }
+    const decided = taken();
     try {
-      const after = run(items);
-      if (onDevice || after > before) averages.update(items, after, taken);
+      averages.update(items, after, decided);
     } finally {
-      taken?.dispose();
+      decided.dispose();
     }
   };
 }

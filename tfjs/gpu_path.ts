@@ -47,6 +47,7 @@ import type { KeptStates } from "./kept.ts";
 import { type Entry, entryOf, fromArena } from "./layout.ts";
 import { copyHeld, gpuBackendOf, type Pending, readKeptAside } from "./gpu_change.ts";
 import { onGpu, ParamBuffers } from "./_param_buffers.ts";
+import { StepDecision } from "./_step_decision.ts";
 
 /** What tfjs-backend-webgpu exposes that the adapter uses. */
 interface TfWebGpuBackend {
@@ -68,6 +69,8 @@ export class GpuRunner {
    * read them); another id means it was assigned since.
    */
   readonly #assigned: object[];
+  /** The device's decision of each step, for option `ema` (`taken`). */
+  readonly #decision: StepDecision;
 
   constructor(
     readonly entries: readonly Entry[],
@@ -82,6 +85,7 @@ export class GpuRunner {
     this.#tf = backend;
     this.#config = config;
     this.#assigned = variables.map((v) => v.dataId);
+    this.#decision = new StepDecision(backend.device);
   }
 
   /** The library state (WebGPU). */
@@ -125,6 +129,7 @@ export class GpuRunner {
           centralized?.dispose();
         }
       }
+      this.#decision.clear(gpuBackendOf(this.#state).counter.control);
       this.#state = step(this.#state, grads) as OptimizerState<GpuTensor>;
     } finally {
       for (const r of refs) r.dispose();
@@ -135,6 +140,14 @@ export class GpuRunner {
       const t = tf.tensor({ buffer: outs[i], zeroCopy: false }, shape, "float32");
       this.#assigned[i] = assignStepped(items[i].variable, t);
     }
+  }
+
+  /**
+   * Whether the device took the last step (`decide`, gpu/control.ts): a boolean scalar on the
+   * device, which the caller disposes; no readback.
+   */
+  taken(): tf.Tensor {
+    return this.#decision.taken(gpuBackendOf(this.#state).counter.control);
   }
 
   /**
@@ -156,6 +169,7 @@ export class GpuRunner {
   destroy(): void {
     dispose(this.#state);
     this.#buffers.destroy();
+    this.#decision.destroy();
   }
 }
 
@@ -358,6 +372,15 @@ export class GpuPath {
       }
       before.destroy();
     });
+  }
+
+  /**
+   * Whether the device took the last step (a boolean scalar on it, which the caller disposes;
+   * no readback): where a step was made, after it.
+   */
+  taken(): tf.Tensor {
+    if (this.#runner === undefined) throw new Error("No step was made on the GPU");
+    return this.#runner.taken();
   }
 
   /**

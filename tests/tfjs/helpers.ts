@@ -228,17 +228,24 @@ export function stepWith(
   }
 }
 
-/** Counts tfjs's reads of tensor data back to the CPU while `f` runs (its Promise awaited). */
+/**
+ * Counts tfjs's reads of tensor data back to the CPU while `f` runs (its Promise awaited): not
+ * those of data tfjs still holds on the CPU (a tensor made from values and not yet used by a
+ * kernel), which read nothing from the device.
+ */
 export function countReadbacks(f: () => Promise<void>): Promise<number>;
-/** Counts tfjs's reads of tensor data back to the CPU while `f` runs. */
+/** Counts tfjs's reads of tensor data back to the CPU while `f` runs (as above). */
 export function countReadbacks(f: () => void): number;
 export function countReadbacks(f: () => void | Promise<void>): number | Promise<number> {
   // deno-lint-ignore no-explicit-any
   const backend = tf.backend() as any;
   const { readSync, read } = backend;
   let count = 0;
-  backend.readSync = (...args: unknown[]) => (count++, readSync.apply(backend, args));
-  backend.read = (...args: unknown[]) => (count++, read.apply(backend, args));
+  const counted = (dataId: object) => {
+    if (backend.tensorMap?.get(dataId)?.values == null) count++;
+  };
+  backend.readSync = (...args: [object]) => (counted(args[0]), readSync.apply(backend, args));
+  backend.read = (...args: [object]) => (counted(args[0]), read.apply(backend, args));
   const restore = () => {
     backend.readSync = readSync;
     backend.read = read;
