@@ -142,6 +142,10 @@ export const ADAPTER_HOLDER: Holder = Object.freeze({
   readWith: "save the optimizer's state with await optimizer.getWeights() (as model.save with " +
     "includeOptimizer does), or await saveState(optimizer.state) before setWeights, loadState " +
     "or dispose",
+  checkpointWith: Object.freeze({
+    save: "await saveState(optimizer.state)",
+    resume: "await optimizer.loadState(bytes)",
+  }),
 });
 
 /**
