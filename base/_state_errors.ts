@@ -25,13 +25,14 @@ export const DISPOSED_STATE_MESSAGE = "This optimizer state was disposed (dispos
 
 /**
  * The hint of `undefined` given where an optimizer state goes: how a state is made, and why a
- * TensorFlow.js optimizer's `state` is undefined (no step has made it yet: before its first step,
- * and after its `setWeights`, or a `loadState` of a checkpoint laid out otherwise, until the next)
- * and how its state is saved then.
+ * TensorFlow.js optimizer's `state` is undefined (no step has made it yet: before its first step
+ * or while its `loadState`'s Promise has not settled, and after its `setWeights`, or a
+ * `loadState` of a checkpoint laid out otherwise, until the next) and how its state is saved then.
  */
 export const UNDEFINED_STATE_HINT = " (no state yet: make one with await opt.init(params) or " +
   "await loadState(bytes); a TensorFlow.js optimizer's state, optimizer.state, is undefined until " +
-  "its first step (applyGradients, or model.fit's first batch) makes it, and again after its " +
+  "its first step (applyGradients, or model.fit's first batch) makes it, or its loadState once " +
+  "awaited, await optimizer.loadState(bytes) (a Promise), and again after its " +
   "setWeights, or a loadState of a checkpoint laid out otherwise (other moments, gc or states), " +
   "until the next step: until then, what it holds (its step count, " +
   "moments loaded, gradients accumulated) is in await optimizer.getWeights(), which model.save(handler, " +

@@ -296,7 +296,7 @@ Deno.test("tfjs: saveState(optimizer.state) before the first step, or after setW
     );
     assert.match(
       e.message,
-      /optimizer\.state, is undefined until its first step \(applyGradients, or model\.fit's first batch\) makes it, and again after its setWeights, or a loadState of a checkpoint laid out otherwise \(other moments, gc or states\), until the next step/,
+      /optimizer\.state, is undefined until its first step \(applyGradients, or model\.fit's first batch\) makes it, or its loadState once awaited, await optimizer\.loadState\(bytes\) \(a Promise\), and again after its setWeights, or a loadState of a checkpoint laid out otherwise \(other moments, gc or states\), until the next step/,
     );
     assert.match(e.message, /await optimizer\.getWeights\(\), which model\.save\(handler, /);
     return true;
@@ -319,8 +319,12 @@ Deno.test("tfjs: saveState(optimizer.state) before the first step, or after setW
   await optimizer.setWeights(given);
   assert.equal(optimizer.state, undefined);
   await assert.rejects(saveState(optimizer.state!), undefinedState);
+  // A loadState not awaited (a Promise): still undefined, and the error says to await it.
+  const loading = optimizer.loadState(bytes);
+  assert.ok(loading instanceof Promise);
+  await assert.rejects(saveState(optimizer.state!), undefinedState);
   // After loadState: the checkpoint loaded, saved back as it was.
-  await optimizer.loadState(bytes);
+  await loading;
   assert.deepEqual(await saveState(optimizer.state!), bytes);
   const names = (await optimizer.getWeights()).map((x) => x.name);
   assert.deepEqual(names, ["iter", `${w.name}/m`, `${w.name}/v`]);
