@@ -7,7 +7,12 @@
  * @module
  */
 import { optionError } from "../base/_errors.ts";
-import { factoryOptionHint, initOptionHint, pytorchOptionHint } from "../base/_option_names.ts";
+import {
+  adapterOptionHint,
+  factoryOptionHint,
+  initOptionHint,
+  pytorchOptionHint,
+} from "../base/_option_names.ts";
 import {
   DEFAULT_THREAD_THRESHOLD,
   type LearningRate,
@@ -184,7 +189,9 @@ export function resolveOptions(
     known,
     origin.name,
     (lr) => positionalHint(origin, lr, positional),
-    (key) => initOptionHint(key, origin.name) || pytorchOptionHint(key, origin.name),
+    (key) =>
+      initOptionHint(key, origin.name) || pytorchOptionHint(key, origin.name) ||
+      adapterOptionHint(key, origin.name),
   );
   const { defaults } = origin;
   const hyperparameters = Object.freeze(resolveSchema(origin.options, given, defaults));

@@ -90,6 +90,28 @@ Deno.test("tfjs: an optimizer's option given to tfOptimizer says it goes to the 
   );
 });
 
+Deno.test("tfjs: Keras's names of the moving average's options (use_ema, ema_momentum, ema_overwrite_frequency) say how ema is written", () => {
+  const cases: [string, string][] = [
+    ["use_ema", "(use_ema is ema here: ema: true, or ema: { momentum, overwriteFrequency })"],
+    ["useEma", "(useEma is ema here: ema: true, or ema: { momentum, overwriteFrequency })"],
+    ["ema_momentum", "(ema_momentum is ema's momentum here: ema: { momentum })"],
+    [
+      "ema_overwrite_frequency",
+      "(ema_overwrite_frequency is ema's overwriteFrequency here: ema: { overwriteFrequency })",
+    ],
+  ];
+  for (const [key, hint] of cases) {
+    assert.throws(() => tfOptimizer(adam(), { [key]: 1 } as never), {
+      name: "TypeError",
+      message: `Unknown option ${key} for tfOptimizer; expected one of strict, warnOnSkip, ` +
+        `gradientAccumulationSteps, ema ${hint}`,
+    });
+  }
+  // What they say is taken.
+  const optimizer = tfOptimizer(adam(), { ema: { momentum: 0.9, overwriteFrequency: 10 } });
+  optimizer.dispose();
+});
+
 Deno.test("tfjs: tfOptimizer given its options first says the optimizer goes first", () => {
   assert.throws(() => tfOptimizer({ strict: true } as never, radam() as never), {
     name: "TypeError",
