@@ -27,6 +27,19 @@ const OTHER_NAMES: Readonly<Record<string, string>> = {
   maxNorm: "clipGradNorm",
 };
 
+/**
+ * Keras's names of the moving average's settings (and their camelCase), which the TensorFlow.js
+ * adapter takes in its option `ema`: what each is there, and how it is written.
+ */
+const KERAS_EMA: Readonly<Record<string, readonly [string, string]>> = {
+  use_ema: ["ema", "ema: true, or ema: { momentum, overwriteFrequency }"],
+  useEma: ["ema", "ema: true, or ema: { momentum, overwriteFrequency }"],
+  ema_momentum: ["ema's momentum", "ema: { momentum }"],
+  emaMomentum: ["ema's momentum", "ema: { momentum }"],
+  ema_overwrite_frequency: ["ema's overwriteFrequency", "ema: { overwriteFrequency }"],
+  emaOverwriteFrequency: ["ema's overwriteFrequency", "ema: { overwriteFrequency }"],
+};
+
 /** The option `key` names here: this library's name of another's, else `key` in camelCase. */
 function ownName(key: string): string {
   if (Object.hasOwn(OTHER_NAMES, key)) return OTHER_NAMES[key];
@@ -44,10 +57,15 @@ function ownName(key: string): string {
  *
  * assert.equal(renamedHint("learningRate", ["lr"]), " (learningRate is lr here)");
  * assert.equal(renamedHint("weight_decay", ["weightDecay"]), " (weight_decay is weightDecay here)");
+ * assert.equal(renamedHint("ema_momentum", ["ema"]), " (ema_momentum is ema's momentum here: ema: { momentum })");
  * assert.equal(renamedHint("lrr", ["lr"]), "");
  * ```
  */
 export function renamedHint(key: string, known: readonly string[]): string {
+  if (Object.hasOwn(KERAS_EMA, key) && known.includes("ema")) {
+    const [what, write] = KERAS_EMA[key];
+    return ` (${key} is ${what} here: ${write})`;
+  }
   const name = ownName(key);
   if (name === key || !known.includes(name)) return "";
   return name === "betas" ? ` (${key} is in betas here: [β1, β2])` : ` (${key} is ${name} here)`;
@@ -179,4 +197,31 @@ const PYTORCH_ONLY: Readonly<Record<string, string>> = {
  */
 export function pytorchOptionHint(key: string, name: string): string {
   return Object.hasOwn(PYTORCH_ONLY, key) ? ` (${PYTORCH_ONLY[key].replace("NAME", name)})` : "";
+}
+
+/**
+ * What to add to the error for an unknown option `key` of the factory `name` that is an option
+ * of the TensorFlow.js adapter (`gradientAccumulationSteps`, `ema`), or Keras's name of one
+ * (Keras's optimizers take `gradient_accumulation_steps` and `use_ema`): that it goes to
+ * `tfOptimizer`, in the call to write. Else empty.
+ *
+ * @example
+ * ```ts
+ * import { adapterOptionHint } from "./_option_names.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   adapterOptionHint("use_ema", "adam"),
+ *   " (use_ema is an option of tfOptimizer, ema there: tfOptimizer(adam({ … }), { ema: true }))",
+ * );
+ * assert.equal(adapterOptionHint("lrr", "adam"), "");
+ * ```
+ */
+export function adapterOptionHint(key: string, name: string): string {
+  const ema = Object.hasOwn(KERAS_EMA, key) ? KERAS_EMA[key] : undefined;
+  const here = ema ? ema[0] : ownName(key);
+  if (ema === undefined && here !== "gradientAccumulationSteps" && here !== "ema") return "";
+  const write = ema ? (key === "use_ema" || key === "useEma" ? "ema: true" : ema[1]) : here;
+  const there = here === key ? "" : `, ${here} there`;
+  return ` (${key} is an option of tfOptimizer${there}: tfOptimizer(${name}({ … }), { ${write} }))`;
 }

@@ -25,13 +25,14 @@ export const DISPOSED_STATE_MESSAGE = "This optimizer state was disposed (dispos
 
 /**
  * The hint of `undefined` given where an optimizer state goes: how a state is made, and why a
- * TensorFlow.js optimizer's `state` is undefined (no step has made it yet: before its first step,
- * and after its `setWeights`, or a `loadState` of a checkpoint laid out otherwise, until the next)
- * and how its state is saved then.
+ * TensorFlow.js optimizer's `state` is undefined (no step has made it yet: before its first step
+ * or while its `loadState`'s Promise has not settled, and after its `setWeights`, or a
+ * `loadState` of a checkpoint laid out otherwise, until the next) and how its state is saved then.
  */
 export const UNDEFINED_STATE_HINT = " (no state yet: make one with await opt.init(params) or " +
   "await loadState(bytes); a TensorFlow.js optimizer's state, optimizer.state, is undefined until " +
-  "its first step (applyGradients, or model.fit's first batch) makes it, and again after its " +
+  "its first step (applyGradients, or model.fit's first batch) makes it, or its loadState once " +
+  "awaited, await optimizer.loadState(bytes) (a Promise), and again after its " +
   "setWeights, or a loadState of a checkpoint laid out otherwise (other moments, gc or states), " +
   "until the next step: until then, what it holds (its step count, " +
   "moments loaded, gradients accumulated) is in await optimizer.getWeights(), which model.save(handler, " +
@@ -86,6 +87,20 @@ function readPromiseHint(value: object): string | undefined {
     `itself, as ${call}(state) takes it${after})`;
 }
 
+/** How a state's checkpoint is saved and resumed, as the errors write the calls. */
+export interface CheckpointCalls {
+  /** The call that saves it, e.g. `await saveState(state)`. */
+  readonly save: string;
+  /** The call that resumes from its bytes, e.g. `await loadState(bytes)`. */
+  readonly resume: string;
+}
+
+/** The calls of a state of one's own. */
+const DEFAULT_CALLS: CheckpointCalls = {
+  save: "await saveState(state)",
+  resume: "await loadState(bytes)",
+};
+
 /**
  * The error of `JSON.stringify(state)`, which would otherwise write `{}` (a state's tensors live
  * in its backend, not in properties of its own): that a state is not JSON, how to keep one as
@@ -99,12 +114,32 @@ function readPromiseHint(value: object): string | undefined {
  * assert.match(STATE_JSON_MESSAGE, /await saveState\(state\)/);
  * ```
  */
-export const STATE_JSON_MESSAGE = "An optimizer state is not JSON (JSON.stringify would write " +
-  "it as {}, which holds nothing: its tensors live in its backend): keep its checkpoint, " +
-  "const bytes = await saveState(state), a Uint8Array, or where text is needed base64 of it " +
-  '(Node\'s Buffer.from(bytes).toString("base64")), and resume with await loadState(bytes); ' +
-  "to write an object that holds one, leave the state out first, const { state, ...rest } = " +
-  "result (a replacer of JSON.stringify cannot: a state's toJSON runs before it)";
+export const STATE_JSON_MESSAGE: string = stateJsonMessage();
+
+/**
+ * {@linkcode STATE_JSON_MESSAGE} with the calls that save and resume the state written as its
+ * holder writes them: `save` (default `await saveState(state)`) and `resume` (default
+ * `await loadState(bytes)`; a TensorFlow.js optimizer's, `await optimizer.loadState(bytes)`).
+ *
+ * @example
+ * ```ts
+ * import { stateJsonMessage } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const message = stateJsonMessage({ save: "S", resume: "R" });
+ * assert.match(message, /const bytes = S, .* resume with R;/);
+ * ```
+ */
+export function stateJsonMessage(
+  { save, resume }: CheckpointCalls = DEFAULT_CALLS,
+): string {
+  return "An optimizer state is not JSON (JSON.stringify would write it as {}, which holds " +
+    `nothing: its tensors live in its backend): keep its checkpoint, const bytes = ${save}, a ` +
+    "Uint8Array, or where text is needed base64 of it " +
+    '(Node\'s Buffer.from(bytes).toString("base64")), and resume with ' + resume + "; " +
+    "to write an object that holds one, leave the state out first, const { state, ...rest } = " +
+    "result (a replacer of JSON.stringify cannot: a state's toJSON runs before it)";
+}
 
 /**
  * The error of a structured clone of a state (`structuredClone(state)`, `postMessage(state)`,
@@ -120,12 +155,31 @@ export const STATE_JSON_MESSAGE = "An optimizer state is not JSON (JSON.stringif
  * assert.match(STATE_CLONE_MESSAGE, /await saveState\(state\)/);
  * ```
  */
-export const STATE_CLONE_MESSAGE = "An optimizer state cannot be cloned (structuredClone, " +
-  "postMessage and Deno KV would copy it as {}, which holds nothing: its tensors live in its " +
-  "backend): store its checkpoint, const bytes = await saveState(state), a Uint8Array (one " +
-  "Deno KV value holds 64 KiB at most: kvCheckpointStore of @optim/radam/kv stores any size), " +
-  "and resume with await loadState(bytes); to store an object that holds one, leave the state " +
-  "out first, const { state, ...rest } = result";
+export const STATE_CLONE_MESSAGE: string = stateCloneMessage();
+
+/**
+ * {@linkcode STATE_CLONE_MESSAGE} with the calls that save and resume the state written as its
+ * holder writes them (see {@linkcode stateJsonMessage}).
+ *
+ * @example
+ * ```ts
+ * import { stateCloneMessage } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const message = stateCloneMessage({ save: "S", resume: "R" });
+ * assert.match(message, /const bytes = S, .* resume with R;/);
+ * ```
+ */
+export function stateCloneMessage(
+  { save, resume }: CheckpointCalls = DEFAULT_CALLS,
+): string {
+  return "An optimizer state cannot be cloned (structuredClone, postMessage and Deno KV would " +
+    "copy it as {}, which holds nothing: its tensors live in its backend): store its " +
+    `checkpoint, const bytes = ${save}, a Uint8Array (one Deno KV value holds 64 KiB at most: ` +
+    `kvCheckpointStore of @optim/radam/kv stores any size), and resume with ${resume}; to ` +
+    "store an object that holds one, leave the state out first, const { state, ...rest } = " +
+    "result";
+}
 
 /**
  * What to add to an error about a value that should have been an optimizer state: for a

@@ -10,7 +10,8 @@
  * @module
  */
 import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
-import { coreOf, type OptimizerState, StateHandle } from "./state.ts";
+import type { CheckpointCalls } from "../base/_state_errors.ts";
+import { coreOf, heldCalls, type OptimizerState, StateHandle } from "./state.ts";
 
 /** The backends of held states (one per line of states: `step` keeps it), with their holder. */
 const held = new WeakMap<object, Holder>();
@@ -27,6 +28,11 @@ export interface Holder {
   readonly endedBy: string;
   /** How to read or save its state instead, e.g. "await optimizer.getWeights()". */
   readonly readWith: string;
+  /**
+   * How its state is saved and resumed, as a refused `JSON.stringify` or structured clone of
+   * it says (by default `await saveState(state)` and `await loadState(bytes)`).
+   */
+  readonly checkpointWith?: CheckpointCalls;
 }
 
 /**
@@ -67,7 +73,10 @@ export function holdState<S extends OptimizerState<unknown> | undefined>(
   holder: Holder,
 ): S {
   const backend = state && backendOf(state);
-  if (backend !== undefined && !held.has(backend)) held.set(backend, holder);
+  if (backend !== undefined && !held.has(backend)) {
+    held.set(backend, holder);
+    if (holder.checkpointWith) heldCalls.set(backend, holder.checkpointWith);
+  }
   return state;
 }
 

@@ -6,8 +6,13 @@
  *
  * @module
  */
-import { optionError } from "../base/_errors.ts";
-import { factoryOptionHint, initOptionHint, pytorchOptionHint } from "../base/_option_names.ts";
+import { described, optionError } from "../base/_errors.ts";
+import {
+  adapterOptionHint,
+  factoryOptionHint,
+  initOptionHint,
+  pytorchOptionHint,
+} from "../base/_option_names.ts";
 import {
   DEFAULT_THREAD_THRESHOLD,
   type LearningRate,
@@ -28,7 +33,7 @@ import {
 } from "../base/schema.ts";
 import type { CommonHyperparameters, Settings } from "../base/settings.ts";
 import { type Origin, originOf, remember } from "./origins.ts";
-import { lookaheadHint, positionalHint } from "./positional.ts";
+import { bareOptionsHint, lookaheadHint, positionalHint } from "./positional.ts";
 
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null;
@@ -177,6 +182,12 @@ export function resolveOptions(
   positional: readonly unknown[] = [],
 ): Settings {
   checkNotParams(options, origin.name);
+  const bare = bareOptionsHint(origin, options, positional);
+  if (bare !== "") {
+    throw new TypeError(
+      `Options of ${origin.name} must be an object, got ${described(options)}${bare}`,
+    );
+  }
   const known = [...keysOf(origin.options), ...keysOf(RUN_OPTIONS), ...keysOf(LOOP_OPTIONS)];
   if (origin.lookahead) known.push("k", "alpha");
   const { k, alpha, ...given } = checkKeys(
@@ -184,7 +195,9 @@ export function resolveOptions(
     known,
     origin.name,
     (lr) => positionalHint(origin, lr, positional),
-    (key) => initOptionHint(key, origin.name) || pytorchOptionHint(key, origin.name),
+    (key) =>
+      initOptionHint(key, origin.name) || pytorchOptionHint(key, origin.name) ||
+      adapterOptionHint(key, origin.name),
   );
   const { defaults } = origin;
   const hyperparameters = Object.freeze(resolveSchema(origin.options, given, defaults));

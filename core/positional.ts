@@ -86,7 +86,8 @@ export function lookaheadHint(first: number, rest: readonly unknown[]): string {
 /**
  * The options of `given` under the names of `order`, in turn (an undefined argument left out),
  * up to the first that cannot be one (`left`: then to name the rest too). `betas` takes a pair
- * of numbers, or two numbers (β2 `origin`'s default where only β1 is given).
+ * of numbers, or two places of numbers, tfjs's β1 and β2 (`origin`'s default for one left
+ * undefined).
  */
 function placed(
   order: readonly string[],
@@ -98,11 +99,16 @@ function placed(
   for (const key of order) {
     if (at >= given.length) break;
     const value = given[at];
-    if (key === "betas" && value !== undefined && origin !== undefined) {
-      const betas = betasOf(origin, value, given[at + 1]);
-      if (betas === undefined) break;
-      fields.push(`betas: [${betas.join(", ")}]`);
-      at += Array.isArray(value) || typeof given[at + 1] !== "number" ? 1 : 2;
+    if (key === "betas" && origin !== undefined) {
+      // Not a pair: tfjs's β1 and β2, two places, either left undefined (PyTorch passes none).
+      const next = given[at + 1];
+      const two = !Array.isArray(value) && (next === undefined || typeof next === "number");
+      if (value !== undefined || (two && next !== undefined)) {
+        const betas = betasOf(origin, value, next);
+        if (betas === undefined) break;
+        fields.push(`betas: [${betas.join(", ")}]`);
+      }
+      at += two ? 2 : 1;
       continue;
     }
     if (value !== undefined && !fits(key, value)) break;
@@ -163,19 +169,51 @@ function lastDefined(args: readonly unknown[]): number {
 
 /**
  * `betas` of `value` (PyTorch's pair, of two numbers) or of `value` and `next` (tfjs's β1 and
- * β2 numbers; β2 the factory's default where only β1 is given); undefined where `value` is
+ * β2 numbers; either the factory's default where it is not given); undefined where `value` is
  * neither.
  */
 function betasOf(origin: Origin, value: unknown, next: unknown): unknown[] | undefined {
   if (Array.isArray(value)) {
     return value.length === 2 && value.every((b) => typeof b === "number") ? value : undefined;
   }
-  if (typeof value !== "number") return undefined;
-  if (typeof next === "number") return [value, next];
+  if (value !== undefined && typeof value !== "number") return undefined;
   const spec = origin.options.find((s) => s.key === "betas");
   const fallback =
     (Object.hasOwn(origin.defaults, "betas")
       ? origin.defaults.betas
       : spec?.default) as readonly number[];
-  return [value, fallback[1]];
+  return [value ?? fallback[0], typeof next === "number" ? next : fallback[1]];
+}
+
+/**
+ * The hint of what was given for `origin`'s options where a learning rate was meant, not as a
+ * number: a number as text (`adam(Deno.env.get("LR"))`: to convert it, and the call
+ * {@linkcode positionalHint} writes with it), or a function (Keras's `Adam(schedule)`: that a
+ * schedule is the option `lr`). Else empty.
+ *
+ * @example
+ * ```ts
+ * import { bareOptionsHint } from "./positional.ts";
+ * import REGISTRY from "./registry.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const adam = REGISTRY.optimizers.adam;
+ * assert.match(bareOptionsHint(adam, "0.01", []), /adam\(\{ lr: 0\.01 \}\)\)$/);
+ * assert.match(bareOptionsHint(adam, () => 0.01, []), /adam\(\{ lr: schedule \}\)\)$/);
+ * assert.equal(bareOptionsHint(adam, {}, []), "");
+ * ```
+ */
+export function bareOptionsHint(
+  origin: Origin,
+  options: unknown,
+  rest: readonly unknown[],
+): string {
+  if (typeof options === "function") {
+    return ` (a learning-rate schedule, (t) => number, is the option lr: ${origin.name}({ lr: ` +
+      "schedule }))";
+  }
+  if (typeof options !== "string" || options.trim() === "") return "";
+  const lr = Number(options);
+  if (!Number.isFinite(lr)) return "";
+  return ` (a number as text: convert it, Number(value), and ${positionalHint(origin, lr, rest)})`;
 }

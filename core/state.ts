@@ -10,13 +10,14 @@
  */
 import { described } from "../base/_errors.ts";
 import {
+  type CheckpointCalls,
   DISPOSED_STATE_MESSAGE,
   lrSetMessage,
   READ_ONLY_STATE_KEYS,
   readOnlyStateMessage,
-  STATE_CLONE_MESSAGE,
-  STATE_JSON_MESSAGE,
+  stateCloneMessage,
   stateHint,
+  stateJsonMessage,
 } from "../base/_state_errors.ts";
 import type { ArenaLayout } from "../base/arena.ts";
 import { gradAssignMessage, paramAssignMessage, placeOf } from "../base/_state_slots.ts";
@@ -32,6 +33,12 @@ import { layoutIndices } from "./plan.ts";
 // The plan of a state's arena (core/plan.ts), as the TensorFlow.js adapter and checkpoints
 // import it from here.
 export { groupsOf, inLayoutOrder, planState } from "./plan.ts";
+
+/**
+ * How a held state (core/held.ts) is saved and resumed, by its backend (one per line of states),
+ * as the errors of its `JSON.stringify` and structured clone write the calls.
+ */
+export const heldCalls: WeakMap<object, CheckpointCalls> = new WeakMap();
 
 /**
  * The state of an optimizer over a set of tensors, as returned by `init` and `step`.
@@ -231,7 +238,7 @@ export class StateHandle implements OptimizerState<any> {
    * write `{}` silently: a state's checkpoint is `await saveState(state)`.
    */
   toJSON(): never {
-    throw new TypeError(STATE_JSON_MESSAGE);
+    throw new TypeError(stateJsonMessage(heldCalls.get(this.#core.backend)));
   }
 
   /**
@@ -243,7 +250,7 @@ export class StateHandle implements OptimizerState<any> {
    * (No own property shows it; elsewhere it is an unused symbol-keyed method.)
    */
   [Symbol.for("Deno.core.hostObject")](): never {
-    throw new TypeError(STATE_CLONE_MESSAGE);
+    throw new TypeError(stateCloneMessage(heldCalls.get(this.#core.backend)));
   }
 
   /**

@@ -41,8 +41,11 @@ Deno.test("a learning rate given where the options go says how to pass it", asyn
   }
   // What it says works.
   assert.equal(adam({ lr: 1e-3 }).settings.hyperparameters.lr, 1e-3);
-  // Not a number: no such hint (a string learning rate is not one).
-  assert.throws(() => radam("1e-3" as never), (e: Error) => !e.message.includes("pass a"));
+  // Not a number: a number as text is converted first, Number(value), which the hint says.
+  assert.throws(
+    () => radam("1e-3" as never),
+    saying(TypeError, "(a number as text: convert it, Number(value), and pass a learning rate"),
+  );
   const bytes = await saveState(await radam().init({ w: new Float32Array(2) }));
   await assert.rejects(
     loadState(bytes, 1e-3 as never),

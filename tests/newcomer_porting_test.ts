@@ -350,3 +350,40 @@ Deno.test("a state copied by structuredClone, spread or JSON (as a serverless fu
   // A plain object with fields of its own is not taken for such a copy.
   assert.throws(() => step({ w: 1 } as never), (e: Error) => e.message.endsWith("got Object"));
 });
+
+Deno.test("Keras's optimizer options of the TensorFlow.js adapter given to a factory (use_ema, gradient_accumulation_steps) say they go to tfOptimizer", () => {
+  const cases: [string, string][] = [
+    [
+      "gradient_accumulation_steps",
+      "(gradient_accumulation_steps is an option of tfOptimizer, gradientAccumulationSteps there: " +
+      "tfOptimizer(adam({ … }), { gradientAccumulationSteps }))",
+    ],
+    [
+      "gradientAccumulationSteps",
+      "(gradientAccumulationSteps is an option of tfOptimizer: " +
+      "tfOptimizer(adam({ … }), { gradientAccumulationSteps }))",
+    ],
+    ["ema", "(ema is an option of tfOptimizer: tfOptimizer(adam({ … }), { ema }))"],
+    [
+      "use_ema",
+      "(use_ema is an option of tfOptimizer, ema there: tfOptimizer(adam({ … }), { ema: true }))",
+    ],
+    [
+      "ema_momentum",
+      "(ema_momentum is an option of tfOptimizer, ema's momentum there: " +
+      "tfOptimizer(adam({ … }), { ema: { momentum } }))",
+    ],
+    [
+      "ema_overwrite_frequency",
+      "(ema_overwrite_frequency is an option of tfOptimizer, ema's overwriteFrequency there: " +
+      "tfOptimizer(adam({ … }), { ema: { overwriteFrequency } }))",
+    ],
+  ];
+  for (const [key, hint] of cases) {
+    assert.throws(
+      () => adam({ lr: 1e-3, [key]: 4 } as never),
+      saying(TypeError, `Unknown option ${key} for adam; expected one of lr`),
+    );
+    assert.throws(() => adam({ lr: 1e-3, [key]: 4 } as never), saying(TypeError, hint));
+  }
+});

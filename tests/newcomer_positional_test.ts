@@ -107,12 +107,16 @@ Deno.test("a positional pair of betas that is not two numbers, an undefined one,
     hinted(given(adam, 0.001, [[0.9, 0.99], [0.9, 0.99]]), "adam", 0.001),
     "adam({ lr: 0.001 }); name the other arguments too",
   );
-  // An undefined argument is left out, betas as any other (it stopped the placing there).
+  // An undefined argument is left out (it stopped the placing there); one where betas go is
+  // tfjs's β1, as only tfjs's order leaves arguments undefined: what follows is its β2.
   assert.equal(
     hinted(given(radam, 0.001, undefined, 1e-6), "radam", 0.001),
-    "radam({ lr: 0.001, eps: 0.000001 })",
+    "radam({ lr: 0.001, betas: [0.9, 0.000001] })",
   );
-  assert.equal(radam({ lr: 0.001, eps: 0.000001 }).settings.hyperparameters.eps, 1e-6);
+  assert.equal(
+    radam({ lr: 0.001, betas: [0.9, 0.000001] }).settings.hyperparameters.beta2,
+    1e-6,
+  );
   // lookahead(opt, alpha, k), the order of Ranger's own Lookahead: 0.5 is no step count, so it
   // is alpha (it was shown as { k: 0.5, alpha: 6 }, refused in turn).
   const ahead = lookahead as (...a: unknown[]) => unknown;
@@ -150,4 +154,40 @@ Deno.test("learning rates mapped to a factory, [0.001, 0.0003].map(radam), keep 
     hinted(() => (sgd as (...a: unknown[]) => unknown)(0.1, 0, [0.2]), "sgd", 0.1),
     "sgd({ lr: 0.1, momentum: 0 }); name the other arguments too",
   );
+});
+
+Deno.test("tfjs's arguments left undefined (adam(1e-3, undefined, 0.99), β1 at its default) stand in tfjs's places: β2, then ε", () => {
+  // deno-lint-ignore no-explicit-any
+  const given = (f: (...args: any[]) => unknown, ...args: unknown[]) => () => f(...args);
+  assert.equal(
+    hinted(given(adam, 0.001, undefined, 0.99), "adam", 0.001),
+    "adam({ lr: 0.001, betas: [0.9, 0.99] })",
+  );
+  assert.equal(
+    hinted(given(adam, 0.001, undefined, undefined, 1e-7), "adam", 0.001),
+    "adam({ lr: 0.001, eps: 1e-7 })",
+  );
+  assert.equal(
+    hinted(given(radam, 0.001, 0.8, undefined, 1e-7), "radam", 0.001),
+    "radam({ lr: 0.001, betas: [0.8, 0.999], eps: 1e-7 })",
+  );
+  // What the hints say runs.
+  assert.deepEqual(adam({ lr: 0.001, betas: [0.9, 0.99] }).settings.hyperparameters.beta2, 0.99);
+});
+
+Deno.test('a learning rate as text (adam(Deno.env.get("LR"))) or a schedule given for the options (Keras\'s Adam(schedule)) says how it goes', () => {
+  assert.throws(() => adam("1e-3" as never), {
+    name: "TypeError",
+    message: 'Options of adam must be an object, got a string "1e-3" (a number as text: ' +
+      "convert it, Number(value), and pass a learning rate as adam({ lr: 0.001 }))",
+  });
+  assert.throws(() => radam(((t: number) => 1e-3 / t) as never), {
+    name: "TypeError",
+    message: "Options of radam must be an object, got a function (a learning-rate schedule, " +
+      "(t) => number, is the option lr: radam({ lr: schedule }))",
+  });
+  // Text that is no number: no hint.
+  assert.throws(() => adam("fast" as never), {
+    message: 'Options of adam must be an object, got a string "fast"',
+  });
 });

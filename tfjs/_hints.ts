@@ -142,6 +142,10 @@ export const ADAPTER_HOLDER: Holder = Object.freeze({
   readWith: "save the optimizer's state with await optimizer.getWeights() (as model.save with " +
     "includeOptimizer does), or await saveState(optimizer.state) before setWeights, loadState " +
     "or dispose",
+  checkpointWith: Object.freeze({
+    save: "await saveState(optimizer.state)",
+    resume: "await optimizer.loadState(bytes)",
+  }),
 });
 
 /**
@@ -180,3 +184,60 @@ export function refuseLrSet(prototype: object): void {
 /** The error of a disposed optimizer used. */
 export const DISPOSED_MESSAGE =
   "This TensorFlow.js optimizer was disposed; make a new one with tfOptimizer()";
+
+/**
+ * What to add to the error of a callback's factory (`skippedStepsCallback`, `emaCallback`,
+ * named `call`) given a model where the optimizer goes: to pass its optimizer. Else empty.
+ *
+ * @example
+ * ```ts
+ * import { modelGivenHint } from "./_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const model = { compile() {}, fit() {} };
+ * assert.equal(
+ *   modelGivenHint(model, "emaCallback"),
+ *   " (a model: pass its optimizer, emaCallback(model.optimizer))",
+ * );
+ * assert.equal(modelGivenHint(3, "emaCallback"), "");
+ * ```
+ */
+export function modelGivenHint(value: unknown, call: string): string {
+  const model = value as { compile?: unknown; fit?: unknown } | null;
+  return typeof model === "object" && model !== null && typeof model.compile === "function" &&
+      typeof model.fit === "function"
+    ? ` (a model: pass its optimizer, ${call}(model.optimizer))`
+    : "";
+}
+
+/**
+ * Makes the callback factory `factory`, named `name`, given to `model.fit`'s callbacks itself
+ * (`callbacks: [skippedStepsCallback]`), reject `fit` before its first batch with a TypeError
+ * saying to call it, where tfjs-layers took it as a callback with no hooks and trained without
+ * it, silently: tfjs reads a callback's `onTrainBegin`, which this gives the function (not
+ * enumerable, and out of its type).
+ *
+ * @example
+ * ```ts
+ * import { refuseUncalled } from "./_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * function makeCallback() {
+ *   return {};
+ * }
+ * refuseUncalled(makeCallback, "makeCallback");
+ * const hooks = makeCallback as unknown as { onTrainBegin(): void };
+ * assert.throws(() => hooks.onTrainBegin(), /callbacks: \[makeCallback\(optimizer\)\]/);
+ * ```
+ */
+export function refuseUncalled(factory: object, name: string): void {
+  Object.defineProperty(factory, "onTrainBegin", {
+    value: () => {
+      throw new TypeError(
+        `${name} was given to model.fit's callbacks itself: call it with the optimizer, ` +
+          `callbacks: [${name}(optimizer)]`,
+      );
+    },
+    configurable: true,
+  });
+}

@@ -8,6 +8,7 @@
 import { described, optionError } from "../base/_errors.ts";
 import { checkKeys } from "../base/schema.ts";
 import type { TfOptimizer } from "./optimizer.ts";
+import { modelGivenHint, refuseUncalled } from "./_hints.ts";
 
 /**
  * Options of {@linkcode emaCallback}.
@@ -96,7 +97,9 @@ export function emaCallback(optimizer: TfOptimizer, options: EmaCallbackOptions 
         typeof held.finalize !== "function"))
   ) {
     throw new TypeError(
-      `emaCallback() expects an optimizer made by tfOptimizer(), got ${described(optimizer)}`,
+      `emaCallback() expects an optimizer made by tfOptimizer(), got ${described(optimizer)}${
+        modelGivenHint(optimizer, "emaCallback")
+      }`,
     );
   }
   if (averages === undefined) {
@@ -122,3 +125,5 @@ export function emaCallback(optimizer: TfOptimizer, options: EmaCallbackOptions 
     },
   };
 }
+
+refuseUncalled(emaCallback, "emaCallback");

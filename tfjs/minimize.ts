@@ -1,6 +1,7 @@
 /**
  * tfjs-core's `Optimizer.minimize` with the tensors it computed given back where the step refuses
- * them: tfjs's own leaves the gradients (and the loss) behind when `applyGradients` throws.
+ * them: tfjs's own leaves the gradients (and the loss) behind when `applyGradients` throws, and
+ * when it refuses the loss itself (one that is not a scalar, or no trainable variable).
  *
  * @module
  */
@@ -11,7 +12,8 @@ import * as tf from "@tensorflow/tfjs-core";
  * trainable variable it reads) given to `optimizer.applyGradients` (as a `NamedTensor[]` in the
  * order of `varList` where given), then disposed; the loss returned with `returnCost`, else
  * disposed and `null` returned. Where `applyGradients` throws (a refused gradient or variable),
- * the gradients and the loss are disposed before the error is thrown: no tensor is left behind.
+ * the gradients and the loss are disposed before the error is thrown: no tensor is left behind,
+ * nor where tfjs refuses `f`'s loss (not a scalar) or `varList` (no trainable variable).
  *
  * @example
  * ```ts
@@ -38,7 +40,9 @@ export function minimizing(
   returnCost = false,
   varList?: tf.Variable[],
 ): tf.Scalar | null {
-  const { value, grads } = optimizer.computeGradients(f, varList);
+  // In a scope of its own: where tfjs refuses the loss (not a scalar, no trainable variable in
+  // varList), what it computed is disposed as the error leaves the scope.
+  const { value, grads } = tf.tidy(() => optimizer.computeGradients(f, varList));
   try {
     optimizer.applyGradients(
       varList != null ? varList.map((v) => ({ name: v.name, tensor: grads[v.name] })) : grads,

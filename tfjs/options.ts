@@ -106,8 +106,9 @@ export interface TfOptimizerOptions {
    * cannot), and `emaCallback` swaps them in at each epoch's end. `getWeights` gives them as
    * `<variable>/average` and `setWeights` takes them, so `model.save` with `includeOptimizer`
    * resumes them bit for bit; weights without them (an older save) start them from the
-   * variables at the next step. A checkpoint of `state` does not carry them (`loadState`
-   * starts them afresh). See `WeightAverages` for the rule and its edge cases.
+   * variables at the next step. A checkpoint of `state` holds them too (`<variable>.average`),
+   * and `optimizer.loadState` takes them back; one without them starts them afresh at the next
+   * step. See `WeightAverages` for the rule and its edge cases.
    */
   ema?: boolean | EmaOptions;
 }

@@ -8,6 +8,7 @@
 import { stateInternals } from "../core/state.ts";
 import { described } from "../base/_errors.ts";
 import { skippedStepsSeen, type TfOptimizer } from "./optimizer.ts";
+import { modelGivenHint, refuseUncalled } from "./_hints.ts";
 
 /**
  * A `model.fit` callback (tfjs-layers' `CustomCallbackArgs`): see
@@ -82,7 +83,7 @@ export function skippedStepsCallback(optimizer: TfOptimizer): SkippedStepsCallba
     throw new TypeError(
       `skippedStepsCallback() expects an optimizer made by tfOptimizer(), got ${
         described(optimizer)
-      }`,
+      }${modelGivenHint(optimizer, "skippedStepsCallback")}`,
     );
   }
   let atBegin = 0;
@@ -97,3 +98,5 @@ export function skippedStepsCallback(optimizer: TfOptimizer): SkippedStepsCallba
     },
   };
 }
+
+refuseUncalled(skippedStepsCallback, "skippedStepsCallback");

@@ -39,3 +39,28 @@ for (const backend of CPU_BACKENDS) {
     tf.dispose([w, frozen]);
   });
 }
+
+for (const backend of CPU_BACKENDS) {
+  Deno.test(`tfjs ${backend}: minimize leaves no tensor behind where tfjs refuses the loss (not a scalar, no trainable variable)`, async () => {
+    await useBackend(backend);
+    const w = tf.variable(tf.tensor1d([1, -2, 3]), true, name("w"));
+    const opt = tfOptimizer(adam({ lr: 0.1 }));
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 2; i++) {
+      // A loss of rank 1 (a forgotten tf.sum), and an empty varList.
+      assert.throws(
+        () => opt.minimize(() => tf.square(w) as unknown as tf.Scalar),
+        /must return a scalar/,
+      );
+      assert.throws(
+        () => opt.minimize(() => tf.sum(tf.square(w)) as tf.Scalar, false, []),
+        /at least one of the input variables/,
+      );
+      assert.equal(tf.memory().numTensors, before, `call ${i}`);
+    }
+    assert.deepEqual(w.dataSync(), new Float32Array([1, -2, 3]));
+    assert.equal(opt.iterations, 0);
+    opt.dispose();
+    w.dispose();
+  });
+}

@@ -90,6 +90,28 @@ Deno.test("tfjs: an optimizer's option given to tfOptimizer says it goes to the 
   );
 });
 
+Deno.test("tfjs: Keras's names of the moving average's options (use_ema, ema_momentum, ema_overwrite_frequency) say how ema is written", () => {
+  const cases: [string, string][] = [
+    ["use_ema", "(use_ema is ema here: ema: true, or ema: { momentum, overwriteFrequency })"],
+    ["useEma", "(useEma is ema here: ema: true, or ema: { momentum, overwriteFrequency })"],
+    ["ema_momentum", "(ema_momentum is ema's momentum here: ema: { momentum })"],
+    [
+      "ema_overwrite_frequency",
+      "(ema_overwrite_frequency is ema's overwriteFrequency here: ema: { overwriteFrequency })",
+    ],
+  ];
+  for (const [key, hint] of cases) {
+    assert.throws(() => tfOptimizer(adam(), { [key]: 1 } as never), {
+      name: "TypeError",
+      message: `Unknown option ${key} for tfOptimizer; expected one of strict, warnOnSkip, ` +
+        `gradientAccumulationSteps, ema ${hint}`,
+    });
+  }
+  // What they say is taken.
+  const optimizer = tfOptimizer(adam(), { ema: { momentum: 0.9, overwriteFrequency: 10 } });
+  optimizer.dispose();
+});
+
 Deno.test("tfjs: tfOptimizer given its options first says the optimizer goes first", () => {
   assert.throws(() => tfOptimizer({ strict: true } as never, radam() as never), {
     name: "TypeError",
@@ -296,7 +318,7 @@ Deno.test("tfjs: saveState(optimizer.state) before the first step, or after setW
     );
     assert.match(
       e.message,
-      /optimizer\.state, is undefined until its first step \(applyGradients, or model\.fit's first batch\) makes it, and again after its setWeights, or a loadState of a checkpoint laid out otherwise \(other moments, gc or states\), until the next step/,
+      /optimizer\.state, is undefined until its first step \(applyGradients, or model\.fit's first batch\) makes it, or its loadState once awaited, await optimizer\.loadState\(bytes\) \(a Promise\), and again after its setWeights, or a loadState of a checkpoint laid out otherwise \(other moments, gc or states\), until the next step/,
     );
     assert.match(e.message, /await optimizer\.getWeights\(\), which model\.save\(handler, /);
     return true;
@@ -319,8 +341,12 @@ Deno.test("tfjs: saveState(optimizer.state) before the first step, or after setW
   await optimizer.setWeights(given);
   assert.equal(optimizer.state, undefined);
   await assert.rejects(saveState(optimizer.state!), undefinedState);
+  // A loadState not awaited (a Promise): still undefined, and the error says to await it.
+  const loading = optimizer.loadState(bytes);
+  assert.ok(loading instanceof Promise);
+  await assert.rejects(saveState(optimizer.state!), undefinedState);
   // After loadState: the checkpoint loaded, saved back as it was.
-  await optimizer.loadState(bytes);
+  await loading;
   assert.deepEqual(await saveState(optimizer.state!), bytes);
   const names = (await optimizer.getWeights()).map((x) => x.name);
   assert.deepEqual(names, ["iter", `${w.name}/m`, `${w.name}/v`]);
