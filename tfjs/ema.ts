@@ -269,7 +269,8 @@ export class WeightAverages implements EmaAverages {
       }
     }
     const f = this.settings.overwriteFrequency;
-    if (f !== undefined && steps % f === 0) this.#overwrite(items.map((i) => i.name));
+    // (On webgpu, a step the device did not take overwrites nothing, as on the CPU.)
+    if (f !== undefined && steps % f === 0) this.#overwrite(items.map((i) => i.name), taken);
   }
 
   /**
@@ -295,12 +296,16 @@ export class WeightAverages implements EmaAverages {
       );
   }
 
-  /** The variables of `names` overwritten with copies of their averages. */
-  #overwrite(names: readonly string[]): void {
+  /**
+   * The variables of `names` overwritten with copies of their averages; with `taken` (a boolean
+   * scalar on the device), only where it is true.
+   */
+  #overwrite(names: readonly string[], taken?: tf.Tensor): void {
     for (const name of names) {
       const held = this.#held.get(name);
       if (held?.variable === undefined || held.variable.isDisposed) continue;
-      const values = copyOf(held.average);
+      const { average, variable } = held;
+      const values = taken ? tf.where(taken, average, variable) : copyOf(average);
       held.variable.assign(values);
       values.dispose();
     }

@@ -7,7 +7,8 @@
  * device and a check of the gradients agree (finite gradients whose norm overflows, clipped and
  * taken; accumulated ones whose mean overflows, skipped), the averages follow it too. The
  * reference is Keras's rule in float64 over the variables' values after each step the device
- * took (their values moved).
+ * took (their values moved). A step the device did not take overwrites no variable with its
+ * average (`overwriteFrequency`).
  *
  * Without a WebGPU adapter these tests fail, unless RADAM_NO_GPU=1 says the machine has none.
  */
@@ -206,6 +207,34 @@ Deno.test({
       assert.equal(ref.after(await valuesOf(vars)), taken[k], `step ${k + 1}`);
       ref.check(await averagesOf(opt));
     }
+    opt.dispose();
+    tf.dispose(vars);
+    assert.equal(tf.memory().numTensors, tensors);
+  },
+});
+
+Deno.test({
+  name: "tfjs webgpu: ema's overwrite leaves the variables at a step the device skipped",
+  ...sanitize,
+  fn: async () => {
+    await useBackend("webgpu");
+    const tensors = tf.memory().numTensors;
+    const vars = seededVars(named, 11, 40);
+    const opt = tfOptimizer(adam({ lr: 0.05 }), {
+      ema: { momentum: 0.9, overwriteFrequency: 4 },
+      warnOnSkip: false,
+    });
+    const ref = new Reference(0.9, await valuesOf(vars));
+    for (let step = 1; step <= 3; step++) {
+      call(opt, vars, plain, step);
+      assert.ok(ref.after(await valuesOf(vars)));
+    }
+    // The 4th step submitted, skipped by the device: no step taken, so no overwrite either (as
+    // on the CPU, where the count does not reach 4).
+    const before = await valuesOf(vars);
+    call(opt, vars, (i, g) => i === 0 && (g[0] = NaN), 4);
+    assert.deepEqual(await valuesOf(vars), before, "the variables as they were");
+    ref.check(await averagesOf(opt));
     opt.dispose();
     tf.dispose(vars);
     assert.equal(tf.memory().numTensors, tensors);
