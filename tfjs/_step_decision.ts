@@ -13,6 +13,8 @@ import { CONTROL_WORD } from "../gpu/control.ts";
 
 /** The byte of `step_t` in the control buffer. */
 const STEP_T_BYTE = CONTROL_WORD.step_t * 4;
+/** The word `clear` writes (0: not taken), made once. */
+const NOT_TAKEN = new Uint32Array(1);
 
 /**
  * The decisions of the steps of the states of one runner's device (gpu_path.ts).
@@ -28,6 +30,8 @@ const STEP_T_BYTE = CONTROL_WORD.step_t * 4;
 export class StepDecision {
   readonly #device: GPUDevice;
   #buffer: GPUBuffer | undefined;
+  /** Whether a decision was asked for: until then (no `ema`) a step writes nothing more. */
+  #asked = false;
 
   /** The decisions of steps on `device`. */
   constructor(device: GPUDevice) {
@@ -37,10 +41,11 @@ export class StepDecision {
   /**
    * Before a step over the control buffer `control`: its `step_t` cleared, ordered before the
    * step on the queue, so that a step whose commands the GPU refuses (nothing of it runs) reads
-   * as not taken. (`decide` writes the word at every step before anything reads it.)
+   * as not taken. (`decide` writes the word at every step before anything reads it; the word
+   * starts at 0, so before the first decision asked for there is nothing to clear.)
    */
   clear(control: GPUBuffer): void {
-    this.#device.queue.writeBuffer(control, STEP_T_BYTE, new Uint32Array(1));
+    if (this.#asked) this.#device.queue.writeBuffer(control, STEP_T_BYTE, NOT_TAKEN);
   }
 
   /**
@@ -50,6 +55,7 @@ export class StepDecision {
    */
   taken(control: GPUBuffer): tf.Tensor {
     const device = this.#device;
+    this.#asked = true;
     const buffer = this.#buffer ??= device.createBuffer({
       label: "radam tfjs step taken",
       size: 4,
