@@ -4,7 +4,17 @@
  * where it goes. What `map` passes (index and array) and undefined extras stay accepted.
  */
 import assert from "node:assert/strict";
-import { adam, adamw, lion, lookahead, radam, ranger, sgd } from "../mod.ts";
+import {
+  adam,
+  adamw,
+  cosineDecay,
+  linearWarmup,
+  lion,
+  lookahead,
+  radam,
+  ranger,
+  sgd,
+} from "../mod.ts";
 
 // deno-lint-ignore no-explicit-any
 const call = (f: (...args: any[]) => unknown, ...args: unknown[]) => () => f(...args);
@@ -42,4 +52,17 @@ Deno.test("map's index and array, and undefined extras, stay accepted after an o
   assert.equal([{ k: 5 }].map((o) => lookahead(inner, o))[0].settings.lookahead?.k, 5);
   // Not map's shape: an index of another array.
   assert.throws(call(adam, { lr: 1e-3 }, 0, [{ lr: 1e-3 }]), TypeError);
+});
+
+Deno.test("a schedule maker given one object names its first argument and shows the call", () => {
+  assert.throws(() => linearWarmup({ lr: 1e-3, steps: 100 } as never, undefined as never), {
+    name: "TypeError",
+    message: "The first argument of linearWarmup must be the learning rate, a finite number ≥ 0, " +
+      "got Object (write linearWarmup(0.001, { warmupSteps: 100 }))",
+  });
+  // No step count in it: the maker's own example.
+  assert.throws(() => cosineDecay({ lr: 1e-3 } as never, undefined as never), {
+    message:
+      /^The first argument of cosineDecay .* \(write cosineDecay\(1e-3, \{ decaySteps: 1000 \}\)\)$/,
+  });
 });
