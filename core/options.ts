@@ -288,7 +288,9 @@ export function resolveLookahead(
     name: `lookahead(${inner.name})`,
     lookahead: lookaheadOf(
       options,
-      (key) => factoryOptionHintOf(inner, key, (call) => `lookahead(${call})`),
+      (key) =>
+        factoryOptionHintOf(inner, key, (call) => `lookahead(${call})`) ||
+        adapterOptionHint(key, inner.name, `lookahead(${inner.name}())`),
       positional,
     ),
   });

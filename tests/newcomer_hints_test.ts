@@ -10,9 +10,11 @@ import {
   cosineDecay,
   linearWarmup,
   lion,
+  loadState,
   lookahead,
   radam,
   ranger,
+  saveState,
   sgd,
 } from "../mod.ts";
 
@@ -64,5 +66,25 @@ Deno.test("a schedule maker given one object names its first argument and shows 
   assert.throws(() => cosineDecay({ lr: 1e-3 } as never, undefined as never), {
     message:
       /^The first argument of cosineDecay .* \(write cosineDecay\(1e-3, \{ decaySteps: 1000 \}\)\)$/,
+  });
+});
+
+Deno.test("loadState given an optimizer, and lookahead given the adapter's ema, say what to write", async () => {
+  const bytes = await saveState(await adam().init({ w: new Float32Array(2) }));
+  const held = "(the checkpoint holds its optimizer and options: loadState(bytes), " +
+    "with { lr } for a schedule)";
+  await assert.rejects(loadState(bytes, { optimizer: adam() } as never), {
+    name: "TypeError",
+    message: /^Unknown option optimizer for loadState; .*\(the checkpoint holds/,
+  });
+  await assert.rejects(loadState(bytes, adam() as never), {
+    name: "TypeError",
+    message: `loadState() takes no optimizer, got one for its options ${held}`,
+  });
+  assert.equal((await loadState(bytes)).step, 0);
+  assert.throws(() => lookahead(radam(), { ema: true } as never), {
+    name: "TypeError",
+    message: "Unknown option ema for lookahead; expected one of k, alpha " +
+      "(ema is an option of tfOptimizer: tfOptimizer(lookahead(radam()), { ema }))",
   });
 });
