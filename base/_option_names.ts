@@ -203,7 +203,8 @@ export function pytorchOptionHint(key: string, name: string): string {
  * What to add to the error for an unknown option `key` of the factory `name` that is an option
  * of the TensorFlow.js adapter (`gradientAccumulationSteps`, `ema`), or Keras's name of one
  * (Keras's optimizers take `gradient_accumulation_steps` and `use_ema`): that it goes to
- * `tfOptimizer`, in the call to write. Else empty.
+ * `tfOptimizer`, in the call to write (the optimizer as `call` writes it, by default `name`'s
+ * factory). Else empty.
  *
  * @example
  * ```ts
@@ -217,11 +218,15 @@ export function pytorchOptionHint(key: string, name: string): string {
  * assert.equal(adapterOptionHint("lrr", "adam"), "");
  * ```
  */
-export function adapterOptionHint(key: string, name: string): string {
+export function adapterOptionHint(
+  key: string,
+  name: string,
+  call: string = `${name}({ … })`,
+): string {
   const ema = Object.hasOwn(KERAS_EMA, key) ? KERAS_EMA[key] : undefined;
   const here = ema ? ema[0] : ownName(key);
   if (ema === undefined && here !== "gradientAccumulationSteps" && here !== "ema") return "";
   const write = ema ? (key === "use_ema" || key === "useEma" ? "ema: true" : ema[1]) : here;
   const there = here === key ? "" : `, ${here} there`;
-  return ` (${key} is an option of tfOptimizer${there}: tfOptimizer(${name}({ … }), { ${write} }))`;
+  return ` (${key} is an option of tfOptimizer${there}: tfOptimizer(${call}, { ${write} }))`;
 }

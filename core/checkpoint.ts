@@ -277,6 +277,13 @@ export type BackendMaker = (
   config: Settings,
 ) => (layout: ArenaLayout, fill?: (backend: AnyBackend) => void) => Promise<AnyBackend>;
 
+/** Whether `value` is an optimizer value (what `radam()` returns): its settings and `init`. */
+function isOptimizer(value: unknown): boolean {
+  const o = value as { settings?: unknown; init?: unknown } | null;
+  return typeof o === "object" && o !== null && typeof o.settings === "object" &&
+    typeof o.init === "function";
+}
+
 /**
  * Reads a checkpoint into a new state on the chosen backend; see `loadState` in mod.ts.
  *
@@ -296,11 +303,17 @@ export async function loadCheckpoint(
 ): Promise<OptimizerState<unknown>> {
   // The checkpoint first: loadState(optimizer, bytes) would read the bytes as options.
   checkCheckpointBytes(bytes);
+  const held = " (the checkpoint holds its optimizer and options: loadState(bytes), " +
+    "with { lr } for a schedule)";
+  if (isOptimizer(options)) {
+    throw new TypeError(`loadState() takes no optimizer, got one for its options${held}`);
+  }
   options = checkKeys(
     options,
     LOAD_OPTIONS,
     "loadState",
     (lr) => `pass a learning rate as loadState(bytes, { lr: ${lr} })`,
+    (key) => key === "optimizer" ? held : "",
   ) as LoadOptions;
   const file = parseSafetensors(bytes);
   const { metadata } = file;

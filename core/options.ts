@@ -33,7 +33,12 @@ import {
 } from "../base/schema.ts";
 import type { CommonHyperparameters, Settings } from "../base/settings.ts";
 import { type Origin, originOf, remember } from "./origins.ts";
-import { bareOptionsHint, lookaheadHint, positionalHint } from "./positional.ts";
+import {
+  bareOptionsHint,
+  extraArgumentsMessage,
+  lookaheadHint,
+  positionalHint,
+} from "./positional.ts";
 
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null;
@@ -168,6 +173,21 @@ function checkNotParams(options: unknown, name: string): void {
   );
 }
 
+/**
+ * Throws a TypeError where arguments follow an options object (or none) given to `origin`'s
+ * factory, or lookahead's where it is undefined: they would be ignored. (After a number, the
+ * learning rate, their hint is {@linkcode positionalHint}'s.)
+ */
+function checkNoExtra(
+  origin: Origin | undefined,
+  options: unknown,
+  positional: readonly unknown[],
+): void {
+  if (options !== undefined && typeof options !== "object") return;
+  const message = extraArgumentsMessage(origin, options, positional);
+  if (message !== "") throw new TypeError(message);
+}
+
 /** The hyperparameters every rule must resolve ({@linkcode CommonHyperparameters}). */
 const COMMON_HYPERPARAMETERS = ["lr", "weightDecay", "maximize"] as const;
 
@@ -188,6 +208,7 @@ export function resolveOptions(
       `Options of ${origin.name} must be an object, got ${described(options)}${bare}`,
     );
   }
+  checkNoExtra(origin, options, positional);
   const known = [...keysOf(origin.options), ...keysOf(RUN_OPTIONS), ...keysOf(LOOP_OPTIONS)];
   if (origin.lookahead) known.push("k", "alpha");
   const { k, alpha, ...given } = checkKeys(
@@ -237,6 +258,7 @@ function lookaheadOf(
         `${lookaheadHint(options, positional)})`,
     );
   }
+  checkNoExtra(undefined, options, positional);
   const o = checkKeys(options, ["k", "alpha"], "lookahead", undefined, elsewhere);
   const k = o.k ?? 6;
   // Safe integers only: a t past 2⁵³ − 1 is refused (core/step_scalars.ts), so a larger k
@@ -266,7 +288,9 @@ export function resolveLookahead(
     name: `lookahead(${inner.name})`,
     lookahead: lookaheadOf(
       options,
-      (key) => factoryOptionHintOf(inner, key, (call) => `lookahead(${call})`),
+      (key) =>
+        factoryOptionHintOf(inner, key, (call) => `lookahead(${call})`) ||
+        adapterOptionHint(key, inner.name, `lookahead(${inner.name}())`),
       positional,
     ),
   });

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { described } from "../base/_errors.ts";
 import { keysOf } from "../base/schema.ts";
 import type { Origin } from "./origins.ts";
 
@@ -47,12 +48,52 @@ const POSITIONAL: Readonly<Record<string, readonly string[]>> = {
  */
 export function positionalCall(origin: Origin, lr: number, rest: readonly unknown[]): string {
   const given = rest.slice(0, lastDefined(rest) + 1);
+  const { fields, left } = placed(orderOf(origin, given), given, origin);
+  return `${origin.name}({ ${[`lr: ${lr}`, ...fields].join(", ")} })${left}`;
+}
+
+/** The options `origin`'s positional arguments after `lr`, `given`, stand for, in order. */
+function orderOf(origin: Origin, given: readonly unknown[]): string[] {
   const known = keysOf(origin.options);
   if (origin.lookahead) known.push("k", "alpha");
-  let order = (POSITIONAL[origin.name] ?? []).filter((key) => known.includes(key));
-  if (origin.name === "sgd" && typeof given[1] === "boolean") order = ["momentum", "nesterov"];
-  const { fields, left } = placed(order, given, origin);
-  return `${origin.name}({ ${[`lr: ${lr}`, ...fields].join(", ")} })${left}`;
+  if (origin.name === "sgd" && typeof given[1] === "boolean") return ["momentum", "nesterov"];
+  return (POSITIONAL[origin.name] ?? []).filter((key) => known.includes(key));
+}
+
+/**
+ * The message for arguments (`rest`) given after an options object (`adam({ lr: 1e-3 }, 0.9)`:
+ * they would be ignored) to `origin`'s factory, or to lookahead's where `origin` is undefined:
+ * that options go in the one object, with those of `rest` it can place by name. Empty where
+ * each is undefined, or where they are the index and the array `map` passes.
+ *
+ * @example
+ * ```ts
+ * import { extraArgumentsMessage } from "./positional.ts";
+ * import REGISTRY from "./registry.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   extraArgumentsMessage(REGISTRY.optimizers.adam, {}, [0.9]),
+ *   "Options of adam go in one object, got 0.9 after it (adam({ ...options, betas: [0.9, 0.999] }))",
+ * );
+ * assert.equal(extraArgumentsMessage(REGISTRY.optimizers.adam, {}, [undefined]), "");
+ * ```
+ */
+export function extraArgumentsMessage(
+  origin: Origin | undefined,
+  options: unknown,
+  rest: readonly unknown[],
+): string {
+  const given = rest.slice(0, lastDefined(rest) + 1);
+  if (given.length === 0 || mapped(options, rest)) return "";
+  const name = origin?.name ?? "lookahead";
+  const order = origin === undefined ? ["alpha"] : orderOf(origin, given);
+  const { fields } = placed(order, given, origin);
+  const call = origin === undefined ? "lookahead(optimizer, " : `${name}(`;
+  const hint = fields.length === 0
+    ? "name it in that object"
+    : `${call}{ ${["...options", ...fields].join(", ")} })`;
+  return `Options of ${name} go in one object, got ${described(given[0])} after it (${hint})`;
 }
 
 /**
@@ -145,13 +186,14 @@ export function positionalHint(origin: Origin, lr: number, rest: readonly unknow
 }
 
 /**
- * Whether `rest` is what `Array.prototype.map` (and `forEach`, `filter`…) passes after `lr`, an
- * element of the array: its index and the array (`[0.001, 0.0003].map(radam)`), no options.
+ * Whether `rest` is what `Array.prototype.map` (and `forEach`, `filter`…) passes after `element`
+ * (a learning rate or an options object) of the array: its index and the array
+ * (`[0.001, 0.0003].map(radam)`, `[{ lr: 1e-3 }].map(adam)`), no options.
  */
-function mapped(lr: number, rest: readonly unknown[]): boolean {
+function mapped(element: unknown, rest: readonly unknown[]): boolean {
   const [index, array] = rest;
   return rest.length === 2 && Array.isArray(array) && typeof index === "number" &&
-    array[index] === lr;
+    array[index] === element;
 }
 
 /** Whether `value` can be option `key`'s: `nesterov` a boolean, `k` a step count, else a number. */

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { described, optionError, optionMessage } from "../base/_errors.ts";
+import { described, optionError } from "../base/_errors.ts";
 import { scheduleMaker, scheduleMakerOf } from "../base/_call_hints.ts";
 import { checkKeys } from "../base/schema.ts";
 
@@ -82,7 +82,11 @@ function checkMaker(
 ): void {
   const write = ` (write ${example})`;
   if (typeof lr === "object" && lr !== null) {
-    throw new TypeError(optionMessage("lr", "a finite number ≥ 0", lr) + write);
+    throw new TypeError(
+      `The first argument of ${maker} must be the learning rate, a finite number ≥ 0, got ${
+        described(lr)
+      } (write ${exampleOf(maker, keys[0], lr) ?? example})`,
+    );
   }
   if (typeof options === "number") {
     throw new TypeError(`Options of ${maker} must be an object, got ${options}${write}`);
@@ -92,6 +96,18 @@ function checkMaker(
     const here = Object.hasOwn(OTHER_NAMES, name) ? OTHER_NAMES[name] : "";
     return here ? ` (${here.replace("KEY", key)}: ${example})` : "";
   });
+}
+
+/**
+ * The call of `maker` with the learning rate and step count of `given`, an object given for the
+ * learning rate (`linearWarmup({ lr: 1e-3, steps: 100 })`): its first number named `lr`-like
+ * (`max_lr`), and its first named `step`-like under `steps`; undefined where it lacks either.
+ */
+function exampleOf(maker: string, steps: string, given: object): string | undefined {
+  const entries = Object.entries(given).filter(([, v]) => typeof v === "number");
+  const lr = entries.find(([k]) => /lr$/i.test(k))?.[1];
+  const n = entries.find(([k]) => /step/i.test(k))?.[1];
+  return lr === undefined || n === undefined ? undefined : `${maker}(${lr}, { ${steps}: ${n} })`;
 }
 
 /** PyTorch's (and others') names of the schedules' options, lower case without `_`. */

@@ -240,7 +240,8 @@ Deno.test("a schedule maker given its steps bare, its options first, or PyTorch'
     ],
     [
       () => oneCycle({ max_lr: 1e-2, total_steps: 100 } as never, undefined as never),
-      "Option lr must be a finite number ≥ 0, got Object (write oneCycle(1e-3, { totalSteps: 1000 }))",
+      "The first argument of oneCycle must be the learning rate, a finite number ≥ 0, got Object " +
+      "(write oneCycle(0.01, { totalSteps: 100 }))",
     ],
     [
       () => cosineDecay(1e-3, { T_max: 100, eta_min: 0 } as never),
