@@ -4,7 +4,7 @@
  * state through JSON), an optimizer given first, or the hints of any bytes argument.
  * @module
  */
-import { described } from "./_errors.ts";
+import { described, isOptimizerValue } from "./_errors.ts";
 import { bytesHint } from "./_input_hints.ts";
 import { isStateCopy } from "./_state_errors.ts";
 import { decodeBase64 } from "./_base64.ts";
@@ -49,9 +49,7 @@ function sourceHint(value: unknown): string {
     return " (a Uint8Array that went through JSON, which writes it as an object of indices: " +
       "keep a checkpoint as bytes, or as base64 text; new Uint8Array(Object.values(o)) recovers it)";
   }
-  const o = value as { settings?: unknown; init?: unknown } | null;
-  return typeof o === "object" && o !== null && typeof o.settings === "object" &&
-      typeof o.init === "function"
+  return isOptimizerValue(value)
     ? " (an optimizer: the checkpoint holds its own and goes first, loadState(bytes), " +
       "or loadState(bytes, { lr }))"
     : "";

@@ -228,6 +228,25 @@ export function isStateLike(value: unknown): boolean {
 }
 
 /**
+ * Whether `value` is an optimizer value (what `radam()` returns: its `settings` and `init`),
+ * given where something else was meant.
+ *
+ * @example
+ * ```ts
+ * import { isOptimizerValue } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isOptimizerValue({ settings: {}, init: () => {} }));
+ * assert.ok(!isOptimizerValue({ settings: null, init: () => {} }));
+ * ```
+ */
+export function isOptimizerValue(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const { settings, init } = value as { settings?: unknown; init?: unknown };
+  return typeof settings === "object" && settings !== null && typeof init === "function";
+}
+
+/**
  * Whether `name` is a JavaScript identifier (ASCII), written bare in code that a message shows.
  *
  * @example

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isIdentifier, isStateLike, memberAccess } from "./_errors.ts";
+import { isIdentifier, isOptimizerValue, isStateLike, memberAccess } from "./_errors.ts";
 
 /**
  * The error of a disposed state used (stepped, read, saved): it says that `dispose` ended every
@@ -214,9 +214,9 @@ export function stateCloneMessage(
 export function stateHint(value: unknown): string {
   if (value === undefined) return UNDEFINED_STATE_HINT;
   if (typeof value !== "object" || value === null) return "";
-  const { then, init, settings, applyGradients } = value as Record<string, unknown>;
+  const { then, applyGradients } = value as Record<string, unknown>;
   if (typeof then === "function") return readPromiseHint(value) ?? PROMISE_STATE_HINT;
-  if (typeof init === "function" && typeof settings === "object" && settings !== null) {
+  if (isOptimizerValue(value)) {
     return " (an optimizer: make its state with await opt.init(params))";
   }
   if (typeof applyGradients === "function" && "state" in value) {

@@ -38,6 +38,7 @@ import type { ArenaLayout, CompactMoment } from "../base/arena.ts";
 import { type AnyBackend, type DeviceCounter, holdsCodes } from "../base/backend.ts";
 import { Q8_VERSION } from "../base/q8.ts";
 import { checkCheckpointBytes } from "../base/_checkpoint_bytes.ts";
+import { isOptimizerValue } from "../base/_errors.ts";
 import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
 import {
   CheckpointError,
@@ -277,13 +278,6 @@ export type BackendMaker = (
   config: Settings,
 ) => (layout: ArenaLayout, fill?: (backend: AnyBackend) => void) => Promise<AnyBackend>;
 
-/** Whether `value` is an optimizer value (what `radam()` returns): its settings and `init`. */
-function isOptimizer(value: unknown): boolean {
-  const o = value as { settings?: unknown; init?: unknown } | null;
-  return typeof o === "object" && o !== null && typeof o.settings === "object" &&
-    typeof o.init === "function";
-}
-
 /**
  * Reads a checkpoint into a new state on the chosen backend; see `loadState` in mod.ts.
  *
@@ -305,7 +299,7 @@ export async function loadCheckpoint(
   checkCheckpointBytes(bytes);
   const held = " (the checkpoint holds its optimizer and options: loadState(bytes), " +
     "with { lr } for a schedule)";
-  if (isOptimizer(options)) {
+  if (isOptimizerValue(options)) {
     throw new TypeError(`loadState() takes no optimizer, got one for its options${held}`);
   }
   options = checkKeys(
