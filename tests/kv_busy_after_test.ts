@@ -1,7 +1,8 @@
 /**
  * The Deno KV store when the database answers "database is locked" after a write went through
  * (as a file shared by processes may): the first write of a checkpoint's or a gradient's chunks,
- * which creates their record, is found done, not taken for a sweep's removal of it.
+ * which creates their record, is found done, not taken for a sweep's removal of it; a waiting
+ * note is written again.
  */
 import assert from "node:assert/strict";
 import { INLINE_BYTES } from "../kv/format.ts";
@@ -137,5 +138,17 @@ Deno.test("kv store: a submission whose gradient a sweep (judging it stale) begi
     assert.equal(await store.request("g"), null, "nothing stored");
     assert.deepEqual(await store.pending(10), []);
     assert.deepEqual(await keysOf(kv), [], "nothing left");
+  });
+});
+
+Deno.test("kv store: a process refused the lease notes that it waits, its note's write answered busy after it went through", async () => {
+  // The note is a plain set, asked again after the busy answer: the holder hands the lease on to
+  // it. (This file's views of the database once had no set, and every refused process's note
+  // threw.)
+  await withKv(async (kv) => {
+    const lease = await kvCheckpointStore(kv, PREFIX).acquire("A", 60_000, true);
+    const other = kvCheckpointStore(busyAfterKv(kv, [0]), PREFIX);
+    assert.equal(await other.acquire("B", 60_000, true), null);
+    assert.equal(await kvCheckpointStore(kv, PREFIX).waiting(lease!), "B");
   });
 });

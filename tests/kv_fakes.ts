@@ -17,7 +17,7 @@ export class Crash extends Error {
 }
 
 /**
- * A view of `kv` on which the first `allowed` writes (atomic commits and deletes) go through
+ * A view of `kv` on which the first `allowed` writes (atomic commits, sets and deletes) go through
  * and every operation after them throws a Crash; `pause`, when set, is awaited before each
  * write, with the write's index.
  */
@@ -75,7 +75,7 @@ export function busyKv(kv: Deno.Kv, rate: number, seed = 1): Deno.Kv & { busy: n
 }
 
 /**
- * A view of `kv` whose writes (atomic commits and deletes) of the indexes in `after` go through
+ * A view of `kv` whose writes (atomic commits, sets and deletes) of the indexes in `after` go through
  * and are then answered "database is locked", as a database file shared by processes may answer
  * a write it did.
  */
@@ -90,8 +90,8 @@ export function busyAfterKv(kv: Deno.Kv, after: readonly number[]): Deno.Kv {
 }
 
 /**
- * A view of `kv` that calls `read()` before each read (get, list) and passes each write (a
- * delete, an atomic commit) through `write`.
+ * A view of `kv` that calls `read()` before each read (get, list) and passes each write (a set,
+ * a delete, an atomic commit) through `write`; sets keep their options (`expireIn`).
  */
 function viewOf(
   kv: Deno.Kv,
@@ -111,12 +111,16 @@ function viewOf(
       read();
       return kv.list(selector, options);
     },
+    set: (key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) =>
+      write(() => kv.set(key, value, options)),
     delete: (key: Deno.KvKey) => write(() => kv.delete(key)),
     atomic: () => {
       const op = kv.atomic();
       const wrapped = {
         check: (...checks: Deno.AtomicCheck[]) => (op.check(...checks), wrapped),
-        set: (key: Deno.KvKey, value: unknown) => (op.set(key, value), wrapped),
+        set: (key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) => (
+          op.set(key, value, options), wrapped
+        ),
         delete: (key: Deno.KvKey) => (op.delete(key), wrapped),
         commit: () => write(() => op.commit()),
       };
