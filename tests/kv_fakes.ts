@@ -90,6 +90,20 @@ export function busyAfterKv(kv: Deno.Kv, after: readonly number[]): Deno.Kv {
 }
 
 /**
+ * A view of `kv` whose writes (atomic commits, sets and deletes) of the indexes in `before` are
+ * answered "database is locked" without going through, as a database file shared by processes
+ * answers while another holds its lock.
+ */
+export function busyBeforeKv(kv: Deno.Kv, before: readonly number[]): Deno.Kv {
+  let writes = 0;
+  return viewOf(kv, () => {}, (f) => {
+    const index = writes++;
+    if (before.includes(index)) return Promise.reject(new TypeError("database is locked"));
+    return f();
+  });
+}
+
+/**
  * A view of `kv` that calls `read()` before each read (get, list) and passes each write (a set,
  * a delete, an atomic commit) through `write`; sets keep their options (`expireIn`).
  */
