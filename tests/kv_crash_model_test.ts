@@ -1,16 +1,19 @@
 /**
  * The Deno KV store against the in-process store as a model (tests/kv_model.ts), its process
- * crashing before a drawn write of a call: what a reader sees then is what the model saw before
- * the call, never a part of it (a torn checkpoint, a contribution stored without its record, an
- * outcome without its step, the lease), and the next process goes on from there. At the end a
- * sweep leaves nothing of the crashed writes: no version but the current one, no chunks but its
- * own, no gradient but those of the contributions pending.
+ * crashing before a drawn write of a call, or once it landed (as a client whose request timed out
+ * after its write went through): what a reader sees then is what the model saw before the call
+ * or after it, never a part of it (a torn checkpoint, a contribution stored without its record,
+ * an outcome without its step, the lease), and the call sent again by the next process answers
+ * as the model does (no update applied twice). At the end a sweep leaves nothing of the crashed
+ * writes: no version but the current one, no chunks but its own, no gradient but those of the
+ * contributions pending.
  */
 import assert from "node:assert/strict";
+import { isDeepStrictEqual } from "node:util";
 import fc from "fast-check";
 import { kvCheckpointStore, memoryCheckpointStore } from "../kv.ts";
 import type { Lease } from "../store/training.ts";
-import { Crash, crashingKv, PREFIX } from "./kv_fakes.ts";
+import { Crash, crashingAfterKv, crashingKv, PREFIX } from "./kv_fakes.ts";
 import { apply, type Op, opArb, seen, type Side } from "./kv_model.ts";
 
 /** A call made (with its step), or the caller forgetting its leases (a crash). */
@@ -52,18 +55,14 @@ async function assertNoGarbage(kv: Deno.Kv): Promise<void> {
   }
 }
 
-Deno.test("kv store: a process crashing at any write of a fold's calls leaves what the model has before the call or after it, and a sweep removes the rest", async () => {
+Deno.test("kv store: a process crashing before or after any write of a fold's calls leaves what the model has before the call or after it, the call sent again answers as the model, and a sweep removes the rest", async () => {
+  // (Not the waiting note: a crash between a release's removal of it and of the lease leaves it
+  // removed, as a note is advisory.)
+  const calls = opArb.filter((op) => op.kind !== "waiting");
+  const crash = fc.option(fc.record({ at: fc.nat(8), after: fc.boolean() }), { freq: 3 });
   await fc.assert(
     fc.asyncProperty(
-      // (Not the waiting note: a crash between a release's removal of it and of the lease
-      // leaves it removed, as a note is advisory.)
-      fc.array(
-        fc.tuple(opArb.filter((op) => op.kind !== "waiting"), fc.option(fc.nat(8), { freq: 3 })),
-        {
-          minLength: 1,
-          maxLength: 16,
-        },
-      ),
+      fc.array(fc.tuple(calls, crash), { minLength: 1, maxLength: 16 }),
       fc.constantFrom(128, 8192),
       async (ops, chunkBytes) => {
         const kv = await Deno.openKv(":memory:");
@@ -73,31 +72,46 @@ Deno.test("kv store: a process crashing at any write of a fold's calls leaves wh
           let model = await replay(done);
           const leases = new Map<string, Lease>();
           const reader = kvCheckpointStore(kv, PREFIX, options);
+          const check = async (real: Side, op: Op, step: number, what: string) => {
+            assert.deepEqual(await apply(real, op, step), await apply(model, op, step), what);
+            assert.deepEqual(await seen(reader), await seen(model.store), `after ${what}`);
+            done.push([op, step]);
+          };
           for (const [i, [op, crashAt]] of ops.entries()) {
-            const view = crashAt === null ? kv : crashingKv(kv, crashAt);
+            const what = `op ${i} ${JSON.stringify(op)}`;
+            if (crashAt === null) {
+              await check({ store: reader, leases }, op, i + 1, what);
+              continue;
+            }
+            const { at, after } = crashAt;
+            const view = after ? crashingAfterKv(kv, at) : crashingKv(kv, at);
             const real: Side = { store: kvCheckpointStore(view, PREFIX, options), leases };
             const before = await seen(model.store);
             const expected = await apply(model, op, i + 1);
             try {
-              const got = await apply(real, op, i + 1);
-              assert.deepEqual(got, expected, `op ${i}: ${JSON.stringify(op)}`);
-              assert.deepEqual(await seen(reader), await seen(model.store), `after op ${i}`);
+              assert.deepEqual(await apply(real, op, i + 1), expected, what);
+              assert.deepEqual(await seen(reader), await seen(model.store), `after ${what}`);
               done.push([op, i + 1]);
+              continue;
             } catch (error) {
               if (!(error instanceof Crash)) throw error;
-              // The crash came before a write: the call's own (the one that makes it seen) did
-              // not land, whatever it wrote before (chunks, a note).
-              assert.deepEqual(
-                await seen(reader),
-                before,
-                `op ${i} crashed: ${JSON.stringify(op)}`,
-              );
-              const lease = await kv.get<{ token: string }>([...PREFIX, "lease"]);
-              assert.equal(lease.value?.token ?? null, await holder(done), `op ${i}'s lease`);
-              done.push("forget"); // the process is gone, and what it held with it
-              leases.clear();
-              model = await replay(done);
             }
+            // Crashed before a write, the call's own (the one that makes it seen) did not land,
+            // whatever it wrote before it (chunks, a note); after, it may have.
+            const now = await seen(reader);
+            const lease = (await kv.get<{ token: string }>([...PREFIX, "lease"])).value;
+            const landed = after && isDeepStrictEqual(now, await seen(model.store)) &&
+              (lease?.token ?? null) === await holder([...done, [op, i + 1]]);
+            if (landed) done.push([op, i + 1]);
+            else {
+              assert.deepEqual(now, before, `${what} crashed`);
+              assert.equal(lease?.token ?? null, await holder(done), `${what} crashed: its lease`);
+            }
+            done.push("forget"); // the process is gone, and what it held with it
+            leases.clear();
+            model = await replay(done);
+            // Sent again by a new process (a client whose request timed out).
+            await check({ store: reader, leases }, op, i + 1, `${what} sent again`);
           }
           await reader.sweep();
           await assertNoGarbage(kv);
@@ -106,6 +120,6 @@ Deno.test("kv store: a process crashing at any write of a fold's calls leaves wh
         }
       },
     ),
-    { numRuns: 60 },
+    { numRuns: 80 },
   );
 });

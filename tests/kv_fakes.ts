@@ -49,6 +49,27 @@ export function crashingKv(
 }
 
 /**
+ * A view of `kv` on which the first `allowed` writes (atomic commits, sets and deletes) go
+ * through, and the next goes through too but throws a Crash, as a process that dies (or a client
+ * whose request times out) once its write landed; every operation after it throws a Crash.
+ */
+export function crashingAfterKv(kv: Deno.Kv, allowed: number): Deno.Kv {
+  let writes = 0;
+  let dead = false;
+  return viewOf(kv, () => {
+    if (dead) throw new Crash();
+  }, async (f) => {
+    if (dead) throw new Crash();
+    const result = await f();
+    if (writes++ >= allowed) {
+      dead = true;
+      throw new Crash();
+    }
+    return result;
+  });
+}
+
+/**
  * A view of `kv` that answers "database is locked", as a database file shared by processes
  * does: with probability `rate` before an operation (not done), and for writes also with
  * probability `rate` after it (done, but the caller is told otherwise).
