@@ -10,7 +10,7 @@ import { toParamsFirst } from "../store/layout.ts";
 import type { CommitResult, StepCommit } from "../store/training.ts";
 import type { Ctx } from "./context.ts";
 import { sha256 } from "./format.ts";
-import type { LeaseValue, PendingValue } from "./records.ts";
+import { type LeaseValue, parseLease, type PendingValue } from "./records.ts";
 import { BUSY_TRIES, busyPause, isBusy, unbusy } from "./retry.ts";
 import { removeBlob } from "./sweep.ts";
 import { writeVersion } from "./version.ts";
@@ -85,13 +85,38 @@ async function commitOutcomes(
       await busyPause(n);
       // Done if the first outcome is recorded as this commit records it.
       const first = c.refused[0] ?? c.applied[0];
-      if (first === undefined) continue;
+      if (first === undefined) {
+        const done = await leaseLanded(ctx, c, renewed);
+        if (done !== undefined) return done;
+        continue;
+      }
       const now = await unbusy(() =>
         ctx.kv.get<{ state: string; step: number }>(ctx.records.request(first.id))
       );
       if (now.value?.step === c.step && now.value.state !== "pending") return now.versionstamp;
     }
   }
+}
+
+/**
+ * Of a commit of no outcomes and no checkpoint answered busy: whether it was done, as the lease
+ * tells (its versionstamp; a placeholder when it released it), undefined when it was not (then
+ * it is written again). Without a lease it changes nothing, and is written again; a lease
+ * another took since is a conflict (null).
+ */
+async function leaseLanded(
+  ctx: Ctx,
+  c: StepCommit,
+  renewed: LeaseValue | null,
+): Promise<string | null | undefined> {
+  if (!c.lease) return undefined;
+  const now = await unbusy(() => ctx.kv.get(ctx.records.lease));
+  if (now.versionstamp === c.lease.ref) return undefined; // unchanged: not done
+  if (renewed === null) return now.versionstamp === null ? "released" : null;
+  const lease = parseLease(now.value);
+  return lease?.token === renewed.token && lease.expires === renewed.expires
+    ? now.versionstamp
+    : null;
 }
 
 /** The lease a commit leaves its caller: the renewed one, not one handed on. */

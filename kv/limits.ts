@@ -1,9 +1,12 @@
 /**
  * The limits of Deno KV that a store's key prefix must leave room in (locally and on Deno
  * Deploy: a key written of at most 2048 bytes; in one atomic write at most 81 920 bytes of keys
- * set, 1000 mutations and 800 KiB of keys and values; a value of at most 64 KiB): the size of a key as Deno KV encodes it,
- * the check of a prefix, how many contributions one commit of the data-parallel mode can
- * settle under it, and how many chunks one atomic write deletes. Private to kv/.
+ * set, 1000 mutations and 800 KiB of keys and values; a value of at most 64 KiB): the size of a
+ * key as Deno KV encodes it, the check of a prefix, how many contributions one commit of the
+ * data-parallel mode can settle under it, and how many chunks one atomic write deletes. (An
+ * atomic write also takes at most 100 checks: a fold's commit checks the head, its version
+ * record, the lease and the id of each contribution of its own process, at most `MAX_LOCAL` of
+ * store/_fold.ts.) Private to kv/.
  *
  * @module
  */

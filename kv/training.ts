@@ -267,16 +267,22 @@ export async function acquire(
     return null;
   }
   const value = { token, expires: now + ms, ms };
-  try {
-    const r = await ctx.kv.atomic().check(entry).set(key, value).delete(ctx.records.want(token))
-      .commit();
-    return r.ok ? { ...value, ref: r.versionstamp } : null;
-  } catch (error) {
-    if (!isBusy(error)) throw error;
-    const again = await unbusy(() => ctx.kv.get(key));
-    const now = parseLease(again.value);
-    const mine = now?.token === token && now.expires === value.expires;
-    return mine ? { ...value, ref: again.versionstamp } : null;
+  for (let n = 1;; n++) {
+    try {
+      const r = await ctx.kv.atomic().check(entry).set(key, value).delete(wantKey).commit();
+      return r.ok ? { ...value, ref: r.versionstamp } : null;
+    } catch (error) {
+      if (!isBusy(error) || n >= BUSY_TRIES) throw error;
+      await busyPause(n);
+      // Taken if the record is this write's; written again if unchanged (the write was not
+      // done: a busy answer is no other process's lease); else another took it meanwhile.
+      const again = await unbusy(() => ctx.kv.get(key));
+      const now = parseLease(again.value);
+      if (now?.token === token && now.expires === value.expires) {
+        return { ...value, ref: again.versionstamp };
+      }
+      if (again.versionstamp !== entry.versionstamp) return null;
+    }
   }
 }
 

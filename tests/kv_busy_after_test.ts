@@ -1,12 +1,22 @@
 /**
  * The Deno KV store when the database answers "database is locked" after a write went through
  * (as a file shared by processes may): the first write of a checkpoint's or a gradient's chunks,
- * which creates their record, is found done, not taken for a sweep's removal of it.
+ * which creates their record, is found done, not taken for a sweep's removal of it; a waiting
+ * note is written again.
  */
 import assert from "node:assert/strict";
 import { INLINE_BYTES } from "../kv/format.ts";
 import { kvCheckpointStore } from "../kv.ts";
-import { assertOnlyCurrent, busyAfterKv, keysOf, PREFIX, randomBytes, withKv } from "./kv_fakes.ts";
+import { checkpointOf } from "../store/_conformance_kit.ts";
+import {
+  assertOnlyCurrent,
+  busyAfterKv,
+  busyBeforeKv,
+  keysOf,
+  PREFIX,
+  randomBytes,
+  withKv,
+} from "./kv_fakes.ts";
 
 Deno.test("kv store: a save whose first chunk write was answered busy after it went through is made current, not refused as a conflict", async () => {
   // The write was tried again, and its check (no record yet) refused: the save returned null,
@@ -137,5 +147,69 @@ Deno.test("kv store: a submission whose gradient a sweep (judging it stale) begi
     assert.equal(await store.request("g"), null, "nothing stored");
     assert.deepEqual(await store.pending(10), []);
     assert.deepEqual(await keysOf(kv), [], "nothing left");
+  });
+});
+
+Deno.test("kv store: a process refused the lease notes that it waits, its note's write answered busy after it went through", async () => {
+  // The note is a plain set, asked again after the busy answer: the holder hands the lease on to
+  // it. (This file's views of the database once had no set, and every refused process's note
+  // threw.)
+  await withKv(async (kv) => {
+    const lease = await kvCheckpointStore(kv, PREFIX).acquire("A", 60_000, true);
+    const other = kvCheckpointStore(busyAfterKv(kv, [0]), PREFIX);
+    assert.equal(await other.acquire("B", 60_000, true), null);
+    assert.equal(await kvCheckpointStore(kv, PREFIX).waiting(lease!), "B");
+  });
+});
+
+Deno.test("kv store: a free lease whose taking was answered busy before it went through is taken, not refused as held", async () => {
+  // acquire answered null, as for a lease another process holds: the caller waited a poll, and
+  // handed its contributions off to a holder there was none of.
+  await withKv(async (kv) => {
+    const lease = await kvCheckpointStore(busyBeforeKv(kv, [0]), PREFIX).acquire("A", 60_000);
+    assert.equal(lease?.token, "A");
+    const held = await kvCheckpointStore(kv, PREFIX).acquire("B", 60_000, false);
+    assert.equal(held, null, "A holds it");
+  });
+});
+
+Deno.test("kv store: a commit that renews the lease alone, answered busy after it went through, answers the renewed lease", async () => {
+  // Written again, its check of the lease it renewed was refused: null, a conflict, though it
+  // was made (and the lease its caller held was gone).
+  await withKv(async (kv) => {
+    const direct = kvCheckpointStore(kv, PREFIX);
+    const first = await direct.commit({
+      checkpoint: await checkpointOf(1),
+      expected: null,
+      step: 1,
+      seq: 1,
+      applied: [],
+      refused: [],
+      fresh: [],
+    });
+    for (const next of [{ token: "A", ms: 60_000 }, undefined]) {
+      const held = (await direct.acquire("A", 60_000))!; // taken again by its holder
+      const store = kvCheckpointStore(busyAfterKv(kv, [0]), PREFIX);
+      const done = await store.commit({
+        checkpoint: null,
+        expected: first!.version,
+        step: 1,
+        seq: 1,
+        lease: held,
+        ...(next === undefined ? {} : { next }),
+        applied: [],
+        refused: [],
+        fresh: [],
+      });
+      assert.notEqual(done, null, "made");
+      if (next === undefined) {
+        assert.equal(done!.lease, null);
+        assert.equal((await kv.get([...PREFIX, "lease"])).versionstamp, null, "released");
+      } else {
+        assert.equal(done!.lease?.token, "A");
+        const now = await kv.get([...PREFIX, "lease"]);
+        assert.equal(done!.lease?.ref, now.versionstamp, "the renewed lease's ref");
+      }
+    }
   });
 });

@@ -17,7 +17,7 @@ export class Crash extends Error {
 }
 
 /**
- * A view of `kv` on which the first `allowed` writes (atomic commits and deletes) go through
+ * A view of `kv` on which the first `allowed` writes (atomic commits, sets and deletes) go through
  * and every operation after them throws a Crash; `pause`, when set, is awaited before each
  * write, with the write's index.
  */
@@ -49,6 +49,27 @@ export function crashingKv(
 }
 
 /**
+ * A view of `kv` on which the first `allowed` writes (atomic commits, sets and deletes) go
+ * through, and the next goes through too but throws a Crash, as a process that dies (or a client
+ * whose request times out) once its write landed; every operation after it throws a Crash.
+ */
+export function crashingAfterKv(kv: Deno.Kv, allowed: number): Deno.Kv {
+  let writes = 0;
+  let dead = false;
+  return viewOf(kv, () => {
+    if (dead) throw new Crash();
+  }, async (f) => {
+    if (dead) throw new Crash();
+    const result = await f();
+    if (writes++ >= allowed) {
+      dead = true;
+      throw new Crash();
+    }
+    return result;
+  });
+}
+
+/**
  * A view of `kv` that answers "database is locked", as a database file shared by processes
  * does: with probability `rate` before an operation (not done), and for writes also with
  * probability `rate` after it (done, but the caller is told otherwise).
@@ -75,7 +96,7 @@ export function busyKv(kv: Deno.Kv, rate: number, seed = 1): Deno.Kv & { busy: n
 }
 
 /**
- * A view of `kv` whose writes (atomic commits and deletes) of the indexes in `after` go through
+ * A view of `kv` whose writes (atomic commits, sets and deletes) of the indexes in `after` go through
  * and are then answered "database is locked", as a database file shared by processes may answer
  * a write it did.
  */
@@ -90,8 +111,22 @@ export function busyAfterKv(kv: Deno.Kv, after: readonly number[]): Deno.Kv {
 }
 
 /**
- * A view of `kv` that calls `read()` before each read (get, list) and passes each write (a
- * delete, an atomic commit) through `write`.
+ * A view of `kv` whose writes (atomic commits, sets and deletes) of the indexes in `before` are
+ * answered "database is locked" without going through, as a database file shared by processes
+ * answers while another holds its lock.
+ */
+export function busyBeforeKv(kv: Deno.Kv, before: readonly number[]): Deno.Kv {
+  let writes = 0;
+  return viewOf(kv, () => {}, (f) => {
+    const index = writes++;
+    if (before.includes(index)) return Promise.reject(new TypeError("database is locked"));
+    return f();
+  });
+}
+
+/**
+ * A view of `kv` that calls `read()` before each read (get, list) and passes each write (a set,
+ * a delete, an atomic commit) through `write`; sets keep their options (`expireIn`).
  */
 function viewOf(
   kv: Deno.Kv,
@@ -111,12 +146,16 @@ function viewOf(
       read();
       return kv.list(selector, options);
     },
+    set: (key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) =>
+      write(() => kv.set(key, value, options)),
     delete: (key: Deno.KvKey) => write(() => kv.delete(key)),
     atomic: () => {
       const op = kv.atomic();
       const wrapped = {
         check: (...checks: Deno.AtomicCheck[]) => (op.check(...checks), wrapped),
-        set: (key: Deno.KvKey, value: unknown) => (op.set(key, value), wrapped),
+        set: (key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) => (
+          op.set(key, value, options), wrapped
+        ),
         delete: (key: Deno.KvKey) => (op.delete(key), wrapped),
         commit: () => write(() => op.commit()),
       };

@@ -1,11 +1,25 @@
 /**
  * The Deno KV store within Deno KV's limits (a value of 64 KiB, a key of 2048 bytes, and per
- * atomic write 1000 mutations, 80 KiB of keys set and 800 KiB of keys and values), on in-memory
- * databases: what the store accepts, it writes.
+ * atomic write 100 checks, 1000 mutations, 80 KiB of keys set and 800 KiB of keys and values),
+ * on in-memory databases: what the store accepts, it writes.
  */
 import assert from "node:assert/strict";
 import { kvCheckpointStore, MAX_META_BYTES } from "../kv.ts";
+import { dispose, saveState, sgd, step } from "../mod.ts";
+import { MAX_LOCAL } from "../store/_fold.ts";
+import type { StepCommit } from "../store/training.ts";
 import { PREFIX, randomBytes, withKv } from "./kv_fakes.ts";
+
+/** A commit of nothing: no checkpoint, no outcomes, no lease. */
+const nothing: StepCommit = {
+  checkpoint: null,
+  expected: null,
+  step: 0,
+  seq: 0,
+  applied: [],
+  refused: [],
+  fresh: [],
+};
 
 Deno.test("kv store: metadata of up to MAX_META_BYTES of UTF-8 is kept, however V8 holds the string", async () => {
   // V8 stores a string two bytes a UTF-16 unit when it holds it so: one with a "€" in it, or
@@ -74,5 +88,52 @@ Deno.test("kv store: a model name longer than every head can hold beside the res
     const meta = "ū".repeat(16_384); // metadata the head holds as a string, two bytes a unit
     version = await store.save(randomBytes(60_000 - 2 * meta.length, 1), version, meta);
     assert.equal((await store.load())?.meta, meta);
+  });
+});
+
+Deno.test("kv store: a fold's largest commit (its own contributions' fresh ids, the rest stored) stays within Deno KV's 100 checks", async () => {
+  // Each fresh id is a check that its request is still unknown, beside those of the head, the
+  // version record and the lease: a fold that took more of its own than MAX_LOCAL, or a commit
+  // that checked more, failed with Deno KV's "Too many checks", every fold of a busy process.
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, PREFIX, { chunkBytes: 64 });
+    let state = await sgd({ backend: "js" }).init({ w: new Float32Array(64) });
+    const first = await store.commit({ ...nothing, checkpoint: await saveState(state), step: 0 });
+    const id = (i: number) => `${i}`.padStart(4, "0") + "€".repeat(60); // 64 UTF-16 units
+    const stored = store.maxFold! - MAX_LOCAL;
+    for (let i = 0; i < stored; i++) {
+      assert.equal(
+        await store.submit({ id: id(i), base: 0, samples: 1 }, randomBytes(256, i)),
+        null,
+      );
+    }
+    const pending = await store.pending(stored);
+    const local = Array.from({ length: MAX_LOCAL }, (_, i) => ({
+      id: id(stored + i),
+      base: 0,
+      samples: 1,
+    }));
+    const lease = await store.acquire("holder", 60_000, false);
+    state = step(state);
+    const bytes = await saveState(state);
+    assert.ok(bytes.length > 64); // in chunks: the version record is checked too
+    const done = await store.commit({
+      ...nothing,
+      checkpoint: bytes,
+      expected: first!.version,
+      step: 1,
+      seq: 1,
+      lease: lease!,
+      next: { token: "holder", ms: 60_000 },
+      applied: [...pending, ...local],
+      fresh: local.map((l) => l.id),
+    });
+    assert.notEqual(done, null);
+    assert.equal(done!.lease?.token, "holder");
+    for (let i = 0; i < store.maxFold!; i++) {
+      assert.deepEqual(await store.request(id(i)), { state: "applied", step: 1 });
+    }
+    assert.deepEqual(await store.pending(1), []);
+    dispose(state);
   });
 });
