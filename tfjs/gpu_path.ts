@@ -69,7 +69,7 @@ export class GpuRunner {
    * read them); another id means it was assigned since.
    */
   readonly #assigned: object[];
-  /** The device's decision of each step, for option `ema` (`taken`). */
+  /** The device's decision of each step, for option `ema` (`decided`). */
   readonly #decision: StepDecision;
 
   constructor(
@@ -143,11 +143,12 @@ export class GpuRunner {
   }
 
   /**
-   * Whether the device took the last step (`decide`, gpu/control.ts): a boolean scalar on the
-   * device, which the caller disposes; no readback.
+   * Whether the device took the last step (`decide`, gpu/control.ts), and with `every`, whether
+   * it took it at a multiple of `every` steps taken (`overwrite`, absent where it cannot have):
+   * boolean scalars on the device, which the caller disposes; no readback (_step_decision.ts).
    */
-  taken(): tf.Tensor {
-    return this.#decision.taken(gpuBackendOf(this.#state).counter.control);
+  decided(every?: number): { taken: tf.Tensor; overwrite?: tf.Tensor } {
+    return this.#decision.decided(gpuBackendOf(this.#state).counter, every);
   }
 
   /**
@@ -375,12 +376,13 @@ export class GpuPath {
   }
 
   /**
-   * Whether the device took the last step (a boolean scalar on it, which the caller disposes;
-   * no readback): where a step was made, after it.
+   * Whether the device took the last step, and with `every`, whether at a multiple of `every`
+   * steps taken (boolean scalars on it, which the caller disposes; no readback): where a step
+   * was made, after it.
    */
-  taken(): tf.Tensor {
+  decided(every?: number): { taken: tf.Tensor; overwrite?: tf.Tensor } {
     if (this.#runner === undefined) throw new Error("No step was made on the GPU");
-    return this.#runner.taken();
+    return this.#runner.decided(every);
   }
 
   /**
