@@ -23,7 +23,8 @@
  * once, at the change), new ones start fresh (gpu_change.ts).
  *
  * Gradient centralization (`gc`) runs as tfjs ops here (the gradient minus its mean over every
- * axis but the last), before the gradient is handed over; so `clipGradNorm` together with `gc`,
+ * axis but the last, a mean that does not overflow where the CPU backends' does not:
+ * centralize_ops.ts), before the gradient is handed over; so `clipGradNorm` together with `gc`,
  * whose norm the library takes before centralization, is refused on this backend.
  *
  * @module
@@ -48,6 +49,7 @@ import { type Entry, entryOf, fromArena } from "./layout.ts";
 import { copyHeld, gpuBackendOf, type Pending, readKeptAside } from "./gpu_change.ts";
 import { onGpu, ParamBuffers } from "./_param_buffers.ts";
 import { StepDecision } from "./_step_decision.ts";
+import { centralized as centralize } from "./centralize_ops.ts";
 
 /** What tfjs-backend-webgpu exposes that the adapter uses. */
 interface TfWebGpuBackend {
@@ -110,12 +112,7 @@ export class GpuRunner {
         let g = items[i].tensor;
         let centralized: tf.Tensor | undefined;
         // (tfjs's webgpu mean of no elements fails to dispatch; there is nothing to centralize.)
-        if (this.#config.loop.gc && g.rank > 1 && g.size > 0) {
-          const axes = [...Array(g.rank - 1).keys()];
-          centralized = g = tf.tidy(() =>
-            tf.sub(items[i].tensor, tf.mean(items[i].tensor, axes, true))
-          );
-        }
+        if (this.#config.loop.gc && g.rank > 1 && g.size > 0) centralized = g = centralize(g);
         try {
           const gpu = onGpu(g);
           if (gpu) {
