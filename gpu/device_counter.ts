@@ -127,6 +127,22 @@ export class GpuStepCounter implements DeviceCounter {
     return this.#reported.skipped;
   }
 
+  /**
+   * The steps taken as the device last reported them: at most those taken now, which `steps`
+   * bounds from above (it counts every step submitted since as taken).
+   */
+  get reportedSteps(): number {
+    return this.#reported.taken;
+  }
+
+  /**
+   * The steps taken at `start`, from which the device counts its own (`taken`, and the t' of
+   * a step in `step_t`: the step count of a step taken is this plus its t').
+   */
+  get startSteps(): number {
+    return this.#baseTaken;
+  }
+
   get lastNorm(): number {
     return this.#reported.norm;
   }

@@ -109,8 +109,8 @@ export class AdapterParts {
       this.skips.afterStep(host.skippedSteps(), this.#options.warnOnSkip);
       return steps;
     };
-    const taken = () => this.paths.gpu.taken();
-    const step = averagedStep(this.averages, host.config(), host.iterations, run, taken);
+    const decided = (every?: number) => this.paths.gpu.decided(every);
+    const step = averagedStep(this.averages, host.config(), host.iterations, run, decided);
     const count = this.accumulator.count;
     try {
       this.accumulator.run(items, this.paths.entries, strict, step, finite);

@@ -37,9 +37,10 @@ export interface EmaOptions {
   momentum?: number;
   /**
    * Every this many steps (an integer from 1 to 2³¹ − 1), the variables are overwritten with
-   * their averages after the step's update of them, as Keras does (counted as `iterations`
-   * counts; on webgpu, steps submitted, a skipped one included until the device reports it);
-   * absent (default): never during training, call `averages.finalize()` at its end.
+   * their averages after the step's update of them, as Keras does (counted in steps taken, as
+   * `iterations` counts them, a skipped one left out: on webgpu as the device counts them, with
+   * no readback, before it reports them); absent (default): never during training, call
+   * `averages.finalize()` at its end.
    */
   overwriteFrequency?: number;
 }
@@ -61,6 +62,18 @@ export interface EmaSettings {
   readonly momentum: number;
   /** The steps between overwrites of the variables; absent: never. */
   readonly overwriteFrequency?: number;
+}
+
+/**
+ * The device's decision of a step on webgpu (tfjs/_step_decision.ts): whether it was taken, and
+ * whether it was taken at a multiple of `overwriteFrequency` steps taken (absent: it was not);
+ * boolean scalars on the device.
+ */
+export interface DeviceDecision {
+  /** Whether the step was taken. */
+  readonly taken: tf.Tensor;
+  /** Whether its averages overwrite the variables; absent: they do not. */
+  readonly overwrite?: tf.Tensor;
 }
 
 /** The suffix of a variable's average among the optimizer's weights. */
@@ -231,11 +244,12 @@ export class WeightAverages implements EmaAverages {
   /**
    * After a step over `items`' variables: each average updated (or started), those of disposed
    * variables dropped; then, every `overwriteFrequency` steps (`steps`: the count now), the
-   * variables overwritten with their averages. `taken` is a boolean scalar on the device where
-   * only the device knows whether the step was taken (webgpu), else undefined. (The optimizer
-   * calls it for the steps it knows are taken.)
+   * variables overwritten with their averages. `device` is the device's decision where only the
+   * device knows whether the step was taken, and at which count (webgpu): then it, not `steps`,
+   * says whether to overwrite. (The optimizer calls it for the steps it knows are taken.)
    */
-  update(items: readonly GradItem[], steps: number, taken?: tf.Tensor): void {
+  update(items: readonly GradItem[], steps: number, device?: DeviceDecision): void {
+    const taken = device?.taken;
     this.#bind(items.map((i) => i.variable));
     const m = Math.fround(this.settings.momentum);
     const rest = Math.fround(1 - m);
@@ -269,8 +283,10 @@ export class WeightAverages implements EmaAverages {
       }
     }
     const f = this.settings.overwriteFrequency;
-    // (On webgpu, a step the device did not take overwrites nothing, as on the CPU.)
-    if (f !== undefined && steps % f === 0) this.#overwrite(items.map((i) => i.name), taken);
+    const names = () => items.map((i) => i.name);
+    // (On webgpu, where the device took the step at a multiple of f steps taken, as on the CPU.)
+    if (device?.overwrite !== undefined) this.#overwrite(names(), device.overwrite);
+    else if (device === undefined && f !== undefined && steps % f === 0) this.#overwrite(names());
   }
 
   /**
@@ -297,15 +313,15 @@ export class WeightAverages implements EmaAverages {
   }
 
   /**
-   * The variables of `names` overwritten with copies of their averages; with `taken` (a boolean
+   * The variables of `names` overwritten with copies of their averages; with `when` (a boolean
    * scalar on the device), only where it is true.
    */
-  #overwrite(names: readonly string[], taken?: tf.Tensor): void {
+  #overwrite(names: readonly string[], when?: tf.Tensor): void {
     for (const name of names) {
       const held = this.#held.get(name);
       if (held?.variable === undefined || held.variable.isDisposed) continue;
       const { average, variable } = held;
-      const values = taken ? tf.where(taken, average, variable) : copyOf(average);
+      const values = when ? tf.where(when, average, variable) : copyOf(average);
       held.variable.assign(values);
       values.dispose();
     }

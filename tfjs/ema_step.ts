@@ -4,26 +4,27 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
 import type { Settings } from "../base/settings.ts";
 import { onWebGpu } from "./backend_choice.ts";
-import type { WeightAverages } from "./ema.ts";
+import type { DeviceDecision, WeightAverages } from "./ema.ts";
 import type { GradItem } from "./gradients.ts";
 
 /**
  * The step of an optimizer of `config`: `run` (a step over the items it is given, returning the
  * step count after it), then, with `averages`, their update where the step was taken: where the
- * count (`count()`) grew; on webgpu, where the device decides and the count grows at every step
- * submitted, where the device took it, as `taken()` gives it after the step (a boolean scalar
- * on the device, from the step kernel's own decision: no readback). Throws the TypeError of
- * `checkNotSwapped` at once, before anything changes.
+ * count (`count()`) grew, overwriting the variables where it reached a multiple of
+ * `overwriteFrequency`; on webgpu, where the device decides and the count grows at every step
+ * submitted, where the device took it, and overwriting them where it took it at such a multiple
+ * of the steps it took, as `decided(overwriteFrequency)` gives both after the step (boolean
+ * scalars on the device, from the step kernel's own decision: no readback). Throws the TypeError
+ * of `checkNotSwapped` at once, before anything changes.
  */
 export function averagedStep(
   averages: WeightAverages | undefined,
   config: Settings,
   count: () => number,
   run: (items: readonly GradItem[]) => number,
-  taken: () => tf.Tensor,
+  decided: (every?: number) => DeviceDecision,
 ): (items: readonly GradItem[]) => void {
   if (averages === undefined) return run;
   averages.checkNotSwapped();
@@ -35,11 +36,12 @@ export function averagedStep(
       if (after > before) averages.update(items, after);
       return;
     }
-    const decided = taken();
+    const decision = decided(averages.settings.overwriteFrequency);
     try {
-      averages.update(items, after, decided);
+      averages.update(items, after, decision);
     } finally {
-      decided.dispose();
+      decision.taken.dispose();
+      decision.overwrite?.dispose();
     }
   };
 }

@@ -23,7 +23,8 @@
  * once, at the change), new ones start fresh (gpu_change.ts).
  *
  * Gradient centralization (`gc`) runs as tfjs ops here (the gradient minus its mean over every
- * axis but the last), before the gradient is handed over; so `clipGradNorm` together with `gc`,
+ * axis but the last, a mean that does not overflow where the CPU backends' does not:
+ * centralize_ops.ts), before the gradient is handed over; so `clipGradNorm` together with `gc`,
  * whose norm the library takes before centralization, is refused on this backend.
  *
  * @module
@@ -48,6 +49,7 @@ import { type Entry, entryOf, fromArena } from "./layout.ts";
 import { copyHeld, gpuBackendOf, type Pending, readKeptAside } from "./gpu_change.ts";
 import { onGpu, ParamBuffers } from "./_param_buffers.ts";
 import { StepDecision } from "./_step_decision.ts";
+import { centralized as centralize } from "./centralize_ops.ts";
 
 /** What tfjs-backend-webgpu exposes that the adapter uses. */
 interface TfWebGpuBackend {
@@ -69,7 +71,7 @@ export class GpuRunner {
    * read them); another id means it was assigned since.
    */
   readonly #assigned: object[];
-  /** The device's decision of each step, for option `ema` (`taken`). */
+  /** The device's decision of each step, for option `ema` (`decided`). */
   readonly #decision: StepDecision;
 
   constructor(
@@ -110,12 +112,7 @@ export class GpuRunner {
         let g = items[i].tensor;
         let centralized: tf.Tensor | undefined;
         // (tfjs's webgpu mean of no elements fails to dispatch; there is nothing to centralize.)
-        if (this.#config.loop.gc && g.rank > 1 && g.size > 0) {
-          const axes = [...Array(g.rank - 1).keys()];
-          centralized = g = tf.tidy(() =>
-            tf.sub(items[i].tensor, tf.mean(items[i].tensor, axes, true))
-          );
-        }
+        if (this.#config.loop.gc && g.rank > 1 && g.size > 0) centralized = g = centralize(g);
         try {
           const gpu = onGpu(g);
           if (gpu) {
@@ -143,11 +140,12 @@ export class GpuRunner {
   }
 
   /**
-   * Whether the device took the last step (`decide`, gpu/control.ts): a boolean scalar on the
-   * device, which the caller disposes; no readback.
+   * Whether the device took the last step (`decide`, gpu/control.ts), and with `every`, whether
+   * it took it at a multiple of `every` steps taken (`overwrite`, absent where it cannot have):
+   * boolean scalars on the device, which the caller disposes; no readback (_step_decision.ts).
    */
-  taken(): tf.Tensor {
-    return this.#decision.taken(gpuBackendOf(this.#state).counter.control);
+  decided(every?: number): { taken: tf.Tensor; overwrite?: tf.Tensor } {
+    return this.#decision.decided(gpuBackendOf(this.#state).counter, every);
   }
 
   /**
@@ -375,12 +373,13 @@ export class GpuPath {
   }
 
   /**
-   * Whether the device took the last step (a boolean scalar on it, which the caller disposes;
-   * no readback): where a step was made, after it.
+   * Whether the device took the last step, and with `every`, whether at a multiple of `every`
+   * steps taken (boolean scalars on it, which the caller disposes; no readback): where a step
+   * was made, after it.
    */
-  taken(): tf.Tensor {
+  decided(every?: number): { taken: tf.Tensor; overwrite?: tf.Tensor } {
     if (this.#runner === undefined) throw new Error("No step was made on the GPU");
-    return this.#runner.taken();
+    return this.#runner.decided(every);
   }
 
   /**

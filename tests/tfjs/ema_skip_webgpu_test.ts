@@ -1,7 +1,8 @@
 /**
  * Option `ema` on tfjs's webgpu backend follows the device's own decision of each step, with no
  * readback: where the device does not take a step whose gradients, as given, are all finite (the
- * gradient centralization `gc`, which runs in tfjs there, overflowing float32), or where it halts
+ * gradient centralization `gc`, which runs in tfjs there, overflowing float32 where a value
+ * minus its column's mean does), or where it halts
  * (`nonFinite: "throw"`: the step of a NaN gradient, and those submitted before the device
  * reports it; a state stopped for want of scalars), the averages stay as they were; where the
  * device and a check of the gradients agree (finite gradients whose norm overflows, clipped and
@@ -108,10 +109,12 @@ Deno.test({
       call(opt, vars, plain, step);
       assert.ok(ref.after(await valuesOf(vars)));
     }
-    // The kernel's column 0 all 3e38: finite, but its mean over the rows, which tfjs takes to
-    // centralize it, overflows; the device then finds ∓Infinity and skips the step.
+    // The kernel's column 0 3e38 but for its last row, −3e38: finite, and so is its mean over
+    // the rows (2.85e38), but the last row minus it, which tfjs takes to centralize it,
+    // overflows; the device then finds −Infinity and skips the step (the CPU backends, which
+    // check the gradients before they centralize them, take it: gc_overflow_webgpu_test.ts).
     const big = (i: number, g: Float32Array) =>
-      i === 0 && g.forEach((_, k) => k % 3 || (g[k] = 3e38));
+      i === 0 && g.forEach((_, k) => k % 3 || (g[k] = k === g.length - 3 ? -3e38 : 3e38));
     assert.equal(countReadbacks(() => call(opt, vars, big, 4)), 0);
     assert.equal(ref.after(await valuesOf(vars)), false, "the device skipped it");
     ref.check(await averagesOf(opt));
