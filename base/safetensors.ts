@@ -40,8 +40,9 @@ export const MAX_HEADER_BYTES = 100_000_000;
 const MAX_HEADER_KEYS = MAX_HEADER_BYTES / 50;
 
 /**
- * The deepest nesting of a header: the header, a tensor's entry, its shape. Refused before the
- * JSON is parsed: 100 MB of nested arrays took V8 5 GB and 16 s to parse.
+ * The deepest nesting of a header (the header, a tensor's entry, its shape) and of the JSON a
+ * metadata string holds (`hyperparameters`, its `groups`, a group). Refused before the JSON is
+ * parsed: 100 MB of nested arrays took V8 5 GB and 16 s to parse.
  */
 const MAX_HEADER_DEPTH = 3;
 
@@ -236,11 +237,21 @@ export function checkDuplicateKeys(text: string, what: string): void {
 }
 
 /**
- * Throws a CheckpointError if the header nests deeper than a valid one or has an object of more
- * keys than a valid one can: what would take V8 gigabytes, or abort the process, to parse. One
- * linear scan of the text, which need not be valid JSON (its strings skipped, `:` counted).
+ * Throws a CheckpointError if JSON text of a checkpoint (its header, or, `what`, the JSON a
+ * metadata string holds) nests deeper than a valid one or has an object of more keys than a valid
+ * one can: what would take V8 gigabytes, or abort the process, to parse. One linear scan of the
+ * text, which need not be valid JSON (its strings skipped, `:` counted).
+ *
+ * @example
+ * ```ts
+ * import { CheckpointError, checkNesting } from "./safetensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * checkNesting('{"groups":[{"lrScale":1}]}', "Checkpoint metadata hyperparameters");
+ * assert.throws(() => checkNesting("[[[[0]]]]", "Checkpoint metadata tensor_order"), CheckpointError);
+ * ```
  */
-function checkNesting(text: string): void {
+export function checkNesting(text: string, what = "Checkpoint header"): void {
   const keys: number[] = []; // per open bracket: the keys of an object so far, -1 for an array
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -251,7 +262,7 @@ function checkNesting(text: string): void {
     } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       if (keys.length === MAX_HEADER_DEPTH) {
         throw new CheckpointError(
-          `Checkpoint header nests deeper than ${MAX_HEADER_DEPTH} levels at character ${i}`,
+          `${what} nests deeper than ${MAX_HEADER_DEPTH} levels at character ${i}`,
         );
       }
       keys.push(c === 0x7b ? 0 : -1);
@@ -260,7 +271,7 @@ function checkNesting(text: string): void {
     } else if (c === 0x3a /* : */ && keys.length > 0 && keys[keys.length - 1] >= 0) {
       if (++keys[keys.length - 1] > MAX_HEADER_KEYS) {
         throw new CheckpointError(
-          `Checkpoint header has an object of more than ${MAX_HEADER_KEYS} keys`,
+          `${what} has an object of more than ${MAX_HEADER_KEYS} keys`,
         );
       }
     }

@@ -18,6 +18,7 @@ import { checkLoadedShapes } from "./matching.ts";
 import type { GradItem, NamedTensor } from "./gradients.ts";
 import type { Settings } from "../base/settings.ts";
 import { checkSavableSize } from "../core/checkpoint_header.ts";
+import { parseJsonMeta } from "../core/checkpoint_meta.ts";
 import { inLayoutOrder, planState } from "../core/plan.ts";
 import { entryOf } from "./layout.ts";
 
@@ -145,7 +146,7 @@ export function readCheckpointExtras(
   finiteOnly: boolean,
 ): ExtrasRead {
   const file = parseSafetensors(bytes);
-  const order = new Set(JSON.parse(file.metadata.tensor_order) as string[]);
+  const order = new Set(parseJsonMeta(file.metadata, "tensor_order") as string[]);
   const sums = new Map<string, Values>(), averages = new Map<string, Values>();
   for (const [name, entry] of file.tensors) {
     if (!isExtraTensor(name) || order.has(name)) continue;
