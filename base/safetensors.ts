@@ -11,6 +11,7 @@
  */
 import { checkCheckpointBytes } from "./_checkpoint_bytes.ts";
 import { described, truncatedMessage } from "./_errors.ts";
+import { HEADER_CAP, jsonBoundsProblem } from "./_json_bounds.ts";
 import { allZeros, describedData, METADATA_KEY, truncatedData } from "./_safetensors_extent.ts";
 import { decodeUtf8, encodeUtf8, utf8Length } from "./_utf8.ts";
 
@@ -29,21 +30,7 @@ import { decodeUtf8, encodeUtf8, utf8Length } from "./_utf8.ts";
  * assert.equal(MAX_HEADER_BYTES, 100_000_000);
  * ```
  */
-export const MAX_HEADER_BYTES = 100_000_000;
-
-/**
- * The most keys a JSON object of a header may have: a tensor's entry takes at least 50 bytes
- * (`"":{"dtype":"U8","shape":[],"data_offsets":[0,0]},`), so no header within the cap holds
- * more. Refused before the JSON is parsed: V8 aborts the process (it cannot be caught) on an
- * object of about 9 million keys, which a hostile header of 100 MB can hold.
- */
-const MAX_HEADER_KEYS = MAX_HEADER_BYTES / 50;
-
-/**
- * The deepest nesting of a header: the header, a tensor's entry, its shape. Refused before the
- * JSON is parsed: 100 MB of nested arrays took V8 5 GB and 16 s to parse.
- */
-const MAX_HEADER_DEPTH = 3;
+export const MAX_HEADER_BYTES: number = HEADER_CAP;
 
 export { METADATA_KEY };
 
@@ -236,35 +223,22 @@ export function checkDuplicateKeys(text: string, what: string): void {
 }
 
 /**
- * Throws a CheckpointError if the header nests deeper than a valid one or has an object of more
- * keys than a valid one can: what would take V8 gigabytes, or abort the process, to parse. One
- * linear scan of the text, which need not be valid JSON (its strings skipped, `:` counted).
+ * Throws a CheckpointError if JSON text of a checkpoint (its header, or, `what`, the JSON a
+ * metadata string holds) nests deeper than a valid one or has an object of more keys than a valid
+ * one can (base/_json_bounds.ts): what would take V8 gigabytes, or abort the process, to parse.
+ *
+ * @example
+ * ```ts
+ * import { CheckpointError, checkNesting } from "./safetensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * checkNesting('{"groups":[{"lrScale":1}]}', "Checkpoint metadata hyperparameters");
+ * assert.throws(() => checkNesting("[[[[0]]]]", "Checkpoint metadata tensor_order"), CheckpointError);
+ * ```
  */
-function checkNesting(text: string): void {
-  const keys: number[] = []; // per open bracket: the keys of an object so far, -1 for an array
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22 /* " */) {
-      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) {
-        if (text.charCodeAt(i) === 0x5c /* \ */) i++;
-      }
-    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      if (keys.length === MAX_HEADER_DEPTH) {
-        throw new CheckpointError(
-          `Checkpoint header nests deeper than ${MAX_HEADER_DEPTH} levels at character ${i}`,
-        );
-      }
-      keys.push(c === 0x7b ? 0 : -1);
-    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
-      keys.pop();
-    } else if (c === 0x3a /* : */ && keys.length > 0 && keys[keys.length - 1] >= 0) {
-      if (++keys[keys.length - 1] > MAX_HEADER_KEYS) {
-        throw new CheckpointError(
-          `Checkpoint header has an object of more than ${MAX_HEADER_KEYS} keys`,
-        );
-      }
-    }
-  }
+export function checkNesting(text: string, what = "Checkpoint header"): void {
+  const problem = jsonBoundsProblem(text);
+  if (problem !== undefined) throw new CheckpointError(`${what} ${problem}`);
 }
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {

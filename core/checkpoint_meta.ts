@@ -7,7 +7,7 @@
  */
 import { described, optionError } from "../base/_errors.ts";
 import type { BackendChoice, LearningRate, StatesFormat } from "../base/options.ts";
-import { checkDuplicateKeys, CheckpointError } from "../base/safetensors.ts";
+import { checkDuplicateKeys, checkNesting, CheckpointError } from "../base/safetensors.ts";
 import { checkLearningRate, checkNumber, keysOf, requiredKeys } from "../base/schema.ts";
 import type { Settings } from "../base/settings.ts";
 import {
@@ -86,8 +86,14 @@ export function parseCount(metadata: Readonly<Record<string, string>>, key: stri
   return value;
 }
 
+/**
+ * The JSON a metadata string holds, parsed: a CheckpointError naming `key` where it is absent, is
+ * not JSON, has a key twice, or nests deeper or has more keys than a valid file's (refused before
+ * it is parsed: the header's own checks do not see into its strings).
+ */
 export function parseJsonMeta(metadata: Readonly<Record<string, string>>, key: string): unknown {
   const text = meta(metadata, key);
+  checkNesting(text, `Checkpoint metadata ${key}`);
   try {
     const value = JSON.parse(text);
     checkDuplicateKeys(text, `Checkpoint metadata ${key}`);

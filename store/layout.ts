@@ -15,6 +15,7 @@
 import { CheckpointError } from "../mod.ts";
 import { describedData, truncatedData } from "../base/_safetensors_extent.ts";
 import { decodeUtf8 } from "../base/_utf8.ts";
+import { jsonBoundsProblem } from "../base/_json_bounds.ts";
 import { truncatedMessage } from "../base/_errors.ts";
 
 /** The parameters of a checkpoint, read from the start of its params-first form. */
@@ -60,11 +61,18 @@ function headerOf(bytes: Uint8Array): { dataStart: number; header: Record<string
     throw bad(truncatedMessage(8n + n, `8 + its header of ${n}`, bytes.length));
   }
   const dataStart = 8 + Number(n);
+  let text: string;
+  try {
+    text = decodeUtf8(bytes.slice(8, dataStart), true);
+  } catch {
+    throw bad("header is not valid JSON");
+  }
+  // (Refused before it is parsed: what would take V8 gigabytes, or abort the process.)
+  const problem = jsonBoundsProblem(text);
+  if (problem !== undefined) throw bad(`header ${problem}`);
   let header: unknown;
   try {
-    header = JSON.parse(
-      decodeUtf8(bytes.slice(8, dataStart), true),
-    );
+    header = JSON.parse(text);
   } catch {
     throw bad("header is not valid JSON");
   }
@@ -98,9 +106,10 @@ function metadataOf(
   header: Record<string, unknown>,
 ): { names: string[]; step: number; optimizer: string } {
   const metadata = header.__metadata__ as Record<string, unknown> | undefined;
+  const order = String(metadata?.tensor_order);
   let names: unknown;
   try {
-    names = JSON.parse(String(metadata?.tensor_order));
+    names = jsonBoundsProblem(order) === undefined ? JSON.parse(order) : undefined;
   } catch {
     names = undefined;
   }

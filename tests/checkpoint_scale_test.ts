@@ -223,3 +223,36 @@ Deno.test("a header nested deeper than a checkpoint's, or with an object of too 
     (e: Error) => e instanceof CheckpointError && /more than 2000000 keys/.test(e.message),
   );
 });
+
+Deno.test("JSON a metadata string holds, nested deeper than a checkpoint's, is refused before it is parsed, naming the key (the header's check does not see into strings)", async () => {
+  const good = await saveState(
+    await lookahead(
+      radam({ groups: [{ match: /b/, lrScale: 2, weightDecay: 0 }] }),
+      { k: 2, alpha: 0.5 },
+    ).init({ w: new Float32Array(2), b: new Float32Array(1) }),
+  );
+  assert.equal((await loadState(good)).step, 0, "a valid file's JSON (groups: 3 levels) loads");
+  const deep = (levels: number) => "[".repeat(levels) + "]".repeat(levels);
+  // Each key, and what it holds: the edit of its JSON value.
+  const cases: [string, (value: Record<string, unknown>) => unknown][] = [
+    ["hyperparameters", () => deep(1_000_000)],
+    ["hyperparameters", (hp) => ({ ...hp, lr: [[[0]]] })],
+    ["hyperparameters", (hp) => ({ ...hp, groups: [{ lrScale: [[1]], weightDecay: 0 }] })],
+    ["tensor_order", () => [[[["w"]]]]],
+    ["tensor_groups", () => [[[[1]]], 0]],
+  ];
+  for (const [key, change] of cases) {
+    const bytes = edit(good, (h) => {
+      const value = change(JSON.parse(h.__metadata__[key]));
+      h.__metadata__[key] = typeof value === "string" ? value : JSON.stringify(value);
+    });
+    await assert.rejects(
+      loadState(bytes),
+      (e: Error) => {
+        assert.ok(e instanceof CheckpointError, `${key}: ${e}`);
+        assert.match(e.message, new RegExp(`^Checkpoint metadata ${key} nests deeper than 3`));
+        return true;
+      },
+    );
+  }
+});

@@ -101,6 +101,17 @@ const HOSTILE: [string, (b: Uint8Array) => Uint8Array, RegExp][] = [
     out[9] = 0xff;
     return out;
   }, /not valid JSON/],
+  // (Refused before it is parsed: 100 MB of nested arrays took V8 5 GB and 16 s to parse.)
+  [
+    "a header nested deeper than a checkpoint's",
+    (b) => join(`{"a":{"b":[[0]]}}`, split(b).data),
+    /header nests deeper than 3 levels/,
+  ],
+  [
+    "a tensor_order nested deeper than a checkpoint's",
+    (b) => edit(b, (h) => h.__metadata__.tensor_order = '[[[["fc.bias"]]]]'),
+    /tensor_order/,
+  ],
   ["no tensor_order", (b) => edit(b, (h) => delete h.__metadata__.tensor_order), /tensor_order/],
   ["tensor_order of no names", (b) => edit(b, (h) => h.__metadata__.tensor_order = "[]"), /tensor/],
   ["a step of 1e3", (b) => edit(b, (h) => h.__metadata__.step = "1e3"), /invalid step/],

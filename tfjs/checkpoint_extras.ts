@@ -18,6 +18,7 @@ import { checkLoadedShapes } from "./matching.ts";
 import type { GradItem, NamedTensor } from "./gradients.ts";
 import type { Settings } from "../base/settings.ts";
 import { checkSavableSize } from "../core/checkpoint_header.ts";
+import { parseJsonMeta } from "../core/checkpoint_meta.ts";
 import { inLayoutOrder, planState } from "../core/plan.ts";
 import { entryOf } from "./layout.ts";
 
@@ -145,7 +146,7 @@ export function readCheckpointExtras(
   finiteOnly: boolean,
 ): ExtrasRead {
   const file = parseSafetensors(bytes);
-  const order = new Set(JSON.parse(file.metadata.tensor_order) as string[]);
+  const order = new Set(parseJsonMeta(file.metadata, "tensor_order") as string[]);
   const sums = new Map<string, Values>(), averages = new Map<string, Values>();
   for (const [name, entry] of file.tensors) {
     if (!isExtraTensor(name) || order.has(name)) continue;
@@ -276,9 +277,11 @@ export interface SavedExtras {
 /**
  * Throws the RangeError of a state over `items`' variables whose checkpoint's header, with what
  * `saved` says is saved beside it (`<variable>.accum` with `accum_count` where N > 1, and
- * `<variable>.average` with option `ema`, each F32 in the variable's shape), would pass the cap:
- * it would train, then fail to save mid-accumulation or with its averages. Nothing to save
- * beside it: nothing checked (the path that makes the state checks the state's own).
+ * `<variable>.average` with option `ema`, each F32 in the variable's shape), would pass the cap,
+ * and a TypeError where a variable is named as another's sum or average (`w` and `w.accum`),
+ * which a checkpoint would hold twice: either would train, then fail to save mid-accumulation
+ * or with its averages. Nothing to save beside it: nothing checked (the path that makes the
+ * state checks the state's own).
  *
  * @example
  * ```ts
@@ -307,6 +310,7 @@ export function checkSavableBeside(
   if (suffixes.length === 0) return;
   const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.loop.gc));
   const names = entries.map((e) => e.name);
+  checkBesideNames(names, suffixes);
   const layout = planState(config, names, entries.map((e) => e.size));
   const shapes = inLayoutOrder(layout, names, entries.map((e) => e.arenaShape));
   const tensors = suffixes.flatMap((suffix) =>
@@ -321,4 +325,24 @@ export function checkSavableBeside(
     ? { [ACCUM_COUNT_KEY]: String(saved.steps - 1) }
     : {};
   checkSavableSize(config, layout, shapes, names, { tensors, metadata });
+}
+
+/**
+ * Throws a TypeError where a variable of `names` is named as what is saved beside another
+ * (`<variable><suffix>`, `suffixes` those saved): a checkpoint would hold the name twice.
+ */
+function checkBesideNames(names: readonly string[], suffixes: readonly string[]): void {
+  const taken = new Set(names);
+  for (const suffix of suffixes) {
+    const name = names.find((n) => taken.has(n + suffix));
+    if (name === undefined) continue;
+    const what = suffix === SUM_TENSOR
+      ? "gradients accumulated (option gradientAccumulationSteps)"
+      : "moving average (option ema)";
+    throw new TypeError(
+      `A checkpoint of this optimizer would hold ${JSON.stringify(name + suffix)} twice, as a ` +
+        `variable and as the ${what} of the variable ${JSON.stringify(name)}: it could be ` +
+        "trained but never saved; rename the variable",
+    );
+  }
 }

@@ -2,10 +2,14 @@
  * Edges of the gradients accumulated and the moving averages on tfjs's CPU backends: a read of
  * the averages that fails leaves no copy of the sums behind (getWeights, saveState); the header
  * cap counts what a checkpoint holds beside the state; setWeights and loadState while swapped are
- * refused; averages loaded that no variable can take are dropped at the step.
+ * refused; averages loaded that no variable can take are dropped at the step; a hostile
+ * tensor_order is refused before it is parsed; a variable named as another's sum or average.
  */
 import assert from "node:assert/strict";
-import { adam, saveState } from "../../mod.ts";
+import { adam, CheckpointError, saveState } from "../../mod.ts";
+import { readCheckpointExtras } from "../../tfjs/checkpoint_extras.ts";
+import { edit } from "../checkpoint_files.ts";
+import { saying } from "../util.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import { seededVars, stepWith, tf, uniqueNames, useBackend } from "./helpers.ts";
 
@@ -138,4 +142,42 @@ Deno.test("tfjs: an average loaded for a frozen variable is kept for when it tra
   assert.ok(Math.abs(average.tensor.dataSync()[0] - loaded) < 0.1);
   b.dispose();
   tf.dispose([w, f, ...saved.map((x) => x.tensor)]);
+});
+
+Deno.test("tfjs: the read of the sums and averages refuses a tensor_order nested deeper than a checkpoint's before it is parsed", async () => {
+  const good = await saveState(await adam().init({ w: new Float32Array(2) }));
+  assert.equal(readCheckpointExtras(good, 2, false).averages.size, 0);
+  const deep = edit(good, (h) => h.__metadata__.tensor_order = JSON.stringify([[[["w"]]]]));
+  assert.throws(
+    () => readCheckpointExtras(deep, 2, false),
+    (e: Error) =>
+      e instanceof CheckpointError &&
+      /^Checkpoint metadata tensor_order nests deeper/.test(e.message),
+  );
+});
+
+Deno.test("tfjs: a variable named as another's sum or average (w and w.accum) is refused at the step, naming both, nothing changed: the checkpoint would hold the name twice", async () => {
+  await useBackend("cpu");
+  for (
+    const [options, suffix, calls] of [[{ gradientAccumulationSteps: 3 }, ".accum", 2], [
+      { ema: true },
+      ".average",
+      0,
+    ]] as const
+  ) {
+    const w = tf.variable(tf.ones([2]), true, named("w"));
+    const twin = tf.variable(tf.ones([2]), true, w.name + suffix);
+    const opt = tfOptimizer(adam({ lr: 0.1 }), options);
+    const grads = { [w.name]: tf.ones([2]), [twin.name]: tf.ones([2]) };
+    for (let k = 0; k < calls; k++) opt.applyGradients(grads); // (summed, no step)
+    assert.throws(
+      () => opt.applyGradients(grads),
+      saying(TypeError, `would hold ${JSON.stringify(twin.name)} twice, as a variable and as`),
+    );
+    assert.equal(opt.iterations, 0, suffix);
+    assert.equal(opt.accumulatedBatches, calls, suffix);
+    assert.deepEqual([...w.dataSync(), ...twin.dataSync()], [1, 1, 1, 1], suffix);
+    opt.dispose();
+    tf.dispose([w, twin, ...Object.values(grads)]);
+  }
 });

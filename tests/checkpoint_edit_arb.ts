@@ -1,0 +1,246 @@
+/**
+ * The edits tests/checkpoint_hostile_files.ts makes to valid checkpoints, drawn by fast-check:
+ * bytes flipped, the file cut, its header length changed, and its header's JSON edited (dtypes,
+ * shapes, offsets, names, metadata, hyperparameters, the order and groups of the tensors), and
+ * values of its data written (floats, an 8-bit moment's scales and codes), each from values a
+ * hostile or careless writer could give. Indices are taken modulo what a file has.
+ */
+import fc from "fast-check";
+
+/** Awkward JSON values: wrong types, huge, negative, fractional, prototype keys. */
+const WEIRD = [
+  "0",
+  "1",
+  "-1",
+  "-0",
+  "0.5",
+  "1e308",
+  "-1e308",
+  "4294967296",
+  "9007199254740991",
+  "9007199254740992",
+  "18446744073709551616",
+  '""',
+  '"1"',
+  '"F32"',
+  "null",
+  "true",
+  "[]",
+  "[0]",
+  "[1,2,3]",
+  "{}",
+  '{"__proto__":{"x":1}}',
+  '{"constructor":1}',
+] as const;
+
+/** Awkward strings, as the metadata's values or tensors' names. */
+const WEIRD_TEXT = [
+  "",
+  "0",
+  "-1",
+  "01",
+  "1.5",
+  "1e3",
+  " 1",
+  "9007199254740992",
+  "NaN",
+  "Infinity",
+  "true",
+  "null",
+  "8bit",
+  "32bit",
+  "16bit",
+  "radam",
+  "ranger",
+  "lookahead(ranger)",
+  "lookahead(lookahead(adam))",
+  "lookahead()",
+  "__proto__",
+  "constructor",
+  "toString",
+  "radam.checkpoint",
+  "b256-i8e4m3-u8e5m3-v1",
+  "{}",
+  "[]",
+  "[[[[0]]]]",
+  '["__proto__"]',
+  '{"__proto__":1}',
+  "é",
+  "\u0000",
+  "\ud800",
+] as const;
+
+/** A tensor name to give or rename to. */
+const NAMES = [
+  "__proto__",
+  "constructor",
+  "__metadata__",
+  "",
+  "é",
+  "\ud83d\ude00",
+  "x.accum",
+  "x.average",
+  ".accum",
+  "a.exp_avg",
+  "a.exp_avg.codes",
+  "a.exp_avg.scales",
+  "a.exp_avg_sq.codes",
+  "w.momentum_buffer",
+  "w.momentum_buffer.codes",
+  "a.slow",
+] as const;
+
+/** A value for one float of a tensor's data. */
+const FLOATS = [
+  NaN,
+  Infinity,
+  -Infinity,
+  -0,
+  -1,
+  1e-45,
+  1e-39,
+  3.4028234663852886e38,
+  -3.4028234663852886e38,
+] as const;
+
+/** An edit of a valid file, drawn for any file (indices are taken modulo what it has). */
+export const editArb = fc.oneof(
+  fc.record({
+    kind: fc.constant("flip" as const),
+    bits: fc.array(fc.nat(), { minLength: 1, maxLength: 4 }),
+  }),
+  fc.record({
+    kind: fc.constant("cut" as const),
+    at: fc.nat(),
+    delta: fc.integer({ min: -3, max: 3 }),
+  }),
+  fc.record({ kind: fc.constant("length" as const), delta: fc.integer({ min: -9, max: 9 }) }),
+  fc.record({
+    kind: fc.constant("field" as const),
+    tensor: fc.nat(),
+    field: fc.constantFrom("dtype", "shape", "data_offsets", "extra", "entry"),
+    value: fc.constantFrom(...WEIRD),
+  }),
+  fc.record({
+    kind: fc.constant("dtype" as const),
+    tensor: fc.nat(),
+    dtype: fc.constantFrom("F32", "I8", "U8", "F16", "BF16", "F64", "I32", "f32", "BOOL"),
+  }),
+  fc.record({
+    kind: fc.constant("shape" as const),
+    tensor: fc.nat(),
+    how: fc.constantFrom(
+      "reverse",
+      "flatten",
+      "ones",
+      "plusOne",
+      "minusOne",
+      "overflow",
+      "zero",
+      "scalar",
+      "long",
+    ),
+  }),
+  fc.record({
+    kind: fc.constant("offsets" as const),
+    tensor: fc.nat(),
+    other: fc.nat(),
+    how: fc.constantFrom("swap", "shift", "other", "past", "reverse", "huge", "share"),
+    delta: fc.integer({ min: -8, max: 8 }),
+  }),
+  fc.record({
+    kind: fc.constant("name" as const),
+    tensor: fc.nat(),
+    how: fc.constantFrom("rename", "delete", "duplicate", "copy", "swap"),
+    name: fc.constantFrom(...NAMES),
+    other: fc.nat(),
+  }),
+  fc.record({
+    kind: fc.constant("metadata" as const),
+    key: fc.constantFrom(
+      "format",
+      "format_version",
+      "optimizer",
+      "hyperparameters",
+      "lr_schedule",
+      "step",
+      "skipped_steps",
+      "tensor_order",
+      "tensor_groups",
+      "states",
+      "q8",
+      "accum_count",
+      "__proto__",
+      "constructor",
+    ),
+    how: fc.constantFrom("text", "value", "delete"),
+    text: fc.constantFrom(...WEIRD_TEXT),
+    value: fc.constantFrom(...WEIRD),
+  }),
+  fc.record({
+    kind: fc.constant("hyper" as const),
+    path: fc.constantFrom(
+      "lr",
+      "betas",
+      "betas.0",
+      "betas.1",
+      "eps",
+      "weightDecay",
+      "momentum",
+      "dampening",
+      "nesterov",
+      "maximize",
+      "threshold",
+      "degenerateToSgd",
+      "decoupledWeightDecay",
+      "gc",
+      "clipGradNorm",
+      "nonFinite",
+      "groups",
+      "groups.0",
+      "groups.0.lrScale",
+      "groups.0.weightDecay",
+      "lookahead",
+      "lookahead.k",
+      "lookahead.alpha",
+      "__proto__",
+      "constructor",
+      "threads",
+    ),
+    how: fc.constantFrom("value", "delete"),
+    value: fc.constantFrom(...WEIRD),
+  }),
+  fc.record({
+    kind: fc.constant("order" as const),
+    how: fc.constantFrom("reverse", "drop", "twice", "add", "number", "object"),
+    at: fc.nat(),
+    name: fc.constantFrom(...NAMES),
+  }),
+  fc.record({
+    kind: fc.constant("groups" as const),
+    at: fc.nat(),
+    value: fc.constantFrom(-1, 0, 1, 2, 3, 0.5, 1e300),
+    length: fc.integer({ min: -1, max: 1 }),
+  }),
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constantFrom("float" as const, "scale" as const),
+      tensor: fc.nat(),
+      at: fc.nat(),
+      value: fc.constantFrom(...FLOATS),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("code" as const),
+      tensor: fc.nat(),
+      at: fc.nat(),
+      value: fc.integer({ min: 0, max: 255 }),
+    }),
+  },
+);
+
+/** One edit (see {@linkcode editArb}). */
+export type Edit = typeof editArb extends fc.Arbitrary<infer E> ? E : never;
