@@ -46,7 +46,7 @@ Deno.test("sqlite store: keeps every clause of verifyTrainingStore, what expires
     for (const clause of ["save.large", "commit.large", "submit.large", "lease.expiry"]) {
       assert.ok(report.passed.includes(clause), clause);
     }
-    // SQLite bounds no atomic write: the store has no maxFold, all it skips.
+    // SQLite bounds no atomic write: the store has no maxFold nor maxFresh, all it skips.
     assert.deepEqual(report.skipped.map((s) => s.clause), ["store.maxFold"]);
   });
 });

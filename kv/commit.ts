@@ -12,6 +12,7 @@ import type { Ctx } from "./context.ts";
 import { sha256 } from "./format.ts";
 import { type LeaseValue, parseLease, type PendingValue } from "./records.ts";
 import { BUSY_TRIES, busyPause, isBusy, unbusy } from "./retry.ts";
+import { freshLimit } from "./limits.ts";
 import { removeBlob } from "./sweep.ts";
 import { writeVersion } from "./version.ts";
 
@@ -123,8 +124,24 @@ async function leaseLanded(
 const mine = (c: StepCommit, renewed: LeaseValue | null, ref: string) =>
   renewed !== null && renewed.token === c.lease?.token ? { ...renewed, ref } : null;
 
+/**
+ * Refuses a commit of more fresh ids than its atomic write can check within `maxChecks`: on
+ * every database alike, not only where the server counts them.
+ */
+function checkFresh(ctx: Ctx, c: StepCommit): void {
+  const most = freshLimit(ctx.maxChecks);
+  if (c.fresh.length > most) {
+    throw new RangeError(
+      `Expected a commit of at most ${most} fresh ids (the store's maxFresh: each is a check, ` +
+        `beside the head's, the version record's and the lease's, within its option maxChecks ` +
+        `of ${ctx.maxChecks}), got ${c.fresh.length}; store the others first (submit)`,
+    );
+  }
+}
+
 /** See `TrainingStore.commit`. */
 export async function commitStep(ctx: Ctx, c: StepCommit): Promise<CommitResult | null> {
+  checkFresh(ctx, c);
   const renewed = c.lease && c.next !== undefined
     ? { token: c.next.token, expires: Date.now() + c.next.ms, ms: c.next.ms }
     : null;

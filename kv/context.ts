@@ -18,6 +18,8 @@ export interface Ctx {
   readonly chunkBytes: number;
   readonly staleAfterMs: number;
   readonly rememberMs: number;
+  /** The most checks one atomic write may hold (the option `maxChecks`). */
+  readonly maxChecks: number;
   /** The waiting notes this store object has read (see `waiting`). */
   readonly notes: WaitingNotes;
   /** What this store object saw of the lease record (see `acquire`). */

@@ -3,10 +3,13 @@
  * Deploy: a key written of at most 2048 bytes; in one atomic write at most 81 920 bytes of keys
  * set, 1000 mutations and 800 KiB of keys and values; a value of at most 64 KiB): the size of a
  * key as Deno KV encodes it, the check of a prefix, how many contributions one commit of the
- * data-parallel mode can settle under it, and how many chunks one atomic write deletes. (An
- * atomic write also takes at most 100 checks: a fold's commit checks the head, its version
- * record, the lease and the id of each contribution of its own process, at most `MAX_LOCAL` of
- * store/_fold.ts.) Private to kv/.
+ * data-parallel mode can settle under it, and how many chunks one atomic write deletes; and the
+ * checks an atomic write takes (100 in the Deno runtime, 10 on the self-hosted server
+ * denoland/denokv, whose other limits are these): the store's option `maxChecks`, of which a
+ * fold's commit spends one on the head, one on its version record, one on the lease and one on
+ * the id of each contribution of its own process (`maxFresh`; every other write checks at most
+ * two keys). Every read asks for at most two keys at once (`getMany`), and a list at most 500
+ * entries a batch: within the 10 ranges and 1000 entries both take. Private to kv/.
  *
  * @module
  */
@@ -18,6 +21,15 @@ import { encodeUtf8 } from "../base/_utf8.ts";
 export const KV_MAX_KEY_BYTES = 2048;
 /** The most bytes of keys set (not deleted or checked) in one atomic write. */
 const KV_MAX_SET_KEY_BYTES = 81_920;
+/** The most checks in one atomic write, in the Deno runtime (a store's default `maxChecks`). */
+export const KV_MAX_CHECKS = 100;
+/**
+ * The checks of a fold's commit besides those of its fresh ids: the head, the version record
+ * and the lease.
+ */
+const COMMIT_CHECKS = 3;
+/** The fewest checks a store can keep within: a commit of one fresh id, at least. */
+export const MIN_CHECKS = COMMIT_CHECKS + 1;
 /** The most mutations in one atomic write. */
 const KV_MAX_MUTATIONS = 1000;
 /** The largest value, in bytes. */
@@ -111,3 +123,9 @@ export function deletesPerWrite(prefix: Deno.KvKey): number {
   const room = KV_MAX_MUTATION_BYTES - 3 * record - 256; // the record, its key thrice
   return Math.min(DELETES_PER_WRITE, Math.floor(room / chunk));
 }
+
+/**
+ * The most fresh ids (contributions not stored yet) one commit checks within `maxChecks`
+ * checks: those left beside the head's, the version record's and the lease's.
+ */
+export const freshLimit = (maxChecks: number): number => maxChecks - COMMIT_CHECKS;

@@ -27,7 +27,7 @@ import {
   MAX_MODEL_LENGTH,
 } from "./format.ts";
 import { headOf, load, loadParams } from "./read.ts";
-import { checkPrefixSize, foldLimit } from "./limits.ts";
+import { checkPrefixSize, foldLimit, freshLimit, KV_MAX_CHECKS, MIN_CHECKS } from "./limits.ts";
 import { recordKeys } from "./records.ts";
 import { sweep } from "./sweep.ts";
 import { WriteSightings } from "./sightings.ts";
@@ -54,6 +54,8 @@ import { LeaseSighting } from "../store/_lease.ts";
  * import type { KvCheckpointStoreOptions } from "@optim/radam/kv";
  *
  * const options: KvCheckpointStoreOptions = { model: "linear-v2", chunkBytes: 32768 };
+ * // On a self-hosted Deno KV server (denoland/denokv), which takes 10 checks an atomic write:
+ * const selfHosted: KvCheckpointStoreOptions = { maxChecks: 10 };
  * ```
  */
 export interface KvCheckpointStoreOptions {
@@ -82,6 +84,19 @@ export interface KvCheckpointStoreOptions {
    * sent again later than `rememberMs` may be taken as new.
    */
   rememberMs?: number;
+  /**
+   * The most checks (`Deno.AtomicOperation.check`) one atomic write of the store may hold, an
+   * integer from 4 to 100 (default 100, the Deno runtime's limit). Set it where the database
+   * takes fewer: the self-hosted Deno KV server (denoland/denokv, reached with
+   * `Deno.openKv("http://…")`) refuses an atomic write of more than 10, so give it `10` there.
+   * Only a step's commit checks more than two keys: the head, the version record, the lease and
+   * the id of each contribution of the committing process's own, so the store's `maxFresh` is
+   * `maxChecks - 3` (`dataParallel` folds no more of its process's own in a step; stored ones
+   * fill the rest), and a commit of more fresh ids is refused with a RangeError, on any
+   * database, before anything is written. The server's other limits (10 keys a read, 1000
+   * entries a list, 1000 mutations and 800 KiB a write) are the runtime's, which the store keeps.
+   */
+  maxChecks?: number;
 }
 
 /**
@@ -180,7 +195,13 @@ function checkOptions(
     options,
     "kvCheckpointStore",
     Object.keys(
-      { model: true, chunkBytes: true, staleAfterMs: true, rememberMs: true } satisfies Record<
+      {
+        model: true,
+        chunkBytes: true,
+        staleAfterMs: true,
+        rememberMs: true,
+        maxChecks: true,
+      } satisfies Record<
         keyof KvCheckpointStoreOptions,
         true
       >,
@@ -202,7 +223,16 @@ function checkOptions(
   }
   checkCount("staleAfterMs", staleAfterMs, 0, false, true);
   const rememberMs = checkRememberMs(options.rememberMs ?? REMEMBER_MS);
-  return { model, chunkBytes, staleAfterMs, rememberMs };
+  const { maxChecks = KV_MAX_CHECKS } = options;
+  if (!isCount(maxChecks, MIN_CHECKS, KV_MAX_CHECKS)) {
+    throw optionError(
+      "maxChecks",
+      `an integer from ${MIN_CHECKS} to ${KV_MAX_CHECKS} (a step's commit checks the head, ` +
+        "its version record, the lease and at least one id)",
+      maxChecks,
+    );
+  }
+  return { model, chunkBytes, staleAfterMs, rememberMs, maxChecks };
 }
 
 /**
@@ -245,7 +275,9 @@ function checkOptions(
  * Invalid options throw a TypeError or RangeError naming them, as does a key prefix too long
  * for the store's longest keys to fit Deno KV's 2048 bytes (more than 1798 bytes as Deno KV
  * encodes keys). Its `maxFold` is how many contributions one commit can settle within Deno
- * KV's limits on an atomic write under that prefix (362 under a short one).
+ * KV's limits on an atomic write under that prefix (362 under a short one), and its
+ * `maxFresh` how many of them may be not yet stored (97; 7 with `maxChecks: 10`, the
+ * self-hosted server's limit).
  *
  * @example Save, load, and a refused stale save
  * ```ts
@@ -321,8 +353,8 @@ function memoKey(prefix: Deno.KvKey, checked: ReturnType<typeof checkOptions>): 
       ? [typeof p, Object.is(p, -0) ? "-0" : String(p)] // (JSON writes NaN and ±Infinity as null)
       : [typeof p, p]
   );
-  const { model = null, chunkBytes, staleAfterMs, rememberMs } = checked;
-  return JSON.stringify([parts, model, chunkBytes, String(staleAfterMs), rememberMs]);
+  const { model = null, chunkBytes, staleAfterMs, rememberMs, maxChecks } = checked;
+  return JSON.stringify([parts, model, chunkBytes, String(staleAfterMs), rememberMs, maxChecks]);
 }
 
 /** The store itself (see {@linkcode kvCheckpointStore}). */
@@ -359,6 +391,7 @@ function makeStore(
     kv,
     key: Object.freeze(prefix),
     maxFold: foldLimit(prefix),
+    maxFresh: freshLimit(checked.maxChecks),
     load: () => named(load(ctx)),
     save: (bytes, expected, meta) => named(save(ctx, bytes, expected, meta)),
     sweep: () => named(sweep(ctx)),

@@ -278,33 +278,45 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
   {
     id: "store.maxFold",
     needs: "maxFold",
-    promise: "maxFold, when given, is an integer ≥ 1, and a commit settling that many stored " +
-      "contributions goes through",
+    promise: "maxFold and maxFresh, when given, are integers ≥ 1, and a commit of a checkpoint " +
+      "under a lease settling maxFold contributions, maxFresh of them fresh (at most), the " +
+      "others stored, goes through",
     async run(make) {
       const store = await make();
-      const n = store.maxFold!;
-      expect(Number.isInteger(n) && n >= 1, "reading maxFold", "an integer ≥ 1", n);
-      const version = await firstCommit(store);
-      for (let i = 0; i < n; i++) {
-        await submitNew(store, `r${String(i).padStart(6, "0")}`, 1, bytesOf(i, 64));
+      const { maxFold, maxFresh } = store;
+      for (const [name, n] of [["maxFold", maxFold], ["maxFresh", maxFresh]] as const) {
+        const ok = n === undefined || Number.isInteger(n) && n >= 1;
+        expect(ok, `reading ${name}`, "an integer ≥ 1 (or undefined)", n);
       }
-      const taken = await answer("pending(maxFold)", () => store.pending(n));
+      const fresh = Math.min(maxFresh ?? 0, maxFold ?? Infinity);
+      const stored = (maxFold ?? fresh) - fresh;
+      const version = await firstCommit(store);
+      const id = (i: number) => `r${String(i).padStart(6, "0")}`;
+      for (let i = 0; i < stored; i++) await submitNew(store, id(i), 1, bytesOf(i, 64));
+      const taken = await answer(`pending(${stored})`, () => store.pending(stored));
       expect(
-        taken.length === n,
-        "pending(maxFold) after maxFold submits",
-        `${n} contributions`,
+        taken.length === stored,
+        `pending(${stored}) after ${stored} submits`,
+        `${stored} contributions`,
         taken.length,
       );
-      const did = `a commit applying maxFold (${n}) stored contributions`;
-      expect(
-        (await answer(
-          did,
-          () => store.commit(commitOf({ expected: version, step: 1, seq: 2, applied: taken })),
-        )) !== null,
-        did,
-        "a result",
-        null,
-      );
+      const lease = await answer("acquire(t, 60000)", () => store.acquire("t", 60_000));
+      expect(lease !== null, "acquire(t, 60000) on a new store", "a lease", lease);
+      const ids = Array.from({ length: fresh }, (_, i) => id(stored + i));
+      const local = ids.map((id) => ({ id, base: 1, samples: 1 }));
+      const did = `a commit of a checkpoint under a lease applying ${stored} stored ` +
+        `contributions and ${fresh} fresh ones`;
+      const checkpoint = await checkpointOf(2);
+      const commit = commitOf({
+        checkpoint,
+        expected: version,
+        step: 2,
+        seq: 2,
+        lease: lease!,
+        applied: [...taken, ...local],
+        fresh: ids,
+      });
+      expect((await answer(did, () => store.commit(commit))) !== null, did, "a result", null);
     },
   },
   {

@@ -83,7 +83,8 @@ function writeMean(f: Fold, current: Cached, parts: WeightedGradient[], size: nu
 /**
  * The most contributions of this process one fold takes: each is a fresh id, which the commit
  * checks is still unknown to the store, and Deno KV takes at most 100 checks in one atomic
- * write, beside the head's, the version record's and the lease's.
+ * write, beside the head's, the version record's and the lease's. A store that takes fewer
+ * says so (`TrainingStore.maxFresh`), and a fold takes no more than that (`maxLocal`).
  */
 export const MAX_LOCAL = 90;
 
@@ -94,16 +95,16 @@ function takeQueued(f: Fold, local: Local[], n: number): void {
 
 /**
  * The contributions of one fold: up to `maxFold` (or one, while isolating), those queued in this
- * process (up to {@linkcode MAX_LOCAL}) and those stored, stored first. While both could fill
- * it, each has half of it (of an odd `maxFold`, the larger half goes to each in turn), where the
- * queued took it all: contributions stored by other processes waited, while the holder's own
+ * process (up to `maxLocal`: {@linkcode MAX_LOCAL}, or the store's `maxFresh`) and those stored,
+ * stored first. While both could fill it, each has half of it (of an odd `maxFold`, the larger
+ * half goes to each in turn), where the queued took it all: contributions stored by other processes waited, while the holder's own
  * kept coming, until refused as stale. The stored are the oldest by base step (see
  * `TrainingStore.pending`); no process's clock compares them with the queued.
  */
 async function take(f: Fold, local: Local[]): Promise<PendingContribution[]> {
   const { maxFold } = f.options;
   if (f.isolate === 0) {
-    const most = Math.min(MAX_LOCAL, maxFold);
+    const most = Math.min(f.options.maxLocal, maxFold);
     f.storedTurn = !f.storedTurn;
     const share = f.storedTurn ? Math.ceil(maxFold / 2) : Math.floor(maxFold / 2);
     takeQueued(f, local, Math.min(most, maxFold - share));
@@ -120,8 +121,9 @@ async function take(f: Fold, local: Local[]): Promise<PendingContribution[]> {
 
 /**
  * One fold: takes up to `maxFold` contributions (those waiting in this process, up to
- * {@linkcode MAX_LOCAL}, and the first the store lists, each a share: see `take`), refuses the
- * too stale, steps on the mean of the others, and commits, under the lease. False when there was nothing to fold.
+ * `maxLocal`, and the first the store lists, each a share: see `take`), refuses the too stale,
+ * steps on the mean of the others, and commits, under the lease. False when there was nothing
+ * to fold.
  */
 export async function foldOnce(f: Fold): Promise<boolean> {
   const local: Local[] = [];

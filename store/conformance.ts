@@ -275,7 +275,10 @@ function contextOf(options: ConformanceOptions, of: string, ids: readonly string
 /** Why `clause` cannot run with `store` and `context`, or null when it can. */
 function missing<S>(clause: Clause<S>, context: KitContext, store: S): string | null {
   if (clause.needs === "maxFold") {
-    return (store as TrainingStore).maxFold === undefined ? "the store has no maxFold" : null;
+    const { maxFold, maxFresh } = store as TrainingStore;
+    return maxFold === undefined && maxFresh === undefined
+      ? "the store has neither maxFold nor maxFresh"
+      : null;
   }
   if (
     clause.needs === undefined ||
@@ -390,8 +393,8 @@ export function verifyCheckpointStore(
  * checks, its outcomes, its journal record, of concurrent commits on one version exactly one
  * wins), a commit of a checkpoint and a submit of a gradient of `largestCheckpoint` bytes, the
  * lease (exclusive, taken again by its holder, released, renewed and handed on by a commit, the
- * waiting notes), the gradient of a contribution settled since, the journal's range, `maxFold`,
- * and, with the option `advance` (and `rememberMs`), what expires. Each clause runs on a new
+ * waiting notes), the gradient of a contribution settled since, the journal's range, `maxFold`
+ * and `maxFresh`, and, with the option `advance` (and `rememberMs`), what expires. Each clause runs on a new
  * empty store, one after another, each within `timeoutMs`. Resolves to a
  * {@linkcode ConformanceReport}; rejects with a
  * {@linkcode StoreConformanceError} naming each broken clause, or with the error `makeStore`
@@ -405,7 +408,7 @@ export function verifyCheckpointStore(
  * const report = await verifyTrainingStore(() => memoryCheckpointStore());
  * assert.ok(report.passed.includes("submit.race"));
  * assert.ok(report.passed.includes("pending.order"));
- * // The memory store has no maxFold, and without the option advance what expires is not checked:
+ * // The memory store has no maxFold nor maxFresh, and without the option advance what expires is not checked:
  * const skipped = report.skipped.map((s) => s.clause);
  * assert.deepEqual(skipped, [
  *   "store.maxFold",

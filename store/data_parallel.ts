@@ -15,6 +15,7 @@ import {
 } from "./_checks.ts";
 import { paramsFailed } from "./_answers.ts";
 import { Coordinator } from "./_coordinator.ts";
+import { MAX_LOCAL } from "./_fold.ts";
 import { rejectingThrows } from "./_store_calls.ts";
 import {
   type CheckedOptions,
@@ -42,7 +43,7 @@ const OPTIONS = Object.keys(
   } satisfies Record<keyof DataParallelOptions, true>,
 );
 
-function checkOptions(options: DataParallelOptions): CheckedOptions {
+function checkOptions(options: DataParallelOptions): Omit<CheckedOptions, "maxLocal"> {
   checkOptionsObject(options, "dataParallel", OPTIONS);
   const { optimizer, init, meta } = options;
   checkOptimizerOption(optimizer);
@@ -113,12 +114,13 @@ export function dataParallel(
 ): DataParallelTrainer {
   checkTrainingStore(store, "dataParallel", "dataParallel");
   const checked = checkOptions(options);
-  // No more in a step than one commit of the store can settle (Deno KV's limits).
-  const most = store.maxFold;
-  const maxFold = typeof most === "number" && most >= 1
-    ? Math.min(checked.maxFold, Math.floor(most))
-    : checked.maxFold;
-  const coordinator = new Coordinator(rejectingThrows(store), { ...checked, maxFold });
+  // No more in a step than one commit of the store can settle (Deno KV's limits), nor more of
+  // this process's own than it can check (each a fresh id).
+  const bound = (most: unknown, wanted: number) =>
+    typeof most === "number" && most >= 1 ? Math.min(wanted, Math.floor(most)) : wanted;
+  const maxFold = bound(store.maxFold, checked.maxFold);
+  const maxLocal = bound(store.maxFresh, MAX_LOCAL);
+  const coordinator = new Coordinator(rejectingThrows(store), { ...checked, maxFold, maxLocal });
   return {
     store,
     // (init's own errors, and those of making the first checkpoint, as they are)

@@ -87,9 +87,10 @@ export interface DataParallelOptions {
    */
   leaseMs?: number;
   /**
-   * The most contributions one step folds (default 64; at most 90 from this process, and at
-   * most the store's `maxFold`: what one atomic write of its database settles). While this
-   * process's own and those stored by others could each fill a step, each has half of it.
+   * The most contributions one step folds (default 64; at most the store's `maxFold`: what
+   * one atomic write of its database settles; of this process's own, at most 90 and the store's
+   * `maxFresh`: what that write can check). While this process's own and those stored by others
+   * could each fill a step, each has half of it.
    */
   maxFold?: number;
   /**
@@ -230,6 +231,11 @@ export interface CheckedOptions extends DataParallelOptions {
   readonly waitMs: number;
   readonly leaseMs: number;
   readonly maxFold: number;
+  /**
+   * The most contributions of this process one fold takes: `MAX_LOCAL` of store/_fold.ts, or
+   * the store's `maxFresh` where lower.
+   */
+  readonly maxLocal: number;
   readonly pollMs: number;
   readonly handoffMs: number;
   readonly handoffLimit: number;

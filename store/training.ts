@@ -229,6 +229,14 @@ export interface TrainingStore<TArrayBuffer extends ArrayBufferLike = ArrayBuffe
    */
   readonly maxFold?: number;
   /**
+   * The most contributions not yet stored (`StepCommit.fresh`, each a check that its id is
+   * still unknown) one {@linkcode TrainingStore.commit} takes, with a checkpoint and a lease
+   * (absent: no bound): `dataParallel` takes at most this many of its own process's in a step
+   * (stored ones, which need no such check, fill the rest of `maxFold`). A database that bounds
+   * the checks of one atomic write needs it (the self-hosted Deno KV server takes 10).
+   */
+  readonly maxFresh?: number;
+  /**
    * The current version and step, without the checkpoint (null: nothing saved yet). The step is
    * the `step` of the commit that made the version current; a version made by `save`, which
    * gives none, has a step of null (`loadParams` reads it from the checkpoint).

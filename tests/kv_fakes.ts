@@ -124,6 +124,78 @@ export function busyBeforeKv(kv: Deno.Kv, before: readonly number[]): Deno.Kv {
   });
 }
 
+/** The limits of one request that {@linkcode limitedKv} enforces. */
+export interface KvLimits {
+  /** The most checks of an atomic write. */
+  readonly checks: number;
+  /** The most keys one `getMany` reads (ranges of one read). */
+  readonly ranges: number;
+  /** The most entries one list's batch reads. */
+  readonly entries: number;
+}
+
+/** The self-hosted Deno KV server's limits (denoland/denokv, proto/limits.rs). */
+export const DENOKV_LIMITS: KvLimits = { checks: 10, ranges: 10, entries: 1000 };
+
+/**
+ * A view of `kv` that refuses what a server of smaller limits refuses (denoland/denokv answers
+ * an atomic write of more than 10 checks, a read of more than 10 ranges, with an error, and
+ * does nothing of it), throwing before anything is done; `most` holds the most checks and
+ * ranges it was asked for at once, and `writes` how many atomic writes it passed.
+ */
+export function limitedKv(
+  kv: Deno.Kv,
+  limits: KvLimits = DENOKV_LIMITS,
+): Deno.Kv & { most: { checks: number; ranges: number }; writes: number } {
+  const most = { checks: 0, ranges: 0 };
+  let writes = 0;
+  const view = {
+    get: (key: Deno.KvKey, options?: { consistency?: Deno.KvConsistencyLevel }) =>
+      kv.get(key, options),
+    getMany: (keys: Deno.KvKey[], options?: { consistency?: Deno.KvConsistencyLevel }) => {
+      most.ranges = Math.max(most.ranges, keys.length);
+      if (keys.length > limits.ranges) {
+        return Promise.reject(new TypeError(`Too many ranges (max ${limits.ranges})`));
+      }
+      return kv.getMany(keys, options);
+    },
+    list: (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
+      const batch = options?.batchSize ?? Math.min(options?.limit ?? 500, 500);
+      if (batch > limits.entries) {
+        throw new TypeError(`Too many entries (max ${limits.entries})`);
+      }
+      return kv.list(selector, options);
+    },
+    set: (key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) =>
+      kv.set(key, value, options),
+    delete: (key: Deno.KvKey) => kv.delete(key),
+    atomic: () => {
+      const op = kv.atomic();
+      let checks = 0;
+      const wrapped = {
+        check: (...c: Deno.AtomicCheck[]) => (checks += c.length, op.check(...c), wrapped),
+        set: (key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) => (
+          op.set(key, value, options), wrapped
+        ),
+        delete: (key: Deno.KvKey) => (op.delete(key), wrapped),
+        commit: () => {
+          most.checks = Math.max(most.checks, checks);
+          if (checks > limits.checks) {
+            return Promise.reject(new TypeError(`Too many checks (max ${limits.checks})`));
+          }
+          writes++;
+          return op.commit();
+        },
+      };
+      return wrapped;
+    },
+    close: () => kv.close(),
+    most,
+  };
+  Object.defineProperty(view, "writes", { get: () => writes });
+  return view as unknown as Deno.Kv & { most: typeof most; writes: number };
+}
+
 /**
  * A view of `kv` that calls `read()` before each read (get, list) and passes each write (a set,
  * a delete, an atomic commit) through `write`; sets keep their options (`expireIn`).

@@ -45,7 +45,7 @@ Deno.test("conformance: a store whose leases end by its server's clock keeps eve
     })
   );
   assert.deepEqual(report.skipped, [
-    { clause: "store.maxFold", reason: "the store has no maxFold" },
+    { clause: "store.maxFold", reason: "the store has neither maxFold nor maxFresh" },
   ]);
   for (const clause of ["lease.again", "commit.lease", "lease.expiry", "lease.long-dead"]) {
     assert.ok(report.passed.includes(clause), clause);

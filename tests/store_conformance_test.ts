@@ -43,7 +43,7 @@ Deno.test("conformance: the in-memory store keeps every clause, what expires inc
     })
   );
   assert.deepEqual(report.skipped, [
-    { clause: "store.maxFold", reason: "the store has no maxFold" },
+    { clause: "store.maxFold", reason: "the store has neither maxFold nor maxFresh" },
   ]);
   assert.ok(report.passed.includes("lease.expiry") && report.passed.includes("request.expiry"));
   const checkpoint = await verifyCheckpointStore(() => memoryCheckpointStore({ latencyMs: 1 }));
