@@ -121,9 +121,26 @@ const OTHER_NAMES: Readonly<Record<string, string>> = {
   warmup: "KEY is warmupSteps here",
 };
 
-/** Cosine interpolation from `a` (at pct 0) to `b` (at pct 1), as fastai's `SchedCos`. */
+/**
+ * Cosine interpolation from `a` (at pct 0) to `b` (at pct 1), as fastai's `SchedCos`. The
+ * difference is scaled by the half of `1 + cos`, in [0, 1], not by `1 + cos` first: that
+ * product passed float64's largest for an `a` above half of it (Infinity at step 1).
+ */
 function cosine(a: number, b: number, pct: number): number {
-  return b + (a - b) * (1 + Math.cos(Math.PI * pct)) / 2;
+  return b + (a - b) * ((1 + Math.cos(Math.PI * pct)) / 2);
+}
+
+/**
+ * `lr / div`, the rate a cycle starts or ends at, checked finite: a `div` (option `name`) so
+ * small that it is not (`divFinal: 1e-320`) made the cycle's rates Infinity, and its last NaN,
+ * refused only at those steps.
+ */
+function divided(lr: number, name: string, div: number): number {
+  const rate = lr / div;
+  if (!Number.isFinite(rate)) {
+    throw optionError(name, `a number > 0 that keeps lr / ${name} finite (lr ${lr})`, div);
+  }
+  return rate;
 }
 
 /**
@@ -199,7 +216,8 @@ export function cosineDecay(
  * `lr / divFinal`. fastai's defaults: `divFactor = 25`, `divFinal = 1e5`,
  * `pctStart = 0.25`. Step `t` sits at fraction `(t − 1) / totalSteps` of the cycle, as fastai's
  * `pct_train` before the batch. A `divFactor` or `divFinal` below 1 is taken as it is (the cycle
- * then starts, or ends, above `lr`), as PyTorch's `OneCycleLR` takes it.
+ * then starts, or ends, above `lr`), as PyTorch's `OneCycleLR` takes it; one so small that
+ * `lr` divided by it is not finite is a RangeError naming it.
  *
  * @example
  * ```ts
@@ -225,7 +243,7 @@ export function oneCycle(
   if (pctStart > 1) throw optionError("pctStart", "a finite number from 0 to 1", pctStart);
   const div = check("divFactor", options.divFactor ?? 25, true);
   const divFinal = check("divFinal", options.divFinal ?? 1e5, true);
-  const start = lr / div, end = lr / divFinal;
+  const start = divided(lr, "divFactor", div), end = divided(lr, "divFinal", divFinal);
   return (t) => {
     checkT("oneCycle", t);
     const pct = Math.min(1, (t - 1) / n);

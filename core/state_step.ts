@@ -98,9 +98,21 @@ function stepOnHost(core: Core, backend: HostBackend, grads?: unknown): StateHan
   return new StateHandle(core);
 }
 
-/** A step with a non-finite gradient: "throw" changes nothing; "skip" counts it (norm `norm`). */
+/**
+ * A step with a non-finite gradient: "throw" changes nothing; "skip" counts it (norm `norm`),
+ * unless 2⁵³ − 1 were skipped: that one is refused as "throw" refuses it (the count would be
+ * past what a checkpoint holds, and the state could not be saved; past 2⁵³ it stands still).
+ */
 function skipOrThrow(core: Core, backend: HostBackend, norm: number): StateHandle {
   if (core.config.loop.nonFinite === "throw") throw nonFiniteError(backend, core.order);
+  if (core.skipped >= Number.MAX_SAFE_INTEGER) {
+    throw nonFiniteError(
+      backend,
+      core.order,
+      ", and the state cannot skip another step: it has skipped 2⁵³ − 1, the most a count " +
+        "holds exactly (a checkpoint could not hold more)",
+    );
+  }
   core.lastNorm = norm;
   core.skipped++;
   return new StateHandle(core);

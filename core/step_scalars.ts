@@ -139,18 +139,25 @@ export function clip(backend: HostBackend, blocks: readonly StepScalars[], coef:
 
 /**
  * The error for `nonFinite: "throw"`, naming the first tensor with a NaN or ±Infinity in
- * `order`: the order the tensors were given, which an 8-bit state's arena may not keep.
+ * `order`: the order the tensors were given, which an 8-bit state's arena may not keep. `also`
+ * goes after what was found (why such a step is not skipped either).
  */
-export function nonFiniteError(backend: HostBackend, order: readonly string[]): RangeError {
+export function nonFiniteError(
+  backend: HostBackend,
+  order: readonly string[],
+  also = "",
+): RangeError {
   for (const name of order) {
     const g = backend.grads[name];
     for (let i = 0; i < g.length; i++) {
       if (!Number.isFinite(g[i])) {
         return new RangeError(
-          `The gradient of ${label(name)} holds ${g[i]} at index ${i}; the step was not taken`,
+          `The gradient of ${label(name)} holds ${
+            g[i]
+          } at index ${i}${also}; the step was not taken`,
         );
       }
     }
   }
-  return new RangeError("A gradient holds a non-finite number; the step was not taken");
+  return new RangeError(`A gradient holds a non-finite number${also}; the step was not taken`);
 }

@@ -158,6 +158,29 @@ Deno.test("a state at 2^53 − 1 steps refuses the next step, unchanged, where i
   }
 });
 
+Deno.test("a state that has skipped 2^53 − 1 steps refuses to skip another, unchanged, where it counted past what a checkpoint holds and could not be saved", async () => {
+  const most = edit(await sample(), (h) => h.__metadata__.skipped_steps = String(2 ** 53 - 2));
+  const bad = { "fc.weight": new Float32Array(6).fill(NaN), "fc.bias": new Float32Array(2) };
+  const good = { "fc.weight": new Float32Array(6).fill(0.5), "fc.bias": new Float32Array(2) };
+  for (const backend of ["wasm", "js"] as const) {
+    let state = await loadState(most, { backend });
+    state = step(state, bad);
+    assert.equal(state.skippedSteps, Number.MAX_SAFE_INTEGER);
+    const before = await readAll(state);
+    assert.throws(
+      () => step(state, bad),
+      saying(RangeError, 'parameter "fc.weight" holds NaN at index 0, and the state cannot skip'),
+    );
+    assert.equal(state.skippedSteps, Number.MAX_SAFE_INTEGER);
+    assert.equal(state.step, 3);
+    assert.deepEqual(await readAll(state), before);
+    // A step it takes is counted as ever, and the state saves and loads with its counts.
+    state = step(state, good);
+    const back = await loadState(await saveState(state));
+    assert.deepEqual([back.step, back.skippedSteps], [4, Number.MAX_SAFE_INTEGER]);
+  }
+});
+
 Deno.test("an option of −0 resumes exactly: it is taken as 0, which is what a checkpoint's JSON holds", async () => {
   // JSON.stringify(-0) is "0": a state trained on lr, β or LookAhead's α of −0 resumed on +0,
   // with the other sign of some zero parameter or moment.
