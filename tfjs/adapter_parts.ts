@@ -68,7 +68,8 @@ export class AdapterParts {
     this.#options = options;
     this.#host = host;
     const { ema, gradientAccumulationSteps: steps } = options;
-    this.paths = new StatePaths({ steps, averages: ema !== undefined });
+    const keeps = (name: string) => this.averages?.keeps(name) ?? false;
+    this.paths = new StatePaths({ steps, averages: ema !== undefined, keeps });
     this.accumulator = new Accumulator(steps);
     this.averages = ema === undefined ? undefined : new WeightAverages(ema, () => this.checkLive());
     const finiteOnly = () => host.config().loop.nonFinite === "throw";

@@ -272,14 +272,19 @@ export interface SavedExtras {
   readonly steps: number;
   /** Whether option `ema` is on. */
   readonly averages: boolean;
+  /**
+   * Whether an average of the variable of a name is held that a step over others keeps (a
+   * frozen variable's: ema.ts `keeps`); absent: none is.
+   */
+  readonly keeps?: (name: string) => boolean;
 }
 
 /**
  * Throws the RangeError of a state over `items`' variables whose checkpoint's header, with what
  * `saved` says is saved beside it (`<variable>.accum` with `accum_count` where N > 1, and
  * `<variable>.average` with option `ema`, each F32 in the variable's shape), would pass the cap,
- * and a TypeError where a variable is named as another's sum or average (`w` and `w.accum`),
- * which a checkpoint would hold twice: either would train, then fail to save mid-accumulation
+ * and a TypeError where a variable is named as another's sum or average (`w` and `w.accum`; or
+ * `w.average` beside a frozen `w` whose average is kept), which a checkpoint would hold twice: either would train, then fail to save mid-accumulation
  * or with its averages. Nothing to save beside it: nothing checked (the path that makes the
  * state checks the state's own).
  *
@@ -310,7 +315,7 @@ export function checkSavableBeside(
   if (suffixes.length === 0) return;
   const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.loop.gc));
   const names = entries.map((e) => e.name);
-  checkBesideNames(names, suffixes);
+  checkBesideNames(names, suffixes, saved.keeps);
   const layout = planState(config, names, entries.map((e) => e.size));
   const shapes = inLayoutOrder(layout, names, entries.map((e) => e.arenaShape));
   const tensors = suffixes.flatMap((suffix) =>
@@ -329,18 +334,25 @@ export function checkSavableBeside(
 
 /**
  * Throws a TypeError where a variable of `names` is named as what is saved beside another
- * (`<variable><suffix>`, `suffixes` those saved): a checkpoint would hold the name twice.
+ * (`<variable><suffix>`, `suffixes` those saved): of one of `names`, or, an average, of a frozen
+ * variable whose average is kept (`keeps`): a checkpoint would hold the name twice.
  */
-function checkBesideNames(names: readonly string[], suffixes: readonly string[]): void {
+function checkBesideNames(
+  names: readonly string[],
+  suffixes: readonly string[],
+  keeps: (name: string) => boolean = () => false,
+): void {
   const taken = new Set(names);
   for (const suffix of suffixes) {
-    const name = names.find((n) => taken.has(n + suffix));
-    if (name === undefined) continue;
+    const saved = (base: string) => taken.has(base) || (suffix === AVERAGE_TENSOR && keeps(base));
+    const twin = names.find((n) => n.endsWith(suffix) && saved(n.slice(0, -suffix.length)));
+    if (twin === undefined) continue;
+    const name = twin.slice(0, -suffix.length);
     const what = suffix === SUM_TENSOR
       ? "gradients accumulated (option gradientAccumulationSteps)"
       : "moving average (option ema)";
     throw new TypeError(
-      `A checkpoint of this optimizer would hold ${JSON.stringify(name + suffix)} twice, as a ` +
+      `A checkpoint of this optimizer would hold ${JSON.stringify(twin)} twice, as a ` +
         `variable and as the ${what} of the variable ${JSON.stringify(name)}: it could be ` +
         "trained but never saved; rename the variable",
     );

@@ -241,6 +241,13 @@ export class WeightAverages implements EmaAverages {
     return [...this.#held.keys()];
   }
 
+  /** Whether a step over other variables keeps an average of `name` (a frozen variable's). */
+  keeps(name: string): boolean {
+    const held = this.#held.get(name);
+    if (held?.variable !== undefined) return !held.variable.isDisposed;
+    return held !== undefined && this.#claimable()(name, held);
+  }
+
   /**
    * After a step over `items`' variables: each average updated (or started), those of disposed
    * variables dropped; then, every `overwriteFrequency` steps (`steps`: the count now), the

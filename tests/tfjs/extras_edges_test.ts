@@ -181,3 +181,26 @@ Deno.test("tfjs: a variable named as another's sum or average (w and w.accum) is
     tf.dispose([w, twin, ...Object.values(grads)]);
   }
 });
+
+Deno.test("tfjs: a variable named as the average of a frozen variable (w.average, w's average held) is refused at the step, nothing changed; that of a disposed one is not", async () => {
+  await useBackend("cpu");
+  const w = tf.variable(tf.ones([2]), true, named("w"));
+  const twin = tf.variable(tf.ones([2]), true, w.name + ".average");
+  const opt = tfOptimizer(adam({ lr: 0.1 }), { ema: true });
+  const g = { [w.name]: tf.ones([2]) }, h = { [twin.name]: tf.ones([2]) };
+  opt.applyGradients(g); // (w's average held from here, kept while w is frozen)
+  assert.throws(
+    () => opt.applyGradients(h),
+    saying(TypeError, `would hold ${JSON.stringify(twin.name)} twice, as a variable and as`),
+  );
+  assert.equal(opt.iterations, 1);
+  assert.deepEqual(opt.averages!.names(), [w.name]);
+  assert.deepEqual([...twin.dataSync()], [1, 1]);
+  await saveState(opt.state!); // (the state of w still, which saves)
+  w.dispose(); // (its average is dropped at the next step: no clash)
+  opt.applyGradients(h);
+  assert.deepEqual(opt.averages!.names(), [twin.name]);
+  await saveState(opt.state!);
+  opt.dispose();
+  tf.dispose([twin, ...Object.values(g), ...Object.values(h)]);
+});
