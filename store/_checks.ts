@@ -404,25 +404,36 @@ export function checkRequestId(id: unknown, what: string): asserts id is string 
  * number, not NaN: the arguments of a store's listing `method`; a TypeError for what is not a
  * number, else a RangeError. Null when they hold. (The stores answered others each its own
  * way: the in-process one took a negative limit as "all but that many", Deno KV threw its own
- * errors.)
+ * errors; a `from` left out listed nothing in one and was Deno KV's own TypeError in the other.)
+ * A number as text says to convert it; an argument left out, how the call is written.
  */
 export function refusedListing(
   method: "journal" | "pending",
   limit: unknown,
-  from: unknown = 0,
+  from: unknown = method === "pending" ? 0 : undefined,
 ): Promise<never> | null {
-  const bad = typeof limit !== "number" ||
-      !(limit === Infinity || (Number.isInteger(limit) && limit >= 0))
-    ? ["limit", "an integer ≥ 0 or Infinity", limit] as const
-    : typeof from !== "number" || Number.isNaN(from)
+  const bad = typeof from !== "number" || Number.isNaN(from)
     ? ["from", "a number", from] as const
+    : typeof limit !== "number" ||
+        !(limit === Infinity || (Number.isInteger(limit) && limit >= 0))
+    ? ["limit", "an integer ≥ 0 or Infinity", limit] as const
     : null;
   if (bad === null) return null;
   const [name, expected, value] = bad;
-  const message = `${method}'s ${name} must be ${expected}, got ${described(value)}`;
+  const message = `${method}'s ${name} must be ${expected}, got ${described(value)}${
+    value === undefined ? listingCallHint(method) : numberTextHint(expected, value)
+  }`;
   return Promise.reject(
     typeof value === "number" ? new RangeError(message) : new TypeError(message),
   );
+}
+
+/** How a listing is called, for an argument left out. */
+function listingCallHint(method: "journal" | "pending"): string {
+  return method === "journal"
+    ? " (it takes two: journal(from, limit), the first step and how many records at most; " +
+      "journal(0, Infinity) lists every record kept)"
+    : " (pending(limit), how many at most; pending(Infinity) lists every one)";
 }
 
 /** What a closed trainer's calls say: close() ended it, and what to do instead. */

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { adam, lion, lookahead, radam, ranger, readParams, sgd } from "../mod.ts";
 import { dataParallel, memoryCheckpointStore, optimisticStep } from "../store.ts";
+import { kvCheckpointStore } from "../kv.ts";
 import type { DataParallelOptions, OptimisticStepOptions } from "../store.ts";
 
 const init = () => ({ w: new Float32Array(2), b: new Float32Array(2) });
@@ -186,5 +187,40 @@ Deno.test("store options: an option of optimisticStep given to dataParallel says
           ),
       },
     );
+  }
+});
+
+Deno.test("store listings: journal() and pending() called without their arguments say how to call them", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    for (const store of [memoryCheckpointStore(), kvCheckpointStore(kv, ["models", "m"])]) {
+      const call = (f: () => Promise<unknown>) =>
+        f().then(() => "listed", (e: Error) => `${e.name}: ${e.message}`);
+      const journal = " (it takes two: journal(from, limit), the first step and how many " +
+        "records at most; journal(0, Infinity) lists every record kept)";
+      assert.deepEqual(
+        [
+          await call(() => (store.journal as () => Promise<unknown>)()),
+          await call(() => store.journal(5, undefined as never)),
+          // Deno KV threw its own TypeError for a missing from; the in-process store listed none.
+          await call(() => store.journal(undefined as never, 10)),
+          await call(() => store.journal("3" as never, 10)),
+          await call(() => (store.pending as () => Promise<unknown>)()),
+        ],
+        [
+          `TypeError: journal's from must be a number, got undefined${journal}`,
+          `TypeError: journal's limit must be an integer ≥ 0 or Infinity, got undefined${journal}`,
+          `TypeError: journal's from must be a number, got undefined${journal}`,
+          'TypeError: journal\'s from must be a number, got a string "3" ' +
+          "(a number as text: convert it, Number(value))",
+          "TypeError: pending's limit must be an integer ≥ 0 or Infinity, got undefined " +
+          "(pending(limit), how many at most; pending(Infinity) lists every one)",
+        ],
+        store.name,
+      );
+      assert.deepEqual(await store.journal(0, Infinity), []);
+    }
+  } finally {
+    kv.close();
   }
 });
