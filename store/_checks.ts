@@ -139,12 +139,25 @@ export function checkOptionsObject(
     if (!known.includes(key)) {
       throw new TypeError(
         `Unknown option ${key} for ${of}; expected one of ${known.join(", ")}${
-          misplacedHint(key, known) || loadOptionHint(key, known) || otherModeHint(key, of) ||
+          resumeLrHint(key, known) || misplacedHint(key, known) || loadOptionHint(key, known) ||
+          otherModeHint(key, of) ||
           more(key)
         }`,
       );
     }
   }
+}
+
+/**
+ * Where an `lr` given among the options of a training loop goes: the optimizer's, for a state
+ * `init` makes, but a stored checkpoint resumes with its own, which only `loadOptions.lr`
+ * replaces (the optimizer's alone, as the factories' hint says, changes nothing mid-run).
+ * Empty where `known` has no `loadOptions` or `key` is not `lr`.
+ */
+function resumeLrHint(key: string, known: readonly string[]): string {
+  if (key !== "lr" || !known.includes("loadOptions")) return "";
+  return " (lr is an option of the optimizer, optimizer: radam({ lr }), for a new state; a " +
+    "stored checkpoint resumes with its own lr, which loadOptions: { lr } replaces)";
 }
 
 /**

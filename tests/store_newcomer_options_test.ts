@@ -224,3 +224,31 @@ Deno.test("store listings: journal() and pending() called without their argument
     kv.close();
   }
 });
+
+Deno.test("store options: an lr given to dataParallel to change it mid-run says that loadOptions.lr does", async () => {
+  // It said to give it to the optimizer, radam({ lr }), which a stored checkpoint's own lr
+  // overrides: the lr asked for mid-run was silently not used.
+  const store = memoryCheckpointStore();
+  const first = dataParallel(store, { optimizer: radam({ lr: 0.1 }), init });
+  await first.params();
+  await first.close();
+  assert.throws(
+    () => dataParallel(store, { optimizer: radam(), init, lr: 0.01 } as DataParallelOptions),
+    {
+      name: "TypeError",
+      message:
+        /\(lr is an option of the optimizer, optimizer: radam\(\{ lr \}\), for a new state; a stored checkpoint resumes with its own lr, which loadOptions: \{ lr \} replaces\)$/,
+    },
+  );
+  // What it says to write changes the lr of the stored checkpoint.
+  const again = dataParallel(store, { optimizer: radam(), init, loadOptions: { lr: 0 } });
+  try {
+    const { step, params } = await again.params();
+    const gradient = { w: new Float32Array([1, 1]), b: new Float32Array([1, 1]) };
+    const answer = await again.submit({ id: "a", base: step, gradient });
+    assert.equal(answer.status, "applied");
+    assert.deepEqual((await again.params()).params, params, "lr 0: nothing moved");
+  } finally {
+    await again.close();
+  }
+});
