@@ -101,11 +101,17 @@ Deno.test("store init names: a trainer's renamed init is refused after a right o
     await right.close();
     assert.equal(calls, 1, "the right trainer's init was asked once");
     // The same store object: the wrong trainer's own init is asked, not the names learned.
-    const wrong = dataParallel(kvCheckpointStore(kv, PREFIX), { optimizer: radam(), init: renamed });
+    const wrong = dataParallel(kvCheckpointStore(kv, PREFIX), {
+      optimizer: radam(),
+      init: renamed,
+    });
     try {
       await assert.rejects(() => wrong.params(), (e: Error) => {
         assert.ok(e instanceof CheckpointError, `${e.name}: ${e.message}`);
-        assert.match(e.message, /it has a tensor "w", the parameters init gives have "weight", "b"$/);
+        assert.match(
+          e.message,
+          /it has a tensor "w", the parameters init gives have "weight", "b"$/,
+        );
         return true;
       });
     } finally {

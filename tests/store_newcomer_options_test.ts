@@ -252,3 +252,58 @@ Deno.test("store options: an lr given to dataParallel to change it mid-run says 
     await again.close();
   }
 });
+
+Deno.test("store contributions: a gradient given as one array says how to name it, for a model of one bare tensor too", async () => {
+  // A model whose init gives one Float32Array names its tensor "": its gradient given as that
+  // array, or under a name of the user's, said only "an object … by tensor name" / 'expected ""'.
+  const single =
+    '(init gave one Float32Array, a tensor named "": write gradient: { "": values }, ' +
+    "SINGLE_TENSOR_NAME of @optim/radam)";
+  const trainer = dataParallel(memoryCheckpointStore(), {
+    optimizer: radam(),
+    init: () => new Float32Array(2),
+  });
+  try {
+    const { step } = await trainer.params();
+    const refused = (gradient: unknown, id: string) =>
+      trainer.submit({ id, base: step, gradient: gradient as never }).then(
+        () => "applied",
+        (e: Error) => e.message,
+      );
+    assert.deepEqual(
+      await Promise.all([
+        refused(new Float32Array(2), "a1"),
+        refused({ w: new Float32Array(2) }, "a2"),
+        refused([1, 2], "a3"),
+      ]),
+      [
+        `A contribution's gradient must be an object of Float32Arrays by tensor name, got a Float32Array of 2 ${single}`,
+        `A contribution's gradient has a tensor "w" the model lacks; expected "" ${single}`,
+        "A contribution's gradient must be an object of Float32Arrays by tensor name, got Array(2) " +
+        `${single} (convert it: new Float32Array(values))`,
+      ],
+    );
+    const answer = await trainer.submit({
+      id: "b",
+      base: step,
+      gradient: { "": new Float32Array(2) },
+    });
+    assert.equal(answer.status, "applied", "what it says to write is taken");
+  } finally {
+    await trainer.close();
+  }
+  const two = dataParallel(memoryCheckpointStore(), { optimizer: radam(), init });
+  try {
+    const { step } = await two.params();
+    await assert.rejects(
+      () => two.submit({ id: "a", base: step, gradient: new Float32Array(4) as never }),
+      {
+        name: "TypeError",
+        message:
+          /got a Float32Array of 4 \(one array for each of the model's tensors: write gradient: \{ "w": …, "b": … \}\)$/,
+      },
+    );
+  } finally {
+    await two.close();
+  }
+});
