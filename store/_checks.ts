@@ -344,13 +344,17 @@ export function checkStore(store: unknown, call?: string): void {
 
 /**
  * Throws a TypeError naming option `name` and what it got unless `value` is a function (or,
- * where not `required`, undefined); an `init` that is not one says what it must return.
+ * where not `required`, undefined); an `init` that is not one says what it must return, a
+ * `meta` given as the metadata itself how to give it.
  */
 export function checkFunctionOption(name: string, value: unknown, required: boolean): void {
   if (typeof value === "function" || (value === undefined && !required)) return;
   const hint = name === "init" && value !== undefined
     ? " (a function that returns the parameters, called when the store holds no checkpoint: " +
       "init: () => params)"
+    : name === "meta" && value !== null
+    ? " (a function that gives each new checkpoint's metadata, a string, from the previous " +
+      "one's and the new step: meta: (previous, step) => JSON.stringify({ step, … }))"
     : "";
   throw new TypeError(`${optionError(name, "a function", value, false).message}${hint}`);
 }

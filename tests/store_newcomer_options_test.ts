@@ -307,3 +307,22 @@ Deno.test("store contributions: a gradient given as one array says how to name i
     await two.close();
   }
 });
+
+Deno.test("store options: meta given as the metadata itself says it is a function of the previous one and the step", async () => {
+  // It said only "Option meta must be a function, got a string".
+  const hint = " (a function that gives each new checkpoint's metadata, a string, from the " +
+    "previous one's and the new step: meta: (previous, step) => JSON.stringify({ step, … }))";
+  const store = memoryCheckpointStore();
+  for (const meta of ['{"epoch":1}', { epoch: 1 }]) {
+    assert.throws(
+      () => dataParallel(store, { optimizer: radam(), init, meta } as never),
+      (e: Error) =>
+        e instanceof TypeError && e.message.startsWith("Option meta must be a function") &&
+        e.message.endsWith(hint),
+    );
+    await assert.rejects(
+      () => optimisticStep(store, { optimizer: radam(), init, gradient: ones, meta } as never),
+      (e: Error) => e instanceof TypeError && e.message.endsWith(hint),
+    );
+  }
+});
