@@ -139,12 +139,25 @@ export function checkOptionsObject(
     if (!known.includes(key)) {
       throw new TypeError(
         `Unknown option ${key} for ${of}; expected one of ${known.join(", ")}${
-          misplacedHint(key, known) || loadOptionHint(key, known) || otherModeHint(key, of) ||
+          resumeLrHint(key, known) || misplacedHint(key, known) || loadOptionHint(key, known) ||
+          otherModeHint(key, of) ||
           more(key)
         }`,
       );
     }
   }
+}
+
+/**
+ * Where an `lr` given among the options of a training loop goes: the optimizer's, for a state
+ * `init` makes, but a stored checkpoint resumes with its own, which only `loadOptions.lr`
+ * replaces (the optimizer's alone, as the factories' hint says, changes nothing mid-run).
+ * Empty where `known` has no `loadOptions` or `key` is not `lr`.
+ */
+function resumeLrHint(key: string, known: readonly string[]): string {
+  if (key !== "lr" || !known.includes("loadOptions")) return "";
+  return " (lr is an option of the optimizer, optimizer: radam({ lr }), for a new state; a " +
+    "stored checkpoint resumes with its own lr, which loadOptions: { lr } replaces)";
 }
 
 /**
@@ -331,13 +344,17 @@ export function checkStore(store: unknown, call?: string): void {
 
 /**
  * Throws a TypeError naming option `name` and what it got unless `value` is a function (or,
- * where not `required`, undefined); an `init` that is not one says what it must return.
+ * where not `required`, undefined); an `init` that is not one says what it must return, a
+ * `meta` given as the metadata itself how to give it.
  */
 export function checkFunctionOption(name: string, value: unknown, required: boolean): void {
   if (typeof value === "function" || (value === undefined && !required)) return;
   const hint = name === "init" && value !== undefined
     ? " (a function that returns the parameters, called when the store holds no checkpoint: " +
       "init: () => params)"
+    : name === "meta" && value !== null
+    ? " (a function that gives each new checkpoint's metadata, a string, from the previous " +
+      "one's and the new step: meta: (previous, step) => JSON.stringify({ step, … }))"
     : "";
   throw new TypeError(`${optionError(name, "a function", value, false).message}${hint}`);
 }
@@ -404,25 +421,36 @@ export function checkRequestId(id: unknown, what: string): asserts id is string 
  * number, not NaN: the arguments of a store's listing `method`; a TypeError for what is not a
  * number, else a RangeError. Null when they hold. (The stores answered others each its own
  * way: the in-process one took a negative limit as "all but that many", Deno KV threw its own
- * errors.)
+ * errors; a `from` left out listed nothing in one and was Deno KV's own TypeError in the other.)
+ * A number as text says to convert it; an argument left out, how the call is written.
  */
 export function refusedListing(
   method: "journal" | "pending",
   limit: unknown,
-  from: unknown = 0,
+  from: unknown = method === "pending" ? 0 : undefined,
 ): Promise<never> | null {
-  const bad = typeof limit !== "number" ||
-      !(limit === Infinity || (Number.isInteger(limit) && limit >= 0))
-    ? ["limit", "an integer ≥ 0 or Infinity", limit] as const
-    : typeof from !== "number" || Number.isNaN(from)
+  const bad = typeof from !== "number" || Number.isNaN(from)
     ? ["from", "a number", from] as const
+    : typeof limit !== "number" ||
+        !(limit === Infinity || (Number.isInteger(limit) && limit >= 0))
+    ? ["limit", "an integer ≥ 0 or Infinity", limit] as const
     : null;
   if (bad === null) return null;
   const [name, expected, value] = bad;
-  const message = `${method}'s ${name} must be ${expected}, got ${described(value)}`;
+  const message = `${method}'s ${name} must be ${expected}, got ${described(value)}${
+    value === undefined ? listingCallHint(method) : numberTextHint(expected, value)
+  }`;
   return Promise.reject(
     typeof value === "number" ? new RangeError(message) : new TypeError(message),
   );
+}
+
+/** How a listing is called, for an argument left out. */
+function listingCallHint(method: "journal" | "pending"): string {
+  return method === "journal"
+    ? " (it takes two: journal(from, limit), the first step and how many records at most; " +
+      "journal(0, Infinity) lists every record kept)"
+    : " (pending(limit), how many at most; pending(Infinity) lists every one)";
 }
 
 /** What a closed trainer's calls say: close() ended it, and what to do instead. */

@@ -17,7 +17,7 @@ import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./traini
 import { dispose } from "../mod.ts";
 import { sleep, until } from "./_time.ts";
 import { flatten, takeGradient, type TakenGradient } from "./_gradient.ts";
-import { checkInitNames, checkModel } from "./_model.ts";
+import { checkModel, checkTrainerInitNames } from "./_model.ts";
 
 /** See {@linkcode Coordinator}'s module. */
 export class Coordinator implements Fold {
@@ -100,7 +100,7 @@ export class Coordinator implements Fold {
       const loaded = await call("reading the current parameters", this.#loading);
       if (loaded !== null) {
         checkModel(loaded, this.options, this.store.name);
-        await checkInitNames(loaded.names, this.options, this.store);
+        await checkTrainerInitNames(loaded.names, this.options, this.store);
         this.see(loaded);
         return loaded;
       }

@@ -66,7 +66,7 @@ export function flatten(taken: TakenGradient, params: StoredParams): Float32Arra
   if (!isRecord(taken.given)) {
     throw new TypeError(
       "A contribution's gradient must be an object of Float32Arrays by tensor name, got " +
-        described(taken.given) + float32Hint(taken.given),
+        described(taken.given) + recordHint(taken.given, params.names),
     );
   }
   const known = new Set(params.names);
@@ -74,7 +74,8 @@ export function flatten(taken: TakenGradient, params: StoredParams): Float32Arra
     if (!known.has(name)) {
       throw new TypeError(
         `A contribution's gradient has a tensor ${JSON.stringify(name)} the model lacks; ` +
-          `expected ${params.names.map((n) => JSON.stringify(n)).join(", ")}`,
+          `expected ${params.names.map((n) => JSON.stringify(n)).join(", ")}` +
+          (isSingle(params.names) ? singleHint : ""),
       );
     }
   }
@@ -112,6 +113,27 @@ export function flatten(taken: TakenGradient, params: StoredParams): Float32Arra
     at += t.length;
   }
   return flat;
+}
+
+/** Whether `names` are those of a model of one bare tensor (`init` gave a Float32Array). */
+const isSingle = (names: readonly string[]) =>
+  names.length === 1 && names[0] === SINGLE_TENSOR_NAME;
+
+/** How a one-tensor model's gradient is written. */
+const singleHint = ' (init gave one Float32Array, a tensor named "": write gradient: ' +
+  '{ "": values }, SINGLE_TENSOR_NAME of @optim/radam)';
+
+/**
+ * How a gradient given as one array (or anything else not a record) is written: by the model's
+ * tensor names, `{ "": values }` for a model of one bare tensor; a conversion too, for what is
+ * not a Float32Array.
+ */
+function recordHint(given: unknown, names: readonly string[]): string {
+  const convert = given instanceof Float32Array ? "" : float32Hint(given);
+  if (!(ArrayBuffer.isView(given) || Array.isArray(given))) return convert;
+  if (isSingle(names)) return singleHint + convert;
+  const keys = names.map((n) => `${JSON.stringify(n)}: …`).join(", ");
+  return ` (one array for each of the model's tensors: write gradient: { ${keys} })${convert}`;
 }
 
 /**

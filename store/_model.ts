@@ -144,6 +144,39 @@ export async function checkInitNames(
 }
 
 /**
+ * The tensor names each trainer's `init` gave, by the trainer's options (one `init` for the
+ * trainer's life): see {@linkcode checkTrainerInitNames}.
+ */
+const trainerNames = new WeakMap<ModelSpec, Promise<readonly string[]>>();
+
+/**
+ * {@linkcode checkInitNames} for a trainer (`spec`, its options, for the trainer's life): its
+ * own `init` is asked once, unless the store object's names were learned from that very `init`,
+ * so that a trainer is never let through on another `init`'s names either (one with a renamed
+ * tensor, made in a process whose store object learned the right names first, read the stored
+ * model and only failed at its submit, on its gradient's names).
+ */
+export async function checkTrainerInitNames(
+  names: readonly string[],
+  spec: ModelSpec,
+  store: StoreOf,
+): Promise<void> {
+  if (spec.tensors !== undefined) return;
+  let own = trainerNames.get(spec);
+  if (own === undefined) {
+    const learned = initNames.get(store);
+    own = learned?.init === spec.init ? learned.names : askInit(spec, store);
+    const asked = own;
+    trainerNames.set(spec, asked);
+    asked.catch(() => trainerNames.get(spec) === asked && trainerNames.delete(spec));
+  }
+  const why = namesMismatch(names, await own);
+  if (why !== null) {
+    throw new CheckpointError(`Checkpoint ${store.name} is of another model: ${why}`);
+  }
+}
+
+/**
  * A new state from `spec.init`; a RangeError, the state freed, when its tensors are not
  * those of the option `tensors` (saved, it would be a checkpoint every later request refuses).
  */

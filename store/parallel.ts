@@ -37,11 +37,11 @@ export interface DataParallelOptions {
   optimizer: Optimizer;
   /**
    * The initial parameters, for when the store holds no checkpoint yet. Without `tensors`, the
-   * names of its tensors are also those a stored checkpoint must have: it is called once per
-   * store object to learn them (give `tensors` to avoid the call, e.g. when it fetches
-   * weights; called again before a refusal where the names were learned from another
-   * `init`), and a checkpoint of other names is refused with a CheckpointError naming the
-   * first that differs.
+   * names of its tensors are also those a stored checkpoint must have: a trainer calls it
+   * once to learn them (not at all where the store object learned them from this very
+   * function; give `tensors` to avoid the call, e.g. when it fetches weights), and a
+   * checkpoint of other names is refused with a CheckpointError naming the first that
+   * differs, by `params()` as by `submit`.
    */
   init: () => Params | Promise<Params>;
   /**

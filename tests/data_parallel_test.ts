@@ -203,7 +203,7 @@ Deno.test("data parallel: bad contributions are errors naming what is wrong, not
     [{ id: "a", base: step, gradient: { ...good, b: new Float32Array([NaN]) } }, /"b"\[0\] is NaN/],
     [
       { id: "a", base: step, gradient: good.w },
-      /gradient must be an object of Float32Arrays by tensor name, got a Float32Array of 6$/,
+      /by tensor name, got a Float32Array of 6 \(one array for each of the model's tensors: write gradient: \{ "w": …, "b": … \}\)$/,
     ],
   ];
   for (const [c, message] of cases) {

@@ -434,7 +434,8 @@ Deno.test("store contract: journal and pending refuse a limit or start that is n
     "RangeError: journal's limit must be an integer ≥ 0 or Infinity, got 1.5",
     "RangeError: journal's limit must be an integer ≥ 0 or Infinity, got NaN",
     "RangeError: journal's from must be a number, got NaN",
-    'TypeError: journal\'s limit must be an integer ≥ 0 or Infinity, got a string "2"',
+    'TypeError: journal\'s limit must be an integer ≥ 0 or Infinity, got a string "2" ' +
+    "(a number as text: convert it, Number(value))",
     [],
     "RangeError: pending's limit must be an integer ≥ 0 or Infinity, got -1",
     "RangeError: pending's limit must be an integer ≥ 0 or Infinity, got 0.5",

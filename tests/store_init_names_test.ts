@@ -87,3 +87,35 @@ Deno.test("store init names: init is still called once per store object when its
     assert.equal(calls, 1);
   });
 });
+
+Deno.test("store init names: a trainer's renamed init is refused after a right one taught the store its names", async () => {
+  await withKv(async (kv) => {
+    const store = kvCheckpointStore(kv, PREFIX);
+    let calls = 0;
+    const counted = () => (calls++, init());
+    const right = dataParallel(store, { optimizer: radam(), init: counted });
+    const { step } = await right.params();
+    const gradient = { w: new Float32Array(4).fill(1), b: new Float32Array(1) };
+    await right.submit({ id: "a", base: step, gradient });
+    await right.params();
+    await right.close();
+    assert.equal(calls, 1, "the right trainer's init was asked once");
+    // The same store object: the wrong trainer's own init is asked, not the names learned.
+    const wrong = dataParallel(kvCheckpointStore(kv, PREFIX), {
+      optimizer: radam(),
+      init: renamed,
+    });
+    try {
+      await assert.rejects(() => wrong.params(), (e: Error) => {
+        assert.ok(e instanceof CheckpointError, `${e.name}: ${e.message}`);
+        assert.match(
+          e.message,
+          /it has a tensor "w", the parameters init gives have "weight", "b"$/,
+        );
+        return true;
+      });
+    } finally {
+      await wrong.close();
+    }
+  });
+});

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { adam, lion, lookahead, radam, ranger, readParams, sgd } from "../mod.ts";
 import { dataParallel, memoryCheckpointStore, optimisticStep } from "../store.ts";
+import { kvCheckpointStore } from "../kv.ts";
 import type { DataParallelOptions, OptimisticStepOptions } from "../store.ts";
 
 const init = () => ({ w: new Float32Array(2), b: new Float32Array(2) });
@@ -185,6 +186,143 @@ Deno.test("store options: an option of optimisticStep given to dataParallel says
               "training mode, optimisticStep\\(store, options\\)\\)$",
           ),
       },
+    );
+  }
+});
+
+Deno.test("store listings: journal() and pending() called without their arguments say how to call them", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    for (const store of [memoryCheckpointStore(), kvCheckpointStore(kv, ["models", "m"])]) {
+      const call = (f: () => Promise<unknown>) =>
+        f().then(() => "listed", (e: Error) => `${e.name}: ${e.message}`);
+      const journal = " (it takes two: journal(from, limit), the first step and how many " +
+        "records at most; journal(0, Infinity) lists every record kept)";
+      assert.deepEqual(
+        [
+          await call(() => (store.journal as () => Promise<unknown>)()),
+          await call(() => store.journal(5, undefined as never)),
+          // Deno KV threw its own TypeError for a missing from; the in-process store listed none.
+          await call(() => store.journal(undefined as never, 10)),
+          await call(() => store.journal("3" as never, 10)),
+          await call(() => (store.pending as () => Promise<unknown>)()),
+        ],
+        [
+          `TypeError: journal's from must be a number, got undefined${journal}`,
+          `TypeError: journal's limit must be an integer ≥ 0 or Infinity, got undefined${journal}`,
+          `TypeError: journal's from must be a number, got undefined${journal}`,
+          'TypeError: journal\'s from must be a number, got a string "3" ' +
+          "(a number as text: convert it, Number(value))",
+          "TypeError: pending's limit must be an integer ≥ 0 or Infinity, got undefined " +
+          "(pending(limit), how many at most; pending(Infinity) lists every one)",
+        ],
+        store.name,
+      );
+      assert.deepEqual(await store.journal(0, Infinity), []);
+    }
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("store options: an lr given to dataParallel to change it mid-run says that loadOptions.lr does", async () => {
+  // It said to give it to the optimizer, radam({ lr }), which a stored checkpoint's own lr
+  // overrides: the lr asked for mid-run was silently not used.
+  const store = memoryCheckpointStore();
+  const first = dataParallel(store, { optimizer: radam({ lr: 0.1 }), init });
+  await first.params();
+  await first.close();
+  assert.throws(
+    () => dataParallel(store, { optimizer: radam(), init, lr: 0.01 } as DataParallelOptions),
+    {
+      name: "TypeError",
+      message:
+        /\(lr is an option of the optimizer, optimizer: radam\(\{ lr \}\), for a new state; a stored checkpoint resumes with its own lr, which loadOptions: \{ lr \} replaces\)$/,
+    },
+  );
+  // What it says to write changes the lr of the stored checkpoint.
+  const again = dataParallel(store, { optimizer: radam(), init, loadOptions: { lr: 0 } });
+  try {
+    const { step, params } = await again.params();
+    const gradient = { w: new Float32Array([1, 1]), b: new Float32Array([1, 1]) };
+    const answer = await again.submit({ id: "a", base: step, gradient });
+    assert.equal(answer.status, "applied");
+    assert.deepEqual((await again.params()).params, params, "lr 0: nothing moved");
+  } finally {
+    await again.close();
+  }
+});
+
+Deno.test("store contributions: a gradient given as one array says how to name it, for a model of one bare tensor too", async () => {
+  // A model whose init gives one Float32Array names its tensor "": its gradient given as that
+  // array, or under a name of the user's, said only "an object … by tensor name" / 'expected ""'.
+  const single =
+    '(init gave one Float32Array, a tensor named "": write gradient: { "": values }, ' +
+    "SINGLE_TENSOR_NAME of @optim/radam)";
+  const trainer = dataParallel(memoryCheckpointStore(), {
+    optimizer: radam(),
+    init: () => new Float32Array(2),
+  });
+  try {
+    const { step } = await trainer.params();
+    const refused = (gradient: unknown, id: string) =>
+      trainer.submit({ id, base: step, gradient: gradient as never }).then(
+        () => "applied",
+        (e: Error) => e.message,
+      );
+    assert.deepEqual(
+      await Promise.all([
+        refused(new Float32Array(2), "a1"),
+        refused({ w: new Float32Array(2) }, "a2"),
+        refused([1, 2], "a3"),
+      ]),
+      [
+        `A contribution's gradient must be an object of Float32Arrays by tensor name, got a Float32Array of 2 ${single}`,
+        `A contribution's gradient has a tensor "w" the model lacks; expected "" ${single}`,
+        "A contribution's gradient must be an object of Float32Arrays by tensor name, got Array(2) " +
+        `${single} (convert it: new Float32Array(values))`,
+      ],
+    );
+    const answer = await trainer.submit({
+      id: "b",
+      base: step,
+      gradient: { "": new Float32Array(2) },
+    });
+    assert.equal(answer.status, "applied", "what it says to write is taken");
+  } finally {
+    await trainer.close();
+  }
+  const two = dataParallel(memoryCheckpointStore(), { optimizer: radam(), init });
+  try {
+    const { step } = await two.params();
+    await assert.rejects(
+      () => two.submit({ id: "a", base: step, gradient: new Float32Array(4) as never }),
+      {
+        name: "TypeError",
+        message:
+          /got a Float32Array of 4 \(one array for each of the model's tensors: write gradient: \{ "w": …, "b": … \}\)$/,
+      },
+    );
+  } finally {
+    await two.close();
+  }
+});
+
+Deno.test("store options: meta given as the metadata itself says it is a function of the previous one and the step", async () => {
+  // It said only "Option meta must be a function, got a string".
+  const hint = " (a function that gives each new checkpoint's metadata, a string, from the " +
+    "previous one's and the new step: meta: (previous, step) => JSON.stringify({ step, … }))";
+  const store = memoryCheckpointStore();
+  for (const meta of ['{"epoch":1}', { epoch: 1 }]) {
+    assert.throws(
+      () => dataParallel(store, { optimizer: radam(), init, meta } as never),
+      (e: Error) =>
+        e instanceof TypeError && e.message.startsWith("Option meta must be a function") &&
+        e.message.endsWith(hint),
+    );
+    await assert.rejects(
+      () => optimisticStep(store, { optimizer: radam(), init, gradient: ones, meta } as never),
+      (e: Error) => e instanceof TypeError && e.message.endsWith(hint),
     );
   }
 });

@@ -192,7 +192,8 @@ Deno.test("store options: a learning rate or another library's option name says 
         (x) => optimisticStep(store, { optimizer, init, gradient, ...x }),
         "optimisticStep",
         "lr",
-        " (lr is an option of the optimizer: optimizer: radam({ lr }))",
+        " (lr is an option of the optimizer, optimizer: radam({ lr }), for a new state; a " +
+        "stored checkpoint resumes with its own lr, which loadOptions: { lr } replaces)",
       ],
       [
         (x) => dataParallel(store, { optimizer, init, ...x }),
