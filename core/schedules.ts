@@ -217,7 +217,8 @@ export function cosineDecay(
  * `pctStart = 0.25`. Step `t` sits at fraction `(t − 1) / totalSteps` of the cycle, as fastai's
  * `pct_train` before the batch. A `divFactor` or `divFinal` below 1 is taken as it is (the cycle
  * then starts, or ends, above `lr`), as PyTorch's `OneCycleLR` takes it; one so small that
- * `lr` divided by it is not finite is a RangeError naming it.
+ * `lr` divided by it is not finite is a RangeError naming it (where the cycle has that part:
+ * not `divFactor` with `pctStart` 0, nor `divFinal` with `pctStart` 1).
  *
  * @example
  * ```ts
@@ -243,7 +244,10 @@ export function oneCycle(
   if (pctStart > 1) throw optionError("pctStart", "a finite number from 0 to 1", pctStart);
   const div = check("divFactor", options.divFactor ?? 25, true);
   const divFinal = check("divFinal", options.divFinal ?? 1e5, true);
-  const start = divided(lr, "divFactor", div), end = divided(lr, "divFinal", divFinal);
+  // Each checked where the cycle has its part: one without warmup never starts at lr / div,
+  // one all warmup never anneals to lr / divFinal (their rates were finite, and are).
+  const start = pctStart > 0 ? divided(lr, "divFactor", div) : lr / div;
+  const end = pctStart < 1 ? divided(lr, "divFinal", divFinal) : lr / divFinal;
   return (t) => {
     checkT("oneCycle", t);
     const pct = Math.min(1, (t - 1) / n);

@@ -84,7 +84,8 @@ async function commitOutcomes(
     } catch (error) {
       if (!isBusy(error) || n >= BUSY_TRIES) throw error;
       await busyPause(n);
-      // Done if the first outcome is recorded as this commit records it.
+      // Done if the first outcome is recorded as this commit records it (and, renewing the
+      // lease for its caller, the lease is the one it wrote).
       const first = c.refused[0] ?? c.applied[0];
       if (first === undefined) {
         const done = await leaseLanded(ctx, c, renewed);
@@ -94,16 +95,21 @@ async function commitOutcomes(
       const now = await unbusy(() =>
         ctx.kv.get<{ state: string; step: number }>(ctx.records.request(first.id))
       );
-      if (now.value?.step === c.step && now.value.state !== "pending") return now.versionstamp;
+      if (now.value?.step !== c.step || now.value.state === "pending") continue;
+      if (renewed === null || renewed.token !== c.lease?.token) return now.versionstamp;
+      // A renewal for itself: done only if the lease is the one it wrote (another holder's
+      // commit since records the same outcome at the same step).
+      const done = await leaseLanded(ctx, c, renewed);
+      if (done !== undefined) return done;
     }
   }
 }
 
 /**
- * Of a commit of no outcomes and no checkpoint answered busy: whether it was done, as the lease
- * tells (its versionstamp; a placeholder when it released it), undefined when it was not (then
- * it is written again). Without a lease it changes nothing, and is written again; a lease
- * another took since is a conflict (null).
+ * Of a commit without a checkpoint answered busy (of no outcomes, or renewing the lease for its
+ * caller): whether it was done, as the lease tells (its versionstamp; a placeholder when it
+ * released it), undefined when it was not (then it is written again). Without a lease it
+ * changes nothing, and is written again; a lease another took since is a conflict (null).
  */
 async function leaseLanded(
   ctx: Ctx,

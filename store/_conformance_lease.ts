@@ -79,6 +79,43 @@ async function waits(store: Store, lease: Lease, token: string | null, after: st
   expectSame(did, await answer(did, () => store.waiting(lease)), token);
 }
 
+/**
+ * Commits, under a lease taken for it (and released by it), a checkpoint at `step` on
+ * `version` settling `stored` contributions submitted now and `fresh` ones of the committer's
+ * own (ids from the `from`-th on): the version it made, failing the clause unless it did.
+ */
+async function commitFold(
+  store: Store,
+  at: { version: string; step: number },
+  stored: number,
+  fresh: number,
+  from: number,
+): Promise<string> {
+  const id = (i: number) => `r${String(from + i).padStart(6, "0")}`;
+  for (let i = 0; i < stored; i++) await submitNew(store, id(i), 1, bytesOf(from + i, 64));
+  const taken = await answer(`pending(${stored})`, () => store.pending(stored));
+  const submits = `pending(${stored}) after ${stored} submits`;
+  expect(taken.length === stored, submits, `${stored} contributions`, taken.length);
+  const lease = await answer("acquire(t, 60000)", () => store.acquire("t", TERM));
+  expect(lease !== null, "acquire(t, 60000) with no lease held", "a lease", lease);
+  const ids = Array.from({ length: fresh }, (_, i) => id(stored + i));
+  const local = ids.map((id) => ({ id, base: 1, samples: 1 }));
+  const did = `a commit of a checkpoint under a lease applying ${stored} stored ` +
+    `contributions and ${fresh} fresh ones`;
+  const done = await answer(did, async () =>
+    store.commit(commitOf({
+      checkpoint: await checkpointOf(at.step),
+      expected: at.version,
+      step: at.step,
+      seq: at.step,
+      lease: lease!,
+      applied: [...taken, ...local],
+      fresh: ids,
+    })));
+  expect(typeof done?.version === "string", did, "{ version: a string, lease: null }", done);
+  return done!.version!;
+}
+
 /** The clauses of the lease and of expiry. */
 export const LEASE_CLAUSES: readonly Clause<Store>[] = [
   {
@@ -279,8 +316,8 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
     id: "store.maxFold",
     needs: "maxFold",
     promise: "maxFold and maxFresh, when given, are integers ≥ 1, and a commit of a checkpoint " +
-      "under a lease settling maxFold contributions, maxFresh of them fresh (at most), the " +
-      "others stored, goes through",
+      "under a lease settling maxFold stored contributions goes through, as does one settling " +
+      "maxFold of which maxFresh are fresh, the others stored",
     async run(make) {
       const store = await make();
       const { maxFold, maxFresh } = store;
@@ -289,34 +326,17 @@ export const LEASE_CLAUSES: readonly Clause<Store>[] = [
         expect(ok, `reading ${name}`, "an integer ≥ 1 (or undefined)", n);
       }
       const fresh = Math.min(maxFresh ?? 0, maxFold ?? Infinity);
-      const stored = (maxFold ?? fresh) - fresh;
-      const version = await firstCommit(store);
-      const id = (i: number) => `r${String(i).padStart(6, "0")}`;
-      for (let i = 0; i < stored; i++) await submitNew(store, id(i), 1, bytesOf(i, 64));
-      const taken = await answer(`pending(${stored})`, () => store.pending(stored));
-      expect(
-        taken.length === stored,
-        `pending(${stored}) after ${stored} submits`,
-        `${stored} contributions`,
-        taken.length,
-      );
-      const lease = await answer("acquire(t, 60000)", () => store.acquire("t", 60_000));
-      expect(lease !== null, "acquire(t, 60000) on a new store", "a lease", lease);
-      const ids = Array.from({ length: fresh }, (_, i) => id(stored + i));
-      const local = ids.map((id) => ({ id, base: 1, samples: 1 }));
-      const did = `a commit of a checkpoint under a lease applying ${stored} stored ` +
-        `contributions and ${fresh} fresh ones`;
-      const checkpoint = await checkpointOf(2);
-      const commit = commitOf({
-        checkpoint,
-        expected: version,
-        step: 2,
-        seq: 2,
-        lease: lease!,
-        applied: [...taken, ...local],
-        fresh: ids,
-      });
-      expect((await answer(did, () => store.commit(commit))) !== null, did, "a result", null);
+      // A fold of stored contributions alone (none of the holder's own waits), and one of as
+      // many of the holder's own as its commit checks, stored ones for the rest.
+      const folds: [number, number][] = [];
+      if (maxFold !== undefined) folds.push([maxFold, 0]);
+      if (fresh > 0) folds.push([(maxFold ?? fresh) - fresh, fresh]);
+      let version = await firstCommit(store);
+      let from = 0;
+      for (const [i, [stored, own]] of folds.entries()) {
+        version = await commitFold(store, { version, step: 2 + i }, stored, own, from);
+        from += stored + own;
+      }
     },
   },
   {

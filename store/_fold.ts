@@ -97,9 +97,10 @@ function takeQueued(f: Fold, local: Local[], n: number): void {
  * The contributions of one fold: up to `maxFold` (or one, while isolating), those queued in this
  * process (up to `maxLocal`: {@linkcode MAX_LOCAL}, or the store's `maxFresh`) and those stored,
  * stored first. While both could fill it, each has half of it (of an odd `maxFold`, the larger
- * half goes to each in turn), where the queued took it all: contributions stored by other processes waited, while the holder's own
- * kept coming, until refused as stale. The stored are the oldest by base step (see
- * `TrainingStore.pending`); no process's clock compares them with the queued.
+ * half goes to each in turn), where the queued took it all: contributions stored by other
+ * processes waited, while the holder's own kept coming, until refused as stale. The stored are
+ * the oldest by base step (see `TrainingStore.pending`); no process's clock compares them with
+ * the queued.
  */
 async function take(f: Fold, local: Local[]): Promise<PendingContribution[]> {
   const { maxFold } = f.options;

@@ -394,8 +394,8 @@ export function verifyCheckpointStore(
  * wins), a commit of a checkpoint and a submit of a gradient of `largestCheckpoint` bytes, the
  * lease (exclusive, taken again by its holder, released, renewed and handed on by a commit, the
  * waiting notes), the gradient of a contribution settled since, the journal's range, `maxFold`
- * and `maxFresh`, and, with the option `advance` (and `rememberMs`), what expires. Each clause runs on a new
- * empty store, one after another, each within `timeoutMs`. Resolves to a
+ * and `maxFresh`, and, with the option `advance` (and `rememberMs`), what expires. Each clause
+ * runs on a new empty store, one after another, each within `timeoutMs`. Resolves to a
  * {@linkcode ConformanceReport}; rejects with a
  * {@linkcode StoreConformanceError} naming each broken clause, or with the error `makeStore`
  * threw, or a TypeError naming a method (or the `name`) that what it made lacks.
@@ -408,7 +408,8 @@ export function verifyCheckpointStore(
  * const report = await verifyTrainingStore(() => memoryCheckpointStore());
  * assert.ok(report.passed.includes("submit.race"));
  * assert.ok(report.passed.includes("pending.order"));
- * // The memory store has no maxFold nor maxFresh, and without the option advance what expires is not checked:
+ * // The memory store has no maxFold nor maxFresh, and without the option advance what expires
+ * // is not checked:
  * const skipped = report.skipped.map((s) => s.clause);
  * assert.deepEqual(skipped, [
  *   "store.maxFold",

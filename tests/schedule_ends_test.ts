@@ -70,7 +70,9 @@ Deno.test("oneCycle: every rate is finite and between lr / divFactor, lr and lr 
       divFinal,
       u,
     ) => {
-      const start = lr / divFactor, end = lr / divFinal;
+      // (A cycle without warmup never starts at lr / divFactor, one all warmup never ends at
+      // lr / divFinal: either is taken as it is there.)
+      const start = pctStart > 0 ? lr / divFactor : lr, end = pctStart < 1 ? lr / divFinal : lr;
       const options = { totalSteps: n, pctStart, divFactor, divFinal };
       if (!Number.isFinite(start) || !Number.isFinite(end)) {
         const name = Number.isFinite(start) ? "divFinal" : "divFactor";
@@ -100,4 +102,28 @@ Deno.test("oneCycle: a divFactor or divFinal that makes lr / div past float64's 
   );
   // A quotient that stays finite is taken as before, however small the divisor.
   assert.equal(oneCycle(1e-3, { totalSteps: 10, divFinal: 1e-300 })(11), 1e-3 / 1e-300);
+});
+
+Deno.test("oneCycle: a divisor of a part the cycle does not have (pctStart 0 or 1) is taken whatever lr / div is, as before", () => {
+  // Refused where the cycle was made, though no rate of it is lr / div: a cycle all warmup
+  // (pctStart 1) never anneals to lr / divFinal, one without warmup (pctStart 0) never starts
+  // at lr / divFactor, and their rates were finite.
+  // Every rate is that of the cycle with the default divisor, which it does not use either.
+  const ts = [1, 2, 5, 10, 11, 100];
+  const warmup = oneCycle(1, { totalSteps: 10, pctStart: 1, divFinal: 1e-320 });
+  const warmupAsEver = oneCycle(1, { totalSteps: 10, pctStart: 1 });
+  assert.deepEqual(ts.map(warmup), ts.map(warmupAsEver));
+  const anneal = oneCycle(1e300, { totalSteps: 10, pctStart: 0, divFactor: 1e-10 });
+  const annealAsEver = oneCycle(1e300, { totalSteps: 10, pctStart: 0 });
+  assert.deepEqual(ts.map(anneal), ts.map(annealAsEver));
+  assert.ok(ts.map(anneal).every(Number.isFinite) && ts.map(warmup).every(Number.isFinite));
+  // Where the part is there, however short, such a divisor is refused.
+  assert.throws(
+    () => oneCycle(1, { totalSteps: 10, pctStart: 0.999, divFinal: 1e-320 }),
+    saying(RangeError, "Option divFinal must be"),
+  );
+  assert.throws(
+    () => oneCycle(1e300, { totalSteps: 10, pctStart: 1e-9, divFactor: 1e-10 }),
+    saying(RangeError, "Option divFactor must be"),
+  );
 });

@@ -378,6 +378,18 @@ const BROKEN: [string, () => TrainingStore, string[], ConformanceOptions?][] = [
     ["journal.range"],
   ],
   [
+    "says maxFold 10 (maxFresh 5) but settles at most 5 stored contributions a commit",
+    wrapped((inner) => ({
+      maxFold: 10,
+      maxFresh: 5,
+      commit: (c: StepCommit) =>
+        c.applied.filter((p) => p.ref !== undefined).length > 5
+          ? Promise.reject(new Error("too many mutations"))
+          : inner.commit(c),
+    })),
+    ["store.maxFold"],
+  ],
+  [
     "records are kept longer than the rememberMs said",
     wrapped(() => ({}), { rememberMs: 600_000 }),
     ["request.expiry"],
