@@ -83,6 +83,7 @@ export { type Params, type ShapedTensor, SINGLE_TENSOR_NAME } from "./base/tenso
 
 // Checkpoints.
 export type { LoadOptions } from "./core/checkpoint.ts";
+export { type CheckpointInfo, checkpointInfo } from "./core/checkpoint_info.ts";
 export { CheckpointError } from "./base/safetensors.ts";
 
 // The wasm kernel as a compiled module (Cloudflare Workers).

@@ -361,7 +361,7 @@ function isShared(bytes: Uint8Array): boolean {
 }
 
 /** Throws unless a file holding 8-bit codes says so and holds codes of this version. */
-function checkCodes(metadata: Readonly<Record<string, string>>): void {
+export function checkCodes(metadata: Readonly<Record<string, string>>): void {
   if (meta(metadata, "states") !== "8bit") {
     throw new CheckpointError(
       `Checkpoint holds 8-bit codes, but its metadata states is ${JSON.stringify(metadata.states)}`,
@@ -378,7 +378,7 @@ function checkCodes(metadata: Readonly<Record<string, string>>): void {
 }
 
 /** The metadata's `tensor_order`: distinct names a record can hold. */
-function tensorOrder(metadata: Readonly<Record<string, string>>): string[] {
+export function tensorOrder(metadata: Readonly<Record<string, string>>): string[] {
   const order = parseJsonMeta(metadata, "tensor_order");
   if (!Array.isArray(order) || order.length === 0 || !order.every((n) => typeof n === "string")) {
     throw new CheckpointError(

@@ -142,13 +142,15 @@ export interface ReadTensors {
  * moments in either form, slow weights), one shape per parameter, every value valid, besides
  * those a holder saved beside the state (`<name>.accum`, `<name>.average`: checked as it saves
  * them, core/extra_tensors.ts, then left to it). Views of `bytes` where aligned (as this library
- * writes them), else copies.
+ * writes them), else copies. With `values` false, the header alone: each tensor's name, dtype
+ * and shape checked, no value read (`data` is then empty; `checkpointInfo`).
  */
 export function readTensors(
   bytes: Uint8Array,
   file: ReturnType<typeof parseSafetensors>,
   names: readonly string[],
   kinds: readonly StateTensor[],
+  values = true,
 ): ReadTensors {
   const { tensors } = file;
   const held = (name: string, kind: StateTensor) =>
@@ -181,14 +183,18 @@ export function readTensors(
       const [first, scales] = held(name, kind);
       const entry = entryOf(tensors, first, name, shape);
       if (scales === undefined) {
+        checkDtype(entry, "F32", first, "f32 values");
+        if (!values) return;
         out.data[j][name] = tensorValues(bytes, file.dataStart, entry, first, kind.nonNegative);
       } else {
         const scaleEntry = tensors.get(scales);
         if (scaleEntry === undefined) {
           throw new CheckpointError(`Checkpoint lacks the tensor ${JSON.stringify(scales)}`);
         }
-        out.data[j][name] = compactValues(bytes, file.dataStart, entry, scaleEntry, first, kind);
+        checkCompactEntries(entry, scaleEntry, first, kind);
         out.codes = true;
+        if (!values) return;
+        out.data[j][name] = compactValues(bytes, file.dataStart, entry, scaleEntry, first, kind);
       }
     });
     out.lengths.push(shape.reduce((a, b) => a * b, 1));
@@ -245,7 +251,7 @@ function floats(bytes: Uint8Array, dataStart: number, entry: TensorEntry): Float
     : new Float32Array(new Uint8Array(bytes.buffer, at, length * 4).slice().buffer);
 }
 
-/** A tensor's F32 values, checked finite (and ≥ 0 with `nonNegative`). */
+/** A tensor's F32 values (its dtype checked), checked finite (and ≥ 0 with `nonNegative`). */
 function tensorValues(
   bytes: Uint8Array,
   dataStart: number,
@@ -253,7 +259,6 @@ function tensorValues(
   tensorName: string,
   nonNegative: boolean,
 ): Float32Array {
-  checkDtype(entry, "F32", tensorName, "f32 values");
   const values = floats(bytes, dataStart, entry);
   const problem = valuesProblem(values, tensorName, nonNegative);
   if (problem) throw new CheckpointError(problem);
@@ -274,18 +279,15 @@ function valuesProblem(
 }
 
 /**
- * A moment's codes and scales, checked: codes of its kind (I8 signed, U8 for a non-negative
- * moment; no signed code −128), one scale a block, each 0 or a positive normal finite number,
- * and a block of scale 0 (zeros) all codes 0.
+ * Throws unless a moment's codes and scales are of its kind (I8 codes of a signed moment, U8 of
+ * a non-negative one; F32 scales) and there is one scale a block of the codes.
  */
-function compactValues(
-  bytes: Uint8Array,
-  dataStart: number,
+function checkCompactEntries(
   codeEntry: TensorEntry,
   scaleEntry: TensorEntry,
   codesName: string,
   kind: StateTensor,
-): CompactMoment {
+): void {
   const scalesName = codesName.replace(/\.codes$/, ".scales");
   const signed = !kind.nonNegative;
   checkDtype(
@@ -296,8 +298,6 @@ function compactValues(
   );
   checkDtype(scaleEntry, "F32", scalesName, "one scale a block");
   const n = codeEntry.end - codeEntry.begin;
-  const at = bytes.byteOffset + dataStart + codeEntry.begin;
-  const codes = signed ? new Int8Array(bytes.buffer, at, n) : new Uint8Array(bytes.buffer, at, n);
   const blocks = blocksOf(n);
   if (scaleEntry.shape.length !== 1 || scaleEntry.shape[0] !== blocks) {
     throw new CheckpointError(
@@ -306,6 +306,26 @@ function compactValues(
       }]; expected [${blocks}] (one scale per block of ${Q8_BLOCK} of its ${n} codes)`,
     );
   }
+}
+
+/**
+ * A moment's codes and scales (their entries checked: `checkCompactEntries`), checked: no signed
+ * code −128, each scale 0 or a positive normal finite number, and a block of scale 0 (zeros) all
+ * codes 0.
+ */
+function compactValues(
+  bytes: Uint8Array,
+  dataStart: number,
+  codeEntry: TensorEntry,
+  scaleEntry: TensorEntry,
+  codesName: string,
+  kind: StateTensor,
+): CompactMoment {
+  const n = codeEntry.end - codeEntry.begin;
+  const at = bytes.byteOffset + dataStart + codeEntry.begin;
+  const codes = kind.nonNegative
+    ? new Uint8Array(bytes.buffer, at, n)
+    : new Int8Array(bytes.buffer, at, n);
   const scales = floats(bytes, dataStart, scaleEntry);
   const problem = compactProblem({ codes, scales }, codesName);
   if (problem) throw new CheckpointError(problem);

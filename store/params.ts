@@ -18,6 +18,10 @@ import { type ParamsView, readParamsPrefix, readStoredParams } from "./layout.ts
  * little before its last byte, and a binding over chunked values reads every chunk, as for
  * `load`. (The library's own stores keep a reordered copy whose parameters come first.)
  *
+ * For the rest of what the checkpoint holds, from its header alone (its optimizer's settings:
+ * the lr and other hyperparameters a resume keeps unless `loadOptions` changes them; the skipped
+ * steps, the format of its moments), use `checkpointInfo(bytes)` of `@optim/radam`.
+ *
  * Throws a TypeError when `bytes` is not a Uint8Array, and a CheckpointError naming the problem
  * when they are not a checkpoint of this library (truncated, a damaged header, no `tensor_order`
  * or `step`, a parameter that is not F32 or whose values are not finite), which the library

@@ -150,8 +150,9 @@ function backward(batch: number[][], params: Record<string, Float32Array>, grads
     );
     const printed = await run(onKv(find('kvCheckpointStore(kv, ["models", "linear"]).load()')));
     assert.equal(printed.length, 1);
-    const [step, params] = printed[0] as [number, Record<string, Float32Array>];
+    const [step, params, lr] = printed[0] as [number, Record<string, Float32Array>, number];
     assert.equal(step, 2, "a step of each mode");
+    assert.equal(lr, 1e-3, "the stored lr, as checkpointInfo reads it");
     assert.deepEqual(Object.keys(params), ["w", "b"]);
     assert.deepEqual([params.w.length, params.b.length], [1024, 1]);
   } finally {

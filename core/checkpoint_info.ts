@@ -1,0 +1,194 @@
+/**
+ * What a checkpoint holds, read from its header alone: the optimizer and its settings, the step
+ * counts, the tensors' names and shapes, the format of the moments, and what a holder saved
+ * beside the state; checked as `loadState` checks them, with no tensor's values read.
+ *
+ * @module
+ */
+import { checkCheckpointBytes } from "../base/_checkpoint_bytes.ts";
+import type { StatesFormat } from "../base/options.ts";
+import { parseSafetensors } from "../base/safetensors.ts";
+import type { Settings } from "../base/settings.ts";
+import { checkCodes, tensorOrder } from "./checkpoint.ts";
+import { configOf, parseCount } from "./checkpoint_meta.ts";
+import { readTensors, stateTensors } from "./checkpoint_tensors.ts";
+import { EXTRA_SUFFIXES, isExtraTensor } from "./extra_tensors.ts";
+
+/**
+ * What {@linkcode checkpointInfo} reads from a checkpoint's header: plain values, frozen.
+ *
+ * @example
+ * ```ts
+ * import { type CheckpointInfo, checkpointInfo, radam, saveState } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = await saveState(await radam({ lr: 3e-4 }).init({ w: new Float32Array(2) }));
+ * const info: CheckpointInfo = checkpointInfo(bytes);
+ * assert.equal(info.settings.hyperparameters.lr, 3e-4);
+ * assert.deepEqual(info.shapes, { w: [2] });
+ * ```
+ */
+export interface CheckpointInfo {
+  /**
+   * The optimizer's name (`settings.name`): `"radam"`, `"adam"`, `"adamw"`, `"lion"`, `"sgd"`,
+   * `"ranger"`, or `"lookahead(<one of them but ranger>)"`.
+   */
+  readonly optimizer: string;
+  /**
+   * The optimizer's settings, as its `settings` presents them, rebuilt from the header: its
+   * hyperparameters (a constant `lr` included), `loop` (`clipGradNorm`, `nonFinite`, `gc`, the
+   * parameter `groups`, each with its `lrScale` and `weightDecay` and a `match` that takes
+   * exactly the tensors the file puts in it) and `lookahead` (`k`, `alpha`). `run` is how
+   * `loadState(bytes)` would resume it, since checkpoints store none of it but the format of the
+   * moments: backend `"auto"`, one thread, and the file's `states`. Where the state was trained
+   * on a schedule (`lrSchedule`), which no checkpoint can store, `hyperparameters.lr` is a
+   * stand-in that throws a TypeError when called: pass the schedule to `loadState(bytes, { lr })`.
+   */
+  readonly settings: Settings;
+  /** Whether `lr` was a schedule (the file's `lr_schedule`): `loadState` then needs `{ lr }`. */
+  readonly lrSchedule: boolean;
+  /** Steps taken (`state.step` of the state saved). */
+  readonly step: number;
+  /** Steps skipped by the non-finite guard (`state.skippedSteps`). */
+  readonly skippedSteps: number;
+  /** The parameters' names, in the order given to `init` (the file's `tensor_order`). */
+  readonly names: readonly string[];
+  /** Each parameter's shape, by name. */
+  readonly shapes: Readonly<Record<string, readonly number[]>>;
+  /**
+   * How the state held its moments (`"32bit"` or `"8bit"`; the file's `states`, `"32bit"` where
+   * an older file lacks it): `loadState` resumes in it unless given another.
+   */
+  readonly states: StatesFormat;
+  /**
+   * What the state's holder saved beside it (the TensorFlow.js adapter): the shapes of its
+   * gradients accumulated (`<variable>.accum`, the calls summed in `metadata.accum_count`) and
+   * of its moving averages (`<variable>.average`), by variable name; `{}` where none.
+   */
+  readonly extras: {
+    readonly accumulated: Readonly<Record<string, readonly number[]>>;
+    readonly averages: Readonly<Record<string, readonly number[]>>;
+  };
+  /**
+   * The header's `__metadata__`, every entry as the file holds it (strings; README
+   * "Checkpoints" lists the library's keys). `saveState` writes no others: checkpoints keep no
+   * metadata of the caller's, but entries another writer added are here, and ignored by
+   * `loadState`.
+   */
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/**
+ * Reads a checkpoint's header: the optimizer and settings it resumes with (`lr` included), its
+ * step counts, tensors and format, without loading it. For a stored checkpoint's learning rate
+ * and hyperparameters, before changing one with `loadState(bytes, { lr })` (or a store's
+ * `loadOptions: { lr }`), or to list a file's tensors.
+ *
+ * Needs no permissions, allocates nothing in proportion to the data and reads no tensor's
+ * values, yet checks what it reads as {@linkcode loadState} does, refusing what it would refuse
+ * with the same error: a `TypeError` where `bytes` is no `Uint8Array`, and a `CheckpointError`
+ * naming the problem for a file that is no checkpoint of this library or is damaged in its
+ * header (format, optimizer, hyperparameters, counts, tensor order, each tensor's dtype and
+ * shape, missing or unexpected tensors). It takes the whole file: one cut short is refused as
+ * truncated, as `loadState` refuses it (the header gives each tensor's bytes, which must be
+ * there). What only the values show, a NaN or a negative second moment, is not looked for:
+ * `loadState` still refuses such a file. A file saved with a schedule needs no `lr` here (see
+ * {@linkcode CheckpointInfo.settings}).
+ *
+ * @example What a stored checkpoint holds, and a resume with another lr
+ * ```ts
+ * import { adamw, checkpointInfo, loadState, saveState, step } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * const opt = adamw({ lr: 1e-3, weightDecay: 0.05, clipGradNorm: 1 });
+ * let state = await opt.init({ "fc.weight": { data: new Float32Array(6), shape: [2, 3] } });
+ * state = step(state, { "fc.weight": new Float32Array(6).fill(0.1) });
+ * const bytes = await saveState(state);
+ *
+ * const info = checkpointInfo(bytes);
+ * assert.equal(info.optimizer, "adamw");
+ * assert.equal(info.settings.hyperparameters.lr, 1e-3);
+ * assert.equal(info.settings.hyperparameters.weightDecay, 0.05);
+ * assert.equal(info.settings.loop.clipGradNorm, 1);
+ * assert.equal(info.step, 1);
+ * assert.deepEqual(info.names, ["fc.weight"]);
+ * assert.deepEqual(info.shapes["fc.weight"], [2, 3]);
+ * assert.equal(info.states, "32bit");
+ *
+ * const resumed = await loadState(bytes, { lr: info.settings.hyperparameters.lr as number / 10 });
+ * assert.equal(resumed.step, 1);
+ * assert.throws(() => checkpointInfo(bytes.subarray(0, 100)), /truncated/);
+ * ```
+ */
+export function checkpointInfo(bytes: Uint8Array): CheckpointInfo {
+  checkCheckpointBytes(bytes);
+  const file = parseSafetensors(bytes);
+  const { metadata } = file;
+  const lrSchedule = Object.hasOwn(metadata, "lr_schedule") && metadata.lr_schedule === "true";
+  // As loadState(bytes) reads it; with a schedule, as loadState(bytes, { lr }) does.
+  const settings = configOf(metadata, lrSchedule ? { lr: UNSTORED_SCHEDULE } : {});
+  const step = parseCount(metadata, "step");
+  const skippedSteps = parseCount(metadata, "skipped_steps");
+  const names = tensorOrder(metadata);
+  const { shapes, codes } = readTensors(bytes, file, names, stateTensors(settings), false);
+  if (codes) checkCodes(metadata);
+  const own = stateTensorNames(names, stateTensors(settings));
+  const extras = (suffix: string) =>
+    frozenRecord(
+      [...file.tensors].filter(([name]) =>
+        !own.has(name) && isExtraTensor(name) && name.endsWith(suffix)
+      ).map(([name, entry]) => [name.slice(0, -suffix.length), entry.shape]),
+    );
+  return Object.freeze({
+    optimizer: settings.name,
+    settings,
+    lrSchedule,
+    step,
+    skippedSteps,
+    names: Object.freeze(names),
+    shapes: frozenRecord(names.map((name, i) => [name, shapes[i]])),
+    states: settings.run.states,
+    extras: Object.freeze({
+      accumulated: extras(EXTRA_SUFFIXES[0]),
+      averages: extras(EXTRA_SUFFIXES[1]),
+    }),
+    metadata: Object.freeze({ ...metadata }),
+  });
+}
+
+/**
+ * The names of the state's own tensors, a moment's in either form (a parameter's name may end
+ * in `.average`: it is no extra).
+ */
+function stateTensorNames(
+  names: readonly string[],
+  kinds: ReturnType<typeof stateTensors>,
+): Set<string> {
+  const own = new Set<string>();
+  for (const name of names) {
+    for (const k of kinds) {
+      own.add(name + k.suffix).add(`${name}${k.suffix}.codes`).add(`${name}${k.suffix}.scales`);
+    }
+  }
+  return own;
+}
+
+/** A frozen record of frozen shapes (own properties: a variable saved beside may be `"__proto__"`). */
+function frozenRecord(
+  entries: readonly (readonly [string, readonly number[]])[],
+): Readonly<Record<string, readonly number[]>> {
+  return Object.freeze(
+    Object.fromEntries(entries.map(([name, shape]) => [name, Object.freeze([...shape])])),
+  );
+}
+
+/**
+ * The `lr` of the settings of a checkpoint saved with a schedule: functions cannot be stored, so
+ * this stands in for it, and says so where it is called.
+ */
+const UNSTORED_SCHEDULE = Object.freeze(function unstoredSchedule(_t: number): number {
+  throw new TypeError(
+    "This checkpoint was saved with a learning-rate schedule, which cannot be stored: its " +
+      "checkpointInfo() settings hold this stand-in; pass the schedule as loadState(bytes, { lr })",
+  );
+});
