@@ -215,6 +215,13 @@ export interface DeviceCounter {
    */
   readonly scalarsAhead: number;
   /**
+   * The least step whose scalars the next step writes too, below the t it writes from (else
+   * Infinity): a state that goes on with another's count (at a change of its tensors) may take
+   * its next step at any t from the one after the steps last reported, and its ring starts
+   * empty. Back to Infinity once the scalars of the t the next step writes from are written.
+   */
+  readonly scalarsFrom: number;
+  /**
    * Writes the scalars of step `t`: one record per scalar block, `groups[0]` the optimizer's own,
    * `groups[g]` parameter group g's.
    */

@@ -121,7 +121,9 @@ function skipOrThrow(core: Core, backend: HostBackend, norm: number): StateHandl
 /**
  * A step where the device counts the steps (WebGPU): the scalars of the largest t the device
  * can be at (every step submitted and not yet reported taken) go into its ring if not there
- * yet, then one submission; the device skips, halts or takes the step by itself.
+ * yet (with those of every t below it from `scalarsFrom`, in a state that goes on with another's
+ * count: one that fails there is left out, as one above t, and the device stops for want of it
+ * if it gets there), then one submission; the device skips, halts or takes the step by itself.
  */
 function stepOnDevice(core: Core, backend: DeviceBackend, grads?: unknown): StateHandle {
   backend.checkUsable();
@@ -130,12 +132,14 @@ function stepOnDevice(core: Core, backend: DeviceBackend, grads?: unknown): Stat
   if (fault) throw fault;
   const given = grads === undefined ? undefined : backend.checkGrads(grads, core.given, core.visit);
   const t = counter.steps + 1;
-  if (!counter.hasScalars(t)) {
+  // (Below t only where the state goes on with another's count: the device may be at any.)
+  const from = Math.min(t, counter.scalarsFrom);
+  if (from < t || !counter.hasScalars(t)) {
     // The scalars of t and of the next steps, written last to first: those of a later step
     // that fails (a schedule that throws there) are left out, computed again at their step.
     // None past 2⁵³ − 1, which no step reaches (and where k-- would stand still, forever).
     const last = Math.max(t, Math.min(t + counter.scalarsAhead - 1, Number.MAX_SAFE_INTEGER));
-    for (let k = last; k >= t; k--) {
+    for (let k = last; k >= from; k--) {
       try {
         computeScalars(core, k);
         counter.writeScalars(k, core.groupScalars);

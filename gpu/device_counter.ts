@@ -16,7 +16,7 @@ import { CONTROL_BYTES, CONTROL_WORD, NAN_BITS } from "./control.ts";
 import { explainMapFailure } from "./map_failure.ts";
 import type { NonFiniteOrder } from "./nonfinite_order.ts";
 import { HALT, nonFiniteError, noScalarsError } from "./halt_error.ts";
-import { RING_AHEAD, ScalarRing } from "./scalar_ring.ts";
+import { RING_AHEAD, RING_KEPT, ScalarRing } from "./scalar_ring.ts";
 
 export { HALT } from "./halt_error.ts";
 
@@ -91,6 +91,8 @@ export class GpuStepCounter implements DeviceCounter {
   #checked: { wait: Promise<void>; resolve: () => void } | undefined;
   /** `#submitted` when the readback in flight (or the last one) began. */
   #readbackFrom = 0;
+  /** See `scalarsFrom`: set by `continueFrom`, until the next step's scalars are written. */
+  #scalarsFrom = Infinity;
   /** The marks of the reads under way (`#refuse` renumbers them as it does the host's counts). */
   readonly #marks = new Set<{ sequence: number; submitted: number }>();
 
@@ -152,6 +154,10 @@ export class GpuStepCounter implements DeviceCounter {
     return RING_AHEAD;
   }
 
+  get scalarsFrom(): number {
+    return this.#scalarsFrom;
+  }
+
   /**
    * `visit`: the layout indices in the order gradients are checked in (a halt names the first
    * bad one in it); `submitted`: the submissions to count from (tests start near the u32 wrap).
@@ -163,6 +169,7 @@ export class GpuStepCounter implements DeviceCounter {
     this.#submitted = this.#countedFrom = this.#readbackFrom = submitted;
     this.#readbackAt = -Infinity;
     this.#fault = undefined;
+    this.#scalarsFrom = Infinity;
     this.ring.clear(steps);
     const words = new Uint32Array(CONTROL_BYTES / 4);
     words[CONTROL_WORD.norm_bits] = NAN_BITS; // no norm yet
@@ -176,6 +183,42 @@ export class GpuStepCounter implements DeviceCounter {
 
   writeScalars(t: number, groups: readonly StepScalars[]): void {
     this.ring.write(t, groups);
+    // (Those below it are written next, or left out where they fail: see stepOnDevice.)
+    if (t === this.steps + 1) this.#scalarsFrom = Infinity;
+  }
+
+  /**
+   * Goes on with the count of `from`, the counter of the state this one's replaces (at a change
+   * of its tensors; after `start`, before a step), with no readback: the steps at its start and
+   * the counts it last reported; the steps submitted to it since as submitted here and not yet
+   * reported (so `steps` is the same bound); on the device, its words `taken` and `skipped`
+   * copied into this control buffer on the GPU, after every step submitted to it. So the next
+   * step is taken at the t that `from`'s would have been, and a skip the device has not
+   * reported yet counts as one. The ring starts empty: the next step writes the scalars of every
+   * step from the one after those reported (`scalarsFrom`: the device may be at any of them). A
+   * halt of `from` is not carried over (its reads throw it).
+   */
+  continueFrom(from: GpuStepCounter): void {
+    this.#checkUsable();
+    from.#checkUsable();
+    const r = from.#reported;
+    const since = from.steps - r.taken;
+    Object.assign(this.#reported, { submitted: 0, taken: r.taken, skipped: r.skipped, norm: NaN });
+    this.#baseTaken = from.#baseTaken;
+    this.#countedFrom = 0;
+    this.#submitted = this.#readbackFrom = since;
+    this.ring.clear(from.#baseTaken);
+    // (Past RING_KEPT steps behind, the device would have stopped for want of scalars anyway.)
+    this.#scalarsFrom = Math.max(r.taken + 1, from.steps + 1 - RING_KEPT);
+    const words = new Uint32Array(CONTROL_BYTES / 4);
+    words[CONTROL_WORD.norm_bits] = NAN_BITS;
+    words[CONTROL_WORD.submitted] = since; // (mod 2³², as the device counts)
+    this.#device.queue.writeBuffer(this.control, 0, words);
+    const encoder = this.#device.createCommandEncoder();
+    for (const word of [CONTROL_WORD.taken, CONTROL_WORD.skipped]) {
+      encoder.copyBufferToBuffer(from.control, word * 4, this.control, word * 4, 4);
+    }
+    this.#device.queue.submit([encoder.finish()]);
   }
 
   /** Before a step's submission: uploads the scalars written since the last one. */

@@ -2,7 +2,8 @@
  * The ring of per-step scalars of the WebGPU backend: the host's float64 scalars of each step t
  * (rounded to f32), written ahead into entry `t' mod RING_SIZE` of a GPU buffer and tagged with
  * t', so that the kernels read the entry of the step count the device keeps: t' = t − the steps
- * at the state's start (its init or loadState), which the device counts from (in a u32: a
+ * at the state's start (its init or loadState; for a state that goes on with another's count,
+ * `GpuStepCounter.continueFrom`, that one's), which the device counts from (in a u32: a
  * checkpoint of any step count resumes, and 2³² − 1 steps are taken from there).
  *
  * An entry is a tag ({@linkcode RING_HEAD}), then the step's scalar blocks: one per parameter

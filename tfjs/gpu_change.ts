@@ -1,8 +1,9 @@
 /**
  * A change of the set of variables on tfjs's webgpu backend (layers frozen or unfrozen), as the
  * CPU paths make it: the new state takes, on the GPU, the state of the variables still there
- * (the same bits), and the state of those left out is kept aside, read back to the host once,
- * at the change (never at a step), theirs alone (nothing where none is left out). Until that read ends, the state it is read from is kept on
+ * (the same bits) and the device's step counts (`continueCount`), and the state of those left
+ * out is kept aside, read back to the host once, at the change (never at a step), theirs alone
+ * (nothing where none is left out). Until that read ends, the state it is read from is kept on
  * the GPU, and a variable that comes back meanwhile takes its state from there.
  *
  * @module
@@ -63,6 +64,25 @@ export function copyHeld(
     }
   }
   for (const [from, names] of bySource) target.copyStateFrom(from, names);
+}
+
+/**
+ * Makes `state`, a new state made instead of `before` (a change), go on with the step count of
+ * `before` as its device keeps it: the device's count of the steps taken and skipped is copied
+ * on the GPU after every step submitted to `before`, with no readback, so that a step the device
+ * skipped and has not reported yet counts as skipped, as on the CPU backends
+ * (`GpuStepCounter.continueFrom`).
+ *
+ * @example
+ * ```ts ignore
+ * continueCount(runner.state, before.state); // at a change, before the new state's first step
+ * ```
+ */
+export function continueCount(
+  state: OptimizerState<unknown>,
+  before: OptimizerState<unknown>,
+): void {
+  gpuBackendOf(state).counter.continueFrom(gpuBackendOf(before).counter);
 }
 
 /**

@@ -20,7 +20,8 @@
  *
  * A step over other variables than the last makes the state again, as the CPU path does: those
  * still there keep their state (copied on the GPU), those left out keep theirs aside (read back
- * once, at the change), new ones start fresh (gpu_change.ts).
+ * once, at the change), new ones start fresh, and the step count goes on as the device keeps it
+ * (its words copied on the GPU: a skip not yet reported counts as one; gpu_change.ts).
  *
  * Gradient centralization (`gc`) runs as tfjs ops here (the gradient minus its mean over every
  * axis but the last, a mean that does not overflow where the CPU backends' does not:
@@ -46,7 +47,13 @@ import { assignStepped } from "./_assign.ts";
 import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradients.ts";
 import type { KeptStates } from "./kept.ts";
 import { type Entry, entryOf, fromArena } from "./layout.ts";
-import { copyHeld, gpuBackendOf, type Pending, readKeptAside } from "./gpu_change.ts";
+import {
+  continueCount,
+  copyHeld,
+  gpuBackendOf,
+  type Pending,
+  readKeptAside,
+} from "./gpu_change.ts";
 import { onGpu, ParamBuffers } from "./_param_buffers.ts";
 import { StepDecision } from "./_step_decision.ts";
 import { centralized as centralize } from "./centralize_ops.ts";
@@ -320,14 +327,12 @@ export class GpuPath {
       });
       sections.set(name, held.map((d) => d && fromArena(k.entry, d)));
     }
-    // (At a change, the counts of the state before it: the steps it was given, as the device
-    // last reported those it skipped.)
-    const counts = before === undefined
-      ? { steps: this.#kept.steps, skipped: this.#kept.skipped }
-      : { steps: before.state.step, skipped: before.state.skippedSteps };
+    // (At a change, the count of the state before it goes on instead, as its device keeps it.)
+    const counts = { steps: this.#kept.steps, skipped: this.#kept.skipped };
     const vars = items.map((i) => i.variable);
     const runner = createGpuRunner(config, entries, vars, sections, counts);
     try {
+      if (before !== undefined) continueCount(runner.state, before.state);
       copyHeld(runner.state, entries, before, this.#pending);
     } catch (error) {
       runner.destroy();
