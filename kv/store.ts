@@ -91,10 +91,13 @@ export interface KvCheckpointStoreOptions {
    * `Deno.openKv("http://…")`) refuses an atomic write of more than 10, so give it `10` there.
    * Only a step's commit checks more than two keys: the head, the version record, the lease and
    * the id of each contribution of the committing process's own, so the store's `maxFresh` is
-   * `maxChecks - 3` (`dataParallel` folds no more of its process's own in a step; stored ones
-   * fill the rest), and a commit of more fresh ids is refused with a RangeError, on any
-   * database, before anything is written. The server's other limits (10 keys a read, 1000
-   * entries a list, 1000 mutations and 800 KiB a write) are the runtime's, which the store keeps.
+   * `maxChecks - 3` (`dataParallel` folds no more of its process's own in a step, and stores
+   * the rest of them, each a write of its gradient, for its next steps to take as stored ones
+   * with no check each: a burst of requests to one process is applied as under 100, not kept
+   * waiting until refused as stale), and a commit of more fresh ids is refused with a
+   * RangeError, on any database, before anything is written. The server's other limits (10
+   * keys a read, 1000 entries a list, 1000 mutations and 800 KiB a write) are the runtime's,
+   * which the store keeps.
    */
   maxChecks?: number;
 }

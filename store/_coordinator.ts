@@ -294,6 +294,19 @@ export class Coordinator implements Fold {
     }
   }
 
+  /**
+   * Stores the contributions queued here past the `maxLocal` that the next fold takes, while
+   * this process holds the lease and a fold takes more than that (`maxFold`): a store whose
+   * commit checks few fresh ids (`maxFresh`) would else have its holder fold a few of its own
+   * a step, the others waiting until refused as stale. Stored (each by its own submit, as one
+   * handed off), they fill the next folds as the others' do, with no check each.
+   */
+  #storeSurplus(): void {
+    const { maxLocal, maxFold } = this.options;
+    if (this.lease === null || maxLocal >= maxFold) return;
+    for (const local of this.queue.slice(maxLocal)) this.#handoffs.get(local)?.fire();
+  }
+
   /** Whether work waits here: queued, being stored, or watched. */
   #busy(): boolean {
     return this.queue.length > 0 || this.#storing > 0 || this.watched.size > 0;
@@ -320,6 +333,7 @@ export class Coordinator implements Fold {
           if (this.lease === null) this.#handOff(); // another process holds it
         }
         if (this.lease !== null) {
+          this.#storeSurplus();
           let ended!: () => void;
           this.#foldEnd = new Promise((resolve) => ended = resolve);
           if (await foldOnce(this).finally(ended)) continue;

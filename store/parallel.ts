@@ -90,7 +90,11 @@ export interface DataParallelOptions {
    * The most contributions one step folds (default 64; at most the store's `maxFold`: what
    * one atomic write of its database settles; of this process's own, at most 90 and the store's
    * `maxFresh`: what that write can check). While this process's own and those stored by others
-   * could each fill a step, each has half of it.
+   * could each fill a step, each has half of it. Where this process's own are bounded below
+   * `maxFold` (a small `maxFresh`: the self-hosted Deno KV server's), the process that holds the
+   * lease stores those of its own past what its next step takes (each a write of its gradient,
+   * as `handoffMs`'s hand-off), and its next steps take them as stored ones: kept waiting, a
+   * burst of them would pass `staleness` and be refused.
    */
   maxFold?: number;
   /**
@@ -101,7 +105,8 @@ export interface DataParallelOptions {
    * step that applies it, until `waitMs`, as for one stored at `waitMs`. Storing costs a write
    * of the gradient to the store and a read by the holder; `Infinity`: only at `waitMs` (a
    * process folds its own contributions when the lease comes to it). Contributions of the
-   * process that holds the lease go straight into its fold.
+   * process that holds the lease go straight into its fold (but for those past what its commit
+   * checks: see `maxFold`).
    */
   handoffMs?: number;
   /**

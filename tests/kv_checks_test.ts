@@ -7,10 +7,12 @@
 import assert from "node:assert/strict";
 import { radam, saveState, sgd, step } from "../mod.ts";
 import {
+  ContributionRefusedError,
   dataParallel,
   kvCheckpointStore,
   type StepCommit,
   type SubmitResult,
+  type TrainingStore,
   verifyTrainingStore,
 } from "../kv.ts";
 import { dataParallelCase } from "./data_parallel_harness.ts";
@@ -124,7 +126,8 @@ Deno.test("kv store: with maxChecks 10, every clause of the conformance kit hold
 
 /**
  * `processes` trainers, each on its own store object over `view(kv)`, sending `each` requests
- * at once; the answers, once all are in.
+ * at once; the answers, once all are in, the ids refused (as too stale), and how many
+ * contributions the trainers stored (each a write of its gradient) for a fold.
  */
 async function run(
   kv: Deno.Kv,
@@ -132,28 +135,50 @@ async function run(
   maxChecks: number | undefined,
   processes: number,
   each: number,
+  staleness = 1000,
 ) {
-  const options = { optimizer, init, pollMs: 2, leaseMs: 2000, staleness: 1000 };
+  const options = { optimizer, init, pollMs: 2, leaseMs: 2000, staleness };
+  let stored = 0;
+  // (a proxy of an empty object: the store is frozen)
+  const counted = (store: TrainingStore): TrainingStore =>
+    new Proxy({} as TrainingStore, {
+      has: (_, key) => Reflect.has(store, key),
+      get(_, key) {
+        if (key !== "submit") return Reflect.get(store, key);
+        const submit: TrainingStore["submit"] = (info, bytes) => {
+          stored++;
+          return store.submit(info, bytes);
+        };
+        return submit;
+      },
+    });
   const trainers = Array.from(
     { length: processes },
-    () => dataParallel(kvCheckpointStore(view(kv), ["dp"], { maxChecks }), options),
+    () => dataParallel(counted(kvCheckpointStore(view(kv), ["dp"], { maxChecks })), options),
   );
   await request(trainers[0], 0); // the first checkpoint
   const answers = new Map<string, SubmitResult>();
+  const refused: string[] = [];
   await Promise.all(trainers.flatMap((trainer, p) =>
     Array.from({ length: each }, async (_, i) => {
       const id = 1 + p * each + i;
-      answers.set(`r${id}`, await request(trainer, id));
+      try {
+        answers.set(`r${id}`, await request(trainer, id));
+      } catch (error) {
+        if (!(error instanceof ContributionRefusedError)) throw error;
+        refused.push(`r${id}`);
+      }
     })
   ));
   for (const trainer of trainers) await trainer.close();
-  return answers;
+  return { answers, refused, stored };
 }
 
 Deno.test("data parallel on Deno KV: several processes with many contributions each, under the self-hosted server's 10 checks, train as on the runtime's 100", async () => {
   for (const [view, maxChecks] of [[(kv: Deno.Kv) => kv, undefined], [limitedKv, 10]] as const) {
     await withKv(async (kv) => {
-      const answers = await run(kv, view, maxChecks, 3, 24);
+      const { answers, refused } = await run(kv, view, maxChecks, 3, 24);
+      assert.deepEqual(refused, []);
       assert.equal(answers.size, 72);
       for (const [id, a] of answers) assert.equal(a.status, "applied", id);
       const journal = await checkStore(kvCheckpointStore(kv, ["dp"]), answers);
@@ -173,6 +198,26 @@ Deno.test("data parallel on Deno KV: several processes with many contributions e
     assert.match(String((failed[0] as PromiseRejectedResult).reason.cause), /Too many checks/);
     await trainer.close().catch(() => {});
   });
+});
+
+Deno.test("data parallel on Deno KV: under a small maxChecks, a burst of one process's own contributions past what a commit checks is all applied within the default staleness", async () => {
+  // The holder's fold checks maxFresh of its own (7 under 10 checks, 1 under 4): the rest are
+  // stored for its next folds, which take them without a check each, up to maxFold; kept
+  // waiting instead, most would pass the staleness bound (8 steps) and be refused. Under the
+  // runtime's 100 a fold takes maxFold (64) of them: none is stored, as before.
+  const cases = [[limitedKv, 10], [limitedKv, 4], [(kv: Deno.Kv) => kv, undefined]] as const;
+  for (const [view, maxChecks] of cases) {
+    await withKv(async (kv) => {
+      const { answers, refused, stored } = await run(kv, view, maxChecks, 1, 150, 8);
+      assert.equal(refused.length, 0, `maxChecks ${maxChecks}: ${refused.length} refused`);
+      if (maxChecks === undefined) assert.equal(stored, 0, "no gradient written");
+      else assert.ok(stored > 0, `maxChecks ${maxChecks}: the surplus stored`);
+      assert.equal(answers.size, 150);
+      for (const [id, a] of answers) assert.equal(a.status, "applied", id);
+      const journal = await checkStore(kvCheckpointStore(kv, ["dp"]), answers);
+      assert.equal(journal.flatMap((r) => r.entries).length, 151, "each once, the first too");
+    });
+  }
 });
 
 Deno.test("kv store: under 10 checks, a gradient and a checkpoint in many chunks are stored, read and removed", async () => {
