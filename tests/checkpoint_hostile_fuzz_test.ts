@@ -23,14 +23,7 @@ import {
 import { type Header, split } from "./checkpoint_files.ts";
 import { applyEdit, editArb, type Sample, samples } from "./checkpoint_hostile_files.ts";
 import { snapshot } from "./option_mix.ts";
-import { hasSlowWeights, randoms } from "./util.ts";
-
-/** An environment variable, where the test may read it (`deno task test:core` grants no env). */
-function setting(name: string): number | undefined {
-  const granted = Deno.permissions.querySync({ name: "env", variable: name }).state === "granted";
-  const text = granted ? Deno.env.get(name) : undefined;
-  return text === undefined ? undefined : Number(text);
-}
+import { hasSlowWeights, randoms, setting } from "./util.ts";
 
 /** `RADAM_HOSTILE_RUNS` and `RADAM_HOSTILE_SEED` (with `--allow-env`) run more cases, or others. */
 const RUNS = setting("RADAM_HOSTILE_RUNS") ?? 600;

@@ -32,14 +32,7 @@ import {
   snapshot,
 } from "./option_mix.ts";
 import { optimizerOf, RULE_TABLE, type RuleCase } from "./rule_table.ts";
-import { prng, randomTensor } from "./util.ts";
-
-/** An environment variable, where the test may read it (`deno task test:core` grants no env). */
-function setting(name: string): number | undefined {
-  const granted = Deno.permissions.querySync({ name: "env", variable: name }).state === "granted";
-  const text = granted ? Deno.env.get(name) : undefined;
-  return text === undefined ? undefined : Number(text);
-}
+import { prng, randomTensor, setting } from "./util.ts";
 
 /** `RADAM_ROUNDTRIP_RUNS` and `RADAM_ROUNDTRIP_SEED` (with `--allow-env`) run more cases, or others. */
 const RUNS = setting("RADAM_ROUNDTRIP_RUNS") ?? 60;

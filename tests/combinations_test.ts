@@ -40,14 +40,7 @@ import {
   snapshot as snapshotOf,
 } from "./option_mix.ts";
 import { optimizerOf, real, RULE_TABLE, type RuleCase } from "./rule_table.ts";
-import { prng, randomTensor } from "./util.ts";
-
-/** An environment variable, where the test may read it (`deno task test:core` does not grant env). */
-function setting(name: string): number | undefined {
-  const granted = Deno.permissions.querySync({ name: "env", variable: name }).state === "granted";
-  const text = granted ? Deno.env.get(name) : undefined;
-  return text === undefined ? undefined : Number(text);
-}
+import { prng, randomTensor, setting } from "./util.ts";
 
 const RUNS = setting("RADAM_COMBINATIONS_RUNS") ?? 40;
 const SEED = setting("RADAM_COMBINATIONS_SEED") ?? 20261206;

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { INLINE_BYTES } from "../kv/format.ts";
 import { kvCheckpointStore } from "../kv.ts";
-import { checkpointOf } from "../store/_conformance_kit.ts";
+import { commitOf, firstCommit } from "../store/_conformance_calls.ts";
 import {
   assertOnlyCurrent,
   busyAfterKv,
@@ -178,29 +178,13 @@ Deno.test("kv store: a commit that renews the lease alone, answered busy after i
   // was made (and the lease its caller held was gone).
   await withKv(async (kv) => {
     const direct = kvCheckpointStore(kv, PREFIX);
-    const first = await direct.commit({
-      checkpoint: await checkpointOf(1),
-      expected: null,
-      step: 1,
-      seq: 1,
-      applied: [],
-      refused: [],
-      fresh: [],
-    });
+    const first = await firstCommit(direct);
     for (const next of [{ token: "A", ms: 60_000 }, undefined]) {
       const held = (await direct.acquire("A", 60_000))!; // taken again by its holder
       const store = kvCheckpointStore(busyAfterKv(kv, [0]), PREFIX);
-      const done = await store.commit({
-        checkpoint: null,
-        expected: first!.version,
-        step: 1,
-        seq: 1,
-        lease: held,
-        ...(next === undefined ? {} : { next }),
-        applied: [],
-        refused: [],
-        fresh: [],
-      });
+      const done = await store.commit(
+        commitOf({ expected: first, lease: held, ...(next === undefined ? {} : { next }) }),
+      );
       assert.notEqual(done, null, "made");
       if (next === undefined) {
         assert.equal(done!.lease, null);

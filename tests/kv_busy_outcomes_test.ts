@@ -5,7 +5,7 @@
  * another process, holding the lease since, recorded.
  */
 import assert from "node:assert/strict";
-import { checkpointOf } from "../store/_conformance_kit.ts";
+import { commitOf, firstCommit } from "../store/_conformance_calls.ts";
 import { kvCheckpointStore, type StepCommit } from "../kv.ts";
 import { busyBeforeKv, PREFIX, withKv } from "./kv_fakes.ts";
 
@@ -17,16 +17,7 @@ Deno.test("kv store: a commit renewing the lease with refusals, answered busy be
   // versionstamp, which the next commit's check of the lease passed, the other still holding it.
   await withKv(async (kv) => {
     const b = kvCheckpointStore(kv, PREFIX);
-    const first = await b.commit({
-      checkpoint: await checkpointOf(1),
-      expected: null,
-      step: 1,
-      seq: 1,
-      applied: [],
-      refused: [],
-      fresh: [],
-    });
-    const version = first!.version!;
+    const version = await firstCommit(b);
     await b.submit({ id: "x", base: 0, samples: 1 }, new Uint8Array(8));
     const [x] = await b.pending(1);
     const a = kvCheckpointStore(busyBeforeKv(kv, [1]), PREFIX);
@@ -36,17 +27,14 @@ Deno.test("kv store: a commit renewing the lease with refusals, answered busy be
     await sleep(80);
     const taken = (await b.acquire("B", 60_000, false))!;
     assert.equal(taken?.token, "B");
-    const refusal = (lease: typeof held, token: string): StepCommit => ({
-      checkpoint: null,
-      expected: version,
-      step: 1,
-      seq: 2,
-      lease,
-      next: { token, ms: 60_000 },
-      applied: [],
-      refused: [{ id: "x", reason: "stale", ref: x.ref }],
-      fresh: [],
-    });
+    const refusal = (lease: typeof held, token: string): StepCommit =>
+      commitOf({
+        expected: version,
+        seq: 2,
+        lease,
+        next: { token, ms: 60_000 },
+        refused: [{ id: "x", reason: "stale", ref: x.ref }],
+      });
     const byB = await b.commit(refusal(taken, "B"));
     assert.equal(byB?.lease?.token, "B");
     // A's commit, answered busy before it went through.

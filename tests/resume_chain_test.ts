@@ -15,13 +15,7 @@
  */
 import fc from "fast-check";
 import { chainedArb, CPU_PLACES, runChained } from "./resume_chain.ts";
-
-/** An environment variable, where the test may read it (`deno task test:core` grants no env). */
-function setting(name: string): number | undefined {
-  const granted = Deno.permissions.querySync({ name: "env", variable: name }).state === "granted";
-  const text = granted ? Deno.env.get(name) : undefined;
-  return text === undefined ? undefined : Number(text);
-}
+import { setting } from "./util.ts";
 
 /** `RADAM_RESUME_RUNS` and `RADAM_RESUME_SEED` (with `--allow-env`) run more cases, or others. */
 const RUNS = setting("RADAM_RESUME_RUNS") ?? 25;

@@ -84,3 +84,13 @@ export function saying(kind: ErrorConstructor, text: string): (e: Error) => true
     return true;
   };
 }
+
+/**
+ * A number from the environment variable `name`, where the test may read it (`deno task
+ * test:core` grants no env): undefined where it is not set or not readable.
+ */
+export function setting(name: string): number | undefined {
+  const granted = Deno.permissions.querySync({ name: "env", variable: name }).state === "granted";
+  const text = granted ? Deno.env.get(name) : undefined;
+  return text === undefined ? undefined : Number(text);
+}

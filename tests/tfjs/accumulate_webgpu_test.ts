@@ -14,6 +14,7 @@ import { type SettingsHolder, type TfOptimizer, tfOptimizer } from "../../tfjs.t
 import {
   countReadbacks,
   randoms,
+  readValues,
   seededVars,
   tf,
   tfl,
@@ -27,11 +28,6 @@ const named = uniqueNames("accumulate_webgpu");
 
 /** A kernel and a bias with seeded values, under new names. */
 const makeVars = (seed: number, rows = 40) => seededVars(named, seed, rows);
-
-/** The values of variables, read asynchronously (webgpu has no sync read). */
-function valuesOf(vars: tf.Variable[]): Promise<Float32Array[]> {
-  return Promise.all(vars.map(async (v) => (await v.data() as Float32Array).slice()));
-}
 
 /** A call of `opt` over `vars` with the gradients `grads`. */
 function call(opt: TfOptimizer, vars: tf.Variable[], grads: tf.Tensor[]): void {
@@ -66,7 +62,7 @@ for (const [label, make] of RULES) {
         tf.dispose([...grads.flat(), ...mean]);
       }
       assert.equal(opt.iterations, 3);
-      assert.deepEqual(await valuesOf(a), await valuesOf(b));
+      assert.deepEqual(await readValues(a), await readValues(b));
       opt.dispose();
       plain.dispose();
       tf.dispose([...a, ...b]);
@@ -102,7 +98,7 @@ Deno.test({
     call(opt, a, more);
     call(resumed, b, more);
     assert.equal(resumed.iterations, 2);
-    assert.deepEqual(await valuesOf(a), await valuesOf(b));
+    assert.deepEqual(await readValues(a), await readValues(b));
     opt.dispose();
     resumed.dispose();
     tf.dispose([...grads.flat(), ...more, ...a, ...b, ...saved.map((w) => w.tensor)]);

@@ -9,15 +9,18 @@ import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import { adam, saveState } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
-import { seededVars, stepWith, tf, uniqueNames, useBackend, webgpuTestOptions } from "./helpers.ts";
+import {
+  readValues,
+  seededVars,
+  stepWith,
+  tf,
+  uniqueNames,
+  useBackend,
+  webgpuTestOptions,
+} from "./helpers.ts";
 
 const sanitize = await webgpuTestOptions();
 const named = uniqueNames("ckextras_webgpu");
-
-/** The values of variables, read asynchronously (webgpu has no sync read). */
-function valuesOf(vars: tf.Variable[]): Promise<Float32Array[]> {
-  return Promise.all(vars.map(async (v) => (await v.data() as Float32Array).slice()));
-}
 
 /** The optimizer's weights by name (the variables' prefix left out), values copied. */
 async function weightsOf(opt: TfOptimizer): Promise<[string, number[]][]> {
@@ -47,7 +50,7 @@ Deno.test({
       stepWith(opt, vars, t);
       bytes = await saveState(opt.state!);
       opt.dispose();
-      const values = await valuesOf(vars);
+      const values = await readValues(vars);
       const next = vars.map((v, i) => [v.name, v.shape, values[i]] as const);
       tf.dispose(vars);
       vars = next.map(([name, shape, data]) => tf.variable(tf.tensor(data, shape), true, name));
@@ -56,7 +59,7 @@ Deno.test({
     await last.loadState(bytes!);
     assert.equal(last.iterations, a.iterations);
     assert.equal(last.accumulatedBatches, 2);
-    assert.deepEqual(await valuesOf(vars), await valuesOf(whole));
+    assert.deepEqual(await readValues(vars), await readValues(whole));
     assert.deepEqual(await weightsOf(last), await weightsOf(a));
     tf.dispose([...whole, ...vars]);
     a.dispose();

@@ -14,8 +14,10 @@ import { adam } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import {
   countReadbacks,
-  randoms,
+  onWebgpu,
+  readValues,
   seededVars,
+  stepWith,
   tf,
   uniqueNames,
   useBackend,
@@ -24,25 +26,6 @@ import {
 
 const sanitize = await webgpuTestOptions();
 const named = uniqueNames("ema_overwrite_webgpu");
-
-/** The values of tensors, read asynchronously (webgpu has no sync read). */
-function valuesOf(tensors: tf.Tensor[]): Promise<Float32Array[]> {
-  return Promise.all(tensors.map(async (t) => (await t.data() as Float32Array).slice()));
-}
-
-/** A call over `vars` with gradients from `seed`, the first one NaN where `bad`. */
-function call(opt: TfOptimizer, vars: tf.Variable[], seed: number, bad: boolean): void {
-  const grads = vars.map((v, i) => {
-    const values = randoms(v.size, seed * 7 + i);
-    if (bad && i === 0) values[0] = NaN;
-    return tf.tensor(values, v.shape);
-  });
-  try {
-    opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
-  } finally {
-    tf.dispose(grads);
-  }
-}
 
 /** What a run gives after a call: the variables, the averages, and whether they are equal. */
 interface Seen {
@@ -57,9 +40,9 @@ interface Seen {
  * no report of the device's step counts.
  */
 async function seen(opt: TfOptimizer, vars: tf.Variable[]): Promise<Seen> {
-  const values = await valuesOf(vars);
+  const values = await readValues(vars);
   opt.averages!.swap();
-  const averages = await valuesOf(vars);
+  const averages = await readValues(vars);
   opt.averages!.swap();
   const same = values.every((v, i) => v.every((x, k) => Object.is(x, averages[i][k])));
   return { values, averages, same };
@@ -88,7 +71,7 @@ async function run(
   let readbacks = 0;
   for (const [c, nan] of bad.entries()) {
     const stepped = c >= freezeAt ? vars.slice(0, 1) : vars;
-    readbacks += countReadbacks(() => call(opt, stepped, c + 1, nan)) * (c > 0 ? 1 : 0);
+    readbacks += countReadbacks(() => stepWith(opt, stepped, c + 1, nan)) * (c > 0 ? 1 : 0);
     // (Before the change, the device's counts reported: the new state counts from them.)
     if (c === freezeAt - 1) await opt.getWeights();
     if (look || c === bad.length - 1) out.push(await seen(opt, vars));
@@ -137,9 +120,7 @@ function assertClose(gpu: Seen[], cpu: Seen[]): void {
 Deno.test({
   name: "tfjs webgpu: ema overwrites at the same step taken as cpu after skipped steps",
   ...sanitize,
-  fn: async () => {
-    await useBackend("webgpu");
-    const tensors = tf.memory().numTensors;
+  fn: onWebgpu(async () => {
     const bad = [false, true, false, false, false, true, true, false, false, false, false];
     const cpu = await run("cpu", bad, 3, true);
     const gpu = await run("webgpu", bad, 3, true);
@@ -149,16 +130,13 @@ Deno.test({
     assert.deepEqual(same(gpu), same(cpu));
     assertClose(gpu.seen, cpu.seen);
     assert.equal(gpu.readbacks, 0);
-    assert.equal(tf.memory().numTensors, tensors);
-  },
+  }),
 });
 
 Deno.test({
   name: "tfjs webgpu: ema's overwrite counts skips the device has not reported, as cpu",
   ...sanitize,
-  fn: async () => {
-    await useBackend("webgpu");
-    const tensors = tf.memory().numTensors;
+  fn: onWebgpu(async () => {
     // No read between the calls: the host learns of no skip before the last one.
     const bad = Array.from({ length: 31 }, (_, c) => [1, 6, 7, 15].includes(c));
     assert.deepEqual(overwriting(bad, 3).at(-1), 30, "the last step overwrites");
@@ -168,16 +146,13 @@ Deno.test({
     assert.ok(gpu.seen[0].same, "webgpu: the variables hold their averages");
     assertClose(gpu.seen, cpu.seen);
     assert.equal(gpu.readbacks, 0);
-    assert.equal(tf.memory().numTensors, tensors);
-  },
+  }),
 });
 
 Deno.test({
   name: "tfjs webgpu: ema's overwrite counts on from a state made again at a change, as cpu",
   ...sanitize,
-  fn: async () => {
-    await useBackend("webgpu");
-    const tensors = tf.memory().numTensors;
+  fn: onWebgpu(async () => {
     // Calls 1 to 6 (the 2nd skipped) over kernel and bias; from call 7, the kernel alone: a new
     // state, its count from the 5 steps taken (not a multiple of 4), its 2nd step skipped.
     const bad = [false, true, false, false, false, false, false, true, false, false, false, false];
@@ -193,6 +168,5 @@ Deno.test({
     assert.deepEqual(kernelSame(cpu).filter((c) => c >= 6), [9]);
     assert.deepEqual(kernelSame(gpu), kernelSame(cpu));
     assertClose(gpu.seen, cpu.seen);
-    assert.equal(tf.memory().numTensors, tensors);
-  },
+  }),
 });

@@ -19,27 +19,18 @@ import { adam } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import {
   countReadbacks,
+  onWebgpu,
   randoms,
+  readAverages,
+  readValues,
   seededVars,
   tf,
   uniqueNames,
-  useBackend,
   webgpuTestOptions,
 } from "./helpers.ts";
 
 const sanitize = await webgpuTestOptions();
 const named = uniqueNames("ema_skip_webgpu");
-
-/** The values of tensors, read asynchronously (webgpu has no sync read). */
-function valuesOf(tensors: tf.Tensor[]): Promise<Float32Array[]> {
-  return Promise.all(tensors.map(async (t) => (await t.data() as Float32Array).slice()));
-}
-
-/** The averages the optimizer gives, in the variables' order, copied. */
-async function averagesOf(opt: TfOptimizer): Promise<Float32Array[]> {
-  const weights = (await opt.getWeights()).filter((w) => w.name.endsWith("/average"));
-  return await valuesOf(weights.map((w) => w.tensor));
-}
 
 /** Keras's moving averages in float64, over the values after each step taken. */
 class Reference {
@@ -96,18 +87,16 @@ const plain = () => {};
 Deno.test({
   name: "tfjs webgpu: ema leaves a step the device skipped for gc's overflow, with finite grads",
   ...sanitize,
-  fn: async () => {
-    await useBackend("webgpu");
-    const tensors = tf.memory().numTensors;
+  fn: onWebgpu(async () => {
     const vars = seededVars(named, 3, 40);
     const opt = tfOptimizer(adam({ lr: 0.05, gc: true }), {
       ema: { momentum: 0.9 },
       warnOnSkip: false,
     });
-    const ref = new Reference(0.9, await valuesOf(vars));
+    const ref = new Reference(0.9, await readValues(vars));
     for (let step = 1; step <= 3; step++) {
       call(opt, vars, plain, step);
-      assert.ok(ref.after(await valuesOf(vars)));
+      assert.ok(ref.after(await readValues(vars)));
     }
     // The kernel's column 0 3e38 but for its last row, −3e38: finite, and so is its mean over
     // the rows (2.85e38), but the last row minus it, which tfjs takes to centralize it,
@@ -116,60 +105,54 @@ Deno.test({
     const big = (i: number, g: Float32Array) =>
       i === 0 && g.forEach((_, k) => k % 3 || (g[k] = k === g.length - 3 ? -3e38 : 3e38));
     assert.equal(countReadbacks(() => call(opt, vars, big, 4)), 0);
-    assert.equal(ref.after(await valuesOf(vars)), false, "the device skipped it");
-    ref.check(await averagesOf(opt));
+    assert.equal(ref.after(await readValues(vars)), false, "the device skipped it");
+    ref.check(await readAverages(opt));
     call(opt, vars, plain, 5);
-    assert.ok(ref.after(await valuesOf(vars)));
-    ref.check(await averagesOf(opt));
+    assert.ok(ref.after(await readValues(vars)));
+    ref.check(await readAverages(opt));
     opt.dispose();
     tf.dispose(vars);
-    assert.equal(tf.memory().numTensors, tensors);
-  },
+  }),
 });
 
 Deno.test({
   name: "tfjs webgpu: under nonFinite throw, ema leaves the steps the device halted",
   ...sanitize,
-  fn: async () => {
-    await useBackend("webgpu");
-    const tensors = tf.memory().numTensors;
+  fn: onWebgpu(async () => {
     const vars = seededVars(named, 5, 40);
     const opt = tfOptimizer(adam({ lr: 0.05, nonFinite: "throw" }), { ema: { momentum: 0.9 } });
-    const ref = new Reference(0.9, await valuesOf(vars));
+    const ref = new Reference(0.9, await readValues(vars));
     for (let step = 1; step <= 3; step++) {
       call(opt, vars, plain, step);
-      assert.ok(ref.after(await valuesOf(vars)));
+      assert.ok(ref.after(await readValues(vars)));
     }
     const nan = (i: number, g: Float32Array) => i === 0 && (g[0] = NaN);
     // Submitted at once: the device halts at the first, the second finds it halted; the host
     // learns of it later.
     assert.equal(countReadbacks(() => (call(opt, vars, nan, 4), call(opt, vars, plain, 5))), 0);
-    assert.equal(ref.after(await valuesOf(vars)), false, "the device halted");
+    assert.equal(ref.after(await readValues(vars)), false, "the device halted");
     await assert.rejects(opt.getWeights(), RangeError); // (the halt, said once)
-    ref.check(await averagesOf(opt));
+    ref.check(await readAverages(opt));
     for (let step = 6; step <= 7; step++) {
       call(opt, vars, plain, step);
-      assert.ok(ref.after(await valuesOf(vars)));
-      ref.check(await averagesOf(opt));
+      assert.ok(ref.after(await readValues(vars)));
+      ref.check(await readAverages(opt));
     }
     opt.dispose();
     tf.dispose(vars);
-    assert.equal(tf.memory().numTensors, tensors);
-  },
+  }),
 });
 
 Deno.test({
   name: "tfjs webgpu: ema leaves the steps of a state the device stopped (no scalars left)",
   ...sanitize,
-  fn: async () => {
-    await useBackend("webgpu");
-    const tensors = tf.memory().numTensors;
+  fn: onWebgpu(async () => {
     const vars = seededVars(named, 7, 4);
     const opt = tfOptimizer(adam({ lr: 0.05 }), { ema: { momentum: 0.9 }, warnOnSkip: false });
-    const ref = new Reference(0.9, await valuesOf(vars));
+    const ref = new Reference(0.9, await readValues(vars));
     for (let step = 1; step <= 2; step++) {
       call(opt, vars, plain, step);
-      assert.ok(ref.after(await valuesOf(vars)));
+      assert.ok(ref.after(await readValues(vars)));
     }
     // More steps skipped than the ring keeps scalars for, with no report between them: the
     // device stops at the next step, whose gradients are finite, and takes none after it.
@@ -178,28 +161,25 @@ Deno.test({
     for (let k = 0; k < 1100; k++) opt.applyGradients(bad);
     tf.dispose(grads);
     call(opt, vars, plain, 3), call(opt, vars, plain, 4);
-    assert.equal(ref.after(await valuesOf(vars)), false, "the device stopped");
+    assert.equal(ref.after(await readValues(vars)), false, "the device stopped");
     await assert.rejects(opt.getWeights(), /stopped at step 3/);
-    ref.check(await averagesOf(opt));
+    ref.check(await readAverages(opt));
     opt.dispose();
     tf.dispose(vars);
-    assert.equal(tf.memory().numTensors, tensors);
-  },
+  }),
 });
 
 Deno.test({
   name: "tfjs webgpu: ema as the device decided where both agree: clip overflow, accumulation",
   ...sanitize,
-  fn: async () => {
-    await useBackend("webgpu");
-    const tensors = tf.memory().numTensors;
+  fn: onWebgpu(async () => {
     const vars = seededVars(named, 9, 4);
     const opt = tfOptimizer(adam({ lr: 0.05, clipGradNorm: 1 }), {
       ema: { momentum: 0.9 },
       gradientAccumulationSteps: 2,
       warnOnSkip: false,
     });
-    const ref = new Reference(0.9, await valuesOf(vars));
+    const ref = new Reference(0.9, await readValues(vars));
     const fill = (x: number) => (_: number, g: Float32Array) => g.fill(x);
     // Finite gradients whose norm overflows float32: clipped, taken. Then finite ones whose sum
     // overflows: the mean stepped holds Infinity, skipped.
@@ -207,39 +187,35 @@ Deno.test({
     const taken = [true, true, true, false, true];
     for (const [k, grads] of steps.entries()) {
       call(opt, vars, grads, 2 * k + 1), call(opt, vars, grads, 2 * k + 2);
-      assert.equal(ref.after(await valuesOf(vars)), taken[k], `step ${k + 1}`);
-      ref.check(await averagesOf(opt));
+      assert.equal(ref.after(await readValues(vars)), taken[k], `step ${k + 1}`);
+      ref.check(await readAverages(opt));
     }
     opt.dispose();
     tf.dispose(vars);
-    assert.equal(tf.memory().numTensors, tensors);
-  },
+  }),
 });
 
 Deno.test({
   name: "tfjs webgpu: ema's overwrite leaves the variables at a step the device skipped",
   ...sanitize,
-  fn: async () => {
-    await useBackend("webgpu");
-    const tensors = tf.memory().numTensors;
+  fn: onWebgpu(async () => {
     const vars = seededVars(named, 11, 40);
     const opt = tfOptimizer(adam({ lr: 0.05 }), {
       ema: { momentum: 0.9, overwriteFrequency: 4 },
       warnOnSkip: false,
     });
-    const ref = new Reference(0.9, await valuesOf(vars));
+    const ref = new Reference(0.9, await readValues(vars));
     for (let step = 1; step <= 3; step++) {
       call(opt, vars, plain, step);
-      assert.ok(ref.after(await valuesOf(vars)));
+      assert.ok(ref.after(await readValues(vars)));
     }
     // The 4th step submitted, skipped by the device: no step taken, so no overwrite either (as
     // on the CPU, where the count does not reach 4).
-    const before = await valuesOf(vars);
+    const before = await readValues(vars);
     call(opt, vars, (i, g) => i === 0 && (g[0] = NaN), 4);
-    assert.deepEqual(await valuesOf(vars), before, "the variables as they were");
-    ref.check(await averagesOf(opt));
+    assert.deepEqual(await readValues(vars), before, "the variables as they were");
+    ref.check(await readAverages(opt));
     opt.dispose();
     tf.dispose(vars);
-    assert.equal(tf.memory().numTensors, tensors);
-  },
+  }),
 });

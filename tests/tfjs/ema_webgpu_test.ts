@@ -8,14 +8,16 @@
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import { adam } from "../../mod.ts";
-import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
+import { tfOptimizer } from "../../tfjs.ts";
 import {
   countReadbacks,
+  onWebgpu,
+  readAverages,
+  readValues,
   seededVars,
   stepWith,
   tf,
   uniqueNames,
-  useBackend,
   webgpuTestOptions,
 } from "./helpers.ts";
 
@@ -25,23 +27,10 @@ const named = uniqueNames("ema_webgpu");
 /** A kernel and a bias with seeded values, under new names. */
 const makeVars = (seed: number, rows = 40) => seededVars(named, seed, rows);
 
-/** The values of tensors, read asynchronously (webgpu has no sync read). */
-function valuesOf(tensors: tf.Tensor[]): Promise<Float32Array[]> {
-  return Promise.all(tensors.map(async (t) => (await t.data() as Float32Array).slice()));
-}
-
-/** The averages the optimizer gives, in the variables' order, copied. */
-async function averagesOf(opt: TfOptimizer): Promise<Float32Array[]> {
-  const weights = (await opt.getWeights()).filter((w) => w.name.endsWith("/average"));
-  return await valuesOf(weights.map((w) => w.tensor));
-}
-
 Deno.test({
   name: "tfjs webgpu: ema follows Keras's rule with no readback; a skipped step leaves it",
   ...sanitize,
-  fn: async () => {
-    await useBackend("webgpu");
-    const tensors = tf.memory().numTensors;
+  fn: onWebgpu(async () => {
     const m = 0.9;
     const vars = makeVars(3);
     const opt = tfOptimizer(adam({ lr: 0.05 }), { ema: { momentum: m }, warnOnSkip: false });
@@ -49,12 +38,12 @@ Deno.test({
     for (let step = 1; step <= 12; step++) {
       const readbacks = countReadbacks(() => stepWith(opt, vars, step));
       if (step > 1) assert.equal(readbacks, 0); // (the first step reads the variables)
-      const values = await valuesOf(vars);
+      const values = await readValues(vars);
       reference = step === 1
         ? values.map((v) => Float64Array.from(v))
         : reference.map((r, i) => r.map((a, k) => m * a + (1 - m) * values[i][k]));
     }
-    const averages = await averagesOf(opt);
+    const averages = await readAverages(opt);
     averages.forEach((got, i) =>
       got.forEach((g, k) => {
         const want = reference[i][k];
@@ -62,36 +51,33 @@ Deno.test({
       })
     );
     assert.equal(countReadbacks(() => stepWith(opt, vars, 99, true)), 0);
-    assert.deepEqual(await averagesOf(opt), averages); // skipped on the device: unchanged
-    const values = await valuesOf(vars);
+    assert.deepEqual(await readAverages(opt), averages); // skipped on the device: unchanged
+    const values = await readValues(vars);
     opt.averages!.swap();
-    assert.deepEqual(await valuesOf(vars), averages);
+    assert.deepEqual(await readValues(vars), averages);
     opt.averages!.swap();
-    assert.deepEqual(await valuesOf(vars), values);
+    assert.deepEqual(await readValues(vars), values);
     opt.dispose();
     tf.dispose(vars);
-    assert.equal(tf.memory().numTensors, tensors);
-  },
+  }),
 });
 
 Deno.test({
   name: "tfjs webgpu: a first step skipped on the device does not start the averages",
   ...sanitize,
-  fn: async () => {
-    await useBackend("webgpu");
-    const tensors = tf.memory().numTensors;
+  fn: onWebgpu(async () => {
     const m = 0.5;
     const vars = makeVars(5);
     const opt = tfOptimizer(adam({ lr: 0.05 }), { ema: { momentum: m }, warnOnSkip: false });
     stepWith(opt, vars, 1, true); // skipped on the device: as on cpu, no average yet
     stepWith(opt, vars, 2); // the first step taken: each average is its variable
-    assert.deepEqual(await averagesOf(opt), await valuesOf(vars));
+    assert.deepEqual(await readAverages(opt), await readValues(vars));
     stepWith(opt, vars, 3, true); // skipped again: unchanged
-    const started = await valuesOf(vars);
-    assert.deepEqual(await averagesOf(opt), started);
+    const started = await readValues(vars);
+    assert.deepEqual(await readAverages(opt), started);
     stepWith(opt, vars, 4);
-    const values = await valuesOf(vars);
-    const averages = await averagesOf(opt);
+    const values = await readValues(vars);
+    const averages = await readAverages(opt);
     averages.forEach((got, i) =>
       got.forEach((g, k) => {
         const want = m * started[i][k] + (1 - m) * values[i][k];
@@ -100,6 +86,5 @@ Deno.test({
     );
     opt.dispose();
     tf.dispose(vars);
-    assert.equal(tf.memory().numTensors, tensors);
-  },
+  }),
 });

@@ -16,7 +16,15 @@ import assert from "node:assert/strict";
 import { dispose, readParams, sgd, step } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import { centralized } from "../../tfjs/centralize_ops.ts";
-import { randoms, tf, transpose, uniqueNames, useBackend, webgpuTestOptions } from "./helpers.ts";
+import {
+  onWebgpu,
+  randoms,
+  tf,
+  transpose,
+  uniqueNames,
+  useBackend,
+  webgpuTestOptions,
+} from "./helpers.ts";
 
 const sanitize = await webgpuTestOptions();
 const named = uniqueNames("gc_overflow_webgpu");
@@ -95,9 +103,7 @@ Deno.test({
   name:
     "tfjs webgpu: gc takes a step whose column sums overflow float32, as cpu, wasm and the library's WebGPU",
   ...sanitize,
-  fn: async () => {
-    await useBackend("webgpu");
-    const tensors = tf.memory().numTensors;
+  fn: onWebgpu(async () => {
     const grads = gradient();
     const cpu = await tfjsStep("cpu", grads);
     assert.ok(cpu.taken, "cpu takes it");
@@ -109,17 +115,14 @@ Deno.test({
     assertClose(await tfjsStep("wasm", grads), cpu, grads, "wasm");
     assertClose(await tfjsStep("webgpu", grads), cpu, grads, "tfjs webgpu");
     assertClose(await libraryStep(grads), cpu, grads, "library webgpu");
-    assert.equal(tf.memory().numTensors, tensors);
-  },
+  }),
 });
 
 Deno.test({
   name:
     "tfjs webgpu: gc where a value minus its column's mean overflows: the CPU backends and the library's WebGPU take the step, tfjs webgpu skips it",
   ...sanitize,
-  fn: async () => {
-    await useBackend("webgpu");
-    const tensors = tf.memory().numTensors;
+  fn: onWebgpu(async () => {
     const grads = gradient(-3e38);
     // The library checks the gradients as given (finite), then centralizes them: the last row's
     // −3e38 − 2.85e38 is −Infinity there, and its parameter +Infinity after the step.
@@ -142,16 +145,13 @@ Deno.test({
     const gpu = await tfjsStep("webgpu", grads);
     assert.ok(!gpu.taken, "tfjs webgpu skips it");
     assert.ok(gpu.params.every((p) => p === 0.5));
-    assert.equal(tf.memory().numTensors, tensors);
-  },
+  }),
 });
 
 Deno.test({
   name: "tfjs webgpu: gc of ordinary and tiny gradients gives tfjs's own mean's bits (no scaling)",
   ...sanitize,
-  fn: async () => {
-    await useBackend("webgpu");
-    const tensors = tf.memory().numTensors;
+  fn: onWebgpu(async () => {
     // Column 0 ordinary, column 1 below float32's normal range, column 2 large but safe.
     const grads = randoms(ROWS * 3, 9).map((x, i) => [x, x * 1e-40, x * 1e30][i % 3]);
     const g = tf.tensor(grads, [ROWS, 3]);
@@ -159,6 +159,5 @@ Deno.test({
     const plain = tf.tidy(() => tf.sub(g, tf.mean(g, 0, true)));
     assert.deepEqual(await ours.data(), await plain.data());
     tf.dispose([g, ours, plain]);
-    assert.equal(tf.memory().numTensors, tensors);
-  },
+  }),
 });

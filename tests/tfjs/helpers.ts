@@ -57,6 +57,19 @@ export async function useBackend(name: string): Promise<void> {
   await tf.ready();
 }
 
+/**
+ * A test's `fn` that switches tfjs to webgpu, runs `body`, and asserts that as many tensors
+ * live after it as before (all it made are disposed).
+ */
+export function onWebgpu(body: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    await useBackend("webgpu");
+    const tensors = tf.memory().numTensors;
+    await body();
+    assert.equal(tf.memory().numTensors, tensors);
+  };
+}
+
 /** Transposes a [rows, cols] row-major array. */
 export function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(a.length);
@@ -226,6 +239,17 @@ export function stepWith(
   } finally {
     tf.dispose(grads);
   }
+}
+
+/** Copies of the tensors' values, read asynchronously (webgpu has no sync read). */
+export function readValues(tensors: tf.Tensor[]): Promise<Float32Array[]> {
+  return Promise.all(tensors.map(async (t) => (await t.data() as Float32Array).slice()));
+}
+
+/** The averages (option `ema`) `opt.getWeights()` gives, in the variables' order, copied. */
+export async function readAverages(opt: TfOptimizer): Promise<Float32Array[]> {
+  const weights = (await opt.getWeights()).filter((w) => w.name.endsWith("/average"));
+  return await readValues(weights.map((w) => w.tensor));
 }
 
 /**

@@ -15,8 +15,10 @@ import { adam, radam } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import {
   countReadbacks,
-  randoms,
+  readAverages,
+  readValues,
   seededVars,
+  stepWith,
   tf,
   uniqueNames,
   useBackend,
@@ -35,25 +37,6 @@ const CHANGE = 5;
  * takes at a t the host has not counted: its scalars must be in the new state's ring), or at it.
  */
 const BADS = [[1, 3, 6, 10], [1, 3, 5, 10]];
-
-/** A call over `vars` with gradients from `seed`, a NaN in the first one's where `bad`. */
-function call(opt: TfOptimizer, vars: tf.Variable[], seed: number, bad: boolean): void {
-  const grads = vars.map((v, i) => {
-    const values = randoms(v.size, seed * 7 + i);
-    if (bad && i === 0) values[0] = NaN;
-    return tf.tensor(values, v.shape);
-  });
-  try {
-    opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, grads[i]])));
-  } finally {
-    tf.dispose(grads);
-  }
-}
-
-/** Copies of the tensors' values. */
-function valuesOf(tensors: tf.Tensor[]): Promise<Float32Array[]> {
-  return Promise.all(tensors.map(async (t) => (await t.data() as Float32Array).slice()));
-}
 
 interface Outcome {
   /** Per call: whether the kernel holds its average after it (an overwrite, or the first step). */
@@ -83,23 +66,20 @@ async function run(
   for (let c = 0; c < CALLS; c++) {
     const stepped = (c < CHANGE) === unfreeze ? vars.slice(0, 1) : vars;
     if (c === CHANGE && settle) tf.dispose((await opt.getWeights()).map((w) => w.tensor));
-    const reads = countReadbacks(() => call(opt, stepped, c + 1, bad.includes(c)));
+    const reads = countReadbacks(() => stepWith(opt, stepped, c + 1, bad.includes(c)));
     if (backend === "webgpu") assert.equal(reads, 0, `call ${c} read back`);
-    const [kernel] = await valuesOf(vars);
+    const [kernel] = await readValues(vars);
     opt.averages!.swap();
-    const [average] = await valuesOf(vars);
+    const [average] = await readValues(vars);
     opt.averages!.swap();
     overwrites.push(kernel.every((x, k) => Object.is(x, average[k])));
   }
-  const weights = await opt.getWeights();
-  const averages = await valuesOf(
-    weights.filter((w) => w.name.endsWith("/average")).map((w) => w.tensor),
-  );
+  const averages = await readAverages(opt);
   const out = {
     overwrites,
     iterations: opt.iterations,
     skipped: opt.skippedSteps,
-    variables: await valuesOf(vars),
+    variables: await readValues(vars),
     averages,
   };
   opt.dispose();
