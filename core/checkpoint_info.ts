@@ -130,9 +130,10 @@ export function checkpointInfo(bytes: Uint8Array): CheckpointInfo {
   const step = parseCount(metadata, "step");
   const skippedSteps = parseCount(metadata, "skipped_steps");
   const names = tensorOrder(metadata);
-  const { shapes, codes } = readTensors(bytes, file, names, stateTensors(settings), false);
+  const kinds = stateTensors(settings);
+  const { shapes, codes } = readTensors(bytes, file, names, kinds, false);
   if (codes) checkCodes(metadata);
-  const own = stateTensorNames(names, stateTensors(settings));
+  const own = stateTensorNames(names, kinds);
   const extras = (suffix: string) =>
     frozenRecord(
       [...file.tensors].filter(([name]) =>

@@ -61,6 +61,18 @@ interface OverwriteKernel {
 }
 
 /**
+ * The device's decision of a step: whether it was taken, and whether it was taken at a multiple
+ * of option `ema`'s `overwriteFrequency` steps taken (absent: it was not); boolean scalars on the
+ * device, which the caller disposes.
+ */
+export interface DeviceDecision {
+  /** Whether the step was taken. */
+  readonly taken: tf.Tensor;
+  /** Whether its averages overwrite the variables; absent: they do not. */
+  readonly overwrite?: tf.Tensor;
+}
+
+/**
  * The decisions of the steps of the states of one runner's device (gpu_path.ts).
  *
  * @example
@@ -101,7 +113,7 @@ export class StepDecision {
    * which the caller disposes. (tfjs submits its copies of the buffers at once: they are free
    * again by the next step.)
    */
-  decided(counter: GpuStepCounter, every?: number): { taken: tf.Tensor; overwrite?: tf.Tensor } {
+  decided(counter: GpuStepCounter, every?: number): DeviceDecision {
     const device = this.#device;
     this.#asked = true;
     const buffer = this.#buffer ??= device.createBuffer({

@@ -284,9 +284,9 @@ export interface SavedExtras {
  * `saved` says is saved beside it (`<variable>.accum` with `accum_count` where N > 1, and
  * `<variable>.average` with option `ema`, each F32 in the variable's shape), would pass the cap,
  * and a TypeError where a variable is named as another's sum or average (`w` and `w.accum`; or
- * `w.average` beside a frozen `w` whose average is kept), which a checkpoint would hold twice: either would train, then fail to save mid-accumulation
- * or with its averages. Nothing to save beside it: nothing checked (the path that makes the
- * state checks the state's own).
+ * `w.average` beside a frozen `w` whose average is kept), which a checkpoint would hold twice:
+ * either would train, then fail to save mid-accumulation or with its averages. Nothing to save
+ * beside it: nothing checked (the path that makes the state checks the state's own).
  *
  * @example
  * ```ts

@@ -13,6 +13,7 @@ import { checkKeys } from "../base/schema.ts";
 import type { GradItem, NamedTensor } from "./gradients.ts";
 import { baseName } from "./kept.ts";
 import { checkWeightLive } from "./_hints.ts";
+import type { DeviceDecision } from "./_step_decision.ts";
 import { checkLoadedShapes, floatVariables } from "./matching.ts";
 import { sameShape } from "./layout.ts";
 
@@ -62,18 +63,6 @@ export interface EmaSettings {
   readonly momentum: number;
   /** The steps between overwrites of the variables; absent: never. */
   readonly overwriteFrequency?: number;
-}
-
-/**
- * The device's decision of a step on webgpu (tfjs/_step_decision.ts): whether it was taken, and
- * whether it was taken at a multiple of `overwriteFrequency` steps taken (absent: it was not);
- * boolean scalars on the device.
- */
-export interface DeviceDecision {
-  /** Whether the step was taken. */
-  readonly taken: tf.Tensor;
-  /** Whether its averages overwrite the variables; absent: they do not. */
-  readonly overwrite?: tf.Tensor;
 }
 
 /** The suffix of a variable's average among the optimizer's weights. */

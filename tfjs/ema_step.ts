@@ -6,7 +6,8 @@
  */
 import type { Settings } from "../base/settings.ts";
 import { onWebGpu } from "./backend_choice.ts";
-import type { DeviceDecision, WeightAverages } from "./ema.ts";
+import type { DeviceDecision } from "./_step_decision.ts";
+import type { WeightAverages } from "./ema.ts";
 import type { GradItem } from "./gradients.ts";
 
 /**

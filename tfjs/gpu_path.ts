@@ -55,7 +55,7 @@ import {
   readKeptAside,
 } from "./gpu_change.ts";
 import { onGpu, ParamBuffers } from "./_param_buffers.ts";
-import { StepDecision } from "./_step_decision.ts";
+import { type DeviceDecision, StepDecision } from "./_step_decision.ts";
 import { centralized as centralize } from "./centralize_ops.ts";
 
 /** What tfjs-backend-webgpu exposes that the adapter uses. */
@@ -151,7 +151,7 @@ export class GpuRunner {
    * it took it at a multiple of `every` steps taken (`overwrite`, absent where it cannot have):
    * boolean scalars on the device, which the caller disposes; no readback (_step_decision.ts).
    */
-  decided(every?: number): { taken: tf.Tensor; overwrite?: tf.Tensor } {
+  decided(every?: number): DeviceDecision {
     return this.#decision.decided(gpuBackendOf(this.#state).counter, every);
   }
 
@@ -382,7 +382,7 @@ export class GpuPath {
    * steps taken (boolean scalars on it, which the caller disposes; no readback): where a step
    * was made, after it.
    */
-  decided(every?: number): { taken: tf.Tensor; overwrite?: tf.Tensor } {
+  decided(every?: number): DeviceDecision {
     if (this.#runner === undefined) throw new Error("No step was made on the GPU");
     return this.#runner.decided(every);
   }
