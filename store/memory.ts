@@ -225,7 +225,8 @@ function trainingMethods(
         const { id, base, samples } = info;
         remember(m, id, { state: "pending" }, Date.now() + rememberMs);
         const n = ++m.stored;
-        m.pending.set(n, { n, info: { id, base, samples }, gradient: copy });
+        // (−0 as 0, as the Deno KV store keys it)
+        m.pending.set(n, { n, info: { id, base: base === 0 ? 0 : base, samples }, gradient: copy });
         return null;
       });
     },
