@@ -6,6 +6,7 @@
  * @module
  */
 import { checkMeta } from "../store/_checks.ts";
+import { boundReason } from "../store/errors.ts";
 import { toParamsFirst } from "../store/layout.ts";
 import type { CommitResult, StepCommit } from "../store/training.ts";
 import type { Ctx } from "./context.ts";
@@ -46,7 +47,8 @@ function settle(ctx: Ctx, op: Deno.AtomicOperation, c: StepCommit, renewed: Leas
   }
   for (const r of c.refused) {
     const ref = r.ref as PendingRef | undefined;
-    const record = { state: "refused", step: c.step, reason: r.reason, ...byOf(ref) };
+    const reason = boundReason(r.reason); // a caller's, of any length: within a value
+    const record = { state: "refused", step: c.step, reason, ...byOf(ref) };
     op.set(records.request(r.id), record, { expireIn });
     if (ref) op.delete(ref.key);
   }

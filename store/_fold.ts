@@ -6,7 +6,7 @@
  * @module
  */
 import { CheckpointError, dispose, type OptimizerState, step } from "../mod.ts";
-import { contributionFailed, staleReason } from "./errors.ts";
+import { boundReason, contributionFailed, staleReason } from "./errors.ts";
 import { meanOfContributions, type WeightedGradient } from "./mean.ts";
 import type { PendingContribution } from "./training.ts";
 import { type Cached, currentState, type Fold, type Local, type Plan } from "./_fold_state.ts";
@@ -45,7 +45,7 @@ async function plan(
         ? bytes
         : `its gradient has ${bytes.length / 4} values, the model ${size}`;
     }
-    p.refused.push({ id: c.id, reason, ref: c.ref });
+    p.refused.push({ id: c.id, reason: boundReason(reason), ref: c.ref });
   }
   for (const l of local) {
     const reason = staleReason(l.info.base, state.step, f.options.staleness);

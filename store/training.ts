@@ -170,7 +170,11 @@ export interface StepCommit {
    * without; a commit that applies none (a first checkpoint, refusals alone) journals nothing.
    */
   readonly applied: readonly (ContributionInfo & { readonly ref?: unknown })[];
-  /** Requests refused: recorded so, with the reason (and removed, as `applied`). */
+  /**
+   * Requests refused: recorded so, with the reason (and removed, as `applied`). The library's
+   * stores keep at most 512 UTF-16 units of a reason: a longer one is cut, ending with
+   * `… (N characters in all)` (`dataParallel` gives none longer).
+   */
   readonly refused: readonly {
     readonly id: string;
     readonly reason: string;

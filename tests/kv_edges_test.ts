@@ -1,16 +1,19 @@
 /**
  * Edge cases of the training records, on Deno KV and in one process: a contribution's base step
- * of −0 (a key of its own to Deno KV).
+ * of −0 (a key of its own to Deno KV), and refusal reasons of any length (a request record is one
+ * value, at most 64 KiB).
  */
 import assert from "node:assert/strict";
-import { radam } from "../mod.ts";
+import { CheckpointError, radam } from "../mod.ts";
 import {
+  ContributionRefusedError,
   dataParallel,
   kvCheckpointStore,
   memoryCheckpointStore,
+  type PendingContribution,
   type TrainingStore,
 } from "../kv.ts";
-import { firstCommit } from "../store/_conformance_calls.ts";
+import { commitOf, firstCommit } from "../store/_conformance_calls.ts";
 import { PREFIX, withKv } from "./kv_fakes.ts";
 
 const init = () => ({ w: new Float32Array(2) });
@@ -57,6 +60,76 @@ Deno.test("data parallel: a contribution submitted with a base of −0 is applie
     const entries = (await store.journal(0, 10)).flatMap((r) => r.entries);
     assert.equal(entries.length, 1);
     assert.ok(Object.is(entries[0].base, 0), `${name}: journaled as ${entries[0].base}`);
+    await trainer.close();
+  });
+});
+
+const LONG = 100_000;
+
+Deno.test("training stores: a refusal's reason longer than 512 characters is kept cut to 512, saying how long it was; a Deno KV value holds it", async () => {
+  for (const unit of ["x", "😀"]) {
+    const reason = unit.repeat(LONG / unit.length);
+    await onEachStore(async (store, name) => {
+      const version = await firstCommit(store);
+      await store.submit({ id: "r", base: 0, samples: 1 }, new Uint8Array(8));
+      const [r] = await store.pending(1);
+      const done = await store.commit(
+        commitOf({ expected: version, refused: [{ id: "r", reason, ref: r.ref }] }),
+      );
+      assert.notEqual(done, null, name);
+      const record = await store.request("r");
+      assert.equal(record?.state, "refused");
+      const kept = record?.state === "refused" ? record.reason : "";
+      assert.ok(kept.length <= 512, `${name}: ${kept.length} units`);
+      assert.ok(kept.endsWith(`… (${LONG} characters in all)`), kept.slice(-40));
+      assert.ok(reason.startsWith(kept.slice(0, kept.indexOf("…"))), "its beginning");
+      assert.ok(kept.isWellFormed(), `${name}: no surrogate pair cut in two`);
+      assert.deepEqual(await store.pending(1), [], "removed, as refused");
+    });
+  }
+  // One of 512 is kept whole.
+  await onEachStore(async (store, name) => {
+    const version = await firstCommit(store);
+    const reason = "y".repeat(512);
+    await store.commit(commitOf({ expected: version, refused: [{ id: "f", reason }] }));
+    assert.deepEqual(await store.request("f"), { state: "refused", step: 1, reason }, name);
+  });
+});
+
+/**
+ * `store`, whose stored gradients read as damaged: a CheckpointError of a message `LONG` long
+ * (as a store of a long key, or one of its own words, may throw).
+ */
+function damaging(store: TrainingStore): TrainingStore {
+  // (a proxy of an empty object: the Deno KV store is frozen)
+  return new Proxy({} as TrainingStore, {
+    has: (_, key) => Reflect.has(store, key),
+    get(_, key) {
+      if (key !== "gradient") return Reflect.get(store, key);
+      return (_p: PendingContribution) =>
+        Promise.reject(new CheckpointError(`Damaged: ${"d".repeat(LONG)}`));
+    },
+  });
+}
+
+Deno.test("data parallel: a stored contribution refused for an error of a long message is recorded, and answered, with its reason cut to 512 characters", async () => {
+  await onEachStore(async (inner, name) => {
+    const store = damaging(inner);
+    const trainer = dataParallel(store, { optimizer, init, pollMs: 2 });
+    const { step } = await trainer.params();
+    await store.submit({ id: "s", base: step, samples: 1 }, new Uint8Array(8));
+    // This process's own goes into the fold that refuses the stored one.
+    const own = await trainer.submit({ id: "o", base: step, gradient: init() });
+    assert.equal(own.status, "applied", name);
+    const record = await store.request("s");
+    assert.equal(record?.state, "refused", name);
+    const reason = record?.state === "refused" ? record.reason : "";
+    assert.ok(reason.startsWith("its stored gradient is damaged: Damaged: ddd"), reason);
+    assert.ok(reason.length <= 512 && reason.endsWith(" characters in all)"), reason.slice(-40));
+    await assert.rejects(
+      trainer.submit({ id: "s", base: step, gradient: init() }),
+      (e: Error) => e instanceof ContributionRefusedError && e.reason === reason,
+    );
     await trainer.close();
   });
 });
