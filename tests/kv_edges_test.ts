@@ -1,20 +1,26 @@
 /**
  * Edge cases of the training records, on Deno KV and in one process: a contribution's base step
- * of −0 (a key of its own to Deno KV), and refusal reasons of any length (a request record is one
- * value, at most 64 KiB).
+ * of −0 (a key of its own to Deno KV), refusal reasons of any length (a request record is one
+ * value, at most 64 KiB), and a commit that releases the lease or hands it on, answered busy after
+ * it went through, once another process has taken the lease.
  */
 import assert from "node:assert/strict";
 import { CheckpointError, radam } from "../mod.ts";
 import {
+  type CommitResult,
   ContributionRefusedError,
   dataParallel,
   kvCheckpointStore,
+  type Lease,
   memoryCheckpointStore,
   type PendingContribution,
+  type RequestRecord,
+  type StepCommit,
   type TrainingStore,
 } from "../kv.ts";
+import { checkpointOf } from "../store/_conformance_kit.ts";
 import { commitOf, firstCommit } from "../store/_conformance_calls.ts";
-import { PREFIX, withKv } from "./kv_fakes.ts";
+import { busyAfterKv, PREFIX, withKv } from "./kv_fakes.ts";
 
 const init = () => ({ w: new Float32Array(2) });
 const optimizer = radam({ lr: 0.1 });
@@ -132,4 +138,61 @@ Deno.test("data parallel: a stored contribution refused for an error of a long m
     );
     await trainer.close();
   });
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A commit by A under its lease (`fields` beside it) handing the lease on to B (`handOn`; else
+ * releasing it), answered busy after it went through, B taking the lease a few ms later, before
+ * A looks again: what A's commit answered, B's lease, and the record of request "x".
+ */
+async function leftBusy(fields: Partial<StepCommit>, handOn: boolean) {
+  const seen: { answer: CommitResult | null; taken: Lease | null; x: RequestRecord | null } = {
+    answer: null,
+    taken: null,
+    x: null,
+  };
+  await withKv(async (kv) => {
+    const b = kvCheckpointStore(kv, PREFIX);
+    const version = await firstCommit(b);
+    const held = (await b.acquire("A", 60_000, false))!;
+    const a = kvCheckpointStore(
+      busyAfterKv(kv, [0], async () => {
+        await sleep(3); // (a lease of another end than the one A wrote)
+        seen.taken = await b.acquire("B", 60_000, false);
+      }),
+      PREFIX,
+    );
+    const next = handOn ? { next: { token: "B", ms: 60_000 } } : {};
+    seen.answer = await a.commit(commitOf({ expected: version, lease: held, ...next, ...fields }));
+    const now = await kv.get<{ token: string }>([...PREFIX, "lease"]);
+    assert.equal(now.value?.token, "B", "B holds the lease");
+    seen.x = await b.request("x");
+  });
+  return seen;
+}
+
+Deno.test("kv store: a commit releasing the lease or handing it on, answered busy after it went through, is answered as made, its lease not the caller's, though another took the lease before it looked", async () => {
+  // A checkpoint: judged by the head; refusals: by the first one's record; neither: by the
+  // lease alone, where the new holder's taking replaced the record the commit wrote, or another
+  // took the lease it released: a conflict was answered, though the commit was made (and when
+  // the new holder took it within the same millisecond, made: the answer was a matter of time).
+  const cases: [string, Partial<StepCommit>][] = [
+    ["a checkpoint", { checkpoint: await checkpointOf(2), step: 2 }],
+    ["refusals", { refused: [{ id: "x", reason: "too stale" }] }],
+    ["nothing else", {}],
+  ];
+  for (const handOn of [true, false]) {
+    for (const [what, fields] of cases) {
+      const seen = await leftBusy(fields, handOn);
+      const how = `${what}, ${handOn ? "handed on" : "released"}`;
+      assert.equal(seen.taken?.token, "B", how);
+      assert.notEqual(seen.answer, null, `${how}: made`);
+      assert.equal(seen.answer!.lease, null, how);
+      if (fields.refused) {
+        assert.deepEqual(seen.x, { state: "refused", step: 1, reason: "too stale" }, how);
+      }
+    }
+  }
 });
