@@ -6,6 +6,7 @@
  * @module
  */
 import { checkMeta } from "../store/_checks.ts";
+import { boundReason } from "../store/errors.ts";
 import { toParamsFirst } from "../store/layout.ts";
 import type { CommitResult, StepCommit } from "../store/training.ts";
 import type { Ctx } from "./context.ts";
@@ -46,7 +47,8 @@ function settle(ctx: Ctx, op: Deno.AtomicOperation, c: StepCommit, renewed: Leas
   }
   for (const r of c.refused) {
     const ref = r.ref as PendingRef | undefined;
-    const record = { state: "refused", step: c.step, reason: r.reason, ...byOf(ref) };
+    const reason = boundReason(r.reason); // a caller's, of any length: within a value
+    const record = { state: "refused", step: c.step, reason, ...byOf(ref) };
     op.set(records.request(r.id), record, { expireIn });
     if (ref) op.delete(ref.key);
   }
@@ -107,9 +109,12 @@ async function commitOutcomes(
 
 /**
  * Of a commit without a checkpoint answered busy (of no outcomes, or renewing the lease for its
- * caller): whether it was done, as the lease tells (its versionstamp; a placeholder when it
- * released it), undefined when it was not (then it is written again). Without a lease it
- * changes nothing, and is written again; a lease another took since is a conflict (null).
+ * caller): whether it was done, as the lease tells (its versionstamp, or a placeholder), undefined
+ * when it was not (then it is written again). Without a lease it changes nothing, and is written
+ * again. Releasing or handing the lease on, it is done once the lease changed, whoever holds it now
+ * (its new holder, or another once it was free, may have taken it since the commit wrote it): the
+ * lease is no longer the caller's, as the commit leaves it, and the commit carried nothing else.
+ * Renewing it, only if the lease is the one it wrote; else a conflict (null).
  */
 async function leaseLanded(
   ctx: Ctx,
@@ -119,7 +124,7 @@ async function leaseLanded(
   if (!c.lease) return undefined;
   const now = await unbusy(() => ctx.kv.get(ctx.records.lease));
   if (now.versionstamp === c.lease.ref) return undefined; // unchanged: not done
-  if (renewed === null) return now.versionstamp === null ? "released" : null;
+  if (renewed === null || renewed.token !== c.lease.token) return now.versionstamp ?? "released";
   const lease = parseLease(now.value);
   return lease?.token === renewed.token && lease.expires === renewed.expires
     ? now.versionstamp

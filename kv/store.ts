@@ -86,18 +86,20 @@ export interface KvCheckpointStoreOptions {
   rememberMs?: number;
   /**
    * The most checks (`Deno.AtomicOperation.check`) one atomic write of the store may hold, an
-   * integer from 4 to 100 (default 100, the Deno runtime's limit). Set it where the database
-   * takes fewer: the self-hosted Deno KV server (denoland/denokv, reached with
-   * `Deno.openKv("http://…")`) refuses an atomic write of more than 10, so give it `10` there.
-   * Only a step's commit checks more than two keys: the head, the version record, the lease and
-   * the id of each contribution of the committing process's own, so the store's `maxFresh` is
-   * `maxChecks - 3` (`dataParallel` folds no more of its process's own in a step, and stores
-   * the rest of them, each a write of its gradient, for its next steps to take as stored ones
-   * with no check each: a burst of requests to one process is applied as under 100, not kept
-   * waiting until refused as stale), and a commit of more fresh ids is refused with a
-   * RangeError, on any database, before anything is written. The server's other limits (10
-   * keys a read, 1000 entries a list, 1000 mutations and 800 KiB a write) are the runtime's,
-   * which the store keeps.
+   * integer from 4 to 100 (default 100: the limit Deno KV's documentation states for its
+   * transactions, on Deno Deploy as in the Deno runtime, "Max checks in an atomic operation: 100"
+   * in the Limits of its Transactions page at docs.deno.com; the runtime refuses more with "Too
+   * many checks (max 100)"). Set it where the database takes fewer: the self-hosted Deno KV server
+   * (denoland/denokv, reached with `Deno.openKv("http://…")`) refuses an atomic write of more than
+   * 10, so give it `10` there. Only a step's commit checks more than two keys: the head, the
+   * version record, the lease and the id of each contribution of the committing process's own, so
+   * the store's `maxFresh` is `maxChecks - 3` (`dataParallel` folds no more of its process's own in
+   * a step, and stores those of them that its steps would reach only past `staleness`, each a write
+   * of its gradient, for its next steps to take as stored ones with no check each: a burst of
+   * requests to one process is applied, not kept waiting until refused as stale), and a commit of
+   * more fresh ids is refused with a RangeError, on any database, before anything is written. The
+   * server's other limits (10 keys a read, 1000 entries a list, 1000 mutations and 800 KiB a write)
+   * are the runtime's, which the store keeps.
    */
   maxChecks?: number;
 }
@@ -266,7 +268,10 @@ function checkOptions(
  *   locked" while another holds its lock) is asked again, a bounded number of times. If the head
  *   write itself fails so, save finds out whether it was done (the head keeps the ids of the
  *   last 64 versions made current) before it writes again, so a save is never applied twice;
- *   when that cannot be told, the error is thrown.
+ *   when that cannot be told, the error is thrown. A commit finds out so too: by the head, or,
+ *   without a checkpoint, by the record of the first outcome it settles, or, of none, by the
+ *   lease: one that releases the lease or hands it on is made once the lease changed, whoever
+ *   has taken it since.
  *
  * Called again with the same database, key prefix and options, it returns the same (frozen)
  * store object, so that a handler that makes its store at each request still shares what a

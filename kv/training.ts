@@ -74,9 +74,11 @@ export async function submit(
   if (known !== null) return known;
   const blob = submissionId();
   const inline = gradient.length <= INLINE_BYTES;
+  // −0 as 0: a key of −0 is another key, listed before every base of 0.
+  const base = info.base === 0 ? 0 : info.base;
   const value: PendingValue = {
     id: info.id,
-    base: info.base,
+    base,
     samples: info.samples,
     blob,
     chunks: inline ? 0 : Math.ceil(gradient.length / ctx.chunkBytes),
@@ -85,7 +87,7 @@ export async function submit(
     sha256: await sha256(gradient),
     ...(inline ? { data: gradient } : {}),
   };
-  const key = ctx.records.pendingAt(info.base, info.id, blob);
+  const key = ctx.records.pendingAt(base, info.id, blob);
   const blobWrite = await writeGradient(ctx, value, gradient, key);
   const commit = () => {
     const op = ctx.kv.atomic().check({ key: ctx.records.request(info.id), versionstamp: null })

@@ -29,8 +29,9 @@ const FIELDS = Object.keys(
 );
 
 /**
- * The checked id, base step and sample count of a contribution (each field read once). A field
- * of another name is refused: a misspelled `samples` would weigh the gradient as one sample.
+ * The checked id, base step and sample count of a contribution (each field read once; a base of −0
+ * is 0). A field of another name is refused: a misspelled `samples` would weigh the gradient as one
+ * sample.
  */
 export function checkInfo(c: Contribution): Local["info"] {
   if (typeof c !== "object" || c === null) {
@@ -50,7 +51,8 @@ export function checkInfo(c: Contribution): Local["info"] {
   if (!Number.isSafeInteger(samples) || samples < 1) {
     throw infoError("samples", "an integer ≥ 1", samples);
   }
-  return { id, base, samples };
+  // −0 as 0: a database key tells them apart (Deno KV orders −0 before every 0).
+  return { id, base: base + 0, samples };
 }
 
 /** A new local contribution, its promise not settled. */

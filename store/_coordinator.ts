@@ -295,16 +295,28 @@ export class Coordinator implements Fold {
   }
 
   /**
-   * Stores the contributions queued here past the `maxLocal` that the next fold takes, while
-   * this process holds the lease and a fold takes more than that (`maxFold`): a store whose
-   * commit checks few fresh ids (`maxFresh`) would else have its holder fold a few of its own
-   * a step, the others waiting until refused as stale. Stored (each by its own submit, as one
-   * handed off), they fill the next folds as the others' do, with no check each.
+   * Stores the contributions queued here that would pass `staleness` before a fold takes them,
+   * while this process holds the lease and a fold takes fewer of its own (`maxLocal`: a store
+   * whose commit checks few fresh ids, `maxFresh`) than `maxFold`: each fold takes at least
+   * `perFold` of them, in their order, and makes at most one step, so the one at place `i` is
+   * folded at most `⌊i / perFold⌋` steps past the current one. Stored (each by its own submit,
+   * as one handed off), they fill the next folds as the others' do, with no check each. The
+   * others stay, and no gradient of theirs is written (with `handoffMs: Infinity` too: a burst
+   * that the next steps take in time costs no write), nor of one already too stale (refused by
+   * the next fold, stored or not).
    */
   #storeSurplus(): void {
-    const { maxLocal, maxFold } = this.options;
-    if (this.lease === null || maxLocal >= maxFold) return;
-    for (const local of this.queue.slice(maxLocal)) this.#handoffs.get(local)?.fire();
+    const { maxLocal, maxFold, staleness } = this.options;
+    const step = this.snapshot?.step; // (known before any contribution is queued)
+    if (this.lease === null || maxLocal >= maxFold || step === undefined) return;
+    // The fewest of its own a fold takes, stored ones taking their half (maxFold ≥ 2 here).
+    const perFold = Math.min(maxLocal, Math.floor(maxFold / 2));
+    this.queue.forEach((local, i) => {
+      const behind = step - local.info.base;
+      if (behind <= staleness && behind + Math.floor(i / perFold) > staleness) {
+        this.#handoffs.get(local)?.fire();
+      }
+    });
   }
 
   /** Whether work waits here: queued, being stored, or watched. */

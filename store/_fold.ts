@@ -6,7 +6,7 @@
  * @module
  */
 import { CheckpointError, dispose, type OptimizerState, step } from "../mod.ts";
-import { contributionFailed, staleReason } from "./errors.ts";
+import { boundReason, contributionFailed, staleReason } from "./errors.ts";
 import { meanOfContributions, type WeightedGradient } from "./mean.ts";
 import type { PendingContribution } from "./training.ts";
 import { type Cached, currentState, type Fold, type Local, type Plan } from "./_fold_state.ts";
@@ -45,7 +45,7 @@ async function plan(
         ? bytes
         : `its gradient has ${bytes.length / 4} values, the model ${size}`;
     }
-    p.refused.push({ id: c.id, reason, ref: c.ref });
+    p.refused.push({ id: c.id, reason: boundReason(reason), ref: c.ref });
   }
   for (const l of local) {
     const reason = staleReason(l.info.base, state.step, f.options.staleness);
@@ -85,8 +85,8 @@ function writeMean(f: Fold, current: Cached, parts: WeightedGradient[], size: nu
  * checks is still unknown to the store, and Deno KV takes at most 100 checks in one atomic
  * write, beside the head's, the version record's and the lease's. A store that takes fewer
  * says so (`TrainingStore.maxFresh`), and a fold takes no more than that (`maxLocal`). Where
- * that is fewer than `maxFold`, the holder stores the rest of its own (the coordinator's
- * `#storeSurplus`), for its next folds to take as stored ones.
+ * that is fewer than `maxFold`, the holder stores those of its own that would else wait past
+ * `staleness` (the coordinator's `#storeSurplus`), for its next folds to take as stored ones.
  */
 export const MAX_LOCAL = 90;
 

@@ -7,7 +7,7 @@
  */
 import { dispose, type OptimizerState, saveState } from "../mod.ts";
 import { checkMeta } from "./_checks.ts";
-import { contributionFailed, ContributionRefusedError } from "./errors.ts";
+import { boundReason, contributionFailed, ContributionRefusedError } from "./errors.ts";
 import { readParamsPrefix } from "./layout.ts";
 import { checkCommitted } from "./_store_calls.ts";
 import { type Cached, type Fold, keep, type Local, type Plan } from "./_fold_state.ts";
@@ -97,7 +97,9 @@ export async function unsavable(
     f.queue.unshift(...p.appliedLocal.filter((l) => !l.abandoned));
     return;
   }
-  const reason = `the step on its gradient gives a state that no checkpoint holds: ${message}`;
+  const reason = boundReason(
+    `the step on its gradient gives a state that no checkpoint holds: ${message}`,
+  );
   const [l] = p.appliedLocal;
   if (l !== undefined) p.refusedLocal.push([l, reason]);
   else p.refused.push({ ...p.applied[0], reason });

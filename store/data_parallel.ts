@@ -74,7 +74,9 @@ function checkOptions(options: DataParallelOptions): Omit<CheckedOptions, "maxLo
  * contribution (after `handoffMs`, default 0) for the holder's next fold: a fold takes
  * contributions from every process, so the effective batch grows with the requests in flight
  * across processes; a process with more folds its own when the lease comes to it, writing no
- * gradient. A step costs one checkpoint write whatever it folds.
+ * gradient (but for a burst its steps would reach only past `staleness`, on a store whose commit
+ * checks fewer of them than a step folds: see the option `maxFold`). A step costs one checkpoint
+ * write whatever it folds.
  *
  * - **Idempotent**: a request id is applied at most once; sent again it is answered with the
  *   step that applied it (`duplicate: true`).

@@ -65,7 +65,10 @@ export class ContributionRefusedError extends Error {
   readonly id: string;
   /** The step that refused it. */
   readonly step: number;
-  /** Why. */
+  /**
+   * Why. At most 512 characters (UTF-16 units) where the library refused it: a longer reason (an
+   * error's message in it) is cut, ending with `… (N characters in all)`.
+   */
   readonly reason: string;
   /** An error saying that the contribution `id` was refused at `step`, and why. */
   constructor(id: string, step: number, reason: string) {
@@ -75,6 +78,27 @@ export class ContributionRefusedError extends Error {
     this.step = step;
     this.reason = reason;
   }
+}
+
+/**
+ * The longest reason of a refusal that is kept, in UTF-16 code units: 512. A request record holds
+ * one (Deno KV takes at most 64 KiB a value, and 800 KiB in the one atomic write that refuses up
+ * to a whole fold); a longer one (of an error's message) is cut by {@linkcode boundReason}.
+ */
+export const MAX_REASON_LENGTH = 512;
+
+/**
+ * `reason` as a refusal keeps it: as it is, if at most {@linkcode MAX_REASON_LENGTH} units long;
+ * else its beginning (no surrogate pair split), then `"… (N characters in all)"`, the whole
+ * `MAX_REASON_LENGTH` long at most.
+ */
+export function boundReason(reason: string): string {
+  if (typeof reason !== "string" || reason.length <= MAX_REASON_LENGTH) return reason;
+  const marker = `… (${reason.length} characters in all)`;
+  let end = MAX_REASON_LENGTH - marker.length;
+  const unit = reason.charCodeAt(end - 1);
+  if (unit >= 0xd800 && unit <= 0xdbff) end--; // the high half of a pair: cut before it
+  return reason.slice(0, end) + marker;
 }
 
 /** The reason a contribution computed at `base` is refused at `step`, or null if it is not. */

@@ -19,6 +19,7 @@ import { WaitingNotes } from "./_notes.ts";
 import { ExpiryQueue } from "./_expiry.ts";
 import { LeaseSighting } from "./_lease.ts";
 import { sleep } from "./_time.ts";
+import { boundReason } from "./errors.ts";
 import type {
   ContributionInfo,
   JournalRecord,
@@ -149,7 +150,7 @@ function applyCommit(m: Memory, c: StepCommit, rememberMs: number) {
     if (e.ref !== undefined) m.pending.delete((e.ref as Stored).n);
   }
   for (const { id, reason, ref } of c.refused) {
-    remember(m, id, { state: "refused", step: c.step, reason }, until);
+    remember(m, id, { state: "refused", step: c.step, reason: boundReason(reason) }, until);
     if (ref !== undefined) m.pending.delete((ref as Stored).n);
   }
   if (c.applied.length > 0) {
@@ -225,7 +226,8 @@ function trainingMethods(
         const { id, base, samples } = info;
         remember(m, id, { state: "pending" }, Date.now() + rememberMs);
         const n = ++m.stored;
-        m.pending.set(n, { n, info: { id, base, samples }, gradient: copy });
+        // (−0 as 0, as the Deno KV store keys it)
+        m.pending.set(n, { n, info: { id, base: base === 0 ? 0 : base, samples }, gradient: copy });
         return null;
       });
     },

@@ -92,9 +92,11 @@ export interface DataParallelOptions {
    * `maxFresh`: what that write can check). While this process's own and those stored by others
    * could each fill a step, each has half of it. Where this process's own are bounded below
    * `maxFold` (a small `maxFresh`: the self-hosted Deno KV server's), the process that holds the
-   * lease stores those of its own past what its next step takes (each a write of its gradient,
-   * as `handoffMs`'s hand-off), and its next steps take them as stored ones: kept waiting, a
-   * burst of them would pass `staleness` and be refused.
+   * lease stores those of its own that its next steps, taking so few a step, would reach only
+   * past `staleness` (each a write of its gradient, as `handoffMs`'s hand-off, whatever
+   * `handoffMs`), and its next steps take them as stored ones, up to `maxFold` a step: kept
+   * waiting, they would be refused. Those its steps reach in time wait for them, and no gradient
+   * of theirs is written.
    */
   maxFold?: number;
   /**
@@ -105,18 +107,18 @@ export interface DataParallelOptions {
    * step that applies it, until `waitMs`, as for one stored at `waitMs`. Storing costs a write
    * of the gradient to the store and a read by the holder; `Infinity`: only at `waitMs` (a
    * process folds its own contributions when the lease comes to it). Contributions of the
-   * process that holds the lease go straight into its fold (but for those past what its commit
-   * checks: see `maxFold`).
+   * process that holds the lease go straight into its folds (but for a burst that its folds,
+   * bounded by what its commit checks, would reach only past `staleness`: see `maxFold`).
    */
   handoffMs?: number;
   /**
-   * The most submits a process may have had in flight at once within the last `leaseMs` for it
-   * to hand its contributions off (see `handoffMs`); a process that served more waits for the
-   * lease and fills its fold with its own, which writes no gradient. Default 1: a process hands
-   * off the requests it serves one at a time (a serverless isolate), where folding with the
-   * other processes' pays, and keeps those it serves several at once for its own folds, where
-   * the gradients' writes cost more than the larger folds bring. `Infinity`: whatever it has in
-   * flight.
+   * The most submits a process may have had in flight at once within the last `leaseMs` for it to
+   * hand its contributions off (see `handoffMs`); a process that served more waits for the lease
+   * and fills its fold with its own, which writes no gradient (but see `maxFold`). Default 1: a
+   * process hands off the requests it serves one at a time (a serverless isolate), where folding
+   * with the other processes' pays, and keeps those it serves several at once for its own folds,
+   * where the gradients' writes cost more than the larger folds bring. `Infinity`: whatever it has
+   * in flight.
    */
   handoffLimit?: number;
   /** How often a process that waits for the lease or for a result asks again, in ms (20). */

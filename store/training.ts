@@ -170,7 +170,11 @@ export interface StepCommit {
    * without; a commit that applies none (a first checkpoint, refusals alone) journals nothing.
    */
   readonly applied: readonly (ContributionInfo & { readonly ref?: unknown })[];
-  /** Requests refused: recorded so, with the reason (and removed, as `applied`). */
+  /**
+   * Requests refused: recorded so, with the reason (and removed, as `applied`). The library's
+   * stores keep at most 512 UTF-16 units of a reason: a longer one is cut, ending with
+   * `… (N characters in all)` (`dataParallel` gives none longer).
+   */
   readonly refused: readonly {
     readonly id: string;
     readonly reason: string;
@@ -229,12 +233,12 @@ export interface TrainingStore<TArrayBuffer extends ArrayBufferLike = ArrayBuffe
    */
   readonly maxFold?: number;
   /**
-   * The most contributions not yet stored (`StepCommit.fresh`, each a check that its id is
-   * still unknown) one {@linkcode TrainingStore.commit} takes, with a checkpoint and a lease
-   * (absent: no bound): `dataParallel` takes at most this many of its own process's in a step
-   * (stored ones, which need no such check, fill the rest of `maxFold`; its holder stores the
-   * rest of its own for its next steps to take so). A database that bounds the checks of one
-   * atomic write needs it (the self-hosted Deno KV server takes 10).
+   * The most contributions not yet stored (`StepCommit.fresh`, each a check that its id is still
+   * unknown) one {@linkcode TrainingStore.commit} takes, with a checkpoint and a lease (absent: no
+   * bound): `dataParallel` takes at most this many of its own process's in a step (stored ones,
+   * which need no such check, fill the rest of `maxFold`; its holder stores those of its own that
+   * would else wait past `staleness`, for its next steps to take so). A database that bounds the
+   * checks of one atomic write needs it (the self-hosted Deno KV server takes 10).
    */
   readonly maxFresh?: number;
   /**

@@ -9,6 +9,7 @@ import { radam, saveState, sgd, step } from "../mod.ts";
 import {
   ContributionRefusedError,
   dataParallel,
+  type DataParallelOptions,
   kvCheckpointStore,
   type StepCommit,
   type SubmitResult,
@@ -126,8 +127,9 @@ Deno.test("kv store: with maxChecks 10, every clause of the conformance kit hold
 
 /**
  * `processes` trainers, each on its own store object over `view(kv)`, sending `each` requests
- * at once; the answers, once all are in, the ids refused (as too stale), and how many
- * contributions the trainers stored (each a write of its gradient) for a fold.
+ * at once (`more`: further options of the trainers); the answers, once all are in, the ids
+ * refused (as too stale), and how many contributions the trainers stored (each a write of its
+ * gradient) for a fold.
  */
 async function run(
   kv: Deno.Kv,
@@ -136,8 +138,9 @@ async function run(
   processes: number,
   each: number,
   staleness = 1000,
+  more: Partial<DataParallelOptions> = {},
 ) {
-  const options = { optimizer, init, pollMs: 2, leaseMs: 2000, staleness };
+  const options = { optimizer, init, pollMs: 2, leaseMs: 2000, staleness, ...more };
   let stored = 0;
   // (a proxy of an empty object: the store is frozen)
   const counted = (store: TrainingStore): TrainingStore =>
@@ -201,9 +204,9 @@ Deno.test("data parallel on Deno KV: several processes with many contributions e
 });
 
 Deno.test("data parallel on Deno KV: under a small maxChecks, a burst of one process's own contributions past what a commit checks is all applied within the default staleness", async () => {
-  // The holder's fold checks maxFresh of its own (7 under 10 checks, 1 under 4): the rest are
-  // stored for its next folds, which take them without a check each, up to maxFold; kept
-  // waiting instead, most would pass the staleness bound (8 steps) and be refused. Under the
+  // The holder's fold checks maxFresh of its own (7 under 10 checks, 1 under 4): those its next
+  // folds would not reach within the staleness bound (8 steps) are stored for them, which take
+  // them without a check each, up to maxFold; kept waiting instead, they would be refused. Under the
   // runtime's 100 a fold takes maxFold (64) of them: none is stored, as before.
   const cases = [[limitedKv, 10], [limitedKv, 4], [(kv: Deno.Kv) => kv, undefined]] as const;
   for (const [view, maxChecks] of cases) {
@@ -217,6 +220,26 @@ Deno.test("data parallel on Deno KV: under a small maxChecks, a burst of one pro
       const journal = await checkStore(kvCheckpointStore(kv, ["dp"]), answers);
       assert.equal(journal.flatMap((r) => r.entries).length, 151, "each once, the first too");
     });
+  }
+});
+
+Deno.test("data parallel on Deno KV: under a small maxChecks, a burst of the holder's own contributions that its next steps fold within staleness writes no gradient, with handoffMs: Infinity as by default", async () => {
+  // 40 at once, 7 a step under 10 checks (1 under 4): 6 steps (40) at most, well within the
+  // staleness of 1000. The holder stored all but the 7 its next fold took, each a write of its
+  // gradient, though handoffMs: Infinity says a process folds its own.
+  for (const maxChecks of [10, 4]) {
+    for (const more of [{ handoffMs: Infinity }, {}]) {
+      await withKv(async (kv) => {
+        const { answers, refused, stored } = await run(kv, limitedKv, maxChecks, 1, 40, 1000, more);
+        assert.deepEqual(refused, []);
+        const rule = "handoffMs" in more ? "handoffMs: Infinity" : "default";
+        assert.equal(stored, 0, `maxChecks ${maxChecks}, ${rule}: none stored`);
+        assert.equal(answers.size, 40);
+        for (const [id, a] of answers) assert.equal(a.status, "applied", id);
+        const journal = await checkStore(kvCheckpointStore(kv, ["dp"]), answers);
+        assert.equal(journal.flatMap((r) => r.entries).length, 41, "each once, the first too");
+      });
+    }
   }
 });
 

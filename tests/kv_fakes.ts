@@ -98,14 +98,22 @@ export function busyKv(kv: Deno.Kv, rate: number, seed = 1): Deno.Kv & { busy: n
 /**
  * A view of `kv` whose writes (atomic commits, sets and deletes) of the indexes in `after` go through
  * and are then answered "database is locked", as a database file shared by processes may answer
- * a write it did.
+ * a write it did; `meanwhile`, when given, is awaited between the write and the answer (what
+ * another process does before this one looks again).
  */
-export function busyAfterKv(kv: Deno.Kv, after: readonly number[]): Deno.Kv {
+export function busyAfterKv(
+  kv: Deno.Kv,
+  after: readonly number[],
+  meanwhile?: () => Promise<unknown>,
+): Deno.Kv {
   let writes = 0;
   return viewOf(kv, () => {}, async (f) => {
     const index = writes++;
     const result = await f();
-    if (after.includes(index)) throw new TypeError("database is locked");
+    if (after.includes(index)) {
+      await meanwhile?.();
+      throw new TypeError("database is locked");
+    }
     return result;
   });
 }

@@ -119,8 +119,8 @@ Deno.test("README: the serverless examples run as written, one after the other, 
     assert.equal(found.length, 1, `one example with ${needle}`);
     return found[0];
   };
-  // The database is one in memory (the tools' tests may write no file), shared by the examples:
-  // the data-parallel one goes on with the optimistic one's `kv` and `radam`.
+  // The database is one in memory (the tools' tests may write no file), shared by the examples,
+  // each of which opens it and imports what it uses, as a reader's module of its own would.
   const kv = await Deno.openKv(":memory:");
   const shared = globalThis as { readmeKv?: Deno.Kv };
   shared.readmeKv = kv;
@@ -142,10 +142,7 @@ function backward(batch: number[][], params: Record<string, Float32Array>, grads
   try {
     await run(standIns("readme-1") + onKv(find("const done = await optimisticStep(store, {")));
     await run(
-      `import { radam } from "jsr:@optim/radam";\nconst kv = globalThis.readmeKv;\n${
-        standIns("readme-2")
-      }` +
-        onKv(find("const trainer = dataParallel(kvCheckpointStore(kv")) +
+      standIns("readme-2") + onKv(find("const trainer = dataParallel(kvCheckpointStore(kv")) +
         "\nawait trainer.close();",
     );
     const printed = await run(onKv(find('kvCheckpointStore(kv, ["models", "linear"]).load()')));
