@@ -9,8 +9,8 @@ import { checkCheckpointBytes } from "../base/_checkpoint_bytes.ts";
 import type { StatesFormat } from "../base/options.ts";
 import { parseSafetensors } from "../base/safetensors.ts";
 import type { Settings } from "../base/settings.ts";
-import { checkCodes, tensorOrder } from "./checkpoint.ts";
-import { configOf, parseCount } from "./checkpoint_meta.ts";
+import { checkCodes, planLoad } from "./checkpoint.ts";
+import { configOf, parseCount, tensorOrder } from "./checkpoint_meta.ts";
 import { readTensors, stateTensors } from "./checkpoint_tensors.ts";
 import { EXTRA_SUFFIXES, isExtraTensor } from "./extra_tensors.ts";
 
@@ -89,10 +89,13 @@ export interface CheckpointInfo {
  * with the same error: a `TypeError` where `bytes` is no `Uint8Array`, and a `CheckpointError`
  * naming the problem for a file that is no checkpoint of this library or is damaged in its
  * header (format, optimizer, hyperparameters, counts, tensor order, each tensor's dtype and
- * shape, missing or unexpected tensors). It takes the whole file: one cut short is refused as
- * truncated, as `loadState` refuses it (the header gives each tensor's bytes, which must be
- * there). What only the values show, a NaN or a negative second moment, is not looked for:
- * `loadState` still refuses such a file. A file saved with a schedule needs no `lr` here (see
+ * shape, missing or unexpected tensors), and the `RangeError` of a state `loadState` would not
+ * make, whose own checkpoint would pass the cap on a header's length (another writer's file just
+ * under it: its step counts may take more digits). It takes the whole file: one cut short is
+ * refused as truncated, as `loadState` refuses it (the header gives each tensor's bytes, which
+ * must be there). What only the values show, a NaN or a negative second moment, is not looked
+ * for, nor what a backend cannot hold (wasm's 4 GiB; no backend is chosen here): `loadState`
+ * still refuses such a file. A file saved with a schedule needs no `lr` here (see
  * {@linkcode CheckpointInfo.settings}).
  *
  * @example What a stored checkpoint holds, and a resume with another lr
@@ -131,8 +134,10 @@ export function checkpointInfo(bytes: Uint8Array): CheckpointInfo {
   const skippedSteps = parseCount(metadata, "skipped_steps");
   const names = tensorOrder(metadata);
   const kinds = stateTensors(settings);
-  const { shapes, codes } = readTensors(bytes, file, names, kinds, false);
+  const { lengths, shapes, codes } = readTensors(bytes, file, names, kinds, false);
   if (codes) checkCodes(metadata);
+  // The state's arena planned, as loadState plans it: what it refuses there, refused here.
+  planLoad(settings, names, lengths, shapes);
   const own = stateTensorNames(names, kinds);
   const extras = (suffix: string) =>
     frozenRecord(
