@@ -22,6 +22,7 @@ import {
   type TensorEntry,
 } from "../base/safetensors.ts";
 import type { Settings } from "../base/settings.ts";
+import { signedNumber } from "../base/_errors.ts";
 import { momentsOf } from "./origins.ts";
 import { checkExtraTensor, isExtraTensor } from "./extra_tensors.ts";
 
@@ -310,7 +311,7 @@ function checkCompactEntries(
 
 /**
  * A moment's codes and scales (their entries checked: `checkCompactEntries`), checked: no signed
- * code −128, each scale 0 or a positive normal finite number, and a block of scale 0 (zeros) all
+ * code −128, each scale +0 or a positive normal finite number, and a block of scale 0 (zeros) all
  * codes 0.
  */
 function compactValues(
@@ -334,7 +335,7 @@ function compactValues(
 
 /**
  * What is wrong with a moment's codes and scales (`codesName`: its codes' tensor's): a scale
- * not 0 nor a positive normal finite number, a signed code −128, a block of scale 0 with a code
+ * not +0 nor a positive normal finite number (−0 included), a signed code −128, a block of scale 0 with a code
  * not 0.
  */
 function compactProblem(held: CompactMoment, codesName: string): string | undefined {
@@ -342,9 +343,9 @@ function compactProblem(held: CompactMoment, codesName: string): string | undefi
   if (fault === undefined) return undefined;
   if (fault.element === undefined) {
     const scalesName = codesName.replace(/\.codes$/, ".scales");
-    return `Tensor ${
-      JSON.stringify(scalesName)
-    }[${fault.block}] is ${fault.scale}; expected 0 or a positive normal finite number`;
+    return `Tensor ${JSON.stringify(scalesName)}[${fault.block}] is ${
+      signedNumber(fault.scale)
+    }; expected +0 or a positive normal finite number`;
   }
   return `Tensor ${JSON.stringify(codesName)}[${fault.element}] is ${fault.code}; ${fault.why}`;
 }
