@@ -24,7 +24,7 @@ import {
 import type { Settings } from "../base/settings.ts";
 import { signedNumber } from "../base/_errors.ts";
 import { momentsOf } from "./origins.ts";
-import { checkExtraTensor, isExtraTensor } from "./extra_tensors.ts";
+import { checkAccumulated, checkExtraTensor, isExtraTensor } from "./extra_tensors.ts";
 
 /**
  * The per-parameter tensors of a checkpoint: name suffix and arena section (the parameters, the
@@ -142,7 +142,8 @@ export interface ReadTensors {
  * The tensors of a parsed file, checked: exactly those of `names` and `kinds` (parameters,
  * moments in either form, slow weights), one shape per parameter, every value valid, besides
  * those a holder saved beside the state (`<name>.accum`, `<name>.average`: checked as it saves
- * them, core/extra_tensors.ts, then left to it). Views of `bytes` where aligned (as this library
+ * them, core/extra_tensors.ts, sums with their count `accum_count` and the count with sums, then
+ * left to it). Views of `bytes` where aligned (as this library
  * writes them), else copies. With `values` false, the header alone: each tensor's name, dtype
  * and shape checked, no value read (`data` is then empty; `checkpointInfo`).
  */
@@ -204,9 +205,11 @@ export function readTensors(
   // A holder's tensors saved beside the state (core/checkpoint_extras.ts), checked as it saves
   // them, so that a damaged file's tensor of a name so ending is not taken for one.
   const lengths = new Map(names.map((name, i) => [name, out.lengths[i]]));
-  for (const [tensorName, entry] of tensors) {
-    if (!known.has(tensorName)) checkExtraTensor(tensorName, entry, lengths, file.metadata);
+  const extras = [...tensors.keys()].filter((tensorName) => !known.has(tensorName));
+  for (const tensorName of extras) {
+    checkExtraTensor(tensorName, tensors.get(tensorName)!, lengths, file.metadata);
   }
+  checkAccumulated(extras, file.metadata);
   return out;
 }
 
