@@ -1,7 +1,7 @@
 /**
  * What errors add about calls of the library's makers given in the wrong way: the options before
- * the optimizer, a factory or a schedule maker given uncalled. Private to the library; values
- * are worded by `_errors.ts`.
+ * the optimizer, a factory or a schedule maker given uncalled, a stand-in for a schedule given
+ * for one. Private to the library; values are worded by `_errors.ts`.
  *
  * @module
  */
@@ -146,4 +146,50 @@ export function scheduleMakerHint(value: unknown): string {
 export function scheduleMakerOf(value: unknown): { name: string; call: string } | undefined {
   const call = typeof value === "function" ? SCHEDULE_MAKERS.get(value) : undefined;
   return call === undefined ? undefined : { name: call.slice(0, call.indexOf("(")), call };
+}
+
+/** Functions that stand in for a schedule that was not stored, each with what it is. */
+const SCHEDULE_STAND_INS = new WeakMap<object, string>();
+
+/**
+ * Records `standIn`, a function the library gives in place of a learning-rate schedule that
+ * could not be stored (it throws where it is called), with `what`, what it is in words, for
+ * {@linkcode scheduleStandInHint}; returns `standIn`. Settings may hold it, but no option takes
+ * it: given as a schedule, it is refused at once, not at the first step that calls it.
+ *
+ * @example
+ * ```ts
+ * import { scheduleStandIn, scheduleStandInHint } from "./_call_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const missing = scheduleStandIn((_t: number): number => {
+ *   throw new TypeError("not stored");
+ * }, "a stand-in for a schedule that was not stored");
+ * assert.match(scheduleStandInHint(missing), /^a stand-in for a schedule that was not stored/);
+ * ```
+ */
+export function scheduleStandIn<F extends (t: number) => number>(standIn: F, what: string): F {
+  SCHEDULE_STAND_INS.set(standIn, what);
+  return standIn;
+}
+
+/**
+ * What an error about `value` given as a learning-rate schedule (`lr`, a part of `chain()`)
+ * says it got where it is one of the library's stand-ins ({@linkcode scheduleStandIn}): what it
+ * is, and to pass the schedule itself. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { scheduleStandInHint } from "./_call_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(scheduleStandInHint((t: number) => 1e-3 / t), "");
+ * ```
+ */
+export function scheduleStandInHint(value: unknown): string {
+  const what = typeof value === "function" ? SCHEDULE_STAND_INS.get(value) : undefined;
+  return what === undefined
+    ? ""
+    : `${what}, which throws where it is called: pass the schedule itself, the function the ` +
+      "state was trained with (a checkpoint cannot store one)";
 }

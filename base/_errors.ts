@@ -55,6 +55,23 @@ export function described(value: unknown): string {
 }
 
 /**
+ * A number as an error message shows it where its sign matters: as `String` gives it, but −0 as
+ * `-0` (which `String` gives as `0`).
+ *
+ * @example
+ * ```ts
+ * import { signedNumber } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(signedNumber(-0), "-0");
+ * assert.equal(signedNumber(0.5), "0.5");
+ * ```
+ */
+export function signedNumber(value: number): string {
+  return Object.is(value, -0) ? "-0" : String(value);
+}
+
+/**
  * What to add to an error about `value` where it is a Promise (or another thenable): an `await`
  * was forgotten. Empty for anything else.
  *

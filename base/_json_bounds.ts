@@ -1,14 +1,39 @@
 /**
  * How far the JSON of a checkpoint may nest and how many keys an object of it may have, checked
  * before it is parsed: what no valid file passes, and what would take V8 gigabytes, or abort the
- * process, to parse. Private to the library (base/safetensors.ts checks a header and the JSON
- * its metadata strings hold; store/layout.ts the header of a checkpoint it reads alone).
+ * process, to parse, and the cap on a header's length. Private to the library
+ * (base/safetensors.ts checks a header and the JSON its metadata strings hold; store/layout.ts
+ * the header of a checkpoint it reads alone).
  *
  * @module
  */
 
 /** The largest JSON header a checkpoint may have, in bytes (base/safetensors.ts exports it). */
 export const HEADER_CAP = 100_000_000;
+
+/**
+ * What is wrong with the header length a checkpoint's first 8 bytes give (`header length N is
+ * above the 100000000-byte cap`), or undefined where it is within {@linkcode HEADER_CAP}:
+ * checked before anything is read, allocated or decoded (base/safetensors.ts for a checkpoint,
+ * store/layout.ts for a stored one read from its first bytes).
+ *
+ * @example
+ * ```ts
+ * import { headerLengthProblem } from "./_json_bounds.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(headerLengthProblem(100_000_000n), undefined);
+ * assert.equal(
+ *   headerLengthProblem(2n ** 40n),
+ *   "header length 1099511627776 is above the 100000000-byte cap",
+ * );
+ * ```
+ */
+export function headerLengthProblem(length: bigint): string | undefined {
+  return length > BigInt(HEADER_CAP)
+    ? `header length ${length} is above the ${HEADER_CAP}-byte cap`
+    : undefined;
+}
 
 /**
  * The most keys a JSON object of a header may have: a tensor's entry takes at least 50 bytes

@@ -96,8 +96,10 @@ const SMALLEST_NORMAL = 2 ** -126;
 
 /**
  * A fault of a tensor's 8-bit codes and scales, which the encoder never writes: a scale that is
- * not 0 or a positive normal finite number (`scale`, of `block`), or a code that is −128, or not
- * 0 in a block whose scale is 0 (`code`, at `element` of `block`, and `why` in words).
+ * not +0 or a positive normal finite number (`scale`, of `block`; −0 too: a scale is the largest
+ * magnitude of its block, whose sign bit is never set, and a block of −0 scale would decode to
+ * −0 moments), or a code that is −128, or not 0 in a block whose scale is 0 (`code`, at
+ * `element` of `block`, and `why` in words).
  */
 export type CodesFault =
   | { readonly block: number; readonly scale: number; readonly element?: undefined }
@@ -122,12 +124,13 @@ export type CodesFault =
  * codes[280] = 3; // in the second block, whose scale is 0
  * assert.equal(codesFault(codes, scales)?.element, 280);
  * assert.deepEqual(codesFault(codes, new Float32Array([1, NaN])), { block: 1, scale: NaN });
+ * assert.deepEqual(codesFault(new Int8Array(300), new Float32Array([-0, 0])), { block: 0, scale: -0 });
  * ```
  */
 export function codesFault(codes: Codes, scales: Float32Array): CodesFault | undefined {
   for (let b = 0; b < scales.length; b++) {
     const s = scales[b];
-    if (!(s === 0 || (s >= SMALLEST_NORMAL && s < Infinity))) return { block: b, scale: s };
+    if (!(Object.is(s, 0) || (s >= SMALLEST_NORMAL && s < Infinity))) return { block: b, scale: s };
     const end = Math.min(codes.length, (b + 1) * Q8_BLOCK);
     for (let i = b * Q8_BLOCK; i < end; i++) {
       const c = codes[i];

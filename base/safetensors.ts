@@ -11,7 +11,7 @@
  */
 import { checkCheckpointBytes } from "./_checkpoint_bytes.ts";
 import { described, truncatedMessage } from "./_errors.ts";
-import { HEADER_CAP, jsonBoundsProblem } from "./_json_bounds.ts";
+import { HEADER_CAP, headerLengthProblem, jsonBoundsProblem } from "./_json_bounds.ts";
 import { allZeros, describedData, METADATA_KEY, truncatedData } from "./_safetensors_extent.ts";
 import { decodeUtf8, encodeUtf8, utf8Length } from "./_utf8.ts";
 
@@ -279,11 +279,8 @@ function headerOf(bytes: Uint8Array): { header: Record<string, unknown>; dataSta
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = view.getBigUint64(0, true);
-  if (headerLength > BigInt(MAX_HEADER_BYTES)) {
-    throw new CheckpointError(
-      `Checkpoint header length ${headerLength} is above the ${MAX_HEADER_BYTES}-byte cap`,
-    );
-  }
+  const tooLong = headerLengthProblem(headerLength);
+  if (tooLong !== undefined) throw new CheckpointError(`Checkpoint ${tooLong}`);
   const dataStart = 8 + Number(headerLength);
   if (dataStart > bytes.length) {
     throw new CheckpointError(

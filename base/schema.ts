@@ -6,7 +6,7 @@
  * @module
  */
 import { described, optionError } from "./_errors.ts";
-import { scheduleMakerHint } from "./_call_hints.ts";
+import { scheduleMakerHint, scheduleStandInHint } from "./_call_hints.ts";
 import { renamedHint } from "./_option_names.ts";
 import type { LearningRate } from "./options.ts";
 
@@ -80,10 +80,14 @@ export function checkNumber(
   return value + 0;
 }
 
-/** Validates a learning rate value (number ≥ 0, or schedule). */
+/**
+ * Validates a learning rate value (number ≥ 0, or schedule): a TypeError for a schedule maker
+ * given uncalled, or a stand-in for a schedule that was not stored (`checkpointInfo`'s), which
+ * would throw at the first step.
+ */
 export function checkLearningRate(value: unknown): LearningRate {
   if (typeof value === "function") {
-    const hint = scheduleMakerHint(value);
+    const hint = scheduleMakerHint(value) || scheduleStandInHint(value);
     if (hint !== "") {
       throw new TypeError(`Option lr must be a number or a schedule (t) => lr, got ${hint}`);
     }

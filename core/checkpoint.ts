@@ -48,7 +48,7 @@ import {
 } from "../base/safetensors.ts";
 import { checkKeys } from "../base/schema.ts";
 import type { Settings } from "../base/settings.ts";
-import { checkTensorNames, detachedError } from "../base/tensors.ts";
+import { detachedError } from "../base/tensors.ts";
 import { checkpointMetadata, checkpointTensors, checkSavableSize } from "./checkpoint_header.ts";
 import { extrasOf } from "./checkpoint_extras.ts";
 import { withExtraTensors } from "./extra_tensors.ts";
@@ -60,10 +60,10 @@ import {
   meta,
   optionsOf,
   parseCount,
-  parseJsonMeta,
   restoreSettings,
   type StoredSettings,
   storeSettings,
+  tensorOrder,
 } from "./checkpoint_meta.ts";
 import {
   firstBadScale,
@@ -320,10 +320,7 @@ export async function loadCheckpoint(
   const { lengths, shapes, data, codes } = readTensors(bytes, file, names, kinds);
   if (codes) checkCodes(metadata);
   // Everything is valid: only now allocate and fill.
-  const layout = planState(config, names, lengths);
-  // (A file within the cap may still be too long to save again: another lr, other states.)
-  const inLayout = inLayoutOrder(layout, names, shapes);
-  checkSavableSize(config, layout, inLayout, names);
+  const { layout, inLayout } = planLoad(config, names, lengths, shapes);
   const length = bytes.byteLength;
   // The tensors (views of `bytes`) are copied as the arena is made, during this call, where the
   // backend can make it at once: what was just checked, in one pass. Else (WebGPU, a kernel not
@@ -355,6 +352,25 @@ export async function loadCheckpoint(
   }
 }
 
+/**
+ * The arena of the state a checkpoint's tensors make under `config` (`names` in `tensor_order`,
+ * with their `lengths` and `shapes`), and their shapes in its order, planned as `loadState` plans
+ * it before anything is allocated; `checkpointInfo` plans the same, to refuse what it refuses. A
+ * RangeError where the state's own checkpoint would pass the cap on a header's length: a file
+ * within the cap may not be saved again (its step counts at their widest, another lr or format).
+ */
+export function planLoad(
+  config: Settings,
+  names: readonly string[],
+  lengths: readonly number[],
+  shapes: readonly (readonly number[])[],
+): { layout: ArenaLayout; inLayout: (readonly number[])[] } {
+  const layout = planState(config, names, lengths);
+  const inLayout = inLayoutOrder(layout, names, shapes);
+  checkSavableSize(config, layout, inLayout, names);
+  return { layout, inLayout };
+}
+
 /** Whether `bytes` lie in a SharedArrayBuffer (or one of another realm): others may write them. */
 function isShared(bytes: Uint8Array): boolean {
   return !(bytes.buffer instanceof ArrayBuffer);
@@ -375,24 +391,4 @@ export function checkCodes(metadata: Readonly<Record<string, string>>): void {
       }`,
     );
   }
-}
-
-/** The metadata's `tensor_order`: distinct names a record can hold. */
-export function tensorOrder(metadata: Readonly<Record<string, string>>): string[] {
-  const order = parseJsonMeta(metadata, "tensor_order");
-  if (!Array.isArray(order) || order.length === 0 || !order.every((n) => typeof n === "string")) {
-    throw new CheckpointError(
-      "Checkpoint metadata tensor_order must be a non-empty array of names",
-    );
-  }
-  const names = order as string[];
-  try {
-    checkTensorNames(names);
-  } catch (error) {
-    throw new CheckpointError(`Checkpoint metadata tensor_order: ${(error as Error).message}`);
-  }
-  if (new Set(names).size !== names.length) {
-    throw new CheckpointError("Checkpoint metadata tensor_order names a tensor twice");
-  }
-  return names;
 }

@@ -5,14 +5,16 @@
  *
  * @module
  */
+import { scheduleStandIn } from "../base/_call_hints.ts";
 import { checkCheckpointBytes } from "../base/_checkpoint_bytes.ts";
 import type { StatesFormat } from "../base/options.ts";
 import { parseSafetensors } from "../base/safetensors.ts";
 import type { Settings } from "../base/settings.ts";
-import { checkCodes, tensorOrder } from "./checkpoint.ts";
-import { configOf, parseCount } from "./checkpoint_meta.ts";
+import { checkCodes, planLoad } from "./checkpoint.ts";
+import { configOf, parseCount, tensorOrder } from "./checkpoint_meta.ts";
 import { readTensors, stateTensors } from "./checkpoint_tensors.ts";
 import { EXTRA_SUFFIXES, isExtraTensor } from "./extra_tensors.ts";
+import { holdingLearningRate } from "./options.ts";
 
 /**
  * What {@linkcode checkpointInfo} reads from a checkpoint's header: plain values, frozen.
@@ -43,6 +45,8 @@ export interface CheckpointInfo {
    * moments: backend `"auto"`, one thread, and the file's `states`. Where the state was trained
    * on a schedule (`lrSchedule`), which no checkpoint can store, `hyperparameters.lr` is a
    * stand-in that throws a TypeError when called: pass the schedule to `loadState(bytes, { lr })`.
+   * Given for a schedule (an optimizer's `lr`, `loadState`'s, a store's `loadOptions.lr`, a part
+   * of `chain()`), the stand-in is refused at once with a TypeError saying so.
    */
   readonly settings: Settings;
   /** Whether `lr` was a schedule (the file's `lr_schedule`): `loadState` then needs `{ lr }`. */
@@ -89,10 +93,13 @@ export interface CheckpointInfo {
  * with the same error: a `TypeError` where `bytes` is no `Uint8Array`, and a `CheckpointError`
  * naming the problem for a file that is no checkpoint of this library or is damaged in its
  * header (format, optimizer, hyperparameters, counts, tensor order, each tensor's dtype and
- * shape, missing or unexpected tensors). It takes the whole file: one cut short is refused as
- * truncated, as `loadState` refuses it (the header gives each tensor's bytes, which must be
- * there). What only the values show, a NaN or a negative second moment, is not looked for:
- * `loadState` still refuses such a file. A file saved with a schedule needs no `lr` here (see
+ * shape, missing or unexpected tensors), and the `RangeError` of a state `loadState` would not
+ * make, whose own checkpoint would pass the cap on a header's length (another writer's file just
+ * under it: its step counts may take more digits). It takes the whole file: one cut short is
+ * refused as truncated, as `loadState` refuses it (the header gives each tensor's bytes, which
+ * must be there). What only the values show, a NaN or a negative second moment, is not looked
+ * for, nor what a backend cannot hold (wasm's 4 GiB; no backend is chosen here): `loadState`
+ * still refuses such a file. A file saved with a schedule needs no `lr` here (see
  * {@linkcode CheckpointInfo.settings}).
  *
  * @example What a stored checkpoint holds, and a resume with another lr
@@ -125,14 +132,18 @@ export function checkpointInfo(bytes: Uint8Array): CheckpointInfo {
   const file = parseSafetensors(bytes);
   const { metadata } = file;
   const lrSchedule = Object.hasOwn(metadata, "lr_schedule") && metadata.lr_schedule === "true";
-  // As loadState(bytes) reads it; with a schedule, as loadState(bytes, { lr }) does.
-  const settings = configOf(metadata, lrSchedule ? { lr: UNSTORED_SCHEDULE } : {});
+  // As loadState(bytes) reads it; with a schedule, as loadState(bytes, { lr }) does, then
+  // holding the stand-in, which no option takes, for that lr.
+  const read = configOf(metadata, lrSchedule ? { lr: anySchedule } : {});
+  const settings = lrSchedule ? holdingLearningRate(read, UNSTORED_SCHEDULE) : read;
   const step = parseCount(metadata, "step");
   const skippedSteps = parseCount(metadata, "skipped_steps");
   const names = tensorOrder(metadata);
   const kinds = stateTensors(settings);
-  const { shapes, codes } = readTensors(bytes, file, names, kinds, false);
+  const { lengths, shapes, codes } = readTensors(bytes, file, names, kinds, false);
   if (codes) checkCodes(metadata);
+  // The state's arena planned, as loadState plans it: what it refuses there, refused here.
+  planLoad(settings, names, lengths, shapes);
   const own = stateTensorNames(names, kinds);
   const extras = (suffix: string) =>
     frozenRecord(
@@ -183,13 +194,20 @@ function frozenRecord(
   );
 }
 
+/** The schedule the settings of a file saved with one are read with, before the stand-in. */
+const anySchedule = (_t: number): number => 0;
+
 /**
  * The `lr` of the settings of a checkpoint saved with a schedule: functions cannot be stored, so
- * this stands in for it, and says so where it is called.
+ * this stands in for it, and says so where it is called; given as a schedule (an optimizer's
+ * `lr`, `loadState`'s, a part of `chain()`), it is refused at once.
  */
-const UNSTORED_SCHEDULE = Object.freeze(function unstoredSchedule(_t: number): number {
-  throw new TypeError(
-    "This checkpoint was saved with a learning-rate schedule, which cannot be stored: its " +
-      "checkpointInfo() settings hold this stand-in; pass the schedule as loadState(bytes, { lr })",
-  );
-});
+const UNSTORED_SCHEDULE = scheduleStandIn(
+  Object.freeze(function unstoredSchedule(_t: number): number {
+    throw new TypeError(
+      "This checkpoint was saved with a learning-rate schedule, which cannot be stored: its " +
+        "checkpointInfo() settings hold this stand-in; pass the schedule as loadState(bytes, { lr })",
+    );
+  }),
+  "the stand-in that checkpointInfo() gives for the schedule of a checkpoint saved with one",
+);

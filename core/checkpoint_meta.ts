@@ -10,6 +10,7 @@ import type { BackendChoice, LearningRate, StatesFormat } from "../base/options.
 import { checkDuplicateKeys, checkNesting, CheckpointError } from "../base/safetensors.ts";
 import { checkLearningRate, checkNumber, keysOf, requiredKeys } from "../base/schema.ts";
 import type { Settings } from "../base/settings.ts";
+import { checkTensorNames } from "../base/tensors.ts";
 import {
   BACKENDS,
   checkThreads,
@@ -365,6 +366,26 @@ export function restoreSettings(stored: StoredSettings, options: LoadOptions): S
   return configOf(metadata, options);
 }
 
+/** The metadata's `tensor_order`: distinct names a record can hold. */
+export function tensorOrder(metadata: Readonly<Record<string, string>>): string[] {
+  const order = parseJsonMeta(metadata, "tensor_order");
+  if (!Array.isArray(order) || order.length === 0 || !order.every((n) => typeof n === "string")) {
+    throw new CheckpointError(
+      "Checkpoint metadata tensor_order must be a non-empty array of names",
+    );
+  }
+  const names = order as string[];
+  try {
+    checkTensorNames(names);
+  } catch (error) {
+    throw new CheckpointError(`Checkpoint metadata tensor_order: ${(error as Error).message}`);
+  }
+  if (new Set(names).size !== names.length) {
+    throw new CheckpointError("Checkpoint metadata tensor_order names a tensor twice");
+  }
+  return names;
+}
+
 /**
  * Parameter groups from their stored settings and the stored tensor → group map: group i
  * matches exactly the tensors the map puts in it.
@@ -380,10 +401,11 @@ function groupsFrom(
   groups.forEach((g: Record<string, unknown>, i) =>
     checkExactKeys(g, ["lrScale", "weightDecay"], `groups[${i}]`)
   );
-  const order = parseJsonMeta(metadata, "tensor_order");
+  // (tensor_order checked first: a name given twice is its fault, not the map's.)
+  const order = tensorOrder(metadata);
   const map = parseJsonMeta(metadata, "tensor_groups");
   if (
-    !Array.isArray(order) || !Array.isArray(map) || map.length !== order.length ||
+    !Array.isArray(map) || map.length !== order.length ||
     !map.every((g) => Number.isInteger(g) && g >= 0 && g <= groups.length)
   ) {
     throw new CheckpointError(

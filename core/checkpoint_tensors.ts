@@ -22,8 +22,9 @@ import {
   type TensorEntry,
 } from "../base/safetensors.ts";
 import type { Settings } from "../base/settings.ts";
+import { signedNumber } from "../base/_errors.ts";
 import { momentsOf } from "./origins.ts";
-import { checkExtraTensor, isExtraTensor } from "./extra_tensors.ts";
+import { checkAccumulated, checkExtraTensor, isExtraTensor } from "./extra_tensors.ts";
 
 /**
  * The per-parameter tensors of a checkpoint: name suffix and arena section (the parameters, the
@@ -141,7 +142,8 @@ export interface ReadTensors {
  * The tensors of a parsed file, checked: exactly those of `names` and `kinds` (parameters,
  * moments in either form, slow weights), one shape per parameter, every value valid, besides
  * those a holder saved beside the state (`<name>.accum`, `<name>.average`: checked as it saves
- * them, core/extra_tensors.ts, then left to it). Views of `bytes` where aligned (as this library
+ * them, core/extra_tensors.ts, sums with their count `accum_count` and the count with sums, then
+ * left to it). Views of `bytes` where aligned (as this library
  * writes them), else copies. With `values` false, the header alone: each tensor's name, dtype
  * and shape checked, no value read (`data` is then empty; `checkpointInfo`).
  */
@@ -203,9 +205,11 @@ export function readTensors(
   // A holder's tensors saved beside the state (core/checkpoint_extras.ts), checked as it saves
   // them, so that a damaged file's tensor of a name so ending is not taken for one.
   const lengths = new Map(names.map((name, i) => [name, out.lengths[i]]));
-  for (const [tensorName, entry] of tensors) {
-    if (!known.has(tensorName)) checkExtraTensor(tensorName, entry, lengths, file.metadata);
+  const extras = [...tensors.keys()].filter((tensorName) => !known.has(tensorName));
+  for (const tensorName of extras) {
+    checkExtraTensor(tensorName, tensors.get(tensorName)!, lengths, file.metadata);
   }
+  checkAccumulated(extras, file.metadata);
   return out;
 }
 
@@ -310,7 +314,7 @@ function checkCompactEntries(
 
 /**
  * A moment's codes and scales (their entries checked: `checkCompactEntries`), checked: no signed
- * code −128, each scale 0 or a positive normal finite number, and a block of scale 0 (zeros) all
+ * code −128, each scale +0 or a positive normal finite number, and a block of scale 0 (zeros) all
  * codes 0.
  */
 function compactValues(
@@ -334,7 +338,7 @@ function compactValues(
 
 /**
  * What is wrong with a moment's codes and scales (`codesName`: its codes' tensor's): a scale
- * not 0 nor a positive normal finite number, a signed code −128, a block of scale 0 with a code
+ * not +0 nor a positive normal finite number (−0 included), a signed code −128, a block of scale 0 with a code
  * not 0.
  */
 function compactProblem(held: CompactMoment, codesName: string): string | undefined {
@@ -342,9 +346,9 @@ function compactProblem(held: CompactMoment, codesName: string): string | undefi
   if (fault === undefined) return undefined;
   if (fault.element === undefined) {
     const scalesName = codesName.replace(/\.codes$/, ".scales");
-    return `Tensor ${
-      JSON.stringify(scalesName)
-    }[${fault.block}] is ${fault.scale}; expected 0 or a positive normal finite number`;
+    return `Tensor ${JSON.stringify(scalesName)}[${fault.block}] is ${
+      signedNumber(fault.scale)
+    }; expected +0 or a positive normal finite number`;
   }
   return `Tensor ${JSON.stringify(codesName)}[${fault.element}] is ${fault.code}; ${fault.why}`;
 }

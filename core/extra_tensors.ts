@@ -109,3 +109,33 @@ export function checkExtraTensor(
     );
   }
 }
+
+/**
+ * Throws a CheckpointError where a checkpoint's metadata counts gradients accumulated
+ * (`accum_count`) but it holds none beside the state (`extras`: the names of the tensors a
+ * holder saved there, {@linkcode isExtraTensor}): its holder saves the count with the sums, and
+ * a count of sums that are missing is a damaged file, as sums without their count are.
+ *
+ * @example
+ * ```ts
+ * import { checkAccumulated } from "./extra_tensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * checkAccumulated(["w.accum", "w.average"], { accum_count: "2" });
+ * checkAccumulated(["w.average"], {});
+ * assert.throws(() => checkAccumulated(["w.average"], { accum_count: "2" }), /lacks/);
+ * ```
+ */
+export function checkAccumulated(
+  extras: readonly string[],
+  metadata: Readonly<Record<string, string>>,
+): void {
+  if (!Object.hasOwn(metadata, ACCUM_COUNT_KEY)) return;
+  if (extras.some((name) => name.endsWith(EXTRA_SUFFIXES[0]))) return;
+  throw new CheckpointError(
+    `Checkpoint lacks the gradients accumulated that its metadata "${ACCUM_COUNT_KEY}" counts ` +
+      `(${JSON.stringify(metadata[ACCUM_COUNT_KEY])}): no tensor <variable>${
+        EXTRA_SUFFIXES[0]
+      } beside the state's`,
+  );
+}

@@ -329,8 +329,17 @@ export function checkScaledLearningRate(
  * `lrScale` is past f32's range.
  */
 export function withLearningRate<H>(settings: Settings<H>, lr: LearningRate): Settings<H> {
-  if (typeof lr === "function") checkLearningRate(lr); // a schedule maker, uncalled, says so
+  if (typeof lr === "function") checkLearningRate(lr); // (a maker uncalled, a stand-in: refused)
   checkScaledLearningRate(lr, (settings as Settings<unknown>).loop.groups);
+  return holdingLearningRate(settings, lr);
+}
+
+/**
+ * `settings` with `lr` in place of its own, unchecked: for a stand-in that settings may hold but
+ * no option takes (`checkLearningRate` refuses it), `checkpointInfo`'s for a schedule that a
+ * checkpoint could not store.
+ */
+export function holdingLearningRate<H>(settings: Settings<H>, lr: LearningRate): Settings<H> {
   const copy = Object.freeze({
     ...settings,
     hyperparameters: Object.freeze({ ...settings.hyperparameters, lr }),

@@ -48,7 +48,9 @@ function matchText(match: ParamGroup["match"]): string {
  * its pattern would silently train every tensor at the optimizer's own settings (PyTorch refuses
  * an empty parameter group too). The error lists the tensors' names. Not called where a state's
  * tensors are a part of a model's (the TensorFlow.js adapter: a step's variables, frozen layers
- * left out) nor for a checkpoint (`loadState`: its groups are the file's, saved so).
+ * left out), nor for a checkpoint (`loadState`): the adapter's checkpoints hold such a group, to
+ * apply once its variables train again, and a file's groups take the tensors its map gives them,
+ * with no `match` to mistype.
  *
  * @example
  * ```ts

@@ -9,7 +9,7 @@
  * @module
  */
 import { described, optionError } from "../base/_errors.ts";
-import { scheduleMaker, scheduleMakerOf } from "../base/_call_hints.ts";
+import { scheduleMaker, scheduleMakerOf, scheduleStandInHint } from "../base/_call_hints.ts";
 import { checkKeys } from "../base/schema.ts";
 
 /**
@@ -270,10 +270,15 @@ function chainPartHint(s: unknown, n: unknown): string {
 
 /**
  * Throws a TypeError where `s`, a part's schedule, is one of the schedule makers here given
- * uncalled (`[linearWarmup, 100]`): called with the step, it would throw at the first step that
- * reaches it, or return a function.
+ * uncalled (`[linearWarmup, 100]`), or a stand-in for a schedule that was not stored
+ * (`checkpointInfo`'s): called with the step, it would throw at the first step that reaches
+ * it, or return a function.
  */
 function checkChainSchedule(s: unknown): void {
+  const standIn = scheduleStandInHint(s);
+  if (standIn !== "") {
+    throw new TypeError(`chain() parts must be [schedule, steps], got ${standIn} as a schedule`);
+  }
   const maker = scheduleMakerOf(s);
   if (maker === undefined) return;
   throw new TypeError(

@@ -9,7 +9,7 @@ import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
 import { utf8Length } from "../base/_utf8.ts";
 import { isThenable, numberTextHint, promiseHint } from "../base/_errors.ts";
-import { factoryHint } from "../base/_call_hints.ts";
+import { factoryHint, scheduleStandInHint } from "../base/_call_hints.ts";
 import { float32ConvertHint } from "../base/_input_hints.ts";
 import { misplacedHint } from "../base/_option_names.ts";
 
@@ -274,6 +274,13 @@ export function checkModelOptions(
       LOAD_OPTIONS,
       (key) => keptOnResumeHint(key, optimizer),
     );
+    // (loadState refuses it too, but only at the first load: on an empty store, much later.)
+    const standIn = scheduleStandInHint((loadOptions as { lr?: unknown }).lr);
+    if (standIn !== "") {
+      throw new TypeError(
+        `Option loadOptions.lr must be a number or a schedule (t) => lr, got ${standIn}`,
+      );
+    }
   }
 }
 

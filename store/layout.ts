@@ -15,7 +15,7 @@
 import { CheckpointError } from "../mod.ts";
 import { describedData, truncatedData } from "../base/_safetensors_extent.ts";
 import { decodeUtf8 } from "../base/_utf8.ts";
-import { jsonBoundsProblem } from "../base/_json_bounds.ts";
+import { headerLengthProblem, jsonBoundsProblem } from "../base/_json_bounds.ts";
 import { truncatedMessage } from "../base/_errors.ts";
 
 /** The parameters of a checkpoint, read from the start of its params-first form. */
@@ -57,6 +57,9 @@ const bad = (what: string) => new CheckpointError(`Stored checkpoint ${what}`);
 function headerOf(bytes: Uint8Array): { dataStart: number; header: Record<string, unknown> } {
   if (bytes.length < 8) throw bad(truncatedMessage(8, "its header length", bytes.length));
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  // (The cap of loadState's reader, first: no file passes it, however many bytes follow.)
+  const tooLong = headerLengthProblem(n);
+  if (tooLong !== undefined) throw bad(tooLong);
   if (n > BigInt(bytes.length - 8)) {
     throw bad(truncatedMessage(8n + n, `8 + its header of ${n}`, bytes.length));
   }

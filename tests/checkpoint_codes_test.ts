@@ -113,12 +113,22 @@ const DAMAGE: [string, (b: Uint8Array) => Uint8Array, RegExp][] = [
     (b) => poke(b, `${W}.exp_avg.scales`, 3, -0.5, true),
     /scales"\[3\] is -0.5/,
   ],
+  [
+    // (Its codes 0, as a block of zeros holds them: it loaded, its moments read back as -0.)
+    "a scale of -0",
+    (b) => {
+      let out = poke(b, `${W}.exp_avg.scales`, 1, -0, true);
+      for (let i = 256; i < 512; i++) out = poke(out, `${W}.exp_avg.codes`, i, 0);
+      return out;
+    },
+    /scales"\[1\] is -0; expected \+0 or a positive normal finite number/,
+  ],
   ["a NaN scale", (b) => poke(b, `${W}.exp_avg_sq.scales`, 0, NaN, true), /scales"\[0\] is NaN/],
   ["an infinite scale", (b) => poke(b, `${W}.exp_avg.scales`, 16, Infinity, true), /is Infinity/],
   [
     "a subnormal scale",
     (b) => poke(b, `${W}.exp_avg.scales`, 2, 1e-40, true),
-    /scales"\[2\] is 9\.99\d*e-41; expected 0 or a positive normal finite number/,
+    /scales"\[2\] is 9\.99\d*e-41; expected \+0 or a positive normal finite number/,
   ],
   [
     "the signed code -128",

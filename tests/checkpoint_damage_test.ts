@@ -18,6 +18,7 @@ import {
 } from "../mod.ts";
 import { MAX_HEADER_BYTES } from "../base/safetensors.ts";
 import { edit, join, loadOrRefused, sample, split } from "./checkpoint_files.ts";
+import { saying } from "./util.ts";
 
 /** Damaged files, each with the error it must give. */
 /** What a damage is, how it is made from a good file, and what its error says. */
@@ -276,6 +277,21 @@ Deno.test("stored parameter groups hold their lrScale and weightDecay: one left 
     h.__metadata__.hyperparameters = JSON.stringify(hp);
   });
   await assert.rejects(loadState(lost), /tensor_groups, but its hyperparameters lack groups/);
+  // A tensor named twice in tensor_order is its fault, whatever the map's length: that of the
+  // order (one more than the map's), or that of the tensors.
+  for (const map of ["[0,1]", "[0,1,0]"]) {
+    const twice = edit(good, (h) => {
+      h.__metadata__.tensor_order = '["w","b","w"]';
+      h.__metadata__.tensor_groups = map;
+    });
+    await assert.rejects(
+      loadState(twice),
+      saying(
+        CheckpointError as ErrorConstructor,
+        "Checkpoint metadata tensor_order names a tensor twice",
+      ),
+    );
+  }
 });
 
 /** Mutations of a valid file: byte writes, truncation, appended bytes, header-length edits. */

@@ -93,6 +93,18 @@ Deno.test("an extra tensor of another size than its parameter is refused, naming
   );
 });
 
+Deno.test("a count of gradients accumulated without them is refused, saying they are missing (the adapter's TypeError came after the load's checks)", async () => {
+  for (const extra of [[], [f32("w.average", [4])]]) {
+    await assert.rejects(
+      loadState(await savedWith(extra, { accum_count: "2" })),
+      refused(
+        'Checkpoint lacks the gradients accumulated that its metadata "accum_count" counts ' +
+          '("2"): no tensor <variable>.accum beside the state\'s',
+      ),
+    );
+  }
+});
+
 Deno.test("an extra tensor not F32, or sums without their count, are refused, naming the tensor", async () => {
   const bytes = await savedWith([f32("w.average", [4])]);
   const bytesOf = edit(bytes, (h) => {

@@ -9,16 +9,19 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
+  chain,
   CheckpointError,
   type CheckpointInfo,
   checkpointInfo,
   cosineDecay,
+  lion,
   loadState,
   lookahead,
   type Optimizer,
   ranger,
   saveState,
   type Settings,
+  sgd,
   type ShapedTensor,
   step,
 } from "../mod.ts";
@@ -27,7 +30,7 @@ import { addCheckpointExtras } from "../core/checkpoint_extras.ts";
 import { edit, type Header, join, sample, sample8bit, split } from "./checkpoint_files.ts";
 import { applyEdit, editArb, samples } from "./checkpoint_hostile_files.ts";
 import { FORMATS, RULE_TABLE } from "./rule_table.ts";
-import { randoms } from "./util.ts";
+import { randoms, saying } from "./util.ts";
 
 /** The tensors the states are made of, in the order given to `init`. */
 const SHAPES: Readonly<Record<string, number[]>> = {
@@ -182,6 +185,17 @@ Deno.test("checkpointInfo: a schedule is not stored: lrSchedule, and an lr that 
   // loadState still needs the schedule; with it, it resumes.
   await assert.rejects(loadState(bytes), TypeError);
   assert.equal((await loadState(bytes, { lr, backend: "js" })).step, info.step);
+  // The stand-in given for a schedule is refused where it is given, not at the first step.
+  const standIn = info.settings.hyperparameters.lr as (t: number) => number;
+  const refused = saying(
+    TypeError,
+    "got the stand-in that checkpointInfo() gives for the schedule of a checkpoint saved with " +
+      "one, which throws where it is called: pass the schedule itself",
+  );
+  assert.throws(() => sgd({ lr: standIn }), refused);
+  assert.throws(() => lion({ lr: standIn, weightDecay: 0.1 }), refused);
+  await assert.rejects(loadState(bytes, { lr: standIn }), refused);
+  assert.throws(() => chain([standIn, 5], [lr, 5]), refused);
 });
 
 Deno.test("checkpointInfo: tensors a holder saved beside the state, by variable, with their shapes", async () => {
@@ -336,11 +350,12 @@ Deno.test("checkpointInfo: damaged and hostile files are refused with loadState'
         return;
       }
       if (aboutValues(loadError.message)) return; // (either: it reads no values)
-      if (!(loadError instanceof CheckpointError)) return; // (a state too large to save, …)
+      // (A CheckpointError, or a RangeError of a state too large to save: planned alike.)
       assert.ok(
         infoError !== undefined,
         `checkpointInfo took what loadState refused: ${loadError.message}`,
       );
+      assert.equal(infoError.constructor, loadError.constructor);
       assert.equal(infoError.message, loadError.message);
       compared++;
     }),

@@ -26,7 +26,7 @@ const FILES: [string, () => Promise<Uint8Array>, string, string][] = [
     "8bit",
     sample8bit,
     "fc.weight.exp_avg.scales",
-    'Tensor "fc.weight.exp_avg.scales"[0] is NaN; expected 0 or a positive normal finite number',
+    'Tensor "fc.weight.exp_avg.scales"[0] is NaN; expected +0 or a positive normal finite number',
   ],
 ];
 

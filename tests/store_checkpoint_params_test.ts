@@ -18,6 +18,7 @@ import {
 } from "../mod.ts";
 import { checkpointParams, memoryCheckpointStore } from "../store.ts";
 import { readParamsPrefix } from "../store/layout.ts";
+import { MAX_HEADER_BYTES } from "../base/safetensors.ts";
 import { edit, join, loadOrRefused, sample, sample8bit, split } from "./checkpoint_files.ts";
 
 /** What `f` answers, or the class and message of what it threw. */
@@ -93,7 +94,13 @@ const HOSTILE: [string, (b: Uint8Array) => Uint8Array, RegExp][] = [
     const out = b.slice();
     new DataView(out.buffer).setBigUint64(0, 2n ** 64n - 1n, true);
     return out;
-  }, /truncated/],
+  }, /header length 18446744073709551615 is above the 100000000-byte cap/],
+  // (loadState's cap: this reader had none, and read the parameters of a file it refuses.)
+  ["a header padded past the cap, all there", (b) => {
+    const { data } = split(b);
+    const text = new TextDecoder().decode(b.subarray(8, b.length - data.length));
+    return join(text.padEnd(MAX_HEADER_BYTES + 8), data);
+  }, /header length 100000008 is above the 100000000-byte cap/],
   ["malformed JSON", (b) => join('{"a": ', split(b).data), /not valid JSON/],
   ["JSON array", (b) => join("[1, 2]", split(b).data), /not a JSON object/],
   ["invalid UTF-8", (b) => {

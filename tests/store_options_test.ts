@@ -4,7 +4,7 @@
  * included) a RangeError, each worded `Option <name> must be <expected>, got <what it got>`.
  */
 import assert from "node:assert/strict";
-import { radam } from "../mod.ts";
+import { checkpointInfo, radam, saveState } from "../mod.ts";
 import { dataParallel, kvCheckpointStore, memoryCheckpointStore, optimisticStep } from "../kv.ts";
 import { PREFIX, withKv } from "./kv_fakes.ts";
 
@@ -152,6 +152,8 @@ Deno.test("store options: a wrong type is a TypeError, a number out of range a R
 
 Deno.test("store options: tensors and loadOptions are checked at the call, on an empty store too", async () => {
   const gradient = () => 0;
+  const scheduled = await radam({ lr: (t) => 0.1 / t }).init({ w: new Float32Array(2) });
+  const standIn = checkpointInfo(await saveState(scheduled)).settings.hyperparameters.lr;
   const store = memoryCheckpointStore();
   const modes: [string, (extra: object) => unknown][] = [
     ["optimisticStep", (extra) => optimisticStep(store, { optimizer, init, gradient, ...extra })],
@@ -176,6 +178,14 @@ Deno.test("store options: tensors and loadOptions are checked at the call, on an
         e.message.startsWith(
           `Unknown option learningRate for ${of}'s loadOptions; expected one of`,
         ),
+    );
+    // checkpointInfo's stand-in for a schedule it could not store: refused at the call, not at
+    // the first load (on an empty store, once a request saved a checkpoint).
+    await refuses(
+      () => make({ loadOptions: { lr: standIn } }),
+      TypeError,
+      "loadOptions.lr",
+      "the stand-in that checkpointInfo\\(\\) gives .*: pass the schedule itself.*",
     );
     assert.equal(await store.load(), null, `${of}: nothing saved`);
   }

@@ -8,7 +8,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { parseSafetensors, type TensorOut } from "../base/safetensors.ts";
+import { CheckpointError, parseSafetensors, type TensorOut } from "../base/safetensors.ts";
 import { type CheckpointExtras, isExtraTensor } from "../core/checkpoint_extras.ts";
 import { firstBadValue } from "../core/checkpoint_tensors.ts";
 import { type Accumulator, type LoadedSums, SUM_SUFFIX } from "./accumulate.ts";
@@ -123,10 +123,10 @@ export function extrasSource(
  * a damaged file first: {@linkcode extrasAtCall}), for an optimizer accumulating `steps` calls, under `nonFinite:
  * "throw"` where `finiteOnly`. A tensor named `<name>.accum` or `<name>.average` that is no
  * tensor of the state (not in `tensor_order`) is one. Throws, before anything changes, a
- * TypeError naming one that is not F32, or sums without `accum_count` (or the count without
- * sums); a RangeError where the count is not an integer from 1 to N − 1, naming one of another
- * shape than the variables of its name (or base name), or, with `finiteOnly`, one and the index
- * of a non-finite value.
+ * `CheckpointError` naming one that is not F32, or sums without `accum_count` (or the count
+ * without sums: saying what is missing); a RangeError where the count is not an integer from 1
+ * to N − 1, naming one of another shape than the variables of its name (or base name), or, with
+ * `finiteOnly`, one and the index of a non-finite value.
  *
  * @example
  * ```ts
@@ -153,7 +153,7 @@ export function readCheckpointExtras(
     const sum = name.endsWith(SUM_TENSOR);
     const what = sum ? "a gradient accumulated" : "a moving average";
     if (entry.dtype !== "F32") {
-      throw new TypeError(
+      throw new CheckpointError(
         `Checkpoint tensor ${JSON.stringify(name)} (${what}) must be F32, got ${entry.dtype}`,
       );
     }
@@ -212,11 +212,14 @@ function countOf(
   const text = Object.hasOwn(metadata, ACCUM_COUNT_KEY) ? metadata[ACCUM_COUNT_KEY] : undefined;
   if (text === undefined && sums === 0) return undefined;
   if (text === undefined || sums === 0) {
-    throw new TypeError(
-      `A checkpoint's gradients accumulated (<variable>${SUM_TENSOR}) come with their count, ` +
-        `the metadata "${ACCUM_COUNT_KEY}", and the count with at least one; got ${
-          text === undefined ? "no count" : `the count ${JSON.stringify(text)}`
-        } and ${sums} sums`,
+    throw new CheckpointError(
+      `Checkpoint lacks ${
+        text === undefined
+          ? `the count of its ${sums} gradients accumulated, the metadata "${ACCUM_COUNT_KEY}"`
+          : `the gradients accumulated that its metadata "${ACCUM_COUNT_KEY}" counts (${
+            JSON.stringify(text)
+          }): no tensor <variable>${SUM_TENSOR}`
+      } (they are saved together)`,
     );
   }
   const n = /^[0-9]{1,15}$/.test(text) ? Number(text) : NaN;

@@ -23,6 +23,7 @@ import type { ReadTensor } from "./given.ts";
 import type { CompactMoment } from "../base/arena.ts";
 import { Q8_BLOCK, Q8_MIN_ELEMENTS } from "../base/q8.ts";
 import { codesFault } from "../base/q8_tensor.ts";
+import { signedNumber } from "../base/_errors.ts";
 
 /** The suffix of the weight of a moment's codes held in 8 bits. */
 export const CODES = "codes";
@@ -145,7 +146,9 @@ function checkCodes(codesName: string, codes: Int8Array | Uint8Array, scales: Fl
     fault.element === undefined
       ? `Expected weight ${
         JSON.stringify(codesName.replace(/codes$/, SCALES))
-      }[${fault.block}] to be 0 or a positive normal finite number, got ${fault.scale}`
+      }[${fault.block}] to be +0 or a positive normal finite number, got ${
+        signedNumber(fault.scale)
+      }`
       : `Weight ${
         JSON.stringify(codesName)
       } holds code ${fault.code} at element ${fault.element}; ${fault.why}`,

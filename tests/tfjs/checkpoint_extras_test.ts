@@ -6,7 +6,7 @@
  * them holds nothing more.
  */
 import assert from "node:assert/strict";
-import { loadState, radam, ranger, readParams, saveState } from "../../mod.ts";
+import { CheckpointError, loadState, radam, ranger, readParams, saveState } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer, type TfOptimizerOptions } from "../../tfjs.ts";
 import { parseSafetensors, type TensorOut, writeSafetensors } from "../../base/safetensors.ts";
 import { CPU_BACKENDS, seededVars, stepWith, tf, uniqueNames, useBackend } from "./helpers.ts";
@@ -140,6 +140,12 @@ Deno.test("tfjs: optimizer.loadState refuses malformed sums and averages, naming
     ["no count", rebuilt(bytes, (_, m) => void delete m.accum_count), RangeError, /accum_count/],
     ["count 4", rebuilt(bytes, (_, m) => void (m.accum_count = "4")), RangeError, /from 1 to 3/],
     ["count 0", rebuilt(bytes, (_, m) => void (m.accum_count = "0")), RangeError, /"0"/],
+    [
+      "a count without sums (it was a TypeError: the core loaded it)",
+      rebuilt(bytes, (ts) => ts.filter((t) => !t.name.endsWith(".accum"))),
+      CheckpointError as ErrorConstructor,
+      /lacks the gradients accumulated that its metadata "accum_count" counts/,
+    ],
     [
       "a sum of another dtype",
       rebuilt(
