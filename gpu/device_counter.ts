@@ -194,9 +194,11 @@ export class GpuStepCounter implements DeviceCounter {
    * reported (so `steps` is the same bound); on the device, its words `taken` and `skipped`
    * copied into this control buffer on the GPU, after every step submitted to it. So the next
    * step is taken at the t that `from`'s would have been, and a skip the device has not
-   * reported yet counts as one. The ring starts empty: the next step writes the scalars of every
-   * step from the one after those reported (`scalarsFrom`: the device may be at any of them). A
-   * halt of `from` is not carried over (its reads throw it).
+   * reported yet counts as one. The ring starts with the entries of `from`'s from the step after
+   * those reported on (`scalarsFrom`: the device may be at any of them): the next step writes
+   * the scalars of those it lacks only, so a schedule is not asked again for a step whose
+   * scalars the host computed already. A halt of `from` is not carried over (its reads throw
+   * it).
    */
   continueFrom(from: GpuStepCounter): void {
     this.#checkUsable();
@@ -210,6 +212,9 @@ export class GpuStepCounter implements DeviceCounter {
     this.ring.clear(from.#baseTaken);
     // (Past RING_KEPT steps behind, the device would have stopped for want of scalars anyway.)
     this.#scalarsFrom = Math.max(r.taken + 1, from.steps + 1 - RING_KEPT);
+    // Those `from` holds already (its steps', and those written ahead) are taken as they are:
+    // the next step computes only those it lacks, not every step the device may be at.
+    this.ring.adopt(from.ring, this.#scalarsFrom, from.steps + RING_AHEAD);
     const words = new Uint32Array(CONTROL_BYTES / 4);
     words[CONTROL_WORD.norm_bits] = NAN_BITS;
     words[CONTROL_WORD.submitted] = since; // (mod 2³², as the device counts)
