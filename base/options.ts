@@ -111,9 +111,9 @@ export interface CommonOptions {
   /**
    * What to do when a gradient holds NaN or ±Infinity. `"skip"` (default): the step changes
    * nothing (params, moments, slow weights, step count) and `state.skippedSteps` grows by
-   * one (on the CPU backends, a state that has skipped 2⁵³ − 1 throws as `"throw"` does, the
-   * count being as far as a checkpoint holds). `"throw"`: a RangeError naming the first such
-   * tensor (in the order given to `init`) and index, state untouched.
+   * one (a state that has skipped 2⁵³ − 1 throws as `"throw"` does, the count being as far as a
+   * checkpoint holds; on webgpu as `"throw"` does there, see below). `"throw"`: a RangeError
+   * naming the first such tensor (in the order given to `init`) and index, state untouched.
    * `"propagate"`: no check, as PyTorch. On the CPU backends the check of `"skip"` and
    * `"throw"` tests the gradients' exponent bits: one read of them, fused into the copy when
    * they are copied in, and no norm (`state.lastGradNorm` is NaN) unless `clipGradNorm` needs

@@ -23,6 +23,16 @@ export { HALT } from "./halt_error.ts";
 /** Steps from one counter readback started with a step to the next (else one a step, awaited). */
 const READBACK_EVERY = 8;
 
+/**
+ * The control word `skip_cap` for a state that has skipped `skipped` steps: 1 where 2⁵³ − 1 is
+ * less than 2³² away, so that the device's count mod 2³² at 0xffffffff is 2⁵³ − 1 (a state
+ * further from it would skip 2³² steps before reaching it: more than a state counts from its
+ * start).
+ */
+function skipCap(skipped: number): number {
+  return Number.MAX_SAFE_INTEGER - skipped < 2 ** 32 ? 1 : 0;
+}
+
 /** The steps submitted before a read began (`GpuStepCounter.mark`), until it ends (`unmark`). */
 export interface ReadMark {
   /** Steps submitted, refused ones too. */
@@ -174,6 +184,7 @@ export class GpuStepCounter implements DeviceCounter {
     const words = new Uint32Array(CONTROL_BYTES / 4);
     words[CONTROL_WORD.norm_bits] = NAN_BITS; // no norm yet
     [words[CONTROL_WORD.submitted], words[CONTROL_WORD.skipped]] = [submitted, skipped]; // mod 2³²
+    words[CONTROL_WORD.skip_cap] = skipCap(skipped);
     this.#device.queue.writeBuffer(this.control, 0, words);
   }
 
@@ -218,6 +229,7 @@ export class GpuStepCounter implements DeviceCounter {
     const words = new Uint32Array(CONTROL_BYTES / 4);
     words[CONTROL_WORD.norm_bits] = NAN_BITS;
     words[CONTROL_WORD.submitted] = since; // (mod 2³², as the device counts)
+    words[CONTROL_WORD.skip_cap] = skipCap(r.skipped); // (those not reported: none near 2³²)
     this.#device.queue.writeBuffer(this.control, 0, words);
     const encoder = this.#device.createCommandEncoder();
     for (const word of [CONTROL_WORD.taken, CONTROL_WORD.skipped]) {
@@ -451,9 +463,10 @@ export class GpuStepCounter implements DeviceCounter {
     if (halted !== HALT.running && !this.#fault && haltedAt > this.#countedFrom) {
       const later = this.#submitted - haltedAt;
       const step = r.taken + 1;
+      const bad = () => this.#order.locate(words[CONTROL_WORD.first_bad]);
       this.#fault = halted === HALT.noScalars
         ? noScalarsError(step, later)
-        : nonFiniteError(this.#order.locate(words[CONTROL_WORD.first_bad]), step, later);
+        : nonFiniteError(bad(), step, later, halted === HALT.skipLimit);
       this.#faultAt = haltedAt;
     }
   }
