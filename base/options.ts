@@ -44,9 +44,12 @@ export type BackendChoice = BackendName | "auto";
  * next, so a schedule that logs or counts sees each `t` once. A step its own value refuses (not a finite number ≥ 0, or past f32's range)
  * is not taken, and the next call asks again for the same `t`. On WebGPU, where the device
  * decides whether a step is taken, it is called ahead, for the next 64 values of `t` at once,
- * before the GPU has run them: there its result should depend on `t` alone. It must return its
- * number synchronously: a Promise (an `async` function's) is refused at the step with a
- * TypeError, the step not taken (and the Promise's rejection, if any, is handled).
+ * before the GPU has run them: there its result should depend on `t` alone. (A TensorFlow.js
+ * optimizer whose trained variables change goes on with the values it has; where the new ones
+ * take a parameter group listed after every one taken before, it asks again for every `t` the
+ * GPU may be at, those of the steps it has not reported on yet: up to 1024 more.) It must
+ * return its number synchronously: a Promise (an `async` function's) is refused at the step
+ * with a TypeError, the step not taken (and the Promise's rejection, if any, is handled).
  *
  * @example
  * ```ts
@@ -108,9 +111,9 @@ export interface CommonOptions {
   /**
    * What to do when a gradient holds NaN or ±Infinity. `"skip"` (default): the step changes
    * nothing (params, moments, slow weights, step count) and `state.skippedSteps` grows by
-   * one (on the CPU backends, a state that has skipped 2⁵³ − 1 throws as `"throw"` does, the
-   * count being as far as a checkpoint holds). `"throw"`: a RangeError naming the first such
-   * tensor (in the order given to `init`) and index, state untouched.
+   * one (a state that has skipped 2⁵³ − 1 throws as `"throw"` does, the count being as far as a
+   * checkpoint holds; on webgpu as `"throw"` does there, see below). `"throw"`: a RangeError
+   * naming the first such tensor (in the order given to `init`) and index, state untouched.
    * `"propagate"`: no check, as PyTorch. On the CPU backends the check of `"skip"` and
    * `"throw"` tests the gradients' exponent bits: one read of them, fused into the copy when
    * they are copied in, and no norm (`state.lastGradNorm` is NaN) unless `clipGradNorm` needs

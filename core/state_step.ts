@@ -121,9 +121,10 @@ function skipOrThrow(core: Core, backend: HostBackend, norm: number): StateHandl
 /**
  * A step where the device counts the steps (WebGPU): the scalars of the largest t the device
  * can be at (every step submitted and not yet reported taken) go into its ring if not there
- * yet (with those of every t below it from `scalarsFrom`, in a state that goes on with another's
- * count: one that fails there is left out, as one above t, and the device stops for want of it
- * if it gets there), then one submission; the device skips, halts or takes the step by itself.
+ * yet (with those of every t below it from `scalarsFrom` that it does not hold, in a state that
+ * goes on with another's count, which took that one's: one that fails there is left out, as one
+ * above t, and the device stops for want of it if it gets there), then one submission; the
+ * device skips, halts or takes the step by itself.
  */
 function stepOnDevice(core: Core, backend: DeviceBackend, grads?: unknown): StateHandle {
   backend.checkUsable();
@@ -140,6 +141,8 @@ function stepOnDevice(core: Core, backend: DeviceBackend, grads?: unknown): Stat
     // None past 2⁵³ − 1, which no step reaches (and where k-- would stand still, forever).
     const last = Math.max(t, Math.min(t + counter.scalarsAhead - 1, Number.MAX_SAFE_INTEGER));
     for (let k = last; k >= from; k--) {
+      // (Held already below or above t: a state that goes on with another's count took them.)
+      if (k !== t && counter.hasScalars(k)) continue;
       try {
         computeScalars(core, k);
         counter.writeScalars(k, core.groupScalars);

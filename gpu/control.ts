@@ -18,7 +18,7 @@ import { HALT } from "./halt_error.ts";
  * ```ts
  * import { CONTROL_WORD } from "./control.ts";
  *
- * const words = new Uint32Array(12);
+ * const words = new Uint32Array(13);
  * words[CONTROL_WORD.taken]; // the steps taken since the state's start
  * ```
  */
@@ -55,6 +55,12 @@ export const CONTROL = {
   halted_at: "u32",
   /** The power of two the gradients are first multiplied by where clipping (1, or 2⁻¹²⁶). */
   clip_pow2: "f32",
+  /**
+   * 1 where the steps skipped are within 2³² of 2⁵³ − 1 (written by the host, which knows the
+   * count): `skipped` at 0xffffffff is then 2⁵³ − 1, and a step that would skip another is
+   * refused as under "throw" (a checkpoint could not hold the count), as on the CPU.
+   */
+  skip_cap: "u32",
 } as const satisfies Record<string, WordType>;
 
 /** The word of each field of the control buffer. */
@@ -68,7 +74,8 @@ export const NAN_BITS = 0x7fc00000;
 
 /**
  * WGSL of the control buffer's struct and of `decide()`: counts the submission, then halts the
- * state, skips the step or takes it, and records the norm; `control.step_t` is then the t the
+ * state (a non-finite gradient under "throw", or under "skip" past 2⁵³ − 1 skipped; no scalars
+ * for t), skips the step or takes it, and records the norm; `control.step_t` is then the t the
  * update runs at, or 0. Needs `control` (read-write), the ring (see scalar_ring.ts) and the
  * constants `s` bound.
  */
@@ -79,9 +86,11 @@ fn decide() {
   control.submitted = control.submitted + 1u;
   control.step_t = 0u;
   if (control.halted != ${HALT.running}u) { return; }
-  if (s.check != 0u && control.key != 0u && s.halt_on_bad != 0u) {
+  // (Under "skip", with 2⁵³ − 1 skipped already: refused as "throw" refuses it.)
+  let capped = control.skip_cap != 0u && control.skipped == 0xffffffffu;
+  if (s.check != 0u && control.key != 0u && (s.halt_on_bad != 0u || capped)) {
     // Refused ("throw"): the norm stays the last step's taken or skipped, as on the CPU.
-    control.halted = ${HALT.nonFinite}u;
+    control.halted = select(${HALT.skipLimit}u, ${HALT.nonFinite}u, s.halt_on_bad != 0u);
     control.first_bad = 0xffffffffu - control.key;
     control.halted_at = control.submitted;
     return;

@@ -23,6 +23,16 @@ export { HALT } from "./halt_error.ts";
 /** Steps from one counter readback started with a step to the next (else one a step, awaited). */
 const READBACK_EVERY = 8;
 
+/**
+ * The control word `skip_cap` for a state that has skipped `skipped` steps: 1 where 2⁵³ − 1 is
+ * less than 2³² away, so that the device's count mod 2³² at 0xffffffff is 2⁵³ − 1 (a state
+ * further from it would skip 2³² steps before reaching it: more than a state counts from its
+ * start).
+ */
+function skipCap(skipped: number): number {
+  return Number.MAX_SAFE_INTEGER - skipped < 2 ** 32 ? 1 : 0;
+}
+
 /** The steps submitted before a read began (`GpuStepCounter.mark`), until it ends (`unmark`). */
 export interface ReadMark {
   /** Steps submitted, refused ones too. */
@@ -174,6 +184,7 @@ export class GpuStepCounter implements DeviceCounter {
     const words = new Uint32Array(CONTROL_BYTES / 4);
     words[CONTROL_WORD.norm_bits] = NAN_BITS; // no norm yet
     [words[CONTROL_WORD.submitted], words[CONTROL_WORD.skipped]] = [submitted, skipped]; // mod 2³²
+    words[CONTROL_WORD.skip_cap] = skipCap(skipped);
     this.#device.queue.writeBuffer(this.control, 0, words);
   }
 
@@ -194,9 +205,11 @@ export class GpuStepCounter implements DeviceCounter {
    * reported (so `steps` is the same bound); on the device, its words `taken` and `skipped`
    * copied into this control buffer on the GPU, after every step submitted to it. So the next
    * step is taken at the t that `from`'s would have been, and a skip the device has not
-   * reported yet counts as one. The ring starts empty: the next step writes the scalars of every
-   * step from the one after those reported (`scalarsFrom`: the device may be at any of them). A
-   * halt of `from` is not carried over (its reads throw it).
+   * reported yet counts as one. The ring starts with the entries of `from`'s from the step after
+   * those reported on (`scalarsFrom`: the device may be at any of them): the next step writes
+   * the scalars of those it lacks only, so a schedule is not asked again for a step whose
+   * scalars the host computed already. A halt of `from` is not carried over (its reads throw
+   * it).
    */
   continueFrom(from: GpuStepCounter): void {
     this.#checkUsable();
@@ -210,9 +223,13 @@ export class GpuStepCounter implements DeviceCounter {
     this.ring.clear(from.#baseTaken);
     // (Past RING_KEPT steps behind, the device would have stopped for want of scalars anyway.)
     this.#scalarsFrom = Math.max(r.taken + 1, from.steps + 1 - RING_KEPT);
+    // Those `from` holds already (its steps', and those written ahead) are taken as they are:
+    // the next step computes only those it lacks, not every step the device may be at.
+    this.ring.adopt(from.ring, this.#scalarsFrom, from.steps + RING_AHEAD);
     const words = new Uint32Array(CONTROL_BYTES / 4);
     words[CONTROL_WORD.norm_bits] = NAN_BITS;
     words[CONTROL_WORD.submitted] = since; // (mod 2³², as the device counts)
+    words[CONTROL_WORD.skip_cap] = skipCap(r.skipped); // (those not reported: none near 2³²)
     this.#device.queue.writeBuffer(this.control, 0, words);
     const encoder = this.#device.createCommandEncoder();
     for (const word of [CONTROL_WORD.taken, CONTROL_WORD.skipped]) {
@@ -446,9 +463,10 @@ export class GpuStepCounter implements DeviceCounter {
     if (halted !== HALT.running && !this.#fault && haltedAt > this.#countedFrom) {
       const later = this.#submitted - haltedAt;
       const step = r.taken + 1;
+      const bad = () => this.#order.locate(words[CONTROL_WORD.first_bad]);
       this.#fault = halted === HALT.noScalars
         ? noScalarsError(step, later)
-        : nonFiniteError(this.#order.locate(words[CONTROL_WORD.first_bad]), step, later);
+        : nonFiniteError(bad(), step, later, halted === HALT.skipLimit);
       this.#faultAt = haltedAt;
     }
   }

@@ -10,7 +10,7 @@ import { RING_KEPT } from "./scalar_ring.ts";
 
 /**
  * Values of the control buffer's `halted`: running, halted by a non-finite gradient ("throw"),
- * no scalars for t.
+ * no scalars for t, or a non-finite gradient under "skip" with 2⁵³ − 1 steps skipped already.
  *
  * @example
  * ```ts
@@ -20,7 +20,7 @@ import { RING_KEPT } from "./scalar_ring.ts";
  * halted !== HALT.running; // the state halted
  * ```
  */
-export const HALT = { running: 0, nonFinite: 1, noScalars: 2 } as const;
+export const HALT = { running: 0, nonFinite: 1, noScalars: 2, skipLimit: 3 } as const;
 
 /** The end of a halt's message: the `later` steps submitted after it were not taken either. */
 function notTakenAfter(later: number): string {
@@ -32,7 +32,8 @@ function notTakenAfter(later: number): string {
 
 /**
  * The error of a halt at step `step` for its first non-finite gradient in init's order (`bad`:
- * the tensor and the index in it), `later` steps submitted after it.
+ * the tensor and the index in it), `later` steps submitted after it; with `capped`, one under
+ * "skip" that had skipped 2⁵³ − 1 steps already (as the CPU backends refuse it).
  *
  * @example
  * ```ts
@@ -46,11 +47,16 @@ export function nonFiniteError(
   bad: { readonly name: string; readonly index: number },
   step: number,
   later: number,
+  capped = false,
 ): RangeError {
+  const cap = capped
+    ? ", and the state cannot skip another step: it has skipped 2⁵³ − 1, the most a count " +
+      "holds exactly (a checkpoint could not hold more)"
+    : "";
   return new RangeError(
     `The gradient of ${
       label(bad.name)
-    } holds NaN or ±Infinity at index ${bad.index} (step ${step}); the step was not taken${
+    } holds NaN or ±Infinity at index ${bad.index} (step ${step})${cap}; the step was not taken${
       notTakenAfter(later)
     }. WebGPU reports it at the first call after the GPU ran that step`,
   );

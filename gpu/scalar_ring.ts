@@ -199,6 +199,29 @@ export class ScalarRing {
     this.#to = Math.max(this.#to, own + 1);
   }
 
+  /**
+   * Takes the entries of `other` (the ring of the state this one's replaces, counting from the
+   * same base, of entries of the same layout) of the steps `from` to `to` that it holds: their
+   * scalars are those the host computed for it, so a schedule is not asked again for them
+   * (uploaded by the next {@linkcode ScalarRing.upload}). Its entries hold a block per parameter
+   * group up to the last its state's tensors take: where that is before this one's (fewer
+   * blocks), or the layouts differ, takes none.
+   */
+  adopt(other: ScalarRing, from: number, to: number): void {
+    if (other.#base !== this.#base || other.stride < this.stride) return;
+    if (other.#layout !== this.#layout) return;
+    const [stride, theirs] = [this.stride, other.stride];
+    for (let t = Math.max(from, to - RING_SIZE + 1); t <= to; t++) {
+      if (!other.has(t)) continue;
+      const own = t - this.#base, slot = own % RING_SIZE;
+      // (The head and the blocks of the groups this one has: the same, group for group.)
+      this.#u32.set(other.#u32.subarray(slot * theirs, slot * theirs + stride), slot * stride);
+      this.#tags[slot] = t;
+      this.#from = Math.min(this.#from, own);
+      this.#to = Math.max(this.#to, own + 1);
+    }
+  }
+
   /** Uploads the entries written since the last upload. */
   upload(): void {
     if (this.#from >= this.#to) return;

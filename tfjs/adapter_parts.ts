@@ -118,7 +118,7 @@ export class AdapterParts {
       this.#calls++;
       if (this.accumulator.count > count) this.paths.tryMake(host.config(), strict, items);
     } finally {
-      if (this.paths.state !== undefined) this.loaded.end(); // (one made: the loaded ends)
+      if (this.paths.state !== undefined) this.#endLoaded(); // (one made: the loaded ends)
     }
   }
 
@@ -164,6 +164,16 @@ export class AdapterParts {
     this.#replaceState(read.kept, read.steps, read.skipped);
     loadExtras(read.extras, this.accumulator, this.averages);
     this.loaded.keep(read.state, this.#host.config());
+    if (this.loaded.state === undefined) this.#endLoaded(); // (not kept: laid out otherwise)
+  }
+
+  /**
+   * Ends the state loadState read; the kept states read with it, views of its arena (so that
+   * the moments are held once until a step), are copied where no step has taken them yet.
+   */
+  #endLoaded(): void {
+    this.loaded.end();
+    this.paths.kept.ownBorrowed();
   }
 
   /** Drops the state; keeps `kept` aside instead, with these counts. */

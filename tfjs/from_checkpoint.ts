@@ -9,7 +9,7 @@ import type { LearningRate } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
 import { dispose, loadState } from "../core/operations.ts";
-import { compactCopies, stateViews } from "./host_state.ts";
+import { compactCopies, compactViews, stateViews } from "./host_state.ts";
 import type { Kept } from "./kept.ts";
 import { entryOf } from "./layout.ts";
 import { checkSameKinds, checkSomeTensorFits, inTfjsLayout } from "./matching.ts";
@@ -17,9 +17,11 @@ import { extrasAtCall, type ExtrasRead } from "./checkpoint_extras.ts";
 import { checkedLoad } from "./loaded_state.ts";
 /**
  * Reads a library checkpoint's moments, slow weights and step counts into kept states, each in
- * the arena layout it was saved in (changing nothing). Rejects with the library's
- * `CheckpointError` for a damaged file. With `keep`, the state loaded (on the js backend) is
- * given too, the caller's to dispose; else it is disposed.
+ * the arena layout it was saved in (changing nothing), in the checkpoint's `tensor_order`.
+ * Rejects with the library's `CheckpointError` for a damaged file. With `keep`, the state loaded
+ * (on the js backend) is given too, the caller's to dispose, and the kept states are views of its
+ * arena (`borrowed`: the caller copies them once it ends, `KeptStates.ownBorrowed`); else it is
+ * disposed, and they are copies.
  *
  * @example
  * ```ts
@@ -54,19 +56,25 @@ export async function keptFromCheckpoint(
     const backend = internals.backend as HostBackend;
     const layout = backend.layout;
     const views = stateViews(backend);
-    const compact = compactCopies(backend);
+    // Kept with the state (`keep`): views of its arena, copied once it ends (ownBorrowed).
+    const compact = keep ? compactViews(backend) : compactCopies(backend);
     const kept = new Map<string, Kept>();
-    layout.names.forEach((name, i) => {
+    // In the checkpoint's `tensor_order` (the variables' order at the step that made it), not
+    // the arena's (an 8-bit one holds small tensors first): getWeights lists them so.
+    const index = new Map(layout.names.map((name, i) => [name, i]));
+    for (const name of internals.order) {
+      const i = index.get(name)!;
       const codes = compact.map((c) => c[name]);
       const read: Kept = {
         entry: entryOf(name, [layout.lengths[i]], false),
         arenaShape: internals.shapes[i],
-        sections: views.map((v) => v?.[name]?.slice()),
+        sections: views.map((v) => keep ? v?.[name] : v?.[name]?.slice()),
         ...(codes.some((c) => c) ? { codes } : {}),
       };
       const gc = internals.config.loop.gc;
-      kept.set(name, gc === config.loop.gc ? read : inTfjsLayout(read, gc));
-    });
+      const taken = gc === config.loop.gc ? read : inTfjsLayout(read, gc);
+      kept.set(name, keep ? { ...taken, borrowed: true } : taken);
+    }
     read = true;
     return { steps: internals.steps, skipped: internals.skipped, kept, ...(keep ? { state } : {}) };
   } finally {

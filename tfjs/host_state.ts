@@ -66,16 +66,40 @@ export function stateViews(
  * ```
  */
 export function compactCopies(backend: HostBackend): Record<string, CompactMoment>[] {
-  const layout = backend.layout;
-  if (!holdsCodes(backend) || layout.compactStart >= layout.total) return [];
-  const moments = layout.unsignedCodes.length;
-  return [...Array(moments).keys()].map((k) => {
+  return compactViews(backend).map((byName) => {
     const out: Record<string, CompactMoment> = {};
-    for (const [name, c] of Object.entries(backend.viewCompact(k))) {
+    for (const [name, c] of Object.entries(byName)) {
       out[name] = { codes: c.codes.slice(), scales: c.scales.slice() };
     }
     return out;
   });
+}
+
+/**
+ * Live views of the codes and scales of each moment of each compact tensor of a host backend that
+ * holds some (8-bit states), by moment, then name; none otherwise. (Copies:
+ * {@linkcode compactCopies}.)
+ *
+ * @example
+ * ```ts
+ * import { compactViews } from "./host_state.ts";
+ * import { planCompactArena } from "../base/arena_compact.ts";
+ * import { createJsBackend } from "../cpu/js_backend.ts";
+ * import { ADAM } from "../rules/adam.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const options = { moments: 2, nonNegative: [false, true] };
+ * const backend = createJsBackend(planCompactArena(["w"], [4096], options), ADAM);
+ * const [m] = compactViews(backend);
+ * m.w.scales[0] = 2;
+ * assert.equal(compactViews(backend)[0].w.scales[0], 2); // the arena's own
+ * ```
+ */
+export function compactViews(backend: HostBackend): Readonly<Record<string, CompactMoment>>[] {
+  const layout = backend.layout;
+  if (!holdsCodes(backend) || layout.compactStart >= layout.total) return [];
+  const moments = layout.unsignedCodes.length;
+  return [...Array(moments).keys()].map((k) => backend.viewCompact(k));
 }
 
 /**

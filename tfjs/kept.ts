@@ -51,6 +51,12 @@ export interface Kept {
    * where the read failed (a lost device). Until then the GPU path copies it on the GPU.
    */
   readonly ready?: Promise<void>;
+  /**
+   * For state read by `loadState`: its sections and codes are views of the arena of the state
+   * loaded, which `optimizer.state` gives until a step (not copies beside it: the moments are
+   * held once). Copied by {@linkcode KeptStates.ownBorrowed} once that state ends.
+   */
+  readonly borrowed?: boolean;
 }
 
 /** A kept state as it fits one variable: the entry its sections are laid out by. */
@@ -213,6 +219,31 @@ export class KeptStates {
       this.steps = steps;
       this.skipped = skipped;
     };
+  }
+
+  /**
+   * Replaces each kept state whose sections and codes are views of a loaded state's arena
+   * (`borrowed`) by copies of them: called once that state ends, so that the variables no step
+   * has taken yet hold their own moments, not the whole arena (parameters and gradients too).
+   */
+  ownBorrowed(): void {
+    const owned = new Map<Kept, Kept>();
+    for (const [name, k] of this.#byName) {
+      if (k.borrowed !== true) continue;
+      const { borrowed: _, ...rest } = k;
+      const codes = k.codes?.map((c) => c && { codes: c.codes.slice(), scales: c.scales.slice() });
+      const copy = {
+        ...rest,
+        sections: k.sections.map((s) => s?.slice()),
+        ...(codes && { codes }),
+      };
+      owned.set(k, copy);
+      this.#byName.set(name, copy);
+    }
+    for (const [name, m] of this.#matched) {
+      const copy = owned.get(m.kept);
+      if (copy !== undefined) this.#matched.set(name, { name: m.name, kept: copy });
+    }
   }
 
   /** Forgets every kept state (not the counts). */

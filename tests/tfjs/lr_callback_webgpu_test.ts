@@ -47,3 +47,63 @@ Deno.test({
     tf.dispose([w, g]);
   },
 });
+
+Deno.test({
+  name:
+    "tfjs webgpu: the first step after the variables trained change asks a schedule only for the steps whose scalars were not computed yet",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const a = tf.variable(tf.ones([64]), true, "lr_callback_webgpu/a");
+    const b = tf.variable(tf.ones([3]), true, "lr_callback_webgpu/b");
+    const [ga, gb] = [tf.onesLike(a), tf.onesLike(b)];
+    const asked: number[] = [];
+    const optimizer = tfOptimizer(adam({ lr: (t) => (asked.push(t), 1e-3) }));
+    // Far more steps than the device reports on before the host goes on: every step since its
+    // last report is one the device may be at when the next starts (some may be skipped).
+    for (let t = 0; t < 1200; t++) optimizer.applyGradients({ [a.name]: ga });
+    const before = asked.length;
+    assert.deepEqual(new Set(asked).size, before, "each step's asked once");
+    asked.length = 0;
+    optimizer.applyGradients({ [a.name]: ga, [b.name]: gb }); // (b joins: a new state)
+    // Only t = 1201 (its own, written again) and those ahead not yet written: never 1088.
+    assert.ok(asked.length <= 64, `asked ${asked.length} times`);
+    assert.ok(asked.every((t) => t >= 1201 && t < 1201 + 64), `asked for ${asked}`);
+    await optimizer.getWeights();
+    assert.equal(optimizer.iterations, 1201);
+    optimizer.dispose();
+    tf.dispose([a, b, ga, gb]);
+  },
+});
+
+Deno.test({
+  name:
+    "tfjs webgpu: a change that drops the last parameter group takes the scalars of the steps the device may be at, with the results of a run that awaited before it",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const [ga, gb] = [tf.ones([16]), tf.ones([3])];
+    /** The kernel after 1200 steps over both, a change leaving the bias out, and 30 more. */
+    const run = async (awaited: boolean) => {
+      const a = tf.variable(tf.ones([16]), true, `lr_callback_webgpu/k${awaited}`);
+      const b = tf.variable(tf.ones([3]), true, `lr_callback_webgpu/k${awaited}_bias`);
+      const asked: number[] = [];
+      const optimizer = tfOptimizer(adam({
+        lr: (t) => (asked.push(t), 1e-3 * (1 + (t % 7))),
+        groups: [{ match: /bias$/, lrScale: 0.5 }],
+      }));
+      for (let t = 0; t < 1200; t++) optimizer.applyGradients({ [a.name]: ga, [b.name]: gb });
+      if (awaited) await optimizer.getWeights();
+      asked.length = 0;
+      optimizer.applyGradients({ [a.name]: ga }); // (one group fewer: a smaller ring entry)
+      assert.ok(asked.length <= 64, `asked ${asked.length} times`);
+      for (let t = 0; t < 29; t++) optimizer.applyGradients({ [a.name]: ga });
+      const values = await a.data();
+      optimizer.dispose();
+      tf.dispose([a, b]);
+      return values;
+    };
+    assert.deepEqual(await run(false), await run(true));
+    tf.dispose([ga, gb]);
+  },
+});

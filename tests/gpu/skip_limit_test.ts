@@ -1,0 +1,52 @@
+/**
+ * On WebGPU, where the device counts the steps it skips, a state that has skipped 2⁵³ − 1 steps
+ * (a checkpoint's count) refuses the next skip as the CPU backends do: the step is not taken, its
+ * error says the count is at its limit (reported at the first call after the GPU ran it, as a
+ * halt under "throw"), and the count stays one a checkpoint holds; it saved past 2⁵³ − 1 a
+ * checkpoint that `loadState` refused.
+ */
+import assert from "node:assert/strict";
+import { adam, dispose, loadState, readParams, saveState, step } from "../../mod.ts";
+import { edit } from "../checkpoint_files.ts";
+import { device, ignore, noGpuErrors } from "./gpu_device.ts";
+
+const LIMIT = /cannot skip another step: it has skipped 2⁵³ − 1/;
+
+Deno.test({
+  name:
+    "webgpu: a state at 2^53 − 1 skipped steps refuses the next skip as the CPU does, and its checkpoint loads",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      const opt = adam({ lr: 1e-2, nonFinite: "skip" });
+      const bytes = await saveState(await opt.init({ w: new Float32Array([1, -2, 3]) }));
+      const at = edit(bytes, (h) => (h.__metadata__.skipped_steps = String(2 ** 53 - 3)));
+      const bad = { w: new Float32Array([1, NaN, 1]) }, good = { w: new Float32Array([1, 1, 1]) };
+      let cpu = await loadState(at, { backend: "js" });
+      let gpu = await loadState(at, { device: device! });
+      for (let i = 0; i < 2; i++) [cpu, gpu] = [step(cpu, bad), step(gpu, bad)];
+      const params = (await readParams(gpu)).w;
+      assert.equal(gpu.skippedSteps, Number.MAX_SAFE_INTEGER);
+      assert.equal(cpu.skippedSteps, Number.MAX_SAFE_INTEGER);
+      assert.throws(() => step(cpu, bad), (e) => e instanceof RangeError && LIMIT.test(e.message));
+      gpu = step(gpu, bad); // (the device decides: said at the next call)
+      await assert.rejects(
+        readParams(gpu),
+        (e) => e instanceof RangeError && LIMIT.test(e.message),
+      );
+      assert.deepEqual((await readParams(gpu)).w, params);
+      assert.equal(gpu.skippedSteps, Number.MAX_SAFE_INTEGER);
+      assert.equal(gpu.step, 0);
+      const again = await loadState(await saveState(gpu), { device: device! });
+      assert.equal(again.skippedSteps, Number.MAX_SAFE_INTEGER);
+      // Refused again after a load; a finite step is taken on each, the count kept.
+      const refused = step(again, bad);
+      await assert.rejects(readParams(refused), LIMIT);
+      [cpu, gpu] = [step(cpu, good), step(gpu, good)];
+      const [a, b] = [(await readParams(gpu)).w, (await readParams(cpu)).w];
+      a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) <= 1e-6, `[${i}]: ${v} vs ${b[i]}`));
+      assert.deepEqual([gpu.step, gpu.skippedSteps], [1, Number.MAX_SAFE_INTEGER]);
+      for (const s of [cpu, gpu, refused]) dispose(s);
+    });
+  },
+});
