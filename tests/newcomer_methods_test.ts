@@ -1,0 +1,95 @@
+/**
+ * Calls a newcomer writes as other libraries spell them, each of which now says what to write:
+ * `opt.step()` (PyTorch's `optimizer.step()`) and `state.dispose()` (as a TensorFlow.js tensor
+ * is disposed), both JavaScript's "is not a function" before; and a factory given uncalled where
+ * a state or a checkpoint goes (`step(radam)`, `saveState(adam)`, `loadState(radam, bytes)`,
+ * `loadState(bytes, radam)`), whose errors said only that they got a function.
+ */
+import assert from "node:assert/strict";
+import {
+  adam,
+  dispose,
+  loadState,
+  lookahead,
+  radam,
+  ranger,
+  readParams,
+  saveState,
+  step,
+} from "../mod.ts";
+import { saying } from "./util.ts";
+
+Deno.test("opt.step() is a TypeError saying that the function step steps the state init makes", async () => {
+  for (const [opt, made] of [[radam(), "radam()"], [ranger(), "ranger()"]] as const) {
+    assert.throws(
+      () => (opt as unknown as { step(): void }).step(),
+      saying(
+        TypeError,
+        `An optimizer has no step() method: it holds no state. Make one, let state = await ${made}` +
+          ".init(params), and step it with the function step, state = step(state, grads)",
+      ),
+    );
+  }
+  const wrapped = lookahead(adam()) as unknown as { step(): void };
+  assert.throws(() => wrapped.step(), saying(TypeError, "let state = await opt.init(params)"));
+  // Not an own key: the optimizer value is as it was.
+  assert.deepEqual(Object.keys(radam()), ["name", "settings", "init"]);
+  const state = await radam().init({ w: new Float32Array(2) });
+  assert.equal(step(state, { w: new Float32Array([1, 1]) }).step, 1);
+});
+
+Deno.test("state.dispose() is a TypeError naming dispose(state); the state stays usable", async () => {
+  for (const backend of ["js", "wasm"] as const) {
+    let state = await radam({ backend }).init({ w: new Float32Array(2) });
+    assert.throws(
+      () => (state as unknown as { dispose(): void }).dispose(),
+      saying(
+        TypeError,
+        "A state has no dispose() method: free it with the function dispose(state) " +
+          '(import { dispose } from "@optim/radam")',
+      ),
+    );
+    state = step(state, { w: new Float32Array([1, 1]) });
+    assert.equal(state.step, 1);
+    dispose(state);
+    assert.throws(() => state.step, saying(TypeError, "was disposed"));
+  }
+});
+
+Deno.test("a factory given uncalled where a state goes says to call it and make its state", async () => {
+  const factories = { radam, adam, ranger } as Record<string, unknown>;
+  for (const [name, factory] of Object.entries(factories)) {
+    const says = "Expected an optimizer state made by init() or step(), got a function " +
+      `(a factory: call it, and make its state, await ${name}().init(params))`;
+    // deno-lint-ignore no-explicit-any
+    const f = factory as any;
+    assert.throws(() => step(f), saying(TypeError, says));
+    assert.throws(() => dispose(f), saying(TypeError, says));
+    await assert.rejects(saveState(f), saying(TypeError, says));
+    await assert.rejects(readParams(f), saying(TypeError, says));
+  }
+});
+
+Deno.test("a factory given to loadState, first or for its options, says the checkpoint holds its optimizer", async () => {
+  const state = await adam().init({ w: new Float32Array([1, 2]) });
+  const bytes = await saveState(state);
+  // deno-lint-ignore no-explicit-any
+  const f = radam as any;
+  await assert.rejects(
+    loadState(f, bytes as never),
+    saying(
+      TypeError,
+      "A checkpoint must be a Uint8Array, got a function (a factory: the checkpoint holds its " +
+        "optimizer and goes first, loadState(bytes), or loadState(bytes, { lr }))",
+    ),
+  );
+  await assert.rejects(
+    loadState(bytes, f),
+    saying(
+      TypeError,
+      "loadState() takes no optimizer, got the factory radam for its options (the checkpoint " +
+        "holds its optimizer and options: loadState(bytes), with { lr } for a schedule)",
+    ),
+  );
+  assert.equal((await loadState(bytes)).optimizer, "adam");
+});
