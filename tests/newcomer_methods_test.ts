@@ -3,14 +3,19 @@
  * `opt.step()` (PyTorch's `optimizer.step()`) and `state.dispose()` (as a TensorFlow.js tensor
  * is disposed), both JavaScript's "is not a function" before; and a factory given uncalled where
  * a state or a checkpoint goes (`step(radam)`, `saveState(adam)`, `loadState(radam, bytes)`,
- * `loadState(bytes, radam)`), whose errors said only that they got a function.
+ * `loadState(bytes, radam)`), whose errors said only that they got a function; and a schedule
+ * maker called without its count of steps (`cosineDecay(1e-3)`, which TypeScript refuses and
+ * JavaScript does not), whose error named an option the caller never wrote, and no call.
  */
 import assert from "node:assert/strict";
 import {
   adam,
+  cosineDecay,
   dispose,
+  linearWarmup,
   loadState,
   lookahead,
+  oneCycle,
   radam,
   ranger,
   readParams,
@@ -92,4 +97,31 @@ Deno.test("a factory given to loadState, first or for its options, says the chec
     ),
   );
   assert.equal((await loadState(bytes)).optimizer, "adam");
+});
+
+Deno.test("a schedule maker without its count of steps names the maker and the call to write", () => {
+  const makers = [
+    [cosineDecay, "decaySteps", "cosineDecay(1e-3, { decaySteps: 1000 })"],
+    [linearWarmup, "warmupSteps", "linearWarmup(1e-3, { warmupSteps: 100 })"],
+    [oneCycle, "totalSteps", "oneCycle(1e-3, { totalSteps: 1000 })"],
+  ] as const;
+  for (const [maker, key, call] of makers) {
+    const name = call.slice(0, call.indexOf("("));
+    // deno-lint-ignore no-explicit-any
+    const loose = maker as (...args: any[]) => unknown;
+    const got = `Option ${key} must be an integer from 1 to 2⁵³ − 1, got undefined`;
+    assert.throws(
+      () => loose(1e-3),
+      saying(TypeError, `${got} (${name} needs it, given no options: write ${call})`),
+    );
+    assert.throws(
+      () => loose(1e-3, {}),
+      saying(TypeError, `${got} (${name} needs it: write ${call})`),
+    );
+    // The learning rate is still checked first.
+    assert.throws(
+      () => loose(),
+      saying(TypeError, "Option lr must be a finite number ≥ 0, got undefined"),
+    );
+  }
 });
