@@ -5,11 +5,13 @@
  * a state or a checkpoint goes (`step(radam)`, `saveState(adam)`, `loadState(radam, bytes)`,
  * `loadState(bytes, radam)`), whose errors said only that they got a function; and a schedule
  * maker called without its count of steps (`cosineDecay(1e-3)`, which TypeScript refuses and
- * JavaScript does not), whose error named an option the caller never wrote, and no call.
+ * JavaScript does not), whose error named an option the caller never wrote, and no call; and a
+ * parameter group given PyTorch's `lr`, whose hint wrote `lrScale: 10` whatever the rates.
  */
 import assert from "node:assert/strict";
 import {
   adam,
+  adamw,
   cosineDecay,
   dispose,
   linearWarmup,
@@ -124,4 +126,24 @@ Deno.test("a schedule maker without its count of steps names the maker and the c
       saying(TypeError, "Option lr must be a finite number ≥ 0, got undefined"),
     );
   }
+});
+
+Deno.test("a group given its own lr, as PyTorch's param groups, is told the lrScale that gives it", () => {
+  const refused = (make: () => unknown, scale: string) =>
+    assert.throws(
+      make,
+      saying(
+        TypeError,
+        "Unknown option lr for groups[0]; expected one of match, lrScale, weightDecay (a group's " +
+          `learning rate is the optimizer's lr times lrScale: ${scale})`,
+      ),
+    );
+  // deno-lint-ignore no-explicit-any
+  const group = (lr: unknown): any => ({ match: /bias/, lr });
+  refused(() => adamw({ lr: 1e-3, groups: [group(1e-4)] }), "lrScale: 0.1");
+  refused(() => adam({ lr: 2e-3, groups: [group(5e-3)] }), "lrScale: 2.5");
+  refused(
+    () => adam({ lr: (t) => 1 / t, groups: [group(1e-4)] }),
+    "lrScale: 0.1 for a tenth of it",
+  );
 });
