@@ -6,9 +6,12 @@
  * `loadState(bytes, radam)`), whose errors said only that they got a function; and a schedule
  * maker called without its count of steps (`cosineDecay(1e-3)`, which TypeScript refuses and
  * JavaScript does not), whose error named an option the caller never wrote, and no call; and a
- * parameter group given PyTorch's `lr`, whose hint wrote `lrScale: 10` whatever the rates.
+ * parameter group given PyTorch's `lr`, whose hint wrote `lrScale: 10` whatever the rates; and a
+ * checkpoint read into a Node Buffer and kept through JSON (`{ type: "Buffer", data }`), which
+ * `loadState` refused as "got Object", with no hint.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import {
   adam,
   adamw,
@@ -146,4 +149,16 @@ Deno.test("a group given its own lr, as PyTorch's param groups, is told the lrSc
     () => adam({ lr: (t) => 1 / t, groups: [group(1e-4)] }),
     "lrScale: 0.1 for a tenth of it",
   );
+});
+
+Deno.test("a Node Buffer's checkpoint kept through JSON says how to recover the bytes", async () => {
+  const bytes = await saveState(await adam().init({ w: new Float32Array([1, 2]) }));
+  const kept = JSON.parse(JSON.stringify({ checkpoint: Buffer.from(bytes) })).checkpoint;
+  const says =
+    "A checkpoint must be a Uint8Array, got Object (a Node Buffer that went through JSON, " +
+    'which writes it as { type: "Buffer", data }: keep a checkpoint as bytes, or as base64 text; ' +
+    "new Uint8Array(o.data) recovers it)";
+  await assert.rejects(loadState(kept), saying(TypeError, says));
+  const recovered = await loadState(new Uint8Array(kept.data));
+  assert.deepEqual((await readParams(recovered)).w, new Float32Array([1, 2]));
 });
