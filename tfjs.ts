@@ -57,7 +57,20 @@ registerTfOptimizer();
  *
  * `tfOptimizer(adam({ lr, eps: 1e-7 }))` is `tf.train.adam(lr)` (tfjs's Adam adds its epsilon,
  * `tf.backend().epsilon()`, 1e-7 on the float32 backends, to √v̂, where PyTorch and this library
- * add eps: the same place), to within f32 rounding.
+ * add eps: the same place), to within f32 rounding. The optimizer's options go to its factory,
+ * `tfOptimizer(adamw({ lr: 3e-4, weightDecay: 0.01 }))`; `options` are the adapter's own
+ * ({@linkcode TfOptimizerOptions}).
+ *
+ * What it returns (the class `TfOptimizer`, left out of these docs) has `tf.Optimizer`'s members
+ * (`minimize`, `applyGradients`, `iterations`, `getWeights`, `setWeights`, `dispose`) and:
+ * `state`, the library state of its variables, `undefined` until its first step
+ * (`await saveState(optimizer.state)` is its checkpoint); `loadState(bytes)`, the way back (a
+ * Promise: await it before the next step), whose moments and step count go to the variables of
+ * their names; `setLearningRate(lr)`; `backend` (`"wasm"`, `"js"` or `"webgpu"`), `settings`,
+ * `skippedSteps`, `accumulatedBatches`, `averages` (option `ema`) and `ready()` (option
+ * `threads`). A model saved with `model.save(handler, { includeOptimizer: true })` keeps the
+ * moments too, and `tf.loadLayersModel` brings them back with the model (see
+ * {@linkcode registerTfOptimizer}).
  *
  * @example Train a variable (`minimize` works too where tfjs's gradients are registered, as
  * tfjs-layers does)
@@ -78,6 +91,32 @@ registerTfOptimizer();
  * }
  * assert.ok([...w.dataSync()].every((x) => Math.abs(x) < 0.1)); // close to [0, 0]
  * optimizer.dispose();
+ * ```
+ *
+ * @example Save the optimizer's state after `model.fit`, and resume in a new optimizer
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import * as tfl from "@tensorflow/tfjs-layers";
+ * import { adamw, saveState } from "@optim/radam";
+ * import { tfOptimizer } from "@optim/radam/tfjs";
+ * import assert from "node:assert/strict";
+ *
+ * await tf.setBackend("cpu");
+ * const model = tfl.sequential({ layers: [tfl.layers.dense({ units: 1, inputShape: [2] })] });
+ * const x = tf.tensor2d([[0, 1], [1, 0]]), y = tf.tensor2d([[1], [-1]]);
+ * const first = tfOptimizer(adamw({ lr: 1e-2 }));
+ * model.compile({ optimizer: first, loss: "meanSquaredError" });
+ * await model.fit(x, y, { epochs: 3, verbose: 0 });
+ * const bytes = await saveState(first.state!); // moments and step count, by variable name
+ *
+ * const resumed = tfOptimizer(adamw({ lr: 1e-2 })); // later: a new optimizer, a checkpoint
+ * await resumed.loadState(bytes);
+ * model.compile({ optimizer: resumed, loss: "meanSquaredError" });
+ * await model.fit(x, y, { epochs: 1, verbose: 0 });
+ * assert.equal(resumed.iterations, 4); // step 4, from the moments of step 3
+ * first.dispose();
+ * resumed.dispose();
  * ```
  */
 export function tfOptimizer(optimizer: SettingsHolder, options?: TfOptimizerOptions): TfOptimizer {

@@ -50,9 +50,26 @@ const FACTORIES = ["radam", "adam", "adamw", "sgd", "lion", "ranger"];
  * ```
  */
 export function factoryHint(value: unknown): string {
-  return typeof value === "function" && FACTORIES.includes(value.name)
-    ? ` (a factory: call it, ${value.name}())`
-    : "";
+  const name = factoryName(value);
+  return name === undefined ? "" : ` (a factory: call it, ${name}())`;
+}
+
+/**
+ * The name of `value` where it is one of the library's factories given uncalled (`radam`, where
+ * `radam()` was meant); else `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { factoryName } from "./_call_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * function adamw() {}
+ * assert.equal(factoryName(adamw), "adamw");
+ * assert.equal(factoryName(() => {}), undefined);
+ * ```
+ */
+export function factoryName(value: unknown): string | undefined {
+  return typeof value === "function" && FACTORIES.includes(value.name) ? value.name : undefined;
 }
 
 /**

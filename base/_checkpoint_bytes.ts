@@ -1,9 +1,11 @@
 /**
  * What a checkpoint's bytes must be (a `Uint8Array`), and what to say where something else was
- * given: its source (a path, a URL, the file read as text or as base64, a view, the bytes or a
- * state through JSON), an optimizer given first, or the hints of any bytes argument.
+ * given: its source (a path, a URL, the file read as text or as base64, a view, the bytes, a
+ * Node Buffer or a state through JSON), an optimizer (or its factory) given first, or the hints
+ * of any bytes argument.
  * @module
  */
+import { factoryName } from "./_call_hints.ts";
 import { described, isOptimizerValue } from "./_errors.ts";
 import { bytesHint } from "./_input_hints.ts";
 import { isStateCopy } from "./_state_errors.ts";
@@ -49,10 +51,18 @@ function sourceHint(value: unknown): string {
     return " (a Uint8Array that went through JSON, which writes it as an object of indices: " +
       "keep a checkpoint as bytes, or as base64 text; new Uint8Array(Object.values(o)) recovers it)";
   }
-  return isOptimizerValue(value)
-    ? " (an optimizer: the checkpoint holds its own and goes first, loadState(bytes), " +
-      "or loadState(bytes, { lr }))"
-    : "";
+  if (isBufferJson(value)) {
+    return ' (a Node Buffer that went through JSON, which writes it as { type: "Buffer", data }: ' +
+      "keep a checkpoint as bytes, or as base64 text; new Uint8Array(o.data) recovers it)";
+  }
+  const what = isOptimizerValue(value)
+    ? "an optimizer: the checkpoint holds its own"
+    : factoryName(value) !== undefined
+    ? "a factory: the checkpoint holds its optimizer"
+    : undefined;
+  return what === undefined
+    ? ""
+    : ` (${what} and goes first, loadState(bytes), or loadState(bytes, { lr }))`;
 }
 
 /** Whether `value` is what `JSON.parse(JSON.stringify(uint8Array))` gives: { "0": byte, … }. */
@@ -64,6 +74,14 @@ function isIndexedBytes(value: unknown): boolean {
     Object.values(value).every((b) =>
       typeof b === "number" && Number.isInteger(b) && b >= 0 && b <= 255
     );
+}
+
+/** Whether `value` is what `JSON.parse(JSON.stringify(buffer))` gives of a Node Buffer. */
+function isBufferJson(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const { type, data } = value as { type?: unknown; data?: unknown };
+  return type === "Buffer" && Array.isArray(data) &&
+    data.every((b) => typeof b === "number" && Number.isInteger(b) && b >= 0 && b <= 255);
 }
 
 /**

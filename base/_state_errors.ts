@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { factoryName } from "./_call_hints.ts";
 import { isIdentifier, isOptimizerValue, isStateLike, memberAccess } from "./_errors.ts";
 
 /**
@@ -184,7 +185,8 @@ export function stateCloneMessage(
 /**
  * What to add to an error about a value that should have been an optimizer state: for a
  * Promise, to await it (`init` and `loadState` return one); for an optimizer (an object with
- * `init` and `settings`), to make its state; for `undefined`, {@linkcode UNDEFINED_STATE_HINT};
+ * `init` and `settings`), to make its state, and for a factory given uncalled (`radam`), to call
+ * it and make its state; for `undefined`, {@linkcode UNDEFINED_STATE_HINT};
  * for a TensorFlow.js optimizer of this library (`applyGradients` and `state`), to pass its
  * `state`; for a state of another copy of the library (its class has a state's getters, but is
  * not this copy's: two versions in node_modules, a bundle beside the package), that it is one,
@@ -202,6 +204,8 @@ export function stateCloneMessage(
  * assert.match(stateHint({ applyGradients() {}, state: undefined }), /pass optimizer\.state/);
  * assert.match(stateHint(Promise.resolve()), /await/);
  * assert.match(stateHint({ init() {}, settings: {} }), /opt\.init\(params\)/);
+ * function radam() {}
+ * assert.match(stateHint(radam), /await radam\(\)\.init\(params\)/);
  * class Foreign {
  *   get optimizer() { return "radam"; }
  *   get names() { return []; }
@@ -213,6 +217,10 @@ export function stateCloneMessage(
  */
 export function stateHint(value: unknown): string {
   if (value === undefined) return UNDEFINED_STATE_HINT;
+  const factory = factoryName(value);
+  if (factory !== undefined) {
+    return ` (a factory: call it, and make its state, await ${factory}().init(params))`;
+  }
   if (typeof value !== "object" || value === null) return "";
   const { then, applyGradients } = value as Record<string, unknown>;
   if (typeof then === "function") return readPromiseHint(value) ?? PROMISE_STATE_HINT;
@@ -423,4 +431,40 @@ function readsRefused<P extends Promise<unknown>>(
     });
   }
   return promise;
+}
+
+/**
+ * The error of `state.dispose()`, as a TensorFlow.js tensor is disposed (JavaScript's
+ * "state.dispose is not a function" before): a state is freed by the library's function.
+ *
+ * @example
+ * ```ts
+ * import { DISPOSE_METHOD_MESSAGE } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(DISPOSE_METHOD_MESSAGE, /^A state has no dispose\(\) method: .*dispose\(state\)/);
+ * ```
+ */
+export const DISPOSE_METHOD_MESSAGE = "A state has no dispose() method: free it with the " +
+  'function dispose(state) (import { dispose } from "@optim/radam"), which stops a threaded ' +
+  "state's workers and frees a WebGPU state's buffers";
+
+/**
+ * The error of `opt.step()` (`name`: the optimizer's, `"radam"` or `"lookahead(adam)"`), as
+ * PyTorch's `optimizer.step()` is written (JavaScript's "opt.step is not a function" before): an
+ * optimizer holds no state; the function `step` steps the state its `init` makes.
+ *
+ * @example
+ * ```ts
+ * import { optimizerStepMessage } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(optimizerStepMessage("adam"), /^An optimizer has no step\(\) method: .*adam\(\)/);
+ * ```
+ */
+export function optimizerStepMessage(name: string): string {
+  const made = /^\w+$/.test(name) ? `${name}()` : "opt";
+  return "An optimizer has no step() method: it holds no state. Make one, let state = await " +
+    `${made}.init(params), and step it with the function step, state = step(state, grads) ` +
+    '(import { step } from "@optim/radam"), which returns the next state';
 }

@@ -38,6 +38,7 @@ import type { ArenaLayout, CompactMoment } from "../base/arena.ts";
 import { type AnyBackend, type DeviceCounter, holdsCodes } from "../base/backend.ts";
 import { Q8_VERSION } from "../base/q8.ts";
 import { checkCheckpointBytes } from "../base/_checkpoint_bytes.ts";
+import { factoryName } from "../base/_call_hints.ts";
 import { isOptimizerValue } from "../base/_errors.ts";
 import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
 import {
@@ -299,8 +300,10 @@ export async function loadCheckpoint(
   checkCheckpointBytes(bytes);
   const held = " (the checkpoint holds its optimizer and options: loadState(bytes), " +
     "with { lr } for a schedule)";
-  if (isOptimizerValue(options)) {
-    throw new TypeError(`loadState() takes no optimizer, got one for its options${held}`);
+  const factory = factoryName(options);
+  if (isOptimizerValue(options) || factory !== undefined) {
+    const got = factory === undefined ? "one" : `the factory ${factory}`;
+    throw new TypeError(`loadState() takes no optimizer, got ${got} for its options${held}`);
   }
   options = checkKeys(
     options,

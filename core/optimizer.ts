@@ -7,7 +7,7 @@
  */
 import { described } from "../base/_errors.ts";
 import { factoryHint, optimizerNameHint, swappedOptimizerHint } from "../base/_call_hints.ts";
-import { awaitHinted, lrSetMessage } from "../base/_state_errors.ts";
+import { awaitHinted, lrSetMessage, optimizerStepMessage } from "../base/_state_errors.ts";
 import type { LookaheadOptions } from "../base/options.ts";
 import { checkKeys } from "../base/schema.ts";
 import type { CommonHyperparameters, Settings } from "../base/settings.ts";
@@ -115,6 +115,13 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
       },
     });
   }
+  // opt.step(), as PyTorch's optimizer.step(), is a TypeError saying how a state is stepped,
+  // where it was JavaScript's "opt.step is not a function".
+  Object.defineProperty(optimizer, "step", {
+    value() {
+      throw new TypeError(optimizerStepMessage(settings.name));
+    },
+  });
   return Object.freeze(optimizer);
 }
 

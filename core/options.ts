@@ -93,7 +93,7 @@ export const LOOP_OPTIONS: Schema = [
     key: "groups",
     default: Object.freeze([]),
     stored: "never",
-    check: (value, resolved) => checkGroups(value, resolved.weightDecay as number),
+    check: (value, resolved) => checkGroups(value, resolved.weightDecay as number, resolved.lr),
   },
 ];
 
@@ -105,10 +105,16 @@ const GROUP_KEYS = Object.keys(
 /**
  * Where a group's unknown `key` goes instead: PyTorch's `lr` and `params` of a group, and the
  * options of the whole optimizer (`states`, `betas`, `clipGradNorm`, …), which no group sets.
+ * A group's `lr` (`group`'s) is written as the `lrScale` that gives it from the optimizer's
+ * `lr`, where both are numbers.
  */
-function groupKeyHint(key: string): string {
+function groupKeyHint(key: string, group: Record<string, unknown>, lr: unknown): string {
   if (key === "lr") {
-    return " (a group's learning rate is the optimizer's lr times lrScale: lrScale: 10)";
+    const given = group.lr;
+    const scale = typeof given === "number" && typeof lr === "number" && lr > 0
+      ? `lrScale: ${+(given / lr).toPrecision(12)}`
+      : "lrScale: 0.1 for a tenth of it";
+    return ` (a group's learning rate is the optimizer's lr times lrScale: ${scale})`;
   }
   if (key === "params") {
     return " (a group takes its tensors by name: match: /^fc\\./ or match: (name) => names.includes(name))";
@@ -118,13 +124,17 @@ function groupKeyHint(key: string): string {
     : "";
 }
 
-function checkGroups(value: unknown, weightDecay: number): readonly Required<ParamGroup>[] {
+function checkGroups(
+  value: unknown,
+  weightDecay: number,
+  lr: unknown,
+): readonly Required<ParamGroup>[] {
   if (!Array.isArray(value)) {
     throw optionError("groups", "an array of { match, lrScale?, weightDecay? }", value, false);
   }
   return Object.freeze(value.map((g: unknown, i: number) => {
     if (!isObject(g)) throw optionError(`groups[${i}]`, "an object", g, false);
-    checkKeys(g, GROUP_KEYS, `groups[${i}]`, undefined, groupKeyHint);
+    checkKeys(g, GROUP_KEYS, `groups[${i}]`, undefined, (key) => groupKeyHint(key, g, lr));
     const match = g.match;
     if (!(match instanceof RegExp) && typeof match !== "function") {
       const error = optionError(

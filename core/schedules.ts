@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { described, optionError } from "../base/_errors.ts";
+import { described, optionError, optionMessage } from "../base/_errors.ts";
 import { scheduleMaker, scheduleMakerOf, scheduleStandInHint } from "../base/_call_hints.ts";
 import { checkKeys } from "../base/schema.ts";
 
@@ -36,14 +36,15 @@ function check(name: string, value: number, positive = false): number {
   return value;
 }
 
+/** What a count of steps must be. */
+const STEPS = "an integer from 1 to 2⁵³ − 1";
+
 /**
  * The option `name`'s value, a whole number of steps from 1 to 2⁵³ − 1 (the last step a state
  * takes; a count past it would never be reached); else its error.
  */
 function checkSteps(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw optionError(name, "an integer from 1 to 2⁵³ − 1", value);
-  }
+  if (!Number.isSafeInteger(value) || value < 1) throw optionError(name, STEPS, value);
   return value;
 }
 
@@ -71,7 +72,9 @@ function checkT(maker: string, t: number): void {
  * e.g. `linearWarmup(1e-3, { warmupSteps: 100 })`), whose `lr` comes first and whose other
  * options, named `keys`, come in an object: a count of steps given bare, or the options given
  * first (PyTorch's `OneCycleLR(max_lr=…, total_steps=…)`), say to write `example`; PyTorch's
- * names of the options (`OTHER_NAMES`) say which they are here.
+ * names of the options (`OTHER_NAMES`) say which they are here. Then `lr` is checked, and the
+ * count of steps, `keys[0]`, which has no default: left out, or the options with it, it says
+ * to write `example` too.
  */
 function checkMaker(
   maker: string,
@@ -96,6 +99,14 @@ function checkMaker(
     const here = Object.hasOwn(OTHER_NAMES, name) ? OTHER_NAMES[name] : "";
     return here ? ` (${here.replace("KEY", key)}: ${example})` : "";
   });
+  check("lr", lr as number);
+  // Its count of steps has no default: left out (the options too, in JavaScript), say where.
+  if ((options as Record<string, unknown> | undefined)?.[keys[0]] === undefined) {
+    const none = options === undefined ? ", given no options" : "";
+    throw new TypeError(
+      `${optionMessage(keys[0], STEPS, undefined)} (${maker} needs it${none}: write ${example})`,
+    );
+  }
 }
 
 /**
@@ -173,7 +184,6 @@ export function linearWarmup(lr: number, options: { warmupSteps: number }): Sche
   checkMaker("linearWarmup", "linearWarmup(1e-3, { warmupSteps: 100 })", lr, options, [
     "warmupSteps",
   ]);
-  check("lr", lr);
   const n = checkSteps("warmupSteps", options?.warmupSteps);
   return (t) => (checkT("linearWarmup", t), lr * Math.min(1, t / n));
 }
@@ -201,7 +211,6 @@ export function cosineDecay(
     "decaySteps",
     "finalLr",
   ]);
-  check("lr", lr);
   const n = checkSteps("decaySteps", options?.decaySteps);
   const final = check("finalLr", options.finalLr ?? 0);
   return (t) => {
@@ -238,7 +247,6 @@ export function oneCycle(
     "divFactor",
     "divFinal",
   ]);
-  check("lr", lr);
   const n = checkSteps("totalSteps", options?.totalSteps);
   const pctStart = check("pctStart", options.pctStart ?? 0.25);
   if (pctStart > 1) throw optionError("pctStart", "a finite number from 0 to 1", pctStart);

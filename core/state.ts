@@ -11,6 +11,7 @@
 import { described } from "../base/_errors.ts";
 import {
   type CheckpointCalls,
+  DISPOSE_METHOD_MESSAGE,
   DISPOSED_STATE_MESSAGE,
   lrSetMessage,
   READ_ONLY_STATE_KEYS,
@@ -231,6 +232,14 @@ export class StateHandle implements OptimizerState<any> {
   /** Refuses `state.learningRate = x` (tfjs's name), as `lr`. */
   set learningRate(_: unknown) {
     throw new TypeError(lrSetMessage("A state", "learningRate"));
+  }
+
+  /**
+   * Refuses `state.dispose()`, as a TensorFlow.js tensor is disposed (JavaScript's "is not a
+   * function" before): a state is freed by the function `dispose(state)`.
+   */
+  dispose(): never {
+    throw new TypeError(DISPOSE_METHOD_MESSAGE);
   }
 
   /**

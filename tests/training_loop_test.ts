@@ -324,7 +324,8 @@ Deno.test("schedules: a wrong type is a TypeError, a number out of range a Range
   bad(
     () => linearWarmup(1, loose({})),
     TypeError,
-    "Option warmupSteps must be an integer from 1 to 2⁵³ − 1, got undefined",
+    "Option warmupSteps must be an integer from 1 to 2⁵³ − 1, got undefined " +
+      "(linearWarmup needs it: write linearWarmup(1e-3, { warmupSteps: 100 }))",
   );
   bad(
     () => oneCycle(1, { totalSteps: 10, pctStart: 1.5 }),

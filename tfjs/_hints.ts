@@ -7,7 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { described } from "../base/_errors.ts";
+import { described, isOptimizerValue } from "../base/_errors.ts";
 import type { Holder } from "../core/held.ts";
 
 /**
@@ -187,7 +187,9 @@ export const DISPOSED_MESSAGE =
 
 /**
  * What to add to the error of a callback's factory (`skippedStepsCallback`, `emaCallback`,
- * named `call`) given a model where the optimizer goes: to pass its optimizer. Else empty.
+ * named `call`) given a model where the optimizer goes: to pass its optimizer; given an optimizer
+ * of the library (`radam()`), not the `tfOptimizer` of it that the model was compiled with: to
+ * pass that one. Else empty.
  *
  * @example
  * ```ts
@@ -200,10 +202,17 @@ export const DISPOSED_MESSAGE =
  *   " (a model: pass its optimizer, emaCallback(model.optimizer))",
  * );
  * assert.equal(modelGivenHint(3, "emaCallback"), "");
+ * assert.match(modelGivenHint({ settings: {}, init() {} }, "emaCallback"), /tfOptimizer\(radam\(\)/);
  * ```
  */
 export function modelGivenHint(value: unknown, call: string): string {
   const model = value as { compile?: unknown; fit?: unknown } | null;
+  if (isOptimizerValue(value)) {
+    const options = call === "emaCallback" ? ", { ema: true }" : "";
+    return " (an optimizer of this library: pass the TensorFlow.js optimizer made of it, the one " +
+      `model.compile was given, const optimizer = tfOptimizer(radam()${options}); ` +
+      `${call}(optimizer), or ${call}(model.optimizer))`;
+  }
   return typeof model === "object" && model !== null && typeof model.compile === "function" &&
       typeof model.fit === "function"
     ? ` (a model: pass its optimizer, ${call}(model.optimizer))`

@@ -73,9 +73,18 @@ export function checkEma(ema: unknown): EmaSettings | undefined {
   if (ema === undefined || ema === false) return undefined;
   if (ema === true) return { momentum: 0.99 };
   if (typeof ema !== "object" || ema === null || Array.isArray(ema)) {
-    throw optionError("ema", "a boolean or { momentum, overwriteFrequency }", ema, false);
+    const { message } = optionError("ema", "a boolean or { momentum, overwriteFrequency }", ema);
+    const hint = typeof ema === "number" ? ` (a momentum: ema: { momentum: ${ema} })` : "";
+    throw new TypeError(message + hint);
   }
-  checkKeys(ema, ["momentum", "overwriteFrequency"], "ema");
+  // Keras's ema_momentum; decay, as other libraries name it.
+  checkKeys(
+    ema,
+    ["momentum", "overwriteFrequency"],
+    "ema",
+    undefined,
+    (key) => /^(decay|ema_?momentum)$/i.test(key) ? ` (${key} is momentum here)` : "",
+  );
   const { momentum = 0.99, overwriteFrequency } = ema as EmaOptions;
   if (typeof momentum !== "number" || !(momentum >= 0 && momentum <= 1)) {
     throw optionError("ema.momentum", "a number from 0 to 1", momentum);
