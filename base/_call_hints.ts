@@ -210,3 +210,32 @@ export function scheduleStandInHint(value: unknown): string {
     : `${what}, which throws where it is called: pass the schedule itself, the function the ` +
       "state was trained with (a checkpoint cannot store one)";
 }
+
+/**
+ * What an error about an optimizer's `settings` given where they are read (`lookahead()`,
+ * `tfOptimizer()`) says where their lr is one of the library's stand-ins
+ * ({@linkcode scheduleStandIn}; `checkpointInfo`'s settings of a file saved with a schedule):
+ * `whose lr is` what it is, and to pass the schedule itself. Empty for any other settings.
+ *
+ * @example
+ * ```ts
+ * import { heldStandInHint, scheduleStandIn } from "./_call_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const lr = scheduleStandIn((_t: number): number => {
+ *   throw new TypeError("not stored");
+ * }, "a stand-in");
+ * assert.match(heldStandInHint({ hyperparameters: { lr } }), /^whose lr is a stand-in, which/);
+ * assert.equal(heldStandInHint({ hyperparameters: { lr: 1e-3 } }), "");
+ * ```
+ */
+export function heldStandInHint(settings: unknown): string {
+  const hyperparameters = typeof settings === "object" && settings !== null
+    ? (settings as { hyperparameters?: unknown }).hyperparameters
+    : undefined;
+  const lr = typeof hyperparameters === "object" && hyperparameters !== null
+    ? (hyperparameters as { lr?: unknown }).lr
+    : undefined;
+  const hint = scheduleStandInHint(lr);
+  return hint === "" ? "" : `whose lr is ${hint}`;
+}

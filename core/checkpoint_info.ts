@@ -46,7 +46,8 @@ export interface CheckpointInfo {
    * on a schedule (`lrSchedule`), which no checkpoint can store, `hyperparameters.lr` is a
    * stand-in that throws a TypeError when called: pass the schedule to `loadState(bytes, { lr })`.
    * Given for a schedule (an optimizer's `lr`, `loadState`'s, a store's `loadOptions.lr`, a part
-   * of `chain()`), the stand-in is refused at once with a TypeError saying so.
+   * of `chain()`), the stand-in is refused at once with a TypeError saying so, and so are these
+   * settings, holding it, where an optimizer's are read (`lookahead()`, `tfOptimizer()`).
    */
   readonly settings: Settings;
   /** Whether `lr` was a schedule (the file's `lr_schedule`): `loadState` then needs `{ lr }`. */

@@ -143,9 +143,9 @@ export interface ReadTensors {
  * moments in either form, slow weights), one shape per parameter, every value valid, besides
  * those a holder saved beside the state (`<name>.accum`, `<name>.average`: checked as it saves
  * them, core/extra_tensors.ts, sums with their count `accum_count` and the count with sums, then
- * left to it). Views of `bytes` where aligned (as this library
- * writes them), else copies. With `values` false, the header alone: each tensor's name, dtype
- * and shape checked, no value read (`data` is then empty; `checkpointInfo`).
+ * left to it). Views of `bytes` where aligned (as this library writes them), else copies. With
+ * `values` false, the header alone: each tensor's name, dtype and shape checked, no value read
+ * (`data` is then empty; `checkpointInfo`).
  */
 export function readTensors(
   bytes: Uint8Array,
@@ -338,8 +338,8 @@ function compactValues(
 
 /**
  * What is wrong with a moment's codes and scales (`codesName`: its codes' tensor's): a scale
- * not +0 nor a positive normal finite number (−0 included), a signed code −128, a block of scale 0 with a code
- * not 0.
+ * not +0 nor a positive normal finite number (−0 included), a signed code −128, a block of
+ * scale 0 with a code not 0.
  */
 function compactProblem(held: CompactMoment, codesName: string): string | undefined {
   const fault = codesFault(held.codes, held.scales);

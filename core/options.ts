@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { heldStandInHint } from "../base/_call_hints.ts";
 import { described, optionError } from "../base/_errors.ts";
 import {
   adapterOptionHint,
@@ -281,8 +282,10 @@ function lookaheadOf(
 }
 
 /**
- * Validates LookAhead's options and returns `inner` wrapped (RangeError naming the option);
- * `positional`: the arguments given after them (`lookahead(opt, 5, 0.5)`: its error shows them).
+ * Validates LookAhead's options and returns `inner` wrapped (RangeError naming the option; a
+ * TypeError where `inner`'s lr is a stand-in for a schedule that was not stored, which would
+ * throw at the first step); `positional`: the arguments given after them
+ * (`lookahead(opt, 5, 0.5)`: its error shows them).
  */
 export function resolveLookahead(
   inner: Settings<unknown>,
@@ -290,6 +293,9 @@ export function resolveLookahead(
   positional: readonly unknown[] = [],
 ): Settings {
   const origin = originOf(inner);
+  // (checkpointInfo's settings of a file saved with a schedule: refused here, not at a step.)
+  const standIn = heldStandInHint(inner);
+  if (standIn !== "") throw new TypeError(`lookahead() was given an optimizer ${standIn}`);
   if (inner.lookahead) {
     throw new TypeError(`lookahead() was given ${inner.name}, which already has LookAhead`);
   }

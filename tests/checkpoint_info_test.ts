@@ -196,6 +196,11 @@ Deno.test("checkpointInfo: a schedule is not stored: lrSchedule, and an lr that 
   assert.throws(() => lion({ lr: standIn, weightDecay: 0.1 }), refused);
   await assert.rejects(loadState(bytes, { lr: standIn }), refused);
   assert.throws(() => chain([standIn, 5], [lr, 5]), refused);
+  // And so are settings holding it, where an optimizer's settings are read (lookahead(); the
+  // TensorFlow.js adapter's tfOptimizer(info), tests/tfjs/input_test.ts).
+  const held = saying(TypeError, "whose lr is the stand-in that checkpointInfo() gives");
+  assert.throws(() => lookahead(info as unknown as Optimizer, { k: 2 }), held);
+  assert.throws(() => lookahead({ ...lion({ lr }), settings: info.settings }), held);
 });
 
 Deno.test("checkpointInfo: tensors a holder saved beside the state, by variable, with their shapes", async () => {

@@ -78,7 +78,7 @@ export function codeWeights(
 /**
  * The codes and scales of the weights `codesName` (int32, packed) and its `.scales` (float32),
  * checked: rank 1, as many scales as blocks of some length the codes may have (4096 elements or
- * more), each 0 or a positive normal finite number, no signed code −128, a block of scale 0 all
+ * more), each +0 or a positive normal finite number, no signed code −128, a block of scale 0 all
  * codes 0. Returns them with the range of lengths of the variable they fit (the packing leaves
  * up to 3 codes of padding): `sizes`. A RangeError/TypeError naming the weight otherwise.
  *

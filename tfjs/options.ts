@@ -5,7 +5,12 @@
  */
 import type { Settings } from "../base/settings.ts";
 import { described, optionError, promiseHint } from "../base/_errors.ts";
-import { factoryHint, optimizerNameHint, swappedOptimizerHint } from "../base/_call_hints.ts";
+import {
+  factoryHint,
+  heldStandInHint,
+  optimizerNameHint,
+  swappedOptimizerHint,
+} from "../base/_call_hints.ts";
 import { checkKeys } from "../base/schema.ts";
 import { factoryOptionHintOf } from "../core/options.ts";
 import { checkEma, type EmaOptions, type EmaSettings } from "./ema.ts";
@@ -130,7 +135,11 @@ export interface SettingsHolder {
   readonly settings: Readonly<Settings>;
 }
 
-/** Checks the arguments of the constructor; returns the options with their defaults. */
+/**
+ * Checks the arguments of the constructor (settings whose lr is a stand-in for a schedule that
+ * was not stored, `checkpointInfo`'s, refused: it would throw at the first step); returns the
+ * options with their defaults.
+ */
 export function checkArguments(
   optimizer: SettingsHolder,
   options: TfOptimizerOptions,
@@ -153,6 +162,9 @@ export function checkArguments(
         "skippedSteps) would not reach",
     );
   }
+  // (checkpointInfo's settings of a file saved with a schedule: refused here, not at a step.)
+  const standIn = heldStandInHint(optimizer.settings);
+  if (standIn !== "") throw new TypeError(`tfOptimizer() was given settings ${standIn}`);
   const { name } = optimizer.settings as { name?: unknown };
   checkKeys(
     options,

@@ -6,7 +6,7 @@
  * nothing loaded.
  */
 import assert from "node:assert/strict";
-import { adam, radam, saveState } from "../../mod.ts";
+import { adam, checkpointInfo, cosineDecay, lion, radam, saveState, step } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import { CPU_BACKENDS, tf, uniqueNames, useBackend } from "./helpers.ts";
 
@@ -149,6 +149,29 @@ for (const backend of CPU_BACKENDS) {
     tf.dispose([w, v, frozen]);
   });
 }
+
+Deno.test("tfjs: tfOptimizer(checkpointInfo(bytes)) takes the file's settings, but not the stand-in for a schedule it could not store", async () => {
+  await useBackend("cpu");
+  const made = async (lr: number | ((t: number) => number)) =>
+    await saveState(
+      step(await lion({ lr }).init({ w: new Float32Array(2) }), { w: new Float32Array([1, -1]) }),
+    );
+  const kept = tfOptimizer(checkpointInfo(await made(0.01)));
+  assert.equal(kept.learningRate, 0.01);
+  kept.dispose();
+  // Taken, it would throw at the first step, whose error says to pass it to loadState.
+  const info = checkpointInfo(await made(cosineDecay(0.01, { decaySteps: 5 })));
+  assert.throws(
+    () => tfOptimizer(info),
+    (e: Error) =>
+      e instanceof TypeError &&
+      e.message.startsWith(
+        "tfOptimizer() was given settings whose lr is the stand-in that checkpointInfo() gives " +
+          "for the schedule of a checkpoint saved with one, which throws where it is called: " +
+          "pass the schedule itself",
+      ),
+  );
+});
 
 Deno.test("tfjs: a misspelled adapter option is refused; a disposed optimizer refuses to go on", async () => {
   await useBackend("cpu");
