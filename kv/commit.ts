@@ -53,7 +53,12 @@ function settle(ctx: Ctx, op: Deno.AtomicOperation, c: StepCommit, renewed: Leas
     if (ref) op.delete(ref.key);
   }
   if (c.applied.length > 0) {
-    const entries = c.applied.map(({ id, base, samples }) => ({ id, base, samples }));
+    // (−0 as 0, as submit keys it: a caller's own entries may hold it)
+    const entries = c.applied.map(({ id, base, samples }) => ({
+      id,
+      base: base === 0 ? 0 : base,
+      samples,
+    }));
     op.set(records.journalAt(c.seq), { step: c.step, seq: c.seq, entries }, { expireIn });
   }
 }

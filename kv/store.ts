@@ -94,8 +94,9 @@ export interface KvCheckpointStoreOptions {
    * 10, so give it `10` there. Only a step's commit checks more than two keys: the head, the
    * version record, the lease and the id of each contribution of the committing process's own, so
    * the store's `maxFresh` is `maxChecks - 3` (`dataParallel` folds no more of its process's own in
-   * a step, and stores those of them that its steps would reach only past `staleness`, each a write
-   * of its gradient, for its next steps to take as stored ones with no check each: a burst of
+   * a step, and stores those of them that its steps would reach only past `staleness`, or all once
+   * it hands the lease on, each a write of its gradient, for the next steps to take as stored ones
+   * with no check each: a burst of
    * requests to one process is applied, not kept waiting until refused as stale), and a commit of
    * more fresh ids is refused with a RangeError, on any database, before anything is written. The
    * server's other limits (10 keys a read, 1000 entries a list, 1000 mutations and 800 KiB a write)

@@ -295,28 +295,34 @@ export class Coordinator implements Fold {
   }
 
   /**
-   * Stores the contributions queued here that would pass `staleness` before a fold takes them,
-   * while this process holds the lease and a fold takes fewer of its own (`maxLocal`: a store
-   * whose commit checks few fresh ids, `maxFresh`) than `maxFold`: each fold takes at least
-   * `perFold` of them, in their order, and makes at most one step, so the one at place `i` is
-   * folded at most `⌊i / perFold⌋` steps past the current one. Stored (each by its own submit,
-   * as one handed off), they fill the next folds as the others' do, with no check each. The
-   * others stay, and no gradient of theirs is written (with `handoffMs: Infinity` too: a burst
-   * that the next steps take in time costs no write), nor of one already too stale (refused by
-   * the next fold, stored or not).
+   * Stores the contributions queued here that would pass `staleness` before a fold of this
+   * process takes them, where a fold takes fewer of its own (`maxLocal`: a store whose commit
+   * checks few fresh ids, `maxFresh`) than `maxFold`. While this process holds the lease
+   * (`holding`), each fold takes at least `perFold` of them, in their order, and makes at most
+   * one step, so the one at place `i` is folded at most `⌊i / perFold⌋` steps past the current
+   * one; the others stay, and no gradient of theirs is written (with `handoffMs: Infinity` too:
+   * a burst that the next steps take in time costs no write). Once its fold handed the lease on
+   * to another process, they wait for its turn to come back while the others' folds step: all
+   * are stored. Stored (each by its own submit, as one handed off), they fill the next folds as
+   * the others' do, with no check each. One already too stale is not (refused by the next fold,
+   * stored or not).
    */
-  #storeSurplus(): void {
+  #storeSurplus(holding: boolean): void {
     const { maxLocal, maxFold, staleness } = this.options;
     const step = this.snapshot?.step; // (known before any contribution is queued)
-    if (this.lease === null || maxLocal >= maxFold || step === undefined) return;
+    if (maxLocal >= maxFold || step === undefined) return;
     // The fewest of its own a fold takes, stored ones taking their half (maxFold ≥ 2 here).
     const perFold = Math.min(maxLocal, Math.floor(maxFold / 2));
     this.queue.forEach((local, i) => {
       const behind = step - local.info.base;
-      if (behind <= staleness && behind + Math.floor(i / perFold) > staleness) {
-        this.#handoffs.get(local)?.fire();
-      }
+      const reached = holding ? behind + Math.floor(i / perFold) : Infinity;
+      if (behind <= staleness && reached > staleness) this.#handoffs.get(local)?.fire();
     });
+  }
+
+  /** Its fold handed the lease on to another process: see `#storeSurplus`. */
+  handedOn(): void {
+    this.#storeSurplus(false);
   }
 
   /** Whether work waits here: queued, being stored, or watched. */
@@ -345,7 +351,7 @@ export class Coordinator implements Fold {
           if (this.lease === null) this.#handOff(); // another process holds it
         }
         if (this.lease !== null) {
-          this.#storeSurplus();
+          this.#storeSurplus(true);
           let ended!: () => void;
           this.#foldEnd = new Promise((resolve) => ended = resolve);
           if (await foldOnce(this).finally(ended)) continue;

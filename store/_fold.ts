@@ -86,7 +86,8 @@ function writeMean(f: Fold, current: Cached, parts: WeightedGradient[], size: nu
  * write, beside the head's, the version record's and the lease's. A store that takes fewer
  * says so (`TrainingStore.maxFresh`), and a fold takes no more than that (`maxLocal`). Where
  * that is fewer than `maxFold`, the holder stores those of its own that would else wait past
- * `staleness` (the coordinator's `#storeSurplus`), for its next folds to take as stored ones.
+ * `staleness`, and all of them when it hands the lease on (the coordinator's `#storeSurplus`),
+ * for the next folds to take as stored ones.
  */
 export const MAX_LOCAL = 90;
 

@@ -168,6 +168,7 @@ export async function commitStep(
       f.backoffUntil = Date.now() + 2 * f.options.pollMs;
     }
     settle(f, p, next.step);
+    if (holder !== undefined && holder.token !== f.token) f.handedOn();
     return null;
   } finally {
     if (!committed) dispose(next);

@@ -71,6 +71,8 @@ export interface Fold {
   settleWatched(id: string, record: RequestRecord): void;
   watch(id: string, deadline: number): Promise<SubmitResult>;
   dropLease(): Promise<void>;
+  /** Called once a commit of this process handed the lease on to another. */
+  handedOn(): void;
 }
 
 /** The parameters of a committed checkpoint, as callers of `params()` get them. */

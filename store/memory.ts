@@ -154,7 +154,12 @@ function applyCommit(m: Memory, c: StepCommit, rememberMs: number) {
     if (ref !== undefined) m.pending.delete((ref as Stored).n);
   }
   if (c.applied.length > 0) {
-    const entries = c.applied.map(({ id, base, samples }) => ({ id, base, samples }));
+    // (−0 as 0, as submit takes it: a caller's own entries may hold it)
+    const entries = c.applied.map(({ id, base, samples }) => ({
+      id,
+      base: base === 0 ? 0 : base,
+      samples,
+    }));
     m.journal.set(c.seq, { record: { step: c.step, seq: c.seq, entries }, until });
     m.journalDue.push(c.seq, until);
   }

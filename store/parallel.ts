@@ -96,7 +96,8 @@ export interface DataParallelOptions {
    * past `staleness` (each a write of its gradient, as `handoffMs`'s hand-off, whatever
    * `handoffMs`), and its next steps take them as stored ones, up to `maxFold` a step: kept
    * waiting, they would be refused. Those its steps reach in time wait for them, and no gradient
-   * of theirs is written.
+   * of theirs is written, until it hands the lease on to another process waiting for it: the
+   * others' steps come before its next, and it stores those still waiting here.
    */
   maxFold?: number;
   /**

@@ -5,9 +5,11 @@
 import assert from "node:assert/strict";
 import { radam } from "../mod.ts";
 import {
+  ContributionRefusedError,
   dataParallel,
   kvCheckpointStore,
   memoryCheckpointStore,
+  type SubmitResult,
   type TrainingStore,
 } from "../kv.ts";
 import { withKv } from "./kv_fakes.ts";
@@ -15,7 +17,7 @@ import { dataParallelCase } from "./data_parallel_harness.ts";
 
 const N = 4;
 const optimizer = radam({ lr: 0.05 });
-const { init, gradientAt, checkStore } = dataParallelCase(N, optimizer);
+const { init, gradientAt, checkStore, request } = dataParallelCase(N, optimizer);
 
 /** Stores of both kinds, fresh, for `fn`. */
 async function onEachStore(fn: (store: TrainingStore) => Promise<void>) {
@@ -57,4 +59,32 @@ Deno.test("data parallel: contributions stored by other processes have their sha
     assert.deepEqual(ids.flat().sort(), Array.from({ length: K + 1 }, (_, i) => `r${i}`).sort());
     await trainer.close();
   });
+});
+
+Deno.test("data parallel: bursts of several processes past what a fold takes of a process's own (90) are all applied within staleness, the lease handed on between their folds", async () => {
+  // maxFold 256 on a store of no bound: a fold takes 90 of its holder's own, which then hands
+  // the lease on to a process waiting for it. Its burst's rest, kept for its own folds as if it
+  // held the lease throughout, waited while the others' folds stepped, and most were refused.
+  const store = memoryCheckpointStore();
+  const options = { optimizer, init, pollMs: 2, leaseMs: 2000, staleness: 4, maxFold: 256 };
+  const trainers = Array.from({ length: 3 }, () => dataParallel(store, options));
+  await request(trainers[0], 0); // the first checkpoint
+  const refused: string[] = [];
+  const answers = new Map<string, SubmitResult>();
+  await Promise.all(trainers.flatMap((trainer, p) =>
+    Array.from({ length: 200 }, async (_, i) => {
+      const id = 1 + p * 200 + i;
+      try {
+        answers.set(`r${id}`, await request(trainer, id));
+      } catch (error) {
+        if (!(error instanceof ContributionRefusedError)) throw error;
+        refused.push(`r${id}`);
+      }
+    })
+  ));
+  for (const trainer of trainers) await trainer.close();
+  assert.equal(refused.length, 0, `${refused.length} refused`);
+  assert.equal(answers.size, 600);
+  const journal = await checkStore(store, answers);
+  assert.equal(journal.flatMap((r) => r.entries).length, 601, "each once, the first too");
 });

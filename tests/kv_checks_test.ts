@@ -243,6 +243,26 @@ Deno.test("data parallel on Deno KV: under a small maxChecks, a burst of the hol
   }
 });
 
+Deno.test("data parallel on Deno KV: under a small maxChecks, bursts of several processes' own contributions are all applied within staleness, the lease handed on between their folds", async () => {
+  // Each holder folds maxFresh of its own a step (7 under 10 checks, 1 under 4), then hands the
+  // lease on to a process waiting for it: the rest of its burst waits for its turn to come back
+  // while the others' folds step. Kept for its own folds (as if it held the lease throughout),
+  // many passed the staleness bound (8 steps) and were refused; stored, the folds take them.
+  for (const maxChecks of [10, 4]) {
+    for (const more of [{}, { handoffMs: Infinity }]) {
+      await withKv(async (kv) => {
+        const { answers, refused } = await run(kv, limitedKv, maxChecks, 3, 30, 8, more);
+        const rule = "handoffMs" in more ? "handoffMs: Infinity" : "default";
+        assert.deepEqual(refused, [], `maxChecks ${maxChecks}, ${rule}`);
+        assert.equal(answers.size, 90);
+        for (const [id, a] of answers) assert.equal(a.status, "applied", id);
+        const journal = await checkStore(kvCheckpointStore(kv, ["dp"]), answers);
+        assert.equal(journal.flatMap((r) => r.entries).length, 91, "each once, the first too");
+      });
+    }
+  }
+});
+
 Deno.test("kv store: under 10 checks, a gradient and a checkpoint in many chunks are stored, read and removed", async () => {
   await withKv(async (kv) => {
     const limited = limitedKv(kv);

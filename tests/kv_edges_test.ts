@@ -70,11 +70,26 @@ Deno.test("data parallel: a contribution submitted with a base of −0 is applie
   });
 });
 
+Deno.test("training stores: a commit applying an entry of base −0 journals it as of base 0", async () => {
+  // (A caller's own fold, whose entries are not those `pending` lists: the journal is replayed
+  // and compared, where −0 is not 0 to Object.is.)
+  await onEachStore(async (store, name) => {
+    const version = await firstCommit(store);
+    const applied = [{ id: "n", base: -0, samples: 1 }];
+    const checkpoint = await checkpointOf(2);
+    await store.commit(commitOf({ expected: version, checkpoint, step: 2, seq: 2, applied }));
+    const entries = (await store.journal(0, 10)).flatMap((r) => r.entries);
+    assert.equal(entries.length, 1);
+    assert.ok(Object.is(entries[0].base, 0), `${name}: journaled as ${entries[0].base}`);
+  });
+});
+
 const LONG = 100_000;
 
 Deno.test("training stores: a refusal's reason longer than 512 characters is kept cut to 512, saying how long it was; a Deno KV value holds it", async () => {
-  for (const unit of ["x", "😀"]) {
-    const reason = unit.repeat(LONG / unit.length);
+  // (The last, of pairs from an odd place, has one across the cut: it ends before that pair.)
+  const reasons = ["x".repeat(LONG), "😀".repeat(LONG / 2), `x${"😀".repeat(LONG / 2 - 1)}x`];
+  for (const reason of reasons) {
     await onEachStore(async (store, name) => {
       const version = await firstCommit(store);
       await store.submit({ id: "r", base: 0, samples: 1 }, new Uint8Array(8));
