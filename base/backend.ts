@@ -218,14 +218,22 @@ export interface DeviceCounter {
    * The least step whose scalars the next step writes too, below the t it writes from (else
    * Infinity): a state that goes on with another's count (at a change of its tensors) may take
    * its next step at any t from the one after the steps last reported, and its ring starts
-   * empty. Back to Infinity once the scalars of the t the next step writes from are written.
+   * with the entries that one's held. Back to Infinity once the scalars of the t the next step
+   * writes from are written.
    */
   readonly scalarsFrom: number;
   /**
-   * Writes the scalars of step `t`: one record per scalar block, `groups[0]` the optimizer's own,
-   * `groups[g]` parameter group g's.
+   * The learning rate the host computed for step `t` (a schedule's value), where it is known
+   * (written with t's scalars, here or in the state this one went on from), else undefined: the
+   * scalars of a t known so but not held (the state before had fewer parameter groups) are
+   * computed from it, the schedule not asked again.
    */
-  writeScalars(t: number, groups: readonly StepScalars[]): void;
+  knownLearningRate(t: number): number | undefined;
+  /**
+   * Writes the scalars of step `t`: one record per scalar block, `groups[0]` the optimizer's own,
+   * `groups[g]` parameter group g's; `lr` is the learning rate they were computed from.
+   */
+  writeScalars(t: number, groups: readonly StepScalars[], lr: number): void;
   /** Resolves when the device has reported every step submitted so far. */
   settle(): Promise<void>;
   /**

@@ -144,8 +144,9 @@ function stepOnDevice(core: Core, backend: DeviceBackend, grads?: unknown): Stat
       // (Held already below or above t: a state that goes on with another's count took them.)
       if (k !== t && counter.hasScalars(k)) continue;
       try {
-        computeScalars(core, k);
-        counter.writeScalars(k, core.groupScalars);
+        // (Below or above t, a learning rate computed already: that of a state it went on from.)
+        const lr = computeScalars(core, k, k === t ? undefined : counter.knownLearningRate(k));
+        counter.writeScalars(k, core.groupScalars, lr);
       } catch (error) {
         if (k === t) throw error;
       }

@@ -61,10 +61,12 @@ function scaledLearningRateError(lr: number, t: number, g: number, scale: number
 
 /**
  * Every block's scalars of step `t` (block 0: the optimizer's own settings; g: group g, with
- * its lr scale and weight decay): the rule's, then LookAhead's `sync` and `alpha`. Throws a
- * RangeError for a `t` past 2⁵³ − 1, which a count cannot hold exactly.
+ * its lr scale and weight decay): the rule's, then LookAhead's `sync` and `alpha`, from the
+ * learning rate `known` where the host computed it for t already (else the schedule's, asked
+ * now). Returns that learning rate. Throws a RangeError for a `t` past 2⁵³ − 1, which a count
+ * cannot hold exactly.
  */
-export function computeScalars(core: ScalarBlocks, t: number): void {
+export function computeScalars(core: ScalarBlocks, t: number, known?: number): number {
   core.scalarsAt = 0;
   if (!Number.isSafeInteger(t)) {
     throw new RangeError(
@@ -72,7 +74,7 @@ export function computeScalars(core: ScalarBlocks, t: number): void {
     );
   }
   const config = core.config;
-  const lr = learningRateAt(config, t);
+  const lr = known ?? learningRateAt(config, t);
   const la = config.lookahead;
   for (let g = 0; g < core.groupScalars.length; g++) {
     const out = core.groupScalars[g];
@@ -84,6 +86,7 @@ export function computeScalars(core: ScalarBlocks, t: number): void {
     out[HEADER.alpha] = la ? la.alpha : 0;
     out[HEADER.sync] = la && t % la.k === 0 ? 1 : 0;
   }
+  return lr;
 }
 
 /**

@@ -192,8 +192,12 @@ export class GpuStepCounter implements DeviceCounter {
     return this.ring.has(t);
   }
 
-  writeScalars(t: number, groups: readonly StepScalars[]): void {
-    this.ring.write(t, groups);
+  knownLearningRate(t: number): number | undefined {
+    return this.ring.learningRateOf(t);
+  }
+
+  writeScalars(t: number, groups: readonly StepScalars[], lr: number): void {
+    this.ring.write(t, groups, lr);
     // (Those below it are written next, or left out where they fail: see stepOnDevice.)
     if (t === this.steps + 1) this.#scalarsFrom = Infinity;
   }
@@ -206,10 +210,10 @@ export class GpuStepCounter implements DeviceCounter {
    * copied into this control buffer on the GPU, after every step submitted to it. So the next
    * step is taken at the t that `from`'s would have been, and a skip the device has not
    * reported yet counts as one. The ring starts with the entries of `from`'s from the step after
-   * those reported on (`scalarsFrom`: the device may be at any of them): the next step writes
-   * the scalars of those it lacks only, so a schedule is not asked again for a step whose
-   * scalars the host computed already. A halt of `from` is not carried over (its reads throw
-   * it).
+   * those reported on (`scalarsFrom`: the device may be at any of them), or where `from` held
+   * fewer parameter groups, their learning rates: the next step writes the scalars of those it
+   * lacks only, so a schedule is not asked again for a step whose scalars the host computed
+   * already. A halt of `from` is not carried over (its reads throw it).
    */
   continueFrom(from: GpuStepCounter): void {
     this.#checkUsable();
@@ -225,7 +229,7 @@ export class GpuStepCounter implements DeviceCounter {
     this.#scalarsFrom = Math.max(r.taken + 1, from.steps + 1 - RING_KEPT);
     // Those `from` holds already (its steps', and those written ahead) are taken as they are:
     // the next step computes only those it lacks, not every step the device may be at.
-    this.ring.adopt(from.ring, this.#scalarsFrom, from.steps + RING_AHEAD);
+    this.ring.adopt(from.ring, this.#scalarsFrom);
     const words = new Uint32Array(CONTROL_BYTES / 4);
     words[CONTROL_WORD.norm_bits] = NAN_BITS;
     words[CONTROL_WORD.submitted] = since; // (mod 2³², as the device counts)

@@ -127,7 +127,7 @@ fn block_alpha(base: u32) -> f32 { return bitcast<f32>(ring[base + ${HEADER.alph
  * @example
  * ```ts ignore
  * const ring = new ScalarRing(device, 1, RADAM.scalars);
- * ring.write(1, [scalars]);
+ * ring.write(1, [scalars], 1e-3);
  * ring.upload(); // before the submission of step 1
  * ```
  */
@@ -140,6 +140,9 @@ export class ScalarRing {
   readonly #f32: Float32Array<ArrayBuffer>;
   readonly #u32: Uint32Array<ArrayBuffer>;
   readonly #tags = new Float64Array(RING_SIZE).fill(-1);
+  /** By slot: the learning rate the host computed for step `#lrTags[slot]` (-1: none). */
+  readonly #lrs = new Float64Array(RING_SIZE);
+  readonly #lrTags = new Float64Array(RING_SIZE).fill(-1);
   readonly #layout: ScalarLayout;
   readonly #blocks: number;
   /** The steps at the state's start, which the device counts from (see the module doc). */
@@ -169,19 +172,30 @@ export class ScalarRing {
     return this.#tags[(t - this.#base) % RING_SIZE] === t;
   }
 
+  /**
+   * The learning rate the host computed for step `t`, where this ring knows it (written with t's
+   * entry, or taken with it by {@linkcode ScalarRing.adopt}), else undefined.
+   */
+  learningRateOf(t: number): number | undefined {
+    const slot = (t - this.#base) % RING_SIZE;
+    return this.#lrTags[slot] === t ? this.#lrs[slot] : undefined;
+  }
+
   /** Forgets every entry (a state restarting its count, at `base` steps). */
   clear(base: number): void {
     this.#base = base;
     this.#tags.fill(-1);
+    this.#lrTags.fill(-1);
     this.#from = Infinity;
     this.#to = -Infinity;
   }
 
   /**
    * Writes the entry of step `t`: its tag, and the scalars of each parameter group, `groups[0]`
-   * the optimizer's own (uploaded by the next {@linkcode ScalarRing.upload}).
+   * the optimizer's own (uploaded by the next {@linkcode ScalarRing.upload}), computed from the
+   * learning rate `lr` (kept: see {@linkcode ScalarRing.learningRateOf}).
    */
-  write(t: number, groups: readonly StepScalars[]): void {
+  write(t: number, groups: readonly StepScalars[], lr: number): void {
     const own = t - this.#base;
     if (own > 0xffffffff) {
       throw new RangeError(
@@ -195,25 +209,29 @@ export class ScalarRing {
       writeBlock(this.#layout, groups[g], this.#f32, this.#u32, first + 1 + g);
     }
     this.#tags[slot] = t;
+    [this.#lrs[slot], this.#lrTags[slot]] = [lr, t];
     this.#from = Math.min(this.#from, own);
     this.#to = Math.max(this.#to, own + 1);
   }
 
   /**
    * Takes the entries of `other` (the ring of the state this one's replaces, counting from the
-   * same base, of entries of the same layout) of the steps `from` to `to` that it holds: their
+   * same base, of entries of the same layout) of the steps from `from` on that it holds (also
+   * those written ahead of a count since lowered by skips reported): their
    * scalars are those the host computed for it, so a schedule is not asked again for them
    * (uploaded by the next {@linkcode ScalarRing.upload}). Its entries hold a block per parameter
    * group up to the last its state's tensors take: where that is before this one's (fewer
-   * blocks), or the layouts differ, takes none.
+   * blocks), only the learning rates they were computed from are taken (the scalars of every
+   * group are computed from them); where the layouts differ, nothing.
    */
-  adopt(other: ScalarRing, from: number, to: number): void {
-    if (other.#base !== this.#base || other.stride < this.stride) return;
-    if (other.#layout !== this.#layout) return;
+  adopt(other: ScalarRing, from: number): void {
+    if (other.#base !== this.#base || other.#layout !== this.#layout) return;
     const [stride, theirs] = [this.stride, other.stride];
-    for (let t = Math.max(from, to - RING_SIZE + 1); t <= to; t++) {
-      if (!other.has(t)) continue;
+    for (let t = from; t < from + RING_SIZE; t++) {
       const own = t - this.#base, slot = own % RING_SIZE;
+      if (other.#lrTags[slot] !== t) continue;
+      [this.#lrs[slot], this.#lrTags[slot]] = [other.#lrs[slot], t];
+      if (!other.has(t) || theirs < stride) continue;
       // (The head and the blocks of the groups this one has: the same, group for group.)
       this.#u32.set(other.#u32.subarray(slot * theirs, slot * theirs + stride), slot * stride);
       this.#tags[slot] = t;

@@ -99,6 +99,7 @@ export class AdapterParts {
 
   /** `applyGradients` over checked gradients, `items` (at least one). */
   step(items: readonly GradItem[]): void {
+    this.#checkLoaded();
     const host = this.#host;
     const { strict } = this.#options;
     // (Under "throw", calls 1 to N − 1 are checked where they are read: on the GPU, the step's.)
@@ -125,6 +126,7 @@ export class AdapterParts {
   /** `getWeights`: the weights, owned by the optimizer (given.ts). */
   async weights(): Promise<NamedTensor[]> {
     this.checkLive();
+    this.#checkLoaded();
     const call = this.given.begin();
     const config = this.#host.config();
     const finite = config.loop.nonFinite === "throw";
@@ -174,6 +176,15 @@ export class AdapterParts {
   #endLoaded(): void {
     this.loaded.end();
     this.paths.kept.ownBorrowed();
+  }
+
+  /**
+   * Throws a TypeError where the memory of the state loadState read, which the kept states read
+   * with it are views of, was detached (its params' ArrayBuffer transferred): their moments are
+   * gone (KeptStates.checkBorrowed). Only while that state lasts: a step ends it.
+   */
+  #checkLoaded(): void {
+    if (this.loaded.state !== undefined) this.paths.kept.checkBorrowed();
   }
 
   /** Drops the state; keeps `kept` aside instead, with these counts. */

@@ -14,6 +14,7 @@ import { decodeTensor } from "../base/q8_tensor.ts";
 import { type Entry, entryOf, sameShape, sameVariable, toArena } from "./layout.ts";
 import { compactCopies, stateViews } from "./host_state.ts";
 import { inEntryOrder } from "./code_order.ts";
+import { checkAttached } from "../cpu/cpu_backend.ts";
 
 /** The state of one variable kept aside. */
 export interface Kept {
@@ -243,6 +244,22 @@ export class KeptStates {
     for (const [name, m] of this.#matched) {
       const copy = owned.get(m.kept);
       if (copy !== undefined) this.#matched.set(name, { name: m.name, kept: copy });
+    }
+  }
+
+  /**
+   * Throws the TypeError of a state whose memory was detached where the arena that the kept
+   * states read by `loadState` are views of (`borrowed`) was: transferred with the ArrayBuffer of
+   * `optimizer.state.params` (the state loaded, until a step), which leaves their moments empty.
+   * Nothing changes: another `loadState` resumes.
+   */
+  checkBorrowed(): void {
+    for (const k of this.#byName.values()) {
+      if (k.borrowed !== true) continue;
+      const views = [...k.sections, ...(k.codes ?? []).flatMap((c) => c ? [c.codes] : [])];
+      for (const v of views) {
+        if ((v?.buffer as ArrayBuffer | undefined)?.detached) checkAttached(v!.buffer);
+      }
     }
   }
 

@@ -50,3 +50,44 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "webgpu: the skip limit's window: at 2^53 − 1 − 2^32 skipped (the device's word at 0xffffffff, outside it) and just inside it a skip is counted; at the limit the first is refused, under throw as throw refuses it",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      const bad = { w: new Float32Array([1, NaN, 1]) };
+      /** A state of `nonFinite` loaded at `skipped` steps skipped, on the CPU and on the GPU. */
+      const at = async (skipped: number, nonFinite: "skip" | "throw" = "skip") => {
+        const opt = adam({ lr: 1e-2, nonFinite });
+        const bytes = await saveState(await opt.init({ w: new Float32Array([1, -2, 3]) }));
+        const edited = edit(bytes, (h) => (h.__metadata__.skipped_steps = String(skipped)));
+        return [await loadState(edited, { backend: "js" }), await loadState(edited, { device })];
+      };
+      for (
+        const skipped of [Number.MAX_SAFE_INTEGER - 2 ** 32, Number.MAX_SAFE_INTEGER - 2 ** 32 + 1]
+      ) {
+        let [cpu, gpu] = await at(skipped);
+        [cpu, gpu] = [step(cpu, bad), step(gpu, bad)];
+        await readParams(gpu); // (not refused)
+        assert.deepEqual([gpu.skippedSteps, cpu.skippedSteps], [skipped + 1, skipped + 1]);
+        for (const s of [cpu, gpu]) dispose(s);
+      }
+      let [cpu, gpu] = await at(Number.MAX_SAFE_INTEGER);
+      assert.throws(() => step(cpu, bad), LIMIT);
+      gpu = step(gpu, bad);
+      await assert.rejects(readParams(gpu), LIMIT);
+      assert.equal(gpu.skippedSteps, Number.MAX_SAFE_INTEGER);
+      for (const s of [cpu, gpu]) dispose(s);
+      // Under "throw", the error of "throw" (the count is not what refused it).
+      [cpu, gpu] = await at(Number.MAX_SAFE_INTEGER, "throw");
+      const plain = (e: unknown) =>
+        e instanceof RangeError && /holds NaN/.test(e.message) && !LIMIT.test(e.message);
+      assert.throws(() => step(cpu, bad), plain);
+      gpu = step(gpu, bad);
+      await assert.rejects(readParams(gpu), plain);
+      for (const s of [cpu, gpu]) dispose(s);
+    });
+  },
+});

@@ -122,3 +122,41 @@ Deno.test("tfjs: keptFromCheckpoint keeping the state gives views of its arena, 
   assert.deepEqual(states.names(), ["big", "small"]); // (tensor_order: as given to init)
   dispose(state!);
 });
+
+for (const states of ["32bit", "8bit"] as const) {
+  Deno.test(`tfjs: a step or getWeights after the memory of the state loadState read was transferred says so, changing nothing (states ${states})`, async () => {
+    await useBackend("cpu");
+    const vars = variables();
+    const optimizer = tfOptimizer(adam({ lr: 0.01, states }));
+    const resumed = tfOptimizer(adam({ lr: 0.01, states }));
+    const grads = Object.fromEntries(vars.map((v) => [v.name, tf.onesLike(v)]));
+    try {
+      train(optimizer, vars);
+      const bytes = await saveState(optimizer.state!);
+      await optimizer.loadState(bytes);
+      await resumed.loadState(bytes);
+      // (optimizer.state is the state loaded until a step: its params share its arena.)
+      const params = optimizer.state!.params as Record<string, Float32Array>;
+      structuredClone(params[vars[1].name], {
+        transfer: [params[vars[1].name].buffer as ArrayBuffer],
+      });
+      const values = await Promise.all(vars.map((v) => v.data()));
+      const detached = { name: "TypeError", message: /memory was detached/ };
+      assert.throws(() => optimizer.applyGradients(grads), detached);
+      assert.deepEqual(await Promise.all(vars.map((v) => v.data())), values);
+      assert.equal(optimizer.iterations, 2);
+      await assert.rejects(optimizer.getWeights(), detached);
+      // Loaded again, it trains on as an optimizer that loaded it once.
+      await optimizer.loadState(bytes);
+      optimizer.applyGradients(grads);
+      const after = await weights(optimizer);
+      for (const v of vars) v.assign(tf.tensor(values[vars.indexOf(v)], v.shape));
+      resumed.applyGradients(grads);
+      assert.deepEqual(after, await weights(resumed));
+    } finally {
+      optimizer.dispose();
+      resumed.dispose();
+      tf.dispose([...vars, ...Object.values(grads)]);
+    }
+  });
+}

@@ -9,7 +9,7 @@
  */
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
-import { adam } from "../../mod.ts";
+import { adam, adamw, chain, cosineDecay, linearWarmup } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import { tf, useBackend, webgpuTestOptions } from "./helpers.ts";
 
@@ -105,5 +105,78 @@ Deno.test({
     };
     assert.deepEqual(await run(false), await run(true));
     tf.dispose([ga, gb]);
+  },
+});
+
+Deno.test({
+  name:
+    "tfjs webgpu: changes that drop a middle group's variable, then bring it back (a group above those held), after steps the device skipped and has not reported, train as on the CPU, a schedule asked for each step's learning rate once (its own again at a change)",
+  ...sanitize,
+  async fn() {
+    /** A run with skips unreported at each change (`awaited`: reported first), on `backend`. */
+    const run = async (backend: string, awaited: boolean) => {
+      await useBackend(backend);
+      const key = `${backend}${awaited}`;
+      const vars = [[16], [3], [5]].map((shape, i) =>
+        tf.variable(tf.ones(shape), true, `lr_callback_webgpu/g${key}/${["w", "bias", "gain"][i]}`)
+      );
+      const asked = new Map<number, number>();
+      const schedule = chain(
+        [linearWarmup(1e-2, { warmupSteps: 40 }), 40],
+        [cosineDecay(1e-2, { decaySteps: 500 }), 500],
+      );
+      const optimizer = tfOptimizer(
+        adamw({
+          lr: (t) => (asked.set(t, (asked.get(t) ?? 0) + 1), schedule(t)),
+          weightDecay: 0.01,
+          groups: [
+            { match: /bias$/, lrScale: 0.5, weightDecay: 0 },
+            { match: /gain$/, lrScale: 2 },
+          ],
+        }),
+        { warnOnSkip: false },
+      );
+      /** `n` steps over the variables `which`, every third one's gradient not finite. */
+      const steps = (which: number[], n: number) => {
+        for (let t = 0; t < n; t++) {
+          const grads = which.map((i) =>
+            tf.fill(vars[i].shape, t % 3 === 1 && i === 0 ? NaN : 0.1 + 0.01 * ((t + i) % 5))
+          );
+          optimizer.applyGradients(
+            Object.fromEntries(which.map((i, j) => [vars[i].name, grads[j]])),
+          );
+          tf.dispose(grads);
+        }
+      };
+      const settle = async () =>
+        void (awaited && tf.dispose((await optimizer.getWeights()).map((w) => w.tensor)));
+      steps([0, 2], 90); // groups 0 and 2: three blocks an entry
+      await settle();
+      steps([0, 1], 40); // the gain left out: two blocks
+      await settle();
+      steps([0, 1, 2], 30); // back: three again, more than the state before held
+      const values = await Promise.all(vars.map((v) => v.data()));
+      tf.dispose((await optimizer.getWeights()).map((w) => w.tensor)); // (the counts reported)
+      const counts = [optimizer.iterations, optimizer.skippedSteps];
+      // Each step's asked once, and its own again at a change: what the state before computed
+      // is taken (with more groups than it held: its learning rates).
+      const again = [...asked].filter(([, n]) => n > 1);
+      assert.ok(again.length <= 2 && again.every(([, n]) => n === 2), `asked again: ${again}`);
+      optimizer.dispose();
+      tf.dispose(vars);
+      return { values, counts };
+    };
+    const gpu = await run("webgpu", false);
+    assert.deepEqual(gpu, await run("webgpu", true));
+    const cpu = await run("cpu", false);
+    assert.deepEqual(gpu.counts, cpu.counts);
+    gpu.values.forEach((a, i) =>
+      a.forEach((v, j) =>
+        assert.ok(
+          Math.abs(v - cpu.values[i][j]) <= 1e-5,
+          `[${i}][${j}]: ${v} vs ${cpu.values[i][j]}`,
+        )
+      )
+    );
   },
 });

@@ -58,3 +58,39 @@ for (const backend of ["cpu", "webgpu"]) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "tfjs webgpu: a state at 2^53 − 2 skipped steps goes on with the limit after a change of the variables trained",
+  ...sanitize,
+  async fn() {
+    await useBackend("webgpu");
+    const [w, b] = [
+      tf.variable(tf.ones([3]), true, name("w")),
+      tf.variable(tf.ones([2]), true, name("b")),
+    ];
+    const [bad, good, gb] = [tf.tensor1d([1, NaN, 1]), tf.ones([3]), tf.ones([2])];
+    const make = () => tfOptimizer(adam({ lr: 1e-2, nonFinite: "skip" }), { warnOnSkip: false });
+    const first = make();
+    first.applyGradients({ [w.name]: good });
+    const bytes = edit(
+      await saveState(first.state!),
+      (h) => (h.__metadata__.skipped_steps = String(2 ** 53 - 3)),
+    );
+    first.dispose();
+    const optimizer = make();
+    await optimizer.loadState(bytes);
+    optimizer.applyGradients({ [w.name]: bad }); // (2⁵³ − 2, on the GPU)
+    optimizer.applyGradients({ [w.name]: bad, [b.name]: gb }); // a change: the last one held
+    optimizer.applyGradients({ [w.name]: bad, [b.name]: gb });
+    await assert.rejects(
+      optimizer.getWeights(),
+      (e) => e instanceof RangeError && LIMIT.test(e.message),
+    );
+    await optimizer.getWeights();
+    assert.equal(optimizer.skippedSteps, Number.MAX_SAFE_INTEGER);
+    assert.equal(optimizer.iterations, 1);
+    optimizer.dispose();
+    tf.dispose([w, b, bad, good, gb]);
+  },
+});
