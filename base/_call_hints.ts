@@ -56,7 +56,8 @@ export function factoryHint(value: unknown): string {
 
 /**
  * The name of `value` where it is one of the library's factories given uncalled (`radam`, where
- * `radam()` was meant); else `undefined`.
+ * `radam()` was meant), known as recorded ({@linkcode optimizerFactory}) or by its name; else
+ * `undefined`.
  *
  * @example
  * ```ts
@@ -69,7 +70,32 @@ export function factoryHint(value: unknown): string {
  * ```
  */
 export function factoryName(value: unknown): string | undefined {
-  return typeof value === "function" && FACTORIES.includes(value.name) ? value.name : undefined;
+  if (typeof value !== "function") return undefined;
+  return FACTORY_NAMES.get(value) ?? (FACTORIES.includes(value.name) ? value.name : undefined);
+}
+
+/** The library's factories, by identity, with their names (which a minifier's renaming drops). */
+const FACTORY_NAMES = new WeakMap<object, string>();
+
+/**
+ * Records `factory`, the library's factory named `name`, for {@linkcode factoryName}, which then
+ * knows it given uncalled where an app's minified bundle renamed it (`radam.name` then `"Xe"`).
+ *
+ * @example
+ * ```ts
+ * import { factoryName, optimizerFactory } from "./_call_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const Xe = optimizerFactory(() => ({}), "radam");
+ * assert.equal(factoryName(Xe), "radam");
+ * ```
+ */
+export function optimizerFactory<F extends (...args: never[]) => unknown>(
+  factory: F,
+  name: string,
+): F {
+  FACTORY_NAMES.set(factory, name);
+  return factory;
 }
 
 /**
@@ -208,7 +234,7 @@ export function scheduleStandInHint(value: unknown): string {
   return what === undefined
     ? ""
     : `${what}, which throws where it is called: pass the schedule itself, the function the ` +
-      "state was trained with (a checkpoint cannot store one)";
+      "state was trained with (neither a checkpoint nor a saved config can store one)";
 }
 
 /**

@@ -435,19 +435,30 @@ function readsRefused<P extends Promise<unknown>>(
 
 /**
  * The error of `state.dispose()`, as a TensorFlow.js tensor is disposed (JavaScript's
- * "state.dispose is not a function" before): a state is freed by the library's function.
+ * "state.dispose is not a function" before): a state is freed by the library's function, or,
+ * one that another object holds (`holder`: the adapter's `optimizer.state`, which that function
+ * refuses), by the holder's call.
  *
  * @example
  * ```ts
- * import { DISPOSE_METHOD_MESSAGE } from "./_state_errors.ts";
+ * import { disposeMethodMessage } from "./_state_errors.ts";
  * import assert from "node:assert/strict";
  *
- * assert.match(DISPOSE_METHOD_MESSAGE, /^A state has no dispose\(\) method: .*dispose\(state\)/);
+ * assert.match(disposeMethodMessage(), /^A state has no dispose\(\) method: .*dispose\(state\)/);
+ * const holder = { name: "a test's", disposeWith: "its close()" };
+ * assert.match(disposeMethodMessage(holder), /this one is a test's: free it with its close\(\)$/);
  * ```
  */
-export const DISPOSE_METHOD_MESSAGE = "A state has no dispose() method: free it with the " +
-  'function dispose(state) (import { dispose } from "@optim/radam"), which stops a threaded ' +
-  "state's workers and frees a WebGPU state's buffers";
+export function disposeMethodMessage(
+  holder?: { readonly name: string; readonly disposeWith: string },
+): string {
+  return holder === undefined
+    ? "A state has no dispose() method: free it with the function dispose(state) (import " +
+      '{ dispose } from "@optim/radam"), which stops a threaded state\'s workers and frees a ' +
+      "WebGPU state's buffers"
+    : `A state has no dispose() method, and this one is ${holder.name}: free it with ` +
+      holder.disposeWith;
+}
 
 /**
  * The error of `opt.step()` (`name`: the optimizer's, `"radam"` or `"lookahead(adam)"`), as

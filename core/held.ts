@@ -11,7 +11,7 @@
  */
 import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
 import type { CheckpointCalls } from "../base/_state_errors.ts";
-import { coreOf, heldCalls, type OptimizerState, StateHandle } from "./state.ts";
+import { coreOf, heldCalls, heldDisposers, type OptimizerState, StateHandle } from "./state.ts";
 
 /** The backends of held states (one per line of states: `step` keeps it), with their holder. */
 const held = new WeakMap<object, Holder>();
@@ -75,6 +75,7 @@ export function holdState<S extends OptimizerState<unknown> | undefined>(
   const backend = state && backendOf(state);
   if (backend !== undefined && !held.has(backend)) {
     held.set(backend, holder);
+    heldDisposers.set(backend, holder);
     if (holder.checkpointWith) heldCalls.set(backend, holder.checkpointWith);
   }
   return state;

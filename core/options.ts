@@ -107,13 +107,14 @@ const GROUP_KEYS = Object.keys(
  * Where a group's unknown `key` goes instead: PyTorch's `lr` and `params` of a group, and the
  * options of the whole optimizer (`states`, `betas`, `clipGradNorm`, …), which no group sets.
  * A group's `lr` (`group`'s) is written as the `lrScale` that gives it from the optimizer's
- * `lr`, where both are numbers.
+ * `lr`, where both are numbers and their ratio is one the option takes (finite, ≥ 0).
  */
 function groupKeyHint(key: string, group: Record<string, unknown>, lr: unknown): string {
   if (key === "lr") {
-    const given = group.lr;
-    const scale = typeof given === "number" && typeof lr === "number" && lr > 0
-      ? `lrScale: ${+(given / lr).toPrecision(12)}`
+    // (Only a ratio the option takes: not of a schedule, of lr 0, nor NaN, < 0 or infinite.)
+    const ratio = typeof group.lr === "number" && typeof lr === "number" ? group.lr / lr : NaN;
+    const scale = Number.isFinite(ratio) && ratio >= 0
+      ? `lrScale: ${+ratio.toPrecision(12)}`
       : "lrScale: 0.1 for a tenth of it";
     return ` (a group's learning rate is the optimizer's lr times lrScale: ${scale})`;
   }

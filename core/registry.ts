@@ -22,6 +22,7 @@ import { LION, type LionHyperparameters, type LionOptions } from "../rules/lion.
 import { SGD, type SgdHyperparameters, type SgdOptions } from "../rules/sgd.ts";
 import { make, type Optimizer } from "./optimizer.ts";
 import { registryOf } from "./origins.ts";
+import { optimizerFactory } from "../base/_call_hints.ts";
 
 export type {
   AdamHyperparameters,
@@ -203,3 +204,12 @@ export function ranger(options?: RangerOptions): Optimizer<RAdamHyperparameters>
 export function sgd(options?: SgdOptions): Optimizer<SgdHyperparameters> {
   return make(REGISTRY.optimizers.sgd, options, arguments);
 }
+
+// Known given uncalled (step(radam): a factory's hint) by identity too, not only by their names,
+// which an app's minified bundle renames.
+optimizerFactory(radam, "radam");
+optimizerFactory(adam, "adam");
+optimizerFactory(adamw, "adamw");
+optimizerFactory(lion, "lion");
+optimizerFactory(ranger, "ranger");
+optimizerFactory(sgd, "sgd");

@@ -11,8 +11,8 @@
 import { described } from "../base/_errors.ts";
 import {
   type CheckpointCalls,
-  DISPOSE_METHOD_MESSAGE,
   DISPOSED_STATE_MESSAGE,
+  disposeMethodMessage,
   lrSetMessage,
   READ_ONLY_STATE_KEYS,
   readOnlyStateMessage,
@@ -40,6 +40,15 @@ export { groupsOf, inLayoutOrder, planState } from "./plan.ts";
  * as the errors of its `JSON.stringify` and structured clone write the calls.
  */
 export const heldCalls: WeakMap<object, CheckpointCalls> = new WeakMap();
+
+/**
+ * Who holds a held state (core/held.ts), by its backend, and the call that frees it, as the
+ * state's `dispose()` method names them (the function `dispose` refuses a held state).
+ */
+export const heldDisposers: WeakMap<
+  object,
+  { readonly name: string; readonly disposeWith: string }
+> = new WeakMap();
 
 /**
  * The state of an optimizer over a set of tensors, as returned by `init` and `step`.
@@ -236,10 +245,11 @@ export class StateHandle implements OptimizerState<any> {
 
   /**
    * Refuses `state.dispose()`, as a TensorFlow.js tensor is disposed (JavaScript's "is not a
-   * function" before): a state is freed by the function `dispose(state)`.
+   * function" before): a state is freed by the function `dispose(state)`, a held one (the
+   * adapter's `optimizer.state`) by its holder's call.
    */
   dispose(): never {
-    throw new TypeError(DISPOSE_METHOD_MESSAGE);
+    throw new TypeError(disposeMethodMessage(heldDisposers.get(this.#core.backend)));
   }
 
   /**

@@ -42,8 +42,13 @@ Deno.test("opt.step() is a TypeError saying that the function step steps the sta
   }
   const wrapped = lookahead(adam()) as unknown as { step(): void };
   assert.throws(() => wrapped.step(), saying(TypeError, "let state = await opt.init(params)"));
-  // Not an own key: the optimizer value is as it was.
-  assert.deepEqual(Object.keys(radam()), ["name", "settings", "init"]);
+  // Not an own key: the optimizer value is as it was, spread, as JSON, and in its type.
+  const opt = radam();
+  assert.deepEqual(Object.keys(opt), ["name", "settings", "init"]);
+  assert.equal("step" in { ...opt }, false);
+  assert.deepEqual(Object.keys(JSON.parse(JSON.stringify(opt))), ["name", "settings"]);
+  // @ts-expect-error: no step() in the type, which would say it works
+  assert.throws(() => opt.step(), TypeError);
   const state = await radam().init({ w: new Float32Array(2) });
   assert.equal(step(state, { w: new Float32Array([1, 1]) }).step, 1);
 });
@@ -59,6 +64,8 @@ Deno.test("state.dispose() is a TypeError naming dispose(state); the state stays
           '(import { dispose } from "@optim/radam")',
       ),
     );
+    // @ts-expect-error: no dispose() in the type, which would say it works
+    assert.throws(() => state.dispose(), TypeError);
     state = step(state, { w: new Float32Array([1, 1]) });
     assert.equal(state.step, 1);
     dispose(state);
@@ -78,6 +85,30 @@ Deno.test("a factory given uncalled where a state goes says to call it and make 
     await assert.rejects(saveState(f), saying(TypeError, says));
     await assert.rejects(readParams(f), saying(TypeError, says));
   }
+});
+
+Deno.test("a factory renamed by a minifier (an app's production bundle) is still known uncalled", async () => {
+  // A minifier renames functions: radam.name is then "Xe", and the hints, which went by the
+  // name, said only that they got a function.
+  const name = Object.getOwnPropertyDescriptor(radam, "name")!;
+  Object.defineProperty(radam, "name", { value: "Xe" });
+  try {
+    // deno-lint-ignore no-explicit-any
+    const f = radam as any;
+    assert.throws(
+      () => step(f),
+      saying(TypeError, "(a factory: call it, and make its state, await radam()"),
+    );
+    assert.throws(() => lookahead(f), saying(TypeError, "(a factory: call it, radam())"));
+    const bytes = await saveState(await adam().init({ w: new Float32Array(2) }));
+    await assert.rejects(
+      loadState(bytes, f),
+      saying(TypeError, "got the factory radam for its options"),
+    );
+  } finally {
+    Object.defineProperty(radam, "name", name);
+  }
+  assert.equal(radam.name, "radam");
 });
 
 Deno.test("a factory given to loadState, first or for its options, says the checkpoint holds its optimizer", async () => {
@@ -149,6 +180,11 @@ Deno.test("a group given its own lr, as PyTorch's param groups, is told the lrSc
     () => adam({ lr: (t) => 1 / t, groups: [group(1e-4)] }),
     "lrScale: 0.1 for a tenth of it",
   );
+  // A group's lr that gives no lrScale the option takes (NaN, negative, a ratio past a finite
+  // number) is not written as one: it said lrScale: NaN, lrScale: -0.1, lrScale: Infinity.
+  for (const [lr, given] of [[1e-3, NaN], [1e-3, -1e-4], [1e-3, Infinity], [1e-300, 1e10]]) {
+    refused(() => adam({ lr, groups: [group(given)] }), "lrScale: 0.1 for a tenth of it");
+  }
 });
 
 Deno.test("a Node Buffer's checkpoint kept through JSON says how to recover the bytes", async () => {

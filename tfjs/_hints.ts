@@ -189,7 +189,7 @@ export const DISPOSED_MESSAGE =
  * What to add to the error of a callback's factory (`skippedStepsCallback`, `emaCallback`,
  * named `call`) given a model where the optimizer goes: to pass its optimizer; given an optimizer
  * of the library (`radam()`), not the `tfOptimizer` of it that the model was compiled with: to
- * pass that one. Else empty.
+ * pass that one (written with the optimizer's factory, `opt` for a wrapped one). Else empty.
  *
  * @example
  * ```ts
@@ -202,15 +202,18 @@ export const DISPOSED_MESSAGE =
  *   " (a model: pass its optimizer, emaCallback(model.optimizer))",
  * );
  * assert.equal(modelGivenHint(3, "emaCallback"), "");
- * assert.match(modelGivenHint({ settings: {}, init() {} }, "emaCallback"), /tfOptimizer\(radam\(\)/);
+ * const lion = { name: "lion", settings: {}, init() {} };
+ * assert.match(modelGivenHint(lion, "emaCallback"), /tfOptimizer\(lion\(\), \{ ema: true \}\)/);
  * ```
  */
 export function modelGivenHint(value: unknown, call: string): string {
   const model = value as { compile?: unknown; fit?: unknown } | null;
   if (isOptimizerValue(value)) {
+    const { name } = value as { name?: unknown };
+    const made = typeof name === "string" && /^\w+$/.test(name) ? `${name}()` : "opt";
     const options = call === "emaCallback" ? ", { ema: true }" : "";
     return " (an optimizer of this library: pass the TensorFlow.js optimizer made of it, the one " +
-      `model.compile was given, const optimizer = tfOptimizer(radam()${options}); ` +
+      `model.compile was given, const optimizer = tfOptimizer(${made}${options}); ` +
       `${call}(optimizer), or ${call}(model.optimizer))`;
   }
   return typeof model === "object" && model !== null && typeof model.compile === "function" &&

@@ -74,7 +74,9 @@ export function checkEma(ema: unknown): EmaSettings | undefined {
   if (ema === true) return { momentum: 0.99 };
   if (typeof ema !== "object" || ema === null || Array.isArray(ema)) {
     const { message } = optionError("ema", "a boolean or { momentum, overwriteFrequency }", ema);
-    const hint = typeof ema === "number" ? ` (a momentum: ema: { momentum: ${ema} })` : "";
+    // (Not 0 and 1, false and true as numbers?, nor a number no momentum takes.)
+    const momentum = typeof ema === "number" && ema > 0 && ema < 1;
+    const hint = momentum ? ` (a momentum: ema: { momentum: ${ema} })` : "";
     throw new TypeError(message + hint);
   }
   // Keras's ema_momentum; decay, as other libraries name it.

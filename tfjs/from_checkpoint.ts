@@ -15,6 +15,7 @@ import { entryOf } from "./layout.ts";
 import { checkSameKinds, checkSomeTensorFits, inTfjsLayout } from "./matching.ts";
 import { extrasAtCall, type ExtrasRead } from "./checkpoint_extras.ts";
 import { checkedLoad } from "./loaded_state.ts";
+import { MISSING_SCHEDULE } from "./config.ts";
 /**
  * Reads a library checkpoint's moments, slow weights and step counts into kept states, each in
  * the arena layout it was saved in (changing nothing), in the checkpoint's `tensor_order`.
@@ -45,9 +46,12 @@ export async function keptFromCheckpoint(
 ): Promise<
   { steps: number; skipped: number; kept: Map<string, Kept>; state?: OptimizerState<unknown> }
 > {
+  // (The state is read, not stepped: the stand-in of an optimizer restored from a config saved
+  // with a schedule, which no option takes, reads it as any schedule would.)
+  const lr = config.hyperparameters.lr as LearningRate;
   const state = await loadState(bytes, {
     backend: "js",
-    lr: config.hyperparameters.lr as LearningRate,
+    lr: lr === MISSING_SCHEDULE ? () => 0 : lr,
   });
   let read = false;
   try {

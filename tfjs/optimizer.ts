@@ -209,9 +209,10 @@ export class TfOptimizer extends tf.Optimizer {
 
   /**
    * Replaces the learning rate (a number or a schedule of the 1-based step) from the next step
-   * on; needed after loading a model saved with a schedule, which cannot be stored. Once the
-   * state is on the GPU (tfjs backend webgpu), a TypeError, and nothing changes: the learning
-   * rate is set in a new optimizer there (save the model with its optimizer, load it, set it).
+   * on; needed after loading a model saved with a schedule, which cannot be stored (its
+   * `learningRate` is then a stand-in, which a step, and this, refuse). Once the state is on
+   * the GPU (tfjs backend webgpu), a TypeError, and nothing changes: the learning rate is set in
+   * a new optimizer there (save the model with its optimizer, load it, set it).
    */
   setLearningRate(lr: number | ((t: number) => number)): void {
     if (typeof lr !== "function" && (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0)) {

@@ -3,6 +3,8 @@
  * and `dispose(optimizer.state)` ended it, so the optimizer's next step failed with advice for a
  * state of one's own ("use the state that step() returned", "start again from init"). Both are
  * now TypeErrors that say which call to use, nothing changed; reading and saving it still work.
+ * Its `dispose()` method (a tfjs tensor's way) names the optimizer's `dispose()`, not the function
+ * `dispose(state)` that refuses it.
  * The webgpu case needs an adapter, unless RADAM_NO_GPU=1 says the machine has none.
  */
 import "@tensorflow/tfjs-backend-webgpu";
@@ -33,6 +35,13 @@ async function refusesHeldState(backend: string): Promise<void> {
     name: "TypeError",
     message: "This optimizer state is a TensorFlow.js optimizer's (optimizer.state of " +
       "tfOptimizer): free it with optimizer.dispose(), not dispose(state)",
+  });
+  // Its dispose() method, as a tfjs tensor's, names the optimizer's, not dispose(state), which
+  // is refused for it.
+  assert.throws(() => (state as unknown as { dispose(): void }).dispose(), {
+    name: "TypeError",
+    message: "A state has no dispose() method, and this one is a TensorFlow.js optimizer's " +
+      "(optimizer.state of tfOptimizer): free it with optimizer.dispose()",
   });
   // Stored or sent by structured clone (Deno KV, postMessage), it would be {}: refused, saying
   // to store its checkpoint, and to resume through the optimizer's own loadState (the library's

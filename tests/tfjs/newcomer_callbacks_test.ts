@@ -5,7 +5,7 @@
  * `tfOptimizer` of it goes, each said only what was expected. They now say what to write.
  */
 import assert from "node:assert/strict";
-import { adam, radam } from "../../mod.ts";
+import { adam, lion, lookahead, radam, sgd } from "../../mod.ts";
 import { emaCallback, skippedStepsCallback, tfOptimizer } from "../../tfjs.ts";
 
 Deno.test("tfjs: ema given a momentum bare, or as decay, says it is ema: { momentum }", () => {
@@ -19,6 +19,15 @@ Deno.test("tfjs: ema given a momentum bare, or as decay, says it is ema: { momen
       name: "TypeError",
       message: `Unknown option ${key} for ema; expected one of momentum, overwriteFrequency ` +
         `(${key} is momentum here)`,
+    });
+  }
+  // A number no momentum takes (past 1, NaN), or 0 and 1 (ema: false and true as numbers?),
+  // is not written as one: it said ema: { momentum: 1.5 }, refused in turn.
+  for (const ema of [1.5, NaN, -0.5, 0, 1]) {
+    assert.throws(() => tfOptimizer(adam(), { ema: ema as never }), {
+      name: "TypeError",
+      message: "Option ema must be a boolean or { momentum, overwriteFrequency }, got " +
+        String(ema),
     });
   }
   // What they say runs.
@@ -39,9 +48,18 @@ Deno.test("tfjs: a callback's factory given the library's optimizer says to pass
     name: "TypeError",
     message: "skippedStepsCallback() expects an optimizer made by tfOptimizer(), got Object (an " +
       "optimizer of this library: pass the TensorFlow.js optimizer made of it, the one " +
-      "model.compile was given, const optimizer = tfOptimizer(radam()); " +
+      "model.compile was given, const optimizer = tfOptimizer(adam()); " +
       "skippedStepsCallback(optimizer), or skippedStepsCallback(model.optimizer))",
   });
+  // An optimizer of another name, or wrapped, is written as given (it said radam()).
+  assert.throws(
+    () => emaCallback(lion() as never),
+    { message: /const optimizer = tfOptimizer\(lion\(\), \{ ema: true \}\); emaCallback/ },
+  );
+  assert.throws(
+    () => skippedStepsCallback(lookahead(sgd()) as never),
+    { message: /const optimizer = tfOptimizer\(opt\); skippedStepsCallback/ },
+  );
   const optimizer = tfOptimizer(radam(), { ema: true });
   emaCallback(optimizer);
   skippedStepsCallback(optimizer);

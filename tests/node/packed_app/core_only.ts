@@ -18,6 +18,12 @@ export async function train(): Promise<Float32Array> {
   // @ts-expect-error: a gradient is a Float32Array, not an Array
   step(state, [1, 2, 3]);
   const named = await radam().init({ w: new Float32Array(2) });
+  // An optimizer's step() and a state's dispose() only refuse, saying what to write: the
+  // types name neither, which would say they work.
+  // @ts-expect-error: an optimizer has no step(); the function step steps its state
+  void radam().step;
+  // @ts-expect-error: a state has no dispose(); the function dispose frees it
+  void named.dispose;
   // @ts-expect-error: nor a record of Arrays
   step(named, { w: [1, 2] });
   return (await readParams(state))[""];
