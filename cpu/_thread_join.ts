@@ -101,15 +101,50 @@ export function releaser(ints: Int32Array, workers: Worker[]): Release {
 export type Release = (() => void) & { done: boolean; fault: string | undefined };
 
 /**
- * The error of a state whose worker failed (its job threw, or it died): the arena may be half
- * stepped, so the state takes no more steps.
+ * Why a state failed whose main thread's share of the step threw (the workers' shares done):
+ * followed by the error.
+ */
+export const MAIN_SHARE_THREW = "its own share of the step threw";
+
+/**
+ * The error of a state whose worker failed (its job threw, or it died), or whose main thread's
+ * share of the step threw ({@linkcode MAIN_SHARE_THREW}): the arena may be half stepped, so the
+ * state takes no more steps.
  */
 export function faultError(why: string): Error {
+  const who = why.startsWith(MAIN_SHARE_THREW) ? "The main thread" : "A kernel worker";
   return new Error(
-    `A kernel worker of this threaded optimizer state failed (${why}); the state may be half ` +
+    `${who} of this threaded optimizer state failed (${why}); the state may be half ` +
       "stepped and takes no more steps: load a checkpoint saved before (loadState) to go on " +
       "(one saved from it now could hold the half step)",
   );
+}
+
+/**
+ * What to throw after the main thread's share of a job threw `error` (a kernel trap, or the
+ * stack overflowing as the kernel or the wait was called) while the workers were at theirs, or
+ * the wait threw (a worker failed: `error` as is): first waits for them (`wait`), so that none is
+ * still in the job as the error reaches the caller, who may read the state or step it again. A job that `writes` the arena (the step) is then half done: the
+ * state is refused as after a worker's fault ({@linkcode failed}); a reduction's error is thrown
+ * as is, unless the workers could not be waited for.
+ */
+export function ownShareThrew(
+  error: unknown,
+  writes: boolean,
+  ints: Int32Array,
+  release: Release,
+  wait: () => void,
+): unknown {
+  // (The wait's own error: a worker failed, and the state is refused.)
+  if (release.fault !== undefined) return error;
+  try {
+    wait();
+  } catch {
+    // a worker failed too (release.fault says why), or the wait itself could not run
+  }
+  const settled = release.fault === undefined && Atomics.load(ints, CONTROL.PENDING) === 0;
+  if (settled && !writes) return error;
+  return failed(release, `${MAIN_SHARE_THREW} ${String(error)}`);
 }
 
 /** Why a worker that made no progress for `stallMs` milliseconds is taken for stopped. */

@@ -31,6 +31,11 @@
  * word, which the main thread reads once the job is done: that step throws, and the state, maybe
  * half stepped, refuses every later one (as after a worker's error event, between steps).
  *
+ * The main thread's own share of a job that throws (a trap, or the stack overflowing as the kernel
+ * or the wait is called) waits for the workers' shares before its error is thrown: where the job was the
+ * step, the state, half stepped, then refuses every later step as after a worker's fault; the
+ * reductions change nothing, and their error is thrown as is (as one thread's would be).
+ *
  * A worker that dies while it can still run code (its loop throws outside a kernel call; on
  * Node.js, its thread exits: `process.exit` in it) says so in the control block's died word,
  * counting done the job it owed: the step throws as soon as the other workers are done, and
@@ -71,6 +76,7 @@ import {
   faultError,
   join,
   mayBlock,
+  ownShareThrew,
   type Release,
   releaser,
   STALL_MS,
@@ -297,15 +303,23 @@ function teamKernels(team: Team, parallelReduction: boolean, stallMs: number) {
     update: () => {
       assertLive();
       launch(OP_STEP);
-      stepSlice(k, team.arena, start, end, team.map.scratch);
-      wait();
+      try {
+        stepSlice(k, team.arena, start, end, team.map.scratch);
+        wait();
+      } catch (error) {
+        throw ownShareThrew(error, true, ints, release, wait);
+      }
     },
     gradSumSquares: () => {
       assertLive();
       if (!parallelReduction) return k.sumSquares(g, n);
       launch(OP_SUM_SQUARES);
-      k.sumSquaresBlocks(g, n, firstBlock, lastBlock, team.map.partials);
-      wait();
+      try {
+        k.sumSquaresBlocks(g, n, firstBlock, lastBlock, team.map.partials);
+        wait();
+      } catch (error) {
+        throw ownShareThrew(error, false, ints, release, wait);
+      }
       let total = 0;
       for (let b = 0; b < sums.length; b++) total += sums[b];
       return total;
@@ -315,8 +329,13 @@ function teamKernels(team: Team, parallelReduction: boolean, stallMs: number) {
       assertLive();
       Atomics.store(ints, CONTROL.NON_FINITE, 0);
       launch(OP_NON_FINITE);
-      const own = k.nonFinite(g + start * 4, end - start) !== 0;
-      wait();
+      let own: boolean;
+      try {
+        own = k.nonFinite(g + start * 4, end - start) !== 0;
+        wait();
+      } catch (error) {
+        throw ownShareThrew(error, false, ints, release, wait);
+      }
       return own || Atomics.load(ints, CONTROL.NON_FINITE) !== 0;
     },
     nonFiniteRange: (offset: number, count: number) => k.nonFinite(g + offset * 4, count) !== 0,

@@ -304,6 +304,61 @@ Deno.test("a worker that fails mid-step fails that step clearly; the state then 
 });
 
 /**
+ * Points the gradients of a 2-thread state of `n` parameters (the main thread's slice the first
+ * half, the worker's the second) where the main thread's first element is past the memory's end
+ * and traps, while the worker's half, its address wrapping around 2³², reads `value`s written
+ * into the memory's first (unused) page. Returns what puts them back.
+ */
+function trapMainThread(state: OptimizerState, n: number, value: number): () => void {
+  const grads = state.grads[""];
+  const memory = new Uint32Array(grads.buffer);
+  const below = new Uint32Array(grads.buffer, 0, state.params[""].byteOffset / 4);
+  const at = below.lastIndexOf(grads.byteOffset); // the descriptor's word for the gradients
+  assert.ok(at > 0);
+  const low = new Float32Array(grads.buffer, 1024, n / 2);
+  assert.ok(low.every((v) => v === 0)); // (the kernel has no static data there)
+  low.fill(value);
+  memory[at] = 2 ** 32 - (n / 2) * 4 + 1024;
+  return () => {
+    memory[at] = grads.byteOffset;
+    low.fill(0);
+  };
+}
+
+/** The pending count of the control block of `state`'s shared memory (workers still in a job). */
+function pending(state: OptimizerState): number {
+  return Atomics.load(new Int32Array(state.params[""].buffer, 65536, 64), 16);
+}
+
+Deno.test("a step whose share on the main thread traps waits for the workers, and refuses the half-stepped state", async () => {
+  // The worker's half was stepped and the main thread's not, the step's error the bare trap:
+  // the state went on to the next step with its halves a step apart (the worker maybe still
+  // stepping as the caller read the state).
+  const n = 4096;
+  const state = await radam({ threads: 2, threadThreshold: 0, nonFinite: "propagate" }).init(
+    new Float32Array(n).fill(1),
+  );
+  try {
+    const restore = trapMainThread(state, n, 0.5);
+    assert.throws(() => step(state), (e: Error) => {
+      assert.equal(pending(state), 0);
+      assert.match(
+        e.message,
+        /^The main thread of this threaded optimizer state failed \(its own share of the step threw RuntimeError: .*\); the state may be half stepped/,
+      );
+      return true;
+    });
+    restore();
+    assert.equal(state.step, 0);
+    assert.notEqual(state.params[""][n - 1], 1); // (the worker's half was stepped)
+    assert.equal(state.params[""][0], 1);
+    assert.throws(() => step(state, new Float32Array(n)), /^Error: The main thread .* failed/);
+  } finally {
+    dispose(state);
+  }
+});
+
+/**
  * Hides `process.getBuiltinModule` (Deno has it, as Node 20.16+ has), as on a runtime that cannot
  * give `node:worker_threads`; returns what restores it.
  */
