@@ -92,11 +92,17 @@ export interface OptimizerState<T = Float32Array> {
   readonly step: number;
   /** Names of the tensors, in arena order (a frozen array: the order of the slots). */
   readonly names: readonly string[];
-  /** Parameter views, by name (live: each step updates them; write into them, not over them). */
+  /**
+   * Parameter views, by name (live: each step updates them; write into them, not over them). On
+   * WebGPU, GPU buffer ranges (`GpuTensor`) with no elements to index: `state.params.w[i]` is a
+   * TypeError saying to read them with `await readParams(state)`.
+   */
   readonly params: Readonly<Record<string, T>>;
   /**
    * Gradient slots, by name: write gradients into them for a zero-copy `step(state)`. (A slot
-   * cannot be replaced: `state.grads.w = g` is a TypeError saying how to give `g`.)
+   * cannot be replaced: `state.grads.w = g` is a TypeError saying how to give `g`.) On WebGPU,
+   * GPU buffer ranges: `state.grads.w[i] = …` is a TypeError saying to pass a Float32Array to
+   * `step(state, { w: g })` or to write into the slot's buffer.
    */
   readonly grads: Readonly<Record<string, T>>;
   /**

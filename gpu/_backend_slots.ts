@@ -9,6 +9,7 @@ import { gradSlots, paramViews } from "../base/_state_slots.ts";
 import { type ArenaLayout, GRADS, PARAMS } from "../base/arena.ts";
 import type { GpuTensor } from "./gpu_tensors.ts";
 import { type External, slotsOf } from "./section_io.ts";
+import { guardedSlot, type SlotRecord } from "./_slot_guard.ts";
 
 /** The params a caller owns (see `BackendSetup`, webgpu_backend.ts). */
 export interface CallerOwned {
@@ -55,10 +56,21 @@ export function backendSlots(
   }
   for (const [index, slot] of inPlace) params[layout.names[index]] = slot;
   return {
-    params: paramViews(params, "device"),
-    grads: gradSlots(slotsOf(layout, sections[GRADS]), "device"),
+    params: paramViews(guarded(params, "params"), "device"),
+    grads: gradSlots(guarded(slotsOf(layout, sections[GRADS]), "grads"), "device"),
     externals,
     inPlace,
     callerParams: [...externals.map((e) => e.index), ...inPlace.keys()],
   };
+}
+
+/** `slots` (of a state's `record`), each guarded against a use as a Float32Array. */
+function guarded(
+  slots: Readonly<Record<string, GpuTensor>>,
+  record: SlotRecord,
+): Record<string, GpuTensor> {
+  const names = Object.keys(slots);
+  const out: Record<string, GpuTensor> = {};
+  for (const name of names) out[name] = guardedSlot(slots[name], record, name, names.length);
+  return out;
 }

@@ -19,7 +19,10 @@ import {
 /**
  * A tensor of f32 elements in a GPU buffer: a `GPUBufferBinding` (bind it directly in a
  * compute pass) plus its element count. The slots of a WebGPU state (`state.params[name]`,
- * `state.grads[name]`) are of this type: ranges of the state's arena buffers.
+ * `state.grads[name]`) are of this type: ranges of the state's arena buffers. They hold no
+ * elements: a loop written for the CPU backends' views (`g[i] = …`, `state.params.w[i]`,
+ * `g.fill(0)`) throws a TypeError naming the slot; pass Float32Arrays to `step`
+ * (`step(state, { w: g })`) and read the values with `await readParams(state)`.
  *
  * @example Bind a state's gradient slot in your backward pass, then step without copying
  * ```ts
@@ -44,6 +47,30 @@ export interface GpuTensor {
   readonly size: number;
   /** Number of f32 elements. */
   readonly length: number;
+}
+
+/** Where a guarded slot holds the plain slot it shows (the library's own, frozen). */
+export const RAW_SLOT: unique symbol = Symbol("raw slot");
+
+/**
+ * The plain slot behind `value` where it is a guarded one (a state's `state.grads[name]`, see
+ * _slot_guard.ts, given back to `step`), else undefined: checked as it is, a guarded slot's
+ * `instanceof` walked the Proxy in its prototype chain, some 100 ns each, several times a tensor
+ * a step. One own property read, never the Proxy, for any value.
+ *
+ * @example
+ * ```ts
+ * import { unguarded } from "./gpu_tensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(unguarded(new Float32Array(2)), undefined);
+ * assert.equal(unguarded(undefined), undefined);
+ * ```
+ */
+export function unguarded(value: unknown): GpuTensor | undefined {
+  return typeof value === "object" && value !== null
+    ? (value as { [RAW_SLOT]?: GpuTensor })[RAW_SLOT]
+    : undefined;
 }
 
 /**
@@ -345,6 +372,7 @@ export function checkGpuGrads(
   out: unknown[],
   visit?: readonly number[],
 ): (Float32Array | GpuTensor)[] {
+  grads = unguarded(grads) ?? grads;
   const single = grads instanceof Float32Array || isGpuTensorInput(grads);
   if (single && names.length !== 1) {
     throw new TypeError(
@@ -366,9 +394,10 @@ export function checkGpuGrads(
     const name = names[i];
     // Own enumerable keys only, as the CPU backends take them (a missing "constructor" is
     // missing, not Object.prototype's function; a hidden property is not a gradient).
-    const value = Object.prototype.propertyIsEnumerable.call(record, name)
+    const given = Object.prototype.propertyIsEnumerable.call(record, name)
       ? record[name]
       : undefined;
+    const value = unguarded(given) ?? given; // (a state's own slot: its plain one)
     if (value === undefined) {
       const error = missingGradient(name, record, names);
       error.message += single ? "" : lengthHint(record);

@@ -51,7 +51,7 @@ import {
 } from "./compact_io.ts";
 import { GpuStepCounter, type ReadMark } from "./device_counter.ts";
 import { requireDeviceLost } from "./device_lost.ts";
-import { type CheckedGpuGrad, checkGpuGrads, type GpuTensor } from "./gpu_tensors.ts";
+import { type CheckedGpuGrad, checkGpuGrads, type GpuTensor, unguarded } from "./gpu_tensors.ts";
 import { GradLoads } from "./grad_loads.ts";
 import { NonFiniteOrder } from "./nonfinite_order.ts";
 import type { Pipelines } from "./pipelines.ts";
@@ -138,7 +138,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     const slots = backendSlots(layout, sections, options);
     this.params = slots.params;
     this.grads = slots.grads;
-    const gradSlots = layout.names.map((n) => this.grads[n]);
+    const gradSlots = layout.names.map((n) => unguarded(this.grads[n])!); // (the plain ones)
     this.#loads = new GradLoads(device, sections[GRADS], gradSlots, sections);
     this.#callerParams.push(...slots.callerParams);
     const { inPlace } = slots;

@@ -2,7 +2,8 @@
  * The first-use features on tfjs's webgpu backend (Mesa's llvmpipe in CI): `backend` known
  * before the first step, skipped steps counted and logged under model.fit (the device decides,
  * the callback waits for its report), the config of an optimizer with groups written and loaded
- * there, and a schedule given again after loading.
+ * there, and a schedule given again after loading; the state's slots, GPU buffer ranges, refuse
+ * an element read with a TypeError saying so.
  *
  * Without a WebGPU adapter these tests fail, unless RADAM_NO_GPU=1 says the machine has none.
  */
@@ -42,6 +43,12 @@ Deno.test({
     wasm.applyGradients({ [v.name]: g });
     assert.equal(optimizer.state!.backend, "webgpu");
     assert.equal(wasm.state!.backend, "wasm");
+    // Its state's slots are GPU buffer ranges: indexing one says so, as the core state's does.
+    const slots = optimizer.state!.params as unknown as Record<string, number[]>;
+    assert.throws(
+      () => slots[w.name][0],
+      /^TypeError: Cannot use state\.params\["first_use_webgpu\/w"\]\[0\]: on the webgpu backend/,
+    );
     tf.dispose([w, v, g]);
     optimizer.dispose();
     wasm.dispose();

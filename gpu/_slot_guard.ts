@@ -1,0 +1,140 @@
+/**
+ * The slots a WebGPU state shows, `state.params[name]` and `state.grads[name]`: GPU buffer
+ * ranges, whose elements a loop written for the CPU backends reads or writes (`g[i] = …`,
+ * `state.params.w[i]`, `g.fill(0)`), once JavaScript's own `undefined` or "Cannot add property
+ * 0, object is not extensible"; here a TypeError naming the slot, the backend and what to do
+ * instead. Private to the library.
+ *
+ * @module
+ */
+import { literalKey, memberAccess } from "../base/_errors.ts";
+import { type GpuTensor, RAW_SLOT } from "./gpu_tensors.ts";
+
+/** Which record of a state a slot is in. */
+export type SlotRecord = "params" | "grads";
+
+/** Where a guarded slot holds the message of a use of its element or method `what`. */
+const MISUSE = Symbol("misuse");
+
+/** A Float32Array's methods that a CPU loop calls on a slot (README: Zero copy). */
+const ARRAY_METHODS = new Set(["set", "fill", "slice", "subarray", "at", "map", "forEach"]);
+
+/** Whether `key` names an element (`"0"`, `"12"`, `"-1"`), as a typed array's index would. */
+function isIndex(key: string | symbol): key is string {
+  return typeof key === "string" && /^(?:0|-?[1-9][0-9]*)$/.test(key);
+}
+
+/**
+ * The prototype of every guarded slot: `Object.prototype` behind a Proxy that only a name the
+ * slot lacks reaches (its own `buffer`, `offset`, `size` and `length` never do, so the library's
+ * reads of them cost what a plain record's do). An element read or written, or a Float32Array
+ * method read, throws the slot's TypeError; anything else is `Object.prototype`'s.
+ */
+const GUARD = new Proxy(Object.prototype, {
+  get(target, key, receiver) {
+    if (isIndex(key) || (typeof key === "string" && ARRAY_METHODS.has(key))) misuse(receiver, key);
+    return Reflect.get(target, key, receiver);
+  },
+  set(target, key, value, receiver) {
+    if (isIndex(key)) misuse(receiver, key);
+    return Reflect.set(target, key, value, receiver);
+  },
+  // (Where Object.prototype was frozen, as by a hardened runtime, a Proxy's must be its own.)
+  getPrototypeOf: (target) => Object.isExtensible(target) ? target : null,
+});
+
+/** Throws the TypeError of `receiver`'s (a guarded slot's) element or method `key`. */
+function misuse(receiver: unknown, key: string): void {
+  const message = (receiver as { [MISUSE]?: (what: string) => string })[MISUSE];
+  if (message !== undefined) throw new TypeError(message(key));
+}
+
+/**
+ * `slot` (the slot of tensor `name` of a WebGPU state's `record`) as a frozen record of its
+ * `buffer`, `offset`, `size` and `length` whose element reads and writes, and Float32Array
+ * method reads, throw a TypeError of {@linkcode slotMisuseMessage}. Its keys, JSON and
+ * inspection are those of the plain record.
+ *
+ * @example
+ * ```ts
+ * import { guardedSlot } from "./_slot_guard.ts";
+ * import { unguarded } from "./gpu_tensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const slot = { buffer: {} as GPUBuffer, offset: 0, size: 8, length: 2 };
+ * const g = guardedSlot(slot, "grads", "w", 1);
+ * assert.deepEqual(Object.keys(g), ["buffer", "offset", "size", "length"]);
+ * assert.equal(unguarded(g), slot);
+ * assert.throws(() => ((g as unknown as number[])[0] = 1), /^TypeError: Cannot use state\.grads\.w\[0\]/);
+ * ```
+ */
+export function guardedSlot(
+  slot: GpuTensor,
+  record: SlotRecord,
+  name: string,
+  count: number,
+): GpuTensor {
+  const out = Object.create(GUARD);
+  out.buffer = slot.buffer;
+  out.offset = slot.offset;
+  out.size = slot.size;
+  out.length = slot.length;
+  Object.defineProperty(out, RAW_SLOT, { value: slot });
+  Object.defineProperty(out, MISUSE, {
+    value: (what: string) => slotMisuseMessage(record, name, what, count),
+  });
+  Object.defineProperty(out, INSPECT, { value: inspectSlot });
+  return Object.freeze(out);
+}
+
+/** The method Node's `util.inspect`, and Deno's `console.log`, call. */
+const INSPECT = Symbol.for("nodejs.util.inspect.custom");
+
+/** A slot's inspection: that of the plain record of its binding and length. */
+function inspectSlot(
+  this: GpuTensor,
+  _depth: number,
+  options: unknown,
+  inspect?: (value: unknown, options: unknown) => string,
+): string {
+  const plain = { ...this };
+  return inspect ? inspect(plain, options) : `{ ${Object.keys(plain).join(", ")} }`;
+}
+
+/**
+ * The error of a use of a WebGPU state's slot `state[record][name]` as a Float32Array: its
+ * element `what` (or method) read or written; that it is a GPU buffer range, and how the values
+ * are read (`readParams`) or given (`step`'s Float32Arrays, or a write into its buffer). `count`
+ * is the state's number of tensors (a bare Float32Array's gradient is `g`).
+ *
+ * @example
+ * ```ts
+ * import { slotMisuseMessage } from "./_slot_guard.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(slotMisuseMessage("grads", "w", "0", 2), /^Cannot use state\.grads\.w\[0\]: /);
+ * assert.match(slotMisuseMessage("params", "w", "fill", 2), /readParams\(state\)/);
+ * ```
+ */
+export function slotMisuseMessage(
+  record: SlotRecord,
+  name: string,
+  what: string,
+  count: number,
+): string {
+  const slot = `state.${record}${memberAccess(name)}`;
+  const use = isIndex(what) ? `${slot}[${what}]` : `${slot}.${what}`;
+  const start = `Cannot use ${use}: on the webgpu backend ${slot} is a range of the state's GPU ` +
+    "buffer ({ buffer, offset, size, length }), not a Float32Array, and has no elements here; ";
+  if (record === "params") {
+    const read = `(await readParams(state))${memberAccess(name)}`;
+    return `${start}read the values as a copy, ${read}, and to go on from other values make a ` +
+      "state of them that takes this one's moments and step count, " +
+      "state = await opt.init(params, { from: state })";
+  }
+  const given = count === 1 && name === "" ? "g" : `{ ${literalKey(name)}: g }`;
+  return `${start}compute the gradient in a Float32Array g and pass it to step, ` +
+    `state = step(state, ${given}) (one writeBuffer), or write it into the slot's buffer, ` +
+    `a shader's output or device.queue.writeBuffer(${slot}.buffer, ${slot}.offset, g), ` +
+    "then state = step(state)";
+}
