@@ -135,10 +135,13 @@ const OTHER_NAMES: Readonly<Record<string, string>> = {
 /**
  * Cosine interpolation from `a` (at pct 0) to `b` (at pct 1), as fastai's `SchedCos`. The
  * difference is scaled by the half of `1 + cos`, in [0, 1], not by `1 + cos` first: that
- * product passed float64's largest for an `a` above half of it (Infinity at step 1).
+ * product passed float64's largest for an `a` above half of it (Infinity at step 1). The sum is
+ * held between `a` and `b`: `b + (a - b)` rounds up past `a` where `a - b` rounded up, which
+ * at float64's largest was Infinity.
  */
 function cosine(a: number, b: number, pct: number): number {
-  return b + (a - b) * ((1 + Math.cos(Math.PI * pct)) / 2);
+  const rate = b + (a - b) * ((1 + Math.cos(Math.PI * pct)) / 2);
+  return Math.min(Math.max(rate, Math.min(a, b)), Math.max(a, b));
 }
 
 /**

@@ -38,6 +38,9 @@ Deno.test("cosineDecay: every rate is finite and between lr and finalLr, finalLr
   // (The difference times 1 + cos, before the halving, passed float64's largest: Infinity.)
   assert.equal(cosineDecay(1e308, { decaySteps: 3 })(1), 1e308);
   assert.equal(cosineDecay(1e308, { decaySteps: 3 })(2), 5e307);
+  // (finalLr + (lr - finalLr) rounded up past lr, there float64's largest: Infinity.)
+  const max = Number.MAX_VALUE;
+  assert.equal(cosineDecay(max, { decaySteps: 2, finalLr: 3.872190390119212e307 })(1), max);
   fc.assert(
     fc.property(rate, rate, steps, fc.double({ min: 0, max: 1, noNaN: true }), (lr, fin, n, u) => {
       const s = cosineDecay(lr, { decaySteps: n, finalLr: fin });
