@@ -258,7 +258,7 @@ export class KeptStates {
       if (k.borrowed !== true) continue;
       const views = [...k.sections, ...(k.codes ?? []).flatMap((c) => c ? [c.codes] : [])];
       for (const v of views) {
-        if ((v?.buffer as ArrayBuffer | undefined)?.detached) checkAttached(v!.buffer);
+        if ((v?.buffer as { detached?: boolean } | undefined)?.detached) checkAttached(v!.buffer);
       }
     }
   }
