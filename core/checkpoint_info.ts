@@ -186,7 +186,9 @@ function stateTensorNames(
   return own;
 }
 
-/** A frozen record of frozen shapes (own properties: a variable saved beside may be `"__proto__"`). */
+/**
+ * A frozen record of frozen shapes (own properties: a variable saved beside may be `"__proto__"`).
+ */
 function frozenRecord(
   entries: readonly (readonly [string, readonly number[]])[],
 ): Readonly<Record<string, readonly number[]>> {
