@@ -124,9 +124,10 @@ export function faultError(why: string): Error {
  * What to throw after the main thread's share of a job threw `error` (a kernel trap, or the
  * stack overflowing as the kernel or the wait was called) while the workers were at theirs, or
  * the wait threw (a worker failed: `error` as is): first waits for them (`wait`), so that none is
- * still in the job as the error reaches the caller, who may read the state or step it again. A job that `writes` the arena (the step) is then half done: the
- * state is refused as after a worker's fault ({@linkcode failed}); a reduction's error is thrown
- * as is, unless the workers could not be waited for.
+ * still in the job as the error reaches the caller, who may read the state or step it again. A
+ * job that `writes` the arena (the step) is then half done: the state is refused as after a
+ * worker's fault ({@linkcode failed}); a reduction's error is thrown as is, unless the workers
+ * could not be waited for.
  */
 export function ownShareThrew(
   error: unknown,

@@ -191,8 +191,8 @@ Deno.test("data parallel on Deno KV: several processes with many contributions e
 Deno.test("data parallel on Deno KV: under a small maxChecks, a burst of one process's own contributions past what a commit checks is all applied within the default staleness", async () => {
   // The holder's fold checks maxFresh of its own (7 under 10 checks, 1 under 4): those its next
   // folds would not reach within the staleness bound (8 steps) are stored for them, which take
-  // them without a check each, up to maxFold; kept waiting instead, they would be refused. Under the
-  // runtime's 100 a fold takes maxFold (64) of them: none is stored, as before.
+  // them without a check each, up to maxFold; kept waiting instead, they would be refused. Under
+  // the runtime's 100 a fold takes maxFold (64) of them: none is stored, as before.
   const cases = [[limitedKv, 10], [limitedKv, 4], [(kv: Deno.Kv) => kv, undefined]] as const;
   for (const [view, maxChecks] of cases) {
     await withKv(async (kv) => {
