@@ -15,7 +15,7 @@ import { entryOf } from "./layout.ts";
 import { checkSameKinds, checkSomeTensorFits, inTfjsLayout } from "./matching.ts";
 import { extrasAtCall, type ExtrasRead } from "./checkpoint_extras.ts";
 import { checkedLoad } from "./loaded_state.ts";
-import { MISSING_SCHEDULE } from "./config.ts";
+import { MISSING_SCHEDULE } from "./options.ts";
 /**
  * Reads a library checkpoint's moments, slow weights and step counts into kept states, each in
  * the arena layout it was saved in (changing nothing), in the checkpoint's `tensor_order`.
