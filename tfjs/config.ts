@@ -20,7 +20,7 @@ import type { BackendChoice, StatesFormat } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
 import { CheckpointError } from "../base/safetensors.ts";
 import { originOf, remember } from "../core/origins.ts";
-import { holdingLearningRate } from "../core/options.ts";
+import { holdingLearningRate, READ_ONLY_SCHEDULE } from "../core/options.ts";
 import { baseName } from "./kept.ts";
 import { described } from "../base/_errors.ts";
 import {
@@ -147,9 +147,6 @@ function runnableThreads(threads: unknown): number {
   return typeof threads === "number" && threads > 1 && !threadsRunHere() ? 1 : threads as number;
 }
 
-/** The schedule the settings of a config saved with one are read with, before the stand-in. */
-const anySchedule = (_t: number): number => 0;
-
 /**
  * The settings and options of a config {@linkcode writeConfig} wrote (or 0.1.0's), as tfjs gives
  * it to `fromConfig` (with its own `customObjects` added). A config of something else is refused
@@ -186,7 +183,7 @@ export function readConfig(
       threads: runnableThreads(s.threads),
       threadThreshold: s.threadThreshold as number,
       states: (s.states ?? "32bit") as StatesFormat,
-      ...(s.lrSchedule === true ? { lr: anySchedule } : {}),
+      ...(s.lrSchedule === true ? { lr: READ_ONLY_SCHEDULE } : {}),
     });
     // (Held as the stand-in, which no option takes: read with a schedule, as loadState is.)
     if (s.lrSchedule === true) settings = holdingLearningRate(settings, MISSING_SCHEDULE);
