@@ -104,7 +104,7 @@ export type Release = (() => void) & { done: boolean; fault: string | undefined 
  * Why a state failed whose main thread's share of the step threw (the workers' shares done):
  * followed by the error.
  */
-export const MAIN_SHARE_THREW = "its own share of the step threw";
+const MAIN_SHARE_THREW = "its own share of the step threw";
 
 /**
  * The error of a state whose worker failed (its job threw, or it died), or whose main thread's
