@@ -28,9 +28,9 @@
  * way for kernels held transposed under `gc`, and with `threads`). On the tfjs `cpu` backend (and
  * any other but webgpu: on webgl too, the state in CPU memory) the update runs in this library's
  * wasm kernel: gradients read with `dataSync` (on webgl, a readback from the GPU each step), one
- * copy into the arena, parameters written back with `assign` (one copy). On
- * `webgpu` it runs on tfjs's own GPU device with no CPU readback per step (see the README's
- * "TensorFlow.js" section for the copies per backend).
+ * copy into the arena, parameters written back with `assign` (one copy). On `webgpu` it runs on
+ * tfjs's own GPU device with no CPU readback per step (see the README's "TensorFlow.js" section
+ * for the copies per backend).
  *
  * `mod.ts` does not import this module: users who do not use TensorFlow.js never load it.
  *

@@ -287,7 +287,9 @@ const READ_ONLY: Readonly<Record<string, string>> = {
     "loaded with it, await loadState(bytes, { threads: 4 })",
 };
 
-/** The properties of a state that are read-only, whose assignment says so (not `params`, `grads`). */
+/**
+ * The properties of a state that are read-only, whose assignment says so (not `params`, `grads`).
+ */
 export const READ_ONLY_STATE_KEYS: readonly string[] = Object.keys(READ_ONLY);
 
 /**

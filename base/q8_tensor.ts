@@ -124,7 +124,8 @@ export type CodesFault =
  * codes[280] = 3; // in the second block, whose scale is 0
  * assert.equal(codesFault(codes, scales)?.element, 280);
  * assert.deepEqual(codesFault(codes, new Float32Array([1, NaN])), { block: 1, scale: NaN });
- * assert.deepEqual(codesFault(new Int8Array(300), new Float32Array([-0, 0])), { block: 0, scale: -0 });
+ * const zeros = new Int8Array(300);
+ * assert.deepEqual(codesFault(zeros, new Float32Array([-0, 0])), { block: 0, scale: -0 });
  * ```
  */
 export function codesFault(codes: Codes, scales: Float32Array): CodesFault | undefined {

@@ -147,7 +147,9 @@ export function choiceOption(
   };
 }
 
-/** The learning rate, `lr`: a number ≥ 0 or a schedule; a checkpoint stores a schedule as null. */
+/**
+ * The learning rate, `lr`: a number ≥ 0 or a schedule; a checkpoint stores a schedule as null.
+ */
 export function lrOption(fallback: number): OptionSpec {
   return {
     key: "lr",

@@ -14,7 +14,7 @@ import { checkCodes, planLoad } from "./checkpoint.ts";
 import { configOf, parseCount, tensorOrder } from "./checkpoint_meta.ts";
 import { readTensors, stateTensors } from "./checkpoint_tensors.ts";
 import { EXTRA_SUFFIXES, isExtraTensor } from "./extra_tensors.ts";
-import { holdingLearningRate } from "./options.ts";
+import { holdingLearningRate, READ_ONLY_SCHEDULE } from "./options.ts";
 
 /**
  * What {@linkcode checkpointInfo} reads from a checkpoint's header: plain values, frozen.
@@ -135,7 +135,7 @@ export function checkpointInfo(bytes: Uint8Array): CheckpointInfo {
   const lrSchedule = Object.hasOwn(metadata, "lr_schedule") && metadata.lr_schedule === "true";
   // As loadState(bytes) reads it; with a schedule, as loadState(bytes, { lr }) does, then
   // holding the stand-in, which no option takes, for that lr.
-  const read = configOf(metadata, lrSchedule ? { lr: anySchedule } : {});
+  const read = configOf(metadata, lrSchedule ? { lr: READ_ONLY_SCHEDULE } : {});
   const settings = lrSchedule ? holdingLearningRate(read, UNSTORED_SCHEDULE) : read;
   const step = parseCount(metadata, "step");
   const skippedSteps = parseCount(metadata, "skipped_steps");
@@ -186,7 +186,9 @@ function stateTensorNames(
   return own;
 }
 
-/** A frozen record of frozen shapes (own properties: a variable saved beside may be `"__proto__"`). */
+/**
+ * A frozen record of frozen shapes (own properties: a variable saved beside may be `"__proto__"`).
+ */
 function frozenRecord(
   entries: readonly (readonly [string, readonly number[]])[],
 ): Readonly<Record<string, readonly number[]>> {
@@ -194,9 +196,6 @@ function frozenRecord(
     Object.fromEntries(entries.map(([name, shape]) => [name, Object.freeze([...shape])])),
   );
 }
-
-/** The schedule the settings of a file saved with one are read with, before the stand-in. */
-const anySchedule = (_t: number): number => 0;
 
 /**
  * The `lr` of the settings of a checkpoint saved with a schedule: functions cannot be stored, so

@@ -352,6 +352,13 @@ export function withLearningRate<H>(settings: Settings<H>, lr: LearningRate): Se
 }
 
 /**
+ * A schedule for reading what was saved with one that could not be stored (a checkpoint's
+ * settings, a TensorFlow.js config, a state loaded to be read, not stepped): the rate is never
+ * asked for; the settings then hold a stand-in ({@linkcode holdingLearningRate}).
+ */
+export const READ_ONLY_SCHEDULE = (_t: number): number => 0;
+
+/**
  * `settings` with `lr` in place of its own, unchecked: for a stand-in that settings may hold but
  * no option takes (`checkLearningRate` refuses it), `checkpointInfo`'s for a schedule that a
  * checkpoint could not store.

@@ -120,7 +120,9 @@ function checkF32Range(rule: Rule, out: StepScalars, t: number, g: number): void
   }
 }
 
-/** The least normal f32, 2⁻¹²⁶: a gradient scale below it would be rounded to a subnormal f32. */
+/**
+ * The least normal f32, 2⁻¹²⁶: a gradient scale below it would be rounded to a subnormal f32.
+ */
 const F32_MIN_NORMAL = 2 ** -126;
 
 /**

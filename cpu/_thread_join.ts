@@ -104,7 +104,7 @@ export type Release = (() => void) & { done: boolean; fault: string | undefined 
  * Why a state failed whose main thread's share of the step threw (the workers' shares done):
  * followed by the error.
  */
-export const MAIN_SHARE_THREW = "its own share of the step threw";
+const MAIN_SHARE_THREW = "its own share of the step threw";
 
 /**
  * The error of a state whose worker failed (its job threw, or it died), or whose main thread's
@@ -124,9 +124,10 @@ export function faultError(why: string): Error {
  * What to throw after the main thread's share of a job threw `error` (a kernel trap, or the
  * stack overflowing as the kernel or the wait was called) while the workers were at theirs, or
  * the wait threw (a worker failed: `error` as is): first waits for them (`wait`), so that none is
- * still in the job as the error reaches the caller, who may read the state or step it again. A job that `writes` the arena (the step) is then half done: the
- * state is refused as after a worker's fault ({@linkcode failed}); a reduction's error is thrown
- * as is, unless the workers could not be waited for.
+ * still in the job as the error reaches the caller, who may read the state or step it again. A
+ * job that `writes` the arena (the step) is then half done: the state is refused as after a
+ * worker's fault ({@linkcode failed}); a reduction's error is thrown as is, unless the workers
+ * could not be waited for.
  */
 export function ownShareThrew(
   error: unknown,

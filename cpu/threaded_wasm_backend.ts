@@ -32,9 +32,9 @@
  * half stepped, refuses every later one (as after a worker's error event, between steps).
  *
  * The main thread's own share of a job that throws (a trap, or the stack overflowing as the kernel
- * or the wait is called) waits for the workers' shares before its error is thrown: where the job was the
- * step, the state, half stepped, then refuses every later step as after a worker's fault; the
- * reductions change nothing, and their error is thrown as is (as one thread's would be).
+ * or the wait is called) waits for the workers' shares before its error is thrown: where the job
+ * was the step, the state, half stepped, then refuses every later step as after a worker's fault;
+ * the reductions change nothing, and their error is thrown as is (as one thread's would be).
  *
  * A worker that dies while it can still run code (its loop throws outside a kernel call; on
  * Node.js, its thread exits: `process.exit` in it) says so in the control block's died word,

@@ -65,7 +65,8 @@ function misuse(receiver: unknown, key: string): void {
  * const g = guardedSlot(slot, "grads", "w", 1);
  * assert.deepEqual(Object.keys(g), ["buffer", "offset", "size", "length"]);
  * assert.equal(unguarded(g), slot);
- * assert.throws(() => ((g as unknown as number[])[0] = 1), /^TypeError: Cannot use state\.grads\.w\[0\]/);
+ * const elements = g as unknown as number[];
+ * assert.throws(() => (elements[0] = 1), /^TypeError: Cannot use state\.grads\.w\[0\]/);
  * ```
  */
 export function guardedSlot(

@@ -217,12 +217,12 @@ export class ScalarRing {
   /**
    * Takes the entries of `other` (the ring of the state this one's replaces, counting from the
    * same base, of entries of the same layout) of the steps from `from` on that it holds (also
-   * those written ahead of a count since lowered by skips reported): their
-   * scalars are those the host computed for it, so a schedule is not asked again for them
-   * (uploaded by the next {@linkcode ScalarRing.upload}). Its entries hold a block per parameter
-   * group up to the last its state's tensors take: where that is before this one's (fewer
-   * blocks), only the learning rates they were computed from are taken (the scalars of every
-   * group are computed from them); where the layouts differ, nothing.
+   * those written ahead of a count since lowered by skips reported): their scalars are those the
+   * host computed for it, so a schedule is not asked again for them (uploaded by the next
+   * {@linkcode ScalarRing.upload}). Its entries hold a block per parameter group up to the last
+   * its state's tensors take: where that is before this one's (fewer blocks), only the learning
+   * rates they were computed from are taken (the scalars of every group are computed from them);
+   * where the layouts differ, nothing.
    */
   adopt(other: ScalarRing, from: number): void {
     if (other.#base !== this.#base || other.#layout !== this.#layout) return;

@@ -6,6 +6,7 @@
  * @module
  */
 import { checkMeta } from "../store/_checks.ts";
+import { journalEntries } from "../store/_contribution.ts";
 import { boundReason } from "../store/errors.ts";
 import { toParamsFirst } from "../store/layout.ts";
 import type { CommitResult, StepCommit } from "../store/training.ts";
@@ -53,12 +54,7 @@ function settle(ctx: Ctx, op: Deno.AtomicOperation, c: StepCommit, renewed: Leas
     if (ref) op.delete(ref.key);
   }
   if (c.applied.length > 0) {
-    // (−0 as 0, as submit keys it: a caller's own entries may hold it)
-    const entries = c.applied.map(({ id, base, samples }) => ({
-      id,
-      base: base === 0 ? 0 : base,
-      samples,
-    }));
+    const entries = journalEntries(c.applied);
     op.set(records.journalAt(c.seq), { step: c.step, seq: c.seq, entries }, { expireIn });
   }
 }

@@ -96,11 +96,10 @@ export interface KvCheckpointStoreOptions {
    * the store's `maxFresh` is `maxChecks - 3` (`dataParallel` folds no more of its process's own in
    * a step, and stores those of them that its steps would reach only past `staleness`, or all once
    * it hands the lease on, each a write of its gradient, for the next steps to take as stored ones
-   * with no check each: a burst of
-   * requests to one process is applied, not kept waiting until refused as stale), and a commit of
-   * more fresh ids is refused with a RangeError, on any database, before anything is written. The
-   * server's other limits (10 keys a read, 1000 entries a list, 1000 mutations and 800 KiB a write)
-   * are the runtime's, which the store keeps.
+   * with no check each: a burst of requests to one process is applied, not kept waiting until
+   * refused as stale), and a commit of more fresh ids is refused with a RangeError, on any
+   * database, before anything is written. The server's other limits (10 keys a read, 1000 entries
+   * a list, 1000 mutations and 800 KiB a write) are the runtime's, which the store keeps.
    */
   maxChecks?: number;
 }

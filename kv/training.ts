@@ -28,6 +28,7 @@ import { BUSY_TRIES, busyPause, isBusy, listAll, listPicked, unbusy } from "./re
 import { removeBlob } from "./sweep.ts";
 import { submissionId, submittedAt } from "./submission.ts";
 import { compareUtf8 } from "../base/_utf8.ts";
+import { keyedBase } from "../store/_contribution.ts";
 
 /** See `TrainingStore.request`. */
 export async function request(ctx: Ctx, id: string): Promise<RequestRecord | null> {
@@ -74,8 +75,7 @@ export async function submit(
   if (known !== null) return known;
   const blob = submissionId();
   const inline = gradient.length <= INLINE_BYTES;
-  // −0 as 0: a key of −0 is another key, listed before every base of 0.
-  const base = info.base === 0 ? 0 : info.base;
+  const base = keyedBase(info.base); // a key of −0 is another key, listed before every 0
   const value: PendingValue = {
     id: info.id,
     base,

@@ -68,8 +68,7 @@ export function checkOptimizerOption(optimizer: unknown): void {
  * What to add to an error about a value that should have been a `Float32Array`, as the
  * library's own errors add: for a Promise, to await it; for numbers in an `Array` (a gradient
  * decoded from JSON) or in a typed array of another type, how to convert them (a Node.js
- * `Buffer` of f32 bytes: how to take them). Empty for
- * anything else (a `Float32Array` too).
+ * `Buffer` of f32 bytes: how to take them). Empty for anything else (a `Float32Array` too).
  */
 export function float32Hint(value: unknown): string {
   if (isThenable(value)) return promiseHint(value);

@@ -1,13 +1,27 @@
 /**
- * A contribution as the data-parallel mode's submit takes it (private to store/): its id, base
- * step and sample count checked (each field read once, a field of another name refused), and the
- * local record of it that waits here for a fold.
+ * A contribution as the data-parallel mode's submit takes it (private to the library): its id,
+ * base step and sample count checked (each field read once, a field of another name refused), the
+ * local record of it that waits here for a fold, and its base as the stores key it.
  *
  * @module
  */
 import { checkRequestId, described } from "./_checks.ts";
 import type { Local } from "./_fold_state.ts";
 import type { Contribution, SubmitResult } from "./parallel.ts";
+import type { ContributionInfo } from "./training.ts";
+
+/**
+ * A base step as the stores key and journal it: −0 as 0 (a database key tells them apart: Deno
+ * KV orders −0 before every 0), anything else as it is.
+ */
+export function keyedBase(base: number): number {
+  return base === 0 ? 0 : base;
+}
+
+/** The journal's entries of a commit's applied contributions (a caller's own may hold −0). */
+export function journalEntries(applied: readonly ContributionInfo[]): ContributionInfo[] {
+  return applied.map(({ id, base, samples }) => ({ id, base: keyedBase(base), samples }));
+}
 
 /**
  * The error of a contribution's `base` or `samples`: a RangeError for a number out of range, a
@@ -51,8 +65,7 @@ export function checkInfo(c: Contribution): Local["info"] {
   if (!Number.isSafeInteger(samples) || samples < 1) {
     throw infoError("samples", "an integer ≥ 1", samples);
   }
-  // −0 as 0: a database key tells them apart (Deno KV orders −0 before every 0).
-  return { id, base: base + 0, samples };
+  return { id, base: keyedBase(base), samples };
 }
 
 /** A new local contribution, its promise not settled. */

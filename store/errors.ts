@@ -85,7 +85,7 @@ export class ContributionRefusedError extends Error {
  * one (Deno KV takes at most 64 KiB a value, and 800 KiB in the one atomic write that refuses up
  * to a whole fold); a longer one (of an error's message) is cut by {@linkcode boundReason}.
  */
-export const MAX_REASON_LENGTH = 512;
+const MAX_REASON_LENGTH = 512;
 
 /**
  * `reason` as a refusal keeps it: as it is, if at most {@linkcode MAX_REASON_LENGTH} units long;

@@ -20,6 +20,7 @@ import { ExpiryQueue } from "./_expiry.ts";
 import { LeaseSighting } from "./_lease.ts";
 import { sleep } from "./_time.ts";
 import { boundReason } from "./errors.ts";
+import { journalEntries, keyedBase } from "./_contribution.ts";
 import type {
   ContributionInfo,
   JournalRecord,
@@ -154,12 +155,7 @@ function applyCommit(m: Memory, c: StepCommit, rememberMs: number) {
     if (ref !== undefined) m.pending.delete((ref as Stored).n);
   }
   if (c.applied.length > 0) {
-    // (−0 as 0, as submit takes it: a caller's own entries may hold it)
-    const entries = c.applied.map(({ id, base, samples }) => ({
-      id,
-      base: base === 0 ? 0 : base,
-      samples,
-    }));
+    const entries = journalEntries(c.applied);
     m.journal.set(c.seq, { record: { step: c.step, seq: c.seq, entries }, until });
     m.journalDue.push(c.seq, until);
   }
@@ -231,8 +227,7 @@ function trainingMethods(
         const { id, base, samples } = info;
         remember(m, id, { state: "pending" }, Date.now() + rememberMs);
         const n = ++m.stored;
-        // (−0 as 0, as the Deno KV store keys it)
-        m.pending.set(n, { n, info: { id, base: base === 0 ? 0 : base, samples }, gradient: copy });
+        m.pending.set(n, { n, info: { id, base: keyedBase(base), samples }, gradient: copy });
         return null;
       });
     },

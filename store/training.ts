@@ -238,8 +238,8 @@ export interface TrainingStore<TArrayBuffer extends ArrayBufferLike = ArrayBuffe
    * bound): `dataParallel` takes at most this many of its own process's in a step (stored ones,
    * which need no such check, fill the rest of `maxFold`; its holder stores those of its own that
    * would else wait past `staleness`, and all of them when it hands the lease on, for the next
-   * steps to take so). A database that bounds the
-   * checks of one atomic write needs it (the self-hosted Deno KV server takes 10).
+   * steps to take so). A database that bounds the checks of one atomic write needs it (the
+   * self-hosted Deno KV server takes 10).
    */
   readonly maxFresh?: number;
   /**

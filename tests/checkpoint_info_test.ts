@@ -323,7 +323,9 @@ Deno.test("checkpointInfo: reads no values (a negative second moment is not seen
   }
 });
 
-/** Whether `message` is of what only a tensor's values show (which checkpointInfo does not read). */
+/**
+ * Whether `message` is of what only a tensor's values show (which checkpointInfo does not read).
+ */
 function aboutValues(message: string): boolean {
   return /^Tensor "[^"]*"\[\d+\] is /.test(message);
 }

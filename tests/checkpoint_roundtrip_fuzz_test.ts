@@ -34,7 +34,9 @@ import {
 import { optimizerOf, RULE_TABLE, type RuleCase } from "./rule_table.ts";
 import { prng, randomTensor, setting } from "./util.ts";
 
-/** `RADAM_ROUNDTRIP_RUNS` and `RADAM_ROUNDTRIP_SEED` (with `--allow-env`) run more cases, or others. */
+/**
+ * `RADAM_ROUNDTRIP_RUNS` and `RADAM_ROUNDTRIP_SEED` (with `--allow-env`) run more cases, or others.
+ */
 const RUNS = setting("RADAM_ROUNDTRIP_RUNS") ?? 60;
 const SEED = setting("RADAM_ROUNDTRIP_SEED") ?? 20261207;
 

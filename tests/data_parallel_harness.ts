@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { type Optimizer, type OptimizerState, readParams, saveState, step } from "../mod.ts";
 import {
+  ContributionRefusedError,
   dataParallel,
   type DataParallelTrainer,
   type JournalRecord,
@@ -38,6 +39,14 @@ export interface DataParallelCase {
   ): Record<string, Float32Array>;
   /** Request i through `trainer`: read the parameters, compute, submit. */
   request(trainer: DataParallelTrainer, i: number, samples?: number): Promise<SubmitResult>;
+  /**
+   * `each` requests through each of `trainers` at once (trainer p's ids from 1 + p * each), then
+   * each trainer closed: the answers, and the ids refused (as too stale).
+   */
+  burst(
+    trainers: readonly DataParallelTrainer[],
+    each: number,
+  ): Promise<{ answers: Map<string, SubmitResult>; refused: string[] }>;
   /** The parameters after each step of the journal replayed in one process (0: `init`'s). */
   paramsAfter(
     journal: readonly JournalRecord[],
@@ -70,6 +79,26 @@ export function dataParallelCase(n: number, optimizer: Optimizer): DataParallelC
       samples,
       gradient: gradientAt(i, params),
     });
+  }
+
+  async function burst(trainers: readonly DataParallelTrainer[], each: number) {
+    const answers = new Map<string, SubmitResult>();
+    const refused: string[] = [];
+    await Promise.all(
+      trainers.flatMap((trainer, p) =>
+        Array.from({ length: each }, async (_, i) => {
+          const id = 1 + p * each + i;
+          try {
+            answers.set(`r${id}`, await request(trainer, id));
+          } catch (error) {
+            if (!(error instanceof ContributionRefusedError)) throw error;
+            refused.push(`r${id}`);
+          }
+        })
+      ),
+    );
+    for (const trainer of trainers) await trainer.close();
+    return { answers, refused };
   }
 
   /**
@@ -165,5 +194,5 @@ export function dataParallelCase(n: number, optimizer: Optimizer): DataParallelC
     return paramsAt;
   }
 
-  return { init, gradientAt, request, paramsAfter, checkStore, crashAtAnyWrite };
+  return { init, gradientAt, request, burst, paramsAfter, checkStore, crashAtAnyWrite };
 }

@@ -5,11 +5,9 @@
 import assert from "node:assert/strict";
 import { radam } from "../mod.ts";
 import {
-  ContributionRefusedError,
   dataParallel,
   kvCheckpointStore,
   memoryCheckpointStore,
-  type SubmitResult,
   type TrainingStore,
 } from "../kv.ts";
 import { withKv } from "./kv_fakes.ts";
@@ -17,7 +15,7 @@ import { dataParallelCase } from "./data_parallel_harness.ts";
 
 const N = 4;
 const optimizer = radam({ lr: 0.05 });
-const { init, gradientAt, checkStore, request } = dataParallelCase(N, optimizer);
+const { init, gradientAt, checkStore, request, burst } = dataParallelCase(N, optimizer);
 
 /** Stores of both kinds, fresh, for `fn`. */
 async function onEachStore(fn: (store: TrainingStore) => Promise<void>) {
@@ -69,20 +67,7 @@ Deno.test("data parallel: bursts of several processes past what a fold takes of 
   const options = { optimizer, init, pollMs: 2, leaseMs: 2000, staleness: 4, maxFold: 256 };
   const trainers = Array.from({ length: 3 }, () => dataParallel(store, options));
   await request(trainers[0], 0); // the first checkpoint
-  const refused: string[] = [];
-  const answers = new Map<string, SubmitResult>();
-  await Promise.all(trainers.flatMap((trainer, p) =>
-    Array.from({ length: 200 }, async (_, i) => {
-      const id = 1 + p * 200 + i;
-      try {
-        answers.set(`r${id}`, await request(trainer, id));
-      } catch (error) {
-        if (!(error instanceof ContributionRefusedError)) throw error;
-        refused.push(`r${id}`);
-      }
-    })
-  ));
-  for (const trainer of trainers) await trainer.close();
+  const { answers, refused } = await burst(trainers, 200);
   assert.equal(refused.length, 0, `${refused.length} refused`);
   assert.equal(answers.size, 600);
   const journal = await checkStore(store, answers);

@@ -7,12 +7,10 @@
 import assert from "node:assert/strict";
 import { radam, saveState, sgd, step } from "../mod.ts";
 import {
-  ContributionRefusedError,
   dataParallel,
   type DataParallelOptions,
   kvCheckpointStore,
   type StepCommit,
-  type SubmitResult,
   type TrainingStore,
   verifyTrainingStore,
 } from "../kv.ts";
@@ -21,7 +19,7 @@ import { limitedKv, PREFIX, randomBytes, withKv } from "./kv_fakes.ts";
 
 const N = 6;
 const optimizer = radam({ lr: 0.05 });
-const { init, request, checkStore } = dataParallelCase(N, optimizer);
+const { init, request, checkStore, burst } = dataParallelCase(N, optimizer);
 
 Deno.test("kv store: option maxChecks is an integer from 4 to 100; anything else is refused naming it", async () => {
   await withKv((kv) => {
@@ -160,20 +158,7 @@ async function run(
     () => dataParallel(counted(kvCheckpointStore(view(kv), ["dp"], { maxChecks })), options),
   );
   await request(trainers[0], 0); // the first checkpoint
-  const answers = new Map<string, SubmitResult>();
-  const refused: string[] = [];
-  await Promise.all(trainers.flatMap((trainer, p) =>
-    Array.from({ length: each }, async (_, i) => {
-      const id = 1 + p * each + i;
-      try {
-        answers.set(`r${id}`, await request(trainer, id));
-      } catch (error) {
-        if (!(error instanceof ContributionRefusedError)) throw error;
-        refused.push(`r${id}`);
-      }
-    })
-  ));
-  for (const trainer of trainers) await trainer.close();
+  const { answers, refused } = await burst(trainers, each);
   return { answers, refused, stored };
 }
 
@@ -206,8 +191,8 @@ Deno.test("data parallel on Deno KV: several processes with many contributions e
 Deno.test("data parallel on Deno KV: under a small maxChecks, a burst of one process's own contributions past what a commit checks is all applied within the default staleness", async () => {
   // The holder's fold checks maxFresh of its own (7 under 10 checks, 1 under 4): those its next
   // folds would not reach within the staleness bound (8 steps) are stored for them, which take
-  // them without a check each, up to maxFold; kept waiting instead, they would be refused. Under the
-  // runtime's 100 a fold takes maxFold (64) of them: none is stored, as before.
+  // them without a check each, up to maxFold; kept waiting instead, they would be refused. Under
+  // the runtime's 100 a fold takes maxFold (64) of them: none is stored, as before.
   const cases = [[limitedKv, 10], [limitedKv, 4], [(kv: Deno.Kv) => kv, undefined]] as const;
   for (const [view, maxChecks] of cases) {
     await withKv(async (kv) => {

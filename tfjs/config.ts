@@ -20,11 +20,15 @@ import type { BackendChoice, StatesFormat } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
 import { CheckpointError } from "../base/safetensors.ts";
 import { originOf, remember } from "../core/origins.ts";
-import { holdingLearningRate } from "../core/options.ts";
-import { scheduleStandIn } from "../base/_call_hints.ts";
+import { holdingLearningRate, READ_ONLY_SCHEDULE } from "../core/options.ts";
 import { baseName } from "./kept.ts";
 import { described } from "../base/_errors.ts";
-import { type AdapterOptions, adapterOptions, type TfOptimizerOptions } from "./options.ts";
+import {
+  type AdapterOptions,
+  adapterOptions,
+  MISSING_SCHEDULE,
+  type TfOptimizerOptions,
+} from "./options.ts";
 import { decodeUtf8 } from "../base/_utf8.ts";
 import { decodeBase64 as base64Bytes } from "../base/_base64.ts";
 import { threadsRunHere } from "../cpu/threaded_wasm_backend.ts";
@@ -143,35 +147,6 @@ function runnableThreads(threads: unknown): number {
   return typeof threads === "number" && threads > 1 && !threadsRunHere() ? 1 : threads as number;
 }
 
-/** The schedule the settings of a config saved with one are read with, before the stand-in. */
-const anySchedule = (_t: number): number => 0;
-
-/**
- * A lr schedule that was not stored, held by an optimizer restored from a config saved with one:
- * refuses to run until one is given again; given as a schedule (`setLearningRate`, an
- * optimizer's `lr`, `loadState`'s, a part of `chain()`), it is refused at once.
- *
- * @example
- * ```ts
- * import { MISSING_SCHEDULE } from "./config.ts";
- * import { adam } from "@optim/radam";
- * import assert from "node:assert/strict";
- *
- * assert.throws(() => MISSING_SCHEDULE(1), /optimizer\.setLearningRate\(schedule\)/);
- * assert.throws(() => adam({ lr: MISSING_SCHEDULE }), /got the stand-in that a TensorFlow\.js/);
- * ```
- */
-export const MISSING_SCHEDULE: (t: number) => number = scheduleStandIn(
-  Object.freeze(function missingSchedule(_t: number): number {
-    throw new TypeError(
-      "This optimizer was restored from a config saved with a learning-rate schedule, which " +
-        "cannot be stored; give it again with optimizer.setLearningRate(schedule) before training",
-    );
-  }),
-  "the stand-in that a TensorFlow.js optimizer restored from a config saved with a schedule " +
-    "holds for it (its learningRate)",
-);
-
 /**
  * The settings and options of a config {@linkcode writeConfig} wrote (or 0.1.0's), as tfjs gives
  * it to `fromConfig` (with its own `customObjects` added). A config of something else is refused
@@ -208,7 +183,7 @@ export function readConfig(
       threads: runnableThreads(s.threads),
       threadThreshold: s.threadThreshold as number,
       states: (s.states ?? "32bit") as StatesFormat,
-      ...(s.lrSchedule === true ? { lr: anySchedule } : {}),
+      ...(s.lrSchedule === true ? { lr: READ_ONLY_SCHEDULE } : {}),
     });
     // (Held as the stand-in, which no option takes: read with a schedule, as loadState is.)
     if (s.lrSchedule === true) settings = holdingLearningRate(settings, MISSING_SCHEDULE);

@@ -15,7 +15,8 @@ import { entryOf } from "./layout.ts";
 import { checkSameKinds, checkSomeTensorFits, inTfjsLayout } from "./matching.ts";
 import { extrasAtCall, type ExtrasRead } from "./checkpoint_extras.ts";
 import { checkedLoad } from "./loaded_state.ts";
-import { MISSING_SCHEDULE } from "./config.ts";
+import { MISSING_SCHEDULE } from "./options.ts";
+import { READ_ONLY_SCHEDULE } from "../core/options.ts";
 /**
  * Reads a library checkpoint's moments, slow weights and step counts into kept states, each in
  * the arena layout it was saved in (changing nothing), in the checkpoint's `tensor_order`.
@@ -51,7 +52,7 @@ export async function keptFromCheckpoint(
   const lr = config.hyperparameters.lr as LearningRate;
   const state = await loadState(bytes, {
     backend: "js",
-    lr: lr === MISSING_SCHEDULE ? () => 0 : lr,
+    lr: lr === MISSING_SCHEDULE ? READ_ONLY_SCHEDULE : lr,
   });
   let read = false;
   try {

@@ -9,6 +9,7 @@ import {
   factoryHint,
   heldStandInHint,
   optimizerNameHint,
+  scheduleStandIn,
   swappedOptimizerHint,
 } from "../base/_call_hints.ts";
 import { checkKeys } from "../base/schema.ts";
@@ -136,6 +137,33 @@ export interface SettingsHolder {
 }
 
 /**
+ * A lr schedule that was not stored, held by an optimizer restored from a config saved with one:
+ * refuses to run until one is given again; given as a schedule (`setLearningRate`, an
+ * optimizer's `lr`, `loadState`'s, a part of `chain()`), it is refused at once. The adapter's
+ * constructor takes settings that hold it (`fromConfig`'s): the optimizer then says to set it.
+ *
+ * @example
+ * ```ts
+ * import { MISSING_SCHEDULE } from "./options.ts";
+ * import { adam } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * assert.throws(() => MISSING_SCHEDULE(1), /optimizer\.setLearningRate\(schedule\)/);
+ * assert.throws(() => adam({ lr: MISSING_SCHEDULE }), /got the stand-in that a TensorFlow\.js/);
+ * ```
+ */
+export const MISSING_SCHEDULE: (t: number) => number = scheduleStandIn(
+  Object.freeze(function missingSchedule(_t: number): number {
+    throw new TypeError(
+      "This optimizer was restored from a config saved with a learning-rate schedule, which " +
+        "cannot be stored; give it again with optimizer.setLearningRate(schedule) before training",
+    );
+  }),
+  "the stand-in that a TensorFlow.js optimizer restored from a config saved with a schedule " +
+    "holds for it (its learningRate)",
+);
+
+/**
  * Checks the arguments of the constructor (settings whose lr is a stand-in for a schedule that
  * was not stored, `checkpointInfo`'s, refused: it would throw at the first step); returns the
  * options with their defaults.
@@ -162,8 +190,11 @@ export function checkArguments(
         "skippedSteps) would not reach",
     );
   }
-  // (checkpointInfo's settings of a file saved with a schedule: refused here, not at a step.)
-  const standIn = heldStandInHint(optimizer.settings);
+  // (checkpointInfo's settings of a file saved with a schedule: refused here, not at a step;
+  // the adapter's own stand-in, of settings restored from its config, is held, and says so.)
+  const held = optimizer.settings as { hyperparameters?: { lr?: unknown } } | null;
+  const restored = held?.hyperparameters?.lr === MISSING_SCHEDULE;
+  const standIn = restored ? "" : heldStandInHint(optimizer.settings);
   if (standIn !== "") throw new TypeError(`tfOptimizer() was given settings ${standIn}`);
   const { name } = optimizer.settings as { name?: unknown };
   checkKeys(
