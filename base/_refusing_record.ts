@@ -46,7 +46,7 @@ export function refusingAssignment<T>(
   Object.defineProperty(record, VIEWS, { value: names.map((name) => views[name]) });
   Object.defineProperty(record, REFUSAL, { value: (k: number) => message(names[k]) });
   Object.defineProperty(record, ADDED, { value: unknown });
-  Object.defineProperty(record, INSPECT, { value: inspectRecord });
+  inspectedAsPlain(record);
   names.forEach((name, k) => Object.defineProperty(record, name, accessorsAt(k)));
   return Object.freeze(record) as unknown as Readonly<Record<string, T>>;
 }
@@ -103,8 +103,17 @@ function accessorsAt(k: number): PropertyDescriptor {
   return ACCESSORS[k];
 }
 
-/** A record's inspection: that of a plain record of its views. */
-function inspectRecord(
+/**
+ * Makes Node's `util.inspect` and Deno's `console.log` show `value` as a plain record of its own
+ * enumerable entries (a refusing record's views, a guarded WebGPU slot's binding), not through
+ * the Proxy in its prototype chain.
+ */
+export function inspectedAsPlain(value: object): void {
+  Object.defineProperty(value, INSPECT, { value: inspectPlain });
+}
+
+/** An object's inspection: that of a plain record of its own enumerable entries. */
+function inspectPlain(
   this: Record<string, unknown>,
   _depth: number,
   options: unknown,

@@ -8,6 +8,7 @@
  * @module
  */
 import { literalKey, memberAccess } from "../base/_errors.ts";
+import { inspectedAsPlain } from "../base/_refusing_record.ts";
 import { type GpuTensor, RAW_SLOT } from "./gpu_tensors.ts";
 
 /** Which record of a state a slot is in. */
@@ -84,22 +85,8 @@ export function guardedSlot(
   Object.defineProperty(out, MISUSE, {
     value: (what: string) => slotMisuseMessage(record, name, what, count),
   });
-  Object.defineProperty(out, INSPECT, { value: inspectSlot });
+  inspectedAsPlain(out);
   return Object.freeze(out);
-}
-
-/** The method Node's `util.inspect`, and Deno's `console.log`, call. */
-const INSPECT = Symbol.for("nodejs.util.inspect.custom");
-
-/** A slot's inspection: that of the plain record of its binding and length. */
-function inspectSlot(
-  this: GpuTensor,
-  _depth: number,
-  options: unknown,
-  inspect?: (value: unknown, options: unknown) => string,
-): string {
-  const plain = { ...this };
-  return inspect ? inspect(plain, options) : `{ ${Object.keys(plain).join(", ")} }`;
 }
 
 /**
