@@ -11,6 +11,7 @@ import {
   type DataParallelOptions,
   kvCheckpointStore,
   type StepCommit,
+  type SubmitResult,
   type TrainingStore,
   verifyTrainingStore,
 } from "../kv.ts";
@@ -162,15 +163,27 @@ async function run(
   return { answers, refused, stored };
 }
 
+/**
+ * Asserts that all `n` contributions of a run on `kv` were applied, each once in the journal
+ * (besides the first checkpoint's request), `what` naming the run.
+ */
+async function appliedOnce(kv: Deno.Kv, answers: Map<string, SubmitResult>, n: number, what = "") {
+  assert.equal(answers.size, n, what);
+  for (const [id, a] of answers) assert.equal(a.status, "applied", `${what} ${id}`);
+  const journal = await checkStore(kvCheckpointStore(kv, ["dp"]), answers);
+  assert.equal(
+    journal.flatMap((r) => r.entries).length,
+    n + 1,
+    `${what}: each once, the first too`,
+  );
+}
+
 Deno.test("data parallel on Deno KV: several processes with many contributions each, under the self-hosted server's 10 checks, train as on the runtime's 100", async () => {
   for (const [view, maxChecks] of [[(kv: Deno.Kv) => kv, undefined], [limitedKv, 10]] as const) {
     await withKv(async (kv) => {
       const { answers, refused } = await run(kv, view, maxChecks, 3, 24);
       assert.deepEqual(refused, []);
-      assert.equal(answers.size, 72);
-      for (const [id, a] of answers) assert.equal(a.status, "applied", id);
-      const journal = await checkStore(kvCheckpointStore(kv, ["dp"]), answers);
-      assert.equal(journal.flatMap((r) => r.entries).length, 73, "each once, the first too");
+      await appliedOnce(kv, answers, 72);
     });
   }
   // Without the option, a holder's fold of more than 7 of its own is refused at every commit.
@@ -200,10 +213,7 @@ Deno.test("data parallel on Deno KV: under a small maxChecks, a burst of one pro
       assert.equal(refused.length, 0, `maxChecks ${maxChecks}: ${refused.length} refused`);
       if (maxChecks === undefined) assert.equal(stored, 0, "no gradient written");
       else assert.ok(stored > 0, `maxChecks ${maxChecks}: the surplus stored`);
-      assert.equal(answers.size, 150);
-      for (const [id, a] of answers) assert.equal(a.status, "applied", id);
-      const journal = await checkStore(kvCheckpointStore(kv, ["dp"]), answers);
-      assert.equal(journal.flatMap((r) => r.entries).length, 151, "each once, the first too");
+      await appliedOnce(kv, answers, 150);
     });
   }
 });
@@ -219,10 +229,7 @@ Deno.test("data parallel on Deno KV: under a small maxChecks, a burst of the hol
         assert.deepEqual(refused, []);
         const rule = "handoffMs" in more ? "handoffMs: Infinity" : "default";
         assert.equal(stored, 0, `maxChecks ${maxChecks}, ${rule}: none stored`);
-        assert.equal(answers.size, 40);
-        for (const [id, a] of answers) assert.equal(a.status, "applied", id);
-        const journal = await checkStore(kvCheckpointStore(kv, ["dp"]), answers);
-        assert.equal(journal.flatMap((r) => r.entries).length, 41, "each once, the first too");
+        await appliedOnce(kv, answers, 40);
       });
     }
   }
@@ -239,10 +246,7 @@ Deno.test("data parallel on Deno KV: under a small maxChecks, bursts of several 
         const { answers, refused } = await run(kv, limitedKv, maxChecks, 3, 30, 8, more);
         const rule = "handoffMs" in more ? "handoffMs: Infinity" : "default";
         assert.deepEqual(refused, [], `maxChecks ${maxChecks}, ${rule}`);
-        assert.equal(answers.size, 90);
-        for (const [id, a] of answers) assert.equal(a.status, "applied", id);
-        const journal = await checkStore(kvCheckpointStore(kv, ["dp"]), answers);
-        assert.equal(journal.flatMap((r) => r.entries).length, 91, "each once, the first too");
+        await appliedOnce(kv, answers, 90);
       });
     }
   }

@@ -16,6 +16,26 @@ const sanitize = await webgpuTestOptions();
 const name = uniqueNames("skip_limit");
 const LIMIT = /cannot skip another step: it has skipped 2⁵³ − 1/;
 
+/** A TensorFlow.js Adam that skips non-finite steps, its warning off. */
+const make = () => tfOptimizer(adam({ lr: 1e-2, nonFinite: "skip" }), { warnOnSkip: false });
+
+/**
+ * An optimizer resumed, after one step of `w` by `good`, from that state's checkpoint edited to
+ * say it has skipped `skipped` steps.
+ */
+async function resumedAt(w: tf.Variable, good: tf.Tensor, skipped: number) {
+  const first = make();
+  first.applyGradients({ [w.name]: good });
+  const bytes = edit(
+    await saveState(first.state!),
+    (h) => (h.__metadata__.skipped_steps = String(skipped)),
+  );
+  first.dispose();
+  const optimizer = make();
+  await optimizer.loadState(bytes);
+  return optimizer;
+}
+
 for (const backend of ["cpu", "webgpu"]) {
   Deno.test({
     name: `tfjs ${backend}: a state resumed at 2^53 − 1 skipped steps refuses the next skip`,
@@ -24,16 +44,7 @@ for (const backend of ["cpu", "webgpu"]) {
       await useBackend(backend);
       const w = tf.variable(tf.tensor1d([1, -2, 3]), true, name("w"));
       const [bad, good] = [tf.tensor1d([1, NaN, 1]), tf.ones([3])];
-      const make = () => tfOptimizer(adam({ lr: 1e-2, nonFinite: "skip" }), { warnOnSkip: false });
-      const first = make();
-      first.applyGradients({ [w.name]: good });
-      const bytes = edit(
-        await saveState(first.state!),
-        (h) => (h.__metadata__.skipped_steps = String(2 ** 53 - 2)),
-      );
-      first.dispose();
-      const optimizer = make();
-      await optimizer.loadState(bytes);
+      const optimizer = await resumedAt(w, good, 2 ** 53 - 2);
       optimizer.applyGradients({ [w.name]: bad }); // the last one a count holds
       const values = await w.data();
       const refused = (e: unknown) => e instanceof RangeError && LIMIT.test(e.message);
@@ -70,16 +81,7 @@ Deno.test({
       tf.variable(tf.ones([2]), true, name("b")),
     ];
     const [bad, good, gb] = [tf.tensor1d([1, NaN, 1]), tf.ones([3]), tf.ones([2])];
-    const make = () => tfOptimizer(adam({ lr: 1e-2, nonFinite: "skip" }), { warnOnSkip: false });
-    const first = make();
-    first.applyGradients({ [w.name]: good });
-    const bytes = edit(
-      await saveState(first.state!),
-      (h) => (h.__metadata__.skipped_steps = String(2 ** 53 - 3)),
-    );
-    first.dispose();
-    const optimizer = make();
-    await optimizer.loadState(bytes);
+    const optimizer = await resumedAt(w, good, 2 ** 53 - 3);
     optimizer.applyGradients({ [w.name]: bad }); // (2⁵³ − 2, on the GPU)
     optimizer.applyGradients({ [w.name]: bad, [b.name]: gb }); // a change: the last one held
     optimizer.applyGradients({ [w.name]: bad, [b.name]: gb });
