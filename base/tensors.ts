@@ -347,8 +347,22 @@ function bareGradientError(names: readonly string[]): TypeError {
   );
 }
 
-/** The error for a gradient in `record` under a key that is none of the state's `names`. */
-function unexpectedGradient(record: Record<string, unknown>, names: readonly string[]): TypeError {
+/**
+ * The error for a gradient in `record` under a key that is none of the state's `names`.
+ *
+ * @example
+ * ```ts
+ * import { unexpectedGradient } from "./tensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const error = unexpectedGradient({ w: new Float32Array(1), b: new Float32Array(1) }, ["w"]);
+ * assert.match(error.message, /^Unexpected gradient "b": the state holds no parameter/);
+ * ```
+ */
+export function unexpectedGradient(
+  record: Record<string, unknown>,
+  names: readonly string[],
+): TypeError {
   const extra = Object.keys(record).filter((k) => !names.includes(k));
   return new TypeError(
     `Unexpected gradient ${

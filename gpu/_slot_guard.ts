@@ -17,8 +17,20 @@ export type SlotRecord = "params" | "grads";
 /** Where a guarded slot holds the message of a use of its element or method `what`. */
 const MISUSE = Symbol("misuse");
 
-/** A Float32Array's methods that a CPU loop calls on a slot (README: Zero copy). */
-const ARRAY_METHODS = new Set(["set", "fill", "slice", "subarray", "at", "map", "forEach"]);
+/**
+ * A Float32Array's methods and accessors that a loop written for the CPU calls on a slot
+ * (README: Zero copy), `g.fill(0)`, `g.reduce(…)`, `g.byteLength`: every one of the typed
+ * arrays' prototype that `Object.prototype` and a slot's own fields lack (so `toString`, and a
+ * slot's `buffer` and `length`, are left as they are).
+ */
+const ARRAY_METHODS = new Set(
+  Reflect.ownKeys(Object.getPrototypeOf(Float32Array.prototype)).filter((key) =>
+    typeof key === "string" && !(key in Object.prototype) && key !== "buffer" && key !== "length"
+  ),
+);
+
+/** What a misuse names for `Symbol.iterator`, read by `for...of`, spread and `Array.from`. */
+const ITERATION = "[Symbol.iterator]";
 
 /** Whether `key` names an element (`"0"`, `"12"`, `"-1"`), as a typed array's index would. */
 function isIndex(key: string | symbol): key is string {
@@ -28,12 +40,14 @@ function isIndex(key: string | symbol): key is string {
 /**
  * The prototype of every guarded slot: `Object.prototype` behind a Proxy that only a name the
  * slot lacks reaches (its own `buffer`, `offset`, `size` and `length` never do, so the library's
- * reads of them cost what a plain record's do). An element read or written, or a Float32Array
- * method read, throws the slot's TypeError; anything else is `Object.prototype`'s.
+ * reads of them cost what a plain record's do). An element read or written, a Float32Array
+ * method read, or an iteration (`for...of`, `[...slot]`, `Array.from(slot)`) throws the slot's
+ * TypeError; anything else is `Object.prototype`'s.
  */
 const GUARD = new Proxy(Object.prototype, {
   get(target, key, receiver) {
     if (isIndex(key) || (typeof key === "string" && ARRAY_METHODS.has(key))) misuse(receiver, key);
+    if (key === Symbol.iterator) misuse(receiver, ITERATION);
     return Reflect.get(target, key, receiver);
   },
   set(target, key, value, receiver) {
@@ -52,9 +66,9 @@ function misuse(receiver: unknown, key: string): void {
 
 /**
  * `slot` (the slot of tensor `name` of a WebGPU state's `record`) as a frozen record of its
- * `buffer`, `offset`, `size` and `length` whose element reads and writes, and Float32Array
- * method reads, throw a TypeError of {@linkcode slotMisuseMessage}. Its keys, JSON and
- * inspection are those of the plain record.
+ * `buffer`, `offset`, `size` and `length` whose element reads and writes, Float32Array method
+ * reads and iteration throw a TypeError of {@linkcode slotMisuseMessage}. Its keys, spread, JSON
+ * and inspection are those of the plain record, and its `length` the tensor's.
  *
  * @example
  * ```ts
@@ -68,6 +82,7 @@ function misuse(receiver: unknown, key: string): void {
  * assert.equal(unguarded(g), slot);
  * const elements = g as unknown as number[];
  * assert.throws(() => (elements[0] = 1), /^TypeError: Cannot use state\.grads\.w\[0\]/);
+ * assert.throws(() => [...elements], /^TypeError: Cannot iterate state\.grads\.w \(for\.\.\.of/);
  * ```
  */
 export function guardedSlot(
@@ -91,7 +106,7 @@ export function guardedSlot(
 
 /**
  * The error of a use of a WebGPU state's slot `state[record][name]` as a Float32Array: its
- * element `what` (or method) read or written; that it is a GPU buffer range, and how the values
+ * element `what` (or method, or `[Symbol.iterator]`) read or written; that it is a GPU buffer range, and how the values
  * are read (`readParams`) or given (`step`'s Float32Arrays, or a write into its buffer). `count`
  * is the state's number of tensors (a bare Float32Array's gradient is `g`).
  *
@@ -111,8 +126,12 @@ export function slotMisuseMessage(
   count: number,
 ): string {
   const slot = `state.${record}${memberAccess(name)}`;
-  const use = isIndex(what) ? `${slot}[${what}]` : `${slot}.${what}`;
-  const start = `Cannot use ${use}: on the webgpu backend ${slot} is a range of the state's GPU ` +
+  const use = isIndex(what)
+    ? `use ${slot}[${what}]`
+    : what === ITERATION
+    ? `iterate ${slot} (for...of, spread, Array.from)`
+    : `use ${slot}.${what}`;
+  const start = `Cannot ${use}: on the webgpu backend ${slot} is a range of the state's GPU ` +
     "buffer ({ buffer, offset, size, length }), not a Float32Array, and has no elements here; ";
   if (record === "params") {
     const read = `(await readParams(state))${memberAccess(name)}`;

@@ -43,7 +43,7 @@ export const CONTROL = {
   submitted: "u32",
   /** Steps taken since the start (init, loadState). */
   taken: "u32",
-  /** Steps skipped (a non-finite gradient under "skip"), mod 2³², unwrapped by the host. */
+  /** Steps skipped (a non-finite gradient under "skip"), mod 2³²: the count's low word. */
   skipped: "u32",
   /** One of {@linkcode HALT}. */
   halted: "u32",
@@ -56,11 +56,12 @@ export const CONTROL = {
   /** The power of two the gradients are first multiplied by where clipping (1, or 2⁻¹²⁶). */
   clip_pow2: "f32",
   /**
-   * 1 where the steps skipped are within 2³² of 2⁵³ − 1 (written by the host, which knows the
-   * count): `skipped` at 0xffffffff is then 2⁵³ − 1, and a step that would skip another is
-   * refused as under "throw" (a checkpoint could not hold the count), as on the CPU.
+   * The count of steps skipped's high word, ⌊skipped / 2³²⌋ (below 2²¹): with `skipped` the
+   * device knows the count exactly, so a step that would skip past 2⁵³ − 1 (high word 0x1fffff,
+   * low word 0xffffffff) is refused as under "throw" (a checkpoint could not hold the count),
+   * as on the CPU, however far below the limit the state started and with no readback.
    */
-  skip_cap: "u32",
+  skipped_hi: "u32",
 } as const satisfies Record<string, WordType>;
 
 /** The word of each field of the control buffer. */
@@ -87,7 +88,7 @@ fn decide() {
   control.step_t = 0u;
   if (control.halted != ${HALT.running}u) { return; }
   // (Under "skip", with 2⁵³ − 1 skipped already: refused as "throw" refuses it.)
-  let capped = control.skip_cap != 0u && control.skipped == 0xffffffffu;
+  let capped = control.skipped_hi == 0x1fffffu && control.skipped == 0xffffffffu;
   if (s.check != 0u && control.key != 0u && (s.halt_on_bad != 0u || capped)) {
     // Refused ("throw"): the norm stays the last step's taken or skipped, as on the CPU.
     control.halted = select(${HALT.skipLimit}u, ${HALT.nonFinite}u, s.halt_on_bad != 0u);
@@ -98,6 +99,7 @@ fn decide() {
   control.norm_bits = select(${NAN_BITS}u, bitcast<u32>(control.norm), s.norm_computed != 0u);
   if (s.check != 0u && control.key != 0u) {
     control.skipped = control.skipped + 1u;
+    if (control.skipped == 0u) { control.skipped_hi = control.skipped_hi + 1u; }
     return;
   }
   let t = control.taken + 1u;

@@ -23,14 +23,14 @@ export { HALT } from "./halt_error.ts";
 /** Steps from one counter readback started with a step to the next (else one a step, awaited). */
 const READBACK_EVERY = 8;
 
-/**
- * The control word `skip_cap` for a state that has skipped `skipped` steps: 1 where 2⁵³ − 1 is
- * less than 2³² away, so that the device's count mod 2³² at 0xffffffff is 2⁵³ − 1 (a state
- * further from it would skip 2³² steps before reaching it: more than a state counts from its
- * start).
- */
-function skipCap(skipped: number): number {
-  return Number.MAX_SAFE_INTEGER - skipped < 2 ** 32 ? 1 : 0;
+/** `count`'s words as the device keeps a count past 2³² (`[low, high]`: control.ts). */
+function wordsOf(count: number): [number, number] {
+  return [count % 2 ** 32, Math.floor(count / 2 ** 32)];
+}
+
+/** The count of the words `low` and `high` of `words` (see {@linkcode wordsOf}). */
+function countOf(words: Uint32Array, low: number, high: number): number {
+  return words[high] * 2 ** 32 + words[low];
 }
 
 /** The steps submitted before a read began (`GpuStepCounter.mark`), until it ends (`unmark`). */
@@ -183,8 +183,8 @@ export class GpuStepCounter implements DeviceCounter {
     this.ring.clear(steps);
     const words = new Uint32Array(CONTROL_BYTES / 4);
     words[CONTROL_WORD.norm_bits] = NAN_BITS; // no norm yet
-    [words[CONTROL_WORD.submitted], words[CONTROL_WORD.skipped]] = [submitted, skipped]; // mod 2³²
-    words[CONTROL_WORD.skip_cap] = skipCap(skipped);
+    words[CONTROL_WORD.submitted] = submitted; // (mod 2³²)
+    [words[CONTROL_WORD.skipped], words[CONTROL_WORD.skipped_hi]] = wordsOf(skipped);
     this.#device.queue.writeBuffer(this.control, 0, words);
   }
 
@@ -233,10 +233,10 @@ export class GpuStepCounter implements DeviceCounter {
     const words = new Uint32Array(CONTROL_BYTES / 4);
     words[CONTROL_WORD.norm_bits] = NAN_BITS;
     words[CONTROL_WORD.submitted] = since; // (mod 2³², as the device counts)
-    words[CONTROL_WORD.skip_cap] = skipCap(r.skipped); // (those not reported: none near 2³²)
     this.#device.queue.writeBuffer(this.control, 0, words);
     const encoder = this.#device.createCommandEncoder();
-    for (const word of [CONTROL_WORD.taken, CONTROL_WORD.skipped]) {
+    // (Both words of the count skipped: the device's skip limit holds for unreported skips too.)
+    for (const word of [CONTROL_WORD.taken, CONTROL_WORD.skipped, CONTROL_WORD.skipped_hi]) {
       encoder.copyBufferToBuffer(from.control, word * 4, this.control, word * 4, 4);
     }
     this.#device.queue.submit([encoder.finish()]);
@@ -359,13 +359,11 @@ export class GpuStepCounter implements DeviceCounter {
 
   /**
    * The step counts that `words`, a copy of the control buffer taken at a point of the queue,
-   * give, once every step submitted before that point is reported (`settle`): the steps taken
-   * then, and those skipped (fewer than 2³² of them since).
+   * give: the steps taken then, and those skipped.
    */
   countsAt(words: Uint32Array): { steps: number; skipped: number } {
-    const reported = this.#reported.skipped;
-    const since = ((reported - words[CONTROL_WORD.skipped]) % 2 ** 32 + 2 ** 32) % 2 ** 32;
-    return { steps: this.#baseTaken + words[CONTROL_WORD.taken], skipped: reported - since };
+    const skipped = countOf(words, CONTROL_WORD.skipped, CONTROL_WORD.skipped_hi);
+    return { steps: this.#baseTaken + words[CONTROL_WORD.taken], skipped };
   }
 
   async settle(): Promise<void> {
@@ -457,9 +455,7 @@ export class GpuStepCounter implements DeviceCounter {
     const unwrap = (word: number) => from - (from - words[word]) % 2 ** 32;
     r.submitted = unwrap(CONTROL_WORD.submitted);
     r.taken = this.#baseTaken + words[CONTROL_WORD.taken];
-    // Skipped steps are not bounded since the start, but fewer than 2³² are skipped between two
-    // readbacks: the count is the last one reported plus what the word moved by, mod 2³².
-    r.skipped += (words[CONTROL_WORD.skipped] - r.skipped % 2 ** 32 + 2 ** 32) % 2 ** 32;
+    r.skipped = countOf(words, CONTROL_WORD.skipped, CONTROL_WORD.skipped_hi);
     r.norm = new Float32Array(words.buffer, CONTROL_WORD.norm_bits * 4, 1)[0];
     // A halt not yet handed out, and not one that takeFault already lifted.
     const halted = words[CONTROL_WORD.halted];

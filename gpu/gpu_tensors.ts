@@ -14,6 +14,7 @@ import {
   missingGradient,
   type ShapedTensor,
   SINGLE_TENSOR_NAME,
+  unexpectedGradient,
 } from "../base/tensors.ts";
 
 /**
@@ -425,12 +426,8 @@ export function checkGpuGrads(
     }
     out[i] = checked;
   }
-  for (const key of Object.keys(record)) {
-    if (!names.includes(key)) {
-      throw new TypeError(
-        `Unexpected gradient ${JSON.stringify(key)}: the state holds no parameter of that name`,
-      );
-    }
-  }
+  // Every name is an own enumerable key: any more keys are ones of no tensor. (Not a search of
+  // the names for each key: a step of a model of 1000 tensors spent a millisecond there.)
+  if (Object.keys(record).length !== names.length) throw unexpectedGradient(record, names);
   return out as (Float32Array | GpuTensor)[];
 }

@@ -7,6 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { adam, dispose, loadState, readParams, saveState, step } from "../../mod.ts";
+import { restoreState } from "../../core/state.ts";
+import { planGpuArena } from "../../gpu/arena_plan.ts";
+import { CONTROL_WORD } from "../../gpu/control.ts";
+import { createWebGpuBackend } from "../../gpu/webgpu_create.ts";
+import { ADAM } from "../../rules/adam.ts";
 import { edit } from "../checkpoint_files.ts";
 import { device, ignore, noGpuErrors } from "./gpu_device.ts";
 
@@ -88,6 +93,71 @@ Deno.test({
       gpu = step(gpu, bad);
       await assert.rejects(readParams(gpu), plain);
       for (const s of [cpu, gpu]) dispose(s);
+    });
+  },
+});
+
+/** A WebGPU state of Adam under "skip" (and its backend) whose device starts at `skipped`. */
+async function startedAt(skipped: number) {
+  const opt = adam({ lr: 1e-2, backend: "webgpu" });
+  const backend = await createWebGpuBackend(device!, planGpuArena(["w"], [3]), ADAM, {
+    nonFinite: "skip",
+  });
+  backend.writeHostParams({ w: new Float32Array([1, -2, 3]) });
+  const state = restoreState<unknown>(opt.settings, backend);
+  backend.counter.start(0, skipped);
+  return { state, backend };
+}
+
+/** Sets the device's low word of the count skipped, as after that many skips more. */
+function skipsLater(backend: { counter: { control: GPUBuffer } }, low: number): void {
+  device!.queue.writeBuffer(backend.counter.control, CONTROL_WORD.skipped * 4, Uint32Array.of(low));
+}
+
+Deno.test({
+  name:
+    "webgpu: a state that started more than 2^32 skips below 2^53 − 1 refuses the skip past it (the device was told of the limit only within 2^32 of it, at the start)",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      const bad = { w: new Float32Array([1, NaN, 1]) };
+      const from = Number.MAX_SAFE_INTEGER - 2 ** 32 - 1;
+      let { state, backend } = await startedAt(from);
+      for (let i = 0; i < 2; i++) state = step(state, bad); // (the low word wraps to 0)
+      await readParams(state);
+      assert.equal(state.skippedSteps, from + 2);
+      skipsLater(backend, 0xfffffffd); // as after 2^32 − 3 skips more: 2^53 − 3
+      for (let i = 0; i < 2; i++) state = step(state, bad);
+      const params = (await readParams(state)).w;
+      assert.equal(state.skippedSteps, Number.MAX_SAFE_INTEGER);
+      state = step(state, bad);
+      await assert.rejects(readParams(state), LIMIT);
+      assert.equal(state.skippedSteps, Number.MAX_SAFE_INTEGER);
+      assert.deepEqual((await readParams(state)).w, params);
+      dispose(state);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a state that goes on with the count of one whose unreported skip crossed to within 2^32 of 2^53 − 1 refuses the skip past it",
+  ignore,
+  async fn() {
+    await noGpuErrors(async () => {
+      const bad = { w: new Float32Array([1, NaN, 1]) };
+      const before = await startedAt(Number.MAX_SAFE_INTEGER - 2 ** 32);
+      const after = await startedAt(0);
+      before.state = step(before.state, bad); // not reported yet
+      after.backend.counter.continueFrom(before.backend.counter);
+      skipsLater(after.backend, 0xfffffffe); // as after 2^32 − 2 skips more: 2^53 − 2
+      let state = step(after.state, bad);
+      await readParams(state);
+      assert.equal(state.skippedSteps, Number.MAX_SAFE_INTEGER);
+      state = step(state, bad);
+      await assert.rejects(readParams(state), LIMIT);
+      assert.equal(state.skippedSteps, Number.MAX_SAFE_INTEGER);
+      for (const s of [before.state, state]) dispose(s);
     });
   },
 });

@@ -85,6 +85,45 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "webgpu: a slot iterated (for...of, spread, Array.from, new Float32Array) or read by another Float32Array method or accessor is a TypeError saying what to do (it was 'is not iterable', 'is not a function', or undefined)",
+  ignore,
+  async fn() {
+    const state = await adam({ backend: "webgpu" }).init({ w: new Float32Array(3) }, { device });
+    try {
+      const g = state.grads.w as unknown as Float32Array;
+      const p = state.params.w as unknown as Float32Array;
+      const iterate = /Cannot iterate state\.grads\.w \(for\.\.\.of, spread, Array\.from\)/;
+      const uses: [() => unknown, RegExp][] = [
+        [() => {
+          for (const x of g) return x;
+        }, iterate],
+        [() => [...g], iterate],
+        [() => Array.from(g), iterate],
+        [() => new Float32Array(g), iterate],
+        [() => Math.max(...g), iterate],
+        [() => g.reduce((a, b) => a + b, 0), /state\.grads\.w\.reduce/],
+        [() => g.values(), /state\.grads\.w\.values/],
+        [() => g.includes(NaN), /state\.grads\.w\.includes/],
+        [() => g.byteLength, /state\.grads\.w\.byteLength/],
+      ];
+      for (const [use, named] of uses) {
+        throwsNaming(use, named, /webgpu/, /step\(state, \{ w: g \}\)/);
+      }
+      throwsNaming(() => [...p], /Cannot iterate state\.params\.w/, /readParams\(state\)/);
+      throwsNaming(() => p.join(","), /state\.params\.w\.join/, /readParams\(state\)/);
+      // What a plain record has stays its own: its keys, entries, length, text.
+      assert.deepEqual(Object.entries(g).map(([k]) => k), ["buffer", "offset", "size", "length"]);
+      assert.deepEqual({ ...g }, { ...state.grads.w });
+      assert.equal(g.length, 3);
+      assert.equal(String(g), "[object Object]");
+    } finally {
+      dispose(state);
+    }
+  },
+});
+
+Deno.test({
   name: "webgpu: a bare Float32Array's slot and LookAhead's say the same",
   ignore,
   async fn() {
