@@ -283,7 +283,7 @@ function checkOptions(
  * Invalid options throw a TypeError or RangeError naming them, as does a key prefix too long
  * for the store's longest keys to fit Deno KV's 2048 bytes (more than 1798 bytes as Deno KV
  * encodes keys). Its `maxFold` is how many contributions one commit can settle within Deno
- * KV's limits on an atomic write under that prefix (362 under a short one), and its
+ * KV's limits on an atomic write under that prefix (about 170 under a short one), and its
  * `maxFresh` how many of them may be not yet stored (97; 7 with `maxChecks: 10`, the
  * self-hosted server's limit).
  *

@@ -28,6 +28,7 @@ export class Coordinator implements Fold {
   leaseSince = 0;
   backoffUntil = 0;
   isolate = 0;
+  suspects: Set<string> = new Set();
   storedTurn = false;
   snapshot: StoredParams | null = null;
   scratch: { flat: Float32Array; acc: Float64Array } | null = null;
@@ -297,32 +298,42 @@ export class Coordinator implements Fold {
   /**
    * Stores the contributions queued here that would pass `staleness` before a fold of this
    * process takes them, where a fold takes fewer of its own (`maxLocal`: a store whose commit
-   * checks few fresh ids, `maxFresh`) than `maxFold`. While this process holds the lease
-   * (`holding`), each fold takes at least `perFold` of them, in their order, and makes at most
-   * one step, so the one at place `i` is folded at most `⌊i / perFold⌋` steps past the current
-   * one; the others stay, and no gradient of theirs is written (with `handoffMs: Infinity` too:
-   * a burst that the next steps take in time costs no write). Once its fold handed the lease on
-   * to another process, they wait for its turn to come back while the others' folds step: all
-   * are stored. Stored (each by its own submit, as one handed off), they fill the next folds as
-   * the others' do, with no check each. One already too stale is not (refused by the next fold,
-   * stored or not).
+   * checks few fresh ids, `maxFresh`) than `maxFold`; `from`: the step the next fold folds on.
+   * While this process holds the lease (`holding`), each fold takes at least `perFold` of them,
+   * in their order, and makes at most one step, but each of the `isolate` folds first (after a
+   * step no checkpoint could hold) takes one contribution, maybe a stored one: the one at place
+   * `i` is folded at most `isolate + ⌊i / perFold⌋` steps past `from`; the others stay, and no
+   * gradient of theirs is written (with `handoffMs: Infinity` too: a burst that the next steps
+   * take in time costs no write). Once its fold handed the lease on to another process, they
+   * wait for its turn to come back while the others' folds step: all are stored. Stored (each
+   * by its own submit, as one handed off), they fill the next folds as the others' do, with no
+   * check each. One already too stale is not (refused by the next fold, stored or not).
    */
-  #storeSurplus(holding: boolean): void {
+  #storeSurplus(from: number, holding: boolean): void {
     const { maxLocal, maxFold, staleness } = this.options;
-    const step = this.snapshot?.step; // (known before any contribution is queued)
-    if (maxLocal >= maxFold || step === undefined) return;
+    if (maxLocal >= maxFold) return;
     // The fewest of its own a fold takes, stored ones taking their half (maxFold ≥ 2 here).
     const perFold = Math.min(maxLocal, Math.floor(maxFold / 2));
     this.queue.forEach((local, i) => {
-      const behind = step - local.info.base;
-      const reached = holding ? behind + Math.floor(i / perFold) : Infinity;
+      const behind = from - local.info.base;
+      const reached = holding ? behind + this.isolate + Math.floor(i / perFold) : Infinity;
       if (behind <= staleness && reached > staleness) this.#handoffs.get(local)?.fire();
     });
   }
 
+  /**
+   * A fold of this process, holding the lease, took its contributions and steps from `step`,
+   * the store's (not the last this process saw: others may have stepped since it last held the
+   * lease): see `#storeSurplus`.
+   */
+  folding(step: number): void {
+    this.#storeSurplus(step + 1, true);
+  }
+
   /** Its fold handed the lease on to another process: see `#storeSurplus`. */
   handedOn(): void {
-    this.#storeSurplus(false);
+    // (Known before any contribution is queued.)
+    if (this.snapshot !== null) this.#storeSurplus(this.snapshot.step, false);
   }
 
   /** Whether work waits here: queued, being stored, or watched. */
@@ -351,7 +362,6 @@ export class Coordinator implements Fold {
           if (this.lease === null) this.#handOff(); // another process holds it
         }
         if (this.lease !== null) {
-          this.#storeSurplus(true);
           let ended!: () => void;
           this.#foldEnd = new Promise((resolve) => ended = resolve);
           if (await foldOnce(this).finally(ended)) continue;

@@ -97,13 +97,46 @@ function takeQueued(f: Fold, local: Local[], n: number): void {
 }
 
 /**
- * The contributions of one fold: up to `maxFold` (or one, while isolating), those queued in this
- * process (up to `maxLocal`: {@linkcode MAX_LOCAL}, or the store's `maxFresh`) and those stored,
- * stored first. While both could fill it, each has half of it (of an odd `maxFold`, the larger
- * half goes to each in turn), where the queued took it all: contributions stored by other
- * processes waited, while the holder's own kept coming, until refused as stale. The stored are
- * the oldest by base step (see `TrainingStore.pending`); no process's clock compares them with
- * the queued.
+ * Takes alone the first contribution of this process's own folded with one whose step no
+ * checkpoint could hold (`suspects`) that is still queued here: false when none is.
+ */
+function takeSuspect(f: Fold, local: Local[]): boolean {
+  const at = f.queue.findIndex((l) => f.suspects.has(l.info.id));
+  if (at < 0) return false;
+  const [l] = f.queue.splice(at, 1);
+  f.suspects.delete(l.info.id);
+  local.push(l), l.taken = true;
+  return true;
+}
+
+/**
+ * The contribution of a fold that isolates (after a step no checkpoint could hold): the first
+ * stored if it was folded in that step, else the first of this process's own that was, else
+ * the first stored or queued. Stored ones came first, where those of that step waited among
+ * the queued: the stored may be of later, even this process's surplus, so that the one whose
+ * gradient it was stayed queued, to be folded with many again once the isolating folds ended.
+ */
+async function takeIsolated(f: Fold, local: Local[]): Promise<PendingContribution[]> {
+  f.isolate--;
+  try {
+    const stored = await f.store.pending(1);
+    if (stored.length > 0 && f.suspects.delete(stored[0].id)) return stored;
+    if (takeSuspect(f, local)) return [];
+    if (stored.length === 0) takeQueued(f, local, 1);
+    return stored;
+  } finally {
+    if (f.isolate === 0) f.suspects.clear();
+  }
+}
+
+/**
+ * The contributions of one fold: up to `maxFold` (or one, while isolating: see `takeIsolated`),
+ * those queued in this process (up to `maxLocal`: {@linkcode MAX_LOCAL}, or the store's
+ * `maxFresh`) and those stored, stored first. While both could fill it, each has half of it (of
+ * an odd `maxFold`, the larger half goes to each in turn), where the queued took it all:
+ * contributions stored by other processes waited, while the holder's own kept coming, until
+ * refused as stale. The stored are the oldest by base step (see `TrainingStore.pending`); no
+ * process's clock compares them with the queued.
  */
 async function take(f: Fold, local: Local[]): Promise<PendingContribution[]> {
   const { maxFold } = f.options;
@@ -117,10 +150,7 @@ async function take(f: Fold, local: Local[]): Promise<PendingContribution[]> {
     takeQueued(f, local, Math.min(most, maxFold - stored.length) - local.length);
     return stored;
   }
-  f.isolate--;
-  const stored = await f.store.pending(1);
-  if (stored.length === 0) takeQueued(f, local, 1);
-  return stored;
+  return await takeIsolated(f, local);
 }
 
 /**
@@ -138,6 +168,7 @@ export async function foldOnce(f: Fold): Promise<boolean> {
     if (local.length === 0 && stored.length === 0) return false;
     const current = await currentState(f);
     state = current.state;
+    f.folding(state.step);
     const at = { step: state.step, seq: state.step + state.skippedSteps };
     let size = 0;
     for (const name of state.names) size += state.grads[name].length;

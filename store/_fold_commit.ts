@@ -90,6 +90,7 @@ export async function unsavable(
 ): Promise<void> {
   if (p.parts.length > 1) {
     f.isolate = p.parts.length;
+    f.suspects = new Set(p.applied.map((c) => c.id));
     for (const [l, reason] of p.refusedLocal) {
       l.reject(new ContributionRefusedError(l.info.id, at.step, reason));
     }

@@ -63,6 +63,8 @@ export interface Fold {
   backoffUntil: number;
   /** Folds left to take one contribution at a time (after a step no checkpoint could hold). */
   isolate: number;
+  /** The ids of the contributions of the step no checkpoint could hold, not isolated yet. */
+  suspects: Set<string>;
   /** Whether the stored contributions have the larger share of the next contended fold. */
   storedTurn: boolean;
   scratch: { flat: Float32Array; acc: Float64Array } | null;
@@ -71,6 +73,8 @@ export interface Fold {
   settleWatched(id: string, record: RequestRecord): void;
   watch(id: string, deadline: number): Promise<SubmitResult>;
   dropLease(): Promise<void>;
+  /** Called by a fold once it took its contributions and read the step it folds on. */
+  folding(step: number): void;
   /** Called once a commit of this process handed the lease on to another. */
   handedOn(): void;
 }

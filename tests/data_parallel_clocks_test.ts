@@ -4,8 +4,9 @@
  * never by comparing the end the writer recorded, with the writer's clock, with its own.
  */
 import assert from "node:assert/strict";
-import { kvCheckpointStore, memoryCheckpointStore, type TrainingStore } from "../kv.ts";
+import { kvCheckpointStore, type TrainingStore } from "../kv.ts";
 import { withKv } from "./kv_fakes.ts";
+import { onEachStore as eachStore } from "./each_store.ts";
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -77,18 +78,17 @@ function clockSkewed(store: TrainingStore, skewMs: number): TrainingStore {
 }
 
 /** Two processes on one fresh store of each kind: `plain`'s clock, and one `skewMs` off. */
-async function onEachStore(
+const onEachStore = (
   skewMs: number,
   fn: (plain: TrainingStore, skewed: TrainingStore, kind: string) => Promise<void>,
-) {
-  const memory = memoryCheckpointStore();
-  await fn(memory, clockSkewed(memory, skewMs), `in-process store, skew ${skewMs}`);
-  await withKv(async (kv) => {
-    const plain = kvCheckpointStore(kv, ["clocks"]);
-    const skewed = kvCheckpointStore(leaseSkewedKv(kv, skewMs), ["clocks"]);
-    await fn(plain, skewed, `Deno KV, skew ${skewMs}`);
+) =>
+  eachStore((plain, name, skewed) => fn(plain, skewed, `${name}, skew ${skewMs}`), {
+    prefix: ["clocks"],
+    other: {
+      memory: (store) => clockSkewed(store, skewMs),
+      kv: (kv) => leaseSkewedKv(kv, skewMs),
+    },
   });
-}
 
 /** Asks for the lease as `token` on `store` every 20 ms until it comes; how long that took. */
 async function takenAfter(store: TrainingStore, token: string, ms: number, limit = 5000) {

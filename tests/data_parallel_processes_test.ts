@@ -9,21 +9,19 @@ import {
   dataParallel,
   type DataParallelTrainer,
   kvCheckpointStore,
-  memoryCheckpointStore,
   type SubmitResult,
   type TrainingStore,
 } from "../kv.ts";
 import { withKv } from "./kv_fakes.ts";
 import { dataParallelCase } from "./data_parallel_harness.ts";
+import { onEachStore as eachStore } from "./each_store.ts";
 
 const optimizer = radam({ lr: 0.05 });
 const { init, request, checkStore } = dataParallelCase(6, optimizer);
 
 /** Stores of both kinds, fresh, for `fn`. */
-async function onEachStore(fn: (store: TrainingStore) => Promise<void>) {
-  await fn(memoryCheckpointStore({ latencyMs: 1 }));
-  await withKv((kv) => fn(kvCheckpointStore(kv, ["dp"], { chunkBytes: 64 })));
-}
+const onEachStore = (fn: (store: TrainingStore) => Promise<void>) =>
+  eachStore(fn, { memory: { latencyMs: 1 }, kv: { chunkBytes: 64 } });
 
 /** `count` requests through `trainer`, one at a time (one submit in flight), from id `first`. */
 async function oneAtATime(

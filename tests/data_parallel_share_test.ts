@@ -4,24 +4,17 @@
  */
 import assert from "node:assert/strict";
 import { radam } from "../mod.ts";
-import {
-  dataParallel,
-  kvCheckpointStore,
-  memoryCheckpointStore,
-  type TrainingStore,
-} from "../kv.ts";
-import { withKv } from "./kv_fakes.ts";
+import { dataParallel, memoryCheckpointStore, type TrainingStore } from "../kv.ts";
 import { dataParallelCase } from "./data_parallel_harness.ts";
+import { onEachStore as eachStore } from "./each_store.ts";
 
 const N = 4;
 const optimizer = radam({ lr: 0.05 });
 const { init, gradientAt, checkStore, request, burst } = dataParallelCase(N, optimizer);
 
 /** Stores of both kinds, fresh, for `fn`. */
-async function onEachStore(fn: (store: TrainingStore) => Promise<void>) {
-  await fn(memoryCheckpointStore({ name: "in memory", latencyMs: 1 }));
-  await withKv((kv) => fn(kvCheckpointStore(kv, ["dp"], { chunkBytes: 64 })));
-}
+const onEachStore = (fn: (store: TrainingStore) => Promise<void>) =>
+  eachStore(fn, { memory: { name: "in memory", latencyMs: 1 }, kv: { chunkBytes: 64 } });
 
 Deno.test("data parallel: contributions stored by other processes have their share of a fold whose holder's own queue fills it", async () => {
   // A holder whose queue filled maxFold took no stored contribution: those of other processes

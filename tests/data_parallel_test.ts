@@ -18,16 +18,15 @@ import {
 import { crashingKv, withKv } from "./kv_fakes.ts";
 import { edit } from "./checkpoint_files.ts";
 import { dataParallelCase } from "./data_parallel_harness.ts";
+import { onEachStore as eachStore } from "./each_store.ts";
 
 const N = 6;
 const optimizer = radam({ lr: 0.05 });
 const { init, gradientAt, request, checkStore, crashAtAnyWrite } = dataParallelCase(N, optimizer);
 
 /** Stores of both kinds, fresh, for `fn`. */
-async function onEachStore(fn: (store: TrainingStore) => Promise<void>) {
-  await fn(memoryCheckpointStore({ latencyMs: 1 }));
-  await withKv((kv) => fn(kvCheckpointStore(kv, ["dp"], { chunkBytes: 64 })));
-}
+const onEachStore = (fn: (store: TrainingStore) => Promise<void>) =>
+  eachStore(fn, { memory: { latencyMs: 1 }, kv: { chunkBytes: 64 } });
 
 Deno.test("data parallel: concurrent requests fold k at a time, equal to the journal's replay", async () => {
   await onEachStore(async (store) => {

@@ -12,7 +12,6 @@ import {
   dataParallel,
   kvCheckpointStore,
   type Lease,
-  memoryCheckpointStore,
   type PendingContribution,
   type RequestRecord,
   type StepCommit,
@@ -21,15 +20,14 @@ import {
 import { checkpointOf } from "../store/_conformance_kit.ts";
 import { commitOf, firstCommit } from "../store/_conformance_calls.ts";
 import { busyAfterKv, PREFIX, withKv } from "./kv_fakes.ts";
+import { onEachStore as eachStore } from "./each_store.ts";
 
 const init = () => ({ w: new Float32Array(2) });
 const optimizer = radam({ lr: 0.1 });
 
 /** Each store of the library, on a fresh database: `run` with it. */
-async function onEachStore(run: (store: TrainingStore, name: string) => Promise<void>) {
-  await withKv((kv) => run(kvCheckpointStore(kv, PREFIX), "kv"));
-  await run(memoryCheckpointStore(), "memory");
-}
+const onEachStore = (run: (store: TrainingStore, name: string) => Promise<void>) =>
+  eachStore(run, { prefix: PREFIX });
 
 Deno.test("training stores: a contribution stored with a base of −0 is one of base 0, listed in the fold order among those", async () => {
   await onEachStore(async (store, name) => {

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { formatKvKey } from "../kv.ts";
+import { keyBytes } from "../kv/limits.ts";
 import { prng } from "./util.ts";
 
 export const PREFIX = ["models", "m"];
@@ -202,6 +203,53 @@ export function limitedKv(
   };
   Object.defineProperty(view, "writes", { get: () => writes });
   return view as unknown as Deno.Kv & { most: typeof most; writes: number };
+}
+
+/** Deno Deploy's limit on the total size of the keys of one atomic operation: 90 KiB. */
+export const DEPLOY_MAX_KEYS_BYTES = 92_160;
+
+/**
+ * A view of `kv` whose atomic writes refuse, as Deno Deploy does, more than `max` bytes of keys
+ * (as Deno KV encodes them) in all: checked, set, deleted, and those an enqueue names; nothing
+ * of such a write is done. The local database counts only those set, up to 81 920 bytes.
+ */
+export function keyBudgetKv(kv: Deno.Kv, max = DEPLOY_MAX_KEYS_BYTES): Deno.Kv {
+  return new Proxy(kv, {
+    get(target, name) {
+      if (name !== "atomic") {
+        const value = Reflect.get(target, name);
+        return typeof value === "function" ? value.bind(target) : value;
+      }
+      return () => {
+        const op = target.atomic();
+        let bytes = 0;
+        const count = (...keys: Deno.KvKey[]) => {
+          for (const key of keys) bytes += keyBytes(key);
+        };
+        const view: Deno.AtomicOperation = new Proxy(op, {
+          get(o, n) {
+            if (n === "commit") {
+              return () =>
+                bytes > max
+                  ? Promise.reject(new TypeError(`Total key size too large (max ${max} bytes)`))
+                  : o.commit();
+            }
+            const f = Reflect.get(o, n);
+            if (typeof f !== "function") return f;
+            return (...a: unknown[]) => {
+              if (n === "check") count(...(a as Deno.AtomicCheck[]).map((c) => c.key));
+              else if (n === "enqueue") {
+                count(...((a[1] as { keysIfUndelivered?: Deno.KvKey[] })?.keysIfUndelivered ?? []));
+              } else count(a[0] as Deno.KvKey); // set, delete, sum, min, max
+              f.apply(o, a);
+              return view;
+            };
+          },
+        });
+        return view;
+      };
+    },
+  });
 }
 
 /**

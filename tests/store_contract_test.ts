@@ -13,17 +13,11 @@ import {
   type VersionedCheckpointStore,
 } from "../kv.ts";
 import { PREFIX } from "./kv_fakes.ts";
+import { onEachStore as eachStore } from "./each_store.ts";
 
 /** Runs `fn` on each store: the in-process one, and one on a new Deno KV database. */
-async function onEachStore(fn: (store: TrainingStore) => Promise<void>): Promise<void> {
-  await fn(memoryCheckpointStore({ name: "in memory" }));
-  const kv = await Deno.openKv(":memory:");
-  try {
-    await fn(kvCheckpointStore(kv, PREFIX));
-  } finally {
-    kv.close();
-  }
-}
+const onEachStore = (fn: (store: TrainingStore) => Promise<void>): Promise<void> =>
+  eachStore(fn, { memory: { name: "in memory" }, prefix: PREFIX });
 
 /**
  * Runs `fn` with `Date.now` answering `clock.now` (a clock the test moves), and the monotonic
