@@ -218,6 +218,15 @@ function blockBounds(blocks: number, count: number, k: number): [number, number]
  */
 let orphans: FinalizationRegistry<() => void> | undefined;
 
+/**
+ * The registry's callback: a function of the module, not a closure made in
+ * {@linkcode createThreadedWasmBackend}, which would share the context of the first state's
+ * closures and keep that state's backend, and its workers, alive for ever.
+ */
+function releaseOrphan(release: () => void): void {
+  release();
+}
+
 /** Where the parts of a threaded state lie in its shared memory (byte addresses). */
 interface SharedMap {
   /** The control block (cpu/thread_worker.ts `CONTROL`). */
@@ -429,7 +438,7 @@ export async function createThreadedWasmBackend(
   const sums = new Float64Array(memory.buffer, map.partials, map.blocks);
   const team: Team = { k, arena, map, ints, sums, threads, layout, release };
   const blocks = blockViews(memory.buffer, map.scalars, layout);
-  const registry = orphans ??= new FinalizationRegistry((release) => release());
+  const registry = orphans ??= new FinalizationRegistry(releaseOrphan);
   const backend = new CpuBackend("wasm", layout, memory.buffer, map.base, blocks, {
     ...teamKernels(team, options.parallelReduction ?? true, stallMs),
     threads,
