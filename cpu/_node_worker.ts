@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { TERMINATED_WHY } from "./_thread_join.ts";
 
 /** The part of a `node:worker_threads` Worker used here. */
 interface NodeWorker {
@@ -93,7 +94,8 @@ export function nodeWorkersDenied(): boolean {
  * Starts a worker of `threads` running `source` (a program written for a Web Worker, see the
  * module doc), wrapped in a Web Worker's interface. Its error events carry the message of the
  * error the worker threw, or say that it exited (terminated by other code, or `process.exit` in
- * it: Node.js fires no error event then); `terminate` ends it without waiting. Throws an Error
+ * it: Node.js fires no error event then); the worker's own `terminate`, called by other code,
+ * fires one at once, saying so. The wrapper's `terminate` ends it without waiting. Throws an Error
  * saying that a kernel worker failed to start where Node.js refuses to make one.
  */
 export function startNodeWorker(threads: NodeWorkerThreads, source: string): WrappedNodeWorker {
@@ -109,15 +111,25 @@ export function startNodeWorker(threads: NodeWorkerThreads, source: string): Wra
   }
   /** Whether its end was asked for (terminate) or already said (an error event). */
   let ended = false;
+  const terminate = worker.terminate;
   const wrapped = {
     onmessage: null as ((event: { data: unknown }) => void) | null,
     onerror: null as ((event: { message: string; preventDefault(): void }) => void) | null,
     postMessage: (message: unknown) => worker.postMessage(message),
     terminate: () => {
       ended = true;
-      worker.terminate().catch(() => {});
+      terminate.call(worker).catch(() => {});
     },
     unref: () => worker.unref(),
+  };
+  // Terminated by other code (the worker's own object, given to a subclass of Worker): said at
+  // once, not as its exit event comes (a step started before would wait for the stall bound).
+  worker.terminate = () => {
+    if (!ended) {
+      ended = true;
+      wrapped.onerror?.({ message: TERMINATED_WHY, preventDefault: () => {} });
+    }
+    return terminate.call(worker);
   };
   worker.on("message", (data) => wrapped.onmessage?.({ data }));
   worker.on("error", (error) => {

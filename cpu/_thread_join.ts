@@ -93,31 +93,43 @@ export function releaser(ints: Int32Array, workers: Worker[]): Release {
     Atomics.add(ints, CONTROL.GENERATION, 1);
     Atomics.notify(ints, CONTROL.GENERATION);
     for (const worker of workers) worker.terminate();
-  }, { done: false, fault: undefined });
+  }, { done: false, fault: undefined, halfStepped: false });
   return release;
 }
 
-/** Stops the workers (once); `fault` says why the state is refused, if a worker failed. */
-export type Release = (() => void) & { done: boolean; fault: string | undefined };
+/**
+ * Stops the workers (once); `fault` says why the state is refused, if a worker failed, and
+ * `halfStepped` whether that failure came as a job that writes the arena (the step) ran.
+ */
+export type Release = (() => void) & {
+  done: boolean;
+  fault: string | undefined;
+  halfStepped: boolean;
+};
 
 /**
- * Why a state failed whose main thread's share of the step threw (the workers' shares done):
- * followed by the error.
+ * How the reason begins where the main thread's share of a job threw, the workers' shares
+ * done or not waited for: followed by the job and the error.
  */
-const MAIN_SHARE_THREW = "its own share of the step threw";
+const MAIN_SHARE_THREW = "its own share of ";
 
 /**
  * The error of a state whose worker failed (its job threw, or it died), or whose main thread's
- * share of the step threw ({@linkcode MAIN_SHARE_THREW}): the arena may be half stepped, so the
- * state takes no more steps.
+ * share of a job threw ({@linkcode MAIN_SHARE_THREW}), as `release` says: where the failure
+ * came in the step, the arena may be half stepped, and a checkpoint saved now could hold that;
+ * where it came in a pass that only reads (the gradients' sum of squares, the non-finite
+ * check) or between steps, nothing was written, and the state can be saved. Either way the
+ * state takes no more steps (its workers are not all there).
  */
-export function faultError(why: string): Error {
+export function faultError(release: Release): Error {
+  const why = String(release.fault);
   const who = why.startsWith(MAIN_SHARE_THREW) ? "The main thread" : "A kernel worker";
-  return new Error(
-    `${who} of this threaded optimizer state failed (${why}); the state may be half ` +
-      "stepped and takes no more steps: load a checkpoint saved before (loadState) to go on " +
-      "(one saved from it now could hold the half step)",
-  );
+  const what = release.halfStepped
+    ? "; the state may be half stepped and takes no more steps: load a checkpoint saved " +
+      "before (loadState) to go on (one saved from it now could hold the half step)"
+    : " with nothing of the state being written: it is as its last step left it, but takes " +
+      "no more steps: save it (saveState) and load that checkpoint (loadState) to go on";
+  return new Error(`${who} of this threaded optimizer state failed (${why})${what}`);
 }
 
 /**
@@ -127,7 +139,7 @@ export function faultError(why: string): Error {
  * still in the job as the error reaches the caller, who may read the state or step it again. A
  * job that `writes` the arena (the step) is then half done: the state is refused as after a
  * worker's fault ({@linkcode failed}); a reduction's error is thrown as is, unless the workers
- * could not be waited for.
+ * could not be waited for (the state, intact, is then refused saying so).
  */
 export function ownShareThrew(
   error: unknown,
@@ -145,7 +157,8 @@ export function ownShareThrew(
   }
   const settled = release.fault === undefined && Atomics.load(ints, CONTROL.PENDING) === 0;
   if (settled && !writes) return error;
-  return failed(release, `${MAIN_SHARE_THREW} ${String(error)}`);
+  const job = writes ? "the step" : "a pass reading the gradients";
+  return failed(release, `${MAIN_SHARE_THREW}${job} threw ${String(error)}`, writes);
 }
 
 /** Why a worker that made no progress for `stallMs` milliseconds is taken for stopped. */
@@ -167,21 +180,38 @@ export function diedWhy(ints: Int32Array): string | undefined {
 }
 
 /**
- * Marks a state one of whose workers failed, `why`: every later job is refused, saying so (its
- * workers run until `dispose`, which a failed worker's message, saying why, must not precede).
- * Returns the error.
+ * Marks a state one of whose workers failed, `why`, as a job that `writes` the arena ran (or
+ * not: a reduction, or between steps): every later job is refused, saying so (its workers run
+ * until `dispose`, which a failed worker's message, saying why, must not precede). The first
+ * failure stays. Returns the error.
  */
-export function failed(release: Release, why: string): Error {
-  if (release.fault === undefined) release.fault = why;
-  return faultError(release.fault);
+export function failed(release: Release, why: string, writes: boolean): Error {
+  if (release.fault === undefined) {
+    release.fault = why;
+    release.halfStepped = writes;
+  }
+  return faultError(release);
 }
 
 /**
+ * Why a worker whose `terminate` other code called is taken for dead, at once: a terminated Web
+ * Worker fires no event, and a `node:worker_threads` one's exit event comes later (a step
+ * started before it would wait for the stall bound).
+ */
+export const TERMINATED_WHY = "it was terminated by other code (its terminate() called)";
+
+/**
  * Watches the started workers: a worker that failed says why (a message), or dies (an error
- * event, delivered between steps): the state is then refused as {@linkcode failed} says.
+ * event, delivered between steps), or is terminated by other code than `release` (its
+ * `terminate`, wrapped, says so at once): the state is then refused as {@linkcode failed} says.
  */
 export function watchWorkers(workers: Worker[], release: Release): void {
   for (const worker of workers) {
+    const terminate = worker.terminate;
+    worker.terminate = () => {
+      if (!release.done) release.fault ??= TERMINATED_WHY;
+      terminate.call(worker);
+    };
     worker.onmessage = (event) => {
       // (After the step in flight threw: later refusals say why.)
       if (typeof event.data?.fault === "string") release.fault = event.data.fault;
@@ -202,9 +232,16 @@ export function watchWorkers(workers: Worker[], release: Release): void {
  * stopped with no word: the progress word stood still for `stallMs` of waiting (intervals
  * counted at most STALL_CHECK_MS each). Polls first for MAIN_SPIN_MS, then (where `canBlock`)
  * sleeps in a timed `Atomics.wait`, which costs what an untimed one does; else (a browser's main
- * thread) polls on, reading the clock every 1024 polls. Allocates nothing.
+ * thread) polls on, reading the clock every 1024 polls. Allocates nothing. `writes`: whether
+ * the job writes the arena (the step), which a failure's error says ({@linkcode failed}).
  */
-export function join(ints: Int32Array, release: Release, canBlock: boolean, stallMs: number): void {
+export function join(
+  ints: Int32Array,
+  release: Release,
+  canBlock: boolean,
+  stallMs: number,
+  writes: boolean,
+): void {
   let polls = 0;
   let spinEnd = 0;
   let progress = 0;
@@ -213,10 +250,10 @@ export function join(ints: Int32Array, release: Release, canBlock: boolean, stal
   for (;;) {
     const pending = Atomics.load(ints, CONTROL.PENDING);
     if (pending === 0) {
-      if (Atomics.load(ints, CONTROL.FAULT) !== 0) throw failed(release, "its job threw");
+      if (Atomics.load(ints, CONTROL.FAULT) !== 0) throw failed(release, "its job threw", writes);
       const why = diedWhy(ints);
       if (why === undefined) return;
-      throw failed(release, why);
+      throw failed(release, why, writes);
     }
     if ((++polls & 1023) !== 0) continue;
     const now = performance.now();
@@ -235,9 +272,9 @@ export function join(ints: Int32Array, release: Release, canBlock: boolean, stal
       // A worker that died as the job began (after the check before it, before it was
       // started) said so without counting it done: the others are done, its share never will.
       const why = diedWhy(ints);
-      if (why !== undefined) throw failed(release, why);
+      if (why !== undefined) throw failed(release, why, writes);
       if ((still += Math.min(now - looked, STALL_CHECK_MS)) >= stallMs) {
-        throw failed(release, stoppedWhy(stallMs));
+        throw failed(release, stoppedWhy(stallMs), writes);
       }
     }
     looked = now;

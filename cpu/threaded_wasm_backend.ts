@@ -28,8 +28,11 @@
  * single-threaded kernel's.
  *
  * A worker whose job throws (a trap) still counts it done, having set the control block's fault
- * word, which the main thread reads once the job is done: that step throws, and the state, maybe
- * half stepped, refuses every later one (as after a worker's error event, between steps).
+ * word, which the main thread reads once the job is done: that step throws, and the state
+ * refuses every later one (as after a worker's error event, between steps, or a worker's
+ * `terminate` called by other code), its error saying whether the state may be half stepped
+ * (the failure came in the step's update) or is intact (in a pass that only reads the gradients,
+ * the sum of squares or the non-finite check, or between steps: it can be saved and loaded).
  *
  * The main thread's own share of a job that throws (a trap, or the stack overflowing as the kernel
  * or the wait is called) waits for the workers' shares before its error is thrown: where the job
@@ -215,6 +218,15 @@ function blockBounds(blocks: number, count: number, k: number): [number, number]
  */
 let orphans: FinalizationRegistry<() => void> | undefined;
 
+/**
+ * The registry's callback: a function of the module, not a closure made in
+ * {@linkcode createThreadedWasmBackend}, which would share the context of the first state's
+ * closures and keep that state's backend, and its workers, alive for ever.
+ */
+function releaseOrphan(release: () => void): void {
+  release();
+}
+
 /** Where the parts of a threaded state lie in its shared memory (byte addresses). */
 interface SharedMap {
   /** The control block (cpu/thread_worker.ts `CONTROL`). */
@@ -291,13 +303,14 @@ function teamKernels(team: Team, parallelReduction: boolean, stallMs: number) {
     Atomics.notify(ints, CONTROL.GENERATION);
   };
   /** Waits until every worker has finished the job (see cpu/_thread_join.ts `join`). */
-  const wait = () => join(ints, release, canBlock, stallMs);
+  const waitStep = () => join(ints, release, canBlock, stallMs, true);
+  const wait = () => join(ints, release, canBlock, stallMs, false);
   const assertLive = () => {
-    if (release.fault !== undefined) throw faultError(release.fault);
+    if (release.fault !== undefined) throw faultError(release);
     if (release.done) throw new TypeError(DISPOSED_STATE_MESSAGE);
     // A worker that died between steps, its event not delivered yet (steps in a loop).
     const died = diedWhy(ints);
-    if (died !== undefined) throw failed(release, died);
+    if (died !== undefined) throw failed(release, died, false);
   };
   return {
     update: () => {
@@ -305,9 +318,9 @@ function teamKernels(team: Team, parallelReduction: boolean, stallMs: number) {
       launch(OP_STEP);
       try {
         stepSlice(k, team.arena, start, end, team.map.scratch);
-        wait();
+        waitStep();
       } catch (error) {
-        throw ownShareThrew(error, true, ints, release, wait);
+        throw ownShareThrew(error, true, ints, release, waitStep);
       }
     },
     gradSumSquares: () => {
@@ -425,7 +438,7 @@ export async function createThreadedWasmBackend(
   const sums = new Float64Array(memory.buffer, map.partials, map.blocks);
   const team: Team = { k, arena, map, ints, sums, threads, layout, release };
   const blocks = blockViews(memory.buffer, map.scalars, layout);
-  const registry = orphans ??= new FinalizationRegistry((release) => release());
+  const registry = orphans ??= new FinalizationRegistry(releaseOrphan);
   const backend = new CpuBackend("wasm", layout, memory.buffer, map.base, blocks, {
     ...teamKernels(team, options.parallelReduction ?? true, stallMs),
     threads,

@@ -11,8 +11,14 @@ import { dispose, type OptimizerState, radam, ranger, step } from "../mod.ts";
 import { assertSameBits } from "./cases.ts";
 import { prng, randomTensor } from "./util.ts";
 
-/** Runs `run` with the global `Worker` hidden, counting the worker_threads workers made. */
-async function withoutWebWorkers<T>(run: () => Promise<T>): Promise<{ value: T; made: number }> {
+/**
+ * Runs `run` with the global `Worker` hidden, counting the worker_threads workers made (each
+ * handed to `each`).
+ */
+async function withoutWebWorkers<T>(
+  run: () => Promise<T>,
+  each: (worker: { terminate(): Promise<number> }) => void = () => {},
+): Promise<{ value: T; made: number }> {
   const global = globalThis as { Worker?: unknown };
   const process = (globalThis as unknown as {
     process: { getBuiltinModule: (id: string) => Record<string, unknown> };
@@ -29,6 +35,7 @@ async function withoutWebWorkers<T>(run: () => Promise<T>): Promise<{ value: T; 
       constructor(...args: unknown[]) {
         super(...args);
         made++;
+        each(this as unknown as { terminate(): Promise<number> });
       }
     }
     return { ...module, Worker: Counted };
@@ -100,6 +107,29 @@ Deno.test("no Web Workers but node:worker_threads: a worker's trap fails the ste
     assert.throws(() => step(state), /A kernel worker of this threaded optimizer state failed/);
     await new Promise((resolve) => setTimeout(resolve, 50)); // the worker's message says why
     assert.throws(() => step(state), /failed \(RuntimeError: .*\); the state may be half stepped/);
+  } finally {
+    dispose(state);
+  }
+});
+
+Deno.test("no Web Workers but node:worker_threads: a worker terminated by other code fails the next step at once, before its exit event, the state intact", async () => {
+  const workers: { terminate(): Promise<number> }[] = [];
+  const { value: state } = await withoutWebWorkers(
+    () => radam({ threads: 3, threadThreshold: 0 }).init(new Float32Array(5000)),
+    (worker) => workers.push(worker),
+  );
+  try {
+    const grads = new Float32Array(5000).fill(1);
+    const done = workers[1].terminate();
+    // At once, its exit event not delivered: the step would have waited for the stall bound.
+    for (let i = 0; i < 2; i++) {
+      assert.throws(
+        () => step(state, grads),
+        /^Error: A kernel worker of this threaded optimizer state failed \(it was terminated by other code \(its terminate\(\) called\)\) with nothing of the state being written: .*saveState/,
+      );
+      await done;
+    }
+    assert.equal(state.step, 0);
   } finally {
     dispose(state);
   }

@@ -41,8 +41,9 @@ const PLAIN_PAGE = `<!doctype html><meta charset="utf-8"><title>radam</title>
 </script>`;
 
 // A worker of a threaded state terminated outright between steps (no word written, no event the
-// page's spinning thread can see): the next step must throw once no worker has made progress for
-// 10 s, not hang the page.
+// page's spinning thread can see: its prototype's terminate, as the browser ending it would): the
+// next step must throw once no worker has made progress for 10 s, not hang the page. A worker's
+// own terminate() (wrapped by the state) fails the next step at once, saying so.
 const STOPPED_PAGE = `<!doctype html><meta charset="utf-8"><title>radam stopped worker</title>
 <script type="module">
   import * as lib from "/index.js";
@@ -57,10 +58,19 @@ const STOPPED_PAGE = `<!doctype html><meta charset="utf-8"><title>radam stopped 
   try {
     const n = 1 << 20;
     let state = await lib.radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(n));
+    const quick = await lib.radam({ threads: 2, threadThreshold: 0 }).init(new Float32Array(64));
     globalThis.Worker = Original;
+    made[1].terminate();
+    let terminated = "no error";
+    try {
+      lib.step(quick, new Float32Array(64));
+    } catch (e) {
+      terminated = String(e && e.message || e);
+    }
+    lib.dispose(quick);
     const grads = new Float32Array(n).fill(1e-3);
     state = lib.step(state, grads);
-    made[0].terminate();
+    Original.prototype.terminate.call(made[0]);
     // Chromium ends a worker that does not return to its event loop (this one waits for the
     // next job) forcibly, seconds after terminate(), from the page's event loop.
     await new Promise((resolve) => setTimeout(resolve, 5000));
@@ -77,7 +87,7 @@ const STOPPED_PAGE = `<!doctype html><meta charset="utf-8"><title>radam stopped 
       later = String(e && e.message || e);
     }
     lib.dispose(state);
-    window.__result = { message, later };
+    window.__result = { message, later, terminated };
   } catch (e) {
     window.__error = String(e && e.stack || e);
   }
@@ -202,7 +212,7 @@ test("the bundle in headless Chromium gives Deno's result bit for bit", async ()
   }
 });
 
-test("in Chromium, a step whose worker was terminated throws after 10 s without progress", async () => {
+test("in Chromium, a step whose worker was terminated throws after 10 s without progress, or at once where its terminate() was called", async () => {
   // Before, the page's thread spun for ever, and with it this test (closing the browser too):
   // were it to hang again, this file's process ends, failed, after HANG_MS.
   const HANG_MS = 120_000;
@@ -221,6 +231,10 @@ test("in Chromium, a step whose worker was terminated throws after 10 s without 
       /failed \(it stopped: no progress on its share of the step for 10 s;.*load a checkpoint/,
     );
     assert.match(result.later, /failed \(it stopped/);
+    assert.match(
+      result.terminated,
+      /failed \(it was terminated by other code \(its terminate\(\) called\)\) with nothing of the state being written/,
+    );
   } finally {
     await browser.close();
     server.close();

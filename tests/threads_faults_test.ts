@@ -1,0 +1,127 @@
+/**
+ * What a threaded state says, and what it leaves, when a thread fails where nothing of the state
+ * is being written: a worker's trap in a pass that only reads the gradients (their sum of
+ * squares for `clipGradNorm`, the non-finite check), or a worker terminated by other code
+ * between steps. The step throws, saying that the state is intact (not "may be half stepped"),
+ * the state is as its last step left it and can be saved, and later steps are refused (a worker
+ * is gone). A trap of the main thread's own share of such a pass, the workers' shares done, is
+ * thrown as is, and the state steps on.
+ *
+ * The stall bound is set far above what these take (60 s), so that a worker taken for dead only
+ * after it would fail the tests by its message ("no progress"), not hang them.
+ */
+import assert from "node:assert/strict";
+import { initState } from "../core/init_state.ts";
+import type { ThreadWorkerInit } from "../cpu/thread_worker.ts";
+import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
+import { dispose, loadState, type OptimizerState, radam, saveState, step } from "../mod.ts";
+
+const STALL_MS = 60_000;
+const N = 4096;
+const FAILED = "A kernel worker of this threaded optimizer state failed";
+const INTACT = " with nothing of the state being written: it is as its last step left it, but " +
+  "takes no more steps: save it (saveState) and load that checkpoint (loadState) to go on";
+
+/**
+ * A threaded radam state (`options`) of N parameters on 2 threads, made with `Worker` changed so
+ * that each worker made is handed to `made`, and the first one's start message is `change`d.
+ */
+async function threaded(
+  options: Parameters<typeof radam>[0],
+  change: (init: ThreadWorkerInit) => ThreadWorkerInit = (init) => init,
+  made: (worker: Worker) => void = () => {},
+): Promise<OptimizerState> {
+  const Original = globalThis.Worker;
+  let changed = false;
+  globalThis.Worker = class extends Original {
+    constructor(url: string | URL, options?: WorkerOptions) {
+      super(url, options);
+      made(this);
+    }
+    // deno-lint-ignore no-explicit-any
+    override postMessage(message: any, transfer?: any): void {
+      if (!changed && typeof message?.start === "number") {
+        changed = true;
+        message = change(message);
+      }
+      super.postMessage(message, transfer);
+    }
+  } as typeof Worker;
+  try {
+    return await initState(
+      radam({ ...options, threads: 2, threadThreshold: 0 }).settings,
+      Float32Array.from({ length: N }, (_, i) => Math.sin(i)),
+      (layout) => createThreadedWasmBackend(layout, 2, { stallMs: STALL_MS }),
+    );
+  } finally {
+    globalThis.Worker = Original;
+  }
+}
+
+/** The worker's gradients placed at the memory's end: any read of its share traps. */
+function gradsPastTheEnd(init: ThreadWorkerInit): ThreadWorkerInit {
+  return { ...init, grads: init.memory.buffer.byteLength };
+}
+
+/**
+ * Asserts that stepping `state` throws `FAILED (why)` saying the state is intact, that the state
+ * is as `before` (its checkpoint) and can still be saved, and that later steps are refused
+ * likewise.
+ */
+async function assertIntactRefusal(state: OptimizerState, why: RegExp, before: Uint8Array) {
+  // Written in place: copied-in gradients are checked on the main thread as they are copied.
+  state.grads[""].fill(0.5);
+  const message = (e: Error) => {
+    assert.ok(e.message.startsWith(`${FAILED} (`), e.message);
+    assert.match(e.message, why);
+    assert.ok(e.message.endsWith(`)${INTACT}`), e.message);
+    assert.doesNotMatch(e.message, /half stepped/);
+    return true;
+  };
+  assert.throws(() => step(state), message);
+  assert.equal(state.step, 0);
+  assert.deepEqual(await saveState(state), before);
+  // The worker's own message (or event), delivered now, keeps the state refused, intact.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.throws(() => step(state), message);
+  assert.deepEqual(await saveState(state), before);
+  // The checkpoint goes on, in a new state.
+  const resumed = await loadState(before, { threads: 1 });
+  assert.equal(step(resumed, new Float32Array(N).fill(0.5)).step, 1);
+}
+
+for (
+  const [pass, options] of [
+    ["the gradients' sum of squares (clipGradNorm)", { clipGradNorm: 1 }],
+    ["the non-finite check (nonFinite: 'skip')", { nonFinite: "skip" as const }],
+  ] as const
+) {
+  Deno.test(`a worker's trap in ${pass} fails the step saying the state is intact, which it is`, async () => {
+    const state = await threaded(options, gradsPastTheEnd);
+    try {
+      const before = await saveState(state);
+      await assertIntactRefusal(state, /^[^(]*\((its job threw|RuntimeError: .*)\)/, before);
+    } finally {
+      dispose(state);
+    }
+    assert.throws(() => step(state), /failed|disposed/);
+  });
+}
+
+Deno.test("a Web Worker terminated by other code between steps fails the next step at once, saying so, the state intact", async () => {
+  const workers: Worker[] = [];
+  const state = await threaded({}, undefined, (worker) => workers.push(worker));
+  try {
+    assert.equal(workers.length, 1);
+    const before = await saveState(state);
+    // (A terminated Web Worker fires no event: the step began would wait for the stall bound.)
+    workers[0].terminate();
+    await assertIntactRefusal(
+      state,
+      /\(it was terminated by other code \(its terminate\(\) called\)\)/,
+      before,
+    );
+  } finally {
+    dispose(state);
+  }
+});
