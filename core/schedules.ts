@@ -70,11 +70,11 @@ function checkT(maker: string, t: number): void {
 /**
  * Checks the arguments of the schedule maker `maker` (its call with typical values `example`,
  * e.g. `linearWarmup(1e-3, { warmupSteps: 100 })`), whose `lr` comes first and whose other
- * options, named `keys`, come in an object: a count of steps given bare, or the options given
- * first (PyTorch's `OneCycleLR(max_lr=…, total_steps=…)`), say to write `example`; PyTorch's
- * names of the options (`OTHER_NAMES`) say which they are here. Then `lr` is checked, and the
- * count of steps, `keys[0]`, which has no default: left out, or the options with it, it says
- * to write `example` too.
+ * options, named `keys`, come in an object: a count of steps given bare (or as text, read from a
+ * config file), or the options given first (PyTorch's `OneCycleLR(max_lr=…, total_steps=…)`),
+ * say to write `example`; PyTorch's names of the options (`OTHER_NAMES`) say which they are
+ * here. Then `lr` is checked, and the count of steps, `keys[0]`, which has no default: left out,
+ * or the options with it, it says to write `example` too.
  */
 function checkMaker(
   maker: string,
@@ -91,8 +91,8 @@ function checkMaker(
       } (write ${exampleOf(maker, keys[0], lr) ?? example})`,
     );
   }
-  if (typeof options === "number") {
-    throw new TypeError(`Options of ${maker} must be an object, got ${options}${write}`);
+  if (typeof options === "number" || typeof options === "string") {
+    throw new TypeError(`Options of ${maker} must be an object, got ${described(options)}${write}`);
   }
   checkKeys(options, keys, maker, undefined, (key) => {
     const name = key.toLowerCase().replace(/_/g, "");
