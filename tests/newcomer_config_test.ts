@@ -7,8 +7,9 @@
  * if it were the library's; `radam.init(params)` (optax's `optax.adam(lr).init(params)`) and
  * `opt.update(grads, state)` were "is not a function"; `step(state, grads, lr)` and `step(state,
  * params, grads)` dropped the third argument silently; Ranger's, optax's and Hugging Face's
- * names of options (`use_gc`, `sync_period`, `max_grad_norm`) were only unknown; and a
- * generator given to `init` (`model.parameters()`) was described as "".
+ * names of options (`use_gc`, `sync_period`, `max_grad_norm`) were only unknown, as were optax's
+ * and Keras's of a cosine decay (`alpha`, `init_value`); and a generator given to `init`
+ * (`model.parameters()`) was described as "".
  */
 import assert from "node:assert/strict";
 import {
@@ -194,4 +195,31 @@ Deno.test("a generator of tensors given to init (model.parameters()) says each n
         "named_parameters() does",
     ),
   );
+});
+
+Deno.test("optax's and Keras's names of a cosine decay's options say which they are, or the call to write", () => {
+  assert.throws(
+    () => cosineDecay(1e-3, { decaySteps: 100, alpha: 0.1 } as never),
+    saying(
+      TypeError,
+      "(alpha, in optax and Keras a fraction of lr, is finalLr here, the rate itself, alpha × lr: " +
+        "cosineDecay(1e-3, { decaySteps: 1000 }))",
+    ),
+  );
+  assert.throws(
+    () => cosineDecay(1e-3, { decaySteps: 100, end_value: 0 } as never),
+    saying(TypeError, "(end_value is finalLr here: "),
+  );
+  // optax's cosine_decay_schedule(init_value, decay_steps) and Keras's CosineDecay, by name.
+  for (
+    const given of [{ init_value: 0.01, decay_steps: 50 }, {
+      initialLearningRate: 0.01,
+      decaySteps: 50,
+    }]
+  ) {
+    assert.throws(
+      () => cosineDecay(given as never, undefined as never),
+      saying(TypeError, "got Object (write cosineDecay(0.01, { decaySteps: 50 }))"),
+    );
+  }
 });
