@@ -1,10 +1,12 @@
 /**
  * What errors add about calls of the library's makers given in the wrong way: the options before
  * the optimizer, a factory or a schedule maker given uncalled, a stand-in for a schedule given
- * for one. Private to the library; values are worded by `_errors.ts`.
+ * for one, `step` given more than it takes. Private to the library; values are worded by
+ * `_errors.ts`.
  *
  * @module
  */
+import { described } from "./_errors.ts";
 
 /**
  * What to add to an error about `first`, given where `call`'s optimizer goes, when `second` is
@@ -41,10 +43,10 @@ const FACTORIES = ["radam", "adam", "adamw", "sgd", "lion", "ranger"];
  *
  * @example
  * ```ts
- * import { factoryHint } from "./_call_hints.ts";
+ * import { factoryHint, optimizerFactory } from "./_call_hints.ts";
  * import assert from "node:assert/strict";
  *
- * function radam() {}
+ * const radam = optimizerFactory(() => ({}), "radam");
  * assert.equal(factoryHint(radam), " (a factory: call it, radam())");
  * assert.equal(factoryHint(() => {}), "");
  * ```
@@ -55,31 +57,41 @@ export function factoryHint(value: unknown): string {
 }
 
 /**
+ * The mark the library's factories carry, under a registered symbol: the same in every copy of
+ * the library loaded beside another (two versions in node_modules, two bundles of a page), so
+ * that each knows the other's factories given uncalled, as neither knows them by identity.
+ */
+const FACTORY_MARK = Symbol.for("@optim/radam.factory");
+
+/**
  * The name of `value` where it is one of the library's factories given uncalled (`radam`, where
- * `radam()` was meant), known as recorded ({@linkcode optimizerFactory}) or by its name; else
- * `undefined`.
+ * `radam()` was meant), of this copy of the library or of another: known by the mark
+ * {@linkcode optimizerFactory} gives them, not by its name, which a minifier renames and which a
+ * function of the caller's may share (`function adam() {}`); else `undefined`.
  *
  * @example
  * ```ts
- * import { factoryName } from "./_call_hints.ts";
+ * import { factoryName, optimizerFactory } from "./_call_hints.ts";
  * import assert from "node:assert/strict";
  *
- * function adamw() {}
- * assert.equal(factoryName(adamw), "adamw");
- * assert.equal(factoryName(() => {}), undefined);
+ * const Xe = optimizerFactory(() => ({}), "adamw");
+ * assert.equal(factoryName(Xe), "adamw");
+ * function adamw() {} // the caller's own
+ * assert.equal(factoryName(adamw), undefined);
  * ```
  */
 export function factoryName(value: unknown): string | undefined {
   if (typeof value !== "function") return undefined;
-  return FACTORY_NAMES.get(value) ?? (FACTORIES.includes(value.name) ? value.name : undefined);
+  const name = (value as { [FACTORY_MARK]?: unknown })[FACTORY_MARK];
+  return typeof name === "string" && FACTORIES.includes(name) ? name : undefined;
 }
 
-/** The library's factories, by identity, with their names (which a minifier's renaming drops). */
-const FACTORY_NAMES = new WeakMap<object, string>();
-
 /**
- * Records `factory`, the library's factory named `name`, for {@linkcode factoryName}, which then
- * knows it given uncalled where an app's minified bundle renamed it (`radam.name` then `"Xe"`).
+ * Marks `factory`, the library's factory named `name`, for {@linkcode factoryName}, which then
+ * knows it given uncalled where an app's minified bundle renamed it (`radam.name` then `"Xe"`),
+ * and gives it an `init` that throws a TypeError saying to call it first (optax's
+ * `optax.adam(lr).init(params)` written `radam.init(params)`: JavaScript's "radam.init is not a
+ * function" before). Neither is enumerable, and neither is in its type. Returns `factory`.
  *
  * @example
  * ```ts
@@ -88,14 +100,24 @@ const FACTORY_NAMES = new WeakMap<object, string>();
  *
  * const Xe = optimizerFactory(() => ({}), "radam");
  * assert.equal(factoryName(Xe), "radam");
+ * assert.throws(() => (Xe as unknown as { init(): void }).init(), /call it first, await radam/);
  * ```
  */
 export function optimizerFactory<F extends (...args: never[]) => unknown>(
   factory: F,
   name: string,
 ): F {
-  FACTORY_NAMES.set(factory, name);
-  return factory;
+  return Object.defineProperties(factory, {
+    [FACTORY_MARK]: { value: name },
+    init: {
+      value() {
+        throw new TypeError(
+          `${name}.init: ${name} is the factory, not an optimizer: call it first, ` +
+            `await ${name}({ lr: 1e-3 }).init(params)`,
+        );
+      },
+    },
+  });
 }
 
 /**
@@ -264,4 +286,36 @@ export function heldStandInHint(settings: unknown): string {
     : undefined;
   const hint = scheduleStandInHint(lr);
   return hint === "" ? "" : `whose lr is ${hint}`;
+}
+
+/**
+ * The error of `step(state, grads, more)`, which takes two arguments (JavaScript drops a third,
+ * silently): a learning rate given there (`step(state, grads, 1e-3)`, `{ lr }`) is the
+ * optimizer's option or a schedule's; tensors there (optax's `update(grads, state, params)`, or
+ * `step(state, params, grads)`) are the parameters, which the state holds itself.
+ *
+ * @example
+ * ```ts
+ * import { extraStepArgumentMessage } from "./_call_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(extraStepArgumentMessage(1e-3), /^step takes two arguments.*got a third, 0\.001/);
+ * assert.match(extraStepArgumentMessage({ w: new Float32Array(2) }), /state\.params/);
+ * ```
+ */
+export function extraStepArgumentMessage(extra: unknown): string {
+  const lr = typeof extra === "number" ||
+    (typeof extra === "object" && extra !== null && "lr" in extra);
+  const tensors = extra instanceof Float32Array ||
+    (typeof extra === "object" && extra !== null &&
+      Object.values(extra).some((v) => v instanceof Float32Array));
+  const hint = lr
+    ? " (a learning rate is the optimizer's option, radam({ lr }); to change it as training goes, " +
+      "give a schedule, radam({ lr: (t) => … }), which each step calls)"
+    : tensors
+    ? " (tensors: a state holds its parameters, state.params, which each step updates; pass the " +
+      "gradients alone, step(state, grads))"
+    : "";
+  return "step takes two arguments, step(state, grads), and would drop the others, got a third, " +
+    `${described(extra)}${hint}`;
 }

@@ -47,7 +47,7 @@ export function described(value: unknown): string {
   if (Array.isArray(value)) return `Array(${value.length})`;
   if (isStateLike(value)) return "an optimizer state";
   const name = (value as object).constructor?.name;
-  if (typeof name !== "string") return "an object";
+  if (typeof name !== "string" || name === "") return "an object"; // ("": a generator's)
   const own = (globalThis as Record<string, unknown>)[name];
   return ArrayBuffer.isView(value) && typeof own === "function" && !(value instanceof own)
     ? `a ${name} of another realm (another window's, an iframe's or a vm context's)`
@@ -128,24 +128,28 @@ export function markHandled(value: unknown): void {
 }
 
 /**
- * What to add to the error for `value` given where `expected` (a number, an integer) goes, when
- * it is the text of a finite number (read from a form, a URL, an environment variable): to
- * convert it. Empty for anything else.
+ * What to add to the error for `value` given where `expected` (a number, an integer, a boolean)
+ * goes, when it is that value as text (read from a form, a URL, a config file, an environment
+ * variable): how to convert it. Empty for anything else.
  *
  * @example
  * ```ts
- * import { numberTextHint } from "./_errors.ts";
+ * import { textHint } from "./_errors.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(numberTextHint("a finite number", "1e-3"), " (a number as text: convert it, Number(value))");
- * assert.equal(numberTextHint("a finite number", "fast"), "");
- * assert.equal(numberTextHint("one of skip, throw", "1"), "");
+ * assert.equal(textHint("a finite number", "1e-3"), " (a number as text: convert it, Number(value))");
+ * assert.equal(textHint("a boolean", "true"), ' (a boolean as text: convert it, value === "true")');
+ * assert.equal(textHint("a finite number", "fast"), "");
+ * assert.equal(textHint("one of skip, throw", "1"), "");
  * ```
  */
-export function numberTextHint(expected: string, value: unknown): string {
-  if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(Number(value))) {
-    return "";
+export function textHint(expected: string, value: unknown): string {
+  if (typeof value !== "string") return "";
+  const text = value.trim();
+  if (/\bboolean\b/.test(expected) && /^(true|false)$/i.test(text)) {
+    return ' (a boolean as text: convert it, value === "true")';
   }
+  if (text === "" || !Number.isFinite(Number(text))) return "";
   return /\b(number|integer)\b/.test(expected)
     ? " (a number as text: convert it, Number(value))"
     : "";
@@ -153,7 +157,7 @@ export function numberTextHint(expected: string, value: unknown): string {
 
 /**
  * The message of an option that fails its check: `Option <name> must be <expected>, got <what
- * it got>`, and for the text of a number, to convert it.
+ * it got>`, and for the text of a number or a boolean, to convert it.
  *
  * @example
  * ```ts
@@ -168,9 +172,7 @@ export function numberTextHint(expected: string, value: unknown): string {
  * ```
  */
 export function optionMessage(name: string, expected: string, value: unknown): string {
-  return `Option ${name} must be ${expected}, got ${described(value)}${
-    numberTextHint(expected, value)
-  }`;
+  return `Option ${name} must be ${expected}, got ${described(value)}${textHint(expected, value)}`;
 }
 
 /**

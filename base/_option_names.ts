@@ -8,7 +8,9 @@
 
 /**
  * Names other libraries give options of this one (tfjs, Keras, PyTorch, optax; `max_norm`,
- * the argument of PyTorch's `clip_grad_norm_`), by this one's.
+ * the argument of PyTorch's `clip_grad_norm_`, `max_grad_norm` Hugging Face's; LookAhead's in
+ * optax and TensorFlow Addons, `sync_period` and `slow_step_size`, and in Ranger's original
+ * code, with its `use_gc` and `N_sma_threshhold`), by this one's.
  */
 const OTHER_NAMES: Readonly<Record<string, string>> = {
   learningRate: "lr",
@@ -25,6 +27,20 @@ const OTHER_NAMES: Readonly<Record<string, string>> = {
   clipNorm: "clipGradNorm",
   max_norm: "clipGradNorm",
   maxNorm: "clipGradNorm",
+  max_grad_norm: "clipGradNorm",
+  global_clipnorm: "clipGradNorm",
+  globalClipnorm: "clipGradNorm",
+  schedule: "lr",
+  lr_schedule: "lr",
+  lrSchedule: "lr",
+  sync_period: "k",
+  syncPeriod: "k",
+  la_steps: "k",
+  slow_step_size: "alpha",
+  slowStepSize: "alpha",
+  la_alpha: "alpha",
+  use_gc: "gc",
+  N_sma_threshhold: "threshold",
 };
 
 /**

@@ -196,6 +196,7 @@ export function stateCloneMessage(
  * @example
  * ```ts
  * import { stateHint } from "./_state_errors.ts";
+ * import { optimizerFactory } from "./_call_hints.ts";
  * import assert from "node:assert/strict";
  *
  * assert.equal(stateHint({ w: 1 }), "");
@@ -204,7 +205,7 @@ export function stateCloneMessage(
  * assert.match(stateHint({ applyGradients() {}, state: undefined }), /pass optimizer\.state/);
  * assert.match(stateHint(Promise.resolve()), /await/);
  * assert.match(stateHint({ init() {}, settings: {} }), /opt\.init\(params\)/);
- * function radam() {}
+ * const radam = optimizerFactory(() => ({}), "radam");
  * assert.match(stateHint(radam), /await radam\(\)\.init\(params\)/);
  * class Foreign {
  *   get optimizer() { return "radam"; }
@@ -464,8 +465,9 @@ export function disposeMethodMessage(
 
 /**
  * The error of `opt.step()` (`name`: the optimizer's, `"radam"` or `"lookahead(adam)"`), as
- * PyTorch's `optimizer.step()` is written (JavaScript's "opt.step is not a function" before): an
- * optimizer holds no state; the function `step` steps the state its `init` makes.
+ * PyTorch's `optimizer.step()` is written, or of `opt.update(grads, state)` (`method`), as
+ * optax's (JavaScript's "opt.step is not a function" before): an optimizer holds no state; the
+ * function `step` steps the state its `init` makes.
  *
  * @example
  * ```ts
@@ -473,11 +475,12 @@ export function disposeMethodMessage(
  * import assert from "node:assert/strict";
  *
  * assert.match(optimizerStepMessage("adam"), /^An optimizer has no step\(\) method: .*adam\(\)/);
+ * assert.match(optimizerStepMessage("adam", "update"), /^An optimizer has no update\(\) method/);
  * ```
  */
-export function optimizerStepMessage(name: string): string {
+export function optimizerStepMessage(name: string, method = "step"): string {
   const made = /^\w+$/.test(name) ? `${name}()` : "opt";
-  return "An optimizer has no step() method: it holds no state. Make one, let state = await " +
+  return `An optimizer has no ${method}() method: it holds no state. Make one, let state = await ` +
     `${made}.init(params), and step it with the function step, state = step(state, grads) ` +
     '(import { step } from "@optim/radam"), which returns the next state';
 }

@@ -87,14 +87,25 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /**
- * What to add where `init` was given a list of tensors, as PyTorch's `model.parameters()`: that
- * each needs a name. Else empty.
+ * What to add where `init` was given a list of tensors, or an iterator (a generator's), as
+ * PyTorch's `model.parameters()`: that each needs a name. Else empty.
  */
 function listHint(value: unknown): string {
-  return Array.isArray(value) && value.length > 0 && value.every((v) => v instanceof Float32Array)
-    ? " (a list, as PyTorch's model.parameters(): name each, as its named_parameters() does, " +
-      '{ "fc.weight": w, "fc.bias": b }: a state and its checkpoints hold each tensor by name)'
+  const what = Array.isArray(value)
+    ? value.length > 0 && value.every((v) => v instanceof Float32Array) ? "a list" : ""
+    : isIterator(value)
+    ? "an iterator"
     : "";
+  return what === "" ? "" : ` (${what}, as PyTorch's model.parameters(): name each, as its ` +
+    'named_parameters() does, { "fc.weight": w, "fc.bias": b }: a state and its checkpoints ' +
+    "hold each tensor by name)";
+}
+
+/** Whether `value` is an iterator, as a generator gives (`next` and `Symbol.iterator`). */
+function isIterator(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const it = value as { next?: unknown; [Symbol.iterator]?: unknown };
+  return typeof it.next === "function" && typeof it[Symbol.iterator] === "function";
 }
 
 /**

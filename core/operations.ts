@@ -6,6 +6,7 @@
  * @module
  */
 import { awaitHinted, markRead, recordHinted } from "../base/_state_errors.ts";
+import { extraStepArgumentMessage } from "../base/_call_hints.ts";
 import { type ArenaLayout, EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
@@ -59,6 +60,10 @@ export function step<S extends OptimizerState<unknown>>(
     : GpuGrads,
 ): S {
   checkNotHeld(state, "step");
+  // A third argument, which JavaScript drops: a learning rate, or the parameters, given there.
+  if (arguments.length > 2 && arguments[2] !== undefined) {
+    throw new TypeError(extraStepArgumentMessage(arguments[2]));
+  }
   return stepState(state, grads) as S;
 }
 

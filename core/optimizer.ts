@@ -115,13 +115,16 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
       },
     });
   }
-  // opt.step(), as PyTorch's optimizer.step(), is a TypeError saying how a state is stepped,
-  // where it was JavaScript's "opt.step is not a function".
-  Object.defineProperty(optimizer, "step", {
-    value() {
-      throw new TypeError(optimizerStepMessage(settings.name));
-    },
-  });
+  // opt.step(), as PyTorch's optimizer.step(), or opt.update(grads, state), as optax's, is a
+  // TypeError saying how a state is stepped, where it was JavaScript's "opt.step is not a
+  // function".
+  for (const method of ["step", "update"]) {
+    Object.defineProperty(optimizer, method, {
+      value() {
+        throw new TypeError(optimizerStepMessage(settings.name, method));
+      },
+    });
+  }
   return Object.freeze(optimizer);
 }
 

@@ -70,11 +70,11 @@ function checkT(maker: string, t: number): void {
 /**
  * Checks the arguments of the schedule maker `maker` (its call with typical values `example`,
  * e.g. `linearWarmup(1e-3, { warmupSteps: 100 })`), whose `lr` comes first and whose other
- * options, named `keys`, come in an object: a count of steps given bare, or the options given
- * first (PyTorch's `OneCycleLR(max_lr=…, total_steps=…)`), say to write `example`; PyTorch's
- * names of the options (`OTHER_NAMES`) say which they are here. Then `lr` is checked, and the
- * count of steps, `keys[0]`, which has no default: left out, or the options with it, it says
- * to write `example` too.
+ * options, named `keys`, come in an object: a count of steps given bare (or as text, read from a
+ * config file), or the options given first (PyTorch's `OneCycleLR(max_lr=…, total_steps=…)`),
+ * say to write `example`; PyTorch's names of the options (`OTHER_NAMES`) say which they are
+ * here. Then `lr` is checked, and the count of steps, `keys[0]`, which has no default: left out,
+ * or the options with it, it says to write `example` too.
  */
 function checkMaker(
   maker: string,
@@ -91,8 +91,8 @@ function checkMaker(
       } (write ${exampleOf(maker, keys[0], lr) ?? example})`,
     );
   }
-  if (typeof options === "number") {
-    throw new TypeError(`Options of ${maker} must be an object, got ${options}${write}`);
+  if (typeof options === "number" || typeof options === "string") {
+    throw new TypeError(`Options of ${maker} must be an object, got ${described(options)}${write}`);
   }
   checkKeys(options, keys, maker, undefined, (key) => {
     const name = key.toLowerCase().replace(/_/g, "");
@@ -112,20 +112,25 @@ function checkMaker(
 /**
  * The call of `maker` with the learning rate and step count of `given`, an object given for the
  * learning rate (`linearWarmup({ lr: 1e-3, steps: 100 })`): its first number named `lr`-like
- * (`max_lr`), and its first named `step`-like under `steps`; undefined where it lacks either.
+ * (`max_lr`, optax's `init_value`, Keras's `initial_learning_rate`), and its first named
+ * `step`-like under `steps`; undefined where it lacks either.
  */
 function exampleOf(maker: string, steps: string, given: object): string | undefined {
   const entries = Object.entries(given).filter(([, v]) => typeof v === "number");
-  const lr = entries.find(([k]) => /lr$/i.test(k))?.[1];
+  const lr = entries.find(([k]) => /(lr|init_?value|learning_?rate)$/i.test(k))?.[1];
   const n = entries.find(([k]) => /step/i.test(k))?.[1];
   return lr === undefined || n === undefined ? undefined : `${maker}(${lr}, { ${steps}: ${n} })`;
 }
 
-/** PyTorch's (and others') names of the schedules' options, lower case without `_`. */
+/** PyTorch's (and optax's, Keras's) names of the schedules' options, lower case without `_`. */
 const OTHER_NAMES: Readonly<Record<string, string>> = {
   tmax: "KEY is decaySteps here",
   etamin: "KEY is finalLr here",
+  endvalue: "KEY is finalLr here",
+  alpha: "KEY, in optax and Keras a fraction of lr, is finalLr here, the rate itself, alpha × lr",
   maxlr: "KEY is the first argument here, lr",
+  initvalue: "KEY is the first argument here, lr",
+  initiallearningrate: "KEY is the first argument here, lr",
   finaldivfactor: "KEY is divFinal here",
   epochs: "totalSteps here is epochs × stepsPerEpoch",
   stepsperepoch: "totalSteps here is epochs × stepsPerEpoch",

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { described, isThenable, markHandled, numberTextHint } from "../base/_errors.ts";
+import { described, isThenable, markHandled, textHint } from "../base/_errors.ts";
 import type { HostBackend } from "../base/backend.ts";
 import type { Hyperparameters, Rule } from "../base/rule.ts";
 import { HEADER, LR_WORD, type StepScalars } from "../base/scalars.ts";
@@ -44,7 +44,7 @@ function learningRateAt(config: Settings, t: number): number {
   if (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0) {
     const message = `The learning-rate schedule returned ${
       described(lr)
-    } at step ${t}; expected a finite number ≥ 0${numberTextHint("a number", lr)}`;
+    } at step ${t}; expected a finite number ≥ 0${textHint("a number", lr)}`;
     throw typeof lr === "number" ? new RangeError(message) : new TypeError(message);
   }
   return lr;

@@ -306,8 +306,11 @@ function checkOptions(
 export function kvCheckpointStore(
   kv: Deno.Kv,
   key: Deno.KvKey,
-  options: KvCheckpointStoreOptions = {},
+  options?: KvCheckpointStoreOptions,
 ): KvCheckpointStore {
+  // (Defaulted here: a default in the signature showed the parameter as required in the
+  // generated documentation.)
+  if (options === undefined) options = {};
   const checked = checkOptions(kv, key, options);
   const prefix: Deno.KvKey = [...key];
   // One store object per database, prefix and options: what a process keeps per store (the

@@ -8,7 +8,7 @@ import type { LoadOptions, Optimizer } from "../mod.ts";
 import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
 import { utf8Length } from "../base/_utf8.ts";
-import { isThenable, numberTextHint, promiseHint } from "../base/_errors.ts";
+import { isThenable, promiseHint, textHint } from "../base/_errors.ts";
 import { factoryHint, scheduleStandInHint } from "../base/_call_hints.ts";
 import { float32ConvertHint } from "../base/_input_hints.ts";
 import { misplacedHint } from "../base/_option_names.ts";
@@ -28,7 +28,7 @@ export function optionError(
   range: boolean = typeof value === "number",
 ): Error {
   const message = `Option ${name} must be ${expected}, got ${described(value)}${
-    numberTextHint(expected, value)
+    textHint(expected, value)
   }`;
   return range ? new RangeError(message) : new TypeError(message);
 }
@@ -444,7 +444,7 @@ export function refusedListing(
   if (bad === null) return null;
   const [name, expected, value] = bad;
   const message = `${method}'s ${name} must be ${expected}, got ${described(value)}${
-    value === undefined ? listingCallHint(method) : numberTextHint(expected, value)
+    value === undefined ? listingCallHint(method) : textHint(expected, value)
   }`;
   return Promise.reject(
     typeof value === "number" ? new RangeError(message) : new TypeError(message),

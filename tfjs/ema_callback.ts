@@ -87,7 +87,7 @@ export interface EmaCallback {
  * assert.equal(optimizer.averages!.swapped, false); // finalized: the model holds the averages
  * ```
  */
-export function emaCallback(optimizer: TfOptimizer, options: EmaCallbackOptions = {}): EmaCallback {
+export function emaCallback(optimizer: TfOptimizer, options?: EmaCallbackOptions): EmaCallback {
   const averages = (optimizer as { averages?: unknown } | null)?.averages;
   const held = averages as { swap?: unknown; finalize?: unknown } | null | undefined;
   if (
@@ -107,8 +107,9 @@ export function emaCallback(optimizer: TfOptimizer, options: EmaCallbackOptions 
       "emaCallback() needs an optimizer with moving averages: tfOptimizer(optimizer, { ema: true })",
     );
   }
-  checkKeys(options, ["finalize"], "emaCallback");
-  const finalize = options.finalize ?? true;
+  // (Optional, not defaulted in the signature, where a default showed it as required in the
+  // generated documentation: checkKeys gives {} for undefined.)
+  const finalize = checkKeys(options, ["finalize"], "emaCallback").finalize ?? true;
   if (typeof finalize !== "boolean") throw optionError("finalize", "a boolean", finalize, false);
   const { averages: ours } = optimizer as { averages: NonNullable<TfOptimizer["averages"]> };
   // (tfjs-layers calls these without `this`: closures, not methods reading `this`.)

@@ -92,7 +92,7 @@ export class TfOptimizer extends tf.Optimizer {
    * Use {@linkcode tfOptimizer}. `optimizer` is an optimizer value of this library (only its
    * `settings` are read).
    */
-  constructor(optimizer: SettingsHolder, options: TfOptimizerOptions = {}) {
+  constructor(optimizer: SettingsHolder, options?: TfOptimizerOptions) {
     super();
     this.#options = checkArguments(optimizer, options);
     this.#config = optimizer.settings as Settings;

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import * as tf from "@tensorflow/tfjs-core";
 import type { Settings } from "../base/settings.ts";
 import { described, optionError, promiseHint } from "../base/_errors.ts";
 import {
@@ -170,7 +171,7 @@ export const MISSING_SCHEDULE: (t: number) => number = scheduleStandIn(
  */
 export function checkArguments(
   optimizer: SettingsHolder,
-  options: TfOptimizerOptions,
+  options: TfOptimizerOptions | undefined,
 ): AdapterOptions {
   if (
     typeof optimizer !== "object" || optimizer === null ||
@@ -197,7 +198,8 @@ export function checkArguments(
   const standIn = restored ? "" : heldStandInHint(optimizer.settings);
   if (standIn !== "") throw new TypeError(`tfOptimizer() was given settings ${standIn}`);
   const { name } = optimizer.settings as { name?: unknown };
-  checkKeys(
+  // (checkKeys gives {} for undefined: the constructor's options are optional.)
+  const given: TfOptimizerOptions = checkKeys(
     options,
     ADAPTER_OPTIONS,
     "tfOptimizer",
@@ -209,7 +211,7 @@ export function checkArguments(
       factoryOptionHintOf(optimizer.settings, key, (call) => `tfOptimizer(${call})`) ||
       deviceHint(key),
   );
-  return adapterOptions(options);
+  return adapterOptions(given);
 }
 
 /**
@@ -249,14 +251,19 @@ function deviceHint(key: string): string {
 
 /**
  * What to add to the error for `value` given where this library's optimizer goes: a learning
- * rate, or a TensorFlow.js optimizer (`tfOptimizer(tf.train.adam(1e-3))`), says which call to
- * write (for tfjs's Adam, SGD and momentum, this library's of the same rule); a Promise, to
- * await it.
+ * rate, a TensorFlow.js optimizer (`tfOptimizer(tf.train.adam(1e-3))`) or its maker
+ * (`tf.train.adam`), says which call to write (for tfjs's Adam, SGD and momentum, this
+ * library's of the same rule); options alone (`tfOptimizer({ lr })`), that they go to a
+ * factory; a Promise, to await it.
  */
 function notAnOptimizerHint(value: unknown): string {
   if (typeof value === "number") return ` (pass a learning rate as ${lrCall(value)})`;
-  if (typeof value === "function") return factoryHint(value);
+  if (typeof value === "function") return factoryHint(value) || tfMakerHint(value);
   if (typeof value === "string") return optimizerNameHint(value, "tfOptimizer");
+  const given = (value as { lr?: unknown } | null)?.lr;
+  if (typeof given === "number" && Object.getPrototypeOf(value) === Object.prototype) {
+    return ` (options: they go to the optimizer's factory, ${lrCall(given, "radam")})`;
+  }
   const tfjs = value as {
     applyGradients?: unknown;
     getClassName?: unknown;
@@ -276,6 +283,20 @@ function notAnOptimizerHint(value: unknown): string {
     Momentum: `tfOptimizer(sgd({ lr: ${lr}, momentum: ${tfjs.momentum} }))`,
   }[String(tfjs.getClassName())];
   return ` (a TensorFlow.js optimizer: wrap one of this library's, e.g. ${call ?? lrCall(lr)})`;
+}
+
+/**
+ * What to add where `value`, given for this library's optimizer, is one of TensorFlow.js's
+ * makers of its own (`tf.train.adam`, uncalled): which call to write. Empty for anything else.
+ */
+function tfMakerHint(value: object): string {
+  const name = Object.entries(tf.train).find(([, maker]) => maker === value)?.[0];
+  if (name === undefined) return "";
+  const call = name === "momentum"
+    ? "tfOptimizer(sgd({ lr: 0.01, momentum: 0.9 }))"
+    : lrCall(name === "sgd" ? 0.01 : 0.001, name === "sgd" ? "sgd" : "adam");
+  return ` (tf.train.${name}, TensorFlow.js's maker of its own optimizer: wrap one of this ` +
+    `library's, e.g. ${call})`;
 }
 
 /**

@@ -54,7 +54,10 @@ import { TfOptimizer } from "./optimizer.ts";
  * assert.equal(loaded.optimizer.getClassName(), "RadamTfOptimizer");
  * ```
  */
-export function registerTfOptimizer(tfjs: Pick<typeof tf, "serialization"> = tf): void {
+export function registerTfOptimizer(tfjs?: Pick<typeof tf, "serialization">): void {
+  // (Defaulted here: a default in the signature showed the parameter as required in the
+  // generated documentation.)
+  if (tfjs === undefined) tfjs = tf;
   const serialization = (tfjs as Partial<typeof tf> | null | undefined)?.serialization;
   if (
     typeof serialization?.registerClass !== "function" ||

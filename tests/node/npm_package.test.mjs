@@ -314,6 +314,14 @@ test("a state or optimizer of another copy of the package is refused with an err
         e instanceof TypeError &&
         /another copy of this library/.test(e.message),
     );
+    // The other copy's factory given uncalled is known by its mark (a registered symbol), not
+    // by its name, which a function of the app's may share.
+    assert.throws(
+      () => lib.lookahead(other.radam),
+      (e) =>
+        e instanceof TypeError &&
+        e.message.endsWith("got a function (a factory: call it, radam())"),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
