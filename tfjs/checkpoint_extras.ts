@@ -123,10 +123,11 @@ export function extrasSource(
  * a damaged file first: {@linkcode extrasAtCall}), for an optimizer accumulating `steps` calls, under `nonFinite:
  * "throw"` where `finiteOnly`. A tensor named `<name>.accum` or `<name>.average` that is no
  * tensor of the state (not in `tensor_order`) is one. Throws, before anything changes, a
- * `CheckpointError` naming one that is not F32, or sums without `accum_count` (or the count
- * without sums: saying what is missing); a RangeError where the count is not an integer from 1
- * to N − 1, naming one of another shape than the variables of its name (or base name), or, with
- * `finiteOnly`, one and the index of a non-finite value.
+ * `CheckpointError` naming one that is not F32, sums without `accum_count` (or the count without
+ * sums: saying what is missing), or a count that is not an integer from 1 to N − 1 (none where N
+ * is 1: an optimizer that does not accumulate); a RangeError naming one of another shape than
+ * the variables of its name (or base name), or, with `finiteOnly`, one and the index of a
+ * non-finite value.
  *
  * @example
  * ```ts
@@ -203,7 +204,10 @@ export function extrasAtCall(
   }
 }
 
-/** The checkpoint's `accum_count` (none: undefined), checked against its `sums` and N. */
+/**
+ * The checkpoint's `accum_count` (none: undefined), checked against its `sums` and N: a
+ * `CheckpointError` naming it and what was expected where it is missing, or not from 1 to N − 1.
+ */
 function countOf(
   metadata: Readonly<Record<string, string>>,
   sums: number,
@@ -224,7 +228,7 @@ function countOf(
   }
   const n = /^[0-9]{1,15}$/.test(text) ? Number(text) : NaN;
   if (!(n >= 1 && n < steps)) {
-    throw new RangeError(
+    throw new CheckpointError(
       `Checkpoint metadata "${ACCUM_COUNT_KEY}" must be ${
         steps === 1 ? "absent" : `an integer from 1 to ${steps - 1}`
       } (option gradientAccumulationSteps is ${steps}), got ${JSON.stringify(text)}`,

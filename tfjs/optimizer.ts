@@ -347,11 +347,12 @@ export class TfOptimizer extends tf.Optimizer {
    * loaded: it would have replaced that step's moments and step count under the update it made.
    * The gradients accumulated (`<variable>.accum`, `accum_count`) and moving averages
    * (`<variable>.average`) a checkpoint of `state` holds are taken too (an optimizer without
-   * option `ema` ignores averages), checked first: one not F32, of another shape than the
-   * variables of its name (or base name), non-finite under `nonFinite: "throw"`, or a count
+   * option `ema` ignores averages), checked first: one not F32, or a count (`accum_count`)
    * missing or not from 1 to N − 1 (sums given to an optimizer without accumulation included), is
-   * refused with a TypeError/RangeError naming it, nothing changed; so is a call while
-   * `averages.swap()` holds the averages in the variables (a TypeError: swap back first).
+   * refused with a `CheckpointError` naming it, one of another shape than the variables of its
+   * name (or base name), or non-finite under `nonFinite: "throw"`, with a RangeError naming it,
+   * nothing changed; so is a call while `averages.swap()` holds the averages in the variables (a
+   * TypeError: swap back first).
    */
   loadState(bytes: Uint8Array): Promise<void> {
     return this.#parts.loadCheckpoint(bytes);
