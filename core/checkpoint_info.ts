@@ -11,7 +11,7 @@ import type { StatesFormat } from "../base/options.ts";
 import { parseSafetensors } from "../base/safetensors.ts";
 import type { Settings } from "../base/settings.ts";
 import { checkCodes, planLoad } from "./checkpoint.ts";
-import { configOf, parseCount, tensorOrder } from "./checkpoint_meta.ts";
+import { parseCount, readConfig } from "./checkpoint_meta.ts";
 import { readTensors, stateTensors } from "./checkpoint_tensors.ts";
 import { EXTRA_SUFFIXES, isExtraTensor } from "./extra_tensors.ts";
 import { holdingLearningRate, READ_ONLY_SCHEDULE } from "./options.ts";
@@ -135,11 +135,11 @@ export function checkpointInfo(bytes: Uint8Array): CheckpointInfo {
   const lrSchedule = Object.hasOwn(metadata, "lr_schedule") && metadata.lr_schedule === "true";
   // As loadState(bytes) reads it; with a schedule, as loadState(bytes, { lr }) does, then
   // holding the stand-in, which no option takes, for that lr.
-  const read = configOf(metadata, lrSchedule ? { lr: READ_ONLY_SCHEDULE } : {});
-  const settings = lrSchedule ? holdingLearningRate(read, UNSTORED_SCHEDULE) : read;
+  const read = readConfig(metadata, lrSchedule ? { lr: READ_ONLY_SCHEDULE } : {});
+  const settings = lrSchedule ? holdingLearningRate(read.config, UNSTORED_SCHEDULE) : read.config;
   const step = parseCount(metadata, "step");
   const skippedSteps = parseCount(metadata, "skipped_steps");
-  const names = tensorOrder(metadata);
+  const names = read.names();
   const kinds = stateTensors(settings);
   const { lengths, shapes, codes } = readTensors(bytes, file, names, kinds, false);
   if (codes) checkCodes(metadata);
