@@ -17,7 +17,7 @@ import { AVERAGE_SUFFIX, type WeightAverages } from "./ema.ts";
 import { checkLoadedShapes } from "./matching.ts";
 import type { GradItem, NamedTensor } from "./gradients.ts";
 import type { Settings } from "../base/settings.ts";
-import { checkSavableSize } from "../core/checkpoint_header.ts";
+import { checkSavableSize, type SavedBeside } from "../core/checkpoint_header.ts";
 import { parseJsonMeta } from "../core/checkpoint_meta.ts";
 import { inLayoutOrder, planState } from "../core/plan.ts";
 import { entryOf } from "./layout.ts";
@@ -271,6 +271,38 @@ export function loadExtras(
   if (averages !== undefined) {
     averages.load(new Map([...read.averages].map(([n, v]) => [n, tensor(v)])));
   }
+}
+
+/**
+ * What `saveState(optimizer.state)` writes beside a state loaded with `read` (which `loadExtras`
+ * took: the sums with their count, and, where the optimizer keeps them, `averages`), planned as
+ * a save places it: to check that the state, kept so, can be saved (`checkSavableSize`).
+ *
+ * @example
+ * ```ts
+ * import { besideLoaded } from "./checkpoint_extras.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const average = { shape: [2], data: new Float32Array(2) };
+ * const read = { sums: undefined, averages: new Map([["w", average]]) };
+ * assert.deepEqual(besideLoaded(read, true).tensors.map((t) => t.name), ["w.average"]);
+ * assert.deepEqual(besideLoaded(read, false).tensors, []); // (no option ema: not kept)
+ * ```
+ */
+export function besideLoaded(read: ExtrasRead, averages: boolean): SavedBeside {
+  const planned = (suffix: string) => ([name, { shape, data }]: [string, Values]) => ({
+    name: name + suffix,
+    shape,
+    dtype: "F32" as const,
+    byteLength: data.byteLength,
+  });
+  return {
+    tensors: [
+      ...[...read.sums?.sums ?? []].map(planned(SUM_TENSOR)),
+      ...averages ? [...read.averages].map(planned(AVERAGE_TENSOR)) : [],
+    ],
+    metadata: read.sums === undefined ? {} : { [ACCUM_COUNT_KEY]: String(read.sums.count) },
+  };
 }
 
 /** What an optimizer saves beside its state: sums of N calls (1: none), and averages or not. */
