@@ -61,10 +61,10 @@ import {
   meta,
   optionsOf,
   parseCount,
+  readConfig,
   restoreSettings,
   type StoredSettings,
   storeSettings,
-  tensorOrder,
 } from "./checkpoint_meta.ts";
 import {
   firstBadScale,
@@ -314,11 +314,12 @@ export async function loadCheckpoint(
   ) as LoadOptions;
   const file = parseSafetensors(bytes);
   const { metadata } = file;
-  const config = configOf(metadata, options);
+  const read = readConfig(metadata, options);
+  const config = read.config;
   const steps = parseCount(metadata, "step");
   // Skipped steps are not counted in `step` (a skipped step leaves the count as it was).
   const skipped = parseCount(metadata, "skipped_steps");
-  const names = tensorOrder(metadata);
+  const names = read.names();
   const kinds = stateTensors(config);
   const { lengths, shapes, data, codes } = readTensors(bytes, file, names, kinds);
   if (codes) checkCodes(metadata);

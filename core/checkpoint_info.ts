@@ -5,16 +5,20 @@
  *
  * @module
  */
+import type { ArenaLayout } from "../base/arena.ts";
 import { scheduleStandIn } from "../base/_call_hints.ts";
 import { checkCheckpointBytes } from "../base/_checkpoint_bytes.ts";
 import type { StatesFormat } from "../base/options.ts";
 import { parseSafetensors } from "../base/safetensors.ts";
 import type { Settings } from "../base/settings.ts";
 import { checkCodes, planLoad } from "./checkpoint.ts";
-import { configOf, parseCount, tensorOrder } from "./checkpoint_meta.ts";
+import { parseCount, readConfig } from "./checkpoint_meta.ts";
 import { readTensors, stateTensors } from "./checkpoint_tensors.ts";
 import { EXTRA_SUFFIXES, isExtraTensor } from "./extra_tensors.ts";
 import { holdingLearningRate, READ_ONLY_SCHEDULE } from "./options.ts";
+import { planOptionsOf } from "./plan.ts";
+import { wasmMemoryBytes } from "../cpu/wasm_backend.ts";
+import { gpuBufferBytes } from "../gpu/arena_layout.ts";
 
 /**
  * What {@linkcode checkpointInfo} reads from a checkpoint's header: plain values, frozen.
@@ -75,6 +79,31 @@ export interface CheckpointInfo {
     readonly averages: Readonly<Record<string, readonly number[]>>;
   };
   /**
+   * The memory the state takes on each backend, in bytes, as `loadState(bytes)` plans it (its
+   * moments in the file's `states`: `loadState`'s option `states` changes it), from the header
+   * alone: nothing is allocated here. Compare it with a backend's limits before loading:
+   * `loadState` refuses, with a RangeError before it allocates anything, a state above wasm's or
+   * the WebGPU device's (below), and one whose arena the runtime cannot allocate.
+   */
+  readonly memory: {
+    /** The arena of backend `"js"` (one ArrayBuffer). */
+    readonly js: number;
+    /**
+     * The WebAssembly memory of a state on wasm, at most (the arena, its descriptor and scalars,
+     * and a page for the kernel's data; threads add a little: their scratch, the norm's partial
+     * sums): above 4 GiB (2³² bytes), what 32-bit WebAssembly addresses, `loadState` on wasm
+     * refuses it, with backend `"wasm"` or `"auto"` where the kernel runs (Deno, Node.js,
+     * browsers: `loadState(bytes)`), which does not fall back to `"js"`.
+     */
+    readonly wasm: number;
+    /**
+     * The largest GPU buffer of a state on WebGPU (a section of its arena: each tensor at a
+     * 256-byte boundary): above its device's `limits.maxBufferSize`, `loadState` on webgpu refuses
+     * it.
+     */
+    readonly webgpuBuffer: number;
+  };
+  /**
    * The header's `__metadata__`, every entry as the file holds it (strings; README
    * "Checkpoints" lists the library's keys). `saveState` writes no others: checkpoints keep no
    * metadata of the caller's, but entries another writer added are here, and ignored by
@@ -99,8 +128,10 @@ export interface CheckpointInfo {
  * under it: its step counts may take more digits). It takes the whole file: one cut short is
  * refused as truncated, as `loadState` refuses it (the header gives each tensor's bytes, which
  * must be there). What only the values show, a NaN or a negative second moment, is not looked
- * for, nor what a backend cannot hold (wasm's 4 GiB; no backend is chosen here): `loadState`
- * still refuses such a file. A file saved with a schedule needs no `lr` here (see
+ * for: `loadState` still refuses such a file. No backend is chosen here, so none's limits refuse
+ * the file; {@linkcode CheckpointInfo.memory} gives the bytes the state needs on each (wasm's
+ * 4 GiB, the WebGPU device's largest buffer), which `loadState` refuses above them, on the
+ * backend it resumes on. A file saved with a schedule needs no `lr` here (see
  * {@linkcode CheckpointInfo.settings}).
  *
  * @example What a stored checkpoint holds, and a resume with another lr
@@ -122,6 +153,7 @@ export interface CheckpointInfo {
  * assert.deepEqual(info.names, ["fc.weight"]);
  * assert.deepEqual(info.shapes["fc.weight"], [2, 3]);
  * assert.equal(info.states, "32bit");
+ * assert.ok(info.memory.wasm < 2 ** 32); // it fits wasm (loadState's "auto" here)
  *
  * const resumed = await loadState(bytes, { lr: info.settings.hyperparameters.lr as number / 10 });
  * assert.equal(resumed.step, 1);
@@ -135,16 +167,16 @@ export function checkpointInfo(bytes: Uint8Array): CheckpointInfo {
   const lrSchedule = Object.hasOwn(metadata, "lr_schedule") && metadata.lr_schedule === "true";
   // As loadState(bytes) reads it; with a schedule, as loadState(bytes, { lr }) does, then
   // holding the stand-in, which no option takes, for that lr.
-  const read = configOf(metadata, lrSchedule ? { lr: READ_ONLY_SCHEDULE } : {});
-  const settings = lrSchedule ? holdingLearningRate(read, UNSTORED_SCHEDULE) : read;
+  const read = readConfig(metadata, lrSchedule ? { lr: READ_ONLY_SCHEDULE } : {});
+  const settings = lrSchedule ? holdingLearningRate(read.config, UNSTORED_SCHEDULE) : read.config;
   const step = parseCount(metadata, "step");
   const skippedSteps = parseCount(metadata, "skipped_steps");
-  const names = tensorOrder(metadata);
+  const names = read.names();
   const kinds = stateTensors(settings);
   const { lengths, shapes, codes } = readTensors(bytes, file, names, kinds, false);
   if (codes) checkCodes(metadata);
   // The state's arena planned, as loadState plans it: what it refuses there, refused here.
-  planLoad(settings, names, lengths, shapes);
+  const { layout } = planLoad(settings, names, lengths, shapes);
   const own = stateTensorNames(names, kinds);
   const extras = (suffix: string) =>
     frozenRecord(
@@ -165,7 +197,19 @@ export function checkpointInfo(bytes: Uint8Array): CheckpointInfo {
       accumulated: extras(EXTRA_SUFFIXES[0]),
       averages: extras(EXTRA_SUFFIXES[1]),
     }),
+    memory: memoryOf(settings, layout),
     metadata: Object.freeze({ ...metadata }),
+  });
+}
+
+/** {@linkcode CheckpointInfo.memory} of a state of `config` on the host arena `layout`. */
+function memoryOf(config: Settings, layout: ArenaLayout): CheckpointInfo["memory"] {
+  // The GPU's arena of the host's tensors, as loadState lays it out (core/webgpu_state.ts).
+  const options = planOptionsOf(config, layout.names);
+  return Object.freeze({
+    js: layout.byteLength,
+    wasm: wasmMemoryBytes(layout),
+    webgpuBuffer: gpuBufferBytes(layout.names, layout.lengths, options, config.run.states),
   });
 }
 

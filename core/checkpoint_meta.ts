@@ -110,6 +110,29 @@ export function configOf(
   metadata: Readonly<Record<string, string>>,
   options: LoadOptions,
 ): Settings {
+  return readConfig(metadata, options).config;
+}
+
+/**
+ * The state's settings ({@linkcode configOf}), and the metadata's `tensor_order`
+ * ({@linkcode tensorOrder}) read once: with parameter groups the settings read it (their map
+ * follows it), else `names` reads it when called, its errors then thrown.
+ */
+export function readConfig(
+  metadata: Readonly<Record<string, string>>,
+  options: LoadOptions,
+): { config: Settings; names: () => string[] } {
+  let order: string[] | undefined;
+  const names = () => order ??= tensorOrder(metadata);
+  return { config: settingsOf(metadata, options, names), names };
+}
+
+/** {@linkcode configOf}, with `names` giving the metadata's `tensor_order` (groups read it). */
+function settingsOf(
+  metadata: Readonly<Record<string, string>>,
+  options: LoadOptions,
+  names: () => string[],
+): Settings {
   checkFormat(metadata);
   const fullName = meta(metadata, "optimizer");
   const wrapped = /^lookahead\((.*)\)$/.exec(fullName);
@@ -165,7 +188,7 @@ export function configOf(
   try {
     const settings = resolveOptions(origin, {
       ...rest,
-      ...(groups === undefined ? {} : { groups: groupsFrom(groups, metadata) }),
+      ...(groups === undefined ? {} : { groups: groupsFrom(groups, metadata, names) }),
       ...(origin.lookahead ? lookahead as Record<string, unknown> : {}),
       lr,
       backend: options.backend ?? "auto",
@@ -387,12 +410,13 @@ export function tensorOrder(metadata: Readonly<Record<string, string>>): string[
 }
 
 /**
- * Parameter groups from their stored settings and the stored tensor → group map: group i
- * matches exactly the tensors the map puts in it.
+ * Parameter groups from their stored settings and the stored tensor → group map (`names`: the
+ * tensor order it follows): group i matches exactly the tensors the map puts in it.
  */
 function groupsFrom(
   groups: unknown,
   metadata: Readonly<Record<string, string>>,
+  names: () => string[],
 ): { match: (name: string) => boolean; lrScale: unknown; weightDecay: unknown }[] {
   if (!Array.isArray(groups) || !groups.every((g) => typeof g === "object" && g !== null)) {
     throw new CheckpointError("Checkpoint hyperparameters groups must be an array of objects");
@@ -402,7 +426,7 @@ function groupsFrom(
     checkExactKeys(g, ["lrScale", "weightDecay"], `groups[${i}]`)
   );
   // (tensor_order checked first: a name given twice is its fault, not the map's.)
-  const order = tensorOrder(metadata);
+  const order = names();
   const map = parseJsonMeta(metadata, "tensor_groups");
   if (
     !Array.isArray(map) || map.length !== order.length ||

@@ -7,16 +7,18 @@
  * @module
  */
 import type { Settings } from "../base/settings.ts";
-import { checkSavableSize } from "./checkpoint_header.ts";
+import { checkSavableSize, type SavedBeside } from "./checkpoint_header.ts";
 import { layoutIndices, planState } from "./plan.ts";
 import { coreOf, type OptimizerState, restoreState } from "./state.ts";
 
 /**
  * The state `state` holds (its arena, step counts, shapes and order) under `config`, where
  * `config` lays its tensors out exactly as the state's settings did (the same moments, slow
- * weights, states format, groups and `gc`) and a checkpoint of it fits the cap on a header's
- * length: `state` is then ended (every later use of it throws as a disposed state's) and the new
- * state owns the arena. Else undefined, and `state` unchanged.
+ * weights, states format, groups and `gc`): `state` is then ended (every later use of it throws
+ * as a disposed state's) and the new state owns the arena. Else undefined, and `state`
+ * unchanged. Where every checkpoint of it, with what its holder saves beside it (`beside`: see
+ * `checkSavableSize`), would not fit the cap on a header's length, `checkSavableSize`'s
+ * RangeError, `state` unchanged: such a state could not be saved under `config`.
  *
  * @example
  * ```ts
@@ -30,11 +32,16 @@ import { coreOf, type OptimizerState, restoreState } from "./state.ts";
  * assert.equal(moved.optimizer, "adamw");
  * await assert.rejects(saveState(state), TypeError); // (ended)
  * assert.ok((await saveState(moved)).length > 0);
+ * const long = { name: "w".repeat(100_000_000), shape: [3], dtype: "F32", byteLength: 12 } as const;
+ * const beside = { tensors: [long], metadata: {} };
+ * assert.throws(() => stateUnder(moved, adamw().settings, beside), RangeError); // (too long)
+ * assert.equal(moved.step, 0); // (unchanged)
  * ```
  */
 export function stateUnder(
   state: OptimizerState<unknown>,
   config: Settings,
+  beside?: SavedBeside,
 ): OptimizerState<unknown> | undefined {
   const core = coreOf(state);
   const { backend, shapes, order } = core;
@@ -44,10 +51,10 @@ export function stateUnder(
     const lengths = layoutIndices(layout, order).map((i) => layout.lengths[i]);
     const planned = planState(config, order, lengths);
     if (JSON.stringify(planned) !== JSON.stringify(layout)) return undefined;
-    checkSavableSize(config, layout, shapes, order);
   } catch {
-    return undefined; // (names or a header it could not save: the state is left as it is)
+    return undefined; // (names it could not save: the state is left as it is)
   }
+  checkSavableSize(config, layout, shapes, order, beside);
   const info = { steps: state.step, skipped: state.skippedSteps, shapes, order };
   core.disposed = true; // (this core ends; the arena goes on in the new one)
   core.current = undefined;

@@ -11,7 +11,7 @@ import type { Settings } from "../base/settings.ts";
 import type { ParamGroup } from "../base/options.ts";
 import { checkSavableNames } from "./checkpoint_tensors.ts";
 import { momentsOf } from "./origins.ts";
-import { SINGLE_TENSOR_NAME } from "../base/tensors.ts";
+import { checkTensorNames, SINGLE_TENSOR_NAME } from "../base/tensors.ts";
 
 /**
  * The group (0: none, else 1 + index into `config.groups`) of each tensor: the first group
@@ -104,13 +104,18 @@ export function planOptionsOf(config: Settings<unknown>, names: readonly string[
 /**
  * Lays out the arena a configuration needs (slow weights, parameter groups, the format of its
  * moments). With 8-bit states the layout's order of the tensors (`layout.names`) may differ
- * from `names`' (base/arena_compact.ts).
+ * from `names`' (base/arena_compact.ts). Throws, as `init` does, where a name is one no
+ * checkpoint can hold (`checkTensorNames`: longer than a tensor's name may be, which
+ * `loadState` refuses, or `"__proto__"`), or where two of its tensors' would collide
+ * (`checkSavableNames`): a state planned here (the TensorFlow.js adapter's, at its step) can be
+ * saved and loaded back.
  */
 export function planState(
   config: Settings<unknown>,
   names: readonly string[],
   lengths: readonly number[],
 ): ArenaLayout {
+  checkTensorNames(names);
   const options = planOptionsOf(config, names);
   const layout = config.run.states === "8bit"
     ? planCompactArena(names, lengths, options)

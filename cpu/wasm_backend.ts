@@ -282,12 +282,32 @@ export function headerBytes(layout: ArenaLayout, single: boolean): number {
 }
 
 /**
+ * The bytes of WebAssembly memory a state of `layout` needs, at most, with `extraBytes` more (a
+ * threaded state's): the kernel's static data (one page bounds it), the arena's descriptor,
+ * scalars and scratch, and the arena. {@linkcode checkWasmCapacity} refuses it above
+ * {@linkcode MAX_WASM_MEMORY_BYTES}.
+ *
+ * @example
+ * ```ts
+ * import { MAX_WASM_MEMORY_BYTES, wasmMemoryBytes } from "./wasm_backend.ts";
+ * import { planArena } from "../base/arena.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planArena(["w"], [1000]);
+ * assert.ok(wasmMemoryBytes(layout) > layout.byteLength);
+ * assert.ok(wasmMemoryBytes(planArena(["w"], [300_000_000])) > MAX_WASM_MEMORY_BYTES);
+ * ```
+ */
+export function wasmMemoryBytes(layout: ArenaLayout, extraBytes = 0): number {
+  return PAGE_BYTES + headerBytes(layout, true) + layout.byteLength + extraBytes;
+}
+
+/**
  * Throws a RangeError, before anything is allocated, when `layout` cannot fit in 32-bit
  * WebAssembly memory with `extraBytes` more.
  */
 export function checkWasmCapacity(layout: ArenaLayout, extraBytes = 0): void {
-  // The static data of the kernel module is a few bytes; one page bounds it.
-  const needed = PAGE_BYTES + headerBytes(layout, true) + layout.byteLength + extraBytes;
+  const needed = wasmMemoryBytes(layout, extraBytes);
   if (needed > MAX_WASM_MEMORY_BYTES) {
     // The model's parameters (an 8-bit arena pads its compact tensors to whole blocks).
     const parameters = layout.lengths.reduce((a, b) => a + b, 0);

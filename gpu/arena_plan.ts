@@ -6,19 +6,12 @@
  *
  * @module
  */
-import {
-  type ArenaAlignment,
-  type ArenaLayout,
-  layoutArena,
-  type PlanOptions,
-} from "../base/arena.ts";
+import type { ArenaLayout } from "../base/arena.ts";
+import { ALIGN_BYTES, ALIGN_ELEMENTS, planGpuArena } from "./arena_layout.ts";
 import { dispatchGrid, WORKGROUP_SIZE } from "./_wgsl.ts";
 import { NORM_ELEMENTS_PER_WORKGROUP } from "./wgsl_norm.ts";
 
-/** Storage-binding offset alignment that every WebGPU device supports (and the default). */
-export const ALIGN_BYTES = 256;
-/** {@linkcode ALIGN_BYTES} in elements: tensors start at multiples of it. */
-export const ALIGN_ELEMENTS = ALIGN_BYTES / 4;
+export { ALIGN_BYTES, ALIGN_ELEMENTS, planGpuArena };
 
 /** Limits the backend plans with; tests lower them to exercise splitting at small sizes. */
 export interface GpuPlanLimits {
@@ -31,39 +24,6 @@ export interface GpuPlanLimits {
   /** Largest arena (elements) stepped in one dispatch (`step_small`); 0 turns that off. */
   smallStepElements: number;
 }
-
-/**
- * The GPU arena layout: tensors at 64-element (256-byte) aligned offsets, in a buffer per
- * section (every section offset 0): params, grads, the rule's `moments` (default 2), the slow
- * weights with `slow`; and with `groups` (each tensor's group, as `groupsOf` in core/state.ts
- * gives it) the parameter-group runs, as `planArena` in base/arena.ts makes them.
- *
- * @example
- * ```ts
- * import { planGpuArena } from "./arena_plan.ts";
- * import assert from "node:assert/strict";
- *
- * const layout = planGpuArena(["w", "b"], [100, 3]);
- * assert.deepEqual(layout.offsets, [0, 128]);
- * assert.equal(layout.sectionLength, 192);
- * // Lion keeps one moment: params, grads, exp_avg
- * assert.equal(planGpuArena(["w"], [100], { moments: 1 }).sectionCount, 3);
- * ```
- */
-export function planGpuArena(
-  names: readonly string[],
-  lengths: readonly number[],
-  options: PlanOptions = {},
-): ArenaLayout {
-  return layoutArena(names, lengths, options, GPU_ALIGNMENT);
-}
-
-/** Tensors at bindable offsets, in a buffer per section (every section at offset 0). */
-const GPU_ALIGNMENT: ArenaAlignment = {
-  tensorAlign: ALIGN_ELEMENTS,
-  sectionAlign: ALIGN_ELEMENTS,
-  stride: () => 0,
-};
 
 /** An element range `[start, start + count)` of the sections, bound as one chunk. */
 export interface ChunkRange {

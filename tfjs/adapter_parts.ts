@@ -22,7 +22,7 @@ import { checkSumsFinite } from "./accum_weights.ts";
 import { WeightAverages } from "./ema.ts";
 import { averagedStep } from "./ema_step.ts";
 import { loadedWeights } from "./weights_in.ts";
-import { extrasSource, extraWeights, loadExtras } from "./checkpoint_extras.ts";
+import { besideLoaded, extrasSource, extraWeights, loadExtras } from "./checkpoint_extras.ts";
 import { DISPOSED_MESSAGE } from "./_hints.ts";
 import { LoadedState } from "./loaded_state.ts";
 
@@ -165,7 +165,8 @@ export class AdapterParts {
     const read = await checkpointForLoad(config, bytes, this.accumulator, live, settled);
     this.#replaceState(read.kept, read.steps, read.skipped);
     loadExtras(read.extras, this.accumulator, this.averages);
-    this.loaded.keep(read.state, this.#host.config());
+    const beside = besideLoaded(read.extras, this.averages !== undefined);
+    this.loaded.keep(read.state, this.#host.config(), beside);
     if (this.loaded.state === undefined) this.#endLoaded(); // (not kept: laid out otherwise)
   }
 

@@ -17,7 +17,7 @@ import { AVERAGE_SUFFIX, type WeightAverages } from "./ema.ts";
 import { checkLoadedShapes } from "./matching.ts";
 import type { GradItem, NamedTensor } from "./gradients.ts";
 import type { Settings } from "../base/settings.ts";
-import { checkSavableSize } from "../core/checkpoint_header.ts";
+import { checkSavableSize, type SavedBeside } from "../core/checkpoint_header.ts";
 import { parseJsonMeta } from "../core/checkpoint_meta.ts";
 import { inLayoutOrder, planState } from "../core/plan.ts";
 import { entryOf } from "./layout.ts";
@@ -123,10 +123,11 @@ export function extrasSource(
  * a damaged file first: {@linkcode extrasAtCall}), for an optimizer accumulating `steps` calls, under `nonFinite:
  * "throw"` where `finiteOnly`. A tensor named `<name>.accum` or `<name>.average` that is no
  * tensor of the state (not in `tensor_order`) is one. Throws, before anything changes, a
- * `CheckpointError` naming one that is not F32, or sums without `accum_count` (or the count
- * without sums: saying what is missing); a RangeError where the count is not an integer from 1
- * to N − 1, naming one of another shape than the variables of its name (or base name), or, with
- * `finiteOnly`, one and the index of a non-finite value.
+ * `CheckpointError` naming one that is not F32, sums without `accum_count` (or the count without
+ * sums: saying what is missing), or a count that is not an integer from 1 to N − 1 (none where N
+ * is 1: an optimizer that does not accumulate); a RangeError naming one of another shape than
+ * the variables of its name (or base name), or, with `finiteOnly`, one and the index of a
+ * non-finite value.
  *
  * @example
  * ```ts
@@ -203,7 +204,10 @@ export function extrasAtCall(
   }
 }
 
-/** The checkpoint's `accum_count` (none: undefined), checked against its `sums` and N. */
+/**
+ * The checkpoint's `accum_count` (none: undefined), checked against its `sums` and N: a
+ * `CheckpointError` naming it and what was expected where it is missing, or not from 1 to N − 1.
+ */
 function countOf(
   metadata: Readonly<Record<string, string>>,
   sums: number,
@@ -224,7 +228,7 @@ function countOf(
   }
   const n = /^[0-9]{1,15}$/.test(text) ? Number(text) : NaN;
   if (!(n >= 1 && n < steps)) {
-    throw new RangeError(
+    throw new CheckpointError(
       `Checkpoint metadata "${ACCUM_COUNT_KEY}" must be ${
         steps === 1 ? "absent" : `an integer from 1 to ${steps - 1}`
       } (option gradientAccumulationSteps is ${steps}), got ${JSON.stringify(text)}`,
@@ -267,6 +271,38 @@ export function loadExtras(
   if (averages !== undefined) {
     averages.load(new Map([...read.averages].map(([n, v]) => [n, tensor(v)])));
   }
+}
+
+/**
+ * What `saveState(optimizer.state)` writes beside a state loaded with `read` (which `loadExtras`
+ * took: the sums with their count, and, where the optimizer keeps them, `averages`), planned as
+ * a save places it: to check that the state, kept so, can be saved (`checkSavableSize`).
+ *
+ * @example
+ * ```ts
+ * import { besideLoaded } from "./checkpoint_extras.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const average = { shape: [2], data: new Float32Array(2) };
+ * const read = { sums: undefined, averages: new Map([["w", average]]) };
+ * assert.deepEqual(besideLoaded(read, true).tensors.map((t) => t.name), ["w.average"]);
+ * assert.deepEqual(besideLoaded(read, false).tensors, []); // (no option ema: not kept)
+ * ```
+ */
+export function besideLoaded(read: ExtrasRead, averages: boolean): SavedBeside {
+  const planned = (suffix: string) => ([name, { shape, data }]: [string, Values]) => ({
+    name: name + suffix,
+    shape,
+    dtype: "F32" as const,
+    byteLength: data.byteLength,
+  });
+  return {
+    tensors: [
+      ...[...read.sums?.sums ?? []].map(planned(SUM_TENSOR)),
+      ...averages ? [...read.averages].map(planned(AVERAGE_TENSOR)) : [],
+    ],
+    metadata: read.sums === undefined ? {} : { [ACCUM_COUNT_KEY]: String(read.sums.count) },
+  };
 }
 
 /** What an optimizer saves beside its state: sums of N calls (1: none), and averages or not. */

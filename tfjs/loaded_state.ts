@@ -6,6 +6,7 @@
  * @module
  */
 import type { Settings } from "../base/settings.ts";
+import type { SavedBeside } from "../core/checkpoint_header.ts";
 import { disposeState, type OptimizerState } from "../core/state.ts";
 import { holdState } from "../core/held.ts";
 import { stateUnder } from "../core/new_settings.ts";
@@ -15,7 +16,10 @@ import { ADAPTER_HOLDER } from "./_hints.ts";
  * The state of the last load, held as `optimizer.state` is (a `step` or `dispose` of it
  * refused), under the optimizer's settings (a save of it writes them, as a save after a step
  * would), until {@linkcode LoadedState.end}. A state laid out otherwise than those settings lay
- * it out (other moments, states format, groups or `gc`) is not kept: the step makes the state.
+ * it out (other moments, states format, groups or `gc`), or whose checkpoint under them, with
+ * what the optimizer saves beside it (its sums and averages loaded), would pass the cap on a
+ * header's length, is not kept: the step makes the state (or refuses it, as it refuses one it
+ * makes that could never be saved).
  *
  * @example
  * ```ts
@@ -33,26 +37,45 @@ import { ADAPTER_HOLDER } from "./_hints.ts";
  */
 export class LoadedState {
   #state: OptimizerState<unknown> | undefined;
+  /** What is saved beside the state kept (its sums and averages loaded). */
+  #beside: SavedBeside | undefined;
 
   /** The state kept, if any. */
   get state(): OptimizerState<unknown> | undefined {
     return this.#state;
   }
 
-  /** Keeps `state` under `config` (one kept before is disposed); where it cannot, disposes it. */
-  keep(state: OptimizerState<unknown>, config: Settings): void {
+  /**
+   * Keeps `state` under `config` (one kept before is disposed), saved with `beside` (what the
+   * optimizer saves beside it: see `checkSavableSize`); where it cannot, disposes it.
+   */
+  keep(state: OptimizerState<unknown>, config: Settings, beside?: SavedBeside): void {
     this.end();
-    const under = stateUnder(state, config);
+    let under;
+    try {
+      under = stateUnder(state, config, beside);
+    } catch (error) {
+      if (error instanceof RangeError) under = undefined; // (a checkpoint past the cap: not kept)
+      else {
+        disposeState(state);
+        throw error;
+      }
+    }
     if (under === undefined) disposeState(state);
-    else this.#state = holdState(under, ADAPTER_HOLDER);
+    else [this.#state, this.#beside] = [holdState(under, ADAPTER_HOLDER), beside];
   }
 
-  /** The optimizer's settings changed (its learning rate): the state kept is saved under them. */
+  /**
+   * The optimizer's settings are to change (its learning rate): the state kept is saved under
+   * `config` from now on. Where a checkpoint of it under `config` would pass the cap on a
+   * header's length (a longer `lr` in it), the RangeError of `checkSavableSize`, and nothing
+   * changes: the caller keeps its settings.
+   */
   settings(config: Settings): void {
     const state = this.#state;
     if (state === undefined) return;
+    const under = stateUnder(state, config, this.#beside);
     this.#state = undefined;
-    const under = stateUnder(state, config);
     if (under === undefined) disposeState(state); // (the same layout: not expected)
     else this.#state = holdState(under, ADAPTER_HOLDER);
   }
@@ -61,6 +84,7 @@ export class LoadedState {
   end(): void {
     const state = this.#state;
     this.#state = undefined;
+    this.#beside = undefined;
     if (state !== undefined) disposeState(state);
   }
 }

@@ -212,16 +212,20 @@ export class TfOptimizer extends tf.Optimizer {
    * on; needed after loading a model saved with a schedule, which cannot be stored (its
    * `learningRate` is then a stand-in, which a step, and this, refuse). Once the state is on
    * the GPU (tfjs backend webgpu), a TypeError, and nothing changes: the learning rate is set in
-   * a new optimizer there (save the model with its optimizer, load it, set it).
+   * a new optimizer there (save the model with its optimizer, load it, set it). After a
+   * `loadState`, before the next step, where a checkpoint of the state loaded would pass the cap
+   * on a header's length with the new rate (its digits in the header), the RangeError a step
+   * would throw, and nothing changes.
    */
   setLearningRate(lr: number | ((t: number) => number)): void {
     if (typeof lr !== "function" && (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0)) {
       throw optionError("lr", "a finite number ≥ 0 or a schedule", lr);
     }
     this.#parts.paths.gpu.checkNewLearningRate();
-    this.#config = withLearningRate(this.#config, lr);
+    const config = withLearningRate(this.#config, lr);
+    this.#parts.loaded.settings(config); // (refused: nothing changed)
+    this.#config = config;
     this.#parts.paths.markStale();
-    this.#parts.loaded.settings(this.#config);
   }
 
   /**
@@ -347,11 +351,12 @@ export class TfOptimizer extends tf.Optimizer {
    * loaded: it would have replaced that step's moments and step count under the update it made.
    * The gradients accumulated (`<variable>.accum`, `accum_count`) and moving averages
    * (`<variable>.average`) a checkpoint of `state` holds are taken too (an optimizer without
-   * option `ema` ignores averages), checked first: one not F32, of another shape than the
-   * variables of its name (or base name), non-finite under `nonFinite: "throw"`, or a count
+   * option `ema` ignores averages), checked first: one not F32, or a count (`accum_count`)
    * missing or not from 1 to N − 1 (sums given to an optimizer without accumulation included), is
-   * refused with a TypeError/RangeError naming it, nothing changed; so is a call while
-   * `averages.swap()` holds the averages in the variables (a TypeError: swap back first).
+   * refused with a `CheckpointError` naming it, one of another shape than the variables of its
+   * name (or base name), or non-finite under `nonFinite: "throw"`, with a RangeError naming it,
+   * nothing changed; so is a call while `averages.swap()` holds the averages in the variables (a
+   * TypeError: swap back first).
    */
   loadState(bytes: Uint8Array): Promise<void> {
     return this.#parts.loadCheckpoint(bytes);

@@ -38,10 +38,13 @@ Deno.test("tfjs: a failed read of the averages frees the copies of the sums made
 
 Deno.test("tfjs: the header cap counts the sums and averages a checkpoint would hold", async () => {
   await useBackend("cpu");
-  // A name whose state alone fits the cap (its name ~4 times in the header), and not with its
-  // `.average` or `.accum` beside it (a fifth time).
-  const w = tf.variable(tf.zeros([1]), true, named("w") + "w".repeat(21_000_000));
-  const grads = { [w.name]: tf.ones([1]) };
+  // Names (each within a tensor's limit) whose state alone fits the cap (each name ~4 times in
+  // the header), and not with their `.average` or `.accum` beside them (a fifth time).
+  const vars = Array.from(
+    { length: 350 },
+    (_, i) => tf.variable(tf.zeros([1]), true, `${named("w")}.${i}.${"w".repeat(60_000)}`),
+  );
+  const grads = Object.fromEntries(vars.map((v) => [v.name, tf.ones([1])]));
   const plain = tfOptimizer(adam());
   plain.applyGradients(grads); // (trains, and saves)
   assert.ok((await saveState(plain.state!)).length > 84_000_000);
@@ -52,7 +55,7 @@ Deno.test("tfjs: the header cap counts the sums and averages a checkpoint would 
     if (calls === 2) opt.applyGradients(grads); // (summed; the state, which cannot be, not made)
     assert.throws(() => opt.applyGradients(grads), (error: Error) => {
       assert.ok(error instanceof RangeError, String(error));
-      assert.match(error.message, /above the cap of 100000000 \(1 tensors, and 1 saved beside/);
+      assert.match(error.message, /above the cap of 100000000 \(350 tensors, and 350 saved beside/);
       return true;
     });
     assert.equal(opt.state, undefined);
@@ -61,7 +64,7 @@ Deno.test("tfjs: the header cap counts the sums and averages a checkpoint would 
     opt.dispose();
   }
   plain.dispose();
-  tf.dispose([w, ...Object.values(grads)]);
+  tf.dispose([...vars, ...Object.values(grads)]);
 });
 
 Deno.test("tfjs: setWeights and loadState while the averages are swapped in are refused, nothing changed", async () => {

@@ -3,11 +3,13 @@
  * `saveState(optimizer.state)` ever to save) is refused by the step that would make it, with the
  * library's RangeError, as `init` refuses it, on every tfjs backend: before it trains, nothing
  * changed (the variables, the state of the last step, the counts), where the CPU backends trained
- * it and only `saveState` refused it, after.
+ * it and only `saveState` refused it, after. So is a variable of a name longer than a
+ * checkpoint's tensor may have, which `loadState` would refuse.
  */
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import { radam } from "../../mod.ts";
+import { MAX_NAME_BYTES } from "../../base/tensors.ts";
 import { tfOptimizer } from "../../tfjs.ts";
 import {
   CPU_BACKENDS,
@@ -89,3 +91,22 @@ Deno.test({
     tf.dispose(long);
   },
 });
+
+for (const backend of CPU_BACKENDS) {
+  Deno.test(`tfjs ${backend}: a variable whose name is longer than a checkpoint's tensor may have is refused at the step, as init and the webgpu path refuse it, nothing changed`, async () => {
+    await useBackend(backend);
+    // (It trained, and saveState wrote a file that loadState and checkpointInfo refuse.)
+    const w = tf.variable(tf.tensor1d([1, 2]), true, name("w") + "w".repeat(MAX_NAME_BYTES));
+    const opt = tfOptimizer(radam({ lr: 1e-2 }));
+    assert.throws(() => stepAll(opt, [w]), (e: Error) => {
+      assert.ok(e instanceof RangeError, `${backend}: ${e}`);
+      assert.match(e.message, /above the limit of 65536 bytes for a tensor's name/);
+      return true;
+    });
+    assert.equal(opt.state, undefined);
+    assert.equal(opt.iterations, 0);
+    assert.deepEqual(await w.data(), new Float32Array([1, 2]));
+    opt.dispose();
+    w.dispose();
+  });
+}

@@ -1,0 +1,105 @@
+/**
+ * `checkpointInfo(bytes).memory`: the bytes the state of a checkpoint takes on each backend,
+ * from its header alone, are what `loadState` makes there (the js arena; at most the wasm memory
+ * the state uses, within a page; the largest buffer of the GPU's layout, which a device's
+ * `maxBufferSize` bounds), for states of 32-bit and 8-bit moments, with groups and LookAhead,
+ * and loaded in either format; and what they say of wasm's 4 GiB is what `loadState` refuses.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  adam,
+  checkpointInfo,
+  lion,
+  loadState,
+  lookahead,
+  type Optimizer,
+  radam,
+  saveState,
+  sgd,
+  type StatesFormat,
+} from "../mod.ts";
+import { stateInternals } from "../core/state.ts";
+import { planOptionsOf } from "../core/plan.ts";
+import { planArena } from "../base/arena.ts";
+import type { CpuBackend } from "../cpu/cpu_backend.ts";
+import {
+  checkWasmCapacity,
+  MAX_WASM_MEMORY_BYTES,
+  PAGE_BYTES,
+  wasmMemoryBytes,
+} from "../cpu/wasm_backend.ts";
+import { gpuBufferBytes, planGpuArena } from "../gpu/arena_layout.ts";
+import { planGpuCompactArena } from "../gpu/compact_plan.ts";
+import { randoms } from "./util.ts";
+
+const MAKERS: readonly ((states: StatesFormat, groups: boolean) => Optimizer<unknown>)[] = [
+  (states, groups) =>
+    radam({ states, ...(groups ? { groups: [{ match: /b/, lrScale: 2 }] } : {}) }),
+  (states) => lookahead(adam({ states }), { k: 3 }),
+  (states, groups) =>
+    lion({ states, ...(groups ? { groups: [{ match: /^a/, weightDecay: 0 }] } : {}) }),
+  (states) => sgd({ states, momentum: 0.9 }),
+];
+
+Deno.test("checkpointInfo: memory is the bytes of the state loadState makes on js, wasm and WebGPU", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 0, max: MAKERS.length - 1 }),
+      fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 5 }),
+      fc.constantFrom<StatesFormat>("32bit", "8bit"),
+      fc.boolean(),
+      async (maker, lengths, states, groups) => {
+        const opt = MAKERS[maker](states, groups);
+        const names = lengths.map((_, i) => `${"ab"[i % 2]}${i}`);
+        const state = await opt.init(
+          Object.fromEntries(names.map((name, i) => [name, randoms(lengths[i], i)])),
+        );
+        const bytes = await saveState(state);
+        const { memory } = checkpointInfo(bytes);
+        assert.ok(Object.isFrozen(memory));
+        const js = stateInternals(await loadState(bytes, { backend: "js" })).backend as CpuBackend;
+        assert.equal(memory.js, js.layout.byteLength);
+        assert.equal(memory.js, js.buffer.byteLength);
+        const wasm = stateInternals(await loadState(bytes, { backend: "wasm" }))
+          .backend as CpuBackend;
+        const used = wasm.base + wasm.layout.byteLength;
+        assert.ok(used <= memory.wasm && memory.wasm < used + PAGE_BYTES, `${used} ${memory.wasm}`);
+        // The GPU's layout of the state (core/webgpu_state.ts), whose sections createSections
+        // checks against maxBufferSize.
+        const layout = js.layout;
+        const options = planOptionsOf(stateInternals(state).config, layout.names);
+        const gpu = states === "8bit"
+          ? planGpuCompactArena(layout.names, layout.lengths, options)
+          : planGpuArena(layout.names, layout.lengths, options);
+        assert.equal(memory.webgpuBuffer, gpu.sectionLength * 4);
+        assert.equal(
+          gpuBufferBytes(layout.names, layout.lengths, options, states),
+          gpu.sectionLength * 4,
+        );
+      },
+    ),
+    { numRuns: 30, seed: 20261207 },
+  );
+});
+
+Deno.test("checkpointInfo: memory is of the file's format of the moments, as loadState(bytes) resumes it", async () => {
+  const params = { w: randoms(5000, 1), b: randoms(10, 2) };
+  const bytes8 = await saveState(await radam({ states: "8bit" }).init(params));
+  const bytes32 = await saveState(await radam().init(params));
+  const [m8, m32] = [checkpointInfo(bytes8).memory, checkpointInfo(bytes32).memory];
+  assert.ok(m8.js < m32.js && m8.wasm < m32.wasm);
+  const as32 = stateInternals(await loadState(bytes8, { backend: "js", states: "32bit" }));
+  assert.equal((as32.backend as CpuBackend).layout.byteLength, m32.js);
+});
+
+Deno.test("checkpointInfo: memory.wasm above 4 GiB is what loadState's wasm backend refuses", () => {
+  // (No such file is made here: the arena it plans, of a parameter count on each side.)
+  for (const n of [250_000_000, 270_000_000]) {
+    const layout = planArena(["w"], [n], { moments: 2 });
+    const over = wasmMemoryBytes(layout) > MAX_WASM_MEMORY_BYTES;
+    assert.equal(n > 2 ** 28, over);
+    if (over) assert.throws(() => checkWasmCapacity(layout), /4 GiB/);
+    else checkWasmCapacity(layout);
+  }
+});

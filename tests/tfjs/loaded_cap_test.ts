@@ -1,0 +1,170 @@
+/**
+ * A state `optimizer.loadState` read, kept as `optimizer.state` until a step, near the cap on a
+ * checkpoint header's length: a `setLearningRate` whose rate (its digits in the header) would take
+ * its checkpoint past the cap is refused with the step's RangeError, nothing changed (the next
+ * step gives the bits of a run that never called it); and one whose checkpoint only the sums and
+ * averages saved beside it take past the cap is not kept, as one past it alone is not: the step
+ * then refuses it, where `saveState(optimizer.state)` failed after the load, at the file's write.
+ */
+import assert from "node:assert/strict";
+import { radam, saveState } from "../../mod.ts";
+import type { Settings } from "../../base/settings.ts";
+import { checkSavableSize, type SavedBeside } from "../../core/checkpoint_header.ts";
+import { planState } from "../../core/plan.ts";
+import { type TfOptimizer, tfOptimizer, type TfOptimizerOptions } from "../../tfjs.ts";
+import { tf, uniqueNames, useBackend } from "./helpers.ts";
+
+const named = uniqueNames("loaded_cap");
+
+/** The longest name a tensor may have (65,536 bytes), less room for a prefix. */
+const LONGEST = 60_000;
+
+/**
+ * By how many bytes the header of a checkpoint of a state of `config` over scalar tensors `names`
+ * (with `beside`) would pass the cap, at its widest step counts: 0 where it fits.
+ */
+function excess(
+  config: Settings,
+  names: readonly string[],
+  beside?: (names: readonly string[]) => SavedBeside,
+): number {
+  try {
+    const layout = planState(config, names, names.map(() => 1));
+    checkSavableSize(config, layout, names.map(() => []), names, beside?.(names));
+    return 0;
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    return Number(/a header of (\d+) bytes/.exec(error.message)![1]) - 100_000_000;
+  }
+}
+
+/** Whether a checkpoint of such a state ({@linkcode excess}) fits the cap. */
+function fits(
+  config: Settings,
+  names: readonly string[],
+  beside?: (names: readonly string[]) => SavedBeside,
+): boolean {
+  return excess(config, names, beside) === 0;
+}
+
+/**
+ * Names of scalars (each within a tensor's limit) whose state under `config` just fits the cap
+ * (with `beside`): the name of each is `perChar` times in the header, and the last is the
+ * longest that fits.
+ */
+function justFitting(
+  config: Settings,
+  perChar: number,
+  beside?: (names: readonly string[]) => SavedBeside,
+): string[] {
+  const prefix = named("w");
+  let n = Math.floor(100_000_000 / (perChar * (LONGEST + 20) + 400));
+  const of = (last: number) => [
+    ...Array.from({ length: n }, (_, i) => `${prefix}.${i}.${"x".repeat(LONGEST)}`),
+    `${prefix}.last.${"x".repeat(last)}`,
+  ];
+  while (!fits(config, of(0), beside)) n--;
+  let over: number;
+  while ((over = excess(config, of(LONGEST), beside)) === 0) n++;
+  // (The header is padded to 8 bytes: near the cap, within a few characters.)
+  let last = LONGEST - Math.ceil(over / perChar);
+  while (!fits(config, of(last), beside)) last--;
+  while (fits(config, of(last + 1), beside)) last++;
+  return of(last);
+}
+
+/** Scalar variables of these names, each 2. */
+function variables(names: readonly string[]): tf.Variable[] {
+  return names.map((name) => tf.variable(tf.scalar(2), true, name));
+}
+
+/** Gradients `g` for each of `vars`. */
+function gradients(vars: readonly tf.Variable[], g: number): tf.NamedTensorMap {
+  return Object.fromEntries(vars.map((v) => [v.name, tf.scalar(g)]));
+}
+
+/** A checkpoint of `make()` after one step over `vars`. */
+async function savedAfterStep(make: () => TfOptimizer, vars: tf.Variable[]): Promise<Uint8Array> {
+  const opt = make();
+  const grads = gradients(vars, 0.5);
+  opt.applyGradients(grads);
+  const bytes = await saveState(opt.state!);
+  opt.dispose();
+  tf.dispose(Object.values(grads));
+  return bytes;
+}
+
+const LONG_LR = 1.2345678901234567e-10;
+
+Deno.test("tfjs: setLearningRate after loadState whose rate would take the checkpoint past the cap is refused, nothing changed: the step gives the bits of a run that never called it", async () => {
+  await useBackend("cpu");
+  const make = () => tfOptimizer(radam({ lr: 0.5 }));
+  const names = justFitting(make().settings as Settings, 4);
+  assert.ok(!fits(radam({ lr: LONG_LR }).settings as Settings, names)); // (the rate's digits)
+  const vars = variables(names);
+  const bytes = await savedAfterStep(make, vars);
+  const run = async (failed: boolean) => {
+    for (const v of vars) v.assign(tf.scalar(2));
+    const opt = make();
+    await opt.loadState(bytes);
+    const state = opt.state;
+    assert.ok(state !== undefined);
+    if (failed) {
+      assert.throws(() => opt.setLearningRate(LONG_LR), (e: Error) => {
+        assert.ok(e instanceof RangeError, String(e));
+        assert.match(e.message, /would have a header of \d+ bytes, above the cap of 100000000/);
+        return true;
+      });
+      assert.equal(opt.learningRate, 0.5);
+      assert.equal(opt.state, state);
+    }
+    const saved = await saveState(opt.state!);
+    const grads = gradients(vars, 0.25);
+    opt.applyGradients(grads);
+    tf.dispose(Object.values(grads));
+    const values = await Promise.all(vars.map(async (v) => (await v.data())[0]));
+    const after = [values, opt.iterations, await saveState(opt.state!)] as const;
+    opt.dispose();
+    return { saved, after };
+  };
+  const never = await run(false), failed = await run(true);
+  assert.deepEqual(failed.saved, never.saved);
+  assert.deepEqual(failed.after, never.after);
+  tf.dispose(vars);
+});
+
+Deno.test("tfjs: a state loadState read whose checkpoint only the averages saved beside it take past the cap is not kept; the step refuses it", async () => {
+  await useBackend("cpu");
+  const options: TfOptimizerOptions = { ema: true };
+  const make = () => tfOptimizer(radam({ lr: 0.5 }), options);
+  const averages = (names: readonly string[]): SavedBeside => ({
+    tensors: names.map((name) => ({
+      name: `${name}.average`,
+      shape: [],
+      dtype: "F32",
+      byteLength: 4,
+    })),
+    metadata: {},
+  });
+  const names = justFitting(make().settings as Settings, 5, averages);
+  const vars = variables(names);
+  const bytes = await savedAfterStep(make, vars);
+  // Longer settings: the state alone fits, not with its averages (whatever its step counts).
+  const longer = radam({ lr: LONG_LR, eps: LONG_LR, betas: [0.12345678901234567, 0.987654321] });
+  assert.ok(fits(longer.settings as Settings, names));
+  assert.ok(!fits(longer.settings as Settings, names, averages));
+  for (const v of vars) v.assign(tf.scalar(2));
+  const opt = tfOptimizer(longer, options);
+  await opt.loadState(bytes);
+  assert.equal(opt.state, undefined); // (was kept, and its save failed at the file's write)
+  assert.equal(opt.iterations, 1);
+  const grads = gradients(vars, 0.25);
+  assert.throws(() => opt.applyGradients(grads), (e: Error) => {
+    assert.ok(e instanceof RangeError, String(e));
+    assert.match(e.message, /above the cap of 100000000 \(\d+ tensors, and \d+ saved beside/);
+    return true;
+  });
+  for (const v of vars) assert.deepEqual(await v.data(), new Float32Array([2]));
+  opt.dispose();
+  tf.dispose([...vars, ...Object.values(grads)]);
+});
