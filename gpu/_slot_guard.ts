@@ -32,6 +32,17 @@ const ARRAY_METHODS = new Set(
 /** What a misuse names for `Symbol.iterator`, read by `for...of`, spread and `Array.from`. */
 const ITERATION = "[Symbol.iterator]";
 
+/**
+ * A guarded slot's `Symbol.iterator`: throws the slot's TypeError when called, as `for...of`,
+ * spread, `Array.from` and `new Float32Array(slot)` call it. Only a call throws, not the read: a
+ * probe of whether a value is iterable (`x[Symbol.iterator]`, as Jest's and Vitest's `toEqual`
+ * read of every value they compare) is not a use of the slot's elements.
+ */
+function iterateSlot(this: unknown): never {
+  misuse(this, ITERATION);
+  throw new TypeError("A WebGPU state's slot is a GPU buffer range, not iterable");
+}
+
 /** Whether `key` names an element (`"0"`, `"12"`, `"-1"`), as a typed array's index would. */
 function isIndex(key: string | symbol): key is string {
   return typeof key === "string" && /^(?:0|-?[1-9][0-9]*)$/.test(key);
@@ -41,13 +52,14 @@ function isIndex(key: string | symbol): key is string {
  * The prototype of every guarded slot: `Object.prototype` behind a Proxy that only a name the
  * slot lacks reaches (its own `buffer`, `offset`, `size` and `length` never do, so the library's
  * reads of them cost what a plain record's do). An element read or written, a Float32Array
- * method read, or an iteration (`for...of`, `[...slot]`, `Array.from(slot)`) throws the slot's
- * TypeError; anything else is `Object.prototype`'s.
+ * method read, or an iteration (`for...of`, `[...slot]`, `Array.from(slot)`: a call of its
+ * `Symbol.iterator`, {@linkcode iterateSlot}) throws the slot's TypeError; anything else is
+ * `Object.prototype`'s.
  */
 const GUARD = new Proxy(Object.prototype, {
   get(target, key, receiver) {
     if (isIndex(key) || (typeof key === "string" && ARRAY_METHODS.has(key))) misuse(receiver, key);
-    if (key === Symbol.iterator) misuse(receiver, ITERATION);
+    if (key === Symbol.iterator) return iterateSlot;
     return Reflect.get(target, key, receiver);
   },
   set(target, key, value, receiver) {
@@ -60,7 +72,7 @@ const GUARD = new Proxy(Object.prototype, {
 
 /** Throws the TypeError of `receiver`'s (a guarded slot's) element or method `key`. */
 function misuse(receiver: unknown, key: string): void {
-  const message = (receiver as { [MISUSE]?: (what: string) => string })[MISUSE];
+  const message = (receiver as { [MISUSE]?: (what: string) => string } | undefined)?.[MISUSE];
   if (message !== undefined) throw new TypeError(message(key));
 }
 
@@ -106,9 +118,10 @@ export function guardedSlot(
 
 /**
  * The error of a use of a WebGPU state's slot `state[record][name]` as a Float32Array: its
- * element `what` (or method, or `[Symbol.iterator]`) read or written; that it is a GPU buffer range, and how the values
- * are read (`readParams`) or given (`step`'s Float32Arrays, or a write into its buffer). `count`
- * is the state's number of tensors (a bare Float32Array's gradient is `g`).
+ * element `what` (or method, or `[Symbol.iterator]`) read, written or called; that it is a GPU
+ * buffer range, and how the values are read (`readParams`) or given (`step`'s Float32Arrays, or
+ * a write into its buffer). `count` is the state's number of tensors (a bare Float32Array's
+ * gradient is `g`).
  *
  * @example
  * ```ts

@@ -95,8 +95,6 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   readonly #centralizations: Centralizations;
   /** The gradients' loads into their slots (see grad_loads.ts). */
   readonly #loads: GradLoads;
-  /** The plain gradient slots, in the layout's order: `checkGrads` of `grads` itself. */
-  readonly #gradSlots: GpuTensor[];
   /** The params in caller's buffers, which the GPU checks at each step (layout indices). */
   readonly #callerParams: number[] = [];
   /** Buffers other than the sections and the counter's. */
@@ -141,7 +139,6 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.params = slots.params;
     this.grads = slots.grads;
     const gradSlots = layout.names.map((n) => unguarded(this.grads[n])!); // (the plain ones)
-    this.#gradSlots = gradSlots;
     this.#loads = new GradLoads(device, sections[GRADS], gradSlots, sections);
     this.#callerParams.push(...slots.callerParams);
     const { inPlace } = slots;
@@ -208,8 +205,6 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   }
 
   checkGrads(grads: unknown, out: unknown[], visit?: readonly number[]): CheckedGpuGrad[] {
-    // `step(state, state.grads)`: the state's own slots, as they are, not read through the record.
-    if (grads === this.grads) return this.#gradSlots;
     return checkGpuGrads(grads, this.layout.names, this.layout.lengths, out, visit);
   }
 

@@ -1,9 +1,9 @@
 /**
  * The record of gradients a WebGPU step is given: the state's own `state.grads` (its slots, as
- * they are: it was read through the record and each slot checked as a caller's GPU tensor), and
- * a record with a name the state lacks, which is refused with the CPU backends' words (their
- * hint was missing) and, among many tensors, found by a count, not a search of the names for
- * each key (quadratic in the tensors: a millisecond a step at 1000).
+ * they are, as `step(state)` takes them), and a record with a name the state lacks, which is
+ * refused with the CPU backends' words (their hint was missing) and, among many tensors, found
+ * by a count, not a search of the names for each key (quadratic in the tensors: a millisecond a
+ * step at 1000).
  */
 import assert from "node:assert/strict";
 import { adam, dispose, readParams, step } from "../../mod.ts";

@@ -124,6 +124,30 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "webgpu: a slot probed for iteration (slot[Symbol.iterator], as a test runner's deep equality probes each value) is not refused, and iterated it still is (the read threw)",
+  ignore,
+  async fn() {
+    const state = await adam({ backend: "webgpu" }).init({ w: new Float32Array(3) }, { device });
+    try {
+      const g = state.grads.w as unknown as Iterable<number>;
+      // The probe of Jest's and Vitest's toEqual (an iterable's elements are compared as such).
+      const hasIterator = (x: unknown) =>
+        x != null && !!(x as { [Symbol.iterator]?: unknown })[Symbol.iterator];
+      assert.doesNotThrow(() => hasIterator(g));
+      assert.doesNotThrow(() => hasIterator(state.params.w));
+      assert.equal(Symbol.iterator in g, false);
+      const iterate = /^Cannot iterate state\.grads\.w \(for\.\.\.of, spread, Array\.from\)/;
+      throwsNaming(() => [...g], iterate, /step\(state, \{ w: g \}\)/);
+      throwsNaming(() => new Float32Array(g), iterate);
+      throwsNaming(() => g[Symbol.iterator](), iterate);
+    } finally {
+      dispose(state);
+    }
+  },
+});
+
+Deno.test({
   name: "webgpu: a bare Float32Array's slot and LookAhead's say the same",
   ignore,
   async fn() {
