@@ -11,7 +11,7 @@ import { answerOf, readFailed, type StoreFailure, unanswered } from "./_answers.
 import { Watchers } from "./_watchers.ts";
 import { checkInfo, makeLocal } from "./_contribution.ts";
 import type { CheckedOptions, Contribution, SubmitResult } from "./parallel.ts";
-import { foldOnce } from "./_fold.ts";
+import { foldOnce, isolatingSteps } from "./_fold.ts";
 import { type Cached, type Fold, initialize, type Local } from "./_fold_state.ts";
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
 import { dispose } from "../mod.ts";
@@ -300,23 +300,25 @@ export class Coordinator implements Fold {
    * process takes them, where a fold takes fewer of its own (`maxLocal`: a store whose commit
    * checks few fresh ids, `maxFresh`) than `maxFold`; `from`: the step the next fold folds on.
    * While this process holds the lease (`holding`), each fold takes at least `perFold` of them,
-   * in their order, and makes at most one step, but each of the `isolate` folds first (after a
-   * step no checkpoint could hold) takes one contribution, maybe a stored one: the one at place
-   * `i` is folded at most `isolate + ⌊i / perFold⌋` steps past `from`; the others stay, and no
-   * gradient of theirs is written (with `handoffMs: Infinity` too: a burst that the next steps
-   * take in time costs no write). Once its fold handed the lease on to another process, they
-   * wait for its turn to come back while the others' folds step: all are stored. Stored (each
-   * by its own submit, as one handed off), they fill the next folds as the others' do, with no
-   * check each. One already too stale is not (refused by the next fold, stored or not).
+   * in their order, and makes at most one step, but the folds that look for whose gradient gave
+   * a step no checkpoint could hold take that step's contributions first, in at most
+   * `isolatingSteps` steps: the one at place `i` is folded at most those and `⌊i / perFold⌋`
+   * steps past `from`; the others stay, and no gradient of theirs is written (with `handoffMs:
+   * Infinity` too: a burst that the next steps take in time costs no write). Once its fold
+   * handed the lease on to another process, they wait for its turn to come back while the
+   * others' folds step: all are stored. Stored (each by its own submit, as one handed off), they
+   * fill the next folds as the others' do, with no check each. One already too stale is not
+   * (refused by the next fold, stored or not).
    */
   #storeSurplus(from: number, holding: boolean): void {
     const { maxLocal, maxFold, staleness } = this.options;
     if (maxLocal >= maxFold) return;
     // The fewest of its own a fold takes, stored ones taking their half (maxFold ≥ 2 here).
     const perFold = Math.min(maxLocal, Math.floor(maxFold / 2));
+    const isolating = isolatingSteps(this);
     this.queue.forEach((local, i) => {
       const behind = from - local.info.base;
-      const reached = holding ? behind + this.isolate + Math.floor(i / perFold) : Infinity;
+      const reached = holding ? behind + isolating + Math.floor(i / perFold) : Infinity;
       if (behind <= staleness && reached > staleness) this.#handoffs.get(local)?.fire();
     });
   }

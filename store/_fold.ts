@@ -96,41 +96,50 @@ function takeQueued(f: Fold, local: Local[], n: number): void {
   for (const l of f.queue.splice(0, Math.max(0, n))) local.push(l), l.taken = true;
 }
 
-/**
- * Takes alone the first contribution of this process's own folded with one whose step no
- * checkpoint could hold (`suspects`) that is still queued here: false when none is.
- */
-function takeSuspect(f: Fold, local: Local[]): boolean {
-  const at = f.queue.findIndex((l) => f.suspects.has(l.info.id));
-  if (at < 0) return false;
-  const [l] = f.queue.splice(at, 1);
-  f.suspects.delete(l.info.id);
-  local.push(l), l.taken = true;
-  return true;
-}
-
-/**
- * The contribution of a fold that isolates (after a step no checkpoint could hold): the first
- * stored if it was folded in that step, else the first of this process's own that was, else
- * the first stored or queued. Stored ones came first, where those of that step waited among
- * the queued: the stored may be of later, even this process's surplus, so that the one whose
- * gradient it was stayed queued, to be folded with many again once the isolating folds ended.
- */
-async function takeIsolated(f: Fold, local: Local[]): Promise<PendingContribution[]> {
-  f.isolate--;
-  try {
-    const stored = await f.store.pending(1);
-    if (stored.length > 0 && f.suspects.delete(stored[0].id)) return stored;
-    if (takeSuspect(f, local)) return [];
-    if (stored.length === 0) takeQueued(f, local, 1);
-    return stored;
-  } finally {
-    if (f.isolate === 0) f.suspects.clear();
+/** Moves up to `n` of the contributions queued here that are `suspects` into `local`, taken. */
+function takeSuspects(f: Fold, local: Local[], n: number): void {
+  const found = f.queue.filter((l) => f.suspects.has(l.info.id)).slice(0, Math.max(0, n));
+  for (const l of found) {
+    f.queue.splice(f.queue.indexOf(l), 1);
+    f.suspects.delete(l.info.id);
+    local.push(l), l.taken = true;
   }
 }
 
 /**
- * The contributions of one fold: up to `maxFold` (or one, while isolating: see `takeIsolated`),
+ * The contributions of a fold that looks for whose gradient gave a state no checkpoint could
+ * hold: up to `isolate` of that step's (`suspects`), those stored first (among the first
+ * `maxFold` the store lists: others may have been stored before them since), then those queued
+ * here; null once none is found (the folds go on as before). A fold of half of them that
+ * steps, then one of the other half; one that fails again is halved in turn, the rest folded as
+ * any other (see `unsavable`): about log₂ of the failing fold's size steps, where folds of one
+ * contribution each took as many steps as it had, and refused those past `staleness`.
+ */
+async function takeIsolated(f: Fold, local: Local[]): Promise<PendingContribution[] | null> {
+  const listed = await f.store.pending(f.options.maxFold);
+  const stored = listed.filter((c) => f.suspects.has(c.id)).slice(0, f.isolate);
+  for (const c of stored) f.suspects.delete(c.id);
+  takeSuspects(f, local, Math.min(f.options.maxLocal, f.isolate - stored.length));
+  // The last of them taken (or none found: folded by another process, or listed too late).
+  if (f.suspects.size === 0 || stored.length + local.length === 0) {
+    f.isolate = 0;
+    f.suspects.clear();
+  }
+  return stored.length + local.length === 0 ? null : stored;
+}
+
+/**
+ * At most how many folds, each of at most one step, the folds that look for whose gradient it
+ * was (see `takeIsolated`) make before the others fold again: those of the suspects left, at
+ * `isolate` each, and one for each time a failing one is halved, and the last.
+ */
+export function isolatingSteps(f: Fold): number {
+  if (f.isolate === 0) return 0;
+  return Math.ceil(f.suspects.size / f.isolate) + Math.ceil(Math.log2(f.isolate)) + 1;
+}
+
+/**
+ * The contributions of one fold: up to `maxFold` (fewer, while isolating: see `takeIsolated`),
  * those queued in this process (up to `maxLocal`: {@linkcode MAX_LOCAL}, or the store's
  * `maxFresh`) and those stored, stored first. While both could fill it, each has half of it (of
  * an odd `maxFold`, the larger half goes to each in turn), where the queued took it all:
@@ -140,17 +149,18 @@ async function takeIsolated(f: Fold, local: Local[]): Promise<PendingContributio
  */
 async function take(f: Fold, local: Local[]): Promise<PendingContribution[]> {
   const { maxFold } = f.options;
-  if (f.isolate === 0) {
-    const most = Math.min(f.options.maxLocal, maxFold);
-    f.storedTurn = !f.storedTurn;
-    const share = f.storedTurn ? Math.ceil(maxFold / 2) : Math.floor(maxFold / 2);
-    takeQueued(f, local, Math.min(most, maxFold - share));
-    const stored = local.length < maxFold ? await f.store.pending(maxFold - local.length) : [];
-    // The stored took less than their share: the queued have the rest (those queued meanwhile too).
-    takeQueued(f, local, Math.min(most, maxFold - stored.length) - local.length);
-    return stored;
+  if (f.isolate > 0) {
+    const isolated = await takeIsolated(f, local);
+    if (isolated !== null) return isolated;
   }
-  return await takeIsolated(f, local);
+  const most = Math.min(f.options.maxLocal, maxFold);
+  f.storedTurn = !f.storedTurn;
+  const share = f.storedTurn ? Math.ceil(maxFold / 2) : Math.floor(maxFold / 2);
+  takeQueued(f, local, Math.min(most, maxFold - share));
+  const stored = local.length < maxFold ? await f.store.pending(maxFold - local.length) : [];
+  // The stored took less than their share: the queued have the rest (those queued meanwhile too).
+  takeQueued(f, local, Math.min(most, maxFold - stored.length) - local.length);
+  return stored;
 }
 
 /**

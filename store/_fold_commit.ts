@@ -78,8 +78,8 @@ async function afterConflict(f: Fold, local: Local[]): Promise<void> {
 
 /**
  * After a step whose state no checkpoint can hold (a gradient so large that a moment passed
- * float32's range): of one contribution, it is refused; of several, each is folded alone next,
- * to find whose it is (the others are applied).
+ * float32's range): of one contribution, it is refused; of several, the next folds take half of
+ * them each, first, to find whose it is (the others are applied: see `takeIsolated`).
  */
 export async function unsavable(
   f: Fold,
@@ -89,7 +89,7 @@ export async function unsavable(
   message: string,
 ): Promise<void> {
   if (p.parts.length > 1) {
-    f.isolate = p.parts.length;
+    f.isolate = Math.ceil(p.parts.length / 2);
     f.suspects = new Set(p.applied.map((c) => c.id));
     for (const [l, reason] of p.refusedLocal) {
       l.reject(new ContributionRefusedError(l.info.id, at.step, reason));

@@ -61,9 +61,12 @@ export interface Fold {
   lease: Lease | null;
   leaseSince: number;
   backoffUntil: number;
-  /** Folds left to take one contribution at a time (after a step no checkpoint could hold). */
+  /**
+   * The most contributions a fold takes while it looks for whose gradient gave a step no
+   * checkpoint could hold (half of that step's); 0 when none does.
+   */
   isolate: number;
-  /** The ids of the contributions of the step no checkpoint could hold, not isolated yet. */
+  /** The ids of the contributions of the step no checkpoint could hold, not folded again yet. */
   suspects: Set<string>;
   /** Whether the stored contributions have the larger share of the next contended fold. */
   storedTurn: boolean;

@@ -1,8 +1,9 @@
 /**
  * The lease holder's surplus under a small `maxChecks` (a commit checks few fresh ids): the
  * contributions of its own that its next folds would reach only past `staleness` are stored for
- * them, judged from the step the store is at; and the folds after a step no checkpoint holds,
- * which take one contribution each, take those of that step first.
+ * them, judged from the step the store is at; and the folds after a step no checkpoint holds take
+ * those of that step first, stored or not, in halves, so that the others are applied within
+ * `staleness`.
  */
 import assert from "node:assert/strict";
 import { radam } from "../mod.ts";
@@ -16,6 +17,7 @@ import {
 } from "../kv.ts";
 import { dataParallelCase } from "./data_parallel_harness.ts";
 import { limitedKv, withKv } from "./kv_fakes.ts";
+import { onEachStore } from "./each_store.ts";
 
 const N = 6;
 const optimizer = radam({ lr: 0.05 });
@@ -69,8 +71,8 @@ function heldStore(store: TrainingStore): { held: TrainingStore; open(): void } 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
 
 Deno.test("data parallel on Deno KV: under a small maxChecks, after a step no checkpoint holds, the folds that look for whose gradient it was take those folded with it, and the rest is applied within staleness", async () => {
-  // A fold of 7 (maxFresh under 10 checks) with a gradient too large for the moments: the next 7
-  // folds take one contribution each, to find whose it is. They took stored ones first (those
+  // A fold of 7 (maxFresh under 10 checks) with a gradient too large for the moments: the next
+  // folds take those 7 first (one each, then: half of them each), to find whose it is. They took stored ones first (those
   // the holder stored as its surplus, 52 here), so that the 7 waited, were folded together again
   // once those 7 folds were over, and failed again: the next 53 folds took one each, and every
   // contribution but one was refused as more than 7 steps behind.
@@ -130,5 +132,88 @@ Deno.test("data parallel on Deno KV: under a small maxChecks, a holder that take
     for (const [id, a] of answers) assert.equal(a.status, "applied", id);
     await trainer.close();
     await other.close();
+  });
+});
+
+Deno.test("data parallel: after a step no checkpoint holds, of a fold larger than staleness, only the gradients too large are refused, the others applied within staleness", async () => {
+  // The folds that look for whose gradient it was took one contribution each: of a fold of 40
+  // with the default staleness of 8, the contributions folded after the ninth of those folds
+  // were refused as too stale, where only the one too large should be. They fold halves.
+  await onEachStore(async (store) => {
+    const { held, open } = heldStore(store);
+    const trainer = dataParallel(held, { optimizer, init, pollMs: 2, handoffMs: Infinity });
+    const { step: base, params } = await trainer.params();
+    const ids = Array.from({ length: 40 }, (_, i) => `r${i}`);
+    const bad = new Set(["r13", "r31"]);
+    const gradient = (id: string) => {
+      const g = gradientAt(Number(id.slice(1)), params);
+      if (bad.has(id)) g.w[0] = 1e30; // Adam's exp_avg_sq passes float32's range
+      return g;
+    };
+    const all = submitAll(trainer, ids, gradient, base);
+    await settle(); // all queued: the first fold takes the 40
+    open();
+    const { answers, refused } = await all;
+    assert.deepEqual(refused.sort(), [...bad].sort());
+    for (const [id, a] of answers) assert.equal(a.status, "applied", id);
+    const journal = await store.journal(0, 1000);
+    const applied = journal.flatMap((r) => r.entries.map((e) => e.id));
+    assert.deepEqual(applied.sort(), ids.filter((id) => !bad.has(id)).sort(), "each once");
+    await trainer.close();
+  });
+});
+
+Deno.test("data parallel: after a step no checkpoint holds, the folds that look for whose gradient it was take that step's stored contributions first, also behind others stored since", async () => {
+  // Stored contributions listed before that step's (their ids first, of its base step) were
+  // taken by those folds one each, while that step's waited and were refused as too stale.
+  await onEachStore(async (inner) => {
+    let listings = 0;
+    const late = ["a0", "a1", "a2", "a3"];
+    let params!: Record<string, Float32Array>, base = 0;
+    const bytesOf = (g: Record<string, Float32Array>) =>
+      new Uint8Array(Float32Array.from([...g.w, ...g.b]).buffer);
+    const store = new Proxy({} as TrainingStore, {
+      has: (_, key) => Reflect.has(inner, key),
+      get: (_, key) =>
+        key !== "pending" ? Reflect.get(inner, key) : async (n: number) => {
+          if (++listings === 2) { // stored by others once that step failed
+            for (const id of late) {
+              const g = bytesOf(gradientAt(Number(id.slice(1)), params));
+              assert.equal(await inner.submit({ id, base, samples: 1 }, g), null);
+            }
+          }
+          return await inner.pending(n);
+        },
+    });
+    const trainer = dataParallel(store, { optimizer, init, pollMs: 2, staleness: 3 });
+    ({ step: base, params } = await trainer.params());
+    for (const id of ["m1", "m2", "m3", "m4"]) {
+      const g = gradientAt(Number(id.slice(1)), params);
+      if (id === "m2") g.w[0] = 1e30;
+      assert.equal(await inner.submit({ id, base, samples: 1 }, bytesOf(g)), null);
+    }
+    const own = await trainer.submit({ id: "z", base, gradient: gradientAt(9, params) });
+    assert.equal(own.status, "applied");
+    // Each sent again: answered once its stored one is settled (the trainer folds meanwhile).
+    const stored = ["m1", "m2", "m3", "m4", ...late];
+    await Promise.allSettled(
+      stored.map((id) => trainer.submit({ id, base, gradient: gradientAt(1, params) })),
+    );
+    const states = Object.fromEntries(
+      await Promise.all(
+        stored.map(async (id) => [id, (await inner.request(id))?.state]),
+      ),
+    );
+    assert.deepEqual(states, {
+      m1: "applied",
+      m2: "refused",
+      m3: "applied",
+      m4: "applied",
+      a0: "applied",
+      a1: "applied",
+      a2: "applied",
+      a3: "applied",
+    });
+    await trainer.close();
   });
 });
