@@ -5,14 +5,16 @@
  * between steps. The step throws, saying that the state is intact (not "may be half stepped"),
  * the state is as its last step left it and can be saved, and later steps are refused (a worker
  * is gone). A trap of the main thread's own share of such a pass, the workers' shares done, is
- * thrown as is, and the state steps on.
+ * thrown as is, and the state steps on. The wrapper that tells of a worker's `terminate` is
+ * otherwise the call itself.
  *
  * The stall bound is set far above what these take (60 s), so that a worker taken for dead only
  * after it would fail the tests by its message ("no progress"), not hang them.
  */
 import assert from "node:assert/strict";
 import { initState } from "../core/init_state.ts";
-import type { ThreadWorkerInit } from "../cpu/thread_worker.ts";
+import { CONTROL, type ThreadWorkerInit } from "../cpu/thread_worker.ts";
+import { releaser, TERMINATED_WHY, watchWorkers } from "../cpu/_thread_join.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { dispose, loadState, type OptimizerState, radam, saveState, step } from "../mod.ts";
 
@@ -124,4 +126,23 @@ Deno.test("a Web Worker terminated by other code between steps fails the next st
   } finally {
     dispose(state);
   }
+});
+
+Deno.test("a worker's terminate, wrapped to say so at once, passes on its arguments and returns its value (a polyfill's), and dispose's says nothing", () => {
+  const calls: unknown[][] = [];
+  const worker = {
+    terminate: (...args: unknown[]) => {
+      calls.push(args);
+      return "its value";
+    },
+  } as unknown as Worker;
+  const release = releaser(new Int32Array(new SharedArrayBuffer(CONTROL.SCALARS)), [worker]);
+  watchWorkers([worker], release);
+  const terminate = worker.terminate as (...args: unknown[]) => unknown;
+  assert.equal(terminate(1, "two"), "its value");
+  assert.deepEqual(calls, [[1, "two"]]);
+  assert.equal(release.fault, TERMINATED_WHY);
+  assert.equal(release.halfStepped, false);
+  release();
+  assert.deepEqual(calls, [[1, "two"], []]);
 });
