@@ -95,7 +95,8 @@ export function nodeWorkersDenied(): boolean {
  * module doc), wrapped in a Web Worker's interface. Its error events carry the message of the
  * error the worker threw, or say that it exited (terminated by other code, or `process.exit` in
  * it: Node.js fires no error event then); the worker's own `terminate`, called by other code,
- * fires one at once, saying so. The wrapper's `terminate` ends it without waiting. Throws an Error
+ * fires one at once, saying so (and is otherwise as it was: its arguments passed on, its Promise
+ * returned). The wrapper's `terminate` ends it without waiting. Throws an Error
  * saying that a kernel worker failed to start where Node.js refuses to make one.
  */
 export function startNodeWorker(threads: NodeWorkerThreads, source: string): WrappedNodeWorker {
@@ -124,12 +125,14 @@ export function startNodeWorker(threads: NodeWorkerThreads, source: string): Wra
   };
   // Terminated by other code (the worker's own object, given to a subclass of Worker): said at
   // once, not as its exit event comes (a step started before would wait for the stall bound).
-  worker.terminate = () => {
+  // Its arguments passed on, its value returned: a caller's callback (Node.js's deprecated
+  // `terminate(callback)`) is still called.
+  worker.terminate = (...args: unknown[]) => {
     if (!ended) {
       ended = true;
       wrapped.onerror?.({ message: TERMINATED_WHY, preventDefault: () => {} });
     }
-    return terminate.call(worker);
+    return Reflect.apply(terminate, worker, args);
   };
   worker.on("message", (data) => wrapped.onmessage?.({ data }));
   worker.on("error", (error) => {

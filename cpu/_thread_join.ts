@@ -208,9 +208,11 @@ export const TERMINATED_WHY = "it was terminated by other code (its terminate() 
 export function watchWorkers(workers: Worker[], release: Release): void {
   for (const worker of workers) {
     const terminate = worker.terminate;
-    worker.terminate = () => {
+    // (Its arguments passed on and its value returned, as a Worker of a polyfill may take or
+    // return some.)
+    worker.terminate = (...args: unknown[]) => {
       if (!release.done) release.fault ??= TERMINATED_WHY;
-      terminate.call(worker);
+      return Reflect.apply(terminate, worker, args);
     };
     worker.onmessage = (event) => {
       // (After the step in flight threw: later refusals say why.)

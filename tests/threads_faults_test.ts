@@ -4,17 +4,31 @@
  * squares for `clipGradNorm`, the non-finite check), or a worker terminated by other code
  * between steps. The step throws, saying that the state is intact (not "may be half stepped"),
  * the state is as its last step left it and can be saved, and later steps are refused (a worker
- * is gone). A trap of the main thread's own share of such a pass, the workers' shares done, is
- * thrown as is, and the state steps on.
+ * is gone), on every rule, 8-bit states and LookAhead's slow weights too, after steps. A trap of
+ * the main thread's own share of such a pass, the workers' shares done, is thrown as is, and the
+ * state steps on. The wrapper that tells of a worker's `terminate` is otherwise the call itself.
  *
  * The stall bound is set far above what these take (60 s), so that a worker taken for dead only
  * after it would fail the tests by its message ("no progress"), not hang them.
  */
 import assert from "node:assert/strict";
 import { initState } from "../core/init_state.ts";
-import type { ThreadWorkerInit } from "../cpu/thread_worker.ts";
+import { CONTROL, type ThreadWorkerInit } from "../cpu/thread_worker.ts";
+import { releaser, TERMINATED_WHY, watchWorkers } from "../cpu/_thread_join.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
-import { dispose, loadState, type OptimizerState, radam, saveState, step } from "../mod.ts";
+import {
+  adam,
+  adamw,
+  dispose,
+  lion,
+  loadState,
+  type OptimizerState,
+  radam,
+  ranger,
+  saveState,
+  sgd,
+  step,
+} from "../mod.ts";
 
 const STALL_MS = 60_000;
 const N = 4096;
@@ -108,6 +122,54 @@ for (
   });
 }
 
+/**
+ * `loadState(checkpoint)` on 2 threads, with `Worker` changed so that the worker's gradients lie
+ * past the memory's end (its steps run; any pass reading its share of the gradients traps).
+ */
+async function loadTrapping(checkpoint: Uint8Array): Promise<OptimizerState> {
+  const Original = globalThis.Worker;
+  globalThis.Worker = class extends Original {
+    // deno-lint-ignore no-explicit-any
+    override postMessage(message: any, transfer?: any): void {
+      const init = typeof message?.start === "number" ? gradsPastTheEnd(message) : message;
+      super.postMessage(init, transfer);
+    }
+  } as typeof Worker;
+  try {
+    return await loadState(checkpoint, { threads: 2, threadThreshold: 0 });
+  } finally {
+    globalThis.Worker = Original;
+  }
+}
+
+// After steps (moments, 8-bit codes and scales, LookAhead's slow weights apart from the params),
+// a save from the failed state is the checkpoint it was loaded from, byte for byte.
+const RULES = { radam, adam, adamw, lion, ranger, sgd: () => sgd({ momentum: 0.9 }) };
+for (const [name, make] of Object.entries(RULES)) {
+  Deno.test(`${name}, 32- and 8-bit, stepped: a worker's trap in a pass reading the gradients leaves the state as it was`, async () => {
+    const passes = [{ clipGradNorm: 1, gc: true }, { nonFinite: "skip" as const }];
+    for (const states of ["32bit", "8bit"] as const) {
+      for (const pass of passes) {
+        const optimizer = (make as typeof radam)({ ...pass, states });
+        let state = await optimizer.init({ w: { data: new Float32Array(N), shape: [64, 64] } });
+        for (let t = 1; t <= 5; t++) {
+          state = step(state, { w: Float32Array.from({ length: N }, (_, i) => Math.cos(i * t)) });
+        }
+        const checkpoint = await saveState(state);
+        dispose(state);
+        const failing = await loadTrapping(checkpoint);
+        try {
+          failing.grads.w.fill(0.5);
+          assert.throws(() => step(failing), (e: Error) => e.message.endsWith(INTACT));
+          assert.deepEqual(await saveState(failing), checkpoint, `${states} ${Object.keys(pass)}`);
+        } finally {
+          dispose(failing);
+        }
+      }
+    }
+  });
+}
+
 Deno.test("a Web Worker terminated by other code between steps fails the next step at once, saying so, the state intact", async () => {
   const workers: Worker[] = [];
   const state = await threaded({}, undefined, (worker) => workers.push(worker));
@@ -124,4 +186,23 @@ Deno.test("a Web Worker terminated by other code between steps fails the next st
   } finally {
     dispose(state);
   }
+});
+
+Deno.test("a worker's terminate, wrapped to say so at once, passes on its arguments and returns its value (a polyfill's), and dispose's says nothing", () => {
+  const calls: unknown[][] = [];
+  const worker = {
+    terminate: (...args: unknown[]) => {
+      calls.push(args);
+      return "its value";
+    },
+  } as unknown as Worker;
+  const release = releaser(new Int32Array(new SharedArrayBuffer(CONTROL.SCALARS)), [worker]);
+  watchWorkers([worker], release);
+  const terminate = worker.terminate as (...args: unknown[]) => unknown;
+  assert.equal(terminate(1, "two"), "its value");
+  assert.deepEqual(calls, [[1, "two"]]);
+  assert.equal(release.fault, TERMINATED_WHY);
+  assert.equal(release.halfStepped, false);
+  release();
+  assert.deepEqual(calls, [[1, "two"], []]);
 });

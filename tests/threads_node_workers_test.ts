@@ -7,6 +7,8 @@
  * itself runs it in tests/node/threads.test.mjs.
  */
 import assert from "node:assert/strict";
+import { startNodeWorker } from "../cpu/_node_worker.ts";
+import { TERMINATED_WHY } from "../cpu/_thread_join.ts";
 import { dispose, type OptimizerState, radam, ranger, step } from "../mod.ts";
 import { assertSameBits } from "./cases.ts";
 import { prng, randomTensor } from "./util.ts";
@@ -133,6 +135,38 @@ Deno.test("no Web Workers but node:worker_threads: a worker terminated by other 
   } finally {
     dispose(state);
   }
+});
+
+Deno.test("node:worker_threads: a worker's own terminate, wrapped to say so at once, passes on its arguments (the deprecated callback) and returns its Promise", () => {
+  const calls: unknown[][] = [];
+  const exited = Promise.resolve(0);
+  const made: FakeWorker[] = [];
+  /** A worker_threads Worker that runs nothing, recording its terminate's arguments. */
+  class FakeWorker {
+    constructor() {
+      made.push(this);
+    }
+    on(): this {
+      return this;
+    }
+    postMessage(): void {}
+    terminate(...args: unknown[]): Promise<number> {
+      calls.push(args);
+      return exited;
+    }
+    unref(): void {}
+  }
+  const wrapped = startNodeWorker({ Worker: FakeWorker }, "");
+  const said: string[] = [];
+  wrapped.onerror = (event) => said.push((event as ErrorEvent).message);
+  const callback = () => {};
+  assert.equal(made[0].terminate(callback), exited);
+  assert.deepEqual(calls, [[callback]]);
+  assert.deepEqual(said, [TERMINATED_WHY]);
+  // The library's own terminate (dispose) says nothing more.
+  wrapped.terminate();
+  assert.deepEqual(calls, [[callback], []]);
+  assert.deepEqual(said, [TERMINATED_WHY]);
 });
 
 Deno.test("no Web Workers, and Node's permission model denying worker threads: a TypeError naming --allow-worker, before any worker is made", async () => {
