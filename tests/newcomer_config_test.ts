@@ -159,11 +159,30 @@ Deno.test("step given a third argument (a learning rate, the parameters) is refu
     state.params,
     "Object (tensors: a state holds its parameters, state.params, which each step",
   );
-  refuse("fast", 'a string "fast"');
+  refuse(-1, "-1 (a learning rate is the optimizer's option");
+  refuse(new Float32Array(2), "Float32Array (tensors: a state holds its parameters");
   assert.equal(state.step, 0);
   assert.deepEqual([...(await readParams(state)).w], [1, 2]);
   state = (step as (...args: unknown[]) => OptimizerState)(state, g, undefined);
   assert.equal(state.step, 1);
+});
+
+Deno.test("step given as a callback, which is given an index or a key beside the state and the gradients, steps as before", async () => {
+  const grads = [1, 2, 3].map((x) => ({ w: new Float32Array([x, x]) }));
+  const init = () => radam({ lr: 0.1 }).init({ w: new Float32Array([1, 2]) });
+  // Array's reduce: (state, grads, index, array).
+  const reduced = grads.reduce(step, await init());
+  assert.equal(reduced.step, 3);
+  // RxJS's scan, lodash's reduce over an object: (state, grads, index or key).
+  const scan = step as (state: OptimizerState, g: unknown, at: unknown) => OptimizerState;
+  let scanned = await init();
+  for (const [i, g] of grads.entries()) scanned = scan(scanned, g, i);
+  scanned = scan(scanned, grads[0], "fc");
+  assert.equal(scanned.step, 4);
+  // The same steps taken one by one.
+  let plain = await init();
+  for (const g of [...grads, grads[0]]) plain = step(plain, g);
+  assert.deepEqual((await readParams(scanned)).w, (await readParams(plain)).w);
 });
 
 Deno.test("Ranger's, LookAhead's and clipping's names in other libraries say which option they are", () => {
