@@ -31,20 +31,28 @@ import { saying } from "./util.ts";
 const AS_TEXT = ' (a boolean as text: convert it, value === "true")';
 
 Deno.test("a boolean option given as text, from a config file or an environment variable, says how to convert it", () => {
-  const cases: [string, () => unknown][] = [
-    ["maximize", () => radam({ maximize: "true" as never })],
-    ["decoupledWeightDecay", () => adam({ decoupledWeightDecay: "false" as never })],
-    ["degenerateToSgd", () => radam({ degenerateToSgd: " False " as never })],
-    ["nesterov", () => sgd({ momentum: 0.9, nesterov: "TRUE" as never })],
-    ["gc", () => ranger({ gc: "false" as never })],
+  // Text other than "true" or "false" (Python's "True", " false") is told a conversion that
+  // reads it as it means: value === "true" would be false for "True".
+  const FOLDED = ' (a boolean as text: convert it, value.trim().toLowerCase() === "true")';
+  const cases: [string, () => unknown, string][] = [
+    ["maximize", () => radam({ maximize: "true" as never }), AS_TEXT],
+    ["decoupledWeightDecay", () => adam({ decoupledWeightDecay: "false" as never }), AS_TEXT],
+    ["degenerateToSgd", () => radam({ degenerateToSgd: " False " as never }), FOLDED],
+    ["nesterov", () => sgd({ momentum: 0.9, nesterov: "TRUE" as never }), FOLDED],
+    ["maximize", () => adam({ maximize: "True" as never }), FOLDED],
+    ["gc", () => ranger({ gc: "false" as never }), AS_TEXT],
   ];
-  for (const [name, make] of cases) {
+  for (const [name, make, hint] of cases) {
     assert.throws(make, (e: Error) => {
       assert.ok(e instanceof TypeError);
       assert.match(e.message, new RegExp(`^Option ${name} must be a boolean, got a string`));
-      assert.ok(e.message.endsWith(AS_TEXT), e.message);
+      assert.ok(e.message.endsWith(hint), e.message);
       return true;
     });
+  }
+  // Each conversion the errors give reads the text as it means.
+  for (const value of ["True", " false ", "TRUE", "true", "False"]) {
+    assert.equal(value.trim().toLowerCase() === "true", /true/i.test(value));
   }
   // Other text is not taken for a boolean's, and a number's text still says Number(value).
   assert.throws(
