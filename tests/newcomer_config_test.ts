@@ -250,3 +250,39 @@ Deno.test("optax's and Keras's names of a cosine decay's options say which they 
     );
   }
 });
+
+Deno.test("another library's name of a schedule's option is said only to a maker that has the option", () => {
+  // linearWarmup and oneCycle have no finalLr, linearWarmup no decaySteps nor totalSteps, oneCycle
+  // no warmupSteps: their errors name their own options alone.
+  const cases: [() => unknown, string][] = [
+    [() => linearWarmup(1e-3, { warmupSteps: 10, alpha: 0.1 } as never), "alpha"],
+    [() => oneCycle(1e-3, { totalSteps: 10, end_value: 0 } as never), "end_value"],
+    [() => oneCycle(1e-3, { totalSteps: 10, eta_min: 0 } as never), "eta_min"],
+    [() => linearWarmup(1e-3, { warmupSteps: 10, T_max: 5 } as never), "T_max"],
+    [() => linearWarmup(1e-3, { warmupSteps: 10, epochs: 5 } as never), "epochs"],
+    [() => cosineDecay(1e-3, { decaySteps: 10, final_div_factor: 5 } as never), "final_div_factor"],
+    [() => oneCycle(1e-3, { totalSteps: 10, warmup: 5 } as never), "warmup"],
+  ];
+  for (const [make, key] of cases) {
+    assert.throws(make, (e: Error) => {
+      assert.ok(e instanceof TypeError);
+      assert.match(
+        e.message,
+        new RegExp(`^Unknown option ${key} for \\w+; expected one of [\\w, ]+$`),
+      );
+      return true;
+    });
+  }
+  // Where the maker has it, or it is the learning rate (every maker's first argument), it is said.
+  assert.throws(
+    () => oneCycle(1e-3, { totalSteps: 10, max_lr: 0.1 } as never),
+    saying(
+      TypeError,
+      "(max_lr is the first argument here, lr: oneCycle(1e-3, { totalSteps: 1000 }))",
+    ),
+  );
+  assert.throws(
+    () => oneCycle(1e-3, { totalSteps: 10, epochs: 5 } as never),
+    saying(TypeError, "(totalSteps here is epochs × stepsPerEpoch: "),
+  );
+});
