@@ -76,6 +76,38 @@ Deno.test("a store's boolean option given as text says how to convert it; nothin
   assert.equal(await store.load(), null);
 });
 
+Deno.test("LookAhead's names in other libraries given to the store say where k and alpha go", async () => {
+  const store = memoryCheckpointStore();
+  const cases: [string, string][] = [
+    [
+      "sync_period",
+      "(sync_period is an option of the optimizer, k there: optimizer: lookahead(radam(), { k }))",
+    ],
+    [
+      "la_alpha",
+      "(la_alpha is an option of the optimizer, alpha there: optimizer: lookahead(radam(), { alpha }))",
+    ],
+    ["use_gc", "(use_gc is an option of the optimizer, gc there: optimizer: radam({ … }))"],
+  ];
+  for (const [key, hint] of cases) {
+    await assert.rejects(
+      optimisticStep(store, {
+        optimizer: radam(),
+        init: () => ({ w: new Float32Array(2) }),
+        gradient: (s: OptimizerState) => void s.grads.w.fill(1),
+        [key]: 1,
+      } as never),
+      (e: Error) => {
+        assert.ok(e instanceof TypeError);
+        assert.match(e.message, new RegExp(`^Unknown option ${key} for optimisticStep; `));
+        assert.ok(e.message.endsWith(` ${hint}`), e.message);
+        return true;
+      },
+    );
+  }
+  assert.equal(await store.load(), null);
+});
+
 Deno.test("a schedule's options given as text say to write them in an object", () => {
   assert.throws(
     () => cosineDecay(1e-3, "1000" as never),
