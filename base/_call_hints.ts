@@ -290,9 +290,11 @@ export function heldStandInHint(settings: unknown): string {
 
 /**
  * The error of `step(state, grads, more)`, which takes two arguments (JavaScript drops a third,
- * silently): a learning rate given there (`step(state, grads, 1e-3)`, `{ lr }`) is the
- * optimizer's option or a schedule's; tensors there (optax's `update(grads, state, params)`, or
- * `step(state, params, grads)`) are the parameters, which the state holds itself.
+ * silently), where `more` is clearly a mistake: a learning rate given there (`step(state, grads,
+ * 1e-3)`, `{ lr }`) is the optimizer's option or a schedule's; tensors there (optax's
+ * `update(grads, state, params)`, or `step(state, params, grads)`) are the parameters, which the
+ * state holds itself. Empty for anything else, dropped as before: an index (an integer ≥ 0) or a
+ * key, as a callback is given them (`grads.reduce(step, state)`, RxJS's `scan(step, state)`).
  *
  * @example
  * ```ts
@@ -301,14 +303,15 @@ export function heldStandInHint(settings: unknown): string {
  *
  * assert.match(extraStepArgumentMessage(1e-3), /^step takes two arguments.*got a third, 0\.001/);
  * assert.match(extraStepArgumentMessage({ w: new Float32Array(2) }), /state\.params/);
+ * assert.equal(extraStepArgumentMessage(1), ""); // reduce's index
  * ```
  */
 export function extraStepArgumentMessage(extra: unknown): string {
-  const lr = typeof extra === "number" ||
-    (typeof extra === "object" && extra !== null && "lr" in extra);
+  const object = typeof extra === "object" && extra !== null;
+  const lr = (typeof extra === "number" && !(Number.isSafeInteger(extra) && extra >= 0)) ||
+    (object && "lr" in extra);
   const tensors = extra instanceof Float32Array ||
-    (typeof extra === "object" && extra !== null &&
-      Object.values(extra).some((v) => v instanceof Float32Array));
+    (object && Object.values(extra).some((v) => v instanceof Float32Array));
   const hint = lr
     ? " (a learning rate is the optimizer's option, radam({ lr }); to change it as training goes, " +
       "give a schedule, radam({ lr: (t) => … }), which each step calls)"
@@ -316,6 +319,6 @@ export function extraStepArgumentMessage(extra: unknown): string {
     ? " (tensors: a state holds its parameters, state.params, which each step updates; pass the " +
       "gradients alone, step(state, grads))"
     : "";
-  return "step takes two arguments, step(state, grads), and would drop the others, got a third, " +
-    `${described(extra)}${hint}`;
+  return hint === "" ? "" : "step takes two arguments, step(state, grads), and would drop the " +
+    `others, got a third, ${described(extra)}${hint}`;
 }

@@ -139,6 +139,7 @@ export function markHandled(value: unknown): void {
  *
  * assert.equal(textHint("a finite number", "1e-3"), " (a number as text: convert it, Number(value))");
  * assert.equal(textHint("a boolean", "true"), ' (a boolean as text: convert it, value === "true")');
+ * assert.match(textHint("a boolean", "False"), /value\.trim\(\)\.toLowerCase\(\) === "true"/);
  * assert.equal(textHint("a finite number", "fast"), "");
  * assert.equal(textHint("one of skip, throw", "1"), "");
  * ```
@@ -147,7 +148,9 @@ export function textHint(expected: string, value: unknown): string {
   if (typeof value !== "string") return "";
   const text = value.trim();
   if (/\bboolean\b/.test(expected) && /^(true|false)$/i.test(text)) {
-    return ' (a boolean as text: convert it, value === "true")';
+    // ("True", Python's text of a boolean, or " true": value === "true" would be false.)
+    const read = /^(true|false)$/.test(value) ? "value" : "value.trim().toLowerCase()";
+    return ` (a boolean as text: convert it, ${read} === "true")`;
   }
   if (text === "" || !Number.isFinite(Number(text))) return "";
   return /\b(number|integer)\b/.test(expected)

@@ -126,7 +126,8 @@ export function factoryOptionHint(
  * are not an optimizer's (a store's, a training loop's): another name of one of `known`, as
  * {@linkcode renamedHint} says; else, for a learning rate (`lr`) or another library's name of
  * an optimizer's option (`learningRate`, `beta1`, `epsilon`…), that it is the optimizer's, to
- * be given to its factory (as the option `optimizer`, where `known` has it). Else empty.
+ * be given to its factory (LookAhead's `k` and `alpha` to `lookahead`; as the option
+ * `optimizer`, where `known` has it). Else empty.
  *
  * @example
  * ```ts
@@ -142,6 +143,10 @@ export function factoryOptionHint(
  *   " (learningRate is an optimizer's option, lr there, as in radam({ lr }): not one of these)",
  * );
  * assert.equal(misplacedHint("learningRate", ["lr"]), " (learningRate is lr here)");
+ * assert.equal(
+ *   misplacedHint("sync_period", ["optimizer"]),
+ *   " (sync_period is an option of the optimizer, k there: optimizer: lookahead(radam(), { k }))",
+ * );
  * assert.equal(misplacedHint("modle", ["model"]), "");
  * ```
  */
@@ -151,7 +156,12 @@ export function misplacedHint(key: string, known: readonly string[]): string {
   const name = ownName(key);
   if (name !== "lr" && !Object.hasOwn(OTHER_NAMES, key)) return "";
   const there = name === key ? "" : `, ${name} there`;
-  const example = name === "lr" ? "radam({ lr })" : "";
+  // (LookAhead's k and alpha are ranger's or lookahead's: radam({ k }) is unknown.)
+  const example = name === "lr"
+    ? "radam({ lr })"
+    : name === "k" || name === "alpha"
+    ? `lookahead(radam(), { ${name} })`
+    : "";
   return known.includes("optimizer")
     ? ` (${key} is an option of the optimizer${there}: optimizer: ${example || "radam({ … })"})`
     : ` (${key} is an optimizer's option${there}${

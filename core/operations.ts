@@ -29,7 +29,10 @@ import { checkNotHeld, inHoldersTerms } from "./held.ts";
  *
  * The buffers are reused: the state passed in is consumed, and any later use of it throws a
  * TypeError. Bad gradients (missing, extra, wrong type or length) throw a TypeError or
- * RangeError naming the tensor, and leave the state exactly as it was, still usable.
+ * RangeError naming the tensor, and leave the state exactly as it was, still usable. A third
+ * argument that is a learning rate (`step(state, grads, 1e-3)`) or tensors (`step(state, params,
+ * grads)`) is a TypeError, as the state is left; an index a callback is given beside the two
+ * (`gradsList.reduce(step, state)`) is ignored.
  *
  * A WebGPU state (`OptimizerState<GpuTensor>`) takes {@linkcode GpuGrads}: Float32Arrays (one
  * `writeBuffer` each), GPU tensors (copied on the GPU), or the state's own `state.grads` slots
@@ -60,10 +63,10 @@ export function step<S extends OptimizerState<unknown>>(
     : GpuGrads,
 ): S {
   checkNotHeld(state, "step");
-  // A third argument, which JavaScript drops: a learning rate, or the parameters, given there.
-  if (arguments.length > 2 && arguments[2] !== undefined) {
-    throw new TypeError(extraStepArgumentMessage(arguments[2]));
-  }
+  // A third argument, which JavaScript drops: a learning rate, or the parameters, given there,
+  // refused; a callback's index or key (grads.reduce(step, state)) dropped as before.
+  const extra = arguments.length > 2 ? extraStepArgumentMessage(arguments[2]) : "";
+  if (extra !== "") throw new TypeError(extra);
   return stepState(state, grads) as S;
 }
 

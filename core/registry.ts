@@ -205,8 +205,9 @@ export function sgd(options?: SgdOptions): Optimizer<SgdHyperparameters> {
   return make(REGISTRY.optimizers.sgd, options, arguments);
 }
 
-// Known given uncalled (step(radam): a factory's hint) by identity too, not only by their names,
-// which an app's minified bundle renames.
+// Known given uncalled (step(radam): a factory's hint) by a mark, in this copy of the library
+// and another's, not by their names, which an app's minified bundle renames (and a function of
+// the caller's may share); radam.init(params) says to call the factory first.
 optimizerFactory(radam, "radam");
 optimizerFactory(adam, "adam");
 optimizerFactory(adamw, "adamw");

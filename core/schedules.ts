@@ -96,8 +96,11 @@ function checkMaker(
   }
   checkKeys(options, keys, maker, undefined, (key) => {
     const name = key.toLowerCase().replace(/_/g, "");
-    const here = Object.hasOwn(OTHER_NAMES, name) ? OTHER_NAMES[name] : "";
-    return here ? ` (${here.replace("KEY", key)}: ${example})` : "";
+    if (!Object.hasOwn(OTHER_NAMES, name)) return "";
+    const [option, here] = OTHER_NAMES[name];
+    return option === "lr" || keys.includes(option)
+      ? ` (${here.replace("KEY", key)}: ${example})`
+      : "";
   });
   check("lr", lr as number);
   // Its count of steps has no default: left out (the options too, in JavaScript), say where.
@@ -122,19 +125,26 @@ function exampleOf(maker: string, steps: string, given: object): string | undefi
   return lr === undefined || n === undefined ? undefined : `${maker}(${lr}, { ${steps}: ${n} })`;
 }
 
-/** PyTorch's (and optax's, Keras's) names of the schedules' options, lower case without `_`. */
-const OTHER_NAMES: Readonly<Record<string, string>> = {
-  tmax: "KEY is decaySteps here",
-  etamin: "KEY is finalLr here",
-  endvalue: "KEY is finalLr here",
-  alpha: "KEY, in optax and Keras a fraction of lr, is finalLr here, the rate itself, alpha × lr",
-  maxlr: "KEY is the first argument here, lr",
-  initvalue: "KEY is the first argument here, lr",
-  initiallearningrate: "KEY is the first argument here, lr",
-  finaldivfactor: "KEY is divFinal here",
-  epochs: "totalSteps here is epochs × stepsPerEpoch",
-  stepsperepoch: "totalSteps here is epochs × stepsPerEpoch",
-  warmup: "KEY is warmupSteps here",
+/**
+ * PyTorch's (and optax's, Keras's) names of the schedules' options, lower case without `_`: the
+ * option each is here (`lr`, the first argument of every maker), and what to say of it, said
+ * only to a maker that has that option (`linearWarmup` has no `finalLr`).
+ */
+const OTHER_NAMES: Readonly<Record<string, readonly [string, string]>> = {
+  tmax: ["decaySteps", "KEY is decaySteps here"],
+  etamin: ["finalLr", "KEY is finalLr here"],
+  endvalue: ["finalLr", "KEY is finalLr here"],
+  alpha: [
+    "finalLr",
+    "KEY, in optax and Keras a fraction of lr, is finalLr here, the rate itself, alpha × lr",
+  ],
+  maxlr: ["lr", "KEY is the first argument here, lr"],
+  initvalue: ["lr", "KEY is the first argument here, lr"],
+  initiallearningrate: ["lr", "KEY is the first argument here, lr"],
+  finaldivfactor: ["divFinal", "KEY is divFinal here"],
+  epochs: ["totalSteps", "totalSteps here is epochs × stepsPerEpoch"],
+  stepsperepoch: ["totalSteps", "totalSteps here is epochs × stepsPerEpoch"],
+  warmup: ["warmupSteps", "KEY is warmupSteps here"],
 };
 
 /**

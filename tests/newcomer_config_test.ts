@@ -31,20 +31,28 @@ import { saying } from "./util.ts";
 const AS_TEXT = ' (a boolean as text: convert it, value === "true")';
 
 Deno.test("a boolean option given as text, from a config file or an environment variable, says how to convert it", () => {
-  const cases: [string, () => unknown][] = [
-    ["maximize", () => radam({ maximize: "true" as never })],
-    ["decoupledWeightDecay", () => adam({ decoupledWeightDecay: "false" as never })],
-    ["degenerateToSgd", () => radam({ degenerateToSgd: " False " as never })],
-    ["nesterov", () => sgd({ momentum: 0.9, nesterov: "TRUE" as never })],
-    ["gc", () => ranger({ gc: "false" as never })],
+  // Text other than "true" or "false" (Python's "True", " false") is told a conversion that
+  // reads it as it means: value === "true" would be false for "True".
+  const FOLDED = ' (a boolean as text: convert it, value.trim().toLowerCase() === "true")';
+  const cases: [string, () => unknown, string][] = [
+    ["maximize", () => radam({ maximize: "true" as never }), AS_TEXT],
+    ["decoupledWeightDecay", () => adam({ decoupledWeightDecay: "false" as never }), AS_TEXT],
+    ["degenerateToSgd", () => radam({ degenerateToSgd: " False " as never }), FOLDED],
+    ["nesterov", () => sgd({ momentum: 0.9, nesterov: "TRUE" as never }), FOLDED],
+    ["maximize", () => adam({ maximize: "True" as never }), FOLDED],
+    ["gc", () => ranger({ gc: "false" as never }), AS_TEXT],
   ];
-  for (const [name, make] of cases) {
+  for (const [name, make, hint] of cases) {
     assert.throws(make, (e: Error) => {
       assert.ok(e instanceof TypeError);
       assert.match(e.message, new RegExp(`^Option ${name} must be a boolean, got a string`));
-      assert.ok(e.message.endsWith(AS_TEXT), e.message);
+      assert.ok(e.message.endsWith(hint), e.message);
       return true;
     });
+  }
+  // Each conversion the errors give reads the text as it means.
+  for (const value of ["True", " false ", "TRUE", "true", "False"]) {
+    assert.equal(value.trim().toLowerCase() === "true", /true/i.test(value));
   }
   // Other text is not taken for a boolean's, and a number's text still says Number(value).
   assert.throws(
@@ -65,6 +73,38 @@ Deno.test("a store's boolean option given as text says how to convert it; nothin
     }),
     saying(TypeError, `Option serialize must be a boolean, got a string "true"${AS_TEXT}`),
   );
+  assert.equal(await store.load(), null);
+});
+
+Deno.test("LookAhead's names in other libraries given to the store say where k and alpha go", async () => {
+  const store = memoryCheckpointStore();
+  const cases: [string, string][] = [
+    [
+      "sync_period",
+      "(sync_period is an option of the optimizer, k there: optimizer: lookahead(radam(), { k }))",
+    ],
+    [
+      "la_alpha",
+      "(la_alpha is an option of the optimizer, alpha there: optimizer: lookahead(radam(), { alpha }))",
+    ],
+    ["use_gc", "(use_gc is an option of the optimizer, gc there: optimizer: radam({ … }))"],
+  ];
+  for (const [key, hint] of cases) {
+    await assert.rejects(
+      optimisticStep(store, {
+        optimizer: radam(),
+        init: () => ({ w: new Float32Array(2) }),
+        gradient: (s: OptimizerState) => void s.grads.w.fill(1),
+        [key]: 1,
+      } as never),
+      (e: Error) => {
+        assert.ok(e instanceof TypeError);
+        assert.match(e.message, new RegExp(`^Unknown option ${key} for optimisticStep; `));
+        assert.ok(e.message.endsWith(` ${hint}`), e.message);
+        return true;
+      },
+    );
+  }
   assert.equal(await store.load(), null);
 });
 
@@ -159,11 +199,30 @@ Deno.test("step given a third argument (a learning rate, the parameters) is refu
     state.params,
     "Object (tensors: a state holds its parameters, state.params, which each step",
   );
-  refuse("fast", 'a string "fast"');
+  refuse(-1, "-1 (a learning rate is the optimizer's option");
+  refuse(new Float32Array(2), "Float32Array (tensors: a state holds its parameters");
   assert.equal(state.step, 0);
   assert.deepEqual([...(await readParams(state)).w], [1, 2]);
   state = (step as (...args: unknown[]) => OptimizerState)(state, g, undefined);
   assert.equal(state.step, 1);
+});
+
+Deno.test("step given as a callback, which is given an index or a key beside the state and the gradients, steps as before", async () => {
+  const grads = [1, 2, 3].map((x) => ({ w: new Float32Array([x, x]) }));
+  const init = () => radam({ lr: 0.1 }).init({ w: new Float32Array([1, 2]) });
+  // Array's reduce: (state, grads, index, array).
+  const reduced = grads.reduce(step, await init());
+  assert.equal(reduced.step, 3);
+  // RxJS's scan, lodash's reduce over an object: (state, grads, index or key).
+  const scan = step as (state: OptimizerState, g: unknown, at: unknown) => OptimizerState;
+  let scanned = await init();
+  for (const [i, g] of grads.entries()) scanned = scan(scanned, g, i);
+  scanned = scan(scanned, grads[0], "fc");
+  assert.equal(scanned.step, 4);
+  // The same steps taken one by one.
+  let plain = await init();
+  for (const g of [...grads, grads[0]]) plain = step(plain, g);
+  assert.deepEqual((await readParams(scanned)).w, (await readParams(plain)).w);
 });
 
 Deno.test("Ranger's, LookAhead's and clipping's names in other libraries say which option they are", () => {
@@ -222,4 +281,40 @@ Deno.test("optax's and Keras's names of a cosine decay's options say which they 
       saying(TypeError, "got Object (write cosineDecay(0.01, { decaySteps: 50 }))"),
     );
   }
+});
+
+Deno.test("another library's name of a schedule's option is said only to a maker that has the option", () => {
+  // linearWarmup and oneCycle have no finalLr, linearWarmup no decaySteps nor totalSteps, oneCycle
+  // no warmupSteps: their errors name their own options alone.
+  const cases: [() => unknown, string][] = [
+    [() => linearWarmup(1e-3, { warmupSteps: 10, alpha: 0.1 } as never), "alpha"],
+    [() => oneCycle(1e-3, { totalSteps: 10, end_value: 0 } as never), "end_value"],
+    [() => oneCycle(1e-3, { totalSteps: 10, eta_min: 0 } as never), "eta_min"],
+    [() => linearWarmup(1e-3, { warmupSteps: 10, T_max: 5 } as never), "T_max"],
+    [() => linearWarmup(1e-3, { warmupSteps: 10, epochs: 5 } as never), "epochs"],
+    [() => cosineDecay(1e-3, { decaySteps: 10, final_div_factor: 5 } as never), "final_div_factor"],
+    [() => oneCycle(1e-3, { totalSteps: 10, warmup: 5 } as never), "warmup"],
+  ];
+  for (const [make, key] of cases) {
+    assert.throws(make, (e: Error) => {
+      assert.ok(e instanceof TypeError);
+      assert.match(
+        e.message,
+        new RegExp(`^Unknown option ${key} for \\w+; expected one of [\\w, ]+$`),
+      );
+      return true;
+    });
+  }
+  // Where the maker has it, or it is the learning rate (every maker's first argument), it is said.
+  assert.throws(
+    () => oneCycle(1e-3, { totalSteps: 10, max_lr: 0.1 } as never),
+    saying(
+      TypeError,
+      "(max_lr is the first argument here, lr: oneCycle(1e-3, { totalSteps: 1000 }))",
+    ),
+  );
+  assert.throws(
+    () => oneCycle(1e-3, { totalSteps: 10, epochs: 5 } as never),
+    saying(TypeError, "(totalSteps here is epochs × stepsPerEpoch: "),
+  );
 });
