@@ -7,10 +7,10 @@
  */
 import { CheckpointError, dispose, type OptimizerState, step } from "../mod.ts";
 import { boundReason, contributionFailed, staleReason } from "./errors.ts";
-import { meanOfContributions, type WeightedGradient } from "./mean.ts";
 import type { PendingContribution } from "./training.ts";
-import { type Cached, currentState, type Fold, type Local, type Plan } from "./_fold_state.ts";
-import { CommitFailure, commitRefusals, commitStep, unsavable } from "./_fold_commit.ts";
+import { currentState, type Fold, type Local, type Plan } from "./_fold_state.ts";
+import { CommitFailure, commitRefusals, commitStep } from "./_fold_commit.ts";
+import { afterUnsavable, writeMean } from "./_fold_isolate.ts";
 
 /** A stored contribution's gradient, or why it cannot be read (damaged: refused, not retried). */
 async function storedGradient(f: Fold, c: PendingContribution): Promise<Uint8Array | string> {
@@ -58,26 +58,6 @@ async function plan(
     p.appliedLocal.push(l);
   }
   return p;
-}
-
-/**
- * Writes the mean of `parts` into the state's gradient slots, by name: a contribution's gradient
- * is flat in the order of its checkpoint's `tensor_order` (`order`, the order the tensors were
- * given to `init`), which is not the state's arena's (`state.names`) where an 8-bit state puts
- * its compact tensors last.
- */
-function writeMean(f: Fold, current: Cached, parts: WeightedGradient[], size: number): void {
-  if (f.scratch === null || f.scratch.flat.length !== size) {
-    f.scratch = { flat: new Float32Array(size), acc: new Float64Array(size) };
-  }
-  const { flat, acc } = f.scratch;
-  meanOfContributions(parts, flat, acc);
-  let at = 0;
-  for (const name of current.order) {
-    const slot = current.state.grads[name];
-    slot.set(flat.subarray(at, at + slot.length));
-    at += slot.length;
-  }
 }
 
 /**
@@ -187,11 +167,11 @@ export async function foldOnce(f: Fold): Promise<boolean> {
       await commitRefusals(f, p, current.version, at);
       return true;
     }
-    writeMean(f, current, p.parts, size);
+    writeMean(f, state, current.order, p.parts, size);
     f.cache = null; // the step consumes the state
     next = step(state);
     const message = await commitStep(f, p, current, next, local);
-    if (message !== null) await unsavable(f, p, current.version, at, message);
+    if (message !== null) await afterUnsavable(f, p, current, local, at, size, message);
     return true;
   } catch (thrown) {
     // The fold's own contributions are stored by its commit alone: one that failed may have

@@ -78,8 +78,9 @@ async function afterConflict(f: Fold, local: Local[]): Promise<void> {
 
 /**
  * After a step whose state no checkpoint can hold (a gradient so large that a moment passed
- * float32's range): of one contribution, it is refused; of several, the next folds take half of
- * them each, first, to find whose it is (the others are applied: see `takeIsolated`).
+ * float32's range): of one contribution, it is refused; of several (where the fold found none
+ * whose step alone does so: see `afterUnsavable`), the next folds take half of them each, first,
+ * to find whose it is (the others are applied: see `takeIsolated`).
  */
 export async function unsavable(
   f: Fold,

@@ -71,11 +71,11 @@ function heldStore(store: TrainingStore): { held: TrainingStore; open(): void } 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
 
 Deno.test("data parallel on Deno KV: under a small maxChecks, after a step no checkpoint holds, the folds that look for whose gradient it was take those folded with it, and the rest is applied within staleness", async () => {
-  // A fold of 7 (maxFresh under 10 checks) with a gradient too large for the moments: the next
-  // folds take those 7 first (one each, then: half of them each), to find whose it is. They took stored ones first (those
-  // the holder stored as its surplus, 52 here), so that the 7 waited, were folded together again
-  // once those 7 folds were over, and failed again: the next 53 folds took one each, and every
-  // contribution but one was refused as more than 7 steps behind.
+  // A fold of 7 (maxFresh under 10 checks) with a gradient too large for the moments. The next 7
+  // folds took one contribution each, to find whose it was, stored ones first (those the holder
+  // stored as its surplus, 52 here), so that the 7 waited, were folded together again once those
+  // 7 folds were over, and failed again: the next 53 folds took one each, and every contribution
+  // but one was refused as more than 7 steps behind. (That fold now finds it by itself.)
   await withKv(async (kv) => {
     const store = kvCheckpointStore(limitedKv(kv), ["dp"], { maxChecks: 10 });
     const { held, open } = heldStore(store);
