@@ -97,9 +97,10 @@ export interface CheckpointInfo {
      */
     readonly wasm: number;
     /**
-     * The largest GPU buffer of a state on WebGPU (a section of its arena: each tensor at a
-     * 256-byte boundary): above its device's `limits.maxBufferSize`, `loadState` on webgpu refuses
-     * it.
+     * The largest GPU buffer of a state on WebGPU: a section of its arena (each tensor at a
+     * 256-byte boundary), or, where that is smaller (a small model, or many parameter groups),
+     * the ring of its step scalars (68 KiB for each group and one more): above its device's
+     * `limits.maxBufferSize`, `loadState` on webgpu refuses it.
      */
     readonly webgpuBuffer: number;
   };
