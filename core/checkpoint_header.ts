@@ -159,13 +159,15 @@ export interface SavedBeside {
  * ```ts
  * import { checkSavableSize } from "./checkpoint_header.ts";
  * import { planState } from "./plan.ts";
+ * import { planArena } from "../base/arena.ts";
  * import { radam } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const config = radam().settings;
  * checkSavableSize(config, planState(config, ["w"], [1]), [[1]]);
- * const long = "w".repeat(40_000_000);
- * assert.throws(() => checkSavableSize(config, planState(config, [long], [1]), [[1]]), RangeError);
+ * // (A name no tensor may have, which planState refuses first: the arena planned without it.)
+ * const long = planArena(["w".repeat(40_000_000)], [1], { moments: 2 });
+ * assert.throws(() => checkSavableSize(config, long, [[1]]), /above the cap of 100000000/);
  * ```
  */
 export function checkSavableSize(

@@ -89,17 +89,18 @@ export interface CheckpointInfo {
     /** The arena of backend `"js"` (one ArrayBuffer). */
     readonly js: number;
     /**
-     * The WebAssembly memory of a state on wasm, at most (the arena, its descriptor and scalars,
-     * and a page for the kernel's data; threads add a little: their scratch, the norm's partial
-     * sums): above 4 GiB (2³² bytes), what 32-bit WebAssembly addresses, `loadState` on wasm
+     * The WebAssembly memory of a state on wasm, at most, in whole 64 KiB pages (the arena, its
+     * descriptor and scalars, and a page for the kernel's data; threads add a little: their
+     * scratch, the norm's partial sums): above 4 GiB (2³² bytes), what 32-bit WebAssembly addresses, `loadState` on wasm
      * refuses it, with backend `"wasm"` or `"auto"` where the kernel runs (Deno, Node.js,
      * browsers: `loadState(bytes)`), which does not fall back to `"js"`.
      */
     readonly wasm: number;
     /**
-     * The largest GPU buffer of a state on WebGPU (a section of its arena: each tensor at a
-     * 256-byte boundary): above its device's `limits.maxBufferSize`, `loadState` on webgpu refuses
-     * it.
+     * The largest GPU buffer of a state on WebGPU: a section of its arena (each tensor at a
+     * 256-byte boundary), or, where that is smaller (a small model, or many parameter groups),
+     * the ring of its step scalars (68 KiB for each group and one more): above its device's
+     * `limits.maxBufferSize`, `loadState` on webgpu refuses it.
      */
     readonly webgpuBuffer: number;
   };

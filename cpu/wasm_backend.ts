@@ -284,8 +284,11 @@ export function headerBytes(layout: ArenaLayout, single: boolean): number {
 /**
  * The bytes of WebAssembly memory a state of `layout` needs, at most, with `extraBytes` more (a
  * threaded state's): the kernel's static data (one page bounds it), the arena's descriptor,
- * scalars and scratch, and the arena. {@linkcode checkWasmCapacity} refuses it above
- * {@linkcode MAX_WASM_MEMORY_BYTES}.
+ * scalars and scratch, and the arena, in whole 64 KiB pages, as a memory grows: the
+ * `memory.buffer.byteLength` of the state is at most this (of a single-threaded one, at least
+ * this less a page). {@linkcode checkWasmCapacity} refuses it above
+ * {@linkcode MAX_WASM_MEMORY_BYTES}, a whole number of pages (the rounding moves no state across
+ * it).
  *
  * @example
  * ```ts
@@ -295,11 +298,13 @@ export function headerBytes(layout: ArenaLayout, single: boolean): number {
  *
  * const layout = planArena(["w"], [1000]);
  * assert.ok(wasmMemoryBytes(layout) > layout.byteLength);
+ * assert.equal(wasmMemoryBytes(layout) % 65536, 0); // (whole pages)
  * assert.ok(wasmMemoryBytes(planArena(["w"], [300_000_000])) > MAX_WASM_MEMORY_BYTES);
  * ```
  */
 export function wasmMemoryBytes(layout: ArenaLayout, extraBytes = 0): number {
-  return PAGE_BYTES + headerBytes(layout, true) + layout.byteLength + extraBytes;
+  const bytes = PAGE_BYTES + headerBytes(layout, true) + layout.byteLength + extraBytes;
+  return Math.ceil(bytes / PAGE_BYTES) * PAGE_BYTES;
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * Where a WebGPU state's tensors lie in its buffers, as pure functions of their lengths (no GPU
- * module loaded): the alignment every device supports, the arena's layout, and the bytes of its
- * largest buffer, which a device's `maxBufferSize` bounds (core/checkpoint_info.ts reports it
- * before a checkpoint is loaded).
+ * module loaded): the alignment every device supports, the arena's layout, the size of the ring
+ * of step scalars (gpu/scalar_ring.ts), and the bytes of its largest buffer, which a device's
+ * `maxBufferSize` bounds (core/checkpoint_info.ts reports it before a checkpoint is loaded).
  *
  * @module
  */
@@ -14,6 +14,7 @@ import {
 } from "../base/arena.ts";
 import { placeCompactTensors } from "../base/arena_compact.ts";
 import type { StatesFormat } from "../base/options.ts";
+import { BLOCK_WORDS, blockCount } from "../base/scalars.ts";
 
 /** Storage-binding offset alignment that every WebGPU device supports (and the default). */
 export const ALIGN_BYTES = 256;
@@ -54,18 +55,49 @@ const GPU_ALIGNMENT: ArenaAlignment = {
 };
 
 /**
- * Bytes of the largest buffer of a WebGPU state of tensors of these `lengths` (a section of its
- * arena: the params, grads or f32 moments, each tensor at a 256-byte boundary; with 8-bit
- * `states`, gpu/compact_plan.ts's layout, whose compact tensors are padded to whole blocks),
- * which the state's start refuses above the device's `maxBufferSize` (gpu/section_io.ts).
+ * Steps' scalars the ring keeps before t (the device may lag the host by this many unreported
+ * steps; see `HALT.noScalars` in device_counter.ts).
+ */
+export const RING_KEPT = 1024;
+
+/** Steps' scalars the host writes at once, from t on, uploaded together (`scalarsAhead`). */
+export const RING_AHEAD = 64;
+
+/** Entries of the ring. */
+export const RING_SIZE = RING_KEPT + RING_AHEAD;
+
+/**
+ * u32 words of one ring entry of `blocks` scalar blocks (one per parameter group, at least 1):
+ * the head padded to a block, then the blocks.
+ *
+ * @example
+ * ```ts
+ * import { ringStride } from "./arena_layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(ringStride(2), 48);
+ * ```
+ */
+export function ringStride(blocks: number): number {
+  return BLOCK_WORDS * (1 + blocks);
+}
+
+/**
+ * Bytes of the largest buffer of a WebGPU state of tensors of these `lengths`, which the state's
+ * start refuses above the device's `maxBufferSize` (gpu/section_io.ts, gpu/scalar_ring.ts): a
+ * section of its arena (the params, grads or f32 moments, each tensor at a 256-byte boundary;
+ * with 8-bit `states`, gpu/compact_plan.ts's layout, whose compact tensors are padded to whole
+ * blocks), or, where that is smaller (a small model, or many parameter groups), the ring of
+ * step scalars ({@linkcode RING_SIZE} entries of a block per group and one more).
  *
  * @example
  * ```ts
  * import { gpuBufferBytes } from "./arena_layout.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(gpuBufferBytes(["w", "b"], [100, 3], {}, "32bit"), 4 * 192);
- * assert.equal(gpuBufferBytes(["w", "b"], [5000, 10], {}, "8bit"), 4 * (256 + 5120));
+ * assert.equal(gpuBufferBytes(["w", "b"], [100_000, 3], {}, "32bit"), 4 * (100_032 + 64));
+ * assert.equal(gpuBufferBytes(["w", "b"], [50_000, 10], {}, "8bit"), 4 * (256 + 50_176));
+ * assert.equal(gpuBufferBytes(["w", "b"], [100, 3], {}, "32bit"), 1088 * 32 * 4); // (the ring)
  * ```
  */
 export function gpuBufferBytes(
@@ -77,5 +109,8 @@ export function gpuBufferBytes(
   const placed = states === "8bit"
     ? placeCompactTensors(names, lengths, options, ALIGN_ELEMENTS)
     : undefined;
-  return 4 * (placed?.total ?? planGpuArena(names, lengths, options).sectionLength);
+  const layout = placed === undefined ? planGpuArena(names, lengths, options) : undefined;
+  const section = 4 * (placed?.total ?? layout!.sectionLength);
+  const blocks = blockCount((placed ?? layout!).segments);
+  return Math.max(section, RING_SIZE * ringStride(blocks) * 4);
 }

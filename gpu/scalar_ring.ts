@@ -21,18 +21,9 @@ import {
   writeBlock,
 } from "../base/scalars.ts";
 import { wordsOf, type WordType } from "./_wgsl.ts";
+import { RING_AHEAD, RING_KEPT, RING_SIZE, ringStride } from "./arena_layout.ts";
 
-/**
- * Steps' scalars the ring keeps before t (the device may lag the host by this many unreported
- * steps; see `HALT.noScalars` in device_counter.ts).
- */
-export const RING_KEPT = 1024;
-
-/** Steps' scalars the host writes at once, from t on, uploaded together (`scalarsAhead`). */
-export const RING_AHEAD = 64;
-
-/** Entries of the ring. */
-export const RING_SIZE = RING_KEPT + RING_AHEAD;
+export { RING_AHEAD, RING_KEPT, RING_SIZE, ringStride };
 
 /**
  * The head of a ring entry: the step t the entry was written for (`tag`), padded to a block.
@@ -51,22 +42,6 @@ export const RING_HEAD = { tag: "u32" } as const satisfies Record<string, WordTy
 
 /** The word of each field of a ring entry's head. */
 export const RING_WORD = wordsOf(RING_HEAD);
-
-/**
- * u32 words of one ring entry of `blocks` scalar blocks (one per parameter group, at least 1):
- * the head padded to a block, then the blocks.
- *
- * @example
- * ```ts
- * import { ringStride } from "./scalar_ring.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(ringStride(2), 48);
- * ```
- */
-export function ringStride(blocks: number): number {
-  return BLOCK_WORDS * (1 + blocks);
-}
 
 /**
  * Throws a RangeError, before anything is allocated, where a ring of entries of `blocks` scalar

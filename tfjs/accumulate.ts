@@ -279,6 +279,15 @@ export class Accumulator {
     return weights;
   }
 
+  /**
+   * The variables summed and the shapes of their sums, in the order first seen (none between
+   * steps): what `weights` gives, without a copy (a save planned before it is made).
+   */
+  sumShapes(): [string, readonly number[]][] {
+    if (this.#count === 0) return [];
+    return [...this.#sums].map(([name, { sum }]) => [name, sum.shape]);
+  }
+
   /** Replaces the sums with `loaded` (taken: disposed with the accumulator). */
   load(loaded: LoadedSums): void {
     this.clear();

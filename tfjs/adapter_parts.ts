@@ -120,6 +120,8 @@ export class AdapterParts {
       if (this.accumulator.count > count) this.paths.tryMake(host.config(), strict, items);
     } finally {
       if (this.paths.state !== undefined) this.#endLoaded(); // (one made: the loaded ends)
+      // (None made where the sums could not be saved: then neither can the loaded one be.)
+      else if (this.accumulator.count > count && !this.loaded.summed()) this.#endLoaded();
     }
   }
 
@@ -165,7 +167,10 @@ export class AdapterParts {
     const read = await checkpointForLoad(config, bytes, this.accumulator, live, settled);
     this.#replaceState(read.kept, read.steps, read.skipped);
     loadExtras(read.extras, this.accumulator, this.averages);
-    const beside = besideLoaded(read.extras, this.averages !== undefined);
+    const averaged = this.averages === undefined
+      ? []
+      : [...read.extras.averages].map(([name, { shape }]) => [name, shape] as const);
+    const beside = () => besideLoaded(this.accumulator, averaged);
     this.loaded.keep(read.state, this.#host.config(), beside);
     if (this.loaded.state === undefined) this.#endLoaded(); // (not kept: laid out otherwise)
   }

@@ -274,34 +274,37 @@ export function loadExtras(
 }
 
 /**
- * What `saveState(optimizer.state)` writes beside a state loaded with `read` (which `loadExtras`
- * took: the sums with their count, and, where the optimizer keeps them, `averages`), planned as
- * a save places it: to check that the state, kept so, can be saved (`checkSavableSize`).
+ * What `saveState(optimizer.state)` writes beside a state loaded, now, planned as a save places
+ * it: the sums `accumulator` holds with their count (those loaded, and what calls summed since),
+ * then `averages`, the variables and shapes of the averages loaded (none where the optimizer
+ * keeps none); to check that the state, kept so, can be saved (`checkSavableSize`).
  *
  * @example
  * ```ts
  * import { besideLoaded } from "./checkpoint_extras.ts";
+ * import { Accumulator } from "./accumulate.ts";
  * import assert from "node:assert/strict";
  *
- * const average = { shape: [2], data: new Float32Array(2) };
- * const read = { sums: undefined, averages: new Map([["w", average]]) };
- * assert.deepEqual(besideLoaded(read, true).tensors.map((t) => t.name), ["w.average"]);
- * assert.deepEqual(besideLoaded(read, false).tensors, []); // (no option ema: not kept)
+ * const accumulator = new Accumulator(4); // (nothing summed)
+ * const beside = besideLoaded(accumulator, [["w", [2]]]);
+ * assert.deepEqual(beside.tensors.map((t) => [t.name, t.byteLength]), [["w.average", 8]]);
+ * assert.deepEqual(besideLoaded(accumulator, []), { tensors: [], metadata: {} });
  * ```
  */
-export function besideLoaded(read: ExtrasRead, averages: boolean): SavedBeside {
-  const planned = (suffix: string) => ([name, { shape, data }]: [string, Values]) => ({
+export function besideLoaded(
+  accumulator: Accumulator,
+  averages: readonly (readonly [string, readonly number[]])[],
+): SavedBeside {
+  const planned = (suffix: string) => ([name, shape]: readonly [string, readonly number[]]) => ({
     name: name + suffix,
     shape,
     dtype: "F32" as const,
-    byteLength: data.byteLength,
+    byteLength: 4 * shape.reduce((a, b) => a * b, 1),
   });
+  const sums = accumulator.sumShapes();
   return {
-    tensors: [
-      ...[...read.sums?.sums ?? []].map(planned(SUM_TENSOR)),
-      ...averages ? [...read.averages].map(planned(AVERAGE_TENSOR)) : [],
-    ],
-    metadata: read.sums === undefined ? {} : { [ACCUM_COUNT_KEY]: String(read.sums.count) },
+    tensors: [...sums.map(planned(SUM_TENSOR)), ...averages.map(planned(AVERAGE_TENSOR))],
+    metadata: sums.length === 0 ? {} : { [ACCUM_COUNT_KEY]: String(accumulator.count) },
   };
 }
 

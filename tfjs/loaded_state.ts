@@ -6,8 +6,8 @@
  * @module
  */
 import type { Settings } from "../base/settings.ts";
-import type { SavedBeside } from "../core/checkpoint_header.ts";
-import { disposeState, type OptimizerState } from "../core/state.ts";
+import { checkSavableSize, type SavedBeside } from "../core/checkpoint_header.ts";
+import { coreOf, disposeState, type OptimizerState } from "../core/state.ts";
 import { holdState } from "../core/held.ts";
 import { stateUnder } from "../core/new_settings.ts";
 import { ADAPTER_HOLDER } from "./_hints.ts";
@@ -17,9 +17,9 @@ import { ADAPTER_HOLDER } from "./_hints.ts";
  * refused), under the optimizer's settings (a save of it writes them, as a save after a step
  * would), until {@linkcode LoadedState.end}. A state laid out otherwise than those settings lay
  * it out (other moments, states format, groups or `gc`), or whose checkpoint under them, with
- * what the optimizer saves beside it (its sums and averages loaded), would pass the cap on a
- * header's length, is not kept: the step makes the state (or refuses it, as it refuses one it
- * makes that could never be saved).
+ * what the optimizer saves beside it (its sums and averages loaded; and the sums of calls since,
+ * {@linkcode LoadedState.summed}), would pass the cap on a header's length, is not kept: the step
+ * makes the state (or refuses it, as it refuses one it makes that could never be saved).
  *
  * @example
  * ```ts
@@ -37,8 +37,8 @@ import { ADAPTER_HOLDER } from "./_hints.ts";
  */
 export class LoadedState {
   #state: OptimizerState<unknown> | undefined;
-  /** What is saved beside the state kept (its sums and averages loaded). */
-  #beside: SavedBeside | undefined;
+  /** What is saved beside the state kept, now (its sums and averages loaded, sums added). */
+  #beside: (() => SavedBeside) | undefined;
 
   /** The state kept, if any. */
   get state(): OptimizerState<unknown> | undefined {
@@ -46,14 +46,15 @@ export class LoadedState {
   }
 
   /**
-   * Keeps `state` under `config` (one kept before is disposed), saved with `beside` (what the
-   * optimizer saves beside it: see `checkSavableSize`); where it cannot, disposes it.
+   * Keeps `state` under `config` (one kept before is disposed), saved with what `beside` gives
+   * (what the optimizer saves beside it at the time: see `checkSavableSize`); where it cannot,
+   * disposes it.
    */
-  keep(state: OptimizerState<unknown>, config: Settings, beside?: SavedBeside): void {
+  keep(state: OptimizerState<unknown>, config: Settings, beside?: () => SavedBeside): void {
     this.end();
     let under;
     try {
-      under = stateUnder(state, config, beside);
+      under = stateUnder(state, config, beside?.());
     } catch (error) {
       if (error instanceof RangeError) under = undefined; // (a checkpoint past the cap: not kept)
       else {
@@ -74,10 +75,30 @@ export class LoadedState {
   settings(config: Settings): void {
     const state = this.#state;
     if (state === undefined) return;
-    const under = stateUnder(state, config, this.#beside);
+    const under = stateUnder(state, config, this.#beside?.());
     this.#state = undefined;
     if (under === undefined) disposeState(state); // (the same layout: not expected)
     else this.#state = holdState(under, ADAPTER_HOLDER);
+  }
+
+  /**
+   * A call summed its gradients and made no state (one past the cap, with the sums, refused):
+   * where a checkpoint of the state kept, with what is saved beside it now, would pass the cap
+   * on a header's length, the state ends, as one loaded so is not kept (a save of it would fail
+   * at the file's write; the step refuses it). Whether a state is still kept.
+   */
+  summed(): boolean {
+    const state = this.#state;
+    if (state === undefined) return false;
+    const { config, backend, shapes, order } = coreOf(state);
+    try {
+      checkSavableSize(config, backend.layout, shapes, order, this.#beside?.());
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      this.end();
+      return false;
+    }
+    return true;
   }
 
   /** Disposes the state kept (a `saveState` of it under way or later rejects saying so). */

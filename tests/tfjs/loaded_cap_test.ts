@@ -4,7 +4,8 @@
  * its checkpoint past the cap is refused with the step's RangeError, nothing changed (the next
  * step gives the bits of a run that never called it); and one whose checkpoint only the sums and
  * averages saved beside it take past the cap is not kept, as one past it alone is not: the step
- * then refuses it, where `saveState(optimizer.state)` failed after the load, at the file's write.
+ * then refuses it, where `saveState(optimizer.state)` failed after the load, at the file's write;
+ * so is one kept until a call that only sums adds sums that take it past the cap.
  */
 import assert from "node:assert/strict";
 import { radam, saveState } from "../../mod.ts";
@@ -164,6 +165,43 @@ Deno.test("tfjs: a state loadState read whose checkpoint only the averages saved
     assert.match(e.message, /above the cap of 100000000 \(\d+ tensors, and \d+ saved beside/);
     return true;
   });
+  for (const v of vars) assert.deepEqual(await v.data(), new Float32Array([2]));
+  opt.dispose();
+  tf.dispose([...vars, ...Object.values(grads)]);
+});
+
+Deno.test("tfjs: a state loadState read is not kept past a call that only sums, whose sums take its checkpoint past the cap; the step refuses it", async () => {
+  await useBackend("cpu");
+  const sums = (names: readonly string[]): SavedBeside => ({
+    tensors: names.map((name) => ({
+      name: `${name}.accum`,
+      shape: [],
+      dtype: "F32",
+      byteLength: 4,
+    })),
+    metadata: { accum_count: "1" },
+  });
+  // Saved at a step (no sums); loaded into an optimizer that sums 2 calls: kept, until a call
+  // sums (the state it would make, with its sums, refused: none made).
+  const make = () => tfOptimizer(radam({ lr: 0.5 }));
+  const names = justFitting(make().settings as Settings, 4);
+  assert.ok(!fits(make().settings as Settings, names, sums));
+  const vars = variables(names);
+  const bytes = await savedAfterStep(make, vars);
+  for (const v of vars) v.assign(tf.scalar(2));
+  const opt = tfOptimizer(radam({ lr: 0.5 }), { gradientAccumulationSteps: 2 });
+  await opt.loadState(bytes);
+  assert.ok(opt.state !== undefined);
+  const grads = gradients(vars, 0.25);
+  opt.applyGradients(grads); // (summed)
+  // (It was kept, and saveState(optimizer.state) failed at the file's write.)
+  assert.equal(opt.state, undefined);
+  assert.throws(() => opt.applyGradients(grads), (e: Error) => {
+    assert.ok(e instanceof RangeError, String(e));
+    assert.match(e.message, /above the cap of 100000000 \(\d+ tensors, and \d+ saved beside/);
+    return true;
+  });
+  assert.equal(opt.iterations, 1);
   for (const v of vars) assert.deepEqual(await v.data(), new Float32Array([2]));
   opt.dispose();
   tf.dispose([...vars, ...Object.values(grads)]);
