@@ -37,8 +37,9 @@ function relativeImports(program: ts.Program, entry: string, read: { examples: n
   return found;
 }
 
-Deno.test("the examples of the public exports import the package by its name, no file of the library by its path", () => {
-  const program = ts.createProgram(ENTRIES, {
+/** The TypeScript program of the package's entry points, as their documentation reads them. */
+function entriesProgram(): ts.Program {
+  return ts.createProgram(ENTRIES, {
     target: ts.ScriptTarget.ES2022,
     module: ts.ModuleKind.ESNext,
     moduleResolution: ts.ModuleResolutionKind.Bundler,
@@ -47,6 +48,10 @@ Deno.test("the examples of the public exports import the package by its name, no
     lib: ["lib.es2022.d.ts", "lib.dom.d.ts"],
     types: [],
   });
+}
+
+Deno.test("the examples of the public exports import the package by its name, no file of the library by its path", () => {
+  const program = entriesProgram();
   const read = { examples: 0 };
   for (const entry of ENTRIES) assert.deepEqual(relativeImports(program, entry, read), [], entry);
   assert.ok(read.examples >= 50, `only ${read.examples} examples read`);
@@ -90,14 +95,6 @@ Deno.test("no public function's parameter has a default in its signature, which 
   // (registerTfOptimizer(tfjs = tf) and emaCallback(optimizer, options = {}) showed as
   // registerTfOptimizer(tfjs: …) and emaCallback(optimizer, options: …): optional parameters
   // are written `?` and defaulted in the body.)
-  const program = ts.createProgram(ENTRIES, {
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.ESNext,
-    moduleResolution: ts.ModuleResolutionKind.Bundler,
-    allowImportingTsExtensions: true,
-    noEmit: true,
-    lib: ["lib.es2022.d.ts", "lib.dom.d.ts"],
-    types: [],
-  });
+  const program = entriesProgram();
   for (const entry of ENTRIES) assert.deepEqual(defaultedParameters(program, entry), [], entry);
 });
