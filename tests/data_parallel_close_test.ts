@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { radam } from "../mod.ts";
 import { dataParallel, memoryCheckpointStore, type TrainingStore } from "../store.ts";
-import { dataParallelCase } from "./data_parallel_harness.ts";
+import { dataParallelCase, liveWorkers } from "./data_parallel_harness.ts";
 
 const optimizer = radam({ lr: 0.05 });
 const { init, gradientAt } = dataParallelCase(4, optimizer);
@@ -206,26 +206,6 @@ Deno.test("data parallel: with waitMs 0 a contribution is stored at once and ans
   await store.release(holder);
   await trainer.close();
 });
-
-/** Runs `fn` counting the Web Workers started and not terminated meanwhile. */
-async function liveWorkers(fn: () => Promise<void>): Promise<number> {
-  const global = globalThis as { Worker: typeof Worker };
-  const Base = global.Worker;
-  let live = 0;
-  global.Worker = class extends Base {
-    #alive = (live++, true);
-    override terminate() {
-      if (this.#alive) live--, this.#alive = false;
-      super.terminate();
-    }
-  };
-  try {
-    await fn();
-  } finally {
-    global.Worker = Base;
-  }
-  return live;
-}
 
 Deno.test("data parallel: a threaded state the trainer made and does not keep is freed: meta or the first commit throwing, a fold of refusals only", async () => {
   // Their workers lived on until garbage collection: the first checkpoint's state when meta or

@@ -2,10 +2,17 @@
  * What the data-parallel tests share (tests/data_parallel_test.ts with f32 moments,
  * tests/data_parallel_states_test.ts with 8-bit ones): a model of `n` weights and a bias, its
  * requests' gradients, the journal's replay in one process to check a store against, and the
- * crash at any write on Deno KV.
+ * crash at any write on Deno KV; the Web Workers a run leaves running (threaded states).
  */
 import assert from "node:assert/strict";
-import { type Optimizer, type OptimizerState, readParams, saveState, step } from "../mod.ts";
+import {
+  dispose,
+  type Optimizer,
+  type OptimizerState,
+  readParams,
+  saveState,
+  step,
+} from "../mod.ts";
 import {
   ContributionRefusedError,
   dataParallel,
@@ -144,11 +151,12 @@ export function dataParallelCase(n: number, optimizer: Optimizer): DataParallelC
       if (a.status === "applied") assert.equal(where.get(id), a.step, `${id} is in step ${a.step}`);
     }
     const stored = (await store.load())!;
-    assert.deepEqual(
-      stored.bytes,
-      await saveState(await replay(journal)),
-      "the replay, bit for bit",
-    );
+    const replayed = await replay(journal);
+    try {
+      assert.deepEqual(stored.bytes, await saveState(replayed), "the replay, bit for bit");
+    } finally {
+      dispose(replayed); // (a threaded state's workers stopped)
+    }
     return journal;
   }
 
@@ -195,4 +203,24 @@ export function dataParallelCase(n: number, optimizer: Optimizer): DataParallelC
   }
 
   return { init, gradientAt, request, burst, paramsAfter, checkStore, crashAtAnyWrite };
+}
+
+/** Runs `fn` counting the Web Workers started and not terminated meanwhile. */
+export async function liveWorkers(fn: () => Promise<void>): Promise<number> {
+  const global = globalThis as { Worker: typeof Worker };
+  const Base = global.Worker;
+  let live = 0;
+  global.Worker = class extends Base {
+    #alive = (live++, true);
+    override terminate() {
+      if (this.#alive) live--, this.#alive = false;
+      super.terminate();
+    }
+  };
+  try {
+    await fn();
+  } finally {
+    global.Worker = Base;
+  }
+  return live;
 }

@@ -1,10 +1,11 @@
 /**
  * The folds after a step no checkpoint holds, which look for whose gradient it was by halves:
  * several gradients too large in one fold, in one half or both, each refused and every other
- * applied once, on each store and with 8-bit moments.
+ * applied once, the store the journal's replay bit for bit, on each store, with 8-bit moments,
+ * and with threaded states (the copies tried on freed, their workers stopped).
  */
 import assert from "node:assert/strict";
-import { radam, type StatesFormat } from "../mod.ts";
+import { type Optimizer, radam } from "../mod.ts";
 import {
   ContributionRefusedError,
   dataParallel,
@@ -12,7 +13,7 @@ import {
   type SubmitResult,
   type TrainingStore,
 } from "../kv.ts";
-import { dataParallelCase } from "./data_parallel_harness.ts";
+import { dataParallelCase, liveWorkers } from "./data_parallel_harness.ts";
 import { onEachStore } from "./each_store.ts";
 
 const N = 6;
@@ -31,15 +32,17 @@ function heldStore(store: TrainingStore): { held: TrainingStore; open(): void } 
   return { held, open: () => gated = false };
 }
 
-/** Submits `n` contributions at once, those in `bad` too large: the ids refused, and applied. */
+/**
+ * Submits `n` contributions at once, those in `bad` too large: the ids refused, and applied
+ * (checked to be the store's journal, whose replay is the store bit for bit).
+ */
 async function burst(
   store: TrainingStore,
   n: number,
   bad: ReadonlySet<number>,
-  states: StatesFormat = "32bit",
+  optimizer: Optimizer = radam({ lr: 0.05 }),
 ) {
-  const optimizer = radam({ lr: 0.05, states });
-  const { init, gradientAt } = dataParallelCase(N, optimizer);
+  const { init, gradientAt, checkStore } = dataParallelCase(N, optimizer);
   const { held, open } = heldStore(store);
   const trainer: DataParallelTrainer = dataParallel(held, {
     optimizer,
@@ -66,7 +69,8 @@ async function burst(
     open();
     await all;
     for (const [id, a] of answers) assert.equal(a.status, "applied", id);
-    const journal = await store.journal(0, 1000);
+    // Each applied once, in the step its answer names, and the store the journal's replay.
+    const journal = await checkStore(store, answers);
     const applied = journal.flatMap((r) => r.entries.map((e) => e.id)).sort();
     return { refused: refused.sort(), applied };
   } finally {
@@ -107,7 +111,7 @@ for (
 Deno.test("data parallel with 8-bit moments: of a fold with gradients too large, only those are refused", async () => {
   const set = new Set([3, 4, 17]);
   await onEachStore(async (store, name) => {
-    const { refused, applied } = await burst(store, 24, set, "8bit");
+    const { refused, applied } = await burst(store, 24, set, radam({ lr: 0.05, states: "8bit" }));
     assert.deepEqual(refused, ids(set), name);
     assert.deepEqual(applied, others(24, set), name);
   });
@@ -144,5 +148,19 @@ Deno.test("data parallel: two processes with gradients too large among theirs: t
     const journal = await checkStore(store, answers);
     const applied = journal.flatMap((r) => r.entries.map((e) => e.id)).sort();
     assert.deepEqual(applied, others(30, bad), name);
+  });
+});
+
+Deno.test("data parallel with threaded states: the copies a fold tries its halves on are each freed, their workers stopped", async () => {
+  const threaded = radam({ lr: 0.05, threads: 2, threadThreshold: 0 });
+  const set = new Set([2, 5, 11]);
+  await onEachStore(async (store, name) => {
+    let result!: Awaited<ReturnType<typeof burst>>;
+    const live = await liveWorkers(async () => {
+      result = await burst(store, 16, set, threaded);
+    });
+    assert.deepEqual(result.refused, ids(set), name);
+    assert.deepEqual(result.applied, others(16, set), name);
+    assert.equal(live, 0, `${name}: workers left running`);
   });
 });
