@@ -91,9 +91,10 @@ export interface CheckpointInfo {
     /**
      * The WebAssembly memory of a state on wasm, at most, in whole 64 KiB pages (the arena, its
      * descriptor and scalars, and a page for the kernel's data; threads add a little: their
-     * scratch, the norm's partial sums): above 4 GiB (2³² bytes), what 32-bit WebAssembly addresses, `loadState` on wasm
-     * refuses it, with backend `"wasm"` or `"auto"` where the kernel runs (Deno, Node.js,
-     * browsers: `loadState(bytes)`), which does not fall back to `"js"`.
+     * scratch, the norm's partial sums): above 4 GiB (2³² bytes), what 32-bit WebAssembly
+     * addresses, `loadState` on wasm refuses it, with backend `"wasm"` or `"auto"` where the
+     * kernel runs (Deno, Node.js, browsers: `loadState(bytes)`), which does not fall back to
+     * `"js"`.
      */
     readonly wasm: number;
     /**

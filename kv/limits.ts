@@ -1,16 +1,16 @@
 /**
  * The limits of Deno KV that a store's key prefix must leave room in (locally and on Deno
- * Deploy: a key written of at most 2048 bytes; in one atomic write at most 1000 mutations, 800
- * KiB of keys and values, and {@linkcode KV_MAX_KEYS_BYTES} of keys; a value of at most 64 KiB):
- * the size of a key as Deno KV encodes it, the check of a prefix, how many contributions one
- * commit of the data-parallel mode can settle under it, and how many chunks one atomic write
- * deletes; and the
- * checks an atomic write takes (100 in the Deno runtime, 10 on the self-hosted server
- * denoland/denokv, whose other limits are these): the store's option `maxChecks`, of which a
- * fold's commit spends one on the head, one on its version record, one on the lease and one on
- * the id of each contribution of its own process (`maxFresh`; every other write checks at most
- * two keys). Every read asks for at most two keys at once (`getMany`), and a list at most 500
- * entries a batch: within the 10 ranges and 1000 entries both take. Private to kv/.
+ * Deploy: a key written of at most 2048 bytes; in one atomic write at most 1000 mutations,
+ * 800 KiB of keys and values, and {@linkcode KV_MAX_KEYS_BYTES} of keys; a value of at most 64
+ * KiB): the size of a key as Deno KV encodes it, the check of a prefix, how many contributions
+ * one commit of the data-parallel mode can settle under it, and how many chunks one atomic
+ * write deletes; and the checks an atomic write takes (100 in the Deno runtime, 10 on the
+ * self-hosted server denoland/denokv, whose other limits are these): the store's option
+ * `maxChecks`, of which a fold's commit spends one on the head, one on its version record, one
+ * on the lease and one on the id of each contribution of its own process (`maxFresh`; every
+ * other write checks at most two keys). Every read asks for at most two keys at once
+ * (`getMany`), and a list at most 500 entries a batch: within the 10 ranges and 1000 entries
+ * both take. Private to kv/.
  *
  * @module
  */

@@ -295,17 +295,18 @@ export function besideLoaded(
   accumulator: Accumulator,
   averages: readonly (readonly [string, readonly number[]])[],
 ): SavedBeside {
-  const planned = (suffix: string) => ([name, shape]: readonly [string, readonly number[]]) => ({
-    name: name + suffix,
-    shape,
-    dtype: "F32" as const,
-    byteLength: 4 * shape.reduce((a, b) => a * b, 1),
-  });
+  const planned = (suffix: string) => ([name, shape]: readonly [string, readonly number[]]) =>
+    plannedF32(name + suffix, shape);
   const sums = accumulator.sumShapes();
   return {
     tensors: [...sums.map(planned(SUM_TENSOR)), ...averages.map(planned(AVERAGE_TENSOR))],
     metadata: sums.length === 0 ? {} : { [ACCUM_COUNT_KEY]: String(accumulator.count) },
   };
+}
+
+/** An F32 tensor `name` of `shape`, planned as a save places it beside the state. */
+function plannedF32(name: string, shape: readonly number[]): SavedBeside["tensors"][number] {
+  return { name, shape, dtype: "F32", byteLength: 4 * shape.reduce((a, b) => a * b, 1) };
 }
 
 /** What an optimizer saves beside its state: sums of N calls (1: none), and averages or not. */
@@ -361,12 +362,7 @@ export function checkSavableBeside(
   const layout = planState(config, names, entries.map((e) => e.size));
   const shapes = inLayoutOrder(layout, names, entries.map((e) => e.arenaShape));
   const tensors = suffixes.flatMap((suffix) =>
-    entries.map((e) => ({
-      name: e.name + suffix,
-      shape: e.shape,
-      dtype: "F32" as const,
-      byteLength: 4 * e.size,
-    }))
+    entries.map((e) => plannedF32(e.name + suffix, e.shape))
   );
   const metadata: Record<string, string> = saved.steps > 1
     ? { [ACCUM_COUNT_KEY]: String(saved.steps - 1) }
