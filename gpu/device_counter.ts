@@ -24,11 +24,11 @@ export { HALT } from "./halt_error.ts";
 const READBACK_EVERY = 8;
 
 /** `count`'s words as the device keeps a count past 2³² (`[low, high]`: control.ts). */
-function wordsOf(count: number): [number, number] {
+function splitCount(count: number): [number, number] {
   return [count % 2 ** 32, Math.floor(count / 2 ** 32)];
 }
 
-/** The count of the words `low` and `high` of `words` (see {@linkcode wordsOf}). */
+/** The count of the words `low` and `high` of `words` (see {@linkcode splitCount}). */
 function countOf(words: Uint32Array, low: number, high: number): number {
   return words[high] * 2 ** 32 + words[low];
 }
@@ -184,7 +184,7 @@ export class GpuStepCounter implements DeviceCounter {
     const words = new Uint32Array(CONTROL_BYTES / 4);
     words[CONTROL_WORD.norm_bits] = NAN_BITS; // no norm yet
     words[CONTROL_WORD.submitted] = submitted; // (mod 2³²)
-    [words[CONTROL_WORD.skipped], words[CONTROL_WORD.skipped_hi]] = wordsOf(skipped);
+    [words[CONTROL_WORD.skipped], words[CONTROL_WORD.skipped_hi]] = splitCount(skipped);
     this.#device.queue.writeBuffer(this.control, 0, words);
   }
 
