@@ -308,8 +308,6 @@ export function kvCheckpointStore(
   key: Deno.KvKey,
   options?: KvCheckpointStoreOptions,
 ): KvCheckpointStore {
-  // (Defaulted here: a default in the signature showed the parameter as required in the
-  // generated documentation.)
   if (options === undefined) options = {};
   const checked = checkOptions(kv, key, options);
   const prefix: Deno.KvKey = [...key];

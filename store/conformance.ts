@@ -299,8 +299,6 @@ async function verify<S extends { readonly name: string }>(
   if (typeof make !== "function") {
     throw new TypeError(`${of} takes a function that makes a new store, got ${show(make)}`);
   }
-  // (Optional in the callers' signatures, where a default showed it as required in the
-  // generated documentation.)
   const { context, skip, timeoutMs } = contextOf(
     options === undefined ? {} : options,
     of,

@@ -48,8 +48,6 @@ export function meanOfContributions(
   out: Float32Array,
   acc?: Float64Array,
 ): void {
-  // (Defaulted here: a default in the signature showed the parameter as required in the
-  // generated documentation.)
   if (acc === undefined) acc = new Float64Array(out.length);
   // a shorter scratch would drop the sums past its end, and the mean there be NaN
   if (acc.length < out.length) {

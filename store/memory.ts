@@ -297,8 +297,6 @@ function trainingMethods(
 export function memoryCheckpointStore(
   options?: MemoryStoreOptions,
 ): VersionedCheckpointStore<ArrayBuffer> & TrainingStore<ArrayBuffer> {
-  // (Defaulted here: a default in the signature showed the parameter as required in the
-  // generated documentation.)
   if (options === undefined) options = {};
   checkOptionsObject(
     options,

@@ -10,6 +10,7 @@ import { kvCheckpointStore } from "../kv.ts";
 import { commitOf, firstCommit } from "../store/_conformance_calls.ts";
 import {
   assertOnlyCurrent,
+  atomicView,
   busyAfterKv,
   busyBeforeKv,
   keysOf,
@@ -58,27 +59,18 @@ function aroundWrites(
   ) => Promise<Deno.KvCommitResult | Deno.KvCommitError>,
 ): Deno.Kv {
   const head = JSON.stringify([...PREFIX, "head"]);
-  return new Proxy(kv, {
-    get(target, name) {
-      if (name !== "atomic") {
-        const value = Reflect.get(target, name);
-        return typeof value === "function" ? value.bind(target) : value;
-      }
-      return () => {
-        const op = target.atomic();
-        const write = { deletes: false, setsHead: false };
-        const wrapped = {
-          check: (...checks: Deno.AtomicCheck[]) => (op.check(...checks), wrapped),
-          set: (key: Deno.KvKey, value: unknown) => {
-            if (JSON.stringify(key) === head) write.setsHead = true;
-            return (op.set(key, value), wrapped);
-          },
-          delete: (key: Deno.KvKey) => (write.deletes = true, op.delete(key), wrapped),
-          commit: () => around(write, () => op.commit()),
-        };
-        return wrapped;
-      };
-    },
+  return atomicView(kv, (op) => {
+    const write = { deletes: false, setsHead: false };
+    const wrapped = {
+      check: (...checks: Deno.AtomicCheck[]) => (op.check(...checks), wrapped),
+      set: (key: Deno.KvKey, value: unknown) => {
+        if (JSON.stringify(key) === head) write.setsHead = true;
+        return (op.set(key, value), wrapped);
+      },
+      delete: (key: Deno.KvKey) => (write.deletes = true, op.delete(key), wrapped),
+      commit: () => around(write, () => op.commit()),
+    };
+    return wrapped as unknown as Deno.AtomicOperation;
   });
 }
 

@@ -214,40 +214,48 @@ export const DEPLOY_MAX_KEYS_BYTES = 92_160;
  * of such a write is done. The local database counts only those set, up to 81 920 bytes.
  */
 export function keyBudgetKv(kv: Deno.Kv, max = DEPLOY_MAX_KEYS_BYTES): Deno.Kv {
+  return atomicView(kv, (op) => {
+    let bytes = 0;
+    const count = (...keys: Deno.KvKey[]) => {
+      for (const key of keys) bytes += keyBytes(key);
+    };
+    const view: Deno.AtomicOperation = new Proxy(op, {
+      get(o, n) {
+        if (n === "commit") {
+          return () =>
+            bytes > max
+              ? Promise.reject(new TypeError(`Total key size too large (max ${max} bytes)`))
+              : o.commit();
+        }
+        const f = Reflect.get(o, n);
+        if (typeof f !== "function") return f;
+        return (...a: unknown[]) => {
+          if (n === "check") count(...(a as Deno.AtomicCheck[]).map((c) => c.key));
+          else if (n === "enqueue") {
+            count(...((a[1] as { keysIfUndelivered?: Deno.KvKey[] })?.keysIfUndelivered ?? []));
+          } else count(a[0] as Deno.KvKey); // set, delete, sum, min, max
+          f.apply(o, a);
+          return view;
+        };
+      },
+    });
+    return view;
+  });
+}
+
+/**
+ * A view of `kv` whose `atomic()` gives `wrap` of the database's own atomic operation; every
+ * other member is the database's.
+ */
+export function atomicView(
+  kv: Deno.Kv,
+  wrap: (op: Deno.AtomicOperation) => Deno.AtomicOperation,
+): Deno.Kv {
   return new Proxy(kv, {
     get(target, name) {
-      if (name !== "atomic") {
-        const value = Reflect.get(target, name);
-        return typeof value === "function" ? value.bind(target) : value;
-      }
-      return () => {
-        const op = target.atomic();
-        let bytes = 0;
-        const count = (...keys: Deno.KvKey[]) => {
-          for (const key of keys) bytes += keyBytes(key);
-        };
-        const view: Deno.AtomicOperation = new Proxy(op, {
-          get(o, n) {
-            if (n === "commit") {
-              return () =>
-                bytes > max
-                  ? Promise.reject(new TypeError(`Total key size too large (max ${max} bytes)`))
-                  : o.commit();
-            }
-            const f = Reflect.get(o, n);
-            if (typeof f !== "function") return f;
-            return (...a: unknown[]) => {
-              if (n === "check") count(...(a as Deno.AtomicCheck[]).map((c) => c.key));
-              else if (n === "enqueue") {
-                count(...((a[1] as { keysIfUndelivered?: Deno.KvKey[] })?.keysIfUndelivered ?? []));
-              } else count(a[0] as Deno.KvKey); // set, delete, sum, min, max
-              f.apply(o, a);
-              return view;
-            };
-          },
-        });
-        return view;
-      };
+      if (name === "atomic") return () => wrap(target.atomic());
+      const value = Reflect.get(target, name);
+      return typeof value === "function" ? value.bind(target) : value;
     },
   });
 }

@@ -107,8 +107,7 @@ export function emaCallback(optimizer: TfOptimizer, options?: EmaCallbackOptions
       "emaCallback() needs an optimizer with moving averages: tfOptimizer(optimizer, { ema: true })",
     );
   }
-  // (Optional, not defaulted in the signature, where a default showed it as required in the
-  // generated documentation: checkKeys gives {} for undefined.)
+  // checkKeys gives {} for undefined options.
   const finalize = checkKeys(options, ["finalize"], "emaCallback").finalize ?? true;
   if (typeof finalize !== "boolean") throw optionError("finalize", "a boolean", finalize, false);
   const { averages: ours } = optimizer as { averages: NonNullable<TfOptimizer["averages"]> };

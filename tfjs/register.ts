@@ -55,8 +55,6 @@ import { TfOptimizer } from "./optimizer.ts";
  * ```
  */
 export function registerTfOptimizer(tfjs?: Pick<typeof tf, "serialization">): void {
-  // (Defaulted here: a default in the signature showed the parameter as required in the
-  // generated documentation.)
   if (tfjs === undefined) tfjs = tf;
   const serialization = (tfjs as Partial<typeof tf> | null | undefined)?.serialization;
   if (
