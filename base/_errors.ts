@@ -3,7 +3,8 @@
  * a tensor or a gradient says it the same way (`got a string "1e-3"`, `got -1`, `got
  * Float64Array`). Private to the library. The hints errors add, by what they are about, are
  * beside it and word values with it: `_state_errors.ts` (optimizer states), `_input_hints.ts`
- * (tensors and bytes), `_call_hints.ts` (the library's makers called the wrong way).
+ * (tensors and bytes), `_call_hints.ts` (the library's makers called the wrong way),
+ * `_method_hints.ts` (other libraries' methods called on an optimizer or a state).
  *
  * @module
  */
@@ -160,7 +161,8 @@ export function textHint(expected: string, value: unknown): string {
 
 /**
  * The message of an option that fails its check: `Option <name> must be <expected>, got <what
- * it got>`, and for the text of a number or a boolean, to convert it.
+ * it got>`, and for the text of a number or a boolean, to convert it; for 1 or 0 given for a
+ * boolean, the boolean to write.
  *
  * @example
  * ```ts
@@ -175,7 +177,30 @@ export function textHint(expected: string, value: unknown): string {
  * ```
  */
 export function optionMessage(name: string, expected: string, value: unknown): string {
-  return `Option ${name} must be ${expected}, got ${described(value)}${textHint(expected, value)}`;
+  return `Option ${name} must be ${expected}, got ${described(value)}${
+    textHint(expected, value) || bitHint(name, expected, value)
+  }`;
+}
+
+/**
+ * What to add to the error for `value` given as option `name` where `expected` is a boolean,
+ * when it is 1 or 0 (a flag as C, Python's `int` or a config file writes it): the boolean to
+ * write. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { bitHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(bitHint("maximize", "a boolean", 1), " (a number: write maximize: true)");
+ * assert.equal(bitHint("maximize", "a boolean", 2), "");
+ * assert.equal(bitHint("lr", "a finite number", 1), "");
+ * ```
+ */
+export function bitHint(name: string, expected: string, value: unknown): string {
+  if (!/\bboolean\b/.test(expected) || (value !== 0 && value !== 1)) return "";
+  const write = value === 1 ? "true" : "false";
+  return ` (a number: write ${isIdentifier(name) ? `${name}: ${write}` : write})`;
 }
 
 /**

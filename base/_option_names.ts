@@ -84,7 +84,28 @@ export function renamedHint(key: string, known: readonly string[]): string {
   }
   const name = ownName(key);
   if (name === key || !known.includes(name)) return "";
+  if (PER_TENSOR_CLIPPING.includes(key)) {
+    return ` (${key}, Keras's, clips each tensor's gradient by its own norm, which this library ` +
+      "does not: clipGradNorm clips all the gradients together by their global norm, as Keras's " +
+      "global_clipnorm and PyTorch's clip_grad_norm_ do; to clip each by its own, scale it " +
+      "before the step)";
+  }
   return name === "betas" ? ` (${key} is in betas here: [β1, β2])` : ` (${key} is ${name} here)`;
+}
+
+/**
+ * Keras's name (and its camelCase) of clipping each tensor's gradient by its own norm, which
+ * this library's `clipGradNorm` does not: it clips them all by their global norm, as Keras's
+ * `global_clipnorm` does. An error that points to `clipGradNorm` for either says so.
+ */
+const PER_TENSOR_CLIPPING: readonly string[] = ["clipnorm", "clipNorm"];
+
+/** What an error that points to `clipGradNorm` for `key` adds where `key` is Keras's `clipnorm`. */
+function globalNote(key: string): string {
+  return PER_TENSOR_CLIPPING.includes(key)
+    ? ", which clips all the gradients together by their global norm (Keras's global_clipnorm), " +
+      "not each tensor's by its own as Keras's clipnorm does"
+    : "";
 }
 
 /**
@@ -118,7 +139,7 @@ export function factoryOptionHint(
   const name = ownName(key);
   if (!factoryKeys.includes(name)) return "";
   const there = name === key ? "" : `, ${name} there`;
-  return ` (${key} is an option of the optimizer${there}: ${call(name)})`;
+  return ` (${key} is an option of the optimizer${there}: ${call(name)}${globalNote(key)})`;
 }
 
 /**
@@ -163,10 +184,12 @@ export function misplacedHint(key: string, known: readonly string[]): string {
     ? `lookahead(radam(), { ${name} })`
     : "";
   return known.includes("optimizer")
-    ? ` (${key} is an option of the optimizer${there}: optimizer: ${example || "radam({ … })"})`
+    ? ` (${key} is an option of the optimizer${there}: optimizer: ${example || "radam({ … })"}${
+      globalNote(key)
+    })`
     : ` (${key} is an optimizer's option${there}${
       example ? `, as in ${example}` : ""
-    }: not one of these)`;
+    }: not one of these${globalNote(key)})`;
 }
 
 /**
@@ -192,6 +215,41 @@ export function initOptionHint(key: string, name: string): string {
   if (key !== "device") return "";
   return ` (device is an option of init: ${name}({ … }).init(params, { device }); ` +
     'under tfOptimizer, the steps run on TensorFlow.js\'s own device, tf.setBackend("webgpu"))';
+}
+
+/**
+ * What to add to the error for an unknown option `key` (given `value`) of the factory `name`,
+ * where `key` is LookAhead's `k` or `alpha`, or another library's name of one (optax's and
+ * TensorFlow Addons' `sync_period` and `slow_step_size`, Ranger's `la_steps` and `la_alpha`),
+ * and that factory does not wrap its optimizer in LookAhead: the call that does, `lookahead`'s,
+ * and for `radam` `ranger`'s (RAdam in LookAhead, with gradient centralization). Else empty.
+ *
+ * @example
+ * ```ts
+ * import { lookaheadOptionHint } from "./_option_names.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   lookaheadOptionHint("sync_period", "adam", 6),
+ *   " (sync_period is LookAhead's k, an option of lookahead, which wraps an optimizer: " +
+ *     "lookahead(adam(), { k: 6 }))",
+ * );
+ * assert.match(lookaheadOptionHint("k", "radam", 6), /, or ranger\(\{ k: 6 \}\), Ranger: RAdam in/);
+ * assert.equal(lookaheadOptionHint("beta", "adam", 6), "");
+ * ```
+ */
+export function lookaheadOptionHint(key: string, name: string, value: unknown): string {
+  const option = ownName(key);
+  if ((option !== "k" && option !== "alpha") || !/^\w+$/.test(name)) return "";
+  const given = typeof value === "number" && Number.isFinite(value)
+    ? `{ ${option}: ${value} }`
+    : `{ ${option} }`;
+  const ranger = name === "radam"
+    ? `, or ranger(${given}), Ranger: RAdam in LookAhead with gradient centralization`
+    : "";
+  const what = option === key ? "" : `LookAhead's ${option}, `;
+  return ` (${key} is ${what}an option of lookahead, which wraps an optimizer: ` +
+    `lookahead(${name}(), ${given})${ranger})`;
 }
 
 /** PyTorch's optimizer options with no counterpart here, by what to say of each. */

@@ -10,10 +10,11 @@
  * `views` as a frozen record whose entries are accessors: reading one gives its view,
  * assigning one throws a TypeError of `message(name)` (where the assignment to a frozen
  * record's property was JavaScript's own "Cannot assign to read only property", and in a
- * sloppy-mode script changed nothing, silently), and assigning a name it does not hold throws
- * one of `unknown(name)`, where given (it was JavaScript's "object is not extensible", or
- * nothing, silently: the record's prototype, one for every record, catches the assignment). Its keys, spread and `console.log` are those of
- * `views`, not `[Getter/Setter]`. (No Proxy. The accessors are the same functions in every
+ * sloppy-mode script changed nothing, silently), and assigning a key it does not hold (a name,
+ * a symbol, `__proto__`) throws one of `unknown(key)`, where given (it was JavaScript's "object
+ * is not extensible", V8's "trap returned falsish" for a symbol, or nothing, silently: the
+ * record's prototype, one for every record, catches the assignment). Its keys, spread and
+ * `console.log` are those of `views`, not `[Getter/Setter]`. (No Proxy. The accessors are the same functions in every
  * record, the k-th entry's reading the k-th view held under a symbol: records of the same names
  * share one hidden class, and a read of `grads.w[i]` in a loop is inlined and hoisted as a
  * frozen record's was. Closures of each record's own made reads of every record after the
@@ -27,18 +28,19 @@
  * const record = refusingAssignment(
  *   { a: 1 },
  *   (name) => `no ${name}`,
- *   (name) => `no new ${name}`,
- * ) as Record<string, number>;
+ *   (key) => `no new ${String(key)}`,
+ * ) as Record<string | symbol, number>;
  * assert.equal(record.a, 1);
  * assert.deepEqual({ ...record }, { a: 1 });
  * assert.throws(() => (record.a = 2), /^TypeError: no a$/);
  * assert.throws(() => (record.b = 2), /^TypeError: no new b$/);
+ * assert.throws(() => (record[Symbol("c")] = 2), /^TypeError: no new Symbol\(c\)$/);
  * ```
  */
 export function refusingAssignment<T>(
   views: Readonly<Record<string, T>>,
   message: (name: string) => string,
-  unknown?: (name: string) => string,
+  unknown?: (key: string | symbol) => string,
 ): Readonly<Record<string, T>> {
   const names = Object.keys(views);
   const record = Object.create(ADDING);
@@ -69,8 +71,8 @@ const ADDED = Symbol("added");
  */
 const ADDING = new Proxy(Object.prototype, {
   set(target, key, value, receiver) {
-    const unknown = (receiver as { [ADDED]?: (name: string) => string })[ADDED];
-    if (typeof key === "string" && unknown !== undefined) throw new TypeError(unknown(key));
+    const unknown = (receiver as { [ADDED]?: (key: string | symbol) => string })[ADDED];
+    if (unknown !== undefined) throw new TypeError(unknown(key));
     return Reflect.set(target, key, value, receiver);
   },
   // (Where Object.prototype was frozen, as by a hardened runtime, a Proxy's must be its own.)

@@ -311,36 +311,6 @@ export function readOnlyStateMessage(key: string): string {
     `change nothing)${READ_ONLY[key] ?? ""}`;
 }
 
-/**
- * The error of `state.lr = x` or `opt.lr = x` (`what`: "A state", "An optimizer", of the factory
- * `name`; `key`: `lr`, or `learningRate`, as tfjs names it): neither has a learning rate to set, where the assignment
- * would add a property that no step reads (a state's is its optimizer's, an optimizer's fixed
- * when it is made), and how to change it mid-run.
- *
- * @example
- * ```ts
- * import { lrSetMessage } from "./_state_errors.ts";
- * import assert from "node:assert/strict";
- *
- * assert.match(lrSetMessage("An optimizer", "lr"), /^An optimizer has no lr to set .*\(\) => lr/);
- * ```
- */
-export function lrSetMessage(
-  what: "A state" | "An optimizer",
-  key: string,
-  name = "radam",
-): string {
-  const factory = /^\w+$/.test(name) ? name : "radam";
-  const whose = what === "A state"
-    ? "its learning rate is its optimizer's"
-    : `its options are fixed when it is made, ${factory}({ lr })`;
-  return `${what} has no ${key} to set (the assignment would change nothing): ${whose}. To ` +
-    "change it mid-run, give lr as a schedule that reads yours, let lr = 1e-3; " +
-    "radam({ lr: () => lr }), and set that variable (the next step reads it; on WebGPU, which " +
-    "calls a schedule ahead, within 64 steps); a checkpoint resumes with another one, " +
-    "loadState(bytes, { lr })";
-}
-
 /** A state's properties: read from a Promise of one, each says to await it. */
 const STATE_KEYS = [
   "optimizer",
@@ -434,53 +404,4 @@ function readsRefused<P extends Promise<unknown>>(
     });
   }
   return promise;
-}
-
-/**
- * The error of `state.dispose()`, as a TensorFlow.js tensor is disposed (JavaScript's
- * "state.dispose is not a function" before): a state is freed by the library's function, or,
- * one that another object holds (`holder`: the adapter's `optimizer.state`, which that function
- * refuses), by the holder's call.
- *
- * @example
- * ```ts
- * import { disposeMethodMessage } from "./_state_errors.ts";
- * import assert from "node:assert/strict";
- *
- * assert.match(disposeMethodMessage(), /^A state has no dispose\(\) method: .*dispose\(state\)/);
- * const holder = { name: "a test's", disposeWith: "its close()" };
- * assert.match(disposeMethodMessage(holder), /this one is a test's: free it with its close\(\)$/);
- * ```
- */
-export function disposeMethodMessage(
-  holder?: { readonly name: string; readonly disposeWith: string },
-): string {
-  return holder === undefined
-    ? "A state has no dispose() method: free it with the function dispose(state) (import " +
-      '{ dispose } from "@optim/radam"), which stops a threaded state\'s workers and frees a ' +
-      "WebGPU state's buffers"
-    : `A state has no dispose() method, and this one is ${holder.name}: free it with ` +
-      holder.disposeWith;
-}
-
-/**
- * The error of `opt.step()` (`name`: the optimizer's, `"radam"` or `"lookahead(adam)"`), as
- * PyTorch's `optimizer.step()` is written, or of `opt.update(grads, state)` (`method`), as
- * optax's (JavaScript's "opt.step is not a function" before): an optimizer holds no state; the
- * function `step` steps the state its `init` makes.
- *
- * @example
- * ```ts
- * import { optimizerStepMessage } from "./_state_errors.ts";
- * import assert from "node:assert/strict";
- *
- * assert.match(optimizerStepMessage("adam"), /^An optimizer has no step\(\) method: .*adam\(\)/);
- * assert.match(optimizerStepMessage("adam", "update"), /^An optimizer has no update\(\) method/);
- * ```
- */
-export function optimizerStepMessage(name: string, method = "step"): string {
-  const made = /^\w+$/.test(name) ? `${name}()` : "opt";
-  return `An optimizer has no ${method}() method: it holds no state. Make one, let state = await ` +
-    `${made}.init(params), and step it with the function step, state = step(state, grads) ` +
-    '(import { step } from "@optim/radam"), which returns the next state';
 }

@@ -152,7 +152,8 @@ export function paramAssignMessage(name: string | undefined, place: SlotsPlace):
 /**
  * The error of an assignment to `state.params[name]` or `state.grads[name]` (`record`) of a name
  * the state does not hold (of `names`): which it holds, and how a tensor added to the model
- * trains.
+ * trains; of a symbol, or of `__proto__`, which name no tensor, that the record is frozen and
+ * holds the tensors alone (and, for a symbol, where to keep what is attached to it).
  *
  * @example
  * ```ts
@@ -160,9 +161,14 @@ export function paramAssignMessage(name: string | undefined, place: SlotsPlace):
  * import assert from "node:assert/strict";
  *
  * assert.match(addMessage("grads", "v", ["w"]), /^Cannot add state\.grads\.v: .*, only "w" /);
+ * assert.match(addMessage("grads", Symbol("tag"), ["w"]), /^Cannot set state\.grads\[Symbol\(tag\)\]/);
  * ```
  */
-export function addMessage(record: string, name: string, names: readonly string[]): string {
+export function addMessage(
+  record: string,
+  name: string | symbol,
+  names: readonly string[],
+): string {
   const shown = names.slice(0, 4).map((n) => JSON.stringify(n));
   const holds = names.length === 1 && names[0] === ""
     ? `the one given to init as a bare Float32Array, state.${record}[""]`
@@ -171,6 +177,14 @@ export function addMessage(record: string, name: string, names: readonly string[
     : names.length > 1
     ? `${shown.slice(0, -1).join(", ")} and ${shown.at(-1)}`
     : shown[0];
+  if (typeof name === "symbol" || name === "__proto__") {
+    // (Not a tensor's name: something attached to the record, or its prototype replaced.)
+    const key = typeof name === "symbol" ? `[${String(name)}]` : ".__proto__";
+    return `Cannot set state.${record}${key}: state.${record} is frozen, the state's tensors by ` +
+      `name, ${holds}, and nothing else${
+        typeof name === "symbol" ? "; keep what you attach to it in a WeakMap keyed by it" : ""
+      }`;
+  }
   return `Cannot add state.${record}${memberAccess(name)}: the state has no tensor ` +
     `${JSON.stringify(name)}, only ${holds}${NEW_TENSOR_HINT}`;
 }

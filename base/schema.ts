@@ -190,14 +190,15 @@ export function keysOf(schema: Schema): string[] {
  * `known`; returns it (an empty object for undefined). `numberHint` says, of a number given for
  * the options (`adam(1e-3)`, as `tf.train.adam(1e-3)` is written), how it is passed: e.g. "pass a
  * learning rate as adam({ lr: 0.001 })", put in parentheses after the error. `elsewhere` says where an
- * unknown key that is no other name of one of `known` goes instead (empty: nowhere known).
+ * unknown key that is no other name of one of `known` goes instead, given the key and its value
+ * (empty: nowhere known).
  */
 export function checkKeys(
   options: unknown,
   known: readonly string[],
   owner: string,
   numberHint?: (value: number) => string,
-  elsewhere?: (key: string) => string,
+  elsewhere?: (key: string, value: unknown) => string,
 ): Record<string, unknown> {
   if (options === undefined) return {};
   if (!isObject(options) || Array.isArray(options)) {
@@ -210,7 +211,7 @@ export function checkKeys(
     if (!known.includes(key)) {
       throw new TypeError(
         `Unknown option ${key} for ${owner}; expected one of ${known.join(", ")}${
-          renamedHint(key, known) || (elsewhere?.(key) ?? "")
+          renamedHint(key, known) || (elsewhere?.(key, options[key]) ?? "")
         }`,
       );
     }

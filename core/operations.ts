@@ -32,7 +32,11 @@ import { checkNotHeld, inHoldersTerms } from "./held.ts";
  * RangeError naming the tensor, and leave the state exactly as it was, still usable. A third
  * argument that is a learning rate (`step(state, grads, 1e-3)`) or tensors (`step(state, params,
  * grads)`) is a TypeError, as the state is left; an index a callback is given beside the two
- * (`gradsList.reduce(step, state)`) is ignored.
+ * (`gradsList.reduce(step, state)`) is ignored, and so is any integer ≥ 0 there, which cannot be
+ * told from one: `step(state, grads, 1)` steps at the optimizer's learning rate, not at 1 (a
+ * learning rate is an option, `radam({ lr: 1 })`, or a schedule's). The function is the step:
+ * a state's `step` is its step count (`state.step(grads)` is JavaScript's "state.step is not a
+ * function").
  *
  * A WebGPU state (`OptimizerState<GpuTensor>`) takes {@linkcode GpuGrads}: Float32Arrays (one
  * `writeBuffer` each), GPU tensors (copied on the GPU), or the state's own `state.grads` slots

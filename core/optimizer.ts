@@ -7,7 +7,8 @@
  */
 import { described } from "../base/_errors.ts";
 import { factoryHint, optimizerNameHint, swappedOptimizerHint } from "../base/_call_hints.ts";
-import { awaitHinted, lrSetMessage, optimizerStepMessage } from "../base/_state_errors.ts";
+import { lrSetMessage, optimizerStepMessage, zeroGradMessage } from "../base/_method_hints.ts";
+import { awaitHinted } from "../base/_state_errors.ts";
 import type { LookaheadOptions } from "../base/options.ts";
 import { checkKeys } from "../base/schema.ts";
 import type { CommonHyperparameters, Settings } from "../base/settings.ts";
@@ -122,6 +123,14 @@ export function optimizerOf<H>(settings: Settings<unknown>): Optimizer<H> {
     Object.defineProperty(optimizer, method, {
       value() {
         throw new TypeError(optimizerStepMessage(settings.name, method));
+      },
+    });
+  }
+  // opt.zero_grad(), as PyTorch's, is a TypeError saying that nothing needs zeroing.
+  for (const method of ["zero_grad", "zeroGrad"]) {
+    Object.defineProperty(optimizer, method, {
+      value() {
+        throw new TypeError(zeroGradMessage("An optimizer", method));
       },
     });
   }

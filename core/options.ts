@@ -12,6 +12,7 @@ import {
   adapterOptionHint,
   factoryOptionHint,
   initOptionHint,
+  lookaheadOptionHint,
   pytorchOptionHint,
 } from "../base/_option_names.ts";
 import {
@@ -228,9 +229,9 @@ export function resolveOptions(
     known,
     origin.name,
     (lr) => positionalHint(origin, lr, positional),
-    (key) =>
+    (key, value) =>
       initOptionHint(key, origin.name) || pytorchOptionHint(key, origin.name) ||
-      adapterOptionHint(key, origin.name),
+      adapterOptionHint(key, origin.name) || lookaheadOptionHint(key, origin.name, value),
   );
   const { defaults } = origin;
   const hyperparameters = Object.freeze(resolveSchema(origin.options, given, defaults));

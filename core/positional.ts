@@ -87,13 +87,33 @@ export function extraArgumentsMessage(
   const given = rest.slice(0, lastDefined(rest) + 1);
   if (given.length === 0 || mapped(options, rest)) return "";
   const name = origin?.name ?? "lookahead";
+  const got = `Options of ${name} go in one object, got ${
+    described(given.find((x) => x !== undefined))
+  } after ${options === undefined ? "undefined" : "it"}`;
+  if (origin !== undefined && indexed(options, rest)) {
+    return `${got} (an index, as Array.from({ length: n }, ${name}) passes one: make each in a ` +
+      `function of your own, Array.from({ length: n }, () => ${name}({ … })))`;
+  }
   const order = origin === undefined ? ["alpha"] : orderOf(origin, given);
   const { fields } = placed(order, given, origin);
   const call = origin === undefined ? "lookahead(optimizer, " : `${name}(`;
+  // (the options given, spread; none given, the options the arguments stand for alone)
+  const spread = options === undefined ? [] : ["...options"];
   const hint = fields.length === 0
-    ? "name it in that object"
-    : `${call}{ ${["...options", ...fields].join(", ")} })`;
-  return `Options of ${name} go in one object, got ${described(given[0])} after it (${hint})`;
+    ? options === undefined ? `name it in the options, ${call}{ … })` : "name it in that object"
+    : `${call}{ ${[...spread, ...fields].join(", ")} })`;
+  return `${got} (${hint})`;
+}
+
+/**
+ * Whether `rest`, given after `options` undefined, is what `Array.from`'s map function is given
+ * after the element of an array-like without elements (`Array.from({ length: n }, adam)`): an
+ * index alone.
+ */
+function indexed(options: unknown, rest: readonly unknown[]): boolean {
+  const [index] = rest;
+  return options === undefined && rest.length === 1 && Number.isSafeInteger(index) &&
+    (index as number) >= 0;
 }
 
 /**
@@ -192,8 +212,9 @@ export function positionalHint(origin: Origin, lr: number, rest: readonly unknow
  */
 function mapped(element: unknown, rest: readonly unknown[]): boolean {
   const [index, array] = rest;
-  return rest.length === 2 && Array.isArray(array) && typeof index === "number" &&
-    array[index] === element;
+  return rest.length === 2 && Array.isArray(array) && Number.isSafeInteger(index) &&
+    (index as number) >= 0 && (index as number) < array.length &&
+    array[index as number] === element;
 }
 
 /** Whether `value` can be option `key`'s: `nesterov` a boolean, `k` a step count, else a number. */

@@ -12,14 +12,13 @@ import { described } from "../base/_errors.ts";
 import {
   type CheckpointCalls,
   DISPOSED_STATE_MESSAGE,
-  disposeMethodMessage,
-  lrSetMessage,
   READ_ONLY_STATE_KEYS,
   readOnlyStateMessage,
   stateCloneMessage,
   stateHint,
   stateJsonMessage,
 } from "../base/_state_errors.ts";
+import { disposeMethodMessage, lrSetMessage, zeroGradMessage } from "../base/_method_hints.ts";
 import type { ArenaLayout } from "../base/arena.ts";
 import { gradAssignMessage, paramAssignMessage, placeOf } from "../base/_state_slots.ts";
 import type { AnyBackend, DeviceBackend, HostBackend } from "../base/backend.ts";
@@ -87,7 +86,10 @@ export interface OptimizerState<T = Float32Array> {
   /**
    * How many steps have been taken (PyTorch's `step`); the next step is `step + 1`. On WebGPU
    * the device counts them: this is its last report plus the steps submitted since (assumed
-   * taken), exact after `await readParams(state)`.
+   * taken), exact after `await readParams(state)`. A number, not a method: a state is stepped by
+   * the function, `state = step(state, grads)`. `state.step(grads)` fails as JavaScript's own
+   * "state.step is not a function" (TypeScript's "This expression is not callable"): the call
+   * never reaches the library, which cannot add a hint to it.
    */
   readonly step: number;
   /** Names of the tensors, in arena order (a frozen array: the order of the slots). */
@@ -256,6 +258,15 @@ export class StateHandle implements OptimizerState<any> {
    */
   dispose(): never {
     throw new TypeError(disposeMethodMessage(heldDisposers.get(this.#core.backend)));
+  }
+
+  /** Refuses `state.zero_grad()`, as PyTorch's optimizer's: nothing needs zeroing. */
+  zero_grad(): never {
+    throw new TypeError(zeroGradMessage("A state", "zero_grad"));
+  }
+  /** Refuses `state.zeroGrad()`, as `zero_grad()`. */
+  zeroGrad(): never {
+    throw new TypeError(zeroGradMessage("A state", "zeroGrad"));
   }
 
   /**

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { described } from "../base/_errors.ts";
 
 /**
  * One contribution's part in a fold: its gradient (the mean over its samples, every tensor's
@@ -29,6 +30,9 @@ export interface WeightedGradient {
  * divided once; each value is then rounded to float32. A replay that does the same in the same
  * order gets the same bits. `acc` is the float64 scratch (at least `out.length` long; a new
  * one by default); a shorter one is a RangeError, as is a gradient of another length than `out`.
+ * An argument of another type (`out` null, a part without its `gradient` Float32Array) is a
+ * TypeError naming it, a part's `samples` negative or not finite a RangeError; `out` is then
+ * left as it was.
  *
  * @example
  * ```ts
@@ -41,6 +45,7 @@ export interface WeightedGradient {
  *   { samples: 3, gradient: new Float32Array([5, 6]) },
  * ], out);
  * assert.deepEqual([...out], [4, 5]); // (1·1 + 3·5) / 4, (1·2 + 3·6) / 4
+ * assert.throws(() => meanOfContributions([], null as never), TypeError);
  * ```
  */
 export function meanOfContributions(
@@ -48,20 +53,67 @@ export function meanOfContributions(
   out: Float32Array,
   acc?: Float64Array,
 ): void {
+  checkArguments(parts, out, acc);
   if (acc === undefined) acc = new Float64Array(out.length);
   // a shorter scratch would drop the sums past its end, and the mean there be NaN
   if (acc.length < out.length) {
     throw new RangeError(`The scratch holds ${acc.length} values, expected ${out.length} or more`);
   }
-  acc.fill(0, 0, out.length);
+  // (each part's fields read once, checked, then summed: a getter cannot change them between)
+  const checked = parts.map(checkedPart);
   let total = 0;
-  for (const { samples, gradient } of parts) {
+  for (const { samples, gradient } of checked) {
     if (gradient.length !== out.length) {
       throw new RangeError(`A gradient has ${gradient.length} values, expected ${out.length}`);
     }
     total += samples;
-    for (let i = 0; i < gradient.length; i++) acc[i] += samples * gradient[i];
   }
   if (!(total > 0)) throw new RangeError("The mean of no samples is undefined");
+  acc.fill(0, 0, out.length);
+  for (const { samples, gradient } of checked) {
+    for (let i = 0; i < gradient.length; i++) acc[i] += samples * gradient[i];
+  }
   for (let i = 0; i < out.length; i++) out[i] = acc[i] / total;
+}
+
+/** The call {@linkcode meanOfContributions}'s errors show, naming its arguments. */
+const CALL = "meanOfContributions(parts, out, acc?)";
+
+/**
+ * Throws a TypeError naming the argument of {@linkcode meanOfContributions} that is not of its
+ * type: `parts` an array, `out` a Float32Array, `acc` a Float64Array or undefined.
+ */
+function checkArguments(parts: unknown, out: unknown, acc: unknown): void {
+  const wrong = !Array.isArray(parts)
+    ? ["parts", "an array of { samples, gradient }", parts]
+    : !(out instanceof Float32Array)
+    ? ["out", "a Float32Array (where the mean is written)", out]
+    : acc !== undefined && !(acc instanceof Float64Array)
+    ? ["acc", "a Float64Array (a scratch of out.length values or more) or undefined", acc]
+    : undefined;
+  if (wrong === undefined) return;
+  const [name, expected, value] = wrong;
+  throw new TypeError(`${CALL}: ${name} must be ${expected}, got ${described(value)}`);
+}
+
+/** `part`, the `i`-th of `parts`, checked: a TypeError or RangeError naming what is wrong. */
+function checkedPart(part: unknown, i: number): WeightedGradient {
+  if (typeof part !== "object" || part === null) {
+    throw new TypeError(
+      `${CALL}: parts[${i}] must be { samples, gradient }, got ${described(part)}`,
+    );
+  }
+  const { samples, gradient } = part as Record<string, unknown>;
+  if (!(gradient instanceof Float32Array)) {
+    throw new TypeError(
+      `${CALL}: parts[${i}].gradient must be a Float32Array, got ${described(gradient)}`,
+    );
+  }
+  if (typeof samples !== "number") {
+    throw new TypeError(`${CALL}: parts[${i}].samples must be a number, got ${described(samples)}`);
+  }
+  if (!(Number.isFinite(samples) && samples >= 0)) {
+    throw new RangeError(`${CALL}: parts[${i}].samples must be finite and ≥ 0, got ${samples}`);
+  }
+  return { samples, gradient };
 }

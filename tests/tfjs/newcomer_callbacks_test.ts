@@ -21,13 +21,14 @@ Deno.test("tfjs: ema given a momentum bare, or as decay, says it is ema: { momen
         `(${key} is momentum here)`,
     });
   }
-  // A number no momentum takes (past 1, NaN), or 0 and 1 (ema: false and true as numbers?),
-  // is not written as one: it said ema: { momentum: 1.5 }, refused in turn.
+  // A number no momentum takes (past 1, NaN), or 0 and 1 (ema: false and true as numbers,
+  // which say so), is not written as one: it said ema: { momentum: 1.5 }, refused in turn.
   for (const ema of [1.5, NaN, -0.5, 0, 1]) {
+    const bit = ema === 0 || ema === 1 ? ` (a number: write ema: ${ema === 1})` : "";
     assert.throws(() => tfOptimizer(adam(), { ema: ema as never }), {
       name: "TypeError",
       message: "Option ema must be a boolean or { momentum, overwriteFrequency }, got " +
-        String(ema),
+        String(ema) + bit,
     });
   }
   // What they say runs.
