@@ -16,6 +16,7 @@ import { type Cached, type Fold, initialize, type Local } from "./_fold_state.ts
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
 import { dispose } from "../mod.ts";
 import { sleep, until } from "./_time.ts";
+import { grantedAt } from "./_lease.ts";
 import { flatten, takeGradient, type TakenGradient } from "./_gradient.ts";
 import { checkModel, checkTrainerInitNames } from "./_model.ts";
 
@@ -359,8 +360,17 @@ export class Coordinator implements Fold {
         if (this.lease === null && Date.now() >= this.backoffUntil) {
           // Queued for it with work of its own; else taken only if free (another may fold).
           const queue = this.queue.length > 0 || this.#handedOff > 0;
+          const asked = Date.now();
           this.lease = await this.store.acquire(this.token, this.options.leaseMs, queue);
-          this.leaseSince = Date.now();
+          // Its term runs from when the store granted it, not from when its answer came.
+          if (this.lease !== null) {
+            this.leaseSince = grantedAt(
+              this.lease.expires,
+              this.options.leaseMs,
+              asked,
+              Date.now(),
+            );
+          }
           if (this.lease === null) this.#handOff(); // another process holds it
         }
         if (this.lease !== null) {

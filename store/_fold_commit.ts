@@ -11,6 +11,8 @@ import { boundReason, contributionFailed, ContributionRefusedError } from "./err
 import { readParamsPrefix } from "./layout.ts";
 import { checkCommitted } from "./_store_calls.ts";
 import { type Cached, type Fold, keep, type Local, type Plan } from "./_fold_state.ts";
+import { grantedAt } from "./_lease.ts";
+import type { Lease } from "./training.ts";
 
 /** Settles what a committed fold decided. */
 function settle(f: Fold, p: Plan, step: number): void {
@@ -78,9 +80,10 @@ async function afterConflict(f: Fold, local: Local[]): Promise<void> {
 
 /**
  * After a step whose state no checkpoint can hold (a gradient so large that a moment passed
- * float32's range): of one contribution, it is refused; of several (where the fold found none
- * whose step alone does so: see `afterUnsavable`), the next folds take half of them each, first,
- * to find whose it is (the others are applied: see `takeIsolated`).
+ * float32's range): of one contribution, it is refused; of several (where the fold did not find
+ * them all whose step alone does so: see `afterUnsavable`), the next folds take half of them
+ * each, first, to find whose it is (the others are applied: see `takeIsolated`), and those it
+ * refused (found so, or too stale) are committed so now, not left to be folded again.
  */
 export async function unsavable(
   f: Fold,
@@ -90,11 +93,10 @@ export async function unsavable(
   message: string,
 ): Promise<void> {
   if (p.parts.length > 1) {
+    // First: a commit that throws fails the fold, which then rejects every local one it took.
+    await commitRefusals(f, { ...p, parts: [], applied: [], appliedLocal: [] }, version, at);
     f.isolate = Math.ceil(p.parts.length / 2);
     f.suspects = new Set(p.applied.map((c) => c.id));
-    for (const [l, reason] of p.refusedLocal) {
-      l.reject(new ContributionRefusedError(l.info.id, at.step, reason));
-    }
     for (const l of p.appliedLocal) l.taken = false;
     f.queue.unshift(...p.appliedLocal.filter((l) => !l.abandoned));
     return;
@@ -106,6 +108,15 @@ export async function unsavable(
   if (l !== undefined) p.refusedLocal.push([l, reason]);
   else p.refused.push({ ...p.applied[0], reason });
   await commitRefusals(f, p, version, at);
+}
+
+/**
+ * Holds `lease`, the lease as a commit asked at `asked` (this process's clock) renewed it, or
+ * none: its term counted from when the store granted it.
+ */
+function renewed(f: Fold, lease: Lease | null, asked: number): void {
+  f.lease = lease;
+  if (lease !== null) f.leaseSince = grantedAt(lease.expires, f.options.leaseMs, asked, Date.now());
 }
 
 /** A commit of a fold's step that failed (not a conflict) with `error`: it may have been made. */
@@ -143,6 +154,7 @@ export async function commitStep(
     checkMeta(meta); // refused before the commit: a commit's failure says it may have been made
     const params = readParamsPrefix(bytes, bytes.length, true);
     const holder = await nextHolder(f);
+    const asked = Date.now();
     const result = await commitCall(f.store.commit({
       checkpoint: bytes,
       expected: current.version,
@@ -164,8 +176,7 @@ export async function commitStep(
     committed = true;
     keep(f, { version: result.version, state: next, meta, order: params.names });
     f.see({ ...params, version: result.version! });
-    f.lease = result.lease;
-    f.leaseSince = Date.now();
+    renewed(f, result.lease, asked);
     if (result.lease === null && f.queue.length > 0) {
       f.backoffUntil = Date.now() + 2 * f.options.pollMs;
     }
@@ -189,6 +200,7 @@ export async function commitRefusals(
     l.reject(new ContributionRefusedError(l.info.id, step, reason));
   }
   if (p.refused.length > 0) {
+    const asked = Date.now();
     const result = await f.store.commit({
       checkpoint: null,
       expected: version,
@@ -205,7 +217,7 @@ export async function commitRefusals(
       await f.dropLease();
       return;
     }
-    f.lease = result.lease;
+    renewed(f, result.lease, asked);
   }
   for (const { id, reason } of p.refused) f.settleWatched(id, { state: "refused", step, reason });
 }

@@ -9,7 +9,7 @@
 import { dispose, type OptimizerState, saveState, step } from "../mod.ts";
 import { boundReason } from "./errors.ts";
 import { meanOfContributions, type WeightedGradient } from "./mean.ts";
-import { newState, storedState } from "./_model.ts";
+import { stateOf, storedState } from "./_model.ts";
 import { checkLoaded } from "./_store_calls.ts";
 import type { Cached, Fold, Local, Plan } from "./_fold_state.ts";
 import { commitRefusals, commitStep, unsavable } from "./_fold_commit.ts";
@@ -40,9 +40,16 @@ export function writeMean(
   }
 }
 
-/** Makes copies of the state a fold folded on (`current`): null when the store moved on. */
+/**
+ * Makes copies of the state a fold folded on (`current`): with no checkpoint, of the parameters
+ * `init` gave it (not `init` called again: another call may give others); null when the store
+ * moved on.
+ */
 async function copies(f: Fold, current: Cached): Promise<(() => Promise<OptimizerState>) | null> {
-  if (current.version === null) return () => newState(f.options, f.store);
+  if (current.version === null) {
+    const init = current.init!;
+    return () => stateOf(f.options, init);
+  }
   const stored = checkLoaded(f.store.name, await f.store.load());
   if (stored === null || stored.version !== current.version) return null;
   return () => storedState(stored.bytes, f.options, f.store);
@@ -89,8 +96,8 @@ async function unsavableBy(
 /**
  * Of the parts of a fold whose step gave a state no checkpoint holds, those whose step alone
  * does so, each with why: each half of a failing set tried, a failing half halved in turn.
- * Null where none alone does (a set may fail where each of its halves steps), or half the
- * lease's term passed first: the fold's contributions are then folded again (see `unsavable`).
+ * Empty where none alone does (a set may fail where each of its halves steps). Once half the
+ * lease's term has passed since the store granted it, no more is tried: those found so far.
  */
 async function unsavableParts(
   f: Fold,
@@ -98,7 +105,7 @@ async function unsavableParts(
   order: readonly string[],
   parts: WeightedGradient[],
   size: number,
-): Promise<Map<number, string> | null> {
+): Promise<Map<number, string>> {
   const found = new Map<number, string>();
   // Each try a step and a save: past half the lease's term, the rest is left to the next folds.
   const late = () => f.lease !== null && Date.now() - f.leaseSince > f.options.leaseMs / 2;
@@ -113,15 +120,17 @@ async function unsavableParts(
     }
     return true;
   };
-  if (!await search(parts.map((_, i) => i))) return null;
-  return found.size === 0 ? null : found;
+  await search(parts.map((_, i) => i));
+  return found;
 }
 
 /**
  * After a fold's step gave a state no checkpoint holds (`message`): of one contribution, it is
  * refused; of several, those whose step alone does so are refused, and the others stepped on
- * and committed in this fold, from a copy of the state it folded on. Where that cannot be
- * found, or that step fails again, the next folds take them again (see `unsavable`).
+ * and committed in this fold, from a copy of the state it folded on. Where none is found, or
+ * that step fails again (the search stopped at half the lease's term with some yet to find),
+ * those found are refused all the same, and the next folds take the others again (see
+ * `unsavable`).
  */
 export async function afterUnsavable(
   f: Fold,
@@ -134,7 +143,9 @@ export async function afterUnsavable(
 ): Promise<void> {
   const copy = p.parts.length > 1 ? await copies(f, current) : null;
   const bad = copy === null ? null : await unsavableParts(f, copy, current.order, p.parts, size);
-  if (copy === null || bad === null) return await unsavable(f, p, current.version, at, message);
+  if (copy === null || bad === null || bad.size === 0) {
+    return await unsavable(f, p, current.version, at, message);
+  }
   const q: Plan = {
     parts: [],
     applied: [],

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { dispose, type OptimizerState, saveState } from "../mod.ts";
-import { newState, storedState } from "./_model.ts";
+import { dispose, type OptimizerState, type Params, saveState } from "../mod.ts";
+import { initParams, newState, stateOf, storedState } from "./_model.ts";
 import { checkLoaded } from "./_store_calls.ts";
 import type { CheckedOptions, SubmitResult } from "./parallel.ts";
 import { checkpointOrder, readParamsPrefix } from "./layout.ts";
@@ -47,6 +47,11 @@ export interface Cached {
    * `tensor_order`, `StoredParams.names`): the order contributions flatten their gradients in.
    */
   readonly order: readonly string[];
+  /**
+   * Where the store holds no checkpoint (`version` null): the parameters `init` gave the fold
+   * (called once a fold), which every copy of its state is made from.
+   */
+  readonly init?: Params;
 }
 
 /** What a fold reads and changes of its process's coordinator. */
@@ -59,6 +64,10 @@ export interface Fold {
   queue: Local[];
   cache: Cached | null;
   lease: Lease | null;
+  /**
+   * When the store granted the lease held (its `expires` less `leaseMs`, within the call that
+   * got or renewed it: see `grantedAt` of store/_lease.ts), by this process's clock.
+   */
   leaseSince: number;
   backoffUntil: number;
   /**
@@ -137,9 +146,16 @@ export async function currentState(f: Fold): Promise<Cached> {
   if (stored === null) {
     // No checkpoint (all contributions were flattened by one since removed): the order its
     // first checkpoint will have.
-    const state = await newState(f.options, f.store);
-    const order = checkpointOrder(await saveState(state));
-    return { version: null, state, meta: undefined, order };
+    const init = await initParams(f.options, f.store);
+    const state = await stateOf(f.options, init);
+    let order: readonly string[];
+    try {
+      order = checkpointOrder(await saveState(state));
+    } catch (error) {
+      dispose(state);
+      throw error;
+    }
+    return { version: null, state, meta: undefined, order, init };
   }
   const state = await storedState(stored.bytes, f.options, f.store);
   keep(f, {

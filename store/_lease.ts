@@ -59,3 +59,13 @@ export class LeaseSighting {
     return leaseOver(lease, first, now, Date.now());
   }
 }
+
+/**
+ * When a lease this process was granted for `ms` began, by its own clock: its end (`expires`,
+ * stamped by the store as it granted it: by this process's clock, or the database's) less its
+ * term, within the call that got it (`asked` to `answered`, this process's `Date.now()` before
+ * the call and after its answer), for a database's clock is not this process's.
+ */
+export function grantedAt(expires: number, ms: number, asked: number, answered: number): number {
+  return Math.min(Math.max(expires - ms, asked), answered);
+}

@@ -181,10 +181,23 @@ export async function checkTrainerInitNames(
  * those of the option `tensors` (saved, it would be a checkpoint every later request refuses).
  */
 export async function newState(spec: ModelSpec, store: StoreOf): Promise<OptimizerState> {
+  return await stateOf(spec, await initParams(spec, store));
+}
+
+/** What `spec.init` gives (its tensors' names learned for `store`, as by `newState`). */
+export async function initParams(spec: ModelSpec, store: StoreOf): Promise<Params> {
   const params = await spec.init();
   if (spec.tensors === undefined && !initNames.has(store)) {
     initNames.set(store, { init: spec.init, names: Promise.resolve(namesOf(params)) });
   }
+  return params;
+}
+
+/**
+ * A new state of the parameters `params` gave by `spec.init` (copied: the state does not
+ * share them), checked as by `newState`.
+ */
+export async function stateOf(spec: ModelSpec, params: Params): Promise<OptimizerState> {
   const state = await spec.optimizer.init(params);
   if (spec.tensors === undefined) return state;
   const lengthOf = (name: string) => (state.params[name] as Float32Array).length;

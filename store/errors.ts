@@ -46,9 +46,15 @@ export class CheckpointConflictError extends Error {
 
 /**
  * A contribution of the data-parallel mode that was refused, never applied: computed more
- * steps behind the current one than the bound `staleness` allows, or a gradient that does not
- * fit the stored model. Sending it again with the same id gives the same answer; compute it
- * again at the current parameters, under a new id.
+ * steps behind the current one than the bound `staleness` allows, a gradient so large that the
+ * step on it alone gives a state no checkpoint holds, or a stored gradient that is damaged or
+ * does not fit the stored model. Where the store held it (handed off to the lease holder, or
+ * stored at `waitMs`), the refusal is recorded with its id, as an application is: sent again
+ * with that id, through any process, it gets the same answer (for `rememberMs`). Where it never
+ * left the process it was submitted to (refused by the submit's own check, or by that process's
+ * fold while it held the lease), only that submit (and those of the same id in flight there)
+ * learns of it: nothing of it was written, and the id is unknown to the store, so sent again it
+ * is a new contribution. Either way, compute it again at the current parameters, under a new id.
  *
  * @example
  * ```ts

@@ -217,8 +217,10 @@ export interface DataParallelTrainer {
    * {@linkcode SubmitResult}). Throws a {@linkcode ContributionRefusedError} when it is refused
    * (too stale, or a gradient so large that the step on it alone gives moments past float32's
    * range, which no checkpoint holds), a TypeError or RangeError for a gradient that does not
-   * fit the model (the promise rejects). The gradient's values are copied at the call, before
-   * it returns: the caller may refill its arrays at once, without awaiting.
+   * fit the model (the promise rejects). A refusal is recorded with the id only where the
+   * contribution was stored (see {@linkcode ContributionRefusedError}). The gradient's values
+   * are copied at the call, before it returns: the caller may refill its arrays at once,
+   * without awaiting.
    */
   submit(contribution: Contribution): Promise<SubmitResult>;
   /**
