@@ -26,7 +26,7 @@ import {
 import { checkTfjsCore } from "./_core_check.ts";
 import type { EmaAverages } from "./ema.ts";
 import { addCheckpointExtras } from "../core/checkpoint_extras.ts";
-import { refuseLrSet } from "./_hints.ts";
+import { refuseLrSet, refuseReadOnlySets } from "./_hints.ts";
 import { minimizing } from "./minimize.ts";
 import { AdapterParts } from "./adapter_parts.ts";
 
@@ -113,7 +113,15 @@ export class TfOptimizer extends tf.Optimizer {
     return this.#config.name;
   }
 
-  /** The settings in force (the library's resolved options). */
+  /**
+   * The settings in force (the library's resolved options), frozen: set the learning rate with
+   * `optimizer.learningRate = x` (or {@linkcode setLearningRate}). An assignment to one of them
+   * (`settings.hyperparameters.lr = x`) throws a TypeError in strict-mode code (modules, classes)
+   * and, as for any frozen object, changes nothing, silently, in a sloppy-mode script (these
+   * records are the library optimizer's own, which a Proxy that threw there could not stand for
+   * without failing `Object.isFrozen` and their identity). Assigning `settings` itself, as
+   * `iterations`, `state`, `backend` and the other counts, is a TypeError in both modes.
+   */
   get settings(): Readonly<Settings> {
     return this.#config;
   }
@@ -400,3 +408,5 @@ export class TfOptimizer extends tf.Optimizer {
 }
 
 refuseLrSet(TfOptimizer.prototype); // optimizer.lr = x changed nothing: a TypeError
+// optimizer.iterations = 5 (or state, backend, settings, ...) too, in sloppy mode as well.
+refuseReadOnlySets(TfOptimizer.prototype);
