@@ -131,7 +131,8 @@ export class AdapterParts {
     this.#checkLoaded();
     const call = this.given.begin();
     const config = this.#host.config();
-    const finite = config.loop.nonFinite === "throw";
+    // (Under "throw" the CPU backends checked each call's sums as it summed them: no readback.)
+    const finite = config.loop.nonFinite === "throw" && !this.accumulator.checked;
     const extra = extraWeights(this.accumulator, this.averages);
     const weights = await this.paths.readWeights(config, extra, () => this.checkLive());
     if (finite) await checkSumsFinite(weights); // (refused: they are disposed)
