@@ -21,7 +21,7 @@ import { entryOf, fromArena, sameShape, shapeText } from "./layout.ts";
 const LISTED = 3;
 
 /** `names`, the first few quoted, then how many more. */
-function someNames(names: readonly string[]): string {
+export function someNames(names: readonly string[]): string {
   const shown = names.slice(0, LISTED).map((n) => JSON.stringify(n)).join(", ");
   return names.length > LISTED ? `${shown} and ${names.length - LISTED} more` : shown;
 }
