@@ -70,7 +70,9 @@ registerTfOptimizer();
  * `skippedSteps`, `accumulatedBatches`, `averages` (option `ema`) and `ready()` (option
  * `threads`). A model saved with `model.save(handler, { includeOptimizer: true })` keeps the
  * moments too, and `tf.loadLayersModel` brings them back with the model (see
- * {@linkcode registerTfOptimizer}).
+ * {@linkcode registerTfOptimizer}). Give each model its own optimizer: one given to two models
+ * trains both under one step count, as tfjs's own optimizers do, so the second model's
+ * variables start fresh at the count the first reached, their bias corrections late.
  *
  * @example Train a variable (`minimize` works too where tfjs's gradients are registered, as
  * tfjs-layers does)

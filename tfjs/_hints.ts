@@ -181,6 +181,85 @@ export function refuseLrSet(prototype: object): void {
   });
 }
 
+/**
+ * What a TensorFlow.js optimizer of this library reports that no assignment changes, and what to
+ * write instead where there is something to write (see {@linkcode refuseReadOnlySets}).
+ */
+const READ_ONLY: Readonly<Record<string, string>> = {
+  iterations: "; each step counts one: to go on at a run's step count, restore its weights, " +
+    "await optimizer.setWeights(weights) (their iter), or its checkpoint, " +
+    "await optimizer.loadState(bytes)",
+  state: "; to resume from a checkpoint, await optimizer.loadState(bytes)",
+  backend: '; it follows the optimizer\'s option backend, tfOptimizer(radam({ backend: "js" ' +
+    "})), and tfjs's backend, await tf.setBackend(name)",
+  settings: "; they are fixed when the optimizer is made, tfOptimizer(radam({ lr })): set the " +
+    "learning rate with " +
+    "optimizer.learningRate = x, or optimizer.setLearningRate(x)",
+  optimizerName: "",
+  skippedSteps: "",
+  accumulatedBatches: "",
+  averages: "",
+};
+
+/**
+ * The error of an assignment to what a TensorFlow.js optimizer of this library reports
+ * (`optimizer.iterations = 5`): that it is read-only and would change nothing, which a
+ * sloppy-mode script's did, silently (strict mode's was JavaScript's "has only a getter"), and
+ * what to write instead.
+ *
+ * @example
+ * ```ts
+ * import { readOnlyMessage } from "./_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(readOnlyMessage("state"), /^Cannot set optimizer\.state: .*loadState\(bytes\)$/);
+ * ```
+ */
+export function readOnlyMessage(key: string): string {
+  return `Cannot set optimizer.${key}: what a TensorFlow.js optimizer reports is read-only ` +
+    `(the assignment would change nothing)${READ_ONLY[key] ?? ""}`;
+}
+
+/**
+ * Gives each getter of `prototype` that {@linkcode readOnlyMessage} knows (`iterations`, `state`,
+ * `backend`, `settings`, ...) a setter that throws its TypeError, in sloppy mode too (left out of
+ * the class's type, which keeps them read-only). A name without a getter there, or that has a
+ * setter already, is an Error: the class changed and this list must follow.
+ *
+ * @example
+ * ```ts
+ * import { refuseReadOnlySets } from "./_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * class Reports {
+ *   get iterations() { return 3; }
+ *   get state() { return undefined; }
+ *   get backend() { return "js"; }
+ *   get settings() { return {}; }
+ *   get optimizerName() { return "adam"; }
+ *   get skippedSteps() { return 0; }
+ *   get accumulatedBatches() { return 0; }
+ *   get averages() { return undefined; }
+ * }
+ * refuseReadOnlySets(Reports.prototype);
+ * const reports = new Reports();
+ * assert.throws(() => new Function("o", "o.iterations = 5;")(reports), /setWeights/);
+ * assert.equal(reports.iterations, 3);
+ * ```
+ */
+export function refuseReadOnlySets(prototype: object): void {
+  for (const key of Object.keys(READ_ONLY)) {
+    const own = Object.getOwnPropertyDescriptor(prototype, key);
+    if (own?.get === undefined || own.set !== undefined) {
+      throw new Error(`refuseReadOnlySets: ${key} is not a getter without a setter here`);
+    }
+    const set = () => {
+      throw new TypeError(readOnlyMessage(key));
+    };
+    Object.defineProperty(prototype, key, { ...own, set });
+  }
+}
+
 /** The error of a disposed optimizer used. */
 export const DISPOSED_MESSAGE =
   "This TensorFlow.js optimizer was disposed; make a new one with tfOptimizer()";

@@ -72,6 +72,8 @@ export class Accumulator {
   readonly #sums = new Map<string, Sum>();
   /** Whether some sum was loaded by `setWeights` and has no variable yet. */
   #loaded = false;
+  /** Whether some call summed since the last step was not checked finite (`run`'s `finite`). */
+  #unchecked = false;
 
   /** An accumulator of `steps` calls (1: each call steps, nothing is held). */
   constructor(steps: number) {
@@ -81,6 +83,16 @@ export class Accumulator {
   /** The calls summed since the last step (0 to N − 1). */
   get count(): number {
     return this.#count;
+  }
+
+  /**
+   * Whether every sum held is known finite: each call summed was checked (`run`'s `finite`, as
+   * under `nonFinite: "throw"` on the CPU backends), and sums loaded were checked at their load
+   * (`setWeights` and `loadState` check them under `"throw"`). False from a call summed unchecked
+   * (on webgpu, which checks at the step only) until the sums are emptied or replaced.
+   */
+  get checked(): boolean {
+    return !this.#unchecked;
   }
 
   /**
@@ -114,6 +126,7 @@ export class Accumulator {
       }
       items.forEach((item, i) => this.#take(item, added[i]));
       this.#count++;
+      if (!finite) this.#unchecked = true;
       return;
     }
     const means = this.#means(items);
@@ -257,6 +270,7 @@ export class Accumulator {
     this.#sums.clear();
     this.#count = 0;
     this.#loaded = false;
+    this.#unchecked = false;
   }
 
   /**

@@ -25,6 +25,7 @@ import { loadedWeights } from "./weights_in.ts";
 import { besideLoaded, extrasSource, extraWeights, loadExtras } from "./checkpoint_extras.ts";
 import { DISPOSED_MESSAGE } from "./_hints.ts";
 import { LoadedState } from "./loaded_state.ts";
+import { checkNotOtherModels } from "./_other_model.ts";
 
 /** What the parts read and set of the optimizer they are of. */
 export interface PartsHost {
@@ -101,6 +102,7 @@ export class AdapterParts {
   step(items: readonly GradItem[]): void {
     this.#checkLoaded();
     const host = this.#host;
+    if (this.paths.state === undefined) checkNotOtherModels(this.paths.kept, items);
     const { strict } = this.#options;
     // (Under "throw", calls 1 to N − 1 are checked where they are read: on the GPU, the step's.)
     const finite = host.config().loop.nonFinite === "throw" && !onWebGpu(host.config());
@@ -131,7 +133,8 @@ export class AdapterParts {
     this.#checkLoaded();
     const call = this.given.begin();
     const config = this.#host.config();
-    const finite = config.loop.nonFinite === "throw";
+    // (Under "throw" the CPU backends checked each call's sums as it summed them: no readback.)
+    const finite = config.loop.nonFinite === "throw" && !this.accumulator.checked;
     const extra = extraWeights(this.accumulator, this.averages);
     const weights = await this.paths.readWeights(config, extra, () => this.checkLive());
     if (finite) await checkSumsFinite(weights); // (refused: they are disposed)

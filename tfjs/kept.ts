@@ -148,6 +148,11 @@ export class KeptStates {
     return [...this.#byName.keys()];
   }
 
+  /** The names of the states read by {@linkcode replace} that no variable has taken yet. */
+  loadedNames(): string[] {
+    return [...this.#loaded].filter((name) => this.#byName.has(name));
+  }
+
   /** The kept states, in the order they were kept. */
   values(): IterableIterator<Kept> {
     return this.#byName.values();

@@ -20,8 +20,18 @@ import { entryOf, fromArena, sameShape, shapeText } from "./layout.ts";
 /** How many names an error lists of each side. */
 const LISTED = 3;
 
-/** `names`, the first few quoted, then how many more. */
-function someNames(names: readonly string[]): string {
+/**
+ * `names`, the first few quoted, then how many more.
+ *
+ * @example
+ * ```ts
+ * import { someNames } from "./matching.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(someNames(["a", "b", "c", "d", "e"]), '"a", "b", "c" and 2 more');
+ * ```
+ */
+export function someNames(names: readonly string[]): string {
   const shown = names.slice(0, LISTED).map((n) => JSON.stringify(n)).join(", ");
   return names.length > LISTED ? `${shown} and ${names.length - LISTED} more` : shown;
 }

@@ -26,7 +26,7 @@ import {
 import { checkTfjsCore } from "./_core_check.ts";
 import type { EmaAverages } from "./ema.ts";
 import { addCheckpointExtras } from "../core/checkpoint_extras.ts";
-import { refuseLrSet } from "./_hints.ts";
+import { refuseLrSet, refuseReadOnlySets } from "./_hints.ts";
 import { minimizing } from "./minimize.ts";
 import { AdapterParts } from "./adapter_parts.ts";
 
@@ -113,7 +113,15 @@ export class TfOptimizer extends tf.Optimizer {
     return this.#config.name;
   }
 
-  /** The settings in force (the library's resolved options). */
+  /**
+   * The settings in force (the library's resolved options), frozen: set the learning rate with
+   * `optimizer.learningRate = x` (or {@linkcode setLearningRate}). An assignment to one of them
+   * (`settings.hyperparameters.lr = x`) throws a TypeError in strict-mode code (modules, classes)
+   * and, as for any frozen object, changes nothing, silently, in a sloppy-mode script (these
+   * records are the library optimizer's own, which a Proxy that threw there could not stand for
+   * without failing `Object.isFrozen` and their identity). Assigning `settings` itself, as
+   * `iterations`, `state`, `backend` and the other counts, is a TypeError in both modes.
+   */
   get settings(): Readonly<Settings> {
     return this.#config;
   }
@@ -125,6 +133,9 @@ export class TfOptimizer extends tf.Optimizer {
    * `saveState` then says so, and `getWeights()` holds what the optimizer has. After `loadState`,
    * until the next step, the checkpoint as loaded (on backend "js"), under this optimizer's
    * settings and learning rate (`setLearningRate` too), saved back without a step as after it;
+   * its parameters too: `readParams(optimizer.state)` then gives the checkpoint's, as saved, not
+   * the variables' values now (read those from the model, `model.getWeights()`), which the next
+   * step makes the state from;
    * undefined where its tensors are laid out otherwise (other moments, `gc` or states format).
    * Its tensors are named by variable, in the order of the step that made it (its checkpoints'
    * `tensor_order`; a later step giving them in another order keeps it); under `gc`, kernels are
@@ -314,8 +325,11 @@ export class TfOptimizer extends tf.Optimizer {
    * variable would start from zero moments at their step), and one naming the weight, its shape and
    * the variable's where the variables of its name (or base name) are all of another shape (another
    * model's weights, or another version of the model, which would leave that variable fresh);
-   * nothing changes then. A loaded model compiled again with a new optimizer keeps its moments only
-   * where that optimizer takes them: `await optimizer.setWeights(await model.optimizer.getWeights())`
+   * nothing changes then. Weights of another model whose variables all live (model A's given to
+   * model B's optimizer while A lives) load, but B's first step, which none of them fits, is a
+   * RangeError naming both sides, nothing changed: they go by name, not by position. A loaded
+   * model compiled again with a new optimizer keeps its moments only where that optimizer takes
+   * them: `await optimizer.setWeights(await model.optimizer.getWeights())`
    * before `model.compile({ optimizer })` (or compile with `model.optimizer` itself; a new
    * optimizer alone starts fresh, as tfjs's own do). `iter` alone (what
    * tfjs saves of an optimizer that has not stepped) sets the step count; weights without it (an
@@ -336,8 +350,10 @@ export class TfOptimizer extends tf.Optimizer {
    * to the variables of the next step (as `setWeights`), each in the layout this optimizer holds it
    * in (a kernel under `gc` transposed, as `state` and its checkpoints have it); a tensor that fits
    * no variable is kept aside. The parameters are the variables' own: load the model's weights as
-   * usual. The checkpoint's hyperparameters are not taken, this optimizer's stay; its moments are
-   * taken by name, as `setWeights` takes them: a checkpoint holding one this optimizer does not
+   * usual (until the next step, `optimizer.state` is the checkpoint as loaded, whose parameters,
+   * which `readParams` gives, are the checkpoint's, not the variables'). The checkpoint's
+   * hyperparameters are not taken, this optimizer's stay; its moments are taken by name, as
+   * `setWeights` takes them: a checkpoint holding one this optimizer does not
    * keep (another rule's: SGD's `momentum_buffer` for Adam, Adam's `exp_avg_sq` for Lion), or slow
    * weights where it has no LookAhead, is refused with a TypeError naming it, and nothing changes.
    * One saved under another `gc` is taken in the tfjs order (each kernel's moments transposed where
@@ -346,9 +362,11 @@ export class TfOptimizer extends tf.Optimizer {
    * tensors and of the model's variables when none of its tensors fits a trainable variable
    * registered with TensorFlow.js (another model's checkpoint, or a model not built yet: every
    * variable would start from zero moments at the checkpoint's step), or naming a tensor whose
-   * variables of its name (or base name) are all of another shape; nothing changes then. A step
-   * taken before it resolves (an `await` forgotten) makes it reject with a TypeError, nothing
-   * loaded: it would have replaced that step's moments and step count under the update it made.
+   * variables of its name (or base name) are all of another shape; nothing changes then (one
+   * whose tensors are all of other live variables, another model's, loads, but the next step,
+   * which none of them fits, is a RangeError, as after `setWeights`). A step taken before it
+   * resolves (an `await` forgotten) makes it reject with a TypeError, nothing loaded: it would
+   * have replaced that step's moments and step count under the update it made.
    * The gradients accumulated (`<variable>.accum`, `accum_count`) and moving averages
    * (`<variable>.average`) a checkpoint of `state` holds are taken too (an optimizer without
    * option `ema` ignores averages), checked first: one not F32, or a count (`accum_count`)
@@ -400,3 +418,5 @@ export class TfOptimizer extends tf.Optimizer {
 }
 
 refuseLrSet(TfOptimizer.prototype); // optimizer.lr = x changed nothing: a TypeError
+// optimizer.iterations = 5 (or state, backend, settings, ...) too, in sloppy mode as well.
+refuseReadOnlySets(TfOptimizer.prototype);

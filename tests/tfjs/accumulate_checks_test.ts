@@ -3,7 +3,9 @@
  * variables (shape) and, under `nonFinite: "throw"`, their values, nothing changed on refusal;
  * under `"throw"` a call whose sum of finite gradients overflows is refused and adds nothing; a
  * call with no gradient is not one of the N; a loaded sum of a variable absent from the calls
- * after the resume steps it, as the run not resumed does.
+ * after the resume steps it, as the run not resumed does; under `"throw"`, `getWeights`
+ * mid-accumulation reads no sum on the CPU backends, where each call checked its sums (it read
+ * them all back again, a needless read of every variable's size).
  */
 import assert from "node:assert/strict";
 import { adam } from "../../mod.ts";
@@ -183,3 +185,49 @@ Deno.test("tfjs: a loaded sum of a variable given no gradient after the resume s
   const [, b, twin] = await absentAfterResume(true, true);
   assert.deepEqual([b, twin], [[3, 4], [0, 0]]);
 });
+
+for (const backend of CPU_BACKENDS) {
+  Deno.test(`tfjs ${backend}: under nonFinite throw, getWeights mid-accumulation reads no sum (each call checked it), after a setWeights too`, async () => {
+    await useBackend(backend);
+    const w = tf.variable(tf.tensor1d([1, 2, 3]), true, named("w"));
+    const opt = tfOptimizer(adam({ lr: 0.1, nonFinite: "throw" }), {
+      gradientAccumulationSteps: 3,
+    });
+    const g = tf.tensor1d([0.5, -1, 2]);
+    opt.applyGradients({ [w.name]: g });
+    // Every read of a tensor's data while getWeights runs, by tensor.
+    const read = new Set<tf.Tensor>();
+    const { data, dataSync } = tf.Tensor.prototype;
+    const proto = tf.Tensor.prototype as unknown as Record<string, unknown>;
+    proto.data = function (this: tf.Tensor) {
+      read.add(this);
+      return data.call(this);
+    };
+    proto.dataSync = function (this: tf.Tensor) {
+      read.add(this);
+      return dataSync.call(this);
+    };
+    const sumsRead = async (o: TfOptimizer): Promise<string[]> => {
+      read.clear();
+      const weights = await o.getWeights();
+      return weights.filter((x) => x.name.endsWith("/accum") && read.has(x.tensor))
+        .map((x) => x.name);
+    };
+    try {
+      assert.deepEqual(await sumsRead(opt), []);
+      const next = tfOptimizer(adam({ lr: 0.1, nonFinite: "throw" }), {
+        gradientAccumulationSteps: 3,
+      });
+      await next.setWeights(await opt.getWeights()); // (checked as they load)
+      opt.dispose();
+      assert.deepEqual(await sumsRead(next), []);
+      next.applyGradients({ [w.name]: g });
+      assert.equal(next.accumulatedBatches, 2);
+      next.dispose();
+    } finally {
+      proto.data = data;
+      proto.dataSync = dataSync;
+    }
+    tf.dispose([g, w]);
+  });
+}

@@ -3,7 +3,7 @@
  * readback at any call), N calls step as one call given their mean, bit for bit, and a resume by
  * `setWeights` mid-accumulation goes on as the uninterrupted run; `model.fit` holds the gradients
  * it disposes after each call, leaving no tensor behind; under `nonFinite: "throw"` a sum that
- * overflows is found on the device, by the step.
+ * overflows is found on the device, by the step, and one held mid-accumulation by `getWeights`.
  *
  * Without a WebGPU adapter these tests fail, unless RADAM_NO_GPU=1 says the machine has none.
  */
@@ -162,5 +162,27 @@ Deno.test({
     assert.ok(String(thrown[0]).includes(a[0].name), String(thrown[0]));
     opt.dispose();
     tf.dispose([...big, ...small, ...a]);
+  },
+});
+
+Deno.test({
+  name: "tfjs webgpu: under nonFinite throw, getWeights refuses a sum the device has not checked",
+  ...sanitize,
+  fn: async () => {
+    await useBackend("webgpu");
+    const a = makeVars(13);
+    const opt = tfOptimizer(adam({ lr: 0.05, nonFinite: "throw" }), {
+      gradientAccumulationSteps: 3,
+    });
+    const bad = a.map((v) => tf.fill(v.shape, Infinity));
+    call(opt, a, bad); // (calls 1 to N − 1 are checked on the device at the step only)
+    assert.equal(opt.accumulatedBatches, 1);
+    const tensors = tf.memory().numTensors;
+    await assert.rejects(opt.getWeights(), (e) =>
+      e instanceof RangeError &&
+      e.message.includes(`"${a[0].name}/accum"[0] to be a finite number, got Infinity`));
+    assert.equal(tf.memory().numTensors, tensors);
+    opt.dispose();
+    tf.dispose([...bad, ...a]);
   },
 });

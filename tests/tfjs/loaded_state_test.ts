@@ -3,16 +3,19 @@
  * checkpoint as loaded: a serverless invocation given nothing to train on saves back what it
  * loaded, and the next one loads that and trains on as if it had never been saved (cpu, wasm,
  * webgpu). `setWeights`, a step, another load and `dispose` end it; a refused load keeps it.
+ * Its parameters are the checkpoint's, as its TSDoc says: `readParams(optimizer.state)` gives
+ * the values saved, not the variables' now, until the next step takes the variables'.
  */
 import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
-import { ranger, saveState, step } from "../../mod.ts";
+import { ranger, readParams, saveState, step } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer, type TfOptimizerOptions } from "../../tfjs.ts";
 import {
   CPU_BACKENDS,
   seededVars,
   stepWith,
   tf,
+  transpose,
   uniqueNames,
   useBackend,
   webgpuTestOptions,
@@ -117,6 +120,34 @@ Deno.test("tfjs: a refused load keeps the state loaded before; setWeights and an
   assert.equal(opt.state, undefined); // (weights carry no parameters: made by the next step)
   await assert.rejects(saveState(reloaded), TypeError);
   source.dispose();
+  opt.dispose();
+  tf.dispose(vars);
+});
+
+Deno.test("tfjs: after loadState, readParams(optimizer.state) gives the checkpoint's parameters, not the variables'; the next step takes the variables'", async () => {
+  await useBackend("cpu");
+  const vars = seededVars(name, 7, 4);
+  const source = fresh();
+  const { values: saved, bytes } = await trained(source, vars, 3, 4);
+  source.dispose();
+  const other = fresh(); // (the variables move on: another optimizer's step of two calls)
+  stepWith(other, vars, 20), stepWith(other, vars, 21);
+  other.dispose();
+  const now = await Promise.all(vars.map((v) => v.data() as Promise<Float32Array>));
+  assert.notDeepEqual(now, saved);
+  const opt = fresh();
+  await opt.loadState(bytes);
+  // (Ranger centralizes: the state holds the kernel [4, 3] transposed, as `state`'s TSDoc says.)
+  const held = (
+    values: readonly tf.TypedArray[],
+  ) => [transpose(values[0] as Float32Array, 4, 3), values[1]];
+  const params = await readParams(opt.state!);
+  assert.deepEqual(vars.map((v) => params[v.name]), held(saved));
+  stepWith(opt, vars, 30), stepWith(opt, vars, 31); // (a step of two calls)
+  const after = await readParams(opt.state!);
+  const stepped = await Promise.all(vars.map((v) => v.data()));
+  assert.deepEqual(vars.map((v) => after[v.name]), held(stepped));
+  assert.notDeepEqual(stepped, saved);
   opt.dispose();
   tf.dispose(vars);
 });
