@@ -33,15 +33,54 @@ const ARRAY_METHODS = new Set(
 const ITERATION = "[Symbol.iterator]";
 
 /**
- * A guarded slot's `Symbol.iterator`: throws the slot's TypeError when called, as `for...of`,
- * spread, `Array.from` and `new Float32Array(slot)` call it. Only a call throws, not the read: a
- * probe of whether a value is iterable (`x[Symbol.iterator]`, as Jest's and Vitest's `toEqual`
- * read of every value they compare) is not a use of the slot's elements.
+ * A guarded slot's `Symbol.iterator`: an iteration of one value, a stand-in for the elements the
+ * slot does not hold here ({@linkcode STAND_IN}), whose first use as a number or text throws the
+ * slot's TypeError: `sum += x` in a `for...of`, `Math.max(...slot)`, `new Float32Array(slot)`.
+ * Not a throw at the call: a test runner's deep equality (Jest's and Vitest's `toEqual`) calls
+ * it on both slots it compares, and compares what they yield, then their entries; the stand-ins
+ * of two slots are equal, so two slots compare as their entries do.
  */
-function iterateSlot(this: unknown): never {
-  misuse(this, ITERATION);
-  throw new TypeError("A WebGPU state's slot is a GPU buffer range, not iterable");
+function iterateSlot(this: unknown): Iterator<unknown> {
+  const standIn = Object.create(STAND_IN);
+  Object.defineProperty(standIn, SLOT, { value: this });
+  return [Object.freeze(standIn)][Symbol.iterator]();
 }
+
+/** Where a stand-in of {@linkcode iterateSlot} holds the slot it was iterated from. */
+const SLOT = Symbol("slot");
+
+/** The TypeError of a use of a stand-in (`this`) of a slot's elements. */
+function standInError(standIn: { [SLOT]?: unknown }): TypeError {
+  const slot = standIn[SLOT] as { [MISUSE]?: (what: string) => string } | undefined;
+  const message = slot?.[MISUSE];
+  return new TypeError(
+    message?.(ITERATION) ?? "A WebGPU state's slot is a GPU buffer range: it has no elements here",
+  );
+}
+
+/** Throws the TypeError of a use of a stand-in (`this`) of a slot's elements. */
+function useStandIn(this: { [SLOT]?: unknown }): never {
+  throw standInError(this);
+}
+
+/**
+ * The prototype of the stand-ins a slot's iteration yields: converted to a number or a string
+ * (`Symbol.toPrimitive`), to JSON, or called a number's method (`x.toFixed(2)`), one throws its
+ * slot's TypeError; inspected (`console.log(x)`), it shows that message. No own enumerable
+ * property, so that two stand-ins are deep-equal.
+ */
+const STAND_IN = Object.freeze(Object.create(Object.prototype, {
+  [Symbol.toPrimitive]: { value: useStandIn },
+  toJSON: { value: useStandIn },
+  toFixed: { value: useStandIn },
+  toPrecision: { value: useStandIn },
+  toExponential: { value: useStandIn },
+  [Symbol.for("nodejs.util.inspect.custom")]: {
+    value(this: { [SLOT]?: unknown }): string {
+      return `[no element: ${standInError(this).message}]`;
+    },
+  },
+}));
 
 /** Whether `key` names an element (`"0"`, `"12"`, `"-1"`), as a typed array's index would. */
 function isIndex(key: string | symbol): key is string {
@@ -51,15 +90,17 @@ function isIndex(key: string | symbol): key is string {
 /**
  * The prototype of every guarded slot: `Object.prototype` behind a Proxy that only a name the
  * slot lacks reaches (its own `buffer`, `offset`, `size` and `length` never do, so the library's
- * reads of them cost what a plain record's do). An element read or written, a Float32Array
- * method read, or an iteration (`for...of`, `[...slot]`, `Array.from(slot)`: a call of its
- * `Symbol.iterator`, {@linkcode iterateSlot}) throws the slot's TypeError; anything else is
- * `Object.prototype`'s.
+ * reads of them cost what a plain record's do). An element read or written, or a Float32Array
+ * method read, throws the slot's TypeError; an iteration (`for...of`, `[...slot]`,
+ * `Array.from(slot)`) yields a stand-in whose use throws it ({@linkcode iterateSlot});
+ * `BYTES_PER_ELEMENT` is a Float32Array's, 4 (its `length` is the tensor's, and `length *
+ * BYTES_PER_ELEMENT` its `size`); anything else is `Object.prototype`'s.
  */
 const GUARD = new Proxy(Object.prototype, {
   get(target, key, receiver) {
     if (isIndex(key) || (typeof key === "string" && ARRAY_METHODS.has(key))) misuse(receiver, key);
     if (key === Symbol.iterator) return iterateSlot;
+    if (key === "BYTES_PER_ELEMENT") return Float32Array.BYTES_PER_ELEMENT;
     return Reflect.get(target, key, receiver);
   },
   set(target, key, value, receiver) {
@@ -79,8 +120,9 @@ function misuse(receiver: unknown, key: string): void {
 /**
  * `slot` (the slot of tensor `name` of a WebGPU state's `record`) as a frozen record of its
  * `buffer`, `offset`, `size` and `length` whose element reads and writes, Float32Array method
- * reads and iteration throw a TypeError of {@linkcode slotMisuseMessage}. Its keys, spread, JSON
- * and inspection are those of the plain record, and its `length` the tensor's.
+ * reads and uses of what its iteration yields throw a TypeError of {@linkcode slotMisuseMessage}.
+ * Its keys, spread, JSON and inspection are those of the plain record, its `length` the
+ * tensor's, its `BYTES_PER_ELEMENT` 4.
  *
  * @example
  * ```ts
@@ -94,7 +136,8 @@ function misuse(receiver: unknown, key: string): void {
  * assert.equal(unguarded(g), slot);
  * const elements = g as unknown as number[];
  * assert.throws(() => (elements[0] = 1), /^TypeError: Cannot use state\.grads\.w\[0\]/);
- * assert.throws(() => [...elements], /^TypeError: Cannot iterate state\.grads\.w \(for\.\.\.of/);
+ * assert.throws(() => Math.max(...elements), /^TypeError: Cannot iterate state\.grads\.w \(for/);
+ * assert.equal(g.length * (g as unknown as Float32Array).BYTES_PER_ELEMENT, g.size);
  * ```
  */
 export function guardedSlot(

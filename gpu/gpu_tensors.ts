@@ -75,6 +75,65 @@ export function unguarded(value: unknown): GpuTensor | undefined {
 }
 
 /**
+ * The device of each buffer of states' arenas: a gradient in one of another device's is refused
+ * at the step's call (the GPU's refusal was asynchronous). WebGPU shows no buffer's device: one
+ * of the caller's of another device the GPU alone finds.
+ */
+const SECTION_DEVICES = new WeakMap<GPUBuffer, GPUDevice>();
+/** The slots of states' arenas: sound by construction, given as gradients taken as they are. */
+const ARENA_SLOTS = new WeakSet<GpuTensor>();
+
+/**
+ * Records `sections` as the arena buffers of a state on `device` (`createSections`,
+ * section_io.ts), for {@linkcode checkGpuGrads}.
+ *
+ * @example
+ * ```ts
+ * import { recordSections } from "./gpu_tensors.ts";
+ *
+ * recordSections({} as GPUDevice, [{} as GPUBuffer]); // (device.createBuffer's)
+ * ```
+ */
+export function recordSections(device: GPUDevice, sections: readonly GPUBuffer[]): void {
+  for (const buffer of sections) SECTION_DEVICES.set(buffer, device);
+}
+
+/**
+ * `slot`, a frozen range of an arena's section (`slotsOf`, section_io.ts), recorded as sound (a
+ * range of whole f32s of a section, of COPY_SRC usage and never mapped): its buffer's fields are
+ * not read at each step (a few hundred nanoseconds a tensor) by {@linkcode checkGpuGrads}.
+ *
+ * @example
+ * ```ts
+ * import { arenaSlot } from "./gpu_tensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const slot = Object.freeze({ buffer: {} as GPUBuffer, offset: 0, size: 8, length: 2 });
+ * assert.equal(arenaSlot(slot), slot);
+ * ```
+ */
+export function arenaSlot(slot: GpuTensor): GpuTensor {
+  ARENA_SLOTS.add(slot);
+  return slot;
+}
+
+/**
+ * `t`, the gradient of tensor `name` of a state on `device`, or a TypeError where it is in a
+ * buffer of a state's arena on another device.
+ */
+function onDevice(t: GpuTensor, name: string, device: GPUDevice): GpuTensor {
+  const made = SECTION_DEVICES.get(t.buffer);
+  if (made !== undefined && made !== device) {
+    throw new TypeError(
+      `Expected the gradient of ${
+        label(name, "parameter")
+      } to be in a buffer of the state's GPUDevice, got a range of the buffers of a state on another GPUDevice (the GPU copies nothing between devices): pass its values as a Float32Array (read back from there), or compute it on the state's device`,
+    );
+  }
+  return t;
+}
+
+/**
  * A parameter or gradient the caller passes on the GPU: a whole `GPUBuffer` (its length is
  * `buffer.size / 4`, its size a multiple of 4) or `{ buffer, offset?, length }` (offset in
  * bytes, a multiple of 4).
@@ -360,7 +419,8 @@ export function placeGpuParams(
 export type CheckedGpuGrad = Float32Array | GpuTensor;
 
 /**
- * Validates gradients for a WebGPU state: same names, Float32Arrays or GPU tensors of the length.
+ * Validates gradients for a WebGPU state on `device`: same names, Float32Arrays or GPU tensors of
+ * the length (none in a buffer of a state on another device; a state's slot taken as it is).
  * Each gradient is read from the record once, into `out` (reused by the caller), which it
  * returns in the order of `names`: a Float32Array as given, a GPU tensor as its checked
  * `{ buffer, offset, size, length }`. The step loads those, never the record again. `visit`
@@ -368,6 +428,7 @@ export type CheckedGpuGrad = Float32Array | GpuTensor;
  */
 export function checkGpuGrads(
   grads: unknown,
+  device: GPUDevice,
   names: readonly string[],
   lengths: readonly number[],
   out: unknown[],
@@ -406,8 +467,10 @@ export function checkGpuGrads(
     }
     let checked: Float32Array | GpuTensor;
     if (value instanceof Float32Array) checked = value;
-    else if (isGpuTensorInput(value)) {
-      checked = gpuTensorOf(value, name, "gradient of parameter", 0x04);
+    else if (ARENA_SLOTS.has(value as GpuTensor)) {
+      checked = onDevice(value as GpuTensor, name, device);
+    } else if (isGpuTensorInput(value)) {
+      checked = onDevice(gpuTensorOf(value, name, "gradient of parameter", 0x04), name, device);
     } else {
       throw new TypeError(
         `Expected the gradient of ${

@@ -8,7 +8,7 @@
 import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, hasSection, PARAMS, SLOW } from "../base/arena.ts";
 import { buffersRefused } from "./buffer_probe.ts";
 import { explainMapFailure } from "./map_failure.ts";
-import type { GpuTensor } from "./gpu_tensors.ts";
+import { arenaSlot, type GpuTensor, recordSections } from "./gpu_tensors.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
 import { sectionBytes } from "./compact_plan.ts";
 import { type Dispatch, dispatchEach } from "./pipelines.ts";
@@ -49,7 +49,7 @@ export function createSections(
     );
   }
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-  return layout.sectionOffsets.map((_, section) =>
+  const sections = layout.sectionOffsets.map((_, section) =>
     hasSection(layout, section)
       ? device.createBuffer({
         label: `radam ${SECTION_LABELS[section]}`,
@@ -58,6 +58,8 @@ export function createSections(
       })
       : device.createBuffer({ label: `radam no ${SECTION_LABELS[section]}`, size: 16, usage })
   );
+  recordSections(device, sections);
+  return sections;
 }
 
 /**
@@ -111,16 +113,19 @@ export function momentOf(section: number): number {
   return section === EXP_AVG ? 0 : section === EXP_AVG_SQ ? 1 : -1;
 }
 
-/** Slots of every tensor of `layout` in one section buffer. */
+/**
+ * Slots of every tensor of `layout` in one section buffer (of `createSections`), each recorded
+ * as sound (`arenaSlot`): given as a gradient, one is taken as it is.
+ */
 export function slotsOf(layout: ArenaLayout, section: GPUBuffer): Record<string, GpuTensor> {
   const out: Record<string, GpuTensor> = {};
   layout.names.forEach((name, i) => {
-    out[name] = Object.freeze({
+    out[name] = arenaSlot(Object.freeze({
       buffer: section,
       offset: layout.offsets[i] * 4,
       size: layout.lengths[i] * 4,
       length: layout.lengths[i],
-    });
+    }));
   });
   return out;
 }

@@ -205,7 +205,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   }
 
   checkGrads(grads: unknown, out: unknown[], visit?: readonly number[]): CheckedGpuGrad[] {
-    return checkGpuGrads(grads, this.layout.names, this.layout.lengths, out, visit);
+    return checkGpuGrads(grads, this.#device, this.layout.names, this.layout.lengths, out, visit);
   }
 
   loadGrads(grads: readonly (Float32Array | GpuTensor)[]): void {

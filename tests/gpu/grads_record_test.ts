@@ -1,13 +1,128 @@
 /**
  * The record of gradients a WebGPU step is given: the state's own `state.grads` (its slots, as
- * they are, as `step(state)` takes them), and a record with a name the state lacks, which is
- * refused with the CPU backends' words (their hint was missing) and, among many tensors, found
- * by a count, not a search of the names for each key (quadratic in the tensors: a millisecond a
- * step at 1000).
+ * they are, as `step(state)` takes them); a plain record of states' slots (`{ ...state.grads }`),
+ * taken as they are, their buffers' fields not read (a few hundred nanoseconds a tensor a step);
+ * slots of a state on another device, refused at the call (the GPU's refusal came a step later);
+ * and a record with a name the state lacks, which is refused with the CPU backends' words (their
+ * hint was missing) and, among many tensors, found by a count, not a search of the names for
+ * each key (quadratic in the tensors: a millisecond a step at 1000).
  */
 import assert from "node:assert/strict";
-import { adam, dispose, readParams, step } from "../../mod.ts";
-import { device, ignore } from "./gpu_device.ts";
+import { adam, dispose, type GpuTensor, readParams, step } from "../../mod.ts";
+import { adapter, device, ignore, noGpuErrors } from "./gpu_device.ts";
+
+/** The fields of a GPUBuffer that a check of a gradient in one reads. */
+const BUFFER_FIELDS = ["size", "usage", "mapState"] as const;
+
+/** `f()`, and how many times it read a field of {@linkcode BUFFER_FIELDS} of any GPUBuffer. */
+function bufferReads(f: () => void): number {
+  const saved = BUFFER_FIELDS.map((k) => Object.getOwnPropertyDescriptor(GPUBuffer.prototype, k)!);
+  let reads = 0;
+  BUFFER_FIELDS.forEach((k, i) =>
+    Object.defineProperty(GPUBuffer.prototype, k, {
+      ...saved[i],
+      get(this: GPUBuffer) {
+        reads++;
+        return saved[i].get!.call(this);
+      },
+    })
+  );
+  try {
+    f();
+  } finally {
+    BUFFER_FIELDS.forEach((k, i) => Object.defineProperty(GPUBuffer.prototype, k, saved[i]));
+  }
+  return reads;
+}
+
+Deno.test({
+  name:
+    "webgpu: a plain record of states' slots ({ ...state.grads }, another state's) is taken as the slots are, their buffers' fields not read, and steps as step(state) does",
+  ignore,
+  async fn() {
+    const opt = adam({ lr: 0.1, backend: "webgpu" });
+    const params = { w: new Float32Array([1, 2, 3]), b: new Float32Array([4]) };
+    let [a, b, c] = await Promise.all([0, 1, 2].map(() => opt.init(params, { device })));
+    try {
+      await noGpuErrors(async () => {
+        for (const s of [a, b, c]) {
+          device!.queue.writeBuffer(s.grads.w.buffer, s.grads.w.offset, Float32Array.of(1, -1, 2));
+          device!.queue.writeBuffer(s.grads.b.buffer, s.grads.b.offset, Float32Array.of(-3));
+        }
+        assert.equal(bufferReads(() => a = step(a, { ...a.grads })), 0);
+        assert.equal(bufferReads(() => b = step(b, { w: b.grads.w, b: b.grads.b })), 0);
+        assert.equal(bufferReads(() => c = step(c, { ...a.grads })), 0); // (a's, copied)
+        const d = await opt.init(params, { device });
+        const x = await readParams(d).finally(() => dispose(d));
+        const stepped = await Promise.all([a, b, c].map(readParams));
+        for (const y of stepped) assert.deepEqual(y, stepped[0]);
+        assert.ok(stepped[0].w[0] < x.w[0] && stepped[0].b[0] > x.b[0], "stepped");
+      });
+      // A copy of a slot's fields is no slot of the library's: checked as any GPU tensor.
+      const copies = { w: { ...a.grads.w }, b: { ...a.grads.b } };
+      assert.ok(bufferReads(() => a = step(a, copies)) > 0);
+      // And a slot of another length is refused, naming the tensor, the state as it was.
+      const other = await opt.init({ w: new Float32Array(4), b: new Float32Array(1) }, { device });
+      try {
+        assert.throws(
+          () => step(a, { ...other.grads }),
+          /^RangeError: Expected the gradient of parameter "w" to have length 3, got 4$/,
+        );
+        assert.equal(a.step, 2);
+      } finally {
+        dispose(other);
+      }
+    } finally {
+      for (const s of [a, b, c]) dispose(s);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a gradient in the buffers of a state on another device is a TypeError naming the tensor at the call (the GPU refused the step, and the call after threw), the state as it was",
+  ignore,
+  async fn() {
+    const other = await adapter!.requestDevice();
+    const opt = adam({ lr: 0.1, backend: "webgpu" });
+    const params = { w: new Float32Array([1, 2, 3]), b: new Float32Array([4]) };
+    let state = await opt.init(params, { device });
+    const there = await opt.init(params, { device: other });
+    try {
+      await noGpuErrors(async () => {
+        const before = await readParams(state);
+        const slot = there.grads.w;
+        const range = { buffer: slot.buffer, offset: slot.offset, length: 3 };
+        const given: [string, unknown][] = [
+          ["its slots", there.grads],
+          ["a plain record of them", { ...there.grads }],
+          ["one of them", { w: slot, b: state.grads.b }],
+          ["a range of its buffer", { w: range, b: Float32Array.of(1) }],
+          ["its params", { w: new Float32Array(3), b: there.params.b }],
+        ];
+        for (const [what, grads] of given) {
+          assert.throws(
+            () => step(state, grads as Record<string, GpuTensor>),
+            (error: Error) =>
+              error instanceof TypeError &&
+              /^Expected the gradient of parameter "[wb]" to be in a buffer of the state's GPUDevice, got a range of the buffers of a state on another GPUDevice/
+                .test(error.message) &&
+              /as a Float32Array/.test(error.message),
+            what,
+          );
+        }
+        assert.equal(state.step, 0);
+        assert.deepEqual(await readParams(state), before);
+        state = step(state, { w: Float32Array.of(1, 1, 1), b: Float32Array.of(1) });
+        assert.ok((await readParams(state)).w[0] < 1);
+      });
+    } finally {
+      dispose(state);
+      dispose(there);
+      other.destroy();
+    }
+  },
+});
 
 Deno.test({
   name:
