@@ -20,7 +20,7 @@ import type { Settings } from "../base/settings.ts";
 import { checkSavableSize, type SavedBeside } from "../core/checkpoint_header.ts";
 import { parseJsonMeta } from "../core/checkpoint_meta.ts";
 import { inLayoutOrder, planState } from "../core/plan.ts";
-import { entryOf } from "./layout.ts";
+import { type Entry, entryOf } from "./layout.ts";
 
 /** A checkpoint's suffix of a partial sum, and of a moving average. */
 const SUM_TENSOR = ".accum", AVERAGE_TENSOR = ".average";
@@ -351,23 +351,46 @@ export function checkSavableBeside(
   items: readonly GradItem[],
   saved: SavedExtras,
 ): void {
-  const suffixes = [
-    ...saved.steps > 1 ? [SUM_TENSOR] : [],
-    ...saved.averages ? [AVERAGE_TENSOR] : [],
-  ];
+  const suffixes = suffixesOf(saved);
   if (suffixes.length === 0) return;
   const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.loop.gc));
   const names = entries.map((e) => e.name);
   checkBesideNames(names, suffixes, saved.keeps);
   const layout = planState(config, names, entries.map((e) => e.size));
   const shapes = inLayoutOrder(layout, names, entries.map((e) => e.arenaShape));
-  const tensors = suffixes.flatMap((suffix) =>
+  checkSavableSize(config, layout, shapes, names, besideStepped(entries, saved));
+}
+
+/** The suffixes of what `saved` says is saved beside a state: sums, then averages. */
+function suffixesOf(saved: SavedExtras): string[] {
+  return [...saved.steps > 1 ? [SUM_TENSOR] : [], ...saved.averages ? [AVERAGE_TENSOR] : []];
+}
+
+/**
+ * What a checkpoint of a state over the variables `entries` holds beside it at most, planned as a
+ * save places it, where `saved` says what is saved (`<variable>.accum` with the widest
+ * `accum_count`, N − 1, where N > 1; `<variable>.average` with option `ema`; each F32 in the
+ * variable's shape): what the step that makes such a state counts against the cap.
+ *
+ * @example
+ * ```ts
+ * import { besideStepped } from "./checkpoint_extras.ts";
+ * import { type Entry, entryOf } from "./layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const beside = besideStepped([entryOf("w", [2], false)], { steps: 12, averages: true });
+ * assert.deepEqual(beside.tensors.map((t) => t.name), ["w.accum", "w.average"]);
+ * assert.deepEqual(beside.metadata, { accum_count: "11" });
+ * ```
+ */
+export function besideStepped(entries: readonly Entry[], saved: SavedExtras): SavedBeside {
+  const tensors = suffixesOf(saved).flatMap((suffix) =>
     entries.map((e) => plannedF32(e.name + suffix, e.shape))
   );
   const metadata: Record<string, string> = saved.steps > 1
     ? { [ACCUM_COUNT_KEY]: String(saved.steps - 1) }
     : {};
-  checkSavableSize(config, layout, shapes, names, { tensors, metadata });
+  return { tensors, metadata };
 }
 
 /**
