@@ -43,6 +43,7 @@ import { isOptimizerValue } from "../base/_errors.ts";
 import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
 import {
   CheckpointError,
+  type ParsedSafetensors,
   parseSafetensors,
   type TensorOut,
   writeSafetensors,
@@ -289,12 +290,14 @@ export type BackendMaker = (
  * (second moments also ≥ 0; codes and scales as core/checkpoint_tensors.ts checks them). Damage
  * throws a {@linkcode CheckpointError}; a missing schedule a TypeError. The values are then
  * copied during the call where the backend makes its arena at once; else after its await,
- * checked again once copied.
+ * checked again once copied. `parsed`: `parseSafetensors(bytes)`, where the caller parsed the
+ * file already (to read more of it: the TensorFlow.js adapter's sums and averages).
  */
 export async function loadCheckpoint(
   bytes: Uint8Array,
   options: LoadOptions | undefined,
   makeBackend: BackendMaker,
+  parsed?: ParsedSafetensors,
 ): Promise<OptimizerState<unknown>> {
   // The checkpoint first: loadState(optimizer, bytes) would read the bytes as options.
   checkCheckpointBytes(bytes);
@@ -312,7 +315,7 @@ export async function loadCheckpoint(
     (lr) => `pass a learning rate as loadState(bytes, { lr: ${lr} })`,
     (key) => key === "optimizer" ? held : "",
   ) as LoadOptions;
-  const file = parseSafetensors(bytes);
+  const file = parsed ?? parseSafetensors(bytes);
   const { metadata } = file;
   const read = readConfig(metadata, options);
   const config = read.config;

@@ -8,7 +8,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { CheckpointError, parseSafetensors, type TensorOut } from "../base/safetensors.ts";
+import {
+  CheckpointError,
+  type ParsedSafetensors,
+  parseSafetensors,
+  type TensorOut,
+} from "../base/safetensors.ts";
 import { type CheckpointExtras, isExtraTensor } from "../core/checkpoint_extras.ts";
 import { firstBadValue } from "../core/checkpoint_tensors.ts";
 import { type Accumulator, type LoadedSums, SUM_SUFFIX } from "./accumulate.ts";
@@ -127,7 +132,7 @@ export function extrasSource(
  * sums: saying what is missing), or a count that is not an integer from 1 to N − 1 (none where N
  * is 1: an optimizer that does not accumulate); a RangeError naming one of another shape than
  * the variables of its name (or base name), or, with `finiteOnly`, one and the index of a
- * non-finite value.
+ * non-finite value. `parsed`: the bytes parsed already (`parseSafetensors(bytes)`), if they were.
  *
  * @example
  * ```ts
@@ -145,8 +150,9 @@ export function readCheckpointExtras(
   bytes: Uint8Array,
   steps: number,
   finiteOnly: boolean,
+  parsed?: ParsedSafetensors,
 ): ExtrasRead {
-  const file = parseSafetensors(bytes);
+  const file = parsed ?? parseSafetensors(bytes);
   const order = new Set(parseJsonMeta(file.metadata, "tensor_order") as string[]);
   const sums = new Map<string, Values>(), averages = new Map<string, Values>();
   for (const [name, entry] of file.tensors) {
@@ -174,7 +180,8 @@ export function readCheckpointExtras(
  * {@linkcode readCheckpointExtras} run at the call of `loadState`, on its bytes as they are then
  * (the caller may transfer or reuse them before its await ends: the state's tensors are copied
  * during the call too), its answer, or its error, given by the function returned: called once the
- * state's own checks passed, so that theirs (a damaged file's) come first.
+ * state's own checks passed, so that theirs (a damaged file's) come first. `parsed`: as
+ * {@linkcode readCheckpointExtras}'s.
  *
  * @example
  * ```ts
@@ -193,9 +200,10 @@ export function extrasAtCall(
   bytes: Uint8Array,
   steps: number,
   finiteOnly: boolean,
+  parsed?: ParsedSafetensors,
 ): () => ExtrasRead {
   try {
-    const read = readCheckpointExtras(bytes, steps, finiteOnly);
+    const read = readCheckpointExtras(bytes, steps, finiteOnly, parsed);
     return () => read;
   } catch (error) {
     return () => {

@@ -207,3 +207,31 @@ Deno.test("tfjs: a variable named as the average of a frozen variable (w.average
   opt.dispose();
   tf.dispose([twin, ...Object.values(g), ...Object.values(h)]);
 });
+
+Deno.test("tfjs: loadState parses the checkpoint's header once, for the state and for the sums and averages", async () => {
+  await useBackend("cpu");
+  const vars = seededVars(named, 2, 3);
+  const opt = tfOptimizer(adam(), { gradientAccumulationSteps: 3, ema: true });
+  for (let k = 0; k < 4; k++) stepWith(opt, vars, k); // (a step, then one call summed)
+  const bytes = await saveState(opt.state!);
+  const length = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const text = new TextDecoder().decode(bytes.subarray(8, 8 + length));
+  const parse = JSON.parse;
+  let parses = 0;
+  JSON.parse = function (this: unknown, source: string, ...rest: unknown[]) {
+    if (source === text) parses++;
+    return Reflect.apply(parse, this, [source, ...rest]);
+  } as typeof JSON.parse;
+  const loaded = tfOptimizer(adam(), { gradientAccumulationSteps: 3, ema: true });
+  try {
+    await loaded.loadState(bytes);
+  } finally {
+    JSON.parse = parse;
+  }
+  assert.equal(parses, 1);
+  assert.equal(loaded.accumulatedBatches, 1); // (the sums read from that parse)
+  assert.deepEqual(await saveState(loaded.state!), bytes);
+  loaded.dispose();
+  opt.dispose();
+  tf.dispose(vars);
+});
