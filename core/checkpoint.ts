@@ -80,7 +80,7 @@ import {
   groupsOf,
   inLayoutOrder,
   type OptimizerState,
-  planState,
+  planNamedState,
   restoreState,
   type StateInternals,
   stateInternals,
@@ -361,7 +361,7 @@ export async function loadCheckpoint(
 
 /**
  * The arena of the state a checkpoint's tensors make under `config` (`names` in `tensor_order`,
- * with their `lengths` and `shapes`), and their shapes in its order, planned as `loadState` plans
+ * which `tensorOrder` has checked, with their `lengths` and `shapes`), and their shapes in its order, planned as `loadState` plans
  * it before anything is allocated; `checkpointInfo` plans the same, to refuse what it refuses. A
  * RangeError where the state's own checkpoint would pass the cap on a header's length: a file
  * within the cap may not be saved again (its step counts at their widest, another lr or format).
@@ -372,7 +372,7 @@ export function planLoad(
   lengths: readonly number[],
   shapes: readonly (readonly number[])[],
 ): { layout: ArenaLayout; inLayout: (readonly number[])[] } {
-  const layout = planState(config, names, lengths);
+  const layout = planNamedState(config, names, lengths); // (tensor_order: names checked)
   const inLayout = inLayoutOrder(layout, names, shapes);
   checkSavableSize(config, layout, inLayout, names);
   return { layout, inLayout };

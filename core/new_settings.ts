@@ -8,7 +8,7 @@
  */
 import type { Settings } from "../base/settings.ts";
 import { checkSavableSize, type SavedBeside } from "./checkpoint_header.ts";
-import { layoutIndices, planState } from "./plan.ts";
+import { layoutIndices, planNamedState } from "./plan.ts";
 import { coreOf, type OptimizerState, restoreState } from "./state.ts";
 
 /**
@@ -49,7 +49,7 @@ export function stateUnder(
   if (core.config.loop.gc !== config.loop.gc) return undefined;
   try {
     const lengths = layoutIndices(layout, order).map((i) => layout.lengths[i]);
-    const planned = planState(config, order, lengths);
+    const planned = planNamedState(config, order, lengths); // (its names checked when made)
     if (JSON.stringify(planned) !== JSON.stringify(layout)) return undefined;
   } catch {
     return undefined; // (names it could not save: the state is left as it is)
