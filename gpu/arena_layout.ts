@@ -1,8 +1,10 @@
 /**
  * Where a WebGPU state's tensors lie in its buffers, as pure functions of their lengths (no GPU
- * module loaded): the alignment every device supports, the arena's layout, the size of the ring
- * of step scalars (gpu/scalar_ring.ts), and the bytes of its largest buffer, which a device's
- * `maxBufferSize` bounds (core/checkpoint_info.ts reports it before a checkpoint is loaded).
+ * module loaded): the alignment every device supports, the arena's layout (of 32-bit or 8-bit
+ * moments), the size of the ring of step scalars (gpu/scalar_ring.ts), the bytes of its largest
+ * buffer, which a device's `maxBufferSize` bounds, and of the largest binding its gradient
+ * centralization needs, which `maxStorageBufferBindingSize` bounds (core/checkpoint_info.ts
+ * reports both before a checkpoint is loaded).
  *
  * @module
  */
