@@ -11,9 +11,56 @@
 /** The largest JSON header a checkpoint may have, in bytes (base/safetensors.ts exports it). */
 export const HEADER_CAP = 100_000_000;
 
+/** The cap in force: {@linkcode HEADER_CAP}, unless a test lowered it ({@linkcode setHeaderCap}). */
+let cap = HEADER_CAP;
+
+/**
+ * The cap on a header's length in force, in bytes: {@linkcode HEADER_CAP}, except in tests of the
+ * cap that lowered it with {@linkcode setHeaderCap}. Every check of a header's length reads it
+ * (a file's header length, a state's checkpoint at `init` and `loadState`, a save).
+ *
+ * @example
+ * ```ts
+ * import { HEADER_CAP, headerCap } from "./_json_bounds.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(headerCap(), HEADER_CAP);
+ * ```
+ */
+export function headerCap(): number {
+  return cap;
+}
+
+/**
+ * Test hook: lowers the cap on a header's length to `bytes` (a positive integer up to
+ * {@linkcode HEADER_CAP}), so that a test of what happens at the cap builds headers of a few
+ * kilobytes rather than of 100 MB; no argument: {@linkcode HEADER_CAP} again. Not part of the
+ * library's API (a private module); the library never calls it.
+ *
+ * @example
+ * ```ts
+ * import { HEADER_CAP, headerCap, headerLengthProblem, setHeaderCap } from "./_json_bounds.ts";
+ * import assert from "node:assert/strict";
+ *
+ * setHeaderCap(4096);
+ * try {
+ *   assert.equal(headerLengthProblem(4104n), "header length 4104 is above the 4096-byte cap");
+ * } finally {
+ *   setHeaderCap();
+ * }
+ * assert.equal(headerCap(), HEADER_CAP);
+ * ```
+ */
+export function setHeaderCap(bytes?: number): void {
+  if (bytes !== undefined && !(Number.isInteger(bytes) && bytes > 0 && bytes <= HEADER_CAP)) {
+    throw new RangeError(`A header cap must be an integer from 1 to ${HEADER_CAP}, got ${bytes}`);
+  }
+  cap = bytes ?? HEADER_CAP;
+}
+
 /**
  * What is wrong with the header length a checkpoint's first 8 bytes give (`header length N is
- * above the 100000000-byte cap`), or undefined where it is within {@linkcode HEADER_CAP}:
+ * above the 100000000-byte cap`), or undefined where it is within {@linkcode headerCap}:
  * checked before anything is read, allocated or decoded (base/safetensors.ts for a checkpoint,
  * store/layout.ts for a stored one read from its first bytes).
  *
@@ -30,9 +77,7 @@ export const HEADER_CAP = 100_000_000;
  * ```
  */
 export function headerLengthProblem(length: bigint): string | undefined {
-  return length > BigInt(HEADER_CAP)
-    ? `header length ${length} is above the ${HEADER_CAP}-byte cap`
-    : undefined;
+  return length > BigInt(cap) ? `header length ${length} is above the ${cap}-byte cap` : undefined;
 }
 
 /**

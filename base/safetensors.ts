@@ -11,7 +11,7 @@
  */
 import { checkCheckpointBytes } from "./_checkpoint_bytes.ts";
 import { described, truncatedMessage } from "./_errors.ts";
-import { HEADER_CAP, headerLengthProblem, jsonBoundsProblem } from "./_json_bounds.ts";
+import { HEADER_CAP, headerCap, headerLengthProblem, jsonBoundsProblem } from "./_json_bounds.ts";
 import { allZeros, describedData, METADATA_KEY, truncatedData } from "./_safetensors_extent.ts";
 import { decodeUtf8, encodeUtf8, utf8Length } from "./_utf8.ts";
 
@@ -156,9 +156,9 @@ export function writeSafetensors(
   }
   const json = encodeUtf8(JSON.stringify(header));
   const headerLength = Math.ceil(json.length / 8) * 8;
-  if (headerLength > MAX_HEADER_BYTES) {
+  if (headerLength > headerCap()) {
     throw new RangeError(
-      `The checkpoint header would be ${headerLength} bytes, above the ${MAX_HEADER_BYTES} cap`,
+      `The checkpoint header would be ${headerLength} bytes, above the ${headerCap()} cap`,
     );
   }
   const out = new Uint8Array(8 + headerLength + offset);

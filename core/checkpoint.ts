@@ -43,6 +43,7 @@ import { isOptimizerValue } from "../base/_errors.ts";
 import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
 import {
   CheckpointError,
+  type ParsedSafetensors,
   parseSafetensors,
   type TensorOut,
   writeSafetensors,
@@ -79,7 +80,7 @@ import {
   groupsOf,
   inLayoutOrder,
   type OptimizerState,
-  planState,
+  planNamedState,
   restoreState,
   type StateInternals,
   stateInternals,
@@ -289,12 +290,14 @@ export type BackendMaker = (
  * (second moments also ≥ 0; codes and scales as core/checkpoint_tensors.ts checks them). Damage
  * throws a {@linkcode CheckpointError}; a missing schedule a TypeError. The values are then
  * copied during the call where the backend makes its arena at once; else after its await,
- * checked again once copied.
+ * checked again once copied. `parsed`: `parseSafetensors(bytes)`, where the caller parsed the
+ * file already (to read more of it: the TensorFlow.js adapter's sums and averages).
  */
 export async function loadCheckpoint(
   bytes: Uint8Array,
   options: LoadOptions | undefined,
   makeBackend: BackendMaker,
+  parsed?: ParsedSafetensors,
 ): Promise<OptimizerState<unknown>> {
   // The checkpoint first: loadState(optimizer, bytes) would read the bytes as options.
   checkCheckpointBytes(bytes);
@@ -312,7 +315,7 @@ export async function loadCheckpoint(
     (lr) => `pass a learning rate as loadState(bytes, { lr: ${lr} })`,
     (key) => key === "optimizer" ? held : "",
   ) as LoadOptions;
-  const file = parseSafetensors(bytes);
+  const file = parsed ?? parseSafetensors(bytes);
   const { metadata } = file;
   const read = readConfig(metadata, options);
   const config = read.config;
@@ -358,7 +361,7 @@ export async function loadCheckpoint(
 
 /**
  * The arena of the state a checkpoint's tensors make under `config` (`names` in `tensor_order`,
- * with their `lengths` and `shapes`), and their shapes in its order, planned as `loadState` plans
+ * which `tensorOrder` has checked, with their `lengths` and `shapes`), and their shapes in its order, planned as `loadState` plans
  * it before anything is allocated; `checkpointInfo` plans the same, to refuse what it refuses. A
  * RangeError where the state's own checkpoint would pass the cap on a header's length: a file
  * within the cap may not be saved again (its step counts at their widest, another lr or format).
@@ -369,7 +372,7 @@ export function planLoad(
   lengths: readonly number[],
   shapes: readonly (readonly number[])[],
 ): { layout: ArenaLayout; inLayout: (readonly number[])[] } {
-  const layout = planState(config, names, lengths);
+  const layout = planNamedState(config, names, lengths); // (tensor_order: names checked)
   const inLayout = inLayoutOrder(layout, names, shapes);
   checkSavableSize(config, layout, inLayout, names);
   return { layout, inLayout };

@@ -8,7 +8,8 @@
  */
 import type { ArenaLayout } from "../base/arena.ts";
 import { blocksOf, Q8_VERSION } from "../base/q8.ts";
-import { headerLength, MAX_HEADER_BYTES, type TensorPlan } from "../base/safetensors.ts";
+import { headerCap } from "../base/_json_bounds.ts";
+import { headerLength, type TensorPlan } from "../base/safetensors.ts";
 import { storeSchema } from "../base/schema.ts";
 import type { Settings } from "../base/settings.ts";
 import { stateTensors } from "./checkpoint_tensors.ts";
@@ -191,13 +192,13 @@ export function checkSavableSize(
     codes,
   });
   const length = headerLength(tensors, { ...metadata, ...extra.metadata });
-  if (length > MAX_HEADER_BYTES) {
+  if (length > headerCap()) {
     const beside = extra.tensors.length > 0
       ? `, and ${extra.tensors.length} saved beside them (gradients accumulated, averages)`
       : "";
     throw new RangeError(
       `The checkpoint of this state would have a header of ${length} bytes, above the cap of ` +
-        `${MAX_HEADER_BYTES} (${layout.names.length} tensors${beside}): it could be trained but ` +
+        `${headerCap()} (${layout.names.length} tensors${beside}): it could be trained but ` +
         `never saved; use fewer tensors (concatenate small ones) or shorter names`,
     );
   }

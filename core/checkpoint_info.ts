@@ -18,7 +18,7 @@ import { EXTRA_SUFFIXES, isExtraTensor } from "./extra_tensors.ts";
 import { holdingLearningRate, READ_ONLY_SCHEDULE } from "./options.ts";
 import { planOptionsOf } from "./plan.ts";
 import { wasmMemoryBytes } from "../cpu/wasm_backend.ts";
-import { gpuBufferBytes } from "../gpu/arena_layout.ts";
+import { centralizedBindingBytes, gpuBufferBytes, planGpuLayout } from "../gpu/arena_layout.ts";
 
 /**
  * What {@linkcode checkpointInfo} reads from a checkpoint's header: plain values, frozen.
@@ -104,6 +104,19 @@ export interface CheckpointInfo {
      * `limits.maxBufferSize`, `loadState` on webgpu refuses it.
      */
     readonly webgpuBuffer: number;
+    /**
+     * The largest storage binding a state on WebGPU binds whole, in bytes: under option `gc`,
+     * which centralizes each tensor of rank > 1 per row (`shape[0]` rows of the other
+     * dimensions' product), the window of its longest row, bound from the 256-byte aligned
+     * offset at or before the row's start (the row's bytes, and up to 252 more); 0 without `gc`
+     * or where no tensor is of rank > 1 (the step binds the sections in chunks of any size).
+     * Above its device's `limits.maxStorageBufferBindingSize` (128 MiB by default: rows of
+     * about 33.5 million elements), or its `maxBufferSize` where that is smaller, `loadState` on
+     * webgpu refuses it with a RangeError naming the tensor, before it steps; a CPU backend takes
+     * it. (On a device whose `minStorageBufferOffsetAlignment` is below 256, up to that many
+     * bytes less may do.)
+     */
+    readonly webgpuBinding: number;
   };
   /**
    * The header's `__metadata__`, every entry as the file holds it (strings; README
@@ -132,7 +145,8 @@ export interface CheckpointInfo {
  * must be there). What only the values show, a NaN or a negative second moment, is not looked
  * for: `loadState` still refuses such a file. No backend is chosen here, so none's limits refuse
  * the file; {@linkcode CheckpointInfo.memory} gives the bytes the state needs on each (wasm's
- * 4 GiB, the WebGPU device's largest buffer), which `loadState` refuses above them, on the
+ * 4 GiB, the WebGPU device's largest buffer and, under `gc`, its largest binding), which
+ * `loadState` refuses above them, on the
  * backend it resumes on. A file saved with a schedule needs no `lr` here (see
  * {@linkcode CheckpointInfo.settings}).
  *
@@ -179,6 +193,7 @@ export function checkpointInfo(bytes: Uint8Array): CheckpointInfo {
   if (codes) checkCodes(metadata);
   // The state's arena planned, as loadState plans it: what it refuses there, refused here.
   const { layout } = planLoad(settings, names, lengths, shapes);
+  const shapeOf = new Map(names.map((name, i) => [name, shapes[i]]));
   const own = stateTensorNames(names, kinds);
   const extras = (suffix: string) =>
     frozenRecord(
@@ -199,19 +214,28 @@ export function checkpointInfo(bytes: Uint8Array): CheckpointInfo {
       accumulated: extras(EXTRA_SUFFIXES[0]),
       averages: extras(EXTRA_SUFFIXES[1]),
     }),
-    memory: memoryOf(settings, layout),
+    memory: memoryOf(settings, layout, (name) => shapeOf.get(name)!),
     metadata: Object.freeze({ ...metadata }),
   });
 }
 
-/** {@linkcode CheckpointInfo.memory} of a state of `config` on the host arena `layout`. */
-function memoryOf(config: Settings, layout: ArenaLayout): CheckpointInfo["memory"] {
+/**
+ * {@linkcode CheckpointInfo.memory} of a state of `config` on the host arena `layout`, its
+ * tensors of the shapes `shapeOf` gives by name.
+ */
+function memoryOf(
+  config: Settings,
+  layout: ArenaLayout,
+  shapeOf: (name: string) => readonly number[],
+): CheckpointInfo["memory"] {
   // The GPU's arena of the host's tensors, as loadState lays it out (core/webgpu_state.ts).
   const options = planOptionsOf(config, layout.names);
+  const gpu = planGpuLayout(layout.names, layout.lengths, options, config.run.states);
   return Object.freeze({
     js: layout.byteLength,
     wasm: wasmMemoryBytes(layout),
-    webgpuBuffer: gpuBufferBytes(layout.names, layout.lengths, options, config.run.states),
+    webgpuBuffer: gpuBufferBytes(gpu),
+    webgpuBinding: config.loop.gc ? centralizedBindingBytes(gpu, gpu.names.map(shapeOf)) : 0,
   });
 }
 

@@ -17,7 +17,7 @@ import {
 } from "../base/tensors.ts";
 import { checkSavableSize } from "./checkpoint_header.ts";
 import { firstBadValue } from "./checkpoint_tensors.ts";
-import { checkGroupsMatch, inLayoutOrder, planState } from "./plan.ts";
+import { checkGroupsMatch, inLayoutOrder, planNamedState } from "./plan.ts";
 import { type BackendFactory, type OptimizerState, restoreState } from "./state.ts";
 
 /**
@@ -61,7 +61,8 @@ export async function initState(
 ): Promise<OptimizerState> {
   const tensors = checkParams(params);
   checkGroupsMatch(config, tensors.names);
-  const layout = planState(config, tensors.names, tensors.arrays.map((a) => a.length));
+  // (The names checked by checkParams: not measured again.)
+  const layout = planNamedState(config, tensors.names, tensors.arrays.map((a) => a.length));
   const shapes = inLayoutOrder(layout, tensors.names, tensors.shapes);
   checkSavableSize(config, layout, shapes, tensors.names);
   const lengths = tensors.arrays.map((a) => a.length);

@@ -8,7 +8,7 @@
  */
 import type { Settings } from "../base/settings.ts";
 import { checkSavableSize, type SavedBeside } from "./checkpoint_header.ts";
-import { layoutIndices, planState } from "./plan.ts";
+import { layoutIndices, planNamedState } from "./plan.ts";
 import { coreOf, type OptimizerState, restoreState } from "./state.ts";
 
 /**
@@ -49,14 +49,43 @@ export function stateUnder(
   if (core.config.loop.gc !== config.loop.gc) return undefined;
   try {
     const lengths = layoutIndices(layout, order).map((i) => layout.lengths[i]);
-    const planned = planState(config, order, lengths);
+    const planned = planNamedState(config, order, lengths); // (its names checked when made)
     if (JSON.stringify(planned) !== JSON.stringify(layout)) return undefined;
   } catch {
     return undefined; // (names it could not save: the state is left as it is)
   }
-  checkSavableSize(config, layout, shapes, order, beside);
+  checkSavableUnder(state, config, beside);
   const info = { steps: state.step, skipped: state.skippedSteps, shapes, order };
   core.disposed = true; // (this core ends; the arena goes on in the new one)
   core.current = undefined;
   return restoreState(config, backend, info);
+}
+
+/**
+ * Throws `checkSavableSize`'s RangeError where a checkpoint of `state` (its layout, shapes and
+ * tensor order) under settings `config` (a new learning rate: its digits in the header), with
+ * what its holder saves beside it (`beside`), would pass the cap on a header's length: the check
+ * of new settings for a state, made before they are taken, so that nothing changes where they
+ * are refused (the TensorFlow.js adapter's `setLearningRate`, on a state loaded or stepped).
+ *
+ * @example
+ * ```ts
+ * import { checkSavableUnder } from "./new_settings.ts";
+ * import { radam } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * const state = await radam().init({ w: new Float32Array(2) });
+ * checkSavableUnder(state, radam({ lr: 1.2345678901234567e-10 }).settings); // (fits)
+ * const long = { name: "w".repeat(100_000_000), shape: [2], dtype: "F32", byteLength: 8 } as const;
+ * const beside = { tensors: [long], metadata: {} };
+ * assert.throws(() => checkSavableUnder(state, radam().settings, beside), RangeError);
+ * ```
+ */
+export function checkSavableUnder(
+  state: OptimizerState<unknown>,
+  config: Settings,
+  beside?: SavedBeside,
+): void {
+  const { backend, shapes, order } = coreOf(state);
+  checkSavableSize(config, backend.layout, shapes, order, beside);
 }

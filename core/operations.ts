@@ -9,6 +9,7 @@ import { awaitHinted, markRead, recordHinted } from "../base/_state_errors.ts";
 import { extraStepArgumentMessage } from "../base/_call_hints.ts";
 import { type ArenaLayout, EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
 import type { DeviceBackend } from "../base/backend.ts";
+import type { ParsedSafetensors } from "../base/safetensors.ts";
 import type { Settings } from "../base/settings.ts";
 import { loadCheckpoint, type LoadOptions, saveCheckpoint } from "./checkpoint.ts";
 import { placement } from "./select.ts";
@@ -306,11 +307,42 @@ export function loadState(
 export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<OptimizerState>;
 // deno-lint-ignore no-explicit-any
 export function loadState(bytes: Uint8Array, options?: LoadOptions): Promise<OptimizerState<any>> {
+  return loadOf(bytes, options);
+}
+
+/**
+ * {@linkcode loadState} of a checkpoint whose bytes the caller has parsed already (`file`, what
+ * `parseSafetensors(bytes)` gave, to read more of the file: the TensorFlow.js adapter's sums and
+ * averages), so that they are parsed once: the same checks, errors and state.
+ *
+ * @example
+ * ```ts
+ * import { loadParsedState } from "./operations.ts";
+ * import { parseSafetensors } from "../base/safetensors.ts";
+ * import { radam, saveState } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = await saveState(await radam().init({ w: new Float32Array(2) }));
+ * const state = await loadParsedState(bytes, parseSafetensors(bytes), { backend: "js" });
+ * assert.equal(state.backend, "js");
+ * ```
+ */
+export function loadParsedState(
+  bytes: Uint8Array,
+  file: ParsedSafetensors,
+  options?: LoadOptions,
+): Promise<OptimizerState> {
+  return loadOf(bytes, options, file);
+}
+
+/** `loadState`'s work (`file`: the bytes parsed, if they were). */
+// deno-lint-ignore no-explicit-any
+function loadOf(bytes: Uint8Array, options?: LoadOptions, file?: ParsedSafetensors): Promise<any> {
   const device = options?.device;
   const loading = loadCheckpoint(bytes, options, (config) => {
     const where = placement(config, device, false, "loadState");
     return where === "device" ? (layout) => restoreOnWebGpu(layout, device, config) : where;
-  });
+  }, file);
   return awaitHinted(loading, "loadState");
 }
 

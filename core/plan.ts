@@ -116,6 +116,28 @@ export function planState(
   lengths: readonly number[],
 ): ArenaLayout {
   checkTensorNames(names);
+  return planNamedState(config, names, lengths);
+}
+
+/**
+ * {@linkcode planState} of `names` that `checkTensorNames` has checked already (`init`'s params,
+ * a checkpoint's `tensor_order`, a state's order): the same arena, the names not measured again.
+ *
+ * @example
+ * ```ts
+ * import { planNamedState, planState } from "./plan.ts";
+ * import { radam } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * const config = radam().settings;
+ * assert.deepEqual(planNamedState(config, ["w", "b"], [4, 2]), planState(config, ["w", "b"], [4, 2]));
+ * ```
+ */
+export function planNamedState(
+  config: Settings<unknown>,
+  names: readonly string[],
+  lengths: readonly number[],
+): ArenaLayout {
   const options = planOptionsOf(config, names);
   const layout = config.run.states === "8bit"
     ? planCompactArena(names, lengths, options)

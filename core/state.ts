@@ -32,7 +32,7 @@ import { layoutIndices } from "./plan.ts";
 
 // The plan of a state's arena (core/plan.ts), as the TensorFlow.js adapter and checkpoints
 // import it from here.
-export { groupsOf, inLayoutOrder, planState } from "./plan.ts";
+export { groupsOf, inLayoutOrder, planNamedState, planState } from "./plan.ts";
 
 /**
  * How a held state (core/held.ts) is saved and resumed, by its backend (one per line of states),

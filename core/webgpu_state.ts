@@ -24,9 +24,9 @@ import {
   type GpuTensor,
   placeGpuParams,
 } from "../gpu/gpu_tensors.ts";
-import { type GpuPlanLimits, planGpuArena } from "../gpu/arena_plan.ts";
+import type { GpuPlanLimits } from "../gpu/arena_plan.ts";
+import { planGpuLayout } from "../gpu/arena_layout.ts";
 import { buffersRefused } from "../gpu/buffer_probe.ts";
-import { planGpuCompactArena } from "../gpu/compact_plan.ts";
 import { requestLargeDevice } from "../gpu/device.ts";
 import { prepareOnLiveDevice } from "../gpu/device_lost.ts";
 import {
@@ -234,10 +234,7 @@ function gpuLayoutOf(
   names: readonly string[],
   lengths: readonly number[],
 ): ArenaLayout {
-  const options = planOptionsOf(config, names);
-  const layout = config.run.states === "8bit"
-    ? planGpuCompactArena(names, lengths, options)
-    : planGpuArena(names, lengths, options);
+  const layout = planGpuLayout(names, lengths, planOptionsOf(config, names), config.run.states);
   checkSavableNames(config, layout);
   return layout;
 }

@@ -1,16 +1,25 @@
 /**
  * Where a WebGPU state's tensors lie in its buffers, as pure functions of their lengths (no GPU
- * module loaded): the alignment every device supports, the arena's layout, the size of the ring
- * of step scalars (gpu/scalar_ring.ts), and the bytes of its largest buffer, which a device's
- * `maxBufferSize` bounds (core/checkpoint_info.ts reports it before a checkpoint is loaded).
+ * module loaded): the alignment every device supports, the arena's layout (of 32-bit or 8-bit
+ * moments), the size of the ring of step scalars (gpu/scalar_ring.ts), the bytes of its largest
+ * buffer, which a device's `maxBufferSize` bounds, and of the largest binding its gradient
+ * centralization needs, which `maxStorageBufferBindingSize` bounds (core/checkpoint_info.ts
+ * reports both before a checkpoint is loaded).
  *
  * @module
  */
 import {
   type ArenaAlignment,
   type ArenaLayout,
+  codesSection,
+  EXP_AVG,
+  GRADS,
   layoutArena,
+  PARAMS,
   type PlanOptions,
+  scalesSection,
+  SEGMENT_ROW_BYTES,
+  SLOW,
 } from "../base/arena.ts";
 import { placeCompactTensors } from "../base/arena_compact.ts";
 import type { StatesFormat } from "../base/options.ts";
@@ -45,6 +54,71 @@ export function planGpuArena(
   options: PlanOptions = {},
 ): ArenaLayout {
   return layoutArena(names, lengths, options, GPU_ALIGNMENT);
+}
+
+/**
+ * The GPU arena of an 8-bit state of tensors of the given `lengths` (the layout's order puts the
+ * compact ones last); without a compact tensor, the 32-bit GPU layout.
+ *
+ * @example
+ * ```ts
+ * import { planGpuCompactArena } from "./arena_layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planGpuCompactArena(["w", "b"], [5000, 10], { moments: 2 });
+ * assert.deepEqual(layout.names, ["b", "w"]);
+ * assert.deepEqual(layout.offsets, [0, 256]);
+ * assert.equal(layout.total, 256 + 5120);
+ * ```
+ */
+export function planGpuCompactArena(
+  names: readonly string[],
+  lengths: readonly number[],
+  options: PlanOptions,
+): ArenaLayout {
+  const placed = placeCompactTensors(names, lengths, options, ALIGN_ELEMENTS);
+  if (!placed) return { ...planGpuArena(names, lengths, options), states: "8bit" };
+  const sectionOffsets = new Array(scalesSection(1) + 1).fill(-1);
+  for (const k of [PARAMS, GRADS, ...(options.slow ? [SLOW] : [])]) sectionOffsets[k] = 0;
+  // The scales of every moment in one section (the first moment's, then the second's).
+  sectionOffsets[scalesSection(0)] = 0;
+  for (let k = 0; k < placed.unsignedCodes.length; k++) {
+    sectionOffsets[EXP_AVG + k] = sectionOffsets[codesSection(k)] = 0;
+  }
+  return {
+    ...placed,
+    sectionLength: placed.total,
+    sectionCount: sectionOffsets.filter((o) => o >= 0).length,
+    sectionOffsets,
+    segmentTableOffset: 0,
+    byteLength: placed.segments.length * SEGMENT_ROW_BYTES,
+    states: "8bit",
+  };
+}
+
+/**
+ * The GPU arena of a state whose moments are held in `states` ({@linkcode planGpuCompactArena}
+ * for 8-bit ones, else {@linkcode planGpuArena}): the layout a WebGPU state is started on
+ * (core/webgpu_state.ts), and that {@linkcode gpuBufferBytes} measures.
+ *
+ * @example
+ * ```ts
+ * import { planGpuLayout } from "./arena_layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(planGpuLayout(["w", "b"], [5000, 10], { moments: 2 }, "8bit").states, "8bit");
+ * assert.deepEqual(planGpuLayout(["w", "b"], [100, 3], {}, "32bit").offsets, [0, 128]);
+ * ```
+ */
+export function planGpuLayout(
+  names: readonly string[],
+  lengths: readonly number[],
+  options: PlanOptions,
+  states: StatesFormat,
+): ArenaLayout {
+  return states === "8bit"
+    ? planGpuCompactArena(names, lengths, options)
+    : planGpuArena(names, lengths, options);
 }
 
 /** Tensors at bindable offsets, in a buffer per section (every section at offset 0). */
@@ -83,34 +157,64 @@ export function ringStride(blocks: number): number {
 }
 
 /**
- * Bytes of the largest buffer of a WebGPU state of tensors of these `lengths`, which the state's
- * start refuses above the device's `maxBufferSize` (gpu/section_io.ts, gpu/scalar_ring.ts): a
- * section of its arena (the params, grads or f32 moments, each tensor at a 256-byte boundary;
- * with 8-bit `states`, gpu/compact_plan.ts's layout, whose compact tensors are padded to whole
- * blocks), or, where that is smaller (a small model, or many parameter groups), the ring of
- * step scalars ({@linkcode RING_SIZE} entries of a block per group and one more).
+ * Bytes of the largest buffer of a WebGPU state on the GPU arena `layout`
+ * ({@linkcode planGpuLayout}), which the state's start refuses above the device's
+ * `maxBufferSize` (gpu/section_io.ts, gpu/scalar_ring.ts): a section of its arena (the params,
+ * grads or f32 moments, each tensor at a 256-byte boundary; with 8-bit `states`, the compact
+ * tensors padded to whole blocks), or, where that is smaller (a small model, or many parameter
+ * groups), the ring of step scalars ({@linkcode RING_SIZE} entries of a block per group and one
+ * more).
  *
  * @example
  * ```ts
- * import { gpuBufferBytes } from "./arena_layout.ts";
+ * import { gpuBufferBytes, planGpuLayout } from "./arena_layout.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(gpuBufferBytes(["w", "b"], [100_000, 3], {}, "32bit"), 4 * (100_032 + 64));
- * assert.equal(gpuBufferBytes(["w", "b"], [50_000, 10], {}, "8bit"), 4 * (256 + 50_176));
- * assert.equal(gpuBufferBytes(["w", "b"], [100, 3], {}, "32bit"), 1088 * 32 * 4); // (the ring)
+ * const bytes = (lengths: number[], states: "32bit" | "8bit") =>
+ *   gpuBufferBytes(planGpuLayout(["w", "b"], lengths, {}, states));
+ * assert.equal(bytes([100_000, 3], "32bit"), 4 * (100_032 + 64));
+ * assert.equal(bytes([50_000, 10], "8bit"), 4 * (256 + 50_176));
+ * assert.equal(bytes([100, 3], "32bit"), 1088 * 32 * 4); // (the ring)
  * ```
  */
-export function gpuBufferBytes(
-  names: readonly string[],
-  lengths: readonly number[],
-  options: PlanOptions,
-  states: StatesFormat,
+export function gpuBufferBytes(layout: ArenaLayout): number {
+  const section = 4 * layout.sectionLength;
+  return Math.max(section, RING_SIZE * ringStride(blockCount(layout.segments)) * 4);
+}
+
+/**
+ * Bytes of the largest storage binding that gradient centralization binds whole on the GPU arena
+ * `layout` (`shapes` in its order; option `gc`): each tensor of rank > 1 is centralized per row
+ * (`shape[0]` rows of the rest), a row bound whole from the {@linkcode ALIGN_BYTES}-aligned
+ * offset at or before its start (gpu/centralize.ts), so up to 252 bytes more than the row.
+ * A device whose binding (`limits.maxStorageBufferBindingSize`, or `maxBufferSize` if smaller)
+ * is below it refuses the state when it starts, naming the tensor; on a device of a smaller
+ * `minStorageBufferOffsetAlignment`, a few bytes less may do. 0 where no tensor is of rank > 1.
+ *
+ * @example
+ * ```ts
+ * import { centralizedBindingBytes, planGpuLayout } from "./arena_layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layout = planGpuLayout(["w", "b"], [3 * 1000, 1000], {}, "32bit");
+ * // Rows of 1000 elements: the second starts 1000 elements in, 40 past a 64-element boundary.
+ * assert.equal(centralizedBindingBytes(layout, [[3, 1000], [1000]]), 4 * (40 + 1000));
+ * assert.equal(centralizedBindingBytes(layout, [[3000], [1000]]), 0);
+ * ```
+ */
+export function centralizedBindingBytes(
+  layout: ArenaLayout,
+  shapes: readonly (readonly number[])[],
 ): number {
-  const placed = states === "8bit"
-    ? placeCompactTensors(names, lengths, options, ALIGN_ELEMENTS)
-    : undefined;
-  const layout = placed === undefined ? planGpuArena(names, lengths, options) : undefined;
-  const section = 4 * (placed?.total ?? layout!.sectionLength);
-  const blocks = blockCount((placed ?? layout!).segments);
-  return Math.max(section, RING_SIZE * ringStride(blocks) * 4);
+  let largest = 0;
+  layout.lengths.forEach((length, i) => {
+    if (shapes[i].length < 2 || length === 0) return;
+    const rows = shapes[i][0], cols = length / rows;
+    // (Where a row starts past a boundary repeats every 64 rows at most.)
+    for (let row = 0; row < Math.min(rows, ALIGN_ELEMENTS); row++) {
+      const past = (layout.offsets[i] + row * cols) % ALIGN_ELEMENTS;
+      largest = Math.max(largest, 4 * (past + cols));
+    }
+  });
+  return largest;
 }

@@ -16,58 +16,21 @@ import {
   EXP_AVG,
   GRADS,
   PARAMS,
-  type PlanOptions,
   scalesSection,
-  SEGMENT_ROW_BYTES,
   SLOW,
 } from "../base/arena.ts";
-import { placeCompactTensors } from "../base/arena_compact.ts";
 import { Q8_BLOCK } from "../base/q8.ts";
 import { CHUNK_BYTES, CHUNK_WORD, dispatchGrid } from "./_wgsl.ts";
-import { ALIGN_ELEMENTS, type GpuPlanLimits, planGpuArena } from "./arena_plan.ts";
+import type { GpuPlanLimits } from "./arena_plan.ts";
 import type { GpuTensor } from "./gpu_tensors.ts";
 import { bindGroup, type Compiled, type Dispatch } from "./pipelines.ts";
 import { COMPACT_CHUNK_BYTES, COMPACT_CHUNK_WORD } from "./wgsl_compact.ts";
 
 /**
- * The GPU arena of an 8-bit state of tensors of the given `lengths` (the layout's order puts the
- * compact ones last); without a compact tensor, the 32-bit GPU layout.
- *
- * @example
- * ```ts
- * import { planGpuCompactArena } from "./compact_plan.ts";
- * import assert from "node:assert/strict";
- *
- * const layout = planGpuCompactArena(["w", "b"], [5000, 10], { moments: 2 });
- * assert.deepEqual(layout.names, ["b", "w"]);
- * assert.deepEqual(layout.offsets, [0, 256]);
- * assert.equal(layout.total, 256 + 5120);
- * ```
+ * The GPU arena of an 8-bit state (gpu/arena_layout.ts, where a checkpoint's `memory` plans it
+ * too, with no GPU module loaded).
  */
-export function planGpuCompactArena(
-  names: readonly string[],
-  lengths: readonly number[],
-  options: PlanOptions,
-): ArenaLayout {
-  const placed = placeCompactTensors(names, lengths, options, ALIGN_ELEMENTS);
-  if (!placed) return { ...planGpuArena(names, lengths, options), states: "8bit" };
-  const sectionOffsets = new Array(scalesSection(1) + 1).fill(-1);
-  for (const k of [PARAMS, GRADS, ...(options.slow ? [SLOW] : [])]) sectionOffsets[k] = 0;
-  // The scales of every moment in one section (the first moment's, then the second's).
-  sectionOffsets[scalesSection(0)] = 0;
-  for (let k = 0; k < placed.unsignedCodes.length; k++) {
-    sectionOffsets[EXP_AVG + k] = sectionOffsets[codesSection(k)] = 0;
-  }
-  return {
-    ...placed,
-    sectionLength: placed.total,
-    sectionCount: sectionOffsets.filter((o) => o >= 0).length,
-    sectionOffsets,
-    segmentTableOffset: 0,
-    byteLength: placed.segments.length * SEGMENT_ROW_BYTES,
-    states: "8bit",
-  };
-}
+export { planGpuCompactArena } from "./arena_layout.ts";
 
 /**
  * Bytes of section `section`'s buffer in a GPU layout (at least 16): a moment's f32 section

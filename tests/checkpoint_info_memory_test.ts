@@ -4,7 +4,7 @@
  * pages, or a page more; the largest buffer of the GPU's layout or its ring of step scalars,
  * which a device's `maxBufferSize` bounds), for states of 32-bit and 8-bit moments, with groups
  * and LookAhead, and loaded in either format; and what they say of wasm's 4 GiB is what
- * `loadState` refuses.
+ * `loadState` refuses, and of WebGPU's binding (under `gc`) what its centralization refuses.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -31,7 +31,8 @@ import {
   PAGE_BYTES,
   wasmMemoryBytes,
 } from "../cpu/wasm_backend.ts";
-import { gpuBufferBytes, planGpuArena } from "../gpu/arena_layout.ts";
+import { ALIGN_BYTES, gpuBufferBytes, planGpuArena, planGpuLayout } from "../gpu/arena_layout.ts";
+import { planCentralizeBatches } from "../gpu/centralize.ts";
 import { planGpuCompactArena } from "../gpu/compact_plan.ts";
 import { RING_SIZE, ringStride } from "../gpu/scalar_ring.ts";
 import { blockCount } from "../base/scalars.ts";
@@ -85,7 +86,10 @@ Deno.test("checkpointInfo: memory is the bytes of the state loadState makes on j
         const ring = RING_SIZE * ringStride(blockCount(gpu.segments)) * 4;
         const largest = Math.max(gpu.sectionLength * 4, ring);
         assert.equal(memory.webgpuBuffer, largest);
-        assert.equal(gpuBufferBytes(layout.names, layout.lengths, options, states), largest);
+        // (One layout: the one a WebGPU state is started on, that gpuBufferBytes measures.)
+        const planned = planGpuLayout(layout.names, layout.lengths, options, states);
+        assert.deepEqual(planned, gpu);
+        assert.equal(gpuBufferBytes(planned), largest);
       },
     ),
     { numRuns: 30, seed: 20261207 },
@@ -125,4 +129,64 @@ Deno.test("checkpointInfo: memory.wasm above 4 GiB is what loadState's wasm back
     if (over) assert.throws(() => checkWasmCapacity(layout), /4 GiB/);
     else checkWasmCapacity(layout);
   }
+});
+
+Deno.test("checkpointInfo: memory.webgpuBinding is the binding below which WebGPU's gradient centralization refuses the state, naming the tensor", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      // (Rows of 8 elements or more: a binding also holds a table of the runs of rows, of 32
+      // bytes at least, which no device's binding is near: 128 MiB by default.)
+      fc.array(fc.tuple(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 8, max: 700 })), {
+        minLength: 1,
+        maxLength: 4,
+      }),
+      fc.constantFrom<StatesFormat>("32bit", "8bit"),
+      fc.boolean(),
+      async (dims, states, gc) => {
+        const names = dims.map((_, i) => `t${i}`);
+        const opt = adam({ states, gc });
+        const params = Object.fromEntries(names.map((name, i) => {
+          const [rows, cols] = dims[i];
+          const shape = i === 0 ? [rows * cols] : [rows, cols]; // (the first: rank 1)
+          return [name, { data: randoms(rows * cols, i), shape }];
+        }));
+        const bytes = await saveState(await opt.init(params));
+        const { memory } = checkpointInfo(bytes);
+        const centralized = gc && dims.length > 1;
+        if (!centralized) return assert.equal(memory.webgpuBinding, 0);
+        // The segments a WebGPU state of it centralizes (core/state.ts restoreState), on the
+        // GPU's layout of it, planned against a device whose binding is just that, or 4 less.
+        const config = opt.settings;
+        const host = stateInternals(await loadState(bytes, { backend: "js" })).backend.layout;
+        const options = planOptionsOf(config, host.names);
+        const gpu = planGpuLayout(host.names, host.lengths, options, states);
+        const segments = gpu.names.flatMap((name, i) => {
+          const shape = params[name].shape;
+          return shape.length > 1 ? [gpu.offsets[i], shape[0], shape[1]] : [];
+        });
+        const centralizedNames = gpu.names.filter((name) => params[name].shape.length > 1);
+        const plan = (binding: number) =>
+          planCentralizeBatches(
+            segments,
+            {
+              maxStorageBufferBindingSize: binding,
+              maxBufferSize: 1 << 30,
+              maxComputeWorkgroupsPerDimension: 65535,
+            },
+            ALIGN_BYTES,
+            centralizedNames,
+          );
+        assert.ok(plan(memory.webgpuBinding).length > 0);
+        assert.throws(() => plan(memory.webgpuBinding - 4), (e: Error) => {
+          assert.ok(e instanceof RangeError, String(e));
+          assert.match(
+            e.message,
+            /^Gradient centralization of parameter "t\d+" \(\d+ × \d+\) needs a binding/,
+          );
+          return true;
+        });
+      },
+    ),
+    { numRuns: 40, seed: 20261207 },
+  );
 });

@@ -8,7 +8,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { CheckpointError, parseSafetensors, type TensorOut } from "../base/safetensors.ts";
+import {
+  CheckpointError,
+  type ParsedSafetensors,
+  parseSafetensors,
+  type TensorOut,
+} from "../base/safetensors.ts";
 import { type CheckpointExtras, isExtraTensor } from "../core/checkpoint_extras.ts";
 import { firstBadValue } from "../core/checkpoint_tensors.ts";
 import { type Accumulator, type LoadedSums, SUM_SUFFIX } from "./accumulate.ts";
@@ -20,7 +25,7 @@ import type { Settings } from "../base/settings.ts";
 import { checkSavableSize, type SavedBeside } from "../core/checkpoint_header.ts";
 import { parseJsonMeta } from "../core/checkpoint_meta.ts";
 import { inLayoutOrder, planState } from "../core/plan.ts";
-import { entryOf } from "./layout.ts";
+import { type Entry, entryOf } from "./layout.ts";
 
 /** A checkpoint's suffix of a partial sum, and of a moving average. */
 const SUM_TENSOR = ".accum", AVERAGE_TENSOR = ".average";
@@ -127,7 +132,7 @@ export function extrasSource(
  * sums: saying what is missing), or a count that is not an integer from 1 to N − 1 (none where N
  * is 1: an optimizer that does not accumulate); a RangeError naming one of another shape than
  * the variables of its name (or base name), or, with `finiteOnly`, one and the index of a
- * non-finite value.
+ * non-finite value. `parsed`: the bytes parsed already (`parseSafetensors(bytes)`), if they were.
  *
  * @example
  * ```ts
@@ -145,8 +150,9 @@ export function readCheckpointExtras(
   bytes: Uint8Array,
   steps: number,
   finiteOnly: boolean,
+  parsed?: ParsedSafetensors,
 ): ExtrasRead {
-  const file = parseSafetensors(bytes);
+  const file = parsed ?? parseSafetensors(bytes);
   const order = new Set(parseJsonMeta(file.metadata, "tensor_order") as string[]);
   const sums = new Map<string, Values>(), averages = new Map<string, Values>();
   for (const [name, entry] of file.tensors) {
@@ -174,7 +180,8 @@ export function readCheckpointExtras(
  * {@linkcode readCheckpointExtras} run at the call of `loadState`, on its bytes as they are then
  * (the caller may transfer or reuse them before its await ends: the state's tensors are copied
  * during the call too), its answer, or its error, given by the function returned: called once the
- * state's own checks passed, so that theirs (a damaged file's) come first.
+ * state's own checks passed, so that theirs (a damaged file's) come first. `parsed`: as
+ * {@linkcode readCheckpointExtras}'s.
  *
  * @example
  * ```ts
@@ -193,9 +200,10 @@ export function extrasAtCall(
   bytes: Uint8Array,
   steps: number,
   finiteOnly: boolean,
+  parsed?: ParsedSafetensors,
 ): () => ExtrasRead {
   try {
-    const read = readCheckpointExtras(bytes, steps, finiteOnly);
+    const read = readCheckpointExtras(bytes, steps, finiteOnly, parsed);
     return () => read;
   } catch (error) {
     return () => {
@@ -351,23 +359,46 @@ export function checkSavableBeside(
   items: readonly GradItem[],
   saved: SavedExtras,
 ): void {
-  const suffixes = [
-    ...saved.steps > 1 ? [SUM_TENSOR] : [],
-    ...saved.averages ? [AVERAGE_TENSOR] : [],
-  ];
+  const suffixes = suffixesOf(saved);
   if (suffixes.length === 0) return;
   const entries = items.map((i) => entryOf(i.name, i.variable.shape, config.loop.gc));
   const names = entries.map((e) => e.name);
   checkBesideNames(names, suffixes, saved.keeps);
   const layout = planState(config, names, entries.map((e) => e.size));
   const shapes = inLayoutOrder(layout, names, entries.map((e) => e.arenaShape));
-  const tensors = suffixes.flatMap((suffix) =>
+  checkSavableSize(config, layout, shapes, names, besideStepped(entries, saved));
+}
+
+/** The suffixes of what `saved` says is saved beside a state: sums, then averages. */
+function suffixesOf(saved: SavedExtras): string[] {
+  return [...saved.steps > 1 ? [SUM_TENSOR] : [], ...saved.averages ? [AVERAGE_TENSOR] : []];
+}
+
+/**
+ * What a checkpoint of a state over the variables `entries` holds beside it at most, planned as a
+ * save places it, where `saved` says what is saved (`<variable>.accum` with the widest
+ * `accum_count`, N − 1, where N > 1; `<variable>.average` with option `ema`; each F32 in the
+ * variable's shape): what the step that makes such a state counts against the cap.
+ *
+ * @example
+ * ```ts
+ * import { besideStepped } from "./checkpoint_extras.ts";
+ * import { type Entry, entryOf } from "./layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const beside = besideStepped([entryOf("w", [2], false)], { steps: 12, averages: true });
+ * assert.deepEqual(beside.tensors.map((t) => t.name), ["w.accum", "w.average"]);
+ * assert.deepEqual(beside.metadata, { accum_count: "11" });
+ * ```
+ */
+export function besideStepped(entries: readonly Entry[], saved: SavedExtras): SavedBeside {
+  const tensors = suffixesOf(saved).flatMap((suffix) =>
     entries.map((e) => plannedF32(e.name + suffix, e.shape))
   );
   const metadata: Record<string, string> = saved.steps > 1
     ? { [ACCUM_COUNT_KEY]: String(saved.steps - 1) }
     : {};
-  checkSavableSize(config, layout, shapes, names, { tensors, metadata });
+  return { tensors, metadata };
 }
 
 /**

@@ -8,7 +8,8 @@ import type { HostBackend } from "../base/backend.ts";
 import type { LearningRate } from "../base/options.ts";
 import type { Settings } from "../base/settings.ts";
 import { type OptimizerState, stateInternals } from "../core/state.ts";
-import { dispose, loadState } from "../core/operations.ts";
+import { dispose, loadParsedState } from "../core/operations.ts";
+import { type ParsedSafetensors, parseSafetensors } from "../base/safetensors.ts";
 import { compactCopies, compactViews, stateViews } from "./host_state.ts";
 import type { Kept } from "./kept.ts";
 import { entryOf } from "./layout.ts";
@@ -23,7 +24,8 @@ import { READ_ONLY_SCHEDULE } from "../core/options.ts";
  * Rejects with the library's `CheckpointError` for a damaged file. With `keep`, the state loaded
  * (on the js backend) is given too, the caller's to dispose, and the kept states are views of its
  * arena (`borrowed`: the caller copies them once it ends, `KeptStates.ownBorrowed`); else it is
- * disposed, and they are copies.
+ * disposed, and they are copies. `file`: the bytes parsed (`parseSafetensors(bytes)`), where the
+ * caller parsed them to read more of the file.
  *
  * @example
  * ```ts
@@ -44,13 +46,14 @@ export async function keptFromCheckpoint(
   config: Settings,
   bytes: Uint8Array,
   keep = false,
+  file: ParsedSafetensors = parseSafetensors(bytes),
 ): Promise<
   { steps: number; skipped: number; kept: Map<string, Kept>; state?: OptimizerState<unknown> }
 > {
   // (The state is read, not stepped: the stand-in of an optimizer restored from a config saved
   // with a schedule, which no option takes, reads it as any schedule would.)
   const lr = config.hyperparameters.lr as LearningRate;
-  const state = await loadState(bytes, {
+  const state = await loadParsedState(bytes, file, {
     backend: "js",
     lr: lr === MISSING_SCHEDULE ? READ_ONLY_SCHEDULE : lr,
   });
@@ -124,8 +127,11 @@ export async function checkpointForLoad(
     state: OptimizerState<unknown>;
   }
 > {
-  const loading = keptFromCheckpoint(config, bytes, true);
-  const extrasRead = extrasAtCall(bytes, accumSteps, config.loop.nonFinite === "throw");
+  // (Parsed once, for the state and for the sums and averages: a damaged file's error is the
+  // one loadState throws.)
+  const file = parseSafetensors(bytes);
+  const loading = keptFromCheckpoint(config, bytes, true, file);
+  const extrasRead = extrasAtCall(bytes, accumSteps, config.loop.nonFinite === "throw", file);
   const { steps, skipped, kept, state } = await loading;
   let extras: ExtrasRead | undefined;
   await checkedLoad(state!, async () => {

@@ -6,10 +6,10 @@
  * @module
  */
 import type { Settings } from "../base/settings.ts";
-import { checkSavableSize, type SavedBeside } from "../core/checkpoint_header.ts";
+import type { SavedBeside } from "../core/checkpoint_header.ts";
 import { coreOf, disposeState, type OptimizerState } from "../core/state.ts";
 import { holdState } from "../core/held.ts";
-import { stateUnder } from "../core/new_settings.ts";
+import { checkSavableUnder, stateUnder } from "../core/new_settings.ts";
 import { ADAPTER_HOLDER } from "./_hints.ts";
 
 /**
@@ -90,9 +90,8 @@ export class LoadedState {
   summed(): boolean {
     const state = this.#state;
     if (state === undefined) return false;
-    const { config, backend, shapes, order } = coreOf(state);
     try {
-      checkSavableSize(config, backend.layout, shapes, order, this.#beside?.());
+      checkSavableUnder(state, coreOf(state).config, this.#beside?.());
     } catch (error) {
       if (!(error instanceof RangeError)) throw error;
       this.end();

@@ -223,10 +223,10 @@ export class TfOptimizer extends tf.Optimizer {
    * on; needed after loading a model saved with a schedule, which cannot be stored (its
    * `learningRate` is then a stand-in, which a step, and this, refuse). Once the state is on
    * the GPU (tfjs backend webgpu), a TypeError, and nothing changes: the learning rate is set in
-   * a new optimizer there (save the model with its optimizer, load it, set it). After a
-   * `loadState`, before the next step, where a checkpoint of the state loaded would pass the cap
-   * on a header's length with the new rate (its digits in the header), the RangeError a step
-   * would throw, and nothing changes.
+   * a new optimizer there (save the model with its optimizer, load it, set it). Where a
+   * checkpoint of the state (stepped, or loaded by `loadState`), with the sums and averages saved
+   * beside it, would pass the cap on a header's length with the new rate (its digits in the
+   * header), the RangeError the next step would throw, at once, and nothing changes.
    */
   setLearningRate(lr: number | ((t: number) => number)): void {
     if (typeof lr !== "function" && (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0)) {
@@ -234,6 +234,7 @@ export class TfOptimizer extends tf.Optimizer {
     }
     this.#parts.paths.gpu.checkNewLearningRate();
     const config = withLearningRate(this.#config, lr);
+    this.#parts.paths.checkSettings(config); // (refused: nothing changed)
     this.#parts.loaded.settings(config); // (refused: nothing changed)
     this.#config = config;
     this.#parts.paths.markStale();

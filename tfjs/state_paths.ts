@@ -11,7 +11,8 @@ import type { Settings } from "../base/settings.ts";
 import { onWebGpu } from "./backend_choice.ts";
 import { CpuPath } from "./cpu_path.ts";
 import { type GradItem, inOrderOf, type NamedTensor, sameVariables } from "./gradients.ts";
-import { checkSavableBeside, type SavedExtras } from "./checkpoint_extras.ts";
+import { besideStepped, checkSavableBeside, type SavedExtras } from "./checkpoint_extras.ts";
+import { checkSavableUnder } from "../core/new_settings.ts";
 import { GpuPath } from "./gpu_path.ts";
 import { KeptStates } from "./kept.ts";
 import type { Entry } from "./layout.ts";
@@ -47,6 +48,19 @@ export class StatePaths {
   /** New settings: the state is made again at the next step. */
   markStale(): void {
     this.#stale = true;
+  }
+
+  /**
+   * Throws the RangeError the next step would throw, making the state on the CPU again under new
+   * settings `config` (a learning rate whose digits lengthen its checkpoint's header), where a
+   * checkpoint of it, with what is saved beside it at most, would pass the cap; so that new
+   * settings are refused when they are given, nothing changed. (On the GPU, where they are not
+   * taken, and where there is no state: nothing checked; the step that makes one checks it.)
+   */
+  checkSettings(config: Settings): void {
+    const state = this.cpu.state;
+    if (state === undefined) return;
+    checkSavableUnder(state, config, besideStepped(this.cpu.entries, this.#saved));
   }
 
   /**

@@ -7,7 +7,17 @@
  * none.
  */
 import assert from "node:assert/strict";
-import { dispose, type Optimizer, radam, ranger, readParams, sgd, step } from "../../mod.ts";
+import {
+  checkpointInfo,
+  dispose,
+  type Optimizer,
+  radam,
+  ranger,
+  readParams,
+  saveState,
+  sgd,
+  step,
+} from "../../mod.ts";
 import { initWebGpuState } from "../../core/webgpu_state.ts";
 import { optimizerOf, RULE_TABLE } from "../rule_table.ts";
 import { device, ignore, K_GPU, noGpuErrors } from "./gpu_device.ts";
@@ -280,5 +290,33 @@ Deno.test({
     }
     // Two rows of 4 each way, and the first value of the first two wide rows.
     assert.equal(infinities, 4 + 2);
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a state whose longest centralized row needs a binding above checkpointInfo's memory.webgpuBinding starts; below it, it is refused naming the tensor",
+  ignore,
+  async fn() {
+    const shapes = [[5], [3, 1000], [40, 70], [2, 3, 333]];
+    const { params } = modelOf(shapes, random(9));
+    for (const states of ["32bit", "8bit"] as const) {
+      const settings = ranger({ lr: 1e-2, states }).settings;
+      const host = await ranger({ lr: 1e-2, states }).init(params);
+      const { webgpuBinding } = checkpointInfo(await saveState(host)).memory;
+      assert.ok(webgpuBinding >= 4 * 1000, String(webgpuBinding));
+      const limited = (binding: number) =>
+        initWebGpuState(settings, params, { device: device! }, {
+          maxStorageBufferBindingSize: binding,
+        });
+      await noGpuErrors(async () => dispose(await limited(webgpuBinding)));
+      // (The bound is a 256-byte aligned window's; a device of a finer alignment may need less.)
+      if (device!.limits.minStorageBufferOffsetAlignment !== 256) continue;
+      await assert.rejects(limited(webgpuBinding - 4), (e: Error) => {
+        assert.ok(e instanceof RangeError, String(e));
+        assert.match(e.message, /^Gradient centralization of parameter "t\d" \(\d+ × \d+\) needs/);
+        return true;
+      });
+    }
   },
 });

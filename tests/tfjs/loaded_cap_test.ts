@@ -5,11 +5,15 @@
  * step gives the bits of a run that never called it); and one whose checkpoint only the sums and
  * averages saved beside it take past the cap is not kept, as one past it alone is not: the step
  * then refuses it, where `saveState(optimizer.state)` failed after the load, at the file's write;
- * so is one kept until a call that only sums adds sums that take it past the cap.
+ * so is one kept until a call that only sums adds sums that take it past the cap. A
+ * `setLearningRate` after a step is refused so too, at once, where the step it marks to remake
+ * the state would have refused it. The cap is lowered for these tests (`setHeaderCap`), so that
+ * their checkpoints' headers are of a few kilobytes, not of 100 MB.
  */
 import assert from "node:assert/strict";
 import { radam, saveState } from "../../mod.ts";
 import type { Settings } from "../../base/settings.ts";
+import { setHeaderCap } from "../../base/_json_bounds.ts";
 import { checkSavableSize, type SavedBeside } from "../../core/checkpoint_header.ts";
 import { planState } from "../../core/plan.ts";
 import { type TfOptimizer, tfOptimizer, type TfOptimizerOptions } from "../../tfjs.ts";
@@ -17,8 +21,26 @@ import { tf, uniqueNames, useBackend } from "./helpers.ts";
 
 const named = uniqueNames("loaded_cap");
 
-/** The longest name a tensor may have (65,536 bytes), less room for a prefix. */
-const LONGEST = 60_000;
+/** The cap on a header's length in these tests. */
+const CAP = 40_000;
+
+/** The longest name of these tests' variables, less room for a prefix. */
+const LONGEST = 600;
+
+/** The RangeError message of a state past the cap. */
+const PAST_CAP = new RegExp(`would have a header of \\d+ bytes, above the cap of ${CAP} `);
+
+/** A test run with the cap lowered to {@linkcode CAP}. */
+function capped(name: string, fn: () => Promise<void>): void {
+  Deno.test(name, async () => {
+    setHeaderCap(CAP);
+    try {
+      await fn();
+    } finally {
+      setHeaderCap();
+    }
+  });
+}
 
 /**
  * By how many bytes the header of a checkpoint of a state of `config` over scalar tensors `names`
@@ -35,7 +57,7 @@ function excess(
     return 0;
   } catch (error) {
     if (!(error instanceof RangeError)) throw error;
-    return Number(/a header of (\d+) bytes/.exec(error.message)![1]) - 100_000_000;
+    return Number(/a header of (\d+) bytes/.exec(error.message)![1]) - CAP;
   }
 }
 
@@ -59,7 +81,7 @@ function justFitting(
   beside?: (names: readonly string[]) => SavedBeside,
 ): string[] {
   const prefix = named("w");
-  let n = Math.floor(100_000_000 / (perChar * (LONGEST + 20) + 400));
+  let n = Math.floor(CAP / (perChar * (LONGEST + 20) + 400));
   const of = (last: number) => [
     ...Array.from({ length: n }, (_, i) => `${prefix}.${i}.${"x".repeat(LONGEST)}`),
     `${prefix}.last.${"x".repeat(last)}`,
@@ -97,112 +119,183 @@ async function savedAfterStep(make: () => TfOptimizer, vars: tf.Variable[]): Pro
 
 const LONG_LR = 1.2345678901234567e-10;
 
-Deno.test("tfjs: setLearningRate after loadState whose rate would take the checkpoint past the cap is refused, nothing changed: the step gives the bits of a run that never called it", async () => {
-  await useBackend("cpu");
-  const make = () => tfOptimizer(radam({ lr: 0.5 }));
-  const names = justFitting(make().settings as Settings, 4);
-  assert.ok(!fits(radam({ lr: LONG_LR }).settings as Settings, names)); // (the rate's digits)
-  const vars = variables(names);
-  const bytes = await savedAfterStep(make, vars);
-  const run = async (failed: boolean) => {
+capped(
+  "tfjs: setLearningRate after loadState whose rate would take the checkpoint past the cap is refused, nothing changed: the step gives the bits of a run that never called it",
+  async () => {
+    await useBackend("cpu");
+    const make = () => tfOptimizer(radam({ lr: 0.5 }));
+    const names = justFitting(make().settings as Settings, 4);
+    assert.ok(!fits(radam({ lr: LONG_LR }).settings as Settings, names)); // (the rate's digits)
+    const vars = variables(names);
+    const bytes = await savedAfterStep(make, vars);
+    const run = async (failed: boolean) => {
+      for (const v of vars) v.assign(tf.scalar(2));
+      const opt = make();
+      await opt.loadState(bytes);
+      const state = opt.state;
+      assert.ok(state !== undefined);
+      if (failed) {
+        assert.throws(() => opt.setLearningRate(LONG_LR), (e: Error) => {
+          assert.ok(e instanceof RangeError, String(e));
+          assert.match(e.message, PAST_CAP);
+          return true;
+        });
+        assert.equal(opt.learningRate, 0.5);
+        assert.equal(opt.state, state);
+      }
+      const saved = await saveState(opt.state!);
+      const grads = gradients(vars, 0.25);
+      opt.applyGradients(grads);
+      tf.dispose(Object.values(grads));
+      const values = await Promise.all(vars.map(async (v) => (await v.data())[0]));
+      const after = [values, opt.iterations, await saveState(opt.state!)] as const;
+      opt.dispose();
+      return { saved, after };
+    };
+    const never = await run(false), failed = await run(true);
+    assert.deepEqual(failed.saved, never.saved);
+    assert.deepEqual(failed.after, never.after);
+    tf.dispose(vars);
+  },
+);
+
+capped(
+  "tfjs: a state loadState read whose checkpoint only the averages saved beside it take past the cap is not kept; the step refuses it",
+  async () => {
+    await useBackend("cpu");
+    const options: TfOptimizerOptions = { ema: true };
+    const make = () => tfOptimizer(radam({ lr: 0.5 }), options);
+    const averages = (names: readonly string[]): SavedBeside => ({
+      tensors: names.map((name) => ({
+        name: `${name}.average`,
+        shape: [],
+        dtype: "F32",
+        byteLength: 4,
+      })),
+      metadata: {},
+    });
+    const names = justFitting(make().settings as Settings, 5, averages);
+    const vars = variables(names);
+    const bytes = await savedAfterStep(make, vars);
+    // Longer settings: the state alone fits, not with its averages (whatever its step counts).
+    const longer = radam({ lr: LONG_LR, eps: LONG_LR, betas: [0.12345678901234567, 0.987654321] });
+    assert.ok(fits(longer.settings as Settings, names));
+    assert.ok(!fits(longer.settings as Settings, names, averages));
     for (const v of vars) v.assign(tf.scalar(2));
-    const opt = make();
+    const opt = tfOptimizer(longer, options);
     await opt.loadState(bytes);
-    const state = opt.state;
-    assert.ok(state !== undefined);
-    if (failed) {
-      assert.throws(() => opt.setLearningRate(LONG_LR), (e: Error) => {
-        assert.ok(e instanceof RangeError, String(e));
-        assert.match(e.message, /would have a header of \d+ bytes, above the cap of 100000000/);
-        return true;
-      });
-      assert.equal(opt.learningRate, 0.5);
-      assert.equal(opt.state, state);
-    }
-    const saved = await saveState(opt.state!);
+    assert.equal(opt.state, undefined); // (was kept, and its save failed at the file's write)
+    assert.equal(opt.iterations, 1);
     const grads = gradients(vars, 0.25);
-    opt.applyGradients(grads);
-    tf.dispose(Object.values(grads));
-    const values = await Promise.all(vars.map(async (v) => (await v.data())[0]));
-    const after = [values, opt.iterations, await saveState(opt.state!)] as const;
+    assert.throws(() => opt.applyGradients(grads), (e: Error) => {
+      assert.ok(e instanceof RangeError, String(e));
+      assert.match(
+        e.message,
+        new RegExp(`above the cap of ${CAP} \\(\\d+ tensors, and \\d+ saved beside`),
+      );
+      return true;
+    });
+    for (const v of vars) assert.deepEqual(await v.data(), new Float32Array([2]));
     opt.dispose();
-    return { saved, after };
-  };
-  const never = await run(false), failed = await run(true);
-  assert.deepEqual(failed.saved, never.saved);
-  assert.deepEqual(failed.after, never.after);
-  tf.dispose(vars);
-});
+    tf.dispose([...vars, ...Object.values(grads)]);
+  },
+);
 
-Deno.test("tfjs: a state loadState read whose checkpoint only the averages saved beside it take past the cap is not kept; the step refuses it", async () => {
-  await useBackend("cpu");
-  const options: TfOptimizerOptions = { ema: true };
-  const make = () => tfOptimizer(radam({ lr: 0.5 }), options);
-  const averages = (names: readonly string[]): SavedBeside => ({
-    tensors: names.map((name) => ({
-      name: `${name}.average`,
-      shape: [],
-      dtype: "F32",
-      byteLength: 4,
-    })),
-    metadata: {},
-  });
-  const names = justFitting(make().settings as Settings, 5, averages);
-  const vars = variables(names);
-  const bytes = await savedAfterStep(make, vars);
-  // Longer settings: the state alone fits, not with its averages (whatever its step counts).
-  const longer = radam({ lr: LONG_LR, eps: LONG_LR, betas: [0.12345678901234567, 0.987654321] });
-  assert.ok(fits(longer.settings as Settings, names));
-  assert.ok(!fits(longer.settings as Settings, names, averages));
-  for (const v of vars) v.assign(tf.scalar(2));
-  const opt = tfOptimizer(longer, options);
-  await opt.loadState(bytes);
-  assert.equal(opt.state, undefined); // (was kept, and its save failed at the file's write)
-  assert.equal(opt.iterations, 1);
-  const grads = gradients(vars, 0.25);
-  assert.throws(() => opt.applyGradients(grads), (e: Error) => {
-    assert.ok(e instanceof RangeError, String(e));
-    assert.match(e.message, /above the cap of 100000000 \(\d+ tensors, and \d+ saved beside/);
-    return true;
-  });
-  for (const v of vars) assert.deepEqual(await v.data(), new Float32Array([2]));
-  opt.dispose();
-  tf.dispose([...vars, ...Object.values(grads)]);
-});
+capped(
+  "tfjs: a state loadState read is not kept past a call that only sums, whose sums take its checkpoint past the cap; the step refuses it",
+  async () => {
+    await useBackend("cpu");
+    const sums = (names: readonly string[]): SavedBeside => ({
+      tensors: names.map((name) => ({
+        name: `${name}.accum`,
+        shape: [],
+        dtype: "F32",
+        byteLength: 4,
+      })),
+      metadata: { accum_count: "1" },
+    });
+    // Saved at a step (no sums); loaded into an optimizer that sums 2 calls: kept, until a call
+    // sums (the state it would make, with its sums, refused: none made).
+    const make = () => tfOptimizer(radam({ lr: 0.5 }));
+    const names = justFitting(make().settings as Settings, 4);
+    assert.ok(!fits(make().settings as Settings, names, sums));
+    const vars = variables(names);
+    const bytes = await savedAfterStep(make, vars);
+    for (const v of vars) v.assign(tf.scalar(2));
+    const opt = tfOptimizer(radam({ lr: 0.5 }), { gradientAccumulationSteps: 2 });
+    await opt.loadState(bytes);
+    assert.ok(opt.state !== undefined);
+    const grads = gradients(vars, 0.25);
+    opt.applyGradients(grads); // (summed)
+    // (It was kept, and saveState(optimizer.state) failed at the file's write.)
+    assert.equal(opt.state, undefined);
+    assert.throws(() => opt.applyGradients(grads), (e: Error) => {
+      assert.ok(e instanceof RangeError, String(e));
+      assert.match(
+        e.message,
+        new RegExp(`above the cap of ${CAP} \\(\\d+ tensors, and \\d+ saved beside`),
+      );
+      return true;
+    });
+    assert.equal(opt.iterations, 1);
+    for (const v of vars) assert.deepEqual(await v.data(), new Float32Array([2]));
+    opt.dispose();
+    tf.dispose([...vars, ...Object.values(grads)]);
+  },
+);
 
-Deno.test("tfjs: a state loadState read is not kept past a call that only sums, whose sums take its checkpoint past the cap; the step refuses it", async () => {
-  await useBackend("cpu");
-  const sums = (names: readonly string[]): SavedBeside => ({
-    tensors: names.map((name) => ({
-      name: `${name}.accum`,
-      shape: [],
-      dtype: "F32",
-      byteLength: 4,
-    })),
-    metadata: { accum_count: "1" },
-  });
-  // Saved at a step (no sums); loaded into an optimizer that sums 2 calls: kept, until a call
-  // sums (the state it would make, with its sums, refused: none made).
-  const make = () => tfOptimizer(radam({ lr: 0.5 }));
-  const names = justFitting(make().settings as Settings, 4);
-  assert.ok(!fits(make().settings as Settings, names, sums));
-  const vars = variables(names);
-  const bytes = await savedAfterStep(make, vars);
-  for (const v of vars) v.assign(tf.scalar(2));
-  const opt = tfOptimizer(radam({ lr: 0.5 }), { gradientAccumulationSteps: 2 });
-  await opt.loadState(bytes);
-  assert.ok(opt.state !== undefined);
-  const grads = gradients(vars, 0.25);
-  opt.applyGradients(grads); // (summed)
-  // (It was kept, and saveState(optimizer.state) failed at the file's write.)
-  assert.equal(opt.state, undefined);
-  assert.throws(() => opt.applyGradients(grads), (e: Error) => {
-    assert.ok(e instanceof RangeError, String(e));
-    assert.match(e.message, /above the cap of 100000000 \(\d+ tensors, and \d+ saved beside/);
-    return true;
-  });
-  assert.equal(opt.iterations, 1);
-  for (const v of vars) assert.deepEqual(await v.data(), new Float32Array([2]));
-  opt.dispose();
-  tf.dispose([...vars, ...Object.values(grads)]);
-});
+/** What an optimizer with option `ema` saves beside a state over scalars `names`. */
+function averagesOf(names: readonly string[]): SavedBeside {
+  const tensors = names.map((name) => ({
+    name: `${name}.average`,
+    shape: [],
+    dtype: "F32" as const,
+    byteLength: 4,
+  }));
+  return { tensors, metadata: {} };
+}
+
+for (const ema of [false, true]) {
+  capped(
+    `tfjs: setLearningRate after a step whose rate would take the checkpoint past the cap is refused at once${
+      ema ? " (the averages saved beside it counted)" : ""
+    }, nothing changed: the next step gives the bits of a run that never called it`,
+    async () => {
+      await useBackend("cpu");
+      const options: TfOptimizerOptions = ema ? { ema: true } : {};
+      const make = () => tfOptimizer(radam({ lr: 0.5 }), options);
+      const beside = ema ? averagesOf : undefined;
+      const names = justFitting(make().settings as Settings, ema ? 5 : 4, beside);
+      assert.ok(!fits(radam({ lr: LONG_LR }).settings as Settings, names, beside));
+      if (ema) assert.ok(fits(radam({ lr: LONG_LR }).settings as Settings, names)); // (alone: fits)
+      const vars = variables(names);
+      const run = async (failed: boolean) => {
+        for (const v of vars) v.assign(tf.scalar(2));
+        const opt = make();
+        const first = gradients(vars, 0.5);
+        opt.applyGradients(first);
+        tf.dispose(Object.values(first));
+        const state = opt.state;
+        if (failed) {
+          assert.throws(() => opt.setLearningRate(LONG_LR), (e: Error) => {
+            assert.ok(e instanceof RangeError, String(e));
+            assert.match(e.message, PAST_CAP);
+            return true;
+          });
+          assert.throws(() => (opt.learningRate = LONG_LR), RangeError); // (the same setter)
+          assert.equal(opt.learningRate, 0.5);
+          assert.equal(opt.state, state);
+        }
+        const grads = gradients(vars, 0.25);
+        opt.applyGradients(grads); // (before the fix: refused here, the rate taken)
+        tf.dispose(Object.values(grads));
+        const values = await Promise.all(vars.map(async (v) => (await v.data())[0]));
+        const after = [values, opt.iterations, await saveState(opt.state!)] as const;
+        opt.dispose();
+        return after;
+      };
+      assert.deepEqual(await run(true), await run(false));
+      tf.dispose(vars);
+    },
+  );
+}
