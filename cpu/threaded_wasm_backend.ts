@@ -31,8 +31,10 @@
  * word, which the main thread reads once the job is done: that step throws, and the state
  * refuses every later one (as after a worker's error event, between steps, or a worker's
  * `terminate` called by other code), its error saying whether the state may be half stepped
- * (the failure came in the step's update) or is intact (in a pass that only reads the gradients,
+ * (the failure came in the step's update: `saveState` and init's option `from` then refuse it,
+ * the backend's `halfStepped` saying why) or is intact (in a pass that only reads the gradients,
  * the sum of squares or the non-finite check, or between steps: it can be saved and loaded).
+ * Where several workers fail, the first one's words are kept, the others counted.
  *
  * The main thread's own share of a job that throws (a trap, or the stack overflowing as the kernel
  * or the wait is called) waits for the workers' shares before its error is thrown: where the job
@@ -77,6 +79,7 @@ import {
   diedWhy,
   failed,
   faultError,
+  halfStepWhy,
   join,
   mayBlock,
   ownShareThrew,
@@ -442,6 +445,7 @@ export async function createThreadedWasmBackend(
   const backend = new CpuBackend("wasm", layout, memory.buffer, map.base, blocks, {
     ...teamKernels(team, options.parallelReduction ?? true, stallMs),
     threads,
+    halfStepped: () => halfStepWhy(release),
     dispose: () => {
       release();
       registry.unregister(backend);
