@@ -259,7 +259,9 @@ function sharedMap(layout: ArenaLayout, threads: number): SharedMap {
   const scratch = Math.ceil((partials + blocks * 8) / 64) * 64;
   const descriptor = scratch + threads * scratchBytes(layout);
   const base = descriptor + headerBytes(layout, false);
-  checkWasmCapacity(layout, base - PAGE_BYTES);
+  // (What it holds more than one thread's memory: the control block, the block sums, the
+  // other threads' scratch. The figure checked is then this memory's.)
+  checkWasmCapacity(layout, base - PAGE_BYTES - headerBytes(layout, true));
   const pages = Math.ceil((base + layout.byteLength) / PAGE_BYTES);
   return { control, scalars, partials, scratch, descriptor, base, blocks, pages };
 }
