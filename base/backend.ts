@@ -56,6 +56,13 @@ export interface HostBackend extends BackendBase<Float32Array> {
   /** Threads the step runs on (1 but for wasm with option `threads`). */
   readonly threads: number;
   /**
+   * Where the state's step failed half way, why (a threaded state whose worker failed as the
+   * step ran, e.g. `a kernel worker failed (…)`): its arena may hold part of that step, which
+   * a checkpoint or a state made from it would keep. `undefined` where it holds none (or the
+   * backend has no such failure).
+   */
+  halfStepped?(): string | undefined;
+  /**
    * The scalar blocks `update` reads (base/scalars.ts), as two views of the same words: one
    * block per parameter group, block 0 the optimizer's own.
    */

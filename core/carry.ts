@@ -20,6 +20,7 @@ import {
 import type { Settings } from "../base/settings.ts";
 import { label } from "../base/tensors.ts";
 import {
+  halfStepOf,
   onHost,
   type OptimizerState,
   StateHandle,
@@ -50,10 +51,11 @@ import type { Start, Taking } from "./init_state.ts";
  * `saveState` takes one, so steps of it before the Promise settles change nothing of the new
  * state). Dispose of it when done if it holds workers (option `threads`). Checked at the call,
  * changing nothing: `from` must be a live state of this library (else a TypeError: a consumed
- * or disposed state) of an optimizer of the same name (`radam`, `ranger`, …), states format
- * and hyperparameters but `lr` and `weightDecay` (those a parameter group can set too), and the
- * same LookAhead `k` and `alpha` (else a TypeError naming the setting: the moments would not be
- * those of this optimizer's rule). The learning rate, weight decay, groups, clipping,
+ * or disposed state, or a threaded one whose step failed half way, as `saveState` refuses it)
+ * of an optimizer of the same name (`radam`, `ranger`, …), states format and hyperparameters
+ * but `lr` and `weightDecay` (those a parameter group can set too), and the same LookAhead `k`
+ * and `alpha` (else a TypeError naming the setting: the moments would not be those of this
+ * optimizer's rule). The learning rate, weight decay, groups, clipping,
  * `nonFinite`, `gc`, backend and threads may change. A tensor that `from` holds under its name
  * with another shape is a RangeError naming it and both shapes (its moments are not carried
  * silently into a resized tensor: give it a new name to start it fresh).
@@ -116,6 +118,15 @@ function checkFrom(config: Settings<unknown>, from: unknown): StateInternals {
     internals = stateInternals(from);
   } catch (error) {
     throw new TypeError(`Option from of init: ${(error as Error).message}`, { cause: error });
+  }
+  const half = halfStepOf(internals.backend);
+  if (half !== undefined) {
+    throw new TypeError(
+      `Option from of init is a threaded optimizer state a step of which failed half way ` +
+        `(${half}): it may hold part of that step, which the new state would carry. Nothing ` +
+        "was made: resume from the last checkpoint saved before that step (loadState) and give " +
+        "that state as from; dispose(from)",
+    );
   }
   const difference = settingsDifference(config, internals.config);
   if (difference !== undefined) {

@@ -78,6 +78,7 @@ import {
 import {
   CONSUMED_MESSAGE,
   groupsOf,
+  halfStepOf,
   inLayoutOrder,
   type OptimizerState,
   planNamedState,
@@ -127,6 +128,14 @@ export async function saveCheckpoint(
   const { config, backend, steps, skipped, shapes, order } = groups === undefined
     ? stateInternals(state)
     : afterMatch(state);
+  const half = halfStepOf(backend);
+  if (half !== undefined) {
+    throw new TypeError(
+      `saveState refuses this threaded optimizer state: a step of it failed half way (${half}), ` +
+        "so it may hold part of that step, which a checkpoint would keep. Nothing was saved: " +
+        "resume from the last checkpoint saved before that step (loadState), and dispose(state)",
+    );
+  }
   const layout = backend.layout;
   // A host arena is read in place, and written into the file before this call returns: an
   // await here would let the caller's next steps change it first (saveState(state).then(…),

@@ -89,12 +89,18 @@ export interface CheckpointInfo {
     /** The arena of backend `"js"` (one ArrayBuffer). */
     readonly js: number;
     /**
-     * The WebAssembly memory of a state on wasm, at most, in whole 64 KiB pages (the arena, its
-     * descriptor and scalars, and a page for the kernel's data; threads add a little: their
-     * scratch, the norm's partial sums): above 4 GiB (2³² bytes), what 32-bit WebAssembly
-     * addresses, `loadState` on wasm refuses it, with backend `"wasm"` or `"auto"` where the
-     * kernel runs (Deno, Node.js, browsers: `loadState(bytes)`), which does not fall back to
-     * `"js"`.
+     * The WebAssembly memory of a state on wasm on one thread (as `loadState(bytes)` resumes
+     * it), at most, in whole 64 KiB pages (the arena, its descriptor and scalars, and a page for
+     * the kernel's data): above 4 GiB (2³² bytes), what 32-bit WebAssembly addresses,
+     * `loadState` on wasm refuses it, with backend `"wasm"` or `"auto"` where the kernel runs
+     * (Deno, Node.js, browsers: `loadState(bytes)`), which does not fall back to `"js"`.
+     *
+     * On `threads: T` (T > 1) the state's shared memory holds more: a control block of 256
+     * bytes, the norm's partial sums (8 bytes for each 16384 elements of the arena, ⌈n / 16384⌉
+     * × 8 rounded up to a multiple of 64; n the parameters and the gaps that align its tensors),
+     * and, with 8-bit moments, 2 KiB of scratch for each thread after the first: E bytes in all. Its memory is this figure, or up to ⌈E / 65536⌉ pages more (none
+     * or one for millions of parameters; under 1 MiB however many), and `loadState` on threads
+     * refuses it above 4 GiB.
      */
     readonly wasm: number;
     /**

@@ -233,7 +233,10 @@ export function readSlowWeights(
  * `momentum_buffer`), `<name>.slow` (LookAhead's slow weights), with `states: "8bit"` the
  * codes and scales of the compact tensors' moments (`<name>.<moment>.codes`, `.scales`), and
  * string `__metadata__`. The state stays usable; a state holding NaN or ±Infinity is refused
- * (RangeError naming the tensor and index). On the CPU backends the file is of the state as it
+ * (RangeError naming the tensor and index), and so is a threaded state (option `threads`)
+ * whose step failed half way, its worker failing as the step ran, which may hold part of that
+ * step (a TypeError saying so: resume from a checkpoint saved before; one whose worker failed
+ * in a pass that only reads the gradients, or between steps, is intact and saved). On the CPU backends the file is of the state as it
  * was at the call, even where steps are taken before the Promise is awaited
  * (`saveState(state).then(write)`, training on); on WebGPU, which first waits for the GPU to
  * report its steps, await it before the next step: a step taken before it has read the state

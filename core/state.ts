@@ -170,6 +170,14 @@ export function onHost(backend: AnyBackend): backend is HostBackend {
   return backend.kind === "host";
 }
 
+/**
+ * Why the last step on `backend` failed half way, leaving part of it in the arena (a threaded
+ * state whose worker failed as the step ran); `undefined` where none did.
+ */
+export function halfStepOf(backend: AnyBackend): string | undefined {
+  return onHost(backend) ? backend.halfStepped?.() : undefined;
+}
+
 /** The TypeError's message of a state that `step` consumed. */
 export const CONSUMED_MESSAGE =
   "This optimizer state was consumed by step(); use the state that step() returned";

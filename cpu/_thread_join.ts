@@ -93,18 +93,20 @@ export function releaser(ints: Int32Array, workers: Worker[]): Release {
     Atomics.add(ints, CONTROL.GENERATION, 1);
     Atomics.notify(ints, CONTROL.GENERATION);
     for (const worker of workers) worker.terminate();
-  }, { done: false, fault: undefined, halfStepped: false });
+  }, { done: false, fault: undefined, halfStepped: false, more: 0 });
   return release;
 }
 
 /**
- * Stops the workers (once); `fault` says why the state is refused, if a worker failed, and
- * `halfStepped` whether that failure came as a job that writes the arena (the step) ran.
+ * Stops the workers (once); `fault` says why the state is refused, if a worker failed (the
+ * first failure: its root cause), `halfStepped` whether that failure came as a job that writes
+ * the arena (the step) ran, and `more` how many more workers said they failed after it.
  */
 export type Release = (() => void) & {
   done: boolean;
   fault: string | undefined;
   halfStepped: boolean;
+  more: number;
 };
 
 /**
@@ -116,20 +118,41 @@ const MAIN_SHARE_THREW = "its own share of ";
 /**
  * The error of a state whose worker failed (its job threw, or it died), or whose main thread's
  * share of a job threw ({@linkcode MAIN_SHARE_THREW}), as `release` says: where the failure
- * came in the step, the arena may be half stepped, and a checkpoint saved now could hold that;
+ * came in the step, the arena may be half stepped, and a checkpoint saved now could hold that
+ * (`saveState` and init's option `from` refuse it: {@linkcode halfStepWhy});
  * where it came in a pass that only reads (the gradients' sum of squares, the non-finite
  * check) or between steps, nothing was written, and the state can be saved. Either way the
  * state takes no more steps (its workers are not all there).
  */
 export function faultError(release: Release): Error {
-  const why = String(release.fault);
+  const why = String(release.fault) + moreFailed(release);
   const who = why.startsWith(MAIN_SHARE_THREW) ? "The main thread" : "A kernel worker";
   const what = release.halfStepped
     ? "; the state may be half stepped and takes no more steps: load a checkpoint saved " +
-      "before (loadState) to go on (one saved from it now could hold the half step)"
+      "before (loadState) to go on (saveState and init's option from refuse this state, " +
+      "which could hold part of the step)"
     : " with nothing of the state being written: it is as its last step left it, but takes " +
       "no more steps: save it (saveState) and load that checkpoint (loadState) to go on";
   return new Error(`${who} of this threaded optimizer state failed (${why})${what}`);
+}
+
+/** How many more workers failed after the first, in words (after its reason); "" where none. */
+function moreFailed(release: Release): string {
+  const more = release.more;
+  return more === 0 ? "" : `; ${more} more worker${more === 1 ? "" : "s"} failed after it`;
+}
+
+/**
+ * Why a threaded state may hold part of a step (its step failed half way: a worker failed, or
+ * the main thread's own share threw, as the step ran), in words, e.g. `a kernel worker failed
+ * (it stopped: …)`; `undefined` where it holds none (no failure, or one in a pass that only
+ * reads the gradients, or between steps: the state is as its last step left it).
+ */
+export function halfStepWhy(release: Release): string | undefined {
+  if (release.fault === undefined || !release.halfStepped) return undefined;
+  const why = release.fault + moreFailed(release);
+  const who = why.startsWith(MAIN_SHARE_THREW) ? "the main thread" : "a kernel worker";
+  return `${who} failed (${why})`;
 }
 
 /**
@@ -161,11 +184,20 @@ export function ownShareThrew(
   return failed(release, `${MAIN_SHARE_THREW}${job} threw ${String(error)}`, writes);
 }
 
-/** Why a worker that made no progress for `stallMs` milliseconds is taken for stopped. */
-function stoppedWhy(stallMs: number): string {
-  return `it stopped: no progress on its share of the step for ${stallMs / 1000} s; ` +
+/**
+ * Why a worker that made no progress for `stallMs` milliseconds at a job that `writes` the arena
+ * (the step), or only reads the gradients, is taken for stopped.
+ */
+function stoppedWhy(stallMs: number, writes: boolean): string {
+  const share = writes ? "the step" : "a pass reading the gradients (which writes nothing)";
+  return `it stopped: no progress on its share of ${share} for ${stallMs / 1000} s; ` +
     "terminated, or killed (out of memory?)";
 }
+
+/** Why a worker whose job threw is taken for failed, until its own message says more. */
+const JOB_THREW = "its job threw";
+/** Why a worker whose loop threw outside a kernel call is, until its own message says more. */
+const THREW_WHY = "it stopped: its program threw outside a kernel call";
 
 /**
  * Why a worker died, as it said in `ints`' control block (its `DIED` word), or `undefined` while
@@ -174,7 +206,7 @@ function stoppedWhy(stallMs: number): string {
 export function diedWhy(ints: Int32Array): string | undefined {
   const died = Atomics.load(ints, CONTROL.DIED);
   if (died === 0) return undefined;
-  if (died === DIED_THREW) return "it stopped: its program threw outside a kernel call";
+  if (died === DIED_THREW) return THREW_WHY;
   const code = Atomics.load(ints, CONTROL.EXIT_CODE);
   return `it exited (exit code ${code}): process.exit in it, or an error nothing caught`;
 }
@@ -215,8 +247,14 @@ export function watchWorkers(workers: Worker[], release: Release): void {
       return Reflect.apply(terminate, worker, args);
     };
     worker.onmessage = (event) => {
-      // (After the step in flight threw: later refusals say why.)
-      if (typeof event.data?.fault === "string") release.fault = event.data.fault;
+      if (typeof event.data?.fault !== "string") return;
+      // (After the step in flight threw: later refusals say why.) The first worker's words
+      // replace what the main thread could tell of its failure; a later one's are only counted
+      // (several workers whose jobs threw: the first said is kept, as its root cause).
+      const told = release.fault;
+      if (told === undefined || told === JOB_THREW || told === THREW_WHY) {
+        release.fault = event.data.fault;
+      } else release.more++;
     };
     worker.onerror = (event) => {
       event.preventDefault();
@@ -252,7 +290,7 @@ export function join(
   for (;;) {
     const pending = Atomics.load(ints, CONTROL.PENDING);
     if (pending === 0) {
-      if (Atomics.load(ints, CONTROL.FAULT) !== 0) throw failed(release, "its job threw", writes);
+      if (Atomics.load(ints, CONTROL.FAULT) !== 0) throw failed(release, JOB_THREW, writes);
       const why = diedWhy(ints);
       if (why === undefined) return;
       throw failed(release, why, writes);
@@ -276,7 +314,7 @@ export function join(
       const why = diedWhy(ints);
       if (why !== undefined) throw failed(release, why, writes);
       if ((still += Math.min(now - looked, STALL_CHECK_MS)) >= stallMs) {
-        throw failed(release, stoppedWhy(stallMs), writes);
+        throw failed(release, stoppedWhy(stallMs, writes), writes);
       }
     }
     looked = now;

@@ -7,7 +7,7 @@
  * @module
  */
 import { type ThreadWorkerInit, threadWorkerSource } from "./thread_worker.ts";
-import { allReady } from "./_thread_join.ts";
+import { allReady, TERMINATED_WHY } from "./_thread_join.ts";
 import { nodeWorkerThreads, startNodeWorker, type WrappedNodeWorker } from "./_node_worker.ts";
 
 /**
@@ -18,9 +18,19 @@ const WORKER_NOT_LOADED = "its script (a blob: URL) could not be loaded; in a br
   "page's Content-Security-Policy must allow blob: in worker-src (or, without worker-src, in " +
   "script-src or default-src)";
 
-/** Resolves when `worker` says it is ready; rejects with its error. */
+/**
+ * Resolves when `worker` says it is ready; rejects with its error, or at once where other code
+ * calls its `terminate` (wrapped to say so: a terminated Web Worker fires no event, and the start
+ * would wait for the stall bound; one stopped outright, killed, still does).
+ */
 function workerReady(worker: Worker): Promise<void> {
   return new Promise<void>((resolve, reject) => {
+    const terminate = worker.terminate;
+    // (Its arguments passed on and its value returned, as cpu/_thread_join.ts `watchWorkers`'s.)
+    worker.terminate = (...args: unknown[]) => {
+      reject(new Error(`A kernel worker failed to start: ${TERMINATED_WHY}`));
+      return Reflect.apply(terminate, worker, args);
+    };
     worker.onmessage = (event) => {
       if (event.data?.ready) resolve();
       else reject(new Error(`A kernel worker failed to start: ${event.data?.error}`));

@@ -42,6 +42,11 @@ export interface CpuKernels {
   threads: number;
   /** Releases what the backend holds besides memory (workers); nothing for one thread. */
   dispose(): void;
+  /**
+   * Where a step failed half way (threads: a worker failed as the step ran), why; else
+   * `undefined` (the default: one thread's step that throws leaves no part of it behind).
+   */
+  halfStepped?(): string | undefined;
 }
 
 /**
@@ -88,6 +93,7 @@ export class CpuBackend implements CompactHostBackend {
   readonly centralize: (offset: number, rows: number, cols: number) => void;
   readonly threads: number;
   readonly dispose: () => void;
+  readonly halfStepped: () => string | undefined;
 
   constructor(
     readonly name: BackendName,
@@ -104,6 +110,7 @@ export class CpuBackend implements CompactHostBackend {
     this.centralize = kernels.centralize;
     this.threads = kernels.threads;
     this.dispose = kernels.dispose;
+    this.halfStepped = kernels.halfStepped ?? (() => undefined);
     this.params = paramViews(sectionViews(buffer, base, layout, PARAMS), "host");
     this.grads = gradSlots(sectionViews(buffer, base, layout, GRADS), "host");
     this.#gradList = layout.names.map((n) => this.grads[n]);

@@ -31,8 +31,10 @@
  * word, which the main thread reads once the job is done: that step throws, and the state
  * refuses every later one (as after a worker's error event, between steps, or a worker's
  * `terminate` called by other code), its error saying whether the state may be half stepped
- * (the failure came in the step's update) or is intact (in a pass that only reads the gradients,
+ * (the failure came in the step's update: `saveState` and init's option `from` then refuse it,
+ * the backend's `halfStepped` saying why) or is intact (in a pass that only reads the gradients,
  * the sum of squares or the non-finite check, or between steps: it can be saved and loaded).
+ * Where several workers fail, the first one's words are kept, the others counted.
  *
  * The main thread's own share of a job that throws (a trap, or the stack overflowing as the kernel
  * or the wait is called) waits for the workers' shares before its error is thrown: where the job
@@ -53,7 +55,8 @@
  * live worker, however slow, finishes a chunk well within that (cpu/_thread_join.ts `join`,
  * `STALL_MS`). Likewise while the workers start: a worker that stops before it says it is ready
  * fires no event, so `init` rejects once no worker has become ready for that bound, and
- * terminates the others (`allReady`).
+ * terminates the others (`allReady`); one whose `terminate` other code calls, wrapped as
+ * between steps, makes it reject at once (cpu/_thread_start.ts).
  *
  * @module
  */
@@ -77,6 +80,7 @@ import {
   diedWhy,
   failed,
   faultError,
+  halfStepWhy,
   join,
   mayBlock,
   ownShareThrew,
@@ -255,7 +259,9 @@ function sharedMap(layout: ArenaLayout, threads: number): SharedMap {
   const scratch = Math.ceil((partials + blocks * 8) / 64) * 64;
   const descriptor = scratch + threads * scratchBytes(layout);
   const base = descriptor + headerBytes(layout, false);
-  checkWasmCapacity(layout, base - PAGE_BYTES);
+  // (What it holds more than one thread's memory: the control block, the block sums, the
+  // other threads' scratch. The figure checked is then this memory's.)
+  checkWasmCapacity(layout, base - PAGE_BYTES - headerBytes(layout, true));
   const pages = Math.ceil((base + layout.byteLength) / PAGE_BYTES);
   return { control, scalars, partials, scratch, descriptor, base, blocks, pages };
 }
@@ -442,6 +448,7 @@ export async function createThreadedWasmBackend(
   const backend = new CpuBackend("wasm", layout, memory.buffer, map.base, blocks, {
     ...teamKernels(team, options.parallelReduction ?? true, stallMs),
     threads,
+    halfStepped: () => halfStepWhy(release),
     dispose: () => {
       release();
       registry.unregister(backend);

@@ -24,9 +24,12 @@ import {
 import { disposeState, stateInternals } from "../core/state.ts";
 import { planOptionsOf } from "../core/plan.ts";
 import { planArena } from "../base/arena.ts";
+import { planCompactArena } from "../base/arena_compact.ts";
 import type { CpuBackend } from "../cpu/cpu_backend.ts";
+import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import {
   checkWasmCapacity,
+  headerBytes,
   MAX_WASM_MEMORY_BYTES,
   PAGE_BYTES,
   wasmMemoryBytes,
@@ -189,4 +192,71 @@ Deno.test("checkpointInfo: memory.webgpuBinding is the binding below which WebGP
     ),
     { numRuns: 40, seed: 20261207 },
   );
+});
+
+Deno.test("checkpointInfo: memory.wasm is one thread's; a threaded state's memory is it with the bytes its TSDoc says threads add, in whole pages", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 0, max: MAKERS.length - 1 }),
+      fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1, maxLength: 4 }),
+      fc.constantFrom<StatesFormat>("32bit", "8bit"),
+      fc.integer({ min: 2, max: 40 }),
+      async (maker, lengths, states, threads) => {
+        const opt = MAKERS[maker](states, false);
+        const names = lengths.map((_, i) => `t${i}`);
+        const bytes = await saveState(
+          await opt.init(
+            Object.fromEntries(names.map((name, i) => [name, randoms(lengths[i], i)])),
+          ),
+        );
+        const { memory } = checkpointInfo(bytes);
+        const state = await loadState(bytes, { backend: "wasm", threads, threadThreshold: 0 });
+        try {
+          const wasm = stateInternals(state).backend as CpuBackend;
+          assert.equal(wasm.threads, threads);
+          const n = wasm.layout.total;
+          // As the TSDoc of memory.wasm counts them: a control block, the norm's partial sums,
+          // the other threads' scratch of 8-bit moments.
+          const added = 256 + Math.ceil(Math.ceil(n / 16384) * 8 / 64) * 64 +
+            (states === "8bit" ? (threads - 1) * 2048 : 0);
+          const used = wasm.buffer.byteLength;
+          assert.equal(used, wasmMemoryBytes(wasm.layout, added), `${used} ${memory.wasm}`);
+          assert.ok(
+            memory.wasm <= used && used <= memory.wasm + Math.ceil(added / PAGE_BYTES) * PAGE_BYTES,
+          );
+        } finally {
+          disposeState(state);
+        }
+      },
+    ),
+    { numRuns: 12, seed: 20261207 },
+  );
+});
+
+Deno.test("a threaded state above 4 GiB is refused with its own memory's figure, not a page more", async () => {
+  // (No such state is made: the threaded backend refuses its layout before it allocates.) Sizes
+  // whose memory ends just short of a page's end: one thread's descriptor, scalars and scratch
+  // counted again, as they were, made the figure a page more.
+  const threads = 64;
+  for (const states of ["32bit", "8bit"] as const) {
+    const plan = (n: number) =>
+      states === "8bit"
+        ? planCompactArena(["w"], [n], { moments: 2 })
+        : planArena(["w"], [n], { moments: 2 });
+    let layout, added = 0;
+    for (let n = states === "8bit" ? 450_000_000 : 300_000_000;; n += 16) {
+      layout = plan(n);
+      added = 256 + Math.ceil(Math.ceil(layout.total / 16384) * 8 / 64) * 64 +
+        (states === "8bit" ? (threads - 1) * 2048 : 0);
+      const again = wasmMemoryBytes(layout, added + headerBytes(layout, true));
+      if (wasmMemoryBytes(layout, added) < again) break;
+    }
+    assert.ok(wasmMemoryBytes(layout, added) > MAX_WASM_MEMORY_BYTES);
+    await assert.rejects(
+      createThreadedWasmBackend(layout, threads),
+      (e: Error) =>
+        e instanceof RangeError &&
+        e.message.includes(`needs ${wasmMemoryBytes(layout, added)} bytes`),
+    );
+  }
 });

@@ -14,7 +14,7 @@
 import assert from "node:assert/strict";
 import { initState } from "../core/init_state.ts";
 import { CONTROL, type ThreadWorkerInit } from "../cpu/thread_worker.ts";
-import { releaser, TERMINATED_WHY, watchWorkers } from "../cpu/_thread_join.ts";
+import { faultError, join, releaser, TERMINATED_WHY, watchWorkers } from "../cpu/_thread_join.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import {
   adam,
@@ -205,4 +205,60 @@ Deno.test("a worker's terminate, wrapped to say so at once, passes on its argume
   assert.equal(release.halfStepped, false);
   release();
   assert.deepEqual(calls, [[1, "two"], []]);
+});
+
+Deno.test("when several workers say their job threw, the first one's words are kept (the root cause) and the others counted", () => {
+  const workers = [0, 1, 2].map(() => ({ terminate: () => {} }) as unknown as Worker);
+  const ints = new Int32Array(new SharedArrayBuffer(CONTROL.SCALARS));
+  const release = releaser(ints, workers);
+  watchWorkers(workers, release);
+  // As a job that writes threw on every worker: the main thread saw the fault word first.
+  Atomics.store(ints, CONTROL.FAULT, 1);
+  assert.throws(() => join(ints, release, true, STALL_MS, true), /failed \(its job threw\)/);
+  const say = (worker: Worker, fault: string) =>
+    worker.onmessage?.(new MessageEvent("message", { data: { fault } }));
+  say(workers[1], "RuntimeError: unreachable");
+  say(workers[0], "RuntimeError: memory access out of bounds");
+  say(workers[2], "RuntimeError: divide by zero");
+  assert.equal(release.fault, "RuntimeError: unreachable");
+  assert.match(
+    faultError(release).message,
+    /^A kernel worker of this threaded optimizer state failed \(RuntimeError: unreachable; 2 more workers failed after it\); the state may be half stepped/,
+  );
+  release();
+});
+
+Deno.test("a step in which two workers trap says the first one's trap and that one more failed", async () => {
+  const Original = globalThis.Worker;
+  globalThis.Worker = class extends Original {
+    // deno-lint-ignore no-explicit-any
+    override postMessage(message: any, transfer?: any): void {
+      const init = typeof message?.start === "number" ? gradsPastTheEnd(message) : message;
+      super.postMessage(init, transfer);
+    }
+  } as typeof Worker;
+  // (Blocks of the sum of squares for each of the 3 threads.)
+  const n = 1 << 16;
+  let state: OptimizerState;
+  try {
+    state = await initState(
+      radam({ clipGradNorm: 1, threads: 3, threadThreshold: 0 }).settings,
+      new Float32Array(n),
+      (layout) => createThreadedWasmBackend(layout, 3, { stallMs: STALL_MS }),
+    );
+  } finally {
+    globalThis.Worker = Original;
+  }
+  try {
+    const grads = new Float32Array(n).fill(0.5);
+    assert.throws(() => step(state, grads), /failed \(its job threw\) with nothing/);
+    // Both workers' messages, delivered now.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.throws(
+      () => step(state, grads),
+      /failed \(RuntimeError: [^;()]*; 1 more worker failed after it\) with nothing/,
+    );
+  } finally {
+    dispose(state);
+  }
 });

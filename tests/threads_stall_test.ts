@@ -18,21 +18,22 @@
  */
 import assert from "node:assert/strict";
 import { initState } from "../core/init_state.ts";
-import { CONTROL, OP_STEP, type ThreadWorkerInit } from "../cpu/thread_worker.ts";
+import { CONTROL, OP_STEP, OP_SUM_SQUARES, type ThreadWorkerInit } from "../cpu/thread_worker.ts";
 import { createThreadedWasmBackend, type ThreadedOptions } from "../cpu/threaded_wasm_backend.ts";
 import { PAGE_BYTES } from "../cpu/wasm_backend.ts";
-import { dispose, type OptimizerState, radam, step } from "../mod.ts";
+import { dispose, type OptimizerState, radam, saveState, step } from "../mod.ts";
 
 /** How long a step may wait before the watchdog releases it (far above the stall bounds). */
 const WATCHDOG_MS = 30_000;
 /** A word of the control block nothing reads or writes: on the progress word's cache line. */
 const UNUSED_WORD = CONTROL.PROGRESS + 4;
 
-type Stop = "at start" | "mid-job" | "none";
+type Stop = "at start" | "mid-job" | "at a read" | "none";
 
 /**
  * A threaded radam state of `n` parameters on 3 threads whose first worker stops as `stop`
- * says, with `options`.
+ * says (`"at a read"`: as it takes the job of the gradients' sum of squares, writing nothing),
+ * with `options`, and with clipping (that job before each step) for `"at a read"`.
  */
 async function stateWith(
   stop: Stop,
@@ -49,6 +50,8 @@ async function stateWith(
         changed = true;
         message = stop === "at start"
           ? { ...init, ops: { ...init.ops, exit: OP_STEP } }
+          : stop === "at a read"
+          ? { ...init, ops: { ...init.ops, exit: OP_SUM_SQUARES } }
           : { ...init, layout: { ...CONTROL, PENDING: UNUSED_WORD } };
       }
       super.postMessage(message, transfer);
@@ -56,7 +59,8 @@ async function stateWith(
   } as typeof Worker;
   try {
     return await initState(
-      radam({ threads: 3, threadThreshold: 0 }).settings,
+      radam({ threads: 3, threadThreshold: 0, clipGradNorm: stop === "at a read" ? 1 : undefined })
+        .settings,
       new Float32Array(n),
       (layout) => createThreadedWasmBackend(layout, 3, options),
     );
@@ -150,6 +154,34 @@ for (const stop of ["at start", "mid-job"] as const) {
     assert.throws(() => step(state), /failed \(it stopped|disposed/);
   });
 }
+
+Deno.test("a worker that stops in a pass reading the gradients fails the step after the stall bound, saying the state is intact, which it is", async () => {
+  const n = 1 << 16;
+  let state = await stateWith("at a read", n, { stallMs: 500, chunk: 256 });
+  try {
+    const before = await saveState(state);
+    const grads = new Float32Array(n).fill(1e-3);
+    const error = await helped(state, "watchdog", WATCHDOG_MS, () => {
+      try {
+        state = step(state, grads);
+      } catch (error) {
+        return error as Error;
+      }
+    });
+    assert.ok(error instanceof Error, "the step returned");
+    assert.doesNotMatch(error.message, /its job threw/, "the watchdog had to release the step");
+    assert.match(
+      error.message,
+      /^A kernel worker of this threaded optimizer state failed \(it stopped: no progress on its share of a pass reading the gradients \(which writes nothing\) for 0.5 s; terminated, or killed \(out of memory\?\)\) with nothing of the state being written: it is as its last step left it/,
+    );
+    assert.doesNotMatch(error.message, /share of the step|half stepped/);
+    assert.equal(state.step, 0);
+    assert.deepEqual(await saveState(state), before);
+    assert.throws(() => step(state, grads), /failed \(it stopped: no progress/);
+  } finally {
+    dispose(state);
+  }
+});
 
 Deno.test("a worker slower than the stall bound, still making progress, is waited for", async () => {
   // The stopped worker's share is played by a helper that bumps the progress word every 20 ms

@@ -6,8 +6,12 @@
  * module compiled must say so (a browser does not tell the page of a worker's unhandled
  * rejection).
  *
+ * A worker whose `terminate` other code calls as it starts makes `init` reject at once, saying
+ * so, not after the stall bound.
+ *
  * So that a regression fails these tests instead of hanging them, `init` is raced against a
- * watchdog (WATCHDOG_MS, far above the stall bound used) that rejects saying it still waits.
+ * watchdog (WATCHDOG_MS, far above the stall bound used, or, where `init` must reject at once,
+ * below it) that rejects saying it still waits.
  */
 import assert from "node:assert/strict";
 import { initState } from "../core/init_state.ts";
@@ -34,10 +38,11 @@ async function watched<T>(promise: Promise<T>): Promise<T> {
 
 /**
  * Starts a threaded radam state on `threads` threads whose worker number `killed` (1-based, in
- * the order made) is terminated as soon as it is sent its start; returns `init`'s outcome and
- * how many of the workers made were terminated.
+ * the order made) is terminated as soon as it is sent its start: stopped outright (as if
+ * killed: nothing can tell), or by other code calling its `terminate` (`called`); returns
+ * `init`'s outcome and how many of the workers made were terminated.
  */
-async function startKilling(threads: number, killed: number) {
+async function startKilling(threads: number, killed: number, called = false, stallMs = 300) {
   const Original = globalThis.Worker;
   const made: { terminated: boolean }[] = [];
   globalThis.Worker = class extends Original {
@@ -50,7 +55,8 @@ async function startKilling(threads: number, killed: number) {
     override postMessage(message: unknown, transfer?: any): void {
       super.postMessage(message, transfer);
       if (made.length === killed && typeof (message as ThreadWorkerInit)?.start === "number") {
-        super.terminate(); // stops it outright: no message, no event
+        if (called) this.terminate();
+        else super.terminate(); // stops it outright: no message, no event
       }
     }
     override terminate(): void {
@@ -62,7 +68,7 @@ async function startKilling(threads: number, killed: number) {
     const init = initState(
       radam({ threads, threadThreshold: 0 }).settings,
       new Float32Array(1024),
-      (layout) => createThreadedWasmBackend(layout, threads, { stallMs: 300 }),
+      (layout) => createThreadedWasmBackend(layout, threads, { stallMs }),
     );
     const error = await watched(init).then(() => undefined, (error: Error) => error);
     return { error, made: made.length, terminated: made.filter((m) => m.terminated).length };
@@ -79,6 +85,22 @@ for (const [threads, killed] of [[2, 1], [3, 1], [3, 2]]) {
     assert.match(
       error.message,
       /^A kernel worker failed to start: it did not say it was ready, no worker becoming ready for 0.3 s; terminated, or killed \(out of memory\?\)$/,
+    );
+    assert.equal(made, threads - 1);
+    assert.equal(terminated, made, "every worker is terminated");
+  });
+}
+
+for (const [threads, killed] of [[2, 1], [3, 2]]) {
+  Deno.test(`init rejects at once, saying so, when other code terminates worker ${killed} of ${threads - 1} as it starts`, async () => {
+    // (A terminated Web Worker fires no event: init waited for the stall bound, 60 s here, and
+    // the watchdog rejected it first.)
+    const { error, made, terminated } = await startKilling(threads, killed, true, 60_000);
+    assert.ok(error instanceof Error, "init resolved");
+    assert.doesNotMatch(error.message, /watchdog/, "init waited for the stall bound");
+    assert.equal(
+      error.message,
+      "A kernel worker failed to start: it was terminated by other code (its terminate() called)",
     );
     assert.equal(made, threads - 1);
     assert.equal(terminated, made, "every worker is terminated");
