@@ -223,6 +223,9 @@ export function initOptionHint(key: string, name: string): string {
  * TensorFlow Addons' `sync_period` and `slow_step_size`, Ranger's `la_steps` and `la_alpha`),
  * and that factory does not wrap its optimizer in LookAhead: the call that does, `lookahead`'s,
  * and for `radam` `ranger`'s (RAdam in LookAhead, with gradient centralization). Else empty.
+ * A bare `alpha` is also the learning rate as the Adam paper (its step size α) and Chainer's
+ * `Adam(alpha=…)` name it, which LookAhead's `alpha` would take as well (0.001 keeps the slow
+ * weights all but still): that hint names `lr` first.
  *
  * @example
  * ```ts
@@ -235,6 +238,7 @@ export function initOptionHint(key: string, name: string): string {
  *     "lookahead(adam(), { k: 6 }))",
  * );
  * assert.match(lookaheadOptionHint("k", "radam", 6), /, or ranger\(\{ k: 6 \}\), Ranger: RAdam in/);
+ * assert.match(lookaheadOptionHint("alpha", "adam", 1e-3), /^ \(alpha, .* is lr here: adam\(\{ lr: 0\.001 \}\);/);
  * assert.equal(lookaheadOptionHint("beta", "adam", 6), "");
  * ```
  */
@@ -247,9 +251,14 @@ export function lookaheadOptionHint(key: string, name: string, value: unknown): 
   const ranger = name === "radam"
     ? `, or ranger(${given}), Ranger: RAdam in LookAhead with gradient centralization`
     : "";
+  const wrap = `an option of lookahead, which wraps an optimizer: lookahead(${name}(), ${given})`;
+  if (key === "alpha") {
+    const lr = typeof value === "number" && Number.isFinite(value) ? `{ lr: ${value} }` : "{ lr }";
+    return ` (alpha, where it is the learning rate, as the Adam paper's step size α and Chainer's ` +
+      `Adam(alpha) are, is lr here: ${name}(${lr}); LookAhead's alpha is ${wrap}${ranger})`;
+  }
   const what = option === key ? "" : `LookAhead's ${option}, `;
-  return ` (${key} is ${what}an option of lookahead, which wraps an optimizer: ` +
-    `lookahead(${name}(), ${given})${ranger})`;
+  return ` (${key} is ${what}${wrap}${ranger})`;
 }
 
 /** PyTorch's optimizer options with no counterpart here, by what to say of each. */

@@ -8,7 +8,7 @@ import type { LoadOptions, Optimizer } from "../mod.ts";
 import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
 import { utf8Length } from "../base/_utf8.ts";
-import { isThenable, promiseHint, textHint } from "../base/_errors.ts";
+import { bitHint, isThenable, promiseHint, textHint } from "../base/_errors.ts";
 import { factoryHint, scheduleStandInHint } from "../base/_call_hints.ts";
 import { float32ConvertHint } from "../base/_input_hints.ts";
 import { misplacedHint } from "../base/_option_names.ts";
@@ -17,7 +17,8 @@ import { misplacedHint } from "../base/_option_names.ts";
  * The error of an option that fails its check, worded as the library's own option errors
  * (`Option <name> must be <expected>, got <what it got>`; the store is built on mod.ts, with
  * base/_utf8.ts for its UTF-8 and base/_errors.ts and _call_hints.ts for its hints, and shows
- * values by its own {@linkcode described}, which gives a Float32Array's length): a RangeError
+ * values by its own {@linkcode described}, which gives a Float32Array's length; for 1 or 0 given
+ * for a boolean, the boolean to write, as theirs): a RangeError
  * when `range` (by default, when the value is a number: out of range, NaN or infinite), else a
  * TypeError.
  */
@@ -28,7 +29,7 @@ export function optionError(
   range: boolean = typeof value === "number",
 ): Error {
   const message = `Option ${name} must be ${expected}, got ${described(value)}${
-    textHint(expected, value)
+    textHint(expected, value) || bitHint(name, expected, value)
   }`;
   return range ? new RangeError(message) : new TypeError(message);
 }

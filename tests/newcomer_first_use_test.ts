@@ -1,7 +1,8 @@
 /**
  * What a newcomer writes first, out of another library's habits, and that each now says what to
  * write instead where it was JavaScript's own error or no hint: `opt.zero_grad()` (PyTorch's),
- * `radam({ maximize: 1 })`, LookAhead's `k` (or `sync_period`) given to a factory without it,
+ * `radam({ maximize: 1 })` (and a store's `serialize: 1`), LookAhead's `k` (or `sync_period`)
+ * given to a factory without it (a bare `alpha` told `lr` too: it is the Adam paper's step size),
  * Keras's `clipnorm` (said to be `clipGradNorm`, which clips by the global norm, not each
  * tensor's), `meanOfContributions` given null, `Array.from({ length: n }, adam)`, options after
  * `undefined` (`sgd(undefined, 0.9)`, whose hint wrote `...options`), and a symbol key or
@@ -9,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { adam, adamw, lion, lookahead, radam, ranger, sgd, step } from "../mod.ts";
-import { meanOfContributions } from "../store.ts";
+import { meanOfContributions, memoryCheckpointStore, optimisticStep } from "../store.ts";
 import { saying } from "./util.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -56,6 +57,25 @@ Deno.test("1 or 0 given for a boolean option says the boolean to write", () => {
   assert.equal(radam({ maximize: true }).settings.hyperparameters.maximize, true);
 });
 
+Deno.test("1 or 0 given for a store's boolean option says the boolean to write; nothing is saved", async () => {
+  const store = memoryCheckpointStore();
+  for (const [value, write] of [[1, "true"], [0, "false"]] as const) {
+    await assert.rejects(
+      optimisticStep(store, {
+        optimizer: radam(),
+        init: () => ({ w: new Float32Array(2) }),
+        gradient: (s) => void s.grads.w.fill(1),
+        serialize: value as never,
+      }),
+      saying(
+        TypeError,
+        `Option serialize must be a boolean, got ${value} (a number: write serialize: ${write})`,
+      ),
+    );
+  }
+  assert.equal(await store.load(), null);
+});
+
 Deno.test("LookAhead's options given to a factory without LookAhead say how to wrap it", () => {
   assert.throws(
     call(radam, { sync_period: 6 }),
@@ -81,6 +101,35 @@ Deno.test("LookAhead's options given to a factory without LookAhead say how to w
   assert.throws(
     call(lion, { slow_step_size: "x" }),
     saying(TypeError, "lookahead(lion(), { alpha })"),
+  );
+  // alpha is also the learning rate as the Adam paper (its step size α) and Chainer name it:
+  // adam({ alpha: 1e-3 }) is told lr first, not only LookAhead's alpha, where 0.001 would run
+  // and keep the slow weights all but still.
+  for (const name of ["adam", "sgd"] as const) {
+    const make = { adam, sgd }[name];
+    assert.throws(
+      call(make, { alpha: 1e-3 }),
+      saying(
+        TypeError,
+        "(alpha, where it is the learning rate, as the Adam paper's step size α and Chainer's " +
+          `Adam(alpha) are, is lr here: ${name}({ lr: 0.001 }); LookAhead's alpha is an option ` +
+          `of lookahead, which wraps an optimizer: lookahead(${name}(), { alpha: 0.001 }))`,
+      ),
+    );
+  }
+  assert.throws(call(adam, { alpha: "x" }), saying(TypeError, "is lr here: adam({ lr });"));
+  assert.throws(
+    call(radam, { alpha: 0.5 }),
+    saying(TypeError, "lookahead(radam(), { alpha: 0.5 }), or ranger({ alpha: 0.5 }), Ranger:"),
+  );
+  // Another library's name of LookAhead's alpha is LookAhead's alone.
+  assert.throws(
+    call(adam, { slow_step_size: 0.5 }),
+    (e: Error) =>
+      e.message.endsWith(
+        "(slow_step_size is LookAhead's alpha, an option of lookahead, which wraps an " +
+          "optimizer: lookahead(adam(), { alpha: 0.5 }))",
+      ),
   );
   // What the hints write works; ranger's own k, and its other names, as before.
   assert.equal(lookahead(radam(), { k: 6 }).settings.lookahead?.k, 6);

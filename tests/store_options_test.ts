@@ -144,7 +144,7 @@ Deno.test("store options: a wrong type is a TypeError, a number out of range a R
       () => optimisticStep(store, { optimizer, init, gradient: () => 0, serialize: 1 as never }),
       TypeError,
       "serialize",
-      "1",
+      "1 \\(a number: write serialize: true\\)",
     );
     assert.equal(await store.load(), null, "no refused call wrote anything");
   });
