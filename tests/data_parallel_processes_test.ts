@@ -379,18 +379,32 @@ Deno.test("data parallel: on Deno KV, a hand-off whose write went through but an
     const holder = dataParallel(holderStore, options);
     const answers = new Map([["r0", await request(holder, 0)]]);
     const lease = (await holderStore.acquire("another process", 10_000))!;
-    // Between the write and its answer: the lease is free again, and the holder folds.
-    const folded = async () => {
-      await holderStore.release(lease);
-      answers.set("r2", await request(holder, 2));
-    };
-    const waiter = dataParallel(kvCheckpointStore(lockedAfterStoring(kv, folded), prefix), options);
+    // Between the write and its answer: the lease is free again, and the holder folds. The
+    // waiter's own loop, which queues for the lease for its handed-off contribution, asks for it
+    // only once the holder's fold is done (else it may take the lease first and fold r1 alone,
+    // one step before r2: that is another case).
+    let holderFold: Promise<void> = Promise.resolve();
+    const folded = () =>
+      holderFold = (async () => {
+        await holderStore.release(lease);
+        answers.set("r2", await request(holder, 2));
+      })();
+    const waiterStore = kvCheckpointStore(lockedAfterStoring(kv, folded), prefix);
+    const waiter = dataParallel({
+      ...waiterStore,
+      acquire: async (...args: Parameters<TrainingStore["acquire"]>) => {
+        await holderFold;
+        return await waiterStore.acquire(...args);
+      },
+    }, options);
     const r1 = await request(waiter, 1);
     answers.set("r1", r1);
     const journal = await checkStore(holderStore, answers);
-    assert.ok(journal.some((r) => r.entries.some((e) => e.id === "r1")));
     const r2 = answers.get("r2")!;
     assert.equal(r2.status, "applied");
+    // The holder's fold took both: the one handed off, and its own.
+    const record = journal.find((r) => r.entries.some((e) => e.id === "r1"));
+    assert.deepEqual(record?.entries.map((e) => e.id).sort(), ["r1", "r2"]);
     assert.deepEqual(r1, {
       status: "applied",
       id: "r1",
