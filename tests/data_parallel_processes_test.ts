@@ -330,9 +330,14 @@ Deno.test("data parallel: on Deno KV, who waits for the lease is judged on the h
 /**
  * `kv` on which the first atomic write that stores a contribution (sets a pending record) is
  * done, then `after()` runs, then the write reports "database is locked": as a database file
- * shared by processes may answer a write that went through.
+ * shared by processes may answer a write that went through. `onStoring()` is called as that write
+ * is put together, before it is sent.
  */
-function lockedAfterStoring(kv: Deno.Kv, after: () => Promise<void>): Deno.Kv {
+function lockedAfterStoring(
+  kv: Deno.Kv,
+  after: () => Promise<void>,
+  onStoring: () => void,
+): Deno.Kv {
   let armed = true;
   return new Proxy(kv, {
     get(target, name) {
@@ -344,7 +349,7 @@ function lockedAfterStoring(kv: Deno.Kv, after: () => Promise<void>): Deno.Kv {
             get(o, n) {
               if (n === "set") {
                 return (key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) => {
-                  if (key.includes("pending")) storing = true;
+                  if (key.includes("pending") && armed) storing = true, onStoring();
                   o.set(key, value, options);
                   return view;
                 };
@@ -381,19 +386,24 @@ Deno.test("data parallel: on Deno KV, a hand-off whose write went through but an
     const lease = (await holderStore.acquire("another process", 10_000))!;
     // Between the write and its answer: the lease is free again, and the holder folds. The
     // waiter's own loop, which queues for the lease for its handed-off contribution, asks for it
-    // only once the holder's fold is done (else it may take the lease first and fold r1 alone,
-    // one step before r2: that is another case).
-    let holderFold: Promise<void> = Promise.resolve();
-    const folded = () =>
-      holderFold = (async () => {
+    // again only once the holder's fold is done (else it may take the lease first and fold r1
+    // alone, one step before r2: that is another case).
+    let handedOff = false, foldDone!: () => void;
+    const holderFold = new Promise<void>((resolve) => foldDone = resolve);
+    const folded = async () => {
+      try {
         await holderStore.release(lease);
         answers.set("r2", await request(holder, 2));
-      })();
-    const waiterStore = kvCheckpointStore(lockedAfterStoring(kv, folded), prefix);
+      } finally {
+        foldDone();
+      }
+    };
+    const locked = lockedAfterStoring(kv, folded, () => handedOff = true);
+    const waiterStore = kvCheckpointStore(locked, prefix);
     const waiter = dataParallel({
       ...waiterStore,
       acquire: async (...args: Parameters<TrainingStore["acquire"]>) => {
-        await holderFold;
+        if (handedOff) await holderFold;
         return await waiterStore.acquire(...args);
       },
     }, options);
