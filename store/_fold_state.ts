@@ -65,8 +65,9 @@ export interface Fold {
   cache: Cached | null;
   lease: Lease | null;
   /**
-   * When the store granted the lease held (its `expires` less `leaseMs`, within the call that
-   * got or renewed it: see `grantedAt` of store/_lease.ts), by this process's clock.
+   * When the store granted the lease held, by this process's clock: its `expires` less
+   * `leaseMs` where that falls within the call that got or renewed it, else when that call was
+   * made (see `grantedAt` of store/_lease.ts).
    */
   leaseSince: number;
   backoffUntil: number;

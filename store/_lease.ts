@@ -62,10 +62,13 @@ export class LeaseSighting {
 
 /**
  * When a lease this process was granted for `ms` began, by its own clock: its end (`expires`,
- * stamped by the store as it granted it: by this process's clock, or the database's) less its
- * term, within the call that got it (`asked` to `answered`, this process's `Date.now()` before
- * the call and after its answer), for a database's clock is not this process's.
+ * stamped by the store as it granted it) less its term, where that falls within the call that
+ * got it (`asked` to `answered`, this process's `Date.now()` before the call and after its
+ * answer). Outside it, the end was stamped by another clock (a database's), which says nothing
+ * of when by this one: the earliest it can have been, `asked` (not `answered`, which a clock
+ * ahead would give, and a slow answer would then count as part of the term).
  */
 export function grantedAt(expires: number, ms: number, asked: number, answered: number): number {
-  return Math.min(Math.max(expires - ms, asked), answered);
+  const stamped = expires - ms;
+  return stamped >= asked && stamped <= answered ? stamped : asked;
 }

@@ -190,6 +190,46 @@ for (const maxChecks of [undefined, 10]) {
   });
 }
 
+/**
+ * `store` whose leases end by a clock `aheadMs` ahead of this process's (a database that stamps
+ * them with its own): each lease acquire or a commit gives, its `expires` so much later.
+ */
+function clockAhead(store: TrainingStore, aheadMs: number): TrainingStore {
+  const later = <T extends { expires: number } | null>(lease: T): T =>
+    lease === null ? lease : { ...lease, expires: lease.expires + aheadMs };
+  const calls: Partial<TrainingStore> = {
+    acquire: async (...args) => later(await store.acquire(...args)),
+    commit: async (...args) => {
+      const result = await store.commit(...args);
+      return result === null ? null : { ...result, lease: later(result.lease) };
+    },
+  };
+  return new Proxy({} as TrainingStore, {
+    has: (_, key) => Reflect.has(store, key),
+    get: (_, key) => key in calls ? calls[key as keyof TrainingStore] : Reflect.get(store, key),
+  });
+}
+
+Deno.test("data parallel: a lease granted more than half its term before acquire answered, by a store whose clock runs ahead: no search, only those too large refused", async () => {
+  // The lease's end less its term came after the answer (the store's clock is not this
+  // process's): the guard counted from the answer, and the search ran on into the lease's
+  // second half, as when it counted from the answer always.
+  await withShiftedClock(async (shift) => {
+    await onEachStore(async (inner, name) => {
+      let late = true;
+      const store = clockAhead(inner, 3_600_000);
+      const bad = new Set(["s1", "r5"]);
+      const { firstFoldTries, journal } = await fold(store, STORED, LOCAL, bad, {
+        acquired() {
+          if (late) shift.ms += 0.6 * LEASE_MS, late = false;
+        },
+      });
+      assert.equal(firstFoldTries, 0, `${name}: the first fold tried nothing`);
+      assert.ok(journal.length > 1, `${name}: folded again in halves`);
+    });
+  });
+});
+
 for (
   const [stored, local, found, left] of [
     // Parts in order, stored first: tries [s0..s3] (steps), [s4 s5 r0 r1], [s4 s5], [s4].

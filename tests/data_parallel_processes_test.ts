@@ -330,9 +330,14 @@ Deno.test("data parallel: on Deno KV, who waits for the lease is judged on the h
 /**
  * `kv` on which the first atomic write that stores a contribution (sets a pending record) is
  * done, then `after()` runs, then the write reports "database is locked": as a database file
- * shared by processes may answer a write that went through.
+ * shared by processes may answer a write that went through. `onStoring()` is called as that write
+ * is put together, before it is sent.
  */
-function lockedAfterStoring(kv: Deno.Kv, after: () => Promise<void>): Deno.Kv {
+function lockedAfterStoring(
+  kv: Deno.Kv,
+  after: () => Promise<void>,
+  onStoring: () => void,
+): Deno.Kv {
   let armed = true;
   return new Proxy(kv, {
     get(target, name) {
@@ -344,7 +349,7 @@ function lockedAfterStoring(kv: Deno.Kv, after: () => Promise<void>): Deno.Kv {
             get(o, n) {
               if (n === "set") {
                 return (key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) => {
-                  if (key.includes("pending")) storing = true;
+                  if (key.includes("pending") && armed) storing = true, onStoring();
                   o.set(key, value, options);
                   return view;
                 };
@@ -379,18 +384,37 @@ Deno.test("data parallel: on Deno KV, a hand-off whose write went through but an
     const holder = dataParallel(holderStore, options);
     const answers = new Map([["r0", await request(holder, 0)]]);
     const lease = (await holderStore.acquire("another process", 10_000))!;
-    // Between the write and its answer: the lease is free again, and the holder folds.
+    // Between the write and its answer: the lease is free again, and the holder folds. The
+    // waiter's own loop, which queues for the lease for its handed-off contribution, asks for it
+    // again only once the holder's fold is done (else it may take the lease first and fold r1
+    // alone, one step before r2: that is another case).
+    let handedOff = false, foldDone!: () => void;
+    const holderFold = new Promise<void>((resolve) => foldDone = resolve);
     const folded = async () => {
-      await holderStore.release(lease);
-      answers.set("r2", await request(holder, 2));
+      try {
+        await holderStore.release(lease);
+        answers.set("r2", await request(holder, 2));
+      } finally {
+        foldDone();
+      }
     };
-    const waiter = dataParallel(kvCheckpointStore(lockedAfterStoring(kv, folded), prefix), options);
+    const locked = lockedAfterStoring(kv, folded, () => handedOff = true);
+    const waiterStore = kvCheckpointStore(locked, prefix);
+    const waiter = dataParallel({
+      ...waiterStore,
+      acquire: async (...args: Parameters<TrainingStore["acquire"]>) => {
+        if (handedOff) await holderFold;
+        return await waiterStore.acquire(...args);
+      },
+    }, options);
     const r1 = await request(waiter, 1);
     answers.set("r1", r1);
     const journal = await checkStore(holderStore, answers);
-    assert.ok(journal.some((r) => r.entries.some((e) => e.id === "r1")));
     const r2 = answers.get("r2")!;
     assert.equal(r2.status, "applied");
+    // The holder's fold took both: the one handed off, and its own.
+    const record = journal.find((r) => r.entries.some((e) => e.id === "r1"));
+    assert.deepEqual(record?.entries.map((e) => e.id).sort(), ["r1", "r2"]);
     assert.deepEqual(r1, {
       status: "applied",
       id: "r1",
