@@ -98,9 +98,10 @@ export interface CheckpointInfo {
      * On `threads: T` (T > 1) the state's shared memory holds more: a control block of 256
      * bytes, the norm's partial sums (8 bytes for each 16384 elements of the arena, ⌈n / 16384⌉
      * × 8 rounded up to a multiple of 64; n the parameters and the gaps that align its tensors),
-     * and, with 8-bit moments, 2 KiB of scratch for each thread after the first: E bytes in all. Its memory is this figure, or up to ⌈E / 65536⌉ pages more (none
-     * or one for millions of parameters; under 1 MiB however many), and `loadState` on threads
-     * refuses it above 4 GiB.
+     * and, with 8-bit moments, 2 KiB of scratch for each thread after the first: E bytes in
+     * all. Its memory is this figure, or up to ⌈E / 65536⌉ pages more (none or one for millions
+     * of parameters; under 1 MiB however many), and `loadState` on threads refuses it above
+     * 4 GiB.
      */
     readonly wasm: number;
     /**

@@ -236,8 +236,9 @@ export function readSlowWeights(
  * (RangeError naming the tensor and index), and so is a threaded state (option `threads`)
  * whose step failed half way, its worker failing as the step ran, which may hold part of that
  * step (a TypeError saying so: resume from a checkpoint saved before; one whose worker failed
- * in a pass that only reads the gradients, or between steps, is intact and saved). On the CPU backends the file is of the state as it
- * was at the call, even where steps are taken before the Promise is awaited
+ * in a pass that only reads the gradients, or between steps, is intact and saved; `readParams`
+ * and `readMoments` still read a half-stepped one, to look at it). On the CPU backends the file
+ * is of the state as it was at the call, even where steps are taken before the Promise is awaited
  * (`saveState(state).then(write)`, training on); on WebGPU, which first waits for the GPU to
  * report its steps, await it before the next step: a step taken before it has read the state
  * makes it reject (a TypeError) rather than write a file of two steps. A learning-rate schedule

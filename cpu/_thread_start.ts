@@ -19,16 +19,20 @@ const WORKER_NOT_LOADED = "its script (a blob: URL) could not be loaded; in a br
   "script-src or default-src)";
 
 /**
- * Resolves when `worker` says it is ready; rejects with its error, or at once where other code
- * calls its `terminate` (wrapped to say so: a terminated Web Worker fires no event, and the start
- * would wait for the stall bound; one stopped outright, killed, still does).
+ * Resolves when `worker` says it is ready; rejects with its error. Where other code calls its
+ * `terminate` (wrapped to say so: a terminated Web Worker fires no event, and the start would
+ * wait for the stall bound; one stopped outright, killed, still does), calls `terminated` with
+ * the error, at once, before or after it said it was ready (else the state would start with it
+ * gone, and its first step wait for the stall bound).
  */
-function workerReady(worker: Worker): Promise<void> {
+function workerReady(worker: Worker, terminated: (error: Error) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const terminate = worker.terminate;
     // (Its arguments passed on and its value returned, as cpu/_thread_join.ts `watchWorkers`'s.)
     worker.terminate = (...args: unknown[]) => {
-      reject(new Error(`A kernel worker failed to start: ${TERMINATED_WHY}`));
+      const error = new Error(`A kernel worker failed to start: ${TERMINATED_WHY}`);
+      reject(error);
+      terminated(error);
       return Reflect.apply(terminate, worker, args);
     };
     worker.onmessage = (event) => {
@@ -63,6 +67,11 @@ export async function startWorkers(
   const url = node === undefined
     ? URL.createObjectURL(new Blob([threadWorkerSource()], { type: "text/javascript" }))
     : "";
+  // Rejected where other code terminates a worker as the state starts, ready or not (and by
+  // `release` after: then no one waits for it).
+  let terminated: (error: Error) => void = () => {};
+  const stopped = new Promise<never>((_, reject) => terminated = reject);
+  stopped.catch(() => {});
   try {
     const ready: Promise<void>[] = [];
     for (let t = 1; t < threads; t++) {
@@ -70,10 +79,10 @@ export async function startWorkers(
         ? new Worker(url, { type: "module" })
         : startNodeWorker(node, threadWorkerSource());
       workers.push(worker);
-      ready.push(workerReady(worker));
+      ready.push(workerReady(worker, terminated));
       worker.postMessage(init(t));
     }
-    await allReady(ready, stallMs);
+    await Promise.race([allReady(ready, stallMs), stopped]);
   } finally {
     if (url !== "") URL.revokeObjectURL(url);
   }

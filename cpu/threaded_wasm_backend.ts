@@ -55,8 +55,8 @@
  * live worker, however slow, finishes a chunk well within that (cpu/_thread_join.ts `join`,
  * `STALL_MS`). Likewise while the workers start: a worker that stops before it says it is ready
  * fires no event, so `init` rejects once no worker has become ready for that bound, and
- * terminates the others (`allReady`); one whose `terminate` other code calls, wrapped as
- * between steps, makes it reject at once (cpu/_thread_start.ts).
+ * terminates the others (`allReady`); one whose `terminate` other code calls (ready or not),
+ * wrapped as between steps, makes it reject at once (cpu/_thread_start.ts).
  *
  * @module
  */

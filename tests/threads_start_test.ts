@@ -6,8 +6,8 @@
  * module compiled must say so (a browser does not tell the page of a worker's unhandled
  * rejection).
  *
- * A worker whose `terminate` other code calls as it starts makes `init` reject at once, saying
- * so, not after the stall bound.
+ * A worker whose `terminate` other code calls as the state starts (ready or not) makes `init`
+ * reject at once, saying so, not after the stall bound (nor resolve with the worker gone).
  *
  * So that a regression fails these tests instead of hanging them, `init` is raced against a
  * watchdog (WATCHDOG_MS, far above the stall bound used, or, where `init` must reject at once,
@@ -18,7 +18,8 @@ import { initState } from "../core/init_state.ts";
 import { CONTROL, type ThreadWorkerInit, threadWorkerMain } from "../cpu/thread_worker.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { PAGE_BYTES, sharedKernelBytes } from "../cpu/wasm_backend.ts";
-import { radam } from "../mod.ts";
+import { type OptimizerState, radam } from "../mod.ts";
+import { disposeState } from "../core/state.ts";
 
 /** How long `init` may wait before the watchdog rejects it (far above the stall bound). */
 const WATCHDOG_MS = 30_000;
@@ -106,6 +107,56 @@ for (const [threads, killed] of [[2, 1], [3, 2]]) {
     assert.equal(terminated, made, "every worker is terminated");
   });
 }
+
+Deno.test("init rejects when other code terminates a worker that said it was ready while another still starts", async () => {
+  // Worker 1 is terminated by other code as it says it is ready; worker 2 is sent its start
+  // 500 ms later. (The terminate came before the state watched its workers: init resolved with
+  // worker 1 gone, and its first step waited for the stall bound, then said "no progress".)
+  const Original = globalThis.Worker;
+  const made: Worker[] = [];
+  const terminated: boolean[] = [];
+  globalThis.Worker = class extends Original {
+    constructor(url: string | URL, options?: WorkerOptions) {
+      super(url, options);
+      const i = made.push(this) - 1;
+      terminated.push(false);
+      if (i === 0) {
+        this.addEventListener("message", (event) => {
+          // (After the start's own listener took the message: the worker is ready.)
+          if ((event as MessageEvent).data?.ready) setTimeout(() => this.terminate(), 50);
+        });
+      }
+    }
+    // deno-lint-ignore no-explicit-any
+    override postMessage(message: unknown, transfer?: any): void {
+      if (made.length === 2 && typeof (message as ThreadWorkerInit)?.start === "number") {
+        setTimeout(() => super.postMessage(message, transfer), 500);
+      } else super.postMessage(message, transfer);
+    }
+    override terminate(): void {
+      terminated[made.indexOf(this)] = true;
+      super.terminate();
+    }
+  } as typeof Worker;
+  let outcome: unknown;
+  try {
+    const init = initState(
+      radam({ threads: 3, threadThreshold: 0 }).settings,
+      new Float32Array(1024),
+      (layout) => createThreadedWasmBackend(layout, 3, { stallMs: 20_000 }),
+    );
+    outcome = await watched(init).then((state) => state, (error: Error) => error);
+  } finally {
+    globalThis.Worker = Original;
+  }
+  if (!(outcome instanceof Error)) disposeState(outcome as OptimizerState);
+  assert.ok(outcome instanceof Error, "init resolved, one of its workers gone");
+  assert.equal(
+    outcome.message,
+    "A kernel worker failed to start: it was terminated by other code (its terminate() called)",
+  );
+  assert.deepEqual(terminated, [true, true], "every worker is terminated");
+});
 
 Deno.test("a worker whose start throws after its module compiled says why, not an unhandled rejection", async () => {
   // The worker's program run here, on a stand-in scope: its views on the memory are placed past

@@ -299,7 +299,11 @@ export class TfOptimizer extends tf.Optimizer {
    * under `nonFinite: "propagate"`, or a moment overflowed; a sum of gradients accumulated under
    * `"throw"`, which webgpu checks at the step only), as `saveState` refuses a state
    * `loadState` would: so `model.save` with `includeOptimizer` does, rather than write a model
-   * that `tf.loadLayersModel` refuses. A refused call leaves no tensor behind and disposes
+   * that `tf.loadLayersModel` refuses. On worker threads (`threads`), a state a step of which
+   * failed half way (a worker failed as the step ran, which that step's error says) may hold
+   * part of it: refused as `saveState` refuses it, with a TypeError naming the failure (and so
+   * is a step over other variables, which would make a new state from it); go on with
+   * `loadState` of a checkpoint saved before. A refused call leaves no tensor behind and disposes
    * nothing: the set given last stays valid (and held) until a later call gives one, or the
    * optimizer is disposed. A call still reading the state when the optimizer is disposed
    * rejects with the TypeError of a disposed optimizer, its tensors disposed. (An example:

@@ -18,7 +18,14 @@ import { codesName } from "./code_order.ts";
 import type { NamedTensor } from "./gradients.ts";
 import { iterTensor } from "./iter.ts";
 import { compactCopies } from "./host_state.ts";
-import { arenaFits, baseName, inTfjsOrder, type Kept, type KeptStates } from "./kept.ts";
+import {
+  arenaFits,
+  baseName,
+  checkWhole,
+  inTfjsOrder,
+  type Kept,
+  type KeptStates,
+} from "./kept.ts";
 import { type Entry, entryOf, fromArena, sameShape } from "./layout.ts";
 import { floatVariables } from "./matching.ts";
 import { type WeightKind, weightKinds } from "./weight_kinds.ts";
@@ -116,6 +123,7 @@ async function readLive(
   kinds: readonly WeightKind[],
   state: OptimizerState<unknown>,
 ): Promise<LiveValues> {
+  checkWhole(state, "getWeights (model.save with includeOptimizer) cannot give its weights");
   let steps = state.step;
   const backend = stateInternals(state).backend;
   // On a device, the count at the call takes the steps not yet reported as taken; the reads
