@@ -91,7 +91,8 @@ function isIndex(key: string | symbol): key is string {
  * The prototype of every guarded slot: `Object.prototype` behind a Proxy that only a name the
  * slot lacks reaches (its own `buffer`, `offset`, `size` and `length` never do, so the library's
  * reads of them cost what a plain record's do). An element read or written, or a Float32Array
- * method read, throws the slot's TypeError; an iteration (`for...of`, `[...slot]`,
+ * method read, throws the slot's TypeError (an element asked for, `"0" in slot`, is there, so
+ * that Array.prototype's methods called on a slot read it); an iteration (`for...of`, `[...slot]`,
  * `Array.from(slot)`) yields a stand-in whose use throws it ({@linkcode iterateSlot});
  * `BYTES_PER_ELEMENT` is a Float32Array's, 4 (its `length` is the tensor's, and `length *
  * BYTES_PER_ELEMENT` its `size`); anything else is `Object.prototype`'s.
@@ -107,6 +108,11 @@ const GUARD = new Proxy(Object.prototype, {
     if (isIndex(key)) misuse(receiver, key);
     return Reflect.set(target, key, value, receiver);
   },
+  // An element asked for (`"0" in slot`, as Array.prototype's methods called on a slot ask before
+  // they read one: `Array.prototype.slice.call(slot)`, `.reduce.call(slot, f, 0)`) is said to be
+  // there, so that its read throws the slot's TypeError (a `has` trap is not told which slot):
+  // said absent, those methods skipped every element and returned holes, or `reduce`'s start.
+  has: (target, key) => (isIndex(key) && Object.isExtensible(target)) || Reflect.has(target, key),
   // (Where Object.prototype was frozen, as by a hardened runtime, a Proxy's must be its own.)
   getPrototypeOf: (target) => Object.isExtensible(target) ? target : null,
 });
