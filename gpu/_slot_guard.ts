@@ -66,10 +66,14 @@ function useStandIn(this: { [SLOT]?: unknown }): never {
 /**
  * The prototype of the stand-ins a slot's iteration yields: converted to a number or a string
  * (`Symbol.toPrimitive`), to JSON, or called a number's method (`x.toFixed(2)`), one throws its
- * slot's TypeError; inspected (`console.log(x)`), it shows that message. No own enumerable
- * property, so that two stand-ins are deep-equal.
+ * slot's TypeError; inspected (`console.log(x)`), it shows that message. Its `then` read throws
+ * it too: TensorFlow.js's `tf.tensor([...slot])` reads it of every value (a promise's?) and then
+ * takes an object's index keys, none here, for its elements: a tensor of shape [1] and no values;
+ * and `await x` is no number either. No own enumerable property, so that two stand-ins are
+ * deep-equal. (Compared, `x === 0`, `Number.isNaN(x)`, or counted, it is no element, unrefused.)
  */
 const STAND_IN = Object.freeze(Object.create(Object.prototype, {
+  then: { get: useStandIn },
   [Symbol.toPrimitive]: { value: useStandIn },
   toJSON: { value: useStandIn },
   toFixed: { value: useStandIn },

@@ -314,3 +314,25 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "webgpu: what a slot's iteration yields, awaited or resolved (read as a thenable, as TensorFlow.js's tf.tensor reads each value), is the slot's TypeError (it was an object taken as it was)",
+  ignore,
+  async fn() {
+    const state = await adam({ backend: "webgpu" }).init({ w: new Float32Array(3) }, { device });
+    try {
+      const [x] = state.grads.w as unknown as Iterable<number>;
+      const iterate = /^Cannot iterate state\.grads\.w \(for\.\.\.of, spread, Array\.from\)/;
+      throwsNaming(() => (x as unknown as { then: unknown }).then, iterate, /webgpu/);
+      const refused = (error: Error) => error instanceof TypeError && iterate.test(error.message);
+      await assert.rejects(async () => await x, refused);
+      await assert.rejects(Promise.resolve(x), refused);
+      // Two slots still compare by their entries, and one inspected shows the hint.
+      assert.deepStrictEqual(state.grads.w, state.grads.w);
+      assert.match(Deno.inspect([x]), /no element: Cannot iterate state\.grads\.w/);
+    } finally {
+      dispose(state);
+    }
+  },
+});
