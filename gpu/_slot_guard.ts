@@ -66,10 +66,14 @@ function useStandIn(this: { [SLOT]?: unknown }): never {
 /**
  * The prototype of the stand-ins a slot's iteration yields: converted to a number or a string
  * (`Symbol.toPrimitive`), to JSON, or called a number's method (`x.toFixed(2)`), one throws its
- * slot's TypeError; inspected (`console.log(x)`), it shows that message. No own enumerable
- * property, so that two stand-ins are deep-equal.
+ * slot's TypeError; inspected (`console.log(x)`), it shows that message. Its `then` read throws
+ * it too: TensorFlow.js's `tf.tensor([...slot])` reads it of every value (a promise's?) and then
+ * takes an object's index keys, none here, for its elements: a tensor of shape [1] and no values;
+ * and `await x` is no number either. No own enumerable property, so that two stand-ins are
+ * deep-equal. (Compared, `x === 0`, `Number.isNaN(x)`, or counted, it is no element, unrefused.)
  */
 const STAND_IN = Object.freeze(Object.create(Object.prototype, {
+  then: { get: useStandIn },
   [Symbol.toPrimitive]: { value: useStandIn },
   toJSON: { value: useStandIn },
   toFixed: { value: useStandIn },
@@ -91,7 +95,8 @@ function isIndex(key: string | symbol): key is string {
  * The prototype of every guarded slot: `Object.prototype` behind a Proxy that only a name the
  * slot lacks reaches (its own `buffer`, `offset`, `size` and `length` never do, so the library's
  * reads of them cost what a plain record's do). An element read or written, or a Float32Array
- * method read, throws the slot's TypeError; an iteration (`for...of`, `[...slot]`,
+ * method read, throws the slot's TypeError (an element asked for, `"0" in slot`, is there, so
+ * that Array.prototype's methods called on a slot read it); an iteration (`for...of`, `[...slot]`,
  * `Array.from(slot)`) yields a stand-in whose use throws it ({@linkcode iterateSlot});
  * `BYTES_PER_ELEMENT` is a Float32Array's, 4 (its `length` is the tensor's, and `length *
  * BYTES_PER_ELEMENT` its `size`); anything else is `Object.prototype`'s.
@@ -107,6 +112,11 @@ const GUARD = new Proxy(Object.prototype, {
     if (isIndex(key)) misuse(receiver, key);
     return Reflect.set(target, key, value, receiver);
   },
+  // An element asked for (`"0" in slot`, as Array.prototype's methods called on a slot ask before
+  // they read one: `Array.prototype.slice.call(slot)`, `.reduce.call(slot, f, 0)`) is said to be
+  // there, so that its read throws the slot's TypeError (a `has` trap is not told which slot):
+  // said absent, those methods skipped every element and returned holes, or `reduce`'s start.
+  has: (target, key) => (isIndex(key) && Object.isExtensible(target)) || Reflect.has(target, key),
   // (Where Object.prototype was frozen, as by a hardened runtime, a Proxy's must be its own.)
   getPrototypeOf: (target) => Object.isExtensible(target) ? target : null,
 });

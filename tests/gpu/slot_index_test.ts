@@ -282,3 +282,57 @@ Deno.test({
     dispose(ranger);
   },
 });
+
+Deno.test({
+  name:
+    "webgpu: Array.prototype's methods called on a slot (slice.call, reduce.call, forEach.call) are the slot's TypeError (they skipped every element: holes, reduce's start, no call)",
+  ignore,
+  async fn() {
+    const state = await adam({ backend: "webgpu" }).init({ w: new Float32Array(3) }, { device });
+    try {
+      const g = state.grads.w as unknown as ArrayLike<number>;
+      const p = state.params.w as unknown as ArrayLike<number>;
+      const element = /Cannot use state\.grads\.w\[0\]/;
+      let calls = 0;
+      const uses: (() => unknown)[] = [
+        () => Array.prototype.slice.call(g),
+        () => Array.prototype.reduce.call(g, (a, b) => (a as number) + b, 0),
+        () => Array.prototype.forEach.call(g, () => calls++),
+        () => Array.prototype.map.call(g, (x: number) => x * 2),
+        () => Array.prototype.some.call(g, Number.isNaN),
+        () => Array.prototype.indexOf.call(g, 0),
+      ];
+      for (const use of uses) throwsNaming(use, element, /webgpu/, /step\(state, \{ w: g \}\)/);
+      assert.equal(calls, 0);
+      throwsNaming(() => Array.prototype.slice.call(p), /state\.params\.w\[0\]/, /readParams/);
+      // The slot is still a plain record of its four fields, and steps as the state's own.
+      assert.equal(Object.hasOwn(g, "0"), false);
+      assert.deepEqual(Object.keys(g), ["buffer", "offset", "size", "length"]);
+      assert.equal("buffer" in g && !("fill" in g), true);
+    } finally {
+      dispose(state);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: what a slot's iteration yields, awaited or resolved (read as a thenable, as TensorFlow.js's tf.tensor reads each value), is the slot's TypeError (it was an object taken as it was)",
+  ignore,
+  async fn() {
+    const state = await adam({ backend: "webgpu" }).init({ w: new Float32Array(3) }, { device });
+    try {
+      const [x] = state.grads.w as unknown as Iterable<number>;
+      const iterate = /^Cannot iterate state\.grads\.w \(for\.\.\.of, spread, Array\.from\)/;
+      throwsNaming(() => (x as unknown as { then: unknown }).then, iterate, /webgpu/);
+      const refused = (error: Error) => error instanceof TypeError && iterate.test(error.message);
+      await assert.rejects(async () => await x, refused);
+      await assert.rejects(Promise.resolve(x), refused);
+      // Two slots still compare by their entries, and one inspected shows the hint.
+      assert.deepStrictEqual(state.grads.w, state.grads.w);
+      assert.match(Deno.inspect([x]), /no element: Cannot iterate state\.grads\.w/);
+    } finally {
+      dispose(state);
+    }
+  },
+});
