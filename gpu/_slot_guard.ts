@@ -33,58 +33,18 @@ const ARRAY_METHODS = new Set(
 const ITERATION = "[Symbol.iterator]";
 
 /**
- * A guarded slot's `Symbol.iterator`: an iteration of one value, a stand-in for the elements the
- * slot does not hold here ({@linkcode STAND_IN}), whose first use as a number or text throws the
- * slot's TypeError: `sum += x` in a `for...of`, `Math.max(...slot)`, `new Float32Array(slot)`.
- * Not a throw at the call: a test runner's deep equality (Jest's and Vitest's `toEqual`) calls
- * it on both slots it compares, and compares what they yield, then their entries; the stand-ins
- * of two slots are equal, so two slots compare as their entries do.
+ * A guarded slot's `Symbol.iterator`: throws the slot's TypeError when called, as `for...of`,
+ * spread and `Array.from` call it (reading it is no error: a probe of whether a value is
+ * iterable, `x[Symbol.iterator]`, gets a function). Not an iteration of stand-ins for the
+ * elements, which would let a test runner's deep equality (Jest's and Vitest's `toEqual`, which
+ * iterate both values) compare two slots, but would also give `[...g].some(Number.isNaN)` or
+ * `Array.from(g).includes(0)` an answer, `false`, that says nothing of the values: the error says
+ * to compare two slots' fields, `{ ...a }` with `{ ...b }`.
  */
-function iterateSlot(this: unknown): Iterator<unknown> {
-  const standIn = Object.create(STAND_IN);
-  Object.defineProperty(standIn, SLOT, { value: this });
-  return [Object.freeze(standIn)][Symbol.iterator]();
+function iterateSlot(this: unknown): never {
+  misuse(this, ITERATION);
+  throw new TypeError("A WebGPU state's slot is a GPU buffer range: it has no elements here");
 }
-
-/** Where a stand-in of {@linkcode iterateSlot} holds the slot it was iterated from. */
-const SLOT = Symbol("slot");
-
-/** The TypeError of a use of a stand-in (`this`) of a slot's elements. */
-function standInError(standIn: { [SLOT]?: unknown }): TypeError {
-  const slot = standIn[SLOT] as { [MISUSE]?: (what: string) => string } | undefined;
-  const message = slot?.[MISUSE];
-  return new TypeError(
-    message?.(ITERATION) ?? "A WebGPU state's slot is a GPU buffer range: it has no elements here",
-  );
-}
-
-/** Throws the TypeError of a use of a stand-in (`this`) of a slot's elements. */
-function useStandIn(this: { [SLOT]?: unknown }): never {
-  throw standInError(this);
-}
-
-/**
- * The prototype of the stand-ins a slot's iteration yields: converted to a number or a string
- * (`Symbol.toPrimitive`), to JSON, or called a number's method (`x.toFixed(2)`), one throws its
- * slot's TypeError; inspected (`console.log(x)`), it shows that message. Its `then` read throws
- * it too: TensorFlow.js's `tf.tensor([...slot])` reads it of every value (a promise's?) and then
- * takes an object's index keys, none here, for its elements: a tensor of shape [1] and no values;
- * and `await x` is no number either. No own enumerable property, so that two stand-ins are
- * deep-equal. (Compared, `x === 0`, `Number.isNaN(x)`, or counted, it is no element, unrefused.)
- */
-const STAND_IN = Object.freeze(Object.create(Object.prototype, {
-  then: { get: useStandIn },
-  [Symbol.toPrimitive]: { value: useStandIn },
-  toJSON: { value: useStandIn },
-  toFixed: { value: useStandIn },
-  toPrecision: { value: useStandIn },
-  toExponential: { value: useStandIn },
-  [Symbol.for("nodejs.util.inspect.custom")]: {
-    value(this: { [SLOT]?: unknown }): string {
-      return `[no element: ${standInError(this).message}]`;
-    },
-  },
-}));
 
 /** Whether `key` names an element (`"0"`, `"12"`, `"-1"`), as a typed array's index would. */
 function isIndex(key: string | symbol): key is string {
@@ -130,7 +90,7 @@ function misuse(receiver: unknown, key: string): void {
 /**
  * `slot` (the slot of tensor `name` of a WebGPU state's `record`) as a frozen record of its
  * `buffer`, `offset`, `size` and `length` whose element reads and writes, Float32Array method
- * reads and uses of what its iteration yields throw a TypeError of {@linkcode slotMisuseMessage}.
+ * reads and iteration throw a TypeError of {@linkcode slotMisuseMessage}.
  * Its keys, spread, JSON and inspection are those of the plain record, its `length` the
  * tensor's, its `BYTES_PER_ELEMENT` 4.
  *
@@ -147,6 +107,7 @@ function misuse(receiver: unknown, key: string): void {
  * const elements = g as unknown as number[];
  * assert.throws(() => (elements[0] = 1), /^TypeError: Cannot use state\.grads\.w\[0\]/);
  * assert.throws(() => Math.max(...elements), /^TypeError: Cannot iterate state\.grads\.w \(for/);
+ * assert.throws(() => [...elements], /compare their fields, \{ \.\.\.a \} with \{ \.\.\.b \}/);
  * assert.equal(g.length * (g as unknown as Float32Array).BYTES_PER_ELEMENT, g.size);
  * ```
  */
@@ -203,11 +164,15 @@ export function slotMisuseMessage(
     const read = `(await readParams(state))${memberAccess(name)}`;
     return `${start}read the values as a copy, ${read}, and to go on from other values make a ` +
       "state of them that takes this one's moments and step count, " +
-      "state = await opt.init(params, { from: state })";
+      "state = await opt.init(params, { from: state })" + (what === ITERATION ? COMPARE : "");
   }
   const given = count === 1 && name === "" ? "g" : `{ ${literalKey(name)}: g }`;
   return `${start}compute the gradient in a Float32Array g and pass it to step, ` +
     `state = step(state, ${given}) (one writeBuffer), or write it into the slot's buffer, ` +
     `a shader's output or device.queue.writeBuffer(${slot}.buffer, ${slot}.offset, g), ` +
-    "then state = step(state)";
+    "then state = step(state)" + (what === ITERATION ? COMPARE : "");
 }
+
+/** What an iteration's error adds: a test runner's deep equality (`toEqual`) iterates both. */
+const COMPARE = "; to compare two slots (a test's toEqual iterates both), compare their " +
+  "fields, { ...a } with { ...b }";

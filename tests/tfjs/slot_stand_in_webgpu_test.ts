@@ -1,8 +1,8 @@
 /**
- * What a WebGPU state's slot yields iterated (one stand-in for the elements it does not hold
- * here) given to TensorFlow.js: `tf.tensor([...state.grads.w])` made a tensor of shape [1] and no
- * values (tfjs took the stand-in's index keys, none, for its elements); it is the slot's
- * TypeError, saying what to do instead.
+ * A WebGPU state's slot spread or made an array for TensorFlow.js (`tf.tensor([...g])`,
+ * `tf.tensor(Array.from(g))`) is the slot's TypeError, saying what to do instead, and leaves no
+ * tensor behind (a slot yielding a stand-in for its elements made a tensor of shape [1] and no
+ * values).
  *
  * Without a WebGPU adapter these tests fail, unless RADAM_NO_GPU=1 says the machine has none.
  */
@@ -14,7 +14,7 @@ const options = await webgpuTestOptions();
 
 Deno.test({
   name:
-    "tfjs: tf.tensor of what a WebGPU slot's iteration yields ([...g], Array.from(g)) is the slot's TypeError (it was a tensor of shape [1] and no values)",
+    "tfjs: tf.tensor of a WebGPU slot spread or made an array ([...g], Array.from(g)) is the slot's TypeError, no tensor left",
   ...options,
   async fn() {
     await useBackend("cpu");
