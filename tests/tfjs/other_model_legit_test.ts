@@ -134,3 +134,33 @@ Deno.test("tfjs: weights of variables stepped a subset at a time resume minimize
   tf.dispose([...run, ...twin]);
   for (const o of [first, second, resumedTwin]) o.dispose();
 });
+
+Deno.test("tfjs: weights of a model's variables given to its resume whose first step trains its others, named otherwise than by tfjs's layer numbers, step them", async () => {
+  await useBackend("cpu");
+  // A custom loop trains the encoder, then the decoder (of the same shapes), then both.
+  const make = () =>
+    ["encoder/kernel", "decoder/kernel"].map((base, i) =>
+      tf.variable(tf.fill([3, 2], i + 1), true, named(base))
+    );
+  const [run, twin] = [make(), make()];
+  const grad = (k: number) => tf.tensor2d([[0.5, -1], [0.25, k], [2, -0.5]]);
+  const step = (opt: TfOptimizer, vars: tf.Variable[], k: number) =>
+    opt.applyGradients(Object.fromEntries(vars.map((v) => [v.name, grad(k)])));
+  const first = optimizer(), second = optimizer();
+  for (const [opt, vars] of [[first, run], [second, twin]] as const) {
+    step(opt, [vars[0]], 1);
+    step(opt, [vars[0]], 2);
+  }
+  // The twin resumes from the weights saved after the encoder's phase: the encoder's alone.
+  const next = await resumed(second);
+  for (const [opt, vars] of [[first, run], [next, twin]] as const) {
+    step(opt, [vars[1]], 3); // (refused before, as if the encoder were another model's)
+    step(opt, vars, 4);
+  }
+  assert.equal(next.iterations, first.iterations);
+  for (let i = 0; i < run.length; i++) {
+    assert.deepEqual(await twin[i].data(), await run[i].data());
+  }
+  tf.dispose([...run, ...twin]);
+  for (const o of [first, second, next]) o.dispose();
+});
