@@ -77,7 +77,10 @@ export function checkNotOtherModels(kept: KeptStates, items: readonly GradItem[]
       `weights' step count, ${kept.steps}, theirs kept aside. Moments go to the variable of ` +
       "their name, not by position as tfjs's own optimizers take them: give this model's " +
       "optimizer weights, or name each weight for its variable here (the name before " +
-      '"/<moment>"), then setWeights them again; the step was not taken, nothing changed',
+      '"/<moment>"), then setWeights them again; or, where they are of this model\'s variables ' +
+      "that this step leaves out (a model trained a part at a time), freeze those for it " +
+      "(variable.trainable = false): their moments wait for them. The step was not taken, " +
+      "nothing changed",
   );
 }
 

@@ -164,3 +164,39 @@ Deno.test("tfjs: weights of a model's variables given to its resume whose first 
   tf.dispose([...run, ...twin]);
   for (const o of [first, second, next]) o.dispose();
 });
+
+Deno.test("tfjs: weights of a model's layer given to its resume whose first step trains only its next layer, numbered alike: the error says to freeze the first for it, which then resumes as the run not resumed", async () => {
+  await useBackend("cpu");
+  // Trained a layer at a time (the same shapes, numbered as tfjs-layers numbers layers).
+  const make = () =>
+    ["layer1", "layer2"].map((base, i) => tf.variable(tf.fill([2, 2], i + 1), true, named(base)));
+  const [run, twin] = [make(), make()];
+  const grad = (k: number) => tf.tensor2d([[0.5, -1], [0.25, k]]);
+  const step = (opt: TfOptimizer, vars: tf.Variable[], k: number) =>
+    opt.applyGradients(Object.fromEntries(vars.map((v) => [v.name, grad(k)])));
+  const first = optimizer(), second = optimizer();
+  step(first, [run[0]], 1);
+  step(second, [twin[0]], 1);
+  const next = await resumed(second); // (the first layer's weights alone)
+  const before = await twin[1].data();
+  assert.throws(
+    () => step(next, [twin[1]], 2),
+    (e) =>
+      e instanceof RangeError && e.message.includes(JSON.stringify(twin[0].name)) &&
+      e.message.includes("freeze those for it (variable.trainable = false)"),
+  );
+  assert.deepEqual(await twin[1].data(), before);
+  // What it says: the first layer frozen for the step, its moments wait for it.
+  twin[0].trainable = false;
+  step(next, [twin[1]], 2);
+  twin[0].trainable = true;
+  step(first, [run[1]], 2);
+  step(next, twin, 3);
+  step(first, run, 3);
+  assert.equal(next.iterations, first.iterations);
+  for (let i = 0; i < run.length; i++) {
+    assert.deepEqual(await twin[i].data(), await run[i].data());
+  }
+  tf.dispose([...run, ...twin]);
+  for (const o of [first, second, next]) o.dispose();
+});
