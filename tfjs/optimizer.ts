@@ -332,7 +332,9 @@ export class TfOptimizer extends tf.Optimizer {
    * model's weights, or another version of the model, which would leave that variable fresh);
    * nothing changes then. Weights of another model whose variables all live (model A's given to
    * model B's optimizer while A lives) load, but B's first step, which none of them fits, is a
-   * RangeError naming both sides, nothing changed: they go by name, not by position. A loaded
+   * RangeError naming both sides, nothing changed: they go by name, not by position (B's
+   * variables told from A's by shape and name but for digits, tfjs-layers' layer numbers; where
+   * they are this model's own that the step leaves out, freeze those for it). A loaded
    * model compiled again with a new optimizer keeps its moments only where that optimizer takes
    * them: `await optimizer.setWeights(await model.optimizer.getWeights())`
    * before `model.compile({ optimizer })` (or compile with `model.optimizer` itself; a new
