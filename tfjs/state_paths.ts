@@ -96,8 +96,7 @@ export class StatePaths {
     if (makeOnly && this.state !== undefined) return;
     const entries = this.entries, saved = this.#saved;
     const beside = saved.steps > 1 || saved.averages;
-    const same = sameVariables(entries, inOrderOf(entries, items));
-    if (beside && (this.#stale || !same)) {
+    if (beside && (this.#stale || !sameVariables(entries, inOrderOf(entries, items)))) {
       checkSavableBeside(config, items, saved); // (a state to be made: before it is)
     }
     if (onWebGpu(config)) {
@@ -114,9 +113,12 @@ export class StatePaths {
       const was = this.cpu.state;
       this.cpu.step(config, strict, items, this.#stale, makeOnly);
       this.#stale = false;
-      // (Made again over the same variables: what fitted the state fits the new one.)
+      // (Made again over the same variables in the same order, the order of its file: what
+      // fitted the state fits the new one.)
       const room = this.#room, now = this.cpu.state;
-      if (same && room !== undefined && room.state === was && now !== undefined) room.state = now;
+      if (room !== undefined && room.state === was && now !== undefined && now !== was) {
+        if (sameVariables(entries, items)) room.state = now;
+      }
     }
   }
 

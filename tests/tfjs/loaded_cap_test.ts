@@ -344,6 +344,12 @@ for (
       }
       opt.applyGradients(grads);
       assert.ok(stringifyCalls(() => opt.setLearningRate(0.00012345)) >= n); // (longer: checked)
+      opt.setLearningRate(0.0005);
+      // Made again over the variables in another order (its file's): checked again, the digits
+      // of the tensors' offsets in the header being others.
+      const reversed = Object.fromEntries(Object.entries(grads).reverse());
+      for (let i = 0; i < 3; i++) opt.applyGradients(reversed); // (with accumulation: a step)
+      assert.ok(stringifyCalls(() => opt.setLearningRate(0.00012345)) >= n);
       opt.dispose();
       tf.dispose([...vars, ...Object.values(grads)]);
     },
