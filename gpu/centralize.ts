@@ -25,8 +25,7 @@ import { label } from "../base/tensors.ts";
 import { dispatchGrid, WORKGROUP_SIZE } from "./_wgsl.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
 import { bindGroup, type Compiled, type Dispatch, type Pipelines } from "./pipelines.ts";
-import { CENTRALIZE_ENTRY_WORDS } from "./wgsl_kernel.ts";
-import { CENTRALIZE_TABLE_BYTES } from "./arena_layout.ts";
+import { CENTRALIZE_ENTRY_WORDS, CENTRALIZE_TABLE_BYTES } from "./arena_layout.ts";
 
 /** One planned batch (a dispatch of each kind of row): its window of the grads section, rows, runs. */
 export interface CentralizeBatch {

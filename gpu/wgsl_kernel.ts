@@ -15,13 +15,10 @@ import {
   WORKGROUP_SIZE,
 } from "./_wgsl.ts";
 import { F32_MAX } from "../base/schema.ts";
-import { CENTRALIZE_ENTRY_WORDS } from "./arena_layout.ts";
 
 export { dispatchGrid, WORKGROUP_SIZE } from "./_wgsl.ts";
 export { DECIDE, SMALL_STEP_ELEMENTS, stepKernels } from "./wgsl_step.ts";
 export { GRAD_NORM_PARTIAL, GRAD_NORM_TOTAL, NORM_ELEMENTS_PER_WORKGROUP } from "./wgsl_norm.ts";
-
-export { CENTRALIZE_ENTRY_WORDS } from "./arena_layout.ts";
 
 const CENTRALIZE_BINDINGS: readonly Binding[] = [
   { name: "x", type: "array<f32>", kind: "storage" },
