@@ -10,6 +10,7 @@ import type { ArenaLayout } from "../base/arena.ts";
 import { blocksOf, Q8_VERSION } from "../base/q8.ts";
 import { headerCap } from "../base/_json_bounds.ts";
 import { headerLength, type TensorPlan } from "../base/safetensors.ts";
+import { utf8Length } from "../base/_utf8.ts";
 import { storeSchema } from "../base/schema.ts";
 import type { Settings } from "../base/settings.ts";
 import { stateTensors } from "./checkpoint_tensors.ts";
@@ -71,6 +72,34 @@ export function checkpointMetadata(
     states: config.run.states,
     ...(counts.codes ? { q8: Q8_VERSION } : {}),
   };
+}
+
+/**
+ * The length, in bytes, of what a checkpoint's header holds of `config` alone (its metadata
+ * `optimizer`, `hyperparameters`, `lr_schedule` and `states`, written as the header writes
+ * them): of two settings of a state that differ in their learning rate only, the one of the
+ * longer text makes the longer header, by as many bytes (the rest of the header is the same).
+ *
+ * @example
+ * ```ts
+ * import { settingsTextLength } from "./checkpoint_header.ts";
+ * import { adam } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * const short = settingsTextLength(adam({ lr: 0.5 }).settings);
+ * assert.equal(settingsTextLength(adam({ lr: 0.25 }).settings), short + 1);
+ * // (A schedule: lr null, one byte more than 0.5, and lr_schedule "true", one less than "false".)
+ * assert.equal(settingsTextLength(adam({ lr: () => 0.5 }).settings), short);
+ * ```
+ */
+export function settingsTextLength(config: Settings<unknown>): number {
+  const schedule = typeof (config as Settings).hyperparameters.lr === "function";
+  return utf8Length(JSON.stringify({
+    optimizer: config.name,
+    hyperparameters: JSON.stringify(optionsOf(config)),
+    lr_schedule: String(schedule),
+    states: config.run.states,
+  }));
 }
 
 /** A tensor of a checkpoint, planned: where its data comes from (see `checkpointTensors`). */

@@ -115,7 +115,8 @@ export interface CheckpointInfo {
      * The largest storage binding a state on WebGPU binds whole, in bytes: under option `gc`,
      * which centralizes each tensor of rank > 1 per row (`shape[0]` rows of the other
      * dimensions' product), the window of its longest row, bound from the 256-byte aligned
-     * offset at or before the row's start (the row's bytes, and up to 252 more); 0 without `gc`
+     * offset at or before the row's start (the row's bytes, and up to 252 more), or 32 bytes
+     * where that is less (the table of the runs of rows bound beside a window); 0 without `gc`
      * or where no tensor is of rank > 1 (the step binds the sections in chunks of any size).
      * Above its device's `limits.maxStorageBufferBindingSize` (128 MiB by default: rows of
      * about 33.5 million elements), or its `maxBufferSize` where that is smaller, `loadState` on

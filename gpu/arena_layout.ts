@@ -121,6 +121,19 @@ export function planGpuLayout(
     : planGpuArena(names, lengths, options);
 }
 
+/**
+ * Words of an entry of the centralization kernel's table (a `vec4<u32>`, gpu/wgsl_kernel.ts):
+ * the first entry holds the dispatch's wide rows and runs, narrow rows and runs; each other one
+ * a run's first row, first element and cols (gpu/centralize.ts).
+ */
+export const CENTRALIZE_ENTRY_WORDS = 4;
+
+/**
+ * Bytes of the smallest table of the runs of rows gradient centralization binds beside a window
+ * of the grads (gpu/centralize.ts): its first entry (the dispatch's counts) and one run.
+ */
+export const CENTRALIZE_TABLE_BYTES: number = 2 * 4 * CENTRALIZE_ENTRY_WORDS;
+
 /** Tensors at bindable offsets, in a buffer per section (every section at offset 0). */
 const GPU_ALIGNMENT: ArenaAlignment = {
   tensorAlign: ALIGN_ELEMENTS,
@@ -186,8 +199,9 @@ export function gpuBufferBytes(layout: ArenaLayout): number {
  * Bytes of the largest storage binding that gradient centralization binds whole on the GPU arena
  * `layout` (`shapes` in its order; option `gc`): each tensor of rank > 1 is centralized per row
  * (`shape[0]` rows of the rest), a row bound whole from the {@linkcode ALIGN_BYTES}-aligned
- * offset at or before its start (gpu/centralize.ts), so up to 252 bytes more than the row.
- * A device whose binding (`limits.maxStorageBufferBindingSize`, or `maxBufferSize` if smaller)
+ * offset at or before its start (gpu/centralize.ts), so up to 252 bytes more than the row;
+ * or, where that is less (rows of a few elements), the table of the runs of rows a window binds
+ * with it, {@linkcode CENTRALIZE_TABLE_BYTES} at least. A device whose binding (`limits.maxStorageBufferBindingSize`, or `maxBufferSize` if smaller)
  * is below it refuses the state when it starts, naming the tensor; on a device of a smaller
  * `minStorageBufferOffsetAlignment`, a few bytes less may do. 0 where no tensor is of rank > 1.
  *
@@ -200,6 +214,9 @@ export function gpuBufferBytes(layout: ArenaLayout): number {
  * // Rows of 1000 elements: the second starts 1000 elements in, 40 past a 64-element boundary.
  * assert.equal(centralizedBindingBytes(layout, [[3, 1000], [1000]]), 4 * (40 + 1000));
  * assert.equal(centralizedBindingBytes(layout, [[3000], [1000]]), 0);
+ * // Rows of 2 elements: the table of one run (32 bytes) is larger than the window (8 bytes).
+ * const small = planGpuLayout(["w"], [4], {}, "32bit");
+ * assert.equal(centralizedBindingBytes(small, [[2, 2]]), 32);
  * ```
  */
 export function centralizedBindingBytes(
@@ -210,6 +227,7 @@ export function centralizedBindingBytes(
   layout.lengths.forEach((length, i) => {
     if (shapes[i].length < 2 || length === 0) return;
     const rows = shapes[i][0], cols = length / rows;
+    largest = Math.max(largest, CENTRALIZE_TABLE_BYTES);
     // (Where a row starts past a boundary repeats every 64 rows at most.)
     for (let row = 0; row < Math.min(rows, ALIGN_ELEMENTS); row++) {
       const past = (layout.offsets[i] + row * cols) % ALIGN_ELEMENTS;

@@ -25,7 +25,7 @@ import { label } from "../base/tensors.ts";
 import { dispatchGrid, WORKGROUP_SIZE } from "./_wgsl.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
 import { bindGroup, type Compiled, type Dispatch, type Pipelines } from "./pipelines.ts";
-import { CENTRALIZE_ENTRY_WORDS } from "./wgsl_kernel.ts";
+import { CENTRALIZE_ENTRY_WORDS, CENTRALIZE_TABLE_BYTES } from "./arena_layout.ts";
 
 /** One planned batch (a dispatch of each kind of row): its window of the grads section, rows, runs. */
 export interface CentralizeBatch {
@@ -117,7 +117,7 @@ export function planCentralizeBatches(
             : `${label(names[k]!)} (${rows} × ${cols})`;
           throw new RangeError(
             `Gradient centralization of ${what} needs a binding of ${
-              (row0 - start + cols) * 4
+              Math.max((row0 - start + cols) * 4, CENTRALIZE_TABLE_BYTES)
             } bytes (its row ${from}, from a ${align}-byte aligned offset); this device allows ${maxBytes} (maxStorageBufferBindingSize)`,
           );
         }

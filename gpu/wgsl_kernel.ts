@@ -20,13 +20,6 @@ export { dispatchGrid, WORKGROUP_SIZE } from "./_wgsl.ts";
 export { DECIDE, SMALL_STEP_ELEMENTS, stepKernels } from "./wgsl_step.ts";
 export { GRAD_NORM_PARTIAL, GRAD_NORM_TOTAL, NORM_ELEMENTS_PER_WORKGROUP } from "./wgsl_norm.ts";
 
-/**
- * Words of an entry of the centralization kernel's table (a `vec4<u32>`): the first entry holds
- * the dispatch's wide rows and runs, narrow rows and runs; each other one a run's first row,
- * first element and cols (gpu/centralize.ts).
- */
-export const CENTRALIZE_ENTRY_WORDS = 4;
-
 const CENTRALIZE_BINDINGS: readonly Binding[] = [
   { name: "x", type: "array<f32>", kind: "storage" },
   { name: "table", type: "array<vec4<u32>>", kind: "read-only-storage" },

@@ -23,6 +23,7 @@ import {
 } from "../mod.ts";
 import { disposeState, stateInternals } from "../core/state.ts";
 import { planOptionsOf } from "../core/plan.ts";
+import type { Settings } from "../base/settings.ts";
 import { planArena } from "../base/arena.ts";
 import { planCompactArena } from "../base/arena_compact.ts";
 import type { CpuBackend } from "../cpu/cpu_backend.ts";
@@ -134,60 +135,82 @@ Deno.test("checkpointInfo: memory.wasm above 4 GiB is what loadState's wasm back
   }
 });
 
-Deno.test("checkpointInfo: memory.webgpuBinding is the binding below which WebGPU's gradient centralization refuses the state, naming the tensor", async () => {
+/**
+ * Asserts that `binding` (a checkpoint's `memory.webgpuBinding`, `bytes`, of a state of `config`
+ * over `params`) is the binding WebGPU's gradient centralization plans the state's tensors with,
+ * and that 4 bytes less refuse it, naming a tensor and that binding.
+ */
+async function assertBindingExact(
+  config: Settings,
+  params: Record<string, { data: Float32Array; shape: number[] }>,
+  bytes: Uint8Array,
+  binding: number,
+): Promise<void> {
+  const states = config.run.states;
+  // The segments a WebGPU state of it centralizes (core/state.ts restoreState), on the
+  // GPU's layout of it, planned against a device whose binding is just that, or 4 less.
+  const host = stateInternals(await loadState(bytes, { backend: "js" })).backend.layout;
+  const options = planOptionsOf(config, host.names);
+  const gpu = planGpuLayout(host.names, host.lengths, options, states);
+  const segments = gpu.names.flatMap((name, i) => {
+    const shape = params[name].shape;
+    return shape.length > 1 ? [gpu.offsets[i], shape[0], gpu.lengths[i] / shape[0]] : [];
+  });
+  const centralizedNames = gpu.names.filter((name) => params[name].shape.length > 1);
+  const plan = (limit: number) =>
+    planCentralizeBatches(
+      segments,
+      {
+        maxStorageBufferBindingSize: limit,
+        maxBufferSize: 1 << 30,
+        maxComputeWorkgroupsPerDimension: 65535,
+      },
+      ALIGN_BYTES,
+      centralizedNames,
+    );
+  assert.ok(plan(binding).length > 0);
+  assert.throws(() => plan(binding - 4), (e: Error) => {
+    assert.ok(e instanceof RangeError, String(e));
+    assert.match(
+      e.message,
+      new RegExp(
+        `^Gradient centralization of parameter "t\\d+" \\(\\d+ × \\d+\\) needs a binding of ${binding} bytes`,
+      ),
+    );
+    return true;
+  });
+}
+
+Deno.test("checkpointInfo: memory.webgpuBinding is the binding below which WebGPU's gradient centralization refuses the state, naming the tensor (rows of any length, tensors of rank 2 to 4)", async () => {
   await fc.assert(
     fc.asyncProperty(
-      // (Rows of 8 elements or more: a binding also holds a table of the runs of rows, of 32
-      // bytes at least, which no device's binding is near: 128 MiB by default.)
-      fc.array(fc.tuple(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 8, max: 700 })), {
-        minLength: 1,
-        maxLength: 4,
-      }),
+      // (Rows of a few elements too: a binding holds a table of the runs of rows beside a
+      // window, of 32 bytes at least, more than a window of a row of 7 elements or fewer.)
+      fc.array(
+        fc.tuple(
+          fc.integer({ min: 1, max: 9 }),
+          fc.integer({ min: 1, max: 700 }),
+          fc.constantFrom<number[]>([], [2], [3, 2]),
+        ),
+        { minLength: 1, maxLength: 4 },
+      ),
       fc.constantFrom<StatesFormat>("32bit", "8bit"),
       fc.boolean(),
       async (dims, states, gc) => {
         const names = dims.map((_, i) => `t${i}`);
         const opt = adam({ states, gc });
         const params = Object.fromEntries(names.map((name, i) => {
-          const [rows, cols] = dims[i];
-          const shape = i === 0 ? [rows * cols] : [rows, cols]; // (the first: rank 1)
-          return [name, { data: randoms(rows * cols, i), shape }];
+          const [rows, cols, inner] = dims[i];
+          const length = rows * cols * inner.reduce((a, b) => a * b, 1);
+          // (The first: rank 1.)
+          const shape = i === 0 ? [length] : [rows, cols, ...inner];
+          return [name, { data: randoms(length, i), shape }];
         }));
         const bytes = await saveState(await opt.init(params));
         const { memory } = checkpointInfo(bytes);
         const centralized = gc && dims.length > 1;
         if (!centralized) return assert.equal(memory.webgpuBinding, 0);
-        // The segments a WebGPU state of it centralizes (core/state.ts restoreState), on the
-        // GPU's layout of it, planned against a device whose binding is just that, or 4 less.
-        const config = opt.settings;
-        const host = stateInternals(await loadState(bytes, { backend: "js" })).backend.layout;
-        const options = planOptionsOf(config, host.names);
-        const gpu = planGpuLayout(host.names, host.lengths, options, states);
-        const segments = gpu.names.flatMap((name, i) => {
-          const shape = params[name].shape;
-          return shape.length > 1 ? [gpu.offsets[i], shape[0], shape[1]] : [];
-        });
-        const centralizedNames = gpu.names.filter((name) => params[name].shape.length > 1);
-        const plan = (binding: number) =>
-          planCentralizeBatches(
-            segments,
-            {
-              maxStorageBufferBindingSize: binding,
-              maxBufferSize: 1 << 30,
-              maxComputeWorkgroupsPerDimension: 65535,
-            },
-            ALIGN_BYTES,
-            centralizedNames,
-          );
-        assert.ok(plan(memory.webgpuBinding).length > 0);
-        assert.throws(() => plan(memory.webgpuBinding - 4), (e: Error) => {
-          assert.ok(e instanceof RangeError, String(e));
-          assert.match(
-            e.message,
-            /^Gradient centralization of parameter "t\d+" \(\d+ × \d+\) needs a binding/,
-          );
-          return true;
-        });
+        await assertBindingExact(opt.settings, params, bytes, memory.webgpuBinding);
       },
     ),
     { numRuns: 40, seed: 20261207 },
@@ -258,5 +281,19 @@ Deno.test("a threaded state above 4 GiB is refused with its own memory's figure,
         e instanceof RangeError &&
         e.message.includes(`needs ${wasmMemoryBytes(layout, added)} bytes`),
     );
+  }
+});
+
+Deno.test("checkpointInfo: memory.webgpuBinding of a state whose centralized rows are of a few elements is the 32-byte table of runs bound beside them, not the rows' window", async () => {
+  for (const shapes of [[[3], [2, 2]], [[4, 1, 1], [1, 7]], [[5, 1], [2, 3, 1, 1]]]) {
+    const opt = adam({ gc: true });
+    const params = Object.fromEntries(shapes.map((shape, i) => {
+      const length = shape.reduce((a, b) => a * b, 1);
+      return [`t${i}`, { data: randoms(length, i), shape }];
+    }));
+    const bytes = await saveState(await opt.init(params));
+    const { webgpuBinding } = checkpointInfo(bytes).memory;
+    assert.equal(webgpuBinding, 32, JSON.stringify(shapes));
+    await assertBindingExact(opt.settings, params, bytes, webgpuBinding);
   }
 });

@@ -6,7 +6,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { OptimizerState } from "../core/state.ts";
+import { coreOf, type OptimizerState } from "../core/state.ts";
+import { settingsTextLength } from "../core/checkpoint_header.ts";
+import { headerCap } from "../base/_json_bounds.ts";
 import type { Settings } from "../base/settings.ts";
 import { onWebGpu } from "./backend_choice.ts";
 import { CpuPath } from "./cpu_path.ts";
@@ -27,6 +29,8 @@ export class StatePaths {
   readonly gpu = new GpuPath(this.kept);
   /** Set when the state must be remade at the next step (new settings). */
   #stale = false;
+  /** The longest settings text known to fit the CPU state's checkpoint (`checkSettings`). */
+  #room: { state: OptimizerState<unknown>; cap: number; text: number } | undefined;
   /** What the optimizer saves beside the state (sums, averages), counted when one is made. */
   readonly #saved: SavedExtras;
 
@@ -56,11 +60,28 @@ export class StatePaths {
    * checkpoint of it, with what is saved beside it at most, would pass the cap; so that new
    * settings are refused when they are given, nothing changed. (On the GPU, where they are not
    * taken, and where there is no state: nothing checked; the step that makes one checks it.)
+   * A rate no longer in the header than one the state is known to fit under (its own, checked
+   * when it was made, or one checked here since) is not planned again: a call whatever the
+   * number of variables.
    */
   checkSettings(config: Settings): void {
     const state = this.cpu.state;
     if (state === undefined) return;
+    const text = settingsTextLength(config);
+    if (text <= this.#roomOf(state)) return; // (a header no longer than one that fits)
     checkSavableUnder(state, config, besideStepped(this.cpu.entries, this.#saved));
+    this.#room = { state, cap: headerCap(), text };
+  }
+
+  /**
+   * The longest settings text (`settingsTextLength`) a checkpoint of `state` (the CPU state), with
+   * what is saved beside it, is known to fit the cap with: its own settings' (it was checked under
+   * them when it was made), or longer where {@linkcode checkSettings} checked one since.
+   */
+  #roomOf(state: OptimizerState<unknown>): number {
+    const room = this.#room;
+    const known = room?.state === state && room.cap === headerCap() ? room.text : 0;
+    return Math.max(known, settingsTextLength(coreOf(state).config));
   }
 
   /**
@@ -89,8 +110,15 @@ export class StatePaths {
     } else {
       this.gpu.checkOffGpu();
       // New settings: the state is made again at this step (its moments kept, same bits).
+      const was = this.cpu.state;
       this.cpu.step(config, strict, items, this.#stale, makeOnly);
       this.#stale = false;
+      // (Made again over the same variables in the same order, the order of its file: what
+      // fitted the state fits the new one.)
+      const room = this.#room, now = this.cpu.state;
+      if (room !== undefined && room.state === was && now !== undefined && now !== was) {
+        if (sameVariables(entries, items)) room.state = now;
+      }
     }
   }
 

@@ -299,3 +299,92 @@ for (const ema of [false, true]) {
     },
   );
 }
+
+/** How many times `fn` calls `JSON.stringify` (which planning a checkpoint's header calls per tensor). */
+function stringifyCalls(fn: () => void): number {
+  const stringify = JSON.stringify;
+  let calls = 0;
+  JSON.stringify = ((...args: Parameters<typeof stringify>) => {
+    calls++;
+    return stringify(...args);
+  }) as typeof stringify;
+  try {
+    fn();
+  } finally {
+    JSON.stringify = stringify;
+  }
+  return calls;
+}
+
+for (
+  const options of [{}, { ema: true }, { gradientAccumulationSteps: 3 }] as TfOptimizerOptions[]
+) {
+  Deno.test(
+    `tfjs: setLearningRate after a step plans the state's checkpoint only for a rate longer in its header than one it fits with (${
+      JSON.stringify(options)
+    }): a loop setting its own schedule each step pays no call per variable`,
+    async () => {
+      await useBackend("cpu");
+      const n = 3000;
+      const vars = Array.from(
+        { length: n },
+        (_, i) => tf.variable(tf.scalar(1), true, named(`v${i}`)),
+      );
+      const opt = tfOptimizer(radam({ lr: 0.001 }), options);
+      const grads = gradients(vars, 0.5);
+      opt.applyGradients(grads); // (with accumulation: summed, the state made for the sums)
+      assert.ok(opt.state !== undefined);
+      // Longer than the state's own rate: checked, once, over every variable.
+      assert.ok(stringifyCalls(() => opt.setLearningRate(0.0009)) >= n);
+      // No longer than one checked: nothing planned, at a step or not (the state made again).
+      for (const lr of [0.0008, 0.0007, 0.06, (t: number) => 0.001 / t]) {
+        opt.applyGradients(grads);
+        assert.ok(stringifyCalls(() => opt.setLearningRate(lr)) < 50);
+        assert.equal(opt.learningRate, lr);
+      }
+      opt.applyGradients(grads);
+      assert.ok(stringifyCalls(() => opt.setLearningRate(0.00012345)) >= n); // (longer: checked)
+      opt.setLearningRate(0.0005);
+      // Made again over the variables in another order (its file's): checked again, the digits
+      // of the tensors' offsets in the header being others.
+      const reversed = Object.fromEntries(Object.entries(grads).reverse());
+      for (let i = 0; i < 3; i++) opt.applyGradients(reversed); // (with accumulation: a step)
+      assert.ok(stringifyCalls(() => opt.setLearningRate(0.00012345)) >= n);
+      opt.dispose();
+      tf.dispose([...vars, ...Object.values(grads)]);
+    },
+  );
+}
+
+capped(
+  "tfjs: setLearningRate after a step takes a rate no longer in the header than one checked before, and refuses one longer past the cap, after the steps that remade the state",
+  async () => {
+    await useBackend("cpu");
+    const make = (lr: number) => tfOptimizer(radam({ lr }), { ema: true });
+    // Names that just fit with the averages, at a rate of 8 characters: not at LONG_LR.
+    const names = justFitting(make(0.123456).settings as Settings, 5, averagesOf);
+    assert.ok(!fits(radam({ lr: LONG_LR }).settings as Settings, names, averagesOf));
+    const vars = variables(names);
+    const opt = make(0.5);
+    const grads = gradients(vars, 0.25);
+    opt.applyGradients(grads);
+    opt.setLearningRate(0.111111); // (longer than the state's own: checked, fits)
+    for (const lr of [0.222222, 0.333333]) {
+      opt.applyGradients(grads); // (the state made again at the new rate)
+      opt.setLearningRate(lr);
+    }
+    opt.applyGradients(grads);
+    const state = opt.state;
+    assert.throws(() => opt.setLearningRate(LONG_LR), (e: Error) => {
+      assert.ok(e instanceof RangeError, String(e));
+      assert.match(e.message, PAST_CAP);
+      return true;
+    });
+    assert.equal(opt.learningRate, 0.333333);
+    assert.equal(opt.state, state);
+    opt.applyGradients(grads); // (fits: the rate in force)
+    await saveState(opt.state!);
+    opt.dispose();
+    tf.dispose([...vars, ...Object.values(grads)]);
+  },
+);
