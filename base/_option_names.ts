@@ -108,11 +108,38 @@ function globalNote(key: string): string {
     : "";
 }
 
+/** Keras's name (and its camelCase) of clipping each gradient's elements to [−v, v]. */
+const CLIPPING_BY_VALUE: readonly string[] = ["clipvalue", "clipValue"];
+
+/**
+ * What to add to the error for an unknown option `key` where it is Keras's `clipvalue` (or
+ * `clipValue`): that this library has no clipping by value, only `clipGradNorm`'s by the global
+ * norm, and what to do instead. Else empty.
+ *
+ * @example
+ * ```ts
+ * import { clipValueHint } from "./_option_names.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(clipValueHint("clipvalue"), /^ \(clipvalue, Keras's, clips each gradient's /);
+ * assert.match(clipValueHint("clipValue"), /clamp each gradient's elements to \[−v, v\] before/);
+ * assert.equal(clipValueHint("clipnorm"), "");
+ * ```
+ */
+export function clipValueHint(key: string): string {
+  if (!CLIPPING_BY_VALUE.includes(key)) return "";
+  return ` (${key}, Keras's, clips each gradient's elements to [−v, v], which this library does ` +
+    "not: its only clipping is clipGradNorm, of all the gradients together by their global " +
+    "norm; to clip by value, clamp each gradient's elements to [−v, v] before the step, " +
+    "g[i] = Math.min(v, Math.max(-v, g[i])))";
+}
+
 /**
  * What to add to the error for an unknown option `key` given beside an optimizer already made
  * (to its `init`, to `lookahead`, to `tfOptimizer`) where `key`, or another library's name of
  * it, is an option of that optimizer's factory (one of `factoryKeys`): that it goes there, in
- * the call `call` writes with the option (named as here). Else empty.
+ * the call `call` writes with the option (named as here); for Keras's `clipvalue`,
+ * {@linkcode clipValueHint}'s. Else empty.
  *
  * @example
  * ```ts
@@ -137,7 +164,7 @@ export function factoryOptionHint(
   call: (option: string) => string,
 ): string {
   const name = ownName(key);
-  if (!factoryKeys.includes(name)) return "";
+  if (!factoryKeys.includes(name)) return clipValueHint(key);
   const there = name === key ? "" : `, ${name} there`;
   return ` (${key} is an option of the optimizer${there}: ${call(name)}${globalNote(key)})`;
 }

@@ -171,6 +171,19 @@ Deno.test("Keras's clipnorm says that clipGradNorm clips by the global norm, not
   assert.throws(call(adam, { max_norm: 1 }), saying(TypeError, "(max_norm is clipGradNorm here)"));
 });
 
+Deno.test("Keras's clipvalue says there is no clipping by value here, and to clamp each gradient before the step", async () => {
+  for (const key of ["clipvalue", "clipValue"]) {
+    const hint = `(${key}, Keras's, clips each gradient's elements to [−v, v], which this ` +
+      "library does not: its only clipping is clipGradNorm, of all the gradients together by " +
+      "their global norm; to clip by value, clamp each gradient's elements to [−v, v] before " +
+      "the step, g[i] = Math.min(v, Math.max(-v, g[i])))";
+    const ends = (e: Error) => e instanceof TypeError && e.message.endsWith(hint);
+    assert.throws(call(adam, { [key]: 1 }), ends);
+    assert.throws(call(lookahead, adam(), { [key]: 1 }), ends);
+    await assert.rejects(adam().init({ w: new Float32Array(2) }, { [key]: 1 } as never), ends);
+  }
+});
+
 Deno.test("meanOfContributions given null or a part of another type names the argument; out is left as it was", () => {
   const part = { samples: 2, gradient: new Float32Array([1, 3]) };
   const out = new Float32Array([7, 7]);
