@@ -232,7 +232,12 @@ export function resolveOptions(
     (lr) => positionalHint(origin, lr, positional),
     (key, value) =>
       initOptionHint(key, origin.name) || pytorchOptionHint(key, origin.name) ||
-      adapterOptionHint(key, origin.name) || lookaheadOptionHint(key, origin.name, value) ||
+      adapterOptionHint(key, origin.name) || lookaheadOptionHint(
+        key,
+        origin.name,
+        value,
+        options as Record<string, unknown>,
+      ) ||
       clipValueHint(key),
   );
   const { defaults } = origin;
