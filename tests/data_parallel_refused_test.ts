@@ -137,3 +137,39 @@ Deno.test("data parallel: a contribution its fold refused (too stale) is told it
     await trainer.close();
   });
 });
+
+Deno.test("data parallel: a contribution its fold refused (too large to step on) is told its refusal where the commit of the others' step fails", async () => {
+  await onEachStore(async (shared, name) => {
+    const failure = new TypeError("database is locked");
+    let open = false;
+    const store: TrainingStore = {
+      ...shared,
+      // (This process waits for the lease until both its contributions are queued.)
+      acquire: (token, ms, queue) =>
+        open ? shared.acquire(token, ms, queue) : Promise.resolve(null),
+      commit: (c) => c.fresh.includes("fresh") ? Promise.reject(failure) : shared.commit(c),
+    };
+    const first = dataParallel(shared, { optimizer, init, pollMs: 2 });
+    const { step, params } = await first.params();
+    await first.close();
+    const trainer = dataParallel(store, { optimizer, init, pollMs: 2, handoffMs: 60_000 });
+    const settled = (p: Promise<unknown>) => p.then(() => null, (error) => error);
+    const big = settled(trainer.submit({ id: "big", base: step, gradient: tooLarge(params) }));
+    const fresh = settled(
+      trainer.submit({ id: "fresh", base: step, gradient: gradientAt(1, params) }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    open = true;
+    const [refusal, failed] = await Promise.all([big, fresh]);
+    assert.ok(refusal instanceof ContributionRefusedError, `${name}: ${refusal}`);
+    assert.equal(refusal.id, "big");
+    assert.match(refusal.reason, /no checkpoint holds/);
+    assert.ok(failed instanceof Error && !(failed instanceof ContributionRefusedError), name);
+    assert.match(
+      failed.message,
+      /^Contribution "fresh": the commit of the step applying it failed/,
+    );
+    assert.equal(await store.request("big"), null, `${name}: not recorded`);
+    await trainer.close();
+  });
+});
