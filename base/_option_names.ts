@@ -108,11 +108,38 @@ function globalNote(key: string): string {
     : "";
 }
 
+/** Keras's name (and its camelCase) of clipping each gradient's elements to [−v, v]. */
+const CLIPPING_BY_VALUE: readonly string[] = ["clipvalue", "clipValue"];
+
+/**
+ * What to add to the error for an unknown option `key` where it is Keras's `clipvalue` (or
+ * `clipValue`): that this library has no clipping by value, only `clipGradNorm`'s by the global
+ * norm, and what to do instead. Else empty.
+ *
+ * @example
+ * ```ts
+ * import { clipValueHint } from "./_option_names.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(clipValueHint("clipvalue"), /^ \(clipvalue, Keras's, clips each gradient's /);
+ * assert.match(clipValueHint("clipValue"), /clamp each gradient's elements to \[−v, v\] before/);
+ * assert.equal(clipValueHint("clipnorm"), "");
+ * ```
+ */
+export function clipValueHint(key: string): string {
+  if (!CLIPPING_BY_VALUE.includes(key)) return "";
+  return ` (${key}, Keras's, clips each gradient's elements to [−v, v], which this library does ` +
+    "not: its only clipping is clipGradNorm, of all the gradients together by their global " +
+    "norm; to clip by value, clamp each gradient's elements to [−v, v] before the step, " +
+    "g[i] = Math.min(v, Math.max(-v, g[i])))";
+}
+
 /**
  * What to add to the error for an unknown option `key` given beside an optimizer already made
  * (to its `init`, to `lookahead`, to `tfOptimizer`) where `key`, or another library's name of
  * it, is an option of that optimizer's factory (one of `factoryKeys`): that it goes there, in
- * the call `call` writes with the option (named as here). Else empty.
+ * the call `call` writes with the option (named as here); for Keras's `clipvalue`,
+ * {@linkcode clipValueHint}'s. Else empty.
  *
  * @example
  * ```ts
@@ -137,7 +164,7 @@ export function factoryOptionHint(
   call: (option: string) => string,
 ): string {
   const name = ownName(key);
-  if (!factoryKeys.includes(name)) return "";
+  if (!factoryKeys.includes(name)) return clipValueHint(key);
   const there = name === key ? "" : `, ${name} there`;
   return ` (${key} is an option of the optimizer${there}: ${call(name)}${globalNote(key)})`;
 }
@@ -222,7 +249,9 @@ export function initOptionHint(key: string, name: string): string {
  * where `key` is LookAhead's `k` or `alpha`, or another library's name of one (optax's and
  * TensorFlow Addons' `sync_period` and `slow_step_size`, Ranger's `la_steps` and `la_alpha`),
  * and that factory does not wrap its optimizer in LookAhead: the call that does, `lookahead`'s,
- * and for `radam` `ranger`'s (RAdam in LookAhead, with gradient centralization). Else empty.
+ * and for `radam` `ranger`'s (RAdam in LookAhead, with gradient centralization), each with the
+ * other options given (`options`, all those the factory was given: the factory's own in its
+ * call, LookAhead's in `lookahead`'s). Else empty.
  * A bare `alpha` is also the learning rate as the Adam paper (its step size α) and Chainer's
  * `Adam(alpha=…)` name it, which LookAhead's `alpha` would take as well (0.001 keeps the slow
  * weights all but still): that hint names `lr` first.
@@ -237,28 +266,59 @@ export function initOptionHint(key: string, name: string): string {
  *   " (sync_period is LookAhead's k, an option of lookahead, which wraps an optimizer: " +
  *     "lookahead(adam(), { k: 6 }))",
  * );
+ * assert.match(
+ *   lookaheadOptionHint("sync_period", "radam", 6, { lr: 1e-3, sync_period: 6 }),
+ *   /: lookahead\(radam\(\{ lr: 0\.001 \}\), \{ k: 6 \}\), or ranger\(\{ lr: 0\.001, k: 6 \}\), /,
+ * );
  * assert.match(lookaheadOptionHint("k", "radam", 6), /, or ranger\(\{ k: 6 \}\), Ranger: RAdam in/);
  * assert.match(lookaheadOptionHint("alpha", "adam", 1e-3), /^ \(alpha, .* is lr here: adam\(\{ lr: 0\.001 \}\);/);
  * assert.equal(lookaheadOptionHint("beta", "adam", 6), "");
  * ```
  */
-export function lookaheadOptionHint(key: string, name: string, value: unknown): string {
+export function lookaheadOptionHint(
+  key: string,
+  name: string,
+  value: unknown,
+  options?: Readonly<Record<string, unknown>>,
+): string {
   const option = ownName(key);
   if ((option !== "k" && option !== "alpha") || !/^\w+$/.test(name)) return "";
-  const given = typeof value === "number" && Number.isFinite(value)
-    ? `{ ${option}: ${value} }`
-    : `{ ${option} }`;
+  const entries: [string, unknown][] = Object.entries(options ?? { [key]: value });
+  const isLookahead = ([k]: [string, unknown]) => ownName(k) === "k" || ownName(k) === "alpha";
+  const own = entries.filter((e) => !isLookahead(e));
+  const lookahead = entries.filter(isLookahead).map(([k, v]): [string, unknown] => [ownName(k), v]);
+  const given = objectText(lookahead);
   const ranger = name === "radam"
-    ? `, or ranger(${given}), Ranger: RAdam in LookAhead with gradient centralization`
+    ? `, or ranger(${objectText([...own, ...lookahead])}), Ranger: RAdam in LookAhead with ` +
+      "gradient centralization"
     : "";
-  const wrap = `an option of lookahead, which wraps an optimizer: lookahead(${name}(), ${given})`;
+  const wrap = `an option of lookahead, which wraps an optimizer: ` +
+    `lookahead(${name}(${own.length === 0 ? "" : objectText(own)}), ${given})`;
   if (key === "alpha") {
-    const lr = typeof value === "number" && Number.isFinite(value) ? `{ lr: ${value} }` : "{ lr }";
+    const lr = objectText([["lr", value], ...own.filter(([k]) => k !== "lr")]);
     return ` (alpha, where it is the learning rate, as the Adam paper's step size α and Chainer's ` +
       `Adam(alpha) are, is lr here: ${name}(${lr}); LookAhead's alpha is ${wrap}${ranger})`;
   }
   const what = option === key ? "" : `LookAhead's ${option}, `;
   return ` (${key} is ${what}${wrap}${ranger})`;
+}
+
+/**
+ * Options as a hint writes them in a call: `{ lr: 0.001, k: 6 }`; a value other than a finite
+ * number, a boolean or a short list of numbers by its name alone (`{ lr }`), and past three
+ * options `…` for the rest.
+ */
+function objectText(entries: readonly (readonly [string, unknown])[]): string {
+  const shown = entries.slice(0, 3).map(([key, value]) => {
+    const short = (typeof value === "number" && Number.isFinite(value)) ||
+      typeof value === "boolean" ||
+      (Array.isArray(value) && value.length <= 4 &&
+        value.every((x) => typeof x === "number" && Number.isFinite(x)));
+    const text = Array.isArray(value) ? `[${value.join(", ")}]` : String(value);
+    return /^\w+$/.test(key) ? (short ? `${key}: ${text}` : key) : "…";
+  });
+  if (entries.length > 3) shown.push("…");
+  return `{ ${shown.join(", ")} }`;
 }
 
 /** PyTorch's optimizer options with no counterpart here, by what to say of each. */

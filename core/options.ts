@@ -10,6 +10,7 @@ import { heldStandInHint } from "../base/_call_hints.ts";
 import { described, optionError } from "../base/_errors.ts";
 import {
   adapterOptionHint,
+  clipValueHint,
   factoryOptionHint,
   initOptionHint,
   lookaheadOptionHint,
@@ -231,7 +232,13 @@ export function resolveOptions(
     (lr) => positionalHint(origin, lr, positional),
     (key, value) =>
       initOptionHint(key, origin.name) || pytorchOptionHint(key, origin.name) ||
-      adapterOptionHint(key, origin.name) || lookaheadOptionHint(key, origin.name, value),
+      adapterOptionHint(key, origin.name) || lookaheadOptionHint(
+        key,
+        origin.name,
+        value,
+        options as Record<string, unknown>,
+      ) ||
+      clipValueHint(key),
   );
   const { defaults } = origin;
   const hyperparameters = Object.freeze(resolveSchema(origin.options, given, defaults));

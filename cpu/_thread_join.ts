@@ -100,7 +100,8 @@ export function releaser(ints: Int32Array, workers: Worker[]): Release {
 /**
  * Stops the workers (once); `fault` says why the state is refused, if a worker failed (the
  * first failure: its root cause), `halfStepped` whether that failure came as a job that writes
- * the arena (the step) ran, and `more` how many more workers said they failed after it.
+ * the arena (the step) ran, and `more` how many more workers said they failed too (the first
+ * reported is not known to have failed first: reports cross).
  */
 export type Release = (() => void) & {
   done: boolean;
@@ -136,10 +137,13 @@ export function faultError(release: Release): Error {
   return new Error(`${who} of this threaded optimizer state failed (${why})${what}`);
 }
 
-/** How many more workers failed after the first, in words (after its reason); "" where none. */
+/**
+ * How many more workers failed besides the one whose reason is shown, in words (after it); ""
+ * where none. (Not "after it": their reports can arrive in another order than they failed.)
+ */
 function moreFailed(release: Release): string {
   const more = release.more;
-  return more === 0 ? "" : `; ${more} more worker${more === 1 ? "" : "s"} failed after it`;
+  return more === 0 ? "" : `; ${more} more worker${more === 1 ? "" : "s"} failed too`;
 }
 
 /**

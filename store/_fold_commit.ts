@@ -19,11 +19,19 @@ function settle(f: Fold, p: Plan, step: number): void {
   for (const l of p.appliedLocal) {
     l.resolve({ status: "applied", id: l.info.id, step, duplicate: false });
   }
+  refuseLocal(p, step);
+  for (const c of p.applied) f.settleWatched(c.id, { state: "applied", step });
+  for (const { id, reason } of p.refused) f.settleWatched(id, { state: "refused", step, reason });
+}
+
+/**
+ * Rejects the contributions of this process the fold refused (`step` the step that refused
+ * them), each with its refusal: none of them is written by a commit.
+ */
+function refuseLocal(p: Plan, step: number): void {
   for (const [l, reason] of p.refusedLocal) {
     l.reject(new ContributionRefusedError(l.info.id, step, reason));
   }
-  for (const c of p.applied) f.settleWatched(c.id, { state: "applied", step });
-  for (const { id, reason } of p.refused) f.settleWatched(id, { state: "refused", step, reason });
 }
 
 /**
@@ -183,6 +191,11 @@ export async function commitStep(
     settle(f, p, next.step);
     if (holder !== undefined && holder.token !== f.token) f.handedOn();
     return null;
+  } catch (error) {
+    // Refused here, and nothing of them in the commit: refused whether or not it was made. (On
+    // a conflict, none is settled: afterConflict queues them again, folded on the new head.)
+    if (error instanceof CommitFailure) refuseLocal(p, next.step);
+    throw error;
   } finally {
     if (!committed) dispose(next);
   }
@@ -196,9 +209,7 @@ export async function commitRefusals(
   at: { step: number; seq: number },
 ): Promise<void> {
   const { step, seq } = at;
-  for (const [l, reason] of p.refusedLocal) {
-    l.reject(new ContributionRefusedError(l.info.id, step, reason));
-  }
+  refuseLocal(p, step);
   if (p.refused.length > 0) {
     const asked = Date.now();
     const result = await f.store.commit({

@@ -82,3 +82,94 @@ Deno.test("data parallel: a contribution refused once stored is recorded: sent a
     await second.close();
   });
 });
+
+Deno.test("data parallel: a contribution its fold refused (too stale) is told its refusal where the commit of that fold's step fails, not that it may have been applied", async () => {
+  // It was rejected as the applied ones were: "the commit of the step applying it failed (…);
+  // it may have been applied", though the fold had refused it, and nothing of it was written.
+  await onEachStore(async (shared, name, other) => {
+    const failure = new TypeError("database is locked");
+    let open = false;
+    const store: TrainingStore = {
+      ...shared,
+      // (This process waits for the lease until both its contributions are queued.)
+      acquire: (token, ms, queue) =>
+        open ? shared.acquire(token, ms, queue) : Promise.resolve(null),
+      commit: (c) => c.fresh.includes("fresh") ? Promise.reject(failure) : shared.commit(c),
+    };
+    const another = dataParallel(other, { optimizer, init, pollMs: 2 });
+    const first = await another.params();
+    const trainer = dataParallel(store, {
+      optimizer,
+      init,
+      pollMs: 2,
+      staleness: 0,
+      handoffMs: 60_000,
+    });
+    const late = trainer.submit({
+      id: "late",
+      base: first.step,
+      gradient: gradientAt(0, first.params),
+    })
+      .then(() => null, (error) => error);
+    // Another process steps meanwhile: "late" is too stale once this process folds.
+    await another.submit({ id: "b", base: first.step, gradient: gradientAt(1, first.params) });
+    await another.close();
+    const now = await trainer.params();
+    assert.equal(now.step, first.step + 1, name);
+    const fresh = trainer.submit({
+      id: "fresh",
+      base: now.step,
+      gradient: gradientAt(2, now.params),
+    })
+      .then(() => null, (error) => error);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    open = true;
+    const [refusal, failed] = await Promise.all([late, fresh]);
+    assert.ok(refusal instanceof ContributionRefusedError, `${name}: ${refusal}`);
+    assert.equal(refusal.id, "late");
+    assert.match(refusal.reason, /behind/);
+    assert.ok(failed instanceof Error && !(failed instanceof ContributionRefusedError), name);
+    assert.match(
+      failed.message,
+      /^Contribution "fresh": the commit of the step applying it failed \(database is locked\); it may have been applied/,
+    );
+    assert.equal(await store.request("late"), null, `${name}: not recorded`);
+    await trainer.close();
+  });
+});
+
+Deno.test("data parallel: a contribution its fold refused (too large to step on) is told its refusal where the commit of the others' step fails", async () => {
+  await onEachStore(async (shared, name) => {
+    const failure = new TypeError("database is locked");
+    let open = false;
+    const store: TrainingStore = {
+      ...shared,
+      // (This process waits for the lease until both its contributions are queued.)
+      acquire: (token, ms, queue) =>
+        open ? shared.acquire(token, ms, queue) : Promise.resolve(null),
+      commit: (c) => c.fresh.includes("fresh") ? Promise.reject(failure) : shared.commit(c),
+    };
+    const first = dataParallel(shared, { optimizer, init, pollMs: 2 });
+    const { step, params } = await first.params();
+    await first.close();
+    const trainer = dataParallel(store, { optimizer, init, pollMs: 2, handoffMs: 60_000 });
+    const settled = (p: Promise<unknown>) => p.then(() => null, (error) => error);
+    const big = settled(trainer.submit({ id: "big", base: step, gradient: tooLarge(params) }));
+    const fresh = settled(
+      trainer.submit({ id: "fresh", base: step, gradient: gradientAt(1, params) }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    open = true;
+    const [refusal, failed] = await Promise.all([big, fresh]);
+    assert.ok(refusal instanceof ContributionRefusedError, `${name}: ${refusal}`);
+    assert.equal(refusal.id, "big");
+    assert.match(refusal.reason, /no checkpoint holds/);
+    assert.ok(failed instanceof Error && !(failed instanceof ContributionRefusedError), name);
+    assert.match(
+      failed.message,
+      /^Contribution "fresh": the commit of the step applying it failed/,
+    );
+    assert.equal(await store.request("big"), null, `${name}: not recorded`);
+    await trainer.close();
+  });
+});

@@ -137,6 +137,38 @@ Deno.test("LookAhead's options given to a factory without LookAhead say how to w
   assert.throws(call(ranger, { sync_period: 6 }), saying(TypeError, "(sync_period is k here)"));
 });
 
+Deno.test("LookAhead's options given to a factory without LookAhead keep the others in the call they write", () => {
+  assert.throws(
+    call(radam, { lr: 1e-3, sync_period: 6 }),
+    saying(
+      TypeError,
+      "lookahead(radam({ lr: 0.001 }), { k: 6 }), or ranger({ lr: 0.001, k: 6 }), Ranger:",
+    ),
+  );
+  // LookAhead's others go to lookahead, under their names here; a value not written is named.
+  assert.throws(
+    call(adam, { slow_step_size: 0.45, lr: () => 1e-3, sync_period: 6, betas: [0.95, 0.999] }),
+    saying(
+      TypeError,
+      "(slow_step_size is LookAhead's alpha, an option of lookahead, which wraps an optimizer: " +
+        "lookahead(adam({ lr, betas: [0.95, 0.999] }), { alpha: 0.45, k: 6 }))",
+    ),
+  );
+  // Many options: the first three, then "…".
+  assert.throws(
+    call(sgd, { lr: 0.1, momentum: 0.9, nesterov: true, dampening: 0, k: 5 }),
+    saying(TypeError, "lookahead(sgd({ lr: 0.1, momentum: 0.9, nesterov: true, … }), { k: 5 })"),
+  );
+  // A bare alpha, the learning rate: lr in its place, beside the others.
+  assert.throws(
+    call(adam, { alpha: 1e-3, eps: 1e-7 }),
+    saying(TypeError, "is lr here: adam({ lr: 0.001, eps: 1e-7 }); LookAhead's alpha is "),
+  );
+  // What they write works.
+  const written = lookahead(radam({ lr: 0.001 }), { k: 6 }).settings;
+  assert.deepEqual([written.hyperparameters.lr, written.lookahead?.k], [0.001, 6]);
+});
+
 Deno.test("Keras's clipnorm says that clipGradNorm clips by the global norm, not each tensor's", async () => {
   for (const key of ["clipnorm", "clipNorm"]) {
     assert.throws(
@@ -169,6 +201,19 @@ Deno.test("Keras's clipnorm says that clipGradNorm clips by the global norm, not
     saying(TypeError, "(global_clipnorm is clipGradNorm here)"),
   );
   assert.throws(call(adam, { max_norm: 1 }), saying(TypeError, "(max_norm is clipGradNorm here)"));
+});
+
+Deno.test("Keras's clipvalue says there is no clipping by value here, and to clamp each gradient before the step", async () => {
+  for (const key of ["clipvalue", "clipValue"]) {
+    const hint = `(${key}, Keras's, clips each gradient's elements to [−v, v], which this ` +
+      "library does not: its only clipping is clipGradNorm, of all the gradients together by " +
+      "their global norm; to clip by value, clamp each gradient's elements to [−v, v] before " +
+      "the step, g[i] = Math.min(v, Math.max(-v, g[i])))";
+    const ends = (e: Error) => e instanceof TypeError && e.message.endsWith(hint);
+    assert.throws(call(adam, { [key]: 1 }), ends);
+    assert.throws(call(lookahead, adam(), { [key]: 1 }), ends);
+    await assert.rejects(adam().init({ w: new Float32Array(2) }, { [key]: 1 } as never), ends);
+  }
 });
 
 Deno.test("meanOfContributions given null or a part of another type names the argument; out is left as it was", () => {

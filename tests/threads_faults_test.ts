@@ -223,7 +223,7 @@ Deno.test("when several workers say their job threw, the first one's words are k
   assert.equal(release.fault, "RuntimeError: unreachable");
   assert.match(
     faultError(release).message,
-    /^A kernel worker of this threaded optimizer state failed \(RuntimeError: unreachable; 2 more workers failed after it\); the state may be half stepped/,
+    /^A kernel worker of this threaded optimizer state failed \(RuntimeError: unreachable; 2 more workers failed too\); the state may be half stepped/,
   );
   release();
 });
@@ -256,7 +256,7 @@ Deno.test("a step in which two workers trap says the first one's trap and that o
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.throws(
       () => step(state, grads),
-      /failed \(RuntimeError: [^;()]*; 1 more worker failed after it\) with nothing/,
+      /failed \(RuntimeError: [^;()]*; 1 more worker failed too\) with nothing/,
     );
   } finally {
     dispose(state);

@@ -77,3 +77,17 @@ Deno.test("tfjs: a boolean option of the adapter given as text says how to conve
     optimizer.dispose();
   }
 });
+
+Deno.test("tfjs: Keras's clipvalue given to tfOptimizer says there is no clipping by value here", () => {
+  for (const key of ["clipvalue", "clipValue"]) {
+    assert.throws(
+      () => tfOptimizer(radam(), { [key]: 1 } as never),
+      (e: Error) =>
+        e instanceof TypeError && e.message.startsWith(`Unknown option ${key} for tfOptimizer`) &&
+        e.message.endsWith(
+          "to clip by value, clamp each gradient's elements to [−v, v] before the step, " +
+            "g[i] = Math.min(v, Math.max(-v, g[i])))",
+        ),
+    );
+  }
+});
