@@ -3,6 +3,7 @@
  * a header and data, edited freely; and a sample checkpoint.
  */
 import { CheckpointError, loadState, type OptimizerState, radam, saveState, step } from "../mod.ts";
+import { setHeaderCap } from "../base/_json_bounds.ts";
 
 /** A parsed header, edited freely by the tests. */
 // deno-lint-ignore no-explicit-any
@@ -83,4 +84,16 @@ export async function loadOrRefused(bytes: Uint8Array): Promise<OptimizerState |
     if (e instanceof CheckpointError) return undefined;
     throw e;
   }
+}
+
+/** A `Deno.test` run with the cap on a checkpoint header's length lowered to `cap`, restored after. */
+export function cappedTest(cap: number, name: string, fn: () => Promise<void>): void {
+  Deno.test(name, async () => {
+    setHeaderCap(cap);
+    try {
+      await fn();
+    } finally {
+      setHeaderCap();
+    }
+  });
 }

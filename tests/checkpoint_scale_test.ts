@@ -23,8 +23,7 @@ import { headerLength, MAX_HEADER_BYTES } from "../base/safetensors.ts";
 import { checkpointMetadata, checkpointTensors } from "../core/checkpoint_header.ts";
 import { groupsOf, inLayoutOrder, planState } from "../core/plan.ts";
 import { MAX_NAME_BYTES } from "../base/tensors.ts";
-import { setHeaderCap } from "../base/_json_bounds.ts";
-import { edit, type Header, join, split } from "./checkpoint_files.ts";
+import { cappedTest, edit, type Header, join, split } from "./checkpoint_files.ts";
 import { saying } from "./util.ts";
 
 /** The header length a file records. */
@@ -44,14 +43,7 @@ const NAME = 1000;
 
 /** A test run with the cap lowered to {@linkcode CAP} (`setHeaderCap`). */
 function capped(name: string, fn: () => Promise<void>): void {
-  Deno.test(name, async () => {
-    setHeaderCap(CAP);
-    try {
-      await fn();
-    } finally {
-      setHeaderCap();
-    }
-  });
+  cappedTest(CAP, name, fn);
 }
 
 capped(

@@ -13,11 +13,11 @@
 import assert from "node:assert/strict";
 import { radam, saveState } from "../../mod.ts";
 import type { Settings } from "../../base/settings.ts";
-import { setHeaderCap } from "../../base/_json_bounds.ts";
 import { checkSavableSize, type SavedBeside } from "../../core/checkpoint_header.ts";
 import { planState } from "../../core/plan.ts";
 import { type TfOptimizer, tfOptimizer, type TfOptimizerOptions } from "../../tfjs.ts";
 import { tf, uniqueNames, useBackend } from "./helpers.ts";
+import { cappedTest } from "../checkpoint_files.ts";
 
 const named = uniqueNames("loaded_cap");
 
@@ -32,14 +32,7 @@ const PAST_CAP = new RegExp(`would have a header of \\d+ bytes, above the cap of
 
 /** A test run with the cap lowered to {@linkcode CAP}. */
 function capped(name: string, fn: () => Promise<void>): void {
-  Deno.test(name, async () => {
-    setHeaderCap(CAP);
-    try {
-      await fn();
-    } finally {
-      setHeaderCap();
-    }
-  });
+  cappedTest(CAP, name, fn);
 }
 
 /**
