@@ -89,3 +89,77 @@ export function checkSavableUnder(
   const { backend, shapes, order } = coreOf(state);
   checkSavableSize(config, backend.layout, shapes, order, beside);
 }
+
+/**
+ * The state `state` holds (its arena, step counts, shapes and order) under `config`, where
+ * `config` is the state's own settings with another learning rate only (`withLearningRate`'s:
+ * every other field the same value, the records it shares with them): laid out as the state is
+ * by construction, so not planned again, nor checked against the cap on a header's length (the
+ * caller checked `config` when it was given: {@linkcode checkSavableUnder}). Else undefined. Unlike {@linkcode stateUnder}, `state`
+ * is left as it is: the two share the arena until one of them is ended by {@linkcode endBeside}
+ * (the other disposed would take the arena with it). For a step under a new learning rate that
+ * leaves the state it would replace as it was where it is refused: the state stepped is then
+ * ended, and the one made here otherwise.
+ *
+ * @example
+ * ```ts
+ * import { endBeside, rateBeside } from "./new_settings.ts";
+ * import { withLearningRate } from "./options.ts";
+ * import { adam, lion, saveState, step } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * const optimizer = adam({ lr: 0.1 });
+ * const state = await optimizer.init({ w: new Float32Array(3) });
+ * assert.equal(rateBeside(state, lion({ lr: 0.5 }).settings), undefined); // (not a rate only)
+ * const under = rateBeside(state, withLearningRate(optimizer.settings, 0.5))!;
+ * const next = step(under, { w: new Float32Array([1, 2, 3]) }); // (under lr 0.5)
+ * endBeside(state); // (taken: the state it replaces ends; the arena goes on in `next`)
+ * await assert.rejects(saveState(state), TypeError);
+ * assert.equal(next.step, 1);
+ * ```
+ */
+export function rateBeside(
+  state: OptimizerState<unknown>,
+  config: Settings,
+): OptimizerState<unknown> | undefined {
+  const core = coreOf(state);
+  if (!sameButRate(core.config, config)) return undefined;
+  const { backend, shapes, order } = core;
+  const info = { steps: state.step, skipped: state.skippedSteps, shapes, order };
+  return restoreState(config, backend, info);
+}
+
+/** Whether settings `a` and `b` are the same but for their learning rate (the same values). */
+function sameButRate(a: Settings, b: Settings): boolean {
+  const same = (x: object, y: object, but: string) => {
+    const keys = Object.keys(x);
+    if (keys.length !== Object.keys(y).length) return false;
+    return keys.every((k) => k === but || (x as never)[k] === (y as never)[k]);
+  };
+  return same(a, b, "hyperparameters") && same(a.hyperparameters, b.hyperparameters, "lr");
+}
+
+/**
+ * Ends `state` without disposing its arena, which a state {@linkcode rateBeside} made over it
+ * goes on with: every later use of `state` throws as a disposed state's.
+ *
+ * @example
+ * ```ts
+ * import { endBeside, rateBeside } from "./new_settings.ts";
+ * import { withLearningRate } from "./options.ts";
+ * import { radam, saveState } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * const optimizer = radam();
+ * const state = await optimizer.init({ w: new Float32Array(2) });
+ * const under = rateBeside(state, withLearningRate(optimizer.settings, 0.5))!;
+ * endBeside(under); // (refused: the state goes on as it was)
+ * assert.ok((await saveState(state)).length > 0);
+ * await assert.rejects(saveState(under), TypeError);
+ * ```
+ */
+export function endBeside(state: OptimizerState<unknown>): void {
+  const core = coreOf(state);
+  core.disposed = true;
+  core.current = undefined;
+}

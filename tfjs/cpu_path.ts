@@ -19,6 +19,7 @@ import { type OptimizerState, restoreState, stateInternals } from "../core/state
 import { checkThreadSupport, createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 // (Not operations.ts' step and dispose: they refuse the state (held) that optimizer.state gives.)
 import { disposeState as dispose } from "../core/state.ts";
+import { endBeside, rateBeside } from "../core/new_settings.ts";
 import { stepState as step } from "../core/state_step.ts";
 import { holdState } from "../core/held.ts";
 import { ADAPTER_HOLDER } from "./_hints.ts";
@@ -97,7 +98,8 @@ export class CpuPath {
    * One step over checked gradients, with the settings `config` (those the state was made with,
    * unless it was kept aside since). Makes the state first where there is none, where the
    * variables changed (or refuses under `strict`), where tfjs moved onto or off its wasm heap,
-   * or where `remake` (new settings: its moments kept, the same bits). With `makeOnly`, only
+   * or where `remake` (new settings: its moments kept, the same bits; a new learning rate over
+   * the same variables in the same order steps the state on its own arena). With `makeOnly`, only
    * makes it (a call that gradient accumulation sums: see state_paths.ts).
    */
   step(
@@ -107,7 +109,11 @@ export class CpuPath {
     remake = false,
     makeOnly = false,
   ): void {
-    const moving = this.#follow(config) || (remake && this.#state !== undefined);
+    const follow = this.#follow(config);
+    // New settings (a learning rate) over the same variables, in the same order: stepped under
+    // them on the same arena (no moments copied, no backend made: the same bits).
+    if (remake && !follow && !makeOnly && this.#stepUnder(config, items)) return;
+    const moving = follow || (remake && this.#state !== undefined);
     // (The same variables in another order are those of the state; not of one that moves.)
     items = inOrderOf(moving ? [] : this.#entries, items);
     if (this.#state === undefined || moving || !sameVariables(this.#entries, items)) {
@@ -120,6 +126,33 @@ export class CpuPath {
     if (makeOnly) return;
     this.#moveToThreads();
     this.#run(items);
+  }
+
+  /**
+   * Steps the state under `config` (its own settings but for the learning rate, checked when it
+   * was given) on its own arena, where `items` are its variables in its order; else false,
+   * nothing done.
+   * A step refused (a non-finite gradient under `nonFinite: "throw"`, a RangeError of the rule)
+   * leaves the state as it was, the same object under its own settings.
+   */
+  #stepUnder(config: Settings, items: readonly GradItem[]): boolean {
+    if (this.#state === undefined || !sameVariables(this.#entries, items)) return false;
+    this.#moveToThreads(); // (as a step does: the same bits, on the threads started)
+    const was = this.#state;
+    const under = rateBeside(was, config);
+    if (under === undefined) return false;
+    this.#state = under;
+    try {
+      this.#run(items);
+    } catch (error) {
+      if (this.#state === under) { // (not taken)
+        this.#state = was;
+        endBeside(under);
+      } else endBeside(was);
+      throw error;
+    }
+    endBeside(was);
+    return true;
   }
 
   /**

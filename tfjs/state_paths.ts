@@ -49,7 +49,7 @@ export class StatePaths {
     return this.gpu.state ? this.gpu.entries : this.cpu.entries;
   }
 
-  /** New settings: the state is made again at the next step. */
+  /** New settings: the state goes under them at the next step (cpu_path.ts). */
   markStale(): void {
     this.#stale = true;
   }
@@ -109,7 +109,8 @@ export class StatePaths {
       this.#stale = false;
     } else {
       this.gpu.checkOffGpu();
-      // New settings: the state is made again at this step (its moments kept, same bits).
+      // New settings: the state goes under them at this step, on its arena where the variables
+      // are its own, in its order; else made again (its moments kept, the same bits).
       const was = this.cpu.state;
       this.cpu.step(config, strict, items, this.#stale, makeOnly);
       this.#stale = false;
