@@ -95,8 +95,8 @@ export function checkSavableUnder(
  * `config` is the state's own settings with another learning rate only (`withLearningRate`'s:
  * every other field the same value, the records it shares with them): laid out as the state is
  * by construction, so not planned again, nor checked against the cap on a header's length (the
- * caller checked `config` when it was given: {@linkcode checkSavableUnder}). Else undefined. Unlike {@linkcode stateUnder}, `state`
- * is left as it is: the two share the arena until one of them is ended by {@linkcode endBeside}
+ * caller checked `config` when it was given: {@linkcode checkSavableUnder}). Else undefined.
+ * Unlike {@linkcode stateUnder}, `state` is left as it is: the two share the arena until one of them is ended by {@linkcode endBeside}
  * (the other disposed would take the arena with it). For a step under a new learning rate that
  * leaves the state it would replace as it was where it is refused: the state stepped is then
  * ended, and the one made here otherwise.
