@@ -178,26 +178,37 @@ export function textHint(expected: string, value: unknown): string {
  */
 export function optionMessage(name: string, expected: string, value: unknown): string {
   return `Option ${name} must be ${expected}, got ${described(value)}${
-    textHint(expected, value) || bitHint(name, expected, value)
+    optionValueHint(name, expected, value)
   }`;
+}
+
+/**
+ * What an option's error adds after the value `value` given as option `name` (`expected`: what
+ * it must be): for the text of a number or a boolean, to convert it ({@linkcode textHint}); for
+ * 1 or 0 given for a boolean, the boolean to write. Empty for anything else. (The store's option
+ * errors, which word values by their own `described`, add it too.)
+ *
+ * @example
+ * ```ts
+ * import { optionValueHint } from "./_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(optionValueHint("maximize", "a boolean", 1), " (a number: write maximize: true)");
+ * assert.match(optionValueHint("maximize", "a boolean", "true"), /^ \(a boolean as text/);
+ * assert.equal(optionValueHint("maximize", "a boolean", 2), "");
+ * assert.equal(optionValueHint("lr", "a finite number", 1), "");
+ * ```
+ */
+export function optionValueHint(name: string, expected: string, value: unknown): string {
+  return textHint(expected, value) || bitHint(name, expected, value);
 }
 
 /**
  * What to add to the error for `value` given as option `name` where `expected` is a boolean,
  * when it is 1 or 0 (a flag as C, Python's `int` or a config file writes it): the boolean to
  * write. Empty for anything else.
- *
- * @example
- * ```ts
- * import { bitHint } from "./_errors.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(bitHint("maximize", "a boolean", 1), " (a number: write maximize: true)");
- * assert.equal(bitHint("maximize", "a boolean", 2), "");
- * assert.equal(bitHint("lr", "a finite number", 1), "");
- * ```
  */
-export function bitHint(name: string, expected: string, value: unknown): string {
+function bitHint(name: string, expected: string, value: unknown): string {
   if (!/\bboolean\b/.test(expected) || (value !== 0 && value !== 1)) return "";
   const write = value === 1 ? "true" : "false";
   return ` (a number: write ${isIdentifier(name) ? `${name}: ${write}` : write})`;

@@ -10,9 +10,9 @@
 
 /**
  * The error of `state.lr = x` or `opt.lr = x` (`what`: "A state", "An optimizer", of the factory
- * `name`; `key`: `lr`, or `learningRate`, as tfjs names it): neither has a learning rate to set, where the assignment
- * would add a property that no step reads (a state's is its optimizer's, an optimizer's fixed
- * when it is made), and how to change it mid-run.
+ * `name`; `key`: `lr`, or `learningRate`, as tfjs names it): neither has a learning rate to set,
+ * where the assignment would add a property that no step reads (a state's is its optimizer's, an
+ * optimizer's fixed when it is made), and how to change it mid-run.
  *
  * @example
  * ```ts

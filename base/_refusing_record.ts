@@ -14,10 +14,10 @@
  * a symbol, `__proto__`) throws one of `unknown(key)`, where given (it was JavaScript's "object
  * is not extensible", V8's "trap returned falsish" for a symbol, or nothing, silently: the
  * record's prototype, one for every record, catches the assignment). Its keys, spread and
- * `console.log` are those of `views`, not `[Getter/Setter]`. (No Proxy. The accessors are the same functions in every
- * record, the k-th entry's reading the k-th view held under a symbol: records of the same names
- * share one hidden class, and a read of `grads.w[i]` in a loop is inlined and hoisted as a
- * frozen record's was. Closures of each record's own made reads of every record after the
+ * `console.log` are those of `views`, not `[Getter/Setter]`. (No Proxy. The accessors are the
+ * same functions in every record, the k-th entry's reading the k-th view held under a symbol:
+ * records of the same names share one hidden class, and a read of `grads.w[i]` in a loop is
+ * inlined and hoisted as a frozen record's was. Closures of each record's own made reads of every record after the
  * first 15 times slower there.)
  *
  * @example

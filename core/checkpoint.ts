@@ -370,8 +370,8 @@ export async function loadCheckpoint(
 
 /**
  * The arena of the state a checkpoint's tensors make under `config` (`names` in `tensor_order`,
- * which `tensorOrder` has checked, with their `lengths` and `shapes`), and their shapes in its order, planned as `loadState` plans
- * it before anything is allocated; `checkpointInfo` plans the same, to refuse what it refuses. A
+ * which `tensorOrder` has checked, with their `lengths` and `shapes`), and their shapes in its
+ * order, planned as `loadState` plans it before anything is allocated; `checkpointInfo` plans the same, to refuse what it refuses. A
  * RangeError where the state's own checkpoint would pass the cap on a header's length: a file
  * within the cap may not be saved again (its step counts at their widest, another lr or format).
  */

@@ -126,15 +126,25 @@ const MAIN_SHARE_THREW = "its own share of ";
  * state takes no more steps (its workers are not all there).
  */
 export function faultError(release: Release): Error {
-  const why = String(release.fault) + moreFailed(release);
-  const who = why.startsWith(MAIN_SHARE_THREW) ? "The main thread" : "A kernel worker";
+  const { who, why } = failure(release);
   const what = release.halfStepped
     ? "; the state may be half stepped and takes no more steps: load a checkpoint saved " +
       "before (loadState) to go on (saveState and init's option from refuse this state, " +
       "which could hold part of the step)"
     : " with nothing of the state being written: it is as its last step left it, but takes " +
       "no more steps: save it (saveState) and load that checkpoint (loadState) to go on";
-  return new Error(`${who} of this threaded optimizer state failed (${why})${what}`);
+  const whose = `${who[0].toUpperCase()}${who.slice(1)} of this threaded optimizer state`;
+  return new Error(`${whose} failed (${why})${what}`);
+}
+
+/**
+ * Who failed, as `release` says (`the main thread`, its own share of a job having thrown:
+ * {@linkcode MAIN_SHARE_THREW}; else `a kernel worker`), and why (its reason, and how many more
+ * workers failed too): the words of {@linkcode faultError} and {@linkcode halfStepWhy}.
+ */
+function failure(release: Release): { who: string; why: string } {
+  const why = String(release.fault) + moreFailed(release);
+  return { who: why.startsWith(MAIN_SHARE_THREW) ? "the main thread" : "a kernel worker", why };
 }
 
 /**
@@ -154,8 +164,7 @@ function moreFailed(release: Release): string {
  */
 export function halfStepWhy(release: Release): string | undefined {
   if (release.fault === undefined || !release.halfStepped) return undefined;
-  const why = release.fault + moreFailed(release);
-  const who = why.startsWith(MAIN_SHARE_THREW) ? "the main thread" : "a kernel worker";
+  const { who, why } = failure(release);
   return `${who} failed (${why})`;
 }
 

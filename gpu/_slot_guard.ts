@@ -56,10 +56,10 @@ function isIndex(key: string | symbol): key is string {
  * slot lacks reaches (its own `buffer`, `offset`, `size` and `length` never do, so the library's
  * reads of them cost what a plain record's do). An element read or written, or a Float32Array
  * method read, throws the slot's TypeError (an element asked for, `"0" in slot`, is there, so
- * that Array.prototype's methods called on a slot read it); an iteration (`for...of`, `[...slot]`,
- * `Array.from(slot)`) yields a stand-in whose use throws it ({@linkcode iterateSlot});
- * `BYTES_PER_ELEMENT` is a Float32Array's, 4 (its `length` is the tensor's, and `length *
- * BYTES_PER_ELEMENT` its `size`); anything else is `Object.prototype`'s.
+ * that Array.prototype's methods called on a slot read it), and so does an iteration
+ * (`for...of`, `[...slot]`, `Array.from(slot)`: a call of its `Symbol.iterator`,
+ * {@linkcode iterateSlot}); `BYTES_PER_ELEMENT` is a Float32Array's, 4 (its `length` is the
+ * tensor's, and `length * BYTES_PER_ELEMENT` its `size`); anything else is `Object.prototype`'s.
  */
 const GUARD = new Proxy(Object.prototype, {
   get(target, key, receiver) {

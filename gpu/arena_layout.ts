@@ -201,8 +201,9 @@ export function gpuBufferBytes(layout: ArenaLayout): number {
  * (`shape[0]` rows of the rest), a row bound whole from the {@linkcode ALIGN_BYTES}-aligned
  * offset at or before its start (gpu/centralize.ts), so up to 252 bytes more than the row;
  * or, where that is less (rows of a few elements), the table of the runs of rows a window binds
- * with it, {@linkcode CENTRALIZE_TABLE_BYTES} at least. A device whose binding (`limits.maxStorageBufferBindingSize`, or `maxBufferSize` if smaller)
- * is below it refuses the state when it starts, naming the tensor; on a device of a smaller
+ * with it, {@linkcode CENTRALIZE_TABLE_BYTES} at least. A device whose binding
+ * (`limits.maxStorageBufferBindingSize`, or `maxBufferSize` if smaller) is below it refuses the
+ * state when it starts, naming the tensor; on a device of a smaller
  * `minStorageBufferOffsetAlignment`, a few bytes less may do. 0 where no tensor is of rank > 1.
  *
  * @example

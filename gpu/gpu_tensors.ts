@@ -76,12 +76,11 @@ export function unguarded(value: unknown): GpuTensor | undefined {
 
 /**
  * The device of each buffer of states' arenas: a gradient in one of another device's is refused
- * at the step's call (the GPU's refusal was asynchronous). WebGPU shows no buffer's device: one
- * of the caller's of another device the GPU alone finds.
+ * at the step's call (the GPU's refusal was asynchronous; WebGPU shows no buffer's device).
  */
 const SECTION_DEVICES = new WeakMap<GPUBuffer, GPUDevice>();
-/** The slots of states' arenas: sound by construction, given as gradients taken as they are. */
-const ARENA_SLOTS = new WeakSet<GpuTensor>();
+/** The slots of states' arenas, by their state's device: as gradients, taken as they are. */
+const ARENA_SLOTS = new WeakMap<GpuTensor, GPUDevice>();
 
 /**
  * Records `sections` as the arena buffers of a state on `device` (`createSections`,
@@ -99,30 +98,49 @@ export function recordSections(device: GPUDevice, sections: readonly GPUBuffer[]
 }
 
 /**
- * `slot`, a frozen range of an arena's section (`slotsOf`, section_io.ts), recorded as sound (a
- * range of whole f32s of a section, of COPY_SRC usage and never mapped): its buffer's fields are
- * not read at each step (a few hundred nanoseconds a tensor) by {@linkcode checkGpuGrads}.
+ * `slot`, a frozen range of an arena's section (`slotsOf`, section_io.ts; its buffer recorded by
+ * {@linkcode recordSections}), recorded as sound (whole f32s of a COPY_SRC buffer never mapped)
+ * with its device: {@linkcode checkGpuGrads} looks it up once, its buffer's fields not read.
  *
  * @example
  * ```ts
- * import { arenaSlot } from "./gpu_tensors.ts";
+ * import { arenaSlot, checkGpuGrads, recordSections } from "./gpu_tensors.ts";
  * import assert from "node:assert/strict";
  *
- * const slot = Object.freeze({ buffer: {} as GPUBuffer, offset: 0, size: 8, length: 2 });
+ * const [device, other, buffer] = [{} as GPUDevice, {} as GPUDevice, {} as GPUBuffer];
+ * recordSections(device, [buffer]);
+ * const slot = Object.freeze({ buffer, offset: 0, size: 8, length: 2 });
  * assert.equal(arenaSlot(slot), slot);
+ * assert.deepEqual(checkGpuGrads({ w: slot }, device, ["w"], [2], []), [slot]);
+ * assert.throws(() => checkGpuGrads({ w: slot }, other, ["w"], [2], []), /another GPUDevice/);
  * ```
  */
 export function arenaSlot(slot: GpuTensor): GpuTensor {
-  ARENA_SLOTS.add(slot);
+  const device = SECTION_DEVICES.get(slot.buffer);
+  if (device !== undefined) ARENA_SLOTS.set(slot, device);
   return slot;
 }
 
 /**
- * `t`, the gradient of tensor `name` of a state on `device`, or a TypeError where it is in a
- * buffer of a state's arena on another device.
+ * `value`, no Float32Array, as the gradient of tensor `name` of a state on `device`: a state's
+ * slot as it is, a caller's GPU tensor checked; else, or on another state's device, a TypeError.
  */
-function onDevice(t: GpuTensor, name: string, device: GPUDevice): GpuTensor {
-  const made = SECTION_DEVICES.get(t.buffer);
+function gpuGradOf(value: unknown, name: string, device: GPUDevice): GpuTensor {
+  let t = value as GpuTensor;
+  let made = ARENA_SLOTS.get(t);
+  if (made === undefined) {
+    if (!isGpuTensorInput(value)) {
+      throw new TypeError(
+        `Expected the gradient of ${
+          label(name, "parameter")
+        } to be a Float32Array or a GPU tensor, got ${described(value)}${
+          lengthHint(value) || gradientHint(value)
+        }`,
+      );
+    }
+    t = gpuTensorOf(value, name, "gradient of parameter", 0x04);
+    made = SECTION_DEVICES.get(t.buffer);
+  }
   if (made !== undefined && made !== device) {
     throw new TypeError(
       `Expected the gradient of ${
@@ -465,21 +483,7 @@ export function checkGpuGrads(
       error.message += single ? "" : lengthHint(record);
       throw error;
     }
-    let checked: Float32Array | GpuTensor;
-    if (value instanceof Float32Array) checked = value;
-    else if (ARENA_SLOTS.has(value as GpuTensor)) {
-      checked = onDevice(value as GpuTensor, name, device);
-    } else if (isGpuTensorInput(value)) {
-      checked = onDevice(gpuTensorOf(value, name, "gradient of parameter", 0x04), name, device);
-    } else {
-      throw new TypeError(
-        `Expected the gradient of ${
-          label(name, "parameter")
-        } to be a Float32Array or a GPU tensor, got ${described(value)}${
-          lengthHint(value) || gradientHint(value)
-        }`,
-      );
-    }
+    const checked = value instanceof Float32Array ? value : gpuGradOf(value, name, device);
     if (checked.length !== lengths[i]) {
       throw new RangeError(
         `Expected the gradient of ${label(name, "parameter")} to have length ${

@@ -8,7 +8,7 @@ import type { LoadOptions, Optimizer } from "../mod.ts";
 import { MAX_META_BYTES } from "./contract.ts";
 import type { TrainingStore } from "./training.ts";
 import { utf8Length } from "../base/_utf8.ts";
-import { bitHint, isThenable, promiseHint, textHint } from "../base/_errors.ts";
+import { isThenable, optionValueHint, promiseHint, textHint } from "../base/_errors.ts";
 import { factoryHint, scheduleStandInHint } from "../base/_call_hints.ts";
 import { float32ConvertHint } from "../base/_input_hints.ts";
 import { misplacedHint } from "../base/_option_names.ts";
@@ -29,7 +29,7 @@ export function optionError(
   range: boolean = typeof value === "number",
 ): Error {
   const message = `Option ${name} must be ${expected}, got ${described(value)}${
-    textHint(expected, value) || bitHint(name, expected, value)
+    optionValueHint(name, expected, value)
   }`;
   return range ? new RangeError(message) : new TypeError(message);
 }

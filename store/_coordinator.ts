@@ -12,11 +12,10 @@ import { Watchers } from "./_watchers.ts";
 import { checkInfo, makeLocal } from "./_contribution.ts";
 import type { CheckedOptions, Contribution, SubmitResult } from "./parallel.ts";
 import { foldOnce, isolatingSteps } from "./_fold.ts";
-import { type Cached, type Fold, initialize, type Local } from "./_fold_state.ts";
+import { type Cached, type Fold, initialize, type Local, renewed } from "./_fold_state.ts";
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
 import { dispose } from "../mod.ts";
 import { sleep, until } from "./_time.ts";
-import { grantedAt } from "./_lease.ts";
 import { flatten, takeGradient, type TakenGradient } from "./_gradient.ts";
 import { checkModel, checkTrainerInitNames } from "./_model.ts";
 
@@ -361,16 +360,8 @@ export class Coordinator implements Fold {
           // Queued for it with work of its own; else taken only if free (another may fold).
           const queue = this.queue.length > 0 || this.#handedOff > 0;
           const asked = Date.now();
-          this.lease = await this.store.acquire(this.token, this.options.leaseMs, queue);
           // Its term runs from when the store granted it, not from when its answer came.
-          if (this.lease !== null) {
-            this.leaseSince = grantedAt(
-              this.lease.expires,
-              this.options.leaseMs,
-              asked,
-              Date.now(),
-            );
-          }
+          renewed(this, await this.store.acquire(this.token, this.options.leaseMs, queue), asked);
           if (this.lease === null) this.#handOff(); // another process holds it
         }
         if (this.lease !== null) {

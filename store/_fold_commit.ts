@@ -10,9 +10,7 @@ import { checkMeta } from "./_checks.ts";
 import { boundReason, contributionFailed, ContributionRefusedError } from "./errors.ts";
 import { readParamsPrefix } from "./layout.ts";
 import { checkCommitted } from "./_store_calls.ts";
-import { type Cached, type Fold, keep, type Local, type Plan } from "./_fold_state.ts";
-import { grantedAt } from "./_lease.ts";
-import type { Lease } from "./training.ts";
+import { type Cached, type Fold, keep, type Local, type Plan, renewed } from "./_fold_state.ts";
 
 /** Settles what a committed fold decided. */
 function settle(f: Fold, p: Plan, step: number): void {
@@ -116,15 +114,6 @@ export async function unsavable(
   if (l !== undefined) p.refusedLocal.push([l, reason]);
   else p.refused.push({ ...p.applied[0], reason });
   await commitRefusals(f, p, version, at);
-}
-
-/**
- * Holds `lease`, the lease as a commit asked at `asked` (this process's clock) renewed it, or
- * none: its term counted from when the store granted it.
- */
-function renewed(f: Fold, lease: Lease | null, asked: number): void {
-  f.lease = lease;
-  if (lease !== null) f.leaseSince = grantedAt(lease.expires, f.options.leaseMs, asked, Date.now());
 }
 
 /** A commit of a fold's step that failed (not a conflict) with `error`: it may have been made. */

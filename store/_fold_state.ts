@@ -8,6 +8,7 @@
 import { dispose, type OptimizerState, type Params, saveState } from "../mod.ts";
 import { initParams, newState, stateOf, storedState } from "./_model.ts";
 import { checkLoaded } from "./_store_calls.ts";
+import { grantedAt } from "./_lease.ts";
 import type { CheckedOptions, SubmitResult } from "./parallel.ts";
 import { checkpointOrder, readParamsPrefix } from "./layout.ts";
 import type { WeightedGradient } from "./mean.ts";
@@ -135,6 +136,15 @@ export async function initialize(f: Fold): Promise<void> {
 export function keep(f: Fold, cached: Cached): void {
   if (f.cache !== null && f.cache.state !== cached.state) dispose(f.cache.state);
   f.cache = cached;
+}
+
+/**
+ * Holds `lease`, the lease as a call made at `asked` (this process's clock) got or renewed it
+ * (`acquire`, a commit), or none: its term counted from when the store granted it (`grantedAt`).
+ */
+export function renewed(f: Fold, lease: Lease | null, asked: number): void {
+  f.lease = lease;
+  if (lease !== null) f.leaseSince = grantedAt(lease.expires, f.options.leaseMs, asked, Date.now());
 }
 
 /** The current state: the cached one when it is still current, else loaded (or made). */
