@@ -13,6 +13,23 @@ import { onEachStore } from "./each_store.ts";
 const optimizer = radam({ lr: 0.05 });
 const { init, gradientAt } = dataParallelCase(6, optimizer);
 
+/**
+ * `shared` as a process sees it whose lease requests wait until `open()` (so that both its
+ * contributions are queued first) and whose commits of a step applying contribution "fresh" fail
+ * with `failure` ("database is locked").
+ */
+function heldFailing(shared: TrainingStore) {
+  const failure = new TypeError("database is locked");
+  let opened = false;
+  const store: TrainingStore = {
+    ...shared,
+    acquire: (token, ms, queue) =>
+      opened ? shared.acquire(token, ms, queue) : Promise.resolve(null),
+    commit: (c) => c.fresh.includes("fresh") ? Promise.reject(failure) : shared.commit(c),
+  };
+  return { store, open: () => void (opened = true) };
+}
+
 /** A gradient at `params` so large that the step on it alone gives a state no checkpoint holds. */
 function tooLarge(params: Readonly<Record<string, Float32Array>>) {
   const g = gradientAt(1, params);
@@ -87,15 +104,7 @@ Deno.test("data parallel: a contribution its fold refused (too stale) is told it
   // It was rejected as the applied ones were: "the commit of the step applying it failed (…);
   // it may have been applied", though the fold had refused it, and nothing of it was written.
   await onEachStore(async (shared, name, other) => {
-    const failure = new TypeError("database is locked");
-    let open = false;
-    const store: TrainingStore = {
-      ...shared,
-      // (This process waits for the lease until both its contributions are queued.)
-      acquire: (token, ms, queue) =>
-        open ? shared.acquire(token, ms, queue) : Promise.resolve(null),
-      commit: (c) => c.fresh.includes("fresh") ? Promise.reject(failure) : shared.commit(c),
-    };
+    const { store, open } = heldFailing(shared);
     const another = dataParallel(other, { optimizer, init, pollMs: 2 });
     const first = await another.params();
     const trainer = dataParallel(store, {
@@ -123,7 +132,7 @@ Deno.test("data parallel: a contribution its fold refused (too stale) is told it
     })
       .then(() => null, (error) => error);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    open = true;
+    open();
     const [refusal, failed] = await Promise.all([late, fresh]);
     assert.ok(refusal instanceof ContributionRefusedError, `${name}: ${refusal}`);
     assert.equal(refusal.id, "late");
@@ -140,15 +149,7 @@ Deno.test("data parallel: a contribution its fold refused (too stale) is told it
 
 Deno.test("data parallel: a contribution its fold refused (too large to step on) is told its refusal where the commit of the others' step fails", async () => {
   await onEachStore(async (shared, name) => {
-    const failure = new TypeError("database is locked");
-    let open = false;
-    const store: TrainingStore = {
-      ...shared,
-      // (This process waits for the lease until both its contributions are queued.)
-      acquire: (token, ms, queue) =>
-        open ? shared.acquire(token, ms, queue) : Promise.resolve(null),
-      commit: (c) => c.fresh.includes("fresh") ? Promise.reject(failure) : shared.commit(c),
-    };
+    const { store, open } = heldFailing(shared);
     const first = dataParallel(shared, { optimizer, init, pollMs: 2 });
     const { step, params } = await first.params();
     await first.close();
@@ -159,7 +160,7 @@ Deno.test("data parallel: a contribution its fold refused (too large to step on)
       trainer.submit({ id: "fresh", base: step, gradient: gradientAt(1, params) }),
     );
     await new Promise((resolve) => setTimeout(resolve, 50));
-    open = true;
+    open();
     const [refusal, failed] = await Promise.all([big, fresh]);
     assert.ok(refusal instanceof ContributionRefusedError, `${name}: ${refusal}`);
     assert.equal(refusal.id, "big");
