@@ -3,8 +3,8 @@
  * lease's term, counted from when the store granted the lease) firing before or during it, and
  * the folds in halves that then look for the rest (with contributions stored and queued, on each
  * store, and under a small `maxChecks`); and a store with no checkpoint, whose `init` the fold
- * calls once. Time is moved by shifting `Date.now` (the clock the guard reads), as a slow call
- * of the store or a slow try would.
+ * calls once. Time is moved by shifting `Date.now` and `performance.now` (the monotonic clock the
+ * guard reads), as a slow call of the store or a slow try would, or `Date.now` alone set back.
  */
 import assert from "node:assert/strict";
 import { type Optimizer, radam, saveState, step } from "../mod.ts";
@@ -22,15 +22,31 @@ const base = radam({ lr: 0.05 });
 const { init, gradientAt, checkStore } = dataParallelCase(N, base);
 const LEASE_MS = 4000;
 
-/** Runs `fn` with `Date.now` ahead of the real clock by what it adds to `shift.ms`. */
-async function withShiftedClock<T>(fn: (shift: { ms: number }) => Promise<T>): Promise<T> {
+/** How a test moves the clocks: time passing (`ms`, both clocks), the wall clock set `back`. */
+interface Shift {
+  ms: number;
+  back: number;
+}
+
+/**
+ * Runs `fn` with the clocks ahead of the real ones by what it adds to `shift.ms` (`Date.now` and
+ * the monotonic `performance.now` alike, as time passing would move them), and `Date.now` alone
+ * set back by `shift.back` (a wall clock set back, which the monotonic one does not follow).
+ */
+async function withShiftedClock<T>(fn: (shift: Shift) => Promise<T>): Promise<T> {
   const real = Date.now;
-  const shift = { ms: 0 };
-  Date.now = () => real.call(Date) + shift.ms;
+  const perf = performance.now.bind(performance);
+  const shift = { ms: 0, back: 0 };
+  Date.now = () => real.call(Date) + shift.ms - shift.back;
+  Object.defineProperty(performance, "now", {
+    value: () => perf() + shift.ms,
+    configurable: true,
+  });
   try {
     return await fn(shift);
   } finally {
     Date.now = real;
+    delete (performance as { now?: unknown }).now;
   }
 }
 
@@ -262,6 +278,26 @@ for (
     });
   });
 }
+
+Deno.test("data parallel: a search its lease guard stops at half the term on the monotonic clock, though the wall clock was set back during it", async () => {
+  // The guard read the wall clock: set back an hour during the search, it let the search run on
+  // past the lease's term (here: on to the second one too large, found in that same fold).
+  await withShiftedClock(async (shift) => {
+    await onEachStore(async (store, name) => {
+      const bad = new Set(["s4", "r1"]);
+      const stored = ["s0", "s1", "s2", "s3", "s4", "s5"];
+      const { at, refused, journal } = await fold(store, stored, ["r0", "r1"], bad, {
+        load(n) {
+          // The lease's whole term passes during the fourth try (which finds s4), and the wall
+          // clock is set back an hour meanwhile.
+          if (n === 4) shift.ms += LEASE_MS, shift.back += 3_600_000;
+        },
+      });
+      assert.ok(journal.length > 1, `${name}: r1 found by the folds in halves`);
+      assert.equal(refused.get("s4")?.step, at, `${name}: refused by the fold that found it`);
+    });
+  });
+});
 
 Deno.test("data parallel: a fold on a store with no checkpoint calls init once, its search trying copies of what it gave", async () => {
   // Each try called init again: an init that gives other values each call (random weights)
