@@ -130,10 +130,11 @@ async function unsavableParts(
 /**
  * After a fold's step gave a state no checkpoint holds (`message`): of one contribution, it is
  * refused; of several, those whose step alone does so are refused, and the others stepped on
- * and committed in this fold, from a copy of the state it folded on. Where none is found, or
- * that step fails again (the search stopped at half the lease's term with some yet to find),
- * those found are refused all the same, and the next folds take the others again (see
- * `unsavable`).
+ * and committed in this fold, from a copy of the state it folded on. Where none is found (the
+ * search stopped at half the lease's term first, or none fails alone), the store moved on (no
+ * copy to search on: none found), or that step fails again (the search stopped with some yet to
+ * find), those found are refused all the same, committed with no step, and the next folds take
+ * the others again, half of them a fold (see `unsavable`).
  */
 export async function afterUnsavable(
   f: Fold,

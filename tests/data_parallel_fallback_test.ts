@@ -1,7 +1,7 @@
 /**
  * The search of a fold whose step no checkpoint holds, at its limits: its lease guard (half the
- * lease's term, counted from when the store granted the lease) firing before or during it, and
- * the folds in halves that then look for the rest (with contributions stored and queued, on each
+ * lease's term, counted from when the store granted the lease) firing before or during it, or a
+ * checkpoint changed before it, and the folds in halves that then look for the rest (with contributions stored and queued, on each
  * store, and under a small `maxChecks`); and a store with no checkpoint, whose `init` the fold
  * calls once. Time is moved by shifting `Date.now` and `performance.now` (the monotonic clock the
  * guard reads), as a slow call of the store or a slow try would, or `Date.now` alone set back.
@@ -296,6 +296,32 @@ Deno.test("data parallel: a search its lease guard stops at half the term on the
       assert.ok(journal.length > 1, `${name}: r1 found by the folds in halves`);
       assert.equal(refused.get("s4")?.step, at, `${name}: refused by the fold that found it`);
     });
+  });
+});
+
+Deno.test("data parallel: a fold whose store's checkpoint changed before its search tries nothing: its contributions folded again in halves, only those too large refused", async () => {
+  await onEachStore(async (inner, name) => {
+    let moved = false;
+    const store = new Proxy({} as TrainingStore, {
+      has: (_, key) => Reflect.has(inner, key),
+      get: (_, key) =>
+        key !== "load" ? Reflect.get(inner, key) : async () => {
+          const stored = await inner.load();
+          // The first load after the lease is granted: the copies of the search's tries.
+          if (!moved || stored === null) return stored;
+          moved = false;
+          return { ...stored, version: "another" };
+        },
+    });
+    const bad = new Set(["s1", "r5"]);
+    let first = true;
+    const { firstFoldTries, journal } = await fold(store, STORED, LOCAL, bad, {
+      acquired() {
+        if (first) moved = true, first = false;
+      },
+    });
+    assert.equal(firstFoldTries, 0, `${name}: the first fold tried nothing`);
+    assert.ok(journal.length > 1, `${name}: folded again in halves`);
   });
 });
 
