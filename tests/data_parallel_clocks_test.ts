@@ -7,9 +7,8 @@ import assert from "node:assert/strict";
 import { kvCheckpointStore, type TrainingStore } from "../kv.ts";
 import { withKv } from "./kv_fakes.ts";
 import { onEachStore as eachStore } from "./each_store.ts";
+import { pause } from "./data_parallel_harness.ts";
 import { grantedSince } from "../store/_lease.ts";
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * `kv` as a process whose clock is `skewMs` ahead of this one's (behind, when negative) uses

@@ -14,8 +14,8 @@ import {
   type SubmitResult,
   type TrainingStore,
 } from "../kv.ts";
-import { dataParallelCase } from "./data_parallel_harness.ts";
-import { onEachStore } from "./each_store.ts";
+import { dataParallelCase, gradientBytes, pause } from "./data_parallel_harness.ts";
+import { heldStore, onEachStore, storeView } from "./each_store.ts";
 
 const N = 6;
 const base = radam({ lr: 0.05 });
@@ -76,10 +76,8 @@ function gatedStore(
   acquired: () => void,
   called: (what: "commit" | "pending" | "head") => void,
 ): { held: TrainingStore; open(): void } {
-  let gated = true;
-  const calls: Partial<TrainingStore> = {
+  return heldStore(store, {
     acquire: async (...args) => {
-      if (gated) return null;
       const lease = await store.acquire(...args);
       if (lease !== null) acquired();
       return lease;
@@ -87,18 +85,8 @@ function gatedStore(
     commit: (...args) => (called("commit"), store.commit(...args)),
     pending: (...args) => (called("pending"), store.pending(...args)),
     head: () => store.head().finally(() => called("head")),
-  };
-  const held = new Proxy({} as TrainingStore, {
-    has: (_, key) => Reflect.has(store, key),
-    get: (_, key) => key in calls ? calls[key as keyof TrainingStore] : Reflect.get(store, key),
   });
-  return { held, open: () => gated = false };
 }
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-const bytesOf = (g: Record<string, Float32Array>) =>
-  new Uint8Array(Float32Array.from([...g.w, ...g.b]).buffer);
 
 /**
  * A fold of `stored` contributions in the store (stored by other processes) and `local` queued
@@ -141,7 +129,10 @@ async function fold(
       return g;
     };
     for (const id of stored) {
-      assert.equal(await store.submit({ id, base: at, samples: 1 }, bytesOf(gradient(id))), null);
+      assert.equal(
+        await store.submit({ id, base: at, samples: 1 }, gradientBytes(gradient(id))),
+        null,
+      );
     }
     const answers = new Map<string, SubmitResult>();
     const refused = new Map<string, ContributionRefusedError>();
@@ -213,16 +204,12 @@ for (const maxChecks of [undefined, 10]) {
 function clockAhead(store: TrainingStore, aheadMs: number): TrainingStore {
   const later = <T extends { expires: number } | null>(lease: T): T =>
     lease === null ? lease : { ...lease, expires: lease.expires + aheadMs };
-  const calls: Partial<TrainingStore> = {
+  return storeView(store, {
     acquire: async (...args) => later(await store.acquire(...args)),
     commit: async (...args) => {
       const result = await store.commit(...args);
       return result === null ? null : { ...result, lease: later(result.lease) };
     },
-  };
-  return new Proxy({} as TrainingStore, {
-    has: (_, key) => Reflect.has(store, key),
-    get: (_, key) => key in calls ? calls[key as keyof TrainingStore] : Reflect.get(store, key),
   });
 }
 
@@ -302,16 +289,14 @@ Deno.test("data parallel: a search its lease guard stops at half the term on the
 Deno.test("data parallel: a fold whose store's checkpoint changed before its search tries nothing: its contributions folded again in halves, only those too large refused", async () => {
   await onEachStore(async (inner, name) => {
     let moved = false;
-    const store = new Proxy({} as TrainingStore, {
-      has: (_, key) => Reflect.has(inner, key),
-      get: (_, key) =>
-        key !== "load" ? Reflect.get(inner, key) : async () => {
-          const stored = await inner.load();
-          // The first load after the lease is granted: the copies of the search's tries.
-          if (!moved || stored === null) return stored;
-          moved = false;
-          return { ...stored, version: "another" };
-        },
+    const store = storeView(inner, {
+      load: async () => {
+        const stored = await inner.load();
+        // The first load after the lease is granted: the copies of the search's tries.
+        if (!moved || stored === null) return stored;
+        moved = false;
+        return { ...stored, version: "another" };
+      },
     });
     const bad = new Set(["s1", "r5"]);
     let first = true;
@@ -342,7 +327,10 @@ Deno.test("data parallel: a fold on a store with no checkpoint calls init once, 
       const g = gradientAt(i, init());
       if (i === 4) g.w[0] = 1e30;
       grads.set(`m${i}`, g);
-      assert.equal(await store.submit({ id: `m${i}`, base: 0, samples: 1 }, bytesOf(g)), null);
+      assert.equal(
+        await store.submit({ id: `m${i}`, base: 0, samples: 1 }, gradientBytes(g)),
+        null,
+      );
     }
     const trainer = dataParallel(store, { optimizer: base, init: randomInit, pollMs: 2 });
     // Each sent again: answered once its stored one is settled (by a fold with no checkpoint).
@@ -388,16 +376,12 @@ Deno.test("data parallel: a search its lease guard stopped, whose commit of the 
         loads = n;
         if (atOpen >= 0 && n - atOpen === 4) shift.ms += LEASE_MS; // the try that finds s4
       });
-      const store = new Proxy({} as TrainingStore, {
-        has: (_, key) => Reflect.has(inner, key),
-        get: (_, key) =>
-          key !== "commit"
-            ? Reflect.get(inner, key)
-            : (c: Parameters<TrainingStore["commit"]>[0]) => {
-              if (c.checkpoint !== null || failed) return inner.commit(c);
-              failed = true;
-              return Promise.reject(new Error("the database failed"));
-            },
+      const store = storeView(inner, {
+        commit: (c) => {
+          if (c.checkpoint !== null || failed) return inner.commit(c);
+          failed = true;
+          return Promise.reject(new Error("the database failed"));
+        },
       });
       let heads = 0;
       const { held, open } = gatedStore(
@@ -415,7 +399,10 @@ Deno.test("data parallel: a search its lease guard stopped, whose commit of the 
       };
       const stored = ["s0", "s1", "s2", "s3", "s4", "s5"];
       for (const id of stored) {
-        assert.equal(await inner.submit({ id, base: at, samples: 1 }, bytesOf(gradient(id))), null);
+        assert.equal(
+          await inner.submit({ id, base: at, samples: 1 }, gradientBytes(gradient(id))),
+          null,
+        );
       }
       const outcome = (id: string) =>
         trainer.submit({ id, base: at, gradient: gradient(id) }).then((a) => a, (e) => e);
