@@ -115,7 +115,10 @@ async function commitOutcomes(
  * again. Releasing or handing the lease on, it is done once the lease changed, whoever holds it now
  * (its new holder, or another once it was free, may have taken it since the commit wrote it): the
  * lease is no longer the caller's, as the commit leaves it, and the commit carried nothing else.
- * Renewing it, only if the lease is the one it wrote; else a conflict (null).
+ * (One not made whose lease then ran out, and was taken, reads the same, and is answered as made:
+ * no read tells them apart, for a key keeps the versionstamp of its last write alone, a deleted
+ * one none; so the head its check named may have moved.) Renewing it, only if the lease is the
+ * one it wrote; else a conflict (null).
  */
 async function leaseLanded(
   ctx: Ctx,

@@ -16,6 +16,7 @@ import { type Cached, type Fold, initialize, type Local, renewed } from "./_fold
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
 import { dispose } from "../mod.ts";
 import { sleep, until } from "./_time.ts";
+import { instant } from "./_lease.ts";
 import { flatten, takeGradient, type TakenGradient } from "./_gradient.ts";
 import { checkModel, checkTrainerInitNames } from "./_model.ts";
 
@@ -359,7 +360,7 @@ export class Coordinator implements Fold {
         if (this.lease === null && Date.now() >= this.backoffUntil) {
           // Queued for it with work of its own; else taken only if free (another may fold).
           const queue = this.queue.length > 0 || this.#handedOff > 0;
-          const asked = Date.now();
+          const asked = instant();
           // Its term runs from when the store granted it, not from when its answer came.
           renewed(this, await this.store.acquire(this.token, this.options.leaseMs, queue), asked);
           if (this.lease === null) this.#handOff(); // another process holds it

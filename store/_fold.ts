@@ -91,9 +91,10 @@ function takeSuspects(f: Fold, local: Local[], n: number): void {
  * hold: up to `isolate` of that step's (`suspects`), those stored first (among the first
  * `maxFold` the store lists: others may have been stored before them since), then those queued
  * here; null once none is found (the folds go on as before). A fold of half of them that
- * steps, then one of the other half; one that fails again is halved in turn, the rest folded as
- * any other (see `unsavable`): about log₂ of the failing fold's size steps, where folds of one
- * contribution each took as many steps as it had, and refused those past `staleness`.
+ * steps, then one of the other half; one that fails again is searched as the first was (see
+ * `afterUnsavable`), what its search leaves halved in turn (see `unsavable`): about log₂ of the
+ * failing fold's size steps, where folds of one contribution each took as many steps as it had,
+ * and refused those past `staleness`.
  */
 async function takeIsolated(f: Fold, local: Local[]): Promise<PendingContribution[] | null> {
   const listed = await f.store.pending(f.options.maxFold);

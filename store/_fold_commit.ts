@@ -10,6 +10,7 @@ import { checkMeta } from "./_checks.ts";
 import { boundReason, contributionFailed, ContributionRefusedError } from "./errors.ts";
 import { readParamsPrefix } from "./layout.ts";
 import { checkCommitted } from "./_store_calls.ts";
+import { instant } from "./_lease.ts";
 import { type Cached, type Fold, keep, type Local, type Plan, renewed } from "./_fold_state.ts";
 
 /** Settles what a committed fold decided. */
@@ -151,7 +152,7 @@ export async function commitStep(
     checkMeta(meta); // refused before the commit: a commit's failure says it may have been made
     const params = readParamsPrefix(bytes, bytes.length, true);
     const holder = await nextHolder(f);
-    const asked = Date.now();
+    const asked = instant();
     const result = await commitCall(f.store.commit({
       checkpoint: bytes,
       expected: current.version,
@@ -200,7 +201,7 @@ export async function commitRefusals(
   const { step, seq } = at;
   refuseLocal(p, step);
   if (p.refused.length > 0) {
-    const asked = Date.now();
+    const asked = instant();
     const result = await f.store.commit({
       checkpoint: null,
       expected: version,

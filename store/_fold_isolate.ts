@@ -13,6 +13,7 @@ import { stateOf, storedState } from "./_model.ts";
 import { checkLoaded } from "./_store_calls.ts";
 import type { Cached, Fold, Local, Plan } from "./_fold_state.ts";
 import { commitRefusals, commitStep, unsavable } from "./_fold_commit.ts";
+import { monotonic } from "./_lease.ts";
 
 /**
  * Writes the mean of `parts` into `state`'s gradient slots, by name: a contribution's gradient
@@ -97,7 +98,8 @@ async function unsavableBy(
  * Of the parts of a fold whose step gave a state no checkpoint holds, those whose step alone
  * does so, each with why: each half of a failing set tried, a failing half halved in turn.
  * Empty where none alone does (a set may fail where each of its halves steps). Once half the
- * lease's term has passed since the store granted it, no more is tried: those found so far.
+ * lease's term has passed since the store granted it (on the monotonic clock, which no setting
+ * of the wall clock moves), no more is tried: those found so far.
  */
 async function unsavableParts(
   f: Fold,
@@ -108,7 +110,8 @@ async function unsavableParts(
 ): Promise<Map<number, string>> {
   const found = new Map<number, string>();
   // Each try a step and a save: past half the lease's term, the rest is left to the next folds.
-  const late = () => f.lease !== null && Date.now() - f.leaseSince > f.options.leaseMs / 2;
+  // Time held, on the monotonic clock: a wall clock set back meanwhile does not prolong it.
+  const late = () => f.lease !== null && monotonic() - f.leaseSince > f.options.leaseMs / 2;
   const search = async (at: number[]): Promise<boolean> => {
     const half = Math.ceil(at.length / 2);
     for (const part of [at.slice(0, half), at.slice(half)]) {
@@ -127,10 +130,11 @@ async function unsavableParts(
 /**
  * After a fold's step gave a state no checkpoint holds (`message`): of one contribution, it is
  * refused; of several, those whose step alone does so are refused, and the others stepped on
- * and committed in this fold, from a copy of the state it folded on. Where none is found, or
- * that step fails again (the search stopped at half the lease's term with some yet to find),
- * those found are refused all the same, and the next folds take the others again (see
- * `unsavable`).
+ * and committed in this fold, from a copy of the state it folded on. Where none is found (the
+ * search stopped at half the lease's term first, or none fails alone), the store moved on (no
+ * copy to search on: none found), or that step fails again (the search stopped with some yet to
+ * find), those found are refused all the same, committed with no step, and the next folds take
+ * the others again, half of them a fold (see `unsavable`).
  */
 export async function afterUnsavable(
   f: Fold,

@@ -8,7 +8,7 @@
 import { dispose, type OptimizerState, type Params, saveState } from "../mod.ts";
 import { initParams, newState, stateOf, storedState } from "./_model.ts";
 import { checkLoaded } from "./_store_calls.ts";
-import { grantedAt } from "./_lease.ts";
+import { grantedSince, type Instant, instant } from "./_lease.ts";
 import type { CheckedOptions, SubmitResult } from "./parallel.ts";
 import { checkpointOrder, readParamsPrefix } from "./layout.ts";
 import type { WeightedGradient } from "./mean.ts";
@@ -66,9 +66,9 @@ export interface Fold {
   cache: Cached | null;
   lease: Lease | null;
   /**
-   * When the store granted the lease held, by this process's clock: its `expires` less
-   * `leaseMs` where that falls within the call that got or renewed it, else when that call was
-   * made (see `grantedAt` of store/_lease.ts).
+   * When the store granted the lease held, on this process's monotonic clock
+   * (`performance.now()`): its `expires` less `leaseMs` where that falls within the call that
+   * got or renewed it, else when that call was made (see `grantedSince` of store/_lease.ts).
    */
   leaseSince: number;
   backoffUntil: number;
@@ -139,12 +139,15 @@ export function keep(f: Fold, cached: Cached): void {
 }
 
 /**
- * Holds `lease`, the lease as a call made at `asked` (this process's clock) got or renewed it
- * (`acquire`, a commit), or none: its term counted from when the store granted it (`grantedAt`).
+ * Holds `lease`, the lease as a call made at `asked` (this process's clocks) got or renewed it
+ * (`acquire`, a commit), or none: its term counted from when the store granted it, on the
+ * monotonic clock (`grantedSince`).
  */
-export function renewed(f: Fold, lease: Lease | null, asked: number): void {
+export function renewed(f: Fold, lease: Lease | null, asked: Instant): void {
   f.lease = lease;
-  if (lease !== null) f.leaseSince = grantedAt(lease.expires, f.options.leaseMs, asked, Date.now());
+  if (lease !== null) {
+    f.leaseSince = grantedSince(lease.expires, f.options.leaseMs, asked, instant());
+  }
 }
 
 /** The current state: the cached one when it is still current, else loaded (or made). */

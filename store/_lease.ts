@@ -72,3 +72,28 @@ export function grantedAt(expires: number, ms: number, asked: number, answered: 
   const stamped = expires - ms;
   return stamped >= asked && stamped <= answered ? stamped : asked;
 }
+
+/** A moment of this process on both its clocks: the wall clock (`Date.now()`) and the monotonic. */
+export interface Instant {
+  readonly wall: number;
+  readonly mono: number;
+}
+
+/** Now, on both clocks of this process. */
+export const instant = (): Instant => ({ wall: Date.now(), mono: monotonic() });
+
+/**
+ * When a lease this process was granted for `ms` began, on its monotonic clock, so that how
+ * long it has been held is counted whatever the wall clock is set to meanwhile: `grantedAt`
+ * (the wall clock, which the store's stamp is compared with) as a time after `asked`, at most
+ * the length of the call (`asked` to `answered`) on the monotonic clock.
+ */
+export function grantedSince(
+  expires: number,
+  ms: number,
+  asked: Instant,
+  answered: Instant,
+): number {
+  const after = grantedAt(expires, ms, asked.wall, answered.wall) - asked.wall;
+  return asked.mono + Math.max(0, Math.min(after, answered.mono - asked.mono));
+}

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { kvCheckpointStore, type TrainingStore } from "../kv.ts";
 import { withKv } from "./kv_fakes.ts";
 import { onEachStore as eachStore } from "./each_store.ts";
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { pause } from "./data_parallel_harness.ts";
+import { grantedSince } from "../store/_lease.ts";
 
 /**
  * `kv` as a process whose clock is `skewMs` ahead of this one's (behind, when negative) uses
@@ -185,4 +185,20 @@ Deno.test("data parallel: on Deno KV, a lease record of an earlier version (no t
     const stored = await kv.get<{ token: string; ms: number }>(["old lease", "lease"]);
     assert.deepEqual([stored.value?.token, stored.value?.ms], ["new", 10_000]);
   });
+});
+
+Deno.test("data parallel: a lease's grant, counted on the monotonic clock, falls within the call that got it, whatever the wall clock did meanwhile", () => {
+  // The term was counted from the grant on the wall clock: a wall clock set back after the grant
+  // counted the lease as held for less time than it was.
+  const asked = { wall: 1_000_000, mono: 50 };
+  const answered = { wall: 1_000_040, mono: 90 };
+  // Stamped 10 ms into the call: 10 ms into it on the monotonic clock too.
+  assert.equal(grantedSince(1_000_010 + 500, 500, asked, answered), 60);
+  // Stamped outside the call (another clock): when it was made.
+  assert.equal(grantedSince(2_000_000, 500, asked, answered), 50);
+  // The wall clock set forward an hour during the call: never past its monotonic end.
+  const forward = { wall: 1_000_000 + 3_600_000 + 40, mono: 90 };
+  assert.equal(grantedSince(1_000_000 + 3_600_000 + 500, 500, asked, forward), 90);
+  // Set back during the call: when it was made.
+  assert.equal(grantedSince(999_990 + 500, 500, asked, { wall: 999_990, mono: 90 }), 50);
 });

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { radam } from "../mod.ts";
 import { dataParallel, memoryCheckpointStore, type TrainingStore } from "../store.ts";
-import { dataParallelCase, liveWorkers } from "./data_parallel_harness.ts";
+import { dataParallelCase, liveWorkers, pause } from "./data_parallel_harness.ts";
 
 const optimizer = radam({ lr: 0.05 });
 const { init, gradientAt } = dataParallelCase(4, optimizer);
@@ -16,8 +16,6 @@ function signal(): { promise: Promise<void>; resolve: () => void } {
   const promise = new Promise<void>((r) => resolve = r);
   return { promise, resolve };
 }
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 Deno.test("data parallel: a contribution queued while the fold loop gives the lease up is folded before close() returns; nothing runs after it", async () => {
   // The loop that ends gives the lease up; a contribution queued meanwhile started a new loop

@@ -1,10 +1,10 @@
 /**
  * The search of a fold whose step no checkpoint holds, at its limits: its lease guard (half the
- * lease's term, counted from when the store granted the lease) firing before or during it, and
- * the folds in halves that then look for the rest (with contributions stored and queued, on each
+ * lease's term, counted from when the store granted the lease) firing before or during it, or a
+ * checkpoint changed before it, and the folds in halves that then look for the rest (with contributions stored and queued, on each
  * store, and under a small `maxChecks`); and a store with no checkpoint, whose `init` the fold
- * calls once. Time is moved by shifting `Date.now` (the clock the guard reads), as a slow call
- * of the store or a slow try would.
+ * calls once. Time is moved by shifting `Date.now` and `performance.now` (the monotonic clock the
+ * guard reads), as a slow call of the store or a slow try would, or `Date.now` alone set back.
  */
 import assert from "node:assert/strict";
 import { type Optimizer, radam, saveState, step } from "../mod.ts";
@@ -14,23 +14,39 @@ import {
   type SubmitResult,
   type TrainingStore,
 } from "../kv.ts";
-import { dataParallelCase } from "./data_parallel_harness.ts";
-import { onEachStore } from "./each_store.ts";
+import { dataParallelCase, gradientBytes, pause } from "./data_parallel_harness.ts";
+import { heldStore, onEachStore, storeView } from "./each_store.ts";
 
 const N = 6;
 const base = radam({ lr: 0.05 });
 const { init, gradientAt, checkStore } = dataParallelCase(N, base);
 const LEASE_MS = 4000;
 
-/** Runs `fn` with `Date.now` ahead of the real clock by what it adds to `shift.ms`. */
-async function withShiftedClock<T>(fn: (shift: { ms: number }) => Promise<T>): Promise<T> {
+/** How a test moves the clocks: time passing (`ms`, both clocks), the wall clock set `back`. */
+interface Shift {
+  ms: number;
+  back: number;
+}
+
+/**
+ * Runs `fn` with the clocks ahead of the real ones by what it adds to `shift.ms` (`Date.now` and
+ * the monotonic `performance.now` alike, as time passing would move them), and `Date.now` alone
+ * set back by `shift.back` (a wall clock set back, which the monotonic one does not follow).
+ */
+async function withShiftedClock<T>(fn: (shift: Shift) => Promise<T>): Promise<T> {
   const real = Date.now;
-  const shift = { ms: 0 };
-  Date.now = () => real.call(Date) + shift.ms;
+  const perf = performance.now.bind(performance);
+  const shift = { ms: 0, back: 0 };
+  Date.now = () => real.call(Date) + shift.ms - shift.back;
+  Object.defineProperty(performance, "now", {
+    value: () => perf() + shift.ms,
+    configurable: true,
+  });
   try {
     return await fn(shift);
   } finally {
     Date.now = real;
+    delete (performance as { now?: unknown }).now;
   }
 }
 
@@ -60,10 +76,8 @@ function gatedStore(
   acquired: () => void,
   called: (what: "commit" | "pending" | "head") => void,
 ): { held: TrainingStore; open(): void } {
-  let gated = true;
-  const calls: Partial<TrainingStore> = {
+  return heldStore(store, {
     acquire: async (...args) => {
-      if (gated) return null;
       const lease = await store.acquire(...args);
       if (lease !== null) acquired();
       return lease;
@@ -71,18 +85,8 @@ function gatedStore(
     commit: (...args) => (called("commit"), store.commit(...args)),
     pending: (...args) => (called("pending"), store.pending(...args)),
     head: () => store.head().finally(() => called("head")),
-  };
-  const held = new Proxy({} as TrainingStore, {
-    has: (_, key) => Reflect.has(store, key),
-    get: (_, key) => key in calls ? calls[key as keyof TrainingStore] : Reflect.get(store, key),
   });
-  return { held, open: () => gated = false };
 }
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-const bytesOf = (g: Record<string, Float32Array>) =>
-  new Uint8Array(Float32Array.from([...g.w, ...g.b]).buffer);
 
 /**
  * A fold of `stored` contributions in the store (stored by other processes) and `local` queued
@@ -125,7 +129,10 @@ async function fold(
       return g;
     };
     for (const id of stored) {
-      assert.equal(await store.submit({ id, base: at, samples: 1 }, bytesOf(gradient(id))), null);
+      assert.equal(
+        await store.submit({ id, base: at, samples: 1 }, gradientBytes(gradient(id))),
+        null,
+      );
     }
     const answers = new Map<string, SubmitResult>();
     const refused = new Map<string, ContributionRefusedError>();
@@ -197,16 +204,12 @@ for (const maxChecks of [undefined, 10]) {
 function clockAhead(store: TrainingStore, aheadMs: number): TrainingStore {
   const later = <T extends { expires: number } | null>(lease: T): T =>
     lease === null ? lease : { ...lease, expires: lease.expires + aheadMs };
-  const calls: Partial<TrainingStore> = {
+  return storeView(store, {
     acquire: async (...args) => later(await store.acquire(...args)),
     commit: async (...args) => {
       const result = await store.commit(...args);
       return result === null ? null : { ...result, lease: later(result.lease) };
     },
-  };
-  return new Proxy({} as TrainingStore, {
-    has: (_, key) => Reflect.has(store, key),
-    get: (_, key) => key in calls ? calls[key as keyof TrainingStore] : Reflect.get(store, key),
   });
 }
 
@@ -263,6 +266,50 @@ for (
   });
 }
 
+Deno.test("data parallel: a search its lease guard stops at half the term on the monotonic clock, though the wall clock was set back during it", async () => {
+  // The guard read the wall clock: set back an hour during the search, it let the search run on
+  // past the lease's term (here: on to the second one too large, found in that same fold).
+  await withShiftedClock(async (shift) => {
+    await onEachStore(async (store, name) => {
+      const bad = new Set(["s4", "r1"]);
+      const stored = ["s0", "s1", "s2", "s3", "s4", "s5"];
+      const { at, refused, journal } = await fold(store, stored, ["r0", "r1"], bad, {
+        load(n) {
+          // The lease's whole term passes during the fourth try (which finds s4), and the wall
+          // clock is set back an hour meanwhile.
+          if (n === 4) shift.ms += LEASE_MS, shift.back += 3_600_000;
+        },
+      });
+      assert.ok(journal.length > 1, `${name}: r1 found by the folds in halves`);
+      assert.equal(refused.get("s4")?.step, at, `${name}: refused by the fold that found it`);
+    });
+  });
+});
+
+Deno.test("data parallel: a fold whose store's checkpoint changed before its search tries nothing: its contributions folded again in halves, only those too large refused", async () => {
+  await onEachStore(async (inner, name) => {
+    let moved = false;
+    const store = storeView(inner, {
+      load: async () => {
+        const stored = await inner.load();
+        // The first load after the lease is granted: the copies of the search's tries.
+        if (!moved || stored === null) return stored;
+        moved = false;
+        return { ...stored, version: "another" };
+      },
+    });
+    const bad = new Set(["s1", "r5"]);
+    let first = true;
+    const { firstFoldTries, journal } = await fold(store, STORED, LOCAL, bad, {
+      acquired() {
+        if (first) moved = true, first = false;
+      },
+    });
+    assert.equal(firstFoldTries, 0, `${name}: the first fold tried nothing`);
+    assert.ok(journal.length > 1, `${name}: folded again in halves`);
+  });
+});
+
 Deno.test("data parallel: a fold on a store with no checkpoint calls init once, its search trying copies of what it gave", async () => {
   // Each try called init again: an init that gives other values each call (random weights)
   // gave each try another start, and the step committed started from neither.
@@ -280,7 +327,10 @@ Deno.test("data parallel: a fold on a store with no checkpoint calls init once, 
       const g = gradientAt(i, init());
       if (i === 4) g.w[0] = 1e30;
       grads.set(`m${i}`, g);
-      assert.equal(await store.submit({ id: `m${i}`, base: 0, samples: 1 }, bytesOf(g)), null);
+      assert.equal(
+        await store.submit({ id: `m${i}`, base: 0, samples: 1 }, gradientBytes(g)),
+        null,
+      );
     }
     const trainer = dataParallel(store, { optimizer: base, init: randomInit, pollMs: 2 });
     // Each sent again: answered once its stored one is settled (by a fold with no checkpoint).
@@ -326,16 +376,12 @@ Deno.test("data parallel: a search its lease guard stopped, whose commit of the 
         loads = n;
         if (atOpen >= 0 && n - atOpen === 4) shift.ms += LEASE_MS; // the try that finds s4
       });
-      const store = new Proxy({} as TrainingStore, {
-        has: (_, key) => Reflect.has(inner, key),
-        get: (_, key) =>
-          key !== "commit"
-            ? Reflect.get(inner, key)
-            : (c: Parameters<TrainingStore["commit"]>[0]) => {
-              if (c.checkpoint !== null || failed) return inner.commit(c);
-              failed = true;
-              return Promise.reject(new Error("the database failed"));
-            },
+      const store = storeView(inner, {
+        commit: (c) => {
+          if (c.checkpoint !== null || failed) return inner.commit(c);
+          failed = true;
+          return Promise.reject(new Error("the database failed"));
+        },
       });
       let heads = 0;
       const { held, open } = gatedStore(
@@ -353,7 +399,10 @@ Deno.test("data parallel: a search its lease guard stopped, whose commit of the 
       };
       const stored = ["s0", "s1", "s2", "s3", "s4", "s5"];
       for (const id of stored) {
-        assert.equal(await inner.submit({ id, base: at, samples: 1 }, bytesOf(gradient(id))), null);
+        assert.equal(
+          await inner.submit({ id, base: at, samples: 1 }, gradientBytes(gradient(id))),
+          null,
+        );
       }
       const outcome = (id: string) =>
         trainer.submit({ id, base: at, gradient: gradient(id) }).then((a) => a, (e) => e);

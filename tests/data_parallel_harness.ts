@@ -2,7 +2,8 @@
  * What the data-parallel tests share (tests/data_parallel_test.ts with f32 moments,
  * tests/data_parallel_states_test.ts with 8-bit ones): a model of `n` weights and a bias, its
  * requests' gradients, the journal's replay in one process to check a store against, and the
- * crash at any write on Deno KV; the Web Workers a run leaves running (threaded states).
+ * crash at any write on Deno KV; the Web Workers a run leaves running (threaded states); a
+ * gradient's bytes as a store holds them, and a pause.
  */
 import assert from "node:assert/strict";
 import {
@@ -67,6 +68,14 @@ export interface DataParallelCase {
    */
   crashAtAnyWrite(plan: CrashPlan): Promise<void>;
 }
+
+/** Resolves after `ms` milliseconds. */
+export const pause = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A gradient of the model of {@linkcode dataParallelCase} as a store holds it: `w`, then `b`. */
+export const gradientBytes = (g: Readonly<Record<string, Float32Array>>): Uint8Array =>
+  new Uint8Array(Float32Array.from([...g.w, ...g.b]).buffer);
 
 /** The data-parallel tests' model of `n` weights and a bias, stepped by `optimizer`. */
 export function dataParallelCase(n: number, optimizer: Optimizer): DataParallelCase {

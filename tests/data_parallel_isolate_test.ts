@@ -14,23 +14,9 @@ import {
   type TrainingStore,
 } from "../kv.ts";
 import { dataParallelCase, liveWorkers } from "./data_parallel_harness.ts";
-import { onEachStore } from "./each_store.ts";
+import { heldStore, onEachStore } from "./each_store.ts";
 
 const N = 6;
-
-/** `store` as a process sees it whose lease is held by another until `open()`. */
-function heldStore(store: TrainingStore): { held: TrainingStore; open(): void } {
-  let gated = true;
-  const held = new Proxy({} as TrainingStore, {
-    has: (_, key) => Reflect.has(store, key),
-    get: (_, key) =>
-      key === "acquire"
-        ? (...args: Parameters<TrainingStore["acquire"]>) =>
-          gated ? Promise.resolve(null) : store.acquire(...args)
-        : Reflect.get(store, key),
-  });
-  return { held, open: () => gated = false };
-}
 
 /**
  * Submits `n` contributions at once, those in `bad` too large: the ids refused, and applied

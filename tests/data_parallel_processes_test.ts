@@ -13,7 +13,7 @@ import {
   type TrainingStore,
 } from "../kv.ts";
 import { withKv } from "./kv_fakes.ts";
-import { dataParallelCase } from "./data_parallel_harness.ts";
+import { dataParallelCase, pause } from "./data_parallel_harness.ts";
 import { onEachStore as eachStore } from "./each_store.ts";
 
 const optimizer = radam({ lr: 0.05 });
@@ -290,8 +290,6 @@ function skewedKv(kv: Deno.Kv, skewMs: number): Deno.Kv {
     },
   });
 }
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 Deno.test("data parallel: on Deno KV, who waits for the lease is judged on the holder's clock, whatever the waiter's", async () => {
   // A holder compared a waiting note's time, written with the waiter's clock, with its own: a

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { radam } from "../mod.ts";
 import { ContributionRefusedError, dataParallel, type TrainingStore } from "../kv.ts";
 import { dataParallelCase } from "./data_parallel_harness.ts";
-import { onEachStore } from "./each_store.ts";
+import { heldStore, onEachStore } from "./each_store.ts";
 
 const optimizer = radam({ lr: 0.05 });
 const { init, gradientAt } = dataParallelCase(6, optimizer);
@@ -20,14 +20,10 @@ const { init, gradientAt } = dataParallelCase(6, optimizer);
  */
 function heldFailing(shared: TrainingStore) {
   const failure = new TypeError("database is locked");
-  let opened = false;
-  const store: TrainingStore = {
-    ...shared,
-    acquire: (token, ms, queue) =>
-      opened ? shared.acquire(token, ms, queue) : Promise.resolve(null),
+  const { held, open } = heldStore(shared, {
     commit: (c) => c.fresh.includes("fresh") ? Promise.reject(failure) : shared.commit(c),
-  };
-  return { store, open: () => void (opened = true) };
+  });
+  return { store: held, open };
 }
 
 /** A gradient at `params` so large that the step on it alone gives a state no checkpoint holds. */

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { radam } from "../mod.ts";
 import { dataParallel, memoryCheckpointStore, type TrainingStore } from "../kv.ts";
-import { dataParallelCase } from "./data_parallel_harness.ts";
+import { dataParallelCase, gradientBytes } from "./data_parallel_harness.ts";
 import { onEachStore as eachStore } from "./each_store.ts";
 
 const N = 4;
@@ -33,7 +33,7 @@ Deno.test("data parallel: contributions stored by other processes have their sha
     const trainer = dataParallel(held, { optimizer, init, maxFold: 2, pollMs: 5 });
     const { step: base, params } = await trainer.params();
     const g = gradientAt(K, params);
-    const bytes = new Uint8Array(Float32Array.from([...g.w, ...g.b]).buffer);
+    const bytes = gradientBytes(g);
     assert.equal(await store.submit({ id: `r${K}`, base, samples: 1 }, bytes), null);
     const answers = Array.from(
       { length: K },

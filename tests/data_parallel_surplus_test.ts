@@ -15,9 +15,9 @@ import {
   type SubmitResult,
   type TrainingStore,
 } from "../kv.ts";
-import { dataParallelCase } from "./data_parallel_harness.ts";
+import { dataParallelCase, gradientBytes } from "./data_parallel_harness.ts";
 import { limitedKv, withKv } from "./kv_fakes.ts";
-import { onEachStore } from "./each_store.ts";
+import { heldStore, onEachStore, storeView } from "./each_store.ts";
 
 const N = 6;
 const optimizer = radam({ lr: 0.05 });
@@ -47,24 +47,16 @@ async function submitAll(
  * `store` as a process sees it whose lease is held by another until `open()`, and whose writes
  * of gradients each fold sees once made: `pending` waits for those sent before it.
  */
-function heldStore(store: TrainingStore): { held: TrainingStore; open(): void } {
-  let gated = true;
+function heldWriting(store: TrainingStore): { held: TrainingStore; open(): void } {
   const writes: Promise<unknown>[] = [];
-  const calls: Partial<TrainingStore> = {
-    acquire: (...args) => gated ? Promise.resolve(null) : store.acquire(...args),
+  return heldStore(store, {
     submit(...args) {
       const write = store.submit(...args);
       writes.push(write.catch(() => {}));
       return write;
     },
     pending: async (n) => (await Promise.all(writes), await store.pending(n)),
-  };
-  // (a proxy of an empty object: the store is frozen)
-  const held = new Proxy({} as TrainingStore, {
-    has: (_, key) => Reflect.has(store, key),
-    get: (_, key) => key in calls ? calls[key as keyof TrainingStore] : Reflect.get(store, key),
   });
-  return { held, open: () => gated = false };
 }
 
 /** Lets the submits queued meanwhile in (their reads of the store answered). */
@@ -78,7 +70,7 @@ Deno.test("data parallel on Deno KV: under a small maxChecks, after a step no ch
   // but one was refused as more than 7 steps behind. (That fold now finds it by itself.)
   await withKv(async (kv) => {
     const store = kvCheckpointStore(limitedKv(kv), ["dp"], { maxChecks: 10 });
-    const { held, open } = heldStore(store);
+    const { held, open } = heldWriting(store);
     const options = { optimizer, init, pollMs: 2, staleness: 7, handoffMs: Infinity };
     const trainer = dataParallel(held, options);
     const { step: base, params } = await trainer.params();
@@ -119,7 +111,7 @@ Deno.test("data parallel on Deno KV: under a small maxChecks, a holder that take
       options,
     );
     await request(other, 1000); // the first checkpoint
-    const { held, open } = heldStore(kvCheckpointStore(limitedKv(kv), ["dp"], { maxChecks: 10 }));
+    const { held, open } = heldWriting(kvCheckpointStore(limitedKv(kv), ["dp"], { maxChecks: 10 }));
     const trainer = dataParallel(held, options);
     const { step: base, params } = await trainer.params();
     const ids = Array.from({ length: 40 }, (_, i) => `r${i}`);
@@ -140,7 +132,7 @@ Deno.test("data parallel: after a step no checkpoint holds, of a fold larger tha
   // with the default staleness of 8, the contributions folded after the ninth of those folds
   // were refused as too stale, where only the one too large should be. They fold halves.
   await onEachStore(async (store) => {
-    const { held, open } = heldStore(store);
+    const { held, open } = heldWriting(store);
     const trainer = dataParallel(held, { optimizer, init, pollMs: 2, handoffMs: Infinity });
     const { step: base, params } = await trainer.params();
     const ids = Array.from({ length: 40 }, (_, i) => `r${i}`);
@@ -170,27 +162,23 @@ Deno.test("data parallel: after a step no checkpoint holds, the folds that look 
     let listings = 0;
     const late = ["a0", "a1", "a2", "a3"];
     let params!: Record<string, Float32Array>, base = 0;
-    const bytesOf = (g: Record<string, Float32Array>) =>
-      new Uint8Array(Float32Array.from([...g.w, ...g.b]).buffer);
-    const store = new Proxy({} as TrainingStore, {
-      has: (_, key) => Reflect.has(inner, key),
-      get: (_, key) =>
-        key !== "pending" ? Reflect.get(inner, key) : async (n: number) => {
-          if (++listings === 2) { // stored by others once that step failed
-            for (const id of late) {
-              const g = bytesOf(gradientAt(Number(id.slice(1)), params));
-              assert.equal(await inner.submit({ id, base, samples: 1 }, g), null);
-            }
+    const store = storeView(inner, {
+      pending: async (n: number) => {
+        if (++listings === 2) { // stored by others once that step failed
+          for (const id of late) {
+            const g = gradientBytes(gradientAt(Number(id.slice(1)), params));
+            assert.equal(await inner.submit({ id, base, samples: 1 }, g), null);
           }
-          return await inner.pending(n);
-        },
+        }
+        return await inner.pending(n);
+      },
     });
     const trainer = dataParallel(store, { optimizer, init, pollMs: 2, staleness: 3 });
     ({ step: base, params } = await trainer.params());
     for (const id of ["m1", "m2", "m3", "m4"]) {
       const g = gradientAt(Number(id.slice(1)), params);
       if (id === "m2") g.w[0] = 1e30;
-      assert.equal(await inner.submit({ id, base, samples: 1 }, bytesOf(g)), null);
+      assert.equal(await inner.submit({ id, base, samples: 1 }, gradientBytes(g)), null);
     }
     const own = await trainer.submit({ id: "z", base, gradient: gradientAt(9, params) });
     assert.equal(own.status, "applied");

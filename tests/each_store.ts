@@ -1,6 +1,7 @@
 /**
  * The stores the store tests run on, each fresh: the in-process one and one on a new Deno KV
- * database in memory, with a second store object on the same data, as another process sees it.
+ * database in memory, with a second store object on the same data, as another process sees it;
+ * and views of a store with some of its calls replaced, or its lease held by another process.
  *
  * @module
  */
@@ -47,4 +48,33 @@ export async function onEachStore(
     const second = other ? kvCheckpointStore(other.kv(kv), prefix, kvOptions) : store;
     await fn(store, "Deno KV", second);
   });
+}
+
+/**
+ * `store` with the calls in `calls` in place of its own, the others its own (a proxy of an empty
+ * object: the Deno KV store is frozen, and its own methods are read from it as they are called).
+ */
+export function storeView(store: TrainingStore, calls: Partial<TrainingStore>): TrainingStore {
+  return new Proxy({} as TrainingStore, {
+    has: (_, key) => Reflect.has(store, key),
+    get: (_, key) => key in calls ? calls[key as keyof TrainingStore] : Reflect.get(store, key),
+  });
+}
+
+/**
+ * `store` as a process sees it whose lease is held by another until `open()`: its `acquire`
+ * answers null until then (then `calls.acquire`'s answer where given, else `store`'s); the other
+ * calls in `calls` in place of `store`'s (see {@linkcode storeView}).
+ */
+export function heldStore(
+  store: TrainingStore,
+  calls: Partial<TrainingStore> = {},
+): { held: TrainingStore; open(): void } {
+  let gated = true;
+  const acquire = calls.acquire ?? ((...args) => store.acquire(...args));
+  const held = storeView(store, {
+    ...calls,
+    acquire: (...args) => gated ? Promise.resolve(null) : acquire(...args),
+  });
+  return { held, open: () => void (gated = false) };
 }

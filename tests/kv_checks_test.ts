@@ -17,6 +17,7 @@ import {
 } from "../kv.ts";
 import { dataParallelCase } from "./data_parallel_harness.ts";
 import { limitedKv, PREFIX, randomBytes, withKv } from "./kv_fakes.ts";
+import { storeView } from "./each_store.ts";
 
 const N = 6;
 const optimizer = radam({ lr: 0.05 });
@@ -141,17 +142,11 @@ async function run(
 ) {
   const options = { optimizer, init, pollMs: 2, leaseMs: 2000, staleness, ...more };
   let stored = 0;
-  // (a proxy of an empty object: the store is frozen)
   const counted = (store: TrainingStore): TrainingStore =>
-    new Proxy({} as TrainingStore, {
-      has: (_, key) => Reflect.has(store, key),
-      get(_, key) {
-        if (key !== "submit") return Reflect.get(store, key);
-        const submit: TrainingStore["submit"] = (info, bytes) => {
-          stored++;
-          return store.submit(info, bytes);
-        };
-        return submit;
+    storeView(store, {
+      submit: (info, bytes) => {
+        stored++;
+        return store.submit(info, bytes);
       },
     });
   const trainers = Array.from(

@@ -20,7 +20,7 @@ import {
 import { checkpointOf } from "../store/_conformance_kit.ts";
 import { commitOf, firstCommit } from "../store/_conformance_calls.ts";
 import { busyAfterKv, PREFIX, withKv } from "./kv_fakes.ts";
-import { onEachStore as eachStore } from "./each_store.ts";
+import { onEachStore as eachStore, storeView } from "./each_store.ts";
 
 const init = () => ({ w: new Float32Array(2) });
 const optimizer = radam({ lr: 0.1 });
@@ -120,14 +120,9 @@ Deno.test("training stores: a refusal's reason longer than 512 characters is kep
  * (as a store of a long key, or one of its own words, may throw).
  */
 function damaging(store: TrainingStore): TrainingStore {
-  // (a proxy of an empty object: the Deno KV store is frozen)
-  return new Proxy({} as TrainingStore, {
-    has: (_, key) => Reflect.has(store, key),
-    get(_, key) {
-      if (key !== "gradient") return Reflect.get(store, key);
-      return (_p: PendingContribution) =>
-        Promise.reject(new CheckpointError(`Damaged: ${"d".repeat(LONG)}`));
-    },
+  return storeView(store, {
+    gradient: (_p: PendingContribution) =>
+      Promise.reject(new CheckpointError(`Damaged: ${"d".repeat(LONG)}`)),
   });
 }
 
