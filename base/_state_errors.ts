@@ -25,6 +25,45 @@ export const DISPOSED_STATE_MESSAGE = "This optimizer state was disposed (dispos
   "checkpoint saved before, await loadState(bytes))";
 
 /**
+ * The TypeError of a threaded state refused because a step of it failed half way (`half` says
+ * how: a thread failed as the step ran), so that it may hold part of that step: `refusal` says
+ * who refuses what (`saveState refuses this threaded optimizer state`), `keeper` what would keep
+ * that part (`a checkpoint`), `made` what was not (`saved`), and `also` what else to do after the
+ * resume from a checkpoint saved before. The one wording of `saveState`'s, init's option `from`'s
+ * and the TensorFlow.js adapter's refusals.
+ *
+ * @example
+ * ```ts
+ * import { halfStepRefusal } from "./_state_errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const error = halfStepRefusal(
+ *   "saveState refuses this threaded optimizer state",
+ *   "a kernel worker failed (RuntimeError: unreachable)",
+ *   "a checkpoint",
+ *   "saved",
+ *   ", and dispose(state)",
+ * );
+ * assert.ok(error instanceof TypeError);
+ * assert.match(error.message, /^saveState refuses .*: a step of it failed half way \(a kernel/);
+ * assert.match(error.message, /which a checkpoint would keep\. Nothing was saved: resume/);
+ * ```
+ */
+export function halfStepRefusal(
+  refusal: string,
+  half: string,
+  keeper: string,
+  made: string,
+  also: string,
+): TypeError {
+  return new TypeError(
+    `${refusal}: a step of it failed half way (${half}), so it may hold part of that step, ` +
+      `which ${keeper} would keep. Nothing was ${made}: resume from the last checkpoint saved ` +
+      `before that step (loadState)${also}`,
+  );
+}
+
+/**
  * The hint of `undefined` given where an optimizer state goes: how a state is made, and why a
  * TensorFlow.js optimizer's `state` is undefined (no step has made it yet: before its first step
  * or while its `loadState`'s Promise has not settled, and after its `setWeights`, or a

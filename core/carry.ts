@@ -8,7 +8,7 @@
  * @module
  */
 import { described } from "../base/_errors.ts";
-import { DISPOSED_STATE_MESSAGE, stateHint } from "../base/_state_errors.ts";
+import { DISPOSED_STATE_MESSAGE, halfStepRefusal, stateHint } from "../base/_state_errors.ts";
 import { EXP_AVG, EXP_AVG_SQ, hasSection, SLOW } from "../base/arena.ts";
 import {
   type DeviceBackend,
@@ -121,11 +121,12 @@ function checkFrom(config: Settings<unknown>, from: unknown): StateInternals {
   }
   const half = halfStepOf(internals.backend);
   if (half !== undefined) {
-    throw new TypeError(
-      `Option from of init is a threaded optimizer state a step of which failed half way ` +
-        `(${half}): it may hold part of that step, which the new state would carry. Nothing ` +
-        "was made: resume from the last checkpoint saved before that step (loadState) and give " +
-        "that state as from; dispose(from)",
+    throw halfStepRefusal(
+      "Option from of init is a threaded optimizer state that init refuses",
+      half,
+      "the new state",
+      "made",
+      " and give that state as from; dispose(from)",
     );
   }
   const difference = settingsDifference(config, internals.config);

@@ -40,7 +40,7 @@ import { Q8_VERSION } from "../base/q8.ts";
 import { checkCheckpointBytes } from "../base/_checkpoint_bytes.ts";
 import { factoryName } from "../base/_call_hints.ts";
 import { isOptimizerValue } from "../base/_errors.ts";
-import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
+import { DISPOSED_STATE_MESSAGE, halfStepRefusal } from "../base/_state_errors.ts";
 import {
   CheckpointError,
   type ParsedSafetensors,
@@ -130,10 +130,12 @@ export async function saveCheckpoint(
     : afterMatch(state);
   const half = halfStepOf(backend);
   if (half !== undefined) {
-    throw new TypeError(
-      `saveState refuses this threaded optimizer state: a step of it failed half way (${half}), ` +
-        "so it may hold part of that step, which a checkpoint would keep. Nothing was saved: " +
-        "resume from the last checkpoint saved before that step (loadState), and dispose(state)",
+    throw halfStepRefusal(
+      "saveState refuses this threaded optimizer state",
+      half,
+      "a checkpoint",
+      "saved",
+      ", and dispose(state)",
     );
   }
   const layout = backend.layout;

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { TERMINATED_WHY } from "./_thread_join.ts";
+import { madeLive, startFailed, TERMINATED_WHY } from "./_thread_join.ts";
 
 /** The part of a `node:worker_threads` Worker used here. */
 interface NodeWorker {
@@ -97,19 +97,25 @@ export function nodeWorkersDenied(): boolean {
  * it: Node.js fires no error event then); the worker's own `terminate`, called by other code,
  * fires one at once, saying so (and is otherwise as it was: its arguments passed on, its Promise
  * returned). The wrapper's `terminate` ends it without waiting. Throws an Error
- * saying that a kernel worker failed to start where Node.js refuses to make one.
+ * saying that a kernel worker failed to start where Node.js refuses to make one; `undefined`
+ * where it was terminated as it was made (cpu/_thread_join.ts `madeLive`).
  */
-export function startNodeWorker(threads: NodeWorkerThreads, source: string): WrappedNodeWorker {
-  let worker: NodeWorker;
+export function startNodeWorker(
+  threads: NodeWorkerThreads,
+  source: string,
+): WrappedNodeWorker | undefined {
+  let made: NodeWorker | undefined;
   try {
-    worker = new threads.Worker(`(${nodeWorkerPrelude.toString()})();\n${source}`, {
+    made = madeLive(threads.Worker, [`(${nodeWorkerPrelude.toString()})();\n${source}`, {
       eval: true,
       name: "radam kernel",
-    });
+    }]);
   } catch (cause) {
-    const why = cause instanceof Error ? cause.message : String(cause);
-    throw new Error(`A kernel worker failed to start: ${why}`, { cause });
+    throw startFailed(cause instanceof Error ? cause.message : String(cause), cause);
   }
+  // (Terminated as it was made, by a subclass's constructor: see madeLive.)
+  if (made === undefined) return undefined;
+  const worker = made;
   /** Whether its end was asked for (terminate) or already said (an error event). */
   let ended = false;
   const terminate = worker.terminate;

@@ -40,6 +40,11 @@ export function notReadyWhy(stallMs: number): string {
     "terminated, or killed (out of memory?)";
 }
 
+/** The error of a kernel worker that failed to start, `why` (and its `cause`, where one). */
+export function startFailed(why: string, cause?: unknown): Error {
+  return new Error(`A kernel worker failed to start: ${why}`, cause === undefined ? {} : { cause });
+}
+
 /**
  * Resolves when every one of `ready` has; rejects with the first one's error, or once none has
  * resolved for `stallMs` of waiting (a worker that stops outright as it starts, terminated or
@@ -58,7 +63,7 @@ export function allReady(ready: Promise<void>[], stallMs: number): Promise<void>
       looked = now;
       if (still >= stallMs) {
         clearInterval(timer);
-        reject(new Error(`A kernel worker failed to start: ${notReadyWhy(stallMs)}`));
+        reject(startFailed(notReadyWhy(stallMs)));
       }
     }, STALL_CHECK_MS);
     if (left === 0) {
@@ -93,22 +98,87 @@ export function releaser(ints: Int32Array, workers: Worker[]): Release {
     Atomics.add(ints, CONTROL.GENERATION, 1);
     Atomics.notify(ints, CONTROL.GENERATION);
     for (const worker of workers) worker.terminate();
-  }, { done: false, fault: undefined, halfStepped: false, more: 0 });
+  }, { done: false, fault: undefined, halfStepped: false, more: 0, reports: [] });
   return release;
 }
 
 /**
- * Stops the workers (once); `fault` says why the state is refused, if a worker failed (the
- * first failure: its root cause), `halfStepped` whether that failure came as a job that writes
- * the arena (the step) ran, and `more` how many more workers said they failed too (the first
- * reported is not known to have failed first: reports cross).
+ * Stops the workers (once); `fault` says why the state is refused, if a thread failed (of the
+ * failures told, the root cause where it can be told: {@linkcode rankOf}; among alike ones, the
+ * first told), `halfStepped` whether the first failure came as a job that writes the arena (the
+ * step) ran, and `more` how many more threads failed too; `reports` holds each failure told.
  */
 export type Release = (() => void) & {
   done: boolean;
   fault: string | undefined;
   halfStepped: boolean;
   more: number;
+  reports: Report[];
 };
+
+/**
+ * One thread's failure, as told: `why`, its {@linkcode rankOf}, and `by`, the worker (or
+ * {@linkcode MAIN}) whose it is; `undefined` for one the main thread found in the control block
+ * (its job threw, it died) or by a stall, which the first word of a worker on the channel it
+ * `awaits` (its message, or an event: an error event, its `terminate` called) tells again.
+ */
+interface Report {
+  why: string;
+  rank: number;
+  by?: unknown;
+  awaits?: "message" | "event";
+}
+
+/** Who a failure of the main thread's own share of a job is by ({@linkcode Report}). */
+const MAIN = "main";
+
+/**
+ * How telling a reason is, from least to most: a stall (1: a worker stopped, no word saying
+ * why), a death told without its cause (2: terminated by other code, exited, an error event with
+ * no message), and a cause (3: a trap or an exception of a kernel or of a thread's program, an
+ * error event naming one, out of memory among them). Of the failures of a state, the most
+ * telling is shown: the others may follow from it (a worker stalls or exits as another traps).
+ */
+function rankOf(why: string): number {
+  if (why.startsWith(STOPPED)) return 1;
+  if (why === TERMINATED_WHY || why === DIED_WHY || why.startsWith(EXITED)) return 2;
+  return 3;
+}
+
+/**
+ * Tells `release` of a failure, `why`: by the worker (or {@linkcode MAIN}) `by`, on `channel`
+ * (its message, or an event), or, `by` undefined, found in the control block or by a stall (put
+ * at `at` of the failures told, where given). A worker's first word fills the first failure found
+ * that awaits its channel (the same failure, told again), its words replacing the placeholder's
+ * ({@linkcode JOB_THREW}, {@linkcode THREW_WHY}) or less telling ones; its later words replace
+ * its own only where more telling. Then `fault` is the most telling, `more` the count of others.
+ */
+function tell(
+  release: Release,
+  why: string,
+  by: unknown,
+  channel: "message" | "event",
+  at?: number,
+): void {
+  const reports = release.reports;
+  const rank = rankOf(why);
+  const own = by === undefined ? undefined : reports.find((r) => r.by === by);
+  const found = by === undefined || by === MAIN || own !== undefined
+    ? undefined
+    : reports.find((r) => r.by === undefined && r.awaits === channel);
+  const told = own ?? found;
+  if (told === undefined) {
+    const report = by === undefined ? { why, rank, awaits: channel } : { why, rank, by };
+    reports.splice(at ?? reports.length, 0, report);
+  } else {
+    told.by = by;
+    const placeholder = found !== undefined && (told.why === JOB_THREW || told.why === THREW_WHY);
+    if (rank > told.rank || (placeholder && rank === told.rank)) Object.assign(told, { why, rank });
+  }
+  const shown = reports.reduce((best, r) => r.rank > best.rank ? r : best);
+  release.fault = shown.why;
+  release.more = reports.length - 1;
+}
 
 /**
  * How the reason begins where the main thread's share of a job threw, the workers' shares
@@ -148,8 +218,8 @@ function failure(release: Release): { who: string; why: string } {
 }
 
 /**
- * How many more workers failed besides the one whose reason is shown, in words (after it); ""
- * where none. (Not "after it": their reports can arrive in another order than they failed.)
+ * How many more workers failed besides the thread whose reason is shown, in words (after it);
+ * "" where none. (Not "after it": their reports can arrive in another order than they failed.)
  */
 function moreFailed(release: Release): string {
   const more = release.more;
@@ -194,7 +264,8 @@ export function ownShareThrew(
   const settled = release.fault === undefined && Atomics.load(ints, CONTROL.PENDING) === 0;
   if (settled && !writes) return error;
   const job = writes ? "the step" : "a pass reading the gradients";
-  return failed(release, `${MAIN_SHARE_THREW}${job} threw ${String(error)}`, writes);
+  // (Told first: it threw before the wait found any worker's failure.)
+  return failed(release, `${MAIN_SHARE_THREW}${job} threw ${String(error)}`, writes, true);
 }
 
 /**
@@ -203,10 +274,16 @@ export function ownShareThrew(
  */
 function stoppedWhy(stallMs: number, writes: boolean): string {
   const share = writes ? "the step" : "a pass reading the gradients (which writes nothing)";
-  return `it stopped: no progress on its share of ${share} for ${stallMs / 1000} s; ` +
+  return `${STOPPED} on its share of ${share} for ${stallMs / 1000} s; ` +
     "terminated, or killed (out of memory?)";
 }
 
+/** How the reason of a worker taken for stopped by a stall ({@linkcode stoppedWhy}) begins. */
+const STOPPED = "it stopped: no progress";
+/** How the reason of a worker that exited begins ({@linkcode diedWhy}; on Node.js, its event). */
+const EXITED = "it exited (";
+/** Why a worker died whose error event has no message. */
+const DIED_WHY = "it died";
 /** Why a worker whose job threw is taken for failed, until its own message says more. */
 const JOB_THREW = "its job threw";
 /** Why a worker whose loop threw outside a kernel call is, until its own message says more. */
@@ -221,20 +298,22 @@ export function diedWhy(ints: Int32Array): string | undefined {
   if (died === 0) return undefined;
   if (died === DIED_THREW) return THREW_WHY;
   const code = Atomics.load(ints, CONTROL.EXIT_CODE);
-  return `it exited (exit code ${code}): process.exit in it, or an error nothing caught`;
+  return `${EXITED}exit code ${code}): process.exit in it, or an error nothing caught`;
 }
 
 /**
- * Marks a state one of whose workers failed, `why`, as a job that `writes` the arena ran (or
- * not: a reduction, or between steps): every later job is refused, saying so (its workers run
- * until `dispose`, which a failed worker's message, saying why, must not precede). The first
- * failure stays. Returns the error.
+ * Marks a state one of whose workers failed, `why` (found in the control block, or by a stall;
+ * or, `main`, its main thread's own share of the job threw: told first), as a job that `writes`
+ * the arena ran (or not: a reduction, or between steps): every later job is refused, saying so
+ * (its workers run until `dispose`, which a failed worker's message, saying why, must not
+ * precede). Told as {@linkcode tell} says; the first failure says whether the state may be half
+ * stepped. Returns the error.
  */
-export function failed(release: Release, why: string, writes: boolean): Error {
-  if (release.fault === undefined) {
-    release.fault = why;
-    release.halfStepped = writes;
-  }
+export function failed(release: Release, why: string, writes: boolean, main?: boolean): Error {
+  if (release.reports.length === 0) release.halfStepped = writes;
+  const awaits = why === JOB_THREW || why === THREW_WHY ? "message" : "event";
+  if (main) tell(release, why, MAIN, awaits, 0);
+  else tell(release, why, undefined, awaits);
   return faultError(release);
 }
 
@@ -246,9 +325,33 @@ export function failed(release: Release, why: string, writes: boolean): Error {
 export const TERMINATED_WHY = "it was terminated by other code (its terminate() called)";
 
 /**
+ * A new `Class(...args)` (a worker), made through a subclass that notes its `terminate` called
+ * as it is made (by a subclass's constructor, or a platform that ends a worker at once: before
+ * that could be wrapped to say so, and a terminated Web Worker fires no event), then given back
+ * its own prototype; `undefined` where it was terminated so (the caller's start then fails at
+ * once, as for a worker terminated as it starts: {@linkcode startFailed}, `TERMINATED_WHY`).
+ */
+export function madeLive<W extends { terminate(): unknown }, A extends unknown[]>(
+  Class: new (...args: A) => W,
+  args: A,
+): W | undefined {
+  let terminated = false;
+  const Noting = class extends (Class as new (...args: A) => { terminate(): unknown }) {
+    override terminate(...rest: unknown[]): unknown {
+      terminated = true;
+      return Reflect.apply(super.terminate, this, rest);
+    }
+  };
+  const made = new Noting(...args) as W;
+  Object.setPrototypeOf(made, Class.prototype);
+  return terminated ? undefined : made;
+}
+
+/**
  * Watches the started workers: a worker that failed says why (a message), or dies (an error
  * event, delivered between steps), or is terminated by other code than `release` (its
- * `terminate`, wrapped, says so at once): the state is then refused as {@linkcode failed} says.
+ * `terminate`, wrapped, says so at once): the state is then refused as {@linkcode failed} says,
+ * each worker's failure told ({@linkcode tell}: the most telling shown, the others counted).
  */
 export function watchWorkers(workers: Worker[], release: Release): void {
   for (const worker of workers) {
@@ -256,24 +359,17 @@ export function watchWorkers(workers: Worker[], release: Release): void {
     // (Its arguments passed on and its value returned, as a Worker of a polyfill may take or
     // return some.)
     worker.terminate = (...args: unknown[]) => {
-      if (!release.done) release.fault ??= TERMINATED_WHY;
+      if (!release.done) tell(release, TERMINATED_WHY, worker, "event");
       return Reflect.apply(terminate, worker, args);
     };
     worker.onmessage = (event) => {
-      if (typeof event.data?.fault !== "string") return;
-      // (After the step in flight threw: later refusals say why.) The first worker's words
-      // replace what the main thread could tell of its failure; a later one's are only counted
-      // (several workers whose jobs threw: the first said is kept, as its root cause).
-      const told = release.fault;
-      if (told === undefined || told === JOB_THREW || told === THREW_WHY) {
-        release.fault = event.data.fault;
-      } else release.more++;
+      // (After the step in flight threw: later refusals say why.)
+      if (typeof event.data?.fault === "string") tell(release, event.data.fault, worker, "message");
     };
     worker.onerror = (event) => {
       event.preventDefault();
       const why = event.message;
-      // The first reason stays (a worker whose job threw, having said why, then exits).
-      release.fault ??= typeof why === "string" && why !== "" ? why : "it died";
+      tell(release, typeof why === "string" && why !== "" ? why : DIED_WHY, worker, "event");
     };
   }
 }

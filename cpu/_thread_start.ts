@@ -7,7 +7,7 @@
  * @module
  */
 import { type ThreadWorkerInit, threadWorkerSource } from "./thread_worker.ts";
-import { allReady, TERMINATED_WHY } from "./_thread_join.ts";
+import { allReady, madeLive, startFailed, TERMINATED_WHY } from "./_thread_join.ts";
 import { nodeWorkerThreads, startNodeWorker, type WrappedNodeWorker } from "./_node_worker.ts";
 
 /**
@@ -30,14 +30,14 @@ function workerReady(worker: Worker, terminated: (error: Error) => void): Promis
     const terminate = worker.terminate;
     // (Its arguments passed on and its value returned, as cpu/_thread_join.ts `watchWorkers`'s.)
     worker.terminate = (...args: unknown[]) => {
-      const error = new Error(`A kernel worker failed to start: ${TERMINATED_WHY}`);
+      const error = startFailed(TERMINATED_WHY);
       reject(error);
       terminated(error);
       return Reflect.apply(terminate, worker, args);
     };
     worker.onmessage = (event) => {
       if (event.data?.ready) resolve();
-      else reject(new Error(`A kernel worker failed to start: ${event.data?.error}`));
+      else reject(startFailed(String(event.data?.error)));
     };
     worker.onerror = (event) => {
       event.preventDefault();
@@ -46,7 +46,7 @@ function workerReady(worker: Worker, terminated: (error: Error) => void): Promis
       const why = typeof event.message === "string" && event.message !== ""
         ? event.message
         : WORKER_NOT_LOADED;
-      reject(new Error(`A kernel worker failed to start: ${why}`));
+      reject(startFailed(why));
     };
   });
 }
@@ -76,10 +76,16 @@ export async function startWorkers(
     const ready: Promise<void>[] = [];
     for (let t = 1; t < threads; t++) {
       const worker = node === undefined
-        ? new Worker(url, { type: "module" })
+        ? madeLive(Worker, [url, { type: "module" }])
         : startNodeWorker(node, threadWorkerSource());
+      // (Terminated as it was made: see madeLive.)
+      if (worker === undefined) throw startFailed(TERMINATED_WHY);
       workers.push(worker);
-      ready.push(workerReady(worker, terminated));
+      const one = workerReady(worker, terminated);
+      // (Where a later worker's start throws, no one waits for it: its rejection as `release`
+      // terminates it is not left unhandled.)
+      one.catch(() => {});
+      ready.push(one);
       worker.postMessage(init(t));
     }
     await Promise.race([allReady(ready, stallMs), stopped]);

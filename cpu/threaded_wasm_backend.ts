@@ -34,7 +34,9 @@
  * (the failure came in the step's update: `saveState` and init's option `from` then refuse it,
  * the backend's `halfStepped` saying why) or is intact (in a pass that only reads the gradients,
  * the sum of squares or the non-finite check, or between steps: it can be saved and loaded).
- * Where several workers fail, the first one's words are kept, the others counted.
+ * Where several threads fail, the root cause is shown where it can be told (a trap or an
+ * exception, out of memory among them, before a death told without its cause, before a stall),
+ * the first told among alike ones, and the others counted.
  *
  * The main thread's own share of a job that throws (a trap, or the stack overflowing as the kernel
  * or the wait is called) waits for the workers' shares before its error is thrown: where the job

@@ -14,7 +14,14 @@
 import assert from "node:assert/strict";
 import { initState } from "../core/init_state.ts";
 import { CONTROL, type ThreadWorkerInit } from "../cpu/thread_worker.ts";
-import { faultError, join, releaser, TERMINATED_WHY, watchWorkers } from "../cpu/_thread_join.ts";
+import {
+  faultError,
+  join,
+  ownShareThrew,
+  releaser,
+  TERMINATED_WHY,
+  watchWorkers,
+} from "../cpu/_thread_join.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import {
   adam,
@@ -261,4 +268,91 @@ Deno.test("a step in which two workers trap says the first one's trap and that o
   } finally {
     dispose(state);
   }
+});
+
+/** `count` stand-ins of workers watched by a release of a control block of their own. */
+function watched(count: number) {
+  const workers = Array.from(
+    { length: count },
+    () => ({ terminate: () => {} }) as unknown as Worker,
+  );
+  const ints = new Int32Array(new SharedArrayBuffer(CONTROL.SCALARS));
+  const release = releaser(ints, workers);
+  watchWorkers(workers, release);
+  const say = (worker: Worker, fault: string) =>
+    worker.onmessage?.(new MessageEvent("message", { data: { fault } }));
+  const error = (worker: Worker, message: string) =>
+    worker.onerror?.(new ErrorEvent("error", { message, cancelable: true }));
+  return { workers, ints, release, say, error };
+}
+
+Deno.test("a worker's trap told after another worker's stall is shown as the root cause, the stall counted", () => {
+  // (The first failure told was kept: the stall, one more worker counted.)
+  const { workers, ints, release, say } = watched(2);
+  // One worker never counts the step done: it stopped, with no word.
+  Atomics.store(ints, CONTROL.PENDING, 1);
+  assert.throws(() => join(ints, release, true, 200, true), /failed \(it stopped: no progress/);
+  say(workers[1], "RuntimeError: unreachable");
+  assert.equal(release.fault, "RuntimeError: unreachable");
+  assert.match(
+    faultError(release).message,
+    /^A kernel worker of this threaded optimizer state failed \(RuntimeError: unreachable; 1 more worker failed too\); the state may be half stepped/,
+  );
+  release();
+});
+
+Deno.test("a cause told after a death told without one is shown: a trap after an exit, out of memory after a terminate", () => {
+  const { workers, release, say, error } = watched(3);
+  error(workers[0], "it exited (exit code 0): terminated by other code, or process.exit");
+  say(workers[1], "RuntimeError: memory access out of bounds");
+  assert.equal(release.fault, "RuntimeError: memory access out of bounds");
+  assert.equal(release.more, 1);
+  const other = watched(2);
+  other.workers[0].terminate();
+  other.error(
+    other.workers[1],
+    "Worker terminated due to reaching memory limit: JS heap out of memory",
+  );
+  assert.match(
+    faultError(other.release).message,
+    /failed \(Worker terminated due to reaching memory limit: JS heap out of memory; 1 more worker failed too\) with nothing/,
+  );
+  // Of alike ones, the first told stays.
+  say(workers[2], "RuntimeError: unreachable");
+  assert.equal(release.fault, "RuntimeError: memory access out of bounds");
+  assert.equal(release.more, 2);
+  release();
+  other.release();
+});
+
+Deno.test("workers failing by an error event or an exit are counted, each worker once (its message, then its exit)", () => {
+  const { workers, release, say, error } = watched(4);
+  say(workers[0], "RuntimeError: unreachable");
+  error(workers[0], "it exited (exit code 0): terminated by other code, or process.exit");
+  assert.equal(release.more, 0);
+  error(workers[1], "Uncaught Error: boom");
+  error(workers[2], "it exited (exit code 3): terminated by other code, or process.exit");
+  error(workers[3], "");
+  assert.equal(release.fault, "RuntimeError: unreachable");
+  assert.match(
+    faultError(release).message,
+    /\(RuntimeError: unreachable; 3 more workers failed too\)/,
+  );
+  release();
+});
+
+Deno.test("the main thread's trap beside a worker's is shown (it came first), the worker's counted", () => {
+  const { workers, ints, release, say } = watched(1);
+  // As the step's job threw on the worker (counted done) while the main thread's share trapped.
+  Atomics.store(ints, CONTROL.FAULT, 1);
+  const trap = new WebAssembly.RuntimeError("unreachable");
+  const wait = () => join(ints, release, true, STALL_MS, true);
+  const main =
+    /^The main thread of this threaded optimizer state failed \(its own share of the step threw RuntimeError: unreachable; 1 more worker failed too\); the state may be half stepped/;
+  assert.match((ownShareThrew(trap, true, ints, release, wait) as Error).message, main);
+  // The worker's own words, delivered now, tell its failure again: counted once.
+  say(workers[0], "RuntimeError: memory access out of bounds");
+  assert.match(faultError(release).message, main);
+  assert.equal(release.more, 1);
+  release();
 });

@@ -156,7 +156,7 @@ Deno.test("node:worker_threads: a worker's own terminate, wrapped to say so at o
     }
     unref(): void {}
   }
-  const wrapped = startNodeWorker({ Worker: FakeWorker }, "");
+  const wrapped = startNodeWorker({ Worker: FakeWorker }, "")!;
   const said: string[] = [];
   wrapped.onerror = (event) => said.push((event as ErrorEvent).message);
   const callback = () => {};
@@ -167,6 +167,36 @@ Deno.test("node:worker_threads: a worker's own terminate, wrapped to say so at o
   wrapped.terminate();
   assert.deepEqual(calls, [[callback], []]);
   assert.deepEqual(said, [TERMINATED_WHY]);
+});
+
+Deno.test("no Web Workers but node:worker_threads: a worker terminated by other code as it is made (its constructor) fails init at once, saying so, every worker terminated", async () => {
+  // (Its terminate came before the wrapper could say so: init failed only as its exit event
+  // came, saying it exited.)
+  const workers: { terminate(): Promise<number> }[] = [];
+  const exits: Promise<number>[] = [];
+  const started = Date.now();
+  const { value: error } = await withoutWebWorkers(
+    () =>
+      radam({ threads: 3, threadThreshold: 0 }).init(new Float32Array(5000)).then(
+        (state) => {
+          dispose(state);
+          return undefined;
+        },
+        (error: Error) => error,
+      ),
+    (worker) => {
+      workers.push(worker);
+      if (workers.length === 2) exits.push(worker.terminate());
+    },
+  );
+  await Promise.all(exits);
+  assert.ok(error instanceof Error, "init resolved");
+  assert.equal(
+    error.message,
+    "A kernel worker failed to start: it was terminated by other code (its terminate() called)",
+  );
+  assert.equal(workers.length, 2);
+  assert.ok(Date.now() - started < 5000);
 });
 
 Deno.test("no Web Workers, and Node's permission model denying worker threads: a TypeError naming --allow-worker, before any worker is made", async () => {

@@ -108,6 +108,47 @@ for (const [threads, killed] of [[2, 1], [3, 2]]) {
   });
 }
 
+Deno.test("init rejects at once, saying so, when a worker is terminated as it is made (in its constructor), terminating the others", async () => {
+  // (Its terminate came before the state could wrap it to say so, and a terminated Web Worker
+  // fires no event: init waited for the stall bound, 60 s here, and the watchdog rejected it.)
+  const Original = globalThis.Worker;
+  const made: Worker[] = [];
+  const terminated = new Set<Worker>();
+  const Double = class extends Original {
+    constructor(url: string | URL, options?: WorkerOptions) {
+      super(url, options);
+      made.push(this);
+      if (made.length === 2) this.terminate();
+    }
+    override terminate(): void {
+      terminated.add(this);
+      super.terminate();
+    }
+  };
+  globalThis.Worker = Double;
+  let error: Error | undefined;
+  try {
+    const init = initState(
+      radam({ threads: 4, threadThreshold: 0 }).settings,
+      new Float32Array(1024),
+      (layout) => createThreadedWasmBackend(layout, 4, { stallMs: 60_000 }),
+    );
+    error = await watched(init).then(disposeState, (e: Error) => e) as Error | undefined;
+  } finally {
+    globalThis.Worker = Original;
+  }
+  assert.ok(error instanceof Error, "init resolved");
+  assert.doesNotMatch(error.message, /watchdog/, "init waited for the stall bound");
+  assert.equal(
+    error.message,
+    "A kernel worker failed to start: it was terminated by other code (its terminate() called)",
+  );
+  assert.equal(made.length, 2, "no worker is made after it");
+  assert.deepEqual(made.map((w) => terminated.has(w)), [true, true], "every worker is terminated");
+  // Each is the Worker as its class made it (its prototype that class's).
+  assert.ok(made.every((w) => Object.getPrototypeOf(w) === Double.prototype));
+});
+
 Deno.test("init rejects when other code terminates a worker that said it was ready while another still starts", async () => {
   // Worker 1 is terminated by other code as it says it is ready; worker 2 is sent its start
   // 500 ms later. (The terminate came before the state watched its workers: init resolved with

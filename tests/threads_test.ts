@@ -371,3 +371,27 @@ function hideGetBuiltinModule(): () => void {
     process.getBuiltinModule = saved;
   };
 }
+
+Deno.test("a step whose share traps on the main thread and on a worker says the main thread's trap and that one more worker failed", async () => {
+  // (The worker's fault, found by the wait, was kept and the main thread's trap not counted.)
+  const n = 4096;
+  const state = await radam({ threads: 2, threadThreshold: 0, nonFinite: "propagate" }).init(
+    new Float32Array(n).fill(1),
+  );
+  try {
+    const grads = state.grads[""];
+    const memory = new Uint32Array(grads.buffer);
+    const below = new Uint32Array(grads.buffer, 0, state.params[""].byteOffset / 4);
+    const at = below.lastIndexOf(grads.byteOffset); // the descriptor's word for the gradients
+    assert.ok(at > 0);
+    memory[at] = grads.buffer.byteLength; // both halves past the memory's end
+    const said =
+      /^Error: The main thread of this threaded optimizer state failed \(its own share of the step threw RuntimeError: [^;]*; 1 more worker failed too\); the state may be half stepped/;
+    assert.throws(() => step(state), said);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the worker's message says why
+    assert.throws(() => step(state), said);
+    memory[at] = grads.byteOffset;
+  } finally {
+    dispose(state);
+  }
+});

@@ -11,6 +11,7 @@ import { type CompactMoment, EXP_AVG } from "../base/arena.ts";
 import type { HostBackend } from "../base/backend.ts";
 import { halfStepOf, type OptimizerState, stateInternals } from "../core/state.ts";
 import { decodeTensor } from "../base/q8_tensor.ts";
+import { halfStepRefusal } from "../base/_state_errors.ts";
 import { type Entry, entryOf, sameShape, sameVariable, toArena } from "./layout.ts";
 import { compactCopies, stateViews } from "./host_state.ts";
 import { inEntryOrder } from "./code_order.ts";
@@ -18,17 +19,18 @@ import { checkAttached } from "../cpu/cpu_backend.ts";
 
 /**
  * Throws a TypeError where the optimizer's state `state` (on worker threads) may hold part of a
- * step that failed half way, as `saveState` and init's option `from` refuse it: `refused` says
- * what the adapter would have done with it (given its weights, made a new state from it).
+ * step that failed half way, as `saveState` and init's option `from` refuse it: `keeper` says
+ * what would have kept that part (the weights `getWeights` gives, a new state made from it).
  */
-export function checkWhole(state: OptimizerState<unknown>, refused: string): void {
+export function checkWhole(state: OptimizerState<unknown>, keeper: string): void {
   const half = halfStepOf(stateInternals(state).backend);
   if (half === undefined) return;
-  throw new TypeError(
-    `The optimizer's state (on worker threads) is refused: a step of it failed half way ` +
-      `(${half}), so it may hold part of that step. ${refused}, which would keep it; nothing ` +
-      "was changed. Go on from the last checkpoint saved before that step (loadState), or " +
-      "weights given before it (setWeights)",
+  throw halfStepRefusal(
+    "The optimizer's state (on worker threads) is refused",
+    half,
+    keeper,
+    "changed",
+    ", or from weights given before it (setWeights)",
   );
 }
 
@@ -181,7 +183,7 @@ export class KeptStates {
    * weights keeps too.
    */
   keepState(state: OptimizerState<unknown>, entries: readonly Entry[]): void {
-    checkWhole(state, "A step over other variables cannot make a new state from it");
+    checkWhole(state, "a new state made from it for a step over other variables");
     const internals = stateInternals(state);
     this.steps = internals.steps;
     this.skipped = internals.skipped;

@@ -123,7 +123,7 @@ async function readLive(
   kinds: readonly WeightKind[],
   state: OptimizerState<unknown>,
 ): Promise<LiveValues> {
-  checkWhole(state, "getWeights (model.save with includeOptimizer) cannot give its weights");
+  checkWhole(state, "the weights getWeights gives (model.save with includeOptimizer)");
   let steps = state.step;
   const backend = stateInternals(state).backend;
   // On a device, the count at the call takes the steps not yet reported as taken; the reads
