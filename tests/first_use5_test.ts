@@ -1,0 +1,90 @@
+/**
+ * What a new user passes first that the library refused, or answered with a misleading hint:
+ * `meanOfContributions` given a `Set` (or a generator) of parts, or another realm's typed
+ * arrays, which it now takes; a `Map` of parts, or a gradient of plain numbers, which it refuses
+ * saying what to pass; and `sgd(undefined, 0)`, whose 0 was said to be an index alone.
+ */
+import assert from "node:assert/strict";
+import vm from "node:vm";
+import { adam, sgd } from "../mod.ts";
+import { meanOfContributions, type WeightedGradient } from "../store.ts";
+import { saying } from "./util.ts";
+
+// deno-lint-ignore no-explicit-any
+const call = (f: (...args: any[]) => unknown, ...args: unknown[]) => () => f(...args);
+
+const parts: WeightedGradient[] = [
+  { samples: 1, gradient: new Float32Array([1, 2]) },
+  { samples: 3, gradient: new Float32Array([5, 6]) },
+];
+
+Deno.test("meanOfContributions takes a Set, a generator or a Map's values of parts, as an array", () => {
+  function* generated() {
+    yield* parts;
+  }
+  const byId = new Map(parts.map((part, i) => [`c${i}`, part]));
+  for (const given of [new Set(parts), generated(), byId.values()]) {
+    const out = new Float32Array(2);
+    meanOfContributions(given, out);
+    assert.deepEqual([...out], [4, 5]);
+  }
+});
+
+Deno.test("meanOfContributions takes another realm's Float32Array and Float64Array", () => {
+  const other = vm.runInNewContext(
+    "({ f32: (n) => new Float32Array(n), f64: (n) => new Float64Array(n) })",
+  );
+  const gradient = other.f32(2);
+  gradient.set([1, 2]);
+  assert.ok(!(gradient instanceof Float32Array));
+  const out = other.f32(2);
+  meanOfContributions([{ samples: 1, gradient }, parts[1]], out, other.f64(2));
+  assert.deepEqual([...out], [4, 5]);
+});
+
+Deno.test("meanOfContributions given a Map of parts or a gradient of numbers says what to pass; out is left as it was", () => {
+  const out = new Float32Array([7, 7]);
+  const head = "meanOfContributions(parts, out, acc?): ";
+  assert.throws(
+    call(meanOfContributions, new Map([["a", parts[0]]]), out),
+    saying(
+      TypeError,
+      `${head}parts must be an array (or an iterable) of { samples, gradient }, got Map ` +
+        "(a Map: pass its values, map.values())",
+    ),
+  );
+  assert.throws(
+    call(meanOfContributions, [{ samples: 1, gradient: [1, 2] }], out),
+    saying(
+      TypeError,
+      `${head}parts[0].gradient must be a Float32Array, got Array(2) (convert it: new ` +
+        "Float32Array(values))",
+    ),
+  );
+  // A tag alone, on an object that is no typed array, is not one.
+  const fake = { [Symbol.toStringTag]: "Float32Array", length: 2 };
+  assert.throws(
+    call(meanOfContributions, parts, fake),
+    saying(TypeError, `${head}out must be a Float32Array`),
+  );
+  assert.throws(call(meanOfContributions, "ab", out), saying(TypeError, "got a string"));
+  assert.deepEqual([...out], [7, 7]);
+});
+
+Deno.test("sgd(undefined, 0) says how to write a momentum of 0, and what to do where 0 is Array.from's index", () => {
+  const index = "if it is an index, as Array.from({ length: n }, sgd) passes one: make each in " +
+    "a function of your own, Array.from({ length: n }, () => sgd({ … })))";
+  assert.throws(
+    call(sgd, undefined, 0),
+    saying(
+      TypeError,
+      `Options of sgd go in one object, got 0 after undefined (if it is the momentum, sgd({ ` +
+        `momentum: 0 }); ${index}`,
+    ),
+  );
+  assert.throws(
+    call(adam, undefined, 0),
+    saying(TypeError, "got 0 after undefined (if it is the β1, adam({ betas: [0, 0.999] }); if"),
+  );
+  assert.equal(sgd({ momentum: 0 }).settings.hyperparameters.momentum, 0);
+});
