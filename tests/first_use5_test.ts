@@ -2,11 +2,13 @@
  * What a new user passes first that the library refused, or answered with a misleading hint:
  * `meanOfContributions` given a `Set` (or a generator) of parts, or another realm's typed
  * arrays, which it now takes; a `Map` of parts, or a gradient of plain numbers, which it refuses
- * saying what to pass; and `sgd(undefined, 0)`, whose 0 was said to be an index alone.
+ * saying what to pass; `sgd(undefined, 0)`, whose 0 was said to be an index alone; a model's
+ * nested record of tensors given to `init` or `step`, and a list of gradients given to `step`,
+ * which were refused without saying that each tensor goes under one name.
  */
 import assert from "node:assert/strict";
 import vm from "node:vm";
-import { adam, sgd } from "../mod.ts";
+import { adam, radam, readParams, sgd, step } from "../mod.ts";
 import { meanOfContributions, type WeightedGradient } from "../store.ts";
 import { saying } from "./util.ts";
 
@@ -87,4 +89,50 @@ Deno.test("sgd(undefined, 0) says how to write a momentum of 0, and what to do w
     saying(TypeError, "got 0 after undefined (if it is the β1, adam({ betas: [0, 0.999] }); if"),
   );
   assert.equal(sgd({ momentum: 0 }).settings.hyperparameters.momentum, 0);
+});
+
+Deno.test("a nested record of tensors given to init or step says to name each by its path; the state steps on", async () => {
+  const layer = { weight: new Float32Array(2), bias: new Float32Array(1) };
+  const hint = '(a record of tensors: name each by its path, { "fc1.weight": …, "fc1.bias": … })';
+  await assert.rejects(
+    radam().init({ fc1: layer } as never),
+    saying(
+      TypeError,
+      `Expected parameter "fc1" to be a Float32Array or { data: Float32Array, shape }, got Object ${hint}`,
+    ),
+  );
+  const state = await radam({ lr: 0.1 }).init({
+    "fc1.weight": new Float32Array([1, 2]),
+    "fc1.bias": new Float32Array([3]),
+  });
+  assert.throws(
+    () => step(state, { fc1: layer } as never),
+    saying(
+      TypeError,
+      `Missing gradient for parameter "fc1.weight"; got an unexpected "fc1" ${hint}`,
+    ),
+  );
+  assert.equal(state.step, 0);
+  const next = step(state, {
+    "fc1.weight": new Float32Array([1, 1]),
+    "fc1.bias": new Float32Array([1]),
+  });
+  assert.equal(next.step, 1);
+  assert.ok((await readParams(next))["fc1.bias"][0] < 3);
+});
+
+Deno.test("a list of gradients given to step says to give each under its tensor's name; the state steps on", async () => {
+  const names = ["a", "b", "c", "d"];
+  const state = await radam().init(Object.fromEntries(names.map((n) => [n, new Float32Array(1)])));
+  const hint =
+    `(a list: give each gradient under its tensor's name, { "a": …, "b": …, "c": …, … })`;
+  const list = names.map(() => new Float32Array(1));
+  for (const grads of [list, list.values()]) {
+    assert.throws(
+      () => step(state, grads as never),
+      saying(TypeError, `Grads must be a Float32Array or a record of named Float32Arrays, got `),
+    );
+    assert.throws(() => step(state, grads as never), saying(TypeError, hint));
+  }
+  assert.equal(step(state, Object.fromEntries(names.map((n, i) => [n, list[i]]))).step, 1);
 });
