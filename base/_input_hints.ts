@@ -198,3 +198,24 @@ export function gradientListHint(value: unknown, names: readonly string[]): stri
   if (names.length > 3) shown.push("…");
   return ` (a list: give each gradient under its tensor's name, { ${shown.join(", ")} })`;
 }
+
+/**
+ * What to add where `init` was given an optimizer state for its tensors (`opt.init(state)`):
+ * that a state's parameters are `state.params`, and how a state that goes on from its moments
+ * and step count is made. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { stateParamsHint } from "./_input_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(stateParamsHint({ w: new Float32Array(1) }), "");
+ * ```
+ */
+export function stateParamsHint(value: unknown): string {
+  return isStateLike(value)
+    ? " (init takes tensors: a state's parameters are state.params, await " +
+      "opt.init(state.params) starts afresh from them; a state of these tensors that goes on " +
+      "from its moments and step count is await opt.init(state.params, { from: state }))"
+    : "";
+}

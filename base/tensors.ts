@@ -6,7 +6,7 @@
  */
 import { described } from "./_errors.ts";
 import { isRefusingPrototype } from "./_refusing_record.ts";
-import { gradientListHint, nestedRecordHint, tensorHint } from "./_input_hints.ts";
+import { gradientListHint, nestedRecordHint, stateParamsHint, tensorHint } from "./_input_hints.ts";
 import { utf8Length } from "./_utf8.ts";
 
 /**
@@ -127,7 +127,7 @@ export function checkParams(params: unknown): NamedTensors {
   if (!isRecord(params)) {
     throw new TypeError(
       `Params must be a Float32Array or a record of named Float32Arrays, got ${described(params)}${
-        tensorHint(params) || listHint(params)
+        tensorHint(params) || listHint(params) || stateParamsHint(params)
       }`,
     );
   }

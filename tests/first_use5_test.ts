@@ -4,7 +4,8 @@
  * arrays, which it now takes; a `Map` of parts, or a gradient of plain numbers, which it refuses
  * saying what to pass; `sgd(undefined, 0)`, whose 0 was said to be an index alone; a model's
  * nested record of tensors given to `init` or `step`, and a list of gradients given to `step`,
- * which were refused without saying that each tensor goes under one name.
+ * which were refused without saying that each tensor goes under one name; and a state given to
+ * `init` for its tensors.
  */
 import assert from "node:assert/strict";
 import vm from "node:vm";
@@ -135,4 +136,25 @@ Deno.test("a list of gradients given to step says to give each under its tensor'
     assert.throws(() => step(state, grads as never), saying(TypeError, hint));
   }
   assert.equal(step(state, Object.fromEntries(names.map((n, i) => [n, list[i]]))).step, 1);
+});
+
+Deno.test("a state given to init for its tensors says that its parameters are state.params", async () => {
+  let state = await radam({ lr: 0.1 }).init({ w: new Float32Array([1, 2]) });
+  state = step(state, { w: new Float32Array([1, 1]) });
+  await assert.rejects(
+    radam().init(state as never),
+    saying(
+      TypeError,
+      "Params must be a Float32Array or a record of named Float32Arrays, got an optimizer state " +
+        "(init takes tensors: a state's parameters are state.params, await " +
+        "opt.init(state.params) starts afresh from them; a state of these tensors that goes on " +
+        "from its moments and step count is await opt.init(state.params, { from: state }))",
+    ),
+  );
+  // Each call the hint writes does what it says.
+  const fresh = await radam().init(state.params);
+  assert.equal(fresh.step, 0);
+  assert.deepEqual([...fresh.params.w], [...state.params.w]);
+  const carried = await radam().init(state.params, { from: state });
+  assert.equal(carried.step, 1);
 });
