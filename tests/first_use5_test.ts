@@ -4,12 +4,13 @@
  * arrays, which it now takes; a `Map` of parts, or a gradient of plain numbers, which it refuses
  * saying what to pass; `sgd(undefined, 0)`, whose 0 was said to be an index alone; a model's
  * nested record of tensors given to `init` or `step`, and a list of gradients given to `step`,
- * which were refused without saying that each tensor goes under one name; and a state given to
- * `init` for its tensors.
+ * which were refused without saying that each tensor goes under one name; a state given to
+ * `init` for its tensors; `saveState(state, path)`, which dropped the path and wrote no file,
+ * silently; and Keras's `decay`, refused as an unknown option alone.
  */
 import assert from "node:assert/strict";
 import vm from "node:vm";
-import { adam, radam, readParams, sgd, step } from "../mod.ts";
+import { adam, loadState, radam, readParams, saveState, sgd, step } from "../mod.ts";
 import { meanOfContributions, type WeightedGradient } from "../store.ts";
 import { saying } from "./util.ts";
 
@@ -157,4 +158,40 @@ Deno.test("a state given to init for its tensors says that its parameters are st
   assert.deepEqual([...fresh.params.w], [...state.params.w]);
   const carried = await radam().init(state.params, { from: state });
   assert.equal(carried.step, 1);
+});
+
+Deno.test("saveState(state, path) says that it writes no file and how to write its bytes; the state is saved after", async () => {
+  const state = await radam().init({ w: new Float32Array([1, 2]) });
+  const message = "saveState writes no file: it takes the state alone and returns a Promise of " +
+    'the checkpoint\'s bytes, got a second argument, a string "model.safetensors"; write the ' +
+    "bytes yourself, await Deno.writeFile(path, await saveState(state)) (Node: writeFile of " +
+    "node:fs/promises)";
+  const save = saveState as (...args: unknown[]) => Promise<Uint8Array>;
+  await assert.rejects(save(state, "model.safetensors"), saying(TypeError, message));
+  await assert.rejects(
+    save(state, new URL("file:///m.safetensors")),
+    saying(TypeError, "got a second argument, URL;"),
+  );
+  // An index and an array, as map passes them, are dropped as before.
+  const [bytes] = await Promise.all([state].map(save));
+  assert.equal((await loadState(bytes)).step, 0);
+  assert.equal(state.step, 0);
+});
+
+Deno.test("Keras's decay says it is a schedule of the learning rate here, and that a weight decay is weightDecay", () => {
+  assert.throws(
+    () => adam({ decay: 0.01 } as never),
+    saying(
+      TypeError,
+      "(Keras's decay of the learning rate, lr / (1 + decay·iterations), is a schedule here of the " +
+        "1-based step t, adam({ lr: (t) => lr0 / (1 + decay * (t - 1)) }); a weight decay is the " +
+        "option weightDecay)",
+    ),
+  );
+  // The schedule it writes gives Keras's rates: lr0 at the first step, lr0 / (1 + decay) at the second.
+  const lr0 = 1e-3, decay = 0.5;
+  const opt = adam({ lr: (t) => lr0 / (1 + decay * (t - 1)) });
+  const lr = opt.settings.hyperparameters.lr as (t: number) => number;
+  assert.equal(lr(1), lr0);
+  assert.equal(lr(2), lr0 / 1.5);
 });
