@@ -322,3 +322,25 @@ export function extraStepArgumentMessage(extra: unknown): string {
   return hint === "" ? "" : "step takes two arguments, step(state, grads), and would drop the " +
     `others, got a third, ${described(extra)}${hint}`;
 }
+
+/**
+ * The error of `saveState(state, path)`, a file's path (a string, or a `URL`) given as a second
+ * argument, which JavaScript drops, silently, where the caller thinks a file written: that
+ * `saveState` writes none, and how its bytes are written. Empty for anything else (an index and
+ * an array, as `states.map(saveState)` passes them, dropped as before).
+ *
+ * @example
+ * ```ts
+ * import { savePathMessage } from "./_call_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(savePathMessage("model.safetensors"), /^saveState writes no file/);
+ * assert.equal(savePathMessage(0), "");
+ * ```
+ */
+export function savePathMessage(extra: unknown): string {
+  if (typeof extra !== "string" && !(typeof URL === "function" && extra instanceof URL)) return "";
+  return "saveState writes no file: it takes the state alone and returns a Promise of the " +
+    `checkpoint's bytes, got a second argument, ${described(extra)}; write the bytes yourself, ` +
+    "await Deno.writeFile(path, await saveState(state)) (Node: writeFile of node:fs/promises)";
+}

@@ -133,3 +133,89 @@ export function bytesHint(value: unknown): string {
     : undefined;
   return typeof then === "function" ? " (saveState() returns a Promise: await it)" : "";
 }
+
+/**
+ * What to add where the tensor (or gradient) `name` was given as a record of tensors, a model's
+ * nested layers (`{ fc1: { weight, bias } }`): that a state holds each tensor under one name, its
+ * path (`"fc1.weight"`), as PyTorch's `named_parameters()` names them. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { nestedRecordHint } from "./_input_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const layer = { weight: new Float32Array(4), bias: new Float32Array(2) };
+ * assert.equal(
+ *   nestedRecordHint("fc1", layer),
+ *   ' (a record of tensors: name each by its path, { "fc1.weight": …, "fc1.bias": … })',
+ * );
+ * assert.equal(nestedRecordHint("w", { data: [1] }), "");
+ * ```
+ */
+export function nestedRecordHint(name: string, value: unknown): string {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return "";
+  if (ArrayBuffer.isView(value)) return "";
+  const record = value as Record<string, unknown>;
+  const inner = Object.keys(record).filter((key) => isTensor(record[key]));
+  if (inner.length === 0) return "";
+  const paths = inner.slice(0, 2).map((key) => `${JSON.stringify(`${name}.${key}`)}: …`);
+  if (inner.length > 2) paths.push("…");
+  return ` (a record of tensors: name each by its path, { ${paths.join(", ")} })`;
+}
+
+/** Whether `value` is a tensor `init` takes: a Float32Array, or `{ data: Float32Array }`. */
+function isTensor(value: unknown): boolean {
+  return value instanceof Float32Array ||
+    (typeof value === "object" && value !== null &&
+      (value as { data?: unknown }).data instanceof Float32Array);
+}
+
+/**
+ * What to add where a step was given a list of gradients (`[gw, gb]`, as PyTorch's
+ * `p.grad for p in model.parameters()`), or an iterator of them: to give each under its tensor's
+ * name, the state's `names` (the first three shown). Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { gradientListHint } from "./_input_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   gradientListHint([new Float32Array(2)], ["w", "b"]),
+ *   ' (a list: give each gradient under its tensor\'s name, { "w": …, "b": … })',
+ * );
+ * assert.equal(gradientListHint([1, 2], ["w"]), "");
+ * ```
+ */
+export function gradientListHint(value: unknown, names: readonly string[]): string {
+  const list = Array.isArray(value)
+    ? value.length > 0 && value.every((v) => v instanceof Float32Array)
+    : typeof value === "object" && value !== null &&
+      typeof (value as { next?: unknown }).next === "function" &&
+      typeof (value as { [Symbol.iterator]?: unknown })[Symbol.iterator] === "function";
+  if (!list) return "";
+  const shown = names.slice(0, 3).map((name) => `${JSON.stringify(name)}: …`);
+  if (names.length > 3) shown.push("…");
+  return ` (a list: give each gradient under its tensor's name, { ${shown.join(", ")} })`;
+}
+
+/**
+ * What to add where `init` was given an optimizer state for its tensors (`opt.init(state)`):
+ * that a state's parameters are `state.params`, and how a state that goes on from its moments
+ * and step count is made. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { stateParamsHint } from "./_input_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(stateParamsHint({ w: new Float32Array(1) }), "");
+ * ```
+ */
+export function stateParamsHint(value: unknown): string {
+  return isStateLike(value)
+    ? " (init takes tensors: a state's parameters are state.params, await " +
+      "opt.init(state.params) starts afresh from them; a state of these tensors that goes on " +
+      "from its moments and step count is await opt.init(state.params, { from: state }))"
+    : "";
+}

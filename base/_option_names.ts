@@ -321,7 +321,10 @@ function objectText(entries: readonly (readonly [string, unknown])[]): string {
   return `{ ${shown.join(", ")} }`;
 }
 
-/** PyTorch's optimizer options with no counterpart here, by what to say of each. */
+/**
+ * PyTorch's optimizer options with no counterpart here, and Keras's `decay` (a schedule here), by
+ * what to say of each.
+ */
 const PYTORCH_ONLY: Readonly<Record<string, string>> = {
   amsgrad: "AMSGrad is not implemented here: Adam and AdamW are PyTorch's with amsgrad=False",
   foreach:
@@ -331,12 +334,17 @@ const PYTORCH_ONLY: Readonly<Record<string, string>> = {
   capturable: "a flag of PyTorch's CUDA graphs, with no counterpart here; drop it",
   differentiable: "a flag of PyTorch's autograd, with no counterpart here; drop it",
   params: "the parameters go to init: NAME({ lr }).init(params)",
+  // (Keras's, of its optimizers before Keras 3: a decay of the learning rate, not a weight decay)
+  decay: "Keras's decay of the learning rate, lr / (1 + decay·iterations), is a schedule here " +
+    "of the 1-based step t, NAME({ lr: (t) => lr0 / (1 + decay * (t - 1)) }); a weight decay " +
+    "is the option weightDecay",
 };
 
 /**
  * What to add to the error for an unknown option `key` of an optimizer's factory that is one of
  * PyTorch's optimizer options with no counterpart here (`amsgrad`, `foreach`, `fused`, …, and
- * `params`, a param group's key) for the factory `name`: what it is, and what to do. Else empty.
+ * `params`, a param group's key), or Keras's `decay` of the learning rate, for the factory
+ * `name`: what it is, and what to do. Else empty.
  *
  * @example
  * ```ts

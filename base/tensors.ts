@@ -6,7 +6,7 @@
  */
 import { described } from "./_errors.ts";
 import { isRefusingPrototype } from "./_refusing_record.ts";
-import { tensorHint } from "./_input_hints.ts";
+import { gradientListHint, nestedRecordHint, stateParamsHint, tensorHint } from "./_input_hints.ts";
 import { utf8Length } from "./_utf8.ts";
 
 /**
@@ -127,7 +127,7 @@ export function checkParams(params: unknown): NamedTensors {
   if (!isRecord(params)) {
     throw new TypeError(
       `Params must be a Float32Array or a record of named Float32Arrays, got ${described(params)}${
-        tensorHint(params) || listHint(params)
+        tensorHint(params) || listHint(params) || stateParamsHint(params)
       }`,
     );
   }
@@ -154,7 +154,7 @@ export function checkParams(params: unknown): NamedTensors {
         `Expected ${label(name)} to be a Float32Array or { data: Float32Array, shape }, got ${
           described(value)
         }${
-          tensorHint(value) || nestedHint(value) ||
+          tensorHint(value) || nestedHint(value) || nestedRecordHint(name, value) ||
           (typeof shaped === "object" && shaped !== null && Object.hasOwn(shaped, "data")
             ? ` whose data is ${described(data)}${tensorHint(data)}`
             : "")
@@ -318,7 +318,7 @@ export function checkGrads(
   if (!isRecord(grads)) {
     throw new TypeError(
       `Grads must be a Float32Array or a record of named Float32Arrays, got ${described(grads)}${
-        tensorHint(grads)
+        tensorHint(grads) || gradientListHint(grads, names)
       }`,
     );
   }
@@ -403,7 +403,11 @@ export function missingGradient(
     : "";
   return new TypeError(
     `Missing gradient for ${label(name)}${hidden}${
-      unexpected === undefined ? "" : `; got an unexpected ${JSON.stringify(unexpected)}`
+      unexpected === undefined
+        ? ""
+        : `; got an unexpected ${JSON.stringify(unexpected)}${
+          nestedRecordHint(unexpected, record[unexpected])
+        }`
     }`,
   );
 }

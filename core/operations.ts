@@ -6,7 +6,7 @@
  * @module
  */
 import { awaitHinted, markRead, recordHinted } from "../base/_state_errors.ts";
-import { extraStepArgumentMessage } from "../base/_call_hints.ts";
+import { extraStepArgumentMessage, savePathMessage } from "../base/_call_hints.ts";
 import { type ArenaLayout, EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { ParsedSafetensors } from "../base/safetensors.ts";
@@ -232,20 +232,22 @@ export function readSlowWeights(
  * F32 tensors `<name>`, `<name>.<moment>` (`exp_avg`, `exp_avg_sq`; Lion: `exp_avg`; SGD:
  * `momentum_buffer`), `<name>.slow` (LookAhead's slow weights), with `states: "8bit"` the
  * codes and scales of the compact tensors' moments (`<name>.<moment>.codes`, `.scales`), and
- * string `__metadata__`. The state stays usable; a state holding NaN or ±Infinity is refused
- * (RangeError naming the tensor and index), and so is a threaded state (option `threads`)
- * whose step failed half way, its worker failing as the step ran, which may hold part of that
- * step (a TypeError saying so: resume from a checkpoint saved before; one whose worker failed
- * in a pass that only reads the gradients, or between steps, is intact and saved; `readParams`
- * and `readMoments` still read a half-stepped one, to look at it). On the CPU backends the file
- * is of the state as it was at the call, even where steps are taken before the Promise is awaited
- * (`saveState(state).then(write)`, training on); on WebGPU, which first waits for the GPU to
- * report its steps, await it before the next step: a step taken before it has read the state
- * makes it reject (a TypeError) rather than write a file of two steps. A learning-rate schedule
- * is not stored (functions cannot be): pass it again to {@linkcode loadState}. A TensorFlow.js
- * optimizer's state (`optimizer.state`) also saves its gradients accumulated (`<name>.accum`,
- * `accum_count`) and moving averages (`<name>.average`), as they are at the call. See the
- * README's "Checkpoints" section for the format.
+ * string `__metadata__`, and returns its bytes: it writes no file (a path given as a second
+ * argument makes it reject with a TypeError saying how to write them). The state stays usable;
+ * a state holding NaN or ±Infinity is refused (RangeError naming the tensor and index), and so
+ * is a threaded state (option `threads`) whose step failed half way, its worker failing as
+ * the step ran, which may hold part of that step (a TypeError saying so: resume from a
+ * checkpoint saved before; one whose worker failed in a pass that only reads the gradients, or
+ * between steps, is intact and saved; `readParams` and `readMoments` still read a half-stepped
+ * one, to look at it). On the CPU backends the file is of the state as it was at the call,
+ * even where steps are taken before the Promise is awaited (`saveState(state).then(write)`,
+ * training on); on WebGPU, which first waits for the GPU to report its steps, await it before
+ * the next step: a step taken before it has read the state makes it reject (a TypeError) rather
+ * than write a file of two steps. A learning-rate schedule is not stored (functions cannot be):
+ * pass it again to {@linkcode loadState}. A TensorFlow.js optimizer's state (`optimizer.state`)
+ * also saves its gradients accumulated (`<name>.accum`, `accum_count`) and moving averages
+ * (`<name>.average`), as they are at the call. See the README's "Checkpoints" section for the
+ * format.
  *
  * @example Save at the end of one invocation, resume in the next
  * ```ts
@@ -264,6 +266,9 @@ export function readSlowWeights(
  * ```
  */
 export function saveState(state: OptimizerState<unknown>): Promise<Uint8Array<ArrayBuffer>> {
+  // A path given as a second argument, which JavaScript drops: no file would be written.
+  const path = arguments.length > 1 ? savePathMessage(arguments[1]) : "";
+  if (path !== "") return Promise.reject(new TypeError(path));
   return held(state, "saveState", saveCheckpoint(state));
 }
 

@@ -64,7 +64,9 @@ function orderOf(origin: Origin, given: readonly unknown[]): string[] {
  * The message for arguments (`rest`) given after an options object (`adam({ lr: 1e-3 }, 0.9)`:
  * they would be ignored) to `origin`'s factory, or to lookahead's where `origin` is undefined:
  * that options go in the one object, with those of `rest` it can place by name. Empty where
- * each is undefined, or where they are the index and the array `map` passes.
+ * each is undefined, or where they are the index and the array `map` passes. After undefined,
+ * a lone whole number may be the index `Array.from({ length: n }, adam)` passes, or the first
+ * positional option (`sgd(undefined, 0)`, the momentum): the message says what to write for each.
  *
  * @example
  * ```ts
@@ -90,12 +92,16 @@ export function extraArgumentsMessage(
   const got = `Options of ${name} go in one object, got ${
     described(given.find((x) => x !== undefined))
   } after ${options === undefined ? "undefined" : "it"}`;
-  if (origin !== undefined && indexed(options, rest)) {
-    return `${got} (an index, as Array.from({ length: n }, ${name}) passes one: make each in a ` +
-      `function of your own, Array.from({ length: n }, () => ${name}({ … })))`;
-  }
   const order = origin === undefined ? ["alpha"] : orderOf(origin, given);
   const { fields } = placed(order, given, origin);
+  if (origin !== undefined && indexed(options, rest)) {
+    // (`sgd(undefined, 0)` is written as Array.from's call is: the number may be either)
+    const option = fields.length === 0
+      ? ""
+      : `if it is the ${order[0] === "betas" ? "β1" : order[0]}, ${name}({ ${fields[0]} }); `;
+    return `${got} (${option}if it is an index, as Array.from({ length: n }, ${name}) passes ` +
+      `one: make each in a function of your own, Array.from({ length: n }, () => ${name}({ … })))`;
+  }
   const call = origin === undefined ? "lookahead(optimizer, " : `${name}(`;
   // (the options given, spread; none given, the options the arguments stand for alone)
   const spread = options === undefined ? [] : ["...options"];

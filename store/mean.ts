@@ -4,6 +4,7 @@
  * @module
  */
 import { described } from "../base/_errors.ts";
+import { float32Hint } from "./_checks.ts";
 
 /**
  * One contribution's part in a fold: its gradient (the mean over its samples, every tensor's
@@ -24,15 +25,17 @@ export interface WeightedGradient {
 }
 
 /**
- * Writes the mean over samples of `parts` into `out`: Σᵢ nᵢ·gᵢ / Σᵢ nᵢ, each contribution `gᵢ`
+ * Writes the mean over samples of `parts` (an array, or any iterable: a `Set`, a generator; read
+ * once) into `out`: Σᵢ nᵢ·gᵢ / Σᵢ nᵢ, each contribution `gᵢ`
  * weighted by its sample count `nᵢ`, so the step is the one a single worker would take on the
  * union of their batches. The sum is taken in float64, in the order given (the journal's), and
  * divided once; each value is then rounded to float32. A replay that does the same in the same
  * order gets the same bits. `acc` is the float64 scratch (at least `out.length` long; a new
  * one by default); a shorter one is a RangeError, as is a gradient of another length than `out`.
- * An argument of another type (`out` null, a part without its `gradient` Float32Array) is a
- * TypeError naming it, a part's `samples` negative or not finite a RangeError; `out` is then
- * left as it was.
+ * An argument of another type (`parts` not iterable, `out` null, a part without its `gradient`
+ * Float32Array) is a TypeError naming it, a part's `samples` negative or not finite a
+ * RangeError; `out` is then left as it was. Typed arrays of another realm (an iframe's, a vm
+ * context's) are taken as this realm's.
  *
  * @example
  * ```ts
@@ -45,11 +48,13 @@ export interface WeightedGradient {
  *   { samples: 3, gradient: new Float32Array([5, 6]) },
  * ], out);
  * assert.deepEqual([...out], [4, 5]); // (1·1 + 3·5) / 4, (1·2 + 3·6) / 4
+ * meanOfContributions(new Set([{ samples: 2, gradient: new Float32Array([3, 1]) }]), out);
+ * assert.deepEqual([...out], [3, 1]);
  * assert.throws(() => meanOfContributions([], null as never), TypeError);
  * ```
  */
 export function meanOfContributions(
-  parts: readonly WeightedGradient[],
+  parts: Iterable<WeightedGradient>,
   out: Float32Array,
   acc?: Float64Array,
 ): void {
@@ -60,7 +65,7 @@ export function meanOfContributions(
     throw new RangeError(`The scratch holds ${acc.length} values, expected ${out.length} or more`);
   }
   // (each part's fields read once, checked, then summed: a getter cannot change them between)
-  const checked = parts.map(checkedPart);
+  const checked = Array.from(parts, checkedPart);
   let total = 0;
   for (const { samples, gradient } of checked) {
     if (gradient.length !== out.length) {
@@ -81,19 +86,22 @@ const CALL = "meanOfContributions(parts, out, acc?)";
 
 /**
  * Throws a TypeError naming the argument of {@linkcode meanOfContributions} that is not of its
- * type: `parts` an array, `out` a Float32Array, `acc` a Float64Array or undefined.
+ * type: `parts` an iterable (not a string), `out` a Float32Array, `acc` a Float64Array or
+ * undefined (of any realm).
  */
 function checkArguments(parts: unknown, out: unknown, acc: unknown): void {
-  const wrong = !Array.isArray(parts)
-    ? ["parts", "an array of { samples, gradient }", parts]
-    : !(out instanceof Float32Array)
+  const wrong = !isIterable(parts) || parts instanceof Map
+    ? ["parts", "an array (or an iterable) of { samples, gradient }", parts]
+    : !isTyped(out, "Float32Array")
     ? ["out", "a Float32Array (where the mean is written)", out]
-    : acc !== undefined && !(acc instanceof Float64Array)
+    : acc !== undefined && !isTyped(acc, "Float64Array")
     ? ["acc", "a Float64Array (a scratch of out.length values or more) or undefined", acc]
     : undefined;
   if (wrong === undefined) return;
   const [name, expected, value] = wrong;
-  throw new TypeError(`${CALL}: ${name} must be ${expected}, got ${described(value)}`);
+  // (a Map iterates its [key, value] entries: each part would be a pair)
+  const hint = value instanceof Map ? " (a Map: pass its values, map.values())" : "";
+  throw new TypeError(`${CALL}: ${name} must be ${expected}, got ${described(value)}${hint}`);
 }
 
 /** `part`, the `i`-th of `parts`, checked: a TypeError or RangeError naming what is wrong. */
@@ -104,9 +112,10 @@ function checkedPart(part: unknown, i: number): WeightedGradient {
     );
   }
   const { samples, gradient } = part as Record<string, unknown>;
-  if (!(gradient instanceof Float32Array)) {
+  if (!isTyped(gradient, "Float32Array")) {
     throw new TypeError(
-      `${CALL}: parts[${i}].gradient must be a Float32Array, got ${described(gradient)}`,
+      `${CALL}: parts[${i}].gradient must be a Float32Array, got ${described(gradient)}` +
+        float32Hint(gradient),
     );
   }
   if (typeof samples !== "number") {
@@ -115,5 +124,20 @@ function checkedPart(part: unknown, i: number): WeightedGradient {
   if (!(Number.isFinite(samples) && samples >= 0)) {
     throw new RangeError(`${CALL}: parts[${i}].samples must be finite and ≥ 0, got ${samples}`);
   }
-  return { samples, gradient };
+  return { samples, gradient: gradient as Float32Array };
+}
+
+/** Whether `value` is an object with a `Symbol.iterator` method (an array, a `Set`, …). */
+function isIterable(value: unknown): value is Iterable<unknown> {
+  return typeof value === "object" && value !== null &&
+    typeof (value as Iterable<unknown>)[Symbol.iterator] === "function";
+}
+
+/**
+ * Whether `value` is a typed array of type `name`, of this realm or another (whose class is not
+ * this realm's, so that `instanceof` is false): asked of its tag, which only a view reports so.
+ */
+function isTyped(value: unknown, name: "Float32Array" | "Float64Array"): boolean {
+  return ArrayBuffer.isView(value) &&
+    Object.prototype.toString.call(value) === `[object ${name}]`;
 }

@@ -228,7 +228,7 @@ Deno.test("meanOfContributions given null or a part of another type names the ar
     [
       call(meanOfContributions, null, out),
       TypeError,
-      "parts must be an array of { samples, gradient }, got null",
+      "parts must be an array (or an iterable) of { samples, gradient }, got null",
     ],
     [call(meanOfContributions, [part], out, null), TypeError, "acc must be a Float64Array"],
     [
@@ -265,9 +265,9 @@ Deno.test("Array.from({ length: n }, adam) says how to make each; options after 
     () => Array.from({ length: 2 }, adam as never),
     saying(
       TypeError,
-      "Options of adam go in one object, got 0 after undefined (an index, as Array.from({ length: " +
-        "n }, adam) passes one: make each in a function of your own, Array.from({ length: n }, () " +
-        "=> adam({ … })))",
+      "Options of adam go in one object, got 0 after undefined (if it is the β1, adam({ betas: " +
+        "[0, 0.999] }); if it is an index, as Array.from({ length: n }, adam) passes one: make " +
+        "each in a function of your own, Array.from({ length: n }, () => adam({ … })))",
     ),
   );
   assert.equal(Array.from({ length: 2 }, () => adam()).length, 2);
