@@ -12,7 +12,7 @@ import { headerCap } from "../base/_json_bounds.ts";
 import type { Settings } from "../base/settings.ts";
 import { onWebGpu } from "./backend_choice.ts";
 import { CpuPath } from "./cpu_path.ts";
-import { type GradItem, inOrderOf, type NamedTensor, sameVariables } from "./gradients.ts";
+import { type GradItem, matchedTo, type NamedTensor } from "./gradients.ts";
 import { besideStepped, checkSavableBeside, type SavedExtras } from "./checkpoint_extras.ts";
 import { checkSavableUnder } from "../core/new_settings.ts";
 import { GpuPath } from "./gpu_path.ts";
@@ -94,9 +94,10 @@ export class StatePaths {
    */
   step(config: Settings, strict: boolean, items: readonly GradItem[], makeOnly = false): void {
     if (makeOnly && this.state !== undefined) return;
-    const entries = this.entries, saved = this.#saved;
-    const beside = saved.steps > 1 || saved.averages;
-    if (beside && (this.#stale || !sameVariables(entries, inOrderOf(entries, items)))) {
+    const saved = this.#saved;
+    // (Matched once, to the variables of the path holding the state: each part goes by it.)
+    const match = matchedTo(this.entries, items);
+    if ((saved.steps > 1 || saved.averages) && (this.#stale || !match.same)) {
       checkSavableBeside(config, items, saved); // (a state to be made: before it is)
     }
     if (onWebGpu(config)) {
@@ -104,21 +105,21 @@ export class StatePaths {
       // step fails, it stays.)
       if (this.gpu.state === undefined) {
         const taken = () => this.gpu.state !== undefined;
-        this.cpu.keptAsideFor(() => this.gpu.step(config, strict, items, makeOnly), taken);
-      } else this.gpu.step(config, strict, items, makeOnly);
+        this.cpu.keptAsideFor(() => this.gpu.step(config, strict, match, makeOnly), taken);
+      } else this.gpu.step(config, strict, match, makeOnly);
       this.#stale = false;
     } else {
       this.gpu.checkOffGpu();
       // New settings: the state goes under them at this step, on its arena where the variables
-      // are its own, in its order; else made again (its moments kept, the same bits).
+      // are its own; else made again (its moments kept, the same bits).
       const was = this.cpu.state;
-      this.cpu.step(config, strict, items, this.#stale, makeOnly);
+      this.cpu.step(config, strict, match, this.#stale, makeOnly);
       this.#stale = false;
       // (Made again over the same variables in the same order, the order of its file: what
       // fitted the state fits the new one.)
       const room = this.#room, now = this.cpu.state;
       if (room !== undefined && room.state === was && now !== undefined && now !== was) {
-        if (sameVariables(entries, items)) room.state = now;
+        if (match.same && match.items === items) room.state = now;
       }
     }
   }
