@@ -96,6 +96,29 @@ export function headerLength(
   tensors: readonly TensorPlan[],
   metadata: Readonly<Record<string, string>>,
 ): number {
+  return paddedHeaderLength(headerJsonLength(tensors, metadata));
+}
+
+/**
+ * The length, in bytes, of the JSON of the header `writeSafetensors` writes for these tensors,
+ * in this order, and this metadata, before its padding ({@linkcode paddedHeaderLength}): a
+ * metadata value longer by k bytes makes it longer by k bytes.
+ *
+ * @example
+ * ```ts
+ * import { headerJsonLength } from "./safetensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const w = { name: "w", shape: [2], dtype: "F32", byteLength: 8 } as const;
+ * const json = '{"__metadata__":{"a":"1"},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}';
+ * assert.equal(headerJsonLength([w], { a: "1" }), json.length);
+ * assert.equal(headerJsonLength([w], { a: "123" }), json.length + 2);
+ * ```
+ */
+export function headerJsonLength(
+  tensors: readonly TensorPlan[],
+  metadata: Readonly<Record<string, string>>,
+): number {
   // `{"__metadata__":{…}}`, and `,"name":{…}` for each tensor before its last `}`.
   let bytes = utf8Length(JSON.stringify({ [METADATA_KEY]: metadata }));
   let offset = 0;
@@ -105,7 +128,23 @@ export function headerLength(
     bytes += 2 + utf8Length(JSON.stringify(t.name)) + utf8Length(JSON.stringify(entry));
     offset = end;
   }
-  return Math.ceil(bytes / 8) * 8;
+  return bytes;
+}
+
+/**
+ * The length a header whose JSON is `json` bytes long is written with: padded with spaces to a
+ * multiple of 8 bytes (what the cap on a header's length is compared with).
+ *
+ * @example
+ * ```ts
+ * import { paddedHeaderLength } from "./safetensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual([81, 88, 89].map(paddedHeaderLength), [88, 88, 96]);
+ * ```
+ */
+export function paddedHeaderLength(json: number): number {
+  return Math.ceil(json / 8) * 8;
 }
 
 /** Where one tensor lies, as read from a header (byte offsets relative to the data). */
@@ -155,7 +194,7 @@ export function writeSafetensors(
     offset = end;
   }
   const json = encodeUtf8(JSON.stringify(header));
-  const headerLength = Math.ceil(json.length / 8) * 8;
+  const headerLength = paddedHeaderLength(json.length);
   if (headerLength > headerCap()) {
     throw new RangeError(
       `The checkpoint header would be ${headerLength} bytes, above the ${headerCap()} cap`,

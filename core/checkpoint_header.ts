@@ -9,7 +9,7 @@
 import type { ArenaLayout } from "../base/arena.ts";
 import { blocksOf, Q8_VERSION } from "../base/q8.ts";
 import { headerCap } from "../base/_json_bounds.ts";
-import { headerLength, type TensorPlan } from "../base/safetensors.ts";
+import { headerJsonLength, paddedHeaderLength, type TensorPlan } from "../base/safetensors.ts";
 import { utf8Length } from "../base/_utf8.ts";
 import { storeSchema } from "../base/schema.ts";
 import type { Settings } from "../base/settings.ts";
@@ -183,18 +183,24 @@ export interface SavedBeside {
  * the digits of its offsets) fits the cap on a header's length, whatever its step counts: a
  * state of too many tensors, or of too long names or shapes, trained but could not be saved.
  * `extra`: what its holder saves beside it (core/checkpoint_extras.ts), F32 tensors placed after
- * the state's F32 ones, as a save places them, and metadata entries, counted too.
+ * the state's F32 ones, as a save places them, and metadata entries, counted too. Returns the
+ * length of that header's JSON before its padding (`headerJsonLength`): under settings that
+ * differ in their learning rate only, it differs by as much as their `settingsTextLength`.
  *
  * @example
  * ```ts
- * import { checkSavableSize } from "./checkpoint_header.ts";
+ * import { checkSavableSize, settingsTextLength } from "./checkpoint_header.ts";
  * import { planState } from "./plan.ts";
  * import { planArena } from "../base/arena.ts";
  * import { radam } from "@optim/radam";
  * import assert from "node:assert/strict";
  *
  * const config = radam().settings;
- * checkSavableSize(config, planState(config, ["w"], [1]), [[1]]);
+ * const layout = planState(config, ["w"], [1]);
+ * const json = checkSavableSize(config, layout, [[1]]); // (fits: its JSON's length)
+ * const other = radam({ lr: 0.00125 }).settings; // (a rate 4 characters longer than 0.001)
+ * const longer = settingsTextLength(other) - settingsTextLength(config);
+ * assert.equal(checkSavableSize(other, layout, [[1]]), json + longer);
  * // (A name no tensor may have, which planState refuses first: the arena planned without it.)
  * const long = planArena(["w".repeat(40_000_000)], [1], { moments: 2 });
  * assert.throws(() => checkSavableSize(config, long, [[1]]), /above the cap of 100000000/);
@@ -206,7 +212,7 @@ export function checkSavableSize(
   shapes: readonly (readonly number[])[],
   order: readonly string[] = layout.names,
   extra: SavedBeside = { tensors: [], metadata: {} },
-): void {
+): number {
   const { tensors: own, codes } = checkpointTensors(config, layout, shapes, order);
   const cut = own.findIndex((t) => t.dtype !== "F32");
   const at = cut < 0 ? own.length : cut;
@@ -220,7 +226,8 @@ export function checkSavableSize(
     groups,
     codes,
   });
-  const length = headerLength(tensors, { ...metadata, ...extra.metadata });
+  const json = headerJsonLength(tensors, { ...metadata, ...extra.metadata });
+  const length = paddedHeaderLength(json);
   if (length > headerCap()) {
     const beside = extra.tensors.length > 0
       ? `, and ${extra.tensors.length} saved beside them (gradients accumulated, averages)`
@@ -231,4 +238,5 @@ export function checkSavableSize(
         `never saved; use fewer tensors (concatenate small ones) or shorter names`,
     );
   }
+  return json;
 }

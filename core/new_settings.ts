@@ -67,6 +67,7 @@ export function stateUnder(
  * what its holder saves beside it (`beside`), would pass the cap on a header's length: the check
  * of new settings for a state, made before they are taken, so that nothing changes where they
  * are refused (the TensorFlow.js adapter's `setLearningRate`, on a state loaded or stepped).
+ * Returns the length of that header's JSON before its padding, as `checkSavableSize`.
  *
  * @example
  * ```ts
@@ -85,9 +86,9 @@ export function checkSavableUnder(
   state: OptimizerState<unknown>,
   config: Settings,
   beside?: SavedBeside,
-): void {
+): number {
   const { backend, shapes, order } = coreOf(state);
-  checkSavableSize(config, backend.layout, shapes, order, beside);
+  return checkSavableSize(config, backend.layout, shapes, order, beside);
 }
 
 /**

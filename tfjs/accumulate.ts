@@ -74,6 +74,13 @@ export class Accumulator {
   #loaded = false;
   /** Whether some call summed since the last step was not checked finite (`run`'s `finite`). */
   #unchecked = false;
+  /**
+   * The variables `minimize` was given (`varList`: under `model.fit`, the model's trainable
+   * weights) while its call runs, else undefined: a sum loaded and given no gradient since goes
+   * to one of them only (not to a layer's made with `trainable: false`, whose variables tfjs
+   * leaves trainable, but `model.fit` does not train).
+   */
+  trained: readonly tf.Variable[] | undefined;
 
   /** An accumulator of `steps` calls (1: each call steps, nothing is held). */
   constructor(steps: number) {
@@ -242,8 +249,8 @@ export class Accumulator {
   /**
    * The variable of `sum`, loaded under `name` by `setWeights` and given no gradient since (its
    * variable absent from the calls after a resume, as it was from some before): the one
-   * trainable float32 variable registered with TensorFlow.js of its base name (tfjs's `_<n>`
-   * aside) and shape, where exactly one is, with no sum of its own nor a gradient among `given`,
+   * trainable float32 variable registered with TensorFlow.js (in a `minimize` call, of its
+   * `varList`: `trained`) of its base name (tfjs's `_<n>` aside) and shape, where exactly one is, with no sum of its own nor a gradient among `given`,
    * and no other such sum has that base name; else undefined (a model loaded twice: whose it is
    * cannot be told, and it is dropped).
    */
@@ -256,8 +263,10 @@ export class Accumulator {
     const rivals = [...this.#sums].filter(([n, s]) =>
       n !== name && s.variable === undefined && !given.has(n) && baseName(n) === base
     );
+    const trained = this.trained;
     const candidates = floatVariables(true).filter((v) =>
-      baseName(v.name) === base && sameShape(v.shape, sum.shape)
+      baseName(v.name) === base && sameShape(v.shape, sum.shape) &&
+      (trained === undefined || trained.includes(v))
     );
     if (rivals.length > 0 || candidates.length !== 1) return undefined;
     const v = candidates[0];

@@ -127,6 +127,19 @@ export class AdapterParts {
     }
   }
 
+  /**
+   * `f`, a `minimize` call over `varList` (under `model.fit`, the model's trainable weights): a
+   * sum loaded and given no gradient since goes only to one of them (accumulate.ts).
+   */
+  minimizing<T>(varList: readonly tf.Variable[] | null | undefined, f: () => T): T {
+    this.accumulator.trained = varList ?? undefined;
+    try {
+      return f();
+    } finally {
+      this.accumulator.trained = undefined;
+    }
+  }
+
   /** `getWeights`: the weights, owned by the optimizer (given.ts). */
   async weights(): Promise<NamedTensor[]> {
     this.checkLive();

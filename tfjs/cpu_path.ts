@@ -25,7 +25,7 @@ import { holdState } from "../core/held.ts";
 import { ADAPTER_HOLDER } from "./_hints.ts";
 import { assignStepped } from "./_assign.ts";
 import { checkWasmAsked } from "../core/select.ts";
-import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradients.ts";
+import { changeError, type GradItem, type Matched } from "./gradients.ts";
 import { HeapBackend } from "./heap_backend.ts";
 import { copyHostState } from "./host_state.ts";
 import type { KeptStates } from "./kept.ts";
@@ -96,29 +96,32 @@ export class CpuPath {
 
   /**
    * One step over checked gradients, with the settings `config` (those the state was made with,
-   * unless it was kept aside since). Makes the state first where there is none, where the
-   * variables changed (or refuses under `strict`), where tfjs moved onto or off its wasm heap,
-   * or where `remake` (new settings: its moments kept, the same bits; a new learning rate over
-   * the same variables in the same order steps the state on its own arena). With `makeOnly`, only
-   * makes it (a call that gradient accumulation sums: see state_paths.ts).
+   * unless it was kept aside since): `match`, the gradients matched to the state's variables.
+   * Makes the state first where there is none, where the variables changed (or refuses under
+   * `strict`, with or without `remake`), where tfjs moved onto or off its wasm heap, or where
+   * `remake` (new settings: its moments kept, the same bits; a new learning rate over the same
+   * variables, in any order, steps the state on its own arena). With `makeOnly`, only makes it (a
+   * call that gradient accumulation sums: see state_paths.ts).
    */
   step(
     config: Settings,
     strict: boolean,
-    items: readonly GradItem[],
+    match: Matched,
     remake = false,
     makeOnly = false,
   ): void {
     const follow = this.#follow(config);
-    // New settings (a learning rate) over the same variables, in the same order: stepped under
-    // them on the same arena (no moments copied, no backend made: the same bits).
-    if (remake && !follow && !makeOnly && this.#stepUnder(config, items)) return;
-    const moving = follow || (remake && this.#state !== undefined);
     // (The same variables in another order are those of the state; not of one that moves.)
-    items = inOrderOf(moving ? [] : this.#entries, items);
-    if (this.#state === undefined || moving || !sameVariables(this.#entries, items)) {
+    const items = follow ? match.given : match.items;
+    const same = !follow && match.same;
+    // New settings (a learning rate) over the same variables: stepped under them on the same
+    // arena, in its order (no moments copied, no backend made: the same bits).
+    if (remake && same && !makeOnly && this.#stepUnder(config, items)) return;
+    if (this.#state === undefined || !same || remake) {
       // (Refused before anything changes: the workers being started for the state too.)
-      if (this.#state !== undefined && !moving && strict) throw changeError(this.#entries, items);
+      if (this.#state !== undefined && !follow && !same && strict) {
+        throw changeError(this.#entries, items);
+      }
       checkWasmAsked(config);
       if (config.run.threads > 1) checkThreadSupport(config.run.threads);
       return this.#remade(config, items, planOf(config, items), makeOnly);
@@ -130,15 +133,14 @@ export class CpuPath {
 
   /**
    * Steps the state under `config` (its own settings but for the learning rate, checked when it
-   * was given) on its own arena, where `items` are its variables in its order; else false,
-   * nothing done.
+   * was given) on its own arena: `items` are its variables in its order (matched by the caller).
+   * False, nothing done, where `config` differs in more than its learning rate.
    * A step refused (a non-finite gradient under `nonFinite: "throw"`, a RangeError of the rule)
    * leaves the state as it was, the same object under its own settings.
    */
   #stepUnder(config: Settings, items: readonly GradItem[]): boolean {
-    if (this.#state === undefined || !sameVariables(this.#entries, items)) return false;
     this.#moveToThreads(); // (as a step does: the same bits, on the threads started)
-    const was = this.#state;
+    const was = this.#state!;
     const under = rateBeside(was, config);
     if (under === undefined) return false;
     this.#state = under;

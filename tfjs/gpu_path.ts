@@ -44,7 +44,7 @@ import { stepState as step } from "../core/state_step.ts";
 import { holdState } from "../core/held.ts";
 import { ADAPTER_HOLDER } from "./_hints.ts";
 import { assignStepped } from "./_assign.ts";
-import { changeError, type GradItem, inOrderOf, sameVariables } from "./gradients.ts";
+import { changeError, type GradItem, type Matched } from "./gradients.ts";
 import type { KeptStates } from "./kept.ts";
 import { type Entry, entryOf, fromArena } from "./layout.ts";
 import {
@@ -282,12 +282,12 @@ export class GpuPath {
    * variables changed (as the CPU path: the state of those left out kept aside), or refusing,
    * changing nothing, under `strict`.
    */
-  step(config: Settings, strict: boolean, items: readonly GradItem[], makeOnly = false): void {
+  step(config: Settings, strict: boolean, match: Matched, makeOnly = false): void {
     if (!makeOnly) this.throwFault(); // (said by a step: one that only makes the state catches)
     const before = this.#runner;
-    // (The same variables in another order are those of the state.)
-    if (before !== undefined) items = inOrderOf(before.entries, items);
-    if (before !== undefined && sameVariables(before.entries, items)) {
+    // (The same variables in another order are those of the state; with none, as given.)
+    const items = before !== undefined ? match.items : match.given;
+    if (before !== undefined && match.same) {
       if (!makeOnly) before.step(items);
       return;
     }

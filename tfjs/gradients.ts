@@ -226,6 +226,45 @@ export function sameVariables(entries: readonly Entry[], items: readonly GradIte
   return true;
 }
 
+/** Gradients matched to the variables of a state ({@linkcode matchedTo}). */
+export interface Matched {
+  /** The gradients as given. */
+  readonly given: readonly GradItem[];
+  /** The gradients in the state's order where they are its variables in another order. */
+  readonly items: readonly GradItem[];
+  /** Whether they are exactly its variables ({@linkcode sameVariables} of `items`). */
+  readonly same: boolean;
+}
+
+/**
+ * `items` matched to the variables of a state, `entries` ({@linkcode inOrderOf}, then
+ * {@linkcode sameVariables}): worked out once a step, which each part of it goes by.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { matchedTo } from "./gradients.ts";
+ * import { entryOf } from "./layout.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await tf.setBackend("cpu");
+ * const a = tf.variable(tf.zeros([2]), true, "matched-doc/a");
+ * const b = tf.variable(tf.zeros([3]), true, "matched-doc/b");
+ * const entries = [a, b].map((v) => entryOf(v.name, v.shape, false, v.id));
+ * const given = [b, a].map((v) => ({ name: v.name, tensor: v, variable: v }));
+ * const match = matchedTo(entries, given);
+ * assert.ok(match.same && match.given === given);
+ * assert.deepEqual(match.items.map((i) => i.name), [a.name, b.name]);
+ * assert.equal(matchedTo(entries, given.slice(1)).same, false);
+ * tf.dispose([a, b]);
+ * ```
+ */
+export function matchedTo(entries: readonly Entry[], items: readonly GradItem[]): Matched {
+  const ordered = inOrderOf(entries, items);
+  return { given: items, items: ordered, same: sameVariables(entries, ordered) };
+}
+
 /** What the errors of option `strict` add: why it refuses. */
 const STRICT_WHY = " (option strict: true refuses a change of the trained variables)";
 

@@ -261,9 +261,14 @@ export class TfOptimizer extends tf.Optimizer {
     if (items.length > 0) this.#parts.step(items);
   }
 
-  /** As tfjs's `minimize`, but a refused step disposes the gradients and loss it computed. */
+  /**
+   * As tfjs's `minimize`, but a refused step disposes the gradients and loss it computed. With a
+   * `varList` (`model.fit` gives the model's trainable weights), gradients accumulated and loaded
+   * (`setWeights`, `loadState`) go to its variables only: not to a layer's frozen with
+   * `trainable: false` before it was built, whose variables tfjs marks trainable.
+   */
   override minimize(...args: Parameters<tf.Optimizer["minimize"]>): tf.Scalar | null {
-    return minimizing(this, ...args);
+    return this.#parts.minimizing(args[2], () => minimizing(this, ...args));
   }
 
   /**

@@ -9,10 +9,11 @@ import * as tf from "@tensorflow/tfjs-core";
 import { coreOf, type OptimizerState } from "../core/state.ts";
 import { settingsTextLength } from "../core/checkpoint_header.ts";
 import { headerCap } from "../base/_json_bounds.ts";
+import { paddedHeaderLength } from "../base/safetensors.ts";
 import type { Settings } from "../base/settings.ts";
 import { onWebGpu } from "./backend_choice.ts";
 import { CpuPath } from "./cpu_path.ts";
-import { type GradItem, inOrderOf, type NamedTensor, sameVariables } from "./gradients.ts";
+import { type GradItem, matchedTo, type NamedTensor } from "./gradients.ts";
 import { besideStepped, checkSavableBeside, type SavedExtras } from "./checkpoint_extras.ts";
 import { checkSavableUnder } from "../core/new_settings.ts";
 import { GpuPath } from "./gpu_path.ts";
@@ -29,8 +30,11 @@ export class StatePaths {
   readonly gpu = new GpuPath(this.kept);
   /** Set when the state must be remade at the next step (new settings). */
   #stale = false;
-  /** The longest settings text known to fit the CPU state's checkpoint (`checkSettings`). */
-  #room: { state: OptimizerState<unknown>; cap: number; text: number } | undefined;
+  /**
+   * The length of the JSON of the CPU state's checkpoint's header (with what is saved beside it,
+   * before its padding) under settings whose text is `text` long, once planned (`checkSettings`).
+   */
+  #room: { state: OptimizerState<unknown>; text: number; json: number } | undefined;
   /** What the optimizer saves beside the state (sums, averages), counted when one is made. */
   readonly #saved: SavedExtras;
 
@@ -60,28 +64,21 @@ export class StatePaths {
    * checkpoint of it, with what is saved beside it at most, would pass the cap; so that new
    * settings are refused when they are given, nothing changed. (On the GPU, where they are not
    * taken, and where there is no state: nothing checked; the step that makes one checks it.)
-   * A rate no longer in the header than one the state is known to fit under (its own, checked
-   * when it was made, or one checked here since) is not planned again: a call whatever the
-   * number of variables.
+   * A rate no longer in the header than the state's own (checked when it was made) is not
+   * planned; nor, once one longer was, any other: the header's length under a rate is that under
+   * the one planned, less or more the difference of their settings' texts (`settingsTextLength`),
+   * a call whatever the number of variables. Only a refusal is planned again, for its words.
    */
   checkSettings(config: Settings): void {
     const state = this.cpu.state;
     if (state === undefined) return;
     const text = settingsTextLength(config);
-    if (text <= this.#roomOf(state)) return; // (a header no longer than one that fits)
-    checkSavableUnder(state, config, besideStepped(this.cpu.entries, this.#saved));
-    this.#room = { state, cap: headerCap(), text };
-  }
-
-  /**
-   * The longest settings text (`settingsTextLength`) a checkpoint of `state` (the CPU state), with
-   * what is saved beside it, is known to fit the cap with: its own settings' (it was checked under
-   * them when it was made), or longer where {@linkcode checkSettings} checked one since.
-   */
-  #roomOf(state: OptimizerState<unknown>): number {
-    const room = this.#room;
-    const known = room?.state === state && room.cap === headerCap() ? room.text : 0;
-    return Math.max(known, settingsTextLength(coreOf(state).config));
+    const room = this.#room?.state === state ? this.#room : undefined;
+    if (room === undefined) {
+      if (text <= settingsTextLength(coreOf(state).config)) return; // (checked when made)
+    } else if (paddedHeaderLength(room.json + text - room.text) <= headerCap()) return;
+    const json = checkSavableUnder(state, config, besideStepped(this.cpu.entries, this.#saved));
+    this.#room = { state, text, json };
   }
 
   /**
@@ -94,9 +91,10 @@ export class StatePaths {
    */
   step(config: Settings, strict: boolean, items: readonly GradItem[], makeOnly = false): void {
     if (makeOnly && this.state !== undefined) return;
-    const entries = this.entries, saved = this.#saved;
-    const beside = saved.steps > 1 || saved.averages;
-    if (beside && (this.#stale || !sameVariables(entries, inOrderOf(entries, items)))) {
+    const saved = this.#saved;
+    // (Matched once, to the variables of the path holding the state: each part goes by it.)
+    const match = matchedTo(this.entries, items);
+    if ((saved.steps > 1 || saved.averages) && (this.#stale || !match.same)) {
       checkSavableBeside(config, items, saved); // (a state to be made: before it is)
     }
     if (onWebGpu(config)) {
@@ -104,21 +102,22 @@ export class StatePaths {
       // step fails, it stays.)
       if (this.gpu.state === undefined) {
         const taken = () => this.gpu.state !== undefined;
-        this.cpu.keptAsideFor(() => this.gpu.step(config, strict, items, makeOnly), taken);
-      } else this.gpu.step(config, strict, items, makeOnly);
+        this.cpu.keptAsideFor(() => this.gpu.step(config, strict, match, makeOnly), taken);
+      } else this.gpu.step(config, strict, match, makeOnly);
       this.#stale = false;
     } else {
       this.gpu.checkOffGpu();
       // New settings: the state goes under them at this step, on its arena where the variables
-      // are its own, in its order; else made again (its moments kept, the same bits).
-      const was = this.cpu.state;
-      this.cpu.step(config, strict, items, this.#stale, makeOnly);
+      // are its own; else made again (its moments kept, the same bits).
+      const room = this.#room, was = this.cpu.state;
+      const order = room !== undefined && room.state === was ? coreOf(was).order : undefined;
+      this.cpu.step(config, strict, match, this.#stale, makeOnly);
       this.#stale = false;
-      // (Made again over the same variables in the same order, the order of its file: what
-      // fitted the state fits the new one.)
-      const room = this.#room, now = this.cpu.state;
-      if (room !== undefined && room.state === was && now !== undefined && now !== was) {
-        if (sameVariables(entries, items)) room.state = now;
+      // (Stepped under the new settings, or made again, over the same variables in the same
+      // order, the order of its file: its header is the same but for the settings' text.)
+      const now = this.cpu.state;
+      if (order !== undefined && now !== undefined && now !== was && match.same) {
+        if (sameNames(coreOf(now).order, order)) room!.state = now;
       }
     }
   }
@@ -180,4 +179,9 @@ export class StatePaths {
     this.gpu.destroy(afterReads);
     this.kept.clear();
   }
+}
+
+/** Whether `a` and `b` hold the same names in the same order. */
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  return a === b || (a.length === b.length && a.every((name, i) => name === b[i]));
 }

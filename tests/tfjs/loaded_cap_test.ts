@@ -16,6 +16,7 @@ import type { Settings } from "../../base/settings.ts";
 import { checkSavableSize, type SavedBeside } from "../../core/checkpoint_header.ts";
 import { planState } from "../../core/plan.ts";
 import { type TfOptimizer, tfOptimizer, type TfOptimizerOptions } from "../../tfjs.ts";
+import { stateInternals } from "../../core/state.ts";
 import { tf, uniqueNames, useBackend } from "./helpers.ts";
 import { cappedTest } from "../checkpoint_files.ts";
 
@@ -313,7 +314,7 @@ for (
   const options of [{}, { ema: true }, { gradientAccumulationSteps: 3 }] as TfOptimizerOptions[]
 ) {
   Deno.test(
-    `tfjs: setLearningRate after a step plans the state's checkpoint only for a rate longer in its header than one it fits with (${
+    `tfjs: setLearningRate after a step plans the state's checkpoint once, for the first rate longer in its header than its own (${
       JSON.stringify(options)
     }): a loop setting its own schedule each step pays no call per variable`,
     async () => {
@@ -335,14 +336,26 @@ for (
         assert.ok(stringifyCalls(() => opt.setLearningRate(lr)) < 50);
         assert.equal(opt.learningRate, lr);
       }
-      opt.applyGradients(grads);
-      assert.ok(stringifyCalls(() => opt.setLearningRate(0.00012345)) >= n); // (longer: checked)
-      opt.setLearningRate(0.0005);
-      // Made again over the variables in another order (its file's): checked again, the digits
-      // of the tensors' offsets in the header being others.
+      // Longer still: its header's length known from the one planned, by the digits alone.
+      for (const lr of [0.00012345, 1.2345678901234567e-10, 0.0005]) {
+        opt.applyGradients(grads);
+        assert.ok(stringifyCalls(() => opt.setLearningRate(lr)) < 50);
+        assert.equal(opt.learningRate, lr);
+      }
+      // The same variables in another order, stepped where the state is (in its order): known.
       const reversed = Object.fromEntries(Object.entries(grads).reverse());
       for (let i = 0; i < 3; i++) opt.applyGradients(reversed); // (with accumulation: a step)
+      assert.ok(stringifyCalls(() => opt.setLearningRate(0.00012345)) < 50);
+      opt.setLearningRate(0.0005);
+      // Made again over the variables in another order (a variable left out, then back; its
+      // file's): checked again, the digits of the tensors' offsets in the header being others.
+      const { [vars[0].name]: _, ...fewer } = grads;
+      while (opt.accumulatedBatches > 0) opt.applyGradients(reversed); // (from a step on)
+      for (let i = 0; i < 3; i++) opt.applyGradients(fewer);
+      for (let i = 0; i < 3; i++) opt.applyGradients(reversed);
+      assert.equal(stateInternals(opt.state!).order[0], vars[n - 1].name);
       assert.ok(stringifyCalls(() => opt.setLearningRate(0.00012345)) >= n);
+      assert.ok(stringifyCalls(() => opt.setLearningRate(1.2345678901234567e-10)) < 50);
       opt.dispose();
       tf.dispose([...vars, ...Object.values(grads)]);
     },
@@ -377,6 +390,49 @@ capped(
     assert.equal(opt.state, state);
     opt.applyGradients(grads); // (fits: the rate in force)
     await saveState(opt.state!);
+    opt.dispose();
+    tf.dispose([...vars, ...Object.values(grads)]);
+  },
+);
+
+capped(
+  "tfjs: setLearningRate after a step, its header's length known from one planned, takes and refuses each longer rate as the planner does, at the cap's every byte",
+  async () => {
+    await useBackend("cpu");
+    const make = (lr: number) => tfOptimizer(radam({ lr }), { ema: true });
+    // Names that just fit with the averages at a rate of 8 characters.
+    const names = justFitting(make(0.123456).settings as Settings, 5, averagesOf);
+    const vars = variables(names);
+    const opt = make(0.5);
+    const grads = gradients(vars, 0.25);
+    opt.applyGradients(grads);
+    opt.setLearningRate(0.25); // (longer than the state's own: planned, fits)
+    const verdicts: boolean[] = [];
+    let inForce = 0.25;
+    for (let digits = 3; digits <= 17; digits++) {
+      const lr = Number((1 / 3).toPrecision(digits)); // (a character more each time)
+      const planned = fits(radam({ lr }).settings as Settings, names, averagesOf);
+      const state = opt.state;
+      let taken = true;
+      const calls = stringifyCalls(() => {
+        try {
+          opt.setLearningRate(lr);
+        } catch (error) {
+          assert.ok(error instanceof RangeError && PAST_CAP.test(error.message), String(error));
+          taken = false;
+        }
+      });
+      assert.equal(taken, planned, `lr ${lr}`);
+      if (taken) assert.ok(calls < 50, `lr ${lr}: planned again`);
+      if (taken) inForce = lr;
+      assert.equal(opt.learningRate, inForce);
+      assert.equal(opt.state, state);
+      verdicts.push(taken);
+      if (digits % 2 === 0) opt.applyGradients(grads); // (stepped under the rate in force)
+    }
+    assert.ok(verdicts.includes(true) && verdicts.includes(false), String(verdicts));
+    opt.applyGradients(grads);
+    await saveState(opt.state!); // (the rate in force fits)
     opt.dispose();
     tf.dispose([...vars, ...Object.values(grads)]);
   },
