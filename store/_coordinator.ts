@@ -15,8 +15,8 @@ import { foldOnce, isolatingSteps } from "./_fold.ts";
 import { type Cached, type Fold, initialize, type Local, renewed } from "./_fold_state.ts";
 import type { Lease, RequestRecord, StoredParams, TrainingStore } from "./training.ts";
 import { dispose } from "../mod.ts";
-import { sleep, until } from "./_time.ts";
-import { instant } from "./_lease.ts";
+import { deadlineIn, sleep, until } from "./_time.ts";
+import { instant, monotonic } from "./_lease.ts";
 import { flatten, takeGradient, type TakenGradient } from "./_gradient.ts";
 import { checkModel, checkTrainerInitNames } from "./_model.ts";
 
@@ -27,6 +27,7 @@ export class Coordinator implements Fold {
   cache: Cached | null = null;
   lease: Lease | null = null;
   leaseSince = 0;
+  /** Until when (the monotonic clock) this process does not ask for the lease. */
   backoffUntil = 0;
   isolate = 0;
   suspects: Set<string> = new Set();
@@ -36,7 +37,10 @@ export class Coordinator implements Fold {
   /** The requests waiting here for the outcome of contributions the store holds. */
   readonly #watchers = new Watchers();
   #inflight = new Map<string, Promise<SubmitResult>>();
-  /** The local contributions that may yet be handed off: since when they wait, and how. */
+  /**
+   * The local contributions that may yet be handed off: since when they wait (the monotonic
+   * clock), and how.
+   */
   #handoffs = new Map<Local, { since: number; fire(): void }>();
   /** Local contributions taken out of the queue whose storing is not answered yet. */
   #storing = 0;
@@ -46,7 +50,10 @@ export class Coordinator implements Fold {
    * and a holder whose own contributions fill its folds does not leave them waiting).
    */
   #handedOff = 0;
-  /** Until when this process counts as serving more than `handoffLimit` submits at once. */
+  /**
+   * Until when (the monotonic clock) this process counts as serving more than `handoffLimit`
+   * submits at once.
+   */
   #crowdedUntil = 0;
   #loading: Promise<StoredParams | null> | null = null;
   #pump: Promise<void> | null = null;
@@ -132,7 +139,7 @@ export class Coordinator implements Fold {
       .finally(() => this.#inflight.delete(info.id));
     this.#inflight.set(info.id, promise);
     if (this.#inflight.size > this.options.handoffLimit) {
-      this.#crowdedUntil = Date.now() + this.options.leaseMs;
+      this.#crowdedUntil = deadlineIn(this.options.leaseMs);
     }
     return promise;
   }
@@ -143,13 +150,13 @@ export class Coordinator implements Fold {
    */
   async #hung<T>(call: Promise<T>, id: string, stored: boolean): Promise<T> {
     const { leaseMs } = this.options;
-    const answer = await until(call.then((value) => ({ value })), Date.now() + leaseMs, null);
+    const answer = await until(call.then((value) => ({ value })), deadlineIn(leaseMs), null);
     if (answer === null) throw unanswered(id, `leaseMs (${leaseMs} ms)`, stored);
     return answer.value;
   }
 
   async #submitNew(info: Local["info"], gradient: TakenGradient) {
-    const deadline = Date.now() + this.options.waitMs;
+    const deadline = deadlineIn(this.options.waitMs);
     const { id } = info;
     // Nothing of it is stored before these reads: a failing one says so.
     const known = await this.#hung(
@@ -206,7 +213,7 @@ export class Coordinator implements Fold {
    */
   async #wait(local: Local, deadline: number): Promise<SubmitResult> {
     let handed: Promise<"handoff"> | null = new Promise((resolve) => {
-      this.#handoffs.set(local, { since: Date.now(), fire: () => resolve("handoff") });
+      this.#handoffs.set(local, { since: monotonic(), fire: () => resolve("handoff") });
     });
     try {
       for (;;) {
@@ -269,7 +276,7 @@ export class Coordinator implements Fold {
           ? this.watch(id, deadline).then((r) =>
             r.status === "applied" ? { ...r, duplicate: false } : r
           )
-          : this.#answerKnown(id, record, early ? deadline : Date.now());
+          : this.#answerKnown(id, record, early ? deadline : monotonic());
       } finally {
         this.#storing--; // watched now (a watch is registered at its call), or answered
       }
@@ -288,7 +295,7 @@ export class Coordinator implements Fold {
    */
   #handOff(): void {
     const { handoffMs, handoffLimit } = this.options;
-    const now = Date.now();
+    const now = monotonic();
     if (this.#inflight.size > handoffLimit || now < this.#crowdedUntil) return;
     for (const local of this.queue) {
       const handoff = this.#handoffs.get(local);
@@ -357,7 +364,7 @@ export class Coordinator implements Fold {
     // (Stopped here only by a close() that gave up waiting for it: no fold after the one held.)
     while (!this.#stopped && this.#busy()) {
       try {
-        if (this.lease === null && Date.now() >= this.backoffUntil) {
+        if (this.lease === null && monotonic() >= this.backoffUntil) {
           // Queued for it with work of its own; else taken only if free (another may fold).
           const queue = this.queue.length > 0 || this.#handedOff > 0;
           const asked = instant();
@@ -404,7 +411,7 @@ export class Coordinator implements Fold {
     this.#closed = true;
     // Every submit waiting here settles by waitMs, a fold's call by leaseMs unless it hangs.
     const { waitMs, leaseMs } = this.options;
-    const deadline = Date.now() + waitMs + leaseMs;
+    const deadline = deadlineIn(waitMs + leaseMs);
     // A loop that ends starts another when work came meanwhile (while it gave the lease up):
     // wait for each, until none runs.
     for (let pump = this.#pump; pump !== null; pump = this.#pump) {

@@ -11,6 +11,7 @@ import { boundReason, contributionFailed, ContributionRefusedError } from "./err
 import { readParamsPrefix } from "./layout.ts";
 import { checkCommitted } from "./_store_calls.ts";
 import { instant } from "./_lease.ts";
+import { deadlineIn } from "./_time.ts";
 import { type Cached, type Fold, keep, type Local, type Plan, renewed } from "./_fold_state.ts";
 
 /** Settles what a committed fold decided. */
@@ -63,7 +64,7 @@ async function nextHolder(f: Fold): Promise<{ token: string; ms: number } | unde
  */
 async function afterConflict(f: Fold, local: Local[]): Promise<void> {
   await f.dropLease();
-  f.backoffUntil = Date.now() + f.options.pollMs;
+  f.backoffUntil = deadlineIn(f.options.pollMs);
   const back: Local[] = [];
   for (const l of local) {
     let record;
@@ -78,7 +79,7 @@ async function afterConflict(f: Fold, local: Local[]): Promise<void> {
       l.taken = false;
       if (!l.abandoned) back.push(l);
     } else {
-      const deadline = Date.now() + f.options.waitMs;
+      const deadline = deadlineIn(f.options.waitMs);
       f.watch(l.info.id, deadline).then(l.resolve, l.reject);
     }
   }
@@ -176,7 +177,7 @@ export async function commitStep(
     f.see({ ...params, version: result.version! });
     renewed(f, result.lease, asked);
     if (result.lease === null && f.queue.length > 0) {
-      f.backoffUntil = Date.now() + 2 * f.options.pollMs;
+      f.backoffUntil = deadlineIn(2 * f.options.pollMs);
     }
     settle(f, p, next.step);
     if (holder !== undefined && holder.token !== f.token) f.handedOn();

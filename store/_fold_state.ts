@@ -71,6 +71,7 @@ export interface Fold {
    * got or renewed it, else when that call was made (see `grantedSince` of store/_lease.ts).
    */
   leaseSince: number;
+  /** Until when (the monotonic clock: see `deadlineIn` of store/_time.ts) not to ask for it. */
   backoffUntil: number;
   /**
    * The most contributions a fold takes while it looks for whose gradient gave a step no
@@ -85,6 +86,7 @@ export interface Fold {
   readonly watched: ReadonlyMap<string, unknown>;
   see(params: StoredParams): void;
   settleWatched(id: string, record: RequestRecord): void;
+  /** Waits for the outcome of `id`, until `deadline` (the monotonic clock: see `deadlineIn`). */
   watch(id: string, deadline: number): Promise<SubmitResult>;
   dropLease(): Promise<void>;
   /** Called by a fold once it took its contributions and read the step it folds on. */

@@ -84,9 +84,13 @@ export const instant = (): Instant => ({ wall: Date.now(), mono: monotonic() });
 
 /**
  * When a lease this process was granted for `ms` began, on its monotonic clock, so that how
- * long it has been held is counted whatever the wall clock is set to meanwhile: `grantedAt`
- * (the wall clock, which the store's stamp is compared with) as a time after `asked`, at most
- * the length of the call (`asked` to `answered`) on the monotonic clock.
+ * long it has been held is counted whatever the wall clock is set to meanwhile: the store's
+ * stamp (`grantedAt`: the wall clock, which the stamp is compared with), placed within the call
+ * (`asked` to `answered`) by how far it is from each of its ends on the wall clock, the earlier
+ * of the two. Where the wall clock was set during the call, the one counted across that step is
+ * off by it, and the other is right: the earlier is never after the grant (a lease counted as
+ * held for less time than it was would let its holder work on past its term), at worst before
+ * it by the step, and never before `asked`.
  */
 export function grantedSince(
   expires: number,
@@ -94,6 +98,9 @@ export function grantedSince(
   asked: Instant,
   answered: Instant,
 ): number {
-  const after = grantedAt(expires, ms, asked.wall, answered.wall) - asked.wall;
-  return asked.mono + Math.max(0, Math.min(after, answered.mono - asked.mono));
+  const stamped = grantedAt(expires, ms, asked.wall, answered.wall);
+  if (stamped === asked.wall) return asked.mono;
+  const fromAsked = asked.mono + (stamped - asked.wall);
+  const fromAnswered = answered.mono - (answered.wall - stamped);
+  return Math.max(asked.mono, Math.min(fromAsked, fromAnswered));
 }

@@ -5,10 +5,13 @@
  * would look as if it had stopped asking. So the holder compares notes only with what it read
  * of them before: a note is still asked for while the holder saw its `at` change within the
  * last second (by the holder's clock), and the notes are ordered by when the holder first saw
- * each (`since` breaks the ties of notes first seen at one read). Private to store/.
+ * each (`since` breaks the ties of notes first seen at one read). The holder's times are on its
+ * monotonic clock: its wall clock set back (or forward) neither keeps a note that stopped asking
+ * nor drops one that asks. Private to store/.
  *
  * @module
  */
+import { monotonic } from "./_lease.ts";
 
 /** A waiting note as stored: since when its process waits, and when it last asked. */
 export interface WaitingNote {
@@ -29,12 +32,12 @@ interface Seen extends WaitingNote {
 
 /**
  * The notes one store object has read, to judge their age on this process's clock (`now`,
- * default `Date.now`).
+ * default its monotonic clock, `performance.now()`).
  */
 export class WaitingNotes {
   #seen = new Map<string, Seen>();
 
-  constructor(readonly now: () => number = Date.now) {}
+  constructor(readonly now: () => number = monotonic) {}
 
   /**
    * The token that has waited longest for the lease among `notes` (other than `holder`), of

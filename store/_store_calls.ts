@@ -8,7 +8,7 @@
 import type { OptimizerState } from "../mod.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { isPassedOn, messageOf, mistake } from "./errors.ts";
-import { until } from "./_time.ts";
+import { deadlineIn, until } from "./_time.ts";
 import { described } from "./_checks.ts";
 import type { TrainingStore } from "./training.ts";
 
@@ -56,7 +56,7 @@ export async function answered<T>(calls: Calls, call: Promise<T>, saving: boolea
       { cause: error },
     );
   });
-  const answer = await until(checked, Date.now() + calls.limitMs, null);
+  const answer = await until(checked, deadlineIn(calls.limitMs), null);
   if (answer !== null) return answer.value;
   const { store, timeoutMs } = calls;
   throw new Error(

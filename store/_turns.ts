@@ -9,9 +9,9 @@ import { until } from "./_time.ts";
 const queues = new WeakMap<object, Promise<void>>();
 
 /**
- * Waits for this process's earlier attempts on `store` to end, at most until `deadline`; then
- * the function that ends this turn (call it in all cases), or null when the deadline came
- * first (the turn is then given up).
+ * Waits for this process's earlier attempts on `store` to end, at most until `deadline` (the
+ * monotonic clock: see `deadlineIn` of store/_time.ts); then the function that ends this turn
+ * (call it in all cases), or null when the deadline came first (the turn is then given up).
  */
 export async function takeTurn(store: object, deadline: number): Promise<(() => void) | null> {
   const previous = queues.get(store) ?? Promise.resolve();

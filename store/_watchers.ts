@@ -20,7 +20,10 @@ interface Watcher {
 export class Watchers {
   readonly byId: Map<string, Watcher[]> = new Map();
 
-  /** Waits for the outcome of a contribution the store holds, until `deadline`. */
+  /**
+   * Waits for the outcome of a contribution the store holds, until `deadline` (the monotonic
+   * clock: see `deadlineIn` of store/_time.ts).
+   */
   watch(id: string, deadline: number): Promise<SubmitResult> {
     return new Promise((resolve, reject) => {
       const list = this.byId.get(id) ?? [];

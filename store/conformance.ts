@@ -27,7 +27,7 @@ import {
   LARGE_TRAINING_CLAUSES,
   LARGEST_CHECKPOINT,
 } from "./_conformance_large.ts";
-import { until } from "./_time.ts";
+import { deadlineIn, until } from "./_time.ts";
 
 /**
  * Options of {@linkcode verifyCheckpointStore} and {@linkcode verifyTrainingStore}.
@@ -343,7 +343,7 @@ async function verify<S extends { readonly name: string }>(
       const ran = clause.run(made, context).then(() => null);
       const hung = timeoutMs === Infinity
         ? await ran
-        : await until(ran, Date.now() + timeoutMs, late);
+        : await until(ran, deadlineIn(timeoutMs), late);
       if (hung !== null) throw hung;
       passed.push(clause.id);
     } catch (error) {

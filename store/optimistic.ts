@@ -38,7 +38,8 @@ import {
 import { newState, storedState } from "./_model.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { CheckpointConflictError, ContributionRefusedError } from "./errors.ts";
-import { sleep } from "./_time.ts";
+import { deadlineIn, sleep } from "./_time.ts";
+import { monotonic } from "./_lease.ts";
 import { takeTurn } from "./_turns.ts";
 import type { TrainingStore } from "./training.ts";
 
@@ -275,7 +276,7 @@ async function known(
     if (record.state === "refused") {
       throw new ContributionRefusedError(id, record.step, record.reason);
     }
-    if (Date.now() > deadline) {
+    if (monotonic() > deadline) {
       // Not a conflict: it was stored, and a fold may yet apply it.
       throw new Error(
         `Request ${JSON.stringify(id)} is a contribution of the data-parallel mode that ` +
@@ -389,8 +390,10 @@ export async function optimisticStep<R>(
 ): Promise<OptimisticStepResult<R> | DuplicateStep> {
   const { serialize, maxAttempts, timeoutMs, backoff, maxBackoff } = checkOptions(store, options);
   store = rejectingThrows(store);
-  const start = Date.now();
-  const deadline = start + timeoutMs;
+  // Timed on the monotonic clock: a wall clock set back (or forward) meanwhile neither stretches
+  // nor cuts the time budget.
+  const start = monotonic();
+  const deadline = deadlineIn(timeoutMs);
   const calls: Calls = {
     store: store.name,
     id: options.id,
@@ -402,20 +405,20 @@ export async function optimisticStep<R>(
     if (n > 1) {
       const cap = Math.max(maxBackoff, 16 * took);
       const wait = Math.random() * Math.min(cap, Math.max(backoff, took) * 2 ** (n - 2));
-      if (n > maxAttempts || Date.now() + wait > deadline) {
-        throw new CheckpointConflictError(store.name, n - 1, Date.now() - start);
+      if (n > maxAttempts || monotonic() + wait > deadline) {
+        throw new CheckpointConflictError(store.name, n - 1, monotonic() - start);
       }
       await sleep(wait);
     }
     const end = serialize ? await takeTurn(store, deadline) : () => {};
-    if (end === null) throw new CheckpointConflictError(store.name, n - 1, Date.now() - start);
-    const begun = Date.now();
+    if (end === null) throw new CheckpointConflictError(store.name, n - 1, monotonic() - start);
+    const begun = monotonic();
     try {
       const done = await attempt(store, options, n, deadline, calls);
       if (done !== null) return done;
     } finally {
       end();
     }
-    took = Date.now() - begun;
+    took = monotonic() - begun;
   }
 }

@@ -196,9 +196,19 @@ Deno.test("data parallel: a lease's grant, counted on the monotonic clock, falls
   assert.equal(grantedSince(1_000_010 + 500, 500, asked, answered), 60);
   // Stamped outside the call (another clock): when it was made.
   assert.equal(grantedSince(2_000_000, 500, asked, answered), 50);
-  // The wall clock set forward an hour during the call: never past its monotonic end.
+  // The wall clock set forward an hour during the call, before the stamp, 40 ms before the
+  // answer: then 40 ms before it on the monotonic clock too. (It was placed at the answer: the
+  // call's 40 ms not counted as held, the guard fired that much past half the term.)
   const forward = { wall: 1_000_000 + 3_600_000 + 40, mono: 90 };
-  assert.equal(grantedSince(1_000_000 + 3_600_000 + 500, 500, asked, forward), 90);
+  assert.equal(grantedSince(1_000_000 + 3_600_000 + 500, 500, asked, forward), 50);
+  const laterStamp = 1_000_000 + 3_600_000 + 30;
+  assert.equal(grantedSince(laterStamp + 500, 500, asked, forward), 80);
+  // Set forward after the stamp (10 ms into the call): never after the grant.
+  assert.ok(grantedSince(1_000_010 + 500, 500, asked, forward) <= 60);
   // Set back during the call: when it was made.
   assert.equal(grantedSince(999_990 + 500, 500, asked, { wall: 999_990, mono: 90 }), 50);
+  // Set back 20 ms during the call: a stamp 10 ms into it on the wall clock was 10 ms (set back
+  // after it) or 30 ms (before it) into it: placed no later than 10 ms.
+  const back = { wall: 1_000_020, mono: 90 };
+  assert.equal(grantedSince(1_000_010 + 500, 500, asked, back), 60);
 });
