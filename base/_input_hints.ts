@@ -137,7 +137,8 @@ export function bytesHint(value: unknown): string {
 /**
  * What to add where the tensor (or gradient) `name` was given as a record of tensors, a model's
  * nested layers (`{ fc1: { weight, bias } }`): that a state holds each tensor under one name, its
- * path (`"fc1.weight"`), as PyTorch's `named_parameters()` names them. Empty for anything else.
+ * path (`"fc1.weight"`), as PyTorch's `named_parameters()` names them. Empty for anything else
+ * (a tensor given with its shape, `{ data, shape }`, whatever its `data`, too).
  *
  * @example
  * ```ts
@@ -150,11 +151,14 @@ export function bytesHint(value: unknown): string {
  *   ' (a record of tensors: name each by its path, { "fc1.weight": …, "fc1.bias": … })',
  * );
  * assert.equal(nestedRecordHint("w", { data: [1] }), "");
+ * assert.equal(nestedRecordHint("w", { data: { data: new Float32Array(2) }, shape: [2] }), "");
  * ```
  */
 export function nestedRecordHint(name: string, value: unknown): string {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return "";
-  if (ArrayBuffer.isView(value)) return "";
+  // (a tensor given with its shape, `{ data, shape }`, its data of another type or itself a
+  // shaped tensor, is one tensor: its `data` is no layer to name "w.data")
+  if (ArrayBuffer.isView(value) || "data" in value) return "";
   const record = value as Record<string, unknown>;
   const inner = Object.keys(record).filter((key) => isTensor(record[key]));
   if (inner.length === 0) return "";
@@ -163,17 +167,22 @@ export function nestedRecordHint(name: string, value: unknown): string {
   return ` (a record of tensors: name each by its path, { ${paths.join(", ")} })`;
 }
 
-/** Whether `value` is a tensor `init` takes: a Float32Array, or `{ data: Float32Array }`. */
+/**
+ * Whether `value` is a tensor `init` takes: a Float32Array, `{ data: Float32Array }`, or a GPU
+ * tensor (a webgpu state's).
+ */
 function isTensor(value: unknown): boolean {
   return value instanceof Float32Array ||
     (typeof value === "object" && value !== null &&
-      (value as { data?: unknown }).data instanceof Float32Array);
+      ((value as { data?: unknown }).data instanceof Float32Array || isGpuTensorLike(value)));
 }
 
 /**
  * What to add where a step was given a list of gradients (`[gw, gb]`, as PyTorch's
- * `p.grad for p in model.parameters()`), or an iterator of them: to give each under its tensor's
- * name, the state's `names` (the first three shown). Empty for anything else.
+ * `p.grad for p in model.parameters()`; Float32Arrays or GPU tensors), or an iterator of them:
+ * to give each under its tensor's name, the state's `names` (the first three shown); for a state
+ * of one tensor given bare to `init` (named `""`), to pass its gradient bare. Empty for anything
+ * else.
  *
  * @example
  * ```ts
@@ -184,19 +193,31 @@ function isTensor(value: unknown): boolean {
  *   gradientListHint([new Float32Array(2)], ["w", "b"]),
  *   ' (a list: give each gradient under its tensor\'s name, { "w": …, "b": … })',
  * );
+ * assert.match(gradientListHint([new Float32Array(2)], [""]), /pass its gradient bare/);
  * assert.equal(gradientListHint([1, 2], ["w"]), "");
  * ```
  */
 export function gradientListHint(value: unknown, names: readonly string[]): string {
   const list = Array.isArray(value)
-    ? value.length > 0 && value.every((v) => v instanceof Float32Array)
+    ? value.length > 0 && value.every(isGradient)
     : typeof value === "object" && value !== null &&
       typeof (value as { next?: unknown }).next === "function" &&
       typeof (value as { [Symbol.iterator]?: unknown })[Symbol.iterator] === "function";
   if (!list) return "";
+  // (a state of one tensor given bare to init holds it under the name "": its gradient is bare)
+  if (names.length === 1 && names[0] === "") {
+    return " (a list: this state holds one tensor, given bare to init: pass its gradient bare, " +
+      "not in a list)";
+  }
   const shown = names.slice(0, 3).map((name) => `${JSON.stringify(name)}: …`);
   if (names.length > 3) shown.push("…");
   return ` (a list: give each gradient under its tensor's name, { ${shown.join(", ")} })`;
+}
+
+/** Whether `value` is a gradient a step takes: a Float32Array, or a GPU tensor. */
+function isGradient(value: unknown): boolean {
+  return value instanceof Float32Array ||
+    (typeof value === "object" && value !== null && isGpuTensorLike(value));
 }
 
 /**

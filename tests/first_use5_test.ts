@@ -195,3 +195,42 @@ Deno.test("Keras's decay says it is a schedule of the learning rate here, and th
   assert.equal(lr(1), lr0);
   assert.equal(lr(2), lr0 / 1.5);
 });
+
+Deno.test("a tensor with its shape, its data of another kind, is not said to be a layer's record", async () => {
+  const shaped = { data: new Float32Array(2), shape: [2] };
+  await assert.rejects(
+    radam().init({ w: { data: shaped, shape: [2] } } as never),
+    saying(
+      TypeError,
+      'Expected parameter "w" to be a Float32Array or { data: Float32Array, shape }, got Object ' +
+        "whose data is Object",
+    ),
+  );
+  const state = await radam().init({ "fc1.weight": new Float32Array(2) });
+  assert.throws(
+    () => step(state, { fc1: shaped } as never),
+    (error: Error) =>
+      error instanceof TypeError &&
+      error.message.endsWith(
+        'Missing gradient for parameter "fc1.weight"; got an unexpected "fc1"',
+      ),
+  );
+  assert.equal(state.step, 0);
+});
+
+Deno.test("a list of one gradient for a state of one bare tensor says to pass it bare", async () => {
+  const state = await radam().init(new Float32Array(2));
+  const g = new Float32Array([1, 1]);
+  for (const grads of [[g], [g].values()]) {
+    assert.throws(
+      () => step(state, grads as never),
+      saying(
+        TypeError,
+        "(a list: this state holds one tensor, given bare to init: pass its gradient bare, " +
+          "not in a list)",
+      ),
+    );
+  }
+  assert.equal(state.step, 0);
+  assert.equal(step(state, g).step, 1);
+});
