@@ -234,3 +234,31 @@ Deno.test("a list of one gradient for a state of one bare tensor says to pass it
   assert.equal(state.step, 0);
   assert.equal(step(state, g).step, 1);
 });
+
+Deno.test("meanOfContributions refuses a typed array of another type, or a DataView, tagged as a Float32Array", () => {
+  const head = "meanOfContributions(parts, out, acc?): ";
+  const tagged = <T extends object>(value: T) =>
+    Object.defineProperty(value, Symbol.toStringTag, { value: "Float32Array" });
+  const out = new Float32Array([7, 7]);
+  assert.throws(
+    call(meanOfContributions, [{ samples: 1, gradient: tagged(new Uint8Array([1, 2])) }], out),
+    saying(TypeError, `${head}parts[0].gradient must be a Float32Array, got Uint8Array`),
+  );
+  const view = tagged(new DataView(new ArrayBuffer(8)));
+  assert.throws(
+    call(meanOfContributions, parts, view),
+    saying(
+      TypeError,
+      `${head}out must be a Float32Array (where the mean is written), got DataView`,
+    ),
+  );
+  // (a subclass whose tag says Float32Array: a Float64Array still)
+  class Tagged extends Float64Array {}
+  tagged(Tagged.prototype);
+  assert.throws(
+    call(meanOfContributions, [{ samples: 1, gradient: new Tagged([1, 2]) }], out),
+    saying(TypeError, `${head}parts[0].gradient must be a Float32Array`),
+  );
+  assert.deepEqual([...out], [7, 7]);
+  assert.deepEqual([...new Uint8Array(view.buffer)], new Array(8).fill(0));
+});
