@@ -136,9 +136,10 @@ export function bytesHint(value: unknown): string {
 
 /**
  * What to add where the tensor (or gradient) `name` was given as a record of tensors, a model's
- * nested layers (`{ fc1: { weight, bias } }`): that a state holds each tensor under one name, its
- * path (`"fc1.weight"`), as PyTorch's `named_parameters()` names them. Empty for anything else
- * (a tensor given with its shape, `{ data, shape }`, whatever its `data`, too).
+ * nested layers (`{ fc1: { weight, bias } }`, or deeper, `{ encoder: { fc1: { weight } } }`):
+ * that a state holds each tensor under one name, its path (`"fc1.weight"`), as PyTorch's
+ * `named_parameters()` names them. Empty for anything else (a tensor given with its shape,
+ * `{ data, shape }`, whatever its `data`, too).
  *
  * @example
  * ```ts
@@ -150,21 +151,47 @@ export function bytesHint(value: unknown): string {
  *   nestedRecordHint("fc1", layer),
  *   ' (a record of tensors: name each by its path, { "fc1.weight": …, "fc1.bias": … })',
  * );
+ * assert.match(nestedRecordHint("encoder", { fc1: layer }), /"encoder\.fc1\.weight"/);
  * assert.equal(nestedRecordHint("w", { data: [1] }), "");
  * assert.equal(nestedRecordHint("w", { data: { data: new Float32Array(2) }, shape: [2] }), "");
  * ```
  */
 export function nestedRecordHint(name: string, value: unknown): string {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return "";
-  // (a tensor given with its shape, `{ data, shape }`, its data of another type or itself a
-  // shaped tensor, is one tensor: its `data` is no layer to name "w.data")
-  if (ArrayBuffer.isView(value) || "data" in value) return "";
-  const record = value as Record<string, unknown>;
-  const inner = Object.keys(record).filter((key) => isTensor(record[key]));
-  if (inner.length === 0) return "";
-  const paths = inner.slice(0, 2).map((key) => `${JSON.stringify(`${name}.${key}`)}: …`);
-  if (inner.length > 2) paths.push("…");
+  if (!isLayer(value)) return "";
+  const found: string[] = [];
+  tensorPaths(name, value, found, new Set());
+  if (found.length === 0) return "";
+  const paths = found.slice(0, 2).map((path) => `${JSON.stringify(path)}: …`);
+  if (found.length > 2) paths.push("…");
   return ` (a record of tensors: name each by its path, { ${paths.join(", ")} })`;
+}
+
+/**
+ * Whether `value` may be a layer's record: an object, not an array nor a typed array, nor a
+ * tensor given with its shape (`{ data, shape }`, its data of another type or itself a shaped
+ * tensor: one tensor, whose `data` is no layer to name "w.data").
+ */
+function isLayer(value: unknown): value is object {
+  return typeof value === "object" && value !== null && !Array.isArray(value) &&
+    !ArrayBuffer.isView(value) && !("data" in value);
+}
+
+/**
+ * Pushes to `found` the paths (`"encoder.fc1.weight"`) of the tensors under `record` at
+ * `prefix`, depth first, up to three (the hint shows two, and "…" for more); `seen`, the
+ * records gone through, so that a record that refers back (a layer's `parent`) is gone through
+ * once.
+ */
+function tensorPaths(prefix: string, record: object, found: string[], seen: Set<object>): void {
+  seen.add(record);
+  for (const key of Object.keys(record)) {
+    if (found.length > 2) return;
+    const value = (record as Record<string, unknown>)[key];
+    if (isTensor(value)) found.push(`${prefix}.${key}`);
+    else if (isLayer(value) && !seen.has(value)) {
+      tensorPaths(`${prefix}.${key}`, value, found, seen);
+    }
+  }
 }
 
 /**

@@ -218,6 +218,27 @@ Deno.test("a tensor with its shape, its data of another kind, is not said to be 
   assert.equal(state.step, 0);
 });
 
+Deno.test("a model's record nested deeper says each tensor's whole path, a layer referring back too", async () => {
+  const fc1: Record<string, unknown> = { weight: new Float32Array(2), bias: new Float32Array(1) };
+  const encoder = { fc1, norm: { scale: new Float32Array(2) } };
+  fc1.parent = encoder; // (a layer's reference back to its model)
+  const hint = '(a record of tensors: name each by its path, { "encoder.fc1.weight": …, ' +
+    '"encoder.fc1.bias": …, … })';
+  await assert.rejects(
+    radam().init({ encoder } as never),
+    saying(
+      TypeError,
+      `Expected parameter "encoder" to be a Float32Array or { data: Float32Array, shape }, got Object ${hint}`,
+    ),
+  );
+  const state = await radam().init({ "encoder.fc1.weight": new Float32Array(2) });
+  assert.throws(
+    () => step(state, { encoder } as never),
+    saying(TypeError, `got an unexpected "encoder" ${hint}`),
+  );
+  assert.equal(state.step, 0);
+});
+
 Deno.test("a list of one gradient for a state of one bare tensor says to pass it bare", async () => {
   const state = await radam().init(new Float32Array(2));
   const g = new Float32Array([1, 1]);
