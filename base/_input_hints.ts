@@ -136,8 +136,10 @@ export function bytesHint(value: unknown): string {
 
 /**
  * What to add where the tensor (or gradient) `name` was given as a record of tensors, a model's
- * nested layers (`{ fc1: { weight, bias } }`): that a state holds each tensor under one name, its
- * path (`"fc1.weight"`), as PyTorch's `named_parameters()` names them. Empty for anything else.
+ * nested layers (`{ fc1: { weight, bias } }`, or deeper, `{ encoder: { fc1: { weight } } }`):
+ * that a state holds each tensor under one name, its path (`"fc1.weight"`), as PyTorch's
+ * `named_parameters()` names them. Empty for anything else (a tensor given with its shape,
+ * `{ data, shape }`, whatever its `data`, too).
  *
  * @example
  * ```ts
@@ -149,31 +151,65 @@ export function bytesHint(value: unknown): string {
  *   nestedRecordHint("fc1", layer),
  *   ' (a record of tensors: name each by its path, { "fc1.weight": …, "fc1.bias": … })',
  * );
+ * assert.match(nestedRecordHint("encoder", { fc1: layer }), /"encoder\.fc1\.weight"/);
  * assert.equal(nestedRecordHint("w", { data: [1] }), "");
+ * assert.equal(nestedRecordHint("w", { data: { data: new Float32Array(2) }, shape: [2] }), "");
  * ```
  */
 export function nestedRecordHint(name: string, value: unknown): string {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return "";
-  if (ArrayBuffer.isView(value)) return "";
-  const record = value as Record<string, unknown>;
-  const inner = Object.keys(record).filter((key) => isTensor(record[key]));
-  if (inner.length === 0) return "";
-  const paths = inner.slice(0, 2).map((key) => `${JSON.stringify(`${name}.${key}`)}: …`);
-  if (inner.length > 2) paths.push("…");
+  if (!isLayer(value)) return "";
+  const found: string[] = [];
+  tensorPaths(name, value, found, new Set());
+  if (found.length === 0) return "";
+  const paths = found.slice(0, 2).map((path) => `${JSON.stringify(path)}: …`);
+  if (found.length > 2) paths.push("…");
   return ` (a record of tensors: name each by its path, { ${paths.join(", ")} })`;
 }
 
-/** Whether `value` is a tensor `init` takes: a Float32Array, or `{ data: Float32Array }`. */
+/**
+ * Whether `value` may be a layer's record: an object, not an array nor a typed array, nor a
+ * tensor given with its shape (`{ data, shape }`, its data of another type or itself a shaped
+ * tensor: one tensor, whose `data` is no layer to name "w.data").
+ */
+function isLayer(value: unknown): value is object {
+  return typeof value === "object" && value !== null && !Array.isArray(value) &&
+    !ArrayBuffer.isView(value) && !("data" in value);
+}
+
+/**
+ * Pushes to `found` the paths (`"encoder.fc1.weight"`) of the tensors under `record` at
+ * `prefix`, depth first, up to three (the hint shows two, and "…" for more); `seen`, the
+ * records gone through, so that a record that refers back (a layer's `parent`) is gone through
+ * once.
+ */
+function tensorPaths(prefix: string, record: object, found: string[], seen: Set<object>): void {
+  seen.add(record);
+  for (const key of Object.keys(record)) {
+    if (found.length > 2) return;
+    const value = (record as Record<string, unknown>)[key];
+    if (isTensor(value)) found.push(`${prefix}.${key}`);
+    else if (isLayer(value) && !seen.has(value)) {
+      tensorPaths(`${prefix}.${key}`, value, found, seen);
+    }
+  }
+}
+
+/**
+ * Whether `value` is a tensor `init` takes: a Float32Array, `{ data: Float32Array }`, or a GPU
+ * tensor (a webgpu state's).
+ */
 function isTensor(value: unknown): boolean {
   return value instanceof Float32Array ||
     (typeof value === "object" && value !== null &&
-      (value as { data?: unknown }).data instanceof Float32Array);
+      ((value as { data?: unknown }).data instanceof Float32Array || isGpuTensorLike(value)));
 }
 
 /**
  * What to add where a step was given a list of gradients (`[gw, gb]`, as PyTorch's
- * `p.grad for p in model.parameters()`), or an iterator of them: to give each under its tensor's
- * name, the state's `names` (the first three shown). Empty for anything else.
+ * `p.grad for p in model.parameters()`; Float32Arrays or GPU tensors), or an iterator of them:
+ * to give each under its tensor's name, the state's `names` (the first three shown); for a state
+ * of one tensor given bare to `init` (named `""`), to pass its gradient bare. Empty for anything
+ * else.
  *
  * @example
  * ```ts
@@ -184,19 +220,31 @@ function isTensor(value: unknown): boolean {
  *   gradientListHint([new Float32Array(2)], ["w", "b"]),
  *   ' (a list: give each gradient under its tensor\'s name, { "w": …, "b": … })',
  * );
+ * assert.match(gradientListHint([new Float32Array(2)], [""]), /pass its gradient bare/);
  * assert.equal(gradientListHint([1, 2], ["w"]), "");
  * ```
  */
 export function gradientListHint(value: unknown, names: readonly string[]): string {
   const list = Array.isArray(value)
-    ? value.length > 0 && value.every((v) => v instanceof Float32Array)
+    ? value.length > 0 && value.every(isGradient)
     : typeof value === "object" && value !== null &&
       typeof (value as { next?: unknown }).next === "function" &&
       typeof (value as { [Symbol.iterator]?: unknown })[Symbol.iterator] === "function";
   if (!list) return "";
+  // (a state of one tensor given bare to init holds it under the name "": its gradient is bare)
+  if (names.length === 1 && names[0] === "") {
+    return " (a list: this state holds one tensor, given bare to init: pass its gradient bare, " +
+      "not in a list)";
+  }
   const shown = names.slice(0, 3).map((name) => `${JSON.stringify(name)}: …`);
   if (names.length > 3) shown.push("…");
   return ` (a list: give each gradient under its tensor's name, { ${shown.join(", ")} })`;
+}
+
+/** Whether `value` is a gradient a step takes: a Float32Array, or a GPU tensor. */
+function isGradient(value: unknown): boolean {
+  return value instanceof Float32Array ||
+    (typeof value === "object" && value !== null && isGpuTensorLike(value));
 }
 
 /**

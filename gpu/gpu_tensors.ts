@@ -5,7 +5,7 @@
  * @module
  */
 import { described } from "../base/_errors.ts";
-import { tensorHint } from "../base/_input_hints.ts";
+import { gradientListHint, tensorHint } from "../base/_input_hints.ts";
 import {
   checkParams,
   checkTensorNames,
@@ -464,7 +464,7 @@ export function checkGpuGrads(
   if (!single && !isRecord(grads)) {
     throw new TypeError(
       `Grads must be a Float32Array, a GPU tensor or a record of them, got ${described(grads)}${
-        tensorHint(grads)
+        tensorHint(grads) || gradientListHint(grads, names)
       }`,
     );
   }

@@ -135,9 +135,18 @@ function isIterable(value: unknown): value is Iterable<unknown> {
 
 /**
  * Whether `value` is a typed array of type `name`, of this realm or another (whose class is not
- * this realm's, so that `instanceof` is false): asked of its tag, which only a view reports so.
+ * this realm's, so that `instanceof` is false): asked of the type it was made with, which the
+ * typed arrays' own `Symbol.toStringTag` getter reads from the array itself (undefined for
+ * anything else). Not of `Object.prototype.toString`, which an own or a subclass's
+ * `Symbol.toStringTag` answers: a `Uint8Array` or a `DataView` so tagged passed for a
+ * Float32Array, its bytes summed as floats, or the mean written to none of its elements.
  */
 function isTyped(value: unknown, name: "Float32Array" | "Float64Array"): boolean {
-  return ArrayBuffer.isView(value) &&
-    Object.prototype.toString.call(value) === `[object ${name}]`;
+  return typedArrayName.call(value) === name;
 }
+
+/** `%TypedArray%.prototype[Symbol.toStringTag]`'s getter: the type a typed array was made as. */
+const typedArrayName = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype),
+  Symbol.toStringTag,
+)!.get as (this: unknown) => string | undefined;

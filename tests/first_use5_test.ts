@@ -195,3 +195,91 @@ Deno.test("Keras's decay says it is a schedule of the learning rate here, and th
   assert.equal(lr(1), lr0);
   assert.equal(lr(2), lr0 / 1.5);
 });
+
+Deno.test("a tensor with its shape, its data of another kind, is not said to be a layer's record", async () => {
+  const shaped = { data: new Float32Array(2), shape: [2] };
+  await assert.rejects(
+    radam().init({ w: { data: shaped, shape: [2] } } as never),
+    saying(
+      TypeError,
+      'Expected parameter "w" to be a Float32Array or { data: Float32Array, shape }, got Object ' +
+        "whose data is Object",
+    ),
+  );
+  const state = await radam().init({ "fc1.weight": new Float32Array(2) });
+  assert.throws(
+    () => step(state, { fc1: shaped } as never),
+    (error: Error) =>
+      error instanceof TypeError &&
+      error.message.endsWith(
+        'Missing gradient for parameter "fc1.weight"; got an unexpected "fc1"',
+      ),
+  );
+  assert.equal(state.step, 0);
+});
+
+Deno.test("a model's record nested deeper says each tensor's whole path, a layer referring back too", async () => {
+  const fc1: Record<string, unknown> = { weight: new Float32Array(2), bias: new Float32Array(1) };
+  const encoder = { fc1, norm: { scale: new Float32Array(2) } };
+  fc1.parent = encoder; // (a layer's reference back to its model)
+  const hint = '(a record of tensors: name each by its path, { "encoder.fc1.weight": …, ' +
+    '"encoder.fc1.bias": …, … })';
+  await assert.rejects(
+    radam().init({ encoder } as never),
+    saying(
+      TypeError,
+      `Expected parameter "encoder" to be a Float32Array or { data: Float32Array, shape }, got Object ${hint}`,
+    ),
+  );
+  const state = await radam().init({ "encoder.fc1.weight": new Float32Array(2) });
+  assert.throws(
+    () => step(state, { encoder } as never),
+    saying(TypeError, `got an unexpected "encoder" ${hint}`),
+  );
+  assert.equal(state.step, 0);
+});
+
+Deno.test("a list of one gradient for a state of one bare tensor says to pass it bare", async () => {
+  const state = await radam().init(new Float32Array(2));
+  const g = new Float32Array([1, 1]);
+  for (const grads of [[g], [g].values()]) {
+    assert.throws(
+      () => step(state, grads as never),
+      saying(
+        TypeError,
+        "(a list: this state holds one tensor, given bare to init: pass its gradient bare, " +
+          "not in a list)",
+      ),
+    );
+  }
+  assert.equal(state.step, 0);
+  assert.equal(step(state, g).step, 1);
+});
+
+Deno.test("meanOfContributions refuses a typed array of another type, or a DataView, tagged as a Float32Array", () => {
+  const head = "meanOfContributions(parts, out, acc?): ";
+  const tagged = <T extends object>(value: T) =>
+    Object.defineProperty(value, Symbol.toStringTag, { value: "Float32Array" });
+  const out = new Float32Array([7, 7]);
+  assert.throws(
+    call(meanOfContributions, [{ samples: 1, gradient: tagged(new Uint8Array([1, 2])) }], out),
+    saying(TypeError, `${head}parts[0].gradient must be a Float32Array, got Uint8Array`),
+  );
+  const view = tagged(new DataView(new ArrayBuffer(8)));
+  assert.throws(
+    call(meanOfContributions, parts, view),
+    saying(
+      TypeError,
+      `${head}out must be a Float32Array (where the mean is written), got DataView`,
+    ),
+  );
+  // (a subclass whose tag says Float32Array: a Float64Array still)
+  class Tagged extends Float64Array {}
+  tagged(Tagged.prototype);
+  assert.throws(
+    call(meanOfContributions, [{ samples: 1, gradient: new Tagged([1, 2]) }], out),
+    saying(TypeError, `${head}parts[0].gradient must be a Float32Array`),
+  );
+  assert.deepEqual([...out], [7, 7]);
+  assert.deepEqual([...new Uint8Array(view.buffer)], new Array(8).fill(0));
+});

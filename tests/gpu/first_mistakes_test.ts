@@ -19,6 +19,7 @@ import {
   step,
 } from "../../mod.ts";
 import { readAll } from "../cases.ts";
+import { saying } from "../util.ts";
 import { adapter, device, ignore } from "./gpu_device.ts";
 
 const ALL = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -213,6 +214,54 @@ Deno.test({
       );
     } finally {
       other.destroy();
+    }
+  },
+});
+
+Deno.test({
+  name: "webgpu: a list of gradients, or a layer's record of GPU tensors, says how to name them",
+  ignore,
+  async fn() {
+    const buffers = [bufferOf(16), bufferOf(16)];
+    try {
+      const state = await adam({ backend: "webgpu" }).init({
+        "fc1.weight": new Float32Array(4),
+        "fc1.bias": new Float32Array(4),
+      }, { device: device! });
+      const hint = `(a list: give each gradient under its tensor's name, { "fc1.weight": …, ` +
+        `"fc1.bias": … })`;
+      const slots = [state.grads["fc1.weight"], state.grads["fc1.bias"]];
+      const lists = [slots, buffers, [new Float32Array(4), new Float32Array(4)], slots.values()];
+      for (const list of lists) {
+        assert.throws(
+          () => step(state, list as never),
+          (error: Error) => error instanceof TypeError && error.message.endsWith(hint),
+        );
+      }
+      const layer = { fc1: { weight: buffers[0], bias: { buffer: buffers[1], length: 4 } } };
+      assert.throws(
+        () => step(state, layer as never),
+        saying(
+          TypeError,
+          'got an unexpected "fc1" (a record of tensors: name each by its path, ' +
+            '{ "fc1.weight": …, "fc1.bias": … })',
+        ),
+      );
+      assert.equal(state.step, 0);
+      const next = step(state, { "fc1.weight": buffers[0], "fc1.bias": buffers[1] });
+      assert.equal(next.step, 1);
+      // A state of one bare tensor takes its gradient bare, not in a list.
+      const bare = await adam({ backend: "webgpu" }).init(new Float32Array(4), { device: device! });
+      assert.throws(
+        () => step(bare, [buffers[0]] as never),
+        saying(
+          TypeError,
+          "this state holds one tensor, given bare to init: pass its gradient bare",
+        ),
+      );
+      assert.equal(step(bare, buffers[0]).step, 1);
+    } finally {
+      for (const b of buffers) b.destroy();
     }
   },
 });
