@@ -4,12 +4,11 @@
  * number of tensors, and no JSON work for each of them (a model may have hundreds of thousands;
  * each `JSON.stringify` of a name, or `JSON.parse` of a header key, was then seconds).
  *
- * The built-ins the library's per-tensor work goes through are counted while it runs (an array
- * method weighed by the array's length: a scan of all the names for each name counts n² where
- * one lookup each counts n), at n, 2n and 4n tensors; counts that grow linearly grow as much
- * from 2n to 4n as twice from n to 2n, and a quadratic term makes the second far larger.
+ * The built-ins the library's per-tensor work goes through are counted while it runs, at n, 2n
+ * and 4n tensors (tests/work_counts.ts).
  */
 import assert from "node:assert/strict";
+import { assertLinear, counted, type Work } from "./work_counts.ts";
 import {
   loadState,
   lookahead,
@@ -20,85 +19,6 @@ import {
   sgd,
   step,
 } from "../mod.ts";
-
-/** Counted work by what did it (`Array.includes`, `JSON.parse`, …) during {@linkcode counted}. */
-type Work = Map<string, number>;
-
-/** Array methods, weighed by the length of the array each runs on. */
-const ARRAY_METHODS = [
-  "includes",
-  "indexOf",
-  "lastIndexOf",
-  "find",
-  "findIndex",
-  "some",
-  "every",
-  "filter",
-  "map",
-  "forEach",
-  "flatMap",
-  "flat",
-  "slice",
-  "join",
-  "concat",
-  "sort",
-  "reduce",
-  "splice",
-  "fill",
-  "values",
-] as const;
-
-/** Replaces `owner[key]` by a function that adds `weight` of each call made while `on()`. */
-function spy(
-  owner: Record<string, unknown>,
-  key: string,
-  label: string,
-  weight: (self: unknown, result: unknown) => number,
-  work: Work,
-  on: { now: boolean },
-): () => void {
-  const original = owner[key] as (...args: unknown[]) => unknown;
-  owner[key] = function (this: unknown, ...args: unknown[]) {
-    const result = Reflect.apply(original, this, args);
-    if (on.now) {
-      on.now = false; // (what the weighing calls is not counted)
-      work.set(label, (work.get(label) ?? 0) + weight(this, result));
-      on.now = true;
-    }
-    return result;
-  };
-  return () => owner[key] = original;
-}
-
-/** The work `run` does, counted (the built-ins put back after, whatever it throws). */
-async function counted(run: () => Promise<void>): Promise<Work> {
-  const work: Work = new Map();
-  const on = { now: false };
-  const length = (self: unknown) => (self as { length?: number })?.length ?? 0;
-  const size = (_: unknown, result: unknown) => Array.isArray(result) ? result.length : 1;
-  const one = () => 1;
-  const restore = [
-    ...ARRAY_METHODS.map((k) => spy(Array.prototype as never, k, `Array.${k}`, length, work, on)),
-    ...["has", "get", "set", "delete"].map((k) =>
-      spy(Map.prototype as never, k, `Map.${k}`, one, work, on)
-    ),
-    ...["has", "add", "delete"].map((k) =>
-      spy(Set.prototype as never, k, `Set.${k}`, one, work, on)
-    ),
-    ...["keys", "entries", "values", "fromEntries", "assign", "defineProperty"].map((k) =>
-      spy(Object as never, k, `Object.${k}`, size, work, on)
-    ),
-    ...["stringify", "parse"].map((k) => spy(JSON as never, k, `JSON.${k}`, one, work, on)),
-  ];
-  try {
-    on.now = true;
-    await run();
-  } finally {
-    on.now = false;
-    restore.forEach((put) => put());
-  }
-  return work;
-}
 
 /** Names of one length (a name of more digits is no more work), `n` of them. */
 function paramsOf(n: number): Record<string, Float32Array> {
@@ -134,11 +54,7 @@ for (const [what, make] of OPTIMIZERS) {
       await lifeOf(make(), 2 * n),
       await lifeOf(make(), 4 * n),
     ];
-    for (const key of new Set([...a.keys(), ...b.keys(), ...c.keys()])) {
-      const [x, y, z] = [a.get(key) ?? 0, b.get(key) ?? 0, c.get(key) ?? 0];
-      // Linear: z - y = 2(y - x) (a few calls of slack); n² adds 6n² to the left side alone.
-      assert.ok(z - y <= 2 * (y - x) + 8, `${key}: ${x}, ${y}, ${z} at ${n}, ${2 * n}, ${4 * n}`);
-    }
+    assertLinear(a, b, c, n);
   });
 
   Deno.test(`${what}: init, step, save and load make no JSON per tensor`, async () => {

@@ -1,12 +1,14 @@
 /**
- * A WebGPU state's init uploads the host params of consecutive tensors together: a model of
- * many small tensors took one `writeBuffer` each, most of its init. The params read back are
- * the ones given, bit for bit, whatever their sizes (a tensor above the gathered upload's bytes
- * is uploaded by itself).
+ * A WebGPU state's init of many tensors: it uploads the host params of consecutive tensors
+ * together (a model of many small tensors took one `writeBuffer` each, most of its init), and
+ * its work grows linearly with the tensors (a scan of all the names for each name made it grow
+ * with their square, from a state too). The params read back are the ones given, bit for bit,
+ * whatever their sizes (a tensor above the gathered upload's bytes is uploaded by itself).
  */
 import assert from "node:assert/strict";
 import { dispose, radam, readParams } from "../../mod.ts";
 import { bits, randoms } from "../util.ts";
+import { assertLinear, counted } from "../work_counts.ts";
 import { device, ignore, noGpuErrors } from "./gpu_device.ts";
 
 /** Host params of `n` small tensors, of 1 to 5 elements. */
@@ -61,5 +63,26 @@ Deno.test({
       assert.deepEqual(bits(read[name]), bits(values), name);
     }
     dispose(state);
+  },
+});
+
+Deno.test({
+  name: "WebGPU init, and init from a WebGPU state, do work linear in the tensors",
+  ignore,
+  fn: async () => {
+    const n = 100;
+    const opt = radam({ lr: 1e-3 });
+    const work = async (n: number) => {
+      const params = smallParams(n);
+      const previous = await opt.init(params, { device });
+      const counts = await counted(async () => {
+        dispose(await opt.init(params, { device }));
+        dispose(await opt.init(params, { device, from: previous }));
+      });
+      dispose(previous);
+      return counts;
+    };
+    await work(n); // (what is done once, the first time, is not counted)
+    assertLinear(await work(n), await work(2 * n), await work(4 * n), n);
   },
 });
