@@ -124,8 +124,7 @@ export function headerJsonLength(
   let offset = 0;
   for (const t of tensors) {
     const end = offset + t.byteLength;
-    const entry = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, end] };
-    bytes += 2 + utf8Length(JSON.stringify(t.name)) + utf8Length(JSON.stringify(entry));
+    bytes += 2 + jsonStringBytes(t.name) + entryBytes(t, offset, end);
     offset = end;
   }
   return bytes;
@@ -145,6 +144,38 @@ export function headerJsonLength(
  */
 export function paddedHeaderLength(json: number): number {
   return Math.ceil(json / 8) * 8;
+}
+
+/**
+ * Bytes of `JSON.stringify(name)` in UTF-8: counted where each character is printable ASCII
+ * written as itself (no string is made for a tensor of a common name), else of that string.
+ */
+function jsonStringBytes(name: string): number {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 /* " */ || c === 0x5c /* \ */) {
+      return utf8Length(JSON.stringify(name));
+    }
+  }
+  return name.length + 2;
+}
+
+/**
+ * Bytes of the JSON of a tensor's entry, `{"dtype":…,"shape":[…],"data_offsets":[begin,end]}`:
+ * counted where its numbers are finite (`String` then writes each as JSON does), else of the
+ * JSON itself.
+ */
+function entryBytes(t: TensorPlan, begin: number, end: number): number {
+  let bytes = '{"dtype":"","shape":[],"data_offsets":[,]}'.length + t.dtype.length;
+  bytes += String(begin).length + String(end).length + Math.max(t.shape.length - 1, 0);
+  for (const d of t.shape) {
+    if (!Number.isFinite(d)) {
+      const entry = { dtype: t.dtype, shape: t.shape, data_offsets: [begin, end] };
+      return utf8Length(JSON.stringify(entry));
+    }
+    bytes += String(d).length;
+  }
+  return bytes;
 }
 
 /** Where one tensor lies, as read from a header (byte offsets relative to the data). */
@@ -232,14 +263,16 @@ export function checkDuplicateKeys(text: string, what: string): void {
       stack.pop();
       i++;
     } else if (c === 0x22 /* " */) {
-      let j = i + 1;
+      let j = i + 1, escaped = false;
       while (j < n) {
         const d = text.charCodeAt(j);
-        if (d === 0x5c /* \ */) j += 2;
-        else if (d === 0x22) break;
+        if (d === 0x5c /* \ */) {
+          escaped = true;
+          j += 2;
+        } else if (d === 0x22) break;
         else j++;
       }
-      const raw = text.slice(i, j + 1);
+      const start = i;
       i = j + 1;
       const top = stack[stack.length - 1];
       if (!top) continue;
@@ -250,7 +283,10 @@ export function checkDuplicateKeys(text: string, what: string): void {
         k++;
       }
       if (text[k] !== ":") continue; // a value, not a key
-      const key = JSON.parse(raw) as string;
+      // (Read as JSON only where escaped: a header of many tensors has as many keys.)
+      const key = escaped
+        ? JSON.parse(text.slice(start, j + 1)) as string
+        : text.slice(start + 1, j);
       if (top.has(key)) {
         throw new CheckpointError(`${what} has the key ${JSON.stringify(key)} twice`);
       }
@@ -388,11 +424,11 @@ function metadataOf(header: Record<string, unknown>): Record<string, string> {
 
 /** One tensor's header entry, checked against itself and the `dataLength` bytes of data. */
 function tensorEntry(name: string, raw: unknown, dataLength: number): TensorEntry {
-  const label = `Tensor ${JSON.stringify(name)}`;
-  if (!isPlainObject(raw)) throw new CheckpointError(`${label}: entry must be an object`);
+  const label = () => `Tensor ${JSON.stringify(name)}`; // (made for an error alone)
+  if (!isPlainObject(raw)) throw new CheckpointError(`${label()}: entry must be an object`);
   if (typeof raw.dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, raw.dtype)) {
     throw new CheckpointError(
-      `${label}: dtype ${
+      `${label()}: dtype ${
         JSON.stringify(raw.dtype) ?? "missing"
       }; only F32, I8 and U8 are supported`,
     );
@@ -401,26 +437,26 @@ function tensorEntry(name: string, raw: unknown, dataLength: number): TensorEntr
   const size = DTYPE_BYTES[dtype];
   const shape = raw.shape;
   if (!Array.isArray(shape) || !shape.every(isIndex)) {
-    throw new CheckpointError(`${label}: shape must be an array of non-negative integers`);
+    throw new CheckpointError(`${label()}: shape must be an array of non-negative integers`);
   }
   const offsets = raw.data_offsets;
   if (
     !Array.isArray(offsets) || offsets.length !== 2 || !isIndex(offsets[0]) ||
     !isIndex(offsets[1]) || offsets[0] > offsets[1]
   ) {
-    throw new CheckpointError(`${label}: data_offsets must be [begin, end] with begin ≤ end`);
+    throw new CheckpointError(`${label()}: data_offsets must be [begin, end] with begin ≤ end`);
   }
   const [begin, end] = offsets as [number, number];
   if (end > dataLength) {
     throw new CheckpointError(
-      `${label}: data_offsets [${begin}, ${end}] run past the ${dataLength} bytes of data`,
+      `${label()}: data_offsets [${begin}, ${end}] run past the ${dataLength} bytes of data`,
     );
   }
   let elements = 1;
   for (const d of shape as number[]) elements *= d;
   if (elements * size !== end - begin) {
     throw new CheckpointError(
-      `${label}: shape [${shape.join(", ")}] of ${dtype} needs ${
+      `${label()}: shape [${shape.join(", ")}] of ${dtype} needs ${
         elements * size
       } bytes, data_offsets give ${end - begin}`,
     );

@@ -77,31 +77,69 @@ export function stateTensors(config: Settings<unknown>): readonly StateTensor[] 
  */
 export function checkSavableNames(config: Settings<unknown>, layout: ArenaLayout): void {
   const kinds = stateTensors(config);
-  const holder = new Map<string, string>();
-  const claim = (file: string, what: string) => {
+  const suffixes = kinds.flatMap((k) =>
+    k.moment === undefined ? [k.suffix] : [k.suffix, `${k.suffix}.codes`, `${k.suffix}.scales`]
+  );
+  if (!mayCollide(layout.names, suffixes)) return;
+  // By file name, who takes it: a parameter's index, its kind and its form (0: f32 values, 1:
+  // codes, 2: scales), packed in one number; said in words only for an error (a model may have
+  // hundreds of thousands of tensors: no string is built per tensor beyond its file name).
+  const holder = new Map<string, number>();
+  const what = (taker: number) => {
+    const form = taker % 3, k = kinds[Math.floor(taker / 3) % kinds.length];
+    const name = JSON.stringify(layout.names[Math.floor(taker / 3 / kinds.length)]);
+    const of = k.suffix === "" ? `the parameter ${name}` : `the ${k.suffix.slice(1)} of ${name}`;
+    return form === 0 ? of : `${of} (${form === 1 ? "codes" : "scales"})`;
+  };
+  const claim = (file: string, taker: number) => {
     const other = file === METADATA_KEY ? "the header's metadata" : holder.get(file);
     if (other !== undefined) {
       throw new TypeError(
-        `A checkpoint would hold ${JSON.stringify(file)} twice, as ${other} and as ${what}: ` +
-          `rename the tensor`,
+        `A checkpoint would hold ${JSON.stringify(file)} twice, as ${
+          typeof other === "string" ? other : what(other)
+        } and as ${what(taker)}: rename the tensor`,
       );
     }
-    holder.set(file, what);
+    holder.set(file, taker);
   };
-  for (const name of layout.names) {
-    for (const k of kinds) {
-      const file = name + k.suffix;
-      const what = k.suffix === ""
-        ? `the parameter ${JSON.stringify(name)}`
-        : `the ${k.suffix.slice(1)} of ${JSON.stringify(name)}`;
-      claim(file, what);
+  layout.names.forEach((name, i) => {
+    kinds.forEach((k, j) => {
+      const file = name + k.suffix, taker = 3 * (i * kinds.length + j);
+      claim(file, taker);
       // A moment is read from either form, whatever the state holds: both are taken.
       if (k.moment !== undefined) {
-        claim(`${file}.codes`, `${what} (codes)`);
-        claim(`${file}.scales`, `${what} (scales)`);
+        claim(`${file}.codes`, taker + 1);
+        claim(`${file}.scales`, taker + 2);
       }
+    });
+  });
+}
+
+/**
+ * Whether two of the tensors named each of `names` with each of `suffixes` (all different), or
+ * one and the header's metadata, may have one name: false proves that none do, with one lookup
+ * per name and pair of suffixes, where taking each name would hold one string per tensor. Two
+ * names `a` and `b` make one only where `a` is `b` and what one suffix has before another that
+ * ends it (`a + s === b + t`), or one is `__metadata__` less the end that is a suffix.
+ */
+function mayCollide(names: readonly string[], suffixes: readonly string[]): boolean {
+  if (new Set(suffixes).size !== suffixes.length) return true;
+  const tails = new Set<string>();
+  for (const s of suffixes) {
+    for (const t of suffixes) {
+      if (t !== s && t.endsWith(s)) tails.add(t.slice(0, t.length - s.length));
     }
   }
+  const heads = suffixes.filter((s) => METADATA_KEY.endsWith(s))
+    .map((s) => METADATA_KEY.slice(0, METADATA_KEY.length - s.length));
+  const known = new Set(names);
+  for (const name of names) {
+    if (heads.includes(name)) return true;
+    for (const tail of tails) {
+      if (name.endsWith(tail) && known.has(name.slice(0, name.length - tail.length))) return true;
+    }
+  }
+  return false;
 }
 
 /** A tensor's state of one kind as a file holds it: f32 values, or a moment's codes. */
@@ -155,12 +193,15 @@ export function readTensors(
   values = true,
 ): ReadTensors {
   const { tensors } = file;
-  const held = (name: string, kind: StateTensor) =>
-    kind.moment !== undefined &&
-      (tensors.has(`${name}${kind.suffix}.codes`) || tensors.has(`${name}${kind.suffix}.scales`))
-      ? [`${name}${kind.suffix}.codes`, `${name}${kind.suffix}.scales`]
-      : [name + kind.suffix];
-  const expected = names.flatMap((n) => kinds.flatMap((k) => held(n, k)));
+  const held = (name: string, kind: StateTensor) => {
+    const file = name + kind.suffix;
+    if (kind.moment === undefined) return [file];
+    const codes = `${file}.codes`, scales = `${file}.scales`;
+    return tensors.has(codes) || tensors.has(scales) ? [codes, scales] : [file];
+  };
+  // The names of each parameter's tensors of each kind, made once (read twice).
+  const forms = names.map((n) => kinds.map((k) => held(n, k)));
+  const expected = forms.flat(2);
   const known = new Set(expected);
   for (const tensorName of tensors.keys()) {
     // (A holder's tensors saved beside the state, core/checkpoint_extras.ts, are left to it.)
@@ -178,11 +219,11 @@ export function readTensors(
   const out: ReadTensors = { lengths: [], shapes: [], data: [], codes: false };
   // Null-prototype records: a tensor may be named "__proto__".
   out.data = kinds.map(() => Object.create(null));
-  for (const name of names) {
+  names.forEach((name, i) => {
     const param = tensors.get(name);
     const shape = param?.shape ?? [];
     kinds.forEach((kind, j) => {
-      const [first, scales] = held(name, kind);
+      const [first, scales] = forms[i][j];
       const entry = entryOf(tensors, first, name, shape);
       if (scales === undefined) {
         checkDtype(entry, "F32", first, "f32 values");
@@ -201,7 +242,7 @@ export function readTensors(
     });
     out.lengths.push(shape.reduce((a, b) => a * b, 1));
     out.shapes.push(shape.slice());
-  }
+  });
   // A holder's tensors saved beside the state (core/checkpoint_extras.ts), checked as it saves
   // them, so that a damaged file's tensor of a name so ending is not taken for one.
   const lengths = new Map(names.map((name, i) => [name, out.lengths[i]]));

@@ -327,8 +327,7 @@ export function checkGpuParams(params: unknown): CheckedGpuParams {
       );
     }
     if (isGpuTensorInput(value)) {
-      const t = gpuTensorOf(value, name, "parameter", 0);
-      const usage = t.buffer.usage;
+      const t = gpuTensorOf(value, name, "parameter", 0), usage = t.buffer.usage;
       if ((usage & STORAGE_USAGE) === 0 && (usage & COPY_USAGE) !== COPY_USAGE) {
         throw new TypeError(
           `Expected the buffer of ${
@@ -352,7 +351,8 @@ export function checkGpuParams(params: unknown): CheckedGpuParams {
   const shapes: (readonly number[])[] = lengths.map((n) => [n]);
   if (names.length === 0 || host.size > 0) {
     const checked = checkParams(names.length === 0 ? {} : hostOnly);
-    checked.names.forEach((name, k) => shapes[names.indexOf(name)] = checked.shapes[k]);
+    const at = new Map(names.map((name, i) => [name, i])); // (not a scan of names for each)
+    checked.names.forEach((name, k) => shapes[at.get(name)!] = checked.shapes[k]);
   }
   return { names, lengths, host, device, shapes };
 }

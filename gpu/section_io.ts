@@ -13,6 +13,9 @@ import type { GpuPlanLimits } from "./arena_plan.ts";
 import { sectionBytes } from "./compact_plan.ts";
 import { type Dispatch, dispatchEach } from "./pipelines.ts";
 
+/** The most bytes one upload of host params gathers of tensors one after another (1 MiB). */
+const GATHER_BYTES = 1 << 20;
+
 const SECTION_LABELS = [
   "params",
   "grads",
@@ -295,18 +298,37 @@ export class SectionIO {
     }
   }
 
-  /** Uploads host params of some tensors (at init; the others come from caller buffers). */
+  /**
+   * Uploads host params of some tensors (at init; the others come from caller buffers): those
+   * one after another in the arena in one upload of up to {@linkcode GATHER_BYTES}, the bytes
+   * between them zeros, as the new buffer's are (an upload each was most of the init of a model
+   * of many small tensors).
+   */
   writeHostParams(data: Readonly<Record<string, Float32Array>>): void {
-    this.#layout.names.forEach((name, i) => {
+    const { names, offsets, lengths } = this.#layout;
+    const arrays = names.map((name) => {
       const array = Object.hasOwn(data, name) ? data[name] : undefined;
-      if (array?.length) {
-        this.#device.queue.writeBuffer(
-          this.#sections[PARAMS],
-          this.#layout.offsets[i] * 4,
-          array as Float32Array<ArrayBuffer>,
-        );
-      }
+      return array?.length ? array as Float32Array<ArrayBuffer> : undefined;
     });
+    for (let i = 0; i < names.length;) {
+      if (arrays[i] === undefined) {
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      while (
+        j < names.length && arrays[j] !== undefined &&
+        offsets[j] >= offsets[j - 1] + lengths[j - 1] &&
+        (offsets[j] + lengths[j] - offsets[i]) * 4 <= GATHER_BYTES
+      ) j++;
+      let upload = arrays[i]!;
+      if (j > i + 1) {
+        upload = new Float32Array(offsets[j - 1] + arrays[j - 1]!.length - offsets[i]);
+        for (let k = i; k < j; k++) upload.set(arrays[k]!, offsets[k] - offsets[i]);
+      }
+      this.#device.queue.writeBuffer(this.#sections[PARAMS], offsets[i] * 4, upload);
+      i = j;
+    }
   }
 
   /**

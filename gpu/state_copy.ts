@@ -83,7 +83,7 @@ export function encodeHeldCopy(
 
 /** The layout indices of `name` in `from` and `to`, which must hold it alike. */
 function indicesOf(from: ArenaLayout, to: ArenaLayout, name: string): [number, number] {
-  const i = from.names.indexOf(name), j = to.names.indexOf(name);
+  const i = indexIn(from, name), j = indexIn(to, name);
   if (i < 0 || j < 0 || from.lengths[i] !== to.lengths[j] || from.compact[i] !== to.compact[j]) {
     throw new RangeError(
       `Cannot copy the state of tensor ${
@@ -92,4 +92,14 @@ function indicesOf(from: ArenaLayout, to: ArenaLayout, name: string): [number, n
     );
   }
   return [i, j];
+}
+
+/** Each layout's index of each of its names (-1: none), made once a layout. */
+const INDICES = new WeakMap<ArenaLayout, ReadonlyMap<string, number>>();
+
+/** The index of `name` in `layout` (a scan of its names for each name was n² for n tensors). */
+function indexIn(layout: ArenaLayout, name: string): number {
+  let at = INDICES.get(layout);
+  if (at === undefined) INDICES.set(layout, at = new Map(layout.names.map((n, i) => [n, i])));
+  return at.get(name) ?? -1;
 }

@@ -43,7 +43,8 @@ export function allocateArena(
   external: readonly boolean[],
   copiesGradients: boolean,
 ): HeapAllocation | undefined {
-  const slot = names.map((name) => layout.names.indexOf(name));
+  const at = new Map(layout.names.map((name, i) => [name, i])); // (not a scan per name)
+  const slot = names.map((name) => at.get(name) ?? -1);
   const inLayout = layout.names.map(() => false);
   slot.forEach((i, j) => inLayout[i] = external[j]);
   const held = inLayout.some((x, i) => !x && layout.lengths[i] > 0);
