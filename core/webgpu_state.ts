@@ -18,12 +18,8 @@ import {
 import type { DeviceBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
 import { label } from "../base/tensors.ts";
-import {
-  type CheckedGpuParams,
-  checkGpuParams,
-  type GpuTensor,
-  placeGpuParams,
-} from "../gpu/gpu_tensors.ts";
+import { type CheckedGpuParams, checkGpuParams, placeGpuParams } from "../gpu/_gpu_params.ts";
+import type { GpuTensor } from "../gpu/gpu_tensors.ts";
 import type { GpuPlanLimits } from "../gpu/arena_plan.ts";
 import { planGpuLayout } from "../gpu/arena_layout.ts";
 import { buffersRefused } from "../gpu/buffer_probe.ts";

@@ -51,7 +51,8 @@ import {
 } from "./compact_io.ts";
 import { GpuStepCounter, type ReadMark } from "./device_counter.ts";
 import { requireDeviceLost } from "./device_lost.ts";
-import { type CheckedGpuGrad, checkGpuGrads, type GpuTensor, unguarded } from "./gpu_tensors.ts";
+import { type CheckedGpuGrad, checkGpuGrads } from "./_gpu_grads.ts";
+import { type GpuTensor, unguarded } from "./gpu_tensors.ts";
 import { GradLoads } from "./grad_loads.ts";
 import { NonFiniteOrder } from "./nonfinite_order.ts";
 import type { Pipelines } from "./pipelines.ts";
