@@ -18,13 +18,20 @@ import {
   unguarded,
 } from "./gpu_tensors.ts";
 
+/** The buffers of one state's arena: its device, and whether `dispose` has destroyed them. */
+interface Arena {
+  readonly device: GPUDevice;
+  freed: boolean;
+}
+
 /**
- * The device of each buffer of states' arenas: a gradient in one of another device's is refused
- * at the step's call (the GPU's refusal was asynchronous; WebGPU shows no buffer's device).
+ * The arena of each buffer of states' arenas: a gradient in one of another device's, or of a
+ * disposed state's, is refused at the step's call (the GPU's refusal was asynchronous, a call
+ * late; WebGPU shows neither a buffer's device nor whether it is destroyed).
  */
-const SECTION_DEVICES = new WeakMap<GPUBuffer, GPUDevice>();
-/** The slots of states' arenas, by their state's device: as gradients, taken as they are. */
-const ARENA_SLOTS = new WeakMap<GpuTensor, GPUDevice>();
+const SECTION_ARENAS = new WeakMap<GPUBuffer, Arena>();
+/** The slots of states' arenas, by their state's arena: as gradients, taken as they are. */
+const ARENA_SLOTS = new WeakMap<GpuTensor, Arena>();
 
 /**
  * Records `sections` as the arena buffers of a state on `device` (`createSections`,
@@ -38,13 +45,37 @@ const ARENA_SLOTS = new WeakMap<GpuTensor, GPUDevice>();
  * ```
  */
 export function recordSections(device: GPUDevice, sections: readonly GPUBuffer[]): void {
-  for (const buffer of sections) SECTION_DEVICES.set(buffer, device);
+  const arena: Arena = { device, freed: false };
+  for (const buffer of sections) SECTION_ARENAS.set(buffer, arena);
+}
+
+/**
+ * Records `sections` (of {@linkcode recordSections}) as destroyed with their state: a gradient
+ * in one of them is refused by {@linkcode checkGpuGrads} at the call, naming the tensor.
+ *
+ * @example
+ * ```ts
+ * import { arenaSlot, checkGpuGrads, recordFreed, recordSections } from "./_gpu_grads.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const [device, buffer] = [{} as GPUDevice, {} as GPUBuffer];
+ * recordSections(device, [buffer]);
+ * const slot = arenaSlot(Object.freeze({ buffer, offset: 0, size: 8, length: 2 }));
+ * recordFreed([buffer]);
+ * assert.throws(() => checkGpuGrads({ w: slot }, device, ["w"], [2], []), /a disposed state/);
+ * ```
+ */
+export function recordFreed(sections: readonly GPUBuffer[]): void {
+  for (const buffer of sections) {
+    const arena = SECTION_ARENAS.get(buffer);
+    if (arena !== undefined) arena.freed = true;
+  }
 }
 
 /**
  * `slot`, a frozen range of an arena's section (`slotsOf`, section_io.ts; its buffer recorded by
  * {@linkcode recordSections}), recorded as sound (whole f32s of a COPY_SRC buffer never mapped)
- * with its device: {@linkcode checkGpuGrads} looks it up once, its buffer's fields not read.
+ * with its arena: {@linkcode checkGpuGrads} looks it up once, its buffer's fields not read.
  *
  * @example
  * ```ts
@@ -60,19 +91,20 @@ export function recordSections(device: GPUDevice, sections: readonly GPUBuffer[]
  * ```
  */
 export function arenaSlot(slot: GpuTensor): GpuTensor {
-  const device = SECTION_DEVICES.get(slot.buffer);
-  if (device !== undefined) ARENA_SLOTS.set(slot, device);
+  const arena = SECTION_ARENAS.get(slot.buffer);
+  if (arena !== undefined) ARENA_SLOTS.set(slot, arena);
   return slot;
 }
 
 /**
  * `value`, no Float32Array, as the gradient of tensor `name` of a state on `device`: a state's
- * slot as it is, a caller's GPU tensor checked; else, or on another state's device, a TypeError.
+ * slot as it is, a caller's GPU tensor checked; else, or in the buffers of a disposed state or
+ * of a state on another device, a TypeError.
  */
 function gpuGradOf(value: unknown, name: string, device: GPUDevice): GpuTensor {
   let t = value as GpuTensor;
-  let made = ARENA_SLOTS.get(t);
-  if (made === undefined) {
+  let arena = ARENA_SLOTS.get(t);
+  if (arena === undefined) {
     if (!isGpuTensorInput(value)) {
       throw new TypeError(
         `Expected the gradient of ${
@@ -83,13 +115,15 @@ function gpuGradOf(value: unknown, name: string, device: GPUDevice): GpuTensor {
       );
     }
     t = gpuTensorOf(value, name, "gradient of parameter", 0x04);
-    made = SECTION_DEVICES.get(t.buffer);
+    arena = SECTION_ARENAS.get(t.buffer);
   }
-  if (made !== undefined && made !== device) {
+  if (arena !== undefined && (arena.freed || arena.device !== device)) {
     throw new TypeError(
-      `Expected the gradient of ${
-        label(name, "parameter")
-      } to be in a buffer of the state's GPUDevice, got a range of the buffers of a state on another GPUDevice (the GPU copies nothing between devices): pass its values as a Float32Array (read back from there), or compute it on the state's device`,
+      `Expected the gradient of ${label(name, "parameter")} ${
+        arena.freed
+          ? "to be in a live GPU buffer, got a range of the buffers of a disposed state (dispose destroyed them): pass a slot of a state in use, or the values as a Float32Array"
+          : "to be in a buffer of the state's GPUDevice, got a range of the buffers of a state on another GPUDevice (the GPU copies nothing between devices): pass its values as a Float32Array (read back from there), or compute it on the state's device"
+      }`,
     );
   }
   return t;
@@ -100,7 +134,8 @@ export type CheckedGpuGrad = Float32Array | GpuTensor;
 
 /**
  * Validates gradients for a WebGPU state on `device`: same names, Float32Arrays or GPU tensors of
- * the length (none in a buffer of a state on another device; a state's slot taken as it is).
+ * the length (none in a buffer of a disposed state or of a state on another device; a state's
+ * slot taken as it is).
  * Each gradient is read from the record once, into `out` (reused by the caller), which it
  * returns in the order of `names`: a Float32Array as given, a GPU tensor as its checked
  * `{ buffer, offset, size, length }`. The step loads those, never the record again. `visit`

@@ -51,7 +51,7 @@ import {
 } from "./compact_io.ts";
 import { GpuStepCounter, type ReadMark } from "./device_counter.ts";
 import { requireDeviceLost } from "./device_lost.ts";
-import { type CheckedGpuGrad, checkGpuGrads } from "./_gpu_grads.ts";
+import { type CheckedGpuGrad, checkGpuGrads, recordFreed } from "./_gpu_grads.ts";
 import { type GpuTensor, unguarded } from "./gpu_tensors.ts";
 import { GradLoads } from "./grad_loads.ts";
 import { NonFiniteOrder } from "./nonfinite_order.ts";
@@ -449,6 +449,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   /** Frees the GPU buffers: the state can no longer be used, and reads pending reject. */
   destroy(): void {
     this.#disposed = true;
+    recordFreed(this.#sections); // (a slot of it given to another state's step is refused)
     for (const b of this.#sections) b.destroy();
     for (const b of this.#extraBuffers) b.destroy();
     this.#centralizations.destroy();

@@ -2,7 +2,8 @@
  * The record of gradients a WebGPU step is given: the state's own `state.grads` (its slots, as
  * they are, as `step(state)` takes them); a plain record of states' slots (`{ ...state.grads }`),
  * taken as they are, their buffers' fields not read (a few hundred nanoseconds a tensor a step);
- * slots of a state on another device, refused at the call (the GPU's refusal came a step later);
+ * slots of a state on another device or of a disposed one, refused at the call (the GPU's refusal
+ * came a step later);
  * and a record with a name the state lacks, which is refused with the CPU backends' words (their
  * hint was missing) and, among many tensors, found by a count, not a search of the names for
  * each key (quadratic in the tensors: a millisecond a step at 1000).
@@ -120,6 +121,49 @@ Deno.test({
       dispose(state);
       dispose(there);
       other.destroy();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a gradient in the buffers of a disposed state is a TypeError naming the tensor at the call (the GPU refused the step, and the call after threw), the state as it was",
+  ignore,
+  async fn() {
+    const opt = adam({ lr: 0.1, backend: "webgpu" });
+    const params = { w: new Float32Array([1, 2, 3]), b: new Float32Array([4]) };
+    let state = await opt.init(params, { device });
+    const gone = await opt.init(params, { device });
+    const { grads: slots, params: paramSlots } = gone;
+    dispose(gone);
+    try {
+      await noGpuErrors(async () => {
+        const before = await readParams(state);
+        const range = { buffer: slots.w.buffer, offset: slots.w.offset, length: 3 };
+        const given: [string, unknown][] = [
+          ["its slots", slots],
+          ["a plain record of them", { ...slots }],
+          ["one of them", { w: state.grads.w, b: slots.b }],
+          ["a range of its buffer", { w: range, b: Float32Array.of(1) }],
+          ["its params", { w: new Float32Array(3), b: paramSlots.b }],
+        ];
+        for (const [what, grads] of given) {
+          assert.throws(
+            () => step(state, grads as Record<string, GpuTensor>),
+            (error: Error) =>
+              error instanceof TypeError &&
+              /^Expected the gradient of parameter "[wb]" to be in a live GPU buffer, got a range of the buffers of a disposed state/
+                .test(error.message),
+            what,
+          );
+        }
+        assert.equal(state.step, 0);
+        assert.deepEqual(await readParams(state), before);
+        state = step(state, { w: Float32Array.of(1, 1, 1), b: Float32Array.of(1) });
+        assert.ok((await readParams(state)).w[0] < 1);
+      });
+    } finally {
+      dispose(state);
     }
   },
 });
