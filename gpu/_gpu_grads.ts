@@ -18,18 +18,25 @@ import {
   unguarded,
 } from "./gpu_tensors.ts";
 
-/** The buffers of one state's arena: its device, and whether `dispose` has destroyed them. */
+/**
+ * The buffers of one state's arena (its device, and whether `dispose` has destroyed them), or a
+ * buffer of the caller's (`caller`) that the GPU has taken on a device.
+ */
 interface Arena {
   readonly device: GPUDevice;
   freed: boolean;
+  readonly caller: boolean;
 }
 
 /**
- * The arena of each buffer of states' arenas: a gradient in one of another device's, or of a
- * disposed state's, is refused at the step's call (the GPU's refusal was asynchronous, a call
- * late; WebGPU shows neither a buffer's device nor whether it is destroyed).
+ * The arena of each buffer of states' arenas, and the device of each buffer of the caller's the
+ * GPU has taken (a param at init, a gradient of a step): a gradient in one of another device's,
+ * or of a disposed state's, is refused at the step's call. WebGPU shows neither a buffer's
+ * device nor whether it is destroyed, and refuses a step that uses one asynchronously (the
+ * error scope of `WebGpuBackend.update`: the call after throws); a buffer the library has not
+ * seen is the GPU's to find.
  */
-const SECTION_ARENAS = new WeakMap<GPUBuffer, Arena>();
+const KNOWN_BUFFERS = new WeakMap<GPUBuffer, Arena>();
 /** The slots of states' arenas, by their state's arena: as gradients, taken as they are. */
 const ARENA_SLOTS = new WeakMap<GpuTensor, Arena>();
 
@@ -45,8 +52,28 @@ const ARENA_SLOTS = new WeakMap<GpuTensor, Arena>();
  * ```
  */
 export function recordSections(device: GPUDevice, sections: readonly GPUBuffer[]): void {
-  const arena: Arena = { device, freed: false };
-  for (const buffer of sections) SECTION_ARENAS.set(buffer, arena);
+  const arena: Arena = { device, freed: false, caller: false };
+  for (const buffer of sections) KNOWN_BUFFERS.set(buffer, arena);
+}
+
+/**
+ * Records `buffers`, the caller's, as of `device`, whose GPU has taken them (an error scope
+ * around their use popped clean): given as a gradient of a state on another device, one is
+ * refused by {@linkcode checkGpuGrads} at the call, naming the tensor.
+ *
+ * @example
+ * ```ts
+ * import { recordCallerBuffers } from "./_gpu_grads.ts";
+ *
+ * recordCallerBuffers({} as GPUDevice, [{} as GPUBuffer]); // (a buffer the GPU took)
+ * ```
+ */
+export function recordCallerBuffers(device: GPUDevice, buffers: readonly GPUBuffer[]): void {
+  for (const buffer of buffers) {
+    if (!KNOWN_BUFFERS.has(buffer)) {
+      KNOWN_BUFFERS.set(buffer, { device, freed: false, caller: true });
+    }
+  }
 }
 
 /**
@@ -67,7 +94,7 @@ export function recordSections(device: GPUDevice, sections: readonly GPUBuffer[]
  */
 export function recordFreed(sections: readonly GPUBuffer[]): void {
   for (const buffer of sections) {
-    const arena = SECTION_ARENAS.get(buffer);
+    const arena = KNOWN_BUFFERS.get(buffer);
     if (arena !== undefined) arena.freed = true;
   }
 }
@@ -91,7 +118,7 @@ export function recordFreed(sections: readonly GPUBuffer[]): void {
  * ```
  */
 export function arenaSlot(slot: GpuTensor): GpuTensor {
-  const arena = SECTION_ARENAS.get(slot.buffer);
+  const arena = KNOWN_BUFFERS.get(slot.buffer);
   if (arena !== undefined) ARENA_SLOTS.set(slot, arena);
   return slot;
 }
@@ -115,14 +142,18 @@ function gpuGradOf(value: unknown, name: string, device: GPUDevice): GpuTensor {
       );
     }
     t = gpuTensorOf(value, name, "gradient of parameter", 0x04);
-    arena = SECTION_ARENAS.get(t.buffer);
+    arena = KNOWN_BUFFERS.get(t.buffer);
   }
   if (arena !== undefined && (arena.freed || arena.device !== device)) {
     throw new TypeError(
       `Expected the gradient of ${label(name, "parameter")} ${
         arena.freed
           ? "to be in a live GPU buffer, got a range of the buffers of a disposed state (dispose destroyed them): pass a slot of a state in use, or the values as a Float32Array"
-          : "to be in a buffer of the state's GPUDevice, got a range of the buffers of a state on another GPUDevice (the GPU copies nothing between devices): pass its values as a Float32Array (read back from there), or compute it on the state's device"
+          : `to be in a buffer of the state's GPUDevice, got ${
+            arena.caller
+              ? "a GPUBuffer of another GPUDevice (one a state there has used)"
+              : "a range of the buffers of a state on another GPUDevice"
+          } (the GPU copies nothing between devices): pass its values as a Float32Array (read back from there), or compute it on the state's device`
       }`,
     );
   }

@@ -93,7 +93,16 @@ export type GpuParams =
   | GpuTensorInput
   | Readonly<Record<string, Float32Array | ShapedTensor | GpuTensorInput>>;
 
-/** Gradients for a WebGPU state: Float32Arrays or GPU tensors (or the state's own slots). */
+/**
+ * Gradients for a WebGPU state: Float32Arrays or GPU tensors (or the state's own slots).
+ *
+ * A GPU tensor in a buffer of a state on another device, or of a disposed state, or in a buffer of
+ * yours that a state on another device has used (its param, a gradient it stepped from), is
+ * refused at `step`'s call with a TypeError naming the tensor. Of a buffer the library has not
+ * seen, WebGPU tells neither the device nor whether it is destroyed at the call: the GPU refuses
+ * that step (nothing of it runs, nor is it counted), and the next call (a `step`, a read) throws
+ * a TypeError naming the tensor.
+ */
 export type GpuGrads =
   | Float32Array
   | GpuTensorInput

@@ -2,8 +2,8 @@
  * The record of gradients a WebGPU step is given: the state's own `state.grads` (its slots, as
  * they are, as `step(state)` takes them); a plain record of states' slots (`{ ...state.grads }`),
  * taken as they are, their buffers' fields not read (a few hundred nanoseconds a tensor a step);
- * slots of a state on another device or of a disposed one, refused at the call (the GPU's refusal
- * came a step later);
+ * slots of a state on another device or of a disposed one, and buffers of the caller's that a
+ * state on another device took, refused at the call (the GPU's refusal came a step later);
  * and a record with a name the state lacks, which is refused with the CPU backends' words (their
  * hint was missing) and, among many tensors, found by a count, not a search of the names for
  * each key (quadratic in the tensors: a millisecond a step at 1000).
@@ -115,6 +115,50 @@ Deno.test({
         assert.equal(state.step, 0);
         assert.deepEqual(await readParams(state), before);
         state = step(state, { w: Float32Array.of(1, 1, 1), b: Float32Array.of(1) });
+        assert.ok((await readParams(state)).w[0] < 1);
+      });
+    } finally {
+      dispose(state);
+      dispose(there);
+      other.destroy();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a buffer of the caller's that a state on another device took (its param, a gradient it stepped from) is refused as a gradient at the call, naming the tensor (the GPU refused the step, and the call after threw), the state as it was",
+  ignore,
+  async fn() {
+    const other = await adapter!.requestDevice();
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const param = other.createBuffer({ size: 16, usage });
+    const grad = other.createBuffer({ size: 16, usage });
+    const opt = adam({ lr: 0.1, backend: "webgpu" });
+    let there = await opt.init({ w: param }, { device: other });
+    let state = await opt.init({ w: Float32Array.of(1, 2, 3, 4) }, { device });
+    try {
+      there = step(there, { w: grad });
+      await readParams(there); // (the GPU took both)
+      await noGpuErrors(async () => {
+        const given: [string, unknown][] = [
+          ["its param's buffer", param],
+          ["the buffer it stepped from", grad],
+          ["a range of it", { buffer: grad, offset: 0, length: 4 }],
+        ];
+        for (const [what, g] of given) {
+          assert.throws(
+            () => step(state, { w: g as GPUBuffer }),
+            (error: Error) =>
+              error instanceof TypeError &&
+              /^Expected the gradient of parameter "w" to be in a buffer of the state's GPUDevice, got a GPUBuffer of another GPUDevice/
+                .test(error.message),
+            what,
+          );
+        }
+        assert.equal(state.step, 0);
+        assert.deepEqual((await readParams(state)).w, Float32Array.of(1, 2, 3, 4));
+        state = step(state, { w: Float32Array.of(1, 1, 1, 1) });
         assert.ok((await readParams(state)).w[0] < 1);
       });
     } finally {
