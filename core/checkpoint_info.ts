@@ -117,7 +117,9 @@ export interface CheckpointInfo {
      * dimensions' product), the window of its longest row, bound from the 256-byte aligned
      * offset at or before the row's start (the row's bytes, and up to 252 more), or 32 bytes
      * where that is less (the table of the runs of rows bound beside a window); 0 without `gc`
-     * or where no tensor is of rank > 1 (the step binds the sections in chunks of any size).
+     * or where no tensor is of rank > 1 (the step binds the sections in chunks of any size). The
+     * same in any order of the tensors, loadState's or a WebGPU `init`'s of them: each tensor
+     * starts at a 256-byte boundary, so where its rows start past one is its own.
      * Above its device's `limits.maxStorageBufferBindingSize` (128 MiB by default: rows of
      * about 33.5 million elements), or its `maxBufferSize` where that is smaller, `loadState` on
      * webgpu refuses it with a RangeError naming the tensor, before it steps; a CPU backend takes

@@ -10,7 +10,8 @@
  */
 import type { Settings } from "../base/settings.ts";
 import { label } from "../base/tensors.ts";
-import { type CheckedGpuParams, checkGpuParams, isGpuTensorInput } from "../gpu/gpu_tensors.ts";
+import { type CheckedGpuParams, checkGpuParams } from "../gpu/_gpu_params.ts";
+import { isGpuTensorInput } from "../gpu/gpu_tensors.ts";
 
 /**
  * Options of `init` for the WebGPU backend.

@@ -18,12 +18,9 @@ import {
 import type { DeviceBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
 import { label } from "../base/tensors.ts";
-import {
-  type CheckedGpuParams,
-  checkGpuParams,
-  type GpuTensor,
-  placeGpuParams,
-} from "../gpu/gpu_tensors.ts";
+import { type CheckedGpuParams, checkGpuParams, placeGpuParams } from "../gpu/_gpu_params.ts";
+import { recordCallerBuffers } from "../gpu/_gpu_grads.ts";
+import type { GpuTensor } from "../gpu/gpu_tensors.ts";
 import type { GpuPlanLimits } from "../gpu/arena_plan.ts";
 import { planGpuLayout } from "../gpu/arena_layout.ts";
 import { buffersRefused } from "../gpu/buffer_probe.ts";
@@ -90,10 +87,10 @@ export async function initCheckedWebGpuState(
     throw error;
   }
   const error = await device.popErrorScope();
+  const buffers = [...checked.device.values()].map((t) => t.buffer);
   if (error) {
     disposeState(state);
     const names = [...checked.device.keys()].map((i) => label(checked.names[i])).join(", ");
-    const buffers = [...checked.device.values()].map((t) => t.buffer);
     if (await buffersRefused(device, buffers) === false) {
       throw new Error(
         `The GPU refused the library's own commands of a state's start (${error.message}): your buffers of ${names} are live GPUBuffers of the state's device, so the fault is not theirs but of this library or of the GPU's driver`,
@@ -103,6 +100,7 @@ export async function initCheckedWebGpuState(
       `The GPU refused the buffers of the params (${error.message}): those of ${names} must be live GPUBuffers (not destroyed) of the device the state runs on, init's device option (pass the GPUDevice that made them: TensorFlow.js's own for its tensors' buffers)`,
     );
   }
+  recordCallerBuffers(device, buffers); // (given as a gradient on another device: refused)
   return state;
 }
 

@@ -70,7 +70,11 @@ const GUARD = new Proxy(Object.prototype, {
   },
   set(target, key, value, receiver) {
     if (isIndex(key)) misuse(receiver, key);
-    return Reflect.set(target, key, value, receiver);
+    // A name a slot lacks, set on the slot (frozen): refused with its words, not V8's "'set' on
+    // proxy: trap returned falsish" (an object made on a slot, extensible, takes it).
+    const set = Reflect.set(target, key, value, receiver);
+    if (!set) misuse(receiver, key, true);
+    return set;
   },
   // An element asked for (`"0" in slot`, as Array.prototype's methods called on a slot ask before
   // they read one: `Array.prototype.slice.call(slot)`, `.reduce.call(slot, f, 0)`) is said to be
@@ -81,16 +85,23 @@ const GUARD = new Proxy(Object.prototype, {
   getPrototypeOf: (target) => Object.isExtensible(target) ? target : null,
 });
 
-/** Throws the TypeError of `receiver`'s (a guarded slot's) element or method `key`. */
-function misuse(receiver: unknown, key: string): void {
-  const message = (receiver as { [MISUSE]?: (what: string) => string } | undefined)?.[MISUSE];
-  if (message !== undefined) throw new TypeError(message(key));
+/** How a guarded slot words a misuse: of its element or method `what`, or a set of it (`set`). */
+type Misuse = (what: string | symbol, set?: boolean) => string;
+
+/**
+ * Throws the TypeError of `receiver`'s (a guarded slot's) element or method `key`, or, with
+ * `set`, of `key` set on it.
+ */
+function misuse(receiver: unknown, key: string | symbol, set?: boolean): void {
+  const message = (receiver as { [MISUSE]?: Misuse } | undefined)?.[MISUSE];
+  if (message !== undefined) throw new TypeError(message(key, set));
 }
 
 /**
  * `slot` (the slot of tensor `name` of a WebGPU state's `record`) as a frozen record of its
  * `buffer`, `offset`, `size` and `length` whose element reads and writes, Float32Array method
- * reads and iteration throw a TypeError of {@linkcode slotMisuseMessage}.
+ * reads and iteration throw a TypeError of {@linkcode slotMisuseMessage}, and a name set on it
+ * one of {@linkcode slotSetMessage}.
  * Its keys, spread, JSON and inspection are those of the plain record, its `length` the
  * tensor's, its `BYTES_PER_ELEMENT` 4.
  *
@@ -123,9 +134,11 @@ export function guardedSlot(
   out.size = slot.size;
   out.length = slot.length;
   Object.defineProperty(out, RAW_SLOT, { value: slot });
-  Object.defineProperty(out, MISUSE, {
-    value: (what: string) => slotMisuseMessage(record, name, what, count),
-  });
+  const message: Misuse = (what, set) =>
+    set || typeof what === "symbol"
+      ? slotSetMessage(record, name, what)
+      : slotMisuseMessage(record, name, what, count);
+  Object.defineProperty(out, MISUSE, { value: message });
   inspectedAsPlain(out);
   return Object.freeze(out);
 }
@@ -171,6 +184,29 @@ export function slotMisuseMessage(
     `state = step(state, ${given}) (one writeBuffer), or write it into the slot's buffer, ` +
     `a shader's output or device.queue.writeBuffer(${slot}.buffer, ${slot}.offset, g), ` +
     "then state = step(state)" + (what === ITERATION ? COMPARE : "");
+}
+
+/**
+ * The error of `key`, a name the slot `state[record][name]` of a WebGPU state lacks (a symbol, a
+ * string that names no element), set on it: the slot is frozen, its binding's fields alone, and
+ * what is attached to it is kept in a WeakMap keyed by it (as for the records, `state.grads`).
+ *
+ * @example
+ * ```ts
+ * import { slotSetMessage } from "./_slot_guard.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const tagged = slotSetMessage("grads", "w", Symbol("tag"));
+ * assert.match(tagged, /^Cannot set state\.grads\.w\[Symbol\(tag\)\]: /);
+ * assert.match(slotSetMessage("params", "b.x", "id"), /^Cannot set state\.params\["b\.x"\]\.id/);
+ * ```
+ */
+export function slotSetMessage(record: SlotRecord, name: string, key: string | symbol): string {
+  const slot = `state.${record}${memberAccess(name)}`;
+  const member = typeof key === "symbol" ? `[${String(key)}]` : memberAccess(key);
+  return `Cannot set ${slot}${member}: on the webgpu backend ${slot} is a frozen range of the ` +
+    "state's GPU buffer, its { buffer, offset, size, length } and nothing else; keep what you " +
+    "attach to it in a WeakMap keyed by it";
 }
 
 /** What an iteration's error adds: a test runner's deep equality (`toEqual`) iterates both. */

@@ -8,7 +8,8 @@
 import { type ArenaLayout, EXP_AVG, EXP_AVG_SQ, hasSection, PARAMS, SLOW } from "../base/arena.ts";
 import { buffersRefused } from "./buffer_probe.ts";
 import { explainMapFailure } from "./map_failure.ts";
-import { arenaSlot, type GpuTensor, recordSections } from "./gpu_tensors.ts";
+import { arenaSlot, recordSections } from "./_gpu_grads.ts";
+import type { GpuTensor } from "./gpu_tensors.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
 import { sectionBytes } from "./compact_plan.ts";
 import { type Dispatch, dispatchEach } from "./pipelines.ts";
@@ -67,7 +68,7 @@ export function createSections(
 
 /**
  * A parameter tensor the caller owns that cannot be bound in place (see `placeGpuParams` in
- * gpu_tensors.ts): copied into the arena at init, back after each step.
+ * _gpu_params.ts): copied into the arena at init, back after each step.
  */
 export interface External {
   index: number;

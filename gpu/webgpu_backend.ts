@@ -51,7 +51,13 @@ import {
 } from "./compact_io.ts";
 import { GpuStepCounter, type ReadMark } from "./device_counter.ts";
 import { requireDeviceLost } from "./device_lost.ts";
-import { type CheckedGpuGrad, checkGpuGrads, type GpuTensor, unguarded } from "./gpu_tensors.ts";
+import {
+  type CheckedGpuGrad,
+  checkGpuGrads,
+  recordCallerBuffers,
+  recordFreed,
+} from "./_gpu_grads.ts";
+import { type GpuTensor, unguarded } from "./gpu_tensors.ts";
 import { GradLoads } from "./grad_loads.ts";
 import { NonFiniteOrder } from "./nonfinite_order.ts";
 import type { Pipelines } from "./pipelines.ts";
@@ -256,7 +262,9 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     // the step's command buffer then (nothing of it runs), and the error scope says so.
     const foreign = this.#loads.foreign;
     const watched = foreign.length > 0 || this.#callerParams.length > 0;
-    const refused = watched ? this.#refusal(foreign) : undefined;
+    // (The arrays are reused.)
+    const gradBuffers = foreign.length === 0 ? [] : this.#loads.foreignBuffers.slice();
+    const refused = watched ? this.#refusal(foreign, gradBuffers) : undefined;
     if (watched) device.pushErrorScope("validation");
     const encoder = device.createCommandEncoder();
     this.#loads.encode(encoder);
@@ -267,18 +275,28 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     submission[0] = encoder.finish();
     device.queue.submit(submission);
     counter.submitted(report);
-    if (refused) counter.watch(device.popErrorScope(), refused);
+    if (refused) {
+      const popped = device.popErrorScope();
+      counter.watch(popped, refused);
+      // Taken by the GPU: given to a state on another device, refused at that call.
+      if (gradBuffers.length > 0) {
+        popped.then((error) => {
+          if (error === null) recordCallerBuffers(device, gradBuffers);
+        }, () => {});
+      }
+    }
   }
 
   /**
    * The error of a step whose command buffer the GPU refused, naming the buffers of the
-   * caller's it used: the gradients of tensors `foreign` (layout indices) and the params in
-   * caller's buffers (`refusalError` asks the GPU whose fault it was).
+   * caller's it used: the gradients of tensors `foreign` (layout indices), in `gradBuffers`,
+   * and the params in caller's buffers (`refusalError` asks the GPU whose fault it was).
    */
-  #refusal(foreign: readonly number[]): (error: GPUError) => Promise<Error> {
-    // (The arrays are reused.)
-    const grads = foreign.length === 0 ? foreign : foreign.slice();
-    const gradBuffers = foreign.length === 0 ? [] : this.#loads.foreignBuffers.slice();
+  #refusal(
+    foreign: readonly number[],
+    gradBuffers: readonly GPUBuffer[],
+  ): (error: GPUError) => Promise<Error> {
+    const grads = foreign.length === 0 ? foreign : foreign.slice(); // (reused)
     return async (error) => {
       const names = this.layout.names;
       const which = [
@@ -448,6 +466,7 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   /** Frees the GPU buffers: the state can no longer be used, and reads pending reject. */
   destroy(): void {
     this.#disposed = true;
+    recordFreed(this.#sections); // (a slot of it given to another state's step is refused)
     for (const b of this.#sections) b.destroy();
     for (const b of this.#extraBuffers) b.destroy();
     this.#centralizations.destroy();

@@ -20,7 +20,7 @@ export interface WebGpuBackendOptions extends BackendSetup {
   /** Lower planning limits than the device's (for tests). */
   limits?: Partial<GpuPlanLimits>;
   /**
-   * Caller-owned params updated in place (zero copy), as `placeGpuParams` in gpu_tensors.ts
+   * Caller-owned params updated in place (zero copy), as `placeGpuParams` in _gpu_params.ts
    * admits them: STORAGE usage, offset a multiple of `minStorageBufferOffsetAlignment`, and
    * the buffer extends to the 16-byte boundary after the last element.
    */

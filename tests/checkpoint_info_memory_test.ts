@@ -24,7 +24,7 @@ import {
 import { disposeState, stateInternals } from "../core/state.ts";
 import { planOptionsOf } from "../core/plan.ts";
 import type { Settings } from "../base/settings.ts";
-import { planArena } from "../base/arena.ts";
+import { type ArenaLayout, planArena } from "../base/arena.ts";
 import { planCompactArena } from "../base/arena_compact.ts";
 import type { CpuBackend } from "../cpu/cpu_backend.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
@@ -138,7 +138,9 @@ Deno.test("checkpointInfo: memory.wasm above 4 GiB is what loadState's wasm back
 /**
  * Asserts that `binding` (a checkpoint's `memory.webgpuBinding`, `bytes`, of a state of `config`
  * over `params`) is the binding WebGPU's gradient centralization plans the state's tensors with,
- * and that 4 bytes less refuse it, naming a tensor and that binding.
+ * and that 4 bytes less refuse it, naming a tensor and that binding: in loadState's order of the
+ * tensors, and in others that a WebGPU `init` of the same params may be given (reversed,
+ * rotated): each tensor starts at a 256-byte boundary, so where a row starts past one is its own.
  */
 async function assertBindingExact(
   config: Settings,
@@ -146,12 +148,24 @@ async function assertBindingExact(
   bytes: Uint8Array,
   binding: number,
 ): Promise<void> {
-  const states = config.run.states;
   // The segments a WebGPU state of it centralizes (core/state.ts restoreState), on the
   // GPU's layout of it, planned against a device whose binding is just that, or 4 less.
   const host = stateInternals(await loadState(bytes, { backend: "js" })).backend.layout;
-  const options = planOptionsOf(config, host.names);
-  const gpu = planGpuLayout(host.names, host.lengths, options, states);
+  const { names } = host;
+  const rotated = names.map((_, i) => names[(i + 1) % names.length]);
+  for (const order of [names, [...names].reverse(), rotated]) {
+    const lengths = order.map((name) => host.lengths[names.indexOf(name)]);
+    const options = planOptionsOf(config, order);
+    assertBindingOf(planGpuLayout(order, lengths, options, config.run.states), params, binding);
+  }
+}
+
+/** {@linkcode assertBindingExact} on the GPU's layout `gpu` of `params`. */
+function assertBindingOf(
+  gpu: ArenaLayout,
+  params: Record<string, { data: Float32Array; shape: number[] }>,
+  binding: number,
+): void {
   const segments = gpu.names.flatMap((name, i) => {
     const shape = params[name].shape;
     return shape.length > 1 ? [gpu.offsets[i], shape[0], gpu.lengths[i] / shape[0]] : [];

@@ -38,12 +38,12 @@ Deno.test("layers: no library file imports itself around a cycle", () => {
 /**
  * Of gpu/ and core/webgpu_state.ts, what importing mod.ts may load at once: the GPU arena's
  * layout, pure functions of the tensors' lengths (`checkpointInfo` reports the largest buffer a
- * state takes on the GPU), and the GPU tensor type and checks (`init` tells GPU params from host
- * ones, and checks them, at the call). The WebGPU backend (its pipelines, WGSL, devices) is
+ * state takes on the GPU), and the GPU tensor type and the params' checks (`init` tells GPU
+ * params from host ones, and checks them, at the call; the gradients' checks are the backend's). The WebGPU backend (its pipelines, WGSL, devices) is
  * loaded by `init` and `loadState` with `import()` when a state goes on the GPU, so that CPU
  * apps (and their bundles) do without it.
  */
-const LIGHT_GPU = ["gpu/arena_layout.ts", "gpu/gpu_tensors.ts"];
+const LIGHT_GPU = ["gpu/_gpu_params.ts", "gpu/arena_layout.ts", "gpu/gpu_tensors.ts"];
 
 Deno.test("layers: mod.ts loads the WebGPU backend only through import(), when a state goes on the GPU", async () => {
   const closure = await staticClosure(root, "mod.ts");

@@ -28,7 +28,7 @@ import type { CompactMoment } from "../../base/arena.ts";
 import { holdsCodes } from "../../base/backend.ts";
 import { stateInternals } from "../../core/state.ts";
 import { initWebGpuState } from "../../core/webgpu_state.ts";
-import { checkGpuParams, placeGpuParams } from "../../gpu/gpu_tensors.ts";
+import { checkGpuParams, placeGpuParams } from "../../gpu/_gpu_params.ts";
 import { split } from "../checkpoint_files.ts";
 import { prng, randomTensor } from "../util.ts";
 import { device, ignore, noGpuErrors } from "./gpu_device.ts";

@@ -2,7 +2,8 @@
  * The record of gradients a WebGPU step is given: the state's own `state.grads` (its slots, as
  * they are, as `step(state)` takes them); a plain record of states' slots (`{ ...state.grads }`),
  * taken as they are, their buffers' fields not read (a few hundred nanoseconds a tensor a step);
- * slots of a state on another device, refused at the call (the GPU's refusal came a step later);
+ * slots of a state on another device or of a disposed one, and buffers of the caller's that a
+ * state on another device took, refused at the call (the GPU's refusal came a step later);
  * and a record with a name the state lacks, which is refused with the CPU backends' words (their
  * hint was missing) and, among many tensors, found by a count, not a search of the names for
  * each key (quadratic in the tensors: a millisecond a step at 1000).
@@ -120,6 +121,93 @@ Deno.test({
       dispose(state);
       dispose(there);
       other.destroy();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a buffer of the caller's that a state on another device took (its param, a gradient it stepped from) is refused as a gradient at the call, naming the tensor (the GPU refused the step, and the call after threw), the state as it was",
+  ignore,
+  async fn() {
+    const other = await adapter!.requestDevice();
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const param = other.createBuffer({ size: 16, usage });
+    const grad = other.createBuffer({ size: 16, usage });
+    const opt = adam({ lr: 0.1, backend: "webgpu" });
+    let there = await opt.init({ w: param }, { device: other });
+    let state = await opt.init({ w: Float32Array.of(1, 2, 3, 4) }, { device });
+    try {
+      there = step(there, { w: grad });
+      await readParams(there); // (the GPU took both)
+      await noGpuErrors(async () => {
+        const given: [string, unknown][] = [
+          ["its param's buffer", param],
+          ["the buffer it stepped from", grad],
+          ["a range of it", { buffer: grad, offset: 0, length: 4 }],
+        ];
+        for (const [what, g] of given) {
+          assert.throws(
+            () => step(state, { w: g as GPUBuffer }),
+            (error: Error) =>
+              error instanceof TypeError &&
+              /^Expected the gradient of parameter "w" to be in a buffer of the state's GPUDevice, got a GPUBuffer of another GPUDevice/
+                .test(error.message),
+            what,
+          );
+        }
+        assert.equal(state.step, 0);
+        assert.deepEqual((await readParams(state)).w, Float32Array.of(1, 2, 3, 4));
+        state = step(state, { w: Float32Array.of(1, 1, 1, 1) });
+        assert.ok((await readParams(state)).w[0] < 1);
+      });
+    } finally {
+      dispose(state);
+      dispose(there);
+      other.destroy();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a gradient in the buffers of a disposed state is a TypeError naming the tensor at the call (the GPU refused the step, and the call after threw), the state as it was",
+  ignore,
+  async fn() {
+    const opt = adam({ lr: 0.1, backend: "webgpu" });
+    const params = { w: new Float32Array([1, 2, 3]), b: new Float32Array([4]) };
+    let state = await opt.init(params, { device });
+    const gone = await opt.init(params, { device });
+    const { grads: slots, params: paramSlots } = gone;
+    dispose(gone);
+    try {
+      await noGpuErrors(async () => {
+        const before = await readParams(state);
+        const range = { buffer: slots.w.buffer, offset: slots.w.offset, length: 3 };
+        const given: [string, unknown][] = [
+          ["its slots", slots],
+          ["a plain record of them", { ...slots }],
+          ["one of them", { w: state.grads.w, b: slots.b }],
+          ["a range of its buffer", { w: range, b: Float32Array.of(1) }],
+          ["its params", { w: new Float32Array(3), b: paramSlots.b }],
+        ];
+        for (const [what, grads] of given) {
+          assert.throws(
+            () => step(state, grads as Record<string, GpuTensor>),
+            (error: Error) =>
+              error instanceof TypeError &&
+              /^Expected the gradient of parameter "[wb]" to be in a live GPU buffer, got a range of the buffers of a disposed state/
+                .test(error.message),
+            what,
+          );
+        }
+        assert.equal(state.step, 0);
+        assert.deepEqual(await readParams(state), before);
+        state = step(state, { w: Float32Array.of(1, 1, 1), b: Float32Array.of(1) });
+        assert.ok((await readParams(state)).w[0] < 1);
+      });
+    } finally {
+      dispose(state);
     }
   },
 });

@@ -23,7 +23,8 @@ import { initWebGpuState } from "../../core/webgpu_state.ts";
 import { planGpuArena } from "../../gpu/arena_plan.ts";
 import { createWebGpuBackend } from "../../gpu/webgpu_create.ts";
 import { ADAM } from "../../rules/adam.ts";
-import { checkGpuParams, type GpuTensorInput, placeGpuParams } from "../../gpu/gpu_tensors.ts";
+import { checkGpuParams, placeGpuParams } from "../../gpu/_gpu_params.ts";
+import type { GpuTensorInput } from "../../gpu/gpu_tensors.ts";
 import { PARAMS } from "../../base/arena.ts";
 import { device, ignore, K_GPU, noGpuErrors } from "./gpu_device.ts";
 

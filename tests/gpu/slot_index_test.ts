@@ -317,3 +317,52 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "webgpu: a property set on a slot (a symbol key, a name it lacks) is a TypeError naming the slot and where to keep it (it was V8's \"'set' on proxy: trap returned falsish\")",
+  ignore,
+  async fn() {
+    const state = await adam({ backend: "webgpu" }).init({
+      w: new Float32Array(3),
+      "b.x": new Float32Array(2),
+    }, {
+      device,
+    });
+    try {
+      const tag = Symbol("tag");
+      const g = state.grads.w as unknown as Record<string | symbol, unknown>;
+      const p = state.params["b.x"] as unknown as Record<string | symbol, unknown>;
+      const frozen = /is a frozen range of the state's GPU buffer/;
+      const weakMap = /keep what you attach to it in a WeakMap keyed by it/;
+      throwsNaming(
+        () => (g[tag] = 1),
+        /^Cannot set state\.grads\.w\[Symbol\(tag\)\]: /,
+        frozen,
+        weakMap,
+      );
+      throwsNaming(
+        () => (p[tag] = 1),
+        /^Cannot set state\.params\["b\.x"\]\[Symbol\(tag\)\]: /,
+        weakMap,
+      );
+      throwsNaming(() => (g.name = "w"), /^Cannot set state\.grads\.w\.name: /, frozen, weakMap);
+      throwsNaming(() => (g["a-b"] = 1), /^Cannot set state\.grads\.w\["a-b"\]: /);
+      // An element is still the element's error; nothing was added.
+      throwsNaming(() => (g[0] = 1), /^Cannot use state\.grads\.w\[0\]: /);
+      assert.deepEqual(Reflect.ownKeys(state.grads.w).filter((k) => typeof k === "string"), [
+        "buffer",
+        "offset",
+        "size",
+        "length",
+      ]);
+      assert.equal(g[tag], undefined);
+      // An object made on a slot is not one: a set on it is JavaScript's own.
+      const derived = Object.create(state.grads.w) as Record<symbol, unknown>;
+      derived[tag] = 1;
+      assert.equal(derived[tag], 1);
+    } finally {
+      dispose(state);
+    }
+  },
+});
