@@ -7,7 +7,7 @@
  * itself runs it in tests/node/threads.test.mjs.
  */
 import assert from "node:assert/strict";
-import { startNodeWorker } from "../cpu/_node_worker.ts";
+import { type NodeWorkerThreads, startNodeWorker } from "../cpu/_node_worker.ts";
 import { TERMINATED_WHY } from "../cpu/_thread_join.ts";
 import { dispose, type OptimizerState, radam, ranger, step } from "../mod.ts";
 import { assertSameBits } from "./cases.ts";
@@ -167,6 +167,41 @@ Deno.test("node:worker_threads: a worker's own terminate, wrapped to say so at o
   wrapped.terminate();
   assert.deepEqual(calls, [[callback], []]);
   assert.deepEqual(said, [TERMINATED_WHY]);
+});
+
+Deno.test("node:worker_threads: a Worker that is a function returning the worker it made (a stand-in's) is wrapped with the worker's own methods", () => {
+  // (The worker was given the function's empty prototype: it lost `on`, and the start threw
+  // "worker.on is not a function".)
+  const posted: unknown[] = [];
+  const ended: unknown[] = [];
+  class Made {
+    on(): this {
+      return this;
+    }
+    postMessage(message: unknown): void {
+      posted.push(message);
+    }
+    terminate(): Promise<number> {
+      ended.push(this);
+      return Promise.resolve(1);
+    }
+    unref(): void {}
+  }
+  const made: Made[] = [];
+  function Returning(): Made {
+    made.push(new Made());
+    return made[0];
+  }
+  const wrapped = startNodeWorker(
+    { Worker: Returning as unknown as NodeWorkerThreads["Worker"] },
+    "",
+  );
+  assert.ok(wrapped !== undefined);
+  assert.ok(Object.getPrototypeOf(made[0]) === Made.prototype);
+  wrapped.postMessage("start");
+  assert.deepEqual(posted, ["start"]);
+  wrapped.terminate();
+  assert.deepEqual(ended, made);
 });
 
 Deno.test("no Web Workers but node:worker_threads: a worker terminated by other code as it is made (its constructor) fails init at once, saying so, every worker terminated", async () => {
