@@ -234,6 +234,50 @@ Deno.test("no Web Workers but node:worker_threads: a worker terminated by other 
   assert.ok(Date.now() - started < 5000);
 });
 
+Deno.test("no Web Workers but node:worker_threads: a worker terminated by other code after it said it was ready, while another still starts, fails init", async () => {
+  // Worker 1 is terminated by other code once it said it is ready; worker 2 is sent its start
+  // 500 ms later. (The wrapper's error event saying so came after the start's own wait for that
+  // worker had ended: init resolved with the worker gone, as a Web Worker's did not.)
+  type Raw = {
+    terminate(): Promise<number>;
+    on(event: "message", listener: (data: { ready?: boolean }) => void): void;
+    postMessage(message: unknown): void;
+  };
+  const workers: Raw[] = [];
+  const exits: Promise<number>[] = [];
+  let posted: Promise<void> | undefined;
+  const { value: outcome } = await withoutWebWorkers(
+    () =>
+      radam({ threads: 3, threadThreshold: 0 }).init(new Float32Array(5000)).then(
+        (state) => state,
+        (error: Error) => error,
+      ),
+    (made) => {
+      const worker = made as unknown as Raw;
+      workers.push(worker);
+      if (workers.length === 1) {
+        worker.on("message", (data) => {
+          if (data?.ready) setTimeout(() => exits.push(worker.terminate()), 50);
+        });
+      } else {
+        const post = worker.postMessage;
+        worker.postMessage = (message) =>
+          posted = new Promise((resolve) =>
+            setTimeout(() => resolve(Reflect.apply(post, worker, [message])), 500)
+          );
+      }
+    },
+  );
+  await Promise.all([...exits, posted]);
+  if (!(outcome instanceof Error)) dispose(outcome);
+  assert.ok(outcome instanceof Error, "init resolved, one of its workers gone");
+  assert.equal(
+    outcome.message,
+    "A kernel worker failed to start: it was terminated by other code (its terminate() called)",
+  );
+  assert.equal(exits.length, 1);
+});
+
 Deno.test("no Web Workers, and Node's permission model denying worker threads: a TypeError naming --allow-worker, before any worker is made", async () => {
   const process = (globalThis as unknown as { process: { permission?: unknown } }).process;
   const saved = process.permission;
