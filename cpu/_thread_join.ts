@@ -328,13 +328,18 @@ export const TERMINATED_WHY = "it was terminated by other code (its terminate() 
  * A new `Class(...args)` (a worker), made through a subclass that notes its `terminate` called
  * as it is made (by a subclass's constructor, or a platform that ends a worker at once: before
  * that could be wrapped to say so, and a terminated Web Worker fires no event), then given back
- * its own prototype; `undefined` where it was terminated so (the caller's start then fails at
+ * its class's prototype; `undefined` where it was terminated so (the caller's start then fails at
  * once, as for a worker terminated as it starts: {@linkcode startFailed}, `TERMINATED_WHY`).
+ * A `Class` with no `prototype` of its own (a bound function) is called as it is, and the object
+ * its constructor returns in place of the one made (a polyfill's function returning a Worker)
+ * is left as it is: their terminate as they are made is not noted.
  */
 export function madeLive<W extends { terminate(): unknown }, A extends unknown[]>(
   Class: new (...args: A) => W,
   args: A,
 ): W | undefined {
+  const prototype: unknown = Object.hasOwn(Class, "prototype") ? Class.prototype : undefined;
+  if (typeof prototype !== "object" || prototype === null) return new Class(...args);
   let terminated = false;
   const Noting = class extends (Class as new (...args: A) => { terminate(): unknown }) {
     override terminate(...rest: unknown[]): unknown {
@@ -343,7 +348,7 @@ export function madeLive<W extends { terminate(): unknown }, A extends unknown[]
     }
   };
   const made = new Noting(...args) as W;
-  Object.setPrototypeOf(made, Class.prototype);
+  if (Object.getPrototypeOf(made) === Noting.prototype) Object.setPrototypeOf(made, prototype);
   return terminated ? undefined : made;
 }
 

@@ -21,9 +21,11 @@ const WORKER_NOT_LOADED = "its script (a blob: URL) could not be loaded; in a br
 /**
  * Resolves when `worker` says it is ready; rejects with its error. Where other code calls its
  * `terminate` (wrapped to say so: a terminated Web Worker fires no event, and the start would
- * wait for the stall bound; one stopped outright, killed, still does), calls `terminated` with
- * the error, at once, before or after it said it was ready (else the state would start with it
- * gone, and its first step wait for the stall bound).
+ * wait for the stall bound; one stopped outright, killed, still does; a `node:worker_threads`
+ * one's own `terminate`, wrapped, fires an error event saying so), calls `terminated` with the
+ * error, at once, before or after it said it was ready (else the state would start with it gone,
+ * and its first step wait for the stall bound: a terminated worker runs nothing more, and writes
+ * no word in the control block, as one that exits does).
  */
 function workerReady(worker: Worker, terminated: (error: Error) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -46,7 +48,9 @@ function workerReady(worker: Worker, terminated: (error: Error) => void): Promis
       const why = typeof event.message === "string" && event.message !== ""
         ? event.message
         : WORKER_NOT_LOADED;
-      reject(startFailed(why));
+      const error = startFailed(why);
+      reject(error);
+      if (why === TERMINATED_WHY) terminated(error);
     };
   });
 }

@@ -7,7 +7,7 @@
  * itself runs it in tests/node/threads.test.mjs.
  */
 import assert from "node:assert/strict";
-import { startNodeWorker } from "../cpu/_node_worker.ts";
+import { type NodeWorkerThreads, startNodeWorker } from "../cpu/_node_worker.ts";
 import { TERMINATED_WHY } from "../cpu/_thread_join.ts";
 import { dispose, type OptimizerState, radam, ranger, step } from "../mod.ts";
 import { assertSameBits } from "./cases.ts";
@@ -169,6 +169,41 @@ Deno.test("node:worker_threads: a worker's own terminate, wrapped to say so at o
   assert.deepEqual(said, [TERMINATED_WHY]);
 });
 
+Deno.test("node:worker_threads: a Worker that is a function returning the worker it made (a stand-in's) is wrapped with the worker's own methods", () => {
+  // (The worker was given the function's empty prototype: it lost `on`, and the start threw
+  // "worker.on is not a function".)
+  const posted: unknown[] = [];
+  const ended: unknown[] = [];
+  class Made {
+    on(): this {
+      return this;
+    }
+    postMessage(message: unknown): void {
+      posted.push(message);
+    }
+    terminate(): Promise<number> {
+      ended.push(this);
+      return Promise.resolve(1);
+    }
+    unref(): void {}
+  }
+  const made: Made[] = [];
+  function Returning(): Made {
+    made.push(new Made());
+    return made[0];
+  }
+  const wrapped = startNodeWorker(
+    { Worker: Returning as unknown as NodeWorkerThreads["Worker"] },
+    "",
+  );
+  assert.ok(wrapped !== undefined);
+  assert.ok(Object.getPrototypeOf(made[0]) === Made.prototype);
+  wrapped.postMessage("start");
+  assert.deepEqual(posted, ["start"]);
+  wrapped.terminate();
+  assert.deepEqual(ended, made);
+});
+
 Deno.test("no Web Workers but node:worker_threads: a worker terminated by other code as it is made (its constructor) fails init at once, saying so, every worker terminated", async () => {
   // (Its terminate came before the wrapper could say so: init failed only as its exit event
   // came, saying it exited.)
@@ -197,6 +232,50 @@ Deno.test("no Web Workers but node:worker_threads: a worker terminated by other 
   );
   assert.equal(workers.length, 2);
   assert.ok(Date.now() - started < 5000);
+});
+
+Deno.test("no Web Workers but node:worker_threads: a worker terminated by other code after it said it was ready, while another still starts, fails init", async () => {
+  // Worker 1 is terminated by other code once it said it is ready; worker 2 is sent its start
+  // 500 ms later. (The wrapper's error event saying so came after the start's own wait for that
+  // worker had ended: init resolved with the worker gone, as a Web Worker's did not.)
+  type Raw = {
+    terminate(): Promise<number>;
+    on(event: "message", listener: (data: { ready?: boolean }) => void): void;
+    postMessage(message: unknown): void;
+  };
+  const workers: Raw[] = [];
+  const exits: Promise<number>[] = [];
+  let posted: Promise<void> | undefined;
+  const { value: outcome } = await withoutWebWorkers(
+    () =>
+      radam({ threads: 3, threadThreshold: 0 }).init(new Float32Array(5000)).then(
+        (state) => state,
+        (error: Error) => error,
+      ),
+    (made) => {
+      const worker = made as unknown as Raw;
+      workers.push(worker);
+      if (workers.length === 1) {
+        worker.on("message", (data) => {
+          if (data?.ready) setTimeout(() => exits.push(worker.terminate()), 50);
+        });
+      } else {
+        const post = worker.postMessage;
+        worker.postMessage = (message) =>
+          posted = new Promise((resolve) =>
+            setTimeout(() => resolve(Reflect.apply(post, worker, [message])), 500)
+          );
+      }
+    },
+  );
+  await Promise.all([...exits, posted]);
+  if (!(outcome instanceof Error)) dispose(outcome);
+  assert.ok(outcome instanceof Error, "init resolved, one of its workers gone");
+  assert.equal(
+    outcome.message,
+    "A kernel worker failed to start: it was terminated by other code (its terminate() called)",
+  );
+  assert.equal(exits.length, 1);
 });
 
 Deno.test("no Web Workers, and Node's permission model denying worker threads: a TypeError naming --allow-worker, before any worker is made", async () => {

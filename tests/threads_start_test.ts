@@ -18,7 +18,7 @@ import { initState } from "../core/init_state.ts";
 import { CONTROL, type ThreadWorkerInit, threadWorkerMain } from "../cpu/thread_worker.ts";
 import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
 import { PAGE_BYTES, sharedKernelBytes } from "../cpu/wasm_backend.ts";
-import { type OptimizerState, radam } from "../mod.ts";
+import { dispose, type OptimizerState, radam, step } from "../mod.ts";
 import { disposeState } from "../core/state.ts";
 
 /** How long `init` may wait before the watchdog rejects it (far above the stall bound). */
@@ -147,6 +147,41 @@ Deno.test("init rejects at once, saying so, when a worker is terminated as it is
   assert.deepEqual(made.map((w) => terminated.has(w)), [true, true], "every worker is terminated");
   // Each is the Worker as its class made it (its prototype that class's).
   assert.ok(made.every((w) => Object.getPrototypeOf(w) === Double.prototype));
+});
+
+Deno.test("a global Worker that is a function returning a Worker, or a bound Worker class, starts the state and steps", async () => {
+  // (Each worker was made through a subclass of it and then given its `prototype`: the Worker
+  // such a function returned, or a bound class's, lost its methods, and init threw, its release
+  // throwing too: "Function.prototype.apply was called on undefined".)
+  const Original = globalThis.Worker;
+  const made: Worker[] = [];
+  /** A polyfill's Worker: a plain function whose `new` returns the Worker it made. */
+  function Returning(url: string | URL, options?: WorkerOptions): Worker {
+    const worker = new Original(url, options);
+    made.push(worker);
+    return worker;
+  }
+  const kinds = [
+    ["a function returning a Worker", Returning],
+    ["a bound Worker class", Original.bind(null)],
+  ] as const;
+  for (const [what, Kind] of kinds) {
+    globalThis.Worker = Kind as unknown as typeof Worker;
+    let state: OptimizerState | undefined;
+    try {
+      state = await watched(radam({ threads: 3, threadThreshold: 0 }).init(new Float32Array(4096)));
+    } finally {
+      globalThis.Worker = Original;
+    }
+    try {
+      state = step(state, new Float32Array(4096).fill(1));
+      assert.equal(state.step, 1, what);
+    } finally {
+      dispose(state);
+    }
+  }
+  assert.equal(made.length, 2);
+  assert.ok(made.every((w) => Object.getPrototypeOf(w) === Original.prototype));
 });
 
 Deno.test("init rejects when other code terminates a worker that said it was ready while another still starts", async () => {
