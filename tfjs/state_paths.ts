@@ -13,7 +13,7 @@ import { paddedHeaderLength } from "../base/safetensors.ts";
 import type { Settings } from "../base/settings.ts";
 import { onWebGpu } from "./backend_choice.ts";
 import { CpuPath } from "./cpu_path.ts";
-import { type GradItem, matchedTo, type NamedTensor } from "./gradients.ts";
+import { type GradItem, type Matched, matchedTo, type NamedTensor } from "./gradients.ts";
 import { besideStepped, checkSavableBeside, type SavedExtras } from "./checkpoint_extras.ts";
 import { checkSavableUnder } from "../core/new_settings.ts";
 import { GpuPath } from "./gpu_path.ts";
@@ -95,7 +95,8 @@ export class StatePaths {
     // (Matched once, to the variables of the path holding the state: each part goes by it.)
     const match = matchedTo(this.entries, items);
     if ((saved.steps > 1 || saved.averages) && (this.#stale || !match.same)) {
-      checkSavableBeside(config, items, saved); // (a state to be made: before it is)
+      // (A state to be made, or stepped under new settings: before it is, in the order it takes.)
+      checkSavableBeside(config, this.#inItsOrder(config, match), saved);
     }
     if (onWebGpu(config)) {
       // (At the first step there: the state on the CPU, if any, moves to the GPU; where that
@@ -120,6 +121,16 @@ export class StatePaths {
         if (sameNames(coreOf(now).order, order)) room!.state = now;
       }
     }
+  }
+
+  /**
+   * The gradients of `match` in the order of the state the step takes: the state's, where it is
+   * stepped where it is or made again on its path; as given, where it is made afresh (none on
+   * the path the step takes, or tfjs moved onto or off its wasm heap).
+   */
+  #inItsOrder(config: Settings, match: Matched): readonly GradItem[] {
+    const fresh = onWebGpu(config) ? this.gpu.state === undefined : this.cpu.moves(config);
+    return fresh ? match.given : match.items;
   }
 
   /**
