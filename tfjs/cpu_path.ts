@@ -98,10 +98,10 @@ export class CpuPath {
    * One step over checked gradients, with the settings `config` (those the state was made with,
    * unless it was kept aside since): `match`, the gradients matched to the state's variables.
    * Makes the state first where there is none, where the variables changed (or refuses under
-   * `strict`, with or without `remake`), where tfjs moved onto or off its wasm heap, or where
-   * `remake` (new settings: its moments kept, the same bits; a new learning rate over the same
-   * variables, in any order, steps the state on its own arena). With `makeOnly`, only makes it (a
-   * call that gradient accumulation sums: see state_paths.ts).
+   * `strict`, with or without `remake`, moving or not), where tfjs moved onto or off its wasm
+   * heap, or where `remake` (new settings: its moments kept, the same bits; a new learning rate
+   * over the same variables, in any order, steps the state on its own arena). With `makeOnly`,
+   * only makes it (a call that gradient accumulation sums: see state_paths.ts).
    */
   step(
     config: Settings,
@@ -118,9 +118,10 @@ export class CpuPath {
     // arena, in its order (no moments copied, no backend made: the same bits).
     if (remake && same && !makeOnly && this.#stepUnder(config, items)) return;
     if (this.#state === undefined || !same || remake) {
-      // (Refused before anything changes: the workers being started for the state too.)
-      if (this.#state !== undefined && !follow && !same && strict) {
-        throw changeError(this.#entries, items);
+      // (Refused before anything changes: the workers being started for the state too; and
+      // where the state moves with tfjs onto or off its wasm heap, as where it stays.)
+      if (this.#state !== undefined && !match.same && strict) {
+        throw changeError(this.#entries, match.items);
       }
       checkWasmAsked(config);
       if (config.run.threads > 1) checkThreadSupport(config.run.threads);

@@ -13,7 +13,13 @@ import { paddedHeaderLength } from "../base/safetensors.ts";
 import type { Settings } from "../base/settings.ts";
 import { onWebGpu } from "./backend_choice.ts";
 import { CpuPath } from "./cpu_path.ts";
-import { type GradItem, type Matched, matchedTo, type NamedTensor } from "./gradients.ts";
+import {
+  changeError,
+  type GradItem,
+  type Matched,
+  matchedTo,
+  type NamedTensor,
+} from "./gradients.ts";
 import { besideStepped, checkSavableBeside, type SavedExtras } from "./checkpoint_extras.ts";
 import { checkSavableUnder } from "../core/new_settings.ts";
 import { GpuPath } from "./gpu_path.ts";
@@ -88,6 +94,8 @@ export class StatePaths {
    * sums before the first step, and after a `loadState` or `setWeights`). A state to be made
    * whose checkpoint's header, with the sums and averages saved beside it, would pass the cap is
    * refused first, with the RangeError of `init`'s check (checkpoint_extras.ts), nothing changed.
+   * Under `strict`, a CPU state moving to the GPU over other variables is refused as on either
+   * path.
    */
   step(config: Settings, strict: boolean, items: readonly GradItem[], makeOnly = false): void {
     if (makeOnly && this.state !== undefined) return;
@@ -102,6 +110,9 @@ export class StatePaths {
       // (At the first step there: the state on the CPU, if any, moves to the GPU; where that
       // step fails, it stays.)
       if (this.gpu.state === undefined) {
+        // (Option strict: a CPU state moving to the GPU over other variables, refused as there.)
+        const cpu = this.cpu.state !== undefined;
+        if (cpu && strict && !match.same) throw changeError(this.entries, match.items);
         const taken = () => this.gpu.state !== undefined;
         this.cpu.keptAsideFor(() => this.gpu.step(config, strict, match, makeOnly), taken);
       } else this.gpu.step(config, strict, match, makeOnly);
