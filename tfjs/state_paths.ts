@@ -93,18 +93,23 @@ export class StatePaths {
    * call that gradient accumulation summed: so that `saveState(optimizer.state)` can save the
    * sums before the first step, and after a `loadState` or `setWeights`). A state to be made
    * whose checkpoint's header, with the sums and averages saved beside it, would pass the cap is
-   * refused first, with the RangeError of `init`'s check (checkpoint_extras.ts), nothing changed.
-   * Under `strict`, a CPU state moving to the GPU over other variables is refused as on either
-   * path.
+   * refused first, with the RangeError of `init`'s check (checkpoint_extras.ts), nothing changed;
+   * so is one made afresh in an order other than the state's (tfjs moved onto or off its wasm
+   * heap, or to webgpu), whose header's offsets are others. Under `strict`, a CPU state moving to
+   * the GPU over other variables is refused as on either path.
    */
   step(config: Settings, strict: boolean, items: readonly GradItem[], makeOnly = false): void {
     if (makeOnly && this.state !== undefined) return;
     const saved = this.#saved;
     // (Matched once, to the variables of the path holding the state: each part goes by it.)
     const match = matchedTo(this.entries, items);
-    if ((saved.steps > 1 || saved.averages) && (this.#stale || !match.same)) {
-      // (A state to be made, or stepped under new settings: before it is, in the order it takes.)
-      checkSavableBeside(config, this.#inItsOrder(config, match), saved);
+    if (saved.steps > 1 || saved.averages) {
+      // (A state to be made, stepped under new settings, or made afresh in another order than
+      // its own: checked before it is, in the order it takes.)
+      const taken = this.#inItsOrder(config, match);
+      if (this.#stale || !match.same || taken !== match.items) {
+        checkSavableBeside(config, taken, saved);
+      }
     }
     if (onWebGpu(config)) {
       // (At the first step there: the state on the CPU, if any, moves to the GPU; where that

@@ -109,3 +109,48 @@ for (const [what, options, saved] of CASES) {
     }
   });
 }
+
+for (const [what, options, saved] of CASES) {
+  Deno.test(`tfjs: a state made again in the order given, as tfjs moved onto its wasm backend, is refused where its checkpoint in that order would pass the cap (${what})`, async () => {
+    await useBackend("cpu");
+    const calls = saved.steps;
+    const small = Array.from(
+      { length: 20 },
+      (_, i) => tf.variable(tf.scalar(1), true, named(`s${i}`)),
+    );
+    const big = tf.variable(tf.ones([300_000]), true, named("big"));
+    const inOrder = [...small, big], reversed = [big, ...small];
+    const config = radam({ lr: 0.5 }).settings as Settings;
+    const cap = lowestCap(config, inOrder, saved);
+    assert.ok(lowestCap(config, reversed, saved) > cap);
+    setHeaderCap(cap);
+    try {
+      const opt = tfOptimizer(radam({ lr: 0.5 }), options);
+      stepOver(opt, inOrder, calls);
+      const state = opt.state, values = await Promise.all(inOrder.map((v) => v.data()));
+      await useBackend("wasm");
+      // (Before the fix: taken, and its checkpoint could not be saved.)
+      for (let i = 0; i < calls - 1; i++) stepOver(opt, reversed, 1);
+      assert.throws(() => stepOver(opt, reversed, 1), (e: Error) => {
+        assert.ok(e instanceof RangeError, String(e));
+        assert.match(e.message, new RegExp(`above the cap of ${cap} `));
+        return true;
+      });
+      assert.equal(opt.iterations, 1);
+      assert.equal(opt.state, state);
+      for (const [i, v] of inOrder.entries()) assert.deepEqual(await v.data(), values[i]);
+      if (calls === 1) { // (the sums' order, first seen, is kept)
+        // In the state's own order: moved, stepped, saved.
+        stepOver(opt, inOrder, 1);
+        assert.equal(opt.iterations, 2);
+        assert.equal(opt.state!.backend, "wasm");
+        await saveState(opt.state!);
+      }
+      opt.dispose();
+    } finally {
+      setHeaderCap();
+      tf.dispose(inOrder);
+      await useBackend("cpu");
+    }
+  });
+}
