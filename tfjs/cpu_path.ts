@@ -98,10 +98,10 @@ export class CpuPath {
    * One step over checked gradients, with the settings `config` (those the state was made with,
    * unless it was kept aside since): `match`, the gradients matched to the state's variables.
    * Makes the state first where there is none, where the variables changed (or refuses under
-   * `strict`, with or without `remake`), where tfjs moved onto or off its wasm heap, or where
-   * `remake` (new settings: its moments kept, the same bits; a new learning rate over the same
-   * variables, in any order, steps the state on its own arena). With `makeOnly`, only makes it (a
-   * call that gradient accumulation sums: see state_paths.ts).
+   * `strict`, with or without `remake`, moving or not), where tfjs moved onto or off its wasm
+   * heap, or where `remake` (new settings: its moments kept, the same bits; a new learning rate
+   * over the same variables, in any order, steps the state on its own arena). With `makeOnly`,
+   * only makes it (a call that gradient accumulation sums: see state_paths.ts).
    */
   step(
     config: Settings,
@@ -118,9 +118,10 @@ export class CpuPath {
     // arena, in its order (no moments copied, no backend made: the same bits).
     if (remake && same && !makeOnly && this.#stepUnder(config, items)) return;
     if (this.#state === undefined || !same || remake) {
-      // (Refused before anything changes: the workers being started for the state too.)
-      if (this.#state !== undefined && !follow && !same && strict) {
-        throw changeError(this.#entries, items);
+      // (Refused before anything changes: the workers being started for the state too; and
+      // where the state moves with tfjs onto or off its wasm heap, as where it stays.)
+      if (this.#state !== undefined && !match.same && strict) {
+        throw changeError(this.#entries, match.items);
       }
       checkWasmAsked(config);
       if (config.run.threads > 1) checkThreadSupport(config.run.threads);
@@ -226,29 +227,39 @@ export class CpuPath {
 
   /**
    * Whether tfjs moved onto or off the wasm heap the state is (or is not) on: it is then kept
-   * aside and made anew at this step.
+   * aside and made anew at the next step, over the variables in the order given (not its own).
+   * Changes nothing (a heap disposed since: the step throws, {@linkcode #follow}).
    */
-  #follow(config: Settings): boolean {
+  moves(config: Settings): boolean {
     const state = this.#state;
     if (state === undefined) return false;
     const backend = stateInternals(state).backend;
-    const heap = backend instanceof HeapBackend ? backend : undefined;
-    if (heap !== undefined && !heap.usable()) {
-      if (heap.lost) {
-        // (Kept-aside state of frozen variables is on the JS heap, and stays.)
-        const internals = stateInternals(state);
-        this.#kept.steps = internals.steps;
-        this.#kept.skipped = internals.skipped;
-        this.drop();
-        throw new TypeError(
-          "The TensorFlow.js wasm backend that held this optimizer's state was disposed, and the state with it (moments, slow weights); the next step starts them afresh from the variables",
-        );
-      }
-      return true; // TensorFlow.js now runs on another backend: the state moves off tfjs's heap.
-    }
+    // (TensorFlow.js now runs on another backend: the state moves off tfjs's heap.)
+    if (backend instanceof HeapBackend) return !backend.usable();
     // Made while tfjs ran another backend, and tfjs now runs on wasm: onto its heap.
-    return heap === undefined && this.#builtOn !== tf.backend() &&
+    return this.#builtOn !== tf.backend() &&
       heapCandidate(config, backend.layout.total) !== undefined;
+  }
+
+  /**
+   * {@linkcode moves}, at a step: where the wasm backend holding the state was disposed, drops it
+   * (its counts kept aside) and throws a TypeError.
+   */
+  #follow(config: Settings): boolean {
+    if (!this.moves(config)) return false;
+    const state = this.#state!;
+    const backend = stateInternals(state).backend;
+    if (backend instanceof HeapBackend && backend.lost) {
+      // (Kept-aside state of frozen variables is on the JS heap, and stays.)
+      const internals = stateInternals(state);
+      this.#kept.steps = internals.steps;
+      this.#kept.skipped = internals.skipped;
+      this.drop();
+      throw new TypeError(
+        "The TensorFlow.js wasm backend that held this optimizer's state was disposed, and the state with it (moments, slow weights); the next step starts them afresh from the variables",
+      );
+    }
+    return true;
   }
 
   /**

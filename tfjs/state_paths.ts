@@ -13,7 +13,13 @@ import { paddedHeaderLength } from "../base/safetensors.ts";
 import type { Settings } from "../base/settings.ts";
 import { onWebGpu } from "./backend_choice.ts";
 import { CpuPath } from "./cpu_path.ts";
-import { type GradItem, matchedTo, type NamedTensor } from "./gradients.ts";
+import {
+  changeError,
+  type GradItem,
+  type Matched,
+  matchedTo,
+  type NamedTensor,
+} from "./gradients.ts";
 import { besideStepped, checkSavableBeside, type SavedExtras } from "./checkpoint_extras.ts";
 import { checkSavableUnder } from "../core/new_settings.ts";
 import { GpuPath } from "./gpu_path.ts";
@@ -87,20 +93,31 @@ export class StatePaths {
    * call that gradient accumulation summed: so that `saveState(optimizer.state)` can save the
    * sums before the first step, and after a `loadState` or `setWeights`). A state to be made
    * whose checkpoint's header, with the sums and averages saved beside it, would pass the cap is
-   * refused first, with the RangeError of `init`'s check (checkpoint_extras.ts), nothing changed.
+   * refused first, with the RangeError of `init`'s check (checkpoint_extras.ts), nothing changed;
+   * so is one made afresh in an order other than the state's (tfjs moved onto or off its wasm
+   * heap, or to webgpu), whose header's offsets are others. Under `strict`, a CPU state moving to
+   * the GPU over other variables is refused as on either path.
    */
   step(config: Settings, strict: boolean, items: readonly GradItem[], makeOnly = false): void {
     if (makeOnly && this.state !== undefined) return;
     const saved = this.#saved;
     // (Matched once, to the variables of the path holding the state: each part goes by it.)
     const match = matchedTo(this.entries, items);
-    if ((saved.steps > 1 || saved.averages) && (this.#stale || !match.same)) {
-      checkSavableBeside(config, items, saved); // (a state to be made: before it is)
+    if (saved.steps > 1 || saved.averages) {
+      // (A state to be made, stepped under new settings, or made afresh in another order than
+      // its own: checked before it is, in the order it takes.)
+      const taken = this.#inItsOrder(config, match);
+      if (this.#stale || !match.same || taken !== match.items) {
+        checkSavableBeside(config, taken, saved);
+      }
     }
     if (onWebGpu(config)) {
       // (At the first step there: the state on the CPU, if any, moves to the GPU; where that
       // step fails, it stays.)
       if (this.gpu.state === undefined) {
+        // (Option strict: a CPU state moving to the GPU over other variables, refused as there.)
+        const cpu = this.cpu.state !== undefined;
+        if (cpu && strict && !match.same) throw changeError(this.entries, match.items);
         const taken = () => this.gpu.state !== undefined;
         this.cpu.keptAsideFor(() => this.gpu.step(config, strict, match, makeOnly), taken);
       } else this.gpu.step(config, strict, match, makeOnly);
@@ -120,6 +137,16 @@ export class StatePaths {
         if (sameNames(coreOf(now).order, order)) room!.state = now;
       }
     }
+  }
+
+  /**
+   * The gradients of `match` in the order of the state the step takes: the state's, where it is
+   * stepped where it is or made again on its path; as given, where it is made afresh (none on
+   * the path the step takes, or tfjs moved onto or off its wasm heap).
+   */
+  #inItsOrder(config: Settings, match: Matched): readonly GradItem[] {
+    const fresh = onWebGpu(config) ? this.gpu.state === undefined : this.cpu.moves(config);
+    return fresh ? match.given : match.items;
   }
 
   /**
