@@ -120,13 +120,14 @@ export type Release = (() => void) & {
  * One thread's failure, as told: `why`, its {@linkcode rankOf}, and `by`, the worker (or
  * {@linkcode MAIN}) whose it is; `undefined` for one the main thread found in the control block
  * (its job threw, it died) or by a stall, which the first word of a worker on the channel it
- * `awaits` (its message, or an event: an error event, its `terminate` called) tells again.
+ * `awaits` (its message, or an event: an error event, its `terminate` called; `any`: either, a
+ * stall no trapped worker can account for) tells again.
  */
 interface Report {
   why: string;
   rank: number;
   by?: unknown;
-  awaits?: "message" | "event";
+  awaits?: "message" | "event" | "any";
 }
 
 /** Who a failure of the main thread's own share of a job is by ({@linkcode Report}). */
@@ -157,7 +158,7 @@ function tell(
   release: Release,
   why: string,
   by: unknown,
-  channel: "message" | "event",
+  channel: "message" | "event" | "any",
   at?: number,
 ): void {
   const reports = release.reports;
@@ -165,7 +166,7 @@ function tell(
   const own = by === undefined ? undefined : reports.find((r) => r.by === by);
   const found = by === undefined || by === MAIN || own !== undefined
     ? undefined
-    : reports.find((r) => r.by === undefined && r.awaits === channel);
+    : reports.find((r) => r.by === undefined && (r.awaits === channel || r.awaits === "any"));
   const told = own ?? found;
   if (told === undefined) {
     const report = by === undefined ? { why, rank, awaits: channel } : { why, rank, by };
@@ -307,11 +308,18 @@ export function diedWhy(ints: Int32Array): string | undefined {
  * the arena ran (or not: a reduction, or between steps): every later job is refused, saying so
  * (its workers run until `dispose`, which a failed worker's message, saying why, must not
  * precede). Told as {@linkcode tell} says; the first failure says whether the state may be half
- * stepped. Returns the error.
+ * stepped. `anyWord`: a stall that the first word of a worker not told yet tells again, on either
+ * channel (its message or an event). Returns the error.
  */
-export function failed(release: Release, why: string, writes: boolean, main?: boolean): Error {
+export function failed(
+  release: Release,
+  why: string,
+  writes: boolean,
+  main?: boolean,
+  anyWord?: boolean,
+): Error {
   if (release.reports.length === 0) release.halfStepped = writes;
-  const awaits = why === JOB_THREW || why === THREW_WHY ? "message" : "event";
+  const awaits = anyWord ? "any" : why === JOB_THREW || why === THREW_WHY ? "message" : "event";
   if (main) tell(release, why, MAIN, awaits, 0);
   else tell(release, why, undefined, awaits);
   return faultError(release);
@@ -367,12 +375,15 @@ export function watchWorkers(workers: Worker[], release: Release): void {
       if (!release.done) tell(release, TERMINATED_WHY, worker, "event");
       return Reflect.apply(terminate, worker, args);
     };
+    // (A word after dispose is not told: a disposed state keeps saying it was disposed.)
     worker.onmessage = (event) => {
       // (After the step in flight threw: later refusals say why.)
-      if (typeof event.data?.fault === "string") tell(release, event.data.fault, worker, "message");
+      const fault = event.data?.fault;
+      if (!release.done && typeof fault === "string") tell(release, fault, worker, "message");
     };
     worker.onerror = (event) => {
       event.preventDefault();
+      if (release.done) return;
       const why = event.message;
       tell(release, typeof why === "string" && why !== "" ? why : DIED_WHY, worker, "event");
     };
@@ -428,7 +439,10 @@ export function join(
       const why = diedWhy(ints);
       if (why !== undefined) throw failed(release, why, writes);
       if ((still += Math.min(now - looked, STALL_CHECK_MS)) >= stallMs) {
-        throw failed(release, stoppedWhy(stallMs, writes), writes);
+        // No worker that counted the job done had trapped (the fault word clear): a trap's
+        // message to come is a stalled worker's own (held, then trapping), told again.
+        const trapped = Atomics.load(ints, CONTROL.FAULT) !== 0;
+        throw failed(release, stoppedWhy(stallMs, writes), writes, false, !trapped);
       }
     }
     looked = now;

@@ -102,9 +102,10 @@ export async function startWorkers(
 /**
  * Deno keeps a process alive while a worker's message channel is referenced; `node:worker_
  * threads`' `unref()` is built on a hook of Deno's Worker class (a symbol-keyed method taking
- * `false`). Calling it lets a script that forgets `dispose` still exit. On Node.js, the wrapped
- * `worker_threads` worker's own `unref()` does the same. Returns whether it was found; elsewhere
- * (browsers) workers end with the page anyway.
+ * `false`), looked for along the worker's prototype chain (a subclass of Worker, an app's or a
+ * stand-in, does not hold it itself). Calling it lets a script that forgets `dispose` still
+ * exit. On Node.js, the wrapped `worker_threads` worker's own `unref()` does the same. Returns
+ * whether it was found; elsewhere (browsers) workers end with the page anyway.
  */
 function unrefWorker(worker: Worker): boolean {
   const unref = (worker as Partial<WrappedNodeWorker>).unref;
@@ -114,13 +115,15 @@ function unrefWorker(worker: Worker): boolean {
   }
   if (typeof (globalThis as { Deno?: unknown }).Deno !== "object") return false;
   try {
-    const proto = Object.getPrototypeOf(worker);
-    for (const key of Object.getOwnPropertySymbols(proto)) {
-      const hook = proto[key];
-      if (key.description === undefined && typeof hook === "function" && hook.length === 1) {
-        hook.call(worker, false);
-        return true;
+    for (let proto = Object.getPrototypeOf(worker); proto !== null && proto !== Object.prototype;) {
+      for (const key of Object.getOwnPropertySymbols(proto)) {
+        const hook = Object.getOwnPropertyDescriptor(proto, key)?.value;
+        if (key.description === undefined && typeof hook === "function" && hook.length === 1) {
+          hook.call(worker, false);
+          return true;
+        }
       }
+      proto = Object.getPrototypeOf(proto);
     }
   } catch {
     // not this Deno's shape: the worker stays referenced until dispose

@@ -14,8 +14,11 @@
 import assert from "node:assert/strict";
 import { initState } from "../core/init_state.ts";
 import { CONTROL, type ThreadWorkerInit } from "../cpu/thread_worker.ts";
+import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
+import type { CpuBackend } from "../cpu/cpu_backend.ts";
 import {
   faultError,
+  halfStepWhy,
   join,
   ownShareThrew,
   releaser,
@@ -289,7 +292,8 @@ function watched(count: number) {
 Deno.test("a worker's trap told after another worker's stall is shown as the root cause, the stall counted", () => {
   // (The first failure told was kept: the stall, one more worker counted.)
   const { workers, ints, release, say } = watched(2);
-  // One worker never counts the step done: it stopped, with no word.
+  // One worker trapped and counted the step done; the other never does: it stopped, with no word.
+  Atomics.store(ints, CONTROL.FAULT, 1);
   Atomics.store(ints, CONTROL.PENDING, 1);
   assert.throws(() => join(ints, release, true, 200, true), /failed \(it stopped: no progress/);
   say(workers[1], "RuntimeError: unreachable");
@@ -355,4 +359,69 @@ Deno.test("the main thread's trap beside a worker's is shown (it came first), th
   assert.match(faultError(release).message, main);
   assert.equal(release.more, 1);
   release();
+});
+
+Deno.test("a stalled worker that later says its job threw (held, then trapping) is counted once, its trap shown", () => {
+  for (const count of [1, 2]) {
+    const { workers, ints, release, say, error } = watched(count);
+    // One worker never counts the step done; none that did had trapped (the fault word clear).
+    Atomics.store(ints, CONTROL.PENDING, 1);
+    assert.throws(() => join(ints, release, true, 200, true), /failed \(it stopped: no progress/);
+    // Only a worker still in the job can trap in it now: the stalled one, held until now.
+    const stalled = workers[count - 1];
+    say(stalled, "RuntimeError: unreachable");
+    assert.equal(release.fault, "RuntimeError: unreachable");
+    assert.equal(release.more, 0, `${count} workers`);
+    // Its exit after, told again: still one worker.
+    error(stalled, "it exited (exit code 0): terminated by other code, or process.exit");
+    assert.equal(release.more, 0);
+    assert.match(
+      faultError(release).message,
+      /^A kernel worker of this threaded optimizer state failed \(RuntimeError: unreachable\); the state may be half stepped/,
+    );
+    release();
+  }
+});
+
+Deno.test("a worker's fault message or error event delivered after dispose is not told: the state keeps saying it was disposed", async () => {
+  const { workers, release, say, error } = watched(2);
+  release();
+  say(workers[0], "RuntimeError: unreachable");
+  error(workers[1], "Uncaught Error: boom");
+  assert.equal(release.fault, undefined);
+  assert.equal(release.more, 0);
+  assert.equal(halfStepWhy(release), undefined);
+  // A real state's backend, disposed as a step's fault message is on its way.
+  const made: Worker[] = [];
+  const Original = globalThis.Worker;
+  globalThis.Worker = class extends Original {
+    constructor(url: string | URL, options?: WorkerOptions) {
+      super(url, options);
+      made.push(this);
+    }
+  } as typeof Worker;
+  let backend: CpuBackend | undefined;
+  let state: OptimizerState;
+  try {
+    state = await initState(
+      radam({ threads: 2, threadThreshold: 0 }).settings,
+      new Float32Array(N),
+      async (layout) => backend = await createThreadedWasmBackend(layout, 2, { stallMs: STALL_MS }),
+    );
+  } finally {
+    globalThis.Worker = Original;
+  }
+  assert.ok(backend !== undefined);
+  assert.equal(made.length, 1);
+  dispose(state);
+  made[0].onmessage?.(
+    new MessageEvent("message", { data: { fault: "RuntimeError: unreachable" } }),
+  );
+  made[0].onerror?.(new ErrorEvent("error", { message: "Uncaught Error: boom", cancelable: true }));
+  assert.throws(() => backend!.update(), (e: Error) => {
+    assert.ok(e instanceof TypeError, e.message);
+    assert.equal(e.message, DISPOSED_STATE_MESSAGE);
+    return true;
+  });
+  assert.equal(backend.halfStepped(), undefined);
 });
