@@ -121,6 +121,7 @@ export function checkSavableNames(config: Settings<unknown>, layout: ArenaLayout
  * per name and pair of suffixes, where taking each name would hold one string per tensor. Two
  * names `a` and `b` make one only where `a` is `b` and what one suffix has before another that
  * ends it (`a + s === b + t`), or one is `__metadata__` less the end that is a suffix.
+ * A name given twice makes one with itself: true.
  */
 function mayCollide(names: readonly string[], suffixes: readonly string[]): boolean {
   if (new Set(suffixes).size !== suffixes.length) return true;
@@ -133,6 +134,7 @@ function mayCollide(names: readonly string[], suffixes: readonly string[]): bool
   const heads = suffixes.filter((s) => METADATA_KEY.endsWith(s))
     .map((s) => METADATA_KEY.slice(0, METADATA_KEY.length - s.length));
   const known = new Set(names);
+  if (known.size !== names.length) return true; // (a name given twice: its tensors collide)
   for (const name of names) {
     if (heads.includes(name)) return true;
     for (const tail of tails) {

@@ -17,6 +17,7 @@ import {
 import type { Settings } from "../base/settings.ts";
 import type { ArenaLayout } from "../base/arena.ts";
 import { checkSavableNames, stateTensors } from "../core/checkpoint_tensors.ts";
+import { planState } from "../core/plan.ts";
 
 /** Every file name each tensor takes, claimed in turn in one map: the first taken twice throws. */
 function savableNamesReference(config: Settings<unknown>, layout: ArenaLayout): void {
@@ -83,7 +84,8 @@ Deno.test("the names two tensors would share are found as taking each name in a 
   const name = fc.array(piece, { minLength: 1, maxLength: 4 }).map((p) => p.join(""));
   fc.assert(
     fc.property(
-      fc.uniqueArray(name, { minLength: 1, maxLength: 8 }),
+      // (Names given twice too: a layout planned of them must be refused as well.)
+      fc.array(name, { minLength: 1, maxLength: 8 }),
       fc.constantFrom(...configs),
       (names, config) => {
         // (Planned, a layout of these names would be refused by the check itself.)
@@ -96,6 +98,21 @@ Deno.test("the names two tensors would share are found as taking each name in a 
     ),
     { numRuns: 3000 },
   );
+});
+
+Deno.test("a state planned of a name given twice is refused, whatever its rule's kinds of tensors", () => {
+  for (const config of [sgd().settings, radam().settings, lookahead(lion()).settings]) {
+    for (const names of [["w", "w"], ["a", "w", "b", "w"], ["__metadata", "__metadata"]]) {
+      assert.throws(
+        () => planState(config, names, names.map(() => 2)),
+        (e) =>
+          e instanceof TypeError &&
+          e.message.startsWith(
+            `A checkpoint would hold "${names[names.length - 1]}" twice, as the parameter`,
+          ),
+      );
+    }
+  }
 });
 
 Deno.test("the predicted header length is that of the header written, whatever the names and shapes", () => {
