@@ -100,7 +100,10 @@ export async function initCheckedWebGpuState(
       `The GPU refused the buffers of the params (${error.message}): those of ${names} must be live GPUBuffers (not destroyed) of the device the state runs on, init's device option (pass the GPUDevice that made them: TensorFlow.js's own for its tensors' buffers)`,
     );
   }
-  recordCallerBuffers(device, buffers); // (given as a gradient on another device: refused)
+  // Given as a gradient on another device: refused. (Not the buffer of an empty tensor: the GPU
+  // read none of it, so it may be another device's.)
+  const read = [...checked.device.values()].filter((t) => t.length > 0).map((t) => t.buffer);
+  recordCallerBuffers(device, read);
   return state;
 }
 

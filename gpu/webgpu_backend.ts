@@ -82,6 +82,9 @@ import {
  */
 export interface BackendSetup extends CallerOwned, GradTreatment {}
 
+/** The gradients' buffers of the caller's that a step reads where it reads none. */
+const NO_BUFFERS: readonly GPUBuffer[] = [];
+
 /** The WebGPU backend of one state. */
 export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   readonly kind = "device" as const;
@@ -262,8 +265,8 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     // the step's command buffer then (nothing of it runs), and the error scope says so.
     const foreign = this.#loads.foreign;
     const watched = foreign.length > 0 || this.#callerParams.length > 0;
-    // (The arrays are reused.)
-    const gradBuffers = foreign.length === 0 ? [] : this.#loads.foreignBuffers.slice();
+    // (The arrays are reused; none made for a step of the state's own slots.)
+    const gradBuffers = foreign.length === 0 ? NO_BUFFERS : this.#loads.foreignBuffers.slice();
     const refused = watched ? this.#refusal(foreign, gradBuffers) : undefined;
     if (watched) device.pushErrorScope("validation");
     const encoder = device.createCommandEncoder();

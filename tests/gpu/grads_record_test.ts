@@ -171,6 +171,40 @@ Deno.test({
 
 Deno.test({
   name:
+    "webgpu: a buffer of the caller's that a state on another device never read (an empty param's) is not taken for that device's: as a gradient on its own device it steps",
+  ignore,
+  async fn() {
+    const other = await adapter!.requestDevice();
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const mine = device!.createBuffer({ size: 16, usage }); // of the shared device
+    const opt = adam({ lr: 0.1, backend: "webgpu" });
+    // An empty tensor's range: the GPU copies and binds none of it, and refuses nothing.
+    let there = await opt.init({
+      e: { buffer: mine, offset: 0, length: 0 },
+      b: Float32Array.of(1),
+    }, { device: other });
+    let state = await opt.init({ w: Float32Array.of(1, 2, 3, 4) }, { device });
+    try {
+      there = step(there, { e: new Float32Array(0), b: Float32Array.of(1) });
+      await readParams(there); // (its error scope popped clean)
+      await noGpuErrors(async () => {
+        device!.queue.writeBuffer(mine, 0, Float32Array.of(1, 1, 1, 1));
+        state = step(state, { w: mine }); // was a TypeError: "a GPUBuffer of another GPUDevice"
+        assert.equal(state.step, 1);
+        const { w } = await readParams(state);
+        assert.ok(w.every((x, i) => x < i + 1), `${w}`);
+      });
+    } finally {
+      dispose(state);
+      dispose(there);
+      mine.destroy();
+      other.destroy();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "webgpu: a gradient in the buffers of a disposed state is a TypeError naming the tensor at the call (the GPU refused the step, and the call after threw), the state as it was",
   ignore,
   async fn() {
