@@ -241,6 +241,17 @@ export function stepWith(
   }
 }
 
+/** The message of the RangeError `f` throws; fails the test if it throws none or another. */
+export function rangeErrorMessage(f: () => void): string {
+  try {
+    f();
+  } catch (error) {
+    assert.ok(error instanceof RangeError, String(error));
+    return error.message;
+  }
+  assert.fail("not refused");
+}
+
 /** Copies of the tensors' values, read asynchronously (webgpu has no sync read). */
 export function readValues(tensors: tf.Tensor[]): Promise<Float32Array[]> {
   return Promise.all(tensors.map(async (t) => (await t.data() as Float32Array).slice()));
