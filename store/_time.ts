@@ -35,7 +35,8 @@ export function sleep(ms: number): Promise<void> {
 
 /**
  * The value of `promise`, or `late` when the monotonic clock reaches `deadline` first (see
- * {@linkcode deadlineIn}); the timer is cleared either way. A rejection of `promise` before the deadline is thrown.
+ * {@linkcode deadlineIn}); the timer is cleared either way. A rejection of `promise` before the
+ * deadline is thrown.
  */
 export async function until<T, L>(promise: Promise<T>, deadline: number, late: L): Promise<T | L> {
   let cancel = () => {};

@@ -10,35 +10,12 @@ import assert from "node:assert/strict";
 import { radam } from "../mod.ts";
 import { dataParallel, type SubmitResult, type TrainingStore } from "../kv.ts";
 import { dataParallelCase } from "./data_parallel_harness.ts";
-import { heldStore, onEachStore, storeView } from "./each_store.ts";
+import { heldStore, onEachStore, storeView, within, withWallClock } from "./each_store.ts";
 import { WaitingNotes } from "../store/_notes.ts";
 
 const optimizer = radam({ lr: 0.05 });
 const { init, gradientAt } = dataParallelCase(4, optimizer);
 const HOUR = 3_600_000;
-
-/** Runs `fn` with `Date.now` behind the real clock by what it adds to `wall.back`. */
-async function withWallClock<T>(fn: (wall: { back: number }) => Promise<T>): Promise<T> {
-  const real = Date.now;
-  const wall = { back: 0 };
-  Date.now = () => real.call(Date) - wall.back;
-  try {
-    return await fn(wall);
-  } finally {
-    Date.now = real;
-  }
-}
-
-/** What `promise` gives, or "late" when `ms` pass first (the timer cleared either way). */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | "late"> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), ms));
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A promise and the function that resolves it. */
 function signal(): { promise: Promise<void>; resolve: () => void } {

@@ -1,7 +1,8 @@
 /**
  * The stores the store tests run on, each fresh: the in-process one and one on a new Deno KV
  * database in memory, with a second store object on the same data, as another process sees it;
- * and views of a store with some of its calls replaced, or its lease held by another process.
+ * and views of a store with some of its calls replaced, or its lease held by another process; and
+ * a wall clock set back, and a wait with a time limit, for the tests of the stores' clocks.
  *
  * @module
  */
@@ -77,4 +78,27 @@ export function heldStore(
     acquire: (...args) => gated ? Promise.resolve(null) : acquire(...args),
   });
   return { held, open: () => void (gated = false) };
+}
+
+/** Runs `fn` with `Date.now` behind the real clock by what it adds to `wall.back`. */
+export async function withWallClock<T>(fn: (wall: { back: number }) => Promise<T>): Promise<T> {
+  const real = Date.now;
+  const wall = { back: 0 };
+  Date.now = () => real.call(Date) - wall.back;
+  try {
+    return await fn(wall);
+  } finally {
+    Date.now = real;
+  }
+}
+
+/** What `promise` gives, or "late" when `ms` pass first (the timer cleared either way). */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<T | "late"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), ms));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

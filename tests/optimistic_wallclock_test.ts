@@ -11,31 +11,13 @@ import {
   optimisticStep,
   type TrainingStore,
 } from "../kv.ts";
-import { storeView } from "./each_store.ts";
+import { storeView, within, withWallClock } from "./each_store.ts";
 
 const HOUR = 3_600_000;
 
-/** Runs `fn` with `Date.now` behind the real clock by what it adds to `wall.back`. */
-async function withWallClock<T>(fn: (wall: { back: number }) => Promise<T>): Promise<T> {
-  const real = Date.now;
-  const wall = { back: 0 };
-  Date.now = () => real.call(Date) - wall.back;
-  try {
-    return await fn(wall);
-  } finally {
-    Date.now = real;
-  }
-}
-
 /** The error `promise` rejects with, or "late" when `ms` pass first (the timer cleared). */
-async function rejection(promise: Promise<unknown>, ms: number): Promise<unknown> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), ms));
-  try {
-    return await Promise.race([promise.then(() => "resolved", (error) => error), late]);
-  } finally {
-    clearTimeout(timer);
-  }
+function rejection(promise: Promise<unknown>, ms: number): Promise<unknown> {
+  return within(promise.then(() => "resolved", (error) => error), ms);
 }
 
 const options = {

@@ -241,6 +241,44 @@ export function stepWith(
   }
 }
 
+/** The message of the RangeError `f` throws; fails the test if it throws none or another. */
+export function rangeErrorMessage(f: () => void): string {
+  try {
+    f();
+  } catch (error) {
+    assert.ok(error instanceof RangeError, String(error));
+    return error.message;
+  }
+  assert.fail("not refused");
+}
+
+/** Variables `<prefix>/<i>` of the shapes `shapes`, the i-th of values seeded by 7 + i. */
+export function shapedVars(prefix: string, shapes: readonly number[][]): tf.Variable[] {
+  return shapes.map((s, i) =>
+    tf.variable(tf.tensor(randoms(s.reduce((a, b) => a * b, 1), 7 + i), s), true, `${prefix}/${i}`)
+  );
+}
+
+/**
+ * One step of `opt` over the variables of `vars` at the indices `set`, the gradients seeded by
+ * the step `t` and each index; `bad` (an index) puts a NaN in that variable's gradient.
+ */
+export function stepSet(
+  opt: TfOptimizer,
+  vars: tf.Variable[],
+  set: readonly number[],
+  t: number,
+  bad?: number,
+): void {
+  const grads = set.map((i) => {
+    const g = randoms(vars[i].size, 100 * t + i);
+    if (i === bad) g[0] = NaN;
+    return tf.tensor(g, vars[i].shape);
+  });
+  opt.applyGradients(Object.fromEntries(set.map((i, k) => [vars[i].name, grads[k]])));
+  tf.dispose(grads);
+}
+
 /** Copies of the tensors' values, read asynchronously (webgpu has no sync read). */
 export function readValues(tensors: tf.Tensor[]): Promise<Float32Array[]> {
   return Promise.all(tensors.map(async (t) => (await t.data() as Float32Array).slice()));

@@ -12,6 +12,7 @@ import { stateInternals } from "../../core/state.ts";
 import {
   CPU_BACKENDS,
   optimizerSnapshot,
+  rangeErrorMessage,
   seededVars,
   stepWith,
   tf,
@@ -32,17 +33,6 @@ function orderOf(opt: TfOptimizer): string[] {
   return stateInternals(opt.state!).order.map((n) => n.replace(/^[^/]*\//, ""));
 }
 
-/** The message of the error `f` throws (a RangeError). */
-function refusal(f: () => void): string {
-  try {
-    f();
-  } catch (error) {
-    assert.ok(error instanceof RangeError, String(error));
-    return error.message;
-  }
-  assert.fail("not refused");
-}
-
 for (const backend of CPU_BACKENDS) {
   Deno.test(`tfjs (${backend}): strict refuses a change of the variables after a new learning rate as before one, nothing changed`, async () => {
     await useBackend(backend);
@@ -52,11 +42,11 @@ for (const backend of CPU_BACKENDS) {
     stepWith(opt, vars, 1);
     const changes = [[vars[0]], [...vars, extra], [vars[1], extra]];
     // The plain path's words, the rate as it was.
-    const plain = changes.map((change) => refusal(() => stepWith(opt, change, 2)));
+    const plain = changes.map((change) => rangeErrorMessage(() => stepWith(opt, change, 2)));
     opt.learningRate = 0.05;
     const state = opt.state, before = await optimizerSnapshot(opt);
     for (const [i, change] of changes.entries()) {
-      assert.equal(refusal(() => stepWith(opt, change, 2)), plain[i]);
+      assert.equal(rangeErrorMessage(() => stepWith(opt, change, 2)), plain[i]);
       assert.equal(opt.state, state, "the state was made again");
     }
     assert.deepEqual(await optimizerSnapshot(opt), before);

@@ -17,6 +17,7 @@ import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
 import {
   countReadbacks,
   randoms,
+  readValues,
   seededVars,
   tf,
   uniqueNames,
@@ -71,11 +72,6 @@ interface Outcome {
   variables: Float32Array[];
 }
 
-/** Copies of the tensors' values. */
-function valuesOf(tensors: tf.Tensor[]): Promise<Float32Array[]> {
-  return Promise.all(tensors.map(async (t) => (await t.data() as Float32Array).slice()));
-}
-
 /**
  * `CALLS` calls of `make`'s optimizer over the variables `pattern` gives, a NaN at `BAD`; with
  * `between`, the variables and their averages read after each.
@@ -103,9 +99,9 @@ async function run(
     tf.dispose(grads);
     if (backend === "webgpu") assert.equal(reads, 0, `call ${c} read back`);
     if (!between) continue;
-    const [kernel] = await valuesOf(vars);
+    const [kernel] = await readValues(vars);
     opt.averages!.swap();
-    const [average] = await valuesOf(vars);
+    const [average] = await readValues(vars);
     opt.averages!.swap();
     overwrites.push(kernel.every((x, k) => Object.is(x, average[k])));
   }
@@ -115,7 +111,7 @@ async function run(
     overwrites,
     iterations: opt.iterations,
     skipped: opt.skippedSteps,
-    variables: await valuesOf(vars),
+    variables: await readValues(vars),
   };
   opt.dispose();
   tf.dispose(vars);

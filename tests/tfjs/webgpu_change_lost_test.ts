@@ -8,7 +8,7 @@ import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import { radam } from "../../mod.ts";
 import { tfOptimizer } from "../../tfjs.ts";
-import { randoms, tf, useBackend, webgpuTestOptions } from "./helpers.ts";
+import { shapedVars, tf, useBackend, webgpuTestOptions } from "./helpers.ts";
 import { gpuBackendOf, readKeptAside } from "../../tfjs/gpu_change.ts";
 import { entryOf } from "../../tfjs/layout.ts";
 
@@ -41,9 +41,7 @@ Deno.test({
   async fn() {
     await useBackend("webgpu");
     const shapes = [[70, 64], [64], [64, 64], [3]];
-    const vars = shapes.map((s, i) =>
-      tf.variable(tf.tensor(randoms(s[0] * (s[1] ?? 1), 7 + i), s), true, `lost/${i}`)
-    );
+    const vars = shapedVars("lost", shapes);
     const opt = tfOptimizer(radam({ lr: 1e-2 }));
     const stepOver = (set: number[]) => {
       const grads = set.map((i) => tf.onesLike(vars[i]));

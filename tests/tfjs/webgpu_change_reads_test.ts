@@ -7,7 +7,7 @@ import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import { radam, ranger } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
-import { randoms, tf, uniqueNames, useBackend, webgpuTestOptions } from "./helpers.ts";
+import { shapedVars, stepSet, tf, uniqueNames, useBackend, webgpuTestOptions } from "./helpers.ts";
 
 const sanitize = await webgpuTestOptions();
 const name = uniqueNames("gpureads");
@@ -15,19 +15,6 @@ const name = uniqueNames("gpureads");
 /** Kernels (the first two compact under 8-bit states: 4480 and 4096 elements) and biases. */
 const SHAPES = [[70, 64], [64], [64, 64], [3]];
 const SIZES = SHAPES.map((s) => s.reduce((a, b) => a * b));
-
-function makeVars(prefix: string): tf.Variable[] {
-  return SHAPES.map((s, i) =>
-    tf.variable(tf.tensor(randoms(SIZES[i], 7 + i), s), true, `${prefix}/${i}`)
-  );
-}
-
-/** One step over the variables `set` takes (gradients of step t). */
-function stepSet(opt: TfOptimizer, vars: tf.Variable[], set: readonly number[], t: number) {
-  const grads = set.map((i) => tf.tensor(randoms(SIZES[i], 100 * t + i), vars[i].shape));
-  opt.applyGradients(Object.fromEntries(set.map((i, k) => [vars[i].name, grads[k]])));
-  tf.dispose(grads);
-}
 
 /**
  * The bytes of the buffers the library makes to read the state back (mappable, labelled as its
@@ -84,7 +71,7 @@ const CHANGES: [string, number[][]][] = [
 async function change(backend: string, make: () => TfOptimizer, sets: number[][]) {
   await useBackend(backend);
   const prefix = name(backend);
-  const vars = makeVars(prefix);
+  const vars = shapedVars(prefix, SHAPES);
   const opt = make();
   sets.slice(0, -1).forEach((set, t) => stepSet(opt, vars, set, t));
   const last = sets.at(-1)!;

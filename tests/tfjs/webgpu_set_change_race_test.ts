@@ -7,35 +7,12 @@ import "@tensorflow/tfjs-backend-webgpu";
 import assert from "node:assert/strict";
 import { radam, ranger } from "../../mod.ts";
 import { type TfOptimizer, tfOptimizer } from "../../tfjs.ts";
-import { randoms, tf, uniqueNames, useBackend, webgpuTestOptions } from "./helpers.ts";
+import { shapedVars, stepSet, tf, uniqueNames, useBackend, webgpuTestOptions } from "./helpers.ts";
 
 const sanitize = await webgpuTestOptions();
 const name = uniqueNames("gpurace");
 
 const SHAPES = [[70, 64], [64], [64, 64], [3]];
-
-function makeVars(prefix: string): tf.Variable[] {
-  return SHAPES.map((s, i) =>
-    tf.variable(tf.tensor(randoms(s.reduce((a, b) => a * b), 7 + i), s), true, `${prefix}/${i}`)
-  );
-}
-
-/** One step over the variables `set` takes; `bad` puts a NaN in that variable's gradient. */
-function stepSet(
-  opt: TfOptimizer,
-  vars: tf.Variable[],
-  set: readonly number[],
-  t: number,
-  bad = -1,
-) {
-  const grads = set.map((i) => {
-    const g = randoms(vars[i].size, 100 * t + i);
-    if (i === bad) g[0] = NaN;
-    return tf.tensor(g, vars[i].shape);
-  });
-  opt.applyGradients(Object.fromEntries(set.map((i, k) => [vars[i].name, grads[k]])));
-  tf.dispose(grads);
-}
 
 /** Lets the device report (readbacks resolve on the event loop). */
 async function drain(opt: TfOptimizer): Promise<void> {
@@ -65,7 +42,7 @@ async function haltBeforeChange(
 ): Promise<{ weights: Map<string, Float32Array>; iterations: number }> {
   await useBackend(backend);
   const prefix = name(`throw-${backend}`);
-  const vars = makeVars(prefix);
+  const vars = shapedVars(prefix, SHAPES);
   const opt = tfOptimizer(radam({ lr: 1e-2, nonFinite: "throw" }));
   stepSet(opt, vars, first, 0);
   const thrown: unknown[] = [];
@@ -132,7 +109,7 @@ type Op =
 async function runOps(backend: string, make: () => TfOptimizer, ops: readonly Op[]) {
   await useBackend(backend);
   const prefix = name(`ops-${backend}`);
-  const vars = makeVars(prefix);
+  const vars = shapedVars(prefix, SHAPES);
   const opt = make();
   let saved: { name: string; tensor: tf.Tensor }[] | undefined;
   let t = 0;
@@ -229,7 +206,7 @@ Deno.test({
     await useBackend("webgpu");
     for (const how of ["optimizer", "variables", "all variables"]) {
       const prefix = name(`dispose-${how}`);
-      const vars = makeVars(prefix);
+      const vars = shapedVars(prefix, SHAPES);
       const opt = tfOptimizer(radam({ lr: 1e-2, states: "8bit" }));
       stepSet(opt, vars, [0, 1, 2, 3], 0);
       stepSet(opt, vars, [2, 3], 1); // 0 and 1 read back
@@ -254,7 +231,7 @@ Deno.test({
 async function skipBeforeChange(backend: string, settle: boolean) {
   await useBackend(backend);
   const prefix = name(`skip-${backend}`);
-  const vars = makeVars(prefix);
+  const vars = shapedVars(prefix, SHAPES);
   const opt = tfOptimizer(radam({ lr: 1e-2, nonFinite: "skip" }), { warnOnSkip: false });
   stepSet(opt, vars, [0, 1, 2, 3], 0);
   stepSet(opt, vars, [0, 1, 2, 3], 1, 2);

@@ -13,8 +13,9 @@ import {
   data,
   disposeModels,
   fitInOrder,
-  randoms,
   saveToMemory,
+  shapedVars,
+  stepSet,
   tf,
   tfl,
   uniqueNames,
@@ -46,13 +47,6 @@ const SETS = [
 
 type Make = () => TfOptimizer;
 
-/** One step of `opt` over the variables of `vars` that `set` takes (gradients of step t). */
-function stepSet(opt: TfOptimizer, vars: tf.Variable[], set: readonly number[], t: number) {
-  const grads = set.map((i) => tf.tensor(randoms(vars[i].size, 100 * t + i), vars[i].shape));
-  opt.applyGradients(Object.fromEntries(set.map((i, k) => [vars[i].name, grads[k]])));
-  tf.dispose(grads);
-}
-
 /** The variables' values and the optimizer's weights (names, values) after `steps`. */
 async function outcome(
   opt: TfOptimizer,
@@ -75,9 +69,7 @@ async function outcome(
 async function run(backend: string, make: Make, at: number[]) {
   await useBackend(backend);
   const prefix = name(backend);
-  const vars = SHAPES.map((s, i) =>
-    tf.variable(tf.tensor(randoms(s.reduce((a, b) => a * b), 7 + i), s), true, `${prefix}/${i}`)
-  );
+  const vars = shapedVars(prefix, SHAPES);
   const opt = make();
   const out = [];
   for (let t = 0; t < SETS.length; t++) {
@@ -143,9 +135,7 @@ for (const [label, make, tol] of CASES) {
 async function runHandedOver(make: Make, handover: number) {
   await useBackend("webgpu");
   const prefix = name("handover");
-  const vars = SHAPES.map((s, i) =>
-    tf.variable(tf.tensor(randoms(s.reduce((a, b) => a * b), 7 + i), s), true, `${prefix}/${i}`)
-  );
+  const vars = shapedVars(prefix, SHAPES);
   let opt = make();
   for (let t = 0; t < SETS.length; t++) {
     stepSet(opt, vars, SETS[t], t);
@@ -183,9 +173,7 @@ Deno.test({
   async fn() {
     await useBackend("webgpu");
     const prefix = name("strict");
-    const vars = SHAPES.map((s, i) =>
-      tf.variable(tf.tensor(randoms(s.reduce((a, b) => a * b), 7 + i), s), true, `${prefix}/${i}`)
-    );
+    const vars = shapedVars(prefix, SHAPES);
     const opt = tfOptimizer(ranger({ lr: 1e-2, states: "8bit" }), { strict: true });
     stepSet(opt, vars, [0, 1, 2, 3], 0);
     const before = await outcome(opt, vars, prefix);
