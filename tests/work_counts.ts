@@ -59,10 +59,38 @@ function spy(
 export async function counted(run: () => Promise<void>): Promise<Work> {
   const work: Work = new Map();
   const on = { now: false };
+  const restore = spies(work, on);
+  try {
+    on.now = true;
+    await run();
+  } finally {
+    on.now = false;
+    restore.forEach((put) => put());
+  }
+  return work;
+}
+
+/** The whole work a synchronous `run` does, counted as {@linkcode counted} does, summed. */
+export function workDone(run: () => void): number {
+  const work: Work = new Map();
+  const on = { now: false };
+  const restore = spies(work, on);
+  try {
+    on.now = true;
+    run();
+  } finally {
+    on.now = false;
+    restore.forEach((put) => put());
+  }
+  return [...work.values()].reduce((a, b) => a + b, 0);
+}
+
+/** Spies on the built-ins counted, adding to `work` while `on.now`; the functions that put back. */
+function spies(work: Work, on: { now: boolean }): (() => void)[] {
   const length = (self: unknown) => (self as { length?: number })?.length ?? 0;
   const size = (_: unknown, result: unknown) => Array.isArray(result) ? result.length : 1;
   const one = () => 1;
-  const restore = [
+  return [
     ...ARRAY_METHODS.map((k) => spy(Array.prototype as never, k, `Array.${k}`, length, work, on)),
     ...["has", "get", "set", "delete"].map((k) =>
       spy(Map.prototype as never, k, `Map.${k}`, one, work, on)
@@ -75,14 +103,6 @@ export async function counted(run: () => Promise<void>): Promise<Work> {
     ),
     ...["stringify", "parse"].map((k) => spy(JSON as never, k, `JSON.${k}`, one, work, on)),
   ];
-  try {
-    on.now = true;
-    await run();
-  } finally {
-    on.now = false;
-    restore.forEach((put) => put());
-  }
-  return work;
 }
 
 /**

@@ -19,6 +19,7 @@ import { type TfOptimizer, tfOptimizer, type TfOptimizerOptions } from "../../tf
 import { stateInternals } from "../../core/state.ts";
 import { tf, uniqueNames, useBackend } from "./helpers.ts";
 import { cappedTest } from "../checkpoint_files.ts";
+import { workDone } from "../work_counts.ts";
 
 const named = uniqueNames("loaded_cap");
 
@@ -294,22 +295,6 @@ for (const ema of [false, true]) {
   );
 }
 
-/** How many times `fn` calls `JSON.stringify` (which planning a checkpoint's header calls per tensor). */
-function stringifyCalls(fn: () => void): number {
-  const stringify = JSON.stringify;
-  let calls = 0;
-  JSON.stringify = ((...args: Parameters<typeof stringify>) => {
-    calls++;
-    return stringify(...args);
-  }) as typeof stringify;
-  try {
-    fn();
-  } finally {
-    JSON.stringify = stringify;
-  }
-  return calls;
-}
-
 for (
   const options of [{}, { ema: true }, { gradientAccumulationSteps: 3 }] as TfOptimizerOptions[]
 ) {
@@ -329,23 +314,23 @@ for (
       opt.applyGradients(grads); // (with accumulation: summed, the state made for the sums)
       assert.ok(opt.state !== undefined);
       // Longer than the state's own rate: checked, once, over every variable.
-      assert.ok(stringifyCalls(() => opt.setLearningRate(0.0009)) >= n);
+      assert.ok(workDone(() => opt.setLearningRate(0.0009)) >= n);
       // No longer than one checked: nothing planned, at a step or not (the state made again).
       for (const lr of [0.0008, 0.0007, 0.06, (t: number) => 0.001 / t]) {
         opt.applyGradients(grads);
-        assert.ok(stringifyCalls(() => opt.setLearningRate(lr)) < 50);
+        assert.ok(workDone(() => opt.setLearningRate(lr)) < 50);
         assert.equal(opt.learningRate, lr);
       }
       // Longer still: its header's length known from the one planned, by the digits alone.
       for (const lr of [0.00012345, 1.2345678901234567e-10, 0.0005]) {
         opt.applyGradients(grads);
-        assert.ok(stringifyCalls(() => opt.setLearningRate(lr)) < 50);
+        assert.ok(workDone(() => opt.setLearningRate(lr)) < 50);
         assert.equal(opt.learningRate, lr);
       }
       // The same variables in another order, stepped where the state is (in its order): known.
       const reversed = Object.fromEntries(Object.entries(grads).reverse());
       for (let i = 0; i < 3; i++) opt.applyGradients(reversed); // (with accumulation: a step)
-      assert.ok(stringifyCalls(() => opt.setLearningRate(0.00012345)) < 50);
+      assert.ok(workDone(() => opt.setLearningRate(0.00012345)) < 50);
       opt.setLearningRate(0.0005);
       // Made again over the variables in another order (a variable left out, then back; its
       // file's): checked again, the digits of the tensors' offsets in the header being others.
@@ -354,8 +339,8 @@ for (
       for (let i = 0; i < 3; i++) opt.applyGradients(fewer);
       for (let i = 0; i < 3; i++) opt.applyGradients(reversed);
       assert.equal(stateInternals(opt.state!).order[0], vars[n - 1].name);
-      assert.ok(stringifyCalls(() => opt.setLearningRate(0.00012345)) >= n);
-      assert.ok(stringifyCalls(() => opt.setLearningRate(1.2345678901234567e-10)) < 50);
+      assert.ok(workDone(() => opt.setLearningRate(0.00012345)) >= n);
+      assert.ok(workDone(() => opt.setLearningRate(1.2345678901234567e-10)) < 50);
       opt.dispose();
       tf.dispose([...vars, ...Object.values(grads)]);
     },
@@ -414,7 +399,7 @@ capped(
       const planned = fits(radam({ lr }).settings as Settings, names, averagesOf);
       const state = opt.state;
       let taken = true;
-      const calls = stringifyCalls(() => {
+      const calls = workDone(() => {
         try {
           opt.setLearningRate(lr);
         } catch (error) {

@@ -19,6 +19,7 @@ import { tfOptimizer, type TfOptimizerOptions } from "../../tfjs.ts";
 import { besideStepped, type SavedExtras } from "../../tfjs/checkpoint_extras.ts";
 import { entryOf } from "../../tfjs/layout.ts";
 import { tf, uniqueNames, useBackend } from "./helpers.ts";
+import { workDone } from "../work_counts.ts";
 
 const named = uniqueNames("lr_cap_sweep");
 
@@ -39,22 +40,6 @@ const RATES = [
   1e21,
   7,
 ];
-
-/** How many times `fn` calls `JSON.stringify` (which planning a header calls per tensor). */
-function stringifyCalls(fn: () => void): number {
-  const stringify = JSON.stringify;
-  let calls = 0;
-  JSON.stringify = ((...args: Parameters<typeof stringify>) => {
-    calls++;
-    return stringify(...args);
-  }) as typeof stringify;
-  try {
-    fn();
-  } finally {
-    JSON.stringify = stringify;
-  }
-  return calls;
-}
 
 const CASES: [string, TfOptimizerOptions, SavedExtras][] = [
   ["ema", { ema: true }, { steps: 1, averages: true }],
@@ -101,7 +86,7 @@ for (const [what, options, saved] of CASES) {
             assert.equal(fits, delta >= 0, `lr ${lr}, cap ${padded}${delta}`);
             const state = opt.state;
             let took = true;
-            const calls = stringifyCalls(() => {
+            const calls = workDone(() => {
               try {
                 opt.setLearningRate(lr);
               } catch (error) {
