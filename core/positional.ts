@@ -31,22 +31,8 @@ const POSITIONAL: Readonly<Record<string, readonly string[]>> = {
  * [0.9, 0.999] })` (β2 its default, as the other library's), `adam(0.001, 0.9, 0.99, 1e-7)` is
  * `adam({ lr: 0.001, betas: [0.9, 0.99], eps: 1e-7 })`. Arguments it cannot place (more than
  * the other library takes, or of another type) are said to go by name too.
- *
- * @example
- * ```ts
- * import { positionalCall } from "./positional.ts";
- * import REGISTRY from "./registry.ts";
- * import assert from "node:assert/strict";
- *
- * const radam = REGISTRY.optimizers.radam;
- * assert.equal(positionalCall(radam, 0.001, []), "radam({ lr: 0.001 })");
- * assert.equal(
- *   positionalCall(radam, 0.001, [0.9]),
- *   "radam({ lr: 0.001, betas: [0.9, 0.999] })",
- * );
- * ```
  */
-export function positionalCall(origin: Origin, lr: number, rest: readonly unknown[]): string {
+function positionalCall(origin: Origin, lr: number, rest: readonly unknown[]): string {
   const given = rest.slice(0, lastDefined(rest) + 1);
   const { fields, left } = placed(orderOf(origin, given), given, origin);
   return `${origin.name}({ ${[`lr: ${lr}`, ...fields].join(", ")} })${left}`;
@@ -205,7 +191,7 @@ function placed(
 /**
  * The hint of a number given for `origin`'s options (`radam(0.001)`: how a learning rate is
  * passed), and of the positional arguments after it (`rest`: the options object they stand for,
- * {@linkcode positionalCall}; none where they are an array's index and the array, as `map` passes
+ * `positionalCall`; none where they are an array's index and the array, as `map` passes
  * them).
  *
  * @example
