@@ -62,7 +62,7 @@ export class CheckpointError extends RangeError {
 }
 
 /** The dtypes this library reads and writes, and the bytes of one element of each. */
-export const DTYPE_BYTES = { F32: 4, I8: 1, U8: 1 } as const;
+const DTYPE_BYTES = { F32: 4, I8: 1, U8: 1 } as const;
 
 /** A dtype this library reads and writes. */
 export type Dtype = keyof typeof DTYPE_BYTES;
@@ -195,7 +195,7 @@ export interface ParsedSafetensors {
 }
 
 /** Throws a CheckpointError unless this host stores numbers little-endian. */
-export function requireLittleEndian(): void {
+function requireLittleEndian(): void {
   if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
     throw new CheckpointError(
       "This host is big-endian; checkpoints are little-endian and are not byte-swapped",

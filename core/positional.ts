@@ -31,22 +31,8 @@ const POSITIONAL: Readonly<Record<string, readonly string[]>> = {
  * [0.9, 0.999] })` (β2 its default, as the other library's), `adam(0.001, 0.9, 0.99, 1e-7)` is
  * `adam({ lr: 0.001, betas: [0.9, 0.99], eps: 1e-7 })`. Arguments it cannot place (more than
  * the other library takes, or of another type) are said to go by name too.
- *
- * @example
- * ```ts
- * import { positionalCall } from "./positional.ts";
- * import REGISTRY from "./registry.ts";
- * import assert from "node:assert/strict";
- *
- * const radam = REGISTRY.optimizers.radam;
- * assert.equal(positionalCall(radam, 0.001, []), "radam({ lr: 0.001 })");
- * assert.equal(
- *   positionalCall(radam, 0.001, [0.9]),
- *   "radam({ lr: 0.001, betas: [0.9, 0.999] })",
- * );
- * ```
  */
-export function positionalCall(origin: Origin, lr: number, rest: readonly unknown[]): string {
+function positionalCall(origin: Origin, lr: number, rest: readonly unknown[]): string {
   const given = rest.slice(0, lastDefined(rest) + 1);
   const { fields, left } = placed(orderOf(origin, given), given, origin);
   return `${origin.name}({ ${[`lr: ${lr}`, ...fields].join(", ")} })${left}`;
@@ -66,7 +52,9 @@ function orderOf(origin: Origin, given: readonly unknown[]): string[] {
  * that options go in the one object, with those of `rest` it can place by name. Empty where
  * each is undefined, or where they are the index and the array `map` passes. After undefined,
  * a lone whole number may be the index `Array.from({ length: n }, adam)` passes, or the first
- * positional option (`sgd(undefined, 0)`, the momentum): the message says what to write for each.
+ * positional option (`sgd(undefined, 0)`, the momentum): the message says what to write for each
+ * (a β1 only for a number in [0, 1), Ranger's alpha in [0, 1]: `adam(undefined, 2)` can only be
+ * an index).
  *
  * @example
  * ```ts
@@ -95,12 +83,18 @@ export function extraArgumentsMessage(
   const order = origin === undefined ? ["alpha"] : orderOf(origin, given);
   const { fields } = placed(order, given, origin);
   if (origin !== undefined && indexed(options, rest)) {
-    // (`sgd(undefined, 0)` is written as Array.from's call is: the number may be either)
-    const option = fields.length === 0
-      ? ""
-      : `if it is the ${order[0] === "betas" ? "β1" : order[0]}, ${name}({ ${fields[0]} }); `;
-    return `${got} (${option}if it is an index, as Array.from({ length: n }, ${name}) passes ` +
-      `one: make each in a function of your own, Array.from({ length: n }, () => ${name}({ … })))`;
+    // (`sgd(undefined, 0)` is written as Array.from's call is: the number may be either; the
+    // option only where it can be one, else the call offered would throw)
+    const what = order[0] === "betas" ? "β1" : order[0];
+    const index = `as Array.from({ length: n }, ${name}) passes one: make each in a function ` +
+      `of your own, Array.from({ length: n }, () => ${name}({ … }))`;
+    const range = BOUNDED[order[0]];
+    if (range !== undefined && !range.holds(rest[0] as number)) {
+      return `${got} (${rest[0]} is no ${what}, which ${name}'s second argument would be, ` +
+        `${range.text}: if it is an index, ${index})`;
+    }
+    const option = fields.length === 0 ? "" : `if it is the ${what}, ${name}({ ${fields[0]} }); `;
+    return `${got} (${option}if it is an index, ${index})`;
   }
   const call = origin === undefined ? "lookahead(optimizer, " : `${name}(`;
   // (the options given, spread; none given, the options the arguments stand for alone)
@@ -110,6 +104,15 @@ export function extraArgumentsMessage(
     : `${call}{ ${[...spread, ...fields].join(", ")} })`;
   return `${got} (${hint})`;
 }
+
+/**
+ * The first positional options whose range a whole number of Array.from's indices can leave (the
+ * β1 of `betas`, Ranger's `alpha`): such an index is offered as the option only within it.
+ */
+const BOUNDED: Readonly<Record<string, { text: string; holds: (n: number) => boolean }>> = {
+  betas: { text: "in [0, 1)", holds: (n) => n < 1 },
+  alpha: { text: "in [0, 1]", holds: (n) => n <= 1 },
+};
 
 /**
  * Whether `rest`, given after `options` undefined, is what `Array.from`'s map function is given
@@ -188,7 +191,7 @@ function placed(
 /**
  * The hint of a number given for `origin`'s options (`radam(0.001)`: how a learning rate is
  * passed), and of the positional arguments after it (`rest`: the options object they stand for,
- * {@linkcode positionalCall}; none where they are an array's index and the array, as `map` passes
+ * `positionalCall`; none where they are an array's index and the array, as `map` passes
  * them).
  *
  * @example

@@ -35,7 +35,7 @@ const STALL_CHECK_MS = 100;
  * Why a starting worker that has not said it is ready, with no worker becoming ready for
  * `stallMs` milliseconds of waiting, is taken for stopped.
  */
-export function notReadyWhy(stallMs: number): string {
+function notReadyWhy(stallMs: number): string {
   return `it did not say it was ready, no worker becoming ready for ${stallMs / 1000} s; ` +
     "terminated, or killed (out of memory?)";
 }

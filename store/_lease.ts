@@ -30,7 +30,7 @@ export const monotonic = (): number => performance.now();
  * Whether `lease`, first read by this process at `first` (on `now`'s clock), has ended as this
  * process observes it (`now`: the monotonic time; `wall`: this process's `Date.now()`).
  */
-export function leaseOver(lease: LeaseTerm, first: number, now: number, wall: number): boolean {
+function leaseOver(lease: LeaseTerm, first: number, now: number, wall: number): boolean {
   // A record of an earlier version of this library has no term: its end, as it was judged.
   if (lease.ms === undefined) return lease.expires <= wall;
   return now - first >= lease.ms || wall - lease.expires > SKEW_MS;
@@ -68,7 +68,7 @@ export class LeaseSighting {
  * of when by this one: the earliest it can have been, `asked` (not `answered`, which a clock
  * ahead would give, and a slow answer would then count as part of the term).
  */
-export function grantedAt(expires: number, ms: number, asked: number, answered: number): number {
+function grantedAt(expires: number, ms: number, asked: number, answered: number): number {
   const stamped = expires - ms;
   return stamped >= asked && stamped <= answered ? stamped : asked;
 }

@@ -10,7 +10,18 @@
  */
 import assert from "node:assert/strict";
 import vm from "node:vm";
-import { adam, loadState, radam, readParams, saveState, sgd, step } from "../mod.ts";
+import {
+  adam,
+  adamw,
+  lion,
+  loadState,
+  radam,
+  ranger,
+  readParams,
+  saveState,
+  sgd,
+  step,
+} from "../mod.ts";
 import { meanOfContributions, type WeightedGradient } from "../store.ts";
 import { saying } from "./util.ts";
 
@@ -282,4 +293,44 @@ Deno.test("meanOfContributions refuses a typed array of another type, or a DataV
   );
   assert.deepEqual([...out], [7, 7]);
   assert.deepEqual([...new Uint8Array(view.buffer)], new Array(8).fill(0));
+});
+
+Deno.test("radam(undefined, n), an index of 1 or more, offers no β1 reading whose call would throw", () => {
+  for (
+    const [f, name] of [[radam, "radam"], [adam, "adam"], [adamw, "adamw"], [lion, "lion"]] as const
+  ) {
+    for (const n of [1, 2, 7]) {
+      assert.throws(
+        call(f, undefined, n),
+        saying(
+          TypeError,
+          `Options of ${name} go in one object, got ${n} after undefined (${n} is no β1, which ` +
+            `${name}'s second argument would be, in [0, 1): if it is an index, as Array.from(` +
+            `{ length: n }, ${name}) passes one: make each in a function of your own, ` +
+            `Array.from({ length: n }, () => ${name}({ … })))`,
+        ),
+      );
+      // The reading offered for 0 is a call that runs; one for n would throw.
+      assert.throws(() => f({ betas: [n, 0.999] }), RangeError);
+    }
+    assert.throws(
+      call(f, undefined, 0),
+      saying(TypeError, `if it is the β1, ${name}({ betas: [0, `),
+    );
+    assert.ok(f({ betas: [0, 0.999] }));
+  }
+  assert.throws(() => Array.from({ length: 3 }, radam as never), saying(TypeError, "got 0 after"));
+  // Ranger's first positional option is its alpha, in [0, 1]: 1 can be one, 2 cannot.
+  assert.throws(
+    call(ranger, undefined, 1),
+    saying(TypeError, "if it is the alpha, ranger({ alpha: 1 })"),
+  );
+  assert.throws(
+    call(ranger, undefined, 2),
+    saying(
+      TypeError,
+      "got 2 after undefined (2 is no alpha, which ranger's second argument would be, in [0, 1]: if it is an index",
+    ),
+  );
+  assert.throws(() => ranger({ alpha: 2 }), RangeError);
 });

@@ -139,6 +139,8 @@ export class Accumulator {
     const means = this.#means(items);
     try {
       if (means.length > 0) step(means); // (none: every variable summed was disposed)
+    } catch (error) {
+      throw stuckError(error, this.#count);
     } finally {
       tf.dispose(means.map((m) => m.tensor));
     }
@@ -342,6 +344,27 @@ function checkFinite(items: readonly GradItem[], sums: readonly tf.Tensor[], cal
           '"throw"); nothing was accumulated',
     );
   });
+}
+
+/**
+ * The error of an N-th call whose step was refused, `error`: where the state's checkpoint, with
+ * the sums saved beside it, would pass the cap on a header's length, a RangeError that says the
+ * sums of the `count` calls before are kept, so that every N-th call would be refused so until
+ * they are dropped, and how to drop them; else `error` itself.
+ */
+function stuckError(error: unknown, count: number): unknown {
+  if (!(error instanceof RangeError) || !/ bytes, above the cap of /.test(error.message)) {
+    return error;
+  }
+  return new RangeError(
+    `${error.message}. Nothing changed: the gradients of the ${count} calls before ` +
+      "(accumulatedBatches) are kept, and every N-th call over their variables is refused so " +
+      "until they are dropped: `await optimizer.setWeights(weights)` of " +
+      '`optimizer.getWeights()` less the "<variable>/accum" weights and "accum_count" drops ' +
+      "them (the moments and step count kept), as `loadState` of a checkpoint saved before " +
+      "does; then step fewer variables, or give them shorter names",
+    { cause: error },
+  );
 }
 
 /** Whether `held` is the sum of `variable` (one loaded: of its shape). */

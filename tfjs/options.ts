@@ -65,7 +65,10 @@ export interface TfOptimizerOptions {
    * variable and index, at the call giving it: on cpu and wasm, calls 1 to N − 1 read their new
    * sums for it, one read a variable; on webgpu, where the check runs on the device, at a later
    * call, as without accumulation); and an N-th call whose step throws, which leaves the sums and
-   * their count as they were.
+   * their count as they were. One refused because the state's checkpoint, with the sums saved
+   * beside it, would pass the cap on a header's length (too many variables, or too long names)
+   * would be refused so again: its RangeError says how to drop the sums (`setWeights` of
+   * `getWeights()` less the `/accum` weights and `accum_count`, or `loadState`).
    *
    * Memory: one float32 tensor the size of each variable, on tfjs's backend (the JS heap on
    * `cpu`, tfjs's wasm heap on `wasm`, a GPU buffer on `webgpu`: no readback), plus the mean's
