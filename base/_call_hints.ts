@@ -340,7 +340,10 @@ export function extraStepArgumentMessage(extra: unknown): string {
  */
 export function savePathMessage(extra: unknown): string {
   if (typeof extra !== "string" && !(typeof URL === "function" && extra instanceof URL)) return "";
+  // (Its own string: a bundler folds constant strings into a template literal beside it.)
+  const write = "await Deno.writeFile(path, await saveState(state)) " +
+    "(Node: writeFile of node:fs/promises)";
   return "saveState writes no file: it takes the state alone and returns a Promise of the " +
-    `checkpoint's bytes, got a second argument, ${described(extra)}; write the bytes yourself, ` +
-    "await Deno.writeFile(path, await saveState(state)) (Node: writeFile of node:fs/promises)";
+    "checkpoint's bytes, got a second argument, " + described(extra) +
+    "; write the bytes yourself, " + write;
 }
