@@ -41,14 +41,33 @@ export interface GpuTensor {
   readonly length: number;
 }
 
-/** Where a guarded slot holds the plain slot it shows (the library's own, frozen). */
-export const RAW_SLOT: unique symbol = Symbol("raw slot");
+/** The plain slot behind each guarded one (the library's own, frozen; see _slot_guard.ts). */
+const RAW_SLOTS = new WeakMap<object, GpuTensor>();
+
+/**
+ * Records `raw` as the plain slot behind `guarded` (a state's guarded slot, _slot_guard.ts), for
+ * {@linkcode unguarded}.
+ *
+ * @example
+ * ```ts
+ * import { markGuarded, unguarded } from "./gpu_tensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const raw = Object.freeze({ buffer: {} as GPUBuffer, offset: 0, size: 8, length: 2 });
+ * const guarded = new Proxy(raw, {});
+ * markGuarded(guarded, raw);
+ * assert.equal(unguarded(guarded), raw);
+ * ```
+ */
+export function markGuarded(guarded: object, raw: GpuTensor): void {
+  RAW_SLOTS.set(guarded, raw);
+}
 
 /**
  * The plain slot behind `value` where it is a guarded one (a state's `state.grads[name]`, see
  * _slot_guard.ts, given back to `step`), else undefined: checked as it is, a guarded slot's
  * `instanceof` walked the Proxy in its prototype chain, some 100 ns each, several times a tensor
- * a step. One own property read, never the Proxy, for any value.
+ * a step. One WeakMap lookup, no read of the slot (a Proxy) itself, for any value.
  *
  * @example
  * ```ts
@@ -60,9 +79,7 @@ export const RAW_SLOT: unique symbol = Symbol("raw slot");
  * ```
  */
 export function unguarded(value: unknown): GpuTensor | undefined {
-  return typeof value === "object" && value !== null
-    ? (value as { [RAW_SLOT]?: GpuTensor })[RAW_SLOT]
-    : undefined;
+  return typeof value === "object" && value !== null ? RAW_SLOTS.get(value) : undefined;
 }
 
 /**
