@@ -84,6 +84,27 @@ export function recordCallerBuffers(device: GPUDevice, buffers: readonly GPUBuff
 }
 
 /**
+ * The device of the state whose arena `buffer` is one of (recorded by
+ * {@linkcode recordSections}), while that state is not disposed; else undefined (a buffer of the
+ * caller's, or of a disposed state).
+ *
+ * @example
+ * ```ts
+ * import { recordSections, stateBufferDevice } from "./_gpu_grads.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const [device, buffer] = [{} as GPUDevice, {} as GPUBuffer];
+ * recordSections(device, [buffer]);
+ * assert.equal(stateBufferDevice(buffer), device);
+ * assert.equal(stateBufferDevice({} as GPUBuffer), undefined);
+ * ```
+ */
+export function stateBufferDevice(buffer: GPUBuffer): GPUDevice | undefined {
+  const arena = KNOWN_BUFFERS.get(buffer);
+  return arena === undefined || arena.caller || arena.freed ? undefined : arena.device;
+}
+
+/**
  * Records `device` as lost (its `lost` promise resolved): the buffers of the caller's recorded
  * as its own are no longer told from others' by that record (a scope that popped clean as it
  * was lost checked nothing), and none is recorded as its own any more; the GPU refuses a step

@@ -90,7 +90,9 @@ export function unguarded(value: unknown): GpuTensor | undefined {
  * A parameter is updated in place, zero copy, when its buffer has STORAGE usage, its offset is
  * a multiple of the device's `minStorageBufferOffsetAlignment` and the buffer extends to the
  * 16-byte boundary after its last element; else, with COPY_SRC | COPY_DST usage, it is copied
- * into the state at init and back after each step.
+ * into the state at init and back after each step. A range of another state's buffers on the
+ * device (its slots: `opt.init(state.params, { device })`) is copied into the new state at
+ * init, its own after (that state's steps and `dispose` leave it as it is).
  *
  * Its numeric `length` is what tells `{ buffer, length }`, one tensor, from
  * `{ buffer: aGPUBuffer }`, a record naming a tensor `"buffer"`.

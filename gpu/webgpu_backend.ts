@@ -424,6 +424,11 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.#io.copyParamsToSlow();
   }
 
+  /** Copies params of some tensors from ranges of another state's buffers (at init). */
+  copyParamsFrom(sources: ReadonlyMap<number, GpuTensor>): void {
+    this.#io.copyParamsFrom(sources);
+  }
+
   /** Uploads host params of some tensors (at init; the others come from caller buffers). */
   writeHostParams(data: Readonly<Record<string, Float32Array>>): void {
     this.#io.writeHostParams(data);
