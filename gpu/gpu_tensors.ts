@@ -117,10 +117,13 @@ export type GpuParams =
  *
  * A GPU tensor in a buffer of a state on another device, or of a disposed state, or in a buffer of
  * yours that a state on another device has used (its param, a gradient it stepped from), is
- * refused at `step`'s call with a TypeError naming the tensor. Of a buffer the library has not
- * seen, WebGPU tells neither the device nor whether it is destroyed at the call: the GPU refuses
- * that step (nothing of it runs, nor is it counted), and the next call (a `step`, a read) throws
- * a TypeError naming the tensor.
+ * refused at `step`'s call with a TypeError naming the tensor. Of a buffer you destroyed, or one
+ * of another device that no state has used, WebGPU tells nothing at the call (it shows neither a
+ * buffer's device nor whether it is destroyed, and checks them asynchronously): the GPU refuses
+ * that step (nothing of it runs, nor is it counted), and the first call after its report (a
+ * `step`, which then loads nothing of its own, or a read, which waits for it) throws a TypeError
+ * naming the tensor, the state as it was before the refused step. Until that report, `state.step`
+ * counts the refused step, and steps called in the meantime (a synchronous loop) are taken.
  */
 export type GpuGrads =
   | Float32Array

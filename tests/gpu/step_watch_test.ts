@@ -5,7 +5,9 @@
  * a buffer of another device was then refused by a state on its own device); and a training
  * loop's steps from the same buffers of the caller's, or a bare gradient, make nothing per step
  * beyond what the step's watch needs (a Promise and two closures a step recorded buffers already
- * recorded, an array copied the buffers, a record was made around a bare gradient).
+ * recorded, an array copied the buffers, a record was made around a bare gradient). And the
+ * bound of what WebGPU lets a call tell: a buffer the caller destroyed, or another device's the
+ * library never saw, is refused by the first call after the GPU's report, cleanly.
  */
 import assert from "node:assert/strict";
 import { adam, dispose, readParams, step } from "../../mod.ts";
@@ -134,6 +136,53 @@ Deno.test({
     } finally {
       for (const s of [watched, mine, bare]) dispose(s);
       for (const b of [param, ...grads]) b.destroy();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: a gradient in a buffer the caller destroyed, or in another device's the library never saw, is refused by the first step called after the GPU's report, naming the tensor, that step's own gradient not loaded, the state as it was",
+  ignore,
+  async fn() {
+    // WebGPU shows neither a buffer's device nor whether it is destroyed: the GPU's refusal of
+    // the step that received it is the first word of it (the bound documented on GpuGrads).
+    const other = await adapter!.requestDevice();
+    const destroyed = bufferOf([1, 2, 3, 4], device!);
+    destroyed.destroy();
+    const foreign = bufferOf([1, 2, 3, 4], other);
+    try {
+      for (
+        const [what, bad] of [["destroyed", destroyed], ["of another device", foreign]] as const
+      ) {
+        const opt = adam({ lr: 0.1 });
+        let state = step(await opt.init({ w: new Float32Array(4) }, { device }), {
+          w: Float32Array.of(1, 1, 1, 1),
+        });
+        try {
+          const before = await readParams(state);
+          state = step(state, { w: bad }); // (taken at the call: the GPU has not said yet)
+          await new Promise((r) => setTimeout(r, 0));
+          assert.throws(
+            () => step(state, { w: Float32Array.of(-9, -9, -9, -9) }),
+            (e: Error) =>
+              e instanceof TypeError &&
+              /^The GPU refused a step \(.*\): the buffers it reads of yours \(the gradient of parameter "w"\) must be live GPUBuffers \(not destroyed\) of the state's device; that step was not taken/
+                .test(e.message),
+            what,
+          );
+          assert.equal(state.step, 1, what);
+          assert.deepEqual(await readParams(state), before, what);
+          state = step(state, { w: Float32Array.of(1, 1, 1, 1) });
+          assert.equal(state.step, 2, what);
+          assert.ok((await readParams(state)).w[0] < before.w[0], what);
+        } finally {
+          dispose(state);
+        }
+      }
+    } finally {
+      foreign.destroy();
+      other.destroy();
     }
   },
 });
