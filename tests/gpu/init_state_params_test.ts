@@ -9,8 +9,8 @@
  * starts on from's device without a device option (it asked for one).
  */
 import assert from "node:assert/strict";
-import { adam, dispose, lookahead, readParams, step } from "../../mod.ts";
-import { device, ignore, noGpuErrors } from "./gpu_device.ts";
+import { adam, dispose, loadState, lookahead, readParams, saveState, step } from "../../mod.ts";
+import { adapter, device, ignore, noGpuErrors } from "./gpu_device.ts";
 
 const P = { w: Float32Array.of(1, 2, 3, 4, 5), b: Float32Array.of(-1) };
 const G = { w: new Float32Array(5).fill(1), b: Float32Array.of(-1) };
@@ -64,5 +64,36 @@ Deno.test({
         for (const s of [old, carried, twin]) dispose(s);
       }
     });
+  },
+});
+
+Deno.test({
+  name:
+    "webgpu: init from a state on another device says how to go on from it there (save it, load it on that device), which does",
+  ignore,
+  async fn() {
+    const opt = adam({ lr: 0.1 });
+    const other = await adapter!.requestDevice();
+    let from = step(await opt.init(P, { device: device! }), G);
+    let moved;
+    try {
+      await assert.rejects(
+        () => opt.init(P, { device: other, from }),
+        (e: Error) =>
+          e instanceof TypeError &&
+          e.message.endsWith(
+            "save it and load it there, await loadState(await saveState(from), { device })",
+          ),
+      );
+      moved = await loadState(await saveState(from), { device: other });
+      from = step(from, G);
+      moved = step(moved, G);
+      assert.equal(moved.step, 2);
+      assert.deepEqual(await readParams(moved), await readParams(from));
+    } finally {
+      dispose(from);
+      if (moved) dispose(moved);
+      other.destroy();
+    }
   },
 });
