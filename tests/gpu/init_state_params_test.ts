@@ -51,7 +51,7 @@ Deno.test({
   async fn() {
     await noGpuErrors(async () => {
       const opt = adam({ lr: 0.1 });
-      let old = step(await opt.init(P, { device: device! }), G);
+      const old = step(await opt.init(P, { device: device! }), G);
       let carried = await opt.init(old.params, { from: old });
       let twin = step(await opt.init(P, { device: device! }), G);
       try {
