@@ -262,7 +262,8 @@ export function startFromOnDevice(
     throw new TypeError(
       `Option from of init is a state on GPUDevice ${deviceLabel(source.device)}, and option ` +
         `device is another, ${deviceLabel(device)}: a state's moments are copied on one device ` +
-        "(give the device of from, or none)",
+        "(give the device of from, or none); to go on from it on the other device, save it and " +
+        "load it there, await loadState(await saveState(from), { device })",
     );
   }
   const held = source.holdTensorState(kept);

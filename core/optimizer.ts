@@ -158,7 +158,8 @@ function initOf(
     const device = options.device ??
       (choice === "webgpu" || choice === "auto" ? deviceOfFrom(options.from) : undefined);
     where = placement(settings, device, hasGpuParams(params), "init");
-    if (where === "device") return initOnWebGpu(settings, params, options);
+    // (Params in a WebGPU from's buffers, `init(state.params, { from: state })`: on its device.)
+    if (where === "device") return initOnWebGpu(settings, params, { ...options, device });
     if (options.from !== undefined) start = startFrom(settings, options.from);
   } catch (error) {
     return Promise.reject(error);

@@ -19,7 +19,7 @@ import type { DeviceBackend } from "../base/backend.ts";
 import type { Settings } from "../base/settings.ts";
 import { label } from "../base/tensors.ts";
 import { type CheckedGpuParams, checkGpuParams, placeGpuParams } from "../gpu/_gpu_params.ts";
-import { recordCallerBuffers } from "../gpu/_gpu_grads.ts";
+import { recordCallerBuffers, stateBufferDevice } from "../gpu/_gpu_grads.ts";
 import type { GpuTensor } from "../gpu/gpu_tensors.ts";
 import type { GpuPlanLimits } from "../gpu/arena_plan.ts";
 import { planGpuLayout } from "../gpu/arena_layout.ts";
@@ -137,7 +137,12 @@ function startWebGpuState(
   const layout = gpuLayoutOf(config, checked.names, checked.lengths);
   const shapes = inLayoutOrder(layout, checked.names, checked.shapes);
   checkSavableSize(config, layout, shapes, checked.names);
-  const placed = placeGpuParams(checked, device.limits.minStorageBufferOffsetAlignment);
+  // Ranges of a live state's buffers on this device (`init(state.params)`): copied into this
+  // state's own arena, not updated in place there (that state's, which its dispose destroys).
+  const seeded = [...checked.device].filter(([, t]) => stateBufferDevice(t.buffer) === device);
+  const owned = seeded.length === 0 ? checked : { ...checked, device: new Map(checked.device) };
+  for (const [i] of seeded) (owned.device as Map<number, GpuTensor>).delete(i);
+  const placed = placeGpuParams(owned, device.limits.minStorageBufferOffsetAlignment);
   // By index in the layout's order (8-bit states: the compact tensors last).
   const at = layoutIndices(layout, checked.names);
   const copied = new Map<number, GpuTensor>();
@@ -162,6 +167,7 @@ function startWebGpuState(
       throw error;
     }
   }
+  if (seeded.length > 0) backend.copyParamsFrom(new Map(seeded.map(([i, t]) => [at[i], t])));
   backend.copyParamsToSlow();
   if (from === undefined) {
     return restoreState<GpuTensor>(config, backend, { shapes, order: checked.names });

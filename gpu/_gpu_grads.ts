@@ -37,6 +37,12 @@ interface Arena {
  * seen is the GPU's to find.
  */
 const KNOWN_BUFFERS = new WeakMap<GPUBuffer, Arena>();
+/**
+ * Devices lost (as their states heard): an error scope of one pops clean with nothing checked,
+ * so a buffer of the caller's it "took" may be another device's, and is neither recorded as its
+ * own nor refused by such a record.
+ */
+const LOST_DEVICES = new WeakSet<GPUDevice>();
 /** The slots of states' arenas, by their state's arena: as gradients, taken as they are. */
 const ARENA_SLOTS = new WeakMap<GpuTensor, Arena>();
 
@@ -69,11 +75,50 @@ export function recordSections(device: GPUDevice, sections: readonly GPUBuffer[]
  * ```
  */
 export function recordCallerBuffers(device: GPUDevice, buffers: readonly GPUBuffer[]): void {
+  if (LOST_DEVICES.has(device)) return; // (its scope popped clean unchecked)
   for (const buffer of buffers) {
     if (!KNOWN_BUFFERS.has(buffer)) {
       KNOWN_BUFFERS.set(buffer, { device, freed: false, caller: true });
     }
   }
+}
+
+/**
+ * The device of the state whose arena `buffer` is one of (recorded by
+ * {@linkcode recordSections}), while that state is not disposed; else undefined (a buffer of the
+ * caller's, or of a disposed state).
+ *
+ * @example
+ * ```ts
+ * import { recordSections, stateBufferDevice } from "./_gpu_grads.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const [device, buffer] = [{} as GPUDevice, {} as GPUBuffer];
+ * recordSections(device, [buffer]);
+ * assert.equal(stateBufferDevice(buffer), device);
+ * assert.equal(stateBufferDevice({} as GPUBuffer), undefined);
+ * ```
+ */
+export function stateBufferDevice(buffer: GPUBuffer): GPUDevice | undefined {
+  const arena = KNOWN_BUFFERS.get(buffer);
+  return arena === undefined || arena.caller || arena.freed ? undefined : arena.device;
+}
+
+/**
+ * Records `device` as lost (its `lost` promise resolved): the buffers of the caller's recorded
+ * as its own are no longer told from others' by that record (a scope that popped clean as it
+ * was lost checked nothing), and none is recorded as its own any more; the GPU refuses a step
+ * of another device that uses one.
+ *
+ * @example
+ * ```ts
+ * import { recordLost } from "./_gpu_grads.ts";
+ *
+ * recordLost({} as GPUDevice); // (its lost promise resolved)
+ * ```
+ */
+export function recordLost(device: GPUDevice): void {
+  LOST_DEVICES.add(device);
 }
 
 /**
@@ -143,6 +188,8 @@ function gpuGradOf(value: unknown, name: string, device: GPUDevice): GpuTensor {
     }
     t = gpuTensorOf(value, name, "gradient of parameter", 0x04);
     arena = KNOWN_BUFFERS.get(t.buffer);
+    // (Recorded by a device lost since: maybe as its scope popped clean, unchecked.)
+    if (arena?.caller && LOST_DEVICES.has(arena.device)) arena = undefined;
   }
   if (arena !== undefined && (arena.freed || arena.device !== device)) {
     throw new TypeError(
@@ -158,6 +205,27 @@ function gpuGradOf(value: unknown, name: string, device: GPUDevice): GpuTensor {
     );
   }
   return t;
+}
+
+/**
+ * `value` (no state's guarded slot) as the gradient of tensor `name` of `length` elements of a
+ * state on `device`: a Float32Array as given, a GPU tensor as {@linkcode gpuGradOf} takes it.
+ */
+function checkedGrad(
+  value: unknown,
+  name: string,
+  length: number,
+  device: GPUDevice,
+): CheckedGpuGrad {
+  const checked = value instanceof Float32Array ? value : gpuGradOf(value, name, device);
+  if (checked.length !== length) {
+    throw new RangeError(
+      `Expected the gradient of ${
+        label(name, "parameter")
+      } to have length ${length}, got ${checked.length}`,
+    );
+  }
+  return checked;
 }
 
 /** A gradient as checked for a step: a Float32Array as given, or a GPU tensor's range. */
@@ -196,7 +264,11 @@ export function checkGpuGrads(
       }`,
     );
   }
-  const record = single ? { [names[0]]: grads } : grads as Record<string, unknown>;
+  if (single) { // (checked as it is: no record made around it)
+    out[0] = checkedGrad(grads, names[0], lengths[0], device);
+    return out as CheckedGpuGrad[];
+  }
+  const record = grads as Record<string, unknown>;
   for (let k = 0; k < names.length; k++) {
     const i = visit === undefined ? k : visit[k];
     const name = names[i];
@@ -208,18 +280,10 @@ export function checkGpuGrads(
     const value = unguarded(given) ?? given; // (a state's own slot: its plain one)
     if (value === undefined) {
       const error = missingGradient(name, record, names);
-      error.message += single ? "" : lengthHint(record);
+      error.message += lengthHint(record);
       throw error;
     }
-    const checked = value instanceof Float32Array ? value : gpuGradOf(value, name, device);
-    if (checked.length !== lengths[i]) {
-      throw new RangeError(
-        `Expected the gradient of ${label(name, "parameter")} to have length ${
-          lengths[i]
-        }, got ${checked.length}`,
-      );
-    }
-    out[i] = checked;
+    out[i] = checkedGrad(value, name, lengths[i], device);
   }
   // Every name is an own enumerable key: any more keys are ones of no tensor. (Not a search of
   // the names for each key: a step of a model of 1000 tensors spent a millisecond there.)

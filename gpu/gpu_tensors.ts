@@ -41,14 +41,33 @@ export interface GpuTensor {
   readonly length: number;
 }
 
-/** Where a guarded slot holds the plain slot it shows (the library's own, frozen). */
-export const RAW_SLOT: unique symbol = Symbol("raw slot");
+/** The plain slot behind each guarded one (the library's own, frozen; see _slot_guard.ts). */
+const RAW_SLOTS = new WeakMap<object, GpuTensor>();
+
+/**
+ * Records `raw` as the plain slot behind `guarded` (a state's guarded slot, _slot_guard.ts), for
+ * {@linkcode unguarded}.
+ *
+ * @example
+ * ```ts
+ * import { markGuarded, unguarded } from "./gpu_tensors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const raw = Object.freeze({ buffer: {} as GPUBuffer, offset: 0, size: 8, length: 2 });
+ * const guarded = new Proxy(raw, {});
+ * markGuarded(guarded, raw);
+ * assert.equal(unguarded(guarded), raw);
+ * ```
+ */
+export function markGuarded(guarded: object, raw: GpuTensor): void {
+  RAW_SLOTS.set(guarded, raw);
+}
 
 /**
  * The plain slot behind `value` where it is a guarded one (a state's `state.grads[name]`, see
  * _slot_guard.ts, given back to `step`), else undefined: checked as it is, a guarded slot's
  * `instanceof` walked the Proxy in its prototype chain, some 100 ns each, several times a tensor
- * a step. One own property read, never the Proxy, for any value.
+ * a step. One WeakMap lookup, no read of the slot (a Proxy) itself, for any value.
  *
  * @example
  * ```ts
@@ -60,9 +79,7 @@ export const RAW_SLOT: unique symbol = Symbol("raw slot");
  * ```
  */
 export function unguarded(value: unknown): GpuTensor | undefined {
-  return typeof value === "object" && value !== null
-    ? (value as { [RAW_SLOT]?: GpuTensor })[RAW_SLOT]
-    : undefined;
+  return typeof value === "object" && value !== null ? RAW_SLOTS.get(value) : undefined;
 }
 
 /**
@@ -73,7 +90,9 @@ export function unguarded(value: unknown): GpuTensor | undefined {
  * A parameter is updated in place, zero copy, when its buffer has STORAGE usage, its offset is
  * a multiple of the device's `minStorageBufferOffsetAlignment` and the buffer extends to the
  * 16-byte boundary after its last element; else, with COPY_SRC | COPY_DST usage, it is copied
- * into the state at init and back after each step.
+ * into the state at init and back after each step. A range of another state's buffers on the
+ * device (its slots: `opt.init(state.params, { device })`) is copied into the new state at
+ * init, its own after (that state's steps and `dispose` leave it as it is).
  *
  * Its numeric `length` is what tells `{ buffer, length }`, one tensor, from
  * `{ buffer: aGPUBuffer }`, a record naming a tensor `"buffer"`.
@@ -98,10 +117,13 @@ export type GpuParams =
  *
  * A GPU tensor in a buffer of a state on another device, or of a disposed state, or in a buffer of
  * yours that a state on another device has used (its param, a gradient it stepped from), is
- * refused at `step`'s call with a TypeError naming the tensor. Of a buffer the library has not
- * seen, WebGPU tells neither the device nor whether it is destroyed at the call: the GPU refuses
- * that step (nothing of it runs, nor is it counted), and the next call (a `step`, a read) throws
- * a TypeError naming the tensor.
+ * refused at `step`'s call with a TypeError naming the tensor. Of a buffer you destroyed, or one
+ * of another device that no state has used, WebGPU tells nothing at the call (it shows neither a
+ * buffer's device nor whether it is destroyed, and checks them asynchronously): the GPU refuses
+ * that step (nothing of it runs, nor is it counted), and the first call after its report (a
+ * `step`, which then loads nothing of its own, or a read, which waits for it) throws a TypeError
+ * naming the tensor, the state as it was before the refused step. Until that report, `state.step`
+ * counts the refused step, and steps called in the meantime (a synchronous loop) are taken.
  */
 export type GpuGrads =
   | Float32Array

@@ -333,6 +333,20 @@ export class SectionIO {
   }
 
   /**
+   * Copies, on the GPU, the params of tensors `sources` (layout index → a range of another
+   * state's buffers on this device) into their slots (at init: they are this state's own after).
+   */
+  copyParamsFrom(sources: ReadonlyMap<number, GpuTensor>): void {
+    const encoder = this.#device.createCommandEncoder();
+    for (const [i, t] of sources) {
+      if (t.length === 0) continue;
+      const at = this.#layout.offsets[i] * 4;
+      encoder.copyBufferToBuffer(t.buffer, t.offset, this.#sections[PARAMS], at, t.size);
+    }
+    this.#device.queue.submit([encoder.finish()]);
+  }
+
+  /**
    * Copies the params into the slow weights (LookAhead's start: slow = params), those updated in
    * place from the caller's buffers.
    */

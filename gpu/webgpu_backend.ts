@@ -37,7 +37,6 @@ import { label } from "../base/tensors.ts";
 import { backendSlots, type CallerOwned } from "./_backend_slots.ts";
 import { encodeStepPass, type StepPass, stepPass } from "./_step_pass.ts";
 import type { GpuPlanLimits } from "./arena_plan.ts";
-import { refusalError } from "./buffer_probe.ts";
 import { encodeStateCopy } from "./state_copy.ts";
 import { holdState } from "./state_hold.ts";
 import { type TensorStateRead, tensorStateRead } from "./tensor_state_read.ts";
@@ -51,12 +50,8 @@ import {
 } from "./compact_io.ts";
 import { GpuStepCounter, type ReadMark } from "./device_counter.ts";
 import { requireDeviceLost } from "./device_lost.ts";
-import {
-  type CheckedGpuGrad,
-  checkGpuGrads,
-  recordCallerBuffers,
-  recordFreed,
-} from "./_gpu_grads.ts";
+import { type CheckedGpuGrad, checkGpuGrads, recordFreed, recordLost } from "./_gpu_grads.ts";
+import { StepWatches } from "./_step_watch.ts";
 import { type GpuTensor, unguarded } from "./gpu_tensors.ts";
 import { GradLoads } from "./grad_loads.ts";
 import { NonFiniteOrder } from "./nonfinite_order.ts";
@@ -82,8 +77,8 @@ import {
  */
 export interface BackendSetup extends CallerOwned, GradTreatment {}
 
-/** The gradients' buffers of the caller's that a step reads where it reads none. */
-const NO_BUFFERS: readonly GPUBuffer[] = [];
+/** Ignores a rejection (a lost device's error scope: `checkUsable` says so). */
+function ignore(): void {}
 
 /** The WebGPU backend of one state. */
 export class WebGpuBackend implements DeviceBackend<GpuTensor> {
@@ -104,8 +99,8 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
   readonly #centralizations: Centralizations;
   /** The gradients' loads into their slots (see grad_loads.ts). */
   readonly #loads: GradLoads;
-  /** The params in caller's buffers, which the GPU checks at each step (layout indices). */
-  readonly #callerParams: number[] = [];
+  /** The watches of steps that read buffers of the caller's (see _step_watch.ts). */
+  readonly #watches: StepWatches;
   /** Buffers other than the sections and the counter's. */
   readonly #extraBuffers: GPUBuffer[] = [];
   /** The one command buffer of a step's submission (a reused array). */
@@ -127,7 +122,10 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.#pipelines = pipelines;
     this.#limits = limits;
     requireDeviceLost(device); // (Deno before 2.6.4 has no device.lost)
-    device.lost.then((info) => this.#lost = info);
+    device.lost.then((info) => {
+      this.#lost = info;
+      recordLost(device); // (its error scopes pop clean unchecked now)
+    });
     const sections = this.#sections = createSections(device, layout, limits);
     this.#centralizations = new Centralizations(device, pipelines, limits, sections[GRADS]);
     const order = new NonFiniteOrder(device, layout);
@@ -149,7 +147,9 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     this.grads = slots.grads;
     const gradSlots = layout.names.map((n) => unguarded(this.grads[n])!); // (the plain ones)
     this.#loads = new GradLoads(device, sections[GRADS], gradSlots, sections);
-    this.#callerParams.push(...slots.callerParams);
+    const callerParams = slots.callerParams;
+    const paramBuffers = callerParams.map((i) => this.params[layout.names[i]].buffer);
+    this.#watches = new StepWatches(device, layout.names, callerParams, paramBuffers);
     const { inPlace } = slots;
     const pass = this.#pass = stepPass(device, pipelines, {
       layout,
@@ -262,13 +262,10 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     counter.beforeSubmit();
     const device = this.#device;
     // Buffers the caller owns may have been destroyed, or be another device's: the GPU refuses
-    // the step's command buffer then (nothing of it runs), and the error scope says so.
-    const foreign = this.#loads.foreign;
-    const watched = foreign.length > 0 || this.#callerParams.length > 0;
-    // (The arrays are reused; none made for a step of the state's own slots.)
-    const gradBuffers = foreign.length === 0 ? NO_BUFFERS : this.#loads.foreignBuffers.slice();
-    const refused = watched ? this.#refusal(foreign, gradBuffers) : undefined;
-    if (watched) device.pushErrorScope("validation");
+    // the step's command buffer then (nothing of it runs), and the error scope says so. (The
+    // watch of a step that reads the same buffers as the last is that one's: none made.)
+    const watch = this.#watches.of(this.#loads.foreign, this.#loads.foreignBuffers);
+    if (watch) device.pushErrorScope("validation");
     const encoder = device.createCommandEncoder();
     this.#loads.encode(encoder);
     encodeStepPass(encoder, this.#pipelines, this.#pass, this.#centralizations, centralize);
@@ -278,40 +275,11 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
     submission[0] = encoder.finish();
     device.queue.submit(submission);
     counter.submitted(report);
-    if (refused) {
+    if (watch) {
       const popped = device.popErrorScope();
-      counter.watch(popped, refused);
-      // Taken by the GPU: given to a state on another device, refused at that call.
-      if (gradBuffers.length > 0) {
-        popped.then((error) => {
-          if (error === null) recordCallerBuffers(device, gradBuffers);
-        }, () => {});
-      }
+      counter.watch(popped, watch.refusal);
+      if (watch.record) popped.then(watch.record, ignore); // (until its buffers are recorded)
     }
-  }
-
-  /**
-   * The error of a step whose command buffer the GPU refused, naming the buffers of the
-   * caller's it used: the gradients of tensors `foreign` (layout indices), in `gradBuffers`,
-   * and the params in caller's buffers (`refusalError` asks the GPU whose fault it was).
-   */
-  #refusal(
-    foreign: readonly number[],
-    gradBuffers: readonly GPUBuffer[],
-  ): (error: GPUError) => Promise<Error> {
-    const grads = foreign.length === 0 ? foreign : foreign.slice(); // (reused)
-    return async (error) => {
-      const names = this.layout.names;
-      const which = [
-        ...grads.map((i) => `the gradient of ${label(names[i])}`),
-        ...this.#callerParams.map((i) => label(names[i])),
-      ].join(", ");
-      const buffers = [
-        ...gradBuffers,
-        ...this.#callerParams.map((i) => this.params[names[i]].buffer),
-      ];
-      return await refusalError(this.#device, error, which, buffers);
-    };
   }
 
   readSection(section: number): Promise<Record<string, Float32Array<ArrayBuffer>>> {
@@ -454,6 +422,11 @@ export class WebGpuBackend implements DeviceBackend<GpuTensor> {
    */
   copyParamsToSlow(): void {
     this.#io.copyParamsToSlow();
+  }
+
+  /** Copies params of some tensors from ranges of another state's buffers (at init). */
+  copyParamsFrom(sources: ReadonlyMap<number, GpuTensor>): void {
+    this.#io.copyParamsFrom(sources);
   }
 
   /** Uploads host params of some tensors (at init; the others come from caller buffers). */

@@ -366,3 +366,62 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    'webgpu: a slot\'s field assigned, a name defined on it (Object.defineProperty) or deleted is a TypeError naming the slot and what to do (it was V8\'s "Cannot assign to read only property", "Cannot redefine property", "object is not extensible")',
+  ignore,
+  async fn() {
+    const state = await adam({ backend: "webgpu" }).init({
+      w: new Float32Array(3),
+      "b.x": new Float32Array(2),
+    }, { device });
+    try {
+      const g = state.grads.w as unknown as Record<string, unknown>;
+      const p = state.params["b.x"] as unknown as Record<string, unknown>;
+      const before = { ...g };
+      const frozen = /is a frozen range of the state's GPU buffer/;
+      const stepFrom = /state = step\(state, \{ w: \{ buffer, offset, length \} \}\)/;
+      throwsNaming(
+        () => (g.offset = 256),
+        /^Cannot set state\.grads\.w\.offset: /,
+        frozen,
+        stepFrom,
+      );
+      throwsNaming(
+        () => (p.buffer = g.buffer),
+        /^Cannot set state\.params\["b\.x"\]\.buffer: /,
+        /where the state keeps parameter "b\.x"'s values/,
+        /opt\.init\(params, \{ from: state \}\)/,
+      );
+      throwsNaming(
+        () => Object.defineProperty(g, "length", { value: 1 }),
+        /^Cannot define state\.grads\.w\.length: /,
+        stepFrom,
+      );
+      throwsNaming(
+        () => Object.defineProperty(g, "tag", { value: 1 }),
+        /^Cannot define state\.grads\.w\.tag: /,
+        /keep what you attach to it in a WeakMap keyed by it/,
+      );
+      throwsNaming(() => delete g.size, /^Cannot delete state\.grads\.w\.size: /, frozen);
+      throwsNaming(() => Reflect.set(g, "offset", 0), /^Cannot set state\.grads\.w\.offset: /);
+      // Nothing changed; a define that changes nothing (as Object.freeze makes) is taken.
+      assert.deepEqual({ ...g }, before);
+      assert.equal(Object.freeze(g), g);
+      assert.ok(Object.isFrozen(g));
+      assert.equal(delete g.absent, true);
+      assert.deepEqual(Object.keys(g), ["buffer", "offset", "size", "length"]);
+      // An object made on a slot keeps JavaScript's own sets.
+      const derived = Object.create(g) as Record<string, unknown>;
+      derived.tag = 1;
+      assert.equal(derived.tag, 1);
+      // Still the state's own slot: it steps as step(state) does.
+      device!.queue.writeBuffer(g.buffer as GPUBuffer, 0, Float32Array.of(1, 1, 1));
+      const next = step(state, { w: state.grads.w, "b.x": new Float32Array(2) });
+      assert.ok((await readParams(next)).w[0] < 0);
+    } finally {
+      dispose(state);
+    }
+  },
+});
