@@ -1,0 +1,74 @@
+/**
+ * The Deno KV store's commits without a new checkpoint, answered "database is locked": they
+ * write a receipt in the same atomic write, and are judged done by it alone, never by a lease
+ * that changed or an outcome another process recorded since.
+ */
+import assert from "node:assert/strict";
+import { commitOf, firstCommit } from "../store/_conformance_calls.ts";
+import { kvCheckpointStore } from "../kv.ts";
+import { checkpointOf } from "../store/_conformance_kit.ts";
+import { busyAfterKv, busyBeforeKv, PREFIX, withKv } from "./kv_fakes.ts";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+Deno.test("kv store: a release of the lease answered busy before it went through is a conflict once the lease ran out and another process took it and moved the head, not answered made", async () => {
+  // It was judged done because the lease had changed, and answered the version its check named
+  // as current, though another process's step had replaced it.
+  await withKv(async (kv) => {
+    const b = kvCheckpointStore(kv, PREFIX);
+    const first = await firstCommit(b);
+    const a = kvCheckpointStore(busyBeforeKv(kv, [1]), PREFIX); // write 0: its acquire
+    const held = (await a.acquire("A", 50))!;
+    assert.equal(await b.acquire("B", 60_000, false), null);
+    await sleep(80);
+    const taken = (await b.acquire("B", 60_000, false))!;
+    assert.equal(taken.token, "B");
+    const byB = await b.commit(
+      commitOf({
+        checkpoint: await checkpointOf(2),
+        expected: first,
+        step: 2,
+        seq: 2,
+        lease: taken,
+        next: { token: "B", ms: 60_000 },
+      }),
+    );
+    assert.notEqual(byB, null);
+    const byA = await a.commit(commitOf({ expected: first, lease: held }));
+    assert.equal(byA, null, "a conflict: not made, and the head moved");
+    assert.equal((await b.head())?.version, byB!.version);
+    assert.equal((await kv.get<{ token: string }>([...PREFIX, "lease"])).value?.token, "B");
+  });
+});
+
+Deno.test("kv store: a commit of outcomes whose answer was lost after it went through answers it made once, with the lease it wrote", async () => {
+  // The write lands, the caller is told "database is locked": it finds its receipt and does not
+  // write again (its fresh id's check would refuse that write: a conflict).
+  await withKv(async (kv) => {
+    const first = await firstCommit(kvCheckpointStore(kv, PREFIX));
+    const a = kvCheckpointStore(busyAfterKv(kv, [1]), PREFIX); // write 0: its acquire
+    const held = (await a.acquire("A", 60_000))!;
+    const done = await a.commit(commitOf({
+      expected: first,
+      lease: held,
+      next: { token: "A", ms: 60_000 },
+      fresh: ["f"],
+      refused: [{ id: "f", reason: "stale" }],
+    }));
+    assert.notEqual(done, null, "made");
+    assert.equal(done!.version, first);
+    const record = await kv.get([...PREFIX, "requests", "f"]);
+    assert.deepEqual(record.value, { state: "refused", step: 1, reason: "stale" });
+    const lease = await kv.get([...PREFIX, "lease"]);
+    assert.equal(done!.lease?.ref, lease.versionstamp, "the lease it wrote");
+    assert.equal(record.versionstamp, lease.versionstamp, "written once, by that write");
+    const receipts = await Array.fromAsync(kv.list({ prefix: [...PREFIX, "receipts"] }));
+    assert.equal(receipts.length, 1);
+    assert.equal(receipts[0].versionstamp, lease.versionstamp);
+    // The lease it answered is the one its caller holds: the next commit passes its check.
+    const next = await kvCheckpointStore(kv, PREFIX).commit(
+      commitOf({ expected: first, step: 2, seq: 2, lease: done!.lease! }),
+    );
+    assert.notEqual(next, null);
+  });
+});
