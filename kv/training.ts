@@ -29,6 +29,7 @@ import { removeBlob } from "./sweep.ts";
 import { submissionId, submittedAt } from "./submission.ts";
 import { compareUtf8 } from "../base/_utf8.ts";
 import { keyedBase } from "../store/_contribution.ts";
+import { notedRecently } from "../store/_notes.ts";
 
 /** See `TrainingStore.request`. */
 export async function request(ctx: Ctx, id: string): Promise<RequestRecord | null> {
@@ -242,7 +243,7 @@ export async function gradientOf(ctx: Ctx, p: PendingContribution): Promise<Uint
 async function want(ctx: Ctx, token: string, now: number): Promise<void> {
   const key = ctx.records.want(token);
   const entry = await unbusy(() => ctx.kv.get<{ since: number; at: number }>(key));
-  if (entry.value !== null && now - entry.value.at < 250) return;
+  if (notedRecently(entry.value ?? undefined, now)) return;
   const value = { since: entry.value?.since ?? now, at: now };
   await unbusy(() => ctx.kv.set(key, value, { expireIn: 60_000 }));
 }

@@ -15,7 +15,7 @@ import {
 } from "./_checks.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { readParamsPrefix, readStoredParams } from "./layout.ts";
-import { WaitingNotes } from "./_notes.ts";
+import { notedRecently, WaitingNotes } from "./_notes.ts";
 import { ExpiryQueue } from "./_expiry.ts";
 import { LeaseSighting } from "./_lease.ts";
 import { sleep } from "./_time.ts";
@@ -249,9 +249,10 @@ function trainingMethods(
           m.lease !== null && m.lease.token !== token && !sighting.over(m.lease.ref, m.lease, token)
         ) {
           const note = m.wants.get(token);
-          // Noted again at most four times a second, as the Deno KV store writes its notes.
+          // Noted again at most four times a second, as the Deno KV store writes its notes (and
+          // at once where the wall clock was set back past the note's time: see `notedRecently`).
           if (!queue) m.wants.delete(token);
-          else if (note === undefined || now - note.at >= 250) {
+          else if (!notedRecently(note, now)) {
             m.wants.set(token, { since: note?.since ?? now, at: now });
           }
           return null;
