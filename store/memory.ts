@@ -6,6 +6,7 @@
  */
 import {
   checkCount,
+  checkLeaseAsk,
   checkMeta,
   checkOptionsObject,
   checkRememberMs,
@@ -244,6 +245,7 @@ function trainingMethods(
     gradient: (p) => later(() => (p.ref as Stored).gradient.slice()),
     acquire: (token, ms, queue = true) =>
       later(() => {
+        checkLeaseAsk("acquire", token, ms);
         const now = Date.now();
         if (
           m.lease !== null && m.lease.token !== token && !sighting.over(m.lease.ref, m.lease, token)
@@ -263,7 +265,9 @@ function trainingMethods(
       }),
     release: (lease) =>
       later(() => {
-        if (typeof lease === "string") {
+        // A token (anything but a lease object: refused unless a token).
+        if (typeof lease !== "object" || lease === null) {
+          checkLeaseAsk("release", lease);
           m.wants.delete(lease);
           if (m.lease?.token === lease) m.lease = null;
         } else if (m.lease?.ref === lease.ref) m.lease = null;
