@@ -74,8 +74,9 @@ async function removeSettled(ctx: Ctx, c: StepCommit): Promise<void> {
 
 /**
  * Commits outcomes without a new checkpoint, checked against the current version, with a receipt
- * under an id of this call's: answered that the database was busy, it is done if the receipt is
- * there (its versionstamp, the write's), else written again. (Inferring it from the records it
+ * under an id of this call's: answered with an error, it is done if the receipt is there (its
+ * versionstamp, the write's); else written again where the database was busy, and the error
+ * thrown where it was another (a connection lost: the write may yet be done). (Inferring it from the records it
  * writes could not tell a release of the lease that was not made, once the lease ran out and was
  * taken, from one made; nor its outcomes from the same ones another holder recorded since.)
  */
@@ -93,10 +94,13 @@ async function commitOutcomes(
       const result = await op.commit();
       return result.ok ? result.versionstamp : null;
     } catch (error) {
-      if (!isBusy(error) || n >= BUSY_TRIES) throw error;
-      await busyPause(n);
-      const landed = await unbusy(() => ctx.kv.get(receipt));
-      if (landed.versionstamp !== null) return landed.versionstamp;
+      const busy = isBusy(error);
+      if (busy && n < BUSY_TRIES) await busyPause(n);
+      // Any error: done if the receipt is there. Else written again where the database was
+      // busy (nothing done); another error (a connection lost) may yet be done: the caller's.
+      const landed = await unbusy(() => ctx.kv.get(receipt)).catch(() => null);
+      if (landed !== null && landed.versionstamp !== null) return landed.versionstamp;
+      if (!busy || n >= BUSY_TRIES) throw error;
     }
   }
 }

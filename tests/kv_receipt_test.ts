@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { commitOf, firstCommit } from "../store/_conformance_calls.ts";
 import { kvCheckpointStore } from "../kv.ts";
 import { checkpointOf } from "../store/_conformance_kit.ts";
-import { busyAfterKv, busyBeforeKv, PREFIX, withKv } from "./kv_fakes.ts";
+import { atomicView, busyAfterKv, busyBeforeKv, PREFIX, withKv } from "./kv_fakes.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -70,5 +70,50 @@ Deno.test("kv store: a commit of outcomes whose answer was lost after it went th
       commitOf({ expected: first, step: 2, seq: 2, lease: done!.lease! }),
     );
     assert.notEqual(next, null);
+  });
+});
+
+/** `kv` whose first atomic write goes through and is then answered with `error`. */
+function lostAnswerKv(kv: Deno.Kv, error: Error): Deno.Kv {
+  let lost = false;
+  return atomicView(kv, (op) => {
+    const commit = op.commit.bind(op);
+    op.commit = async () => {
+      const result = await commit();
+      if (lost) return result;
+      lost = true;
+      throw error;
+    };
+    return op;
+  });
+}
+
+Deno.test("kv store: a release of the lease whose answer was lost to an error other than busy (a connection reset) once it went through answers it made", async () => {
+  // The error was thrown: the caller, told nothing of the write, took the release as failed
+  // (a data-parallel holder then dropped the lease and rejected its fold's own contributions as
+  // perhaps applied).
+  await withKv(async (kv) => {
+    const first = await firstCommit(kvCheckpointStore(kv, PREFIX));
+    const held = (await kvCheckpointStore(kv, PREFIX).acquire("A", 60_000))!;
+    const a = kvCheckpointStore(lostAnswerKv(kv, new Error("connection reset")), PREFIX);
+    const done = await a.commit(commitOf({ expected: first, lease: held }));
+    assert.deepEqual(done, { version: first, lease: null }, "made");
+    assert.equal((await kv.get([...PREFIX, "lease"])).versionstamp, null, "released");
+  });
+});
+
+Deno.test("kv store: a commit without a checkpoint that failed with an error other than busy, not made, throws that error", async () => {
+  await withKv(async (kv) => {
+    const first = await firstCommit(kvCheckpointStore(kv, PREFIX));
+    const held = (await kvCheckpointStore(kv, PREFIX).acquire("A", 60_000))!;
+    const failing = atomicView(kv, (op) => {
+      op.commit = () => Promise.reject(new Error("connection reset"));
+      return op;
+    });
+    await assert.rejects(
+      () => kvCheckpointStore(failing, PREFIX).commit(commitOf({ expected: first, lease: held })),
+      /connection reset/,
+    );
+    assert.equal((await kv.get([...PREFIX, "lease"])).versionstamp, held.ref, "still held");
   });
 });
