@@ -12,7 +12,7 @@ import { toParamsFirst } from "../store/layout.ts";
 import type { CommitResult, StepCommit } from "../store/training.ts";
 import type { Ctx } from "./context.ts";
 import { sha256 } from "./format.ts";
-import { type LeaseValue, parseLease, type PendingValue } from "./records.ts";
+import { type LeaseValue, type PendingValue, RECEIPT_MS } from "./records.ts";
 import { BUSY_TRIES, busyPause, isBusy, unbusy } from "./retry.ts";
 import { freshLimit } from "./limits.ts";
 import { removeBlob } from "./sweep.ts";
@@ -72,67 +72,37 @@ async function removeSettled(ctx: Ctx, c: StepCommit): Promise<void> {
   }
 }
 
-/** Commits outcomes without a new checkpoint, checked against the current version. */
+/**
+ * Commits outcomes without a new checkpoint, checked against the current version, with a receipt
+ * under an id of this call's: answered with an error, it is done if the receipt is there (its
+ * versionstamp, the write's); else written again where the database was busy, and the error
+ * thrown where it was another (a connection lost: the write may yet be done). (Inferring it from the records it
+ * writes could not tell a release of the lease that was not made, once the lease ran out and was
+ * taken, from one made; nor its outcomes from the same ones another holder recorded since.)
+ */
 async function commitOutcomes(
   ctx: Ctx,
   c: StepCommit,
   renewed: LeaseValue | null,
 ): Promise<string | null> {
+  const receipt = ctx.records.receipt(crypto.randomUUID());
   for (let n = 1;; n++) {
     try {
       const op = ctx.kv.atomic().check({ key: ctx.keys.head, versionstamp: c.expected });
       settle(ctx, op, c, renewed);
+      op.set(receipt, { step: c.step }, { expireIn: RECEIPT_MS });
       const result = await op.commit();
       return result.ok ? result.versionstamp : null;
     } catch (error) {
-      if (!isBusy(error) || n >= BUSY_TRIES) throw error;
-      await busyPause(n);
-      // Done if the first outcome is recorded as this commit records it (and, renewing the
-      // lease for its caller, the lease is the one it wrote).
-      const first = c.refused[0] ?? c.applied[0];
-      if (first === undefined) {
-        const done = await leaseLanded(ctx, c, renewed);
-        if (done !== undefined) return done;
-        continue;
-      }
-      const now = await unbusy(() =>
-        ctx.kv.get<{ state: string; step: number }>(ctx.records.request(first.id))
-      );
-      if (now.value?.step !== c.step || now.value.state === "pending") continue;
-      if (renewed === null || renewed.token !== c.lease?.token) return now.versionstamp;
-      // A renewal for itself: done only if the lease is the one it wrote (another holder's
-      // commit since records the same outcome at the same step).
-      const done = await leaseLanded(ctx, c, renewed);
-      if (done !== undefined) return done;
+      const busy = isBusy(error);
+      if (busy && n < BUSY_TRIES) await busyPause(n);
+      // Any error: done if the receipt is there. Else written again where the database was
+      // busy (nothing done); another error (a connection lost) may yet be done: the caller's.
+      const landed = await unbusy(() => ctx.kv.get(receipt)).catch(() => null);
+      if (landed !== null && landed.versionstamp !== null) return landed.versionstamp;
+      if (!busy || n >= BUSY_TRIES) throw error;
     }
   }
-}
-
-/**
- * Of a commit without a checkpoint answered busy (of no outcomes, or renewing the lease for its
- * caller): whether it was done, as the lease tells (its versionstamp, or a placeholder), undefined
- * when it was not (then it is written again). Without a lease it changes nothing, and is written
- * again. Releasing or handing the lease on, it is done once the lease changed, whoever holds it now
- * (its new holder, or another once it was free, may have taken it since the commit wrote it): the
- * lease is no longer the caller's, as the commit leaves it, and the commit carried nothing else.
- * (One not made whose lease then ran out, and was taken, reads the same, and is answered as made:
- * no read tells them apart, for a key keeps the versionstamp of its last write alone, a deleted
- * one none; so the head its check named may have moved.) Renewing it, only if the lease is the
- * one it wrote; else a conflict (null).
- */
-async function leaseLanded(
-  ctx: Ctx,
-  c: StepCommit,
-  renewed: LeaseValue | null,
-): Promise<string | null | undefined> {
-  if (!c.lease) return undefined;
-  const now = await unbusy(() => ctx.kv.get(ctx.records.lease));
-  if (now.versionstamp === c.lease.ref) return undefined; // unchanged: not done
-  if (renewed === null || renewed.token !== c.lease.token) return now.versionstamp ?? "released";
-  const lease = parseLease(now.value);
-  return lease?.token === renewed.token && lease.expires === renewed.expires
-    ? now.versionstamp
-    : null;
 }
 
 /** The lease a commit leaves its caller: the renewed one, not one handed on. */
@@ -154,21 +124,21 @@ function checkFresh(ctx: Ctx, c: StepCommit): void {
   }
 }
 
-/** See `TrainingStore.commit`. */
-export async function commitStep(ctx: Ctx, c: StepCommit): Promise<CommitResult | null> {
-  checkFresh(ctx, c);
-  const renewed = c.lease && c.next !== undefined
+/** The lease a commit writes: renewed, or handed on, as `c.next` says; null to release it. */
+const renewalOf = (c: StepCommit): LeaseValue | null =>
+  c.lease && c.next !== undefined
     ? { token: c.next.token, expires: Date.now() + c.next.ms, ms: c.next.ms }
     : null;
-  if (c.checkpoint === null) {
-    const stamp = await commitOutcomes(ctx, c, renewed);
-    if (stamp === null) return null;
-    await removeSettled(ctx, c);
-    return { version: c.expected, lease: mine(c, renewed, stamp) };
-  }
+
+/** Writes `c`'s checkpoint and makes it current with its outcomes: its version, or null. */
+async function commitCheckpoint(
+  ctx: Ctx,
+  c: StepCommit & { checkpoint: Uint8Array },
+  renewed: LeaseValue | null,
+): Promise<string | null> {
   checkMeta(c.meta);
   const { bytes, prefix } = toParamsFirst(c.checkpoint);
-  const version = await writeVersion(ctx, {
+  return await writeVersion(ctx, {
     bytes,
     expected: c.expected,
     meta: c.meta,
@@ -179,6 +149,19 @@ export async function commitStep(ctx: Ctx, c: StepCommit): Promise<CommitResult 
     },
     extend: (op) => settle(ctx, op, c, renewed),
   });
+}
+
+/** See `TrainingStore.commit`. */
+export async function commitStep(ctx: Ctx, c: StepCommit): Promise<CommitResult | null> {
+  checkFresh(ctx, c);
+  const renewed = renewalOf(c);
+  if (c.checkpoint === null) {
+    const stamp = await commitOutcomes(ctx, c, renewed);
+    if (stamp === null) return null;
+    await removeSettled(ctx, c);
+    return { version: c.expected, lease: mine(c, renewed, stamp) };
+  }
+  const version = await commitCheckpoint(ctx, { ...c, checkpoint: c.checkpoint }, renewed);
   if (version === null) return null;
   await removeSettled(ctx, c);
   return { version, lease: mine(c, renewed, version) };

@@ -22,6 +22,9 @@
  *   minute).
  * - `[...P, "journal", seq]`: `{ step, seq, entries: [{ id, base, samples }] }`, what a step
  *   applied, in the order of the mean (kept `rememberMs`).
+ * - `[...P, "receipts", id]`: `{ step }`, written by a commit without a new checkpoint in its
+ *   atomic write, under an id of its own (kept {@linkcode RECEIPT_MS}): what tells it, answered
+ *   that the database was busy, whether that write was done.
  *
  * @module
  */
@@ -51,6 +54,7 @@ export interface RecordKeys {
   grad(id: string, i: number): Deno.KvKey;
   readonly journal: Deno.KvKey;
   journalAt(seq: number): Deno.KvKey;
+  receipt(id: string): Deno.KvKey;
 }
 
 /** The keys of the training records under `prefix`. */
@@ -69,8 +73,17 @@ export function recordKeys(prefix: Deno.KvKey): RecordKeys {
     grad: (id, i) => [...prefix, "grads", id, i],
     journal: [...prefix, "journal"],
     journalAt: (seq) => [...prefix, "journal", seq],
+    receipt: (id) => [...prefix, "receipts", id],
   };
 }
+
+/**
+ * How long a commit's receipt is kept: far longer than a commit looks for it (its tries while
+ * the database is busy take a second or so); a caller held up longer, not finding it, writes
+ * again, and that write's checks refuse it (a conflict), or it writes the same records again:
+ * never an update made twice.
+ */
+export const RECEIPT_MS = 3_600_000;
 
 /** A stored contribution's record. */
 export interface PendingValue extends ContributionInfo {

@@ -269,9 +269,10 @@ function checkOptions(
  *   write itself fails so, save finds out whether it was done (the head keeps the ids of the
  *   last 64 versions made current) before it writes again, so a save is never applied twice;
  *   when that cannot be told, the error is thrown. A commit finds out so too: by the head, or,
- *   without a checkpoint, by the record of the first outcome it settles, or, of none, by the
- *   lease: one that releases the lease or hands it on is made once the lease changed, whoever
- *   has taken it since.
+ *   without a checkpoint, by a receipt it writes in the same atomic write (under an id of its
+ *   own, kept an hour), so that a commit not made is written again, never answered as made
+ *   because the lease or an outcome changed since (another process's doing); one that failed
+ *   otherwise (a connection lost) is answered made where its receipt is there.
  *
  * Called again with the same database, key prefix and options, it returns the same (frozen)
  * store object, so that a handler that makes its store at each request still shares what a

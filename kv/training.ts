@@ -29,6 +29,8 @@ import { removeBlob } from "./sweep.ts";
 import { submissionId, submittedAt } from "./submission.ts";
 import { compareUtf8 } from "../base/_utf8.ts";
 import { keyedBase } from "../store/_contribution.ts";
+import { notedRecently } from "../store/_notes.ts";
+import { checkLeaseAsk } from "../store/_checks.ts";
 
 /** See `TrainingStore.request`. */
 export async function request(ctx: Ctx, id: string): Promise<RequestRecord | null> {
@@ -242,7 +244,7 @@ export async function gradientOf(ctx: Ctx, p: PendingContribution): Promise<Uint
 async function want(ctx: Ctx, token: string, now: number): Promise<void> {
   const key = ctx.records.want(token);
   const entry = await unbusy(() => ctx.kv.get<{ since: number; at: number }>(key));
-  if (entry.value !== null && now - entry.value.at < 250) return;
+  if (notedRecently(entry.value ?? undefined, now)) return;
   const value = { since: entry.value?.since ?? now, at: now };
   await unbusy(() => ctx.kv.set(key, value, { expireIn: 60_000 }));
 }
@@ -254,6 +256,7 @@ export async function acquire(
   ms: number,
   queue = true,
 ): Promise<Lease | null> {
+  checkLeaseAsk("acquire", token, ms);
   const key = ctx.records.lease;
   const wantKey = ctx.records.want(token);
   // The note read with the lease: a process that only watches for outcomes asks at each poll,
@@ -292,7 +295,9 @@ export async function acquire(
 export async function release(ctx: Ctx, lease: Lease | string): Promise<void> {
   const key = ctx.records.lease;
   let check: Deno.AtomicCheck;
-  if (typeof lease === "string") {
+  // A token (anything but a lease object: refused unless a token).
+  if (typeof lease !== "object" || lease === null) {
+    checkLeaseAsk("release", lease);
     const wantKey = ctx.records.want(lease);
     const [entry, note] = await unbusy(() => ctx.kv.getMany([key, wantKey]));
     if (note.versionstamp !== null) await unbusy(() => ctx.kv.delete(wantKey));

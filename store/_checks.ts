@@ -403,6 +403,24 @@ export function checkTrainingStore(
 }
 
 /**
+ * Throws unless `token` is a lease's token, as a request id is (see {@linkcode checkRequestId}:
+ * Deno KV keys a waiting note by it, within the room a store's prefix leaves), and `ms`, when
+ * given, a lease's term: a finite number > 0 (a TypeError for what is not a number, else a
+ * RangeError). The stores took any: a term of NaN or Infinity was a lease's end, and a token
+ * too long for a key was Deno KV's own error, naming neither.
+ */
+export function checkLeaseAsk(call: "acquire" | "release", token: unknown, ms?: unknown): void {
+  checkRequestId(token, `The lease's token (${call}'s first argument)`);
+  if (call === "release") return;
+  if (typeof ms !== "number" || !(ms > 0) || ms === Infinity) {
+    const message = `The lease's term (acquire's ms) must be a finite number > 0, got ${
+      described(ms)
+    }`;
+    throw typeof ms === "number" ? new RangeError(message) : new TypeError(message);
+  }
+}
+
+/**
  * Throws a TypeError unless `id` is a request id: a string of 1 to 64 UTF-16 units that is
  * text (no lone surrogate: Deno KV keeps a key's string as UTF-8, where each becomes U+FFFD,
  * so that two such ids would be one, and the second answered as the first's duplicate).

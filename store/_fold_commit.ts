@@ -8,9 +8,10 @@
 import { dispose, type OptimizerState, saveState } from "../mod.ts";
 import { checkMeta } from "./_checks.ts";
 import { boundReason, contributionFailed, ContributionRefusedError } from "./errors.ts";
-import { readParamsPrefix } from "./layout.ts";
+import { type ParamsView, readParamsPrefix } from "./layout.ts";
+import type { CommitResult } from "./training.ts";
 import { checkCommitted } from "./_store_calls.ts";
-import { instant } from "./_lease.ts";
+import { type Instant, instant } from "./_lease.ts";
 import { deadlineIn } from "./_time.ts";
 import { type Cached, type Fold, keep, type Local, type Plan, renewed } from "./_fold_state.ts";
 
@@ -129,6 +130,63 @@ const commitCall = <T>(call: Promise<T>): Promise<T> =>
     throw new CommitFailure(error);
   });
 
+/** The checkpoint of `next`, or why no checkpoint holds it (a moment past float32's range). */
+async function savedOrWhy(next: OptimizerState): Promise<Uint8Array | string> {
+  try {
+    return await saveState(next);
+  } catch (error) {
+    if (error instanceof RangeError) return error.message;
+    throw error;
+  }
+}
+
+/** What a fold's commit holds and what follows it, besides the plan and the state stepped. */
+interface Committing {
+  readonly bytes: Uint8Array;
+  readonly meta: string | undefined;
+  /** The parameters' part of `bytes`, read before the commit. */
+  readonly params: ParamsView;
+  readonly holder: { token: string; ms: number } | undefined;
+}
+
+/** Asks the store to commit the step `next` and what the fold decided, as `w` says. */
+function askCommit(f: Fold, p: Plan, current: Cached, next: OptimizerState, w: Committing) {
+  return commitCall(f.store.commit({
+    checkpoint: w.bytes,
+    expected: current.version,
+    meta: w.meta,
+    step: next.step,
+    seq: next.step + next.skippedSteps,
+    ...(f.lease === null ? {} : { lease: f.lease }),
+    ...(w.holder === undefined ? {} : { next: w.holder }),
+    applied: p.applied,
+    refused: p.refused,
+    fresh: p.appliedLocal.map((l) => l.info.id),
+  }));
+}
+
+/**
+ * After the store made the step `next` current as `result`: keeps it as the fold's state, takes
+ * the lease it answered (asked at `asked`), and settles what the fold decided.
+ */
+function afterCommitted(
+  f: Fold,
+  p: Plan,
+  next: OptimizerState,
+  w: Committing,
+  result: CommitResult,
+  asked: Instant,
+): void {
+  keep(f, { version: result.version, state: next, meta: w.meta, order: w.params.names });
+  f.see({ ...w.params, version: result.version! });
+  renewed(f, result.lease, asked);
+  if (result.lease === null && f.queue.length > 0) {
+    f.backoffUntil = deadlineIn(2 * f.options.pollMs);
+  }
+  settle(f, p, next.step);
+  if (w.holder !== undefined && w.holder.token !== f.token) f.handedOn();
+}
+
 /**
  * Commits the step `next` and what the fold decided; settles the requests. The error message
  * when the new state cannot be saved (nothing committed then), else null.
@@ -142,30 +200,14 @@ export async function commitStep(
 ): Promise<string | null> {
   let committed = false;
   try {
-    let bytes: Uint8Array;
-    try {
-      bytes = await saveState(next);
-    } catch (error) {
-      if (error instanceof RangeError) return error.message; // a moment past float32's range
-      throw error;
-    }
+    const bytes = await savedOrWhy(next);
+    if (typeof bytes === "string") return bytes;
     const meta = f.options.meta?.(current.meta, next.step);
     checkMeta(meta); // refused before the commit: a commit's failure says it may have been made
     const params = readParamsPrefix(bytes, bytes.length, true);
-    const holder = await nextHolder(f);
+    const w: Committing = { bytes, meta, params, holder: await nextHolder(f) };
     const asked = instant();
-    const result = await commitCall(f.store.commit({
-      checkpoint: bytes,
-      expected: current.version,
-      meta,
-      step: next.step,
-      seq: next.step + next.skippedSteps,
-      ...(f.lease === null ? {} : { lease: f.lease }),
-      ...(holder === undefined ? {} : { next: holder }),
-      applied: p.applied,
-      refused: p.refused,
-      fresh: p.appliedLocal.map((l) => l.info.id),
-    }));
+    const result = await askCommit(f, p, current, next, w);
     if (result === null) return await afterConflict(f, local), null;
     try {
       checkCommitted(f.store.name, result);
@@ -173,14 +215,7 @@ export async function commitStep(
       throw new CommitFailure(error); // made, and refused: its contributions may be applied
     }
     committed = true;
-    keep(f, { version: result.version, state: next, meta, order: params.names });
-    f.see({ ...params, version: result.version! });
-    renewed(f, result.lease, asked);
-    if (result.lease === null && f.queue.length > 0) {
-      f.backoffUntil = deadlineIn(2 * f.options.pollMs);
-    }
-    settle(f, p, next.step);
-    if (holder !== undefined && holder.token !== f.token) f.handedOn();
+    afterCommitted(f, p, next, w, result, asked);
     return null;
   } catch (error) {
     // Refused here, and nothing of them in the commit: refused whether or not it was made. (On

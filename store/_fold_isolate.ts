@@ -97,9 +97,10 @@ async function unsavableBy(
 /**
  * Of the parts of a fold whose step gave a state no checkpoint holds, those whose step alone
  * does so, each with why: each half of a failing set tried, a failing half halved in turn.
- * Empty where none alone does (a set may fail where each of its halves steps). Once half the
- * lease's term has passed since the store granted it (on the monotonic clock, which no setting
- * of the wall clock moves), no more is tried: those found so far.
+ * Empty where none alone does (a set may fail where each of its halves steps). No try is begun
+ * that would end past half the lease's term since the store granted it, were it as long as the
+ * longest try so far (on the monotonic clock, which no setting of the wall clock moves): those
+ * found so far.
  */
 async function unsavableParts(
   f: Fold,
@@ -111,12 +112,16 @@ async function unsavableParts(
   const found = new Map<number, string>();
   // Each try a step and a save: past half the lease's term, the rest is left to the next folds.
   // Time held, on the monotonic clock: a wall clock set back meanwhile does not prolong it.
-  const late = () => f.lease !== null && monotonic() - f.leaseSince > f.options.leaseMs / 2;
+  let longest = 0;
+  const late = () =>
+    f.lease !== null && monotonic() + longest - f.leaseSince > f.options.leaseMs / 2;
   const search = async (at: number[]): Promise<boolean> => {
     const half = Math.ceil(at.length / 2);
     for (const part of [at.slice(0, half), at.slice(half)]) {
       if (late()) return false;
+      const began = monotonic();
       const why = await unsavableBy(f, copy, order, part.map((i) => parts[i]), size);
+      longest = Math.max(longest, monotonic() - began);
       if (why === null) continue;
       if (part.length === 1) found.set(part[0], why);
       else if (!await search(part)) return false;

@@ -19,6 +19,17 @@ export interface WaitingNote {
   readonly at: number;
 }
 
+/**
+ * Whether a waiter's `note` was written within the last 250 ms by its clock (`now`, its
+ * `Date.now()`), so that it need not be written again: at most four writes a second. Not where
+ * its clock was set back past the note's `at` since: written again at once, else the note
+ * stayed unchanged until the clock caught up (an hour set back: an hour), and the holder, that
+ * takes a note unchanged for a second as no longer asked for, handed the lease on to no one.
+ */
+export function notedRecently(note: WaitingNote | undefined, now: number): boolean {
+  return note !== undefined && now >= note.at && now - note.at < 250;
+}
+
 /** How long a note the holder saw unchanged is still taken as asked for, in ms. */
 const ASKED_WITHIN_MS = 1000;
 

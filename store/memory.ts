@@ -6,6 +6,7 @@
  */
 import {
   checkCount,
+  checkLeaseAsk,
   checkMeta,
   checkOptionsObject,
   checkRememberMs,
@@ -15,7 +16,7 @@ import {
 } from "./_checks.ts";
 import type { StoredCheckpoint, VersionedCheckpointStore } from "./contract.ts";
 import { readParamsPrefix, readStoredParams } from "./layout.ts";
-import { WaitingNotes } from "./_notes.ts";
+import { notedRecently, WaitingNotes } from "./_notes.ts";
 import { ExpiryQueue } from "./_expiry.ts";
 import { LeaseSighting } from "./_lease.ts";
 import { sleep } from "./_time.ts";
@@ -244,14 +245,16 @@ function trainingMethods(
     gradient: (p) => later(() => (p.ref as Stored).gradient.slice()),
     acquire: (token, ms, queue = true) =>
       later(() => {
+        checkLeaseAsk("acquire", token, ms);
         const now = Date.now();
         if (
           m.lease !== null && m.lease.token !== token && !sighting.over(m.lease.ref, m.lease, token)
         ) {
           const note = m.wants.get(token);
-          // Noted again at most four times a second, as the Deno KV store writes its notes.
+          // Noted again at most four times a second, as the Deno KV store writes its notes (and
+          // at once where the wall clock was set back past the note's time: see `notedRecently`).
           if (!queue) m.wants.delete(token);
-          else if (note === undefined || now - note.at >= 250) {
+          else if (!notedRecently(note, now)) {
             m.wants.set(token, { since: note?.since ?? now, at: now });
           }
           return null;
@@ -262,7 +265,9 @@ function trainingMethods(
       }),
     release: (lease) =>
       later(() => {
-        if (typeof lease === "string") {
+        // A token (anything but a lease object: refused unless a token).
+        if (typeof lease !== "object" || lease === null) {
+          checkLeaseAsk("release", lease);
           m.wants.delete(lease);
           if (m.lease?.token === lease) m.lease = null;
         } else if (m.lease?.ref === lease.ref) m.lease = null;

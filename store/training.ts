@@ -305,7 +305,10 @@ export interface TrainingStore<TArrayBuffer extends ArrayBufferLike = ArrayBuffe
    * one handed on to it): taken again, a new lease of `token` for `ms` from now, with a new
    * `ref` (a commit under the one before then fails): a trainer whose release failed asks so
    * with its own token, and must not wait out its own lease as another's (the kit checks it:
-   * `lease.again`).
+   * `lease.again`). The library's stores refuse a token that is not a request id's kind of
+   * string (1 to 64 characters, no lone surrogate) with a TypeError, and a term `ms` that is not
+   * a finite number > 0 with a RangeError (a TypeError for what is not a number), nothing
+   * changed; `release` so a token.
    */
   acquire(token: string, ms: number, queue?: boolean): Promise<Lease | null>;
   /**

@@ -429,3 +429,21 @@ Deno.test("data parallel: a search its lease guard stopped, whose commit of the 
     });
   });
 });
+
+Deno.test("data parallel: a search whose tries are long begins none that would end past half the lease's term", async () => {
+  // The guard was read before each try alone: begun at 0.4 of the term, a third try of 0.2
+  // ran on to 0.6, into the second half, where another process may take the lease.
+  await withShiftedClock(async (shift) => {
+    await onEachStore(async (store, name) => {
+      let slow = 0;
+      const { firstFoldTries, journal } = await fold(store, STORED, LOCAL, new Set(["s1", "r5"]), {
+        load() {
+          // Each of the first fold's tries takes a fifth of the term.
+          if (slow++ < 3) shift.ms += 0.2 * LEASE_MS;
+        },
+      });
+      assert.equal(firstFoldTries, 2, `${name}: two tries, the third not begun`);
+      assert.ok(journal.length > 1, `${name}: the others found by the folds in halves`);
+    });
+  });
+});
