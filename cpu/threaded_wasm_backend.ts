@@ -5,7 +5,8 @@
  * steps its own slice of the arena.
  *
  * Memory map (bytes): `[0, 64 KiB)` the module's static data; at 64 KiB the control block
- * (cpu/thread_worker.ts `CONTROL`, the step's scalar blocks embedded), then the f64 block sums
+ * (cpu/thread_worker.ts `CONTROL`, the step's scalar blocks embedded), then a slot per thread
+ * (`SLOT`: which worker finished a job, and which failed and how), then the f64 block sums
  * of the reduction, then (8-bit states) a 2 KiB scratch per thread, then the arena descriptor and
  * the arena, 64-byte aligned. The memory is sized once (initial = maximum) and never grows.
  *
@@ -57,8 +58,9 @@
  * live worker, however slow, finishes a chunk well within that (cpu/_thread_join.ts `join`,
  * `STALL_MS`). Likewise while the workers start: a worker that stops before it says it is ready
  * fires no event, so `init` rejects once no worker has become ready for that bound, and
- * terminates the others (`allReady`); one whose `terminate` other code calls (ready or not),
- * wrapped as between steps, makes it reject at once (cpu/_thread_start.ts).
+ * terminates the others; one whose `terminate` other code calls (ready or not), wrapped as
+ * between steps, fails the start, which rejects once every other worker has said it is ready or
+ * failed, with the root cause, as a step's failure says it (cpu/_thread_start.ts `watchStart`).
  *
  * @module
  */
@@ -72,10 +74,12 @@ import {
   CONTROL,
   DIED_EXITED,
   DIED_THREW,
+  FAILED_JOB,
   OP_EXIT,
   OP_NON_FINITE,
   OP_STEP,
   OP_SUM_SQUARES,
+  SLOT,
   type ThreadWorkerInit,
 } from "./thread_worker.ts";
 import {
@@ -239,6 +243,8 @@ interface SharedMap {
   readonly control: number;
   /** The scalar blocks, inside the control block. */
   readonly scalars: number;
+  /** The workers' slots (cpu/thread_worker.ts `SLOT`; thread t's `SLOT.BYTES` × t after it). */
+  readonly slots: number;
   /** The f64 block sums of the reduction. */
   readonly partials: number;
   /** The scratch of thread 0 (8-bit states; thread t's is `scratchBytes` × t after it). */
@@ -257,7 +263,8 @@ function sharedMap(layout: ArenaLayout, threads: number): SharedMap {
   const blocks = Math.ceil(layout.total / SUM_BLOCK);
   const control = PAGE_BYTES;
   const scalars = control + CONTROL.SCALARS;
-  const partials = scalars + blockCount(layout.segments) * BLOCK_BYTES;
+  const slots = scalars + blockCount(layout.segments) * BLOCK_BYTES;
+  const partials = slots + Math.ceil(threads * SLOT.BYTES / 64) * 64;
   const scratch = Math.ceil((partials + blocks * 8) / 64) * 64;
   const descriptor = scratch + threads * scratchBytes(layout);
   const base = descriptor + headerBytes(layout, false);
@@ -265,7 +272,7 @@ function sharedMap(layout: ArenaLayout, threads: number): SharedMap {
   // other threads' scratch. The figure checked is then this memory's.)
   checkWasmCapacity(layout, base - PAGE_BYTES - headerBytes(layout, true));
   const pages = Math.ceil((base + layout.byteLength) / PAGE_BYTES);
-  return { control, scalars, partials, scratch, descriptor, base, blocks, pages };
+  return { control, scalars, slots, partials, scratch, descriptor, base, blocks, pages };
 }
 
 /** A shared memory of `pages` pages (never grown), or a RangeError naming the model's size. */
@@ -404,7 +411,8 @@ export async function createThreadedWasmBackend(
   const arena = placeArena(memory.buffer, layout, map.descriptor, map.base, map.scalars);
   const ints = new Int32Array(memory.buffer, map.control, CONTROL.SCALARS / 4);
   const workers: Worker[] = [];
-  const release = releaser(ints, workers);
+  const slots = new Int32Array(memory.buffer, map.slots, threads * SLOT.BYTES / 4);
+  const release = releaser(ints, workers, slots);
   const n = layout.total;
   const chunk = options.chunk ?? CHUNK;
   if (!(chunk > 0 && chunk % Q8_BLOCK === 0)) {
@@ -420,6 +428,7 @@ export async function createThreadedWasmBackend(
         bytes,
         memory,
         control,
+        slot: map.slots + t * SLOT.BYTES,
         arena: map.descriptor,
         scalars,
         grads: arena.grads,
@@ -435,7 +444,8 @@ export async function createThreadedWasmBackend(
         spinMs: options.workerSpinMs ?? WORKER_SPIN_MS,
         layout: CONTROL,
         ops: { step: OP_STEP, sumSquares: OP_SUM_SQUARES, exit: OP_EXIT, nonFinite: OP_NON_FINITE },
-        died: { threw: DIED_THREW, exited: DIED_EXITED },
+        slotLayout: SLOT,
+        died: { threw: DIED_THREW, exited: DIED_EXITED, job: FAILED_JOB },
       };
     });
   } catch (error) {
