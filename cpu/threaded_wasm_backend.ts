@@ -64,7 +64,6 @@
  *
  * @module
  */
-import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
 import type { ArenaLayout } from "../base/arena.ts";
 import { Q8_BLOCK } from "../base/q8.ts";
 import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
@@ -82,19 +81,8 @@ import {
   SLOT,
   type ThreadWorkerInit,
 } from "./thread_worker.ts";
-import {
-  diedWhy,
-  failed,
-  faultError,
-  halfStepWhy,
-  join,
-  mayBlock,
-  ownShareThrew,
-  type Release,
-  releaser,
-  STALL_MS,
-  watchWorkers,
-} from "./_thread_join.ts";
+import { halfStepWhy, releaser, STALL_MS, watchWorkers } from "./_thread_join.ts";
+import { blockBounds, sliceBounds, type Team, teamKernels } from "./_thread_jobs.ts";
 import { nodeWorkersDenied, nodeWorkerThreads } from "./_node_worker.ts";
 import { startWorkers } from "./_thread_start.ts";
 import {
@@ -103,14 +91,10 @@ import {
   type KernelExports,
   PAGE_BYTES,
   placeArena,
-  type PlacedArena,
   scratchBytes,
   sharedKernelBytes,
-  stepSlice,
 } from "./wasm_backend.ts";
 
-/** Element granularity of the step's slices: 16 f32, one 64-byte cache line. */
-const SLICE_ALIGN = 16;
 /**
  * How long a worker polls for the next job before sleeping in `Atomics.wait` (as OpenMP's
  * default spin, a fraction of a millisecond): back-to-back steps find it awake, while a training
@@ -205,23 +189,6 @@ export function checkThreadSupport(threads: number): void {
 }
 
 /**
- * `[start, end)` of slice `k` of the `n` elements of `layout` cut in `count` slices at
- * SLICE_ALIGN, or at blocks of 256 where it holds 8-bit moments.
- */
-function sliceBounds(layout: ArenaLayout, count: number, k: number): [number, number] {
-  const n = layout.total;
-  const align = layout.compactStart < n ? Q8_BLOCK : SLICE_ALIGN;
-  const cut = (j: number) =>
-    j >= count ? n : Math.min(n, Math.floor(n * j / count / align) * align);
-  return [cut(k), cut(k + 1)];
-}
-
-/** Blocks `[first, last)` of the reduction that thread `k` of `count` sums. */
-function blockBounds(blocks: number, count: number, k: number): [number, number] {
-  return [Math.floor(blocks * k / count), Math.floor(blocks * (k + 1) / count)];
-}
-
-/**
  * Ends workers still running when their state is garbage-collected without `dispose`. Made by the
  * first threaded state, not on import: a runtime without FinalizationRegistry (React Native's
  * Hermes) has no Web Workers either, and runs the other backends.
@@ -287,89 +254,6 @@ function sharedMemory(pages: number, parameters: number): WebAssembly.Memory {
       { cause },
     );
   }
-}
-
-/** What the jobs of a threaded state run on. */
-interface Team {
-  readonly k: KernelExports;
-  readonly arena: PlacedArena;
-  readonly map: SharedMap;
-  readonly ints: Int32Array;
-  readonly sums: Float64Array;
-  readonly threads: number;
-  readonly layout: ArenaLayout;
-  readonly release: Release;
-}
-
-/** The step and the reductions of a threaded state: each on every thread, the main one last. */
-function teamKernels(team: Team, parallelReduction: boolean, stallMs: number) {
-  const { k, ints, sums, threads, release } = team;
-  const n = team.layout.total;
-  const g = team.arena.grads;
-  // The main thread is thread 0.
-  const [start, end] = sliceBounds(team.layout, threads, 0);
-  const [firstBlock, lastBlock] = blockBounds(team.map.blocks, threads, 0);
-  const canBlock = mayBlock(ints);
-  /** Starts job `op` on the workers. */
-  const launch = (op: number) => {
-    Atomics.store(ints, CONTROL.OP, op);
-    Atomics.store(ints, CONTROL.PENDING, threads - 1);
-    Atomics.add(ints, CONTROL.GENERATION, 1);
-    Atomics.notify(ints, CONTROL.GENERATION);
-  };
-  /** Waits until every worker has finished the job (see cpu/_thread_join.ts `join`). */
-  const waitStep = () => join(ints, release, canBlock, stallMs, true);
-  const wait = () => join(ints, release, canBlock, stallMs, false);
-  const assertLive = () => {
-    if (release.fault !== undefined) throw faultError(release);
-    if (release.done) throw new TypeError(DISPOSED_STATE_MESSAGE);
-    // A worker that died between steps, its event not delivered yet (steps in a loop).
-    const died = diedWhy(ints);
-    if (died !== undefined) throw failed(release, died, false);
-  };
-  return {
-    update: () => {
-      assertLive();
-      launch(OP_STEP);
-      try {
-        stepSlice(k, team.arena, start, end, team.map.scratch);
-        waitStep();
-      } catch (error) {
-        throw ownShareThrew(error, true, ints, release, waitStep);
-      }
-    },
-    gradSumSquares: () => {
-      assertLive();
-      if (!parallelReduction) return k.sumSquares(g, n);
-      launch(OP_SUM_SQUARES);
-      try {
-        k.sumSquaresBlocks(g, n, firstBlock, lastBlock, team.map.partials);
-        wait();
-      } catch (error) {
-        throw ownShareThrew(error, false, ints, release, wait);
-      }
-      let total = 0;
-      for (let b = 0; b < sums.length; b++) total += sums[b];
-      return total;
-    },
-    /** The non-finite check, each thread on its slice of the step. */
-    gradsNonFinite: () => {
-      assertLive();
-      Atomics.store(ints, CONTROL.NON_FINITE, 0);
-      launch(OP_NON_FINITE);
-      let own: boolean;
-      try {
-        own = k.nonFinite(g + start * 4, end - start) !== 0;
-        wait();
-      } catch (error) {
-        throw ownShareThrew(error, false, ints, release, wait);
-      }
-      return own || Atomics.load(ints, CONTROL.NON_FINITE) !== 0;
-    },
-    nonFiniteRange: (offset: number, count: number) => k.nonFinite(g + offset * 4, count) !== 0,
-    centralize: (offset: number, rows: number, cols: number) =>
-      k.centralize(g + offset * 4, rows, cols),
-  };
 }
 
 /** A backend of the arena of `map` in `buffer` that only reads and writes it: no kernel runs. */
