@@ -170,13 +170,14 @@ export async function startWorkers(
   try {
     for (let t = 1; t < threads; t++) {
       const worker = node === undefined
-        ? madeLive(Worker, [url, { type: "module" }])
+        ? refusedAs(() => madeLive(Worker, [url, { type: "module" }]))
         : startNodeWorker(node, threadWorkerSource());
       // (Terminated as it was made: see madeLive.)
       if (worker === undefined) throw startFailed(TERMINATED_WHY);
       workers.push(worker);
       watchStarting(worker, t - 1, watch);
-      worker.postMessage(init(t));
+      const message = init(t);
+      refusedAs(() => worker.postMessage(message));
     }
     await watch.done;
   } finally {
@@ -184,6 +185,23 @@ export async function startWorkers(
     if (url !== "") URL.revokeObjectURL(url);
   }
   for (const worker of workers) unrefWorker(worker);
+}
+
+/**
+ * What `make` returns (making a Web Worker, or sending it its start); where it throws (a
+ * browser's policy refusing the worker, a SecurityError; a memory that cannot be sent, a
+ * DataCloneError), an Error saying that a kernel worker failed to start, naming the error (its
+ * cause), and for a SecurityError how a page's policy allows the worker.
+ */
+function refusedAs<T>(make: () => T): T {
+  try {
+    return make();
+  } catch (cause) {
+    const policy = (cause as { name?: unknown } | null)?.name === "SecurityError"
+      ? ` (${WORKER_NOT_LOADED})`
+      : "";
+    throw startFailed(`${String(cause)}${policy}`, cause);
+  }
 }
 
 /**

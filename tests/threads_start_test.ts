@@ -257,3 +257,55 @@ Deno.test("a worker whose start throws after its module compiled says why, not a
     Object.assign(scope, saved);
   }
 });
+
+Deno.test("a Web Worker that cannot be made (its constructor or its postMessage throws) fails init saying a kernel worker failed to start, its error the cause, every worker made terminated", async () => {
+  // (The constructor's DOMException, or postMessage's, was thrown as it was: nothing said that
+  // a kernel worker of the state failed to start, nor, for a policy's SecurityError, how to
+  // allow it.)
+  const Original = globalThis.Worker;
+  for (const where of ["constructor", "postMessage"] as const) {
+    const made: Worker[] = [];
+    const terminated = new Set<Worker>();
+    const thrown = where === "constructor"
+      ? new DOMException("Worker creation refused", "SecurityError")
+      : new DOMException("The memory could not be cloned", "DataCloneError");
+    globalThis.Worker = class extends Original {
+      constructor(url: string | URL, options?: WorkerOptions) {
+        if (where === "constructor" && made.length === 1) throw thrown;
+        super(url, options);
+        made.push(this);
+      }
+      // deno-lint-ignore no-explicit-any
+      override postMessage(message: unknown, transfer?: any): void {
+        if (where === "postMessage" && made.length === 2) throw thrown;
+        super.postMessage(message, transfer);
+      }
+      override terminate(): void {
+        terminated.add(this);
+        super.terminate();
+      }
+    } as typeof Worker;
+    let error: unknown;
+    try {
+      const state = await watched(
+        radam({ threads: 3, threadThreshold: 0 }).init(new Float32Array(1024)),
+      );
+      dispose(state);
+    } catch (e) {
+      error = e;
+    } finally {
+      globalThis.Worker = Original;
+    }
+    assert.ok(error instanceof Error && !(error instanceof DOMException), `${where}: ${error}`);
+    const policy = where === "constructor"
+      ? " \\(its script \\(a blob: URL\\) could not be loaded; in a browser, the page's Content-Security-Policy must allow blob: in worker-src"
+      : "$";
+    assert.match(
+      error.message,
+      new RegExp(`^A kernel worker failed to start: ${thrown.name}: ${thrown.message}${policy}`),
+    );
+    assert.equal(error.cause, thrown);
+    assert.equal(made.length, where === "constructor" ? 1 : 2);
+    assert.ok(made.every((w) => terminated.has(w)), `${where}: every worker made is terminated`);
+  }
+});
