@@ -450,3 +450,22 @@ Deno.test("a worker's fault message or error event delivered after dispose is no
   });
   assert.equal(backend.halfStepped(), undefined);
 });
+
+Deno.test("two workers that stall are counted as two, still when one of them later traps, and a third that counted the step done is not counted", () => {
+  // (The control block did not say which worker stalled: the stall was one failure, which the
+  // trap told later filled, and the other stalled worker was counted nowhere.)
+  const { workers, ints, release, say, mark } = watched(3);
+  mark(2, 0);
+  Atomics.store(ints, CONTROL.PENDING, 2);
+  assert.throws(
+    () => join(ints, release, true, 200, true),
+    /failed \(it stopped: no progress [^;]*; terminated, or killed \(out of memory\?\); 1 more worker failed too\)/,
+  );
+  say(workers[2], "RuntimeError: unreachable");
+  assert.equal(release.fault, "RuntimeError: unreachable");
+  assert.equal(release.more, 1);
+  // The worker that counted the step done, terminated now by other code, is a failure of its own.
+  workers[1].terminate();
+  assert.equal(release.more, 2);
+  release();
+});
