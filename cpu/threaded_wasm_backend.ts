@@ -127,6 +127,46 @@ export interface ThreadedOptions {
 }
 
 /**
+ * `options` with their defaults, checked before anything is made: a RangeError (TypeError for
+ * one not a number, or not a boolean) naming the option and what it takes, where one is out of
+ * range (a stall bound of NaN, or not above 0, would never, or at once, take a worker for
+ * stopped).
+ */
+function settingsOf(options: ThreadedOptions): Required<ThreadedOptions> {
+  const chunk = options.chunk ?? CHUNK;
+  const stallMs = options.stallMs ?? STALL_MS;
+  const workerSpinMs = options.workerSpinMs ?? WORKER_SPIN_MS;
+  const parallelReduction = options.parallelReduction ?? true;
+  const finite = Number.isFinite;
+  checkSetting("chunk", chunk, chunk > 0 && chunk % Q8_BLOCK === 0, "a positive multiple of 256");
+  checkSetting(
+    "stallMs",
+    stallMs,
+    finite(stallMs) && stallMs > 0,
+    "a finite number of milliseconds above 0",
+  );
+  checkSetting(
+    "workerSpinMs",
+    workerSpinMs,
+    finite(workerSpinMs) && workerSpinMs >= 0,
+    "a finite number ≥ 0",
+  );
+  checkSetting("parallelReduction", parallelReduction, true, "a boolean");
+  return { chunk, stallMs, workerSpinMs, parallelReduction };
+}
+
+/**
+ * Throws where setting `name`'s `value` is not of the type `expected` names (a TypeError), or is
+ * not `valid` (a RangeError), saying what it takes.
+ */
+function checkSetting(name: string, value: unknown, valid: boolean, expected: string): void {
+  const type = expected === "a boolean" ? "boolean" : "number";
+  if (typeof value === type && valid) return;
+  const Kind = typeof value === type ? RangeError : TypeError;
+  throw new Kind(`ThreadedOptions.${name} must be ${expected}, got ${String(value)}`);
+}
+
+/**
  * What this runtime lacks to run threaded states, in words: SharedArrayBuffer / shared
  * WebAssembly memory (browsers without cross-origin isolation) or Web Workers (Node.js before
  * 20.16, which cannot give `node:worker_threads` through `process.getBuiltinModule`); or
@@ -281,9 +321,10 @@ function arenaViews(layout: ArenaLayout, buffer: ArrayBufferLike, map: SharedMap
 export async function createThreadedWasmBackend(
   layout: ArenaLayout,
   threads: number,
-  options: ThreadedOptions = {},
+  options?: ThreadedOptions,
   fill?: (backend: CpuBackend) => void,
 ): Promise<CpuBackend> {
+  const { chunk, stallMs, workerSpinMs: spinMs, parallelReduction } = settingsOf(options ?? {});
   checkThreadSupport(threads);
   const map = sharedMap(layout, threads);
   const memory = sharedMemory(map.pages, layout.total);
@@ -298,11 +339,6 @@ export async function createThreadedWasmBackend(
   const slots = new Int32Array(memory.buffer, map.slots, threads * SLOT.BYTES / 4);
   const release = releaser(ints, workers, slots);
   const n = layout.total;
-  const chunk = options.chunk ?? CHUNK;
-  if (!(chunk > 0 && chunk % Q8_BLOCK === 0)) {
-    throw new RangeError(`ThreadedOptions.chunk must be a positive multiple of 256, not ${chunk}`);
-  }
-  const stallMs = options.stallMs ?? STALL_MS;
   try {
     await startWorkers(workers, threads, stallMs, (t): ThreadWorkerInit => {
       const [start, end] = sliceBounds(layout, threads, t);
@@ -325,7 +361,7 @@ export async function createThreadedWasmBackend(
         lastBlock,
         chunk,
         chunkBlocks: Math.max(1, Math.floor(chunk / SUM_BLOCK)),
-        spinMs: options.workerSpinMs ?? WORKER_SPIN_MS,
+        spinMs,
         layout: CONTROL,
         ops: { step: OP_STEP, sumSquares: OP_SUM_SQUARES, exit: OP_EXIT, nonFinite: OP_NON_FINITE },
         slotLayout: SLOT,
@@ -342,7 +378,7 @@ export async function createThreadedWasmBackend(
   const blocks = blockViews(memory.buffer, map.scalars, layout);
   const registry = orphans ??= new FinalizationRegistry(releaseOrphan);
   const backend = new CpuBackend("wasm", layout, memory.buffer, map.base, blocks, {
-    ...teamKernels(team, options.parallelReduction ?? true, stallMs),
+    ...teamKernels(team, parallelReduction, stallMs),
     threads,
     halfStepped: () => halfStepWhy(release),
     dispose: () => {
