@@ -160,9 +160,9 @@ function settingsOf(options: ThreadedOptions): Required<ThreadedOptions> {
  * not `valid` (a RangeError), saying what it takes.
  */
 function checkSetting(name: string, value: unknown, valid: boolean, expected: string): void {
-  const type = expected === "a boolean" ? "boolean" : "number";
-  if (typeof value === type && valid) return;
-  const Kind = typeof value === type ? RangeError : TypeError;
+  const typed = expected === "a boolean" ? typeof value === "boolean" : typeof value === "number";
+  if (typed && valid) return;
+  const Kind = typed ? RangeError : TypeError;
   throw new Kind(`ThreadedOptions.${name} must be ${expected}, got ${String(value)}`);
 }
 
