@@ -109,3 +109,43 @@ Deno.test("a start in which one worker is terminated by other code and another f
     /^A kernel worker failed to start: RangeError[^;]*; 1 more worker failed too$/,
   );
 });
+
+Deno.test("a start in which one worker fails naming its error and another stops outright says that error once the stall bound has passed, the stopped worker counted", async () => {
+  // Worker 1's views on the memory lie past its end (its start throws a RangeError); worker 2 is
+  // stopped outright as it is sent its start (no message, no event).
+  const Original = globalThis.Worker;
+  let made = 0;
+  globalThis.Worker = class extends Original {
+    #number = ++made;
+    // deno-lint-ignore no-explicit-any
+    override postMessage(message: any, transfer?: any): void {
+      const init = message as ThreadWorkerInit;
+      const starting = typeof init?.start === "number";
+      if (this.#number === 1 && starting) {
+        message = { ...init, control: init.memory.buffer.byteLength };
+      }
+      super.postMessage(message, transfer);
+      if (this.#number === 2 && starting) super.terminate();
+    }
+  } as typeof Worker;
+  const started = performance.now();
+  let error: unknown;
+  try {
+    const state = await initState(
+      radam({ threads: 3, threadThreshold: 0 }).settings,
+      new Float32Array(1024),
+      (layout) => createThreadedWasmBackend(layout, 3, { stallMs: 300 }),
+    );
+    dispose(state);
+  } catch (e) {
+    error = e;
+  } finally {
+    globalThis.Worker = Original;
+  }
+  assert.ok(error instanceof Error, "init resolved");
+  assert.match(
+    error.message,
+    /^A kernel worker failed to start: RangeError[^;]*; 1 more worker failed too$/,
+  );
+  assert.ok(performance.now() - started < 20_000);
+});
