@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { CONTROL, DIED_THREW, OP_EXIT } from "./thread_worker.ts";
+import { CONTROL, DIED_THREW, FAILED_JOB, OP_EXIT, SLOT } from "./thread_worker.ts";
 
 /**
  * How long the main thread polls for the workers to finish before sleeping (where it may).
@@ -29,16 +29,7 @@ const MAIN_SPIN_MS = 0.05;
  */
 export const STALL_MS = 10_000;
 /** How often the waiting main thread looks at the progress word (its timed wait's timeout). */
-const STALL_CHECK_MS = 100;
-
-/**
- * Why a starting worker that has not said it is ready, with no worker becoming ready for
- * `stallMs` milliseconds of waiting, is taken for stopped.
- */
-function notReadyWhy(stallMs: number): string {
-  return `it did not say it was ready, no worker becoming ready for ${stallMs / 1000} s; ` +
-    "terminated, or killed (out of memory?)";
-}
+export const STALL_CHECK_MS = 100;
 
 /** The error of a kernel worker that failed to start, `why` (and its `cause`, where one). */
 export function startFailed(why: string, cause?: unknown): Error {
@@ -46,51 +37,12 @@ export function startFailed(why: string, cause?: unknown): Error {
 }
 
 /**
- * Resolves when every one of `ready` has; rejects with the first one's error, or once none has
- * resolved for `stallMs` of waiting (a worker that stops outright as it starts, terminated or
- * killed, sends no message and fires no error event). Waiting is measured on the monotonic clock
- * in intervals of at most STALL_CHECK_MS each (a suspended process or busy main thread counts
- * one), as {@linkcode join} does.
- */
-export function allReady(ready: Promise<void>[], stallMs: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let left = ready.length;
-    let still = 0;
-    let looked = performance.now();
-    const timer = setInterval(() => {
-      const now = performance.now();
-      still += Math.min(now - looked, STALL_CHECK_MS);
-      looked = now;
-      if (still >= stallMs) {
-        clearInterval(timer);
-        reject(startFailed(notReadyWhy(stallMs)));
-      }
-    }, STALL_CHECK_MS);
-    if (left === 0) {
-      clearInterval(timer);
-      resolve();
-    }
-    for (const one of ready) {
-      one.then(() => {
-        still = 0;
-        if (--left === 0) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, (error) => {
-        clearInterval(timer);
-        reject(error);
-      });
-    }
-  });
-}
-
-/**
  * A function that stops the workers (once), with `done` telling whether it ran. Made apart from
  * the backend's closures, so that the FinalizationRegistry holding it does not keep the backend
- * alive through a shared closure context.
+ * alive through a shared closure context. `ints`: the control block; `workers`: threads 1 on;
+ * `slots`: the threads' slots (cpu/thread_worker.ts `SLOT`, thread 0's unused).
  */
-export function releaser(ints: Int32Array, workers: Worker[]): Release {
+export function releaser(ints: Int32Array, workers: Worker[], slots: Int32Array): Release {
   const release: Release = Object.assign(() => {
     if (release.done) return;
     release.done = true;
@@ -98,7 +50,16 @@ export function releaser(ints: Int32Array, workers: Worker[]): Release {
     Atomics.add(ints, CONTROL.GENERATION, 1);
     Atomics.notify(ints, CONTROL.GENERATION);
     for (const worker of workers) worker.terminate();
-  }, { done: false, fault: undefined, halfStepped: false, more: 0, reports: [] });
+  }, {
+    done: false,
+    fault: undefined,
+    halfStepped: false,
+    more: 0,
+    reports: [],
+    ints,
+    slots,
+    workers,
+  });
   return release;
 }
 
@@ -107,6 +68,7 @@ export function releaser(ints: Int32Array, workers: Worker[]): Release {
  * failures told, the root cause where it can be told: {@linkcode rankOf}; among alike ones, the
  * first told), `halfStepped` whether the first failure came as a job that writes the arena (the
  * step) ran, and `more` how many more threads failed too; `reports` holds each failure told.
+ * `ints`, `slots`, `workers`: as {@linkcode releaser} was given them.
  */
 export type Release = (() => void) & {
   done: boolean;
@@ -114,72 +76,97 @@ export type Release = (() => void) & {
   halfStepped: boolean;
   more: number;
   reports: Report[];
+  readonly ints: Int32Array;
+  readonly slots: Int32Array;
+  readonly workers: readonly Worker[];
 };
 
 /**
  * One thread's failure, as told: `why`, its {@linkcode rankOf}, and `by`, the worker (or
- * {@linkcode MAIN}) whose it is; `undefined` for one the main thread found in the control block
- * (its job threw, it died) or by a stall, which the first word of a worker on the channel it
- * `awaits` (its message, or an event: an error event, its `terminate` called; `any`: either, a
- * stall no trapped worker can account for) tells again.
+ * {@linkcode MAIN}) whose it is, as its words or its slot in the control block say; `undefined`
+ * for one found in the control block that no slot accounts for (its words written by other
+ * code), which the first word of a worker not told yet tells again.
  */
 interface Report {
   why: string;
   rank: number;
   by?: unknown;
-  awaits?: "message" | "event" | "any";
 }
 
 /** Who a failure of the main thread's own share of a job is by ({@linkcode Report}). */
 const MAIN = "main";
 
 /**
- * How telling a reason is, from least to most: a stall (1: a worker stopped, no word saying
- * why), a death told without its cause (2: terminated by other code, exited, an error event with
- * no message), and a cause (3: a trap or an exception of a kernel or of a thread's program, an
- * error event naming one, out of memory among them). Of the failures of a state, the most
- * telling is shown: the others may follow from it (a worker stalls or exits as another traps).
+ * How telling a reason is, from least to most: a stall (1: a worker stopped, or did not start,
+ * no word saying why), a death told without its cause (2: terminated by other code, exited, an
+ * error event with no message), a failure whose cause is yet to be told (3: its job threw, its
+ * program threw, as its slot says, until its message names the error), and a cause (4: a trap or
+ * an exception of a kernel or of a thread's program, an error event naming one, out of memory
+ * among them). Of the failures of a state (or of its start), the most telling is shown: the
+ * others may follow from it (a worker stalls or exits as another traps).
  */
-function rankOf(why: string): number {
-  if (why.startsWith(STOPPED)) return 1;
+export function rankOf(why: string): number {
+  if (why.startsWith(STOPPED) || why.startsWith(NOT_READY)) return 1;
   if (why === TERMINATED_WHY || why === DIED_WHY || why.startsWith(EXITED)) return 2;
-  return 3;
+  if (why === JOB_THREW || why === THREW_WHY) return 3;
+  return 4;
 }
 
 /**
- * Tells `release` of a failure, `why`: by the worker (or {@linkcode MAIN}) `by`, on `channel`
- * (its message, or an event), or, `by` undefined, found in the control block or by a stall (put
- * at `at` of the failures told, where given). A worker's first word fills the first failure found
- * that awaits its channel (the same failure, told again), its words replacing the placeholder's
- * ({@linkcode JOB_THREW}, {@linkcode THREW_WHY}) or less telling ones; its later words replace
- * its own only where more telling. Then `fault` is the most telling, `more` the count of others.
+ * Tells `release` of a failure, `why`: by the worker (or {@linkcode MAIN}) `by` (its words, or
+ * its slot), or, `by` undefined, found in the control block with no slot accounting for it (put
+ * at `at` of the failures told, where given). Each worker is counted once: its later words
+ * replace its failure only where more telling, which then counts as told last (among alike
+ * failures, the first told is shown); a worker's first word fills the first failure no worker
+ * accounts for (the same failure, told again). Then `fault` is the most telling, `more` the count
+ * of others.
  */
-function tell(
-  release: Release,
-  why: string,
-  by: unknown,
-  channel: "message" | "event" | "any",
-  at?: number,
-): void {
+function tell(release: Release, why: string, by: unknown, at?: number): void {
   const reports = release.reports;
   const rank = rankOf(why);
-  const own = by === undefined ? undefined : reports.find((r) => r.by === by);
-  const found = by === undefined || by === MAIN || own !== undefined
-    ? undefined
-    : reports.find((r) => r.by === undefined && (r.awaits === channel || r.awaits === "any"));
-  const told = own ?? found;
-  if (told === undefined) {
-    const report = by === undefined ? { why, rank, awaits: channel } : { why, rank, by };
-    reports.splice(at ?? reports.length, 0, report);
-  } else {
-    told.by = by;
-    const placeholder = found !== undefined && (told.why === JOB_THREW || told.why === THREW_WHY);
-    if (rank > told.rank || (placeholder && rank === told.rank)) Object.assign(told, { why, rank });
+  const own = by === undefined ? undefined : reports.find((r) => r.by === by) ??
+    (by === MAIN ? undefined : reports.find((r) => r.by === undefined));
+  if (own === undefined) reports.splice(at ?? reports.length, 0, { why, rank, by });
+  else {
+    own.by = by;
+    if (rank > own.rank) {
+      reports.splice(reports.indexOf(own), 1);
+      reports.push({ why, rank, by });
+    }
   }
   const shown = reports.reduce((best, r) => r.rank > best.rank ? r : best);
   release.fault = shown.why;
   release.more = reports.length - 1;
 }
+
+/**
+ * Tells `release` of the failures the workers' slots say (their job threw, they died; with
+ * `stall`, the reason of a stall, those that have not counted the current job done too), each
+ * by its worker; returns whether any was told.
+ */
+function tellSlots(release: Release, stall: string | undefined): boolean {
+  const { ints, slots, workers } = release;
+  const generation = Atomics.load(ints, CONTROL.GENERATION);
+  let told = false;
+  for (let t = 1; t * SLOT_WORDS < slots.length && t <= workers.length; t++) {
+    const at = t * SLOT_WORDS;
+    const kind = Atomics.load(slots, at + SLOT.FAILED);
+    const why = kind === FAILED_JOB
+      ? JOB_THREW
+      : kind !== 0
+      ? diedKindWhy(kind, Atomics.load(slots, at + SLOT.EXIT_CODE))
+      : stall !== undefined && Atomics.load(slots, at + SLOT.DONE) !== generation
+      ? stall
+      : undefined;
+    if (why === undefined) continue;
+    tell(release, why, workers[t - 1]);
+    told = true;
+  }
+  return told;
+}
+
+/** Words of a slot (cpu/thread_worker.ts `SLOT`). */
+const SLOT_WORDS = SLOT.BYTES / 4;
 
 /**
  * How the reason begins where the main thread's share of a job threw, the workers' shares
@@ -281,6 +268,8 @@ function stoppedWhy(stallMs: number, writes: boolean): string {
 
 /** How the reason of a worker taken for stopped by a stall ({@linkcode stoppedWhy}) begins. */
 const STOPPED = "it stopped: no progress";
+/** How the reason of a worker taken for stopped as it started (no word, no event) begins. */
+export const NOT_READY = "it did not say it was ready";
 /** How the reason of a worker that exited begins ({@linkcode diedWhy}; on Node.js, its event). */
 const EXITED = "it exited (";
 /** Why a worker died whose error event has no message. */
@@ -296,9 +285,12 @@ const THREW_WHY = "it stopped: its program threw outside a kernel call";
  */
 export function diedWhy(ints: Int32Array): string | undefined {
   const died = Atomics.load(ints, CONTROL.DIED);
-  if (died === 0) return undefined;
-  if (died === DIED_THREW) return THREW_WHY;
-  const code = Atomics.load(ints, CONTROL.EXIT_CODE);
+  return died === 0 ? undefined : diedKindWhy(died, Atomics.load(ints, CONTROL.EXIT_CODE));
+}
+
+/** Why a worker died that said so as `kind` (`DIED_THREW`, `DIED_EXITED`), exiting with `code`. */
+function diedKindWhy(kind: number, code: number): string {
+  if (kind === DIED_THREW) return THREW_WHY;
   return `${EXITED}exit code ${code}): process.exit in it, or an error nothing caught`;
 }
 
@@ -307,21 +299,16 @@ export function diedWhy(ints: Int32Array): string | undefined {
  * or, `main`, its main thread's own share of the job threw: told first), as a job that `writes`
  * the arena ran (or not: a reduction, or between steps): every later job is refused, saying so
  * (its workers run until `dispose`, which a failed worker's message, saying why, must not
- * precede). Told as {@linkcode tell} says; the first failure says whether the state may be half
- * stepped. `anyWord`: a stall that the first word of a worker not told yet tells again, on either
- * channel (its message or an event). Returns the error.
+ * precede). A worker's failure is told by the workers' slots, each failed (or, `why` a stall,
+ * stalled) worker by its own ({@linkcode tellSlots}), or as `why` where none accounts for it;
+ * the first failure says whether the state may be half stepped. Returns the error.
  */
-export function failed(
-  release: Release,
-  why: string,
-  writes: boolean,
-  main?: boolean,
-  anyWord?: boolean,
-): Error {
+export function failed(release: Release, why: string, writes: boolean, main?: boolean): Error {
   if (release.reports.length === 0) release.halfStepped = writes;
-  const awaits = anyWord ? "any" : why === JOB_THREW || why === THREW_WHY ? "message" : "event";
-  if (main) tell(release, why, MAIN, awaits, 0);
-  else tell(release, why, undefined, awaits);
+  if (main) tell(release, why, MAIN, 0);
+  else if (!tellSlots(release, why.startsWith(STOPPED) ? why : undefined)) {
+    tell(release, why, undefined);
+  }
   return faultError(release);
 }
 
@@ -372,20 +359,20 @@ export function watchWorkers(workers: Worker[], release: Release): void {
     // (Its arguments passed on and its value returned, as a Worker of a polyfill may take or
     // return some.)
     worker.terminate = (...args: unknown[]) => {
-      if (!release.done) tell(release, TERMINATED_WHY, worker, "event");
+      if (!release.done) tell(release, TERMINATED_WHY, worker);
       return Reflect.apply(terminate, worker, args);
     };
     // (A word after dispose is not told: a disposed state keeps saying it was disposed.)
     worker.onmessage = (event) => {
       // (After the step in flight threw: later refusals say why.)
       const fault = event.data?.fault;
-      if (!release.done && typeof fault === "string") tell(release, fault, worker, "message");
+      if (!release.done && typeof fault === "string") tell(release, fault, worker);
     };
     worker.onerror = (event) => {
       event.preventDefault();
       if (release.done) return;
       const why = event.message;
-      tell(release, typeof why === "string" && why !== "" ? why : DIED_WHY, worker, "event");
+      tell(release, typeof why === "string" && why !== "" ? why : DIED_WHY, worker);
     };
   }
 }
@@ -439,10 +426,9 @@ export function join(
       const why = diedWhy(ints);
       if (why !== undefined) throw failed(release, why, writes);
       if ((still += Math.min(now - looked, STALL_CHECK_MS)) >= stallMs) {
-        // No worker that counted the job done had trapped (the fault word clear): a trap's
-        // message to come is a stalled worker's own (held, then trapping), told again.
-        const trapped = Atomics.load(ints, CONTROL.FAULT) !== 0;
-        throw failed(release, stoppedWhy(stallMs, writes), writes, false, !trapped);
+        // (Each worker that has not counted the job done, by its slot: its words to come, a
+        // trap as it was held, tell its failure again.)
+        throw failed(release, stoppedWhy(stallMs, writes), writes);
       }
     }
     looked = now;

@@ -56,6 +56,29 @@ export const CONTROL = {
   SCALARS: 256,
 } as const;
 
+/**
+ * A worker's slot: i32 words (indices into an Int32Array over it), SLOT.BYTES bytes a thread
+ * after the state's slots (cpu/threaded_wasm_backend.ts `SharedMap`), which only that worker
+ * writes: whose failure the main thread finds in the control block (a stall, a trap, a death)
+ * is then told by worker, each worker counted once.
+ */
+export const SLOT = {
+  /** The generation of the last job the worker counted done (written before it does). */
+  DONE: 0,
+  /**
+   * How the worker failed (0 while it has not): FAILED_JOB, or as `CONTROL.DIED` says
+   * (DIED_THREW, DIED_EXITED); written before the control block's words that say so.
+   */
+  FAILED: 1,
+  /** The exit code of a worker whose FAILED is DIED_EXITED (written before FAILED). */
+  EXIT_CODE: 2,
+  /** Bytes of a slot. */
+  BYTES: 16,
+} as const;
+
+/** SLOT.FAILED: the worker's job threw (a trap of the kernel), as `CONTROL.FAULT` says. */
+export const FAILED_JOB = 3;
+
 /** CONTROL.DIED: a worker's program threw outside a kernel call, and it stopped. */
 export const DIED_THREW = 1;
 /** CONTROL.DIED: a worker's thread exited (code in CONTROL.EXIT_CODE). */
@@ -78,6 +101,8 @@ export interface ThreadWorkerInit {
   memory: WebAssembly.Memory;
   /** Byte address of the control block. */
   control: number;
+  /** Byte address of this worker's slot ({@linkcode SLOT}). */
+  slot: number;
   /**
    * Byte addresses of the arena descriptor, the scalar blocks, the gradients, the block sums,
    * and this worker's scratch (8-bit states).
@@ -107,8 +132,10 @@ export interface ThreadWorkerInit {
   /** The values of CONTROL and the OP_ constants (the worker's source cannot import). */
   layout: typeof CONTROL;
   ops: { step: number; sumSquares: number; exit: number; nonFinite: number };
-  /** The values of DIED_THREW and DIED_EXITED. */
-  died: { threw: number; exited: number };
+  /** The values of SLOT. */
+  slotLayout: typeof SLOT;
+  /** The values of DIED_THREW, DIED_EXITED and FAILED_JOB. */
+  died: { threw: number; exited: number; job: number };
 }
 
 /**
@@ -140,6 +167,8 @@ export function threadWorkerMain(): void {
       const c = init.layout;
       const buffer = init.memory.buffer;
       const ints = new Int32Array(buffer, init.control, c.SCALARS / 4);
+      const s = init.slotLayout;
+      const slot = new Int32Array(buffer, init.slot, s.BYTES / 4);
       const { arena, scalars, grads, partials, total, scratch } = init;
       const { start, end, firstBlock, lastBlock, spinMs, chunk, chunkBlocks } = init;
       let seen = Atomics.load(ints, c.GENERATION);
@@ -151,13 +180,11 @@ export function threadWorkerMain(): void {
       scope.onexit = (code?: number) => {
         if (stopped) return false;
         stopped = true;
+        const kind = code === undefined ? init.died.threw : init.died.exited;
+        Atomics.store(slot, s.EXIT_CODE, code === undefined ? 0 : code);
+        Atomics.store(slot, s.FAILED, kind);
         Atomics.store(ints, c.EXIT_CODE, code === undefined ? 0 : code);
-        Atomics.compareExchange(
-          ints,
-          c.DIED,
-          0,
-          code === undefined ? init.died.threw : init.died.exited,
-        );
+        Atomics.compareExchange(ints, c.DIED, 0, kind);
         // A job started that it had not taken yet is owed too (the main thread counted it).
         if (!busy && Atomics.load(ints, c.GENERATION) !== seen) {
           busy = Atomics.load(ints, c.OP) !== init.ops.exit;
@@ -204,10 +231,12 @@ export function threadWorkerMain(): void {
         } catch (error) {
           // Said before the job is counted done: the main thread, waiting on it, sees it then.
           failed = true;
+          Atomics.store(slot, s.FAILED, init.died.job);
           Atomics.store(ints, c.FAULT, 1);
           scope.postMessage({ fault: String(error) });
         }
         busy = false;
+        Atomics.store(slot, s.DONE, seen);
         if (Atomics.sub(ints, c.PENDING, 1) === 1) Atomics.notify(ints, c.PENDING);
         if (failed) break;
       }

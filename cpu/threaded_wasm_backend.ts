@@ -5,7 +5,8 @@
  * steps its own slice of the arena.
  *
  * Memory map (bytes): `[0, 64 KiB)` the module's static data; at 64 KiB the control block
- * (cpu/thread_worker.ts `CONTROL`, the step's scalar blocks embedded), then the f64 block sums
+ * (cpu/thread_worker.ts `CONTROL`, the step's scalar blocks embedded), then a slot per thread
+ * (`SLOT`: which worker finished a job, and which failed and how), then the f64 block sums
  * of the reduction, then (8-bit states) a 2 KiB scratch per thread, then the arena descriptor and
  * the arena, 64-byte aligned. The memory is sized once (initial = maximum) and never grows.
  *
@@ -57,12 +58,12 @@
  * live worker, however slow, finishes a chunk well within that (cpu/_thread_join.ts `join`,
  * `STALL_MS`). Likewise while the workers start: a worker that stops before it says it is ready
  * fires no event, so `init` rejects once no worker has become ready for that bound, and
- * terminates the others (`allReady`); one whose `terminate` other code calls (ready or not),
- * wrapped as between steps, makes it reject at once (cpu/_thread_start.ts).
+ * terminates the others; one whose `terminate` other code calls (ready or not), wrapped as
+ * between steps, fails the start, which rejects once every other worker has said it is ready or
+ * failed, with the root cause, as a step's failure says it (cpu/_thread_start.ts `watchStart`).
  *
  * @module
  */
-import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
 import type { ArenaLayout } from "../base/arena.ts";
 import { Q8_BLOCK } from "../base/q8.ts";
 import { BLOCK_BYTES, blockCount } from "../base/scalars.ts";
@@ -72,25 +73,16 @@ import {
   CONTROL,
   DIED_EXITED,
   DIED_THREW,
+  FAILED_JOB,
   OP_EXIT,
   OP_NON_FINITE,
   OP_STEP,
   OP_SUM_SQUARES,
+  SLOT,
   type ThreadWorkerInit,
 } from "./thread_worker.ts";
-import {
-  diedWhy,
-  failed,
-  faultError,
-  halfStepWhy,
-  join,
-  mayBlock,
-  ownShareThrew,
-  type Release,
-  releaser,
-  STALL_MS,
-  watchWorkers,
-} from "./_thread_join.ts";
+import { halfStepWhy, releaser, STALL_MS, watchWorkers } from "./_thread_join.ts";
+import { blockBounds, sliceBounds, type Team, teamKernels } from "./_thread_jobs.ts";
 import { nodeWorkersDenied, nodeWorkerThreads } from "./_node_worker.ts";
 import { startWorkers } from "./_thread_start.ts";
 import {
@@ -99,14 +91,10 @@ import {
   type KernelExports,
   PAGE_BYTES,
   placeArena,
-  type PlacedArena,
   scratchBytes,
   sharedKernelBytes,
-  stepSlice,
 } from "./wasm_backend.ts";
 
-/** Element granularity of the step's slices: 16 f32, one 64-byte cache line. */
-const SLICE_ALIGN = 16;
 /**
  * How long a worker polls for the next job before sleeping in `Atomics.wait` (as OpenMP's
  * default spin, a fraction of a millisecond): back-to-back steps find it awake, while a training
@@ -136,6 +124,46 @@ export interface ThreadedOptions {
    * in a step, or while the workers start (none becoming ready).
    */
   stallMs?: number;
+}
+
+/**
+ * `options` with their defaults, checked before anything is made: a RangeError (TypeError for
+ * one not a number, or not a boolean) naming the option and what it takes, where one is out of
+ * range (a stall bound of NaN, or not above 0, would never, or at once, take a worker for
+ * stopped).
+ */
+function settingsOf(options: ThreadedOptions): Required<ThreadedOptions> {
+  const chunk = options.chunk ?? CHUNK;
+  const stallMs = options.stallMs ?? STALL_MS;
+  const workerSpinMs = options.workerSpinMs ?? WORKER_SPIN_MS;
+  const parallelReduction = options.parallelReduction ?? true;
+  const finite = Number.isFinite;
+  checkSetting("chunk", chunk, chunk > 0 && chunk % Q8_BLOCK === 0, "a positive multiple of 256");
+  checkSetting(
+    "stallMs",
+    stallMs,
+    finite(stallMs) && stallMs > 0,
+    "a finite number of milliseconds above 0",
+  );
+  checkSetting(
+    "workerSpinMs",
+    workerSpinMs,
+    finite(workerSpinMs) && workerSpinMs >= 0,
+    "a finite number ≥ 0",
+  );
+  checkSetting("parallelReduction", parallelReduction, true, "a boolean");
+  return { chunk, stallMs, workerSpinMs, parallelReduction };
+}
+
+/**
+ * Throws where setting `name`'s `value` is not of the type `expected` names (a TypeError), or is
+ * not `valid` (a RangeError), saying what it takes.
+ */
+function checkSetting(name: string, value: unknown, valid: boolean, expected: string): void {
+  const typed = expected === "a boolean" ? typeof value === "boolean" : typeof value === "number";
+  if (typed && valid) return;
+  const Kind = typed ? RangeError : TypeError;
+  throw new Kind(`ThreadedOptions.${name} must be ${expected}, got ${String(value)}`);
 }
 
 /**
@@ -201,23 +229,6 @@ export function checkThreadSupport(threads: number): void {
 }
 
 /**
- * `[start, end)` of slice `k` of the `n` elements of `layout` cut in `count` slices at
- * SLICE_ALIGN, or at blocks of 256 where it holds 8-bit moments.
- */
-function sliceBounds(layout: ArenaLayout, count: number, k: number): [number, number] {
-  const n = layout.total;
-  const align = layout.compactStart < n ? Q8_BLOCK : SLICE_ALIGN;
-  const cut = (j: number) =>
-    j >= count ? n : Math.min(n, Math.floor(n * j / count / align) * align);
-  return [cut(k), cut(k + 1)];
-}
-
-/** Blocks `[first, last)` of the reduction that thread `k` of `count` sums. */
-function blockBounds(blocks: number, count: number, k: number): [number, number] {
-  return [Math.floor(blocks * k / count), Math.floor(blocks * (k + 1) / count)];
-}
-
-/**
  * Ends workers still running when their state is garbage-collected without `dispose`. Made by the
  * first threaded state, not on import: a runtime without FinalizationRegistry (React Native's
  * Hermes) has no Web Workers either, and runs the other backends.
@@ -239,6 +250,8 @@ interface SharedMap {
   readonly control: number;
   /** The scalar blocks, inside the control block. */
   readonly scalars: number;
+  /** The workers' slots (cpu/thread_worker.ts `SLOT`; thread t's `SLOT.BYTES` × t after it). */
+  readonly slots: number;
   /** The f64 block sums of the reduction. */
   readonly partials: number;
   /** The scratch of thread 0 (8-bit states; thread t's is `scratchBytes` × t after it). */
@@ -257,7 +270,8 @@ function sharedMap(layout: ArenaLayout, threads: number): SharedMap {
   const blocks = Math.ceil(layout.total / SUM_BLOCK);
   const control = PAGE_BYTES;
   const scalars = control + CONTROL.SCALARS;
-  const partials = scalars + blockCount(layout.segments) * BLOCK_BYTES;
+  const slots = scalars + blockCount(layout.segments) * BLOCK_BYTES;
+  const partials = slots + Math.ceil(threads * SLOT.BYTES / 64) * 64;
   const scratch = Math.ceil((partials + blocks * 8) / 64) * 64;
   const descriptor = scratch + threads * scratchBytes(layout);
   const base = descriptor + headerBytes(layout, false);
@@ -265,7 +279,7 @@ function sharedMap(layout: ArenaLayout, threads: number): SharedMap {
   // other threads' scratch. The figure checked is then this memory's.)
   checkWasmCapacity(layout, base - PAGE_BYTES - headerBytes(layout, true));
   const pages = Math.ceil((base + layout.byteLength) / PAGE_BYTES);
-  return { control, scalars, partials, scratch, descriptor, base, blocks, pages };
+  return { control, scalars, slots, partials, scratch, descriptor, base, blocks, pages };
 }
 
 /** A shared memory of `pages` pages (never grown), or a RangeError naming the model's size. */
@@ -280,89 +294,6 @@ function sharedMemory(pages: number, parameters: number): WebAssembly.Memory {
       { cause },
     );
   }
-}
-
-/** What the jobs of a threaded state run on. */
-interface Team {
-  readonly k: KernelExports;
-  readonly arena: PlacedArena;
-  readonly map: SharedMap;
-  readonly ints: Int32Array;
-  readonly sums: Float64Array;
-  readonly threads: number;
-  readonly layout: ArenaLayout;
-  readonly release: Release;
-}
-
-/** The step and the reductions of a threaded state: each on every thread, the main one last. */
-function teamKernels(team: Team, parallelReduction: boolean, stallMs: number) {
-  const { k, ints, sums, threads, release } = team;
-  const n = team.layout.total;
-  const g = team.arena.grads;
-  // The main thread is thread 0.
-  const [start, end] = sliceBounds(team.layout, threads, 0);
-  const [firstBlock, lastBlock] = blockBounds(team.map.blocks, threads, 0);
-  const canBlock = mayBlock(ints);
-  /** Starts job `op` on the workers. */
-  const launch = (op: number) => {
-    Atomics.store(ints, CONTROL.OP, op);
-    Atomics.store(ints, CONTROL.PENDING, threads - 1);
-    Atomics.add(ints, CONTROL.GENERATION, 1);
-    Atomics.notify(ints, CONTROL.GENERATION);
-  };
-  /** Waits until every worker has finished the job (see cpu/_thread_join.ts `join`). */
-  const waitStep = () => join(ints, release, canBlock, stallMs, true);
-  const wait = () => join(ints, release, canBlock, stallMs, false);
-  const assertLive = () => {
-    if (release.fault !== undefined) throw faultError(release);
-    if (release.done) throw new TypeError(DISPOSED_STATE_MESSAGE);
-    // A worker that died between steps, its event not delivered yet (steps in a loop).
-    const died = diedWhy(ints);
-    if (died !== undefined) throw failed(release, died, false);
-  };
-  return {
-    update: () => {
-      assertLive();
-      launch(OP_STEP);
-      try {
-        stepSlice(k, team.arena, start, end, team.map.scratch);
-        waitStep();
-      } catch (error) {
-        throw ownShareThrew(error, true, ints, release, waitStep);
-      }
-    },
-    gradSumSquares: () => {
-      assertLive();
-      if (!parallelReduction) return k.sumSquares(g, n);
-      launch(OP_SUM_SQUARES);
-      try {
-        k.sumSquaresBlocks(g, n, firstBlock, lastBlock, team.map.partials);
-        wait();
-      } catch (error) {
-        throw ownShareThrew(error, false, ints, release, wait);
-      }
-      let total = 0;
-      for (let b = 0; b < sums.length; b++) total += sums[b];
-      return total;
-    },
-    /** The non-finite check, each thread on its slice of the step. */
-    gradsNonFinite: () => {
-      assertLive();
-      Atomics.store(ints, CONTROL.NON_FINITE, 0);
-      launch(OP_NON_FINITE);
-      let own: boolean;
-      try {
-        own = k.nonFinite(g + start * 4, end - start) !== 0;
-        wait();
-      } catch (error) {
-        throw ownShareThrew(error, false, ints, release, wait);
-      }
-      return own || Atomics.load(ints, CONTROL.NON_FINITE) !== 0;
-    },
-    nonFiniteRange: (offset: number, count: number) => k.nonFinite(g + offset * 4, count) !== 0,
-    centralize: (offset: number, rows: number, cols: number) =>
-      k.centralize(g + offset * 4, rows, cols),
-  };
 }
 
 /** A backend of the arena of `map` in `buffer` that only reads and writes it: no kernel runs. */
@@ -390,9 +321,10 @@ function arenaViews(layout: ArenaLayout, buffer: ArrayBufferLike, map: SharedMap
 export async function createThreadedWasmBackend(
   layout: ArenaLayout,
   threads: number,
-  options: ThreadedOptions = {},
+  options?: ThreadedOptions,
   fill?: (backend: CpuBackend) => void,
 ): Promise<CpuBackend> {
+  const { chunk, stallMs, workerSpinMs: spinMs, parallelReduction } = settingsOf(options ?? {});
   checkThreadSupport(threads);
   const map = sharedMap(layout, threads);
   const memory = sharedMemory(map.pages, layout.total);
@@ -404,13 +336,9 @@ export async function createThreadedWasmBackend(
   const arena = placeArena(memory.buffer, layout, map.descriptor, map.base, map.scalars);
   const ints = new Int32Array(memory.buffer, map.control, CONTROL.SCALARS / 4);
   const workers: Worker[] = [];
-  const release = releaser(ints, workers);
+  const slots = new Int32Array(memory.buffer, map.slots, threads * SLOT.BYTES / 4);
+  const release = releaser(ints, workers, slots);
   const n = layout.total;
-  const chunk = options.chunk ?? CHUNK;
-  if (!(chunk > 0 && chunk % Q8_BLOCK === 0)) {
-    throw new RangeError(`ThreadedOptions.chunk must be a positive multiple of 256, not ${chunk}`);
-  }
-  const stallMs = options.stallMs ?? STALL_MS;
   try {
     await startWorkers(workers, threads, stallMs, (t): ThreadWorkerInit => {
       const [start, end] = sliceBounds(layout, threads, t);
@@ -420,6 +348,7 @@ export async function createThreadedWasmBackend(
         bytes,
         memory,
         control,
+        slot: map.slots + t * SLOT.BYTES,
         arena: map.descriptor,
         scalars,
         grads: arena.grads,
@@ -432,10 +361,11 @@ export async function createThreadedWasmBackend(
         lastBlock,
         chunk,
         chunkBlocks: Math.max(1, Math.floor(chunk / SUM_BLOCK)),
-        spinMs: options.workerSpinMs ?? WORKER_SPIN_MS,
+        spinMs,
         layout: CONTROL,
         ops: { step: OP_STEP, sumSquares: OP_SUM_SQUARES, exit: OP_EXIT, nonFinite: OP_NON_FINITE },
-        died: { threw: DIED_THREW, exited: DIED_EXITED },
+        slotLayout: SLOT,
+        died: { threw: DIED_THREW, exited: DIED_EXITED, job: FAILED_JOB },
       };
     });
   } catch (error) {
@@ -448,7 +378,7 @@ export async function createThreadedWasmBackend(
   const blocks = blockViews(memory.buffer, map.scalars, layout);
   const registry = orphans ??= new FinalizationRegistry(releaseOrphan);
   const backend = new CpuBackend("wasm", layout, memory.buffer, map.base, blocks, {
-    ...teamKernels(team, options.parallelReduction ?? true, stallMs),
+    ...teamKernels(team, parallelReduction, stallMs),
     threads,
     halfStepped: () => halfStepWhy(release),
     dispose: () => {

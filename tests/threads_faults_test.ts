@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { initState } from "../core/init_state.ts";
-import { CONTROL, type ThreadWorkerInit } from "../cpu/thread_worker.ts";
+import { CONTROL, FAILED_JOB, SLOT, type ThreadWorkerInit } from "../cpu/thread_worker.ts";
 import { DISPOSED_STATE_MESSAGE } from "../base/_state_errors.ts";
 import type { CpuBackend } from "../cpu/cpu_backend.ts";
 import {
@@ -206,7 +206,11 @@ Deno.test("a worker's terminate, wrapped to say so at once, passes on its argume
       return "its value";
     },
   } as unknown as Worker;
-  const release = releaser(new Int32Array(new SharedArrayBuffer(CONTROL.SCALARS)), [worker]);
+  const release = releaser(
+    new Int32Array(new SharedArrayBuffer(CONTROL.SCALARS)),
+    [worker],
+    new Int32Array(new SharedArrayBuffer(2 * SLOT.BYTES)),
+  );
   watchWorkers([worker], release);
   const terminate = worker.terminate as (...args: unknown[]) => unknown;
   assert.equal(terminate(1, "two"), "its value");
@@ -218,15 +222,14 @@ Deno.test("a worker's terminate, wrapped to say so at once, passes on its argume
 });
 
 Deno.test("when several workers say their job threw, the first one's words are kept (the root cause) and the others counted", () => {
-  const workers = [0, 1, 2].map(() => ({ terminate: () => {} }) as unknown as Worker);
-  const ints = new Int32Array(new SharedArrayBuffer(CONTROL.SCALARS));
-  const release = releaser(ints, workers);
-  watchWorkers(workers, release);
+  const { workers, ints, release, say, mark } = watched(3);
   // As a job that writes threw on every worker: the main thread saw the fault word first.
+  for (let t = 1; t <= 3; t++) mark(t, FAILED_JOB);
   Atomics.store(ints, CONTROL.FAULT, 1);
-  assert.throws(() => join(ints, release, true, STALL_MS, true), /failed \(its job threw\)/);
-  const say = (worker: Worker, fault: string) =>
-    worker.onmessage?.(new MessageEvent("message", { data: { fault } }));
+  assert.throws(
+    () => join(ints, release, true, STALL_MS, true),
+    /failed \(its job threw; 2 more workers failed too\)/,
+  );
   say(workers[1], "RuntimeError: unreachable");
   say(workers[0], "RuntimeError: memory access out of bounds");
   say(workers[2], "RuntimeError: divide by zero");
@@ -261,7 +264,11 @@ Deno.test("a step in which two workers trap says the first one's trap and that o
   }
   try {
     const grads = new Float32Array(n).fill(0.5);
-    assert.throws(() => step(state, grads), /failed \(its job threw\) with nothing/);
+    // (Each worker's slot says its job threw: both are counted at once.)
+    assert.throws(
+      () => step(state, grads),
+      /failed \(its job threw; 1 more worker failed too\) with nothing/,
+    );
     // Both workers' messages, delivered now.
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.throws(
@@ -273,29 +280,45 @@ Deno.test("a step in which two workers trap says the first one's trap and that o
   }
 });
 
-/** `count` stand-ins of workers watched by a release of a control block of their own. */
+/**
+ * `count` stand-ins of workers watched by a release of a control block of their own, as its
+ * first job runs (its generation 1): `mark(t, failed)` writes thread t's slot as a worker does
+ * (`failed` 0: it counted the job done; else how it failed).
+ */
 function watched(count: number) {
   const workers = Array.from(
     { length: count },
     () => ({ terminate: () => {} }) as unknown as Worker,
   );
   const ints = new Int32Array(new SharedArrayBuffer(CONTROL.SCALARS));
-  const release = releaser(ints, workers);
+  const slots = new Int32Array(new SharedArrayBuffer((count + 1) * SLOT.BYTES));
+  const release = releaser(ints, workers, slots);
   watchWorkers(workers, release);
+  Atomics.store(ints, CONTROL.GENERATION, 1);
+  const mark = (t: number, failed: number) => {
+    const at = t * SLOT.BYTES / 4;
+    if (failed === 0) Atomics.store(slots, at + SLOT.DONE, 1);
+    else Atomics.store(slots, at + SLOT.FAILED, failed);
+  };
   const say = (worker: Worker, fault: string) =>
     worker.onmessage?.(new MessageEvent("message", { data: { fault } }));
   const error = (worker: Worker, message: string) =>
     worker.onerror?.(new ErrorEvent("error", { message, cancelable: true }));
-  return { workers, ints, release, say, error };
+  return { workers, ints, release, say, error, mark };
 }
 
 Deno.test("a worker's trap told after another worker's stall is shown as the root cause, the stall counted", () => {
   // (The first failure told was kept: the stall, one more worker counted.)
-  const { workers, ints, release, say } = watched(2);
+  const { workers, ints, release, say, mark } = watched(2);
   // One worker trapped and counted the step done; the other never does: it stopped, with no word.
+  mark(2, FAILED_JOB);
   Atomics.store(ints, CONTROL.FAULT, 1);
   Atomics.store(ints, CONTROL.PENDING, 1);
-  assert.throws(() => join(ints, release, true, 200, true), /failed \(it stopped: no progress/);
+  // (The trap, its words to come, is shown before the stall.)
+  assert.throws(
+    () => join(ints, release, true, 200, true),
+    /failed \(its job threw; 1 more worker failed too\)/,
+  );
   say(workers[1], "RuntimeError: unreachable");
   assert.equal(release.fault, "RuntimeError: unreachable");
   assert.match(
@@ -346,8 +369,9 @@ Deno.test("workers failing by an error event or an exit are counted, each worker
 });
 
 Deno.test("the main thread's trap beside a worker's is shown (it came first), the worker's counted", () => {
-  const { workers, ints, release, say } = watched(1);
+  const { workers, ints, release, say, mark } = watched(1);
   // As the step's job threw on the worker (counted done) while the main thread's share trapped.
+  mark(1, FAILED_JOB);
   Atomics.store(ints, CONTROL.FAULT, 1);
   const trap = new WebAssembly.RuntimeError("unreachable");
   const wait = () => join(ints, release, true, STALL_MS, true);
@@ -363,8 +387,9 @@ Deno.test("the main thread's trap beside a worker's is shown (it came first), th
 
 Deno.test("a stalled worker that later says its job threw (held, then trapping) is counted once, its trap shown", () => {
   for (const count of [1, 2]) {
-    const { workers, ints, release, say, error } = watched(count);
+    const { workers, ints, release, say, error, mark } = watched(count);
     // One worker never counts the step done; none that did had trapped (the fault word clear).
+    for (let t = 1; t < count; t++) mark(t, 0);
     Atomics.store(ints, CONTROL.PENDING, 1);
     assert.throws(() => join(ints, release, true, 200, true), /failed \(it stopped: no progress/);
     // Only a worker still in the job can trap in it now: the stalled one, held until now.
@@ -424,4 +449,23 @@ Deno.test("a worker's fault message or error event delivered after dispose is no
     return true;
   });
   assert.equal(backend.halfStepped(), undefined);
+});
+
+Deno.test("two workers that stall are counted as two, still when one of them later traps, and a third that counted the step done is not counted", () => {
+  // (The control block did not say which worker stalled: the stall was one failure, which the
+  // trap told later filled, and the other stalled worker was counted nowhere.)
+  const { workers, ints, release, say, mark } = watched(3);
+  mark(2, 0);
+  Atomics.store(ints, CONTROL.PENDING, 2);
+  assert.throws(
+    () => join(ints, release, true, 200, true),
+    /failed \(it stopped: no progress [^;]*; terminated, or killed \(out of memory\?\); 1 more worker failed too\)/,
+  );
+  say(workers[2], "RuntimeError: unreachable");
+  assert.equal(release.fault, "RuntimeError: unreachable");
+  assert.equal(release.more, 1);
+  // The worker that counted the step done, terminated now by other code, is a failure of its own.
+  workers[1].terminate();
+  assert.equal(release.more, 2);
+  release();
 });

@@ -16,7 +16,7 @@
 import assert from "node:assert/strict";
 import { initState } from "../core/init_state.ts";
 import { CONTROL, type ThreadWorkerInit, threadWorkerMain } from "../cpu/thread_worker.ts";
-import { createThreadedWasmBackend } from "../cpu/threaded_wasm_backend.ts";
+import { createThreadedWasmBackend, type ThreadedOptions } from "../cpu/threaded_wasm_backend.ts";
 import { PAGE_BYTES, sharedKernelBytes } from "../cpu/wasm_backend.ts";
 import { dispose, type OptimizerState, radam, step } from "../mod.ts";
 import { disposeState } from "../core/state.ts";
@@ -256,4 +256,113 @@ Deno.test("a worker whose start throws after its module compiled says why, not a
   } finally {
     Object.assign(scope, saved);
   }
+});
+
+Deno.test("a Web Worker that cannot be made (its constructor or its postMessage throws) fails init saying a kernel worker failed to start, its error the cause, every worker made terminated", async () => {
+  // (The constructor's DOMException, or postMessage's, was thrown as it was: nothing said that
+  // a kernel worker of the state failed to start, nor, for a policy's SecurityError, how to
+  // allow it.)
+  const Original = globalThis.Worker;
+  for (const where of ["constructor", "postMessage"] as const) {
+    const made: Worker[] = [];
+    const terminated = new Set<Worker>();
+    const thrown = where === "constructor"
+      ? new DOMException("Worker creation refused", "SecurityError")
+      : new DOMException("The memory could not be cloned", "DataCloneError");
+    globalThis.Worker = class extends Original {
+      constructor(url: string | URL, options?: WorkerOptions) {
+        if (where === "constructor" && made.length === 1) throw thrown;
+        super(url, options);
+        made.push(this);
+      }
+      // deno-lint-ignore no-explicit-any
+      override postMessage(message: unknown, transfer?: any): void {
+        if (where === "postMessage" && made.length === 2) throw thrown;
+        super.postMessage(message, transfer);
+      }
+      override terminate(): void {
+        terminated.add(this);
+        super.terminate();
+      }
+    } as typeof Worker;
+    let error: unknown;
+    try {
+      const state = await watched(
+        radam({ threads: 3, threadThreshold: 0 }).init(new Float32Array(1024)),
+      );
+      dispose(state);
+    } catch (e) {
+      error = e;
+    } finally {
+      globalThis.Worker = Original;
+    }
+    assert.ok(error instanceof Error && !(error instanceof DOMException), `${where}: ${error}`);
+    const policy = where === "constructor"
+      ? " \\(its script \\(a blob: URL\\) could not be loaded; in a browser, the page's Content-Security-Policy must allow blob: in worker-src"
+      : "$";
+    assert.match(
+      error.message,
+      new RegExp(`^A kernel worker failed to start: ${thrown.name}: ${thrown.message}${policy}`),
+    );
+    assert.equal(error.cause, thrown);
+    assert.equal(made.length, where === "constructor" ? 1 : 2);
+    assert.ok(made.every((w) => terminated.has(w)), `${where}: every worker made is terminated`);
+  }
+});
+
+Deno.test("a threaded backend's settings out of range are refused before any worker starts, naming the setting", async () => {
+  // (A stall bound of NaN was taken: a worker stopped outright was then never taken for
+  // stopped, its state's step waiting for ever; one of 0 took every worker for stopped.)
+  const Original = globalThis.Worker;
+  let made = 0;
+  globalThis.Worker = class extends Original {
+    constructor(url: string | URL, options?: WorkerOptions) {
+      super(url, options);
+      made++;
+    }
+  } as typeof Worker;
+  try {
+    const refused: [ThreadedOptions, ErrorConstructor, RegExp][] = [
+      [
+        { stallMs: NaN },
+        RangeError,
+        /^ThreadedOptions\.stallMs must be a finite number of milliseconds above 0, got NaN$/,
+      ],
+      [{ stallMs: 0 }, RangeError, /^ThreadedOptions\.stallMs must be .*, got 0$/],
+      [
+        { stallMs: "500" as unknown as number },
+        TypeError,
+        /^ThreadedOptions\.stallMs must be .*, got 500$/,
+      ],
+      [
+        { workerSpinMs: -1 },
+        RangeError,
+        /^ThreadedOptions\.workerSpinMs must be a finite number ≥ 0, got -1$/,
+      ],
+      [
+        { chunk: 100 },
+        RangeError,
+        /^ThreadedOptions\.chunk must be a positive multiple of 256, got 100$/,
+      ],
+      [
+        { parallelReduction: 0 as unknown as boolean },
+        TypeError,
+        /^ThreadedOptions\.parallelReduction must be a boolean, got 0$/,
+      ],
+    ];
+    for (const [options, Kind, message] of refused) {
+      await assert.rejects(
+        initState(
+          radam({ threads: 2, threadThreshold: 0 }).settings,
+          new Float32Array(16),
+          (layout) => createThreadedWasmBackend(layout, 2, options),
+        ),
+        (e: Error) => e instanceof Kind && message.test(e.message),
+        JSON.stringify(options),
+      );
+    }
+  } finally {
+    globalThis.Worker = Original;
+  }
+  assert.equal(made, 0);
 });
