@@ -347,3 +347,40 @@ export function savePathMessage(extra: unknown): string {
     "checkpoint's bytes, got a second argument, " + described(extra) +
     "; write the bytes yourself, " + write;
 }
+
+/** What each read resolves to, and how a part of it is taken, as its error writes them. */
+const READ_RESULTS = {
+  readParams: ["copies of every tensor, by name", "const { w } = await readParams(state)"],
+  readMoments: [
+    "copies of every moment, by moment name then tensor name",
+    "const { exp_avg } = await readMoments(state); exp_avg.w",
+  ],
+  readSlowWeights: [
+    "copies of every slow weight, by tensor name",
+    "const { w } = await readSlowWeights(state)",
+  ],
+} as const;
+
+/**
+ * The error of `call(state, more)` (`readParams`, `readMoments`, `readSlowWeights`), which takes
+ * the state alone (JavaScript drops the others, silently, where the caller thinks a tensor or a
+ * moment picked, `readParams(state, "w")`): what it takes and resolves to, and how a part of
+ * that is taken. Empty where `more` is `undefined`, or an index (an integer ≥ 0), as
+ * `states.map(readParams)` passes one (with the array), dropped as before.
+ *
+ * @example
+ * ```ts
+ * import { readArgumentMessage } from "./_call_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(readArgumentMessage("readParams", "w"), /^readParams takes the state alone/);
+ * assert.equal(readArgumentMessage("readParams", 0), "");
+ * ```
+ */
+export function readArgumentMessage(call: keyof typeof READ_RESULTS, more: unknown): string {
+  if (more === undefined || (Number.isSafeInteger(more) && (more as number) >= 0)) return "";
+  const [result, part] = READ_RESULTS[call];
+  return `${call} takes the state alone, ${call}(state), and would drop the others, got a ` +
+    `second argument, ${described(more)}: it returns a Promise of ${result}; take the ones ` +
+    `you want from that, ${part}`;
+}

@@ -206,10 +206,12 @@ function isTensor(value: unknown): boolean {
 
 /**
  * What to add where a step was given a list of gradients (`[gw, gb]`, as PyTorch's
- * `p.grad for p in model.parameters()`; Float32Arrays or GPU tensors), or an iterator of them:
- * to give each under its tensor's name, the state's `names` (the first three shown); for a state
- * of one tensor given bare to `init` (named `""`), to pass its gradient bare. Empty for anything
- * else.
+ * `p.grad for p in model.parameters()`; Float32Arrays or GPU tensors), a `Set` of them, or an
+ * iterator of them: to give each under its tensor's name, the state's `names` (the first three
+ * shown); for a state of one tensor given bare to `init` (named `""`), to pass its gradient bare.
+ * For a list of Promises (an `await Promise.all` forgotten), to await them first; for a function
+ * (as PyTorch's `optimizer.step(closure)` takes one), to call it and pass what it returns; for a
+ * number (a loss, or a learning rate), what the gradients are. Empty for anything else.
  *
  * @example
  * ```ts
@@ -220,25 +222,92 @@ function isTensor(value: unknown): boolean {
  *   gradientListHint([new Float32Array(2)], ["w", "b"]),
  *   ' (a list: give each gradient under its tensor\'s name, { "w": …, "b": … })',
  * );
+ * assert.match(gradientListHint(new Set([new Float32Array(2)]), ["w"]), /^ \(a Set: give each/);
  * assert.match(gradientListHint([new Float32Array(2)], [""]), /pass its gradient bare/);
+ * assert.match(gradientListHint([Promise.resolve()], ["w"]), /await Promise\.all\(list\)/);
+ * assert.match(gradientListHint(() => ({}), ["w"]), /^ \(a function: step takes the gradients/);
+ * assert.match(gradientListHint(0.5, ["w"]), /^ \(a number: step takes the gradients/);
  * assert.equal(gradientListHint([1, 2], ["w"]), "");
  * ```
  */
 export function gradientListHint(value: unknown, names: readonly string[]): string {
-  const list = Array.isArray(value)
-    ? value.length > 0 && value.every(isGradient)
-    : typeof value === "object" && value !== null &&
-      typeof (value as { next?: unknown }).next === "function" &&
-      typeof (value as { [Symbol.iterator]?: unknown })[Symbol.iterator] === "function";
-  if (!list) return "";
+  if (typeof value === "number") {
+    const each = names.length === 1 && names[0] === ""
+      ? "a Float32Array of the tensor's length"
+      : `a Float32Array of each tensor's length under its name, { ${
+        shownNames(names).join(", ")
+      } }`;
+    return ` (a number: step takes the gradients, ${each}; not a loss, and a learning rate is the ` +
+      "optimizer's option, radam({ lr }))";
+  }
+  if (typeof value === "function") {
+    return " (a function: step takes the gradients themselves, not a function that computes " +
+      "them, as PyTorch's optimizer.step(closure) does; call it and pass what it returns, " +
+      "step(state, computeGrads()), awaited where it returns a Promise)";
+  }
+  // (An iterator is not read: that would use it up.)
+  const ofPromises = isIterator(value) ? "" : listOf(value, isThenable);
+  const promises = ofPromises !== "";
+  const found = ofPromises || listOf(value, isGradient);
+  if (found === "") return "";
+  const what = found === "a Set" ? found : "a list"; // (an iterator of gradients too)
   // (a state of one tensor given bare to init holds it under the name "": its gradient is bare)
   if (names.length === 1 && names[0] === "") {
-    return " (a list: this state holds one tensor, given bare to init: pass its gradient bare, " +
-      "not in a list)";
+    return ` (${what}: this state holds one tensor, given bare to init: pass its gradient bare, ` +
+      `not in ${what})`;
   }
+  const shown = shownNames(names);
+  return promises
+    ? ` (${what} of Promises: await them, await Promise.all(list), and give each gradient under ` +
+      `its tensor's name, { ${shown.join(", ")} })`
+    : ` (${what}: give each gradient under its tensor's name, { ${shown.join(", ")} })`;
+}
+
+/** `"name": …` for the first three of `names`, and "…" for any more. */
+function shownNames(names: readonly string[]): string[] {
   const shown = names.slice(0, 3).map((name) => `${JSON.stringify(name)}: …`);
   if (names.length > 3) shown.push("…");
-  return ` (a list: give each gradient under its tensor's name, { ${shown.join(", ")} })`;
+  return shown;
+}
+
+/**
+ * What to add where `init` was given a list of tensors (Float32Arrays, `{ data, shape }` or GPU
+ * tensors), a `Set` of them, or an iterator (a generator's), as PyTorch's `model.parameters()`:
+ * that each needs a name. Empty for anything else.
+ *
+ * @example
+ * ```ts
+ * import { paramsListHint } from "./_input_hints.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(paramsListHint([new Float32Array(2)]), /^ \(a list, as PyTorch's/);
+ * assert.match(paramsListHint(new Set([new Float32Array(2)])), /^ \(a Set, as PyTorch's/);
+ * assert.equal(paramsListHint([1, 2]), "");
+ * ```
+ */
+export function paramsListHint(value: unknown): string {
+  const what = listOf(value, isTensor);
+  return what === "" ? "" : ` (${what}, as PyTorch's model.parameters(): name each, as its ` +
+    'named_parameters() does, { "fc.weight": w, "fc.bias": b }: a state and its checkpoints ' +
+    "hold each tensor by name)";
+}
+
+/**
+ * What `value` is, where it holds tensors but names none: "a list" (an `Array` of at least one,
+ * each `item`), "a Set" (likewise), "an iterator" (a generator's, or `array.values()`: not read,
+ * which would use it up), or "" for anything else.
+ */
+function listOf(value: unknown, item: (value: unknown) => boolean): string {
+  if (Array.isArray(value)) return value.length > 0 && value.every(item) ? "a list" : "";
+  if (value instanceof Set) return value.size > 0 && [...value].every(item) ? "a Set" : "";
+  return isIterator(value) ? "an iterator" : "";
+}
+
+/** Whether `value` is an iterator, as a generator gives (`next` and `Symbol.iterator`). */
+function isIterator(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const it = value as { next?: unknown; [Symbol.iterator]?: unknown };
+  return typeof it.next === "function" && typeof it[Symbol.iterator] === "function";
 }
 
 /** Whether `value` is a gradient a step takes: a Float32Array, or a GPU tensor. */

@@ -239,6 +239,7 @@ export function stateCloneMessage(
  * import assert from "node:assert/strict";
  *
  * assert.equal(stateHint({ w: 1 }), "");
+ * assert.match(stateHint({ w: new Float32Array(1) }), /not a state: make a state of them/);
  * assert.match(stateHint({}), /structuredClone\(state\)/);
  * assert.match(stateHint(undefined), /optimizer\.state, is undefined until its first step/);
  * assert.match(stateHint({ applyGradients() {}, state: undefined }), /pass optimizer\.state/);
@@ -277,7 +278,25 @@ export function stateHint(value: unknown): string {
       "one's loadState)";
   }
   if (isStateCopy(value)) return EMPTY_COPY_HINT;
-  return "";
+  return isTensorRecord(value) ? TENSORS_STATE_HINT : "";
+}
+
+/**
+ * The hint of a record of tensors (a model's parameters, or a state's `state.params` or
+ * `state.grads`) given where a state goes: that a state is made of them, and holds them.
+ */
+const TENSORS_STATE_HINT = " (a record of tensors, not a state: make a state of them, " +
+  "const state = await opt.init(params), whose state.params and state.grads they are then, " +
+  "and pass the state itself)";
+
+/** Whether `value` is a record of at least one tensor (Float32Array), and of nothing else. */
+function isTensorRecord(value: object): boolean {
+  try {
+    const values = Object.values(value);
+    return values.length > 0 && values.every((v) => v instanceof Float32Array);
+  } catch {
+    return false; // a getter that throws: no hint, the error is still the state's
+  }
 }
 
 /**

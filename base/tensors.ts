@@ -6,7 +6,13 @@
  */
 import { described } from "./_errors.ts";
 import { isRefusingPrototype } from "./_refusing_record.ts";
-import { gradientListHint, nestedRecordHint, stateParamsHint, tensorHint } from "./_input_hints.ts";
+import {
+  gradientListHint,
+  nestedRecordHint,
+  paramsListHint,
+  stateParamsHint,
+  tensorHint,
+} from "./_input_hints.ts";
 import { utf8Length } from "./_utf8.ts";
 
 /**
@@ -87,28 +93,6 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /**
- * What to add where `init` was given a list of tensors, or an iterator (a generator's), as
- * PyTorch's `model.parameters()`: that each needs a name. Else empty.
- */
-function listHint(value: unknown): string {
-  const what = Array.isArray(value)
-    ? value.length > 0 && value.every((v) => v instanceof Float32Array) ? "a list" : ""
-    : isIterator(value)
-    ? "an iterator"
-    : "";
-  return what === "" ? "" : ` (${what}, as PyTorch's model.parameters(): name each, as its ` +
-    'named_parameters() does, { "fc.weight": w, "fc.bias": b }: a state and its checkpoints ' +
-    "hold each tensor by name)";
-}
-
-/** Whether `value` is an iterator, as a generator gives (`next` and `Symbol.iterator`). */
-function isIterator(value: unknown): boolean {
-  if (typeof value !== "object" || value === null) return false;
-  const it = value as { next?: unknown; [Symbol.iterator]?: unknown };
-  return typeof it.next === "function" && typeof it[Symbol.iterator] === "function";
-}
-
-/**
  * What to add where a tensor was given as nested arrays of numbers (`[[1, 2], [3, 4]]`): how to
  * give it with its shape. Else empty.
  */
@@ -127,7 +111,7 @@ export function checkParams(params: unknown): NamedTensors {
   if (!isRecord(params)) {
     throw new TypeError(
       `Params must be a Float32Array or a record of named Float32Arrays, got ${described(params)}${
-        tensorHint(params) || listHint(params) || stateParamsHint(params)
+        tensorHint(params) || paramsListHint(params) || stateParamsHint(params)
       }`,
     );
   }

@@ -6,7 +6,11 @@
  * @module
  */
 import { awaitHinted, markRead, recordHinted } from "../base/_state_errors.ts";
-import { extraStepArgumentMessage, savePathMessage } from "../base/_call_hints.ts";
+import {
+  extraStepArgumentMessage,
+  readArgumentMessage,
+  savePathMessage,
+} from "../base/_call_hints.ts";
 import { type ArenaLayout, EXP_AVG, PARAMS, SLOW } from "../base/arena.ts";
 import type { DeviceBackend } from "../base/backend.ts";
 import type { ParsedSafetensors } from "../base/safetensors.ts";
@@ -116,7 +120,9 @@ export function dispose(state: OptimizerState<unknown>): void {
  * the state as it was at the call, though steps follow before they resolve: the CPU backends
  * copy at the call; WebGPU copies on the GPU at the call (one submission) and reads the copy
  * back once the GPU has reported every step before it (as {@linkcode readMoments} and
- * {@linkcode readSlowWeights} do).
+ * {@linkcode readSlowWeights} do). It takes the state alone: a second argument, as a tensor's
+ * name (`readParams(state, "w")`), makes it reject with a TypeError saying how to take one from
+ * the record (an index, as `states.map(readParams)` passes, is ignored).
  *
  * @example
  * ```ts
@@ -131,6 +137,9 @@ export function dispose(state: OptimizerState<unknown>): void {
 export function readParams(
   state: OptimizerState<unknown>,
 ): Promise<Record<string, Float32Array<ArrayBuffer>>> {
+  // A tensor's name (or anything else) given as a second argument, which JavaScript drops.
+  const more = arguments.length > 1 ? readArgumentMessage("readParams", arguments[1]) : "";
+  if (more !== "") return markRead(Promise.reject(new TypeError(more)), "readParams");
   const read = held(state, "readParams", readSection(state, PARAMS));
   return recordHinted(read, "readParams", namesOf(state));
 }
@@ -160,7 +169,9 @@ function held<T>(
  * Copies of the optimizer's moments, by moment name then tensor name, as PyTorch names them:
  * `exp_avg` (m) and `exp_avg_sq` (v) for RAdam, Adam and AdamW; `exp_avg` alone for Lion;
  * `momentum_buffer` for SGD with momentum (none, `{}`, without). With `states: "8bit"` the
- * values are those the codes hold, decoded.
+ * values are those the codes hold, decoded. It takes the state alone: a second argument, as a
+ * moment's name (`readMoments(state, "exp_avg")`), makes it reject with a TypeError saying how
+ * to take one from the record (an index, as `states.map(readMoments)` passes, is ignored).
  *
  * @example
  * ```ts
@@ -176,6 +187,8 @@ function held<T>(
 export function readMoments(
   state: OptimizerState<unknown>,
 ): Promise<Record<string, Record<string, Float32Array<ArrayBuffer>>>> {
+  const more = arguments.length > 1 ? readArgumentMessage("readMoments", arguments[1]) : "";
+  if (more !== "") return markRead(Promise.reject(new TypeError(more)), "readMoments");
   let names: readonly string[] = [];
   try {
     names = momentsOf(stateInternals(state).config).map((m) => m.name);
@@ -216,6 +229,8 @@ async function momentsRead(
 export function readSlowWeights(
   state: OptimizerState<unknown>,
 ): Promise<Record<string, Float32Array<ArrayBuffer>>> {
+  const more = arguments.length > 1 ? readArgumentMessage("readSlowWeights", arguments[1]) : "";
+  if (more !== "") return markRead(Promise.reject(new TypeError(more)), "readSlowWeights");
   try {
     if (!stateInternals(state).config.lookahead) {
       throw new TypeError(`The ${state.optimizer} optimizer keeps no slow weights`);

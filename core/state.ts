@@ -64,6 +64,10 @@ export const heldDisposers: WeakMap<
  * structured clone of a state throws too (`kv.set(key, state)`, `postMessage(state)`: a
  * TypeError; `structuredClone(state)`: a DataCloneError), where it would copy `{}`.
  *
+ * A state takes no properties of its own: what it reports cannot be redefined
+ * (`Object.defineProperty(state, "step", …)` is a TypeError), and a property added to it is a
+ * TypeError in strict code (modules), ignored in sloppy code; keep your own data beside it.
+ *
  * @example
  * ```ts
  * import { type OptimizerState, radam, step } from "@optim/radam";
@@ -192,6 +196,9 @@ export class StateHandle implements OptimizerState<any> {
   constructor(core: Core) {
     this.#core = core;
     core.current = this;
+    // No property of its own, ever: `Object.defineProperty(state, "step", …)` would otherwise
+    // shadow what the state reports (its step count, tensors, backend) with anything.
+    Object.preventExtensions(this);
   }
 
   /** The core, if this handle is the live one; else throws. */

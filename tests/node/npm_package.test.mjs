@@ -127,10 +127,16 @@ console.log(JSON.stringify({ names: Object.keys(shim), same, none: [none.name, n
     code,
   ], { cwd: fileURLToPath(new URL(".", import.meta.url)), encoding: "utf8" });
   const { names, same, none } = JSON.parse(output);
-  assert.ok(names.includes("Optimizer") && names.includes("variableGrads"), `${names}`);
+  assert.ok(
+    names.includes("Optimizer") && names.includes("variableGrads"),
+    `${names}`,
+  );
   assert.ok(same);
   assert.equal(none[0], "Error");
-  assert.match(none[1], /there is no global tf\b.*<script src="[^"]*\/tf\.min\.js">/);
+  assert.match(
+    none[1],
+    /there is no global tf\b.*<script src="[^"]*\/tf\.min\.js">/,
+  );
 });
 
 test("tfjs-core: JSR's package asks for the npm package's peer range (any tfjs 4), not one version", () => {
@@ -259,6 +265,34 @@ test("the default and workerd entries share one copy of the library: each loads 
     assert.match(read(onlyWorker[0]), /radam\.wasm/);
     for (const file of worker) assert.ok(!read(file).includes(base64), file);
   }
+});
+
+test("under Node too: a state's fields cannot be redefined, a read given a tensor's name rejects, a Set of gradients says to name each", async () => {
+  const state = await lib.adam({ backend: "js" }).init({
+    w: new Float32Array([1, 2]),
+  });
+  assert.throws(
+    () => Object.defineProperty(state, "step", { value: 9 }),
+    TypeError,
+  );
+  assert.equal(state.step, 0);
+  await assert.rejects(
+    lib.readParams(state, "w"),
+    (e) =>
+      e instanceof TypeError &&
+      /^readParams takes the state alone, readParams\(state\)/.test(
+        e.message,
+      ) &&
+      /const \{ w \} = await readParams\(state\)/.test(e.message),
+  );
+  assert.throws(
+    () => lib.step(state, new Set([new Float32Array(2)])),
+    (e) =>
+      e instanceof TypeError &&
+      /got Set \(a Set: give each gradient under/.test(e.message),
+  );
+  assert.deepEqual((await lib.readParams(state)).w, new Float32Array([1, 2]));
+  assert.equal(lib.step(state, { w: new Float32Array(2) }).step, 1);
 });
 
 test("console.log(state) shows its summary under Node too", async () => {
