@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { isHeaderCapRefusal } from "../core/checkpoint_header.ts";
 import { firstBadValue } from "../core/checkpoint_tensors.ts";
 import { ACCUM_COUNT_KEY } from "../core/extra_tensors.ts";
 import * as tf from "@tensorflow/tfjs-core";
@@ -353,9 +354,7 @@ function checkFinite(items: readonly GradItem[], sums: readonly tf.Tensor[], cal
  * they are dropped, and how to drop them; else `error` itself.
  */
 function stuckError(error: unknown, count: number): unknown {
-  if (!(error instanceof RangeError) || !/ bytes, above the cap of /.test(error.message)) {
-    return error;
-  }
+  if (!isHeaderCapRefusal(error)) return error;
   return new RangeError(
     `${error.message}. Nothing changed: the gradients of the ${count} calls before ` +
       "(accumulatedBatches) are kept, and every N-th call over their variables is refused so " +

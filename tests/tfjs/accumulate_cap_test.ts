@@ -127,3 +127,28 @@ Deno.test("tfjs: the way out a refused N-th call names drops the sums", async ()
     tf.dispose(vars);
   }
 });
+
+Deno.test("tfjs: an N-th call refused for another reason, whose words read like the cap's, gets no advice to drop the sums", async () => {
+  await useBackend("cpu");
+  // (A variable whose name holds the words of the cap's refusal; its step refused for a NaN.)
+  const w = tf.variable(tf.zeros([2]), true, named("w holds 9 bytes, above the cap of 8"));
+  const opt = tfOptimizer(radam({ lr: 0.1, nonFinite: "throw" }), {
+    gradientAccumulationSteps: 2,
+  });
+  const nan = tf.tensor1d([NaN, 1]);
+  const one = tf.onesLike(w);
+  try {
+    opt.applyGradients({ [w.name]: one });
+    assert.throws(() => opt.applyGradients({ [w.name]: nan }), (error: Error) => {
+      assert.ok(error instanceof RangeError, String(error));
+      assert.match(error.message, /NaN/);
+      assert.match(error.message, / bytes, above the cap of /);
+      assert.doesNotMatch(error.message, /accumulatedBatches|Nothing changed/);
+      assert.equal(error.cause, undefined);
+      return true;
+    });
+  } finally {
+    opt.dispose();
+    tf.dispose([w, nan, one]);
+  }
+});
