@@ -75,6 +75,8 @@ export class Accumulator {
   #loaded = false;
   /** Whether some call summed since the last step was not checked finite (`run`'s `finite`). */
   #unchecked = false;
+  /** Whether the N-th call's step runs (a schedule or callback it calls runs inside it). */
+  #stepping = false;
   /**
    * The variables `minimize` was given (`varList`: under `model.fit`, the model's trainable
    * weights) while its call runs, else undefined: a sum loaded and given no gradient since goes
@@ -138,11 +140,13 @@ export class Accumulator {
       return;
     }
     const means = this.#means(items);
+    this.#stepping = true;
     try {
       if (means.length > 0) step(means); // (none: every variable summed was disposed)
     } catch (error) {
       throw stuckError(error, this.#count);
     } finally {
+      this.#stepping = false;
       tf.dispose(means.map((m) => m.tensor));
     }
     this.clear();
@@ -286,6 +290,24 @@ export class Accumulator {
   }
 
   /**
+   * Drops the sums (the optimizer's `discardAccumulated`): the next call is the first of N.
+   * Returns the calls they summed. Throws a TypeError, nothing dropped, while the N-th call's
+   * step runs (from the learning-rate schedule it calls): that step is of them.
+   */
+  discard(): number {
+    if (this.#stepping) {
+      throw new TypeError(
+        "discardAccumulated() was called while the step of the gradients accumulated runs (from " +
+          "the learning-rate schedule it calls); nothing was dropped: call it between " +
+          "applyGradients calls (under model.fit, from a callback's onBatchEnd)",
+      );
+    }
+    const count = this.#count;
+    this.clear();
+    return count;
+  }
+
+  /**
    * The partial sums as weights, copies the caller owns (none between steps): `accum_count`
    * (int32 scalar) then `<variable>/accum` per variable, in the order first seen. Where a copy
    * fails, those made are disposed.
@@ -358,10 +380,9 @@ function stuckError(error: unknown, count: number): unknown {
   return new RangeError(
     `${error.message}. Nothing changed: the gradients of the ${count} calls before ` +
       "(accumulatedBatches) are kept, and every N-th call over their variables is refused so " +
-      "until they are dropped: `await optimizer.setWeights(weights)` of " +
-      '`optimizer.getWeights()` less the "<variable>/accum" weights and "accum_count" drops ' +
-      "them (the moments and step count kept), as `loadState` of a checkpoint saved before " +
-      "does; then step fewer variables, or give them shorter names",
+      "until they are dropped: `optimizer.discardAccumulated()` drops them (the moments and " +
+      "step count kept), as `loadState` of a checkpoint saved before does; then step fewer " +
+      "variables, or give them shorter names",
     { cause: error },
   );
 }

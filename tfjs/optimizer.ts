@@ -48,8 +48,8 @@ checkTfjsCore(tf); // before `extends tf.Optimizer`: an empty module (tf.min.js)
  * (Left out of the generated docs with `@ignore`: `deno doc --lint` counts tfjs-core's types,
  * which this class extends and takes, as private to this package, denoland/deno#27364. Its
  * methods are those of `tf.Optimizer` plus `state`, `backend`, `settings`, `skippedSteps`,
- * `accumulatedBatches`, `averages`, `ready()`, `setLearningRate()` and `loadState()`; see the
- * README's "TensorFlow.js" section.)
+ * `accumulatedBatches`, `discardAccumulated()`, `averages`, `ready()`, `setLearningRate()` and
+ * `loadState()`; see the README's "TensorFlow.js" section.)
  *
  * @example
  * ```ts
@@ -188,6 +188,43 @@ export class TfOptimizer extends tf.Optimizer {
   /** The `applyGradients` calls summed towards the next step (option `gradientAccumulationSteps`). */
   get accumulatedBatches(): number {
     return this.#parts.accumulator.count;
+  }
+
+  /**
+   * Drops the gradients accumulated towards the next step (option `gradientAccumulationSteps`),
+   * and only them: the moments, step count (`iterations`), skipped steps and moving averages stay
+   * as they were, and the next `applyGradients` call is the first of a new N. Returns the calls
+   * dropped (`accumulatedBatches` before; 0 where none were, as without the option). The way out
+   * of an N-th call refused because the state's checkpoint, with the sums saved beside it, would
+   * pass the cap on a header's length (its RangeError names this call); or to start an epoch
+   * afresh. A TypeError, nothing dropped, once the optimizer is disposed, or while the N-th
+   * call's step runs (from the learning-rate schedule it calls).
+   *
+   * @example Drop a partial accumulation
+   * ```ts
+   * import * as tf from "@tensorflow/tfjs-core";
+   * import "@tensorflow/tfjs-backend-cpu";
+   * import { adam } from "@optim/radam";
+   * import { tfOptimizer } from "@optim/radam/tfjs";
+   * import assert from "node:assert/strict";
+   *
+   * await tf.setBackend("cpu");
+   * const optimizer = tfOptimizer(adam({ lr: 0.1 }), { gradientAccumulationSteps: 3 });
+   * const w = tf.variable(tf.zeros([2]), true, "discard-doc/w");
+   * const grad = tf.ones([2]);
+   * optimizer.applyGradients({ [w.name]: grad });
+   * optimizer.applyGradients({ [w.name]: grad });
+   * assert.equal(optimizer.discardAccumulated(), 2); // (two calls dropped)
+   * assert.equal(optimizer.accumulatedBatches, 0);
+   * optimizer.applyGradients({ [w.name]: grad }); // (the first of three again: no step)
+   * assert.equal(optimizer.iterations, 0);
+   * optimizer.dispose();
+   * tf.dispose([w, grad]);
+   * ```
+   */
+  discardAccumulated(): number {
+    this.#parts.checkLive();
+    return this.#parts.accumulator.discard();
   }
 
   /** The moving averages of the variables (option `ema`; else undefined): `EmaAverages`. */
