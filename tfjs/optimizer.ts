@@ -301,8 +301,9 @@ export class TfOptimizer extends tf.Optimizer {
   /**
    * As tfjs's `minimize`, but a refused step disposes the gradients and loss it computed. With a
    * `varList` (`model.fit` gives the model's trainable weights), gradients accumulated and loaded
-   * (`setWeights`, `loadState`) go to its variables only: not to a layer's frozen with
-   * `trainable: false` before it was built, whose variables tfjs marks trainable.
+   * (`setWeights`, `loadState`) go to its variables only, and so do moving averages loaded at a
+   * later `averages.swap()` or `finalize()`: not to a layer's frozen with `trainable: false`
+   * before it was built, whose variables tfjs marks trainable.
    */
   override minimize(...args: Parameters<tf.Optimizer["minimize"]>): tf.Scalar | null {
     return this.#parts.minimizing(args[2], () => minimizing(this, ...args));
