@@ -255,10 +255,12 @@ export class Accumulator {
 
   /**
    * The variable of `sum`, loaded under `name` by `setWeights` and given no gradient since (its
-   * variable absent from the calls after a resume, as it was from some before): the one
-   * trainable float32 variable registered with TensorFlow.js (in a `minimize` call, of its
-   * `varList`: `trained`) of its base name (tfjs's `_<n>` aside) and shape, where exactly one is, with no sum of its own nor a gradient among `given`,
-   * and no other such sum has that base name; else undefined (a model loaded twice: whose it is
+   * variable absent from the calls after a resume, as it was from some before): the one float32
+   * variable registered with TensorFlow.js (in a `minimize` call, of its `varList`: `trained`)
+   * of its base name (tfjs's `_<n>` aside) and shape, where exactly one is, frozen ones counted
+   * (outside `minimize`, a frozen variable and a live copy of it are two: the sum may be the
+   * frozen one's), and it is trainable, with no sum of its own nor a gradient among `given`, and
+   * no other such sum has that base name; else undefined (a model loaded twice: whose it is
    * cannot be told, and it is dropped).
    */
   #ownerOf(
@@ -271,11 +273,11 @@ export class Accumulator {
       n !== name && s.variable === undefined && !given.has(n) && baseName(n) === base
     );
     const trained = this.trained;
-    const candidates = floatVariables(true).filter((v) =>
+    const candidates = floatVariables(false).filter((v) =>
       baseName(v.name) === base && sameShape(v.shape, sum.shape) &&
       (trained === undefined || trained.includes(v))
     );
-    if (rivals.length > 0 || candidates.length !== 1) return undefined;
+    if (rivals.length > 0 || candidates.length !== 1 || !candidates[0].trainable) return undefined;
     const v = candidates[0];
     return given.has(v.name) || (v.name !== name && this.#sums.has(v.name)) ? undefined : v;
   }
