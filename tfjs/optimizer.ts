@@ -115,11 +115,11 @@ export class TfOptimizer extends tf.Optimizer {
 
   /**
    * The settings in force (the library's resolved options), frozen: set the learning rate with
-   * `optimizer.learningRate = x` (or {@linkcode setLearningRate}). An assignment to one of them
-   * (`settings.hyperparameters.lr = x`) throws a TypeError in strict-mode code (modules, classes)
-   * and, as for any frozen object, changes nothing, silently, in a sloppy-mode script (these
-   * records are the library optimizer's own, which a Proxy that threw there could not stand for
-   * without failing `Object.isFrozen` and their identity). Assigning `settings` itself, as
+   * `optimizer.learningRate = x` (or {@linkcode setLearningRate}). An assignment to one of the
+   * hyperparameters (`settings.hyperparameters.lr = x`) is a TypeError that says so, in
+   * sloppy-mode scripts too (the library's settings are made so), and changes nothing; one
+   * deeper (`settings.loop.nonFinite`) is JavaScript's TypeError of a frozen object in strict-mode
+   * code, and changes nothing, silently, in a sloppy-mode script. Assigning `settings` itself, as
    * `iterations`, `state`, `backend` and the other counts, is a TypeError in both modes.
    */
   get settings(): Readonly<Settings> {

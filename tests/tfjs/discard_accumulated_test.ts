@@ -134,16 +134,15 @@ Deno.test("tfjs: discardAccumulated from the schedule of the N-th call's step is
   await useBackend("cpu");
   const vars = variables();
   let discardIn = true;
-  let opt: TfOptimizer | undefined;
   const schedule = (_t: number) => {
-    if (discardIn) opt!.discardAccumulated();
+    if (discardIn) opt.discardAccumulated();
     return 0.1;
   };
-  opt = tfOptimizer(adam({ lr: schedule }), { gradientAccumulationSteps: STEPS });
+  const opt = tfOptimizer(adam({ lr: schedule }), { gradientAccumulationSteps: STEPS });
   try {
     for (let k = 1; k < STEPS; k++) call(opt, vars, k);
     const before = await optimizerSnapshot(opt);
-    assert.throws(() => call(opt!, vars, STEPS), (error: Error) => {
+    assert.throws(() => call(opt, vars, STEPS), (error: Error) => {
       assert.ok(error instanceof TypeError, String(error));
       assert.match(error.message, /^discardAccumulated\(\) was called while the step/);
       assert.match(error.message, /nothing was dropped/);
