@@ -67,7 +67,8 @@ registerTfOptimizer();
  * (`await saveState(optimizer.state)` is its checkpoint); `loadState(bytes)`, the way back (a
  * Promise: await it before the next step), whose moments and step count go to the variables of
  * their names; `setLearningRate(lr)`; `backend` (`"wasm"`, `"js"` or `"webgpu"`), `settings`,
- * `skippedSteps`, `accumulatedBatches`, `averages` (option `ema`) and `ready()` (option
+ * `skippedSteps`, `accumulatedBatches`, `discardAccumulated()`, `averages` (option `ema`) and
+ * `ready()` (option
  * `threads`). A model saved with `model.save(handler, { includeOptimizer: true })` keeps the
  * moments too, and `tf.loadLayersModel` brings them back with the model (see
  * {@linkcode registerTfOptimizer}). Give each model its own optimizer: one given to two models

@@ -232,11 +232,40 @@ export function checkSavableSize(
     const beside = extra.tensors.length > 0
       ? `, and ${extra.tensors.length} saved beside them (gradients accumulated, averages)`
       : "";
-    throw new RangeError(
+    const error = new RangeError(
       `The checkpoint of this state would have a header of ${length} bytes, above the cap of ` +
         `${headerCap()} (${layout.names.length} tensors${beside}): it could be trained but ` +
         `never saved; use fewer tensors (concatenate small ones) or shorter names`,
     );
+    capRefusals.add(error);
+    throw error;
   }
   return json;
+}
+
+/** The errors {@linkcode checkSavableSize} threw for the cap (marked where thrown, not by words). */
+const capRefusals = new WeakSet<Error>();
+
+/**
+ * Whether `error` is the RangeError {@linkcode checkSavableSize} threw because a checkpoint's
+ * header would pass the cap on its length (so is one of `checkSavableUnder`, which throws it):
+ * told by a mark set where it is thrown, whatever its message says.
+ *
+ * @example
+ * ```ts
+ * import { checkSavableSize, isHeaderCapRefusal } from "./checkpoint_header.ts";
+ * import { planArena } from "../base/arena.ts";
+ * import { radam } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * const long = planArena(["w".repeat(40_000_000)], [1], { moments: 2 });
+ * assert.throws(() => checkSavableSize(radam().settings, long, [[1]]), (error: Error) => {
+ *   assert.ok(isHeaderCapRefusal(error));
+ *   return true;
+ * });
+ * assert.equal(isHeaderCapRefusal(new RangeError("a header of 9 bytes, above the cap of 8")), false);
+ * ```
+ */
+export function isHeaderCapRefusal(error: unknown): error is RangeError {
+  return error instanceof RangeError && capRefusals.has(error);
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import { heldStandInHint } from "../base/_call_hints.ts";
+import { refusingAssignment } from "../base/_refusing_record.ts";
 import { described, optionError } from "../base/_errors.ts";
 import {
   adapterOptionHint,
@@ -241,7 +242,7 @@ export function resolveOptions(
       clipValueHint(key),
   );
   const { defaults } = origin;
-  const hyperparameters = Object.freeze(resolveSchema(origin.options, given, defaults));
+  const hyperparameters = refusingHyperparameters(resolveSchema(origin.options, given, defaults));
   for (const key of COMMON_HYPERPARAMETERS) {
     if (!(key in hyperparameters)) {
       throw new Error(`Internal error: the rule of ${origin.name} resolves no ${key}`);
@@ -374,7 +375,7 @@ export const READ_ONLY_SCHEDULE = (_t: number): number => 0;
 export function holdingLearningRate<H>(settings: Settings<H>, lr: LearningRate): Settings<H> {
   const copy = Object.freeze({
     ...settings,
-    hyperparameters: Object.freeze({ ...settings.hyperparameters, lr }),
+    hyperparameters: refusingHyperparameters({ ...settings.hyperparameters, lr }),
   });
   return remember(copy, originOf(settings));
 }
@@ -408,4 +409,41 @@ export function factoryOptionHintOf(
         : `lookahead(${origin.name}({ ${option} }))`,
     );
   });
+}
+
+/**
+ * The message of an assignment to a setting of `settings.hyperparameters` (`settings` are frozen:
+ * the assignment would change nothing, which a sloppy-mode script's did, silently).
+ */
+function hyperparameterMessage(key: string | symbol): string {
+  const name = String(key);
+  const rate = name === "lr"
+    ? "; to change the learning rate, make the optimizer again (radam({ lr })), or, of a " +
+      "TensorFlow.js optimizer, set optimizer.learningRate = x"
+    : `; make the optimizer again with it (radam({ ${name} }))`;
+  return `Cannot set settings.hyperparameters.${name}: an optimizer's settings are frozen (the ` +
+    `assignment would change nothing)${rate}`;
+}
+
+/**
+ * `values` as the frozen record of `settings.hyperparameters`, an assignment to which (of a
+ * setting it holds or not) is a TypeError naming it and what to write instead, in sloppy-mode
+ * scripts too (see `refusingAssignment`).
+ *
+ * @example
+ * ```ts
+ * import { radam } from "@optim/radam";
+ * import assert from "node:assert/strict";
+ *
+ * const { hyperparameters } = radam({ lr: 0.01 }).settings;
+ * assert.ok(Object.isFrozen(hyperparameters));
+ * assert.throws(
+ *   () => new Function("h", "h.lr = 0.1;")(hyperparameters),
+ *   /^TypeError: Cannot set settings\.hyperparameters\.lr: .*learningRate = x$/,
+ * );
+ * assert.equal(hyperparameters.lr, 0.01);
+ * ```
+ */
+function refusingHyperparameters<T extends Record<string, unknown>>(values: T): Readonly<T> {
+  return refusingAssignment(values, hyperparameterMessage, hyperparameterMessage) as Readonly<T>;
 }

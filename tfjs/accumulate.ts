@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { isHeaderCapRefusal } from "../core/checkpoint_header.ts";
 import { firstBadValue } from "../core/checkpoint_tensors.ts";
 import { ACCUM_COUNT_KEY } from "../core/extra_tensors.ts";
 import * as tf from "@tensorflow/tfjs-core";
@@ -74,6 +75,8 @@ export class Accumulator {
   #loaded = false;
   /** Whether some call summed since the last step was not checked finite (`run`'s `finite`). */
   #unchecked = false;
+  /** Whether the N-th call's step runs (a schedule or callback it calls runs inside it). */
+  #stepping = false;
   /**
    * The variables `minimize` was given (`varList`: under `model.fit`, the model's trainable
    * weights) while its call runs, else undefined: a sum loaded and given no gradient since goes
@@ -137,11 +140,13 @@ export class Accumulator {
       return;
     }
     const means = this.#means(items);
+    this.#stepping = true;
     try {
       if (means.length > 0) step(means); // (none: every variable summed was disposed)
     } catch (error) {
       throw stuckError(error, this.#count);
     } finally {
+      this.#stepping = false;
       tf.dispose(means.map((m) => m.tensor));
     }
     this.clear();
@@ -250,10 +255,12 @@ export class Accumulator {
 
   /**
    * The variable of `sum`, loaded under `name` by `setWeights` and given no gradient since (its
-   * variable absent from the calls after a resume, as it was from some before): the one
-   * trainable float32 variable registered with TensorFlow.js (in a `minimize` call, of its
-   * `varList`: `trained`) of its base name (tfjs's `_<n>` aside) and shape, where exactly one is, with no sum of its own nor a gradient among `given`,
-   * and no other such sum has that base name; else undefined (a model loaded twice: whose it is
+   * variable absent from the calls after a resume, as it was from some before): the one float32
+   * variable registered with TensorFlow.js (in a `minimize` call, of its `varList`: `trained`)
+   * of its base name (tfjs's `_<n>` aside) and shape, where exactly one is, frozen ones counted
+   * (outside `minimize`, a frozen variable and a live copy of it are two: the sum may be the
+   * frozen one's), and it is trainable, with no sum of its own nor a gradient among `given`, and
+   * no other such sum has that base name; else undefined (a model loaded twice: whose it is
    * cannot be told, and it is dropped).
    */
   #ownerOf(
@@ -266,11 +273,11 @@ export class Accumulator {
       n !== name && s.variable === undefined && !given.has(n) && baseName(n) === base
     );
     const trained = this.trained;
-    const candidates = floatVariables(true).filter((v) =>
+    const candidates = floatVariables(false).filter((v) =>
       baseName(v.name) === base && sameShape(v.shape, sum.shape) &&
       (trained === undefined || trained.includes(v))
     );
-    if (rivals.length > 0 || candidates.length !== 1) return undefined;
+    if (rivals.length > 0 || candidates.length !== 1 || !candidates[0].trainable) return undefined;
     const v = candidates[0];
     return given.has(v.name) || (v.name !== name && this.#sums.has(v.name)) ? undefined : v;
   }
@@ -282,6 +289,24 @@ export class Accumulator {
     this.#count = 0;
     this.#loaded = false;
     this.#unchecked = false;
+  }
+
+  /**
+   * Drops the sums (the optimizer's `discardAccumulated`): the next call is the first of N.
+   * Returns the calls they summed. Throws a TypeError, nothing dropped, while the N-th call's
+   * step runs (from the learning-rate schedule it calls): that step is of them.
+   */
+  discard(): number {
+    if (this.#stepping) {
+      throw new TypeError(
+        "discardAccumulated() was called while the step of the gradients accumulated runs (from " +
+          "the learning-rate schedule it calls); nothing was dropped: call it between " +
+          "applyGradients calls (under model.fit, from a callback's onBatchEnd)",
+      );
+    }
+    const count = this.#count;
+    this.clear();
+    return count;
   }
 
   /**
@@ -353,16 +378,13 @@ function checkFinite(items: readonly GradItem[], sums: readonly tf.Tensor[], cal
  * they are dropped, and how to drop them; else `error` itself.
  */
 function stuckError(error: unknown, count: number): unknown {
-  if (!(error instanceof RangeError) || !/ bytes, above the cap of /.test(error.message)) {
-    return error;
-  }
+  if (!isHeaderCapRefusal(error)) return error;
   return new RangeError(
     `${error.message}. Nothing changed: the gradients of the ${count} calls before ` +
       "(accumulatedBatches) are kept, and every N-th call over their variables is refused so " +
-      "until they are dropped: `await optimizer.setWeights(weights)` of " +
-      '`optimizer.getWeights()` less the "<variable>/accum" weights and "accum_count" drops ' +
-      "them (the moments and step count kept), as `loadState` of a checkpoint saved before " +
-      "does; then step fewer variables, or give them shorter names",
+      "until they are dropped: `optimizer.discardAccumulated()` drops them (the moments and " +
+      "step count kept), as `loadState` of a checkpoint saved before does; then step fewer " +
+      "variables, or give them shorter names",
     { cause: error },
   );
 }

@@ -119,6 +119,8 @@ export class AdapterParts {
     try {
       this.accumulator.run(items, this.paths.entries, strict, step, finite);
       this.#calls++;
+      // (The averages loaded go at a swap to the variables of the last minimize call, if any.)
+      if (this.averages !== undefined) this.averages.trained = this.accumulator.trained;
       if (this.accumulator.count > count) this.paths.tryMake(host.config(), strict, items);
     } finally {
       if (this.paths.state !== undefined) this.#endLoaded(); // (one made: the loaded ends)
@@ -225,6 +227,7 @@ export class AdapterParts {
     this.given.disposeAll();
     this.accumulator.clear();
     this.averages?.clear();
+    if (this.averages !== undefined) this.averages.trained = undefined;
     this.paths.drop();
     this.loaded.end();
   }

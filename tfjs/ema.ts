@@ -12,9 +12,8 @@ import { optionError } from "../base/_errors.ts";
 import { checkKeys } from "../base/schema.ts";
 import type { GradItem, NamedTensor } from "./gradients.ts";
 import { baseName } from "./kept.ts";
-import { checkWeightLive } from "./_hints.ts";
 import type { DeviceDecision } from "./_step_decision.ts";
-import { checkLoadedShapes, floatVariables } from "./matching.ts";
+import { floatVariables } from "./matching.ts";
 import { sameShape } from "./layout.ts";
 
 /**
@@ -117,8 +116,25 @@ function drop(held: Held): void {
   held.started?.dispose();
 }
 
-/** A copy of `t` in new data (a `tf.clone` would share it, which a step may write in place). */
-function copyOf(t: tf.Tensor): tf.Tensor {
+/**
+ * A copy of `t` in new data (a `tf.clone` would share it, which a step may write in place).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { copyOf } from "./ema.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await tf.setBackend("cpu");
+ * const t = tf.tensor1d([1, 2]);
+ * const copy = copyOf(t);
+ * t.dispose();
+ * assert.deepEqual([...copy.dataSync()], [1, 2]);
+ * copy.dispose();
+ * ```
+ */
+export function copyOf(t: tf.Tensor): tf.Tensor {
   return tf.tile(t, t.shape.map(() => 1));
 }
 
@@ -176,7 +192,11 @@ export interface EmaAverages {
    * variables); called again, swaps them back. For evaluation (`model.evaluate`,
    * `model.predict`) or a save of the averaged model. Averages loaded by `setWeights` and not yet
    * stepped are bound first to the trainable variables registered with TensorFlow.js, by name
-   * (or base name: a loaded model's `<name>_<n>`); where several could be an average's (a model
+   * (or base name: a loaded model's `<name>_<n>`); after a `model.fit` step (a `minimize` call
+   * with a `varList`), to the model's trainable weights only, not to a layer's made with
+   * `trainable: false`, whose variables tfjs leaves marked trainable (before any step nothing
+   * tells them apart: freeze such a layer after it is built, `layer.trainable = false`, for a
+   * swap to leave it); where several could be an average's (a model
    * loaded beside the one it was saved from), a TypeError naming them, nothing changed. A
    * step while swapped is refused with a TypeError, nothing changed (it would train the
    * averages): swap back first. Once the optimizer is disposed, a TypeError, as its own methods.
@@ -204,6 +224,14 @@ export class WeightAverages implements EmaAverages {
   readonly #held = new Map<string, Held>();
   readonly #live: () => void;
   #swapped = false;
+  /**
+   * The variables the last `minimize` call was given (`varList`: under `model.fit`, the model's
+   * trainable weights), kept after it; undefined before one, after one without a `varList`, and
+   * after an `applyGradients` call of the caller's own. Where known, an average loaded goes to
+   * one of them only at `swap()` and `finalize()` (not to a layer's made with `trainable: false`,
+   * whose variables tfjs leaves trainable, but `model.fit` does not train).
+   */
+  trained: readonly tf.Variable[] | undefined;
 
   /**
    * The averages of option `ema` (made by the optimizer); `live` throws the TypeError of a
@@ -386,9 +414,13 @@ export class WeightAverages implements EmaAverages {
     }
   }
 
-  /** Binds the averages loaded to the trainable variables registered, where that can be told. */
+  /**
+   * Binds the averages loaded to the trainable variables registered (of `trained`, where known),
+   * where that can be told.
+   */
   #bindRegistered(): void {
-    const variables = floatVariables(true);
+    const trained = this.trained;
+    const variables = floatVariables(true).filter((v) => trained?.includes(v) ?? true);
     this.#checkBindable(variables);
     this.#bind(variables);
   }
@@ -458,41 +490,4 @@ export class WeightAverages implements EmaAverages {
     this.#held.clear();
     this.#swapped = false;
   }
-}
-
-/**
- * Splits the averages (`<variable>/average`) out of weights given to `setWeights`: the rest,
- * and copies of the averages by variable name (the caller disposes them where it takes them
- * not). Throws a TypeError naming an average that was disposed, is not float32, or is given
- * twice (as a moment given twice is), and a RangeError naming one and both shapes where the
- * variables of its name (or base name) are all of another shape; nothing taken then.
- */
-export function splitAverages(
-  weights: readonly NamedTensor[],
-): { rest: NamedTensor[]; averages: Map<string, tf.Tensor> } {
-  if (!Array.isArray(weights)) return { rest: weights as NamedTensor[], averages: new Map() };
-  const rest: NamedTensor[] = [];
-  const given = new Map<string, tf.Tensor>();
-  for (const w of weights) {
-    const name = typeof w?.name === "string" ? w.name : "";
-    if (!name.endsWith(AVERAGE_SUFFIX) || !(w.tensor instanceof tf.Tensor)) {
-      rest.push(w);
-      continue;
-    }
-    checkWeightLive(w);
-    if (w.tensor.dtype !== "float32") {
-      throw new TypeError(
-        `The weight ${JSON.stringify(name)} (a moving average) must be float32, got ` +
-          w.tensor.dtype,
-      );
-    }
-    const variable = name.slice(0, -AVERAGE_SUFFIX.length);
-    if (given.has(variable)) {
-      throw new TypeError(`Optimizer weight ${JSON.stringify(name)} is given twice`);
-    }
-    given.set(variable, w.tensor);
-  }
-  checkLoadedShapes(given, AVERAGE_SUFFIX, "a moving average");
-  const averages = new Map([...given].map(([name, t]) => [name, tf.keep(copyOf(t))]));
-  return { rest, averages };
 }

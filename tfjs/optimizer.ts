@@ -48,8 +48,8 @@ checkTfjsCore(tf); // before `extends tf.Optimizer`: an empty module (tf.min.js)
  * (Left out of the generated docs with `@ignore`: `deno doc --lint` counts tfjs-core's types,
  * which this class extends and takes, as private to this package, denoland/deno#27364. Its
  * methods are those of `tf.Optimizer` plus `state`, `backend`, `settings`, `skippedSteps`,
- * `accumulatedBatches`, `averages`, `ready()`, `setLearningRate()` and `loadState()`; see the
- * README's "TensorFlow.js" section.)
+ * `accumulatedBatches`, `discardAccumulated()`, `averages`, `ready()`, `setLearningRate()` and
+ * `loadState()`; see the README's "TensorFlow.js" section.)
  *
  * @example
  * ```ts
@@ -115,11 +115,11 @@ export class TfOptimizer extends tf.Optimizer {
 
   /**
    * The settings in force (the library's resolved options), frozen: set the learning rate with
-   * `optimizer.learningRate = x` (or {@linkcode setLearningRate}). An assignment to one of them
-   * (`settings.hyperparameters.lr = x`) throws a TypeError in strict-mode code (modules, classes)
-   * and, as for any frozen object, changes nothing, silently, in a sloppy-mode script (these
-   * records are the library optimizer's own, which a Proxy that threw there could not stand for
-   * without failing `Object.isFrozen` and their identity). Assigning `settings` itself, as
+   * `optimizer.learningRate = x` (or {@linkcode setLearningRate}). An assignment to one of the
+   * hyperparameters (`settings.hyperparameters.lr = x`) is a TypeError that says so, in
+   * sloppy-mode scripts too (the library's settings are made so), and changes nothing; one
+   * deeper (`settings.loop.nonFinite`) is JavaScript's TypeError of a frozen object in strict-mode
+   * code, and changes nothing, silently, in a sloppy-mode script. Assigning `settings` itself, as
    * `iterations`, `state`, `backend` and the other counts, is a TypeError in both modes.
    */
   get settings(): Readonly<Settings> {
@@ -188,6 +188,43 @@ export class TfOptimizer extends tf.Optimizer {
   /** The `applyGradients` calls summed towards the next step (option `gradientAccumulationSteps`). */
   get accumulatedBatches(): number {
     return this.#parts.accumulator.count;
+  }
+
+  /**
+   * Drops the gradients accumulated towards the next step (option `gradientAccumulationSteps`),
+   * and only them: the moments, step count (`iterations`), skipped steps and moving averages stay
+   * as they were, and the next `applyGradients` call is the first of a new N. Returns the calls
+   * dropped (`accumulatedBatches` before; 0 where none were, as without the option). The way out
+   * of an N-th call refused because the state's checkpoint, with the sums saved beside it, would
+   * pass the cap on a header's length (its RangeError names this call); or to start an epoch
+   * afresh. A TypeError, nothing dropped, once the optimizer is disposed, or while the N-th
+   * call's step runs (from the learning-rate schedule it calls).
+   *
+   * @example Drop a partial accumulation
+   * ```ts
+   * import * as tf from "@tensorflow/tfjs-core";
+   * import "@tensorflow/tfjs-backend-cpu";
+   * import { adam } from "@optim/radam";
+   * import { tfOptimizer } from "@optim/radam/tfjs";
+   * import assert from "node:assert/strict";
+   *
+   * await tf.setBackend("cpu");
+   * const optimizer = tfOptimizer(adam({ lr: 0.1 }), { gradientAccumulationSteps: 3 });
+   * const w = tf.variable(tf.zeros([2]), true, "discard-doc/w");
+   * const grad = tf.ones([2]);
+   * optimizer.applyGradients({ [w.name]: grad });
+   * optimizer.applyGradients({ [w.name]: grad });
+   * assert.equal(optimizer.discardAccumulated(), 2); // (two calls dropped)
+   * assert.equal(optimizer.accumulatedBatches, 0);
+   * optimizer.applyGradients({ [w.name]: grad }); // (the first of three again: no step)
+   * assert.equal(optimizer.iterations, 0);
+   * optimizer.dispose();
+   * tf.dispose([w, grad]);
+   * ```
+   */
+  discardAccumulated(): number {
+    this.#parts.checkLive();
+    return this.#parts.accumulator.discard();
   }
 
   /** The moving averages of the variables (option `ema`; else undefined): `EmaAverages`. */
@@ -264,8 +301,9 @@ export class TfOptimizer extends tf.Optimizer {
   /**
    * As tfjs's `minimize`, but a refused step disposes the gradients and loss it computed. With a
    * `varList` (`model.fit` gives the model's trainable weights), gradients accumulated and loaded
-   * (`setWeights`, `loadState`) go to its variables only: not to a layer's frozen with
-   * `trainable: false` before it was built, whose variables tfjs marks trainable.
+   * (`setWeights`, `loadState`) go to its variables only, and so do moving averages loaded at a
+   * later `averages.swap()` or `finalize()`: not to a layer's frozen with `trainable: false`
+   * before it was built, whose variables tfjs marks trainable.
    */
   override minimize(...args: Parameters<tf.Optimizer["minimize"]>): tf.Scalar | null {
     return this.#parts.minimizing(args[2], () => minimizing(this, ...args));

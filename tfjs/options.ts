@@ -53,8 +53,9 @@ export interface TfOptimizerOptions {
    * was in, over N; one disposed meanwhile is left out. The step count (`iterations`, the `iter`
    * weight, a schedule's `t`) counts steps, not calls, as Keras's `iterations` does since Keras
    * 3.5 (a Keras schedule, though, is given the calls); `accumulatedBatches` gives the calls
-   * summed so far. A call with no gradient (`{}`, or every one `null`) adds nothing and is not one
-   * of the N, as it takes no step without accumulation (Keras refuses such a call).
+   * summed so far, and `discardAccumulated()` drops their sums (the moments and step count
+   * kept). A call with no gradient (`{}`, or every one `null`) adds nothing and is not one of the
+   * N, as it takes no step without accumulation (Keras refuses such a call).
    *
    * The N-th call ends the accumulation where its step is taken or skipped (for a non-finite
    * gradient in any of the N calls under `nonFinite: "skip"`: variables and moments unchanged,
@@ -67,8 +68,8 @@ export interface TfOptimizerOptions {
    * call, as without accumulation); and an N-th call whose step throws, which leaves the sums and
    * their count as they were. One refused because the state's checkpoint, with the sums saved
    * beside it, would pass the cap on a header's length (too many variables, or too long names)
-   * would be refused so again: its RangeError says how to drop the sums (`setWeights` of
-   * `getWeights()` less the `/accum` weights and `accum_count`, or `loadState`).
+   * would be refused so again: its RangeError says how to drop the sums
+   * (`optimizer.discardAccumulated()`, which drops them only, or `loadState`).
    *
    * Memory: one float32 tensor the size of each variable, on tfjs's backend (the JS heap on
    * `cpu`, tfjs's wasm heap on `wasm`, a GPU buffer on `webgpu`: no readback), plus the mean's

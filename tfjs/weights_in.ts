@@ -8,7 +8,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { Settings } from "../base/settings.ts";
 import type { LoadedSums } from "./accumulate.ts";
 import { bothRead, disposeSums, splitWeights } from "./accum_weights.ts";
-import { splitAverages } from "./ema.ts";
+import { splitAverages } from "./ema_weights.ts";
 import type { NamedTensor } from "./gradients.ts";
 import type { KeptStates } from "./kept.ts";
 import { checkSomeTensorFits } from "./matching.ts";

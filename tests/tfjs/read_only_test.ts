@@ -61,3 +61,34 @@ Deno.test("tfjs: optimizer.iterations, state, backend, settings and the counts a
   optimizer.dispose();
   disposeModels(model);
 });
+
+Deno.test("tfjs: optimizer.settings.hyperparameters.lr assigned is a TypeError naming learningRate, in sloppy mode too; nothing changes", async () => {
+  await useBackend("cpu");
+  const optimizer = tfOptimizer(adam({ lr: 0.01 }));
+  const w = tf.variable(tf.ones([2]), true, "read-only-hyperparameters/w");
+  const grad = tf.ones([2]);
+  try {
+    const { hyperparameters } = optimizer.settings;
+    bothModes(
+      hyperparameters,
+      "lr",
+      0.5,
+      "Cannot set settings.hyperparameters.lr: an optimizer's settings are frozen (the " +
+        "assignment would change nothing); to change the learning rate, make the optimizer " +
+        "again (radam({ lr })), or, of a TensorFlow.js optimizer, set optimizer.learningRate = x",
+    );
+    bothModes(hyperparameters, "beta1", 0.5, "make the optimizer again with it (radam({ beta1 }))");
+    bothModes(hyperparameters, "momentum", 0.5, "Cannot set settings.hyperparameters.momentum");
+    assert.ok(Object.isFrozen(hyperparameters));
+    assert.equal(optimizer.settings.hyperparameters.lr, 0.01);
+    assert.equal(Object.hasOwn(hyperparameters, "momentum"), false);
+    // What the message says works: the step after it takes the new rate.
+    optimizer.learningRate = 0.5;
+    assert.equal(optimizer.settings.hyperparameters.lr, 0.5);
+    optimizer.applyGradients({ [w.name]: grad });
+    assert.equal(optimizer.iterations, 1);
+  } finally {
+    optimizer.dispose();
+    tf.dispose([w, grad]);
+  }
+});
