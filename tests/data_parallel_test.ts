@@ -260,7 +260,7 @@ Deno.test("data parallel: a lease held by a process that died expires, then trai
 
 Deno.test("data parallel: past waitMs a contribution is stored; a later fold applies it, and its id says where", async () => {
   await onEachStore(async (store) => {
-    const trainer = dataParallel(store, { optimizer, init, waitMs: 100, pollMs: 5 });
+    const trainer = dataParallel(store, { optimizer, init, waitMs: 1000, pollMs: 5 });
     await request(trainer, 0);
     const holder = (await store.acquire("another process", 10_000))!;
     const answer = await request(trainer, 1);
