@@ -76,9 +76,10 @@ async function removeSettled(ctx: Ctx, c: StepCommit): Promise<void> {
  * Commits outcomes without a new checkpoint, checked against the current version, with a receipt
  * under an id of this call's: answered with an error, it is done if the receipt is there (its
  * versionstamp, the write's); else written again where the database was busy, and the error
- * thrown where it was another (a connection lost: the write may yet be done). (Inferring it from the records it
- * writes could not tell a release of the lease that was not made, once the lease ran out and was
- * taken, from one made; nor its outcomes from the same ones another holder recorded since.)
+ * thrown where it was another (a connection lost: the write may yet be done), or where the
+ * receipt could not be read. (Inferring it from the records it writes could not tell a release
+ * of the lease that was not made, once the lease ran out and was taken, from one made; nor its
+ * outcomes from the same ones another holder recorded since.)
  */
 async function commitOutcomes(
   ctx: Ctx,
@@ -98,8 +99,15 @@ async function commitOutcomes(
       if (busy && n < BUSY_TRIES) await busyPause(n);
       // Any error: done if the receipt is there. Else written again where the database was
       // busy (nothing done); another error (a connection lost) may yet be done: the caller's.
-      const landed = await unbusy(() => ctx.kv.get(receipt)).catch(() => null);
-      if (landed !== null && landed.versionstamp !== null) return landed.versionstamp;
+      // A receipt that cannot be read tells nothing: the error is the caller's (written again,
+      // a write that was done would fail its lease's check, and be answered a conflict).
+      let landed: Deno.KvEntryMaybe<unknown>;
+      try {
+        landed = await unbusy(() => ctx.kv.get(receipt));
+      } catch {
+        throw error;
+      }
+      if (landed.versionstamp !== null) return landed.versionstamp;
       if (!busy || n >= BUSY_TRIES) throw error;
     }
   }

@@ -272,7 +272,8 @@ function checkOptions(
  *   without a checkpoint, by a receipt it writes in the same atomic write (under an id of its
  *   own, kept an hour), so that a commit not made is written again, never answered as made
  *   because the lease or an outcome changed since (another process's doing); one that failed
- *   otherwise (a connection lost) is answered made where its receipt is there.
+ *   otherwise (a connection lost) is answered made where its receipt is there. A receipt that
+ *   cannot be read tells nothing: the error is thrown.
  *
  * Called again with the same database, key prefix and options, it returns the same (frozen)
  * store object, so that a handler that makes its store at each request still shares what a

@@ -37,13 +37,14 @@ export function optionError(
 /**
  * A value as an error message shows it after "got", as the library's own errors do: strings
  * quoted, arrays with their length, objects by their constructor's name (a `Float32Array` with
- * its length), others as themselves.
+ * its length), a bigint with its `n` (`10n`, not the number 10), others as themselves.
  */
 export function described(value: unknown): string {
   if (typeof value === "string") {
     return `a string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
   }
   if (typeof value === "function") return "a function";
+  if (typeof value === "bigint") return `a bigint ${value}n`; // not the number it holds
   if (value instanceof Float32Array) return `a Float32Array of ${value.length}`;
   if (Array.isArray(value)) return `Array(${value.length})`;
   if (typeof value === "object" && value !== null) return value.constructor?.name ?? "an object";

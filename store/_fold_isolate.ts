@@ -110,7 +110,8 @@ async function unsavableParts(
   size: number,
 ): Promise<Map<number, string>> {
   const found = new Map<number, string>();
-  // Each try a step and a save: past half the lease's term, the rest is left to the next folds.
+  // Each try a step and a save: one that would pass half the lease's term (were it as long as the
+  // longest so far) is not begun, the rest left to the next folds.
   // Time held, on the monotonic clock: a wall clock set back meanwhile does not prolong it.
   let longest = 0;
   const late = () =>
@@ -136,7 +137,7 @@ async function unsavableParts(
  * After a fold's step gave a state no checkpoint holds (`message`): of one contribution, it is
  * refused; of several, those whose step alone does so are refused, and the others stepped on
  * and committed in this fold, from a copy of the state it folded on. Where none is found (the
- * search stopped at half the lease's term first, or none fails alone), the store moved on (no
+ * search stopped at its guard first, or none fails alone), the store moved on (no
  * copy to search on: none found), or that step fails again (the search stopped with some yet to
  * find), those found are refused all the same, committed with no step, and the next folds take
  * the others again, half of them a fold (see `unsavable`).

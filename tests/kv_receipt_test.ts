@@ -117,3 +117,61 @@ Deno.test("kv store: a commit without a checkpoint that failed with an error oth
     assert.equal((await kv.get([...PREFIX, "lease"])).versionstamp, held.ref, "still held");
   });
 });
+
+/**
+ * `kv` whose first atomic write goes through and is then answered "database is locked", and
+ * whose first `reads` reads of a receipt after that fail with `error`.
+ */
+function unreadReceiptKv(kv: Deno.Kv, error: Error, reads: number): Deno.Kv {
+  let lost = false;
+  let failed = 0;
+  const view = atomicView(kv, (op) => {
+    const commit = op.commit.bind(op);
+    op.commit = async () => {
+      const result = await commit();
+      if (lost) return result;
+      lost = true;
+      throw new TypeError("database is locked");
+    };
+    return op;
+  });
+  return new Proxy(view, {
+    get(target, name) {
+      if (name !== "get") return Reflect.get(target, name);
+      return (key: Deno.KvKey, options?: { consistency?: Deno.KvConsistencyLevel }) => {
+        if (lost && failed < reads && key.includes("receipts")) {
+          failed++;
+          return Promise.reject(error);
+        }
+        return kv.get(key, options);
+      };
+    },
+  });
+}
+
+Deno.test("kv store: a commit of outcomes answered busy once it went through, whose receipt could not be read, throws: not answered a conflict", async () => {
+  // The failed read was taken as no receipt: the commit was written again, its lease's check
+  // failed (the lease it had renewed), and it was answered null, a conflict, though made.
+  // (A read answered busy is tried again, BUSY_TRIES times: so many.)
+  const cases = [[new Error("connection reset"), 1], [new TypeError("database is locked"), 30]];
+  for (const [error, reads] of cases as [Error, number][]) {
+    await withKv(async (kv) => {
+      const first = await firstCommit(kvCheckpointStore(kv, PREFIX));
+      const held = (await kvCheckpointStore(kv, PREFIX).acquire("A", 60_000))!;
+      const a = kvCheckpointStore(unreadReceiptKv(kv, error, reads), PREFIX);
+      await assert.rejects(
+        () =>
+          a.commit(commitOf({
+            expected: first,
+            lease: held,
+            next: { token: "A", ms: 60_000 },
+            refused: [{ id: "r", reason: "stale" }],
+          })),
+        /database is locked|connection reset/,
+      );
+      const lease = await kv.get<{ token: string }>([...PREFIX, "lease"]);
+      assert.notEqual(lease.versionstamp, held.ref, "renewed: the commit was made");
+      assert.equal((await kv.get([...PREFIX, "requests", "r"])).versionstamp, lease.versionstamp);
+    });
+  }
+});

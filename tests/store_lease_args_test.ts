@@ -17,6 +17,7 @@ const BAD: readonly [unknown, unknown, typeof TypeError | typeof RangeError, Reg
   ["B", 0, RangeError, /got 0/],
   ["B", Infinity, RangeError, /got Infinity/],
   ["B", "1000", TypeError, /term .* got a string "1000"/],
+  ["B", 1000n, TypeError, /term .* got a bigint 1000n$/],
 ];
 
 Deno.test("stores: acquire refuses a token or a term no lease can be made of, naming it, and changes nothing", async () => {

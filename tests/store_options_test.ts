@@ -27,10 +27,13 @@ const AS_TEXT = " \\(a number as text: convert it, Number\\(value\\)\\)";
  * Values of the wrong type for an option that takes a number (`null`, like `undefined`, means
  * "not given" to the store's options: their default).
  */
-const WRONG_TYPES: [unknown, string][] = [["5", `a string "5"${AS_TEXT}`], [true, "true"], [
-  {},
-  "Object",
-]];
+const WRONG_TYPES: [unknown, string][] = [
+  ["5", `a string "5"${AS_TEXT}`],
+  [true, "true"],
+  [{}, "Object"],
+  // Not "got 10": a bigint, described as the number it holds, read as one in range.
+  [10n, "a bigint 10n"],
+];
 
 const optimizer = radam({ lr: 0.1 });
 const init = () => ({ w: new Float32Array(2) });
