@@ -249,12 +249,17 @@ export function writeSafetensors(
  */
 export function checkDuplicateKeys(text: string, what: string): void {
   const stack: (Set<string> | null)[] = []; // null: an array
+  // The keys of the objects open at each depth: one Set a depth, emptied for each object there
+  // (not one for each of a header's many tensor entries).
+  const sets: Set<string>[] = [];
   let i = 0;
   const n = text.length;
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === 0x7b /* { */) {
-      stack.push(new Set());
+      const keys = sets[stack.length] ??= new Set();
+      keys.clear();
+      stack.push(keys);
       i++;
     } else if (c === 0x5b /* [ */) {
       stack.push(null);
@@ -336,12 +341,19 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
   const { header, dataStart } = headerOf(bytes);
   const metadata = metadataOf(header);
   const dataLength = bytes.length - dataStart;
-  checkWhole(header, dataStart, bytes.length);
-  const tensors = new Map<string, TensorEntry>();
-  for (const [name, raw] of Object.entries(header)) {
-    if (name !== METADATA_KEY) tensors.set(name, tensorEntry(name, raw, dataLength));
+  // (The keys are listed once: a header of many tensors is an object of as many keys.)
+  const names = Object.keys(header);
+  const described = describedData(header, names);
+  if (described !== undefined && dataStart + described > bytes.length) {
+    throw new CheckpointError(`Checkpoint ${truncatedData(dataStart, described, bytes.length)}`);
   }
-  checkTiling(tensors, dataLength);
+  const tensors = new Map<string, TensorEntry>();
+  for (const name of names) {
+    if (name !== METADATA_KEY) tensors.set(name, tensorEntry(name, header[name], dataLength));
+  }
+  // Offsets that tile from 0 (`described`) are checked: what is left is their end.
+  if (described === undefined) checkTiling(tensors, dataLength);
+  else if (described !== dataLength) throw coverError(dataLength, described);
   return { metadata, tensors, dataStart };
 }
 
@@ -393,17 +405,6 @@ function headerOf(bytes: Uint8Array): { header: Record<string, unknown>; dataSta
   }
   checkDuplicateKeys(text, "Checkpoint header");
   return { header, dataStart };
-}
-
-/**
- * Throws where the file stops before the data its header describes (see
- * {@linkcode describedData}).
- */
-function checkWhole(header: Record<string, unknown>, dataStart: number, total: number): void {
-  const data = describedData(header);
-  if (data !== undefined && dataStart + data > total) {
-    throw new CheckpointError(`Checkpoint ${truncatedData(dataStart, data, total)}`);
-  }
 }
 
 /** The header's metadata: an object of strings (empty when absent). */
@@ -480,9 +481,12 @@ function checkTiling(tensors: ReadonlyMap<string, TensorEntry>, dataLength: numb
     }
     at = t.end;
   }
-  if (at !== dataLength) {
-    throw new CheckpointError(
-      `Checkpoint has ${dataLength} bytes of data but its tensors cover ${at}`,
-    );
-  }
+  if (at !== dataLength) throw coverError(dataLength, at);
+}
+
+/** The error of a file whose tensors tile bytes [0, at) of its `dataLength` bytes of data. */
+function coverError(dataLength: number, at: number): CheckpointError {
+  return new CheckpointError(
+    `Checkpoint has ${dataLength} bytes of data but its tensors cover ${at}`,
+  );
 }
