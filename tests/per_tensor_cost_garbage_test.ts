@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { counted, made } from "./work_counts.ts";
-import { loadState, radam, saveState } from "../mod.ts";
+import { loadState, radam, readParams, saveState } from "../mod.ts";
 import {
   headerJsonLength,
   parseSafetensors,
@@ -145,5 +145,23 @@ Deno.test("writeSafetensors writes the header JSON.stringify writes of its objec
       const data = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
       assert.deepEqual(bytes.subarray(at, parsed.dataStart + e.end), data, `${what}: ${t.name}`);
     }
+  }
+});
+
+Deno.test("readParams defines nothing per tensor on each Promise it returns", async () => {
+  const [few, many] = [await radam().init(paramsOf(50)), await radam().init(paramsOf(200))];
+  await readParams(few), await readParams(many); // (a state's first read makes what is shared)
+  const a = await counted(async () => void await readParams(few));
+  const b = await counted(async () => void await readParams(many));
+  const key = "Object.defineProperty";
+  assert.equal(b.get(key) ?? 0, a.get(key) ?? 0, `${key} at 50 and 200 parameters`);
+  // The hint of a read not awaited is as it was, whichever state's Promise is read.
+  for (const state of [few, many, few]) {
+    const pending = readParams(state) as unknown as Record<string, unknown>;
+    assert.throws(() => pending["layers.0000001.b"], /await readParams\(state\)\)\["layers/);
+    assert.equal(pending.missing, undefined);
+    assert.deepEqual(Object.keys(pending), []);
+    assert.ok(pending instanceof Promise);
+    assert.deepEqual((await pending)["layers.0000001.b"], new Float32Array([1, -1, 1]));
   }
 });
