@@ -14,7 +14,7 @@ import { described, truncatedMessage } from "./_errors.ts";
 import { HEADER_CAP, headerCap, headerLengthProblem, jsonBoundsProblem } from "./_json_bounds.ts";
 import { allZeros, describedData, METADATA_KEY, truncatedData } from "./_safetensors_extent.ts";
 import { decodeUtf8, encodeUtf8 } from "./_utf8.ts";
-import { hasIndexName, headerBytes, type HeaderEntry, writeHeaderJson } from "./_header_json.ts";
+import { hasIndexName, headerBytes, writeHeaderJson } from "./_header_json.ts";
 
 /**
  * The largest JSON header a checkpoint may have, in bytes (100,000,000, the cap of the
