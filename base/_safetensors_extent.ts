@@ -33,7 +33,8 @@ export function allZeros(bytes: Uint8Array): string {
 /**
  * The bytes of data a parsed header describes, where its tensors' offsets tile them from 0 (a
  * file that holds fewer is truncated); undefined where they do not (a hostile header's, left to
- * the checks of each tensor and of the tiling).
+ * the checks of each tensor and of the tiling). `names`: the header's keys, where the caller has
+ * them (`Object.keys(header)`, made once for a header of many tensors).
  *
  * @example
  * ```ts
@@ -46,15 +47,35 @@ export function allZeros(bytes: Uint8Array): string {
  * assert.equal(describedData({ b }), undefined); // a gap at [0, 8)
  * ```
  */
-export function describedData(header: Record<string, unknown>): number | undefined {
-  const spans: [number, number][] = [];
-  for (const [name, raw] of Object.entries(header)) {
+export function describedData(
+  header: Record<string, unknown>,
+  names?: readonly string[],
+): number | undefined {
+  const keys = names ?? Object.keys(header);
+  // In the order written (a file this library wrote is), the spans tile the data as they come:
+  // nothing is sorted or made for each tensor; else they are sorted by offset.
+  let at = 0;
+  for (const name of keys) {
     if (name === METADATA_KEY) continue;
-    const offsets = isPlainObject(raw) ? raw.data_offsets : undefined;
-    if (!Array.isArray(offsets) || offsets.length !== 2) return undefined;
-    const [begin, end] = offsets;
-    if (!isIndex(begin) || !isIndex(end) || begin > end) return undefined;
-    spans.push([begin, end]);
+    const span = spanOf(header[name]);
+    if (span === undefined) return undefined;
+    if (span[0] !== at) return describedSorted(header, keys);
+    at = span[1];
+  }
+  return at;
+}
+
+/** {@linkcode describedData} of a header whose tensors are not in the order of their offsets. */
+function describedSorted(
+  header: Record<string, unknown>,
+  names: readonly string[],
+): number | undefined {
+  const spans: (readonly [number, number])[] = [];
+  for (const name of names) {
+    if (name === METADATA_KEY) continue;
+    const span = spanOf(header[name]);
+    if (span === undefined) return undefined;
+    spans.push(span);
   }
   spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let at = 0;
@@ -63,6 +84,14 @@ export function describedData(header: Record<string, unknown>): number | undefin
     at = end;
   }
   return at;
+}
+
+/** A header entry's `data_offsets` where they are two indices in order, else undefined. */
+function spanOf(raw: unknown): readonly [number, number] | undefined {
+  const offsets = isPlainObject(raw) ? raw.data_offsets : undefined;
+  if (!Array.isArray(offsets) || offsets.length !== 2) return undefined;
+  const begin = offsets[0], end = offsets[1];
+  return isIndex(begin) && isIndex(end) && begin <= end ? offsets as [number, number] : undefined;
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import { factoryName } from "./_call_hints.ts";
 import { isIdentifier, isOptimizerValue, isStateLike, memberAccess } from "./_errors.ts";
+import { refusingReads } from "./_read_hints.ts";
 
 /**
  * The error of a disposed state used (stepped, read, saved): it says that `dispose` ended every
@@ -416,7 +417,8 @@ export function awaitHinted<P extends Promise<unknown>>(promise: P, call: "init"
  * (`keys`: the state's tensors, or its moments) made TypeErrors that say to await it: where an
  * `await` is forgotten, `const { w } = readParams(state)` would otherwise give `undefined`,
  * silently. A name a Promise has already (`then`, `constructor`, `toString`, …) is left as it is.
- * (Getters of its own, not enumerable: it stays a Promise, awaited, inspected and typed as any.)
+ * (Getters of a prototype shared by the Promises of the same `keys`, base/_read_hints.ts: it
+ * stays a Promise, awaited, inspected and typed as any, and nothing is made per key per call.)
  *
  * @example
  * ```ts
@@ -433,7 +435,7 @@ export function recordHinted<P extends Promise<unknown>>(
   call: string,
   keys: readonly string[],
 ): P {
-  return readsRefused(promise, keys, (key) => {
+  return refusingReads(promise, keys, call, (key) => {
     const plain = isIdentifier(key);
     const write = plain
       ? `const { ${key} } = await ${call}(state)`

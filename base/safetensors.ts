@@ -13,7 +13,8 @@ import { checkCheckpointBytes } from "./_checkpoint_bytes.ts";
 import { described, truncatedMessage } from "./_errors.ts";
 import { HEADER_CAP, headerCap, headerLengthProblem, jsonBoundsProblem } from "./_json_bounds.ts";
 import { allZeros, describedData, METADATA_KEY, truncatedData } from "./_safetensors_extent.ts";
-import { decodeUtf8, encodeUtf8, utf8Length } from "./_utf8.ts";
+import { decodeUtf8, encodeUtf8 } from "./_utf8.ts";
+import { hasIndexName, headerBytes, writeHeaderJson } from "./_header_json.ts";
 
 /**
  * The largest JSON header a checkpoint may have, in bytes (100,000,000, the cap of the
@@ -79,6 +80,38 @@ function dtypeOf(data: TensorOut["data"]): Dtype {
   return data instanceof Float32Array ? "F32" : data instanceof Int8Array ? "I8" : "U8";
 }
 
+/**
+ * Copies the tensors' data into `out` from `at` on, each with one `set` of its own type into a
+ * view of `out` made once (a view of its bytes made for each where an F32 is not aligned).
+ */
+function copyData(out: Uint8Array<ArrayBuffer>, at: number, tensors: readonly TensorOut[]): void {
+  const floats = new Float32Array(out.buffer, 0, out.length >> 2);
+  const signed = new Int8Array(out.buffer);
+  for (const t of tensors) {
+    const data = t.data;
+    if (data instanceof Float32Array && at % 4 === 0) floats.set(data, at >> 2);
+    else if (data instanceof Int8Array) signed.set(data, at);
+    else if (data instanceof Uint8Array) out.set(data, at);
+    else out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at);
+    at += data.byteLength;
+  }
+}
+
+/** The header of `entries` as an object, keys in the order given (array indices first). */
+function headerObject(
+  entries: readonly TensorOut[],
+  metadata: Readonly<Record<string, string>>,
+): Record<string, unknown> {
+  const header: Record<string, unknown> = { [METADATA_KEY]: metadata };
+  let offset = 0;
+  for (const t of entries) {
+    const end = offset + t.data.byteLength;
+    header[t.name] = { dtype: dtypeOf(t.data), shape: t.shape, data_offsets: [offset, end] };
+    offset = end;
+  }
+  return header;
+}
+
 /** One tensor of a file being planned: its name, shape, dtype and bytes, without its data. */
 export interface TensorPlan {
   readonly name: string;
@@ -119,15 +152,7 @@ export function headerJsonLength(
   tensors: readonly TensorPlan[],
   metadata: Readonly<Record<string, string>>,
 ): number {
-  // `{"__metadata__":{…}}`, and `,"name":{…}` for each tensor before its last `}`.
-  let bytes = utf8Length(JSON.stringify({ [METADATA_KEY]: metadata }));
-  let offset = 0;
-  for (const t of tensors) {
-    const end = offset + t.byteLength;
-    bytes += 2 + jsonStringBytes(t.name) + entryBytes(t, offset, end);
-    offset = end;
-  }
-  return bytes;
+  return headerBytes(tensors, metadata);
 }
 
 /**
@@ -144,38 +169,6 @@ export function headerJsonLength(
  */
 export function paddedHeaderLength(json: number): number {
   return Math.ceil(json / 8) * 8;
-}
-
-/**
- * Bytes of `JSON.stringify(name)` in UTF-8: counted where each character is printable ASCII
- * written as itself (no string is made for a tensor of a common name), else of that string.
- */
-function jsonStringBytes(name: string): number {
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x22 /* " */ || c === 0x5c /* \ */) {
-      return utf8Length(JSON.stringify(name));
-    }
-  }
-  return name.length + 2;
-}
-
-/**
- * Bytes of the JSON of a tensor's entry, `{"dtype":…,"shape":[…],"data_offsets":[begin,end]}`:
- * counted where its numbers are finite (`String` then writes each as JSON does), else of the
- * JSON itself.
- */
-function entryBytes(t: TensorPlan, begin: number, end: number): number {
-  let bytes = '{"dtype":"","shape":[],"data_offsets":[,]}'.length + t.dtype.length;
-  bytes += String(begin).length + String(end).length + Math.max(t.shape.length - 1, 0);
-  for (const d of t.shape) {
-    if (!Number.isFinite(d)) {
-      const entry = { dtype: t.dtype, shape: t.shape, data_offsets: [begin, end] };
-      return utf8Length(JSON.stringify(entry));
-    }
-    bytes += String(d).length;
-  }
-  return bytes;
 }
 
 /** Where one tensor lies, as read from a header (byte offsets relative to the data). */
@@ -214,32 +207,32 @@ export function writeSafetensors(
   metadata: Readonly<Record<string, string>>,
 ): Uint8Array<ArrayBuffer> {
   requireLittleEndian();
-  const header: Record<string, unknown> = { [METADATA_KEY]: metadata };
-  let offset = 0;
+  const names = new Set<string>();
   for (const t of tensors) {
-    if (Object.hasOwn(header, t.name)) {
+    if (names.has(t.name)) {
       throw new RangeError(`Tensor name ${JSON.stringify(t.name)} occurs twice in a checkpoint`);
     }
-    const end = offset + t.data.byteLength;
-    header[t.name] = { dtype: dtypeOf(t.data), shape: t.shape, data_offsets: [offset, end] };
-    offset = end;
+    names.add(t.name);
   }
-  const json = encodeUtf8(JSON.stringify(header));
-  const headerLength = paddedHeaderLength(json.length);
+  // (A name that is an array index comes first in the object `JSON.stringify` wrote it of.)
+  const json = hasIndexName(tensors)
+    ? encodeUtf8(JSON.stringify(headerObject(tensors, metadata)))
+    : undefined;
+  const jsonLength = json?.length ?? headerBytes(tensors, metadata);
+  const headerLength = paddedHeaderLength(jsonLength);
   if (headerLength > headerCap()) {
     throw new RangeError(
       `The checkpoint header would be ${headerLength} bytes, above the ${headerCap()} cap`,
     );
   }
+  let offset = 0;
+  for (const t of tensors) offset += t.data.byteLength;
   const out = new Uint8Array(8 + headerLength + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true);
-  out.set(json, 8);
-  out.fill(0x20, 8 + json.length, 8 + headerLength);
-  let at = 8 + headerLength;
-  for (const t of tensors) {
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
-    at += t.data.byteLength;
-  }
+  if (json === undefined) writeHeaderJson(out, 8, tensors, metadata);
+  else out.set(json, 8);
+  out.fill(0x20, 8 + jsonLength, 8 + headerLength);
+  copyData(out, 8 + headerLength, tensors);
   return out;
 }
 
@@ -249,12 +242,17 @@ export function writeSafetensors(
  */
 export function checkDuplicateKeys(text: string, what: string): void {
   const stack: (Set<string> | null)[] = []; // null: an array
+  // The keys of the objects open at each depth: one Set a depth, emptied for each object there
+  // (not one for each of a header's many tensor entries).
+  const sets: Set<string>[] = [];
   let i = 0;
   const n = text.length;
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === 0x7b /* { */) {
-      stack.push(new Set());
+      const keys = sets[stack.length] ??= new Set();
+      keys.clear();
+      stack.push(keys);
       i++;
     } else if (c === 0x5b /* [ */) {
       stack.push(null);
@@ -336,12 +334,19 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
   const { header, dataStart } = headerOf(bytes);
   const metadata = metadataOf(header);
   const dataLength = bytes.length - dataStart;
-  checkWhole(header, dataStart, bytes.length);
-  const tensors = new Map<string, TensorEntry>();
-  for (const [name, raw] of Object.entries(header)) {
-    if (name !== METADATA_KEY) tensors.set(name, tensorEntry(name, raw, dataLength));
+  // (The keys are listed once: a header of many tensors is an object of as many keys.)
+  const names = Object.keys(header);
+  const described = describedData(header, names);
+  if (described !== undefined && dataStart + described > bytes.length) {
+    throw new CheckpointError(`Checkpoint ${truncatedData(dataStart, described, bytes.length)}`);
   }
-  checkTiling(tensors, dataLength);
+  const tensors = new Map<string, TensorEntry>();
+  for (const name of names) {
+    if (name !== METADATA_KEY) tensors.set(name, tensorEntry(name, header[name], dataLength));
+  }
+  // Offsets that tile from 0 (`described`) are checked: what is left is their end.
+  if (described === undefined) checkTiling(tensors, dataLength);
+  else if (described !== dataLength) throw coverError(dataLength, described);
   return { metadata, tensors, dataStart };
 }
 
@@ -393,17 +398,6 @@ function headerOf(bytes: Uint8Array): { header: Record<string, unknown>; dataSta
   }
   checkDuplicateKeys(text, "Checkpoint header");
   return { header, dataStart };
-}
-
-/**
- * Throws where the file stops before the data its header describes (see
- * {@linkcode describedData}).
- */
-function checkWhole(header: Record<string, unknown>, dataStart: number, total: number): void {
-  const data = describedData(header);
-  if (data !== undefined && dataStart + data > total) {
-    throw new CheckpointError(`Checkpoint ${truncatedData(dataStart, data, total)}`);
-  }
 }
 
 /** The header's metadata: an object of strings (empty when absent). */
@@ -480,9 +474,12 @@ function checkTiling(tensors: ReadonlyMap<string, TensorEntry>, dataLength: numb
     }
     at = t.end;
   }
-  if (at !== dataLength) {
-    throw new CheckpointError(
-      `Checkpoint has ${dataLength} bytes of data but its tensors cover ${at}`,
-    );
-  }
+  if (at !== dataLength) throw coverError(dataLength, at);
+}
+
+/** The error of a file whose tensors tile bytes [0, at) of its `dataLength` bytes of data. */
+function coverError(dataLength: number, at: number): CheckpointError {
+  return new CheckpointError(
+    `Checkpoint has ${dataLength} bytes of data but its tensors cover ${at}`,
+  );
 }

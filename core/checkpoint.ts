@@ -254,13 +254,13 @@ function tensorsOf(
       const data = sections[kind][of];
       const bad = firstBadValue(data, kinds[kind].nonNegative);
       if (bad >= 0) failures.push([of, notFinite(name, bad, data[bad], kinds[kind].nonNegative)]);
-      return { name, shape: [...shape], data };
+      return { name, shape, data };
     }
     const held = compact[kind]![of]!;
-    if (part === "codes") return { name, shape: [...shape], data: held.codes };
+    if (part === "codes") return { name, shape, data: held.codes };
     const bad = firstBadScale(held.scales);
     if (bad >= 0) failures.push([of, notFinite(name, bad, held.scales[bad], false)]);
-    return { name, shape: [...shape], data: held.scales };
+    return { name, shape, data: held.scales };
   });
   if (failures.length > 0) throw firstIn(order, failures);
   return { tensors: out, codes };

@@ -275,21 +275,14 @@ export class SectionIO {
     };
   }
 
-  /** Writes every tensor of a section (a restore); params reach the caller's buffers too. */
+  /**
+   * Writes every tensor of a section (a restore), those one after another in the arena together
+   * (`#writeGathered`); params reach the caller's buffers too.
+   */
   write(section: number, data: Readonly<Record<string, Float32Array>>): void {
-    const buffer = this.#sections[section];
     const moment = momentOf(section) >= 0;
-    this.#layout.names.forEach((name, i) => {
-      // (A compact tensor's moments are codes: see compact_io.ts.)
-      // (Own keys only: a tensor the record lacks may be named "constructor".)
-      if (!Object.hasOwn(data, name) || !data[name]?.length) return;
-      if (moment && this.#layout.compact[i]) return;
-      this.#device.queue.writeBuffer(
-        buffer,
-        this.#layout.offsets[i] * 4,
-        data[name] as Float32Array<ArrayBuffer>,
-      );
-    });
+    // (A compact tensor's moments are codes: see compact_io.ts.)
+    this.#writeGathered(section, this.#arraysOf(data, (i) => moment && this.#layout.compact[i]));
     const caller = this.#caller;
     if (section === PARAMS && (caller.externals.length > 0 || caller.inPlaceWrites.length > 0)) {
       const encoder = this.#device.createCommandEncoder();
@@ -300,25 +293,46 @@ export class SectionIO {
   }
 
   /**
-   * Uploads host params of some tensors (at init; the others come from caller buffers): those
-   * one after another in the arena in one upload of up to {@linkcode GATHER_BYTES}, the bytes
-   * between them zeros, as the new buffer's are (an upload each was most of the init of a model
-   * of many small tensors).
+   * Uploads host params of some tensors (at init; the others come from caller buffers), those
+   * one after another in the arena together (`#writeGathered`).
    */
   writeHostParams(data: Readonly<Record<string, Float32Array>>): void {
-    const { names, offsets, lengths } = this.#layout;
-    const arrays = names.map((name) => {
-      const array = Object.hasOwn(data, name) ? data[name] : undefined;
+    this.#writeGathered(PARAMS, this.#arraysOf(data, () => false));
+  }
+
+  /**
+   * The arrays of `data` by the layout's tensors: undefined for a tensor it lacks (own keys
+   * only: a tensor the record lacks may be named "constructor"), holds empty, or is `skipped`.
+   */
+  #arraysOf(
+    data: Readonly<Record<string, Float32Array>>,
+    skipped: (i: number) => boolean,
+  ): (Float32Array<ArrayBuffer> | undefined)[] {
+    return this.#layout.names.map((name, i) => {
+      const array = Object.hasOwn(data, name) && !skipped(i) ? data[name] : undefined;
       return array?.length ? array as Float32Array<ArrayBuffer> : undefined;
     });
-    for (let i = 0; i < names.length;) {
+  }
+
+  /**
+   * Uploads `arrays` (by the layout's tensors; undefined: left as it is) into a section: those
+   * one after another in the arena in one upload of up to {@linkcode GATHER_BYTES}, the bytes
+   * between them zeros, as a section's are (an upload each was most of the init, or load, of a
+   * model of many small tensors).
+   */
+  #writeGathered(
+    section: number,
+    arrays: readonly (Float32Array<ArrayBuffer> | undefined)[],
+  ): void {
+    const { offsets, lengths } = this.#layout;
+    for (let i = 0; i < arrays.length;) {
       if (arrays[i] === undefined) {
         i++;
         continue;
       }
       let j = i + 1;
       while (
-        j < names.length && arrays[j] !== undefined &&
+        j < arrays.length && arrays[j] !== undefined &&
         offsets[j] >= offsets[j - 1] + lengths[j - 1] &&
         (offsets[j] + lengths[j] - offsets[i]) * 4 <= GATHER_BYTES
       ) j++;
@@ -327,7 +341,7 @@ export class SectionIO {
         upload = new Float32Array(offsets[j - 1] + arrays[j - 1]!.length - offsets[i]);
         for (let k = i; k < j; k++) upload.set(arrays[k]!, offsets[k] - offsets[i]);
       }
-      this.#device.queue.writeBuffer(this.#sections[PARAMS], offsets[i] * 4, upload);
+      this.#device.queue.writeBuffer(this.#sections[section], offsets[i] * 4, upload);
       i = j;
     }
   }

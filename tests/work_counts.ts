@@ -115,3 +115,31 @@ export function assertLinear(a: Work, b: Work, c: Work, n: number): void {
     assert.ok(z - y <= 2 * (y - x) + 8, `${key}: ${x}, ${y}, ${z} at ${n}, ${2 * n}, ${4 * n}`);
   }
 }
+
+/** Constructors whose objects {@linkcode made} counts, by the global name each is reached by. */
+const MADE = ["Set", "Map", "Uint8Array", "Float32Array", "DataView"] as const;
+
+/**
+ * The objects `run` makes by `new` of the globals in `MADE` (`new Set`, `new Uint8Array`, …),
+ * counted by constructor: what it leaves to the collector, told without measuring the heap.
+ * Each global is a Proxy of itself while `run` runs (`instanceof` still holds), put back after.
+ */
+export async function made(run: () => Promise<void>): Promise<Work> {
+  const work: Work = new Map();
+  const g = globalThis as unknown as Record<string, unknown>;
+  const originals = MADE.map((name) => g[name] as new (...args: unknown[]) => object);
+  MADE.forEach((name, i) => {
+    g[name] = new Proxy(originals[i], {
+      construct(target, args, newTarget) {
+        work.set(name, (work.get(name) ?? 0) + 1);
+        return Reflect.construct(target, args, newTarget === g[name] ? target : newTarget);
+      },
+    });
+  });
+  try {
+    await run();
+  } finally {
+    MADE.forEach((name, i) => g[name] = originals[i]);
+  }
+  return work;
+}
