@@ -54,7 +54,7 @@ const RAW_SLOTS = new WeakMap<object, GpuTensor>();
  * import assert from "node:assert/strict";
  *
  * const raw = Object.freeze({ buffer: {} as GPUBuffer, offset: 0, size: 8, length: 2 });
- * const guarded = new Proxy(raw, {});
+ * const guarded = Object.freeze({ ...raw }); // (what a state shows)
  * markGuarded(guarded, raw);
  * assert.equal(unguarded(guarded), raw);
  * ```
@@ -67,7 +67,7 @@ export function markGuarded(guarded: object, raw: GpuTensor): void {
  * The plain slot behind `value` where it is a guarded one (a state's `state.grads[name]`, see
  * _slot_guard.ts, given back to `step`), else undefined: checked as it is, a guarded slot's
  * `instanceof` walked the Proxy in its prototype chain, some 100 ns each, several times a tensor
- * a step. One WeakMap lookup, no read of the slot (a Proxy) itself, for any value.
+ * a step. One WeakMap lookup, no read of the slot itself, for any value.
  *
  * @example
  * ```ts
