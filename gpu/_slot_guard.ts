@@ -3,8 +3,9 @@
  * ranges, whose elements a loop written for the CPU backends reads or writes (`g[i] = …`,
  * `state.params.w[i]`, `g.fill(0)`), once JavaScript's own `undefined` or "Cannot add property
  * 0, object is not extensible"; here a TypeError naming the slot, the backend and what to do
- * instead; so is a field of one assigned (`slot.offset = 256`), or a name defined or deleted
- * on one, once V8's "Cannot assign to read only property" or "Cannot redefine property".
+ * instead; so is a field of one assigned (`slot.offset = 256`), once V8's "Cannot assign to
+ * read only property". (A name defined or deleted on one is V8's TypeError: a slot is a frozen
+ * plain record, not a Proxy, so that it stays structured-cloneable.)
  * Private to the library.
  *
  * @module
@@ -76,7 +77,7 @@ const GUARD = new Proxy(Object.prototype, {
     // A name a slot lacks, set on the slot (frozen): refused with its words, not V8's "'set' on
     // proxy: trap returned falsish" (an object made on a slot, extensible, takes it).
     const set = Reflect.set(target, key, value, receiver);
-    if (!set) misuse(receiver, key, "set");
+    if (!set) misuse(receiver, key, true);
     return set;
   },
   // An element asked for (`"0" in slot`, as Array.prototype's methods called on a slot ask before
@@ -88,58 +89,37 @@ const GUARD = new Proxy(Object.prototype, {
   getPrototypeOf: (target) => Object.isExtensible(target) ? target : null,
 });
 
-/** How a name is changed on a slot: assigned, defined (`Object.defineProperty`) or deleted. */
-export type SlotChange = "set" | "define" | "delete";
-
-/** How a guarded slot words a misuse: of its element or method `what`, or a change of it. */
-type Misuse = (what: string | symbol, change?: SlotChange) => string;
+/** How a guarded slot words a misuse: of its element or method `what`, or a set of it (`set`). */
+type Misuse = (what: string | symbol, set?: boolean) => string;
 
 /**
  * Throws the TypeError of `receiver`'s (a guarded slot's) element or method `key`, or, with
- * `change`, of that change of `key` on it.
+ * `set`, of `key` set on it.
  */
-function misuse(receiver: unknown, key: string | symbol, change?: SlotChange): void {
+function misuse(receiver: unknown, key: string | symbol, set?: boolean): void {
   const message = (receiver as { [MISUSE]?: Misuse } | undefined)?.[MISUSE];
-  if (message !== undefined) throw new TypeError(message(key, change));
+  if (message !== undefined) throw new TypeError(message(key, set));
 }
 
+/** A slot's own fields, which say where its tensor is. */
+const FIELDS = ["buffer", "offset", "size", "length"] as const;
+
 /**
- * A guarded slot's own traps (its target the frozen record of its fields): a name assigned,
- * defined or deleted on the slot itself (its fields too: `slot.offset = 256`,
- * `Object.defineProperty(slot, "x", …)`, `delete slot.buffer`), which the frozen record
- * refuses, throws the slot's TypeError, not V8's "Cannot assign to read only property" or
- * "object is not extensible"; a define that changes nothing (as `Object.freeze(slot)` makes)
- * is taken. No `get` trap: the library reads the plain slot (`unguarded`, gpu_tensors.ts).
+ * The setters of a guarded slot's fields: a field assigned (`slot.offset = 256`, on the slot
+ * or an object made on it) throws the slot's TypeError, not V8's "Cannot assign to read only
+ * property". (Accessors, not a Proxy of the slot: a Proxy is no structured-cloneable value.)
  */
-const SLOT: ProxyHandler<GpuTensor> = {
-  set(target, key, value, receiver) {
-    // (On an object made on a slot, the set is that object's, as the prototype's trap says.)
-    if (!Object.hasOwn(receiver as object, MISUSE)) {
-      return Reflect.set(target, key, value, receiver);
-    }
-    misuse(target, key, isIndex(key) ? undefined : "set");
-    return false;
-  },
-  defineProperty(target, key, descriptor) {
-    if (Reflect.defineProperty(target, key, descriptor)) return true;
-    misuse(target, key, "define");
-    return false;
-  },
-  deleteProperty(target, key) {
-    if (Reflect.deleteProperty(target, key)) return true;
-    misuse(target, key, "delete");
-    return false;
-  },
-};
+const SETTERS = new Map(FIELDS.map((key) => [key, function (this: unknown): void {
+  misuse(this, key, true);
+}]));
 
 /**
  * `slot` (the slot of tensor `name` of a WebGPU state's `record`) as a frozen record of its
  * `buffer`, `offset`, `size` and `length` whose element reads and writes, Float32Array method
  * reads and iteration throw a TypeError of {@linkcode slotMisuseMessage}, and a name (a field
- * too) set, defined or deleted on it one of {@linkcode slotSetMessage} (a Proxy of the record
- * with no `get` trap; `unguarded`, gpu_tensors.ts, gives the library the plain `slot`).
- * Its keys, spread, JSON and inspection are those of the plain record, its `length` the
- * tensor's, its `BYTES_PER_ELEMENT` 4.
+ * too, an accessor) set on it one of {@linkcode slotSetMessage} (`unguarded`, gpu_tensors.ts,
+ * gives the library the plain `slot`). Its keys, spread, JSON, structured clone and inspection
+ * are those of the plain record, its `length` the tensor's, its `BYTES_PER_ELEMENT` 4.
  *
  * @example
  * ```ts
@@ -165,17 +145,17 @@ export function guardedSlot(
   count: number,
 ): GpuTensor {
   const out = Object.create(GUARD);
-  out.buffer = slot.buffer;
-  out.offset = slot.offset;
-  out.size = slot.size;
-  out.length = slot.length;
-  const message: Misuse = (what, change) =>
-    change !== undefined || typeof what === "symbol"
-      ? slotSetMessage(record, name, what, change)
+  for (const key of FIELDS) {
+    const value = slot[key];
+    Object.defineProperty(out, key, { get: () => value, set: SETTERS.get(key), enumerable: true });
+  }
+  const message: Misuse = (what, set) =>
+    set || typeof what === "symbol"
+      ? slotSetMessage(record, name, what)
       : slotMisuseMessage(record, name, what, count);
   Object.defineProperty(out, MISUSE, { value: message });
   inspectedAsPlain(out);
-  const guarded = new Proxy<GpuTensor>(Object.freeze(out), SLOT);
+  const guarded: GpuTensor = Object.freeze(out);
   markGuarded(guarded, slot);
   return guarded;
 }
@@ -223,14 +203,10 @@ export function slotMisuseMessage(
     "then state = step(state)" + (what === ITERATION ? COMPARE : "");
 }
 
-/** A slot's own fields, which say where its tensor is. */
-const FIELDS = new Set<string | symbol>(["buffer", "offset", "size", "length"]);
-
 /**
- * The error of `key` changed on the slot `state[record][name]` of a WebGPU state (`change`: set,
- * the default, defined or deleted): one of its fields, which say where the state keeps that
- * tensor, and how to step from another range (`step`'s GPU tensor) or go on from other values
- * (`init`'s `from`); or a name it lacks (a symbol, a string that names no element): the slot is
+ * The error of `key` set on the slot `state[record][name]` of a WebGPU state: one of its fields,
+ * which say where the state keeps that tensor, and how to step from another range (`step`'s GPU
+ * tensor) or go on from other values (`init`'s `from`); or a name it lacks (a symbol, a string that names no element): the slot is
  * frozen, its binding's fields alone, and what is attached to it is kept in a WeakMap keyed by
  * it (as for the records, `state.grads`).
  *
@@ -242,21 +218,20 @@ const FIELDS = new Set<string | symbol>(["buffer", "offset", "size", "length"]);
  * const tagged = slotSetMessage("grads", "w", Symbol("tag"));
  * assert.match(tagged, /^Cannot set state\.grads\.w\[Symbol\(tag\)\]: /);
  * assert.match(slotSetMessage("params", "b.x", "id"), /^Cannot set state\.params\["b\.x"\]\.id/);
- * const moved = slotSetMessage("grads", "w", "offset", "define");
- * assert.match(moved, /^Cannot define state\.grads\.w\.offset: .*step\(state, \{ w: \{ buffer,/);
+ * const moved = slotSetMessage("grads", "w", "offset");
+ * assert.match(moved, /^Cannot set state\.grads\.w\.offset: .*step\(state, \{ w: \{ buffer,/);
  * ```
  */
 export function slotSetMessage(
   record: SlotRecord,
   name: string,
   key: string | symbol,
-  change?: SlotChange,
 ): string {
   const slot = `state.${record}${memberAccess(name)}`;
   const member = typeof key === "symbol" ? `[${String(key)}]` : memberAccess(key);
-  const start = `Cannot ${change ?? "set"} ${slot}${member}: on the webgpu backend ${slot} is a ` +
+  const start = `Cannot set ${slot}${member}: on the webgpu backend ${slot} is a ` +
     "frozen range of the state's GPU buffer";
-  if (!FIELDS.has(key)) {
+  if (!(FIELDS as readonly (string | symbol)[]).includes(key)) {
     return `${start}, its { buffer, offset, size, length } and nothing else; keep what you ` +
       "attach to it in a WeakMap keyed by it";
   }

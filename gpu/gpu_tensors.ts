@@ -54,7 +54,7 @@ const RAW_SLOTS = new WeakMap<object, GpuTensor>();
  * import assert from "node:assert/strict";
  *
  * const raw = Object.freeze({ buffer: {} as GPUBuffer, offset: 0, size: 8, length: 2 });
- * const guarded = new Proxy(raw, {});
+ * const guarded = Object.freeze({ ...raw }); // (what a state shows)
  * markGuarded(guarded, raw);
  * assert.equal(unguarded(guarded), raw);
  * ```
@@ -67,7 +67,7 @@ export function markGuarded(guarded: object, raw: GpuTensor): void {
  * The plain slot behind `value` where it is a guarded one (a state's `state.grads[name]`, see
  * _slot_guard.ts, given back to `step`), else undefined: checked as it is, a guarded slot's
  * `instanceof` walked the Proxy in its prototype chain, some 100 ns each, several times a tensor
- * a step. One WeakMap lookup, no read of the slot (a Proxy) itself, for any value.
+ * a step. One WeakMap lookup, no read of the slot itself, for any value.
  *
  * @example
  * ```ts
@@ -118,12 +118,14 @@ export type GpuParams =
  * A GPU tensor in a buffer of a state on another device, or of a disposed state, or in a buffer of
  * yours that a state on another device has used (its param, a gradient it stepped from), is
  * refused at `step`'s call with a TypeError naming the tensor. Of a buffer you destroyed, or one
- * of another device that no state has used, WebGPU tells nothing at the call (it shows neither a
- * buffer's device nor whether it is destroyed, and checks them asynchronously): the GPU refuses
- * that step (nothing of it runs, nor is it counted), and the first call after its report (a
- * `step`, which then loads nothing of its own, or a read, which waits for it) throws a TypeError
- * naming the tensor, the state as it was before the refused step. Until that report, `state.step`
- * counts the refused step, and steps called in the meantime (a synchronous loop) are taken.
+ * of another device that no state has used (or only states on a device lost since: a lost
+ * device's checks pop clean unchecked, so what it took says nothing of the buffer's device),
+ * WebGPU tells nothing at the call (it shows neither a buffer's device nor whether it is
+ * destroyed, and checks them asynchronously): the GPU refuses that step (nothing of it runs, nor
+ * is it counted), and the first call after its report (a `step`, which then loads nothing of its
+ * own, or a read, which waits for it) throws a TypeError naming the tensor, the state as it was
+ * before the refused step. Until that report, `state.step` counts the refused step, and steps
+ * called in the meantime (a synchronous loop) are taken.
  */
 export type GpuGrads =
   | Float32Array
