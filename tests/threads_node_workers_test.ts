@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { type NodeWorkerThreads, startNodeWorker } from "../cpu/_node_worker.ts";
 import { TERMINATED_WHY } from "../cpu/_thread_join.ts";
+import type { ThreadWorkerInit } from "../cpu/thread_worker.ts";
 import { dispose, type OptimizerState, radam, ranger, step } from "../mod.ts";
 import { assertSameBits } from "./cases.ts";
 import { prng, randomTensor } from "./util.ts";
@@ -298,4 +299,44 @@ Deno.test("no Web Workers, and Node's permission model denying worker threads: a
   } finally {
     process.permission = saved;
   }
+});
+
+Deno.test("no Web Workers but node:worker_threads: a start in which one worker fails naming its error and another stops outright rejects at once (its exit event), that error shown, the stopped one counted", async () => {
+  // Worker 1 is ended by its own class's terminate (not the wrapper's: no word) as it is sent its
+  // start, which Node.js tells by its exit event; worker 2's views on the memory lie past its
+  // end, so its start throws a RangeError. A Web Worker stopped so fires no event, and its start
+  // waits for the stall bound (tests/threads_count_test.ts); this one's is heard.
+  type Raw = { terminate(): Promise<number>; postMessage(message: unknown): void };
+  const exits: Promise<number>[] = [];
+  let made = 0;
+  const started = Date.now();
+  const { value: outcome } = await withoutWebWorkers(
+    () =>
+      radam({ threads: 3, threadThreshold: 0 }).init(new Float32Array(5000)).then(
+        (state) => state,
+        (error: Error) => error,
+      ),
+    (raw) => {
+      const worker = raw as unknown as Raw;
+      const number = ++made;
+      // (Taken before the wrapper replaces it.)
+      const end = Object.getPrototypeOf(worker).terminate.bind(worker) as () => Promise<number>;
+      const post = worker.postMessage;
+      worker.postMessage = (message) => {
+        const init = message as ThreadWorkerInit;
+        if (number === 2) message = { ...init, control: init.memory.buffer.byteLength };
+        Reflect.apply(post, worker, [message]);
+        if (number === 1) exits.push(end());
+      };
+    },
+  );
+  await Promise.all(exits);
+  if (!(outcome instanceof Error)) dispose(outcome);
+  assert.ok(outcome instanceof Error, "init resolved");
+  assert.match(
+    outcome.message,
+    /^A kernel worker failed to start: RangeError[^;]*; 1 more worker failed too$/,
+  );
+  assert.equal(exits.length, 1);
+  assert.ok(Date.now() - started < 8000, "not after the stall bound (10 s)");
 });
