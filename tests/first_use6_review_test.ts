@@ -3,7 +3,8 @@
  * were: a read passed as a callback over an object or a `Map` (given the key and the collection,
  * as lodash's `_.mapValues(states, readParams)` does) reads, as it did; a model's parameters given
  * bare where a state goes (`step(w, g)`, a Float32Array of millions) are refused at once, without
- * reading each element.
+ * reading each element; a list or a `Set` of objects whose getter throws, given for tensors, is
+ * refused in the library's words, not with the getter's error.
  */
 import assert from "node:assert/strict";
 import { adam, lookahead, readMoments, readParams, readSlowWeights, step } from "../mod.ts";
@@ -68,4 +69,41 @@ Deno.test("a Float32Array given where a state goes is refused without reading it
   // A record of tensors (plain, or without a prototype) still says to make a state of them.
   const record = Object.assign(Object.create(null), { w: new Float32Array(2) });
   assert.throws(() => step(record), saying(TypeError, "a record of tensors, not a state"));
+});
+
+Deno.test("a list or a Set of objects whose getter throws, given for tensors, is refused in the library's words", async () => {
+  const params = { w: new Float32Array([1, 2]) };
+  const state = await adam().init(params);
+  let reads = 0;
+  const hostile = {
+    get then() {
+      reads++;
+      throw new Error("then read");
+    },
+    get data() {
+      reads++;
+      throw new Error("data read");
+    },
+  };
+  assert.throws(
+    () => step(state, [hostile] as never),
+    saying(
+      TypeError,
+      "Grads must be a Float32Array or a record of named Float32Arrays, got Array(1)",
+    ),
+  );
+  assert.throws(
+    () => step(state, new Set([hostile]) as never),
+    saying(TypeError, "Grads must be a Float32Array or a record of named Float32Arrays, got Set"),
+  );
+  await assert.rejects(
+    adam().init([hostile] as never),
+    saying(
+      TypeError,
+      "Params must be a Float32Array or a record of named Float32Arrays, got Array(1)",
+    ),
+  );
+  assert.ok(reads <= 3, `read ${reads} times`); // once a call at most
+  assert.equal(state.step, 0);
+  assert.deepEqual(await readParams(state), params);
 });
