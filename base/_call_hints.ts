@@ -366,7 +366,9 @@ const READ_RESULTS = {
  * the state alone (JavaScript drops the others, silently, where the caller thinks a tensor or a
  * moment picked, `readParams(state, "w")`): what it takes and resolves to, and how a part of
  * that is taken. Empty where `more` is `undefined`, or an index (an integer ≥ 0), as
- * `states.map(readParams)` passes one (with the array), dropped as before.
+ * `states.map(readParams)` passes one (with the array), dropped as before; and where it is the
+ * key under which `collection`, the third argument, holds `state`, as a callback over an object
+ * or a `Map` is passed (lodash's `_.mapValues(states, readParams)`, `map.forEach`).
  *
  * @example
  * ```ts
@@ -375,12 +377,32 @@ const READ_RESULTS = {
  *
  * assert.match(readArgumentMessage("readParams", "w"), /^readParams takes the state alone/);
  * assert.equal(readArgumentMessage("readParams", 0), "");
+ * const state = {};
+ * assert.equal(readArgumentMessage("readParams", "gen", state, { gen: state }), "");
  * ```
  */
-export function readArgumentMessage(call: keyof typeof READ_RESULTS, more: unknown): string {
+export function readArgumentMessage(
+  call: keyof typeof READ_RESULTS,
+  more: unknown,
+  state?: unknown,
+  collection?: unknown,
+): string {
   if (more === undefined || (Number.isSafeInteger(more) && (more as number) >= 0)) return "";
+  if (state !== undefined && heldAt(collection, more) === state) return "";
   const [result, part] = READ_RESULTS[call];
   return `${call} takes the state alone, ${call}(state), and would drop the others, got a ` +
     `second argument, ${described(more)}: it returns a Promise of ${result}; take the ones ` +
     `you want from that, ${part}`;
+}
+
+/** What `collection` (an object or a `Map`) holds under `key`; `undefined` where that throws. */
+function heldAt(collection: unknown, key: unknown): unknown {
+  try {
+    if (collection instanceof Map) return collection.get(key);
+    if (typeof key !== "string" && typeof key !== "symbol") return undefined;
+    if (typeof collection !== "object" || collection === null) return undefined;
+    return Object.hasOwn(collection, key) ? Reflect.get(collection, key) : undefined;
+  } catch {
+    return undefined; // a getter or a Proxy that throws: the argument is refused, as before
+  }
 }

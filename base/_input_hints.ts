@@ -295,12 +295,16 @@ export function paramsListHint(value: unknown): string {
 /**
  * What `value` is, where it holds tensors but names none: "a list" (an `Array` of at least one,
  * each `item`), "a Set" (likewise), "an iterator" (a generator's, or `array.values()`: not read,
- * which would use it up), or "" for anything else.
+ * which would use it up), or "" for anything else, and where reading an item throws.
  */
 function listOf(value: unknown, item: (value: unknown) => boolean): string {
-  if (Array.isArray(value)) return value.length > 0 && value.every(item) ? "a list" : "";
-  if (value instanceof Set) return value.size > 0 && [...value].every(item) ? "a Set" : "";
-  return isIterator(value) ? "an iterator" : "";
+  try {
+    if (Array.isArray(value)) return value.length > 0 && value.every(item) ? "a list" : "";
+    if (value instanceof Set) return value.size > 0 && [...value].every(item) ? "a Set" : "";
+    return isIterator(value) ? "an iterator" : "";
+  } catch {
+    return ""; // an item whose getter throws (its then, data or buffer): no hint, the same error
+  }
 }
 
 /** Whether `value` is an iterator, as a generator gives (`next` and `Symbol.iterator`). */

@@ -8,6 +8,7 @@
 import { factoryName } from "./_call_hints.ts";
 import { isIdentifier, isOptimizerValue, isStateLike, memberAccess } from "./_errors.ts";
 import { refusingReads } from "./_read_hints.ts";
+import { isRefusingPrototype } from "./_refusing_record.ts";
 
 /**
  * The error of a disposed state used (stepped, read, saved): it says that `dispose` ended every
@@ -290,11 +291,21 @@ const TENSORS_STATE_HINT = " (a record of tensors, not a state: make a state of 
   "const state = await opt.init(params), whose state.params and state.grads they are then, " +
   "and pass the state itself)";
 
-/** Whether `value` is a record of at least one tensor (Float32Array), and of nothing else. */
+/**
+ * Whether `value` is a record (a plain object, or a state's `state.params`) of at least one
+ * tensor (Float32Array), and of nothing else. A typed array or a list is no record: its
+ * elements are not read (a model's 10M parameters given bare, `step(w, g)`, made a list of
+ * them, which took seconds). Each value is read once, up to the first that is no tensor.
+ */
 function isTensorRecord(value: object): boolean {
   try {
-    const values = Object.values(value);
-    return values.length > 0 && values.every((v) => v instanceof Float32Array);
+    const proto = Object.getPrototypeOf(value);
+    const record = proto === null || Object.getPrototypeOf(proto) === null ||
+      isRefusingPrototype(proto);
+    if (!record) return false;
+    const keys = Object.keys(value);
+    const tensors = value as Record<string, unknown>;
+    return keys.length > 0 && keys.every((key) => tensors[key] instanceof Float32Array);
   } catch {
     return false; // a getter that throws: no hint, the error is still the state's
   }

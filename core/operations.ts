@@ -122,7 +122,9 @@ export function dispose(state: OptimizerState<unknown>): void {
  * back once the GPU has reported every step before it (as {@linkcode readMoments} and
  * {@linkcode readSlowWeights} do). It takes the state alone: a second argument, as a tensor's
  * name (`readParams(state, "w")`), makes it reject with a TypeError saying how to take one from
- * the record (an index, as `states.map(readParams)` passes, is ignored).
+ * the record (an index, as `states.map(readParams)` passes, is ignored, as is the key of an
+ * object or a `Map` given third that holds the state there, as `_.mapValues(states, readParams)`
+ * passes).
  *
  * @example
  * ```ts
@@ -138,7 +140,9 @@ export function readParams(
   state: OptimizerState<unknown>,
 ): Promise<Record<string, Float32Array<ArrayBuffer>>> {
   // A tensor's name (or anything else) given as a second argument, which JavaScript drops.
-  const more = arguments.length > 1 ? readArgumentMessage("readParams", arguments[1]) : "";
+  const more = arguments.length > 1
+    ? readArgumentMessage("readParams", arguments[1], state, arguments[2])
+    : "";
   if (more !== "") return markRead(Promise.reject(new TypeError(more)), "readParams");
   const read = held(state, "readParams", readSection(state, PARAMS));
   return recordHinted(read, "readParams", namesOf(state));
@@ -171,7 +175,8 @@ function held<T>(
  * `momentum_buffer` for SGD with momentum (none, `{}`, without). With `states: "8bit"` the
  * values are those the codes hold, decoded. It takes the state alone: a second argument, as a
  * moment's name (`readMoments(state, "exp_avg")`), makes it reject with a TypeError saying how
- * to take one from the record (an index, as `states.map(readMoments)` passes, is ignored).
+ * to take one from the record (an index, as `states.map(readMoments)` passes, is ignored, as is
+ * the key of an object or a `Map` given third that holds the state there).
  *
  * @example
  * ```ts
@@ -187,7 +192,9 @@ function held<T>(
 export function readMoments(
   state: OptimizerState<unknown>,
 ): Promise<Record<string, Record<string, Float32Array<ArrayBuffer>>>> {
-  const more = arguments.length > 1 ? readArgumentMessage("readMoments", arguments[1]) : "";
+  const more = arguments.length > 1
+    ? readArgumentMessage("readMoments", arguments[1], state, arguments[2])
+    : "";
   if (more !== "") return markRead(Promise.reject(new TypeError(more)), "readMoments");
   let names: readonly string[] = [];
   try {
@@ -229,7 +236,9 @@ async function momentsRead(
 export function readSlowWeights(
   state: OptimizerState<unknown>,
 ): Promise<Record<string, Float32Array<ArrayBuffer>>> {
-  const more = arguments.length > 1 ? readArgumentMessage("readSlowWeights", arguments[1]) : "";
+  const more = arguments.length > 1
+    ? readArgumentMessage("readSlowWeights", arguments[1], state, arguments[2])
+    : "";
   if (more !== "") return markRead(Promise.reject(new TypeError(more)), "readSlowWeights");
   try {
     if (!stateInternals(state).config.lookahead) {
