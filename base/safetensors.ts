@@ -102,7 +102,10 @@ function headerObject(
   entries: readonly TensorOut[],
   metadata: Readonly<Record<string, string>>,
 ): Record<string, unknown> {
-  const header: Record<string, unknown> = { [METADATA_KEY]: metadata };
+  // (No prototype: a tensor named "__proto__" is a key of its own where `__proto__` is the
+  // accessor of Object.prototype, as in Node.)
+  const header: Record<string, unknown> = Object.create(null);
+  header[METADATA_KEY] = metadata;
   let offset = 0;
   for (const t of entries) {
     const end = offset + t.data.byteLength;
@@ -207,7 +210,8 @@ export function writeSafetensors(
   metadata: Readonly<Record<string, string>>,
 ): Uint8Array<ArrayBuffer> {
   requireLittleEndian();
-  const names = new Set<string>();
+  // (The header's metadata is a key of it too: a tensor of its name would be a second.)
+  const names = new Set<string>([METADATA_KEY]);
   for (const t of tensors) {
     if (names.has(t.name)) {
       throw new RangeError(`Tensor name ${JSON.stringify(t.name)} occurs twice in a checkpoint`);

@@ -18,6 +18,10 @@ import {
 } from "../../mod.ts";
 import { bits, randoms } from "../util.ts";
 import { device, ignore, noGpuErrors } from "./gpu_device.ts";
+import { createWebGpuBackend } from "../../gpu/webgpu_create.ts";
+import { planGpuArena } from "../../gpu/arena_plan.ts";
+import { ADAM } from "../../rules/adam.ts";
+import { EXP_AVG, PARAMS } from "../../base/arena.ts";
 
 /** Host params of `n` small tensors, of 1 to 5 elements. */
 function smallParams(n: number): Record<string, Float32Array> {
@@ -93,5 +97,29 @@ Deno.test({
       }
     }
     dispose(state);
+  },
+});
+
+Deno.test({
+  name: "WebGPU writeSection of some tensors leaves the others' values, gathered or not",
+  ignore,
+  fn: async () => {
+    const names = ["a", "b", "c", "d"];
+    const backend = await createWebGpuBackend(device!, planGpuArena(names, [3, 5, 2, 4]), ADAM);
+    const all = Object.fromEntries(names.map((name, i) => [name, randoms([3, 5, 2, 4][i], i)]));
+    await noGpuErrors(async () => {
+      for (const section of [PARAMS, EXP_AVG]) {
+        backend.writeSection(section, all);
+        // Only b and d: a and c, between and before them in the arena, keep what they held.
+        const some = { b: randoms(5, 10), d: randoms(4, 11) };
+        backend.writeSection(section, some);
+        const back = await backend.readSection(section);
+        assert.deepEqual(bits(back.a), bits(all.a), "a");
+        assert.deepEqual(bits(back.c), bits(all.c), "c");
+        assert.deepEqual(bits(back.b), bits(some.b), "b");
+        assert.deepEqual(bits(back.d), bits(some.d), "d");
+      }
+    });
+    backend.destroy();
   },
 });
