@@ -284,6 +284,7 @@ Deno.test("a threaded state above 4 GiB is refused with its own memory's figure,
     for (let n = states === "8bit" ? 450_000_000 : 300_000_000;; n += 16) {
       layout = plan(n);
       added = 256 + Math.ceil(Math.ceil(layout.total / 16384) * 8 / 64) * 64 +
+        Math.ceil(threads * 16 / 64) * 64 + // each thread's slot: its last job, how it failed
         (states === "8bit" ? (threads - 1) * 2048 : 0);
       const again = wasmMemoryBytes(layout, added + headerBytes(layout, true));
       if (wasmMemoryBytes(layout, added) < again) break;
