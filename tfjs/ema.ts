@@ -226,8 +226,9 @@ export class WeightAverages implements EmaAverages {
   #swapped = false;
   /**
    * The variables the last `minimize` call was given (`varList`: under `model.fit`, the model's
-   * trainable weights), kept after it; undefined before one, after one without a `varList`, and
-   * after an `applyGradients` call of the caller's own. Where known, an average loaded goes to
+   * trainable weights), kept after it; undefined before one, after one without a `varList`, after
+   * an `applyGradients` call of the caller's own, and after the averages are replaced or dropped
+   * (`setWeights`, `loadState`, `dispose`: those loaded may be of other variables). Where known, an average loaded goes to
    * one of them only at `swap()` and `finalize()` (not to a layer's made with `trainable: false`,
    * whose variables tfjs leaves trainable, but `model.fit` does not train).
    */
@@ -484,10 +485,14 @@ export class WeightAverages implements EmaAverages {
     for (const [name, average] of loaded) this.#held.set(name, { variable: undefined, average });
   }
 
-  /** Drops every average (and a swap: the variables keep what they hold). */
+  /**
+   * Drops every average (and a swap: the variables keep what they hold), and the variables of the
+   * last `minimize` call (`trained`): averages loaded next bind by name until the next one.
+   */
   clear(): void {
     for (const held of this.#held.values()) drop(held);
     this.#held.clear();
     this.#swapped = false;
+    this.trained = undefined;
   }
 }
