@@ -414,35 +414,36 @@ export function factoryOptionHintOf(
 }
 
 /**
- * The message of an assignment to `key` of `settings.hyperparameters` of the optimizer `origin`
+ * The messages of an assignment to `settings.hyperparameters` of the optimizer `origin`
  * (`settings` are frozen: the assignment would change nothing, which a sloppy-mode script's did,
- * silently), saying which call of its factory gives it instead (`betas` for `beta1`, `beta2`),
- * or, where the record holds no `key` (`held`), that it holds none.
+ * silently): to a setting it holds, `held`, saying which call of its factory gives it instead
+ * (`betas` for `beta1`, `beta2`); to a key it holds not, `unknown`, that it holds none. (Made
+ * when asked: a record is made at each `setLearningRate`.)
  */
-function hyperparameterMessage(
-  origin: Origin,
-  held: readonly string[],
-): (key: string | symbol) => string {
-  const options = keysOf(origin.options);
-  return (key) => {
-    const name = String(key);
-    const refused = `Cannot set settings.hyperparameters.${name}: an optimizer's settings are ` +
-      "frozen (the assignment would change nothing)";
-    if (typeof key !== "string" || !held.includes(key)) {
-      return `${refused}; ${origin.name}'s hold no ${name}`;
-    }
+function hyperparameterMessages(origin: Origin): {
+  held: (key: string) => string;
+  unknown: (key: string | symbol) => string;
+} {
+  const refused = (key: string | symbol) =>
+    `Cannot set settings.hyperparameters.${String(key)}: an optimizer's settings are frozen ` +
+    "(the assignment would change nothing)";
+  const held = (key: string) => {
     if (key === "lr") {
-      return `${refused}; to change the learning rate, make the optimizer again ` +
+      return `${refused(key)}; to change the learning rate, make the optimizer again ` +
         `(${origin.name}({ lr })), or, of a TensorFlow.js optimizer, set ` +
         "optimizer.learningRate = x";
     }
+    const options = keysOf(origin.options);
     const option = options.includes(key)
       ? key
       : /^beta[12]$/.test(key) && options.includes("betas")
       ? "betas: [β1, β2]"
       : "...options";
-    return `${refused}; make the optimizer again with it (${origin.name}({ ${option} }))`;
+    return `${refused(key)}; make the optimizer again with it (${origin.name}({ ${option} }))`;
   };
+  const unknown = (key: string | symbol) =>
+    `${refused(key)}; ${origin.name}'s hold no ${String(key)}`;
+  return { held, unknown };
 }
 
 /**
@@ -469,6 +470,6 @@ function refusingHyperparameters<T extends Record<string, unknown>>(
   values: T,
   origin: Origin,
 ): Readonly<T> {
-  const message = hyperparameterMessage(origin, Object.keys(values));
-  return refusingAssignment(values, message, message) as Readonly<T>;
+  const { held, unknown } = hyperparameterMessages(origin);
+  return refusingAssignment(values, held, unknown) as Readonly<T>;
 }
