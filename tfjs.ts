@@ -68,9 +68,8 @@ registerTfOptimizer();
  * Promise: await it before the next step), whose moments and step count go to the variables of
  * their names; `setLearningRate(lr)`; `backend` (`"wasm"`, `"js"` or `"webgpu"`), `settings`,
  * `skippedSteps`, `accumulatedBatches`, `discardAccumulated()`, `averages` (option `ema`) and
- * `ready()` (option
- * `threads`). A model saved with `model.save(handler, { includeOptimizer: true })` keeps the
- * moments too, and `tf.loadLayersModel` brings them back with the model (see
+ * `ready()` (option `threads`). A model saved with `model.save(handler, { includeOptimizer:
+ * true })` keeps the moments too, and `tf.loadLayersModel` brings them back with the model (see
  * {@linkcode registerTfOptimizer}). Give each model its own optimizer: one given to two models
  * trains both under one step count, as tfjs's own optimizers do, so the second model's
  * variables start fresh at the count the first reached, their bias corrections late.

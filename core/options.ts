@@ -242,7 +242,8 @@ export function resolveOptions(
       clipValueHint(key),
   );
   const { defaults } = origin;
-  const hyperparameters = refusingHyperparameters(resolveSchema(origin.options, given, defaults));
+  const resolved = resolveSchema(origin.options, given, defaults);
+  const hyperparameters = refusingHyperparameters(resolved, origin);
   for (const key of COMMON_HYPERPARAMETERS) {
     if (!(key in hyperparameters)) {
       throw new Error(`Internal error: the rule of ${origin.name} resolves no ${key}`);
@@ -373,11 +374,12 @@ export const READ_ONLY_SCHEDULE = (_t: number): number => 0;
  * checkpoint could not store.
  */
 export function holdingLearningRate<H>(settings: Settings<H>, lr: LearningRate): Settings<H> {
+  const origin = originOf(settings);
   const copy = Object.freeze({
     ...settings,
-    hyperparameters: refusingHyperparameters({ ...settings.hyperparameters, lr }),
+    hyperparameters: refusingHyperparameters({ ...settings.hyperparameters, lr }, origin),
   });
-  return remember(copy, originOf(settings));
+  return remember(copy, origin);
 }
 
 /**
@@ -412,17 +414,36 @@ export function factoryOptionHintOf(
 }
 
 /**
- * The message of an assignment to a setting of `settings.hyperparameters` (`settings` are frozen:
- * the assignment would change nothing, which a sloppy-mode script's did, silently).
+ * The messages of an assignment to `settings.hyperparameters` of the optimizer `origin`
+ * (`settings` are frozen: the assignment would change nothing, which a sloppy-mode script's did,
+ * silently): to a setting it holds, `held`, saying which call of its factory gives it instead
+ * (`betas` for `beta1`, `beta2`); to a key it holds not, `unknown`, that it holds none. (Made
+ * when asked: a record is made at each `setLearningRate`.)
  */
-function hyperparameterMessage(key: string | symbol): string {
-  const name = String(key);
-  const rate = name === "lr"
-    ? "; to change the learning rate, make the optimizer again (radam({ lr })), or, of a " +
-      "TensorFlow.js optimizer, set optimizer.learningRate = x"
-    : `; make the optimizer again with it (radam({ ${name} }))`;
-  return `Cannot set settings.hyperparameters.${name}: an optimizer's settings are frozen (the ` +
-    `assignment would change nothing)${rate}`;
+function hyperparameterMessages(origin: Origin): {
+  held: (key: string) => string;
+  unknown: (key: string | symbol) => string;
+} {
+  const refused = (key: string | symbol) =>
+    `Cannot set settings.hyperparameters.${String(key)}: an optimizer's settings are frozen ` +
+    "(the assignment would change nothing)";
+  const held = (key: string) => {
+    if (key === "lr") {
+      return `${refused(key)}; to change the learning rate, make the optimizer again ` +
+        `(${origin.name}({ lr })), or, of a TensorFlow.js optimizer, set ` +
+        "optimizer.learningRate = x";
+    }
+    const options = keysOf(origin.options);
+    const option = options.includes(key)
+      ? key
+      : /^beta[12]$/.test(key) && options.includes("betas")
+      ? "betas: [β1, β2]"
+      : "...options";
+    return `${refused(key)}; make the optimizer again with it (${origin.name}({ ${option} }))`;
+  };
+  const unknown = (key: string | symbol) =>
+    `${refused(key)}; ${origin.name}'s hold no ${String(key)}`;
+  return { held, unknown };
 }
 
 /**
@@ -439,11 +460,16 @@ function hyperparameterMessage(key: string | symbol): string {
  * assert.ok(Object.isFrozen(hyperparameters));
  * assert.throws(
  *   () => new Function("h", "h.lr = 0.1;")(hyperparameters),
- *   /^TypeError: Cannot set settings\.hyperparameters\.lr: .*learningRate = x$/,
+ *   /^TypeError: Cannot set settings\.hyperparameters\.lr: .*\(radam\(\{ lr \}\)\).*learningRate = x$/,
  * );
+ * assert.throws(() => new Function("h", "h.beta1 = 0.8;")(hyperparameters), /radam\(\{ betas: /);
  * assert.equal(hyperparameters.lr, 0.01);
  * ```
  */
-function refusingHyperparameters<T extends Record<string, unknown>>(values: T): Readonly<T> {
-  return refusingAssignment(values, hyperparameterMessage, hyperparameterMessage) as Readonly<T>;
+function refusingHyperparameters<T extends Record<string, unknown>>(
+  values: T,
+  origin: Origin,
+): Readonly<T> {
+  const { held, unknown } = hyperparameterMessages(origin);
+  return refusingAssignment(values, held, unknown) as Readonly<T>;
 }

@@ -255,13 +255,14 @@ export class Accumulator {
 
   /**
    * The variable of `sum`, loaded under `name` by `setWeights` and given no gradient since (its
-   * variable absent from the calls after a resume, as it was from some before): the one float32
-   * variable registered with TensorFlow.js (in a `minimize` call, of its `varList`: `trained`)
-   * of its base name (tfjs's `_<n>` aside) and shape, where exactly one is, frozen ones counted
-   * (outside `minimize`, a frozen variable and a live copy of it are two: the sum may be the
-   * frozen one's), and it is trainable, with no sum of its own nor a gradient among `given`, and
-   * no other such sum has that base name; else undefined (a model loaded twice: whose it is
-   * cannot be told, and it is dropped).
+   * variable absent from the calls after a resume, as it was from some before): of the float32
+   * variables registered with TensorFlow.js (in a `minimize` call, of its `varList`: `trained`)
+   * of its base name (tfjs's `_<n>` aside) and shape, frozen ones counted (outside `minimize`, a
+   * frozen variable and a live copy of it are two: the sum may be the frozen one's), the one
+   * there is, where it is trainable; or, beside frozen ones only, the trainable one of the sum's
+   * own name (its own variable: the frozen ones are copies, a target network's); with no sum of
+   * its own nor a gradient among `given`, and no other such sum has that base name; else
+   * undefined (a model loaded twice: whose it is cannot be told, and it is dropped).
    */
   #ownerOf(
     name: string,
@@ -277,8 +278,10 @@ export class Accumulator {
       baseName(v.name) === base && sameShape(v.shape, sum.shape) &&
       (trained === undefined || trained.includes(v))
     );
-    if (rivals.length > 0 || candidates.length !== 1 || !candidates[0].trainable) return undefined;
-    const v = candidates[0];
+    const live = candidates.filter((v) => v.trainable);
+    const one = candidates.length === 1 || live[0]?.name === name;
+    if (rivals.length > 0 || live.length !== 1 || !one) return undefined;
+    const v = live[0];
     return given.has(v.name) || (v.name !== name && this.#sums.has(v.name)) ? undefined : v;
   }
 

@@ -227,7 +227,6 @@ export class AdapterParts {
     this.given.disposeAll();
     this.accumulator.clear();
     this.averages?.clear();
-    if (this.averages !== undefined) this.averages.trained = undefined;
     this.paths.drop();
     this.loaded.end();
   }

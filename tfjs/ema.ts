@@ -192,12 +192,12 @@ export interface EmaAverages {
    * variables); called again, swaps them back. For evaluation (`model.evaluate`,
    * `model.predict`) or a save of the averaged model. Averages loaded by `setWeights` and not yet
    * stepped are bound first to the trainable variables registered with TensorFlow.js, by name
-   * (or base name: a loaded model's `<name>_<n>`); after a `model.fit` step (a `minimize` call
-   * with a `varList`), to the model's trainable weights only, not to a layer's made with
-   * `trainable: false`, whose variables tfjs leaves marked trainable (before any step nothing
-   * tells them apart: freeze such a layer after it is built, `layer.trainable = false`, for a
-   * swap to leave it); where several could be an average's (a model
-   * loaded beside the one it was saved from), a TypeError naming them, nothing changed. A
+   * (or base name: a loaded model's `<name>_<n>`); after a `model.fit` step since the load (a
+   * `minimize` call with a `varList`), to the model's trainable weights only (the last call's),
+   * not to a layer's made with `trainable: false`, whose variables tfjs leaves marked trainable
+   * (before any step nothing tells them apart: freeze such a layer after it is built,
+   * `layer.trainable = false`, for a swap to leave it); where several could be an average's (a
+   * model loaded beside the one it was saved from), a TypeError naming them, nothing changed. A
    * step while swapped is refused with a TypeError, nothing changed (it would train the
    * averages): swap back first. Once the optimizer is disposed, a TypeError, as its own methods.
    * While swapped, `getWeights` (a `model.save`) gives the averages both as the variables and as
@@ -226,8 +226,9 @@ export class WeightAverages implements EmaAverages {
   #swapped = false;
   /**
    * The variables the last `minimize` call was given (`varList`: under `model.fit`, the model's
-   * trainable weights), kept after it; undefined before one, after one without a `varList`, and
-   * after an `applyGradients` call of the caller's own. Where known, an average loaded goes to
+   * trainable weights), kept after it; undefined before one, after one without a `varList`, after
+   * an `applyGradients` call of the caller's own, and after the averages are replaced or dropped
+   * (`setWeights`, `loadState`, `dispose`: those loaded may be of other variables). Where known, an average loaded goes to
    * one of them only at `swap()` and `finalize()` (not to a layer's made with `trainable: false`,
    * whose variables tfjs leaves trainable, but `model.fit` does not train).
    */
@@ -484,10 +485,14 @@ export class WeightAverages implements EmaAverages {
     for (const [name, average] of loaded) this.#held.set(name, { variable: undefined, average });
   }
 
-  /** Drops every average (and a swap: the variables keep what they hold). */
+  /**
+   * Drops every average (and a swap: the variables keep what they hold), and the variables of the
+   * last `minimize` call (`trained`): averages loaded next bind by name until the next one.
+   */
   clear(): void {
     for (const held of this.#held.values()) drop(held);
     this.#held.clear();
     this.#swapped = false;
+    this.trained = undefined;
   }
 }

@@ -4,7 +4,9 @@
  * own `applyGradients` calls (no `minimize` `varList` to go by), its own variable frozen
  * (`trainable: false`) and another live copy of it trainable (a target network, the model kept
  * beside a copy), it went to that copy, which no call trained: it is dropped now, as under
- * `model.fit`. Where its variable is the only one of its name and shape, it still steps it.
+ * `model.fit`. Where its variable is the only one of its name and shape, it still steps it, and
+ * so it does where its variable, trainable, has frozen copies beside it (a target network's `_1`):
+ * it was dropped there.
  */
 import assert from "node:assert/strict";
 import { adam } from "../../mod.ts";
@@ -83,5 +85,25 @@ Deno.test("tfjs: a sum resumed of a variable given no gradient since still steps
   } finally {
     opt.dispose();
     tf.dispose([a, b, ...weights.map((w) => w.tensor)]);
+  }
+});
+
+Deno.test("tfjs: a sum resumed of a variable given no gradient since steps it beside a frozen copy of it (a target network) at the N-th applyGradients call", async () => {
+  await useBackend("cpu");
+  const prefix = named("m") + "/";
+  const weights = await resumedWeights(prefix);
+  const a = tf.variable(tf.zeros([2]), true, prefix + "a");
+  const b = tf.variable(tf.zeros([3]), true, prefix + "b");
+  const target = tf.variable(tf.zeros([3]), false, prefix + "b_1"); // (a frozen copy of b)
+  const opt = tfOptimizer(adam({ lr: 0.1 }), { gradientAccumulationSteps: STEPS });
+  try {
+    await opt.setWeights(weights);
+    call(opt, [a]); // (the N-th call)
+    assert.equal(opt.iterations, 1);
+    for (const x of await b.data()) assert.ok(x < 0, "b was not stepped by its sum");
+    assert.deepEqual([...await target.data()], [0, 0, 0]);
+  } finally {
+    opt.dispose();
+    tf.dispose([a, b, target, ...weights.map((w) => w.tensor)]);
   }
 });

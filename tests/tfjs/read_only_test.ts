@@ -75,10 +75,22 @@ Deno.test("tfjs: optimizer.settings.hyperparameters.lr assigned is a TypeError n
       0.5,
       "Cannot set settings.hyperparameters.lr: an optimizer's settings are frozen (the " +
         "assignment would change nothing); to change the learning rate, make the optimizer " +
-        "again (radam({ lr })), or, of a TensorFlow.js optimizer, set optimizer.learningRate = x",
+        "again (adam({ lr })), or, of a TensorFlow.js optimizer, set optimizer.learningRate = x",
     );
-    bothModes(hyperparameters, "beta1", 0.5, "make the optimizer again with it (radam({ beta1 }))");
-    bothModes(hyperparameters, "momentum", 0.5, "Cannot set settings.hyperparameters.momentum");
+    // (Of the optimizer's own factory, and an option it takes: beta1 is given in betas.)
+    bothModes(
+      hyperparameters,
+      "beta1",
+      0.5,
+      "make the optimizer again with it (adam({ betas: [β1, β2] }))",
+    );
+    bothModes(hyperparameters, "eps", 0.5, "make the optimizer again with it (adam({ eps }))");
+    bothModes(
+      hyperparameters,
+      "momentum",
+      0.5,
+      "Cannot set settings.hyperparameters.momentum: an optimizer's settings are frozen (the assignment would change nothing); adam's hold no momentum",
+    );
     assert.ok(Object.isFrozen(hyperparameters));
     assert.equal(optimizer.settings.hyperparameters.lr, 0.01);
     assert.equal(Object.hasOwn(hyperparameters, "momentum"), false);
