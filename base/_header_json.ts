@@ -114,7 +114,11 @@ export function writeHeaderJson(
   return at;
 }
 
-/** Whether a name is an array index (`"0"` to `"4294967294"`), which objects keep first. */
+/**
+ * Whether a name may be an array index (`"0"` to `"4294967294"`), which objects keep first: true
+ * of those, and of a few decimals that are none (`"1.5"`), whose header the caller then writes
+ * by its object too, the same bytes.
+ */
 export function hasIndexName(tensors: readonly HeaderEntry[]): boolean {
   for (const { name } of tensors) {
     const c = name.charCodeAt(0);

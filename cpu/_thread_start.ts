@@ -38,13 +38,13 @@ function notReadyWhy(stallMs: number): string {
  * The start of workers 0 to `count - 1`, as each says it is `ready` or `failed` (`ready`: even
  * after it said it was ready, as where it is terminated; else its failure after it is not told
  * here, but at the state's first step, as it says in the control block; a worker's later word
- * replaces its failure only where more telling, cpu/_thread_join.ts `rankOf`). `done` resolves once every one is ready; rejects once every
- * one has said and one failed, or none has become ready for `stallMs` of waiting (a worker that
- * stops outright as it starts, terminated or killed, sends no message and fires no error event;
- * waiting measured on the monotonic clock in intervals of at most STALL_CHECK_MS each, as
- * cpu/_thread_join.ts `join` does): with the root cause, as a step's failure says it (the most
- * telling failure; among alike ones, the first told; those yet to say taken for stopped), the
- * others counted. `stop` ends its timer.
+ * replaces its failure only where more telling, cpu/_thread_join.ts `rankOf`). `done` resolves once
+ * every one is ready; rejects once every one has said and one failed, or none has become ready for
+ * `stallMs` of waiting (a worker that stops outright as it starts, terminated or killed, sends no
+ * message and fires no error event; waiting measured on the monotonic clock in intervals of at most
+ * STALL_CHECK_MS each, as cpu/_thread_join.ts `join` does): with the root cause, as a step's
+ * failure says it (the most telling failure; among alike ones, the first told; those yet to say
+ * taken for stopped), the others counted. `stop` ends its timer.
  */
 interface StartWatch {
   readonly done: Promise<void>;

@@ -206,9 +206,9 @@ export function slotMisuseMessage(
 /**
  * The error of `key` set on the slot `state[record][name]` of a WebGPU state: one of its fields,
  * which say where the state keeps that tensor, and how to step from another range (`step`'s GPU
- * tensor) or go on from other values (`init`'s `from`); or a name it lacks (a symbol, a string that names no element): the slot is
- * frozen, its binding's fields alone, and what is attached to it is kept in a WeakMap keyed by
- * it (as for the records, `state.grads`).
+ * tensor) or go on from other values (`init`'s `from`); or a name it lacks (a symbol, a string that
+ * names no element): the slot is frozen, its binding's fields alone, and what is attached to it is
+ * kept in a WeakMap keyed by it (as for the records, `state.grads`).
  *
  * @example
  * ```ts

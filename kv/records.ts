@@ -24,7 +24,7 @@
  *   applied, in the order of the mean (kept `rememberMs`).
  * - `[...P, "receipts", id]`: `{ step }`, written by a commit without a new checkpoint in its
  *   atomic write, under an id of its own (kept {@linkcode RECEIPT_MS}): what tells it, answered
- *   that the database was busy, whether that write was done.
+ *   with an error (the database busy, a connection lost), whether that write was done.
  *
  * @module
  */

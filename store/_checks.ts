@@ -405,10 +405,10 @@ export function checkTrainingStore(
 
 /**
  * Throws unless `token` is a lease's token, as a request id is (see {@linkcode checkRequestId}:
- * Deno KV keys a waiting note by it, within the room a store's prefix leaves), and `ms`, when
- * given, a lease's term: a finite number > 0 (a TypeError for what is not a number, else a
- * RangeError). The stores took any: a term of NaN or Infinity was a lease's end, and a token
- * too long for a key was Deno KV's own error, naming neither.
+ * Deno KV keys a waiting note by it, within the room a store's prefix leaves), and, for `acquire`,
+ * `ms` a lease's term (given or not): a finite number > 0 (a TypeError for what is not a number,
+ * `undefined` among them, else a RangeError). The stores took any: a term of NaN or Infinity was a
+ * lease's end, and a token too long for a key was Deno KV's own error, naming neither.
  */
 export function checkLeaseAsk(call: "acquire" | "release", token: unknown, ms?: unknown): void {
   checkRequestId(token, `The lease's token (${call}'s first argument)`);

@@ -228,9 +228,9 @@ export class WeightAverages implements EmaAverages {
    * The variables the last `minimize` call was given (`varList`: under `model.fit`, the model's
    * trainable weights), kept after it; undefined before one, after one without a `varList`, after
    * an `applyGradients` call of the caller's own, and after the averages are replaced or dropped
-   * (`setWeights`, `loadState`, `dispose`: those loaded may be of other variables). Where known, an average loaded goes to
-   * one of them only at `swap()` and `finalize()` (not to a layer's made with `trainable: false`,
-   * whose variables tfjs leaves trainable, but `model.fit` does not train).
+   * (`setWeights`, `loadState`, `dispose`: those loaded may be of other variables). Where known,
+   * an average loaded goes to one of them only at `swap()` and `finalize()` (not to a layer made
+   * with `trainable: false`, whose variables tfjs leaves trainable but `model.fit` trains not).
    */
   trained: readonly tf.Variable[] | undefined;
 
