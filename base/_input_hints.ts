@@ -238,7 +238,7 @@ export function gradientListHint(value: unknown, names: readonly string[]): stri
         shownNames(names).join(", ")
       } }`;
     return ` (a number: step takes the gradients, ${each}; not a loss, and a learning rate is the ` +
-      "optimizer's option, radam({ lr }))";
+      "optimizer's option, as in radam({ lr }))";
   }
   if (typeof value === "function") {
     return " (a function: step takes the gradients themselves, not a function that computes " +

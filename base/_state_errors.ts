@@ -8,7 +8,7 @@
 import { factoryName } from "./_call_hints.ts";
 import { isIdentifier, isOptimizerValue, isStateLike, memberAccess } from "./_errors.ts";
 import { refusingReads } from "./_read_hints.ts";
-import { isRefusingPrototype } from "./_refusing_record.ts";
+import { isRecord } from "./tensors.ts";
 
 /**
  * The error of a disposed state used (stepped, read, saved): it says that `dispose` ended every
@@ -299,10 +299,7 @@ const TENSORS_STATE_HINT = " (a record of tensors, not a state: make a state of 
  */
 function isTensorRecord(value: object): boolean {
   try {
-    const proto = Object.getPrototypeOf(value);
-    const record = proto === null || Object.getPrototypeOf(proto) === null ||
-      isRefusingPrototype(proto);
-    if (!record) return false;
+    if (!isRecord(value)) return false;
     const keys = Object.keys(value);
     const tensors = value as Record<string, unknown>;
     return keys.length > 0 && keys.every((key) => tensors[key] instanceof Float32Array);
@@ -413,9 +410,10 @@ const STATE_KEYS = [
  */
 export function awaitHinted<P extends Promise<unknown>>(promise: P, call: "init" | "loadState"): P {
   const write = call === "init" ? "await opt.init(params)" : "await loadState(bytes)";
-  return readsRefused(
+  return refusingReads(
     promise,
     STATE_KEYS,
+    call,
     (key) =>
       `Cannot read ${key} of a Promise: ${call}() returns a Promise of the state; await it, ` +
       `const state = ${write}`,
@@ -454,25 +452,4 @@ export function recordHinted<P extends Promise<unknown>>(
     return `Cannot read ${plain ? key : JSON.stringify(key)} of a Promise: ${call}() returns a ` +
       `Promise of the copies; await it, ${write}`;
   });
-}
-
-/**
- * `promise`, each read of `keys` (but those it has already: `then`, `constructor`, …) made a
- * TypeError of `message(key)` by a getter of its own, not enumerable.
- */
-function readsRefused<P extends Promise<unknown>>(
-  promise: P,
-  keys: readonly string[],
-  message: (key: string) => string,
-): P {
-  for (const key of keys) {
-    if (key in promise) continue;
-    Object.defineProperty(promise, key, {
-      configurable: true,
-      get() {
-        throw new TypeError(message(key));
-      },
-    });
-  }
-  return promise;
 }

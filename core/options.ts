@@ -442,7 +442,7 @@ function hyperparameterMessages(origin: Origin): {
     return `${refused(key)}; make the optimizer again with it (${origin.name}({ ${option} }))`;
   };
   const unknown = (key: string | symbol) =>
-    `${refused(key)}; ${origin.name}'s hold no ${String(key)}`;
+    `${refused(key)}; ${origin.name}'s hyperparameters hold no ${String(key)}`;
   return { held, unknown };
 }
 

@@ -210,7 +210,7 @@ Deno.test("a number given for the gradients (a loss, a learning rate) says what 
         TypeError,
         `got ${loss} (a number: step takes the gradients, a Float32Array of each tensor's length ` +
           `under its name, { "w": …, "b": … }; not a loss, and a learning rate is the ` +
-          "optimizer's option, radam({ lr }))",
+          "optimizer's option, as in radam({ lr }))",
       ),
     );
     assert.throws(

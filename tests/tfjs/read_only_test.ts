@@ -89,7 +89,7 @@ Deno.test("tfjs: optimizer.settings.hyperparameters.lr assigned is a TypeError n
       hyperparameters,
       "momentum",
       0.5,
-      "Cannot set settings.hyperparameters.momentum: an optimizer's settings are frozen (the assignment would change nothing); adam's hold no momentum",
+      "Cannot set settings.hyperparameters.momentum: an optimizer's settings are frozen (the assignment would change nothing); adam's hyperparameters hold no momentum",
     );
     assert.ok(Object.isFrozen(hyperparameters));
     assert.equal(optimizer.settings.hyperparameters.lr, 0.01);
