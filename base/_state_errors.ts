@@ -410,10 +410,9 @@ const STATE_KEYS = [
  */
 export function awaitHinted<P extends Promise<unknown>>(promise: P, call: "init" | "loadState"): P {
   const write = call === "init" ? "await opt.init(params)" : "await loadState(bytes)";
-  return refusingReads(
+  return readsRefused(
     promise,
     STATE_KEYS,
-    call,
     (key) =>
       `Cannot read ${key} of a Promise: ${call}() returns a Promise of the state; await it, ` +
       `const state = ${write}`,
@@ -452,4 +451,25 @@ export function recordHinted<P extends Promise<unknown>>(
     return `Cannot read ${plain ? key : JSON.stringify(key)} of a Promise: ${call}() returns a ` +
       `Promise of the copies; await it, ${write}`;
   });
+}
+
+/**
+ * `promise`, each read of `keys` (but those it has already: `then`, `constructor`, …) made a
+ * TypeError of `message(key)` by a getter of its own, not enumerable.
+ */
+function readsRefused<P extends Promise<unknown>>(
+  promise: P,
+  keys: readonly string[],
+  message: (key: string) => string,
+): P {
+  for (const key of keys) {
+    if (key in promise) continue;
+    Object.defineProperty(promise, key, {
+      configurable: true,
+      get() {
+        throw new TypeError(message(key));
+      },
+    });
+  }
+  return promise;
 }

@@ -193,7 +193,7 @@ Deno.test("step given a third argument (a learning rate, the parameters) is refu
           hint,
       ),
     );
-  refuse(1e-3, "0.001 (a learning rate is the optimizer's option, as in radam({ lr })");
+  refuse(1e-3, "0.001 (a learning rate is the optimizer's option, radam({ lr })");
   refuse({ lr: 1e-3 }, "Object (a learning rate is the optimizer's option");
   refuse(
     state.params,
