@@ -10,29 +10,7 @@ import { dispose, radam, readParams } from "../../mod.ts";
 import { bits, randoms } from "../util.ts";
 import { assertLinear, counted } from "../work_counts.ts";
 import { device, ignore, noGpuErrors } from "./gpu_device.ts";
-
-/** Host params of `n` small tensors, of 1 to 5 elements. */
-function smallParams(n: number): Record<string, Float32Array> {
-  const params: Record<string, Float32Array> = {};
-  for (let i = 0; i < n; i++) params[`layers.${i}.w`] = randoms(1 + (i % 5), i);
-  return params;
-}
-
-/** The `writeBuffer` calls of `run`, counted. */
-async function uploads(run: () => Promise<void>): Promise<number> {
-  const original = GPUQueue.prototype.writeBuffer;
-  let count = 0;
-  GPUQueue.prototype.writeBuffer = function (this: GPUQueue, ...args) {
-    count++;
-    return Reflect.apply(original, this, args);
-  };
-  try {
-    await run();
-  } finally {
-    GPUQueue.prototype.writeBuffer = original;
-  }
-  return count;
-}
+import { smallParams, uploads } from "./uploads.ts";
 
 Deno.test({
   name: "WebGPU init uploads as many times for 1000 small host tensors as for 50",

@@ -18,33 +18,11 @@ import {
 } from "../../mod.ts";
 import { bits, randoms } from "../util.ts";
 import { device, ignore, noGpuErrors } from "./gpu_device.ts";
+import { smallParams, uploads } from "./uploads.ts";
 import { createWebGpuBackend } from "../../gpu/webgpu_create.ts";
 import { planGpuArena } from "../../gpu/arena_plan.ts";
 import { ADAM } from "../../rules/adam.ts";
 import { EXP_AVG, PARAMS } from "../../base/arena.ts";
-
-/** Host params of `n` small tensors, of 1 to 5 elements. */
-function smallParams(n: number): Record<string, Float32Array> {
-  const params: Record<string, Float32Array> = {};
-  for (let i = 0; i < n; i++) params[`layers.${i}.w`] = randoms(1 + (i % 5), i);
-  return params;
-}
-
-/** The `writeBuffer` calls of `run`, counted. */
-async function uploads(run: () => Promise<void>): Promise<number> {
-  const original = GPUQueue.prototype.writeBuffer;
-  let count = 0;
-  GPUQueue.prototype.writeBuffer = function (this: GPUQueue, ...args) {
-    count++;
-    return Reflect.apply(original, this, args);
-  };
-  try {
-    await run();
-  } finally {
-    GPUQueue.prototype.writeBuffer = original;
-  }
-  return count;
-}
 
 /** A checkpoint of a RAdam state of `params` after a step (moments not zero). */
 async function fileOf(params: Record<string, Float32Array>): Promise<Uint8Array> {
